@@ -1,0 +1,48 @@
+# flint: build, guest artefacts, tests and benchmarks.
+#   make            build the runner (build/flint)
+#   make run        boot the default guest and run a demo command
+#   make test       unit tests, then the VM scenarios (in the rig on hosts
+#                   whose KVM cannot run a stock kernel)
+
+CC ?= cc
+BUILD ?= build
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
+CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio
+FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
+LDLIBS_FLINT := -pthread
+
+RUNNER_SRCS := $(wildcard runner/*.c)
+RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))
+RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(BUILD)/%.o)
+RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
+
+.PHONY: all clean test unit vm-test run kernel rootfs rig bench-boot fmt
+all: $(BUILD)/flint
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(FLINT_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/flint: $(RUNNER_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS_FLINT)
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(RUNNER_LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs criterion) $(LDLIBS_FLINT)
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests --jobs 2
+
+include mk/guest.mk
+
+test: unit vm-test
+
+clean:
+	rm -rf $(BUILD)
+
+fmt:
+	clang-format -i runner/*.[ch] rootfs/*.c tests/unit/*.c
+
+-include $(RUNNER_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

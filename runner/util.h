@@ -1,0 +1,34 @@
+/* Small helpers every runner module may use: logging, fds, time. */
+#ifndef FLINT_UTIL_H
+#define FLINT_UTIL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#define WARN_UNUSED __attribute__((warn_unused_result))
+#define PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Log one line to stderr, prefixed "flint: ". */
+void pr_err(const char *fmt, ...) PRINTF(1, 2);
+void pr_info(const char *fmt, ...) PRINTF(1, 2);
+/* Only printed when log_verbose is set (--verbose). */
+void pr_debug(const char *fmt, ...) PRINTF(1, 2);
+extern int log_verbose;
+
+/* Close *fd if it is >= 0 and set it to -1. Accepts -1. */
+void close_fd(int *fd);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t now_ns(void);
+
+/* Launch timestamp (now_ns() at process start, set by main) and the time
+ * elapsed since it in microseconds. */
+extern uint64_t launch_ns;
+uint64_t us_since_launch(void);
+
+/* Read a whole file into a malloc'd buffer, refusing files over max bytes.
+ * Returns 0 or -errno (-EFBIG when over max). Caller frees *buf. */
+int read_file(const char *path, uint64_t max, uint8_t **buf, uint64_t *len) WARN_UNUSED;
+
+#endif

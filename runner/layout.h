@@ -10,7 +10,7 @@
 #define PDPT_ADDR 0xa000ULL         /* one PDPT */
 #define PD_ADDR 0xb000ULL           /* four PDs (0xb000-0xefff): 4 GiB of 2 MiB pages */
 #define CMDLINE_ADDR 0x20000ULL     /* kernel command line */
-#define CMDLINE_MAX 4096ULL         /* bytes, including the NUL */
+#define CMDLINE_MAX 2048ULL         /* bytes incl. NUL: x86 COMMAND_LINE_SIZE */
 #define EBDA_START 0x9fc00ULL       /* top of low RAM; MP table lives here */
 #define MPTABLE_ADDR EBDA_START
 #define HIMEM_START 0x100000ULL     /* 1 MiB: bzImage protected-mode code */

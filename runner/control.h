@@ -9,6 +9,10 @@
 
 #include "util.h"
 
+/* flint's own exit statuses, beside the guest command's 0-255. */
+#define EXIT_GUEST_CRASH 122 /* guest kernel panic, triple fault, KVM error */
+#define EXIT_FLINT_ERROR 125 /* bad options, unreadable files, host KVM trouble */
+
 enum stop_reason {
 	STOP_NONE = 0,
 	STOP_GUEST_RESET,  /* guest rebooted (i8042 reset, triple fault with reboot=t) */

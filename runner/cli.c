@@ -1,0 +1,220 @@
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FLINT_VERSION
+#define FLINT_VERSION "0.1.0"
+#endif
+
+void cli_usage(void)
+{
+	printf("usage: flint --kernel FILE [options] [-- GUEST-COMMAND ARGS...]\n"
+	       "Boot a Linux microVM with KVM.\n\n"
+	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
+	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
+	       "  --mem SIZE         guest memory: 128M (default), 1G, or MiB as a number\n"
+	       "  --vcpus N          vCPUs, 1-%d (default 1)\n"
+	       "  --cmdline STR      replace the kernel command line (default \"%s\")\n"
+	       "  --append STR       add to the kernel command line\n"
+	       "  --console MODE     stdio (default): guest serial on stdin/stdout; none\n"
+	       "  --stats            print VM exit counts by reason on exit\n"
+	       "  --verbose          log more\n"
+	       "  --check-kvm        say whether this host's KVM can boot a guest; exit 0 if so\n"
+	       "  --help, --version\n\n"
+	       "Words after -- are passed to the guest init, which runs them as a command.\n"
+	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
+	       "guest crashed (kernel panic, triple fault, KVM error); 125 when flint failed.\n",
+	       MAX_VCPUS, DEFAULT_CMDLINE);
+}
+
+static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
+static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return CLI_ERROR;
+}
+
+int cli_parse_size(const char *s, uint64_t *bytes)
+{
+	char *end;
+	uint64_t shift = 20;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1] && !(toupper((unsigned char)end[1]) == 'I' && end[2] == 'B' && !end[3]) &&
+	    !(toupper((unsigned char)end[1]) == 'B' && !end[2]))
+		return -EINVAL;
+	if (v > (1ULL << 40) >> shift)
+		return -EINVAL;
+	v <<= shift;
+	if (v < (16ULL << 20) || v % 4096)
+		return -EINVAL;
+	*bytes = v;
+	return 0;
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
+{
+	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
+	       O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION };
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, O_KERNEL},
+		{"initrd", required_argument, NULL, O_INITRD},
+		{"mem", required_argument, NULL, O_MEM},
+		{"vcpus", required_argument, NULL, O_VCPUS},
+		{"cmdline", required_argument, NULL, O_CMDLINE},
+		{"append", required_argument, NULL, O_APPEND},
+		{"console", required_argument, NULL, O_CONSOLE},
+		{"stats", no_argument, NULL, O_STATS},
+		{"verbose", no_argument, NULL, O_VERBOSE},
+		{"check-kvm", no_argument, NULL, O_CHECK},
+		{"help", no_argument, NULL, O_HELP},
+		{"version", no_argument, NULL, O_VERSION},
+		{0},
+	};
+	int c;
+
+	*cfg = (struct config){.mem = DEFAULT_MEM, .vcpus = 1, .console = CONSOLE_STDIO};
+	opterr = 0;
+	optind = 1;
+	/* "+" stops at the first non-option so guest words are never parsed. */
+	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (c) {
+		case O_KERNEL:
+			cfg->kernel = optarg;
+			break;
+		case O_INITRD:
+			cfg->initrd = optarg;
+			break;
+		case O_MEM:
+			if (cli_parse_size(optarg, &cfg->mem))
+				return bad(err, errlen,
+					   "--mem %s: expected a size such as 128M or 2G, "
+					   "at least 16M and a multiple of 4K",
+					   optarg);
+			break;
+		case O_VCPUS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || n < 1 || n > MAX_VCPUS)
+				return bad(err, errlen, "--vcpus %s: expected 1 to %d", optarg,
+					   MAX_VCPUS);
+			cfg->vcpus = n;
+			break;
+		}
+		case O_CMDLINE:
+			cfg->cmdline = optarg;
+			break;
+		case O_APPEND:
+			cfg->append = optarg;
+			break;
+		case O_CONSOLE:
+			if (!strcmp(optarg, "stdio"))
+				cfg->console = CONSOLE_STDIO;
+			else if (!strcmp(optarg, "none"))
+				cfg->console = CONSOLE_NONE;
+			else
+				return bad(err, errlen, "--console %s: expected stdio or none",
+					   optarg);
+			break;
+		case O_STATS:
+			cfg->stats = true;
+			break;
+		case O_VERBOSE:
+			log_verbose = 1;
+			break;
+		case O_CHECK:
+			cfg->check_kvm = true;
+			break;
+		case O_HELP:
+			cli_usage();
+			return CLI_EXIT_OK;
+		case O_VERSION:
+			printf("flint %s\n", FLINT_VERSION);
+			return CLI_EXIT_OK;
+		case ':':
+			return bad(err, errlen, "%s needs a value", argv[optind - 1]);
+		default:
+			return bad(err, errlen, "unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+		return bad(err, errlen, "unexpected argument %s; put guest commands after --",
+			   argv[optind]);
+	cfg->guest_argv = &argv[optind];
+	cfg->guest_argc = argc - optind;
+	if (!cfg->kernel && !cfg->check_kvm)
+		return bad(err, errlen, "no kernel given: use --kernel FILE (see --help)");
+	return CLI_RUN;
+}
+
+char *cli_guest_cmdline(const struct config *cfg, size_t max, char *err, size_t errlen)
+{
+	const char *base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE;
+	size_t cap = strlen(base) + 1, len;
+
+	if (cfg->append)
+		cap += strlen(cfg->append) + 1;
+	for (int i = 0; i < cfg->guest_argc; i++)
+		cap += strlen(cfg->guest_argv[i]) + 3 + 1;
+	cap += 4;
+	char *s = malloc(cap);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	len = snprintf(s, cap, "%s", base);
+	if (cfg->append && *cfg->append)
+		len += snprintf(s + len, cap - len, "%s%s", len ? " " : "", cfg->append);
+	if (cfg->guest_argc)
+		len += snprintf(s + len, cap - len, "%s--", len ? " " : "");
+	for (int i = 0; i < cfg->guest_argc; i++) {
+		const char *w = cfg->guest_argv[i];
+		/* The kernel splits on spaces and knows double quotes, nothing else. */
+		if (strchr(w, '"')) {
+			snprintf(err, errlen,
+				 "guest command word %d contains a double quote, which the kernel "
+				 "command line cannot carry",
+				 i + 1);
+			free(s);
+			return NULL;
+		}
+		bool quote = *w == '\0' || strpbrk(w, " \t\n");
+		len += snprintf(s + len, cap - len, quote ? " \"%s\"" : " %s", w);
+	}
+	if (len + 1 > max) {
+		snprintf(err, errlen, "kernel command line too long (%zu bytes, at most %zu)",
+			 len + 1, max);
+		free(s);
+		return NULL;
+	}
+	return s;
+}

@@ -1,0 +1,49 @@
+/* flint's command line: parsed into a config, checked, and turned into the
+ * guest kernel command line. No side effects, so it is unit tested. */
+#ifndef FLINT_CLI_H
+#define FLINT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define DEFAULT_MEM (128ULL << 20)
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 quiet"
+#define MAX_VCPUS 32
+
+enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
+
+struct config {
+	const char *kernel;
+	const char *initrd;   /* NULL for none */
+	const char *cmdline;  /* replaces DEFAULT_CMDLINE when set */
+	const char *append;   /* added after the base command line */
+	uint64_t mem;         /* bytes */
+	unsigned vcpus;
+	enum console_mode console;
+	bool stats;
+	bool check_kvm;
+	char *const *guest_argv; /* words after "--", passed to the guest init */
+	int guest_argc;
+};
+
+enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
+
+/* Parse argv. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
+ * a message in err (naming the option) for bad input. */
+enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen);
+
+/* Parse a memory size: "128" (MiB), "512M", "2G", "65536K". Must be a whole
+ * number of 4 KiB pages, at least 16 MiB, at most 1 TiB. 0 or -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *bytes) WARN_UNUSED;
+
+/* The guest kernel command line: base, append, then " -- " and the guest
+ * words (double-quoted where they hold spaces). Returns a malloc'd string,
+ * or NULL with err set (a word with a double quote, or over max bytes). */
+char *cli_guest_cmdline(const struct config *cfg, size_t max, char *err, size_t errlen);
+
+void cli_usage(void);
+
+#endif

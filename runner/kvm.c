@@ -92,11 +92,12 @@ struct kvm_cpuid2 *kvm_supported_cpuid(int sys_fd, unsigned *max)
 		if (!c)
 			return NULL;
 		c->nent = n;
-		if (ioctl(sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+		/* Keep spare entries: cpuid_setup may add topology subleaves. */
+		if (ioctl(sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0 && c->nent + 8 <= n) {
 			*max = n;
 			return c;
 		}
-		int e = errno;
+		int e = c->nent + 8 > n ? E2BIG : errno;
 		free(c);
 		if (e != E2BIG || n >= 4096) {
 			errno = e;

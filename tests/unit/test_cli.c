@@ -1,0 +1,115 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static enum cli_result parse(struct config *cfg, char *err, int argc, char **argv)
+{
+	return cli_parse(argc, argv, cfg, err, 256);
+}
+
+#define ARGV(...) ((char *[]){"flint", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"flint", __VA_ARGS__}) / sizeof(char *)))
+#define PARSE(cfg, err, ...) parse(cfg, err, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
+
+Test(cli, defaults)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "vmlinux"), CLI_RUN);
+	cr_assert_str_eq(c.kernel, "vmlinux");
+	cr_assert_null(c.initrd);
+	cr_assert_eq(c.mem, 128ULL << 20);
+	cr_assert_eq(c.vcpus, 1);
+	cr_assert_eq(c.console, CONSOLE_STDIO);
+	cr_assert_eq(c.guest_argc, 0);
+}
+
+Test(cli, all_options_and_guest_words)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--initrd", "i", "--mem", "1G", "--vcpus", "4",
+			   "--console", "none", "--stats", "--append", "x=1", "--", "sh", "-c",
+			   "echo hi"),
+		     CLI_RUN);
+	cr_assert_eq(c.mem, 1ULL << 30);
+	cr_assert_eq(c.vcpus, 4);
+	cr_assert_eq(c.console, CONSOLE_NONE);
+	cr_assert(c.stats);
+	cr_assert_eq(c.guest_argc, 3);
+	cr_assert_str_eq(c.guest_argv[2], "echo hi");
+}
+
+Test(cli, errors_name_the_option)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--vcpus", "0"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--vcpus"));
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--vcpus", "33"), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--vcpus", "2x"), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--mem", "lots"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--mem"));
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--console", "tty"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--console"));
+	cr_assert_eq(PARSE(&c, err, "--frobnicate"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--frobnicate"));
+	cr_assert_eq(PARSE(&c, err, "--kernel"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--kernel needs a value"));
+	cr_assert_eq(PARSE(&c, err, "--mem", "64M"), CLI_ERROR, "no kernel");
+	cr_assert_not_null(strstr(err, "no kernel"));
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "stray"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "stray"));
+}
+
+Test(cli, sizes)
+{
+	uint64_t b;
+	cr_assert_eq(cli_parse_size("256", &b), 0);
+	cr_assert_eq(b, 256ULL << 20);
+	cr_assert_eq(cli_parse_size("2G", &b), 0);
+	cr_assert_eq(b, 2ULL << 30);
+	cr_assert_eq(cli_parse_size("65536k", &b), 0);
+	cr_assert_eq(b, 64ULL << 20);
+	cr_assert_eq(cli_parse_size("512MiB", &b), 0);
+	cr_assert_eq(b, 512ULL << 20);
+	cr_assert_eq(cli_parse_size("8M", &b), -EINVAL, "below 16 MiB");
+	cr_assert_eq(cli_parse_size("", &b), -EINVAL);
+	cr_assert_eq(cli_parse_size("-1", &b), -EINVAL);
+	cr_assert_eq(cli_parse_size("2T", &b), -EINVAL);
+	cr_assert_eq(cli_parse_size("99999999999999999999G", &b), -EINVAL);
+	cr_assert_eq(cli_parse_size("2048G", &b), -EINVAL, "over 1 TiB");
+	cr_assert_eq(cli_parse_size("17000K", &b), -EINVAL, "not whole pages");
+	cr_assert_eq(cli_parse_size("16Mx", &b), -EINVAL);
+}
+
+Test(cli, guest_cmdline_quotes_words_with_spaces)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--append", "foo=1", "--", "sh", "-c",
+			   "echo hi; exit 3", ""),
+		     CLI_RUN);
+	char *s = cli_guest_cmdline(&c, 2048, err, sizeof(err));
+	cr_assert_not_null(s);
+	cr_assert_str_eq(s, DEFAULT_CMDLINE " foo=1 -- sh -c \"echo hi; exit 3\" \"\"");
+	free(s);
+}
+
+Test(cli, guest_cmdline_replacement_and_limits)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--cmdline", "console=ttyS0"), CLI_RUN);
+	char *s = cli_guest_cmdline(&c, 2048, err, sizeof(err));
+	cr_assert_str_eq(s, "console=ttyS0");
+	free(s);
+	cr_assert_null(cli_guest_cmdline(&c, 8, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "too long"));
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--", "echo", "a\"b"), CLI_RUN);
+	cr_assert_null(cli_guest_cmdline(&c, 2048, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "double quote"));
+}

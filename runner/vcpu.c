@@ -236,11 +236,16 @@ void vcpu_kick(struct vcpu *v)
 	pthread_kill(v->thread, SIG_KICK);
 }
 
-void vcpu_destroy(struct vcpu *v)
+void vcpu_join(struct vcpu *v)
 {
 	if (v->started)
 		pthread_join(v->thread, NULL);
 	v->started = false;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	vcpu_join(v);
 	if (v->run)
 		munmap(v->run, v->run_size);
 	v->run = NULL;

@@ -51,6 +51,8 @@ int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id, const struct
 int vcpu_start(struct vcpu *v) WARN_UNUSED;
 /* Make the vCPU leave KVM_RUN soon (from any thread). */
 void vcpu_kick(struct vcpu *v);
+/* Wait for the vCPU thread to end (no-op if not started). */
+void vcpu_join(struct vcpu *v);
 /* Join the thread (if started), unmap, close. Safe on a zeroed vcpu with fd -1. */
 void vcpu_destroy(struct vcpu *v);
 

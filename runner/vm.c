@@ -441,7 +441,7 @@ int vm_run(struct vm *vm)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 	}
 	for (unsigned i = 0; i < vm->nvcpus; i++)
-		vcpu_destroy(&vm->vcpus[i]); /* joins the threads */
+		vcpu_join(&vm->vcpus[i]);
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
 	vm->tty_raw = false;

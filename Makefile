@@ -19,7 +19,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit vm-test run kernel rootfs rig bench-boot fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot fmt
 all: $(BUILD)/flint
 
 $(BUILD)/%.o: %.c
@@ -35,9 +35,13 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(RUNNER_LIB_OBJS)
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
 
+# Host smoke tests: a tiny hand-written guest, no Linux; milliseconds.
+smoke: $(BUILD)/flint
+	sh tests/smoke/run.sh $(BUILD)/flint $(BUILD)
+
 include mk/guest.mk
 
-test: unit vm-test
+test: unit smoke vm-test
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,86 @@
+# Helpers for tests/vm/scenarios/*.sh (POSIX sh; busybox in L1, dash on
+# hosts). Source with:  . "$(dirname "$0")/../lib.sh"
+#
+# Conventions: exit 0 = pass, 77 = skip, anything else = fail; the last line
+# printed is the reason the runner shows. The runner provides FLINT, KERNEL,
+# INITRD and BZIMAGE.
+
+T=$(mktemp -d /tmp/flint-scenario.XXXXXX) || exit 2
+trap 'rm -rf "$T"' EXIT
+OUT=$T/out
+ERR=$T/err
+status=0
+
+# Centiseconds since boot.
+cs() {
+	read -r up _ </proc/uptime
+	echo "${up%.*}${up#*.}" | sed 's/^0*//; s/^$/0/'
+}
+
+skip() {
+	echo "$*"
+	exit 77
+}
+
+# Shows the tail of the last flint run's stdout and stderr, then the reason.
+fail() {
+	if [ -s "$OUT" ] || [ -s "$ERR" ]; then
+		echo "--- flint stdout (last 15 lines):"
+		tr -d '\r' <"$OUT" | tail -n 15
+		echo "--- flint stderr (last 15 lines):"
+		tail -n 15 "$ERR"
+	fi
+	echo "$*"
+	exit 1
+}
+
+need_flint() {
+	[ -x "$FLINT" ] || skip "no flint binary at $FLINT (make build/flint)"
+}
+
+need_guest() {
+	need_flint
+	[ -f "$KERNEL" ] || skip "no guest kernel at $KERNEL (make kernel)"
+	[ -f "$INITRD" ] || skip "no guest initramfs at $INITRD (make rootfs)"
+}
+
+# flint ARGS...: runs flint with stdin closed; stdout (console, CRs removed)
+# goes to $OUT, stderr to $ERR; sets $status and $took (seconds, 1 decimal).
+flint() {
+	status=0
+	t0=$(cs)
+	"$FLINT" "$@" </dev/null >"$T/raw" 2>"$ERR" || status=$?
+	t1=$(cs)
+	tr -d '\r' <"$T/raw" >"$OUT"
+	took=$(($t1 - $t0))
+	took="$((took / 100)).$((took % 100 / 10))"
+	echo "flint $* -> status $status in $took s"
+}
+
+# boot ARGS...: flint with the default guest: 128M, console on stdout.
+boot() {
+	flint --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio "$@"
+}
+
+expect_status() {
+	[ "$status" = "$1" ] || fail "expected exit status $1${2:+ ($2)}, got $status"
+}
+
+expect_failure() {
+	[ "$status" != 0 ] || fail "expected a non-zero exit status${1:+ ($1)}, got 0"
+}
+
+# expect_out REGEX [WHAT]: the console output has a line matching REGEX.
+expect_out() {
+	grep -Eq -- "$1" "$OUT" || fail "console output lacks ${2:-/$1/}"
+}
+
+# expect_err REGEX [WHAT]: stderr matches REGEX (case-insensitive).
+expect_err() {
+	grep -Eiq -- "$1" "$ERR" || fail "stderr lacks ${2:-/$1/}"
+}
+
+# expect_quick SECONDS: the last run finished within SECONDS.
+expect_quick() {
+	[ "${took%.*}" -lt "$1" ] || fail "took $took s, expected under $1 s"
+}

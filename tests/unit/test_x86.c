@@ -1,5 +1,6 @@
 #include <asm/processor-flags.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 
 #include "gmem.h"
 #include "layout.h"

@@ -82,7 +82,7 @@ Test(cli, sizes)
 	cr_assert_eq(cli_parse_size("2T", &b), -EINVAL);
 	cr_assert_eq(cli_parse_size("99999999999999999999G", &b), -EINVAL);
 	cr_assert_eq(cli_parse_size("2048G", &b), -EINVAL, "over 1 TiB");
-	cr_assert_eq(cli_parse_size("17000K", &b), -EINVAL, "not whole pages");
+	cr_assert_eq(cli_parse_size("16386K", &b), -EINVAL, "not whole pages");
 	cr_assert_eq(cli_parse_size("16Mx", &b), -EINVAL);
 }
 

@@ -15,6 +15,26 @@ struct gmem {
 	uint64_t size;
 };
 
+/* Anonymous memory aligned to 2 MiB. KVM maps a guest 2 MiB page with one
+ * nested page table entry only when the host address has the same 2 MiB
+ * alignment as the guest one and the host page is a transparent huge page;
+ * with both, the guest's first touches (NPF exits) drop by up to 512x. */
+static void *map_aligned(uint64_t size)
+{
+	const uint64_t huge = 2ULL << 20;
+	uint8_t *p = mmap(NULL, size + huge, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (a > p)
+		munmap(p, a - p);
+	munmap(a + size, p + huge - a);
+	/* Advice only: without THP the guest still runs, with more exits. */
+	madvise(a, size, MADV_HUGEPAGE);
+	return a;
+}
+
 int gmem_create(struct gmem **out, uint64_t size)
 {
 	struct gmem *g;
@@ -33,16 +53,12 @@ int gmem_create(struct gmem **out, uint64_t size)
 	high = size - low;
 	uint64_t sizes[] = {low, high}, bases[] = {0, MMIO_GAP_END};
 	for (size_t i = 0; i < ARRAY_SIZE(sizes) && sizes[i]; i++) {
-		void *p = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED) {
+		void *p = map_aligned(sizes[i]);
+		if (!p) {
 			int err = -errno;
 			gmem_destroy(g);
 			return err;
 		}
-		/* Transparent huge pages cut the guest's first-touch faults (NPF
-		 * exits) by up to 512x; advice only, so failure is harmless. */
-		madvise(p, sizes[i], MADV_HUGEPAGE);
 		g->r[g->nregions++] = (struct gmem_region){.gpa = bases[i], .size = sizes[i], .host = p};
 	}
 	g->size = size;

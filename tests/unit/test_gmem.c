@@ -72,3 +72,16 @@ Test(gmem, read_write_round_trip_and_fault)
 	gmem_destroy(g);
 	gmem_destroy(NULL);
 }
+
+Test(gmem, host_mapping_is_2m_aligned_for_huge_pages)
+{
+	struct gmem *g;
+	cr_assert_eq(gmem_create(&g, (4ULL << 30) + (6 << 20)), 0);
+	for (size_t i = 0; i < gmem_nregions(g); i++)
+		cr_assert_eq((uintptr_t)gmem_region(g, i)->host % (2 << 20), 0);
+	/* The whole mapping is usable: first and last byte of each region. */
+	*(volatile uint8_t *)gmem_ptr(g, 0, 1) = 1;
+	*(volatile uint8_t *)gmem_ptr(g, gmem_low_end(g) - 1, 1) = 1;
+	*(volatile uint8_t *)gmem_ptr(g, MMIO_GAP_END + gmem_region(g, 1)->size - 1, 1) = 1;
+	gmem_destroy(g);
+}

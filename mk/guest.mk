@@ -1,2 +1,70 @@
 # Guest kernel, root file system, the rig and `make run`. Filled in by the
 # kernel, rootfs and rig work; see kernel-config/, rootfs/, tests/vm/.
+
+# ---- guest kernel and initramfs (kernel-config/, rootfs/) ----------------
+#   make kernel   $(BUILD)/vmlinux: tinyconfig + kernel-config/flint.config,
+#                 built once per machine, cached in $(FLINT_CACHE)
+#   make rootfs   $(BUILD)/initramfs.cpio.gz: rootfs/init.c as /init + busybox
+
+BUSYBOX ?= /bin/busybox
+GUEST_KERNEL_DEPS := kernel-config/flint.config kernel-config/required.txt \
+	kernel-config/build.sh
+GUEST_INIT_CFLAGS := -std=gnu11 -static -Os -s -D_GNU_SOURCE $(WARN)
+GUEST_ETC := $(wildcard rootfs/etc/*)
+
+kernel: $(BUILD)/vmlinux
+rootfs: $(BUILD)/initramfs.cpio.gz
+
+$(BUILD)/vmlinux: $(GUEST_KERNEL_DEPS)
+	kernel-config/build.sh $@
+
+$(BUILD)/rootfs/init: rootfs/init.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_INIT_CFLAGS) -o $@ $<
+
+# The kernel's own cpio writer: it adds /dev/console without needing root.
+$(BUILD)/rootfs/gen_init_cpio: kernel-config/build.sh
+	@mkdir -p $(dir $@)
+	src=$$(kernel-config/build.sh src) && \
+		$(CC) -O2 -o $@ $$src/usr/gen_init_cpio.c
+
+$(BUILD)/initramfs.cpio.gz: rootfs/mkinitramfs.sh $(BUILD)/rootfs/gen_init_cpio \
+		$(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_ETC)
+	rootfs/mkinitramfs.sh $@ $(BUILD)/rootfs/gen_init_cpio \
+		$(BUILD)/rootfs/init $(BUSYBOX)
+
+# ---- end of guest kernel and initramfs -----------------------------------
+
+# ---- rig / run (tests/vm/) ------------------------------------------------
+#   make vm-test    tests/vm/scenarios: inside the nested-KVM rig, or directly
+#                   where this host's KVM can boot Linux (tests/vm/rig test)
+#   make run        boot the default guest with a demo command; prints its
+#                   output and the guest boot time (in the rig on hosts like
+#                   these; it says so)
+#   make rig        download the L1 kernel, build the rig's cached initramfs
+#   make rig-shell  a shell in L1 with flint, the guest and QEMU
+# RIG_FLAGS=--verbose shows L1's boot and every scenario's output;
+# VM_TESTS="boot smp" runs only the scenarios whose names contain those words.
+
+RIG := tests/vm/rig
+RIG_FLAGS ?=
+RIG_ENV := BUILD=$(BUILD)
+GUEST_ARTEFACTS := $(BUILD)/flint $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
+RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo)'
+
+.PHONY: rig-shell
+
+vm-test: $(GUEST_ARTEFACTS)
+	$(RIG_ENV) $(RIG) $(RIG_FLAGS) test $(VM_TESTS)
+
+run: $(GUEST_ARTEFACTS)
+	@$(RIG_ENV) $(RIG) $(RIG_FLAGS) run -- --kernel $(BUILD)/vmlinux \
+		--initrd $(BUILD)/initramfs.cpio.gz --mem 128M --vcpus 2 -- $(RUN_CMD)
+
+rig:
+	$(RIG_ENV) $(RIG) $(RIG_FLAGS) prepare
+
+rig-shell: $(GUEST_ARTEFACTS)
+	$(RIG_ENV) $(RIG) $(RIG_FLAGS) shell
+
+# ---- end of rig / run ------------------------------------------------------

@@ -1,0 +1,160 @@
+#!/bin/bash
+# Build flint's guest kernel (an ELF vmlinux) from Debian's linux-source-6.1.
+#
+#   kernel-config/build.sh OUT      build (or reuse) vmlinux, copy it to OUT
+#   kernel-config/build.sh src      unpack the source if needed, print its dir
+#
+# The result is cached in ${FLINT_CACHE:-$HOME/.cache/flint}/kernel-<hash>/
+# where <hash> covers the config fragment, the list of required options,
+# this script, the linux-source package version and the compiler, so a
+# machine builds each configuration once. The tarball is unpacked once per
+# package version under the cache (never into the repo) and kernels are built
+# out of tree (O=) so several configurations can share it.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+FRAGMENT=$HERE/flint.config
+REQUIRED=$HERE/required.txt
+TARBALL=${LINUX_TARBALL:-/usr/src/linux-source-6.1.tar.xz}
+CACHE=${FLINT_CACHE:-$HOME/.cache/flint}
+JOBS=${JOBS:-$(nproc)}
+
+say() { echo "kernel: $*"; }
+die() { echo "kernel: error: $*" >&2; exit 1; }
+
+[ -r "$TARBALL" ] || die "$TARBALL not found (apt-get install linux-source-6.1)"
+PKGVER=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat -c %s-%Y "$TARBALL")
+SRC=$CACHE/linux-source-$PKGVER
+mkdir -p "$CACHE"
+
+# Unpack once; a lock keeps concurrent builds (other checkouts) from racing.
+unpack() {
+	exec 8>"$CACHE/linux-source-$PKGVER.lock"
+	flock 8
+	if [ ! -e "$SRC/.flint-unpacked" ]; then
+		say "unpacking $TARBALL into $SRC (~20 s)"
+		rm -rf "$SRC" "$SRC.tmp"
+		mkdir -p "$SRC.tmp"
+		tar -xJf "$TARBALL" -C "$SRC.tmp" --strip-components=1
+		touch "$SRC.tmp/.flint-unpacked"
+		mv "$SRC.tmp" "$SRC"
+	fi
+	flock -u 8
+}
+
+if [ "${1:-}" = src ]; then
+	unpack >&2
+	echo "$SRC"
+	exit 0
+fi
+[ $# -eq 1 ] || die "usage: $0 OUT-vmlinux | src"
+OUT=$1
+
+HASH=$({
+	cat "$FRAGMENT" "$REQUIRED" "$0"
+	echo "$PKGVER"
+	${CC:-gcc} --version | head -1
+} | sha256sum | cut -c1-16)
+DIR=$CACHE/kernel-$HASH
+
+install_out() {
+	mkdir -p "$(dirname "$OUT")"
+	cp -f "$DIR/vmlinux" "$OUT.tmp" && mv -f "$OUT.tmp" "$OUT"
+	say "$OUT <- $DIR/vmlinux ($(stat -c %s "$OUT") bytes)"
+}
+
+if [ -e "$DIR/vmlinux" ]; then
+	say "cached build $HASH"
+	install_out
+	exit 0
+fi
+
+exec 9>"$DIR.lock"
+if ! flock -n 9; then
+	say "another build of $HASH is running; waiting for it"
+	flock 9
+fi
+if [ -e "$DIR/vmlinux" ]; then
+	install_out
+	exit 0
+fi
+unpack
+
+OBJ=$DIR/obj
+LOG=$DIR/build.log
+mkdir -p "$OBJ"
+: >"$LOG"
+say "building config $HASH from linux-source $PKGVER (log: $LOG)"
+
+# Show the last lines of the log when a step fails.
+fail() {
+	echo "---- last lines of $LOG ----" >&2
+	tail -n 40 "$LOG" >&2
+	die "$1"
+}
+
+say "configuring: tinyconfig + $(basename "$FRAGMENT")"
+{
+	make -C "$SRC" O="$OBJ" ARCH=x86_64 tinyconfig &&
+		(cd "$OBJ" && "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" \
+			"$OBJ/.config" "$FRAGMENT") &&
+		make -C "$SRC" O="$OBJ" ARCH=x86_64 olddefconfig
+} >>"$LOG" 2>&1 || fail "configuration failed"
+
+# Dependencies drop options silently: check that every required one survived.
+missing=()
+while read -r line; do
+	case "$line" in
+	'' | '#'*) ;;
+	'!'*)
+		opt=${line#!}
+		if grep -q "^$opt=" "$OBJ/.config"; then
+			missing+=("$opt should be off but is $(grep "^$opt=" "$OBJ/.config")")
+		fi
+		;;
+	*'>='*)
+		opt=${line%%>=*} min=${line#*>=}
+		val=$(sed -n "s/^$opt=//p" "$OBJ/.config")
+		if [ -z "$val" ] || [ "$val" -lt "$min" ]; then
+			missing+=("$opt must be >= $min (got ${val:-unset})")
+		fi
+		;;
+	*)
+		grep -qx "$line" "$OBJ/.config" ||
+			missing+=("$line (got: $(grep "^${line%%=*}[= ]" "$OBJ/.config" ||
+				grep "# ${line%%=*} is not set" "$OBJ/.config" || echo unset))")
+		;;
+	esac
+done <"$REQUIRED"
+if [ ${#missing[@]} -gt 0 ]; then
+	for m in "${missing[@]}"; do echo "kernel: required option lost: $m" >&2; done
+	die "the final .config ($OBJ/.config) lacks required options"
+fi
+say "config checked: all $(grep -cv '^\(#\|$\)' "$REQUIRED") required options present"
+
+# The kernel's own output goes to the log; a ticker prints progress.
+start=$(date +%s)
+say "compiling vmlinux with -j$JOBS (~7 min on 2 cores; a line every 30 s)"
+make -C "$SRC" O="$OBJ" ARCH=x86_64 -j"$JOBS" vmlinux >>"$LOG" 2>&1 &
+mkpid=$!
+(
+	while sleep 30; do
+		n=$(grep -c '^  CC ' "$LOG" || true)
+		last=$(grep '^  [A-Z]' "$LOG" | tail -n 1 | sed 's/^ *//')
+		say "$(($(date +%s) - start)) s: $n files compiled; last: $last"
+	done
+) &
+ticker=$!
+trap 'kill $ticker $mkpid 2>/dev/null' EXIT
+trap 'exit 130' INT TERM
+status=0
+wait $mkpid || status=$?
+kill $ticker 2>/dev/null || true
+trap - EXIT
+[ $status -eq 0 ] || fail "make vmlinux failed (status $status)"
+
+cp "$OBJ/vmlinux" "$DIR/vmlinux.tmp"
+cp "$OBJ/.config" "$DIR/config"
+mv "$DIR/vmlinux.tmp" "$DIR/vmlinux"
+say "built in $(($(date +%s) - start)) s"
+install_out

@@ -1,0 +1,284 @@
+/*
+ * flint guest init: the /init of flint's initramfs, pid 1 in the guest.
+ *
+ * It mounts the pseudo file systems, tells the VMM that user space is up
+ * (Firecracker's boot-timer register), prints "flint-init: ready", runs the
+ * command given after "--" on the kernel command line (or a short demo), and
+ * reports the command's exit status to flint's exit device. Built statically
+ * with no dependencies but libc.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Firecracker's boot timer: a byte 123 written here marks "guest booted". */
+#define BOOT_TIMER_GPA 0xd0000000UL
+#define BOOT_TIMER_MAGIC 123
+/* flint's exit device: a 32-bit write here stops the VM with that status. */
+#define EXIT_DEV_GPA 0xd0001000UL
+#define PAGE 4096UL
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	/* write(2), not stdio: nothing may sit in a buffer when we reboot. */
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		return;
+}
+
+static void mount_fs(const char *src, const char *dir, const char *type,
+		     unsigned long flags, const char *data)
+{
+	mkdir(dir, 0755);
+	/* EBUSY: already mounted (e.g. devtmpfs by CONFIG_DEVTMPFS_MOUNT). */
+	if (mount(src, dir, type, flags, data) < 0 && errno != EBUSY)
+		say("flint-init: mount %s on %s: %s\n", type, dir,
+		    strerror(errno));
+}
+
+/* Points fds 0-2 at path; the kernel may have given us none at all. */
+static int open_console(const char *path)
+{
+	int fd = open(path, O_RDWR | O_NOCTTY);
+
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+	return 0;
+}
+
+/*
+ * Maps the page at guest-physical address gpa through /dev/mem. Returns the
+ * mapping or NULL when /dev/mem or the page is unavailable (another VMM,
+ * STRICT_DEVMEM refusing RAM). O_SYNC makes the mapping uncached, so each
+ * store reaches the VMM as an MMIO exit.
+ */
+static volatile uint8_t *map_phys(unsigned long gpa)
+{
+	int fd = open("/dev/mem", O_RDWR | O_SYNC | O_CLOEXEC);
+	void *p;
+
+	if (fd < 0)
+		return NULL;
+	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)gpa);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void boot_timer_signal(void)
+{
+	volatile uint8_t *p = map_phys(BOOT_TIMER_GPA);
+
+	if (!p)
+		return;
+	*p = BOOT_TIMER_MAGIC;
+	munmap((void *)p, PAGE);
+}
+
+/* Under flint this does not return: the VM stops at the store. */
+static void exit_device_report(int status)
+{
+	volatile uint8_t *p = map_phys(EXIT_DEV_GPA);
+
+	if (!p)
+		return;
+	*(volatile uint32_t *)p = (uint32_t)status;
+	munmap((void *)p, PAGE);
+}
+
+/*
+ * The console's real tty (e.g. /dev/ttyS0): /dev/console itself cannot become
+ * a controlling tty on open, and shells want one for job control and ^C.
+ */
+static void real_console(char *path, size_t size)
+{
+	char buf[128] = "";
+	int fd = open("/sys/class/tty/console/active", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	char *name;
+
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, size, "/dev/console");
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	/* Several consoles: the last one listed is /dev/console. */
+	name = strrchr(buf, ' ');
+	name = name ? name + 1 : buf;
+	if (*name)
+		snprintf(path, size, "/dev/%s", name);
+}
+
+/* Starts argv in its own session with the console as controlling tty. */
+static pid_t spawn(char **argv, const sigset_t *oldmask)
+{
+	static char *const envp[] = {
+		"PATH=/bin:/sbin:/usr/bin:/usr/sbin",
+		"HOME=/",
+		"TERM=linux",
+		NULL,
+	};
+	char tty[160];
+	pid_t pid;
+
+	real_console(tty, sizeof(tty));
+	pid = fork();
+	if (pid != 0)
+		return pid;
+
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	setsid();
+	if (open_console(tty) < 0)
+		open_console("/dev/console");
+	ioctl(STDIN_FILENO, TIOCSCTTY, 1);
+	if (chdir("/") < 0)
+		_exit(127);
+	/* execvp searches the PATH of our own environment. */
+	environ = (char **)envp;
+	execvp(argv[0], argv);
+	say("flint-init: cannot run '%.200s': %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* Reaps every exited child; returns the status of `main` if it was one. */
+static int reap(pid_t main, int *main_status)
+{
+	int st, found = 0;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid != main)
+			continue;
+		*main_status = WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+					       : WEXITSTATUS(st);
+		found = 1;
+	}
+	return found;
+}
+
+/* Waits up to ms milliseconds for all other processes to be gone. */
+static void reap_all(int ms)
+{
+	struct timespec tick = {0, 10 * 1000 * 1000};
+
+	for (int t = 0; t < ms; t += 10) {
+		pid_t pid;
+
+		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (pid < 0 && errno == ECHILD)
+			return;
+		nanosleep(&tick, NULL);
+	}
+}
+
+/* busybox's reboot/halt/poweroff: stop everything, then reset or report. */
+static void shutdown_guest(int sig)
+{
+	kill(-1, SIGTERM);
+	reap_all(1000);
+	kill(-1, SIGKILL);
+	reap_all(1000);
+	sync();
+	/* No ACPI: halt and poweroff end the VM through the exit device. */
+	if (sig != SIGTERM)
+		exit_device_report(0);
+	reboot(RB_AUTOBOOT);
+}
+
+static void ignore(int sig)
+{
+	(void)sig;
+}
+
+int main(int argc, char **argv)
+{
+	static char *demo[] = {
+		"sh", "-c", "echo Hello from the flint guest; uname -sr; nproc",
+		NULL,
+	};
+	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2};
+	sigset_t set, oldmask;
+	int status = 0;
+	pid_t child;
+
+	/* Signals are taken synchronously with sigwaitinfo; blocked signals
+	 * are queued even for pid 1, which ignores unhandled ones. */
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		sigaddset(&set, sigs[i]);
+		signal(sigs[i], ignore);
+	}
+	sigprocmask(SIG_BLOCK, &set, &oldmask);
+
+	mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	open_console("/dev/console");
+	mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		 NULL);
+	mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		 NULL);
+	mount_fs("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		 "gid=5,mode=620,ptmxmode=666");
+	mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+
+	boot_timer_signal();
+	say("flint-init: ready\n");
+
+	child = spawn(argc > 1 ? argv + 1 : demo, &oldmask);
+	if (child < 0) {
+		say("flint-init: fork: %s\n", strerror(errno));
+		status = 127;
+	}
+	while (child > 0) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&set, &si);
+
+		if (sig == SIGCHLD && reap(child, &status))
+			break;
+		if (sig == SIGTERM || sig == SIGUSR1 || sig == SIGUSR2)
+			shutdown_guest(sig);
+	}
+
+	sync();
+	exit_device_report(status);
+	/* Still here: not flint (QEMU ignores the store). Reset instead. */
+	say("flint-init: exit status %d; no exit device, rebooting\n", status);
+	reboot(RB_AUTOBOOT);
+	/* pid 1 must never exit: that panics the kernel. */
+	for (;;)
+		pause();
+}

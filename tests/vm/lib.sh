@@ -55,6 +55,10 @@ flint() {
 	took=$(($t1 - $t0))
 	took="$((took / 100)).$((took % 100 / 10))"
 	echo "flint $* -> status $status in $took s"
+	if [ "${RIG_VERBOSE:-0}" = 1 ]; then
+		sed 's/^/  out: /' "$OUT"
+		sed 's/^/  err: /' "$ERR"
+	fi
 }
 
 # boot ARGS...: flint with the default guest: 128M, console on stdout.

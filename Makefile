@@ -10,7 +10,7 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
 CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
-LDLIBS_FLINT := -pthread
+LDLIBS_FLINT := -pthread -luring
 
 RUNNER_SRCS := $(wildcard runner/*.c)
 RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))

@@ -1,0 +1,136 @@
+/* One io_uring event loop per VM, on its own thread. Devices embed a
+ * struct ev_op in their own structs and get its done() callback, on the loop
+ * thread, when the operation completes; the loop knows no device kinds and
+ * allocates nothing per operation.
+ *
+ * Threads: only the loop thread submits, from inside done() callbacks (the
+ * common case: a queue-notify handler pops requests and submits I/O), or the
+ * set-up thread before the loop runs. Any other thread that needs the loop
+ * writes an eventfd the loop polls; evloop_stop() is the one call that is
+ * safe from any thread.
+ *
+ * The ring is created disabled, restricted to the opcodes in the table in
+ * evloop.c (one row for each submission function below) and to no
+ * io_uring_register() operations at all, and only then enabled. */
+#ifndef FLINT_EVLOOP_H
+#define FLINT_EVLOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "util.h"
+
+/* The struct that embeds *ptr as its `member`. */
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+struct evloop;
+struct io_uring_sqe;
+
+/* Embed in the caller's struct and recover it with container_of. Set done,
+ * zero the rest (a designated initialiser does both) and leave it alone while
+ * pending. One op carries one operation at a time.
+ *
+ * done(op, res) gets what the kernel returned: bytes for readv/writev, 0 for
+ * fsync/fallocate, the ready poll events for a poll, or -errno (-ECANCELED
+ * after evloop_cancel or at teardown). Errors are the handler's to judge;
+ * the loop carries on. done may submit again, on this op or any other. */
+struct ev_op {
+	void (*done)(struct ev_op *op, int res);
+	/* Private to the loop. */
+	struct ev_op *prev, *next; /* in the loop's list of pending ops */
+	int fd;			   /* poll: re-armed on the same fd and events */
+	unsigned events;
+	bool pending, multishot, cancelled;
+};
+
+struct evloop_stats {
+	uint64_t submitted;  /* SQEs handed to the kernel */
+	uint64_t completed;  /* CQEs reaped */
+	uint64_t iterations; /* loop turns: one io_uring_enter each, SQ overflow aside */
+};
+
+/* Create a loop whose submission queue holds `entries` SQEs (a power of two
+ * up to 4096 reads best; more submissions than that are still taken). Does
+ * not start a thread. Returns 0 or -errno (-ENOSYS or -EPERM where io_uring
+ * is unavailable or disabled by kernel.io_uring_disabled). */
+int evloop_create(struct evloop **out, unsigned entries) WARN_UNUSED;
+
+/* Stop and join the loop thread if there is one, cancel whatever is still
+ * pending and wait for it (its done() runs here, with -ECANCELED or its real
+ * result), then free. So the structs holding the ops must outlive this call,
+ * or the loop must have stopped first. NULL ok. */
+void evloop_destroy(struct evloop *l);
+
+/* Run the loop in the calling thread until evloop_stop(). Before returning,
+ * cancel every pending op and wait for its completion, so that afterwards
+ * the kernel holds no reference to any op, iovec or buffer. Pending ops do
+ * not survive: a later evloop_run() starts with none. Returns 0 or -errno
+ * when the ring itself fails. */
+int evloop_run(struct evloop *l) WARN_UNUSED;
+
+/* evloop_run() on a new thread named "evloop", with all signals blocked.
+ * Returns 0, -EBUSY if already started, or -errno. */
+int evloop_start(struct evloop *l) WARN_UNUSED;
+
+/* Ask the loop to stop; returns at once. Safe from any thread, the loop's own
+ * handlers included. A stop requested before the loop runs makes the next
+ * run return at once. */
+void evloop_stop(struct evloop *l);
+
+/* Wait for the thread from evloop_start() to finish (call evloop_stop first)
+ * and return what its evloop_run() returned; 0 if no thread was started. */
+int evloop_join(struct evloop *l);
+
+/* Counters, for --stats. Safe to call from any thread at any time. */
+void evloop_get_stats(const struct evloop *l, struct evloop_stats *out);
+
+/* True from submission until the op's final done() call has started. */
+static inline bool evloop_pending(const struct ev_op *op)
+{
+	return op->pending;
+}
+
+/* Submissions. Each queues one SQE (flushing the SQ to the kernel first if it
+ * is full) and returns 0 or -errno: -EBUSY if op is still pending, -EINVAL
+ * without op->done, -ESHUTDOWN while the loop cancels everything on its way
+ * out. The SQEs go to the kernel on the loop's next turn, in one syscall. */
+
+/* Poll fd for `events` (POLLIN...) until cancelled: done() runs once per
+ * readiness with the ready events and the op stays pending (a multishot poll,
+ * re-armed by the loop should the kernel end it). A final negative res ends
+ * it. The handler must consume the readiness (read the eventfd). */
+int evloop_poll(struct evloop *l, struct ev_op *op, int fd, unsigned events) WARN_UNUSED;
+
+/* preadv/pwritev at byte offset off. iov[] and the buffers must stay valid
+ * until done() (the kernel may read the array after this returns). */
+int evloop_readv(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,
+		 unsigned iovcnt, uint64_t off) WARN_UNUSED;
+int evloop_writev(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,
+		  unsigned iovcnt, uint64_t off) WARN_UNUSED;
+
+/* fsync(fd), or fdatasync(fd) when datasync. */
+int evloop_fsync(struct evloop *l, struct ev_op *op, int fd, bool datasync) WARN_UNUSED;
+
+/* fallocate(fd, mode, off, len): FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE for
+ * discard, FALLOC_FL_ZERO_RANGE for write-zeroes. */
+int evloop_fallocate(struct evloop *l, struct ev_op *op, int fd, int mode, uint64_t off,
+		     uint64_t len) WARN_UNUSED;
+
+/* Ask the kernel to cancel a pending op. Its done() still runs once more:
+ * -ECANCELED, or its real result if it finished first (a read already under
+ * way is not interrupted). Returns 0 (also when already asked), -ENOENT if
+ * op is not pending, or -errno. */
+int evloop_cancel(struct evloop *l, struct ev_op *op) WARN_UNUSED;
+
+/* Queue a copy of a caller-prepared SQE, for tests and for trying an opcode
+ * before it gets its own function; its user_data is overwritten. The ring's
+ * restrictions still apply: an opcode outside the table, or any SQE flag
+ * (links, fixed files, async), completes with -EACCES. */
+int evloop_submit_sqe(struct evloop *l, struct ev_op *op,
+		      const struct io_uring_sqe *sqe) WARN_UNUSED;
+
+#endif

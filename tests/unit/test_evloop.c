@@ -1,0 +1,518 @@
+/* The io_uring event loop against real eventfds and temporary files. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evloop.h"
+
+TestSuite(evloop, .timeout = 5);
+
+/* Ops that stop the loop once the last of them has completed. */
+struct batch {
+	struct evloop *l;
+	int left;
+};
+
+/* One operation and what became of it. */
+struct io {
+	struct ev_op op;
+	struct batch *b;
+	int res;   /* last result */
+	int calls; /* done() calls */
+	struct iovec iov[2];
+	uint8_t buf[4096];
+};
+
+static void record(struct ev_op *op, int res)
+{
+	struct io *io = container_of(op, struct io, op);
+	io->res = res;
+	io->calls++;
+	if (io->b && --io->b->left == 0)
+		evloop_stop(io->b->l);
+}
+
+/* An io in batch b (NULL: none), with a result no completion gives. */
+static struct io io_in(struct batch *b)
+{
+	return (struct io){.op = {.done = record}, .b = b, .res = 1};
+}
+
+static struct evloop *new_loop(unsigned entries)
+{
+	struct evloop *l;
+	int r = evloop_create(&l, entries);
+	cr_assert_eq(r, 0, "evloop_create: %s", strerror(-r));
+	return l;
+}
+
+static int tmpfile_fd(void)
+{
+	int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0, "O_TMPFILE: %s", strerror(errno));
+	return fd;
+}
+
+static int new_eventfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	cr_assert_geq(fd, 0);
+	return fd;
+}
+
+static void kick(int efd)
+{
+	uint64_t one = 1;
+	cr_assert_eq(write(efd, &one, sizeof(one)), sizeof(one));
+}
+
+Test(evloop, destroy_null_and_empty)
+{
+	evloop_destroy(NULL);
+	evloop_destroy(new_loop(8));
+}
+
+/* Each write to the eventfd makes one done() call; the handler reads the
+ * eventfd and writes it again until it has seen five. */
+struct ticker {
+	struct ev_op op;
+	struct evloop *l;
+	int efd, ticks, final;
+};
+
+static void tick(struct ev_op *op, int res)
+{
+	struct ticker *t = container_of(op, struct ticker, op);
+	uint64_t v;
+
+	if (res < 0) {
+		t->final = res;
+		return;
+	}
+	cr_assert(res & POLLIN);
+	cr_assert_eq(read(t->efd, &v, sizeof(v)), sizeof(v));
+	cr_assert_eq(v, 1);
+	if (++t->ticks == 5)
+		evloop_stop(t->l);
+	else
+		kick(t->efd);
+}
+
+Test(evloop, multishot_poll_fires_once_per_write)
+{
+	struct ticker t = {.op = {.done = tick}, .l = new_loop(8), .efd = new_eventfd()};
+	struct evloop_stats s;
+
+	cr_assert_eq(evloop_poll(t.l, &t.op, t.efd, POLLIN), 0);
+	kick(t.efd);
+	cr_assert_eq(evloop_run(t.l), 0);
+	cr_assert_eq(t.ticks, 5);
+	/* Cancelled on the way out, and told so. */
+	cr_assert_eq(t.final, -ECANCELED);
+	cr_assert_not(evloop_pending(&t.op));
+	evloop_get_stats(t.l, &s);
+	/* One poll SQE for five events (the rest: the wake poll, two cancels). */
+	cr_assert_eq(s.submitted, 4);
+	cr_assert_geq(s.completed, 5);
+	cr_assert_geq(s.iterations, 1);
+	evloop_destroy(t.l);
+	close(t.efd);
+}
+
+Test(evloop, readv_writev_round_trip_with_offsets)
+{
+	enum { N = 8 };
+	static struct io w[N], rd[N];
+	struct batch b = {.l = new_loop(16), .left = N};
+	int fd = tmpfile_fd();
+
+	/* All in flight at once; two segments each, so both offsets count. */
+	for (int i = 0; i < N; i++) {
+		w[i] = io_in(&b);
+		memset(w[i].buf, 'a' + i, sizeof(w[i].buf));
+		w[i].iov[0] = (struct iovec){w[i].buf, 1000};
+		w[i].iov[1] = (struct iovec){w[i].buf + 1000, sizeof(w[i].buf) - 1000};
+		cr_assert_eq(evloop_writev(b.l, &w[i].op, fd, w[i].iov, 2, (N - 1 - i) * 4096ULL),
+			     0);
+	}
+	cr_assert_eq(evloop_run(b.l), 0);
+	b.left = N;
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(w[i].calls, 1);
+		cr_assert_eq(w[i].res, 4096, "write %d: %d", i, w[i].res);
+		rd[i] = io_in(&b);
+		rd[i].iov[0] = (struct iovec){rd[i].buf + 2048, 2048};
+		rd[i].iov[1] = (struct iovec){rd[i].buf, 2048};
+		cr_assert_eq(evloop_readv(b.l, &rd[i].op, fd, rd[i].iov, 2, i * 4096ULL), 0);
+	}
+	cr_assert_eq(evloop_run(b.l), 0);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(rd[i].calls, 1);
+		cr_assert_eq(rd[i].res, 4096, "read %d: %d", i, rd[i].res);
+		for (int k = 0; k < 4096; k++)
+			cr_assert_eq(rd[i].buf[k], 'a' + (N - 1 - i), "block %d byte %d", i, k);
+	}
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+Test(evloop, fsync_and_fdatasync_complete)
+{
+	static struct io s, ds;
+	struct batch b = {.l = new_loop(8), .left = 2};
+	int fd = tmpfile_fd();
+
+	cr_assert_eq(pwrite(fd, "x", 1, 0), 1);
+	s = io_in(&b);
+	ds = io_in(&b);
+	cr_assert_eq(evloop_fsync(b.l, &s.op, fd, false), 0);
+	cr_assert_eq(evloop_fsync(b.l, &ds.op, fd, true), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(s.res, 0);
+	cr_assert_eq(ds.res, 0);
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+Test(evloop, punched_hole_reads_as_zeros)
+{
+	static struct io hole, rd;
+	static uint8_t data[8192];
+	struct batch b = {.l = new_loop(8), .left = 1};
+	int fd = tmpfile_fd();
+	struct stat st;
+
+	memset(data, 0xaa, sizeof(data));
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), sizeof(data));
+	hole = io_in(&b);
+	cr_assert_eq(evloop_fallocate(b.l, &hole.op, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      0, 4096),
+		     0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(hole.res, 0, "fallocate: %s", strerror(-hole.res));
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, sizeof(data));
+
+	b.left = 1;
+	rd = io_in(&b);
+	rd.iov[0] = (struct iovec){data, sizeof(data)};
+	cr_assert_eq(evloop_readv(b.l, &rd.op, fd, rd.iov, 1, 0), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(rd.res, sizeof(data));
+	for (size_t k = 0; k < sizeof(data); k++)
+		cr_assert_eq(data[k], k < 4096 ? 0 : 0xaa, "byte %zu", k);
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+/* A poll that never fires, cancelled from the handler of one that does. */
+struct canceller {
+	struct ev_op op;
+	struct evloop *l;
+	struct io *victim;
+	int efd, cancel_res, again_res;
+};
+
+static void cancel_victim(struct ev_op *op, int res)
+{
+	struct canceller *c = container_of(op, struct canceller, op);
+	uint64_t v;
+
+	if (res < 0)
+		return;
+	cr_assert_eq(read(c->efd, &v, sizeof(v)), sizeof(v));
+	c->cancel_res = evloop_cancel(c->l, &c->victim->op);
+	c->again_res = evloop_cancel(c->l, &c->victim->op);
+}
+
+Test(evloop, cancel_a_pending_poll)
+{
+	static struct io quiet;
+	struct batch b = {.l = new_loop(8), .left = 1};
+	struct canceller c = {.op = {.done = cancel_victim}, .l = b.l, .victim = &quiet};
+	int quiet_fd = new_eventfd();
+
+	c.efd = new_eventfd();
+	quiet = io_in(&b);
+	cr_assert_eq(evloop_cancel(b.l, &quiet.op), -ENOENT);
+	cr_assert_eq(evloop_poll(b.l, &quiet.op, quiet_fd, POLLIN), 0);
+	cr_assert_eq(evloop_poll(b.l, &c.op, c.efd, POLLIN), 0);
+	kick(c.efd);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(c.cancel_res, 0);
+	cr_assert_eq(c.again_res, 0);
+	cr_assert_eq(quiet.calls, 1);
+	cr_assert_eq(quiet.res, -ECANCELED);
+	cr_assert_not(evloop_pending(&quiet.op));
+	cr_assert_not(evloop_pending(&c.op));
+	evloop_destroy(b.l);
+	close(quiet_fd);
+	close(c.efd);
+}
+
+/* A loop with one poll pending on an eventfd nobody writes. */
+static struct evloop *quiet_loop(struct io *quiet, int efd)
+{
+	struct evloop *l = new_loop(8);
+
+	*quiet = io_in(NULL);
+	cr_assert_eq(evloop_poll(l, &quiet->op, efd, POLLIN), 0);
+	return l;
+}
+
+static void assert_cancelled_once(const struct io *io)
+{
+	cr_assert_eq(io->calls, 1);
+	cr_assert_eq(io->res, -ECANCELED);
+	cr_assert_not(evloop_pending(&io->op));
+}
+
+Test(evloop, stop_from_another_thread)
+{
+	static struct io quiet;
+	int efd = new_eventfd();
+	struct evloop *l = quiet_loop(&quiet, efd);
+
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_start(l), -EBUSY);
+	usleep(20 * 1000);
+	cr_assert_eq(quiet.calls, 0);
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	/* Once joined, nothing is left in the kernel's hands. */
+	assert_cancelled_once(&quiet);
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(efd);
+}
+
+Test(evloop, destroy_stops_the_thread_and_cancels)
+{
+	static struct io quiet;
+	int efd = new_eventfd();
+	struct evloop *l = quiet_loop(&quiet, efd);
+
+	cr_assert_eq(evloop_start(l), 0);
+	evloop_destroy(l);
+	assert_cancelled_once(&quiet);
+	close(efd);
+}
+
+Test(evloop, destroy_without_run_cancels_pending)
+{
+	static struct io quiet;
+	int efd = new_eventfd();
+
+	evloop_destroy(quiet_loop(&quiet, efd));
+	assert_cancelled_once(&quiet);
+	close(efd);
+}
+
+Test(evloop, stop_before_run_returns_at_once_and_run_again)
+{
+	static struct io s;
+	struct batch b = {.l = new_loop(8), .left = 1};
+	int fd = tmpfile_fd();
+
+	evloop_stop(b.l);
+	cr_assert_eq(evloop_run(b.l), 0);
+	s = io_in(&b);
+	cr_assert_eq(evloop_fsync(b.l, &s.op, fd, false), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(s.calls, 1);
+	cr_assert_eq(s.res, 0);
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+/* write, then fsync, then read back: each step submitted by the previous
+ * step's handler, on the same op. */
+struct chain {
+	struct ev_op op;
+	struct evloop *l;
+	int fd, step, res[3];
+	struct iovec iov;
+	char out[16], in[16];
+};
+
+static void chain_next(struct ev_op *op, int res)
+{
+	struct chain *c = container_of(op, struct chain, op);
+	int r = 0;
+
+	c->res[c->step++] = res;
+	if (c->step == 1) {
+		r = evloop_fsync(c->l, &c->op, c->fd, true);
+	} else if (c->step == 2) {
+		c->iov = (struct iovec){c->in, sizeof(c->in)};
+		r = evloop_readv(c->l, &c->op, c->fd, &c->iov, 1, 100);
+	} else {
+		evloop_stop(c->l);
+	}
+	cr_assert_eq(r, 0);
+}
+
+Test(evloop, handlers_chain_new_io)
+{
+	static struct chain c;
+	c = (struct chain){.op = {.done = chain_next}, .l = new_loop(8), .fd = tmpfile_fd()};
+	strcpy(c.out, "chained write");
+	c.iov = (struct iovec){c.out, sizeof(c.out)};
+	cr_assert_eq(evloop_writev(c.l, &c.op, c.fd, &c.iov, 1, 100), 0);
+	cr_assert_eq(evloop_run(c.l), 0);
+	cr_assert_eq(c.step, 3);
+	cr_assert_eq(c.res[0], 16);
+	cr_assert_eq(c.res[1], 0);
+	cr_assert_eq(c.res[2], 16);
+	cr_assert_str_eq(c.in, "chained write");
+	evloop_destroy(c.l);
+	close(c.fd);
+}
+
+Test(evloop, more_submissions_than_ring_entries)
+{
+	enum { N = 100 };
+	static struct io w[N];
+	struct batch b = {.l = new_loop(4), .left = N};
+	struct evloop_stats s;
+	int fd = tmpfile_fd();
+	uint8_t back[N];
+
+	for (int i = 0; i < N; i++) {
+		w[i] = io_in(&b);
+		w[i].buf[0] = (uint8_t)i;
+		w[i].iov[0] = (struct iovec){w[i].buf, 1};
+		cr_assert_eq(evloop_writev(b.l, &w[i].op, fd, w[i].iov, 1, i), 0, "write %d", i);
+	}
+	cr_assert_eq(evloop_run(b.l), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(w[i].res, 1, "write %d: %d", i, w[i].res);
+	cr_assert_eq(pread(fd, back, N, 0), N);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(back[i], i);
+	evloop_get_stats(b.l, &s);
+	cr_assert_geq(s.submitted, N);
+	cr_assert_geq(s.completed, N);
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+Test(evloop, opcodes_outside_the_table_are_refused)
+{
+	static struct io open_op, async_op, ok;
+	struct batch b = {.l = new_loop(8), .left = 3};
+	struct io_uring_sqe sqe = {0};
+	int fd = tmpfile_fd();
+
+	open_op = io_in(&b);
+	io_uring_prep_openat(&sqe, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC, 0);
+	cr_assert_eq(evloop_submit_sqe(b.l, &open_op.op, &sqe), 0);
+	/* An allowed opcode with an SQE flag is refused too. */
+	async_op = io_in(&b);
+	memset(&sqe, 0, sizeof(sqe));
+	io_uring_prep_fsync(&sqe, fd, 0);
+	sqe.flags = IOSQE_ASYNC;
+	cr_assert_eq(evloop_submit_sqe(b.l, &async_op.op, &sqe), 0);
+	/* And the SQE after them still goes through. */
+	ok = io_in(&b);
+	cr_assert_eq(evloop_fsync(b.l, &ok.op, fd, false), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(open_op.res, -EACCES);
+	cr_assert_eq(async_op.res, -EACCES);
+	cr_assert_eq(ok.res, 0);
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+Test(evloop, errors_go_to_the_handler_and_the_loop_goes_on)
+{
+	static struct io bad, good;
+	struct batch b = {.l = new_loop(8), .left = 2};
+	int fd = tmpfile_fd();
+
+	bad = io_in(&b);
+	bad.iov[0] = (struct iovec){bad.buf, 16};
+	cr_assert_eq(evloop_readv(b.l, &bad.op, -1, bad.iov, 1, 0), 0);
+	good = io_in(&b);
+	cr_assert_eq(evloop_fsync(b.l, &good.op, fd, false), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(bad.res, -EBADF);
+	cr_assert_eq(good.res, 0);
+	evloop_destroy(b.l);
+	close(fd);
+}
+
+Test(evloop, misuse_is_refused)
+{
+	static struct io io, nodone;
+	struct evloop *l = new_loop(8);
+	int efd = new_eventfd();
+
+	io = io_in(NULL);
+	cr_assert_eq(evloop_poll(l, &io.op, efd, POLLIN), 0);
+	cr_assert(evloop_pending(&io.op));
+	cr_assert_eq(evloop_poll(l, &io.op, efd, POLLIN), -EBUSY);
+	cr_assert_eq(evloop_fsync(l, &io.op, efd, false), -EBUSY);
+	nodone = (struct io){0};
+	cr_assert_eq(evloop_poll(l, &nodone.op, efd, POLLIN), -EINVAL);
+	evloop_destroy(l);
+	close(efd);
+}
+
+/* More readiness than the CQ holds: the kernel ends multishot polls it
+ * cannot post to the CQ; the loop re-arms them and no event is lost. Every
+ * eventfd is written twice, the second time once all have fired once. */
+enum { FLOOD = 16 };
+static struct flood {
+	struct ev_op op;
+	struct batch *b;
+	int efd, events, final;
+} flood[FLOOD];
+
+static void flood_event(struct ev_op *op, int res)
+{
+	struct flood *f = container_of(op, struct flood, op);
+	uint64_t v;
+
+	if (res < 0) {
+		f->final = res;
+		return;
+	}
+	if (read(f->efd, &v, sizeof(v)) != sizeof(v))
+		return;
+	f->events++;
+	if (--f->b->left == FLOOD)
+		for (int i = 0; i < FLOOD; i++)
+			kick(flood[i].efd);
+	if (f->b->left == 0)
+		evloop_stop(f->b->l);
+}
+
+Test(evloop, multishot_polls_survive_a_full_cq)
+{
+	struct batch b = {.l = new_loop(1), .left = 2 * FLOOD};
+	struct evloop_stats s;
+
+	for (int i = 0; i < FLOOD; i++) {
+		flood[i] =
+		    (struct flood){.op = {.done = flood_event}, .b = &b, .efd = new_eventfd()};
+		kick(flood[i].efd);
+		cr_assert_eq(evloop_poll(b.l, &flood[i].op, flood[i].efd, POLLIN), 0);
+	}
+	cr_assert_eq(evloop_run(b.l), 0);
+	for (int i = 0; i < FLOOD; i++) {
+		cr_assert_eq(flood[i].events, 2, "poll %d", i);
+		cr_assert_eq(flood[i].final, -ECANCELED);
+	}
+	evloop_get_stats(b.l, &s);
+	cr_log_info("%d polls, %llu SQEs", FLOOD, (unsigned long long)s.submitted);
+	evloop_destroy(b.l);
+	for (int i = 0; i < FLOOD; i++)
+		close(flood[i].efd);
+}

@@ -1,0 +1,268 @@
+/* Split virtqueue, device side. Rules from virtio 1.x 2.7 and Linux vringh.c;
+ * memory ordering as in Linux vhost and Firecracker queue.rs.
+ *
+ * Guest memory is little-endian x86 and so is the host: ring fields are read
+ * in place. Fields the guest writes concurrently are read with __atomic loads
+ * (relaxed unless said otherwise) so the compiler fetches each exactly once;
+ * descriptors are copied to a local before they are looked at, so a guest
+ * rewriting one mid-check cannot slip a different value past the check. */
+#include "vq.h"
+
+#include <errno.h>
+#include <string.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rings are read in place");
+
+static bool is_pow2(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+int vq_activate(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint64_t avail,
+		uint64_t used, bool event_idx)
+{
+	/* Each ring's bytes; the event field is one more u16 at the end. */
+	uint64_t ev = event_idx ? sizeof(uint16_t) : 0;
+	uint64_t desc_len = (uint64_t)size * sizeof(struct vring_desc);
+	uint64_t avail_len = sizeof(struct vring_avail) + (uint64_t)size * sizeof(uint16_t) + ev;
+	uint64_t used_len =
+	    sizeof(struct vring_used) + (uint64_t)size * sizeof(struct vring_used_elem) + ev;
+
+	vq_reset(q);
+	if (!is_pow2(size) || size > VQ_MAX_SIZE)
+		return -EINVAL;
+	if (desc % VRING_DESC_ALIGN_SIZE || avail % VRING_AVAIL_ALIGN_SIZE ||
+	    used % VRING_USED_ALIGN_SIZE)
+		return -EINVAL;
+	/* Guest RAM regions are page aligned on the host too, so a ring aligned
+	 * in guest-physical space is aligned for the host loads below. */
+	q->desc = gmem_ptr(g, desc, desc_len);
+	q->avail = gmem_ptr(g, avail, avail_len);
+	q->used = gmem_ptr(g, used, used_len);
+	if (!q->desc || !q->avail || !q->used) {
+		vq_reset(q);
+		return -EINVAL;
+	}
+	q->gmem = g;
+	q->size = size;
+	q->event_idx = event_idx;
+	q->desc_gpa = desc;
+	q->avail_gpa = avail;
+	q->used_gpa = used;
+	q->ready = true;
+	return 0;
+}
+
+void vq_reset(struct vq *q)
+{
+	memset(q, 0, sizeof(*q));
+}
+
+/* used_event (avail->ring[size]) and avail_event (after used->ring[size]);
+ * activation checked both lie in RAM when event_idx is set. */
+static uint16_t *used_event(const struct vq *q)
+{
+	return &q->avail->ring[q->size];
+}
+
+static uint16_t *avail_event(const struct vq *q)
+{
+	return (uint16_t *)&q->used->ring[q->size];
+}
+
+/* Totals of a chain being walked, kept in 64 bits so they cannot wrap. */
+struct walk {
+	uint64_t tot[2]; /* readable, writable */
+	bool seen_write;
+};
+
+/* Add descriptor d to the chain: readable never after writable, totals at
+ * most UINT32_MAX, the buffer wholly in RAM. */
+static int add_seg(const struct vq *q, struct vq_chain *c, struct walk *w,
+		   const struct vring_desc *d)
+{
+	bool write = d->flags & VRING_DESC_F_WRITE;
+	void *host;
+
+	if (!write && w->seen_write)
+		return -EINVAL;
+	w->seen_write |= write;
+	/* Order is judged on every descriptor, but one with no bytes has nothing
+	 * to map (QEMU rejects these; Firecracker and vringh take them). */
+	if (d->len == 0)
+		return 0;
+	w->tot[write] += d->len;
+	if (w->tot[write] > UINT32_MAX)
+		return -EOVERFLOW;
+	if (c->nseg == c->cap)
+		return -E2BIG;
+	host = gmem_ptr(q->gmem, d->addr, d->len);
+	if (!host)
+		return -EFAULT;
+	c->seg[c->nseg++] =
+	    (struct vq_seg){.gpa = d->addr, .len = d->len, .write = write, .host = host};
+	return 0;
+}
+
+/* Walk the chain starting at head: the queue's table first, then at most one
+ * indirect table, which must end the chain (2.7.5.3: zero or more direct
+ * descriptors followed by one INDIRECT). ttl is the current table's size: a
+ * chain that visits more entries than the table has must loop. */
+static int walk_chain(const struct vq *q, uint16_t head, struct vq_chain *c)
+{
+	const struct vring_desc *table = q->desc;
+	uint32_t num = q->size, ttl = q->size, i = head;
+	struct walk w = {{0, 0}, false};
+	bool in_indirect = false;
+	struct vring_desc d;
+	int err;
+
+	c->nseg = 0;
+	c->head = head;
+	c->readable = c->writable = 0;
+	for (;;) {
+		if (ttl-- == 0)
+			return -ELOOP;
+		memcpy(&d, &table[i], sizeof(d)); /* one fetch; see the top */
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (in_indirect || (d.flags & VRING_DESC_F_NEXT))
+				return -EINVAL;
+			if (d.len == 0 || d.len % sizeof(d) || d.len / sizeof(d) > VQ_MAX_INDIRECT)
+				return -EINVAL;
+			/* Read with memcpy: an indirect table need not be aligned. */
+			table = gmem_ptr(q->gmem, d.addr, d.len);
+			if (!table)
+				return -EFAULT;
+			in_indirect = true;
+			num = ttl = d.len / sizeof(d);
+			i = 0;
+			continue;
+		}
+		err = add_seg(q, c, &w, &d);
+		if (err)
+			return err;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			break;
+		if (d.next >= num)
+			return -EINVAL;
+		i = d.next;
+	}
+	c->readable = w.tot[0];
+	c->writable = w.tot[1];
+	return 0;
+}
+
+int vq_pop(struct vq *q, struct vq_chain *c)
+{
+	uint16_t avail_idx, pending, head;
+	int err;
+
+	if (!q->ready || q->broken)
+		return -EIO;
+	/* Acquire pairs with the guest's write barrier between filling a ring
+	 * entry and bumping idx: entries up to idx are visible after this. */
+	avail_idx = __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+	pending = avail_idx - q->last_avail;
+	if (pending == 0)
+		return 0;
+	if (pending > q->size) {
+		err = -EIO;
+		goto err_broken;
+	}
+	head = __atomic_load_n(&q->avail->ring[q->last_avail & (q->size - 1)], __ATOMIC_RELAXED);
+	if (head >= q->size) {
+		err = -EINVAL;
+		goto err_broken;
+	}
+	err = walk_chain(q, head, c);
+	if (err)
+		goto err_broken;
+	q->last_avail++;
+	q->pops++;
+	return 1;
+
+err_broken:
+	c->nseg = 0;
+	q->broken = true;
+	q->errors++;
+	return err;
+}
+
+int vq_push(struct vq *q, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e;
+
+	if (!q->ready || head >= q->size)
+		return -EINVAL;
+	e = &q->used->ring[q->next_used & (q->size - 1)];
+	__atomic_store_n(&e->id, head, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
+	q->next_used++;
+	/* Release: the guest that sees the new idx sees the element too. */
+	__atomic_store_n(&q->used->idx, q->next_used, __ATOMIC_RELEASE);
+	return 0;
+}
+
+bool vq_need_interrupt(struct vq *q)
+{
+	bool need;
+
+	if (!q->ready)
+		return false;
+	/* Full fence: our used->idx store must be visible before we read the
+	 * guest's used_event / flags, or we race with a guest that re-enables
+	 * interrupts and re-checks used->idx (it pairs with the guest's mb()). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (q->event_idx) {
+		uint16_t old = q->signalled_used, event;
+		bool valid = q->signalled_valid;
+
+		q->signalled_used = q->next_used;
+		q->signalled_valid = true;
+		event = __atomic_load_n(used_event(q), __ATOMIC_RELAXED);
+		need = !valid || vring_need_event(event, q->next_used, old);
+	} else {
+		uint16_t flags = __atomic_load_n(&q->avail->flags, __ATOMIC_RELAXED);
+		need = !(flags & VRING_AVAIL_F_NO_INTERRUPT);
+	}
+	if (need)
+		q->interrupts++;
+	else
+		q->notifications_suppressed++;
+	return need;
+}
+
+static void set_no_notify(struct vq *q, bool on)
+{
+	uint16_t f = __atomic_load_n(&q->used->flags, __ATOMIC_RELAXED);
+
+	f = on ? f | VRING_USED_F_NO_NOTIFY : f & ~VRING_USED_F_NO_NOTIFY;
+	__atomic_store_n(&q->used->flags, f, __ATOMIC_RELAXED);
+}
+
+void vq_enable_notify(struct vq *q)
+{
+	if (!q->ready)
+		return;
+	if (q->event_idx)
+		__atomic_store_n(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
+	else
+		set_no_notify(q, false);
+	/* Full fence: the store above must be visible before the caller reads
+	 * avail->idx in vq_has_work, or a guest that added a buffer meanwhile
+	 * and still saw notifications off would never kick. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void vq_disable_notify(struct vq *q)
+{
+	if (q->ready && !q->event_idx)
+		set_no_notify(q, true);
+}
+
+bool vq_has_work(const struct vq *q)
+{
+	if (!q->ready || q->broken)
+		return false;
+	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
+}

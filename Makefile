@@ -12,7 +12,7 @@ CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
 LDLIBS_FLINT := -pthread -luring
 
-RUNNER_SRCS := $(wildcard runner/*.c)
+RUNNER_SRCS := $(wildcard runner/*.c virtio/*.c)
 RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))
 RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(BUILD)/%.o)
 RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -40,6 +40,7 @@ smoke: $(BUILD)/flint
 	sh tests/smoke/run.sh $(BUILD)/flint $(BUILD)
 
 include mk/guest.mk
+include mk/fuzz.mk
 
 test: unit smoke vm-test
 

@@ -110,7 +110,8 @@ static int add_seg(const struct vq *q, struct vq_chain *c, struct walk *w,
  * chain that visits more entries than the table has must loop. */
 static int walk_chain(const struct vq *q, uint16_t head, struct vq_chain *c)
 {
-	const struct vring_desc *table = q->desc;
+	/* Bytes, not descriptors: an indirect table need not be aligned. */
+	const uint8_t *table = (const uint8_t *)q->desc;
 	uint32_t num = q->size, ttl = q->size, i = head;
 	struct walk w = {{0, 0}, false};
 	bool in_indirect = false;
@@ -123,13 +124,12 @@ static int walk_chain(const struct vq *q, uint16_t head, struct vq_chain *c)
 	for (;;) {
 		if (ttl-- == 0)
 			return -ELOOP;
-		memcpy(&d, &table[i], sizeof(d)); /* one fetch; see the top */
+		memcpy(&d, table + (size_t)i * sizeof(d), sizeof(d)); /* one fetch; see the top */
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (in_indirect || (d.flags & VRING_DESC_F_NEXT))
 				return -EINVAL;
 			if (d.len == 0 || d.len % sizeof(d) || d.len / sizeof(d) > VQ_MAX_INDIRECT)
 				return -EINVAL;
-			/* Read with memcpy: an indirect table need not be aligned. */
 			table = gmem_ptr(q->gmem, d.addr, d.len);
 			if (!table)
 				return -EFAULT;

@@ -125,7 +125,8 @@ bool vq_need_interrupt(struct vq *q);
 void vq_enable_notify(struct vq *q);
 void vq_disable_notify(struct vq *q);
 
-/* True when the guest has made chains available that vq_pop has not taken. */
+/* True when the guest has made chains available that vq_pop has not taken
+ * (false when the queue is not ready or broken). */
 bool vq_has_work(const struct vq *q);
 
 #endif

@@ -5,6 +5,7 @@
 #   make kernel   $(BUILD)/vmlinux: tinyconfig + kernel-config/flint.config,
 #                 built once per machine, cached in $(FLINT_CACHE)
 #   make rootfs   $(BUILD)/initramfs.cpio.gz: rootfs/init.c as /init + busybox
+#   make guest-check   boot both in QEMU microvm (TCG, ~1 min), check /init
 
 BUSYBOX ?= /bin/busybox
 GUEST_KERNEL_DEPS := kernel-config/flint.config kernel-config/required.txt \
@@ -32,6 +33,10 @@ $(BUILD)/initramfs.cpio.gz: rootfs/mkinitramfs.sh $(BUILD)/rootfs/gen_init_cpio 
 		$(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_ETC)
 	rootfs/mkinitramfs.sh $@ $(BUILD)/rootfs/gen_init_cpio \
 		$(BUILD)/rootfs/init $(BUSYBOX)
+
+.PHONY: guest-check
+guest-check: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
+	rootfs/qemu-check.sh $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
 
 # ---- end of guest kernel and initramfs -----------------------------------
 

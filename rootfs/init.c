@@ -21,6 +21,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,11 @@ static void say(const char *fmt, ...)
 	/* write(2), not stdio: nothing may sit in a buffer when we reboot. */
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
 		return;
+}
+
+static void ignore(int sig)
+{
+	(void)sig;
 }
 
 static void mount_fs(const char *src, const char *dir, const char *type,
@@ -140,8 +146,29 @@ static void real_console(char *path, size_t size)
 		snprintf(path, size, "/dev/%s", name);
 }
 
-/* Starts argv in its own session with the console as controlling tty. */
-static pid_t spawn(char **argv, const sigset_t *oldmask)
+/*
+ * Makes init the leader of a session whose controlling tty is the console.
+ * Init, not the command, leads it: when a session leader exits the kernel
+ * hangs its tty up, which throws away output still queued for the UART (the
+ * command's last lines).
+ */
+static void take_console(const char *tty)
+{
+	int fd = open(tty, O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (setsid() < 0 || ioctl(fd, TIOCSCTTY, 1) < 0)
+		say("flint-init: no controlling tty %s: %s\n", tty,
+		    strerror(errno));
+	close(fd);
+}
+
+/*
+ * Starts argv as the console's foreground process group (so ^C reaches it
+ * and shells get job control) with a clean environment.
+ */
+static pid_t spawn(char **argv, const sigset_t *oldmask, const char *tty)
 {
 	static char *const envp[] = {
 		"PATH=/bin:/sbin:/usr/bin:/usr/sbin",
@@ -149,21 +176,19 @@ static pid_t spawn(char **argv, const sigset_t *oldmask)
 		"TERM=linux",
 		NULL,
 	};
-	char tty[160];
-	pid_t pid;
+	pid_t pid = fork();
 
-	real_console(tty, sizeof(tty));
-	pid = fork();
 	if (pid != 0)
 		return pid;
 
-	sigprocmask(SIG_SETMASK, oldmask, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
-	setsid();
 	if (open_console(tty) < 0)
 		open_console("/dev/console");
-	ioctl(STDIN_FILENO, TIOCSCTTY, 1);
+	/* SIGTTOU is still blocked, so a background group may do this. */
+	setpgid(0, 0);
+	tcsetpgrp(STDIN_FILENO, getpid());
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	if (chdir("/") < 0)
 		_exit(127);
 	/* execvp searches the PATH of our own environment. */
@@ -171,6 +196,20 @@ static pid_t spawn(char **argv, const sigset_t *oldmask)
 	execvp(argv[0], argv);
 	say("flint-init: cannot run '%.200s': %s\n", argv[0], strerror(errno));
 	_exit(127);
+}
+
+/*
+ * Waits (at most 2 s, in case the UART never drains) until the console has
+ * sent everything: stopping or resetting the VM drops what is still queued.
+ */
+static void drain_console(void)
+{
+	struct sigaction sa = {.sa_handler = ignore}; /* no SA_RESTART */
+
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(2);
+	tcdrain(STDOUT_FILENO);
+	alarm(0);
 }
 
 /* Reaps every exited child; returns the status of `main` if it was one. */
@@ -213,15 +252,11 @@ static void shutdown_guest(int sig)
 	kill(-1, SIGKILL);
 	reap_all(1000);
 	sync();
+	drain_console();
 	/* No ACPI: halt and poweroff end the VM through the exit device. */
 	if (sig != SIGTERM)
 		exit_device_report(0);
 	reboot(RB_AUTOBOOT);
-}
-
-static void ignore(int sig)
-{
-	(void)sig;
 }
 
 int main(int argc, char **argv)
@@ -233,7 +268,14 @@ int main(int argc, char **argv)
 	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2};
 	sigset_t set, oldmask;
 	int status = 0;
+	char tty[160];
 	pid_t child;
+
+	/* Run by mistake on a host, it would remount /dev and reboot it. */
+	if (getpid() != 1) {
+		say("flint-init: not pid 1; this is the guest's /init\n");
+		return 1;
+	}
 
 	/* Signals are taken synchronously with sigwaitinfo; blocked signals
 	 * are queued even for pid 1, which ignores unhandled ones. */
@@ -243,6 +285,11 @@ int main(int argc, char **argv)
 		signal(sigs[i], ignore);
 	}
 	sigprocmask(SIG_BLOCK, &set, &oldmask);
+	/* Init is a background process of its own session: keep SIGTTOU
+	 * blocked so tcdrain and the child's tcsetpgrp are allowed. */
+	sigaddset(&set, SIGTTOU);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, SIGTTOU);
 
 	mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
 	open_console("/dev/console");
@@ -255,10 +302,13 @@ int main(int argc, char **argv)
 	mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 
+	real_console(tty, sizeof(tty));
+	take_console(tty);
+
 	boot_timer_signal();
 	say("flint-init: ready\n");
 
-	child = spawn(argc > 1 ? argv + 1 : demo, &oldmask);
+	child = spawn(argc > 1 ? argv + 1 : demo, &oldmask, tty);
 	if (child < 0) {
 		say("flint-init: fork: %s\n", strerror(errno));
 		status = 127;
@@ -274,9 +324,11 @@ int main(int argc, char **argv)
 	}
 
 	sync();
+	drain_console();
 	exit_device_report(status);
 	/* Still here: not flint (QEMU ignores the store). Reset instead. */
 	say("flint-init: exit status %d; no exit device, rebooting\n", status);
+	drain_console();
 	reboot(RB_AUTOBOOT);
 	/* pid 1 must never exit: that panics the kernel. */
 	for (;;)

@@ -137,11 +137,13 @@ start=$(date +%s)
 say "compiling vmlinux with -j$JOBS (~7 min on 2 cores; a line every 30 s)"
 make -C "$SRC" O="$OBJ" ARCH=x86_64 -j"$JOBS" vmlinux >>"$LOG" 2>&1 &
 mkpid=$!
+# The previous build's count of compiled files, if any, gives a rough total.
+total=$(cat "$CACHE/kernel-cc-count" 2>/dev/null || true)
 (
 	while sleep 30; do
 		n=$(grep -c '^  CC ' "$LOG" || true)
 		last=$(grep '^  [A-Z]' "$LOG" | tail -n 1 | sed 's/^ *//')
-		say "$(($(date +%s) - start)) s: $n files compiled; last: $last"
+		say "$(($(date +%s) - start)) s: $n${total:+ of ~$total} files compiled; last: $last"
 	done
 ) &
 ticker=$!
@@ -153,8 +155,12 @@ kill $ticker 2>/dev/null || true
 trap - EXIT
 [ $status -eq 0 ] || fail "make vmlinux failed (status $status)"
 
+grep -c '^  CC ' "$LOG" >"$CACHE/kernel-cc-count" || true
+# Keep the kernel, its config and symbol map; the object tree (~100 MB) goes.
 cp "$OBJ/vmlinux" "$DIR/vmlinux.tmp"
 cp "$OBJ/.config" "$DIR/config"
+cp "$OBJ/System.map" "$DIR/System.map"
 mv "$DIR/vmlinux.tmp" "$DIR/vmlinux"
+rm -rf "$OBJ"
 say "built in $(($(date +%s) - start)) s"
 install_out

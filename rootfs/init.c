@@ -26,11 +26,11 @@
 #include <unistd.h>
 
 /* Firecracker's boot timer: a byte 123 written here marks "guest booted". */
-#define BOOT_TIMER_GPA 0xd0000000UL
+#define BOOT_TIMER_GPA	 0xd0000000UL
 #define BOOT_TIMER_MAGIC 123
 /* flint's exit device: a 32-bit write here stops the VM with that status. */
 #define EXIT_DEV_GPA 0xd0001000UL
-#define PAGE 4096UL
+#define PAGE	     4096UL
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -57,14 +57,13 @@ static void ignore(int sig)
 	(void)sig;
 }
 
-static void mount_fs(const char *src, const char *dir, const char *type,
-		     unsigned long flags, const char *data)
+static void mount_fs(const char *src, const char *dir, const char *type, unsigned long flags,
+		     const char *data)
 {
 	mkdir(dir, 0755);
 	/* EBUSY: already mounted (e.g. devtmpfs by CONFIG_DEVTMPFS_MOUNT). */
 	if (mount(src, dir, type, flags, data) < 0 && errno != EBUSY)
-		say("flint-init: mount %s on %s: %s\n", type, dir,
-		    strerror(errno));
+		say("flint-init: mount %s on %s: %s\n", type, dir, strerror(errno));
 }
 
 /* Points fds 0-2 at path; the kernel may have given us none at all. */
@@ -94,8 +93,7 @@ static volatile uint8_t *map_phys(unsigned long gpa)
 
 	if (fd < 0)
 		return NULL;
-	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 (off_t)gpa);
+	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)gpa);
 	close(fd);
 	return p == MAP_FAILED ? NULL : p;
 }
@@ -159,8 +157,7 @@ static void take_console(const char *tty)
 	if (fd < 0)
 		return;
 	if (setsid() < 0 || ioctl(fd, TIOCSCTTY, 1) < 0)
-		say("flint-init: no controlling tty %s: %s\n", tty,
-		    strerror(errno));
+		say("flint-init: no controlling tty %s: %s\n", tty, strerror(errno));
 	close(fd);
 }
 
@@ -171,10 +168,10 @@ static void take_console(const char *tty)
 static pid_t spawn(char **argv, const sigset_t *oldmask, const char *tty)
 {
 	static char *const envp[] = {
-		"PATH=/bin:/sbin:/usr/bin:/usr/sbin",
-		"HOME=/",
-		"TERM=linux",
-		NULL,
+	    "PATH=/bin:/sbin:/usr/bin:/usr/sbin",
+	    "HOME=/",
+	    "TERM=linux",
+	    NULL,
 	};
 	pid_t pid = fork();
 
@@ -221,8 +218,7 @@ static int reap(pid_t main, int *main_status)
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		if (pid != main)
 			continue;
-		*main_status = WIFSIGNALED(st) ? 128 + WTERMSIG(st)
-					       : WEXITSTATUS(st);
+		*main_status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 		found = 1;
 	}
 	return found;
@@ -262,8 +258,10 @@ static void shutdown_guest(int sig)
 int main(int argc, char **argv)
 {
 	static char *demo[] = {
-		"sh", "-c", "echo Hello from the flint guest; uname -sr; nproc",
-		NULL,
+	    "sh",
+	    "-c",
+	    "echo Hello from the flint guest; uname -sr; nproc",
+	    NULL,
 	};
 	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2};
 	sigset_t set, oldmask;
@@ -293,10 +291,8 @@ int main(int argc, char **argv)
 
 	mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
 	open_console("/dev/console");
-	mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		 NULL);
-	mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		 NULL);
+	mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_fs("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 		 "gid=5,mode=620,ptmxmode=666");
 	mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");

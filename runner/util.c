@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,51 +71,39 @@ uint64_t us_since_launch(void)
 	return (now_ns() - launch_ns) / 1000;
 }
 
-int read_file(const char *path, uint64_t max, uint8_t **buf, uint64_t *len)
+int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int ret;
+	int ret = 0;
 
 	*buf = NULL;
 	*len = 0;
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0)
 		ret = -errno;
-		goto err_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	else if (!S_ISREG(st.st_mode))
 		ret = -EINVAL;
-		goto err_close;
-	}
-	if ((uint64_t)st.st_size > max) {
+	else if ((uint64_t)st.st_size > max)
 		ret = -EFBIG;
-		goto err_close;
-	}
-	uint8_t *p = malloc(st.st_size ? st.st_size : 1);
-	if (!p) {
-		ret = -ENOMEM;
-		goto err_close;
-	}
-	uint64_t got = 0;
-	while (got < (uint64_t)st.st_size) {
-		ssize_t r = read(fd, p + got, st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			ret = r < 0 ? -errno : -EIO;
-			free(p);
-			goto err_close;
+	else if (st.st_size > 0) {
+		/* Read-only and private: the loader copies straight from the page
+		 * cache into guest memory, with no buffer in between. */
+		void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED)
+			ret = -errno;
+		else {
+			*buf = p;
+			*len = st.st_size;
 		}
-		got += r;
 	}
-	close(fd);
-	*buf = p;
-	*len = got;
-	return 0;
-
-err_close:
 	close(fd);
 	return ret;
+}
+
+void unmap_file(const uint8_t *buf, uint64_t len)
+{
+	if (buf && len)
+		munmap((void *)buf, len);
 }

@@ -27,8 +27,10 @@ uint64_t now_ns(void);
 extern uint64_t launch_ns;
 uint64_t us_since_launch(void);
 
-/* Read a whole file into a malloc'd buffer, refusing files over max bytes.
- * Returns 0 or -errno (-EFBIG when over max). Caller frees *buf. */
-int read_file(const char *path, uint64_t max, uint8_t **buf, uint64_t *len) WARN_UNUSED;
+/* Map a whole regular file read-only, refusing files over max bytes. An
+ * empty file gives *buf NULL and *len 0. Returns 0 or -errno (-EFBIG when
+ * over max, -EINVAL when not a regular file). Release with unmap_file. */
+int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len) WARN_UNUSED;
+void unmap_file(const uint8_t *buf, uint64_t len);
 
 #endif

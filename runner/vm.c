@@ -164,6 +164,8 @@ static int setup_devices(struct vm *vm)
 
 	if ((r = bus_create(&vm->pio)) < 0 || (r = bus_create(&vm->mmio)) < 0)
 		return r;
+	vm->env.pio = vm->pio;
+	vm->env.mmio = vm->mmio;
 	int out_fd = vm->cfg->console == CONSOLE_STDIO ? STDOUT_FILENO : -1;
 	if ((r = console_create(&vm->con, out_fd)) < 0)
 		return r;
@@ -195,10 +197,10 @@ static int setup_devices(struct vm *vm)
 }
 
 /* Read a boot file, naming it in every error. */
-static int load_file(const char *what, const char *path, uint64_t max, uint8_t **buf,
+static int load_file(const char *what, const char *path, uint64_t max, const uint8_t **buf,
 		     uint64_t *len)
 {
-	int r = read_file(path, max, buf, len);
+	int r = map_file(path, max, buf, len);
 	if (r == -EFBIG)
 		pr_err("%s %s is larger than guest memory (%llu MiB); try a larger --mem", what,
 		       path, (unsigned long long)(max >> 20));
@@ -212,7 +214,7 @@ static int load_file(const char *what, const char *path, uint64_t max, uint8_t *
 static int setup_boot(struct vm *vm)
 {
 	const struct config *cfg = vm->cfg;
-	uint8_t *buf = NULL;
+	const uint8_t *buf = NULL;
 	uint64_t len;
 	const char *why = "";
 	char err[256];
@@ -221,7 +223,7 @@ static int setup_boot(struct vm *vm)
 	if ((r = load_file("kernel", cfg->kernel, cfg->mem, &buf, &len)) < 0)
 		return r;
 	r = loader_load_kernel(vm->mem, buf, len, &vm->bi, &why);
-	free(buf);
+	unmap_file(buf, len);
 	if (r < 0) {
 		pr_err("kernel %s: %s", cfg->kernel, why);
 		return r;
@@ -230,7 +232,7 @@ static int setup_boot(struct vm *vm)
 		if ((r = load_file("initrd", cfg->initrd, cfg->mem, &buf, &len)) < 0)
 			return r;
 		r = loader_load_initrd(vm->mem, buf, len, &vm->bi, &why);
-		free(buf);
+		unmap_file(buf, len);
 		if (r < 0) {
 			pr_err("initrd %s: %s", cfg->initrd, why);
 			return r;
@@ -319,11 +321,22 @@ int vm_create(struct vm **out, const struct config *cfg)
 		r = -errno;
 		goto err;
 	}
-	if ((r = setup_vm(vm)) < 0 || (r = setup_memory(vm)) < 0 || (r = setup_devices(vm)) < 0)
-		goto err;
-	vm->env = (struct vcpu_env){.pio = vm->pio, .mmio = vm->mmio, .ctl = &vm->ctl};
-	if ((r = setup_boot(vm)) < 0 || (r = setup_vcpus(vm)) < 0)
-		goto err;
+	/* Start-up order: KVM and the VM, memory, devices, boot image, vCPUs. */
+	static const struct {
+		const char *name;
+		int (*fn)(struct vm *vm);
+	} steps[] = {
+		{"VM", setup_vm},	      {"memory", setup_memory}, {"devices", setup_devices},
+		{"kernel and boot tables", setup_boot}, {"vCPUs", setup_vcpus},
+	};
+	vm->env = (struct vcpu_env){.ctl = &vm->ctl};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		uint64_t t0 = now_ns();
+		if ((r = steps[i].fn(vm)) < 0)
+			goto err;
+		pr_debug("%s set up in %llu us", steps[i].name,
+			 (unsigned long long)(now_ns() - t0) / 1000);
+	}
 	*out = vm;
 	return 0;
 err:
@@ -406,6 +419,8 @@ int vm_run(struct vm *vm)
 	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	vcpu_block_kick();
 	tty_raw(vm);
+	pr_debug("starting %u vCPU(s) %llu us after launch", vm->nvcpus,
+		 (unsigned long long)us_since_launch());
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		if ((r = vcpu_start(&vm->vcpus[i])) < 0) {
 			control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,

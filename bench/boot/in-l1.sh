@@ -1,0 +1,56 @@
+# bench/boot, the part that runs inside the rig's L1 (or on a host with
+# hardware KVM): boots flint and QEMU -M microvm alternately, the same guest
+# kernel, initramfs, memory and command line, and measures for each run
+#  - launch to the init's marker line on the console (launch-to-marker), and
+#  - VM exits by SVM exit reason up to that line, from KVM's kvm_exit
+#    tracepoint histogram read at the moment the marker appears.
+# Usage: sh in-l1.sh LAUNCH-TO-MARKER RUNS
+# Prints one "run vmm=... ms=... total=... npf=..." line per run, then the
+# table (bench/boot/summarize.awk).
+set -u
+LTM=$1
+RUNS=${2:-10}
+MEM=128
+# reboot=t: QEMU microvm has no i8042, and a keyboard-controller reboot
+# there spins through 655k port reads before it gives up; flint's init ends
+# the VM through flint's exit device before any reboot.
+CMDLINE="console=ttyS0 reboot=t panic=-1 quiet"
+MARKER="flint-init: ready"
+T=/sys/kernel/tracing
+HIST=$T/events/kvm/kvm_exit/hist
+TRIG=$T/events/kvm/kvm_exit/trigger
+DIR=$(dirname "$0")
+
+mountpoint -q $T 2>/dev/null || mount -t tracefs none $T 2>/dev/null
+[ -w "$TRIG" ] || { echo "bench: no kvm_exit tracepoint trigger at $TRIG"; exit 2; }
+command -v qemu-system-x86_64 >/dev/null || { echo "bench: QEMU is not in L1"; exit 2; }
+
+# One run: a fresh histogram, the VMM under launch-to-marker, one result line.
+run_one() {
+	vmm=$1
+	echo '!hist:keys=exit_reason:sort=hitcount' >"$TRIG" 2>/dev/null
+	echo 'hist:keys=exit_reason:sort=hitcount' >"$TRIG"
+	if [ "$vmm" = flint ]; then
+		"$LTM" -t 60 -h "$HIST" "$MARKER" -- "$FLINT" --kernel "$KERNEL" \
+			--initrd "$INITRD" --mem ${MEM}M --vcpus 1 --cmdline "$CMDLINE" --stats \
+			-- true >/tmp/ltm.out 2>/tmp/ltm.err
+	else
+		"$LTM" -t 60 -h "$HIST" "$MARKER" -- qemu-system-x86_64 \
+			-M microvm,x-option-roms=off,rtc=off -accel kvm -cpu host -m $MEM -smp 1 \
+			-nodefaults -no-user-config -display none -serial stdio -no-reboot \
+			-kernel "$KERNEL" -initrd "$INITRD" -append "$CMDLINE -- true" \
+			>/tmp/ltm.out 2>/tmp/ltm.err
+	fi
+	echo '!hist:keys=exit_reason:sort=hitcount' >"$TRIG"
+	boot=$(sed -n 's/.*KVM exits until the boot timer: \([0-9]*\).*/\1/p' /tmp/ltm.err)
+	awk -v vmm="$vmm" -v own="${boot:--}" -f "$DIR/parse-run.awk" /tmp/ltm.out
+	grep -q '^ms=-1' /tmp/ltm.out && sed 's/^/# stderr: /' /tmp/ltm.err | tail -5
+}
+
+i=1
+while [ $i -le "$RUNS" ]; do
+	# Alternate which goes first so neither always runs on a warm cache.
+	if [ $((i % 2)) = 1 ]; then run_one flint; run_one qemu; else run_one qemu; run_one flint; fi
+	i=$((i + 1))
+done | tee /tmp/bench-runs.txt
+awk -f "$DIR/summarize.awk" /tmp/bench-runs.txt

@@ -44,6 +44,11 @@ include mk/fuzz.mk
 
 test: unit smoke vm-test
 
+# Launch-to-init and VM exits against QEMU microvm, in one rig run.
+BENCH_RUNS ?= 10
+bench-boot: $(BUILD)/flint
+	bench/boot/run $(BENCH_RUNS)
+
 clean:
 	rm -rf $(BUILD)
 

@@ -1,0 +1,52 @@
+/* The contract between a virtio device and its transport. A device is a
+ * table of callbacks plus its own state; it knows neither the transport
+ * (virtio-mmio today) nor how notifications reach it (an ioeventfd polled by
+ * the event loop, or an MMIO write). The transport owns the register file,
+ * feature negotiation, the status state machine and the queues, and
+ * activates the device at DRIVER_OK. */
+#ifndef FLINT_VIRTIO_H
+#define FLINT_VIRTIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gmem.h"
+#include "util.h"
+#include "vq.h"
+
+#define VIRTIO_MAX_QUEUES 8
+
+/* What a device may ask of its transport, given at activation. */
+struct virtio_host {
+	/* Buffers were added to queue q's used ring: the transport decides,
+	 * from EVENT_IDX or the NO_INTERRUPT flag, whether to interrupt. */
+	void (*used)(void *t, unsigned q);
+	/* The guest broke the protocol: set DEVICE_NEEDS_RESET, raise a
+	 * configuration interrupt, and stop using the queues until reset. */
+	void (*needs_reset)(void *t);
+	void *t;
+};
+
+struct virtio_dev_ops {
+	uint32_t device_id;  /* VIRTIO_ID_* from <linux/virtio_ids.h> */
+	unsigned num_queues; /* 1..VIRTIO_MAX_QUEUES */
+	uint32_t queue_max;  /* largest queue size the device accepts */
+	/* Feature bits the device offers; the transport adds VIRTIO_F_VERSION_1,
+	 * VIRTIO_RING_F_EVENT_IDX and VIRTIO_RING_F_INDIRECT_DESC. */
+	uint64_t (*features)(void *dev);
+	/* Device configuration space: off is relative to its start; reads
+	 * beyond the device's config return zeros, writes there are ignored. */
+	void (*config_read)(void *dev, uint64_t off, void *data, uint32_t len);
+	void (*config_write)(void *dev, uint64_t off, const void *data, uint32_t len);
+	/* DRIVER_OK: the negotiated features and the validated, activated queues
+	 * (vq_activate done by the transport). Return 0, or -errno to have the
+	 * transport set DEVICE_NEEDS_RESET. */
+	int (*activate)(void *dev, uint64_t features, struct vq *queues, const struct virtio_host *host);
+	/* The driver wrote status 0: drop all queue state and in-flight work
+	 * (in-flight I/O completes into nothing). */
+	void (*reset)(void *dev);
+	/* The driver notified queue q (only after activate). */
+	void (*notify)(void *dev, unsigned q);
+};
+
+#endif

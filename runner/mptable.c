@@ -21,7 +21,9 @@
 #define MP_FEATURE_FPU	  (1u << 0)
 #define MP_FEATURE_APIC	  (1u << 9)
 #define MP_APIC_ALL	  0xff
-#define MP_ISA_IRQS	  16
+/* Every IOAPIC pin, as ISA-style edge interrupts: 0-15 for the legacy
+ * devices, the rest for virtio-mmio devices, whose irqfd delivers edges. */
+#define MP_ISA_IRQS	  24
 
 static uint8_t checksum(const void *p, size_t len)
 {

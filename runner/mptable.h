@@ -110,8 +110,8 @@ static_assert(sizeof(struct mpc_lintsrc) == 8, "MP local interrupt entry");
 
 /* Write the floating pointer and configuration table at MPTABLE_ADDR for
  * ncpus (1..MPTABLE_MAX_CPUS) processors with APIC IDs 0..ncpus-1, an ISA
- * bus, one IOAPIC (ID ncpus) at IOAPIC_ADDR with ISA IRQs 0-15 routed to
- * pins 0-15, and LINT0 ExtINT / LINT1 NMI. Returns 0, -EINVAL for a bad
+ * bus, one IOAPIC (ID ncpus) at IOAPIC_ADDR with ISA IRQs 0-23 routed to
+ * pins 0-23 (edge, as irqfds deliver), and LINT0 ExtINT / LINT1 NMI. Returns 0, -EINVAL for a bad
  * count, -E2BIG if it does not fit below 0xa0000, -EFAULT. */
 int mptable_write(struct gmem *g, unsigned ncpus) WARN_UNUSED;
 

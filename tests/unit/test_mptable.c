@@ -107,8 +107,8 @@ Test(mptable, config_header)
 	cr_expect_arr_eq(p.mpc->signature, "PCMP", 4);
 	cr_expect_eq(p.mpc->spec, 4);
 	cr_expect_eq(p.mpc->lapic, LAPIC_ADDR);
-	cr_expect_eq(p.mpc->oemcount, 4 + 1 + 1 + 16 + 2);
-	cr_expect_eq(p.mpc->length, sizeof(struct mpc_table) + 4 * sizeof(struct mpc_cpu) + 20 * 8);
+	cr_expect_eq(p.mpc->oemcount, 4 + 1 + 1 + 24 + 2);
+	cr_expect_eq(p.mpc->length, sizeof(struct mpc_table) + 4 * sizeof(struct mpc_cpu) + 28 * 8);
 	cr_expect_arr_eq(p.mpc->oem, "FLINT   ", 8);
 	/* Entries are sorted by type, as the spec asks. */
 	for (unsigned i = 1; i < p.mpc->oemcount; i++)
@@ -125,7 +125,7 @@ Test(mptable, entry_counts)
 		cr_expect_eq(count_type(&p, MP_PROCESSOR), counts[k]);
 		cr_expect_eq(count_type(&p, MP_BUS), 1);
 		cr_expect_eq(count_type(&p, MP_IOAPIC), 1);
-		cr_expect_eq(count_type(&p, MP_INTSRC), 16);
+		cr_expect_eq(count_type(&p, MP_INTSRC), 24);
 		cr_expect_eq(count_type(&p, MP_LINTSRC), 2);
 		gmem_destroy(g);
 	}
@@ -169,7 +169,7 @@ Test(mptable, interrupt_routing)
 {
 	struct gmem *g = mem_with_table(2);
 	struct parsed p = parse(g);
-	for (unsigned irq = 0; irq < 16; irq++) {
+	for (unsigned irq = 0; irq < 24; irq++) {
 		const struct mpc_intsrc *s = (const void *)find_type(&p, MP_INTSRC, irq);
 		cr_assert_not_null(s);
 		cr_expect_eq(s->irqtype, mp_INT);

@@ -3,7 +3,17 @@
  * (virtio-mmio today) nor how notifications reach it (an ioeventfd polled by
  * the event loop, or an MMIO write). The transport owns the register file,
  * feature negotiation, the status state machine and the queues, and
- * activates the device at DRIVER_OK. */
+ * activates the device at DRIVER_OK.
+ *
+ * Threads (virtio-mmio, see mmio.c): activate, reset and notify are
+ * serialised with each other by the transport and never run concurrently;
+ * notify runs on the event-loop thread (or a vCPU thread when no ioeventfd
+ * caught the kick), activate and reset on a vCPU thread. config_read and
+ * config_write run on vCPU threads, concurrently with notify: a device whose
+ * config changes from elsewhere protects it itself. The virtio_host
+ * callbacks take no transport lock, so a device may call them from inside
+ * its callbacks or from a thread of its own (used reads queue q's rings:
+ * call it from whichever thread is driving that queue). */
 #ifndef FLINT_VIRTIO_H
 #define FLINT_VIRTIO_H
 
@@ -43,7 +53,10 @@ struct virtio_dev_ops {
 	 * transport set DEVICE_NEEDS_RESET. */
 	int (*activate)(void *dev, uint64_t features, struct vq *queues, const struct virtio_host *host);
 	/* The driver wrote status 0: drop all queue state and in-flight work
-	 * (in-flight I/O completes into nothing). */
+	 * (in-flight I/O completes into nothing). Also called before any
+	 * activate (Linux resets a device when it probes it). When it returns
+	 * the device no longer touches the queues or calls the host callbacks:
+	 * the transport resets the queues next. */
 	void (*reset)(void *dev);
 	/* The driver notified queue q (only after activate). */
 	void (*notify)(void *dev, unsigned q);

@@ -1,0 +1,530 @@
+/* virtio-mmio version 2 (virtio 1.2 section 4.2.2), modern only. Behaviour
+ * follows Firecracker's transport/mmio.rs: status moves one step at a time,
+ * anything else is ignored; queue registers are frozen outside the
+ * FEATURES_OK..DRIVER_OK window; a device that cannot start sets
+ * DEVICE_NEEDS_RESET and raises a configuration interrupt.
+ *
+ * Threads and locks. Registers are accessed by vCPU threads; queue
+ * notifications come from the event-loop thread (ioeventfd) or a vCPU (a
+ * QueueNotify write that reached the bus); the device calls host.used,
+ * host.needs_reset and virtio_mmio_config_changed from wherever it
+ * processes its queues, including from inside ops->notify and ops->activate.
+ *
+ *  - lock guards the register file: status, selectors, driver features,
+ *    queue registers. Every register access holds it; so do config_read and
+ *    config_write.
+ *  - dev_lock guards queues[] and serialises the calls that start, stop and
+ *    drive the device: ops->activate, ops->reset and ops->notify run with it
+ *    held, and queues[] is only written (vq_activate, vq_reset) with it held.
+ *    A reset therefore waits for a notification in flight and never pulls
+ *    the rings from under it.
+ *  - Order: lock, then dev_lock. Nothing that runs under dev_lock takes lock.
+ *  - running, needs_reset, isr, config_gen and the stats are atomics, so
+ *    host.used, host.needs_reset and virtio_mmio_config_changed take no lock
+ *    at all: a device may call them while dev_lock is held (from
+ *    ops->notify) or from a thread of its own without deadlock.
+ *  - A device that completes work off the notify path (e.g. io_uring
+ *    completions) must stop doing so before its ops->reset returns; after
+ *    that the transport resets the queues. */
+#include "mmio.h"
+
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "registers are copied in host order");
+
+/* MagicValue: "virt" in the register's little-endian bytes. */
+#define MMIO_MAGIC   0x74726976
+#define MMIO_VERSION 2 /* modern; 1 is the legacy layout */
+
+#define TRANSPORT_FEATURES                                                                         \
+	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_EVENT_IDX) |                        \
+	 (1ULL << VIRTIO_RING_F_INDIRECT_DESC))
+
+#define S_ACK	    VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRIVER    VIRTIO_CONFIG_S_DRIVER
+#define S_FEATURES  VIRTIO_CONFIG_S_FEATURES_OK
+#define S_DRIVER_OK VIRTIO_CONFIG_S_DRIVER_OK
+#define S_FAILED    VIRTIO_CONFIG_S_FAILED
+#define S_NEEDS_RST VIRTIO_CONFIG_S_NEEDS_RESET
+#define S_SETUP	    (S_ACK | S_DRIVER | S_FEATURES) /* queue registers writable */
+
+/* What the driver programmed for one queue, used at DRIVER_OK. */
+struct qreg {
+	uint32_t num;
+	uint32_t ready;
+	uint64_t desc, avail, used;
+};
+
+struct virtio_mmio {
+	struct gmem *gmem;
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	void (*irq)(void *ctx);
+	void *irq_ctx;
+	struct virtio_host host;
+	uint64_t offered;
+	uint32_t queue_max;
+
+	pthread_mutex_t lock;
+	uint32_t status; /* bits the driver set; NEEDS_RESET is needs_reset */
+	uint32_t dev_features_sel, drv_features_sel, queue_sel;
+	uint64_t driver_features;
+	struct qreg qreg[VIRTIO_MAX_QUEUES];
+
+	pthread_mutex_t dev_lock;
+	struct vq queues[VIRTIO_MAX_QUEUES];
+
+	/* Atomics (see the top). */
+	bool running;	  /* activated, not reset */
+	bool needs_reset; /* DEVICE_NEEDS_RESET until the driver resets */
+	uint32_t isr;	  /* InterruptStatus */
+	uint32_t config_gen;
+	struct virtio_mmio_queue_stats stats[VIRTIO_MAX_QUEUES];
+};
+
+static void count(uint64_t *c)
+{
+	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+/* Set the cause before the edge: the guest's handler reads InterruptStatus. */
+static void interrupt(struct virtio_mmio *t, uint32_t why)
+{
+	__atomic_fetch_or(&t->isr, why, __ATOMIC_SEQ_CST);
+	t->irq(t->irq_ctx);
+}
+
+/* Enter DEVICE_NEEDS_RESET: log and interrupt only on the first call until
+ * the driver resets, so a guest cannot flood the log. */
+static void PRINTF(2, 3) set_needs_reset(struct virtio_mmio *t, const char *fmt, ...)
+{
+	char why[160];
+	va_list ap;
+
+	if (__atomic_exchange_n(&t->needs_reset, true, __ATOMIC_SEQ_CST))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	pr_err("virtio-mmio device %u: %s; device needs reset", t->ops->device_id, why);
+	interrupt(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
+static void host_used(void *opaque, unsigned q)
+{
+	struct virtio_mmio *t = opaque;
+
+	if (q >= t->ops->num_queues || !__atomic_load_n(&t->running, __ATOMIC_ACQUIRE))
+		return;
+	if (vq_need_interrupt(&t->queues[q])) {
+		count(&t->stats[q].interrupts);
+		interrupt(t, VIRTIO_MMIO_INT_VRING);
+	} else {
+		count(&t->stats[q].interrupts_suppressed);
+	}
+}
+
+static void host_needs_reset(void *opaque)
+{
+	set_needs_reset(opaque, "the device reported a guest error");
+}
+
+static uint32_t status_get(const struct virtio_mmio *t)
+{
+	bool nr = __atomic_load_n(&t->needs_reset, __ATOMIC_ACQUIRE);
+
+	return t->status | (nr ? S_NEEDS_RST : 0);
+}
+
+/* The selected queue's registers, or NULL when QueueSel is out of range. */
+static struct qreg *sel_qreg(struct virtio_mmio *t)
+{
+	return t->queue_sel < t->ops->num_queues ? &t->qreg[t->queue_sel] : NULL;
+}
+
+/* The selected queue's registers if the driver may program them now: between
+ * FEATURES_OK and DRIVER_OK, while the queue is not ready (4.2.3.2). */
+static struct qreg *writable_qreg(struct virtio_mmio *t)
+{
+	struct qreg *qr = sel_qreg(t);
+
+	return qr && !qr->ready && status_get(t) == S_SETUP ? qr : NULL;
+}
+
+static void set_half(uint64_t *x, bool high, uint32_t v)
+{
+	*x = high ? (*x & 0xffffffffULL) | (uint64_t)v << 32 : (*x & ~0xffffffffULL) | v;
+}
+
+/* Status 0: the device forgets everything. ops->reset runs under dev_lock,
+ * after any notification in flight, and before the rings are dropped. */
+static void reset(struct virtio_mmio *t)
+{
+	__atomic_store_n(&t->running, false, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&t->dev_lock);
+	t->ops->reset(t->dev);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		vq_reset(&t->queues[q]);
+	pthread_mutex_unlock(&t->dev_lock);
+
+	t->status = 0;
+	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
+	t->driver_features = 0;
+	memset(t->qreg, 0, sizeof(t->qreg));
+	__atomic_store_n(&t->isr, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->needs_reset, false, __ATOMIC_SEQ_CST);
+}
+
+/* DRIVER_OK: validate and start every queue the driver made ready, then the
+ * device. Any failure leaves the device stopped in DEVICE_NEEDS_RESET. */
+static void activate(struct virtio_mmio *t)
+{
+	bool event_idx = t->driver_features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	unsigned q, bad = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&t->dev_lock);
+	for (q = 0; q < t->ops->num_queues && !err; q++) {
+		const struct qreg *qr = &t->qreg[q];
+
+		if (!qr->ready)
+			continue; /* stays reset: the device sees ready == false */
+		if (qr->num > t->queue_max)
+			err = -EINVAL;
+		else
+			err = vq_activate(&t->queues[q], t->gmem, qr->num, qr->desc, qr->avail,
+					  qr->used, event_idx);
+		bad = q;
+	}
+	if (!err) {
+		/* Before activate: the device may report used buffers from it. A
+		 * notification cannot slip in, dev_lock is held. */
+		__atomic_store_n(&t->running, true, __ATOMIC_RELEASE);
+		err = t->ops->activate(t->dev, t->driver_features, t->queues, &t->host);
+		if (err) {
+			__atomic_store_n(&t->running, false, __ATOMIC_RELEASE);
+			pthread_mutex_unlock(&t->dev_lock);
+			set_needs_reset(t, "activation failed: %s", strerror(-err));
+			return;
+		}
+	}
+	pthread_mutex_unlock(&t->dev_lock);
+	if (err)
+		set_needs_reset(
+		    t, "queue %u: size %u or rings (desc %#llx avail %#llx used %#llx) refused",
+		    bad, t->qreg[bad].num, (unsigned long long)t->qreg[bad].desc,
+		    (unsigned long long)t->qreg[bad].avail, (unsigned long long)t->qreg[bad].used);
+}
+
+/* The driver may only accept what was offered, and must accept VERSION_1:
+ * there is no legacy interface behind this transport. */
+static bool features_acceptable(const struct virtio_mmio *t)
+{
+	return !(t->driver_features & ~t->offered) &&
+	       (t->driver_features & (1ULL << VIRTIO_F_VERSION_1));
+}
+
+/* Each write adds one step of 3.1.1; FAILED may be added at any time and 0
+ * resets. Anything else is ignored, as Firecracker does. */
+static void status_write(struct virtio_mmio *t, uint32_t v)
+{
+	uint32_t cur = t->status;
+	bool ok;
+
+	v &= ~S_NEEDS_RST; /* the device's bit; a driver writes back what it read */
+	if (v == 0) {
+		reset(t);
+		return;
+	}
+	if (v & S_FAILED) {
+		t->status |= S_FAILED;
+		return;
+	}
+	if (v == cur)
+		return;
+	switch (cur) {
+	case 0:
+		ok = v == S_ACK;
+		break;
+	case S_ACK:
+		ok = v == (S_ACK | S_DRIVER);
+		break;
+	case S_ACK | S_DRIVER:
+		ok = v == S_SETUP;
+		if (ok && !features_acceptable(t)) {
+			/* 3.1.1 step 6: FEATURES_OK reads back clear. */
+			pr_debug("virtio-mmio device %u: refused driver features %#llx",
+				 t->ops->device_id, (unsigned long long)t->driver_features);
+			return;
+		}
+		break;
+	case S_SETUP:
+		if (v == (S_SETUP | S_DRIVER_OK)) {
+			t->status = v;
+			activate(t);
+			return;
+		}
+		ok = false;
+		break;
+	default:
+		ok = false;
+	}
+	if (ok)
+		t->status = v;
+	else
+		pr_debug("virtio-mmio device %u: ignored status %#x -> %#x", t->ops->device_id, cur,
+			 v);
+}
+
+static uint32_t reg_read(struct virtio_mmio *t, uint64_t off)
+{
+	const struct qreg *qr = sel_qreg(t);
+
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC_VALUE:
+		return MMIO_MAGIC;
+	case VIRTIO_MMIO_VERSION:
+		return MMIO_VERSION;
+	case VIRTIO_MMIO_DEVICE_ID:
+		return t->ops->device_id;
+	case VIRTIO_MMIO_VENDOR_ID:
+		return VIRTIO_MMIO_VENDOR_FLINT;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		if (t->dev_features_sel > 1)
+			return 0;
+		return (uint32_t)(t->offered >> (32 * t->dev_features_sel));
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		return qr ? t->queue_max : 0;
+	case VIRTIO_MMIO_QUEUE_READY:
+		return qr ? qr->ready : 0;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		return __atomic_load_n(&t->isr, __ATOMIC_SEQ_CST);
+	case VIRTIO_MMIO_STATUS:
+		return status_get(t);
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		return __atomic_load_n(&t->config_gen, __ATOMIC_SEQ_CST);
+	default:
+		return 0; /* write-only, reserved, or legacy-only */
+	}
+}
+
+/* The ring address a Queue{Desc,Driver,Device}{Low,High} register sets:
+ * each pair sits at 0x80, 0x90, 0xa0, high half at +4. */
+static uint64_t *ring_addr(struct qreg *qr, uint64_t off)
+{
+	switch (off & ~4ULL) {
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+		return &qr->desc;
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+		return &qr->avail;
+	default:
+		return &qr->used;
+	}
+}
+
+static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	struct qreg *sel = sel_qreg(t), *qr = writable_qreg(t);
+
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->dev_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		if (t->status == (S_ACK | S_DRIVER) && t->drv_features_sel <= 1)
+			set_half(&t->driver_features, t->drv_features_sel, v);
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->drv_features_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+		if (qr)
+			qr->num = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		/* Stopping a queue is fine whenever the device is not running
+		 * (Linux's del_vqs writes 0 and reads it back). */
+		if (v == 1 && qr)
+			qr->ready = 1;
+		else if (v == 0 && sel && !__atomic_load_n(&t->running, __ATOMIC_ACQUIRE))
+			sel->ready = 0;
+		break;
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		__atomic_fetch_and(&t->isr, ~v, __ATOMIC_SEQ_CST);
+		break;
+	case VIRTIO_MMIO_STATUS:
+		status_write(t, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		if (qr)
+			set_half(ring_addr(qr, off), off & 4, v);
+		break;
+	default:
+		break; /* read-only, reserved, or legacy-only */
+	}
+}
+
+static bool config_len_ok(uint32_t len)
+{
+	return len == 1 || len == 2 || len == 4 || len == 8;
+}
+
+static void mmio_read(void *opaque, uint64_t off, void *data, uint32_t len)
+{
+	struct virtio_mmio *t = opaque;
+	uint32_t v;
+
+	memset(data, 0, len);
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		if (!config_len_ok(len) || !t->ops->config_read)
+			return;
+		pthread_mutex_lock(&t->lock);
+		t->ops->config_read(t->dev, off - VIRTIO_MMIO_CONFIG, data, len);
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	if (len != 4 || off % 4)
+		return;
+	pthread_mutex_lock(&t->lock);
+	v = reg_read(t, off);
+	pthread_mutex_unlock(&t->lock);
+	memcpy(data, &v, sizeof(v));
+}
+
+static void mmio_write(void *opaque, uint64_t off, const void *data, uint32_t len)
+{
+	struct virtio_mmio *t = opaque;
+	uint32_t v;
+
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		if (!config_len_ok(len) || !t->ops->config_write)
+			return;
+		pthread_mutex_lock(&t->lock);
+		/* As Firecracker: only a driver that has found the device, and
+		 * has not given up on it, writes its configuration. */
+		if ((t->status & S_DRIVER) && !(t->status & S_FAILED))
+			t->ops->config_write(t->dev, off - VIRTIO_MMIO_CONFIG, data, len);
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	if (len != 4 || off % 4)
+		return;
+	memcpy(&v, data, sizeof(v));
+	if (off == VIRTIO_MMIO_QUEUE_NOTIFY) {
+		/* No ioeventfd caught it. Not under lock: see the top. */
+		virtio_mmio_queue_notify(t, v);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	reg_write(t, off, v);
+	pthread_mutex_unlock(&t->lock);
+}
+
+const struct bus_ops virtio_mmio_bus_ops = {.read = mmio_read, .write = mmio_write};
+
+static bool is_pow2(uint32_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+int virtio_mmio_create(struct virtio_mmio **out, struct gmem *g, const struct virtio_dev_ops *ops,
+		       void *dev, void (*irq)(void *ctx), void *irq_ctx)
+{
+	struct virtio_mmio *t;
+	int err;
+
+	*out = NULL;
+	if (!g || !ops || !irq || !ops->features || !ops->activate || !ops->reset || !ops->notify ||
+	    ops->num_queues < 1 || ops->num_queues > VIRTIO_MAX_QUEUES || !is_pow2(ops->queue_max))
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	err = -pthread_mutex_init(&t->lock, NULL);
+	if (err)
+		goto err_free;
+	err = -pthread_mutex_init(&t->dev_lock, NULL);
+	if (err)
+		goto err_lock;
+	t->gmem = g;
+	t->ops = ops;
+	t->dev = dev;
+	t->irq = irq;
+	t->irq_ctx = irq_ctx;
+	t->host = (struct virtio_host){.used = host_used, .needs_reset = host_needs_reset, .t = t};
+	t->offered = ops->features(dev) | TRANSPORT_FEATURES;
+	t->queue_max = ops->queue_max > VQ_MAX_SIZE ? VQ_MAX_SIZE : ops->queue_max;
+	*out = t;
+	return 0;
+
+err_lock:
+	pthread_mutex_destroy(&t->lock);
+err_free:
+	free(t);
+	return err;
+}
+
+void virtio_mmio_destroy(struct virtio_mmio *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->dev_lock);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void virtio_mmio_queue_notify(struct virtio_mmio *t, unsigned q)
+{
+	if (q >= t->ops->num_queues)
+		return;
+	pthread_mutex_lock(&t->dev_lock);
+	if (__atomic_load_n(&t->running, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&t->needs_reset, __ATOMIC_ACQUIRE)) {
+		count(&t->stats[q].notifications);
+		t->ops->notify(t->dev, q);
+	} else {
+		count(&t->stats[q].notifications_dropped);
+	}
+	pthread_mutex_unlock(&t->dev_lock);
+}
+
+void virtio_mmio_config_changed(struct virtio_mmio *t)
+{
+	__atomic_fetch_add(&t->config_gen, 1, __ATOMIC_SEQ_CST);
+	interrupt(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
+unsigned virtio_mmio_num_queues(const struct virtio_mmio *t)
+{
+	return t->ops->num_queues;
+}
+
+void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
+			   struct virtio_mmio_queue_stats *s)
+{
+	*s = (struct virtio_mmio_queue_stats){0};
+	if (q >= t->ops->num_queues)
+		return;
+	s->notifications = __atomic_load_n(&t->stats[q].notifications, __ATOMIC_RELAXED);
+	s->notifications_dropped =
+	    __atomic_load_n(&t->stats[q].notifications_dropped, __ATOMIC_RELAXED);
+	s->interrupts = __atomic_load_n(&t->stats[q].interrupts, __ATOMIC_RELAXED);
+	s->interrupts_suppressed =
+	    __atomic_load_n(&t->stats[q].interrupts_suppressed, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,87 @@
+/* The virtio-mmio transport, version 2 ("modern", virtio 1.2 section 4.2.2):
+ * the register file a guest driver programs, the status state machine, and
+ * the bridge between a device (virtio.h) and the VM's interrupt and
+ * notification plumbing. It knows no KVM fd: the VM glue gives it an irq
+ * callback and calls virtio_mmio_queue_notify from its ioeventfd handler.
+ *
+ * VM glue, per device in one MMIO_SLOT_SIZE slot at base with IRQ line irq:
+ *   - bus_register(mmio, base, 0x1000, &virtio_mmio_bus_ops, t);
+ *   - for q < virtio_mmio_num_queues(t): an eventfd registered with
+ *     KVM_IOEVENTFD {.addr = base + VIRTIO_MMIO_QUEUE_NOTIFY, .len = 4,
+ *     .datamatch = q, .flags = KVM_IOEVENTFD_FLAG_DATAMATCH}; when it fires,
+ *     the event loop calls virtio_mmio_queue_notify(t, q). (A write that
+ *     matches no ioeventfd reaches the bus and is forwarded the same way.)
+ *   - the irq callback writes 1 to an irqfd for that line (KVM_IRQFD); it is
+ *     called for every interrupt, not only on edges, and may run on any
+ *     vCPU thread or the event-loop thread;
+ *   - the guest learns of the device from the kernel command line:
+ *     "virtio_mmio.device=4K@0x<base in hex>:<irq>". */
+#ifndef FLINT_VIRTIO_MMIO_H
+#define FLINT_VIRTIO_MMIO_H
+
+#include <linux/virtio_mmio.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "gmem.h"
+#include "util.h"
+#include "virtio.h"
+
+/* VendorID register: "FLNT" in the register's little-endian bytes (QEMU
+ * uses "QEMU", 0x554d4551). Linux's virtio-mmio driver ignores it. */
+#define VIRTIO_MMIO_VENDOR_FLINT 0x544e4c46
+/* Bytes the transport decodes: registers below VIRTIO_MMIO_CONFIG, device
+ * configuration space above. */
+#define VIRTIO_MMIO_SIZE 0x1000
+
+struct virtio_mmio;
+
+/* Per-queue counters, cumulative since virtio_mmio_create (a reset does not
+ * clear them). */
+struct virtio_mmio_queue_stats {
+	uint64_t notifications;		/* guest kicks forwarded to ops->notify */
+	uint64_t notifications_dropped; /* kicks while not running or NEEDS_RESET */
+	uint64_t interrupts;		/* used-buffer interrupts raised */
+	uint64_t interrupts_suppressed; /* host.used calls EVENT_IDX/NO_INTERRUPT skipped */
+};
+
+/* A transport for device dev, in its reset state. ops must have num_queues
+ * in 1..VIRTIO_MAX_QUEUES, queue_max a power of two (values over
+ * VQ_MAX_SIZE are reported as VQ_MAX_SIZE), and features, activate, reset
+ * and notify set; config_read/config_write may be NULL (config space then
+ * reads as zeros and ignores writes). irq(irq_ctx) is called to interrupt
+ * the guest. g, ops, dev and irq_ctx must outlive the transport. Returns 0,
+ * -EINVAL or -ENOMEM. */
+int virtio_mmio_create(struct virtio_mmio **out, struct gmem *g, const struct virtio_dev_ops *ops,
+		       void *dev, void (*irq)(void *ctx), void *irq_ctx) WARN_UNUSED;
+
+/* Free the transport (NULL ok). Call after the vCPUs and the event loop have
+ * stopped; it does not reset the device. */
+void virtio_mmio_destroy(struct virtio_mmio *t);
+
+/* Register handlers for VIRTIO_MMIO_SIZE bytes, opaque = the transport.
+ * Registers (below 0x100) take aligned 32-bit accesses only: other reads
+ * give 0, other writes are ignored. Config space (0x100 on) takes 1, 2, 4
+ * and 8-byte accesses, forwarded to ops->config_read/write with the offset
+ * relative to 0x100. */
+extern const struct bus_ops virtio_mmio_bus_ops;
+
+/* The guest notified queue q: forward to ops->notify when the device is
+ * running and not waiting for a reset; otherwise (and for q out of range)
+ * drop it. Any thread; serialised against the other calls into the device. */
+void virtio_mmio_queue_notify(struct virtio_mmio *t, unsigned q);
+
+/* The device's configuration changed: bump ConfigGeneration and raise a
+ * configuration interrupt. Any thread; takes no lock, so a device may call
+ * it from its callbacks. */
+void virtio_mmio_config_changed(struct virtio_mmio *t);
+
+/* ops->num_queues: how many ioeventfds the glue registers. */
+unsigned virtio_mmio_num_queues(const struct virtio_mmio *t);
+
+/* Copy queue q's counters to *s (zeros for q out of range). Any thread; the
+ * fields are read one by one, not as a snapshot. */
+void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
+			   struct virtio_mmio_queue_stats *s);
+
+#endif

@@ -5,6 +5,8 @@
 #   make kernel   $(BUILD)/vmlinux: tinyconfig + kernel-config/flint.config,
 #                 built once per machine, cached in $(FLINT_CACHE)
 #   make rootfs   $(BUILD)/initramfs.cpio.gz: rootfs/init.c as /init + busybox
+#   make rootfs-img   $(BUILD)/rootfs.ext4: the same files as an ext4 image,
+#                 to boot from a drive (--drive path=... --append "root=/dev/vda rw")
 #   make guest-check   boot both in QEMU microvm (TCG, ~1 min), check /init
 
 BUSYBOX ?= /bin/busybox
@@ -29,14 +31,27 @@ $(BUILD)/rootfs/gen_init_cpio: kernel-config/build.sh
 	src=$$(kernel-config/build.sh src) && \
 		$(CC) -O2 -o $@ $$src/usr/gen_init_cpio.c
 
-$(BUILD)/initramfs.cpio.gz: rootfs/mkinitramfs.sh $(BUILD)/rootfs/gen_init_cpio \
+$(BUILD)/initramfs.cpio.gz: rootfs/mkinitramfs.sh rootfs/contents.sh $(BUILD)/rootfs/gen_init_cpio \
 		$(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_ETC)
 	rootfs/mkinitramfs.sh $@ $(BUILD)/rootfs/gen_init_cpio \
 		$(BUILD)/rootfs/init $(BUSYBOX)
 
-.PHONY: guest-check
-guest-check: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
-	rootfs/qemu-check.sh $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
+# -- ext4 root image (rootfs/mkext4.sh): mke2fs -d, no root or loop mounts;
+# reproducible (fixed UUID, hash seed, owners and times). The VM tests carry
+# it into the rig (ROOTFS there) for the virtio-blk scenarios.
+ROOTFS_IMG_SIZE ?= 64M
+rootfs-img: $(BUILD)/rootfs.ext4
+
+$(BUILD)/rootfs.ext4: rootfs/mkext4.sh rootfs/contents.sh $(BUILD)/rootfs/init \
+		$(BUSYBOX) $(GUEST_ETC)
+	rootfs/mkext4.sh $@ $(BUILD)/rootfs/init $(BUSYBOX) $(ROOTFS_IMG_SIZE)
+
+vm-test rig-shell: $(BUILD)/rootfs.ext4
+# -- end of ext4 root image
+
+.PHONY: guest-check rootfs-img
+guest-check: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs.ext4
+	rootfs/qemu-check.sh $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs.ext4
 
 # ---- end of guest kernel and initramfs -----------------------------------
 

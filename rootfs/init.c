@@ -20,6 +20,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -240,6 +241,26 @@ static void reap_all(int ms)
 	}
 }
 
+/*
+ * A root file system on a disk (root=/dev/vda) is remounted read-only before
+ * the VM stops, so the image is left clean: no journal to replay at the next
+ * boot, and host tools (debugfs, e2fsck -n) read what the guest wrote. What
+ * still runs could hold files open for writing, so it is killed first. A root
+ * in memory (the initramfs: an anonymous device, major 0) is left alone.
+ */
+static void settle_root(void)
+{
+	struct stat st;
+
+	if (stat("/", &st) < 0 || major(st.st_dev) == 0)
+		return;
+	kill(-1, SIGKILL);
+	reap_all(1000);
+	sync();
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		say("flint-init: remount / read-only: %s\n", strerror(errno));
+}
+
 /* busybox's reboot/halt/poweroff: stop everything, then reset or report. */
 static void shutdown_guest(int sig)
 {
@@ -247,6 +268,7 @@ static void shutdown_guest(int sig)
 	reap_all(1000);
 	kill(-1, SIGKILL);
 	reap_all(1000);
+	settle_root();
 	sync();
 	drain_console();
 	/* No ACPI: halt and poweroff end the VM through the exit device. */
@@ -319,6 +341,7 @@ int main(int argc, char **argv)
 			shutdown_guest(sig);
 	}
 
+	settle_root();
 	sync();
 	drain_console();
 	exit_device_report(status);

@@ -1,0 +1,465 @@
+/* virtio-blk front end; see blk.h. Requests are popped while the pool has a
+ * free slot, parsed (blk_req.c), answered at once when no I/O is needed, and
+ * otherwise handed to the engine (blk_io.c); each finishes into the used
+ * ring in completion order. */
+#include "blk.h"
+
+#include <errno.h>
+#include <linux/virtio_ids.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blk_io.h"
+#include "blk_req.h"
+
+/* One request at the host. */
+struct slot {
+	struct blk_io io;
+	struct blk *b;
+	struct slot *next_free;
+	uint32_t gen;	  /* b->gen when submitted */
+	uint16_t head;	  /* chain to give back */
+	uint32_t type;	  /* for the byte counters */
+	uint8_t *status;  /* last writable byte of the chain */
+	uint32_t used_ok; /* used length on success */
+	struct iovec iov[BLK_QUEUE_MAX];
+};
+
+struct blk {
+	struct blk_disk disk;
+	struct evloop *loop;
+	char path[64]; /* for messages, possibly truncated */
+	bool read_only;
+	uint64_t capacity;
+	uint8_t id[VIRTIO_BLK_ID_BYTES];
+	struct virtio_blk_config cfg;
+
+	pthread_mutex_t lock; /* everything below */
+	bool active;	      /* activated, not reset */
+	bool broken;	      /* needs_reset asked: pop nothing more */
+	bool starved;	      /* stopped popping for want of a slot */
+	bool logged;	      /* a protocol error was logged */
+	uint32_t gen;	      /* bumped by activate and reset */
+	struct vq *vq;
+	struct virtio_host host;
+	struct blk_geom geom;
+	bool sync; /* FLUSH offered but not negotiated: writes stable at completion */
+	struct slot *pool, *free;
+	struct vq_seg segs[BLK_QUEUE_MAX];
+	struct blk_stats stats;
+};
+
+/* Calls to the transport, batched: one host->used per notify or completion.
+ * Made with the lock held (they take no lock, virtio.h/mmio.c), so once
+ * reset() has the lock nothing of ours reaches the transport any more. */
+struct after {
+	struct virtio_host host;
+	bool used, reset;
+};
+
+static void run_after(const struct after *a)
+{
+	if (a->reset && a->host.needs_reset)
+		a->host.needs_reset(a->host.t);
+	if (a->used && a->host.used)
+		a->host.used(a->host.t, 0);
+}
+
+static void protocol_error(struct blk *b, struct after *a, const char *what, int err)
+{
+	b->stats.protocol_errors++;
+	b->broken = true;
+	a->reset = true;
+	if (!b->logged)
+		pr_err("drive %s: guest broke the queue (%s: %s); device needs reset", b->path,
+		       what, strerror(-err));
+	b->logged = true;
+}
+
+static void push(struct blk *b, struct after *a, uint16_t head, uint32_t len)
+{
+	if (vq_push(b->vq, head, len) == 0)
+		a->used = true;
+}
+
+/* Answer a request that needs no I/O and free its slot. */
+static void answer(struct blk *b, struct after *a, struct slot *s, uint8_t status, uint32_t len)
+{
+	*s->status = status;
+	if (status == VIRTIO_BLK_S_IOERR)
+		b->stats.io_errors++;
+	else if (status == VIRTIO_BLK_S_UNSUPP)
+		b->stats.unsupported++;
+	push(b, a, s->head, len);
+	s->next_free = b->free;
+	b->free = s;
+}
+
+static void count_type(struct blk_stats *st, uint32_t type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		st->reads++;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		st->writes++;
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		st->flushes++;
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		st->get_ids++;
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+		st->discards++;
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		st->write_zeroes++;
+		break;
+	}
+}
+
+static void io_done(struct blk_io *io, int res);
+
+static const enum blk_io_kind io_kind[] = {
+    [BLK_OP_READ] = BLK_IO_READ,
+    [BLK_OP_WRITE] = BLK_IO_WRITE,
+    [BLK_OP_FLUSH] = BLK_IO_FLUSH,
+    [BLK_OP_DISCARD] = BLK_IO_DISCARD,
+    [BLK_OP_WRITE_ZEROES] = BLK_IO_WRITE_ZEROES,
+};
+
+/* Start the popped chain c in slot s (taken off the free list). */
+static void start(struct blk *b, struct after *a, struct slot *s, const struct vq_chain *c)
+{
+	struct blk_req r;
+	size_t n;
+	int err;
+
+	s->head = c->head;
+	err = blk_parse(&b->geom, c, &r, s->iov, ARRAY_SIZE(s->iov));
+	if (err) {
+		/* No status byte: give the chain back empty and stop. */
+		protocol_error(b, a, "request without a status byte", err);
+		push(b, a, c->head, 0);
+		s->next_free = b->free;
+		b->free = s;
+		return;
+	}
+	s->status = r.status_byte;
+	s->type = r.type;
+	count_type(&b->stats, r.type);
+	switch (r.op) {
+	case BLK_OP_NONE:
+		answer(b, a, s, r.status, 1);
+		return;
+	case BLK_OP_GET_ID:
+		n = blk_iov_fill(r.iov, r.niov, b->id, r.len);
+		answer(b, a, s, VIRTIO_BLK_S_OK, (uint32_t)n + 1);
+		return;
+	default:
+		break;
+	}
+	s->io = (struct blk_io){
+	    .kind = io_kind[r.op],
+	    .off = r.off,
+	    .len = r.len,
+	    .iov = r.iov,
+	    .niov = r.niov,
+	    .unmap = r.unmap,
+	    .sync = b->sync && (r.op == BLK_OP_WRITE || r.op == BLK_OP_WRITE_ZEROES),
+	    .done = io_done,
+	};
+	/* A read writes its data and the status; the rest only the status. */
+	s->used_ok = r.op == BLK_OP_READ ? (uint32_t)r.len + 1 : 1;
+	s->gen = b->gen;
+	err = blk_io_submit(b->loop, b->disk.fd, &s->io);
+	if (err) {
+		answer(b, a, s, VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	if (++b->stats.inflight > b->stats.inflight_max)
+		b->stats.inflight_max = b->stats.inflight;
+}
+
+/* Pop and start requests until the queue is empty or the pool is. Lock
+ * held, loop thread. Notifications stay off while draining; when the ring
+ * looks empty they go back on and the ring is checked once more, since the
+ * guest may have added a chain before it saw them on. */
+static void process(struct blk *b, struct after *a)
+{
+	struct vq_chain c = {.seg = b->segs, .cap = ARRAY_SIZE(b->segs)};
+	struct slot *s;
+	int r;
+
+	b->starved = false;
+	if (!b->active || b->broken)
+		return;
+	vq_disable_notify(b->vq);
+	for (;;) {
+		if (!b->free) {
+			b->starved = true; /* a completion resumes us */
+			return;
+		}
+		r = vq_pop(b->vq, &c);
+		if (r < 0) {
+			protocol_error(b, a, "bad chain", r);
+			return;
+		}
+		if (r == 0) {
+			vq_enable_notify(b->vq);
+			if (!vq_has_work(b->vq))
+				return;
+			vq_disable_notify(b->vq);
+			continue;
+		}
+		s = b->free;
+		b->free = s->next_free;
+		start(b, a, s, &c);
+		if (b->broken)
+			return;
+	}
+}
+
+static void io_done(struct blk_io *io, int res)
+{
+	struct slot *s = container_of(io, struct slot, io);
+	struct blk *b = s->b;
+	struct after a = {.used = false};
+
+	pthread_mutex_lock(&b->lock);
+	a.host = b->host;
+	b->stats.inflight--;
+	if (s->gen != b->gen || !b->active) {
+		/* Reset since: the guest has forgotten this request. */
+		b->stats.stale_completions++;
+		s->next_free = b->free;
+		b->free = s;
+	} else {
+		if (res == 0 && s->type == VIRTIO_BLK_T_IN)
+			b->stats.bytes_read += io->len;
+		else if (res == 0 && s->type == VIRTIO_BLK_T_OUT)
+			b->stats.bytes_written += io->len;
+		answer(b, &a, s, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
+		       res == 0 ? s->used_ok : 1);
+	}
+	if (b->starved)
+		process(b, &a);
+	run_after(&a);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static uint64_t blk_features(void *dev)
+{
+	struct blk *b = dev;
+	uint64_t f = 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_BLK_SIZE |
+		     1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_SIZE_MAX;
+
+	if (b->read_only)
+		return f | 1ull << VIRTIO_BLK_F_RO;
+	return f | 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+}
+
+static void blk_config_read(void *dev, uint64_t off, void *data, uint32_t len)
+{
+	struct blk *b = dev;
+	uint64_t n = 0;
+
+	/* cfg never changes after create: no lock. */
+	if (off < sizeof(b->cfg)) {
+		n = sizeof(b->cfg) - off;
+		if (n > len)
+			n = len;
+		memcpy(data, (const uint8_t *)&b->cfg + off, n);
+	}
+	memset((uint8_t *)data + n, 0, len - n);
+}
+
+static void blk_config_write(void *dev, uint64_t off, const void *data, uint32_t len)
+{
+	/* Nothing is writable: no VIRTIO_BLK_F_CONFIG_WCE. */
+	(void)dev, (void)off, (void)data, (void)len;
+}
+
+static int blk_activate(void *dev, uint64_t features, struct vq *queues,
+			const struct virtio_host *host)
+{
+	struct blk *b = dev;
+
+	if (!queues[0].ready || queues[0].size > BLK_QUEUE_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&b->lock);
+	b->gen++;
+	b->vq = &queues[0];
+	b->host = *host;
+	b->geom = (struct blk_geom){
+	    .capacity = b->capacity,
+	    .read_only = b->read_only,
+	    .flush = features & 1ull << VIRTIO_BLK_F_FLUSH,
+	    .discard = features & 1ull << VIRTIO_BLK_F_DISCARD,
+	    .write_zeroes = features & 1ull << VIRTIO_BLK_F_WRITE_ZEROES,
+	    .max_discard_sectors = BLK_MAX_DWZ_SECTORS,
+	    .max_write_zeroes_sectors = BLK_MAX_DWZ_SECTORS,
+	};
+	/* 5.2.6.2: FLUSH offered and not negotiated means every completed
+	 * write is stable. */
+	b->sync = !b->geom.flush;
+	b->active = true;
+	b->broken = b->starved = false;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+static void blk_reset(void *dev)
+{
+	struct blk *b = dev;
+
+	/* In-flight I/O keeps its slots and finishes into nothing (io_done
+	 * sees the generation change); its iovecs point into guest RAM, which
+	 * stays mapped, so letting it run is safe. */
+	pthread_mutex_lock(&b->lock);
+	b->gen++;
+	b->active = b->broken = b->starved = false;
+	b->vq = NULL;
+	b->host = (struct virtio_host){0};
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_notify(void *dev, unsigned q)
+{
+	struct blk *b = dev;
+	struct after a = {.used = false};
+
+	if (q != 0)
+		return;
+	pthread_mutex_lock(&b->lock);
+	a.host = b->host;
+	process(b, &a);
+	run_after(&a);
+	pthread_mutex_unlock(&b->lock);
+}
+
+const struct virtio_dev_ops blk_ops = {
+    .device_id = VIRTIO_ID_BLOCK,
+    .num_queues = 1,
+    .queue_max = BLK_QUEUE_MAX,
+    .features = blk_features,
+    .config_read = blk_config_read,
+    .config_write = blk_config_write,
+    .activate = blk_activate,
+    .reset = blk_reset,
+    .notify = blk_notify,
+};
+
+/* Block size the guest sees: 512, or what O_DIRECT needs if that is more
+ * (a power of two up to 4 KiB; anything else is left to fail as IOERR). */
+static uint32_t block_size(const struct blk_disk *d)
+{
+	uint32_t a = d->dio_align;
+
+	if (a > BLK_SECTOR_SIZE && a <= 4096 && !(a & (a - 1)))
+		return a;
+	return BLK_SECTOR_SIZE;
+}
+
+static void fill_config(struct blk *b)
+{
+	struct virtio_blk_config *c = &b->cfg;
+
+	memset(c, 0, sizeof(*c));
+	c->capacity = b->capacity;
+	c->size_max = BLK_SIZE_MAX;
+	c->seg_max = BLK_SEG_MAX;
+	c->blk_size = block_size(&b->disk);
+	if (b->read_only)
+		return;
+	c->max_discard_sectors = BLK_MAX_DWZ_SECTORS;
+	c->max_discard_seg = 1;
+	c->discard_sector_alignment = BLK_DISCARD_ALIGN;
+	c->max_write_zeroes_sectors = BLK_MAX_DWZ_SECTORS;
+	c->max_write_zeroes_seg = 1;
+	c->write_zeroes_may_unmap = 1;
+}
+
+int blk_create(struct blk **out, const struct blk_params *p)
+{
+	size_t idlen = p->id ? strlen(p->id) : 0;
+	struct blk *b;
+	int err;
+
+	*out = NULL;
+	if (!p->path || !p->loop)
+		return -EINVAL;
+	if (idlen > VIRTIO_BLK_ID_BYTES) {
+		pr_err("drive %s: id \"%s\" is longer than %d bytes", p->path, p->id,
+		       VIRTIO_BLK_ID_BYTES);
+		return -EINVAL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->disk.fd = -1;
+	b->loop = p->loop;
+	b->read_only = p->read_only;
+	snprintf(b->path, sizeof(b->path), "%s", p->path);
+	memcpy(b->id, p->id ? p->id : "", idlen);
+	b->pool = calloc(BLK_QUEUE_MAX, sizeof(*b->pool));
+	if (!b->pool) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	for (unsigned i = 0; i < BLK_QUEUE_MAX; i++) {
+		b->pool[i].b = b;
+		b->pool[i].next_free = i + 1 < BLK_QUEUE_MAX ? &b->pool[i + 1] : NULL;
+	}
+	b->free = b->pool;
+	err = blk_disk_open(&b->disk, p->path, p->read_only, p->direct);
+	if (err)
+		goto err_pool;
+	b->capacity = b->disk.bytes >> BLK_SECTOR_SHIFT;
+	if (b->disk.bytes % BLK_SECTOR_SIZE)
+		pr_info("drive %s: size %llu is not a multiple of %u; the last %llu bytes are "
+			"not visible to the guest",
+			p->path, (unsigned long long)b->disk.bytes, BLK_SECTOR_SIZE,
+			(unsigned long long)(b->disk.bytes % BLK_SECTOR_SIZE));
+	fill_config(b);
+	pthread_mutex_init(&b->lock, NULL);
+	*out = b;
+	return 0;
+
+err_pool:
+	free(b->pool);
+err_free:
+	free(b);
+	return err;
+}
+
+void blk_destroy(struct blk *b)
+{
+	if (!b)
+		return;
+	blk_disk_close(&b->disk);
+	if (b->stats.inflight) {
+		/* The kernel may still write into these: leak rather than free. */
+		pr_err("drive %s: destroyed with %llu requests in flight", b->path,
+		       (unsigned long long)b->stats.inflight);
+		return;
+	}
+	pthread_mutex_destroy(&b->lock);
+	free(b->pool);
+	free(b);
+}
+
+uint64_t blk_capacity(const struct blk *b)
+{
+	return b->capacity;
+}
+
+void blk_get_stats(struct blk *b, struct blk_stats *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = b->stats;
+	pthread_mutex_unlock(&b->lock);
+}

@@ -23,6 +23,8 @@ void cli_usage(void)
 	       "  --cmdline STR      replace the kernel command line (default \"%s\")\n"
 	       "  --append STR       add to the kernel command line\n"
 	       "  --console MODE     stdio (default): guest serial on stdin/stdout; none\n"
+	       "  --drive SPEC       virtio-blk drive: path=FILE[,ro][,id=NAME][,direct];\n"
+	       "                     repeatable, the guest sees /dev/vda, /dev/vdb, ...\n"
 	       "  --stats            print VM exit counts by reason on exit\n"
 	       "  --verbose          log more\n"
 	       "  --check-kvm        say whether this host's KVM can boot a guest; exit 0 if so\n"
@@ -84,7 +86,7 @@ int cli_parse_size(const char *s, uint64_t *bytes)
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
-	       O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION };
+	       O_DRIVE, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -93,6 +95,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"cmdline", required_argument, NULL, O_CMDLINE},
 		{"append", required_argument, NULL, O_APPEND},
 		{"console", required_argument, NULL, O_CONSOLE},
+		{"drive", required_argument, NULL, O_DRIVE},
 		{"stats", no_argument, NULL, O_STATS},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"check-kvm", no_argument, NULL, O_CHECK},
@@ -145,6 +148,13 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 				return bad(err, errlen, "--console %s: expected stdio or none",
 					   optarg);
 			break;
+		case O_DRIVE:
+			if (cfg->ndrives == MAX_DRIVES)
+				return bad(err, errlen, "--drive: at most %d drives", MAX_DRIVES);
+			if (cli_parse_drive(optarg, &cfg->drives[cfg->ndrives], err, errlen))
+				return CLI_ERROR;
+			cfg->ndrives++;
+			break;
 		case O_STATS:
 			cfg->stats = true;
 			break;
@@ -176,13 +186,16 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	return CLI_RUN;
 }
 
-char *cli_guest_cmdline(const struct config *cfg, size_t max, char *err, size_t errlen)
+char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
+			size_t errlen)
 {
 	const char *base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE;
 	size_t cap = strlen(base) + 1, len;
 
 	if (cfg->append)
 		cap += strlen(cfg->append) + 1;
+	if (devices)
+		cap += strlen(devices) + 1;
 	for (int i = 0; i < cfg->guest_argc; i++)
 		cap += strlen(cfg->guest_argv[i]) + 3 + 1;
 	cap += 4;
@@ -194,6 +207,9 @@ char *cli_guest_cmdline(const struct config *cfg, size_t max, char *err, size_t 
 	len = snprintf(s, cap, "%s", base);
 	if (cfg->append && *cfg->append)
 		len += snprintf(s + len, cap - len, "%s%s", len ? " " : "", cfg->append);
+	/* Device arguments go before "--": after it, words belong to init. */
+	if (devices && *devices)
+		len += snprintf(s + len, cap - len, "%s%s", len ? " " : "", devices);
 	if (cfg->guest_argc)
 		len += snprintf(s + len, cap - len, "%s--", len ? " " : "");
 	for (int i = 0; i < cfg->guest_argc; i++) {
@@ -217,4 +233,59 @@ char *cli_guest_cmdline(const struct config *cfg, size_t max, char *err, size_t 
 		return NULL;
 	}
 	return s;
+}
+
+int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen)
+{
+	char *copy = strdup(s), *save = NULL;
+
+	*d = (struct drive_cfg){0};
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(kv, "path") && val && *val && !d->path)
+			d->path = strdup(val);
+		else if (!strcmp(kv, "id") && val && !d->id) {
+			if (strlen(val) > 20) {
+				snprintf(err, errlen, "--drive %s: id is longer than 20 bytes", s);
+				goto bad;
+			}
+			d->id = strdup(val);
+		} else if (!strcmp(kv, "ro") && !val)
+			d->read_only = true;
+		else if (!strcmp(kv, "direct") && !val)
+			d->direct = true;
+		else {
+			snprintf(err, errlen,
+				 "--drive %s: unexpected '%s'; expected path=FILE[,ro][,id=NAME][,direct]",
+				 s, kv);
+			goto bad;
+		}
+	}
+	if (!d->path) {
+		snprintf(err, errlen, "--drive %s: no path=FILE", s);
+		goto bad;
+	}
+	free(copy);
+	return 0;
+bad:
+	free(copy);
+	free(d->path);
+	free(d->id);
+	*d = (struct drive_cfg){0};
+	return -EINVAL;
+}
+
+void cli_config_free(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->ndrives; i++) {
+		free(cfg->drives[i].path);
+		free(cfg->drives[i].id);
+	}
+	cfg->ndrives = 0;
 }

@@ -12,6 +12,14 @@
 #define DEFAULT_MEM (128ULL << 20)
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 quiet"
 #define MAX_VCPUS 32
+#define MAX_DRIVES 16
+
+struct drive_cfg {
+	char *path;    /* image file */
+	char *id;      /* GET_ID serial, NULL for none */
+	bool read_only;
+	bool direct;   /* O_DIRECT: bypass the host page cache */
+};
 
 enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
 
@@ -27,6 +35,8 @@ struct config {
 	bool check_kvm;
 	char *const *guest_argv; /* words after "--", passed to the guest init */
 	int guest_argc;
+	struct drive_cfg drives[MAX_DRIVES]; /* virtio-blk, /dev/vda, vdb, ... */
+	unsigned ndrives;
 };
 
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
@@ -39,10 +49,19 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
  * number of 4 KiB pages, at least 16 MiB, at most 1 TiB. 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *bytes) WARN_UNUSED;
 
-/* The guest kernel command line: base, append, then " -- " and the guest
- * words (double-quoted where they hold spaces). Returns a malloc'd string,
- * or NULL with err set (a word with a double quote, or over max bytes). */
-char *cli_guest_cmdline(const struct config *cfg, size_t max, char *err, size_t errlen);
+/* Parse one --drive value: path=FILE[,ro][,id=NAME][,direct]. Fills d with
+ * malloc'd strings (see cli_config_free). 0 or -EINVAL with err set. */
+int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen) WARN_UNUSED;
+
+/* Free what cli_parse allocated (drive strings). */
+void cli_config_free(struct config *cfg);
+
+/* The guest kernel command line: base, append, the VMM's device arguments
+ * (`devices`, may be NULL), then " -- " and the guest words (double-quoted
+ * where they hold spaces). Returns a malloc'd string, or NULL with err set
+ * (a word with a double quote, or over max bytes). */
+char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
+			size_t errlen);
 
 void cli_usage(void);
 

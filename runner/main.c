@@ -39,11 +39,15 @@ int main(int argc, char **argv)
 	case CLI_RUN:
 		break;
 	}
-	if (cfg.check_kvm)
+	if (cfg.check_kvm) {
+		cli_config_free(&cfg);
 		return check_kvm();
-	if (vm_create(&vm, &cfg) < 0)
-		return EXIT_FLINT_ERROR;
-	int status = vm_run(vm);
-	vm_destroy(vm);
+	}
+	int status = EXIT_FLINT_ERROR;
+	if (vm_create(&vm, &cfg) == 0) {
+		status = vm_run(vm);
+		vm_destroy(vm);
+	}
+	cli_config_free(&cfg);
 	return status;
 }

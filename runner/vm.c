@@ -24,7 +24,10 @@
 #include "loader.h"
 #include "mptable.h"
 #include "serial.h"
+#include "blk.h"
+#include "evloop.h"
 #include "vcpu.h"
+#include "vdev.h"
 #include "x86.h"
 
 struct vm {
@@ -40,6 +43,12 @@ struct vm {
 	struct boot_timer timer;
 	struct exit_dev exitdev;
 	struct boot_info bi;
+	struct evloop *loop;  /* NULL when the VM has no virtio device */
+	struct vdev_env vdev_env;
+	struct blk *blks[MAX_DRIVES];
+	struct vdev *vdevs[VDEV_MAX];
+	unsigned nvdevs;
+	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
 	struct vcpu_env env;
 	struct vcpu *vcpus;
 	unsigned nvcpus;     /* created so far */
@@ -196,6 +205,43 @@ static int setup_devices(struct vm *vm)
 	return 0;
 }
 
+/* virtio devices: the event loop that serves them, then each device behind
+ * its transport, ioeventfds and irqfd. */
+static int setup_virtio(struct vm *vm)
+{
+	const struct config *cfg = vm->cfg;
+	int r;
+
+	if (cfg->ndrives == 0)
+		return 0;
+	if ((r = evloop_create(&vm->loop, 256)) < 0) {
+		pr_err("cannot create the io_uring event loop: %s%s", strerror(-r),
+		       r == -EPERM || r == -ENOSYS ? " (is io_uring disabled on this host?)" : "");
+		return r;
+	}
+	vm->vdev_env = (struct vdev_env){
+		.vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
+	for (unsigned i = 0; i < cfg->ndrives; i++) {
+		const struct drive_cfg *d = &cfg->drives[i];
+		struct blk_params p = {.path = d->path, .read_only = d->read_only,
+				       .direct = d->direct, .id = d->id, .loop = vm->loop};
+		if ((r = blk_create(&vm->blks[i], &p)) < 0)
+			return r;
+		r = vdev_attach(&vm->vdevs[vm->nvdevs], &vm->vdev_env, vm->nvdevs, &blk_ops,
+				vm->blks[i]);
+		if (vm->vdevs[vm->nvdevs])
+			vm->nvdevs++;
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < vm->nvdevs; i++)
+		if (vdev_cmdline(vm->vdevs[i], vm->devices, sizeof(vm->devices)) < 0) {
+			pr_err("too many virtio devices for the kernel command line");
+			return -ENOSPC;
+		}
+	return 0;
+}
+
 /* Read a boot file, naming it in every error. */
 static int load_file(const char *what, const char *path, uint64_t max, const uint8_t **buf,
 		     uint64_t *len)
@@ -238,7 +284,7 @@ static int setup_boot(struct vm *vm)
 			return r;
 		}
 	}
-	char *cmdline = cli_guest_cmdline(cfg, CMDLINE_MAX, err, sizeof(err));
+	char *cmdline = cli_guest_cmdline(cfg, vm->devices, CMDLINE_MAX, err, sizeof(err));
 	if (!cmdline) {
 		pr_err("%s", err);
 		return -EINVAL;
@@ -327,6 +373,7 @@ int vm_create(struct vm **out, const struct config *cfg)
 		int (*fn)(struct vm *vm);
 	} steps[] = {
 		{"VM", setup_vm},	      {"memory", setup_memory}, {"devices", setup_devices},
+		{"virtio devices", setup_virtio},
 		{"kernel and boot tables", setup_boot}, {"vCPUs", setup_vcpus},
 	};
 	vm->env = (struct vcpu_env){.ctl = &vm->ctl};
@@ -419,9 +466,12 @@ int vm_run(struct vm *vm)
 	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	vcpu_block_kick();
 	tty_raw(vm);
+	if (vm->loop && (r = evloop_start(vm->loop)) < 0)
+		control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
+				     "cannot start the event loop: %s", strerror(-r));
 	pr_debug("starting %u vCPU(s) %llu us after launch", vm->nvcpus,
 		 (unsigned long long)us_since_launch());
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
+	for (unsigned i = 0; i < vm->nvcpus && !control_stopping(&vm->ctl); i++) {
 		if ((r = vcpu_start(&vm->vcpus[i])) < 0) {
 			control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
 					     "cannot start vCPU %u: %s", i, strerror(-r));
@@ -457,6 +507,11 @@ int vm_run(struct vm *vm)
 	}
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+	if (vm->loop) {
+		evloop_stop(vm->loop);
+		if ((r = evloop_join(vm->loop)) < 0)
+			pr_err("event loop: %s", strerror(-r));
+	}
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
 	vm->tty_raw = false;
@@ -478,6 +533,12 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
+	/* The loop first: its pending ops live in the devices. */
+	evloop_destroy(vm->loop);
+	for (unsigned i = 0; i < vm->nvdevs; i++)
+		vdev_detach(vm->vdevs[i]);
+	for (unsigned i = 0; i < MAX_DRIVES; i++)
+		blk_destroy(vm->blks[i]);
 	serial_destroy(vm->serial);
 	console_destroy(vm->con);
 	bus_destroy(vm->mmio);

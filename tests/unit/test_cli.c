@@ -93,7 +93,7 @@ Test(cli, guest_cmdline_quotes_words_with_spaces)
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--append", "foo=1", "--", "sh", "-c",
 			   "echo hi; exit 3", ""),
 		     CLI_RUN);
-	char *s = cli_guest_cmdline(&c, 2048, err, sizeof(err));
+	char *s = cli_guest_cmdline(&c, NULL, 2048, err, sizeof(err));
 	cr_assert_not_null(s);
 	cr_assert_str_eq(s, DEFAULT_CMDLINE " foo=1 -- sh -c \"echo hi; exit 3\" \"\"");
 	free(s);
@@ -104,12 +104,63 @@ Test(cli, guest_cmdline_replacement_and_limits)
 	struct config c;
 	char err[256];
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--cmdline", "console=ttyS0"), CLI_RUN);
-	char *s = cli_guest_cmdline(&c, 2048, err, sizeof(err));
+	char *s = cli_guest_cmdline(&c, NULL, 2048, err, sizeof(err));
 	cr_assert_str_eq(s, "console=ttyS0");
 	free(s);
-	cr_assert_null(cli_guest_cmdline(&c, 8, err, sizeof(err)));
+	cr_assert_null(cli_guest_cmdline(&c, NULL, 8, err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "too long"));
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--", "echo", "a\"b"), CLI_RUN);
-	cr_assert_null(cli_guest_cmdline(&c, 2048, err, sizeof(err)));
+	cr_assert_null(cli_guest_cmdline(&c, NULL, 2048, err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "double quote"));
+}
+
+Test(cli, drives)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--drive", "path=/a.img", "--drive",
+			   "path=b.img,ro,id=data,direct"),
+		     CLI_RUN);
+	cr_assert_eq(c.ndrives, 2);
+	cr_assert_str_eq(c.drives[0].path, "/a.img");
+	cr_assert_null(c.drives[0].id);
+	cr_assert_not(c.drives[0].read_only);
+	cr_assert_str_eq(c.drives[1].path, "b.img");
+	cr_assert_str_eq(c.drives[1].id, "data");
+	cr_assert(c.drives[1].read_only);
+	cr_assert(c.drives[1].direct);
+	cli_config_free(&c);
+	cr_assert_eq(c.ndrives, 0);
+}
+
+Test(cli, bad_drives_say_what_is_wrong)
+{
+	struct drive_cfg d;
+	char err[256];
+	cr_assert_eq(cli_parse_drive("ro", &d, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "no path"));
+	cr_assert_eq(cli_parse_drive("path=", &d, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(cli_parse_drive("path=a,rw", &d, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "'rw'"));
+	cr_assert_eq(cli_parse_drive("path=a,ro=1", &d, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(cli_parse_drive("path=a,path=b", &d, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(cli_parse_drive("path=a,id=123456789012345678901", &d, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert_not_null(strstr(err, "20 bytes"));
+	cr_assert_null(d.path, "nothing left allocated on error");
+	struct config c;
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--drive", "path=a,bogus"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "bogus"));
+}
+
+Test(cli, device_arguments_go_before_the_guest_words)
+{
+	struct config c;
+	char err[256];
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--cmdline", "console=ttyS0", "--", "true"),
+		     CLI_RUN);
+	char *s = cli_guest_cmdline(&c, "virtio_mmio.device=4K@0xd0002000:5", 2048, err,
+				    sizeof(err));
+	cr_assert_str_eq(s, "console=ttyS0 virtio_mmio.device=4K@0xd0002000:5 -- true");
+	free(s);
 }

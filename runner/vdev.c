@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "layout.h"
-#include "mmio.h"
 
 struct vdev;
 
@@ -142,4 +141,14 @@ int vdev_cmdline(const struct vdev *d, char *buf, size_t len)
 	int n = snprintf(buf + used, len - used, "%svirtio_mmio.device=4K@0x%llx:%u",
 			 used ? " " : "", (unsigned long long)d->base, d->irq);
 	return n < 0 || (size_t)n >= len - used ? -ENOSPC : 0;
+}
+
+unsigned vdev_num_queues(const struct vdev *d)
+{
+	return d->nq;
+}
+
+void vdev_queue_stats(const struct vdev *d, unsigned q, struct virtio_mmio_queue_stats *s)
+{
+	virtio_mmio_get_stats(d->t, q, s);
 }

@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "evloop.h"
 #include "gmem.h"
+#include "mmio.h"
 #include "util.h"
 #include "virtio.h"
 
@@ -38,6 +39,10 @@ int vdev_attach(struct vdev **out, const struct vdev_env *env, unsigned index,
 
 /* Detach after the vCPUs and the event loop have stopped. NULL ok. */
 void vdev_detach(struct vdev *d);
+
+/* Queue counters from the transport: notifications and interrupts. */
+unsigned vdev_num_queues(const struct vdev *d);
+void vdev_queue_stats(const struct vdev *d, unsigned q, struct virtio_mmio_queue_stats *s);
 
 /* Append " virtio_mmio.device=4K@0xADDR:IRQ" to buf (NUL-terminated, size
  * len). Returns 0 or -ENOSPC. */

@@ -446,6 +446,20 @@ static void print_stats(struct vm *vm)
 	pr_info("%s", line);
 	if (vm->timer.boot_us)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
+	for (unsigned i = 0; i < vm->nvdevs; i++) {
+		struct virtio_mmio_queue_stats q;
+		struct blk_stats b;
+		vdev_queue_stats(vm->vdevs[i], 0, &q);
+		blk_get_stats(vm->blks[i], &b);
+		pr_info("vd%c: reads=%llu writes=%llu flushes=%llu discards=%llu errors=%llu "
+			"in-flight-max=%llu; queue: notifications=%llu interrupts=%llu "
+			"suppressed=%llu",
+			'a' + i, (unsigned long long)b.reads, (unsigned long long)b.writes,
+			(unsigned long long)b.flushes, (unsigned long long)b.discards,
+			(unsigned long long)(b.io_errors + b.protocol_errors + b.unsupported),
+			(unsigned long long)b.inflight_max, (unsigned long long)q.notifications,
+			(unsigned long long)q.interrupts, (unsigned long long)q.interrupts_suppressed);
+	}
 }
 
 int vm_run(struct vm *vm)

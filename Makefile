@@ -1,8 +1,9 @@
 # flint: build, guest artefacts, tests and benchmarks.
 #   make            build the runner (build/flint)
 #   make run        boot the default guest and run a demo command
-#   make test       unit tests, then the VM scenarios (in the rig on hosts
-#                   whose KVM cannot run a stock kernel)
+#   make test       unit tests, host smoke tests, a short sanitized fuzz run,
+#                   then the VM scenarios (in the rig on hosts whose KVM
+#                   cannot run a stock kernel)
 
 CC ?= cc
 BUILD ?= build
@@ -42,7 +43,7 @@ smoke: $(BUILD)/flint
 include mk/guest.mk
 include mk/fuzz.mk
 
-test: unit smoke vm-test
+test: unit smoke fuzz-smoke vm-test
 
 # Launch-to-init and VM exits against QEMU microvm, in one rig run.
 BENCH_RUNS ?= 10

@@ -69,17 +69,21 @@ guest-check: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs.ext4
 RIG := tests/vm/rig
 RIG_FLAGS ?=
 RIG_ENV := BUILD=$(BUILD)
-GUEST_ARTEFACTS := $(BUILD)/flint $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz
-RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo)'
+GUEST_ARTEFACTS := $(BUILD)/flint $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz \
+	$(BUILD)/rootfs.ext4
+RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo); grep ext4 /proc/mounts'
 
 .PHONY: rig-shell
 
 vm-test: $(GUEST_ARTEFACTS)
 	$(RIG_ENV) $(RIG) $(RIG_FLAGS) test $(VM_TESTS)
 
+# The demo boots from the ext4 root file system on virtio-blk, read-only so
+# that the image in $(BUILD) stays as built.
 run: $(GUEST_ARTEFACTS)
 	@$(RIG_ENV) $(RIG) $(RIG_FLAGS) run -- --kernel $(BUILD)/vmlinux \
-		--initrd $(BUILD)/initramfs.cpio.gz --mem 128M --vcpus 2 -- $(RUN_CMD)
+		--drive path=$(BUILD)/rootfs.ext4,ro --append "root=/dev/vda ro" \
+		--mem 128M --vcpus 2 -- $(RUN_CMD)
 
 rig:
 	$(RIG_ENV) $(RIG) $(RIG_FLAGS) prepare

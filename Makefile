@@ -20,7 +20,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-blk fmt
 all: $(BUILD)/flint
 
 $(BUILD)/%.o: %.c
@@ -49,6 +49,11 @@ test: unit smoke fuzz-smoke vm-test
 BENCH_RUNS ?= 10
 bench-boot: $(BUILD)/flint
 	bench/boot/run $(BENCH_RUNS)
+
+# virtio-blk IOPS, throughput, exits and interrupts per request against QEMU
+# microvm (virtio-blk-device, aio=io_uring), in one rig run.
+bench-blk: $(BUILD)/flint
+	bench/blk/run 3
 
 clean:
 	rm -rf $(BUILD)

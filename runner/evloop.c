@@ -34,6 +34,7 @@ struct evloop {
 	atomic_bool stop;
 	bool draining;	   /* cancelling everything before evloop_run returns */
 	struct ev_op *ops; /* pending ops */
+	struct ev_op *deferred, **deferred_tail; /* evloop_defer() calls, in order */
 	pthread_t thread;
 	bool started;
 	int thread_result;
@@ -299,6 +300,32 @@ static void reap(struct evloop *l)
 	count(&l->completed, n);
 }
 
+int evloop_defer(struct evloop *l, struct ev_op *op)
+{
+	if (op->pending)
+		return -EBUSY;
+	if (op->deferred)
+		return 0;
+	op->deferred = true;
+	op->defer_next = NULL;
+	if (!l->deferred)
+		l->deferred_tail = &l->deferred;
+	*l->deferred_tail = op;
+	l->deferred_tail = &op->defer_next;
+	return 0;
+}
+
+/* Run the deferred calls, including any that they defer in turn. */
+static void run_deferred(struct evloop *l)
+{
+	while (l->deferred) {
+		struct ev_op *op = l->deferred;
+		l->deferred = op->defer_next;
+		op->deferred = false;
+		op->done(op, 0);
+	}
+}
+
 /* Submit what is queued and wait for at least one completion. Interrupted or
  * short of kernel resources, the caller reaps and comes back. */
 static int enter(struct evloop *l)
@@ -343,7 +370,11 @@ int evloop_run(struct evloop *l)
 	while (r == 0 && !atomic_load_explicit(&l->stop, memory_order_acquire)) {
 		r = enter(l);
 		reap(l);
+		run_deferred(l);
 	}
+	for (struct ev_op *op = l->deferred; op; op = op->defer_next)
+		op->deferred = false;
+	l->deferred = NULL;
 	d = drain(l);
 	clear_eventfd(l->wake_fd);
 	atomic_store_explicit(&l->stop, false, memory_order_release);

@@ -42,9 +42,10 @@ struct ev_op {
 	void (*done)(struct ev_op *op, int res);
 	/* Private to the loop. */
 	struct ev_op *prev, *next; /* in the loop's list of pending ops */
+	struct ev_op *defer_next;  /* in the list of deferred calls */
 	int fd;			   /* poll: re-armed on the same fd and events */
 	unsigned events;
-	bool pending, multishot, cancelled;
+	bool pending, multishot, cancelled, deferred;
 };
 
 struct evloop_stats {
@@ -125,6 +126,14 @@ int evloop_fallocate(struct evloop *l, struct ev_op *op, int fd, int mode, uint6
  * way is not interrupted). Returns 0 (also when already asked), -ENOENT if
  * op is not pending, or -errno. */
 int evloop_cancel(struct evloop *l, struct ev_op *op) WARN_UNUSED;
+
+/* Call op->done(op, 0) once, after the loop has run the handlers of the
+ * current batch of completions and before it next waits: a device batches
+ * its work per batch (one interrupt decision for many completed requests).
+ * Deferring an op already deferred is a no-op. The op must not be pending
+ * I/O. Loop thread only. Calls still deferred when the loop stops are
+ * dropped. Returns 0 or -EBUSY (op pending). */
+int evloop_defer(struct evloop *l, struct ev_op *op) WARN_UNUSED;
 
 /* Queue a copy of a caller-prepared SQE, for tests and for trying an opcode
  * before it gets its own function; its user_data is overwritten. The ring's

@@ -516,3 +516,62 @@ Test(evloop, multishot_polls_survive_a_full_cq)
 	for (int i = 0; i < FLOOD; i++)
 		close(flood[i].efd);
 }
+
+/* Completions that each defer the same call: it runs once per batch, after
+ * all the batch's handlers, and it may defer itself again. */
+struct deferrer {
+	struct io ios[4];
+	struct ev_op after;
+	struct evloop *l;
+	int completions_seen_by_after[4];
+	int afters, handled;
+};
+
+static struct deferrer dfr;
+
+static void deferred_done(struct ev_op *op, int res)
+{
+	struct deferrer *d = container_of(op, struct deferrer, after);
+	cr_assert_eq(res, 0);
+	d->completions_seen_by_after[d->afters++] = d->handled;
+	if (d->handled == 4)
+		evloop_stop(d->l);
+}
+
+static void handled_then_defer(struct ev_op *op, int res)
+{
+	cr_assert_geq(res, 0);
+	dfr.handled++;
+	cr_assert_eq(evloop_defer(dfr.l, &dfr.after), 0);
+	cr_assert_eq(evloop_defer(dfr.l, &dfr.after), 0, "deferring twice is a no-op");
+	(void)op;
+}
+
+Test(evloop, deferred_call_runs_once_after_the_batch)
+{
+	int fd = tmpfile_fd();
+	dfr = (struct deferrer){.l = new_loop(16), .after = {.done = deferred_done}};
+	/* Four writes submitted together complete in one batch (or a few). */
+	for (int i = 0; i < 4; i++) {
+		dfr.ios[i] = (struct io){.op = {.done = handled_then_defer}};
+		dfr.ios[i].iov[0] = (struct iovec){dfr.ios[i].buf, 512};
+		cr_assert_eq(evloop_writev(dfr.l, &dfr.ios[i].op, fd, dfr.ios[i].iov, 1, i * 512), 0);
+	}
+	cr_assert_eq(evloop_run(dfr.l), 0);
+	cr_assert_eq(dfr.handled, 4);
+	/* At most one deferred call per batch, each after its batch's handlers:
+	 * fewer calls than completions when completions batch up. */
+	cr_assert_geq(dfr.afters, 1);
+	cr_assert_leq(dfr.afters, 4);
+	cr_assert_eq(dfr.completions_seen_by_after[dfr.afters - 1], 4);
+	for (int i = 1; i < dfr.afters; i++)
+		cr_assert_gt(dfr.completions_seen_by_after[i], dfr.completions_seen_by_after[i - 1]);
+	/* A pending op cannot be deferred. */
+	struct io p = io_in(NULL);
+	int efd = new_eventfd();
+	cr_assert_eq(evloop_poll(dfr.l, &p.op, efd, POLLIN), 0);
+	cr_assert_eq(evloop_defer(dfr.l, &p.op), -EBUSY);
+	evloop_destroy(dfr.l);
+	close(efd);
+	close(fd);
+}

@@ -47,6 +47,10 @@ struct blk {
 	struct blk_geom geom;
 	bool sync; /* FLUSH offered but not negotiated: writes stable at completion */
 	struct slot *pool, *free;
+	/* Completions push to the used ring at once but ask the transport for
+	 * an interrupt once per event-loop batch: many requests, one decision. */
+	struct ev_op used_op;
+	bool used_pending;
 	struct vq_seg segs[BLK_QUEUE_MAX];
 	struct blk_stats stats;
 };
@@ -247,6 +251,28 @@ static void io_done(struct blk_io *io, int res)
 	}
 	if (b->starved)
 		process(b, &a);
+	if (a.used) {
+		/* io_done runs on the loop thread, where deferring is allowed. */
+		a.used = false;
+		b->used_pending = true;
+		if (evloop_defer(b->loop, &b->used_op) < 0)
+			a.used = true;
+	}
+	run_after(&a);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* After a batch of completions: one interrupt decision for all of them. */
+static void used_batch(struct ev_op *op, int res)
+{
+	struct blk *b = container_of(op, struct blk, used_op);
+	struct after a = {.used = false};
+
+	(void)res;
+	pthread_mutex_lock(&b->lock);
+	a.host = b->host;
+	a.used = b->used_pending && b->active;
+	b->used_pending = false;
 	run_after(&a);
 	pthread_mutex_unlock(&b->lock);
 }
@@ -321,7 +347,7 @@ static void blk_reset(void *dev)
 	 * stays mapped, so letting it run is safe. */
 	pthread_mutex_lock(&b->lock);
 	b->gen++;
-	b->active = b->broken = b->starved = false;
+	b->active = b->broken = b->starved = b->used_pending = false;
 	b->vq = NULL;
 	b->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&b->lock);
@@ -402,6 +428,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 		return -ENOMEM;
 	b->disk.fd = -1;
 	b->loop = p->loop;
+	b->used_op = (struct ev_op){.done = used_batch};
 	b->read_only = p->read_only;
 	snprintf(b->path, sizeof(b->path), "%s", p->path);
 	memcpy(b->id, p->id ? p->id : "", idlen);

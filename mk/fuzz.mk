@@ -33,10 +33,15 @@ define fuzz_run
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		seeds=tests/fuzz/corpus/$${h#fuzz_}; work=$(BUILD)/fuzz/corpus-$$h; \
 		mkdir -p $$work; \
-		echo "fuzz: $$h for $(1) s"; \
-		$(BUILD)/fuzz/$$h -max_total_time=$(1) -timeout=10 -rss_limit_mb=2048 \
+		log=$(BUILD)/fuzz/$$h.log; \
+		echo "fuzz: $$h for $(1) s (log: $$log)"; \
+		if $(BUILD)/fuzz/$$h -max_total_time=$(1) -timeout=10 -rss_limit_mb=2048 \
 			-artifact_prefix=$(BUILD)/fuzz/$$h- -print_final_stats=1 \
-			$$work $$seeds; \
+			$$work $$seeds >$$log 2>&1; then \
+			grep -E '^(Done|stat::(number_of_executed_units|peak_rss_mb))' $$log; \
+		else \
+			tail -n 60 $$log; echo "fuzz: $$h FAILED"; exit 1; \
+		fi; \
 	done
 endef
 

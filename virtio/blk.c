@@ -40,6 +40,7 @@ struct blk {
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: pop nothing more */
 	bool starved;	      /* stopped popping for want of a slot */
+	bool polling;	      /* notifications left off while I/O is in flight */
 	bool logged;	      /* a protocol error was logged */
 	uint32_t gen;	      /* bumped by activate and reset */
 	struct vq *vq;
@@ -189,16 +190,18 @@ static void start(struct blk *b, struct after *a, struct slot *s, const struct v
 }
 
 /* Pop and start requests until the queue is empty or the pool is. Lock
- * held, loop thread. Notifications stay off while draining; when the ring
- * looks empty they go back on and the ring is checked once more, since the
- * guest may have added a chain before it saw them on. */
+ * held, loop thread. Notifications stay off while draining, and stay off
+ * while requests are in flight: each completion looks at the ring again, so
+ * the guest need not kick for requests it adds meanwhile (fewer exits under
+ * load). Once idle, they go back on and the ring is checked once more, since
+ * the guest may have added a chain before it saw them on. */
 static void process(struct blk *b, struct after *a)
 {
 	struct vq_chain c = {.seg = b->segs, .cap = ARRAY_SIZE(b->segs)};
 	struct slot *s;
 	int r;
 
-	b->starved = false;
+	b->starved = b->polling = false;
 	if (!b->active || b->broken)
 		return;
 	vq_disable_notify(b->vq);
@@ -213,6 +216,10 @@ static void process(struct blk *b, struct after *a)
 			return;
 		}
 		if (r == 0) {
+			if (b->stats.inflight) {
+				b->polling = true; /* a completion looks again */
+				return;
+			}
 			vq_enable_notify(b->vq);
 			if (!vq_has_work(b->vq))
 				return;
@@ -249,7 +256,7 @@ static void io_done(struct blk_io *io, int res)
 		answer(b, &a, s, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR,
 		       res == 0 ? s->used_ok : 1);
 	}
-	if (b->starved)
+	if (b->starved || b->polling)
 		process(b, &a);
 	if (a.used) {
 		/* io_done runs on the loop thread, where deferring is allowed. */
@@ -333,7 +340,7 @@ static int blk_activate(void *dev, uint64_t features, struct vq *queues,
 	 * write is stable. */
 	b->sync = !b->geom.flush;
 	b->active = true;
-	b->broken = b->starved = false;
+	b->broken = b->starved = b->polling = false;
 	pthread_mutex_unlock(&b->lock);
 	return 0;
 }
@@ -347,7 +354,7 @@ static void blk_reset(void *dev)
 	 * stays mapped, so letting it run is safe. */
 	pthread_mutex_lock(&b->lock);
 	b->gen++;
-	b->active = b->broken = b->starved = b->used_pending = false;
+	b->active = b->broken = b->starved = b->polling = b->used_pending = false;
 	b->vq = NULL;
 	b->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&b->lock);

@@ -27,14 +27,10 @@ CMDLINE="console=ttyS0 reboot=t panic=-1 quiet"
 # QEMU puts the first virtio-mmio device on microvm's last slot; its own
 # kernel arguments would land after the "--" (auto-kernel-cmdline=off).
 QEMU_MMIO="virtio_mmio.device=512@0xfeb00e00:12"
-T=/sys/kernel/tracing
-HIST=$T/events/kvm/kvm_exit/hist
-TRIG=$T/events/kvm/kvm_exit/trigger
 DIR=$(dirname "$0")
+. "$DIR/../exits.sh"
 
-mountpoint -q $T 2>/dev/null || mount -t tracefs none $T 2>/dev/null
-[ -w "$TRIG" ] || { echo "bench: no kvm_exit tracepoint trigger at $TRIG"; exit 2; }
-command -v qemu-system-x86_64 >/dev/null || { echo "bench: QEMU is not in L1"; exit 2; }
+exits_setup
 "$FLINT" --help 2>&1 | grep -q -- --drive || echo "bench: flint has no --drive yet: QEMU only"
 
 # Written in full, so every read hits allocated pages, never a hole.
@@ -43,8 +39,7 @@ dd if=/dev/zero of=$IMG bs=1M count=256 2>/dev/null || { echo "bench: cannot cre
 # One VM: a fresh histogram, drive, one "res" line per workload.
 run_one() {
 	vmm=$1 run=$2
-	echo '!hist:keys=exit_reason:sort=hitcount' >"$TRIG" 2>/dev/null
-	echo 'hist:keys=exit_reason:sort=hitcount' >"$TRIG"
+	exits_reset
 	if [ "$vmm" = flint ]; then
 		"$DRIVE" -t 600 -h "$HIST" -- "$FLINT" --kernel "$KERNEL" --initrd "$BINITRD" \
 			--mem ${MEM}M --vcpus 1 --cmdline "$CMDLINE" --drive path=$IMG --stats \
@@ -61,7 +56,7 @@ run_one() {
 			>/tmp/blk.out 2>/tmp/blk.err
 	fi
 	rc=$?
-	echo '!hist:keys=exit_reason:sort=hitcount' >"$TRIG"
+	exits_stop
 	# Pairs each workload's "exits" line with its "bench:" line.
 	awk -v vmm="$vmm" -v run="$run" '
 		/^exits name=/ { sub(/^exits /, ""); split($1, a, "="); ex[a[2]] = $0; next }

@@ -16,20 +16,15 @@ MEM=128
 # the VM through flint's exit device before any reboot.
 CMDLINE="console=ttyS0 reboot=t panic=-1 quiet"
 MARKER="flint-init: ready"
-T=/sys/kernel/tracing
-HIST=$T/events/kvm/kvm_exit/hist
-TRIG=$T/events/kvm/kvm_exit/trigger
 DIR=$(dirname "$0")
+. "$DIR/../exits.sh"
 
-mountpoint -q $T 2>/dev/null || mount -t tracefs none $T 2>/dev/null
-[ -w "$TRIG" ] || { echo "bench: no kvm_exit tracepoint trigger at $TRIG"; exit 2; }
-command -v qemu-system-x86_64 >/dev/null || { echo "bench: QEMU is not in L1"; exit 2; }
+exits_setup
 
 # One run: a fresh histogram, the VMM under launch-to-marker, one result line.
 run_one() {
 	vmm=$1
-	echo '!hist:keys=exit_reason:sort=hitcount' >"$TRIG" 2>/dev/null
-	echo 'hist:keys=exit_reason:sort=hitcount' >"$TRIG"
+	exits_reset
 	if [ "$vmm" = flint ]; then
 		"$LTM" -t 60 -h "$HIST" "$MARKER" -- "$FLINT" --kernel "$KERNEL" \
 			--initrd "$INITRD" --mem ${MEM}M --vcpus 1 --cmdline "$CMDLINE" --stats \
@@ -41,7 +36,7 @@ run_one() {
 			-kernel "$KERNEL" -initrd "$INITRD" -append "$CMDLINE -- true" \
 			>/tmp/ltm.out 2>/tmp/ltm.err
 	fi
-	echo '!hist:keys=exit_reason:sort=hitcount' >"$TRIG"
+	exits_stop
 	boot=$(sed -n 's/.*KVM exits until the boot timer: \([0-9]*\).*/\1/p' /tmp/ltm.err)
 	awk -v vmm="$vmm" -v own="${boot:--}" -f "$DIR/parse-run.awk" /tmp/ltm.out
 	grep -q '^ms=-1' /tmp/ltm.out && sed 's/^/# stderr: /' /tmp/ltm.err | tail -5

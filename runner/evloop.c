@@ -51,8 +51,8 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 static void clear_eventfd(int fd)
 {
-	uint64_t v;
-	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	eventfd_t v;
+	if (eventfd_read(fd, &v) < 0 && errno != EAGAIN)
 		pr_debug("event loop: reading its eventfd: %s", strerror(errno));
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -34,6 +35,20 @@ int kvm_ioctl(int fd, unsigned long req, void *arg)
 		r = ioctl(fd, req, arg);
 	while (r < 0 && (errno == EINTR || errno == EAGAIN));
 	return r;
+}
+
+int kvm_irqfd(int vm_fd, unsigned gsi)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	struct kvm_irqfd irqfd = {.fd = fd, .gsi = gsi};
+	if (ioctl(vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 bool kvm_host_is_pvm(void)

@@ -22,6 +22,11 @@ bool kvm_host_is_pvm(void);
  * Returns a malloc'd table or NULL with errno set. */
 struct kvm_cpuid2 *kvm_supported_cpuid(int sys_fd, unsigned *max);
 
+/* An eventfd wired to interrupt line `gsi` with KVM_IRQFD: writing it
+ * (eventfd_write) injects an edge in the kernel, with no ioctl from the
+ * writing thread. Returns the fd (close-on-exec) or -errno. */
+int kvm_irqfd(int vm_fd, unsigned gsi) WARN_UNUSED;
+
 /* ioctl that retries on EINTR/EAGAIN where KVM documents it may be needed. */
 int kvm_ioctl(int fd, unsigned long req, void *arg);
 

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "kvm.h"
 #include "layout.h"
 
 struct vdev;
@@ -37,12 +38,12 @@ struct vdev {
 static void queue_kicked(struct ev_op *op, int res)
 {
 	struct qnotify *n = container_of(op, struct qnotify, op);
-	uint64_t count;
+	eventfd_t count;
 
 	if (res < 0)
 		return; /* cancelled at teardown */
 	/* Consume the readiness; several guest kicks fold into one wake-up. */
-	if (read(n->fd, &count, sizeof(count)) != sizeof(count))
+	if (eventfd_read(n->fd, &count) < 0)
 		return;
 	virtio_mmio_queue_notify(n->d->t, n->q);
 }
@@ -50,8 +51,7 @@ static void queue_kicked(struct ev_op *op, int res)
 static void raise_irq(void *ctx)
 {
 	struct vdev *d = ctx;
-	uint64_t one = 1;
-	if (write(d->irqfd, &one, sizeof(one)) < 0)
+	if (eventfd_write(d->irqfd, 1) < 0)
 		pr_debug("virtio irqfd %u: %s", d->irq, strerror(errno));
 }
 
@@ -88,11 +88,9 @@ int vdev_attach(struct vdev **out, const struct vdev_env *env, unsigned index,
 		       (unsigned long long)d->base, strerror(-r));
 		goto err;
 	}
-	d->irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	struct kvm_irqfd irqfd = {.fd = d->irqfd, .gsi = d->irq};
-	if (d->irqfd < 0 || ioctl(env->vm_fd, KVM_IRQFD, &irqfd) < 0) {
-		r = -errno;
-		pr_err("virtio device %u: irqfd for IRQ %u: %s", index, d->irq, strerror(errno));
+	if ((d->irqfd = kvm_irqfd(env->vm_fd, d->irq)) < 0) {
+		r = d->irqfd;
+		pr_err("virtio device %u: irqfd for IRQ %u: %s", index, d->irq, strerror(-r));
 		goto err;
 	}
 	for (unsigned q = 0; q < d->nq; q++) {

@@ -61,20 +61,17 @@ struct vm {
 static void kick_all(void *ctx)
 {
 	struct vm *vm = ctx;
-	uint64_t one = 1;
 
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
-	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+	if (eventfd_write(vm->stop_fd, 1) < 0)
 		pr_err("cannot wake the main thread: %s", strerror(errno));
 }
 
 static void serial_irq(void *ctx)
 {
 	struct vm *vm = ctx;
-	uint64_t one = 1;
-	/* The irqfd injects the edge in the kernel: no KVM ioctl from here. */
-	if (write(vm->serial_irqfd, &one, sizeof(one)) < 0)
+	if (eventfd_write(vm->serial_irqfd, 1) < 0)
 		pr_debug("serial irqfd: %s", strerror(errno));
 }
 
@@ -178,13 +175,9 @@ static int setup_devices(struct vm *vm)
 	int out_fd = vm->cfg->console == CONSOLE_STDIO ? STDOUT_FILENO : -1;
 	if ((r = console_create(&vm->con, out_fd)) < 0)
 		return r;
-	vm->serial_irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->serial_irqfd < 0)
-		return -errno;
-	struct kvm_irqfd irqfd = {.fd = vm->serial_irqfd, .gsi = COM1_IRQ};
-	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
-		r = -errno;
-		pr_err("KVM_IRQFD for the serial port: %s", strerror(errno));
+	if ((vm->serial_irqfd = kvm_irqfd(vm->vm_fd, COM1_IRQ)) < 0) {
+		r = vm->serial_irqfd;
+		pr_err("KVM_IRQFD for the serial port: %s", strerror(-r));
 		return r;
 	}
 	if ((r = serial_create(&vm->serial, &sops, vm)) < 0)

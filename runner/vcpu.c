@@ -94,9 +94,8 @@ static enum vcpu_action handle_system_event(struct vcpu *v, struct kvm_run *run)
 {
 	switch (run->system_event.type) {
 	case KVM_SYSTEM_EVENT_RESET:
-		control_request_stop(v->env->ctl, STOP_GUEST_RESET, 0, NULL);
-		return VCPU_STOP;
 	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		/* Both end the VM cleanly, as an i8042 reset does. */
 		control_request_stop(v->env->ctl, STOP_GUEST_RESET, 0, NULL);
 		return VCPU_STOP;
 	case KVM_SYSTEM_EVENT_CRASH:

@@ -93,20 +93,26 @@ static void guest_reset(void *ctx)
 		control_request_stop(&vm->ctl, STOP_GUEST_RESET, 0, NULL);
 }
 
-static uint64_t kvm_exits_total(struct vm *vm)
+/* A KVM statistic summed over the vCPUs; false if KVM has no such one. */
+static bool kvm_stat_sum(struct vm *vm, const char *name, uint64_t *sum)
 {
-	uint64_t sum = 0, v;
+	uint64_t v;
+	bool found = false;
+
+	*sum = 0;
 	for (unsigned i = 0; i < vm->nvcpus; i++)
-		if (vcpu_kvm_stat(&vm->vcpus[i], "exits", &v) == 0)
-			sum += v;
-	return sum;
+		if (vcpu_kvm_stat(&vm->vcpus[i], name, &v) == 0) {
+			*sum += v;
+			found = true;
+		}
+	return found;
 }
 
 static void boot_timer_fired(void *ctx, uint64_t us)
 {
 	struct vm *vm = ctx;
 	(void)us;
-	vm->boot_exits = kvm_exits_total(vm);
+	kvm_stat_sum(vm, "exits", &vm->boot_exits);
 }
 
 static int setup_vm(struct vm *vm)
@@ -425,14 +431,8 @@ static void print_stats(struct vm *vm)
 						"irq_window_exits", "insn_emulation", "hypercalls"};
 	n = snprintf(line, sizeof(line), "KVM exits (all vCPUs):");
 	for (size_t k = 0; k < ARRAY_SIZE(kvm_stats); k++) {
-		uint64_t sum = 0, v;
-		bool found = false;
-		for (unsigned i = 0; i < vm->nvcpus; i++)
-			if (vcpu_kvm_stat(&vm->vcpus[i], kvm_stats[k], &v) == 0) {
-				sum += v;
-				found = true;
-			}
-		if (found)
+		uint64_t sum;
+		if (kvm_stat_sum(vm, kvm_stats[k], &sum))
 			n += snprintf(line + n, sizeof(line) - n, " %s=%llu", kvm_stats[k],
 				      (unsigned long long)sum);
 	}

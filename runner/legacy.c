@@ -11,15 +11,15 @@ static void i8042_read(void *opaque, uint64_t off, void *data, uint32_t len)
 {
 	(void)opaque;
 	(void)off;
-	/* Output buffer empty, input buffer empty: the kernel's kb_wait() before
-	 * a reset sees an idle controller at once. */
-	memset(data, 0, len);
+	memset(data, 0, len); /* no keyboard: nothing to read */
 }
 
 static void i8042_status_read(void *opaque, uint64_t off, void *data, uint32_t len)
 {
 	(void)opaque;
 	(void)off;
+	/* Output buffer empty, input buffer empty: the kernel's kb_wait() before
+	 * a reset sees an idle controller at once. */
 	memset(data, 0, len);
 	((uint8_t *)data)[0] = I8042_STATUS_SYSFLAG;
 }

@@ -40,6 +40,7 @@ unit: $(BUILD)/unit-tests
 smoke: $(BUILD)/flint
 	sh tests/smoke/run.sh $(BUILD)/flint $(BUILD)
 
+include mk/tools.mk
 include mk/guest.mk
 include mk/fuzz.mk
 

@@ -70,7 +70,7 @@ RIG := tests/vm/rig
 RIG_FLAGS ?=
 RIG_ENV := BUILD=$(BUILD)
 GUEST_ARTEFACTS := $(BUILD)/flint $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz \
-	$(BUILD)/rootfs.ext4
+	$(BUILD)/rootfs.ext4 $(TEST_TOOLS) $(BUILD)/test-initrd.cpio.gz
 RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo); grep ext4 /proc/mounts'
 
 .PHONY: rig-shell

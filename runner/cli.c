@@ -15,6 +15,7 @@
 void cli_usage(void)
 {
 	printf("usage: flint --kernel FILE [options] [-- GUEST-COMMAND ARGS...]\n"
+	       "       flint run [options] -- COMMAND ARGS...\n"
 	       "Boot a Linux microVM with KVM.\n\n"
 	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
 	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
@@ -25,13 +26,26 @@ void cli_usage(void)
 	       "  --console MODE     stdio (default): guest serial on stdin/stdout; none\n"
 	       "  --drive SPEC       virtio-blk drive: path=FILE[,ro][,id=NAME][,direct];\n"
 	       "                     repeatable, the guest sees /dev/vda, /dev/vdb, ...\n"
+	       "  --net SPEC         virtio-net on a host tap: tap=NAME[,mac=MAC][,id=NAME];\n"
+	       "                     repeatable, the guest sees eth0, eth1, ...\n"
+	       "  --vsock SPEC       virtio-vsock: cid=N,uds=PATH; host programs connect to\n"
+	       "                     PATH and send \"CONNECT <port>\\n\"; guest connections to\n"
+	       "                     CID 2 port P go to PATH_P (Firecracker's model)\n"
 	       "  --stats            print VM exit counts by reason on exit\n"
 	       "  --verbose          log more\n"
 	       "  --check-kvm        say whether this host's KVM can boot a guest; exit 0 if so\n"
 	       "  --help, --version\n\n"
 	       "Words after -- are passed to the guest init, which runs them as a command.\n"
 	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
-	       "guest crashed (kernel panic, triple fault, KVM error); 125 when flint failed.\n",
+	       "guest crashed (kernel panic, triple fault, KVM error); 125 when flint failed.\n\n"
+	       "flint run boots a microVM, runs COMMAND through the guest agent over vsock,\n"
+	       "relays stdin, stdout and stderr, and exits with the command's status\n"
+	       "(128+N when a signal killed it). Besides the options above:\n"
+	       "  --rootfs IMG       root file system image, read-only (default: rootfs.ext4\n"
+	       "                     next to flint; --kernel defaults to vmlinux there)\n"
+	       "  --timeout S        kill the command after S seconds: exit status 124\n"
+	       "  --timings          print launch-to-init, launch-to-agent and command times\n"
+	       "It exits 123 when the guest did not boot to its agent.\n",
 	       MAX_VCPUS, DEFAULT_CMDLINE);
 }
 
@@ -86,7 +100,8 @@ int cli_parse_size(const char *s, uint64_t *bytes)
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
-	       O_DRIVE, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION };
+	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
+	       O_ROOTFS, O_TIMEOUT, O_TIMINGS };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -96,6 +111,11 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"append", required_argument, NULL, O_APPEND},
 		{"console", required_argument, NULL, O_CONSOLE},
 		{"drive", required_argument, NULL, O_DRIVE},
+		{"net", required_argument, NULL, O_NET},
+		{"vsock", required_argument, NULL, O_VSOCK},
+		{"rootfs", required_argument, NULL, O_ROOTFS},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"timings", no_argument, NULL, O_TIMINGS},
 		{"stats", no_argument, NULL, O_STATS},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"check-kvm", no_argument, NULL, O_CHECK},
@@ -108,6 +128,11 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	*cfg = (struct config){.mem = DEFAULT_MEM, .vcpus = 1, .console = CONSOLE_STDIO};
 	opterr = 0;
 	optind = 1;
+	if (argc > 1 && !strcmp(argv[1], "run")) {
+		cfg->run = true;
+		cfg->console = CONSOLE_NONE;
+		optind = 2;
+	}
 	/* "+" stops at the first non-option so guest words are never parsed. */
 	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
 		switch (c) {
@@ -155,6 +180,41 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 				return CLI_ERROR;
 			cfg->ndrives++;
 			break;
+		case O_NET:
+			if (cfg->nnets == MAX_NETS)
+				return bad(err, errlen, "--net: at most %d network devices", MAX_NETS);
+			if (cli_parse_net(optarg, &cfg->nets[cfg->nnets], err, errlen))
+				return CLI_ERROR;
+			cfg->nnets++;
+			break;
+		case O_VSOCK:
+			if (cfg->vsock.enabled)
+				return bad(err, errlen, "--vsock: at most one vsock device");
+			if (cli_parse_vsock(optarg, &cfg->vsock, err, errlen))
+				return CLI_ERROR;
+			break;
+		case O_ROOTFS:
+		case O_TIMEOUT:
+		case O_TIMINGS:
+			if (!cfg->run)
+				return bad(err, errlen, "%s is an option of flint run",
+					   argv[optind - 1]);
+			if (c == O_ROOTFS)
+				cfg->rootfs = optarg;
+			else if (c == O_TIMINGS)
+				cfg->timings = true;
+			else {
+				char *end;
+				errno = 0;
+				unsigned long t = strtoul(optarg, &end, 10);
+				if (!isdigit((unsigned char)*optarg) || *end || errno || t == 0 ||
+				    t > 7 * 24 * 3600)
+					return bad(err, errlen,
+						   "--timeout %s: expected whole seconds, 1 to 604800",
+						   optarg);
+				cfg->timeout_s = t;
+			}
+			break;
 		case O_STATS:
 			cfg->stats = true;
 			break;
@@ -181,6 +241,12 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 			   argv[optind]);
 	cfg->guest_argv = &argv[optind];
 	cfg->guest_argc = argc - optind;
+	if (cfg->run) {
+		if (cfg->guest_argc == 0)
+			return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
+						"COMMAND ARGS...");
+		return CLI_RUN;
+	}
 	if (!cfg->kernel && !cfg->check_kvm)
 		return bad(err, errlen, "no kernel given: use --kernel FILE (see --help)");
 	return CLI_RUN;
@@ -191,12 +257,14 @@ char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t ma
 {
 	const char *base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE;
 	size_t cap = strlen(base) + 1, len;
+	/* flint run hands its command to the agent, not to init. */
+	int argc = cfg->run ? 0 : cfg->guest_argc;
 
 	if (cfg->append)
 		cap += strlen(cfg->append) + 1;
 	if (devices)
 		cap += strlen(devices) + 1;
-	for (int i = 0; i < cfg->guest_argc; i++)
+	for (int i = 0; i < argc; i++)
 		cap += strlen(cfg->guest_argv[i]) + 3 + 1;
 	cap += 4;
 	char *s = malloc(cap);
@@ -210,9 +278,9 @@ char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t ma
 	/* Device arguments go before "--": after it, words belong to init. */
 	if (devices && *devices)
 		len += snprintf(s + len, cap - len, "%s%s", len ? " " : "", devices);
-	if (cfg->guest_argc)
+	if (argc)
 		len += snprintf(s + len, cap - len, "%s--", len ? " " : "");
-	for (int i = 0; i < cfg->guest_argc; i++) {
+	for (int i = 0; i < argc; i++) {
 		const char *w = cfg->guest_argv[i];
 		/* The kernel splits on spaces and knows double quotes, nothing else. */
 		if (strchr(w, '"')) {
@@ -281,6 +349,129 @@ bad:
 	return -EINVAL;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+				      &v[4], &v[5], &end) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[3 * i]) || !isxdigit((unsigned char)s[3 * i + 1]))
+			return -EINVAL;
+		mac[i] = v[i];
+	}
+	/* A multicast address cannot be a station's. */
+	return mac[0] & 1 ? -EINVAL : 0;
+}
+
+int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen)
+{
+	char *copy = strdup(s), *save = NULL;
+
+	*n = (struct net_cfg){0};
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(kv, "tap") && val && *val && !n->tap) {
+			/* IFNAMSIZ is 16 with the NUL. */
+			if (strlen(val) > 15 || strchr(val, '/')) {
+				snprintf(err, errlen, "--net %s: '%s' is not a valid interface name",
+					 s, val);
+				goto bad;
+			}
+			n->tap = strdup(val);
+		} else if (!strcmp(kv, "id") && val && *val && !n->id)
+			n->id = strdup(val);
+		else if (!strcmp(kv, "mac") && val && !n->has_mac) {
+			if (parse_mac(val, n->mac)) {
+				snprintf(err, errlen,
+					 "--net %s: mac '%s' is not a unicast address like "
+					 "06:00:ac:10:00:02",
+					 s, val);
+				goto bad;
+			}
+			n->has_mac = true;
+		} else {
+			snprintf(err, errlen,
+				 "--net %s: unexpected '%s'; expected tap=NAME[,mac=MAC][,id=NAME]",
+				 s, kv);
+			goto bad;
+		}
+	}
+	if (!n->tap) {
+		snprintf(err, errlen, "--net %s: no tap=NAME", s);
+		goto bad;
+	}
+	free(copy);
+	return 0;
+bad:
+	free(copy);
+	free(n->tap);
+	free(n->id);
+	*n = (struct net_cfg){0};
+	return -EINVAL;
+}
+
+int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen)
+{
+	char *copy = strdup(s), *save = NULL;
+	bool have_cid = false;
+
+	*v = (struct vsock_cfg){0};
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(kv, "cid") && val && !have_cid) {
+			char *end;
+			errno = 0;
+			unsigned long long cid = strtoull(val, &end, 10);
+			/* 0-2 are the hypervisor, local and host; -1 is VMADDR_CID_ANY. */
+			if (!isdigit((unsigned char)*val) || *end || errno || cid < 3 ||
+			    cid >= 0xffffffffULL) {
+				snprintf(err, errlen, "--vsock %s: cid must be 3 to 4294967294", s);
+				goto bad;
+			}
+			v->cid = cid;
+			have_cid = true;
+		} else if (!strcmp(kv, "uds") && val && *val && !v->uds) {
+			/* sun_path holds 108 bytes; PATH_<port> must fit too. */
+			if (strlen(val) > 96) {
+				snprintf(err, errlen, "--vsock %s: uds path longer than 96 bytes", s);
+				goto bad;
+			}
+			v->uds = strdup(val);
+		} else {
+			snprintf(err, errlen, "--vsock %s: unexpected '%s'; expected cid=N,uds=PATH", s,
+				 kv);
+			goto bad;
+		}
+	}
+	if (!have_cid || !v->uds) {
+		snprintf(err, errlen, "--vsock %s: expected cid=N,uds=PATH", s);
+		goto bad;
+	}
+	free(copy);
+	v->enabled = true;
+	return 0;
+bad:
+	free(copy);
+	free(v->uds);
+	*v = (struct vsock_cfg){0};
+	return -EINVAL;
+}
+
 void cli_config_free(struct config *cfg)
 {
 	for (unsigned i = 0; i < cfg->ndrives; i++) {
@@ -288,4 +479,11 @@ void cli_config_free(struct config *cfg)
 		free(cfg->drives[i].id);
 	}
 	cfg->ndrives = 0;
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		free(cfg->nets[i].tap);
+		free(cfg->nets[i].id);
+	}
+	cfg->nnets = 0;
+	free(cfg->vsock.uds);
+	cfg->vsock = (struct vsock_cfg){0};
 }

@@ -26,8 +26,10 @@
 #include "serial.h"
 #include "blk.h"
 #include "evloop.h"
+#include "net.h"
 #include "vcpu.h"
 #include "vdev.h"
+#include "vsock_mux.h"
 #include "x86.h"
 
 struct vm {
@@ -46,6 +48,9 @@ struct vm {
 	struct evloop *loop;  /* NULL when the VM has no virtio device */
 	struct vdev_env vdev_env;
 	struct blk *blks[MAX_DRIVES];
+	struct net *nets[MAX_NETS];
+	struct vsock_mux *vsock;
+	/* vdevs[] in attach order: drives, network devices, vsock. */
 	struct vdev *vdevs[VDEV_MAX];
 	unsigned nvdevs;
 	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
@@ -204,6 +209,20 @@ static int setup_devices(struct vm *vm)
 	return 0;
 }
 
+static int attach(struct vm *vm, const struct virtio_dev_ops *ops, void *dev)
+{
+	int r;
+
+	if (vm->nvdevs == VDEV_MAX) {
+		pr_err("too many virtio devices (at most %d)", VDEV_MAX);
+		return -ENOSPC;
+	}
+	r = vdev_attach(&vm->vdevs[vm->nvdevs], &vm->vdev_env, vm->nvdevs, ops, dev);
+	if (vm->vdevs[vm->nvdevs])
+		vm->nvdevs++;
+	return r;
+}
+
 /* virtio devices: the event loop that serves them, then each device behind
  * its transport, ioeventfds and irqfd. */
 static int setup_virtio(struct vm *vm)
@@ -211,7 +230,7 @@ static int setup_virtio(struct vm *vm)
 	const struct config *cfg = vm->cfg;
 	int r;
 
-	if (cfg->ndrives == 0)
+	if (cfg->ndrives == 0 && cfg->nnets == 0 && !cfg->vsock.enabled)
 		return 0;
 	if ((r = evloop_create(&vm->loop, 256)) < 0) {
 		pr_err("cannot create the io_uring event loop: %s%s", strerror(-r),
@@ -224,13 +243,29 @@ static int setup_virtio(struct vm *vm)
 		const struct drive_cfg *d = &cfg->drives[i];
 		struct blk_params p = {.path = d->path, .read_only = d->read_only,
 				       .direct = d->direct, .id = d->id, .loop = vm->loop};
-		if ((r = blk_create(&vm->blks[i], &p)) < 0)
+		if ((r = blk_create(&vm->blks[i], &p)) < 0 ||
+		    (r = attach(vm, &blk_ops, vm->blks[i])) < 0)
 			return r;
-		r = vdev_attach(&vm->vdevs[vm->nvdevs], &vm->vdev_env, vm->nvdevs, &blk_ops,
-				vm->blks[i]);
-		if (vm->vdevs[vm->nvdevs])
-			vm->nvdevs++;
-		if (r < 0)
+	}
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		const struct net_cfg *n = &cfg->nets[i];
+		char id[32];
+		snprintf(id, sizeof(id), "net%u", i);
+		struct net_params p = {.tap = n->tap, .id = n->id ? n->id : id,
+				       .mac = n->has_mac ? n->mac : NULL, .loop = vm->loop};
+		if ((r = net_create(&vm->nets[i], &p)) < 0 ||
+		    (r = attach(vm, &net_ops, vm->nets[i])) < 0)
+			return r;
+	}
+	if (cfg->vsock.enabled) {
+		const struct virtio_dev_ops *ops;
+		void *dev;
+		struct vsock_mux_params p = {.guest_cid = cfg->vsock.cid,
+					     .uds_path = cfg->vsock.uds, .loop = vm->loop};
+		if ((r = vsock_mux_create(&vm->vsock, &p)) < 0)
+			return r;
+		vsock_mux_device(vm->vsock, &ops, &dev);
+		if ((r = attach(vm, ops, dev)) < 0)
 			return r;
 	}
 	for (unsigned i = 0; i < vm->nvdevs; i++)
@@ -439,7 +474,7 @@ static void print_stats(struct vm *vm)
 	pr_info("%s", line);
 	if (vm->timer.boot_us)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
-	for (unsigned i = 0; i < vm->nvdevs; i++) {
+	for (unsigned i = 0; i < vm->cfg->ndrives && vm->blks[i]; i++) {
 		struct virtio_mmio_queue_stats q;
 		struct blk_stats b;
 		vdev_queue_stats(vm->vdevs[i], 0, &q);
@@ -452,6 +487,33 @@ static void print_stats(struct vm *vm)
 			(unsigned long long)(b.io_errors + b.protocol_errors + b.unsupported),
 			(unsigned long long)b.inflight_max, (unsigned long long)q.notifications,
 			(unsigned long long)q.interrupts, (unsigned long long)q.interrupts_suppressed);
+	}
+	for (unsigned i = 0; i < vm->cfg->nnets && vm->nets[i]; i++) {
+		const struct vdev *d = vm->vdevs[vm->cfg->ndrives + i];
+		struct virtio_mmio_queue_stats rx, tx;
+		struct net_stats ns;
+		vdev_queue_stats(d, 0, &rx);
+		vdev_queue_stats(d, 1, &tx);
+		net_get_stats(vm->nets[i], &ns);
+		pr_info("eth%u: rx packets=%llu bytes=%llu; tx packets=%llu bytes=%llu "
+			"malformed=%llu; errors rx=%llu tx=%llu; rx-waits=%llu; "
+			"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
+			i, (unsigned long long)ns.rx_packets, (unsigned long long)ns.rx_bytes,
+			(unsigned long long)ns.tx_packets, (unsigned long long)ns.tx_bytes,
+			(unsigned long long)ns.tx_malformed, (unsigned long long)ns.rx_errors,
+			(unsigned long long)ns.tx_errors, (unsigned long long)ns.rx_no_buffers,
+			(unsigned long long)rx.interrupts, (unsigned long long)tx.interrupts,
+			(unsigned long long)rx.notifications, (unsigned long long)tx.notifications);
+	}
+	if (vm->vsock) {
+		struct vsock_mux_stats v;
+		vsock_mux_get_stats(vm->vsock, &v);
+		pr_info("vsock: connections host=%llu guest=%llu open=%llu resets=%llu; "
+			"bytes to guest=%llu from guest=%llu; bad packets=%llu",
+			(unsigned long long)v.conns_host, (unsigned long long)v.conns_guest,
+			(unsigned long long)v.conns_open, (unsigned long long)v.resets,
+			(unsigned long long)v.rx_bytes, (unsigned long long)v.tx_bytes,
+			(unsigned long long)v.bad_packets);
 	}
 }
 
@@ -531,6 +593,16 @@ int vm_run(struct vm *vm)
 	return vm->ctl.status;
 }
 
+void vm_request_stop(struct vm *vm, int status, const char *msg)
+{
+	control_request_stop(&vm->ctl, STOP_GUEST_EXIT, status, msg ? "%s" : NULL, msg);
+}
+
+uint64_t vm_boot_us(const struct vm *vm)
+{
+	return vm->timer.boot_us;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)
@@ -546,6 +618,9 @@ void vm_destroy(struct vm *vm)
 		vdev_detach(vm->vdevs[i]);
 	for (unsigned i = 0; i < MAX_DRIVES; i++)
 		blk_destroy(vm->blks[i]);
+	for (unsigned i = 0; i < MAX_NETS; i++)
+		net_destroy(vm->nets[i]);
+	vsock_mux_destroy(vm->vsock);
 	serial_destroy(vm->serial);
 	console_destroy(vm->con);
 	bus_destroy(vm->mmio);

@@ -1,0 +1,21 @@
+# Static test tools (tests/tools/*.c): the guest end of the VM scenarios and
+# the host end in L1. One program per file; they may include rootfs/agent
+# headers. $(BUILD)/test-initrd.cpio.gz is the guest initramfs with the tools
+# appended in /bin (the kernel unpacks concatenated archives in order).
+TEST_TOOL_SRCS := $(wildcard tests/tools/*.c)
+TEST_TOOLS := $(TEST_TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
+TEST_TOOL_CFLAGS := -std=gnu11 -static -O2 -pthread -D_GNU_SOURCE -Irootfs $(WARN)
+
+.PHONY: test-tools
+test-tools: $(TEST_TOOLS) $(BUILD)/test-initrd.cpio.gz
+
+$(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_TOOL_CFLAGS) -o $@ $<
+
+$(BUILD)/test-initrd.cpio.gz: $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs/gen_init_cpio $(TEST_TOOLS)
+	for t in $(TEST_TOOLS); do echo "file /bin/$${t##*/} $$PWD/$$t 0755 0 0"; done >$@.list
+	{ cat $(BUILD)/initramfs.cpio.gz; \
+	  $(BUILD)/rootfs/gen_init_cpio -t 0 $@.list | gzip -n; } >$@.tmp
+	rm -f $@.list
+	mv $@.tmp $@

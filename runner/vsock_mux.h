@@ -1,0 +1,55 @@
+/* Firecracker-compatible hybrid vsock: the guest's AF_VSOCK, through a
+ * virtio-vsock device, mapped to AF_UNIX sockets on the host.
+ *
+ *  - Host-initiated: a host program connects to the Unix socket `uds_path`
+ *    and writes "CONNECT <port>\n"; flint opens a connection to the guest's
+ *    port and answers "OK <host_port>\n", then relays the stream, or closes
+ *    the Unix connection when the guest refuses (nothing listening).
+ *  - Guest-initiated: a guest connection to CID 2 port P is relayed to a
+ *    connection to the Unix socket "<uds_path>_<P>"; the guest gets a reset
+ *    when nothing listens there.
+ *
+ * The packet handling (virtio side, virtio/vsock*.c) is separate from this
+ * muxer (host side); this header is the one the VM glue uses. Sockets are
+ * served by the VM's io_uring event loop.
+ *
+ * Life cycle: vsock_mux_create before the loop runs (it binds and listens on
+ * uds_path, refusing an existing non-socket file); vsock_mux_destroy after
+ * the loop has stopped (it unlinks uds_path). */
+#ifndef FLINT_VSOCK_MUX_H
+#define FLINT_VSOCK_MUX_H
+
+#include <stdint.h>
+
+#include "evloop.h"
+#include "util.h"
+#include "virtio.h"
+
+struct vsock_mux;
+
+struct vsock_mux_params {
+	uint32_t guest_cid;   /* >= 3 */
+	const char *uds_path; /* fits sun_path with "_<port>" appended */
+	struct evloop *loop;  /* must outlive the muxer */
+};
+
+struct vsock_mux_stats {
+	uint64_t conns_host, conns_guest; /* connections opened by each side */
+	uint64_t conns_open;		   /* open now */
+	uint64_t resets;		   /* RST sent or received */
+	uint64_t rx_bytes, tx_bytes;	   /* payload to / from the guest */
+	uint64_t bad_packets;		   /* malformed guest packets dropped */
+};
+
+/* Returns 0 or -errno with the error logged naming the path. */
+int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p) WARN_UNUSED;
+
+/* The virtio device to attach (VIRTIO_ID_VSOCK: rx, tx and event queues). */
+void vsock_mux_device(struct vsock_mux *m, const struct virtio_dev_ops **ops, void **dev);
+
+void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out);
+
+/* Close every connection, unlink uds_path, free. Loop stopped. NULL ok. */
+void vsock_mux_destroy(struct vsock_mux *m);
+
+#endif

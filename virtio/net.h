@@ -1,0 +1,55 @@
+/* virtio-net (virtio 1.2 section 5.1) on a host tap device: one RX and one
+ * TX queue, no control queue. Packets move with io_uring reads and writes
+ * straight between the tap and guest memory; the virtio-net header passes
+ * through to the tap (IFF_VNET_HDR, 12-byte header), so checksum and
+ * segmentation offloads cost nothing here.
+ *
+ * Threads: notify() and the I/O completions run on the event-loop thread;
+ * activate(), reset() and config reads on vCPU threads (see virtio.h). A
+ * guest that stops taking packets never blocks flint (the tap queues and
+ * then drops); a malformed TX chain drops that packet and is counted.
+ *
+ * Life cycle: net_create before the loop runs; net_destroy after it has
+ * stopped. */
+#ifndef FLINT_NET_H
+#define FLINT_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "evloop.h"
+#include "util.h"
+#include "virtio.h"
+
+struct net;
+
+struct net_params {
+	const char *tap;     /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
+	const char *id;      /* name for messages and stats ("net0") */
+	const uint8_t *mac;  /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
+	struct evloop *loop; /* must outlive the device */
+};
+
+/* Counters for --stats, cumulative since net_create. Any thread. */
+struct net_stats {
+	uint64_t rx_packets, rx_bytes;	/* tap -> guest */
+	uint64_t tx_packets, tx_bytes;	/* guest -> tap */
+	uint64_t tx_malformed;		/* TX chains dropped as malformed */
+	uint64_t tx_errors, rx_errors;	/* tap read/write failures */
+	uint64_t rx_no_buffers;		/* times RX waited for guest buffers */
+};
+
+/* Open the tap and build the device. Errors are logged naming the tap
+ * ("no such device", "permission denied: needs CAP_NET_ADMIN or a tap owned
+ * by this user"). Returns 0 or -errno; *out owned by the caller. */
+int net_create(struct net **out, const struct net_params *p) WARN_UNUSED;
+
+/* Close the tap and free the device. The loop must have stopped. NULL ok. */
+void net_destroy(struct net *n);
+
+void net_get_stats(struct net *n, struct net_stats *out);
+
+/* VIRTIO_ID_NET, queues 0 (RX) and 1 (TX); dev is a struct net. */
+extern const struct virtio_dev_ops net_ops;
+
+#endif

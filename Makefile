@@ -9,7 +9,7 @@ CC ?= cc
 BUILD ?= build
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
-CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio
+CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio -Irootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
 LDLIBS_FLINT := -pthread -luring
 

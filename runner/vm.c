@@ -183,7 +183,11 @@ static int setup_devices(struct vm *vm)
 		return r;
 	vm->env.pio = vm->pio;
 	vm->env.mmio = vm->mmio;
-	int out_fd = vm->cfg->console == CONSOLE_STDIO ? STDOUT_FILENO : -1;
+	/* flint run keeps stdout for the command; --verbose shows the guest's
+	 * console on stderr instead. */
+	int out_fd = vm->cfg->console == CONSOLE_STDIO ? STDOUT_FILENO
+		     : vm->cfg->run && log_verbose ? STDERR_FILENO
+						   : -1;
 	if ((r = console_create(&vm->con, out_fd)) < 0)
 		return r;
 	if ((vm->serial_irqfd = kvm_irqfd(vm->vm_fd, COM1_IRQ)) < 0) {

@@ -164,3 +164,127 @@ Test(cli, device_arguments_go_before_the_guest_words)
 	cr_assert_str_eq(s, "console=ttyS0 virtio_mmio.device=4K@0xd0002000:5 -- true");
 	free(s);
 }
+
+Test(cli, net_specs)
+{
+	struct net_cfg n;
+	char err[256];
+
+	cr_assert_eq(cli_parse_net("tap=tap0", &n, err, sizeof(err)), 0);
+	cr_assert_str_eq(n.tap, "tap0");
+	cr_assert_not(n.has_mac);
+	cr_assert_null(n.id);
+	free(n.tap);
+	cr_assert_eq(cli_parse_net("tap=t1,mac=06:00:AC:10:00:02,id=uplink", &n, err, sizeof(err)),
+		     0);
+	cr_assert(n.has_mac);
+	cr_assert_eq(memcmp(n.mac, "\x06\x00\xac\x10\x00\x02", 6), 0);
+	cr_assert_str_eq(n.id, "uplink");
+	free(n.tap);
+	free(n.id);
+
+	static const char *const bad[] = {
+		"",				  /* no tap */
+		"mac=06:00:00:00:00:01",	  /* no tap */
+		"tap=",				  /* empty name */
+		"tap=a-name-over-15-bytes",	  /* IFNAMSIZ */
+		"tap=../x",			  /* not a name */
+		"tap=t,mac=01:00:00:00:00:01",	  /* multicast */
+		"tap=t,mac=06:00:00:00:00",	  /* short */
+		"tap=t,mac=06:00:00:00:00:0g",	  /* not hex */
+		"tap=t,mac=06:00:00:00:00:01:02", /* long */
+		"tap=t,mac=6:0:0:0:0:1:2:3:4:5:6",
+		"tap=t,tap=u",			  /* twice */
+		"tap=t,speed=10",		  /* unknown */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(cli_parse_net(bad[i], &n, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_assert_not_null(strstr(err, "--net"), "%s: %s", bad[i], err);
+		cr_assert_null(n.tap);
+	}
+}
+
+Test(cli, vsock_spec)
+{
+	struct vsock_cfg v;
+	char err[256];
+
+	cr_assert_eq(cli_parse_vsock("cid=3,uds=/run/v.sock", &v, err, sizeof(err)), 0);
+	cr_assert(v.enabled);
+	cr_assert_eq(v.cid, 3);
+	cr_assert_str_eq(v.uds, "/run/v.sock");
+	free(v.uds);
+	cr_assert_eq(cli_parse_vsock("uds=x,cid=4294967294", &v, err, sizeof(err)), 0);
+	cr_assert_eq(v.cid, 4294967294u);
+	free(v.uds);
+
+	static const char *const bad[] = {
+		"cid=3",		/* no uds */
+		"uds=/x",		/* no cid */
+		"cid=2,uds=/x",		/* the host's CID */
+		"cid=4294967295,uds=/x", /* VMADDR_CID_ANY */
+		"cid=-3,uds=/x",
+		"cid=3x,uds=/x",
+		"cid=3,uds=",
+		"cid=3,uds=/x,port=1",
+		"cid=3,uds=/0123456789/0123456789/0123456789/0123456789/0123456789/0123456789/"
+		"0123456789/0123456789/0123456789",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(cli_parse_vsock(bad[i], &v, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_assert_not_null(strstr(err, "--vsock"), "%s: %s", bad[i], err);
+		cr_assert_not(v.enabled);
+	}
+}
+
+Test(cli, net_and_vsock_options)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--net", "tap=a", "--net", "tap=b",
+			   "--vsock", "cid=5,uds=/v"),
+		     CLI_RUN);
+	cr_assert_eq(c.nnets, 2);
+	cr_assert_str_eq(c.nets[1].tap, "b");
+	cr_assert_eq(c.vsock.cid, 5);
+	cli_config_free(&c);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--vsock", "cid=5,uds=/v", "--vsock",
+			   "cid=6,uds=/w"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "at most one"));
+	cli_config_free(&c);
+}
+
+Test(cli, run_subcommand)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--timeout", "30", "--timings", "--", "sh", "-c", "x"),
+		     CLI_RUN);
+	cr_assert(c.run);
+	cr_assert(c.timings);
+	cr_assert_eq(c.timeout_s, 30);
+	cr_assert_null(c.kernel, "the caller fills in the default kernel");
+	cr_assert_eq(c.console, CONSOLE_NONE, "stdout belongs to the command");
+	cr_assert_eq(c.guest_argc, 3);
+	cr_assert_str_eq(c.guest_argv[0], "sh");
+
+	/* The command goes to the agent, not onto the kernel command line. */
+	char *line = cli_guest_cmdline(&c, NULL, 2048, err, sizeof(err));
+	cr_assert_not_null(line);
+	cr_assert_null(strstr(line, "--"), "%s", line);
+	free(line);
+
+	cr_assert_eq(PARSE(&c, err, "run"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "no command"));
+	cr_assert_eq(PARSE(&c, err, "run", "--timeout", "0", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--timeout"));
+	cr_assert_eq(PARSE(&c, err, "run", "--timeout", "1.5", "--", "true"), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--timeout", "3"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "flint run"));
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--rootfs", "r"), CLI_ERROR);
+}

@@ -20,7 +20,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-blk fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-blk bench-net bench-vsock fmt
 all: $(BUILD)/flint
 
 $(BUILD)/%.o: %.c
@@ -55,6 +55,14 @@ bench-boot: $(BUILD)/flint
 # microvm (virtio-blk-device, aio=io_uring), in one rig run.
 bench-blk: $(BUILD)/flint
 	bench/blk/run 3
+
+# TCP over virtio-net (QEMU: virtio-net-device, tap, vhost=off) and vsock
+# (QEMU: vhost-vsock-device) throughput, latency, exits and interrupts per
+# MiB against QEMU microvm, one rig run each.
+bench-net: $(BUILD)/flint
+	bench/net/run 3
+bench-vsock: $(BUILD)/flint
+	bench/vsock/run 3
 
 clean:
 	rm -rf $(BUILD)

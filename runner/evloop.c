@@ -15,12 +15,13 @@
  * kernel completes any other opcode with -EACCES, so a seccomp filter that
  * allows io_uring_enter() allows no more than this. */
 static const uint8_t allowed_ops[] = {
-    IORING_OP_POLL_ADD,	    /* evloop_poll, multishot */
+    IORING_OP_POLL_ADD,	    /* evloop_poll (multishot), evloop_poll_once */
     IORING_OP_READV,	    /* evloop_readv */
     IORING_OP_WRITEV,	    /* evloop_writev */
     IORING_OP_FSYNC,	    /* evloop_fsync */
     IORING_OP_FALLOCATE,    /* evloop_fallocate */
     IORING_OP_ASYNC_CANCEL, /* evloop_cancel, and the cancels on the way out */
+    IORING_OP_TIMEOUT,	    /* evloop_timeout */
 };
 
 /* user_data of the loop's cancel requests: their CQEs go to no handler. */
@@ -205,6 +206,21 @@ int evloop_poll(struct evloop *l, struct ev_op *op, int fd, unsigned events)
 	op->events = events;
 	io_uring_prep_poll_multishot(&sqe, fd, events);
 	return submit(l, op, &sqe, true);
+}
+
+int evloop_poll_once(struct evloop *l, struct ev_op *op, int fd, unsigned events)
+{
+	struct io_uring_sqe sqe = {0};
+	io_uring_prep_poll_add(&sqe, fd, events);
+	return submit(l, op, &sqe, false);
+}
+
+int evloop_timeout(struct evloop *l, struct ev_op *op, const struct __kernel_timespec *ts)
+{
+	struct io_uring_sqe sqe = {0};
+	/* count 0: a pure timer, not one that completes after other CQEs. */
+	io_uring_prep_timeout(&sqe, (struct __kernel_timespec *)ts, 0, 0);
+	return submit(l, op, &sqe, false);
 }
 
 int evloop_readv(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,

@@ -29,6 +29,7 @@
 
 struct evloop;
 struct io_uring_sqe;
+struct __kernel_timespec;
 
 /* Embed in the caller's struct and recover it with container_of. Set done,
  * zero the rest (a designated initialiser does both) and leave it alone while
@@ -105,6 +106,18 @@ static inline bool evloop_pending(const struct ev_op *op)
  * re-armed by the loop should the kernel end it). A final negative res ends
  * it. The handler must consume the readiness (read the eventfd). */
 int evloop_poll(struct evloop *l, struct ev_op *op, int fd, unsigned events) WARN_UNUSED;
+
+/* Poll fd once for `events`: done() runs once, with the ready events (or
+ * -errno), and the op is free again. For readiness wanted now and then, with
+ * a mask that changes (a socket's POLLIN while it may send, POLLOUT while
+ * output is queued), where a multishot poll would keep firing. */
+int evloop_poll_once(struct evloop *l, struct ev_op *op, int fd, unsigned events) WARN_UNUSED;
+
+/* A timer: done() runs with -ETIME once *ts (relative, CLOCK_MONOTONIC) has
+ * passed, or -ECANCELED. *ts must stay valid until the loop's next turn (the
+ * kernel reads it when the SQE is submitted); keeping it beside op is the
+ * simple way. */
+int evloop_timeout(struct evloop *l, struct ev_op *op, const struct __kernel_timespec *ts) WARN_UNUSED;
 
 /* preadv/pwritev at byte offset off. iov[] and the buffers must stay valid
  * until done() (the kernel may read the array after this returns). */

@@ -575,3 +575,52 @@ Test(evloop, deferred_call_runs_once_after_the_batch)
 	close(efd);
 	close(fd);
 }
+
+/* A one-shot poll completes once with the ready events and is free again;
+ * a second write to the eventfd goes unnoticed until it is re-armed. */
+Test(evloop, poll_once_fires_once_then_is_free)
+{
+	struct batch b = {.l = new_loop(8), .left = 1};
+	struct io p = io_in(&b);
+	int efd = new_eventfd();
+
+	cr_assert_eq(evloop_poll_once(b.l, &p.op, efd, POLLIN), 0);
+	cr_assert_eq(evloop_poll_once(b.l, &p.op, efd, POLLIN), -EBUSY);
+	kick(efd);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(p.calls, 1);
+	cr_assert(p.res & POLLIN);
+	cr_assert_not(evloop_pending(&p.op));
+	/* Still readable: re-armed, it fires at once. */
+	b.left = 1;
+	cr_assert_eq(evloop_poll_once(b.l, &p.op, efd, POLLIN), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(p.calls, 2);
+	cr_assert(p.res & POLLIN);
+	evloop_destroy(b.l);
+	close(efd);
+}
+
+Test(evloop, timeout_fires_after_its_time_and_can_be_cancelled)
+{
+	static struct io t, c;
+	struct batch b = {.l = new_loop(8), .left = 1};
+	struct __kernel_timespec ts = {.tv_nsec = 20 * 1000 * 1000};
+	uint64_t t0 = now_ns();
+
+	t = io_in(&b);
+	cr_assert_eq(evloop_timeout(b.l, &t.op, &ts), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(t.res, -ETIME);
+	cr_assert_geq(now_ns() - t0, 20 * 1000 * 1000);
+	/* A long timer, cancelled: done() with -ECANCELED, long before it is due. */
+	ts = (struct __kernel_timespec){.tv_sec = 60};
+	b.left = 1;
+	c = io_in(&b);
+	cr_assert_eq(evloop_timeout(b.l, &c.op, &ts), 0);
+	cr_assert_eq(evloop_cancel(b.l, &c.op), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(c.res, -ECANCELED);
+	cr_assert_lt(now_ns() - t0, 5ull * 1000 * 1000 * 1000);
+	evloop_destroy(b.l);
+}

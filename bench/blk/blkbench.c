@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counters.h" /* tests/tools */
+
 struct work {
 	const char *name;
 	int write;  /* 0 read, 1 write */
@@ -75,35 +77,6 @@ static uint64_t xorshift(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return rng;
-}
-
-/* The sum of every CPU's count on the /proc/interrupts lines of virtio
- * devices. */
-static uint64_t virtio_irqs(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[1024];
-	uint64_t sum = 0;
-
-	if (!f)
-		die("/proc/interrupts");
-	while (fgets(line, sizeof(line), f)) {
-		char *p = strchr(line, ':');
-
-		if (!p || !strstr(line, "virtio"))
-			continue;
-		for (p++;;) {
-			char *end;
-			unsigned long long v = strtoull(p, &end, 10);
-
-			if (end == p)
-				break;
-			sum += v;
-			p = end;
-		}
-	}
-	fclose(f);
-	return sum;
 }
 
 /* Reads and writes the block layer completed (fields 1 and 5 of

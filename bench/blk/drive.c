@@ -24,13 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_REASONS 128
-
-struct hist {
-	int n;
-	long reason[MAX_REASONS];
-	unsigned long long count[MAX_REASONS];
-};
+#include "counters.h" /* tests/tools */
 
 static const char *hist_path;
 
@@ -42,54 +36,18 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Reads the hist file: lines "{ exit_reason: 1024 } hitcount: 1226". */
-static void snapshot(struct hist *h)
+static void snapshot(struct kvm_exits *h)
 {
-	static char text[65536];
-	int fd = open(hist_path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
-
-	if (fd >= 0)
-		close(fd);
-	text[n > 0 ? n : 0] = '\0';
-	h->n = 0;
-	for (char *l = strtok(text, "\n"); l && h->n < MAX_REASONS; l = strtok(NULL, "\n")) {
-		char *r = strstr(l, "exit_reason:"), *c = strstr(l, "hitcount:");
-
-		if (!r || !c)
-			continue;
-		h->reason[h->n] = strtol(r + strlen("exit_reason:"), NULL, 10);
-		h->count[h->n] = strtoull(c + strlen("hitcount:"), NULL, 10);
-		h->n++;
-	}
+	if (kvm_exits_read(hist_path, h) < 0)
+		fprintf(stderr, "drive: cannot read %s\n", hist_path);
 }
 
-static unsigned long long count_of(const struct hist *h, long reason)
+static void print_delta(const char *name, const struct kvm_exits *a, const struct kvm_exits *b)
 {
-	for (int i = 0; i < h->n; i++)
-		if (h->reason[i] == reason)
-			return h->count[i];
-	return 0;
-}
-
-static void print_delta(const char *name, const struct hist *a, const struct hist *b)
-{
-	unsigned long long total = 0;
 	char out[4096];
-	int len = 0;
 
-	for (int i = 0; i < b->n; i++) {
-		unsigned long long d = b->count[i] - count_of(a, b->reason[i]);
-
-		if (!d)
-			continue;
-		total += d;
-		len +=
-		    snprintf(out + len, sizeof(out) - (size_t)len, " r%ld=%llu", b->reason[i], d);
-		if (len >= (int)sizeof(out))
-			break;
-	}
-	printf("exits name=%s total=%llu%s\n", name, total, len ? out : "");
+	kvm_exits_format(out, sizeof(out), a, b);
+	printf("exits name=%s%s\n", name, out);
 	fflush(stdout);
 }
 
@@ -102,7 +60,7 @@ static void reply(int fd)
 int main(int argc, char **argv)
 {
 	int timeout_s = 600, opt, out[2], in[2], status = -1, timed_out = 0;
-	struct hist before = {0}, after = {0};
+	struct kvm_exits before = {0}, after = {0};
 	char line[4096], name[256] = "";
 	size_t ll = 0;
 

@@ -84,7 +84,7 @@ while [ $i -le "$RUNS" ]; do
 	for v in $order; do run_one "$v" $i; done
 	i=$((i + 1))
 done | tee /tmp/blk-runs.txt
-awk -v secs="$SECS" -f "$DIR/summarize.awk" /tmp/blk-runs.txt | tee /tmp/blk-table.txt
+awk -v secs="$SECS" -f "$DIR/../table.awk" -f "$DIR/summarize.awk" /tmp/blk-runs.txt | tee /tmp/blk-table.txt
 if [ -n "${RIG_OUT:-}" ]; then
 	cp /tmp/blk-runs.txt /tmp/blk-table.txt /tmp/blk-console.log /tmp/blk-stderr.log "$RIG_OUT/" 2>/dev/null
 fi

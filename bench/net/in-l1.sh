@@ -163,7 +163,7 @@ while [ $i -le "$RUNS" ]; do
 	i=$((i + 1))
 done | tee /tmp/nb-runs.txt
 echo "bench: $RUNS runs in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.0f", b - a }') s in L1"
-awk -v secs="$SECS" -f "$DIR/summarize.awk" /tmp/nb-runs.txt | tee /tmp/nb-table.txt
+awk -v secs="$SECS" -f "$DIR/../table.awk" -f "$DIR/summarize.awk" /tmp/nb-runs.txt | tee /tmp/nb-table.txt
 if [ -n "${RIG_OUT:-}" ]; then
 	cp /tmp/nb-runs.txt /tmp/nb-table.txt /tmp/nb-console.log /tmp/nb-stderr.log "$RIG_OUT/" 2>/dev/null
 fi

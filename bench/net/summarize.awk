@@ -13,36 +13,20 @@
 # devices' registers, queue notifications included, and first touches of
 # guest memory), 0x78 HLT, 0x60 physical interrupt, 0x64 virtual interrupt
 # window, 0x7c MSR (x2APIC EOI and ICR, timer), 0x7b port I/O (the UART).
-function median(arr, n,    i, j, t) {
-	for (i = 2; i <= n; i++)
-		for (j = i; j > 1 && arr[j - 1] > arr[j]; j--) {
-			t = arr[j]; arr[j] = arr[j - 1]; arr[j - 1] = t
-		}
-	return (n % 2) ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
-}
+# Run with awk -f bench/table.awk -f bench/net/summarize.awk.
 function fmt(k, x) {
-	if (k == "rps" || k == "mibs") return sprintf("%.1f", x)
-	if (k ~ /_us$/) return sprintf("%.1f", x)
+	if (k == "rps" || k == "mibs" || k ~ /_us$/) return sprintf("%.1f", x)
 	return sprintf("%.2f", x)
 }
 BEGIN {
-	reason["npf"] = 1024; reason["hlt"] = 120; reason["intr"] = 96
-	reason["vintr"] = 100; reason["msr"] = 124; reason["ioio"] = 123
 	nks = split("mibs epu npf hlt intr vintr msr ioio other ipu", ks, " ")
 	nkr = split("rps mean_us p50_us p99_us epu npf hlt intr vintr msr ioio other ipu", kr, " ")
 	label["mibs"] = "MiB/s"; label["rps"] = "round trips / s"
 	label["mean_us"] = "latency mean (us)"; label["p50_us"] = "latency p50 (us)"
 	label["p99_us"] = "latency p99 (us)"
-	label["npf"] = "  npf (MMIO, faults)"; label["hlt"] = "  hlt"; label["intr"] = "  intr"
-	label["vintr"] = "  vintr"; label["msr"] = "  msr"; label["ioio"] = "  ioio"
-	label["other"] = "  other"
 }
 /^res / {
-	delete f
-	for (i = 2; i <= NF; i++) {
-		p = index($i, "=")
-		if (p) f[substr($i, 1, p - 1)] = substr($i, p + 1)
-	}
+	read_fields()
 	vmm = f["vmm"]; w = f["name"]
 	if ($0 ~ / failed$/) { failed[vmm]++; next }
 	rr = f["mode"] == "rr"
@@ -61,18 +45,12 @@ BEGIN {
 	}
 	v[vmm, w, "epu", r] = f["total"] / unit
 	v[vmm, w, "ipu", r] = f["peer_irqs"] / unit
-	known = 0
-	for (k in reason) {
-		c = f["r" reason[k]] + 0
-		v[vmm, w, k, r] = c / unit
-		known += c
-	}
-	v[vmm, w, "other", r] = (f["total"] - known) / unit
+	exits_by_reason(vmm, w, r, unit)
 }
 END {
 	if (!nw) { print "bench/net: no results"; exit 1 }
 	printf "\nmedian (min-max) over runs, %s s per workload\n", secs
-	printf "%-24s %26s %26s %10s\n", "", "flint (" n["flint", works[1]] + 0 " runs)", "qemu microvm (" n["qemu", works[1]] + 0 " runs)", "flint/qemu"
+	table_head(works[1])
 	for (wi = 1; wi <= nw; wi++) {
 		w = works[wi]
 		printf "%s\n", w
@@ -83,25 +61,7 @@ END {
 			lab = label[k]
 			if (k == "epu") lab = "VM exits / " unit
 			if (k == "ipu") lab = "interrupts / " unit
-			printf "  %-22s", lab
-			for (j = 1; j <= 2; j++) {
-				m = j == 1 ? "flint" : "qemu"; cnt = n[m, w] + 0
-				if (!cnt) { med[m] = ""; printf " %26s", "-"; continue }
-				delete a
-				lo = ""; hi = ""
-				for (r = 1; r <= cnt; r++) {
-					x = v[m, w, k, r]; a[r] = x
-					if (lo == "" || x < lo) lo = x
-					if (hi == "" || x > hi) hi = x
-				}
-				med[m] = median(a, cnt)
-				printf " %26s", fmt(k, med[m]) " (" fmt(k, lo) "-" fmt(k, hi) ")"
-			}
-			if (med["flint"] != "" && med["qemu"] != "" && med["qemu"] > 0)
-				printf " %10.2f", med["flint"] / med["qemu"]
-			else
-				printf " %10s", "-"
-			printf "\n"
+			table_row(w, k, lab)
 		}
 	}
 	for (m in failed) printf "%s: %d failed run(s) or workload(s)\n", m, failed[m]

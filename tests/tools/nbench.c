@@ -57,11 +57,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAGIC	    0x6e62656eu /* "nben" */
-#define MAX_SIZE    (1u << 20)
-#define MAX_LISTEN  8
-#define MAX_REASONS 64
-#define REPORT_MAX  2048
+#include "counters.h"
+
+#define MAGIC	   0x6e62656eu /* "nben" */
+#define MAX_SIZE   (1u << 20)
+#define MAX_LISTEN 8
+#define REPORT_MAX 2048
 
 enum mode { MODE_SEND, MODE_RECV, MODE_RR, MODE_QUIT };
 static const char *const mode_names[] = {"send", "recv", "rr", "quit"};
@@ -75,16 +76,10 @@ struct hello {
 	char name[44];
 };
 
-struct hist {
-	int n;
-	long reason[MAX_REASONS];
-	unsigned long long count[MAX_REASONS];
-};
-
 /* One end's view of a moment: time, virtio interrupts, exits. */
 struct mark {
 	uint64_t us, irqs;
-	struct hist h;
+	struct kvm_exits h;
 };
 
 static const char *hist_path; /* -H */
@@ -111,34 +106,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The sum over CPUs of the /proc/interrupts lines of virtio devices. */
-static uint64_t virtio_irqs(void)
-{
-	FILE *f = fopen("/proc/interrupts", "r");
-	char line[1024];
-	uint64_t sum = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		char *p = strchr(line, ':');
-
-		if (!p || !strstr(line, "virtio"))
-			continue;
-		for (p++;;) {
-			char *end;
-			unsigned long long v = strtoull(p, &end, 10);
-
-			if (end == p)
-				break;
-			sum += v;
-			p = end;
-		}
-	}
-	fclose(f);
-	return sum;
-}
-
 /* Prints the virtio lines of /proc/interrupts, for the console log. */
 static void print_virtio_irqs(const char *when)
 {
@@ -153,67 +120,26 @@ static void print_virtio_irqs(const char *when)
 	fclose(f);
 }
 
-/* Reads the histogram: lines "{ exit_reason: 1024 } hitcount: 1226". */
-static void hist_read(struct hist *h)
-{
-	static char text[65536];
-	int fd = open(hist_path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
-
-	if (fd < 0)
-		die("%s: %s", hist_path, strerror(errno));
-	close(fd);
-	text[n > 0 ? n : 0] = '\0';
-	h->n = 0;
-	for (char *l = strtok(text, "\n"); l && h->n < MAX_REASONS; l = strtok(NULL, "\n")) {
-		char *r = strstr(l, "exit_reason:"), *c = strstr(l, "hitcount:");
-
-		if (!r || !c)
-			continue;
-		h->reason[h->n] = strtol(r + strlen("exit_reason:"), NULL, 10);
-		h->count[h->n] = strtoull(c + strlen("hitcount:"), NULL, 10);
-		h->n++;
-	}
-}
-
 static void mark(struct mark *m)
 {
-	if (hist_path)
-		hist_read(&m->h);
+	int r = hist_path ? kvm_exits_read(hist_path, &m->h) : 0;
+
+	if (r < 0)
+		die("%s: %s", hist_path, strerror(-r));
 	m->irqs = virtio_irqs();
 	m->us = now_ns() / 1000;
-}
-
-/* Exits of reason b->reason[i] between a and b. */
-static unsigned long long hist_delta(const struct hist *a, const struct hist *b, int i)
-{
-	for (int j = 0; j < a->n; j++)
-		if (a->reason[j] == b->reason[i])
-			return b->count[i] - a->count[j];
-	return b->count[i];
 }
 
 /* "bytes= us= irqs= [total= r<REASON>=...]" for the interval a..b. */
 static void report(char *out, size_t len, uint64_t bytes, const struct mark *a,
 		   const struct mark *b)
 {
-	unsigned long long total = 0;
-	size_t n;
+	size_t n = (size_t)snprintf(out, len, "bytes=%llu us=%llu irqs=%llu",
+				    (unsigned long long)bytes, (unsigned long long)(b->us - a->us),
+				    (unsigned long long)(b->irqs - a->irqs));
 
-	n = (size_t)snprintf(out, len, "bytes=%llu us=%llu irqs=%llu", (unsigned long long)bytes,
-			     (unsigned long long)(b->us - a->us),
-			     (unsigned long long)(b->irqs - a->irqs));
-	if (!hist_path)
-		return;
-	for (int i = 0; i < b->h.n; i++)
-		total += hist_delta(&a->h, &b->h, i);
-	n += (size_t)snprintf(out + n, len - n, " total=%llu", total);
-	for (int i = 0; i < b->h.n && n < len; i++) {
-		unsigned long long d = hist_delta(&a->h, &b->h, i);
-
-		if (d)
-			n += (size_t)snprintf(out + n, len - n, " r%ld=%llu", b->h.reason[i], d);
-	}
+	if (hist_path && n < len)
+		kvm_exits_format(out + n, len - n, &a->h, &b->h);
 }
 
 static void write_all(int fd, const void *buf, size_t len)

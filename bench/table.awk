@@ -26,7 +26,7 @@ function table_row(w, k, label,    j, m, cnt, a, lo, hi, r, x, med) {
 		if (!cnt) { med[m] = ""; printf " %26s", "-"; continue }
 		lo = ""; hi = ""
 		for (r = 1; r <= cnt; r++) {
-			x = v[m, w, k, r]; a[r] = x
+			x = v[m, w, k, r] + 0; a[r] = x
 			if (lo == "" || x < lo) lo = x
 			if (hi == "" || x > hi) hi = x
 		}

@@ -34,6 +34,9 @@ UDS=/tmp/nbench-vsock.sock
 # reboot=t: QEMU microvm has no i8042 (see bench/boot/in-l1.sh). ip=: eth0
 # configured by the kernel, before init.
 CMDLINE="console=ttyS0 reboot=t panic=-1 quiet"
+# A VM's limit: boot, then 3 workloads a transport, each its warm-up, SECS
+# and the client's 30 s I/O timeout at worst.
+VM_LIMIT=$((120 + $(echo $TRANSPORTS | wc -w) * 3 * (SECS + 31)))
 DIR=$(dirname "$0")
 . "$DIR/../exits.sh"
 
@@ -101,12 +104,12 @@ run_one() {
 	exits_reset
 	if [ "$vmm" = flint ]; then
 		# shellcheck disable=SC2086
-		timeout 600 "$FLINT" --kernel "$KERNEL" --initrd "$TEST_INITRD" --mem ${MEM}M \
+		timeout $VM_LIMIT "$FLINT" --kernel "$KERNEL" --initrd "$TEST_INITRD" --mem ${MEM}M \
 			--vcpus 1 --cmdline "$CMDLINE" $FLINT_DEVS --stats \
 			-- nbench server $LISTEN </dev/null >/tmp/nb.out 2>/tmp/nb.err &
 	else
 		# shellcheck disable=SC2086
-		timeout 600 qemu-system-x86_64 \
+		timeout $VM_LIMIT qemu-system-x86_64 \
 			-M microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off \
 			-global virtio-mmio.force-legacy=false \
 			-accel kvm -cpu host -m $MEM -smp 1 -nodefaults -no-user-config \

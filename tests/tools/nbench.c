@@ -22,7 +22,8 @@
  * -w MS warm-up before it (300), -s BYTES per write or message (131072 for
  * streams, 64 for rr), -r SECONDS to keep retrying the connection (10),
  * -H HIST: KVM's kvm_exit histogram file (tracefs, keys=exit_reason), read at
- * the start and the end of the measured interval.
+ * the start and the end of the measured interval. A peer silent for 30 s
+ * fails the client.
  *
  * Every write of a stream and every message is a record whose first byte
  * says warm-up, data or end, so both ends know where the measured interval
@@ -53,16 +54,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "counters.h"
 
-#define MAGIC	   0x6e62656eu /* "nben" */
-#define MAX_SIZE   (1u << 20)
-#define MAX_LISTEN 8
-#define REPORT_MAX 2048
+#define MAGIC	     0x6e62656eu /* "nben" */
+#define MAX_SIZE     (1u << 20)
+#define MAX_LISTEN   8
+#define REPORT_MAX   2048
+#define IO_TIMEOUT_S 30 /* the client gives up on a silent peer */
 
 enum mode { MODE_SEND, MODE_RECV, MODE_RR, MODE_QUIT };
 static const char *const mode_names[] = {"send", "recv", "rr", "quit"};
@@ -498,9 +501,14 @@ static int connect_to(const struct endpoint *e, unsigned retry_s)
 
 	for (;;) {
 		int fd = socket(e->a.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* A peer that stops answering (a VMM that died with the
+		 * connection open) fails the client instead of hanging it. */
+		struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
 
 		if (fd < 0)
 			die("%s: socket: %s", e->text, strerror(errno));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (connect(fd, &e->a.sa, e->len) < 0) {
 			err = errno;
 		} else if (e->handshake && vsock_handshake(fd, e->port) < 0) {

@@ -13,7 +13,7 @@ CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio -Irootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
 LDLIBS_FLINT := -pthread -luring
 
-RUNNER_SRCS := $(wildcard runner/*.c virtio/*.c)
+RUNNER_SRCS := $(wildcard runner/*.c virtio/*.c) rootfs/agent/proto.c
 RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))
 RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(BUILD)/%.o)
 RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -1,10 +1,160 @@
 /* The guest agent's wire format, shared by flint (runner/run.c) and the
- * agent (rootfs/agent/agent.c). To be completed with the agent. */
+ * agent (rootfs/agent/agent.c); described in rootfs/README.md.
+ *
+ * A connection carries one command. Every message is a frame: an 8-byte
+ * header (type, flags 0, protocol version, payload length; little-endian)
+ * and the payload. The host sends REQUEST first, then STDIN data and one
+ * STDIN_EOF if the request asked for stdin; the agent answers with STDOUT
+ * and STDERR data and ends the exchange with one EXIT or ERROR frame.
+ *
+ * Both ends trust nothing they receive: lengths are capped per type before
+ * anything is read, and a request is decoded with every count, string and
+ * field checked (agent_request_decode). Nothing here allocates except
+ * agent_request_decode's pointer array. */
 #ifndef FLINT_AGENT_PROTO_H
 #define FLINT_AGENT_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 /* The vsock port the agent listens on, and connects to on CID 2 when it
  * starts (so that `flint run` learns it is ready). */
 #define AGENT_VSOCK_PORT 52
+
+#define AGENT_PROTO_VERSION 1
+#define AGENT_HDR_SIZE	    8
+
+/* Payload limits, checked on the header before the payload is read. */
+#define AGENT_REQUEST_MAX (1u << 20)  /* whole request payload */
+#define AGENT_DATA_MAX	  (64u << 10) /* one STDIN, STDOUT or STDERR frame */
+#define AGENT_MSG_MAX	  256	      /* EXIT and ERROR messages */
+#define AGENT_ARGC_MAX	  4096
+#define AGENT_ENVC_MAX	  4096
+#define AGENT_STR_MAX	  (128u << 10) /* one string, NUL included (Linux's MAX_ARG_STRLEN) */
+/* The fixed part of a request and of an EXIT payload. */
+#define AGENT_REQ_FIXED	 16
+#define AGENT_EXIT_FIXED 8
+
+enum agent_type {
+	/* host -> agent */
+	AGENT_REQUEST = 1,   /* the command: see agent_request_encode */
+	AGENT_STDIN = 2,     /* bytes for the command's stdin */
+	AGENT_STDIN_EOF = 3, /* no more stdin: the agent closes the pipe; empty */
+	/* agent -> host */
+	AGENT_STDOUT = 16,
+	AGENT_STDERR = 17,
+	AGENT_EXIT = 18,  /* u32 kind, i32 value, message bytes; last frame */
+	AGENT_ERROR = 19, /* message bytes: the request was refused; last frame */
+};
+
+/* AGENT_EXIT kinds and what value holds. */
+enum agent_exit_kind {
+	AGENT_EXITED = 0,      /* exit code 0-255 */
+	AGENT_SIGNALED = 1,    /* signal number 1-64 */
+	AGENT_TIMED_OUT = 2,   /* killed at the request's timeout; value 0 */
+	AGENT_NOT_STARTED = 3, /* errno; the message says what failed */
+};
+
+/* Request flags. */
+#define AGENT_REQ_STDIN 1u /* STDIN frames follow; else stdin is /dev/null */
+#define AGENT_REQ_FLAGS AGENT_REQ_STDIN
+
+/* A decoded frame header. */
+struct agent_frame {
+	uint8_t type;
+	uint32_t len;
+};
+
+/* A command. Encoded as u32 timeout_ms, u32 flags, u32 argc, u32 envc, then
+ * argc argument strings, envc "NAME=value" strings and the working
+ * directory, each NUL-terminated, packed, nothing after the last. */
+struct agent_request {
+	uint32_t timeout_ms; /* 0: no limit */
+	uint32_t flags;	     /* AGENT_REQ_* */
+	uint32_t argc, envc;
+	char *const *argv; /* argc strings, then NULL */
+	char *const *envp; /* envc strings, then NULL */
+	const char *cwd;   /* absolute, or "" for "/" */
+};
+
+/* An EXIT frame's contents. */
+struct agent_exit {
+	uint32_t kind; /* enum agent_exit_kind */
+	int32_t value;
+	char msg[AGENT_MSG_MAX + 1]; /* NUL-terminated, printable ASCII only */
+};
+
+/* Write a header for a frame of type and len payload bytes into hdr. */
+void agent_hdr_put(uint8_t *hdr, uint8_t type, uint32_t len);
+
+/* Decode and check a header: version, flags, known type, length within the
+ * type's limit. 0, -EPROTO (bad version, flags or type) or -EMSGSIZE. */
+int agent_hdr_get(const uint8_t *hdr, struct agent_frame *f);
+
+/* Build a whole REQUEST frame (header included) from req (argv, envp: the
+ * counted strings; NULL terminators not needed) into buf of cap bytes.
+ * Returns the frame's length, -EINVAL for a request the agent would refuse
+ * (msg in err) or -E2BIG when it does not fit cap or AGENT_REQUEST_MAX. */
+long agent_request_encode(const struct agent_request *req, uint8_t *buf, size_t cap, char *err,
+			  size_t errlen);
+
+/* Decode a REQUEST payload with every check. On success req->argv, envp
+ * and cwd point into payload (which must outlive req and stay put) and
+ * req->argv is a malloc'd array, released with agent_request_free. Returns
+ * 0, -EINVAL with a message in err, or -ENOMEM. */
+int agent_request_decode(const uint8_t *payload, size_t len, struct agent_request *req, char *err,
+			 size_t errlen);
+
+void agent_request_free(struct agent_request *req);
+
+/* Build an EXIT frame into buf (AGENT_HDR_SIZE + AGENT_EXIT_FIXED +
+ * AGENT_MSG_MAX bytes); msg may be NULL, and is cut at AGENT_MSG_MAX.
+ * Returns the frame's length. */
+size_t agent_exit_encode(uint8_t *buf, uint32_t kind, int32_t value, const char *msg);
+
+/* Decode an EXIT payload: kind known, value in range for it, message made
+ * printable. 0 or -EINVAL. */
+int agent_exit_decode(const uint8_t *payload, size_t len, struct agent_exit *e);
+
+/* Copy a message payload (ERROR, or an EXIT's text) into out as a
+ * NUL-terminated string of printable ASCII ('?' for anything else),
+ * truncated to outlen - 1. */
+void agent_msg_copy(char *out, size_t outlen, const uint8_t *p, size_t len);
+
+/* Reads frames from a stream, blocking or not, a piece at a time: a frame
+ * split across reads (or a non-blocking socket running dry) resumes where
+ * it stopped. Never reads past the current frame. */
+struct agent_reader {
+	uint8_t hdr[AGENT_HDR_SIZE];
+	uint8_t *buf; /* payload of the current frame; the caller's */
+	size_t cap;
+	size_t got; /* bytes of the current frame (header included) so far */
+	struct agent_frame f;
+};
+
+void agent_reader_init(struct agent_reader *r, uint8_t *buf, size_t cap);
+
+/* Read until one frame is complete. Returns 1 with the frame in r->f and
+ * its payload in r->buf (valid until the next call), 0 on end of stream at
+ * a frame boundary, -EAGAIN when a non-blocking fd has nothing more yet,
+ * -ECONNRESET on end of stream inside a frame, -EPROTO or -EMSGSIZE for a
+ * bad header (also when the payload exceeds cap), or read's -errno. */
+int agent_read_frame(struct agent_reader *r, int fd);
+
+/* Frames waiting to go out on a socket: built in place, sent as the socket
+ * takes them. */
+struct agent_outbuf {
+	uint8_t *buf; /* the caller's */
+	size_t cap;
+	size_t len, off; /* bytes queued, bytes already sent */
+};
+
+/* Queue a frame. 0, or -ENOBUFS when it does not fit the space left. */
+int agent_out_frame(struct agent_outbuf *o, uint8_t type, const void *payload, size_t len);
+
+/* Send what the socket takes (send with MSG_NOSIGNAL, EINTR retried).
+ * Returns 1 while bytes remain (the socket is full), 0 when all is sent
+ * (the buffer is then empty again), or -errno (-EPIPE: the peer is gone). */
+int agent_out_flush(struct agent_outbuf *o, int fd);
 
 #endif

@@ -25,6 +25,13 @@ $(BUILD)/rootfs/init: rootfs/init.c
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_INIT_CFLAGS) -o $@ $<
 
+# The guest agent of `flint run` (rootfs/agent/), /sbin/flint-agent.
+GUEST_AGENT := $(BUILD)/rootfs/flint-agent
+GUEST_AGENT_SRCS := rootfs/agent/agent.c rootfs/agent/proto.c
+$(GUEST_AGENT): $(GUEST_AGENT_SRCS) rootfs/agent/proto.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_INIT_CFLAGS) -o $@ $(GUEST_AGENT_SRCS)
+
 # The kernel's own cpio writer: it adds /dev/console without needing root.
 $(BUILD)/rootfs/gen_init_cpio: kernel-config/build.sh
 	@mkdir -p $(dir $@)
@@ -32,9 +39,9 @@ $(BUILD)/rootfs/gen_init_cpio: kernel-config/build.sh
 		$(CC) -O2 -o $@ $$src/usr/gen_init_cpio.c
 
 $(BUILD)/initramfs.cpio.gz: rootfs/mkinitramfs.sh rootfs/contents.sh $(BUILD)/rootfs/gen_init_cpio \
-		$(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_ETC)
+		$(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_AGENT) $(GUEST_ETC)
 	rootfs/mkinitramfs.sh $@ $(BUILD)/rootfs/gen_init_cpio \
-		$(BUILD)/rootfs/init $(BUSYBOX)
+		$(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_AGENT)
 
 # -- ext4 root image (rootfs/mkext4.sh): mke2fs -d, no root or loop mounts;
 # reproducible (fixed UUID, hash seed, owners and times). The VM tests carry
@@ -43,8 +50,8 @@ ROOTFS_IMG_SIZE ?= 64M
 rootfs-img: $(BUILD)/rootfs.ext4
 
 $(BUILD)/rootfs.ext4: rootfs/mkext4.sh rootfs/contents.sh $(BUILD)/rootfs/init \
-		$(BUSYBOX) $(GUEST_ETC)
-	rootfs/mkext4.sh $@ $(BUILD)/rootfs/init $(BUSYBOX) $(ROOTFS_IMG_SIZE)
+		$(BUSYBOX) $(GUEST_AGENT) $(GUEST_ETC)
+	rootfs/mkext4.sh $@ $(BUILD)/rootfs/init $(BUSYBOX) $(GUEST_AGENT) $(ROOTFS_IMG_SIZE)
 
 vm-test rig-shell: $(BUILD)/rootfs.ext4
 # -- end of ext4 root image

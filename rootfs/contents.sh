@@ -6,11 +6,11 @@
 #   mkext4.sh       copies it into an ext4 image (root=/dev/vda); it skips the
 #                   device nodes, which devtmpfs provides on a real root
 #
-#   rootfs/contents.sh INIT BUSYBOX
+#   rootfs/contents.sh INIT BUSYBOX AGENT
 set -euo pipefail
 
-[ $# -eq 2 ] || { echo "usage: $0 INIT BUSYBOX" >&2; exit 1; }
-INIT=$1 BUSYBOX=$2
+[ $# -eq 3 ] || { echo "usage: $0 INIT BUSYBOX AGENT" >&2; exit 1; }
+INIT=$1 BUSYBOX=$2 AGENT=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 for d in /bin /sbin /usr /usr/bin /usr/sbin /dev /proc /sys /tmp /run \
@@ -23,6 +23,8 @@ echo "file /init $INIT 0755 0 0"
 # Booted from a disk without init=, the kernel tries /sbin/init first: make
 # that flint's init rather than busybox's.
 echo "slink /sbin/init /init 0777 0 0"
+# The guest agent of `flint run`, which /init starts on `flint.agent`.
+echo "file /sbin/flint-agent $AGENT 0755 0 0"
 echo "file /bin/busybox $BUSYBOX 0755 0 0"
 # One symlink per applet, where busybox itself would install it.
 "$BUSYBOX" --list-full | sort -u | while read -r applet; do

@@ -4,8 +4,10 @@
  * It mounts the pseudo file systems, tells the VMM that user space is up
  * (Firecracker's boot-timer register), prints "flint-init: ready", runs the
  * command given after "--" on the kernel command line (or a short demo), and
- * reports the command's exit status to flint's exit device. Built statically
- * with no dependencies but libc.
+ * reports the command's exit status to flint's exit device. With the kernel
+ * argument `flint.agent` it also starts the guest agent (`flint run`), and
+ * without a command it then just waits. Built statically with no
+ * dependencies but libc.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +34,7 @@
 /* flint's exit device: a 32-bit write here stops the VM with that status. */
 #define EXIT_DEV_GPA 0xd0001000UL
 #define PAGE	     4096UL
+#define AGENT	     "/sbin/flint-agent"
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -196,6 +199,57 @@ static pid_t spawn(char **argv, const sigset_t *oldmask, const char *tty)
 	_exit(127);
 }
 
+/* True if the kernel command line, before any "--", has the word `word`. */
+static int cmdline_has(const char *word)
+{
+	char buf[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (char *save, *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+		if (!strcmp(w, "--"))
+			return 0;
+		if (!strcmp(w, word))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Starts the guest agent in a session of its own (no controlling tty, so
+ * ^C on the console never reaches it), stdin from /dev/null, its messages
+ * on the console. Init reaps it like any orphan.
+ */
+static void start_agent(const sigset_t *oldmask)
+{
+	static char *const argv[] = {AGENT, NULL};
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		say("flint-init: fork: %s\n", strerror(errno));
+	if (pid != 0)
+		return;
+	setsid();
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0 && fd != STDIN_FILENO) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	if (chdir("/") == 0)
+		execv(AGENT, argv);
+	say("flint-init: cannot run %s: %s\n", AGENT, strerror(errno));
+	_exit(127);
+}
+
 /*
  * Waits (at most 2 s, in case the UART never drains) until the console has
  * sent everything: stopping or resetting the VM drops what is still queued.
@@ -287,9 +341,9 @@ int main(int argc, char **argv)
 	};
 	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2};
 	sigset_t set, oldmask;
-	int status = 0;
+	int status = 0, agent;
 	char tty[160];
-	pid_t child;
+	pid_t child = 0;
 
 	/* Run by mistake on a host, it would remount /dev and reboot it. */
 	if (getpid() != 1) {
@@ -326,16 +380,22 @@ int main(int argc, char **argv)
 	boot_timer_signal();
 	say("flint-init: ready\n");
 
-	child = spawn(argc > 1 ? argv + 1 : demo, &oldmask, tty);
+	agent = cmdline_has("flint.agent");
+	if (agent)
+		start_agent(&oldmask);
+	/* The agent alone: no demo; the host ends the VM. */
+	if (argc > 1 || !agent)
+		child = spawn(argc > 1 ? argv + 1 : demo, &oldmask, tty);
 	if (child < 0) {
 		say("flint-init: fork: %s\n", strerror(errno));
 		status = 127;
 	}
-	while (child > 0) {
+	while (child > 0 || (agent && child == 0)) {
 		siginfo_t si;
 		int sig = sigwaitinfo(&set, &si);
 
-		if (sig == SIGCHLD && reap(child, &status))
+		/* With no command (child 0), reap() only reaps orphans. */
+		if (sig == SIGCHLD && reap(child, &status) && child > 0)
 			break;
 		if (sig == SIGTERM || sig == SIGUSR1 || sig == SIGUSR2)
 			shutdown_guest(sig);

@@ -4,7 +4,7 @@
 # (contents.sh); no root privileges or loop mounts: mke2fs -d copies a staging
 # folder in, debugfs then pins owners and times.
 #
-#   rootfs/mkext4.sh OUT.ext4 INIT BUSYBOX [SIZE]      (SIZE default 64M)
+#   rootfs/mkext4.sh OUT.ext4 INIT BUSYBOX AGENT [SIZE]      (SIZE default 64M)
 #
 # Reproducible: the same inputs give the same bytes. The UUID and the
 # directory hash seed are fixed, every inode's owner is 0:0 and its times are
@@ -13,8 +13,8 @@
 # of a disk root (CONFIG_DEVTMPFS_MOUNT), and /init mounts it otherwise.
 set -euo pipefail
 
-[ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: $0 OUT.ext4 INIT BUSYBOX [SIZE]" >&2; exit 1; }
-OUT=$1 INIT=$2 BUSYBOX=$3 SIZE=${4:-64M}
+[ $# -ge 4 ] && [ $# -le 5 ] || { echo "usage: $0 OUT.ext4 INIT BUSYBOX AGENT [SIZE]" >&2; exit 1; }
+OUT=$1 INIT=$2 BUSYBOX=$3 AGENT=$4 SIZE=${5:-64M}
 HERE=$(cd "$(dirname "$0")" && pwd)
 EPOCH=${SOURCE_DATE_EPOCH:-0}
 # libext2fs takes E2FSPROGS_FAKE_TIME=0 for unset (the clock's time).
@@ -40,7 +40,7 @@ pin() {
 }
 pin /
 pin /lost+found
-"$HERE/contents.sh" "$INIT" "$BUSYBOX" | while read -r kind path a b _; do
+"$HERE/contents.sh" "$INIT" "$BUSYBOX" "$AGENT" | while read -r kind path a b _; do
 	case $kind in
 	dir) # dir PATH MODE UID GID
 		mkdir -p "$STAGE$path"

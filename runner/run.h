@@ -7,8 +7,10 @@
  *
  * Exit statuses given to finish(): the command's status, 128+N when signal
  * N killed it, RUN_EXIT_TIMEOUT when --timeout expired (the agent killed
- * it), RUN_EXIT_NO_AGENT when the agent did not connect within the boot
- * timeout or the connection broke before a status arrived. */
+ * it, or flint gave up 10 s later), 127 when it could not be started,
+ * RUN_EXIT_NO_AGENT when the agent did not connect within the boot timeout,
+ * the connection broke before a status arrived, or the agent refused the
+ * request or broke the protocol. Wire format: rootfs/agent/proto.h. */
 #ifndef FLINT_RUN_H
 #define FLINT_RUN_H
 
@@ -24,11 +26,11 @@ struct run;
 
 struct run_params {
 	const char *listen_path;   /* Unix socket to listen on: "<uds>_<AGENT_PORT>" */
-	char *const *argv;	   /* command and arguments, argc >= 1 */
+	char *const *argv;	   /* command and arguments, argc >= 1; copied */
 	int argc;
 	unsigned timeout_s;	   /* command time limit, 0 for none */
-	unsigned boot_timeout_s;   /* how long to wait for the agent */
-	int in_fd, out_fd, err_fd; /* relayed: normally 0, 1, 2 */
+	unsigned boot_timeout_s;   /* how long to wait for the agent, 0 for ever */
+	int in_fd, out_fd, err_fd; /* relayed: normally 0, 1, 2; -1: none */
 	/* Called once, from the run thread, when the command has finished or
 	 * failed; msg is NULL or a one-line reason for the user. */
 	void (*finish)(void *ctx, int status, const char *msg);

@@ -1,0 +1,906 @@
+/* `flint run`'s host side (runner/run.c) end to end, over a Unix socket:
+ * against a scripted fake agent (every answer and misbehaviour), and
+ * against the real agent's connection server (rootfs/agent/agent.c, built
+ * into this file) running real commands. No VM: the vsock muxer would only
+ * relay the same bytes. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/proto.h"
+#include "run.h"
+
+/* The real agent: its main and close_fd renamed, so that they do not clash
+ * with flint's; serve() is what each vsock connection gets. */
+int agent_main(void);
+#define main	 agent_main
+#define close_fd agent_close_fd
+#include "agent/agent.c"
+#undef main
+#undef close_fd
+
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+
+/* ---- the host side under test ---- */
+
+struct harness {
+	char path[108];
+	int in[2];    /* in[0] is run's stdin; the test writes in[1] */
+	int out, err; /* memfds: writes never block */
+	struct run *run;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int calls, status;
+	char msg[512];
+};
+
+static void on_finish(void *ctx, int status, const char *msg)
+{
+	struct harness *h = ctx;
+
+	pthread_mutex_lock(&h->m);
+	h->calls++;
+	h->status = status;
+	snprintf(h->msg, sizeof(h->msg), "%s", msg ? msg : "");
+	pthread_cond_signal(&h->c);
+	pthread_mutex_unlock(&h->m);
+}
+
+static void setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Starts run.c on a fresh socket path. stdin: a pipe (with_stdin) or
+ * none (-1). */
+static void start(struct harness *h, char **argv, int argc, unsigned timeout_s, unsigned boot_s,
+		  bool with_stdin)
+{
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_init(&h->m, NULL);
+	pthread_cond_init(&h->c, NULL);
+	snprintf(h->path, sizeof(h->path), "/tmp/flint-unit-run-%d.sock", getpid());
+	h->in[0] = h->in[1] = -1;
+	if (with_stdin)
+		cr_assert_eq(pipe2(h->in, O_CLOEXEC), 0);
+	h->out = memfd_create("out", MFD_CLOEXEC);
+	h->err = memfd_create("err", MFD_CLOEXEC);
+	cr_assert(h->out >= 0 && h->err >= 0);
+	struct run_params p = {
+	    .listen_path = h->path,
+	    .argv = argv,
+	    .argc = argc,
+	    .timeout_s = timeout_s,
+	    .boot_timeout_s = boot_s,
+	    .in_fd = h->in[0],
+	    .out_fd = h->out,
+	    .err_fd = h->err,
+	    .finish = on_finish,
+	    .ctx = h,
+	};
+	cr_assert_eq(run_start(&h->run, &p), 0);
+}
+
+/* Waits for finish(); returns the status. */
+static int wait_finish(struct harness *h, int timeout_s)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_s;
+	pthread_mutex_lock(&h->m);
+	while (!h->calls && pthread_cond_timedwait(&h->c, &h->m, &until) == 0)
+		;
+	pthread_mutex_unlock(&h->m);
+	cr_assert_eq(h->calls, 1, "finish() not called within %d s", timeout_s);
+	cr_assert(run_finished(h->run));
+	return h->status;
+}
+
+static void finish(struct harness *h)
+{
+	struct stat st;
+
+	run_stop(h->run);
+	cr_assert_neq(lstat(h->path, &st), 0, "run_stop left %s", h->path);
+	if (h->in[1] >= 0)
+		close(h->in[1]);
+	if (h->in[0] >= 0)
+		close(h->in[0]);
+	close(h->out);
+	close(h->err);
+}
+
+/* What was written to a memfd, NUL-terminated (malloc'd). */
+static char *slurp(int fd, size_t *len)
+{
+	off_t n = lseek(fd, 0, SEEK_END);
+	char *s = malloc((size_t)n + 1);
+
+	cr_assert_eq(pread(fd, s, (size_t)n, 0), n);
+	s[n] = '\0';
+	if (len)
+		*len = (size_t)n;
+	return s;
+}
+
+static void expect_text(int fd, const char *want)
+{
+	char *s = slurp(fd, NULL);
+
+	cr_assert_str_eq(s, want);
+	free(s);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -1;
+	return fd;
+}
+
+/* ---- a scripted fake agent ---- */
+
+struct fake {
+	const char *path;
+	uint8_t script[8192]; /* raw bytes to send after the request */
+	size_t script_len;
+	bool want_stdin; /* read STDIN frames up to STDIN_EOF first */
+	bool hold;	 /* keep the connection open afterwards */
+	/* What it received. */
+	uint8_t reqbuf[AGENT_REQUEST_MAX];
+	struct agent_request req;
+	int decoded;
+	char stdin_got[256];
+	size_t stdin_len;
+	bool stdin_eof;
+	int sock;
+	pthread_t thread;
+	bool joined;
+};
+
+static void script(struct fake *f, uint8_t type, const void *p, size_t len)
+{
+	struct agent_outbuf o = {.buf = f->script, .cap = sizeof(f->script), .len = f->script_len};
+
+	cr_assert_eq(agent_out_frame(&o, type, p, len), 0);
+	f->script_len = o.len;
+}
+
+static void script_exit(struct fake *f, uint32_t kind, int32_t value, const char *msg)
+{
+	f->script_len += agent_exit_encode(f->script + f->script_len, kind, value, msg);
+}
+
+static void *fake_agent(void *arg)
+{
+	struct fake *f = arg;
+	struct agent_reader rd;
+	char err[256];
+
+	f->sock = connect_unix(f->path);
+	if (f->sock < 0)
+		return NULL;
+	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
+	if (agent_read_frame(&rd, f->sock) != 1 || rd.f.type != AGENT_REQUEST)
+		return NULL;
+	f->decoded = agent_request_decode(f->reqbuf, rd.f.len, &f->req, err, sizeof(err)) == 0;
+	while (f->want_stdin && !f->stdin_eof) {
+		static uint8_t data[AGENT_DATA_MAX];
+
+		agent_reader_init(&rd, data, sizeof(data));
+		if (agent_read_frame(&rd, f->sock) != 1)
+			break;
+		if (rd.f.type == AGENT_STDIN_EOF)
+			f->stdin_eof = true;
+		else if (rd.f.type == AGENT_STDIN &&
+			 f->stdin_len + rd.f.len < sizeof(f->stdin_got)) {
+			memcpy(f->stdin_got + f->stdin_len, data, rd.f.len);
+			f->stdin_len += rd.f.len;
+		}
+	}
+	for (size_t off = 0; off < f->script_len;) {
+		ssize_t n = write(f->sock, f->script + off, f->script_len - off);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	if (!f->hold) {
+		close(f->sock);
+		f->sock = -1;
+	}
+	return NULL;
+}
+
+static struct fake *fake_start(const char *path)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	f->path = path;
+	f->sock = -1;
+	return f;
+}
+
+static void fake_go(struct fake *f)
+{
+	cr_assert_eq(pthread_create(&f->thread, NULL, fake_agent, f), 0);
+}
+
+/* Waits until the fake has sent its script. */
+static void fake_join(struct fake *f)
+{
+	if (!f->joined)
+		pthread_join(f->thread, NULL);
+	f->joined = true;
+}
+
+static void fake_end(struct fake *f)
+{
+	fake_join(f);
+	if (f->sock >= 0)
+		close(f->sock);
+	if (f->decoded)
+		agent_request_free(&f->req);
+	free(f);
+}
+
+TestSuite(run_fake, .init = setup, .timeout = 20);
+
+Test(run_fake, request_exit_code_and_separate_streams)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("sh", "-c", "exit 3"), ARGC("sh", "-c", "exit 3"), 7, 5, false);
+	f = fake_start(h.path);
+	script(f, AGENT_STDOUT, "out\n", 4);
+	script(f, AGENT_STDERR, "err\n", 4);
+	script(f, AGENT_STDOUT, "more\n", 5);
+	script_exit(f, AGENT_EXITED, 3, NULL);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 3);
+	cr_assert_str_eq(h.msg, "");
+	expect_text(h.out, "out\nmore\n");
+	expect_text(h.err, "err\n");
+
+	/* The request: the command only, no host environment, cwd "/". */
+	fake_join(f);
+	cr_assert(f->decoded);
+	cr_assert_eq(f->req.argc, 3);
+	cr_assert_str_eq(f->req.argv[2], "exit 3");
+	cr_assert_eq(f->req.envc, 0);
+	cr_assert_str_eq(f->req.cwd, "/");
+	cr_assert_eq(f->req.timeout_ms, 7000);
+	cr_assert_eq(f->req.flags, 0, "no stdin given, none asked for");
+
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert_gt(t.agent_ready_us, 0);
+	cr_assert_geq(t.cmd_start_us, t.agent_ready_us);
+	cr_assert_geq(t.cmd_end_us, t.cmd_start_us);
+	finish(&h);
+	fake_end(f);
+}
+
+/* Each final frame and the status and message it gives. */
+static void expect_final(void (*add)(struct fake *), int status, const char *needle)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("cmd"), 1, 2, 5, false);
+	f = fake_start(h.path);
+	add(f);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), status, "message: %s", h.msg);
+	if (needle)
+		cr_assert_not_null(strstr(h.msg, needle), "message '%s' lacks '%s'", h.msg, needle);
+	else
+		cr_assert_str_eq(h.msg, "");
+	fake_end(f);
+	finish(&h);
+}
+
+static void add_signal(struct fake *f)
+{
+	script_exit(f, AGENT_SIGNALED, 9, NULL);
+}
+static void add_timeout(struct fake *f)
+{
+	script_exit(f, AGENT_TIMED_OUT, 0, NULL);
+}
+static void add_not_started(struct fake *f)
+{
+	script_exit(f, AGENT_NOT_STARTED, 2, "cannot run 'cmd': No such file or directory");
+}
+static void add_error(struct fake *f)
+{
+	script(f, AGENT_ERROR, "malformed request: x", 20);
+}
+static void add_nothing(struct fake *f)
+{
+	script(f, AGENT_STDOUT, "partial", 7);
+}
+static void add_bad_header(struct fake *f)
+{
+	memcpy(f->script, "\x10\x00\x09\x00\x01\x00\x00\x00x", 9); /* version 9 */
+	f->script_len = 9;
+}
+static void add_host_frame(struct fake *f)
+{
+	script(f, AGENT_STDIN, "x", 1);
+}
+static void add_bad_exit(struct fake *f)
+{
+	script_exit(f, AGENT_EXITED, 300, NULL);
+}
+static void add_oversize(struct fake *f)
+{
+	agent_hdr_put(f->script, AGENT_STDOUT, AGENT_DATA_MAX + 1);
+	f->script_len = AGENT_HDR_SIZE;
+}
+static void add_control_chars(struct fake *f)
+{
+	script_exit(f, AGENT_NOT_STARTED, 1, "evil\033]0;title\007");
+}
+
+Test(run_fake, signal_is_128_plus_n)
+{
+	expect_final(add_signal, 137, NULL);
+}
+Test(run_fake, timeout)
+{
+	expect_final(add_timeout, RUN_EXIT_TIMEOUT, "the command timed out after 2 s");
+}
+Test(run_fake, not_started_is_127_with_the_reason)
+{
+	expect_final(add_not_started, 127, "cannot run 'cmd': No such file or directory");
+}
+Test(run_fake, error_frame)
+{
+	expect_final(add_error, RUN_EXIT_NO_AGENT, "refused the command: malformed request: x");
+}
+Test(run_fake, connection_lost_before_exit)
+{
+	expect_final(add_nothing, RUN_EXIT_NO_AGENT, "lost the connection");
+}
+Test(run_fake, bad_header)
+{
+	expect_final(add_bad_header, RUN_EXIT_NO_AGENT, "bad frame");
+}
+Test(run_fake, host_to_guest_frame_from_the_agent)
+{
+	expect_final(add_host_frame, RUN_EXIT_NO_AGENT, "bad frame");
+}
+Test(run_fake, exit_code_out_of_range)
+{
+	expect_final(add_bad_exit, RUN_EXIT_NO_AGENT, "malformed EXIT");
+}
+Test(run_fake, oversize_data_frame)
+{
+	expect_final(add_oversize, RUN_EXIT_NO_AGENT, "too long");
+}
+Test(run_fake, agent_text_cannot_steer_the_terminal)
+{
+	expect_final(add_control_chars, 127, "flint run: evil?]0;title?");
+}
+
+Test(run_fake, stdin_is_relayed_then_eof)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("cat"), 1, 0, 5, true);
+	f = fake_start(h.path);
+	f->want_stdin = true;
+	script(f, AGENT_STDOUT, "done", 4);
+	script_exit(f, AGENT_EXITED, 0, NULL);
+	fake_go(f);
+	cr_assert_eq(write(h.in[1], "abc\n", 4), 4);
+	cr_assert_eq(write(h.in[1], "def", 3), 3);
+	close(h.in[1]);
+	h.in[1] = -1;
+	cr_assert_eq(wait_finish(&h, 5), 0);
+	expect_text(h.out, "done");
+	fake_join(f);
+	cr_assert_eq(f->req.flags, AGENT_REQ_STDIN);
+	cr_assert_eq(f->req.timeout_ms, 0);
+	cr_assert(f->stdin_eof);
+	cr_assert_eq(f->stdin_len, 7);
+	cr_assert_arr_eq(f->stdin_got, "abc\ndef", 7);
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_fake, agent_never_connects)
+{
+	struct harness h;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	start(&h, ARGV("true"), 1, 0, 1, false);
+	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_str_eq(h.msg, "flint run: the guest agent did not connect within 1 s");
+	cr_assert_geq(t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9, 0.9);
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert_eq(t.agent_ready_us, 0);
+	finish(&h);
+}
+
+/* run_stop interrupts the thread wherever it waits; finish() is not
+ * called then. */
+Test(run_fake, stop_while_waiting_for_the_agent)
+{
+	struct harness h;
+
+	start(&h, ARGV("true"), 1, 0, 0, false);
+	usleep(50 * 1000);
+	finish(&h);
+	cr_assert_eq(h.calls, 0);
+}
+
+Test(run_fake, stop_during_the_command)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("true"), 1, 0, 5, true);
+	f = fake_start(h.path);
+	f->hold = true;
+	script(f, AGENT_STDOUT, "x", 1);
+	fake_go(f);
+	for (int i = 0; i < 200 && lseek(h.out, 0, SEEK_END) == 0; i++)
+		usleep(10 * 1000);
+	cr_assert_eq(lseek(h.out, 0, SEEK_END), 1);
+	finish(&h);
+	cr_assert_eq(h.calls, 0);
+	fake_end(f);
+}
+
+Test(run_fake, stale_socket_replaced_other_files_refused)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char path[108];
+	struct run *r;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(path, sizeof(path), "/tmp/flint-unit-stale-%d.sock", getpid());
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd); /* a socket file nobody listens on */
+	struct run_params p = {
+	    .listen_path = path,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .in_fd = -1,
+	    .out_fd = -1,
+	    .err_fd = -1,
+	    .finish = on_finish,
+	};
+	cr_assert_eq(run_start(&r, &p), 0);
+	run_stop(r);
+	cr_assert_eq(access(path, F_OK), -1);
+
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	close(fd);
+	cr_assert_eq(run_start(&r, &p), -EEXIST);
+	cr_assert_null(r);
+	cr_assert_eq(access(path, F_OK), 0, "a file that is not a socket is left alone");
+	unlink(path);
+}
+
+Test(run_fake, bad_params)
+{
+	struct run *r;
+	struct run_params p = {
+	    .listen_path = "/tmp/flint-unit-bad.sock",
+	    .argv = ARGV("true"),
+	    .argc = 0,
+	    .in_fd = -1,
+	    .out_fd = -1,
+	    .err_fd = -1,
+	    .finish = on_finish,
+	};
+
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	p.argc = 1;
+	p.argv = ARGV("");
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	p.argv = ARGV("true");
+	p.timeout_s = 5000000;
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	p.timeout_s = 0;
+	p.listen_path =
+	    "/tmp/this-path-is-far-too-long-for-a-unix-socket-xxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	cr_assert_eq(run_start(&r, &p), -ENAMETOOLONG);
+}
+
+/* Output to a pipe whose reader is slow arrives whole, in order. */
+struct drain {
+	int fd;
+	size_t total;
+	bool ordered;
+};
+
+static void *drain_pipe(void *arg)
+{
+	struct drain *d = arg;
+	uint8_t buf[1000];
+	ssize_t n;
+
+	d->ordered = true;
+	while ((n = read(d->fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			d->ordered &= buf[i] == (uint8_t)((d->total + (size_t)i) % 251);
+		d->total += (size_t)n;
+		usleep(100);
+	}
+	return NULL;
+}
+
+Test(run_fake, large_output_to_a_slow_pipe)
+{
+	static uint8_t chunk[AGENT_DATA_MAX];
+	struct harness h;
+	struct fake *f;
+	struct drain d = {0};
+	pthread_t t;
+	int p[2];
+	const int frames = 16; /* 1 MiB */
+
+	start(&h, ARGV("big"), 1, 0, 5, false);
+	cr_assert_eq(pipe(p), 0);
+	/* run.c holds h.out's number: swap the pipe in under it. */
+	cr_assert_eq(dup2(p[1], h.out), h.out);
+	close(p[1]);
+	d.fd = p[0];
+	pthread_create(&t, NULL, drain_pipe, &d);
+	f = fake_start(h.path);
+	f->hold = true;
+	fake_go(f);
+	fake_join(f);
+	for (int i = 0; i < frames; i++) {
+		uint8_t hdr[AGENT_HDR_SIZE];
+
+		for (size_t j = 0; j < sizeof(chunk); j++)
+			chunk[j] = (uint8_t)(((size_t)i * sizeof(chunk) + j) % 251);
+		agent_hdr_put(hdr, AGENT_STDOUT, sizeof(chunk));
+		cr_assert_eq(write(f->sock, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+		for (size_t off = 0; off < sizeof(chunk);) {
+			ssize_t n = write(f->sock, chunk + off, sizeof(chunk) - off);
+
+			cr_assert_gt(n, 0);
+			off += (size_t)n;
+		}
+	}
+	uint8_t ex[64];
+	size_t n = agent_exit_encode(ex, AGENT_EXITED, 0, NULL);
+	cr_assert_eq(write(f->sock, ex, n), (ssize_t)n);
+	cr_assert_eq(wait_finish(&h, 15), 0);
+	close(h.out);
+	h.out = memfd_create("out", MFD_CLOEXEC);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.total, (size_t)frames * sizeof(chunk));
+	cr_assert(d.ordered);
+	close(p[0]);
+	finish(&h);
+	fake_end(f);
+}
+
+/* ---- the real agent ---- */
+
+/* A process that connects like the agent does at boot and serves the
+ * connection with the agent's own code. */
+static pid_t spawn_agent(struct harness *h)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* Not the guest's to hold: flint would never see its EOF. */
+		if (h->in[1] >= 0)
+			close(h->in[1]);
+		int fd = connect_unix(h->path);
+
+		if (fd < 0)
+			_exit(99);
+		serve(fd);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void reap_agent(pid_t pid)
+{
+	int st;
+
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the agent's server ended with %#x", st);
+}
+
+/* Runs argv through the real agent; returns the status. */
+static int agent_run(struct harness *h, char **argv, int argc, unsigned timeout_s, const char *in)
+{
+	pid_t pid;
+	int status;
+
+	start(h, argv, argc, timeout_s, 5, in != NULL);
+	pid = spawn_agent(h);
+	if (in) {
+		cr_assert_eq(write(h->in[1], in, strlen(in)), (ssize_t)strlen(in));
+		close(h->in[1]);
+		h->in[1] = -1;
+	}
+	status = wait_finish(h, 15);
+	reap_agent(pid);
+	return status;
+}
+
+TestSuite(real_agent, .init = setup, .timeout = 30);
+
+Test(real_agent, exit_status_and_separate_streams)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "echo out; echo err >&2; exit 3");
+
+	cr_assert_eq(agent_run(&h, argv, 3, 0, NULL), 3);
+	expect_text(h.out, "out\n");
+	expect_text(h.err, "err\n");
+	finish(&h);
+}
+
+Test(real_agent, stdin_relayed)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "read x; echo got:$x; cat");
+
+	cr_assert_eq(agent_run(&h, argv, 3, 0, "abc\nrest\n"), 0);
+	expect_text(h.out, "got:abc\nrest\n");
+	finish(&h);
+}
+
+Test(real_agent, no_stdin_reads_eof)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "cat; echo end");
+
+	cr_assert_eq(agent_run(&h, argv, 3, 0, NULL), 0);
+	expect_text(h.out, "end\n");
+	finish(&h);
+}
+
+Test(real_agent, killed_command_is_128_plus_signal)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "kill -9 $$");
+
+	cr_assert_eq(agent_run(&h, argv, 3, 0, NULL), 137);
+	finish(&h);
+}
+
+Test(real_agent, timeout_kills_the_process_group)
+{
+	struct harness h;
+	struct timespec t0, t1;
+	/* A grandchild holding the pipes open must not delay the status. */
+	char **argv = ARGV("sh", "-c", "sleep 30 & sleep 30");
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(agent_run(&h, argv, 3, 1, NULL), RUN_EXIT_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_str_eq(h.msg, "flint run: the command timed out after 1 s");
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 5);
+	finish(&h);
+}
+
+Test(real_agent, missing_command_is_127)
+{
+	struct harness h;
+	char **argv = ARGV("no-such-command-flint");
+
+	cr_assert_eq(agent_run(&h, argv, 1, 0, NULL), 127);
+	cr_assert_str_eq(
+	    h.msg, "flint run: cannot run 'no-such-command-flint': No such file or directory");
+	finish(&h);
+}
+
+Test(real_agent, default_environment_and_cwd)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "echo $HOME $PATH; pwd; env | grep -c =");
+
+	cr_assert_eq(agent_run(&h, argv, 3, 0, NULL), 0);
+	/* HOME, PATH and what sh itself sets (PWD; maybe SHLVL, _). */
+	char *out = slurp(h.out, NULL);
+	cr_assert_eq(strncmp(out, "/root /usr/sbin:/usr/bin:/sbin:/bin\n/\n", 38), 0, "%s", out);
+	cr_assert_leq(atoi(out + 38), 5, "host environment leaked: %s", out);
+	free(out);
+	finish(&h);
+}
+
+Test(real_agent, large_output)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "head -c 3000000 /dev/zero; echo e >&2");
+	size_t len;
+
+	cr_assert_eq(agent_run(&h, argv, 3, 0, NULL), 0);
+	free(slurp(h.out, &len));
+	cr_assert_eq(len, 3000000);
+	expect_text(h.err, "e\n");
+	finish(&h);
+}
+
+/* A command that never reads stdin while the host has megabytes of it:
+ * neither side may deadlock. */
+static void *feed(void *arg)
+{
+	static char buf[65536];
+	int fd = *(int *)arg;
+
+	memset(buf, 'z', sizeof(buf));
+	for (int i = 0; i < 64; i++)
+		if (write(fd, buf, sizeof(buf)) < 0)
+			break;
+	close(fd);
+	return NULL;
+}
+
+Test(real_agent, unread_stdin_does_not_block_output)
+{
+	struct harness h;
+	pthread_t t;
+	pid_t pid;
+	char **argv =
+	    ARGV("sh", "-c", "exec 0<&-; head -c 500000 /dev/zero; sleep 0.2; echo end >&2");
+	size_t len;
+
+	start(&h, argv, 3, 0, 5, true);
+	pid = spawn_agent(&h);
+	pthread_create(&t, NULL, feed, &h.in[1]);
+	cr_assert_eq(wait_finish(&h, 15), 0, "%s", h.msg);
+	reap_agent(pid);
+	free(slurp(h.out, &len));
+	cr_assert_eq(len, 500000);
+	expect_text(h.err, "end\n");
+	/* The feeder may be blocked on a pipe nobody reads any more. */
+	close(h.in[0]);
+	h.in[0] = -1;
+	pthread_join(t, NULL);
+	h.in[1] = -1;
+	finish(&h);
+}
+
+/* ---- the real agent's server against a raw connection ---- */
+
+static pid_t serve_pair(int *sock)
+{
+	int sv[2];
+	pid_t pid;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(sv[0]);
+		serve(sv[1]);
+		_exit(0);
+	}
+	close(sv[1]);
+	*sock = sv[0];
+	return pid;
+}
+
+/* Sends raw bytes to a fresh server and expects an ERROR frame holding
+ * needle, then a closed connection and a clean exit. */
+static void expect_refused(const void *bytes, size_t n, const char *needle)
+{
+	uint8_t buf[AGENT_MSG_MAX];
+	struct agent_reader rd;
+	char msg[AGENT_MSG_MAX + 1];
+	int sock;
+	pid_t pid = serve_pair(&sock);
+
+	cr_assert_eq(write(sock, bytes, n), (ssize_t)n);
+	agent_reader_init(&rd, buf, sizeof(buf));
+	cr_assert_eq(agent_read_frame(&rd, sock), 1);
+	cr_assert_eq(rd.f.type, AGENT_ERROR);
+	agent_msg_copy(msg, sizeof(msg), buf, rd.f.len);
+	cr_assert_not_null(strstr(msg, needle), "'%s' lacks '%s'", msg, needle);
+	cr_assert_eq(agent_read_frame(&rd, sock), 0);
+	close(sock);
+	reap_agent(pid);
+}
+
+TestSuite(agent_serve, .timeout = 20);
+
+Test(agent_serve, malformed_requests_get_an_error_reply)
+{
+	uint8_t b[64];
+
+	agent_hdr_put(b, AGENT_REQUEST, 4);
+	b[2] = 9;
+	expect_refused(b, AGENT_HDR_SIZE, "bad frame header (protocol version 1 expected)");
+	agent_hdr_put(b, AGENT_STDOUT, 1);
+	expect_refused(b, AGENT_HDR_SIZE + 1, "expected a request, got frame type 16");
+	agent_hdr_put(b, AGENT_STDIN, AGENT_DATA_MAX + 1);
+	expect_refused(b, AGENT_HDR_SIZE, "frame too long");
+	/* argc 0 */
+	agent_hdr_put(b, AGENT_REQUEST, 17);
+	memset(b + AGENT_HDR_SIZE, 0, 17);
+	expect_refused(b, AGENT_HDR_SIZE + 17, "malformed request: no command (argc 0)");
+	/* "ls", then an env entry without '=' */
+	agent_hdr_put(b, AGENT_REQUEST, 16 + 3 + 3 + 2);
+	memset(b + AGENT_HDR_SIZE, 0, 16);
+	b[AGENT_HDR_SIZE + 8] = 1;
+	b[AGENT_HDR_SIZE + 12] = 1;
+	memcpy(b + AGENT_HDR_SIZE + 16, "ls\0ab\0/\0", 8);
+	expect_refused(b, AGENT_HDR_SIZE + 24, "environment entry 0 is not NAME=value");
+}
+
+Test(agent_serve, host_closing_early_is_no_crash)
+{
+	uint8_t b[AGENT_HDR_SIZE + 4];
+	int sock;
+	pid_t pid;
+
+	/* Nothing at all. */
+	pid = serve_pair(&sock);
+	close(sock);
+	reap_agent(pid);
+	/* Half a request. */
+	pid = serve_pair(&sock);
+	agent_hdr_put(b, AGENT_REQUEST, 100);
+	cr_assert_eq(write(sock, b, sizeof(b)), (ssize_t)sizeof(b));
+	close(sock);
+	reap_agent(pid);
+}
+
+Test(agent_serve, host_vanishing_kills_the_command)
+{
+	uint8_t frm[256], buf[256];
+	char *argv[] = {"sh", "-c", "echo $$; exec sleep 30"};
+	struct agent_request req = {.argc = 3, .argv = argv};
+	struct agent_reader rd;
+	char err[128];
+	int sock;
+	pid_t pid = serve_pair(&sock), cmd;
+	long n = agent_request_encode(&req, frm, sizeof(frm), err, sizeof(err));
+
+	cr_assert_gt(n, 0);
+	cr_assert_eq(write(sock, frm, (size_t)n), n);
+	agent_reader_init(&rd, buf, sizeof(buf) - 1);
+	cr_assert_eq(agent_read_frame(&rd, sock), 1);
+	cr_assert_eq(rd.f.type, AGENT_STDOUT);
+	buf[rd.f.len] = '\0';
+	cmd = atoi((char *)buf);
+	cr_assert_gt(cmd, 1);
+	cr_assert_eq(kill(cmd, 0), 0);
+	close(sock);
+	reap_agent(pid); /* within the suite's timeout, not sleep's 30 s */
+	cr_assert_eq(kill(cmd, 0), -1);
+	cr_assert_eq(errno, ESRCH);
+}

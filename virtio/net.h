@@ -25,24 +25,35 @@ struct net;
 
 struct net_params {
 	const char *tap;     /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
-	const char *id;      /* name for messages and stats ("net0") */
+	const char *id;	     /* name for messages and stats ("net0") */
 	const uint8_t *mac;  /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
 	struct evloop *loop; /* must outlive the device */
 };
 
 /* Counters for --stats, cumulative since net_create. Any thread. */
 struct net_stats {
-	uint64_t rx_packets, rx_bytes;	/* tap -> guest */
-	uint64_t tx_packets, tx_bytes;	/* guest -> tap */
-	uint64_t tx_malformed;		/* TX chains dropped as malformed */
-	uint64_t tx_errors, rx_errors;	/* tap read/write failures */
-	uint64_t rx_no_buffers;		/* times RX waited for guest buffers */
+	uint64_t rx_packets, rx_bytes; /* tap -> guest */
+	uint64_t tx_packets, tx_bytes; /* guest -> tap */
+	uint64_t tx_malformed;	       /* TX chains dropped as malformed */
+	uint64_t tx_errors, rx_errors; /* tap read/write failures */
+	uint64_t rx_no_buffers;	       /* times RX waited for guest buffers */
+	uint64_t rx_dropped;	       /* packets read but larger than the guest's buffers */
+	uint64_t rx_bad_buffers;       /* RX chains given back unused (readable, or too small) */
+	uint64_t tx_inflight_max;      /* most writes in flight at once */
+	uint64_t protocol_errors;      /* broken rings: DEVICE_NEEDS_RESET */
+	uint64_t stale_completions;    /* I/O that finished after a reset */
 };
 
 /* Open the tap and build the device. Errors are logged naming the tap
  * ("no such device", "permission denied: needs CAP_NET_ADMIN or a tap owned
  * by this user"). Returns 0 or -errno; *out owned by the caller. */
 int net_create(struct net **out, const struct net_params *p) WARN_UNUSED;
+
+/* The same on an fd the caller opened, which the device owns from here
+ * (closed on failure too): a tap from tap_open, or for tests any
+ * packet-preserving fd (an AF_UNIX SOCK_SEQPACKET socket), on which the tap
+ * ioctls are skipped. Non-blocking, like the tap. Returns 0 or -errno. */
+int net_create_fd(struct net **out, const struct net_params *p, int fd) WARN_UNUSED;
 
 /* Close the tap and free the device. The loop must have stopped. NULL ok. */
 void net_destroy(struct net *n);

@@ -1,0 +1,1040 @@
+/* virtio-net: the TX header checks, the feature -> tap offload mapping, and
+ * the whole device against fake guest memory, a real event loop run in the
+ * test thread, and an AF_UNIX SOCK_SEQPACKET socket pair standing in for the
+ * tap (one packet per read and write, header included, as a tap with
+ * IFF_VNET_HDR). The helpers play the guest driver. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "evloop.h"
+#include "gmem.h"
+#include "net.h"
+#include "net_hdr.h"
+#include "tap.h"
+#include "vq.h"
+
+#define F(bit) (1ull << (bit))
+
+/* ---- header checks ------------------------------------------------------ */
+
+static const uint64_t all_tx =
+    F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6);
+
+static struct virtio_net_hdr_v1 hdr(uint8_t flags, uint8_t gso, uint16_t gso_size,
+				    uint16_t csum_start, uint16_t csum_offset, uint16_t hdr_len)
+{
+	return (struct virtio_net_hdr_v1){.flags = flags,
+					  .gso_type = gso,
+					  .hdr_len = htole16(hdr_len),
+					  .gso_size = htole16(gso_size),
+					  .csum_start = htole16(csum_start),
+					  .csum_offset = htole16(csum_offset)};
+}
+
+#define CSUM VIRTIO_NET_HDR_F_NEEDS_CSUM
+
+Test(net_hdr, plain_and_offloaded_packets_pass)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+
+	cr_assert_eq(net_hdr_check(&h, 60, 0), NET_HDR_OK);
+	h = hdr(VIRTIO_NET_HDR_F_DATA_VALID, 0, 0, 0, 0, 0);
+	cr_assert_eq(net_hdr_check(&h, 60, 0), NET_HDR_OK);
+	/* TCP checksum over an IPv4 packet: start 34, offset 16. */
+	h = hdr(CSUM, 0, 0, 34, 16, 0);
+	cr_assert_eq(net_hdr_check(&h, 54, all_tx), NET_HDR_OK, "field ends at the frame's end");
+	h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 66);
+	cr_assert_eq(net_hdr_check(&h, 65000, all_tx), NET_HDR_OK);
+	h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV6, 1428, 54, 16, 86);
+	cr_assert_eq(net_hdr_check(&h, NET_FRAME_MAX, all_tx), NET_HDR_OK);
+}
+
+Test(net_hdr, frame_length)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+
+	cr_assert_eq(net_hdr_check(&h, 13, all_tx), NET_HDR_SHORT);
+	cr_assert_eq(net_hdr_check(&h, 0, all_tx), NET_HDR_SHORT);
+	cr_assert_eq(net_hdr_check(&h, 14, all_tx), NET_HDR_OK);
+	cr_assert_eq(net_hdr_check(&h, NET_FRAME_MAX + 1, all_tx), NET_HDR_LONG);
+	cr_assert_eq(NET_FRAME_MAX + NET_HDR_LEN, 65562);
+}
+
+Test(net_hdr, flags)
+{
+	for (unsigned bit = 2; bit < 8; bit++) {
+		struct virtio_net_hdr_v1 h = hdr((uint8_t)(1u << bit), 0, 0, 0, 0, 0);
+		cr_assert_eq(net_hdr_check(&h, 60, all_tx), NET_HDR_FLAGS, "flag bit %u", bit);
+	}
+}
+
+Test(net_hdr, needs_csum_needs_the_feature)
+{
+	struct virtio_net_hdr_v1 h = hdr(CSUM, 0, 0, 34, 16, 0);
+
+	cr_assert_eq(net_hdr_check(&h, 60, all_tx & ~F(VIRTIO_NET_F_CSUM)), NET_HDR_CSUM_NOT_OURS);
+}
+
+Test(net_hdr, csum_range)
+{
+	struct virtio_net_hdr_v1 h = hdr(CSUM, 0, 0, 34, 16, 0);
+
+	cr_assert_eq(net_hdr_check(&h, 51, all_tx), NET_HDR_CSUM_RANGE);
+	h = hdr(CSUM, 0, 0, 0xffff, 0xffff, 0); /* no 16-bit wrap */
+	cr_assert_eq(net_hdr_check(&h, NET_FRAME_MAX, all_tx), NET_HDR_CSUM_RANGE);
+	h = hdr(CSUM, 0, 0, 60, 0, 0);
+	cr_assert_eq(net_hdr_check(&h, 61, all_tx), NET_HDR_CSUM_RANGE);
+	/* Without NEEDS_CSUM the fields mean nothing. */
+	h = hdr(0, 0, 0, 0xffff, 0xffff, 0);
+	cr_assert_eq(net_hdr_check(&h, 60, all_tx), NET_HDR_OK);
+}
+
+Test(net_hdr, gso_type_known_and_negotiated)
+{
+	/* UFO (not offered), unassigned values, TSO with ECN (not offered). */
+	const uint8_t ecn = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN;
+	const uint8_t bad[] = {VIRTIO_NET_HDR_GSO_UDP, 2, 5, 6, 0x7f, ecn};
+	struct virtio_net_hdr_v1 h;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		h = hdr(CSUM, bad[i], 1448, 34, 16, 66);
+		cr_assert_eq(net_hdr_check(&h, 3000, all_tx), NET_HDR_GSO_TYPE, "type %#x", bad[i]);
+	}
+	h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 66);
+	cr_assert_eq(net_hdr_check(&h, 3000, all_tx & ~F(VIRTIO_NET_F_HOST_TSO4)),
+		     NET_HDR_GSO_TYPE);
+	h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV6, 1448, 54, 16, 86);
+	cr_assert_eq(net_hdr_check(&h, 3000, all_tx & ~F(VIRTIO_NET_F_HOST_TSO6)),
+		     NET_HDR_GSO_TYPE);
+}
+
+Test(net_hdr, gso_needs_csum_and_size)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 66);
+
+	cr_assert_eq(net_hdr_check(&h, 3000, all_tx), NET_HDR_GSO_NO_CSUM);
+	h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 0, 34, 16, 66);
+	cr_assert_eq(net_hdr_check(&h, 3000, all_tx), NET_HDR_GSO_SIZE);
+}
+
+Test(net_hdr, hdr_len)
+{
+	struct virtio_net_hdr_v1 h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 3001);
+
+	cr_assert_eq(net_hdr_check(&h, 3000, all_tx), NET_HDR_HDR_LEN);
+	h = hdr(0, 0, 0, 0, 0, 61);
+	cr_assert_eq(net_hdr_check(&h, 60, all_tx), NET_HDR_HDR_LEN);
+}
+
+Test(net_hdr, every_error_has_words)
+{
+	for (int e = NET_HDR_OK; e <= NET_HDR_HDR_LEN; e++)
+		cr_assert_neq(strcmp(net_hdr_strerror((enum net_hdr_err)e), "?"), 0, "error %d", e);
+	cr_assert_str_eq(net_hdr_strerror((enum net_hdr_err)99), "?");
+}
+
+/* ---- features -> tap offloads ------------------------------------------ */
+
+Test(tap, offloads_follow_what_the_guest_takes)
+{
+	const uint64_t gcsum = F(VIRTIO_NET_F_GUEST_CSUM);
+
+	cr_assert_eq(tap_offloads(0), 0);
+	/* What the guest sends is none of the tap's business. */
+	cr_assert_eq(tap_offloads(all_tx), 0);
+	cr_assert_eq(tap_offloads(gcsum), TUN_F_CSUM);
+	cr_assert_eq(tap_offloads(gcsum | F(VIRTIO_NET_F_GUEST_TSO4)), TUN_F_CSUM | TUN_F_TSO4);
+	cr_assert_eq(tap_offloads(gcsum | F(VIRTIO_NET_F_GUEST_TSO6)), TUN_F_CSUM | TUN_F_TSO6);
+	cr_assert_eq(tap_offloads(gcsum | F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6) |
+				  F(VIRTIO_NET_F_GUEST_UFO) | F(VIRTIO_NET_F_GUEST_ECN)),
+		     TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, "no UFO, no ECN");
+	/* TSO without checksum offload is nothing tun accepts. */
+	cr_assert_eq(tap_offloads(F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6)), 0);
+}
+
+/* ---- the device --------------------------------------------------------- */
+
+#define RAM (4u << 20)
+#define BUF 0x10000
+
+/* The guest's view of one queue: RX at 0x1000.., TX at 0x4000... */
+struct ring {
+	uint64_t desc, avail, used;
+	uint16_t avail_idx, next_desc;
+};
+
+static struct gmem *g;
+static struct vq vqs[2];
+static struct ring rings[2] = {{0x1000, 0x2000, 0x3000, 0, 0}, {0x4000, 0x5000, 0x6000, 0, 0}};
+static struct evloop *loop;
+static struct net *n;
+static int peer = -1; /* the test's end of the fake tap */
+static unsigned used_calls[2], resets;
+static bool (*until)(void);
+static const uint8_t mac[6] = {0x06, 0, 0xac, 0x10, 0, 2};
+
+enum { RX, TX };
+
+struct sg {
+	uint64_t gpa;
+	uint32_t len;
+	bool w;
+};
+
+static void *at(uint64_t gpa, uint64_t len)
+{
+	void *p = gmem_ptr(g, gpa, len);
+	cr_assert_not_null(p, "test layout outside RAM");
+	return p;
+}
+
+static void ring_start(unsigned i, uint16_t size)
+{
+	struct ring *r = &rings[i];
+
+	vq_reset(&vqs[i]);
+	r->avail_idx = r->next_desc = 0;
+	memset(at(r->desc, 0x3000), 0, 0x3000);
+	cr_assert_eq(vq_activate(&vqs[i], g, size, r->desc, r->avail, r->used, false), 0);
+}
+
+/* Lay out n buffers as one chain of queue i and offer it. */
+static uint16_t offer(unsigned i, const struct sg *s, unsigned cnt)
+{
+	struct ring *r = &rings[i];
+	uint16_t size = vqs[i].size, head = r->next_desc;
+
+	for (unsigned k = 0; k < cnt; k++) {
+		uint16_t idx = (uint16_t)((r->next_desc + k) % size);
+		uint16_t flags =
+		    (s[k].w ? VRING_DESC_F_WRITE : 0) | (k + 1 < cnt ? VRING_DESC_F_NEXT : 0);
+		*(struct vring_desc *)at(r->desc + idx * 16u, 16) = (struct vring_desc){
+		    .addr = s[k].gpa, .len = s[k].len, .flags = flags, .next = (idx + 1) % size};
+	}
+	r->next_desc = (uint16_t)((r->next_desc + cnt) % size);
+	((uint16_t *)at(r->avail + 4, 2u * size))[r->avail_idx % size] = head;
+	__atomic_store_n(&((struct vring_avail *)at(r->avail, 4))->idx, ++r->avail_idx,
+			 __ATOMIC_RELEASE);
+	return head;
+}
+
+/* One device-writable buffer. */
+static uint16_t offer_rx(uint64_t gpa, uint32_t len)
+{
+	struct sg s = {gpa, len, true};
+	return offer(RX, &s, 1);
+}
+
+static uint16_t used_idx(unsigned i)
+{
+	return __atomic_load_n(&((struct vring_used *)at(rings[i].used, 4))->idx, __ATOMIC_ACQUIRE);
+}
+
+static struct vring_used_elem used_elem(unsigned i, uint16_t k)
+{
+	return ((struct vring_used *)at(rings[i].used, 4 + 8u * vqs[i].size))
+	    ->ring[k % vqs[i].size];
+}
+
+static void host_used(void *t, unsigned q)
+{
+	(void)t;
+	cr_assert_lt(q, 2);
+	used_calls[q]++;
+	if (until && until())
+		evloop_stop(loop);
+}
+
+static void host_needs_reset(void *t)
+{
+	(void)t;
+	resets++;
+}
+
+static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
+
+/* Stops the loop after ms, unless the test is done first. */
+struct watchdog {
+	pthread_t t;
+	unsigned ms;
+	atomic_bool done;
+};
+
+static void *watch(void *arg)
+{
+	struct watchdog *w = arg;
+
+	for (unsigned i = 0; i < w->ms; i++) {
+		if (atomic_load(&w->done))
+			return NULL; /* a stop now would end the next run at once */
+		usleep(1000);
+	}
+	evloop_stop(loop);
+	return NULL;
+}
+
+/* Run the loop until cond() holds (checked at each interrupt decision) or
+ * ms have passed. */
+static void run(bool (*cond)(void), unsigned ms)
+{
+	struct watchdog w = {.ms = ms};
+
+	until = cond;
+	if (cond && cond())
+		return;
+	cr_assert_eq(pthread_create(&w.t, NULL, watch, &w), 0);
+	cr_assert_eq(evloop_run(loop), 0);
+	atomic_store(&w.done, true);
+	pthread_join(w.t, NULL);
+	until = NULL;
+}
+
+static uint16_t want_rx, want_tx;
+
+static bool rx_reached(void)
+{
+	return used_idx(RX) >= want_rx;
+}
+
+static bool tx_reached(void)
+{
+	return used_idx(TX) >= want_tx;
+}
+
+static void kick(unsigned q)
+{
+	net_ops.notify(n, q);
+}
+
+static void run_rx_until(uint16_t k)
+{
+	want_rx = k;
+	run(rx_reached, 2000);
+	cr_assert_eq(used_idx(RX), k, "RX used %u of %u", used_idx(RX), k);
+}
+
+static void run_tx_until(uint16_t k)
+{
+	want_tx = k;
+	run(tx_reached, 2000);
+	cr_assert_eq(used_idx(TX), k, "TX used %u of %u", used_idx(TX), k);
+}
+
+static void dev_setup(void)
+{
+	cr_assert_eq(gmem_create(&g, RAM), 0);
+	ring_start(RX, 256);
+	ring_start(TX, 256);
+	cr_assert_eq(evloop_create(&loop, 64), 0);
+	used_calls[RX] = used_calls[TX] = resets = 0;
+}
+
+static void dev_teardown(void)
+{
+	evloop_destroy(loop);
+	net_destroy(n);
+	n = NULL;
+	close_fd(&peer);
+	gmem_destroy(g);
+}
+
+TestSuite(net_dev, .init = dev_setup, .fini = dev_teardown, .timeout = 10);
+
+/* The device on one end of a socket pair, activated with features. */
+static void open_dev(uint64_t features)
+{
+	struct net_params p = {.id = "net0", .mac = mac, .loop = loop};
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+}
+
+static struct net_stats stats(void)
+{
+	struct net_stats s;
+	net_get_stats(n, &s);
+	return s;
+}
+
+/* A frame of len bytes: byte i is seed + i. */
+static void fill(uint8_t *p, uint32_t len, uint8_t seed)
+{
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed + i);
+}
+
+static bool filled(const uint8_t *p, uint32_t len, uint8_t seed, uint32_t from)
+{
+	for (uint32_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(seed + from + i))
+			return false;
+	return true;
+}
+
+/* The host sends one packet to the guest: header then frame. */
+static void peer_send(const struct virtio_net_hdr_v1 *h, uint32_t frame_len, uint8_t seed)
+{
+	static uint8_t pkt[NET_HDR_LEN + 70000];
+
+	memcpy(pkt, h, NET_HDR_LEN);
+	fill(pkt + NET_HDR_LEN, frame_len, seed);
+	cr_assert_eq(write(peer, pkt, NET_HDR_LEN + frame_len), (ssize_t)(NET_HDR_LEN + frame_len));
+}
+
+/* A TX packet as Linux lays it out: the header in its own buffer, the frame
+ * in another; the header at gpa, the frame at gpa + 0x100. */
+static uint16_t offer_tx(uint64_t gpa, const struct virtio_net_hdr_v1 *h, uint32_t frame_len,
+			 uint8_t seed)
+{
+	struct sg s[] = {{gpa, NET_HDR_LEN, false}, {gpa + 0x100, frame_len, false}};
+
+	memcpy(at(gpa, NET_HDR_LEN), h, NET_HDR_LEN);
+	fill(at(gpa + 0x100, frame_len), frame_len, seed);
+	return offer(TX, s, 2);
+}
+
+static const uint64_t mrg =
+    F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM);
+
+Test(net_dev, ops_features_and_config)
+{
+	struct virtio_net_config c;
+	uint64_t f;
+	uint8_t tail[4];
+
+	open_dev(mrg);
+	cr_assert_eq(net_ops.device_id, VIRTIO_ID_NET);
+	cr_assert_eq(net_ops.num_queues, 2);
+	cr_assert_eq(net_ops.queue_max, 256);
+	f = net_ops.features(n);
+	cr_assert_eq(f,
+		     F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_HOST_TSO4) |
+			 F(VIRTIO_NET_F_HOST_TSO6) | F(VIRTIO_NET_F_GUEST_TSO4) |
+			 F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_MRG_RXBUF) |
+			 F(VIRTIO_NET_F_STATUS) | F(VIRTIO_NET_F_MAC),
+		     "features %#llx", (unsigned long long)f);
+	net_ops.config_read(n, 0, &c, sizeof(c));
+	cr_assert_eq(memcmp(c.mac, mac, 6), 0);
+	cr_assert_eq(le16toh(c.status), VIRTIO_NET_S_LINK_UP);
+	/* A 2-byte read of status; past the end reads 0. */
+	uint16_t st;
+	net_ops.config_read(n, offsetof(struct virtio_net_config, status), &st, 2);
+	cr_assert_eq(le16toh(st), VIRTIO_NET_S_LINK_UP);
+	memset(tail, 0xff, sizeof(tail));
+	net_ops.config_read(n, 1ull << 40, tail, sizeof(tail));
+	cr_assert_eq(tail[0] | tail[3], 0);
+	net_ops.config_write(n, 0, tail, 4); /* ignored */
+	net_ops.config_read(n, 0, &c, sizeof(c));
+	cr_assert_eq(c.mac[0], 0x06);
+}
+
+Test(net_dev, no_mac_no_mac_feature)
+{
+	struct net_params p = {.id = "net0", .loop = loop};
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_not(net_ops.features(n) & F(VIRTIO_NET_F_MAC));
+}
+
+static const uint64_t full = F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM) |
+			     F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6) |
+			     F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO6) |
+			     F(VIRTIO_NET_F_MRG_RXBUF);
+
+/* The next packet from the device, or -1 if none is waiting. */
+static ssize_t peer_recv(uint8_t *buf, size_t cap)
+{
+	ssize_t r = read(peer, buf, cap);
+	return r < 0 && errno == EAGAIN ? -1 : r;
+}
+
+Test(net_dev, tx_packets_reach_the_tap_whole)
+{
+	struct virtio_net_hdr_v1 h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 66);
+	struct virtio_net_hdr_v1 plain = hdr(0, 0, 0, 0, 0, 0);
+	static uint8_t got[NET_HDR_LEN + 5000];
+	struct net_stats s;
+	uint16_t a, b;
+
+	open_dev(full);
+	a = offer_tx(BUF, &h, 4000, 1);
+	b = offer_tx(BUF + 0x2000, &plain, 60, 2);
+	kick(TX);
+	run_tx_until(2);
+	cr_assert_eq(used_elem(TX, 0).id, a);
+	cr_assert_eq(used_elem(TX, 0).len, 0);
+	cr_assert_eq(used_elem(TX, 1).id, b);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 4000);
+	cr_assert_eq(memcmp(got, &h, NET_HDR_LEN), 0, "the header passes through");
+	cr_assert(filled(got + NET_HDR_LEN, 4000, 1, 0));
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 60);
+	cr_assert(filled(got + NET_HDR_LEN, 60, 2, 0));
+	s = stats();
+	cr_assert_eq(s.tx_packets, 2);
+	cr_assert_eq(s.tx_bytes, 4060);
+	cr_assert_eq(s.tx_malformed, 0);
+	cr_assert_eq(resets, 0);
+	/* Idle again: notifications back on. */
+	cr_assert_not(((struct vring_used *)at(rings[TX].used, 4))->flags & VRING_USED_F_NO_NOTIFY);
+}
+
+/* One buffer holding header and frame, as Linux's any-layout TX does. */
+Test(net_dev, tx_header_and_frame_in_one_buffer)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	uint8_t got[200];
+
+	open_dev(full);
+	memcpy(at(BUF, NET_HDR_LEN), &h, NET_HDR_LEN);
+	fill(at(BUF + NET_HDR_LEN, 100), 100, 7);
+	struct sg s = {BUF, NET_HDR_LEN + 100, false};
+	offer(TX, &s, 1);
+	kick(TX);
+	run_tx_until(1);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 100);
+	cr_assert(filled(got + NET_HDR_LEN, 100, 7, 0));
+}
+
+/* Each malformed chain is given back unsent and counted; the good packets
+ * around them go out and the device needs no reset. */
+Test(net_dev, tx_malformed_chains_are_dropped_and_counted)
+{
+	struct virtio_net_hdr_v1 ok = hdr(0, 0, 0, 0, 0, 0);
+	struct virtio_net_hdr_v1 bad_flags = hdr(0x40, 0, 0, 0, 0, 0);
+	struct virtio_net_hdr_v1 tso = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 66);
+	uint8_t got[4096];
+	struct net_stats s;
+	unsigned sent = 0;
+
+	/* No HOST_TSO4: a TSO packet is malformed. */
+	open_dev(full & ~F(VIRTIO_NET_F_HOST_TSO4));
+	offer_tx(BUF, &ok, 60, 1);
+	struct sg writable[] = {{BUF + 0x1000, NET_HDR_LEN, false}, {BUF + 0x1100, 60, true}};
+	offer(TX, writable, 2);
+	struct sg short_hdr = {BUF + 0x2000, 11, false};
+	offer(TX, &short_hdr, 1);
+	offer_tx(BUF + 0x3000, &bad_flags, 60, 3);
+	offer_tx(BUF + 0x4000, &tso, 3000, 4);
+	offer_tx(BUF + 0x5000, &ok, 13, 5); /* runt */
+	offer_tx(BUF + 0x6000, &ok, 70, 6);
+	kick(TX);
+	run_tx_until(7);
+	for (uint16_t k = 0; k < 7; k++)
+		cr_assert_eq(used_elem(TX, k).len, 0);
+	while (peer_recv(got, sizeof(got)) > 0)
+		sent++;
+	cr_assert_eq(sent, 2);
+	s = stats();
+	cr_assert_eq(s.tx_malformed, 5);
+	cr_assert_eq(s.tx_packets, 2);
+	cr_assert_eq(resets, 0, "a bad packet is not a broken device");
+	/* Still working. */
+	offer_tx(BUF + 0x7000, &ok, 80, 8);
+	kick(TX);
+	run_tx_until(8);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 80);
+}
+
+Test(net_dev, tx_broken_ring_needs_reset)
+{
+	struct sg s = {RAM - 8, 64, false}; /* leaves RAM */
+
+	open_dev(full);
+	offer(TX, &s, 1);
+	kick(TX);
+	cr_assert_eq(resets, 1);
+	cr_assert_eq(stats().protocol_errors, 1);
+	cr_assert_eq(used_idx(TX), 0);
+}
+
+/* MRG_RXBUF: a packet spreads over as many buffers as it fills, the header's
+ * num_buffers says how many, and the buffers it did not need stay for the
+ * next packet. */
+Test(net_dev, rx_mergeable_spreads_one_packet)
+{
+	struct virtio_net_hdr_v1 h = hdr(VIRTIO_NET_HDR_F_DATA_VALID, 0, 0, 0, 0, 0);
+	struct virtio_net_hdr_v1 *g0;
+	uint16_t heads[5];
+	struct net_stats s;
+
+	open_dev(mrg); /* no guest GSO: 1530 bytes of buffers will do */
+	for (unsigned i = 0; i < 5; i++)
+		heads[i] = offer_rx(BUF + i * 0x1000u, 1000);
+	peer_send(&h, 2500, 9);
+	peer_send(&h, 100, 10);
+	kick(RX);
+	run_rx_until(4);
+	/* 12 + 2500 = 1000 + 1000 + 512 */
+	cr_assert_eq(used_elem(RX, 0).id, heads[0]);
+	cr_assert_eq(used_elem(RX, 0).len, 1000);
+	cr_assert_eq(used_elem(RX, 1).id, heads[1]);
+	cr_assert_eq(used_elem(RX, 1).len, 1000);
+	cr_assert_eq(used_elem(RX, 2).id, heads[2]);
+	cr_assert_eq(used_elem(RX, 2).len, 512);
+	g0 = at(BUF, NET_HDR_LEN);
+	cr_assert_eq(g0->flags, VIRTIO_NET_HDR_F_DATA_VALID);
+	cr_assert_eq(le16toh(g0->num_buffers), 3);
+	cr_assert(filled(at(BUF + NET_HDR_LEN, 988), 988, 9, 0));
+	cr_assert(filled(at(BUF + 0x1000, 1000), 1000, 9, 988));
+	cr_assert(filled(at(BUF + 0x2000, 512), 512, 9, 1988));
+	/* The second packet in the fourth buffer. */
+	cr_assert_eq(used_elem(RX, 3).id, heads[3]);
+	cr_assert_eq(used_elem(RX, 3).len, NET_HDR_LEN + 100);
+	cr_assert_eq(le16toh(((struct virtio_net_hdr_v1 *)at(BUF + 0x3000, 12))->num_buffers), 1);
+	s = stats();
+	cr_assert_eq(s.rx_packets, 2);
+	cr_assert_eq(s.rx_bytes, 2600);
+	cr_assert_eq(s.rx_dropped, 0);
+}
+
+/* Without MRG_RXBUF each packet takes one chain, here of two buffers. */
+Test(net_dev, rx_one_chain_per_packet)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	uint16_t a, b;
+
+	open_dev(F(VIRTIO_NET_F_GUEST_CSUM));
+	struct sg c1[] = {{BUF, NET_HDR_LEN, true}, {BUF + 0x100, 1514, true}};
+	struct sg c2[] = {{BUF + 0x1000, NET_HDR_LEN, true}, {BUF + 0x1100, 1514, true}};
+	a = offer(RX, c1, 2);
+	b = offer(RX, c2, 2);
+	peer_send(&h, 60, 1);
+	peer_send(&h, 1514, 2);
+	kick(RX);
+	run_rx_until(2);
+	cr_assert_eq(used_elem(RX, 0).id, a);
+	cr_assert_eq(used_elem(RX, 0).len, NET_HDR_LEN + 60);
+	cr_assert_eq(used_elem(RX, 1).id, b);
+	cr_assert_eq(used_elem(RX, 1).len, NET_HDR_LEN + 1514);
+	cr_assert_eq(le16toh(((struct virtio_net_hdr_v1 *)at(BUF, 12))->num_buffers), 1);
+	cr_assert(filled(at(BUF + 0x1100, 1514), 1514, 2, 0));
+}
+
+/* Out of buffers, the device stops reading and asks for a kick; nothing
+ * blocks, the packets wait in the tap, and a kick with buffers resumes. */
+Test(net_dev, rx_without_buffers_waits_for_a_kick)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	struct net_stats s;
+
+	open_dev(mrg);
+	offer_rx(BUF, 1000); /* short of the 1530 a packet may need */
+	for (unsigned i = 0; i < 3; i++)
+		peer_send(&h, 100, (uint8_t)(20 + i));
+	kick(RX);
+	run(NULL, 50);
+	cr_assert_eq(used_idx(RX), 0);
+	s = stats();
+	cr_assert_eq(s.rx_no_buffers, 1);
+	cr_assert_eq(s.rx_packets, 0);
+	cr_assert_not(((struct vring_used *)at(rings[RX].used, 4))->flags & VRING_USED_F_NO_NOTIFY,
+		      "notifications on while waiting");
+	/* The guest adds buffers and kicks. */
+	for (unsigned i = 1; i < 5; i++)
+		offer_rx(BUF + i * 0x1000u, 1000);
+	kick(RX);
+	run_rx_until(3);
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert(
+		    filled(at(BUF + i * 0x1000u + NET_HDR_LEN, 100), 100, (uint8_t)(20 + i), 0));
+	cr_assert_eq(stats().rx_packets, 3);
+}
+
+/* A flood while the guest takes nothing: the tap fills up and refuses the
+ * sender; the device neither blocks nor spins. */
+Test(net_dev, rx_flood_with_no_buffers_does_not_block)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	static uint8_t pkt[NET_HDR_LEN + 1000];
+	struct evloop_stats before, after;
+	unsigned sent = 0;
+
+	open_dev(mrg);
+	memcpy(pkt, &h, NET_HDR_LEN);
+	kick(RX);
+	evloop_get_stats(loop, &before);
+	while (write(peer, pkt, sizeof(pkt)) == (ssize_t)sizeof(pkt))
+		sent++;
+	cr_assert_eq(errno, EAGAIN);
+	cr_assert_gt(sent, 10);
+	run(NULL, 50);
+	evloop_get_stats(loop, &after);
+	cr_assert_lt(after.completed - before.completed, 10, "%llu completions while idle",
+		     (unsigned long long)(after.completed - before.completed));
+	cr_assert_eq(used_idx(RX), 0);
+	cr_assert_eq(stats().rx_no_buffers, 1);
+}
+
+/* A packet exactly as large as the chain is delivered whole; one byte more
+ * and it is dropped, not delivered cut short, and the chain takes the next
+ * packet. */
+Test(net_dev, rx_packet_larger_than_the_buffers_is_dropped)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	struct sg c = {BUF, NET_HDR_LEN + 1514, true};
+	struct sg c2 = {BUF + 0x1000, NET_HDR_LEN + 1514, true};
+
+	open_dev(F(VIRTIO_NET_F_GUEST_CSUM));
+	offer(RX, &c, 1);
+	peer_send(&h, 1514, 3);
+	peer_send(&h, 1515, 4);
+	peer_send(&h, 60, 5);
+	kick(RX);
+	run_rx_until(1);
+	cr_assert_eq(used_elem(RX, 0).len, NET_HDR_LEN + 1514);
+	offer(RX, &c2, 1);
+	kick(RX);
+	run_rx_until(2);
+	cr_assert_eq(used_elem(RX, 1).len, NET_HDR_LEN + 60);
+	cr_assert(filled(at(BUF + 0x1000 + NET_HDR_LEN, 60), 60, 5, 0));
+	cr_assert_eq(stats().rx_dropped, 1);
+	cr_assert_eq(stats().rx_packets, 2);
+}
+
+Test(net_dev, rx_chains_no_packet_can_use_are_given_back)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	struct sg readable[] = {{BUF, 100, false}, {BUF + 0x100, 2000, true}};
+	uint16_t bad1, bad2, good;
+
+	open_dev(F(VIRTIO_NET_F_GUEST_CSUM));
+	bad1 = offer(RX, readable, 2);
+	bad2 = offer_rx(BUF + 0x1000, NET_HDR_LEN - 1);
+	good = offer_rx(BUF + 0x2000, 2000);
+	peer_send(&h, 60, 1);
+	kick(RX);
+	run_rx_until(3);
+	cr_assert_eq(used_elem(RX, 0).id, bad1);
+	cr_assert_eq(used_elem(RX, 0).len, 0);
+	cr_assert_eq(used_elem(RX, 1).id, bad2);
+	cr_assert_eq(used_elem(RX, 2).id, good);
+	cr_assert_eq(used_elem(RX, 2).len, NET_HDR_LEN + 60);
+	cr_assert_eq(stats().rx_bad_buffers, 2);
+	cr_assert_eq(resets, 0);
+}
+
+Test(net_dev, rx_broken_ring_needs_reset)
+{
+	open_dev(mrg);
+	offer_rx(RAM - 8, 2000);
+	kick(RX);
+	cr_assert_eq(resets, 1);
+	cr_assert_eq(used_idx(RX), 0);
+}
+
+/* I/O queued at a reset finishes into nothing: no used entries for the old
+ * generation, and the new one works meanwhile. */
+Test(net_dev, reset_with_io_pending)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	uint8_t got[256];
+	unsigned sent = 0;
+	uint16_t head;
+	struct net_stats s;
+
+	open_dev(mrg);
+	offer_tx(BUF, &h, 60, 1);
+	offer_tx(BUF + 0x1000, &h, 60, 2);
+	kick(TX); /* two writes queued, not yet run */
+	for (unsigned i = 0; i < 2; i++)
+		offer_rx(BUF + 0x10000 + i * 0x1000u, 1000);
+	peer_send(&h, 100, 3);
+	kick(RX); /* a read queued */
+	net_ops.reset(n);
+	ring_start(RX, 256); /* what the transport does after ops->reset */
+	ring_start(TX, 256);
+	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	head = offer_tx(BUF + 0x2000, &h, 60, 4);
+	kick(TX); /* nothing in flight for this generation: popped and queued */
+	run_tx_until(1);
+	cr_assert_eq(used_elem(TX, 0).id, head);
+	cr_assert_eq(used_idx(RX), 0);
+	/* The old writes were under way already; the new one follows them. */
+	while (peer_recv(got, sizeof(got)) > 0)
+		sent++;
+	cr_assert_eq(sent, 3);
+	s = stats();
+	cr_assert_eq(s.stale_completions, 3, "two writes and a read");
+	/* RX works in the new generation (the old read took the old packet). */
+	offer_rx(BUF + 0x20000, 2000);
+	peer_send(&h, 50, 5);
+	kick(RX);
+	run_rx_until(1);
+	cr_assert(filled(at(BUF + 0x20000 + NET_HDR_LEN, 50), 50, 5, 0));
+}
+
+/* A read waiting for a packet when the guest resets the device is
+ * cancelled: a packet that comes after the reset does not land in a buffer
+ * of the old generation, and reaches the new one. */
+static void *reset_meanwhile(void *arg)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+
+	(void)arg;
+	usleep(20000);	  /* the read is waiting in the kernel */
+	net_ops.reset(n); /* as a vCPU thread would */
+	for (unsigned i = 0; i < 2000 && stats().stale_completions == 0; i++)
+		usleep(1000);
+	peer_send(&h, 100, 42);
+	usleep(20000);
+	evloop_stop(loop);
+	return NULL;
+}
+
+Test(net_dev, reset_cancels_a_waiting_read)
+{
+	pthread_t t;
+
+	open_dev(mrg);
+	offer_rx(BUF, 1000);
+	offer_rx(BUF + 0x1000, 1000);
+	memset(at(BUF, 1000), 0xee, 1000);
+	kick(RX);
+	cr_assert_eq(pthread_create(&t, NULL, reset_meanwhile, NULL), 0);
+	cr_assert_eq(evloop_run(loop), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(stats().stale_completions, 1, "the read was cancelled");
+	cr_assert_eq(*(uint8_t *)at(BUF + NET_HDR_LEN, 1), 0xee,
+		     "nothing landed in the old buffer");
+	cr_assert_eq(used_idx(RX), 0);
+	ring_start(RX, 256);
+	ring_start(TX, 256);
+	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	offer_rx(BUF + 0x8000, 2000);
+	kick(RX);
+	run_rx_until(1);
+	cr_assert(filled(at(BUF + 0x8000 + NET_HDR_LEN, 100), 100, 42, 0));
+}
+
+/* A tap with no room (here: a socket with a small send buffer nobody reads
+ * yet): io_uring waits for room itself, and every packet gets out. */
+static atomic_uint drained;
+static atomic_uint used_when_draining;
+
+static void *drain_peer(void *arg)
+{
+	static uint8_t buf[4096];
+	unsigned want = *(unsigned *)arg;
+	struct pollfd p = {.fd = peer, .events = POLLIN};
+
+	usleep(20000); /* let the device fill the socket first */
+	atomic_store(&used_when_draining, used_idx(TX));
+	while (atomic_load(&drained) < want && poll(&p, 1, 2000) > 0)
+		while (read(peer, buf, sizeof(buf)) > 0)
+			atomic_fetch_add(&drained, 1);
+	return NULL;
+}
+
+Test(net_dev, tx_waits_for_room)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	int sndbuf = 4096, sv[2];
+	struct net_params p = {.id = "net0", .loop = loop};
+	unsigned want = 40;
+	pthread_t t;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	for (unsigned i = 0; i < want; i++)
+		offer_tx(BUF + i * 0x1000u, &h, 1500, (uint8_t)i);
+	atomic_store(&drained, 0);
+	cr_assert_eq(pthread_create(&t, NULL, drain_peer, &want), 0);
+	kick(TX);
+	run_tx_until((uint16_t)want);
+	pthread_join(t, NULL);
+	cr_assert_lt(atomic_load(&used_when_draining), want, "the socket never filled up");
+	cr_assert_eq(atomic_load(&drained), want);
+	cr_assert_eq(stats().tx_packets, want);
+	cr_assert_eq(stats().tx_errors, 0);
+}
+
+/* ---- a real tap (root with /dev/net/tun; skipped elsewhere) ------------- */
+
+static char tap_name[IFNAMSIZ];
+
+/* A persistent tap of our own, or a skip. */
+static void tap_setup(void)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	tap_name[0] = 0;
+	if (fd < 0)
+		cr_skip_test("no /dev/net/tun: %s", strerror(errno));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "flntut%%d");
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0) {
+		int e = errno;
+		close(fd);
+		cr_skip_test("cannot create a tap: %s", strerror(e));
+	}
+	memcpy(tap_name, ifr.ifr_name, IFNAMSIZ);
+	close(fd);
+	dev_setup();
+}
+
+static void tap_teardown(void)
+{
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI};
+	int fd;
+
+	if (!tap_name[0])
+		return;
+	dev_teardown(); /* closes the device's fd on the tap */
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	memcpy(ifr.ifr_name, tap_name, IFNAMSIZ);
+	if (fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) == 0)
+		cr_assert_eq(ioctl(fd, TUNSETPERSIST, 0), 0);
+	close_fd(&fd);
+}
+
+TestSuite(net_tap, .init = tap_setup, .fini = tap_teardown, .timeout = 10);
+
+Test(net_tap, open_errors_name_the_problem)
+{
+	int fd, fd2;
+
+	cr_assert_eq(tap_open("flint-none0", &fd), -ENODEV);
+	cr_assert_eq(fd, -1);
+	cr_assert_eq(tap_open("a-name-of-sixteen", &fd), -EINVAL);
+	cr_assert_eq(tap_open("", &fd), -EINVAL);
+	cr_assert_eq(tap_open("lo", &fd), -EINVAL, "not a tap");
+	cr_assert_eq(tap_open(tap_name, &fd), 0);
+	cr_assert_eq(tap_open(tap_name, &fd2), -EBUSY);
+	cr_assert_eq(fd2, -1);
+	close_fd(&fd);
+}
+
+Test(net_tap, opened_with_a_12_byte_vnet_header)
+{
+	struct ifreq ifr;
+	int fd, sz = 0;
+
+	cr_assert_eq(tap_open(tap_name, &fd), 0);
+	cr_assert(tap_is_tap(fd));
+	cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	memset(&ifr, 0, sizeof(ifr));
+	cr_assert_eq(ioctl(fd, TUNGETIFF, &ifr), 0);
+	cr_assert_eq(ifr.ifr_flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
+		     IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+	cr_assert_eq(ioctl(fd, TUNGETVNETHDRSZ, &sz), 0);
+	cr_assert_eq(sz, 12);
+	cr_assert_eq(tap_set_offloads(fd, tap_offloads(full)), 0);
+	cr_assert_eq(tap_set_offloads(fd, TUN_F_TSO4), -EINVAL, "tun wants CSUM with TSO");
+	cr_assert_eq(tap_set_offloads(fd, 0), 0);
+	close_fd(&fd);
+	cr_assert_not(tap_is_tap(STDIN_FILENO));
+}
+
+/* Up, IPv6 off (no stray router solicitations), an MTU that lets a frame
+ * be larger than a guest's plain buffer; a packet socket on it. */
+static int tap_up(void)
+{
+	struct ifreq ifr;
+	char path[96];
+	int s, ps, idx = (int)if_nametoindex(tap_name);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", tap_name);
+	if ((f = fopen(path, "w"))) {
+		fputs("1", f);
+		fclose(f);
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(s, 0);
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, tap_name, IFNAMSIZ);
+	ifr.ifr_mtu = 9000;
+	cr_assert_eq(ioctl(s, SIOCSIFMTU, &ifr), 0);
+	cr_assert_eq(ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+	ifr.ifr_flags |= IFF_UP;
+	cr_assert_eq(ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+	close(s);
+	ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(0x88b5));
+	cr_assert_geq(ps, 0);
+	struct sockaddr_ll sll = {
+	    .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5), .sll_ifindex = idx};
+	cr_assert_eq(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	return ps;
+}
+
+/* An Ethernet frame of len bytes, ethertype 0x88b5 (local experimental). */
+static void frame(uint8_t *f, uint32_t len, uint8_t seed)
+{
+	fill(f, len, seed);
+	memcpy(f, "\x06\x00\xac\x10\x00\x02\x06\x00\xac\x10\x00\x01\x88\xb5", 14);
+}
+
+/* Through the real tap: host frames reach the guest behind a 12-byte
+ * header with num_buffers set; one larger than the guest's buffer is
+ * dropped whole; guest frames reach the host. */
+Test(net_tap, packets_both_ways)
+{
+	struct net_params p = {.tap = tap_name, .id = "net0"};
+	static uint8_t f[3000];
+	uint8_t got[256];
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	int ps;
+
+	p.loop = loop;
+	int r = net_create(&n, &p);
+	cr_assert_eq(r, 0, "net_create: %s", strerror(-r));
+	cr_assert_eq(net_ops.activate(n, F(VIRTIO_NET_F_GUEST_CSUM), vqs, &host), 0);
+	ps = tap_up();
+	offer_rx(BUF, NET_HDR_LEN + 1514);
+	offer_rx(BUF + 0x1000, NET_HDR_LEN + 1514);
+	frame(f, 100, 1);
+	cr_assert_eq(write(ps, f, 100), 100);
+	frame(f, 3000, 2);
+	cr_assert_eq(write(ps, f, 3000), 3000);
+	frame(f, 200, 3);
+	cr_assert_eq(write(ps, f, 200), 200);
+	kick(RX);
+	run_rx_until(2);
+	cr_assert_eq(used_elem(RX, 0).len, NET_HDR_LEN + 100);
+	cr_assert_eq(le16toh(((struct virtio_net_hdr_v1 *)at(BUF, 12))->num_buffers), 1);
+	cr_assert(filled(at(BUF + NET_HDR_LEN + 14, 86), 86, 1, 14));
+	cr_assert_eq(used_elem(RX, 1).len, NET_HDR_LEN + 200, "len %u", used_elem(RX, 1).len);
+	cr_assert(filled(at(BUF + 0x1000 + NET_HDR_LEN + 14, 186), 186, 3, 14));
+	cr_assert_eq(stats().rx_dropped, 1);
+	cr_assert_eq(stats().rx_packets, 2);
+
+	frame(f, 150, 4);
+	memcpy(at(BUF + 0x2000, NET_HDR_LEN), &h, NET_HDR_LEN);
+	memcpy(at(BUF + 0x2100, 150), f, 150);
+	struct sg s[] = {{BUF + 0x2000, NET_HDR_LEN, false}, {BUF + 0x2100, 150, false}};
+	offer(TX, s, 2);
+	kick(TX);
+	run_tx_until(1);
+	struct pollfd pf = {.fd = ps, .events = POLLIN};
+	cr_assert_eq(poll(&pf, 1, 1000), 1);
+	cr_assert_eq(read(ps, got, sizeof(got)), 150);
+	cr_assert(filled(got + 14, 136, 4, 14));
+	cr_assert_eq(stats().tx_packets, 1);
+	close(ps);
+}

@@ -9,9 +9,11 @@ CC ?= cc
 BUILD ?= build
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
-CPPFLAGS += -D_GNU_SOURCE -Irunner -Ivirtio -Irootfs
+# -iquote: project headers are included with quotes only, so that
+# runner/seccomp.h does not hide libseccomp's <seccomp.h>.
+CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
-LDLIBS_FLINT := -pthread -luring
+LDLIBS_FLINT := -pthread -luring -lseccomp
 
 RUNNER_SRCS := $(wildcard runner/*.c virtio/*.c) rootfs/agent/proto.c
 RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "seccomp.h"
+
 #ifndef FLINT_VERSION
 #define FLINT_VERSION "0.1.0"
 #endif
@@ -32,6 +34,8 @@ void cli_usage(void)
 	       "                     PATH and send \"CONNECT <port>\\n\"; guest connections to\n"
 	       "                     CID 2 port P go to PATH_P (Firecracker's model)\n"
 	       "  --stats            print VM exit counts by reason on exit\n"
+	       "  --seccomp-log      log system calls outside a thread's seccomp allow list\n"
+	       "                     (in the kernel log) instead of killing flint\n"
 	       "  --verbose          log more\n"
 	       "  --check-kvm        say whether this host's KVM can boot a guest; exit 0 if so\n"
 	       "  --help, --version\n\n"
@@ -101,7 +105,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 {
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
 	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
-	       O_ROOTFS, O_TIMEOUT, O_TIMINGS };
+	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -119,6 +123,9 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"stats", no_argument, NULL, O_STATS},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"check-kvm", no_argument, NULL, O_CHECK},
+		{"seccomp-log", no_argument, NULL, O_SECCOMP_LOG},
+		/* Not in --help: for tests of the filters only. */
+		{"seccomp-test-forbidden", required_argument, NULL, O_SECCOMP_TEST},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -223,6 +230,17 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 			break;
 		case O_CHECK:
 			cfg->check_kvm = true;
+			break;
+		case O_SECCOMP_LOG:
+			cfg->seccomp_log = true;
+			break;
+		case O_SECCOMP_TEST:
+			if (seccomp_thread_by_name(optarg) < 0)
+				return bad(err, errlen,
+					   "--seccomp-test-forbidden %s: expected main, vcpu, "
+					   "evloop or run",
+					   optarg);
+			cfg->seccomp_test = optarg;
 			break;
 		case O_HELP:
 			cli_usage();

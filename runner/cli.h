@@ -49,6 +49,9 @@ struct config {
 	enum console_mode console;
 	bool stats;
 	bool check_kvm;
+	bool seccomp_log;	  /* log calls outside the seccomp filters, do not kill */
+	const char *seccomp_test; /* hidden test hook: thread kind that makes a
+				     forbidden call (seccomp.h), NULL for none */
 	char *const *guest_argv; /* words after "--", passed to the guest init */
 	int guest_argc;
 	struct drive_cfg drives[MAX_DRIVES]; /* virtio-blk, /dev/vda, vdb, ... */

@@ -39,6 +39,8 @@ struct evloop {
 	pthread_t thread;
 	bool started;
 	int thread_result;
+	int (*thread_init)(void *ctx); /* evloop_set_thread_init */
+	void *thread_ctx;
 	/* Written by the thread running the loop only; read by anyone. */
 	_Atomic uint64_t submitted, completed, iterations;
 };
@@ -400,8 +402,16 @@ int evloop_run(struct evloop *l)
 static void *loop_thread(void *arg)
 {
 	struct evloop *l = arg;
+	if (l->thread_init && (l->thread_result = l->thread_init(l->thread_ctx)) < 0)
+		return NULL;
 	l->thread_result = evloop_run(l);
 	return NULL;
+}
+
+void evloop_set_thread_init(struct evloop *l, int (*fn)(void *ctx), void *ctx)
+{
+	l->thread_init = fn;
+	l->thread_ctx = ctx;
 }
 
 int evloop_start(struct evloop *l)

@@ -78,6 +78,12 @@ int evloop_run(struct evloop *l) WARN_UNUSED;
  * Returns 0, -EBUSY if already started, or -errno. */
 int evloop_start(struct evloop *l) WARN_UNUSED;
 
+/* Have the thread from evloop_start() call fn(ctx) before it runs the loop
+ * (vm.c installs the thread's seccomp filter there). A negative return ends
+ * the thread at once with that result, which evloop_join() returns. Call
+ * before evloop_start(). */
+void evloop_set_thread_init(struct evloop *l, int (*fn)(void *ctx), void *ctx);
+
 /* Ask the loop to stop; returns at once. Safe from any thread, the loop's own
  * handlers included. A stop requested before the loop runs makes the next
  * run return at once. */

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "kvm.h"
+#include "seccomp.h"
 
-/* A real-time signal, so nothing else in the process uses it. */
-#define SIG_KICK (SIGRTMIN + 1)
+#define SIG_KICK VCPU_KICK_SIGNAL
 
 static const char *const exit_names[VCPU_EXIT_REASONS] = {
 	[KVM_EXIT_UNKNOWN] = "UNKNOWN",
@@ -153,6 +153,13 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Before the first KVM_RUN: from here on the guest drives this thread. */
+	int r = seccomp_enter(SECCOMP_VCPU);
+	if (r < 0) {
+		control_request_stop(v->env->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
+				     "seccomp filter for vCPU %u: %s", v->id, strerror(-r));
+		return NULL;
+	}
 	while (!control_stopping(v->env->ctl)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

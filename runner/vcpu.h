@@ -5,6 +5,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "bus.h"
@@ -12,6 +13,9 @@
 #include "util.h"
 
 #define VCPU_EXIT_REASONS 64 /* KVM_EXIT_* values stay below this */
+/* The signal that kicks a vCPU out of KVM_RUN: a real-time one, so nothing
+ * else in the process uses it. */
+#define VCPU_KICK_SIGNAL (SIGRTMIN + 1)
 
 enum vcpu_action { VCPU_CONTINUE, VCPU_STOP, VCPU_FATAL };
 

@@ -23,6 +23,7 @@
 #include "legacy.h"
 #include "loader.h"
 #include "mptable.h"
+#include "seccomp.h"
 #include "serial.h"
 #include "blk.h"
 #include "evloop.h"
@@ -118,6 +119,25 @@ static void boot_timer_fired(void *ctx, uint64_t us)
 	struct vm *vm = ctx;
 	(void)us;
 	kvm_stat_sum(vm, "exits", &vm->boot_exits);
+}
+
+/* The seccomp policy every thread applies to itself when it starts. */
+static int setup_seccomp(struct vm *vm)
+{
+	const char *test = vm->cfg->seccomp_test;
+	return seccomp_configure(vm->cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1);
+}
+
+/* The event-loop thread's first act, before it serves any device. */
+static int evloop_thread_start(void *ctx)
+{
+	struct vm *vm = ctx;
+	int r = seccomp_enter(SECCOMP_EVLOOP);
+
+	if (r < 0)
+		control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
+				     "seccomp filter for the event loop: %s", strerror(-r));
+	return r;
 }
 
 static int setup_vm(struct vm *vm)
@@ -241,6 +261,7 @@ static int setup_virtio(struct vm *vm)
 		       r == -EPERM || r == -ENOSYS ? " (is io_uring disabled on this host?)" : "");
 		return r;
 	}
+	evloop_set_thread_init(vm->loop, evloop_thread_start, vm);
 	vm->vdev_env = (struct vdev_env){
 		.vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
 	for (unsigned i = 0; i < cfg->ndrives; i++) {
@@ -410,6 +431,7 @@ int vm_create(struct vm **out, const struct config *cfg)
 		const char *name;
 		int (*fn)(struct vm *vm);
 	} steps[] = {
+		{"seccomp policy", setup_seccomp},
 		{"VM", setup_vm},	      {"memory", setup_memory}, {"devices", setup_devices},
 		{"virtio devices", setup_virtio},
 		{"kernel and boot tables", setup_boot}, {"vCPUs", setup_vcpus},
@@ -551,6 +573,11 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* After creating the other threads, so that none inherits this filter,
+	 * and before serving anything (seccomp.h). */
+	if ((r = seccomp_enter(SECCOMP_MAIN)) < 0)
+		control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
+				     "seccomp filter for the main thread: %s", strerror(-r));
 	while (!control_stopping(&vm->ctl)) {
 		struct pollfd p[3] = {
 			{.fd = vm->stop_fd, .events = POLLIN},

@@ -1,0 +1,404 @@
+/* The seccomp tables: each compiles, none allows what no flint thread may
+ * do, and installed filters (in a child process each) allow the listed
+ * calls and kill on the rest. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "evloop.h"
+#include "seccomp.h"
+#include "vcpu.h"
+
+TestSuite(seccomp, .timeout = 10);
+
+static const enum seccomp_thread kinds[] = {SECCOMP_MAIN, SECCOMP_VCPU, SECCOMP_EVLOOP,
+					    SECCOMP_RUN};
+
+Test(seccomp, every_table_compiles_in_both_modes)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
+		for (int log_only = 0; log_only < 2; log_only++) {
+			int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+			cr_assert_geq(fd, 0);
+			int r = seccomp_export(kinds[k], log_only, fd);
+			cr_assert_eq(r, 0, "%s table: %s", seccomp_thread_name(kinds[k]),
+				     strerror(-r));
+			/* A BPF program: whole 8-byte instructions, at least one per row. */
+			off_t len = lseek(fd, 0, SEEK_END);
+			size_t n;
+			seccomp_table(kinds[k], &n);
+			cr_assert_eq(len % 8, 0);
+			cr_assert_geq((size_t)len / 8, n, "%s: %lld bytes of BPF for %zu rows",
+				      seccomp_thread_name(kinds[k]), (long long)len, n);
+			close(fd);
+		}
+	cr_assert_eq(seccomp_export(SECCOMP_THREADS, false, 2), -EINVAL);
+}
+
+Test(seccomp, forbidden_calls_are_in_no_table)
+{
+	/* clang-format off */
+	static const struct {
+		const char *name;
+		int nr;
+	} forbidden[] = {
+#define F(sys) {#sys, SCMP_SYS(sys)}
+		F(execve), F(execveat), F(open), F(openat), F(openat2), F(creat),
+		F(ptrace), F(process_vm_readv), F(process_vm_writev),
+		F(mount), F(umount2), F(setns), F(unshare), F(chroot), F(pivot_root),
+		F(clone), F(clone3), F(fork), F(vfork),
+		F(kexec_load), F(init_module), F(finit_module), F(bpf), F(perf_event_open),
+		F(userfaultfd), F(pkey_mprotect), F(setuid), F(capset), F(prctl), F(seccomp),
+		F(kill), F(rt_sigaction), F(mknodat), F(symlinkat), F(linkat), F(renameat2),
+#undef F
+	};
+	/* clang-format on */
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+		size_t n;
+		const struct seccomp_rule *t = seccomp_table(kinds[k], &n);
+		cr_assert_gt(n, 0);
+		for (size_t i = 0; i < n; i++)
+			for (size_t f = 0; f < ARRAY_SIZE(forbidden); f++)
+				cr_assert_neq(t[i].nr, forbidden[f].nr, "%s table allows %s",
+					      seccomp_thread_name(kinds[k]), forbidden[f].name);
+	}
+}
+
+static const struct scmp_arg_cmp *cond_on(const struct seccomp_rule *r, unsigned arg)
+{
+	for (unsigned j = 0; j < r->nconds; j++)
+		if (r->conds[j].arg == arg)
+			return &r->conds[j];
+	return NULL;
+}
+
+Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
+{
+	unsigned ioctls = 0;
+
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+		const char *name = seccomp_thread_name(kinds[k]);
+		size_t n;
+		const struct seccomp_rule *t = seccomp_table(kinds[k], &n);
+		for (size_t i = 0; i < n; i++) {
+			const struct scmp_arg_cmp *c;
+			cr_assert_leq(t[i].nconds, SECCOMP_MAX_CONDS);
+			if (t[i].nr == SCMP_SYS(ioctl)) {
+				/* One request per row, never "any request". */
+				c = cond_on(&t[i], 1);
+				cr_assert(c && t[i].nconds == 1 && c->op == SCMP_CMP_EQ,
+					  "%s: ioctl row %zu is not one exact request", name, i);
+				ioctls++;
+			} else if (t[i].nr == SCMP_SYS(mmap) || t[i].nr == SCMP_SYS(mprotect)) {
+				c = cond_on(&t[i], 2);
+				cr_assert(c && c->op == SCMP_CMP_MASKED_EQ &&
+					      (c->datum_a & PROT_EXEC) && c->datum_b == 0,
+					  "%s: %s may map executable memory", name, t[i].name);
+			} else if (t[i].nr == SCMP_SYS(tgkill)) {
+				cr_assert(cond_on(&t[i], 0) && cond_on(&t[i], 2),
+					  "%s: tgkill without pid and signal checks", name);
+			} else if (t[i].nr == SCMP_SYS(socket)) {
+				c = cond_on(&t[i], 0);
+				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == AF_UNIX,
+					  "%s: socket beyond AF_UNIX", name);
+			} else if (t[i].nr == SCMP_SYS(madvise)) {
+				c = cond_on(&t[i], 2);
+				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == MADV_DONTNEED);
+			} else {
+				cr_assert_eq(t[i].nconds, 0, "%s: unexpected condition on %s", name,
+					     t[i].name);
+			}
+		}
+	}
+	cr_assert_geq(ioctls, 3); /* KVM_RUN and TUNSETOFFLOAD on vCPUs, TCSETS on main */
+}
+
+Test(seccomp, thread_names)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
+		cr_assert_eq(seccomp_thread_by_name(seccomp_thread_name(kinds[k])), (int)kinds[k]);
+	cr_assert_eq(seccomp_thread_by_name("vcpu0"), -EINVAL);
+	cr_assert_eq(seccomp_thread_by_name(""), -EINVAL);
+	cr_assert_null(seccomp_thread_name(SECCOMP_THREADS));
+}
+
+/* ---- installed filters, each in a child process ---- */
+
+/* Exit statuses of a child whose call was allowed but went wrong. */
+#define CHILD_NO_FILTER	   100
+#define CHILD_WRONG_RESULT 101
+
+/* Fork; the child installs kind's filter (unless kind is SECCOMP_THREADS),
+ * runs call() and exits 0. Returns the child's wait status. */
+static int in_child(enum seccomp_thread kind, bool log_only, void (*call)(void))
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (kind != SECCOMP_THREADS && seccomp_install(kind, log_only) < 0)
+			_exit(CHILD_NO_FILTER);
+		call();
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static void killed(int st, const char *what)
+{
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS,
+		  "%s: expected death by SIGSYS, got status 0x%x", what, st);
+}
+
+static void allowed(int st, const char *what)
+{
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: expected exit 0, got status 0x%x",
+		  what, st);
+}
+
+/* The child's calls: raw system calls, so that glibc adds none. */
+static void expect_errno(long r, int err)
+{
+	if (r != -1 || errno != err)
+		_exit(CHILD_WRONG_RESULT);
+}
+
+static void call_kvm_run(void)
+{
+	expect_errno(syscall(SYS_ioctl, -1, KVM_RUN, 0), EBADF);
+}
+
+static void call_tcsets(void)
+{
+	struct termios t = {0};
+	syscall(SYS_ioctl, -1, TCSETS, &t);
+}
+
+static void call_mmap_rw(void)
+{
+	void *p = (void *)syscall(SYS_mmap, NULL, 4096, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(CHILD_WRONG_RESULT);
+}
+
+static void call_mmap_exec(void)
+{
+	syscall(SYS_mmap, NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static void call_mprotect_exec(void)
+{
+	static char page[4096] __attribute__((aligned(4096)));
+	syscall(SYS_mprotect, page, sizeof(page), PROT_READ | PROT_WRITE | PROT_EXEC);
+}
+
+static void call_execve(void)
+{
+	static char *const none[] = {NULL};
+	expect_errno(syscall(SYS_execve, "", none, none), ENOENT);
+}
+
+static void call_openat(void)
+{
+	syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+}
+
+/* A thread id no thread has (above PID_MAX_LIMIT): ESRCH when allowed. */
+#define NO_TID 0x3fffffff
+
+static void call_tgkill_kick(void)
+{
+	expect_errno(syscall(SYS_tgkill, getpid(), NO_TID, VCPU_KICK_SIGNAL), ESRCH);
+}
+
+static void call_tgkill_other_signal(void)
+{
+	syscall(SYS_tgkill, getpid(), NO_TID, SIGUSR1);
+}
+
+static void call_tgkill_other_process(void)
+{
+	syscall(SYS_tgkill, getppid(), NO_TID, VCPU_KICK_SIGNAL);
+}
+
+static void call_socket_unix(void)
+{
+	long fd = syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		_exit(CHILD_WRONG_RESULT);
+}
+
+static void call_socket_inet(void)
+{
+	syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+}
+
+static void call_poll(void)
+{
+	if (syscall(SYS_poll, NULL, 0, 0) != 0)
+		_exit(CHILD_WRONG_RESULT);
+}
+
+Test(seccomp, vcpu_filter_allows_kvm_run_and_kills_the_rest)
+{
+	allowed(in_child(SECCOMP_VCPU, false, call_kvm_run), "KVM_RUN");
+	allowed(in_child(SECCOMP_VCPU, false, call_mmap_rw), "mmap rw");
+	allowed(in_child(SECCOMP_VCPU, false, call_tgkill_kick), "tgkill kick");
+	killed(in_child(SECCOMP_VCPU, false, call_tcsets), "ioctl TCSETS");
+	killed(in_child(SECCOMP_VCPU, false, call_mmap_exec), "mmap exec");
+	killed(in_child(SECCOMP_VCPU, false, call_mprotect_exec), "mprotect exec");
+	killed(in_child(SECCOMP_VCPU, false, call_execve), "execve");
+	killed(in_child(SECCOMP_VCPU, false, call_openat), "openat");
+	killed(in_child(SECCOMP_VCPU, false, call_tgkill_other_signal), "tgkill SIGUSR1");
+	killed(in_child(SECCOMP_VCPU, false, call_tgkill_other_process), "tgkill parent");
+	killed(in_child(SECCOMP_VCPU, false, call_socket_unix), "socket");
+}
+
+Test(seccomp, other_threads_filters)
+{
+	allowed(in_child(SECCOMP_MAIN, false, call_poll), "main: poll");
+	killed(in_child(SECCOMP_MAIN, false, call_kvm_run), "main: KVM_RUN");
+	killed(in_child(SECCOMP_MAIN, false, call_openat), "main: openat");
+	allowed(in_child(SECCOMP_EVLOOP, false, call_socket_unix), "evloop: AF_UNIX socket");
+	killed(in_child(SECCOMP_EVLOOP, false, call_socket_inet), "evloop: AF_INET socket");
+	killed(in_child(SECCOMP_EVLOOP, false, call_kvm_run), "evloop: KVM_RUN");
+	allowed(in_child(SECCOMP_RUN, false, call_poll), "run: poll");
+	killed(in_child(SECCOMP_RUN, false, call_socket_unix), "run: socket");
+	killed(in_child(SECCOMP_RUN, false, call_execve), "run: execve");
+}
+
+Test(seccomp, log_mode_lets_the_call_through)
+{
+	allowed(in_child(SECCOMP_VCPU, true, call_execve), "execve, logged");
+	allowed(in_child(SECCOMP_THREADS, false, call_execve), "execve without a filter");
+}
+
+static void enter_vcpu(void)
+{
+	if (seccomp_enter(SECCOMP_VCPU) < 0)
+		_exit(CHILD_NO_FILTER);
+}
+
+static void configure_and_enter(bool log_only, int test_thread)
+{
+	if (seccomp_configure(log_only, test_thread) < 0)
+		_exit(CHILD_NO_FILTER);
+	enter_vcpu();
+}
+
+static void hook_vcpu_kill(void)
+{
+	configure_and_enter(false, SECCOMP_VCPU);
+}
+
+static void hook_vcpu_log(void)
+{
+	configure_and_enter(true, SECCOMP_VCPU);
+}
+
+static void hook_other_thread(void)
+{
+	configure_and_enter(false, SECCOMP_MAIN);
+	call_kvm_run(); /* the vCPU filter is on, the hook did not fire */
+}
+
+static void no_policy(void)
+{
+	enter_vcpu();
+	call_execve(); /* seccomp_enter without a policy installs nothing */
+}
+
+Test(seccomp, enter_applies_the_policy_and_the_test_hook)
+{
+	/* in_child with SECCOMP_THREADS: the child installs nothing itself. */
+	killed(in_child(SECCOMP_THREADS, false, hook_vcpu_kill), "hook on vcpu");
+	allowed(in_child(SECCOMP_THREADS, false, hook_vcpu_log), "hook on vcpu, log mode");
+	allowed(in_child(SECCOMP_THREADS, false, hook_other_thread), "hook on main");
+	allowed(in_child(SECCOMP_THREADS, false, no_policy), "no policy");
+	cr_assert_eq(seccomp_configure(false, SECCOMP_THREADS), -EINVAL);
+}
+
+/* ---- the event loop's thread installs its filter through its hook ---- */
+
+static int install_evloop(void *ctx)
+{
+	*(int *)ctx += 1;
+	return seccomp_install(SECCOMP_EVLOOP, false);
+}
+
+static void evloop_under_filter(void)
+{
+	static int calls;
+	struct evloop *l;
+
+	if (evloop_create(&l, 8) < 0)
+		_exit(CHILD_NO_FILTER);
+	evloop_set_thread_init(l, install_evloop, &calls);
+	/* The loop thread polls its eventfd, wakes, drains and exits under
+	 * its filter; this thread has none. */
+	if (evloop_start(l) < 0)
+		_exit(CHILD_NO_FILTER);
+	evloop_stop(l);
+	if (evloop_join(l) != 0 || calls != 1)
+		_exit(CHILD_WRONG_RESULT);
+	evloop_destroy(l);
+}
+
+Test(seccomp, evloop_thread_runs_under_its_filter)
+{
+	allowed(in_child(SECCOMP_THREADS, false, evloop_under_filter), "event loop");
+}
+
+static int refuse(void *ctx)
+{
+	(void)ctx;
+	return -EPERM;
+}
+
+Test(seccomp, evloop_thread_init_failure_ends_the_thread)
+{
+	struct evloop *l;
+
+	cr_assert_eq(evloop_create(&l, 8), 0);
+	evloop_set_thread_init(l, refuse, NULL);
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_join(l), -EPERM);
+	evloop_destroy(l);
+}
+
+/* ---- the command line ---- */
+
+static enum cli_result parse(struct config *cfg, char *err, const char *a, const char *b)
+{
+	char *argv[] = {"flint", "--kernel", "k", (char *)a, (char *)b, NULL};
+	return cli_parse(b ? 5 : 4, argv, cfg, err, 256);
+}
+
+Test(seccomp, cli_options)
+{
+	struct config cfg;
+	char err[256];
+
+	cr_assert_eq(parse(&cfg, err, "--stats", NULL), CLI_RUN);
+	cr_assert(!cfg.seccomp_log && !cfg.seccomp_test, "filters kill, no hook, by default");
+	cr_assert_eq(parse(&cfg, err, "--seccomp-log", NULL), CLI_RUN);
+	cr_assert(cfg.seccomp_log);
+	cr_assert_eq(parse(&cfg, err, "--seccomp-test-forbidden", "evloop"), CLI_RUN);
+	cr_assert_str_eq(cfg.seccomp_test, "evloop");
+	cr_assert_eq(parse(&cfg, err, "--seccomp-test-forbidden", "gpu"), CLI_ERROR);
+	cr_assert(strstr(err, "--seccomp-test-forbidden gpu"), "%s", err);
+}

@@ -16,6 +16,7 @@ FUZZ_BINS := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz/%)
 # Module sources each harness links (no main, nothing that opens /dev/kvm).
 FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/gmem.c
 FUZZ_SRCS_fuzz_blk := virtio/blk_req.c
+FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

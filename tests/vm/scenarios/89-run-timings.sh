@@ -1,0 +1,21 @@
+# flint run --timings: launch to init, launch to agent ready and the
+# command's time on stderr, in that order of magnitude.
+# timeout: 120
+. "$(dirname "$0")/../lib.sh"
+need_guest
+[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
+
+status=0
+"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" --timings -- sh -c 'sleep 0.3; echo sum=$((40+2))' </dev/null >"$OUT" 2>"$ERR" || status=$?
+echo "flint run --timings -> status $status"
+! grep -q 'not built yet' "$ERR" || skip "flint run needs the vsock device (not built yet)"
+expect_status 0 "the command"
+[ "$(cat "$OUT")" = sum=42 ] || fail "stdout is '$(head -c 300 "$OUT")', expected 'sum=42'"
+line=$(grep -E 'launch to init [0-9.]+ ms, launch to agent ready [0-9.]+ ms, command [0-9.]+ ms' "$ERR") ||
+	fail "no timings line on stderr"
+echo "$line"
+init=$(echo "$line" | sed -E 's/.*launch to init ([0-9]+).*/\1/')
+ready=$(echo "$line" | sed -E 's/.*agent ready ([0-9]+).*/\1/')
+cmd=$(echo "$line" | sed -E 's/.*command ([0-9]+).*/\1/')
+[ "$init" -gt 0 ] && [ "$ready" -ge "$init" ] || fail "agent ready ($ready ms) before init ($init ms)"
+[ "$cmd" -ge 300 ] || fail "the command's time ($cmd ms) is under its 0.3 s sleep"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "cgroupfs.h"
 #include "console.h"
 #include "control.h"
 #include "cpuid.h"
@@ -171,7 +172,15 @@ static int setup_vm(struct vm *vm)
 
 static int setup_memory(struct vm *vm)
 {
-	int r = gmem_create(&vm->mem, vm->cfg->mem);
+	char why[4096 + 160];
+	/* Before mapping: a cgroup too small for the guest would OOM-kill
+	 * flint mid-boot instead. */
+	int r = cgroupfs_check_memory(vm->cfg->mem, why, sizeof(why));
+	if (r < 0) {
+		pr_err("%s", why);
+		return r;
+	}
+	r = gmem_create(&vm->mem, vm->cfg->mem);
 	if (r < 0) {
 		pr_err("cannot map %llu MiB of guest memory: %s",
 		       (unsigned long long)(vm->cfg->mem >> 20), strerror(-r));

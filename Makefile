@@ -45,8 +45,9 @@ smoke: $(BUILD)/flint
 include mk/tools.mk
 include mk/guest.mk
 include mk/fuzz.mk
+include mk/jail.mk
 
-test: unit smoke fuzz-smoke vm-test
+test: unit smoke fuzz-smoke jail-test vm-test
 
 # Launch-to-init and VM exits against QEMU microvm, in one rig run.
 BENCH_RUNS ?= 10

@@ -1,0 +1,240 @@
+/* flint-jail: launch flint the way a multi-tenant host must, confined to a
+ * directory of its own in a private mount namespace, in cgroups, under
+ * rlimits, as an unprivileged user with no capabilities. The steps run in
+ * the order below; any failure undoes what the run created and exits 125. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cgroupfs.h"
+#include "err.h"
+#include "fs.h"
+#include "opts.h"
+#include "plan.h"
+#include "privs.h"
+
+#define EXIT_JAIL 125
+
+static struct jail_opts opts;
+static struct plan plan;
+static struct jail_cgroups cgroups;
+static struct jail_fs jfs;
+static pid_t child = -1;
+
+static int set_rlimits(void)
+{
+	struct rlimit nofile = {opts.nofile, opts.nofile}, fsize = {opts.fsize, opts.fsize};
+
+	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		return jail_fail("set rlimit no-file", NULL, -errno);
+	if (opts.has_fsize && setrlimit(RLIMIT_FSIZE, &fsize) < 0)
+		return jail_fail("set rlimit fsize", NULL, -errno);
+	return 0;
+}
+
+static int daemonize(int null_fd)
+{
+	if (setsid() < 0)
+		return jail_fail("daemonize: setsid", NULL, -errno);
+	for (int fd = 0; fd < 3; fd++)
+		if (dup2(null_fd, fd) < 0)
+			return jail_fail("daemonize", "/dev/null", -errno);
+	return 0;
+}
+
+/* The last steps: drop to the user and become flint. Returns only on
+ * failure; after privs_drop nothing can be undone any more, so every check
+ * that can fail earlier (the exec file's type and mode, noexec) did. */
+static int become_flint(bool deathsig)
+{
+	static char *const empty_env[] = {NULL};
+	int r;
+
+	if ((r = privs_drop(opts.uid, opts.gid)) < 0)
+		return r;
+	/* Set after the id change, which clears it: flint dies with the
+	 * jailer that waits for it. */
+	if (deathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return jail_fail("set the parent-death signal", NULL, -errno);
+	execve(plan.argv[0], plan.argv, empty_env);
+	return jail_fail("exec", plan.argv[0], -errno);
+}
+
+static void forward(int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+}
+
+static int write_pid_file(pid_t pid)
+{
+	char path[PATH_MAX], text[32];
+	int n = snprintf(text, sizeof(text), "%d\n", (int)pid), r = 0;
+
+	/* In the jail: the host sees it at <root>/<exec name>.pid. */
+	snprintf(path, sizeof(path), "%s.pid", plan.argv[0]);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, text, n) != n)
+		r = jail_fail("write the pid file", path, -errno);
+	close_fd(&fd);
+	return r;
+}
+
+/* Fork flint off: into a new pid namespace (--new-pid-ns), or out of the
+ * process group this jailer leads (--daemonize). The child reports a failure
+ * before exec through a close-on-exec pipe, so the parent, still privileged,
+ * can clean up; after a successful exec the parent writes the pid file and,
+ * unless daemonizing, waits and exits with flint's status. */
+static int spawn(int null_fd)
+{
+	int p[2], status;
+	char byte;
+
+	if (opts.new_pid_ns && unshare(CLONE_NEWPID) < 0)
+		return jail_fail("unshare pid namespace", NULL, -errno);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return jail_fail("spawn", NULL, -errno);
+	child = fork();
+	if (child < 0) {
+		int r = jail_fail("spawn: fork", NULL, -errno);
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (child == 0) {
+		close(p[0]);
+		if ((!opts.daemonize || daemonize(null_fd) == 0))
+			become_flint(!opts.daemonize);
+		byte = 1;
+		ssize_t w = write(p[1], &byte, 1);
+		(void)w;
+		_exit(EXIT_JAIL);
+	}
+	close(p[1]);
+	ssize_t n;
+	while ((n = read(p[0], &byte, 1)) < 0 && errno == EINTR)
+		;
+	close(p[0]);
+	if (n != 0) {
+		waitpid(child, NULL, 0);
+		return -ECHILD;
+	}
+	if (write_pid_file(child) < 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		return -EIO;
+	}
+	fs_keep(&jfs);
+	if (opts.daemonize)
+		exit(0);
+	/* Only waiting is left: do it without privileges. */
+	struct sigaction sa = {.sa_handler = forward};
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGTERM ||
+		    sig == SIGUSR1 || sig == SIGUSR2)
+			sigaction(sig, &sa, NULL);
+	if (privs_drop(opts.uid, opts.gid) < 0) {
+		kill(child, SIGKILL);
+		exit(EXIT_JAIL);
+	}
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			exit(EXIT_JAIL);
+	exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+int main(int argc, char **argv)
+{
+	char err[1024], dir[PATH_MAX];
+	int netns_fd = -1, null_fd = -1, r;
+
+	switch (opts_parse(argc, argv, &opts, err, sizeof(err))) {
+	case OPTS_EXIT_OK:
+		return 0;
+	case OPTS_ERROR:
+		jail_failf(-EINVAL, "options", NULL, "%s", err);
+		return EXIT_JAIL;
+	case OPTS_RUN:
+		break;
+	}
+	/* Nothing of the caller's reaches flint: no descriptor, no variable. */
+	if (close_range(3, ~0U, 0) < 0) {
+		jail_fail("close inherited descriptors", NULL, -errno);
+		return EXIT_JAIL;
+	}
+	clearenv();
+	umask(022);
+	if (geteuid() != 0) {
+		jail_failf(-EPERM, "start", NULL, "flint-jail must be started as root");
+		return EXIT_JAIL;
+	}
+	if (plan_build(&plan, opts.exec_file, opts.flint_argc, opts.flint_argv, err, sizeof(err)) <
+	    0) {
+		jail_failf(-EINVAL, "flint arguments", NULL, "%s", err);
+		plan_free(&plan);
+		return EXIT_JAIL;
+	}
+	if ((r = opts_jail_dir(&opts, dir, sizeof(dir))) < 0) {
+		jail_fail("create jail", opts.base, r);
+		goto fail;
+	}
+	if (fs_create(&jfs, dir, opts.uid, opts.gid) < 0 || fs_stage(&jfs, &plan) < 0 ||
+	    cgroup_join(&cgroups, &opts) < 0)
+		goto fail;
+	/* flint makes the same check, but cannot see its cgroup from the jail. */
+	if (cgroupfs_check_memory(plan.mem, err, sizeof(err)) < 0) {
+		jail_failf(-ENOMEM, "cgroup memory limit", NULL, "%s", err);
+		goto fail;
+	}
+	if (set_rlimits() < 0)
+		goto fail;
+	/* Opened now: neither path exists inside the jail. */
+	if (opts.netns && (netns_fd = open(opts.netns, O_RDONLY | O_CLOEXEC)) < 0) {
+		jail_fail("open network namespace", opts.netns, -errno);
+		goto fail;
+	}
+	if (opts.daemonize && (null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
+		jail_fail("daemonize", "/dev/null", -errno);
+		goto fail;
+	}
+	if (fs_enter(&jfs) < 0 || fs_make_devices(&jfs) < 0)
+		goto fail;
+	if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) {
+		jail_fail("join network namespace", opts.netns, -errno);
+		goto fail;
+	}
+	close_fd(&netns_fd);
+	if (plan.vsock_path[0])
+		fprintf(stderr, "flint-jail: vsock socket at %s%s\n", jfs.root, plan.vsock_path);
+	if (opts.new_pid_ns || (opts.daemonize && getpid() == getpgrp())) {
+		spawn(null_fd);
+		goto fail;
+	}
+	if (opts.daemonize && daemonize(null_fd) < 0)
+		goto fail;
+	close_fd(&null_fd);
+	become_flint(false);
+	/* Once the ids changed, nothing can be undone any more. */
+	if (geteuid() != 0) {
+		fprintf(stderr, "flint-jail: the jail %s is left behind\n", dir);
+		return EXIT_JAIL;
+	}
+fail:
+	close_fd(&netns_fd);
+	close_fd(&null_fd);
+	fs_undo(&jfs);
+	cgroup_undo(&cgroups);
+	plan_free(&plan);
+	return EXIT_JAIL;
+}

@@ -1,0 +1,51 @@
+/* What the jail must hold for flint's arguments, and the arguments rewritten
+ * for flint's view from inside it. Pure: walks argv, touches no file.
+ *
+ * The files flint opens are named on its command line: --kernel, --initrd,
+ * --drive path=, --rootfs (flint run) and flint run's defaults beside the
+ * binary (vmlinux, rootfs.ext4), which flint cannot find from inside a jail
+ * with no /proc, so they are passed explicitly. Each is staged at the jail's
+ * top level under its own name (numbered when two names collide) and the
+ * argument points there. The --vsock socket's directory is made inside the
+ * jail. Options the plan does not know pass through untouched and nothing
+ * they name is staged. */
+#ifndef FLINT_JAIL_PLAN_H
+#define FLINT_JAIL_PLAN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "util.h"
+
+/* The exec file, kernel, initrd, flint run's root image and the drives. */
+#define PLAN_MAX_FILES (MAX_DRIVES + 4)
+
+enum plan_access { PLAN_READ, PLAN_READ_WRITE, PLAN_EXEC };
+
+struct plan_file {
+	char *src;		 /* host path, malloc'd */
+	char name[NAME_MAX + 1]; /* at the jail's top level */
+	enum plan_access access;
+};
+
+struct plan {
+	char **argv; /* "/<exec name>", the rewritten arguments, NULL; malloc'd */
+	int argc;
+	struct plan_file files[PLAN_MAX_FILES]; /* files[0] is the exec file */
+	unsigned nfiles;
+	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without --vsock */
+	bool run_tmp;		   /* flint run makes its private socket directory in /tmp */
+	uint64_t mem;		   /* guest memory from --mem, or flint's default */
+};
+
+/* Build the plan for exec_file (host path) and flint's arguments. 0, or
+ * -EINVAL / -ENOMEM with a message in err; plan_free in every case. */
+int plan_build(struct plan *p, const char *exec_file, int argc, char *const *argv, char *err,
+	       size_t errlen) WARN_UNUSED;
+
+void plan_free(struct plan *p);
+
+#endif

@@ -1,0 +1,49 @@
+# flint-jail (jail/): the hardened launcher, and the static flint it runs.
+#   make build/flint-jail   the jailer: static, linked with libcap
+#   make build/jail/flint   flint linked statically (the jail holds no shared
+#                           libraries, like Firecracker's musl builds)
+#   make jail-test          host tests (tests/jail/run.sh; they need root)
+#   make bench-jail         launch to init through flint-jail against flint
+#                           alone, in one rig run (bench/jail/)
+# The rig carries both binaries into L1 as $(BUILD)/tools/flint-jail and
+# $(BUILD)/tools/flint for the a0-jail scenarios.
+
+JAIL_SRCS := $(wildcard jail/*.c)
+JAIL_OBJS := $(JAIL_SRCS:%.c=$(BUILD)/%.o)
+# What the jailer shares with flint: reading the cgroup files.
+JAIL_RUNNER_OBJS := $(BUILD)/runner/util.o $(BUILD)/runner/cgroupfs.o
+# The unit tests link the modules without libcap and main.
+JAIL_LIB_OBJS := $(filter-out $(BUILD)/jail/main.o $(BUILD)/jail/privs.o,$(JAIL_OBJS))
+JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint
+
+.PHONY: jail-test bench-jail
+
+$(BUILD)/flint-jail: $(JAIL_OBJS) $(JAIL_RUNNER_OBJS)
+	$(CC) $(CFLAGS) -static -o $@ $^ -lcap
+
+$(BUILD)/jail/flint: $(RUNNER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS_FLINT)
+
+# A program run as --exec-file by the host tests: reports what it sees.
+$(BUILD)/jail/probe: tests/jail/probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -D_GNU_SOURCE $(WARN) -o $@ $<
+
+$(JAIL_RIG_BINS): $(BUILD)/tools/%: $(BUILD)/%
+	@mkdir -p $(dir $@)
+	strip -o $@ $<
+$(BUILD)/tools/flint: $(BUILD)/jail/flint
+
+$(BUILD)/unit-tests: $(JAIL_LIB_OBJS)
+$(BUILD)/tests/unit/test_jail%.o: CPPFLAGS += -iquote jail
+
+vm-test: $(JAIL_RIG_BINS)
+
+jail-test: $(BUILD)/flint-jail $(BUILD)/jail/flint $(BUILD)/jail/probe
+	sh tests/jail/run.sh $(BUILD)
+
+bench-jail: $(BUILD)/flint-jail $(BUILD)/jail/flint
+	bench/jail/run $(BENCH_RUNS)
+
+-include $(JAIL_OBJS:.o=.d)

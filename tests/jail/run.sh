@@ -1,0 +1,309 @@
+#!/bin/sh
+# Host tests of flint-jail: everything that needs no Linux guest. A probe
+# program (tests/jail/probe.c) stands in for flint and reports what a jailed
+# process sees; /proc/<pid> of the jailed process is read from outside; the
+# static flint boots the smoke tests' tiny guest inside the jail (the jail
+# has no /sys, so flint does not see this host's kvm_pvm and lets the tiny
+# guest run, as FLINT_ALLOW_PVM would). They need root; without it they say
+# SKIP. Usage: run.sh BUILD-DIR
+set -u
+BUILD=$1
+JAIL=$BUILD/flint-jail
+PROBE=$BUILD/jail/probe
+SFLINT=$BUILD/jail/flint
+pass=0 fail=0 skipped=0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP jail-test: flint-jail needs root"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+
+T=$(mktemp -d /tmp/flint-jail-test.XXXXXX) || exit 1
+BASE=$T/base
+U=54321
+OUT=$T/out
+ERR=$T/err
+MEMCG=
+TMPFS=
+cleanup() {
+	[ -n "$TMPFS" ] && umount "$TMPFS" 2>/dev/null
+	[ -n "$MEMCG" ] && find "$MEMCG" -depth -type d -exec rmdir {} + 2>/dev/null
+	rmdir /sys/fs/cgroup/pids/flint-jail-test/* /sys/fs/cgroup/pids/flint-jail-test 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() {
+	echo "PASS $1"
+	pass=$((pass + 1))
+}
+bad() {
+	echo "FAIL $1 ($2)"
+	sed 's/^/    err: /' "$ERR" | head -5
+	fail=$((fail + 1))
+}
+skip() {
+	echo "SKIP $1 ($2)"
+	skipped=$((skipped + 1))
+}
+
+# jail ARGS...: flint-jail with stdin closed; sets $status.
+jail() {
+	status=0
+	timeout 20 "$JAIL" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
+}
+# Lines the probe printed must all be there.
+has() {
+	for l in "$@"; do grep -qxF -- "$l" "$OUT" || {
+		why="output lacks '$l'"
+		return 1
+	}; done
+}
+# Nothing under the base directory but what is named, nothing mounted.
+left() {
+	find "$BASE" -mindepth 1 2>/dev/null | sort | tr '\n' ' '
+}
+mounted() {
+	grep -c " $BASE" /proc/self/mountinfo
+}
+
+ID="--uid $U --gid $U --chroot-base-dir $BASE"
+
+# The probe, started in the background with "wait", has printed everything.
+wait_end() {
+	for _ in $(seq 50); do
+		grep -q '^end$' "$OUT" && return
+		sleep 0.1
+	done
+}
+
+# --- option checks: nothing is created -----------------------------------
+for c in "bad-id:--id a/b:--id a/b" \
+	"long-id:--id $(printf '%065d' 0):expected letters" \
+	"unknown-option:--id a --frob:unknown option --frob" \
+	"bad-cgroup:--id a --cgroup memory:expected FILE=VALUE" \
+	"cgroup-core-file:--id a --cgroup cgroup.procs=1:managed by flint-jail" \
+	"uid-0:--id a --uid 0:--uid 0: flint-jail never runs flint as root"; do
+	name=${c%%:*} rest=${c#*:}
+	args=${rest%%:*} want=${rest#*:}
+	# shellcheck disable=SC2086
+	jail --exec-file "$PROBE" $ID $args
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	[ -z "$why" ] && ! grep -q -- "^flint-jail: options: .*$want" "$ERR" && why="no '$want'"
+	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
+	[ -z "$why" ] && ok "options-$name" || bad "options-$name" "$why"
+done
+
+# --- a jailed process: ids, capabilities, view, rlimits ------------------
+mkdir -p "$T/files"
+echo kernel >"$T/files/vmlinux"
+echo disk >"$T/files/disk.img"
+chmod 644 "$T/files/vmlinux"
+chown "$U:$U" "$T/files/disk.img"
+jail --id view --exec-file "$PROBE" $ID --resource-limit no-file=100 \
+	--resource-limit fsize=1048576 -- exit 7 --kernel "$T/files/vmlinux" \
+	--drive "path=$T/files/disk.img,id=d" --vsock "cid=3,uds=/run/v/sock" -- x
+R=$BASE/probe/view/root
+why=
+[ "$status" = 7 ] || why="status $status, expected the probe's 7"
+[ -z "$why" ] && has "uid=$U $U $U" "gid=$U $U $U" groups=0 capeff=000000000 \
+	capprm=000000000 capinh=000000000 capbnd=0 nnp=1 nofile=100 fsize=1048576 env=0 \
+	"fds=0 1 2 " argv0=/probe kvm=opens
+[ -z "$why" ] && has "arg=--kernel" "arg=/vmlinux" "arg=path=/disk.img,id=d" \
+	"arg=cid=3,uds=/run/v/sock" "arg=x"
+files=$(sed -n 's/^file=//p' "$OUT" | sort | tr '\n' ';')
+want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$U 600;\
+/dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/run d $U:$U 755;\
+/run/v d $U:$U 755;/vmlinux f 0:0 644;"
+[ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
+[ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v/sock" "$ERR" &&
+	why="no host path of the vsock socket"
+[ -z "$why" ] && [ "$(stat -c %h "$T/files/vmlinux")" != 2 ] && why="kernel not hard-linked"
+[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="$BASE still mounted"
+[ -z "$why" ] && ! rm -rf "$BASE/probe/view" && why="the jail cannot be removed"
+[ -z "$why" ] && ok "jailed-view" || bad "jailed-view" "$why"
+
+# --- from outside: /proc/<pid>/status, cgroup, root, rlimits ------------
+OWN=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+MEMCG=/sys/fs/cgroup/memory${OWN%/}/flint-jail-test
+if [ ! -d /sys/fs/cgroup/memory ] || [ -z "$OWN" ]; then
+	skip proc-status "no cgroup v1 memory hierarchy"
+else
+	mkfifo "$T/hold"
+	: >"$OUT"
+	PARENT=${OWN#/}
+	PARENT=${PARENT:+$PARENT/}flint-jail-test
+	"$JAIL" --id outside --exec-file "$PROBE" $ID --parent-cgroup "$PARENT" \
+		--cgroup memory.limit_in_bytes=200M -- wait >"$OUT" 2>"$ERR" <"$T/hold" &
+	pid=$!
+	exec 8>"$T/hold"
+	wait_end
+	st=/proc/$pid/status
+	why=
+	for f in "Uid:	$U	$U	$U	$U" "Gid:	$U	$U	$U	$U" \
+		"CapInh:	0000000000000000" "CapPrm:	0000000000000000" \
+		"CapEff:	0000000000000000" "CapBnd:	0000000000000000" \
+		"CapAmb:	0000000000000000" "NoNewPrivs:	1"; do
+		grep -qxF "$f" "$st" || why="${why}no '$f' in $st; "
+	done
+	cg=$(sed -n 's/^[0-9]*:memory://p' "/proc/$pid/cgroup")
+	[ "$cg" = "${OWN%/}/flint-jail-test/outside" ] || why="${why}memory cgroup $cg; "
+	lim=$(cat "$MEMCG/outside/memory.limit_in_bytes" 2>/dev/null)
+	[ "$lim" = $((200 << 20)) ] || why="${why}memory.limit_in_bytes $lim; "
+	grep -q "^Max open files *2048 *2048" "/proc/$pid/limits" || why="${why}no-file not 2048; "
+	seen=$(ls -A "/proc/$pid/root/" | tr '\n' ' ')
+	[ "$seen" = "dev probe " ] || why="${why}its / holds $seen; "
+	exec 8>&-
+	wait $pid
+	[ "$(mounted)" = 0 ] || why="${why}still mounted; "
+	rm -rf "$BASE/probe/outside"
+	rmdir "$MEMCG/outside" || why="${why}cgroup not removable; "
+	[ -z "$why" ] && ok proc-status || bad proc-status "$why"
+
+	# A limit too small for the guest: the jailer refuses and undoes all.
+	rm -rf "$BASE"
+	jail --id small --exec-file "$PROBE" $ID --parent-cgroup "$PARENT" \
+		--cgroup memory.limit_in_bytes=64M -- --mem 128M
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	want="flint-jail: cgroup memory limit: guest memory 128 MiB does not fit the cgroup memory \
+limit 64 MiB ($MEMCG/small/memory.limit_in_bytes)"
+	[ -z "$why" ] && ! grep -qF "$want" "$ERR" && why="no '$want'"
+	[ -z "$why" ] && [ -d "$MEMCG/small" ] && why="cgroup left behind"
+	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
+	[ -z "$why" ] && ok memory-limit-refused || bad memory-limit-refused "$why"
+
+	# flint's own check, outside any jail, from /proc/self/cgroup.
+	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none \
+		-DEXIT_STATUS -o "$T/tiny.elf" "$(dirname "$0")/../smoke/tiny-guest.S" || exit 1
+	mkdir "$MEMCG/flint"
+	echo 64M >"$MEMCG/flint/memory.limit_in_bytes"
+	status=0
+	FLINT_ALLOW_PVM=1 sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$MEMCG/flint" \
+		"$BUILD/flint" --kernel "$T/tiny.elf" --mem 128M >"$OUT" 2>"$ERR" || status=$?
+	rmdir "$MEMCG/flint"
+	why=
+	want="flint: guest memory 128 MiB does not fit the cgroup memory limit 64 MiB \
+($MEMCG/flint/memory.limit_in_bytes)"
+	[ "$status" = 125 ] || why="status $status"
+	[ -z "$why" ] && ! grep -qF "$want" "$ERR" && why="no '$want'"
+	[ -z "$why" ] && ok flint-memory-limit || bad flint-memory-limit "$why"
+fi
+
+# --- a VM under the jail: the tiny guest on this host's /dev/kvm --------
+[ -f "$T/tiny.elf" ] || cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 \
+	-Wl,--build-id=none -DEXIT_STATUS -o "$T/tiny.elf" "$(dirname "$0")/../smoke/tiny-guest.S"
+if [ ! -c /dev/kvm ]; then
+	skip tiny-guest "no /dev/kvm"
+else
+	jail --id vm --exec-file "$SFLINT" $ID --cgroup pids.max=64 \
+		--parent-cgroup flint-jail-test -- --kernel "$T/tiny.elf" --mem 64M
+	why=
+	if grep -q "kvm_pvm" "$ERR"; then
+		skip tiny-guest "flint saw kvm_pvm from inside the jail"
+	else
+		[ "$status" = 42 ] || why="status $status, expected the guest's 42"
+		[ -z "$why" ] && ! grep -q "hello from the tiny guest" "$OUT" && why="no guest output"
+		[ -z "$why" ] && ! grep -q "guest boot time" "$ERR" && why="no boot time"
+		[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"
+		rm -rf "$BASE/flint/vm"
+		rmdir /sys/fs/cgroup/pids/flint-jail-test/vm 2>/dev/null ||
+			why="${why:-pids cgroup vm not made or not removable}"
+		[ -z "$why" ] && ok tiny-guest || bad tiny-guest "$why"
+	fi
+fi
+
+# --- failures name the step and the path, and leave nothing --------------
+# check-fails NAME WANT ARGS...: status 125, WANT in stderr, nothing left.
+check_fails() {
+	name=$1 want=$2
+	shift 2
+	jail "$@"
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	[ -z "$why" ] && ! grep -qF -- "$want" "$ERR" && why="no '$want'"
+	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
+	[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"
+	[ -z "$why" ] && ok "fails-$name" || bad "fails-$name" "$why"
+}
+rm -rf "$BASE"
+check_fails dynamic-exec "flint-jail: stage: $BUILD/flint: dynamically linked" \
+	--id d --exec-file "$BUILD/flint" $ID
+check_fails missing-kernel "flint-jail: stage: $T/nope: No such file or directory" \
+	--id m --exec-file "$PROBE" $ID -- --kernel "$T/nope"
+chmod 600 "$T/files/vmlinux"
+check_fails unreadable "flint-jail: stage: $T/files/vmlinux: uid $U gid $U may not read it" \
+	--id u --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux"
+chmod 644 "$T/files/vmlinux"
+check_fails rw-drive "may not read and write it" \
+	--id w --exec-file "$PROBE" $ID -- --drive "path=$T/files/vmlinux"
+check_fails netns-path "flint-jail: open network namespace: $T/nope: No such file" \
+	--id n --exec-file "$PROBE" $ID --netns "$T/nope" --cgroup pids.max=10 \
+	--parent-cgroup flint-jail-test
+[ -d /sys/fs/cgroup/pids/flint-jail-test/n ] && bad fails-netns-cgroup "pids cgroup left"
+# /dev/null opens but is no namespace: setns fails after pivot_root and the
+# device nodes, inside the jail's mount namespace.
+check_fails after-pivot "flint-jail: join network namespace: /dev/null: Invalid argument" \
+	--id p --exec-file "$PROBE" $ID --netns /dev/null
+check_fails v2-controller "controller memory is not available in cgroup v2 here" \
+	--id v --exec-file "$PROBE" $ID --cgroup-version 2 --cgroup memory.max=1G \
+	--parent-cgroup flint-jail-test
+
+jail --id twice --exec-file "$PROBE" $ID
+jail --id twice --exec-file "$PROBE" $ID
+why=
+[ "$status" = 125 ] || why="status $status"
+[ -z "$why" ] && ! grep -qF "flint-jail: create jail: $BASE/probe/twice: already exists" "$ERR" &&
+	why="no 'already exists'"
+[ -z "$why" ] && [ ! -f "$BASE/probe/twice/root/probe" ] && why="the first jail was touched"
+[ -z "$why" ] && ok fails-reused-id || bad fails-reused-id "$why"
+rm -rf "$BASE"
+
+# --- network namespace, pid namespace, daemonize ------------------------
+if touch "$T/netns" && unshare --net="$T/netns" true 2>/dev/null; then
+	mkfifo "$T/hold2"
+	: >"$OUT"
+	"$JAIL" --id net --exec-file "$PROBE" $ID --netns "$T/netns" -- wait \
+		>"$OUT" 2>"$ERR" <"$T/hold2" &
+	pid=$!
+	exec 8>"$T/hold2"
+	wait_end
+	want=$(readlink "$T/netns" 2>/dev/null || stat -L -c 'net:[%i]' "$T/netns")
+	got=$(readlink "/proc/$pid/ns/net")
+	exec 8>&-
+	wait $pid
+	umount "$T/netns"
+	[ "$got" = "$want" ] && ok netns || bad netns "in $got, expected $want"
+else
+	skip netns "unshare --net=FILE does not work here"
+fi
+
+jail --id pidns --exec-file "$PROBE" $ID --new-pid-ns -- exit 3
+why=
+[ "$status" = 3 ] || why="status $status, expected 3"
+[ -z "$why" ] && has pid=1 "uid=$U $U $U" capbnd=0 nnp=1
+hostpid=$(cat "$BASE/probe/pidns/root/probe.pid" 2>/dev/null)
+[ -z "$why" ] && [ -z "$hostpid" ] && why="no pid file"
+[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"
+[ -z "$why" ] && ok new-pid-ns || bad new-pid-ns "$why"
+
+status=0
+setsid "$JAIL" --id daemon --exec-file "$PROBE" $ID --daemonize -- sleep 3 \
+	</dev/null >"$OUT" 2>"$ERR" || status=$?
+why=
+[ "$status" = 0 ] || why="status $status"
+dpid=$(cat "$BASE/probe/daemon/root/probe.pid" 2>/dev/null)
+[ -z "$why" ] && [ -z "$dpid" ] && why="no pid file"
+if [ -z "$why" ]; then
+	sid=$(cut -d' ' -f6 "/proc/$dpid/stat" 2>/dev/null)
+	[ "$sid" = "$dpid" ] || why="session $sid, not its own"
+	[ "$(readlink "/proc/$dpid/fd/1")" = /dev/null ] || why="stdout not /dev/null"
+	grep -qxF "Uid:	$U	$U	$U	$U" "/proc/$dpid/status" || why="wrong uid"
+	kill "$dpid" 2>/dev/null
+fi
+[ -z "$why" ] && ok daemonize || bad daemonize "$why"
+
+echo "$pass passed, $fail failed${skipped:+, $skipped skipped}"
+[ "$fail" = 0 ]

@@ -1,30 +1,868 @@
-/* Placeholder until the vsock device lands; see vsock_mux.h. */
+/* The hybrid-vsock muxer: the virtio-vsock device's backend, mapping guest
+ * connections to Unix sockets; see vsock_mux.h. Every function here runs on
+ * the event-loop thread except vsock_mux_create/destroy/get_stats and
+ * be_changed. */
 #include "vsock_mux.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <linux/time_types.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vsock.h"
+#include "vsock_conn.h"
+#include "vsock_uds.h"
+
+/* Per-connection receive buffer we advertise (buf_alloc): Linux's default
+ * for its own vsock sockets, enough to keep a stream going. */
+#define CONN_BUF (256u * 1024)
+/* Live connections at most (a guest cannot make us hold more sockets). */
+#define MAX_CONNS 1024
+/* How long the guest has to answer a REQUEST (Firecracker: 2 s). */
+#define CONNECT_TIMEOUT_NS (2000ull * 1000 * 1000)
+#define TIMER_TICK_NS	   (250ull * 1000 * 1000)
+/* Host ports for host-initiated connections: Firecracker's range. */
+#define FIRST_LOCAL_PORT (1u << 30)
+#define TABLE_SIZE	 256
+/* RSTs waiting for an RX buffer: one per connection, and some for stray
+ * guest packets. */
+#define RST_QUEUE (MAX_CONNS + 64)
+
+struct mconn {
+	struct vsock_conn c;
+	struct vsock_mux *m;
+	int fd;
+	struct ev_op rd_op, wr_op; /* one-shot POLLIN / POLLOUT */
+	bool line;		   /* reading the CONNECT line: not in the table yet */
+	bool exposed;		   /* the guest knows of it: a reset drops it */
+	bool dead;		   /* closed; freed once rd_op and wr_op are idle */
+	bool in_rxq;
+	uint64_t deadline; /* CONNECTING with the REQUEST sent: answer by then */
+	size_t line_len;
+	char linebuf[VSOCK_UDS_LINE_MAX];
+	struct mconn *prev, *next;	 /* m->conns, or m->zombies once dead */
+	struct mconn *hnext;		 /* table bucket */
+	struct mconn *rx_prev, *rx_next; /* m->rxq: owes the guest a packet */
+};
+
+struct rst {
+	uint32_t local_port, peer_port;
+};
+
+struct vsock_mux {
+	char *path;
+	uint64_t cid;
+	struct evloop *loop;
+	struct vsock_dev *dev;
+	int listen_fd, wake_fd;
+	struct ev_op listen_op, wake_op; /* multishot polls */
+	struct ev_op kick_op, reap_op;	 /* deferred calls */
+	struct ev_op timer_op;
+	struct __kernel_timespec tick;
+	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
+	struct mconn *conns, *zombies;
+	unsigned nconns;
+	struct mconn *table[TABLE_SIZE];
+	struct mconn *rxq_head, *rxq_tail;
+	struct rst rsts[RST_QUEUE];
+	unsigned rst_head, rst_len;
+	uint32_t next_port;
+	bool listen_logged;
+	pthread_mutex_t stats_lock;
+	struct vsock_mux_stats stats;
+};
+
+static void count(struct vsock_mux *m, uint64_t *field, int64_t n)
+{
+	pthread_mutex_lock(&m->stats_lock);
+	*field += (uint64_t)n;
+	pthread_mutex_unlock(&m->stats_lock);
+}
+
+/* ---- lists ------------------------------------------------------------ */
+
+static void list_add(struct mconn **head, struct mconn *mc)
+{
+	mc->prev = NULL;
+	mc->next = *head;
+	if (*head)
+		(*head)->prev = mc;
+	*head = mc;
+}
+
+static void list_del(struct mconn **head, struct mconn *mc)
+{
+	if (mc->prev)
+		mc->prev->next = mc->next;
+	else
+		*head = mc->next;
+	if (mc->next)
+		mc->next->prev = mc->prev;
+	mc->prev = mc->next = NULL;
+}
+
+static unsigned bucket(uint32_t local_port, uint32_t peer_port)
+{
+	return ((local_port * 0x9e3779b1u) ^ peer_port) % TABLE_SIZE;
+}
+
+static struct mconn *lookup(struct vsock_mux *m, uint32_t local_port, uint32_t peer_port)
+{
+	struct mconn *mc = m->table[bucket(local_port, peer_port)];
+
+	while (mc && (mc->c.local_port != local_port || mc->c.peer_port != peer_port))
+		mc = mc->hnext;
+	return mc;
+}
+
+static void table_add(struct vsock_mux *m, struct mconn *mc)
+{
+	struct mconn **b = &m->table[bucket(mc->c.local_port, mc->c.peer_port)];
+	mc->hnext = *b;
+	*b = mc;
+}
+
+static void table_del(struct vsock_mux *m, struct mconn *mc)
+{
+	struct mconn **p = &m->table[bucket(mc->c.local_port, mc->c.peer_port)];
+
+	while (*p && *p != mc)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = mc->hnext;
+}
+
+/* The queue of connections owing the guest a packet, served in turn. */
+static void rxq_add(struct vsock_mux *m, struct mconn *mc)
+{
+	if (mc->in_rxq || mc->dead || !mc->c.pending)
+		return;
+	mc->in_rxq = true;
+	mc->rx_next = NULL;
+	mc->rx_prev = m->rxq_tail;
+	if (m->rxq_tail)
+		m->rxq_tail->rx_next = mc;
+	else
+		m->rxq_head = mc;
+	m->rxq_tail = mc;
+}
+
+static void rxq_del(struct vsock_mux *m, struct mconn *mc)
+{
+	if (!mc->in_rxq)
+		return;
+	if (mc->rx_prev)
+		mc->rx_prev->rx_next = mc->rx_next;
+	else
+		m->rxq_head = mc->rx_next;
+	if (mc->rx_next)
+		mc->rx_next->rx_prev = mc->rx_prev;
+	else
+		m->rxq_tail = mc->rx_prev;
+	mc->in_rxq = false;
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* Run op's call once after this batch of events. Only ever deferred,
+ * never submitted, so evloop_defer cannot refuse it. */
+static void defer(struct vsock_mux *m, struct ev_op *op)
+{
+	if (evloop_defer(m->loop, op) < 0)
+		pr_err("vsock: cannot defer a call");
+}
+
+/* Have the device ask us for packets, once after this batch of events. */
+static void kick(struct vsock_mux *m)
+{
+	defer(m, &m->kick_op);
+}
+
+static void queue_rst(struct vsock_mux *m, uint32_t local_port, uint32_t peer_port)
+{
+	if (m->rst_len == RST_QUEUE) {
+		pr_debug("vsock: RST queue full; not resetting %u -> %u", local_port, peer_port);
+		return;
+	}
+	m->rsts[(m->rst_head + m->rst_len++) % RST_QUEUE] = (struct rst){local_port, peer_port};
+	count(m, &m->stats.resets, 1);
+	kick(m);
+}
+
+/* Close the Unix socket and forget the connection, answering the guest
+ * with a RST if rst. The struct lives on, dead, until its polls have
+ * completed (see reap): handlers that hold it stay safe. */
+static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
+{
+	if (mc->dead)
+		return;
+	if (!mc->line)
+		table_del(m, mc);
+	rxq_del(m, mc);
+	if (rst)
+		queue_rst(m, mc->c.local_port, mc->c.peer_port);
+	vsock_conn_release(&mc->c);
+	/* The polls hold the socket until cancelled, in this loop turn. */
+	if (evloop_pending(&mc->rd_op) && evloop_cancel(m->loop, &mc->rd_op) < 0)
+		pr_err("vsock: cannot cancel a poll; a socket leaks");
+	if (evloop_pending(&mc->wr_op) && evloop_cancel(m->loop, &mc->wr_op) < 0)
+		pr_err("vsock: cannot cancel a poll; a socket leaks");
+	close_fd(&mc->fd);
+	mc->dead = true;
+	list_del(&m->conns, mc);
+	list_add(&m->zombies, mc);
+	m->nconns--;
+	count(m, &m->stats.conns_open, -1);
+	defer(m, &m->reap_op);
+}
+
+/* Deferred: free the dead connections no poll holds any more. */
+static void reap(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, reap_op);
+	struct mconn *mc = m->zombies, *next;
+
+	(void)res;
+	for (; mc; mc = next) {
+		next = mc->next;
+		if (!evloop_pending(&mc->rd_op) && !evloop_pending(&mc->wr_op)) {
+			list_del(&m->zombies, mc);
+			free(mc);
+		}
+	}
+}
+
+/* The driver was reset since we last looked: the guest has forgotten its
+ * connections, so close every one it knew of. Host programs whose REQUEST
+ * has not gone out yet keep waiting for the driver. Called first thing by
+ * every handler. */
+static void catch_up(struct vsock_mux *m)
+{
+	uint64_t resets = vsock_dev_resets(m->dev);
+	struct mconn *mc, *next;
+
+	if (resets == m->resets_seen)
+		return;
+	m->resets_seen = resets;
+	m->rst_len = 0;
+	for (mc = m->conns; mc; mc = next) {
+		next = mc->next;
+		if (mc->exposed)
+			conn_close(m, mc, false);
+	}
+}
+
+/* ---- the Unix side ------------------------------------------------------ */
+
+static void rd_done(struct ev_op *op, int res);
+static void wr_done(struct ev_op *op, int res);
+
+static int arm(struct vsock_mux *m, struct ev_op *op, int fd, unsigned events)
+{
+	return evloop_pending(op) ? 0 : evloop_poll_once(m->loop, op, fd, events);
+}
+
+/* sendmsg without SIGPIPE or blocking. Returns bytes or -errno. */
+static ssize_t send_iov(int fd, const struct iovec *iov, unsigned n)
+{
+	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = n};
+	ssize_t r;
+
+	do
+		r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+/* After guest data moved or the guest shut a direction down: half-close the
+ * socket, finish the connection, or queue what it owes the guest. */
+static void settle(struct vsock_mux *m, struct mconn *mc)
+{
+	if (mc->dead)
+		return;
+	if (vsock_conn_should_shut_wr(&mc->c)) {
+		if (shutdown(mc->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+			conn_close(m, mc, true);
+			return;
+		}
+		mc->c.shut_wr = true;
+	}
+	if (vsock_conn_finished(&mc->c)) {
+		conn_close(m, mc, true);
+		return;
+	}
+	if (mc->c.pending) {
+		rxq_add(m, mc);
+		kick(m);
+	}
+}
+
+/* Write out what the socket did not take before. */
+static void flush(struct vsock_mux *m, struct mconn *mc)
+{
+	struct iovec iov[2];
+	unsigned n = vsock_conn_buffered(&mc->c, iov);
+	ssize_t w;
+
+	if (!n)
+		return;
+	w = send_iov(mc->fd, iov, n);
+	if (w < 0 && w != -EAGAIN) {
+		conn_close(m, mc, true);
+		return;
+	}
+	if (w > 0)
+		vsock_conn_forwarded(&mc->c, (uint32_t)w);
+	if (mc->c.buf_len && arm(m, &mc->wr_op, mc->fd, POLLOUT) < 0)
+		conn_close(m, mc, true);
+}
+
+static void wr_done(struct ev_op *op, int res)
+{
+	struct mconn *mc = container_of(op, struct mconn, wr_op);
+	struct vsock_mux *m = mc->m;
+
+	if (mc->dead || res == -ECANCELED) {
+		defer(m, &m->reap_op);
+		return;
+	}
+	catch_up(m);
+	flush(m, mc);
+	settle(m, mc);
+}
+
+/* A guest RW's payload: straight to the socket when nothing is queued
+ * before it, and what the socket does not take into the buffer. */
+static void forward(struct vsock_mux *m, struct mconn *mc, const struct vsock_pkt *p)
+{
+	size_t len = le32toh(p->hdr.len), done = 0;
+	ssize_t w;
+
+	if (!len)
+		return;
+	if (!mc->c.buf_len) {
+		w = send_iov(mc->fd, p->iov, p->niov);
+		if (w < 0 && w != -EAGAIN) {
+			conn_close(m, mc, true);
+			return;
+		}
+		if (w > 0) {
+			done = (size_t)w;
+			vsock_conn_forwarded(&mc->c, (uint32_t)w);
+		}
+	}
+	if (done < len && (vsock_conn_buffer(&mc->c, p->iov, p->niov, done) < 0 ||
+			   arm(m, &mc->wr_op, mc->fd, POLLOUT) < 0))
+		conn_close(m, mc, true);
+}
+
+/* Host-initiated: the guest accepted; tell the host program its port. */
+static void established(struct vsock_mux *m, struct mconn *mc)
+{
+	char ok[VSOCK_UDS_LINE_MAX];
+	size_t n = vsock_uds_ok_line(ok, sizeof(ok), mc->c.local_port);
+	struct iovec iov = {ok, n};
+
+	mc->deadline = 0;
+	/* Nothing was written to this socket before: its buffer takes a line. */
+	if (send_iov(mc->fd, &iov, 1) != (ssize_t)n)
+		conn_close(m, mc, true);
+}
+
+/* ---- host-initiated connections ---------------------------------------- */
+
+static bool port_used(struct vsock_mux *m, uint32_t port)
+{
+	for (struct mconn *mc = m->conns; mc; mc = mc->next)
+		if (!mc->line && mc->c.local_port == port)
+			return true;
+	return false;
+}
+
+/* A host port no live connection uses: at most MAX_CONNS are taken. */
+static uint32_t alloc_port(struct vsock_mux *m)
+{
+	for (;;) {
+		uint32_t p = m->next_port++;
+		if (m->next_port == 0)
+			m->next_port = FIRST_LOCAL_PORT;
+		if (!port_used(m, p))
+			return p;
+	}
+}
+
+static void arm_timer(struct vsock_mux *m)
+{
+	if (!evloop_pending(&m->timer_op) && evloop_timeout(m->loop, &m->timer_op, &m->tick) < 0)
+		pr_err("vsock: cannot arm the connect timer");
+}
+
+/* Close host-initiated connections the guest has not answered in time. */
+static void timer_done(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, timer_op);
+	uint64_t now = now_ns();
+	bool waiting = false;
+	struct mconn *mc, *next;
+
+	if (res == -ECANCELED)
+		return;
+	catch_up(m);
+	for (mc = m->conns; mc; mc = next) {
+		next = mc->next;
+		if (!mc->deadline)
+			continue;
+		if (now < mc->deadline) {
+			waiting = true;
+			continue;
+		}
+		pr_debug("vsock: guest port %u did not answer in time", mc->c.peer_port);
+		conn_close(m, mc, true);
+	}
+	if (waiting)
+		arm_timer(m);
+}
+
+/* Read the CONNECT line, no further than its "\n": the stream after it
+ * stays in the socket for the guest. */
+static void read_line(struct vsock_mux *m, struct mconn *mc)
+{
+	char buf[VSOCK_UDS_LINE_MAX];
+	uint32_t port;
+	ssize_t n, take;
+	bool done;
+
+	for (;;) {
+		n = recv(mc->fd, buf, sizeof(buf) - mc->line_len, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (arm(m, &mc->rd_op, mc->fd, POLLIN) < 0)
+				conn_close(m, mc, false);
+			return;
+		}
+		if (n <= 0) { /* closed before a whole line */
+			conn_close(m, mc, false);
+			return;
+		}
+		take = vsock_uds_line_scan(buf, (size_t)n, mc->line_len, &done);
+		if (take < 0 || recv(mc->fd, mc->linebuf + mc->line_len, (size_t)take, MSG_DONTWAIT) != take) {
+			pr_debug("vsock: %s: CONNECT line too long", m->path);
+			conn_close(m, mc, false);
+			return;
+		}
+		mc->line_len += (size_t)take;
+		if (done)
+			break;
+	}
+	if (vsock_uds_parse_connect(mc->linebuf, mc->line_len - 1, &port) < 0) {
+		pr_debug("vsock: %s: not a CONNECT line: \"%.*s\"", m->path, (int)mc->line_len - 1,
+			 mc->linebuf);
+		conn_close(m, mc, false);
+		return;
+	}
+	vsock_conn_connect(&mc->c, alloc_port(m), port, CONN_BUF);
+	mc->line = false;
+	table_add(m, mc);
+	count(m, &m->stats.conns_host, 1);
+	rxq_add(m, mc);
+	kick(m);
+}
+
+static void rd_done(struct ev_op *op, int res)
+{
+	struct mconn *mc = container_of(op, struct mconn, rd_op);
+	struct vsock_mux *m = mc->m;
+
+	if (mc->dead || res == -ECANCELED) {
+		defer(m, &m->reap_op);
+		return;
+	}
+	catch_up(m);
+	if (mc->dead)
+		return;
+	if (mc->line) {
+		read_line(m, mc);
+		return;
+	}
+	/* Errors and hang-ups too: the read reports them. */
+	vsock_conn_readable(&mc->c);
+	rxq_add(m, mc);
+	kick(m);
+}
+
+static struct mconn *new_conn(struct vsock_mux *m, int fd)
+{
+	struct mconn *mc = calloc(1, sizeof(*mc));
+
+	if (!mc)
+		return NULL;
+	mc->m = m;
+	mc->fd = fd;
+	mc->rd_op = (struct ev_op){.done = rd_done};
+	mc->wr_op = (struct ev_op){.done = wr_done};
+	list_add(&m->conns, mc);
+	m->nconns++;
+	count(m, &m->stats.conns_open, 1);
+	return mc;
+}
+
+static void accepted(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, listen_op);
+	struct mconn *mc;
+	int fd;
+
+	if (res < 0) {
+		if (res != -ECANCELED && !m->listen_logged)
+			pr_err("vsock %s: polling the socket: %s", m->path, strerror(-res));
+		m->listen_logged = true;
+		return;
+	}
+	catch_up(m);
+	while ((fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (m->nconns >= MAX_CONNS || !(mc = new_conn(m, fd))) {
+			pr_debug("vsock %s: too many connections; closing a new one", m->path);
+			close_fd(&fd);
+			continue;
+		}
+		mc->line = true;
+		read_line(m, mc);
+	}
+	if (errno != EAGAIN && errno != EINTR && !m->listen_logged) {
+		pr_err("vsock %s: accept: %s", m->path, strerror(errno));
+		m->listen_logged = true;
+	}
+}
+
+/* ---- guest-initiated connections ---------------------------------------- */
+
+static void guest_connect(struct vsock_mux *m, const struct vsock_pkt *p)
+{
+	uint32_t port = le32toh(p->hdr.dst_port);
+	struct mconn *mc = NULL;
+	int fd = -1, r;
+
+	r = m->nconns >= MAX_CONNS ? -EMFILE : vsock_uds_connect(m->path, port, &fd);
+	if (r == 0 && !(mc = new_conn(m, fd))) {
+		close_fd(&fd);
+		r = -ENOMEM;
+	}
+	if (r < 0) {
+		pr_debug("vsock: guest connection to %s_%u: %s", m->path, port, strerror(-r));
+		queue_rst(m, port, le32toh(p->hdr.src_port));
+		return;
+	}
+	vsock_conn_accept(&mc->c, &p->hdr, CONN_BUF);
+	mc->exposed = true;
+	table_add(m, mc);
+	count(m, &m->stats.conns_guest, 1);
+	rxq_add(m, mc);
+}
+
+/* ---- the device's backend ------------------------------------------------ */
+
+static void be_tx(void *be, const struct vsock_pkt *p)
+{
+	struct vsock_mux *m = be;
+	uint32_t local = le32toh(p->hdr.dst_port), peer = le32toh(p->hdr.src_port);
+	uint16_t op = le16toh(p->hdr.op);
+	struct mconn *mc;
+
+	catch_up(m);
+	mc = lookup(m, local, peer);
+	if (!mc) {
+		if (op == VIRTIO_VSOCK_OP_REQUEST)
+			guest_connect(m, p);
+		else if (op != VIRTIO_VSOCK_OP_RST)
+			queue_rst(m, local, peer);
+		return;
+	}
+	switch (vsock_conn_recv(&mc->c, &p->hdr)) {
+	case VSOCK_CONN_GONE:
+		count(m, &m->stats.resets, 1);
+		conn_close(m, mc, false);
+		return;
+	case VSOCK_CONN_RESET:
+		pr_debug("vsock: guest broke connection %u -> %u (op %u); resetting it", peer,
+			 local, op);
+		conn_close(m, mc, true);
+		return;
+	case VSOCK_CONN_ESTABLISHED:
+		established(m, mc);
+		break;
+	case VSOCK_CONN_KEEP:
+		if (op == VIRTIO_VSOCK_OP_RW)
+			forward(m, mc, p);
+		else if (op == VIRTIO_VSOCK_OP_SHUTDOWN &&
+			 le32toh(p->hdr.flags) & VIRTIO_VSOCK_SHUTDOWN_RCV)
+			/* The host program's writes fail from now on, as the
+			 * guest's would. */
+			(void)shutdown(mc->fd, SHUT_RD);
+		break;
+	}
+	settle(m, mc);
+}
+
+static void be_tx_bad(void *be, const struct vsock_pkt *p)
+{
+	struct vsock_mux *m = be;
+	uint32_t local = le32toh(p->hdr.dst_port), peer = le32toh(p->hdr.src_port);
+	struct mconn *mc;
+
+	catch_up(m);
+	if ((mc = lookup(m, local, peer)))
+		conn_close(m, mc, true);
+	else
+		queue_rst(m, local, peer);
+}
+
+static bool be_rx_pending(void *be)
+{
+	struct vsock_mux *m = be;
+
+	catch_up(m);
+	return m->rst_len || m->rxq_head;
+}
+
+/* Read the socket into the guest's buffer: no more than p->room and the
+ * guest's credit. Returns bytes, 0 at EOF, or -errno. */
+static ssize_t read_into(struct mconn *mc, struct vsock_pkt *p)
+{
+	uint32_t max = vsock_conn_credit(&mc->c);
+	unsigned n = 0;
+	size_t saved, sum = 0;
+	ssize_t r;
+
+	if (max > p->room)
+		max = p->room;
+	/* Clip the iovecs to max for the call, then put them back: the
+	 * device reuses them if nothing is read. */
+	while (n < p->niov && sum + p->iov[n].iov_len < max)
+		sum += p->iov[n++].iov_len;
+	if (n == p->niov)
+		return -ENOBUFS; /* room 0: cannot happen with credit > 0 */
+	saved = p->iov[n].iov_len;
+	p->iov[n].iov_len = max - sum;
+	do
+		r = readv(mc->fd, p->iov, (int)n + 1);
+	while (r < 0 && errno == EINTR);
+	p->iov[n].iov_len = saved;
+	return r < 0 ? -errno : r;
+}
+
+/* Build the next packet mc owes the guest into p. Returns false when it
+ * turned out to owe nothing (mc has left the queue, or was closed). */
+static bool conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p)
+{
+	uint32_t flags;
+	uint16_t op;
+	ssize_t n = 0;
+
+	for (;;) {
+		op = vsock_conn_next(&mc->c, &flags);
+		if (!op) {
+			rxq_del(m, mc);
+			return false;
+		}
+		if (op != VIRTIO_VSOCK_OP_RW)
+			break;
+		n = read_into(mc, p);
+		if (n > 0)
+			break;
+		if (n == 0) {
+			vsock_conn_eof(&mc->c);
+		} else if (n == -EAGAIN) {
+			vsock_conn_drained(&mc->c);
+			if (arm(m, &mc->rd_op, mc->fd, POLLIN) < 0) {
+				conn_close(m, mc, true);
+				return false;
+			}
+		} else {
+			conn_close(m, mc, true);
+			return false;
+		}
+	}
+	vsock_conn_emit(&mc->c, &p->hdr, m->cid, op, flags, op == VIRTIO_VSOCK_OP_RW ? (uint32_t)n : 0);
+	if (op == VIRTIO_VSOCK_OP_REQUEST) {
+		mc->exposed = true;
+		mc->deadline = now_ns() + CONNECT_TIMEOUT_NS;
+		arm_timer(m);
+	}
+	/* To the back of the queue: connections take turns. */
+	rxq_del(m, mc);
+	rxq_add(m, mc);
+	if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
+		settle(m, mc);
+	return true;
+}
+
+static bool be_rx(void *be, struct vsock_pkt *p)
+{
+	struct vsock_mux *m = be;
+
+	catch_up(m);
+	for (;;) {
+		if (m->rst_len) {
+			const struct rst *r = &m->rsts[m->rst_head];
+			vsock_pkt_init(&p->hdr, m->cid, r->local_port, r->peer_port,
+				       VIRTIO_VSOCK_OP_RST, 0);
+			m->rst_head = (m->rst_head + 1) % RST_QUEUE;
+			m->rst_len--;
+			return true;
+		}
+		if (!m->rxq_head)
+			return false;
+		if (conn_rx(m, m->rxq_head, p))
+			return true;
+	}
+}
+
+static void be_changed(void *be)
+{
+	struct vsock_mux *m = be;
+
+	if (eventfd_write(m->wake_fd, 1) < 0)
+		pr_err("vsock: cannot wake the event loop: %s", strerror(errno));
+}
+
+/* On the loop thread after be_changed: drop what a reset ended, and send
+ * what waited for the driver. */
+static void woken(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, wake_op);
+	eventfd_t v;
+
+	if (res < 0)
+		return;
+	if (eventfd_read(m->wake_fd, &v) < 0 && errno != EAGAIN)
+		pr_debug("vsock: reading its eventfd: %s", strerror(errno));
+	catch_up(m);
+	kick(m);
+}
+
+static void kicked(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, kick_op);
+
+	(void)res;
+	vsock_dev_kick(m->dev);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
 
 int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 {
+	struct vsock_backend be = {.tx = be_tx,
+				   .tx_bad = be_tx_bad,
+				   .rx_pending = be_rx_pending,
+				   .rx = be_rx,
+				   .changed = be_changed};
+	struct vsock_mux *m;
+	int r;
+
 	*out = NULL;
-	pr_err("vsock %s: not built yet", p->uds_path);
-	return -ENOSYS;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->listen_fd = m->wake_fd = -1;
+	m->cid = p->guest_cid;
+	m->loop = p->loop;
+	m->next_port = FIRST_LOCAL_PORT;
+	m->tick = (struct __kernel_timespec){.tv_nsec = TIMER_TICK_NS};
+	m->listen_op = (struct ev_op){.done = accepted};
+	m->wake_op = (struct ev_op){.done = woken};
+	m->kick_op = (struct ev_op){.done = kicked};
+	m->reap_op = (struct ev_op){.done = reap};
+	m->timer_op = (struct ev_op){.done = timer_done};
+	pthread_mutex_init(&m->stats_lock, NULL);
+	be.be = m;
+	if (!(m->path = strdup(p->uds_path))) {
+		r = -ENOMEM;
+		goto err;
+	}
+	r = vsock_uds_listen(m->path, &m->listen_fd);
+	if (r == -EEXIST)
+		pr_err("vsock %s: the file exists and is not a socket; not replacing it", m->path);
+	else if (r == -EADDRINUSE)
+		pr_err("vsock %s: another program is listening on it", m->path);
+	else if (r < 0)
+		pr_err("vsock %s: cannot listen: %s", m->path, strerror(-r));
+	if (r < 0) {
+		free(m->path);
+		m->path = NULL; /* not ours to unlink */
+		goto err;
+	}
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wake_fd < 0) {
+		r = -errno;
+		pr_err("vsock %s: eventfd: %s", m->path, strerror(-r));
+		goto err;
+	}
+	if ((r = vsock_dev_create(&m->dev, p->guest_cid, p->loop, &be)) < 0 ||
+	    (r = evloop_poll(p->loop, &m->wake_op, m->wake_fd, POLLIN)) < 0) {
+		pr_err("vsock %s: %s", m->path, strerror(-r));
+		goto err;
+	}
+	m->resets_seen = vsock_dev_resets(m->dev);
+	*out = m;
+	if ((r = evloop_poll(p->loop, &m->listen_op, m->listen_fd, POLLIN)) < 0) {
+		/* wake_op is pending: m must outlive the loop (see the header). */
+		pr_err("vsock %s: %s", m->path, strerror(-r));
+		return r;
+	}
+	return 0;
+err:
+	vsock_mux_destroy(m);
+	return r;
 }
 
 void vsock_mux_device(struct vsock_mux *m, const struct virtio_dev_ops **ops, void **dev)
 {
-	(void)m;
-	*ops = NULL;
-	*dev = NULL;
+	*ops = &vsock_ops;
+	*dev = m->dev;
 }
 
 void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out)
 {
-	(void)m;
-	memset(out, 0, sizeof(*out));
+	struct vsock_dev_stats d;
+
+	pthread_mutex_lock(&m->stats_lock);
+	*out = m->stats;
+	pthread_mutex_unlock(&m->stats_lock);
+	vsock_dev_get_stats(m->dev, &d);
+	out->rx_bytes = d.rx_bytes;
+	out->tx_bytes = d.tx_bytes;
+	out->bad_packets = d.bad_packets;
+}
+
+static void free_all(struct mconn **list)
+{
+	while (*list) {
+		struct mconn *mc = *list;
+		list_del(list, mc);
+		vsock_conn_release(&mc->c);
+		close_fd(&mc->fd);
+		free(mc);
+	}
 }
 
 void vsock_mux_destroy(struct vsock_mux *m)
 {
-	(void)m;
+	if (!m)
+		return;
+	free_all(&m->conns);
+	free_all(&m->zombies);
+	close_fd(&m->listen_fd);
+	close_fd(&m->wake_fd);
+	if (m->path)
+		(void)unlink(m->path);
+	vsock_dev_destroy(m->dev);
+	pthread_mutex_destroy(&m->stats_lock);
+	free(m->path);
+	free(m);
 }

@@ -10,12 +10,27 @@
  *    when nothing listens there.
  *
  * The packet handling (virtio side, virtio/vsock*.c) is separate from this
- * muxer (host side); this header is the one the VM glue uses. Sockets are
- * served by the VM's io_uring event loop.
+ * muxer (host side, the device's backend); this header is the one the VM
+ * glue uses. Pieces: vsock_conn.c (one connection's state and credit),
+ * vsock_uds.c (the CONNECT line, the Unix sockets), this file (the table of
+ * connections, the sockets' events, the device's backend).
+ *
+ * I/O: sockets are served by the VM's io_uring event loop, as readiness:
+ * one-shot io_uring polls (POLLIN while a connection may send to the guest
+ * and its socket ran dry, POLLOUT while guest data waits for the socket),
+ * then plain non-blocking readv/sendmsg on the loop thread. Readiness rather
+ * than io_uring reads and writes because the data moves straight between
+ * the socket and guest memory: a read goes into an RX buffer only once
+ * there is data to fill it, so no chain is taken from the guest for a read
+ * that may not come back for minutes, and packets leave in the order the
+ * guest must see them; a TX payload is written from guest memory during the
+ * notification, and only what the socket refuses is copied to the
+ * connection's buffer, so TX chains go back at once. One connection never
+ * has two writes in flight, so partial writes cannot reorder the stream.
  *
  * Life cycle: vsock_mux_create before the loop runs (it binds and listens on
- * uds_path, refusing an existing non-socket file); vsock_mux_destroy after
- * the loop has stopped (it unlinks uds_path). */
+ * uds_path, refusing an existing non-socket file or a live socket);
+ * vsock_mux_destroy after the loop has stopped (it unlinks uds_path). */
 #ifndef FLINT_VSOCK_MUX_H
 #define FLINT_VSOCK_MUX_H
 
@@ -41,7 +56,9 @@ struct vsock_mux_stats {
 	uint64_t bad_packets;		   /* malformed guest packets dropped */
 };
 
-/* Returns 0 or -errno with the error logged naming the path. */
+/* Returns 0 or -errno with the error logged naming the path. On an error
+ * after the event loop was given work (extremely unlikely: the SQ could not
+ * take a poll), *out is set anyway, to be destroyed after the loop. */
 int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p) WARN_UNUSED;
 
 /* The virtio device to attach (VIRTIO_ID_VSOCK: rx, tx and event queues). */

@@ -1,0 +1,394 @@
+/* The virtio-vsock device against a fake guest driver (test_vsock_guest.h)
+ * and a fake backend that records what it is given and hands out packets
+ * the test queues. The event loop only runs the device's deferred interrupt
+ * decisions here. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/time_types.h>
+#include <linux/virtio_ids.h>
+
+#include "evloop.h"
+#include "test_vsock_guest.h"
+#include "vsock.h"
+
+/* ---- the fake backend ---------------------------------------------------- */
+
+struct sent {
+	struct virtio_vsock_hdr hdr;
+	uint8_t data[128];
+};
+
+static struct {
+	struct sent tx[16];
+	unsigned ntx, nbad, changed;
+	struct virtio_vsock_hdr bad;
+	/* Packets to hand out: out[next_out..nout). */
+	struct sent out[16];
+	unsigned nout, next_out;
+	unsigned dry; /* rx() calls to answer "nothing after all" first */
+} be;
+
+static void be_tx(void *b, const struct vsock_pkt *p)
+{
+	struct sent *s = &be.tx[be.ntx++];
+	size_t off = 0;
+
+	(void)b;
+	cr_assert_leq(be.ntx, 16);
+	s->hdr = p->hdr;
+	for (unsigned i = 0; i < p->niov; i++) {
+		cr_assert_leq(off + p->iov[i].iov_len, sizeof(s->data));
+		memcpy(s->data + off, p->iov[i].iov_base, p->iov[i].iov_len);
+		off += p->iov[i].iov_len;
+	}
+	cr_assert_eq(off, le32toh(p->hdr.len));
+}
+
+static void be_tx_bad(void *b, const struct vsock_pkt *p)
+{
+	(void)b;
+	be.nbad++;
+	be.bad = p->hdr;
+}
+
+static bool be_rx_pending(void *b)
+{
+	(void)b;
+	return be.next_out < be.nout;
+}
+
+static bool be_rx(void *b, struct vsock_pkt *p)
+{
+	struct sent *s;
+	uint32_t len;
+
+	(void)b;
+	if (be.dry) {
+		be.dry--;
+		be.next_out = be.nout; /* nothing after all: the socket was empty */
+		return false;
+	}
+	if (be.next_out == be.nout)
+		return false;
+	s = &be.out[be.next_out++];
+	len = le32toh(s->hdr.len);
+	cr_assert_leq(len, p->room);
+	p->hdr = s->hdr;
+	cr_assert_geq(p->iov[0].iov_len, len, "one RX buffer holds these payloads");
+	memcpy(p->iov[0].iov_base, s->data, len);
+	return true;
+}
+
+static void be_changed(void *b)
+{
+	(void)b;
+	be.changed++;
+}
+
+static const struct vsock_backend backend = {.tx = be_tx,
+					     .tx_bad = be_tx_bad,
+					     .rx_pending = be_rx_pending,
+					     .rx = be_rx,
+					     .changed = be_changed};
+
+/* A host packet for the backend to hand out. */
+static void queue_out(uint16_t op, const char *data)
+{
+	struct sent *s = &be.out[be.nout++];
+	uint32_t len = data ? (uint32_t)strlen(data) : 0;
+
+	vsock_pkt_init(&s->hdr, G_CID, 52, 1234, op, 0);
+	s->hdr.len = htole32(len);
+	memcpy(s->data, data ? data : "", len);
+}
+
+/* ---- the fake transport and the loop ------------------------------------ */
+
+static struct guest gs;
+static struct evloop *loop;
+static struct vsock_dev *d;
+static unsigned used_calls[3], resets_asked;
+
+static void host_used(void *t, unsigned q)
+{
+	(void)t;
+	cr_assert_lt(q, 3);
+	used_calls[q]++;
+}
+
+static void host_needs_reset(void *t)
+{
+	(void)t;
+	resets_asked++;
+}
+
+static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
+
+static void setup(void)
+{
+	memset(&be, 0, sizeof(be));
+	memset(used_calls, 0, sizeof(used_calls));
+	resets_asked = 0;
+	guest_start(&gs, false);
+	cr_assert_eq(evloop_create(&loop, 16), 0);
+	cr_assert_eq(vsock_dev_create(&d, G_CID, loop, &backend), 0);
+	vsock_ops.reset(d); /* as Linux's probe does */
+	cr_assert_eq(vsock_ops.activate(d, 0, gs.q, &host), 0);
+}
+
+static void teardown(void)
+{
+	evloop_destroy(loop);
+	vsock_dev_destroy(d);
+	guest_stop(&gs);
+}
+
+TestSuite(vsock_dev, .init = setup, .fini = teardown, .timeout = 10);
+
+static struct ev_op tick;
+static void tick_done(struct ev_op *op, int res)
+{
+	(void)op, (void)res;
+	evloop_stop(loop);
+}
+
+/* One turn of the loop, so that deferred calls (interrupt decisions) run. */
+static void turn(void)
+{
+	static struct __kernel_timespec ts = {.tv_nsec = 1000 * 1000};
+	tick = (struct ev_op){.done = tick_done};
+	cr_assert_eq(evloop_timeout(loop, &tick, &ts), 0);
+	cr_assert_eq(evloop_run(loop), 0);
+}
+
+static uint16_t used_flags(unsigned q)
+{
+	return ((struct vring_used *)g_at(&gs, g_ring(q) + 0x2000, 4))->flags;
+}
+
+Test(vsock_dev, ops_and_config)
+{
+	uint64_t cid = 0;
+	uint8_t b[4];
+
+	cr_assert_eq(vsock_ops.device_id, VIRTIO_ID_VSOCK);
+	cr_assert_eq(vsock_ops.num_queues, 3);
+	cr_assert_eq(vsock_ops.features(d), 0, "streams only: no SEQPACKET");
+	vsock_ops.config_read(d, 0, &cid, 8);
+	cr_assert_eq(le64toh(cid), G_CID);
+	vsock_ops.config_read(d, 4, b, 4);
+	cr_assert_eq(b[0] | b[1] | b[2] | b[3], 0, "upper half of the CID");
+	memset(b, 0xff, sizeof(b));
+	vsock_ops.config_read(d, 6, b, 4);
+	cr_assert_eq(b[2] | b[3], 0, "past the config: zeros");
+	struct vsock_dev *d2;
+	cr_assert_eq(vsock_dev_create(&d2, 2, loop, &backend), -EINVAL, "CID 2 is the host");
+	struct vsock_backend partial = backend;
+	partial.rx = NULL;
+	cr_assert_eq(vsock_dev_create(&d2, G_CID, loop, &partial), -EINVAL);
+}
+
+Test(vsock_dev, activate_and_reset_tell_the_backend)
+{
+	uint64_t r = vsock_dev_resets(d);
+
+	cr_assert_eq(r, 1);
+	cr_assert_eq(be.changed, 2);
+	vsock_ops.reset(d);
+	cr_assert_eq(vsock_dev_resets(d), 2);
+	cr_assert_eq(be.changed, 3);
+	/* Reset: the device touches no queue, whatever the backend has. */
+	queue_out(VIRTIO_VSOCK_OP_RST, NULL);
+	guest_give_rx(&gs, 1, G_RXBUF);
+	vsock_dev_kick(d);
+	vsock_ops.notify(d, 0);
+	struct vring_used_elem e;
+	cr_assert_not(guest_used(&gs, 0, &e));
+	cr_assert_eq(be.next_out, 0);
+	/* Queues missing or too large: activation refused. */
+	guest_restart(&gs, false);
+	gs.q[1].ready = false;
+	cr_assert_eq(vsock_ops.activate(d, 0, gs.q, &host), -EINVAL);
+}
+
+Test(vsock_dev, tx_packets_reach_the_backend)
+{
+	struct vring_used_elem e;
+
+	guest_send(&gs, guest_hdr(1234, 52, VIRTIO_VSOCK_OP_REQUEST, 0, 4096, 0), NULL, 0);
+	guest_send(&gs, guest_hdr(1234, 52, VIRTIO_VSOCK_OP_RW, 0, 4096, 0), "hello", 5);
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(be.ntx, 2);
+	cr_assert_eq(le16toh(be.tx[0].hdr.op), VIRTIO_VSOCK_OP_REQUEST);
+	cr_assert_eq(le16toh(be.tx[1].hdr.op), VIRTIO_VSOCK_OP_RW);
+	cr_assert_eq(memcmp(be.tx[1].data, "hello", 5), 0);
+	/* Both chains back at once, nothing written to them. */
+	cr_assert(guest_used(&gs, 1, &e));
+	cr_assert_eq(e.id, 0);
+	cr_assert_eq(e.len, 0);
+	cr_assert(guest_used(&gs, 1, &e));
+	cr_assert_eq(e.id, 1);
+	cr_assert_not(guest_used(&gs, 1, &e));
+	/* One interrupt decision for the batch, after the loop's turn. */
+	cr_assert_eq(used_calls[1], 0);
+	turn();
+	cr_assert_eq(used_calls[1], 1);
+	/* Drained: notifications back on for the next packet. */
+	cr_assert_eq(used_flags(1) & VRING_USED_F_NO_NOTIFY, 0);
+	struct vsock_dev_stats st;
+	vsock_dev_get_stats(d, &st);
+	cr_assert_eq(st.tx_packets, 2);
+	cr_assert_eq(st.tx_bytes, 5);
+	cr_assert_eq(st.bad_packets, 0);
+}
+
+Test(vsock_dev, bad_packets_are_dropped_counted_and_reported)
+{
+	struct vring_used_elem e;
+	struct vsock_dev_stats st;
+	struct virtio_vsock_hdr h = guest_hdr(1234, 52, VIRTIO_VSOCK_OP_RW, 0, 4096, 0);
+
+	/* Another guest's CID: nothing names a connection of ours. */
+	h.src_cid = htole64(G_CID + 1);
+	guest_send(&gs, h, "x", 1);
+	/* A SEQPACKET packet: names one, so the backend resets it. */
+	h = guest_hdr(1234, 52, VIRTIO_VSOCK_OP_RW, 0, 4096, 0);
+	h.type = htole16(VIRTIO_VSOCK_TYPE_SEQPACKET);
+	guest_send(&gs, h, "x", 1);
+	/* A TX chain with a writable buffer. */
+	uint32_t l = 64;
+	guest_offer(&gs, 1, &l, 1, true);
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(be.ntx, 0);
+	cr_assert_eq(be.nbad, 1);
+	cr_assert_eq(le32toh(be.bad.src_port), 1234);
+	for (int i = 0; i < 3; i++)
+		cr_assert(guest_used(&gs, 1, &e), "chain %d given back", i);
+	vsock_dev_get_stats(d, &st);
+	cr_assert_eq(st.bad_packets, 3);
+	cr_assert_eq(st.protocol_errors, 0);
+	cr_assert_eq(resets_asked, 0, "bad packets do not break the device");
+}
+
+Test(vsock_dev, rx_delivers_while_the_guest_has_buffers)
+{
+	struct virtio_vsock_hdr h;
+	char data[64];
+	struct vsock_dev_stats st;
+
+	queue_out(VIRTIO_VSOCK_OP_RESPONSE, NULL);
+	queue_out(VIRTIO_VSOCK_OP_RW, "abc");
+	queue_out(VIRTIO_VSOCK_OP_RW, "defg");
+	guest_give_rx(&gs, 2, G_RXBUF);
+	vsock_dev_kick(d);
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(le16toh(h.op), VIRTIO_VSOCK_OP_RESPONSE);
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(le16toh(h.op), VIRTIO_VSOCK_OP_RW);
+	cr_assert_eq(memcmp(data, "abc", 3), 0);
+	cr_assert_not(guest_recv(&gs, &h, data, sizeof(data)));
+	/* Out of buffers with a packet waiting: kicks on. */
+	cr_assert_eq(used_flags(0) & VRING_USED_F_NO_NOTIFY, 0);
+	vsock_dev_get_stats(d, &st);
+	cr_assert_eq(st.rx_waits, 1);
+	guest_give_rx(&gs, 1, G_RXBUF);
+	vsock_ops.notify(d, 0);
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(memcmp(data, "defg", 4), 0);
+	/* Nothing pending: RX kicks off again. */
+	cr_assert(used_flags(0) & VRING_USED_F_NO_NOTIFY);
+	turn();
+	cr_assert_eq(used_calls[0], 1, "one decision for the batch");
+	vsock_dev_get_stats(d, &st);
+	cr_assert_eq(st.rx_packets, 3);
+	cr_assert_eq(st.rx_bytes, 7);
+}
+
+/* A chain taken for a packet that was not there after all is kept for the
+ * next one, not given back empty. */
+Test(vsock_dev, rx_chain_kept_when_nothing_came)
+{
+	struct virtio_vsock_hdr h;
+	char data[8];
+	struct vring_used_elem e;
+
+	guest_give_rx(&gs, 2, G_RXBUF);
+	queue_out(VIRTIO_VSOCK_OP_RW, "zz");
+	be.dry = 1;
+	vsock_dev_kick(d);
+	cr_assert_not(guest_used(&gs, 0, &e));
+	be.nout = be.next_out = 0;
+	queue_out(VIRTIO_VSOCK_OP_RW, "yy");
+	vsock_dev_kick(d);
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(memcmp(data, "yy", 2), 0);
+	cr_assert_eq(gs.used_seen[0], 1);
+	struct vring_used *used = g_at(&gs, g_ring(0) + 0x2000, 12);
+	cr_assert_eq(used->ring[0].id, 0, "the first buffer, kept");
+}
+
+Test(vsock_dev, rx_buffers_split_like_older_linux)
+{
+	uint32_t lens[] = {VSOCK_PKT_HDR_SIZE, 100};
+	struct vring_used_elem e;
+	struct virtio_vsock_hdr h;
+
+	guest_offer(&gs, 0, lens, 2, true);
+	queue_out(VIRTIO_VSOCK_OP_RW, "split");
+	vsock_dev_kick(d);
+	cr_assert(guest_used(&gs, 0, &e));
+	cr_assert_eq(e.len, VSOCK_PKT_HDR_SIZE + 5);
+	memcpy(&h, g_at(&gs, g_buf(0, 0), sizeof(h)), sizeof(h));
+	cr_assert_eq(le32toh(h.len), 5);
+	cr_assert_eq(memcmp(g_at(&gs, g_buf(0, 1), 5), "split", 5), 0);
+}
+
+Test(vsock_dev, broken_rings_need_a_reset)
+{
+	struct vsock_dev_stats st;
+	struct vring_avail *avail = g_at(&gs, g_ring(1) + 0x1000, 4);
+
+	/* The TX avail index runs more than a queue ahead. */
+	avail->idx = G_QSIZE + 5;
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(resets_asked, 1);
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(resets_asked, 1, "once");
+	vsock_dev_get_stats(d, &st);
+	cr_assert_eq(st.protocol_errors, 1);
+	/* After a reset and a fresh start, it works again. */
+	vsock_ops.reset(d);
+	guest_restart(&gs, false);
+	cr_assert_eq(vsock_ops.activate(d, 0, gs.q, &host), 0);
+	guest_send(&gs, guest_hdr(1234, 52, VIRTIO_VSOCK_OP_REQUEST, 0, 4096, 0), NULL, 0);
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(be.ntx, 1);
+}
+
+Test(vsock_dev, rx_buffer_without_room_for_data_needs_a_reset)
+{
+	uint32_t l = VSOCK_PKT_HDR_SIZE;
+
+	guest_offer(&gs, 0, &l, 1, true);
+	queue_out(VIRTIO_VSOCK_OP_RESPONSE, NULL);
+	vsock_dev_kick(d);
+	cr_assert_eq(resets_asked, 1);
+	cr_assert_eq(be.next_out, 0, "nothing taken from the backend");
+}
+
+/* With EVENT_IDX, the device asks for a kick only when it waits. */
+Test(vsock_dev, event_idx_rx_kick_only_when_waiting)
+{
+	uint16_t *avail_event = g_at(&gs, g_ring(0) + 0x2000 + 4 + 8 * G_QSIZE, 2);
+
+	vsock_ops.reset(d);
+	guest_restart(&gs, true);
+	cr_assert_eq(vsock_ops.activate(d, 1ull << VIRTIO_RING_F_EVENT_IDX, gs.q, &host), 0);
+	guest_give_rx(&gs, 1, G_RXBUF);
+	queue_out(VIRTIO_VSOCK_OP_RW, "a");
+	queue_out(VIRTIO_VSOCK_OP_RW, "b");
+	vsock_dev_kick(d);
+	/* One delivered, one waiting: kick me when you add buffer #1. */
+	cr_assert_eq(*avail_event, 1);
+	cr_assert_eq(be.next_out, 1);
+}

@@ -1,0 +1,779 @@
+/* The whole hybrid vsock: muxer, device and a real event loop on its own
+ * thread, with the fake guest driver of test_vsock_guest.h on one side and
+ * real Unix sockets in a scratch directory on the other. The test thread
+ * plays both ends, as a guest's vCPU and a host program would: its queue
+ * kicks go through eventfds the loop polls (as KVM's ioeventfds do), and a
+ * mutex stands for the transport's, serialising notify, reset and
+ * activate. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "evloop.h"
+#include "test_vsock_guest.h"
+#include "vsock_mux.h"
+#include "vsock_uds.h"
+
+#define HOST_BUF (256u * 1024) /* the muxer's buf_alloc */
+
+static char dir[64], path[128];
+static struct guest gs;
+static struct evloop *loop;
+static struct vsock_mux *m;
+static const struct virtio_dev_ops *ops;
+static void *dev;
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Queue q's "ioeventfd". */
+static struct kick {
+	struct ev_op op;
+	int fd;
+	unsigned q;
+} kicks[3];
+
+static void kicked(struct ev_op *op, int res)
+{
+	struct kick *k = container_of(op, struct kick, op);
+	eventfd_t v;
+
+	if (res < 0)
+		return;
+	(void)eventfd_read(k->fd, &v);
+	pthread_mutex_lock(&dev_lock);
+	ops->notify(dev, k->q);
+	pthread_mutex_unlock(&dev_lock);
+}
+
+static void kick(unsigned q)
+{
+	cr_assert_eq(eventfd_write(kicks[q].fd, 1), 0);
+}
+
+static void host_used(void *t, unsigned q)
+{
+	(void)t, (void)q;
+}
+
+static void host_needs_reset(void *t)
+{
+	(void)t;
+	fprintf(stderr, "the device asked for a reset\n");
+	abort();
+}
+
+static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
+
+/* Let the loop thread work a little. */
+static void turn(void)
+{
+	usleep(200);
+}
+
+static void activate(void)
+{
+	pthread_mutex_lock(&dev_lock);
+	ops->reset(dev); /* as Linux's probe does */
+	cr_assert_eq(ops->activate(dev, 0, gs.q, &host), 0);
+	pthread_mutex_unlock(&dev_lock);
+	guest_give_rx(&gs, 32, G_RXBUF);
+	kick(0);
+}
+
+static void setup(void)
+{
+	struct vsock_mux_params p = {.guest_cid = G_CID};
+
+	snprintf(dir, sizeof(dir), "/tmp/flint-vsock-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/v.sock", dir);
+	guest_start(&gs, false);
+	cr_assert_eq(evloop_create(&loop, 64), 0);
+	p.uds_path = path;
+	p.loop = loop;
+	cr_assert_eq(vsock_mux_create(&m, &p), 0);
+	vsock_mux_device(m, &ops, &dev);
+	for (unsigned q = 0; q < 3; q++) {
+		kicks[q] = (struct kick){.op = {.done = kicked}, .q = q};
+		kicks[q].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		cr_assert_geq(kicks[q].fd, 0);
+		cr_assert_eq(evloop_poll(loop, &kicks[q].op, kicks[q].fd, POLLIN), 0);
+	}
+	cr_assert_eq(evloop_start(loop), 0);
+	activate();
+}
+
+static void teardown(void)
+{
+	char cmd[96];
+
+	evloop_destroy(loop);
+	vsock_mux_destroy(m);
+	for (unsigned q = 0; q < 3; q++)
+		close(kicks[q].fd);
+	guest_stop(&gs);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(vsock_mux, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- the guest's end ---------------------------------------------------- */
+
+static void gsend(struct virtio_vsock_hdr h, const void *data, uint32_t len)
+{
+	guest_send(&gs, h, data, len);
+	kick(1);
+}
+
+/* Take the next RX packet if there is one, giving the buffer back. */
+static bool gtake(struct virtio_vsock_hdr *h, void *data, uint32_t cap)
+{
+	if (!guest_recv(&gs, h, data, cap))
+		return false;
+	guest_give_rx(&gs, 1, G_RXBUF);
+	kick(0);
+	return true;
+}
+
+/* The next packet for the guest, giving the RX buffer back; false if none
+ * came within a while. */
+static bool grecv(struct virtio_vsock_hdr *h, void *data, uint32_t cap)
+{
+	for (int i = 0; i < 20000; i++) {
+		if (gtake(h, data, cap))
+			return true;
+		turn();
+	}
+	return false;
+}
+
+static uint16_t op_of(const struct virtio_vsock_hdr *h)
+{
+	return le16toh(h->op);
+}
+
+/* Expect a packet with op from host port src to guest port dst. */
+static struct virtio_vsock_hdr expect(uint16_t op, uint32_t src, uint32_t dst, void *data,
+				      uint32_t cap)
+{
+	struct virtio_vsock_hdr h;
+	static uint8_t junk[G_RXBUF];
+
+	cr_assert(grecv(&h, data ? data : junk, data ? cap : sizeof(junk)), "no packet (want op %u)",
+		  op);
+	cr_assert_eq(op_of(&h), op, "op %u, want %u", op_of(&h), op);
+	cr_assert_eq(le64toh(h.src_cid), VMADDR_CID_HOST);
+	cr_assert_eq(le64toh(h.dst_cid), G_CID);
+	cr_assert_eq(le16toh(h.type), VIRTIO_VSOCK_TYPE_STREAM);
+	if (src)
+		cr_assert_eq(le32toh(h.src_port), src);
+	cr_assert_eq(le32toh(h.dst_port), dst);
+	return h;
+}
+
+/* Nothing more for the guest after a few turns. */
+static void expect_quiet(void)
+{
+	struct virtio_vsock_hdr h;
+	uint8_t data[G_RXBUF];
+
+	usleep(20 * 1000);
+	cr_assert_not(guest_recv(&gs, &h, data, sizeof(data)), "unexpected op %u", op_of(&h));
+}
+
+/* ---- the host's end ------------------------------------------------------ */
+
+static int host_connect(const char *p)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(strlen(p), sizeof(a.sun_path));
+	memcpy(a.sun_path, p, strlen(p) + 1);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect %s: %s", p,
+		     strerror(errno));
+	return fd;
+}
+
+static void host_write(int fd, const char *s)
+{
+	cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Read exactly n bytes, turning the loop while none are there; returns
+ * bytes read (fewer at EOF). */
+static size_t host_read(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < 40000 && got < n; i++) {
+		ssize_t r = recv(fd, (uint8_t *)buf + got, n - got, MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		cr_assert(errno == EAGAIN, "recv: %s", strerror(errno));
+		turn();
+	}
+	return got;
+}
+
+/* The socket reaches EOF (or a reset) with no data before it. */
+static void host_expect_closed(int fd)
+{
+	char c;
+
+	for (int i = 0; i < 40000; i++) {
+		ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return;
+		cr_assert(r < 0 && errno == EAGAIN, "data or error instead of EOF");
+		turn();
+	}
+	cr_assert_fail("socket not closed");
+}
+
+/* ---- host-initiated ------------------------------------------------------- */
+
+/* CONNECT to guest port: the REQUEST the guest sees; returns our port. */
+static uint32_t host_request(int fd, uint32_t port, const char *extra)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "CONNECT %u\n%s", port, extra);
+	host_write(fd, line);
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_REQUEST, 0, port, NULL, 0);
+	cr_assert_geq(le32toh(h.src_port), 1u << 30, "an ephemeral host port");
+	cr_assert_eq(le32toh(h.buf_alloc), HOST_BUF);
+	cr_assert_eq(le32toh(h.len), 0);
+	return le32toh(h.src_port);
+}
+
+Test(vsock_mux, host_initiated_stream_and_orderly_close)
+{
+	int fd = host_connect(path);
+	uint32_t local = host_request(fd, 5000, "hello");
+	char buf[64], want[32];
+	struct vsock_mux_stats st;
+
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	snprintf(want, sizeof(want), "OK %u\n", local);
+	cr_assert_eq(host_read(fd, buf, strlen(want)), strlen(want));
+	cr_assert_eq(memcmp(buf, want, strlen(want)), 0, "got \"%.*s\"", (int)strlen(want), buf);
+	/* What followed the CONNECT line arrives after the handshake. */
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_RW, local, 5000, buf, sizeof(buf));
+	cr_assert_eq(le32toh(h.len), 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RW, 0, 65536, 5), "world", 5);
+	cr_assert_eq(host_read(fd, buf, 5), 5);
+	cr_assert_eq(memcmp(buf, "world", 5), 0);
+	/* The host program half-closes: the guest hears SHUTDOWN SEND. */
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, local, 5000, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND);
+	/* The guest closes: the host sees EOF, the guest gets its RST. */
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_SHUTDOWN,
+			VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, 65536, 5),
+	      NULL, 0);
+	host_expect_closed(fd);
+	expect(VIRTIO_VSOCK_OP_RST, local, 5000, NULL, 0);
+	expect_quiet();
+	close(fd);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_host, 1);
+	cr_assert_eq(st.conns_guest, 0);
+	cr_assert_eq(st.conns_open, 0);
+	cr_assert_eq(st.resets, 1);
+	cr_assert_eq(st.rx_bytes, 5);
+	cr_assert_eq(st.tx_bytes, 5);
+	cr_assert_eq(st.bad_packets, 0);
+}
+
+Test(vsock_mux, connect_to_a_guest_port_nobody_listens_on)
+{
+	int fd = host_connect(path);
+	uint32_t local = host_request(fd, 6000, "");
+
+	gsend(guest_hdr(6000, local, VIRTIO_VSOCK_OP_RST, 0, 0, 0), NULL, 0);
+	host_expect_closed(fd);
+	expect_quiet();
+	close(fd);
+}
+
+Test(vsock_mux, garbage_and_overlong_lines_are_closed)
+{
+	int bad = host_connect(path), longl = host_connect(path), slow = host_connect(path);
+	char aaa[41];
+
+	host_write(bad, "HELLO 5000\n");
+	memset(aaa, 'A', 40);
+	aaa[40] = 0;
+	host_write(longl, aaa);
+	host_write(slow, "CONN");
+	host_expect_closed(bad);
+	host_expect_closed(longl);
+	/* A line in pieces is fine; the closed ones sent the guest nothing. */
+	host_write(slow, "ECT 7");
+	turn();
+	host_write(slow, "\n");
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_REQUEST, 0, 7, NULL, 0);
+	(void)h;
+	expect_quiet();
+	/* A client that leaves before its line ends. */
+	int gone = host_connect(path);
+	host_write(gone, "CONNECT 9");
+	close(gone);
+	expect_quiet();
+	close(bad);
+	close(longl);
+	close(slow);
+}
+
+Test(vsock_mux, host_ports_are_unique)
+{
+	int a = host_connect(path), b = host_connect(path);
+	uint32_t pa = host_request(a, 5000, ""), pb = host_request(b, 5000, "");
+
+	cr_assert_neq(pa, pb);
+	close(a);
+	close(b);
+}
+
+/* The guest never answers: after about 2 s the host program is let go and
+ * the guest told to forget the connection. */
+Test(vsock_mux, guest_that_never_answers_times_out)
+{
+	int fd = host_connect(path);
+	uint64_t t0 = now_ns();
+	uint32_t local = host_request(fd, 5000, "");
+
+	host_expect_closed(fd);
+	cr_assert_geq(now_ns() - t0, 1900ull * 1000 * 1000);
+	expect(VIRTIO_VSOCK_OP_RST, local, 5000, NULL, 0);
+	close(fd);
+}
+
+/* ---- guest-initiated ------------------------------------------------------ */
+
+/* A listener at "<path>_<port>". */
+static int host_listen(uint32_t port)
+{
+	char p[160];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s_%u", path, port);
+	cr_assert_eq(vsock_uds_listen(p, &fd), 0);
+	return fd;
+}
+
+static int host_accept(int l)
+{
+	int fd = -1;
+
+	for (int i = 0; i < 10000 && fd < 0; i++) {
+		fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			turn();
+	}
+	cr_assert_geq(fd, 0);
+	return fd;
+}
+
+/* The guest connects from gport to host port hport with buffer buf_alloc. */
+static int guest_connects(int l, uint32_t gport, uint32_t hport, uint32_t buf_alloc)
+{
+	gsend(guest_hdr(gport, hport, VIRTIO_VSOCK_OP_REQUEST, 0, buf_alloc, 0), NULL, 0);
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_RESPONSE, hport, gport, NULL, 0);
+	cr_assert_eq(le32toh(h.buf_alloc), HOST_BUF);
+	return host_accept(l);
+}
+
+Test(vsock_mux, guest_initiated_stream)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	char buf[16];
+	struct vsock_mux_stats st;
+
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "ping", 4);
+	cr_assert_eq(host_read(a, buf, 4), 4);
+	cr_assert_eq(memcmp(buf, "ping", 4), 0);
+	host_write(a, "pong");
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, buf, sizeof(buf));
+	cr_assert_eq(le32toh(h.len), 4);
+	cr_assert_eq(memcmp(buf, "pong", 4), 0);
+	cr_assert_eq(le32toh(h.fwd_cnt), 4, "our fwd_cnt rides along");
+	/* The guest half-closes: the host reads EOF, and may still write. */
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_SHUTDOWN, VIRTIO_VSOCK_SHUTDOWN_SEND, 65536, 4),
+	      NULL, 0);
+	host_expect_closed(a);
+	host_write(a, "late");
+	expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, buf, sizeof(buf));
+	cr_assert_eq(memcmp(buf, "late", 4), 0);
+	close(a);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND);
+	/* Both directions done: RST ends it. */
+	expect(VIRTIO_VSOCK_OP_RST, 6000, 1111, NULL, 0);
+	expect_quiet();
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_guest, 1);
+	cr_assert_eq(st.conns_open, 0);
+	close(l);
+}
+
+Test(vsock_mux, guest_connect_with_no_listener_is_reset)
+{
+	struct vsock_mux_stats st;
+
+	gsend(guest_hdr(1111, 6001, VIRTIO_VSOCK_OP_REQUEST, 0, 65536, 0), NULL, 0);
+	expect(VIRTIO_VSOCK_OP_RST, 6001, 1111, NULL, 0);
+	/* A socket file with nobody behind it: the same. */
+	int l = host_listen(6002);
+	close(l);
+	gsend(guest_hdr(1112, 6002, VIRTIO_VSOCK_OP_REQUEST, 0, 65536, 0), NULL, 0);
+	expect(VIRTIO_VSOCK_OP_RST, 6002, 1112, NULL, 0);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_guest, 0);
+	cr_assert_eq(st.resets, 2);
+}
+
+Test(vsock_mux, packets_for_unknown_connections_are_reset)
+{
+	gsend(guest_hdr(2222, 7777, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "x", 1);
+	expect(VIRTIO_VSOCK_OP_RST, 7777, 2222, NULL, 0);
+	gsend(guest_hdr(2222, 7777, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	expect(VIRTIO_VSOCK_OP_RST, 7777, 2222, NULL, 0);
+	/* A RST for nothing gets no answer. */
+	gsend(guest_hdr(2222, 7777, VIRTIO_VSOCK_OP_RST, 0, 0, 0), NULL, 0);
+	expect_quiet();
+}
+
+Test(vsock_mux, bad_packet_on_a_connection_resets_it)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	struct virtio_vsock_hdr h = guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0);
+	struct vsock_mux_stats st;
+
+	h.flags = htole32(1); /* flags on an RW */
+	gsend(h, "x", 1);
+	expect(VIRTIO_VSOCK_OP_RST, 6000, 1111, NULL, 0);
+	host_expect_closed(a);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.bad_packets, 1);
+	close(a);
+	close(l);
+}
+
+/* We send no more than the guest's credit, ask once when it runs out, and
+ * carry on when the guest reports it consumed some. */
+Test(vsock_mux, credit_limits_what_the_guest_gets)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 1000);
+	static char out[3000], in[G_RXBUF];
+	uint32_t got = 0;
+	struct virtio_vsock_hdr h;
+
+	memset(out, 'q', sizeof(out));
+	cr_assert_eq(write(a, out, sizeof(out)), (ssize_t)sizeof(out));
+	while (got < 1000) {
+		h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, in, sizeof(in));
+		got += le32toh(h.len);
+	}
+	cr_assert_eq(got, 1000);
+	expect(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 6000, 1111, NULL, 0);
+	expect_quiet();
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, 1000, 600), NULL, 0);
+	while (got < 1600) {
+		h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, in, sizeof(in));
+		got += le32toh(h.len);
+	}
+	cr_assert_eq(got, 1600);
+	expect(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 6000, 1111, NULL, 0);
+	expect_quiet();
+	close(a);
+	close(l);
+}
+
+/* With the host program not reading, a guest may fill exactly our buffer
+ * (what the socket took plus buf_alloc); a byte more resets it. */
+Test(vsock_mux, guest_past_our_credit_is_reset)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	static char chunk[VSOCK_PKT_MAX_PAYLOAD];
+	uint32_t sent = 0, fwd = 0, buf_alloc = HOST_BUF;
+	struct virtio_vsock_hdr h;
+
+	memset(chunk, 'z', sizeof(chunk));
+	for (;;) {
+		uint32_t credit = buf_alloc - (sent - fwd);
+		if (!credit) {
+			/* Out of credit as far as we know: ask, to be sure. */
+			gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0, 65536, 0),
+			      NULL, 0);
+			while (grecv(&h, chunk, sizeof(chunk)) &&
+			       op_of(&h) != VIRTIO_VSOCK_OP_CREDIT_UPDATE)
+				cr_assert_neq(op_of(&h), VIRTIO_VSOCK_OP_RST);
+			cr_assert_eq(op_of(&h), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+			if (le32toh(h.fwd_cnt) == fwd)
+				break;
+			fwd = le32toh(h.fwd_cnt);
+			continue;
+		}
+		uint32_t n = credit < sizeof(chunk) ? credit : sizeof(chunk);
+		gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk, n);
+		sent += n;
+		while (gtake(&h, chunk, sizeof(chunk))) {
+			cr_assert_eq(op_of(&h), VIRTIO_VSOCK_OP_CREDIT_UPDATE, "op %u", op_of(&h));
+			fwd = le32toh(h.fwd_cnt);
+		}
+		cr_assert_lt(sent, 64u << 20, "the host socket never filled up");
+	}
+	cr_assert_geq(sent, HOST_BUF);
+	expect_quiet();
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "!", 1);
+	expect(VIRTIO_VSOCK_OP_RST, 6000, 1111, NULL, 0);
+	/* What was accepted still reaches the host program, then EOF. */
+	size_t total = 0;
+	ssize_t r;
+	for (int i = 0; i < 100000; i++) {
+		r = recv(a, chunk, sizeof(chunk), MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		if (r > 0)
+			total += (size_t)r;
+		else
+			turn();
+	}
+	cr_assert_eq(r, 0);
+	cr_assert_leq(total, sent);
+	close(a);
+	close(l);
+}
+
+/* Guest data the host program is slow to take is buffered and flushed in
+ * order; the guest hears about the room freed. */
+Test(vsock_mux, slow_host_reader_gets_everything_in_order)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	static uint8_t chunk[VSOCK_PKT_MAX_PAYLOAD], rd[VSOCK_PKT_MAX_PAYLOAD];
+	enum { TOTAL = 4 << 20 };
+	uint32_t sent = 0, fwd = 0, got = 0, updates = 0;
+	struct virtio_vsock_hdr h;
+
+	while (got < TOTAL) {
+		uint32_t credit = HOST_BUF - (sent - fwd);
+		uint32_t n = credit < sizeof(chunk) ? credit : sizeof(chunk);
+		if (n > TOTAL - sent)
+			n = TOTAL - sent;
+		if (n) {
+			for (uint32_t i = 0; i < n; i++)
+				chunk[i] = (uint8_t)((sent + i) * 31 / 7);
+			gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk, n);
+			sent += n;
+		}
+		/* The host reads a little at a time. */
+		ssize_t r = recv(a, rd, 10000, MSG_DONTWAIT);
+		if (r > 0) {
+			for (ssize_t i = 0; i < r; i++)
+				cr_assert_eq(rd[i], (uint8_t)((got + (uint32_t)i) * 31 / 7),
+					     "byte %u", got + (uint32_t)i);
+			got += (uint32_t)r;
+		}
+		turn();
+		while (gtake(&h, rd, sizeof(rd))) {
+			cr_assert_eq(op_of(&h), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+			fwd = le32toh(h.fwd_cnt);
+			updates++;
+		}
+	}
+	cr_assert_eq(got, TOTAL);
+	cr_assert_gt(updates, 0);
+	close(a);
+	close(l);
+}
+
+/* ---- resets and many connections ---------------------------------------- */
+
+Test(vsock_mux, device_reset_closes_every_connection)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	int b = host_connect(path);
+	(void)host_request(b, 5000, "");
+	struct vsock_mux_stats st;
+
+	pthread_mutex_lock(&dev_lock);
+	ops->reset(dev);
+	pthread_mutex_unlock(&dev_lock);
+	host_expect_closed(a);
+	host_expect_closed(b);
+	/* A host program arriving while the driver is down waits for it. */
+	int c = host_connect(path);
+	host_write(c, "CONNECT 5001\n");
+	usleep(20 * 1000);
+	pthread_mutex_lock(&dev_lock);
+	guest_restart(&gs, false);
+	pthread_mutex_unlock(&dev_lock);
+	activate();
+	expect(VIRTIO_VSOCK_OP_REQUEST, 0, 5001, NULL, 0);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, 1);
+	close(a);
+	close(b);
+	close(c);
+	close(l);
+}
+
+/* Many guest connections at once, data both ways, checked byte by byte:
+ * a small guest vsock stack replies with credit updates as it consumes. */
+Test(vsock_mux, many_connections_both_ways)
+{
+	enum { N = 24, BYTES = 300 * 1000, GBUF = 65536 };
+	struct gconn {
+		int fd;
+		uint32_t tx, rx_guest;	/* bytes the guest sent / received */
+		uint32_t peer_fwd;	/* our fwd_cnt as the guest heard it */
+		uint32_t consumed_told; /* the guest's fwd_cnt it last reported */
+		uint32_t rx_host;	/* bytes the host program received */
+		uint32_t tx_host;	/* bytes the host program wrote */
+		bool host_shut, guest_eof;
+	} c[N];
+	static uint8_t buf[VSOCK_PKT_MAX_PAYLOAD], pkt[G_RXBUF];
+	int l = host_listen(6000);
+	struct virtio_vsock_hdr h;
+	unsigned done = 0;
+
+	for (unsigned i = 0; i < N; i++) {
+		c[i] = (struct gconn){0};
+		c[i].fd = guest_connects(l, 2000 + i, 6000, GBUF);
+		cr_assert_eq(fcntl(c[i].fd, F_SETFL, O_NONBLOCK), 0);
+	}
+	for (int round = 0; done < N; round++) {
+		cr_assert_lt(round, 200000, "stuck: %u of %u done", done, N);
+		for (unsigned i = 0; i < N; i++) {
+			struct gconn *g = &c[i];
+			/* The guest sends 4 KiB packets while it has credit. */
+			uint32_t credit = HOST_BUF - (g->tx - g->peer_fwd);
+			uint32_t n = BYTES - g->tx < 4096 ? BYTES - g->tx : 4096;
+			if (n && credit >= n) {
+				for (uint32_t k = 0; k < n; k++)
+					buf[k] = (uint8_t)(i + (g->tx + k) * 13);
+				gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_RW, 0, GBUF,
+						g->rx_guest),
+				      buf, n);
+				g->tx += n;
+				if (g->tx == BYTES)
+					gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_SHUTDOWN,
+							VIRTIO_VSOCK_SHUTDOWN_SEND, GBUF, g->rx_guest),
+					      NULL, 0);
+			}
+			/* The host program reads and writes without blocking. */
+			ssize_t r = recv(g->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			for (ssize_t k = 0; k < r; k++)
+				cr_assert_eq(buf[k], (uint8_t)(i + (g->rx_host + (uint32_t)k) * 13));
+			if (r > 0)
+				g->rx_host += (uint32_t)r;
+			if (g->tx_host < BYTES) {
+				uint32_t w = BYTES - g->tx_host < 8192 ? BYTES - g->tx_host : 8192;
+				for (uint32_t k = 0; k < w; k++)
+					buf[k] = (uint8_t)(i * 7 + (g->tx_host + k) * 5);
+				ssize_t s = send(g->fd, buf, w, MSG_DONTWAIT | MSG_NOSIGNAL);
+				if (s > 0)
+					g->tx_host += (uint32_t)s;
+			} else if (!g->host_shut) {
+				cr_assert_eq(shutdown(g->fd, SHUT_WR), 0);
+				g->host_shut = true;
+			}
+		}
+		turn();
+		while (gtake(&h, pkt, sizeof(pkt))) {
+			uint32_t i = le32toh(h.dst_port) - 2000;
+			cr_assert_lt(i, N);
+			struct gconn *g = &c[i];
+			g->peer_fwd = le32toh(h.fwd_cnt);
+			switch (op_of(&h)) {
+			case VIRTIO_VSOCK_OP_RW:
+				for (uint32_t k = 0; k < le32toh(h.len); k++)
+					cr_assert_eq(pkt[k], (uint8_t)(i * 7 + (g->rx_guest + k) * 5));
+				g->rx_guest += le32toh(h.len);
+				cr_assert_leq(g->rx_guest - g->consumed_told, GBUF, "credit overrun");
+				/* Report consumption every 16 KiB, as a reader would. */
+				if (g->rx_guest - g->consumed_told >= 16384) {
+					g->consumed_told = g->rx_guest;
+					gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE,
+							0, GBUF, g->rx_guest),
+					      NULL, 0);
+				}
+				break;
+			case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+				g->consumed_told = g->rx_guest;
+				gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, GBUF,
+						g->rx_guest),
+				      NULL, 0);
+				break;
+			case VIRTIO_VSOCK_OP_SHUTDOWN:
+				cr_assert_eq(g->rx_guest, BYTES, "EOF after all the data");
+				g->guest_eof = true;
+				break;
+			case VIRTIO_VSOCK_OP_RST:
+				cr_assert(g->guest_eof && g->tx == BYTES, "reset before the end");
+				done++;
+				break;
+			case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
+				break;
+			default:
+				cr_assert_fail("op %u", op_of(&h));
+			}
+		}
+	}
+	/* Each host program reads the rest of its stream, then EOF. */
+	for (unsigned i = 0; i < N; i++) {
+		struct gconn *g = &c[i];
+		size_t r;
+		while ((r = host_read(g->fd, buf, BYTES - g->rx_host < 4096 ? BYTES - g->rx_host : 4096)) >
+		       0) {
+			for (size_t k = 0; k < r; k++)
+				cr_assert_eq(buf[k], (uint8_t)(i + (g->rx_host + (uint32_t)k) * 13));
+			g->rx_host += (uint32_t)r;
+			if (g->rx_host == BYTES)
+				break;
+		}
+		cr_assert_eq(g->rx_host, BYTES);
+		cr_assert_eq(host_read(g->fd, buf, 1), 0, "EOF on the host side");
+		close(g->fd);
+	}
+	close(l);
+}
+
+Test(vsock_mux, create_refuses_a_regular_file_and_bad_paths)
+{
+	struct vsock_mux *m2;
+	struct vsock_mux_params p = {.guest_cid = G_CID, .loop = loop};
+	char file[160];
+	int fd;
+
+	snprintf(file, sizeof(file), "%s/regular", dir);
+	fd = open(file, O_CREAT | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	p.uds_path = file;
+	cr_assert_eq(vsock_mux_create(&m2, &p), -EEXIST);
+	cr_assert_null(m2);
+	cr_assert_eq(access(file, F_OK), 0, "left in place");
+	/* Our own live socket is not replaced either. */
+	p.uds_path = path;
+	cr_assert_eq(vsock_mux_create(&m2, &p), -EADDRINUSE);
+	snprintf(file, sizeof(file), "%s/no/such/dir/v.sock", dir);
+	p.uds_path = file;
+	cr_assert_eq(vsock_mux_create(&m2, &p), -ENOENT);
+}

@@ -30,10 +30,12 @@ $(BUILD)/jail/probe: tests/jail/probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -D_GNU_SOURCE $(WARN) -o $@ $<
 
-$(JAIL_RIG_BINS): $(BUILD)/tools/%: $(BUILD)/%
+$(BUILD)/tools/flint-jail: $(BUILD)/flint-jail
 	@mkdir -p $(dir $@)
 	strip -o $@ $<
 $(BUILD)/tools/flint: $(BUILD)/jail/flint
+	@mkdir -p $(dir $@)
+	strip -o $@ $<
 
 $(BUILD)/unit-tests: $(JAIL_LIB_OBJS)
 $(BUILD)/tests/unit/test_jail%.o: CPPFLAGS += -iquote jail

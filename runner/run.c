@@ -32,20 +32,12 @@
 #define TX_CAP	  (AGENT_HDR_SIZE + AGENT_REQUEST_MAX)
 #define MSG_LEN	  512
 
-struct run {
-	struct run_params p;
-	char *path;  /* listen_path, unlinked by run_stop */
-	int lfd;     /* listening; the thread closes it once the agent is in */
-	int stop_fd; /* eventfd: run_stop wants the thread gone */
-	pthread_t thread;
-	bool thread_started;
-	atomic_bool stopping, finished;
-	pthread_mutex_t lock; /* guards t */
-	struct run_timings t;
-	struct agent_outbuf tx; /* the request, then STDIN frames */
-};
+struct run;
 
-/* One connection's relay state; lives on the thread's stack. */
+/* The agent connection's relay state. Part of struct run, so that the
+ * thread allocates nothing: freeing in a thread's malloc arena can make
+ * glibc shrink it and read /proc/sys/vm/overcommit_memory, which the
+ * thread's seccomp filter refuses. */
 struct session {
 	struct run *r;
 	int sock;
@@ -58,6 +50,20 @@ struct session {
 	bool out_pending;
 	bool dead[2]; /* out_fd, err_fd refused writes: drop their output */
 	char *msg;    /* MSG_LEN bytes: the reason given to finish() */
+};
+
+struct run {
+	struct run_params p;
+	char *path;  /* listen_path, unlinked by run_stop */
+	int lfd;     /* listening; the thread closes it once the agent is in */
+	int stop_fd; /* eventfd: run_stop wants the thread gone */
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stopping, finished;
+	pthread_mutex_t lock; /* guards t */
+	struct run_timings t;
+	struct agent_outbuf tx; /* the request, then STDIN frames */
+	struct session s;
 };
 
 static void set_time(struct run *r, uint64_t *field)
@@ -318,19 +324,10 @@ static void *run_thread(void *arg)
 {
 	struct run *r = arg;
 	char msg[MSG_LEN] = "";
-	struct session *s = calloc(1, sizeof(*s));
 	int status;
 
-	if (!s) {
-		snprintf(msg, sizeof(msg), "flint run: out of memory");
-		status = RUN_EXIT_NO_AGENT;
-	} else {
-		s->r = r;
-		s->sock = -1;
-		s->msg = msg;
-		status = session_run(s);
-		free(s);
-	}
+	r->s.msg = msg;
+	status = session_run(&r->s);
 	if (status < 0 || atomic_load(&r->stopping))
 		return NULL;
 	/* Before finish(): the caller may check run_finished as soon as the
@@ -413,6 +410,8 @@ int run_start(struct run **out, const struct run_params *p)
 		return -ENOMEM;
 	r->p = *p;
 	r->lfd = r->stop_fd = -1;
+	r->s.r = r;
+	r->s.sock = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	r->tx.cap = TX_CAP;
 	r->tx.buf = malloc(TX_CAP);

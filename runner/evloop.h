@@ -123,7 +123,8 @@ int evloop_poll_once(struct evloop *l, struct ev_op *op, int fd, unsigned events
  * passed, or -ECANCELED. *ts must stay valid until the loop's next turn (the
  * kernel reads it when the SQE is submitted); keeping it beside op is the
  * simple way. */
-int evloop_timeout(struct evloop *l, struct ev_op *op, const struct __kernel_timespec *ts) WARN_UNUSED;
+int evloop_timeout(struct evloop *l, struct ev_op *op,
+		   const struct __kernel_timespec *ts) WARN_UNUSED;
 
 /* preadv/pwritev at byte offset off. iov[] and the buffers must stay valid
  * until done() (the kernel may read the array after this returns). */

@@ -3,13 +3,12 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vsock_pkt.h"
 
-static void init(struct vsock_conn *c, uint32_t local_port, uint32_t peer_port,
-		 uint32_t buf_alloc)
+static void init(struct vsock_conn *c, uint32_t local_port, uint32_t peer_port, uint32_t buf_alloc)
 {
 	*c = (struct vsock_conn){
 	    .local_port = local_port, .peer_port = peer_port, .buf_alloc = buf_alloc};
@@ -29,8 +28,7 @@ static void take_credit(struct vsock_conn *c, const struct virtio_vsock_hdr *h)
 	c->peer_fwd_cnt = le32toh(h->fwd_cnt);
 }
 
-void vsock_conn_accept(struct vsock_conn *c, const struct virtio_vsock_hdr *req,
-		       uint32_t buf_alloc)
+void vsock_conn_accept(struct vsock_conn *c, const struct virtio_vsock_hdr *req, uint32_t buf_alloc)
 {
 	init(c, le32toh(req->dst_port), le32toh(req->src_port), buf_alloc);
 	take_credit(c, req);
@@ -42,7 +40,8 @@ void vsock_conn_accept(struct vsock_conn *c, const struct virtio_vsock_hdr *req,
 
 void vsock_conn_release(struct vsock_conn *c)
 {
-	free(c->buf);
+	if (c->buf)
+		munmap(c->buf, c->buf_alloc);
 	c->buf = NULL;
 	c->buf_head = c->buf_len = 0;
 }
@@ -193,6 +192,16 @@ void vsock_conn_readable(struct vsock_conn *c)
 		c->pending |= VSOCK_CONN_DATA;
 }
 
+/* The buffer is mapped rather than malloc'd: freeing many of them in the
+ * event loop's malloc arena makes glibc shrink that heap, and the first
+ * shrink opens /proc/sys/vm/overcommit_memory, which the loop thread's
+ * seccomp filter refuses (it kills flint). */
+static uint8_t *map_buf(uint32_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 int vsock_conn_buffer(struct vsock_conn *c, const struct iovec *iov, unsigned niov, size_t skip)
 {
 	for (unsigned i = 0; i < niov; i++) {
@@ -208,11 +217,12 @@ int vsock_conn_buffer(struct vsock_conn *c, const struct iovec *iov, unsigned ni
 		skip = 0;
 		if (len > c->buf_alloc - c->buf_len)
 			return -ENOBUFS;
-		if (!c->buf && !(c->buf = malloc(c->buf_alloc)))
+		if (!c->buf && (c->buf = map_buf(c->buf_alloc)) == NULL)
 			return -ENOMEM;
 		while (len) {
 			uint32_t tail = (c->buf_head + c->buf_len) % c->buf_alloc;
-			uint32_t n = c->buf_alloc - tail < len ? c->buf_alloc - tail : (uint32_t)len;
+			uint32_t n =
+			    c->buf_alloc - tail < len ? c->buf_alloc - tail : (uint32_t)len;
 			memcpy(c->buf + tail, src, n);
 			c->buf_len += n;
 			src += n;

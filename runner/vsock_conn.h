@@ -36,7 +36,7 @@ enum vsock_conn_state {
 enum {
 	VSOCK_CONN_REQUEST = 1 << 0,
 	VSOCK_CONN_RESPONSE = 1 << 1,
-	VSOCK_CONN_DATA = 1 << 2, /* the socket may have data, and we may send it */
+	VSOCK_CONN_DATA = 1 << 2,     /* the socket may have data, and we may send it */
 	VSOCK_CONN_SHUTDOWN = 1 << 3, /* the socket's EOF: SHUTDOWN with SEND */
 	VSOCK_CONN_CREDIT_UPDATE = 1 << 4,
 	VSOCK_CONN_CREDIT_REQUEST = 1 << 5,

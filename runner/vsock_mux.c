@@ -323,18 +323,29 @@ static void flush(struct vsock_mux *m, struct mconn *mc)
 		conn_close(m, mc, true);
 }
 
-static void wr_done(struct ev_op *op, int res)
+/* The start of a socket poll's handler: whether to go on. Not when the
+ * connection was closed meanwhile, or is closed by a reset the loop has
+ * only now seen, or the loop is cancelling everything. */
+static bool poll_live(struct mconn *mc, int res)
 {
-	struct mconn *mc = container_of(op, struct mconn, wr_op);
 	struct vsock_mux *m = mc->m;
 
 	if (mc->dead || res == -ECANCELED) {
-		defer(m, &m->reap_op);
-		return;
+		defer(m, &m->reap_op); /* the struct may be free now */
+		return false;
 	}
 	catch_up(m);
-	flush(m, mc);
-	settle(m, mc);
+	return !mc->dead;
+}
+
+static void wr_done(struct ev_op *op, int res)
+{
+	struct mconn *mc = container_of(op, struct mconn, wr_op);
+
+	if (!poll_live(mc, res))
+		return;
+	flush(mc->m, mc);
+	settle(mc->m, mc);
 }
 
 /* A guest RW's payload: straight to the socket when nothing is queued
@@ -450,7 +461,8 @@ static void read_line(struct vsock_mux *m, struct mconn *mc)
 			return;
 		}
 		take = vsock_uds_line_scan(buf, (size_t)n, mc->line_len, &done);
-		if (take < 0 || recv(mc->fd, mc->linebuf + mc->line_len, (size_t)take, MSG_DONTWAIT) != take) {
+		if (take < 0 ||
+		    recv(mc->fd, mc->linebuf + mc->line_len, (size_t)take, MSG_DONTWAIT) != take) {
 			pr_debug("vsock: %s: CONNECT line too long", m->path);
 			conn_close(m, mc, false);
 			return;
@@ -478,12 +490,7 @@ static void rd_done(struct ev_op *op, int res)
 	struct mconn *mc = container_of(op, struct mconn, rd_op);
 	struct vsock_mux *m = mc->m;
 
-	if (mc->dead || res == -ECANCELED) {
-		defer(m, &m->reap_op);
-		return;
-	}
-	catch_up(m);
-	if (mc->dead)
+	if (!poll_live(mc, res))
 		return;
 	if (mc->line) {
 		read_line(m, mc);
@@ -687,7 +694,8 @@ static bool conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p)
 			return false;
 		}
 	}
-	vsock_conn_emit(&mc->c, &p->hdr, m->cid, op, flags, op == VIRTIO_VSOCK_OP_RW ? (uint32_t)n : 0);
+	vsock_conn_emit(&mc->c, &p->hdr, m->cid, op, flags,
+			op == VIRTIO_VSOCK_OP_RW ? (uint32_t)n : 0);
 	if (op == VIRTIO_VSOCK_OP_REQUEST) {
 		mc->exposed = true;
 		mc->deadline = now_ns() + CONNECT_TIMEOUT_NS;

@@ -50,10 +50,10 @@ struct vsock_mux_params {
 
 struct vsock_mux_stats {
 	uint64_t conns_host, conns_guest; /* connections opened by each side */
-	uint64_t conns_open;		   /* open now */
-	uint64_t resets;		   /* RST sent or received */
-	uint64_t rx_bytes, tx_bytes;	   /* payload to / from the guest */
-	uint64_t bad_packets;		   /* malformed guest packets dropped */
+	uint64_t conns_open;		  /* open now */
+	uint64_t resets;		  /* RST sent or received */
+	uint64_t rx_bytes, tx_bytes;	  /* payload to / from the guest */
+	uint64_t bad_packets;		  /* malformed guest packets dropped */
 };
 
 /* Returns 0 or -errno with the error logged naming the path. On an error

@@ -7,9 +7,10 @@
 #include <linux/vm_sockets.h>
 #include <string.h>
 
+#include "test_vsock_guest.h"
 #include "vsock_conn.h"
 
-#define CID   3
+#define CID   G_CID
 #define BUF   1024 /* our buf_alloc in these tests */
 #define LOCAL 52   /* host port */
 #define PEER  1234 /* guest port */
@@ -27,16 +28,9 @@ TestSuite(vsock_conn, .fini = fini);
 static struct virtio_vsock_hdr g(uint16_t op, uint32_t len, uint32_t flags, uint32_t buf_alloc,
 				 uint32_t fwd_cnt)
 {
-	return (struct virtio_vsock_hdr){.src_cid = htole64(CID),
-					 .dst_cid = htole64(VMADDR_CID_HOST),
-					 .src_port = htole32(PEER),
-					 .dst_port = htole32(LOCAL),
-					 .len = htole32(len),
-					 .type = htole16(VIRTIO_VSOCK_TYPE_STREAM),
-					 .op = htole16(op),
-					 .flags = htole32(flags),
-					 .buf_alloc = htole32(buf_alloc),
-					 .fwd_cnt = htole32(fwd_cnt)};
+	struct virtio_vsock_hdr h = guest_hdr(PEER, LOCAL, op, flags, buf_alloc, fwd_cnt);
+	h.len = htole32(len);
+	return h;
 }
 
 static enum vsock_conn_verdict recv_op(uint16_t op, uint32_t len, uint32_t flags)
@@ -53,7 +47,8 @@ static uint16_t send_next(uint32_t len, struct virtio_vsock_hdr *out)
 	uint16_t op = vsock_conn_next(&c, &flags);
 
 	if (op)
-		vsock_conn_emit(&c, out ? out : &h, CID, op, flags, op == VIRTIO_VSOCK_OP_RW ? len : 0);
+		vsock_conn_emit(&c, out ? out : &h, CID, op, flags,
+				op == VIRTIO_VSOCK_OP_RW ? len : 0);
 	return op;
 }
 

@@ -101,7 +101,8 @@ static inline void guest_reserve(struct guest *gs, unsigned q, unsigned n)
 /* Offer a chain of n buffers (lens[i] bytes, writable if w) on queue q; the
  * data the caller wants in them goes in with g_buf(q, desc index). Returns
  * the head. */
-static inline uint16_t guest_offer(struct guest *gs, unsigned q, const uint32_t *lens, unsigned n, bool w)
+static inline uint16_t guest_offer(struct guest *gs, unsigned q, const uint32_t *lens, unsigned n,
+				   bool w)
 {
 	uint16_t head;
 	struct vring_desc *desc = g_at(gs, g_ring(q), 16 * G_QSIZE);
@@ -114,11 +115,12 @@ static inline uint16_t guest_offer(struct guest *gs, unsigned q, const uint32_t 
 
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t idx = (uint16_t)((head + i) % G_QSIZE);
-		desc[idx] = (struct vring_desc){.addr = g_buf(q, idx),
-						.len = lens[i],
-						.flags = (uint16_t)((w ? VRING_DESC_F_WRITE : 0) |
-								    (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
-						.next = (uint16_t)((idx + 1) % G_QSIZE)};
+		desc[idx] =
+		    (struct vring_desc){.addr = g_buf(q, idx),
+					.len = lens[i],
+					.flags = (uint16_t)((w ? VRING_DESC_F_WRITE : 0) |
+							    (i + 1 < n ? VRING_DESC_F_NEXT : 0)),
+					.next = (uint16_t)((idx + 1) % G_QSIZE)};
 	}
 	gs->next_desc[q] = (uint16_t)((head + n) % G_QSIZE);
 	avail->ring[gs->avail[q] % G_QSIZE] = head;
@@ -128,7 +130,8 @@ static inline uint16_t guest_offer(struct guest *gs, unsigned q, const uint32_t 
 
 /* A guest packet header from port src_port to the host's dst_port. */
 static inline struct virtio_vsock_hdr guest_hdr(uint32_t src_port, uint32_t dst_port, uint16_t op,
-					 uint32_t flags, uint32_t buf_alloc, uint32_t fwd_cnt)
+						uint32_t flags, uint32_t buf_alloc,
+						uint32_t fwd_cnt)
 {
 	return (struct virtio_vsock_hdr){.src_cid = htole64(G_CID),
 					 .dst_cid = htole64(VMADDR_CID_HOST),
@@ -143,7 +146,7 @@ static inline struct virtio_vsock_hdr guest_hdr(uint32_t src_port, uint32_t dst_
 
 /* Queue a TX packet: h, then len bytes of data in a second buffer. */
 static inline uint16_t guest_send(struct guest *gs, struct virtio_vsock_hdr h, const void *data,
-			   uint32_t len)
+				  uint32_t len)
 {
 	uint16_t idx = gs->next_desc[1];
 	uint32_t lens[2] = {VSOCK_PKT_HDR_SIZE, len};
@@ -179,7 +182,8 @@ static inline bool guest_used(struct guest *gs, unsigned q, struct vring_used_el
 
 /* A packet the device delivered in an RX buffer: header into *h, payload
  * into data (up to cap); returns false when there is none. */
-static inline bool guest_recv(struct guest *gs, struct virtio_vsock_hdr *h, void *data, uint32_t cap)
+static inline bool guest_recv(struct guest *gs, struct virtio_vsock_hdr *h, void *data,
+			      uint32_t cap)
 {
 	struct vring_used_elem e;
 	uint32_t len;

@@ -167,8 +167,8 @@ static struct virtio_vsock_hdr expect(uint16_t op, uint32_t src, uint32_t dst, v
 	struct virtio_vsock_hdr h;
 	static uint8_t junk[G_RXBUF];
 
-	cr_assert(grecv(&h, data ? data : junk, data ? cap : sizeof(junk)), "no packet (want op %u)",
-		  op);
+	cr_assert(grecv(&h, data ? data : junk, data ? cap : sizeof(junk)),
+		  "no packet (want op %u)", op);
 	cr_assert_eq(op_of(&h), op, "op %u, want %u", op_of(&h), op);
 	cr_assert_eq(le64toh(h.src_cid), VMADDR_CID_HOST);
 	cr_assert_eq(le64toh(h.dst_cid), G_CID);
@@ -475,6 +475,22 @@ Test(vsock_mux, bad_packet_on_a_connection_resets_it)
 	close(l);
 }
 
+/* The host program goes away mid-stream: the guest hears EOF, and its next
+ * data, which has nowhere to go, resets the connection. */
+Test(vsock_mux, host_program_gone_resets_the_guest)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	struct virtio_vsock_hdr h;
+
+	close(a);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND);
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "lost", 4);
+	expect(VIRTIO_VSOCK_OP_RST, 6000, 1111, NULL, 0);
+	expect_quiet();
+	close(l);
+}
+
 /* We send no more than the guest's credit, ask once when it runs out, and
  * carry on when the guest reports it consumed some. */
 Test(vsock_mux, credit_limits_what_the_guest_gets)
@@ -486,21 +502,18 @@ Test(vsock_mux, credit_limits_what_the_guest_gets)
 
 	memset(out, 'q', sizeof(out));
 	cr_assert_eq(write(a, out, sizeof(out)), (ssize_t)sizeof(out));
-	while (got < 1000) {
-		h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, in, sizeof(in));
-		got += le32toh(h.len);
+	/* Data up to the credit, exactly, then one request for more. */
+	for (uint32_t upto = 1000; upto <= 1600; upto += 600) {
+		while (got < upto) {
+			h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, in, sizeof(in));
+			got += le32toh(h.len);
+		}
+		cr_assert_eq(got, upto);
+		expect(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 6000, 1111, NULL, 0);
+		expect_quiet();
+		/* The guest's reader consumed 600 bytes. */
+		gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, 1000, 600), NULL, 0);
 	}
-	cr_assert_eq(got, 1000);
-	expect(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 6000, 1111, NULL, 0);
-	expect_quiet();
-	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, 1000, 600), NULL, 0);
-	while (got < 1600) {
-		h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, in, sizeof(in));
-		got += le32toh(h.len);
-	}
-	cr_assert_eq(got, 1600);
-	expect(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 6000, 1111, NULL, 0);
-	expect_quiet();
 	close(a);
 	close(l);
 }
@@ -674,13 +687,15 @@ Test(vsock_mux, many_connections_both_ways)
 				g->tx += n;
 				if (g->tx == BYTES)
 					gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_SHUTDOWN,
-							VIRTIO_VSOCK_SHUTDOWN_SEND, GBUF, g->rx_guest),
+							VIRTIO_VSOCK_SHUTDOWN_SEND, GBUF,
+							g->rx_guest),
 					      NULL, 0);
 			}
 			/* The host program reads and writes without blocking. */
 			ssize_t r = recv(g->fd, buf, sizeof(buf), MSG_DONTWAIT);
 			for (ssize_t k = 0; k < r; k++)
-				cr_assert_eq(buf[k], (uint8_t)(i + (g->rx_host + (uint32_t)k) * 13));
+				cr_assert_eq(buf[k],
+					     (uint8_t)(i + (g->rx_host + (uint32_t)k) * 13));
 			if (r > 0)
 				g->rx_host += (uint32_t)r;
 			if (g->tx_host < BYTES) {
@@ -704,21 +719,24 @@ Test(vsock_mux, many_connections_both_ways)
 			switch (op_of(&h)) {
 			case VIRTIO_VSOCK_OP_RW:
 				for (uint32_t k = 0; k < le32toh(h.len); k++)
-					cr_assert_eq(pkt[k], (uint8_t)(i * 7 + (g->rx_guest + k) * 5));
+					cr_assert_eq(pkt[k],
+						     (uint8_t)(i * 7 + (g->rx_guest + k) * 5));
 				g->rx_guest += le32toh(h.len);
-				cr_assert_leq(g->rx_guest - g->consumed_told, GBUF, "credit overrun");
+				cr_assert_leq(g->rx_guest - g->consumed_told, GBUF,
+					      "credit overrun");
 				/* Report consumption every 16 KiB, as a reader would. */
 				if (g->rx_guest - g->consumed_told >= 16384) {
 					g->consumed_told = g->rx_guest;
-					gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE,
-							0, GBUF, g->rx_guest),
+					gsend(guest_hdr(2000 + i, 6000,
+							VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, GBUF,
+							g->rx_guest),
 					      NULL, 0);
 				}
 				break;
 			case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
 				g->consumed_told = g->rx_guest;
-				gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, GBUF,
-						g->rx_guest),
+				gsend(guest_hdr(2000 + i, 6000, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0,
+						GBUF, g->rx_guest),
 				      NULL, 0);
 				break;
 			case VIRTIO_VSOCK_OP_SHUTDOWN:
@@ -740,10 +758,11 @@ Test(vsock_mux, many_connections_both_ways)
 	for (unsigned i = 0; i < N; i++) {
 		struct gconn *g = &c[i];
 		size_t r;
-		while ((r = host_read(g->fd, buf, BYTES - g->rx_host < 4096 ? BYTES - g->rx_host : 4096)) >
-		       0) {
+		while ((r = host_read(g->fd, buf,
+				      BYTES - g->rx_host < 4096 ? BYTES - g->rx_host : 4096)) > 0) {
 			for (size_t k = 0; k < r; k++)
-				cr_assert_eq(buf[k], (uint8_t)(i + (g->rx_host + (uint32_t)k) * 13));
+				cr_assert_eq(buf[k],
+					     (uint8_t)(i + (g->rx_host + (uint32_t)k) * 13));
 			g->rx_host += (uint32_t)r;
 			if (g->rx_host == BYTES)
 				break;

@@ -7,9 +7,10 @@
 #include <linux/vm_sockets.h>
 #include <string.h>
 
+#include "test_vsock_guest.h"
 #include "vsock_pkt.h"
 
-#define CID 3
+#define CID G_CID
 
 static uint8_t mem[4][80 * 1024];
 static struct vq_seg segs[8];
@@ -23,8 +24,8 @@ static void make_chain(const uint32_t *lens, unsigned n, bool write)
 {
 	chain = (struct vq_chain){.seg = segs, .cap = 8, .nseg = n};
 	for (unsigned i = 0; i < n; i++) {
-		segs[i] = (struct vq_seg){.gpa = 0x1000 * (i + 1), .len = lens[i], .write = write,
-					  .host = mem[i]};
+		segs[i] = (struct vq_seg){
+		    .gpa = 0x1000 * (i + 1), .len = lens[i], .write = write, .host = mem[i]};
 		if (write)
 			chain.writable += lens[i];
 		else
@@ -35,16 +36,9 @@ static void make_chain(const uint32_t *lens, unsigned n, bool write)
 
 static struct virtio_vsock_hdr hdr(uint16_t op, uint32_t len, uint32_t flags)
 {
-	return (struct virtio_vsock_hdr){.src_cid = htole64(CID),
-					 .dst_cid = htole64(VMADDR_CID_HOST),
-					 .src_port = htole32(1234),
-					 .dst_port = htole32(52),
-					 .len = htole32(len),
-					 .type = htole16(VIRTIO_VSOCK_TYPE_STREAM),
-					 .op = htole16(op),
-					 .flags = htole32(flags),
-					 .buf_alloc = htole32(65536),
-					 .fwd_cnt = htole32(7)};
+	struct virtio_vsock_hdr h = guest_hdr(1234, 52, op, flags, 65536, 7);
+	h.len = htole32(len);
+	return h;
 }
 
 /* Lay h and then len payload bytes (i & 0xff) out over the chain's buffers. */
@@ -197,9 +191,9 @@ Test(vsock_pkt, length)
 	cr_assert(vsock_pkt_can_reset(VSOCK_PKT_LEN, &pkt));
 	cr_assert_eq(parse_one(hdr(VIRTIO_VSOCK_OP_RW, UINT32_MAX, 0), 100, 0), VSOCK_PKT_LEN);
 	/* Over the maximum, though the chain holds it. */
-	cr_assert_eq(parse_one(hdr(VIRTIO_VSOCK_OP_RW, VSOCK_PKT_MAX_PAYLOAD, 0),
-			       VSOCK_PKT_MAX_PAYLOAD, 0),
-		     VSOCK_PKT_OK);
+	cr_assert_eq(
+	    parse_one(hdr(VIRTIO_VSOCK_OP_RW, VSOCK_PKT_MAX_PAYLOAD, 0), VSOCK_PKT_MAX_PAYLOAD, 0),
+	    VSOCK_PKT_OK);
 	cr_assert_eq(parse_one(hdr(VIRTIO_VSOCK_OP_RW, VSOCK_PKT_MAX_PAYLOAD + 1, 0),
 			       VSOCK_PKT_MAX_PAYLOAD + 1, 0),
 		     VSOCK_PKT_LEN);

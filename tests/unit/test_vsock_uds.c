@@ -34,10 +34,24 @@ Test(vsock_uds, connect_lines)
 Test(vsock_uds, garbage_lines)
 {
 	static const char *const bad[] = {
-	    "",		  "CONNECT",	  "CONNECT ",	  "CONNECT52",	 " CONNECT 52",
-	    "xCONNECT 52", "CONNECTX 52", "CONNECT 52 ",	  "CONNECT 52x", "CONNECT -1",
-	    "CONNECT +5", "CONNECT 0x10", "CONNECT 4294967296", "CONNECT 99999999999999999999",
-	    "CONNECT\t52", "CONNECT 5\r",  "GET / HTTP/1.0", "OK 52",
+	    "",
+	    "CONNECT",
+	    "CONNECT ",
+	    "CONNECT52",
+	    " CONNECT 52",
+	    "xCONNECT 52",
+	    "CONNECTX 52",
+	    "CONNECT 52 ",
+	    "CONNECT 52x",
+	    "CONNECT -1",
+	    "CONNECT +5",
+	    "CONNECT 0x10",
+	    "CONNECT 4294967296",
+	    "CONNECT 99999999999999999999",
+	    "CONNECT\t52",
+	    "CONNECT 5\r",
+	    "GET / HTTP/1.0",
+	    "OK 52",
 	};
 	uint32_t port = 7;
 
@@ -45,7 +59,8 @@ Test(vsock_uds, garbage_lines)
 		cr_assert_eq(parse(bad[i], &port), -EINVAL, "\"%s\"", bad[i]);
 	cr_assert_eq(port, 7, "untouched");
 	/* A NUL in the middle is garbage too, whatever follows it. */
-	cr_assert_eq(vsock_uds_parse_connect("CONNECT 5\0" "2", 11, &port), -EINVAL);
+	static const char nul[] = "CONNECT 5\0002";
+	cr_assert_eq(vsock_uds_parse_connect(nul, sizeof(nul) - 1, &port), -EINVAL);
 }
 
 Test(vsock_uds, line_scan_stops_at_the_newline)

@@ -18,6 +18,10 @@ FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/gmem.c
 FUZZ_SRCS_fuzz_blk := virtio/blk_req.c
 FUZZ_SRCS_fuzz_vsock := virtio/vsock_pkt.c runner/vsock_conn.c runner/vsock_uds.c runner/util.c
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
+# The device on a real io_uring event loop, a socket pair for its tap.
+FUZZ_SRCS_fuzz_net := virtio/net.c virtio/net_hdr.c virtio/tap.c virtio/vq.c runner/gmem.c \
+	runner/evloop.c runner/util.c
+FUZZ_LIBS_fuzz_net := -luring
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)
@@ -25,7 +29,7 @@ fuzz-build: $(FUZZ_BINS)
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) $(wildcard runner/*.h virtio/*.h)
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(CPPFLAGS) $$(FUZZ_CFLAGS) -o $$@ $$< $(FUZZ_SRCS_$(1))
+	$$(FUZZ_CC) $$(CPPFLAGS) $$(FUZZ_CFLAGS) -o $$@ $$< $(FUZZ_SRCS_$(1)) $(FUZZ_LIBS_$(1))
 endef
 $(foreach h,$(FUZZ_HARNESSES),$(eval $(call fuzz_rule,$(h))))
 

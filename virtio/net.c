@@ -379,8 +379,11 @@ static void rx_read_done(struct ev_op *op, int res)
 		/* Reset since: the chains it covered are forgotten. */
 		n->stats.stale_completions++;
 	} else if (res == -EAGAIN || res == -ECANCELED) {
-		/* -EAGAIN: only after a spurious wakeup; the next read waits.
-		 * -ECANCELED: the loop is stopping. */
+		/* -EAGAIN: io_uring's retry after a wakeup that brought no
+		 * packet went to an io-wq thread, which cannot wait on a
+		 * non-blocking fd; the next read waits again. (Before Linux
+		 * 5.15 every read of an empty tap ended so, and this would
+		 * spin.) -ECANCELED: the loop is stopping. */
 	} else if (res < 0) {
 		/* Reading again at once would spin on a tap that is gone. */
 		n->stats.rx_errors++;

@@ -16,9 +16,9 @@
  * A stream: the connecting end sends its stream number (4 bytes), then both
  * ends send BYTES (suffix K, M or G), half-close, and read the peer's data
  * to EOF. Stream s carries the sequence seeded s*2+1 from the connecting
- * end, s*2+2 from the accepting one. Prints one line per stream with a
- * checksum and a summary with the rate; exits 0 only if every stream
- * matched. -t (default 600) ends a stuck run with status 124. */
+ * end, s*2+2 from the accepting one. Prints one line per stream and a
+ * summary with the rate; exits 0 only if every stream matched. -t (default 600) ends a stuck run
+ * with status 124. */
 #include <errno.h>
 #include <linux/vm_sockets.h>
 #include <pthread.h>
@@ -49,14 +49,28 @@ static void gen_init(struct gen *g, uint64_t seed)
 	*g = (struct gen){.s = seed * 0x9e3779b97f4a7c15ull + 1, .used = 8};
 }
 
+static uint64_t gen_next(struct gen *g)
+{
+	g->s ^= g->s >> 12;
+	g->s ^= g->s << 25;
+	g->s ^= g->s >> 27;
+	return g->s * 0x2545f4914f6cdd1dull;
+}
+
+/* Whole words at a time where it can: the guest runs this under TCG. */
 static void gen_fill(struct gen *g, uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	size_t i = 0;
+
+	while (i < n && g->used < 8)
+		p[i++] = (uint8_t)(g->word >> (8 * g->used++));
+	for (; n - i >= 8; i += 8) {
+		uint64_t w = gen_next(g);
+		memcpy(p + i, &w, 8); /* little-endian: the bytes in order */
+	}
+	for (; i < n; i++) {
 		if (g->used == 8) {
-			g->s ^= g->s >> 12;
-			g->s ^= g->s << 25;
-			g->s ^= g->s >> 27;
-			g->word = g->s * 0x2545f4914f6cdd1dull;
+			g->word = gen_next(g);
 			g->used = 0;
 		}
 		p[i] = (uint8_t)(g->word >> (8 * g->used++));
@@ -87,7 +101,6 @@ struct stream {
 	pthread_t sender;
 	const char *err; /* first failure, or NULL */
 	uint64_t sent, received;
-	uint32_t crc; /* FNV-1a of what arrived */
 	bool ok;
 };
 
@@ -141,7 +154,6 @@ static void *run_stream(void *arg)
 	struct gen g;
 	ssize_t r;
 
-	s->crc = 2166136261u;
 	if (s->connector) {
 		uint8_t id[4] = {(uint8_t)s->id, (uint8_t)(s->id >> 8), (uint8_t)(s->id >> 16),
 				 (uint8_t)(s->id >> 24)};
@@ -172,8 +184,6 @@ static void *run_stream(void *arg)
 		gen_fill(&g, want, (size_t)r);
 		if (memcmp(buf, want, (size_t)r) != 0 && !s->err)
 			s->err = "data mismatch";
-		for (ssize_t i = 0; i < r; i++)
-			s->crc = (s->crc ^ buf[i]) * 16777619u;
 		s->received += (uint64_t)r;
 	}
 	pthread_join(s->sender, NULL);
@@ -200,9 +210,9 @@ static int run_all(struct stream *st, unsigned n, uint64_t t0)
 		pthread_join(th[i], NULL);
 	secs = (double)(now_ns() - t0) / 1e9;
 	for (unsigned i = 0; i < n; i++) {
-		printf("vstream: stream %u: sent %llu received %llu crc %08x %s%s\n", st[i].id,
+		printf("vstream: stream %u: sent %llu received %llu %s%s\n", st[i].id,
 		       (unsigned long long)st[i].sent, (unsigned long long)st[i].received,
-		       st[i].crc, st[i].ok ? "ok" : "FAILED: ", st[i].ok ? "" : st[i].err);
+		       st[i].ok ? "ok" : "FAILED: ", st[i].ok ? "" : st[i].err);
 		ok += st[i].ok;
 	}
 	printf("vstream: %u of %u streams ok, %llu bytes each way per stream, %.1f s, %.1f MiB/s "

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
+#include "control.h"
+#include "seccomp.h"
 
 /* The agent kills the command at timeout_s; no status this much later
  * means the guest is stuck, and flint gives up on it. */
@@ -324,10 +326,16 @@ static void *run_thread(void *arg)
 {
 	struct run *r = arg;
 	char msg[MSG_LEN] = "";
-	int status;
+	/* The thread's filter before it touches anything the guest sends. */
+	int status, err = seccomp_enter(SECCOMP_RUN);
 
-	r->s.msg = msg;
-	status = session_run(&r->s);
+	if (err < 0) {
+		snprintf(msg, sizeof(msg), "flint run: seccomp filter: %s", strerror(-err));
+		status = EXIT_FLINT_ERROR;
+	} else {
+		r->s.msg = msg;
+		status = session_run(&r->s);
+	}
 	if (status < 0 || atomic_load(&r->stopping))
 		return NULL;
 	/* Before finish(): the caller may check run_finished as soon as the

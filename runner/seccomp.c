@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -84,10 +85,14 @@ static const struct seccomp_rule evloop_rules[] = {
 	COMMON_RULES,
 	ALLOW(io_uring_enter),
 	ALLOW(read),		/* eventfds: ioeventfds, the loop's wake-up */
-	ALLOW(accept4),		/* vsock: host connections to the muxer's socket */
-	ALLOW_IF(socket, ARG_EQ(0, AF_UNIX)), /* vsock: guest connections to <uds>_<port> */
+	/* vsock: host connections to the muxer's socket, guest ones to
+	 * <uds>_<port>; a connection's CONNECT line, data and ends. */
+	ALLOW(accept4),
+	ALLOW_IF(socket, ARG_EQ(0, AF_UNIX)),
 	ALLOW(connect),
-	ALLOW(getsockopt),	/* SO_ERROR of a non-blocking connect */
+	ALLOW_IF(recvfrom, ARG_EQ(4, 0)),	/* recv(): no source address */
+	ALLOW(readv),
+	ALLOW(sendmsg),
 	ALLOW(shutdown),
 	ALLOW(close),
 };
@@ -98,6 +103,7 @@ static const struct seccomp_rule run_rules[] = {
 	ALLOW(poll),
 	ALLOW(accept4),
 	ALLOW(read),
+	ALLOW_IF(sendto, ARG_EQ(4, 0)),	/* send(): frames to the agent, no address */
 	ALLOW(close),
 };
 
@@ -228,6 +234,12 @@ int seccomp_configure(bool log_only, int test_thread)
 		return -ENOSYS;
 	}
 	if (test_thread >= SECCOMP_THREADS)
+		return -EINVAL;
+	/* Every thread allocates from the main arena, which grows and shrinks
+	 * with brk. A thread's own arena would be trimmed by shrink_heap(),
+	 * which reads /proc/sys/vm/overcommit_memory the first time: an openat
+	 * no filter allows. Before any thread exists, so none has an arena. */
+	if (mallopt(M_ARENA_MAX, 1) != 1)
 		return -EINVAL;
 	policy.on = true;
 	policy.log_only = log_only;

@@ -5,12 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -112,6 +115,11 @@ Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
 				c = cond_on(&t[i], 0);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == AF_UNIX,
 					  "%s: socket beyond AF_UNIX", name);
+			} else if (t[i].nr == SCMP_SYS(sendto) || t[i].nr == SCMP_SYS(recvfrom)) {
+				/* send() and recv() on connected sockets only. */
+				c = cond_on(&t[i], 4);
+				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == 0,
+					  "%s: %s with an address", name, t[i].name);
 			} else if (t[i].nr == SCMP_SYS(madvise)) {
 				c = cond_on(&t[i], 2);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == MADV_DONTNEED);
@@ -247,6 +255,17 @@ static void call_socket_inet(void)
 	syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
 }
 
+static void call_send(void)
+{
+	expect_errno(syscall(SYS_sendto, -1, "x", 1, MSG_NOSIGNAL, NULL, 0), EBADF);
+}
+
+static void call_sendto_address(void)
+{
+	struct sockaddr_un to = {.sun_family = AF_UNIX};
+	syscall(SYS_sendto, -1, "x", 1, 0, &to, sizeof(to));
+}
+
 static void call_poll(void)
 {
 	if (syscall(SYS_poll, NULL, 0, 0) != 0)
@@ -277,6 +296,8 @@ Test(seccomp, other_threads_filters)
 	killed(in_child(SECCOMP_EVLOOP, false, call_socket_inet), "evloop: AF_INET socket");
 	killed(in_child(SECCOMP_EVLOOP, false, call_kvm_run), "evloop: KVM_RUN");
 	allowed(in_child(SECCOMP_RUN, false, call_poll), "run: poll");
+	allowed(in_child(SECCOMP_RUN, false, call_send), "run: send");
+	killed(in_child(SECCOMP_RUN, false, call_sendto_address), "run: sendto an address");
 	killed(in_child(SECCOMP_RUN, false, call_socket_unix), "run: socket");
 	killed(in_child(SECCOMP_RUN, false, call_execve), "run: execve");
 }
@@ -330,6 +351,72 @@ Test(seccomp, enter_applies_the_policy_and_the_test_hook)
 	allowed(in_child(SECCOMP_THREADS, false, hook_other_thread), "hook on main");
 	allowed(in_child(SECCOMP_THREADS, false, no_policy), "no policy");
 	cr_assert_eq(seccomp_configure(false, SECCOMP_THREADS), -EINVAL);
+}
+
+/* ---- malloc in a filtered thread ---- */
+
+/* A thread under the vCPU filter that allocates and frees megabytes in
+ * blocks below the mmap threshold, so that glibc grows and trims a heap. */
+static void *churn(void *arg)
+{
+	(void)arg;
+	if (seccomp_install(SECCOMP_VCPU, false) < 0)
+		return (void *)1;
+	for (int round = 0; round < 8; round++) {
+		void *p[64];
+		for (int i = 0; i < 64; i++)
+			if (!(p[i] = malloc(64 << 10)))
+				return (void *)2;
+		for (int i = 0; i < 64; i++)
+			free(p[i]);
+	}
+	return NULL;
+}
+
+#define CHURN_ENV "FLINT_TEST_SECCOMP_CHURN"
+
+/* In a process this test re-executes, before Criterion starts: a fresh
+ * process, with no malloc arena but the main one, as flint is when it sets
+ * its policy. CHURN_ENV=policy sets it first; =none does not. */
+__attribute__((constructor)) static void churn_process(void)
+{
+	const char *how = getenv(CHURN_ENV);
+	pthread_t t;
+	void *res;
+
+	if (!how)
+		return;
+	if (!strcmp(how, "policy") && seccomp_configure(false, -1) < 0)
+		_exit(CHILD_NO_FILTER);
+	if (pthread_create(&t, NULL, churn, NULL))
+		_exit(CHILD_NO_FILTER);
+	pthread_join(t, &res);
+	_exit(res ? CHILD_WRONG_RESULT : 0);
+}
+
+static int churn_status(const char *how)
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char *argv[] = {"unit-tests", NULL};
+		setenv(CHURN_ENV, how, 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+Test(seccomp, malloc_and_free_in_a_filtered_thread)
+{
+	/* Trimming a thread's own arena, glibc reads
+	 * /proc/sys/vm/overcommit_memory: an openat no table allows. */
+	killed(churn_status("none"), "malloc churn in a thread's own arena");
+	/* The policy keeps every thread in the main arena. */
+	allowed(churn_status("policy"), "malloc churn with the policy set");
 }
 
 /* ---- the event loop's thread installs its filter through its hook ---- */

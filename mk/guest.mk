@@ -65,9 +65,9 @@ guest-check: $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs.ext4
 # ---- rig / run (tests/vm/) ------------------------------------------------
 #   make vm-test    tests/vm/scenarios: inside the nested-KVM rig, or directly
 #                   where this host's KVM can boot Linux (tests/vm/rig test)
-#   make run        boot the default guest with a demo command; prints its
-#                   output and the guest boot time (in the rig on hosts like
-#                   these; it says so)
+#   make run        flint run: boot the default guest, run a demo command through
+#                   the guest agent; prints its output and timings (in the rig
+#                   on hosts like these; it says so)
 #   make rig        download the L1 kernel, build the rig's cached initramfs
 #   make rig-shell  a shell in L1 with flint, the guest and QEMU
 # RIG_FLAGS=--verbose shows L1's boot and every scenario's output;
@@ -78,19 +78,20 @@ RIG_FLAGS ?=
 RIG_ENV := BUILD=$(BUILD)
 GUEST_ARTEFACTS := $(BUILD)/flint $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz \
 	$(BUILD)/rootfs.ext4 $(TEST_TOOLS) $(BUILD)/test-initrd.cpio.gz
-RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo); grep ext4 /proc/mounts'
+RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo); grep ext4 /proc/mounts; echo and this goes to stderr >&2'
 
 .PHONY: rig-shell
 
 vm-test: $(GUEST_ARTEFACTS)
 	$(RIG_ENV) $(RIG) $(RIG_FLAGS) test $(VM_TESTS)
 
-# The demo boots from the ext4 root file system on virtio-blk, read-only so
-# that the image in $(BUILD) stays as built.
+# The demo is flint's main job: `flint run` boots the ext4 root file system
+# (read-only, so the image in $(BUILD) stays as built), runs the command
+# through the guest agent over vsock, relays its output and exits with its
+# status; --timings shows launch to init, to agent ready, and command time.
 run: $(GUEST_ARTEFACTS)
-	@$(RIG_ENV) $(RIG) $(RIG_FLAGS) run -- --kernel $(BUILD)/vmlinux \
-		--drive path=$(BUILD)/rootfs.ext4,ro --append "root=/dev/vda ro" \
-		--mem 128M --vcpus 2 -- $(RUN_CMD)
+	@$(RIG_ENV) $(RIG) $(RIG_FLAGS) run -- run --kernel $(BUILD)/vmlinux \
+		--rootfs $(BUILD)/rootfs.ext4 --mem 128M --vcpus 2 --timings -- $(RUN_CMD)
 
 rig:
 	$(RIG_ENV) $(RIG) $(RIG_FLAGS) prepare

@@ -17,6 +17,7 @@
 
 #include "vsock.h"
 #include "vsock_conn.h"
+#include "vsock_table.h"
 #include "vsock_uds.h"
 
 /* Per-connection receive buffer we advertise (buf_alloc): Linux's default
@@ -27,12 +28,7 @@
 /* How long the guest has to answer a REQUEST (Firecracker: 2 s). */
 #define CONNECT_TIMEOUT_NS (2000ull * 1000 * 1000)
 #define TIMER_TICK_NS	   (250ull * 1000 * 1000)
-/* Host ports for host-initiated connections: Firecracker's range. */
-#define FIRST_LOCAL_PORT (1u << 30)
-#define TABLE_SIZE	 256
-/* RSTs waiting for an RX buffer: one per connection, and some for stray
- * guest packets. */
-#define RST_QUEUE (MAX_CONNS + 64)
+_Static_assert(MAX_CONNS + 64 <= VSOCK_TABLE_RSTS, "a RST for every connection");
 
 struct mconn {
 	struct vsock_conn c;
@@ -42,17 +38,11 @@ struct mconn {
 	bool line;		   /* reading the CONNECT line: not in the table yet */
 	bool exposed;		   /* the guest knows of it: a reset drops it */
 	bool dead;		   /* closed; freed once rd_op and wr_op are idle */
-	bool in_rxq;
-	uint64_t deadline; /* CONNECTING with the REQUEST sent: answer by then */
+	uint64_t deadline;	   /* CONNECTING with the REQUEST sent: answer by then */
 	size_t line_len;
 	char linebuf[VSOCK_UDS_LINE_MAX];
-	struct mconn *prev, *next;	 /* m->conns, or m->zombies once dead */
-	struct mconn *hnext;		 /* table bucket */
-	struct mconn *rx_prev, *rx_next; /* m->rxq: owes the guest a packet */
-};
-
-struct rst {
-	uint32_t local_port, peer_port;
+	struct vsock_entry e;	   /* in m->t once it has its ports */
+	struct mconn *prev, *next; /* m->conns, or m->zombies once dead */
 };
 
 struct vsock_mux {
@@ -68,11 +58,7 @@ struct vsock_mux {
 	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
 	struct mconn *conns, *zombies;
 	unsigned nconns;
-	struct mconn *table[TABLE_SIZE];
-	struct mconn *rxq_head, *rxq_tail;
-	struct rst rsts[RST_QUEUE];
-	unsigned rst_head, rst_len;
-	uint32_t next_port;
+	struct vsock_table t;
 	bool listen_logged;
 	pthread_mutex_t stats_lock;
 	struct vsock_mux_stats stats;
@@ -107,65 +93,17 @@ static void list_del(struct mconn **head, struct mconn *mc)
 	mc->prev = mc->next = NULL;
 }
 
-static unsigned bucket(uint32_t local_port, uint32_t peer_port)
-{
-	return ((local_port * 0x9e3779b1u) ^ peer_port) % TABLE_SIZE;
-}
-
 static struct mconn *lookup(struct vsock_mux *m, uint32_t local_port, uint32_t peer_port)
 {
-	struct mconn *mc = m->table[bucket(local_port, peer_port)];
-
-	while (mc && (mc->c.local_port != local_port || mc->c.peer_port != peer_port))
-		mc = mc->hnext;
-	return mc;
+	struct vsock_entry *e = vsock_table_find(&m->t, local_port, peer_port);
+	return e ? container_of(e, struct mconn, e) : NULL;
 }
 
-static void table_add(struct vsock_mux *m, struct mconn *mc)
-{
-	struct mconn **b = &m->table[bucket(mc->c.local_port, mc->c.peer_port)];
-	mc->hnext = *b;
-	*b = mc;
-}
-
-static void table_del(struct vsock_mux *m, struct mconn *mc)
-{
-	struct mconn **p = &m->table[bucket(mc->c.local_port, mc->c.peer_port)];
-
-	while (*p && *p != mc)
-		p = &(*p)->hnext;
-	if (*p)
-		*p = mc->hnext;
-}
-
-/* The queue of connections owing the guest a packet, served in turn. */
+/* Queue mc to send the guest what it owes. */
 static void rxq_add(struct vsock_mux *m, struct mconn *mc)
 {
-	if (mc->in_rxq || mc->dead || !mc->c.pending)
-		return;
-	mc->in_rxq = true;
-	mc->rx_next = NULL;
-	mc->rx_prev = m->rxq_tail;
-	if (m->rxq_tail)
-		m->rxq_tail->rx_next = mc;
-	else
-		m->rxq_head = mc;
-	m->rxq_tail = mc;
-}
-
-static void rxq_del(struct vsock_mux *m, struct mconn *mc)
-{
-	if (!mc->in_rxq)
-		return;
-	if (mc->rx_prev)
-		mc->rx_prev->rx_next = mc->rx_next;
-	else
-		m->rxq_head = mc->rx_next;
-	if (mc->rx_next)
-		mc->rx_next->rx_prev = mc->rx_prev;
-	else
-		m->rxq_tail = mc->rx_prev;
-	mc->in_rxq = false;
+	if (!mc->dead && mc->c.pending)
+		vsock_table_queue(&m->t, &mc->e);
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -186,11 +124,10 @@ static void kick(struct vsock_mux *m)
 
 static void queue_rst(struct vsock_mux *m, uint32_t local_port, uint32_t peer_port)
 {
-	if (m->rst_len == RST_QUEUE) {
+	if (!vsock_table_push_rst(&m->t, local_port, peer_port)) {
 		pr_debug("vsock: RST queue full; not resetting %u -> %u", local_port, peer_port);
 		return;
 	}
-	m->rsts[(m->rst_head + m->rst_len++) % RST_QUEUE] = (struct rst){local_port, peer_port};
 	count(m, &m->stats.resets, 1);
 	kick(m);
 }
@@ -202,9 +139,8 @@ static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
 {
 	if (mc->dead)
 		return;
-	if (!mc->line)
-		table_del(m, mc);
-	rxq_del(m, mc);
+	vsock_table_del(&m->t, &mc->e);
+	vsock_table_unqueue(&m->t, &mc->e);
 	if (rst)
 		queue_rst(m, mc->c.local_port, mc->c.peer_port);
 	vsock_conn_release(&mc->c);
@@ -250,7 +186,7 @@ static void catch_up(struct vsock_mux *m)
 	if (resets == m->resets_seen)
 		return;
 	m->resets_seen = resets;
-	m->rst_len = 0;
+	vsock_table_clear_rsts(&m->t);
 	for (mc = m->conns; mc; mc = next) {
 		next = mc->next;
 		if (mc->exposed)
@@ -388,26 +324,6 @@ static void established(struct vsock_mux *m, struct mconn *mc)
 
 /* ---- host-initiated connections ---------------------------------------- */
 
-static bool port_used(struct vsock_mux *m, uint32_t port)
-{
-	for (struct mconn *mc = m->conns; mc; mc = mc->next)
-		if (!mc->line && mc->c.local_port == port)
-			return true;
-	return false;
-}
-
-/* A host port no live connection uses: at most MAX_CONNS are taken. */
-static uint32_t alloc_port(struct vsock_mux *m)
-{
-	for (;;) {
-		uint32_t p = m->next_port++;
-		if (m->next_port == 0)
-			m->next_port = FIRST_LOCAL_PORT;
-		if (!port_used(m, p))
-			return p;
-	}
-}
-
 static void arm_timer(struct vsock_mux *m)
 {
 	if (!evloop_pending(&m->timer_op) && evloop_timeout(m->loop, &m->timer_op, &m->tick) < 0)
@@ -477,9 +393,9 @@ static void read_line(struct vsock_mux *m, struct mconn *mc)
 		conn_close(m, mc, false);
 		return;
 	}
-	vsock_conn_connect(&mc->c, alloc_port(m), port, CONN_BUF);
+	vsock_conn_connect(&mc->c, vsock_table_new_port(&m->t), port, CONN_BUF);
 	mc->line = false;
-	table_add(m, mc);
+	vsock_table_add(&m->t, &mc->e, mc->c.local_port, port);
 	count(m, &m->stats.conns_host, 1);
 	rxq_add(m, mc);
 	kick(m);
@@ -566,7 +482,7 @@ static void guest_connect(struct vsock_mux *m, const struct vsock_pkt *p)
 	}
 	vsock_conn_accept(&mc->c, &p->hdr, CONN_BUF);
 	mc->exposed = true;
-	table_add(m, mc);
+	vsock_table_add(&m->t, &mc->e, port, le32toh(p->hdr.src_port));
 	count(m, &m->stats.conns_guest, 1);
 	rxq_add(m, mc);
 }
@@ -633,7 +549,7 @@ static bool be_rx_pending(void *be)
 	struct vsock_mux *m = be;
 
 	catch_up(m);
-	return m->rst_len || m->rxq_head;
+	return vsock_table_pending(&m->t);
 }
 
 /* Read the socket into the guest's buffer: no more than p->room and the
@@ -673,7 +589,7 @@ static bool conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p)
 	for (;;) {
 		op = vsock_conn_next(&mc->c, &flags);
 		if (!op) {
-			rxq_del(m, mc);
+			vsock_table_unqueue(&m->t, &mc->e);
 			return false;
 		}
 		if (op != VIRTIO_VSOCK_OP_RW)
@@ -702,7 +618,7 @@ static bool conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p)
 		arm_timer(m);
 	}
 	/* To the back of the queue: connections take turns. */
-	rxq_del(m, mc);
+	vsock_table_unqueue(&m->t, &mc->e);
 	rxq_add(m, mc);
 	if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
 		settle(m, mc);
@@ -715,17 +631,17 @@ static bool be_rx(void *be, struct vsock_pkt *p)
 
 	catch_up(m);
 	for (;;) {
-		if (m->rst_len) {
-			const struct rst *r = &m->rsts[m->rst_head];
-			vsock_pkt_init(&p->hdr, m->cid, r->local_port, r->peer_port,
+		struct vsock_entry *e;
+		struct vsock_rst r;
+
+		if (vsock_table_pop_rst(&m->t, &r)) {
+			vsock_pkt_init(&p->hdr, m->cid, r.local_port, r.peer_port,
 				       VIRTIO_VSOCK_OP_RST, 0);
-			m->rst_head = (m->rst_head + 1) % RST_QUEUE;
-			m->rst_len--;
 			return true;
 		}
-		if (!m->rxq_head)
+		if (!(e = vsock_table_first(&m->t)))
 			return false;
-		if (conn_rx(m, m->rxq_head, p))
+		if (conn_rx(m, container_of(e, struct mconn, e), p))
 			return true;
 	}
 }
@@ -780,7 +696,7 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 	m->listen_fd = m->wake_fd = -1;
 	m->cid = p->guest_cid;
 	m->loop = p->loop;
-	m->next_port = FIRST_LOCAL_PORT;
+	vsock_table_init(&m->t);
 	m->tick = (struct __kernel_timespec){.tv_nsec = TIMER_TICK_NS};
 	m->listen_op = (struct ev_op){.done = accepted};
 	m->wake_op = (struct ev_op){.done = woken};

@@ -12,8 +12,9 @@
  * The packet handling (virtio side, virtio/vsock*.c) is separate from this
  * muxer (host side, the device's backend); this header is the one the VM
  * glue uses. Pieces: vsock_conn.c (one connection's state and credit),
- * vsock_uds.c (the CONNECT line, the Unix sockets), this file (the table of
- * connections, the sockets' events, the device's backend).
+ * vsock_uds.c (the CONNECT line, the Unix sockets), vsock_table.c (the
+ * connections by port, the queue of those owing the guest a packet, RSTs
+ * owed), this file (the sockets' events, the device's backend).
  *
  * I/O: sockets are served by the VM's io_uring event loop, as readiness:
  * one-shot io_uring polls (POLLIN while a connection may send to the guest

@@ -531,12 +531,15 @@ static void print_stats(struct vm *vm)
 		vdev_queue_stats(d, 1, &tx);
 		net_get_stats(vm->nets[i], &ns);
 		pr_info("eth%u: rx packets=%llu bytes=%llu; tx packets=%llu bytes=%llu "
-			"malformed=%llu; errors rx=%llu tx=%llu; rx-waits=%llu; "
+			"malformed=%llu; rx dropped=%llu bad-buffers=%llu; errors rx=%llu tx=%llu "
+			"protocol=%llu; rx-waits=%llu; "
 			"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
 			i, (unsigned long long)ns.rx_packets, (unsigned long long)ns.rx_bytes,
 			(unsigned long long)ns.tx_packets, (unsigned long long)ns.tx_bytes,
-			(unsigned long long)ns.tx_malformed, (unsigned long long)ns.rx_errors,
-			(unsigned long long)ns.tx_errors, (unsigned long long)ns.rx_no_buffers,
+			(unsigned long long)ns.tx_malformed, (unsigned long long)ns.rx_dropped,
+			(unsigned long long)ns.rx_bad_buffers, (unsigned long long)ns.rx_errors,
+			(unsigned long long)ns.tx_errors, (unsigned long long)ns.protocol_errors,
+			(unsigned long long)ns.rx_no_buffers,
 			(unsigned long long)rx.interrupts, (unsigned long long)tx.interrupts,
 			(unsigned long long)rx.notifications, (unsigned long long)tx.notifications);
 	}

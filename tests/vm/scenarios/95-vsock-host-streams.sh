@@ -2,8 +2,8 @@
 # ("CONNECT 5000\n", Firecracker's hybrid vsock) to a guest listener at the
 # same time, and each stream carries 16 MiB both ways, checked byte by byte
 # at both ends (tests/tools/vstream.c).
-# Measured in the rig (TCG-nested KVM), with another rig on the same 2 cores:
-# 18-25 s of streaming, 20-28 MiB/s each way over the 32 streams together.
+# Measured in the rig (TCG-nested KVM), with one or two other rigs on the same
+# 2 cores: 18-29 s of streaming, 17-28 MiB/s each way over the 32 streams.
 # timeout: 180
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-vsock.sh"

@@ -1,8 +1,8 @@
 # Guest-initiated vsock: 32 guest connections to CID 2 port 6000 at the same
 # time, each relayed by flint to the host listener at "<uds>_6000"; 16 MiB
 # both ways per stream, checked byte by byte at both ends.
-# Measured in the rig (TCG-nested KVM), with another rig on the same 2 cores:
-# 18-25 s of streaming, 20-28 MiB/s each way over the 32 streams together.
+# Measured in the rig (TCG-nested KVM), with one or two other rigs on the same
+# 2 cores: 18-29 s of streaming, 17-28 MiB/s each way over the 32 streams.
 # timeout: 180
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-vsock.sh"

@@ -60,7 +60,8 @@ static const struct seccomp_rule main_rules[] = {
 	COMMON_RULES,
 	ALLOW(poll),		/* stop eventfd, signalfd, stdin */
 	ALLOW(read),		/* signalfd, stdin */
-	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back */
+	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
+	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
 	ALLOW(pread64),		/* --stats: the KVM statistics of each vCPU */
 	ALLOW(close),		/* teardown */
 	ALLOW(io_uring_enter),	/* evloop_destroy cancels what a loop that never ran left */

@@ -98,5 +98,23 @@ for t in main vcpu evloop; do
 		--seccomp-test-forbidden $t --seccomp-log
 done
 
+# On a terminal, flint sets it raw and gives it back its settings at exit,
+# under the main thread's filter (script(1) provides the terminal).
+if command -v script >/dev/null; then
+	timeout 20 script -qec "$FLINT --kernel $OUT/tiny-EXIT_STATUS.elf" /dev/null \
+		</dev/null >"$OUT/seccomp-tty.out" 2>&1
+	got=$?
+	if [ $got = 42 ] && grep -q "hello from the tiny guest" "$OUT/seccomp-tty.out"; then
+		echo "PASS seccomp-tty"
+		pass=$((pass + 1))
+	else
+		echo "FAIL seccomp-tty (status $got, expected 42)"
+		sed 's/^/    /' "$OUT/seccomp-tty.out" | head -5
+		fail=$((fail + 1))
+	fi
+else
+	echo "SKIP seccomp-tty: no script(1) for a terminal"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

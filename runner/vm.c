@@ -544,14 +544,21 @@ static void print_stats(struct vm *vm)
 			(unsigned long long)rx.notifications, (unsigned long long)tx.notifications);
 	}
 	if (vm->vsock) {
+		const struct vdev *d = vm->vdevs[vm->nvdevs - 1];
+		struct virtio_mmio_queue_stats rx, tx;
 		struct vsock_mux_stats v;
+		vdev_queue_stats(d, 0, &rx);
+		vdev_queue_stats(d, 1, &tx);
 		vsock_mux_get_stats(vm->vsock, &v);
 		pr_info("vsock: connections host=%llu guest=%llu open=%llu resets=%llu; "
-			"bytes to guest=%llu from guest=%llu; bad packets=%llu",
+			"bytes to guest=%llu from guest=%llu; bad packets=%llu; "
+			"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
 			(unsigned long long)v.conns_host, (unsigned long long)v.conns_guest,
 			(unsigned long long)v.conns_open, (unsigned long long)v.resets,
 			(unsigned long long)v.rx_bytes, (unsigned long long)v.tx_bytes,
-			(unsigned long long)v.bad_packets);
+			(unsigned long long)v.bad_packets, (unsigned long long)rx.interrupts,
+			(unsigned long long)tx.interrupts, (unsigned long long)rx.notifications,
+			(unsigned long long)tx.notifications);
 	}
 }
 

@@ -297,17 +297,10 @@ static uint64_t blk_features(void *dev)
 
 static void blk_config_read(void *dev, uint64_t off, void *data, uint32_t len)
 {
-	struct blk *b = dev;
-	uint64_t n = 0;
+	const struct blk *b = dev;
 
 	/* cfg never changes after create: no lock. */
-	if (off < sizeof(b->cfg)) {
-		n = sizeof(b->cfg) - off;
-		if (n > len)
-			n = len;
-		memcpy(data, (const uint8_t *)&b->cfg + off, n);
-	}
-	memset((uint8_t *)data + n, 0, len - n);
+	virtio_config_copy(&b->cfg, sizeof(b->cfg), off, data, len);
 }
 
 static void blk_config_write(void *dev, uint64_t off, const void *data, uint32_t len)

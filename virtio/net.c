@@ -577,12 +577,9 @@ static uint64_t net_features(void *dev)
 static void net_config_read(void *dev, uint64_t off, void *data, uint32_t len)
 {
 	const struct net *n = dev;
-	const uint8_t *cfg = (const uint8_t *)&n->cfg;
-	uint64_t i;
 
-	/* cfg never changes after create: no lock. Bytes past it read 0. */
-	for (i = 0; i < len; i++)
-		((uint8_t *)data)[i] = off + i < sizeof(n->cfg) ? cfg[off + i] : 0;
+	/* cfg never changes after create: no lock. */
+	virtio_config_copy(&n->cfg, sizeof(n->cfg), off, data, len);
 }
 
 static void net_config_write(void *dev, uint64_t off, const void *data, uint32_t len)

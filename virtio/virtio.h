@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gmem.h"
 #include "util.h"
@@ -61,5 +62,21 @@ struct virtio_dev_ops {
 	/* The driver notified queue q (only after activate). */
 	void (*notify)(void *dev, unsigned q);
 };
+
+/* config_read for a device whose configuration is the fixed struct cfg of
+ * `size` bytes: copy what [off, off + len) covers of it and zero the rest. */
+static inline void virtio_config_copy(const void *cfg, size_t size, uint64_t off, void *data,
+				      uint32_t len)
+{
+	uint64_t n = 0;
+
+	if (off < size) {
+		n = size - off;
+		if (n > len)
+			n = len;
+		memcpy(data, (const uint8_t *)cfg + off, n);
+	}
+	memset((uint8_t *)data + n, 0, len - n);
+}
 
 #endif

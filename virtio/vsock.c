@@ -241,17 +241,10 @@ static uint64_t vsock_features(void *dev)
 
 static void vsock_config_read(void *dev, uint64_t off, void *data, uint32_t len)
 {
-	struct vsock_dev *d = dev;
-	uint64_t n = 0;
+	const struct vsock_dev *d = dev;
 
 	/* cfg never changes after create: no lock. */
-	if (off < sizeof(d->cfg)) {
-		n = sizeof(d->cfg) - off;
-		if (n > len)
-			n = len;
-		memcpy(data, (const uint8_t *)&d->cfg + off, n);
-	}
-	memset((uint8_t *)data + n, 0, len - n);
+	virtio_config_copy(&d->cfg, sizeof(d->cfg), off, data, len);
 }
 
 static int vsock_activate(void *dev, uint64_t features, struct vq *queues,

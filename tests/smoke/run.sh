@@ -41,12 +41,17 @@ check() {
 		why="stdout lacks '$outpat'"
 	fi
 	[ -z "$why" ] && ! grep -q -- "$errpat" "$OUT/$name.err" && why="stderr lacks '$errpat'"
-	if [ -z "$why" ]; then
-		echo "PASS $name"
+	report "$name" "$why" "$OUT/$name.err"
+}
+
+# report NAME WHY LOG: PASS when WHY is empty, else FAIL with LOG's head.
+report() {
+	if [ -z "$2" ]; then
+		echo "PASS $1"
 		pass=$((pass + 1))
 	else
-		echo "FAIL $name ($why)"
-		sed 's/^/    /' "$OUT/$name.err" | head -5
+		echo "FAIL $1 ($2)"
+		sed 's/^/    /' "$3" | head -5
 		fail=$((fail + 1))
 	fi
 }
@@ -104,14 +109,11 @@ if command -v script >/dev/null; then
 	timeout 20 script -qec "$FLINT --kernel $OUT/tiny-EXIT_STATUS.elf" /dev/null \
 		</dev/null >"$OUT/seccomp-tty.out" 2>&1
 	got=$?
-	if [ $got = 42 ] && grep -q "hello from the tiny guest" "$OUT/seccomp-tty.out"; then
-		echo "PASS seccomp-tty"
-		pass=$((pass + 1))
-	else
-		echo "FAIL seccomp-tty (status $got, expected 42)"
-		sed 's/^/    /' "$OUT/seccomp-tty.out" | head -5
-		fail=$((fail + 1))
-	fi
+	why=""
+	[ $got = 42 ] || why="status $got, expected 42"
+	[ -z "$why" ] && ! grep -q "hello from the tiny guest" "$OUT/seccomp-tty.out" &&
+		why="no guest output"
+	report seccomp-tty "$why" "$OUT/seccomp-tty.out"
 else
 	echo "SKIP seccomp-tty: no script(1) for a terminal"
 fi

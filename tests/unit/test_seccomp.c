@@ -272,34 +272,46 @@ static void call_poll(void)
 		_exit(CHILD_WRONG_RESULT);
 }
 
-Test(seccomp, vcpu_filter_allows_kvm_run_and_kills_the_rest)
-{
-	allowed(in_child(SECCOMP_VCPU, false, call_kvm_run), "KVM_RUN");
-	allowed(in_child(SECCOMP_VCPU, false, call_mmap_rw), "mmap rw");
-	allowed(in_child(SECCOMP_VCPU, false, call_tgkill_kick), "tgkill kick");
-	killed(in_child(SECCOMP_VCPU, false, call_tcsets), "ioctl TCSETS");
-	killed(in_child(SECCOMP_VCPU, false, call_mmap_exec), "mmap exec");
-	killed(in_child(SECCOMP_VCPU, false, call_mprotect_exec), "mprotect exec");
-	killed(in_child(SECCOMP_VCPU, false, call_execve), "execve");
-	killed(in_child(SECCOMP_VCPU, false, call_openat), "openat");
-	killed(in_child(SECCOMP_VCPU, false, call_tgkill_other_signal), "tgkill SIGUSR1");
-	killed(in_child(SECCOMP_VCPU, false, call_tgkill_other_process), "tgkill parent");
-	killed(in_child(SECCOMP_VCPU, false, call_socket_unix), "socket");
-}
+/* What each filter must allow (exit 0) and kill (SIGSYS). */
+static const struct {
+	enum seccomp_thread kind;
+	void (*call)(void);
+	bool allow;
+	const char *what;
+} cases[] = {
+    {SECCOMP_VCPU, call_kvm_run, true, "vcpu: KVM_RUN"},
+    {SECCOMP_VCPU, call_mmap_rw, true, "vcpu: mmap rw"},
+    {SECCOMP_VCPU, call_tgkill_kick, true, "vcpu: tgkill kick"},
+    {SECCOMP_VCPU, call_tcsets, false, "vcpu: ioctl TCSETS"},
+    {SECCOMP_VCPU, call_mmap_exec, false, "vcpu: mmap exec"},
+    {SECCOMP_VCPU, call_mprotect_exec, false, "vcpu: mprotect exec"},
+    {SECCOMP_VCPU, call_execve, false, "vcpu: execve"},
+    {SECCOMP_VCPU, call_openat, false, "vcpu: openat"},
+    {SECCOMP_VCPU, call_tgkill_other_signal, false, "vcpu: tgkill SIGUSR1"},
+    {SECCOMP_VCPU, call_tgkill_other_process, false, "vcpu: tgkill the parent"},
+    {SECCOMP_VCPU, call_socket_unix, false, "vcpu: socket"},
+    {SECCOMP_MAIN, call_poll, true, "main: poll"},
+    {SECCOMP_MAIN, call_kvm_run, false, "main: KVM_RUN"},
+    {SECCOMP_MAIN, call_openat, false, "main: openat"},
+    {SECCOMP_EVLOOP, call_socket_unix, true, "evloop: AF_UNIX socket"},
+    {SECCOMP_EVLOOP, call_socket_inet, false, "evloop: AF_INET socket"},
+    {SECCOMP_EVLOOP, call_kvm_run, false, "evloop: KVM_RUN"},
+    {SECCOMP_RUN, call_poll, true, "run: poll"},
+    {SECCOMP_RUN, call_send, true, "run: send"},
+    {SECCOMP_RUN, call_sendto_address, false, "run: sendto an address"},
+    {SECCOMP_RUN, call_socket_unix, false, "run: socket"},
+    {SECCOMP_RUN, call_execve, false, "run: execve"},
+};
 
-Test(seccomp, other_threads_filters)
+Test(seccomp, installed_filters_allow_their_table_and_kill_the_rest)
 {
-	allowed(in_child(SECCOMP_MAIN, false, call_poll), "main: poll");
-	killed(in_child(SECCOMP_MAIN, false, call_kvm_run), "main: KVM_RUN");
-	killed(in_child(SECCOMP_MAIN, false, call_openat), "main: openat");
-	allowed(in_child(SECCOMP_EVLOOP, false, call_socket_unix), "evloop: AF_UNIX socket");
-	killed(in_child(SECCOMP_EVLOOP, false, call_socket_inet), "evloop: AF_INET socket");
-	killed(in_child(SECCOMP_EVLOOP, false, call_kvm_run), "evloop: KVM_RUN");
-	allowed(in_child(SECCOMP_RUN, false, call_poll), "run: poll");
-	allowed(in_child(SECCOMP_RUN, false, call_send), "run: send");
-	killed(in_child(SECCOMP_RUN, false, call_sendto_address), "run: sendto an address");
-	killed(in_child(SECCOMP_RUN, false, call_socket_unix), "run: socket");
-	killed(in_child(SECCOMP_RUN, false, call_execve), "run: execve");
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int st = in_child(cases[i].kind, false, cases[i].call);
+		if (cases[i].allow)
+			allowed(st, cases[i].what);
+		else
+			killed(st, cases[i].what);
+	}
 }
 
 Test(seccomp, log_mode_lets_the_call_through)

@@ -37,9 +37,10 @@
  *   futex			mutexes, pthread_join
  *   write			log lines (one write each), eventfds, console output
  *   clock_gettime		now_ns(), where the vDSO falls back to the kernel
- *   mmap, mprotect, munmap, brk	malloc and free: arenas, large blocks
- *   madvise(MADV_DONTNEED)	free trimming an arena; glibc dropping the
- *				stack of a finished thread
+ *   mmap, mprotect, munmap, brk	malloc and free: the main arena, large
+ *				blocks (seccomp_configure keeps every thread
+ *				in the main arena)
+ *   madvise(MADV_DONTNEED)	glibc dropping the stack of a finished thread
  *   getpid, gettid, rt_sigprocmask, tgkill(this process, kick signal)
  *				pthread_kill(vCPU, kick), from any thread that
  *				stops the VM (glibc blocks signals around it)

@@ -5,9 +5,11 @@
  * once running, glibc's own calls included, with argument conditions where
  * the code allows them: ioctl only with the requests that thread issues,
  * mmap/mprotect only without PROT_EXEC, tgkill only to this process with the
- * vCPU kick signal, socket only for AF_UNIX. No table has execve, open or
- * openat, clone, ptrace and the like: every file and thread is made before
- * the filters go on. Anything else kills the whole process with SIGSYS
+ * vCPU kick signal, socket only for AF_UNIX, send and recv without an
+ * address. No table has execve, open or openat, clone, ptrace and the like:
+ * every file and thread is made before the filters go on (only flint run's
+ * socket and directory are removed at exit). Anything else kills the whole
+ * process with SIGSYS
  * (SCMP_ACT_KILL_PROCESS), or is only logged to the kernel log in log mode
  * (--seccomp-log, for finding a missing call: "audit: ... syscall=N" names
  * the thread in comm=).
@@ -30,6 +32,13 @@
  * can ask of the kernel, not what a subverted thread can do to another's
  * memory: the tables are defence in depth for each thread, and the narrowest
  * ones (vCPU, event loop) guard the code the guest drives directly.
+ *
+ * glibc makes calls of its own that the source does not show; the tables
+ * list those found under the filters in the tests (a pthread_kill's getpid
+ * and rt_sigprocmask, tcsetattr's TCGETS, a finished thread's madvise). One
+ * is avoided instead: trimming a thread's own malloc arena opens
+ * /proc/sys/vm/overcommit_memory, so seccomp_configure() limits malloc to
+ * the main arena (M_ARENA_MAX 1) before any thread starts.
  *
  * io_uring submissions do not pass through seccomp: the event loop's ring
  * is restricted to its own opcode table instead (evloop.c). */
@@ -84,7 +93,8 @@ int seccomp_install(enum seccomp_thread kind, bool log_only) WARN_UNUSED;
  * hook: `test_thread` (a kind, or -1 for none) makes one forbidden call
  * (execve of "") right after installing its filter, so that tests can see
  * the filter kill, or log, on that thread. Checks that the kernel and
- * libseccomp support the actions used. Returns 0 or -errno. */
+ * libseccomp support the actions used, and keeps malloc in the main arena
+ * (see above). Returns 0 or -errno. */
 int seccomp_configure(bool log_only, int test_thread) WARN_UNUSED;
 
 /* What each thread calls first: install kind's filter per the policy set

@@ -32,6 +32,9 @@ static void *map_aligned(uint64_t size)
 	munmap(a + size, p + huge - a);
 	/* Advice only: without THP the guest still runs, with more exits. */
 	madvise(a, size, MADV_HUGEPAGE);
+	/* A core dump of flint (a seccomp kill, a crash) must not carry the
+	 * guest's memory: it is the tenant's data, and large. */
+	madvise(a, size, MADV_DONTDUMP);
 	return a;
 }
 

@@ -448,6 +448,7 @@ int run_start(struct run **out, const struct run_params *p)
 		goto err;
 	}
 	r->thread_started = true;
+	pthread_setname_np(r->thread, "run");
 	*out = r;
 	return 0;
 err:

@@ -71,6 +71,6 @@ clean:
 	rm -rf $(BUILD)
 
 fmt:
-	clang-format -i runner/*.[ch] rootfs/*.c tests/unit/*.c
+	clang-format -i runner/*.[ch] jail/*.[ch] rootfs/*.c tests/unit/*.c
 
 -include $(RUNNER_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

@@ -159,6 +159,7 @@ int main(int argc, char **argv)
 	char err[1024], dir[PATH_MAX];
 	int netns_fd = -1, null_fd = -1, r;
 
+	jfs.host_mnt_fd = -1; /* fs_undo may run before fs_create */
 	switch (opts_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTS_EXIT_OK:
 		return 0;

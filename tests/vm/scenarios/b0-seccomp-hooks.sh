@@ -47,7 +47,7 @@ guest="--kernel $KERNEL --initrd $INITRD --mem 128M --console stdio --drive path
 }
 
 if [ -f "${ROOTFS:-}" ]; then
-	hook run flint run --kernel "$KERNEL" --rootfs "$ROOTFS" -- sh -c 'echo sum=$((40+2))'
+	hook run run run --kernel "$KERNEL" --rootfs "$ROOTFS" -- sh -c 'echo sum=$((40+2))'
 	expect_status 0 "flint run's command, the relay thread's call only logged"
 	expect_out '^sum=42$' "the command's output through the agent (sum=42)"
 else

@@ -15,14 +15,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			__builtin_trap();                                                          \
-	} while (0)
+#include "fuzz.h"
 
 static void check_request(const uint8_t *p, size_t len)
 {

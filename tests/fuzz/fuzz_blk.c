@@ -20,16 +20,9 @@
 #include <string.h>
 
 #include "blk_req.h"
+#include "fuzz.h"
 
 #define MAX_SEGS 32
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			__builtin_trap();                                                          \
-	} while (0)
 
 static uint16_t le16(const uint8_t *p)
 {

@@ -26,17 +26,10 @@
 #include "gmem.h"
 #include "net.h"
 #include "vq.h"
+#include "fuzz.h"
 
 #define RAM 0x10000
 #define HDR 4
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			__builtin_trap();                                                          \
-	} while (0)
 
 static struct gmem *g;
 static struct evloop *loop;

@@ -19,22 +19,15 @@
 
 #include "gmem.h"
 #include "vq.h"
+#include "fuzz.h"
 
 #define RAM (64u << 10)
 #define HDR 13
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint16_t le16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
 }
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			__builtin_trap();                                                          \
-	} while (0)
 
 /* A chain vq_pop accepted must be exactly what the walk promised. */
 static void check_chain(struct gmem *g, const struct vq *q, const struct vq_chain *c)

@@ -27,20 +27,13 @@
 #include "vsock_conn.h"
 #include "vsock_pkt.h"
 #include "vsock_uds.h"
+#include "fuzz.h"
 
 #define CID	 3
 #define BUF	 4096
 #define LOCAL	 52
 #define PEER	 1234
 #define MAX_SEGS 4
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			__builtin_trap();                                                          \
-	} while (0)
 
 struct in {
 	const uint8_t *p;

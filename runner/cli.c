@@ -321,50 +321,85 @@ char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t ma
 	return s;
 }
 
-int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen)
-{
-	char *copy = strdup(s), *save = NULL;
+/* One KEY[=VALUE] item of an option value (val NULL without '='): 0 when
+ * taken; -EINVAL when not, with why set, or left "" for "unexpected". */
+typedef int (*kv_fn)(void *out, const char *key, const char *val, char *why, size_t whylen);
 
-	*d = (struct drive_cfg){0};
+/* Split option value s at commas and hand each item to fn. Returns 0, or
+ * -errno with err set: "OPT S: WHY", or that the item was unexpected. */
+static int parse_kv(const char *opt, const char *s, const char *usage, kv_fn fn, void *out,
+		    char *err, size_t errlen)
+{
+	char *copy = strdup(s), *save = NULL, why[128];
+	int r = 0;
+
 	if (!copy) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+	for (char *kv = strtok_r(copy, ",", &save); kv && !r; kv = strtok_r(NULL, ",", &save)) {
 		char *val = strchr(kv, '=');
 		if (val)
 			*val++ = '\0';
-		if (!strcmp(kv, "path") && val && *val && !d->path)
-			d->path = strdup(val);
-		else if (!strcmp(kv, "id") && val && !d->id) {
-			if (strlen(val) > 20) {
-				snprintf(err, errlen, "--drive %s: id is longer than 20 bytes", s);
-				goto bad;
-			}
-			d->id = strdup(val);
-		} else if (!strcmp(kv, "ro") && !val)
-			d->read_only = true;
-		else if (!strcmp(kv, "direct") && !val)
-			d->direct = true;
-		else {
-			snprintf(err, errlen,
-				 "--drive %s: unexpected '%s'; expected path=FILE[,ro][,id=NAME][,direct]",
-				 s, kv);
-			goto bad;
-		}
-	}
-	if (!d->path) {
-		snprintf(err, errlen, "--drive %s: no path=FILE", s);
-		goto bad;
+		why[0] = '\0';
+		if ((r = fn(out, kv, val, why, sizeof(why))) == 0)
+			continue;
+		if (why[0])
+			snprintf(err, errlen, "%s %s: %s", opt, s, why);
+		else
+			snprintf(err, errlen, "%s %s: unexpected '%s'; expected %s", opt, s, kv, usage);
 	}
 	free(copy);
+	return r;
+}
+
+static int set_str(char **dst, const char *val, char *why, size_t whylen)
+{
+	if (!(*dst = strdup(val))) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
 	return 0;
-bad:
-	free(copy);
-	free(d->path);
-	free(d->id);
+}
+
+static int drive_kv(void *out, const char *key, const char *val, char *why, size_t whylen)
+{
+	struct drive_cfg *d = out;
+
+	if (!strcmp(key, "path") && val && *val && !d->path)
+		return set_str(&d->path, val, why, whylen);
+	if (!strcmp(key, "id") && val && !d->id) {
+		if (strlen(val) > 20) {
+			snprintf(why, whylen, "id is longer than 20 bytes");
+			return -EINVAL;
+		}
+		return set_str(&d->id, val, why, whylen);
+	}
+	if (!strcmp(key, "ro") && !val)
+		d->read_only = true;
+	else if (!strcmp(key, "direct") && !val)
+		d->direct = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen)
+{
+	int r;
+
 	*d = (struct drive_cfg){0};
-	return -EINVAL;
+	r = parse_kv("--drive", s, "path=FILE[,ro][,id=NAME][,direct]", drive_kv, d, err, errlen);
+	if (!r && !d->path) {
+		snprintf(err, errlen, "--drive %s: no path=FILE", s);
+		r = -EINVAL;
+	}
+	if (r) {
+		free(d->path);
+		free(d->id);
+		*d = (struct drive_cfg){0};
+	}
+	return r;
 }
 
 static int parse_mac(const char *s, uint8_t mac[6])
@@ -384,110 +419,95 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return mac[0] & 1 ? -EINVAL : 0;
 }
 
+static int net_kv(void *out, const char *key, const char *val, char *why, size_t whylen)
+{
+	struct net_cfg *n = out;
+
+	if (!strcmp(key, "tap") && val && *val && !n->tap) {
+		/* IFNAMSIZ is 16 with the NUL. */
+		if (strlen(val) > 15 || strchr(val, '/')) {
+			snprintf(why, whylen, "'%.32s' is not a valid interface name", val);
+			return -EINVAL;
+		}
+		return set_str(&n->tap, val, why, whylen);
+	}
+	if (!strcmp(key, "id") && val && *val && !n->id)
+		return set_str(&n->id, val, why, whylen);
+	if (!strcmp(key, "mac") && val && !n->has_mac) {
+		if (parse_mac(val, n->mac)) {
+			snprintf(why, whylen,
+				 "mac '%.32s' is not a unicast address like 06:00:ac:10:00:02", val);
+			return -EINVAL;
+		}
+		n->has_mac = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen)
 {
-	char *copy = strdup(s), *save = NULL;
+	int r;
 
 	*n = (struct net_cfg){0};
-	if (!copy) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *val = strchr(kv, '=');
-		if (val)
-			*val++ = '\0';
-		if (!strcmp(kv, "tap") && val && *val && !n->tap) {
-			/* IFNAMSIZ is 16 with the NUL. */
-			if (strlen(val) > 15 || strchr(val, '/')) {
-				snprintf(err, errlen, "--net %s: '%s' is not a valid interface name",
-					 s, val);
-				goto bad;
-			}
-			n->tap = strdup(val);
-		} else if (!strcmp(kv, "id") && val && *val && !n->id)
-			n->id = strdup(val);
-		else if (!strcmp(kv, "mac") && val && !n->has_mac) {
-			if (parse_mac(val, n->mac)) {
-				snprintf(err, errlen,
-					 "--net %s: mac '%s' is not a unicast address like "
-					 "06:00:ac:10:00:02",
-					 s, val);
-				goto bad;
-			}
-			n->has_mac = true;
-		} else {
-			snprintf(err, errlen,
-				 "--net %s: unexpected '%s'; expected tap=NAME[,mac=MAC][,id=NAME]",
-				 s, kv);
-			goto bad;
-		}
-	}
-	if (!n->tap) {
+	r = parse_kv("--net", s, "tap=NAME[,mac=MAC][,id=NAME]", net_kv, n, err, errlen);
+	if (!r && !n->tap) {
 		snprintf(err, errlen, "--net %s: no tap=NAME", s);
-		goto bad;
+		r = -EINVAL;
 	}
-	free(copy);
-	return 0;
-bad:
-	free(copy);
-	free(n->tap);
-	free(n->id);
-	*n = (struct net_cfg){0};
+	if (r) {
+		free(n->tap);
+		free(n->id);
+		*n = (struct net_cfg){0};
+	}
+	return r;
+}
+
+static int vsock_kv(void *out, const char *key, const char *val, char *why, size_t whylen)
+{
+	struct vsock_cfg *v = out;
+
+	if (!strcmp(key, "cid") && val && !v->cid) {
+		char *end;
+		errno = 0;
+		unsigned long long cid = strtoull(val, &end, 10);
+		/* 0-2 are the hypervisor, local and host; -1 is VMADDR_CID_ANY. */
+		if (!isdigit((unsigned char)*val) || *end || errno || cid < 3 ||
+		    cid >= 0xffffffffULL) {
+			snprintf(why, whylen, "cid must be 3 to 4294967294");
+			return -EINVAL;
+		}
+		v->cid = cid;
+		return 0;
+	}
+	if (!strcmp(key, "uds") && val && *val && !v->uds) {
+		/* sun_path holds 108 bytes; PATH_<port> must fit too. */
+		if (strlen(val) > 96) {
+			snprintf(why, whylen, "uds path longer than 96 bytes");
+			return -EINVAL;
+		}
+		return set_str(&v->uds, val, why, whylen);
+	}
 	return -EINVAL;
 }
 
 int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen)
 {
-	char *copy = strdup(s), *save = NULL;
-	bool have_cid = false;
+	int r;
 
 	*v = (struct vsock_cfg){0};
-	if (!copy) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *val = strchr(kv, '=');
-		if (val)
-			*val++ = '\0';
-		if (!strcmp(kv, "cid") && val && !have_cid) {
-			char *end;
-			errno = 0;
-			unsigned long long cid = strtoull(val, &end, 10);
-			/* 0-2 are the hypervisor, local and host; -1 is VMADDR_CID_ANY. */
-			if (!isdigit((unsigned char)*val) || *end || errno || cid < 3 ||
-			    cid >= 0xffffffffULL) {
-				snprintf(err, errlen, "--vsock %s: cid must be 3 to 4294967294", s);
-				goto bad;
-			}
-			v->cid = cid;
-			have_cid = true;
-		} else if (!strcmp(kv, "uds") && val && *val && !v->uds) {
-			/* sun_path holds 108 bytes; PATH_<port> must fit too. */
-			if (strlen(val) > 96) {
-				snprintf(err, errlen, "--vsock %s: uds path longer than 96 bytes", s);
-				goto bad;
-			}
-			v->uds = strdup(val);
-		} else {
-			snprintf(err, errlen, "--vsock %s: unexpected '%s'; expected cid=N,uds=PATH", s,
-				 kv);
-			goto bad;
-		}
-	}
-	if (!have_cid || !v->uds) {
+	r = parse_kv("--vsock", s, "cid=N,uds=PATH", vsock_kv, v, err, errlen);
+	if (!r && (!v->cid || !v->uds)) {
 		snprintf(err, errlen, "--vsock %s: expected cid=N,uds=PATH", s);
-		goto bad;
+		r = -EINVAL;
 	}
-	free(copy);
+	if (r) {
+		free(v->uds);
+		*v = (struct vsock_cfg){0};
+		return r;
+	}
 	v->enabled = true;
 	return 0;
-bad:
-	free(copy);
-	free(v->uds);
-	*v = (struct vsock_cfg){0};
-	return -EINVAL;
 }
 
 void cli_config_free(struct config *cfg)

@@ -14,6 +14,7 @@
 #include "blk.h"
 #include "blk_req.h"
 #include "evloop.h"
+#include "fake_driver.h"
 #include "gmem.h"
 #include "vq.h"
 
@@ -27,26 +28,17 @@
 
 static struct gmem *g;
 static struct vq q;
-static uint16_t guest_avail, next_desc;
-
-/* One buffer of a chain as the driver describes it. */
-struct sg {
-	uint64_t gpa;
-	uint32_t len;
-	bool w;
-};
+static struct fake_ring ring = {.desc = DESC, .avail = AVAIL, .used = USED};
 
 static void *at(uint64_t gpa, uint64_t len)
 {
-	void *p = gmem_ptr(g, gpa, len);
-	cr_assert_not_null(p, "test layout outside RAM");
-	return p;
+	return fake_at(g, gpa, len);
 }
 
 static void ring_start(uint16_t size)
 {
 	vq_reset(&q);
-	guest_avail = next_desc = 0;
+	fake_ring_reset(&ring, g, size);
 	cr_assert_eq(vq_activate(&q, g, size, DESC, AVAIL, USED, false), 0);
 }
 
@@ -61,27 +53,9 @@ static void gmem_teardown(void)
 	gmem_destroy(g);
 }
 
-/* Lay out n buffers as one chain in fresh descriptors and offer it. */
 static uint16_t offer(const struct sg *s, unsigned n)
 {
-	uint16_t head = next_desc;
-
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((next_desc + i) % q.size);
-		struct vring_desc *d = at(DESC + idx * 16u, 16);
-		uint16_t flags =
-		    (s[i].w ? VRING_DESC_F_WRITE : 0) | (i + 1 < n ? VRING_DESC_F_NEXT : 0);
-		*d = (struct vring_desc){.addr = s[i].gpa,
-					 .len = s[i].len,
-					 .flags = flags,
-					 .next = (uint16_t)((idx + 1) % q.size)};
-	}
-	next_desc = (uint16_t)((next_desc + n) % q.size);
-	uint16_t *ring = at(AVAIL + 4, 2u * q.size);
-	ring[guest_avail % q.size] = head;
-	__atomic_store_n(&((struct vring_avail *)at(AVAIL, 4))->idx, ++guest_avail,
-			 __ATOMIC_RELEASE);
-	return head;
+	return fake_offer(&ring, s, n);
 }
 
 static void put_hdr(uint64_t gpa, uint32_t type, uint64_t sector)
@@ -476,7 +450,7 @@ static void kick_and_wait(uint16_t n)
 
 static struct vring_used_elem used_elem(uint16_t i)
 {
-	return ((struct vring_used *)at(USED, 4 + 8u * q.size))->ring[i % q.size];
+	return fake_used_elem(&ring, i);
 }
 
 /* Status byte at gpa, preset to a value no completion writes. */
@@ -871,7 +845,7 @@ static void offer_indirect_read(unsigned i, uint64_t sector)
 	    (struct vring_desc){.addr = hdr + 0x100, .len = SECT + 1, .flags = VRING_DESC_F_WRITE};
 	status_at(ind_status(i));
 	offer(&s, 1);
-	struct vring_desc *d = at(DESC + 16u * ((next_desc + q.size - 1) % q.size), 16);
+	struct vring_desc *d = at(DESC + 16u * ((ring.next_desc + q.size - 1) % q.size), 16);
 	d->flags = VRING_DESC_F_INDIRECT;
 }
 

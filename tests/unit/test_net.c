@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "fake_driver.h"
 #include "gmem.h"
 #include "net.h"
 #include "net_hdr.h"
@@ -173,15 +174,12 @@ Test(tap, offloads_follow_what_the_guest_takes)
 #define RAM (4u << 20)
 #define BUF 0x10000
 
-/* The guest's view of one queue: RX at 0x1000.., TX at 0x4000... */
-struct ring {
-	uint64_t desc, avail, used;
-	uint16_t avail_idx, next_desc;
-};
+/* The guest's view of its queues: RX at 0x1000.., TX at 0x4000... */
 
 static struct gmem *g;
 static struct vq vqs[2];
-static struct ring rings[2] = {{0x1000, 0x2000, 0x3000, 0, 0}, {0x4000, 0x5000, 0x6000, 0, 0}};
+static struct fake_ring rings[2] = {{.desc = 0x1000, .avail = 0x2000, .used = 0x3000},
+				    {.desc = 0x4000, .avail = 0x5000, .used = 0x6000}};
 static struct evloop *loop;
 static struct net *n;
 static int peer = -1; /* the test's end of the fake tap */
@@ -191,25 +189,17 @@ static const uint8_t mac[6] = {0x06, 0, 0xac, 0x10, 0, 2};
 
 enum { RX, TX };
 
-struct sg {
-	uint64_t gpa;
-	uint32_t len;
-	bool w;
-};
-
 static void *at(uint64_t gpa, uint64_t len)
 {
-	void *p = gmem_ptr(g, gpa, len);
-	cr_assert_not_null(p, "test layout outside RAM");
-	return p;
+	return fake_at(g, gpa, len);
 }
 
 static void ring_start(unsigned i, uint16_t size)
 {
-	struct ring *r = &rings[i];
+	struct fake_ring *r = &rings[i];
 
 	vq_reset(&vqs[i]);
-	r->avail_idx = r->next_desc = 0;
+	fake_ring_reset(r, g, size);
 	memset(at(r->desc, 0x3000), 0, 0x3000);
 	cr_assert_eq(vq_activate(&vqs[i], g, size, r->desc, r->avail, r->used, false), 0);
 }
@@ -217,21 +207,7 @@ static void ring_start(unsigned i, uint16_t size)
 /* Lay out n buffers as one chain of queue i and offer it. */
 static uint16_t offer(unsigned i, const struct sg *s, unsigned cnt)
 {
-	struct ring *r = &rings[i];
-	uint16_t size = vqs[i].size, head = r->next_desc;
-
-	for (unsigned k = 0; k < cnt; k++) {
-		uint16_t idx = (uint16_t)((r->next_desc + k) % size);
-		uint16_t flags =
-		    (s[k].w ? VRING_DESC_F_WRITE : 0) | (k + 1 < cnt ? VRING_DESC_F_NEXT : 0);
-		*(struct vring_desc *)at(r->desc + idx * 16u, 16) = (struct vring_desc){
-		    .addr = s[k].gpa, .len = s[k].len, .flags = flags, .next = (idx + 1) % size};
-	}
-	r->next_desc = (uint16_t)((r->next_desc + cnt) % size);
-	((uint16_t *)at(r->avail + 4, 2u * size))[r->avail_idx % size] = head;
-	__atomic_store_n(&((struct vring_avail *)at(r->avail, 4))->idx, ++r->avail_idx,
-			 __ATOMIC_RELEASE);
-	return head;
+	return fake_offer(&rings[i], s, cnt);
 }
 
 /* One device-writable buffer. */
@@ -243,13 +219,12 @@ static uint16_t offer_rx(uint64_t gpa, uint32_t len)
 
 static uint16_t used_idx(unsigned i)
 {
-	return __atomic_load_n(&((struct vring_used *)at(rings[i].used, 4))->idx, __ATOMIC_ACQUIRE);
+	return fake_used_idx(&rings[i]);
 }
 
 static struct vring_used_elem used_elem(unsigned i, uint16_t k)
 {
-	return ((struct vring_used *)at(rings[i].used, 4 + 8u * vqs[i].size))
-	    ->ring[k % vqs[i].size];
+	return fake_used_elem(&rings[i], k);
 }
 
 static void host_used(void *t, unsigned q)

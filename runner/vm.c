@@ -516,12 +516,13 @@ static void print_stats(struct vm *vm)
 		blk_get_stats(vm->blks[i], &b);
 		pr_info("vd%c: reads=%llu writes=%llu flushes=%llu discards=%llu errors=%llu "
 			"in-flight-max=%llu; queue: notifications=%llu interrupts=%llu "
-			"suppressed=%llu",
+			"suppressed=%llu merged=%llu",
 			'a' + i, (unsigned long long)b.reads, (unsigned long long)b.writes,
 			(unsigned long long)b.flushes, (unsigned long long)b.discards,
 			(unsigned long long)(b.io_errors + b.protocol_errors + b.unsupported),
 			(unsigned long long)b.inflight_max, (unsigned long long)q.notifications,
-			(unsigned long long)q.interrupts, (unsigned long long)q.interrupts_suppressed);
+			(unsigned long long)q.interrupts, (unsigned long long)q.interrupts_suppressed,
+			(unsigned long long)q.interrupts_merged);
 	}
 	for (unsigned i = 0; i < vm->cfg->nnets && vm->nets[i]; i++) {
 		const struct vdev *d = vm->vdevs[vm->cfg->ndrives + i];

@@ -95,11 +95,19 @@ static void count(uint64_t *c)
 	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
 }
 
-/* Set the cause before the edge: the guest's handler reads InterruptStatus. */
-static void interrupt(struct virtio_mmio *t, uint32_t why)
+/* Set the cause before the edge: the guest's handler reads InterruptStatus.
+ * No edge when the cause was already set: an interrupt for it is on its way
+ * or being handled, and the handler acknowledges (an exit, ordered against
+ * this atomic) before it looks at the queues, so it sees this work too.
+ * This is the level-triggered line QEMU models, without a second interrupt
+ * per batch that a guest would take only to find nothing new. Returns
+ * whether an edge was sent. */
+static bool interrupt(struct virtio_mmio *t, uint32_t why)
 {
-	__atomic_fetch_or(&t->isr, why, __ATOMIC_SEQ_CST);
+	if ((__atomic_fetch_or(&t->isr, why, __ATOMIC_SEQ_CST) & why) == why)
+		return false;
 	t->irq(t->irq_ctx);
+	return true;
 }
 
 /* Enter DEVICE_NEEDS_RESET: log and interrupt only on the first call until
@@ -125,8 +133,8 @@ static void host_used(void *opaque, unsigned q)
 	if (q >= t->ops->num_queues || !__atomic_load_n(&t->running, __ATOMIC_ACQUIRE))
 		return;
 	if (vq_need_interrupt(&t->queues[q])) {
-		count(&t->stats[q].interrupts);
-		interrupt(t, VIRTIO_MMIO_INT_VRING);
+		count(interrupt(t, VIRTIO_MMIO_INT_VRING) ? &t->stats[q].interrupts
+							  : &t->stats[q].interrupts_merged);
 	} else {
 		count(&t->stats[q].interrupts_suppressed);
 	}
@@ -527,4 +535,5 @@ void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
 	s->interrupts = __atomic_load_n(&t->stats[q].interrupts, __ATOMIC_RELAXED);
 	s->interrupts_suppressed =
 	    __atomic_load_n(&t->stats[q].interrupts_suppressed, __ATOMIC_RELAXED);
+	s->interrupts_merged = __atomic_load_n(&t->stats[q].interrupts_merged, __ATOMIC_RELAXED);
 }

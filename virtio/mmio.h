@@ -43,6 +43,7 @@ struct virtio_mmio_queue_stats {
 	uint64_t notifications_dropped; /* kicks while not running or NEEDS_RESET */
 	uint64_t interrupts;		/* used-buffer interrupts raised */
 	uint64_t interrupts_suppressed; /* host.used calls EVENT_IDX/NO_INTERRUPT skipped */
+	uint64_t interrupts_merged;	/* due, but the last one was not acknowledged yet */
 };
 
 /* A transport for device dev, in its reset state. ops must have num_queues

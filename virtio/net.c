@@ -3,24 +3,28 @@
  * RX: chains the guest offers are popped ahead and held here (the one place
  * a later snapshot finds them) until a read has room for any packet: 65562
  * bytes with MRG_RXBUF and guest GSO (spread over as many one-buffer chains
- * as that takes), one chain without MRG_RXBUF. One read at a time goes
- * straight into their buffers; a packet takes as many chains as it fills,
- * the rest stay held, and the next read is queued at once. The tap fd is
- * non-blocking, which lets io_uring try each read inline and, when the tap
- * is empty, wait for it with its own internal poll (Linux 5.15 on: no
- * -EAGAIN, no io-wq thread): the read in flight is the wait for the next
- * packet. With no buffers the device stops reading and asks for a kick: the
- * tap queues, then drops, and flint never blocks.
+ * as that takes), one chain without MRG_RXBUF. Reads are plain readv() calls
+ * on the non-blocking tap, straight into their buffers, made on the loop
+ * thread with the lock held; a packet takes as many chains as it fills, the
+ * rest stay held, and the next read follows at once. That goes on until the
+ * tap is empty (-EAGAIN: a one-shot io_uring poll calls back once it is
+ * readable), the guest is short of buffers, or RX_BUDGET packets. With no
+ * buffers the device stops reading and asks for a kick: the tap queues, then
+ * drops, and flint never blocks. As in Firecracker's and QEMU's user-space
+ * net devices, no read into guest memory is ever under way outside the lock.
  *
  * TX: each chain is checked (net_hdr.c) and written to the tap from guest
  * memory, header included, up to TX_SLOTS writes in flight. A malformed
  * chain is given back unsent and counted; the device carries on.
  *
  * Threads and locking as blk.c: one mutex; notify and completions on the
- * loop thread (the only one that submits); activate and reset on vCPU
- * threads, with a generation number so that I/O submitted before a reset
- * finishes into nothing. A read may wait for a packet indefinitely, so a
- * reset also wakes the loop thread (an eventfd) to cancel it. */
+ * loop thread (the only one that submits or reads the tap); activate and
+ * reset on vCPU threads, with a generation number so that writes submitted
+ * before a reset finish into nothing. A reset cancels nothing and waits for
+ * no one: once it has the lock no RX read is under way, and the RX poll it
+ * may leave armed carries no buffer. (Waiting for the loop thread would
+ * deadlock: the transport holds its dev_lock around reset, and the loop
+ * thread takes that lock for every queue notification.) */
 #include "net.h"
 
 #include <endian.h>
@@ -34,7 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/uio.h>
 
 #include "net_hdr.h"
 #include "tap.h"
@@ -56,6 +60,12 @@ enum { RXQ, TXQ, NQ };
  * without, a full-size Ethernet frame with a VLAN tag. */
 #define RX_ROOM_GSO   (NET_HDR_LEN + NET_FRAME_MAX)
 #define RX_ROOM_PLAIN (NET_HDR_LEN + ETH_FRAME_LEN + 4)
+/* Packets read in one go; then the loop serves its other completions (TX,
+ * other devices) before RX reads on. evloop_defer() would not make way for
+ * them: the loop runs what its deferred calls defer again before it next
+ * enters the kernel. Arming the RX poll does: on a tap that still has
+ * packets it completes at once, on the loop's next turn. */
+#define RX_BUDGET 64
 
 /* An RX chain popped and held for a later read. */
 struct rx_chain {
@@ -103,22 +113,17 @@ struct net {
 	uint32_t rx_room_min;  /* room below which the device waits for buffers */
 	bool rx_waiting;       /* short of buffers: notifications on */
 	bool rx_stopped;       /* a read failed: no more until the next RX kick */
-	struct ev_op rx_read;
-	uint32_t rx_read_gen;
-	unsigned rx_read_chains; /* held chains the read in flight covers */
-	uint64_t rx_read_room;
+	/* One-shot POLLIN on the tap. Readiness has no generation: one armed
+	 * before a reset and completing after it only reads on if a new
+	 * generation is active, into its buffers. */
+	struct ev_op rx_poll;
 	struct iovec rx_iov[RX_IOV_MAX];
-	uint8_t rx_spill; /* one byte past the room: see rx_submit */
 
 	/* TX */
 	struct tx_slot *slots, *tx_free;
 	unsigned tx_inflight;
 	bool tx_starved; /* stopped popping for want of a slot */
 	bool tx_polling; /* notifications left off while writes are in flight */
-
-	/* reset() writes it; the loop thread then cancels a read left over. */
-	int wake_fd;
-	struct ev_op wake_op;
 
 	/* Completions push at once and ask for interrupts once per batch. */
 	struct ev_op used_op;
@@ -294,54 +299,31 @@ static bool rx_fill(struct net *n, struct after *a)
 	return false;
 }
 
-/* One read into the held chains, from the first. */
-static void rx_submit(struct net *n)
+/* One read into the held chains, from the first: returns its length or
+ * -errno, and in *room what the guest's buffers could take of it. */
+static ssize_t rx_read(struct net *n, uint64_t *room)
 {
 	unsigned k = 0, niov = 0;
 	unsigned most = n->features & 1ull << VIRTIO_NET_F_MRG_RXBUF ? n->held_count : 1;
-	uint64_t room = 0;
-	int r;
+	uint8_t spill;
+	ssize_t r;
 
-	while (k < most && room < n->rx_room_want) {
+	*room = 0;
+	while (k < most && *room < n->rx_room_want) {
 		const struct rx_chain *h = held_at(n, k);
 		if (niov + h->niov > RX_IOV_MAX - 1)
 			break;
 		memcpy(&n->rx_iov[niov], h->iov, h->niov * sizeof(h->iov[0]));
 		niov += h->niov;
-		room += h->len;
+		*room += h->len;
 		k++;
 	}
 	/* tun returns min(packet, room), so a packet that did not fit would
 	 * look like one that fitted exactly: a byte of ours past the room
 	 * tells them apart. */
-	n->rx_iov[niov++] = (struct iovec){&n->rx_spill, 1};
-	n->rx_read_chains = k;
-	n->rx_read_room = room;
-	n->rx_read_gen = n->gen;
-	/* Offset 0: a tap has no file position. */
-	if ((r = evloop_readv(n->loop, &n->rx_read, n->fd, n->rx_iov, niov, 0)) < 0) {
-		n->stats.rx_errors += r != -ESHUTDOWN;
-		io_error(n, "queueing a read", r);
-		n->rx_stopped = true;
-	}
-}
-
-/* Lock held, loop thread: keep a read in flight while there is room. A
- * read from before a reset is cancelled: it would land in buffers the
- * guest has taken back. */
-static void rx_process(struct net *n, struct after *a)
-{
-	int r;
-
-	if (evloop_pending(&n->rx_read)) {
-		if (n->rx_read_gen != n->gen && (r = evloop_cancel(n->loop, &n->rx_read)) < 0)
-			io_error(n, "cancelling a read", r);
-		return;
-	}
-	if (!n->active || n->broken || n->rx_stopped)
-		return;
-	if (rx_fill(n, a))
-		rx_submit(n);
+	n->rx_iov[niov++] = (struct iovec){&spill, 1};
+	r = readv(n->fd, n->rx_iov, (int)niov);
+	return r < 0 ? -errno : r;
 }
 
 /* A packet of len bytes (header included) is in the first held chains. */
@@ -368,53 +350,75 @@ static void rx_deliver(struct net *n, struct after *a, uint32_t len)
 	n->held_count -= k;
 }
 
-static void rx_read_done(struct ev_op *op, int res)
+/* Have the loop call rx_ready() once the tap is readable, unless a poll is
+ * armed already. */
+static void rx_wait(struct net *n)
 {
-	struct net *n = container_of(op, struct net, rx_read);
-	struct after a = {.reset = false};
+	int r;
 
-	pthread_mutex_lock(&n->lock);
-	a.host = n->host;
-	if (n->rx_read_gen != n->gen || !n->active) {
-		/* Reset since: the chains it covered are forgotten. */
-		n->stats.stale_completions++;
-	} else if (res == -EAGAIN || res == -ECANCELED) {
-		/* -EAGAIN: io_uring's retry after a wakeup that brought no
-		 * packet went to an io-wq thread, which cannot wait on a
-		 * non-blocking fd; the next read waits again. (Before Linux
-		 * 5.15 every read of an empty tap ended so, and this would
-		 * spin.) -ECANCELED: the loop is stopping. */
-	} else if (res < 0) {
-		/* Reading again at once would spin on a tap that is gone. */
-		n->stats.rx_errors++;
-		io_error(n, "read", res);
+	if (evloop_pending(&n->rx_poll))
+		return;
+	if ((r = evloop_poll_once(n->loop, &n->rx_poll, n->fd, POLLIN)) < 0) {
+		n->stats.rx_errors += r != -ESHUTDOWN;
+		io_error(n, "polling", r);
 		n->rx_stopped = true;
-	} else if ((uint32_t)res < NET_HDR_LEN || (uint64_t)res > n->rx_read_room) {
-		/* Larger than the guest's buffers: it would arrive cut short. */
-		n->stats.rx_dropped++;
-	} else {
-		n->stats.rx_packets++;
-		n->stats.rx_bytes += (uint32_t)res - NET_HDR_LEN;
-		rx_deliver(n, &a, (uint32_t)res);
 	}
-	rx_process(n, &a);
-	defer_used(n, &a);
-	run_after(&a);
-	pthread_mutex_unlock(&n->lock);
 }
 
-/* reset() wrote the eventfd: cancel a read of the old generation. */
-static void woken(struct ev_op *op, int res)
+/* Lock held, loop thread: read packets into the held chains while the tap
+ * has them, the guest has room and the budget lasts. No poll is armed for
+ * want of buffers: the RX kick brings the device back. */
+static void rx_process(struct net *n, struct after *a)
 {
-	struct net *n = container_of(op, struct net, wake_op);
-	struct after a = {.reset = false};
-	eventfd_t v;
+	uint64_t room;
+	ssize_t r;
 
-	if (res > 0 && eventfd_read(n->wake_fd, &v) < 0 && errno != EAGAIN)
-		pr_debug("%s: reading its eventfd: %s", n->id, strerror(errno));
+	if (!n->active || n->broken || n->rx_stopped)
+		return;
+	for (unsigned i = 0; i < RX_BUDGET; i++) {
+		if (!rx_fill(n, a))
+			return;
+		r = rx_read(n, &room);
+		if (r == -EAGAIN) {
+			rx_wait(n);
+			return;
+		}
+		if (r < 0) {
+			/* Reading again at once would spin on a tap that is
+			 * gone. */
+			n->stats.rx_errors++;
+			io_error(n, "read", (int)r);
+			n->rx_stopped = true;
+			return;
+		}
+		if ((size_t)r < NET_HDR_LEN || (uint64_t)r > room) {
+			/* Larger than the guest's buffers: it would arrive
+			 * cut short. */
+			n->stats.rx_dropped++;
+			continue;
+		}
+		n->stats.rx_packets++;
+		n->stats.rx_bytes += (uint64_t)r - NET_HDR_LEN;
+		rx_deliver(n, a, (uint32_t)r);
+	}
+	rx_wait(n); /* the rest after the loop's other completions */
+}
+
+static void rx_ready(struct ev_op *op, int res)
+{
+	struct net *n = container_of(op, struct net, rx_poll);
+	struct after a = {.reset = false};
+
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
-	rx_process(n, &a);
+	if (res >= 0) {
+		rx_process(n, &a);
+	} else if (res != -ECANCELED && n->active) {
+		/* -ECANCELED: the loop is stopping. */
+		n->stats.rx_errors++;
+		io_error(n, "polling", res);
+		n->rx_stopped = true;
+	}
 	defer_used(n, &a);
 	run_after(&a);
 	pthread_mutex_unlock(&n->lock);
@@ -588,8 +592,8 @@ static void net_config_write(void *dev, uint64_t off, const void *data, uint32_t
 	(void)dev, (void)off, (void)data, (void)len;
 }
 
-/* Lock held: forget every chain and packet of the old generation. I/O in
- * flight keeps its slot or the read op until it completes. */
+/* Lock held: forget every chain and packet of the old generation. Writes
+ * in flight keep their slots until they complete. */
 static void drop_queue_state(struct net *n)
 {
 	n->gen++;
@@ -637,19 +641,16 @@ static void net_reset(void *dev)
 	struct net *n = dev;
 	int err;
 
-	/* Only the loop thread may cancel. Writes end on their own and find
-	 * the generation changed; the read waiting for a packet is cancelled
-	 * by the loop thread, woken here. Until then a packet could still land
-	 * in a buffer of the old generation: guest RAM, mapped for as long as
-	 * flint runs, and one the guest is about to reclaim. */
+	/* RX reads run to the end with the lock held, so once we have it none
+	 * is under way and none will start into the chains forgotten here. A
+	 * poll left armed is harmless (see rx_poll in struct net). Writes end
+	 * on their own and find the generation changed. */
 	pthread_mutex_lock(&n->lock);
 	drop_queue_state(n);
 	n->active = n->broken = false;
 	n->vq[RXQ] = n->vq[TXQ] = NULL;
 	n->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&n->lock);
-	if (eventfd_write(n->wake_fd, 1) < 0)
-		pr_err("%s: waking the event loop: %s", n->id, strerror(errno));
 	if (n->is_tap && (err = tap_set_offloads(n->fd, 0)) < 0)
 		pr_debug("%s: tap %s: TUNSETOFFLOAD 0: %s", n->id, n->tap, strerror(-err));
 }
@@ -661,11 +662,6 @@ static void net_notify(void *dev, unsigned q)
 
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
-	/* The event loop cancels every op when it stops; a loop run again
-	 * (tests) needs the eventfd polled again. */
-	if (!evloop_pending(&n->wake_op) &&
-	    evloop_poll(n->loop, &n->wake_op, n->wake_fd, POLLIN) < 0)
-		pr_debug("%s: cannot poll its eventfd", n->id);
 	if (q == RXQ) {
 		n->rx_stopped = false;
 		rx_process(n, &a);
@@ -691,7 +687,6 @@ const struct virtio_dev_ops net_ops = {
 int net_create_fd(struct net **out, const struct net_params *p, int fd)
 {
 	struct net *n;
-	int err;
 
 	*out = NULL;
 	if (!p->loop || fd < 0) {
@@ -712,9 +707,8 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 	n->loop = p->loop;
 	snprintf(n->id, sizeof(n->id), "%s", p->id ? p->id : "net");
 	snprintf(n->tap, sizeof(n->tap), "%s", p->tap ? p->tap : "(fd)");
-	n->rx_read = (struct ev_op){.done = rx_read_done};
+	n->rx_poll = (struct ev_op){.done = rx_ready};
 	n->used_op = (struct ev_op){.done = used_batch};
-	n->wake_op = (struct ev_op){.done = woken};
 	for (unsigned i = 0; i < TX_SLOTS; i++) {
 		n->slots[i] = (struct tx_slot){.op = {.done = tx_done}, .n = n};
 		slot_free(n, &n->slots[i]);
@@ -724,17 +718,6 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		memcpy(n->cfg.mac, p->mac, sizeof(n->cfg.mac));
 	}
 	n->cfg.status = htole16(VIRTIO_NET_S_LINK_UP);
-	/* Set-up thread, before the loop runs: submitting is allowed. */
-	n->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (n->wake_fd < 0 || (err = evloop_poll(n->loop, &n->wake_op, n->wake_fd, POLLIN)) < 0) {
-		err = n->wake_fd < 0 ? -errno : err;
-		close_fd(&n->wake_fd);
-		close_fd(&n->fd);
-		free(n->slots);
-		free(n->held);
-		free(n);
-		return err;
-	}
 	pthread_mutex_init(&n->lock, NULL);
 	*out = n;
 	return 0;
@@ -757,12 +740,12 @@ void net_destroy(struct net *n)
 	if (!n)
 		return;
 	close_fd(&n->fd);
-	if (n->tx_inflight || evloop_pending(&n->rx_read) || evloop_pending(&n->wake_op)) {
-		/* The kernel may still use these: leak rather than free. */
+	if (n->tx_inflight || evloop_pending(&n->rx_poll)) {
+		/* The ring still holds ops of ours, and the kernel may still
+		 * read the writes' buffers: leak rather than free. */
 		pr_err("%s: destroyed with I/O in flight", n->id);
 		return;
 	}
-	close_fd(&n->wake_fd);
 	pthread_mutex_destroy(&n->lock);
 	free(n->slots);
 	free(n->held);

@@ -1,8 +1,9 @@
 /* virtio-net (virtio 1.2 section 5.1) on a host tap device: one RX and one
- * TX queue, no control queue. Packets move with io_uring reads and writes
- * straight between the tap and guest memory; the virtio-net header passes
- * through to the tap (IFF_VNET_HDR, 12-byte header), so checksum and
- * segmentation offloads cost nothing here.
+ * TX queue, no control queue. Packets move straight between the tap and
+ * guest memory: RX with readv() when an io_uring poll finds the tap
+ * readable, TX with io_uring writes. The virtio-net header passes through to
+ * the tap (IFF_VNET_HDR, 12-byte header), so checksum and segmentation
+ * offloads cost nothing here.
  *
  * Threads: notify() and the I/O completions run on the event-loop thread;
  * activate(), reset() and config reads on vCPU threads (see virtio.h). A
@@ -41,7 +42,7 @@ struct net_stats {
 	uint64_t rx_bad_buffers;       /* RX chains given back unused (readable, or too small) */
 	uint64_t tx_inflight_max;      /* most writes in flight at once */
 	uint64_t protocol_errors;      /* broken rings: DEVICE_NEEDS_RESET */
-	uint64_t stale_completions;    /* I/O that finished after a reset */
+	uint64_t stale_completions;    /* writes that finished after a reset */
 };
 
 /* Open the tap and build the device. Errors are logged naming the tap

@@ -662,6 +662,80 @@ Test(net_dev, rx_flood_with_no_buffers_does_not_block)
 	cr_assert_eq(stats().rx_no_buffers, 1);
 }
 
+/* A burst queued at once reaches the guest whole and in order: the kick
+ * reads a budget of it at once, the loop the rest in a few turns, with its
+ * other work in between. */
+Test(net_dev, rx_burst_delivered_in_order)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	struct evloop_stats before, after;
+	enum { CNT = 140 };
+	uint16_t heads[CNT];
+	uint64_t bytes = 0;
+	struct net_stats s;
+
+	open_dev(mrg);
+	for (unsigned i = 0; i < CNT; i++)
+		heads[i] = offer_rx(BUF + i * 0x1000u, 2048);
+	offer_rx(BUF + CNT * 0x1000u, 2048); /* one to spare: the tap runs dry first */
+	for (unsigned i = 0; i < CNT; i++) {
+		peer_send(&h, 60 + i, (uint8_t)i);
+		bytes += 60 + i;
+	}
+	evloop_get_stats(loop, &before);
+	kick(RX);
+	cr_assert_gt(used_idx(RX), 0, "the kick reads at once");
+	cr_assert_lt(used_idx(RX), CNT, "one pass takes a budget, not the whole tap");
+	run_rx_until(CNT);
+	evloop_get_stats(loop, &after);
+	cr_assert_leq(after.iterations - before.iterations, 6, "%llu loop turns",
+		      (unsigned long long)(after.iterations - before.iterations));
+	for (uint16_t k = 0; k < CNT; k++) {
+		uint64_t gpa = BUF + k * 0x1000u;
+		cr_assert_eq(used_elem(RX, k).id, heads[k], "packet %u", k);
+		cr_assert_eq(used_elem(RX, k).len, NET_HDR_LEN + 60 + k, "packet %u", k);
+		cr_assert_eq(le16toh(((struct virtio_net_hdr_v1 *)at(gpa, 12))->num_buffers), 1);
+		cr_assert(filled(at(gpa + NET_HDR_LEN, 60 + k), 60 + k, (uint8_t)k, 0), "packet %u",
+			  k);
+	}
+	s = stats();
+	cr_assert_eq(s.rx_packets, CNT);
+	cr_assert_eq(s.rx_bytes, bytes);
+	cr_assert_eq(s.rx_dropped + s.rx_errors + s.rx_no_buffers, 0);
+}
+
+/* Short of buffers in the middle of a burst the device stops reading and
+ * leaves no poll armed: the packets wait in the tap, the loop stays idle,
+ * and the guest's next kick brings them in. */
+Test(net_dev, rx_out_of_buffers_mid_burst_waits_for_a_kick)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	struct evloop_stats before, after;
+
+	open_dev(F(VIRTIO_NET_F_GUEST_CSUM)); /* one chain per packet */
+	offer_rx(BUF, 2000);
+	kick(RX); /* the tap is empty: the device polls it */
+	for (unsigned i = 0; i < 3; i++)
+		peer_send(&h, 100, (uint8_t)(30 + i));
+	evloop_get_stats(loop, &before);
+	run(NULL, 50); /* the poll fires, one packet is read, then nothing */
+	evloop_get_stats(loop, &after);
+	cr_assert_lt(after.completed - before.completed, 5, "%llu completions",
+		     (unsigned long long)(after.completed - before.completed));
+	cr_assert_eq(used_idx(RX), 1);
+	cr_assert_eq(stats().rx_no_buffers, 1);
+	cr_assert_not(((struct vring_used *)at(rings[RX].used, 4))->flags & VRING_USED_F_NO_NOTIFY,
+		      "notifications on while waiting");
+	offer_rx(BUF + 0x1000, 2000);
+	offer_rx(BUF + 0x2000, 2000);
+	kick(RX);
+	cr_assert_eq(used_idx(RX), 3, "the kick reads what waited");
+	for (unsigned i = 0; i < 3; i++)
+		cr_assert(
+		    filled(at(BUF + i * 0x1000u + NET_HDR_LEN, 100), 100, (uint8_t)(30 + i), 0));
+	cr_assert_eq(stats().rx_packets, 3);
+}
+
 /* A packet exactly as large as the chain is delivered whole; one byte more
  * and it is dropped, not delivered cut short, and the chain takes the next
  * packet. */

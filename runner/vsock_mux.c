@@ -59,6 +59,8 @@ struct vsock_mux {
 	struct mconn *conns, *zombies;
 	unsigned nconns;
 	struct vsock_table t;
+	/* A read's buffers: the payloads of the packets be_rx fills. */
+	struct iovec rx_iov[2 * VSOCK_QUEUE_MAX];
 	bool listen_logged;
 	pthread_mutex_t stats_lock;
 	struct vsock_mux_stats stats;
@@ -552,66 +554,79 @@ static bool be_rx_pending(void *be)
 	return vsock_table_pending(&m->t);
 }
 
-/* Read the socket into the guest's buffer: no more than p->room and the
- * guest's credit. Returns bytes, 0 at EOF, or -errno. */
-static ssize_t read_into(struct mconn *mc, struct vsock_pkt *p)
+/* Read the socket into the payload buffers of p[0..n), in order: no more
+ * than the guest's credit. Returns bytes, 0 at EOF, or -errno. */
+static ssize_t read_into(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p,
+			 unsigned n)
 {
-	uint32_t max = vsock_conn_credit(&mc->c);
-	unsigned n = 0;
-	size_t saved, sum = 0;
+	uint32_t left = vsock_conn_credit(&mc->c);
+	unsigned niov = 0;
 	ssize_t r;
 
-	if (max > p->room)
-		max = p->room;
-	/* Clip the iovecs to max for the call, then put them back: the
-	 * device reuses them if nothing is read. */
-	while (n < p->niov && sum + p->iov[n].iov_len < max)
-		sum += p->iov[n++].iov_len;
-	if (n == p->niov)
-		return -ENOBUFS; /* room 0: cannot happen with credit > 0 */
-	saved = p->iov[n].iov_len;
-	p->iov[n].iov_len = max - sum;
+	/* The first packet's segments always fit: rx_iov holds a queue's
+	 * worth of them twice over. */
+	for (unsigned i = 0; i < n && left; i++) {
+		if (niov + p[i].niov > ARRAY_SIZE(m->rx_iov))
+			break;
+		for (unsigned k = 0; k < p[i].niov && left; k++) {
+			size_t len = p[i].iov[k].iov_len < left ? p[i].iov[k].iov_len : left;
+			m->rx_iov[niov++] = (struct iovec){p[i].iov[k].iov_base, len};
+			left -= (uint32_t)len;
+		}
+	}
+	if (!niov)
+		return -ENOBUFS; /* no credit or no room: the caller checked both */
 	do
-		r = readv(mc->fd, p->iov, (int)n + 1);
+		r = readv(mc->fd, m->rx_iov, (int)niov);
 	while (r < 0 && errno == EINTR);
-	p->iov[n].iov_len = saved;
 	return r < 0 ? -errno : r;
 }
 
-/* Build the next packet mc owes the guest into p. Returns false when it
- * turned out to owe nothing (mc has left the queue, or was closed). */
-static bool conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p)
+/* Build the next packets mc owes the guest in p[0..n): one control packet,
+ * or as much data as one read brings, a packet per buffer it fills. Returns
+ * how many, 0 when it turned out to owe nothing (mc has left the queue, or
+ * was closed). */
+static unsigned conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p, unsigned n)
 {
 	uint32_t flags;
 	uint16_t op;
-	ssize_t n = 0;
+	ssize_t got = 0;
+	unsigned k = 1;
 
 	for (;;) {
 		op = vsock_conn_next(&mc->c, &flags);
 		if (!op) {
 			vsock_table_unqueue(&m->t, &mc->e);
-			return false;
+			return 0;
 		}
 		if (op != VIRTIO_VSOCK_OP_RW)
 			break;
-		n = read_into(mc, p);
-		if (n > 0)
+		got = read_into(m, mc, p, n);
+		if (got > 0)
 			break;
-		if (n == 0) {
+		if (got == 0) {
 			vsock_conn_eof(&mc->c);
-		} else if (n == -EAGAIN) {
+		} else if (got == -EAGAIN) {
 			vsock_conn_drained(&mc->c);
 			if (arm(m, &mc->rd_op, mc->fd, POLLIN) < 0) {
 				conn_close(m, mc, true);
-				return false;
+				return 0;
 			}
 		} else {
 			conn_close(m, mc, true);
-			return false;
+			return 0;
 		}
 	}
-	vsock_conn_emit(&mc->c, &p->hdr, m->cid, op, flags,
-			op == VIRTIO_VSOCK_OP_RW ? (uint32_t)n : 0);
+	if (op == VIRTIO_VSOCK_OP_RW) {
+		uint32_t left = (uint32_t)got;
+		for (k = 0; left; k++) {
+			uint32_t len = left < p[k].room ? left : p[k].room;
+			vsock_conn_emit(&mc->c, &p[k].hdr, m->cid, op, 0, len);
+			left -= len;
+		}
+	} else {
+		vsock_conn_emit(&mc->c, &p->hdr, m->cid, op, flags, 0);
+	}
 	if (op == VIRTIO_VSOCK_OP_REQUEST) {
 		mc->exposed = true;
 		mc->deadline = now_ns() + CONNECT_TIMEOUT_NS;
@@ -622,28 +637,30 @@ static bool conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p)
 	rxq_add(m, mc);
 	if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
 		settle(m, mc);
-	return true;
+	return k;
 }
 
-static bool be_rx(void *be, struct vsock_pkt *p)
+static unsigned be_rx(void *be, struct vsock_pkt *p, unsigned n)
 {
 	struct vsock_mux *m = be;
+	unsigned k = 0;
 
 	catch_up(m);
-	for (;;) {
+	while (k < n) {
 		struct vsock_entry *e;
 		struct vsock_rst r;
 
 		if (vsock_table_pop_rst(&m->t, &r)) {
-			vsock_pkt_init(&p->hdr, m->cid, r.local_port, r.peer_port,
+			vsock_pkt_init(&p[k].hdr, m->cid, r.local_port, r.peer_port,
 				       VIRTIO_VSOCK_OP_RST, 0);
-			return true;
+			k++;
+			continue;
 		}
 		if (!(e = vsock_table_first(&m->t)))
-			return false;
-		if (conn_rx(m, container_of(e, struct mconn, e), p))
-			return true;
+			break;
+		k += conn_rx(m, container_of(e, struct mconn, e), p + k, n - k);
 	}
+	return k;
 }
 
 static void be_changed(void *be)

@@ -1,9 +1,11 @@
 /* virtio-vsock device; see vsock.h. TX chains are parsed and handed to the
  * backend one by one and given back at once (the backend has copied or sent
  * the payload by then). RX chains are taken only while the backend has
- * something to send; one taken for a packet that turned out not to be there
- * (a socket with nothing to read after all) is kept for the next packet,
- * since a popped chain cannot be put back. */
+ * something to send, up to RX_BATCH at a time, and handed to the backend
+ * together, so that it can fill many with one read of a socket. Chains it
+ * did not fill (it had less to send than they hold, or nothing after all)
+ * are kept, mapped, for the next packets, since a popped chain cannot be
+ * put back. */
 #include "vsock.h"
 
 #include <endian.h>
@@ -16,6 +18,9 @@
 
 /* Segments a chain may have: a queue's worth (indirect tables included). */
 #define SEG_MAX VSOCK_QUEUE_MAX
+/* RX chains handed to the backend at a time: Linux's are 4 KiB, so 64 KiB,
+ * the most Linux itself puts in one packet. */
+#define RX_BATCH 16
 
 struct vsock_dev {
 	struct vsock_backend be;
@@ -30,17 +35,19 @@ struct vsock_dev {
 	bool logged;	      /* a protocol error was logged */
 	struct vq *rxq, *txq;
 	struct virtio_host host;
-	/* An RX chain popped and not used yet (spare_ok), with its mapping. */
-	bool spare_ok;
-	struct vq_chain spare;
-	struct vsock_pkt rx_pkt;
+	/* RX chains popped and mapped, not used yet: rx_chain[0..rx_held),
+	 * oldest first, each with its packet rx_pkt[i] (the storage behind
+	 * their seg and iov pointers moves with them). */
+	unsigned rx_held;
+	struct vq_chain rx_chain[RX_BATCH];
+	struct vsock_pkt rx_pkt[RX_BATCH];
 	/* Interrupt decisions once per event-loop batch (blk.c does the same):
 	 * queues pushed to since the last one. */
 	struct ev_op used_op;
 	unsigned used_pending;
 	struct vsock_dev_stats stats;
-	struct vq_seg rx_segs[SEG_MAX], tx_segs[SEG_MAX];
-	struct iovec rx_iov[SEG_MAX], tx_iov[SEG_MAX];
+	struct vq_seg rx_segs[RX_BATCH][SEG_MAX], tx_segs[SEG_MAX];
+	struct iovec rx_iov[RX_BATCH][SEG_MAX], tx_iov[SEG_MAX];
 };
 
 /* Calls to the transport, made with the lock held once the work is done
@@ -122,40 +129,61 @@ static void process_tx(struct vsock_dev *d, struct after *a)
 	}
 }
 
-/* A mapped RX chain in d->spare, popping one if need be. Returns 1, 0 when
- * the guest has none (notifications are then on: its next buffer kicks us),
- * or -1 after a protocol error. */
-static int rx_chain(struct vsock_dev *d, struct after *a)
+/* Pop and map RX chains until RX_BATCH are held or the guest has no more.
+ * Returns how many are held, 0 when none (notifications are then on: its
+ * next buffer kicks us), or -1 after a protocol error. */
+static int rx_fill(struct vsock_dev *d, struct after *a)
 {
 	int r;
 
-	if (d->spare_ok)
-		return 1;
-	d->spare = (struct vq_chain){.seg = d->rx_segs, .cap = SEG_MAX};
-	for (;;) {
-		r = vq_pop(d->rxq, &d->spare);
-		if (r > 0)
-			break;
+	while (d->rx_held < RX_BATCH) {
+		struct vq_chain *c = &d->rx_chain[d->rx_held];
+		struct vsock_pkt *p = &d->rx_pkt[d->rx_held];
+
+		*c = (struct vq_chain){.seg = c->seg, .cap = SEG_MAX};
+		r = vq_pop(d->rxq, c);
 		if (r < 0) {
 			protocol_error(d, a, "RX queue", r);
 			return -1;
 		}
-		vq_enable_notify(d->rxq);
-		if (!vq_has_work(d->rxq)) {
-			d->stats.rx_waits++;
-			return 0;
+		if (r == 0) {
+			if (d->rx_held)
+				break;
+			vq_enable_notify(d->rxq);
+			if (!vq_has_work(d->rxq)) {
+				d->stats.rx_waits++;
+				return 0;
+			}
+			vq_disable_notify(d->rxq);
+			continue;
 		}
-		vq_disable_notify(d->rxq);
+		*p = (struct vsock_pkt){.iov = p->iov, .cap = SEG_MAX};
+		r = vsock_pkt_rx_map(c, p);
+		if (r < 0) {
+			push(d, a, VSOCK_RXQ, c->head, 0);
+			protocol_error(d, a, "RX queue with a buffer too small for a packet", r);
+			return -1;
+		}
+		d->rx_held++;
 	}
-	d->rx_pkt = (struct vsock_pkt){.iov = d->rx_iov, .cap = SEG_MAX};
-	r = vsock_pkt_rx_map(&d->spare, &d->rx_pkt);
-	if (r < 0) {
-		push(d, a, VSOCK_RXQ, d->spare.head, 0);
-		protocol_error(d, a, "RX queue with a buffer too small for a packet", r);
-		return -1;
-	}
-	d->spare_ok = true;
-	return 1;
+	return (int)d->rx_held;
+}
+
+/* The first n held chains were used: move them, with their storage, behind
+ * the rest, which stay first in the order they were popped. */
+static void rx_drop_first(struct vsock_dev *d, unsigned n)
+{
+	struct vq_chain c[RX_BATCH];
+	struct vsock_pkt p[RX_BATCH];
+	unsigned rest = RX_BATCH - n;
+
+	memcpy(c, d->rx_chain, n * sizeof(c[0]));
+	memcpy(p, d->rx_pkt, n * sizeof(p[0]));
+	memmove(d->rx_chain, d->rx_chain + n, rest * sizeof(c[0]));
+	memmove(d->rx_pkt, d->rx_pkt + n, rest * sizeof(p[0]));
+	memcpy(d->rx_chain + rest, c, n * sizeof(c[0]));
+	memcpy(d->rx_pkt + rest, p, n * sizeof(p[0]));
+	d->rx_held -= n;
 }
 
 /* Hand the guest what the backend has, while it has RX buffers. No RX
@@ -163,20 +191,26 @@ static int rx_chain(struct vsock_dev *d, struct after *a)
 static void process_rx(struct vsock_dev *d, struct after *a)
 {
 	for (;;) {
+		unsigned n;
+		int held;
+
 		if (!d->be.rx_pending(d->be.be)) {
 			vq_disable_notify(d->rxq);
 			return;
 		}
-		if (rx_chain(d, a) <= 0)
+		if ((held = rx_fill(d, a)) <= 0)
 			return;
-		if (!d->be.rx(d->be.be, &d->rx_pkt))
-			continue;
-		uint32_t len = le32toh(d->rx_pkt.hdr.len);
-		vsock_pkt_rx_put_hdr(&d->spare, &d->rx_pkt.hdr);
-		d->spare_ok = false;
-		d->stats.rx_packets++;
-		d->stats.rx_bytes += len;
-		push(d, a, VSOCK_RXQ, d->spare.head, VSOCK_PKT_HDR_SIZE + len);
+		n = d->be.rx(d->be.be, d->rx_pkt, (unsigned)held);
+		if (n > (unsigned)held)
+			n = (unsigned)held; /* a backend's bug: do not push twice */
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t len = le32toh(d->rx_pkt[i].hdr.len);
+			vsock_pkt_rx_put_hdr(&d->rx_chain[i], &d->rx_pkt[i].hdr);
+			d->stats.rx_packets++;
+			d->stats.rx_bytes += len;
+			push(d, a, VSOCK_RXQ, d->rx_chain[i].head, VSOCK_PKT_HDR_SIZE + len);
+		}
+		rx_drop_first(d, n);
 	}
 }
 
@@ -261,7 +295,8 @@ static int vsock_activate(void *dev, uint64_t features, struct vq *queues,
 	d->txq = &queues[VSOCK_TXQ];
 	d->host = *host;
 	d->active = true;
-	d->broken = d->spare_ok = false;
+	d->broken = false;
+	d->rx_held = 0;
 	d->used_pending = 0;
 	pthread_mutex_unlock(&d->lock);
 	/* The backend may have packets waiting for the guest (a host program
@@ -276,7 +311,8 @@ static void vsock_reset(void *dev)
 
 	pthread_mutex_lock(&d->lock);
 	atomic_fetch_add(&d->resets, 1);
-	d->active = d->broken = d->spare_ok = false;
+	d->active = d->broken = false;
+	d->rx_held = 0;
 	d->used_pending = 0;
 	d->rxq = d->txq = NULL;
 	d->host = (struct virtio_host){0};
@@ -319,6 +355,10 @@ int vsock_dev_create(struct vsock_dev **out, uint64_t guest_cid, struct evloop *
 	d->cid = guest_cid;
 	d->cfg.guest_cid = htole64(guest_cid);
 	d->used_op = (struct ev_op){.done = used_batch};
+	for (unsigned i = 0; i < RX_BATCH; i++) {
+		d->rx_chain[i].seg = d->rx_segs[i];
+		d->rx_pkt[i].iov = d->rx_iov[i];
+	}
 	*out = d;
 	return 0;
 }

@@ -48,10 +48,12 @@ struct vsock_backend {
 	void (*tx_bad)(void *be, const struct vsock_pkt *p);
 	/* Whether the backend has a packet for the guest. */
 	bool (*rx_pending)(void *be);
-	/* Build the next packet for the guest in p: p->hdr (little-endian),
-	 * and hdr.len (<= p->room) payload bytes written to p->iov. Return
-	 * false only when nothing is pending any more (rx_pending false). */
-	bool (*rx)(void *be, struct vsock_pkt *p);
+	/* Build the next packets for the guest in p[0..n) (n >= 1), in order:
+	 * each p[i].hdr (little-endian), and hdr.len (<= p[i].room) payload
+	 * bytes written to p[i].iov. Return how many were built; 0 only when
+	 * nothing is pending any more (rx_pending false). The device keeps
+	 * the buffers of the rest for the next packets. */
+	unsigned (*rx)(void *be, struct vsock_pkt *p, unsigned n);
 	/* The driver activated or reset the device (vsock_dev_resets tells
 	 * which); from a vCPU thread: wake the loop, do nothing else. */
 	void (*changed)(void *be);

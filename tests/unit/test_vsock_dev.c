@@ -26,6 +26,7 @@ static struct {
 	struct sent out[16];
 	unsigned nout, next_out;
 	unsigned dry; /* rx() calls to answer "nothing after all" first */
+	unsigned rx_calls, rx_offered; /* rx() calls; buffers the last one had */
 } be;
 
 static void be_tx(void *b, const struct vsock_pkt *p)
@@ -57,26 +58,28 @@ static bool be_rx_pending(void *b)
 	return be.next_out < be.nout;
 }
 
-static bool be_rx(void *b, struct vsock_pkt *p)
+static unsigned be_rx(void *b, struct vsock_pkt *p, unsigned n)
 {
-	struct sent *s;
-	uint32_t len;
+	unsigned k = 0;
 
 	(void)b;
+	cr_assert_geq(n, 1);
+	be.rx_calls++;
+	be.rx_offered = n;
 	if (be.dry) {
 		be.dry--;
 		be.next_out = be.nout; /* nothing after all: the socket was empty */
-		return false;
+		return 0;
 	}
-	if (be.next_out == be.nout)
-		return false;
-	s = &be.out[be.next_out++];
-	len = le32toh(s->hdr.len);
-	cr_assert_leq(len, p->room);
-	p->hdr = s->hdr;
-	cr_assert_geq(p->iov[0].iov_len, len, "one RX buffer holds these payloads");
-	memcpy(p->iov[0].iov_base, s->data, len);
-	return true;
+	for (; k < n && be.next_out < be.nout; k++) {
+		struct sent *s = &be.out[be.next_out++];
+		uint32_t len = le32toh(s->hdr.len);
+		cr_assert_leq(len, p[k].room);
+		p[k].hdr = s->hdr;
+		cr_assert_geq(p[k].iov[0].iov_len, len, "one RX buffer holds these payloads");
+		memcpy(p[k].iov[0].iov_base, s->data, len);
+	}
+	return k;
 }
 
 static void be_changed(void *b)
@@ -325,6 +328,39 @@ Test(vsock_dev, rx_chain_kept_when_nothing_came)
 	cr_assert_eq(gs.used_seen[0], 1);
 	struct vring_used *used = g_at(&gs, g_ring(0) + 0x2000, 12);
 	cr_assert_eq(used->ring[0].id, 0, "the first buffer, kept");
+}
+
+/* The backend gets the guest's buffers a batch at a time; those it does not
+ * fill stay the device's, in the order the guest gave them. */
+Test(vsock_dev, rx_buffers_go_to_the_backend_in_batches)
+{
+	struct virtio_vsock_hdr h;
+	char data[8];
+	struct vring_used *used = g_at(&gs, g_ring(0) + 0x2000, 4 + 8 * G_QSIZE);
+
+	guest_give_rx(&gs, 20, G_RXBUF);
+	for (unsigned i = 0; i < 16; i++)
+		queue_out(VIRTIO_VSOCK_OP_RW, "x");
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_calls, 1, "one call for the batch");
+	cr_assert_eq(be.rx_offered, 16);
+	for (unsigned i = 0; i < 16; i++)
+		cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	be.nout = be.next_out = 0;
+	queue_out(VIRTIO_VSOCK_OP_RW, "y");
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_offered, 4, "the guest's last four buffers");
+	be.nout = be.next_out = 0;
+	queue_out(VIRTIO_VSOCK_OP_RW, "z");
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_offered, 3, "three kept");
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(data[0], 'y');
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(data[0], 'z');
+	cr_assert_eq(used->ring[16].id, 16);
+	cr_assert_eq(used->ring[17].id, 17, "the next buffer in the guest's order");
+	cr_assert_not(guest_recv(&gs, &h, data, sizeof(data)));
 }
 
 Test(vsock_dev, rx_buffers_split_like_older_linux)

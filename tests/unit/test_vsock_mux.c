@@ -518,6 +518,32 @@ Test(vsock_mux, credit_limits_what_the_guest_gets)
 	close(l);
 }
 
+/* One read of the socket fills as many RX buffers as the credit allows, a
+ * packet each, the bytes in order. */
+Test(vsock_mux, data_spreads_over_buffers_up_to_the_credit)
+{
+	enum { CREDIT = 10000, ROOM = G_RXBUF - VSOCK_PKT_HDR_SIZE };
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, CREDIT);
+	static uint8_t out[20000], in[G_RXBUF];
+	uint32_t got = 0;
+	struct virtio_vsock_hdr h;
+
+	for (size_t i = 0; i < sizeof(out); i++)
+		out[i] = (uint8_t)(i * 7 + i / 251);
+	cr_assert_eq(write(a, out, sizeof(out)), (ssize_t)sizeof(out));
+	while (got < CREDIT) {
+		h = expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, in, sizeof(in));
+		uint32_t len = le32toh(h.len);
+		cr_assert_eq(len, CREDIT - got < ROOM ? CREDIT - got : ROOM, "packet at %u", got);
+		cr_assert_eq(memcmp(in, out + got, len), 0, "bytes from %u", got);
+		got += len;
+	}
+	expect(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 6000, 1111, NULL, 0);
+	expect_quiet();
+	close(a);
+	close(l);
+}
+
 /* With the host program not reading, a guest may fill exactly our buffer
  * (what the socket took plus buf_alloc); a byte more resets it. */
 Test(vsock_mux, guest_past_our_credit_is_reset)

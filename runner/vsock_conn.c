@@ -126,11 +126,9 @@ uint16_t vsock_conn_next(struct vsock_conn *c, uint32_t *flags)
 	if (c->pending & VSOCK_CONN_DATA) {
 		if (vsock_conn_credit(c) > 0)
 			return VIRTIO_VSOCK_OP_RW;
-		/* Wait for the guest's update; ask once, in case it waits too. */
+		/* Wait for the guest's update (vsock_conn_ask_credit). */
 		c->pending &= ~(unsigned)VSOCK_CONN_DATA;
 		c->want_credit = true;
-		if (!c->credit_asked)
-			c->pending |= VSOCK_CONN_CREDIT_REQUEST;
 	}
 	if (c->pending & VSOCK_CONN_SHUTDOWN) {
 		*flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
@@ -141,6 +139,14 @@ uint16_t vsock_conn_next(struct vsock_conn *c, uint32_t *flags)
 	if (c->pending & VSOCK_CONN_CREDIT_REQUEST)
 		return VIRTIO_VSOCK_OP_CREDIT_REQUEST;
 	return 0;
+}
+
+bool vsock_conn_ask_credit(struct vsock_conn *c)
+{
+	if (!c->want_credit || c->credit_asked || c->state != VSOCK_CONN_OPEN)
+		return false;
+	c->pending |= VSOCK_CONN_CREDIT_REQUEST;
+	return true;
 }
 
 void vsock_conn_emit(struct vsock_conn *c, struct virtio_vsock_hdr *h, uint64_t guest_cid,

@@ -15,7 +15,9 @@
  * buf_alloc - (rx_cnt - fwd_cnt) is reset. Everything received and not yet
  * forwarded sits in the connection's buffer of buf_alloc bytes, so it never
  * overflows. We offer a credit update once half the buffer has been
- * forwarded since the guest last heard our fwd_cnt, and whenever asked. */
+ * forwarded since the guest last heard our fwd_cnt, and whenever asked.
+ * Out of the guest's credit we wait for its update, and ask for one only
+ * when the muxer says the wait has lasted (vsock_conn_ask_credit). */
 #ifndef FLINT_VSOCK_CONN_H
 #define FLINT_VSOCK_CONN_H
 
@@ -95,8 +97,15 @@ uint32_t vsock_conn_credit(const struct vsock_conn *c);
 
 /* The next packet to send, or 0 when nothing is pending. An RW (DATA) is
  * only offered with credit; without, the connection waits for the guest's
- * update (asking once with a CREDIT_REQUEST). flags is set for SHUTDOWN. */
+ * update (want_credit). flags is set for SHUTDOWN. */
 uint16_t vsock_conn_next(struct vsock_conn *c, uint32_t *flags);
+
+/* Waiting for credit: make a CREDIT_REQUEST pending, once per wait. Linux
+ * sends its update unasked once its reader has consumed a quarter of its
+ * buffer, so the muxer asks only after a wait has lasted: asking at once
+ * would trade a round trip for whatever little the reader has consumed so
+ * far, again and again. Returns whether a request is now pending. */
+bool vsock_conn_ask_credit(struct vsock_conn *c);
 
 /* Fill h for op (and len payload bytes for RW) to guest guest_cid, with our
  * credit fields, and count it as sent. */

@@ -28,6 +28,9 @@
 /* How long the guest has to answer a REQUEST (Firecracker: 2 s). */
 #define CONNECT_TIMEOUT_NS (2000ull * 1000 * 1000)
 #define TIMER_TICK_NS	   (250ull * 1000 * 1000)
+/* Ticks a connection waits for the guest's credit before asking for it:
+ * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
+#define CREDIT_ASK_TICKS 2
 _Static_assert(MAX_CONNS + 64 <= VSOCK_TABLE_RSTS, "a RST for every connection");
 
 struct mconn {
@@ -39,6 +42,7 @@ struct mconn {
 	bool exposed;		   /* the guest knows of it: a reset drops it */
 	bool dead;		   /* closed; freed once rd_op and wr_op are idle */
 	uint64_t deadline;	   /* CONNECTING with the REQUEST sent: answer by then */
+	unsigned credit_ticks;	   /* timer ticks seen waiting for the guest's credit */
 	size_t line_len;
 	char linebuf[VSOCK_UDS_LINE_MAX];
 	struct vsock_entry e;	   /* in m->t once it has its ports */
@@ -332,7 +336,23 @@ static void arm_timer(struct vsock_mux *m)
 		pr_err("vsock: cannot arm the connect timer");
 }
 
-/* Close host-initiated connections the guest has not answered in time. */
+/* A connection waiting for the guest's credit: whether to keep ticking for
+ * it. After CREDIT_ASK_TICKS ticks, ask the guest once. */
+static bool credit_tick(struct vsock_mux *m, struct mconn *mc)
+{
+	if (!mc->c.want_credit || mc->c.credit_asked)
+		return false;
+	if (++mc->credit_ticks < CREDIT_ASK_TICKS)
+		return true;
+	if (vsock_conn_ask_credit(&mc->c)) {
+		rxq_add(m, mc);
+		kick(m);
+	}
+	return false;
+}
+
+/* Close host-initiated connections the guest has not answered in time, and
+ * ask for credit the guest has kept us waiting for. */
 static void timer_done(struct ev_op *op, int res)
 {
 	struct vsock_mux *m = container_of(op, struct vsock_mux, timer_op);
@@ -345,6 +365,8 @@ static void timer_done(struct ev_op *op, int res)
 	catch_up(m);
 	for (mc = m->conns; mc; mc = next) {
 		next = mc->next;
+		if (credit_tick(m, mc))
+			waiting = true;
 		if (!mc->deadline)
 			continue;
 		if (now < mc->deadline) {
@@ -594,7 +616,13 @@ static unsigned conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt 
 	unsigned k = 1;
 
 	for (;;) {
+		bool had_credit = !mc->c.want_credit;
 		op = vsock_conn_next(&mc->c, &flags);
+		if (had_credit && mc->c.want_credit) {
+			/* Out of credit: the guest's update should come unasked. */
+			mc->credit_ticks = 0;
+			arm_timer(m);
+		}
 		if (!op) {
 			vsock_table_unqueue(&m->t, &mc->e);
 			return 0;

@@ -135,10 +135,13 @@ Test(vsock_conn, we_never_send_past_the_guests_credit)
 	cr_assert_eq(vsock_conn_credit(&c), 400);
 	cr_assert_eq(send_next(400, NULL), VIRTIO_VSOCK_OP_RW);
 	cr_assert_eq(vsock_conn_credit(&c), 0);
-	/* Out of credit: no RW, one CREDIT_REQUEST, then silence. */
-	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_CREDIT_REQUEST);
-	cr_assert(c.want_credit);
+	/* Out of credit: no RW, and nothing unless asked to ask. */
 	cr_assert_eq(send_next(0, NULL), 0);
+	cr_assert(c.want_credit);
+	cr_assert(vsock_conn_ask_credit(&c));
+	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_CREDIT_REQUEST);
+	cr_assert_eq(send_next(0, NULL), 0);
+	cr_assert_not(vsock_conn_ask_credit(&c), "once per wait");
 	vsock_conn_readable(&c);
 	cr_assert_eq(send_next(0, NULL), 0, "readable, but no credit and asked already");
 	/* The guest consumed 500: data flows again. */
@@ -147,7 +150,9 @@ Test(vsock_conn, we_never_send_past_the_guests_credit)
 	cr_assert_eq(vsock_conn_credit(&c), 500);
 	cr_assert_not(c.want_credit);
 	cr_assert_eq(send_next(500, NULL), VIRTIO_VSOCK_OP_RW);
-	/* Dry again: a new stall may ask again. */
+	/* Dry again: a new wait may ask again. */
+	cr_assert_eq(send_next(0, NULL), 0);
+	cr_assert(vsock_conn_ask_credit(&c));
 	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_CREDIT_REQUEST);
 }
 

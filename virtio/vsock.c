@@ -58,13 +58,18 @@ struct after {
 	bool reset;
 };
 
+static void signal_used(const struct after *a, unsigned used)
+{
+	for (unsigned q = 0; q < 2 && a->host.used; q++)
+		if (used & 1u << q)
+			a->host.used(a->host.t, q);
+}
+
 static void run_after(const struct after *a)
 {
 	if (a->reset && a->host.needs_reset)
 		a->host.needs_reset(a->host.t);
-	for (unsigned q = 0; q < 2 && a->host.used; q++)
-		if (a->used & 1u << q)
-			a->host.used(a->host.t, q);
+	signal_used(a, a->used);
 }
 
 static void protocol_error(struct vsock_dev *d, struct after *a, const char *what, int err)
@@ -187,9 +192,18 @@ static void rx_drop_first(struct vsock_dev *d, unsigned n)
 }
 
 /* Hand the guest what the backend has, while it has RX buffers. No RX
- * notifications unless we are waiting for buffers. */
+ * notifications unless we are waiting for buffers.
+ *
+ * Interrupts are decided once per event-loop batch (finish), except after
+ * the first batch of RX packets here: then at once, for everything pushed
+ * so far. A guest that waits for data (its reader sent a credit update and
+ * has drained its socket) starts on those while we read the next batches,
+ * instead of after the last; one that is still busy has its interrupts
+ * off (EVENT_IDX) and gets none. */
 static void process_rx(struct vsock_dev *d, struct after *a)
 {
+	bool first = true;
+
 	for (;;) {
 		unsigned n;
 		int held;
@@ -211,6 +225,11 @@ static void process_rx(struct vsock_dev *d, struct after *a)
 			push(d, a, VSOCK_RXQ, d->rx_chain[i].head, VSOCK_PKT_HDR_SIZE + len);
 		}
 		rx_drop_first(d, n);
+		if (first && a->used & 1u << VSOCK_RXQ) {
+			first = false;
+			signal_used(a, a->used | d->used_pending);
+			a->used = d->used_pending = 0;
+		}
 	}
 }
 

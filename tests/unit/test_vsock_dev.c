@@ -352,30 +352,30 @@ Test(vsock_dev, rx_chain_kept_when_nothing_came)
 	cr_assert_eq(used->ring[0].id, 0, "the first buffer, kept");
 }
 
-/* The backend gets the guest's buffers a batch at a time; those it does not
- * fill stay the device's, in the order the guest gave them. */
+/* The backend gets the guest's buffers a batch (32) at a time; those it
+ * does not fill stay the device's, in the order the guest gave them. */
 Test(vsock_dev, rx_buffers_go_to_the_backend_in_batches)
 {
 	struct virtio_vsock_hdr h;
 	char data[8];
 	struct vring_used *used = g_at(&gs, g_ring(0) + 0x2000, 4 + 8 * G_QSIZE);
 
-	guest_give_rx(&gs, 20, G_RXBUF);
+	guest_give_rx(&gs, 40, G_RXBUF);
 	for (unsigned i = 0; i < 16; i++)
 		queue_out(VIRTIO_VSOCK_OP_RW, "x");
 	vsock_dev_kick(d);
 	cr_assert_eq(be.rx_calls, 1, "one call for the batch");
-	cr_assert_eq(be.rx_offered, 16);
+	cr_assert_eq(be.rx_offered, 32);
 	for (unsigned i = 0; i < 16; i++)
 		cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
 	be.nout = be.next_out = 0;
 	queue_out(VIRTIO_VSOCK_OP_RW, "y");
 	vsock_dev_kick(d);
-	cr_assert_eq(be.rx_offered, 4, "the guest's last four buffers");
+	cr_assert_eq(be.rx_offered, 24, "16 kept, and the guest's last 8");
 	be.nout = be.next_out = 0;
 	queue_out(VIRTIO_VSOCK_OP_RW, "z");
 	vsock_dev_kick(d);
-	cr_assert_eq(be.rx_offered, 3, "three kept");
+	cr_assert_eq(be.rx_offered, 23, "all kept");
 	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
 	cr_assert_eq(data[0], 'y');
 	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
@@ -383,6 +383,38 @@ Test(vsock_dev, rx_buffers_go_to_the_backend_in_batches)
 	cr_assert_eq(used->ring[16].id, 16);
 	cr_assert_eq(used->ring[17].id, 17, "the next buffer in the guest's order");
 	cr_assert_not(guest_recv(&gs, &h, data, sizeof(data)));
+}
+
+/* Chains kept from one call to the next are moved to the front with their
+ * segments: what the backend writes still lands in each one's buffers. */
+Test(vsock_dev, kept_rx_chains_keep_their_buffers)
+{
+	uint32_t lens[] = {VSOCK_PKT_HDR_SIZE, 4, 4};
+	const char *want[] = {"ab", "cd", "ef", "gh", "ij"};
+	uint16_t heads[5];
+	struct vring_used_elem e;
+	struct virtio_vsock_hdr h;
+
+	for (unsigned i = 0; i < 5; i++)
+		heads[i] = guest_offer(&gs, 0, lens, 3, true);
+	queue_out(VIRTIO_VSOCK_OP_RW, want[0]);
+	queue_out(VIRTIO_VSOCK_OP_RW, want[1]);
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_offered, 5);
+	be.nout = be.next_out = 0;
+	for (unsigned i = 2; i < 5; i++)
+		queue_out(VIRTIO_VSOCK_OP_RW, want[i]);
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_offered, 3);
+	for (unsigned i = 0; i < 5; i++) {
+		cr_assert(guest_used(&gs, 0, &e));
+		cr_assert_eq(e.id, heads[i]);
+		cr_assert_eq(e.len, VSOCK_PKT_HDR_SIZE + 2);
+		memcpy(&h, g_at(&gs, g_buf(0, heads[i]), sizeof(h)), sizeof(h));
+		cr_assert_eq(le32toh(h.len), 2);
+		cr_assert_eq(memcmp(g_at(&gs, g_buf(0, (uint16_t)(heads[i] + 1)), 2), want[i], 2), 0,
+			     "packet %u", i);
+	}
 }
 
 Test(vsock_dev, rx_buffers_split_like_older_linux)

@@ -75,6 +75,8 @@ static const struct seccomp_rule main_rules[] = {
 static const struct seccomp_rule vcpu_rules[] = {
 	COMMON_RULES,
 	IOCTL(KVM_RUN),
+	IOCTL(KVM_GET_REGS),	/* where the guest was when it crashed */
+	IOCTL(KVM_GET_SREGS),
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */

@@ -45,10 +45,24 @@ const char *vcpu_exit_name(unsigned reason)
 static enum vcpu_action fatal(struct vcpu *v, const char *fmt, ...) PRINTF(2, 3);
 static enum vcpu_action fatal(struct vcpu *v, const char *fmt, ...)
 {
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	size_t n;
 	va_list ap;
+
 	va_start(ap, fmt);
 	vsnprintf(v->fatal, sizeof(v->fatal), fmt, ap);
 	va_end(ap);
+	/* Where the guest was: enough to find a crash in its System.map. */
+	n = strlen(v->fatal);
+	if (v->fd >= 0 && ioctl(v->fd, KVM_GET_REGS, &r) == 0 &&
+	    ioctl(v->fd, KVM_GET_SREGS, &s) == 0)
+		snprintf(v->fatal + n, sizeof(v->fatal) - n,
+			 "; rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx",
+			 (unsigned long long)r.rip, (unsigned long long)r.rsp,
+			 (unsigned long long)s.cr0, (unsigned long long)s.cr2,
+			 (unsigned long long)s.cr3, (unsigned long long)s.cr4,
+			 (unsigned long long)s.efer);
 	return VCPU_FATAL;
 }
 

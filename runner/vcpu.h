@@ -39,7 +39,7 @@ struct vcpu {
 	 * only, read after it is joined. */
 	uint64_t exits[VCPU_EXIT_REASONS];
 	uint64_t pio_exits, mmio_exits, unhandled;
-	char fatal[160]; /* why the handler returned VCPU_FATAL */
+	char fatal[320]; /* why the handler returned VCPU_FATAL, and where */
 };
 
 /* Handle one exit: dispatch port and MMIO accesses to the buses, turn guest

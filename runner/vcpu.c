@@ -53,10 +53,17 @@ static enum vcpu_action fatal(struct vcpu *v, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->fatal, sizeof(v->fatal), fmt, ap);
 	va_end(ap);
-	/* Where the guest was: enough to find a crash in its System.map. */
+	/* Where the guest was: enough to find a crash in its System.map.
+	 * KVM on AMD resets the vCPU at a triple fault (the VMCB is undefined
+	 * after a shutdown intercept): the reset state says nothing, so say
+	 * that instead. */
 	n = strlen(v->fatal);
-	if (v->fd >= 0 && ioctl(v->fd, KVM_GET_REGS, &r) == 0 &&
-	    ioctl(v->fd, KVM_GET_SREGS, &s) == 0)
+	if (v->fd < 0 || ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return VCPU_FATAL;
+	if (r.rip == 0xfff0 && s.cs.base == 0xffff0000 && !(s.cr0 & 1))
+		snprintf(v->fatal + n, sizeof(v->fatal) - n,
+			 "; its registers are lost (KVM reset the vCPU, as it does on AMD)");
+	else
 		snprintf(v->fatal + n, sizeof(v->fatal) - n,
 			 "; rip %#llx rsp %#llx cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx",
 			 (unsigned long long)r.rip, (unsigned long long)r.rsp,

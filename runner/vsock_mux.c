@@ -333,7 +333,7 @@ static void established(struct vsock_mux *m, struct mconn *mc)
 static void arm_timer(struct vsock_mux *m)
 {
 	if (!evloop_pending(&m->timer_op) && evloop_timeout(m->loop, &m->timer_op, &m->tick) < 0)
-		pr_err("vsock: cannot arm the connect timer");
+		pr_err("vsock: cannot arm its timer (connect deadlines, credit waits)");
 }
 
 /* A connection waiting for the guest's credit: whether to keep ticking for

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "layout.h"
+#include "study.h"
 
 #define GMEM_MAX_REGIONS 2
 
@@ -22,6 +23,17 @@ struct gmem {
 static void *map_aligned(uint64_t size)
 {
 	const uint64_t huge = 2ULL << 20;
+
+	if (study_on(STUDY_NO_THP)) {
+		/* Study switch: small pages only, no 2 MiB alignment. */
+		void *q = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (q == MAP_FAILED)
+			return NULL;
+		madvise(q, size, MADV_NOHUGEPAGE);
+		madvise(q, size, MADV_DONTDUMP);
+		return q;
+	}
 	uint8_t *p = mmap(NULL, size + huge, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)

@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "study.h"
+
 /* Every capability flint uses, with what it is for in the error message. */
 static const struct {
 	int cap;
@@ -106,7 +108,8 @@ err_close:
  * hundreds of timer exits. */
 static void add_tsc_deadline(int sys_fd, struct kvm_cpuid2 *c)
 {
-	if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
+	if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0 ||
+	    study_on(STUDY_NO_TSC_DEADLINE))
 		return;
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 1)

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "layout.h"
+#include "study.h"
 
 /* MSR numbers (no UAPI header carries them). */
 #define MSR_IA32_SYSENTER_CS 0x174
@@ -118,6 +119,8 @@ static int set_msrs(int fd)
 		{MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WB},
 	};
 	const size_t n = ARRAY_SIZE(boot_msrs);
+	if (study_on(STUDY_NO_MSRS))
+		return 0; /* study switch: KVM's reset values */
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
 	if (!m)
 		return -ENOMEM;

@@ -186,8 +186,15 @@ int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus)
 	unsigned need = needs_core_level(c, 0xb) + needs_core_level(c, 0x1f);
 	if (max - c->nent < need)
 		return -ENOSPC;
-	if (study_on(STUDY_PLAIN_CPUID))
-		return 0; /* study switch: the table as KVM reported it */
+	if (study_on(STUDY_PLAIN_CPUID)) {
+		/* Study switch: the table as KVM reported it, but for the
+		 * hypervisor bit, which QEMU sets too (without it the guest
+		 * uses no paravirtual clock or EOI: another guest). */
+		struct kvm_cpuid_entry2 *e = cpuid_find(c, 1, 0);
+		if (e)
+			e->ecx |= LEAF1_ECX_HYPERVISOR;
+		return 0;
+	}
 
 	patch_leaf1(c, id, ncpus);
 	patch_cache_leaf(c, 4, ncpus, true);

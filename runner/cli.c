@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdline.h"
 #include "seccomp.h"
 
 #ifndef FLINT_VERSION
@@ -273,52 +274,15 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
 			size_t errlen)
 {
-	const char *base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE;
-	size_t cap = strlen(base) + 1, len;
-	/* flint run hands its command to the agent, not to init. */
-	int argc = cfg->run ? 0 : cfg->guest_argc;
-
-	if (cfg->append)
-		cap += strlen(cfg->append) + 1;
-	if (devices)
-		cap += strlen(devices) + 1;
-	for (int i = 0; i < argc; i++)
-		cap += strlen(cfg->guest_argv[i]) + 3 + 1;
-	cap += 4;
-	char *s = malloc(cap);
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	len = snprintf(s, cap, "%s", base);
-	if (cfg->append && *cfg->append)
-		len += snprintf(s + len, cap - len, "%s%s", len ? " " : "", cfg->append);
-	/* Device arguments go before "--": after it, words belong to init. */
-	if (devices && *devices)
-		len += snprintf(s + len, cap - len, "%s%s", len ? " " : "", devices);
-	if (argc)
-		len += snprintf(s + len, cap - len, "%s--", len ? " " : "");
-	for (int i = 0; i < argc; i++) {
-		const char *w = cfg->guest_argv[i];
-		/* The kernel splits on spaces and knows double quotes, nothing else. */
-		if (strchr(w, '"')) {
-			snprintf(err, errlen,
-				 "guest command word %d contains a double quote, which the kernel "
-				 "command line cannot carry",
-				 i + 1);
-			free(s);
-			return NULL;
-		}
-		bool quote = *w == '\0' || strpbrk(w, " \t\n");
-		len += snprintf(s + len, cap - len, quote ? " \"%s\"" : " %s", w);
-	}
-	if (len + 1 > max) {
-		snprintf(err, errlen, "kernel command line too long (%zu bytes, at most %zu)",
-			 len + 1, max);
-		free(s);
-		return NULL;
-	}
-	return s;
+	struct cmdline_parts p = {
+		.base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE,
+		.append = cfg->append,
+		.devices = devices,
+		.words = cfg->guest_argv,
+		/* flint run hands its command to the agent, not to init. */
+		.nwords = cfg->run ? 0 : cfg->guest_argc,
+	};
+	return cmdline_build(&p, max, err, errlen);
 }
 
 /* One KEY[=VALUE] item of an option value (val NULL without '='): 0 when

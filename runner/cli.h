@@ -93,10 +93,11 @@ int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen
 /* Free what cli_parse allocated (drive, net and vsock strings). */
 void cli_config_free(struct config *cfg);
 
-/* The guest kernel command line: base, append, the VMM's device arguments
- * (`devices`, may be NULL), then " -- " and the guest words (double-quoted
- * where they hold spaces). Returns a malloc'd string, or NULL with err set
- * (a word with a double quote, or over max bytes). */
+/* The guest kernel command line for cfg (cmdline.h): the base line and
+ * --append, with the VMM's device arguments (`devices`, may be NULL) before
+ * the first "--" of either, then the guest words for init. Returns a
+ * malloc'd string, or NULL with err set (a word the kernel cannot carry, or
+ * over max bytes with the NUL). */
 char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
 			size_t errlen);
 

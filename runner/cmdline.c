@@ -1,0 +1,157 @@
+#include "cmdline.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The kernel's isspace() (lib/ctype.c): ASCII white space and Latin-1's
+ * no-break space. */
+static bool kspace(char ch)
+{
+	unsigned char c = (unsigned char)ch;
+	return c == ' ' || (c >= '\t' && c <= '\r') || c == 0xa0;
+}
+
+static const char *skip_spaces(const char *s)
+{
+	while (kspace(*s))
+		s++;
+	return s;
+}
+
+size_t cmdline_split(const char *s, const char **init)
+{
+	const char *p = skip_spaces(s);
+
+	*init = NULL;
+	while (*p) {
+		/* One word, as lib/cmdline.c's next_arg() delimits it. */
+		const char *word = p, *a = p;
+		bool quoted = *a == '"', in_quote = quoted, equals = false;
+		size_t i, n;
+
+		a += quoted;
+		for (i = 0; a[i] && (in_quote || !kspace(a[i])); i++) {
+			equals |= a[i] == '=' && i > 0;
+			if (a[i] == '"')
+				in_quote = !in_quote;
+		}
+		n = i;
+		if (quoted && n > 0 && a[n - 1] == '"')
+			n--;
+		if (!equals && n == 2 && a[0] == '-' && a[1] == '-') {
+			size_t k = word - s;
+			while (k > 0 && kspace(s[k - 1]))
+				k--;
+			*init = skip_spaces(a + i);
+			return k;
+		}
+		p = skip_spaces(a + i);
+	}
+	return strlen(s);
+}
+
+/* A growing string: append n bytes of s, a space first unless empty. */
+struct sbuf {
+	char *s; /* room enough for everything put, counted beforehand */
+	size_t len;
+};
+
+static void put(struct sbuf *b, const char *s, size_t n)
+{
+	if (!n)
+		return;
+	if (b->len)
+		b->s[b->len++] = ' ';
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* s without the white space at its ends: *n bytes from the result. */
+static const char *trim(const char *s, size_t len, size_t *n)
+{
+	while (len && kspace(*s))
+		s++, len--;
+	while (len && kspace(s[len - 1]))
+		len--;
+	*n = len;
+	return s;
+}
+
+static void put_trimmed(struct sbuf *b, const char *s, size_t len)
+{
+	size_t n;
+	s = trim(s, len, &n);
+	put(b, s, n);
+}
+
+char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t errlen)
+{
+	const char *pieces[2] = {p->base ? p->base : "", p->append ? p->append : ""};
+	const char *init[2];
+	size_t klen[2], cap = 8, ilen;
+	bool has_init = p->nwords > 0;
+	struct sbuf b = {0};
+
+	for (int k = 0; k < 2; k++) {
+		klen[k] = cmdline_split(pieces[k], &init[k]);
+		cap += strlen(pieces[k]) + 1;
+		if (init[k]) {
+			trim(init[k], strlen(init[k]), &ilen);
+			has_init |= ilen > 0;
+		}
+	}
+	if (p->devices)
+		cap += strlen(p->devices) + 1;
+	for (int i = 0; i < p->nwords; i++) {
+		const char *w = p->words[i];
+		/* The kernel groups words with double quotes and knows no escape;
+		 * a second "--" would end init's arguments, dropping the rest. */
+		if (strchr(w, '"') || !strcmp(w, "--")) {
+			snprintf(err, errlen,
+				 "guest command word %d (%.40s) cannot be passed on the kernel command "
+				 "line: %s",
+				 i + 1, w,
+				 strchr(w, '"') ? "it holds a double quote"
+						: "the kernel would end init's arguments there");
+			return NULL;
+		}
+		cap += strlen(w) + 3;
+	}
+	if (!(b.s = malloc(cap))) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	b.s[0] = '\0';
+	put_trimmed(&b, pieces[0], klen[0]);
+	put_trimmed(&b, pieces[1], klen[1]);
+	if (p->devices)
+		put_trimmed(&b, p->devices, strlen(p->devices));
+	if (has_init) {
+		put(&b, "--", 2);
+		for (int k = 0; k < 2; k++)
+			if (init[k])
+				put_trimmed(&b, init[k], strlen(init[k]));
+		for (int i = 0; i < p->nwords; i++) {
+			const char *w = p->words[i];
+			bool quote = !*w;
+			for (const char *c = w; *c && !quote; c++)
+				quote = kspace(*c);
+			if (b.len)
+				b.s[b.len++] = ' ';
+			b.len += sprintf(b.s + b.len, quote ? "\"%s\"" : "%s", w);
+		}
+	}
+	if (b.len + 1 > max) {
+		snprintf(err, errlen,
+			 "kernel command line too long: %zu bytes with flint's device arguments, "
+			 "the kernel takes at most %zu; shorten --cmdline, --append or the guest "
+			 "command",
+			 b.len, max - 1);
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}

@@ -1,9 +1,12 @@
 /* virtio-net (virtio 1.2 section 5.1) on a host tap device: one RX and one
- * TX queue, no control queue. Packets move straight between the tap and
- * guest memory: RX with readv() when an io_uring poll finds the tap
- * readable, TX with io_uring writes. The virtio-net header passes through to
- * the tap (IFF_VNET_HDR, 12-byte header), so checksum and segmentation
- * offloads cost nothing here.
+ * TX queue, no control queue. RX packets move straight from the tap into
+ * guest memory, with readv() when an io_uring poll finds the tap readable.
+ * TX packets are copied, header and frame, out of guest memory into buffers
+ * of the device's own, checked there and written to the tap from there with
+ * io_uring: the tap gets the header that was checked, and no write in flight
+ * reads guest memory (none does after a reset). The tap speaks the same
+ * 12-byte virtio-net header (IFF_VNET_HDR), so headers cross unchanged and
+ * checksum and segmentation offloads cost nothing here.
  *
  * Threads: notify() and the I/O completions run on the event-loop thread;
  * activate(), reset() and config reads on vCPU threads (see virtio.h). A

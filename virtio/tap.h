@@ -1,8 +1,9 @@
 /* The host end of virtio-net: a Linux tap interface, opened with
  * IFF_TAP|IFF_NO_PI|IFF_VNET_HDR and a 12-byte vnet header, the size of the
  * virtio 1.x header (struct virtio_net_hdr_v1). Every read returns one frame
- * behind such a header, every write takes one, so guest packets pass
- * between the tap and guest memory untouched, offload fields included. */
+ * behind such a header, every write takes one, so packets cross between the
+ * tap and the guest with their offload fields unchanged (net.c reads RX
+ * straight into guest memory and writes TX from its checked copy). */
 #ifndef FLINT_TAP_H
 #define FLINT_TAP_H
 

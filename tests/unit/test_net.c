@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -492,6 +493,42 @@ Test(net_dev, tx_header_and_frame_in_one_buffer)
 	cr_assert(filled(got + NET_HDR_LEN, 100, 7, 0));
 }
 
+/* The header is checked once, when the kick pops the chain, and the tap
+ * gets that checked copy whatever the guest writes afterwards. Here the
+ * guest rewrites it after the kick and before the loop has run, so before
+ * the write could have started: into a header the check would refuse
+ * (unknown flags and GSO type, gso_size 0, checksum and hdr_len past the
+ * frame), once laid out as Linux does and once split over two buffers. */
+Test(net_dev, tx_header_rewritten_after_the_kick_is_not_sent)
+{
+	struct virtio_net_hdr_v1 h = hdr(CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16, 66);
+	struct virtio_net_hdr_v1 plain = hdr(0, 0, 0, 0, 0, 0);
+	struct virtio_net_hdr_v1 bad = hdr(0xff, 0x7f, 0, 0xffff, 0xffff, 0xffff);
+	/* 5 bytes of header, then the other 7 and the frame in one buffer. */
+	struct sg split[] = {{BUF + 0x2000, 5, false}, {BUF + 0x2100, 7 + 60, false}};
+	static uint8_t got[NET_HDR_LEN + 5000];
+
+	open_dev(full);
+	offer_tx(BUF, &h, 4000, 1);
+	memcpy(at(BUF + 0x2000, 5), &plain, 5);
+	memcpy(at(BUF + 0x2100, 7), (uint8_t *)&plain + 5, 7);
+	fill(at(BUF + 0x2100 + 7, 60), 60, 2);
+	offer(TX, split, 2);
+	kick(TX); /* both popped and checked; their writes not yet run */
+	cr_assert_eq(stats().tx_malformed, 0);
+	memcpy(at(BUF, NET_HDR_LEN), &bad, NET_HDR_LEN);
+	memcpy(at(BUF + 0x2000, 5), &bad, 5);
+	memcpy(at(BUF + 0x2100, 7), (uint8_t *)&bad + 5, 7);
+	run_tx_until(2);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 4000);
+	cr_assert_eq(memcmp(got, &h, NET_HDR_LEN), 0, "the tap got the header rewritten");
+	cr_assert(filled(got + NET_HDR_LEN, 4000, 1, 0));
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 60);
+	cr_assert_eq(memcmp(got, &plain, NET_HDR_LEN), 0, "the tap got the split header rewritten");
+	cr_assert(filled(got + NET_HDR_LEN, 60, 2, 0));
+	cr_assert_eq(stats().tx_packets, 2);
+}
+
 /* Each malformed chain is given back unsent and counted; the good packets
  * around them go out and the device needs no reset. */
 Test(net_dev, tx_malformed_chains_are_dropped_and_counted)
@@ -961,6 +998,78 @@ Test(net_dev, tx_waits_for_room)
 	cr_assert_eq(atomic_load(&drained), want);
 	cr_assert_eq(stats().tx_packets, want);
 	cr_assert_eq(stats().tx_errors, 0);
+}
+
+/* A write waiting for room on a full tap when a vCPU thread resets the
+ * device. Once the reset returns the device reads no guest memory
+ * (virtio.h), so the test takes all of guest RAM away (PROT_NONE) right
+ * after it, then makes room: a late read of the packet from guest memory
+ * would fail with -EFAULT (the kernel's copy) or crash the test (the
+ * device's own). The packet as the guest queued it still reaches the tap. */
+static struct {
+	uint16_t used; /* TX used index then */
+	ssize_t len;   /* what the tap then gave the peer, -1 for nothing */
+	uint8_t pkt[NET_HDR_LEN + 2000];
+} late;
+
+static void *reset_then_make_room(void *arg)
+{
+	unsigned fillers = *(unsigned *)arg;
+	struct pollfd pf = {.fd = peer, .events = POLLIN};
+	static uint8_t buf[256];
+
+	usleep(20000); /* the loop tried the write, which waits for room */
+	late.used = used_idx(TX);
+	net_ops.reset(n); /* as a vCPU thread would */
+	if (mprotect(at(0, RAM), RAM, PROT_NONE) == 0) {
+		for (unsigned i = 0; i < fillers; i++)
+			if (read(peer, buf, sizeof(buf)) < 0)
+				break;
+		late.len = -1;
+		if (poll(&pf, 1, 1000) == 1)
+			late.len = read(peer, late.pkt, sizeof(late.pkt));
+	}
+	evloop_stop(loop);
+	return NULL;
+}
+
+Test(net_dev, tx_write_waiting_at_reset_reads_no_guest_memory)
+{
+	struct virtio_net_hdr_v1 h = hdr(CSUM, 0, 0, 34, 16, 0);
+	uint8_t filler[NET_HDR_LEN + 100] = {0};
+	struct net_params p = {.id = "net0", .loop = loop};
+	int sndbuf = 4096, sv[2];
+	unsigned fillers = 0;
+	struct net_stats s;
+	pthread_t t;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	while (write(sv[0], filler, sizeof(filler)) == (ssize_t)sizeof(filler))
+		fillers++;
+	cr_assert_eq(errno, EAGAIN, "the tap is full");
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_ops.activate(n, full, vqs, &host), 0);
+	offer_tx(BUF, &h, 1500, 9);
+	kick(TX);
+	memset(&late, 0, sizeof(late));
+	late.len = -2;
+	cr_assert_eq(pthread_create(&t, NULL, reset_then_make_room, &fillers), 0);
+	cr_assert_eq(evloop_run(loop), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(mprotect(at(0, RAM), RAM, PROT_READ | PROT_WRITE), 0);
+	cr_assert_eq(late.used, 0, "the write did not wait for room");
+	cr_assert_neq(late.len, -2, "mprotect failed");
+	cr_assert_eq(late.len, (ssize_t)(NET_HDR_LEN + 1500),
+		     "the tap got %zd bytes: the write read guest memory after the reset",
+		     late.len);
+	cr_assert_eq(memcmp(late.pkt, &h, NET_HDR_LEN), 0);
+	cr_assert(filled(late.pkt + NET_HDR_LEN, 1500, 9, 0));
+	s = stats();
+	cr_assert_eq(s.stale_completions, 1);
+	cr_assert_eq(s.tx_errors, 0);
+	cr_assert_eq(used_idx(TX), 0, "no used entry for the old generation");
 }
 
 /* ---- a real tap (root with /dev/net/tun; skipped elsewhere) ------------- */

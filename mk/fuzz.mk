@@ -14,13 +14,13 @@ FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz/%)
 
 # Module sources each harness links (no main, nothing that opens /dev/kvm).
-FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/gmem.c
+FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/gmem.c runner/study.c
 FUZZ_SRCS_fuzz_blk := virtio/blk_req.c
 FUZZ_SRCS_fuzz_vsock := virtio/vsock_pkt.c runner/vsock_conn.c runner/vsock_uds.c runner/util.c
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 # The device on a real io_uring event loop, a socket pair for its tap.
 FUZZ_SRCS_fuzz_net := virtio/net.c virtio/net_hdr.c virtio/tap.c virtio/vq.c runner/gmem.c \
-	runner/evloop.c runner/util.c
+	runner/study.c runner/evloop.c runner/util.c
 FUZZ_LIBS_fuzz_net := -luring
 
 .PHONY: fuzz fuzz-smoke fuzz-build

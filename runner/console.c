@@ -2,12 +2,20 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* What Linux's panic() prints first, in every version since 2.6. */
 #define PANIC_MARK "Kernel panic - not syncing"
+/* What it prints last, after the stack trace, unless it resets at once
+ * (panic=-1, which prints neither): without panic= (or with panic=0) the
+ * end marker (since 3.11), after which
+ * it spins with interrupts on, for ever; with panic=N > 0 the second line,
+ * after which it waits N seconds and resets. */
+#define PANIC_END_MARK "---[ end " PANIC_MARK
+#define PANIC_REBOOT_MARK "Rebooting in "
 
 struct console {
 	int fd;
@@ -17,6 +25,7 @@ struct console {
 	char line[256]; /* the current line, for the panic watch */
 	size_t line_len;
 	bool panicked;
+	atomic_bool panic_over; /* the end marker followed the panic line */
 	char panic_line[256];
 };
 
@@ -57,14 +66,17 @@ void console_destroy(struct console *c)
 static void end_line(struct console *c)
 {
 	c->line[c->line_len] = '\0';
-	if (!c->panicked && strstr(c->line, PANIC_MARK)) {
+	c->line_len = 0;
+	if (c->panicked) {
+		if (strstr(c->line, PANIC_END_MARK) || strstr(c->line, PANIC_REBOOT_MARK))
+			atomic_store(&c->panic_over, true);
+	} else if (strstr(c->line, PANIC_MARK) && !strstr(c->line, PANIC_END_MARK)) {
 		c->panicked = true;
 		/* Drop the trailing \r the kernel's console adds. */
 		size_t n = strcspn(c->line, "\r");
 		c->line[n] = '\0';
 		strcpy(c->panic_line, c->line);
 	}
-	c->line_len = 0;
 }
 
 void console_output(void *ctx, const uint8_t *buf, size_t n)
@@ -103,4 +115,9 @@ bool console_panicked(struct console *c, char *line, size_t len)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return p;
+}
+
+bool console_panic_over(struct console *c)
+{
+	return atomic_load(&c->panic_over);
 }

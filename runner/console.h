@@ -24,4 +24,12 @@ void console_flush(struct console *c);
  * (without the newline) to line[0..len). */
 bool console_panicked(struct console *c, char *line, size_t len);
 
+/* True once, after the panic line, the guest printed the line Linux's
+ * panic() ends its output with when it does not reset at once: "---[ end
+ * Kernel panic - not syncing: ..." (no panic=: it then spins for ever) or
+ * "Rebooting in N seconds.." (panic=N). The kernel has then said all it
+ * will, and the VMM stops the VM itself instead of waiting. Any thread;
+ * lock-free, so it can be asked after every write to the UART. */
+bool console_panic_over(struct console *c);
+
 #endif

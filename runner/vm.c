@@ -82,10 +82,24 @@ static void serial_irq(void *ctx)
 		pr_debug("serial irqfd: %s", strerror(errno));
 }
 
+/* The guest kernel panicked: flint ends with 122 and the panic line. */
+static void stop_on_panic(struct vm *vm, const char *line)
+{
+	control_request_stop(&vm->ctl, STOP_GUEST_PANIC, EXIT_GUEST_CRASH, "guest kernel panic: %s",
+			     line);
+}
+
 static void serial_out(void *ctx, const uint8_t *buf, size_t n)
 {
 	struct vm *vm = ctx;
+	char line[200];
+
 	console_output(vm->con, buf, n);
+	/* Unless panic=-1 makes it reset at once, a panicked kernel spins (or
+	 * waits panic=N seconds) once it has printed its last line: that line
+	 * is the cue to stop, its whole report on the console by then. */
+	if (console_panic_over(vm->con) && console_panicked(vm->con, line, sizeof(line)))
+		stop_on_panic(vm, line);
 }
 
 static void guest_reset(void *ctx)
@@ -94,8 +108,7 @@ static void guest_reset(void *ctx)
 	char line[200];
 
 	if (console_panicked(vm->con, line, sizeof(line)))
-		control_request_stop(&vm->ctl, STOP_GUEST_PANIC, EXIT_GUEST_CRASH,
-				     "guest kernel panic: %s", line);
+		stop_on_panic(vm, line);
 	else
 		control_request_stop(&vm->ctl, STOP_GUEST_RESET, 0, NULL);
 }

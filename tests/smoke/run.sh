@@ -18,7 +18,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	exit 0
 fi
 
-for v in EXIT_STATUS RESET TRIPLE; do
+for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE; do
 	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none \
 		-D$v -o "$OUT/tiny-$v.elf" "$(dirname "$0")/tiny-guest.S" || exit 1
 done
@@ -66,6 +66,16 @@ check i8042-reset 0 "hello from the tiny guest" "guest boot time" -- \
 	--kernel "$OUT/tiny-RESET.elf"
 check triple-fault 122 "hello from the tiny guest" "triple fault.*; \(rip 0x[0-9a-f]* rsp 0x\|its registers are lost\)" -- \
 	--kernel "$OUT/tiny-TRIPLE.elf"
+# A panic without panic=: the kernel prints its end marker and spins; flint
+# stops it there (not at the 20 s timeout) with the panic line. A panic line
+# alone, with no end marker after it, stops nothing.
+check panic-spins 122 "end Kernel panic - not syncing: tiny guest test panic" \
+	"guest kernel panic: .*Kernel panic - not syncing: tiny guest test panic$" -- \
+	--kernel "$OUT/tiny-PANIC.elf"
+check panic-console-none 122 "" "guest kernel panic: .*tiny guest test panic$" -- \
+	--kernel "$OUT/tiny-PANIC.elf" --console none
+check panic-line-only 42 "only a line of text" "guest boot time" -- \
+	--kernel "$OUT/tiny-PANIC_LINE.elf"
 head -c 4096 /dev/urandom >"$OUT/garbage"
 : >"$OUT/empty"
 check garbage-kernel 125 "" "kernel $OUT/garbage: not an ELF or bzImage" -- \

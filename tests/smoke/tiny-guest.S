@@ -4,7 +4,20 @@
  *   EXIT_STATUS  report 42 through flint's exit device
  *   RESET        pulse reset through the i8042 (a guest reboot)
  *   TRIPLE       touch unmapped memory with an empty IDT: #PF, then #DF,
- *                then a triple fault */
+ *                then a triple fault
+ *   PANIC        print what Linux's panic() prints without panic=, ending
+ *                with its end marker, then spin for ever as it does
+ *   PANIC_LINE   print only a panic line (no end marker), then report 42 */
+	.macro print str
+	lea \str(%rip), %rsi
+1:	lodsb
+	test %al, %al
+	jz 2f
+	outb %al, %dx
+	jmp 1b
+2:
+	.endm
+
 	.code64
 	.globl _start
 _start:
@@ -12,14 +25,15 @@ _start:
 	movabs $0xd0000000, %rbx
 	movb %al, (%rbx)
 	mov $0x3f8, %dx
-	lea msg(%rip), %rsi
-1:	lodsb
-	test %al, %al
-	jz 2f
-	outb %al, %dx
-	jmp 1b
-2:
-#if defined(EXIT_STATUS)
+	print msg
+#if defined(PANIC)
+	print panic_msg
+4:	pause
+	jmp 4b
+#elif defined(PANIC_LINE)
+	print panic_line
+#endif
+#if defined(EXIT_STATUS) || defined(PANIC_LINE)
 	movl $42, %eax
 	movabs $0xd0001000, %rbx
 	movl %eax, (%rbx)
@@ -34,5 +48,11 @@ _start:
 3:	hlt
 	jmp 3b
 msg:	.asciz "hello from the tiny guest\n"
+panic_msg:
+	.ascii "[    1.000000] Kernel panic - not syncing: tiny guest test panic\r\n"
+	.ascii "[    1.000001] CPU: 0 PID: 1 Comm: swapper/0\r\n"
+	.asciz "[    1.000002] ---[ end Kernel panic - not syncing: tiny guest test panic ]---\r\n"
+panic_line:
+	.asciz "Kernel panic - not syncing: only a line of text\n"
 bad_idt: .word 0
 	.quad 0

@@ -20,13 +20,19 @@
 #include "vsock_table.h"
 #include "vsock_uds.h"
 
+/* Connections with ports at most (a guest cannot make us hold more
+ * sockets), and host programs still writing their CONNECT line, apart. */
+#define MAX_CONNS 1024
+#define MAX_LINES 128
 /* Per-connection receive buffer we advertise (buf_alloc): Linux's default
  * for its own vsock sockets, enough to keep a stream going. */
 #define CONN_BUF (256u * 1024)
-/* Live connections at most (a guest cannot make us hold more sockets). */
-#define MAX_CONNS 1024
-/* How long the guest has to answer a REQUEST (Firecracker: 2 s). */
+/* How long the guest has to answer a REQUEST (Firecracker: 2 s), and a host
+ * program to write its CONNECT line (Firecracker reads the line when the
+ * socket first turns readable and keeps no half lines; flint lets it come
+ * in pieces, for as long as the guest gets to answer). */
 #define CONNECT_TIMEOUT_NS (2000ull * 1000 * 1000)
+#define LINE_TIMEOUT_NS	   CONNECT_TIMEOUT_NS
 #define TIMER_TICK_NS	   (250ull * 1000 * 1000)
 /* Ticks a connection waits for the guest's credit before asking for it:
  * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
@@ -38,15 +44,20 @@ struct mconn {
 	struct vsock_mux *m;
 	int fd;
 	struct ev_op rd_op, wr_op; /* one-shot POLLIN / POLLOUT */
-	bool line;		   /* reading the CONNECT line: not in the table yet */
+	bool line;		   /* reading the CONNECT line: in m->lines, no ports yet */
 	bool exposed;		   /* the guest knows of it: a reset drops it */
 	bool dead;		   /* closed; freed once rd_op and wr_op are idle */
-	uint64_t deadline;	   /* CONNECTING with the REQUEST sent: answer by then */
+	uint64_t deadline;	   /* the line, or the guest's answer to our REQUEST, by then */
 	unsigned credit_ticks;	   /* timer ticks seen waiting for the guest's credit */
 	size_t line_len;
 	char linebuf[VSOCK_UDS_LINE_MAX];
 	struct vsock_entry e;	   /* in m->t once it has its ports */
-	struct mconn *prev, *next; /* m->conns, or m->zombies once dead */
+	struct mconn *prev, *next; /* in m->lines, m->conns, or m->zombies once dead */
+};
+
+/* A list of connections, oldest first. */
+struct mlist {
+	struct mconn *head, *tail;
 };
 
 struct vsock_mux {
@@ -60,8 +71,8 @@ struct vsock_mux {
 	struct ev_op timer_op;
 	struct __kernel_timespec tick;
 	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
-	struct mconn *conns, *zombies;
-	unsigned nconns;
+	struct mlist lines, conns, zombies;
+	unsigned nlines, nconns;
 	struct vsock_table t;
 	/* A read's buffers: the payloads of the packets be_rx fills. */
 	struct iovec rx_iov[2 * VSOCK_QUEUE_MAX];
@@ -79,23 +90,27 @@ static void count(struct vsock_mux *m, uint64_t *field, int64_t n)
 
 /* ---- lists ------------------------------------------------------------ */
 
-static void list_add(struct mconn **head, struct mconn *mc)
+static void list_add(struct mlist *l, struct mconn *mc)
 {
-	mc->prev = NULL;
-	mc->next = *head;
-	if (*head)
-		(*head)->prev = mc;
-	*head = mc;
+	mc->next = NULL;
+	mc->prev = l->tail;
+	if (l->tail)
+		l->tail->next = mc;
+	else
+		l->head = mc;
+	l->tail = mc;
 }
 
-static void list_del(struct mconn **head, struct mconn *mc)
+static void list_del(struct mlist *l, struct mconn *mc)
 {
 	if (mc->prev)
 		mc->prev->next = mc->next;
 	else
-		*head = mc->next;
+		l->head = mc->next;
 	if (mc->next)
 		mc->next->prev = mc->prev;
+	else
+		l->tail = mc->prev;
 	mc->prev = mc->next = NULL;
 }
 
@@ -157,9 +172,14 @@ static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
 		pr_err("vsock: cannot cancel a poll; a socket leaks");
 	close_fd(&mc->fd);
 	mc->dead = true;
-	list_del(&m->conns, mc);
+	if (mc->line) {
+		list_del(&m->lines, mc);
+		m->nlines--;
+	} else {
+		list_del(&m->conns, mc);
+		m->nconns--;
+	}
 	list_add(&m->zombies, mc);
-	m->nconns--;
 	count(m, &m->stats.conns_open, -1);
 	defer(m, &m->reap_op);
 }
@@ -168,7 +188,7 @@ static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
 static void reap(struct ev_op *op, int res)
 {
 	struct vsock_mux *m = container_of(op, struct vsock_mux, reap_op);
-	struct mconn *mc = m->zombies, *next;
+	struct mconn *mc = m->zombies.head, *next;
 
 	(void)res;
 	for (; mc; mc = next) {
@@ -193,7 +213,7 @@ static void catch_up(struct vsock_mux *m)
 		return;
 	m->resets_seen = resets;
 	vsock_table_clear_rsts(&m->t);
-	for (mc = m->conns; mc; mc = next) {
+	for (mc = m->conns.head; mc; mc = next) {
 		next = mc->next;
 		if (mc->exposed)
 			conn_close(m, mc, false);
@@ -351,8 +371,27 @@ static bool credit_tick(struct vsock_mux *m, struct mconn *mc)
 	return false;
 }
 
-/* Close host-initiated connections the guest has not answered in time, and
- * ask for credit the guest has kept us waiting for. */
+/* A connection with a deadline: whether it is still to come (keep
+ * ticking). Past it, close the connection: a host program that has not
+ * finished its CONNECT line, or a REQUEST the guest has not answered. */
+static bool deadline_tick(struct vsock_mux *m, struct mconn *mc, uint64_t now)
+{
+	if (!mc->deadline)
+		return false;
+	if (now < mc->deadline)
+		return true;
+	if (mc->line) {
+		pr_debug("vsock %s: a host program sent no CONNECT line in time", m->path);
+		conn_close(m, mc, false);
+	} else {
+		pr_debug("vsock: guest port %u did not answer in time", mc->c.peer_port);
+		conn_close(m, mc, true);
+	}
+	return false;
+}
+
+/* Close what has passed its deadline, and ask for credit the guest has kept
+ * us waiting for. */
 static void timer_done(struct ev_op *op, int res)
 {
 	struct vsock_mux *m = container_of(op, struct vsock_mux, timer_op);
@@ -363,18 +402,17 @@ static void timer_done(struct ev_op *op, int res)
 	if (res == -ECANCELED)
 		return;
 	catch_up(m);
-	for (mc = m->conns; mc; mc = next) {
+	for (mc = m->lines.head; mc; mc = next) {
+		next = mc->next;
+		if (deadline_tick(m, mc, now))
+			waiting = true;
+	}
+	for (mc = m->conns.head; mc; mc = next) {
 		next = mc->next;
 		if (credit_tick(m, mc))
 			waiting = true;
-		if (!mc->deadline)
-			continue;
-		if (now < mc->deadline) {
+		if (deadline_tick(m, mc, now))
 			waiting = true;
-			continue;
-		}
-		pr_debug("vsock: guest port %u did not answer in time", mc->c.peer_port);
-		conn_close(m, mc, true);
 	}
 	if (waiting)
 		arm_timer(m);
@@ -417,8 +455,19 @@ static void read_line(struct vsock_mux *m, struct mconn *mc)
 		conn_close(m, mc, false);
 		return;
 	}
-	vsock_conn_connect(&mc->c, vsock_table_new_port(&m->t), port, CONN_BUF);
+	if (m->nconns >= MAX_CONNS) {
+		pr_debug("vsock %s: too many connections; closing a new one", m->path);
+		conn_close(m, mc, false);
+		return;
+	}
+	/* From the lines to the connections: it counts as one now. */
+	list_del(&m->lines, mc);
+	m->nlines--;
 	mc->line = false;
+	mc->deadline = 0; /* the REQUEST may wait for the driver */
+	list_add(&m->conns, mc);
+	m->nconns++;
+	vsock_conn_connect(&mc->c, vsock_table_new_port(&m->t), port, CONN_BUF);
 	vsock_table_add(&m->t, &mc->e, mc->c.local_port, port);
 	count(m, &m->stats.conns_host, 1);
 	rxq_add(m, mc);
@@ -442,7 +491,9 @@ static void rd_done(struct ev_op *op, int res)
 	kick(m);
 }
 
-static struct mconn *new_conn(struct vsock_mux *m, int fd)
+/* A connection on fd: a host program's that has its CONNECT line to read
+ * (line), or a guest's. */
+static struct mconn *new_conn(struct vsock_mux *m, int fd, bool line)
 {
 	struct mconn *mc = calloc(1, sizeof(*mc));
 
@@ -452,8 +503,14 @@ static struct mconn *new_conn(struct vsock_mux *m, int fd)
 	mc->fd = fd;
 	mc->rd_op = (struct ev_op){.done = rd_done};
 	mc->wr_op = (struct ev_op){.done = wr_done};
-	list_add(&m->conns, mc);
-	m->nconns++;
+	mc->line = line;
+	if (line) {
+		list_add(&m->lines, mc);
+		m->nlines++;
+	} else {
+		list_add(&m->conns, mc);
+		m->nconns++;
+	}
 	count(m, &m->stats.conns_open, 1);
 	return mc;
 }
@@ -472,12 +529,21 @@ static void accepted(struct ev_op *op, int res)
 	}
 	catch_up(m);
 	while ((fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if (m->nconns >= MAX_CONNS || !(mc = new_conn(m, fd))) {
-			pr_debug("vsock %s: too many connections; closing a new one", m->path);
+		/* Clients that connect and say nothing push each other out,
+		 * and nothing else. */
+		if (m->nlines >= MAX_LINES) {
+			pr_debug("vsock %s: %u host programs owe their CONNECT line; "
+				 "closing the oldest",
+				 m->path, m->nlines);
+			conn_close(m, m->lines.head, false);
+		}
+		if (!(mc = new_conn(m, fd, true))) {
+			pr_debug("vsock %s: out of memory; closing a new connection", m->path);
 			close_fd(&fd);
 			continue;
 		}
-		mc->line = true;
+		mc->deadline = now_ns() + LINE_TIMEOUT_NS;
+		arm_timer(m);
 		read_line(m, mc);
 	}
 	if (errno != EAGAIN && errno != EINTR && !m->listen_logged) {
@@ -495,7 +561,7 @@ static void guest_connect(struct vsock_mux *m, const struct vsock_pkt *p)
 	int fd = -1, r;
 
 	r = m->nconns >= MAX_CONNS ? -EMFILE : vsock_uds_connect(m->path, port, &fd);
-	if (r == 0 && !(mc = new_conn(m, fd))) {
+	if (r == 0 && !(mc = new_conn(m, fd, false))) {
 		close_fd(&fd);
 		r = -ENOMEM;
 	}
@@ -809,10 +875,10 @@ void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out)
 	out->bad_packets = d.bad_packets;
 }
 
-static void free_all(struct mconn **list)
+static void free_all(struct mlist *list)
 {
-	while (*list) {
-		struct mconn *mc = *list;
+	while (list->head) {
+		struct mconn *mc = list->head;
 		list_del(list, mc);
 		vsock_conn_release(&mc->c);
 		close_fd(&mc->fd);
@@ -824,6 +890,7 @@ void vsock_mux_destroy(struct vsock_mux *m)
 {
 	if (!m)
 		return;
+	free_all(&m->lines);
 	free_all(&m->conns);
 	free_all(&m->zombies);
 	close_fd(&m->listen_fd);

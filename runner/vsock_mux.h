@@ -29,6 +29,15 @@
  * connection's buffer, so TX chains go back at once. One connection never
  * has two writes in flight, so partial writes cannot reorder the stream.
  *
+ * Limits, so that neither the guest nor a host program can make flint hold
+ * without bound what the VM's cgroup pays for:
+ *  - Connections: 1024 with ports (either side's), and apart from them 128
+ *    host programs that have not finished their CONNECT line. A line gets
+ *    2 s (the time the guest gets to answer a REQUEST); when 128 are
+ *    pending, a new client pushes out the oldest. So clients that connect
+ *    and say nothing can neither hold a slot for long nor take one from a
+ *    connection, guest- or host-initiated (the agent's port 52 included).
+ *
  * Life cycle: vsock_mux_create before the loop runs (it binds and listens on
  * uds_path, refusing an existing non-socket file or a live socket);
  * vsock_mux_destroy after the loop has stopped (it unlinks uds_path). */

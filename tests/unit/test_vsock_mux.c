@@ -22,7 +22,10 @@
 #include "vsock_mux.h"
 #include "vsock_uds.h"
 
-#define HOST_BUF (256u * 1024) /* the muxer's buf_alloc */
+#define HOST_BUF	(256u * 1024) /* the muxer's buf_alloc */
+#define HOST_LINES	128	      /* host programs owing their CONNECT line, at most */
+#define HOST_CONNS	1024	      /* connections, at most */
+#define LINE_TIMEOUT_MS 2000
 
 static char dir[64], path[128];
 static struct guest gs;
@@ -364,6 +367,34 @@ Test(vsock_mux, guest_that_never_answers_times_out)
 	close(fd);
 }
 
+/* Host programs that connect and never finish their CONNECT line are let
+ * go after about 2 s, and their slots freed; the guest hears of none. */
+Test(vsock_mux, a_client_that_never_finishes_its_line_is_closed)
+{
+	int quiet = host_connect(path), half = host_connect(path);
+	uint64_t t0 = now_ns();
+	struct vsock_mux_stats st;
+	char c;
+
+	host_write(half, "CONNECT 5");
+	usleep((LINE_TIMEOUT_MS / 2) * 1000);
+	/* Still waiting for the rest half way through. */
+	cr_assert(recv(quiet, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN);
+	cr_assert(recv(half, &c, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, 2);
+	host_expect_closed(quiet);
+	host_expect_closed(half);
+	cr_assert_geq(now_ns() - t0, (LINE_TIMEOUT_MS - 100) * 1000000ull);
+	cr_assert_lt(now_ns() - t0, (LINE_TIMEOUT_MS + 3000) * 1000000ull);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, 0);
+	cr_assert_eq(st.conns_host, 0);
+	expect_quiet();
+	close(quiet);
+	close(half);
+}
+
 /* ---- guest-initiated ------------------------------------------------------ */
 
 /* A listener at "<path>_<port>". */
@@ -646,6 +677,44 @@ Test(vsock_mux, slow_host_reader_gets_everything_in_order)
 }
 
 /* ---- resets and many connections ---------------------------------------- */
+
+/* More host programs than there are connections connect and say nothing (or
+ * half a line): neither a guest connection nor another host program's
+ * connection to the guest's port 52 is refused for them, well before their
+ * deadline. */
+Test(vsock_mux, stalled_clients_lock_nobody_out)
+{
+	enum { STALLED = HOST_CONNS + HOST_LINES + 16 };
+	static int s[STALLED];
+	int l = host_listen(6000), a, b;
+	uint64_t t0;
+	struct vsock_mux_stats st;
+
+	for (unsigned i = 0; i < STALLED; i++) {
+		s[i] = host_connect(path);
+		/* (Unchecked: a client pushed out may be closed already.) */
+		if (i % 2)
+			(void)send(s[i], "CONNECT 5", 9, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	t0 = now_ns();
+	usleep(20 * 1000);
+	a = guest_connects(l, 1111, 6000, 65536);
+	b = host_connect(path);
+	uint32_t local = host_request(b, 52, "");
+	cr_assert_lt(now_ns() - t0, LINE_TIMEOUT_MS / 2 * 1000000ull, "before any deadline");
+	gsend(guest_hdr(52, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	char ok[32], want[32];
+	snprintf(want, sizeof(want), "OK %u\n", local);
+	cr_assert_eq(host_read(b, ok, strlen(want)), strlen(want));
+	cr_assert_eq(memcmp(ok, want, strlen(want)), 0);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_leq(st.conns_open, HOST_LINES + 2);
+	for (unsigned i = 0; i < STALLED; i++)
+		close(s[i]);
+	close(a);
+	close(b);
+	close(l);
+}
 
 Test(vsock_mux, device_reset_closes_every_connection)
 {

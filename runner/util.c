@@ -107,3 +107,35 @@ void unmap_file(const uint8_t *buf, uint64_t len)
 	if (buf && len)
 		munmap((void *)buf, len);
 }
+
+int lock_file(int fd, bool exclusive, int *holder)
+{
+	struct flock l = {.l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET};
+
+	*holder = F_UNLCK;
+	if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+		return 0;
+	if (errno != EAGAIN && errno != EACCES)
+		return -errno;
+	/* Who is in the way: a reader or a writer (its pid is not kept). */
+	if (fcntl(fd, F_OFD_GETLK, &l) == 0)
+		*holder = l.l_type;
+	return -EAGAIN;
+}
+
+int lock_image(int fd, const char *path, bool write)
+{
+	const char *mode = write ? "read-write" : "read-only";
+	int holder, r = lock_file(fd, write, &holder);
+
+	if (r == -EAGAIN) {
+		pr_err("drive %s: cannot open %s: in use%s by another process", path, mode,
+		       holder == F_RDLCK ? " read-only" : holder == F_WRLCK ? " read-write" : "");
+		return -EBUSY;
+	}
+	if (r < 0)
+		pr_info("drive %s: cannot lock the image (%s): nothing stops another process "
+			"from opening it read-write at the same time",
+			path, strerror(-r));
+	return 0;
+}

@@ -3,6 +3,7 @@
 #define FLINT_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define WARN_UNUSED __attribute__((warn_unused_result))
@@ -32,5 +33,24 @@ uint64_t us_since_launch(void);
  * over max, -EINVAL when not a regular file). Release with unmap_file. */
 int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len) WARN_UNUSED;
 void unmap_file(const uint8_t *buf, uint64_t len);
+
+/* Lock the whole file behind fd for this open file description (an OFD
+ * lock, fcntl F_OFD_SETLK, as QEMU takes on its images): shared when
+ * !exclusive, so that readers share it, exclusive when exclusive, so that a
+ * writer is alone (fd must then be open for writing). The lock is on the
+ * inode, whatever name or hard link reached it, and the kernel drops it
+ * when the last descriptor of this open is closed or the process dies.
+ * Returns 0; -EAGAIN when another open of the file, in any process, this one
+ * included, holds a conflicting lock: *holder is then F_RDLCK or F_WRLCK (or
+ * F_UNLCK if that lock went away meanwhile); another -errno when the file
+ * system cannot lock. */
+int lock_file(int fd, bool exclusive, int *holder) WARN_UNUSED;
+
+/* lock_file() for the disk image of a drive, open at `path` read-write
+ * (write) or read-only: one writer or any number of readers. A conflict is
+ * an error, -EBUSY, logged as "drive PATH: cannot open read-write: in use
+ * read-only by another process"; a file system that cannot lock is only
+ * warned about. Returns 0 or -EBUSY. */
+int lock_image(int fd, const char *path, bool write) WARN_UNUSED;
 
 #endif

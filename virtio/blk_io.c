@@ -64,6 +64,9 @@ int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool dir
 		pr_err("drive %s: not a regular file or block device", path);
 		goto err_close;
 	}
+	/* One writer or any number of readers per image, across processes. */
+	if ((err = lock_image(d->fd, path, !read_only)) < 0)
+		goto err_close;
 	if (direct)
 		d->dio_align = dio_alignment(d->fd, S_ISBLK(st.st_mode));
 	return 0;

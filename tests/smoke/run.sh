@@ -18,7 +18,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	exit 0
 fi
 
-for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE; do
+for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE HANG; do
 	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none \
 		-D$v -o "$OUT/tiny-$v.elf" "$(dirname "$0")/tiny-guest.S" || exit 1
 done
@@ -112,6 +112,44 @@ for t in main vcpu evloop; do
 		--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$OUT/disk" \
 		--seccomp-test-forbidden $t --seccomp-log
 done
+
+# Image locks: one writer or any number of readers per image. A first flint
+# holds the image (its guest halts for ever), a second one is refused with a
+# message naming the image and the conflict, or shares it read-only.
+# hold SPEC: a flint with drive SPEC in the background, once its guest runs.
+hold() {
+	"$FLINT" --kernel "$OUT/tiny-HANG.elf" --drive "$1" </dev/null >"$OUT/holder.out" \
+		2>"$OUT/holder.err" &
+	holder=$!
+	n=0
+	while ! grep -q "hello from the tiny guest" "$OUT/holder.out" && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+release() {
+	kill -TERM "$holder"
+	wait "$holder"
+}
+IMG=$OUT/locked.img
+truncate -s 1M "$IMG"
+hold "path=$IMG"
+check lock-second-writer 125 "" \
+	"drive $IMG: cannot open read-write: in use read-write by another process" -- \
+	--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$IMG"
+check lock-reader-beside-writer 125 "" \
+	"drive $IMG: cannot open read-only: in use read-write by another process" -- \
+	--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$IMG,ro"
+release
+hold "path=$IMG,ro"
+check lock-readers-share 42 "hello from the tiny guest" "guest boot time" -- \
+	--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$IMG,ro"
+check lock-writer-beside-readers 125 "" \
+	"drive $IMG: cannot open read-write: in use read-only by another process" -- \
+	--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$IMG"
+release
+check lock-released 42 "hello from the tiny guest" "guest boot time" -- \
+	--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$IMG"
 
 # On a terminal, flint sets it raw and gives it back its settings at exit,
 # under the main thread's filter (script(1) provides the terminal).

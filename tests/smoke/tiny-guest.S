@@ -7,7 +7,8 @@
  *                then a triple fault
  *   PANIC        print what Linux's panic() prints without panic=, ending
  *                with its end marker, then spin for ever as it does
- *   PANIC_LINE   print only a panic line (no end marker), then report 42 */
+ *   PANIC_LINE   print only a panic line (no end marker), then report 42
+ *   HANG (or none of these)  halt for ever */
 	.macro print str
 	lea \str(%rip), %rsi
 1:	lodsb

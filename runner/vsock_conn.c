@@ -46,6 +46,24 @@ void vsock_conn_release(struct vsock_conn *c)
 	c->buf_head = c->buf_len = 0;
 }
 
+uint32_t vsock_conn_promised(const struct vsock_conn *c)
+{
+	return c->told_fwd_cnt + c->told_buf_alloc - c->fwd_cnt;
+}
+
+int vsock_conn_resize(struct vsock_conn *c, uint32_t size)
+{
+	if (size == c->buf_alloc)
+		return 0;
+	if (c->buf_len)
+		return -EBUSY;
+	if (size < vsock_conn_promised(c))
+		return -EINVAL;
+	vsock_conn_release(c);
+	c->buf_alloc = size;
+	return 0;
+}
+
 uint32_t vsock_conn_credit(const struct vsock_conn *c)
 {
 	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
@@ -91,7 +109,9 @@ enum vsock_conn_verdict vsock_conn_recv(struct vsock_conn *c, const struct virti
 		return VSOCK_CONN_RESET;
 	switch (op) {
 	case VIRTIO_VSOCK_OP_RW:
-		if (c->peer_no_send || (c->rx_cnt - c->fwd_cnt) + (uint64_t)len > c->buf_alloc)
+		/* Up to the edge of our last header (see the header file). */
+		if (c->peer_no_send ||
+		    (c->rx_cnt - c->told_fwd_cnt) + (uint64_t)len > c->told_buf_alloc)
 			return VSOCK_CONN_RESET;
 		c->rx_cnt += len;
 		return VSOCK_CONN_KEEP;
@@ -158,6 +178,7 @@ void vsock_conn_emit(struct vsock_conn *c, struct virtio_vsock_hdr *h, uint64_t 
 	h->fwd_cnt = htole32(c->fwd_cnt);
 	/* Every header carries our credit: no separate update needed now. */
 	c->told_fwd_cnt = c->fwd_cnt;
+	c->told_buf_alloc = c->buf_alloc;
 	c->pending &= ~(unsigned)VSOCK_CONN_CREDIT_UPDATE;
 	switch (op) {
 	case VIRTIO_VSOCK_OP_REQUEST:

@@ -11,13 +11,19 @@
  * wrap; only differences are compared.
  *
  * Credit (5.10.6.3): we never send the guest more than
- * peer_buf_alloc - (tx_cnt - peer_fwd_cnt); a guest that sends us more than
- * buf_alloc - (rx_cnt - fwd_cnt) is reset. Everything received and not yet
- * forwarded sits in the connection's buffer of buf_alloc bytes, so it never
- * overflows. We offer a credit update once half the buffer has been
- * forwarded since the guest last heard our fwd_cnt, and whenever asked.
- * Out of the guest's credit we wait for its update, and ask for one only
- * when the muxer says the wait has lasted (vsock_conn_ask_credit). */
+ * peer_buf_alloc - (tx_cnt - peer_fwd_cnt). The guest may send us up to the
+ * edge of the last header we sent, told_fwd_cnt + told_buf_alloc, and is
+ * reset past it. Everything received and not yet forwarded sits in the
+ * connection's buffer of buf_alloc bytes, so it never overflows: buf_alloc
+ * may change between headers (the muxer shares a per-VM budget out this
+ * way, vsock_conn_resize), but never below what the last header promised
+ * and we have not forwarded, so the edge never moves back. A guest acting
+ * on an older header, or an older Linux whose credit arithmetic would wrap
+ * on a shrunken buffer, therefore never sends what we cannot hold. We offer
+ * a credit update once half the buffer has been forwarded since the guest
+ * last heard our fwd_cnt, and whenever asked. Out of the guest's credit we
+ * wait for its update, and ask for one only when the muxer says the wait
+ * has lasted (vsock_conn_ask_credit). */
 #ifndef FLINT_VSOCK_CONN_H
 #define FLINT_VSOCK_CONN_H
 
@@ -63,7 +69,7 @@ struct vsock_conn {
 	bool want_credit, credit_asked;	 /* out of guest credit; asked for more */
 	/* Guest to host. */
 	uint32_t buf_alloc, rx_cnt, fwd_cnt;
-	uint32_t told_fwd_cnt; /* fwd_cnt in the last header we sent */
+	uint32_t told_fwd_cnt, told_buf_alloc; /* in the last header we sent */
 	/* Host to guest. */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	/* Received, not yet forwarded: a ring of buf_alloc bytes (allocated on
@@ -91,6 +97,15 @@ void vsock_conn_release(struct vsock_conn *c);
  * (vsock_conn_forwarded) or buffers it (vsock_conn_buffer). */
 enum vsock_conn_verdict vsock_conn_recv(struct vsock_conn *c,
 					const struct virtio_vsock_hdr *h) WARN_UNUSED;
+
+/* Bytes the guest may still send us on the strength of the headers it has
+ * been sent, and we have not forwarded: what buf_alloc must cover. */
+uint32_t vsock_conn_promised(const struct vsock_conn *c);
+
+/* Make buf_alloc size for the headers from now on (the buffer is unmapped,
+ * and mapped at the new size when next needed). Returns 0; -EBUSY while
+ * the buffer holds data; -EINVAL when size is below vsock_conn_promised. */
+int vsock_conn_resize(struct vsock_conn *c, uint32_t size) WARN_UNUSED;
 
 /* Bytes we may send the guest now. */
 uint32_t vsock_conn_credit(const struct vsock_conn *c);

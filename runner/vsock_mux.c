@@ -24,9 +24,14 @@
  * sockets), and host programs still writing their CONNECT line, apart. */
 #define MAX_CONNS 1024
 #define MAX_LINES 128
-/* Per-connection receive buffer we advertise (buf_alloc): Linux's default
- * for its own vsock sockets, enough to keep a stream going. */
-#define CONN_BUF (256u * 1024)
+/* A connection's receive buffer (buf_alloc), at most: Linux's default for
+ * its own vsock sockets, enough to keep a stream going. At least BUF_MIN,
+ * a page; BUF_SHARED is shared out above that. BUF_BOUND is flint's
+ * buffered guest data per VM at most (see vsock_mux.h). */
+#define BUF_MAX	   (256u * 1024)
+#define BUF_MIN	   4096u
+#define BUF_SHARED (4u << 20)
+#define BUF_BOUND  ((uint64_t)MAX_CONNS * BUF_MIN + BUF_SHARED)
 /* How long the guest has to answer a REQUEST (Firecracker: 2 s), and a host
  * program to write its CONNECT line (Firecracker reads the line when the
  * socket first turns readable and keeps no half lines; flint lets it come
@@ -38,6 +43,7 @@
  * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
 #define CREDIT_ASK_TICKS 2
 _Static_assert(MAX_CONNS + 64 <= VSOCK_TABLE_RSTS, "a RST for every connection");
+_Static_assert(BUF_BOUND == 8u << 20, "the bound the README states");
 
 struct mconn {
 	struct vsock_conn c;
@@ -73,6 +79,7 @@ struct vsock_mux {
 	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
 	struct mlist lines, conns, zombies;
 	unsigned nlines, nconns;
+	uint32_t buf_extra; /* sum of (buf_alloc - BUF_MIN) over m->conns */
 	struct vsock_table t;
 	/* A read's buffers: the payloads of the packets be_rx fills. */
 	struct iovec rx_iov[2 * VSOCK_QUEUE_MAX];
@@ -178,6 +185,7 @@ static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
 	} else {
 		list_del(&m->conns, mc);
 		m->nconns--;
+		m->buf_extra -= mc->c.buf_alloc - BUF_MIN;
 	}
 	list_add(&m->zombies, mc);
 	count(m, &m->stats.conns_open, -1);
@@ -467,7 +475,7 @@ static void read_line(struct vsock_mux *m, struct mconn *mc)
 	mc->deadline = 0; /* the REQUEST may wait for the driver */
 	list_add(&m->conns, mc);
 	m->nconns++;
-	vsock_conn_connect(&mc->c, vsock_table_new_port(&m->t), port, CONN_BUF);
+	vsock_conn_connect(&mc->c, vsock_table_new_port(&m->t), port, BUF_MIN);
 	vsock_table_add(&m->t, &mc->e, mc->c.local_port, port);
 	count(m, &m->stats.conns_host, 1);
 	rxq_add(m, mc);
@@ -570,7 +578,7 @@ static void guest_connect(struct vsock_mux *m, const struct vsock_pkt *p)
 		queue_rst(m, port, le32toh(p->hdr.src_port));
 		return;
 	}
-	vsock_conn_accept(&mc->c, &p->hdr, CONN_BUF);
+	vsock_conn_accept(&mc->c, &p->hdr, BUF_MIN);
 	mc->exposed = true;
 	vsock_table_add(&m->t, &mc->e, port, le32toh(p->hdr.src_port));
 	count(m, &m->stats.conns_guest, 1);
@@ -670,6 +678,28 @@ static ssize_t read_into(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt
 	return r < 0 ? -errno : r;
 }
 
+/* Size mc's buffer for the header about to go out (vsock_mux.h): its floor
+ * and an equal part of the shared budget, as far as the budget has room,
+ * and never below what the guest was already let send. A buffer that holds
+ * data keeps its size (its host reader is behind: more room would only
+ * hold more). */
+static void size_buf(struct vsock_mux *m, struct mconn *mc)
+{
+	uint32_t old = mc->c.buf_alloc;
+	uint32_t share = BUF_MIN + ((BUF_SHARED / m->nconns) & ~(BUF_MIN - 1));
+	uint32_t room = old + (BUF_SHARED - m->buf_extra);
+	uint32_t floor = (vsock_conn_promised(&mc->c) + BUF_MIN - 1) & ~(BUF_MIN - 1);
+	uint32_t size = share < BUF_MAX ? share : BUF_MAX;
+
+	if (size > room)
+		size = room;
+	if (size < floor)
+		size = floor;
+	if (size == old || vsock_conn_resize(&mc->c, size) < 0)
+		return;
+	m->buf_extra = m->buf_extra + size - old; /* old - BUF_MIN was in it */
+}
+
 /* Build the next packets mc owes the guest in p[0..n): one control packet,
  * or as much data as one read brings, a packet per buffer it fills. Returns
  * how many, 0 when it turned out to owe nothing (mc has left the queue, or
@@ -711,6 +741,7 @@ static unsigned conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt 
 			return 0;
 		}
 	}
+	size_buf(m, mc);
 	if (op == VIRTIO_VSOCK_OP_RW) {
 		uint32_t left = (uint32_t)got;
 		for (k = 0; left; k++) {

@@ -37,6 +37,20 @@
  *    pending, a new client pushes out the oldest. So clients that connect
  *    and say nothing can neither hold a slot for long nor take one from a
  *    connection, guest- or host-initiated (the agent's port 52 included).
+ *  - Buffered guest data: what host sockets have not taken is held by flint,
+ *    up to 8 MiB per VM (4 KiB for each of the 1024 connections, so that
+ *    every one of them can always move, plus 4 MiB shared: 16 streams at
+ *    the full 256 KiB window that keeps one going at speed). The credit
+ *    scheme carries the bound: a connection's buf_alloc, in every header,
+ *    is its share of the budget (its floor plus up to an equal part of the
+ *    shared 4 MiB, at most 256 KiB), its buffer is exactly that big, and
+ *    it changes between headers without ever promising less than the guest
+ *    was already let send (vsock_conn.h). The sum of buf_alloc over the
+ *    connections never passes the budget, so a guest filling connections
+ *    whose host readers stall is held back by its own credit, and whatever
+ *    it was allowed to send is kept and delivered. Credit cannot be taken
+ *    back, so a connection gives up a share it no longer needs only as its
+ *    data is forwarded; with 64 busy streams each gets about 68 KiB.
  *
  * Life cycle: vsock_mux_create before the loop runs (it binds and listens on
  * uds_path, refusing an existing non-socket file or a live socket);

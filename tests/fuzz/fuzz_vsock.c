@@ -13,12 +13,14 @@
  *     the bytes of the segments in order (a header's src_cid/dst_cid/ports
  *     are fixed up to this connection when bit 7 of the count is clear),
  *     then a byte: how much of an RW's payload the socket takes, in 1/255ths
- *   1 send: vsock_conn_next and emit, an RW of u16 bytes (clipped to credit)
+ *   1 send: vsock_conn_next and emit, an RW of u16 bytes (clipped to credit);
+ *     then a u16 size: unless 0, vsock_conn_resize to it before the emit
  *   2 flush: u16 bytes of the buffer go to the socket
  *   3 readable, 4 drained, 5 eof
  *   6 line: a byte n (mod 40), then n bytes through line_scan and the parser
  *   7 rx chain: count (mod 5) and u16 lengths of writable segments */
 #include <endian.h>
+#include <errno.h>
 #include <linux/vm_sockets.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,11 +96,18 @@ static void free_chain(struct vq_chain *c)
 		free(c->seg[i].host);
 }
 
+/* fwd_cnt + buf_alloc of the last header emitted: how far the guest may
+ * send. */
+static uint32_t edge;
+
 static void check(const struct vsock_conn *c)
 {
 	CHECK(c->buf_len <= c->buf_alloc);
 	/* Everything received and not forwarded is in the buffer. */
 	CHECK(c->rx_cnt - c->fwd_cnt == c->buf_len);
+	/* What the guest may still send always fits. */
+	CHECK(c->rx_cnt - c->fwd_cnt <= vsock_conn_promised(c));
+	CHECK(vsock_conn_promised(c) <= c->buf_alloc);
 	CHECK(vsock_conn_credit(c) <= c->peer_buf_alloc);
 }
 
@@ -143,11 +152,19 @@ static void packet(struct in *in, struct vsock_conn *c)
 static void send_one(struct in *in, struct vsock_conn *c)
 {
 	struct virtio_vsock_hdr h;
-	uint32_t flags, len = u16(in), credit = vsock_conn_credit(c);
+	uint32_t flags, len = u16(in), size = u16(in), credit = vsock_conn_credit(c);
+	uint32_t promised = vsock_conn_promised(c), old = c->buf_alloc;
 	uint16_t op = vsock_conn_next(c, &flags);
 
 	if (!op)
 		return;
+	if (size) {
+		int r = vsock_conn_resize(c, size);
+		CHECK(r == 0 || r == -EBUSY || r == -EINVAL);
+		CHECK(r != -EBUSY || c->buf_len);
+		CHECK(r != -EINVAL || size < promised);
+		CHECK(c->buf_alloc == (r ? old : size));
+	}
 	if (op != VIRTIO_VSOCK_OP_RW)
 		len = 0;
 	else if (len > credit)
@@ -155,7 +172,10 @@ static void send_one(struct in *in, struct vsock_conn *c)
 	CHECK(op != VIRTIO_VSOCK_OP_RW || credit > 0);
 	vsock_conn_emit(c, &h, CID, op, flags, len);
 	CHECK(le16toh(h.op) == op && le32toh(h.len) == len);
-	CHECK(le32toh(h.fwd_cnt) == c->fwd_cnt && le32toh(h.buf_alloc) == BUF);
+	CHECK(le32toh(h.fwd_cnt) == c->fwd_cnt && le32toh(h.buf_alloc) == c->buf_alloc);
+	/* The guest is never told it may send less than it was before. */
+	CHECK((int32_t)(le32toh(h.fwd_cnt) + le32toh(h.buf_alloc) - edge) >= 0);
+	edge = le32toh(h.fwd_cnt) + le32toh(h.buf_alloc);
 }
 
 static void flush(struct in *in, struct vsock_conn *c)
@@ -222,6 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct in in = {data, size};
 	struct vsock_conn c;
 
+	edge = 0;
 	if (byte(&in) & 1) {
 		vsock_conn_connect(&c, LOCAL, PEER, BUF);
 	} else {

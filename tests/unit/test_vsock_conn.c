@@ -181,8 +181,69 @@ Test(vsock_conn, a_guest_past_our_credit_is_reset)
 	cr_assert_eq(c.rx_cnt, BUF - 10);
 	/* Nothing forwarded yet: 10 bytes of room. */
 	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 10, 0), VSOCK_CONN_KEEP);
+	/* Room freed counts once the guest has heard of it. */
 	vsock_conn_forwarded(&c, 100);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 1, 0), VSOCK_CONN_RESET);
+}
+
+Test(vsock_conn, room_freed_counts_once_the_guest_has_heard)
+{
+	open_conn(1000);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, BUF, 0), VSOCK_CONN_KEEP);
+	vsock_conn_forwarded(&c, 100);
+	vsock_conn_drained(&c);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0, 0), VSOCK_CONN_KEEP);
+	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
 	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 100, 0), VSOCK_CONN_KEEP);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 1, 0), VSOCK_CONN_RESET);
+}
+
+/* Data from a guest that has not heard our RESPONSE (so no credit) is a
+ * protocol error. */
+Test(vsock_conn, data_before_our_first_header_is_reset)
+{
+	struct virtio_vsock_hdr req = g(VIRTIO_VSOCK_OP_REQUEST, 0, 0, 2048, 0);
+
+	vsock_conn_accept(&c, &req, BUF);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 1, 0), VSOCK_CONN_RESET);
+}
+
+/* buf_alloc changes between headers, but never takes back what the guest
+ * was let send: the buffer always holds all of it. */
+Test(vsock_conn, resize_never_takes_back_credit)
+{
+	static uint8_t data[BUF];
+	struct iovec in = {data, 0};
+	struct virtio_vsock_hdr h;
+
+	open_conn(1000); /* the guest may send up to 0 + BUF */
+	cr_assert_eq(vsock_conn_promised(&c), BUF);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 600, 0), VSOCK_CONN_KEEP);
+	in.iov_len = 600;
+	cr_assert_eq(vsock_conn_buffer(&c, &in, 1, 0), 0);
+	cr_assert_eq(vsock_conn_resize(&c, 2 * BUF), -EBUSY, "not while it holds data");
+	vsock_conn_forwarded(&c, 600);
+	cr_assert_eq(vsock_conn_promised(&c), BUF - 600);
+	cr_assert_eq(vsock_conn_resize(&c, BUF - 601), -EINVAL, "below what was promised");
+	cr_assert_eq(vsock_conn_resize(&c, 512), 0);
+	cr_assert_eq(c.buf_alloc, 512);
+	cr_assert_null(c.buf);
+	/* The guest has not heard: it may still fill the old header's edge,
+	 * and the smaller buffer takes it. */
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, BUF - 600, 0), VSOCK_CONN_KEEP);
+	in.iov_len = BUF - 600;
+	cr_assert_eq(vsock_conn_buffer(&c, &in, 1, 0), 0);
+	/* Our next header has the new size, from the new fwd_cnt: its edge is
+	 * past the old one. */
+	vsock_conn_drained(&c);
+	cr_assert_eq(send_next(0, &h), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	cr_assert_eq(le32toh(h.buf_alloc), 512);
+	cr_assert_eq(le32toh(h.fwd_cnt), 600);
+	cr_assert_eq(vsock_conn_promised(&c), 512);
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 600 + 512 - BUF, 0), VSOCK_CONN_KEEP);
+	in.iov_len = 600 + 512 - BUF;
+	cr_assert_eq(vsock_conn_buffer(&c, &in, 1, 0), 0);
+	cr_assert_eq(c.buf_len, 512, "the buffer is full, with all the guest was let send");
 	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 1, 0), VSOCK_CONN_RESET);
 }
 
@@ -232,6 +293,9 @@ Test(vsock_conn, buffer_wraps_and_forwarding_consumes_it)
 	cr_assert_eq(memcmp(iov[0].iov_base, data + 100, 600), 0);
 	vsock_conn_forwarded(&c, 500);
 	cr_assert_eq(c.buf_len, 100);
+	/* The guest hears of the room (a credit update is due). */
+	vsock_conn_drained(&c);
+	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_CREDIT_UPDATE);
 	/* 700 more: they wrap around the end of the 1024-byte ring. */
 	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RW, 700, 0), VSOCK_CONN_KEEP);
 	cr_assert_eq(vsock_conn_buffer(&c, in, 2, 0), 0);

@@ -8,11 +8,13 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,7 +24,9 @@
 #include "vsock_mux.h"
 #include "vsock_uds.h"
 
-#define HOST_BUF	(256u * 1024) /* the muxer's buf_alloc */
+#define HOST_BUF	(256u * 1024) /* the muxer's buf_alloc with up to 16 connections */
+#define HOST_BUF_MIN	4096u	      /* the least it offers */
+#define HOST_BOUND	(8u << 20)    /* guest data it buffers per VM, at most */
 #define HOST_LINES	128	      /* host programs owing their CONNECT line, at most */
 #define HOST_CONNS	1024	      /* connections, at most */
 #define LINE_TIMEOUT_MS 2000
@@ -421,13 +425,41 @@ static int host_accept(int l)
 	return fd;
 }
 
-/* The guest connects from gport to host port hport with buffer buf_alloc. */
-static int guest_connects(int l, uint32_t gport, uint32_t hport, uint32_t buf_alloc)
+/* The guest connects from gport to host port hport with buffer buf_alloc;
+ * *resp is our RESPONSE. */
+static int guest_connects_h(int l, uint32_t gport, uint32_t hport, uint32_t buf_alloc,
+			    struct virtio_vsock_hdr *resp)
 {
 	gsend(guest_hdr(gport, hport, VIRTIO_VSOCK_OP_REQUEST, 0, buf_alloc, 0), NULL, 0);
-	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_RESPONSE, hport, gport, NULL, 0);
-	cr_assert_eq(le32toh(h.buf_alloc), HOST_BUF);
+	*resp = expect(VIRTIO_VSOCK_OP_RESPONSE, hport, gport, NULL, 0);
+	cr_assert_geq(le32toh(resp->buf_alloc), HOST_BUF_MIN);
+	cr_assert_leq(le32toh(resp->buf_alloc), HOST_BUF);
 	return host_accept(l);
+}
+
+/* The same, with few enough connections open to get the full buffer. */
+static int guest_connects(int l, uint32_t gport, uint32_t hport, uint32_t buf_alloc)
+{
+	struct virtio_vsock_hdr h;
+	int fd = guest_connects_h(l, gport, hport, buf_alloc, &h);
+
+	cr_assert_eq(le32toh(h.buf_alloc), HOST_BUF);
+	return fd;
+}
+
+/* How far the guest may send after our header h: fwd_cnt + buf_alloc. */
+static uint32_t edge_of(const struct virtio_vsock_hdr *h)
+{
+	return le32toh(h->fwd_cnt) + le32toh(h->buf_alloc);
+}
+
+/* A new edge from us never falls short of an older one. */
+static void take_edge(uint32_t *edge, const struct virtio_vsock_hdr *h)
+{
+	uint32_t e = edge_of(h);
+
+	cr_assert_geq((int32_t)(e - *edge), 0, "the edge moved back by %d", (int32_t)(*edge - e));
+	*edge = e;
 }
 
 Test(vsock_mux, guest_initiated_stream)
@@ -676,6 +708,95 @@ Test(vsock_mux, slow_host_reader_gets_everything_in_order)
 	close(l);
 }
 
+/* Many guest connections whose host programs read nothing: the guest sends
+ * all its credit allows, asks for more until none comes, and is never reset;
+ * flint holds no more than the per-VM bound of what the sockets did not
+ * take, never takes back credit it gave, and every byte reaches the host
+ * programs once they read. */
+Test(vsock_mux, stalled_host_readers_stay_within_the_bound, .timeout = 120)
+{
+	enum { N = 64 };
+	static uint8_t chunk[VSOCK_PKT_MAX_PAYLOAD], pkt[G_RXBUF];
+	int l = host_listen(6000), fd[N];
+	uint32_t sent[N] = {0}, edge[N];
+	bool asked[N] = {false};
+	struct virtio_vsock_hdr h;
+	uint64_t held = 0;
+	unsigned eofs = 0;
+	bool more = true;
+
+	for (unsigned i = 0; i < N; i++) {
+		fd[i] = guest_connects_h(l, 3000 + i, 6000, 65536, &h);
+		edge[i] = edge_of(&h);
+	}
+	while (more) {
+		unsigned waiting = 0;
+		more = false;
+		for (unsigned i = 0; i < N; i++) {
+			while (edge[i] != sent[i]) {
+				uint32_t n = edge[i] - sent[i];
+				if (n > sizeof(chunk))
+					n = sizeof(chunk);
+				for (uint32_t k = 0; k < n; k++)
+					chunk[k] = (uint8_t)((sent[i] + k) * 131 + i +
+							     (sent[i] + k) / 509);
+				gsend(guest_hdr(3000 + i, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0),
+				      chunk, n);
+				sent[i] += n;
+			}
+			h = guest_hdr(3000 + i, 6000, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0, 65536, 0);
+			gsend(h, NULL, 0);
+			asked[i] = true;
+			waiting++;
+		}
+		while (waiting) {
+			cr_assert(grecv(&h, pkt, sizeof(pkt)), "no answer to %u requests", waiting);
+			uint32_t i = le32toh(h.dst_port) - 3000;
+			cr_assert_lt(i, N);
+			cr_assert_eq(op_of(&h), VIRTIO_VSOCK_OP_CREDIT_UPDATE, "op %u on %u",
+				     op_of(&h), i);
+			if (edge_of(&h) != edge[i])
+				more = true;
+			take_edge(&edge[i], &h);
+			if (asked[i]) {
+				asked[i] = false;
+				waiting--;
+			}
+		}
+	}
+	for (unsigned i = 0; i < N; i++) {
+		int inq;
+		cr_assert_eq(ioctl(fd[i], SIOCINQ, &inq), 0);
+		cr_assert_leq((uint32_t)inq, sent[i]);
+		held += sent[i] - (uint32_t)inq;
+	}
+	cr_assert_leq(held, HOST_BOUND, "flint holds %lu bytes", (unsigned long)held);
+	cr_assert_gt(held, 0, "the sockets never filled up");
+	/* Nothing the guest was let send is lost: all of it, in order. */
+	for (unsigned i = 0; i < N; i++) {
+		for (uint32_t got = 0; got < sent[i];) {
+			uint32_t n = sent[i] - got < sizeof(chunk) ? sent[i] - got : sizeof(chunk);
+			cr_assert_eq(host_read(fd[i], chunk, n), n, "connection %u at %u of %u", i,
+				     got, sent[i]);
+			for (uint32_t k = 0; k < n; k++)
+				cr_assert_eq(chunk[k],
+					     (uint8_t)((got + k) * 131 + i + (got + k) / 509),
+					     "connection %u byte %u", i, got + k);
+			got += n;
+		}
+		close(fd[i]);
+	}
+	/* Credit updates, then the host programs' EOF on each; never a reset. */
+	while (eofs < N) {
+		cr_assert(grecv(&h, pkt, sizeof(pkt)), "%u EOFs of %u", eofs, N);
+		cr_assert_neq(op_of(&h), VIRTIO_VSOCK_OP_RST, "reset on %u",
+			      le32toh(h.dst_port) - 3000);
+		if (op_of(&h) == VIRTIO_VSOCK_OP_SHUTDOWN)
+			eofs++;
+	}
+	close(l);
+}
+
 /* ---- resets and many connections ---------------------------------------- */
 
 /* More host programs than there are connections connect and say nothing (or
@@ -753,7 +874,7 @@ Test(vsock_mux, many_connections_both_ways)
 	struct gconn {
 		int fd;
 		uint32_t tx, rx_guest;	/* bytes the guest sent / received */
-		uint32_t peer_fwd;	/* our fwd_cnt as the guest heard it */
+		uint32_t edge;		/* our fwd_cnt + buf_alloc as the guest heard them */
 		uint32_t consumed_told; /* the guest's fwd_cnt it last reported */
 		uint32_t rx_host;	/* bytes the host program received */
 		uint32_t tx_host;	/* bytes the host program wrote */
@@ -766,7 +887,8 @@ Test(vsock_mux, many_connections_both_ways)
 
 	for (unsigned i = 0; i < N; i++) {
 		c[i] = (struct gconn){0};
-		c[i].fd = guest_connects(l, 2000 + i, 6000, GBUF);
+		c[i].fd = guest_connects_h(l, 2000 + i, 6000, GBUF, &h);
+		c[i].edge = edge_of(&h);
 		cr_assert_eq(fcntl(c[i].fd, F_SETFL, O_NONBLOCK), 0);
 	}
 	for (int round = 0; done < N; round++) {
@@ -774,7 +896,7 @@ Test(vsock_mux, many_connections_both_ways)
 		for (unsigned i = 0; i < N; i++) {
 			struct gconn *g = &c[i];
 			/* The guest sends 4 KiB packets while it has credit. */
-			uint32_t credit = HOST_BUF - (g->tx - g->peer_fwd);
+			uint32_t credit = g->edge - g->tx;
 			uint32_t n = BYTES - g->tx < 4096 ? BYTES - g->tx : 4096;
 			if (n && credit >= n) {
 				for (uint32_t k = 0; k < n; k++)
@@ -813,7 +935,8 @@ Test(vsock_mux, many_connections_both_ways)
 			uint32_t i = le32toh(h.dst_port) - 2000;
 			cr_assert_lt(i, N);
 			struct gconn *g = &c[i];
-			g->peer_fwd = le32toh(h.fwd_cnt);
+			if (op_of(&h) != VIRTIO_VSOCK_OP_RST) /* a RST has no credit fields */
+				take_edge(&g->edge, &h);
 			switch (op_of(&h)) {
 			case VIRTIO_VSOCK_OP_RW:
 				for (uint32_t k = 0; k < le32toh(h.len); k++)

@@ -4,6 +4,9 @@
 #   make test       unit tests, host smoke tests, a short sanitized fuzz run,
 #                   then the VM scenarios (in the rig on hosts whose KVM
 #                   cannot run a stock kernel)
+#   make install    flint, flint-jail, the guest kernel and root file system
+#                   under $(PREFIX) (default /usr/local; DESTDIR for staging);
+#                   make uninstall removes them
 
 CC ?= cc
 BUILD ?= build
@@ -23,6 +26,7 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
 .PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-blk bench-net bench-vsock fmt
+.PHONY: install uninstall FORCE
 all: $(BUILD)/flint
 
 $(BUILD)/%.o: %.c
@@ -72,5 +76,38 @@ clean:
 
 fmt:
 	clang-format -i runner/*.[ch] jail/*.[ch] rootfs/*.c tests/unit/*.c
+
+# ---- install ---------------------------------------------------------------
+# flint is installed statically linked (the build the jail runs, which holds
+# no shared libraries), so that one binary serves both `flint` and
+# `flint-jail --exec-file $(PREFIX)/bin/flint`; `flint run` finds the guest
+# in $(PREFIX)/share/flint (runner/home.h), so PREFIX is compiled in.
+# INSTALL_KERNEL and INSTALL_ROOTFS install a guest built elsewhere.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+DATADIR := $(PREFIX)/share/flint
+INSTALL_KERNEL ?= $(BUILD)/vmlinux
+INSTALL_ROOTFS ?= $(BUILD)/rootfs.ext4
+
+# The prefix home.o was built with: rewritten (and home.o rebuilt) only when
+# PREFIX changes.
+$(BUILD)/prefix: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
+$(BUILD)/runner/home.o: $(BUILD)/prefix
+$(BUILD)/runner/home.o: CPPFLAGS += -DFLINT_PREFIX='"$(PREFIX)"'
+
+install: $(BUILD)/jail/flint $(BUILD)/flint-jail $(INSTALL_KERNEL) $(INSTALL_ROOTFS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -m 755 -s $(BUILD)/jail/flint $(DESTDIR)$(BINDIR)/flint
+	install -m 755 -s $(BUILD)/flint-jail $(DESTDIR)$(BINDIR)/flint-jail
+	install -m 644 $(INSTALL_KERNEL) $(DESTDIR)$(DATADIR)/vmlinux
+	install -m 644 $(INSTALL_ROOTFS) $(DESTDIR)$(DATADIR)/rootfs.ext4
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/flint $(DESTDIR)$(BINDIR)/flint-jail \
+		$(DESTDIR)$(DATADIR)/vmlinux $(DESTDIR)$(DATADIR)/rootfs.ext4
+	-rmdir $(DESTDIR)$(DATADIR) 2>/dev/null
 
 -include $(RUNNER_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)

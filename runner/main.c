@@ -1,6 +1,5 @@
 /* flint: boot a Linux microVM with KVM. */
 #include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "agent/proto.h"
 #include "cli.h"
 #include "control.h"
+#include "home.h"
 #include "kvm.h"
 #include "run.h"
 #include "util.h"
@@ -41,41 +41,52 @@ struct run_setup {
 	char listen_path[PATH_MAX]; /* where the agent's connection arrives */
 };
 
-/* `name` in the directory of the running flint binary. */
-static int beside_binary(const char *name, char *out, size_t len)
+/* Find a default guest file `name` where h says; if none, say where flint
+ * looked and how to point it elsewhere (FLINT_HOME, or the option `opt`). */
+static int find_default(const struct home *h, const char *what, const char *name,
+			const char *opt, char *out, size_t len)
 {
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char where[3 * PATH_MAX + 80];
+	int r = home_find(h, name, out, len);
 
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	if ((size_t)snprintf(out, len, "%s/%s", dirname(exe), name) >= len)
-		return -ENAMETOOLONG;
-	return 0;
+	if (r == -ENOENT) {
+		home_describe(h, where, sizeof(where));
+		pr_err("flint run: no %s %s in %s; set FLINT_HOME to a directory that holds "
+		       "vmlinux and rootfs.ext4, or use %s FILE",
+		       what, name, where, opt);
+	} else if (r < 0) {
+		pr_err("flint run: cannot look for %s: %s", name, strerror(-r));
+	}
+	return r;
 }
 
-/* Fill in flint run's defaults: kernel and root image next to the binary,
- * the root image as a read-only /dev/vda, the agent on, and a vsock device
- * with a socket in a private directory unless the user gave --vsock. */
+/* Fill in flint run's defaults: kernel and root image from FLINT_HOME,
+ * beside the binary or under the install prefix (home.h), the root image as
+ * a read-only /dev/vda, the agent on, and a vsock device with a socket in a
+ * private directory unless the user gave --vsock. */
 static int run_prepare(struct config *cfg, struct run_setup *rs)
 {
-	char rootfs[PATH_MAX];
+	char rootfs[PATH_MAX], exe[PATH_MAX];
 	const char *tmp = getenv("TMPDIR");
+	struct home h;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int r;
 
+	if (n > 0)
+		exe[n] = '\0';
+	home_init(&h, getenv("FLINT_HOME"), n > 0 ? exe : NULL);
 	if (!cfg->kernel) {
-		if (beside_binary("vmlinux", rs->kernel, sizeof(rs->kernel)) < 0) {
-			pr_err("flint run: cannot find the default kernel; use --kernel");
-			return -ENOENT;
-		}
+		if ((r = find_default(&h, "guest kernel", "vmlinux", "--kernel FILE", rs->kernel,
+				      sizeof(rs->kernel))) < 0)
+			return r;
 		cfg->kernel = rs->kernel;
 	}
 	if (cfg->rootfs)
 		snprintf(rootfs, sizeof(rootfs), "%s", cfg->rootfs);
-	else if (beside_binary("rootfs.ext4", rootfs, sizeof(rootfs)) < 0) {
-		pr_err("flint run: cannot find the default root image; use --rootfs");
-		return -ENOENT;
-	}
+	else if ((r = find_default(&h, "root file system", "rootfs.ext4", "--rootfs IMG", rootfs,
+				   sizeof(rootfs))) < 0)
+		return r;
+	pr_debug("flint run: kernel %s, root file system %s", cfg->kernel, rootfs);
 	if (cfg->ndrives == MAX_DRIVES) {
 		pr_err("flint run: at most %d drives besides the root image", MAX_DRIVES - 1);
 		return -EINVAL;
@@ -96,7 +107,7 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	if (!cfg->vsock.enabled) {
 		snprintf(rs->dir, sizeof(rs->dir), "%s/flint-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(rs->dir)) {
-			int r = -errno;
+			r = -errno;
 			pr_err("flint run: cannot create a directory in %s: %s",
 			       tmp && *tmp ? tmp : "/tmp", strerror(errno));
 			rs->dir[0] = '\0';

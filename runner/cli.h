@@ -63,7 +63,7 @@ struct config {
 	/* `flint run`: guest_argv is the command for the guest agent, not for
 	 * init; the root file system is a read-only drive. */
 	bool run;
-	const char *rootfs;  /* run: root image (default next to the binary) */
+	const char *rootfs;  /* run: root image (default: home.h finds it) */
 	unsigned timeout_s;  /* run: command time limit, 0 for none */
 	bool timings;        /* run: print launch-to-init/agent and command times */
 };
@@ -71,8 +71,9 @@ struct config {
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
 
 /* Parse argv; argv[1] == "run" selects `flint run`, whose defaults
- * (kernel and root image next to the running binary, a vsock device with a
- * private socket) are filled in by the caller. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
+ * (kernel and root image from $FLINT_HOME, beside the binary or under the
+ * install prefix, see home.h; a vsock device with a private socket) are
+ * filled in by the caller. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
  * a message in err (naming the option) for bad input. */
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen);
 

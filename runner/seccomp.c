@@ -80,6 +80,7 @@ static const struct seccomp_rule vcpu_rules[] = {
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */
+	ALLOW(io_uring_enter),	/* virtio-blk's reset waits for its drive's I/O */
 };
 
 /* The event-loop thread: the ring, and what its completion handlers do for

@@ -41,7 +41,8 @@
  * the main arena (M_ARENA_MAX 1) before any thread starts.
  *
  * io_uring submissions do not pass through seccomp: the event loop's ring
- * is restricted to its own opcode table instead (evloop.c). */
+ * and each drive's ring are restricted to their own opcode tables instead
+ * (evloop.c, blk_ring.c). */
 #ifndef FLINT_SECCOMP_H
 #define FLINT_SECCOMP_H
 

@@ -2,18 +2,22 @@
  * The front end: features, configuration space, the queue, request life
  * cycle and counters. Parsing lives in blk_req.c, host I/O in blk_io.c.
  *
- * Threads: notify() and the I/O completions run on the event-loop thread
- * (the only one that submits); activate(), reset() and config reads come
- * from vCPU threads. A mutex serialises them, and a generation number makes
- * I/O that completes after a reset finish into nothing: no status byte, no
- * used-ring entry. host->used and host->needs_reset are called with that
- * mutex held, from notify() and from completions (on the loop thread), so
- * they must take no lock held across ops->reset; after reset() returns the
- * device calls neither and touches no queue.
+ * Threads: notify() and the I/O completions run on the event-loop thread;
+ * activate(), reset() and config reads come from vCPU threads. A mutex
+ * serialises them. The image I/O goes through the drive's own io_uring
+ * (blk_ring.h), which the event loop polls, so that reset() can cancel or
+ * wait for the I/O in flight without the loop thread: when reset() returns,
+ * no read or write of the old generation is under way, and none will touch
+ * guest memory, the status byte or the used ring. A reset with I/O in
+ * flight blocks until what cannot be cancelled ends. host->used and
+ * host->needs_reset are called with the mutex held, from notify() and from
+ * completions (on the loop thread), so they must take no lock held across
+ * ops->reset; after reset() returns the device calls neither and touches no
+ * queue.
  *
  * Life cycle: blk_create before the loop runs; blk_destroy after the loop
- * has stopped (evloop_run returned or evloop_destroy done), so that no I/O
- * is in flight. */
+ * has stopped (evloop_run returned or evloop_destroy done); it waits for any
+ * I/O still in flight. */
 #ifndef FLINT_BLK_H
 #define FLINT_BLK_H
 
@@ -68,7 +72,8 @@ struct blk_stats {
  * (blk_destroy). */
 int blk_create(struct blk **out, const struct blk_params *p) WARN_UNUSED;
 
-/* Close the image and free the device. The loop must have stopped. NULL ok. */
+/* Wait for the I/O in flight (it ends into nothing), close the image and
+ * free the device. The loop must have stopped. NULL ok. */
 void blk_destroy(struct blk *b);
 
 /* Capacity in 512-byte sectors (for logs and the VM glue). */

@@ -84,11 +84,11 @@ void blk_disk_close(struct blk_disk *d)
 static int sync_stage(struct blk_io *io)
 {
 	io->stage = STAGE_SYNC;
-	return evloop_fsync(io->loop, &io->op, io->fd, true);
+	return blk_ring_fsync(io->ring, &io->op, io->fd, true);
 }
 
 /* One step finished with res: judge it, then finish or start the next. */
-static void step_done(struct ev_op *op, int res)
+static void step_done(struct blk_ring_op *op, int res)
 {
 	struct blk_io *io = container_of(op, struct blk_io, op);
 	bool rw = io->kind == BLK_IO_READ || io->kind == BLK_IO_WRITE;
@@ -102,7 +102,7 @@ static void step_done(struct ev_op *op, int res)
 		/* No ZERO_RANGE here (tmpfs, some block devices): a hole reads
 		 * back zeros too; the guest loses only the preallocation. */
 		io->stage = STAGE_ZERO_BY_PUNCH;
-		res = evloop_fallocate(io->loop, &io->op, io->fd, PUNCH, io->off, io->len);
+		res = blk_ring_fallocate(io->ring, &io->op, io->fd, PUNCH, io->off, io->len);
 		if (res == 0)
 			return;
 	}
@@ -116,23 +116,24 @@ static void step_done(struct ev_op *op, int res)
 	io->done(io, res);
 }
 
-int blk_io_submit(struct evloop *l, int fd, struct blk_io *io)
+int blk_io_submit(struct blk_ring *r, int fd, struct blk_io *io)
 {
-	io->op = (struct ev_op){.done = step_done};
-	io->loop = l;
+	io->op = (struct blk_ring_op){.done = step_done};
+	io->ring = r;
 	io->fd = fd;
 	io->stage = STAGE_MAIN;
 	switch (io->kind) {
 	case BLK_IO_READ:
-		return evloop_readv(l, &io->op, fd, io->iov, io->niov, io->off);
+		return blk_ring_readv(r, &io->op, fd, io->iov, io->niov, io->off);
 	case BLK_IO_WRITE:
-		return evloop_writev(l, &io->op, fd, io->iov, io->niov, io->off);
+		return blk_ring_writev(r, &io->op, fd, io->iov, io->niov, io->off);
 	case BLK_IO_FLUSH:
 		return sync_stage(io);
 	case BLK_IO_DISCARD:
-		return evloop_fallocate(l, &io->op, fd, PUNCH, io->off, io->len);
+		return blk_ring_fallocate(r, &io->op, fd, PUNCH, io->off, io->len);
 	case BLK_IO_WRITE_ZEROES:
-		return evloop_fallocate(l, &io->op, fd, io->unmap ? PUNCH : ZERO, io->off, io->len);
+		return blk_ring_fallocate(r, &io->op, fd, io->unmap ? PUNCH : ZERO, io->off,
+					  io->len);
 	}
 	return -EINVAL;
 }

@@ -1,10 +1,10 @@
 /* The virtio-blk host I/O engine: the disk image and the operations on it,
- * submitted to the event loop. It knows nothing of virtio: the front end
- * (blk.c) parses requests and hands it byte ranges and iovecs that point
- * straight into guest memory (no bounce copies).
+ * submitted to the drive's own ring (blk_ring.h). It knows nothing of
+ * virtio: the front end (blk.c) parses requests and hands it byte ranges
+ * and iovecs that point straight into guest memory (no bounce copies).
  *
- * Threads: blk_io_submit only on the loop thread (or before the loop runs);
- * done() runs on the loop thread. */
+ * Threads: whoever drives the ring (blk.c's lock held): blk_io_submit, and
+ * done(), which runs from blk_ring_reap or blk_ring_drain. */
 #ifndef FLINT_BLK_IO_H
 #define FLINT_BLK_IO_H
 
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "evloop.h"
+#include "blk_ring.h"
 #include "util.h"
 
 /* An open image. */
@@ -52,14 +52,17 @@ struct blk_io {
 	void (*done)(struct blk_io *io, int res);
 
 	/* Private to the engine. */
-	struct ev_op op;
-	struct evloop *loop;
+	struct blk_ring_op op;
+	struct blk_ring *ring;
 	int fd;
 	int stage;
 };
 
-/* Start io on the disk's fd. Returns 0 (done() will be called) or -errno
- * from the loop (done() will not be called). */
-int blk_io_submit(struct evloop *l, int fd, struct blk_io *io) WARN_UNUSED;
+/* Queue io on the disk's fd in ring r (blk_ring_submit sends it). Returns 0
+ * (done() will be called) or -errno from the ring (done() will not be). A
+ * step after the first (the fdatasync of a sync write, the hole punched
+ * where ZERO_RANGE is missing) that the ring refuses, during a drain say,
+ * ends io with that error. */
+int blk_io_submit(struct blk_ring *r, int fd, struct blk_io *io) WARN_UNUSED;
 
 #endif

@@ -3,19 +3,29 @@
  * image file and a real event loop run in the test thread. The helpers play
  * the guest driver: they lay out descriptors and offer chains. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/time_types.h>
 #include <linux/virtio_ids.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "blk.h"
 #include "blk_req.h"
+#include "blk_ring.h"
 #include "evloop.h"
 #include "fake_driver.h"
 #include "gmem.h"
+#include "seccomp.h"
 #include "vq.h"
 
 #define RAM   (4u << 20)
@@ -364,6 +374,96 @@ Test(blk_parse, iov_fill_spans_and_stops)
 	cr_assert_eq(memcmp(a, "abc", 3), 0);
 	cr_assert_eq(memcmp(b, "defgh", 5), 0);
 	cr_assert_eq(blk_iov_fill(v, 2, "0123456789abcdefghij", 20), 13);
+}
+
+/* ---- the drive's own ring -------------------------------------------- */
+
+struct ring_probe {
+	struct blk_ring_op op;
+	struct blk_ring *r;
+	int res, calls, requeue; /* requeue: what queueing again returned */
+	int fd;
+	struct iovec iov;
+};
+
+static void probe_done(struct blk_ring_op *op, int res)
+{
+	struct ring_probe *p = container_of(op, struct ring_probe, op);
+
+	p->res = res;
+	p->calls++;
+	p->requeue = blk_ring_readv(p->r, &p->op, p->fd, &p->iov, 1, 0);
+}
+
+/* Two reads waiting on an empty pipe, in a ring of depth 2: a third is
+ * refused; the drain cancels both, runs their handlers, refuses what they
+ * queue, and leaves nothing in flight. */
+Test(blk_ring, drain_cancels_and_waits)
+{
+	struct blk_ring *br;
+	struct ring_probe p[3];
+	uint8_t buf[3][16];
+	int fds[2];
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	cr_assert_eq(blk_ring_create(&br, 2), 0);
+	cr_assert_eq(blk_ring_drain(br), 0, "nothing to drain");
+	for (int i = 0; i < 3; i++)
+		p[i] = (struct ring_probe){.op = {.done = probe_done},
+					   .r = br,
+					   .fd = fds[0],
+					   .iov = {buf[i], sizeof(buf[i])}};
+	cr_assert_eq(blk_ring_readv(br, &p[0].op, fds[0], &p[0].iov, 1, 0), 0);
+	cr_assert_eq(blk_ring_readv(br, &p[0].op, fds[0], &p[0].iov, 1, 0), -EBUSY, "op pending");
+	cr_assert_eq(blk_ring_readv(br, &p[1].op, fds[0], &p[1].iov, 1, 0), 0);
+	cr_assert_eq(blk_ring_readv(br, &p[2].op, fds[0], &p[2].iov, 1, 0), -EBUSY, "depth");
+	cr_assert_eq(blk_ring_submit(br), 0);
+	cr_assert_eq(blk_ring_reap(br), 0);
+	cr_assert_eq(blk_ring_pending(br), 2);
+	cr_assert_eq(blk_ring_drain(br), 0);
+	cr_assert_eq(blk_ring_pending(br), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(p[i].calls, 1);
+		cr_assert_eq(p[i].res, -ECANCELED);
+		cr_assert_eq(p[i].requeue, -ESHUTDOWN);
+	}
+	/* Data now comes, and nobody reads it. */
+	cr_assert_eq(write(fds[1], "late", 4), 4);
+	cr_assert_eq(read(fds[0], buf[2], sizeof(buf[2])), 4);
+	blk_ring_destroy(br);
+	blk_ring_destroy(NULL);
+	close_fd(&fds[0]);
+	close_fd(&fds[1]);
+}
+
+/* A completion waits for reap; the ring's fd is readable meanwhile. */
+Test(blk_ring, reap_runs_completions)
+{
+	struct blk_ring *br;
+	struct ring_probe p;
+	uint8_t buf[16];
+	int fds[2];
+	struct pollfd pfd;
+
+	cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+	cr_assert_eq(blk_ring_create(&br, 4), 0);
+	p = (struct ring_probe){
+	    .op = {.done = probe_done}, .r = br, .fd = fds[0], .iov = {buf, sizeof(buf)}};
+	cr_assert_eq(write(fds[1], "abc", 3), 3);
+	cr_assert_eq(blk_ring_readv(br, &p.op, fds[0], &p.iov, 1, 0), 0);
+	cr_assert_eq(blk_ring_submit(br), 0);
+	pfd = (struct pollfd){.fd = blk_ring_fd(br), .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 5000), 1);
+	cr_assert_eq(blk_ring_reap(br), 1);
+	cr_assert_eq(p.res, 3);
+	cr_assert_eq(memcmp(buf, "abc", 3), 0);
+	cr_assert_eq(p.requeue, 0, "queued again from its handler");
+	cr_assert_eq(blk_ring_pending(br), 1);
+	blk_ring_destroy(br); /* drains the second read */
+	cr_assert_eq(p.calls, 2);
+	cr_assert_eq(p.res, -ECANCELED);
+	close_fd(&fds[0]);
+	close_fd(&fds[1]);
 }
 
 /* ---- the device against a real image and event loop ------------------ */
@@ -793,8 +893,9 @@ Test(blk_dev, broken_chain_needs_reset)
 	cr_assert_eq(q.next_used, 0);
 }
 
-/* I/O in flight at a reset finishes into nothing: no status, no used entry;
- * a new generation works meanwhile. */
+/* I/O in flight at a reset is over when reset returns and finishes into
+ * nothing: no status, no used entry, no byte of guest memory; a new
+ * generation works meanwhile. */
 Test(blk_dev, reset_with_io_in_flight)
 {
 	struct blk_stats st;
@@ -802,23 +903,30 @@ Test(blk_dev, reset_with_io_in_flight)
 	open_dev(false, NULL);
 	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, 512, status_at(BUF + 0x9000));
 	offer_rw(VIRTIO_BLK_T_OUT, 1, BUF + 0x1000, 512, status_at(BUF + 0x9400));
-	blk_ops.notify(b, 0); /* submitted, not yet run */
+	blk_ops.notify(b, 0); /* submitted, not reaped */
 	blk_get_stats(b, &st);
 	cr_assert_eq(st.inflight, 2);
 	blk_ops.reset(b);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0, "reset returned with I/O in flight");
+	cr_assert_eq(st.stale_completions, 2);
+	/* The guest has its memory back and uses it. */
+	memset(at(BUF, 0x2000), 0x11, 0x2000);
 	ring_start(16); /* what the transport does after ops->reset */
 	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host), 0);
 	uint16_t h = offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x2000, 512, status_at(BUF + 0x9800));
 	kick_and_wait(1);
-	/* The loop waited for every op before returning. */
 	blk_get_stats(b, &st);
 	cr_assert_eq(st.inflight, 0);
 	cr_assert_eq(st.stale_completions, 2);
 	cr_assert_eq(q.next_used, 1);
 	cr_assert_eq(used_elem(0).id, h);
 	cr_assert_eq(*byte_at(BUF + 0x9800), VIRTIO_BLK_S_OK);
+	cr_assert_eq(*byte_at(BUF + 0x2000), 3);
 	cr_assert_eq(*byte_at(BUF + 0x9000), 0xee);
 	cr_assert_eq(*byte_at(BUF + 0x9400), 0xee);
+	for (unsigned i = 0; i < 0x2000; i++)
+		cr_assert_eq(*byte_at(BUF + i), 0x11, "byte %#x changed after the reset", i);
 }
 
 /* A read of one sector as a single INDIRECT descriptor (so a 256-entry
@@ -849,35 +957,35 @@ static void offer_indirect_read(unsigned i, uint64_t sector)
 	d->flags = VRING_DESC_F_INDIRECT;
 }
 
-/* After a reset with most of the pool still at the host, the new generation
- * runs out of slots, waits, and resumes as the old I/O frees them. */
+/* A driver that offers more chains than the pool holds (reusing
+ * descriptors the device still has): the device stops popping when the
+ * pool is empty and resumes as completions free slots. */
 Test(blk_dev, pool_exhaustion_resumes)
 {
-	enum { OLD = 200, NEW = 100 };
+	enum { MORE = 100, ALL = BLK_QUEUE_MAX + MORE };
 	struct blk_stats st;
 
 	ring_start(256);
 	open_dev(false, NULL);
-	for (unsigned i = 0; i < OLD; i++)
+	for (unsigned i = 0; i < BLK_QUEUE_MAX; i++)
 		offer_indirect_read(i, i % CAP);
 	blk_ops.notify(b, 0);
 	blk_get_stats(b, &st);
-	cr_assert_eq(st.inflight, OLD);
-	blk_ops.reset(b);
-	ring_start(256);
-	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host), 0);
-	for (unsigned i = 0; i < NEW; i++)
-		offer_indirect_read(OLD + i, i % CAP);
-	kick_and_wait(NEW);
+	cr_assert_eq(st.inflight, BLK_QUEUE_MAX);
+	for (unsigned i = BLK_QUEUE_MAX; i < ALL; i++)
+		offer_indirect_read(i, i % CAP);
+	blk_ops.notify(b, 0);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.reads, BLK_QUEUE_MAX, "popped with no slot free");
+	kick_and_wait(ALL);
 	blk_get_stats(b, &st);
 	cr_assert_eq(st.inflight_max, BLK_QUEUE_MAX);
 	cr_assert_eq(st.inflight, 0);
-	for (unsigned i = 0; i < NEW; i++) {
-		cr_assert_eq(*byte_at(ind_status(OLD + i)), VIRTIO_BLK_S_OK);
-		cr_assert_eq(*byte_at(IBUF + 0x400u * (OLD + i) + 0x100), i % CAP + 1);
+	cr_assert_eq(st.reads, ALL);
+	for (unsigned i = 0; i < ALL; i++) {
+		cr_assert_eq(*byte_at(ind_status(i)), VIRTIO_BLK_S_OK);
+		cr_assert_eq(*byte_at(IBUF + 0x400u * i + 0x100), i % CAP + 1);
 	}
-	for (unsigned i = 0; i < OLD; i++)
-		cr_assert_eq(*byte_at(ind_status(i)), 0xee);
 }
 
 /* O_DIRECT: guest pages are page aligned, so I/O goes straight through. */
@@ -902,4 +1010,241 @@ Test(blk_dev, direct_io)
 	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
 	cr_assert_eq(*byte_at(BUF + 0x9400), VIRTIO_BLK_S_OK);
 	cr_assert_eq(memcmp(at(BUF, 4096), at(BUF + 0x2000, 4096), 4096), 0);
+}
+
+/* ---- reset with I/O under way: guest memory is the guest's again -------- */
+
+/* The device's own fd on the image: the one on path that is not img. */
+static int device_image_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	char link[64], target[PATH_MAX];
+	struct dirent *e;
+	int found = -1;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name);
+		ssize_t n;
+
+		if (e->d_name[0] == '.' || fd == img || fd == dirfd(d))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, path) == 0) {
+			cr_assert_eq(found, -1, "two descriptors on the image besides the test's");
+			found = fd;
+		}
+	}
+	closedir(d);
+	cr_assert_geq(found, 0, "the device has no descriptor on the image");
+	return found;
+}
+
+/* Put fd (a pipe end whose other end the test holds) where the device's
+ * image descriptor was: its reads and writes then wait on the test, so they
+ * are certainly under way when the test resets the device. */
+static void image_becomes(int fd)
+{
+	cr_assert_geq(dup2(fd, device_image_fd()), 0);
+}
+
+static void stop_loop(struct ev_op *op, int res)
+{
+	(void)op, (void)res;
+	evloop_stop(loop);
+}
+
+/* Run the loop for ms milliseconds: anything it still has to submit or
+ * complete happens now. */
+static void run_for_ms(unsigned ms)
+{
+	static struct __kernel_timespec ts;
+	static struct ev_op timer;
+
+	ts = (struct __kernel_timespec){.tv_nsec = ms * 1000000L};
+	timer = (struct ev_op){.done = stop_loop};
+	cr_assert_eq(evloop_timeout(loop, &timer, &ts), 0);
+	cr_assert_eq(evloop_run(loop), 0);
+}
+
+static void set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	cr_assert_geq(fl, 0);
+	cr_assert_eq(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK), 0);
+}
+
+/* Bytes waiting in the pipe read end fd, read and dropped. */
+static size_t drain_pipe(int fd)
+{
+	uint8_t junk[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	set_nonblock(fd, true);
+	while ((n = read(fd, junk, sizeof(junk))) > 0)
+		total += (size_t)n;
+	cr_assert(n == 0 || errno == EAGAIN, "read: %s", strerror(errno));
+	set_nonblock(fd, false);
+	return total;
+}
+
+static bool all_bytes(uint64_t gpa, size_t len, uint8_t v)
+{
+	const uint8_t *p = at(gpa, len);
+
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+static int rpipe[2] = {-1, -1};
+
+/* A 512-byte read into BUF from an image that is an empty pipe: submitted,
+ * waiting for data. */
+static void read_waiting_on_a_pipe(void)
+{
+	struct blk_stats st;
+
+	open_dev(false, NULL);
+	cr_assert_eq(pipe2(rpipe, O_CLOEXEC), 0);
+	image_becomes(rpipe[0]);
+	memset(at(BUF, SECT), 0xee, SECT);
+	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, SECT, status_at(BUF + 0x9000));
+	blk_ops.notify(b, 0);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 1);
+}
+
+/* After the reset the guest reuses BUF; data then reaches the image and
+ * the loop runs: BUF keeps what the guest put there, and the data stays in
+ * the pipe, unread. */
+static void late_data_stays_out_of_guest_memory(void)
+{
+	struct blk_stats st;
+	uint8_t data[SECT];
+
+	memset(at(BUF, SECT), 0x11, SECT);
+	memset(data, 0x5a, sizeof(data));
+	cr_assert_eq(write(rpipe[1], data, sizeof(data)), SECT);
+	run_for_ms(50);
+	cr_assert(all_bytes(BUF, SECT, 0x11), "a read landed in guest memory after the reset");
+	cr_assert_eq(*byte_at(BUF + 0x9000), 0xee, "a status after the reset");
+	cr_assert_eq(q.next_used, 0);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0);
+	cr_assert_eq(st.stale_completions, 1);
+	cr_assert_eq(drain_pipe(rpipe[0]), SECT, "the read ran after the reset");
+	close_fd(&rpipe[0]);
+	close_fd(&rpipe[1]);
+}
+
+Test(blk_dev, reset_ends_a_read_in_flight)
+{
+	read_waiting_on_a_pipe();
+	blk_ops.reset(b);
+	late_data_stays_out_of_guest_memory();
+}
+
+/* A write waiting for room in a full pipe: after the reset the guest
+ * rewrites the buffer and the pipe empties; nothing of the buffer, old or
+ * new, reaches the image. */
+Test(blk_dev, reset_ends_a_write_in_flight)
+{
+	int p[2];
+	uint8_t fill[4096], got[SECT];
+	struct blk_stats st;
+
+	open_dev(false, NULL);
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	set_nonblock(p[1], true);
+	memset(fill, 0x77, sizeof(fill));
+	while (write(p[1], fill, sizeof(fill)) > 0)
+		;
+	cr_assert_eq(errno, EAGAIN);
+	set_nonblock(p[1], false); /* the device's descriptor shares the flag */
+	image_becomes(p[1]);
+	memset(at(BUF, SECT), 0x11, SECT);
+	offer_rw(VIRTIO_BLK_T_OUT, 0, BUF, SECT, status_at(BUF + 0x9000));
+	blk_ops.notify(b, 0);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 1);
+	blk_ops.reset(b);
+	memset(at(BUF, SECT), 0x22, SECT);
+	cr_assert_gt(drain_pipe(p[0]), 0);
+	run_for_ms(50);
+	set_nonblock(p[0], true);
+	cr_assert_eq(read(p[0], got, sizeof(got)), -1,
+		     "a write read guest memory after the reset (byte %#x)", got[0]);
+	cr_assert_eq(errno, EAGAIN);
+	cr_assert_eq(*byte_at(BUF + 0x9000), 0xee);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0);
+	close_fd(&p[0]);
+	close_fd(&p[1]);
+}
+
+/* The deadlock the design avoids: the transport resets under its dev_lock
+ * on a vCPU thread while the loop thread, which submitted the I/O, waits
+ * for that lock. Here the test thread submits and then blocks on
+ * dev_lock; another thread resets holding it. The reset must finish
+ * without the test thread doing anything (the suite's timeout catches a
+ * hang). */
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool dev_lock_held;
+
+static void *reset_under_dev_lock(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&dev_lock);
+	__atomic_store_n(&dev_lock_held, true, __ATOMIC_RELEASE);
+	usleep(20000); /* let the test thread block on dev_lock */
+	blk_ops.reset(b);
+	pthread_mutex_unlock(&dev_lock);
+	return NULL;
+}
+
+Test(blk_dev, reset_on_a_vcpu_thread_needs_nothing_of_the_loop_thread)
+{
+	pthread_t t;
+
+	read_waiting_on_a_pipe();
+	cr_assert_eq(pthread_create(&t, NULL, reset_under_dev_lock, NULL), 0);
+	while (!__atomic_load_n(&dev_lock_held, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	pthread_mutex_lock(&dev_lock); /* as the loop thread on a notification */
+	pthread_mutex_unlock(&dev_lock);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	late_data_stays_out_of_guest_memory();
+}
+
+/* The wait happens on a vCPU thread in flint, under its seccomp filter:
+ * it must allow what the drain calls (io_uring_enter). In a child, which
+ * the filter would kill. */
+Test(blk_dev, reset_waits_under_the_vcpu_seccomp_filter)
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct blk_stats bs;
+
+		read_waiting_on_a_pipe();
+		if (seccomp_install(SECCOMP_VCPU, false) < 0)
+			_exit(2);
+		blk_ops.reset(b);
+		blk_get_stats(b, &bs);
+		_exit(bs.inflight == 0 ? 0 : 3);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_not(WIFSIGNALED(st), "the reset was killed by signal %d (%s)", WTERMSIG(st),
+		      WTERMSIG(st) == SIGSYS ? "the vCPU filter refuses a call" : "?");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", WEXITSTATUS(st));
 }

@@ -1,5 +1,6 @@
 #include "err.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,3 +36,17 @@ int jail_failf(int err, const char *step, const char *path, const char *fmt, ...
 	emit(step, path, reason);
 	return err;
 }
+
+#ifdef JAIL_TEST_PAUSE
+void jail_test_pause(const char *fmt, ...)
+{
+	char step[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(step, sizeof(step), fmt, ap);
+	va_end(ap);
+	emit("test pause", NULL, step);
+	raise(SIGSTOP);
+}
+#endif

@@ -3,10 +3,12 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -18,230 +20,522 @@
 #include "cgroupfs.h"
 #include "err.h"
 
-static int record(struct jail_fs *j, const char *path, bool dir)
+/* A directory of the jail's: never through a symlink. */
+#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+void fs_init(struct jail_fs *j)
 {
-	if (j->nmade == FS_MAX_MADE)
-		return jail_failf(-E2BIG, "create jail", path, "more than %d paths to create",
-				  FS_MAX_MADE);
-	/* Paths made from inside the jail are kept as the host sees them. */
-	if (j->entered ? asprintf(&j->made[j->nmade], "%s%s", j->root, path) < 0
-		       : !(j->made[j->nmade] = strdup(path)))
-		return jail_fail("create jail", path, -ENOMEM);
-	j->made_dir[j->nmade++] = dir;
-	return 0;
+	*j = (struct jail_fs){.top_fd = -1, .root = -1, .pid = -1, .host_mnt_fd = -1};
 }
 
-/* mkdir that records what it made; an existing directory is fine unless
- * must_be_new. Returns 1 when it made the directory, 0 when it existed. */
-static int make_dir(struct jail_fs *j, const char *path, mode_t mode, bool must_be_new,
-		    const char *step)
+const char *fs_root_path(const struct jail_fs *j)
 {
-	struct stat st;
-	int r;
+	return j->root >= 0 ? j->made[j->root].path : "";
+}
 
-	if (mkdir(path, mode) == 0) {
-		if ((r = record(j, path, true)) < 0) {
-			rmdir(path);
-			return r;
+static int dir_fd(const struct jail_fs *j, int idx)
+{
+	return idx < 0 ? j->top_fd : j->made[idx].fd;
+}
+
+static const char *dir_path(const struct jail_fs *j, int idx)
+{
+	return idx < 0 ? j->top_path : j->made[idx].path;
+}
+
+/* The host path of `name` in directory entry `parent`, for messages. */
+static const char *child_path(const struct jail_fs *j, int parent, const char *name, char *buf,
+			      size_t len)
+{
+	const char *d = dir_path(j, parent);
+
+	snprintf(buf, len, "%s/%s", strcmp(d, "/") ? d : "", name);
+	return buf;
+}
+
+static int root_fd(const struct jail_fs *j)
+{
+	return j->made[j->root].fd;
+}
+
+/* Whether only root can change which inode the name of `e` in directory
+ * `d` stands for: d is root's and nobody else may write it, or d is sticky
+ * (like /tmp) and e is root's too. */
+static bool only_root_changes(const struct stat *d, const struct stat *e)
+{
+	if (d->st_uid != 0)
+		return false;
+	if (!(d->st_mode & (S_IWGRP | S_IWOTH)))
+		return true;
+	return (d->st_mode & S_ISVTX) && e->st_uid == 0;
+}
+
+/* Record `name`, just made in directory entry `parent`. On failure the
+ * entry is removed again. Returns its index or -errno (printed). */
+static int record(struct jail_fs *j, int parent, const char *name, bool dir, bool tenant,
+		  const char *step)
+{
+	char buf[PATH_MAX], *path = strdup(child_path(j, parent, name, buf, sizeof(buf)));
+	struct fs_entry *e;
+
+	if (j->nmade == FS_MAX_MADE || !path || strlen(name) >= sizeof(j->made[0].name)) {
+		int r = j->nmade == FS_MAX_MADE
+			    ? jail_failf(-E2BIG, step, path ? path : name,
+					 "more than %d entries to make", FS_MAX_MADE)
+			    : jail_fail(step, name, -ENOMEM);
+		unlinkat(dir_fd(j, parent), name, dir ? AT_REMOVEDIR : 0);
+		free(path);
+		return r;
+	}
+	e = &j->made[j->nmade];
+	*e = (struct fs_entry){
+	    .parent = parent, .path = path, .fd = -1, .dir = dir, .tenant = tenant};
+	memcpy(e->name, name, strlen(name) + 1);
+	return j->nmade++;
+}
+
+/* mkdirat `name` in directory entry `parent` (it must be new: `exists`
+ * says why, NULL for the plain error), record it and hold it open. Returns
+ * its index or -errno (printed). */
+static int make_dir(struct jail_fs *j, int parent, const char *name, mode_t mode, bool tenant,
+		    const char *step, const char *exists)
+{
+	int pfd = dir_fd(j, parent), i;
+	struct stat ds, es;
+
+	if (mkdirat(pfd, name, mode) < 0) {
+		int e = -errno;
+		char path[PATH_MAX];
+		child_path(j, parent, name, path, sizeof(path));
+		return e == -EEXIST && exists ? jail_failf(e, step, path, "%s", exists)
+					      : jail_fail(step, path, e);
+	}
+	if ((i = record(j, parent, name, true, tenant, step)) < 0)
+		return i;
+	struct fs_entry *e = &j->made[i];
+	if ((e->fd = openat(pfd, name, DIR_FLAGS)) < 0 || fstat(pfd, &ds) < 0 ||
+	    fstat(e->fd, &es) < 0)
+		return jail_fail(step, e->path, -errno);
+	/* A directory someone else may write (a sticky one aside) could have
+	 * the new name swapped under the jailer. */
+	if (!only_root_changes(&ds, &es))
+		return jail_failf(
+		    -EPERM, step, dir_path(j, parent),
+		    "writable by users other than root, who could swap what the jailer "
+		    "makes in it");
+	jail_test_pause("made %s", e->path);
+	return i;
+}
+
+/* The next name of *rest (advanced past it) in buf, which holds all of
+ * rest; NULL at the end. */
+static const char *next_name(const char **rest, char *buf)
+{
+	const char *p = *rest + strspn(*rest, "/");
+	size_t n = strcspn(p, "/");
+
+	if (!n)
+		return NULL;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	*rest = p + n;
+	return buf;
+}
+
+/* The directory `path` (absolute), the jail's <base>/<exec>: the entry index
+ * of its descriptor in *idx (-1: it existed and is top_fd). Walked one name
+ * at a time from /, with O_NOFOLLOW, each name checked to be one only root
+ * can change (only_root_changes); a symlink (the administrator's /var/run,
+ * say) is read and its target walked the same way, so the symlink's own
+ * directory is checked too. What is missing is made (make_dir checks the
+ * same). 0 or -errno (printed). */
+static int open_parents(struct jail_fs *j, const char *path, int *idx)
+{
+	static const char step[] = "create jail";
+	char rest[2 * PATH_MAX], name[sizeof(rest)], walked[PATH_MAX] = "";
+	const char *p = rest, *c;
+	int fd, parent = -1, links = 0, r = 0;
+
+	snprintf(rest, sizeof(rest), "%s", path);
+	if ((fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return jail_fail(step, "/", -errno);
+	while ((c = next_name(&p, name))) {
+		struct stat ds, es;
+		size_t wl = strlen(walked);
+		if (j->top_fd >= 0) { /* below the first directory made */
+			if (!strcmp(c, ".") || !strcmp(c, ".."))
+				return jail_failf(-EINVAL, step, path,
+						  "'%s' after a directory still to be made", c);
+			if ((parent = make_dir(j, parent, c, 0755, false, step, NULL)) < 0)
+				return parent;
+			continue;
 		}
-		return 1;
+		if (!strcmp(c, "."))
+			continue;
+		int nfd = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		snprintf(walked + wl, sizeof(walked) - wl, "/%s", c);
+		if (nfd < 0 && errno == ENOENT) {
+			/* The first one missing: from here on all is made. */
+			walked[wl] = '\0';
+			j->top_fd = fd;
+			fd = -1;
+			if (!(j->top_path = strdup(wl ? walked : "/")))
+				return jail_fail(step, path, -ENOMEM);
+			if ((parent = make_dir(j, -1, c, 0755, false, step, NULL)) < 0)
+				return parent;
+			continue;
+		}
+		if (nfd < 0 || fstat(fd, &ds) < 0 || fstat(nfd, &es) < 0) {
+			r = jail_fail(step, walked, -errno);
+			goto next;
+		}
+		if (!only_root_changes(&ds, &es)) {
+			r = jail_failf(
+			    -EPERM, step, walked,
+			    "in a directory users other than root may write, who could "
+			    "swap it for another: pick a --chroot-base-dir only root can "
+			    "change");
+			goto next;
+		}
+		if (S_ISLNK(es.st_mode)) {
+			char target[PATH_MAX], joined[sizeof(rest)];
+			ssize_t n = readlinkat(nfd, "", target, sizeof(target) - 1);
+			if (n < 0 || ++links > 40) {
+				r = jail_fail(step, walked, n < 0 ? -errno : -ELOOP);
+				goto next;
+			}
+			target[n] = '\0';
+			if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", target, p) >=
+			    sizeof(joined)) {
+				r = jail_fail(step, walked, -ENAMETOOLONG);
+				goto next;
+			}
+			memcpy(rest, joined, sizeof(rest));
+			p = rest;
+			walked[wl] = '\0';
+			close(nfd);
+			nfd = -1;
+			if (*target == '/') {
+				close(fd);
+				if ((fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+					return jail_fail(step, "/", -errno);
+				*walked = '\0';
+			}
+			continue;
+		}
+		if (!S_ISDIR(es.st_mode)) {
+			r = jail_fail(step, walked, -ENOTDIR);
+			goto next;
+		}
+		if (!strcmp(c, "..")) {
+			walked[wl] = '\0';
+			char *slash = strrchr(walked, '/');
+			if (slash)
+				*slash = '\0';
+		}
+	next:
+		close(fd);
+		fd = nfd;
+		if (r < 0)
+			goto out;
 	}
-	if (errno != EEXIST)
-		return jail_fail(step, path, -errno);
-	if (must_be_new)
-		return jail_failf(-EEXIST, step, path,
-				  "already exists: a jail is never reused; remove it or pick "
-				  "another --id");
-	if (stat(path, &st) < 0)
-		return jail_fail(step, path, -errno);
-	if (!S_ISDIR(st.st_mode))
-		return jail_fail(step, path, -ENOTDIR);
-	return 0;
-}
-
-/* Make every missing directory of path, below `from` (a prefix of path
- * that exists or is made first). Directories made get owner uid:gid when
- * chown_made. */
-static int make_dirs(struct jail_fs *j, const char *path, size_t from, bool chown_made,
-		     const char *step)
-{
-	char buf[PATH_MAX];
-	int r;
-
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return jail_fail(step, path, -ENAMETOOLONG);
-	for (char *p = buf + from + 1;;) {
-		char *slash = strchr(p, '/');
-		if (slash)
-			*slash = '\0';
-		if ((r = make_dir(j, buf, 0755, false, step)) < 0)
-			return r;
-		if (r == 1 && chown_made && chown(buf, j->uid, j->gid) < 0)
-			return jail_fail(step, buf, -errno);
-		if (!slash)
-			break;
-		*slash = '/';
-		p = slash + 1;
+	if (j->top_fd < 0) {
+		j->top_fd = fd;
+		fd = -1;
+		if (!(j->top_path = strdup(*walked ? walked : "/")))
+			return jail_fail(step, path, -ENOMEM);
 	}
-	return 0;
+	*idx = parent;
+out:
+	close_fd(&fd);
+	return r;
 }
 
 int fs_create(struct jail_fs *j, const char *dir, uid_t uid, gid_t gid)
 {
 	char parent[PATH_MAX];
 	struct statvfs sv;
-	int r;
+	int p = -1, id, r;
 
-	*j = (struct jail_fs){.uid = uid, .gid = gid, .host_mnt_fd = -1};
-	if ((size_t)snprintf(j->root, sizeof(j->root), "%s/root", dir) >= sizeof(j->root))
+	fs_init(j);
+	j->uid = uid;
+	j->gid = gid;
+	if ((size_t)snprintf(parent, sizeof(parent), "%s", dir) >= sizeof(parent) - sizeof("/root"))
 		return jail_fail("create jail", dir, -ENAMETOOLONG);
-	snprintf(parent, sizeof(parent), "%s", dir);
-	*strrchr(parent, '/') = '\0';
-	if ((*parent && (r = make_dirs(j, parent, 0, false, "create jail")) < 0) ||
-	    (r = make_dir(j, dir, 0755, true, "create jail")) < 0 ||
-	    (r = make_dir(j, j->root, 0755, true, "create jail")) < 0)
+	char *slash = strrchr(parent, '/');
+	*slash = '\0';
+	if ((r = open_parents(j, *parent ? parent : "/", &p)) < 0)
 		return r;
-	if (chown(j->root, uid, gid) < 0)
-		return jail_fail("create jail", j->root, -errno);
-	if (statvfs(j->root, &sv) < 0)
-		return jail_fail("create jail", j->root, -errno);
+	if ((id = make_dir(j, p, slash + 1, 0755, false, "create jail",
+			   "already exists: a jail is never reused; remove it or pick another "
+			   "--id")) < 0)
+		return id;
+	if ((r = make_dir(j, id, "root", 0755, false, "create jail", NULL)) < 0)
+		return r;
+	j->root = r;
+	if (fstatvfs(root_fd(j), &sv) < 0)
+		return jail_fail("create jail", fs_root_path(j), -errno);
 	if (sv.f_flag & ST_NOEXEC)
-		return jail_failf(-EPERM, "create jail", j->root,
+		return jail_failf(-EPERM, "create jail", fs_root_path(j),
 				  "on a file system mounted noexec: flint could not run from it");
 	if (sv.f_flag & ST_NODEV)
-		return jail_failf(-EPERM, "create jail", j->root,
+		return jail_failf(-EPERM, "create jail", fs_root_path(j),
 				  "on a file system mounted nodev: /dev/kvm would not open there");
 	return 0;
 }
 
-/* Whether uid:gid (no supplementary groups) has the `want` rwx bits. */
-static bool allowed(const struct stat *st, uid_t uid, gid_t gid, unsigned want)
-{
-	unsigned bits = st->st_uid == uid   ? (st->st_mode >> 6) & 7
-			: st->st_gid == gid ? (st->st_mode >> 3) & 7
-					    : st->st_mode & 7;
-	return (bits & want) == want;
-}
-
 /* The exec file runs in a jail without a dynamic loader or libraries. */
-static int check_static(const char *path)
+static int check_static(int fd, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	Elf64_Ehdr eh;
-	int r = 0;
 
-	if (fd < 0)
-		return jail_fail("stage", path, -errno);
 	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
-	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr)) {
-		r = jail_failf(-ENOEXEC, "stage", path, "not a 64-bit ELF executable");
-		goto out;
-	}
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr))
+		return jail_failf(-ENOEXEC, "stage", path, "not a 64-bit ELF executable");
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
-		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) != sizeof(ph)) {
-			r = jail_failf(-ENOEXEC, "stage", path, "truncated ELF program headers");
-			goto out;
-		}
-		if (ph.p_type == PT_INTERP) {
-			r = jail_failf(-ENOEXEC, "stage", path,
-				       "dynamically linked: the jail holds no shared libraries; "
-				       "give a static build (make build/jail/flint)");
-			goto out;
-		}
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) != sizeof(ph))
+			return jail_failf(-ENOEXEC, "stage", path, "truncated ELF program headers");
+		if (ph.p_type == PT_INTERP)
+			return jail_failf(-ENOEXEC, "stage", path,
+					  "dynamically linked: the jail holds no shared libraries; "
+					  "give a static build (make build/jail/flint)");
 	}
-out:
-	close_fd(&fd);
-	return r;
+	return 0;
 }
 
-static int copy_file(struct jail_fs *j, const char *src, const char *dst, const struct stat *st)
+/* Take (as_tenant) or give back the jail user's file-system identity. With
+ * fsuid and fsgid set to uid:gid (and no supplementary groups, as flint
+ * will have) every permission check of a path walk is theirs and root's
+ * file capabilities are out of the effective set; fsuid 0 puts them back.
+ * Both calls are per thread, and the jailer has one. */
+static int fs_ids(const struct jail_fs *j, bool as_tenant)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
-	off_t left = st->st_size;
+	uid_t u = as_tenant ? j->uid : 0;
+	gid_t g = as_tenant ? j->gid : 0;
 
-	if (in < 0)
+	/* (CAP_SETUID and CAP_SETGID are no file capabilities: they stay.) */
+	setfsgid(g);
+	setfsuid(u);
+	/* setfsuid reports no error: an invalid id returns the current one. */
+	if ((uid_t)setfsuid(-1) != u || (gid_t)setfsgid(-1) != g)
+		return jail_failf(-EPERM, "stage", NULL, "cannot %s the file-system ids %u:%u",
+				  as_tenant ? "take" : "give back", (unsigned)u, (unsigned)g);
+	return 0;
+}
+
+/* A readable descriptor of what fd (O_PATH) holds, opened as root through
+ * /proc/self/fd: the same inode, found through no name anyone can change. */
+static int reopen(int fd, const struct stat *st, const char *src)
+{
+	char magic[64];
+	struct stat rst;
+	int rfd;
+
+	snprintf(magic, sizeof(magic), "/proc/self/fd/%d", fd);
+	if ((rfd = open(magic, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0)
 		return jail_fail("stage", src, -errno);
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0) {
-		r = jail_fail("stage", dst, -errno);
-		goto out;
+	if (fstat(rfd, &rst) < 0 || rst.st_dev != st->st_dev || rst.st_ino != st->st_ino) {
+		close(rfd);
+		return jail_failf(-ESTALE, "stage", src, "reopened as another file");
 	}
-	if ((r = record(j, dst, false)) < 0)
-		goto out;
+	return rfd;
+}
+
+static int copy_file(struct jail_fs *j, int in, const struct plan_file *f, const struct stat *st)
+{
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int out = openat(root_fd(j), f->name, flags, 0600), i, r = 0;
+	off_t left = st->st_size;
+	char path[PATH_MAX];
+
+	if (out < 0)
+		return jail_fail("stage", child_path(j, j->root, f->name, path, sizeof(path)),
+				 -errno);
+	if ((i = record(j, j->root, f->name, false, false, "stage")) < 0) {
+		close(out);
+		return i;
+	}
 	while (left > 0) {
 		ssize_t n = sendfile(out, in, NULL, left > (1 << 30) ? (1 << 30) : left);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			r = jail_fail("stage", dst, n < 0 ? -errno : -EIO);
+			r = jail_fail("stage", j->made[i].path, n < 0 ? -errno : -EIO);
 			goto out;
 		}
 		left -= n;
 	}
 	/* A copy keeps the original's owner and mode, like a hard link. */
 	if (fchown(out, st->st_uid, st->st_gid) < 0 || fchmod(out, st->st_mode & 0777) < 0)
-		r = jail_fail("stage", dst, -errno);
+		r = jail_fail("stage", j->made[i].path, -errno);
 out:
 	close_fd(&out);
-	close_fd(&in);
 	return r;
 }
 
+/* Open f's source once, by its path but as uid:gid, check it on that
+ * descriptor, and link or copy it through the descriptor. */
 static int stage_file(struct jail_fs *j, const struct plan_file *f)
 {
 	static const char *const verbs[] = {
 	    [PLAN_READ] = "read", [PLAN_READ_WRITE] = "read and write", [PLAN_EXEC] = "execute"};
-	static const unsigned want[] = {[PLAN_READ] = 4, [PLAN_READ_WRITE] = 6, [PLAN_EXEC] = 1};
-	char dst[PATH_MAX];
+	static const int want[] = {
+	    [PLAN_READ] = R_OK, [PLAN_READ_WRITE] = R_OK | W_OK, [PLAN_EXEC] = X_OK};
+	int src = -1, in = -1, r, e = 0, access_e = 0;
 	struct stat st;
-	int r;
 
-	if (stat(f->src, &st) < 0)
-		return jail_fail("stage", f->src, -errno);
-	if (!S_ISREG(st.st_mode))
-		return jail_failf(-EINVAL, "stage", f->src, "not a regular file");
-	if (!allowed(&st, j->uid, j->gid, want[f->access]))
-		return jail_failf(-EACCES, "stage", f->src, "uid %u gid %u may not %s it",
-				  (unsigned)j->uid, (unsigned)j->gid, verbs[f->access]);
-	if (f->access == PLAN_EXEC && (r = check_static(f->src)) < 0)
+	if ((r = fs_ids(j, true)) < 0)
 		return r;
-	if ((size_t)snprintf(dst, sizeof(dst), "%s/%s", j->root, f->name) >= sizeof(dst))
-		return jail_fail("stage", dst, -ENAMETOOLONG);
+	/* The last name may be a symlink: followed as uid:gid, it leads only
+	 * where they could go themselves. */
+	if ((src = open(f->src, O_PATH | O_CLOEXEC)) < 0 || fstat(src, &st) < 0)
+		e = -errno;
+	else if (S_ISREG(st.st_mode) &&
+		 faccessat(src, "", want[f->access], AT_EACCESS | AT_EMPTY_PATH) < 0)
+		access_e = -errno;
+	if ((r = fs_ids(j, false)) < 0)
+		goto out;
+	if (e == -EACCES)
+		r = jail_failf(e, "stage", f->src,
+			       "uid %u gid %u cannot reach it (every directory on its path must "
+			       "let them search it)",
+			       (unsigned)j->uid, (unsigned)j->gid);
+	else if (e)
+		r = jail_fail("stage", f->src, e);
+	else if (!S_ISREG(st.st_mode))
+		r = jail_failf(-EINVAL, "stage", f->src, "not a regular file");
+	else if (access_e == -EACCES)
+		r = jail_failf(access_e, "stage", f->src, "uid %u gid %u may not %s it",
+			       (unsigned)j->uid, (unsigned)j->gid, verbs[f->access]);
+	else if (access_e)
+		r = jail_fail("stage", f->src, access_e);
+	if (r < 0)
+		goto out;
+	jail_test_pause("opened %s", f->src);
+	if (f->access == PLAN_EXEC &&
+	    ((r = in = reopen(src, &st, f->src)) < 0 || (r = check_static(in, f->src)) < 0))
+		goto out;
 	/* A hard link costs nothing and shows the jail only this one file. */
-	if (linkat(AT_FDCWD, f->src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
-		return record(j, dst, false);
-	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
-		return jail_fail("stage", dst, -errno);
-	return copy_file(j, f->src, dst, &st);
+	if (linkat(src, "", root_fd(j), f->name, AT_EMPTY_PATH) == 0) {
+		r = record(j, j->root, f->name, false, false, "stage");
+		goto out;
+	}
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+		char path[PATH_MAX];
+		r = jail_fail("stage", child_path(j, j->root, f->name, path, sizeof(path)), -errno);
+		goto out;
+	}
+	if (in < 0 && (r = in = reopen(src, &st, f->src)) < 0)
+		goto out;
+	r = copy_file(j, in, f, &st);
+out:
+	close_fd(&in);
+	close_fd(&src);
+	return r < 0 ? r : 0;
 }
 
-int fs_stage(struct jail_fs *j, const struct plan *p)
+/* /dev/kvm, /dev/net/tun and /dev/urandom, root's 0600 until the handover.
+ * Made from the host: the bind mount shows the same inodes, and the nodev
+ * check in fs_create covers the jail's mount too (a bind mount keeps its
+ * source's flags). */
+static int make_devices(struct jail_fs *j)
 {
-	char path[PATH_MAX];
+	/* Misc devices 10:232 (kvm) and 10:200 (tun), mem device 1:9 (urandom):
+	 * fixed numbers in Linux's devices.txt. */
+	static const struct {
+		const char *name;
+		bool in_net;
+		unsigned major, minor;
+	} nodes[] = {{"kvm", false, 10, 232}, {"tun", true, 10, 200}, {"urandom", false, 1, 9}};
+	static const char step[] = "device nodes";
+	int dev, net, i;
+
+	if ((dev = make_dir(j, j->root, "dev", 0755, false, step, NULL)) < 0 ||
+	    (net = make_dir(j, dev, "net", 0755, false, step, NULL)) < 0)
+		return dev < 0 ? dev : net;
+	for (size_t n = 0; n < ARRAY_SIZE(nodes); n++) {
+		int parent = nodes[n].in_net ? net : dev;
+		if (mknodat(dir_fd(j, parent), nodes[n].name, S_IFCHR | 0600,
+			    makedev(nodes[n].major, nodes[n].minor)) < 0) {
+			char path[PATH_MAX];
+			return jail_fail(
+			    step, child_path(j, parent, nodes[n].name, path, sizeof(path)), -errno);
+		}
+		if ((i = record(j, parent, nodes[n].name, false, true, step)) < 0)
+			return i;
+		/* O_PATH: held for fchownat, never opened as a device. */
+		j->made[i].fd =
+		    openat(dir_fd(j, parent), nodes[n].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (j->made[i].fd < 0)
+			return jail_fail(step, j->made[i].path, -errno);
+		jail_test_pause("made %s", j->made[i].path);
+	}
+	return 0;
+}
+
+/* The --vsock socket's directories, each new, the tenant's at the handover
+ * (flint binds the socket there). */
+static int make_vsock_dirs(struct jail_fs *j, const char *vsock_path)
+{
+	char dirs[PATH_MAX], *save = NULL;
+	int parent = j->root;
+
+	snprintf(dirs, sizeof(dirs), "%s", vsock_path);
+	*strrchr(dirs, '/') = '\0';
+	for (char *c = strtok_r(dirs, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		if ((parent = make_dir(j, parent, c, 0755, true, "vsock directory",
+				       "already in the jail: give the socket a path of its own")) <
+		    0)
+			return parent;
+	}
+	return 0;
+}
+
+static int make_pid_file(struct jail_fs *j, const char *exec_name)
+{
+	char name[NAME_MAX + 1];
+	int fd, i;
+
+	if ((size_t)snprintf(name, sizeof(name), "%s.pid", exec_name) >= sizeof(name))
+		return jail_fail("pid file", exec_name, -ENAMETOOLONG);
+	fd = openat(root_fd(j), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		char path[PATH_MAX];
+		return jail_fail("pid file", child_path(j, j->root, name, path, sizeof(path)),
+				 -errno);
+	}
+	if ((i = record(j, j->root, name, false, false, "pid file")) < 0) {
+		close(fd);
+		return i;
+	}
+	j->made[i].fd = fd;
+	j->pid = i;
+	jail_test_pause("made %s", j->made[i].path);
+	return 0;
+}
+
+int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
+{
 	int r;
 
+	/* Checked as flint will run: uid:gid and no supplementary groups. The
+	 * jailer, root, needs none of its own. */
+	if (setgroups(0, NULL) < 0)
+		return jail_fail("clear supplementary groups", NULL, -errno);
 	for (unsigned i = 0; i < p->nfiles; i++)
 		if ((r = stage_file(j, &p->files[i])) < 0)
 			return r;
-	if (p->vsock_path[0]) {
-		/* The socket's directory, below the jail's root. */
-		if ((size_t)snprintf(path, sizeof(path), "%s%s", j->root, p->vsock_path) >=
-		    sizeof(path))
-			return jail_fail("vsock directory", p->vsock_path, -ENAMETOOLONG);
-		*strrchr(path, '/') = '\0';
-		if (strlen(path) > strlen(j->root) &&
-		    (r = make_dirs(j, path, strlen(j->root), true, "vsock directory")) < 0)
-			return r;
-	}
-	if (p->run_tmp) {
-		if ((size_t)snprintf(path, sizeof(path), "%s/tmp", j->root) >= sizeof(path))
-			return jail_fail("flint run /tmp", j->root, -ENAMETOOLONG);
-		if ((r = make_dir(j, path, 0700, true, "flint run /tmp")) < 0)
-			return r;
-		if (chown(path, j->uid, j->gid) < 0)
-			return jail_fail("flint run /tmp", path, -errno);
-	}
+	if ((r = make_devices(j)) < 0)
+		return r;
+	if (p->vsock_path[0] && (r = make_vsock_dirs(j, p->vsock_path)) < 0)
+		return r;
+	if (p->run_tmp && (r = make_dir(j, j->root, "tmp", 0700, true, "flint run /tmp", NULL)) < 0)
+		return r;
+	if (pid_file && (r = make_pid_file(j, p->files[0].name)) < 0)
+		return r;
 	return 0;
 }
 
@@ -260,88 +554,122 @@ static bool root_is_rootfs(void)
 int fs_enter(struct jail_fs *j)
 {
 	bool rootfs = root_is_rootfs();
+	const char *root = fs_root_path(j);
+	struct stat want, got;
+	int tree = -1, r = 0;
 
 	j->host_mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
 	if (j->host_mnt_fd < 0)
 		return jail_fail("enter jail", "/proc/self/ns/mnt", -errno);
+	/* The jail's root as the working directory: unshare carries it into
+	 * the new namespace, so its path is never looked up again. */
+	if (fchdir(root_fd(j)) < 0)
+		return jail_fail("enter jail", root, -errno);
 	if (unshare(CLONE_NEWNS) < 0)
 		return jail_fail("unshare mount namespace", NULL, -errno);
 	j->entered = true;
 	/* Nothing done in here may reach the host's mounts. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return jail_fail("make mounts private", "/", -errno);
-	/* pivot_root wants the new root to be a mount point. */
-	if (mount(j->root, j->root, NULL, MS_BIND, NULL) < 0)
-		return jail_fail("bind the jail", j->root, -errno);
-	if (chdir(j->root) < 0)
-		return jail_fail("bind the jail", j->root, -errno);
+	/* pivot_root wants the new root to be a mount point: "." bind-mounted
+	 * onto itself, entered through the new mount's descriptor. */
+	if ((tree = open_tree(AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0 ||
+	    move_mount(tree, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0 || fchdir(tree) < 0) {
+		r = jail_fail("bind the jail", root, -errno);
+		goto out;
+	}
 	/* pivot_root(".", "."): the old root ends up on top of the new one, and
 	 * unmounting "." detaches it; no old_root directory needed. */
 	if (syscall(SYS_pivot_root, ".", ".") == 0) {
-		if (umount2(".", MNT_DETACH) < 0)
-			return jail_fail("unmount the old root", "/", -errno);
+		if (umount2(".", MNT_DETACH) < 0) {
+			r = jail_fail("unmount the old root", "/", -errno);
+			goto out;
+		}
 		j->pivoted = true;
 	} else if (errno == EINVAL && rootfs) {
-		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
-			return jail_fail("move the jail over the initramfs root", j->root, -errno);
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) {
+			r = jail_fail("move the jail over the initramfs root", root, -errno);
+			goto out;
+		}
 	} else {
-		return jail_fail("pivot_root", j->root, -errno);
+		r = jail_fail("pivot_root", root, -errno);
+		goto out;
 	}
-	if (chroot(".") < 0 || chdir("/") < 0)
-		return jail_fail("chroot", j->root, -errno);
+	if (chroot(".") < 0 || chdir("/") < 0) {
+		r = jail_fail("chroot", root, -errno);
+		goto out;
+	}
+	if (stat("/", &got) < 0 || fstat(root_fd(j), &want) < 0 || got.st_dev != want.st_dev ||
+	    got.st_ino != want.st_ino)
+		r = jail_failf(-EXDEV, "enter jail", root,
+			       "the new root is not the jail's directory");
+out:
+	close_fd(&tree);
+	return r;
+}
+
+int fs_handover(struct jail_fs *j)
+{
+	/* Innermost first, the root last: until it is theirs, the tenant can
+	 * rename nothing in the jail. */
+	for (unsigned i = j->nmade; i-- > 0;) {
+		struct fs_entry *e = &j->made[i];
+		if (e->tenant && fchownat(e->fd, "", j->uid, j->gid, AT_EMPTY_PATH) < 0)
+			return jail_fail("hand the jail over", e->path, -errno);
+	}
+	if (fchown(root_fd(j), j->uid, j->gid) < 0)
+		return jail_fail("hand the jail over", fs_root_path(j), -errno);
 	return 0;
 }
 
-int fs_make_devices(struct jail_fs *j)
+int fs_write_pid(struct jail_fs *j, pid_t pid)
 {
-	/* Misc devices 10:232 (kvm) and 10:200 (tun), mem device 1:9 (urandom):
-	 * fixed numbers in Linux's devices.txt. */
-	static const struct {
-		const char *path;
-		unsigned major, minor;
-	} nodes[] = {{"/dev/kvm", 10, 232}, {"/dev/net/tun", 10, 200}, {"/dev/urandom", 1, 9}};
-	int r;
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%d\n", (int)pid);
 
-	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
-		char dir[PATH_MAX];
-		snprintf(dir, sizeof(dir), "%s", nodes[i].path);
-		*strrchr(dir, '/') = '\0';
-		if ((r = make_dirs(j, dir, 0, false, "device nodes")) < 0)
-			return r;
-		if (mknod(nodes[i].path, S_IFCHR | 0600, makedev(nodes[i].major, nodes[i].minor)) <
-		    0)
-			return jail_fail("device nodes", nodes[i].path, -errno);
-		if ((r = record(j, nodes[i].path, false)) < 0)
-			return r;
-		if (chown(nodes[i].path, j->uid, j->gid) < 0)
-			return jail_fail("device nodes", nodes[i].path, -errno);
-	}
+	/* The descriptor made before the handover: a name the tenant has since
+	 * changed in the root cannot redirect the write. */
+	if (j->pid < 0 || pwrite(j->made[j->pid].fd, text, n, 0) != n)
+		return jail_fail("write the pid file", j->pid < 0 ? NULL : j->made[j->pid].path,
+				 j->pid < 0 ? -EBADF
+				 : errno    ? -errno
+					    : -EIO);
 	return 0;
+}
+
+static void forget(struct jail_fs *j, bool remove)
+{
+	while (j->nmade > 0) {
+		struct fs_entry *e = &j->made[--j->nmade];
+		close_fd(&e->fd);
+		/* By the held parent and the name: whatever the tenant did with
+		 * names after the handover, nothing outside the jail is reached. */
+		if (remove &&
+		    unlinkat(dir_fd(j, e->parent), e->name, e->dir ? AT_REMOVEDIR : 0) < 0)
+			jail_fail("cleanup", e->path, -errno);
+		free(e->path);
+		e->path = NULL;
+	}
+	j->root = j->pid = -1;
+	close_fd(&j->top_fd);
+	free(j->top_path);
+	j->top_path = NULL;
+	close_fd(&j->host_mnt_fd);
 }
 
 void fs_undo(struct jail_fs *j)
 {
+	if (j->nmade > 0)
+		jail_test_pause("undo");
 	if (j->entered) {
 		if (setns(j->host_mnt_fd, CLONE_NEWNS) < 0)
 			jail_fail("cleanup: return to the host's mount namespace", NULL, -errno);
 		j->entered = false;
 	}
-	while (j->nmade > 0) {
-		unsigned i = --j->nmade;
-		char *path = j->made[i];
-		if ((j->made_dir[i] ? rmdir(path) : unlink(path)) < 0)
-			jail_fail("cleanup", path, -errno);
-		free(path);
-		j->made[i] = NULL;
-	}
-	close_fd(&j->host_mnt_fd);
+	forget(j, true);
 }
 
 void fs_keep(struct jail_fs *j)
 {
-	while (j->nmade > 0) {
-		free(j->made[--j->nmade]);
-		j->made[j->nmade] = NULL;
-	}
-	close_fd(&j->host_mnt_fd);
+	forget(j, false);
 }

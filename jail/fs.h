@@ -1,6 +1,23 @@
-/* The jail's file system: its directory, the files staged into it, the move
- * into it (a private mount namespace, pivot_root) and its device nodes.
- * Everything this run creates is recorded, so a failure removes it again. */
+/* The jail's file system: its directory, the files staged into it, its
+ * device nodes, the pid file, the move into it (a private mount namespace,
+ * pivot_root) and the handover to the jail's user.
+ *
+ * A process running as the jail's uid may be at work on the host while the
+ * jailer is (the same tenant's previous VM), so the jailer follows no name
+ * that uid could change:
+ * - the directories on the way to <base>/<exec> must be ones only root can
+ *   change (checked while walking them without following symlinks);
+ * - everything below is made relative to directory descriptors the jailer
+ *   holds (mkdirat, mknodat, openat with O_EXCL), each name new, in a root
+ *   that stays root's, 0755, until the end;
+ * - each staged file is opened once, by path as uid:gid (so its whole path
+ *   is resolved with their permissions), checked on that descriptor, and
+ *   linked or copied through it;
+ * - the tenant's entries (device nodes, the vsock socket's directories,
+ *   flint run's /tmp) and then the root are given to uid:gid last, with
+ *   fchown on held descriptors;
+ * - a failure removes what was made by (held directory, name), never by
+ *   path. */
 #ifndef FLINT_JAIL_FS_H
 #define FLINT_JAIL_FS_H
 
@@ -13,47 +30,79 @@
 
 #define FS_MAX_MADE 64
 
+/* One entry this run made. */
+struct fs_entry {
+	int parent; /* index of the directory entry it is in; -1: jail_fs.top_fd */
+	char name[NAME_MAX + 1];
+	char *path; /* host path, for messages only; malloc'd */
+	int fd;	    /* the entry itself (directories, device nodes, the pid file), or -1 */
+	bool dir;
+	bool tenant; /* given to uid:gid at the handover */
+};
+
 struct jail_fs {
-	char root[PATH_MAX]; /* host path of the jail's root */
 	uid_t uid;
 	gid_t gid;
-	char *made[FS_MAX_MADE]; /* host paths this run created, in order */
-	bool made_dir[FS_MAX_MADE];
+	int top_fd;			   /* the deepest directory of <base>/<exec> that existed */
+	char *top_path;			   /* its path; malloc'd */
+	struct fs_entry made[FS_MAX_MADE]; /* in the order made */
 	unsigned nmade;
+	int root;	 /* index of <base>/<exec>/<id>/root in made, or -1 */
+	int pid;	 /* index of the pid file in made, or -1 */
 	int host_mnt_fd; /* the mount namespace the jailer started in */
 	bool entered;	 /* in the jail's own mount namespace */
 	bool pivoted;	 /* false: moved over / and chrooted (an initramfs root) */
 };
 
-/* Make <dir>/root (dir is <base>/<exec name>/<id>), creating missing parents.
- * <dir> itself must not exist yet: a jail is never reused, so nothing a
- * previous tenant left (a planted symlink, a stale image) can be in it. The
- * root belongs to uid:gid, as Firecracker's does. 0 or -errno (printed). */
+/* Nothing made, no descriptor held: fs_undo and fs_keep may run on it. */
+void fs_init(struct jail_fs *j);
+
+/* Make <dir>/root (dir is <base>/<exec name>/<id>), creating missing
+ * parents, and hold a descriptor of it. <dir> itself must not exist yet: a
+ * jail is never reused, so nothing a previous tenant left (a planted
+ * symlink, a stale image) can be in it. Every directory on the way must be
+ * one that only root can change. The root stays root's until fs_handover.
+ * 0 or -errno (printed). */
 int fs_create(struct jail_fs *j, const char *dir, uid_t uid, gid_t gid) WARN_UNUSED;
 
-/* Stage the plan's files at the jail's top level, hard-linked when on the
- * same file system, else copied (owner, group and mode kept), and check
- * that uid:gid may use them as flint will; make the vsock socket's
- * directory and flint run's /tmp, owned by uid:gid. 0 or -errno (printed). */
-int fs_stage(struct jail_fs *j, const struct plan *p) WARN_UNUSED;
+/* The host path of the jail's root (for messages), "" before fs_create. */
+const char *fs_root_path(const struct jail_fs *j);
+
+/* Fill the jail while it is root's alone: stage the plan's files at its
+ * top level (each opened once as uid:gid, which must be allowed to use it
+ * as flint will; hard-linked through that descriptor when on the same file
+ * system, else copied from it with owner, group and mode kept), make /dev
+ * with kvm, net/tun and urandom, the vsock socket's directories and flint
+ * run's /tmp, and, with pid_file, create <exec name>.pid for
+ * fs_write_pid. 0 or -errno (printed). */
+int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file) WARN_UNUSED;
 
 /* Enter the jail: a new mount namespace with every mount private, the jail
- * bind-mounted onto itself and made the root with pivot_root; the old root
- * is unmounted. Where pivot_root cannot work (the current root is an
- * initramfs), the jail is moved over / and chrooted into, as switch_root
- * does: without capabilities neither way out exists. 0 or -errno (printed). */
+ * (the held root, carried in as the working directory) bind-mounted onto
+ * itself and made the root with pivot_root; the old root is unmounted.
+ * Where pivot_root cannot work (the current root is an initramfs), the jail
+ * is moved over / and chrooted into, as switch_root does: without
+ * capabilities neither way out exists. 0 or -errno (printed). */
 int fs_enter(struct jail_fs *j) WARN_UNUSED;
 
-/* In the jail: /dev/kvm, /dev/net/tun and /dev/urandom, owned by uid:gid.
- * 0 or -errno (printed). */
-int fs_make_devices(struct jail_fs *j) WARN_UNUSED;
+/* Give uid:gid what is theirs: the device nodes, the vsock socket's
+ * directories and /tmp, then the root, through held descriptors. The last
+ * step before flint: from here on the tenant may rename anything in the
+ * root, and the jailer looks up no name in it any more. 0 or -errno
+ * (printed). */
+int fs_handover(struct jail_fs *j) WARN_UNUSED;
 
-/* Remove what this run created, newest first; from inside the jail it
- * first returns to the jailer's original mount namespace (the jail's
- * namespace and its mounts go away with the last process in it). */
+/* Write pid to the pid file fs_stage created. 0 or -errno (printed). */
+int fs_write_pid(struct jail_fs *j, pid_t pid) WARN_UNUSED;
+
+/* Remove what this run created, newest first, each by its held directory
+ * and name; from inside the jail it first returns to the jailer's original
+ * mount namespace (for the cgroup file system; the jail's namespace and its
+ * mounts go away with the last process in it). */
 void fs_undo(struct jail_fs *j);
 
-/* Forget what was created: on success it stays for flint. */
+/* Forget what was created (on success it stays for flint) and close every
+ * descriptor held. */
 void fs_keep(struct jail_fs *j);
 
 #endif

@@ -76,25 +76,12 @@ static void forward(int sig)
 		kill(child, sig);
 }
 
-static int write_pid_file(pid_t pid)
-{
-	char path[PATH_MAX], text[32];
-	int n = snprintf(text, sizeof(text), "%d\n", (int)pid), r = 0;
-
-	/* In the jail: the host sees it at <root>/<exec name>.pid. */
-	snprintf(path, sizeof(path), "%s.pid", plan.argv[0]);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, n) != n)
-		r = jail_fail("write the pid file", path, -errno);
-	close_fd(&fd);
-	return r;
-}
-
 /* Fork flint off: into a new pid namespace (--new-pid-ns), or out of the
  * process group this jailer leads (--daemonize). The child reports a failure
  * before exec through a close-on-exec pipe, so the parent, still privileged,
- * can clean up; after a successful exec the parent writes the pid file and,
- * unless daemonizing, waits and exits with flint's status. */
+ * can clean up; after a successful exec the parent writes the pid file
+ * (made by fs_stage, written through its descriptor) and, unless
+ * daemonizing, waits and exits with flint's status. */
 static int spawn(int null_fd)
 {
 	int p[2], status;
@@ -129,7 +116,8 @@ static int spawn(int null_fd)
 		waitpid(child, NULL, 0);
 		return -ECHILD;
 	}
-	if (write_pid_file(child) < 0) {
+	jail_test_pause("pid file");
+	if (fs_write_pid(&jfs, child) < 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 		return -EIO;
@@ -158,8 +146,9 @@ int main(int argc, char **argv)
 {
 	char err[1024], dir[PATH_MAX];
 	int netns_fd = -1, null_fd = -1, r;
+	bool spawned;
 
-	jfs.host_mnt_fd = -1; /* fs_undo may run before fs_create */
+	fs_init(&jfs); /* fs_undo may run before fs_create */
 	switch (opts_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTS_EXIT_OK:
 		return 0;
@@ -190,8 +179,16 @@ int main(int argc, char **argv)
 		jail_fail("create jail", opts.base, r);
 		goto fail;
 	}
-	if (fs_create(&jfs, dir, opts.uid, opts.gid) < 0 || fs_stage(&jfs, &plan) < 0 ||
-	    cgroup_join(&cgroups, &opts) < 0)
+	/* flint is a child, whose pid the host needs, in a new pid namespace
+	 * or where setsid would fail (this process leads its group). */
+	spawned = opts.new_pid_ns || (opts.daemonize && getpid() == getpgrp());
+	if (fs_create(&jfs, dir, opts.uid, opts.gid) < 0)
+		goto fail;
+	jail_test_pause("created");
+	if (fs_stage(&jfs, &plan, spawned) < 0)
+		goto fail;
+	jail_test_pause("staged");
+	if (cgroup_join(&cgroups, &opts) < 0)
 		goto fail;
 	/* flint makes the same check, but cannot see its cgroup from the jail. */
 	if (cgroupfs_check_memory(plan.mem, err, sizeof(err)) < 0) {
@@ -209,16 +206,22 @@ int main(int argc, char **argv)
 		jail_fail("daemonize", "/dev/null", -errno);
 		goto fail;
 	}
-	if (fs_enter(&jfs) < 0 || fs_make_devices(&jfs) < 0)
+	if (fs_enter(&jfs) < 0)
 		goto fail;
+	jail_test_pause("entered");
 	if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) {
 		jail_fail("join network namespace", opts.netns, -errno);
 		goto fail;
 	}
 	close_fd(&netns_fd);
+	/* Last before flint: the tenant's entries, then the root. */
+	if (fs_handover(&jfs) < 0)
+		goto fail;
 	if (plan.vsock_path[0])
-		fprintf(stderr, "flint-jail: vsock socket at %s%s\n", jfs.root, plan.vsock_path);
-	if (opts.new_pid_ns || (opts.daemonize && getpid() == getpgrp())) {
+		fprintf(stderr, "flint-jail: vsock socket at %s%s\n", fs_root_path(&jfs),
+			plan.vsock_path);
+	jail_test_pause("before exec");
+	if (spawned) {
 		spawn(null_fd);
 		goto fail;
 	}

@@ -9,8 +9,6 @@
 set -u
 BUILD=$1
 JAIL=$BUILD/flint-jail
-PROBE=$BUILD/jail/probe
-SFLINT=$BUILD/jail/flint
 pass=0 fail=0 skipped=0
 
 if [ "$(id -u)" != 0 ]; then
@@ -20,6 +18,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 T=$(mktemp -d /tmp/flint-jail-test.XXXXXX) || exit 1
+# The jailer opens every file it stages as the jail's user, through its
+# whole path: the files, and the binaries (copied, wherever the checkout
+# is), are where that user can reach them.
+chmod 755 "$T"
+mkdir "$T/bin" "$T/dyn"
+cp "$BUILD/jail/probe" "$BUILD/jail/flint" "$T/bin/" && cp "$BUILD/flint" "$T/dyn/" || exit 1
+PROBE=$T/bin/probe
+SFLINT=$T/bin/flint
 BASE=$T/base
 U=54321
 OUT=$T/out
@@ -229,8 +235,8 @@ check_fails() {
 	[ -z "$why" ] && ok "fails-$name" || bad "fails-$name" "$why"
 }
 rm -rf "$BASE"
-check_fails dynamic-exec "flint-jail: stage: $BUILD/flint: dynamically linked" \
-	--id d --exec-file "$BUILD/flint" $ID
+check_fails dynamic-exec "flint-jail: stage: $T/dyn/flint: dynamically linked" \
+	--id d --exec-file "$T/dyn/flint" $ID
 check_fails missing-kernel "flint-jail: stage: $T/nope: No such file or directory" \
 	--id m --exec-file "$PROBE" $ID -- --kernel "$T/nope"
 chmod 600 "$T/files/vmlinux"
@@ -239,6 +245,13 @@ check_fails unreadable "flint-jail: stage: $T/files/vmlinux: uid $U gid $U may n
 chmod 644 "$T/files/vmlinux"
 check_fails rw-drive "may not read and write it" \
 	--id w --exec-file "$PROBE" $ID -- --drive "path=$T/files/vmlinux"
+# A file the user may read, but in a directory they may not search: the
+# jailer opens it as them, so they get nothing they could not open.
+mkdir -m 700 "$T/closed"
+echo kernel >"$T/closed/vmlinux"
+chmod 644 "$T/closed/vmlinux"
+check_fails unreachable "flint-jail: stage: $T/closed/vmlinux: uid $U gid $U cannot reach it" \
+	--id c --exec-file "$PROBE" $ID -- --kernel "$T/closed/vmlinux"
 check_fails netns-path "flint-jail: open network namespace: $T/nope: No such file" \
 	--id n --exec-file "$PROBE" $ID --netns "$T/nope" --cgroup pids.max=10 \
 	--parent-cgroup flint-jail-test
@@ -259,6 +272,37 @@ why=
 	why="no 'already exists'"
 [ -z "$why" ] && [ ! -f "$BASE/probe/twice/root/probe" ] && why="the first jail was touched"
 [ -z "$why" ] && ok fails-reused-id || bad fails-reused-id "$why"
+rm -rf "$BASE"
+
+# --- the base directory: every name on the way only root can change ------
+# (the jail's user could otherwise swap one and have the jail, and its
+# root handed to them, made anywhere)
+mkdir -m 777 "$T/open"
+jail --id o --exec-file "$PROBE" --uid $U --gid $U --chroot-base-dir "$T/open/base"
+why=
+[ "$status" = 125 ] || why="status $status"
+[ -z "$why" ] && ! grep -qF "flint-jail: create jail: $T/open: writable by users other than root" \
+	"$ERR" && why="no 'writable by users other than root'"
+[ -z "$why" ] && [ -n "$(ls -A "$T/open")" ] && why="left $(ls -A "$T/open")"
+[ -z "$why" ] && ok fails-open-base || bad fails-open-base "$why"
+# A symlink of the user's on the way: refused, nothing made where it points.
+mkdir -p "$T/theirs" "$T/target"
+ln -s "$T/target" "$T/theirs/link"
+chown -h "$U:$U" "$T/theirs" "$T/theirs/link"
+jail --id l --exec-file "$PROBE" --uid $U --gid $U --chroot-base-dir "$T/theirs/link/base"
+why=
+[ "$status" = 125 ] || why="status $status"
+[ -z "$why" ] && ! grep -qF "flint-jail: create jail: $T/theirs/link: in a directory users other than root may write" \
+	"$ERR" && why="no 'in a directory users other than root may write'"
+[ -z "$why" ] && [ -n "$(ls -A "$T/target")" ] && why="made $(ls -A "$T/target")"
+[ -z "$why" ] && ok fails-users-symlink-base || bad fails-users-symlink-base "$why"
+# root's own symlink (like /var/run) is followed.
+ln -s "$BASE" "$T/baselink"
+jail --id s --exec-file "$PROBE" --uid $U --gid $U --chroot-base-dir "$T/baselink" -- exit 0
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && [ ! -f "$BASE/probe/s/root/probe" ] && why="no jail at $BASE/probe/s"
+[ -z "$why" ] && ok base-through-roots-symlink || bad base-through-roots-symlink "$why"
 rm -rf "$BASE"
 
 # --- network namespace, pid namespace, daemonize ------------------------

@@ -2,7 +2,8 @@
 #   make build/flint-jail   the jailer: static, linked with libcap
 #   make build/jail/flint   flint linked statically (the jail holds no shared
 #                           libraries, like Firecracker's musl builds)
-#   make jail-test          host tests (tests/jail/run.sh; they need root)
+#   make jail-test          host tests (tests/jail/run.sh, and races.sh: the
+#                           jail's user against the jailer; they need root)
 #   make bench-jail         launch to init through flint-jail against flint
 #                           alone, in one rig run (bench/jail/)
 # The rig carries both binaries into L1 as $(BUILD)/tools/flint-jail and
@@ -30,6 +31,21 @@ $(BUILD)/jail/probe: tests/jail/probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -static -O2 -D_GNU_SOURCE $(WARN) -o $@ $<
 
+# The race tests' jailer: the same sources with -DJAIL_TEST_PAUSE, stopping
+# itself between steps (jail_test_pause in jail/err.h).
+JAIL_PAUSE_OBJS := $(JAIL_SRCS:jail/%.c=$(BUILD)/jail-pause/%.o)
+$(BUILD)/jail-pause/%.o: jail/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DJAIL_TEST_PAUSE $(FLINT_CFLAGS) $(CFLAGS) -c -o $@ $<
+$(BUILD)/jail/flint-jail-pause: $(JAIL_PAUSE_OBJS) $(JAIL_RUNNER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -static -o $@ $^ -lcap
+
+# The jail's user in the race tests: swaps names while the jailer works.
+$(BUILD)/jail/racer: tests/jail/racer.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -static -O2 -D_GNU_SOURCE $(WARN) -o $@ $<
+
 $(BUILD)/tools/flint-jail: $(BUILD)/flint-jail
 	@mkdir -p $(dir $@)
 	strip -o $@ $<
@@ -42,10 +58,12 @@ $(BUILD)/tests/unit/test_jail%.o: CPPFLAGS += -iquote jail
 
 vm-test: $(JAIL_RIG_BINS)
 
-jail-test: $(BUILD)/flint-jail $(BUILD)/jail/flint $(BUILD)/jail/probe
-	sh tests/jail/run.sh $(BUILD)
+# ($(BUILD)/flint: run.sh's dynamic exec file and flint's own memory check.)
+jail-test: $(BUILD)/flint-jail $(BUILD)/jail/flint $(BUILD)/jail/probe $(BUILD)/flint \
+		$(BUILD)/jail/flint-jail-pause $(BUILD)/jail/racer
+	sh tests/jail/run.sh $(BUILD); a=$$?; sh tests/jail/races.sh $(BUILD) && [ $$a = 0 ]
 
 bench-jail: $(BUILD)/flint-jail $(BUILD)/jail/flint
 	bench/jail/run $(BENCH_RUNS)
 
--include $(JAIL_OBJS:.o=.d)
+-include $(JAIL_OBJS:.o=.d) $(JAIL_PAUSE_OBJS:.o=.d)

@@ -172,8 +172,12 @@ static int open_parents(struct jail_fs *j, const char *path, int *idx)
 		}
 		if (!strcmp(c, "."))
 			continue;
+		if ((size_t)snprintf(walked + wl, sizeof(walked) - wl, "/%s", c) >=
+		    sizeof(walked) - wl) {
+			r = jail_fail(step, path, -ENAMETOOLONG);
+			goto out;
+		}
 		int nfd = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		snprintf(walked + wl, sizeof(walked) - wl, "/%s", c);
 		if (nfd < 0 && errno == ENOENT) {
 			/* The first one missing: from here on all is made. */
 			walked[wl] = '\0';
@@ -416,12 +420,14 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 	if (f->access == PLAN_EXEC &&
 	    ((r = in = reopen(src, &st, f->src)) < 0 || (r = check_static(in, f->src)) < 0))
 		goto out;
-	/* A hard link costs nothing and shows the jail only this one file. */
+	/* A hard link costs nothing and shows the jail only this one file.
+	 * ENOENT: no CAP_DAC_READ_SEARCH, or the file was unlinked since it was
+	 * opened; a copy from the descriptor works either way. */
 	if (linkat(src, "", root_fd(j), f->name, AT_EMPTY_PATH) == 0) {
 		r = record(j, j->root, f->name, false, false, "stage");
 		goto out;
 	}
-	if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != ENOENT) {
 		char path[PATH_MAX];
 		r = jail_fail("stage", child_path(j, j->root, f->name, path, sizeof(path)), -errno);
 		goto out;

@@ -5,6 +5,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#ifndef FLINT_PREFIX
+#define FLINT_PREFIX "/usr/local"
+#endif
+
+const char home_datadir[] = FLINT_PREFIX "/share/flint";
+
 static void add(struct home *h, const char *dir, size_t len, const char *why)
 {
 	if (h->n == HOME_MAX_DIRS || len == 0 || len >= sizeof(h->dirs[0].dir))
@@ -27,7 +33,7 @@ void home_init(struct home *h, const char *flint_home, const char *exe)
 		if (slash)
 			add(h, exe, slash == exe ? 1 : (size_t)(slash - exe), "beside flint");
 	}
-	add(h, FLINT_DATADIR, strlen(FLINT_DATADIR), NULL);
+	add(h, home_datadir, strlen(home_datadir), NULL);
 }
 
 int home_find(const struct home *h, const char *name, char *out, size_t len)

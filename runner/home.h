@@ -11,10 +11,9 @@
 
 #include "util.h"
 
-#ifndef FLINT_PREFIX
-#define FLINT_PREFIX "/usr/local"
-#endif
-#define FLINT_DATADIR FLINT_PREFIX "/share/flint"
+/* FLINT_PREFIX "/share/flint", with the prefix home.o was compiled with
+ * (the Makefile's PREFIX). */
+extern const char home_datadir[];
 
 #define HOME_MAX_DIRS 3
 
@@ -29,7 +28,7 @@ struct home {
 
 /* The places to look, in order: flint_home (the value of $FLINT_HOME;
  * NULL or "" for unset), the directory of exe (the running binary's path;
- * NULL to leave it out), FLINT_DATADIR. */
+ * NULL to leave it out), home_datadir. */
 void home_init(struct home *h, const char *flint_home, const char *exe);
 
 /* The first place holding a file `name`: its path in out[0..len). Returns 0

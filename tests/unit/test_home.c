@@ -50,13 +50,13 @@ Test(home, places_in_order)
 	cr_assert_eq(h.n, 3);
 	cr_assert_str_eq(h.dirs[0].dir, home_dir);
 	cr_assert_str_eq(h.dirs[1].dir, bin_dir);
-	cr_assert_str_eq(h.dirs[2].dir, FLINT_PREFIX "/share/flint");
+	cr_assert_str_eq(h.dirs[2].dir, home_datadir);
 	home_init(&h, "", "/flint");
 	cr_assert_eq(h.n, 2, "an empty FLINT_HOME is unset");
 	cr_assert_str_eq(h.dirs[0].dir, "/");
 	home_init(&h, NULL, NULL);
 	cr_assert_eq(h.n, 1);
-	cr_assert_str_eq(h.dirs[0].dir, FLINT_DATADIR);
+	cr_assert_str_eq(h.dirs[0].dir, home_datadir);
 }
 
 Test(home, first_place_holding_each_file)
@@ -90,11 +90,11 @@ Test(home, says_where_it_looked)
 	home_init(&h, home_dir, exe);
 	home_describe(&h, s, sizeof(s));
 	snprintf(want, sizeof(want), "%s (FLINT_HOME), %s (beside flint) or %s", home_dir,
-		 bin_dir, FLINT_DATADIR);
+		 bin_dir, home_datadir);
 	cr_assert_str_eq(s, want);
 	home_init(&h, NULL, exe);
 	home_describe(&h, s, sizeof(s));
 	snprintf(want, sizeof(want), "$FLINT_HOME (not set), %s (beside flint) or %s", bin_dir,
-		 FLINT_DATADIR);
+		 home_datadir);
 	cr_assert_str_eq(s, want);
 }

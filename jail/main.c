@@ -29,6 +29,7 @@ static struct jail_opts opts;
 static struct plan plan;
 static struct jail_cgroups cgroups;
 static struct jail_fs jfs;
+static struct home home;
 static pid_t child = -1;
 
 static int set_rlimits(void)
@@ -158,6 +159,9 @@ int main(int argc, char **argv)
 	case OPTS_RUN:
 		break;
 	}
+	/* flint run's guest is looked for where flint would look (runner/home.h):
+	 * $FLINT_HOME is read before the environment goes. */
+	home_init(&home, getenv("FLINT_HOME"), opts.exec_file);
 	/* Nothing of the caller's reaches flint: no descriptor, no variable. */
 	if (close_range(3, ~0U, 0) < 0) {
 		jail_fail("close inherited descriptors", NULL, -errno);
@@ -169,7 +173,7 @@ int main(int argc, char **argv)
 		jail_failf(-EPERM, "start", NULL, "flint-jail must be started as root");
 		return EXIT_JAIL;
 	}
-	if (plan_build(&plan, opts.exec_file, opts.flint_argc, opts.flint_argv, err, sizeof(err)) <
+	if (plan_build(&plan, opts.exec_file, &home, opts.flint_argc, opts.flint_argv, err, sizeof(err)) <
 	    0) {
 		jail_failf(-EINVAL, "flint arguments", NULL, "%s", err);
 		plan_free(&plan);

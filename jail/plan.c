@@ -222,17 +222,32 @@ static char *rewrite_value(struct plan *p, enum kind kind, const char *name, con
 	return s;
 }
 
-/* flint run's default kernel or root image, in the exec file's directory. */
-static int add_default(struct plan *p, const char *exec_file, const char *file, const char *opt,
-		       char **extra, int *nextra, char *err, size_t errlen)
+/* flint run's default kernel or root image: the first of h's places that
+ * has it (as flint itself looks, runner/home.h), else beside the exec file
+ * when no places are given. */
+static int add_default(struct plan *p, const struct home *h, const char *exec_file,
+		       const char *file, const char *opt, char **extra, int *nextra, char *err,
+		       size_t errlen)
 {
 	const char *slash = strrchr(exec_file, '/');
-	char path[PATH_MAX];
+	char path[PATH_MAX], where[3 * PATH_MAX];
 
-	if (slash)
+	if (h) {
+		int r = home_find(h, file, path, sizeof(path));
+		if (r == -ENOENT) {
+			home_describe(h, where, sizeof(where));
+			return fail(err, errlen, r,
+				    "flint run: no %s in %s; set FLINT_HOME to the directory "
+				    "holding it, or give %s FILE",
+				    file, where, opt);
+		}
+		if (r < 0)
+			return fail(err, errlen, r, "flint run: %s: path too long", file);
+	} else if (slash) {
 		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - exec_file), exec_file, file);
-	else
+	} else {
 		snprintf(path, sizeof(path), "%s", file);
+	}
 	int i = add_file(p, path, PLAN_READ, err, errlen);
 	if (i < 0)
 		return i;
@@ -243,8 +258,8 @@ static int add_default(struct plan *p, const char *exec_file, const char *file, 
 	return 0;
 }
 
-int plan_build(struct plan *p, const char *exec_file, int argc, char *const *argv, char *err,
-	       size_t errlen)
+int plan_build(struct plan *p, const char *exec_file, const struct home *h, int argc,
+	       char *const *argv, char *err, size_t errlen)
 {
 	bool run = argc > 0 && !strcmp(argv[0], "run"), kernel = false, rootfs = false,
 	     vsock = false;
@@ -306,10 +321,10 @@ int plan_build(struct plan *p, const char *exec_file, int argc, char *const *arg
 		if (push(p->argv, &p->argc, strdup(argv[i])) < 0)
 			return fail(err, errlen, -ENOMEM, "out of memory");
 	if ((run && !kernel &&
-	     (r = add_default(p, exec_file, "vmlinux", "--kernel", extra, &nextra, err, errlen)) <
+	     (r = add_default(p, h, exec_file, "vmlinux", "--kernel", extra, &nextra, err, errlen)) <
 		 0) ||
 	    (run && !rootfs &&
-	     (r = add_default(p, exec_file, "rootfs.ext4", "--rootfs", extra, &nextra, err,
+	     (r = add_default(p, h, exec_file, "rootfs.ext4", "--rootfs", extra, &nextra, err,
 			      errlen)) < 0)) {
 		while (nextra > 0)
 			free(extra[--nextra]);

@@ -1,10 +1,12 @@
 /* What the jail must hold for flint's arguments, and the arguments rewritten
- * for flint's view from inside it. Pure: walks argv, touches no file.
+ * for flint's view from inside it. Pure but for flint run's defaults: walks
+ * argv and touches no file, except that it looks for those defaults.
  *
  * The files flint opens are named on its command line: --kernel, --initrd,
- * --drive path=, --rootfs (flint run) and flint run's defaults beside the
- * binary (vmlinux, rootfs.ext4), which flint cannot find from inside a jail
- * with no /proc, so they are passed explicitly. Each is staged at the jail's
+ * --drive path=, --rootfs (flint run) and flint run's defaults (vmlinux,
+ * rootfs.ext4, found where flint would look for them outside the jail,
+ * runner/home.h), which flint cannot find from inside a jail with no /proc
+ * or environment, so they are passed explicitly. Each is staged at the jail's
  * top level under its own name (numbered when two names collide) and the
  * argument points there. The --vsock socket's directory is made inside the
  * jail. Options the plan does not know pass through untouched and nothing
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "home.h"
 #include "util.h"
 
 /* The exec file, kernel, initrd, flint run's root image and the drives. */
@@ -41,10 +44,13 @@ struct plan {
 	uint64_t mem;		   /* guest memory from --mem, or flint's default */
 };
 
-/* Build the plan for exec_file (host path) and flint's arguments. 0, or
- * -EINVAL / -ENOMEM with a message in err; plan_free in every case. */
-int plan_build(struct plan *p, const char *exec_file, int argc, char *const *argv, char *err,
-	       size_t errlen) WARN_UNUSED;
+/* Build the plan for exec_file (host path) and flint's arguments. flint
+ * run's defaults come from the first of h's places that has them (h built
+ * with home_init for $FLINT_HOME and exec_file), or, with h NULL, from
+ * beside exec_file. 0, or -EINVAL / -ENOMEM / -ENOENT with a message in
+ * err; plan_free in every case. */
+int plan_build(struct plan *p, const char *exec_file, const struct home *h, int argc,
+	       char *const *argv, char *err, size_t errlen) WARN_UNUSED;
 
 void plan_free(struct plan *p);
 

@@ -1,14 +1,17 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plan.h"
 
 #define ARGV(...) ((char *const[]){__VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *const[]){__VA_ARGS__}) / sizeof(char *)))
 #define BUILD(p, ...)                                                                              \
-	plan_build(p, "/opt/flint/flint", ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err, 256)
+	plan_build(p, "/opt/flint/flint", NULL, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err, 256)
 
 static struct plan p;
 static char err[256];
@@ -35,7 +38,7 @@ TestSuite(jail_plan, .fini = fini);
 
 Test(jail_plan, exec_file_only)
 {
-	cr_assert_eq(plan_build(&p, "/opt/flint/flint", 0, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(plan_build(&p, "/opt/flint/flint", NULL, 0, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(joined(), "/flint");
 	cr_assert_eq(p.nfiles, 1);
 	cr_assert_str_eq(p.files[0].src, "/opt/flint/flint");
@@ -146,4 +149,44 @@ Test(jail_plan, memory_sizes)
 		cr_assert_eq(p.mem, cases[i].bytes, "--mem %s", cases[i].arg);
 		plan_free(&p);
 	}
+}
+
+/* flint run's defaults come from where flint itself would look: the first
+ * of $FLINT_HOME, beside the exec file, PREFIX/share/flint that has each. */
+Test(jail_plan, run_defaults_follow_flint_home)
+{
+	char home_dir[] = "/tmp/flint-plan-home.XXXXXX", exe_dir[] = "/tmp/flint-plan-exe.XXXXXX";
+	char path[PATH_MAX], exe[PATH_MAX], want[2 * PATH_MAX];
+	struct home h;
+
+	cr_assert_not_null(mkdtemp(home_dir));
+	cr_assert_not_null(mkdtemp(exe_dir));
+	/* The kernel in FLINT_HOME, the root image only beside the binary. */
+	snprintf(path, sizeof(path), "%s/vmlinux", home_dir);
+	fclose(fopen(path, "w"));
+	snprintf(path, sizeof(path), "%s/rootfs.ext4", exe_dir);
+	fclose(fopen(path, "w"));
+	snprintf(exe, sizeof(exe), "%s/flint", exe_dir);
+	home_init(&h, home_dir, exe);
+	cr_assert_eq(plan_build(&p, exe, &h, ARGC("run", "--", "true"), ARGV("run", "--", "true"),
+				err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 -- true");
+	snprintf(want, sizeof(want), "%s/vmlinux", home_dir);
+	cr_assert_str_eq(p.files[1].src, want);
+	snprintf(want, sizeof(want), "%s/rootfs.ext4", exe_dir);
+	cr_assert_str_eq(p.files[2].src, want);
+	plan_free(&p);
+
+	/* Nowhere: the error says where it looked and how to point elsewhere. */
+	snprintf(path, sizeof(path), "%s/vmlinux", home_dir);
+	unlink(path);
+	cr_assert_eq(plan_build(&p, exe, &h, ARGC("run"), ARGV("run"), err, sizeof(err)), -ENOENT);
+	cr_assert(strstr(err, "no vmlinux in") && strstr(err, home_dir) && strstr(err, exe_dir) &&
+		      strstr(err, "FLINT_HOME") && strstr(err, "--kernel FILE"),
+		  "%s", err);
+	snprintf(path, sizeof(path), "%s/rootfs.ext4", exe_dir);
+	unlink(path);
+	rmdir(home_dir);
+	rmdir(exe_dir);
 }

@@ -20,7 +20,7 @@ FUZZ_SRCS_fuzz_vsock := virtio/vsock_pkt.c runner/vsock_conn.c runner/vsock_uds.
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 # The device on a real io_uring event loop, a socket pair for its tap.
 FUZZ_SRCS_fuzz_net := virtio/net.c virtio/net_hdr.c virtio/tap.c virtio/vq.c runner/gmem.c \
-	runner/study.c runner/evloop.c runner/util.c
+	runner/study.c runner/evloop.c runner/uring.c runner/util.c
 FUZZ_LIBS_fuzz_net := -luring
 
 .PHONY: fuzz fuzz-smoke fuzz-build

@@ -11,6 +11,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "uring.h"
+
 /* Every opcode the ring accepts: one row for each submission function. The
  * kernel completes any other opcode with -EACCES, so a seccomp filter that
  * allows io_uring_enter() allows no more than this. */
@@ -68,33 +70,8 @@ static void woken(struct ev_op *op, int res)
 		pr_err("event loop: polling its eventfd: %s", strerror(-res));
 }
 
-/* Install allowed_ops and enable the ring. No IORING_RESTRICTION_REGISTER_OP
- * rows: once enabled, the ring refuses every io_uring_register() operation. */
-static int restrict_ring(struct io_uring *ring)
-{
-	struct io_uring_restriction res[ARRAY_SIZE(allowed_ops)];
-	int r;
-
-	memset(res, 0, sizeof(res));
-	for (size_t i = 0; i < ARRAY_SIZE(allowed_ops); i++) {
-		res[i].opcode = IORING_RESTRICTION_SQE_OP;
-		res[i].sqe_op = allowed_ops[i];
-	}
-	/* liburing 2.3 declares io_uring_register_restrictions() and
-	 * io_uring_enable_rings() but does not export them from the shared
-	 * library (axboe/liburing#773), so go through io_uring_register(). */
-	r = io_uring_register(ring->ring_fd, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res));
-	if (r < 0)
-		return r;
-	r = io_uring_register(ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-	return r < 0 ? r : 0;
-}
-
 int evloop_create(struct evloop **out, unsigned entries)
 {
-	/* SUBMIT_ALL: an SQE the kernel refuses does not hold back the ones
-	 * after it. The ring fd is close-on-exec by the kernel's own doing. */
-	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL};
 	struct evloop *l = calloc(1, sizeof(*l));
 	int r;
 
@@ -107,17 +84,10 @@ int evloop_create(struct evloop **out, unsigned entries)
 		r = -errno;
 		goto err;
 	}
-	r = io_uring_queue_init_params(entries, &l->ring, &p);
-	if (r == -EINVAL && entries) {
-		/* IORING_SETUP_SUBMIT_ALL needs Linux 5.18. */
-		p = (struct io_uring_params){.flags = IORING_SETUP_R_DISABLED};
-		r = io_uring_queue_init_params(entries, &l->ring, &p);
-	}
+	r = uring_init_restricted(&l->ring, entries, allowed_ops, ARRAY_SIZE(allowed_ops));
 	if (r < 0)
 		goto err;
 	l->ring_ok = true;
-	if ((r = restrict_ring(&l->ring)) < 0)
-		goto err;
 	*out = l;
 	return 0;
 err:

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "uring.h"
+
 /* Every opcode the ring accepts; the kernel completes any other with
  * -EACCES. */
 static const uint8_t allowed_ops[] = {
@@ -23,31 +25,11 @@ struct blk_ring {
 	unsigned pending, depth;
 };
 
-static int restrict_ring(struct io_uring *ring)
-{
-	struct io_uring_restriction res[ARRAY_SIZE(allowed_ops)];
-	int r;
-
-	memset(res, 0, sizeof(res));
-	for (size_t i = 0; i < ARRAY_SIZE(allowed_ops); i++) {
-		res[i].opcode = IORING_RESTRICTION_SQE_OP;
-		res[i].sqe_op = allowed_ops[i];
-	}
-	/* Through io_uring_register(): liburing 2.3 does not export its
-	 * wrappers (see evloop.c). */
-	r = io_uring_register(ring->ring_fd, IORING_REGISTER_RESTRICTIONS, res, ARRAY_SIZE(res));
-	if (r < 0)
-		return r;
-	r = io_uring_register(ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-	return r < 0 ? r : 0;
-}
-
 int blk_ring_create(struct blk_ring **out, unsigned depth)
 {
 	/* An SQE per operation in flight: the CQ, twice the SQ, then holds
 	 * all of their completions and the drain's cancel, and never
 	 * overflows. A full SQ is flushed to the kernel (get_sqe). */
-	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL};
 	struct blk_ring *r;
 	int err;
 
@@ -58,17 +40,10 @@ int blk_ring_create(struct blk_ring **out, unsigned depth)
 	if (!r)
 		return -ENOMEM;
 	r->depth = depth;
-	err = io_uring_queue_init_params(depth, &r->ring, &p);
-	if (err == -EINVAL) {
-		/* IORING_SETUP_SUBMIT_ALL needs Linux 5.18. */
-		p = (struct io_uring_params){.flags = IORING_SETUP_R_DISABLED};
-		err = io_uring_queue_init_params(depth, &r->ring, &p);
-	}
+	err = uring_init_restricted(&r->ring, depth, allowed_ops, ARRAY_SIZE(allowed_ops));
 	if (err < 0)
 		goto err;
 	r->ring_ok = true;
-	if ((err = restrict_ring(&r->ring)) < 0)
-		goto err;
 	*out = r;
 	return 0;
 err:

@@ -87,6 +87,19 @@ static void put_trimmed(struct sbuf *b, const char *s, size_t len)
 	put(b, s, n);
 }
 
+/* Whether s ends inside double quotes. The kernel's next_arg() turns its
+ * in-quote state over at every '"' and ends a word only at white space
+ * outside quotes, so each word holds an even number of them but the last,
+ * which, open, runs on to the end of the whole line. */
+static bool open_quote(const char *s)
+{
+	bool open = false;
+
+	for (; *s; s++)
+		open ^= *s == '"';
+	return open;
+}
+
 char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t errlen)
 {
 	const char *pieces[2] = {p->base ? p->base : "", p->append ? p->append : ""};
@@ -96,6 +109,16 @@ char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t
 	struct sbuf b = {0};
 
 	for (int k = 0; k < 2; k++) {
+		/* What follows it (flint's device arguments, init's words)
+		 * would become part of that word and never reach the kernel
+		 * or init as arguments of their own. */
+		if (open_quote(pieces[k])) {
+			snprintf(err, errlen,
+				 "%s leaves a double quote open: the kernel would read flint's "
+				 "device arguments and whatever follows as part of its last word",
+				 k ? "--append" : "--cmdline");
+			return NULL;
+		}
 		klen[k] = cmdline_split(pieces[k], &init[k]);
 		cap += strlen(pieces[k]) + 1;
 		if (init[k]) {

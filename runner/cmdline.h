@@ -31,7 +31,9 @@ size_t cmdline_split(const char *s, const char **init);
  * when some init part is not empty. Words are double-quoted where they hold
  * a space or are empty. Returns a malloc'd string, or NULL with a message in
  * err: a word the kernel cannot carry (one holding a double quote, or "--",
- * which would end init's arguments there), or a line longer than max - 1
+ * which would end init's arguments there), base or append ending inside
+ * double quotes (what follows would join their last word), or a line
+ * longer than max - 1
  * bytes (max counts the NUL, as the kernel's COMMAND_LINE_SIZE does: flint
  * never truncates). */
 char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t errlen);

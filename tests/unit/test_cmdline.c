@@ -141,6 +141,35 @@ Test(cmdline, words_the_kernel_cannot_carry_are_refused)
 	cr_assert_not_null(strstr(err, "end init's arguments"), "%s", err);
 }
 
+/* A double quote left open runs its word to the end of the line (the
+ * kernel's next_arg()): flint's device arguments after it would be part of
+ * that parameter's value and the guest would find no drive, as with the
+ * "--" of issue 10. Refused, in either piece and on either side of "--";
+ * balanced quotes, even mid-word, pass. */
+Test(cmdline, an_open_double_quote_is_refused)
+{
+	char err[256];
+	char *words[] = {"x"};
+	struct cmdline_parts p = {.base = "console=ttyS0 root=/dev/vda foo=\"bar", .devices = DEV};
+
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "--cmdline leaves a double quote open"), "%s", err);
+	p.base = "console=ttyS0";
+	p.append = "foo=\"bar baz";
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "--append leaves a double quote open"), "%s", err);
+	/* In init's part, flint's own words would join the open word. */
+	p.append = NULL;
+	p.base = "init=/bin/sh -- -c \"echo";
+	p.devices = NULL;
+	p.words = words;
+	p.nwords = 1;
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	p.base = "foo=\"a b\" \"c d\" e=f\"g h\" -- -c \"echo hi\"";
+	p.devices = DEV;
+	EXPECT(&p, "foo=\"a b\" \"c d\" e=f\"g h\" " DEV " -- -c \"echo hi\" x");
+}
+
 Test(cmdline, too_long_is_an_error_never_a_truncation)
 {
 	char err[256];

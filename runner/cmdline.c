@@ -126,6 +126,23 @@ char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t
 			has_init |= ilen > 0;
 		}
 	}
+	/* The kernel hands init the words up to a second "--" and drops the
+	 * rest: refuse an init part with one that anything follows (its own
+	 * words, --append's, flint's), as flint refuses a "--" word of its own. */
+	for (int k = 0; k < 2; k++) {
+		const char *after;
+		size_t n = 0;
+		if (!init[k] || (cmdline_split(init[k], &after), !after))
+			continue;
+		trim(after, strlen(after), &n);
+		if (n || p->nwords > 0 || (k == 0 && init[1] && *skip_spaces(init[1]))) {
+			snprintf(err, errlen,
+				 "%s: a second \"--\" ends init's arguments, and the kernel would "
+				 "drop the words after it",
+				 k ? "--append" : "--cmdline");
+			return NULL;
+		}
+	}
 	if (p->devices)
 		cap += strlen(p->devices) + 1;
 	for (int i = 0; i < p->nwords; i++) {

@@ -32,7 +32,8 @@ size_t cmdline_split(const char *s, const char **init);
  * a space or are empty. Returns a malloc'd string, or NULL with a message in
  * err: a word the kernel cannot carry (one holding a double quote, or "--",
  * which would end init's arguments there), base or append ending inside
- * double quotes (what follows would join their last word), or a line
+ * double quotes (what follows would join their last word) or with a second
+ * "--" that words follow (the kernel would drop them), or a line
  * longer than max - 1
  * bytes (max counts the NUL, as the kernel's COMMAND_LINE_SIZE does: flint
  * never truncates). */

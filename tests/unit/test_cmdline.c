@@ -170,6 +170,38 @@ Test(cmdline, an_open_double_quote_is_refused)
 	EXPECT(&p, "foo=\"a b\" \"c d\" e=f\"g h\" " DEV " -- -c \"echo hi\" x");
 }
 
+/* After the first "--" the kernel hands init the words up to the next
+ * "--" and drops the rest (parse_args() stops at "--" for init's arguments
+ * too): a second "--" that words follow, the user's, --append's or
+ * flint's, is refused; one at the very end drops nothing. */
+Test(cmdline, words_after_a_second_dashes_are_refused)
+{
+	char err[256];
+	char *words[] = {"z"};
+	struct cmdline_parts p = {.base = "init=/bin/sh -- -c \"echo $1\" -- hello", .devices = DEV};
+
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "--cmdline: a second \"--\""), "%s", err);
+	/* flint's own words after the user's second "--". */
+	p.base = "init=/bin/sh -- -c x --";
+	p.words = words;
+	p.nwords = 1;
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	/* --append's init words after it. */
+	p.nwords = 0;
+	p.append = "-- y";
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	p.base = "init=/bin/sh";
+	p.append = "-- -c x -- y";
+	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "--append: a second"), "%s", err);
+	/* A "--" inside quotes is a word of init's; one at the very end drops
+	 * nothing. */
+	p.append = NULL;
+	p.base = "init=/bin/sh -- -c \"a -- b\" --";
+	EXPECT(&p, "init=/bin/sh " DEV " -- -c \"a -- b\" --");
+}
+
 Test(cmdline, too_long_is_an_error_never_a_truncation)
 {
 	char err[256];

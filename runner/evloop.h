@@ -16,16 +16,10 @@
 #define FLINT_EVLOOP_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
 #include "util.h"
-
-/* The struct that embeds *ptr as its `member`. */
-#ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-#endif
 
 struct evloop;
 struct io_uring_sqe;

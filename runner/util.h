@@ -4,11 +4,16 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define WARN_UNUSED __attribute__((warn_unused_result))
 #define PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* The struct that embeds *ptr as its `member`: how a callback given a
+ * pointer to an embedded op (struct ev_op, struct blk_ring_op) gets back to
+ * its owner. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Log one line to stderr, prefixed "flint: ". */
 void pr_err(const char *fmt, ...) PRINTF(1, 2);

@@ -16,16 +16,10 @@
 #define FLINT_BLK_RING_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
 #include "util.h"
-
-/* The struct that embeds *ptr as its `member` (as evloop.h has it). */
-#ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
-#endif
 
 struct blk_ring;
 

@@ -16,9 +16,9 @@ WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
 # runner/seccomp.h does not hide libseccomp's <seccomp.h>.
 CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
-LDLIBS_FLINT := -pthread -luring -lseccomp
+LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson
 
-RUNNER_SRCS := $(wildcard runner/*.c virtio/*.c) rootfs/agent/proto.c
+RUNNER_SRCS := $(wildcard runner/*.c runner/*/*.c virtio/*.c) rootfs/agent/proto.c
 RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))
 RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(BUILD)/%.o)
 RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -1,0 +1,325 @@
+/* vm_config: the machine as Firecracker's API resources describe it
+ * (machine-config, boot-source, drives, network-interfaces, vsock, logger,
+ * metrics, entropy, serial), with Firecracker's field names, defaults and
+ * rules. The command line, the JSON config file and the API bodies
+ * (config_json.h) all produce one; the VM owns it. Process policy (console
+ * mode, seccomp, stats) and `flint run`'s own fields stay out.
+ *
+ * Pure data and rules: no I/O. Every string is malloc'd and owned by the
+ * struct holding it; vm_config_free releases them. The parts carry every
+ * field Firecracker accepts, including those flint does not honour yet:
+ * vm_config_features() says which are in use, and
+ * vm_config_check_supported() refuses those the VM layer cannot honour, so
+ * nothing is dropped in silence. vmc_ is this module's short prefix for the
+ * parts. */
+#ifndef FLINT_VM_CONFIG_H
+#define FLINT_VM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ratelimit.h"
+#include "util.h"
+
+/* flint's limits (cli.h's MAX_VCPUS, MAX_DRIVES, MAX_NETS and
+ * cli_parse_size's 16 MiB to 1 TiB; vm_config.c checks they agree).
+ * Firecracker's vCPU limit is 32 as well. */
+#define VMC_MAX_VCPUS	32
+#define VMC_MAX_DRIVES	16
+#define VMC_MAX_NETS	8
+#define VMC_MIN_MEM_MIB 16ULL
+#define VMC_MAX_MEM_MIB (1ULL << 20)
+/* Firecracker's defaults before PUT /machine-config. */
+#define VMC_DEFAULT_VCPUS   1
+#define VMC_DEFAULT_MEM_MIB 128ULL
+/* Longest drive_id or iface_id (Firecracker sets none; flint names devices
+ * by id in messages and stats). */
+#define VMC_MAX_ID 64
+/* Longest host path (PATH_MAX with its NUL). */
+#define VMC_MAX_PATH 4095
+/* Longest vsock uds_path: sun_path holds 108 bytes and "_<port>" must fit
+ * after it (as --vsock). */
+#define VMC_MAX_UDS_PATH 96
+/* Longest host_dev_name: IFNAMSIZ with its NUL. */
+#define VMC_MAX_IFNAME 15
+/* Network MTU range (swagger: 68 to 65535). */
+#define VMC_MIN_MTU 68
+#define VMC_MAX_MTU 65535
+
+/* Rate limiters are ratelimit.h's struct ratelimit_cfg (Firecracker's
+ * RateLimiter: a bandwidth and an ops token bucket). A bucket with size 0 or
+ * refill_time 0 limits nothing and is stored all zero; all zero is what an
+ * absent bucket is.
+ *
+ * A PATCH changes bucket by bucket: has_X says the body gave bucket X (one
+ * given with size 0 removes that limit); one not given stays as it was. */
+struct vmc_rl_patch {
+	bool has_bandwidth;
+	bool has_ops;
+	struct ratelimit_cfg v;
+};
+
+enum vmc_cpu_template {
+	VMC_CPU_TEMPLATE_NONE, /* "None", the default */
+	VMC_CPU_TEMPLATE_C3,
+	VMC_CPU_TEMPLATE_T2,
+	VMC_CPU_TEMPLATE_T2S,
+	VMC_CPU_TEMPLATE_T2CL,
+	VMC_CPU_TEMPLATE_T2A,
+	VMC_CPU_TEMPLATE_V1N1,
+};
+
+enum vmc_huge_pages { VMC_HUGE_PAGES_NONE, VMC_HUGE_PAGES_2M };
+
+/* machine-config (Firecracker's MachineConfiguration). */
+struct vmc_machine {
+	unsigned vcpu_count;	/* 1..32; with smt, 1 or even */
+	uint64_t mem_size_mib;	/* 16 MiB..1 TiB; even with 2M huge pages */
+	bool smt;		/* default false */
+	bool track_dirty_pages; /* default false */
+	enum vmc_cpu_template cpu_template;
+	enum vmc_huge_pages huge_pages;
+};
+
+/* PATCH /machine-config: the fields present, and their values in v. */
+struct vmc_machine_patch {
+	bool has_vcpu_count, has_mem_size_mib, has_smt, has_track_dirty_pages, has_cpu_template,
+	    has_huge_pages;
+	struct vmc_machine v;
+};
+
+/* boot-source. kernel_image_path NULL: not set yet. boot_args NULL: the VM
+ * layer's default command line. */
+struct vmc_boot {
+	char *kernel_image_path;
+	char *initrd_path; /* NULL for none */
+	char *boot_args;
+};
+
+enum vmc_cache_type { VMC_CACHE_UNSAFE, VMC_CACHE_WRITEBACK };
+enum vmc_io_engine { VMC_IO_ENGINE_SYNC, VMC_IO_ENGINE_ASYNC };
+
+/* One drive (Firecracker's Drive): a virtio-blk drive backed by
+ * path_on_host, or a vhost-user-blk drive whose backend listens on socket;
+ * exactly one of the two is set. */
+struct vmc_drive {
+	char *drive_id;
+	char *path_on_host; /* virtio-blk image, NULL for vhost-user-blk */
+	char *socket;	    /* vhost-user-blk backend, NULL for virtio-blk */
+	char *partuuid;	    /* root partition's PARTUUID, NULL for none */
+	bool is_root_device;
+	bool is_read_only;		   /* default false; virtio-blk only */
+	enum vmc_cache_type cache_type;	   /* default Unsafe */
+	enum vmc_io_engine io_engine;	   /* default Sync; virtio-blk only */
+	struct ratelimit_cfg rate_limiter; /* virtio-blk only */
+	bool direct; /* flint's own "flint_direct" (--drive direct): O_DIRECT */
+};
+
+/* PATCH /drives/{id} (Firecracker's PartialDrive): a new image and rate
+ * limiter buckets for an existing drive. */
+struct vmc_drive_patch {
+	char *drive_id;
+	char *path_on_host; /* NULL: unchanged */
+	struct vmc_rl_patch rate_limiter;
+};
+
+/* One network interface (Firecracker's NetworkInterface). */
+struct vmc_net {
+	char *iface_id;
+	char *host_dev_name; /* the host tap */
+	bool has_guest_mac;  /* else the guest picks one */
+	uint8_t guest_mac[6];
+	unsigned mtu; /* advertised with VIRTIO_NET_F_MTU; 0: none */
+	struct ratelimit_cfg rx_rate_limiter, tx_rate_limiter;
+};
+
+/* PATCH /network-interfaces/{id} (PartialNetworkInterface). */
+struct vmc_net_patch {
+	char *iface_id;
+	struct vmc_rl_patch rx_rate_limiter, tx_rate_limiter;
+};
+
+struct vmc_vsock {
+	bool enabled;
+	uint32_t guest_cid; /* 3..2^32-2 */
+	char *uds_path;
+	char *vsock_id; /* deprecated by Firecracker, kept; NULL for none */
+};
+
+enum vmc_log_level {
+	VMC_LOG_ERROR,
+	VMC_LOG_WARNING,
+	VMC_LOG_INFO, /* the default */
+	VMC_LOG_DEBUG,
+	VMC_LOG_TRACE,
+	VMC_LOG_OFF,
+};
+
+struct vmc_logger {
+	bool enabled;
+	char *log_path; /* NULL: none given */
+	enum vmc_log_level level;
+	bool show_level;
+	bool show_log_origin;
+	char *module; /* filter on a module path, NULL for none */
+};
+
+struct vmc_metrics {
+	char *metrics_path; /* NULL: metrics not configured */
+};
+
+struct vmc_entropy {
+	bool enabled;
+	struct ratelimit_cfg rate_limiter;
+};
+
+/* PUT /serial (Firecracker's SerialDevice). */
+struct vmc_serial {
+	bool enabled;
+	char *serial_out_path;			  /* NULL: none given */
+	struct ratelimit_bucket_cfg rate_limiter; /* output bytes; all zero: none */
+};
+
+struct vm_config {
+	struct vmc_machine machine;
+	struct vmc_boot boot;
+	/* In guest order: the root device, if any, first (/dev/vda). */
+	struct vmc_drive drives[VMC_MAX_DRIVES];
+	unsigned ndrives;
+	struct vmc_net nets[VMC_MAX_NETS]; /* eth0, eth1, ... */
+	unsigned nnets;
+	struct vmc_vsock vsock;
+	struct vmc_logger logger;
+	struct vmc_metrics metrics;
+	struct vmc_entropy entropy;
+	struct vmc_serial serial;
+};
+
+/* Features a vm_config may ask for that the VM layer may not honour (yet).
+ * The VM layer states the mask it honours; vm_config_check_supported
+ * refuses the rest, naming the field. */
+enum vmc_feature {
+	VMC_F_SMT = 1u << 0,		     /* machine-config smt: true */
+	VMC_F_CPU_TEMPLATE = 1u << 1,	     /* cpu_template other than None */
+	VMC_F_HUGE_PAGES = 1u << 2,	     /* huge_pages 2M */
+	VMC_F_DIRTY_PAGES = 1u << 3,	     /* track_dirty_pages: true */
+	VMC_F_VHOST_USER_BLK = 1u << 4,	     /* a drive with socket */
+	VMC_F_PARTUUID = 1u << 5,	     /* a root drive with partuuid */
+	VMC_F_DRIVE_RATE_LIMIT = 1u << 6,    /* a drive's rate_limiter */
+	VMC_F_NET_RATE_LIMIT = 1u << 7,	     /* rx_ or tx_rate_limiter */
+	VMC_F_NET_MTU = 1u << 8,	     /* an interface's mtu */
+	VMC_F_ENTROPY = 1u << 9,	     /* an entropy device */
+	VMC_F_ENTROPY_RATE_LIMIT = 1u << 10, /* its rate_limiter */
+	VMC_F_LOGGER = 1u << 11,	     /* logger */
+	VMC_F_LOGGER_MODULE = 1u << 12,	     /* logger module filter */
+	VMC_F_METRICS = 1u << 13,	     /* metrics */
+	VMC_F_SERIAL_OUT = 1u << 14,	     /* serial serial_out_path */
+	VMC_F_SERIAL_RATE_LIMIT = 1u << 15,  /* serial rate_limiter */
+};
+
+/* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, no huge
+ * pages, no dirty page tracking; nothing else configured. */
+void vm_config_init(struct vm_config *c);
+
+/* Free every string c owns and re-initialise it. c may be NULL. */
+void vm_config_free(struct vm_config *c);
+
+/* Deep copy of src into dst (which holds nothing yet). 0 or -ENOMEM (dst
+ * then holds the defaults). */
+int vm_config_copy(struct vm_config *dst, const struct vm_config *src) WARN_UNUSED;
+
+/* True when a and b describe the same machine, field by field. */
+bool vm_config_equal(const struct vm_config *a, const struct vm_config *b);
+
+/* Field checks, shared by every source; messages name the field as
+ * Firecracker's JSON does ("vcpu_count: ..."). 0 or -EINVAL with err set. */
+int vmc_machine_check(const struct vmc_machine *m, char *err, size_t errlen) WARN_UNUSED;
+int vmc_boot_check(const struct vmc_boot *b, char *err, size_t errlen) WARN_UNUSED;
+int vmc_drive_check(const struct vmc_drive *d, char *err, size_t errlen) WARN_UNUSED;
+int vmc_net_check(const struct vmc_net *n, char *err, size_t errlen) WARN_UNUSED;
+int vmc_vsock_check(const struct vmc_vsock *v, char *err, size_t errlen) WARN_UNUSED;
+int vmc_bucket_check(const char *field, const struct ratelimit_bucket_cfg *b, char *err,
+		     size_t errlen) WARN_UNUSED;
+
+/* A resource id as Firecracker checks the {id} of an API path: not empty,
+ * ASCII letters, digits and '_' only. 0 or -EINVAL with err set. */
+int vmc_path_id_check(const char *id, char *err, size_t errlen) WARN_UNUSED;
+
+/* Zero the buckets that limit nothing (size or refill_time 0). */
+void vmc_bucket_normalise(struct ratelimit_bucket_cfg *b);
+void vmc_ratelimit_normalise(struct ratelimit_cfg *r);
+
+/* Free what a part owns and zero it. Each accepts NULL. */
+void vmc_boot_free(struct vmc_boot *b);
+void vmc_drive_free(struct vmc_drive *d);
+void vmc_drive_patch_free(struct vmc_drive_patch *p);
+void vmc_net_free(struct vmc_net *n);
+void vmc_net_patch_free(struct vmc_net_patch *p);
+void vmc_vsock_free(struct vmc_vsock *v);
+void vmc_logger_free(struct vmc_logger *l);
+void vmc_metrics_free(struct vmc_metrics *m);
+void vmc_serial_free(struct vmc_serial *s);
+
+/* The updates the API and the config file make, with Firecracker's rules.
+ * Each checks its input and, on success, takes over the strings of the
+ * part it is given (zeroing it) and frees those it replaces; on failure c
+ * and the part are unchanged and the caller still owns the part. 0 or
+ * -EINVAL with err set. */
+
+/* PUT /machine-config: the whole machine configuration. */
+int vm_config_set_machine(struct vm_config *c, const struct vmc_machine *m, char *err,
+			  size_t errlen) WARN_UNUSED;
+/* PATCH /machine-config: the fields present (at least one), checked
+ * together with those kept. */
+int vm_config_patch_machine(struct vm_config *c, const struct vmc_machine_patch *p, char *err,
+			    size_t errlen) WARN_UNUSED;
+/* PUT /boot-source. */
+int vm_config_set_boot(struct vm_config *c, struct vmc_boot *b, char *err,
+		       size_t errlen) WARN_UNUSED;
+/* PUT /drives/{id}: a new drive, or the drive with that drive_id
+ * replaced. At most one root device, kept first (Firecracker swaps it with
+ * the first drive); at most VMC_MAX_DRIVES drives. */
+int vm_config_put_drive(struct vm_config *c, struct vmc_drive *d, char *err,
+			size_t errlen) WARN_UNUSED;
+/* PATCH /drives/{id}: a new path_on_host and/or rate limiter buckets for
+ * an existing virtio-blk drive. */
+int vm_config_patch_drive(struct vm_config *c, struct vmc_drive_patch *p, char *err,
+			  size_t errlen) WARN_UNUSED;
+/* PUT /network-interfaces/{id}: a new interface, or the one with that
+ * iface_id replaced. host_dev_name and guest_mac must not be another
+ * interface's; at most VMC_MAX_NETS interfaces. */
+int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t errlen) WARN_UNUSED;
+/* PATCH /network-interfaces/{id}: rate limiter buckets of an existing
+ * interface. */
+int vm_config_patch_net(struct vm_config *c, struct vmc_net_patch *p, char *err,
+			size_t errlen) WARN_UNUSED;
+/* PUT /vsock, /logger, /metrics, /entropy, /serial: replace that part. */
+int vm_config_set_vsock(struct vm_config *c, struct vmc_vsock *v, char *err,
+			size_t errlen) WARN_UNUSED;
+void vm_config_set_logger(struct vm_config *c, struct vmc_logger *l);
+void vm_config_set_metrics(struct vm_config *c, struct vmc_metrics *m);
+void vm_config_set_entropy(struct vm_config *c, const struct vmc_entropy *e);
+void vm_config_set_serial(struct vm_config *c, struct vmc_serial *s);
+
+/* Index of the drive or interface with that id, or -1. */
+int vm_config_find_drive(const struct vm_config *c, const char *drive_id);
+int vm_config_find_net(const struct vm_config *c, const char *iface_id);
+
+/* The vmc_feature bits c uses. */
+unsigned vm_config_features(const struct vm_config *c);
+
+/* Refuse the first feature c uses outside `supported` (vmc_feature bits):
+ * -EOPNOTSUPP with err "flint does not support ...", naming the field and
+ * the drive or interface; 0 when all are supported. */
+int vm_config_check_supported(const struct vm_config *c, unsigned supported, char *err,
+			      size_t errlen) WARN_UNUSED;
+
+/* Names for messages and for the JSON encoding: Firecracker's spelling. */
+const char *vmc_cpu_template_name(enum vmc_cpu_template t);
+const char *vmc_huge_pages_name(enum vmc_huge_pages h);
+const char *vmc_cache_type_name(enum vmc_cache_type t);
+const char *vmc_io_engine_name(enum vmc_io_engine e);
+const char *vmc_log_level_name(enum vmc_log_level l);
+
+#endif

@@ -1,0 +1,914 @@
+/* config_json: Firecracker's JSON to and from vm_config. See config_json.h. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_json.h"
+#include "config/jfield.h"
+
+/* ---- the parts ----------------------------------------------------------- */
+
+static int parse_bucket(struct jfield *p, json_t *o, struct ratelimit_bucket_cfg *b)
+{
+	static const char *const keys[] = {"size", "one_time_burst", "refill_time", NULL};
+	int r;
+
+	/* The API's int64 (and jansson's integers) at most. */
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_uint(p, o, "size", true, 0, INT64_MAX, &b->size, NULL)) < 0 ||
+	    (r = jfield_uint(p, o, "one_time_burst", false, 0, INT64_MAX, &b->one_time_burst,
+			     NULL)) < 0 ||
+	    (r = jfield_uint(p, o, "refill_time", true, 0, INT64_MAX, &b->refill_time_ms, NULL)) <
+		0)
+		return r;
+	return 0;
+}
+
+/* The bucket member key of o, if there (*has says so, when has is not
+ * NULL). */
+static int bucket_member(struct jfield *p, json_t *o, const char *key,
+			 struct ratelimit_bucket_cfg *b, bool *has)
+{
+	json_t *v;
+	size_t at;
+	int r;
+
+	if ((r = jfield_obj(p, o, key, false, &v)) < 0 || !v)
+		return r;
+	at = jfield_enter(p, key, -1);
+	r = parse_bucket(p, v, b);
+	jfield_leave(p, at);
+	if (has)
+		*has = r == 0;
+	return r;
+}
+
+/* The rate limiter member key of o, if there, with the buckets it gives.
+ * Buckets that limit nothing are kept as given: a PATCH needs them to
+ * remove a limit (the vm_config updates normalise). */
+static int parse_rl(struct jfield *p, json_t *o, const char *key, struct vmc_rl_patch *rl)
+{
+	static const char *const keys[] = {"bandwidth", "ops", NULL};
+	json_t *v;
+	size_t at;
+	int r;
+
+	if ((r = jfield_obj(p, o, key, false, &v)) < 0 || !v)
+		return r;
+	at = jfield_enter(p, key, -1);
+	if ((r = jfield_only_keys(p, v, keys)) == 0 &&
+	    (r = bucket_member(p, v, "bandwidth", &rl->v.bandwidth, &rl->has_bandwidth)) == 0)
+		r = bucket_member(p, v, "ops", &rl->v.ops, &rl->has_ops);
+	jfield_leave(p, at);
+	return r;
+}
+
+/* A rate limiter for a PUT: the buckets given, the others none. */
+static int parse_rl_cfg(struct jfield *p, json_t *o, const char *key, struct ratelimit_cfg *cfg)
+{
+	struct vmc_rl_patch rl = {0};
+	int r = parse_rl(p, o, key, &rl);
+
+	*cfg = rl.v;
+	vmc_ratelimit_normalise(cfg);
+	return r;
+}
+
+static const char *const cpu_templates[] = {"None", "C3", "T2", "T2S", "T2CL", "T2A", "V1N1"};
+static const char *const huge_pages[] = {"None", "2M"};
+static const char *const cache_types[] = {"Unsafe", "Writeback"};
+static const char *const io_engines[] = {"Sync", "Async"};
+/* Firecracker takes the level in any case, and "Warn" for "Warning". */
+static const char *const log_levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off"};
+
+/* The machine-config fields into m; with patch, which were there. */
+static int parse_machine(struct jfield *p, json_t *o, struct vmc_machine *m,
+			 struct vmc_machine_patch *patch)
+{
+	static const char *const keys[] = {
+	    "vcpu_count",	 "mem_size_mib", "smt", "cpu_template",
+	    "track_dirty_pages", "huge_pages",	 NULL};
+	struct vmc_machine_patch dummy = {0};
+	struct vmc_machine_patch *h = patch ? patch : &dummy;
+	uint64_t vcpus = m->vcpu_count;
+	int tmpl = m->cpu_template, huge = m->huge_pages, r;
+	bool required = !patch;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_uint(p, o, "vcpu_count", required, 1, VMC_MAX_VCPUS, &vcpus,
+			     &h->has_vcpu_count)) < 0 ||
+	    (r = jfield_uint(p, o, "mem_size_mib", required, VMC_MIN_MEM_MIB, VMC_MAX_MEM_MIB,
+			     &m->mem_size_mib, &h->has_mem_size_mib)) < 0 ||
+	    (r = jfield_bool(p, o, "smt", false, &m->smt, &h->has_smt)) < 0 ||
+	    (r = jfield_enum(p, o, "cpu_template", false, cpu_templates, ARRAY_SIZE(cpu_templates),
+			     false, &tmpl, &h->has_cpu_template)) < 0 ||
+	    (r = jfield_bool(p, o, "track_dirty_pages", false, &m->track_dirty_pages,
+			     &h->has_track_dirty_pages)) < 0 ||
+	    (r = jfield_enum(p, o, "huge_pages", false, huge_pages, ARRAY_SIZE(huge_pages), false,
+			     &huge, &h->has_huge_pages)) < 0)
+		return r;
+	m->vcpu_count = vcpus;
+	m->cpu_template = tmpl;
+	m->huge_pages = huge;
+	/* A patch is checked with the fields it keeps, when applied. */
+	return patch ? 0 : jfield_placed(p, vmc_machine_check(m, p->err, p->errlen));
+}
+
+static int parse_boot(struct jfield *p, json_t *o, struct vmc_boot *b)
+{
+	static const char *const keys[] = {"kernel_image_path", "initrd_path", "boot_args", NULL};
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "kernel_image_path", true, &b->kernel_image_path)) < 0 ||
+	    (r = jfield_str(p, o, "initrd_path", false, &b->initrd_path)) < 0 ||
+	    (r = jfield_str(p, o, "boot_args", false, &b->boot_args)) < 0)
+		return r;
+	return jfield_placed(p, vmc_boot_check(b, p->err, p->errlen));
+}
+
+static int parse_drive(struct jfield *p, json_t *o, struct vmc_drive *d)
+{
+	static const char *const keys[] = {"drive_id",
+					   "partuuid",
+					   "is_root_device",
+					   "cache_type",
+					   "is_read_only",
+					   "path_on_host",
+					   "rate_limiter",
+					   "io_engine",
+					   "socket",
+					   "flint_direct",
+					   NULL};
+	int cache = VMC_CACHE_UNSAFE, engine = VMC_IO_ENGINE_SYNC, r;
+	bool has_ro, has_engine;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "drive_id", true, &d->drive_id)) < 0 ||
+	    (r = jfield_str(p, o, "partuuid", false, &d->partuuid)) < 0 ||
+	    (r = jfield_bool(p, o, "is_root_device", true, &d->is_root_device, NULL)) < 0 ||
+	    (r = jfield_enum(p, o, "cache_type", false, cache_types, ARRAY_SIZE(cache_types), false,
+			     &cache, NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "is_read_only", false, &d->is_read_only, &has_ro)) < 0 ||
+	    (r = jfield_str(p, o, "path_on_host", false, &d->path_on_host)) < 0 ||
+	    (r = parse_rl_cfg(p, o, "rate_limiter", &d->rate_limiter)) < 0 ||
+	    (r = jfield_enum(p, o, "io_engine", false, io_engines, ARRAY_SIZE(io_engines), false,
+			     &engine, &has_engine)) < 0 ||
+	    (r = jfield_str(p, o, "socket", false, &d->socket)) < 0 ||
+	    (r = jfield_bool(p, o, "flint_direct", false, &d->direct, NULL)) < 0)
+		return r;
+	d->cache_type = cache;
+	d->io_engine = engine;
+	/* The swagger: these "should be omitted for vhost-user-block". */
+	if (d->socket && (has_ro || has_engine))
+		return jfield_obj_err(p, "a vhost-user-blk drive (socket) takes no %s",
+				      has_ro ? "is_read_only" : "io_engine");
+	return jfield_placed(p, vmc_drive_check(d, p->err, p->errlen));
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* "06:00:ac:10:00:02": six pairs of hex digits (either case) joined by
+ * colons. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	if (strlen(s) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++, s += 3) {
+		int hi = hex_digit(s[0]), lo = hex_digit(s[1]);
+		if (hi < 0 || lo < 0 || (i < 5 && s[2] != ':'))
+			return -EINVAL;
+		mac[i] = hi << 4 | lo;
+	}
+	return 0;
+}
+
+static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
+{
+	static const char *const keys[] = {"iface_id",	      "host_dev_name",	 "guest_mac", "mtu",
+					   "rx_rate_limiter", "tx_rate_limiter", NULL};
+	char *mac = NULL;
+	uint64_t mtu = 0;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "iface_id", true, &n->iface_id)) < 0 ||
+	    (r = jfield_str(p, o, "host_dev_name", true, &n->host_dev_name)) < 0 ||
+	    (r = jfield_str(p, o, "guest_mac", false, &mac)) < 0 ||
+	    (r = jfield_uint(p, o, "mtu", false, VMC_MIN_MTU, VMC_MAX_MTU, &mtu, NULL)) < 0 ||
+	    (r = parse_rl_cfg(p, o, "rx_rate_limiter", &n->rx_rate_limiter)) < 0 ||
+	    (r = parse_rl_cfg(p, o, "tx_rate_limiter", &n->tx_rate_limiter)) < 0)
+		goto out;
+	n->mtu = mtu;
+	if (mac) {
+		if (parse_mac(mac, n->guest_mac) < 0) {
+			r = jfield_err(p, "guest_mac",
+				       "'%.32s' is not a MAC address like 06:00:ac:10:00:02", mac);
+			goto out;
+		}
+		n->has_guest_mac = true;
+	}
+	r = jfield_placed(p, vmc_net_check(n, p->err, p->errlen));
+out:
+	free(mac);
+	return r;
+}
+
+static int parse_vsock(struct jfield *p, json_t *o, struct vmc_vsock *v)
+{
+	static const char *const keys[] = {"guest_cid", "uds_path", "vsock_id", NULL};
+	uint64_t cid = 0;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_uint(p, o, "guest_cid", true, 3, UINT32_MAX - 1, &cid, NULL)) < 0 ||
+	    (r = jfield_str(p, o, "uds_path", true, &v->uds_path)) < 0 ||
+	    (r = jfield_str(p, o, "vsock_id", false, &v->vsock_id)) < 0)
+		return r;
+	v->guest_cid = cid;
+	v->enabled = true;
+	return jfield_placed(p, vmc_vsock_check(v, p->err, p->errlen));
+}
+
+static int nonempty(struct jfield *p, const char *key, const char *s)
+{
+	return s && !*s ? jfield_err(p, key, "must not be empty") : 0;
+}
+
+static int parse_logger(struct jfield *p, json_t *o, struct vmc_logger *l)
+{
+	static const char *const keys[] = {"level",	      "log_path", "show_level",
+					   "show_log_origin", "module",	  NULL};
+	json_t *lv = jfield_member(o, "level");
+	int level = VMC_LOG_INFO, r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0)
+		return r;
+	if (lv && json_is_string(lv) && !strcasecmp(json_string_value(lv), "Warn"))
+		level = VMC_LOG_WARNING;
+	else if ((r = jfield_enum(p, o, "level", false, log_levels, ARRAY_SIZE(log_levels), true,
+				  &level, NULL)) < 0)
+		return r;
+	l->level = level;
+	if ((r = jfield_str(p, o, "log_path", false, &l->log_path)) < 0 ||
+	    (r = nonempty(p, "log_path", l->log_path)) < 0 ||
+	    (r = jfield_bool(p, o, "show_level", false, &l->show_level, NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "show_log_origin", false, &l->show_log_origin, NULL)) < 0 ||
+	    (r = jfield_str(p, o, "module", false, &l->module)) < 0)
+		return r;
+	l->enabled = true;
+	return 0;
+}
+
+static int parse_metrics(struct jfield *p, json_t *o, struct vmc_metrics *m)
+{
+	static const char *const keys[] = {"metrics_path", NULL};
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "metrics_path", true, &m->metrics_path)) < 0)
+		return r;
+	return nonempty(p, "metrics_path", m->metrics_path);
+}
+
+static int parse_entropy(struct jfield *p, json_t *o, struct vmc_entropy *e)
+{
+	static const char *const keys[] = {"rate_limiter", NULL};
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = parse_rl_cfg(p, o, "rate_limiter", &e->rate_limiter)) < 0)
+		return r;
+	e->enabled = true;
+	return 0;
+}
+
+static int parse_serial(struct jfield *p, json_t *o, struct vmc_serial *s)
+{
+	static const char *const keys[] = {"serial_out_path", "rate_limiter", NULL};
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "serial_out_path", false, &s->serial_out_path)) < 0 ||
+	    (r = nonempty(p, "serial_out_path", s->serial_out_path)) < 0 ||
+	    (r = bucket_member(p, o, "rate_limiter", &s->rate_limiter, NULL)) < 0)
+		return r;
+	vmc_bucket_normalise(&s->rate_limiter);
+	s->enabled = true;
+	return 0;
+}
+
+/* ---- API bodies ---------------------------------------------------------- */
+
+int config_json_machine(const char *body, size_t len, struct vmc_machine *m, char *err,
+			size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*m = (struct vmc_machine){.vcpu_count = VMC_DEFAULT_VCPUS,
+				  .mem_size_mib = VMC_DEFAULT_MEM_MIB};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	r = parse_machine(&p, o, m, NULL);
+	json_decref(o);
+	return r;
+}
+
+int config_json_machine_patch(const char *body, size_t len, struct vmc_machine_patch *patch,
+			      char *err, size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*patch = (struct vmc_machine_patch){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	r = parse_machine(&p, o, &patch->v, patch);
+	json_decref(o);
+	return r;
+}
+
+int config_json_boot_source(const char *body, size_t len, struct vmc_boot *b, char *err,
+			    size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*b = (struct vmc_boot){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_boot(&p, o, b)) < 0)
+		vmc_boot_free(b);
+	json_decref(o);
+	return r;
+}
+
+/* The body's id must be the path's, which must be a valid API id. */
+static int same_id(struct jfield *p, const char *field, const char *path_id, const char *body_id)
+{
+	if (strcmp(path_id, body_id))
+		return jfield_obj_err(p, "%s '%.*s' in the body does not match '%.*s' in the path",
+				      field, VMC_MAX_ID, body_id, VMC_MAX_ID, path_id);
+	return 0;
+}
+
+int config_json_drive(const char *path_id, const char *body, size_t len, struct vmc_drive *d,
+		      char *err, size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*d = (struct vmc_drive){0};
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
+		return r;
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_drive(&p, o, d)) == 0)
+		r = same_id(&p, "drive_id", path_id, d->drive_id);
+	if (r < 0)
+		vmc_drive_free(d);
+	json_decref(o);
+	return r;
+}
+
+int config_json_drive_patch(const char *path_id, const char *body, size_t len,
+			    struct vmc_drive_patch *d, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*d = (struct vmc_drive_patch){0};
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
+		return r;
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
+	    (r = jfield_str(&p, o, "drive_id", true, &d->drive_id)) == 0 &&
+	    (r = jfield_str(&p, o, "path_on_host", false, &d->path_on_host)) == 0 &&
+	    (r = nonempty(&p, "path_on_host", d->path_on_host)) == 0 &&
+	    (r = parse_rl(&p, o, "rate_limiter", &d->rate_limiter)) == 0)
+		r = same_id(&p, "drive_id", path_id, d->drive_id);
+	if (r < 0)
+		vmc_drive_patch_free(d);
+	json_decref(o);
+	return r;
+}
+
+int config_json_net(const char *path_id, const char *body, size_t len, struct vmc_net *n, char *err,
+		    size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*n = (struct vmc_net){0};
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
+		return r;
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_net(&p, o, n)) == 0)
+		r = same_id(&p, "iface_id", path_id, n->iface_id);
+	if (r < 0)
+		vmc_net_free(n);
+	json_decref(o);
+	return r;
+}
+
+int config_json_net_patch(const char *path_id, const char *body, size_t len,
+			  struct vmc_net_patch *n, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"iface_id", "rx_rate_limiter", "tx_rate_limiter", NULL};
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*n = (struct vmc_net_patch){0};
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
+		return r;
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
+	    (r = jfield_str(&p, o, "iface_id", true, &n->iface_id)) == 0 &&
+	    (r = parse_rl(&p, o, "rx_rate_limiter", &n->rx_rate_limiter)) == 0 &&
+	    (r = parse_rl(&p, o, "tx_rate_limiter", &n->tx_rate_limiter)) == 0)
+		r = same_id(&p, "iface_id", path_id, n->iface_id);
+	if (r < 0)
+		vmc_net_patch_free(n);
+	json_decref(o);
+	return r;
+}
+
+int config_json_vsock(const char *body, size_t len, struct vmc_vsock *v, char *err, size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*v = (struct vmc_vsock){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_vsock(&p, o, v)) < 0)
+		vmc_vsock_free(v);
+	json_decref(o);
+	return r;
+}
+
+int config_json_logger(const char *body, size_t len, struct vmc_logger *l, char *err, size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*l = (struct vmc_logger){.level = VMC_LOG_INFO};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_logger(&p, o, l)) < 0)
+		vmc_logger_free(l);
+	json_decref(o);
+	return r;
+}
+
+int config_json_metrics(const char *body, size_t len, struct vmc_metrics *m, char *err,
+			size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*m = (struct vmc_metrics){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_metrics(&p, o, m)) < 0)
+		vmc_metrics_free(m);
+	json_decref(o);
+	return r;
+}
+
+int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, char *err,
+			size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*e = (struct vmc_entropy){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_entropy(&p, o, e)) < 0)
+		*e = (struct vmc_entropy){0};
+	json_decref(o);
+	return r;
+}
+
+int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err, size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*s = (struct vmc_serial){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_serial(&p, o, s)) < 0)
+		vmc_serial_free(s);
+	json_decref(o);
+	return r;
+}
+
+/* ---- the config file ----------------------------------------------------- */
+
+static int file_drives(struct jfield *p, json_t *a, struct vm_config *c)
+{
+	size_t i;
+	json_t *v;
+	int r;
+
+	if (!json_is_array(a))
+		return jfield_err(p, "drives", "expected an array, got %s", jfield_type_name(a));
+	json_array_foreach(a, i, v)
+	{
+		struct vmc_drive d = {0};
+		size_t at = jfield_enter(p, "drives", i);
+		if (!json_is_object(v))
+			r = jfield_obj_err(p, "expected an object, got %s", jfield_type_name(v));
+		else if ((r = parse_drive(p, v, &d)) == 0)
+			r = jfield_placed(p, vm_config_put_drive(c, &d, p->err, p->errlen));
+		jfield_leave(p, at);
+		vmc_drive_free(&d);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int file_nets(struct jfield *p, json_t *a, struct vm_config *c)
+{
+	size_t i;
+	json_t *v;
+	int r;
+
+	if (!json_is_array(a))
+		return jfield_err(p, "network-interfaces", "expected an array, got %s",
+				  jfield_type_name(a));
+	json_array_foreach(a, i, v)
+	{
+		struct vmc_net n = {0};
+		size_t at = jfield_enter(p, "network-interfaces", i);
+		if (!json_is_object(v))
+			r = jfield_obj_err(p, "expected an object, got %s", jfield_type_name(v));
+		else if ((r = parse_net(p, v, &n)) == 0)
+			r = jfield_placed(p, vm_config_put_net(c, &n, p->err, p->errlen));
+		jfield_leave(p, at);
+		vmc_net_free(&n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One optional object section: parse(p, o, part) within its name. */
+#define SECTION(p, root, key, parse, part)                                                         \
+	({                                                                                         \
+		json_t *o_;                                                                        \
+		int r_ = jfield_obj(p, root, key, false, &o_);                                     \
+		if (!r_ && o_) {                                                                   \
+			size_t at_ = jfield_enter(p, key, -1);                                     \
+			r_ = parse(p, o_, part);                                                   \
+			jfield_leave(p, at_);                                                      \
+		}                                                                                  \
+		r_;                                                                                \
+	})
+
+static int parse_machine_file(struct jfield *p, json_t *o, struct vmc_machine *m)
+{
+	return parse_machine(p, o, m, NULL);
+}
+
+static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
+{
+	static const char *const keys[] = {"boot-source",
+					   "drives",
+					   "machine-config",
+					   "network-interfaces",
+					   "vsock",
+					   "logger",
+					   "metrics",
+					   "entropy",
+					   "serial",
+					   "balloon",
+					   "cpu-config",
+					   "mmds-config",
+					   "pmem",
+					   "memory-hotplug",
+					   NULL};
+	static const char *const missing_devices[][2] = {
+	    {"balloon", "the balloon device"},
+	    {"cpu-config", "custom CPU templates"},
+	    {"mmds-config", "MMDS (the microVM metadata service)"},
+	    {"pmem", "virtio-pmem devices"},
+	    {"memory-hotplug", "memory hot-plugging"},
+	};
+	struct vmc_machine m = c->machine;
+	struct vmc_boot boot = {0};
+	struct vmc_vsock vsock = {0};
+	struct vmc_logger logger = {.level = VMC_LOG_INFO};
+	struct vmc_metrics metrics = {0};
+	struct vmc_entropy entropy = {0};
+	struct vmc_serial serial = {0};
+	json_t *v;
+	int r;
+
+	if ((r = jfield_only_keys(p, root, keys)) < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(missing_devices); i++) {
+		/* null, or an empty list, asks for no device: Firecracker's own
+		 * GET /vm/config writes them so. */
+		v = jfield_member(root, missing_devices[i][0]);
+		if (v && !(json_is_array(v) && !json_array_size(v)))
+			return jfield_err(p, missing_devices[i][0], "flint does not support %s",
+					  missing_devices[i][1]);
+	}
+	if (!jfield_member(root, "boot-source"))
+		return jfield_missing(p, "boot-source");
+	if (!jfield_member(root, "drives"))
+		return jfield_missing(p, "drives");
+
+	/* Firecracker's order: machine, boot source, drives, interfaces,
+	 * vsock, entropy (the logger and metrics before all, here after:
+	 * nothing depends on them). */
+	if ((r = SECTION(p, root, "machine-config", parse_machine_file, &m)) < 0)
+		goto out;
+	c->machine = m;
+	if ((r = SECTION(p, root, "boot-source", parse_boot, &boot)) < 0 ||
+	    (r = vm_config_set_boot(c, &boot, p->err, p->errlen)) < 0)
+		goto out;
+	if ((r = file_drives(p, jfield_member(root, "drives"), c)) < 0)
+		goto out;
+	if ((v = jfield_member(root, "network-interfaces")) && (r = file_nets(p, v, c)) < 0)
+		goto out;
+	if ((r = SECTION(p, root, "vsock", parse_vsock, &vsock)) < 0 ||
+	    (vsock.enabled && (r = vm_config_set_vsock(c, &vsock, p->err, p->errlen)) < 0))
+		goto out;
+	if ((r = SECTION(p, root, "entropy", parse_entropy, &entropy)) < 0)
+		goto out;
+	if (entropy.enabled)
+		vm_config_set_entropy(c, &entropy);
+	if ((r = SECTION(p, root, "logger", parse_logger, &logger)) < 0)
+		goto out;
+	if (logger.enabled)
+		vm_config_set_logger(c, &logger);
+	if ((r = SECTION(p, root, "metrics", parse_metrics, &metrics)) < 0)
+		goto out;
+	if (metrics.metrics_path)
+		vm_config_set_metrics(c, &metrics);
+	if ((r = SECTION(p, root, "serial", parse_serial, &serial)) < 0)
+		goto out;
+	if (serial.enabled)
+		vm_config_set_serial(c, &serial);
+out:
+	vmc_boot_free(&boot);
+	vmc_vsock_free(&vsock);
+	vmc_logger_free(&logger);
+	vmc_metrics_free(&metrics);
+	vmc_serial_free(&serial);
+	return r;
+}
+
+int config_json_parse_file(const char *text, size_t len, struct vm_config *c, char *err,
+			   size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *root;
+	int r;
+
+	vm_config_init(c);
+	if (!(root = jfield_load(&p, text, len, "the config file")))
+		return -EINVAL;
+	if ((r = parse_file(&p, root, c)) < 0)
+		vm_config_free(c);
+	json_decref(root);
+	return r;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+/* Set o[key] = v, taking v; *ok false if v is NULL or o cannot take it. */
+static void put(json_t *o, const char *key, json_t *v, bool *ok)
+{
+	if (!v || json_object_set_new(o, key, v) < 0)
+		*ok = false;
+}
+
+static void put_str(json_t *o, const char *key, const char *s, bool *ok)
+{
+	if (s)
+		put(o, key, json_string(s), ok);
+}
+
+static void put_uint(json_t *o, const char *key, uint64_t v, bool *ok)
+{
+	/* Parsed values fit; vmc_bucket_check keeps the others in range. */
+	put(o, key, json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v), ok);
+}
+
+static bool bucket_limits(const struct ratelimit_bucket_cfg *b)
+{
+	return b->size && b->refill_time_ms;
+}
+
+static json_t *enc_bucket(const struct ratelimit_bucket_cfg *b, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_uint(o, "size", b->size, ok);
+	if (b->one_time_burst)
+		put_uint(o, "one_time_burst", b->one_time_burst, ok);
+	put_uint(o, "refill_time", b->refill_time_ms, ok);
+	return o;
+}
+
+/* The rate limiter as member key of o, when it limits anything. */
+static void put_rl(json_t *o, const char *key, const struct ratelimit_cfg *r, bool *ok)
+{
+	json_t *rl;
+
+	if (!bucket_limits(&r->bandwidth) && !bucket_limits(&r->ops))
+		return;
+	if (!(rl = json_object())) {
+		*ok = false;
+		return;
+	}
+	if (bucket_limits(&r->bandwidth))
+		put(rl, "bandwidth", enc_bucket(&r->bandwidth, ok), ok);
+	if (bucket_limits(&r->ops))
+		put(rl, "ops", enc_bucket(&r->ops, ok), ok);
+	put(o, key, rl, ok);
+}
+
+static json_t *enc_machine(const struct vmc_machine *m, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_uint(o, "vcpu_count", m->vcpu_count, ok);
+	put_uint(o, "mem_size_mib", m->mem_size_mib, ok);
+	put(o, "smt", json_boolean(m->smt), ok);
+	/* Firecracker leaves the template out when there is none. */
+	if (m->cpu_template != VMC_CPU_TEMPLATE_NONE)
+		put_str(o, "cpu_template", vmc_cpu_template_name(m->cpu_template), ok);
+	put(o, "track_dirty_pages", json_boolean(m->track_dirty_pages), ok);
+	put_str(o, "huge_pages", vmc_huge_pages_name(m->huge_pages), ok);
+	return o;
+}
+
+static json_t *enc_drive(const struct vmc_drive *d, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_str(o, "drive_id", d->drive_id, ok);
+	put_str(o, "partuuid", d->partuuid, ok);
+	put(o, "is_root_device", json_boolean(d->is_root_device), ok);
+	put_str(o, "cache_type", vmc_cache_type_name(d->cache_type), ok);
+	if (d->path_on_host) {
+		put(o, "is_read_only", json_boolean(d->is_read_only), ok);
+		put_str(o, "path_on_host", d->path_on_host, ok);
+		put_rl(o, "rate_limiter", &d->rate_limiter, ok);
+		put_str(o, "io_engine", vmc_io_engine_name(d->io_engine), ok);
+	}
+	put_str(o, "socket", d->socket, ok);
+	if (d->direct)
+		put(o, "flint_direct", json_true(), ok);
+	return o;
+}
+
+static json_t *enc_net(const struct vmc_net *n, bool *ok)
+{
+	json_t *o = json_object();
+	char mac[18];
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_str(o, "iface_id", n->iface_id, ok);
+	put_str(o, "host_dev_name", n->host_dev_name, ok);
+	if (n->has_guest_mac) {
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->guest_mac[0],
+			 n->guest_mac[1], n->guest_mac[2], n->guest_mac[3], n->guest_mac[4],
+			 n->guest_mac[5]);
+		put_str(o, "guest_mac", mac, ok);
+	}
+	if (n->mtu)
+		put_uint(o, "mtu", n->mtu, ok);
+	put_rl(o, "rx_rate_limiter", &n->rx_rate_limiter, ok);
+	put_rl(o, "tx_rate_limiter", &n->tx_rate_limiter, ok);
+	return o;
+}
+
+/* An empty object as member key of o, returned to be filled. */
+static json_t *put_obj(json_t *o, const char *key, bool *ok)
+{
+	json_t *v = json_object();
+
+	put(o, key, v, ok);
+	return *ok ? v : NULL;
+}
+
+static json_t *enc_config(const struct vm_config *c, bool *ok)
+{
+	json_t *root = json_object(), *a, *o;
+
+	if (!root) {
+		*ok = false;
+		return NULL;
+	}
+	if (c->boot.kernel_image_path && (o = put_obj(root, "boot-source", ok))) {
+		put_str(o, "kernel_image_path", c->boot.kernel_image_path, ok);
+		put_str(o, "initrd_path", c->boot.initrd_path, ok);
+		put_str(o, "boot_args", c->boot.boot_args, ok);
+	}
+	put(root, "drives", a = json_array(), ok);
+	for (unsigned i = 0; *ok && i < c->ndrives; i++)
+		if (json_array_append_new(a, enc_drive(&c->drives[i], ok)) < 0)
+			*ok = false;
+	put(root, "machine-config", enc_machine(&c->machine, ok), ok);
+	put(root, "network-interfaces", a = json_array(), ok);
+	for (unsigned i = 0; *ok && i < c->nnets; i++)
+		if (json_array_append_new(a, enc_net(&c->nets[i], ok)) < 0)
+			*ok = false;
+	if (c->vsock.enabled && (o = put_obj(root, "vsock", ok))) {
+		put_uint(o, "guest_cid", c->vsock.guest_cid, ok);
+		put_str(o, "uds_path", c->vsock.uds_path, ok);
+		put_str(o, "vsock_id", c->vsock.vsock_id, ok);
+	}
+	if (c->logger.enabled && (o = put_obj(root, "logger", ok))) {
+		put_str(o, "log_path", c->logger.log_path, ok);
+		put_str(o, "level", vmc_log_level_name(c->logger.level), ok);
+		put(o, "show_level", json_boolean(c->logger.show_level), ok);
+		put(o, "show_log_origin", json_boolean(c->logger.show_log_origin), ok);
+		put_str(o, "module", c->logger.module, ok);
+	}
+	if (c->metrics.metrics_path && (o = put_obj(root, "metrics", ok)))
+		put_str(o, "metrics_path", c->metrics.metrics_path, ok);
+	if (c->entropy.enabled && (o = put_obj(root, "entropy", ok)))
+		put_rl(o, "rate_limiter", &c->entropy.rate_limiter, ok);
+	if (c->serial.enabled && (o = put_obj(root, "serial", ok))) {
+		put_str(o, "serial_out_path", c->serial.serial_out_path, ok);
+		if (bucket_limits(&c->serial.rate_limiter))
+			put(o, "rate_limiter", enc_bucket(&c->serial.rate_limiter, ok), ok);
+	}
+	return root;
+}
+
+/* Dump root (taking it) as a malloc'd string, NULL when !ok or on failure. */
+static char *dump(json_t *root, bool ok, size_t flags)
+{
+	char *s = ok && root ? json_dumps(root, flags) : NULL;
+
+	json_decref(root);
+	return s;
+}
+
+char *config_json_encode(const struct vm_config *c, bool pretty)
+{
+	bool ok = true;
+	json_t *root = enc_config(c, &ok);
+
+	return dump(root, ok, pretty ? JSON_INDENT(2) : JSON_COMPACT);
+}
+
+char *config_json_encode_machine(const struct vmc_machine *m)
+{
+	bool ok = true;
+	json_t *root = enc_machine(m, &ok);
+
+	return dump(root, ok, JSON_COMPACT);
+}

@@ -1,0 +1,85 @@
+/* config_json: Firecracker's JSON (its swagger v1.16.1) to and from
+ * vm_config, with jansson. Parses the config file (--config-file, the
+ * FullVmConfiguration object) and each API body into the matching part;
+ * encodes the whole vm_config (GET /vm/config, and the state a snapshot
+ * saves: config_json_parse_file(config_json_encode(c)) gives c back) and
+ * the machine configuration (GET /machine-config).
+ *
+ * As Firecracker's serde does: unknown fields are refused, types are
+ * checked, required fields must be there, a JSON null counts as absent.
+ * Error messages are what the API returns as fault_message: they name the
+ * field (with its place in a config file, "drives[1].path_on_host") and
+ * the problem. The 51200-byte body limit is the HTTP layer's. Pure: no
+ * I/O. Every function returns 0, -EINVAL with err set, or -ENOMEM. */
+#ifndef FLINT_CONFIG_JSON_H
+#define FLINT_CONFIG_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/vm_config.h"
+#include "util.h"
+
+/* A whole config file: "boot-source" and "drives" required (as
+ * Firecracker's parser has them), "machine-config", "network-interfaces",
+ * "vsock", "logger", "metrics", "entropy", and flint's "serial" (PUT
+ * /serial's body, which Firecracker's file has no key for). Sections flint
+ * has no device for ("balloon", "cpu-config", "mmds-config", "pmem",
+ * "memory-hotplug") are refused unless null. Applied in Firecracker's
+ * order through the vm_config_* updates, so its rules hold (one root
+ * drive, first). c is initialised here; on error it holds nothing. */
+int config_json_parse_file(const char *text, size_t len, struct vm_config *c, char *err,
+			   size_t errlen) WARN_UNUSED;
+
+/* The API bodies. Each fills the part from a JSON object body of len
+ * bytes and checks its fields (vmc_*_check); the caller applies it with
+ * the matching vm_config_* update, and frees it with vmc_*_free if it does
+ * not. */
+
+/* PUT /machine-config: vcpu_count and mem_size_mib required, the rest at
+ * their defaults. */
+int config_json_machine(const char *body, size_t len, struct vmc_machine *m, char *err,
+			size_t errlen) WARN_UNUSED;
+/* PATCH /machine-config: any of the same fields. */
+int config_json_machine_patch(const char *body, size_t len, struct vmc_machine_patch *p, char *err,
+			      size_t errlen) WARN_UNUSED;
+/* PUT /boot-source. */
+int config_json_boot_source(const char *body, size_t len, struct vmc_boot *b, char *err,
+			    size_t errlen) WARN_UNUSED;
+/* PUT /drives/{path_id}: path_id is checked as Firecracker checks it
+ * (vmc_path_id_check), then must equal the body's drive_id. */
+int config_json_drive(const char *path_id, const char *body, size_t len, struct vmc_drive *d,
+		      char *err, size_t errlen) WARN_UNUSED;
+/* PATCH /drives/{path_id} (PartialDrive), the ids checked the same way. */
+int config_json_drive_patch(const char *path_id, const char *body, size_t len,
+			    struct vmc_drive_patch *p, char *err, size_t errlen) WARN_UNUSED;
+/* PUT and PATCH /network-interfaces/{path_id}. */
+int config_json_net(const char *path_id, const char *body, size_t len, struct vmc_net *n, char *err,
+		    size_t errlen) WARN_UNUSED;
+int config_json_net_patch(const char *path_id, const char *body, size_t len,
+			  struct vmc_net_patch *p, char *err, size_t errlen) WARN_UNUSED;
+/* PUT /vsock, /logger, /metrics, /entropy, /serial. */
+int config_json_vsock(const char *body, size_t len, struct vmc_vsock *v, char *err,
+		      size_t errlen) WARN_UNUSED;
+int config_json_logger(const char *body, size_t len, struct vmc_logger *l, char *err,
+		       size_t errlen) WARN_UNUSED;
+int config_json_metrics(const char *body, size_t len, struct vmc_metrics *m, char *err,
+			size_t errlen) WARN_UNUSED;
+int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, char *err,
+			size_t errlen) WARN_UNUSED;
+int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err,
+		       size_t errlen) WARN_UNUSED;
+
+/* c as a FullVmConfiguration object: "boot-source" (once set), "drives"
+ * and "network-interfaces" (possibly empty), "machine-config", and
+ * "vsock", "logger", "metrics", "entropy", "serial" when configured.
+ * Optional fields that are absent are left out rather than null. Returns a
+ * malloc'd NUL-terminated string (indented when pretty); NULL when out of
+ * memory, or when a string is not UTF-8, which JSON cannot carry (a path
+ * from the command line may be so; none parsed from JSON is). */
+char *config_json_encode(const struct vm_config *c, bool pretty);
+
+/* m as GET /machine-config returns it. malloc'd, NULL when out of memory. */
+char *config_json_encode_machine(const struct vmc_machine *m);
+
+#endif

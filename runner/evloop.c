@@ -18,10 +18,7 @@
  * allows io_uring_enter() allows no more than this. */
 static const uint8_t allowed_ops[] = {
     IORING_OP_POLL_ADD,	    /* evloop_poll (multishot), evloop_poll_once */
-    IORING_OP_READV,	    /* evloop_readv */
     IORING_OP_WRITEV,	    /* evloop_writev */
-    IORING_OP_FSYNC,	    /* evloop_fsync */
-    IORING_OP_FALLOCATE,    /* evloop_fallocate */
     IORING_OP_ASYNC_CANCEL, /* evloop_cancel, and the cancels on the way out */
     IORING_OP_TIMEOUT,	    /* evloop_timeout */
 };
@@ -195,34 +192,11 @@ int evloop_timeout(struct evloop *l, struct ev_op *op, const struct __kernel_tim
 	return submit(l, op, &sqe, false);
 }
 
-int evloop_readv(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,
-		 unsigned iovcnt, uint64_t off)
-{
-	struct io_uring_sqe sqe = {0};
-	io_uring_prep_readv(&sqe, fd, iov, iovcnt, off);
-	return submit(l, op, &sqe, false);
-}
-
 int evloop_writev(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,
 		  unsigned iovcnt, uint64_t off)
 {
 	struct io_uring_sqe sqe = {0};
 	io_uring_prep_writev(&sqe, fd, iov, iovcnt, off);
-	return submit(l, op, &sqe, false);
-}
-
-int evloop_fsync(struct evloop *l, struct ev_op *op, int fd, bool datasync)
-{
-	struct io_uring_sqe sqe = {0};
-	io_uring_prep_fsync(&sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-	return submit(l, op, &sqe, false);
-}
-
-int evloop_fallocate(struct evloop *l, struct ev_op *op, int fd, int mode, uint64_t off,
-		     uint64_t len)
-{
-	struct io_uring_sqe sqe = {0};
-	io_uring_prep_fallocate(&sqe, fd, mode, off, len);
 	return submit(l, op, &sqe, false);
 }
 

@@ -29,9 +29,9 @@ struct __kernel_timespec;
  * zero the rest (a designated initialiser does both) and leave it alone while
  * pending. One op carries one operation at a time.
  *
- * done(op, res) gets what the kernel returned: bytes for readv/writev, 0 for
- * fsync/fallocate, the ready poll events for a poll, or -errno (-ECANCELED
- * after evloop_cancel or at teardown). Errors are the handler's to judge;
+ * done(op, res) gets what the kernel returned: bytes for a writev, the ready
+ * poll events for a poll, -ETIME for a timer that ran out, or -errno
+ * (-ECANCELED after evloop_cancel or at teardown). Errors are the handler's to judge;
  * the loop carries on. done may submit again, on this op or any other. */
 struct ev_op {
 	void (*done)(struct ev_op *op, int res);
@@ -120,20 +120,14 @@ int evloop_poll_once(struct evloop *l, struct ev_op *op, int fd, unsigned events
 int evloop_timeout(struct evloop *l, struct ev_op *op,
 		   const struct __kernel_timespec *ts) WARN_UNUSED;
 
-/* preadv/pwritev at byte offset off. iov[] and the buffers must stay valid
- * until done() (the kernel may read the array after this returns). */
-int evloop_readv(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,
-		 unsigned iovcnt, uint64_t off) WARN_UNUSED;
+/* pwritev at byte offset off (virtio-net's packets to its tap). iov[] and
+ * the buffers must stay valid until done() (the kernel may read the array
+ * after this returns). The loop has no read, sync or fallocate: drives do
+ * their I/O on rings of their own (virtio/blk_ring.h), and an opcode no
+ * device submits here is one more thing a compromised loop thread could do
+ * past seccomp. */
 int evloop_writev(struct evloop *l, struct ev_op *op, int fd, const struct iovec *iov,
 		  unsigned iovcnt, uint64_t off) WARN_UNUSED;
-
-/* fsync(fd), or fdatasync(fd) when datasync. */
-int evloop_fsync(struct evloop *l, struct ev_op *op, int fd, bool datasync) WARN_UNUSED;
-
-/* fallocate(fd, mode, off, len): FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE for
- * discard, FALLOC_FL_ZERO_RANGE for write-zeroes. */
-int evloop_fallocate(struct evloop *l, struct ev_op *op, int fd, int mode, uint64_t off,
-		     uint64_t len) WARN_UNUSED;
 
 /* Ask the kernel to cancel a pending op. Its done() still runs once more:
  * -ECANCELED, or its real result if it finished first (a read already under

@@ -84,8 +84,9 @@ static const struct seccomp_rule vcpu_rules[] = {
 };
 
 /* The event-loop thread: the ring, and what its completion handlers do for
- * the devices (blk, net: everything through the ring; vsock: the muxer's
- * Unix sockets). */
+ * the devices (net: everything through the loop's ring; blk: through its
+ * drive's own ring, io_uring_enter as well; vsock: the muxer's Unix
+ * sockets). */
 static const struct seccomp_rule evloop_rules[] = {
 	COMMON_RULES,
 	ALLOW(io_uring_enter),

@@ -33,6 +33,8 @@
 #include "vdev.h"
 #include "vsock_mux.h"
 #include "x86.h"
+#include "devices.h"
+#include "device_kinds.h"
 
 struct vm {
 	const struct config *cfg;
@@ -49,12 +51,7 @@ struct vm {
 	struct boot_info bi;
 	struct evloop *loop;  /* NULL when the VM has no virtio device */
 	struct vdev_env vdev_env;
-	struct blk *blks[MAX_DRIVES];
-	struct net *nets[MAX_NETS];
-	struct vsock_mux *vsock;
-	/* vdevs[] in attach order: drives, network devices, vsock. */
-	struct vdev *vdevs[VDEV_MAX];
-	unsigned nvdevs;
+	struct devices *devs; /* NULL when the VM has no virtio device */
 	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
 	struct vcpu_env env;
 	struct vcpu *vcpus;
@@ -255,28 +252,14 @@ static int setup_devices(struct vm *vm)
 	return 0;
 }
 
-static int attach(struct vm *vm, const struct virtio_dev_ops *ops, void *dev)
-{
-	int r;
-
-	if (vm->nvdevs == VDEV_MAX) {
-		pr_err("too many virtio devices (at most %d)", VDEV_MAX);
-		return -ENOSPC;
-	}
-	r = vdev_attach(&vm->vdevs[vm->nvdevs], &vm->vdev_env, vm->nvdevs, ops, dev);
-	if (vm->vdevs[vm->nvdevs])
-		vm->nvdevs++;
-	return r;
-}
-
-/* virtio devices: the event loop that serves them, then each device behind
- * its transport, ioeventfds and irqfd. */
+/* virtio devices: the event loop that serves them, then each device the
+ * configuration describes, kind by kind, behind its transport. */
 static int setup_virtio(struct vm *vm)
 {
-	const struct config *cfg = vm->cfg;
+	struct device_env env;
 	int r;
 
-	if (cfg->ndrives == 0 && cfg->nnets == 0 && !cfg->vsock.enabled)
+	if (devices_configured(device_kinds, device_nkinds, vm->cfg) == 0)
 		return 0;
 	if ((r = evloop_create(&vm->loop, 256)) < 0) {
 		pr_err("cannot create the io_uring event loop: %s%s", strerror(-r),
@@ -286,40 +269,15 @@ static int setup_virtio(struct vm *vm)
 	evloop_set_thread_init(vm->loop, evloop_thread_start, vm);
 	vm->vdev_env = (struct vdev_env){
 		.vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
-	for (unsigned i = 0; i < cfg->ndrives; i++) {
-		const struct drive_cfg *d = &cfg->drives[i];
-		struct blk_params p = {.path = d->path, .read_only = d->read_only,
-				       .direct = d->direct, .id = d->id, .loop = vm->loop};
-		if ((r = blk_create(&vm->blks[i], &p)) < 0 ||
-		    (r = attach(vm, &blk_ops, vm->blks[i])) < 0)
-			return r;
+	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
+		return r;
+	env = (struct device_env){.loop = vm->loop};
+	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, vm->cfg, &env)) < 0)
+		return r;
+	if (devices_cmdline(vm->devs, vm->devices, sizeof(vm->devices)) < 0) {
+		pr_err("too many virtio devices for the kernel command line");
+		return -ENOSPC;
 	}
-	for (unsigned i = 0; i < cfg->nnets; i++) {
-		const struct net_cfg *n = &cfg->nets[i];
-		char id[32];
-		snprintf(id, sizeof(id), "net%u", i);
-		struct net_params p = {.tap = n->tap, .id = n->id ? n->id : id,
-				       .mac = n->has_mac ? n->mac : NULL, .loop = vm->loop};
-		if ((r = net_create(&vm->nets[i], &p)) < 0 ||
-		    (r = attach(vm, &net_ops, vm->nets[i])) < 0)
-			return r;
-	}
-	if (cfg->vsock.enabled) {
-		const struct virtio_dev_ops *ops;
-		void *dev;
-		struct vsock_mux_params p = {.guest_cid = cfg->vsock.cid,
-					     .uds_path = cfg->vsock.uds, .loop = vm->loop};
-		if ((r = vsock_mux_create(&vm->vsock, &p)) < 0)
-			return r;
-		vsock_mux_device(vm->vsock, &ops, &dev);
-		if ((r = attach(vm, ops, dev)) < 0)
-			return r;
-	}
-	for (unsigned i = 0; i < vm->nvdevs; i++)
-		if (vdev_cmdline(vm->vdevs[i], vm->devices, sizeof(vm->devices)) < 0) {
-			pr_err("too many virtio devices for the kernel command line");
-			return -ENOSPC;
-		}
 	return 0;
 }
 
@@ -522,58 +480,8 @@ static void print_stats(struct vm *vm)
 	pr_info("%s", line);
 	if (vm->timer.boot_us)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
-	for (unsigned i = 0; i < vm->cfg->ndrives && vm->blks[i]; i++) {
-		struct virtio_mmio_queue_stats q;
-		struct blk_stats b;
-		vdev_queue_stats(vm->vdevs[i], 0, &q);
-		blk_get_stats(vm->blks[i], &b);
-		pr_info("vd%c: reads=%llu writes=%llu flushes=%llu discards=%llu errors=%llu "
-			"in-flight-max=%llu; queue: notifications=%llu interrupts=%llu "
-			"suppressed=%llu merged=%llu",
-			'a' + i, (unsigned long long)b.reads, (unsigned long long)b.writes,
-			(unsigned long long)b.flushes, (unsigned long long)b.discards,
-			(unsigned long long)(b.io_errors + b.protocol_errors + b.unsupported),
-			(unsigned long long)b.inflight_max, (unsigned long long)q.notifications,
-			(unsigned long long)q.interrupts, (unsigned long long)q.interrupts_suppressed,
-			(unsigned long long)q.interrupts_merged);
-	}
-	for (unsigned i = 0; i < vm->cfg->nnets && vm->nets[i]; i++) {
-		const struct vdev *d = vm->vdevs[vm->cfg->ndrives + i];
-		struct virtio_mmio_queue_stats rx, tx;
-		struct net_stats ns;
-		vdev_queue_stats(d, 0, &rx);
-		vdev_queue_stats(d, 1, &tx);
-		net_get_stats(vm->nets[i], &ns);
-		pr_info("eth%u: rx packets=%llu bytes=%llu; tx packets=%llu bytes=%llu "
-			"malformed=%llu; rx dropped=%llu bad-buffers=%llu; errors rx=%llu tx=%llu "
-			"protocol=%llu; rx-waits=%llu; "
-			"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
-			i, (unsigned long long)ns.rx_packets, (unsigned long long)ns.rx_bytes,
-			(unsigned long long)ns.tx_packets, (unsigned long long)ns.tx_bytes,
-			(unsigned long long)ns.tx_malformed, (unsigned long long)ns.rx_dropped,
-			(unsigned long long)ns.rx_bad_buffers, (unsigned long long)ns.rx_errors,
-			(unsigned long long)ns.tx_errors, (unsigned long long)ns.protocol_errors,
-			(unsigned long long)ns.rx_no_buffers,
-			(unsigned long long)rx.interrupts, (unsigned long long)tx.interrupts,
-			(unsigned long long)rx.notifications, (unsigned long long)tx.notifications);
-	}
-	if (vm->vsock) {
-		const struct vdev *d = vm->vdevs[vm->nvdevs - 1];
-		struct virtio_mmio_queue_stats rx, tx;
-		struct vsock_mux_stats v;
-		vdev_queue_stats(d, 0, &rx);
-		vdev_queue_stats(d, 1, &tx);
-		vsock_mux_get_stats(vm->vsock, &v);
-		pr_info("vsock: connections host=%llu guest=%llu open=%llu resets=%llu; "
-			"bytes to guest=%llu from guest=%llu; bad packets=%llu; "
-			"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
-			(unsigned long long)v.conns_host, (unsigned long long)v.conns_guest,
-			(unsigned long long)v.conns_open, (unsigned long long)v.resets,
-			(unsigned long long)v.rx_bytes, (unsigned long long)v.tx_bytes,
-			(unsigned long long)v.bad_packets, (unsigned long long)rx.interrupts,
-			(unsigned long long)tx.interrupts, (unsigned long long)rx.notifications,
-			(unsigned long long)tx.notifications);
-	}
+	if (vm->devs)
+		devices_print_stats(vm->devs);
 }
 
 int vm_run(struct vm *vm)
@@ -678,13 +586,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->vcpus);
 	/* The loop first: its pending ops live in the devices. */
 	evloop_destroy(vm->loop);
-	for (unsigned i = 0; i < vm->nvdevs; i++)
-		vdev_detach(vm->vdevs[i]);
-	for (unsigned i = 0; i < MAX_DRIVES; i++)
-		blk_destroy(vm->blks[i]);
-	for (unsigned i = 0; i < MAX_NETS; i++)
-		net_destroy(vm->nets[i]);
-	vsock_mux_destroy(vm->vsock);
+	devices_destroy(vm->devs);
 	serial_destroy(vm->serial);
 	console_destroy(vm->con);
 	bus_destroy(vm->mmio);

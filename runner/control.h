@@ -1,5 +1,8 @@
-/* Why and how the VM stops. Devices and vCPU threads request a stop; the
- * first request wins and later ones are ignored. Thread-safe. */
+/* Why and how the VM stops: a latch. Devices, vCPU, event-loop and relay
+ * threads request a stop without waiting for anyone; the first request wins
+ * and later ones are ignored. Its kick makes the vCPUs leave KVM_RUN and
+ * wakes the control thread through the mailbox's fd (mailbox.h), where
+ * actions that want an answer queue. Thread-safe. */
 #ifndef FLINT_CONTROL_H
 #define FLINT_CONTROL_H
 
@@ -19,6 +22,7 @@ enum stop_reason {
 	STOP_GUEST_EXIT,   /* guest init reported an exit status */
 	STOP_GUEST_PANIC,  /* guest kernel panicked */
 	STOP_HOST_SIGNAL,  /* SIGINT/SIGTERM on the host */
+	STOP_REQUESTED,    /* vm_request_stop, a stop action */
 	STOP_FATAL,        /* KVM internal error, emulation failure, triple fault... */
 };
 

@@ -35,6 +35,7 @@
 #include "x86.h"
 #include "devices.h"
 #include "device_kinds.h"
+#include "mailbox.h"
 
 struct vm {
 	const struct config *cfg;
@@ -56,7 +57,9 @@ struct vm {
 	struct vcpu_env env;
 	struct vcpu *vcpus;
 	unsigned nvcpus;     /* created so far */
-	int stop_fd;         /* eventfd: written when a stop is requested */
+	/* Actions for the control thread (the one in vm_run's loop), which
+	 * polls its fd; stop requests wake it through the same fd. */
+	struct mailbox *mb;
 	uint64_t boot_exits; /* KVM exits of all vCPUs when the boot timer fired */
 	struct termios tty;
 	bool tty_raw;
@@ -68,8 +71,7 @@ static void kick_all(void *ctx)
 
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
-	if (eventfd_write(vm->stop_fd, 1) < 0)
-		pr_err("cannot wake the main thread: %s", strerror(errno));
+	mailbox_wake(vm->mb);
 }
 
 static void serial_irq(void *ctx)
@@ -400,10 +402,9 @@ int vm_create(struct vm **out, const struct config *cfg)
 		return -ENOMEM;
 	vm->cfg = cfg;
 	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = -1;
-	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	control_init(&vm->ctl, kick_all, vm);
-	if (vm->stop_fd < 0) {
-		r = -errno;
+	if ((r = mailbox_create(&vm->mb)) < 0) {
+		pr_err("cannot create the control mailbox: %s", strerror(-r));
 		goto err;
 	}
 	/* Start-up order: KVM and the VM, memory, devices, boot image, vCPUs. */
@@ -484,6 +485,28 @@ static void print_stats(struct vm *vm)
 		devices_print_stats(vm->devs);
 }
 
+/* The control thread's side of the mailbox: one action, in order. */
+static void execute(void *ctx, int action, long arg, struct vm_err *err)
+{
+	struct vm *vm = ctx;
+
+	if (control_stopping(&vm->ctl)) {
+		if (action == VM_ACTION_STOP)
+			vm_err_set(err, -EALREADY, "the VM is already stopping");
+		else
+			vm_err_set(err, -ESHUTDOWN, "the VM is stopping");
+		return;
+	}
+	switch (action) {
+	case VM_ACTION_STOP:
+		control_request_stop(&vm->ctl, STOP_REQUESTED, (int)arg, NULL);
+		break;
+	default:
+		vm_err_set(err, -EINVAL, "unknown action %d", action);
+		break;
+	}
+}
+
 int vm_run(struct vm *vm)
 {
 	sigset_t sigs;
@@ -521,7 +544,7 @@ int vm_run(struct vm *vm)
 				     "seccomp filter for the main thread: %s", strerror(-r));
 	while (!control_stopping(&vm->ctl)) {
 		struct pollfd p[3] = {
-			{.fd = vm->stop_fd, .events = POLLIN},
+			{.fd = mailbox_fd(vm->mb), .events = POLLIN},
 			{.fd = sfd, .events = POLLIN},
 			{.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		};
@@ -530,6 +553,8 @@ int vm_run(struct vm *vm)
 		console_flush(vm->con);
 		if (n < 0 && errno != EINTR)
 			break;
+		if (p[0].revents & POLLIN)
+			mailbox_run(vm->mb, execute, vm);
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si))
@@ -546,6 +571,8 @@ int vm_run(struct vm *vm)
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 	}
+	/* Whoever waits for an answer gets it now, not after the joins. */
+	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
 	if (vm->loop) {
@@ -567,7 +594,12 @@ int vm_run(struct vm *vm)
 
 void vm_request_stop(struct vm *vm, int status, const char *msg)
 {
-	control_request_stop(&vm->ctl, STOP_GUEST_EXIT, status, msg ? "%s" : NULL, msg);
+	control_request_stop(&vm->ctl, STOP_REQUESTED, status, msg ? "%s" : NULL, msg);
+}
+
+int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
+{
+	return mailbox_call(vm->mb, a, arg, err);
 }
 
 uint64_t vm_boot_us(const struct vm *vm)
@@ -595,6 +627,6 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->serial_irqfd);
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->sys_fd);
-	close_fd(&vm->stop_fd);
+	mailbox_destroy(vm->mb);
 	free(vm);
 }

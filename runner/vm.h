@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "util.h"
+#include "mailbox.h"
 
 struct vm;
 
@@ -23,6 +24,21 @@ int vm_run(struct vm *vm);
 /* Stop the VM with this exit status (msg printed at exit, NULL for none);
  * the first stop request wins. Any thread. */
 void vm_request_stop(struct vm *vm, int status, const char *msg);
+
+/* What the VM can be asked to do (vm_act). */
+enum vm_action {
+	/* Stop the VM; arg is the status vm_run returns. Answered once the
+	 * stop is under way (the vCPUs are kicked); vm_run then returns. */
+	VM_ACTION_STOP,
+};
+
+/* Ask the VM's control thread (the thread in vm_run) to carry out action a
+ * and wait for its answer: 0, or -errno with err->msg saying why (-ESHUTDOWN
+ * once the VM is stopping or stopped; -EALREADY for a second stop). Actions
+ * run one at a time in the order they were asked for; one asked before
+ * vm_run runs when vm_run starts. Any thread but the control thread; all
+ * callers must have returned before vm_destroy. */
+int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err);
 
 /* Microseconds from launch to the guest init's boot-timer signal; 0 before. */
 uint64_t vm_boot_us(const struct vm *vm);

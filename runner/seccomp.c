@@ -34,7 +34,8 @@
 #define NO_EXEC(sys)	  ALLOW_IF(sys, ARG_WITHOUT(2, PROT_EXEC))
 
 /* What every thread needs, glibc's own calls included:
- *   futex			mutexes, pthread_join
+ *   futex			mutexes, condition variables (the mailbox's
+ *				answers, a parked vCPU), pthread_join
  *   write			log lines (one write each), eventfds, console output
  *   clock_gettime		now_ns(), where the vDSO falls back to the kernel
  *   mmap, mprotect, munmap, brk	malloc and free: the main arena, large
@@ -55,12 +56,13 @@
 	ALLOW_IF(tgkill, ARG_EQ(0, THIS_PID), ARG_EQ(2, KICK_SIGNAL)), \
 	ALLOW(exit), ALLOW(exit_group)
 
-/* The main thread once the other threads run: the wait loop in vm_run, then
- * teardown and exit. */
+/* The main thread once the other threads run: the wait loop in vm_run and
+ * the mailbox's actions it carries out (a pause waits for the vCPUs on
+ * condition variables), then teardown and exit. */
 static const struct seccomp_rule main_rules[] = {
 	COMMON_RULES,
-	ALLOW(poll),		/* stop eventfd, signalfd, stdin */
-	ALLOW(read),		/* signalfd, stdin */
+	ALLOW(poll),		/* the mailbox's eventfd, signalfd, stdin */
+	ALLOW(read),		/* the same three */
 	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
 	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
 	ALLOW(pread64),		/* --stats: the KVM statistics of each vCPU */
@@ -77,6 +79,7 @@ static const struct seccomp_rule vcpu_rules[] = {
 	IOCTL(KVM_RUN),
 	IOCTL(KVM_GET_REGS),	/* where the guest was when it crashed */
 	IOCTL(KVM_GET_SREGS),
+	IOCTL(KVM_KVMCLOCK_CTRL), /* a pause: tell the guest's kvmclock (then park: futex) */
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */

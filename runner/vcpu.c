@@ -166,22 +166,32 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 	return act;
 }
 
-static void *vcpu_thread(void *arg)
+/* Out of KVM_RUN on a pause request: tell the guest, say so, and wait
+ * for resume or stop. */
+static void park(struct vcpu *v)
 {
-	struct vcpu *v = arg;
-	sigset_t set;
+	/* The guest's kvmclock learns it was stopped, so that its watchdogs
+	 * do not take the pause for a soft lockup. -EINVAL: no kvmclock. */
+	v->kvmclock = ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 ? -errno : 0;
+	pthread_mutex_lock(&v->lock);
+	v->parked = true;
+	pthread_cond_broadcast(&v->cond);
+	while (atomic_load(&v->pause) && !control_stopping(v->env->ctl))
+		pthread_cond_wait(&v->cond, &v->lock);
+	v->parked = false;
+	pthread_mutex_unlock(&v->lock);
+	/* The pause's kick may not have been used up; the loop checks stop
+	 * and pause again before KVM_RUN, and a later kick sets it anew. */
+	v->run->immediate_exit = 0;
+}
 
-	sigemptyset(&set);
-	sigaddset(&set, SIG_KICK);
-	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	/* Before the first KVM_RUN: from here on the guest drives this thread. */
-	int r = seccomp_enter(SECCOMP_VCPU);
-	if (r < 0) {
-		control_request_stop(v->env->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
-				     "seccomp filter for vCPU %u: %s", v->id, strerror(-r));
-		return NULL;
-	}
+static void run_loop(struct vcpu *v)
+{
 	while (!control_stopping(v->env->ctl)) {
+		if (atomic_load_explicit(&v->pause, memory_order_acquire)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
@@ -200,6 +210,27 @@ static void *vcpu_thread(void *arg)
 		if (a == VCPU_STOP)
 			break;
 	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIG_KICK);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Before the first KVM_RUN: from here on the guest drives this thread. */
+	int r = seccomp_enter(SECCOMP_VCPU);
+	if (r < 0)
+		control_request_stop(v->env->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
+				     "seccomp filter for vCPU %u: %s", v->id, strerror(-r));
+	else
+		run_loop(v);
+	pthread_mutex_lock(&v->lock);
+	v->exited = true;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
 	return NULL;
 }
 
@@ -222,8 +253,15 @@ void vcpu_block_kick(void)
 
 int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id, const struct vcpu_env *env)
 {
+	pthread_condattr_t ca;
+
 	memset(v, 0, sizeof(*v));
 	v->fd = v->stats_fd = -1;
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&v->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	v->id = id;
 	v->env = env;
 	int size = ioctl(sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -261,6 +299,56 @@ void vcpu_kick(struct vcpu *v)
 	/* immediate_exit covers a kick that lands just before KVM_RUN. */
 	v->run->immediate_exit = 1;
 	pthread_kill(v->thread, SIG_KICK);
+	/* A parked vCPU waits on cond, where the signal may not reach. */
+	pthread_mutex_lock(&v->lock);
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void vcpu_pause(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	pthread_mutex_lock(&v->lock);
+	atomic_store(&v->pause, true);
+	pthread_mutex_unlock(&v->lock);
+	/* After the flag: the thread checks it after every exit from KVM_RUN,
+	 * and the kick makes sure there is one soon. */
+	vcpu_kick(v);
+}
+
+int vcpu_wait_paused(struct vcpu *v, uint64_t deadline_ns)
+{
+	struct timespec ts = {.tv_sec = deadline_ns / 1000000000ULL,
+			      .tv_nsec = deadline_ns % 1000000000ULL};
+	int r = 0;
+
+	if (!v->started)
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	while (!v->parked && !v->exited && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+	r = v->parked || v->exited ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+void vcpu_resume(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	pthread_mutex_lock(&v->lock);
+	atomic_store(&v->pause, false);
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool vcpu_parked(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	bool p = v->parked;
+	pthread_mutex_unlock(&v->lock);
+	return p;
 }
 
 void vcpu_join(struct vcpu *v)
@@ -273,6 +361,8 @@ void vcpu_join(struct vcpu *v)
 void vcpu_destroy(struct vcpu *v)
 {
 	vcpu_join(v);
+	pthread_cond_destroy(&v->cond);
+	pthread_mutex_destroy(&v->lock);
 	if (v->run)
 		munmap(v->run, v->run_size);
 	v->run = NULL;

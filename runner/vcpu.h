@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdatomic.h>
 
 #include "bus.h"
 #include "control.h"
@@ -40,6 +41,16 @@ struct vcpu {
 	uint64_t exits[VCPU_EXIT_REASONS];
 	uint64_t pio_exits, mmio_exits, unhandled;
 	char fatal[320]; /* why the handler returned VCPU_FATAL, and where */
+	/* Pausing: the control thread sets pause and kicks; the vCPU thread,
+	 * out of KVM_RUN, tells the guest's kvmclock, sets parked and waits
+	 * until pause is cleared or the VM stops. exited: the thread has left
+	 * its loop. Under lock (pause is also read without it, on the way
+	 * into KVM_RUN); cond signals every change. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+	atomic_bool pause;
+	bool parked, exited;
+	int kvmclock; /* the last KVM_KVMCLOCK_CTRL's result: 0 or -errno */
 };
 
 /* Handle one exit: dispatch port and MMIO accesses to the buses, turn guest
@@ -53,8 +64,23 @@ int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id, const struct
 /* Start the KVM_RUN loop on its own thread. The calling thread must have the
  * kick signal blocked (see vcpu_block_kick); the vCPU thread unblocks it. */
 int vcpu_start(struct vcpu *v) WARN_UNUSED;
-/* Make the vCPU leave KVM_RUN soon (from any thread). */
+/* Make the vCPU leave KVM_RUN soon, and a parked one look at the stop
+ * control again (from any thread). */
 void vcpu_kick(struct vcpu *v);
+
+/* Pause and resume, from the control thread. vcpu_pause asks the vCPU to
+ * park and kicks it out of KVM_RUN; vcpu_wait_paused waits until it is
+ * parked (or its thread has ended): 0, or -ETIMEDOUT at deadline_ns
+ * (CLOCK_MONOTONIC, now_ns()), when it may still be running. A parked vCPU
+ * has told the guest's kvmclock that it was stopped (KVM_KVMCLOCK_CTRL;
+ * v->kvmclock is -EINVAL for a guest without kvmclock) and stays out of
+ * KVM_RUN until vcpu_resume, or until the VM stops. A vCPU not started
+ * counts as paused. */
+void vcpu_pause(struct vcpu *v);
+int vcpu_wait_paused(struct vcpu *v, uint64_t deadline_ns) WARN_UNUSED;
+void vcpu_resume(struct vcpu *v);
+/* True while the vCPU thread is parked. */
+bool vcpu_parked(struct vcpu *v);
 /* Wait for the vCPU thread to end (no-op if not started). */
 void vcpu_join(struct vcpu *v);
 /* Join the thread (if started), unmap, close. Safe on a zeroed vcpu with fd -1. */

@@ -61,6 +61,7 @@ struct vm {
 	 * polls its fd; stop requests wake it through the same fd. */
 	struct mailbox *mb;
 	uint64_t boot_exits; /* KVM exits of all vCPUs when the boot timer fired */
+	_Atomic int state;   /* enum vm_state; written by the control thread */
 	struct termios tty;
 	bool tty_raw;
 };
@@ -485,6 +486,37 @@ static void print_stats(struct vm *vm)
 		devices_print_stats(vm->devs);
 }
 
+/* Pause every vCPU: all are asked at once, then waited for. When this
+ * returns 0 none is in KVM_RUN. One that does not park in time (stuck in a
+ * device call) fails the pause, and the others run again. */
+static int pause_vcpus(struct vm *vm, struct vm_err *err)
+{
+	uint64_t t0 = now_ns(), deadline = t0 + VM_PAUSE_TIMEOUT_MS * 1000000ULL;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_pause(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vcpu_wait_paused(&vm->vcpus[i], deadline) < 0) {
+			for (unsigned j = 0; j < vm->nvcpus; j++)
+				vcpu_resume(&vm->vcpus[j]);
+			return vm_err_set(err, -ETIMEDOUT, "vCPU %u did not pause within %d ms", i,
+					  VM_PAUSE_TIMEOUT_MS);
+		}
+	if (control_stopping(&vm->ctl))
+		return vm_err_set(err, -ESHUTDOWN, "the VM stopped while pausing");
+	atomic_store(&vm->state, VM_STATE_PAUSED);
+	pr_debug("paused %u vCPU(s) in %llu us", vm->nvcpus,
+		 (unsigned long long)(now_ns() - t0) / 1000);
+	return 0;
+}
+
+static void resume_vcpus(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_resume(&vm->vcpus[i]);
+	atomic_store(&vm->state, VM_STATE_RUNNING);
+}
+
 /* The control thread's side of the mailbox: one action, in order. */
 static void execute(void *ctx, int action, long arg, struct vm_err *err)
 {
@@ -497,9 +529,21 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 			vm_err_set(err, -ESHUTDOWN, "the VM is stopping");
 		return;
 	}
+	enum vm_state st = atomic_load(&vm->state);
 	switch (action) {
 	case VM_ACTION_STOP:
 		control_request_stop(&vm->ctl, STOP_REQUESTED, (int)arg, NULL);
+		break;
+	case VM_ACTION_PAUSE:
+	case VM_ACTION_RESUME:
+		if (st == VM_STATE_NOT_STARTED)
+			vm_err_set(err, -EPERM, "the VM has not started");
+		else if (action == VM_ACTION_PAUSE && st == VM_STATE_RUNNING)
+			pause_vcpus(vm, err);
+		else if (action == VM_ACTION_RESUME && st == VM_STATE_PAUSED)
+			resume_vcpus(vm);
+		/* Pausing a paused VM or resuming a running one does nothing
+		 * and succeeds, as in Firecracker. */
 		break;
 	default:
 		vm_err_set(err, -EINVAL, "unknown action %d", action);
@@ -537,6 +581,8 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	if (!control_stopping(&vm->ctl))
+		atomic_store(&vm->state, VM_STATE_RUNNING);
 	/* After creating the other threads, so that none inherits this filter,
 	 * and before serving anything (seccomp.h). */
 	if ((r = seccomp_enter(SECCOMP_MAIN)) < 0)
@@ -575,6 +621,7 @@ int vm_run(struct vm *vm)
 	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+	atomic_store(&vm->state, VM_STATE_STOPPED);
 	if (vm->loop) {
 		evloop_stop(vm->loop);
 		if ((r = evloop_join(vm->loop)) < 0)
@@ -600,6 +647,24 @@ void vm_request_stop(struct vm *vm, int status, const char *msg)
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
 {
 	return mailbox_call(vm->mb, a, arg, err);
+}
+
+enum vm_state vm_state(struct vm *vm)
+{
+	if (control_stopping(&vm->ctl))
+		return VM_STATE_STOPPED;
+	return atomic_load(&vm->state);
+}
+
+const char *vm_state_name(enum vm_state s)
+{
+	static const char *const names[] = {
+		[VM_STATE_NOT_STARTED] = "Not started",
+		[VM_STATE_RUNNING] = "Running",
+		[VM_STATE_PAUSED] = "Paused",
+		[VM_STATE_STOPPED] = "Stopped",
+	};
+	return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "?";
 }
 
 uint64_t vm_boot_us(const struct vm *vm)

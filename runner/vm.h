@@ -30,6 +30,23 @@ enum vm_action {
 	/* Stop the VM; arg is the status vm_run returns. Answered once the
 	 * stop is under way (the vCPUs are kicked); vm_run then returns. */
 	VM_ACTION_STOP,
+	/* Pause the vCPUs: answered once none is in KVM_RUN (each has told
+	 * the guest's kvmclock). -ETIMEDOUT when one did not leave it within
+	 * VM_PAUSE_TIMEOUT_MS; the VM then runs on. The devices and the event
+	 * loop keep running. Pausing a paused VM succeeds. */
+	VM_ACTION_PAUSE,
+	/* Let paused vCPUs run again. Resuming a running VM succeeds. */
+	VM_ACTION_RESUME,
+};
+
+#define VM_PAUSE_TIMEOUT_MS 5000
+
+/* Where the VM is. Firecracker's instance states, and stopped. */
+enum vm_state {
+	VM_STATE_NOT_STARTED, /* created, vm_run not yet started the vCPUs */
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,
+	VM_STATE_STOPPED, /* a stop was requested, or vm_run has returned */
 };
 
 /* Ask the VM's control thread (the thread in vm_run) to carry out action a
@@ -39,6 +56,11 @@ enum vm_action {
  * vm_run runs when vm_run starts. Any thread but the control thread; all
  * callers must have returned before vm_destroy. */
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err);
+
+/* The VM's state now. Any thread. */
+enum vm_state vm_state(struct vm *vm);
+/* "Not started", "Running", "Paused" (Firecracker's names), "Stopped". */
+const char *vm_state_name(enum vm_state s);
 
 /* Microseconds from launch to the guest init's boot-timer signal; 0 before. */
 uint64_t vm_boot_us(const struct vm *vm);

@@ -189,6 +189,11 @@ static void call_kvm_run(void)
 	expect_errno(syscall(SYS_ioctl, -1, KVM_RUN, 0), EBADF);
 }
 
+static void call_kvmclock_ctrl(void)
+{
+	expect_errno(syscall(SYS_ioctl, -1, KVM_KVMCLOCK_CTRL, 0), EBADF);
+}
+
 static void call_tcsets(void)
 {
 	struct termios t = {0};
@@ -282,6 +287,7 @@ static const struct {
     {SECCOMP_VCPU, call_kvm_run, true, "vcpu: KVM_RUN"},
     {SECCOMP_VCPU, call_mmap_rw, true, "vcpu: mmap rw"},
     {SECCOMP_VCPU, call_tgkill_kick, true, "vcpu: tgkill kick"},
+    {SECCOMP_VCPU, call_kvmclock_ctrl, true, "vcpu: KVM_KVMCLOCK_CTRL"},
     {SECCOMP_VCPU, call_tcsets, false, "vcpu: ioctl TCSETS"},
     {SECCOMP_VCPU, call_mmap_exec, false, "vcpu: mmap exec"},
     {SECCOMP_VCPU, call_mprotect_exec, false, "vcpu: mprotect exec"},
@@ -292,6 +298,7 @@ static const struct {
     {SECCOMP_VCPU, call_socket_unix, false, "vcpu: socket"},
     {SECCOMP_MAIN, call_poll, true, "main: poll"},
     {SECCOMP_MAIN, call_kvm_run, false, "main: KVM_RUN"},
+    {SECCOMP_MAIN, call_kvmclock_ctrl, false, "main: KVM_KVMCLOCK_CTRL"},
     {SECCOMP_MAIN, call_openat, false, "main: openat"},
     {SECCOMP_EVLOOP, call_socket_unix, true, "evloop: AF_UNIX socket"},
     {SECCOMP_EVLOOP, call_socket_inet, false, "evloop: AF_INET socket"},

@@ -43,8 +43,13 @@ unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests --jobs 2
 
 # Host smoke tests: a tiny hand-written guest, no Linux; milliseconds.
-smoke: $(BUILD)/flint
+smoke: $(BUILD)/flint $(BUILD)/vm-pause-test
 	sh tests/smoke/run.sh $(BUILD)/flint $(BUILD)
+
+# The pause smoke test: flint's objects, the VM driven through vm_act() from
+# another thread as the API will (tests/smoke/pause.c).
+$(BUILD)/vm-pause-test: tests/smoke/pause.c $(RUNNER_LIB_OBJS)
+	$(CC) $(CPPFLAGS) $(FLINT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS_FLINT)
 
 include mk/tools.mk
 include mk/guest.mk

@@ -58,7 +58,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	exit
 fi
 
-for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE HANG; do
+for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE HANG COUNT; do
 	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none \
 		-D$v -o "$OUT/tiny-$v.elf" "$(dirname "$0")/tiny-guest.S" || exit 1
 done
@@ -98,6 +98,20 @@ check kernel-too-big 125 "" "kernel $OUT/big is larger than guest memory" -- \
 check initrd-not-a-file 125 "" "initrd /dev/null is not a regular file" -- \
 	--kernel "$OUT/tiny-EXIT_STATUS.elf" --initrd /dev/null
 check bad-option 125 "" "unknown option --frob" -- --frob
+
+# Pause and resume, driven as the API will (tests/smoke/pause.c): the
+# guest's ticks stop while it is paused and go on after; a stop while paused
+# ends it. Each of its checks is a PASS or FAIL line of its own.
+timeout 30 "$BUILD_DIR/vm-pause-test" "$OUT/tiny-COUNT.elf" "$OUT/pause.out" \
+	>"$OUT/pause.verdicts" 2>"$OUT/pause.err"
+got=$?
+cat "$OUT/pause.verdicts"
+pass=$((pass + $(grep -c '^PASS' "$OUT/pause.verdicts")))
+fail=$((fail + $(grep -c '^FAIL' "$OUT/pause.verdicts")))
+why=""
+[ $got = 0 ] || why="status $got"
+grep -q '^PASS' "$OUT/pause.verdicts" || why="no verdicts${why:+, $why}"
+[ -z "$why" ] || report pause-test "$why" "$OUT/pause.err"
 
 # seccomp: every run above had the filters on (the default). A drive, which
 # the tiny guest ignores, starts the event-loop thread; --stats makes the

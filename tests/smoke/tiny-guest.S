@@ -8,6 +8,9 @@
  *   PANIC        print what Linux's panic() prints without panic=, ending
  *                with its end marker, then spin for ever as it does
  *   PANIC_LINE   print only a panic line (no end marker), then report 42
+ *   COUNT        print "tick N" lines for ever, N counting up (base 16), one
+ *                every 16384 turns of a busy loop: output that stops when
+ *                the vCPU is paused
  *   HANG (or none of these)  halt for ever */
 	.macro print str
 	lea \str(%rip), %rsi
@@ -33,6 +36,27 @@ _start:
 	jmp 4b
 #elif defined(PANIC_LINE)
 	print panic_line
+#elif defined(COUNT)
+	xor %r12, %r12
+5:	mov $16384, %ecx
+6:	dec %ecx
+	jnz 6b
+	inc %r12
+	print tick
+	/* N in base 16, most significant digit first, no leading zeros. */
+	mov %r12, %r13
+	bsr %r13, %rcx
+	and $~3, %ecx
+7:	mov %r13, %rax
+	shr %cl, %rax
+	and $15, %eax
+	movb hex(%rax), %al
+	outb %al, %dx
+	sub $4, %ecx
+	jns 7b
+	movb $10, %al
+	outb %al, %dx
+	jmp 5b
 #endif
 #if defined(EXIT_STATUS) || defined(PANIC_LINE)
 	movl $42, %eax
@@ -53,6 +77,8 @@ panic_msg:
 	.ascii "[    1.000000] Kernel panic - not syncing: tiny guest test panic\r\n"
 	.ascii "[    1.000001] CPU: 0 PID: 1 Comm: swapper/0\r\n"
 	.asciz "[    1.000002] ---[ end Kernel panic - not syncing: tiny guest test panic ]---\r\n"
+tick:	.asciz "tick "
+hex:	.ascii "0123456789abcdef"
 panic_line:
 	.asciz "Kernel panic - not syncing: only a line of text\n"
 bad_idt: .word 0

@@ -139,6 +139,10 @@ done
 # message naming the image and the conflict, or shares it read-only.
 # hold SPEC: a flint with drive SPEC in the background, once its guest runs.
 hold() {
+	# Emptied here, not by the background job's own redirection, which
+	# may come after the first grep: a holder.out left by an earlier
+	# holder would then say this one runs before it holds the image.
+	: >"$OUT/holder.out"
 	"$FLINT" --kernel "$OUT/tiny-HANG.elf" --drive "$1" </dev/null >"$OUT/holder.out" \
 		2>"$OUT/holder.err" &
 	holder=$!

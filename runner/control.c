@@ -5,21 +5,21 @@
 void control_init(struct control *c, void (*kick)(void *ctx), void *kick_ctx)
 {
 	atomic_init(&c->reason, STOP_NONE);
-	c->status = 0;
+	c->value = 0;
 	c->msg[0] = '\0';
 	c->kick = kick;
 	c->kick_ctx = kick_ctx;
 	pthread_mutex_init(&c->lock, NULL);
 }
 
-bool control_request_stop(struct control *c, enum stop_reason r, int status, const char *fmt, ...)
+bool control_request_stop(struct control *c, enum stop_reason r, int value, const char *fmt, ...)
 {
 	pthread_mutex_lock(&c->lock);
 	if (atomic_load(&c->reason) != STOP_NONE) {
 		pthread_mutex_unlock(&c->lock);
 		return false;
 	}
-	c->status = status;
+	c->value = value;
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);

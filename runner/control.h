@@ -12,24 +12,23 @@
 
 #include "util.h"
 
-/* flint's own exit statuses, beside the guest command's 0-255. */
-#define EXIT_GUEST_CRASH 122 /* guest kernel panic, triple fault, KVM error */
-#define EXIT_FLINT_ERROR 125 /* bad options, unreadable files, host KVM trouble */
-
+/* Why the VM stopped. What that means for flint's exit status is the
+ * command layer's business (main.c), not the VM's. */
 enum stop_reason {
 	STOP_NONE = 0,
-	STOP_GUEST_RESET,  /* guest rebooted (i8042 reset, triple fault with reboot=t) */
-	STOP_GUEST_EXIT,   /* guest init reported an exit status */
-	STOP_GUEST_PANIC,  /* guest kernel panicked */
-	STOP_HOST_SIGNAL,  /* SIGINT/SIGTERM on the host */
-	STOP_REQUESTED,    /* vm_request_stop, a stop action */
-	STOP_FATAL,        /* KVM internal error, emulation failure, triple fault... */
+	STOP_GUEST_RESET,  /* guest rebooted (i8042 reset, KVM reset or shutdown event) */
+	STOP_GUEST_EXIT,   /* the guest wrote its exit device; value: what it wrote */
+	STOP_GUEST_PANIC,  /* the guest kernel panicked */
+	STOP_GUEST_CRASH,  /* triple fault, KVM internal or emulation error, crash event */
+	STOP_HOST_SIGNAL,  /* SIGINT/SIGTERM/SIGHUP on the host; value: the signal */
+	STOP_REQUESTED,    /* vm_request_stop, a stop action; value: the requester's */
+	STOP_ERROR,        /* flint failed: KVM_RUN, a thread, a seccomp filter */
 };
 
 struct control {
 	_Atomic int reason; /* enum stop_reason */
-	int status;         /* exit status flint returns; valid once reason != NONE */
-	char msg[256];      /* message printed at exit, "" for none */
+	int value;          /* see enum stop_reason; valid once reason != NONE */
+	char msg[256];      /* why, for the user; "" for nothing to say */
 	/* Called once, by the first stop request, to make every vCPU leave KVM_RUN. */
 	void (*kick)(void *ctx);
 	void *kick_ctx;
@@ -40,7 +39,7 @@ void control_init(struct control *c, void (*kick)(void *ctx), void *kick_ctx);
 
 /* Request a stop. Returns true if this request was the first (and so took
  * effect). fmt may be NULL for no message. */
-bool control_request_stop(struct control *c, enum stop_reason r, int status, const char *fmt, ...)
+bool control_request_stop(struct control *c, enum stop_reason r, int value, const char *fmt, ...)
 	PRINTF(4, 5);
 
 static inline bool control_stopping(struct control *c)

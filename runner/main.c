@@ -129,6 +129,28 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	return 0;
 }
 
+/* The command layer's reading of how the VM ended: flint's exit status,
+ * after the VM's message. */
+static int exit_status(const struct vm_exit *how)
+{
+	if (how->msg[0])
+		pr_err("%s", how->msg);
+	switch (how->reason) {
+	case STOP_GUEST_RESET:
+		return 0;
+	case STOP_GUEST_EXIT:
+	case STOP_REQUESTED:
+		return how->value;
+	case STOP_GUEST_PANIC:
+	case STOP_GUEST_CRASH:
+		return EXIT_GUEST_CRASH;
+	case STOP_HOST_SIGNAL:
+		return 128 + how->value;
+	default:
+		return EXIT_FLINT_ERROR;
+	}
+}
+
 static void run_finish(void *ctx, int status, const char *msg)
 {
 	vm_request_stop(ctx, status, msg);
@@ -171,7 +193,9 @@ static int run_command(struct config *cfg)
 	};
 	if (run_start(&r, &p) < 0)
 		goto out;
-	status = vm_run(vm);
+	struct vm_exit how;
+	vm_run(vm, &how);
+	status = exit_status(&how);
 	if (!run_finished(r) && status == 0) {
 		pr_err("flint run: the guest stopped before the command finished");
 		status = RUN_EXIT_NO_AGENT;
@@ -213,7 +237,9 @@ int main(int argc, char **argv)
 	}
 	int status = EXIT_FLINT_ERROR;
 	if (vm_create(&vm, &cfg) == 0) {
-		status = vm_run(vm);
+		struct vm_exit how;
+		vm_run(vm, &how);
+		status = exit_status(&how);
 		vm_destroy(vm);
 	}
 	cli_config_free(&cfg);

@@ -198,13 +198,13 @@ static void run_loop(struct vcpu *v)
 				v->exits[KVM_EXIT_INTR]++;
 				continue;
 			}
-			control_request_stop(v->env->ctl, STOP_FATAL, EXIT_FLINT_ERROR, "KVM_RUN on vCPU %u: %s",
+			control_request_stop(v->env->ctl, STOP_ERROR, 0, "KVM_RUN on vCPU %u: %s",
 					     v->id, strerror(errno));
 			break;
 		}
 		enum vcpu_action a = vcpu_handle_exit(v, v->run);
 		if (a == VCPU_FATAL) {
-			control_request_stop(v->env->ctl, STOP_FATAL, EXIT_GUEST_CRASH, "%s", v->fatal);
+			control_request_stop(v->env->ctl, STOP_GUEST_CRASH, 0, "%s", v->fatal);
 			break;
 		}
 		if (a == VCPU_STOP)
@@ -223,8 +223,8 @@ static void *vcpu_thread(void *arg)
 	/* Before the first KVM_RUN: from here on the guest drives this thread. */
 	int r = seccomp_enter(SECCOMP_VCPU);
 	if (r < 0)
-		control_request_stop(v->env->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
-				     "seccomp filter for vCPU %u: %s", v->id, strerror(-r));
+		control_request_stop(v->env->ctl, STOP_ERROR, 0, "seccomp filter for vCPU %u: %s",
+				     v->id, strerror(-r));
 	else
 		run_loop(v);
 	pthread_mutex_lock(&v->lock);

@@ -85,8 +85,7 @@ static void serial_irq(void *ctx)
 /* The guest kernel panicked: flint ends with 122 and the panic line. */
 static void stop_on_panic(struct vm *vm, const char *line)
 {
-	control_request_stop(&vm->ctl, STOP_GUEST_PANIC, EXIT_GUEST_CRASH, "guest kernel panic: %s",
-			     line);
+	control_request_stop(&vm->ctl, STOP_GUEST_PANIC, 0, "guest kernel panic: %s", line);
 }
 
 static void serial_out(void *ctx, const uint8_t *buf, size_t n)
@@ -149,8 +148,8 @@ static int evloop_thread_start(void *ctx)
 	int r = seccomp_enter(SECCOMP_EVLOOP);
 
 	if (r < 0)
-		control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
-				     "seccomp filter for the event loop: %s", strerror(-r));
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the event loop: %s",
+				     strerror(-r));
 	return r;
 }
 
@@ -551,7 +550,7 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 	}
 }
 
-int vm_run(struct vm *vm)
+void vm_run(struct vm *vm, struct vm_exit *how)
 {
 	sigset_t sigs;
 	uint8_t in[64];
@@ -570,14 +569,14 @@ int vm_run(struct vm *vm)
 	vcpu_block_kick();
 	tty_raw(vm);
 	if (vm->loop && (r = evloop_start(vm->loop)) < 0)
-		control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
-				     "cannot start the event loop: %s", strerror(-r));
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "cannot start the event loop: %s",
+				     strerror(-r));
 	pr_debug("starting %u vCPU(s) %llu us after launch", vm->nvcpus,
 		 (unsigned long long)us_since_launch());
 	for (unsigned i = 0; i < vm->nvcpus && !control_stopping(&vm->ctl); i++) {
 		if ((r = vcpu_start(&vm->vcpus[i])) < 0) {
-			control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
-					     "cannot start vCPU %u: %s", i, strerror(-r));
+			control_request_stop(&vm->ctl, STOP_ERROR, 0, "cannot start vCPU %u: %s", i,
+					     strerror(-r));
 			break;
 		}
 	}
@@ -586,8 +585,8 @@ int vm_run(struct vm *vm)
 	/* After creating the other threads, so that none inherits this filter,
 	 * and before serving anything (seccomp.h). */
 	if ((r = seccomp_enter(SECCOMP_MAIN)) < 0)
-		control_request_stop(&vm->ctl, STOP_FATAL, EXIT_FLINT_ERROR,
-				     "seccomp filter for the main thread: %s", strerror(-r));
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the main thread: %s",
+				     strerror(-r));
 	while (!control_stopping(&vm->ctl)) {
 		struct pollfd p[3] = {
 			{.fd = mailbox_fd(vm->mb), .events = POLLIN},
@@ -604,7 +603,7 @@ int vm_run(struct vm *vm)
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si))
-				control_request_stop(&vm->ctl, STOP_HOST_SIGNAL, 128 + si.ssi_signo,
+				control_request_stop(&vm->ctl, STOP_HOST_SIGNAL, si.ssi_signo,
 						     "stopped by signal %u", si.ssi_signo);
 		}
 		if (p[2].revents & (POLLIN | POLLHUP)) {
@@ -634,9 +633,9 @@ int vm_run(struct vm *vm)
 	close_fd(&sfd);
 	if (vm->cfg->stats)
 		print_stats(vm);
-	if (vm->ctl.msg[0])
-		pr_err("%s", vm->ctl.msg);
-	return vm->ctl.status;
+	how->reason = atomic_load(&vm->ctl.reason);
+	how->value = vm->ctl.value;
+	snprintf(how->msg, sizeof(how->msg), "%s", vm->ctl.msg);
 }
 
 void vm_request_stop(struct vm *vm, int status, const char *msg)

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "util.h"
 #include "mailbox.h"
+#include "control.h"
 
 struct vm;
 
@@ -17,18 +18,28 @@ struct vm;
  * -errno; *out is NULL on failure. */
 int vm_create(struct vm **out, const struct config *cfg) WARN_UNUSED;
 
-/* Start the vCPUs and serve the console and host signals until the guest
- * stops. Returns flint's exit status and prints why the guest stopped. */
-int vm_run(struct vm *vm);
+/* How the VM ended: why, the value that goes with it (control.h's enum
+ * stop_reason says which) and a message for the user, "" for none. */
+struct vm_exit {
+	enum stop_reason reason;
+	int value;
+	char msg[256];
+};
 
-/* Stop the VM with this exit status (msg printed at exit, NULL for none);
- * the first stop request wins. Any thread. */
+/* Start the vCPUs; serve the console, host signals and the mailbox (this
+ * thread is the control thread) until the VM stops; print --stats. *how
+ * says why it stopped: what that means for flint's exit status, and
+ * printing how->msg, are the caller's. */
+void vm_run(struct vm *vm, struct vm_exit *how);
+
+/* Stop the VM (STOP_REQUESTED with value status; msg for the user, NULL
+ * for none) without waiting; the first stop request wins. Any thread. */
 void vm_request_stop(struct vm *vm, int status, const char *msg);
 
 /* What the VM can be asked to do (vm_act). */
 enum vm_action {
-	/* Stop the VM; arg is the status vm_run returns. Answered once the
-	 * stop is under way (the vCPUs are kicked); vm_run then returns. */
+	/* Stop the VM (STOP_REQUESTED, value arg). Answered once the stop is
+	 * under way (the vCPUs are kicked); vm_run then returns. */
 	VM_ACTION_STOP,
 	/* Pause the vCPUs: answered once none is in KVM_RUN (each has told
 	 * the guest's kvmclock). -ETIMEDOUT when one did not leave it within

@@ -79,13 +79,13 @@ static const char *state(struct vm *vm)
 
 struct runner {
 	struct vm *vm;
-	int status;
+	struct vm_exit how;
 };
 
 static void *run_vm(void *arg)
 {
 	struct runner *r = arg;
-	r->status = vm_run(r->vm);
+	vm_run(r->vm, &r->how);
 	return NULL;
 }
 
@@ -158,7 +158,9 @@ int main(int argc, char **argv)
 	rc = vm_act(r.vm, VM_ACTION_STOP, 7, &err);
 	check(rc == 0, "stop while paused answered", "%d %s", rc, err.msg);
 	pthread_join(th, NULL);
-	check(r.status == 7, "vm_run returns the stop's status", "%d", r.status);
+	check(r.how.reason == STOP_REQUESTED && r.how.value == 7,
+	      "vm_run says the stop action stopped it, with its value", "reason %d value %d",
+	      r.how.reason, r.how.value);
 	check(vm_state(r.vm) == VM_STATE_STOPPED, "state stopped", "%s", state(r.vm));
 	rc = vm_act(r.vm, VM_ACTION_RESUME, 0, &err);
 	check(rc == -ESHUTDOWN && !strcmp(err.msg, "the VM has stopped"),

@@ -60,7 +60,7 @@ Test(exit_dev, write_stops_with_the_status)
 	cr_assert_not(control_stopping(&c), "3-byte write");
 	exit_dev_ops.write(&e, 0, &s, 4);
 	cr_assert_eq(c.reason, STOP_GUEST_EXIT);
-	cr_assert_eq(c.status, 3);
+	cr_assert_eq(c.value, 3);
 }
 
 Test(exit_dev, large_values_clamp_to_255)
@@ -70,7 +70,7 @@ Test(exit_dev, large_values_clamp_to_255)
 	uint32_t s = 70000;
 	control_init(&c, NULL, NULL);
 	exit_dev_ops.write(&e, 0, &s, 4);
-	cr_assert_eq(c.status, 255);
+	cr_assert_eq(c.value, 255);
 }
 
 Test(console, detects_the_panic_line_across_writes)

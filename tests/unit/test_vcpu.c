@@ -159,7 +159,7 @@ Test(exit, a_device_stop_request_stops_the_loop)
 	io_exit(KVM_EXIT_IO_OUT, 0x501, 1, 1);
 	cr_assert_eq(vcpu_handle_exit(&f.v, &f.r.run), VCPU_STOP);
 	cr_assert_eq(f.ctl.reason, STOP_GUEST_EXIT);
-	cr_assert_eq(f.ctl.status, 7);
+	cr_assert_eq(f.ctl.value, 7);
 }
 
 Test(exit, triple_fault_is_fatal_with_a_message)
@@ -188,7 +188,7 @@ Test(exit, system_event_reset_stops_cleanly)
 	f.r.run.system_event.type = KVM_SYSTEM_EVENT_RESET;
 	cr_assert_eq(vcpu_handle_exit(&f.v, &f.r.run), VCPU_STOP);
 	cr_assert_eq(f.ctl.reason, STOP_GUEST_RESET);
-	cr_assert_eq(f.ctl.status, 0);
+	cr_assert_eq(f.ctl.value, 0);
 }
 
 Test(exit, intr_continues_unless_stopping)
@@ -215,8 +215,8 @@ Test(control, first_stop_wins)
 	control_init(&c, NULL, NULL);
 	cr_assert_not(control_stopping(&c));
 	cr_assert(control_request_stop(&c, STOP_GUEST_EXIT, 3, "first %d", 1));
-	cr_assert_not(control_request_stop(&c, STOP_FATAL, 122, "second"));
-	cr_assert_eq(c.status, 3);
+	cr_assert_not(control_request_stop(&c, STOP_GUEST_CRASH, 0, "second"));
+	cr_assert_eq(c.value, 3);
 	cr_assert_str_eq(c.msg, "first 1");
 	cr_assert(control_stopping(&c));
 }

@@ -320,7 +320,7 @@ Test(devices, stats_come_from_each_device_and_its_own_slot)
 Test(devices, at_most_DEVICES_MAX)
 {
 	struct devices *r = make();
-	static char ids[DEVICES_MAX + 1][8];
+	static char ids[DEVICES_MAX + 1][16];
 
 	cfg.ndrives = 1;
 	for (int i = 0; i <= DEVICES_MAX; i++) {

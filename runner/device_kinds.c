@@ -38,8 +38,11 @@ static int blk_kind_create(const struct config *cfg, unsigned i, const char *id,
 	const struct drive_cfg *d = &cfg->drives[i];
 	/* The guest's serial is the configured id only: an unnamed drive
 	 * answers GET_ID with none, as before ids. */
-	struct blk_params p = {.path = d->path, .read_only = d->read_only,
-			       .direct = d->direct, .id = d->id, .loop = env->loop};
+	struct blk_params p = {.path = d->path,
+			       .read_only = d->read_only,
+			       .direct = d->direct,
+			       .id = d->id,
+			       .loop = env->loop};
 	struct blk *b = NULL;
 	int r;
 
@@ -65,20 +68,20 @@ static void blk_print_stats(const struct device *d)
 	pr_info("vd%c: reads=%llu writes=%llu flushes=%llu discards=%llu errors=%llu "
 		"in-flight-max=%llu; queue: notifications=%llu interrupts=%llu "
 		"suppressed=%llu merged=%llu",
-		'a' + device_index(d), ULL(b.reads), ULL(b.writes), ULL(b.flushes),
-		ULL(b.discards), ULL(b.io_errors + b.protocol_errors + b.unsupported),
-		ULL(b.inflight_max), ULL(q.notifications), ULL(q.interrupts),
-		ULL(q.interrupts_suppressed), ULL(q.interrupts_merged));
+		'a' + device_index(d), ULL(b.reads), ULL(b.writes), ULL(b.flushes), ULL(b.discards),
+		ULL(b.io_errors + b.protocol_errors + b.unsupported), ULL(b.inflight_max),
+		ULL(q.notifications), ULL(q.interrupts), ULL(q.interrupts_suppressed),
+		ULL(q.interrupts_merged));
 }
 
 static const struct device_kind blk_kind = {
-	.name = "blk",
-	.label = "drive",
-	.count = blk_count,
-	.id = blk_id,
-	.create = blk_kind_create,
-	.destroy = blk_kind_destroy,
-	.print_stats = blk_print_stats,
+    .name = "blk",
+    .label = "drive",
+    .count = blk_count,
+    .id = blk_id,
+    .create = blk_kind_create,
+    .destroy = blk_kind_destroy,
+    .print_stats = blk_print_stats,
 };
 
 /* virtio-net: --net, eth0, eth1, ... */
@@ -97,8 +100,8 @@ static int net_kind_create(const struct config *cfg, unsigned i, const char *id,
 			   const struct device_env *env, struct device_new *out)
 {
 	const struct net_cfg *n = &cfg->nets[i];
-	struct net_params p = {.tap = n->tap, .id = id, .mac = n->has_mac ? n->mac : NULL,
-			       .loop = env->loop};
+	struct net_params p = {
+	    .tap = n->tap, .id = id, .mac = n->has_mac ? n->mac : NULL, .loop = env->loop};
 	struct net *net = NULL;
 	int r;
 
@@ -126,20 +129,20 @@ static void net_print_stats(const struct device *d)
 		"protocol=%llu; rx-waits=%llu; "
 		"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
 		device_index(d), ULL(ns.rx_packets), ULL(ns.rx_bytes), ULL(ns.tx_packets),
-		ULL(ns.tx_bytes), ULL(ns.tx_malformed), ULL(ns.rx_dropped),
-		ULL(ns.rx_bad_buffers), ULL(ns.rx_errors), ULL(ns.tx_errors),
-		ULL(ns.protocol_errors), ULL(ns.rx_no_buffers), ULL(rx.interrupts),
-		ULL(tx.interrupts), ULL(rx.notifications), ULL(tx.notifications));
+		ULL(ns.tx_bytes), ULL(ns.tx_malformed), ULL(ns.rx_dropped), ULL(ns.rx_bad_buffers),
+		ULL(ns.rx_errors), ULL(ns.tx_errors), ULL(ns.protocol_errors),
+		ULL(ns.rx_no_buffers), ULL(rx.interrupts), ULL(tx.interrupts),
+		ULL(rx.notifications), ULL(tx.notifications));
 }
 
 static const struct device_kind net_kind = {
-	.name = "net",
-	.label = "network interface",
-	.count = net_count,
-	.id = net_id,
-	.create = net_kind_create,
-	.destroy = net_kind_destroy,
-	.print_stats = net_print_stats,
+    .name = "net",
+    .label = "network interface",
+    .count = net_count,
+    .id = net_id,
+    .create = net_kind_create,
+    .destroy = net_kind_destroy,
+    .print_stats = net_print_stats,
 };
 
 /* vsock: --vsock, at most one, its host side the muxer (vsock_mux.h). */
@@ -159,8 +162,8 @@ static char *vsock_id(const struct config *cfg, unsigned i)
 static int vsock_kind_create(const struct config *cfg, unsigned i, const char *id,
 			     const struct device_env *env, struct device_new *out)
 {
-	struct vsock_mux_params p = {.guest_cid = cfg->vsock.cid, .uds_path = cfg->vsock.uds,
-				     .loop = env->loop};
+	struct vsock_mux_params p = {
+	    .guest_cid = cfg->vsock.cid, .uds_path = cfg->vsock.uds, .loop = env->loop};
 	struct vsock_mux *m = NULL;
 	int r;
 
@@ -196,13 +199,13 @@ static void vsock_print_stats(const struct device *d)
 }
 
 static const struct device_kind vsock_kind = {
-	.name = "vsock",
-	.label = "vsock device",
-	.count = vsock_count,
-	.id = vsock_id,
-	.create = vsock_kind_create,
-	.destroy = vsock_kind_destroy,
-	.print_stats = vsock_print_stats,
+    .name = "vsock",
+    .label = "vsock device",
+    .count = vsock_count,
+    .id = vsock_id,
+    .create = vsock_kind_create,
+    .destroy = vsock_kind_destroy,
+    .print_stats = vsock_print_stats,
 };
 
 const struct device_kind *const device_kinds[] = {&blk_kind, &net_kind, &vsock_kind};

@@ -11,7 +11,7 @@ struct device {
 	char *id;
 	unsigned index; /* among the devices of its kind */
 	void *priv;
-	void *slot;	/* the transport's handle, NULL when attach failed early */
+	void *slot; /* the transport's handle, NULL when attach failed early */
 	const struct devices *r;
 };
 
@@ -214,8 +214,7 @@ static unsigned vdev_slot_num_queues(const void *handle)
 	return vdev_num_queues(handle);
 }
 
-static void vdev_slot_queue_stats(const void *handle, unsigned q,
-				  struct virtio_mmio_queue_stats *s)
+static void vdev_slot_queue_stats(const void *handle, unsigned q, struct virtio_mmio_queue_stats *s)
 {
 	vdev_queue_stats(handle, q, s);
 }
@@ -226,9 +225,9 @@ static int vdev_slot_cmdline(const void *handle, char *buf, size_t len)
 }
 
 const struct device_transport devices_vdev_transport = {
-	.attach = vdev_slot_attach,
-	.detach = vdev_slot_detach,
-	.num_queues = vdev_slot_num_queues,
-	.queue_stats = vdev_slot_queue_stats,
-	.cmdline = vdev_slot_cmdline,
+    .attach = vdev_slot_attach,
+    .detach = vdev_slot_detach,
+    .num_queues = vdev_slot_num_queues,
+    .queue_stats = vdev_slot_queue_stats,
+    .cmdline = vdev_slot_cmdline,
 };

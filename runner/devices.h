@@ -82,8 +82,7 @@ extern const struct device_transport devices_vdev_transport;
 
 /* An empty registry whose devices reach the guest through t (t_ctx its
  * context, which must outlive the registry). 0 or -ENOMEM. */
-int devices_create(struct devices **out, const struct device_transport *t,
-		   void *t_ctx) WARN_UNUSED;
+int devices_create(struct devices **out, const struct device_transport *t, void *t_ctx) WARN_UNUSED;
 
 /* Attach the i-th device of kind k that cfg describes: its id must be new
  * among the devices of that kind, then the kind creates it and the

@@ -141,8 +141,8 @@ int main(int argc, char **argv)
 	check(t == paused, "no tick while paused", "tick %lu at the pause, %lu 0.5 s later", paused,
 	      t);
 	rc = vm_act(r.vm, VM_ACTION_PAUSE, 0, &err);
-	check(rc == 0 && vm_state(r.vm) == VM_STATE_PAUSED, "a second pause succeeds", "%d %s",
-	      rc, err.msg);
+	check(rc == 0 && vm_state(r.vm) == VM_STATE_PAUSED, "a second pause succeeds", "%d %s", rc,
+	      err.msg);
 
 	rc = vm_act(r.vm, VM_ACTION_RESUME, 0, &err);
 	check(rc == 0, "resume answered", "%d %s", rc, err.msg);

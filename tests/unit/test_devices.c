@@ -165,11 +165,11 @@ static int t_cmdline(const void *handle, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len - used ? -ENOSPC : 0;
 }
 static const struct device_transport fake_transport = {
-	.attach = t_attach,
-	.detach = t_detach,
-	.num_queues = t_num_queues,
-	.queue_stats = t_queue_stats,
-	.cmdline = t_cmdline,
+    .attach = t_attach,
+    .detach = t_detach,
+    .num_queues = t_num_queues,
+    .queue_stats = t_queue_stats,
+    .cmdline = t_cmdline,
 };
 
 static struct config cfg;
@@ -297,8 +297,8 @@ Test(devices, a_failed_attach_keeps_the_device_for_teardown)
 		trace[0] = '\0';
 		devices_destroy(r);
 		cr_assert_str_eq(trace, with_handle
-						? "detach @1;destroy a1;detach @0;destroy a0;"
-						: "detach NULL;destroy a1;detach @0;destroy a0;");
+					    ? "detach @1;destroy a1;detach @0;destroy a0;"
+					    : "detach NULL;destroy a1;detach @0;destroy a0;");
 	}
 }
 
@@ -326,7 +326,8 @@ Test(devices, at_most_DEVICES_MAX)
 	for (int i = 0; i <= DEVICES_MAX; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "d%d", i);
 		cfg.drives[0].id = ids[i];
-		cr_assert_eq(devices_attach(r, &kind_a, &cfg, 0, &env), i < DEVICES_MAX ? 0 : -ENOSPC);
+		cr_assert_eq(devices_attach(r, &kind_a, &cfg, 0, &env),
+			     i < DEVICES_MAX ? 0 : -ENOSPC);
 	}
 	cr_assert_eq(devices_count(r), DEVICES_MAX);
 	devices_destroy(r);

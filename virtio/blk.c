@@ -16,6 +16,16 @@
  * which runs even while that thread is blocked on a mutex (the ring has no
  * COOP_TASKRUN), so nothing on this wait needs user space to move.
  *
+ * A submission that fails (io_uring_enter short of memory: -EAGAIN,
+ * -ENOMEM) leaves its SQEs queued in the drive's ring, where no poll sees
+ * them and notifications stay off while they count as in flight: nothing
+ * would submit them again. So a failure arms a timer on the loop, 1 ms
+ * doubling to 100 ms while failures last, whose handler submits again; the
+ * first failure is logged, and the recovery. A reset (on a vCPU thread,
+ * which cannot cancel a loop op) leaves the timer armed: its drain submits
+ * and waits for what was queued, and the timer then finds nothing to
+ * submit. The loop cancels the timer when it stops, before blk_destroy.
+ *
  * Weighed and not taken: bounce buffers (the I/O never sees guest memory; a
  * completion copies under b->lock if its generation is current) cost a
  * memcpy of every byte read or written, about 40 us per MiB, and host
@@ -32,6 +42,7 @@
 #include "blk.h"
 
 #include <errno.h>
+#include <linux/time_types.h>
 #include <linux/virtio_ids.h>
 #include <poll.h>
 #include <pthread.h>
@@ -59,8 +70,9 @@ struct slot {
 struct blk {
 	struct blk_disk disk;
 	struct evloop *loop;
-	struct ev_op ring_op; /* the loop's poll of the ring's fd */
-	char path[64];	      /* for messages, possibly truncated */
+	struct ev_op ring_op;  /* the loop's poll of the ring's fd */
+	struct ev_op retry_op; /* the timer that submits again after a failure */
+	char path[64];	       /* for messages, possibly truncated */
 	bool read_only;
 	uint64_t capacity;
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
@@ -75,8 +87,11 @@ struct blk {
 	uint32_t gen;	      /* bumped by activate and reset */
 	struct vq *vq;
 	struct virtio_host host;
-	struct blk_ring *ring; /* all I/O; used only with the lock held */
-	struct after *after;   /* where completions being reaped report */
+	struct blk_ring *ring;		   /* all I/O; used only with the lock held */
+	struct __kernel_timespec retry_ts; /* retry_op's; read at the loop's next turn */
+	uint32_t retry_ms;		   /* next retry's delay; 0: submissions work */
+	bool retry_unarmed_logged;	   /* this failure run could not arm retry_op */
+	struct after *after;		   /* where completions being reaped report */
 	struct blk_geom geom;
 	bool sync; /* FLUSH offered but not negotiated: writes stable at completion */
 	struct slot *pool, *free;
@@ -160,6 +175,7 @@ static void count_type(struct blk_stats *st, uint32_t type)
 
 static void io_done(struct blk_io *io, int res);
 static void ring_ready(struct ev_op *op, int res);
+static void retry_submit(struct ev_op *op, int res);
 
 static const enum blk_io_kind io_kind[] = {
     [BLK_OP_READ] = BLK_IO_READ,
@@ -292,6 +308,33 @@ static void io_done(struct blk_io *io, int res)
 	       res == 0 ? s->used_ok : 1);
 }
 
+#define RETRY_MIN_MS 1
+#define RETRY_MAX_MS 100
+
+/* blk_ring_submit failed with err: what did not go stays queued, so arm
+ * retry_op to submit again (see the top of this file). Logs the first
+ * failure of a run, not each retry. Lock held, loop thread. */
+static void submit_failed(struct blk *b, int err)
+{
+	int r;
+
+	if (!b->retry_ms) {
+		pr_err("drive %s: submitting I/O: %s; retrying", b->path, strerror(-err));
+		b->retry_ms = RETRY_MIN_MS;
+	}
+	if (evloop_pending(&b->retry_op))
+		return;
+	b->retry_ts = (struct __kernel_timespec){.tv_nsec = b->retry_ms * 1000000L};
+	r = evloop_timeout(b->loop, &b->retry_op, &b->retry_ts);
+	if (r == 0) {
+		b->retry_ms = b->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : b->retry_ms * 2;
+	} else if (r != -ESHUTDOWN && !b->retry_unarmed_logged) {
+		/* The next notification or completion submits again. */
+		pr_err("drive %s: cannot arm the I/O retry: %s", b->path, strerror(-r));
+		b->retry_unarmed_logged = true;
+	}
+}
+
 /* Hand what process() and the completions queued to the kernel, and make
  * sure the loop polls the ring while anything is in flight. The poll is
  * armed here, on the loop thread, rather than at create: the loop cancels
@@ -301,8 +344,13 @@ static void submit(struct blk *b)
 {
 	int err = blk_ring_submit(b->ring);
 
-	if (err < 0)
-		pr_err("drive %s: submitting I/O: %s", b->path, strerror(-err));
+	if (err < 0) {
+		submit_failed(b, err);
+	} else if (b->retry_ms) {
+		pr_info("drive %s: submitting I/O again", b->path);
+		b->retry_ms = 0;
+		b->retry_unarmed_logged = false;
+	}
 	if (blk_ring_pending(b->ring) && !evloop_pending(&b->ring_op)) {
 		err = evloop_poll(b->loop, &b->ring_op, blk_ring_fd(b->ring), POLLIN);
 		if (err < 0 && err != -ESHUTDOWN)
@@ -336,6 +384,19 @@ static void ring_ready(struct ev_op *op, int res)
 			a.used = true;
 	}
 	run_after(&a);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* retry_op's time has come: submit what is still queued. At -ECANCELED
+ * the loop is stopping and takes no new op: nothing to do. */
+static void retry_submit(struct ev_op *op, int res)
+{
+	struct blk *b = container_of(op, struct blk, retry_op);
+
+	if (res == -ECANCELED)
+		return;
+	pthread_mutex_lock(&b->lock);
+	submit(b);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -505,6 +566,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	b->loop = p->loop;
 	b->used_op = (struct ev_op){.done = used_batch};
 	b->ring_op = (struct ev_op){.done = ring_ready};
+	b->retry_op = (struct ev_op){.done = retry_submit};
 	b->read_only = p->read_only;
 	snprintf(b->path, sizeof(b->path), "%s", p->path);
 	memcpy(b->id, p->id ? p->id : "", idlen);
@@ -552,9 +614,10 @@ void blk_destroy(struct blk *b)
 
 	if (!b)
 		return;
-	if (evloop_pending(&b->ring_op)) {
-		/* The loop still runs, or never ran and still holds the poll. */
-		pr_err("drive %s: destroyed while the event loop polls it", b->path);
+	if (evloop_pending(&b->ring_op) || evloop_pending(&b->retry_op)) {
+		/* The loop still runs, or never ran and still holds the poll
+		 * or the retry timer: leak rather than free what it holds. */
+		pr_err("drive %s: destroyed while the event loop holds its poll or retry", b->path);
 		return;
 	}
 	/* As a reset: what is still in flight ends into nothing. */

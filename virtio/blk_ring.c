@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blk_ring_test.h"
 #include "uring.h"
 
 /* Every opcode the ring accepts; the kernel completes any other with
@@ -165,11 +166,36 @@ int blk_ring_fallocate(struct blk_ring *r, struct blk_ring_op *op, int fd, int m
 	return err;
 }
 
+/* blk_ring_fail_submits (blk_ring_test.h): failures still to inject, and
+ * the error. Zero but in unit tests. */
+static unsigned fail_left;
+static int fail_err;
+
+unsigned blk_ring_fail_submits(unsigned n, int err)
+{
+	unsigned left = fail_left;
+
+	fail_left = n;
+	fail_err = err;
+	return left;
+}
+
 int blk_ring_submit(struct blk_ring *r)
 {
-	int err = io_uring_submit(&r->ring);
+	int err;
 
-	return err < 0 ? err : 0;
+	if (fail_left && io_uring_sq_ready(&r->ring)) {
+		/* Only where io_uring_submit would enter the kernel. */
+		fail_left--;
+		return fail_err;
+	}
+	err = io_uring_submit(&r->ring);
+	if (err < 0)
+		return err;
+	/* Short of memory the kernel takes the SQEs before the one it cannot
+	 * allocate a request for, returns their count and leaves the rest
+	 * queued: the caller must hear of them, or nobody submits them. */
+	return io_uring_sq_ready(&r->ring) ? -EAGAIN : 0;
 }
 
 /* Run the handler of every CQE there is. Each CQE is released before its

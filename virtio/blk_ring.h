@@ -58,7 +58,9 @@ int blk_ring_fallocate(struct blk_ring *r, struct blk_ring_op *op, int fd, int m
 		       uint64_t len) WARN_UNUSED;
 
 /* Submit what is queued, in one io_uring_enter (none if nothing is).
- * Returns 0 or -errno; what failed to go stays queued for the next call. */
+ * Returns 0 once the kernel has all of it, or -errno: what failed to go
+ * stays queued for the next call, which nothing but the caller makes (the
+ * kernel taking only part of the queue, short of memory, is -EAGAIN). */
 int blk_ring_submit(struct blk_ring *r) WARN_UNUSED;
 
 /* Run done() for every completion there is, without waiting; what the

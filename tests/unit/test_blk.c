@@ -19,14 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "blk.h"
-#include "blk_req.h"
-#include "blk_ring.h"
-#include "blk_ring_test.h"
-#include "evloop.h"
+#include "blk/blk.h"
+#include "blk/blk_req.h"
+#include "blk/blk_ring.h"
+#include "blk/blk_ring_test.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "core/seccomp.h"
 #include "fake_driver.h"
-#include "gmem.h"
-#include "seccomp.h"
 #include "vq.h"
 
 #define RAM   (4u << 20)

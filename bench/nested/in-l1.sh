@@ -1,6 +1,6 @@
 # bench/nested, the part that runs inside the rig's L1: how often a guest
 # crashes under nested virtualization, flint against QEMU -M microvm, and
-# flint with one of its study switches (FLINT_STUDY, runner/study.h) each.
+# flint with one of its study switches (FLINT_STUDY, runner/core/study.h) each.
 #
 # ROUNDS rounds; in each, one VM per configuration, in an order that rotates
 # from round to round. Every VM boots the bench/net guest (build/vmlinux, the

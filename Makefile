@@ -12,14 +12,16 @@ CC ?= cc
 BUILD ?= build
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
-# -iquote: project headers are included with quotes only, so that
-# runner/seccomp.h does not hide libseccomp's <seccomp.h>.
+# -iquote: project headers are included with quotes only, and qualified by
+# folder ("core/gmem.h", "blk/blk.h"; virtio/'s own mmio.h, vq.h and
+# virtio.h at its top), so that runner/core/seccomp.h does not hide
+# libseccomp's <seccomp.h>.
 CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
 LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson
 
-RUNNER_SRCS := $(wildcard runner/*.c runner/*/*.c virtio/*.c) rootfs/agent/proto.c
-RUNNER_LIB_SRCS := $(filter-out runner/main.c,$(RUNNER_SRCS))
+RUNNER_SRCS := $(wildcard runner/*/*.c virtio/*.c virtio/*/*.c) rootfs/agent/proto.c
+RUNNER_LIB_SRCS := $(filter-out runner/cmd/main.c,$(RUNNER_SRCS))
 RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(BUILD)/%.o)
 RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
@@ -80,13 +82,13 @@ clean:
 	rm -rf $(BUILD)
 
 fmt:
-	clang-format -i runner/*.[ch] jail/*.[ch] rootfs/*.c tests/unit/*.c
+	clang-format -i runner/*/*.[ch] virtio/*.[ch] virtio/*/*.[ch] jail/*.[ch] rootfs/*.c tests/unit/*.c
 
 # ---- install ---------------------------------------------------------------
 # flint is installed statically linked (the build the jail runs, which holds
 # no shared libraries), so that one binary serves both `flint` and
 # `flint-jail --exec-file $(PREFIX)/bin/flint`; `flint run` finds the guest
-# in $(PREFIX)/share/flint (runner/home.h), so PREFIX is compiled in.
+# in $(PREFIX)/share/flint (runner/config/home.h), so PREFIX is compiled in.
 # INSTALL_KERNEL and INSTALL_ROOTFS install a guest built elsewhere.
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -100,8 +102,8 @@ INSTALL_ROOTFS ?= $(BUILD)/rootfs.ext4
 $(BUILD)/prefix: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' >$@
-$(BUILD)/runner/home.o: $(BUILD)/prefix
-$(BUILD)/runner/home.o: CPPFLAGS += -DFLINT_PREFIX='"$(PREFIX)"'
+$(BUILD)/runner/config/home.o: $(BUILD)/prefix
+$(BUILD)/runner/config/home.o: CPPFLAGS += -DFLINT_PREFIX='"$(PREFIX)"'
 
 install: $(BUILD)/jail/flint $(BUILD)/flint-jail $(INSTALL_KERNEL) $(INSTALL_ROOTFS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)

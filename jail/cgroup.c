@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cgroupfs.h"
+#include "core/cgroupfs.h"
 #include "err.h"
 
 #define MOUNTINFO_MAX (256 * 1024)

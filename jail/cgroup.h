@@ -8,8 +8,8 @@
 #include <limits.h>
 #include <stdbool.h>
 
+#include "core/util.h"
 #include "opts.h"
-#include "util.h"
 
 #define CGROUP_MAX_HIER 8
 #define CGROUP_MAX_MADE 24

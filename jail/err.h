@@ -3,7 +3,7 @@
 #ifndef FLINT_JAIL_ERR_H
 #define FLINT_JAIL_ERR_H
 
-#include "util.h"
+#include "core/util.h"
 
 /* Print "flint-jail: STEP: PATH: strerror(-err)" (PATH may be NULL) and
  * return err, a negative errno. */

@@ -17,7 +17,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "cgroupfs.h"
+#include "core/cgroupfs.h"
 #include "err.h"
 
 /* A directory of the jail's: never through a symlink. */

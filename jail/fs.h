@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "core/util.h"
 #include "plan.h"
-#include "util.h"
 
 #define FS_MAX_MADE 64
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "cgroupfs.h"
+#include "core/cgroupfs.h"
 #include "err.h"
 #include "fs.h"
 #include "opts.h"
@@ -159,8 +159,9 @@ int main(int argc, char **argv)
 	case OPTS_RUN:
 		break;
 	}
-	/* flint run's guest is looked for where flint would look (runner/home.h):
-	 * $FLINT_HOME is read before the environment goes. */
+	/* flint run's guest is looked for where flint would look
+	 * (runner/config/home.h): $FLINT_HOME is read before the environment
+	 * goes. */
 	home_init(&home, getenv("FLINT_HOME"), opts.exec_file);
 	/* Nothing of the caller's reaches flint: no descriptor, no variable. */
 	if (close_range(3, ~0U, 0) < 0) {

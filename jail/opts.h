@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "util.h"
+#include "core/util.h"
 
 #define JAIL_DEFAULT_BASE     "/srv/flint-jail"
 #define JAIL_ID_MAX	      64

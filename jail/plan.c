@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* flint's options (runner/cli.c) and what their values are to the jail. An
- * option added to flint without an entry here passes through unchanged. */
+/* flint's options (runner/config/cli.c) and what their values are to the
+ * jail. An option added to flint without an entry here passes through
+ * unchanged. */
 enum kind { K_FLAG, K_VALUE, K_PATH, K_DRIVE, K_VSOCK, K_MEM };
 
 static const struct {
@@ -223,8 +224,8 @@ static char *rewrite_value(struct plan *p, enum kind kind, const char *name, con
 }
 
 /* flint run's default kernel or root image: the first of h's places that
- * has it (as flint itself looks, runner/home.h), else beside the exec file
- * when no places are given. */
+ * has it (as flint itself looks, runner/config/home.h), else beside the exec
+ * file when no places are given. */
 static int add_default(struct plan *p, const struct home *h, const char *exec_file,
 		       const char *file, const char *opt, char **extra, int *nextra, char *err,
 		       size_t errlen)

@@ -5,9 +5,9 @@
  * The files flint opens are named on its command line: --kernel, --initrd,
  * --drive path=, --rootfs (flint run) and flint run's defaults (vmlinux,
  * rootfs.ext4, found where flint would look for them outside the jail,
- * runner/home.h), which flint cannot find from inside a jail with no /proc
- * or environment, so they are passed explicitly. Each is staged at the jail's
- * top level under its own name (numbered when two names collide) and the
+ * runner/config/home.h), which flint cannot find from inside a jail with no
+ * /proc or environment, so they are passed explicitly. Each is staged at the
+ * jail's top level under its own name (numbered when two names collide) and the
  * argument points there. The --vsock socket's directory is made inside the
  * jail. Options the plan does not know pass through untouched and nothing
  * they name is staged. */
@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cli.h"
-#include "home.h"
-#include "util.h"
+#include "config/cli.h"
+#include "config/home.h"
+#include "core/util.h"
 
 /* The exec file, kernel, initrd, flint run's root image and the drives. */
 #define PLAN_MAX_FILES (MAX_DRIVES + 4)

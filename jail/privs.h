@@ -6,7 +6,7 @@
 
 #include <sys/types.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* Drop to uid:gid. The bounding and ambient sets go first, while
  * CAP_SETPCAP still allows it; then the ids; then the remaining sets; then

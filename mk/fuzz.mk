@@ -14,20 +14,21 @@ FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz/%)
 
 # Module sources each harness links (no main, nothing that opens /dev/kvm).
-FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/gmem.c runner/study.c
-FUZZ_SRCS_fuzz_blk := virtio/blk_req.c
-FUZZ_SRCS_fuzz_vsock := virtio/vsock_pkt.c runner/vsock_conn.c runner/vsock_uds.c runner/util.c
+FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/core/gmem.c runner/core/study.c
+FUZZ_SRCS_fuzz_blk := virtio/blk/blk_req.c
+FUZZ_SRCS_fuzz_vsock := virtio/vsock/vsock_pkt.c virtio/vsock/vsock_conn.c virtio/vsock/vsock_uds.c \
+	runner/core/util.c
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 # The device on a real io_uring event loop, a socket pair for its tap.
-FUZZ_SRCS_fuzz_net := virtio/net.c virtio/net_hdr.c virtio/tap.c virtio/vq.c runner/gmem.c \
-	runner/study.c runner/evloop.c runner/uring.c runner/util.c
+FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/vq.c \
+	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)
 
 define fuzz_rule
-$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) $(wildcard runner/*.h virtio/*.h)
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) $(wildcard runner/*/*.h virtio/*.h virtio/*/*.h)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $$(CPPFLAGS) $$(FUZZ_CFLAGS) -o $$@ $$< $(FUZZ_SRCS_$(1)) $(FUZZ_LIBS_$(1))
 endef

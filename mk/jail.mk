@@ -13,7 +13,8 @@ JAIL_SRCS := $(wildcard jail/*.c)
 JAIL_OBJS := $(JAIL_SRCS:%.c=$(BUILD)/%.o)
 # What the jailer shares with flint: reading the cgroup files, and where
 # flint run finds its guest.
-JAIL_RUNNER_OBJS := $(BUILD)/runner/util.o $(BUILD)/runner/cgroupfs.o $(BUILD)/runner/home.o
+JAIL_RUNNER_OBJS := $(BUILD)/runner/core/util.o $(BUILD)/runner/core/cgroupfs.o \
+	$(BUILD)/runner/config/home.o
 # The unit tests link the modules without libcap and main.
 JAIL_LIB_OBJS := $(filter-out $(BUILD)/jail/main.o $(BUILD)/jail/privs.o,$(JAIL_OBJS))
 JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint

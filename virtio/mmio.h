@@ -22,9 +22,9 @@
 #include <linux/virtio_mmio.h>
 #include <stdint.h>
 
-#include "bus.h"
-#include "gmem.h"
-#include "util.h"
+#include "core/bus.h"
+#include "core/gmem.h"
+#include "core/util.h"
 #include "virtio.h"
 
 /* VendorID register: "FLNT" in the register's little-endian bytes (QEMU

@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gmem.h"
-#include "util.h"
+#include "core/gmem.h"
+#include "core/util.h"
 #include "vq.h"
 
 #define VIRTIO_MAX_QUEUES 8

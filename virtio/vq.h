@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gmem.h"
-#include "util.h"
+#include "core/gmem.h"
+#include "core/util.h"
 
 /* Largest queue the split ring allows (2.7: Queue Size <= 32768). */
 #define VQ_MAX_SIZE 32768

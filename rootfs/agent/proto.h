@@ -1,5 +1,5 @@
-/* The guest agent's wire format, shared by flint (runner/run.c) and the
- * agent (rootfs/agent/agent.c); described in rootfs/README.md.
+/* The guest agent's wire format, shared by flint (runner/cmd/run.c) and
+ * the agent (rootfs/agent/agent.c); described in rootfs/README.md.
  *
  * A connection carries one command. Every message is a frame: an 8-byte
  * header (type, flags 0, protocol version, payload length; little-endian)

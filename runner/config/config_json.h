@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 #include "config/vm_config.h"
-#include "util.h"
+#include "core/util.h"
 
 /* A whole config file: "boot-source" and "drives" required (as
  * Firecracker's parser has them), "machine-config", "network-interfaces",

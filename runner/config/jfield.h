@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util.h"
+#include "core/util.h"
 
 /* Messages go to err[0..errlen); start with where "" (the top level):
  * struct jfield j = {.err = err, .errlen = errlen}. */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "config/cli.h"
 #include "config/vm_config.h"
 
 _Static_assert(VMC_MAX_VCPUS == MAX_VCPUS, "vm_config and cli agree on vCPUs");

@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ratelimit.h"
-#include "util.h"
+#include "core/ratelimit.h"
+#include "core/util.h"
 
 /* flint's limits (cli.h's MAX_VCPUS, MAX_DRIVES, MAX_NETS and
  * cli_parse_size's 16 MiB to 1 TiB; vm_config.c checks they agree).

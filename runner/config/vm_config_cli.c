@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "config/cli.h"
 #include "config/vm_config_cli.h"
-#include "layout.h"
+#include "x86/layout.h"
 
 /* *dst = a copy of src, or NULL for NULL; false when out of memory. */
 static bool set(char **dst, const char *src)

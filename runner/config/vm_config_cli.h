@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "config/vm_config.h"
-#include "util.h"
+#include "core/util.h"
 
 struct config;
 /* The vm_config for flint's command line (cli.h): --kernel and --initrd,

@@ -1,6 +1,6 @@
-/* libFuzzer harness for virtio/blk_req.c: the fuzzer plays a hostile guest
- * that controls the request header, the discard range and how the chain is
- * cut into segments. No I/O: blk_parse is pure, and what it returns is
+/* libFuzzer harness for virtio/blk/blk_req.c: the fuzzer plays a hostile
+ * guest that controls the request header, the discard range and how the
+ * chain is cut into segments. No I/O: blk_parse is pure, and what it returns is
  * checked against the chain and then touched byte by byte, so an iovec or
  * status pointer outside the segments shows up as an ASan report.
  *
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blk_req.h"
+#include "blk/blk_req.h"
 #include "fuzz.h"
 
 #define MAX_SEGS 32

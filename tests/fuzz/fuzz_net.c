@@ -1,5 +1,5 @@
-/* libFuzzer harness for virtio/net.c: the fuzzer plays a hostile guest that
- * writes the whole of guest RAM (descriptor tables, rings, buffers and TX
+/* libFuzzer harness for virtio/net/net.c: the fuzzer plays a hostile guest
+ * that writes the whole of guest RAM (descriptor tables, rings, buffers and TX
  * headers) and picks the features, and a host that sends one packet of its
  * choosing. The device runs for real: both queues notified, its reads and
  * writes submitted to a real io_uring event loop on an AF_UNIX
@@ -22,9 +22,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "evloop.h"
-#include "gmem.h"
-#include "net.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "net/net.h"
 #include "vq.h"
 #include "fuzz.h"
 

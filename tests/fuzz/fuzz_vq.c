@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gmem.h"
+#include "core/gmem.h"
 #include "vq.h"
 #include "fuzz.h"
 

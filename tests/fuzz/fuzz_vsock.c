@@ -26,9 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vsock_conn.h"
-#include "vsock_pkt.h"
-#include "vsock_uds.h"
+#include "vsock/vsock_conn.h"
+#include "vsock/vsock_pkt.h"
+#include "vsock/vsock_uds.h"
 #include "fuzz.h"
 
 #define CID	 3

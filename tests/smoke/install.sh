@@ -6,7 +6,10 @@
 # Sourced by run.sh, which provides FLINT, BUILD_DIR, OUT and report().
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-I=$OUT/install
+# Absolute: flint names the directory beside its binary by its absolute
+# path, and the expectations below name the same directories.
+mkdir -p "$OUT"
+I=$(cd "$OUT" && pwd)/install
 rm -rf "$I"
 mkdir -p "$I/build/rootfs" "$I/guest" "$I/empty" "$I/beside"
 printf 'stand-in kernel\n' >"$I/guest/vmlinux"

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "vm.h"
+#include "config/cli.h"
+#include "core/vm.h"
 
 static int failed;
 static FILE *verdicts;

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gmem.h"
+#include "core/gmem.h"
 
 /* One buffer of a chain as the driver describes it. */
 struct sg {

@@ -1,4 +1,4 @@
-/* `flint run`'s host side (runner/run.c) end to end, over a Unix socket:
+/* `flint run`'s host side (runner/cmd/run.c) end to end, over a Unix socket:
  * against a scripted fake agent (every answer and misbehaviour), and
  * against the real agent's connection server (rootfs/agent/agent.c, built
  * into this file) running real commands. No VM: the vsock muxer would only
@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
-#include "run.h"
+#include "cmd/run.h"
 
 /* The real agent: its main and close_fd renamed, so that they do not clash
  * with flint's; serve() is what each vsock connection gets. */

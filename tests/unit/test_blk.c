@@ -19,13 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "blk.h"
-#include "blk_req.h"
-#include "blk_ring.h"
-#include "evloop.h"
+#include "blk/blk.h"
+#include "blk/blk_req.h"
+#include "blk/blk_ring.h"
+#include "blk/blk_ring_test.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "core/seccomp.h"
 #include "fake_driver.h"
-#include "gmem.h"
-#include "seccomp.h"
 #include "vq.h"
 
 #define RAM   (4u << 20)
@@ -1014,34 +1015,43 @@ Test(blk_dev, direct_io)
 
 /* ---- reset with I/O under way: guest memory is the guest's again -------- */
 
-/* The device's own fd on the image: the one on path that is not img. */
-static int device_image_fd(void)
+/* Descriptors on the image besides img: the device's; *last the last. */
+static unsigned device_image_fds(int *last)
 {
 	DIR *d = opendir("/proc/self/fd");
 	char link[64], target[PATH_MAX];
 	struct dirent *e;
-	int found = -1;
+	unsigned n = 0;
 
 	cr_assert_not_null(d);
 	while ((e = readdir(d))) {
 		int fd = atoi(e->d_name);
-		ssize_t n;
+		ssize_t len;
 
 		if (e->d_name[0] == '.' || fd == img || fd == dirfd(d))
 			continue;
 		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n < 0)
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len < 0)
 			continue;
-		target[n] = '\0';
+		target[len] = '\0';
 		if (strcmp(target, path) == 0) {
-			cr_assert_eq(found, -1, "two descriptors on the image besides the test's");
-			found = fd;
+			*last = fd;
+			n++;
 		}
 	}
 	closedir(d);
-	cr_assert_geq(found, 0, "the device has no descriptor on the image");
-	return found;
+	return n;
+}
+
+/* The device's own fd on the image: the one on path that is not img. */
+static int device_image_fd(void)
+{
+	int fd = -1;
+	unsigned n = device_image_fds(&fd);
+
+	cr_assert_eq(n, 1, "%u descriptors on the image besides the test's", n);
+	return fd;
 }
 
 /* Put fd (a pipe end whose other end the test holds) where the device's
@@ -1247,4 +1257,185 @@ Test(blk_dev, reset_waits_under_the_vcpu_seccomp_filter)
 	cr_assert_not(WIFSIGNALED(st), "the reset was killed by signal %d (%s)", WTERMSIG(st),
 		      WTERMSIG(st) == SIGSYS ? "the vCPU filter refuses a call" : "?");
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", WEXITSTATUS(st));
+}
+
+/* ---- a submission that fails: the drive retries on its own ------------- */
+
+static int log_fd = -1, saved_stderr = -1;
+
+/* From here flint's log (stderr) goes to a file... */
+static void log_capture(void)
+{
+	char name[] = "/tmp/flint-blk-log-XXXXXX";
+
+	log_fd = mkstemp(name);
+	saved_stderr = dup(STDERR_FILENO);
+	cr_assert(log_fd >= 0 && saved_stderr >= 0);
+	unlink(name);
+	cr_assert_geq(dup2(log_fd, STDERR_FILENO), 0);
+}
+
+/* ...until here; what it got is in log[]. */
+static void log_release(char *log, size_t len)
+{
+	ssize_t n;
+
+	cr_assert_geq(dup2(saved_stderr, STDERR_FILENO), 0);
+	close_fd(&saved_stderr);
+	n = pread(log_fd, log, len - 1, 0);
+	log[n > 0 ? n : 0] = '\0';
+	close_fd(&log_fd);
+}
+
+static unsigned occurrences(const char *log, const char *what)
+{
+	unsigned n = 0;
+
+	for (const char *p = log; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+static void guard_expired(struct ev_op *op, int res)
+{
+	(void)op;
+	if (res != -ECANCELED)
+		evloop_stop(loop);
+}
+
+/* Run the loop, and nothing else (no notification), until n chains have
+ * been used in all or ms milliseconds have passed. */
+static void run_until_used(uint16_t n, unsigned ms)
+{
+	static struct __kernel_timespec ts;
+	static struct ev_op guard;
+
+	ts = (struct __kernel_timespec){.tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000L};
+	guard = (struct ev_op){.done = guard_expired};
+	cr_assert_eq(evloop_timeout(loop, &guard, &ts), 0);
+	want_used = n;
+	in_run = true;
+	cr_assert_eq(evloop_run(loop), 0);
+	in_run = false;
+}
+
+/* io_uring_enter refuses the read three times (short of memory): the
+ * requests stay queued in the drive's ring, where no completion will come
+ * and notifications are off, so the drive must submit them again by itself.
+ * One line says it failed, one that it works again. */
+Test(blk_dev, failed_submit_is_retried_without_a_notification)
+{
+	struct blk_stats st;
+	char log[4096];
+	uint16_t h;
+
+	open_dev(false, NULL);
+	h = offer_rw(VIRTIO_BLK_T_IN, 3, BUF, SECT, status_at(BUF + 0x9000));
+	log_capture();
+	blk_ring_fail_submits(3, -EAGAIN);
+	blk_ops.notify(b, 0);
+	blk_get_stats(b, &st);
+	run_until_used(1, 2000);
+	log_release(log, sizeof(log));
+	cr_assert_eq(st.inflight, 1);
+	cr_assert_eq(blk_ring_fail_submits(0, 0), 0, "the drive did not submit four times");
+	cr_assert_eq(q.next_used, 1, "the read never reached the kernel; log:\n%s", log);
+	cr_assert_eq(used_elem(0).id, h);
+	cr_assert_eq(used_elem(0).len, SECT + 1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 4), "sector 3 holds 4s");
+	cr_assert_eq(occurrences(log, "submitting I/O: Resource temporarily unavailable; retrying"),
+		     1, "log:\n%s", log);
+	cr_assert_eq(occurrences(log, "submitting I/O again"), 1, "log:\n%s", log);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0);
+	cr_assert_eq(st.io_errors, 0);
+}
+
+/* Failures that last: the retries back off (1, 2, 4, ... ms, not one a
+ * millisecond), and the log has one line for all of them. */
+Test(blk_dev, lasting_submit_failures_back_off_and_log_once)
+{
+	struct blk_stats st;
+	char log[4096];
+	unsigned tries;
+
+	open_dev(false, NULL);
+	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, SECT, status_at(BUF + 0x9000));
+	log_capture();
+	blk_ring_fail_submits(1000, -ENOMEM);
+	blk_ops.notify(b, 0);
+	run_until_used(1, 100);
+	log_release(log, sizeof(log));
+	tries = 1000 - blk_ring_fail_submits(0, 0);
+	/* Due at 0, 1, 3, 7, 15, 31, 63 ms and every 100 ms from 127. */
+	cr_assert(tries >= 4 && tries <= 10, "%u submissions in 100 ms", tries);
+	cr_assert_eq(q.next_used, 0);
+	cr_assert_eq(*byte_at(BUF + 0x9000), 0xee);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 1);
+	cr_assert_eq(occurrences(log, "submitting I/O: Cannot allocate memory; retrying"), 1,
+		     "log:\n%s", log);
+	cr_assert_eq(occurrences(log, "flint: "), 1, "log:\n%s", log);
+	/* Submissions work again: the next notification sends the read. */
+	kick_and_wait(1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+}
+
+/* A reset while a retry is pending: the drain submits what was queued and
+ * waits for it, which ends into nothing; the timer, when it fires, finds
+ * nothing to submit, touches nothing of the guest's, and the next
+ * generation works. */
+Test(blk_dev, reset_with_a_retry_pending)
+{
+	struct blk_stats st;
+	char log[4096];
+	uint16_t h;
+
+	open_dev(false, NULL);
+	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, SECT, status_at(BUF + 0x9000));
+	log_capture();
+	blk_ring_fail_submits(1000, -EAGAIN);
+	blk_ops.notify(b, 0); /* the retry timer waits in the loop */
+	blk_ops.reset(b);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0, "reset returned with I/O queued");
+	cr_assert_eq(st.stale_completions, 1);
+	memset(at(BUF, SECT), 0x11, SECT);
+	run_for_ms(20); /* the timer fires: nothing queued, nothing fails */
+	log_release(log, sizeof(log));
+	cr_assert_eq(blk_ring_fail_submits(0, 0), 999, "one failure, and no more");
+	cr_assert_eq(occurrences(log, "submitting I/O again"), 1, "log:\n%s", log);
+	cr_assert(all_bytes(BUF, SECT, 0x11), "guest memory written after the reset");
+	cr_assert_eq(*byte_at(BUF + 0x9000), 0xee);
+	cr_assert_eq(q.next_used, 0);
+	ring_start(16);
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host), 0);
+	h = offer_rw(VIRTIO_BLK_T_IN, 5, BUF + 0x1000, SECT, status_at(BUF + 0x9400));
+	kick_and_wait(1);
+	cr_assert_eq(used_elem(0).id, h);
+	cr_assert_eq(*byte_at(BUF + 0x9400), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF + 0x1000, SECT, 6));
+}
+
+/* Teardown with a retry pending, in vm_destroy's order: the loop cancels
+ * the timer, then the drive drains what was queued and is freed (its image
+ * closed), not kept for a loop that still holds its op. */
+Test(blk_dev, destroy_with_a_retry_pending)
+{
+	char log[4096];
+	int fd;
+
+	open_dev(false, NULL);
+	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, SECT, status_at(BUF + 0x9000));
+	blk_ring_fail_submits(1000, -EAGAIN);
+	log_capture();
+	blk_ops.notify(b, 0);
+	evloop_destroy(loop);
+	loop = NULL;
+	blk_destroy(b);
+	b = NULL;
+	log_release(log, sizeof(log));
+	cr_assert_eq(device_image_fds(&fd), 0, "the drive was not freed; log:\n%s", log);
+	cr_assert_null(strstr(log, "destroyed while"), "log:\n%s", log);
 }

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "bus.h"
+#include "core/bus.h"
 
 struct rec {
 	uint64_t off;

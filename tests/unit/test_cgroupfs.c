@@ -3,7 +3,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "cgroupfs.h"
+#include "core/cgroupfs.h"
 
 static const char mountinfo[] =
     "22 1 0:21 / / rw,relatime - ext4 /dev/vda rw\n"

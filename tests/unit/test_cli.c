@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "config/cli.h"
 
 static enum cli_result parse(struct config *cfg, char *err, int argc, char **argv)
 {

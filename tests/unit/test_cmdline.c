@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "cmdline.h"
-#include "layout.h"
+#include "config/cli.h"
+#include "config/cmdline.h"
+#include "x86/layout.h"
 
 #define DEV "virtio_mmio.device=4K@0xd0002000:5"
 

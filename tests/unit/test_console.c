@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "console.h"
+#include "legacy/console.h"
 
 static void out(struct console *c, const char *s)
 {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpuid.h"
+#include "x86/cpuid.h"
 
 #define SIG  KVM_CPUID_FLAG_SIGNIFCANT_INDEX
 #define ROOM 64

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "device_kinds.h"
-#include "devices.h"
+#include "config/cli.h"
+#include "core/device_kinds.h"
+#include "core/devices.h"
 
 static char trace[4096];
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "evloop.h"
+#include "core/evloop.h"
 
 TestSuite(evloop, .timeout = 5);
 
@@ -388,7 +388,7 @@ Test(evloop, opcodes_outside_the_table_are_refused)
 	close(fd);
 }
 
-/* The drives' opcodes are theirs (virtio/blk_ring.c): the loop's ring,
+/* The drives' opcodes are theirs (virtio/blk/blk_ring.c): the loop's ring,
  * which no drive uses, refuses reads, syncs and fallocate. */
 Test(evloop, no_read_sync_or_fallocate_on_the_loop)
 {

@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "gmem.h"
-#include "layout.h"
+#include "core/gmem.h"
+#include "x86/layout.h"
 
 Test(gmem, small_layout_is_one_low_region)
 {

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "home.h"
+#include "config/home.h"
 
 static char top[] = "/tmp/flint-home-XXXXXX";
 static char home_dir[64], bin_dir[64], exe[80];

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blk_io.h"
-#include "util.h"
+#include "blk/blk_io.h"
+#include "core/util.h"
 
 static char path[] = "/tmp/flint-lock-XXXXXX";
 static char link_path[sizeof(path) + 8];

@@ -2,9 +2,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "console.h"
-#include "control.h"
-#include "legacy.h"
+#include "core/control.h"
+#include "legacy/console.h"
+#include "legacy/legacy.h"
 
 static int resets;
 static void on_reset(void *ctx)

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gmem.h"
-#include "layout.h"
-#include "loader.h"
+#include "core/gmem.h"
+#include "x86/layout.h"
+#include "x86/loader.h"
 
 #define MiB    (1ULL << 20)
 #define GiB    (1ULL << 30)

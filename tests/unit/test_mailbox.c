@@ -13,7 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "mailbox.h"
+#include "core/mailbox.h"
 
 enum { ACT_ECHO, ACT_FAIL, ACT_GATE, ACT_CALL_SELF };
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gmem.h"
+#include "core/gmem.h"
 #include "mmio.h"
 #include "vq.h"
 

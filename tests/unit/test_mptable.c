@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "gmem.h"
-#include "layout.h"
-#include "mptable.h"
+#include "core/gmem.h"
+#include "x86/layout.h"
+#include "x86/mptable.h"
 
 #define MEM_SIZE (2ULL << 20)
 

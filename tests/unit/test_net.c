@@ -23,12 +23,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "evloop.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
 #include "fake_driver.h"
-#include "gmem.h"
-#include "net.h"
-#include "net_hdr.h"
-#include "tap.h"
+#include "net/net.h"
+#include "net/net_hdr.h"
+#include "net/tap.h"
 #include "vq.h"
 
 #define F(bit) (1ull << (bit))

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ratelimit.h"
+#include "core/ratelimit.h"
 
 #define MS  1000000ull
 #define S   (1000 * MS)

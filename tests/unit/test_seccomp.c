@@ -18,10 +18,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "evloop.h"
-#include "seccomp.h"
-#include "vcpu.h"
+#include "config/cli.h"
+#include "core/evloop.h"
+#include "core/seccomp.h"
+#include "core/vcpu.h"
 
 TestSuite(seccomp, .timeout = 10);
 

@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "serial.h"
+#include "legacy/serial.h"
 
 struct fake {
 	uint8_t out[256];

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpuid.h"
-#include "gmem.h"
-#include "study.h"
+#include "core/gmem.h"
+#include "core/study.h"
+#include "x86/cpuid.h"
 
 Test(study, all_off_without_the_variable)
 {

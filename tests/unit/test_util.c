@@ -1,7 +1,7 @@
 /* util.h on its own: what every module gets from it without other headers. */
 #include <criterion/criterion.h>
 
-#include "util.h"
+#include "core/util.h"
 
 struct outer {
 	char pad[3];

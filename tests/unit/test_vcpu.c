@@ -3,9 +3,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "bus.h"
-#include "control.h"
-#include "vcpu.h"
+#include "core/bus.h"
+#include "core/control.h"
+#include "core/vcpu.h"
 
 struct fixture {
 	struct bus *pio, *mmio;

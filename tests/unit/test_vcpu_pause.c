@@ -10,15 +10,15 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "bus.h"
-#include "control.h"
-#include "cpuid.h"
-#include "gmem.h"
-#include "kvm.h"
-#include "layout.h"
-#include "loader.h"
-#include "vcpu.h"
-#include "x86.h"
+#include "core/bus.h"
+#include "core/control.h"
+#include "x86/cpuid.h"
+#include "core/gmem.h"
+#include "core/kvm.h"
+#include "x86/layout.h"
+#include "x86/loader.h"
+#include "core/vcpu.h"
+#include "x86/x86.h"
 
 #define NVCPUS	    2
 #define CODE_ADDR   0x100000ULL

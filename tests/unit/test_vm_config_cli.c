@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cli.h"
+#include "config/cli.h"
 #include "config/vm_config.h"
 #include "config/vm_config_cli.h"
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "gmem.h"
+#include "core/gmem.h"
 #include "vq.h"
 
 #define RAM (1u << 20)

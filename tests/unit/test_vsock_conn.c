@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "test_vsock_guest.h"
-#include "vsock_conn.h"
+#include "vsock/vsock_conn.h"
 
 #define CID   G_CID
 #define BUF   1024 /* our buf_alloc in these tests */

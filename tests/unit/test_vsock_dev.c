@@ -7,9 +7,9 @@
 #include <linux/time_types.h>
 #include <linux/virtio_ids.h>
 
-#include "evloop.h"
+#include "core/evloop.h"
 #include "test_vsock_guest.h"
-#include "vsock.h"
+#include "vsock/vsock.h"
 
 /* ---- the fake backend ---------------------------------------------------- */
 

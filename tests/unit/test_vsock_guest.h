@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gmem.h"
+#include "core/gmem.h"
 #include "vq.h"
-#include "vsock_pkt.h"
+#include "vsock/vsock_pkt.h"
 
 #define G_RAM	  (16u << 20)
 #define G_QSIZE	  64

@@ -19,10 +19,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "evloop.h"
+#include "core/evloop.h"
 #include "test_vsock_guest.h"
-#include "vsock_mux.h"
-#include "vsock_uds.h"
+#include "vsock/vsock_mux.h"
+#include "vsock/vsock_uds.h"
 
 #define HOST_BUF	(256u * 1024) /* the muxer's buf_alloc with up to 16 connections */
 #define HOST_BUF_MIN	4096u	      /* the least it offers */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "test_vsock_guest.h"
-#include "vsock_pkt.h"
+#include "vsock/vsock_pkt.h"
 
 #define CID G_CID
 

@@ -2,7 +2,7 @@
  * round-robin queue, the RST ring, host port allocation. */
 #include <criterion/criterion.h>
 
-#include "vsock_table.h"
+#include "vsock/vsock_table.h"
 
 static struct vsock_table t;
 

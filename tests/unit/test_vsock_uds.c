@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vsock_uds.h"
+#include "vsock/vsock_uds.h"
 
 static int parse(const char *s, uint32_t *port)
 {

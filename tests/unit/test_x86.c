@@ -2,9 +2,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "gmem.h"
-#include "layout.h"
-#include "x86.h"
+#include "core/gmem.h"
+#include "x86/layout.h"
+#include "x86/x86.h"
 
 Test(x86, page_tables_identity_map_4g_with_2m_pages)
 {

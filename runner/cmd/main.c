@@ -1,0 +1,247 @@
+/* flint: boot a Linux microVM with KVM. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/proto.h"
+#include "cmd/run.h"
+#include "config/cli.h"
+#include "config/home.h"
+#include "core/control.h"
+#include "core/kvm.h"
+#include "core/util.h"
+#include "core/vm.h"
+
+/* How long flint run waits for the guest agent: generous, since a loaded
+ * or nested host boots slowly; a crashed guest ends the wait sooner. */
+#define RUN_BOOT_TIMEOUT_S 60
+
+static int check_kvm(void)
+{
+	char err[512];
+	int fd;
+
+	if (kvm_open(&fd, err, sizeof(err)) < 0) {
+		pr_err("%s", err);
+		return 1;
+	}
+	close_fd(&fd);
+	printf("flint: /dev/kvm is usable\n");
+	return 0;
+}
+
+/* What `flint run` adds to the user's configuration, and cleans up. */
+struct run_setup {
+	char kernel[PATH_MAX];
+	char append[4096];
+	char dir[PATH_MAX];	   /* private directory of the vsock socket, "" if none */
+	char listen_path[PATH_MAX]; /* where the agent's connection arrives */
+};
+
+/* Find a default guest file `name` where h says; if none, say where flint
+ * looked and how to point it elsewhere (FLINT_HOME, or the option `opt`). */
+static int find_default(const struct home *h, const char *what, const char *name,
+			const char *opt, char *out, size_t len)
+{
+	char where[3 * PATH_MAX + 80];
+	int r = home_find(h, name, out, len);
+
+	if (r == -ENOENT) {
+		home_describe(h, where, sizeof(where));
+		pr_err("flint run: no %s %s in %s; set FLINT_HOME to a directory that holds "
+		       "vmlinux and rootfs.ext4, or use %s FILE",
+		       what, name, where, opt);
+	} else if (r < 0) {
+		pr_err("flint run: cannot look for %s: %s", name, strerror(-r));
+	}
+	return r;
+}
+
+/* Fill in flint run's defaults: kernel and root image from FLINT_HOME,
+ * beside the binary or under the install prefix (home.h), the root image as
+ * a read-only /dev/vda, the agent on, and a vsock device with a socket in a
+ * private directory unless the user gave --vsock. */
+static int run_prepare(struct config *cfg, struct run_setup *rs)
+{
+	char rootfs[PATH_MAX], exe[PATH_MAX];
+	const char *tmp = getenv("TMPDIR");
+	struct home h;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int r;
+
+	if (n > 0)
+		exe[n] = '\0';
+	home_init(&h, getenv("FLINT_HOME"), n > 0 ? exe : NULL);
+	if (!cfg->kernel) {
+		if ((r = find_default(&h, "guest kernel", "vmlinux", "--kernel FILE", rs->kernel,
+				      sizeof(rs->kernel))) < 0)
+			return r;
+		cfg->kernel = rs->kernel;
+	}
+	if (cfg->rootfs)
+		snprintf(rootfs, sizeof(rootfs), "%s", cfg->rootfs);
+	else if ((r = find_default(&h, "root file system", "rootfs.ext4", "--rootfs IMG", rootfs,
+				   sizeof(rootfs))) < 0)
+		return r;
+	pr_debug("flint run: kernel %s, root file system %s", cfg->kernel, rootfs);
+	if (cfg->ndrives == MAX_DRIVES) {
+		pr_err("flint run: at most %d drives besides the root image", MAX_DRIVES - 1);
+		return -EINVAL;
+	}
+	/* The root image is /dev/vda: the user's drives follow it. */
+	memmove(&cfg->drives[1], &cfg->drives[0], cfg->ndrives * sizeof(cfg->drives[0]));
+	cfg->drives[0] = (struct drive_cfg){.path = strdup(rootfs), .read_only = true};
+	cfg->ndrives++;
+	if (!cfg->drives[0].path)
+		return -ENOMEM;
+	if ((size_t)snprintf(rs->append, sizeof(rs->append), "root=/dev/vda ro flint.agent%s%s",
+			     cfg->append ? " " : "", cfg->append ? cfg->append : "") >=
+	    sizeof(rs->append)) {
+		pr_err("flint run: --append is too long");
+		return -E2BIG;
+	}
+	cfg->append = rs->append;
+	if (!cfg->vsock.enabled) {
+		snprintf(rs->dir, sizeof(rs->dir), "%s/flint-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(rs->dir)) {
+			r = -errno;
+			pr_err("flint run: cannot create a directory in %s: %s",
+			       tmp && *tmp ? tmp : "/tmp", strerror(errno));
+			rs->dir[0] = '\0';
+			return r;
+		}
+		/* A Unix socket path fits in 108 bytes, with "_<port>" after it. */
+		if (strlen(rs->dir) > 80) {
+			pr_err("flint run: %s is too long a path for a Unix socket; set TMPDIR",
+			       rs->dir);
+			return -ENAMETOOLONG;
+		}
+		if (asprintf(&cfg->vsock.uds, "%s/vsock", rs->dir) < 0)
+			return -ENOMEM;
+		cfg->vsock.cid = RUN_GUEST_CID;
+		cfg->vsock.enabled = true;
+	}
+	snprintf(rs->listen_path, sizeof(rs->listen_path), "%s_%u", cfg->vsock.uds,
+		 AGENT_VSOCK_PORT);
+	return 0;
+}
+
+/* The command layer's reading of how the VM ended: flint's exit status,
+ * after the VM's message. */
+static int exit_status(const struct vm_exit *how)
+{
+	if (how->msg[0])
+		pr_err("%s", how->msg);
+	switch (how->reason) {
+	case STOP_GUEST_RESET:
+		return 0;
+	case STOP_GUEST_EXIT:
+	case STOP_REQUESTED:
+		return how->value;
+	case STOP_GUEST_PANIC:
+	case STOP_GUEST_CRASH:
+		return EXIT_GUEST_CRASH;
+	case STOP_HOST_SIGNAL:
+		return 128 + how->value;
+	default:
+		return EXIT_FLINT_ERROR;
+	}
+}
+
+static void run_finish(void *ctx, int status, const char *msg)
+{
+	vm_request_stop(ctx, status, msg);
+}
+
+static void print_timings(struct vm *vm, const struct run *r)
+{
+	struct run_timings t;
+	char cmd[32] = "-";
+
+	run_get_timings(r, &t);
+	if (t.cmd_end_us)
+		snprintf(cmd, sizeof(cmd), "%.1f ms", (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+	fprintf(stderr,
+		"flint run: launch to init %.1f ms, launch to agent ready %.1f ms, command %s\n",
+		vm_boot_us(vm) / 1000.0, t.agent_ready_us / 1000.0, cmd);
+}
+
+/* flint run: boot, hand the command to the agent, exit with its status. */
+static int run_command(struct config *cfg)
+{
+	struct run_setup rs = {0};
+	struct run *r = NULL;
+	struct vm *vm = NULL;
+	int status = EXIT_FLINT_ERROR;
+
+	if (run_prepare(cfg, &rs) < 0 || vm_create(&vm, cfg) < 0)
+		goto out;
+	struct run_params p = {
+		.listen_path = rs.listen_path,
+		.argv = cfg->guest_argv,
+		.argc = cfg->guest_argc,
+		.timeout_s = cfg->timeout_s,
+		.boot_timeout_s = RUN_BOOT_TIMEOUT_S,
+		.in_fd = STDIN_FILENO,
+		.out_fd = STDOUT_FILENO,
+		.err_fd = STDERR_FILENO,
+		.finish = run_finish,
+		.ctx = vm,
+	};
+	if (run_start(&r, &p) < 0)
+		goto out;
+	struct vm_exit how;
+	vm_run(vm, &how);
+	status = exit_status(&how);
+	if (!run_finished(r) && status == 0) {
+		pr_err("flint run: the guest stopped before the command finished");
+		status = RUN_EXIT_NO_AGENT;
+	}
+	if (cfg->timings)
+		print_timings(vm, r);
+out:
+	run_stop(r);
+	vm_destroy(vm);
+	if (rs.dir[0] && rmdir(rs.dir) < 0)
+		pr_err("flint run: cannot remove %s: %s", rs.dir, strerror(errno));
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct vm *vm;
+	char err[256];
+
+	launch_ns = now_ns();
+	switch (cli_parse(argc, argv, &cfg, err, sizeof(err))) {
+	case CLI_EXIT_OK:
+		return 0;
+	case CLI_ERROR:
+		pr_err("%s", err);
+		return EXIT_FLINT_ERROR;
+	case CLI_RUN:
+		break;
+	}
+	if (cfg.check_kvm) {
+		cli_config_free(&cfg);
+		return check_kvm();
+	}
+	if (cfg.run) {
+		int status = run_command(&cfg);
+		cli_config_free(&cfg);
+		return status;
+	}
+	int status = EXIT_FLINT_ERROR;
+	if (vm_create(&vm, &cfg) == 0) {
+		struct vm_exit how;
+		vm_run(vm, &how);
+		status = exit_status(&how);
+		vm_destroy(vm);
+	}
+	cli_config_free(&cfg);
+	return status;
+}

@@ -1,0 +1,495 @@
+/* The host side of `flint run`: see run.h. One thread: it accepts the
+ * agent's connection, sends the request, and relays stdin, stdout and
+ * stderr with poll() until the agent's final frame. Everything from the
+ * guest is untrusted: frames are checked by proto.c, and output is relayed
+ * only as bytes. */
+#include "cmd/run.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/proto.h"
+#include "core/control.h"
+#include "core/seccomp.h"
+
+/* The agent kills the command at timeout_s; no status this much later
+ * means the guest is stuck, and flint gives up on it. */
+#define RUN_GUARD_S 10
+/* Output is written in pieces a pipe takes whole once poll() calls it
+ * writable (PIPE_BUF), so that the thread never blocks outside poll() and
+ * run_stop can always interrupt it. */
+#define OUT_CHUNK 4096
+#define TX_CAP	  (AGENT_HDR_SIZE + AGENT_REQUEST_MAX)
+#define MSG_LEN	  512
+
+struct run;
+
+/* The agent connection's relay state. Part of struct run, so that the
+ * thread allocates nothing: freeing in a thread's malloc arena can make
+ * glibc shrink it and read /proc/sys/vm/overcommit_memory, which the
+ * thread's seccomp filter refuses. */
+struct session {
+	struct run *r;
+	int sock;
+	struct agent_reader rd;
+	uint8_t rbuf[AGENT_DATA_MAX];
+	bool req_sent, in_open;
+	/* A STDOUT or STDERR payload (in rbuf) still being written out. */
+	int out_fd, out_idx; /* out_idx: 0 stdout, 1 stderr */
+	size_t out_off;
+	bool out_pending;
+	bool dead[2]; /* out_fd, err_fd refused writes: drop their output */
+	char *msg;    /* MSG_LEN bytes: the reason given to finish() */
+};
+
+struct run {
+	struct run_params p;
+	char *path;  /* listen_path, unlinked by run_stop */
+	int lfd;     /* listening; the thread closes it once the agent is in */
+	int stop_fd; /* eventfd: run_stop wants the thread gone */
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stopping, finished;
+	pthread_mutex_t lock; /* guards t */
+	struct run_timings t;
+	struct agent_outbuf tx; /* the request, then STDIN frames */
+	struct session s;
+};
+
+static void set_time(struct run *r, uint64_t *field)
+{
+	pthread_mutex_lock(&r->lock);
+	*field = us_since_launch();
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Milliseconds from now to deadline (ns) for poll(), 0 once passed. */
+static int ms_until(uint64_t deadline)
+{
+	uint64_t now = now_ns(), ms;
+
+	if (now >= deadline)
+		return 0;
+	ms = (deadline - now + 999999) / 1000000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Waits for the agent's connection. Returns the connected socket, -1 when
+ * stopped, or -2 with s->msg set. */
+static int wait_agent(struct session *s)
+{
+	struct run *r = s->r;
+	uint64_t deadline = now_ns() + (uint64_t)r->p.boot_timeout_s * 1000000000ULL;
+
+	for (;;) {
+		struct pollfd pf[2] = {{r->stop_fd, POLLIN, 0}, {r->lfd, POLLIN, 0}};
+		int n = poll(pf, 2, r->p.boot_timeout_s ? ms_until(deadline) : -1), fd;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(s->msg, MSG_LEN, "flint run: poll: %s", strerror(errno));
+			return -2;
+		}
+		if (pf[0].revents)
+			return -1;
+		if (n == 0) {
+			snprintf(s->msg, MSG_LEN,
+				 "flint run: the guest agent did not connect within %u s",
+				 r->p.boot_timeout_s);
+			return -2;
+		}
+		fd = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+			snprintf(s->msg, MSG_LEN, "flint run: accept: %s", strerror(errno));
+			return -2;
+		}
+	}
+}
+
+static int lost(struct session *s, int err)
+{
+	snprintf(s->msg, MSG_LEN, "flint run: lost the connection to the guest agent (%s)",
+		 err ? strerror(err) : "closed before the command's status");
+	return RUN_EXIT_NO_AGENT;
+}
+
+static int bad_frame(struct session *s, const char *why)
+{
+	snprintf(s->msg, MSG_LEN, "flint run: bad frame from the guest agent: %s", why);
+	return RUN_EXIT_NO_AGENT;
+}
+
+/* The final frame: the status for finish(). */
+static int handle_exit(struct session *s)
+{
+	struct agent_exit e;
+	unsigned t = s->r->p.timeout_s;
+
+	if (agent_exit_decode(s->rbuf, s->rd.f.len, &e) < 0)
+		return bad_frame(s, "malformed EXIT");
+	set_time(s->r, &s->r->t.cmd_end_us);
+	switch (e.kind) {
+	case AGENT_EXITED:
+		return e.value;
+	case AGENT_SIGNALED:
+		return 128 + e.value;
+	case AGENT_TIMED_OUT:
+		snprintf(s->msg, MSG_LEN, "flint run: the command timed out after %u s", t);
+		return RUN_EXIT_TIMEOUT;
+	default: /* AGENT_NOT_STARTED */
+		snprintf(s->msg, MSG_LEN, "flint run: %s",
+			 e.msg[0] ? e.msg : "the command did not start");
+		return 127;
+	}
+}
+
+/* Reads the agent's frames while nothing is waiting to be written out.
+ * Returns -1 to go on, or the final status. */
+static int read_agent(struct session *s)
+{
+	while (!s->out_pending) {
+		int ret = agent_read_frame(&s->rd, s->sock);
+		char msg[AGENT_MSG_MAX + 1];
+
+		if (ret == -EAGAIN)
+			return -1;
+		if (ret == 0 || ret == -ECONNRESET)
+			return lost(s, 0);
+		if (ret == -EPROTO || ret == -EMSGSIZE)
+			return bad_frame(s, ret == -EPROTO ? "bad header" : "too long");
+		if (ret < 0)
+			return lost(s, -ret);
+		switch (s->rd.f.type) {
+		case AGENT_STDOUT:
+		case AGENT_STDERR: {
+			bool err = s->rd.f.type == AGENT_STDERR;
+
+			if (s->rd.f.len == 0 || s->dead[err])
+				break;
+			s->out_fd = err ? s->r->p.err_fd : s->r->p.out_fd;
+			s->out_idx = err;
+			s->out_off = 0;
+			s->out_pending = s->out_fd >= 0;
+			break;
+		}
+		case AGENT_EXIT:
+			return handle_exit(s);
+		case AGENT_ERROR:
+			agent_msg_copy(msg, sizeof(msg), s->rbuf, s->rd.f.len);
+			snprintf(s->msg, MSG_LEN,
+				 "flint run: the guest agent refused the command: %s", msg);
+			return RUN_EXIT_NO_AGENT;
+		default:
+			return bad_frame(s, "a host-to-guest frame type");
+		}
+	}
+	return -1;
+}
+
+static void write_out(struct session *s)
+{
+	size_t left = s->rd.f.len - s->out_off;
+	ssize_t n = write(s->out_fd, s->rbuf + s->out_off, left < OUT_CHUNK ? left : OUT_CHUNK);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n < 0) {
+		/* The reader is gone (EPIPE: SIGPIPE is blocked on this
+		 * thread): the command runs on, its output to this fd is
+		 * dropped. */
+		s->dead[s->out_idx] = true;
+		s->out_pending = false;
+		return;
+	}
+	s->out_off += (size_t)n;
+	s->out_pending = s->out_off < s->rd.f.len;
+}
+
+/* One read of the host's stdin into a STDIN frame, or STDIN_EOF. */
+static void read_stdin(struct session *s)
+{
+	struct agent_outbuf *tx = &s->r->tx;
+	uint8_t *data = tx->buf + AGENT_HDR_SIZE;
+	ssize_t n = read(s->r->p.in_fd, data, AGENT_DATA_MAX);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	/* Neither frame can fail: stdin is read only when tx is empty. A
+	 * read error ends stdin like EOF: the command sees its end. */
+	if (n <= 0) {
+		s->in_open = false;
+		agent_out_frame(tx, AGENT_STDIN_EOF, NULL, 0);
+		return;
+	}
+	agent_out_frame(tx, AGENT_STDIN, data, (size_t)n);
+}
+
+/* Sends what the socket takes. -1 to go on, or a final status. */
+static int flush(struct session *s)
+{
+	int ret = agent_out_flush(&s->r->tx, s->sock);
+
+	if (ret < 0)
+		return lost(s, -ret);
+	if (ret == 0 && !s->req_sent) {
+		s->req_sent = true;
+		set_time(s->r, &s->r->t.cmd_start_us);
+	}
+	return -1;
+}
+
+/* Relays until the agent's final frame. Returns the status, or -1 when
+ * stopped. */
+static int relay(struct session *s)
+{
+	struct run *r = s->r;
+	uint64_t deadline = 0;
+	int status;
+
+	if (r->p.timeout_s)
+		deadline = now_ns() + (uint64_t)(r->p.timeout_s + RUN_GUARD_S) * 1000000000ULL;
+	if ((status = flush(s)) >= 0)
+		return status;
+	for (;;) {
+		bool tx_busy = r->tx.len > 0;
+		struct pollfd pf[4] = {
+		    {r->stop_fd, POLLIN, 0},
+		    /* Not read while output waits: the agent then waits too.
+		     * Left out entirely then, or a hang-up would spin us. */
+		    {s->out_pending && !tx_busy ? -1 : s->sock,
+		     (short)((s->out_pending ? 0 : POLLIN) | (tx_busy ? POLLOUT : 0)), 0},
+		    {s->req_sent && s->in_open && !tx_busy ? r->p.in_fd : -1, POLLIN, 0},
+		    {s->out_pending ? s->out_fd : -1, POLLOUT, 0},
+		};
+		int n = poll(pf, ARRAY_SIZE(pf), deadline ? ms_until(deadline) : -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return lost(s, errno);
+		if (n == 0) {
+			snprintf(s->msg, MSG_LEN,
+				 "flint run: the command timed out after %u s (the guest did not "
+				 "stop it)",
+				 r->p.timeout_s);
+			return RUN_EXIT_TIMEOUT;
+		}
+		if (pf[0].revents)
+			return -1;
+		if (pf[3].revents)
+			write_out(s);
+		if (pf[2].revents)
+			read_stdin(s);
+		if (r->tx.len && (status = flush(s)) >= 0)
+			return status;
+		if ((pf[1].revents & ~POLLOUT) && (status = read_agent(s)) >= 0)
+			return status;
+	}
+}
+
+static int session_run(struct session *s)
+{
+	struct run *r = s->r;
+	int status;
+
+	s->sock = wait_agent(s);
+	if (s->sock == -1)
+		return -1;
+	if (s->sock < 0)
+		return RUN_EXIT_NO_AGENT;
+	/* One agent connection per run: later ones are refused. */
+	close_fd(&r->lfd);
+	set_time(r, &r->t.agent_ready_us);
+	agent_reader_init(&s->rd, s->rbuf, sizeof(s->rbuf));
+	s->in_open = r->p.in_fd >= 0;
+	status = relay(s);
+	close_fd(&s->sock);
+	return status;
+}
+
+static void *run_thread(void *arg)
+{
+	struct run *r = arg;
+	char msg[MSG_LEN] = "";
+	/* The thread's filter before it touches anything the guest sends. */
+	int status, err = seccomp_enter(SECCOMP_RUN);
+
+	if (err < 0) {
+		snprintf(msg, sizeof(msg), "flint run: seccomp filter: %s", strerror(-err));
+		status = EXIT_FLINT_ERROR;
+	} else {
+		r->s.msg = msg;
+		status = session_run(&r->s);
+	}
+	if (status < 0 || atomic_load(&r->stopping))
+		return NULL;
+	/* Before finish(): the caller may check run_finished as soon as the
+	 * VM it stops has ended. */
+	atomic_store(&r->finished, true);
+	r->p.finish(r->p.ctx, status, msg[0] ? msg : NULL);
+	return NULL;
+}
+
+/* Binds and listens on path, replacing a stale socket (never another kind
+ * of file). */
+static int listen_on(struct run *r)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+
+	if (strlen(r->path) >= sizeof(sa.sun_path)) {
+		pr_err("flint run: socket path too long: %s", r->path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, r->path);
+	if (lstat(r->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			pr_err("flint run: %s exists and is not a socket", r->path);
+			return -EEXIST;
+		}
+		unlink(r->path);
+	}
+	r->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(r->lfd, 1) < 0) {
+		int err = errno;
+
+		pr_err("flint run: cannot listen on %s: %s", r->path, strerror(err));
+		close_fd(&r->lfd);
+		return -err;
+	}
+	return 0;
+}
+
+/* The request frame into r->tx: argv only, no host environment, cwd "/". */
+static int build_request(struct run *r)
+{
+	const struct run_params *p = &r->p;
+	struct agent_request req = {
+	    .timeout_ms = p->timeout_s * 1000,
+	    .flags = p->in_fd >= 0 ? AGENT_REQ_STDIN : 0,
+	    .argc = (uint32_t)p->argc,
+	    .argv = p->argv,
+	    .cwd = "/",
+	};
+	char err[256];
+	long len;
+
+	if (p->argc < 1 || !p->argv || !p->finish || !p->listen_path) {
+		pr_err("flint run: no command");
+		return -EINVAL;
+	}
+	if (p->timeout_s > UINT32_MAX / 1000) {
+		pr_err("flint run: --timeout %u is too long", p->timeout_s);
+		return -EINVAL;
+	}
+	len = agent_request_encode(&req, r->tx.buf, r->tx.cap, err, sizeof(err));
+	if (len < 0) {
+		pr_err("flint run: %s", err);
+		return (int)len;
+	}
+	r->tx.len = (size_t)len;
+	return 0;
+}
+
+int run_start(struct run **out, const struct run_params *p)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	sigset_t all, old;
+	int ret;
+
+	*out = NULL;
+	if (!r)
+		return -ENOMEM;
+	r->p = *p;
+	r->lfd = r->stop_fd = -1;
+	r->s.r = r;
+	r->s.sock = -1;
+	pthread_mutex_init(&r->lock, NULL);
+	r->tx.cap = TX_CAP;
+	r->tx.buf = malloc(TX_CAP);
+	r->path = p->listen_path ? strdup(p->listen_path) : NULL;
+	if (!r->tx.buf || !r->path) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	if ((ret = build_request(r)) < 0 || (ret = listen_on(r)) < 0)
+		goto err;
+	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->stop_fd < 0) {
+		ret = -errno;
+		pr_err("flint run: eventfd: %s", strerror(errno));
+		goto err;
+	}
+	/* The thread takes no signals: they belong to the main and vCPU
+	 * threads, and a write to a closed pipe must give EPIPE, not kill
+	 * flint. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&r->thread, NULL, run_thread, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret < 0) {
+		pr_err("flint run: cannot start a thread: %s", strerror(-ret));
+		goto err;
+	}
+	r->thread_started = true;
+	pthread_setname_np(r->thread, "run");
+	*out = r;
+	return 0;
+err:
+	run_stop(r);
+	return ret;
+}
+
+void run_stop(struct run *r)
+{
+	if (!r)
+		return;
+	if (r->thread_started) {
+		atomic_store(&r->stopping, true);
+		if (eventfd_write(r->stop_fd, 1) < 0)
+			pr_err("flint run: cannot stop the relay thread: %s", strerror(errno));
+		pthread_join(r->thread, NULL);
+	}
+	if (r->lfd >= 0 || r->thread_started)
+		unlink(r->path);
+	close_fd(&r->lfd);
+	close_fd(&r->stop_fd);
+	pthread_mutex_destroy(&r->lock);
+	free(r->tx.buf);
+	free(r->path);
+	free(r);
+}
+
+bool run_finished(const struct run *r)
+{
+	return r && atomic_load(&r->finished);
+}
+
+void run_get_timings(const struct run *r, struct run_timings *out)
+{
+	struct run *m = (struct run *)r;
+
+	if (!r) {
+		*out = (struct run_timings){0};
+		return;
+	}
+	pthread_mutex_lock(&m->lock);
+	*out = m->t;
+	pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,494 @@
+#include "config/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/cmdline.h"
+#include "core/seccomp.h"
+
+#ifndef FLINT_VERSION
+#define FLINT_VERSION "0.1.0"
+#endif
+
+void cli_usage(void)
+{
+	printf("usage: flint --kernel FILE [options] [-- GUEST-COMMAND ARGS...]\n"
+	       "       flint run [options] -- COMMAND ARGS...\n"
+	       "Boot a Linux microVM with KVM.\n\n"
+	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
+	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
+	       "  --mem SIZE         guest memory: 128M (default), 1G, or MiB as a number\n"
+	       "  --vcpus N          vCPUs, 1-%d (default 1)\n"
+	       "  --cmdline STR      replace the kernel command line (default \"%s\");\n"
+	       "                     words after a \"--\" in it go to init, flint's device\n"
+	       "                     arguments before it\n"
+	       "  --append STR       add to the kernel command line (before its \"--\")\n"
+	       "  --console MODE     stdio (default): guest serial on stdin/stdout; none\n"
+	       "  --drive SPEC       virtio-blk drive: path=FILE[,ro][,id=NAME][,direct];\n"
+	       "                     repeatable, the guest sees /dev/vda, /dev/vdb, ...\n"
+	       "  --net SPEC         virtio-net on a host tap: tap=NAME[,mac=MAC][,id=NAME];\n"
+	       "                     repeatable, the guest sees eth0, eth1, ...\n"
+	       "  --vsock SPEC       virtio-vsock: cid=N,uds=PATH; host programs connect to\n"
+	       "                     PATH and send \"CONNECT <port>\\n\"; guest connections to\n"
+	       "                     CID 2 port P go to PATH_P (Firecracker's model)\n"
+	       "  --stats            print VM exit counts by reason on exit\n"
+	       "  --seccomp-log      log system calls outside a thread's seccomp allow list\n"
+	       "                     (in the kernel log) instead of killing flint\n"
+	       "  --verbose          log more\n"
+	       "  --check-kvm        say whether this host's KVM can boot a guest; exit 0 if so\n"
+	       "  --help, --version\n\n"
+	       "Words after -- are passed to the guest init, which runs them as a command.\n"
+	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
+	       "guest crashed (kernel panic, triple fault, KVM error); 125 when flint failed.\n\n"
+	       "flint run boots a microVM, runs COMMAND through the guest agent over vsock,\n"
+	       "relays stdin, stdout and stderr, and exits with the command's status\n"
+	       "(128+N when a signal killed it). Besides the options above:\n"
+	       "  --rootfs IMG       root file system image, read-only (default: rootfs.ext4\n"
+	       "                     from $FLINT_HOME, else next to flint, else the install's\n"
+	       "                     share/flint; --kernel defaults to vmlinux from there)\n"
+	       "  --timeout S        kill the command after S seconds: exit status 124\n"
+	       "  --timings          print launch-to-init, launch-to-agent and command times\n"
+	       "It exits 123 when the guest did not boot to its agent.\n",
+	       MAX_VCPUS, DEFAULT_CMDLINE);
+}
+
+static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
+static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return CLI_ERROR;
+}
+
+int cli_parse_size(const char *s, uint64_t *bytes)
+{
+	char *end;
+	uint64_t shift = 20;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1] && !(toupper((unsigned char)end[1]) == 'I' && end[2] == 'B' && !end[3]) &&
+	    !(toupper((unsigned char)end[1]) == 'B' && !end[2]))
+		return -EINVAL;
+	if (v > (1ULL << 40) >> shift)
+		return -EINVAL;
+	v <<= shift;
+	if (v < (16ULL << 20) || v % 4096)
+		return -EINVAL;
+	*bytes = v;
+	return 0;
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
+{
+	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
+	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
+	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST };
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, O_KERNEL},
+		{"initrd", required_argument, NULL, O_INITRD},
+		{"mem", required_argument, NULL, O_MEM},
+		{"vcpus", required_argument, NULL, O_VCPUS},
+		{"cmdline", required_argument, NULL, O_CMDLINE},
+		{"append", required_argument, NULL, O_APPEND},
+		{"console", required_argument, NULL, O_CONSOLE},
+		{"drive", required_argument, NULL, O_DRIVE},
+		{"net", required_argument, NULL, O_NET},
+		{"vsock", required_argument, NULL, O_VSOCK},
+		{"rootfs", required_argument, NULL, O_ROOTFS},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"timings", no_argument, NULL, O_TIMINGS},
+		{"stats", no_argument, NULL, O_STATS},
+		{"verbose", no_argument, NULL, O_VERBOSE},
+		{"check-kvm", no_argument, NULL, O_CHECK},
+		{"seccomp-log", no_argument, NULL, O_SECCOMP_LOG},
+		/* Not in --help: for tests of the filters only. */
+		{"seccomp-test-forbidden", required_argument, NULL, O_SECCOMP_TEST},
+		{"help", no_argument, NULL, O_HELP},
+		{"version", no_argument, NULL, O_VERSION},
+		{0},
+	};
+	int c;
+
+	*cfg = (struct config){.mem = DEFAULT_MEM, .vcpus = 1, .console = CONSOLE_STDIO};
+	opterr = 0;
+	optind = 1;
+	if (argc > 1 && !strcmp(argv[1], "run")) {
+		cfg->run = true;
+		cfg->console = CONSOLE_NONE;
+		optind = 2;
+	}
+	/* "+" stops at the first non-option so guest words are never parsed. */
+	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (c) {
+		case O_KERNEL:
+			cfg->kernel = optarg;
+			break;
+		case O_INITRD:
+			cfg->initrd = optarg;
+			break;
+		case O_MEM:
+			if (cli_parse_size(optarg, &cfg->mem))
+				return bad(err, errlen,
+					   "--mem %s: expected a size such as 128M or 2G, "
+					   "at least 16M and a multiple of 4K",
+					   optarg);
+			break;
+		case O_VCPUS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end || n < 1 || n > MAX_VCPUS)
+				return bad(err, errlen, "--vcpus %s: expected 1 to %d", optarg,
+					   MAX_VCPUS);
+			cfg->vcpus = n;
+			break;
+		}
+		case O_CMDLINE:
+			cfg->cmdline = optarg;
+			break;
+		case O_APPEND:
+			cfg->append = optarg;
+			break;
+		case O_CONSOLE:
+			if (!strcmp(optarg, "stdio"))
+				cfg->console = CONSOLE_STDIO;
+			else if (!strcmp(optarg, "none"))
+				cfg->console = CONSOLE_NONE;
+			else
+				return bad(err, errlen, "--console %s: expected stdio or none",
+					   optarg);
+			break;
+		case O_DRIVE:
+			if (cfg->ndrives == MAX_DRIVES)
+				return bad(err, errlen, "--drive: at most %d drives", MAX_DRIVES);
+			if (cli_parse_drive(optarg, &cfg->drives[cfg->ndrives], err, errlen))
+				return CLI_ERROR;
+			cfg->ndrives++;
+			break;
+		case O_NET:
+			if (cfg->nnets == MAX_NETS)
+				return bad(err, errlen, "--net: at most %d network devices", MAX_NETS);
+			if (cli_parse_net(optarg, &cfg->nets[cfg->nnets], err, errlen))
+				return CLI_ERROR;
+			cfg->nnets++;
+			break;
+		case O_VSOCK:
+			if (cfg->vsock.enabled)
+				return bad(err, errlen, "--vsock: at most one vsock device");
+			if (cli_parse_vsock(optarg, &cfg->vsock, err, errlen))
+				return CLI_ERROR;
+			break;
+		case O_ROOTFS:
+		case O_TIMEOUT:
+		case O_TIMINGS:
+			if (!cfg->run)
+				return bad(err, errlen, "%s is an option of flint run",
+					   argv[optind - 1]);
+			if (c == O_ROOTFS)
+				cfg->rootfs = optarg;
+			else if (c == O_TIMINGS)
+				cfg->timings = true;
+			else {
+				char *end;
+				errno = 0;
+				unsigned long t = strtoul(optarg, &end, 10);
+				if (!isdigit((unsigned char)*optarg) || *end || errno || t == 0 ||
+				    t > 7 * 24 * 3600)
+					return bad(err, errlen,
+						   "--timeout %s: expected whole seconds, 1 to 604800",
+						   optarg);
+				cfg->timeout_s = t;
+			}
+			break;
+		case O_STATS:
+			cfg->stats = true;
+			break;
+		case O_VERBOSE:
+			log_verbose = 1;
+			break;
+		case O_CHECK:
+			cfg->check_kvm = true;
+			break;
+		case O_SECCOMP_LOG:
+			cfg->seccomp_log = true;
+			break;
+		case O_SECCOMP_TEST:
+			if (seccomp_thread_by_name(optarg) < 0)
+				return bad(err, errlen,
+					   "--seccomp-test-forbidden %s: expected main, vcpu, "
+					   "evloop or run",
+					   optarg);
+			cfg->seccomp_test = optarg;
+			break;
+		case O_HELP:
+			cli_usage();
+			return CLI_EXIT_OK;
+		case O_VERSION:
+			printf("flint %s\n", FLINT_VERSION);
+			return CLI_EXIT_OK;
+		case ':':
+			return bad(err, errlen, "%s needs a value", argv[optind - 1]);
+		default:
+			return bad(err, errlen, "unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+		return bad(err, errlen, "unexpected argument %s; put guest commands after --",
+			   argv[optind]);
+	cfg->guest_argv = &argv[optind];
+	cfg->guest_argc = argc - optind;
+	if (cfg->run) {
+		if (cfg->guest_argc == 0)
+			return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
+						"COMMAND ARGS...");
+		return CLI_RUN;
+	}
+	if (!cfg->kernel && !cfg->check_kvm)
+		return bad(err, errlen, "no kernel given: use --kernel FILE (see --help)");
+	return CLI_RUN;
+}
+
+char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
+			size_t errlen)
+{
+	struct cmdline_parts p = {
+		.base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE,
+		.append = cfg->append,
+		.devices = devices,
+		.words = cfg->guest_argv,
+		/* flint run hands its command to the agent, not to init. */
+		.nwords = cfg->run ? 0 : cfg->guest_argc,
+	};
+	return cmdline_build(&p, max, err, errlen);
+}
+
+/* One KEY[=VALUE] item of an option value (val NULL without '='): 0 when
+ * taken; -EINVAL when not, with why set, or left "" for "unexpected". */
+typedef int (*kv_fn)(void *out, const char *key, const char *val, char *why, size_t whylen);
+
+/* Split option value s at commas and hand each item to fn. Returns 0, or
+ * -errno with err set: "OPT S: WHY", or that the item was unexpected. */
+static int parse_kv(const char *opt, const char *s, const char *usage, kv_fn fn, void *out,
+		    char *err, size_t errlen)
+{
+	char *copy = strdup(s), *save = NULL, why[128];
+	int r = 0;
+
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (char *kv = strtok_r(copy, ",", &save); kv && !r; kv = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(kv, '=');
+		if (val)
+			*val++ = '\0';
+		why[0] = '\0';
+		if ((r = fn(out, kv, val, why, sizeof(why))) == 0)
+			continue;
+		if (why[0])
+			snprintf(err, errlen, "%s %s: %s", opt, s, why);
+		else
+			snprintf(err, errlen, "%s %s: unexpected '%s'; expected %s", opt, s, kv, usage);
+	}
+	free(copy);
+	return r;
+}
+
+static int set_str(char **dst, const char *val, char *why, size_t whylen)
+{
+	if (!(*dst = strdup(val))) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int drive_kv(void *out, const char *key, const char *val, char *why, size_t whylen)
+{
+	struct drive_cfg *d = out;
+
+	if (!strcmp(key, "path") && val && *val && !d->path)
+		return set_str(&d->path, val, why, whylen);
+	if (!strcmp(key, "id") && val && !d->id) {
+		if (strlen(val) > 20) {
+			snprintf(why, whylen, "id is longer than 20 bytes");
+			return -EINVAL;
+		}
+		return set_str(&d->id, val, why, whylen);
+	}
+	if (!strcmp(key, "ro") && !val)
+		d->read_only = true;
+	else if (!strcmp(key, "direct") && !val)
+		d->direct = true;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen)
+{
+	int r;
+
+	*d = (struct drive_cfg){0};
+	r = parse_kv("--drive", s, "path=FILE[,ro][,id=NAME][,direct]", drive_kv, d, err, errlen);
+	if (!r && !d->path) {
+		snprintf(err, errlen, "--drive %s: no path=FILE", s);
+		r = -EINVAL;
+	}
+	if (r) {
+		free(d->path);
+		free(d->id);
+		*d = (struct drive_cfg){0};
+	}
+	return r;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+				      &v[4], &v[5], &end) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[3 * i]) || !isxdigit((unsigned char)s[3 * i + 1]))
+			return -EINVAL;
+		mac[i] = v[i];
+	}
+	/* A multicast address cannot be a station's. */
+	return mac[0] & 1 ? -EINVAL : 0;
+}
+
+static int net_kv(void *out, const char *key, const char *val, char *why, size_t whylen)
+{
+	struct net_cfg *n = out;
+
+	if (!strcmp(key, "tap") && val && *val && !n->tap) {
+		/* IFNAMSIZ is 16 with the NUL. */
+		if (strlen(val) > 15 || strchr(val, '/')) {
+			snprintf(why, whylen, "'%.32s' is not a valid interface name", val);
+			return -EINVAL;
+		}
+		return set_str(&n->tap, val, why, whylen);
+	}
+	if (!strcmp(key, "id") && val && *val && !n->id)
+		return set_str(&n->id, val, why, whylen);
+	if (!strcmp(key, "mac") && val && !n->has_mac) {
+		if (parse_mac(val, n->mac)) {
+			snprintf(why, whylen,
+				 "mac '%.32s' is not a unicast address like 06:00:ac:10:00:02", val);
+			return -EINVAL;
+		}
+		n->has_mac = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen)
+{
+	int r;
+
+	*n = (struct net_cfg){0};
+	r = parse_kv("--net", s, "tap=NAME[,mac=MAC][,id=NAME]", net_kv, n, err, errlen);
+	if (!r && !n->tap) {
+		snprintf(err, errlen, "--net %s: no tap=NAME", s);
+		r = -EINVAL;
+	}
+	if (r) {
+		free(n->tap);
+		free(n->id);
+		*n = (struct net_cfg){0};
+	}
+	return r;
+}
+
+static int vsock_kv(void *out, const char *key, const char *val, char *why, size_t whylen)
+{
+	struct vsock_cfg *v = out;
+
+	if (!strcmp(key, "cid") && val && !v->cid) {
+		char *end;
+		errno = 0;
+		unsigned long long cid = strtoull(val, &end, 10);
+		/* 0-2 are the hypervisor, local and host; -1 is VMADDR_CID_ANY. */
+		if (!isdigit((unsigned char)*val) || *end || errno || cid < 3 ||
+		    cid >= 0xffffffffULL) {
+			snprintf(why, whylen, "cid must be 3 to 4294967294");
+			return -EINVAL;
+		}
+		v->cid = cid;
+		return 0;
+	}
+	if (!strcmp(key, "uds") && val && *val && !v->uds) {
+		/* sun_path holds 108 bytes; PATH_<port> must fit too. */
+		if (strlen(val) > 96) {
+			snprintf(why, whylen, "uds path longer than 96 bytes");
+			return -EINVAL;
+		}
+		return set_str(&v->uds, val, why, whylen);
+	}
+	return -EINVAL;
+}
+
+int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen)
+{
+	int r;
+
+	*v = (struct vsock_cfg){0};
+	r = parse_kv("--vsock", s, "cid=N,uds=PATH", vsock_kv, v, err, errlen);
+	if (!r && (!v->cid || !v->uds)) {
+		snprintf(err, errlen, "--vsock %s: expected cid=N,uds=PATH", s);
+		r = -EINVAL;
+	}
+	if (r) {
+		free(v->uds);
+		*v = (struct vsock_cfg){0};
+		return r;
+	}
+	v->enabled = true;
+	return 0;
+}
+
+void cli_config_free(struct config *cfg)
+{
+	for (unsigned i = 0; i < cfg->ndrives; i++) {
+		free(cfg->drives[i].path);
+		free(cfg->drives[i].id);
+	}
+	cfg->ndrives = 0;
+	for (unsigned i = 0; i < cfg->nnets; i++) {
+		free(cfg->nets[i].tap);
+		free(cfg->nets[i].id);
+	}
+	cfg->nnets = 0;
+	free(cfg->vsock.uds);
+	cfg->vsock = (struct vsock_cfg){0};
+}

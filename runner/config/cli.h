@@ -1,0 +1,107 @@
+/* flint's command line: parsed into a config, checked, and turned into the
+ * guest kernel command line. No side effects, so it is unit tested. */
+#ifndef FLINT_CLI_H
+#define FLINT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+#define DEFAULT_MEM (128ULL << 20)
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 quiet"
+#define MAX_VCPUS 32
+#define MAX_DRIVES 16
+#define MAX_NETS 8
+/* `flint run`: the guest CID and the default command timeout (none). */
+#define RUN_GUEST_CID 3
+
+struct drive_cfg {
+	char *path;    /* image file */
+	char *id;      /* GET_ID serial, NULL for none */
+	bool read_only;
+	bool direct;   /* O_DIRECT: bypass the host page cache */
+};
+
+struct net_cfg {
+	char *tap;     /* host tap device name */
+	char *id;      /* for messages and stats; NULL: "net<N>" */
+	uint8_t mac[6];
+	bool has_mac;  /* offer VIRTIO_NET_F_MAC; else the guest picks one */
+};
+
+struct vsock_cfg {
+	bool enabled;
+	uint32_t cid;  /* guest CID, >= 3 */
+	char *uds;     /* host Unix socket path (Firecracker's hybrid vsock) */
+};
+
+enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
+
+struct config {
+	const char *kernel;
+	const char *initrd;   /* NULL for none */
+	const char *cmdline;  /* replaces DEFAULT_CMDLINE when set */
+	const char *append;   /* added after the base command line */
+	uint64_t mem;         /* bytes */
+	unsigned vcpus;
+	enum console_mode console;
+	bool stats;
+	bool check_kvm;
+	bool seccomp_log;	  /* log calls outside the seccomp filters, do not kill */
+	const char *seccomp_test; /* hidden test hook: thread kind that makes a
+				     forbidden call (seccomp.h), NULL for none */
+	char *const *guest_argv; /* words after "--", passed to the guest init */
+	int guest_argc;
+	struct drive_cfg drives[MAX_DRIVES]; /* virtio-blk, /dev/vda, vdb, ... */
+	unsigned ndrives;
+	struct net_cfg nets[MAX_NETS]; /* virtio-net, eth0, eth1, ... */
+	unsigned nnets;
+	struct vsock_cfg vsock;
+
+	/* `flint run`: guest_argv is the command for the guest agent, not for
+	 * init; the root file system is a read-only drive. */
+	bool run;
+	const char *rootfs;  /* run: root image (default: home.h finds it) */
+	unsigned timeout_s;  /* run: command time limit, 0 for none */
+	bool timings;        /* run: print launch-to-init/agent and command times */
+};
+
+enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
+
+/* Parse argv; argv[1] == "run" selects `flint run`, whose defaults
+ * (kernel and root image from $FLINT_HOME, beside the binary or under the
+ * install prefix, see home.h; a vsock device with a private socket) are
+ * filled in by the caller. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
+ * a message in err (naming the option) for bad input. */
+enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen);
+
+/* Parse a memory size: "128" (MiB), "512M", "2G", "65536K". Must be a whole
+ * number of 4 KiB pages, at least 16 MiB, at most 1 TiB. 0 or -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *bytes) WARN_UNUSED;
+
+/* Parse one --drive value: path=FILE[,ro][,id=NAME][,direct]. Fills d with
+ * malloc'd strings (see cli_config_free). 0 or -EINVAL with err set. */
+int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen) WARN_UNUSED;
+
+/* Parse one --net value: tap=NAME[,mac=MAC][,id=NAME]. 0 or -EINVAL. */
+int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen) WARN_UNUSED;
+
+/* Parse the --vsock value: cid=N,uds=PATH (cid 3 to 2^32-2). 0 or -EINVAL. */
+int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen) WARN_UNUSED;
+
+/* Free what cli_parse allocated (drive, net and vsock strings). */
+void cli_config_free(struct config *cfg);
+
+/* The guest kernel command line for cfg (cmdline.h): the base line and
+ * --append, with the VMM's device arguments (`devices`, may be NULL) before
+ * the first "--" of either, then the guest words for init. Returns a
+ * malloc'd string, or NULL with err set (a word the kernel cannot carry, or
+ * over max bytes with the NUL). */
+char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
+			size_t errlen);
+
+void cli_usage(void);
+
+#endif

@@ -1,0 +1,17 @@
+/* flint's device kinds for the registry (devices.h): virtio-blk drives,
+ * virtio-net interfaces and the vsock device, each created from its part of
+ * the configuration and reporting its own --stats line. The one place that
+ * names them. */
+#ifndef FLINT_DEVICE_KINDS_H
+#define FLINT_DEVICE_KINDS_H
+
+#include <stddef.h>
+
+#include "core/devices.h"
+
+/* The kinds in guest slot order: drives (/dev/vda first), network
+ * interfaces (eth0 first), vsock. */
+extern const struct device_kind *const device_kinds[];
+extern const size_t device_nkinds;
+
+#endif

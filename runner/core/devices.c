@@ -1,0 +1,233 @@
+#include "core/devices.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/vdev.h"
+
+struct device {
+	const struct device_kind *kind;
+	char *id;
+	unsigned index; /* among the devices of its kind */
+	void *priv;
+	void *slot; /* the transport's handle, NULL when attach failed early */
+	const struct devices *r;
+};
+
+struct devices {
+	const struct device_transport *t;
+	void *t_ctx;
+	struct device *list[DEVICES_MAX];
+	unsigned n;
+};
+
+int devices_create(struct devices **out, const struct device_transport *t, void *t_ctx)
+{
+	struct devices *r = calloc(1, sizeof(*r));
+
+	*out = r;
+	if (!r)
+		return -ENOMEM;
+	r->t = t;
+	r->t_ctx = t_ctx;
+	return 0;
+}
+
+static unsigned count_kind(const struct devices *r, const struct device_kind *k)
+{
+	unsigned n = 0;
+
+	for (unsigned j = 0; j < r->n; j++)
+		n += r->list[j]->kind == k;
+	return n;
+}
+
+int devices_attach(struct devices *r, const struct device_kind *k, const struct config *cfg,
+		   unsigned i, const struct device_env *env)
+{
+	struct device *d;
+	int ret;
+
+	if (r->n == DEVICES_MAX) {
+		pr_err("too many devices (at most %d)", DEVICES_MAX);
+		return -ENOSPC;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d || !(d->id = k->id(cfg, i))) {
+		free(d);
+		pr_err("%s %u: out of memory", k->label, i);
+		return -ENOMEM;
+	}
+	/* Ids name a device in the API's paths (/drives/{id}), one namespace
+	 * per kind, as Firecracker's drive and interface ids. */
+	if (devices_find(r, k->name, d->id)) {
+		pr_err("another %s has the id '%s'", k->label, d->id);
+		free(d->id);
+		free(d);
+		return -EEXIST;
+	}
+	d->kind = k;
+	d->r = r;
+	d->index = count_kind(r, k);
+	struct device_new made = {0};
+	if ((ret = k->create(cfg, i, d->id, env, &made)) < 0) {
+		free(d->id);
+		free(d);
+		return ret;
+	}
+	/* Registered before the transport attaches: even a failed attach may
+	 * leave event-loop polls that point into the device. */
+	d->priv = made.priv;
+	r->list[r->n++] = d;
+	return r->t->attach(r->t_ctx, r->n - 1, made.ops, made.front, &d->slot);
+}
+
+unsigned devices_configured(const struct device_kind *const *kinds, size_t nkinds,
+			    const struct config *cfg)
+{
+	unsigned n = 0;
+
+	for (size_t k = 0; k < nkinds; k++)
+		n += kinds[k]->count(cfg);
+	return n;
+}
+
+int devices_attach_all(struct devices *r, const struct device_kind *const *kinds, size_t nkinds,
+		       const struct config *cfg, const struct device_env *env)
+{
+	int ret;
+
+	for (size_t k = 0; k < nkinds; k++)
+		for (unsigned i = 0; i < kinds[k]->count(cfg); i++)
+			if ((ret = devices_attach(r, kinds[k], cfg, i, env)) < 0)
+				return ret;
+	return 0;
+}
+
+struct device *devices_find(const struct devices *r, const char *kind, const char *id)
+{
+	for (unsigned j = 0; j < r->n; j++) {
+		struct device *d = r->list[j];
+		if ((!kind || !strcmp(d->kind->name, kind)) && !strcmp(d->id, id))
+			return d;
+	}
+	return NULL;
+}
+
+unsigned devices_count(const struct devices *r)
+{
+	return r->n;
+}
+
+struct device *devices_at(const struct devices *r, unsigned n)
+{
+	return n < r->n ? r->list[n] : NULL;
+}
+
+void devices_print_stats(const struct devices *r)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (r->list[j]->kind->print_stats)
+			r->list[j]->kind->print_stats(r->list[j]);
+}
+
+int devices_cmdline(const struct devices *r, char *buf, size_t len)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (!r->list[j]->slot || r->t->cmdline(r->list[j]->slot, buf, len) < 0)
+			return -ENOSPC;
+	return 0;
+}
+
+void devices_destroy(struct devices *r)
+{
+	if (!r)
+		return;
+	while (r->n) {
+		struct device *d = r->list[--r->n];
+		r->t->detach(d->slot);
+		d->kind->destroy(d->priv);
+		free(d->id);
+		free(d);
+	}
+	free(r);
+}
+
+const char *device_id(const struct device *d)
+{
+	return d->id;
+}
+
+const struct device_kind *device_kind(const struct device *d)
+{
+	return d->kind;
+}
+
+unsigned device_index(const struct device *d)
+{
+	return d->index;
+}
+
+void *device_priv(const struct device *d)
+{
+	return d->priv;
+}
+
+unsigned device_num_queues(const struct device *d)
+{
+	return d->slot ? d->r->t->num_queues(d->slot) : 0;
+}
+
+void device_queue_stats(const struct device *d, unsigned q, struct virtio_mmio_queue_stats *s)
+{
+	if (d->slot && q < device_num_queues(d))
+		d->r->t->queue_stats(d->slot, q, s);
+	else
+		memset(s, 0, sizeof(*s));
+}
+
+/* The VM's transport: vdev.h's slots. */
+static int vdev_slot_attach(void *ctx, unsigned slot, const struct virtio_dev_ops *ops, void *dev,
+			    void **handle)
+{
+	struct vdev *v = NULL;
+	int r;
+
+	*handle = NULL;
+	if (slot >= VDEV_MAX) {
+		pr_err("too many virtio devices (at most %d)", VDEV_MAX);
+		return -ENOSPC;
+	}
+	r = vdev_attach(&v, ctx, slot, ops, dev);
+	*handle = v;
+	return r;
+}
+
+static void vdev_slot_detach(void *handle)
+{
+	vdev_detach(handle);
+}
+
+static unsigned vdev_slot_num_queues(const void *handle)
+{
+	return vdev_num_queues(handle);
+}
+
+static void vdev_slot_queue_stats(const void *handle, unsigned q, struct virtio_mmio_queue_stats *s)
+{
+	vdev_queue_stats(handle, q, s);
+}
+
+static int vdev_slot_cmdline(const void *handle, char *buf, size_t len)
+{
+	return vdev_cmdline(handle, buf, len);
+}
+
+const struct device_transport devices_vdev_transport = {
+    .attach = vdev_slot_attach,
+    .detach = vdev_slot_detach,
+    .num_queues = vdev_slot_num_queues,
+    .queue_stats = vdev_slot_queue_stats,
+    .cmdline = vdev_slot_cmdline,
+};

@@ -1,0 +1,137 @@
+/* The VM's device registry: devices attach through a table of kinds and are
+ * known by id ("drive0", "net0", "vsock"). Stats, the kernel command line
+ * and teardown are loops over the attached devices; later, snapshot save
+ * and restore will be too. The VM names no device kind: the kinds are
+ * described by struct device_kind (device_kinds.h has flint's), and the
+ * registry reaches the guest through a transport (virtio-mmio slots from
+ * vdev.h in the VM, a fake in tests).
+ *
+ * Threads: attach, detach and teardown on the thread that builds the VM,
+ * before the vCPUs and the event loop start or after they stop; lookups
+ * and stats from any thread once attaching is over. */
+#ifndef FLINT_DEVICES_H
+#define FLINT_DEVICES_H
+
+#include <stddef.h>
+
+#include "config/cli.h"
+#include "core/evloop.h"
+#include "mmio.h"
+#include "core/util.h"
+#include "virtio.h"
+
+/* Attached devices at most: the transport may allow fewer (vdev: VDEV_MAX). */
+#define DEVICES_MAX 32
+
+struct devices;
+struct device;
+
+/* What a kind needs to create a device. */
+struct device_env {
+	struct evloop *loop;
+};
+
+/* What a kind's create makes: its own device, given back to the other
+ * hooks (struct blk, struct net, struct vsock_mux), and the virtio front end
+ * the transport attaches (ops on front; front is often priv itself). */
+struct device_new {
+	void *priv;
+	const struct virtio_dev_ops *ops;
+	void *front;
+};
+
+/* A kind of device: how to find its instances in the configuration, create
+ * and destroy one, and report on it. Each hook is given the index i of the
+ * instance among those of its kind in the configuration (0 for the first
+ * drive). Snapshot save and restore hooks will join these. */
+struct device_kind {
+	const char *name;  /* "blk", "net", "vsock": for lookups */
+	const char *label; /* "drive", "network interface": for messages */
+	/* How many devices of this kind cfg describes. */
+	unsigned (*count)(const struct config *cfg);
+	/* The i-th one's id, malloc'd (NULL when out of memory). */
+	char *(*id)(const struct config *cfg, unsigned i);
+	/* Create the i-th one, known as id. 0 or -errno, logged; on failure
+	 * nothing is left to destroy. */
+	int (*create)(const struct config *cfg, unsigned i, const char *id,
+		      const struct device_env *env, struct device_new *out);
+	/* Free what create made (its priv). The event loop has stopped (or never started)
+	 * and the transport is detached. */
+	void (*destroy)(void *dev);
+	/* Print the device's --stats line(s) with pr_info; NULL for none. */
+	void (*print_stats)(const struct device *d);
+};
+
+/* How a device reaches the guest. attach puts device `dev` (with `ops`) in
+ * transport slot `slot` (0, 1, ... in attach order) and returns 0 or -errno
+ * (logged); on failure *handle may still hold a partly attached slot,
+ * which is detached like any other. detach accepts NULL. */
+struct device_transport {
+	int (*attach)(void *ctx, unsigned slot, const struct virtio_dev_ops *ops, void *dev,
+		      void **handle);
+	void (*detach)(void *handle);
+	unsigned (*num_queues)(const void *handle);
+	void (*queue_stats)(const void *handle, unsigned q, struct virtio_mmio_queue_stats *s);
+	/* Append the slot's kernel command-line argument: 0 or -ENOSPC. */
+	int (*cmdline)(const void *handle, char *buf, size_t len);
+};
+
+/* The transport of a VM: virtio-mmio slots, ioeventfds and irqfds of
+ * vdev.h; its ctx is a struct vdev_env. */
+extern const struct device_transport devices_vdev_transport;
+
+/* An empty registry whose devices reach the guest through t (t_ctx its
+ * context, which must outlive the registry). 0 or -ENOMEM. */
+int devices_create(struct devices **out, const struct device_transport *t, void *t_ctx) WARN_UNUSED;
+
+/* Attach the i-th device of kind k that cfg describes: its id must be new
+ * among the devices of that kind, then the kind creates it and the
+ * transport attaches it in the next slot. 0 or -errno, with a message
+ * logged (-EEXIST for a duplicate id, naming it). A device whose transport
+ * failed stays registered so that devices_destroy frees it after the event
+ * loop, which may hold polls pointing into it. */
+int devices_attach(struct devices *r, const struct device_kind *k, const struct config *cfg,
+		   unsigned i, const struct device_env *env) WARN_UNUSED;
+
+/* How many devices cfg describes, of all the kinds in kinds[]. */
+unsigned devices_configured(const struct device_kind *const *kinds, size_t nkinds,
+			    const struct config *cfg);
+
+/* Every device cfg describes, kind by kind in the order of kinds[], each
+ * kind's in configuration order: the guest's slot order. Stops at the first
+ * failure. 0 or -errno (logged). */
+int devices_attach_all(struct devices *r, const struct device_kind *const *kinds, size_t nkinds,
+		       const struct config *cfg, const struct device_env *env) WARN_UNUSED;
+
+/* The device of kind `kind` (a kind's name; NULL for any) with this id, or
+ * NULL. */
+struct device *devices_find(const struct devices *r, const char *kind, const char *id);
+
+/* Attached devices and the n-th of them, in attach order (NULL past the end). */
+unsigned devices_count(const struct devices *r);
+struct device *devices_at(const struct devices *r, unsigned n);
+
+/* Each device's --stats lines, in attach order. */
+void devices_print_stats(const struct devices *r);
+
+/* Append each device's kernel command-line argument to buf (NUL-terminated,
+ * size len). 0 or -ENOSPC. */
+int devices_cmdline(const struct devices *r, char *buf, size_t len) WARN_UNUSED;
+
+/* Tear down in reverse attach order: detach each device's transport, then
+ * destroy the device. After the vCPUs and the event loop are gone. NULL ok. */
+void devices_destroy(struct devices *r);
+
+/* One attached device. */
+const char *device_id(const struct device *d);
+const struct device_kind *device_kind(const struct device *d);
+/* Its index among the devices of its kind, in attach order: vda is drive 0,
+ * eth1 is net 1. */
+unsigned device_index(const struct device *d);
+/* The kind's own device (struct blk, struct net, struct vsock_mux). */
+void *device_priv(const struct device *d);
+/* Its queues' counters from the transport (zeros for q out of range). */
+unsigned device_num_queues(const struct device *d);
+void device_queue_stats(const struct device *d, unsigned q, struct virtio_mmio_queue_stats *s);
+
+#endif

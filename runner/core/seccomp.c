@@ -1,0 +1,282 @@
+#include "core/seccomp.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <malloc.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/vcpu.h"
+
+/* The tables are aligned by hand: one row a line, its reason beside it. */
+/* clang-format off */
+
+/* Placeholders for values known only at run time, filled in by build(). */
+#define THIS_PID	0xf11e7000000001ULL /* getpid() */
+#define KICK_SIGNAL	0xf11e7000000002ULL /* VCPU_KICK_SIGNAL */
+
+/* Conditions: argument i equals v; argument i has none of the bits in m. */
+#define ARG_EQ(i, v)	  {.arg = i, .op = SCMP_CMP_EQ, .datum_a = v}
+#define ARG_WITHOUT(i, m) {.arg = i, .op = SCMP_CMP_MASKED_EQ, .datum_a = m, .datum_b = 0}
+
+#define ALLOW(sys)	  {#sys, SCMP_SYS(sys), 0, {{0}}}
+#define ALLOW_IF(sys, ...) \
+	{#sys, SCMP_SYS(sys), ARRAY_SIZE(((struct scmp_arg_cmp[]){__VA_ARGS__})), {__VA_ARGS__}}
+/* ioctl with exactly this request, whatever the fd. */
+#define IOCTL(req)	  ALLOW_IF(ioctl, ARG_EQ(1, req))
+/* mmap and mprotect for data only: no executable mappings after start-up. */
+#define NO_EXEC(sys)	  ALLOW_IF(sys, ARG_WITHOUT(2, PROT_EXEC))
+
+/* What every thread needs, glibc's own calls included:
+ *   futex			mutexes, condition variables (the mailbox's
+ *				answers, a parked vCPU), pthread_join
+ *   write			log lines (one write each), eventfds, console output
+ *   clock_gettime		now_ns(), where the vDSO falls back to the kernel
+ *   mmap, mprotect, munmap, brk	malloc and free: the main arena, large
+ *				blocks (seccomp_configure keeps every thread
+ *				in the main arena)
+ *   madvise(MADV_DONTNEED)	glibc dropping the stack of a finished thread
+ *   getpid, gettid, rt_sigprocmask, tgkill(this process, kick signal)
+ *				pthread_kill(vCPU, kick), from any thread that
+ *				stops the VM (glibc blocks signals around it)
+ *   exit, exit_group		a thread's end, the process's end */
+#define COMMON_RULES \
+	ALLOW(futex), \
+	ALLOW(write), \
+	ALLOW(clock_gettime), \
+	NO_EXEC(mmap), NO_EXEC(mprotect), ALLOW(munmap), ALLOW(brk), \
+	ALLOW_IF(madvise, ARG_EQ(2, MADV_DONTNEED)), \
+	ALLOW(getpid), ALLOW(gettid), ALLOW(rt_sigprocmask), \
+	ALLOW_IF(tgkill, ARG_EQ(0, THIS_PID), ARG_EQ(2, KICK_SIGNAL)), \
+	ALLOW(exit), ALLOW(exit_group)
+
+/* The main thread once the other threads run: the wait loop in vm_run and
+ * the mailbox's actions it carries out (a pause waits for the vCPUs on
+ * condition variables), then teardown and exit. */
+static const struct seccomp_rule main_rules[] = {
+	COMMON_RULES,
+	ALLOW(poll),		/* the mailbox's eventfd, signalfd, stdin */
+	ALLOW(read),		/* the same three */
+	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
+	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
+	ALLOW(pread64),		/* --stats: the KVM statistics of each vCPU */
+	ALLOW(close),		/* teardown */
+	ALLOW(io_uring_enter),	/* evloop_destroy cancels what a loop that never ran left */
+	ALLOW(unlink),		/* flint run: its socket, */
+	ALLOW(rmdir),		/* and its private directory */
+};
+
+/* A vCPU thread: KVM_RUN and the exit handlers (serial, virtio-mmio
+ * registers, boot timer, i8042 reset). */
+static const struct seccomp_rule vcpu_rules[] = {
+	COMMON_RULES,
+	IOCTL(KVM_RUN),
+	IOCTL(KVM_GET_REGS),	/* where the guest was when it crashed */
+	IOCTL(KVM_GET_SREGS),
+	IOCTL(KVM_KVMCLOCK_CTRL), /* a pause: tell the guest's kvmclock (then park: futex) */
+	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
+	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
+	ALLOW(rt_sigreturn),	/* from the kick handler */
+	ALLOW(io_uring_enter),	/* virtio-blk's reset waits for its drive's I/O */
+};
+
+/* The event-loop thread: the ring, and what its completion handlers do for
+ * the devices (net: everything through the loop's ring; blk: through its
+ * drive's own ring, io_uring_enter as well; vsock: the muxer's Unix
+ * sockets). */
+static const struct seccomp_rule evloop_rules[] = {
+	COMMON_RULES,
+	ALLOW(io_uring_enter),
+	ALLOW(read),		/* eventfds: ioeventfds, the loop's wake-up */
+	/* vsock: host connections to the muxer's socket, guest ones to
+	 * <uds>_<port>; a connection's CONNECT line, data and ends. */
+	ALLOW(accept4),
+	ALLOW_IF(socket, ARG_EQ(0, AF_UNIX)),
+	ALLOW(connect),
+	ALLOW_IF(recvfrom, ARG_EQ(4, 0)),	/* recv(): no source address */
+	ALLOW(readv),
+	ALLOW(sendmsg),
+	ALLOW(shutdown),
+	ALLOW(close),
+};
+
+/* flint run's relay thread: the agent's connection, stdin, stdout, stderr. */
+static const struct seccomp_rule run_rules[] = {
+	COMMON_RULES,
+	ALLOW(poll),
+	ALLOW(accept4),
+	ALLOW(read),
+	ALLOW_IF(sendto, ARG_EQ(4, 0)),	/* send(): frames to the agent, no address */
+	ALLOW(close),
+};
+
+/* clang-format on */
+
+static const struct {
+	const char *name;
+	const struct seccomp_rule *rules;
+	size_t n;
+} tables[SECCOMP_THREADS] = {
+    [SECCOMP_MAIN] = {"main", main_rules, ARRAY_SIZE(main_rules)},
+    [SECCOMP_VCPU] = {"vcpu", vcpu_rules, ARRAY_SIZE(vcpu_rules)},
+    [SECCOMP_EVLOOP] = {"evloop", evloop_rules, ARRAY_SIZE(evloop_rules)},
+    [SECCOMP_RUN] = {"run", run_rules, ARRAY_SIZE(run_rules)},
+};
+
+/* Written once by seccomp_configure() before any thread starts. */
+static struct {
+	bool on;
+	bool log_only;
+	int test_thread;
+} policy = {.test_thread = -1};
+
+const struct seccomp_rule *seccomp_table(enum seccomp_thread kind, size_t *n)
+{
+	if ((unsigned)kind >= SECCOMP_THREADS) {
+		*n = 0;
+		return NULL;
+	}
+	*n = tables[kind].n;
+	return tables[kind].rules;
+}
+
+const char *seccomp_thread_name(enum seccomp_thread kind)
+{
+	return (unsigned)kind < SECCOMP_THREADS ? tables[kind].name : NULL;
+}
+
+int seccomp_thread_by_name(const char *name)
+{
+	for (int i = 0; i < SECCOMP_THREADS; i++)
+		if (!strcmp(name, tables[i].name))
+			return i;
+	return -EINVAL;
+}
+
+static uint64_t fill_in(uint64_t datum)
+{
+	if (datum == THIS_PID)
+		return (uint64_t)getpid();
+	if (datum == KICK_SIGNAL)
+		return VCPU_KICK_SIGNAL;
+	return datum;
+}
+
+/* kind's filter as a libseccomp context, or NULL with *err set. */
+static scmp_filter_ctx build(enum seccomp_thread kind, bool log_only, int *err)
+{
+	uint32_t deny = log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+	scmp_filter_ctx ctx;
+	size_t n;
+	const struct seccomp_rule *rules = seccomp_table(kind, &n);
+	int r = -EINVAL;
+
+	if (!rules || !(ctx = seccomp_init(deny))) {
+		*err = rules ? -ENOMEM : -EINVAL;
+		return NULL;
+	}
+	/* A call through another ABI (int 0x80, x32) gets the same answer.
+	 * Level 2 turns the list into a binary search over syscall numbers. */
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, deny)) < 0 ||
+	    (r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)) < 0)
+		goto err;
+	for (size_t i = 0; i < n; i++) {
+		struct scmp_arg_cmp c[SECCOMP_MAX_CONDS];
+		for (unsigned j = 0; j < rules[i].nconds; j++) {
+			c[j] = rules[i].conds[j];
+			c[j].datum_a = fill_in(c[j].datum_a);
+		}
+		r = seccomp_rule_add_exact_array(ctx, SCMP_ACT_ALLOW, rules[i].nr, rules[i].nconds,
+						 c);
+		if (r < 0) {
+			pr_err("seccomp: %s table: cannot add %s: %s", tables[kind].name,
+			       rules[i].name, strerror(-r));
+			goto err;
+		}
+	}
+	return ctx;
+err:
+	seccomp_release(ctx);
+	*err = r;
+	return NULL;
+}
+
+int seccomp_export(enum seccomp_thread kind, bool log_only, int fd)
+{
+	int r;
+	scmp_filter_ctx ctx = build(kind, log_only, &r);
+
+	if (!ctx)
+		return r;
+	r = seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	return r;
+}
+
+int seccomp_install(enum seccomp_thread kind, bool log_only)
+{
+	int r;
+	scmp_filter_ctx ctx = build(kind, log_only, &r);
+
+	if (!ctx)
+		return r;
+	/* libseccomp sets no_new_privs first (SCMP_FLTATR_CTL_NNP defaults on)
+	 * and leaves TSYNC off: the filter is this thread's alone. */
+	r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return r;
+}
+
+int seccomp_configure(bool log_only, int test_thread)
+{
+	/* Level 3: the kernel and the library know SECCOMP_RET_KILL_PROCESS
+	 * and SECCOMP_RET_LOG (Linux 4.14). */
+	if (seccomp_api_get() < 3) {
+		pr_err("seccomp: this kernel or libseccomp lacks the kill-process and log "
+		       "actions (Linux 4.14, libseccomp 2.4)");
+		return -ENOSYS;
+	}
+	if (test_thread >= SECCOMP_THREADS)
+		return -EINVAL;
+	/* Every thread allocates from the main arena, which grows and shrinks
+	 * with brk. A thread's own arena would be trimmed by shrink_heap(),
+	 * which reads /proc/sys/vm/overcommit_memory the first time: an openat
+	 * no filter allows. Before any thread exists, so none has an arena. */
+	if (mallopt(M_ARENA_MAX, 1) != 1)
+		return -EINVAL;
+	policy.on = true;
+	policy.log_only = log_only;
+	policy.test_thread = test_thread;
+	return 0;
+}
+
+/* The test hook: a call no table allows, harmless when only logged (execve
+ * of an empty path fails with ENOENT). */
+static void forbidden_call(enum seccomp_thread kind)
+{
+	static char *const none[] = {NULL};
+
+	pr_info("seccomp test hook: execve on the %s thread", tables[kind].name);
+	long r = syscall(SYS_execve, "", none, none);
+	pr_info("seccomp test hook: execve on the %s thread returned %ld (%s): logged, not killed",
+		tables[kind].name, r, strerror(errno));
+}
+
+int seccomp_enter(enum seccomp_thread kind)
+{
+	int r;
+
+	if (!policy.on)
+		return 0;
+	if ((r = seccomp_install(kind, policy.log_only)) < 0)
+		return r;
+	if (policy.test_thread == (int)kind)
+		forbidden_call(kind);
+	return 0;
+}

@@ -1,0 +1,141 @@
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int log_verbose;
+uint64_t launch_ns;
+
+static void vlog(const char *fmt, va_list ap)
+{
+	char line[1024];
+
+	/* One write per line so lines from several threads do not interleave. */
+	int n = snprintf(line, sizeof(line), "flint: ");
+	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	size_t len = strnlen(line, sizeof(line) - 2);
+	line[len++] = '\n';
+	ssize_t r = write(STDERR_FILENO, line, len);
+	(void)r;
+}
+
+void pr_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
+void pr_info(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
+void pr_debug(const char *fmt, ...)
+{
+	va_list ap;
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	vlog(fmt, ap);
+	va_end(ap);
+}
+
+void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t us_since_launch(void)
+{
+	return (now_ns() - launch_ns) / 1000;
+}
+
+int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret = 0;
+
+	*buf = NULL;
+	*len = 0;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode))
+		ret = -EINVAL;
+	else if ((uint64_t)st.st_size > max)
+		ret = -EFBIG;
+	else if (st.st_size > 0) {
+		/* Read-only and private: the loader copies straight from the page
+		 * cache into guest memory, with no buffer in between. */
+		void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED)
+			ret = -errno;
+		else {
+			*buf = p;
+			*len = st.st_size;
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+void unmap_file(const uint8_t *buf, uint64_t len)
+{
+	if (buf && len)
+		munmap((void *)buf, len);
+}
+
+int lock_file(int fd, bool exclusive, int *holder)
+{
+	struct flock l = {.l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET};
+
+	*holder = F_UNLCK;
+	if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+		return 0;
+	if (errno != EAGAIN && errno != EACCES)
+		return -errno;
+	/* Who is in the way: a reader or a writer (its pid is not kept). */
+	if (fcntl(fd, F_OFD_GETLK, &l) == 0)
+		*holder = l.l_type;
+	return -EAGAIN;
+}
+
+int lock_image(int fd, const char *path, bool write)
+{
+	const char *mode = write ? "read-write" : "read-only";
+	int holder, r = lock_file(fd, write, &holder);
+
+	if (r == -EAGAIN) {
+		pr_err("drive %s: cannot open %s: in use%s by another process", path, mode,
+		       holder == F_RDLCK ? " read-only" : holder == F_WRLCK ? " read-write" : "");
+		return -EBUSY;
+	}
+	if (r < 0)
+		pr_info("drive %s: cannot lock the image (%s): nothing stops another process "
+			"from opening it read-write at the same time",
+			path, strerror(-r));
+	return 0;
+}

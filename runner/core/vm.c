@@ -1,0 +1,693 @@
+#include "core/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "core/bus.h"
+#include "core/cgroupfs.h"
+#include "core/control.h"
+#include "core/device_kinds.h"
+#include "core/devices.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "core/kvm.h"
+#include "core/mailbox.h"
+#include "core/seccomp.h"
+#include "core/vcpu.h"
+#include "core/vdev.h"
+#include "legacy/console.h"
+#include "legacy/legacy.h"
+#include "legacy/serial.h"
+#include "x86/cpuid.h"
+#include "x86/layout.h"
+#include "x86/loader.h"
+#include "x86/mptable.h"
+#include "x86/x86.h"
+
+struct vm {
+	const struct config *cfg;
+	int sys_fd, vm_fd;
+	struct gmem *mem;
+	struct bus *pio, *mmio;
+	struct control ctl;
+	struct console *con;
+	struct serial *serial;
+	int serial_irqfd;
+	struct i8042 i8042;
+	struct boot_timer timer;
+	struct exit_dev exitdev;
+	struct boot_info bi;
+	struct evloop *loop;  /* NULL when the VM has no virtio device */
+	struct vdev_env vdev_env;
+	struct devices *devs; /* NULL when the VM has no virtio device */
+	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
+	struct vcpu_env env;
+	struct vcpu *vcpus;
+	unsigned nvcpus;     /* created so far */
+	/* Actions for the control thread (the one in vm_run's loop), which
+	 * polls its fd; stop requests wake it through the same fd. */
+	struct mailbox *mb;
+	uint64_t boot_exits; /* KVM exits of all vCPUs when the boot timer fired */
+	_Atomic int state;   /* enum vm_state; written by the control thread */
+	struct termios tty;
+	bool tty_raw;
+};
+
+static void kick_all(void *ctx)
+{
+	struct vm *vm = ctx;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	mailbox_wake(vm->mb);
+}
+
+static void serial_irq(void *ctx)
+{
+	struct vm *vm = ctx;
+	if (eventfd_write(vm->serial_irqfd, 1) < 0)
+		pr_debug("serial irqfd: %s", strerror(errno));
+}
+
+/* The guest kernel panicked: flint ends with 122 and the panic line. */
+static void stop_on_panic(struct vm *vm, const char *line)
+{
+	control_request_stop(&vm->ctl, STOP_GUEST_PANIC, 0, "guest kernel panic: %s", line);
+}
+
+static void serial_out(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct vm *vm = ctx;
+	char line[200];
+
+	console_output(vm->con, buf, n);
+	/* Unless panic=-1 makes it reset at once, a panicked kernel spins (or
+	 * waits panic=N seconds) once it has printed its last line: that line
+	 * is the cue to stop, its whole report on the console by then. */
+	if (console_panic_over(vm->con) && console_panicked(vm->con, line, sizeof(line)))
+		stop_on_panic(vm, line);
+}
+
+static void guest_reset(void *ctx)
+{
+	struct vm *vm = ctx;
+	char line[200];
+
+	if (console_panicked(vm->con, line, sizeof(line)))
+		stop_on_panic(vm, line);
+	else
+		control_request_stop(&vm->ctl, STOP_GUEST_RESET, 0, NULL);
+}
+
+/* A KVM statistic summed over the vCPUs; false if KVM has no such one. */
+static bool kvm_stat_sum(struct vm *vm, const char *name, uint64_t *sum)
+{
+	uint64_t v;
+	bool found = false;
+
+	*sum = 0;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vcpu_kvm_stat(&vm->vcpus[i], name, &v) == 0) {
+			*sum += v;
+			found = true;
+		}
+	return found;
+}
+
+static void boot_timer_fired(void *ctx, uint64_t us)
+{
+	struct vm *vm = ctx;
+	(void)us;
+	kvm_stat_sum(vm, "exits", &vm->boot_exits);
+}
+
+/* The seccomp policy every thread applies to itself when it starts. */
+static int setup_seccomp(struct vm *vm)
+{
+	const char *test = vm->cfg->seccomp_test;
+	return seccomp_configure(vm->cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1);
+}
+
+/* The event-loop thread's first act, before it serves any device. */
+static int evloop_thread_start(void *ctx)
+{
+	struct vm *vm = ctx;
+	int r = seccomp_enter(SECCOMP_EVLOOP);
+
+	if (r < 0)
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the event loop: %s",
+				     strerror(-r));
+	return r;
+}
+
+static int setup_vm(struct vm *vm)
+{
+	char err[256];
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	uint64_t tss = KVM_TSS_ADDR, idmap = KVM_IDENTITY_MAP_ADDR;
+	int r;
+
+	if ((r = kvm_open(&vm->sys_fd, err, sizeof(err))) < 0) {
+		pr_err("%s", err);
+		return r;
+	}
+	vm->vm_fd = kvm_ioctl(vm->sys_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		r = -errno;
+		pr_err("KVM_CREATE_VM: %s", strerror(errno));
+		return r;
+	}
+	/* TSS and identity map sit in the MMIO hole; both before any vCPU. */
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)tss) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
+	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+	    ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		r = -errno;
+		pr_err("setting up the VM's TSS, irqchip and PIT: %s", strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+static int setup_memory(struct vm *vm)
+{
+	char why[4096 + 160];
+	/* Before mapping: a cgroup too small for the guest would OOM-kill
+	 * flint mid-boot instead. */
+	int r = cgroupfs_check_memory(vm->cfg->mem, why, sizeof(why));
+	if (r < 0) {
+		pr_err("%s", why);
+		return r;
+	}
+	r = gmem_create(&vm->mem, vm->cfg->mem);
+	if (r < 0) {
+		pr_err("cannot map %llu MiB of guest memory: %s",
+		       (unsigned long long)(vm->cfg->mem >> 20), strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < gmem_nregions(vm->mem); i++) {
+		const struct gmem_region *g = gmem_region(vm->mem, i);
+		struct kvm_userspace_memory_region m = {
+			.slot = i,
+			.guest_phys_addr = g->gpa,
+			.memory_size = g->size,
+			.userspace_addr = (uint64_t)(uintptr_t)g->host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
+			r = -errno;
+			pr_err("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int setup_devices(struct vm *vm)
+{
+	static const struct serial_ops sops = {.out = serial_out, .irq = serial_irq};
+	int r;
+
+	if ((r = bus_create(&vm->pio)) < 0 || (r = bus_create(&vm->mmio)) < 0)
+		return r;
+	vm->env.pio = vm->pio;
+	vm->env.mmio = vm->mmio;
+	/* flint run keeps stdout for the command; --verbose shows the guest's
+	 * console on stderr instead. */
+	int out_fd = vm->cfg->console == CONSOLE_STDIO ? STDOUT_FILENO
+		     : vm->cfg->run && log_verbose ? STDERR_FILENO
+						   : -1;
+	if ((r = console_create(&vm->con, out_fd)) < 0)
+		return r;
+	if ((vm->serial_irqfd = kvm_irqfd(vm->vm_fd, COM1_IRQ)) < 0) {
+		r = vm->serial_irqfd;
+		pr_err("KVM_IRQFD for the serial port: %s", strerror(-r));
+		return r;
+	}
+	if ((r = serial_create(&vm->serial, &sops, vm)) < 0)
+		return r;
+	vm->i8042 = (struct i8042){.reset = guest_reset, .ctx = vm};
+	vm->timer = (struct boot_timer){.fired = boot_timer_fired, .ctx = vm};
+	vm->exitdev = (struct exit_dev){.ctl = &vm->ctl};
+	if ((r = bus_register(vm->pio, COM1_PORT, 8, &serial_bus_ops, vm->serial)) < 0 ||
+	    (r = bus_register(vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &vm->i8042)) < 0 ||
+	    (r = bus_register(vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, &vm->i8042)) < 0 ||
+	    (r = bus_register(vm->mmio, BOOT_TIMER_ADDR, MMIO_SLOT_SIZE, &boot_timer_ops,
+			      &vm->timer)) < 0 ||
+	    (r = bus_register(vm->mmio, EXIT_DEV_ADDR, MMIO_SLOT_SIZE, &exit_dev_ops,
+			      &vm->exitdev)) < 0) {
+		pr_err("registering devices: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* virtio devices: the event loop that serves them, then each device the
+ * configuration describes, kind by kind, behind its transport. */
+static int setup_virtio(struct vm *vm)
+{
+	struct device_env env;
+	int r;
+
+	if (devices_configured(device_kinds, device_nkinds, vm->cfg) == 0)
+		return 0;
+	if ((r = evloop_create(&vm->loop, 256)) < 0) {
+		pr_err("cannot create the io_uring event loop: %s%s", strerror(-r),
+		       r == -EPERM || r == -ENOSYS ? " (is io_uring disabled on this host?)" : "");
+		return r;
+	}
+	evloop_set_thread_init(vm->loop, evloop_thread_start, vm);
+	vm->vdev_env = (struct vdev_env){
+		.vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
+	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
+		return r;
+	env = (struct device_env){.loop = vm->loop};
+	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, vm->cfg, &env)) < 0)
+		return r;
+	if (devices_cmdline(vm->devs, vm->devices, sizeof(vm->devices)) < 0) {
+		pr_err("too many virtio devices for the kernel command line");
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Read a boot file, naming it in every error. */
+static int load_file(const char *what, const char *path, uint64_t max, const uint8_t **buf,
+		     uint64_t *len)
+{
+	int r = map_file(path, max, buf, len);
+	if (r == -EFBIG)
+		pr_err("%s %s is larger than guest memory (%llu MiB); try a larger --mem", what,
+		       path, (unsigned long long)(max >> 20));
+	else if (r == -EINVAL)
+		pr_err("%s %s is not a regular file", what, path);
+	else if (r < 0)
+		pr_err("cannot read %s %s: %s", what, path, strerror(-r));
+	return r;
+}
+
+static int setup_boot(struct vm *vm)
+{
+	const struct config *cfg = vm->cfg;
+	const uint8_t *buf = NULL;
+	uint64_t len;
+	const char *why = "";
+	char err[256];
+	int r;
+
+	if ((r = load_file("kernel", cfg->kernel, cfg->mem, &buf, &len)) < 0)
+		return r;
+	r = loader_load_kernel(vm->mem, buf, len, &vm->bi, &why);
+	unmap_file(buf, len);
+	if (r < 0) {
+		pr_err("kernel %s: %s", cfg->kernel, why);
+		return r;
+	}
+	if (cfg->initrd) {
+		if ((r = load_file("initrd", cfg->initrd, cfg->mem, &buf, &len)) < 0)
+			return r;
+		r = loader_load_initrd(vm->mem, buf, len, &vm->bi, &why);
+		unmap_file(buf, len);
+		if (r < 0) {
+			pr_err("initrd %s: %s", cfg->initrd, why);
+			return r;
+		}
+	}
+	char *cmdline = cli_guest_cmdline(cfg, vm->devices, CMDLINE_MAX, err, sizeof(err));
+	if (!cmdline) {
+		pr_err("%s", err);
+		return -EINVAL;
+	}
+	pr_debug("kernel command line: %s", cmdline);
+	r = loader_write_zero_page(vm->mem, &vm->bi, cmdline, &why);
+	free(cmdline);
+	if (r < 0) {
+		pr_err("%s", why);
+		return r;
+	}
+	if ((r = mptable_write(vm->mem, cfg->vcpus)) < 0) {
+		pr_err("writing the MP table: %s", strerror(-r));
+		return r;
+	}
+	if ((r = x86_write_boot_tables(vm->mem)) < 0) {
+		pr_err("writing the boot page tables: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int setup_vcpus(struct vm *vm)
+{
+	unsigned max;
+	struct kvm_cpuid2 *supported = kvm_supported_cpuid(vm->sys_fd, &max);
+	struct kvm_cpuid2 *cpuid = NULL;
+	const char *what;
+	int r = 0;
+
+	if (!supported) {
+		r = -errno;
+		pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return r;
+	}
+	size_t sz = sizeof(*supported) + max * sizeof(supported->entries[0]);
+	cpuid = malloc(sz);
+	vm->vcpus = calloc(vm->cfg->vcpus, sizeof(*vm->vcpus));
+	if (!cpuid || !vm->vcpus) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < vm->cfg->vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		r = vcpu_create(v, vm->sys_fd, vm->vm_fd, i, &vm->env);
+		vm->nvcpus = i + 1; /* destroy the partly made one too */
+		if (r < 0) {
+			pr_err("creating vCPU %u: %s", i, strerror(-r));
+			goto out;
+		}
+		memcpy(cpuid, supported, sz);
+		if ((r = cpuid_setup(cpuid, max, i, vm->cfg->vcpus)) < 0) {
+			pr_err("CPUID for vCPU %u: %s", i, strerror(-r));
+			goto out;
+		}
+		if ((r = x86_vcpu_setup(v->fd, i, cpuid, &vm->bi, &what)) < 0) {
+			pr_err("vCPU %u: %s: %s", i, what, strerror(-r));
+			goto out;
+		}
+	}
+out:
+	free(cpuid);
+	free(supported);
+	return r;
+}
+
+int vm_create(struct vm **out, const struct config *cfg)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int r;
+
+	*out = NULL;
+	if (!vm)
+		return -ENOMEM;
+	vm->cfg = cfg;
+	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = -1;
+	control_init(&vm->ctl, kick_all, vm);
+	if ((r = mailbox_create(&vm->mb)) < 0) {
+		pr_err("cannot create the control mailbox: %s", strerror(-r));
+		goto err;
+	}
+	/* Start-up order: KVM and the VM, memory, devices, boot image, vCPUs. */
+	static const struct {
+		const char *name;
+		int (*fn)(struct vm *vm);
+	} steps[] = {
+		{"seccomp policy", setup_seccomp},
+		{"VM", setup_vm},	      {"memory", setup_memory}, {"devices", setup_devices},
+		{"virtio devices", setup_virtio},
+		{"kernel and boot tables", setup_boot}, {"vCPUs", setup_vcpus},
+	};
+	vm->env = (struct vcpu_env){.ctl = &vm->ctl};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		uint64_t t0 = now_ns();
+		if ((r = steps[i].fn(vm)) < 0)
+			goto err;
+		pr_debug("%s set up in %llu us", steps[i].name,
+			 (unsigned long long)(now_ns() - t0) / 1000);
+	}
+	*out = vm;
+	return 0;
+err:
+	vm_destroy(vm);
+	return r;
+}
+
+static void tty_raw(struct vm *vm)
+{
+	struct termios t;
+	if (vm->cfg->console != CONSOLE_STDIO || !isatty(STDIN_FILENO) ||
+	    tcgetattr(STDIN_FILENO, &vm->tty) < 0)
+		return;
+	/* Keystrokes, ^C included, go to the guest, as with Firecracker. */
+	t = vm->tty;
+	cfmakeraw(&t);
+	t.c_oflag |= OPOST | ONLCR;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
+		vm->tty_raw = true;
+}
+
+static void print_stats(struct vm *vm)
+{
+	uint64_t by_reason[VCPU_EXIT_REASONS] = {0}, pio = 0, mmio = 0, unhandled = 0;
+	char line[512];
+	size_t n = 0;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+			by_reason[r] += vm->vcpus[i].exits[r];
+		pio += vm->vcpus[i].pio_exits;
+		mmio += vm->vcpus[i].mmio_exits;
+		unhandled += vm->vcpus[i].unhandled;
+	}
+	n += snprintf(line + n, sizeof(line) - n, "user-space exits:");
+	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+		if (by_reason[r])
+			n += snprintf(line + n, sizeof(line) - n, " %s=%llu", vcpu_exit_name(r),
+				      (unsigned long long)by_reason[r]);
+	snprintf(line + n, sizeof(line) - n, " (unclaimed accesses %llu)",
+		 (unsigned long long)unhandled);
+	pr_info("%s", line);
+
+	static const char *const kvm_stats[] = {"exits",      "io_exits",      "mmio_exits",
+						"irq_exits",  "halt_exits",    "signal_exits",
+						"irq_window_exits", "insn_emulation", "hypercalls"};
+	n = snprintf(line, sizeof(line), "KVM exits (all vCPUs):");
+	for (size_t k = 0; k < ARRAY_SIZE(kvm_stats); k++) {
+		uint64_t sum;
+		if (kvm_stat_sum(vm, kvm_stats[k], &sum))
+			n += snprintf(line + n, sizeof(line) - n, " %s=%llu", kvm_stats[k],
+				      (unsigned long long)sum);
+	}
+	pr_info("%s", line);
+	if (vm->timer.boot_us)
+		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
+	if (vm->devs)
+		devices_print_stats(vm->devs);
+}
+
+/* Pause every vCPU: all are asked at once, then waited for. When this
+ * returns 0 none is in KVM_RUN. One that does not park in time (stuck in a
+ * device call) fails the pause, and the others run again. */
+static int pause_vcpus(struct vm *vm, struct vm_err *err)
+{
+	uint64_t t0 = now_ns(), deadline = t0 + VM_PAUSE_TIMEOUT_MS * 1000000ULL;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_pause(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vcpu_wait_paused(&vm->vcpus[i], deadline) < 0) {
+			for (unsigned j = 0; j < vm->nvcpus; j++)
+				vcpu_resume(&vm->vcpus[j]);
+			return vm_err_set(err, -ETIMEDOUT, "vCPU %u did not pause within %d ms", i,
+					  VM_PAUSE_TIMEOUT_MS);
+		}
+	if (control_stopping(&vm->ctl))
+		return vm_err_set(err, -ESHUTDOWN, "the VM stopped while pausing");
+	atomic_store(&vm->state, VM_STATE_PAUSED);
+	pr_debug("paused %u vCPU(s) in %llu us", vm->nvcpus,
+		 (unsigned long long)(now_ns() - t0) / 1000);
+	return 0;
+}
+
+static void resume_vcpus(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_resume(&vm->vcpus[i]);
+	atomic_store(&vm->state, VM_STATE_RUNNING);
+}
+
+/* The control thread's side of the mailbox: one action, in order. */
+static void execute(void *ctx, int action, long arg, struct vm_err *err)
+{
+	struct vm *vm = ctx;
+
+	if (control_stopping(&vm->ctl)) {
+		if (action == VM_ACTION_STOP)
+			vm_err_set(err, -EALREADY, "the VM is already stopping");
+		else
+			vm_err_set(err, -ESHUTDOWN, "the VM is stopping");
+		return;
+	}
+	enum vm_state st = atomic_load(&vm->state);
+	switch (action) {
+	case VM_ACTION_STOP:
+		control_request_stop(&vm->ctl, STOP_REQUESTED, (int)arg, NULL);
+		break;
+	case VM_ACTION_PAUSE:
+	case VM_ACTION_RESUME:
+		if (st == VM_STATE_NOT_STARTED)
+			vm_err_set(err, -EPERM, "the VM has not started");
+		else if (action == VM_ACTION_PAUSE && st == VM_STATE_RUNNING)
+			pause_vcpus(vm, err);
+		else if (action == VM_ACTION_RESUME && st == VM_STATE_PAUSED)
+			resume_vcpus(vm);
+		/* Pausing a paused VM or resuming a running one does nothing
+		 * and succeeds, as in Firecracker. */
+		break;
+	default:
+		vm_err_set(err, -EINVAL, "unknown action %d", action);
+		break;
+	}
+}
+
+void vm_run(struct vm *vm, struct vm_exit *how)
+{
+	sigset_t sigs;
+	uint8_t in[64];
+	size_t in_len = 0, in_off = 0;
+	bool stdin_open = vm->cfg->console == CONSOLE_STDIO;
+	int r;
+
+	/* Host signals arrive through a signalfd; vCPU threads inherit the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	vcpu_block_kick();
+	tty_raw(vm);
+	if (vm->loop && (r = evloop_start(vm->loop)) < 0)
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "cannot start the event loop: %s",
+				     strerror(-r));
+	pr_debug("starting %u vCPU(s) %llu us after launch", vm->nvcpus,
+		 (unsigned long long)us_since_launch());
+	for (unsigned i = 0; i < vm->nvcpus && !control_stopping(&vm->ctl); i++) {
+		if ((r = vcpu_start(&vm->vcpus[i])) < 0) {
+			control_request_stop(&vm->ctl, STOP_ERROR, 0, "cannot start vCPU %u: %s", i,
+					     strerror(-r));
+			break;
+		}
+	}
+	if (!control_stopping(&vm->ctl))
+		atomic_store(&vm->state, VM_STATE_RUNNING);
+	/* After creating the other threads, so that none inherits this filter,
+	 * and before serving anything (seccomp.h). */
+	if ((r = seccomp_enter(SECCOMP_MAIN)) < 0)
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the main thread: %s",
+				     strerror(-r));
+	while (!control_stopping(&vm->ctl)) {
+		struct pollfd p[3] = {
+			{.fd = mailbox_fd(vm->mb), .events = POLLIN},
+			{.fd = sfd, .events = POLLIN},
+			{.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
+		};
+		/* A pending partial line (a shell prompt) is flushed on the tick. */
+		int n = poll(p, 3, in_off < in_len ? 10 : 100);
+		console_flush(vm->con);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN)
+			mailbox_run(vm->mb, execute, vm);
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				control_request_stop(&vm->ctl, STOP_HOST_SIGNAL, si.ssi_signo,
+						     "stopped by signal %u", si.ssi_signo);
+		}
+		if (p[2].revents & (POLLIN | POLLHUP)) {
+			ssize_t got = read(STDIN_FILENO, in, sizeof(in));
+			if (got <= 0)
+				stdin_open = false;
+			else
+				in_len = got, in_off = 0;
+		}
+		if (in_off < in_len)
+			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
+	}
+	/* Whoever waits for an answer gets it now, not after the joins. */
+	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+	atomic_store(&vm->state, VM_STATE_STOPPED);
+	if (vm->loop) {
+		evloop_stop(vm->loop);
+		if ((r = evloop_join(vm->loop)) < 0)
+			pr_err("event loop: %s", strerror(-r));
+	}
+	if (vm->tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
+	vm->tty_raw = false;
+	console_flush(vm->con);
+	close_fd(&sfd);
+	if (vm->cfg->stats)
+		print_stats(vm);
+	how->reason = atomic_load(&vm->ctl.reason);
+	how->value = vm->ctl.value;
+	snprintf(how->msg, sizeof(how->msg), "%s", vm->ctl.msg);
+}
+
+void vm_request_stop(struct vm *vm, int status, const char *msg)
+{
+	control_request_stop(&vm->ctl, STOP_REQUESTED, status, msg ? "%s" : NULL, msg);
+}
+
+int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
+{
+	return mailbox_call(vm->mb, a, arg, err);
+}
+
+enum vm_state vm_state(struct vm *vm)
+{
+	if (control_stopping(&vm->ctl))
+		return VM_STATE_STOPPED;
+	return atomic_load(&vm->state);
+}
+
+const char *vm_state_name(enum vm_state s)
+{
+	static const char *const names[] = {
+		[VM_STATE_NOT_STARTED] = "Not started",
+		[VM_STATE_RUNNING] = "Running",
+		[VM_STATE_PAUSED] = "Paused",
+		[VM_STATE_STOPPED] = "Stopped",
+	};
+	return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+uint64_t vm_boot_us(const struct vm *vm)
+{
+	return vm->timer.boot_us;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	/* The loop first: its pending ops live in the devices. */
+	evloop_destroy(vm->loop);
+	devices_destroy(vm->devs);
+	serial_destroy(vm->serial);
+	console_destroy(vm->con);
+	bus_destroy(vm->mmio);
+	bus_destroy(vm->pio);
+	gmem_destroy(vm->mem);
+	close_fd(&vm->serial_irqfd);
+	close_fd(&vm->vm_fd);
+	close_fd(&vm->sys_fd);
+	mailbox_destroy(vm->mb);
+	free(vm);
+}

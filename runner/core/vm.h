@@ -1,0 +1,81 @@
+/* One microVM: the start-up order written out in one place, the main
+ * thread's wait loop, and teardown in reverse. */
+#ifndef FLINT_VM_H
+#define FLINT_VM_H
+
+#include <stdint.h>
+
+#include "config/cli.h"
+#include "core/control.h"
+#include "core/mailbox.h"
+#include "core/util.h"
+
+struct vm;
+
+/* Build the VM described by cfg, in order: KVM, VM, memory, interrupt
+ * controllers, buses and devices, kernel/initrd/zero page/MP table/page
+ * tables, vCPUs. Logs a message naming the failed step or file. Returns 0 or
+ * -errno; *out is NULL on failure. */
+int vm_create(struct vm **out, const struct config *cfg) WARN_UNUSED;
+
+/* How the VM ended: why, the value that goes with it (control.h's enum
+ * stop_reason says which) and a message for the user, "" for none. */
+struct vm_exit {
+	enum stop_reason reason;
+	int value;
+	char msg[256];
+};
+
+/* Start the vCPUs; serve the console, host signals and the mailbox (this
+ * thread is the control thread) until the VM stops; print --stats. *how
+ * says why it stopped: what that means for flint's exit status, and
+ * printing how->msg, are the caller's. */
+void vm_run(struct vm *vm, struct vm_exit *how);
+
+/* Stop the VM (STOP_REQUESTED with value status; msg for the user, NULL
+ * for none) without waiting; the first stop request wins. Any thread. */
+void vm_request_stop(struct vm *vm, int status, const char *msg);
+
+/* What the VM can be asked to do (vm_act). */
+enum vm_action {
+	/* Stop the VM (STOP_REQUESTED, value arg). Answered once the stop is
+	 * under way (the vCPUs are kicked); vm_run then returns. */
+	VM_ACTION_STOP,
+	/* Pause the vCPUs: answered once none is in KVM_RUN (each has told
+	 * the guest's kvmclock). -ETIMEDOUT when one did not leave it within
+	 * VM_PAUSE_TIMEOUT_MS; the VM then runs on. The devices and the event
+	 * loop keep running. Pausing a paused VM succeeds. */
+	VM_ACTION_PAUSE,
+	/* Let paused vCPUs run again. Resuming a running VM succeeds. */
+	VM_ACTION_RESUME,
+};
+
+#define VM_PAUSE_TIMEOUT_MS 5000
+
+/* Where the VM is. Firecracker's instance states, and stopped. */
+enum vm_state {
+	VM_STATE_NOT_STARTED, /* created, vm_run not yet started the vCPUs */
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,
+	VM_STATE_STOPPED, /* a stop was requested, or vm_run has returned */
+};
+
+/* Ask the VM's control thread (the thread in vm_run) to carry out action a
+ * and wait for its answer: 0, or -errno with err->msg saying why (-ESHUTDOWN
+ * once the VM is stopping or stopped; -EALREADY for a second stop). Actions
+ * run one at a time in the order they were asked for; one asked before
+ * vm_run runs when vm_run starts. Any thread but the control thread; all
+ * callers must have returned before vm_destroy. */
+int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err);
+
+/* The VM's state now. Any thread. */
+enum vm_state vm_state(struct vm *vm);
+/* "Not started", "Running", "Paused" (Firecracker's names), "Stopped". */
+const char *vm_state_name(enum vm_state s);
+
+/* Microseconds from launch to the guest init's boot-timer signal; 0 before. */
+uint64_t vm_boot_us(const struct vm *vm);
+
+void vm_destroy(struct vm *vm); /* NULL ok */
+
+#endif

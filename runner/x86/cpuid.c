@@ -1,0 +1,206 @@
+/* The guest sees one package of ncpus cores, one thread each, with APIC IDs
+ * 0..ncpus-1. Every leaf that states topology is made to agree with that
+ * (leaf 1, 4, 0xb, 0x1f and AMD's 0x80000001/8/1d/1e), so Linux's topology
+ * code, the MP table and the local APICs tell one story. Everything else is
+ * left as KVM_GET_SUPPORTED_CPUID reported it. */
+#include "x86/cpuid.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "core/study.h"
+
+/* APIC IDs are 8 bits in leaf 1 and the MP table; 0xff is broadcast. */
+#define CPUID_MAX_CPUS 255
+
+#define LEAF1_EBX_NLOGICAL_SHIFT 16
+#define LEAF1_EBX_APIC_ID_SHIFT	 24
+#define LEAF1_ECX_HYPERVISOR	 (1u << 31)
+#define LEAF1_EDX_HTT		 (1u << 28)
+
+/* Leaf 4 and AMD 0x8000001d share the cache-descriptor EAX layout. */
+#define CACHE_EAX_TYPE_MASK	0x1fu
+#define CACHE_EAX_LEVEL(eax)	(((eax) >> 5) & 0x7)
+#define CACHE_EAX_SHARING_SHIFT 14 /* [25:14] logical CPUs sharing - 1 */
+#define CACHE_EAX_SHARING_MASK	(0xfffu << CACHE_EAX_SHARING_SHIFT)
+#define LEAF4_EAX_CORES_SHIFT	26 /* [31:26] cores per package - 1 */
+#define LEAF4_EAX_CORES_MASK	(0x3fu << LEAF4_EAX_CORES_SHIFT)
+
+/* Leaf 0xb / 0x1f. */
+#define TOPO_TYPE_SMT	    1
+#define TOPO_TYPE_CORE	    2
+#define TOPO_ECX_TYPE_SHIFT 8
+
+#define AMD_EXT_ECX_CMP_LEGACY		(1u << 1) /* 0x80000001 */
+#define AMD_SIZE_ECX_APIC_ID_SIZE_SHIFT 12	  /* 0x80000008 ECX[15:12] */
+
+static unsigned order_base_2(unsigned n)
+{
+	unsigned bits = 0;
+
+	while ((1u << bits) < n)
+		bits++;
+	return bits;
+}
+
+struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned function, unsigned index)
+{
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		/* Same matching as KVM: the index only counts where it is
+		 * significant for the leaf. */
+		if (e->function == function &&
+		    (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == index))
+			return e;
+	}
+	return NULL;
+}
+
+static bool vendor_is_amd(struct kvm_cpuid2 *c)
+{
+	const struct kvm_cpuid_entry2 *e = cpuid_find(c, 0, 0);
+	char v[12];
+
+	if (!e)
+		return false;
+	memcpy(v, &e->ebx, 4);
+	memcpy(v + 4, &e->edx, 4);
+	memcpy(v + 8, &e->ecx, 4);
+	return !memcmp(v, "AuthenticAMD", 12) || !memcmp(v, "HygonGenuine", 12);
+}
+
+/* Since Linux 6.2 KVM reports only subleaf 0 of the topology leaves; the
+ * core level must be added for the guest to see more than one thread. */
+static bool needs_core_level(struct kvm_cpuid2 *c, unsigned leaf)
+{
+	return cpuid_find(c, leaf, 0) && !cpuid_find(c, leaf, 1);
+}
+
+static void patch_leaf1(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(c, 1, 0);
+
+	if (!e)
+		return;
+	/* The count of addressable IDs rounds up to a power of two: APIC IDs
+	 * are carved into bit fields (Firecracker does the same). */
+	e->ebx &= 0xffffu;
+	e->ebx |= id << LEAF1_EBX_APIC_ID_SHIFT;
+	e->ebx |= (1u << order_base_2(ncpus)) << LEAF1_EBX_NLOGICAL_SHIFT;
+	e->ecx |= LEAF1_ECX_HYPERVISOR;
+	if (ncpus > 1)
+		e->edx |= LEAF1_EDX_HTT;
+	else
+		e->edx &= ~LEAF1_EDX_HTT;
+}
+
+/* Deterministic cache parameters, leaf 4 (Intel) or 0x8000001d (AMD): the
+ * host's sharing counts would leak its SMT layout into the guest's view. */
+static void patch_cache_leaf(struct kvm_cpuid2 *c, unsigned leaf, unsigned ncpus, bool cores)
+{
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function != leaf || !(e->eax & CACHE_EAX_TYPE_MASK))
+			continue;
+		/* L1 and L2 are per core; L3 is shared by the package. */
+		unsigned sharing = CACHE_EAX_LEVEL(e->eax) >= 3 ? ncpus - 1 : 0;
+		e->eax &= ~CACHE_EAX_SHARING_MASK;
+		e->eax |= sharing << CACHE_EAX_SHARING_SHIFT;
+		if (cores) {
+			unsigned n = ncpus > 64 ? 64 : ncpus;
+			e->eax &= ~LEAF4_EAX_CORES_MASK;
+			e->eax |= (n - 1) << LEAF4_EAX_CORES_SHIFT;
+		}
+	}
+}
+
+static void patch_topology(struct kvm_cpuid2 *c, unsigned leaf, unsigned id, unsigned ncpus)
+{
+	if (needs_core_level(c, leaf)) {
+		/* Room was checked by the caller. */
+		c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+		    .function = leaf,
+		    .index = 1,
+		    .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		};
+	}
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function != leaf)
+			continue;
+		e->flags |= KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		e->edx = id; /* x2APIC ID, in every subleaf */
+		switch (e->index) {
+		case 0: /* SMT level: one thread per core */
+			e->eax = 0;
+			e->ebx = 1;
+			e->ecx = TOPO_TYPE_SMT << TOPO_ECX_TYPE_SHIFT;
+			break;
+		case 1: /* core level: the whole package */
+			e->eax = order_base_2(ncpus);
+			e->ebx = ncpus;
+			e->ecx = (TOPO_TYPE_CORE << TOPO_ECX_TYPE_SHIFT) | 1;
+			break;
+		default: /* no further levels: type 0 ends the enumeration */
+			e->eax = 0;
+			e->ebx = 0;
+			e->ecx = e->index & 0xff;
+			break;
+		}
+	}
+}
+
+static void patch_amd(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
+{
+	struct kvm_cpuid_entry2 *e;
+
+	e = cpuid_find(c, 0x80000001, 0);
+	if (e) {
+		/* CmpLegacy: HTT in leaf 1 counts cores, not threads. */
+		if (ncpus > 1)
+			e->ecx |= AMD_EXT_ECX_CMP_LEGACY;
+		else
+			e->ecx &= ~AMD_EXT_ECX_CMP_LEGACY;
+	}
+	e = cpuid_find(c, 0x80000008, 0);
+	if (e) {
+		e->ecx &= ~0xf0ffu;
+		e->ecx |= (ncpus - 1) | (order_base_2(ncpus) << AMD_SIZE_ECX_APIC_ID_SIZE_SHIFT);
+	}
+	patch_cache_leaf(c, 0x8000001d, ncpus, false);
+	e = cpuid_find(c, 0x8000001e, 0);
+	if (e) {
+		e->eax = id; /* extended APIC ID */
+		e->ebx = id; /* compute unit id; [15:8] threads per unit - 1 = 0 */
+		e->ecx = 0;  /* node 0, one node per processor */
+	}
+}
+
+int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus)
+{
+	if (!c || c->nent > max || ncpus == 0 || ncpus > CPUID_MAX_CPUS || id >= ncpus)
+		return -EINVAL;
+	/* Check for room before changing anything, so a failure leaves the
+	 * table as it was. */
+	unsigned need = needs_core_level(c, 0xb) + needs_core_level(c, 0x1f);
+	if (max - c->nent < need)
+		return -ENOSPC;
+	if (study_on(STUDY_PLAIN_CPUID)) {
+		/* Study switch: the table as KVM reported it, but for the
+		 * hypervisor bit, which QEMU sets too (without it the guest
+		 * uses no paravirtual clock or EOI: another guest). */
+		struct kvm_cpuid_entry2 *e = cpuid_find(c, 1, 0);
+		if (e)
+			e->ecx |= LEAF1_ECX_HYPERVISOR;
+		return 0;
+	}
+
+	patch_leaf1(c, id, ncpus);
+	patch_cache_leaf(c, 4, ncpus, true);
+	patch_topology(c, 0xb, id, ncpus);
+	patch_topology(c, 0x1f, id, ncpus);
+	if (vendor_is_amd(c))
+		patch_amd(c, id, ncpus);
+	return 0;
+}

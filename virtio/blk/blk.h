@@ -1,0 +1,88 @@
+/* virtio-blk (virtio 1.2 section 5.2): one request queue over a disk image.
+ * The front end: features, configuration space, the queue, request life
+ * cycle and counters. Parsing lives in blk_req.c, host I/O in blk_io.c.
+ *
+ * Threads: notify() and the I/O completions run on the event-loop thread;
+ * activate(), reset() and config reads come from vCPU threads. A mutex
+ * serialises them. The image I/O goes through the drive's own io_uring
+ * (blk_ring.h), which the event loop polls, so that reset() can cancel or
+ * wait for the I/O in flight without the loop thread: when reset() returns,
+ * no read or write of the old generation is under way, and none will touch
+ * guest memory, the status byte or the used ring. A reset with I/O in
+ * flight blocks until what cannot be cancelled ends. host->used and
+ * host->needs_reset are called with the mutex held, from notify() and from
+ * completions (on the loop thread), so they must take no lock held across
+ * ops->reset; after reset() returns the device calls neither and touches no
+ * queue.
+ *
+ * Life cycle: blk_create before the loop runs; blk_destroy after the loop
+ * has stopped (evloop_run returned or evloop_destroy done); it waits for any
+ * I/O still in flight. */
+#ifndef FLINT_BLK_H
+#define FLINT_BLK_H
+
+#include <linux/virtio_blk.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/evloop.h"
+#include "core/util.h"
+#include "virtio.h"
+
+/* Largest queue the device takes; also the request pool size. */
+#define BLK_QUEUE_MAX 256
+/* Data segments per request (seg_max): the queue size less header and
+ * status, as Linux assumes. A chain with more segments than BLK_QUEUE_MAX
+ * breaks the queue (DEVICE_NEEDS_RESET). */
+#define BLK_SEG_MAX (BLK_QUEUE_MAX - 2)
+/* Advertised size_max (largest single segment). Not enforced: the iovec
+ * path takes segments of any size. */
+#define BLK_SIZE_MAX (1u << 20)
+/* Advertised discard/write-zeroes limits, in 512-byte sectors. */
+#define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per request */
+#define BLK_DISCARD_ALIGN   8	       /* 4 KiB, the usual file system block */
+
+struct blk;
+
+struct blk_params {
+	const char *path; /* image: regular file or block device */
+	bool read_only;	  /* open O_RDONLY, offer VIRTIO_BLK_F_RO, no discard */
+	bool direct;	  /* open O_DIRECT (bypass the host page cache) */
+	/* Serial for GET_ID: up to VIRTIO_BLK_ID_BYTES bytes, NUL-padded;
+	 * NULL or "" for none (GET_ID then answers 20 NUL bytes). */
+	const char *id;
+	struct evloop *loop; /* must outlive the device */
+};
+
+/* Counters for --stats, cumulative since blk_create. */
+struct blk_stats {
+	uint64_t reads, writes, flushes, get_ids, discards, write_zeroes;
+	uint64_t unsupported;	  /* requests answered VIRTIO_BLK_S_UNSUPP */
+	uint64_t io_errors;	  /* requests answered VIRTIO_BLK_S_IOERR */
+	uint64_t protocol_errors; /* broken chains: DEVICE_NEEDS_RESET */
+	uint64_t bytes_read, bytes_written;
+	uint64_t inflight, inflight_max; /* requests at the host right now / at most */
+	uint64_t stale_completions;	 /* I/O that finished after a reset */
+};
+
+/* Open the image and build the device. Capacity is the image size in
+ * 512-byte sectors, rounded down (a partial last sector is logged and not
+ * reachable). An id over VIRTIO_BLK_ID_BYTES is refused (-EINVAL). Errors
+ * are logged naming the file. Returns 0 or -errno; *out owned by the caller
+ * (blk_destroy). */
+int blk_create(struct blk **out, const struct blk_params *p) WARN_UNUSED;
+
+/* Wait for the I/O in flight (it ends into nothing), close the image and
+ * free the device. The loop must have stopped. NULL ok. */
+void blk_destroy(struct blk *b);
+
+/* Capacity in 512-byte sectors (for logs and the VM glue). */
+uint64_t blk_capacity(const struct blk *b);
+
+/* Copy the counters. Any thread. */
+void blk_get_stats(struct blk *b, struct blk_stats *out);
+
+/* VIRTIO_ID_BLOCK, one queue of up to BLK_QUEUE_MAX; dev is a struct blk. */
+extern const struct virtio_dev_ops blk_ops;
+
+#endif

@@ -1,0 +1,139 @@
+/* The virtio-blk I/O engine; see blk_io.h. */
+#include "blk/blk_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+/* KEEP_SIZE: block devices want it, and the range is within the file. */
+#define ZERO (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
+
+enum { STAGE_MAIN, STAGE_ZERO_BY_PUNCH, STAGE_SYNC };
+
+/* O_DIRECT offset alignment, from statx (Linux 6.1+ file systems that
+ * report it) or the logical sector size of a block device; 0 if unknown. */
+static uint32_t dio_alignment(int fd, bool blkdev)
+{
+	struct statx stx;
+	int ssz;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align)
+		return stx.stx_dio_offset_align;
+	if (blkdev && ioctl(fd, BLKSSZGET, &ssz) == 0 && ssz > 0)
+		return (uint32_t)ssz;
+	return 0;
+}
+
+int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool direct)
+{
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+	struct stat st;
+	int err;
+
+	*d = (struct blk_disk){.fd = -1};
+	d->fd = open(path, flags);
+	if (d->fd < 0) {
+		err = -errno;
+		pr_err("drive %s: cannot open %s%s: %s", path,
+		       read_only ? "read-only" : "read-write", direct ? " with O_DIRECT" : "",
+		       strerror(-err));
+		return err;
+	}
+	if (fstat(d->fd, &st) < 0) {
+		err = -errno;
+		pr_err("drive %s: fstat: %s", path, strerror(-err));
+		goto err_close;
+	}
+	if (S_ISREG(st.st_mode)) {
+		d->bytes = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(d->fd, BLKGETSIZE64, &d->bytes) < 0) {
+			err = -errno;
+			pr_err("drive %s: BLKGETSIZE64: %s", path, strerror(-err));
+			goto err_close;
+		}
+	} else {
+		err = -EINVAL;
+		pr_err("drive %s: not a regular file or block device", path);
+		goto err_close;
+	}
+	/* One writer or any number of readers per image, across processes. */
+	if ((err = lock_image(d->fd, path, !read_only)) < 0)
+		goto err_close;
+	if (direct)
+		d->dio_align = dio_alignment(d->fd, S_ISBLK(st.st_mode));
+	return 0;
+
+err_close:
+	close_fd(&d->fd);
+	return err;
+}
+
+void blk_disk_close(struct blk_disk *d)
+{
+	close_fd(&d->fd);
+}
+
+static int sync_stage(struct blk_io *io)
+{
+	io->stage = STAGE_SYNC;
+	return blk_ring_fsync(io->ring, &io->op, io->fd, true);
+}
+
+/* One step finished with res: judge it, then finish or start the next. */
+static void step_done(struct blk_ring_op *op, int res)
+{
+	struct blk_io *io = container_of(op, struct blk_io, op);
+	bool rw = io->kind == BLK_IO_READ || io->kind == BLK_IO_WRITE;
+
+	if (io->stage == STAGE_MAIN && rw && res >= 0 && (uint64_t)res != io->len)
+		res = -EIO;
+	else if (io->stage == STAGE_MAIN && io->kind == BLK_IO_DISCARD && res == -EOPNOTSUPP)
+		res = 0;
+	else if (io->stage == STAGE_MAIN && io->kind == BLK_IO_WRITE_ZEROES && !io->unmap &&
+		 res == -EOPNOTSUPP) {
+		/* No ZERO_RANGE here (tmpfs, some block devices): a hole reads
+		 * back zeros too; the guest loses only the preallocation. */
+		io->stage = STAGE_ZERO_BY_PUNCH;
+		res = blk_ring_fallocate(io->ring, &io->op, io->fd, PUNCH, io->off, io->len);
+		if (res == 0)
+			return;
+	}
+	if (res > 0)
+		res = 0;
+	if (res == 0 && io->sync && io->stage != STAGE_SYNC) {
+		res = sync_stage(io);
+		if (res == 0)
+			return;
+	}
+	io->done(io, res);
+}
+
+int blk_io_submit(struct blk_ring *r, int fd, struct blk_io *io)
+{
+	io->op = (struct blk_ring_op){.done = step_done};
+	io->ring = r;
+	io->fd = fd;
+	io->stage = STAGE_MAIN;
+	switch (io->kind) {
+	case BLK_IO_READ:
+		return blk_ring_readv(r, &io->op, fd, io->iov, io->niov, io->off);
+	case BLK_IO_WRITE:
+		return blk_ring_writev(r, &io->op, fd, io->iov, io->niov, io->off);
+	case BLK_IO_FLUSH:
+		return sync_stage(io);
+	case BLK_IO_DISCARD:
+		return blk_ring_fallocate(r, &io->op, fd, PUNCH, io->off, io->len);
+	case BLK_IO_WRITE_ZEROES:
+		return blk_ring_fallocate(r, &io->op, fd, io->unmap ? PUNCH : ZERO, io->off,
+					  io->len);
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,70 @@
+/* virtio-net (virtio 1.2 section 5.1) on a host tap device: one RX and one
+ * TX queue, no control queue. RX packets move straight from the tap into
+ * guest memory, with readv() when an io_uring poll finds the tap readable.
+ * TX packets are copied, header and frame, out of guest memory into buffers
+ * of the device's own, checked there and written to the tap from there with
+ * io_uring: the tap gets the header that was checked, and no write in flight
+ * reads guest memory (none does after a reset). The tap speaks the same
+ * 12-byte virtio-net header (IFF_VNET_HDR), so headers cross unchanged and
+ * checksum and segmentation offloads cost nothing here.
+ *
+ * Threads: notify() and the I/O completions run on the event-loop thread;
+ * activate(), reset() and config reads on vCPU threads (see virtio.h). A
+ * guest that stops taking packets never blocks flint (the tap queues and
+ * then drops); a malformed TX chain drops that packet and is counted.
+ *
+ * Life cycle: net_create before the loop runs; net_destroy after it has
+ * stopped. */
+#ifndef FLINT_NET_H
+#define FLINT_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/evloop.h"
+#include "core/util.h"
+#include "virtio.h"
+
+struct net;
+
+struct net_params {
+	const char *tap;     /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
+	const char *id;	     /* name for messages and stats ("net0") */
+	const uint8_t *mac;  /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
+	struct evloop *loop; /* must outlive the device */
+};
+
+/* Counters for --stats, cumulative since net_create. Any thread. */
+struct net_stats {
+	uint64_t rx_packets, rx_bytes; /* tap -> guest */
+	uint64_t tx_packets, tx_bytes; /* guest -> tap */
+	uint64_t tx_malformed;	       /* TX chains dropped as malformed */
+	uint64_t tx_errors, rx_errors; /* tap read/write failures */
+	uint64_t rx_no_buffers;	       /* times RX waited for guest buffers */
+	uint64_t rx_dropped;	       /* packets read but larger than the guest's buffers */
+	uint64_t rx_bad_buffers;       /* RX chains given back unused (readable, or too small) */
+	uint64_t tx_inflight_max;      /* most writes in flight at once */
+	uint64_t protocol_errors;      /* broken rings: DEVICE_NEEDS_RESET */
+	uint64_t stale_completions;    /* writes that finished after a reset */
+};
+
+/* Open the tap and build the device. Errors are logged naming the tap
+ * ("no such device", "permission denied: needs CAP_NET_ADMIN or a tap owned
+ * by this user"). Returns 0 or -errno; *out owned by the caller. */
+int net_create(struct net **out, const struct net_params *p) WARN_UNUSED;
+
+/* The same on an fd the caller opened, which the device owns from here
+ * (closed on failure too): a tap from tap_open, or for tests any
+ * packet-preserving fd (an AF_UNIX SOCK_SEQPACKET socket), on which the tap
+ * ioctls are skipped. Non-blocking, like the tap. Returns 0 or -errno. */
+int net_create_fd(struct net **out, const struct net_params *p, int fd) WARN_UNUSED;
+
+/* Close the tap and free the device. The loop must have stopped. NULL ok. */
+void net_destroy(struct net *n);
+
+void net_get_stats(struct net *n, struct net_stats *out);
+
+/* VIRTIO_ID_NET, queues 0 (RX) and 1 (TX); dev is a struct net. */
+extern const struct virtio_dev_ops net_ops;
+
+#endif

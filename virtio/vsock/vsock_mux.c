@@ -1,0 +1,935 @@
+/* The hybrid-vsock muxer: the virtio-vsock device's backend, mapping guest
+ * connections to Unix sockets; see vsock_mux.h. Every function here runs on
+ * the event-loop thread except vsock_mux_create/destroy/get_stats and
+ * be_changed. */
+#include "vsock/vsock_mux.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/time_types.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "vsock/vsock.h"
+#include "vsock/vsock_conn.h"
+#include "vsock/vsock_table.h"
+#include "vsock/vsock_uds.h"
+
+/* Connections with ports at most (a guest cannot make us hold more
+ * sockets), and host programs still writing their CONNECT line, apart. */
+#define MAX_CONNS 1024
+#define MAX_LINES 128
+/* A connection's receive buffer (buf_alloc), at most: Linux's default for
+ * its own vsock sockets, enough to keep a stream going. At least BUF_MIN,
+ * a page; BUF_SHARED is shared out above that. BUF_BOUND is flint's
+ * buffered guest data per VM at most (see vsock_mux.h). */
+#define BUF_MAX	   (256u * 1024)
+#define BUF_MIN	   4096u
+#define BUF_SHARED (4u << 20)
+#define BUF_BOUND  ((uint64_t)MAX_CONNS * BUF_MIN + BUF_SHARED)
+/* How long the guest has to answer a REQUEST (Firecracker: 2 s), and a host
+ * program to write its CONNECT line (Firecracker reads the line when the
+ * socket first turns readable and keeps no half lines; flint lets it come
+ * in pieces, for as long as the guest gets to answer). */
+#define CONNECT_TIMEOUT_NS (2000ull * 1000 * 1000)
+#define LINE_TIMEOUT_NS	   CONNECT_TIMEOUT_NS
+#define TIMER_TICK_NS	   (250ull * 1000 * 1000)
+/* Ticks a connection waits for the guest's credit before asking for it:
+ * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
+#define CREDIT_ASK_TICKS 2
+_Static_assert(MAX_CONNS + 64 <= VSOCK_TABLE_RSTS, "a RST for every connection");
+_Static_assert(BUF_BOUND == 8u << 20, "the bound the README states");
+
+struct mconn {
+	struct vsock_conn c;
+	struct vsock_mux *m;
+	int fd;
+	struct ev_op rd_op, wr_op; /* one-shot POLLIN / POLLOUT */
+	bool line;		   /* reading the CONNECT line: in m->lines, no ports yet */
+	bool exposed;		   /* the guest knows of it: a reset drops it */
+	bool dead;		   /* closed; freed once rd_op and wr_op are idle */
+	uint64_t deadline;	   /* the line, or the guest's answer to our REQUEST, by then */
+	unsigned credit_ticks;	   /* timer ticks seen waiting for the guest's credit */
+	size_t line_len;
+	char linebuf[VSOCK_UDS_LINE_MAX];
+	struct vsock_entry e;	   /* in m->t once it has its ports */
+	struct mconn *prev, *next; /* in m->lines, m->conns, or m->zombies once dead */
+};
+
+/* A list of connections, oldest first. */
+struct mlist {
+	struct mconn *head, *tail;
+};
+
+struct vsock_mux {
+	char *path;
+	uint64_t cid;
+	struct evloop *loop;
+	struct vsock_dev *dev;
+	int listen_fd, wake_fd;
+	struct ev_op listen_op, wake_op; /* multishot polls */
+	struct ev_op kick_op, reap_op;	 /* deferred calls */
+	struct ev_op timer_op;
+	struct __kernel_timespec tick;
+	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
+	struct mlist lines, conns, zombies;
+	unsigned nlines, nconns;
+	uint32_t buf_extra; /* sum of (buf_alloc - BUF_MIN) over m->conns */
+	struct vsock_table t;
+	/* A read's buffers: the payloads of the packets be_rx fills. */
+	struct iovec rx_iov[2 * VSOCK_QUEUE_MAX];
+	bool listen_logged;
+	pthread_mutex_t stats_lock;
+	struct vsock_mux_stats stats;
+};
+
+static void count(struct vsock_mux *m, uint64_t *field, int64_t n)
+{
+	pthread_mutex_lock(&m->stats_lock);
+	*field += (uint64_t)n;
+	pthread_mutex_unlock(&m->stats_lock);
+}
+
+/* ---- lists ------------------------------------------------------------ */
+
+static void list_add(struct mlist *l, struct mconn *mc)
+{
+	mc->next = NULL;
+	mc->prev = l->tail;
+	if (l->tail)
+		l->tail->next = mc;
+	else
+		l->head = mc;
+	l->tail = mc;
+}
+
+static void list_del(struct mlist *l, struct mconn *mc)
+{
+	if (mc->prev)
+		mc->prev->next = mc->next;
+	else
+		l->head = mc->next;
+	if (mc->next)
+		mc->next->prev = mc->prev;
+	else
+		l->tail = mc->prev;
+	mc->prev = mc->next = NULL;
+}
+
+static struct mconn *lookup(struct vsock_mux *m, uint32_t local_port, uint32_t peer_port)
+{
+	struct vsock_entry *e = vsock_table_find(&m->t, local_port, peer_port);
+	return e ? container_of(e, struct mconn, e) : NULL;
+}
+
+/* Queue mc to send the guest what it owes. */
+static void rxq_add(struct vsock_mux *m, struct mconn *mc)
+{
+	if (!mc->dead && mc->c.pending)
+		vsock_table_queue(&m->t, &mc->e);
+}
+
+/* ---- closing ------------------------------------------------------------ */
+
+/* Run op's call once after this batch of events. Only ever deferred,
+ * never submitted, so evloop_defer cannot refuse it. */
+static void defer(struct vsock_mux *m, struct ev_op *op)
+{
+	if (evloop_defer(m->loop, op) < 0)
+		pr_err("vsock: cannot defer a call");
+}
+
+/* Have the device ask us for packets, once after this batch of events. */
+static void kick(struct vsock_mux *m)
+{
+	defer(m, &m->kick_op);
+}
+
+static void queue_rst(struct vsock_mux *m, uint32_t local_port, uint32_t peer_port)
+{
+	if (!vsock_table_push_rst(&m->t, local_port, peer_port)) {
+		pr_debug("vsock: RST queue full; not resetting %u -> %u", local_port, peer_port);
+		return;
+	}
+	count(m, &m->stats.resets, 1);
+	kick(m);
+}
+
+/* Close the Unix socket and forget the connection, answering the guest
+ * with a RST if rst. The struct lives on, dead, until its polls have
+ * completed (see reap): handlers that hold it stay safe. */
+static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
+{
+	if (mc->dead)
+		return;
+	vsock_table_del(&m->t, &mc->e);
+	vsock_table_unqueue(&m->t, &mc->e);
+	if (rst)
+		queue_rst(m, mc->c.local_port, mc->c.peer_port);
+	vsock_conn_release(&mc->c);
+	/* The polls hold the socket until cancelled, in this loop turn. */
+	if (evloop_pending(&mc->rd_op) && evloop_cancel(m->loop, &mc->rd_op) < 0)
+		pr_err("vsock: cannot cancel a poll; a socket leaks");
+	if (evloop_pending(&mc->wr_op) && evloop_cancel(m->loop, &mc->wr_op) < 0)
+		pr_err("vsock: cannot cancel a poll; a socket leaks");
+	close_fd(&mc->fd);
+	mc->dead = true;
+	if (mc->line) {
+		list_del(&m->lines, mc);
+		m->nlines--;
+	} else {
+		list_del(&m->conns, mc);
+		m->nconns--;
+		m->buf_extra -= mc->c.buf_alloc - BUF_MIN;
+	}
+	list_add(&m->zombies, mc);
+	count(m, &m->stats.conns_open, -1);
+	defer(m, &m->reap_op);
+}
+
+/* Deferred: free the dead connections no poll holds any more. */
+static void reap(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, reap_op);
+	struct mconn *mc = m->zombies.head, *next;
+
+	(void)res;
+	for (; mc; mc = next) {
+		next = mc->next;
+		if (!evloop_pending(&mc->rd_op) && !evloop_pending(&mc->wr_op)) {
+			list_del(&m->zombies, mc);
+			free(mc);
+		}
+	}
+}
+
+/* The driver was reset since we last looked: the guest has forgotten its
+ * connections, so close every one it knew of. Host programs whose REQUEST
+ * has not gone out yet keep waiting for the driver. Called first thing by
+ * every handler. */
+static void catch_up(struct vsock_mux *m)
+{
+	uint64_t resets = vsock_dev_resets(m->dev);
+	struct mconn *mc, *next;
+
+	if (resets == m->resets_seen)
+		return;
+	m->resets_seen = resets;
+	vsock_table_clear_rsts(&m->t);
+	for (mc = m->conns.head; mc; mc = next) {
+		next = mc->next;
+		if (mc->exposed)
+			conn_close(m, mc, false);
+	}
+}
+
+/* ---- the Unix side ------------------------------------------------------ */
+
+static void rd_done(struct ev_op *op, int res);
+static void wr_done(struct ev_op *op, int res);
+
+static int arm(struct vsock_mux *m, struct ev_op *op, int fd, unsigned events)
+{
+	return evloop_pending(op) ? 0 : evloop_poll_once(m->loop, op, fd, events);
+}
+
+/* sendmsg without SIGPIPE or blocking. Returns bytes or -errno. */
+static ssize_t send_iov(int fd, const struct iovec *iov, unsigned n)
+{
+	struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = n};
+	ssize_t r;
+
+	do
+		r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+/* After guest data moved or the guest shut a direction down: half-close the
+ * socket, finish the connection, or queue what it owes the guest. */
+static void settle(struct vsock_mux *m, struct mconn *mc)
+{
+	if (mc->dead)
+		return;
+	if (vsock_conn_should_shut_wr(&mc->c)) {
+		if (shutdown(mc->fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+			conn_close(m, mc, true);
+			return;
+		}
+		mc->c.shut_wr = true;
+	}
+	if (vsock_conn_finished(&mc->c)) {
+		conn_close(m, mc, true);
+		return;
+	}
+	if (mc->c.pending) {
+		rxq_add(m, mc);
+		kick(m);
+	}
+}
+
+/* Write out what the socket did not take before. */
+static void flush(struct vsock_mux *m, struct mconn *mc)
+{
+	struct iovec iov[2];
+	unsigned n = vsock_conn_buffered(&mc->c, iov);
+	ssize_t w;
+
+	if (!n)
+		return;
+	w = send_iov(mc->fd, iov, n);
+	if (w < 0 && w != -EAGAIN) {
+		conn_close(m, mc, true);
+		return;
+	}
+	if (w > 0)
+		vsock_conn_forwarded(&mc->c, (uint32_t)w);
+	if (mc->c.buf_len && arm(m, &mc->wr_op, mc->fd, POLLOUT) < 0)
+		conn_close(m, mc, true);
+}
+
+/* The start of a socket poll's handler: whether to go on. Not when the
+ * connection was closed meanwhile, or is closed by a reset the loop has
+ * only now seen, or the loop is cancelling everything. */
+static bool poll_live(struct mconn *mc, int res)
+{
+	struct vsock_mux *m = mc->m;
+
+	if (mc->dead || res == -ECANCELED) {
+		defer(m, &m->reap_op); /* the struct may be free now */
+		return false;
+	}
+	catch_up(m);
+	return !mc->dead;
+}
+
+static void wr_done(struct ev_op *op, int res)
+{
+	struct mconn *mc = container_of(op, struct mconn, wr_op);
+
+	if (!poll_live(mc, res))
+		return;
+	flush(mc->m, mc);
+	settle(mc->m, mc);
+}
+
+/* A guest RW's payload: straight to the socket when nothing is queued
+ * before it, and what the socket does not take into the buffer. */
+static void forward(struct vsock_mux *m, struct mconn *mc, const struct vsock_pkt *p)
+{
+	size_t len = le32toh(p->hdr.len), done = 0;
+	ssize_t w;
+
+	if (!len)
+		return;
+	if (!mc->c.buf_len) {
+		w = send_iov(mc->fd, p->iov, p->niov);
+		if (w < 0 && w != -EAGAIN) {
+			conn_close(m, mc, true);
+			return;
+		}
+		if (w > 0) {
+			done = (size_t)w;
+			vsock_conn_forwarded(&mc->c, (uint32_t)w);
+		}
+	}
+	if (done < len && (vsock_conn_buffer(&mc->c, p->iov, p->niov, done) < 0 ||
+			   arm(m, &mc->wr_op, mc->fd, POLLOUT) < 0))
+		conn_close(m, mc, true);
+}
+
+/* Host-initiated: the guest accepted; tell the host program its port. */
+static void established(struct vsock_mux *m, struct mconn *mc)
+{
+	char ok[VSOCK_UDS_LINE_MAX];
+	size_t n = vsock_uds_ok_line(ok, sizeof(ok), mc->c.local_port);
+	struct iovec iov = {ok, n};
+
+	mc->deadline = 0;
+	/* Nothing was written to this socket before: its buffer takes a line. */
+	if (send_iov(mc->fd, &iov, 1) != (ssize_t)n)
+		conn_close(m, mc, true);
+}
+
+/* ---- host-initiated connections ---------------------------------------- */
+
+static void arm_timer(struct vsock_mux *m)
+{
+	if (!evloop_pending(&m->timer_op) && evloop_timeout(m->loop, &m->timer_op, &m->tick) < 0)
+		pr_err("vsock: cannot arm its timer (connect deadlines, credit waits)");
+}
+
+/* A connection waiting for the guest's credit: whether to keep ticking for
+ * it. After CREDIT_ASK_TICKS ticks, ask the guest once. */
+static bool credit_tick(struct vsock_mux *m, struct mconn *mc)
+{
+	if (!mc->c.want_credit || mc->c.credit_asked)
+		return false;
+	if (++mc->credit_ticks < CREDIT_ASK_TICKS)
+		return true;
+	if (vsock_conn_ask_credit(&mc->c)) {
+		rxq_add(m, mc);
+		kick(m);
+	}
+	return false;
+}
+
+/* A connection with a deadline: whether it is still to come (keep
+ * ticking). Past it, close the connection: a host program that has not
+ * finished its CONNECT line, or a REQUEST the guest has not answered. */
+static bool deadline_tick(struct vsock_mux *m, struct mconn *mc, uint64_t now)
+{
+	if (!mc->deadline)
+		return false;
+	if (now < mc->deadline)
+		return true;
+	if (mc->line) {
+		pr_debug("vsock %s: a host program sent no CONNECT line in time", m->path);
+		conn_close(m, mc, false);
+	} else {
+		pr_debug("vsock: guest port %u did not answer in time", mc->c.peer_port);
+		conn_close(m, mc, true);
+	}
+	return false;
+}
+
+/* Close what has passed its deadline, and ask for credit the guest has kept
+ * us waiting for. */
+static void timer_done(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, timer_op);
+	uint64_t now = now_ns();
+	bool waiting = false;
+	struct mconn *mc, *next;
+
+	if (res == -ECANCELED)
+		return;
+	catch_up(m);
+	for (mc = m->lines.head; mc; mc = next) {
+		next = mc->next;
+		if (deadline_tick(m, mc, now))
+			waiting = true;
+	}
+	for (mc = m->conns.head; mc; mc = next) {
+		next = mc->next;
+		if (credit_tick(m, mc))
+			waiting = true;
+		if (deadline_tick(m, mc, now))
+			waiting = true;
+	}
+	if (waiting)
+		arm_timer(m);
+}
+
+/* Read the CONNECT line, no further than its "\n": the stream after it
+ * stays in the socket for the guest. */
+static void read_line(struct vsock_mux *m, struct mconn *mc)
+{
+	char buf[VSOCK_UDS_LINE_MAX];
+	uint32_t port;
+	ssize_t n, take;
+	bool done;
+
+	for (;;) {
+		n = recv(mc->fd, buf, sizeof(buf) - mc->line_len, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (arm(m, &mc->rd_op, mc->fd, POLLIN) < 0)
+				conn_close(m, mc, false);
+			return;
+		}
+		if (n <= 0) { /* closed before a whole line */
+			conn_close(m, mc, false);
+			return;
+		}
+		take = vsock_uds_line_scan(buf, (size_t)n, mc->line_len, &done);
+		if (take < 0 ||
+		    recv(mc->fd, mc->linebuf + mc->line_len, (size_t)take, MSG_DONTWAIT) != take) {
+			pr_debug("vsock: %s: CONNECT line too long", m->path);
+			conn_close(m, mc, false);
+			return;
+		}
+		mc->line_len += (size_t)take;
+		if (done)
+			break;
+	}
+	if (vsock_uds_parse_connect(mc->linebuf, mc->line_len - 1, &port) < 0) {
+		pr_debug("vsock: %s: not a CONNECT line: \"%.*s\"", m->path, (int)mc->line_len - 1,
+			 mc->linebuf);
+		conn_close(m, mc, false);
+		return;
+	}
+	if (m->nconns >= MAX_CONNS) {
+		pr_debug("vsock %s: too many connections; closing a new one", m->path);
+		conn_close(m, mc, false);
+		return;
+	}
+	/* From the lines to the connections: it counts as one now. */
+	list_del(&m->lines, mc);
+	m->nlines--;
+	mc->line = false;
+	mc->deadline = 0; /* the REQUEST may wait for the driver */
+	list_add(&m->conns, mc);
+	m->nconns++;
+	vsock_conn_connect(&mc->c, vsock_table_new_port(&m->t), port, BUF_MIN);
+	vsock_table_add(&m->t, &mc->e, mc->c.local_port, port);
+	count(m, &m->stats.conns_host, 1);
+	rxq_add(m, mc);
+	kick(m);
+}
+
+static void rd_done(struct ev_op *op, int res)
+{
+	struct mconn *mc = container_of(op, struct mconn, rd_op);
+	struct vsock_mux *m = mc->m;
+
+	if (!poll_live(mc, res))
+		return;
+	if (mc->line) {
+		read_line(m, mc);
+		return;
+	}
+	/* Errors and hang-ups too: the read reports them. */
+	vsock_conn_readable(&mc->c);
+	rxq_add(m, mc);
+	kick(m);
+}
+
+/* A connection on fd: a host program's that has its CONNECT line to read
+ * (line), or a guest's. */
+static struct mconn *new_conn(struct vsock_mux *m, int fd, bool line)
+{
+	struct mconn *mc = calloc(1, sizeof(*mc));
+
+	if (!mc)
+		return NULL;
+	mc->m = m;
+	mc->fd = fd;
+	mc->rd_op = (struct ev_op){.done = rd_done};
+	mc->wr_op = (struct ev_op){.done = wr_done};
+	mc->line = line;
+	if (line) {
+		list_add(&m->lines, mc);
+		m->nlines++;
+	} else {
+		list_add(&m->conns, mc);
+		m->nconns++;
+	}
+	count(m, &m->stats.conns_open, 1);
+	return mc;
+}
+
+static void accepted(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, listen_op);
+	struct mconn *mc;
+	int fd;
+
+	if (res < 0) {
+		if (res != -ECANCELED && !m->listen_logged)
+			pr_err("vsock %s: polling the socket: %s", m->path, strerror(-res));
+		m->listen_logged = true;
+		return;
+	}
+	catch_up(m);
+	while ((fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		/* Clients that connect and say nothing push each other out,
+		 * and nothing else. */
+		if (m->nlines >= MAX_LINES) {
+			pr_debug("vsock %s: %u host programs owe their CONNECT line; "
+				 "closing the oldest",
+				 m->path, m->nlines);
+			conn_close(m, m->lines.head, false);
+		}
+		if (!(mc = new_conn(m, fd, true))) {
+			pr_debug("vsock %s: out of memory; closing a new connection", m->path);
+			close_fd(&fd);
+			continue;
+		}
+		mc->deadline = now_ns() + LINE_TIMEOUT_NS;
+		arm_timer(m);
+		read_line(m, mc);
+	}
+	if (errno != EAGAIN && errno != EINTR && !m->listen_logged) {
+		pr_err("vsock %s: accept: %s", m->path, strerror(errno));
+		m->listen_logged = true;
+	}
+}
+
+/* ---- guest-initiated connections ---------------------------------------- */
+
+static void guest_connect(struct vsock_mux *m, const struct vsock_pkt *p)
+{
+	uint32_t port = le32toh(p->hdr.dst_port);
+	struct mconn *mc = NULL;
+	int fd = -1, r;
+
+	r = m->nconns >= MAX_CONNS ? -EMFILE : vsock_uds_connect(m->path, port, &fd);
+	if (r == 0 && !(mc = new_conn(m, fd, false))) {
+		close_fd(&fd);
+		r = -ENOMEM;
+	}
+	if (r < 0) {
+		pr_debug("vsock: guest connection to %s_%u: %s", m->path, port, strerror(-r));
+		queue_rst(m, port, le32toh(p->hdr.src_port));
+		return;
+	}
+	vsock_conn_accept(&mc->c, &p->hdr, BUF_MIN);
+	mc->exposed = true;
+	vsock_table_add(&m->t, &mc->e, port, le32toh(p->hdr.src_port));
+	count(m, &m->stats.conns_guest, 1);
+	rxq_add(m, mc);
+}
+
+/* ---- the device's backend ------------------------------------------------ */
+
+static void be_tx(void *be, const struct vsock_pkt *p)
+{
+	struct vsock_mux *m = be;
+	uint32_t local = le32toh(p->hdr.dst_port), peer = le32toh(p->hdr.src_port);
+	uint16_t op = le16toh(p->hdr.op);
+	struct mconn *mc;
+
+	catch_up(m);
+	mc = lookup(m, local, peer);
+	if (!mc) {
+		if (op == VIRTIO_VSOCK_OP_REQUEST)
+			guest_connect(m, p);
+		else if (op != VIRTIO_VSOCK_OP_RST)
+			queue_rst(m, local, peer);
+		return;
+	}
+	switch (vsock_conn_recv(&mc->c, &p->hdr)) {
+	case VSOCK_CONN_GONE:
+		count(m, &m->stats.resets, 1);
+		conn_close(m, mc, false);
+		return;
+	case VSOCK_CONN_RESET:
+		pr_debug("vsock: guest broke connection %u -> %u (op %u); resetting it", peer,
+			 local, op);
+		conn_close(m, mc, true);
+		return;
+	case VSOCK_CONN_ESTABLISHED:
+		established(m, mc);
+		break;
+	case VSOCK_CONN_KEEP:
+		if (op == VIRTIO_VSOCK_OP_RW)
+			forward(m, mc, p);
+		else if (op == VIRTIO_VSOCK_OP_SHUTDOWN &&
+			 le32toh(p->hdr.flags) & VIRTIO_VSOCK_SHUTDOWN_RCV)
+			/* The host program's writes fail from now on, as the
+			 * guest's would. */
+			(void)shutdown(mc->fd, SHUT_RD);
+		break;
+	}
+	settle(m, mc);
+}
+
+static void be_tx_bad(void *be, const struct vsock_pkt *p)
+{
+	struct vsock_mux *m = be;
+	uint32_t local = le32toh(p->hdr.dst_port), peer = le32toh(p->hdr.src_port);
+	struct mconn *mc;
+
+	catch_up(m);
+	if ((mc = lookup(m, local, peer)))
+		conn_close(m, mc, true);
+	else
+		queue_rst(m, local, peer);
+}
+
+static bool be_rx_pending(void *be)
+{
+	struct vsock_mux *m = be;
+
+	catch_up(m);
+	return vsock_table_pending(&m->t);
+}
+
+/* Read the socket into the payload buffers of p[0..n), in order: no more
+ * than the guest's credit. Returns bytes, 0 at EOF, or -errno. */
+static ssize_t read_into(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p,
+			 unsigned n)
+{
+	uint32_t left = vsock_conn_credit(&mc->c);
+	unsigned niov = 0;
+	ssize_t r;
+
+	/* The first packet's segments always fit: rx_iov holds a queue's
+	 * worth of them twice over. */
+	for (unsigned i = 0; i < n && left; i++) {
+		if (niov + p[i].niov > ARRAY_SIZE(m->rx_iov))
+			break;
+		for (unsigned k = 0; k < p[i].niov && left; k++) {
+			size_t len = p[i].iov[k].iov_len < left ? p[i].iov[k].iov_len : left;
+			m->rx_iov[niov++] = (struct iovec){p[i].iov[k].iov_base, len};
+			left -= (uint32_t)len;
+		}
+	}
+	if (!niov)
+		return -ENOBUFS; /* no credit or no room: the caller checked both */
+	do
+		r = readv(mc->fd, m->rx_iov, (int)niov);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+/* Size mc's buffer for the header about to go out (vsock_mux.h): its floor
+ * and an equal part of the shared budget, as far as the budget has room,
+ * and never below what the guest was already let send. A buffer that holds
+ * data keeps its size (its host reader is behind: more room would only
+ * hold more). */
+static void size_buf(struct vsock_mux *m, struct mconn *mc)
+{
+	uint32_t old = mc->c.buf_alloc;
+	uint32_t share = BUF_MIN + ((BUF_SHARED / m->nconns) & ~(BUF_MIN - 1));
+	uint32_t room = old + (BUF_SHARED - m->buf_extra);
+	uint32_t floor = (vsock_conn_promised(&mc->c) + BUF_MIN - 1) & ~(BUF_MIN - 1);
+	uint32_t size = share < BUF_MAX ? share : BUF_MAX;
+
+	if (size > room)
+		size = room;
+	if (size < floor)
+		size = floor;
+	if (size == old || vsock_conn_resize(&mc->c, size) < 0)
+		return;
+	m->buf_extra = m->buf_extra + size - old; /* old - BUF_MIN was in it */
+}
+
+/* Build the next packets mc owes the guest in p[0..n): one control packet,
+ * or as much data as one read brings, a packet per buffer it fills. Returns
+ * how many, 0 when it turned out to owe nothing (mc has left the queue, or
+ * was closed). */
+static unsigned conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p, unsigned n)
+{
+	uint32_t flags;
+	uint16_t op;
+	ssize_t got = 0;
+	unsigned k = 1;
+
+	for (;;) {
+		bool had_credit = !mc->c.want_credit;
+		op = vsock_conn_next(&mc->c, &flags);
+		if (had_credit && mc->c.want_credit) {
+			/* Out of credit: the guest's update should come unasked. */
+			mc->credit_ticks = 0;
+			arm_timer(m);
+		}
+		if (!op) {
+			vsock_table_unqueue(&m->t, &mc->e);
+			return 0;
+		}
+		if (op != VIRTIO_VSOCK_OP_RW)
+			break;
+		got = read_into(m, mc, p, n);
+		if (got > 0)
+			break;
+		if (got == 0) {
+			vsock_conn_eof(&mc->c);
+		} else if (got == -EAGAIN) {
+			vsock_conn_drained(&mc->c);
+			if (arm(m, &mc->rd_op, mc->fd, POLLIN) < 0) {
+				conn_close(m, mc, true);
+				return 0;
+			}
+		} else {
+			conn_close(m, mc, true);
+			return 0;
+		}
+	}
+	size_buf(m, mc);
+	if (op == VIRTIO_VSOCK_OP_RW) {
+		uint32_t left = (uint32_t)got;
+		for (k = 0; left; k++) {
+			uint32_t len = left < p[k].room ? left : p[k].room;
+			vsock_conn_emit(&mc->c, &p[k].hdr, m->cid, op, 0, len);
+			left -= len;
+		}
+	} else {
+		vsock_conn_emit(&mc->c, &p->hdr, m->cid, op, flags, 0);
+	}
+	if (op == VIRTIO_VSOCK_OP_REQUEST) {
+		mc->exposed = true;
+		mc->deadline = now_ns() + CONNECT_TIMEOUT_NS;
+		arm_timer(m);
+	}
+	/* To the back of the queue: connections take turns. */
+	vsock_table_unqueue(&m->t, &mc->e);
+	rxq_add(m, mc);
+	if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
+		settle(m, mc);
+	return k;
+}
+
+static unsigned be_rx(void *be, struct vsock_pkt *p, unsigned n)
+{
+	struct vsock_mux *m = be;
+	unsigned k = 0;
+
+	catch_up(m);
+	while (k < n) {
+		struct vsock_entry *e;
+		struct vsock_rst r;
+
+		if (vsock_table_pop_rst(&m->t, &r)) {
+			vsock_pkt_init(&p[k].hdr, m->cid, r.local_port, r.peer_port,
+				       VIRTIO_VSOCK_OP_RST, 0);
+			k++;
+			continue;
+		}
+		if (!(e = vsock_table_first(&m->t)))
+			break;
+		k += conn_rx(m, container_of(e, struct mconn, e), p + k, n - k);
+	}
+	return k;
+}
+
+static void be_changed(void *be)
+{
+	struct vsock_mux *m = be;
+
+	if (eventfd_write(m->wake_fd, 1) < 0)
+		pr_err("vsock: cannot wake the event loop: %s", strerror(errno));
+}
+
+/* On the loop thread after be_changed: drop what a reset ended, and send
+ * what waited for the driver. */
+static void woken(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, wake_op);
+	eventfd_t v;
+
+	if (res < 0)
+		return;
+	if (eventfd_read(m->wake_fd, &v) < 0 && errno != EAGAIN)
+		pr_debug("vsock: reading its eventfd: %s", strerror(errno));
+	catch_up(m);
+	kick(m);
+}
+
+static void kicked(struct ev_op *op, int res)
+{
+	struct vsock_mux *m = container_of(op, struct vsock_mux, kick_op);
+
+	(void)res;
+	vsock_dev_kick(m->dev);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
+{
+	struct vsock_backend be = {.tx = be_tx,
+				   .tx_bad = be_tx_bad,
+				   .rx_pending = be_rx_pending,
+				   .rx = be_rx,
+				   .changed = be_changed};
+	struct vsock_mux *m;
+	int r;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->listen_fd = m->wake_fd = -1;
+	m->cid = p->guest_cid;
+	m->loop = p->loop;
+	vsock_table_init(&m->t);
+	m->tick = (struct __kernel_timespec){.tv_nsec = TIMER_TICK_NS};
+	m->listen_op = (struct ev_op){.done = accepted};
+	m->wake_op = (struct ev_op){.done = woken};
+	m->kick_op = (struct ev_op){.done = kicked};
+	m->reap_op = (struct ev_op){.done = reap};
+	m->timer_op = (struct ev_op){.done = timer_done};
+	pthread_mutex_init(&m->stats_lock, NULL);
+	be.be = m;
+	if (!(m->path = strdup(p->uds_path))) {
+		r = -ENOMEM;
+		goto err;
+	}
+	r = vsock_uds_listen(m->path, &m->listen_fd);
+	if (r == -EEXIST)
+		pr_err("vsock %s: the file exists and is not a socket; not replacing it", m->path);
+	else if (r == -EADDRINUSE)
+		pr_err("vsock %s: another program is listening on it", m->path);
+	else if (r < 0)
+		pr_err("vsock %s: cannot listen: %s", m->path, strerror(-r));
+	if (r < 0) {
+		free(m->path);
+		m->path = NULL; /* not ours to unlink */
+		goto err;
+	}
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wake_fd < 0) {
+		r = -errno;
+		pr_err("vsock %s: eventfd: %s", m->path, strerror(-r));
+		goto err;
+	}
+	if ((r = vsock_dev_create(&m->dev, p->guest_cid, p->loop, &be)) < 0 ||
+	    (r = evloop_poll(p->loop, &m->wake_op, m->wake_fd, POLLIN)) < 0) {
+		pr_err("vsock %s: %s", m->path, strerror(-r));
+		goto err;
+	}
+	m->resets_seen = vsock_dev_resets(m->dev);
+	*out = m;
+	if ((r = evloop_poll(p->loop, &m->listen_op, m->listen_fd, POLLIN)) < 0) {
+		/* wake_op is pending: m must outlive the loop (see the header). */
+		pr_err("vsock %s: %s", m->path, strerror(-r));
+		return r;
+	}
+	return 0;
+err:
+	vsock_mux_destroy(m);
+	return r;
+}
+
+void vsock_mux_device(struct vsock_mux *m, const struct virtio_dev_ops **ops, void **dev)
+{
+	*ops = &vsock_ops;
+	*dev = m->dev;
+}
+
+void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out)
+{
+	struct vsock_dev_stats d;
+
+	pthread_mutex_lock(&m->stats_lock);
+	*out = m->stats;
+	pthread_mutex_unlock(&m->stats_lock);
+	vsock_dev_get_stats(m->dev, &d);
+	out->rx_bytes = d.rx_bytes;
+	out->tx_bytes = d.tx_bytes;
+	out->bad_packets = d.bad_packets;
+}
+
+static void free_all(struct mlist *list)
+{
+	while (list->head) {
+		struct mconn *mc = list->head;
+		list_del(list, mc);
+		vsock_conn_release(&mc->c);
+		close_fd(&mc->fd);
+		free(mc);
+	}
+}
+
+void vsock_mux_destroy(struct vsock_mux *m)
+{
+	if (!m)
+		return;
+	free_all(&m->lines);
+	free_all(&m->conns);
+	free_all(&m->zombies);
+	close_fd(&m->listen_fd);
+	close_fd(&m->wake_fd);
+	if (m->path)
+		(void)unlink(m->path);
+	vsock_dev_destroy(m->dev);
+	pthread_mutex_destroy(&m->stats_lock);
+	free(m->path);
+	free(m);
+}

@@ -1,0 +1,47 @@
+/* The host side of Firecracker's hybrid vsock: the Unix sockets, the
+ * "CONNECT <port>\n" line a host program writes to open a connection to a
+ * guest port, and the "OK <port>\n" answer. */
+#ifndef FLINT_VSOCK_UDS_H
+#define FLINT_VSOCK_UDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/util.h"
+
+/* Longest CONNECT line, "\n" included ("CONNECT 4294967295\n" is 19). */
+#define VSOCK_UDS_LINE_MAX 32
+
+/* A host program's line, read in pieces: given the n bytes the socket holds
+ * (peeked, not consumed) and `have` bytes of the line read before, how many
+ * to consume: up to and including the first "\n" (*done set), or all of them.
+ * Returns that count, or -EMSGSIZE when the line would pass
+ * VSOCK_UDS_LINE_MAX without a "\n". Reading no further than the "\n" leaves
+ * the stream that follows it in the socket. */
+ssize_t vsock_uds_line_scan(const char *p, size_t n, size_t have, bool *done);
+
+/* Parse a line without its "\n": "CONNECT" (any case, as Firecracker
+ * takes it), one or more spaces, and a decimal port 0..UINT32_MAX with no
+ * sign and nothing after. Returns 0 with *port, or -EINVAL. */
+int vsock_uds_parse_connect(const char *line, size_t len, uint32_t *port) WARN_UNUSED;
+
+/* The answer to a CONNECT: "OK <port>\n" in buf (size >= VSOCK_UDS_LINE_MAX).
+ * Returns its length. */
+size_t vsock_uds_ok_line(char *buf, size_t size, uint32_t port);
+
+/* Listen on path: a stale socket file left there is removed first, but not
+ * one something still listens on (-EADDRINUSE), nor a file of another kind
+ * (-EEXIST). The socket is non-blocking and close-on-exec. Returns 0 with
+ * *fd, or -errno. */
+int vsock_uds_listen(const char *path, int *fd) WARN_UNUSED;
+
+/* Connect, without blocking, to "<path>_<port>" (a guest connection to host
+ * port `port`). A listener whose backlog is full counts as refused (an
+ * AF_UNIX connect does not complete later). Returns 0 with *fd
+ * (non-blocking, close-on-exec), or -errno (-ENAMETOOLONG, -ENOENT,
+ * -ECONNREFUSED, -EAGAIN...). */
+int vsock_uds_connect(const char *path, uint32_t port, int *fd) WARN_UNUSED;
+
+#endif

@@ -24,9 +24,22 @@ JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint
 $(BUILD)/flint-jail: $(JAIL_OBJS) $(JAIL_RUNNER_OBJS)
 	$(CC) $(CFLAGS) -static -o $@ $^ -lcap
 
-$(BUILD)/jail/flint: $(RUNNER_OBJS)
+# libmicrohttpd: Debian's libmicrohttpd.a needs gnutls, which cannot be linked
+# statically (no libp11-kit.a), so the static flint links one built without
+# HTTPS from Debian's source package of the installed libmicrohttpd-dev's
+# version (mk/build-mhd.sh: fetched once into $(FLINT_CACHE), ~10 s to build
+# once per machine); its header is checked to be the one flint's objects were
+# compiled against. The dynamic flint keeps -lmicrohttpd.
+MHD_DIR := $(BUILD)/mhd
+MHD_LIB := $(MHD_DIR)/lib/libmicrohttpd.a
+JAIL_LDLIBS = $(MHD_LIB) $(filter-out -lmicrohttpd,$(LDLIBS_FLINT))
+
+$(MHD_LIB): mk/build-mhd.sh $(wildcard /usr/include/microhttpd.h)
+	CC='$(CC)' mk/build-mhd.sh $(MHD_DIR)
+
+$(BUILD)/jail/flint: $(RUNNER_OBJS) $(MHD_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -static -o $@ $^ $(LDLIBS_FLINT)
+	$(CC) $(CFLAGS) -static -o $@ $(RUNNER_OBJS) $(JAIL_LDLIBS)
 
 # A program run as --exec-file by the host tests: reports what it sees.
 $(BUILD)/jail/probe: tests/jail/probe.c

@@ -10,6 +10,7 @@
 #include "cmd/run.h"
 #include "config/cli.h"
 #include "config/home.h"
+#include "config/vm_config_cli.h"
 #include "core/control.h"
 #include "core/kvm.h"
 #include "core/util.h"
@@ -129,6 +130,35 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	return 0;
 }
 
+/* The VM the command line describes: its vm_config (vm_config_cli.h) and
+ * the process's policy for it. */
+static int create_from_cli(struct vm **vm, const struct config *cfg)
+{
+	/* flint run keeps stdout for the command; --verbose shows the guest's
+	 * console on stderr instead. */
+	struct vm_opts o = {
+	    .console_out = cfg->console == CONSOLE_STDIO ? STDOUT_FILENO
+			   : cfg->run && log_verbose	 ? STDERR_FILENO
+							 : -1,
+	    .console_in = cfg->console == CONSOLE_STDIO,
+	    .stats = cfg->stats,
+	    .seccomp_log = cfg->seccomp_log,
+	    .seccomp_test = cfg->seccomp_test,
+	};
+	struct vm_config c;
+	char err[256];
+	int r;
+
+	*vm = NULL;
+	if ((r = vm_config_from_cli(&c, cfg, err, sizeof(err))) < 0) {
+		pr_err("%s", r == -ENOMEM ? "out of memory" : err);
+		return r;
+	}
+	r = vm_create(vm, &c, &o);
+	vm_config_free(&c);
+	return r;
+}
+
 /* The command layer's reading of how the VM ended: flint's exit status,
  * after the VM's message. */
 static int exit_status(const struct vm_exit *how)
@@ -177,7 +207,7 @@ static int run_command(struct config *cfg)
 	struct vm *vm = NULL;
 	int status = EXIT_FLINT_ERROR;
 
-	if (run_prepare(cfg, &rs) < 0 || vm_create(&vm, cfg) < 0)
+	if (run_prepare(cfg, &rs) < 0 || create_from_cli(&vm, cfg) < 0)
 		goto out;
 	struct run_params p = {
 		.listen_path = rs.listen_path,
@@ -236,7 +266,7 @@ int main(int argc, char **argv)
 		return status;
 	}
 	int status = EXIT_FLINT_ERROR;
-	if (vm_create(&vm, &cfg) == 0) {
+	if (create_from_cli(&vm, &cfg) == 0) {
 		struct vm_exit how;
 		vm_run(vm, &how);
 		status = exit_status(&how);

@@ -7,10 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/vm_config.h"
 #include "core/util.h"
 
 #define DEFAULT_MEM (128ULL << 20)
-#define DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 quiet"
+#define DEFAULT_CMDLINE VMC_DEFAULT_BOOT_ARGS
 #define MAX_VCPUS 32
 #define MAX_DRIVES 16
 #define MAX_NETS 8

@@ -30,6 +30,8 @@
 #define VMC_MAX_NETS	8
 #define VMC_MIN_MEM_MIB 16ULL
 #define VMC_MAX_MEM_MIB (1ULL << 20)
+/* The kernel command line when boot-source has no boot_args. */
+#define VMC_DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=-1 quiet"
 /* Firecracker's defaults before PUT /machine-config. */
 #define VMC_DEFAULT_VCPUS   1
 #define VMC_DEFAULT_MEM_MIB 128ULL

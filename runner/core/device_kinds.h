@@ -1,13 +1,16 @@
 /* flint's device kinds for the registry (devices.h): virtio-blk drives,
  * virtio-net interfaces and the vsock device, each created from its part of
- * the configuration and reporting its own --stats line. The one place that
- * names them. */
+ * the vm_config and reporting its own --stats line and counters. Each kind's
+ * glue is a kind_NAME.c of its own; the table is the one place that lists
+ * them. */
 #ifndef FLINT_DEVICE_KINDS_H
 #define FLINT_DEVICE_KINDS_H
 
 #include <stddef.h>
 
 #include "core/devices.h"
+
+extern const struct device_kind blk_kind, net_kind, vsock_kind;
 
 /* The kinds in guest slot order: drives (/dev/vda first), network
  * interfaces (eth0 first), vsock. */

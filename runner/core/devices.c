@@ -43,7 +43,7 @@ static unsigned count_kind(const struct devices *r, const struct device_kind *k)
 	return n;
 }
 
-int devices_attach(struct devices *r, const struct device_kind *k, const struct config *cfg,
+int devices_attach(struct devices *r, const struct device_kind *k, const struct vm_config *c,
 		   unsigned i, const struct device_env *env)
 {
 	struct device *d;
@@ -54,7 +54,7 @@ int devices_attach(struct devices *r, const struct device_kind *k, const struct 
 		return -ENOSPC;
 	}
 	d = calloc(1, sizeof(*d));
-	if (!d || !(d->id = k->id(cfg, i))) {
+	if (!d || !(d->id = k->id(c, i))) {
 		free(d);
 		pr_err("%s %u: out of memory", k->label, i);
 		return -ENOMEM;
@@ -71,7 +71,7 @@ int devices_attach(struct devices *r, const struct device_kind *k, const struct 
 	d->r = r;
 	d->index = count_kind(r, k);
 	struct device_new made = {0};
-	if ((ret = k->create(cfg, i, d->id, env, &made)) < 0) {
+	if ((ret = k->create(c, i, d->id, env, &made)) < 0) {
 		free(d->id);
 		free(d);
 		return ret;
@@ -84,25 +84,46 @@ int devices_attach(struct devices *r, const struct device_kind *k, const struct 
 }
 
 unsigned devices_configured(const struct device_kind *const *kinds, size_t nkinds,
-			    const struct config *cfg)
+			    const struct vm_config *c)
 {
 	unsigned n = 0;
 
 	for (size_t k = 0; k < nkinds; k++)
-		n += kinds[k]->count(cfg);
+		n += kinds[k]->count(c);
 	return n;
 }
 
 int devices_attach_all(struct devices *r, const struct device_kind *const *kinds, size_t nkinds,
-		       const struct config *cfg, const struct device_env *env)
+		       const struct vm_config *c, const struct device_env *env)
 {
 	int ret;
 
 	for (size_t k = 0; k < nkinds; k++)
-		for (unsigned i = 0; i < kinds[k]->count(cfg); i++)
-			if ((ret = devices_attach(r, kinds[k], cfg, i, env)) < 0)
+		for (unsigned i = 0; i < kinds[k]->count(c); i++)
+			if ((ret = devices_attach(r, kinds[k], c, i, env)) < 0)
 				return ret;
 	return 0;
+}
+
+int devices_update(struct devices *r, const char *kind, const char *id, const struct vm_config *c,
+		   struct vm_err *err)
+{
+	struct device *d = devices_find(r, kind, id);
+
+	if (!d)
+		return vm_err_set(err, -ENOENT, "no %s '%s' in this VM", kind, id);
+	if (!d->kind->update)
+		return vm_err_set(err, -EOPNOTSUPP, "a %s cannot be changed while the VM runs",
+				  d->kind->label);
+	/* A kind's index in the configuration is its attach index: devices
+	 * attach in configuration order. */
+	return d->kind->update(d->priv, c, d->index, err);
+}
+
+void device_counters(const struct device *d, device_counter_fn emit, void *ctx)
+{
+	if (d->kind->counters)
+		d->kind->counters(d, emit, ctx);
 }
 
 struct device *devices_find(const struct devices *r, const char *kind, const char *id)

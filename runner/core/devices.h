@@ -14,8 +14,9 @@
 
 #include <stddef.h>
 
-#include "config/cli.h"
+#include "config/vm_config.h"
 #include "core/evloop.h"
+#include "core/mailbox.h"
 #include "mmio.h"
 #include "core/util.h"
 #include "virtio.h"
@@ -40,26 +41,39 @@ struct device_new {
 	void *front;
 };
 
+/* Receives one counter of a device: its name (Firecracker's metric name
+ * where it has one, "read_bytes") and its value since the device was made. */
+typedef void (*device_counter_fn)(void *ctx, const char *name, uint64_t value);
+
 /* A kind of device: how to find its instances in the configuration, create
- * and destroy one, and report on it. Each hook is given the index i of the
- * instance among those of its kind in the configuration (0 for the first
- * drive). Snapshot save and restore hooks will join these. */
+ * and destroy one, report on it, and change it while the VM runs. Each hook
+ * is given the index i of the instance among those of its kind in the
+ * configuration (0 for the first drive). Snapshot save and restore hooks
+ * will join these. */
 struct device_kind {
 	const char *name;  /* "blk", "net", "vsock": for lookups */
 	const char *label; /* "drive", "network interface": for messages */
-	/* How many devices of this kind cfg describes. */
-	unsigned (*count)(const struct config *cfg);
+	/* How many devices of this kind c describes. */
+	unsigned (*count)(const struct vm_config *c);
 	/* The i-th one's id, malloc'd (NULL when out of memory). */
-	char *(*id)(const struct config *cfg, unsigned i);
+	char *(*id)(const struct vm_config *c, unsigned i);
 	/* Create the i-th one, known as id. 0 or -errno, logged; on failure
 	 * nothing is left to destroy. */
-	int (*create)(const struct config *cfg, unsigned i, const char *id,
+	int (*create)(const struct vm_config *c, unsigned i, const char *id,
 		      const struct device_env *env, struct device_new *out);
 	/* Free what create made (its priv). The event loop has stopped (or never started)
 	 * and the transport is detached. */
 	void (*destroy)(void *dev);
 	/* Print the device's --stats line(s) with pr_info; NULL for none. */
 	void (*print_stats)(const struct device *d);
+	/* Every counter of the device, through emit (metrics); NULL for none. */
+	void (*counters)(const struct device *d, device_counter_fn emit, void *ctx);
+	/* The i-th entry of c changed while the VM runs (PATCH /drives/{id}:
+	 * a new image or rate limiter): make the device follow it. On the
+	 * control thread, with the event loop running. 0, or -errno with err
+	 * saying why (the device then runs on as before). NULL: the kind
+	 * cannot change after boot. */
+	int (*update)(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err);
 };
 
 /* How a device reaches the guest. attach puts device `dev` (with `ops`) in
@@ -84,24 +98,24 @@ extern const struct device_transport devices_vdev_transport;
  * context, which must outlive the registry). 0 or -ENOMEM. */
 int devices_create(struct devices **out, const struct device_transport *t, void *t_ctx) WARN_UNUSED;
 
-/* Attach the i-th device of kind k that cfg describes: its id must be new
+/* Attach the i-th device of kind k that c describes: its id must be new
  * among the devices of that kind, then the kind creates it and the
  * transport attaches it in the next slot. 0 or -errno, with a message
  * logged (-EEXIST for a duplicate id, naming it). A device whose transport
  * failed stays registered so that devices_destroy frees it after the event
  * loop, which may hold polls pointing into it. */
-int devices_attach(struct devices *r, const struct device_kind *k, const struct config *cfg,
+int devices_attach(struct devices *r, const struct device_kind *k, const struct vm_config *c,
 		   unsigned i, const struct device_env *env) WARN_UNUSED;
 
-/* How many devices cfg describes, of all the kinds in kinds[]. */
+/* How many devices c describes, of all the kinds in kinds[]. */
 unsigned devices_configured(const struct device_kind *const *kinds, size_t nkinds,
-			    const struct config *cfg);
+			    const struct vm_config *c);
 
-/* Every device cfg describes, kind by kind in the order of kinds[], each
+/* Every device c describes, kind by kind in the order of kinds[], each
  * kind's in configuration order: the guest's slot order. Stops at the first
  * failure. 0 or -errno (logged). */
 int devices_attach_all(struct devices *r, const struct device_kind *const *kinds, size_t nkinds,
-		       const struct config *cfg, const struct device_env *env) WARN_UNUSED;
+		       const struct vm_config *c, const struct device_env *env) WARN_UNUSED;
 
 /* The device of kind `kind` (a kind's name; NULL for any) with this id, or
  * NULL. */
@@ -110,6 +124,16 @@ struct device *devices_find(const struct devices *r, const char *kind, const cha
 /* Attached devices and the n-th of them, in attach order (NULL past the end). */
 unsigned devices_count(const struct devices *r);
 struct device *devices_at(const struct devices *r, unsigned n);
+
+/* The device of kind `kind` known as id follows its changed entry in c
+ * (struct device_kind's update). -ENOENT when there is no such device,
+ * -EOPNOTSUPP when its kind cannot change; err says why. */
+int devices_update(struct devices *r, const char *kind, const char *id, const struct vm_config *c,
+		   struct vm_err *err) WARN_UNUSED;
+
+/* Each counter of device d (struct device_kind's counters); none when its
+ * kind has no counters hook. */
+void device_counters(const struct device *d, device_counter_fn emit, void *ctx);
 
 /* Each device's --stats lines, in attach order. */
 void devices_print_stats(const struct devices *r);

@@ -13,6 +13,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "config/cmdline.h"
 #include "core/bus.h"
 #include "core/cgroupfs.h"
 #include "core/control.h"
@@ -35,7 +36,8 @@
 #include "x86/x86.h"
 
 struct vm {
-	const struct config *cfg;
+	struct vm_config c; /* the VM's own copy */
+	struct vm_opts opts;
 	int sys_fd, vm_fd;
 	struct gmem *mem;
 	struct bus *pio, *mmio;
@@ -134,8 +136,8 @@ static void boot_timer_fired(void *ctx, uint64_t us)
 /* The seccomp policy every thread applies to itself when it starts. */
 static int setup_seccomp(struct vm *vm)
 {
-	const char *test = vm->cfg->seccomp_test;
-	return seccomp_configure(vm->cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1);
+	const char *test = vm->opts.seccomp_test;
+	return seccomp_configure(vm->opts.seccomp_log, test ? seccomp_thread_by_name(test) : -1);
 }
 
 /* The event-loop thread's first act, before it serves any device. */
@@ -182,17 +184,18 @@ static int setup_vm(struct vm *vm)
 static int setup_memory(struct vm *vm)
 {
 	char why[4096 + 160];
+	uint64_t bytes = vm->c.machine.mem_size_mib << 20;
 	/* Before mapping: a cgroup too small for the guest would OOM-kill
 	 * flint mid-boot instead. */
-	int r = cgroupfs_check_memory(vm->cfg->mem, why, sizeof(why));
+	int r = cgroupfs_check_memory(bytes, why, sizeof(why));
 	if (r < 0) {
 		pr_err("%s", why);
 		return r;
 	}
-	r = gmem_create(&vm->mem, vm->cfg->mem);
+	r = gmem_create(&vm->mem, bytes);
 	if (r < 0) {
 		pr_err("cannot map %llu MiB of guest memory: %s",
-		       (unsigned long long)(vm->cfg->mem >> 20), strerror(-r));
+		       (unsigned long long)vm->c.machine.mem_size_mib, strerror(-r));
 		return r;
 	}
 	for (size_t i = 0; i < gmem_nregions(vm->mem); i++) {
@@ -221,12 +224,7 @@ static int setup_devices(struct vm *vm)
 		return r;
 	vm->env.pio = vm->pio;
 	vm->env.mmio = vm->mmio;
-	/* flint run keeps stdout for the command; --verbose shows the guest's
-	 * console on stderr instead. */
-	int out_fd = vm->cfg->console == CONSOLE_STDIO ? STDOUT_FILENO
-		     : vm->cfg->run && log_verbose ? STDERR_FILENO
-						   : -1;
-	if ((r = console_create(&vm->con, out_fd)) < 0)
+	if ((r = console_create(&vm->con, vm->opts.console_out)) < 0)
 		return r;
 	if ((vm->serial_irqfd = kvm_irqfd(vm->vm_fd, COM1_IRQ)) < 0) {
 		r = vm->serial_irqfd;
@@ -258,7 +256,7 @@ static int setup_virtio(struct vm *vm)
 	struct device_env env;
 	int r;
 
-	if (devices_configured(device_kinds, device_nkinds, vm->cfg) == 0)
+	if (devices_configured(device_kinds, device_nkinds, &vm->c) == 0)
 		return 0;
 	if ((r = evloop_create(&vm->loop, 256)) < 0) {
 		pr_err("cannot create the io_uring event loop: %s%s", strerror(-r),
@@ -271,7 +269,7 @@ static int setup_virtio(struct vm *vm)
 	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
 		return r;
 	env = (struct device_env){.loop = vm->loop};
-	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, vm->cfg, &env)) < 0)
+	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, &vm->c, &env)) < 0)
 		return r;
 	if (devices_cmdline(vm->devs, vm->devices, sizeof(vm->devices)) < 0) {
 		pr_err("too many virtio devices for the kernel command line");
@@ -295,34 +293,54 @@ static int load_file(const char *what, const char *path, uint64_t max, const uin
 	return r;
 }
 
+/* The kernel command line: boot_args (or flint's default) with the VM's
+ * own arguments (the root device, the virtio-mmio slots) before its first
+ * "--". */
+static char *boot_cmdline(struct vm *vm, char *err, size_t errlen)
+{
+	const struct vmc_drive *root = vm->c.ndrives ? &vm->c.drives[0] : NULL;
+	char args[sizeof(vm->devices) + 64];
+
+	/* As Firecracker: a root device is /dev/vda, read-only or not as the
+	 * drive is. */
+	snprintf(args, sizeof(args), "%s%s", root && root->is_root_device
+	    ? (root->is_read_only ? "root=/dev/vda ro " : "root=/dev/vda rw ") : "", vm->devices);
+	struct cmdline_parts p = {
+	    .base = vm->c.boot.boot_args ? vm->c.boot.boot_args : VMC_DEFAULT_BOOT_ARGS,
+	    .devices = args[0] ? args : NULL,
+	};
+	return cmdline_build(&p, CMDLINE_MAX, err, errlen);
+}
+
 static int setup_boot(struct vm *vm)
 {
-	const struct config *cfg = vm->cfg;
+	const struct vmc_boot *b = &vm->c.boot;
+	uint64_t mem = vm->c.machine.mem_size_mib << 20;
 	const uint8_t *buf = NULL;
 	uint64_t len;
 	const char *why = "";
 	char err[256];
 	int r;
 
-	if ((r = load_file("kernel", cfg->kernel, cfg->mem, &buf, &len)) < 0)
+	if ((r = load_file("kernel", b->kernel_image_path, mem, &buf, &len)) < 0)
 		return r;
 	r = loader_load_kernel(vm->mem, buf, len, &vm->bi, &why);
 	unmap_file(buf, len);
 	if (r < 0) {
-		pr_err("kernel %s: %s", cfg->kernel, why);
+		pr_err("kernel %s: %s", b->kernel_image_path, why);
 		return r;
 	}
-	if (cfg->initrd) {
-		if ((r = load_file("initrd", cfg->initrd, cfg->mem, &buf, &len)) < 0)
+	if (b->initrd_path) {
+		if ((r = load_file("initrd", b->initrd_path, mem, &buf, &len)) < 0)
 			return r;
 		r = loader_load_initrd(vm->mem, buf, len, &vm->bi, &why);
 		unmap_file(buf, len);
 		if (r < 0) {
-			pr_err("initrd %s: %s", cfg->initrd, why);
+			pr_err("initrd %s: %s", b->initrd_path, why);
 			return r;
 		}
 	}
-	char *cmdline = cli_guest_cmdline(cfg, vm->devices, CMDLINE_MAX, err, sizeof(err));
+	char *cmdline = boot_cmdline(vm, err, sizeof(err));
 	if (!cmdline) {
 		pr_err("%s", err);
 		return -EINVAL;
@@ -334,7 +352,7 @@ static int setup_boot(struct vm *vm)
 		pr_err("%s", why);
 		return r;
 	}
-	if ((r = mptable_write(vm->mem, cfg->vcpus)) < 0) {
+	if ((r = mptable_write(vm->mem, vm->c.machine.vcpu_count)) < 0) {
 		pr_err("writing the MP table: %s", strerror(-r));
 		return r;
 	}
@@ -360,12 +378,14 @@ static int setup_vcpus(struct vm *vm)
 	}
 	size_t sz = sizeof(*supported) + max * sizeof(supported->entries[0]);
 	cpuid = malloc(sz);
-	vm->vcpus = calloc(vm->cfg->vcpus, sizeof(*vm->vcpus));
+	unsigned n = vm->c.machine.vcpu_count;
+
+	vm->vcpus = calloc(n, sizeof(*vm->vcpus));
 	if (!cpuid || !vm->vcpus) {
 		r = -ENOMEM;
 		goto out;
 	}
-	for (unsigned i = 0; i < vm->cfg->vcpus; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		r = vcpu_create(v, vm->sys_fd, vm->vm_fd, i, &vm->env);
 		vm->nvcpus = i + 1; /* destroy the partly made one too */
@@ -374,7 +394,7 @@ static int setup_vcpus(struct vm *vm)
 			goto out;
 		}
 		memcpy(cpuid, supported, sz);
-		if ((r = cpuid_setup(cpuid, max, i, vm->cfg->vcpus)) < 0) {
+		if ((r = cpuid_setup(cpuid, max, i, n)) < 0) {
 			pr_err("CPUID for vCPU %u: %s", i, strerror(-r));
 			goto out;
 		}
@@ -389,16 +409,34 @@ out:
 	return r;
 }
 
-int vm_create(struct vm **out, const struct config *cfg)
+/* What vm.c and the device kinds honour of a vm_config. The logger and
+ * the metrics file are the command layer's, around the VM. */
+const unsigned vm_supported_features = VMC_F_LOGGER | VMC_F_METRICS;
+
+int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *o)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
+	char err[256];
 	int r;
 
 	*out = NULL;
 	if (!vm)
 		return -ENOMEM;
-	vm->cfg = cfg;
 	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = -1;
+	vm->opts = *o;
+	if ((r = vm_config_copy(&vm->c, c)) < 0) {
+		free(vm);
+		return r;
+	}
+	if (!c->boot.kernel_image_path) {
+		pr_err("no kernel to boot: the boot source is not configured");
+		r = -EINVAL;
+		goto err_config;
+	}
+	if ((r = vm_config_check_supported(c, vm_supported_features, err, sizeof(err))) < 0) {
+		pr_err("%s", err);
+		goto err_config;
+	}
 	control_init(&vm->ctl, kick_all, vm);
 	if ((r = mailbox_create(&vm->mb)) < 0) {
 		pr_err("cannot create the control mailbox: %s", strerror(-r));
@@ -424,6 +462,10 @@ int vm_create(struct vm **out, const struct config *cfg)
 	}
 	*out = vm;
 	return 0;
+err_config:
+	vm_config_free(&vm->c);
+	free(vm);
+	return r;
 err:
 	vm_destroy(vm);
 	return r;
@@ -432,7 +474,7 @@ err:
 static void tty_raw(struct vm *vm)
 {
 	struct termios t;
-	if (vm->cfg->console != CONSOLE_STDIO || !isatty(STDIN_FILENO) ||
+	if (!vm->opts.console_in || !isatty(STDIN_FILENO) ||
 	    tcgetattr(STDIN_FILENO, &vm->tty) < 0)
 		return;
 	/* Keystrokes, ^C included, go to the guest, as with Firecracker. */
@@ -513,6 +555,59 @@ static void resume_vcpus(struct vm *vm)
 	atomic_store(&vm->state, VM_STATE_RUNNING);
 }
 
+/* A change of one drive or interface (VM_ACTION_UPDATE). */
+struct vm_update {
+	const char *kind;	     /* "blk" or "net" */
+	const struct vmc_drive *drive; /* the new entry: one of the two */
+	const struct vmc_net *net;
+};
+
+static int replace_str(char **dst, const char *src)
+{
+	char *s = src ? strdup(src) : NULL;
+
+	if (src && !s)
+		return -ENOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* On the control thread: the device follows a copy of the configuration
+ * with the entry changed, which becomes the VM's once the device took it. */
+static int update_device(struct vm *vm, const struct vm_update *u, struct vm_err *err)
+{
+	struct vm_config next;
+	const char *id = u->drive ? u->drive->drive_id : u->net->iface_id;
+	int i = u->drive ? vm_config_find_drive(&vm->c, id) : vm_config_find_net(&vm->c, id);
+	int r;
+
+	if (i < 0 || !vm->devs)
+		return vm_err_set(err, -ENOENT, "no %s '%s' in this VM",
+				  u->drive ? "drive" : "network interface", id);
+	if (vm_config_copy(&next, &vm->c) < 0)
+		return vm_err_set(err, -ENOMEM, "out of memory");
+	if (u->drive) {
+		r = replace_str(&next.drives[i].path_on_host, u->drive->path_on_host);
+		next.drives[i].rate_limiter = u->drive->rate_limiter;
+	} else {
+		r = 0;
+		next.nets[i].rx_rate_limiter = u->net->rx_rate_limiter;
+		next.nets[i].tx_rate_limiter = u->net->tx_rate_limiter;
+	}
+	if (r < 0)
+		r = vm_err_set(err, r, "out of memory");
+	else
+		r = devices_update(vm->devs, u->kind, id, &next, err);
+	if (r < 0) {
+		vm_config_free(&next);
+		return r;
+	}
+	vm_config_free(&vm->c);
+	vm->c = next;
+	return 0;
+}
+
 /* The control thread's side of the mailbox: one action, in order. */
 static void execute(void *ctx, int action, long arg, struct vm_err *err)
 {
@@ -541,6 +636,15 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 		/* Pausing a paused VM or resuming a running one does nothing
 		 * and succeeds, as in Firecracker. */
 		break;
+	case VM_ACTION_CTRL_ALT_DEL:
+		if (st == VM_STATE_NOT_STARTED)
+			vm_err_set(err, -EPERM, "the VM has not started");
+		else
+			i8042_ctrl_alt_del(&vm->i8042, err);
+		break;
+	case VM_ACTION_UPDATE:
+		update_device(vm, (const struct vm_update *)(uintptr_t)arg, err);
+		break;
 	default:
 		vm_err_set(err, -EINVAL, "unknown action %d", action);
 		break;
@@ -552,7 +656,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	sigset_t sigs;
 	uint8_t in[64];
 	size_t in_len = 0, in_off = 0;
-	bool stdin_open = vm->cfg->console == CONSOLE_STDIO;
+	bool stdin_open = vm->opts.console_in;
 	int r;
 
 	/* Host signals arrive through a signalfd; vCPU threads inherit the mask. */
@@ -628,7 +732,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	vm->tty_raw = false;
 	console_flush(vm->con);
 	close_fd(&sfd);
-	if (vm->cfg->stats)
+	if (vm->opts.stats)
 		print_stats(vm);
 	how->reason = atomic_load(&vm->ctl.reason);
 	how->value = vm->ctl.value;
@@ -643,6 +747,23 @@ void vm_request_stop(struct vm *vm, int status, const char *msg)
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
 {
 	return mailbox_call(vm->mb, a, arg, err);
+}
+
+int vm_update_drive(struct vm *vm, const struct vmc_drive *d, struct vm_err *err)
+{
+	struct vm_update u = {.kind = "blk", .drive = d};
+	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
+}
+
+int vm_update_net(struct vm *vm, const struct vmc_net *n, struct vm_err *err)
+{
+	struct vm_update u = {.kind = "net", .net = n};
+	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
+}
+
+const struct vm_config *vm_get_config(const struct vm *vm)
+{
+	return &vm->c;
 }
 
 enum vm_state vm_state(struct vm *vm)
@@ -689,5 +810,6 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->sys_fd);
 	mailbox_destroy(vm->mb);
+	vm_config_free(&vm->c);
 	free(vm);
 }

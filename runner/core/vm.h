@@ -5,18 +5,36 @@
 
 #include <stdint.h>
 
-#include "config/cli.h"
+#include "config/vm_config.h"
 #include "core/control.h"
 #include "core/mailbox.h"
 #include "core/util.h"
 
 struct vm;
 
-/* Build the VM described by cfg, in order: KVM, VM, memory, interrupt
- * controllers, buses and devices, kernel/initrd/zero page/MP table/page
- * tables, vCPUs. Logs a message naming the failed step or file. Returns 0 or
- * -errno; *out is NULL on failure. */
-int vm_create(struct vm **out, const struct config *cfg) WARN_UNUSED;
+/* How the process around the VM wants it run: policy that is not part of
+ * the machine (vm_config). */
+struct vm_opts {
+	/* Where the guest's console output goes: an fd (stdout), or -1 to
+	 * drop it. */
+	int console_out;
+	/* Serve stdin to the guest's console (raw mode on a terminal). */
+	bool console_in;
+	bool stats;		  /* print --stats when the VM ends */
+	bool seccomp_log;	  /* log calls outside the filters, do not kill */
+	const char *seccomp_test; /* test hook: seccomp.h's thread kind name */
+};
+
+/* What the VM layer honours of a vm_config (vm_config.h's vmc_feature
+ * bits); vm_create refuses the rest, naming the field. */
+extern const unsigned vm_supported_features;
+
+/* Build the VM described by c (copied: the VM owns its configuration), in
+ * order: KVM, VM, memory, interrupt controllers, buses and devices,
+ * kernel/initrd/zero page/MP table/page tables, vCPUs. Logs a message
+ * naming the failed step or file. Returns 0 or -errno; *out is NULL on
+ * failure. */
+int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *o) WARN_UNUSED;
 
 /* How the VM ended: why, the value that goes with it (control.h's enum
  * stop_reason says which) and a message for the user, "" for none. */
@@ -48,6 +66,11 @@ enum vm_action {
 	VM_ACTION_PAUSE,
 	/* Let paused vCPUs run again. Resuming a running VM succeeds. */
 	VM_ACTION_RESUME,
+	/* Press Ctrl-Alt-Del on the i8042 keyboard (the guest's reboot key). */
+	VM_ACTION_CTRL_ALT_DEL,
+	/* A drive or interface follows a changed entry: arg points to a
+	 * struct vm_update (use vm_update_drive, vm_update_net). */
+	VM_ACTION_UPDATE,
 };
 
 #define VM_PAUSE_TIMEOUT_MS 5000
@@ -67,6 +90,17 @@ enum vm_state {
  * vm_run runs when vm_run starts. Any thread but the control thread; all
  * callers must have returned before vm_destroy. */
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err);
+
+/* PATCH /drives/{id} after boot: the drive d->drive_id takes d's
+ * path_on_host and rate limiter; the VM's configuration follows when the
+ * device did. 0 or -errno with err saying why (nothing changed then). */
+int vm_update_drive(struct vm *vm, const struct vmc_drive *d, struct vm_err *err);
+/* PATCH /network-interfaces/{id} after boot: n's rate limiters. */
+int vm_update_net(struct vm *vm, const struct vmc_net *n, struct vm_err *err);
+
+/* The VM's configuration (its own copy). Read it on the control thread, or
+ * from another thread while no update runs. */
+const struct vm_config *vm_get_config(const struct vm *vm);
 
 /* The VM's state now. Any thread. */
 enum vm_state vm_state(struct vm *vm);

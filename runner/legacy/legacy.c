@@ -1,5 +1,6 @@
 #include "legacy/legacy.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -29,6 +30,13 @@ static void i8042_cmd_write(void *opaque, uint64_t off, const void *data, uint32
 	struct i8042 *k = opaque;
 	if (off == 0 && len == 1 && *(const uint8_t *)data == I8042_CMD_RESET && k->reset)
 		k->reset(k->ctx);
+}
+
+int i8042_ctrl_alt_del(struct i8042 *k, struct vm_err *err)
+{
+	(void)k;
+	/* Until the i8042 has a keyboard with an interrupt. */
+	return vm_err_set(err, -EOPNOTSUPP, "SendCtrlAltDel is not supported yet");
 }
 
 const struct bus_ops i8042_data_ops = {.read = i8042_read};

@@ -8,6 +8,7 @@
 
 #include "core/bus.h"
 #include "core/control.h"
+#include "core/mailbox.h"
 
 /* i8042 keyboard controller, reset path only: register i8042_bus_ops at
  * I8042_DATA_PORT and I8042_CMD_PORT (one port each) with opaque = the
@@ -18,6 +19,10 @@ struct i8042 {
 };
 extern const struct bus_ops i8042_data_ops;
 extern const struct bus_ops i8042_cmd_ops;
+
+/* Press and release Ctrl-Alt-Del on the keyboard (Firecracker's
+ * SendCtrlAltDel). 0, or -errno with err saying why. */
+int i8042_ctrl_alt_del(struct i8042 *k, struct vm_err *err);
 
 /* Boot timer at BOOT_TIMER_ADDR: a one-byte write of 123 at offset 0 records
  * the time since launch (Firecracker's contract) and logs it. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config/cli.h"
+#include "config/vm_config_cli.h"
 #include "core/vm.h"
 
 static int failed;
@@ -123,8 +124,15 @@ int main(int argc, char **argv)
 	close(fd);
 	setvbuf(verdicts, NULL, _IOLBF, 0);
 
-	if (vm_create(&r.vm, &cfg) < 0)
+	struct vm_opts o = {.console_out = STDOUT_FILENO};
+	struct vm_config c;
+	if (vm_config_from_cli(&c, &cfg, why, sizeof(why)) < 0) {
+		fprintf(stderr, "%s\n", why);
 		return 2;
+	}
+	if (vm_create(&r.vm, &c, &o) < 0)
+		return 2;
+	vm_config_free(&c);
 	check(vm_state(r.vm) == VM_STATE_NOT_STARTED, "state before vm_run", "%s", state(r.vm));
 	if (pthread_create(&th, NULL, run_vm, &r))
 		return 2;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/cli.h"
+#include "config/vm_config.h"
 #include "core/device_kinds.h"
 #include "core/devices.h"
 
@@ -78,27 +78,44 @@ static void fake_stats(const struct device *d)
 }
 
 /* Kind "a" stands for drives (cfg->drives), kind "b" for interfaces. */
-static unsigned a_count(const struct config *cfg)
+static unsigned a_count(const struct vm_config *cfg)
 {
 	return cfg->ndrives;
 }
-static char *a_id(const struct config *cfg, unsigned i)
+static char *a_id(const struct vm_config *cfg, unsigned i)
 {
-	return fake_id(cfg->drives[i].id, "a", i);
+	return fake_id(cfg->drives[i].drive_id, "a", i);
 }
-static int a_create(const struct config *cfg, unsigned i, const char *id,
+static int a_create(const struct vm_config *cfg, unsigned i, const char *id,
 		    const struct device_env *env, struct device_new *out)
 {
 	(void)cfg, (void)i, (void)env;
 	return fake_create(id, out);
 }
-static unsigned b_count(const struct config *cfg)
+static unsigned b_count(const struct vm_config *cfg)
 {
 	return cfg->nnets;
 }
-static char *b_id(const struct config *cfg, unsigned i)
+static char *b_id(const struct vm_config *cfg, unsigned i)
 {
-	return fake_id(cfg->nets[i].id, "b", i);
+	return fake_id(cfg->nets[i].iface_id, "b", i);
+}
+
+/* Kind a's devices can change: update records the entry's new path. */
+static int a_update(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err)
+{
+	struct fake *f = dev;
+
+	note("update %s #%u %s;", f->id, i, c->drives[i].path_on_host);
+	if (!strcmp(c->drives[i].path_on_host, "bad"))
+		return vm_err_set(err, -EIO, "cannot use %s", c->drives[i].path_on_host);
+	return 0;
+}
+
+static void a_counters(const struct device *d, device_counter_fn emit, void *ctx)
+{
+	emit(ctx, "index", device_index(d));
+	emit(ctx, "answer", 42);
 }
 
 static const struct device_kind kind_a = {.name = "a",
@@ -107,7 +124,9 @@ static const struct device_kind kind_a = {.name = "a",
 					  .id = a_id,
 					  .create = a_create,
 					  .destroy = fake_destroy,
-					  .print_stats = fake_stats};
+					  .print_stats = fake_stats,
+					  .counters = a_counters,
+					  .update = a_update};
 static const struct device_kind kind_b = {.name = "b",
 					  .label = "other thing",
 					  .count = b_count,
@@ -172,7 +191,7 @@ static const struct device_transport fake_transport = {
     .cmdline = t_cmdline,
 };
 
-static struct config cfg;
+static struct vm_config cfg;
 static struct device_env env;
 
 static void setup(void)
@@ -199,7 +218,7 @@ Test(devices, attach_by_kind_in_slot_order_and_find_by_id)
 
 	cfg.ndrives = 3;
 	for (int i = 0; i < 3; i++)
-		cfg.drives[i].id = ids[i];
+		cfg.drives[i].drive_id = ids[i];
 	cfg.nnets = 2;
 	cr_assert_eq(devices_configured(kinds, 2, &cfg), 5);
 	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
@@ -234,15 +253,15 @@ Test(devices, a_duplicate_id_is_refused_before_creating)
 	char *ids[] = {"x", "x"};
 
 	cfg.ndrives = 2;
-	cfg.drives[0].id = ids[0];
-	cfg.drives[1].id = ids[1];
+	cfg.drives[0].drive_id = ids[0];
+	cfg.drives[1].drive_id = ids[1];
 	cr_assert_eq(devices_attach(r, &kind_a, &cfg, 0, &env), 0);
 	cr_assert_eq(devices_attach(r, &kind_a, &cfg, 1, &env), -EEXIST);
 	cr_assert_str_eq(trace, "create x;attach x@0;", "the second was never created");
 	cr_assert_eq(devices_count(r), 1);
 	/* Another kind has ids of its own, as drives and interfaces do. */
 	cfg.nnets = 1;
-	cfg.nets[0].id = ids[0];
+	cfg.nets[0].iface_id = ids[0];
 	cr_assert_eq(devices_attach(r, &kind_b, &cfg, 0, &env), 0);
 	cr_assert_eq(devices_count(r), 2);
 	cr_assert_eq(devices_find(r, "b", "x"), devices_at(r, 1));
@@ -269,7 +288,7 @@ Test(devices, a_failed_create_attaches_nothing_and_stops)
 
 	cfg.ndrives = 3;
 	for (int i = 0; i < 3; i++)
-		cfg.drives[i].id = ids[i];
+		cfg.drives[i].drive_id = ids[i];
 	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), -EIO);
 	cr_assert_str_eq(trace, "create a0;attach a0@0;fail-create broken;");
 	cr_assert_eq(devices_count(r), 1);
@@ -325,7 +344,7 @@ Test(devices, at_most_DEVICES_MAX)
 	cfg.ndrives = 1;
 	for (int i = 0; i <= DEVICES_MAX; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "d%d", i);
-		cfg.drives[0].id = ids[i];
+		cfg.drives[0].drive_id = ids[i];
 		cr_assert_eq(devices_attach(r, &kind_a, &cfg, 0, &env),
 			     i < DEVICES_MAX ? 0 : -ENOSPC);
 	}
@@ -333,20 +352,22 @@ Test(devices, at_most_DEVICES_MAX)
 	devices_destroy(r);
 }
 
-/* flint's kinds: slot order drives, interfaces, vsock; ids as
- * vm_config_cli gives them. */
+/* flint's kinds: slot order drives, interfaces, vsock; a device's id is
+ * its drive_id or iface_id. */
 Test(devices, flints_kinds_and_their_ids)
 {
-	char *drive_id = "root", *net_id = "uplink";
+	char *drive_ids[] = {"drive0", "root"}, *net_ids[] = {"uplink", "net1"};
 
 	cr_assert_eq(device_nkinds, 3);
 	cr_assert_str_eq(device_kinds[0]->name, "blk");
 	cr_assert_str_eq(device_kinds[1]->name, "net");
 	cr_assert_str_eq(device_kinds[2]->name, "vsock");
 	cfg.ndrives = 2;
-	cfg.drives[1].id = drive_id;
 	cfg.nnets = 2;
-	cfg.nets[0].id = net_id;
+	for (int i = 0; i < 2; i++) {
+		cfg.drives[i].drive_id = drive_ids[i];
+		cfg.nets[i].iface_id = net_ids[i];
+	}
 	cfg.vsock.enabled = true;
 	cr_assert_eq(devices_configured(device_kinds, device_nkinds, &cfg), 5);
 	const char *want[][2] = {{"drive0", "root"}, {"uplink", "net1"}, {"vsock", NULL}};
@@ -358,4 +379,56 @@ Test(devices, flints_kinds_and_their_ids)
 		}
 	cfg.vsock.enabled = false;
 	cr_assert_eq(device_kinds[2]->count(&cfg), 0);
+}
+
+/* An update reaches the device of that kind and id, with its index in the
+ * configuration; a kind without the hook, or an unknown id, is refused. */
+Test(devices, update_reaches_the_device_by_kind_and_id)
+{
+	struct devices *r = make();
+	char *ids[] = {"root", "data"}, *paths[] = {"old", "new.img"};
+	struct vm_err err = {0};
+
+	cfg.ndrives = 2;
+	cfg.nnets = 1;
+	for (int i = 0; i < 2; i++) {
+		cfg.drives[i].drive_id = ids[i];
+		cfg.drives[i].path_on_host = paths[i];
+	}
+	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
+	trace[0] = '\0';
+	cr_assert_eq(devices_update(r, "a", "data", &cfg, &err), 0);
+	cr_assert_str_eq(trace, "update data #1 new.img;");
+	cfg.drives[1].path_on_host = "bad";
+	cr_assert_eq(devices_update(r, "a", "data", &cfg, &err), -EIO);
+	cr_assert_str_eq(err.msg, "cannot use bad");
+	cr_assert_eq(devices_update(r, "a", "nothing", &cfg, &err), -ENOENT);
+	cr_assert_str_eq(err.msg, "no a 'nothing' in this VM");
+	cr_assert_eq(devices_update(r, "b", "b0", &cfg, &err), -EOPNOTSUPP);
+	cr_assert_str_eq(err.msg, "a other thing cannot be changed while the VM runs");
+	devices_destroy(r);
+}
+
+static void sum_counter(void *ctx, const char *name, uint64_t v)
+{
+	note("%s=%llu;", name, (unsigned long long)v);
+	*(uint64_t *)ctx += v;
+}
+
+Test(devices, counters_come_from_the_kind)
+{
+	struct devices *r = make();
+	uint64_t sum = 0;
+
+	cfg.ndrives = 2;
+	cfg.nnets = 1;
+	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
+	trace[0] = '\0';
+	device_counters(devices_at(r, 1), sum_counter, &sum);
+	cr_assert_str_eq(trace, "index=1;answer=42;");
+	cr_assert_eq(sum, 43);
+	trace[0] = '\0';
+	device_counters(devices_at(r, 2), sum_counter, &sum);
+	cr_assert_str_eq(trace, "", "kind b has no counters");
+	devices_destroy(r);
 }

@@ -1,0 +1,92 @@
+/* The virtio-net interface kind: the configuration's interfaces, eth0 first. */
+#include <string.h>
+
+#include "core/device_kinds.h"
+#include "net/net.h"
+
+#define ULL(x) ((unsigned long long)(x))
+
+static unsigned net_count(const struct vm_config *c)
+{
+	return c->nnets;
+}
+
+static char *net_id(const struct vm_config *c, unsigned i)
+{
+	return strdup(c->nets[i].iface_id);
+}
+
+static int net_kind_create(const struct vm_config *c, unsigned i, const char *id,
+			   const struct device_env *env, struct device_new *out)
+{
+	const struct vmc_net *n = &c->nets[i];
+	struct net_params p = {.tap = n->host_dev_name,
+			       .id = id,
+			       .mac = n->has_guest_mac ? n->guest_mac : NULL,
+			       .loop = env->loop};
+	struct net *net = NULL;
+	int r;
+
+	if ((r = net_create(&net, &p)) < 0)
+		return r;
+	*out = (struct device_new){.priv = net, .ops = &net_ops, .front = net};
+	return 0;
+}
+
+static void net_kind_destroy(void *dev)
+{
+	net_destroy(dev);
+}
+
+static void net_print_stats(const struct device *d)
+{
+	struct virtio_mmio_queue_stats rx, tx;
+	struct net_stats ns;
+
+	device_queue_stats(d, 0, &rx);
+	device_queue_stats(d, 1, &tx);
+	net_get_stats(device_priv(d), &ns);
+	pr_info("eth%u: rx packets=%llu bytes=%llu; tx packets=%llu bytes=%llu "
+		"malformed=%llu; rx dropped=%llu bad-buffers=%llu; errors rx=%llu tx=%llu "
+		"protocol=%llu; rx-waits=%llu; "
+		"interrupts rx=%llu tx=%llu; notifications rx=%llu tx=%llu",
+		device_index(d), ULL(ns.rx_packets), ULL(ns.rx_bytes), ULL(ns.tx_packets),
+		ULL(ns.tx_bytes), ULL(ns.tx_malformed), ULL(ns.rx_dropped), ULL(ns.rx_bad_buffers),
+		ULL(ns.rx_errors), ULL(ns.tx_errors), ULL(ns.protocol_errors),
+		ULL(ns.rx_no_buffers), ULL(rx.interrupts), ULL(tx.interrupts),
+		ULL(rx.notifications), ULL(tx.notifications));
+}
+
+/* Firecracker's net metric names where it has one. */
+static void net_counters(const struct device *d, device_counter_fn emit, void *ctx)
+{
+	struct virtio_mmio_queue_stats rx, tx;
+	struct net_stats ns;
+
+	device_queue_stats(d, 0, &rx);
+	device_queue_stats(d, 1, &tx);
+	net_get_stats(device_priv(d), &ns);
+	emit(ctx, "rx_packets_count", ns.rx_packets);
+	emit(ctx, "rx_bytes_count", ns.rx_bytes);
+	emit(ctx, "tx_packets_count", ns.tx_packets);
+	emit(ctx, "tx_bytes_count", ns.tx_bytes);
+	emit(ctx, "tx_malformed_frames", ns.tx_malformed);
+	emit(ctx, "rx_fails", ns.rx_errors);
+	emit(ctx, "tx_fails", ns.tx_errors);
+	emit(ctx, "rx_dropped", ns.rx_dropped);
+	emit(ctx, "no_rx_avail_buffer", ns.rx_no_buffers);
+	emit(ctx, "event_fails", ns.protocol_errors);
+	emit(ctx, "rx_queue_event_count", rx.notifications);
+	emit(ctx, "tx_queue_event_count", tx.notifications);
+}
+
+const struct device_kind net_kind = {
+    .name = "net",
+    .label = "network interface",
+    .count = net_count,
+    .id = net_id,
+    .create = net_kind_create,
+    .destroy = net_kind_destroy,
+    .print_stats = net_print_stats,
+    .counters = net_counters,
+};

@@ -14,8 +14,9 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
 	$(CC) $(TEST_TOOL_CFLAGS) -o $@ $<
 
 $(BUILD)/test-initrd.cpio.gz: $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs/gen_init_cpio $(TEST_TOOLS)
-	for t in $(TEST_TOOLS); do echo "file /bin/$${t##*/} $$PWD/$$t 0755 0 0"; done >$@.list
-	{ cat $(BUILD)/initramfs.cpio.gz; \
-	  $(BUILD)/rootfs/gen_init_cpio -t 0 $@.list | gzip -n; } >$@.tmp
+	for t in $(abspath $(TEST_TOOLS)); do echo "file /bin/$${t##*/} $$t 0755 0 0"; done >$@.list
+	$(BUILD)/rootfs/gen_init_cpio -t 0 $@.list >$@.cpio
+	{ cat $(BUILD)/initramfs.cpio.gz; gzip -n <$@.cpio; } >$@.tmp
+	rm -f $@.cpio
 	rm -f $@.list
 	mv $@.tmp $@

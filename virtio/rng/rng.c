@@ -1,0 +1,422 @@
+/* virtio-rng; see rng.h. Requests are popped one at a time, charged to the
+ * rate limiter, filled with getrandom(2) straight into guest memory (the
+ * segments vq_pop validated) and given back.
+ *
+ * Throttling. A request the limiter refuses stays popped in r->chain and
+ * the queue stops behind it, with notifications off: the guest's kicks cost
+ * no exit meanwhile. One timer (timer_op) is armed for ratelimit_wait_ns();
+ * when it fires the loop takes the queue up again. A new limit
+ * (rng_set_ratelimit, on another thread) may let the kept request pass
+ * sooner: that thread writes kick_fd, which the loop polls once a timer has
+ * been armed, and the loop cancels the timer and looks again at once.
+ *
+ * Threads and locking as blk.c: one mutex over everything that changes;
+ * host->used and host->needs_reset are called with it held (they take no
+ * lock, virtio.h). Ops are submitted on the loop thread only (notify, the
+ * timer and the poll), as blk.c does; reset on a vCPU thread leaves the
+ * timer to fire into nothing. */
+#include "rng/rng.h"
+
+#include <errno.h>
+#include <linux/time_types.h>
+#include <linux/virtio_ids.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "rng/rng_test.h"
+
+struct rng {
+	struct evloop *loop;
+	uint64_t (*now)(void);
+	int kick_fd;		     /* eventfd: a new limit, to the loop */
+	struct ev_op timer_op;	     /* the kept request's wait */
+	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
+	struct __kernel_timespec ts; /* timer_op's; read at the loop's next turn */
+
+	pthread_mutex_t lock; /* everything below */
+	bool active;	      /* activated, not reset */
+	bool broken;	      /* needs_reset asked: pop nothing more */
+	bool timer_armed;     /* timer_op submitted, its done() not yet run */
+	bool timer_rearm;     /* timer_op cancelled by a new limit: look again */
+	bool held;	      /* chain is popped and waits for the limiter */
+	bool held_counted;    /* and was counted as throttled */
+	bool logged_ring, logged_req, logged_host, logged_timer;
+	uint32_t held_len; /* bytes the kept request will get */
+	struct vq *vq;
+	struct virtio_host host;
+	struct ratelimit rl;
+	struct vq_chain chain;
+	struct vq_seg segs[VQ_MAX_INDIRECT];
+	struct rng_stats stats;
+};
+
+/* Calls to the transport, made once per batch, with the lock held. */
+struct after {
+	struct virtio_host host;
+	bool used, reset;
+};
+
+static void run_after(const struct after *a)
+{
+	if (a->reset && a->host.needs_reset)
+		a->host.needs_reset(a->host.t);
+	if (a->used && a->host.used)
+		a->host.used(a->host.t, 0);
+}
+
+static void protocol_error(struct rng *r, struct after *a, int err)
+{
+	r->stats.protocol_errors++;
+	r->broken = true;
+	a->reset = true;
+	if (!r->logged_ring)
+		pr_err("entropy: guest broke the queue (%s); device needs reset", strerror(-err));
+	r->logged_ring = true;
+}
+
+static void push(struct rng *r, struct after *a, uint16_t head, uint32_t len)
+{
+	if (vq_push(r->vq, head, len) == 0)
+		a->used = true;
+}
+
+/* Fill the first len writable bytes of c from the host. Returns 0 or
+ * -errno (the guest then gets nothing). */
+static int fill(const struct vq_chain *c, uint32_t len)
+{
+	for (uint32_t i = 0; i < c->nseg && len; i++) {
+		uint8_t *p = c->seg[i].host;
+		uint32_t n = c->seg[i].len < len ? c->seg[i].len : len;
+
+		len -= n;
+		while (n) {
+			/* Never blocks the loop: a host whose pool is not
+			 * ready yet fails the request instead. EINTR: a vCPU
+			 * kick, when notify came on a vCPU thread. */
+			ssize_t got = getrandom(p, n, GRND_NONBLOCK);
+
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return got < 0 ? -errno : -EIO;
+			p += got;
+			n -= (uint32_t)got;
+		}
+	}
+	return 0;
+}
+
+static void timer_done(struct ev_op *op, int res);
+
+/* Arm timer_op for wait ns, and the poll that lets a new limit cut the
+ * wait short. Lock held, loop thread. When the timer cannot be armed,
+ * notifications go back on, so that the guest's next kick tries again. */
+static void arm_timer(struct rng *r, uint64_t wait)
+{
+	int err;
+
+	if (r->timer_armed)
+		return;
+	if (!evloop_pending(&r->kick_op)) {
+		err = evloop_poll(r->loop, &r->kick_op, r->kick_fd, POLLIN);
+		if (err < 0 && err != -ESHUTDOWN)
+			pr_err("entropy: cannot poll for new limits: %s", strerror(-err));
+	}
+	r->ts = (struct __kernel_timespec){.tv_sec = (long long)(wait / 1000000000u),
+					   .tv_nsec = (long long)(wait % 1000000000u)};
+	err = evloop_timeout(r->loop, &r->timer_op, &r->ts);
+	if (err == 0) {
+		r->timer_armed = true;
+		return;
+	}
+	if (err != -ESHUTDOWN && !r->logged_timer) {
+		pr_err("entropy: cannot arm the rate limiter's timer: %s", strerror(-err));
+		r->logged_timer = true;
+	}
+	vq_enable_notify(r->vq);
+}
+
+/* Take the next chain into r->chain as the kept request. Returns 1, 0 when
+ * the queue is empty (notifications back on), or -errno for a broken
+ * queue. Chains no request can use are given back empty here. */
+static int take(struct rng *r, struct after *a)
+{
+	for (;;) {
+		int n;
+
+		r->chain = (struct vq_chain){.seg = r->segs, .cap = ARRAY_SIZE(r->segs)};
+		n = vq_pop(r->vq, &r->chain);
+		if (n < 0)
+			return n;
+		if (n == 0) {
+			vq_enable_notify(r->vq);
+			if (!vq_has_work(r->vq))
+				return 0;
+			vq_disable_notify(r->vq);
+			continue;
+		}
+		if (r->chain.readable || !r->chain.writable) {
+			r->stats.errors++;
+			if (!r->logged_req)
+				pr_err("entropy: a request with %s; given back empty",
+				       r->chain.readable ? "a device-readable buffer"
+							 : "no writable byte");
+			r->logged_req = true;
+			push(r, a, r->chain.head, 0);
+			continue;
+		}
+		r->held = true;
+		r->held_counted = false;
+		r->held_len = r->chain.writable < RNG_REQ_MAX ? r->chain.writable : RNG_REQ_MAX;
+		return 1;
+	}
+}
+
+/* Answer requests until the queue is empty or the limiter says wait. Lock
+ * held, loop thread. */
+static void process(struct rng *r, struct after *a)
+{
+	if (!r->active || r->broken)
+		return;
+	if (r->held && r->timer_armed)
+		return; /* the timer takes it up */
+	vq_disable_notify(r->vq);
+	for (;;) {
+		uint64_t now;
+		int err;
+
+		if (!r->held) {
+			err = take(r, a);
+			if (err < 0)
+				protocol_error(r, a, err);
+			if (err <= 0)
+				return;
+		}
+		now = r->now();
+		if (!ratelimit_consume(&r->rl, now, r->held_len, 1)) {
+			if (!r->held_counted)
+				r->stats.rate_limiter_throttled++;
+			r->held_counted = true;
+			arm_timer(r, ratelimit_wait_ns(&r->rl, now, r->held_len, 1));
+			return;
+		}
+		r->held = false;
+		err = fill(&r->chain, r->held_len);
+		if (err < 0) {
+			r->stats.errors++;
+			if (!r->logged_host)
+				pr_err("entropy: getrandom: %s; request given back empty",
+				       strerror(-err));
+			r->logged_host = true;
+			push(r, a, r->chain.head, 0);
+			continue;
+		}
+		r->stats.requests++;
+		r->stats.bytes += r->held_len;
+		push(r, a, r->chain.head, r->held_len);
+	}
+}
+
+/* The kept request's wait is over, or a new limit cancelled the timer
+ * (res -ECANCELED with timer_rearm set). Any other -ECANCELED: the loop is
+ * stopping and takes no new op. */
+static void timer_done(struct ev_op *op, int res)
+{
+	struct rng *r = container_of(op, struct rng, timer_op);
+	struct after a = {.used = false};
+	bool again;
+
+	pthread_mutex_lock(&r->lock);
+	again = res != -ECANCELED || r->timer_rearm;
+	r->timer_armed = r->timer_rearm = false;
+	if (again) {
+		a.host = r->host;
+		process(r, &a);
+		run_after(&a);
+	} else if (r->held && r->active && !r->broken) {
+		/* The loop stops and drops the timer: should it run again,
+		 * the guest's next kick takes the kept request up. */
+		vq_enable_notify(r->vq);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* rng_set_ratelimit changed the limit: a kept request looks again now. */
+static void kick_done(struct ev_op *op, int res)
+{
+	struct rng *r = container_of(op, struct rng, kick_op);
+	struct after a = {.used = false};
+	uint64_t v;
+
+	if (res < 0)
+		return; /* the loop is stopping; the next timer polls again */
+	if (read(r->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_err("entropy: reading its eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&r->lock);
+	if (r->timer_armed) {
+		/* Its done() runs next, once, and processes. */
+		if (!r->timer_rearm && evloop_cancel(r->loop, &r->timer_op) == 0)
+			r->timer_rearm = true;
+	} else {
+		a.host = r->host;
+		process(r, &a);
+		run_after(&a);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static uint64_t rng_features(void *dev)
+{
+	(void)dev;
+	return 0;
+}
+
+static void rng_config_read(void *dev, uint64_t off, void *data, uint32_t len)
+{
+	/* No configuration space. */
+	(void)dev, (void)off;
+	memset(data, 0, len);
+}
+
+static void rng_config_write(void *dev, uint64_t off, const void *data, uint32_t len)
+{
+	(void)dev, (void)off, (void)data, (void)len;
+}
+
+static int rng_activate(void *dev, uint64_t features, struct vq *queues,
+			const struct virtio_host *host)
+{
+	struct rng *r = dev;
+
+	(void)features;
+	if (!queues[0].ready || queues[0].size > RNG_QUEUE_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	r->vq = &queues[0];
+	r->host = *host;
+	r->active = true;
+	r->broken = r->held = false;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* Drop the kept request: the guest has forgotten it. A timer still armed
+ * finds nothing to do. */
+static void rng_reset(void *dev)
+{
+	struct rng *r = dev;
+
+	pthread_mutex_lock(&r->lock);
+	r->active = r->broken = r->held = false;
+	r->vq = NULL;
+	r->host = (struct virtio_host){0};
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void rng_notify(void *dev, unsigned q)
+{
+	struct rng *r = dev;
+	struct after a = {.used = false};
+
+	if (q != 0)
+		return;
+	pthread_mutex_lock(&r->lock);
+	a.host = r->host;
+	process(r, &a);
+	run_after(&a);
+	pthread_mutex_unlock(&r->lock);
+}
+
+const struct virtio_dev_ops rng_ops = {
+    .device_id = VIRTIO_ID_RNG,
+    .num_queues = 1,
+    .queue_max = RNG_QUEUE_MAX,
+    .features = rng_features,
+    .config_read = rng_config_read,
+    .config_write = rng_config_write,
+    .activate = rng_activate,
+    .reset = rng_reset,
+    .notify = rng_notify,
+};
+
+/* rng_test_set_clock (rng_test.h): NULL but in tests. */
+static uint64_t (*test_clock)(void);
+
+void rng_test_set_clock(uint64_t (*now)(void))
+{
+	test_clock = now;
+}
+
+int rng_create(struct rng **out, const struct rng_params *p)
+{
+	struct rng *r;
+	int err;
+
+	*out = NULL;
+	if (!p->loop)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->loop = p->loop;
+	r->now = test_clock ? test_clock : now_ns;
+	r->timer_op = (struct ev_op){.done = timer_done};
+	r->kick_op = (struct ev_op){.done = kick_done};
+	err = ratelimit_init(&r->rl, &p->rate_limiter, r->now());
+	if (err) {
+		pr_err("entropy: rate limiter: a value is over %lld", (long long)INT64_MAX);
+		goto err_free;
+	}
+	r->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->kick_fd < 0) {
+		err = -errno;
+		pr_err("entropy: eventfd: %s", strerror(errno));
+		goto err_free;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	*out = r;
+	return 0;
+
+err_free:
+	free(r);
+	return err;
+}
+
+void rng_destroy(struct rng *r)
+{
+	if (!r)
+		return;
+	if (evloop_pending(&r->timer_op) || evloop_pending(&r->kick_op)) {
+		/* The loop still runs, or never ran and still holds them. */
+		pr_err("entropy: destroyed while the event loop holds its timer or poll");
+		return;
+	}
+	close_fd(&r->kick_fd);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg)
+{
+	static const uint64_t one = 1;
+	int err;
+
+	pthread_mutex_lock(&r->lock);
+	err = ratelimit_update(&r->rl, cfg, r->now());
+	if (err == 0 && r->held && write(r->kick_fd, &one, sizeof(one)) < 0)
+		err = -errno; /* the counter is full: a kick is already waiting */
+	pthread_mutex_unlock(&r->lock);
+	return err == -EAGAIN ? 0 : err;
+}
+
+void rng_get_stats(struct rng *r, struct rng_stats *out)
+{
+	pthread_mutex_lock(&r->lock);
+	*out = r->stats;
+	pthread_mutex_unlock(&r->lock);
+}

@@ -480,22 +480,40 @@ static int make_devices(struct jail_fs *j)
 	return 0;
 }
 
-/* The --vsock socket's directories, each new, the tenant's at the handover
- * (flint binds the socket there). */
-static int make_vsock_dirs(struct jail_fs *j, const char *vsock_path)
+/* A socket's directory this run already made in `parent` (for another
+ * socket: the API's /run and a vsock socket's /run/v), or -1. */
+static int socket_dir(const struct jail_fs *j, int parent, const char *name)
+{
+	for (unsigned i = 0; i < j->nmade; i++)
+		if (j->made[i].parent == parent && j->made[i].dir && j->made[i].socket &&
+		    !strcmp(j->made[i].name, name))
+			return i;
+	return -1;
+}
+
+/* The directories of a socket flint binds (--vsock uds=, the API socket),
+ * the tenant's at the handover. Each is new, or one made for the other
+ * socket; a name already in the jail otherwise (dev, a staged file) is
+ * refused. */
+static int make_socket_dirs(struct jail_fs *j, const char *sock_path, const char *step)
 {
 	char dirs[PATH_MAX], *save = NULL;
-	int parent = j->root;
+	int parent = j->root, d;
 
-	snprintf(dirs, sizeof(dirs), "%s", vsock_path);
+	snprintf(dirs, sizeof(dirs), "%s", sock_path);
 	*strrchr(dirs, '/') = '\0';
 	for (char *c = strtok_r(dirs, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
 		if (!strcmp(c, "."))
 			continue;
-		if ((parent = make_dir(j, parent, c, 0755, true, "vsock directory",
+		if ((d = socket_dir(j, parent, c)) >= 0) {
+			parent = d;
+			continue;
+		}
+		if ((parent = make_dir(j, parent, c, 0755, true, step,
 				       "already in the jail: give the socket a path of its own")) <
 		    0)
 			return parent;
+		j->made[parent].socket = true;
 	}
 	return 0;
 }
@@ -536,7 +554,10 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 			return r;
 	if ((r = make_devices(j)) < 0)
 		return r;
-	if (p->vsock_path[0] && (r = make_vsock_dirs(j, p->vsock_path)) < 0)
+	if (p->api_sock_path[0] &&
+	    (r = make_socket_dirs(j, p->api_sock_path, "API socket directory")) < 0)
+		return r;
+	if (p->vsock_path[0] && (r = make_socket_dirs(j, p->vsock_path, "vsock directory")) < 0)
 		return r;
 	if (p->run_tmp && (r = make_dir(j, j->root, "tmp", 0700, true, "flint run /tmp", NULL)) < 0)
 		return r;

@@ -13,7 +13,7 @@
  * - each staged file is opened once, by path as uid:gid (so its whole path
  *   is resolved with their permissions), checked on that descriptor, and
  *   linked or copied through it;
- * - the tenant's entries (device nodes, the vsock socket's directories,
+ * - the tenant's entries (device nodes, the sockets' directories,
  *   flint run's /tmp) and then the root are given to uid:gid last, with
  *   fchown on held descriptors;
  * - a failure removes what was made by (held directory, name), never by
@@ -38,6 +38,7 @@ struct fs_entry {
 	int fd;	    /* the entry itself (directories, device nodes, the pid file), or -1 */
 	bool dir;
 	bool tenant; /* given to uid:gid at the handover */
+	bool socket; /* a directory made for a socket flint binds */
 };
 
 struct jail_fs {
@@ -72,8 +73,8 @@ const char *fs_root_path(const struct jail_fs *j);
  * top level (each opened once as uid:gid, which must be allowed to use it
  * as flint will; hard-linked through that descriptor when on the same file
  * system, else copied from it with owner, group and mode kept), make /dev
- * with kvm, net/tun and urandom, the vsock socket's directories and flint
- * run's /tmp, and, with pid_file, create <exec name>.pid for
+ * with kvm, net/tun and urandom, the directories of the API socket and of
+ * the vsock socket and flint run's /tmp, and, with pid_file, create <exec name>.pid for
  * fs_write_pid. 0 or -errno (printed). */
 int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file) WARN_UNUSED;
 

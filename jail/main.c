@@ -222,6 +222,9 @@ int main(int argc, char **argv)
 	/* Last before flint: the tenant's entries, then the root. */
 	if (fs_handover(&jfs) < 0)
 		goto fail;
+	if (plan.api_sock_path[0])
+		fprintf(stderr, "flint-jail: API socket at %s%s\n", fs_root_path(&jfs),
+			plan.api_sock_path);
 	if (plan.vsock_path[0])
 		fprintf(stderr, "flint-jail: vsock socket at %s%s\n", fs_root_path(&jfs),
 			plan.vsock_path);

@@ -9,17 +9,17 @@
 /* flint's options (runner/config/cli.c) and what their values are to the
  * jail. An option added to flint without an entry here passes through
  * unchanged. */
-enum kind { K_FLAG, K_VALUE, K_PATH, K_DRIVE, K_VSOCK, K_MEM };
+enum kind { K_FLAG, K_VALUE, K_PATH, K_DRIVE, K_VSOCK, K_MEM, K_SOCKET };
 
 static const struct {
 	const char *name;
 	enum kind kind;
 } flint_opts[] = {
-    {"kernel", K_PATH},	 {"initrd", K_PATH},   {"rootfs", K_PATH},  {"drive", K_DRIVE},
-    {"vsock", K_VSOCK},	 {"mem", K_MEM},       {"vcpus", K_VALUE},  {"cmdline", K_VALUE},
-    {"append", K_VALUE}, {"console", K_VALUE}, {"net", K_VALUE},    {"timeout", K_VALUE},
-    {"timings", K_FLAG}, {"stats", K_FLAG},    {"verbose", K_FLAG}, {"check-kvm", K_FLAG},
-    {"help", K_FLAG},	 {"version", K_FLAG},
+    {"kernel", K_PATH},	 {"initrd", K_PATH},   {"rootfs", K_PATH},     {"drive", K_DRIVE},
+    {"vsock", K_VSOCK},	 {"mem", K_MEM},       {"vcpus", K_VALUE},     {"cmdline", K_VALUE},
+    {"append", K_VALUE}, {"console", K_VALUE}, {"net", K_VALUE},       {"timeout", K_VALUE},
+    {"timings", K_FLAG}, {"stats", K_FLAG},    {"verbose", K_FLAG},    {"check-kvm", K_FLAG},
+    {"help", K_FLAG},	 {"version", K_FLAG},  {"api-sock", K_SOCKET}, {"no-api", K_FLAG},
 };
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) PRINTF(4, 5);
@@ -93,10 +93,13 @@ static int push(char **out, int *n, char *s)
 	return 0;
 }
 
-/* In-jail path of a vsock socket: absolute (flint's working directory in
- * the jail is its root), with no way up. */
+/* In-jail path of a socket (--vsock uds=, --api-sock): absolute (flint's
+ * working directory in the jail is its root), with no way up, naming a
+ * file (not "", ".", or a path ending in '/'). */
 static int jail_socket_path(const char *uds, char *out, size_t len)
 {
+	const char *base;
+
 	if ((size_t)snprintf(out, len, "%s%s", *uds == '/' ? "" : "/", uds) >= len)
 		return -ENAMETOOLONG;
 	for (const char *part = out + 1; part;) {
@@ -106,7 +109,8 @@ static int jail_socket_path(const char *uds, char *out, size_t len)
 			return -EINVAL;
 		part = slash ? slash + 1 : NULL;
 	}
-	return 0;
+	base = strrchr(out, '/') + 1;
+	return !*base || !strcmp(base, ".") ? -EINVAL : 0;
 }
 
 /* A --drive or --vsock value with its path= or uds= rewritten. */
@@ -134,8 +138,8 @@ static char *rewrite_spec(struct plan *p, enum kind kind, const char *spec, char
 		snprintf(jailed, sizeof(jailed), "/%s", p->files[i].name);
 	} else if (path) {
 		if (jail_socket_path(path, jailed, sizeof(jailed)) < 0) {
-			fail(err, errlen, -EINVAL, "--vsock uds=%s: expected a path without '..'",
-			     path);
+			fail(err, errlen, -EINVAL,
+			     "--vsock uds=%s: expected a socket path without '..'", path);
 			goto bad;
 		}
 		snprintf(p->vsock_path, sizeof(p->vsock_path), "%s", jailed);
@@ -210,6 +214,17 @@ static char *rewrite_value(struct plan *p, enum kind kind, const char *name, con
 	case K_DRIVE:
 	case K_VSOCK:
 		return rewrite_spec(p, kind, val, err, errlen);
+	case K_SOCKET: {
+		char *s;
+		if (jail_socket_path(val, p->api_sock_path, sizeof(p->api_sock_path)) < 0) {
+			fail(err, errlen, -EINVAL, "--%s %s: expected a socket path without '..'",
+			     name, val);
+			return NULL;
+		}
+		if (!(s = strdup(p->api_sock_path)))
+			fail(err, errlen, -ENOMEM, "out of memory");
+		return s;
+	}
 	case K_MEM:
 		p->mem = guest_mem(val);
 		break;
@@ -263,7 +278,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, int 
 	       char *const *argv, char *err, size_t errlen)
 {
 	bool run = argc > 0 && !strcmp(argv[0], "run"), kernel = false, rootfs = false,
-	     vsock = false;
+	     vsock = false, api_sock = false, no_api = false;
 	char *extra[4];
 	int nextra = 0, i = run ? 1 : 0, r;
 
@@ -296,6 +311,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, int 
 		size_t nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
 		int k = lookup(a + 2, nlen);
 		enum kind kind = k >= 0 ? flint_opts[k].kind : K_FLAG;
+		no_api |= k >= 0 && !strcmp(flint_opts[k].name, "no-api");
 		if (kind == K_FLAG || (!eq && i + 1 == argc)) {
 			if (push(p->argv, &p->argc, strdup(a)) < 0)
 				return fail(err, errlen, -ENOMEM, "out of memory");
@@ -305,6 +321,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, int 
 		kernel |= !strcmp(name, "kernel");
 		rootfs |= !strcmp(name, "rootfs");
 		vsock |= kind == K_VSOCK;
+		api_sock |= kind == K_SOCKET;
 		char *nv = rewrite_value(p, kind, name, val, err, errlen), *s = NULL;
 		if (!nv)
 			return -EINVAL;
@@ -338,6 +355,13 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, int 
 	p->argc += nextra;
 	p->argv[p->argc] = NULL;
 	p->run_tmp = run && !vsock;
+	/* flint serves the API on its default socket unless told otherwise:
+	 * its directory is made in the jail as for --api-sock. */
+	if (!run && !no_api && !api_sock)
+		snprintf(p->api_sock_path, sizeof(p->api_sock_path), "%s", PLAN_DEFAULT_API_SOCK);
+	if (p->api_sock_path[0] && !strcmp(p->api_sock_path, p->vsock_path))
+		return fail(err, errlen, -EINVAL, "the API socket and the vsock socket are both %s",
+			    p->vsock_path);
 	return 0;
 }
 

@@ -8,9 +8,10 @@
  * runner/config/home.h), which flint cannot find from inside a jail with no
  * /proc or environment, so they are passed explicitly. Each is staged at the
  * jail's top level under its own name (numbered when two names collide) and the
- * argument points there. The --vsock socket's directory is made inside the
- * jail. Options the plan does not know pass through untouched and nothing
- * they name is staged. */
+ * argument points there. The directories of the --vsock socket and of the
+ * API socket (--api-sock, or flint's default when flint serves the API)
+ * are made inside the jail. Options the plan does not know pass through
+ * untouched and nothing they name is staged. */
 #ifndef FLINT_JAIL_PLAN_H
 #define FLINT_JAIL_PLAN_H
 
@@ -22,6 +23,9 @@
 #include "config/cli.h"
 #include "config/home.h"
 #include "core/util.h"
+
+/* flint's API socket when --api-sock is not given (runner/api/, issue 11). */
+#define PLAN_DEFAULT_API_SOCK "/run/flint.socket"
 
 /* The exec file, kernel, initrd, flint run's root image and the drives. */
 #define PLAN_MAX_FILES (MAX_DRIVES + 4)
@@ -40,8 +44,11 @@ struct plan {
 	struct plan_file files[PLAN_MAX_FILES]; /* files[0] is the exec file */
 	unsigned nfiles;
 	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without --vsock */
-	bool run_tmp;		   /* flint run makes its private socket directory in /tmp */
-	uint64_t mem;		   /* guest memory from --mem, or flint's default */
+	/* In-jail path of the API socket: --api-sock's, else flint's default;
+	 * "" when flint serves no API (flint run, --no-api). */
+	char api_sock_path[PATH_MAX];
+	bool run_tmp; /* flint run makes its private socket directory in /tmp */
+	uint64_t mem; /* guest memory from --mem, or flint's default */
 };
 
 /* Build the plan for exec_file (host path) and flint's arguments. flint

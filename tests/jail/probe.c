@@ -7,7 +7,9 @@
  * With "wait" as an argument it then blocks until stdin closes, so the test
  * can read /proc/<pid>/status and /proc/<pid>/cgroup from outside; "sleep N"
  * waits N seconds more (for --daemonize, whose stdin is /dev/null); "exit N"
- * sets the exit status. */
+ * sets the exit status. Given "--api-sock PATH", as flint is, it binds a
+ * Unix socket there ("bind=ok" or the error) before the walk, so the test
+ * can find it from the host. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -16,8 +18,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -38,10 +42,11 @@ static void walk(const char *dir, int depth)
 		if (lstat(path, &st) < 0)
 			continue;
 		printf("file=%s %c %u:%u %o\n", path,
-		       S_ISDIR(st.st_mode)   ? 'd'
-		       : S_ISCHR(st.st_mode) ? 'c'
-		       : S_ISREG(st.st_mode) ? 'f'
-					     : '?',
+		       S_ISDIR(st.st_mode)    ? 'd'
+		       : S_ISCHR(st.st_mode)  ? 'c'
+		       : S_ISREG(st.st_mode)  ? 'f'
+		       : S_ISSOCK(st.st_mode) ? 's'
+					      : '?',
 		       (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
 		if (S_ISDIR(st.st_mode))
 			walk(path, depth + 1);
@@ -49,6 +54,19 @@ static void walk(const char *dir, int depth)
 out:
 	if (d)
 		closedir(d);
+}
+
+/* Bind and listen on a Unix socket at path, as flint's API does. */
+static void bind_socket(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0)
+		printf("bind=%m\n");
+	else
+		printf("bind=ok\n");
 }
 
 int main(int argc, char **argv)
@@ -59,6 +77,7 @@ int main(int argc, char **argv)
 	gid_t rg, eg, sg;
 	struct rlimit nofile, fsize;
 	int status = 0, wait_stdin = 0, sleep_s = 0, bnd = 0, env = 0;
+	const char *api_sock = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "wait"))
@@ -67,6 +86,8 @@ int main(int argc, char **argv)
 			status = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "sleep") && i + 1 < argc)
 			sleep_s = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--api-sock") && i + 1 < argc)
+			api_sock = argv[i + 1];
 	}
 	getresuid(&r, &e, &s);
 	getresgid(&rg, &eg, &sg);
@@ -96,6 +117,8 @@ int main(int argc, char **argv)
 	printf("kvm=%s\n", kvm >= 0 ? "opens" : "fails");
 	if (kvm >= 0)
 		close(kvm);
+	if (api_sock)
+		bind_socket(api_sock);
 	walk("/", 0);
 	printf("end\n");
 	fflush(stdout);

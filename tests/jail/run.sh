@@ -126,10 +126,43 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 [ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
 [ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v/sock" "$ERR" &&
 	why="no host path of the vsock socket"
+# No --api-sock: flint's default socket's directory, /run, shared with vsock.
+[ -z "$why" ] && ! grep -qx "flint-jail: API socket at $R/run/flint.socket" "$ERR" &&
+	why="no host path of the default API socket"
 [ -z "$why" ] && [ "$(stat -c %h "$T/files/vmlinux")" != 2 ] && why="kernel not hard-linked"
 [ -z "$why" ] && [ "$(mounted)" != 0 ] && why="$BASE still mounted"
 [ -z "$why" ] && ! rm -rf "$BASE/probe/view" && why="the jail cannot be removed"
 [ -z "$why" ] && ok "jailed-view" || bad "jailed-view" "$why"
+
+# --- --api-sock: passed through, the socket inside the jail -------------
+# The probe binds the socket flint would; the host finds it where the
+# jailer says.
+jail --id api --exec-file "$PROBE" $ID -- --api-sock api/flint.sock --kernel "$T/files/vmlinux"
+R=$BASE/probe/api/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "arg=--api-sock" "arg=/api/flint.sock" "arg=/vmlinux" bind=ok \
+	"file=/api d $U:$U 755" "file=/api/flint.sock s $U:$U 755"
+[ -z "$why" ] && grep -q "^file=/run" "$OUT" && why="/run made besides --api-sock's directory"
+host=$(sed -n 's/^flint-jail: API socket at //p' "$ERR")
+[ -z "$why" ] && [ "$host" != "$R/api/flint.sock" ] && why="API socket at '$host'"
+[ -z "$why" ] && [ ! -S "$host" ] && why="no socket at $host"
+rm -rf "$BASE/probe/api"
+[ -z "$why" ] && ok api-sock || bad api-sock "$why"
+
+# flint run and --no-api: no API socket, no directory for it.
+for c in "no-api:--no-api --kernel $T/files/vmlinux" \
+	"run:run --kernel $T/files/vmlinux --rootfs $T/files/disk.img"; do
+	name=${c%%:*}
+	# shellcheck disable=SC2086
+	jail --id "$name" --exec-file "$PROBE" $ID -- ${c#*:}
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && grep -q "^file=/run" "$OUT" && why="/run made"
+	[ -z "$why" ] && grep -q "API socket" "$ERR" && why="an API socket announced"
+	rm -rf "$BASE/probe/$name"
+	[ -z "$why" ] && ok "api-sock-$name" || bad "api-sock-$name" "$why"
+done
 
 # --- from outside: /proc/<pid>/status, cgroup, root, rlimits ------------
 OWN=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
@@ -160,7 +193,8 @@ else
 	[ "$lim" = $((200 << 20)) ] || why="${why}memory.limit_in_bytes $lim; "
 	grep -q "^Max open files *2048 *2048" "/proc/$pid/limits" || why="${why}no-file not 2048; "
 	seen=$(ls -A "/proc/$pid/root/" | tr '\n' ' ')
-	[ "$seen" = "dev probe " ] || why="${why}its / holds $seen; "
+	# run: the default API socket's directory.
+	[ "$seen" = "dev probe run " ] || why="${why}its / holds $seen; "
 	exec 8>&-
 	wait $pid
 	[ "$(mounted)" = 0 ] || why="${why}still mounted; "
@@ -252,6 +286,12 @@ echo kernel >"$T/closed/vmlinux"
 chmod 644 "$T/closed/vmlinux"
 check_fails unreachable "flint-jail: stage: $T/closed/vmlinux: uid $U gid $U cannot reach it" \
 	--id c --exec-file "$PROBE" $ID -- --kernel "$T/closed/vmlinux"
+check_fails api-sock-in-dev "flint-jail: API socket directory: $BASE/probe/a/root/dev: \
+already in the jail" --id a --exec-file "$PROBE" $ID -- --api-sock /dev/api.sock
+rm -rf "$BASE/probe/a"
+check_fails api-sock-up "flint-jail: flint arguments: --api-sock ../api.sock: expected a \
+socket path" --id a --exec-file "$PROBE" $ID -- --api-sock ../api.sock
+rm -rf "$BASE/probe/a"
 check_fails netns-path "flint-jail: open network namespace: $T/nope: No such file" \
 	--id n --exec-file "$PROBE" $ID --netns "$T/nope" --cgroup pids.max=10 \
 	--parent-cgroup flint-jail-test

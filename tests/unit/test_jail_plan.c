@@ -127,6 +127,45 @@ Test(jail_plan, bad_values)
 	cr_assert_eq(BUILD(&p, "--initrd", ".."), -EINVAL);
 }
 
+Test(jail_plan, api_socket_is_made_inside_the_jail)
+{
+	cr_assert_eq(BUILD(&p, "--api-sock", "api.sock", "--vsock", "cid=3,uds=/run/v.sock"), 0,
+		     "%s", err);
+	cr_assert_str_eq(joined(), "/flint --api-sock /api.sock --vsock cid=3,uds=/run/v.sock",
+			 "relative to flint's working directory, /");
+	cr_assert_str_eq(p.api_sock_path, "/api.sock");
+	cr_assert_eq(p.nfiles, 1, "a socket is made by flint, not staged");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--api-sock=/run/fc/api.sock", "--", "x"), 0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --api-sock=/run/fc/api.sock -- x");
+	cr_assert_str_eq(p.api_sock_path, "/run/fc/api.sock");
+}
+
+Test(jail_plan, api_socket_default)
+{
+	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux"), 0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --kernel /vmlinux", "flint's default is not passed");
+	cr_assert_str_eq(p.api_sock_path, PLAN_DEFAULT_API_SOCK, "its directory is made");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--no-api", "--kernel", "/k/vmlinux"), 0, "%s", err);
+	cr_assert_str_eq(p.api_sock_path, "", "--no-api: no socket");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/k/r.ext4"), 0, "%s",
+		     err);
+	cr_assert_str_eq(p.api_sock_path, "", "flint run serves no API");
+}
+
+Test(jail_plan, bad_api_sockets)
+{
+	cr_assert_eq(BUILD(&p, "--api-sock", "/run/../../etc/s"), -EINVAL);
+	cr_assert(strstr(err, "--api-sock /run/../../etc/s: expected a socket path"), "%s", err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--api-sock", "/run/"), -EINVAL, "a directory, not a socket");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--api-sock", "s", "--vsock", "uds=/s"), -EINVAL);
+	cr_assert(strstr(err, "both /s"), "%s", err);
+}
+
 Test(jail_plan, malformed_values_are_flints_to_refuse)
 {
 	cr_assert_eq(BUILD(&p, "--mem", "lots", "--drive", "ro", "--kernel"), 0, "%s", err);

@@ -1,0 +1,470 @@
+#include "api/controller.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_json.h"
+
+/* flint's version: cli.c prints the same default with --version (a
+ * -DFLINT_VERSION from the build overrides both). */
+#ifndef FLINT_VERSION
+#define FLINT_VERSION "0.1.0"
+#endif
+
+struct api_ctl {
+	pthread_mutex_t lock;
+	struct vm_config config; /* under lock */
+	bool started;		 /* under lock */
+	bool metrics_set;	 /* under lock: PUT /metrics done (or in initial) */
+	char *id;
+	const struct api_vm_ops *ops;
+	void *ops_ctx;
+	atomic_uint_fast64_t count[API_REQ_COUNT], fails[API_REQ_COUNT];
+};
+
+const char *api_vmm_version(void)
+{
+	return FLINT_VERSION;
+}
+
+int api_ctl_create(struct api_ctl **out, const char *id, const struct vm_config *initial,
+		   const struct api_vm_ops *ops, void *ops_ctx)
+{
+	struct api_ctl *ctl = calloc(1, sizeof(*ctl));
+
+	*out = NULL;
+	if (!ctl)
+		return -ENOMEM;
+	if (!(ctl->id = strdup(id ? id : API_DEFAULT_ID)))
+		goto err_free;
+	if (initial) {
+		if (vm_config_copy(&ctl->config, initial) < 0)
+			goto err_id;
+	} else {
+		vm_config_init(&ctl->config);
+	}
+	ctl->metrics_set = ctl->config.metrics.metrics_path != NULL;
+	ctl->ops = ops;
+	ctl->ops_ctx = ops_ctx;
+	pthread_mutex_init(&ctl->lock, NULL);
+	*out = ctl;
+	return 0;
+err_id:
+	free(ctl->id);
+err_free:
+	free(ctl);
+	return -ENOMEM;
+}
+
+void api_ctl_destroy(struct api_ctl *ctl)
+{
+	if (!ctl)
+		return;
+	vm_config_free(&ctl->config);
+	pthread_mutex_destroy(&ctl->lock);
+	free(ctl->id);
+	free(ctl);
+}
+
+void api_ctl_mark_started(struct api_ctl *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->started = true;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+bool api_ctl_started(struct api_ctl *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	bool s = ctl->started;
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
+int api_ctl_get_config(struct api_ctl *ctl, struct vm_config *dst)
+{
+	pthread_mutex_lock(&ctl->lock);
+	int r = vm_config_copy(dst, &ctl->config);
+	pthread_mutex_unlock(&ctl->lock);
+	return r;
+}
+
+/* Take the lock for a pre-boot request: 0 with the lock held, or
+ * -EPERM with err set and the lock released. */
+static int lock_pre_boot(struct api_ctl *ctl, struct vm_err *err)
+{
+	pthread_mutex_lock(&ctl->lock);
+	if (!ctl->started)
+		return 0;
+	pthread_mutex_unlock(&ctl->lock);
+	return vm_err_set(err, -EPERM, "%s", API_ERR_AFTER_START);
+}
+
+static int lock_post_boot(struct api_ctl *ctl, struct vm_err *err)
+{
+	pthread_mutex_lock(&ctl->lock);
+	if (ctl->started)
+		return 0;
+	pthread_mutex_unlock(&ctl->lock);
+	return vm_err_set(err, -EPERM, "%s", API_ERR_BEFORE_START);
+}
+
+/* Unlock and turn a vm_config update's result (0 or -errno with msg
+ * filled in err->msg) into err's code. */
+static int done(struct api_ctl *ctl, int r, struct vm_err *err)
+{
+	pthread_mutex_unlock(&ctl->lock);
+	err->code = r;
+	if (!r)
+		err->msg[0] = '\0';
+	return r;
+}
+
+int api_ctl_put_machine(struct api_ctl *ctl, const struct vmc_machine *m, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_set_machine(&ctl->config, m, err->msg, sizeof(err->msg));
+	return done(ctl, r, err);
+}
+
+int api_ctl_patch_machine(struct api_ctl *ctl, const struct vmc_machine_patch *p,
+			  struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_patch_machine(&ctl->config, p, err->msg, sizeof(err->msg));
+	return done(ctl, r, err);
+}
+
+int api_ctl_put_boot(struct api_ctl *ctl, struct vmc_boot *b, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_set_boot(&ctl->config, b, err->msg, sizeof(err->msg));
+	return done(ctl, r, err);
+}
+
+int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_put_drive(&ctl->config, d, err->msg, sizeof(err->msg));
+	return done(ctl, r, err);
+}
+
+int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_put_net(&ctl->config, n, err->msg, sizeof(err->msg));
+	return done(ctl, r, err);
+}
+
+int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_set_vsock(&ctl->config, v, err->msg, sizeof(err->msg));
+	return done(ctl, r, err);
+}
+
+int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	vm_config_set_entropy(&ctl->config, e);
+	return done(ctl, 0, err);
+}
+
+int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	vm_config_set_serial(&ctl->config, s);
+	return done(ctl, 0, err);
+}
+
+/* An op's failure: its code (-EIO when it said none) and its message, or
+ * strerror's. */
+static int op_failed(int r, struct vm_err *err)
+{
+	if (r >= 0)
+		r = -EIO;
+	err->code = r;
+	if (!err->msg[0])
+		snprintf(err->msg, sizeof(err->msg), "%s", strerror(-r));
+	return r;
+}
+
+int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	*err = (struct vm_err){0};
+	if (ctl->ops && ctl->ops->set_logger &&
+	    (r = ctl->ops->set_logger(ctl->ops_ctx, l, err)) < 0) {
+		pthread_mutex_unlock(&ctl->lock);
+		return op_failed(r, err);
+	}
+	vm_config_set_logger(&ctl->config, l);
+	return done(ctl, 0, err);
+}
+
+int api_ctl_put_metrics(struct api_ctl *ctl, struct vmc_metrics *m, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	if (ctl->metrics_set) {
+		pthread_mutex_unlock(&ctl->lock);
+		return vm_err_set(err, -EALREADY, "Reinitialization of metrics not allowed.");
+	}
+	*err = (struct vm_err){0};
+	if (ctl->ops && ctl->ops->set_metrics &&
+	    (r = ctl->ops->set_metrics(ctl->ops_ctx, m, err)) < 0) {
+		pthread_mutex_unlock(&ctl->lock);
+		return op_failed(r, err);
+	}
+	vm_config_set_metrics(&ctl->config, m);
+	ctl->metrics_set = true;
+	return done(ctl, 0, err);
+}
+
+/* PATCH after boot: merge the patch into a copy of the config, hand the
+ * merged entry to the VM, keep the copy when the VM took it and drop it
+ * otherwise, so the config always says what the VM runs. */
+int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p, struct vm_err *err)
+{
+	struct vm_config merged;
+	int r = lock_post_boot(ctl, err);
+
+	if (r < 0)
+		return r;
+	if (vm_config_copy(&merged, &ctl->config) < 0)
+		return done(ctl, vm_err_set(err, -ENOMEM, "out of memory"), err);
+	if ((r = vm_config_patch_drive(&merged, p, err->msg, sizeof(err->msg))) < 0)
+		goto err;
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->update_drive) {
+		r = vm_err_set(err, -EOPNOTSUPP, "flint cannot update a drive after boot");
+		goto err;
+	}
+	int i = vm_config_find_drive(&merged, p->drive_id);
+	if ((r = ctl->ops->update_drive(ctl->ops_ctx, &merged.drives[i], err)) < 0) {
+		r = op_failed(r, err);
+		goto err;
+	}
+	vm_config_free(&ctl->config);
+	ctl->config = merged;
+	return done(ctl, 0, err);
+err:
+	vm_config_free(&merged);
+	return done(ctl, r, err);
+}
+
+int api_ctl_patch_net(struct api_ctl *ctl, struct vmc_net_patch *p, struct vm_err *err)
+{
+	struct vm_config merged;
+	int r = lock_post_boot(ctl, err);
+
+	if (r < 0)
+		return r;
+	if (vm_config_copy(&merged, &ctl->config) < 0)
+		return done(ctl, vm_err_set(err, -ENOMEM, "out of memory"), err);
+	if ((r = vm_config_patch_net(&merged, p, err->msg, sizeof(err->msg))) < 0)
+		goto err;
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->update_net) {
+		r = vm_err_set(err, -EOPNOTSUPP,
+			       "flint cannot update a network interface after boot");
+		goto err;
+	}
+	int i = vm_config_find_net(&merged, p->iface_id);
+	if ((r = ctl->ops->update_net(ctl->ops_ctx, &merged.nets[i], err)) < 0) {
+		r = op_failed(r, err);
+		goto err;
+	}
+	vm_config_free(&ctl->config);
+	ctl->config = merged;
+	return done(ctl, 0, err);
+err:
+	vm_config_free(&merged);
+	return done(ctl, r, err);
+}
+
+int api_ctl_start(struct api_ctl *ctl, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+
+	if (r < 0)
+		return r;
+	if (!ctl->config.boot.kernel_image_path)
+		return done(
+		    ctl,
+		    vm_err_set(err, -EINVAL, "Cannot start microvm without kernel configuration."),
+		    err);
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->start)
+		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot start a VM here"), err);
+	if ((r = ctl->ops->start(ctl->ops_ctx, &ctl->config, err)) < 0)
+		return done(ctl, op_failed(r, err), err);
+	ctl->started = true;
+	return done(ctl, 0, err);
+}
+
+/* A post-boot action through one of the ops. */
+static int post_boot_op(struct api_ctl *ctl, int (*op)(void *, struct vm_err *), struct vm_err *err)
+{
+	int r = lock_post_boot(ctl, err);
+
+	if (r < 0)
+		return r;
+	*err = (struct vm_err){0};
+	if (!op)
+		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot do this here"), err);
+	if ((r = op(ctl->ops_ctx, err)) < 0)
+		r = op_failed(r, err);
+	return done(ctl, r, err);
+}
+
+int api_ctl_pause(struct api_ctl *ctl, struct vm_err *err)
+{
+	return post_boot_op(ctl, ctl->ops ? ctl->ops->pause : NULL, err);
+}
+
+int api_ctl_resume(struct api_ctl *ctl, struct vm_err *err)
+{
+	return post_boot_op(ctl, ctl->ops ? ctl->ops->resume : NULL, err);
+}
+
+int api_ctl_ctrl_alt_del(struct api_ctl *ctl, struct vm_err *err)
+{
+	return post_boot_op(ctl, ctl->ops ? ctl->ops->ctrl_alt_del : NULL, err);
+}
+
+int api_ctl_flush_metrics(struct api_ctl *ctl, struct vm_err *err)
+{
+	int r;
+
+	pthread_mutex_lock(&ctl->lock);
+	if (!ctl->metrics_set)
+		return done(ctl,
+			    vm_err_set(err, -EINVAL,
+				       "Cannot flush metrics: the metrics system is not "
+				       "initialized (PUT /metrics first)."),
+			    err);
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->flush_metrics)
+		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot flush metrics here"),
+			    err);
+	if ((r = ctl->ops->flush_metrics(ctl->ops_ctx, err)) < 0)
+		r = op_failed(r, err);
+	return done(ctl, r, err);
+}
+
+/* A JSON object to a malloc'd compact string; takes o's reference. */
+static char *dump(json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+char *api_ctl_instance_info(struct api_ctl *ctl)
+{
+	const char *state = "Not started";
+
+	pthread_mutex_lock(&ctl->lock);
+	if (ctl->started)
+		state = ctl->ops && ctl->ops->state ? ctl->ops->state(ctl->ops_ctx) : "Running";
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "app_name", API_APP_NAME, "id", ctl->id,
+			      "state", state ? state : "Running", "vmm_version", FLINT_VERSION);
+	pthread_mutex_unlock(&ctl->lock);
+	return dump(o);
+}
+
+char *api_ctl_version(struct api_ctl *ctl)
+{
+	(void)ctl;
+	return dump(json_pack("{s:s}", "firecracker_version", FLINT_VERSION));
+}
+
+char *api_ctl_machine_json(struct api_ctl *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	char *s = config_json_encode_machine(&ctl->config.machine);
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
+char *api_ctl_vm_config_json(struct api_ctl *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	char *s = config_json_encode(&ctl->config, false);
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
+void api_ctl_count(struct api_ctl *ctl, enum api_req req, bool failed)
+{
+	if ((unsigned)req >= API_REQ_COUNT)
+		return;
+	atomic_fetch_add_explicit(&ctl->count[req], 1, memory_order_relaxed);
+	if (failed)
+		atomic_fetch_add_explicit(&ctl->fails[req], 1, memory_order_relaxed);
+}
+
+/* Firecracker's metric group and name of each counter; GETs have no
+ * _fails counter there. */
+static const struct {
+	const char *group, *name;
+} req_names[API_REQ_COUNT] = {
+    [API_REQ_GET_INSTANCE_INFO] = {"get_api_requests", "instance_info"},
+    [API_REQ_GET_VERSION] = {"get_api_requests", "vmm_version"},
+    [API_REQ_GET_MACHINE_CFG] = {"get_api_requests", "machine_cfg"},
+    [API_REQ_GET_VM_CONFIG] = {"get_api_requests", "vm_config"},
+    [API_REQ_PUT_ACTIONS] = {"put_api_requests", "actions"},
+    [API_REQ_PUT_BOOT_SOURCE] = {"put_api_requests", "boot_source"},
+    [API_REQ_PUT_DRIVE] = {"put_api_requests", "drive"},
+    [API_REQ_PUT_LOGGER] = {"put_api_requests", "logger"},
+    [API_REQ_PUT_MACHINE_CFG] = {"put_api_requests", "machine_cfg"},
+    [API_REQ_PUT_METRICS] = {"put_api_requests", "metrics"},
+    [API_REQ_PUT_NETWORK] = {"put_api_requests", "network"},
+    [API_REQ_PUT_VSOCK] = {"put_api_requests", "vsock"},
+    [API_REQ_PUT_ENTROPY] = {"put_api_requests", "entropy"},
+    [API_REQ_PUT_SERIAL] = {"put_api_requests", "serial"},
+    [API_REQ_PATCH_DRIVE] = {"patch_api_requests", "drive"},
+    [API_REQ_PATCH_NETWORK] = {"patch_api_requests", "network"},
+    [API_REQ_PATCH_MACHINE_CFG] = {"patch_api_requests", "machine_cfg"},
+    [API_REQ_PATCH_VM] = {"patch_api_requests", "vm"},
+};
+
+void api_ctl_counters(struct api_ctl *ctl, api_emit_fn emit, void *ctx)
+{
+	char name[96];
+
+	for (unsigned i = 0; i < API_REQ_COUNT; i++) {
+		bool get = !strcmp(req_names[i].group, "get_api_requests");
+		snprintf(name, sizeof(name), "%s.%s_count", req_names[i].group, req_names[i].name);
+		emit(ctx, name, atomic_load_explicit(&ctl->count[i], memory_order_relaxed));
+		if (get)
+			continue;
+		snprintf(name, sizeof(name), "%s.%s_fails", req_names[i].group, req_names[i].name);
+		emit(ctx, name, atomic_load_explicit(&ctl->fails[i], memory_order_relaxed));
+	}
+}

@@ -1,0 +1,161 @@
+/* controller: what Firecracker's API acts on. Holds the pre-boot
+ * vm_config, the instance's identity (id, app name, version) and its phase,
+ * and applies Firecracker's phase rules: resources are configured before
+ * InstanceStart (PUT machine-config, boot-source, drives,
+ * network-interfaces, vsock, logger, metrics, entropy, serial; PATCH
+ * machine-config); after it only PATCH /vm, PATCH drives and
+ * network-interfaces, SendCtrlAltDel and FlushMetrics are accepted. Once
+ * started, it drives the VM through struct api_vm_ops, implemented by the
+ * command layer (runner/cmd/).
+ *
+ * Every request function returns 0 or -errno with err->msg set to the
+ * fault_message the API answers. The config is guarded by a mutex, so the
+ * functions may be called from any thread; the ops are called with it held
+ * (one request at a time reaches the VM, in order). The request counters
+ * are atomics, readable while requests run (metrics). */
+#ifndef FLINT_API_CONTROLLER_H
+#define FLINT_API_CONTROLLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/vm_config.h"
+#include "core/mailbox.h"
+#include "core/util.h"
+
+/* The VM as the controller sees it once started. Called with the
+ * controller's lock held, on the thread that made the request: under the
+ * API's seccomp filter (no ioctl, no open, no new thread) when that is the
+ * API thread, so an op hands its work to the VM's control thread (the
+ * mailbox) and waits for the answer. */
+struct api_vm_ops {
+	/* InstanceStart: build and start the VM described by c; returns once
+	 * its vCPUs run (0) or it failed (-errno, err->msg says why). */
+	int (*start)(void *ctx, const struct vm_config *c, struct vm_err *err);
+	int (*pause)(void *ctx, struct vm_err *err);
+	int (*resume)(void *ctx, struct vm_err *err);
+	int (*ctrl_alt_del)(void *ctx, struct vm_err *err);
+	int (*flush_metrics)(void *ctx, struct vm_err *err);
+	/* PATCH after boot, given the device's whole new entry (already
+	 * merged and checked) */
+	int (*update_drive)(void *ctx, const struct vmc_drive *d, struct vm_err *err);
+	int (*update_net)(void *ctx, const struct vmc_net *n, struct vm_err *err);
+	/* PUT /logger and PUT /metrics take effect at once (pre-boot only, as
+	 * Firecracker). NULL: only recorded in the config. */
+	int (*set_logger)(void *ctx, const struct vmc_logger *l, struct vm_err *err);
+	int (*set_metrics)(void *ctx, const struct vmc_metrics *m, struct vm_err *err);
+	/* "Running" / "Paused" once started (vm_state_name) */
+	const char *(*state)(void *ctx);
+};
+
+/* Firecracker's instance id when --id is not given. */
+#define API_DEFAULT_ID "anonymous-instance"
+/* InstanceInfo's app_name. */
+#define API_APP_NAME "flint"
+
+/* Firecracker's answers to a request in the wrong phase. */
+#define API_ERR_AFTER_START  "The requested operation is not supported after starting the microVM."
+#define API_ERR_BEFORE_START "The requested operation is not supported before starting the microVM."
+
+/* The requests counted for metrics, by method and resource, in
+ * Firecracker's metric groups (get_api_requests, put_api_requests,
+ * patch_api_requests). */
+enum api_req {
+	API_REQ_GET_INSTANCE_INFO,
+	API_REQ_GET_VERSION,
+	API_REQ_GET_MACHINE_CFG,
+	API_REQ_GET_VM_CONFIG,
+	API_REQ_PUT_ACTIONS,
+	API_REQ_PUT_BOOT_SOURCE,
+	API_REQ_PUT_DRIVE,
+	API_REQ_PUT_LOGGER,
+	API_REQ_PUT_MACHINE_CFG,
+	API_REQ_PUT_METRICS,
+	API_REQ_PUT_NETWORK,
+	API_REQ_PUT_VSOCK,
+	API_REQ_PUT_ENTROPY,
+	API_REQ_PUT_SERIAL,
+	API_REQ_PATCH_DRIVE,
+	API_REQ_PATCH_NETWORK,
+	API_REQ_PATCH_MACHINE_CFG,
+	API_REQ_PATCH_VM,
+	API_REQ_COUNT
+};
+
+struct api_ctl;
+
+/* A controller for instance `id` (NULL: API_DEFAULT_ID), starting from a
+ * copy of `initial` (NULL: Firecracker's defaults, vm_config_init). ops
+ * and ops_ctx are kept (ops must outlive the controller). 0 or -ENOMEM. */
+int api_ctl_create(struct api_ctl **out, const char *id, const struct vm_config *initial,
+		   const struct api_vm_ops *ops, void *ops_ctx) WARN_UNUSED;
+/* Free the controller and its config. NULL ok. */
+void api_ctl_destroy(struct api_ctl *ctl);
+
+/* The VM was started outside the API (--config-file: flint boots at once
+ * and serves the API beside it): from now on the post-boot rules apply. */
+void api_ctl_mark_started(struct api_ctl *ctl);
+bool api_ctl_started(struct api_ctl *ctl);
+
+/* A deep copy of the current config into dst (which holds nothing yet).
+ * 0 or -ENOMEM. */
+int api_ctl_get_config(struct api_ctl *ctl, struct vm_config *dst) WARN_UNUSED;
+
+/* Pre-boot configuration, each with vm_config's rules. The parts passed
+ * by pointer to non-const are taken over on success (as the vm_config_*
+ * updates do); on failure the caller still owns and frees them. */
+int api_ctl_put_machine(struct api_ctl *ctl, const struct vmc_machine *m,
+			struct vm_err *err) WARN_UNUSED;
+int api_ctl_patch_machine(struct api_ctl *ctl, const struct vmc_machine_patch *p,
+			  struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_boot(struct api_ctl *ctl, struct vmc_boot *b, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e,
+			struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err) WARN_UNUSED;
+/* Through ops->set_logger / set_metrics first; metrics once only, as
+ * Firecracker ("Reinitialization of metrics not allowed."). */
+int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_metrics(struct api_ctl *ctl, struct vmc_metrics *m, struct vm_err *err) WARN_UNUSED;
+
+/* PATCH drives and network-interfaces: post-boot only (the swagger's
+ * rule). The patch is merged into the config's entry, which is handed to
+ * ops->update_drive / update_net; when that fails the entry is restored.
+ * The patch's strings are taken over on success. */
+int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p,
+			struct vm_err *err) WARN_UNUSED;
+int api_ctl_patch_net(struct api_ctl *ctl, struct vmc_net_patch *p, struct vm_err *err) WARN_UNUSED;
+
+/* Actions. InstanceStart once (needs a boot-source); pause, resume and
+ * SendCtrlAltDel once started; FlushMetrics once metrics are configured,
+ * before or after the start. */
+int api_ctl_start(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+int api_ctl_pause(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+int api_ctl_resume(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+int api_ctl_ctrl_alt_del(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+int api_ctl_flush_metrics(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+
+/* The GET answers, malloc'd JSON (NULL when out of memory):
+ * InstanceInfo {app_name, id, state, vmm_version}, with state "Not
+ * started" before the start and ops->state() after; FirecrackerVersion
+ * {"firecracker_version": flint's version}; MachineConfiguration; the
+ * FullVmConfiguration (config_json_encode). */
+char *api_ctl_instance_info(struct api_ctl *ctl);
+char *api_ctl_version(struct api_ctl *ctl);
+char *api_ctl_machine_json(struct api_ctl *ctl);
+char *api_ctl_vm_config_json(struct api_ctl *ctl);
+
+/* flint's version, as --version prints it. */
+const char *api_vmm_version(void);
+
+/* Count a request (failed: it was answered with an error). */
+void api_ctl_count(struct api_ctl *ctl, enum api_req req, bool failed);
+
+/* Every request counter, as Firecracker names its metrics:
+ * emit(ctx, "put_api_requests.drive_count", n), "..._fails", ... */
+typedef void (*api_emit_fn)(void *ctx, const char *name, uint64_t value);
+void api_ctl_counters(struct api_ctl *ctl, api_emit_fn emit, void *ctx);
+
+#endif

@@ -1,0 +1,483 @@
+#include "api/router.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_json.h"
+#include "config/jfield.h"
+
+enum { M_GET = 1, M_PUT = 2, M_PATCH = 4 };
+
+/* What a path is, once matched. */
+enum route_kind {
+	R_ROOT,
+	R_VERSION,
+	R_MACHINE,
+	R_VM_CONFIG,
+	R_ACTIONS,
+	R_BOOT,
+	R_DRIVE,
+	R_NET,
+	R_LOGGER,
+	R_METRICS,
+	R_VSOCK,
+	R_ENTROPY,
+	R_SERIAL,
+	R_VM,
+	R_UNSUPPORTED,
+};
+
+/* The swagger's paths and methods. "*" is the resource id segment. */
+static const struct route {
+	const char *path;
+	unsigned methods;
+	enum route_kind kind;
+	const char *what; /* R_UNSUPPORTED: what flint lacks */
+} routes[] = {
+    {"", M_GET, R_ROOT, NULL},
+    {"version", M_GET, R_VERSION, NULL},
+    {"machine-config", M_GET | M_PUT | M_PATCH, R_MACHINE, NULL},
+    {"vm/config", M_GET, R_VM_CONFIG, NULL},
+    {"actions", M_PUT, R_ACTIONS, NULL},
+    {"boot-source", M_PUT, R_BOOT, NULL},
+    {"drives/*", M_PUT | M_PATCH, R_DRIVE, NULL},
+    {"network-interfaces/*", M_PUT | M_PATCH, R_NET, NULL},
+    {"logger", M_PUT, R_LOGGER, NULL},
+    {"metrics", M_PUT, R_METRICS, NULL},
+    {"vsock", M_PUT, R_VSOCK, NULL},
+    {"entropy", M_PUT, R_ENTROPY, NULL},
+    {"serial", M_PUT, R_SERIAL, NULL},
+    {"vm", M_PATCH, R_VM, NULL},
+    {"balloon", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "a balloon device"},
+    {"balloon/statistics", M_GET | M_PATCH, R_UNSUPPORTED, "a balloon device"},
+    {"balloon/hinting/start", M_PATCH, R_UNSUPPORTED, "a balloon device"},
+    {"balloon/hinting/status", M_GET, R_UNSUPPORTED, "a balloon device"},
+    {"balloon/hinting/stop", M_PATCH, R_UNSUPPORTED, "a balloon device"},
+    {"cpu-config", M_PUT, R_UNSUPPORTED, "custom CPU templates (cpu-config)"},
+    {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
+    {"mmds", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "MMDS"},
+    {"mmds/config", M_PUT, R_UNSUPPORTED, "MMDS"},
+    {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "memory hotplug"},
+    {"snapshot/create", M_PUT, R_UNSUPPORTED, "snapshots"},
+    {"snapshot/load", M_PUT, R_UNSUPPORTED, "snapshots"},
+};
+
+/* Longest path flint looks at; longer ones match no route. */
+#define PATH_MAX_LEN 512
+
+void api_resp_free(struct api_resp *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}
+
+/* JSON cannot carry bytes that are not UTF-8, and a message may quote the
+ * request's path: anything but printable ASCII becomes '?'. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
+static int set_json(struct api_resp *resp, int status, char *body)
+{
+	resp->status = status;
+	resp->body = body;
+	resp->len = body ? strlen(body) : 0;
+	return status;
+}
+
+/* 400 {"fault_message": msg}. */
+static int fault(struct api_resp *resp, const char *fmt, ...) PRINTF(2, 3);
+static int fault(struct api_resp *resp, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *s = json_string(msg);
+	if (!s) {
+		printable(msg);
+		s = json_string(msg);
+	}
+	json_t *o = s ? json_pack("{s:o}", "fault_message", s) : NULL;
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body) /* out of memory: a fixed answer */
+		body = strdup("{\"fault_message\": \"out of memory\"}");
+	return set_json(resp, 400, body);
+}
+
+static int no_content(struct api_resp *resp)
+{
+	return set_json(resp, 204, NULL);
+}
+
+static int ok_json(struct api_resp *resp, char *body)
+{
+	if (!body)
+		return fault(resp, "out of memory, or a path that is not UTF-8");
+	return set_json(resp, 200, body);
+}
+
+/* The request being routed. */
+struct req {
+	struct api_ctl *ctl;
+	unsigned method;
+	const char *mname; /* as given */
+	const char *path;  /* without "?query" */
+	const char *id;	   /* the path's id segment, "" when none */
+	const char *body;
+	size_t len;
+	struct api_resp *resp;
+};
+
+/* Split path (after its leading '/'s, without a trailing '/') into at
+ * most n segments; returns how many, or -1 when there are more. */
+static int split(char *path, char **seg, int n)
+{
+	int k = 0;
+	char *p = path;
+
+	while (*p == '/')
+		p++;
+	size_t l = strlen(p);
+	while (l && p[l - 1] == '/')
+		p[--l] = '\0';
+	if (!*p)
+		return 0;
+	for (;;) {
+		if (k == n)
+			return -1;
+		seg[k++] = p;
+		char *slash = strchr(p, '/');
+		if (!slash)
+			return k;
+		*slash = '\0';
+		p = slash + 1;
+	}
+}
+
+/* Match the segments to a route; *id gets the "*" segment ("" when the
+ * path ends before it, as Firecracker's "/drives" with no id). */
+static const struct route *match(char **seg, int n, const char **id)
+{
+	*id = "";
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		char pat[64], *ps[4];
+		snprintf(pat, sizeof(pat), "%s", routes[i].path);
+		int pn = split(pat, ps, 4);
+		bool has_id = pn > 0 && !strcmp(ps[pn - 1], "*");
+		if (n != pn && !(has_id && n == pn - 1))
+			continue;
+		bool same = true;
+		for (int k = 0; k < n && same; k++)
+			same = (has_id && k == pn - 1) || !strcmp(seg[k], ps[k]);
+		if (!same)
+			continue;
+		if (has_id && n == pn)
+			*id = seg[n - 1];
+		return &routes[i];
+	}
+	return NULL;
+}
+
+/* A config_json parse and a controller update, counted as req. */
+#define ERRBUF(e) (e).msg, sizeof((e).msg)
+
+static int answer(struct req *q, enum api_req counter, int r, const struct vm_err *e)
+{
+	api_ctl_count(q->ctl, counter, r < 0);
+	if (r < 0)
+		return fault(q->resp, "%s", e->msg[0] ? e->msg : strerror(-r));
+	return no_content(q->resp);
+}
+
+static int do_machine(struct req *q)
+{
+	struct vm_err e = {0};
+	int r;
+
+	if (q->method == M_GET) {
+		api_ctl_count(q->ctl, API_REQ_GET_MACHINE_CFG, false);
+		return ok_json(q->resp, api_ctl_machine_json(q->ctl));
+	}
+	if (q->method == M_PUT) {
+		struct vmc_machine m;
+		if ((r = config_json_machine(q->body, q->len, &m, ERRBUF(e))) >= 0)
+			r = api_ctl_put_machine(q->ctl, &m, &e);
+		return answer(q, API_REQ_PUT_MACHINE_CFG, r, &e);
+	}
+	struct vmc_machine_patch p;
+	if ((r = config_json_machine_patch(q->body, q->len, &p, ERRBUF(e))) >= 0)
+		r = api_ctl_patch_machine(q->ctl, &p, &e);
+	return answer(q, API_REQ_PATCH_MACHINE_CFG, r, &e);
+}
+
+static int do_boot(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_boot b;
+	int r;
+
+	if ((r = config_json_boot_source(q->body, q->len, &b, ERRBUF(e))) >= 0) {
+		r = api_ctl_put_boot(q->ctl, &b, &e);
+		vmc_boot_free(&b);
+	}
+	return answer(q, API_REQ_PUT_BOOT_SOURCE, r, &e);
+}
+
+static int do_drive(struct req *q)
+{
+	struct vm_err e = {0};
+	int r;
+
+	if (q->method == M_PUT) {
+		struct vmc_drive d;
+		if ((r = config_json_drive(q->id, q->body, q->len, &d, ERRBUF(e))) >= 0) {
+			r = api_ctl_put_drive(q->ctl, &d, &e);
+			vmc_drive_free(&d);
+		}
+		return answer(q, API_REQ_PUT_DRIVE, r, &e);
+	}
+	struct vmc_drive_patch p;
+	if ((r = config_json_drive_patch(q->id, q->body, q->len, &p, ERRBUF(e))) >= 0) {
+		r = api_ctl_patch_drive(q->ctl, &p, &e);
+		vmc_drive_patch_free(&p);
+	}
+	return answer(q, API_REQ_PATCH_DRIVE, r, &e);
+}
+
+static int do_net(struct req *q)
+{
+	struct vm_err e = {0};
+	int r;
+
+	if (q->method == M_PUT) {
+		struct vmc_net n;
+		if ((r = config_json_net(q->id, q->body, q->len, &n, ERRBUF(e))) >= 0) {
+			r = api_ctl_put_net(q->ctl, &n, &e);
+			vmc_net_free(&n);
+		}
+		return answer(q, API_REQ_PUT_NETWORK, r, &e);
+	}
+	struct vmc_net_patch p;
+	if ((r = config_json_net_patch(q->id, q->body, q->len, &p, ERRBUF(e))) >= 0) {
+		r = api_ctl_patch_net(q->ctl, &p, &e);
+		vmc_net_patch_free(&p);
+	}
+	return answer(q, API_REQ_PATCH_NETWORK, r, &e);
+}
+
+static int do_logger(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_logger l;
+	int r;
+
+	if ((r = config_json_logger(q->body, q->len, &l, ERRBUF(e))) >= 0) {
+		r = api_ctl_put_logger(q->ctl, &l, &e);
+		vmc_logger_free(&l);
+	}
+	return answer(q, API_REQ_PUT_LOGGER, r, &e);
+}
+
+static int do_metrics(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_metrics m;
+	int r;
+
+	if ((r = config_json_metrics(q->body, q->len, &m, ERRBUF(e))) >= 0) {
+		r = api_ctl_put_metrics(q->ctl, &m, &e);
+		vmc_metrics_free(&m);
+	}
+	return answer(q, API_REQ_PUT_METRICS, r, &e);
+}
+
+static int do_vsock(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_vsock v;
+	int r;
+
+	if ((r = config_json_vsock(q->body, q->len, &v, ERRBUF(e))) >= 0) {
+		r = api_ctl_put_vsock(q->ctl, &v, &e);
+		vmc_vsock_free(&v);
+	}
+	return answer(q, API_REQ_PUT_VSOCK, r, &e);
+}
+
+static int do_entropy(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_entropy en;
+	int r;
+
+	if ((r = config_json_entropy(q->body, q->len, &en, ERRBUF(e))) >= 0)
+		r = api_ctl_put_entropy(q->ctl, &en, &e);
+	return answer(q, API_REQ_PUT_ENTROPY, r, &e);
+}
+
+static int do_serial(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_serial s;
+	int r;
+
+	if ((r = config_json_serial(q->body, q->len, &s, ERRBUF(e))) >= 0) {
+		r = api_ctl_put_serial(q->ctl, &s, &e);
+		vmc_serial_free(&s);
+	}
+	return answer(q, API_REQ_PUT_SERIAL, r, &e);
+}
+
+/* A body that is one object with one required enum member: /actions'
+ * action_type, /vm's state. *out gets the index in names. */
+static int one_enum(struct req *q, const char *key, const char *const *names, size_t n, int *out,
+		    struct vm_err *e)
+{
+	struct jfield j = {.err = e->msg, .errlen = sizeof(e->msg)};
+	const char *const keys[] = {key, NULL};
+	json_t *o = jfield_load(&j, q->body, q->len, "the body");
+	int r;
+
+	if (!o)
+		return -EINVAL;
+	if ((r = jfield_only_keys(&j, o, keys)) >= 0)
+		r = jfield_enum(&j, o, key, true, names, n, false, out, NULL);
+	json_decref(o);
+	return r;
+}
+
+static int do_actions(struct req *q)
+{
+	static const char *const names[] = {"InstanceStart", "SendCtrlAltDel", "FlushMetrics"};
+	struct vm_err e = {0};
+	int which, r;
+
+	if ((r = one_enum(q, "action_type", names, ARRAY_SIZE(names), &which, &e)) >= 0) {
+		if (which == 0)
+			r = api_ctl_start(q->ctl, &e);
+		else if (which == 1)
+			r = api_ctl_ctrl_alt_del(q->ctl, &e);
+		else
+			r = api_ctl_flush_metrics(q->ctl, &e);
+	}
+	return answer(q, API_REQ_PUT_ACTIONS, r, &e);
+}
+
+static int do_vm(struct req *q)
+{
+	static const char *const names[] = {"Paused", "Resumed"};
+	struct vm_err e = {0};
+	int which, r;
+
+	if ((r = one_enum(q, "state", names, ARRAY_SIZE(names), &which, &e)) >= 0)
+		r = which == 0 ? api_ctl_pause(q->ctl, &e) : api_ctl_resume(q->ctl, &e);
+	return answer(q, API_REQ_PATCH_VM, r, &e);
+}
+
+static int route(struct req *q, const struct route *rt)
+{
+	switch (rt->kind) {
+	case R_ROOT:
+		api_ctl_count(q->ctl, API_REQ_GET_INSTANCE_INFO, false);
+		return ok_json(q->resp, api_ctl_instance_info(q->ctl));
+	case R_VERSION:
+		api_ctl_count(q->ctl, API_REQ_GET_VERSION, false);
+		return ok_json(q->resp, api_ctl_version(q->ctl));
+	case R_VM_CONFIG:
+		api_ctl_count(q->ctl, API_REQ_GET_VM_CONFIG, false);
+		return ok_json(q->resp, api_ctl_vm_config_json(q->ctl));
+	case R_MACHINE:
+		return do_machine(q);
+	case R_ACTIONS:
+		return do_actions(q);
+	case R_BOOT:
+		return do_boot(q);
+	case R_DRIVE:
+		return do_drive(q);
+	case R_NET:
+		return do_net(q);
+	case R_LOGGER:
+		return do_logger(q);
+	case R_METRICS:
+		return do_metrics(q);
+	case R_VSOCK:
+		return do_vsock(q);
+	case R_ENTROPY:
+		return do_entropy(q);
+	case R_SERIAL:
+		return do_serial(q);
+	case R_VM:
+		return do_vm(q);
+	case R_UNSUPPORTED:
+		break;
+	}
+	return fault(q->resp, "flint does not support %s yet (%s /%s).", rt->what, q->mname,
+		     rt->path);
+}
+
+int api_handle(struct api_ctl *ctl, const char *method, const char *url, const char *body,
+	       size_t len, struct api_resp *resp)
+{
+	char path[PATH_MAX_LEN + 1], shown[PATH_MAX_LEN + 1], *seg[4];
+	struct req q = {.ctl = ctl, .mname = method, .body = body, .len = len, .resp = resp};
+
+	*resp = (struct api_resp){0};
+	if (len > API_MAX_BODY)
+		return fault(resp,
+			     "Request payload with size %zu is larger than the limit of %u "
+			     "allowed by server.",
+			     len, API_MAX_BODY);
+	if (!method)
+		method = q.mname = "";
+	if (!url)
+		url = "";
+	size_t plen = strcspn(url, "?");
+	snprintf(shown, sizeof(shown), "%.*s", (int)(plen < PATH_MAX_LEN ? plen : PATH_MAX_LEN),
+		 url);
+	printable(shown);
+	if (!strcmp(method, "GET"))
+		q.method = M_GET;
+	else if (!strcmp(method, "PUT"))
+		q.method = M_PUT;
+	else if (!strcmp(method, "PATCH"))
+		q.method = M_PATCH;
+	char mshown[16];
+	snprintf(mshown, sizeof(mshown), "%s", method);
+	printable(mshown);
+	if (!q.method)
+		return fault(resp, "Invalid request method and/or path: %s %s.", mshown, shown);
+	/* Firecracker's checks before routing. */
+	if (q.method == M_GET && len)
+		return fault(resp, "GET request cannot have a body.");
+	if (q.method != M_GET && !len)
+		return fault(resp, "Empty %s request.", method);
+
+	const struct route *rt = NULL;
+	const char *id = "";
+	int n = -1;
+	if (plen <= PATH_MAX_LEN && url[0] == '/') {
+		memcpy(path, url, plen);
+		path[plen] = '\0';
+		n = split(path, seg, ARRAY_SIZE(seg));
+	}
+	if (n >= 0)
+		rt = match(seg, n, &id);
+	if (!rt || !(rt->methods & q.method))
+		return fault(resp, "Invalid request method and/or path: %s %s.", method, shown);
+	q.path = shown;
+	q.id = id;
+	return route(&q, rt);
+}

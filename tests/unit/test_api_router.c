@@ -1,0 +1,602 @@
+/* The API router and controller with fake VM ops: every path of the
+ * swagger, body errors, Firecracker's phase rules, what the ops are given. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/controller.h"
+#include "api/router.h"
+
+TestSuite(api_router, .timeout = 10);
+
+/* What the fake VM saw. */
+static struct fake {
+	int starts, pauses, resumes, cads, flushes, loggers, metrics;
+	int fail_start, fail_update; /* -errno to answer, 0 to succeed */
+	unsigned start_vcpus;
+	char drive_path[128];
+	uint64_t drive_bw_size, drive_ops_size;
+	int drive_updates, net_updates;
+	uint64_t net_rx_size, net_tx_size;
+	const char *state;
+} fake;
+
+static int f_start(void *ctx, const struct vm_config *c, struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_start)
+		return vm_err_set(err, fake.fail_start, "fake start failed");
+	fake.starts++;
+	fake.start_vcpus = c->machine.vcpu_count;
+	fake.state = "Running";
+	return 0;
+}
+
+static int f_pause(void *ctx, struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	fake.pauses++;
+	fake.state = "Paused";
+	return 0;
+}
+
+static int f_resume(void *ctx, struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	fake.resumes++;
+	fake.state = "Running";
+	return 0;
+}
+
+static int f_cad(void *ctx, struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	fake.cads++;
+	return 0;
+}
+
+static int f_flush(void *ctx, struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	fake.flushes++;
+	return 0;
+}
+
+static int f_update_drive(void *ctx, const struct vmc_drive *d, struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake update failed");
+	fake.drive_updates++;
+	snprintf(fake.drive_path, sizeof(fake.drive_path), "%s", d->path_on_host);
+	fake.drive_bw_size = d->rate_limiter.bandwidth.size;
+	fake.drive_ops_size = d->rate_limiter.ops.size;
+	return 0;
+}
+
+static int f_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake update failed");
+	fake.net_updates++;
+	fake.net_rx_size = n->rx_rate_limiter.bandwidth.size;
+	fake.net_tx_size = n->tx_rate_limiter.ops.size;
+	return 0;
+}
+
+static int f_logger(void *ctx, const struct vmc_logger *l, struct vm_err *err)
+{
+	(void)ctx, (void)l, (void)err;
+	fake.loggers++;
+	return 0;
+}
+
+static int f_metrics(void *ctx, const struct vmc_metrics *m, struct vm_err *err)
+{
+	(void)ctx, (void)m, (void)err;
+	fake.metrics++;
+	return 0;
+}
+
+static const char *f_state(void *ctx)
+{
+	(void)ctx;
+	return fake.state;
+}
+
+static const struct api_vm_ops ops = {
+    .start = f_start,
+    .pause = f_pause,
+    .resume = f_resume,
+    .ctrl_alt_del = f_cad,
+    .flush_metrics = f_flush,
+    .update_drive = f_update_drive,
+    .update_net = f_update_net,
+    .set_logger = f_logger,
+    .set_metrics = f_metrics,
+    .state = f_state,
+};
+
+static struct api_ctl *ctl;
+static struct api_resp resp;
+
+static void setup(void)
+{
+	memset(&fake, 0, sizeof(fake));
+	cr_assert_eq(api_ctl_create(&ctl, NULL, NULL, &ops, NULL), 0);
+}
+
+static void teardown(void)
+{
+	api_resp_free(&resp);
+	api_ctl_destroy(ctl);
+}
+
+/* One request; returns the status. The previous answer is freed. */
+static int req(const char *method, const char *url, const char *body)
+{
+	api_resp_free(&resp);
+	int st = api_handle(ctl, method, url, body, body ? strlen(body) : 0, &resp);
+	cr_assert_eq(st, resp.status);
+	if (st == 204)
+		cr_assert_null(resp.body);
+	else
+		cr_assert_not_null(resp.body);
+	return st;
+}
+
+/* The answer's fault_message ("" when none). */
+static const char *fault_msg(void)
+{
+	static char msg[512];
+	json_t *o = json_loads(resp.body, 0, NULL);
+	cr_assert_not_null(o, "not JSON: %s", resp.body);
+	const char *s = json_string_value(json_object_get(o, "fault_message"));
+	cr_assert_not_null(s, "no fault_message in %s", resp.body);
+	cr_assert_eq(json_object_size(o), 1);
+	snprintf(msg, sizeof(msg), "%s", s);
+	json_decref(o);
+	return msg;
+}
+
+static void expect_fault(const char *method, const char *url, const char *body, const char *part)
+{
+	cr_assert_eq(req(method, url, body), 400, "%s %s: %d %s", method, url, resp.status,
+		     resp.body);
+	const char *m = fault_msg();
+	cr_assert(strstr(m, part), "%s %s: fault '%s' lacks '%s'", method, url, m, part);
+}
+
+static void expect_ok(const char *method, const char *url, const char *body)
+{
+	int st = req(method, url, body);
+	cr_assert_eq(st, 204, "%s %s %s: %d %s", method, url, body ? body : "", st,
+		     resp.body ? resp.body : "");
+}
+
+/* A member of the last 200 answer, as a JSON value (decref'd by the
+ * caller). */
+static json_t *get_json(const char *url)
+{
+	cr_assert_eq(req("GET", url, NULL), 200, "GET %s: %d %s", url, resp.status, resp.body);
+	json_t *o = json_loads(resp.body, 0, NULL);
+	cr_assert_not_null(o, "GET %s: not JSON: %s", url, resp.body);
+	return o;
+}
+
+/* The counters api_ctl_counters emits, by name. */
+static struct {
+	char name[96];
+	uint64_t v;
+} counters[64];
+static size_t ncounters;
+
+static void collect(void *ctx, const char *name, uint64_t v)
+{
+	(void)ctx;
+	cr_assert_lt(ncounters, ARRAY_SIZE(counters));
+	snprintf(counters[ncounters].name, sizeof(counters[0].name), "%s", name);
+	counters[ncounters++].v = v;
+}
+
+/* Counter name's value; fails the test when it is not emitted. */
+static uint64_t counter(const char *name)
+{
+	ncounters = 0;
+	api_ctl_counters(ctl, collect, NULL);
+	for (size_t i = 0; i < ncounters; i++)
+		if (!strcmp(counters[i].name, name))
+			return counters[i].v;
+	cr_assert_fail("%s not emitted", name);
+	return 0;
+}
+
+static const char *KERNEL = "{\"kernel_image_path\": \"/k\", \"boot_args\": \"console=ttyS0\"}";
+static const char *ROOTFS =
+    "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r.ext4\", \"is_root_device\": true}";
+
+static void boot(void)
+{
+	expect_ok("PUT", "/boot-source", KERNEL);
+	expect_ok("PUT", "/drives/rootfs", ROOTFS);
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	cr_assert_eq(fake.starts, 1);
+}
+
+Test(api_router, get_root_version_machine_vm_config, .init = setup, .fini = teardown)
+{
+	json_t *o = get_json("/");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "app_name")), "flint");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "id")), "anonymous-instance");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "Not started");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "vmm_version")), api_vmm_version());
+	json_decref(o);
+
+	o = get_json("/version");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "firecracker_version")),
+			 api_vmm_version());
+	json_decref(o);
+
+	o = get_json("/machine-config");
+	cr_assert_eq(json_integer_value(json_object_get(o, "vcpu_count")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(o, "mem_size_mib")), 128);
+	json_decref(o);
+
+	expect_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256}");
+	o = get_json("/machine-config");
+	cr_assert_eq(json_integer_value(json_object_get(o, "vcpu_count")), 2);
+	json_decref(o);
+
+	expect_ok("PUT", "/boot-source", KERNEL);
+	o = get_json("/vm/config");
+	json_t *bs = json_object_get(o, "boot-source");
+	cr_assert_str_eq(json_string_value(json_object_get(bs, "kernel_image_path")), "/k");
+	cr_assert_eq(json_integer_value(
+			 json_object_get(json_object_get(o, "machine-config"), "mem_size_mib")),
+		     256);
+	json_decref(o);
+
+	/* A query string is ignored; trailing slashes too, as Firecracker. */
+	json_decref(get_json("/version?x=1"));
+	json_decref(get_json("/machine-config/"));
+}
+
+Test(api_router, instance_id_and_state_after_start, .init = setup, .fini = teardown)
+{
+	api_ctl_destroy(ctl);
+	cr_assert_eq(api_ctl_create(&ctl, "vm-7", NULL, &ops, NULL), 0);
+	boot();
+	json_t *o = get_json("/");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "id")), "vm-7");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "Running");
+	json_decref(o);
+	expect_ok("PATCH", "/vm", "{\"state\": \"Paused\"}");
+	o = get_json("/");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "Paused");
+	json_decref(o);
+	expect_ok("PATCH", "/vm", "{\"state\": \"Resumed\"}");
+	cr_assert_eq(fake.pauses, 1);
+	cr_assert_eq(fake.resumes, 1);
+}
+
+Test(api_router, every_pre_boot_put, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/machine-config",
+		  "{\"vcpu_count\": 2, \"mem_size_mib\": 512, \"smt\": false}");
+	expect_ok("PATCH", "/machine-config", "{\"mem_size_mib\": 1024}");
+	expect_ok("PUT", "/boot-source", KERNEL);
+	expect_ok("PUT", "/drives/rootfs", ROOTFS);
+	expect_ok(
+	    "PUT", "/drives/data",
+	    "{\"drive_id\": \"data\", \"path_on_host\": \"/d.img\", \"is_root_device\": false, "
+	    "\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}");
+	expect_ok("PUT", "/network-interfaces/eth0",
+		  "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": "
+		  "\"06:00:00:00:00:01\"}");
+	expect_ok("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\"}");
+	expect_ok("PUT", "/logger", "{\"log_path\": \"/tmp/log\", \"level\": \"Debug\"}");
+	expect_ok("PUT", "/metrics", "{\"metrics_path\": \"/tmp/metrics\"}");
+	expect_ok("PUT", "/entropy", "{}");
+	expect_ok("PUT", "/serial", "{\"serial_out_path\": \"/tmp/serial\"}");
+	cr_assert_eq(fake.loggers, 1);
+	cr_assert_eq(fake.metrics, 1);
+
+	struct vm_config c;
+	cr_assert_eq(api_ctl_get_config(ctl, &c), 0);
+	cr_assert_eq(c.machine.vcpu_count, 2);
+	cr_assert_eq(c.machine.mem_size_mib, 1024);
+	cr_assert_eq(c.ndrives, 2);
+	cr_assert_str_eq(c.drives[0].drive_id, "rootfs");
+	cr_assert_eq(c.drives[1].rate_limiter.bandwidth.size, 1000);
+	cr_assert_eq(c.nnets, 1);
+	cr_assert_str_eq(c.nets[0].host_dev_name, "tap0");
+	cr_assert(c.vsock.enabled);
+	cr_assert_eq(c.vsock.guest_cid, 3);
+	cr_assert_str_eq(c.logger.log_path, "/tmp/log");
+	cr_assert_str_eq(c.metrics.metrics_path, "/tmp/metrics");
+	cr_assert(c.entropy.enabled);
+	cr_assert_str_eq(c.serial.serial_out_path, "/tmp/serial");
+	vm_config_free(&c);
+
+	/* Metrics once only, as Firecracker. */
+	expect_fault("PUT", "/metrics", "{\"metrics_path\": \"/tmp/m2\"}", "Reinitialization");
+	/* FlushMetrics before the start, metrics configured. */
+	expect_ok("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+	cr_assert_eq(fake.flushes, 1);
+	cr_assert_eq(fake.starts, 0);
+
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	cr_assert_eq(fake.starts, 1);
+	cr_assert_eq(fake.start_vcpus, 2);
+}
+
+Test(api_router, body_errors, .init = setup, .fini = teardown)
+{
+	expect_fault("PUT", "/machine-config", "{\"vcpu_count\": 2", "not valid JSON");
+	expect_fault("PUT", "/machine-config", "[1]", "JSON object");
+	expect_fault("PUT", "/machine-config",
+		     "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"foo\": 1}", "foo");
+	expect_fault("PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 256}",
+		     "vcpu_count");
+	expect_fault("PUT", "/machine-config", "{\"vcpu_count\": \"2\", \"mem_size_mib\": 256}",
+		     "vcpu_count");
+	expect_fault("PUT", "/machine-config", "{\"mem_size_mib\": 256}", "vcpu_count");
+	expect_fault("PUT", "/boot-source", "{\"boot_args\": \"x\"}", "kernel_image_path");
+	expect_fault("PUT", "/actions", "{\"action_type\": \"Reboot\"}", "action_type");
+	expect_fault("PUT", "/actions", "{}", "action_type");
+	expect_fault("PUT", "/actions", "{\"action_type\": \"InstanceStart\", \"x\": 1}", "x");
+	expect_fault("PUT", "/actions", "nope", "not valid JSON");
+	expect_fault(
+	    "PUT", "/drives/rootfs",
+	    "{\"drive_id\": \"other\", \"path_on_host\": \"/r\", \"is_root_device\": true}",
+	    "drive_id");
+	expect_fault("PUT", "/drives/bad-id!", ROOTFS, "");
+	expect_fault("PUT", "/drives", ROOTFS, "");
+	expect_fault("PUT", "/network-interfaces/eth0",
+		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"bogus\": true}",
+		     "bogus");
+	/* vcpu_count 0 left the config as it was. */
+	json_t *o = get_json("/machine-config");
+	cr_assert_eq(json_integer_value(json_object_get(o, "vcpu_count")), 1);
+	json_decref(o);
+
+	/* Counted as fails. */
+	cr_assert_eq(counter("put_api_requests.machine_cfg_count"), 6);
+	cr_assert_eq(counter("put_api_requests.machine_cfg_fails"), 6);
+}
+
+Test(api_router, methods_paths_and_empty_bodies, .init = setup, .fini = teardown)
+{
+	expect_fault("GET", "/nope", NULL, "Invalid request method and/or path: GET /nope.");
+	expect_fault("PUT", "/nope", "{}", "Invalid request method and/or path");
+	expect_fault("GET", "/boot-source", NULL, "Invalid request method and/or path");
+	expect_fault("PATCH", "/boot-source", "{}", "Invalid request method and/or path");
+	expect_fault("PUT", "/version", "{}", "Invalid request method and/or path");
+	expect_fault("POST", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     "Invalid request method and/or path: POST /actions.");
+	expect_fault("DELETE", "/drives/rootfs", NULL, "Invalid request method");
+	expect_fault("GET", "/drives/rootfs/extra", NULL, "Invalid request method and/or path");
+	expect_fault("GET", "/a/b/c/d/e/f", NULL, "Invalid request method and/or path");
+	expect_fault("GET", "relative", NULL, "Invalid request method and/or path");
+	expect_fault("GET", "/", "{}", "GET request cannot have a body.");
+	expect_fault("PUT", "/boot-source", NULL, "Empty PUT request.");
+	expect_fault("PATCH", "/machine-config", NULL, "Empty PATCH request.");
+	/* A path that is not UTF-8 still gets a JSON answer. */
+	expect_fault("GET", "/\xff\xfe", NULL, "Invalid request method and/or path");
+	expect_fault("PUT", "/drives/\xff", ROOTFS, "");
+	cr_assert_eq(fake.starts, 0);
+}
+
+Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
+{
+	static const struct {
+		const char *method, *url;
+	} paths[] = {
+	    {"GET", "/balloon"},
+	    {"PUT", "/balloon"},
+	    {"PATCH", "/balloon"},
+	    {"GET", "/balloon/statistics"},
+	    {"PATCH", "/balloon/statistics"},
+	    {"PATCH", "/balloon/hinting/start"},
+	    {"GET", "/balloon/hinting/status"},
+	    {"PATCH", "/balloon/hinting/stop"},
+	    {"PUT", "/cpu-config"},
+	    {"PUT", "/pmem/p0"},
+	    {"PATCH", "/pmem/p0"},
+	    {"GET", "/mmds"},
+	    {"PUT", "/mmds"},
+	    {"PATCH", "/mmds"},
+	    {"PUT", "/mmds/config"},
+	    {"GET", "/hotplug/memory"},
+	    {"PUT", "/hotplug/memory"},
+	    {"PATCH", "/hotplug/memory"},
+	    {"PUT", "/snapshot/create"},
+	    {"PUT", "/snapshot/load"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		bool get = !strcmp(paths[i].method, "GET");
+		expect_fault(paths[i].method, paths[i].url, get ? NULL : "{}",
+			     "flint does not support");
+	}
+	/* A method the swagger does not have there is still a wrong method. */
+	expect_fault("GET", "/snapshot/create", NULL, "Invalid request method");
+}
+
+Test(api_router, oversized_body, .init = setup, .fini = teardown)
+{
+	size_t n = API_MAX_BODY + 1;
+	char *big = malloc(n + 1);
+	cr_assert_not_null(big);
+	memset(big, ' ', n);
+	big[0] = '{';
+	big[n - 1] = '}';
+	big[n] = '\0';
+	expect_fault("PUT", "/boot-source", big, "larger than the limit of 51200");
+	/* At the limit it is parsed (and refused for what it says). */
+	big[API_MAX_BODY - 1] = '}';
+	api_resp_free(&resp);
+	cr_assert_eq(api_handle(ctl, "PUT", "/boot-source", big, API_MAX_BODY, &resp), 400);
+	cr_assert(strstr(fault_msg(), "kernel_image_path"), "%s", resp.body);
+	free(big);
+	/* The HTTP layer passes no body once over the cap. */
+	api_resp_free(&resp);
+	cr_assert_eq(api_handle(ctl, "PUT", "/boot-source", NULL, 1u << 30, &resp), 400);
+	cr_assert(strstr(fault_msg(), "larger than the limit"));
+}
+
+Test(api_router, phase_rules, .init = setup, .fini = teardown)
+{
+	/* Before the start. */
+	expect_fault("PATCH", "/vm", "{\"state\": \"Paused\"}", API_ERR_BEFORE_START);
+	expect_fault("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}",
+		     API_ERR_BEFORE_START);
+	expect_fault("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", "metrics");
+	expect_fault("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     "without kernel configuration");
+	expect_ok("PUT", "/drives/rootfs", ROOTFS);
+	expect_fault("PATCH", "/drives/rootfs",
+		     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/new\"}",
+		     API_ERR_BEFORE_START);
+	cr_assert_eq(fake.pauses + fake.cads + fake.flushes + fake.drive_updates, 0);
+
+	/* A failed start leaves the VM not started. */
+	expect_ok("PUT", "/boot-source", KERNEL);
+	fake.fail_start = -ENOENT;
+	expect_fault("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     "fake start failed");
+	cr_assert_not(api_ctl_started(ctl));
+	fake.fail_start = 0;
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	cr_assert(api_ctl_started(ctl));
+
+	/* After: every pre-boot request is refused and changes nothing. */
+	char *before = api_ctl_vm_config_json(ctl);
+	expect_fault("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     API_ERR_AFTER_START);
+	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\": \"/other\"}",
+		     API_ERR_AFTER_START);
+	expect_fault("PUT", "/machine-config", "{\"vcpu_count\": 4, \"mem_size_mib\": 256}",
+		     API_ERR_AFTER_START);
+	expect_fault("PATCH", "/machine-config", "{\"vcpu_count\": 4}", API_ERR_AFTER_START);
+	expect_fault("PUT", "/drives/d2",
+		     "{\"drive_id\": \"d2\", \"path_on_host\": \"/x\", \"is_root_device\": false}",
+		     API_ERR_AFTER_START);
+	expect_fault("PUT", "/network-interfaces/eth0",
+		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}", API_ERR_AFTER_START);
+	expect_fault("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"/v\"}",
+		     API_ERR_AFTER_START);
+	expect_fault("PUT", "/logger", "{\"log_path\": \"/l\"}", API_ERR_AFTER_START);
+	expect_fault("PUT", "/metrics", "{\"metrics_path\": \"/m\"}", API_ERR_AFTER_START);
+	expect_fault("PUT", "/entropy", "{}", API_ERR_AFTER_START);
+	expect_fault("PUT", "/serial", "{\"serial_out_path\": \"/s\"}", API_ERR_AFTER_START);
+	char *after = api_ctl_vm_config_json(ctl);
+	cr_assert_str_eq(before, after);
+	free(before);
+	free(after);
+	cr_assert_eq(fake.starts, 1);
+	cr_assert_eq(fake.loggers + fake.metrics, 0);
+
+	/* Post-boot actions. */
+	expect_ok("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+	cr_assert_eq(fake.cads, 1);
+	expect_fault("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", "metrics");
+	expect_fault("PATCH", "/vm", "{\"state\": \"Stopped\"}", "state");
+	json_decref(get_json("/machine-config"));
+}
+
+Test(api_router, patch_after_boot_merges_and_reverts, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/drives/rootfs",
+		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r.ext4\", \"is_root_device\": "
+		  "true, \"rate_limiter\": {\"ops\": {\"size\": 50, \"refill_time\": 1000}}}");
+	expect_ok("PUT", "/network-interfaces/eth0",
+		  "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"tx_rate_limiter\": "
+		  "{\"ops\": {\"size\": 7, \"refill_time\": 100}}}");
+	expect_ok("PUT", "/boot-source", KERNEL);
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+	/* A new image: the op gets the whole entry, its limiter kept. */
+	expect_ok("PATCH", "/drives/rootfs",
+		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/new\"}");
+	cr_assert_eq(fake.drive_updates, 1);
+	cr_assert_str_eq(fake.drive_path, "/new");
+	cr_assert_eq(fake.drive_ops_size, 50);
+	/* A bandwidth bucket only: the path stays the new one. */
+	expect_ok("PATCH", "/drives/rootfs",
+		  "{\"drive_id\": \"rootfs\", \"rate_limiter\": {\"bandwidth\": {\"size\": 4096, "
+		  "\"refill_time\": 100}}}");
+	cr_assert_str_eq(fake.drive_path, "/new");
+	cr_assert_eq(fake.drive_bw_size, 4096);
+	cr_assert_eq(fake.drive_ops_size, 50);
+
+	/* The VM refuses: the config keeps what the VM runs. */
+	fake.fail_update = -EIO;
+	expect_fault("PATCH", "/drives/rootfs",
+		     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/refused\"}",
+		     "fake update failed");
+	struct vm_config c;
+	cr_assert_eq(api_ctl_get_config(ctl, &c), 0);
+	cr_assert_str_eq(c.drives[0].path_on_host, "/new");
+	cr_assert_eq(c.drives[0].rate_limiter.bandwidth.size, 4096);
+	vm_config_free(&c);
+	expect_fault("PATCH", "/network-interfaces/eth0",
+		     "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 9, "
+		     "\"refill_time\": 9}}}",
+		     "fake update failed");
+	fake.fail_update = 0;
+
+	expect_ok("PATCH", "/network-interfaces/eth0",
+		  "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 9000, "
+		  "\"refill_time\": 100}}}");
+	cr_assert_eq(fake.net_updates, 1);
+	cr_assert_eq(fake.net_rx_size, 9000);
+	cr_assert_eq(fake.net_tx_size, 7);
+	cr_assert_eq(api_ctl_get_config(ctl, &c), 0);
+	cr_assert_eq(c.nets[0].rx_rate_limiter.bandwidth.size, 9000);
+	vm_config_free(&c);
+
+	/* Unknown ids and mismatched ids. */
+	expect_fault("PATCH", "/drives/nope", "{\"drive_id\": \"nope\", \"path_on_host\": \"/x\"}",
+		     "nope");
+	expect_fault("PATCH", "/drives/rootfs",
+		     "{\"drive_id\": \"other\", \"path_on_host\": \"/x\"}", "drive_id");
+	expect_fault("PATCH", "/network-interfaces/eth9", "{\"iface_id\": \"eth9\"}", "eth9");
+	cr_assert_eq(fake.drive_updates, 2);
+}
+
+Test(api_router, started_outside_the_api, .init = setup, .fini = teardown)
+{
+	struct vm_config c;
+	vm_config_init(&c);
+	struct vmc_metrics m = {.metrics_path = strdup("/tmp/m")};
+	vm_config_set_metrics(&c, &m);
+	api_ctl_destroy(ctl);
+	cr_assert_eq(api_ctl_create(&ctl, "cfg", &c, &ops, NULL), 0);
+	vm_config_free(&c);
+	api_ctl_mark_started(ctl);
+	fake.state = "Running";
+	expect_fault("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     API_ERR_AFTER_START);
+	expect_ok("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+	cr_assert_eq(fake.flushes, 1);
+	cr_assert_eq(fake.starts, 0);
+}
+
+Test(api_router, counters_by_path, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/drives/rootfs", ROOTFS);
+	expect_fault("PUT", "/drives/rootfs", "{}", "");
+	json_decref(get_json("/"));
+	json_decref(get_json("/"));
+	expect_fault("PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}", "");
+
+	cr_assert_eq(counter("put_api_requests.drive_count"), 2);
+	cr_assert_eq(counter("put_api_requests.drive_fails"), 1);
+	cr_assert_eq(counter("get_api_requests.instance_info_count"), 2);
+	cr_assert_eq(counter("patch_api_requests.drive_count"), 1);
+	cr_assert_eq(counter("patch_api_requests.drive_fails"), 1);
+	cr_assert_eq(counter("put_api_requests.actions_count"), 0);
+}

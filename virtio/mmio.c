@@ -7,8 +7,10 @@
  * Threads and locks. Registers are accessed by vCPU threads; queue
  * notifications come from the event-loop thread (ioeventfd) or a vCPU (a
  * QueueNotify write that reached the bus); the device calls host.used,
- * host.needs_reset and virtio_mmio_config_changed from wherever it
- * processes its queues, including from inside ops->notify and ops->activate.
+ * host.needs_reset and host.config_changed (virtio_mmio_config_changed)
+ * from wherever it processes its queues, including from inside ops->notify
+ * and ops->activate, and from a thread of its own (a drive swapping its
+ * image on the VM's control thread).
  *
  *  - lock guards the register file: status, selectors, driver features,
  *    queue registers. Every register access holds it; so do config_read and
@@ -143,6 +145,11 @@ static void host_used(void *opaque, unsigned q)
 static void host_needs_reset(void *opaque)
 {
 	set_needs_reset(opaque, "the device reported a guest error");
+}
+
+static void host_config_changed(void *opaque)
+{
+	virtio_mmio_config_changed(opaque);
 }
 
 static uint32_t status_get(const struct virtio_mmio *t)
@@ -475,7 +482,10 @@ int virtio_mmio_create(struct virtio_mmio **out, struct gmem *g, const struct vi
 	t->dev = dev;
 	t->irq = irq;
 	t->irq_ctx = irq_ctx;
-	t->host = (struct virtio_host){.used = host_used, .needs_reset = host_needs_reset, .t = t};
+	t->host = (struct virtio_host){.used = host_used,
+				       .needs_reset = host_needs_reset,
+				       .config_changed = host_config_changed,
+				       .t = t};
 	t->offered = ops->features(dev) | TRANSPORT_FEATURES;
 	t->queue_max = ops->queue_max > VQ_MAX_SIZE ? VQ_MAX_SIZE : ops->queue_max;
 	*out = t;

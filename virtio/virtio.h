@@ -35,6 +35,12 @@ struct virtio_host {
 	/* The guest broke the protocol: set DEVICE_NEEDS_RESET, raise a
 	 * configuration interrupt, and stop using the queues until reset. */
 	void (*needs_reset)(void *t);
+	/* The device's configuration space changed on its own (a drive's new
+	 * capacity after its image was swapped): the transport tells the
+	 * driver (virtio-mmio: ConfigGeneration moves on and a configuration
+	 * interrupt is raised), which reads the space again. Call it after the
+	 * new values are readable. */
+	void (*config_changed)(void *t);
 	void *t;
 };
 
@@ -52,7 +58,8 @@ struct virtio_dev_ops {
 	/* DRIVER_OK: the negotiated features and the validated, activated queues
 	 * (vq_activate done by the transport). Return 0, or -errno to have the
 	 * transport set DEVICE_NEEDS_RESET. */
-	int (*activate)(void *dev, uint64_t features, struct vq *queues, const struct virtio_host *host);
+	int (*activate)(void *dev, uint64_t features, struct vq *queues,
+			const struct virtio_host *host);
 	/* The driver wrote status 0: drop all queue state and in-flight work
 	 * (in-flight I/O completes into nothing). Also called before any
 	 * activate (Linux resets a device when it probes it). When it returns

@@ -921,3 +921,23 @@ Test(mmio, reset_never_pulls_rings_from_a_notification)
 	struct virtio_mmio_queue_stats s = stats(0);
 	cr_assert_eq(s.notifications, dev.notifies[0]);
 }
+
+/* A device whose configuration changes on its own (a drive's new capacity)
+ * tells the guest through the host callbacks it got at activation, without
+ * knowing the transport: ConfigGeneration moves on and a configuration
+ * interrupt is raised. */
+Test(mmio, device_reports_a_config_change_through_its_host)
+{
+	bring_up(F_VER1);
+	cr_assert_not_null(dev.host.config_changed);
+	cr_assert_eq(rd(VIRTIO_MMIO_CONFIG_GENERATION), 0);
+	irqs = 0;
+	dev.host.config_changed(dev.host.t);
+	cr_assert_eq(rd(VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_CONFIG);
+	cr_assert_eq(irqs, 1);
+	wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
+	dev.host.config_changed(dev.host.t);
+	cr_assert_eq(rd(VIRTIO_MMIO_CONFIG_GENERATION), 2);
+	cr_assert_eq(irqs, 2);
+}

@@ -1439,3 +1439,319 @@ Test(blk_dev, destroy_with_a_retry_pending)
 	cr_assert_eq(device_image_fds(&fd), 0, "the drive was not freed; log:\n%s", log);
 	cr_assert_null(strstr(log, "destroyed while"), "log:\n%s", log);
 }
+
+/* ---- rate limiting and a new image after boot --------------------------- */
+
+static unsigned config_changes;
+
+static void host_config_changed(void *t)
+{
+	(void)t;
+	config_changes++;
+}
+
+static const struct virtio_host host_cc = {
+    .used = host_used, .needs_reset = host_needs_reset, .config_changed = host_config_changed};
+
+static void open_limited(const struct ratelimit_cfg *rl)
+{
+	struct blk_params p = {.path = path, .loop = loop};
+
+	if (rl)
+		p.rate_limiter = *rl;
+	config_changes = 0;
+	cr_assert_eq(blk_create(&b, &p), 0);
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host_cc), 0);
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (now_ns() - t0) / 1000000;
+}
+
+/* What the used ring held ms into the next loop run, seen from a timer of
+ * the loop's own (a loop that stops cancels every op, the device's timers
+ * with them, so the test looks without stopping it). */
+static struct ev_op probe_op;
+static struct __kernel_timespec probe_ts;
+static uint16_t probe_used;
+
+static void used_probe_done(struct ev_op *op, int res)
+{
+	(void)op;
+	if (res == -ETIME)
+		probe_used = q.next_used;
+}
+
+static void probe_at(unsigned ms)
+{
+	probe_used = 0xffff;
+	probe_ts = (struct __kernel_timespec){.tv_nsec = ms * 1000000L};
+	probe_op = (struct ev_op){.done = used_probe_done};
+	cr_assert_eq(evloop_timeout(loop, &probe_op, &probe_ts), 0);
+}
+
+/* One op per 100 ms, a bucket of one: of two reads kicked together the
+ * first goes at once, the second waits in the device (not answered, not
+ * failed) and goes when its token is there, without another kick. */
+Test(blk_dev, throttled_request_waits_for_its_token)
+{
+	struct ratelimit_cfg rl = {.ops = {.size = 1, .refill_time_ms = 100}};
+	struct blk_stats st;
+	uint64_t t0;
+
+	open_limited(&rl);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	t0 = now_ns();
+	blk_ops.notify(b, 0);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.rate_limiter_throttled, 1);
+	cr_assert_eq(st.reads, 1, "a throttled request is not counted as read yet");
+	probe_at(50);
+	run_until_used(2, 2000);
+	cr_assert_eq(probe_used, 1, "%u used at 50 ms: the second read did not wait", probe_used);
+	cr_assert_eq(q.next_used, 2, "the throttled read never went");
+	cr_assert_geq(ms_since(t0), 90, "went after %llu ms", (unsigned long long)ms_since(t0));
+	cr_assert_eq(*byte_at(BUF + 0x9200), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF + 0x1000, SECT, 3), "sector 2 holds 3s");
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.reads, 2);
+	cr_assert_eq(st.rate_limiter_throttled, 1, "one timer, not a retry per loop turn");
+}
+
+/* Bandwidth: 512 bytes per 100 ms. A read takes the bucket; a flush costs
+ * one op and no bytes, so it passes; the next read waits. */
+Test(blk_dev, bandwidth_counts_data_bytes_and_flush_none)
+{
+	struct ratelimit_cfg rl = {.bandwidth = {.size = SECT, .refill_time_ms = 100}};
+	struct sg fl[] = {{BUF + 0x300, 16, false}, {status_at(BUF + 0x400), 1, true}};
+	uint64_t t0;
+
+	open_limited(&rl);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	put_hdr(BUF + 0x300, VIRTIO_BLK_T_FLUSH, 0);
+	offer(fl, 2);
+	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	t0 = now_ns();
+	blk_ops.notify(b, 0);
+	probe_at(50);
+	run_until_used(3, 2000);
+	cr_assert_eq(probe_used, 2, "%u used at 50 ms (the flush waited for bytes?)", probe_used);
+	cr_assert_eq(*byte_at(BUF + 0x400), VIRTIO_BLK_S_OK);
+	cr_assert_eq(q.next_used, 3);
+	cr_assert_geq(ms_since(t0), 90);
+}
+
+struct later {
+	unsigned ms;
+	struct ratelimit_cfg cfg;
+	int ret;
+};
+
+static void *set_limit_later(void *arg)
+{
+	struct later *l = arg;
+
+	usleep(l->ms * 1000);
+	l->ret = blk_set_ratelimit(b, &l->cfg);
+	return NULL;
+}
+
+/* One op per 10 s: the second read waits on a 10 s timer. Another thread
+ * lifts the limit 50 ms later, while the loop runs: the read goes at once,
+ * not when the old timer would have fired. The buckets' throttled count
+ * is kept. */
+Test(blk_dev, limit_changed_at_runtime_from_another_thread)
+{
+	struct ratelimit_cfg rl = {.ops = {.size = 1, .refill_time_ms = 10000}}, got;
+	struct later l = {.ms = 50, .cfg = {.bandwidth = {0}, .ops = {0}}, .ret = -1};
+	struct blk_stats st;
+	pthread_t th;
+	uint64_t t0;
+
+	open_limited(&rl);
+	blk_get_ratelimit(b, &got);
+	cr_assert_eq(got.ops.size, 1);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	t0 = now_ns();
+	blk_ops.notify(b, 0);
+	cr_assert_eq(pthread_create(&th, NULL, set_limit_later, &l), 0);
+	probe_at(30);
+	run_until_used(2, 2000);
+	pthread_join(th, NULL);
+	cr_assert_eq(probe_used, 1);
+	cr_assert_eq(l.ret, 0);
+	cr_assert_eq(q.next_used, 2, "still waiting for the old limit's timer");
+	cr_assert_lt(ms_since(t0), 1000);
+	cr_assert_eq(*byte_at(BUF + 0x9200), VIRTIO_BLK_S_OK);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.rate_limiter_throttled, 1);
+	blk_get_ratelimit(b, &got);
+	cr_assert_eq(got.ops.size, 0);
+	l.cfg.ops.size = (uint64_t)INT64_MAX + 1;
+	cr_assert_eq(blk_set_ratelimit(b, &l.cfg), -EINVAL);
+}
+
+/* A limit set at runtime on a drive that had none applies to the next
+ * requests. */
+Test(blk_dev, limit_set_at_runtime_applies)
+{
+	struct ratelimit_cfg rl = {.ops = {.size = 1, .refill_time_ms = 10000}};
+	struct blk_stats st;
+
+	open_limited(NULL);
+	cr_assert_eq(blk_set_ratelimit(b, &rl), 0);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	kick_and_wait(1);
+	run_until_used(2, 100);
+	cr_assert_eq(q.next_used, 1);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.rate_limiter_throttled, 1);
+}
+
+/* A reset forgets the request waiting for the limiter: its slot is free
+ * again, nothing is written for it, and the next generation works once
+ * the limit is lifted. */
+Test(blk_dev, reset_forgets_a_throttled_request)
+{
+	struct ratelimit_cfg rl = {.ops = {.size = 1, .refill_time_ms = 10000}};
+	struct ratelimit_cfg none = {.bandwidth = {0}, .ops = {0}};
+	uint16_t h;
+
+	open_limited(&rl);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	memset(at(BUF + 0x1000, SECT), 0x11, SECT);
+	kick_and_wait(1);
+	blk_ops.reset(b);
+	cr_assert_eq(blk_set_ratelimit(b, &none), 0);
+	run_for_ms(20);
+	cr_assert(all_bytes(BUF + 0x1000, SECT, 0x11));
+	cr_assert_eq(*byte_at(BUF + 0x9200), 0xee);
+	ring_start(16);
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host_cc), 0);
+	h = offer_rw(VIRTIO_BLK_T_IN, 5, BUF + 0x2000, SECT, status_at(BUF + 0x9400));
+	kick_and_wait(1);
+	cr_assert_eq(used_elem(0).id, h);
+	cr_assert(all_bytes(BUF + 0x2000, SECT, 6));
+}
+
+static char path2[] = "/tmp/flint-blk2-XXXXXX";
+
+/* A second image of n sectors, each filled with v. */
+static void make_image2(unsigned n, uint8_t v)
+{
+	uint8_t sec[SECT];
+	int fd = mkstemp(path2);
+
+	cr_assert_geq(fd, 0);
+	memset(sec, v, sizeof(sec));
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(pwrite(fd, sec, sizeof(sec), (off_t)i * SECT), SECT);
+	close_fd(&fd);
+}
+
+static uint64_t config_capacity(void)
+{
+	uint64_t c;
+
+	blk_ops.config_read(b, offsetof(struct virtio_blk_config, capacity), &c, sizeof(c));
+	return c;
+}
+
+/* PATCH /drives after boot: the drive reads the new image, the guest sees
+ * its capacity in the configuration space and is told (config_changed);
+ * a sector past the old end is readable now. */
+Test(blk_dev, backing_swap_changes_capacity_and_tells_the_guest)
+{
+	struct blk_stats st;
+
+	make_image2(2 * CAP, 0x77);
+	open_limited(NULL);
+	cr_assert_eq(config_capacity(), CAP);
+	cr_assert_eq(blk_set_backing(b, path2), 0);
+	unlink(path2);
+	cr_assert_eq(config_capacity(), 2 * CAP);
+	cr_assert_eq(blk_capacity(b), 2 * CAP);
+	cr_assert_eq(config_changes, 1);
+	offer_rw(VIRTIO_BLK_T_IN, CAP + 5, BUF, SECT, status_at(BUF + 0x9000));
+	kick_and_wait(1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 0x77));
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.backing_swaps, 1);
+	/* The old image is closed, and with it its lock. */
+	int fd;
+	cr_assert_eq(device_image_fds(&fd), 0);
+}
+
+/* A path that cannot be opened: an error, and the old image stays, with
+ * its capacity, and the guest is told nothing. */
+Test(blk_dev, backing_swap_to_a_missing_file_keeps_the_old_image)
+{
+	open_limited(NULL);
+	cr_assert_eq(blk_set_backing(b, "/nonexistent/flint.img"), -ENOENT);
+	cr_assert_lt(blk_set_backing(b, "/tmp"), 0, "a directory is no disk");
+	cr_assert_eq(config_capacity(), CAP);
+	cr_assert_eq(config_changes, 0);
+	offer_rw(VIRTIO_BLK_T_IN, 3, BUF, SECT, status_at(BUF + 0x9000));
+	kick_and_wait(1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 4), "sector 3 of the old image holds 4s");
+}
+
+/* The same image again after it grew (Firecracker's way to have a guest see
+ * a resized file): its own lock does not refuse it, the size is read again. */
+Test(blk_dev, backing_swap_to_the_same_grown_image)
+{
+	open_limited(NULL);
+	cr_assert_eq(ftruncate(img, 3 * CAP * SECT), 0);
+	cr_assert_eq(blk_set_backing(b, path), 0);
+	cr_assert_eq(config_capacity(), 3 * CAP);
+	cr_assert_eq(config_changes, 1);
+	int fd;
+	cr_assert_eq(device_image_fds(&fd), 1, "reopened: two descriptors on the image");
+}
+
+struct swap_arg {
+	const char *path;
+	int ret;
+	bool done;
+};
+
+static void *swap_thread(void *arg)
+{
+	struct swap_arg *s = arg;
+
+	s->ret = blk_set_backing(b, s->path);
+	__atomic_store_n(&s->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A read under way on the old image when the swap comes: the swap waits for
+ * it, and it is answered as usual (here the data the "image" then gives). */
+Test(blk_dev, backing_swap_waits_for_the_io_in_flight)
+{
+	struct swap_arg sa = {.path = path2, .ret = -1};
+	uint8_t data[SECT];
+	pthread_t th;
+
+	make_image2(CAP, 0x77);
+	read_waiting_on_a_pipe();
+	cr_assert_eq(pthread_create(&th, NULL, swap_thread, &sa), 0);
+	usleep(100 * 1000);
+	cr_assert_not(__atomic_load_n(&sa.done, __ATOMIC_ACQUIRE), "swapped under a read");
+	memset(data, 0x5a, sizeof(data));
+	cr_assert_eq(write(rpipe[1], data, sizeof(data)), SECT);
+	pthread_join(th, NULL);
+	unlink(path2);
+	cr_assert_eq(sa.ret, 0);
+	cr_assert_eq(q.next_used, 1, "the read was not answered");
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 0x5a));
+	close_fd(&rpipe[0]);
+	close_fd(&rpipe[1]);
+}

@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include "blk/blk_io.h"
 #include "blk/blk_req.h"
@@ -59,11 +60,12 @@ struct slot {
 	struct blk_io io;
 	struct blk *b;
 	struct slot *next_free;
-	uint32_t gen;	  /* b->gen when submitted */
-	uint16_t head;	  /* chain to give back */
-	uint32_t type;	  /* for the byte counters */
-	uint8_t *status;  /* last writable byte of the chain */
-	uint32_t used_ok; /* used length on success */
+	uint32_t gen;	    /* b->gen when submitted */
+	uint16_t head;	    /* chain to give back */
+	uint32_t type;	    /* for the byte counters */
+	uint8_t *status;    /* last writable byte of the chain */
+	uint32_t used_ok;   /* used length on success */
+	struct blk_req req; /* parsed; its iov is iov[] */
 	struct iovec iov[BLK_QUEUE_MAX];
 };
 
@@ -73,9 +75,15 @@ struct blk {
 	struct ev_op ring_op;  /* the loop's poll of the ring's fd */
 	struct ev_op retry_op; /* the timer that submits again after a failure */
 	char path[64];	       /* for messages, possibly truncated */
-	bool read_only;
-	uint64_t capacity;
+	bool read_only, direct;
+	uint64_t capacity; /* atomic: blk_set_backing changes it */
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
+	/* Written by another thread (blk_set_ratelimit, blk_set_backing) to
+	 * have the loop look at the queue again: kick_op polls it. */
+	int kick_fd;
+	struct ev_op kick_op;
+
+	pthread_mutex_t cfg_lock; /* cfg: read by vCPUs, capacity changed by a swap */
 	struct virtio_blk_config cfg;
 
 	pthread_mutex_t lock; /* everything below */
@@ -101,6 +109,18 @@ struct blk {
 	bool used_pending;
 	struct vq_seg segs[BLK_QUEUE_MAX];
 	struct blk_stats stats;
+
+	/* Rate limiting (see blk.h). throttled: the request the limiter
+	 * refused, popped and parsed, first to go; rl_op: the one timer that
+	 * brings it back; rl_recheck: rl_op was cancelled to be armed again
+	 * for new limits, not because the loop stops. */
+	struct ratelimit rl;
+	bool rl_on;
+	struct slot *throttled;
+	struct ev_op rl_op;
+	struct __kernel_timespec rl_ts;
+	bool rl_recheck;
+	bool rl_unarmed_logged;
 };
 
 /* Calls to the transport, batched: one host->used per notify or completion.
@@ -176,6 +196,27 @@ static void count_type(struct blk_stats *st, uint32_t type)
 static void io_done(struct blk_io *io, int res);
 static void ring_ready(struct ev_op *op, int res);
 static void retry_submit(struct ev_op *op, int res);
+static void rl_expired(struct ev_op *op, int res);
+static void kicked(struct ev_op *op, int res);
+
+/* Have the loop poll kick_fd, once and for all. Loop thread. */
+static void arm_kick(struct blk *b)
+{
+	int err;
+
+	if (evloop_pending(&b->kick_op))
+		return;
+	err = evloop_poll(b->loop, &b->kick_op, b->kick_fd, POLLIN);
+	if (err < 0 && err != -ESHUTDOWN)
+		pr_err("drive %s: polling its eventfd: %s", b->path, strerror(-err));
+}
+
+/* From another thread: have the loop look at the queue again. */
+static void kick(struct blk *b)
+{
+	if (eventfd_write(b->kick_fd, 1) < 0)
+		pr_err("drive %s: waking the event loop: %s", b->path, strerror(errno));
+}
 
 static const enum blk_io_kind io_kind[] = {
     [BLK_OP_READ] = BLK_IO_READ,
@@ -185,49 +226,85 @@ static const enum blk_io_kind io_kind[] = {
     [BLK_OP_WRITE_ZEROES] = BLK_IO_WRITE_ZEROES,
 };
 
-/* Start the popped chain c in slot s (taken off the free list). */
-static void start(struct blk *b, struct after *a, struct slot *s, const struct vq_chain *c)
+/* Whether the limiter lets request r go now: one op, and a read's or a
+ * write's data bytes (as Firecracker counts). Requests answered without
+ * I/O because they are malformed cost nothing. Lock held. */
+static bool admit(struct blk *b, const struct blk_req *r)
 {
-	struct blk_req r;
+	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->len : 0;
+
+	if (!b->rl_on || r->op == BLK_OP_NONE)
+		return true;
+	return ratelimit_consume(&b->rl, now_ns(), bytes, 1);
+}
+
+/* The limiter refused b->throttled: arm rl_op for when it will not, unless
+ * it is armed already. Lock held, loop thread. */
+static void arm_throttle(struct blk *b)
+{
+	const struct blk_req *r = &b->throttled->req;
+	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->len : 0;
+	uint64_t wait;
+	int err;
+
+	arm_kick(b);
+	if (evloop_pending(&b->rl_op))
+		return;
+	wait = ratelimit_wait_ns(&b->rl, now_ns(), bytes, 1);
+	if (!wait)
+		wait = 1; /* passes now: let the loop come round once */
+	if (wait > (uint64_t)INT64_MAX)
+		wait = INT64_MAX;
+	b->rl_ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
+					      .tv_nsec = (long long)(wait % 1000000000u)};
+	err = evloop_timeout(b->loop, &b->rl_op, &b->rl_ts);
+	if (err < 0 && err != -ESHUTDOWN && !b->rl_unarmed_logged) {
+		/* The next notification or completion tries again. */
+		pr_err("drive %s: cannot arm the rate limiter's timer: %s", b->path,
+		       strerror(-err));
+		b->rl_unarmed_logged = true;
+	}
+}
+
+/* Run the parsed request in slot s: answer it at once or start its I/O. */
+static void run(struct blk *b, struct after *a, struct slot *s)
+{
+	const struct blk_req *r = &s->req;
 	size_t n;
 	int err;
 
-	s->head = c->head;
-	err = blk_parse(&b->geom, c, &r, s->iov, ARRAY_SIZE(s->iov));
-	if (err) {
-		/* No status byte: give the chain back empty and stop. */
-		protocol_error(b, a, "request without a status byte", err);
-		push(b, a, c->head, 0);
-		s->next_free = b->free;
-		b->free = s;
-		return;
-	}
-	s->status = r.status_byte;
-	s->type = r.type;
-	count_type(&b->stats, r.type);
-	switch (r.op) {
+	count_type(&b->stats, r->type);
+	switch (r->op) {
 	case BLK_OP_NONE:
-		answer(b, a, s, r.status, 1);
+		answer(b, a, s, r->status, 1);
 		return;
 	case BLK_OP_GET_ID:
-		n = blk_iov_fill(r.iov, r.niov, b->id, r.len);
+		n = blk_iov_fill(r->iov, r->niov, b->id, r->len);
 		answer(b, a, s, VIRTIO_BLK_S_OK, (uint32_t)n + 1);
 		return;
+	case BLK_OP_FLUSH:
+		break;
 	default:
+		/* Parsed against the capacity of the time; a request that
+		 * waited for the limiter may meet a smaller image since. */
+		if (r->off + r->len > b->geom.capacity << BLK_SECTOR_SHIFT) {
+			answer(b, a, s, VIRTIO_BLK_S_IOERR, 1);
+			return;
+		}
 		break;
 	}
 	s->io = (struct blk_io){
-	    .kind = io_kind[r.op],
-	    .off = r.off,
-	    .len = r.len,
-	    .iov = r.iov,
-	    .niov = r.niov,
-	    .unmap = r.unmap,
-	    .sync = b->sync && (r.op == BLK_OP_WRITE || r.op == BLK_OP_WRITE_ZEROES),
+	    .kind = io_kind[r->op],
+	    .off = r->off,
+	    .len = r->len,
+	    .iov = r->iov,
+	    .niov = r->niov,
+	    .unmap = r->unmap,
+	    .sync = b->sync && (r->op == BLK_OP_WRITE || r->op == BLK_OP_WRITE_ZEROES),
 	    .done = io_done,
 	};
 	/* A read writes its data and the status; the rest only the status. */
-	s->used_ok = r.op == BLK_OP_READ ? (uint32_t)r.len + 1 : 1;
+	s->used_ok = r->op == BLK_OP_READ ? (uint32_t)r->len + 1 : 1;
 	s->gen = b->gen;
 	err = blk_io_submit(b->ring, b->disk.fd, &s->io);
 	if (err) {
@@ -236,6 +313,32 @@ static void start(struct blk *b, struct after *a, struct slot *s, const struct v
 	}
 	if (++b->stats.inflight > b->stats.inflight_max)
 		b->stats.inflight_max = b->stats.inflight;
+}
+
+/* Start the popped chain c in slot s (taken off the free list), or keep it
+ * in b->throttled if the limiter says not yet. */
+static void start(struct blk *b, struct after *a, struct slot *s, const struct vq_chain *c)
+{
+	int err;
+
+	s->head = c->head;
+	err = blk_parse(&b->geom, c, &s->req, s->iov, ARRAY_SIZE(s->iov));
+	if (err) {
+		/* No status byte: give the chain back empty and stop. */
+		protocol_error(b, a, "request without a status byte", err);
+		push(b, a, c->head, 0);
+		s->next_free = b->free;
+		b->free = s;
+		return;
+	}
+	s->status = s->req.status_byte;
+	s->type = s->req.type;
+	if (!admit(b, &s->req)) {
+		b->throttled = s;
+		arm_throttle(b);
+		return;
+	}
+	run(b, a, s);
 }
 
 /* Pop and start requests until the queue is empty or the pool is. Lock
@@ -254,6 +357,17 @@ static void process(struct blk *b, struct after *a)
 	if (!b->active || b->broken)
 		return;
 	vq_disable_notify(b->vq);
+	if (b->throttled) {
+		/* The queue stays as it is, notifications off, until the
+		 * limiter lets its first request go. */
+		s = b->throttled;
+		if (!admit(b, &s->req)) {
+			arm_throttle(b);
+			return;
+		}
+		b->throttled = NULL;
+		run(b, a, s);
+	}
 	for (;;) {
 		if (!b->free) {
 			b->starved = true; /* a completion resumes us */
@@ -278,7 +392,7 @@ static void process(struct blk *b, struct after *a)
 		s = b->free;
 		b->free = s->next_free;
 		start(b, a, s, &c);
-		if (b->broken)
+		if (b->broken || b->throttled)
 			return;
 	}
 }
@@ -351,6 +465,7 @@ static void submit(struct blk *b)
 		b->retry_ms = 0;
 		b->retry_unarmed_logged = false;
 	}
+	arm_kick(b);
 	if (blk_ring_pending(b->ring) && !evloop_pending(&b->ring_op)) {
 		err = evloop_poll(b->loop, &b->ring_op, blk_ring_fd(b->ring), POLLIN);
 		if (err < 0 && err != -ESHUTDOWN)
@@ -400,6 +515,65 @@ static void retry_submit(struct ev_op *op, int res)
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Process the queue and submit, on the loop thread, outside a completion
+ * of the drive's ring: for rl_op and kick_op. */
+static void resume(struct blk *b)
+{
+	struct after a = {.used = false};
+
+	pthread_mutex_lock(&b->lock);
+	a.host = b->host;
+	process(b, &a);
+	submit(b);
+	run_after(&a);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* rl_op: the limiter should let the waiting request go now. -ECANCELED:
+ * the loop stops, or kicked() cancelled it for new limits (rl_recheck). */
+static void rl_expired(struct ev_op *op, int res)
+{
+	struct blk *b = container_of(op, struct blk, rl_op);
+	bool recheck;
+
+	pthread_mutex_lock(&b->lock);
+	recheck = b->rl_recheck;
+	b->rl_recheck = false;
+	pthread_mutex_unlock(&b->lock);
+	if (res == -ECANCELED && !recheck)
+		return;
+	resume(b);
+}
+
+/* Another thread changed the limits or the image: a timer armed for the
+ * old limits is cancelled and armed again (rl_expired), and the queue is
+ * looked at (completions that a swap answered may have freed slots). */
+static void kicked(struct ev_op *op, int res)
+{
+	struct blk *b = container_of(op, struct blk, kick_op);
+	eventfd_t v;
+	int err;
+
+	if (res < 0) {
+		if (res != -ECANCELED)
+			pr_err("drive %s: polling its eventfd: %s", b->path, strerror(-res));
+		return;
+	}
+	(void)eventfd_read(b->kick_fd, &v);
+	pthread_mutex_lock(&b->lock);
+	if (evloop_pending(&b->rl_op)) {
+		/* rl_expired resumes, with the timer free to arm again. */
+		err = evloop_cancel(b->loop, &b->rl_op);
+		if (err == 0) {
+			b->rl_recheck = true;
+			pthread_mutex_unlock(&b->lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	resume(b);
+}
+
 /* After a batch of completions: one interrupt decision for all of them. */
 static void used_batch(struct ev_op *op, int res)
 {
@@ -428,10 +602,12 @@ static uint64_t blk_features(void *dev)
 
 static void blk_config_read(void *dev, uint64_t off, void *data, uint32_t len)
 {
-	const struct blk *b = dev;
+	struct blk *b = dev;
 
-	/* cfg never changes after create: no lock. */
+	/* A swap changes the capacity from another thread. */
+	pthread_mutex_lock(&b->cfg_lock);
 	virtio_config_copy(&b->cfg, sizeof(b->cfg), off, data, len);
+	pthread_mutex_unlock(&b->cfg_lock);
 }
 
 static void blk_config_write(void *dev, uint64_t off, const void *data, uint32_t len)
@@ -452,7 +628,7 @@ static int blk_activate(void *dev, uint64_t features, struct vq *queues,
 	b->vq = &queues[0];
 	b->host = *host;
 	b->geom = (struct blk_geom){
-	    .capacity = b->capacity,
+	    .capacity = __atomic_load_n(&b->capacity, __ATOMIC_RELAXED),
 	    .read_only = b->read_only,
 	    .flush = features & 1ull << VIRTIO_BLK_F_FLUSH,
 	    .discard = features & 1ull << VIRTIO_BLK_F_DISCARD,
@@ -480,6 +656,13 @@ static void blk_reset(void *dev)
 	pthread_mutex_lock(&b->lock);
 	b->gen++;
 	b->active = b->broken = b->starved = b->polling = b->used_pending = false;
+	if (b->throttled) {
+		/* Forgotten by the guest; the timer, when it fires, finds
+		 * nothing to do. */
+		b->throttled->next_free = b->free;
+		b->free = b->throttled;
+		b->throttled = NULL;
+	}
 	b->vq = NULL;
 	b->host = (struct virtio_host){0};
 	if ((err = blk_ring_drain(b->ring)) < 0)
@@ -563,11 +746,23 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	if (!b)
 		return -ENOMEM;
 	b->disk.fd = -1;
+	b->kick_fd = -1;
 	b->loop = p->loop;
 	b->used_op = (struct ev_op){.done = used_batch};
 	b->ring_op = (struct ev_op){.done = ring_ready};
 	b->retry_op = (struct ev_op){.done = retry_submit};
+	b->rl_op = (struct ev_op){.done = rl_expired};
+	b->kick_op = (struct ev_op){.done = kicked};
 	b->read_only = p->read_only;
+	b->direct = p->direct;
+	err = ratelimit_init(&b->rl, &p->rate_limiter, now_ns());
+	if (err) {
+		pr_err("drive %s: rate limiter: a value is over %lld", p->path,
+		       (long long)INT64_MAX);
+		free(b);
+		return err;
+	}
+	b->rl_on = ratelimit_enabled(&b->rl);
 	snprintf(b->path, sizeof(b->path), "%s", p->path);
 	memcpy(b->id, p->id ? p->id : "", idlen);
 	b->pool = calloc(BLK_QUEUE_MAX, sizeof(*b->pool));
@@ -580,6 +775,12 @@ int blk_create(struct blk **out, const struct blk_params *p)
 		b->pool[i].next_free = i + 1 < BLK_QUEUE_MAX ? &b->pool[i + 1] : NULL;
 	}
 	b->free = b->pool;
+	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->kick_fd < 0) {
+		err = -errno;
+		pr_err("drive %s: eventfd: %s", p->path, strerror(-err));
+		goto err_pool;
+	}
 	err = blk_ring_create(&b->ring, BLK_QUEUE_MAX);
 	if (err) {
 		pr_err("drive %s: cannot create its io_uring: %s", p->path, strerror(-err));
@@ -596,12 +797,14 @@ int blk_create(struct blk **out, const struct blk_params *p)
 			(unsigned long long)(b->disk.bytes % BLK_SECTOR_SIZE));
 	fill_config(b);
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->cfg_lock, NULL);
 	*out = b;
 	return 0;
 
 err_ring:
 	blk_ring_destroy(b->ring);
 err_pool:
+	close_fd(&b->kick_fd);
 	free(b->pool);
 err_free:
 	free(b);
@@ -614,7 +817,8 @@ void blk_destroy(struct blk *b)
 
 	if (!b)
 		return;
-	if (evloop_pending(&b->ring_op) || evloop_pending(&b->retry_op)) {
+	if (evloop_pending(&b->ring_op) || evloop_pending(&b->retry_op) ||
+	    evloop_pending(&b->rl_op) || evloop_pending(&b->kick_op)) {
 		/* The loop still runs, or never ran and still holds the poll
 		 * or the retry timer: leak rather than free what it holds. */
 		pr_err("drive %s: destroyed while the event loop holds its poll or retry", b->path);
@@ -634,6 +838,8 @@ void blk_destroy(struct blk *b)
 	}
 	blk_ring_destroy(b->ring);
 	blk_disk_close(&b->disk);
+	close_fd(&b->kick_fd);
+	pthread_mutex_destroy(&b->cfg_lock);
 	pthread_mutex_destroy(&b->lock);
 	free(b->pool);
 	free(b);
@@ -641,12 +847,98 @@ void blk_destroy(struct blk *b)
 
 uint64_t blk_capacity(const struct blk *b)
 {
-	return b->capacity;
+	return __atomic_load_n(&b->capacity, __ATOMIC_RELAXED);
 }
 
 void blk_get_stats(struct blk *b, struct blk_stats *out)
 {
 	pthread_mutex_lock(&b->lock);
 	*out = b->stats;
+	out->rate_limiter_throttled = b->rl.throttled;
 	pthread_mutex_unlock(&b->lock);
+}
+
+int blk_set_ratelimit(struct blk *b, const struct ratelimit_cfg *cfg)
+{
+	int err;
+
+	pthread_mutex_lock(&b->lock);
+	err = ratelimit_update(&b->rl, cfg, now_ns());
+	if (err == 0) {
+		b->rl_on = ratelimit_enabled(&b->rl);
+		if (b->throttled)
+			kick(b);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return err;
+}
+
+void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = (struct ratelimit_cfg){.bandwidth = b->rl.bandwidth.cfg, .ops = b->rl.ops.cfg};
+	pthread_mutex_unlock(&b->lock);
+}
+
+int blk_set_backing(struct blk *b, const char *path)
+{
+	struct blk_disk nd = {.fd = -1}, old = {.fd = -1};
+	struct after a = {.used = false};
+	uint64_t bytes, cap;
+	bool same;
+	int err;
+
+	if (!path || !*path)
+		return -EINVAL;
+	same = blk_disk_same(&b->disk, path, &bytes);
+	if (!same) {
+		if ((err = blk_disk_open(&nd, path, b->read_only, b->direct)) < 0)
+			return err;
+		if (block_size(&nd) != b->cfg.blk_size) {
+			/* The guest reads blk_size once: O_DIRECT on the new
+			 * image would fail every request. */
+			pr_err("drive %s: %s needs %u-byte blocks, the guest has %u", b->path, path,
+			       block_size(&nd), b->cfg.blk_size);
+			blk_disk_close(&nd);
+			return -EINVAL;
+		}
+		bytes = nd.bytes;
+	}
+	cap = bytes >> BLK_SECTOR_SHIFT;
+	pthread_mutex_lock(&b->lock);
+	if (!same) {
+		/* The I/O in flight ends on the old image and is answered as
+		 * usual; nothing new starts while the lock is held. */
+		a.host = b->host;
+		b->after = &a;
+		err = blk_ring_wait(b->ring);
+		b->after = NULL;
+		if (err < 0) {
+			run_after(&a);
+			pthread_mutex_unlock(&b->lock);
+			pr_err("drive %s: cannot wait for its I/O to swap to %s: %s", b->path, path,
+			       strerror(-err));
+			blk_disk_close(&nd);
+			return err;
+		}
+		old = b->disk;
+		b->disk = nd;
+	}
+	__atomic_store_n(&b->capacity, cap, __ATOMIC_RELAXED);
+	b->geom.capacity = cap;
+	pthread_mutex_lock(&b->cfg_lock);
+	b->cfg.capacity = cap;
+	pthread_mutex_unlock(&b->cfg_lock);
+	b->stats.backing_swaps++;
+	pr_info("drive %s: now %s, %llu sectors", b->path, path, (unsigned long long)cap);
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	run_after(&a);
+	if (b->active && b->host.config_changed)
+		b->host.config_changed(b->host.t);
+	/* Completions answered here may have freed slots the queue waits
+	 * for; the loop looks again. */
+	kick(b);
+	pthread_mutex_unlock(&b->lock);
+	blk_disk_close(&old);
+	return 0;
 }

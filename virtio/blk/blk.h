@@ -15,6 +15,13 @@
  * ops->reset; after reset() returns the device calls neither and touches no
  * queue.
  *
+ * Rate limiting: a request the limiter refuses stays popped, in its slot,
+ * and the queue is left alone (notifications off) until one loop timer,
+ * armed for exactly as long as the tokens take, lets it go. The limits and
+ * the image can be changed while the VM runs (blk_set_ratelimit,
+ * blk_set_backing) from another thread: the change is made under the
+ * mutex, and an eventfd the loop polls has the loop look at the queue again.
+ *
  * Life cycle: blk_create before the loop runs; blk_destroy after the loop
  * has stopped (evloop_run returned or evloop_destroy done); it waits for any
  * I/O still in flight. */
@@ -26,6 +33,7 @@
 #include <stdint.h>
 
 #include "core/evloop.h"
+#include "core/ratelimit.h"
 #include "core/util.h"
 #include "virtio.h"
 
@@ -52,6 +60,10 @@ struct blk_params {
 	 * NULL or "" for none (GET_ID then answers 20 NUL bytes). */
 	const char *id;
 	struct evloop *loop; /* must outlive the device */
+	/* Firecracker's rate limiter: every request costs one op, a read or a
+	 * write also its data bytes (a flush, a discard: one op, no bytes).
+	 * All zero: no limit. */
+	struct ratelimit_cfg rate_limiter;
 };
 
 /* Counters for --stats, cumulative since blk_create. */
@@ -63,6 +75,8 @@ struct blk_stats {
 	uint64_t bytes_read, bytes_written;
 	uint64_t inflight, inflight_max; /* requests at the host right now / at most */
 	uint64_t stale_completions;	 /* I/O that finished after a reset */
+	uint64_t rate_limiter_throttled; /* requests the limiter refused (retries too) */
+	uint64_t backing_swaps;		 /* images swapped by blk_set_backing */
 };
 
 /* Open the image and build the device. Capacity is the image size in
@@ -81,6 +95,32 @@ uint64_t blk_capacity(const struct blk *b);
 
 /* Copy the counters. Any thread. */
 void blk_get_stats(struct blk *b, struct blk_stats *out);
+
+/* Change the rate limiter of a running drive (PATCH /drives after boot):
+ * cfg is complete (what a PATCH leaves out, the caller takes from the
+ * current config). What the buckets hold is kept (ratelimit_update), and a
+ * request waiting for tokens is looked at again at once, not when the old
+ * limits would have let it go. Any thread; does not wait for the loop.
+ * Returns 0 or -EINVAL (a field over INT64_MAX; nothing changed). */
+int blk_set_ratelimit(struct blk *b, const struct ratelimit_cfg *cfg) WARN_UNUSED;
+
+/* The limiter's config now (for GET /vm/config and PATCH merges). */
+void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out);
+
+/* Point the drive at the image path instead (PATCH /drives after boot with
+ * a new path_on_host): open it as blk_create does (same read-only and
+ * O_DIRECT mode, same checks, the same lock on the image), wait for the I/O
+ * in flight on the old image to end (it is answered as usual), swap, close
+ * the old image, and publish the new capacity in the configuration space,
+ * telling the guest it changed (virtio_host.config_changed) so that its
+ * driver resizes the disk. The same image again (the same inode, e.g. a
+ * file grown since) is not reopened: its size is read again. A request
+ * waiting for the limiter is checked against the new capacity when it
+ * runs. Any thread but the loop's; blocks for as long as the I/O in flight
+ * takes. One call at a time. Returns 0, or -errno with the old image still
+ * in use (the path cannot be opened or locked: logged naming it; -EINVAL
+ * for an O_DIRECT drive whose new image needs another block size). */
+int blk_set_backing(struct blk *b, const char *path) WARN_UNUSED;
 
 /* VIRTIO_ID_BLOCK, one queue of up to BLK_QUEUE_MAX; dev is a struct blk. */
 extern const struct virtio_dev_ops blk_ops;

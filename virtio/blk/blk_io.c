@@ -31,6 +31,27 @@ static uint32_t dio_alignment(int fd, bool blkdev)
 	return 0;
 }
 
+/* The size in bytes of the regular file or block device fd, whose stat is
+ * *st. Logs naming path. Returns 0 or -errno (-EINVAL: neither). */
+static int disk_size(int fd, const struct stat *st, const char *path, uint64_t *bytes)
+{
+	int err;
+
+	if (S_ISREG(st->st_mode)) {
+		*bytes = (uint64_t)st->st_size;
+		return 0;
+	}
+	if (S_ISBLK(st->st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, bytes) == 0)
+			return 0;
+		err = -errno;
+		pr_err("drive %s: BLKGETSIZE64: %s", path, strerror(-err));
+		return err;
+	}
+	pr_err("drive %s: not a regular file or block device", path);
+	return -EINVAL;
+}
+
 int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool direct)
 {
 	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
@@ -51,19 +72,8 @@ int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool dir
 		pr_err("drive %s: fstat: %s", path, strerror(-err));
 		goto err_close;
 	}
-	if (S_ISREG(st.st_mode)) {
-		d->bytes = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(d->fd, BLKGETSIZE64, &d->bytes) < 0) {
-			err = -errno;
-			pr_err("drive %s: BLKGETSIZE64: %s", path, strerror(-err));
-			goto err_close;
-		}
-	} else {
-		err = -EINVAL;
-		pr_err("drive %s: not a regular file or block device", path);
+	if ((err = disk_size(d->fd, &st, path, &d->bytes)) < 0)
 		goto err_close;
-	}
 	/* One writer or any number of readers per image, across processes. */
 	if ((err = lock_image(d->fd, path, !read_only)) < 0)
 		goto err_close;
@@ -74,6 +84,19 @@ int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool dir
 err_close:
 	close_fd(&d->fd);
 	return err;
+}
+
+int blk_disk_same(const struct blk_disk *d, const char *path, uint64_t *bytes)
+{
+	struct stat cur, st;
+
+	if (d->fd < 0 || stat(path, &st) < 0 || fstat(d->fd, &cur) < 0)
+		return 0;
+	if (st.st_dev != cur.st_dev || st.st_ino != cur.st_ino ||
+	    (st.st_mode & S_IFMT) != (cur.st_mode & S_IFMT))
+		return 0;
+	/* The size as the open fd sees it now (a file grown since). */
+	return disk_size(d->fd, &cur, path, bytes) < 0 ? 0 : 1;
 }
 
 void blk_disk_close(struct blk_disk *d)

@@ -29,6 +29,14 @@ struct blk_disk {
 int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool direct) WARN_UNUSED;
 void blk_disk_close(struct blk_disk *d); /* closed or never opened: ok */
 
+/* Whether path names the image d has open (the same inode: the same file,
+ * through any name), and if so its size now in *bytes: a drive asked to
+ * switch to the image it already has re-reads its size instead of opening
+ * it again, which its own lock on the image would refuse. Returns 1 or 0
+ * (not the same, or path cannot be looked at: the caller opens it and
+ * reports what fails). */
+int blk_disk_same(const struct blk_disk *d, const char *path, uint64_t *bytes) WARN_UNUSED;
+
 enum blk_io_kind {
 	BLK_IO_READ,	    /* preadv iov at off; len bytes expected */
 	BLK_IO_WRITE,	    /* pwritev iov at off; len bytes expected */

@@ -225,6 +225,25 @@ unsigned blk_ring_reap(struct blk_ring *r)
 	return reap_cqes(r);
 }
 
+int blk_ring_wait(struct blk_ring *r)
+{
+	int err = 0;
+
+	reap_cqes(r);
+	while (r->pending) {
+		/* Also submits what is queued: a failed submission's leftovers
+		 * and the next steps the handlers queue. */
+		err = io_uring_submit_and_wait(&r->ring, 1);
+		if (err == -EINTR || err == -EAGAIN || err == -EBUSY)
+			err = 0;
+		if (err < 0)
+			break;
+		err = 0;
+		reap_cqes(r);
+	}
+	return err;
+}
+
 int blk_ring_drain(struct blk_ring *r)
 {
 	struct io_uring_sqe *sqe;

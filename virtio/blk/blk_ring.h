@@ -68,6 +68,14 @@ int blk_ring_submit(struct blk_ring *r) WARN_UNUSED;
  * completions. */
 unsigned blk_ring_reap(struct blk_ring *r);
 
+/* Wait until nothing is in flight, cancelling nothing: each operation
+ * ends as it would have (done() runs here), and what the handlers queue
+ * meanwhile is submitted and waited for too. For a drive that swaps its
+ * image under requests the guest still expects answers to. Blocks for as
+ * long as the I/O takes. Returns 0, or -errno if io_uring_enter failed
+ * (some I/O may then still be under way). */
+int blk_ring_wait(struct blk_ring *r) WARN_UNUSED;
+
 /* Cancel everything in flight that the kernel can still cancel, and wait
  * for the rest to finish, running each done(). Afterwards the kernel holds
  * no reference to any iovec or buffer given to this ring. Handlers cannot

@@ -1,5 +1,5 @@
 #include "core/device_kinds.h"
 
 /* The guest's slot order: drives, network interfaces, vsock. */
-const struct device_kind *const device_kinds[] = {&blk_kind, &net_kind, &vsock_kind};
+const struct device_kind *const device_kinds[] = {&blk_kind, &net_kind, &vsock_kind, &rng_kind};
 const size_t device_nkinds = ARRAY_SIZE(device_kinds);

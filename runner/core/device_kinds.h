@@ -10,7 +10,7 @@
 
 #include "core/devices.h"
 
-extern const struct device_kind blk_kind, net_kind, vsock_kind;
+extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind;
 
 /* The kinds in guest slot order: drives (/dev/vda first), network
  * interfaces (eth0 first), vsock. */

@@ -13,12 +13,21 @@
 int log_verbose;
 uint64_t launch_ns;
 
-static void vlog(const char *fmt, va_list ap)
+static pr_sink_fn *log_sink;
+
+void pr_set_sink(pr_sink_fn *sink)
+{
+	__atomic_store_n(&log_sink, sink, __ATOMIC_RELEASE);
+}
+
+void pr_stderr(const char *tag, const char *fmt, va_list ap)
 {
 	char line[1024];
 
 	/* One write per line so lines from several threads do not interleave. */
-	int n = snprintf(line, sizeof(line), "flint: ");
+	int n = snprintf(line, sizeof(line) - 2, "flint: %s", tag);
+	if (n > (int)sizeof(line) - 2)
+		n = sizeof(line) - 2;
 	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	size_t len = strnlen(line, sizeof(line) - 2);
 	line[len++] = '\n';
@@ -26,29 +35,18 @@ static void vlog(const char *fmt, va_list ap)
 	(void)r;
 }
 
-void pr_err(const char *fmt, ...)
+void pr_log(enum pr_level level, const char *file, int line, const char *fmt, ...)
 {
+	pr_sink_fn *sink = __atomic_load_n(&log_sink, __ATOMIC_ACQUIRE);
 	va_list ap;
-	va_start(ap, fmt);
-	vlog(fmt, ap);
-	va_end(ap);
-}
 
-void pr_info(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vlog(fmt, ap);
-	va_end(ap);
-}
-
-void pr_debug(const char *fmt, ...)
-{
-	va_list ap;
-	if (!log_verbose)
+	if (!sink && (level > PR_DEBUG || (level == PR_DEBUG && !log_verbose)))
 		return;
 	va_start(ap, fmt);
-	vlog(fmt, ap);
+	if (sink)
+		sink(level, file, line, fmt, ap);
+	else
+		pr_stderr("", fmt, ap);
 	va_end(ap);
 }
 

@@ -15,12 +15,42 @@
  * its owner. */
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* Log one line to stderr, prefixed "flint: ". */
-void pr_err(const char *fmt, ...) PRINTF(1, 2);
-void pr_info(const char *fmt, ...) PRINTF(1, 2);
-/* Only printed when log_verbose is set (--verbose). */
-void pr_debug(const char *fmt, ...) PRINTF(1, 2);
+/* Log lines. pr_err, pr_warn, pr_info, pr_debug and pr_trace log one line
+ * at their level, with the file and line they are called from (for the
+ * logger's show_log_origin). By default a line goes to stderr as
+ * "flint: <message>", one write() per line so that the lines of several
+ * threads do not interleave: error, warning and info lines always, debug
+ * lines only when log_verbose is set (--verbose), trace lines never. Once
+ * logger_configure() ran (core/logger.h: --level, --log-path, PUT /logger),
+ * the logger decides where a line goes and how it reads. */
+enum pr_level {
+	/* The order of vm_config.h's enum vmc_log_level (logger.c checks). */
+	PR_ERROR,
+	PR_WARN,
+	PR_INFO,
+	PR_DEBUG,
+	PR_TRACE,
+};
+void pr_log(enum pr_level level, const char *file, int line, const char *fmt, ...) PRINTF(4, 5);
+#define pr_err(...)   pr_log(PR_ERROR, __FILE__, __LINE__, __VA_ARGS__)
+#define pr_warn(...)  pr_log(PR_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define pr_info(...)  pr_log(PR_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define pr_debug(...) pr_log(PR_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
+#define pr_trace(...) pr_log(PR_TRACE, __FILE__, __LINE__, __VA_ARGS__)
 extern int log_verbose;
+
+/* Where pr_log hands its lines instead of the default: the logger
+ * (logger.c) sets it and clears it (NULL: back to the default). A pointer
+ * rather than a call into logger.c, so that util.c still links alone (the
+ * jail launcher, the fuzzers). */
+typedef void pr_sink_fn(enum pr_level level, const char *file, int line, const char *fmt,
+			va_list ap);
+void pr_set_sink(pr_sink_fn *sink);
+
+/* Write "flint: <tag><message>\n" to stderr in one write(), the message cut
+ * to fit flint's 1 KiB line: the default output, and the logger's when it
+ * writes to stderr. tag may be "". */
+void pr_stderr(const char *tag, const char *fmt, va_list ap) PRINTF(2, 0);
 
 /* Close *fd if it is >= 0 and set it to -1. Accepts -1. */
 void close_fd(int *fd);

@@ -355,9 +355,13 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, int 
 	p->argc += nextra;
 	p->argv[p->argc] = NULL;
 	p->run_tmp = run && !vsock;
-	/* flint serves the API on its default socket unless told otherwise:
-	 * its directory is made in the jail as for --api-sock. */
-	if (!run && !no_api && !api_sock)
+	/* flint serves the API (runner/cmd/instance.c) unless it runs a
+	 * command, boots a --kernel without --api-sock, or has --no-api; on
+	 * its default socket without --api-sock, whose directory is then made
+	 * as --api-sock's would be. */
+	if (run || no_api || (kernel && !api_sock))
+		p->api_sock_path[0] = '\0';
+	else if (!api_sock)
 		snprintf(p->api_sock_path, sizeof(p->api_sock_path), "%s", PLAN_DEFAULT_API_SOCK);
 	if (p->api_sock_path[0] && !strcmp(p->api_sock_path, p->vsock_path))
 		return fail(err, errlen, -EINVAL, "the API socket and the vsock socket are both %s",

@@ -24,7 +24,8 @@
 #include "config/home.h"
 #include "core/util.h"
 
-/* flint's API socket when --api-sock is not given (runner/api/, issue 11). */
+/* flint's API socket when --api-sock is not given (API_DEFAULT_SOCK in
+ * runner/config/cli.h). */
 #define PLAN_DEFAULT_API_SOCK "/run/flint.socket"
 
 /* The exec file, kernel, initrd, flint run's root image and the drives. */
@@ -45,7 +46,8 @@ struct plan {
 	unsigned nfiles;
 	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without --vsock */
 	/* In-jail path of the API socket: --api-sock's, else flint's default;
-	 * "" when flint serves no API (flint run, --no-api). */
+	 * "" when flint serves no API (flint run, --no-api, --kernel without
+	 * --api-sock). */
 	char api_sock_path[PATH_MAX];
 	bool run_tmp; /* flint run makes its private socket directory in /tmp */
 	uint64_t mem; /* guest memory from --mem, or flint's default */

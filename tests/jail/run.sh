@@ -126,9 +126,8 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 [ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
 [ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v/sock" "$ERR" &&
 	why="no host path of the vsock socket"
-# No --api-sock: flint's default socket's directory, /run, shared with vsock.
-[ -z "$why" ] && ! grep -qx "flint-jail: API socket at $R/run/flint.socket" "$ERR" &&
-	why="no host path of the default API socket"
+# A --kernel boot without --api-sock serves no API.
+[ -z "$why" ] && grep -q "API socket" "$ERR" && why="an API socket announced"
 [ -z "$why" ] && [ "$(stat -c %h "$T/files/vmlinux")" != 2 ] && why="kernel not hard-linked"
 [ -z "$why" ] && [ "$(mounted)" != 0 ] && why="$BASE still mounted"
 [ -z "$why" ] && ! rm -rf "$BASE/probe/view" && why="the jail cannot be removed"
@@ -149,6 +148,18 @@ host=$(sed -n 's/^flint-jail: API socket at //p' "$ERR")
 [ -z "$why" ] && [ ! -S "$host" ] && why="no socket at $host"
 rm -rf "$BASE/probe/api"
 [ -z "$why" ] && ok api-sock || bad api-sock "$why"
+
+# No --api-sock, no --kernel: flint's default socket, whose directory /run
+# is made (and shared with a vsock socket's).
+jail --id apidef --exec-file "$PROBE" $ID -- --vsock "cid=3,uds=/run/v/sock"
+R=$BASE/probe/apidef/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "file=/run d $U:$U 755" "file=/run/v d $U:$U 755"
+[ -z "$why" ] && ! grep -qx "flint-jail: API socket at $R/run/flint.socket" "$ERR" &&
+	why="no host path of the default API socket"
+rm -rf "$BASE/probe/apidef"
+[ -z "$why" ] && ok api-sock-default || bad api-sock-default "$why"
 
 # flint run and --no-api: no API socket, no directory for it.
 for c in "no-api:--no-api --kernel $T/files/vmlinux" \
@@ -252,6 +263,50 @@ else
 		rmdir /sys/fs/cgroup/pids/flint-jail-test/vm 2>/dev/null ||
 			why="${why:-pids cgroup vm not made or not removable}"
 		[ -z "$why" ] && ok tiny-guest || bad tiny-guest "$why"
+	fi
+fi
+
+# --- the jailed flint's API: GET / on the socket inside the jail ---------
+# The static flint (libmicrohttpd built without HTTPS, mk/build-mhd.sh)
+# answers on <root>/api.sock, where the jailer says. Skipped when flint
+# outside the jail does not answer either: not the jail's doing.
+# get SOCK: HTTP status of GET / on SOCK in $code, the body in $T/body.
+get() {
+	for _ in $(seq 50); do
+		[ -S "$1" ] && break
+		sleep 0.1
+	done
+	code=$(curl -sS --max-time 5 -o "$T/body" -w '%{http_code}' --unix-socket "$1" \
+		http://localhost/ 2>>"$ERR")
+}
+if ! command -v curl >/dev/null; then
+	skip api-get "no curl"
+elif ! "$SFLINT" --help 2>&1 | grep -q -- --api-sock; then
+	skip api-get "flint has no API"
+else
+	: >"$ERR"
+	"$BUILD/flint" --api-sock "$T/dyn.sock" </dev/null >"$OUT" 2>>"$ERR" &
+	pid=$!
+	get "$T/dyn.sock"
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	if [ "$code" != 200 ]; then
+		skip api-get "flint's API answers GET / with '$code' outside the jail too"
+	else
+		"$JAIL" --id api-get --exec-file "$SFLINT" $ID -- --api-sock api.sock \
+			</dev/null >"$OUT" 2>"$ERR" &
+		pid=$!
+		R=$BASE/flint/api-get/root
+		why=
+		get "$R/api.sock"
+		[ "$code" = 200 ] || why="GET / answered '$code'"
+		[ -z "$why" ] && ! grep -q '"state"' "$T/body" && why="body $(cat "$T/body")"
+		[ -z "$why" ] && ! grep -qx "flint-jail: API socket at $R/api.sock" "$ERR" &&
+			why="no host path of the API socket"
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		rm -rf "$BASE/flint/api-get"
+		[ -z "$why" ] && ok api-get || bad api-get "$why"
 	fi
 fi
 

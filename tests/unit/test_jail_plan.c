@@ -143,11 +143,19 @@ Test(jail_plan, api_socket_is_made_inside_the_jail)
 
 Test(jail_plan, api_socket_default)
 {
-	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux"), 0, "%s", err);
-	cr_assert_str_eq(joined(), "/flint --kernel /vmlinux", "flint's default is not passed");
+	cr_assert_eq(BUILD(&p, "--id", "vm1"), 0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --id vm1", "flint's default is not passed");
 	cr_assert_str_eq(p.api_sock_path, PLAN_DEFAULT_API_SOCK, "its directory is made");
 	plan_free(&p);
-	cr_assert_eq(BUILD(&p, "--no-api", "--kernel", "/k/vmlinux"), 0, "%s", err);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux"), 0, "%s", err);
+	cr_assert_str_eq(p.api_sock_path, "", "a --kernel boot serves no API");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux", "--api-sock", "/a.sock"), 0, "%s", err);
+	cr_assert_str_eq(p.api_sock_path, "/a.sock", "unless given --api-sock");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--config-file", "/c.json", "--no-api", "--api-sock", "/a.sock"), 0,
+		     "%s", err);
+	cr_assert_str_eq(joined(), "/flint --config-file /c.json --no-api --api-sock /a.sock");
 	cr_assert_str_eq(p.api_sock_path, "", "--no-api: no socket");
 	plan_free(&p);
 	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/k/r.ext4"), 0, "%s",

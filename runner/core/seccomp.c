@@ -65,6 +65,8 @@ static const struct seccomp_rule main_rules[] = {
 	ALLOW(read),		/* the same three */
 	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
 	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
+	IOCTL(KVM_GET_CLOCK),	/* a pause keeps the guest's clock, */
+	IOCTL(KVM_SET_CLOCK),	/* and a resume sets it back */
 	ALLOW(pread64),		/* --stats: the KVM statistics of each vCPU */
 	ALLOW(close),		/* teardown */
 	ALLOW(io_uring_enter),	/* evloop_destroy cancels what a loop that never ran left */
@@ -116,6 +118,23 @@ static const struct seccomp_rule run_rules[] = {
 	ALLOW(close),
 };
 
+/* The API thread (runner/api/http.c): libmicrohttpd driven from its epoll
+ * fd, the router, jansson and the controller, whose api_vm_ops hand their
+ * work to the VM's control thread and wait (futex). No ioctl at all. */
+static const struct seccomp_rule api_rules[] = {
+	COMMON_RULES,
+	ALLOW(poll),		/* the daemon's epoll fd and the stop eventfd */
+	ALLOW(epoll_wait),	/* MHD_run */
+	ALLOW(epoll_ctl),	/* a new connection joins the daemon's epoll set */
+	ALLOW(accept4),		/* a client on the API socket */
+	ALLOW(read),		/* the daemon's own wake-up eventfd (MHD_run drains it) */
+	ALLOW_IF(recvfrom, ARG_EQ(4, 0)),	/* recv(): requests, no source address */
+	ALLOW_IF(sendto, ARG_EQ(4, 0)),		/* send(): answers, no address */
+	ALLOW(sendmsg),		/* an answer's header and body in one call */
+	ALLOW(shutdown),	/* a connection's end */
+	ALLOW(close),
+};
+
 /* clang-format on */
 
 static const struct {
@@ -127,6 +146,7 @@ static const struct {
     [SECCOMP_VCPU] = {"vcpu", vcpu_rules, ARRAY_SIZE(vcpu_rules)},
     [SECCOMP_EVLOOP] = {"evloop", evloop_rules, ARRAY_SIZE(evloop_rules)},
     [SECCOMP_RUN] = {"run", run_rules, ARRAY_SIZE(run_rules)},
+    [SECCOMP_API] = {"api", api_rules, ARRAY_SIZE(api_rules)},
 };
 
 /* Written once by seccomp_configure() before any thread starts. */

@@ -57,6 +57,7 @@ enum seccomp_thread {
 	SECCOMP_VCPU,	/* KVM_RUN and the exit handlers */
 	SECCOMP_EVLOOP, /* io_uring loop and the device work on it */
 	SECCOMP_RUN,	/* flint run's relay to the guest agent */
+	SECCOMP_API,	/* the HTTP API: libmicrohttpd, jansson, the controller */
 	SECCOMP_THREADS
 };
 
@@ -75,7 +76,7 @@ struct seccomp_rule {
 /* The rows of one thread kind's table; *n gets their count. */
 const struct seccomp_rule *seccomp_table(enum seccomp_thread kind, size_t *n);
 
-/* "main", "vcpu", "evloop", "run"; NULL for a bad kind. */
+/* "main", "vcpu", "evloop", "run", "api"; NULL for a bad kind. */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 /* The kind named `name`, or -EINVAL. */
 int seccomp_thread_by_name(const char *name) WARN_UNUSED;

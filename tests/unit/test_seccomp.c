@@ -7,6 +7,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -18,6 +19,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "api/controller.h"
+#include "api/http.h"
+#include "api/router.h"
 #include "config/cli.h"
 #include "core/evloop.h"
 #include "core/seccomp.h"
@@ -25,8 +29,8 @@
 
 TestSuite(seccomp, .timeout = 10);
 
-static const enum seccomp_thread kinds[] = {SECCOMP_MAIN, SECCOMP_VCPU, SECCOMP_EVLOOP,
-					    SECCOMP_RUN};
+static const enum seccomp_thread kinds[] = {SECCOMP_MAIN, SECCOMP_VCPU, SECCOMP_EVLOOP, SECCOMP_RUN,
+					    SECCOMP_API};
 
 Test(seccomp, every_table_compiles_in_both_modes)
 {
@@ -308,6 +312,15 @@ static const struct {
     {SECCOMP_RUN, call_sendto_address, false, "run: sendto an address"},
     {SECCOMP_RUN, call_socket_unix, false, "run: socket"},
     {SECCOMP_RUN, call_execve, false, "run: execve"},
+    {SECCOMP_API, call_poll, true, "api: poll"},
+    {SECCOMP_API, call_send, true, "api: send"},
+    {SECCOMP_API, call_mmap_rw, true, "api: mmap rw"},
+    {SECCOMP_API, call_tcsets, false, "api: ioctl TCSETS"},
+    {SECCOMP_API, call_kvm_run, false, "api: KVM_RUN"},
+    {SECCOMP_API, call_sendto_address, false, "api: sendto an address"},
+    {SECCOMP_API, call_socket_unix, false, "api: socket"},
+    {SECCOMP_API, call_openat, false, "api: openat"},
+    {SECCOMP_API, call_execve, false, "api: execve"},
 };
 
 Test(seccomp, installed_filters_allow_their_table_and_kill_the_rest)
@@ -507,4 +520,88 @@ Test(seccomp, cli_options)
 	cr_assert_str_eq(cfg.seccomp_test, "evloop");
 	cr_assert_eq(parse(&cfg, err, "--seccomp-test-forbidden", "gpu"), CLI_ERROR);
 	cr_assert(strstr(err, "--seccomp-test-forbidden gpu"), "%s", err);
+}
+
+/* ---- the API thread under its filter ---- */
+
+Test(seccomp, api_table_has_no_ioctl)
+{
+	size_t n;
+	const struct seccomp_rule *t = seccomp_table(SECCOMP_API, &n);
+
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_neq(t[i].nr, SCMP_SYS(ioctl), "the API table allows ioctl");
+}
+
+/* One request to the API socket at path, the answer's status line
+ * checked; the connection closed by the client. */
+static void api_request(const char *path, const char *req, size_t len, const char *want)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char buf[4096];
+	size_t n = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		_exit(CHILD_WRONG_RESULT);
+	while (len) {
+		ssize_t w = send(fd, req, len, MSG_NOSIGNAL);
+		if (w <= 0)
+			_exit(CHILD_WRONG_RESULT);
+		req += w;
+		len -= (size_t)w;
+	}
+	while (n < sizeof(buf) - 1 && !memmem(buf, n, "\r\n\r\n", 4)) {
+		ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+		if (r <= 0)
+			_exit(CHILD_WRONG_RESULT);
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	if (strncmp(buf, want, strlen(want)))
+		_exit(CHILD_WRONG_RESULT);
+	close(fd);
+}
+
+/* In a child: the policy on, the API thread enters its filter, and serves
+ * a GET, a PUT with a body, a body over the cap and a bad path while the
+ * main thread (unfiltered) is its client; then stops. Any call outside
+ * the API table kills the child with SIGSYS. */
+static void api_under_filter(void)
+{
+	char dir[] = "/tmp/flint-api-seccomp-XXXXXX", path[64], err[256];
+	struct api_ctl *ctl;
+	struct api_http *http;
+	static char big[3 * API_MAX_BODY + 128];
+
+	if (!mkdtemp(dir))
+		_exit(CHILD_WRONG_RESULT);
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	if (seccomp_configure(false, -1) < 0 || api_ctl_create(&ctl, NULL, NULL, NULL, NULL) < 0)
+		_exit(CHILD_NO_FILTER);
+	if (api_http_start(&http, path, ctl, err, sizeof(err)) < 0)
+		_exit(CHILD_NO_FILTER);
+	const char *get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	const char *put = "PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\n"
+			  "{\"vcpu_count\": 2, \"mem_size_mib\": 256}";
+	api_request(path, get, strlen(get), "HTTP/1.1 200");
+	api_request(path, put, strlen(put), "HTTP/1.1 204");
+	int h = snprintf(big, sizeof(big),
+			 "PUT /boot-source HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+			 3 * API_MAX_BODY);
+	memset(big + h, ' ', sizeof(big) - (size_t)h);
+	api_request(path, big, (size_t)h + 3 * API_MAX_BODY, "HTTP/1.1 400");
+	const char *bad = "GET /balloon/x HTTP/1.1\r\nHost: x\r\n\r\n";
+	api_request(path, bad, strlen(bad), "HTTP/1.1 400");
+	api_http_stop(http);
+	api_ctl_destroy(ctl);
+	rmdir(dir);
+}
+
+Test(seccomp, api_thread_serves_under_its_filter)
+{
+	allowed(in_child(SECCOMP_THREADS, false, api_under_filter),
+		"API requests under the filter");
 }

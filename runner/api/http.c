@@ -1,0 +1,314 @@
+#include "api/http.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/router.h"
+#include "core/seccomp.h"
+
+struct api_http {
+	struct api_ctl *ctl;
+	struct MHD_Daemon *daemon;
+	int listen_fd; /* owned by the daemon once it started */
+	int epoll_fd;  /* the daemon's */
+	int stop_fd;   /* eventfd: written by api_http_stop */
+	char *path;
+	dev_t dev; /* the socket file we made, so that stop removes only it */
+	ino_t ino;
+	pthread_t thread;
+	bool thread_started;
+	/* The thread's start-up answer: 0 or -errno, once ready. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready;
+	int start_err;
+};
+
+/* One request's body, gathered across the handler's calls. */
+struct body {
+	char *buf;
+	size_t len;   /* bytes kept, at most API_MAX_BODY */
+	size_t total; /* bytes received (saturating): over API_MAX_BODY, refused */
+};
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) PRINTF(4, 5);
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Bind path as a listening Unix socket, replacing a stale one. */
+static int bind_socket(struct api_http *h, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd = -1, r;
+
+	if (!*path || strlen(path) >= sizeof(sa.sun_path))
+		return fail(err, errlen, -ENAMETOOLONG, "a socket path has 1 to %zu bytes",
+			    sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, path, strlen(path));
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return fail(err, errlen, -EEXIST, "the path exists and is not a socket");
+		/* A socket someone answers on is in use; one nobody answers on
+		 * is what a flint that died left: replace it. */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close_fd(&fd);
+		if (r == 0)
+			return fail(err, errlen, -EADDRINUSE, "another program is listening on it");
+		if (unlink(path) < 0 && errno != ENOENT)
+			return fail(err, errlen, -errno, "cannot remove the stale socket: %s",
+				    strerror(errno));
+	} else if (errno != ENOENT) {
+		return fail(err, errlen, -errno, "%s", strerror(errno));
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = fail(err, errlen, -errno, "cannot bind: %s", strerror(errno));
+		goto err_close;
+	}
+	if (lstat(path, &st) < 0 || listen(fd, 64) < 0) {
+		r = fail(err, errlen, -errno, "cannot listen: %s", strerror(errno));
+		unlink(path);
+		goto err_close;
+	}
+	h->dev = st.st_dev;
+	h->ino = st.st_ino;
+	h->listen_fd = fd;
+	return 0;
+err_close:
+	close_fd(&fd);
+	return r;
+}
+
+/* Remove the socket file if it is still the one we bound. */
+static void remove_socket(struct api_http *h)
+{
+	struct stat st;
+
+	if (h->path && lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino)
+		unlink(h->path);
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, struct api_resp *resp)
+{
+	struct MHD_Response *mr;
+
+	if (resp->body) {
+		mr = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+		if (!mr) {
+			api_resp_free(resp);
+			return MHD_NO;
+		}
+		resp->body = NULL; /* the response owns it now */
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	} else {
+		mr = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		if (!mr)
+			return MHD_NO;
+	}
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+/* libmicrohttpd's access handler: called once when the headers are in,
+ * then with each piece of the body, then once more (*size 0) to answer. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	struct api_http *h = cls;
+	struct body *b = *con_cls;
+	struct api_resp resp;
+
+	(void)version;
+	if (!b) {
+		if (!(b = calloc(1, sizeof(*b))))
+			return MHD_NO;
+		*con_cls = b;
+		return MHD_YES;
+	}
+	if (*size) {
+		size_t n = *size;
+		b->total = b->total > SIZE_MAX - n ? SIZE_MAX : b->total + n;
+		if (b->total <= API_MAX_BODY) {
+			if (!b->buf && !(b->buf = malloc(API_MAX_BODY)))
+				return MHD_NO;
+			memcpy(b->buf + b->len, data, n);
+			b->len += n;
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	api_handle(h->ctl, method, url, b->total > API_MAX_BODY ? NULL : b->buf, b->total, &resp);
+	return send_answer(c, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct body *b = *con_cls;
+
+	(void)cls, (void)c, (void)toe;
+	if (b) {
+		free(b->buf);
+		free(b);
+		*con_cls = NULL;
+	}
+}
+
+static void say_ready(struct api_http *h, int r)
+{
+	pthread_mutex_lock(&h->lock);
+	h->ready = true;
+	h->start_err = r;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The API thread: its filter first, then the daemon until stopped. */
+static void *serve(void *arg)
+{
+	struct api_http *h = arg;
+	int r = seccomp_enter(SECCOMP_API);
+
+	say_ready(h, r);
+	if (r < 0)
+		return NULL;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = h->epoll_fd, .events = POLLIN},
+				      {.fd = h->stop_fd, .events = POLLIN}};
+		MHD_UNSIGNED_LONG_LONG ms;
+		int timeout = -1;
+
+		if (MHD_get_timeout(h->daemon, &ms) == MHD_YES)
+			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+			pr_err("API: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		MHD_run(h->daemon);
+	}
+	return NULL;
+}
+
+int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl, char *err,
+		   size_t errlen)
+{
+	struct api_http *h = calloc(1, sizeof(*h));
+	int r;
+
+	*out = NULL;
+	if (!h)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	h->ctl = ctl;
+	h->listen_fd = h->epoll_fd = h->stop_fd = -1;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if (!(h->path = strdup(path))) {
+		r = fail(err, errlen, -ENOMEM, "out of memory");
+		goto err;
+	}
+	if ((h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		r = fail(err, errlen, -errno, "eventfd: %s", strerror(errno));
+		goto err;
+	}
+	if ((r = bind_socket(h, path, err, errlen)) < 0)
+		goto err;
+	/* What the API thread's filter would refuse, done here: jansson
+	 * seeds its hash function from /dev/urandom on first use. */
+	json_object_seed(0);
+	/* No thread of MHD's own (no MHD_USE_INTERNAL_POLLING_THREAD): ours
+	 * runs it, under its filter. No Date header (Firecracker sends none):
+	 * glibc's first gmtime_r would open /etc/localtime. */
+	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
+				     on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+				     MHD_OPTION_CONNECTION_TIMEOUT, 0u, MHD_OPTION_END);
+	if (!h->daemon) {
+		r = fail(err, errlen, -EIO, "libmicrohttpd could not start on the socket");
+		close_fd(&h->listen_fd);
+		goto err_socket;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info || info->epoll_fd < 0) {
+		r = fail(err, errlen, -EIO, "libmicrohttpd has no epoll fd");
+		goto err_daemon;
+	}
+	h->epoll_fd = info->epoll_fd;
+	if ((r = -pthread_create(&h->thread, NULL, serve, h)) < 0) {
+		fail(err, errlen, r, "cannot create the API thread: %s", strerror(-r));
+		goto err_daemon;
+	}
+	h->thread_started = true;
+	pthread_mutex_lock(&h->lock);
+	while (!h->ready)
+		pthread_cond_wait(&h->cond, &h->lock);
+	r = h->start_err;
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0) {
+		fail(err, errlen, r, "the API thread's seccomp filter: %s", strerror(-r));
+		goto err_daemon;
+	}
+	*out = h;
+	return 0;
+err_daemon:
+	api_http_stop(h);
+	return r;
+err_socket:
+	remove_socket(h);
+err:
+	api_http_stop(h);
+	return r;
+}
+
+void api_http_stop(struct api_http *h)
+{
+	if (!h)
+		return;
+	if (h->thread_started) {
+		uint64_t one = 1;
+		if (write(h->stop_fd, &one, sizeof(one)) < 0)
+			pr_err("API: cannot stop the API thread: %s", strerror(errno));
+		pthread_join(h->thread, NULL);
+	}
+	if (h->daemon) {
+		MHD_stop_daemon(h->daemon); /* closes the listening socket */
+		h->listen_fd = -1;
+	}
+	close_fd(&h->listen_fd);
+	remove_socket(h);
+	close_fd(&h->stop_fd);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h->path);
+	free(h);
+}

@@ -23,6 +23,10 @@ FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/vq.c \
 	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
+# The entropy device on a real io_uring event loop (its rate limiter's timer).
+FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c \
+	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
+FUZZ_LIBS_fuzz_rng := -luring
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <linux/time_types.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 #include <net/if.h>
@@ -1236,4 +1237,176 @@ Test(net_tap, packets_both_ways)
 	cr_assert(filled(got + 14, 136, 4, 14));
 	cr_assert_eq(stats().tx_packets, 1);
 	close(ps);
+}
+
+/* ---- rate limiters -------------------------------------------------------- */
+
+static void open_limited(uint64_t features, const struct ratelimit_cfg *rx,
+			 const struct ratelimit_cfg *tx)
+{
+	struct net_params p = {.id = "net0", .mac = mac, .loop = loop};
+	int sv[2];
+
+	if (rx)
+		p.rx_rate_limiter = *rx;
+	if (tx)
+		p.tx_rate_limiter = *tx;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+}
+
+/* What queue probe_q's used ring held ms into the loop's run, seen from a
+ * timer of the loop's own (a loop that stops cancels the device's timers). */
+static struct ev_op probe_op;
+static struct __kernel_timespec probe_ts;
+static unsigned probe_q;
+static uint16_t probe_used;
+
+static void used_probe_done(struct ev_op *op, int res)
+{
+	(void)op;
+	if (res == -ETIME)
+		probe_used = used_idx(probe_q);
+}
+
+static void probe_at(unsigned q, unsigned ms)
+{
+	probe_q = q;
+	probe_used = 0xffff;
+	probe_ts = (struct __kernel_timespec){.tv_nsec = ms * 1000000L};
+	probe_op = (struct ev_op){.done = used_probe_done};
+	cr_assert_eq(evloop_timeout(loop, &probe_op, &probe_ts), 0);
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (now_ns() - t0) / 1000000;
+}
+
+/* One TX frame per 100 ms: of two frames kicked together the second waits
+ * in the device, unsent and unused, and goes when its token is there. */
+Test(net_dev, tx_limiter_holds_a_frame_until_its_token)
+{
+	struct ratelimit_cfg tx = {.ops = {.size = 1, .refill_time_ms = 100}};
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	static uint8_t got[NET_HDR_LEN + 100];
+	uint64_t t0;
+
+	open_limited(full, NULL, &tx);
+	offer_tx(BUF, &h, 60, 1);
+	offer_tx(BUF + 0x1000, &h, 60, 2);
+	t0 = now_ns();
+	kick(TX);
+	cr_assert_eq(stats().tx_rate_limiter_throttled, 1);
+	probe_at(TX, 50);
+	run_tx_until(2);
+	cr_assert_eq(probe_used, 1, "%u TX used at 50 ms: the second frame did not wait",
+		     probe_used);
+	cr_assert_geq(ms_since(t0), 90);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 60);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 60);
+	cr_assert(filled(got + NET_HDR_LEN, 60, 2, 0));
+	cr_assert_eq(stats().tx_packets, 2);
+	cr_assert_eq(stats().tx_rate_limiter_throttled, 1);
+}
+
+/* RX bandwidth of 100 bytes per 100 ms: a 100-byte frame takes the bucket,
+ * the next one is read but held out of the used ring until its tokens are
+ * there; the TX direction is not limited by it. */
+Test(net_dev, rx_limiter_holds_a_frame_until_its_tokens)
+{
+	struct ratelimit_cfg rx = {.bandwidth = {.size = 100, .refill_time_ms = 100}};
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	uint64_t t0;
+
+	open_limited(F(VIRTIO_NET_F_GUEST_CSUM), &rx, NULL);
+	struct sg c1[] = {{BUF, NET_HDR_LEN, true}, {BUF + 0x100, 1514, true}};
+	struct sg c2[] = {{BUF + 0x1000, NET_HDR_LEN, true}, {BUF + 0x1100, 1514, true}};
+	offer(RX, c1, 2);
+	offer(RX, c2, 2);
+	peer_send(&h, 100, 1);
+	peer_send(&h, 100, 2);
+	t0 = now_ns();
+	kick(RX);
+	cr_assert_eq(stats().rx_rate_limiter_throttled, 1);
+	probe_at(RX, 50);
+	run_rx_until(2);
+	cr_assert_eq(probe_used, 1, "%u RX used at 50 ms", probe_used);
+	cr_assert_geq(ms_since(t0), 90);
+	cr_assert_eq(used_elem(RX, 1).len, NET_HDR_LEN + 100);
+	cr_assert(filled(at(BUF + 0x1100, 100), 100, 2, 0));
+	cr_assert_eq(stats().rx_packets, 2);
+	cr_assert_eq(stats().tx_rate_limiter_throttled, 0);
+}
+
+struct later {
+	unsigned ms;
+	struct ratelimit_cfg cfg;
+	int ret;
+};
+
+static void *lift_tx_later(void *arg)
+{
+	struct later *l = arg;
+
+	usleep(l->ms * 1000);
+	l->ret = net_set_ratelimit(n, NULL, &l->cfg);
+	return NULL;
+}
+
+/* One TX frame per 10 s; another thread lifts the limit 50 ms into the
+ * loop's run: the waiting frame goes at once, not in 10 s. RX keeps its
+ * limit (NULL leaves it). */
+Test(net_dev, tx_limit_lifted_at_runtime_from_another_thread)
+{
+	struct ratelimit_cfg tx = {.ops = {.size = 1, .refill_time_ms = 10000}};
+	struct ratelimit_cfg rx = {.ops = {.size = 5, .refill_time_ms = 1000}}, got_rx, got_tx;
+	struct later l = {.ms = 50, .cfg = {.bandwidth = {0}, .ops = {0}}, .ret = -1};
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	pthread_t th;
+	uint64_t t0;
+
+	open_limited(full, &rx, &tx);
+	offer_tx(BUF, &h, 60, 1);
+	offer_tx(BUF + 0x1000, &h, 60, 2);
+	t0 = now_ns();
+	kick(TX);
+	cr_assert_eq(pthread_create(&th, NULL, lift_tx_later, &l), 0);
+	probe_at(TX, 30);
+	run_tx_until(2);
+	pthread_join(th, NULL);
+	cr_assert_eq(l.ret, 0);
+	cr_assert_eq(probe_used, 1);
+	cr_assert_lt(ms_since(t0), 1000);
+	net_get_ratelimit(n, &got_rx, &got_tx);
+	cr_assert_eq(got_rx.ops.size, 5);
+	cr_assert_eq(got_tx.ops.size, 0);
+	l.cfg.bandwidth.size = (uint64_t)INT64_MAX + 1;
+	cr_assert_eq(net_set_ratelimit(n, &rx, &l.cfg), -EINVAL);
+	rx.ops.size = 9;
+	cr_assert_eq(net_set_ratelimit(n, &rx, NULL), 0);
+	net_get_ratelimit(n, &got_rx, NULL);
+	cr_assert_eq(got_rx.ops.size, 9);
+}
+
+/* A reset forgets the frame waiting for the TX limiter: it is never sent,
+ * and its slot is free for the next generation. */
+Test(net_dev, reset_forgets_a_throttled_tx_frame)
+{
+	struct ratelimit_cfg tx = {.ops = {.size = 1, .refill_time_ms = 10000}};
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	static uint8_t got[NET_HDR_LEN + 100];
+
+	open_limited(full, NULL, &tx);
+	offer_tx(BUF, &h, 60, 1);
+	offer_tx(BUF + 0x1000, &h, 60, 2);
+	kick(TX);
+	run_tx_until(1);
+	net_ops.reset(n);
+	run(NULL, 50);
+	cr_assert_eq(peer_recv(got, sizeof(got)), NET_HDR_LEN + 60);
+	cr_assert(filled(got + NET_HDR_LEN, 60, 1, 0));
+	cr_assert_eq(peer_recv(got, sizeof(got)), -1, "the throttled frame was sent");
 }

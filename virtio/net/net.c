@@ -49,6 +49,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <linux/if_ether.h>
+#include <linux/time_types.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
@@ -57,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 
 #include "net/net_hdr.h"
@@ -107,6 +109,19 @@ struct tx_slot {
 	uint8_t buf[TX_BUF_LEN];
 };
 
+/* One direction's limiter and the timer that lets its refused frame go. */
+struct throttle {
+	struct ev_op op;
+	struct __kernel_timespec ts; /* op's; read at the loop's next turn */
+	struct net *n;
+	unsigned q;
+	struct ratelimit rl;
+	bool on;	/* rl limits */
+	bool recheck;	/* op cancelled to be armed again for new limits */
+	bool logged;	/* op could not be armed: said once */
+	uint64_t bytes; /* the refused frame's */
+};
+
 struct net {
 	char id[32];
 	char tap[32];
@@ -150,6 +165,16 @@ struct net {
 	bool used_pending[NQ];
 	struct vq_seg segs[POP_SEG_MAX];
 	struct net_stats stats;
+
+	/* Rate limiting (see net.h). rx_throttled: the length of a packet
+	 * read into the first held chains that the RX limiter refused (0:
+	 * none); tx_throttled: a TX slot, copied and checked, the TX limiter
+	 * refused. kick_fd: written by net_set_ratelimit, polled by kick_op. */
+	struct throttle thr[NQ];
+	uint32_t rx_throttled;
+	struct tx_slot *tx_throttled;
+	int kick_fd;
+	struct ev_op kick_op;
 };
 
 /* Calls to the transport, made after the work, with the lock held (they
@@ -223,6 +248,56 @@ static void push(struct net *n, struct after *a, unsigned q, uint16_t head, uint
 {
 	if (vq_push(n->vq[q], head, len) == 0)
 		a->used[q] = true;
+}
+
+/* ---- rate limiting ------------------------------------------------------ */
+
+static void arm_kick(struct net *n)
+{
+	int r;
+
+	if (evloop_pending(&n->kick_op))
+		return;
+	if ((r = evloop_poll(n->loop, &n->kick_op, n->kick_fd, POLLIN)) < 0 && r != -ESHUTDOWN)
+		pr_err("%s: polling its eventfd: %s", n->id, strerror(-r));
+}
+
+/* Arm t's timer for when its refused frame will pass, unless armed.
+ * Lock held, loop thread. */
+static void arm_throttle(struct net *n, struct throttle *t)
+{
+	uint64_t wait;
+	int r;
+
+	arm_kick(n);
+	if (evloop_pending(&t->op))
+		return;
+	wait = ratelimit_wait_ns(&t->rl, now_ns(), t->bytes, 1);
+	if (!wait)
+		wait = 1;
+	if (wait > (uint64_t)INT64_MAX)
+		wait = INT64_MAX;
+	t->ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
+					   .tv_nsec = (long long)(wait % 1000000000u)};
+	r = evloop_timeout(n->loop, &t->op, &t->ts);
+	if (r < 0 && r != -ESHUTDOWN && !t->logged) {
+		/* The next kick or completion tries again. */
+		pr_err("%s: cannot arm the rate limiter's timer: %s", n->id, strerror(-r));
+		t->logged = true;
+	}
+}
+
+/* Whether queue q's limiter lets a frame of `bytes` go now; if not, its
+ * timer is armed for when it will. Lock held, loop thread. */
+static bool admit(struct net *n, unsigned q, uint64_t bytes)
+{
+	struct throttle *t = &n->thr[q];
+
+	if (!t->on || ratelimit_consume(&t->rl, now_ns(), bytes, 1))
+		return true;
+	t->bytes = bytes;
+	arm_throttle(n, t);
+	return false;
 }
 
 /* Copy len bytes at byte off of an iovec array to or from buf; returns
@@ -396,6 +471,18 @@ static void rx_process(struct net *n, struct after *a)
 	if (!n->active || n->broken || n->rx_stopped)
 		return;
 	for (unsigned i = 0; i < RX_BUDGET; i++) {
+		if (n->rx_throttled) {
+			/* The packet read before goes first; until it
+			 * does the tap is not read. */
+			if (evloop_pending(&n->thr[RXQ].op) ||
+			    !admit(n, RXQ, n->rx_throttled - NET_HDR_LEN))
+				return;
+			n->stats.rx_packets++;
+			n->stats.rx_bytes += n->rx_throttled - NET_HDR_LEN;
+			rx_deliver(n, a, n->rx_throttled);
+			n->rx_throttled = 0;
+			continue;
+		}
 		if (!rx_fill(n, a))
 			return;
 		r = rx_read(n, &room);
@@ -416,6 +503,10 @@ static void rx_process(struct net *n, struct after *a)
 			 * cut short. */
 			n->stats.rx_dropped++;
 			continue;
+		}
+		if (!admit(n, RXQ, (uint64_t)r - NET_HDR_LEN)) {
+			n->rx_throttled = (uint32_t)r; /* held, not used yet */
+			return;
 		}
 		n->stats.rx_packets++;
 		n->stats.rx_bytes += (uint64_t)r - NET_HDR_LEN;
@@ -518,6 +609,10 @@ static void tx_start(struct net *n, struct after *a, const struct vq_chain *c)
 	s->head = c->head;
 	s->iov = (struct iovec){s->buf, len};
 	s->gen = n->gen;
+	if (!admit(n, TXQ, len - NET_HDR_LEN)) {
+		n->tx_throttled = s;
+		return;
+	}
 	tx_submit(n, a, s);
 }
 
@@ -533,6 +628,15 @@ static void tx_process(struct net *n, struct after *a)
 	if (!n->active || n->broken)
 		return;
 	vq_disable_notify(q);
+	if (n->tx_throttled) {
+		/* The queue waits, notifications off, for this frame. */
+		struct tx_slot *s = n->tx_throttled;
+
+		if (evloop_pending(&n->thr[TXQ].op) || !admit(n, TXQ, s->iov.iov_len - NET_HDR_LEN))
+			return;
+		n->tx_throttled = NULL;
+		tx_submit(n, a, s);
+	}
 	for (;;) {
 		if (!n->tx_free) {
 			n->tx_starved = true;
@@ -555,6 +659,8 @@ static void tx_process(struct net *n, struct after *a)
 			continue;
 		}
 		tx_start(n, a, &c);
+		if (n->tx_throttled)
+			return;
 	}
 }
 
@@ -584,6 +690,64 @@ static void tx_done(struct ev_op *op, int res)
 	slot_free(n, s);
 	if (n->tx_starved || n->tx_polling)
 		tx_process(n, &a);
+	defer_used(n, &a);
+	run_after(&a);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* A direction's timer: its refused frame should pass now. -ECANCELED: the
+ * loop stops, or kicked() cancelled it for new limits (recheck). */
+static void throttle_expired(struct ev_op *op, int res)
+{
+	struct throttle *t = container_of(op, struct throttle, op);
+	struct net *n = t->n;
+	struct after a = {.reset = false};
+	bool recheck;
+
+	pthread_mutex_lock(&n->lock);
+	recheck = t->recheck;
+	t->recheck = false;
+	if (res != -ECANCELED || recheck) {
+		a.host = n->host;
+		if (t->q == RXQ)
+			rx_process(n, &a);
+		else
+			tx_process(n, &a);
+		defer_used(n, &a);
+		run_after(&a);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* New limits from another thread: a timer armed for the old ones is
+ * cancelled and armed again (throttle_expired); a waiting frame with no
+ * timer is looked at now. */
+static void kicked(struct ev_op *op, int res)
+{
+	struct net *n = container_of(op, struct net, kick_op);
+	struct after a = {.reset = false};
+	eventfd_t v;
+
+	if (res < 0) {
+		if (res != -ECANCELED)
+			pr_err("%s: polling its eventfd: %s", n->id, strerror(-res));
+		return;
+	}
+	(void)eventfd_read(n->kick_fd, &v);
+	pthread_mutex_lock(&n->lock);
+	a.host = n->host;
+	for (unsigned q = 0; q < NQ; q++) {
+		struct throttle *t = &n->thr[q];
+
+		if (evloop_pending(&t->op)) {
+			if (evloop_cancel(n->loop, &t->op) == 0)
+				t->recheck = true;
+		} else if (q == RXQ && n->rx_throttled) {
+			rx_process(n, &a);
+		} else if (q == TXQ && n->tx_throttled) {
+			tx_process(n, &a);
+		}
+	}
 	defer_used(n, &a);
 	run_after(&a);
 	pthread_mutex_unlock(&n->lock);
@@ -627,6 +791,12 @@ static void drop_queue_state(struct net *n)
 	n->rx_waiting = n->rx_stopped = false;
 	n->tx_starved = n->tx_polling = false;
 	n->used_pending[RXQ] = n->used_pending[TXQ] = false;
+	/* Waiting frames: the RX one is in chains just forgotten; the TX one
+	 * is a slot that was never written. A timer left armed finds nothing. */
+	n->rx_throttled = 0;
+	if (n->tx_throttled)
+		slot_free(n, n->tx_throttled);
+	n->tx_throttled = NULL;
 }
 
 static int net_activate(void *dev, uint64_t features, struct vq *queues,
@@ -731,6 +901,38 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		return -ENOMEM;
 	}
 	n->fd = fd;
+	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->kick_fd < 0) {
+		int err = -errno;
+
+		pr_err("%s: eventfd: %s", p->id ? p->id : "net", strerror(-err));
+		free(n->slots);
+		free(n->held);
+		free(n);
+		close_fd(&fd);
+		return err;
+	}
+	for (unsigned q = 0; q < NQ; q++) {
+		const struct ratelimit_cfg *c =
+		    q == RXQ ? &p->rx_rate_limiter : &p->tx_rate_limiter;
+		struct throttle *t = &n->thr[q];
+
+		if (ratelimit_init(&t->rl, c, now_ns()) < 0) {
+			pr_err("%s: %s rate limiter: a value is over %lld", p->id ? p->id : "net",
+			       q == RXQ ? "rx" : "tx", (long long)INT64_MAX);
+			close_fd(&n->kick_fd);
+			free(n->slots);
+			free(n->held);
+			free(n);
+			close_fd(&fd);
+			return -EINVAL;
+		}
+		t->on = ratelimit_enabled(&t->rl);
+		t->n = n;
+		t->q = q;
+		t->op = (struct ev_op){.done = throttle_expired};
+	}
+	n->kick_op = (struct ev_op){.done = kicked};
 	n->is_tap = tap_is_tap(fd);
 	n->loop = p->loop;
 	snprintf(n->id, sizeof(n->id), "%s", p->id ? p->id : "net");
@@ -768,7 +970,9 @@ void net_destroy(struct net *n)
 	if (!n)
 		return;
 	close_fd(&n->fd);
-	if (n->tx_inflight || evloop_pending(&n->rx_poll)) {
+	close_fd(&n->kick_fd);
+	if (n->tx_inflight || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||
+	    evloop_pending(&n->thr[RXQ].op) || evloop_pending(&n->thr[TXQ].op)) {
 		/* The ring still holds ops of ours, and the kernel may still
 		 * read the writes' buffers: leak rather than free. */
 		pr_err("%s: destroyed with I/O in flight", n->id);
@@ -784,5 +988,45 @@ void net_get_stats(struct net *n, struct net_stats *out)
 {
 	pthread_mutex_lock(&n->lock);
 	*out = n->stats;
+	out->rx_rate_limiter_throttled = n->thr[RXQ].rl.throttled;
+	out->tx_rate_limiter_throttled = n->thr[TXQ].rl.throttled;
+	pthread_mutex_unlock(&n->lock);
+}
+
+int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx, const struct ratelimit_cfg *tx)
+{
+	const struct ratelimit_cfg *cfg[NQ] = {[RXQ] = rx, [TXQ] = tx};
+	struct ratelimit rl[NQ];
+	uint64_t now;
+
+	pthread_mutex_lock(&n->lock);
+	now = now_ns();
+	/* Both checked before either changes. */
+	for (unsigned q = 0; q < NQ; q++) {
+		rl[q] = n->thr[q].rl;
+		if (cfg[q] && ratelimit_update(&rl[q], cfg[q], now) < 0) {
+			pthread_mutex_unlock(&n->lock);
+			return -EINVAL;
+		}
+	}
+	for (unsigned q = 0; q < NQ; q++) {
+		n->thr[q].rl = rl[q];
+		n->thr[q].on = ratelimit_enabled(&rl[q]);
+	}
+	if ((n->rx_throttled || n->tx_throttled) && eventfd_write(n->kick_fd, 1) < 0)
+		pr_err("%s: waking the event loop: %s", n->id, strerror(errno));
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+void net_get_ratelimit(struct net *n, struct ratelimit_cfg *rx, struct ratelimit_cfg *tx)
+{
+	pthread_mutex_lock(&n->lock);
+	if (rx)
+		*rx = (struct ratelimit_cfg){.bandwidth = n->thr[RXQ].rl.bandwidth.cfg,
+					     .ops = n->thr[RXQ].rl.ops.cfg};
+	if (tx)
+		*tx = (struct ratelimit_cfg){.bandwidth = n->thr[TXQ].rl.bandwidth.cfg,
+					     .ops = n->thr[TXQ].rl.ops.cfg};
 	pthread_mutex_unlock(&n->lock);
 }

@@ -13,6 +13,14 @@
  * guest that stops taking packets never blocks flint (the tap queues and
  * then drops); a malformed TX chain drops that packet and is counted.
  *
+ * Rate limiting, per direction: a TX frame the limiter refuses stays in its
+ * slot, copied and checked, and the TX queue is left alone (notifications
+ * off); an RX frame already read into the guest's buffers is held there,
+ * not yet in the used ring, and the tap is not read. One loop timer per
+ * direction, armed for as long as the tokens take, lets the frame go. A
+ * change of limits from another thread (net_set_ratelimit) wakes the loop
+ * through an eventfd.
+ *
  * Life cycle: net_create before the loop runs; net_destroy after it has
  * stopped. */
 #ifndef FLINT_NET_H
@@ -22,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/evloop.h"
+#include "core/ratelimit.h"
 #include "core/util.h"
 #include "virtio.h"
 
@@ -32,6 +41,10 @@ struct net_params {
 	const char *id;	     /* name for messages and stats ("net0") */
 	const uint8_t *mac;  /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
 	struct evloop *loop; /* must outlive the device */
+	/* Firecracker's rx_rate_limiter and tx_rate_limiter: each frame costs
+	 * one op and its bytes (the frame, not the virtio-net header). All
+	 * zero: no limit. */
+	struct ratelimit_cfg rx_rate_limiter, tx_rate_limiter;
 };
 
 /* Counters for --stats, cumulative since net_create. Any thread. */
@@ -46,6 +59,8 @@ struct net_stats {
 	uint64_t tx_inflight_max;      /* most writes in flight at once */
 	uint64_t protocol_errors;      /* broken rings: DEVICE_NEEDS_RESET */
 	uint64_t stale_completions;    /* writes that finished after a reset */
+	/* Frames the limiters refused (a frame refused again counts again). */
+	uint64_t rx_rate_limiter_throttled, tx_rate_limiter_throttled;
 };
 
 /* Open the tap and build the device. Errors are logged naming the tap
@@ -63,6 +78,18 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd) WARN_UNU
 void net_destroy(struct net *n);
 
 void net_get_stats(struct net *n, struct net_stats *out);
+
+/* Change the limiters of a running device (PATCH /network-interfaces after
+ * boot); NULL leaves that direction as it is. Each cfg is complete (what a
+ * PATCH leaves out, the caller takes from net_get_ratelimit). What the
+ * buckets hold is kept (ratelimit_update), and a frame waiting for tokens
+ * is looked at again at once. Any thread; does not wait for the loop.
+ * Returns 0, or -EINVAL (a field over INT64_MAX) with neither changed. */
+int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx,
+		      const struct ratelimit_cfg *tx) WARN_UNUSED;
+
+/* The limiters' configs now; NULL: not wanted. */
+void net_get_ratelimit(struct net *n, struct ratelimit_cfg *rx, struct ratelimit_cfg *tx);
 
 /* VIRTIO_ID_NET, queues 0 (RX) and 1 (TX); dev is a struct net. */
 extern const struct virtio_dev_ops net_ops;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
+#include "cmd/instance.h"
 #include "cmd/run.h"
 #include "config/cli.h"
 #include "config/home.h"
@@ -134,22 +135,13 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
  * the process's policy for it. */
 static int create_from_cli(struct vm **vm, const struct config *cfg)
 {
-	/* flint run keeps stdout for the command; --verbose shows the guest's
-	 * console on stderr instead. */
-	struct vm_opts o = {
-	    .console_out = cfg->console == CONSOLE_STDIO ? STDOUT_FILENO
-			   : cfg->run && log_verbose	 ? STDERR_FILENO
-							 : -1,
-	    .console_in = cfg->console == CONSOLE_STDIO,
-	    .stats = cfg->stats,
-	    .seccomp_log = cfg->seccomp_log,
-	    .seccomp_test = cfg->seccomp_test,
-	};
+	struct vm_opts o;
 	struct vm_config c;
 	char err[256];
 	int r;
 
 	*vm = NULL;
+	instance_vm_opts(cfg, &o);
 	if ((r = vm_config_from_cli(&c, cfg, err, sizeof(err))) < 0) {
 		pr_err("%s", r == -ENOMEM ? "out of memory" : err);
 		return r;
@@ -157,28 +149,6 @@ static int create_from_cli(struct vm **vm, const struct config *cfg)
 	r = vm_create(vm, &c, &o);
 	vm_config_free(&c);
 	return r;
-}
-
-/* The command layer's reading of how the VM ended: flint's exit status,
- * after the VM's message. */
-static int exit_status(const struct vm_exit *how)
-{
-	if (how->msg[0])
-		pr_err("%s", how->msg);
-	switch (how->reason) {
-	case STOP_GUEST_RESET:
-		return 0;
-	case STOP_GUEST_EXIT:
-	case STOP_REQUESTED:
-		return how->value;
-	case STOP_GUEST_PANIC:
-	case STOP_GUEST_CRASH:
-		return EXIT_GUEST_CRASH;
-	case STOP_HOST_SIGNAL:
-		return 128 + how->value;
-	default:
-		return EXIT_FLINT_ERROR;
-	}
 }
 
 static void run_finish(void *ctx, int status, const char *msg)
@@ -225,7 +195,7 @@ static int run_command(struct config *cfg)
 		goto out;
 	struct vm_exit how;
 	vm_run(vm, &how);
-	status = exit_status(&how);
+	status = instance_exit_status(&how);
 	if (!run_finished(r) && status == 0) {
 		pr_err("flint run: the guest stopped before the command finished");
 		status = RUN_EXIT_NO_AGENT;
@@ -243,7 +213,6 @@ out:
 int main(int argc, char **argv)
 {
 	struct config cfg;
-	struct vm *vm;
 	char err[256];
 
 	launch_ns = now_ns();
@@ -265,13 +234,7 @@ int main(int argc, char **argv)
 		cli_config_free(&cfg);
 		return status;
 	}
-	int status = EXIT_FLINT_ERROR;
-	if (create_from_cli(&vm, &cfg) == 0) {
-		struct vm_exit how;
-		vm_run(vm, &how);
-		status = exit_status(&how);
-		vm_destroy(vm);
-	}
+	int status = instance_main(&cfg);
 	cli_config_free(&cfg);
 	return status;
 }

@@ -18,6 +18,7 @@
 void cli_usage(void)
 {
 	printf("usage: flint --kernel FILE [options] [-- GUEST-COMMAND ARGS...]\n"
+	       "       flint [--api-sock PATH | --config-file FILE [--no-api]] [options]\n"
 	       "       flint run [options] -- COMMAND ARGS...\n"
 	       "Boot a Linux microVM with KVM.\n\n"
 	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
@@ -41,6 +42,16 @@ void cli_usage(void)
 	       "                     (in the kernel log) instead of killing flint\n"
 	       "  --verbose          log more\n"
 	       "  --check-kvm        say whether this host's KVM can boot a guest; exit 0 if so\n"
+	       "\nFirecracker's process options (its API and config file):\n"
+	       "  --api-sock PATH    serve Firecracker's REST API on this Unix socket; without\n"
+	       "                     --kernel or --config-file flint waits there to be\n"
+	       "                     configured (default %s)\n"
+	       "  --config-file FILE boot the machine Firecracker's JSON file describes\n"
+	       "  --no-api           with --config-file: serve no API\n"
+	       "  --id ID            instance id (default anonymous-instance)\n"
+	       "  --level LEVEL      log level: Error, Warning, Info (default), Debug, Trace, Off\n"
+	       "  --log-path PATH    log to this file or named pipe instead of stderr\n"
+	       "  --metrics-path PATH  write metrics (JSON lines) here every 60 s\n"
 	       "  --help, --version\n\n"
 	       "Words after -- are passed to the guest init, which runs them as a command.\n"
 	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
@@ -54,7 +65,7 @@ void cli_usage(void)
 	       "  --timeout S        kill the command after S seconds: exit status 124\n"
 	       "  --timings          print launch-to-init, launch-to-agent and command times\n"
 	       "It exits 123 when the guest did not boot to its agent.\n",
-	       MAX_VCPUS, DEFAULT_CMDLINE);
+	       MAX_VCPUS, DEFAULT_CMDLINE, API_DEFAULT_SOCK);
 }
 
 static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
@@ -105,11 +116,43 @@ int cli_parse_size(const char *s, uint64_t *bytes)
 	return 0;
 }
 
+/* Firecracker's instance id: 1 to 64 of [A-Za-z0-9_-]. */
+static bool valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return false;
+	return true;
+}
+
+/* A log level by Firecracker's name, any case ("info", "Warn" too). */
+static int parse_level(const char *s, enum vmc_log_level *out)
+{
+	static const enum vmc_log_level all[] = {VMC_LOG_ERROR, VMC_LOG_WARNING, VMC_LOG_INFO,
+						 VMC_LOG_DEBUG, VMC_LOG_TRACE, VMC_LOG_OFF};
+
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		if (!strcasecmp(s, vmc_log_level_name(all[i]))) {
+			*out = all[i];
+			return 0;
+		}
+	if (!strcasecmp(s, "warn")) {
+		*out = VMC_LOG_WARNING;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
 	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
-	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST };
+	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST, O_API_SOCK,
+	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -130,6 +173,13 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"seccomp-log", no_argument, NULL, O_SECCOMP_LOG},
 		/* Not in --help: for tests of the filters only. */
 		{"seccomp-test-forbidden", required_argument, NULL, O_SECCOMP_TEST},
+		{"api-sock", required_argument, NULL, O_API_SOCK},
+		{"config-file", required_argument, NULL, O_CONFIG_FILE},
+		{"no-api", no_argument, NULL, O_NO_API},
+		{"id", required_argument, NULL, O_ID},
+		{"level", required_argument, NULL, O_LEVEL},
+		{"log-path", required_argument, NULL, O_LOG_PATH},
+		{"metrics-path", required_argument, NULL, O_METRICS_PATH},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -246,6 +296,38 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 					   optarg);
 			cfg->seccomp_test = optarg;
 			break;
+		case O_API_SOCK:
+			if (!*optarg)
+				return bad(err, errlen, "--api-sock: empty path");
+			cfg->api_sock = optarg;
+			break;
+		case O_CONFIG_FILE:
+			cfg->config_file = optarg;
+			break;
+		case O_NO_API:
+			cfg->no_api = true;
+			break;
+		case O_ID:
+			if (!valid_id(optarg))
+				return bad(err, errlen,
+					   "--id %s: expected 1 to 64 letters, digits, '-' or '_'",
+					   optarg);
+			cfg->id = optarg;
+			break;
+		case O_LEVEL:
+			if (parse_level(optarg, &cfg->level) < 0)
+				return bad(err, errlen,
+					   "--level %s: expected Error, Warning, Info, Debug, Trace "
+					   "or Off",
+					   optarg);
+			cfg->has_level = true;
+			break;
+		case O_LOG_PATH:
+			cfg->log_path = optarg;
+			break;
+		case O_METRICS_PATH:
+			cfg->metrics_path = optarg;
+			break;
 		case O_HELP:
 			cli_usage();
 			return CLI_EXIT_OK;
@@ -269,8 +351,19 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 						"COMMAND ARGS...");
 		return CLI_RUN;
 	}
-	if (!cfg->kernel && !cfg->check_kvm)
-		return bad(err, errlen, "no kernel given: use --kernel FILE (see --help)");
+	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
+		       cfg->ndrives || cfg->nnets || cfg->vsock.enabled ||
+		       cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 || cfg->guest_argc;
+	if (!cfg->kernel && !cfg->config_file && machine)
+		return bad(err, errlen, "no kernel given: use --kernel FILE, or describe the "
+					"machine with --config-file or through the API (see --help)");
+	if (cfg->no_api && !cfg->config_file)
+		return bad(err, errlen, "--no-api needs --config-file: without the API, the file "
+					"is the only way to describe the machine");
+	if (cfg->config_file && machine)
+		return bad(err, errlen, "--config-file describes the whole machine: it cannot be "
+					"combined with --kernel, --initrd, --cmdline, --append, --mem, "
+					"--vcpus, --drive, --net, --vsock or guest words after --");
 	return CLI_RUN;
 }
 

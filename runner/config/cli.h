@@ -17,6 +17,8 @@
 #define MAX_NETS 8
 /* `flint run`: the guest CID and the default command timeout (none). */
 #define RUN_GUEST_CID 3
+/* Where the API listens when --api-sock is not given. */
+#define API_DEFAULT_SOCK "/run/flint.socket"
 
 struct drive_cfg {
 	char *path;    /* image file */
@@ -60,6 +62,17 @@ struct config {
 	struct net_cfg nets[MAX_NETS]; /* virtio-net, eth0, eth1, ... */
 	unsigned nnets;
 	struct vsock_cfg vsock;
+
+	/* Firecracker's process options (issue 11). With neither --kernel nor
+	 * --config-file, flint serves the API and waits to be configured. */
+	const char *api_sock;	  /* --api-sock; NULL: API_DEFAULT_SOCK when served */
+	const char *config_file;  /* --config-file: the machine as Firecracker's JSON */
+	bool no_api;		  /* --no-api: with --config-file, no API socket */
+	const char *id;		  /* --id: the instance id, NULL for the default */
+	bool has_level;		  /* --level given */
+	enum vmc_log_level level; /* --level */
+	const char *log_path;	  /* --log-path */
+	const char *metrics_path; /* --metrics-path */
 
 	/* `flint run`: guest_argv is the command for the guest agent, not for
 	 * init; the root file system is a read-only drive. */

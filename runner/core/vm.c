@@ -61,6 +61,10 @@ struct vm {
 	struct mailbox *mb;
 	uint64_t boot_exits; /* KVM exits of all vCPUs when the boot timer fired */
 	_Atomic int state;   /* enum vm_state; written by the control thread */
+	/* The guest's kvmclock when it was paused: set back on resume, so the
+	 * guest's clock stands still while it is paused (as QEMU's stop). */
+	struct kvm_clock_data paused_clock;
+	bool has_paused_clock;
 	struct termios tty;
 	bool tty_raw;
 };
@@ -543,6 +547,10 @@ static int pause_vcpus(struct vm *vm, struct vm_err *err)
 		}
 	if (control_stopping(&vm->ctl))
 		return vm_err_set(err, -ESHUTDOWN, "the VM stopped while pausing");
+	vm->has_paused_clock = ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->paused_clock) == 0;
+	if (!vm->has_paused_clock)
+		pr_debug("KVM_GET_CLOCK: %s; the guest's clock runs on while paused",
+			 strerror(errno));
 	atomic_store(&vm->state, VM_STATE_PAUSED);
 	pr_debug("paused %u vCPU(s) in %llu us", vm->nvcpus,
 		 (unsigned long long)(now_ns() - t0) / 1000);
@@ -551,6 +559,13 @@ static int pause_vcpus(struct vm *vm, struct vm_err *err)
 
 static void resume_vcpus(struct vm *vm)
 {
+	if (vm->has_paused_clock) {
+		/* Only the clock value: KVM takes no flags but its own here. */
+		struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
+		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
+			pr_debug("KVM_SET_CLOCK: %s", strerror(errno));
+		vm->has_paused_clock = false;
+	}
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_resume(&vm->vcpus[i]);
 	atomic_store(&vm->state, VM_STATE_RUNNING);

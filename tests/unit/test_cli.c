@@ -288,3 +288,41 @@ Test(cli, run_subcommand)
 	cr_assert_not_null(strstr(err, "flint run"));
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--rootfs", "r"), CLI_ERROR);
 }
+
+/* Firecracker's process options: with neither --kernel nor --config-file
+ * flint serves the API; --config-file describes the whole machine;
+ * --no-api needs it; --id and --level are checked. */
+Test(cli, firecracker_process_options)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "--api-sock", "/tmp/a.sock", "--id", "vm-1_a", "--level",
+			   "debug", "--log-path", "/tmp/log", "--metrics-path", "/tmp/m"),
+		     CLI_RUN, "%s", err);
+	cr_assert_str_eq(c.api_sock, "/tmp/a.sock");
+	cr_assert_str_eq(c.id, "vm-1_a");
+	cr_assert(c.has_level);
+	cr_assert_eq(c.level, VMC_LOG_DEBUG);
+	cr_assert_str_eq(c.log_path, "/tmp/log");
+	cr_assert_str_eq(c.metrics_path, "/tmp/m");
+	char *none[] = {"flint", NULL};
+	cr_assert_eq(parse(&c, err, 1, none), CLI_RUN, "nothing at all: the API on its default socket");
+	cr_assert_null(c.api_sock);
+	cr_assert_eq(PARSE(&c, err, "--config-file", "vm.json", "--no-api"), CLI_RUN, "%s", err);
+	cr_assert_str_eq(c.config_file, "vm.json");
+	cr_assert(c.no_api);
+	cr_assert_eq(PARSE(&c, err, "--level", "Warn"), CLI_RUN);
+	cr_assert_eq(c.level, VMC_LOG_WARNING);
+
+	cr_assert_eq(PARSE(&c, err, "--no-api"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--no-api needs --config-file"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--config-file", "vm.json", "--kernel", "k"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--config-file describes the whole machine"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--config-file", "vm.json", "--vcpus", "2"), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--id", "a/b"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--id a/b"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--level", "loud"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--level loud"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--api-sock", ""), CLI_ERROR);
+}

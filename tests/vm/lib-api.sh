@@ -1,0 +1,73 @@
+# Helpers for the API scenarios (scenarios/cN-api-*.sh), sourced after lib.sh
+# and lib-blk.sh: flint in the background serving Firecracker's API on
+# $API_SOCK, driven with curl --unix-socket as Firecracker's getting-started
+# guide does.
+
+API_SOCK=$T/api.sock
+
+need_api() {
+	need_guest
+	command -v curl >/dev/null || skip "no curl in this environment (the rig copies the host's)"
+	"$FLINT" --help 2>&1 | grep -q -- '--api-sock' || skip "flint has no --api-sock yet"
+}
+
+# start_api ARGS...: flint --api-sock $API_SOCK ARGS in the background (pid
+# in $pid), until its socket answers; fails when it does not within 10 s.
+start_api() {
+	start_bg --api-sock "$API_SOCK" "$@"
+	n=50
+	until [ -S "$API_SOCK" ] && curl -s --max-time 2 --unix-socket "$API_SOCK" \
+		-o /dev/null http://localhost/; do
+		kill -0 "$pid" 2>/dev/null || { kill_bg; fail "flint ended before its API socket answered"; }
+		n=$((n - 1))
+		[ $n -gt 0 ] || { kill_bg; fail "the API socket $API_SOCK did not answer within 10 s"; }
+		sleep 0.2
+	done
+}
+
+# body NAME: stdin becomes the request body file $T/NAME.json.
+body() {
+	cat >"$T/$1.json"
+}
+
+# api METHOD PATH [BODY-NAME]: one request; sets $code to the HTTP status,
+# the answer is in $T/resp.
+api() {
+	code=$(curl -sS --max-time 15 --unix-socket "$API_SOCK" -X "$1" \
+		-H 'Accept: application/json' -H 'Content-Type: application/json' \
+		${3:+--data-binary "@$T/$3.json"} -o "$T/resp" -w '%{http_code}' \
+		"http://localhost$2" 2>"$T/curl.err") || code="curl failed: $(cat "$T/curl.err")"
+	echo "$1 $2${3:+ ($3)} -> $code $(head -c 300 "$T/resp" 2>/dev/null)"
+}
+
+# expect_code CODE WHAT: the last answer's HTTP status.
+expect_code() {
+	[ "$code" = "$1" ] || fail "$2: expected HTTP $1, got $code: $(cat "$T/resp" 2>/dev/null)"
+}
+
+# expect_resp REGEX WHAT: the last answer's body.
+expect_resp() {
+	grep -Eq -- "$1" "$T/resp" || fail "$2: the answer lacks /$1/: $(cat "$T/resp")"
+}
+
+# expect_fault WHAT: a 400 with Firecracker's {"fault_message": "..."}.
+expect_fault() {
+	expect_code 400 "$1"
+	expect_resp '"fault_message" *: *"[^"]+' "$1: a fault_message"
+}
+
+# wait_bg: wait for the background flint to end; its status in $status.
+wait_bg() {
+	status=0
+	wait "$pid" 2>/dev/null || status=$?
+	tr -d '\r' <"$T/raw" >"$OUT"
+}
+
+# A boot-source body for the test guest, with the guest command $1 for
+# init (a string without double quotes).
+boot_source() {
+	body boot <<EOB
+{"kernel_image_path": "$KERNEL", "initrd_path": "${2:-$INITRD}",
+ "boot_args": "console=ttyS0 reboot=k panic=-1 -- sh -c \"$1\""}
+EOB
+}

@@ -18,26 +18,35 @@
 #include "cmd/run.h"
 #include "config/config_json.h"
 #include "config/vm_config_cli.h"
+#include "core/logger.h"
+#include "core/metrics.h"
 #include "core/seccomp.h"
 #include "core/util.h"
 
 /* A config file larger than this is refused (Firecracker's are a few KiB). */
 #define CONFIG_FILE_MAX (1 << 20)
 
-/* The instance: the VM once it exists, and the hand-over of InstanceStart
- * from the API thread to the main thread, which builds and runs the VM. */
+/* Work the API thread hands to the main thread, which is not under a
+ * seccomp filter before the VM starts: building the VM (InstanceStart),
+ * opening the log and metrics files (PUT /logger, PUT /metrics). */
+struct instance;
+typedef int (*main_fn)(struct instance *in, const void *arg, struct vm_err *err);
+
+/* The instance: the VM once it exists, and the calls the API thread hands
+ * to the main thread while it waits for InstanceStart. */
 struct instance {
 	const struct config *cfg;
-	struct vm_opts opts;
+	struct vm_opts opts; /* opts.metrics: the instance's metrics writer */
 	struct vm *_Atomic vm;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int wake_fd;			/* eventfd: a start was asked for */
-	const struct vm_config *start;	/* the API thread's request, NULL for none */
-	bool start_done;
-	bool closing; /* the main thread has stopped taking requests */
-	int start_r;
-	struct vm_err start_err;
+	int wake_fd;	 /* eventfd: a call is waiting */
+	main_fn call;	 /* the waiting call, NULL for none */
+	const void *arg; /* its argument */
+	bool call_done;
+	int call_r;
+	struct vm_err call_err;
+	bool closing; /* the main thread takes no more calls */
 };
 
 int instance_exit_status(const struct vm_exit *how)
@@ -79,32 +88,85 @@ void instance_vm_opts(const struct config *cfg, struct vm_opts *o)
  * On the API thread, under its seccomp filter: each hands its work to the
  * VM's control thread (the mailbox) or to the main thread, and waits. */
 
-static int op_start(void *ctx, const struct vm_config *c, struct vm_err *err)
+/* On the API thread: run fn(arg) on the main thread and wait for it. */
+static int run_on_main(struct instance *in, main_fn fn, const void *arg, struct vm_err *err)
 {
-	struct instance *in = ctx;
+	int r;
 
 	pthread_mutex_lock(&in->lock);
-	if (in->closing) {
+	if (in->closing || atomic_load(&in->vm)) {
 		pthread_mutex_unlock(&in->lock);
-		return vm_err_set(err, -ESHUTDOWN, "flint is shutting down");
+		return vm_err_set(err, -ESHUTDOWN, "%s",
+				  in->closing ? "flint is shutting down"
+					      : "the microVM has started");
 	}
-	in->start = c;
-	in->start_done = false;
+	in->call = fn;
+	in->arg = arg;
+	in->call_done = false;
 	if (eventfd_write(in->wake_fd, 1) < 0) {
-		in->start = NULL;
+		in->call = NULL;
 		pthread_mutex_unlock(&in->lock);
-		return vm_err_set(err, -EIO, "cannot reach the VM's main thread");
+		return vm_err_set(err, -EIO, "cannot reach flint's main thread");
 	}
-	while (!in->start_done && !in->closing)
+	while (!in->call_done && !in->closing)
 		pthread_cond_wait(&in->cond, &in->lock);
-	in->start = NULL;
-	int r = in->start_done ? in->start_r : -ESHUTDOWN;
-	if (in->start_done)
-		*err = in->start_err;
-	else
-		vm_err_set(err, r, "flint is shutting down");
+	in->call = NULL;
+	if (in->call_done) {
+		r = in->call_r;
+		*err = in->call_err;
+	} else {
+		r = vm_err_set(err, -ESHUTDOWN, "flint is shutting down");
+	}
 	pthread_mutex_unlock(&in->lock);
 	return r;
+}
+
+static int do_start(struct instance *in, const void *arg, struct vm_err *err)
+{
+	struct vm *vm = NULL;
+	char why[sizeof(err->msg) - 32];
+	int r;
+
+	/* The step's own message is the answer's, as well as the log's. */
+	pr_capture(why, sizeof(why));
+	r = vm_create(&vm, arg, &in->opts);
+	pr_capture(NULL, 0);
+	if (r < 0)
+		return vm_err_set(err, r, "Cannot start the microVM: %s",
+				  why[0] ? why : strerror(-r));
+	atomic_store(&in->vm, vm);
+	return 0;
+}
+
+static int do_logger(struct instance *in, const void *arg, struct vm_err *err)
+{
+	char why[256];
+	int r = logger_configure(arg, in->cfg->id, why, sizeof(why));
+
+	return r < 0 ? vm_err_set(err, r, "%s", why) : 0;
+}
+
+static int do_metrics(struct instance *in, const void *arg, struct vm_err *err)
+{
+	char why[256];
+	int r = metrics_configure(in->opts.metrics, arg, why, sizeof(why));
+
+	return r < 0 ? vm_err_set(err, r, "%s", why) : 0;
+}
+
+static int op_start(void *ctx, const struct vm_config *c, struct vm_err *err)
+{
+	return run_on_main(ctx, do_start, c, err);
+}
+
+static int op_set_logger(void *ctx, const struct vmc_logger *l, struct vm_err *err)
+{
+	return run_on_main(ctx, do_logger, l, err);
+}
+
+static int op_set_metrics(void *ctx, const struct vmc_metrics *m, struct vm_err *err)
+{
+	return run_on_main(ctx, do_metrics, m, err);
 }
 
 static struct vm *started_vm(struct instance *in, struct vm_err *err)
@@ -149,6 +211,21 @@ static int op_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 	return vm ? vm_update_net(vm, n, err) : err->code;
 }
 
+/* FlushMetrics: on the VM's control thread once it runs, else here. */
+static int op_flush_metrics(void *ctx, struct vm_err *err)
+{
+	struct instance *in = ctx;
+	struct vm *vm = atomic_load(&in->vm);
+	char why[256];
+	int r;
+
+	if (vm)
+		return vm_act(vm, VM_ACTION_FLUSH_METRICS, 0, err);
+	if ((r = metrics_flush(in->opts.metrics, why, sizeof(why))) < 0)
+		return vm_err_set(err, r, "%s", why);
+	return 0;
+}
+
 static const char *op_state(void *ctx)
 {
 	struct instance *in = ctx;
@@ -163,6 +240,9 @@ static const struct api_vm_ops vm_ops = {
     .ctrl_alt_del = op_ctrl_alt_del,
     .update_drive = op_update_drive,
     .update_net = op_update_net,
+    .flush_metrics = op_flush_metrics,
+    .set_logger = op_set_logger,
+    .set_metrics = op_set_metrics,
     .state = op_state,
 };
 
@@ -189,9 +269,9 @@ static int load_config_file(const char *path, struct vm_config *c)
 	return r;
 }
 
-/* Wait for InstanceStart and build the VM it asks for, answering the API
- * thread; on to the next request when that fails. Returns 0 with in->vm
- * set, or 128+N for a signal that ends the wait. */
+/* Carry out the API thread's calls until one of them (InstanceStart) has
+ * built the VM. Returns 0 with in->vm set, or 128+N for a signal that ends
+ * the wait. */
 static int wait_for_start(struct instance *in)
 {
 	sigset_t sigs;
@@ -207,9 +287,10 @@ static int wait_for_start(struct instance *in)
 		return EXIT_FLINT_ERROR;
 	}
 	while (!atomic_load(&in->vm)) {
-		struct pollfd p[2] = {{.fd = in->wake_fd, .events = POLLIN},
-				      {.fd = sfd, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
+		struct pollfd p[3] = {{.fd = in->wake_fd, .events = POLLIN},
+				      {.fd = sfd, .events = POLLIN},
+				      {.fd = metrics_timer_fd(in->opts.metrics), .events = POLLIN}};
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			pr_err("poll: %s", strerror(errno));
@@ -225,27 +306,81 @@ static int wait_for_start(struct instance *in)
 				break;
 			}
 		}
+		if (p[2].revents & POLLIN)
+			metrics_on_timer(in->opts.metrics);
 		if (!(p[0].revents & POLLIN))
 			continue;
 		eventfd_t v;
 		(void)eventfd_read(in->wake_fd, &v);
 		pthread_mutex_lock(&in->lock);
-		if (in->start && !in->start_done) {
-			struct vm *vm = NULL;
-			in->start_err = (struct vm_err){0};
-			in->start_r = vm_create(&vm, in->start, &in->opts);
-			if (in->start_r < 0)
-				vm_err_set(&in->start_err, in->start_r,
-					   "Cannot start the microVM: %s (flint's log says more)",
-					   strerror(-in->start_r));
-			atomic_store(&in->vm, vm);
-			in->start_done = true;
+		if (in->call && !in->call_done) {
+			in->call_err = (struct vm_err){0};
+			in->call_r = in->call(in, in->arg, &in->call_err);
+			in->call_done = true;
 			pthread_cond_broadcast(&in->cond);
 		}
 		pthread_mutex_unlock(&in->lock);
 	}
 	close(sfd);
 	return status;
+}
+
+/* The API's request counters, in Firecracker's three metrics sections. */
+struct api_section {
+	json_t *obj;
+	const char *prefix; /* "put_api_requests." */
+};
+
+static void put_api_counter(void *ctx, const char *name, uint64_t v)
+{
+	struct api_section *s = ctx;
+	size_t n = strlen(s->prefix);
+
+	if (!strncmp(name, s->prefix, n))
+		metrics_put(s->obj, name + n, v);
+}
+
+#define API_SECTION_FILL(kind)                                                                 \
+	static void fill_##kind(void *ctx, json_t *obj)                                        \
+	{                                                                                      \
+		struct api_section s = {obj, #kind "."};                                       \
+		api_ctl_counters(ctx, put_api_counter, &s);                                    \
+	}
+API_SECTION_FILL(get_api_requests)
+API_SECTION_FILL(put_api_requests)
+API_SECTION_FILL(patch_api_requests)
+
+/* The logger and the metrics file from the command line and the config
+ * file (the file's sections win, as they describe this instance). Before
+ * any seccomp filter: both open files. */
+static int setup_output(struct instance *in, const struct vm_config *c)
+{
+	const struct config *cfg = in->cfg;
+	char why[256];
+	int r;
+
+	if (cfg->has_level || cfg->log_path || cfg->show_level || cfg->show_log_origin ||
+	    cfg->id) {
+		struct vmc_logger l = {.enabled = true,
+				       .log_path = (char *)cfg->log_path,
+				       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
+				       .show_level = cfg->show_level,
+				       .show_log_origin = cfg->show_log_origin};
+		if ((r = logger_configure(&l, cfg->id, why, sizeof(why))) < 0)
+			goto fail;
+	}
+	if (c->logger.enabled && (r = logger_configure(&c->logger, cfg->id, why, sizeof(why))) < 0)
+		goto fail;
+	const char *path = c->metrics.metrics_path ? c->metrics.metrics_path : cfg->metrics_path;
+	if (path) {
+		struct vmc_metrics m = {.metrics_path = (char *)path};
+		if ((r = metrics_configure(in->opts.metrics, &m, why, sizeof(why))) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	pr_err("%s", why);
+	return r;
 }
 
 int instance_main(const struct config *cfg)
@@ -267,6 +402,11 @@ int instance_main(const struct config *cfg)
 	pthread_mutex_init(&in.lock, NULL);
 	pthread_cond_init(&in.cond, NULL);
 	instance_vm_opts(cfg, &in.opts);
+	logger_thread_name("main");
+	if (metrics_create(&in.opts.metrics) < 0) {
+		pr_err("cannot set up the metrics: out of memory");
+		goto out;
+	}
 	if (cfg->config_file && load_config_file(cfg->config_file, &c) < 0)
 		goto out;
 	if (cfg->kernel) {
@@ -280,6 +420,8 @@ int instance_main(const struct config *cfg)
 		pr_err("eventfd: %s", strerror(errno));
 		goto out;
 	}
+	if (setup_output(&in, &c) < 0)
+		goto out;
 	/* The API thread applies its filter as it starts: the policy first. */
 	const char *test = cfg->seccomp_test;
 	if (seccomp_configure(cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1) < 0)
@@ -297,6 +439,15 @@ int instance_main(const struct config *cfg)
 		}
 		if (preset)
 			api_ctl_mark_started(ctl);
+		if (metrics_add_source(in.opts.metrics, "get_api_requests", fill_get_api_requests,
+				       ctl) < 0 ||
+		    metrics_add_source(in.opts.metrics, "put_api_requests", fill_put_api_requests,
+				       ctl) < 0 ||
+		    metrics_add_source(in.opts.metrics, "patch_api_requests",
+				       fill_patch_api_requests, ctl) < 0) {
+			pr_err("cannot set up the metrics: out of memory");
+			goto out;
+		}
 		/* What the API thread's libraries would otherwise open under its
 		 * filter: jansson's hash seed (/dev/urandom) and the time zone
 		 * libmicrohttpd's Date header reads (/etc/localtime). */
@@ -315,6 +466,9 @@ int instance_main(const struct config *cfg)
 	struct vm_exit how;
 	vm_run(vm, &how);
 	status = instance_exit_status(&how);
+	/* A last line, as Firecracker writes when it exits. */
+	if (metrics_flush(in.opts.metrics, err, sizeof(err)) < 0)
+		pr_warn("metrics: %s", err);
 out:
 	/* The API thread may be waiting for InstanceStart's answer: give it
 	 * one, then stop the thread before the VM goes. */
@@ -324,7 +478,10 @@ out:
 	pthread_mutex_unlock(&in.lock);
 	api_http_stop(http);
 	vm_destroy(atomic_load(&in.vm));
+	if (in.opts.metrics && ctl)
+		metrics_remove_sources(in.opts.metrics, ctl);
 	api_ctl_destroy(ctl);
+	metrics_destroy(in.opts.metrics);
 	vm_config_free(&c);
 	if (in.wake_fd >= 0)
 		close(in.wake_fd);

@@ -50,7 +50,8 @@ void cli_usage(void)
 	       "  --no-api           with --config-file: serve no API\n"
 	       "  --id ID            instance id (default anonymous-instance)\n"
 	       "  --level LEVEL      log level: Error, Warning, Info (default), Debug, Trace, Off\n"
-	       "  --log-path PATH    log to this file or named pipe instead of stderr\n"
+	       "  --log-path PATH    log to this file or named pipe (errors still on stderr)\n"
+	       "  --show-level, --show-log-origin  add the level, the source file and line\n"
 	       "  --metrics-path PATH  write metrics (JSON lines) here every 60 s\n"
 	       "  --help, --version\n\n"
 	       "Words after -- are passed to the guest init, which runs them as a command.\n"
@@ -152,7 +153,8 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
 	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
 	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST, O_API_SOCK,
-	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH };
+	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
+	       O_SHOW_ORIGIN };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -180,6 +182,8 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"level", required_argument, NULL, O_LEVEL},
 		{"log-path", required_argument, NULL, O_LOG_PATH},
 		{"metrics-path", required_argument, NULL, O_METRICS_PATH},
+		{"show-level", no_argument, NULL, O_SHOW_LEVEL},
+		{"show-log-origin", no_argument, NULL, O_SHOW_ORIGIN},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -327,6 +331,12 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 			break;
 		case O_METRICS_PATH:
 			cfg->metrics_path = optarg;
+			break;
+		case O_SHOW_LEVEL:
+			cfg->show_level = true;
+			break;
+		case O_SHOW_ORIGIN:
+			cfg->show_log_origin = true;
 			break;
 		case O_HELP:
 			cli_usage();

@@ -72,6 +72,8 @@ struct config {
 	bool has_level;		  /* --level given */
 	enum vmc_log_level level; /* --level */
 	const char *log_path;	  /* --log-path */
+	bool show_level;	  /* --show-level */
+	bool show_log_origin;	  /* --show-log-origin */
 	const char *metrics_path; /* --metrics-path */
 
 	/* `flint run`: guest_argv is the command for the guest agent, not for

@@ -1,6 +1,7 @@
 #include "core/devices.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,14 @@ int devices_update(struct devices *r, const char *kind, const char *id, const st
 	/* A kind's index in the configuration is its attach index: devices
 	 * attach in configuration order. */
 	return d->kind->update(d->priv, c, d->index, err);
+}
+
+void device_metrics_section(const struct device *d, char *buf, size_t len)
+{
+	const char *s = d->kind->metrics_section ? d->kind->metrics_section : d->kind->name;
+	size_t n = strlen(s);
+
+	snprintf(buf, len, "%s%s", s, n && s[n - 1] == '_' ? d->id : "");
 }
 
 void device_counters(const struct device *d, device_counter_fn emit, void *ctx)

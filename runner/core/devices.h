@@ -53,6 +53,9 @@ typedef void (*device_counter_fn)(void *ctx, const char *name, uint64_t value);
 struct device_kind {
 	const char *name;  /* "blk", "net", "vsock": for lookups */
 	const char *label; /* "drive", "network interface": for messages */
+	/* The device's section in the metrics file: Firecracker's name; one
+	 * ending in '_' gets the device's id ("block_" -> "block_rootfs"). */
+	const char *metrics_section;
 	/* How many devices of this kind c describes. */
 	unsigned (*count)(const struct vm_config *c);
 	/* The i-th one's id, malloc'd (NULL when out of memory). */
@@ -134,6 +137,9 @@ int devices_update(struct devices *r, const char *kind, const char *id, const st
 /* Each counter of device d (struct device_kind's counters); none when its
  * kind has no counters hook. */
 void device_counters(const struct device *d, device_counter_fn emit, void *ctx);
+
+/* Device d's section in the metrics file ("block_rootfs", "vsock"). */
+void device_metrics_section(const struct device *d, char *buf, size_t len);
 
 /* Each device's --stats lines, in attach order. */
 void devices_print_stats(const struct devices *r);

@@ -71,6 +71,7 @@ static void rng_counters(const struct device *d, device_counter_fn emit, void *c
 const struct device_kind rng_kind = {
     .name = "rng",
     .label = "entropy device",
+    .metrics_section = "entropy",
     .count = rng_count,
     .id = rng_id,
     .create = rng_kind_create,

@@ -73,6 +73,7 @@ static void vsock_counters(const struct device *d, device_counter_fn emit, void 
 const struct device_kind vsock_kind = {
     .name = "vsock",
     .label = "vsock device",
+    .metrics_section = "vsock",
     .count = vsock_count,
     .id = vsock_id,
     .create = vsock_kind_create,

@@ -86,6 +86,7 @@ static const struct seccomp_rule vcpu_rules[] = {
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */
 	ALLOW(io_uring_enter),	/* virtio-blk's reset waits for its drive's I/O */
+	ALLOW(getrandom),	/* the entropy device, on a notify no ioeventfd caught */
 };
 
 /* The event-loop thread: the ring, and what its completion handlers do for
@@ -106,6 +107,7 @@ static const struct seccomp_rule evloop_rules[] = {
 	ALLOW(sendmsg),
 	ALLOW(shutdown),
 	ALLOW(close),
+	ALLOW(getrandom),	/* the entropy device fills the guest's buffers (rng.c) */
 };
 
 /* flint run's relay thread: the agent's connection, stdin, stdout, stderr. */

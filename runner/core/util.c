@@ -35,11 +35,28 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap)
 	(void)r;
 }
 
+/* This thread's capture of its last error (pr_capture). */
+static __thread char *capture_buf;
+static __thread size_t capture_len;
+
+void pr_capture(char *buf, size_t len)
+{
+	capture_buf = buf;
+	capture_len = buf ? len : 0;
+	if (buf && len)
+		buf[0] = '\0';
+}
+
 void pr_log(enum pr_level level, const char *file, int line, const char *fmt, ...)
 {
 	pr_sink_fn *sink = __atomic_load_n(&log_sink, __ATOMIC_ACQUIRE);
 	va_list ap;
 
+	if (level == PR_ERROR && capture_buf) {
+		va_start(ap, fmt);
+		vsnprintf(capture_buf, capture_len, fmt, ap);
+		va_end(ap);
+	}
 	if (!sink && (level > PR_DEBUG || (level == PR_DEBUG && !log_verbose)))
 		return;
 	va_start(ap, fmt);

@@ -31,6 +31,11 @@ enum pr_level {
 	PR_DEBUG,
 	PR_TRACE,
 };
+/* Keep a copy of this thread's last error message in buf (len bytes, ""
+ * until one comes) from now on, as well as logging it; NULL stops. For
+ * callers that answer someone with the reason: the API's InstanceStart. */
+void pr_capture(char *buf, size_t len);
+
 void pr_log(enum pr_level level, const char *file, int line, const char *fmt, ...) PRINTF(4, 5);
 #define pr_err(...)   pr_log(PR_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define pr_warn(...)  pr_log(PR_WARN, __FILE__, __LINE__, __VA_ARGS__)

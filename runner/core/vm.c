@@ -23,6 +23,7 @@
 #include "core/gmem.h"
 #include "core/kvm.h"
 #include "core/mailbox.h"
+#include "core/metrics.h"
 #include "core/seccomp.h"
 #include "core/vcpu.h"
 #include "core/vdev.h"
@@ -46,6 +47,7 @@ struct vm {
 	struct serial *serial;
 	int serial_irqfd;
 	struct i8042 i8042;
+	int i8042_irqfd;
 	struct boot_timer timer;
 	struct exit_dev exitdev;
 	struct boot_info bi;
@@ -65,6 +67,8 @@ struct vm {
 	 * guest's clock stands still while it is paused (as QEMU's stop). */
 	struct kvm_clock_data paused_clock;
 	bool has_paused_clock;
+	/* How long the last pause and resume took, for the metrics. */
+	_Atomic uint64_t pause_us, resume_us;
 	struct termios tty;
 	bool tty_raw;
 };
@@ -83,6 +87,13 @@ static void serial_irq(void *ctx)
 	struct vm *vm = ctx;
 	if (eventfd_write(vm->serial_irqfd, 1) < 0)
 		pr_debug("serial irqfd: %s", strerror(errno));
+}
+
+static void i8042_irq(void *ctx)
+{
+	struct vm *vm = ctx;
+	if (eventfd_write(vm->i8042_irqfd, 1) < 0)
+		pr_debug("i8042 irqfd: %s", strerror(errno));
 }
 
 /* The guest kernel panicked: flint ends with 122 and the panic line. */
@@ -237,7 +248,12 @@ static int setup_devices(struct vm *vm)
 	}
 	if ((r = serial_create(&vm->serial, &sops, vm)) < 0)
 		return r;
-	vm->i8042 = (struct i8042){.reset = guest_reset, .ctx = vm};
+	if ((vm->i8042_irqfd = kvm_irqfd(vm->vm_fd, I8042_KBD_IRQ)) < 0) {
+		r = vm->i8042_irqfd;
+		pr_err("KVM_IRQFD for the i8042: %s", strerror(-r));
+		return r;
+	}
+	i8042_init(&vm->i8042, guest_reset, i8042_irq, vm);
 	vm->timer = (struct boot_timer){.fired = boot_timer_fired, .ctx = vm};
 	vm->exitdev = (struct exit_dev){.ctl = &vm->ctl};
 	if ((r = bus_register(vm->pio, COM1_PORT, 8, &serial_bus_ops, vm->serial)) < 0 ||
@@ -416,7 +432,83 @@ out:
 /* What vm.c and the device kinds honour of a vm_config. The logger and
  * the metrics file are the command layer's, around the VM. */
 const unsigned vm_supported_features =
-    VMC_F_LOGGER | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT;
+    VMC_F_LOGGER | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
+    VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT;
+
+/* --- metrics: the VM's sources -------------------------------------------- */
+
+static void put_counter(void *ctx, const char *name, uint64_t v)
+{
+	metrics_put(ctx, name, v);
+}
+
+static void fill_device(void *ctx, json_t *obj)
+{
+	device_counters(ctx, put_counter, obj);
+}
+
+/* Exits by reason, over all vCPUs, as Firecracker's "vcpu" section. */
+static void fill_vcpus(void *ctx, json_t *obj)
+{
+	struct vm *vm = ctx;
+	uint64_t by_reason[VCPU_EXIT_REASONS] = {0}, pio = 0, mmio = 0, unhandled = 0;
+	char name[64];
+
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+			by_reason[r] += vm->vcpus[i].exits[r];
+		pio += vm->vcpus[i].pio_exits;
+		mmio += vm->vcpus[i].mmio_exits;
+		unhandled += vm->vcpus[i].unhandled;
+	}
+	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+		if (by_reason[r]) {
+			snprintf(name, sizeof(name), "exit_%s", vcpu_exit_name(r));
+			metrics_put(obj, name, by_reason[r]);
+		}
+	metrics_put(obj, "exit_io", pio);
+	metrics_put(obj, "exit_mmio", mmio);
+	metrics_put(obj, "failures", unhandled);
+}
+
+static void fill_latencies(void *ctx, json_t *obj)
+{
+	struct vm *vm = ctx;
+
+	metrics_put(obj, "boot_us", vm->timer.boot_us);
+	metrics_put(obj, "pause_vm", atomic_load(&vm->pause_us));
+	metrics_put(obj, "resume_vm", atomic_load(&vm->resume_us));
+}
+
+static int setup_metrics(struct vm *vm)
+{
+	struct metrics *m = vm->opts.metrics;
+	char section[128];
+
+	if (!m)
+		return 0;
+	for (unsigned i = 0; vm->devs && i < devices_count(vm->devs); i++) {
+		struct device *d = devices_at(vm->devs, i);
+		device_metrics_section(d, section, sizeof(section));
+		if (metrics_add_source(m, section, fill_device, d) < 0)
+			return -ENOMEM;
+	}
+	if (metrics_add_source(m, "vcpu", fill_vcpus, vm) < 0 ||
+	    metrics_add_gauges(m, "latencies_us", fill_latencies, vm) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void remove_metrics(struct vm *vm)
+{
+	struct metrics *m = vm->opts.metrics;
+
+	if (!m)
+		return;
+	for (unsigned i = 0; vm->devs && i < devices_count(vm->devs); i++)
+		metrics_remove_sources(m, devices_at(vm->devs, i));
+	metrics_remove_sources(m, vm);
+}
 
 int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *o)
 {
@@ -427,7 +519,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	*out = NULL;
 	if (!vm)
 		return -ENOMEM;
-	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = -1;
+	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = vm->i8042_irqfd = -1;
 	vm->opts = *o;
 	if ((r = vm_config_copy(&vm->c, c)) < 0) {
 		free(vm);
@@ -456,6 +548,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 		{"VM", setup_vm},	      {"memory", setup_memory}, {"devices", setup_devices},
 		{"virtio devices", setup_virtio},
 		{"kernel and boot tables", setup_boot}, {"vCPUs", setup_vcpus},
+		{"metrics", setup_metrics},
 	};
 	vm->env = (struct vcpu_env){.ctl = &vm->ctl};
 	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
@@ -552,6 +645,7 @@ static int pause_vcpus(struct vm *vm, struct vm_err *err)
 		pr_debug("KVM_GET_CLOCK: %s; the guest's clock runs on while paused",
 			 strerror(errno));
 	atomic_store(&vm->state, VM_STATE_PAUSED);
+	atomic_store(&vm->pause_us, (now_ns() - t0) / 1000);
 	pr_debug("paused %u vCPU(s) in %llu us", vm->nvcpus,
 		 (unsigned long long)(now_ns() - t0) / 1000);
 	return 0;
@@ -559,6 +653,8 @@ static int pause_vcpus(struct vm *vm, struct vm_err *err)
 
 static void resume_vcpus(struct vm *vm)
 {
+	uint64_t t0 = now_ns();
+
 	if (vm->has_paused_clock) {
 		/* Only the clock value: KVM takes no flags but its own here. */
 		struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
@@ -569,6 +665,7 @@ static void resume_vcpus(struct vm *vm)
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_resume(&vm->vcpus[i]);
 	atomic_store(&vm->state, VM_STATE_RUNNING);
+	atomic_store(&vm->resume_us, (now_ns() - t0) / 1000);
 }
 
 /* A change of one drive or interface (VM_ACTION_UPDATE). */
@@ -658,6 +755,13 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 		else
 			i8042_ctrl_alt_del(&vm->i8042, err);
 		break;
+	case VM_ACTION_FLUSH_METRICS: {
+		char why[256];
+		int r = vm->opts.metrics ? metrics_flush(vm->opts.metrics, why, sizeof(why)) : 0;
+		if (r < 0)
+			vm_err_set(err, r, "%s", why);
+		break;
+	}
 	case VM_ACTION_UPDATE:
 		update_device(vm, (const struct vm_update *)(uintptr_t)arg, err);
 		break;
@@ -705,13 +809,15 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the main thread: %s",
 				     strerror(-r));
 	while (!control_stopping(&vm->ctl)) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{.fd = mailbox_fd(vm->mb), .events = POLLIN},
 			{.fd = sfd, .events = POLLIN},
 			{.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
+			{.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
+			 .events = POLLIN},
 		};
 		/* A pending partial line (a shell prompt) is flushed on the tick. */
-		int n = poll(p, 3, in_off < in_len ? 10 : 100);
+		int n = poll(p, 4, in_off < in_len ? 10 : 100);
 		console_flush(vm->con);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -730,6 +836,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 			else
 				in_len = got, in_off = 0;
 		}
+		if (p[3].revents & POLLIN)
+			metrics_on_timer(vm->opts.metrics);
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 	}
@@ -811,6 +919,7 @@ void vm_destroy(struct vm *vm)
 		return;
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
+	remove_metrics(vm);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
@@ -823,6 +932,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(vm->pio);
 	gmem_destroy(vm->mem);
 	close_fd(&vm->serial_irqfd);
+	close_fd(&vm->i8042_irqfd);
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->sys_fd);
 	mailbox_destroy(vm->mb);

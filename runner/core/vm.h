@@ -23,6 +23,10 @@ struct vm_opts {
 	bool stats;		  /* print --stats when the VM ends */
 	bool seccomp_log;	  /* log calls outside the filters, do not kill */
 	const char *seccomp_test; /* test hook: seccomp.h's thread kind name */
+	/* The metrics file's writer (metrics.h), NULL for none: the VM adds
+	 * its sources (each device, the vCPUs' exits, its latencies), flushes
+	 * on its timer and on VM_ACTION_FLUSH_METRICS. */
+	struct metrics *metrics;
 };
 
 /* What the VM layer honours of a vm_config (vm_config.h's vmc_feature
@@ -71,6 +75,8 @@ enum vm_action {
 	/* A drive or interface follows a changed entry: arg points to a
 	 * struct vm_update (use vm_update_drive, vm_update_net). */
 	VM_ACTION_UPDATE,
+	/* Write a line to the metrics file now (FlushMetrics). */
+	VM_ACTION_FLUSH_METRICS,
 };
 
 #define VM_PAUSE_TIMEOUT_MS 5000

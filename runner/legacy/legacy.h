@@ -1,34 +1,69 @@
-/* Small fixed devices every x86 flint guest has: the i8042 reset line, the
+/* Small fixed devices every x86 flint guest has: the i8042 with a keyboard, the
  * Firecracker-compatible boot timer, and flint's exit-status register. Each
  * is a bus device with no knowledge of KVM. */
 #ifndef FLINT_LEGACY_H
 #define FLINT_LEGACY_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/bus.h"
 #include "core/control.h"
 #include "core/mailbox.h"
 
-/* i8042 keyboard controller, reset path only: register i8042_bus_ops at
- * I8042_DATA_PORT and I8042_CMD_PORT (one port each) with opaque = the
- * struct. Writing 0xfe to the command port pulses reset: `reset` is called. */
+/* i8042 keyboard controller with a PS/2 keyboard, enough for Linux's i8042
+ * and atkbd drivers to find them quickly and for Ctrl-Alt-Del: register
+ * i8042_data_ops at I8042_DATA_PORT and i8042_cmd_ops at I8042_CMD_PORT (one
+ * port each) with opaque = the struct. Writing 0xfe to the command port
+ * pulses reset: `reset` is called. `irq` is called (an edge) each time a byte
+ * from the keyboard reaches the output buffer while the guest has the
+ * keyboard interrupt enabled: trigger I8042_KBD_IRQ. There is no mouse port:
+ * the controller answers the aux tests as a port with nothing attached, so a
+ * guest without i8042.noaux gives up on it at once. The vCPU threads (the bus
+ * ops) and the control thread (i8042_ctrl_alt_del) share the state under
+ * `lock`. The fields are the device's own: set them up with i8042_init. */
+#define I8042_KBD_IRQ	1
+#define I8042_KBD_QUEUE 16 /* a PS/2 keyboard's own buffer */
 struct i8042 {
 	void (*reset)(void *ctx);
+	void (*irq)(void *ctx);
 	void *ctx;
+	pthread_mutex_t lock;
+	uint8_t ctr;	   /* the controller's command byte */
+	uint8_t cmd;	   /* a command waiting for its byte on the data port, or 0 */
+	bool last_was_cmd; /* status bit 3: the last write went to the command port */
+	bool has_reply;	   /* the controller's answer waits in the output buffer */
+	uint8_t reply, last_read;
+	uint8_t outp;	/* the output port (0xd0/0xd1): A20 and the reset line */
+	bool signalled; /* `irq` was called for the keyboard byte on show */
+	/* The keyboard: its answers and keys wait here for the controller. */
+	uint8_t kq[I8042_KBD_QUEUE];
+	unsigned kq_head, kq_len;
+	uint8_t kbd_cmd;  /* a keyboard command waiting for its parameter, or 0 */
+	uint8_t kbd_last; /* the last byte it sent, for Resend */
+	bool scanning;	  /* keys are reported (0xf4 enables, 0xf5 disables) */
 };
 extern const struct bus_ops i8042_data_ops;
 extern const struct bus_ops i8042_cmd_ops;
 
+/* Set k up as a PC's controller after its firmware ran: keyboard interrupt
+ * on, translation to scan code set 1 on, keyboard enabled. reset and irq may
+ * be NULL. No teardown is needed. */
+void i8042_init(struct i8042 *k, void (*reset)(void *ctx), void (*irq)(void *ctx), void *ctx);
+
 /* Press and release Ctrl-Alt-Del on the keyboard (Firecracker's
- * SendCtrlAltDel). 0, or -errno with err saying why. */
+ * SendCtrlAltDel): queue the scan codes in the set the guest reads (set 1
+ * when the controller translates, else set 2) and raise the interrupt.
+ * 0, or -errno with err saying why: -EAGAIN while the guest has switched the
+ * keyboard off, -ENOSPC when the guest has not read earlier keys. Any thread. */
 int i8042_ctrl_alt_del(struct i8042 *k, struct vm_err *err);
 
 /* Boot timer at BOOT_TIMER_ADDR: a one-byte write of 123 at offset 0 records
  * the time since launch (Firecracker's contract) and logs it. */
 #define BOOT_TIMER_MAGIC 123
 struct boot_timer {
-	uint64_t boot_us; /* 0 until the guest signals */
+	uint64_t boot_us;		       /* 0 until the guest signals */
 	void (*fired)(void *ctx, uint64_t us); /* optional */
 	void *ctx;
 };

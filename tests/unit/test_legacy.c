@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -6,28 +7,274 @@
 #include "legacy/console.h"
 #include "legacy/legacy.h"
 
-static int resets;
+static int resets, irqs;
 static void on_reset(void *ctx)
 {
 	(void)ctx;
 	resets++;
 }
 
+static void on_irq(void *ctx)
+{
+	(void)ctx;
+	irqs++;
+}
+
+static void kbc_init(struct i8042 *k)
+{
+	resets = irqs = 0;
+	i8042_init(k, on_reset, on_irq, NULL);
+}
+
+static void cmd(struct i8042 *k, uint8_t v)
+{
+	i8042_cmd_ops.write(k, 0, &v, 1);
+}
+
+static void put(struct i8042 *k, uint8_t v)
+{
+	if (i8042_data_ops.write) /* as the bus: no handler, the write is ignored */
+		i8042_data_ops.write(k, 0, &v, 1);
+}
+
+static uint8_t status(struct i8042 *k)
+{
+	uint8_t v;
+	i8042_cmd_ops.read(k, 0, &v, 1);
+	return v;
+}
+
+static uint8_t get(struct i8042 *k)
+{
+	uint8_t v;
+	i8042_data_ops.read(k, 0, &v, 1);
+	return v;
+}
+
+/* Reads what is in the output buffer as Linux's i8042_wait_read would:
+ * the status says a byte is there, then the data port gives it. */
+static uint8_t expect_byte(struct i8042 *k)
+{
+	cr_assert(status(k) & 0x01, "a byte waits (OBF)");
+	return get(k);
+}
+
+/* Linux's __i8042_command for a command with one answer. */
+static uint8_t ask(struct i8042 *k, uint8_t c)
+{
+	cmd(k, c);
+	return expect_byte(k);
+}
+
+/* The keyboard's answers arrive by interrupt, one edge per byte. */
+static void expect_kbd(struct i8042 *k, const uint8_t *want, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int before = irqs;
+		cr_assert(status(k) & 0x01, "byte %zu of %zu waits", i, n);
+		cr_assert_eq(status(k) & 0x20, 0, "keyboard data, not aux");
+		cr_assert_eq(get(k), want[i], "byte %zu", i);
+		/* The edge for byte i was raised before; reading it raises the
+		 * edge for byte i+1, if any. */
+		cr_assert_eq(irqs, before + (i + 1 < n), "edge after byte %zu", i);
+	}
+	cr_assert_eq(status(k) & 0x01, 0, "nothing more");
+}
+
 Test(i8042, only_the_reset_command_resets)
 {
-	struct i8042 k = {.reset = on_reset};
-	uint8_t v = 0xfe, st;
-	resets = 0;
-	i8042_cmd_ops.read(&k, 0, &st, 1);
-	cr_assert_eq(st & 0x03, 0, "input and output buffers empty");
-	v = 0xaa;
-	i8042_cmd_ops.write(&k, 0, &v, 1);
+	struct i8042 k;
+	uint8_t v = 0xfe;
+	kbc_init(&k);
+	cr_assert_eq(status(&k) & 0x03, 0, "input and output buffers empty");
+	cmd(&k, 0xaa);
+	cmd(&k, 0xff); /* Linux's "null command for SMM" at probe */
+	cmd(&k, 0xfd);
 	cr_assert_eq(resets, 0);
-	v = 0xfe;
 	i8042_cmd_ops.write(&k, 0, &v, 2);
 	cr_assert_eq(resets, 0, "wrong width");
-	i8042_cmd_ops.write(&k, 0, &v, 1);
+	cmd(&k, 0xfe);
 	cr_assert_eq(resets, 1);
+}
+
+/* What Linux 6.1's i8042 probe does, in order, and what it checks. */
+Test(i8042, answers_linux_controller_probe)
+{
+	struct i8042 k;
+	uint8_t ctr;
+	kbc_init(&k);
+	/* i8042_controller_check: flushing finds no byte; the status is not
+	 * 0xff (no controller). */
+	cr_assert_eq(status(&k) & 0x01, 0);
+	cr_assert_neq(status(&k), 0xff);
+	/* i8042_platform_init: A20 through the output port, a null command */
+	cmd(&k, 0xd1);
+	cr_assert(status(&k) & 0x08, "the last write was a command");
+	put(&k, 0xdf);
+	cr_assert_eq(ask(&k, 0xd0), 0xdf, "output port written");
+	cmd(&k, 0xff);
+	/* i8042_controller_selftest */
+	cr_assert_eq(ask(&k, 0xaa), 0x55);
+	/* i8042_controller_init: two equal reads, translation on (a PC's
+	 * firmware leaves it so), system flag, keyboard interrupt */
+	ctr = ask(&k, 0x20);
+	cr_assert_eq(ask(&k, 0x20), ctr);
+	cr_assert_eq(ctr, 0x45);
+	cr_assert(status(&k) & 0x10, "no key lock");
+	cr_assert(status(&k) & 0x04, "system flag");
+	cmd(&k, 0x60);
+	put(&k, (uint8_t)((ctr | 0x10) & ~0x01)); /* keyboard off, no interrupt */
+	cr_assert_eq(ask(&k, 0x20), 0x54);
+	/* i8042_check_aux (without i8042.noaux): the loopback fails at once
+	 * (no aux flag) and the port test reports nothing attached */
+	cmd(&k, 0xd3);
+	put(&k, 0x5a);
+	cr_assert(status(&k) & 0x01, "an answer, not a timeout");
+	cr_assert_eq(status(&k) & 0x20, 0, "not aux data: no aux port");
+	uint8_t t = ask(&k, 0xa9); /* Linux reads the stale byte's successor */
+	cr_assert(t != 0 && t != 0xfa && t != 0xff, "aux test fails: %#x", t);
+	cr_assert_eq(status(&k) & 0x01, 0);
+	/* the keyboard test and the port toggles */
+	cr_assert_eq(ask(&k, 0xab), 0x00);
+	cmd(&k, 0xa7);
+	cr_assert(ask(&k, 0x20) & 0x20);
+	cmd(&k, 0xa8);
+	cr_assert_eq(ask(&k, 0x20) & 0x20, 0);
+	/* i8042_enable_kbd_port */
+	cmd(&k, 0x60);
+	put(&k, 0x45);
+	cr_assert_eq(ask(&k, 0x20), 0x45);
+	cr_assert_eq(irqs, 0, "the controller's answers are polled, not signalled");
+	cr_assert_eq(resets, 0);
+}
+
+/* atkbd_probe, atkbd_reset_state and atkbd_activate behind a translating
+ * controller, each answer through the interrupt. */
+Test(i8042, keyboard_answers_atkbd)
+{
+	struct i8042 k;
+	kbc_init(&k);
+	put(&k, 0xf2); /* GETID */
+	cr_assert_eq(irqs, 1);
+	expect_kbd(&k, (const uint8_t[]){0xfa, 0xab, 0x41}, 3);
+	put(&k, 0xf5); /* deactivate */
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+	put(&k, 0xed); /* LEDs off */
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+	put(&k, 0x00);
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+	put(&k, 0xf3); /* fastest repeat */
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+	put(&k, 0x00);
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+	put(&k, 0xf4); /* activate */
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+	put(&k, 0xee);
+	expect_kbd(&k, (const uint8_t[]){0xee}, 1);
+	put(&k, 0xff); /* reset: ACK then self-test passed */
+	expect_kbd(&k, (const uint8_t[]){0xfa, 0xaa}, 2);
+	put(&k, 0xe8); /* not a standard command: resend */
+	expect_kbd(&k, (const uint8_t[]){0xfe}, 1);
+	put(&k, 0xf0); /* scan code set 3: refused; set 2 and the query */
+	put(&k, 0x03);
+	expect_kbd(&k, (const uint8_t[]){0xfe}, 1);
+	put(&k, 0xf0);
+	put(&k, 0x00);
+	expect_kbd(&k, (const uint8_t[]){0xfa, 0x41}, 2);
+	/* untranslated: the raw set-2 id */
+	cmd(&k, 0x60);
+	put(&k, 0x05);
+	put(&k, 0xf2);
+	expect_kbd(&k, (const uint8_t[]){0xfa, 0xab, 0x83}, 3);
+	cr_assert_eq(resets, 0);
+}
+
+static const uint8_t cad1[] = {0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d};
+
+Test(i8042, ctrl_alt_del_types_set1_when_translating)
+{
+	struct i8042 k;
+	struct vm_err e = {0};
+	kbc_init(&k);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0, "%s", e.msg);
+	cr_assert_eq(irqs, 1, "one edge for the first byte");
+	expect_kbd(&k, cad1, sizeof(cad1));
+	cr_assert_eq(irqs, (int)sizeof(cad1), "one edge per byte");
+}
+
+Test(i8042, ctrl_alt_del_types_set2_without_translation)
+{
+	static const uint8_t cad2[] = {0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+				       0x71, 0xf0, 0x11, 0xf0, 0x14};
+	struct i8042 k;
+	struct vm_err e = {0};
+	kbc_init(&k);
+	cmd(&k, 0x60);
+	put(&k, 0x05); /* Firecracker's command byte: no translation */
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0, "%s", e.msg);
+	cr_assert_eq(irqs, 1);
+	expect_kbd(&k, cad2, sizeof(cad2));
+}
+
+Test(i8042, keys_wait_while_the_guest_masks_the_keyboard)
+{
+	struct i8042 k;
+	struct vm_err e = {0};
+	kbc_init(&k);
+	cmd(&k, 0xad); /* keyboard interface off */
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	cr_assert_eq(status(&k) & 0x01, 0, "held in the keyboard");
+	cr_assert_eq(irqs, 0);
+	cmd(&k, 0xae);
+	cr_assert_eq(irqs, 1, "shown once the interface is on");
+	cmd(&k, 0x60);
+	put(&k, 0x44); /* interrupt off */
+	cr_assert_eq(expect_byte(&k), 0x1d, "polled");
+	cr_assert_eq(irqs, 1);
+	cmd(&k, 0x60);
+	put(&k, 0x45);
+	cr_assert_eq(irqs, 2, "the interrupt comes back with the bytes");
+	/* a controller answer goes before the keys and leaves them in order */
+	cr_assert_eq(ask(&k, 0x20), 0x45);
+	expect_kbd(&k, cad1 + 1, sizeof(cad1) - 1);
+}
+
+Test(i8042, ctrl_alt_del_refused_when_the_keyboard_is_off_or_full)
+{
+	struct i8042 k;
+	struct vm_err e = {0};
+	kbc_init(&k);
+	put(&k, 0xf5); /* atkbd_deactivate */
+	get(&k);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), -EAGAIN);
+	cr_assert_eq(e.code, -EAGAIN);
+	cr_assert_neq(e.msg[0], '\0');
+	cr_assert_eq(status(&k) & 0x01, 0);
+	put(&k, 0xf4);
+	get(&k);
+	cmd(&k, 0xad); /* the guest reads nothing */
+	e = (struct vm_err){0};
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0, "16 bytes fit");
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), -ENOSPC);
+	cr_assert_neq(e.msg[0], '\0');
+	cmd(&k, 0xae);
+	uint8_t two[2 * sizeof(cad1)];
+	memcpy(two, cad1, sizeof(cad1));
+	memcpy(two + sizeof(cad1), cad1, sizeof(cad1));
+	expect_kbd(&k, two, sizeof(two));
+}
+
+Test(i8042, a_keyboard_command_drops_unsent_keys)
+{
+	struct i8042 k;
+	struct vm_err e = {0};
+	kbc_init(&k);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	cr_assert_eq(get(&k), 0x1d);
+	put(&k, 0xf4);
+	cr_assert_eq(irqs, 3, "one edge for the ACK");
+	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
 }
 
 Test(boot_timer, records_only_the_magic_byte_once)

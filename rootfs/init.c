@@ -315,9 +315,12 @@ static void settle_root(void)
 		say("flint-init: remount / read-only: %s\n", strerror(errno));
 }
 
-/* busybox's reboot/halt/poweroff: stop everything, then reset or report. */
+/* busybox's reboot/halt/poweroff (SIGTERM, SIGUSR1, SIGUSR2) and the
+ * kernel's Ctrl-Alt-Del (SIGINT): stop everything, then reset or report. */
 static void shutdown_guest(int sig)
 {
+	if (sig == SIGINT)
+		say("flint-init: Ctrl-Alt-Del, rebooting\n");
 	kill(-1, SIGTERM);
 	reap_all(1000);
 	kill(-1, SIGKILL);
@@ -326,7 +329,7 @@ static void shutdown_guest(int sig)
 	sync();
 	drain_console();
 	/* No ACPI: halt and poweroff end the VM through the exit device. */
-	if (sig != SIGTERM)
+	if (sig == SIGUSR1 || sig == SIGUSR2)
 		exit_device_report(0);
 	reboot(RB_AUTOBOOT);
 }
@@ -339,7 +342,7 @@ int main(int argc, char **argv)
 	    "echo Hello from the flint guest; uname -sr; nproc",
 	    NULL,
 	};
-	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2};
+	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2, SIGINT};
 	sigset_t set, oldmask;
 	int status = 0, agent;
 	char tty[160];
@@ -364,6 +367,9 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTTOU);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	sigdelset(&set, SIGTTOU);
+	/* Ctrl-Alt-Del (flint's SendCtrlAltDel) as SIGINT to init, which
+	 * shuts down cleanly, rather than the kernel's reset without a sync. */
+	reboot(RB_DISABLE_CAD);
 
 	mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
 	open_console("/dev/console");
@@ -397,7 +403,7 @@ int main(int argc, char **argv)
 		/* With no command (child 0), reap() only reaps orphans. */
 		if (sig == SIGCHLD && reap(child, &status) && child > 0)
 			break;
-		if (sig == SIGTERM || sig == SIGUSR1 || sig == SIGUSR2)
+		if (sig == SIGTERM || sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGINT)
 			shutdown_guest(sig);
 	}
 

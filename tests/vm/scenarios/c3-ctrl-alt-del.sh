@@ -1,0 +1,41 @@
+# PUT /actions SendCtrlAltDel: refused before the start; after it the
+# i8042's keyboard types Ctrl-Alt-Del, the guest kernel hands it to init as
+# SIGINT, init shuts down and resets (reboot=k), and flint ends with 0.
+# timeout: 120
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-blk.sh"
+. "$(dirname "$0")/../lib-api.sh"
+need_api
+
+start_api
+body cad <<EOB
+{"action_type": "SendCtrlAltDel"}
+EOB
+api PUT /actions cad
+expect_fault "SendCtrlAltDel before InstanceStart"
+
+boot_source 'echo cad-guest-up; sleep 60; echo cad-guest-not-rebooted'
+api PUT /boot-source boot
+expect_code 204 "PUT /boot-source"
+body start <<EOB
+{"action_type": "InstanceStart"}
+EOB
+api PUT /actions start
+expect_code 204 "InstanceStart"
+wait_for '^cad-guest-up' 60 || { kill_bg; fail "the guest did not start its command"; }
+# The keyboard is probed before init runs; atkbd names it once it answered.
+wait_for 'input: AT .*keyboard' 10 ||
+	{ kill_bg; fail "the guest kernel found no keyboard behind the i8042"; }
+
+api PUT /actions cad
+expect_code 204 "SendCtrlAltDel"
+# flint should end by itself; a watchdog ends it (status 137) if not.
+(sleep 30 && kill -KILL "$pid" 2>/dev/null) &
+watchdog=$!
+wait_bg
+kill "$watchdog" 2>/dev/null
+[ "$status" != 137 ] || fail "flint still ran 30 s after SendCtrlAltDel"
+expect_status 0 "the guest's reset after Ctrl-Alt-Del"
+expect_out 'flint-init: Ctrl-Alt-Del, rebooting' "init's Ctrl-Alt-Del line"
+grep -q 'cad-guest-not-rebooted' "$OUT" && fail "the guest's command ran to its end"
+echo "Ctrl-Alt-Del rebooted the guest; flint ended with 0"

@@ -30,7 +30,15 @@ wait_for 'input: AT .*keyboard' 10 ||
 api PUT /actions cad
 expect_code 204 "SendCtrlAltDel"
 # flint should end by itself; a watchdog ends it (status 137) if not.
-(sleep 30 && kill -KILL "$pid" 2>/dev/null) &
+# (Short sleeps: once killed it leaves no long sleep holding the output.)
+(
+	n=150
+	while [ $n -gt 0 ]; do
+		sleep 0.2
+		n=$((n - 1))
+	done
+	kill -KILL "$pid"
+) >/dev/null 2>&1 </dev/null &
 watchdog=$!
 wait_bg
 kill "$watchdog" 2>/dev/null

@@ -225,6 +225,10 @@ int main(int argc, char **argv)
 	case CLI_RUN:
 		break;
 	}
+	/* For bench/api: an API-driven boot's time runs from its InstanceStart
+	 * to launch_ns + the guest's boot time (--verbose: the logger is not
+	 * configured yet). */
+	pr_debug("launched at monotonic %llu ns", (unsigned long long)launch_ns);
 	if (cfg.check_kvm) {
 		cli_config_free(&cfg);
 		return check_kvm();

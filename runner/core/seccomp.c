@@ -70,7 +70,8 @@ static const struct seccomp_rule main_rules[] = {
 	ALLOW(pread64),		/* --stats: the KVM statistics of each vCPU */
 	ALLOW(close),		/* teardown */
 	ALLOW(io_uring_enter),	/* evloop_destroy cancels what a loop that never ran left */
-	ALLOW(unlink),		/* flint run: its socket, */
+	ALLOW(newfstatat),	/* the API socket is removed only while it is still ours */
+	ALLOW(unlink),		/* flint run: its socket, and the API's; */
 	ALLOW(rmdir),		/* and its private directory */
 };
 

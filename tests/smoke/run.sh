@@ -99,6 +99,8 @@ check initrd-not-a-file 125 "" "initrd /dev/null is not a regular file" -- \
 	--kernel "$OUT/tiny-EXIT_STATUS.elf" --initrd /dev/null
 check bad-option 125 "" "unknown option --frob" -- --frob
 
+. "$(dirname "$0")/api.sh"
+
 # Pause and resume, driven as the API will (tests/smoke/pause.c): the
 # guest's ticks stop while it is paused and go on after; a stop while paused
 # ends it. Each of its checks is a PASS or FAIL line of its own.

@@ -1,0 +1,140 @@
+# Sourced by run.sh once the tiny guests are built: Firecracker's API on the
+# host, driven with curl --unix-socket as its getting-started guide does.
+# The tiny guests need no Linux, so these run where the VM scenarios cannot.
+
+# api_req METHOD PATH [BODY]: one request on $SOCK; $code is the HTTP status,
+# the answer in $OUT/api.resp.
+api_req() {
+	code=$(curl -sS --max-time 10 --unix-socket "$SOCK" -X "$1" \
+		-H 'Content-Type: application/json' ${3:+--data-binary "$3"} \
+		-o "$OUT/api.resp" -w '%{http_code}' "http://localhost$2" 2>>"$OUT/api.curl") ||
+		code="curl-failed"
+}
+
+# api_start NAME ARGS...: flint --api-sock $SOCK ARGS in the background, until
+# the socket answers; its stdout and stderr in $OUT/NAME.out and .err.
+api_start() {
+	name=$1
+	shift
+	SOCK=$OUT/$name.sock
+	rm -f "$SOCK"
+	"$FLINT" --api-sock "$SOCK" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
+	api_pid=$!
+	n=0
+	until [ -S "$SOCK" ] && api_req GET / && [ "$code" = 200 ]; do
+		n=$((n + 1))
+		[ $n -lt 100 ] && kill -0 $api_pid 2>/dev/null || return 1
+		sleep 0.05
+	done
+}
+
+# api_wait: wait (at most 10 s) for the background flint; its status in $got.
+api_wait() {
+	n=0
+	while kill -0 $api_pid 2>/dev/null && [ $n -lt 200 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
+	kill -KILL $api_pid 2>/dev/null
+	got=0
+	wait $api_pid || got=$?
+}
+
+# expect_api CODE REGEX WHAT: the last answer (why is set on a mismatch).
+expect_api() {
+	[ -n "$why" ] && return
+	if [ "$code" != "$1" ]; then
+		why="$3: HTTP $code, expected $1: $(cat "$OUT/api.resp")"
+	elif [ -n "$2" ] && ! grep -Eq -- "$2" "$OUT/api.resp"; then
+		why="$3: the answer lacks /$2/: $(cat "$OUT/api.resp")"
+	fi
+}
+
+if ! command -v curl >/dev/null; then
+	echo "SKIP the API tests: no curl (apt-get install curl)"
+else
+	TINY=$OUT/tiny-EXIT_STATUS.elf
+
+	# A command-line machine with the API beside it: it runs and ends as
+	# without, and the socket is removed at the end.
+	check api-beside-cli 42 "hello from the tiny guest" "guest boot time" -- \
+		--kernel "$TINY" --api-sock "$OUT/beside.sock"
+	[ -e "$OUT/beside.sock" ] && report api-socket-removed "the socket was left" /dev/null ||
+		report api-socket-removed "" /dev/null
+
+	# Getting started: configure, InstanceStart, the guest runs and flint
+	# ends with its status; the wrong calls get 400 and change nothing.
+	why=""
+	api_start getting-started || why="the API socket did not answer"
+	api_req GET /
+	expect_api 200 '"state":"Not started"' "GET / before the start"
+	api_req PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 400 'kernel configuration' "InstanceStart without a boot source"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/no-such-kernel\"}"
+	expect_api 204 "" "PUT /boot-source (a missing kernel)"
+	api_req PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 400 "no-such-kernel: No such file" "InstanceStart names the missing kernel"
+	api_req GET /
+	expect_api 200 '"state":"Not started"' "still not started after the failed start"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$TINY\"}"
+	expect_api 204 "" "PUT /boot-source"
+	api_req PUT /machine-config '{"vcpu_count": 0, "mem_size_mib": 64}'
+	expect_api 400 'vcpu_count' "vcpu_count 0"
+	api_req PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 64, "turbo": 1}'
+	expect_api 400 'turbo' "an unknown field"
+	api_req PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 64}'
+	expect_api 204 "" "PUT /machine-config"
+	api_req PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 204 "" "InstanceStart"
+	api_wait
+	[ -n "$why" ] || [ "$got" = 42 ] || why="status $got, expected the guest's 42"
+	[ -n "$why" ] || grep -q "hello from the tiny guest" "$OUT/getting-started.out" ||
+		why="the guest's output is missing"
+	report api-getting-started "$why" "$OUT/getting-started.err"
+
+	# Pause and resume through PATCH /vm, a counting guest; metrics flushed
+	# on FlushMetrics; SIGTERM ends flint with 143.
+	why=""
+	api_start pause || why="the API socket did not answer"
+	api_req PUT /metrics "{\"metrics_path\": \"$OUT/pause.metrics\"}"
+	expect_api 204 "" "PUT /metrics"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/tiny-COUNT.elf\"}"
+	expect_api 204 "" "PUT /boot-source"
+	api_req PATCH /vm '{"state": "Paused"}'
+	expect_api 400 'before starting' "PATCH /vm before the start"
+	api_req PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 204 "" "InstanceStart"
+	sleep 0.3
+	api_req PATCH /vm '{"state": "Paused"}'
+	expect_api 204 "" "PATCH /vm Paused"
+	api_req GET /
+	expect_api 200 '"state":"Paused"' "GET / while paused"
+	t1=$(grep -c tick "$OUT/pause.out")
+	sleep 0.5
+	t2=$(grep -c tick "$OUT/pause.out")
+	[ -n "$why" ] || [ "$t1" = "$t2" ] || why="ticks went on while paused ($t1, then $t2)"
+	api_req PATCH /vm '{"state": "Resumed"}'
+	expect_api 204 "" "PATCH /vm Resumed"
+	sleep 0.3
+	t3=$(grep -c tick "$OUT/pause.out")
+	[ -n "$why" ] || [ "$t3" -gt "$t2" ] || why="no ticks after the resume ($t2, then $t3)"
+	api_req PUT /actions '{"action_type": "FlushMetrics"}'
+	expect_api 204 "" "FlushMetrics"
+	[ -n "$why" ] || grep -q '"patch_api_requests":{[^}]*"vm_count":[1-9]' "$OUT/pause.metrics" ||
+		why="the metrics line lacks the PATCH /vm count: $(cat "$OUT/pause.metrics")"
+	[ -n "$why" ] || grep -q '"latencies_us":{[^}]*"pause_vm"' "$OUT/pause.metrics" ||
+		why="the metrics line lacks the pause latency"
+	kill -TERM $api_pid
+	api_wait
+	[ -n "$why" ] || [ "$got" = 143 ] || why="status $got after SIGTERM, expected 143"
+	report api-pause-metrics "$why" "$OUT/pause.err"
+
+	# A config file, with and without the API.
+	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [],
+	  "machine-config": {"vcpu_count": 2, "mem_size_mib": 64}}\n' "$TINY" >"$OUT/vm.json"
+	check api-config-file-no-api 42 "hello from the tiny guest" "guest boot time" -- \
+		--config-file "$OUT/vm.json" --no-api
+	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [], "balloon": {}}\n' \
+		"$TINY" >"$OUT/bad.json"
+	check api-config-file-bad 125 "" "balloon" -- --config-file "$OUT/bad.json" --no-api
+fi

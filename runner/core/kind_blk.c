@@ -28,7 +28,8 @@ static int blk_kind_create(const struct vm_config *c, unsigned i, const char *id
 			       .read_only = d->is_read_only,
 			       .direct = d->direct,
 			       .id = serial,
-			       .loop = env->loop};
+			       .loop = env->loop,
+			       .rate_limiter = d->rate_limiter};
 	struct blk *b = NULL;
 	int r;
 
@@ -80,15 +81,34 @@ static void blk_counters(const struct device *d, device_counter_fn emit, void *c
 	emit(ctx, "invalid_reqs_count", b.protocol_errors + b.unsupported);
 	emit(ctx, "queue_event_count", q.notifications);
 	emit(ctx, "interrupts", q.interrupts);
+	emit(ctx, "rate_limiter_throttled_events", b.rate_limiter_throttled);
+	emit(ctx, "update_count", b.backing_swaps);
+}
+
+/* PATCH /drives/{id} after boot: the image (a no-op when it is the one the
+ * drive has, at the same size), then the rate limiter. */
+static int blk_update(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err)
+{
+	const struct vmc_drive *d = &c->drives[i];
+	int r;
+
+	if ((r = blk_set_backing(dev, d->path_on_host)) < 0)
+		return vm_err_set(err, r, "drive %s: cannot switch to %s: %s", d->drive_id,
+				  d->path_on_host, strerror(-r));
+	if ((r = blk_set_ratelimit(dev, &d->rate_limiter)) < 0)
+		return vm_err_set(err, r, "drive %s: rate limiter: %s", d->drive_id, strerror(-r));
+	return 0;
 }
 
 const struct device_kind blk_kind = {
     .name = "blk",
     .label = "drive",
+    .metrics_section = "block_",
     .count = blk_count,
     .id = blk_id,
     .create = blk_kind_create,
     .destroy = blk_kind_destroy,
     .print_stats = blk_print_stats,
     .counters = blk_counters,
+    .update = blk_update,
 };

@@ -23,7 +23,9 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 	struct net_params p = {.tap = n->host_dev_name,
 			       .id = id,
 			       .mac = n->has_guest_mac ? n->guest_mac : NULL,
-			       .loop = env->loop};
+			       .loop = env->loop,
+			       .rx_rate_limiter = n->rx_rate_limiter,
+			       .tx_rate_limiter = n->tx_rate_limiter};
 	struct net *net = NULL;
 	int r;
 
@@ -78,15 +80,31 @@ static void net_counters(const struct device *d, device_counter_fn emit, void *c
 	emit(ctx, "event_fails", ns.protocol_errors);
 	emit(ctx, "rx_queue_event_count", rx.notifications);
 	emit(ctx, "tx_queue_event_count", tx.notifications);
+	emit(ctx, "rx_rate_limiter_throttled", ns.rx_rate_limiter_throttled);
+	emit(ctx, "tx_rate_limiter_throttled", ns.tx_rate_limiter_throttled);
+}
+
+/* PATCH /network-interfaces/{id} after boot: the rate limiters. */
+static int net_update(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err)
+{
+	const struct vmc_net *n = &c->nets[i];
+	int r;
+
+	if ((r = net_set_ratelimit(dev, &n->rx_rate_limiter, &n->tx_rate_limiter)) < 0)
+		return vm_err_set(err, r, "network interface %s: rate limiter: %s", n->iface_id,
+				  strerror(-r));
+	return 0;
 }
 
 const struct device_kind net_kind = {
     .name = "net",
     .label = "network interface",
+    .metrics_section = "net_",
     .count = net_count,
     .id = net_id,
     .create = net_kind_create,
     .destroy = net_kind_destroy,
     .print_stats = net_print_stats,
     .counters = net_counters,
+    .update = net_update,
 };

@@ -23,6 +23,8 @@
 #include "blk/blk_req.h"
 #include "blk/blk_ring.h"
 #include "blk/blk_ring_test.h"
+#include "config/vm_config.h"
+#include "core/device_kinds.h"
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "core/seccomp.h"
@@ -1754,4 +1756,46 @@ Test(blk_dev, backing_swap_waits_for_the_io_in_flight)
 	cr_assert(all_bytes(BUF, SECT, 0x5a));
 	close_fd(&rpipe[0]);
 	close_fd(&rpipe[1]);
+}
+
+/* The drive kind's glue: create passes the config's rate limiter, and
+ * update (PATCH /drives after boot) swaps the image and changes the limit;
+ * an update to a missing image fails with a message, the drive unchanged. */
+Test(blk_dev, kind_update_swaps_the_image_and_the_limit)
+{
+	static struct vm_config c;
+	struct vmc_drive *dp = &c.drives[0];
+	struct device_env env = {.loop = loop};
+	struct device_new dn;
+	struct ratelimit_cfg rl;
+	struct vm_err err = {0};
+
+	memset(&c, 0, sizeof(c));
+	c.ndrives = 1;
+	*dp = (struct vmc_drive){.drive_id = "rootfs",
+				 .path_on_host = path,
+				 .rate_limiter = {.ops = {.size = 1, .refill_time_ms = 10000}}};
+	make_image2(2 * CAP, 0x77);
+	cr_assert_eq(blk_kind.create(&c, 0, "rootfs", &env, &dn), 0);
+	b = dn.priv;
+	blk_get_ratelimit(b, &rl);
+	cr_assert_eq(rl.ops.size, 1);
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host_cc), 0);
+	config_changes = 0;
+	cr_assert_not_null(blk_kind.update);
+	/* The same entry again: nothing changes, the guest is told nothing. */
+	cr_assert_eq(blk_kind.update(b, &c, 0, &err), 0);
+	cr_assert_eq(config_changes, 0);
+	dp->path_on_host = path2;
+	dp->rate_limiter.ops.size = 0;
+	cr_assert_eq(blk_kind.update(b, &c, 0, &err), 0, "%s", err.msg);
+	unlink(path2);
+	cr_assert_eq(blk_capacity(b), 2 * CAP);
+	cr_assert_eq(config_changes, 1);
+	blk_get_ratelimit(b, &rl);
+	cr_assert_eq(rl.ops.size, 0);
+	dp->path_on_host = "/nonexistent/flint.img";
+	cr_assert_eq(blk_kind.update(b, &c, 0, &err), -ENOENT);
+	cr_assert_not_null(strstr(err.msg, "/nonexistent/flint.img"), "%s", err.msg);
+	cr_assert_eq(blk_capacity(b), 2 * CAP);
 }

@@ -905,6 +905,8 @@ int blk_set_backing(struct blk *b, const char *path)
 		bytes = nd.bytes;
 	}
 	cap = bytes >> BLK_SECTOR_SHIFT;
+	if (same && cap == blk_capacity(b))
+		return 0; /* nothing the guest could see changed */
 	pthread_mutex_lock(&b->lock);
 	if (!same) {
 		/* The I/O in flight ends on the old image and is answered as

@@ -114,7 +114,8 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out);
  * the old image, and publish the new capacity in the configuration space,
  * telling the guest it changed (virtio_host.config_changed) so that its
  * driver resizes the disk. The same image again (the same inode, e.g. a
- * file grown since) is not reopened: its size is read again. A request
+ * file grown since) is not reopened: its size is read again, and if it has
+ * not changed nothing happens (so a caller may pass the path it has). A request
  * waiting for the limiter is checked against the new capacity when it
  * runs. Any thread but the loop's; blocks for as long as the I/O in flight
  * takes. One call at a time. Returns 0, or -errno with the old image still

@@ -282,10 +282,17 @@ int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id, const struct
 
 int vcpu_start(struct vcpu *v)
 {
+	/* Under the lock that vcpu_kick takes: a kick either sees the thread
+	 * started and signals it, or came before and left immediate_exit set
+	 * for its first KVM_RUN. A kick in between was lost before, and the
+	 * vCPU ran on after the VM stopped. */
+	pthread_mutex_lock(&v->lock);
 	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (!r)
+		v->started = true;
+	pthread_mutex_unlock(&v->lock);
 	if (r)
 		return -r;
-	v->started = true;
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(v->thread, name);
@@ -294,13 +301,15 @@ int vcpu_start(struct vcpu *v)
 
 void vcpu_kick(struct vcpu *v)
 {
-	if (!v->started)
+	if (!v->run)
 		return;
-	/* immediate_exit covers a kick that lands just before KVM_RUN. */
+	/* immediate_exit covers a kick that lands just before KVM_RUN, and
+	 * one before the thread starts (its first KVM_RUN returns at once). */
 	v->run->immediate_exit = 1;
-	pthread_kill(v->thread, SIG_KICK);
-	/* A parked vCPU waits on cond, where the signal may not reach. */
 	pthread_mutex_lock(&v->lock);
+	if (v->started)
+		pthread_kill(v->thread, SIG_KICK);
+	/* A parked vCPU waits on cond, where the signal may not reach. */
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
 }
@@ -355,7 +364,9 @@ void vcpu_join(struct vcpu *v)
 {
 	if (v->started)
 		pthread_join(v->thread, NULL);
+	pthread_mutex_lock(&v->lock);
 	v->started = false;
+	pthread_mutex_unlock(&v->lock);
 }
 
 void vcpu_destroy(struct vcpu *v)

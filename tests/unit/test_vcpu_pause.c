@@ -202,3 +202,36 @@ Test(vcpu_pause, a_pause_waits_for_nothing_once_the_vcpu_has_ended)
 		vcpu_resume(&k.v[i]);
 	}
 }
+
+/* A kick that reaches a vCPU before its thread starts is not lost: its
+ * first KVM_RUN returns at once, so the thread looks at the stop and pause
+ * flags again. (vm_run starts the vCPUs one by one while a device thread
+ * may already stop the VM; the kick used to be dropped for an unstarted
+ * vCPU, whose thread could then check the stop flag just before it was
+ * set and stay in KVM_RUN for ever: flint hung, 1 run in 600.) Here the
+ * late vCPU is an AP waiting for a SIPI, which stays in KVM_RUN unless
+ * kicked. */
+Test(vcpu_pause, a_kick_before_the_start_is_not_lost)
+{
+	struct boot_info bi = {.entry = CODE_ADDR};
+	struct vcpu late;
+	const char *what = "";
+	unsigned max;
+
+	struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(k.sys_fd, &max);
+	cr_assert(cpuid);
+	cr_assert_eq(vcpu_create(&late, k.sys_fd, k.vm_fd, NVCPUS, &k.env), 0);
+	cr_assert_eq(cpuid_setup(cpuid, max, NVCPUS, NVCPUS + 1), 0);
+	cr_assert_eq(x86_vcpu_setup(late.fd, NVCPUS, cpuid, &bi, &what), 0, "%s", what);
+	free(cpuid);
+	vcpu_kick(&late);
+	cr_assert_eq(vcpu_start(&late), 0);
+	uint64_t end = now_ns() + 5 * SECOND;
+	while (!late.exits[KVM_EXIT_INTR] && now_ns() < end)
+		usleep(1000);
+	cr_assert_geq(late.exits[KVM_EXIT_INTR], 1,
+		      "the kick before the start did not bring the vCPU out of KVM_RUN");
+	control_request_stop(&k.ctl, STOP_REQUESTED, 0, NULL);
+	vcpu_kick(&late);
+	vcpu_destroy(&late);
+}

@@ -9,12 +9,8 @@
 #include <string.h>
 
 #include "config/config_json.h"
+#include "core/version.h"
 
-/* flint's version: cli.c prints the same default with --version (a
- * -DFLINT_VERSION from the build overrides both). */
-#ifndef FLINT_VERSION
-#define FLINT_VERSION "0.1.0"
-#endif
 
 struct api_ctl {
 	pthread_mutex_t lock;

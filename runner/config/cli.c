@@ -10,10 +10,8 @@
 
 #include "config/cmdline.h"
 #include "core/seccomp.h"
+#include "core/version.h"
 
-#ifndef FLINT_VERSION
-#define FLINT_VERSION "0.1.0"
-#endif
 
 void cli_usage(void)
 {

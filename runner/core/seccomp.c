@@ -1,6 +1,8 @@
 #include "core/seccomp.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <malloc.h>
@@ -73,6 +75,14 @@ static const struct seccomp_rule main_rules[] = {
 	ALLOW(newfstatat),	/* the API socket is removed only while it is still ours */
 	ALLOW(unlink),		/* flint run: its socket, and the API's; */
 	ALLOW(rmdir),		/* and its private directory */
+	/* PATCH /drives after boot: blk_set_backing opens the new image (no
+	 * file is created or truncated), locks it and reads its size. */
+	ALLOW_IF(openat, ARG_WITHOUT(2, O_CREAT | O_TRUNC | O_PATH | __O_TMPFILE)),
+	ALLOW_IF(fcntl, ARG_EQ(1, F_OFD_SETLK)),	/* its lock, */
+	ALLOW_IF(fcntl, ARG_EQ(1, F_OFD_GETLK)),	/* and who holds it if refused */
+	IOCTL(BLKGETSIZE64),	/* a block device's size */
+	IOCTL(BLKSSZGET),	/* and sector size, and with O_DIRECT */
+	ALLOW(statx),		/* a file's direct-I/O alignment */
 };
 
 /* A vCPU thread: KVM_RUN and the exit handlers (serial, virtio-mmio

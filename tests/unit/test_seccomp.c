@@ -61,7 +61,7 @@ Test(seccomp, forbidden_calls_are_in_no_table)
 		int nr;
 	} forbidden[] = {
 #define F(sys) {#sys, SCMP_SYS(sys)}
-		F(execve), F(execveat), F(open), F(openat), F(openat2), F(creat),
+		F(execve), F(execveat), F(open), F(openat2), F(creat),
 		F(ptrace), F(process_vm_readv), F(process_vm_writev),
 		F(mount), F(umount2), F(setns), F(unshare), F(chroot), F(pivot_root),
 		F(clone), F(clone3), F(fork), F(vfork),
@@ -124,6 +124,20 @@ Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
 				c = cond_on(&t[i], 4);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == 0,
 					  "%s: %s with an address", name, t[i].name);
+			} else if (t[i].nr == SCMP_SYS(openat)) {
+				/* Existing files only: none created or truncated. */
+				c = cond_on(&t[i], 2);
+				cr_assert(c && c->op == SCMP_CMP_MASKED_EQ &&
+					      (c->datum_a & O_CREAT) && (c->datum_a & O_TRUNC) &&
+					      c->datum_b == 0,
+					  "%s: openat may create or truncate", name);
+			} else if (t[i].nr == SCMP_SYS(fcntl)) {
+				/* Image locks only. */
+				c = cond_on(&t[i], 1);
+				cr_assert(
+				    c && c->op == SCMP_CMP_EQ &&
+					(c->datum_a == F_OFD_SETLK || c->datum_a == F_OFD_GETLK),
+				    "%s: fcntl beyond the image lock", name);
 			} else if (t[i].nr == SCMP_SYS(madvise)) {
 				c = cond_on(&t[i], 2);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == MADV_DONTNEED);
@@ -234,6 +248,21 @@ static void call_openat(void)
 	syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
 }
 
+/* What only the main thread may open: an existing image, read or write;
+ * creating or truncating a file is refused everywhere. */
+static void call_openat_image(void)
+{
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		_exit(CHILD_WRONG_RESULT);
+	close(fd);
+}
+
+static void call_openat_create(void)
+{
+	syscall(SYS_openat, AT_FDCWD, "/tmp/flint-seccomp-never", O_RDWR | O_CREAT, 0600);
+}
+
 /* A thread id no thread has (above PID_MAX_LIMIT): ESRCH when allowed. */
 #define NO_TID 0x3fffffff
 
@@ -303,7 +332,8 @@ static const struct {
     {SECCOMP_MAIN, call_poll, true, "main: poll"},
     {SECCOMP_MAIN, call_kvm_run, false, "main: KVM_RUN"},
     {SECCOMP_MAIN, call_kvmclock_ctrl, false, "main: KVM_KVMCLOCK_CTRL"},
-    {SECCOMP_MAIN, call_openat, false, "main: openat"},
+    {SECCOMP_MAIN, call_openat_image, true, "main: openat of an image"},
+    {SECCOMP_MAIN, call_openat_create, false, "main: openat O_CREAT"},
     {SECCOMP_EVLOOP, call_socket_unix, true, "evloop: AF_UNIX socket"},
     {SECCOMP_EVLOOP, call_socket_inet, false, "evloop: AF_INET socket"},
     {SECCOMP_EVLOOP, call_kvm_run, false, "evloop: KVM_RUN"},

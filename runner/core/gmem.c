@@ -1,6 +1,8 @@
 #include "core/gmem.h"
 
 #include <errno.h>
+#include <linux/kvm.h>
+#include <linux/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +16,10 @@ struct gmem {
 	size_t nregions;
 	struct gmem_region r[GMEM_MAX_REGIONS];
 	uint64_t size;
+	struct gmem_opts opts;
 };
+
+#define HUGE_2M (2ULL << 20)
 
 /* Anonymous memory aligned to 2 MiB. KVM maps a guest 2 MiB page with one
  * nested page table entry only when the host address has the same 2 MiB
@@ -50,13 +55,35 @@ static void *map_aligned(uint64_t size)
 	return a;
 }
 
+/* 2 MiB hugetlbfs pages, which the kernel aligns to 2 MiB itself. No
+ * MAP_NORESERVE: the pages are reserved from the pool now, so a pool too
+ * small fails this mmap with ENOMEM rather than the guest's first touch of
+ * an unreserved page with a SIGBUS that takes flint down. */
+static void *map_huge(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, size, MADV_DONTDUMP);
+	return p;
+}
+
 int gmem_create(struct gmem **out, uint64_t size)
 {
+	return gmem_create_opts(out, size, NULL);
+}
+
+int gmem_create_opts(struct gmem **out, uint64_t size, const struct gmem_opts *o)
+{
+	struct gmem_opts none = {0};
 	struct gmem *g;
 	uint64_t low, high;
 
 	*out = NULL;
-	if (size == 0 || size % 4096)
+	if (!o)
+		o = &none;
+	if (size == 0 || size % (o->huge_2m ? HUGE_2M : 4096))
 		return -EINVAL;
 	/* The high region starts at 4 GiB; keep gpa + size far from wrapping. */
 	if (size > (1ULL << 46))
@@ -64,11 +91,12 @@ int gmem_create(struct gmem **out, uint64_t size)
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	g->opts = *o;
 	low = size < MMIO_GAP_START ? size : MMIO_GAP_START;
 	high = size - low;
 	uint64_t sizes[] = {low, high}, bases[] = {0, MMIO_GAP_END};
 	for (size_t i = 0; i < ARRAY_SIZE(sizes) && sizes[i]; i++) {
-		void *p = map_aligned(sizes[i]);
+		void *p = o->huge_2m ? map_huge(sizes[i]) : map_aligned(sizes[i]);
 		if (!p) {
 			int err = -errno;
 			gmem_destroy(g);
@@ -143,4 +171,14 @@ size_t gmem_nregions(const struct gmem *g)
 const struct gmem_region *gmem_region(const struct gmem *g, size_t i)
 {
 	return i < g->nregions ? &g->r[i] : NULL;
+}
+
+uint32_t gmem_slot_flags(const struct gmem *g)
+{
+	return g->opts.track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+}
+
+uint64_t gmem_page_size(const struct gmem *g)
+{
+	return g->opts.huge_2m ? HUGE_2M : 4096;
 }

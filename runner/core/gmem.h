@@ -3,6 +3,7 @@
 #ifndef FLINT_GMEM_H
 #define FLINT_GMEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,11 +17,28 @@ struct gmem_region {
 	void *host;
 };
 
+/* How guest RAM is backed (machine-config's huge_pages and
+ * track_dirty_pages). All false: gmem_create's anonymous 4 KiB pages. */
+struct gmem_opts {
+	/* 2 MiB hugetlbfs pages (MAP_HUGETLB | MAP_HUGE_2MB), reserved from
+	 * the host's pool when mapped: size must be a multiple of 2 MiB, and
+	 * a pool too small fails here with -ENOMEM instead of a SIGBUS when
+	 * the guest first touches a page the pool cannot give. */
+	bool huge_2m;
+	/* KVM logs the pages the guest writes (KVM_MEM_LOG_DIRTY_PAGES on
+	 * every slot, gmem_slot_flags), for snapshots to read. */
+	bool track_dirty;
+};
+
 /* Map `size` bytes of guest RAM (anonymous, MAP_NORESERVE, THP advised),
  * split around the 32-bit MMIO hole: [0, min(size, MMIO_GAP_START)) and, for
  * the rest, [4 GiB, ...). size must be a non-zero multiple of 4 KiB.
  * Returns 0 or -errno. */
 int gmem_create(struct gmem **out, uint64_t size) WARN_UNUSED;
+/* The same, backed as o says (NULL: as gmem_create). -EINVAL for a size
+ * that is not a multiple of the page size; with huge_2m, -ENOMEM when the
+ * host's pool (/proc/sys/vm/nr_hugepages) has too few free pages. */
+int gmem_create_opts(struct gmem **out, uint64_t size, const struct gmem_opts *o) WARN_UNUSED;
 void gmem_destroy(struct gmem *g); /* NULL ok */
 
 /* Host pointer for [gpa, gpa+len) or NULL unless the whole range lies in one
@@ -36,5 +54,11 @@ uint64_t gmem_size(const struct gmem *g);
 uint64_t gmem_low_end(const struct gmem *g);
 size_t gmem_nregions(const struct gmem *g);
 const struct gmem_region *gmem_region(const struct gmem *g, size_t i);
+
+/* The flags of struct kvm_userspace_memory_region for every slot of g:
+ * KVM_MEM_LOG_DIRTY_PAGES when it was created with track_dirty, else 0. */
+uint32_t gmem_slot_flags(const struct gmem *g);
+/* The size of the pages backing g: 4 KiB, or 2 MiB with huge_2m. */
+uint64_t gmem_page_size(const struct gmem *g);
 
 #endif

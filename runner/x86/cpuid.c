@@ -1,8 +1,11 @@
-/* The guest sees one package of ncpus cores, one thread each, with APIC IDs
- * 0..ncpus-1. Every leaf that states topology is made to agree with that
- * (leaf 1, 4, 0xb, 0x1f and AMD's 0x80000001/8/1d/1e), so Linux's topology
- * code, the MP table and the local APICs tell one story. Everything else is
- * left as KVM_GET_SUPPORTED_CPUID reported it. */
+/* The guest sees one package of ncpus logical CPUs with APIC IDs
+ * 0..ncpus-1: ncpus cores of one thread each, or with smt (machine-config's
+ * smt, as Firecracker means it) ncpus/2 cores of two threads, the threads
+ * of a core being consecutive APIC IDs (bit 0 the thread). Every leaf that
+ * states topology is made to agree with that (leaf 1, 4, 0xb, 0x1f and
+ * AMD's 0x80000001/8/1d/1e), so Linux's topology code, the MP table and the
+ * local APICs tell one story. Everything else is left as
+ * KVM_GET_SUPPORTED_CPUID reported it. */
 #include "x86/cpuid.h"
 
 #include <errno.h>
@@ -97,25 +100,28 @@ static void patch_leaf1(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 
 /* Deterministic cache parameters, leaf 4 (Intel) or 0x8000001d (AMD): the
  * host's sharing counts would leak its SMT layout into the guest's view. */
-static void patch_cache_leaf(struct kvm_cpuid2 *c, unsigned leaf, unsigned ncpus, bool cores)
+static void patch_cache_leaf(struct kvm_cpuid2 *c, unsigned leaf, unsigned ncpus,
+			     unsigned threads, bool cores)
 {
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 		if (e->function != leaf || !(e->eax & CACHE_EAX_TYPE_MASK))
 			continue;
-		/* L1 and L2 are per core; L3 is shared by the package. */
-		unsigned sharing = CACHE_EAX_LEVEL(e->eax) >= 3 ? ncpus - 1 : 0;
+		/* L1 and L2 are per core, shared by its threads; L3 is shared
+		 * by the package. */
+		unsigned sharing = CACHE_EAX_LEVEL(e->eax) >= 3 ? ncpus - 1 : threads - 1;
 		e->eax &= ~CACHE_EAX_SHARING_MASK;
 		e->eax |= sharing << CACHE_EAX_SHARING_SHIFT;
 		if (cores) {
-			unsigned n = ncpus > 64 ? 64 : ncpus;
+			unsigned n = ncpus / threads > 64 ? 64 : ncpus / threads;
 			e->eax &= ~LEAF4_EAX_CORES_MASK;
 			e->eax |= (n - 1) << LEAF4_EAX_CORES_SHIFT;
 		}
 	}
 }
 
-static void patch_topology(struct kvm_cpuid2 *c, unsigned leaf, unsigned id, unsigned ncpus)
+static void patch_topology(struct kvm_cpuid2 *c, unsigned leaf, unsigned id, unsigned ncpus,
+			   unsigned threads)
 {
 	if (needs_core_level(c, leaf)) {
 		/* Room was checked by the caller. */
@@ -132,9 +138,9 @@ static void patch_topology(struct kvm_cpuid2 *c, unsigned leaf, unsigned id, uns
 		e->flags |= KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
 		e->edx = id; /* x2APIC ID, in every subleaf */
 		switch (e->index) {
-		case 0: /* SMT level: one thread per core */
-			e->eax = 0;
-			e->ebx = 1;
+		case 0: /* SMT level: the threads of a core, bit 0 with two */
+			e->eax = order_base_2(threads);
+			e->ebx = threads;
 			e->ecx = TOPO_TYPE_SMT << TOPO_ECX_TYPE_SHIFT;
 			break;
 		case 1: /* core level: the whole package */
@@ -151,7 +157,7 @@ static void patch_topology(struct kvm_cpuid2 *c, unsigned leaf, unsigned id, uns
 	}
 }
 
-static void patch_amd(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
+static void patch_amd(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus, unsigned threads)
 {
 	struct kvm_cpuid_entry2 *e;
 
@@ -168,18 +174,29 @@ static void patch_amd(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 		e->ecx &= ~0xf0ffu;
 		e->ecx |= (ncpus - 1) | (order_base_2(ncpus) << AMD_SIZE_ECX_APIC_ID_SIZE_SHIFT);
 	}
-	patch_cache_leaf(c, 0x8000001d, ncpus, false);
+	patch_cache_leaf(c, 0x8000001d, ncpus, threads, false);
 	e = cpuid_find(c, 0x8000001e, 0);
 	if (e) {
 		e->eax = id; /* extended APIC ID */
-		e->ebx = id; /* compute unit id; [15:8] threads per unit - 1 = 0 */
-		e->ecx = 0;  /* node 0, one node per processor */
+		/* The compute unit (core) id, and [15:8] its threads - 1. */
+		e->ebx = (id / threads) | (threads - 1) << 8;
+		e->ecx = 0; /* node 0, one node per processor */
 	}
 }
 
 int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus)
 {
+	return cpuid_setup_smt(c, max, id, ncpus, false);
+}
+
+int cpuid_setup_smt(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus, bool smt)
+{
 	if (!c || c->nent > max || ncpus == 0 || ncpus > CPUID_MAX_CPUS || id >= ncpus)
+		return -EINVAL;
+	/* As Firecracker: two threads per core only with more than one vCPU,
+	 * and then the count must be even (vm_config checks it too). */
+	unsigned threads = smt && ncpus > 1 ? 2 : 1;
+	if (ncpus % threads)
 		return -EINVAL;
 	/* Check for room before changing anything, so a failure leaves the
 	 * table as it was. */
@@ -197,10 +214,10 @@ int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus)
 	}
 
 	patch_leaf1(c, id, ncpus);
-	patch_cache_leaf(c, 4, ncpus, true);
-	patch_topology(c, 0xb, id, ncpus);
-	patch_topology(c, 0x1f, id, ncpus);
+	patch_cache_leaf(c, 4, ncpus, threads, true);
+	patch_topology(c, 0xb, id, ncpus, threads);
+	patch_topology(c, 0x1f, id, ncpus, threads);
 	if (vendor_is_amd(c))
-		patch_amd(c, id, ncpus);
+		patch_amd(c, id, ncpus, threads);
 	return 0;
 }

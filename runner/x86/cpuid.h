@@ -3,6 +3,7 @@
 #define FLINT_CPUID_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 
 #include "core/util.h"
 
@@ -13,6 +14,16 @@
  * signature leaves. Returns 0 or -EINVAL (ncpus 0 or id >= ncpus),
  * -ENOSPC if a needed entry cannot be added. */
 int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus) WARN_UNUSED;
+
+/* cpuid_setup with machine-config's smt: true, and ncpus > 1, makes the
+ * ncpus logical CPUs ncpus/2 cores of two threads each (APIC ID bit 0 is
+ * the thread): leaf 0xb/0x1f's SMT level counts 2 threads (shift 1), leaf 4
+ * counts ncpus/2 cores and L1/L2 shared by 2, AMD's 0x8000001e gives core
+ * id/2 with 2 threads per unit and 0x8000001d L1/L2 shared by 2. Leaf 1's
+ * count and HTT, and 0x80000008's NC, count logical CPUs either way. false
+ * is cpuid_setup. -EINVAL also for smt with an odd ncpus above 1. */
+int cpuid_setup_smt(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus,
+		    bool smt) WARN_UNUSED;
 
 /* The entry for (function, index), or NULL. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned function, unsigned index);

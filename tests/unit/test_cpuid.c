@@ -308,3 +308,97 @@ Test(cpuid, find_matches_like_kvm)
 	cr_expect_null(cpuid_find(c, 0x12345, 0));
 	free(c);
 }
+
+/* --- machine-config smt: two threads per core ----------------------------- */
+
+Test(cpuid, smt_intel_two_threads_per_core)
+{
+	for (unsigned id = 0; id < 6; id++) {
+		struct kvm_cpuid2 *c = intel_table();
+		get(c, 0, 0)->eax = 0x1f;
+		add(c, 0x1f, 0, SIG, 1, 2, 0x100, 7);
+		cr_assert_eq(cpuid_setup_smt(c, ROOM, id, 6, true), 0);
+		check_leaf1(c, id, 6, 8); /* logical CPUs, as without smt */
+		for (unsigned leaf = 0xb; leaf <= 0x1f; leaf += 0x14) {
+			struct kvm_cpuid_entry2 *smt = get(c, leaf, 0), *core = get(c, leaf, 1);
+			cr_expect_eq(smt->eax, 1, "%#x: thread is APIC ID bit 0", leaf);
+			cr_expect_eq(smt->ebx, 2, "%#x: two threads per core", leaf);
+			cr_expect_eq(smt->ecx, 0x100);
+			cr_expect_eq(core->eax, 3);
+			cr_expect_eq(core->ebx, 6);
+			cr_expect_eq(core->ecx, 0x201);
+			cr_expect_eq(smt->edx, id);
+			cr_expect_eq(core->edx, id);
+		}
+		for (unsigned i = 0; i < 4; i++) {
+			uint32_t eax = get(c, 4, i)->eax;
+			cr_expect_eq(eax >> 26, 2, "3 cores - 1 in subleaf %u", i);
+			cr_expect_eq((eax >> 14) & 0xfff, i == 3 ? 5 : 1, "sharing in subleaf %u", i);
+		}
+		free(c);
+	}
+}
+
+Test(cpuid, smt_amd_compute_units_of_two_threads)
+{
+	for (unsigned id = 0; id < 4; id++) {
+		struct kvm_cpuid2 *c = amd_table();
+		cr_assert_eq(cpuid_setup_smt(c, ROOM, id, 4, true), 0);
+		check_leaf1(c, id, 4, 4);
+		cr_expect_eq(get(c, 0xb, 0)->ebx, 2);
+		cr_expect_eq(get(c, 0xb, 0)->eax, 1);
+		uint32_t ecx = get(c, 0x80000008, 0)->ecx;
+		cr_expect_eq(ecx & 0xff, 3, "NC counts logical CPUs");
+		struct kvm_cpuid_entry2 *e = get(c, 0x8000001e, 0);
+		cr_expect_eq(e->eax, id, "extended APIC ID");
+		cr_expect_eq(e->ebx & 0xff, id / 2, "compute unit of CPU %u", id);
+		cr_expect_eq((e->ebx >> 8) & 0xff, 1, "two threads per unit");
+		cr_expect_eq((get(c, 0x8000001d, 0)->eax >> 14) & 0xfff, 1, "L1 shared by 2");
+		cr_expect_eq((get(c, 0x8000001d, 2)->eax >> 14) & 0xfff, 1, "L2 shared by 2");
+		cr_expect_eq((get(c, 0x8000001d, 3)->eax >> 14) & 0xfff, 3, "L3 shared by all");
+		free(c);
+	}
+}
+
+Test(cpuid, smt_off_is_cpuid_setup_and_one_thread_per_core)
+{
+	struct kvm_cpuid2 *a = amd_table(), *b = amd_table();
+	size_t bytes = sizeof(*a) + ROOM * sizeof(a->entries[0]);
+
+	cr_assert_eq(cpuid_setup(a, ROOM, 3, 4), 0);
+	cr_assert_eq(cpuid_setup_smt(b, ROOM, 3, 4, false), 0);
+	cr_expect_eq(memcmp(a, b, bytes), 0);
+	cr_expect_eq(get(b, 0xb, 0)->ebx, 1);
+	cr_expect_eq(get(b, 0xb, 0)->eax, 0);
+	cr_expect_eq((get(b, 0x8000001e, 0)->ebx >> 8) & 0xff, 0);
+	cr_expect_eq(get(b, 0x8000001e, 0)->ebx & 0xff, 3);
+	free(a);
+	free(b);
+}
+
+Test(cpuid, smt_with_one_vcpu_is_one_thread)
+{
+	struct kvm_cpuid2 *c = intel_table();
+
+	cr_assert_eq(cpuid_setup_smt(c, ROOM, 0, 1, true), 0);
+	check_leaf1(c, 0, 1, 1);
+	cr_expect_eq(get(c, 0xb, 0)->ebx, 1);
+	cr_expect_eq(get(c, 0xb, 0)->eax, 0);
+	cr_expect_eq(get(c, 4, 0)->eax >> 26, 0);
+	cr_expect_eq((get(c, 4, 0)->eax >> 14) & 0xfff, 0);
+	free(c);
+}
+
+Test(cpuid, smt_with_an_odd_count_is_einval)
+{
+	struct kvm_cpuid2 *c = intel_table();
+	size_t bytes = sizeof(*c) + ROOM * sizeof(c->entries[0]);
+	struct kvm_cpuid2 *before = malloc(bytes);
+
+	cr_assert_not_null(before);
+	memcpy(before, c, bytes);
+	cr_expect_eq(cpuid_setup_smt(c, ROOM, 0, 3, true), -EINVAL);
+	cr_expect_eq(memcmp(before, c, bytes), 0, "untouched");
+	free(before);
+	free(c);
+}

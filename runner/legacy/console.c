@@ -20,6 +20,10 @@
 struct console {
 	int fd;
 	pthread_mutex_t lock;
+	/* Output bytes: one bucket (bandwidth), ops unlimited. */
+	struct ratelimit limit;
+	bool limited;
+	uint64_t dropped;
 	uint8_t buf[4096];
 	size_t len;
 	char line[256]; /* the current line, for the panic watch */
@@ -79,10 +83,31 @@ static void end_line(struct console *c)
 	}
 }
 
+int console_set_limit(struct console *c, const struct ratelimit_bucket_cfg *b, uint64_t now)
+{
+	struct ratelimit_cfg cfg = {.bandwidth = *b};
+	struct ratelimit rl;
+	int r = ratelimit_init(&rl, &cfg, now);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&c->lock);
+	c->limit = rl;
+	c->limited = ratelimit_enabled(&rl);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 void console_output(void *ctx, const uint8_t *buf, size_t n)
 {
 	struct console *c = ctx;
 
+	/* limited is set before the vCPUs start and never changes after. */
+	console_output_at(c, buf, n, c->limited ? now_ns() : 0);
+}
+
+void console_output_at(struct console *c, const uint8_t *buf, size_t n, uint64_t now)
+{
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (buf[i] == '\n')
@@ -91,6 +116,11 @@ void console_output(void *ctx, const uint8_t *buf, size_t n)
 			c->line[c->line_len++] = buf[i];
 		if (c->fd < 0)
 			continue;
+		/* Byte by byte, as the guest writes them (one per THR write). */
+		if (c->limited && !ratelimit_consume(&c->limit, now, 1, 0)) {
+			c->dropped++;
+			continue;
+		}
 		c->buf[c->len++] = buf[i];
 		if (buf[i] == '\n' || c->len == sizeof(c->buf))
 			flush_locked(c);
@@ -103,6 +133,14 @@ void console_flush(struct console *c)
 	pthread_mutex_lock(&c->lock);
 	flush_locked(c);
 	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t console_dropped(struct console *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t d = c->dropped;
+	pthread_mutex_unlock(&c->lock);
+	return d;
 }
 
 bool console_panicked(struct console *c, char *line, size_t len)

@@ -45,5 +45,5 @@ kill "$watchdog" 2>/dev/null
 [ "$status" != 137 ] || fail "flint still ran 30 s after SendCtrlAltDel"
 expect_status 0 "the guest's reset after Ctrl-Alt-Del"
 expect_out 'flint-init: Ctrl-Alt-Del, rebooting' "init's Ctrl-Alt-Del line"
-grep -q 'cad-guest-not-rebooted' "$OUT" && fail "the guest's command ran to its end"
+grep -q '^cad-guest-not-rebooted' "$OUT" && fail "the guest's command ran to its end"
 echo "Ctrl-Alt-Del rebooted the guest; flint ended with 0"

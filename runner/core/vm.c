@@ -44,6 +44,7 @@ struct vm {
 	struct bus *pio, *mmio;
 	struct control ctl;
 	struct console *con;
+	int serial_out_fd; /* PUT /serial's serial_out_path, -1 for none */
 	struct serial *serial;
 	int serial_irqfd;
 	struct i8042 i8042;
@@ -207,7 +208,16 @@ static int setup_memory(struct vm *vm)
 		pr_err("%s", why);
 		return r;
 	}
-	r = gmem_create(&vm->mem, bytes);
+	struct gmem_opts go = {.huge_2m = vm->c.machine.huge_pages == VMC_HUGE_PAGES_2M,
+			       .track_dirty = vm->c.machine.track_dirty_pages};
+	r = gmem_create_opts(&vm->mem, bytes, &go);
+	if (r == -ENOMEM && go.huge_2m) {
+		pr_err("cannot map %llu MiB of guest memory from 2 MiB huge pages: the host has "
+		       "fewer than %llu free (raise /proc/sys/vm/nr_hugepages)",
+		       (unsigned long long)vm->c.machine.mem_size_mib,
+		       (unsigned long long)vm->c.machine.mem_size_mib / 2);
+		return r;
+	}
 	if (r < 0) {
 		pr_err("cannot map %llu MiB of guest memory: %s",
 		       (unsigned long long)vm->c.machine.mem_size_mib, strerror(-r));
@@ -220,6 +230,7 @@ static int setup_memory(struct vm *vm)
 			.guest_phys_addr = g->gpa,
 			.memory_size = g->size,
 			.userspace_addr = (uint64_t)(uintptr_t)g->host,
+			.flags = gmem_slot_flags(vm->mem), /* dirty logging */
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
 			r = -errno;
@@ -239,8 +250,26 @@ static int setup_devices(struct vm *vm)
 		return r;
 	vm->env.pio = vm->pio;
 	vm->env.mmio = vm->mmio;
-	if ((r = console_create(&vm->con, vm->opts.console_out)) < 0)
+	const struct vmc_serial *ser = &vm->c.serial;
+	if (ser->enabled && ser->serial_out_path) {
+		/* As Firecracker's: created if missing, read-write and
+		 * non-blocking (a fifo opens without a reader, a full one
+		 * drops output); appending, as the metrics file. */
+		vm->serial_out_fd = open(ser->serial_out_path,
+					 O_RDWR | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0600);
+		if (vm->serial_out_fd < 0) {
+			r = -errno;
+			pr_err("serial_out_path %s: %s", ser->serial_out_path, strerror(errno));
+			return r;
+		}
+	}
+	if ((r = console_create(&vm->con, vm->serial_out_fd >= 0 ? vm->serial_out_fd
+								 : vm->opts.console_out)) < 0)
 		return r;
+	if (ser->enabled && (r = console_set_limit(vm->con, &ser->rate_limiter, now_ns())) < 0) {
+		pr_err("serial rate_limiter: %s", strerror(-r));
+		return r;
+	}
 	if ((vm->serial_irqfd = kvm_irqfd(vm->vm_fd, COM1_IRQ)) < 0) {
 		r = vm->serial_irqfd;
 		pr_err("KVM_IRQFD for the serial port: %s", strerror(-r));
@@ -313,18 +342,45 @@ static int load_file(const char *what, const char *path, uint64_t max, const uin
 	return r;
 }
 
+int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, size_t errlen)
+{
+	const struct vmc_drive *root = c->ndrives ? &c->drives[0] : NULL;
+	int n;
+
+	buf[0] = '\0';
+	if (!root || !root->is_root_device)
+		return 0;
+	/* One word of the command line: a space, a quote or "--" would pass
+	 * the rest on as other arguments, or to init. */
+	if (root->partuuid &&
+	    (root->partuuid[strcspn(root->partuuid, " \t\n\"\\")] || strstr(root->partuuid, "--"))) {
+		snprintf(err, errlen, "drive %s: partuuid must be one word of the kernel command line",
+			 root->drive_id);
+		return -EINVAL;
+	}
+	/* As Firecracker: the root device by PARTUUID, or /dev/vda, read-only
+	 * or not as the drive is. */
+	n = snprintf(buf, len, "root=%s%s %s ", root->partuuid ? "PARTUUID=" : "/dev/vda",
+		     root->partuuid ? root->partuuid : "", root->is_read_only ? "ro" : "rw");
+	if (n < 0 || (size_t)n >= len) {
+		buf[0] = '\0';
+		snprintf(err, errlen, "drive %s: partuuid too long", root->drive_id);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 /* The kernel command line: boot_args (or flint's default) with the VM's
  * own arguments (the root device, the virtio-mmio slots) before its first
  * "--". */
 static char *boot_cmdline(struct vm *vm, char *err, size_t errlen)
 {
-	const struct vmc_drive *root = vm->c.ndrives ? &vm->c.drives[0] : NULL;
-	char args[sizeof(vm->devices) + 64];
+	char root[VMC_MAX_PATH + 32];
+	char args[sizeof(vm->devices) + sizeof(root)];
 
-	/* As Firecracker: a root device is /dev/vda, read-only or not as the
-	 * drive is. */
-	snprintf(args, sizeof(args), "%s%s", root && root->is_root_device
-	    ? (root->is_read_only ? "root=/dev/vda ro " : "root=/dev/vda rw ") : "", vm->devices);
+	if (vm_root_args(&vm->c, root, sizeof(root), err, errlen) < 0)
+		return NULL;
+	snprintf(args, sizeof(args), "%s%s", root, vm->devices);
 	struct cmdline_parts p = {
 	    .base = vm->c.boot.boot_args ? vm->c.boot.boot_args : VMC_DEFAULT_BOOT_ARGS,
 	    .devices = args[0] ? args : NULL,
@@ -414,7 +470,7 @@ static int setup_vcpus(struct vm *vm)
 			goto out;
 		}
 		memcpy(cpuid, supported, sz);
-		if ((r = cpuid_setup(cpuid, max, i, n)) < 0) {
+		if ((r = cpuid_setup_smt(cpuid, max, i, n, vm->c.machine.smt)) < 0) {
 			pr_err("CPUID for vCPU %u: %s", i, strerror(-r));
 			goto out;
 		}
@@ -433,7 +489,8 @@ out:
  * the metrics file are the command layer's, around the VM. */
 const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
-    VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT;
+    VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
+    VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 
@@ -447,28 +504,40 @@ static void fill_device(void *ctx, json_t *obj)
 	device_counters(ctx, put_counter, obj);
 }
 
+/* The user-space exits of all vCPUs: by KVM exit reason, port and MMIO
+ * accesses, and accesses no device claimed. */
+struct vm_exits {
+	uint64_t by_reason[VCPU_EXIT_REASONS];
+	uint64_t pio, mmio, unhandled;
+};
+
+static void sum_exits(const struct vm *vm, struct vm_exits *e)
+{
+	memset(e, 0, sizeof(*e));
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+			e->by_reason[r] += vm->vcpus[i].exits[r];
+		e->pio += vm->vcpus[i].pio_exits;
+		e->mmio += vm->vcpus[i].mmio_exits;
+		e->unhandled += vm->vcpus[i].unhandled;
+	}
+}
+
 /* Exits by reason, over all vCPUs, as Firecracker's "vcpu" section. */
 static void fill_vcpus(void *ctx, json_t *obj)
 {
-	struct vm *vm = ctx;
-	uint64_t by_reason[VCPU_EXIT_REASONS] = {0}, pio = 0, mmio = 0, unhandled = 0;
+	struct vm_exits e;
 	char name[64];
 
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
-			by_reason[r] += vm->vcpus[i].exits[r];
-		pio += vm->vcpus[i].pio_exits;
-		mmio += vm->vcpus[i].mmio_exits;
-		unhandled += vm->vcpus[i].unhandled;
-	}
+	sum_exits(ctx, &e);
 	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
-		if (by_reason[r]) {
+		if (e.by_reason[r]) {
 			snprintf(name, sizeof(name), "exit_%s", vcpu_exit_name(r));
-			metrics_put(obj, name, by_reason[r]);
+			metrics_put(obj, name, e.by_reason[r]);
 		}
-	metrics_put(obj, "exit_io", pio);
-	metrics_put(obj, "exit_mmio", mmio);
-	metrics_put(obj, "failures", unhandled);
+	metrics_put(obj, "exit_io", e.pio);
+	metrics_put(obj, "exit_mmio", e.mmio);
+	metrics_put(obj, "failures", e.unhandled);
 }
 
 static void fill_latencies(void *ctx, json_t *obj)
@@ -519,8 +588,12 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	*out = NULL;
 	if (!vm)
 		return -ENOMEM;
-	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = vm->i8042_irqfd = -1;
+	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = vm->i8042_irqfd = vm->serial_out_fd = -1;
 	vm->opts = *o;
+	/* As Firecracker: a console that writes to serial_out_path reads no
+	 * stdin. */
+	if (c->serial.enabled && c->serial.serial_out_path)
+		vm->opts.console_in = false;
 	if ((r = vm_config_copy(&vm->c, c)) < 0) {
 		free(vm);
 		return r;
@@ -585,24 +658,18 @@ static void tty_raw(struct vm *vm)
 
 static void print_stats(struct vm *vm)
 {
-	uint64_t by_reason[VCPU_EXIT_REASONS] = {0}, pio = 0, mmio = 0, unhandled = 0;
+	struct vm_exits e;
 	char line[512];
 	size_t n = 0;
 
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
-			by_reason[r] += vm->vcpus[i].exits[r];
-		pio += vm->vcpus[i].pio_exits;
-		mmio += vm->vcpus[i].mmio_exits;
-		unhandled += vm->vcpus[i].unhandled;
-	}
+	sum_exits(vm, &e);
 	n += snprintf(line + n, sizeof(line) - n, "user-space exits:");
 	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
-		if (by_reason[r])
+		if (e.by_reason[r])
 			n += snprintf(line + n, sizeof(line) - n, " %s=%llu", vcpu_exit_name(r),
-				      (unsigned long long)by_reason[r]);
+				      (unsigned long long)e.by_reason[r]);
 	snprintf(line + n, sizeof(line) - n, " (unclaimed accesses %llu)",
-		 (unsigned long long)unhandled);
+		 (unsigned long long)e.unhandled);
 	pr_info("%s", line);
 
 	static const char *const kvm_stats[] = {"exits",      "io_exits",      "mmio_exits",
@@ -928,6 +995,7 @@ void vm_destroy(struct vm *vm)
 	devices_destroy(vm->devs);
 	serial_destroy(vm->serial);
 	console_destroy(vm->con);
+	close_fd(&vm->serial_out_fd);
 	bus_destroy(vm->mmio);
 	bus_destroy(vm->pio);
 	gmem_destroy(vm->mem);

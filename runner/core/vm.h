@@ -40,6 +40,15 @@ extern const unsigned vm_supported_features;
  * failure. */
 int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *o) WARN_UNUSED;
 
+/* The kernel arguments that name c's root device, as Firecracker adds
+ * them: "root=PARTUUID=<partuuid> ro " (or rw, as the drive is) for a root
+ * drive with a partuuid, "root=/dev/vda ro " without; "" when no drive is
+ * the root device. Into buf[0..len). 0, or -EINVAL (a partuuid that is
+ * not one plain word: a space, quote or "--" would add other arguments) or
+ * -ENOSPC, with a message in err. */
+int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err,
+		 size_t errlen) WARN_UNUSED;
+
 /* How the VM ended: why, the value that goes with it (control.h's enum
  * stop_reason says which) and a message for the user, "" for none. */
 struct vm_exit {

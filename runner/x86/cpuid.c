@@ -100,8 +100,8 @@ static void patch_leaf1(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 
 /* Deterministic cache parameters, leaf 4 (Intel) or 0x8000001d (AMD): the
  * host's sharing counts would leak its SMT layout into the guest's view. */
-static void patch_cache_leaf(struct kvm_cpuid2 *c, unsigned leaf, unsigned ncpus,
-			     unsigned threads, bool cores)
+static void patch_cache_leaf(struct kvm_cpuid2 *c, unsigned leaf, unsigned ncpus, unsigned threads,
+			     bool cores)
 {
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];

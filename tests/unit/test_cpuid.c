@@ -333,7 +333,8 @@ Test(cpuid, smt_intel_two_threads_per_core)
 		for (unsigned i = 0; i < 4; i++) {
 			uint32_t eax = get(c, 4, i)->eax;
 			cr_expect_eq(eax >> 26, 2, "3 cores - 1 in subleaf %u", i);
-			cr_expect_eq((eax >> 14) & 0xfff, i == 3 ? 5 : 1, "sharing in subleaf %u", i);
+			cr_expect_eq((eax >> 14) & 0xfff, i == 3 ? 5 : 1, "sharing in subleaf %u",
+				     i);
 		}
 		free(c);
 	}

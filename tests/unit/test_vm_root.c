@@ -62,8 +62,8 @@ Test(vm_root, without_partuuid_it_is_dev_vda)
 
 Test(vm_root, partuuid_cannot_smuggle_arguments)
 {
-	static const char *const bad[] = {"ab init=/bin/sh", "ab\tc", "a\"b", "ab\\c", "--",
-					  "ab -- x"};
+	static const char *const bad[] = {"ab init=/bin/sh", "ab\tc", "a\"b",
+					  "ab\\c",	     "--",    "ab -- x"};
 	struct vm_config c;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -23,6 +23,7 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 	struct net_params p = {.tap = n->host_dev_name,
 			       .id = id,
 			       .mac = n->has_guest_mac ? n->guest_mac : NULL,
+			       .mtu = n->mtu,
 			       .loop = env->loop,
 			       .rx_rate_limiter = n->rx_rate_limiter,
 			       .tx_rate_limiter = n->tx_rate_limiter};

@@ -422,6 +422,31 @@ Test(net_dev, ops_features_and_config)
 	net_ops.config_write(n, 0, tail, 4); /* ignored */
 	net_ops.config_read(n, 0, &c, sizeof(c));
 	cr_assert_eq(c.mac[0], 0x06);
+	cr_assert_eq(c.mtu, 0, "no MTU offered");
+}
+
+/* An interface's mtu (Firecracker's NetworkInterface.mtu) is offered with
+ * VIRTIO_NET_F_MTU and read from the config space; out of range, refused. */
+Test(net_dev, mtu_is_offered_in_the_config_space)
+{
+	struct net_params p = {.id = "net0", .loop = loop, .mtu = 9000};
+	struct virtio_net_config c;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert(net_ops.features(n) & F(VIRTIO_NET_F_MTU));
+	cr_assert_not(net_ops.features(n) & F(VIRTIO_NET_F_MAC));
+	net_ops.config_read(n, 0, &c, sizeof(c));
+	cr_assert_eq(le16toh(c.mtu), 9000);
+
+	struct net *bad = NULL;
+	p.mtu = 67;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[1]);
+	cr_assert_eq(net_create_fd(&bad, &p, sv[0]), -EINVAL);
+	cr_assert_null(bad);
 }
 
 Test(net_dev, no_mac_no_mac_feature)

@@ -455,3 +455,21 @@ Test(vm_config, names_are_firecrackers)
 	cr_assert_str_eq(vmc_io_engine_name(VMC_IO_ENGINE_ASYNC), "Async");
 	cr_assert_str_eq(vmc_log_level_name(VMC_LOG_WARNING), "Warning");
 }
+
+/* A partuuid becomes root=PARTUUID=<it>, one word of the kernel's command
+ * line: one that would add arguments is refused at PUT, not at the start. */
+Test(vm_config, partuuid_is_one_word)
+{
+	const char *bad[] = {"a b", "a\"b", "a\\b", "x--y", "a\tb"};
+	struct vmc_drive d = drive("rootfs", "/rootfs.ext4", true);
+
+	d.partuuid = strdup("0eaa91a0-01");
+	cr_assert_eq(vmc_drive_check(&d, err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		free(d.partuuid);
+		d.partuuid = strdup(bad[i]);
+		cr_assert_eq(vmc_drive_check(&d, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+		ERR_HAS("partuuid");
+	}
+	vmc_drive_free(&d);
+}

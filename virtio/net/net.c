@@ -129,6 +129,7 @@ struct net {
 	bool is_tap; /* a tun/tap fd: offloads are set on it */
 	struct evloop *loop;
 	bool has_mac;
+	bool has_mtu;
 	struct virtio_net_config cfg;
 
 	pthread_mutex_t lock; /* everything below */
@@ -763,6 +764,8 @@ static uint64_t net_features(void *dev)
 		     1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
 		     1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_STATUS;
 
+	if (n->has_mtu)
+		f |= 1ull << VIRTIO_NET_F_MTU;
 	return n->has_mac ? f | 1ull << VIRTIO_NET_F_MAC : f;
 }
 
@@ -889,6 +892,11 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		close_fd(&fd);
 		return -EINVAL;
 	}
+	if (p->mtu && (p->mtu < 68 || p->mtu > 65535)) {
+		pr_err("%s: MTU %u: expected 68 to 65535", p->id ? p->id : "net", p->mtu);
+		close_fd(&fd);
+		return -EINVAL;
+	}
 	/* The slots' 4 MiB are fresh zero pages from mmap (glibc maps an
 	 * allocation this large on its own): faulted in as packets fill them. */
 	n = calloc(1, sizeof(*n));
@@ -948,6 +956,10 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		memcpy(n->cfg.mac, p->mac, sizeof(n->cfg.mac));
 	}
 	n->cfg.status = htole16(VIRTIO_NET_S_LINK_UP);
+	if (p->mtu) {
+		n->has_mtu = true;
+		n->cfg.mtu = htole16((uint16_t)p->mtu);
+	}
 	pthread_mutex_init(&n->lock, NULL);
 	*out = n;
 	return 0;

@@ -40,6 +40,10 @@ struct net_params {
 	const char *tap;     /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
 	const char *id;	     /* name for messages and stats ("net0") */
 	const uint8_t *mac;  /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
+	/* The MTU the guest is told to use (VIRTIO_NET_F_MTU), 68 to 65535; 0:
+	 * none (the guest's default, 1500). The host tap's own MTU is the
+	 * user's to set, as with Firecracker. */
+	unsigned mtu;
 	struct evloop *loop; /* must outlive the device */
 	/* Firecracker's rx_rate_limiter and tx_rate_limiter: each frame costs
 	 * one op and its bytes (the frame, not the virtio-net header). All

@@ -53,7 +53,11 @@ int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err,
 
 	for (unsigned i = 0; i < cfg->ndrives; i++) {
 		const struct drive_cfg *s = &cfg->drives[i];
-		struct vmc_drive d = {.is_read_only = s->read_only, .direct = s->direct};
+		/* flint's drives have always done the guest's flushes: Writeback,
+		 * where Firecracker's API defaults to Unsafe. */
+		struct vmc_drive d = {.is_read_only = s->read_only,
+				      .direct = s->direct,
+				      .cache_type = VMC_CACHE_WRITEBACK};
 		if (!(d.drive_id = dup_or_numbered(s->id, "drive", i)) ||
 		    !(d.path_on_host = strdup(s->path))) {
 			vmc_drive_free(&d);

@@ -27,6 +27,7 @@ static int blk_kind_create(const struct vm_config *c, unsigned i, const char *id
 	struct blk_params p = {.path = d->path_on_host,
 			       .read_only = d->is_read_only,
 			       .direct = d->direct,
+			       .no_flush = d->cache_type == VMC_CACHE_UNSAFE,
 			       .id = serial,
 			       .loop = env->loop,
 			       .rate_limiter = d->rate_limiter};

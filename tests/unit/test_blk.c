@@ -582,6 +582,17 @@ static void offer_dwz(uint32_t type, uint64_t sector, uint32_t num, uint32_t fla
 	offer(s, 3);
 }
 
+/* cache_type "Unsafe" (Firecracker's default for an API drive): no
+ * VIRTIO_BLK_F_FLUSH, so the guest sends none; "Writeback" offers it. */
+Test(blk_dev, unsafe_cache_offers_no_flush)
+{
+	struct blk_params p = {.path = path, .loop = loop, .no_flush = true};
+
+	cr_assert_eq(blk_create(&b, &p), 0);
+	cr_assert_not(blk_ops.features(b) & 1ull << VIRTIO_BLK_F_FLUSH);
+	cr_assert(blk_ops.features(b) & 1ull << VIRTIO_BLK_F_DISCARD);
+}
+
 Test(blk_dev, ops_and_config)
 {
 	struct virtio_blk_config c;

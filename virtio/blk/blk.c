@@ -75,7 +75,7 @@ struct blk {
 	struct ev_op ring_op;  /* the loop's poll of the ring's fd */
 	struct ev_op retry_op; /* the timer that submits again after a failure */
 	char path[64];	       /* for messages, possibly truncated */
-	bool read_only, direct;
+	bool read_only, direct, no_flush;
 	uint64_t capacity; /* atomic: blk_set_backing changes it */
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
 	/* Written by another thread (blk_set_ratelimit, blk_set_backing) to
@@ -592,8 +592,11 @@ static void used_batch(struct ev_op *op, int res)
 static uint64_t blk_features(void *dev)
 {
 	struct blk *b = dev;
-	uint64_t f = 1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_BLK_SIZE |
-		     1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_SIZE_MAX;
+	uint64_t f = 1ull << VIRTIO_BLK_F_BLK_SIZE | 1ull << VIRTIO_BLK_F_SEG_MAX |
+		     1ull << VIRTIO_BLK_F_SIZE_MAX;
+
+	if (!b->no_flush)
+		f |= 1ull << VIRTIO_BLK_F_FLUSH;
 
 	if (b->read_only)
 		return f | 1ull << VIRTIO_BLK_F_RO;
@@ -754,6 +757,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	b->rl_op = (struct ev_op){.done = rl_expired};
 	b->kick_op = (struct ev_op){.done = kicked};
 	b->read_only = p->read_only;
+	b->no_flush = p->no_flush;
 	b->direct = p->direct;
 	err = ratelimit_init(&b->rl, &p->rate_limiter, now_ns());
 	if (err) {

@@ -56,6 +56,10 @@ struct blk_params {
 	const char *path; /* image: regular file or block device */
 	bool read_only;	  /* open O_RDONLY, offer VIRTIO_BLK_F_RO, no discard */
 	bool direct;	  /* open O_DIRECT (bypass the host page cache) */
+	/* Firecracker's cache_type "Unsafe": VIRTIO_BLK_F_FLUSH is not offered,
+	 * so the guest never asks for its writes to reach the disk. false is
+	 * "Writeback": flushes are offered and done (fdatasync). */
+	bool no_flush;
 	/* Serial for GET_ID: up to VIRTIO_BLK_ID_BYTES bytes, NUL-padded;
 	 * NULL or "" for none (GET_ID then answers 20 NUL bytes). */
 	const char *id;

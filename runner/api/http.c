@@ -19,6 +19,7 @@
 
 #include "api/router.h"
 #include "core/seccomp.h"
+#include "core/logger.h"
 
 struct api_http {
 	struct api_ctl *ctl;
@@ -196,6 +197,7 @@ static void say_ready(struct api_http *h, int r)
 static void *serve(void *arg)
 {
 	struct api_http *h = arg;
+	logger_thread_name("api");
 	int r = seccomp_enter(SECCOMP_API);
 
 	say_ready(h, r);

@@ -23,6 +23,7 @@
 #include "agent/proto.h"
 #include "core/control.h"
 #include "core/seccomp.h"
+#include "core/logger.h"
 
 /* The agent kills the command at timeout_s; no status this much later
  * means the guest is stuck, and flint gives up on it. */
@@ -327,6 +328,7 @@ static void *run_thread(void *arg)
 	struct run *r = arg;
 	char msg[MSG_LEN] = "";
 	/* The thread's filter before it touches anything the guest sends. */
+	logger_thread_name("run");
 	int status, err = seccomp_enter(SECCOMP_RUN);
 
 	if (err < 0) {

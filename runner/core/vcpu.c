@@ -11,6 +11,7 @@
 
 #include "core/kvm.h"
 #include "core/seccomp.h"
+#include "core/logger.h"
 
 #define SIG_KICK VCPU_KICK_SIGNAL
 
@@ -221,6 +222,9 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	/* Before the first KVM_RUN: from here on the guest drives this thread. */
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	logger_thread_name(name);
 	int r = seccomp_enter(SECCOMP_VCPU);
 	if (r < 0)
 		control_request_stop(v->env->ctl, STOP_ERROR, 0, "seccomp filter for vCPU %u: %s",

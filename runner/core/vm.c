@@ -35,6 +35,7 @@
 #include "x86/loader.h"
 #include "x86/mptable.h"
 #include "x86/x86.h"
+#include "core/logger.h"
 
 struct vm {
 	struct vm_config c; /* the VM's own copy */
@@ -160,6 +161,7 @@ static int setup_seccomp(struct vm *vm)
 static int evloop_thread_start(void *ctx)
 {
 	struct vm *vm = ctx;
+	logger_thread_name("evloop");
 	int r = seccomp_enter(SECCOMP_EVLOOP);
 
 	if (r < 0)

@@ -27,7 +27,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-blk bench-net bench-vsock fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-api bench-blk bench-net bench-vsock fmt
 .PHONY: install uninstall FORCE
 all: $(BUILD)/flint
 
@@ -64,6 +64,11 @@ test: unit smoke fuzz-smoke jail-test vm-test
 BENCH_RUNS ?= 10
 bench-boot: $(BUILD)/flint
 	bench/boot/run $(BENCH_RUNS)
+
+# Launch to the API socket's first answer against QEMU -S's QMP, on this
+# host (bench/api/run rig: API-driven boot against command-line boot).
+bench-api: $(BUILD)/flint
+	bench/api/run host
 
 # virtio-blk IOPS, throughput, exits and interrupts per request against QEMU
 # microvm (virtio-blk-device, aio=io_uring), in one rig run.

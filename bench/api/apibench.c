@@ -203,8 +203,8 @@ static void consume(struct conn *c, size_t n)
 /* One HTTP/1.1 request (body NULL: none) and its answer: the status code
  * in *status and the body, NUL-terminated, in out (cut to outlen). Returns
  * 0 or -errno. */
-static int http(struct conn *c, const char *method, const char *path, const char *body,
-		int *status, char *out, size_t outlen)
+static int http(struct conn *c, const char *method, const char *path, const char *body, int *status,
+		char *out, size_t outlen)
 {
 	char req[4096];
 	int n, r;
@@ -215,9 +215,10 @@ static int http(struct conn *c, const char *method, const char *path, const char
 			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
 			     method, path, strlen(body), body);
 	else
-		n = snprintf(req, sizeof(req),
-			     "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n",
-			     method, path);
+		n = snprintf(
+		    req, sizeof(req),
+		    "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n", method,
+		    path);
 	if (n < 0 || (size_t)n >= sizeof(req))
 		return -E2BIG;
 	if ((r = write_all(c, req, (size_t)n)) < 0)
@@ -333,8 +334,8 @@ static void table_row(const char *what, struct series *s, double *median)
 		printf("%-8s %-6s   0 runs\n", what, s->name);
 		return;
 	}
-	printf("%-8s %-6s %3d runs  median %9.2f  p90 %9.2f  min %9.2f  max %9.2f\n", what,
-	       s->name, s->n, st[0], st[1], st[2], st[3]);
+	printf("%-8s %-6s %3d runs  median %9.2f  p90 %9.2f  min %9.2f  max %9.2f\n", what, s->name,
+	       s->n, st[0], st[1], st[2], st[3]);
 }
 
 /* The rows of a and b and b/a of their medians. */
@@ -355,8 +356,7 @@ static struct series cpu[2] = {{.name = "flint"}, {.name = "qemu"}};
 /* One launch of flint (vmm 0) or QEMU (vmm 1) with its control socket at
  * sock, timed to its first answer; the process is killed and reaped after.
  * Returns 0 or -errno (with the reason printed). */
-static int host_run(int vmm, char *const argv[], const char *sock, double *wall_ms,
-		    double *cpu_ms)
+static int host_run(int vmm, char *const argv[], const char *sock, double *wall_ms, double *cpu_ms)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	char out[4096] = "";
@@ -433,8 +433,9 @@ static int host_main(int argc, char **argv)
 	char *fl[] = {argv[optind], "--api-sock", sock, NULL};
 	/* -S: the guest never runs, so QEMU needs no kernel and TCG costs
 	 * nothing but its set-up. */
-	char *qe[] = {argv[optind + 1], "-M", "microvm", "-accel", (char *)accel, "-S",
-		      "-nodefaults", "-no-user-config", "-display", "none", "-qmp", qmp, NULL};
+	char *qe[] = {
+	    argv[optind + 1],  "-M",	   "microvm", "-accel", (char *)accel, "-S", "-nodefaults",
+	    "-no-user-config", "-display", "none",    "-qmp",	qmp,	       NULL};
 	char *const *argvs[2] = {fl, qe};
 
 	for (int i = 0; i < runs; i++) {
@@ -543,8 +544,7 @@ struct api_opts {
 /* Configure the waiting flint through c and start it; *t_send is taken
  * just before InstanceStart goes out, *t_answer when its answer is in.
  * Returns 0 or -errno; a refusal is printed with its fault_message. */
-static int api_boot(struct conn *c, const struct api_opts *o, uint64_t *t_send,
-		    uint64_t *t_answer)
+static int api_boot(struct conn *c, const struct api_opts *o, uint64_t *t_send, uint64_t *t_answer)
 {
 	char body[8192], k[2048], i[2048], b[2048], out[2048];
 	int r, status;
@@ -556,9 +556,9 @@ static int api_boot(struct conn *c, const struct api_opts *o, uint64_t *t_send,
 	json_str(k, sizeof(k), o->kernel);
 	json_str(i, sizeof(i), o->initrd ? o->initrd : "");
 	json_str(b, sizeof(b), o->boot_args);
-	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\",%s%s%s\"boot_args\":\"%s\"}",
-		 k, o->initrd ? "\"initrd_path\":\"" : "", o->initrd ? i : "",
-		 o->initrd ? "\"," : "", b);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\",%s%s%s\"boot_args\":\"%s\"}", k,
+		 o->initrd ? "\"initrd_path\":\"" : "", o->initrd ? i : "", o->initrd ? "\"," : "",
+		 b);
 	snprintf(mc, sizeof(mc), "{\"vcpu_count\":%d,\"mem_size_mib\":%d}", o->vcpus, o->mem_mib);
 	steps[1].body = mc;
 	steps[2].body = "{\"action_type\":\"InstanceStart\"}";
@@ -591,13 +591,26 @@ static int api_main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "+t:k:i:b:m:c:")) != -1) {
 		switch (opt) {
-		case 't': o.timeout_s = atoi(optarg); break;
-		case 'k': o.kernel = optarg; break;
-		case 'i': o.initrd = optarg; break;
-		case 'b': o.boot_args = optarg; break;
-		case 'm': o.mem_mib = atoi(optarg); break;
-		case 'c': o.vcpus = atoi(optarg); break;
-		default: return 2;
+		case 't':
+			o.timeout_s = atoi(optarg);
+			break;
+		case 'k':
+			o.kernel = optarg;
+			break;
+		case 'i':
+			o.initrd = optarg;
+			break;
+		case 'b':
+			o.boot_args = optarg;
+			break;
+		case 'm':
+			o.mem_mib = atoi(optarg);
+			break;
+		case 'c':
+			o.vcpus = atoi(optarg);
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (!o.kernel || optind >= argc || strcmp(argv[optind - 1], "--") || argc - optind > 60) {
@@ -647,8 +660,7 @@ static int api_main(int argc, char **argv)
 		fprintf(stderr, "apibench: api: no \"launched at monotonic\" line: run flint "
 				"with --verbose\n");
 	else if (r == 0 && boot_us < 0)
-		fprintf(stderr, "apibench: api: no \"guest boot time\" line (status %d)\n",
-			status);
+		fprintf(stderr, "apibench: api: no \"guest boot time\" line (status %d)\n", status);
 	else if (r == 0) {
 		ms = ((double)launch + boot_us * 1e3 - (double)t_send) / 1e6;
 		rc = 0;

@@ -328,6 +328,65 @@ static int fs_ids(const struct jail_fs *j, bool as_tenant)
 	return 0;
 }
 
+int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, size_t *len,
+	       char *err, size_t errlen)
+{
+	const struct jail_fs as = {.uid = uid, .gid = gid};
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd = -1, e = 0, r;
+
+	*text = NULL;
+	if (setgroups(0, NULL) < 0) {
+		e = -errno;
+		snprintf(err, errlen, "clear supplementary groups: %s", strerror(-e));
+		return e;
+	}
+	if ((r = fs_ids(&as, true)) < 0)
+		return r;
+	if ((fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		e = -errno;
+	if ((r = fs_ids(&as, false)) < 0)
+		goto out;
+	if (e == -EACCES)
+		snprintf(err, errlen, "uid %u gid %u cannot read it", (unsigned)uid, (unsigned)gid);
+	else if (e)
+		snprintf(err, errlen, "%s", strerror(-e));
+	else if (fstat(fd, &st) < 0)
+		snprintf(err, errlen, "%s", strerror(-(e = -errno)));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(err, errlen, "%s", strerror(-(e = -EINVAL)));
+	else if ((size_t)st.st_size > max)
+		snprintf(err, errlen, "larger than %zu bytes", max), e = -EFBIG;
+	else if (!(buf = malloc(st.st_size + 1)))
+		snprintf(err, errlen, "out of memory"), e = -ENOMEM;
+	if ((r = e) < 0)
+		goto out;
+	/* Its size when opened: more is not read. */
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s", strerror(-r));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += n;
+	}
+	buf[got] = '\0';
+	*text = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close_fd(&fd);
+	return r;
+}
+
 /* A readable descriptor of what fd (O_PATH) holds, opened as root through
  * /proc/self/fd: the same inode, found through no name anyone can change. */
 static int reopen(int fd, const struct stat *st, const char *src)
@@ -441,6 +500,37 @@ out:
 	return r < 0 ? r : 0;
 }
 
+/* The rewritten config file (f->content): a new file at the jail's top
+ * level, root's, 0644: flint reads it, nobody in the jail changes it. */
+static int write_content(struct jail_fs *j, const struct plan_file *f)
+{
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(root_fd(j), f->name, flags, 0644), i, r = 0;
+	size_t len = strlen(f->content), done = 0;
+	char path[PATH_MAX];
+
+	if (fd < 0)
+		return jail_fail("stage", child_path(j, j->root, f->name, path, sizeof(path)),
+				 -errno);
+	if ((i = record(j, j->root, f->name, false, false, "stage")) < 0) {
+		close(fd);
+		return i;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, f->content + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = jail_fail("stage", j->made[i].path, n < 0 ? -errno : -EIO);
+			break;
+		}
+		done += n;
+	}
+	close_fd(&fd);
+	jail_test_pause("made %s", j->made[i].path);
+	return r;
+}
+
 /* /dev/kvm, /dev/net/tun and /dev/urandom, root's 0600 until the handover.
  * Made from the host: the bind mount shows the same inodes, and the nodev
  * check in fs_create covers the jail's mount too (a bind mount keeps its
@@ -491,10 +581,12 @@ static int socket_dir(const struct jail_fs *j, int parent, const char *name)
 	return -1;
 }
 
-/* The directories of a socket flint binds (--vsock uds=, the API socket),
- * the tenant's at the handover. Each is new, or one made for the other
- * socket; a name already in the jail otherwise (dev, a staged file) is
- * refused. */
+/* The directories of a socket flint binds (--vsock uds=, the API socket)
+ * or of a file it writes (the log, the metrics), the tenant's at the
+ * handover. Each is new, or one made for another socket or output; a name
+ * already in the jail otherwise (dev, a staged file) is refused. Returns
+ * the index of the last directory (the root's when there is none) or
+ * -errno (printed). */
 static int make_socket_dirs(struct jail_fs *j, const char *sock_path, const char *step)
 {
 	char dirs[PATH_MAX], *save = NULL;
@@ -515,6 +607,40 @@ static int make_socket_dirs(struct jail_fs *j, const char *sock_path, const char
 			return parent;
 		j->made[parent].socket = true;
 	}
+	return parent;
+}
+
+/* A file flint writes, at its in-jail path: its directories made as for a
+ * socket; with o->make, the file itself too, empty, new, held open and the
+ * tenant's at the handover (flint's logger opens its file but does not
+ * create it). */
+static int make_output(struct jail_fs *j, const struct plan_output *o)
+{
+	char step[32];
+	int d, fd, i;
+
+	snprintf(step, sizeof(step), "%s directory", o->what);
+	if ((d = make_socket_dirs(j, o->path, step)) < 0 || !o->make)
+		return d < 0 ? d : 0;
+	snprintf(step, sizeof(step), "%s file", o->what);
+	const char *name = strrchr(o->path, '/') + 1;
+	fd = openat(dir_fd(j, d), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		char path[PATH_MAX];
+		int e = -errno;
+		child_path(j, d, name, path, sizeof(path));
+		if (e == -EEXIST)
+			return jail_failf(e, step, path,
+					  "already in the jail: give the %s a path of its own",
+					  o->what);
+		return jail_fail(step, path, e);
+	}
+	if ((i = record(j, d, name, false, true, step)) < 0) {
+		close(fd);
+		return i;
+	}
+	j->made[i].fd = fd;
+	jail_test_pause("made %s", j->made[i].path);
 	return 0;
 }
 
@@ -550,7 +676,8 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 	if (setgroups(0, NULL) < 0)
 		return jail_fail("clear supplementary groups", NULL, -errno);
 	for (unsigned i = 0; i < p->nfiles; i++)
-		if ((r = stage_file(j, &p->files[i])) < 0)
+		if ((r = p->files[i].content ? write_content(j, &p->files[i])
+					     : stage_file(j, &p->files[i])) < 0)
 			return r;
 	if ((r = make_devices(j)) < 0)
 		return r;
@@ -559,6 +686,9 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 		return r;
 	if (p->vsock_path[0] && (r = make_socket_dirs(j, p->vsock_path, "vsock directory")) < 0)
 		return r;
+	for (unsigned i = 0; i < p->noutputs; i++)
+		if ((r = make_output(j, &p->outputs[i])) < 0)
+			return r;
 	if (p->run_tmp && (r = make_dir(j, j->root, "tmp", 0700, true, "flint run /tmp", NULL)) < 0)
 		return r;
 	if (pid_file && (r = make_pid_file(j, p->files[0].name)) < 0)

@@ -73,10 +73,20 @@ const char *fs_root_path(const struct jail_fs *j);
  * top level (each opened once as uid:gid, which must be allowed to use it
  * as flint will; hard-linked through that descriptor when on the same file
  * system, else copied from it with owner, group and mode kept), make /dev
- * with kvm, net/tun and urandom, the directories of the API socket and of
- * the vsock socket and flint run's /tmp, and, with pid_file, create <exec name>.pid for
- * fs_write_pid. 0 or -errno (printed). */
+ * with kvm, net/tun and urandom, the directories of the API socket, of
+ * the vsock socket and of the log and metrics files (the log file itself,
+ * empty, where the plan says so), flint run's /tmp, and, with pid_file,
+ * create <exec name>.pid for fs_write_pid. The rewritten config file is
+ * written, not staged. 0 or -errno (printed). */
 int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file) WARN_UNUSED;
+
+/* Read the file at path as flint will in the jail, for the plan's config
+ * file: opened as uid:gid (the file-system ids, no supplementary groups, as
+ * each staged file is), so they must be able to reach and read it; a
+ * regular file of at most max bytes, returned NUL-terminated in a malloc'd
+ * *text of *len bytes. 0, or -errno with a message in err. */
+int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, size_t *len,
+	       char *err, size_t errlen) WARN_UNUSED;
 
 /* Enter the jail: a new mount namespace with every mount private, the jail
  * (the held root, carried in as the working directory) bind-mounted onto

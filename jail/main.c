@@ -71,6 +71,15 @@ static int become_flint(bool deathsig)
 	return jail_fail("exec", plan.argv[0], -errno);
 }
 
+/* The plan's reader: the config file, read as the jail's user. */
+static int read_as_user(void *ctx, const char *path, char **text, size_t *len, char *err,
+			size_t errlen)
+{
+	const struct jail_opts *o = ctx;
+
+	return fs_read_as(o->uid, o->gid, path, PLAN_CONFIG_MAX, text, len, err, errlen);
+}
+
 static void forward(int sig)
 {
 	if (child > 0)
@@ -174,11 +183,15 @@ int main(int argc, char **argv)
 		jail_failf(-EPERM, "start", NULL, "flint-jail must be started as root");
 		return EXIT_JAIL;
 	}
-	if (plan_build(&plan, opts.exec_file, &home, opts.flint_argc, opts.flint_argv, err, sizeof(err)) <
-	    0) {
-		jail_failf(-EINVAL, "flint arguments", NULL, "%s", err);
+	/* flint's arguments, parsed by flint's parser: its --help and
+	 * --version are printed here, and nothing is launched. */
+	r = plan_build(&plan, opts.exec_file, &home, read_as_user, &opts, opts.flint_argc,
+		       opts.flint_argv, err, sizeof(err));
+	if (r != 0) {
+		if (r < 0)
+			jail_failf(-EINVAL, "flint arguments", NULL, "%s", err);
 		plan_free(&plan);
-		return EXIT_JAIL;
+		return r == PLAN_PRINTED ? 0 : EXIT_JAIL;
 	}
 	if ((r = opts_jail_dir(&opts, dir, sizeof(dir))) < 0) {
 		jail_fail("create jail", opts.base, r);
@@ -228,6 +241,9 @@ int main(int argc, char **argv)
 	if (plan.vsock_path[0])
 		fprintf(stderr, "flint-jail: vsock socket at %s%s\n", fs_root_path(&jfs),
 			plan.vsock_path);
+	for (unsigned i = 0; i < plan.noutputs; i++)
+		fprintf(stderr, "flint-jail: %s file at %s%s\n", plan.outputs[i].what,
+			fs_root_path(&jfs), plan.outputs[i].path);
 	jail_test_pause("before exec");
 	if (spawned) {
 		spawn(null_fd);

@@ -2,24 +2,49 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* flint's options (runner/config/cli.c) and what their values are to the
- * jail. An option added to flint without an entry here passes through
- * unchanged. */
-enum kind { K_FLAG, K_VALUE, K_PATH, K_DRIVE, K_VSOCK, K_MEM, K_SOCKET };
+#include "config/config_json.h"
+#include "config/vm_config.h"
+#include "config/vm_config_cli.h"
 
-static const struct {
-	const char *name;
-	enum kind kind;
-} flint_opts[] = {
-    {"kernel", K_PATH},	 {"initrd", K_PATH},   {"rootfs", K_PATH},     {"drive", K_DRIVE},
-    {"vsock", K_VSOCK},	 {"mem", K_MEM},       {"vcpus", K_VALUE},     {"cmdline", K_VALUE},
-    {"append", K_VALUE}, {"console", K_VALUE}, {"net", K_VALUE},       {"timeout", K_VALUE},
-    {"timings", K_FLAG}, {"stats", K_FLAG},    {"verbose", K_FLAG},    {"check-kvm", K_FLAG},
-    {"help", K_FLAG},	 {"version", K_FLAG},  {"api-sock", K_SOCKET}, {"no-api", K_FLAG},
+/* The values of flint's arguments the plan rewrites, as struct config holds
+ * them (field_value). */
+enum field {
+	F_KERNEL,
+	F_INITRD,
+	F_ROOTFS,
+	F_CONFIG,
+	F_API_SOCK,
+	F_LOG,
+	F_METRICS,
+	F_VSOCK,
+	F_DRIVE0, /* F_DRIVE0 + k: the k-th --drive's path */
+	F_COUNT = F_DRIVE0 + MAX_DRIVES,
+};
+
+/* One value rewritten: element i of the arguments keeps its first off
+ * bytes and ends in val; flint then reads `jailed` for field f. i -1: the
+ * option is inserted (flint run's defaults). */
+struct edit {
+	enum field f;
+	int i;
+	size_t off;
+	char *val;    /* malloc'd */
+	char *jailed; /* malloc'd */
+};
+
+/* flint's arguments as cli_parse sees them ("flint" first), and the edits
+ * to make to them. */
+struct rewrite {
+	char **av; /* malloc'd copies */
+	int n;
+	int end; /* the first guest word: nothing from here on is flint's */
+	struct edit edits[F_COUNT];
+	unsigned nedits;
 };
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) PRINTF(4, 5);
@@ -32,19 +57,33 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
-/* getopt_long's matching: the exact name, else a unique prefix. */
-static int lookup(const char *name, size_t len)
+static int nomem(char *err, size_t errlen)
 {
-	int found = -1;
+	return fail(err, errlen, -ENOMEM, "out of memory");
+}
 
-	for (size_t i = 0; i < ARRAY_SIZE(flint_opts); i++) {
-		if (strncmp(flint_opts[i].name, name, len) != 0)
-			continue;
-		if (flint_opts[i].name[len] == '\0')
-			return i;
-		found = found == -1 ? (int)i : -2;
+static const char *field_value(const struct config *c, enum field f)
+{
+	switch (f) {
+	case F_KERNEL:
+		return c->kernel;
+	case F_INITRD:
+		return c->initrd;
+	case F_ROOTFS:
+		return c->rootfs;
+	case F_CONFIG:
+		return c->config_file;
+	case F_API_SOCK:
+		return c->api_sock;
+	case F_LOG:
+		return c->log_path;
+	case F_METRICS:
+		return c->metrics_path;
+	case F_VSOCK:
+		return c->vsock.enabled ? c->vsock.uds : NULL;
+	default:
+		return (unsigned)(f - F_DRIVE0) < c->ndrives ? c->drives[f - F_DRIVE0].path : NULL;
 	}
-	return found;
 }
 
 static bool name_taken(const struct plan *p, const char *name)
@@ -56,14 +95,15 @@ static bool name_taken(const struct plan *p, const char *name)
 }
 
 /* Stage src under its own name at the jail's top level; returns the file's
- * index. The same path named twice is staged once, with the wider access. */
-static int add_file(struct plan *p, const char *src, enum plan_access access, char *err,
+ * index. The same path named twice is staged once, with the wider access
+ * (the config file's rewritten copy, `own`, is never merged). */
+static int add_file(struct plan *p, const char *src, enum plan_access access, bool own, char *err,
 		    size_t errlen)
 {
 	const char *slash = strrchr(src, '/'), *base = slash ? slash + 1 : src;
 
-	for (unsigned i = 0; i < p->nfiles; i++) {
-		if (strcmp(p->files[i].src, src) != 0)
+	for (unsigned i = 0; i < p->nfiles && !own; i++) {
+		if (strcmp(p->files[i].src, src) != 0 || p->files[i].content)
 			continue;
 		if (access == PLAN_READ_WRITE)
 			p->files[i].access = access;
@@ -80,27 +120,32 @@ static int add_file(struct plan *p, const char *src, enum plan_access access, ch
 		if (snprintf(f->name, sizeof(f->name), "%u-%s", n, base) >= (int)sizeof(f->name))
 			return fail(err, errlen, -EINVAL, "%s: name too long", src);
 	if (!(f->src = strdup(src)))
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return nomem(err, errlen);
 	f->access = access;
 	return p->nfiles++;
 }
 
-static int push(char **out, int *n, char *s)
+/* add_file, and the staged file's path in the jail in jailed. */
+static int stage(struct plan *p, const char *src, enum plan_access access, char *jailed, char *err,
+		 size_t errlen)
 {
-	if (!s)
-		return -ENOMEM;
-	out[(*n)++] = s;
+	int i = add_file(p, src, access, false, err, errlen);
+
+	if (i < 0)
+		return i;
+	snprintf(jailed, PATH_MAX, "/%s", p->files[i].name);
 	return 0;
 }
 
-/* In-jail path of a socket (--vsock uds=, --api-sock): absolute (flint's
- * working directory in the jail is its root), with no way up, naming a
- * file (not "", ".", or a path ending in '/'). */
-static int jail_socket_path(const char *uds, char *out, size_t len)
+/* In-jail path of a socket or an output (--vsock uds=, --api-sock,
+ * --log-path): absolute (flint's working directory in the jail is its
+ * root), with no way up, naming a file (not "", ".", or a path ending in
+ * '/'). */
+static int jail_path(const char *path, char *out, size_t len)
 {
 	const char *base;
 
-	if ((size_t)snprintf(out, len, "%s%s", *uds == '/' ? "" : "/", uds) >= len)
+	if ((size_t)snprintf(out, len, "%s%s", *path == '/' ? "" : "/", path) >= len)
 		return -ENAMETOOLONG;
 	for (const char *part = out + 1; part;) {
 		const char *slash = strchr(part, '/');
@@ -113,143 +158,155 @@ static int jail_socket_path(const char *uds, char *out, size_t len)
 	return !*base || !strcmp(base, ".") ? -EINVAL : 0;
 }
 
-/* A --drive or --vsock value with its path= or uds= rewritten. */
-static char *rewrite_spec(struct plan *p, enum kind kind, const char *spec, char *err,
-			  size_t errlen)
+static int socket_path(const char *opt, const char *path, char *out, char *err, size_t errlen)
 {
-	const char *key = kind == K_DRIVE ? "path=" : "uds=";
-	size_t klen = strlen(key), cap = strlen(spec) + PATH_MAX + 2, len = 0;
-	char *copy = strdup(spec), *parts = strdup(spec), *out = malloc(cap), *save = NULL;
-	char *path = NULL, jailed[PATH_MAX];
-	bool ro = false;
+	if (jail_path(path, out, PATH_MAX) < 0)
+		return fail(err, errlen, -EINVAL, "%s%s: expected a socket path without '..'", opt,
+			    path);
+	return 0;
+}
 
-	if (!copy || !parts || !out)
-		goto nomem;
-	for (char *kv = strtok_r(parts, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		if (!strncmp(kv, key, klen) && !path)
-			path = kv + klen;
-		else if (!strcmp(kv, "ro"))
-			ro = true;
-	}
-	if (path && kind == K_DRIVE) {
-		int i = add_file(p, path, ro ? PLAN_READ : PLAN_READ_WRITE, err, errlen);
-		if (i < 0)
-			goto bad;
-		snprintf(jailed, sizeof(jailed), "/%s", p->files[i].name);
-	} else if (path) {
-		if (jail_socket_path(path, jailed, sizeof(jailed)) < 0) {
-			fail(err, errlen, -EINVAL,
-			     "--vsock uds=%s: expected a socket path without '..'", path);
-			goto bad;
+/* A file flint writes (opt names it in messages), its in-jail path in
+ * jailed. The same path twice is one output. */
+static int add_output(struct plan *p, const char *opt, const char *what, const char *path,
+		      bool make, char *jailed, char *err, size_t errlen)
+{
+	if (jail_path(path, jailed, PATH_MAX) < 0)
+		return fail(err, errlen, -EINVAL,
+			    "%s%s: expected a path inside the jail without '..', naming a file",
+			    opt, path);
+	for (unsigned i = 0; i < p->noutputs; i++)
+		if (!strcmp(p->outputs[i].path, jailed)) {
+			p->outputs[i].make |= make;
+			return 0;
 		}
-		snprintf(p->vsock_path, sizeof(p->vsock_path), "%s", jailed);
+	if (p->noutputs == PLAN_MAX_OUTPUTS)
+		return fail(err, errlen, -EINVAL, "more than %d output files", PLAN_MAX_OUTPUTS);
+	struct plan_output *o = &p->outputs[p->noutputs++];
+	memcpy(o->path, jailed, strlen(jailed) + 1);
+	o->what = what;
+	o->make = make;
+	return 0;
+}
+
+static int add_edit(struct rewrite *w, enum field f, int i, size_t off, char *val,
+		    const char *jailed, char *err, size_t errlen)
+{
+	struct edit *e = &w->edits[w->nedits];
+	char *j = strdup(jailed);
+
+	if (!val || !j) {
+		free(val);
+		free(j);
+		return nomem(err, errlen);
 	}
-	save = NULL;
-	bool done = false;
-	out[0] = '\0';
-	for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		if (path && !done && !strncmp(kv, key, klen)) {
-			done = true;
-			len +=
-			    snprintf(out + len, cap - len, "%s%s%s", len ? "," : "", key, jailed);
-			continue;
-		}
-		len += snprintf(out + len, cap - len, "%s%s", len ? "," : "", kv);
-	}
-	free(copy);
-	free(parts);
-	return out;
-nomem:
-	fail(err, errlen, -ENOMEM, "out of memory");
-bad:
-	free(copy);
-	free(parts);
-	free(out);
+	*e = (struct edit){.f = f, .i = i, .off = off, .val = val, .jailed = j};
+	w->nedits++;
+	return 0;
+}
+
+static const struct edit *find_edit(const struct rewrite *w, enum field f)
+{
+	for (unsigned k = 0; k < w->nedits; k++)
+		if (w->edits[k].f == f)
+			return &w->edits[k];
 	return NULL;
 }
 
-/* --mem as flint reads it (cli_parse_size: MiB by default, K, M or G
- * suffixes), only to check it against the cgroup's memory limit; a value
- * flint will refuse counts as flint's default. The jail does not link
- * flint's command line, which pulls in the rest of flint. */
-static uint64_t guest_mem(const char *s)
+/* Rewrite field f, whose value cli_parse left pointing into the arguments
+ * (kernel, initrd, rootfs, sockets, outputs, config file): the element
+ * holding it, found by address, keeps what precedes the value ("--kernel="
+ * or nothing) and gets jailed. */
+static int edit_in_place(struct rewrite *w, enum field f, const char *value, const char *jailed,
+			 char *err, size_t errlen)
 {
-	char *end;
-	unsigned shift;
+	uintptr_t a = (uintptr_t)value;
 
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-' || *s == '+')
-		return DEFAULT_MEM;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	default:
-		shift = 20;
-		break;
+	for (int i = 1; i < w->end; i++) {
+		uintptr_t b = (uintptr_t)w->av[i];
+		if (a >= b && a <= b + strlen(w->av[i]))
+			return add_edit(w, f, i, a - b, strdup(jailed), jailed, err, errlen);
 	}
-	return v > (1ULL << 40) >> shift ? DEFAULT_MEM : v << shift;
+	return fail(err, errlen, -EINVAL, "%s: not found in flint's arguments", value);
 }
 
-/* One option with its value: the value as flint will see it in the jail. */
-static char *rewrite_value(struct plan *p, enum kind kind, const char *name, const char *val,
-			   char *err, size_t errlen)
+/* elem with the value of its first `key`= item set to val: elem is an option
+ * value (path=A,ro) or an option with its value (--drive=path=A,ro).
+ * NULL when it has no such item, or (*oom set) out of memory. */
+static char *with_item(const char *elem, const char *key, const char *val, bool *oom)
 {
-	switch (kind) {
-	case K_PATH: {
-		int i = add_file(p, val, PLAN_READ, err, errlen);
-		char *s = NULL;
-		if (i < 0)
-			return NULL;
-		if (asprintf(&s, "/%s", p->files[i].name) < 0)
-			fail(err, errlen, -ENOMEM, "out of memory");
-		return s;
-	}
-	case K_DRIVE:
-	case K_VSOCK:
-		return rewrite_spec(p, kind, val, err, errlen);
-	case K_SOCKET: {
-		char *s;
-		if (jail_socket_path(val, p->api_sock_path, sizeof(p->api_sock_path)) < 0) {
-			fail(err, errlen, -EINVAL, "--%s %s: expected a socket path without '..'",
-			     name, val);
-			return NULL;
+	const char *v = elem, *eq = strchr(elem, '=');
+	size_t klen = strlen(key);
+	char *s;
+
+	if (!strncmp(elem, "--", 2) && eq)
+		v = eq + 1;
+	for (const char *item = v; item;) {
+		const char *comma = strchr(item, ',');
+		if (!strncmp(item, key, klen) && item[klen] == '=') {
+			int pre = item + klen + 1 - elem;
+			if (asprintf(&s, "%.*s%s%s", pre, elem, val, comma ? comma : "") < 0) {
+				*oom = true;
+				return NULL;
+			}
+			return s;
 		}
-		if (!(s = strdup(p->api_sock_path)))
-			fail(err, errlen, -ENOMEM, "out of memory");
-		return s;
+		item = comma ? comma + 1 : NULL;
 	}
-	case K_MEM:
-		p->mem = guest_mem(val);
-		break;
-	default:
-		break;
+	return NULL;
+}
+
+/* Rewrite field f, a --drive path or the --vsock uds, which cli_parse
+ * copies, so its element cannot be found by address: the element whose
+ * `key` item, set to a marker, makes flint's parser read the marker for f
+ * is the one, and its item becomes jailed. Words flint reads as anything
+ * else (an --append value holding "path=") are left alone. */
+static int edit_by_probe(struct rewrite *w, enum field f, const char *key, const char *jailed,
+			 char *err, size_t errlen)
+{
+	static const char marker[] = "/flint-jail-probe";
+	bool oom = false;
+
+	for (int i = 1; i < w->end; i++) {
+		bool taken = false;
+		for (unsigned k = 0; k < w->nedits; k++)
+			taken |= w->edits[k].i == i;
+		char *s = taken ? NULL : with_item(w->av[i], key, marker, &oom), *saved = w->av[i];
+		if (!s) {
+			if (oom)
+				return nomem(err, errlen);
+			continue;
+		}
+		struct config t;
+		char why[64];
+		w->av[i] = s;
+		enum cli_result r = cli_parse(w->n, w->av, &t, why, sizeof(why));
+		const char *got = r == CLI_RUN ? field_value(&t, f) : NULL;
+		bool hit = got && !strcmp(got, marker);
+		cli_config_free(&t);
+		w->av[i] = saved;
+		free(s);
+		if (hit)
+			return add_edit(w, f, i, 0, with_item(saved, key, jailed, &oom), jailed,
+					err, errlen);
 	}
-	(void)name;
-	char *s = strdup(val);
-	if (!s)
-		fail(err, errlen, -ENOMEM, "out of memory");
-	return s;
+	return fail(err, errlen, -EINVAL, "%s: not found in flint's arguments",
+		    f == F_VSOCK ? "--vsock" : "--drive");
 }
 
 /* flint run's default kernel or root image: the first of h's places that
  * has it (as flint itself looks, runner/config/home.h), else beside the exec
- * file when no places are given. */
-static int add_default(struct plan *p, const struct home *h, const char *exec_file,
-		       const char *file, const char *opt, char **extra, int *nextra, char *err,
+ * file when no places are given; passed as `opt FILE` right after "run". */
+static int add_default(struct plan *p, struct rewrite *w, enum field f, const struct home *h,
+		       const char *exec_file, const char *file, const char *opt, char *err,
 		       size_t errlen)
 {
 	const char *slash = strrchr(exec_file, '/');
-	char path[PATH_MAX], where[3 * PATH_MAX];
+	char path[PATH_MAX], where[3 * PATH_MAX], jailed[PATH_MAX];
+	int r;
 
 	if (h) {
-		int r = home_find(h, file, path, sizeof(path));
+		r = home_find(h, file, path, sizeof(path));
 		if (r == -ENOENT) {
 			home_describe(h, where, sizeof(where));
 			return fail(err, errlen, r,
@@ -264,109 +321,296 @@ static int add_default(struct plan *p, const struct home *h, const char *exec_fi
 	} else {
 		snprintf(path, sizeof(path), "%s", file);
 	}
-	int i = add_file(p, path, PLAN_READ, err, errlen);
-	if (i < 0)
-		return i;
-	char *s = NULL;
-	if (push(extra, nextra, strdup(opt)) < 0 || asprintf(&s, "/%s", p->files[i].name) < 0 ||
-	    push(extra, nextra, s) < 0)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+	if ((r = stage(p, path, PLAN_READ, jailed, err, errlen)) < 0)
+		return r;
+	return add_edit(w, f, -1, 0, strdup(opt), jailed, err, errlen);
+}
+
+/* The machine on the command line: its files staged, its values rewritten. */
+static int from_cli(struct plan *p, struct rewrite *w, const struct config *cfg,
+		    const struct home *h, const char *exec_file, char *err, size_t errlen)
+{
+	struct vm_config c;
+	char jailed[PATH_MAX];
+	int r;
+
+	/* flint's own checks of the machine (whole MiB of memory, drive ids,
+	 * the kernel command line); the paths are cfg's, as given. */
+	if ((r = vm_config_from_cli(&c, cfg, err, errlen)) < 0)
+		return r == -ENOMEM ? nomem(err, errlen) : r;
+	p->mem = c.machine.mem_size_mib << 20;
+	vm_config_free(&c);
+	if (cfg->kernel) {
+		if ((r = stage(p, cfg->kernel, PLAN_READ, jailed, err, errlen)) == 0)
+			r = edit_in_place(w, F_KERNEL, cfg->kernel, jailed, err, errlen);
+	} else {
+		r = add_default(p, w, F_KERNEL, h, exec_file, "vmlinux", "--kernel", err, errlen);
+	}
+	if (r < 0)
+		return r;
+	if (cfg->initrd && ((r = stage(p, cfg->initrd, PLAN_READ, jailed, err, errlen)) < 0 ||
+			    (r = edit_in_place(w, F_INITRD, cfg->initrd, jailed, err, errlen)) < 0))
+		return r;
+	if (cfg->run) {
+		if (!cfg->rootfs)
+			r = add_default(p, w, F_ROOTFS, h, exec_file, "rootfs.ext4", "--rootfs",
+					err, errlen);
+		else if ((r = stage(p, cfg->rootfs, PLAN_READ, jailed, err, errlen)) == 0)
+			r = edit_in_place(w, F_ROOTFS, cfg->rootfs, jailed, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	for (unsigned k = 0; k < cfg->ndrives; k++) {
+		const struct drive_cfg *d = &cfg->drives[k];
+		if ((r = stage(p, d->path, d->read_only ? PLAN_READ : PLAN_READ_WRITE, jailed, err,
+			       errlen)) < 0 ||
+		    (r = edit_by_probe(w, F_DRIVE0 + k, "path", jailed, err, errlen)) < 0)
+			return r;
+	}
+	if (cfg->vsock.enabled &&
+	    ((r = socket_path("--vsock uds=", cfg->vsock.uds, p->vsock_path, err, errlen)) < 0 ||
+	     (r = edit_by_probe(w, F_VSOCK, "uds", p->vsock_path, err, errlen)) < 0))
+		return r;
 	return 0;
 }
 
-int plan_build(struct plan *p, const char *exec_file, const struct home *h, int argc,
-	       char *const *argv, char *err, size_t errlen)
+/* *s = a copy of jailed, the old string freed. */
+static int replace(char **s, const char *jailed, char *err, size_t errlen)
 {
-	bool run = argc > 0 && !strcmp(argv[0], "run"), kernel = false, rootfs = false,
-	     vsock = false, api_sock = false, no_api = false;
-	char *extra[4];
-	int nextra = 0, i = run ? 1 : 0, r;
+	char *n = strdup(jailed);
+
+	if (!n)
+		return nomem(err, errlen);
+	free(*s);
+	*s = n;
+	return 0;
+}
+
+/* The machine in the config file: read as the jail's user, its files
+ * staged, and a copy with the in-jail paths (config_json_encode) written
+ * into the jail for flint. Firecracker's jailer leaves a config file alone,
+ * so its paths must already be the jail's; here they are the host's, as on
+ * flint's command line. */
+static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_read_fn *read,
+		     void *ctx, char *err, size_t errlen)
+{
+	struct vm_config c;
+	char why[512], jailed[PATH_MAX], *text = NULL;
+	size_t len = 0;
+	int r, cf;
+
+	if (!read)
+		return fail(err, errlen, -EINVAL, "config file %s: cannot be read here", path);
+	if ((r = read(ctx, path, &text, &len, why, sizeof(why))) < 0)
+		return fail(err, errlen, r, "config file %s: %s", path, why);
+	r = config_json_parse_file(text, len, &c, why, sizeof(why));
+	free(text);
+	if (r < 0)
+		return r == -ENOMEM ? nomem(err, errlen)
+				    : fail(err, errlen, r, "config file %s: %s", path, why);
+	p->mem = c.machine.mem_size_mib << 20;
+	/* The copy first: the files it names are numbered after it. */
+	if ((r = cf = add_file(p, path, PLAN_READ, true, err, errlen)) < 0)
+		goto out;
+	if (c.boot.kernel_image_path &&
+	    ((r = stage(p, c.boot.kernel_image_path, PLAN_READ, jailed, err, errlen)) < 0 ||
+	     (r = replace(&c.boot.kernel_image_path, jailed, err, errlen)) < 0))
+		goto out;
+	if (c.boot.initrd_path &&
+	    ((r = stage(p, c.boot.initrd_path, PLAN_READ, jailed, err, errlen)) < 0 ||
+	     (r = replace(&c.boot.initrd_path, jailed, err, errlen)) < 0))
+		goto out;
+	for (unsigned k = 0; k < c.ndrives; k++) {
+		struct vmc_drive *d = &c.drives[k];
+		/* A vhost-user-blk socket is flint's to refuse. */
+		if (d->path_on_host &&
+		    ((r = stage(p, d->path_on_host, d->is_read_only ? PLAN_READ : PLAN_READ_WRITE,
+				jailed, err, errlen)) < 0 ||
+		     (r = replace(&d->path_on_host, jailed, err, errlen)) < 0))
+			goto out;
+	}
+	if (c.vsock.enabled && c.vsock.uds_path &&
+	    ((r = socket_path("vsock uds_path ", c.vsock.uds_path, p->vsock_path, err, errlen)) <
+		 0 ||
+	     (r = replace(&c.vsock.uds_path, p->vsock_path, err, errlen)) < 0))
+		goto out;
+	if (c.logger.enabled && c.logger.log_path &&
+	    ((r = add_output(p, "logger log_path ", "log", c.logger.log_path, true, jailed, err,
+			     errlen)) < 0 ||
+	     (r = replace(&c.logger.log_path, jailed, err, errlen)) < 0))
+		goto out;
+	if (c.metrics.metrics_path &&
+	    ((r = add_output(p, "metrics metrics_path ", "metrics", c.metrics.metrics_path, false,
+			     jailed, err, errlen)) < 0 ||
+	     (r = replace(&c.metrics.metrics_path, jailed, err, errlen)) < 0))
+		goto out;
+	if (!(p->files[cf].content = config_json_encode(&c, true))) {
+		r = fail(err, errlen, -EINVAL, "config file %s: cannot write it back as JSON",
+			 path);
+		goto out;
+	}
+	snprintf(jailed, sizeof(jailed), "/%s", p->files[cf].name);
+	r = edit_in_place(w, F_CONFIG, path, jailed, err, errlen);
+out:
+	vm_config_free(&c);
+	return r;
+}
+
+/* The arguments for flint in the jail: the exec file's in-jail path, then
+ * each element with its edit applied, flint run's defaults right after
+ * "run". */
+static int build_argv(struct plan *p, const struct rewrite *w, bool run, char *err, size_t errlen)
+{
+	if (!(p->argv = calloc(w->n + 6, sizeof(char *))) ||
+	    asprintf(&p->argv[0], "/%s", p->files[0].name) < 0)
+		return nomem(err, errlen);
+	p->argc = 1;
+	for (int i = 1; i < w->n; i++) {
+		const struct edit *e = NULL;
+		for (unsigned k = 0; k < w->nedits; k++)
+			if (w->edits[k].i == i)
+				e = &w->edits[k];
+		if (e && asprintf(&p->argv[p->argc], "%.*s%s", (int)e->off, w->av[i], e->val) < 0)
+			return nomem(err, errlen);
+		if (!e && !(p->argv[p->argc] = strdup(w->av[i])))
+			return nomem(err, errlen);
+		p->argc++;
+		for (unsigned k = 0; run && i == 1 && k < w->nedits; k++) {
+			if (w->edits[k].i != -1)
+				continue;
+			if (!(p->argv[p->argc++] = strdup(w->edits[k].val)) ||
+			    !(p->argv[p->argc++] = strdup(w->edits[k].jailed)))
+				return nomem(err, errlen);
+		}
+	}
+	p->argv[p->argc] = NULL;
+	return 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* flint's parser must read the rewritten arguments as the machine given,
+ * every path the in-jail one the plan stages or makes. */
+static int verify(const struct plan *p, const struct rewrite *w, const struct config *cfg,
+		  char *err, size_t errlen)
+{
+	struct config v;
+	char why[256];
+	int r = 0;
+
+	if (cli_parse(p->argc, p->argv, &v, why, sizeof(why)) != CLI_RUN) {
+		r = fail(err, errlen, -EINVAL, "the rewritten arguments: %s", why);
+		goto out;
+	}
+	for (enum field f = 0; f < F_COUNT; f++) {
+		const struct edit *e = find_edit(w, f);
+		const char *want = e ? e->jailed : field_value(cfg, f);
+		if (!str_eq(field_value(&v, f), want)) {
+			r = fail(err, errlen, -EINVAL,
+				 "the rewritten arguments give flint %s where %s was meant",
+				 field_value(&v, f) ? field_value(&v, f) : "nothing",
+				 want ? want : "nothing");
+			goto out;
+		}
+	}
+	if (v.ndrives != cfg->ndrives || v.guest_argc != cfg->guest_argc || v.run != cfg->run)
+		r = fail(err, errlen, -EINVAL, "the rewritten arguments are another machine");
+out:
+	cli_config_free(&v);
+	return r;
+}
+
+/* The sockets and outputs flint makes must be distinct. */
+static int check_distinct(const struct plan *p, char *err, size_t errlen)
+{
+	const char *api = p->api_sock_path, *vs = p->vsock_path;
+
+	if (*api && !strcmp(api, vs))
+		return fail(err, errlen, -EINVAL, "the API socket and the vsock socket are both %s",
+			    vs);
+	for (unsigned i = 0; i < p->noutputs; i++)
+		if ((*api && !strcmp(p->outputs[i].path, api)) ||
+		    (*vs && !strcmp(p->outputs[i].path, vs)))
+			return fail(err, errlen, -EINVAL, "the %s file and a socket are both %s",
+				    p->outputs[i].what, p->outputs[i].path);
+	return 0;
+}
+
+int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan_read_fn *read,
+	       void *ctx, int argc, char *const *argv, char *err, size_t errlen)
+{
+	struct rewrite w = {.n = argc + 1};
+	struct config cfg;
+	bool parsed = false;
+	char jailed[PATH_MAX];
+	int r;
 
 	*p = (struct plan){.mem = DEFAULT_MEM};
-	/* exec name, "run", flint run's two defaults, the arguments, NULL */
-	p->argv = calloc(argc + 6, sizeof(char *));
-	if (!p->argv)
-		return fail(err, errlen, -ENOMEM, "out of memory");
-	if ((r = add_file(p, exec_file, PLAN_EXEC, err, errlen)) < 0)
-		return r;
-	if (asprintf(&p->argv[p->argc], "/%s", p->files[0].name) < 0)
-		return fail(err, errlen, -ENOMEM, "out of memory");
-	p->argc++;
-	if (run && push(p->argv, &p->argc, strdup("run")) < 0)
-		return fail(err, errlen, -ENOMEM, "out of memory");
-	int insert_at = p->argc;
-	for (; i < argc; i++) {
-		const char *a = argv[i];
-		/* After "--": words for the guest. */
-		if (!strcmp(a, "--"))
-			break;
-		/* flint takes no word before "--" but an option's value: this is
-		 * the value of an option the table does not know. */
-		if (strncmp(a, "--", 2) != 0) {
-			if (push(p->argv, &p->argc, strdup(a)) < 0)
-				return fail(err, errlen, -ENOMEM, "out of memory");
-			continue;
-		}
-		const char *eq = strchr(a, '=');
-		size_t nlen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-		int k = lookup(a + 2, nlen);
-		enum kind kind = k >= 0 ? flint_opts[k].kind : K_FLAG;
-		no_api |= k >= 0 && !strcmp(flint_opts[k].name, "no-api");
-		if (kind == K_FLAG || (!eq && i + 1 == argc)) {
-			if (push(p->argv, &p->argc, strdup(a)) < 0)
-				return fail(err, errlen, -ENOMEM, "out of memory");
-			continue;
-		}
-		const char *name = flint_opts[k].name, *val = eq ? eq + 1 : argv[++i];
-		kernel |= !strcmp(name, "kernel");
-		rootfs |= !strcmp(name, "rootfs");
-		vsock |= kind == K_VSOCK;
-		api_sock |= kind == K_SOCKET;
-		char *nv = rewrite_value(p, kind, name, val, err, errlen), *s = NULL;
-		if (!nv)
-			return -EINVAL;
-		if (eq) {
-			r = asprintf(&s, "%.*s=%s", (int)(eq - a), a, nv);
-			free(nv);
-			if (r < 0 || push(p->argv, &p->argc, s) < 0)
-				return fail(err, errlen, -ENOMEM, "out of memory");
-		} else if (push(p->argv, &p->argc, strdup(a)) < 0 ||
-			   push(p->argv, &p->argc, nv) < 0) {
-			return fail(err, errlen, -ENOMEM, "out of memory");
-		}
+	if (!(w.av = calloc(w.n + 1, sizeof(char *)))) {
+		r = nomem(err, errlen);
+		goto out;
 	}
-	for (; i < argc; i++)
-		if (push(p->argv, &p->argc, strdup(argv[i])) < 0)
-			return fail(err, errlen, -ENOMEM, "out of memory");
-	if ((run && !kernel &&
-	     (r = add_default(p, h, exec_file, "vmlinux", "--kernel", extra, &nextra, err, errlen)) <
-		 0) ||
-	    (run && !rootfs &&
-	     (r = add_default(p, h, exec_file, "rootfs.ext4", "--rootfs", extra, &nextra, err,
-			      errlen)) < 0)) {
-		while (nextra > 0)
-			free(extra[--nextra]);
-		return r;
+	for (int i = 0; i < w.n; i++)
+		if (!(w.av[i] = strdup(i ? argv[i - 1] : "flint"))) {
+			r = nomem(err, errlen);
+			goto out;
+		}
+	/* flint's own parser: what it refuses is refused, with its message. */
+	enum cli_result res = cli_parse(w.n, w.av, &cfg, err, errlen);
+	parsed = true;
+	if (res != CLI_RUN) {
+		r = res == CLI_EXIT_OK ? PLAN_PRINTED : -EINVAL;
+		goto out;
 	}
-	/* The defaults go right after "run", before any "--". */
-	memmove(&p->argv[insert_at + nextra], &p->argv[insert_at],
-		(p->argc - insert_at) * sizeof(char *));
-	memcpy(&p->argv[insert_at], extra, nextra * sizeof(char *));
-	p->argc += nextra;
-	p->argv[p->argc] = NULL;
-	p->run_tmp = run && !vsock;
+	w.end = cfg.guest_argv - w.av;
+	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0)
+		goto out;
+	if (cfg.config_file)
+		r = from_file(p, &w, cfg.config_file, read, ctx, err, errlen);
+	else if (cfg.kernel || cfg.run)
+		r = from_cli(p, &w, &cfg, h, exec_file, err, errlen);
+	if (r < 0)
+		goto out;
+	if (cfg.log_path && ((r = add_output(p, "--log-path ", "log", cfg.log_path, true, jailed,
+					     err, errlen)) < 0 ||
+			     (r = edit_in_place(&w, F_LOG, cfg.log_path, jailed, err, errlen)) < 0))
+		goto out;
+	if (cfg.metrics_path &&
+	    ((r = add_output(p, "--metrics-path ", "metrics", cfg.metrics_path, false, jailed, err,
+			     errlen)) < 0 ||
+	     (r = edit_in_place(&w, F_METRICS, cfg.metrics_path, jailed, err, errlen)) < 0))
+		goto out;
 	/* flint serves the API (runner/cmd/instance.c) unless it runs a
-	 * command, boots a --kernel without --api-sock, or has --no-api; on
-	 * its default socket without --api-sock, whose directory is then made
-	 * as --api-sock's would be. */
-	if (run || no_api || (kernel && !api_sock))
+	 * command, checks KVM, boots a --kernel without --api-sock, or has
+	 * --no-api; on its default socket without --api-sock, whose directory
+	 * is then made as --api-sock's would be. */
+	if (cfg.api_sock &&
+	    ((r = socket_path("--api-sock ", cfg.api_sock, p->api_sock_path, err, errlen)) < 0 ||
+	     (r = edit_in_place(&w, F_API_SOCK, cfg.api_sock, p->api_sock_path, err, errlen)) < 0))
+		goto out;
+	if (cfg.run || cfg.no_api || cfg.check_kvm || (cfg.kernel && !cfg.api_sock))
 		p->api_sock_path[0] = '\0';
-	else if (!api_sock)
+	else if (!cfg.api_sock)
 		snprintf(p->api_sock_path, sizeof(p->api_sock_path), "%s", PLAN_DEFAULT_API_SOCK);
-	if (p->api_sock_path[0] && !strcmp(p->api_sock_path, p->vsock_path))
-		return fail(err, errlen, -EINVAL, "the API socket and the vsock socket are both %s",
-			    p->vsock_path);
-	return 0;
+	p->run_tmp = cfg.run && !cfg.vsock.enabled;
+	if ((r = check_distinct(p, err, errlen)) < 0 ||
+	    (r = build_argv(p, &w, cfg.run, err, errlen)) < 0 ||
+	    (r = verify(p, &w, &cfg, err, errlen)) < 0)
+		goto out;
+out:
+	if (parsed)
+		cli_config_free(&cfg);
+	for (unsigned k = 0; k < w.nedits; k++) {
+		free(w.edits[k].val);
+		free(w.edits[k].jailed);
+	}
+	for (int i = 0; w.av && i < w.n; i++)
+		free(w.av[i]);
+	free(w.av);
+	return r;
 }
 
 void plan_free(struct plan *p)
@@ -375,7 +619,9 @@ void plan_free(struct plan *p)
 		for (int i = 0; i < p->argc; i++)
 			free(p->argv[i]);
 	free(p->argv);
-	for (unsigned i = 0; i < p->nfiles; i++)
+	for (unsigned i = 0; i < p->nfiles; i++) {
 		free(p->files[i].src);
+		free(p->files[i].content);
+	}
 	*p = (struct plan){0};
 }

@@ -1,17 +1,29 @@
 /* What the jail must hold for flint's arguments, and the arguments rewritten
- * for flint's view from inside it. Pure but for flint run's defaults: walks
- * argv and touches no file, except that it looks for those defaults.
+ * for flint's view from inside it.
  *
- * The files flint opens are named on its command line: --kernel, --initrd,
- * --drive path=, --rootfs (flint run) and flint run's defaults (vmlinux,
- * rootfs.ext4, found where flint would look for them outside the jail,
- * runner/config/home.h), which flint cannot find from inside a jail with no
- * /proc or environment, so they are passed explicitly. Each is staged at the
- * jail's top level under its own name (numbered when two names collide) and the
- * argument points there. The directories of the --vsock socket and of the
- * API socket (--api-sock, or flint's default when flint serves the API)
- * are made inside the jail. Options the plan does not know pass through
- * untouched and nothing they name is staged. */
+ * flint's own parser decides what the arguments mean: they are parsed with
+ * cli_parse (runner/config/cli.h), so an argument flint would refuse is
+ * refused here with flint's message, and sizes and paths are read as flint
+ * reads them. The machine they describe comes from vm_config_from_cli, or
+ * from the --config-file through config_json_parse_file, and names every
+ * file flint will open:
+ * - the kernel, the initrd, each drive's image, flint run's root image and
+ *   its defaults (vmlinux, rootfs.ext4, found where flint would look for
+ *   them outside the jail, runner/config/home.h, and passed explicitly: flint
+ *   cannot find them from inside a jail with no /proc or environment) are
+ *   staged at the jail's top level under their own names (numbered when two
+ *   collide) and the arguments point there;
+ * - the sockets flint binds (--vsock uds= or the file's vsock uds_path, the
+ *   API socket: --api-sock or flint's default when flint serves the API)
+ *   and the files it writes (--log-path, --metrics-path, the file's logger
+ *   and metrics paths) are paths inside the jail, as with Firecracker's
+ *   jailer: their directories are made there;
+ * - a --config-file is read as the jail's user and written into the jail
+ *   rewritten (config_json_encode) with the in-jail paths.
+ * The rewritten arguments are parsed again and must give the same machine
+ * with the in-jail paths, or the launch is refused. Pure but for flint run's
+ * defaults (looked for) and the config file (read through the caller's
+ * function). */
 #ifndef FLINT_JAIL_PLAN_H
 #define FLINT_JAIL_PLAN_H
 
@@ -24,12 +36,19 @@
 #include "config/home.h"
 #include "core/util.h"
 
-/* flint's API socket when --api-sock is not given (API_DEFAULT_SOCK in
- * runner/config/cli.h). */
-#define PLAN_DEFAULT_API_SOCK "/run/flint.socket"
+/* flint's API socket when --api-sock is not given. */
+#define PLAN_DEFAULT_API_SOCK API_DEFAULT_SOCK
 
-/* The exec file, kernel, initrd, flint run's root image and the drives. */
-#define PLAN_MAX_FILES (MAX_DRIVES + 4)
+/* The exec file, the config file, kernel, initrd, flint run's root image
+ * and the drives. */
+#define PLAN_MAX_FILES (MAX_DRIVES + 5)
+/* --log-path, --metrics-path, the config file's logger and metrics. */
+#define PLAN_MAX_OUTPUTS 4
+/* Largest config file: flint's own limit (runner/cmd/instance.c). */
+#define PLAN_CONFIG_MAX (1 << 20)
+/* plan_build's result when flint's parser printed --help or --version:
+ * nothing is to be launched. */
+#define PLAN_PRINTED 1
 
 enum plan_access { PLAN_READ, PLAN_READ_WRITE, PLAN_EXEC };
 
@@ -37,6 +56,18 @@ struct plan_file {
 	char *src;		 /* host path, malloc'd */
 	char name[NAME_MAX + 1]; /* at the jail's top level */
 	enum plan_access access;
+	/* The rewritten config file: written into the jail (root's, 0644)
+	 * instead of staged from src; malloc'd. NULL for a staged file. */
+	char *content;
+};
+
+/* A file flint writes, at a path inside the jail. */
+struct plan_output {
+	char path[PATH_MAX]; /* absolute, in the jail */
+	const char *what;    /* "log", "metrics": for messages */
+	/* Made empty by the jailer: flint's logger opens its file but does
+	 * not create it (as Firecracker's); the metrics file flint creates. */
+	bool make;
 };
 
 struct plan {
@@ -44,22 +75,32 @@ struct plan {
 	int argc;
 	struct plan_file files[PLAN_MAX_FILES]; /* files[0] is the exec file */
 	unsigned nfiles;
-	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without --vsock */
+	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without vsock */
 	/* In-jail path of the API socket: --api-sock's, else flint's default;
-	 * "" when flint serves no API (flint run, --no-api, --kernel without
-	 * --api-sock). */
+	 * "" when flint serves no API (flint run, --no-api, --check-kvm,
+	 * --kernel without --api-sock). */
 	char api_sock_path[PATH_MAX];
+	struct plan_output outputs[PLAN_MAX_OUTPUTS];
+	unsigned noutputs;
 	bool run_tmp; /* flint run makes its private socket directory in /tmp */
-	uint64_t mem; /* guest memory from --mem, or flint's default */
+	uint64_t mem; /* guest memory as flint reads it, or flint's default */
 };
 
-/* Build the plan for exec_file (host path) and flint's arguments. flint
- * run's defaults come from the first of h's places that has them (h built
- * with home_init for $FLINT_HOME and exec_file), or, with h NULL, from
- * beside exec_file. 0, or -EINVAL / -ENOMEM / -ENOENT with a message in
- * err; plan_free in every case. */
-int plan_build(struct plan *p, const char *exec_file, const struct home *h, int argc,
-	       char *const *argv, char *err, size_t errlen) WARN_UNUSED;
+/* Read the file at path for plan_build (the --config-file), as the jail's
+ * user will: its content, NUL-terminated, in a malloc'd *text of *len bytes
+ * (at most PLAN_CONFIG_MAX). 0 or -errno with a message in err. */
+typedef int plan_read_fn(void *ctx, const char *path, char **text, size_t *len, char *err,
+			 size_t errlen);
+
+/* Build the plan for exec_file (host path) and flint's arguments (the words
+ * after flint-jail's "--"). flint run's defaults come from the first of h's
+ * places that has them (h built with home_init for $FLINT_HOME and
+ * exec_file), or, with h NULL, from beside exec_file; a config file is read
+ * with read(ctx, ...). 0; PLAN_PRINTED when flint's parser printed its
+ * --help or --version; or -EINVAL / -ENOMEM / -ENOENT with a message in err
+ * (flint's own for arguments flint refuses). plan_free in every case. */
+int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan_read_fn *read,
+	       void *ctx, int argc, char *const *argv, char *err, size_t errlen) WARN_UNUSED;
 
 void plan_free(struct plan *p);
 

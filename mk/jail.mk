@@ -11,10 +11,15 @@
 
 JAIL_SRCS := $(wildcard jail/*.c)
 JAIL_OBJS := $(JAIL_SRCS:%.c=$(BUILD)/%.o)
-# What the jailer shares with flint: reading the cgroup files, and where
-# flint run finds its guest.
-JAIL_RUNNER_OBJS := $(BUILD)/runner/core/util.o $(BUILD)/runner/core/cgroupfs.o \
-	$(BUILD)/runner/config/home.o
+# What the jailer shares with flint: reading the cgroup files, where flint
+# run finds its guest, and flint's parsing of its arguments and config file
+# (jail/plan.c), with what they need (--seccomp-test-forbidden's thread
+# names: seccomp.o and libseccomp; JSON: jansson). All from Debian's .a
+# files: the jailer stays static.
+JAIL_RUNNER_OBJS := $(addprefix $(BUILD)/runner/,core/util.o core/cgroupfs.o config/home.o \
+	config/cli.o config/cmdline.o config/vm_config.o config/vm_config_cli.o \
+	config/config_json.o config/jfield.o core/ratelimit.o core/seccomp.o)
+JAIL_LDLIBS_OWN := -lcap -lseccomp -ljansson
 # The unit tests link the modules without libcap and main.
 JAIL_LIB_OBJS := $(filter-out $(BUILD)/jail/main.o $(BUILD)/jail/privs.o,$(JAIL_OBJS))
 JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint
@@ -22,7 +27,7 @@ JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint
 .PHONY: jail-test bench-jail
 
 $(BUILD)/flint-jail: $(JAIL_OBJS) $(JAIL_RUNNER_OBJS)
-	$(CC) $(CFLAGS) -static -o $@ $^ -lcap
+	$(CC) $(CFLAGS) -static -o $@ $^ $(JAIL_LDLIBS_OWN)
 
 # libmicrohttpd: Debian's libmicrohttpd.a needs gnutls, which cannot be linked
 # statically (no libp11-kit.a), so the static flint links one built without
@@ -54,7 +59,7 @@ $(BUILD)/jail-pause/%.o: jail/%.c
 	$(CC) $(CPPFLAGS) -DJAIL_TEST_PAUSE $(FLINT_CFLAGS) $(CFLAGS) -c -o $@ $<
 $(BUILD)/jail/flint-jail-pause: $(JAIL_PAUSE_OBJS) $(JAIL_RUNNER_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -static -o $@ $^ -lcap
+	$(CC) $(CFLAGS) -static -o $@ $^ $(JAIL_LDLIBS_OWN)
 
 # The jail's user in the race tests: swaps names while the jailer works.
 $(BUILD)/jail/racer: tests/jail/racer.c

@@ -6,15 +6,52 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config_json.h"
 #include "plan.h"
 
 #define ARGV(...) ((char *const[]){__VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *const[]){__VA_ARGS__}) / sizeof(char *)))
 #define BUILD(p, ...)                                                                              \
-	plan_build(p, "/opt/flint/flint", NULL, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err, 256)
+	plan_build(p, "/opt/flint/flint", NULL, fake_read, NULL, ARGC(__VA_ARGS__),                \
+		   ARGV(__VA_ARGS__), err, 256)
 
 static struct plan p;
 static char err[256];
+
+/* The config files the tests' reader knows, by path. */
+static const struct {
+	const char *path, *text;
+} files[] = {
+    {"/cfg/vm.json",
+     "{\"boot-source\": {\"kernel_image_path\": \"/img/vmlinux\", \"initrd_path\": "
+     "\"initrd.gz\", \"boot_args\": \"console=ttyS0\"},"
+     " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"/img/root.ext4\", "
+     "\"is_root_device\": true, \"is_read_only\": true},"
+     " {\"drive_id\": \"data\", \"path_on_host\": \"/disks/vmlinux\", "
+     "\"is_root_device\": false}],"
+     " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 512},"
+     " \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"run/v.sock\"},"
+     " \"logger\": {\"log_path\": \"/logs/fc.log\", \"level\": \"Debug\"},"
+     " \"metrics\": {\"metrics_path\": \"/logs/metrics.json\"}}"},
+    {"/cfg/bad.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
+		      "\"machine-config\": {\"vcpu_count\": 0, \"mem_size_mib\": 128}}"},
+    {"/cfg/up.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
+		     "\"metrics\": {\"metrics_path\": \"../m\"}}"},
+};
+
+static int fake_read(void *ctx, const char *path, char **text, size_t *len, char *why,
+		     size_t whylen)
+{
+	(void)ctx;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		if (!strcmp(files[i].path, path)) {
+			*text = strdup(files[i].text);
+			*len = strlen(files[i].text);
+			return 0;
+		}
+	snprintf(why, whylen, "No such file or directory");
+	return -ENOENT;
+}
 
 static void fini(void)
 {
@@ -38,7 +75,9 @@ TestSuite(jail_plan, .fini = fini);
 
 Test(jail_plan, exec_file_only)
 {
-	cr_assert_eq(plan_build(&p, "/opt/flint/flint", NULL, 0, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+	    plan_build(&p, "/opt/flint/flint", NULL, fake_read, NULL, 0, NULL, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_assert_str_eq(joined(), "/flint");
 	cr_assert_eq(p.nfiles, 1);
 	cr_assert_str_eq(p.files[0].src, "/opt/flint/flint");
@@ -82,17 +121,63 @@ Test(jail_plan, name_collisions_and_repeats)
 	cr_assert_eq(p.files[2].access, PLAN_READ_WRITE, "read-write wins");
 }
 
-Test(jail_plan, unknown_options_pass_through)
+/* flint's parser decides: what it refuses is refused, with its message;
+ * getopt_long's abbreviations are understood as flint understands them. */
+Test(jail_plan, flint_refuses_what_flint_refuses)
 {
-	cr_assert_eq(BUILD(&p, "--seccomp-test-forbidden", "vcpu", "--new-opt=/etc/x", "--kernel",
-			   "/k", "--flag", "--ker=/k2"),
+	static const struct {
+		const char *args[4];
+		const char *msg;
+	} cases[] = {
+	    {{"--kernel", "/k", "--frob"}, "unknown option --frob (see --help)"},
+	    {{"--new-opt=/etc/x"}, "unknown option --new-opt=/etc/x (see --help)"},
+	    {{"--kernel", "/k", "stray"}, "unexpected argument stray; put guest commands after --"},
+	    {{"--kernel"}, "--kernel needs a value"},
+	    {{"--drive", "path=/d"}, "no kernel given"},
+	    {{"--kernel", "/k", "--drive", "ro"}, "--drive ro: no path=FILE"},
+	    {{"--no-api", "--kernel", "/k"}, "--no-api needs --config-file"},
+	    {{"run", "--kernel", "/k", "--rootfs"}, "--rootfs needs a value"},
+	    {{"--rootfs", "/r"}, "is an option of flint run"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int n = 0;
+		while (n < 4 && cases[i].args[n])
+			n++;
+		cr_assert_eq(plan_build(&p, "/opt/flint/flint", NULL, fake_read, NULL, n,
+					(char *const *)cases[i].args, err, sizeof(err)),
+			     -EINVAL, "%s", cases[i].args[0]);
+		cr_assert(strstr(err, cases[i].msg), "%s: %s", cases[i].args[0], err);
+		plan_free(&p);
+	}
+}
+
+Test(jail_plan, abbreviations_and_hidden_options)
+{
+	cr_assert_eq(BUILD(&p, "--seccomp-test-forbidden", "vcpu", "--ker=/k2", "--ini", "/i/rd",
+			   "--dri=path=/d/x.img,ro", "--stats"),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(),
-			 "/flint --seccomp-test-forbidden vcpu --new-opt=/etc/x --kernel "
-			 "/k --flag --ker=/k2",
+			 "/flint --seccomp-test-forbidden vcpu --ker=/k2 --ini /rd "
+			 "--dri=path=/x.img,ro --stats",
 			 "'--ker' abbreviates --kernel, as getopt_long allows");
+	cr_assert_eq(p.nfiles, 4);
+	cr_assert_str_eq(p.files[1].src, "/k2");
+	cr_assert_str_eq(p.files[3].src, "/d/x.img");
+}
+
+/* Only the values flint reads as paths are rewritten: an --append or
+ * --cmdline word that looks like a drive spec is the guest's. */
+Test(jail_plan, only_flints_paths_are_rewritten)
+{
+	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux", "--append", "path=/d/a.img",
+			   "--cmdline=uds=/x,path=/d/a.img", "--drive", "path=/d/a.img,id=a",
+			   "--vsock", "cid=3,uds=/run/v", "--", "--drive", "path=/d/a.img"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --kernel /vmlinux --append path=/d/a.img "
+				   "--cmdline=uds=/x,path=/d/a.img --drive path=/a.img,id=a "
+				   "--vsock cid=3,uds=/run/v -- --drive path=/d/a.img");
 	cr_assert_eq(p.nfiles, 3);
-	cr_assert_str_eq(p.files[2].src, "/k2");
 }
 
 Test(jail_plan, flint_run_defaults)
@@ -118,26 +203,29 @@ Test(jail_plan, flint_run_given_files_and_vsock)
 
 Test(jail_plan, bad_values)
 {
-	cr_assert_eq(BUILD(&p, "--vsock", "cid=3,uds=/run/../../etc/s"), -EINVAL);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--vsock", "cid=3,uds=/run/../../etc/s"), -EINVAL);
 	cr_assert(strstr(err, "--vsock uds=/run/../../etc/s"), "%s", err);
 	plan_free(&p);
 	cr_assert_eq(BUILD(&p, "--kernel", "/boot/"), -EINVAL);
 	cr_assert(strstr(err, "/boot/ does not name a file"), "%s", err);
 	plan_free(&p);
-	cr_assert_eq(BUILD(&p, "--initrd", ".."), -EINVAL);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--initrd", ".."), -EINVAL);
 }
 
 Test(jail_plan, api_socket_is_made_inside_the_jail)
 {
-	cr_assert_eq(BUILD(&p, "--api-sock", "api.sock", "--vsock", "cid=3,uds=/run/v.sock"), 0,
-		     "%s", err);
-	cr_assert_str_eq(joined(), "/flint --api-sock /api.sock --vsock cid=3,uds=/run/v.sock",
+	cr_assert_eq(BUILD(&p, "--api-sock", "api.sock", "--kernel", "/k", "--vsock",
+			   "cid=3,uds=/run/v.sock"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(),
+			 "/flint --api-sock /api.sock --kernel /k --vsock cid=3,uds=/run/v.sock",
 			 "relative to flint's working directory, /");
 	cr_assert_str_eq(p.api_sock_path, "/api.sock");
-	cr_assert_eq(p.nfiles, 1, "a socket is made by flint, not staged");
+	cr_assert_eq(p.nfiles, 2, "a socket is made by flint, not staged");
 	plan_free(&p);
-	cr_assert_eq(BUILD(&p, "--api-sock=/run/fc/api.sock", "--", "x"), 0, "%s", err);
-	cr_assert_str_eq(joined(), "/flint --api-sock=/run/fc/api.sock -- x");
+	cr_assert_eq(BUILD(&p, "--api-sock=/run/fc/api.sock", "--kernel", "/k", "--", "x"), 0, "%s",
+		     err);
+	cr_assert_str_eq(joined(), "/flint --api-sock=/run/fc/api.sock --kernel /k -- x");
 	cr_assert_str_eq(p.api_sock_path, "/run/fc/api.sock");
 }
 
@@ -153,14 +241,18 @@ Test(jail_plan, api_socket_default)
 	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux", "--api-sock", "/a.sock"), 0, "%s", err);
 	cr_assert_str_eq(p.api_sock_path, "/a.sock", "unless given --api-sock");
 	plan_free(&p);
-	cr_assert_eq(BUILD(&p, "--config-file", "/c.json", "--no-api", "--api-sock", "/a.sock"), 0,
-		     "%s", err);
-	cr_assert_str_eq(joined(), "/flint --config-file /c.json --no-api --api-sock /a.sock");
+	cr_assert_eq(
+	    BUILD(&p, "--config-file", "/cfg/vm.json", "--no-api", "--api-sock", "/a.sock"), 0,
+	    "%s", err);
+	cr_assert_str_eq(joined(), "/flint --config-file /vm.json --no-api --api-sock /a.sock");
 	cr_assert_str_eq(p.api_sock_path, "", "--no-api: no socket");
 	plan_free(&p);
-	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/k/r.ext4"), 0, "%s",
-		     err);
+	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/k/r.ext4", "--", "x"),
+		     0, "%s", err);
 	cr_assert_str_eq(p.api_sock_path, "", "flint run serves no API");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--check-kvm"), 0, "%s", err);
+	cr_assert_str_eq(p.api_sock_path, "", "--check-kvm serves no API");
 }
 
 Test(jail_plan, bad_api_sockets)
@@ -170,32 +262,145 @@ Test(jail_plan, bad_api_sockets)
 	plan_free(&p);
 	cr_assert_eq(BUILD(&p, "--api-sock", "/run/"), -EINVAL, "a directory, not a socket");
 	plan_free(&p);
-	cr_assert_eq(BUILD(&p, "--api-sock", "s", "--vsock", "uds=/s"), -EINVAL);
+	cr_assert_eq(BUILD(&p, "--api-sock", "s", "--kernel", "/k", "--vsock", "cid=3,uds=/s"),
+		     -EINVAL);
 	cr_assert(strstr(err, "both /s"), "%s", err);
 }
 
-Test(jail_plan, malformed_values_are_flints_to_refuse)
-{
-	cr_assert_eq(BUILD(&p, "--mem", "lots", "--drive", "ro", "--kernel"), 0, "%s", err);
-	cr_assert_str_eq(joined(), "/flint --mem lots --drive ro --kernel");
-	cr_assert_eq(p.mem, DEFAULT_MEM);
-	cr_assert_eq(p.nfiles, 1);
-}
-
+/* --mem as flint reads it (cli_parse_size, then whole MiB as
+ * vm_config_from_cli wants), for the cgroup memory check; what flint
+ * refuses is refused with its message, not taken for flint's default. */
 Test(jail_plan, memory_sizes)
 {
 	static const struct {
 		const char *arg;
-		uint64_t bytes;
-	} cases[] = {{"256", 256ULL << 20},   {"512M", 512ULL << 20}, {"2G", 2ULL << 30},
-		     {"65536K", 64ULL << 20}, {"2GiB", 2ULL << 30},   {"-5", DEFAULT_MEM}};
+		uint64_t bytes; /* 0: refused */
+		const char *msg;
+	} cases[] = {
+	    {"256", 256ULL << 20, NULL},
+	    {"512M", 512ULL << 20, NULL},
+	    {"2G", 2ULL << 30, NULL},
+	    {"65536K", 64ULL << 20, NULL},
+	    {"2GiB", 2ULL << 30, NULL},
+	    {"1gb", 1ULL << 30, NULL},
+	    {"-5", 0, "--mem -5: expected a size"},
+	    {"lots", 0, "--mem lots: expected a size"},
+	    {"1T", 0, "--mem 1T: expected a size"},
+	    {"100M5", 0, "--mem 100M5: expected a size"},
+	    {"17K", 0, "at least 16M"},
+	    {"2048G", 0, "--mem 2048G: expected a size"},
+	    {"16388K", 0, "--mem: 16388 KiB is not a whole number of MiB"},
+	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char *arg = (char *)cases[i].arg;
-		cr_assert_eq(BUILD(&p, "--mem", arg), 0);
-		cr_assert_eq(p.mem, cases[i].bytes, "--mem %s", cases[i].arg);
+		int r = BUILD(&p, "--kernel", "/k", "--mem", arg);
+		if (cases[i].bytes) {
+			cr_assert_eq(r, 0, "--mem %s: %s", arg, err);
+			cr_assert_eq(p.mem, cases[i].bytes, "--mem %s", arg);
+		} else {
+			cr_assert_eq(r, -EINVAL, "--mem %s", arg);
+			cr_assert(strstr(err, cases[i].msg), "--mem %s: %s", arg, err);
+		}
 		plan_free(&p);
 	}
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/vm.json"), 0, "%s", err);
+	cr_assert_eq(p.mem, 512ULL << 20, "the config file's mem_size_mib");
+}
+
+/* --log-path and --metrics-path are paths in the jail, as --api-sock's:
+ * their directories are made there; the log file too, which flint opens
+ * but does not create. */
+Test(jail_plan, log_and_metrics_paths)
+{
+	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux", "--log-path", "logs/flint.log",
+			   "--metrics-path=/m/metrics.json", "--level", "Debug"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --kernel /vmlinux --log-path /logs/flint.log "
+				   "--metrics-path=/m/metrics.json --level Debug");
+	cr_assert_eq(p.noutputs, 2);
+	cr_assert_str_eq(p.outputs[0].path, "/logs/flint.log");
+	cr_assert_str_eq(p.outputs[0].what, "log");
+	cr_assert(p.outputs[0].make, "flint's logger does not create its file");
+	cr_assert_str_eq(p.outputs[1].path, "/m/metrics.json");
+	cr_assert_not(p.outputs[1].make, "flint creates the metrics file");
+	cr_assert_eq(p.nfiles, 2, "outputs are not staged from the host");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--log-path", "/run/../../var/log/x"), -EINVAL);
+	cr_assert(strstr(err, "--log-path /run/../../var/log/x: expected a path inside the jail"),
+		  "%s", err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--metrics-path", "/run/flint.socket"), -EINVAL);
+	cr_assert(strstr(err, "the metrics file and a socket are both /run/flint.socket"), "%s",
+		  err);
+}
+
+/* A config file: read (as the jail's user, by the caller's reader), the
+ * files it names staged, its sockets and outputs made in the jail, and a
+ * copy with the in-jail paths passed to flint. */
+Test(jail_plan, config_file_is_staged_rewritten)
+{
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/vm.json", "--log-path", "/logs/cli.log"), 0,
+		     "%s", err);
+	cr_assert_str_eq(joined(), "/flint --config-file /vm.json --log-path /logs/cli.log");
+	cr_assert_eq(p.nfiles, 6);
+	cr_assert_str_eq(p.files[1].name, "vm.json");
+	cr_assert_str_eq(p.files[1].src, "/cfg/vm.json");
+	cr_assert_not_null(p.files[1].content, "written, not staged");
+	cr_assert_str_eq(p.files[2].src, "/img/vmlinux");
+	cr_assert_eq(p.files[2].access, PLAN_READ);
+	cr_assert_str_eq(p.files[3].src, "initrd.gz");
+	cr_assert_str_eq(p.files[4].src, "/img/root.ext4");
+	cr_assert_eq(p.files[4].access, PLAN_READ, "is_read_only");
+	cr_assert_str_eq(p.files[5].src, "/disks/vmlinux");
+	cr_assert_str_eq(p.files[5].name, "2-vmlinux");
+	cr_assert_eq(p.files[5].access, PLAN_READ_WRITE);
+	cr_assert_str_eq(p.vsock_path, "/run/v.sock");
+	cr_assert_str_eq(p.api_sock_path, PLAN_DEFAULT_API_SOCK, "served: no --no-api");
+	cr_assert_eq(p.noutputs, 3);
+	cr_assert_str_eq(p.outputs[0].path, "/logs/fc.log");
+	cr_assert(p.outputs[0].make);
+	cr_assert_str_eq(p.outputs[1].path, "/logs/metrics.json");
+	cr_assert_str_eq(p.outputs[2].path, "/logs/cli.log");
+	cr_assert_eq(p.files[0].content, NULL);
+
+	/* The copy is the same machine, with the jail's paths. */
+	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
+					    sizeof(why)),
+		     0, "%s", why);
+	cr_assert_str_eq(c.boot.kernel_image_path, "/vmlinux");
+	cr_assert_str_eq(c.boot.initrd_path, "/initrd.gz");
+	cr_assert_str_eq(c.boot.boot_args, "console=ttyS0");
+	cr_assert_eq(c.ndrives, 2);
+	cr_assert_str_eq(c.drives[0].path_on_host, "/root.ext4");
+	cr_assert(c.drives[0].is_root_device && c.drives[0].is_read_only);
+	cr_assert_str_eq(c.drives[1].path_on_host, "/2-vmlinux");
+	cr_assert_eq(c.machine.vcpu_count, 2);
+	cr_assert_str_eq(c.vsock.uds_path, "/run/v.sock");
+	cr_assert_str_eq(c.logger.log_path, "/logs/fc.log");
+	cr_assert_eq(c.logger.level, VMC_LOG_DEBUG);
+	cr_assert_str_eq(c.metrics.metrics_path, "/logs/metrics.json");
+	vm_config_free(&c);
+}
+
+Test(jail_plan, config_file_errors)
+{
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/none.json"), -ENOENT);
+	cr_assert_str_eq(err, "config file /cfg/none.json: No such file or directory");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/bad.json"), -EINVAL);
+	cr_assert(strstr(err, "config file /cfg/bad.json: ") && strstr(err, "vcpu_count"), "%s",
+		  err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/up.json"), -EINVAL);
+	cr_assert(strstr(err, "metrics metrics_path ../m: expected a path inside the jail"), "%s",
+		  err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/vm.json", "--kernel", "/k"), -EINVAL);
+	cr_assert(strstr(err, "--config-file describes the whole machine"), "%s", err);
 }
 
 /* flint run's defaults come from where flint itself would look: the first
@@ -215,8 +420,8 @@ Test(jail_plan, run_defaults_follow_flint_home)
 	fclose(fopen(path, "w"));
 	snprintf(exe, sizeof(exe), "%s/flint", exe_dir);
 	home_init(&h, home_dir, exe);
-	cr_assert_eq(plan_build(&p, exe, &h, ARGC("run", "--", "true"), ARGV("run", "--", "true"),
-				err, sizeof(err)),
+	cr_assert_eq(plan_build(&p, exe, &h, fake_read, NULL, ARGC("run", "--", "true"),
+				ARGV("run", "--", "true"), err, sizeof(err)),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 -- true");
 	snprintf(want, sizeof(want), "%s/vmlinux", home_dir);
@@ -228,7 +433,9 @@ Test(jail_plan, run_defaults_follow_flint_home)
 	/* Nowhere: the error says where it looked and how to point elsewhere. */
 	snprintf(path, sizeof(path), "%s/vmlinux", home_dir);
 	unlink(path);
-	cr_assert_eq(plan_build(&p, exe, &h, ARGC("run"), ARGV("run"), err, sizeof(err)), -ENOENT);
+	cr_assert_eq(plan_build(&p, exe, &h, fake_read, NULL, ARGC("run", "--", "true"),
+				ARGV("run", "--", "true"), err, sizeof(err)),
+		     -ENOENT);
 	cr_assert(strstr(err, "no vmlinux in") && strstr(err, home_dir) && strstr(err, exe_dir) &&
 		      strstr(err, "FLINT_HOME") && strstr(err, "--kernel FILE"),
 		  "%s", err);

@@ -134,22 +134,22 @@ fi
 VSOCK="--vsock cid=3,uds=/run/v/sock"
 # 1. Directories and nodes made, then chowned (the vsock socket's, flint
 # run's /tmp, /dev): each exchanged with a symlink the moment it exists.
-paused swap-vsock swap '*' -- exit 0 --kernel "$H/shared.img" $VSOCK
-paused swap-run-tmp swap '*' -- run --kernel "$H/shared.img" --rootfs "$SRC"
+paused swap-vsock swap '*' -- --kernel "$H/shared.img" $VSOCK
+paused swap-run-tmp swap '*' -- run --kernel "$H/shared.img" --rootfs "$SRC" -- true
 # Symlinks planted at run, run/v, tmp before the jailer makes them.
-paused plant-vsock plant '*' -- exit 0 --kernel "$H/shared.img" $VSOCK
-paused plant-run-tmp plant '*' -- run --kernel "$H/shared.img" --rootfs "$SRC"
+paused plant-vsock plant '*' -- --kernel "$H/shared.img" $VSOCK
+paused plant-run-tmp plant '*' -- run --kernel "$H/shared.img" --rootfs "$SRC" -- true
 # 2. The pid file: a staged hard link of the shared image renamed to it.
-paused pid-file pid '*' --new-pid-ns -- exit 0 --kernel "$H/shared.img"
+paused pid-file pid '*' --new-pid-ns -- --kernel "$H/shared.img"
 # 3. The source swapped for a symlink to the root-only file once it was
 # checked (the jail on another file system: a copy).
-paused source-swap source 'opened *disk.img' -- exit 0 --drive "path=$SRC"
+paused source-swap source 'opened *disk.img' -- --kernel "$H/shared.img" --drive "path=$SRC"
 # 4. A failure after entering the jail (--netns /dev/null is no namespace);
 # dev swapped for a symlink to a host directory before the undo.
-paused undo-dev dev 'undo' --netns /dev/null -- exit 0 --kernel "$H/shared.img"
+paused undo-dev dev 'undo' --netns /dev/null -- --kernel "$H/shared.img"
 # After the handover the user may rename anything in the jail: the exec file
 # (flint cannot start, the jailer undoes), dev, run and the rest.
-paused x-undo-handover exec,plant,dev,swap 'before exec' --new-pid-ns -- exit 0 \
+paused x-undo-handover exec,plant,dev,swap 'before exec' --new-pid-ns -- \
 	--kernel "$H/shared.img" $VSOCK
 
 # --- racing ----------------------------------------------------------------
@@ -162,11 +162,11 @@ t0=$(date +%s)
 while [ $i -lt "$LAUNCHES" ]; do
 	i=$((i + 1))
 	case $((i % 5)) in
-	0) set -- --id "v$i" -- exit 0 --kernel "$H/shared.img" $VSOCK ;;
-	1) set -- --id "t$i" -- run --kernel "$H/shared.img" --rootfs "$SRC" ;;
-	2) set -- --id "p$i" --new-pid-ns -- exit 0 --kernel "$H/shared.img" --drive "path=$SRC" ;;
-	3) set -- --id "f$i" --netns /dev/null -- exit 0 --kernel "$H/shared.img" $VSOCK ;;
-	4) set -- --id "x$i" --new-pid-ns -- exit 0 --kernel "$H/shared.img" $VSOCK \
+	0) set -- --id "v$i" -- --kernel "$H/shared.img" $VSOCK ;;
+	1) set -- --id "t$i" -- run --kernel "$H/shared.img" --rootfs "$SRC" -- true ;;
+	2) set -- --id "p$i" --new-pid-ns -- --kernel "$H/shared.img" --drive "path=$SRC" ;;
+	3) set -- --id "f$i" --netns /dev/null -- --kernel "$H/shared.img" $VSOCK ;;
+	4) set -- --id "x$i" --new-pid-ns -- --kernel "$H/shared.img" $VSOCK \
 		--drive "path=$SRC" ;;
 	esac
 	# shellcheck disable=SC2086

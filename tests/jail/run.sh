@@ -109,8 +109,8 @@ echo disk >"$T/files/disk.img"
 chmod 644 "$T/files/vmlinux"
 chown "$U:$U" "$T/files/disk.img"
 jail --id view --exec-file "$PROBE" $ID --resource-limit no-file=100 \
-	--resource-limit fsize=1048576 -- exit 7 --kernel "$T/files/vmlinux" \
-	--drive "path=$T/files/disk.img,id=d" --vsock "cid=3,uds=/run/v/sock" -- x
+	--resource-limit fsize=1048576 -- --kernel "$T/files/vmlinux" \
+	--drive "path=$T/files/disk.img,id=d" --vsock "cid=3,uds=/run/v/sock" -- exit 7 x
 R=$BASE/probe/view/root
 why=
 [ "$status" = 7 ] || why="status $status, expected the probe's 7"
@@ -150,8 +150,15 @@ rm -rf "$BASE/probe/api"
 [ -z "$why" ] && ok api-sock || bad api-sock "$why"
 
 # No --api-sock, no --kernel: flint's default socket, whose directory /run
-# is made (and shared with a vsock socket's).
-jail --id apidef --exec-file "$PROBE" $ID -- --vsock "cid=3,uds=/run/v/sock"
+# is made (and shared with a vsock socket's, from a config file).
+cat >"$T/files/vsock.json" <<EOF
+{"boot-source": {"kernel_image_path": "$T/files/vmlinux"}, "drives": [],
+ "vsock": {"guest_cid": 3, "uds_path": "/run/v/sock"}}
+EOF
+echo "{\"boot-source\": {\"kernel_image_path\": \"$T/files/vmlinux\"}, \"drives\": []}" \
+	>"$T/files/plain.json"
+chmod 644 "$T/files/vsock.json" "$T/files/plain.json"
+jail --id apidef --exec-file "$PROBE" $ID -- --config-file "$T/files/vsock.json"
 R=$BASE/probe/apidef/root
 why=
 [ "$status" = 0 ] || why="status $status"
@@ -162,8 +169,8 @@ rm -rf "$BASE/probe/apidef"
 [ -z "$why" ] && ok api-sock-default || bad api-sock-default "$why"
 
 # flint run and --no-api: no API socket, no directory for it.
-for c in "no-api:--no-api --kernel $T/files/vmlinux" \
-	"run:run --kernel $T/files/vmlinux --rootfs $T/files/disk.img"; do
+for c in "no-api:--no-api --config-file $T/files/plain.json" \
+	"run:run --kernel $T/files/vmlinux --rootfs $T/files/disk.img -- true"; do
 	name=${c%%:*}
 	# shellcheck disable=SC2086
 	jail --id "$name" --exec-file "$PROBE" $ID -- ${c#*:}
@@ -174,6 +181,58 @@ for c in "no-api:--no-api --kernel $T/files/vmlinux" \
 	rm -rf "$BASE/probe/$name"
 	[ -z "$why" ] && ok "api-sock-$name" || bad "api-sock-$name" "$why"
 done
+
+# --- a config file: the files it names staged, a copy for flint ---------
+# The copy (root's, 0644) names the in-jail paths; its log file is made
+# (flint's logger does not create one), the metrics file's directory too.
+echo ro >"$T/files/ro.img"
+chmod 644 "$T/files/ro.img"
+cat >"$T/files/vm.json" <<EOF
+{"boot-source": {"kernel_image_path": "$T/files/vmlinux"},
+ "drives": [{"drive_id": "rootfs", "path_on_host": "$T/files/ro.img", "is_root_device": true,
+             "is_read_only": true},
+            {"drive_id": "data", "path_on_host": "$T/files/disk.img", "is_root_device": false}],
+ "logger": {"log_path": "/logs/fc.log"}, "metrics": {"metrics_path": "/logs/m.json"}}
+EOF
+chmod 644 "$T/files/vm.json"
+jail --id cfg --exec-file "$PROBE" $ID -- --config-file "$T/files/vm.json" --no-api
+R=$BASE/probe/cfg/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "arg=--config-file" "arg=/vm.json" "file=/vm.json f 0:0 644" \
+	"file=/vmlinux f 0:0 644" "file=/ro.img f 0:0 644" "file=/disk.img f $U:$U 644" \
+	"file=/logs d $U:$U 755" "file=/logs/fc.log f $U:$U 600"
+[ -z "$why" ] && [ "$(stat -c %h "$T/files/disk.img")" != 2 ] && why="drive not hard-linked"
+if [ -z "$why" ]; then
+	for w in '"kernel_image_path": "/vmlinux"' '"path_on_host": "/ro.img"' \
+		'"path_on_host": "/disk.img"' '"log_path": "/logs/fc.log"' \
+		'"metrics_path": "/logs/m.json"'; do
+		grep -qF -- "$w" "$R/vm.json" || why="${why}the copy lacks '$w'; "
+	done
+	grep -qF "$T" "$R/vm.json" && why="${why}the copy names host paths; "
+fi
+[ -z "$why" ] && ! grep -qx "flint-jail: log file at $R/logs/fc.log" "$ERR" &&
+	why="no host path of the log file"
+[ -z "$why" ] && ! grep -qx "flint-jail: metrics file at $R/logs/m.json" "$ERR" &&
+	why="no host path of the metrics file"
+rm -rf "$BASE/probe/cfg"
+[ -z "$why" ] && ok config-file || bad config-file "$why"
+
+# --log-path and --metrics-path: paths in the jail, as --api-sock's.
+jail --id logs --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
+	--log-path log/flint.log --metrics-path=/m/metrics.json
+R=$BASE/probe/logs/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "arg=--log-path" "arg=/log/flint.log" "arg=--metrics-path=/m/metrics.json" \
+	"file=/log d $U:$U 755" "file=/log/flint.log f $U:$U 600" "file=/m d $U:$U 755"
+[ -z "$why" ] && grep -q "^file=/m/" "$OUT" && why="the metrics file made (flint makes it)"
+[ -z "$why" ] && ! grep -qx "flint-jail: log file at $R/log/flint.log" "$ERR" &&
+	why="no host path of the log file"
+[ -z "$why" ] && ! grep -qx "flint-jail: metrics file at $R/m/metrics.json" "$ERR" &&
+	why="no host path of the metrics file"
+rm -rf "$BASE/probe/logs"
+[ -z "$why" ] && ok log-metrics-paths || bad log-metrics-paths "$why"
 
 # --- from outside: /proc/<pid>/status, cgroup, root, rlimits ------------
 OWN=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
@@ -186,7 +245,8 @@ else
 	PARENT=${OWN#/}
 	PARENT=${PARENT:+$PARENT/}flint-jail-test
 	"$JAIL" --id outside --exec-file "$PROBE" $ID --parent-cgroup "$PARENT" \
-		--cgroup memory.limit_in_bytes=200M -- wait >"$OUT" 2>"$ERR" <"$T/hold" &
+		--cgroup memory.limit_in_bytes=200M -- --kernel "$T/files/vmlinux" \
+		--api-sock /run/flint.socket -- wait >"$OUT" 2>"$ERR" <"$T/hold" &
 	pid=$!
 	exec 8>"$T/hold"
 	wait_end
@@ -204,8 +264,8 @@ else
 	[ "$lim" = $((200 << 20)) ] || why="${why}memory.limit_in_bytes $lim; "
 	grep -q "^Max open files *2048 *2048" "/proc/$pid/limits" || why="${why}no-file not 2048; "
 	seen=$(ls -A "/proc/$pid/root/" | tr '\n' ' ')
-	# run: the default API socket's directory.
-	[ "$seen" = "dev probe run " ] || why="${why}its / holds $seen; "
+	# run: the API socket's directory.
+	[ "$seen" = "dev probe run vmlinux " ] || why="${why}its / holds $seen; "
 	exec 8>&-
 	wait $pid
 	[ "$(mounted)" = 0 ] || why="${why}still mounted; "
@@ -216,7 +276,7 @@ else
 	# A limit too small for the guest: the jailer refuses and undoes all.
 	rm -rf "$BASE"
 	jail --id small --exec-file "$PROBE" $ID --parent-cgroup "$PARENT" \
-		--cgroup memory.limit_in_bytes=64M -- --mem 128M
+		--cgroup memory.limit_in_bytes=64M -- --kernel "$T/files/vmlinux" --mem 128M
 	why=
 	[ "$status" = 125 ] || why="status $status"
 	want="flint-jail: cgroup memory limit: guest memory 128 MiB does not fit the cgroup memory \
@@ -264,6 +324,20 @@ else
 			why="${why:-pids cgroup vm not made or not removable}"
 		[ -z "$why" ] && ok tiny-guest || bad tiny-guest "$why"
 	fi
+fi
+
+# The same guest from a config file: flint reads the jailer's copy, which
+# names the staged kernel.
+if [ -c /dev/kvm ] && ! grep -q "kvm_pvm" "$ERR"; then
+	echo "{\"boot-source\": {\"kernel_image_path\": \"$T/tiny.elf\"}, \"drives\": []," \
+		"\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64}}" >"$T/tiny.json"
+	chmod 644 "$T/tiny.json" "$T/tiny.elf"
+	jail --id vmcfg --exec-file "$SFLINT" $ID -- --config-file "$T/tiny.json" --no-api
+	why=
+	[ "$status" = 42 ] || why="status $status, expected the guest's 42"
+	[ -z "$why" ] && ! grep -q "hello from the tiny guest" "$OUT" && why="no guest output"
+	rm -rf "$BASE/flint/vmcfg"
+	[ -z "$why" ] && ok tiny-guest-config-file || bad tiny-guest-config-file "$why"
 fi
 
 # --- the jailed flint's API: GET / on the socket inside the jail ---------
@@ -333,7 +407,8 @@ check_fails unreadable "flint-jail: stage: $T/files/vmlinux: uid $U gid $U may n
 	--id u --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux"
 chmod 644 "$T/files/vmlinux"
 check_fails rw-drive "may not read and write it" \
-	--id w --exec-file "$PROBE" $ID -- --drive "path=$T/files/vmlinux"
+	--id w --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
+	--drive "path=$T/files/vmlinux"
 # A file the user may read, but in a directory they may not search: the
 # jailer opens it as them, so they get nothing they could not open.
 mkdir -m 700 "$T/closed"
@@ -347,6 +422,23 @@ rm -rf "$BASE/probe/a"
 check_fails api-sock-up "flint-jail: flint arguments: --api-sock ../api.sock: expected a \
 socket path" --id a --exec-file "$PROBE" $ID -- --api-sock ../api.sock
 rm -rf "$BASE/probe/a"
+# flint's own parser: what flint would refuse the jailer refuses, with
+# flint's message, before making anything.
+check_fails unknown-flint-option "flint-jail: flint arguments: unknown option --frob (see --help)" \
+	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --frob
+check_fails mem-as-flint-reads-it "flint-jail: flint arguments: --mem 1T: expected a size" \
+	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --mem 1T
+check_fails mem-whole-mib "flint-jail: flint arguments: --mem: 16388 KiB is not a whole number" \
+	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --mem 16388K
+# The config file is read as the jail's user, as flint would read it.
+cp "$T/files/vm.json" "$T/files/secret.json"
+chmod 600 "$T/files/secret.json"
+check_fails config-unreadable "flint-jail: flint arguments: config file $T/files/secret.json: \
+uid $U gid $U cannot read it" --id f --exec-file "$PROBE" $ID -- --config-file "$T/files/secret.json"
+echo '{"boot-source": {}, "drives": []}' >"$T/files/bad.json"
+chmod 644 "$T/files/bad.json"
+check_fails config-invalid "flint-jail: flint arguments: config file $T/files/bad.json: " \
+	--id f --exec-file "$PROBE" $ID -- --config-file "$T/files/bad.json"
 check_fails netns-path "flint-jail: open network namespace: $T/nope: No such file" \
 	--id n --exec-file "$PROBE" $ID --netns "$T/nope" --cgroup pids.max=10 \
 	--parent-cgroup flint-jail-test
@@ -393,7 +485,7 @@ why=
 [ -z "$why" ] && ok fails-users-symlink-base || bad fails-users-symlink-base "$why"
 # root's own symlink (like /var/run) is followed.
 ln -s "$BASE" "$T/baselink"
-jail --id s --exec-file "$PROBE" --uid $U --gid $U --chroot-base-dir "$T/baselink" -- exit 0
+jail --id s --exec-file "$PROBE" --uid $U --gid $U --chroot-base-dir "$T/baselink"
 why=
 [ "$status" = 0 ] || why="status $status"
 [ -z "$why" ] && [ ! -f "$BASE/probe/s/root/probe" ] && why="no jail at $BASE/probe/s"
@@ -404,7 +496,8 @@ rm -rf "$BASE"
 if touch "$T/netns" && unshare --net="$T/netns" true 2>/dev/null; then
 	mkfifo "$T/hold2"
 	: >"$OUT"
-	"$JAIL" --id net --exec-file "$PROBE" $ID --netns "$T/netns" -- wait \
+	"$JAIL" --id net --exec-file "$PROBE" $ID --netns "$T/netns" -- \
+		--kernel "$T/files/vmlinux" -- wait \
 		>"$OUT" 2>"$ERR" <"$T/hold2" &
 	pid=$!
 	exec 8>"$T/hold2"
@@ -419,7 +512,7 @@ else
 	skip netns "unshare --net=FILE does not work here"
 fi
 
-jail --id pidns --exec-file "$PROBE" $ID --new-pid-ns -- exit 3
+jail --id pidns --exec-file "$PROBE" $ID --new-pid-ns -- --kernel "$T/files/vmlinux" -- exit 3
 why=
 [ "$status" = 3 ] || why="status $status, expected 3"
 [ -z "$why" ] && has pid=1 "uid=$U $U $U" capbnd=0 nnp=1
@@ -429,7 +522,8 @@ hostpid=$(cat "$BASE/probe/pidns/root/probe.pid" 2>/dev/null)
 [ -z "$why" ] && ok new-pid-ns || bad new-pid-ns "$why"
 
 status=0
-setsid "$JAIL" --id daemon --exec-file "$PROBE" $ID --daemonize -- sleep 3 \
+setsid "$JAIL" --id daemon --exec-file "$PROBE" $ID --daemonize -- \
+	--kernel "$T/files/vmlinux" -- sleep 3 \
 	</dev/null >"$OUT" 2>"$ERR" || status=$?
 why=
 [ "$status" = 0 ] || why="status $status"

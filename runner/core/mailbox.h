@@ -23,7 +23,7 @@
  * "" when there is nothing to say. */
 struct vm_err {
 	int code;
-	char msg[256];
+	char msg[512];
 };
 
 /* Set e to code and the formatted message (fmt NULL: ""). Returns code. */

@@ -255,7 +255,7 @@ Test(mailbox, a_wake_up_alone_runs_nothing)
 Test(mailbox, vm_err_set_formats_and_truncates)
 {
 	struct vm_err e;
-	char big[400];
+	char big[sizeof(e.msg) + 100];
 
 	cr_assert_eq(vm_err_set(&e, -EINVAL, "vcpu_count: %d is not 1 to %d", 0, 32), -EINVAL);
 	cr_assert_eq(e.code, -EINVAL);

@@ -253,6 +253,10 @@ int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p, struct v
 		return r;
 	if (vm_config_copy(&merged, &ctl->config) < 0)
 		return done(ctl, vm_err_set(err, -ENOMEM, "out of memory"), err);
+	/* Whether the PATCH named an image (the patch gives its path away
+	 * below): the same path again means "read it anew" (Kata grows a disk
+	 * that way), none means "leave it". */
+	bool new_image = p->path_on_host != NULL;
 	if ((r = vm_config_patch_drive(&merged, p, err->msg, sizeof(err->msg))) < 0)
 		goto err;
 	*err = (struct vm_err){0};
@@ -261,7 +265,7 @@ int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p, struct v
 		goto err;
 	}
 	int i = vm_config_find_drive(&merged, p->drive_id);
-	if ((r = ctl->ops->update_drive(ctl->ops_ctx, &merged.drives[i], err)) < 0) {
+	if ((r = ctl->ops->update_drive(ctl->ops_ctx, &merged.drives[i], new_image, err)) < 0) {
 		r = op_failed(r, err);
 		goto err;
 	}

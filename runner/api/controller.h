@@ -38,7 +38,8 @@ struct api_vm_ops {
 	int (*flush_metrics)(void *ctx, struct vm_err *err);
 	/* PATCH after boot, given the device's whole new entry (already
 	 * merged and checked) */
-	int (*update_drive)(void *ctx, const struct vmc_drive *d, struct vm_err *err);
+	int (*update_drive)(void *ctx, const struct vmc_drive *d, bool new_image,
+			    struct vm_err *err);
 	int (*update_net)(void *ctx, const struct vmc_net *n, struct vm_err *err);
 	/* PUT /logger and PUT /metrics take effect at once (pre-boot only, as
 	 * Firecracker). NULL: only recorded in the config. */

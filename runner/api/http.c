@@ -1,6 +1,7 @@
 #include "api/http.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
@@ -93,7 +94,9 @@ static int bind_socket(struct api_http *h, const char *path, char *err, size_t e
 		r = fail(err, errlen, -errno, "cannot bind: %s", strerror(errno));
 		goto err_close;
 	}
-	if (lstat(path, &st) < 0 || listen(fd, 64) < 0) {
+	/* The API is the VM's owner's: no one else may connect (the umask
+	 * decided before). Before listen, so no one connects in between. */
+	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0 || listen(fd, 64) < 0) {
 		r = fail(err, errlen, -errno, "cannot listen: %s", strerror(errno));
 		unlink(path);
 		goto err_close;
@@ -153,6 +156,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!(b = calloc(1, sizeof(*b))))
 			return MHD_NO;
 		*con_cls = b;
+		/* A body over the cap is read to its end and refused, so that the
+		 * client reads the answer (one answered early meets a reset as
+		 * it writes on); one announced far beyond it (a terabyte) is
+		 * refused before it is read, the connection closed. */
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		char *end;
+		unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+		if (cl && *cl >= '0' && *cl <= '9' && !*end && n > API_MAX_DRAIN) {
+			b->total = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+			api_handle(h->ctl, method, url, NULL, b->total, &resp);
+			return send_answer(c, &resp);
+		}
 		return MHD_YES;
 	}
 	if (*size) {
@@ -254,7 +270,8 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
 				     on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				     MHD_OPTION_CONNECTION_TIMEOUT, 0u, MHD_OPTION_END);
+				     MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
+				     MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!h->daemon) {
 		r = fail(err, errlen, -EIO, "libmicrohttpd could not start on the socket");
 		close_fd(&h->listen_fd);
@@ -266,7 +283,14 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 		goto err_daemon;
 	}
 	h->epoll_fd = info->epoll_fd;
-	if ((r = -pthread_create(&h->thread, NULL, serve, h)) < 0) {
+	/* Host signals are for the main thread's signalfd: one delivered to
+	 * this thread would end flint without its orderly stop. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&h->thread, NULL, serve, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
 		fail(err, errlen, r, "cannot create the API thread: %s", strerror(-r));
 		goto err_daemon;
 	}

@@ -23,6 +23,17 @@
 /* Firecracker's --api-sock default. */
 #define API_DEFAULT_SOCK "/run/flint.socket"
 
+/* Clients served at once (Firecracker's API serves a handful); more wait in
+ * the listen backlog. */
+#define API_MAX_CONNECTIONS 16u
+/* A connection idle this long is closed: a client that sends half a request
+ * and stops holds nothing for ever. */
+#define API_IDLE_TIMEOUT_S 60u
+
+/* A body announced over this many bytes is refused without being read;
+ * up to it, an oversized body is read (not kept) and then refused. */
+#define API_MAX_DRAIN (1u << 20)
+
 struct api_http;
 
 /* Bind and listen on the Unix socket at path (a stale socket there is

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <jansson.h>
 #include <unistd.h>
 
@@ -199,10 +198,11 @@ static int op_ctrl_alt_del(void *ctx, struct vm_err *err)
 	return op_act(ctx, VM_ACTION_CTRL_ALT_DEL, err);
 }
 
-static int op_update_drive(void *ctx, const struct vmc_drive *d, struct vm_err *err)
+static int op_update_drive(void *ctx, const struct vmc_drive *d, bool new_image,
+			   struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
-	return vm ? vm_update_drive(vm, d, err) : err->code;
+	return vm ? vm_update_drive(vm, d, new_image, err) : err->code;
 }
 
 static int op_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
@@ -230,7 +230,13 @@ static const char *op_state(void *ctx)
 {
 	struct instance *in = ctx;
 	struct vm *vm = atomic_load(&in->vm);
-	return vm ? vm_state_name(vm_state(vm)) : "Not started";
+
+	if (!vm)
+		return "Not started";
+	/* Between InstanceStart's answer and vm_run starting the vCPUs: the
+	 * start was accepted, so the VM runs as far as the API can tell. */
+	enum vm_state s = vm_state(vm);
+	return vm_state_name(s == VM_STATE_NOT_STARTED ? VM_STATE_RUNNING : s);
 }
 
 static const struct api_vm_ops vm_ops = {
@@ -422,6 +428,16 @@ int instance_main(const struct config *cfg)
 	}
 	if (setup_output(&in, &c) < 0)
 		goto out;
+	/* --metrics-path is the instance's metrics configuration, as if PUT:
+	 * FlushMetrics works, a PUT /metrics is a reinitialisation. */
+	if (cfg->metrics_path && !c.metrics.metrics_path) {
+		struct vmc_metrics m = {.metrics_path = strdup(cfg->metrics_path)};
+		if (!m.metrics_path) {
+			pr_err("out of memory");
+			goto out;
+		}
+		vm_config_set_metrics(&c, &m);
+	}
 	/* The API thread applies its filter as it starts: the policy first. */
 	const char *test = cfg->seccomp_test;
 	if (seccomp_configure(cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1) < 0)
@@ -433,7 +449,7 @@ int instance_main(const struct config *cfg)
 	}
 	if (serve) {
 		const char *sock = cfg->api_sock ? cfg->api_sock : API_DEFAULT_SOCK;
-		if (api_ctl_create(&ctl, cfg->id, preset ? &c : NULL, &vm_ops, &in) < 0) {
+		if (api_ctl_create(&ctl, cfg->id, &c, &vm_ops, &in) < 0) {
 			pr_err("out of memory");
 			goto out;
 		}
@@ -448,11 +464,6 @@ int instance_main(const struct config *cfg)
 			pr_err("cannot set up the metrics: out of memory");
 			goto out;
 		}
-		/* What the API thread's libraries would otherwise open under its
-		 * filter: jansson's hash seed (/dev/urandom) and the time zone
-		 * libmicrohttpd's Date header reads (/etc/localtime). */
-		json_object_seed(0);
-		tzset();
 		if (api_http_start(&http, sock, ctl, err, sizeof(err)) < 0) {
 			pr_err("API socket %s: %s", sock, err);
 			goto out;

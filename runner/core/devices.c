@@ -107,7 +107,7 @@ int devices_attach_all(struct devices *r, const struct device_kind *const *kinds
 }
 
 int devices_update(struct devices *r, const char *kind, const char *id, const struct vm_config *c,
-		   struct vm_err *err)
+		   unsigned changes, struct vm_err *err)
 {
 	struct device *d = devices_find(r, kind, id);
 
@@ -118,7 +118,7 @@ int devices_update(struct devices *r, const char *kind, const char *id, const st
 				  d->kind->label);
 	/* A kind's index in the configuration is its attach index: devices
 	 * attach in configuration order. */
-	return d->kind->update(d->priv, c, d->index, err);
+	return d->kind->update(d->priv, c, d->index, changes, err);
 }
 
 void device_metrics_section(const struct device *d, char *buf, size_t len)

@@ -41,6 +41,14 @@ struct device_new {
 	void *front;
 };
 
+/* What a change after boot touches (struct device_kind's update): a drive's
+ * image (PATCH with path_on_host, even the same path: the file may have
+ * grown), its rate limiters. */
+enum device_change {
+	DEVICE_CHANGE_BACKING = 1u << 0,
+	DEVICE_CHANGE_LIMITS = 1u << 1,
+};
+
 /* Receives one counter of a device: its name (Firecracker's metric name
  * where it has one, "read_bytes") and its value since the device was made. */
 typedef void (*device_counter_fn)(void *ctx, const char *name, uint64_t value);
@@ -71,12 +79,13 @@ struct device_kind {
 	void (*print_stats)(const struct device *d);
 	/* Every counter of the device, through emit (metrics); NULL for none. */
 	void (*counters)(const struct device *d, device_counter_fn emit, void *ctx);
-	/* The i-th entry of c changed while the VM runs (PATCH /drives/{id}:
-	 * a new image or rate limiter): make the device follow it. On the
-	 * control thread, with the event loop running. 0, or -errno with err
-	 * saying why (the device then runs on as before). NULL: the kind
-	 * cannot change after boot. */
-	int (*update)(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err);
+	/* The i-th entry of c changed while the VM runs (PATCH /drives/{id}):
+	 * make the device follow it in what `changes` (enum device_change
+	 * bits) names, and only that. On the control thread, with the event
+	 * loop running. 0, or -errno with err saying why (the device then runs
+	 * on as before). NULL: the kind cannot change after boot. */
+	int (*update)(void *dev, const struct vm_config *c, unsigned i, unsigned changes,
+		      struct vm_err *err);
 };
 
 /* How a device reaches the guest. attach puts device `dev` (with `ops`) in
@@ -132,7 +141,7 @@ struct device *devices_at(const struct devices *r, unsigned n);
  * (struct device_kind's update). -ENOENT when there is no such device,
  * -EOPNOTSUPP when its kind cannot change; err says why. */
 int devices_update(struct devices *r, const char *kind, const char *id, const struct vm_config *c,
-		   struct vm_err *err) WARN_UNUSED;
+		   unsigned changes, struct vm_err *err) WARN_UNUSED;
 
 /* Each counter of device d (struct device_kind's counters); none when its
  * kind has no counters hook. */

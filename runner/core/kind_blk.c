@@ -86,17 +86,20 @@ static void blk_counters(const struct device *d, device_counter_fn emit, void *c
 	emit(ctx, "update_count", b.backing_swaps);
 }
 
-/* PATCH /drives/{id} after boot: the image (a no-op when it is the one the
- * drive has, at the same size), then the rate limiter. */
-static int blk_update(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err)
+/* PATCH /drives/{id} after boot: the image when the PATCH named one (a
+ * no-op when it is the one the drive has, at the same size), then the rate
+ * limiter. A PATCH of the limiter alone never touches the image: its path
+ * may name another file by now. */
+static int blk_update(void *dev, const struct vm_config *c, unsigned i, unsigned changes,
+		      struct vm_err *err)
 {
 	const struct vmc_drive *d = &c->drives[i];
 	int r;
 
-	if ((r = blk_set_backing(dev, d->path_on_host)) < 0)
+	if ((changes & DEVICE_CHANGE_BACKING) && (r = blk_set_backing(dev, d->path_on_host)) < 0)
 		return vm_err_set(err, r, "drive %s: cannot switch to %s: %s", d->drive_id,
 				  d->path_on_host, strerror(-r));
-	if ((r = blk_set_ratelimit(dev, &d->rate_limiter)) < 0)
+	if ((changes & DEVICE_CHANGE_LIMITS) && (r = blk_set_ratelimit(dev, &d->rate_limiter)) < 0)
 		return vm_err_set(err, r, "drive %s: rate limiter: %s", d->drive_id, strerror(-r));
 	return 0;
 }

@@ -86,11 +86,14 @@ static void net_counters(const struct device *d, device_counter_fn emit, void *c
 }
 
 /* PATCH /network-interfaces/{id} after boot: the rate limiters. */
-static int net_update(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err)
+static int net_update(void *dev, const struct vm_config *c, unsigned i, unsigned changes,
+		      struct vm_err *err)
 {
 	const struct vmc_net *n = &c->nets[i];
 	int r;
 
+	if (!(changes & DEVICE_CHANGE_LIMITS))
+		return 0;
 	if ((r = net_set_ratelimit(dev, &n->rx_rate_limiter, &n->tx_rate_limiter)) < 0)
 		return vm_err_set(err, r, "network interface %s: rate limiter: %s", n->iface_id,
 				  strerror(-r));

@@ -743,6 +743,7 @@ struct vm_update {
 	const char *kind;	     /* "blk" or "net" */
 	const struct vmc_drive *drive; /* the new entry: one of the two */
 	const struct vmc_net *net;
+	unsigned changes;	     /* enum device_change */
 };
 
 static int replace_str(char **dst, const char *src)
@@ -781,7 +782,7 @@ static int update_device(struct vm *vm, const struct vm_update *u, struct vm_err
 	if (r < 0)
 		r = vm_err_set(err, r, "out of memory");
 	else
-		r = devices_update(vm->devs, u->kind, id, &next, err);
+		r = devices_update(vm->devs, u->kind, id, &next, u->changes, err);
 	if (r < 0) {
 		vm_config_free(&next);
 		return r;
@@ -943,15 +944,19 @@ int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
 	return mailbox_call(vm->mb, a, arg, err);
 }
 
-int vm_update_drive(struct vm *vm, const struct vmc_drive *d, struct vm_err *err)
+int vm_update_drive(struct vm *vm, const struct vmc_drive *d, bool new_image,
+		    struct vm_err *err)
 {
-	struct vm_update u = {.kind = "blk", .drive = d};
+	struct vm_update u = {
+	    .kind = "blk",
+	    .drive = d,
+	    .changes = DEVICE_CHANGE_LIMITS | (new_image ? DEVICE_CHANGE_BACKING : 0)};
 	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
 }
 
 int vm_update_net(struct vm *vm, const struct vmc_net *n, struct vm_err *err)
 {
-	struct vm_update u = {.kind = "net", .net = n};
+	struct vm_update u = {.kind = "net", .net = n, .changes = DEVICE_CHANGE_LIMITS};
 	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
 }
 

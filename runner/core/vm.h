@@ -106,10 +106,12 @@ enum vm_state {
  * callers must have returned before vm_destroy. */
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err);
 
-/* PATCH /drives/{id} after boot: the drive d->drive_id takes d's
- * path_on_host and rate limiter; the VM's configuration follows when the
- * device did. 0 or -errno with err saying why (nothing changed then). */
-int vm_update_drive(struct vm *vm, const struct vmc_drive *d, struct vm_err *err);
+/* PATCH /drives/{id} after boot: the drive d->drive_id takes d's rate
+ * limiter and, with new_image, its path_on_host (opened anew even when it is
+ * the same path); the VM's configuration follows when the device did. 0 or
+ * -errno with err saying why (nothing changed then). */
+int vm_update_drive(struct vm *vm, const struct vmc_drive *d, bool new_image,
+		    struct vm_err *err);
 /* PATCH /network-interfaces/{id} after boot: n's rate limiters. */
 int vm_update_net(struct vm *vm, const struct vmc_net *n, struct vm_err *err);
 

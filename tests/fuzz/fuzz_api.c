@@ -31,9 +31,9 @@ static int f_act(void *ctx, struct vm_err *err)
 	return 0;
 }
 
-static int f_drive(void *ctx, const struct vmc_drive *d, struct vm_err *err)
+static int f_drive(void *ctx, const struct vmc_drive *d, bool new_image, struct vm_err *err)
 {
-	(void)ctx, (void)err;
+	(void)ctx, (void)err, (void)new_image;
 	CHECK(d->drive_id && (d->path_on_host || d->socket));
 	return 0;
 }

@@ -127,7 +127,29 @@ else
 	kill -TERM $api_pid
 	api_wait
 	[ -n "$why" ] || [ "$got" = 143 ] || why="status $got after SIGTERM, expected 143"
+	# An orderly stop (the signal reached the main thread's signalfd, not
+	# the API thread): a last metrics line at exit, the socket removed.
+	[ -n "$why" ] || [ "$(wc -l <"$OUT/pause.metrics")" -ge 2 ] ||
+		why="no metrics line at exit after SIGTERM (flint died of the signal?)"
+	[ -n "$why" ] || [ ! -e "$SOCK" ] || why="the API socket was left after SIGTERM"
 	report api-pause-metrics "$why" "$OUT/pause.err"
+
+	# SIGTERM while waiting for InstanceStart: an orderly stop too; and
+	# --metrics-path counts as the metrics configuration (FlushMetrics
+	# works, PUT /metrics would be a second one).
+	why=""
+	api_start waiting --metrics-path "$OUT/waiting.metrics" || why="the API socket did not answer"
+	api_req PUT /actions '{"action_type": "FlushMetrics"}'
+	expect_api 204 "" "FlushMetrics with --metrics-path"
+	api_req PUT /metrics "{\"metrics_path\": \"$OUT/other.metrics\"}"
+	expect_api 400 "Reinitialization" "PUT /metrics after --metrics-path"
+	kill -TERM $api_pid
+	api_wait
+	[ -n "$why" ] || [ "$got" = 143 ] || why="status $got after SIGTERM, expected 143"
+	[ -n "$why" ] || grep -q 'stopped by signal 15 before the microVM started' "$OUT/waiting.err" ||
+		why="no 'stopped by signal' line: flint died of the signal"
+	[ -n "$why" ] || [ ! -e "$SOCK" ] || why="the API socket was left after SIGTERM"
+	report api-sigterm-waiting "$why" "$OUT/waiting.err"
 
 	# A config file, with and without the API.
 	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [],

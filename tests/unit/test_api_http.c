@@ -255,3 +255,27 @@ Test(api_http, socket_file_life, .init = setup, .fini = teardown)
 	cr_assert_eq(api_http_start(&second, longpath, ctl, err, sizeof(err)), -ENAMETOOLONG);
 	api_http_stop(NULL);
 }
+
+/* A body announced far beyond the cap is refused from its headers, before
+ * a byte of it is read; the socket is its owner's alone (0600). */
+Test(api_http, a_huge_body_is_refused_unread_and_the_socket_is_private, .init = setup,
+     .fini = teardown)
+{
+	struct stat st;
+
+	start();
+	cr_assert_eq(stat(sock, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "socket mode %o", st.st_mode & 0777);
+	int fd = connect_api();
+	const char *r = "PUT /machine-config HTTP/1.1\r\nHost: x\r\n"
+			"Content-Length: 1000000000000\r\n\r\n{";
+	send_all(fd, r, strlen(r));
+	struct answer a = read_answer(fd);
+	cr_assert_eq(a.status, 400, "%s", a.head);
+	cr_assert(strstr(a.body, "larger than the limit of 51200"), "%s", a.body);
+	answer_free(&a);
+	close(fd);
+	a = request("GET", "/", NULL, 0);
+	cr_assert_eq(a.status, 200, "the server goes on");
+	answer_free(&a);
+}

@@ -19,6 +19,7 @@ static struct fake {
 	char drive_path[128];
 	uint64_t drive_bw_size, drive_ops_size;
 	int drive_updates, net_updates;
+	bool drive_new_image;
 	uint64_t net_rx_size, net_tx_size;
 	const char *state;
 } fake;
@@ -64,9 +65,11 @@ static int f_flush(void *ctx, struct vm_err *err)
 	return 0;
 }
 
-static int f_update_drive(void *ctx, const struct vmc_drive *d, struct vm_err *err)
+static int f_update_drive(void *ctx, const struct vmc_drive *d, bool new_image,
+			  struct vm_err *err)
 {
 	(void)ctx;
+	fake.drive_new_image = new_image;
 	if (fake.fail_update)
 		return vm_err_set(err, fake.fail_update, "fake update failed");
 	fake.drive_updates++;
@@ -524,6 +527,7 @@ Test(api_router, patch_after_boot_merges_and_reverts, .init = setup, .fini = tea
 	cr_assert_eq(fake.drive_updates, 1);
 	cr_assert_str_eq(fake.drive_path, "/new");
 	cr_assert_eq(fake.drive_ops_size, 50);
+	cr_assert(fake.drive_new_image, "the PATCH named an image");
 	/* A bandwidth bucket only: the path stays the new one. */
 	expect_ok("PATCH", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"rate_limiter\": {\"bandwidth\": {\"size\": 4096, "
@@ -531,6 +535,7 @@ Test(api_router, patch_after_boot_merges_and_reverts, .init = setup, .fini = tea
 	cr_assert_str_eq(fake.drive_path, "/new");
 	cr_assert_eq(fake.drive_bw_size, 4096);
 	cr_assert_eq(fake.drive_ops_size, 50);
+	cr_assert_not(fake.drive_new_image, "a limiter-only PATCH must not reopen the image");
 
 	/* The VM refuses: the config keeps what the VM runs. */
 	fake.fail_update = -EIO;

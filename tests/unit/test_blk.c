@@ -582,6 +582,26 @@ static void offer_dwz(uint32_t type, uint64_t sector, uint32_t num, uint32_t fla
 	offer(s, 3);
 }
 
+/* A FIFO named as an image (by a PATCH, say) is refused at once: the open
+ * must not wait for a writer, which would hang the control thread. */
+Test(blk_dev, a_fifo_is_refused_without_blocking)
+{
+	char fifo[] = "/tmp/flint-blk-fifo.XXXXXX";
+	struct blk *f = NULL;
+
+	cr_assert_not_null(mkdtemp(fifo));
+	char p[64];
+	snprintf(p, sizeof(p), "%s/f", fifo);
+	cr_assert_eq(mkfifo(p, 0600), 0);
+	for (int ro = 0; ro < 2; ro++) {
+		struct blk_params bp = {.path = p, .read_only = ro, .loop = loop};
+		cr_assert_eq(blk_create(&f, &bp), -EINVAL, "read_only %d", ro);
+		cr_assert_null(f);
+	}
+	unlink(p);
+	rmdir(fifo);
+}
+
 /* cache_type "Unsafe" (Firecracker's default for an API drive): no
  * VIRTIO_BLK_F_FLUSH, so the guest sends none; "Writeback" offers it. */
 Test(blk_dev, unsafe_cache_offers_no_flush)
@@ -1795,18 +1815,26 @@ Test(blk_dev, kind_update_swaps_the_image_and_the_limit)
 	config_changes = 0;
 	cr_assert_not_null(blk_kind.update);
 	/* The same entry again: nothing changes, the guest is told nothing. */
-	cr_assert_eq(blk_kind.update(b, &c, 0, &err), 0);
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err), 0);
 	cr_assert_eq(config_changes, 0);
 	dp->path_on_host = path2;
 	dp->rate_limiter.ops.size = 0;
-	cr_assert_eq(blk_kind.update(b, &c, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err), 0, "%s", err.msg);
 	unlink(path2);
 	cr_assert_eq(blk_capacity(b), 2 * CAP);
 	cr_assert_eq(config_changes, 1);
 	blk_get_ratelimit(b, &rl);
 	cr_assert_eq(rl.ops.size, 0);
 	dp->path_on_host = "/nonexistent/flint.img";
-	cr_assert_eq(blk_kind.update(b, &c, 0, &err), -ENOENT);
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err), -ENOENT);
 	cr_assert_not_null(strstr(err.msg, "/nonexistent/flint.img"), "%s", err.msg);
 	cr_assert_eq(blk_capacity(b), 2 * CAP);
+	/* A PATCH of the limiter alone never opens the path: here it names
+	 * nothing any more, and the drive keeps its image. */
+	dp->rate_limiter.ops.size = 3;
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_LIMITS, &err), 0, "%s", err.msg);
+	blk_get_ratelimit(b, &rl);
+	cr_assert_eq(rl.ops.size, 3);
+	cr_assert_eq(blk_capacity(b), 2 * CAP);
+	cr_assert_eq(config_changes, 1);
 }

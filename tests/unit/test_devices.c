@@ -102,10 +102,12 @@ static char *b_id(const struct vm_config *cfg, unsigned i)
 }
 
 /* Kind a's devices can change: update records the entry's new path. */
-static int a_update(void *dev, const struct vm_config *c, unsigned i, struct vm_err *err)
+static int a_update(void *dev, const struct vm_config *c, unsigned i, unsigned changes,
+		    struct vm_err *err)
 {
 	struct fake *f = dev;
 
+	cr_assert_eq(changes, DEVICE_CHANGE_BACKING);
 	note("update %s #%u %s;", f->id, i, c->drives[i].path_on_host);
 	if (!strcmp(c->drives[i].path_on_host, "bad"))
 		return vm_err_set(err, -EIO, "cannot use %s", c->drives[i].path_on_host);
@@ -402,14 +404,14 @@ Test(devices, update_reaches_the_device_by_kind_and_id)
 	}
 	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
 	trace[0] = '\0';
-	cr_assert_eq(devices_update(r, "a", "data", &cfg, &err), 0);
+	cr_assert_eq(devices_update(r, "a", "data", &cfg, DEVICE_CHANGE_BACKING, &err), 0);
 	cr_assert_str_eq(trace, "update data #1 new.img;");
 	cfg.drives[1].path_on_host = "bad";
-	cr_assert_eq(devices_update(r, "a", "data", &cfg, &err), -EIO);
+	cr_assert_eq(devices_update(r, "a", "data", &cfg, DEVICE_CHANGE_BACKING, &err), -EIO);
 	cr_assert_str_eq(err.msg, "cannot use bad");
-	cr_assert_eq(devices_update(r, "a", "nothing", &cfg, &err), -ENOENT);
+	cr_assert_eq(devices_update(r, "a", "nothing", &cfg, DEVICE_CHANGE_BACKING, &err), -ENOENT);
 	cr_assert_str_eq(err.msg, "no a 'nothing' in this VM");
-	cr_assert_eq(devices_update(r, "b", "b0", &cfg, &err), -EOPNOTSUPP);
+	cr_assert_eq(devices_update(r, "b", "b0", &cfg, DEVICE_CHANGE_BACKING, &err), -EOPNOTSUPP);
 	cr_assert_str_eq(err.msg, "a other thing cannot be changed while the VM runs");
 	devices_destroy(r);
 }

@@ -54,7 +54,12 @@ static int disk_size(int fd, const struct stat *st, const char *path, uint64_t *
 
 int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool direct)
 {
-	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+	/* O_NONBLOCK: a FIFO or a terminal named as an image would block the
+	 * open (and the control thread with it) until someone came; it is
+	 * refused by its type below, and cleared for what is kept (io_uring
+	 * answers -EAGAIN for a non-blocking file on some file systems). */
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
+		    (direct ? O_DIRECT : 0);
 	struct stat st;
 	int err;
 
@@ -74,6 +79,11 @@ int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool dir
 	}
 	if ((err = disk_size(d->fd, &st, path, &d->bytes)) < 0)
 		goto err_close;
+	if (fcntl(d->fd, F_SETFL, direct ? O_DIRECT : 0) < 0) {
+		err = -errno;
+		pr_err("drive %s: fcntl: %s", path, strerror(-err));
+		goto err_close;
+	}
 	/* One writer or any number of readers per image, across processes. */
 	if ((err = lock_image(d->fd, path, !read_only)) < 0)
 		goto err_close;

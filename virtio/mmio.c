@@ -71,6 +71,8 @@ struct virtio_mmio {
 	void *dev;
 	void (*irq)(void *ctx);
 	void *irq_ctx;
+	void (*fwd)(void *ctx, unsigned q); /* QueueNotify writes the bus saw */
+	void *fwd_ctx;
 	struct virtio_host host;
 	uint64_t offered;
 	uint32_t queue_max;
@@ -442,8 +444,15 @@ static void mmio_write(void *opaque, uint64_t off, const void *data, uint32_t le
 		return;
 	memcpy(&v, data, sizeof(v));
 	if (off == VIRTIO_MMIO_QUEUE_NOTIFY) {
-		/* No ioeventfd caught it. Not under lock: see the top. */
-		virtio_mmio_queue_notify(t, v);
+		/* No ioeventfd caught it: to the device's own thread, as a
+		 * caught one goes; devices only run on that thread. Not under
+		 * lock: see the top. */
+		if (t->fwd) {
+			if (v < t->ops->num_queues)
+				t->fwd(t->fwd_ctx, v);
+		} else {
+			virtio_mmio_queue_notify(t, v);
+		}
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
@@ -505,6 +514,13 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 	pthread_mutex_destroy(&t->dev_lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+void virtio_mmio_set_notify_forward(struct virtio_mmio *t, void (*fwd)(void *ctx, unsigned q),
+				    void *ctx)
+{
+	t->fwd = fwd;
+	t->fwd_ctx = ctx;
 }
 
 void virtio_mmio_queue_notify(struct virtio_mmio *t, unsigned q)

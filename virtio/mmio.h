@@ -67,6 +67,14 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
  * relative to 0x100. */
 extern const struct bus_ops virtio_mmio_bus_ops;
 
+/* Where a QueueNotify write that reached the bus (no ioeventfd caught it)
+ * goes: fwd(ctx, q) for q in range, on the vCPU thread that wrote it, which
+ * must only hand it on (the queue's eventfd, to the thread that serves the
+ * device). Unset (tests), the write is virtio_mmio_queue_notify's at once.
+ * Set before the guest runs. */
+void virtio_mmio_set_notify_forward(struct virtio_mmio *t, void (*fwd)(void *ctx, unsigned q),
+				    void *ctx);
+
 /* The guest notified queue q: forward to ops->notify when the device is
  * running and not waiting for a reset; otherwise (and for q out of range)
  * drop it. Any thread; serialised against the other calls into the device. */

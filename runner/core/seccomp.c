@@ -98,7 +98,6 @@ static const struct seccomp_rule vcpu_rules[] = {
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */
 	ALLOW(io_uring_enter),	/* virtio-blk's reset waits for its drive's I/O */
-	ALLOW(getrandom),	/* the entropy device, on a notify no ioeventfd caught */
 };
 
 /* The event-loop thread: the ring, and what its completion handlers do for

@@ -48,6 +48,16 @@ static void queue_kicked(struct ev_op *op, int res)
 	virtio_mmio_queue_notify(n->d->t, n->q);
 }
 
+/* A QueueNotify write that reached the bus (a vCPU thread): through the
+ * queue's eventfd to the event loop, as KVM's ioeventfd would have sent it. */
+static void forward_notify(void *ctx, unsigned q)
+{
+	struct vdev *d = ctx;
+
+	if (q < d->nq && eventfd_write(d->n[q].fd, 1) < 0)
+		pr_debug("virtio queue %u notify: %s", q, strerror(errno));
+}
+
 static void raise_irq(void *ctx)
 {
 	struct vdev *d = ctx;
@@ -115,6 +125,7 @@ int vdev_attach(struct vdev **out, const struct vdev_env *env, unsigned index,
 			goto err;
 		}
 	}
+	virtio_mmio_set_notify_forward(d->t, forward_notify, d);
 	return 0;
 err:
 	return r;

@@ -599,6 +599,30 @@ Test(mmio, mmio_queue_notify_write_forwarded)
 	cr_assert_eq(dev.notifies[0], 2); /* 16-bit: not a register access */
 }
 
+/* With a forward set (the VM's: the queue's eventfd), a QueueNotify write
+ * that reached the bus goes there, on to the device's own thread, never
+ * into ops->notify on the vCPU thread that wrote it. */
+static unsigned forwarded[4];
+
+static void fwd(void *ctx, unsigned q)
+{
+	cr_assert_eq(ctx, &forwarded);
+	forwarded[q]++;
+}
+
+Test(mmio, queue_notify_write_goes_to_the_forward)
+{
+	memset(forwarded, 0, sizeof(forwarded));
+	bring_up(F_VER1);
+	virtio_mmio_set_notify_forward(t, fwd, &forwarded);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 7); /* no such queue: dropped */
+	cr_assert_eq(forwarded[0], 1);
+	cr_assert_eq(forwarded[1], 1);
+	cr_assert_eq(dev.notifies[0] + dev.notifies[1], 0, "not on the vCPU thread");
+}
+
 Test(mmio, needs_reset_stops_notifications_until_reset)
 {
 	bring_up(F_VER1);

@@ -17,6 +17,7 @@
 #include "cmd/run.h"
 #include "config/config_json.h"
 #include "config/vm_config_cli.h"
+#include "core/devices.h"
 #include "core/logger.h"
 #include "core/metrics.h"
 #include "core/seccomp.h"
@@ -198,17 +199,56 @@ static int op_ctrl_alt_del(void *ctx, struct vm_err *err)
 	return op_act(ctx, VM_ACTION_CTRL_ALT_DEL, err);
 }
 
+/* PATCH /drives/{id}: the entry takes d's image and rate limiter. */
+static int edit_drive(struct vm_config *next, const void *arg, struct vm_err *err)
+{
+	const struct vmc_drive *d = arg;
+	int i = vm_config_find_drive(next, d->drive_id);
+	char *path;
+
+	if (i < 0)
+		return vm_err_set(err, -ENOENT, "no drive '%s' in this VM", d->drive_id);
+	if (!(path = strdup(d->path_on_host)))
+		return vm_err_set(err, -ENOMEM, "out of memory");
+	free(next->drives[i].path_on_host);
+	next->drives[i].path_on_host = path;
+	next->drives[i].rate_limiter = d->rate_limiter;
+	return 0;
+}
+
+/* PATCH /network-interfaces/{id}: the entry takes n's rate limiters. */
+static int edit_net(struct vm_config *next, const void *arg, struct vm_err *err)
+{
+	const struct vmc_net *n = arg;
+	int i = vm_config_find_net(next, n->iface_id);
+
+	if (i < 0)
+		return vm_err_set(err, -ENOENT, "no network interface '%s' in this VM",
+				  n->iface_id);
+	next->nets[i].rx_rate_limiter = n->rx_rate_limiter;
+	next->nets[i].tx_rate_limiter = n->tx_rate_limiter;
+	return 0;
+}
+
+/* A drive's image is opened anew only when the PATCH named one (even the
+ * same path: the file may have grown). */
 static int op_update_drive(void *ctx, const struct vmc_drive *d, bool new_image,
 			   struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
-	return vm ? vm_update_drive(vm, d, new_image, err) : err->code;
+	unsigned changes = DEVICE_CHANGE_LIMITS | (new_image ? DEVICE_CHANGE_BACKING : 0);
+
+	return vm ? vm_update_device(vm, "blk", d->drive_id, changes, edit_drive, d, err)
+		  : err->code;
 }
 
 static int op_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
-	return vm ? vm_update_net(vm, n, err) : err->code;
+
+	return vm ? vm_update_device(vm, "net", n->iface_id, DEVICE_CHANGE_LIMITS, edit_net, n,
+				     err)
+		  : err->code;
 }
 
 /* FlushMetrics: on the VM's control thread once it runs, else here. */

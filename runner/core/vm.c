@@ -738,52 +738,27 @@ static void resume_vcpus(struct vm *vm)
 	atomic_store(&vm->resume_us, (now_ns() - t0) / 1000);
 }
 
-/* A change of one drive or interface (VM_ACTION_UPDATE). */
+/* A change of one device after boot (VM_ACTION_UPDATE, vm_update_device). */
 struct vm_update {
-	const char *kind;	     /* "blk" or "net" */
-	const struct vmc_drive *drive; /* the new entry: one of the two */
-	const struct vmc_net *net;
-	unsigned changes;	     /* enum device_change */
+	const char *kind, *id;
+	unsigned changes; /* enum device_change */
+	vm_edit_fn edit;
+	const void *arg;
 };
 
-static int replace_str(char **dst, const char *src)
-{
-	char *s = src ? strdup(src) : NULL;
-
-	if (src && !s)
-		return -ENOMEM;
-	free(*dst);
-	*dst = s;
-	return 0;
-}
-
 /* On the control thread: the device follows a copy of the configuration
- * with the entry changed, which becomes the VM's once the device took it. */
+ * with its entry edited, which becomes the VM's once the device took it. */
 static int update_device(struct vm *vm, const struct vm_update *u, struct vm_err *err)
 {
 	struct vm_config next;
-	const char *id = u->drive ? u->drive->drive_id : u->net->iface_id;
-	int i = u->drive ? vm_config_find_drive(&vm->c, id) : vm_config_find_net(&vm->c, id);
 	int r;
 
-	if (i < 0 || !vm->devs)
-		return vm_err_set(err, -ENOENT, "no %s '%s' in this VM",
-				  u->drive ? "drive" : "network interface", id);
+	if (!vm->devs || !devices_find(vm->devs, u->kind, u->id))
+		return vm_err_set(err, -ENOENT, "no device '%s' in this VM", u->id);
 	if (vm_config_copy(&next, &vm->c) < 0)
 		return vm_err_set(err, -ENOMEM, "out of memory");
-	if (u->drive) {
-		r = replace_str(&next.drives[i].path_on_host, u->drive->path_on_host);
-		next.drives[i].rate_limiter = u->drive->rate_limiter;
-	} else {
-		r = 0;
-		next.nets[i].rx_rate_limiter = u->net->rx_rate_limiter;
-		next.nets[i].tx_rate_limiter = u->net->tx_rate_limiter;
-	}
-	if (r < 0)
-		r = vm_err_set(err, r, "out of memory");
-	else
-		r = devices_update(vm->devs, u->kind, id, &next, u->changes, err);
-	if (r < 0) {
+	if ((r = u->edit(&next, u->arg, err)) < 0 ||
+	    (r = devices_update(vm->devs, u->kind, u->id, &next, u->changes, err)) < 0) {
 		vm_config_free(&next);
 		return r;
 	}
@@ -944,19 +919,11 @@ int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
 	return mailbox_call(vm->mb, a, arg, err);
 }
 
-int vm_update_drive(struct vm *vm, const struct vmc_drive *d, bool new_image,
-		    struct vm_err *err)
+int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
+		     vm_edit_fn edit, const void *arg, struct vm_err *err)
 {
 	struct vm_update u = {
-	    .kind = "blk",
-	    .drive = d,
-	    .changes = DEVICE_CHANGE_LIMITS | (new_image ? DEVICE_CHANGE_BACKING : 0)};
-	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
-}
-
-int vm_update_net(struct vm *vm, const struct vmc_net *n, struct vm_err *err)
-{
-	struct vm_update u = {.kind = "net", .net = n, .changes = DEVICE_CHANGE_LIMITS};
+	    .kind = kind, .id = id, .changes = changes, .edit = edit, .arg = arg};
 	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
 }
 

@@ -81,8 +81,8 @@ enum vm_action {
 	VM_ACTION_RESUME,
 	/* Press Ctrl-Alt-Del on the i8042 keyboard (the guest's reboot key). */
 	VM_ACTION_CTRL_ALT_DEL,
-	/* A drive or interface follows a changed entry: arg points to a
-	 * struct vm_update (use vm_update_drive, vm_update_net). */
+	/* A device follows a changed entry of the configuration (use
+	 * vm_update_device). */
 	VM_ACTION_UPDATE,
 	/* Write a line to the metrics file now (FlushMetrics). */
 	VM_ACTION_FLUSH_METRICS,
@@ -106,14 +106,18 @@ enum vm_state {
  * callers must have returned before vm_destroy. */
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err);
 
-/* PATCH /drives/{id} after boot: the drive d->drive_id takes d's rate
- * limiter and, with new_image, its path_on_host (opened anew even when it is
- * the same path); the VM's configuration follows when the device did. 0 or
- * -errno with err saying why (nothing changed then). */
-int vm_update_drive(struct vm *vm, const struct vmc_drive *d, bool new_image,
-		    struct vm_err *err);
-/* PATCH /network-interfaces/{id} after boot: n's rate limiters. */
-int vm_update_net(struct vm *vm, const struct vmc_net *n, struct vm_err *err);
+/* Edits a copy of the VM's configuration for vm_update_device: 0, or -errno
+ * with err set (nothing changes then). */
+typedef int (*vm_edit_fn)(struct vm_config *next, const void *arg, struct vm_err *err);
+
+/* Change a device while the VM runs (PATCH /drives/{id}): on the control
+ * thread, edit(copy of the VM's configuration, arg) changes its entry, then
+ * the device of kind `kind` known as id follows it in what `changes` (enum
+ * device_change bits) names; the VM's configuration becomes the copy only
+ * when the device took it. 0, or -errno with err saying why (nothing
+ * changed then). Any thread but the control thread. */
+int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
+		     vm_edit_fn edit, const void *arg, struct vm_err *err) WARN_UNUSED;
 
 /* The VM's configuration (its own copy). Read it on the control thread, or
  * from another thread while no update runs. */

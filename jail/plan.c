@@ -95,15 +95,17 @@ static bool name_taken(const struct plan *p, const char *name)
 }
 
 /* Stage src under its own name at the jail's top level; returns the file's
- * index. The same path named twice is staged once, with the wider access
- * (the config file's rewritten copy, `own`, is never merged). */
-static int add_file(struct plan *p, const char *src, enum plan_access access, bool own, char *err,
+ * index. The same path named twice is staged once, with the wider access;
+ * the config file's rewritten copy (copy) is never merged with a file
+ * staged from the same path: a drive that names the config file gets the
+ * file, not the copy. */
+static int add_file(struct plan *p, const char *src, enum plan_access access, bool copy, char *err,
 		    size_t errlen)
 {
 	const char *slash = strrchr(src, '/'), *base = slash ? slash + 1 : src;
 
-	for (unsigned i = 0; i < p->nfiles && !own; i++) {
-		if (strcmp(p->files[i].src, src) != 0 || p->files[i].content)
+	for (unsigned i = 0; i < p->nfiles && !copy; i++) {
+		if (strcmp(p->files[i].src, src) != 0 || p->files[i].copy)
 			continue;
 		if (access == PLAN_READ_WRITE)
 			p->files[i].access = access;
@@ -122,6 +124,7 @@ static int add_file(struct plan *p, const char *src, enum plan_access access, bo
 	if (!(f->src = strdup(src)))
 		return nomem(err, errlen);
 	f->access = access;
+	f->copy = copy;
 	return p->nfiles++;
 }
 
@@ -140,22 +143,30 @@ static int stage(struct plan *p, const char *src, enum plan_access access, char 
 /* In-jail path of a socket or an output (--vsock uds=, --api-sock,
  * --log-path): absolute (flint's working directory in the jail is its
  * root), with no way up, naming a file (not "", ".", or a path ending in
- * '/'). */
+ * '/'). Written in one way only ("//" and "." parts dropped), so that paths
+ * naming the same file compare equal (check_distinct). */
 static int jail_path(const char *path, char *out, size_t len)
 {
-	const char *base;
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	size_t n = 0;
 
-	if ((size_t)snprintf(out, len, "%s%s", *path == '/' ? "" : "/", path) >= len)
-		return -ENAMETOOLONG;
-	for (const char *part = out + 1; part;) {
-		const char *slash = strchr(part, '/');
-		size_t n = slash ? (size_t)(slash - part) : strlen(part);
-		if (n == 2 && !memcmp(part, "..", 2))
+	if (!*base || !strcmp(base, "."))
+		return -EINVAL;
+	for (const char *part = path; *part;) {
+		size_t k = strcspn(part, "/");
+		if (k == 2 && !memcmp(part, "..", 2))
 			return -EINVAL;
-		part = slash ? slash + 1 : NULL;
+		if (k && !(k == 1 && *part == '.')) {
+			if (n + 1 + k >= len)
+				return -ENAMETOOLONG;
+			out[n++] = '/';
+			memcpy(out + n, part, k);
+			n += k;
+		}
+		part += k + (part[k] == '/');
 	}
-	base = strrchr(out, '/') + 1;
-	return !*base || !strcmp(base, ".") ? -EINVAL : 0;
+	out[n] = '\0';
+	return 0;
 }
 
 static int socket_path(const char *opt, const char *path, char *out, char *err, size_t errlen)
@@ -444,6 +455,12 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 			     jailed, err, errlen)) < 0 ||
 	     (r = replace(&c.metrics.metrics_path, jailed, err, errlen)) < 0))
 		goto out;
+	/* flint opens it with O_CREAT (runner/core/vm.c), as the metrics file. */
+	if (c.serial.enabled && c.serial.serial_out_path &&
+	    ((r = add_output(p, "serial serial_out_path ", "serial output",
+			     c.serial.serial_out_path, false, jailed, err, errlen)) < 0 ||
+	     (r = replace(&c.serial.serial_out_path, jailed, err, errlen)) < 0))
+		goto out;
 	if (!(p->files[cf].content = config_json_encode(&c, true))) {
 		r = fail(err, errlen, -EINVAL, "config file %s: cannot write it back as JSON",
 			 path);
@@ -523,19 +540,51 @@ out:
 	return r;
 }
 
-/* The sockets and outputs flint makes must be distinct. */
+/* A socket or output at (or under) a staged file's name: flint would
+ * write to that file (the metrics appended to a read-write drive's hard
+ * link, the host's image) or bind over it. path is jail_path's. */
+static int check_staged(const struct plan *p, const char *what, const char *path, char *err,
+			size_t errlen)
+{
+	size_t n = strcspn(path + 1, "/");
+
+	if (!*path)
+		return 0;
+	for (unsigned i = 0; i < p->nfiles; i++) {
+		const struct plan_file *f = &p->files[i];
+		if (strlen(f->name) != n || memcmp(f->name, path + 1, n) != 0)
+			continue;
+		return fail(err, errlen, -EINVAL,
+			    "the %s %s: /%s is where %s%s is staged; give the %s a path of its "
+			    "own",
+			    what, path, f->name, f->copy ? "the copy of " : "", f->src, what);
+	}
+	return 0;
+}
+
+/* The sockets and outputs flint makes must be distinct, and none may be a
+ * file staged in the jail. */
 static int check_distinct(const struct plan *p, char *err, size_t errlen)
 {
 	const char *api = p->api_sock_path, *vs = p->vsock_path;
+	char what[32];
+	int r;
 
 	if (*api && !strcmp(api, vs))
 		return fail(err, errlen, -EINVAL, "the API socket and the vsock socket are both %s",
 			    vs);
-	for (unsigned i = 0; i < p->noutputs; i++)
+	for (unsigned i = 0; i < p->noutputs; i++) {
 		if ((*api && !strcmp(p->outputs[i].path, api)) ||
 		    (*vs && !strcmp(p->outputs[i].path, vs)))
 			return fail(err, errlen, -EINVAL, "the %s file and a socket are both %s",
 				    p->outputs[i].what, p->outputs[i].path);
+		snprintf(what, sizeof(what), "%s file", p->outputs[i].what);
+		if ((r = check_staged(p, what, p->outputs[i].path, err, errlen)) < 0)
+			return r;
+	}
+	if ((r = check_staged(p, "API socket", api, err, errlen)) < 0 ||
+	    (r = check_staged(p, "vsock socket", vs, err, errlen)) < 0)
+		return r;
 	return 0;
 }
 

@@ -15,9 +15,10 @@
  *   collide) and the arguments point there;
  * - the sockets flint binds (--vsock uds= or the file's vsock uds_path, the
  *   API socket: --api-sock or flint's default when flint serves the API)
- *   and the files it writes (--log-path, --metrics-path, the file's logger
- *   and metrics paths) are paths inside the jail, as with Firecracker's
- *   jailer: their directories are made there;
+ *   and the files it writes (--log-path, --metrics-path, the file's logger,
+ *   metrics and serial output paths) are paths inside the jail, as with
+ *   Firecracker's jailer: their directories are made there; none may be, or
+ *   be under, a staged file's name;
  * - a --config-file is read as the jail's user and written into the jail
  *   rewritten (config_json_encode) with the in-jail paths.
  * The rewritten arguments are parsed again and must give the same machine
@@ -42,8 +43,9 @@
 /* The exec file, the config file, kernel, initrd, flint run's root image
  * and the drives. */
 #define PLAN_MAX_FILES (MAX_DRIVES + 5)
-/* --log-path, --metrics-path, the config file's logger and metrics. */
-#define PLAN_MAX_OUTPUTS 4
+/* --log-path, --metrics-path, the config file's logger, metrics and serial
+ * output. */
+#define PLAN_MAX_OUTPUTS 5
 /* Largest config file: flint's own limit (runner/cmd/instance.c). */
 #define PLAN_CONFIG_MAX (1 << 20)
 /* plan_build's result when flint's parser printed --help or --version:
@@ -59,12 +61,15 @@ struct plan_file {
 	/* The rewritten config file: written into the jail (root's, 0644)
 	 * instead of staged from src; malloc'd. NULL for a staged file. */
 	char *content;
+	/* The config file's copy (content is set only once every path in it
+	 * is rewritten): never merged with a file staged from the same src. */
+	bool copy;
 };
 
 /* A file flint writes, at a path inside the jail. */
 struct plan_output {
 	char path[PATH_MAX]; /* absolute, in the jail */
-	const char *what;    /* "log", "metrics": for messages */
+	const char *what;    /* "log", "metrics", "serial output": for messages */
 	/* Made empty by the jailer: flint's logger opens its file but does
 	 * not create it (as Firecracker's); the metrics file flint creates. */
 	bool make;

@@ -184,7 +184,8 @@ done
 
 # --- a config file: the files it names staged, a copy for flint ---------
 # The copy (root's, 0644) names the in-jail paths; its log file is made
-# (flint's logger does not create one), the metrics file's directory too.
+# (flint's logger does not create one), the metrics file's and the serial
+# output's directories too.
 echo ro >"$T/files/ro.img"
 chmod 644 "$T/files/ro.img"
 cat >"$T/files/vm.json" <<EOF
@@ -192,7 +193,8 @@ cat >"$T/files/vm.json" <<EOF
  "drives": [{"drive_id": "rootfs", "path_on_host": "$T/files/ro.img", "is_root_device": true,
              "is_read_only": true},
             {"drive_id": "data", "path_on_host": "$T/files/disk.img", "is_root_device": false}],
- "logger": {"log_path": "/logs/fc.log"}, "metrics": {"metrics_path": "/logs/m.json"}}
+ "logger": {"log_path": "/logs/fc.log"}, "metrics": {"metrics_path": "/logs/m.json"},
+ "serial": {"serial_out_path": "/serial/out.log"}}
 EOF
 chmod 644 "$T/files/vm.json"
 jail --id cfg --exec-file "$PROBE" $ID -- --config-file "$T/files/vm.json" --no-api
@@ -201,12 +203,13 @@ why=
 [ "$status" = 0 ] || why="status $status"
 [ -z "$why" ] && has "arg=--config-file" "arg=/vm.json" "file=/vm.json f 0:0 644" \
 	"file=/vmlinux f 0:0 644" "file=/ro.img f 0:0 644" "file=/disk.img f $U:$U 644" \
-	"file=/logs d $U:$U 755" "file=/logs/fc.log f $U:$U 600"
+	"file=/logs d $U:$U 755" "file=/logs/fc.log f $U:$U 600" "file=/serial d $U:$U 755"
+[ -z "$why" ] && grep -q "^file=/serial/" "$OUT" && why="the serial output made (flint makes it)"
 [ -z "$why" ] && [ "$(stat -c %h "$T/files/disk.img")" != 2 ] && why="drive not hard-linked"
 if [ -z "$why" ]; then
 	for w in '"kernel_image_path": "/vmlinux"' '"path_on_host": "/ro.img"' \
 		'"path_on_host": "/disk.img"' '"log_path": "/logs/fc.log"' \
-		'"metrics_path": "/logs/m.json"'; do
+		'"metrics_path": "/logs/m.json"' '"serial_out_path": "/serial/out.log"'; do
 		grep -qF -- "$w" "$R/vm.json" || why="${why}the copy lacks '$w'; "
 	done
 	grep -qF "$T" "$R/vm.json" && why="${why}the copy names host paths; "
@@ -215,6 +218,8 @@ fi
 	why="no host path of the log file"
 [ -z "$why" ] && ! grep -qx "flint-jail: metrics file at $R/logs/m.json" "$ERR" &&
 	why="no host path of the metrics file"
+[ -z "$why" ] && ! grep -qx "flint-jail: serial output file at $R/serial/out.log" "$ERR" &&
+	why="no host path of the serial output"
 rm -rf "$BASE/probe/cfg"
 [ -z "$why" ] && ok config-file || bad config-file "$why"
 
@@ -338,6 +343,25 @@ if [ -c /dev/kvm ] && ! grep -q "kvm_pvm" "$ERR"; then
 	[ -z "$why" ] && ! grep -q "hello from the tiny guest" "$OUT" && why="no guest output"
 	rm -rf "$BASE/flint/vmcfg"
 	[ -z "$why" ] && ok tiny-guest-config-file || bad tiny-guest-config-file "$why"
+
+	# Its serial output to a file: a path in the jail, whose directory the
+	# jailer makes and the jail's user gets; flint creates the file there.
+	echo "{\"boot-source\": {\"kernel_image_path\": \"$T/tiny.elf\"}, \"drives\": []," \
+		"\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64}," \
+		"\"serial\": {\"serial_out_path\": \"/serial/out.log\"}}" >"$T/tiny-serial.json"
+	chmod 644 "$T/tiny-serial.json"
+	jail --id vmser --exec-file "$SFLINT" $ID -- --config-file "$T/tiny-serial.json" --no-api
+	R=$BASE/flint/vmser/root
+	why=
+	[ "$status" = 42 ] || why="status $status, expected the guest's 42"
+	[ -z "$why" ] && ! grep -q "hello from the tiny guest" "$R/serial/out.log" 2>/dev/null &&
+		why="no guest output in $R/serial/out.log"
+	[ -z "$why" ] && [ "$(stat -c %u:%a "$R/serial/out.log")" != "$U:600" ] &&
+		why="serial output $(stat -c %u:%a "$R/serial/out.log"), not flint's"
+	[ -z "$why" ] && ! grep -qx "flint-jail: serial output file at $R/serial/out.log" "$ERR" &&
+		why="no host path of the serial output"
+	rm -rf "$BASE/flint/vmser"
+	[ -z "$why" ] && ok tiny-guest-serial-file || bad tiny-guest-serial-file "$why"
 fi
 
 # --- the jailed flint's API: GET / on the socket inside the jail ---------
@@ -422,6 +446,15 @@ rm -rf "$BASE/probe/a"
 check_fails api-sock-up "flint-jail: flint arguments: --api-sock ../api.sock: expected a \
 socket path" --id a --exec-file "$PROBE" $ID -- --api-sock ../api.sock
 rm -rf "$BASE/probe/a"
+# An output at a staged file's name: flint would append its metrics to the
+# read-write drive's hard link, the host's image.
+cp "$T/files/disk.img" "$T/files/disk.before"
+check_fails metrics-at-staged-drive "flint-jail: flint arguments: the metrics file /disk.img: \
+/disk.img is where $T/files/disk.img is staged" --id ms --exec-file "$SFLINT" $ID -- \
+	--kernel "$T/tiny.elf" --mem 64M --drive "path=$T/files/disk.img" --metrics-path /disk.img
+cmp -s "$T/files/disk.img" "$T/files/disk.before" ||
+	bad fails-metrics-at-staged-drive-image "the host image changed"
+rm -rf "$BASE/flint"
 # flint's own parser: what flint would refuse the jailer refuses, with
 # flint's message, before making anything.
 check_fails unknown-flint-option "flint-jail: flint arguments: unknown option --frob (see --help)" \

@@ -37,6 +37,15 @@ static const struct {
 		      "\"machine-config\": {\"vcpu_count\": 0, \"mem_size_mib\": 128}}"},
     {"/cfg/up.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
 		     "\"metrics\": {\"metrics_path\": \"../m\"}}"},
+    {"/cfg/serial.json", "{\"boot-source\": {\"kernel_image_path\": \"/img/vmlinux\"}, "
+			 "\"drives\": [], \"serial\": {\"serial_out_path\": \"out/serial.log\"}}"},
+    {"/cfg/serial-staged.json",
+     "{\"boot-source\": {\"kernel_image_path\": \"/img/vmlinux\"}, \"drives\": [], "
+     "\"serial\": {\"serial_out_path\": \"/vmlinux\"}}"},
+    /* A drive that names the config file itself. */
+    {"/cfg/self.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+		       "[{\"drive_id\": \"data\", \"path_on_host\": \"/cfg/self.json\", "
+		       "\"is_root_device\": false}]}"},
 };
 
 static int fake_read(void *ctx, const char *path, char **text, size_t *len, char *why,
@@ -443,4 +452,116 @@ Test(jail_plan, run_defaults_follow_flint_home)
 	unlink(path);
 	rmdir(home_dir);
 	rmdir(exe_dir);
+}
+
+/* The config file's serial output is a path in the jail, as its metrics
+ * path: flint creates it (O_CREAT), so its directory is made, and the
+ * copy names the in-jail path, not the host's. */
+Test(jail_plan, config_file_serial_output)
+{
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/serial.json", "--no-api"), 0, "%s", err);
+	cr_assert_eq(p.noutputs, 1);
+	cr_assert_str_eq(p.outputs[0].path, "/out/serial.log");
+	cr_assert_str_eq(p.outputs[0].what, "serial output");
+	cr_assert_not(p.outputs[0].make, "flint creates it");
+	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
+					    sizeof(why)),
+		     0, "%s", why);
+	cr_assert(c.serial.enabled);
+	cr_assert_str_eq(c.serial.serial_out_path, "/out/serial.log");
+	vm_config_free(&c);
+}
+
+/* A socket or an output at (or under) a staged file's name is refused:
+ * flint would append its metrics to a read-write drive's hard link, the
+ * host's image itself, or bind a socket over a staged file. */
+Test(jail_plan, outputs_and_sockets_are_not_staged_files)
+{
+	static const struct {
+		const char *args[8];
+		const char *msg;
+	} cases[] = {
+	    {{"--kernel", "/k/vmlinux", "--drive", "path=/img/rootfs.ext4", "--metrics-path",
+	      "/rootfs.ext4"},
+	     "the metrics file /rootfs.ext4: /rootfs.ext4 is where /img/rootfs.ext4 is staged; "
+	     "give the metrics file a path of its own"},
+	    {{"--kernel", "/k/vmlinux", "--drive", "path=/img/rootfs.ext4", "--metrics-path",
+	      "//./rootfs.ext4"},
+	     "the metrics file /rootfs.ext4: "},
+	    {{"--kernel", "/k/vmlinux", "--drive", "path=/img/rootfs.ext4", "--metrics-path",
+	      "rootfs.ext4"},
+	     "the metrics file /rootfs.ext4: "},
+	    {{"--kernel", "/k/vmlinux", "--log-path", "/vmlinux"},
+	     "the log file /vmlinux: /vmlinux is where /k/vmlinux is staged"},
+	    {{"--kernel", "/k/vmlinux", "--metrics-path", "/vmlinux/m.json"},
+	     "the metrics file /vmlinux/m.json: /vmlinux is where /k/vmlinux is staged"},
+	    {{"--kernel", "/k/vmlinux", "--api-sock", "/flint"},
+	     "the API socket /flint: /flint is where /opt/flint/flint is staged"},
+	    {{"--kernel", "/k/vmlinux", "--vsock", "cid=3,uds=/2-vmlinux", "--drive",
+	      "path=/d/vmlinux"},
+	     "the vsock socket /2-vmlinux: /2-vmlinux is where /d/vmlinux is staged"},
+	    {{"--config-file", "/cfg/vm.json", "--metrics-path", "/vm.json"},
+	     "the metrics file /vm.json: /vm.json is where the copy of /cfg/vm.json is staged"},
+	    {{"--config-file", "/cfg/serial-staged.json"},
+	     "the serial output file /vmlinux: /vmlinux is where /img/vmlinux is staged"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int n = 0;
+		while (n < 8 && cases[i].args[n])
+			n++;
+		cr_assert_eq(plan_build(&p, "/opt/flint/flint", NULL, fake_read, NULL, n,
+					(char *const *)cases[i].args, err, sizeof(err)),
+			     -EINVAL, "case %zu: %s", i, err);
+		cr_assert(strstr(err, cases[i].msg), "case %zu: %s", i, err);
+		plan_free(&p);
+	}
+}
+
+/* Socket and output paths are written one way ("//" and "." dropped), so
+ * two names of one file are seen to be one. */
+Test(jail_plan, jail_paths_written_one_way)
+{
+	cr_assert_eq(
+	    BUILD(&p, "--kernel", "/k", "--metrics-path", "m//./x.json", "--api-sock", "/a/./s"), 0,
+	    "%s", err);
+	cr_assert_str_eq(joined(), "/flint --kernel /k --metrics-path /m/x.json --api-sock /a/s");
+	cr_assert_str_eq(p.outputs[0].path, "/m/x.json");
+	cr_assert_str_eq(p.api_sock_path, "/a/s");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--api-sock", "s", "--kernel", "/k", "--vsock", "cid=3,uds=//./s"),
+		     -EINVAL);
+	cr_assert(strstr(err, "both /s"), "%s", err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--metrics-path", "m/."), -EINVAL);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--metrics-path", "m/"), -EINVAL);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--metrics-path", "."), -EINVAL);
+}
+
+/* A drive that names the config file gets the file, staged on its own,
+ * not the rewritten copy the jailer writes in its place. */
+Test(jail_plan, drive_naming_the_config_file)
+{
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/self.json", "--no-api"), 0, "%s", err);
+	cr_assert_eq(p.nfiles, 4);
+	cr_assert_str_eq(p.files[1].name, "self.json");
+	cr_assert(p.files[1].copy);
+	cr_assert_not_null(p.files[1].content);
+	cr_assert_str_eq(p.files[3].src, "/cfg/self.json");
+	cr_assert_str_eq(p.files[3].name, "2-self.json");
+	cr_assert_eq(p.files[3].access, PLAN_READ_WRITE);
+	cr_assert_null(p.files[3].content, "staged, not written");
+	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
+					    sizeof(why)),
+		     0, "%s", why);
+	cr_assert_str_eq(c.drives[0].path_on_host, "/2-self.json");
+	vm_config_free(&c);
 }

@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <linux/serial_reg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -299,4 +301,118 @@ size_t serial_input(struct serial *s, const uint8_t *buf, size_t n)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return i;
+}
+
+/* Snapshot state, version 1: the registers, then the FIFO's length and
+ * bytes oldest first. irq_line is not saved: it follows from the rest. */
+#define SERIAL_STATE_V1 1
+
+int serial_save(const struct serial *cs, struct wbuf *w)
+{
+	/* The lock is not part of the state: taking it changes nothing saved. */
+	struct serial *s = (struct serial *)cs;
+
+	pthread_mutex_lock(&s->lock);
+	wput_u32(w, SERIAL_STATE_V1);
+	wput_u8(w, s->ier);
+	wput_u8(w, s->lcr);
+	wput_u8(w, s->mcr);
+	wput_u8(w, s->scr);
+	wput_u8(w, s->dll);
+	wput_u8(w, s->dlm);
+	wput_u8(w, s->msr);
+	wput_u8(w, s->lsr_errors);
+	wput_u8(w, s->fifo_enabled);
+	wput_u8(w, s->thri_pending);
+	wput_u8(w, (uint8_t)s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		wput_u8(w, s->rx[(s->rx_head + i) % RX_FIFO_SIZE]);
+	pthread_mutex_unlock(&s->lock);
+	return wbuf_err(w);
+}
+
+static int PRINTF(4, 5) refuse(int e, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen) {
+		int n = snprintf(err, errlen, "serial: ");
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < errlen)
+			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return e;
+}
+
+/* A saved bool: 0 or 1, anything else is a corrupt input. */
+static bool get_bool(struct rbuf *r, bool *bad)
+{
+	uint8_t v = rget_u8(r);
+
+	*bad |= v > 1;
+	return v;
+}
+
+int serial_restore(struct serial *s, struct rbuf *r, char *err, size_t errlen)
+{
+	struct serial n;
+	uint32_t version;
+	uint8_t count;
+	bool bad = false;
+
+	version = rget_u32(r);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated before its version");
+	if (version != SERIAL_STATE_V1)
+		return refuse(-EBADMSG, err, errlen, "state version %u, this flint reads %u",
+			      version, SERIAL_STATE_V1);
+	n.ier = rget_u8(r);
+	n.lcr = rget_u8(r);
+	n.mcr = rget_u8(r);
+	n.scr = rget_u8(r);
+	n.dll = rget_u8(r);
+	n.dlm = rget_u8(r);
+	n.msr = rget_u8(r);
+	n.lsr_errors = rget_u8(r);
+	n.fifo_enabled = get_bool(r, &bad);
+	n.thri_pending = get_bool(r, &bad);
+	count = rget_u8(r);
+	if (count > RX_FIFO_SIZE)
+		return refuse(-EINVAL, err, errlen, "receive FIFO of %u bytes, over %u", count,
+			      RX_FIFO_SIZE);
+	rget_bytes(r, n.rx, count);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated");
+	if (bad)
+		return refuse(-EBADMSG, err, errlen, "a flag neither 0 nor 1");
+	if (n.ier & ~IER_MASK)
+		return refuse(-EINVAL, err, errlen, "IER %#x has bits this UART lacks", n.ier);
+	if (n.mcr & ~MCR_MASK)
+		return refuse(-EINVAL, err, errlen, "MCR %#x has bits this UART lacks", n.mcr);
+	if ((n.msr & ~UART_MSR_ANY_DELTA) != modem_lines(n.mcr))
+		return refuse(-EINVAL, err, errlen, "MSR %#x disagrees with MCR %#x", n.msr, n.mcr);
+	if (n.lsr_errors & ~UART_LSR_OE)
+		return refuse(-EINVAL, err, errlen, "LSR errors %#x beyond an overrun",
+			      n.lsr_errors);
+
+	pthread_mutex_lock(&s->lock);
+	s->ier = n.ier;
+	s->lcr = n.lcr;
+	s->mcr = n.mcr;
+	s->scr = n.scr;
+	s->dll = n.dll;
+	s->dlm = n.dlm;
+	s->msr = n.msr;
+	s->lsr_errors = n.lsr_errors;
+	s->fifo_enabled = n.fifo_enabled;
+	s->thri_pending = n.thri_pending;
+	memcpy(s->rx, n.rx, count);
+	s->rx_head = 0;
+	s->rx_count = count;
+	/* From idle: a pending interrupt gives an edge now. */
+	s->irq_line = false;
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

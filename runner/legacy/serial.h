@@ -9,6 +9,7 @@
 
 #include "core/bus.h"
 #include "core/util.h"
+#include "core/wire.h"
 
 /* Both callbacks run on the calling thread with the UART's lock held: they
  * must not call back into the serial. */
@@ -36,5 +37,21 @@ extern const struct bus_ops serial_bus_ops;
  * FIFO. Returns the number accepted (the rest is for a later call when the
  * FIFO drains); 0 while the guest has the UART in loopback mode. */
 size_t serial_input(struct serial *s, const uint8_t *buf, size_t n);
+
+/* Snapshot: append the UART's state (its registers, the receive FIFO's
+ * bytes in order, whether a THRE interrupt is armed) to w, its own u32
+ * version first. Returns 0 or w's error (-ENOMEM). Any thread. */
+int serial_save(const struct serial *s, struct wbuf *w) WARN_UNUSED;
+
+/* Read state written by serial_save from r and make it s's. Everything is
+ * decoded and checked before s changes: -EBADMSG for a truncated or
+ * corrupt input or another version, -EINVAL for a value this UART cannot
+ * hold (a register bit it lacks, MSR lines that disagree with MCR, a FIFO
+ * over 64 bytes); err (errlen bytes, may be 0) says which field, and s is
+ * left as it was. On success an interrupt the restored state has pending
+ * is raised again through ops->irq (the edge sent before the snapshot may
+ * not have reached the guest). Bytes after the section are left in r for
+ * the caller. */
+int serial_restore(struct serial *s, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
 #endif

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/wire.h"
 #include "legacy/serial.h"
 
 struct fake {
@@ -309,4 +310,203 @@ Test(serial, input_thread_and_vcpu_thread)
 		i++;
 	}
 	pthread_join(t, NULL);
+}
+
+/* ---- snapshot ------------------------------------------------------ */
+
+static uint8_t rd_of(struct serial *u, unsigned off)
+{
+	uint8_t v = 0x5a;
+	serial_bus_ops.read(u, off, &v, 1);
+	return v;
+}
+
+static void wr_of(struct serial *u, unsigned off, uint8_t v)
+{
+	serial_bus_ops.write(u, off, &v, 1);
+}
+
+/* What a guest sees, reading every register and then the whole receive
+ * FIFO (reads have side effects: two UARTs in the same state give the
+ * same bytes). */
+#define DUMP_LEN 160
+static void dump(struct serial *u, uint8_t *out)
+{
+	unsigned n = 0;
+	uint8_t lcr = rd_of(u, UART_LCR);
+
+	out[n++] = lcr;
+	out[n++] = rd_of(u, UART_MCR);
+	out[n++] = rd_of(u, UART_SCR);
+	out[n++] = rd_of(u, UART_IER);
+	out[n++] = rd_of(u, UART_IIR);
+	out[n++] = rd_of(u, UART_MSR);
+	out[n++] = rd_of(u, UART_LSR);
+	wr_of(u, UART_LCR, lcr | UART_LCR_DLAB);
+	out[n++] = rd_of(u, UART_DLL);
+	out[n++] = rd_of(u, UART_DLM);
+	wr_of(u, UART_LCR, lcr & ~UART_LCR_DLAB);
+	for (unsigned i = 0; i < 70; i++) {
+		out[n++] = rd_of(u, UART_LSR);
+		out[n++] = rd_of(u, UART_RX);
+	}
+	out[n++] = rd_of(u, UART_IIR);
+	while (n < DUMP_LEN)
+		out[n++] = 0;
+}
+
+static struct fake fk2;
+static struct serial *s2;
+
+static void snap_setup(void)
+{
+	setup();
+	memset(&fk2, 0, sizeof(fk2));
+	cr_assert_eq(serial_create(&s2, &fake_ops, &fk2), 0);
+}
+
+static void snap_teardown(void)
+{
+	serial_destroy(s2);
+	s2 = NULL;
+	teardown();
+}
+
+static void save(struct wbuf *w)
+{
+	wbuf_init(w);
+	cr_assert_eq(serial_save(s, w), 0);
+}
+
+/* s2 is still a UART fresh from serial_create. */
+static void expect_s2_untouched(void)
+{
+	cr_assert_eq(fk2.edges, 0);
+	cr_assert_eq(rd_of(s2, UART_IER), 0);
+	cr_assert_eq(rd_of(s2, UART_MCR), UART_MCR_OUT2);
+	cr_assert_eq(rd_of(s2, UART_LSR), UART_LSR_THRE | UART_LSR_TEMT);
+	cr_assert_eq(rd_of(s2, UART_SCR), 0);
+	wr_of(s2, UART_LCR, UART_LCR_DLAB);
+	cr_assert_eq(rd_of(s2, UART_DLL), 12);
+	wr_of(s2, UART_LCR, 0);
+}
+
+Test(serial, snapshot_round_trip, .init = snap_setup, .fini = snap_teardown)
+{
+	uint8_t buf[60], a[DUMP_LEN], b[DUMP_LEN];
+	struct wbuf w;
+	struct rbuf r;
+	char err[128] = "";
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i + 1);
+	/* A FIFO whose head has moved: the bytes wrap in the ring. */
+	cr_assert_eq(serial_input(s, buf, 60), 60);
+	for (unsigned i = 0; i < 50; i++)
+		rd(UART_RX);
+	cr_assert_eq(serial_input(s, buf, 30), 30);
+	/* Loopback: modem deltas, then an overrun. */
+	wr(UART_MCR, UART_MCR_LOOP | UART_MCR_OUT2 | UART_MCR_DTR);
+	for (unsigned i = 0; i < 30; i++)
+		wr(UART_TX, (uint8_t)(0x80 + i));
+	wr(UART_LCR, UART_LCR_DLAB);
+	wr(UART_DLL, 3);
+	wr(UART_DLM, 1);
+	wr(UART_LCR, UART_LCR_WLEN8 | UART_LCR_PARITY);
+	wr(UART_FCR, UART_FCR_ENABLE_FIFO);
+	wr(UART_SCR, 0x7e);
+	wr(UART_IER, UART_IER_RDI | UART_IER_RLSI | UART_IER_MSI);
+
+	save(&w);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(serial_restore(s2, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r), "the whole section read");
+	cr_assert_eq(fk2.edges, 1, "the pending interrupt raised again");
+	dump(s, a);
+	dump(s2, b);
+	cr_assert_arr_eq(a, b, DUMP_LEN);
+	cr_assert_eq(a[4], 0xc0 | UART_IIR_RLSI, "an overrun was pending");
+	cr_assert_eq(a[6] & UART_LSR_OE, UART_LSR_OE);
+	/* The restored UART goes on working: its output reaches its own ops. */
+	wr_of(s2, UART_MCR, UART_MCR_OUT2);
+	wr_of(s2, UART_TX, 'z');
+	cr_assert_eq(fk2.nout, 1);
+	cr_assert_eq(fk2.out[0], 'z');
+	wbuf_free(&w);
+}
+
+Test(serial, snapshot_nothing_pending_raises_nothing, .init = snap_setup, .fini = snap_teardown)
+{
+	struct wbuf w;
+	struct rbuf r;
+
+	input("abc"); /* data, but RDI masked */
+	save(&w);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(serial_restore(s2, &r, NULL, 0), 0);
+	cr_assert_eq(fk2.edges, 0);
+	cr_assert_eq(rd_of(s2, UART_RX), 'a');
+	/* THRI armed but masked at the snapshot: enabling it interrupts. */
+	wr_of(s2, UART_IER, UART_IER_THRI);
+	cr_assert_eq(fk2.edges, 1);
+	wbuf_free(&w);
+}
+
+Test(serial, snapshot_truncated_anywhere_refused, .init = snap_setup, .fini = snap_teardown)
+{
+	struct wbuf w;
+	struct rbuf r;
+	char err[128];
+
+	input("hello");
+	wr(UART_IER, UART_IER_RDI);
+	save(&w);
+	for (size_t len = 0; len < w.len; len++) {
+		err[0] = 0;
+		rbuf_init(&r, w.p, len);
+		cr_assert_eq(serial_restore(s2, &r, err, sizeof(err)), -EBADMSG, "len %zu", len);
+		cr_assert_eq(strncmp(err, "serial: ", 8), 0, "%s", err);
+	}
+	expect_s2_untouched();
+	wbuf_free(&w);
+}
+
+/* The saved state with byte `off` set to v must be refused with `want`. */
+static void expect_patch_refused(const struct wbuf *w, size_t off, uint8_t v, int want,
+				 const char *says)
+{
+	uint8_t p[256];
+	struct rbuf r;
+	char err[128] = "";
+
+	cr_assert_leq(w->len, sizeof(p));
+	memcpy(p, w->p, w->len);
+	p[off] = v;
+	rbuf_init(&r, p, w->len);
+	cr_assert_eq(serial_restore(s2, &r, err, sizeof(err)), want, "byte %zu = %#x: %s", off, v,
+		     err);
+	cr_assert(strstr(err, says), "byte %zu: '%s' lacks '%s'", off, err, says);
+}
+
+/* Offsets in version 1: u32 version, then one byte each for IER, LCR,
+ * MCR, SCR, DLL, DLM, MSR, LSR errors, FIFO on, THRI armed, FIFO length. */
+Test(serial, snapshot_bad_values_refused, .init = snap_setup, .fini = snap_teardown)
+{
+	struct wbuf w;
+
+	input("xy");
+	save(&w);
+	cr_assert_eq(w.len, 4 + 11 + 2);
+	expect_patch_refused(&w, 0, 2, -EBADMSG, "version 2");
+	expect_patch_refused(&w, 4, UART_IER_RDI | 0x10, -EINVAL, "IER");
+	expect_patch_refused(&w, 6, UART_MCR_OUT2 | 0x20, -EINVAL, "MCR");
+	expect_patch_refused(&w, 10, UART_MSR_DSR | UART_MSR_CTS, -EINVAL, "MSR");
+	expect_patch_refused(&w, 10, 0xff, -EINVAL, "MSR");
+	expect_patch_refused(&w, 11, UART_LSR_DR, -EINVAL, "LSR");
+	expect_patch_refused(&w, 12, 2, -EBADMSG, "flag");
+	expect_patch_refused(&w, 13, 0xff, -EBADMSG, "flag");
+	expect_patch_refused(&w, 14, 65, -EINVAL, "FIFO of 65");
+	expect_patch_refused(&w, 14, 3, -EBADMSG, "truncated");
+	expect_s2_untouched();
+	wbuf_free(&w);
 }

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -363,6 +365,128 @@ int i8042_ctrl_alt_del(struct i8042 *k, struct vm_err *err)
 		return vm_err_set(err, r, "the guest has switched its keyboard off; try again");
 	if (r == -ENOSPC)
 		return vm_err_set(err, r, "the guest has not read the keys sent before");
+	return 0;
+}
+
+/* Snapshot state, version 1: the controller's bytes, then the keyboard's
+ * and its queue oldest first. `signalled` is not saved: restore raises the
+ * interrupt for a byte on show afresh. */
+#define I8042_STATE_V1 1
+
+int i8042_save(const struct i8042 *ck, struct wbuf *w)
+{
+	/* The lock is not part of the state: taking it changes nothing saved. */
+	struct i8042 *k = (struct i8042 *)ck;
+
+	pthread_mutex_lock(&k->lock);
+	wput_u32(w, I8042_STATE_V1);
+	wput_u8(w, k->ctr);
+	wput_u8(w, k->cmd);
+	wput_u8(w, k->last_was_cmd);
+	wput_u8(w, k->has_reply);
+	wput_u8(w, k->reply);
+	wput_u8(w, k->last_read);
+	wput_u8(w, k->outp);
+	wput_u8(w, k->kbd_cmd);
+	wput_u8(w, k->kbd_last);
+	wput_u8(w, k->scanning);
+	wput_u8(w, (uint8_t)k->kq_len);
+	for (unsigned i = 0; i < k->kq_len; i++)
+		wput_u8(w, k->kq[(k->kq_head + i) % I8042_KBD_QUEUE]);
+	pthread_mutex_unlock(&k->lock);
+	return wbuf_err(w);
+}
+
+static int PRINTF(4, 5) refuse(int e, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen) {
+		int n = snprintf(err, errlen, "i8042: ");
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < errlen)
+			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return e;
+}
+
+/* A saved bool: 0 or 1, anything else is a corrupt input. */
+static bool get_bool(struct rbuf *r, bool *bad)
+{
+	uint8_t v = rget_u8(r);
+
+	*bad |= v > 1;
+	return v;
+}
+
+/* The commands that wait for a byte on the data port: the only values
+ * i8042_cmd_write leaves in cmd, and kbd_write in kbd_cmd. */
+static bool cmd_takes_byte(uint8_t c)
+{
+	return c == 0 || c == CMD_WRITE_CTR || c == CMD_WRITE_OUTP || c == CMD_KBD_LOOP ||
+	       c == CMD_AUX_LOOP || c == CMD_AUX_SEND;
+}
+
+static bool kbd_cmd_takes_param(uint8_t c)
+{
+	return c == 0 || c == KBD_SET_LEDS || c == KBD_SCAN_SET || c == KBD_TYPEMATIC;
+}
+
+int i8042_restore(struct i8042 *k, struct rbuf *r, char *err, size_t errlen)
+{
+	uint8_t ctr, cmd, reply, last_read, outp, kbd_cmd, kbd_last, len;
+	uint8_t kq[I8042_KBD_QUEUE];
+	bool last_was_cmd, has_reply, scanning, bad = false;
+	uint32_t version;
+
+	version = rget_u32(r);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated before its version");
+	if (version != I8042_STATE_V1)
+		return refuse(-EBADMSG, err, errlen, "state version %u, this flint reads %u",
+			      version, I8042_STATE_V1);
+	ctr = rget_u8(r);
+	cmd = rget_u8(r);
+	last_was_cmd = get_bool(r, &bad);
+	has_reply = get_bool(r, &bad);
+	reply = rget_u8(r);
+	last_read = rget_u8(r);
+	outp = rget_u8(r);
+	kbd_cmd = rget_u8(r);
+	kbd_last = rget_u8(r);
+	scanning = get_bool(r, &bad);
+	len = rget_u8(r);
+	if (len > I8042_KBD_QUEUE)
+		return refuse(-EINVAL, err, errlen, "keyboard queue of %u bytes, over %u", len,
+			      I8042_KBD_QUEUE);
+	rget_bytes(r, kq, len);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated");
+	if (bad)
+		return refuse(-EBADMSG, err, errlen, "a flag neither 0 nor 1");
+	if (!cmd_takes_byte(cmd))
+		return refuse(-EINVAL, err, errlen, "pending controller command %#x", cmd);
+	if (!kbd_cmd_takes_param(kbd_cmd))
+		return refuse(-EINVAL, err, errlen, "pending keyboard command %#x", kbd_cmd);
+
+	pthread_mutex_lock(&k->lock);
+	k->ctr = ctr;
+	k->cmd = cmd;
+	k->last_was_cmd = last_was_cmd;
+	k->has_reply = has_reply;
+	k->reply = reply;
+	k->last_read = last_read;
+	k->outp = outp;
+	memcpy(k->kq, kq, len);
+	k->kq_head = 0;
+	k->kq_len = len;
+	k->kbd_cmd = kbd_cmd;
+	k->kbd_last = kbd_last;
+	k->scanning = scanning;
+	k->signalled = false;
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "core/bus.h"
 #include "core/control.h"
 #include "core/mailbox.h"
+#include "core/wire.h"
 
 /* i8042 keyboard controller with a PS/2 keyboard, enough for Linux's i8042
  * and atkbd drivers to find them quickly and for Ctrl-Alt-Del: register
@@ -58,6 +59,24 @@ void i8042_init(struct i8042 *k, void (*reset)(void *ctx), void (*irq)(void *ctx
  * 0, or -errno with err saying why: -EAGAIN while the guest has switched the
  * keyboard off, -ENOSPC when the guest has not read earlier keys. Any thread. */
 int i8042_ctrl_alt_del(struct i8042 *k, struct vm_err *err);
+
+/* Snapshot: append the controller's state (command byte, output buffer,
+ * output port, a command waiting for its byte) and the keyboard's (its
+ * queue of bytes not yet read, in order, a command waiting for its
+ * parameter, scanning on or off), its own u32 version first. Returns 0 or
+ * w's error (-ENOMEM). Any thread. */
+int i8042_save(const struct i8042 *k, struct wbuf *w) WARN_UNUSED;
+
+/* Read state written by i8042_save from r and make it k's (k set up with
+ * i8042_init; its callbacks are kept). Everything is decoded and checked
+ * before k changes: -EBADMSG for a truncated or corrupt input or another
+ * version, -EINVAL for a state this controller cannot be in (a pending
+ * command it does not take, a keyboard queue over I8042_KBD_QUEUE); err
+ * (errlen bytes, may be 0) says which field, and k is left as it was. On
+ * success, a keyboard byte waiting in the output buffer with the interrupt
+ * enabled raises the interrupt again (its edge before the snapshot may not
+ * have reached the guest). Bytes after the section are left in r. */
+int i8042_restore(struct i8042 *k, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
 /* Boot timer at BOOT_TIMER_ADDR: a one-byte write of 123 at offset 0 records
  * the time since launch (Firecracker's contract) and logs it. */

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "core/control.h"
+#include "core/wire.h"
 #include "legacy/console.h"
 #include "legacy/legacy.h"
 
@@ -275,6 +276,225 @@ Test(i8042, a_keyboard_command_drops_unsent_keys)
 	put(&k, 0xf4);
 	cr_assert_eq(irqs, 3, "one edge for the ACK");
 	expect_kbd(&k, (const uint8_t[]){0xfa}, 1);
+}
+
+/* ---- i8042 snapshot ------------------------------------------------- */
+
+static int irqs2;
+static void on_irq2(void *ctx)
+{
+	(void)ctx;
+	irqs2++;
+}
+
+/* A second controller to restore into, fresh from i8042_init. */
+static void kbc2_init(struct i8042 *k2)
+{
+	irqs2 = 0;
+	i8042_init(k2, on_reset, on_irq2, NULL);
+}
+
+/* What a guest sees from here on, with the interrupts it gets: finish the
+ * pending controller command, drain the output buffer, give the pending
+ * keyboard command its parameter, read the command byte and output port.
+ * Two controllers in the same state give the same bytes. */
+#define KDUMP 64
+static void kdump(struct i8042 *k, const int *edges, uint8_t *out)
+{
+	unsigned n = 0;
+	int e0 = *edges;
+
+	memset(out, 0, KDUMP);
+	out[n++] = status(k);
+	put(k, 0x47); /* the controller command's byte */
+	for (unsigned i = 0; i < 20; i++) {
+		out[n++] = status(k);
+		out[n++] = get(k);
+	}
+	put(k, 0x00); /* the keyboard command's parameter */
+	for (unsigned i = 0; i < 3; i++) {
+		out[n++] = status(k);
+		out[n++] = get(k);
+	}
+	out[n++] = ask(k, 0x20);
+	out[n++] = ask(k, 0xd0);
+	out[n++] = (uint8_t)(*edges - e0);
+	cr_assert_leq(n, KDUMP);
+}
+
+static void ksave(struct i8042 *k, struct wbuf *w)
+{
+	wbuf_init(w);
+	cr_assert_eq(i8042_save(k, w), 0);
+}
+
+/* Every field of the state (the lock and callbacks aside) is the same. */
+static void expect_same_state(const struct i8042 *a, const struct i8042 *b)
+{
+	cr_assert_eq(a->ctr, b->ctr);
+	cr_assert_eq(a->cmd, b->cmd);
+	cr_assert_eq(a->last_was_cmd, b->last_was_cmd);
+	cr_assert_eq(a->has_reply, b->has_reply);
+	cr_assert_eq(a->reply, b->reply);
+	cr_assert_eq(a->last_read, b->last_read);
+	cr_assert_eq(a->outp, b->outp);
+	cr_assert_eq(a->signalled, b->signalled);
+	cr_assert_eq(a->kq_head, b->kq_head);
+	cr_assert_eq(a->kq_len, b->kq_len);
+	cr_assert_arr_eq(a->kq, b->kq, sizeof(a->kq));
+	cr_assert_eq(a->kbd_cmd, b->kbd_cmd);
+	cr_assert_eq(a->kbd_last, b->kbd_last);
+	cr_assert_eq(a->scanning, b->scanning);
+}
+
+Test(i8042, snapshot_round_trip)
+{
+	struct i8042 k, k2;
+	struct vm_err e = {0};
+	struct wbuf w;
+	struct rbuf r;
+	char err[128] = "";
+	uint8_t a[KDUMP], b[KDUMP];
+
+	kbc_init(&k);
+	kbc2_init(&k2);
+	/* Keys half read (the queue's head has moved), a controller answer
+	 * in front of them, a command waiting for its byte on the data
+	 * port, a keyboard command waiting for its parameter. */
+	put(&k, 0xf0); /* scan code set: the parameter comes later */
+	cr_assert_eq(get(&k), 0xfa);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0, "%s", e.msg);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0, "%s", e.msg);
+	for (unsigned i = 0; i < 3; i++)
+		get(&k);
+	cmd(&k, 0xd1);
+	put(&k, 0xdd); /* output port */
+	cmd(&k, 0x20); /* an answer waits */
+	cmd(&k, 0x60); /* a command byte follows */
+	ksave(&k, &w);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(i8042_restore(&k2, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r), "the whole section read");
+	cr_assert_eq(irqs2, 0, "the answer is on show, not a key");
+	cr_assert_eq(k2.kq_len, 13);
+	kdump(&k, &irqs, a);
+	kdump(&k2, &irqs2, b);
+	cr_assert_arr_eq(a, b, KDUMP);
+	cr_assert_eq(a[2], 0x45, "the controller's answer first");
+	cr_assert_eq(a[4], cad1[3], "then the keys from where the guest was");
+	cr_assert_eq(a[2 + 2 * 13], cad1[7], "the last of 13");
+	wbuf_free(&w);
+}
+
+Test(i8042, snapshot_raises_a_key_on_show_again)
+{
+	struct i8042 k, k2;
+	struct vm_err e = {0};
+	struct wbuf w;
+	struct rbuf r;
+
+	kbc_init(&k);
+	kbc2_init(&k2);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	cr_assert_eq(irqs, 1);
+	ksave(&k, &w);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(i8042_restore(&k2, &r, NULL, 0), 0);
+	cr_assert_eq(irqs2, 1, "the key waiting at the snapshot interrupts again");
+	for (size_t i = 0; i < sizeof(cad1); i++) {
+		cr_assert_eq(irqs2, (int)i + 1, "one edge per byte, as before");
+		cr_assert_eq(expect_byte(&k2), cad1[i]);
+	}
+	wbuf_free(&w);
+
+	/* With the keyboard interrupt off, the key waits silently. */
+	kbc_init(&k);
+	kbc2_init(&k2);
+	cmd(&k, 0x60);
+	put(&k, 0x44);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	ksave(&k, &w);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(i8042_restore(&k2, &r, NULL, 0), 0);
+	cr_assert_eq(irqs2, 0);
+	cr_assert_eq(expect_byte(&k2), 0x1d, "polled");
+	wbuf_free(&w);
+}
+
+Test(i8042, snapshot_truncated_anywhere_refused)
+{
+	struct i8042 k, k2, fresh;
+	struct vm_err e = {0};
+	struct wbuf w;
+	struct rbuf r;
+	char err[128];
+
+	kbc_init(&k);
+	kbc2_init(&k2);
+	kbc2_init(&fresh);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	cmd(&k, 0x60);
+	ksave(&k, &w);
+	for (size_t len = 0; len < w.len; len++) {
+		err[0] = 0;
+		rbuf_init(&r, w.p, len);
+		cr_assert_eq(i8042_restore(&k2, &r, err, sizeof(err)), -EBADMSG, "len %zu", len);
+		cr_assert_eq(strncmp(err, "i8042: ", 7), 0, "%s", err);
+	}
+	expect_same_state(&k2, &fresh);
+	cr_assert_eq(irqs2, 0);
+	wbuf_free(&w);
+}
+
+/* Offsets in version 1: u32 version, then one byte each for the command
+ * byte, pending command, last write was a command, answer waiting, the
+ * answer, last byte read, output port, pending keyboard command, its last
+ * byte, scanning, queue length; then the queue. */
+Test(i8042, snapshot_bad_values_refused)
+{
+	static const struct {
+		size_t off;
+		uint8_t v;
+		int want;
+		const char *says;
+	} bad[] = {
+	    {0, 2, -EBADMSG, "version 2"},
+	    {5, 0x20, -EINVAL, "controller command 0x20"}, /* answered at once, never pending */
+	    {5, 0xfe, -EINVAL, "controller command"},
+	    {6, 2, -EBADMSG, "flag"},
+	    {7, 0x80, -EBADMSG, "flag"},
+	    {11, 0xf2, -EINVAL, "keyboard command 0xf2"},
+	    {11, 0x01, -EINVAL, "keyboard command"},
+	    {13, 3, -EBADMSG, "flag"},
+	    {14, 17, -EINVAL, "queue of 17"},
+	    {14, 9, -EBADMSG, "truncated"},
+	};
+	struct i8042 k, k2, fresh;
+	struct vm_err e = {0};
+	struct wbuf w;
+	struct rbuf r;
+	uint8_t p[64];
+	char err[128];
+
+	kbc_init(&k);
+	kbc2_init(&k2);
+	kbc2_init(&fresh);
+	cr_assert_eq(i8042_ctrl_alt_del(&k, &e), 0);
+	ksave(&k, &w);
+	cr_assert_eq(w.len, 4 + 11 + sizeof(cad1));
+	cr_assert_leq(w.len, sizeof(p));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		memcpy(p, w.p, w.len);
+		p[bad[i].off] = bad[i].v;
+		err[0] = 0;
+		rbuf_init(&r, p, w.len);
+		cr_assert_eq(i8042_restore(&k2, &r, err, sizeof(err)), bad[i].want,
+			     "byte %zu = %#x: %s", bad[i].off, bad[i].v, err);
+		cr_assert(strstr(err, bad[i].says), "'%s' lacks '%s'", err, bad[i].says);
+	}
+	expect_same_state(&k2, &fresh);
+	cr_assert_eq(irqs2, 0);
+	wbuf_free(&w);
 }
 
 Test(boot_timer, records_only_the_magic_byte_once)

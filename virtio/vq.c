@@ -9,6 +9,8 @@
 #include "vq.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rings are read in place");
@@ -18,8 +20,11 @@ static bool is_pow2(uint32_t x)
 	return x && !(x & (x - 1));
 }
 
-int vq_activate(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint64_t avail,
-		uint64_t used, bool event_idx)
+/* The checks a queue's placement must pass, whoever gives it (the guest's
+ * set-up, a restored snapshot): q is reset, then set up and ready, or left
+ * reset with *why saying what failed. */
+static int place(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint64_t avail,
+		 uint64_t used, bool event_idx, const char **why)
 {
 	/* Each ring's bytes; the event field is one more u16 at the end. */
 	uint64_t ev = event_idx ? sizeof(uint16_t) : 0;
@@ -29,8 +34,10 @@ int vq_activate(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint
 	    sizeof(struct vring_used) + (uint64_t)size * sizeof(struct vring_used_elem) + ev;
 
 	vq_reset(q);
+	*why = "size not a power of two in 1..32768";
 	if (!is_pow2(size) || size > VQ_MAX_SIZE)
 		return -EINVAL;
+	*why = "a ring misaligned";
 	if (desc % VRING_DESC_ALIGN_SIZE || avail % VRING_AVAIL_ALIGN_SIZE ||
 	    used % VRING_USED_ALIGN_SIZE)
 		return -EINVAL;
@@ -41,6 +48,7 @@ int vq_activate(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint
 	q->used = gmem_ptr(g, used, used_len);
 	if (!q->desc || !q->avail || !q->used) {
 		vq_reset(q);
+		*why = "a ring not wholly in guest memory";
 		return -EINVAL;
 	}
 	q->gmem = g;
@@ -50,7 +58,16 @@ int vq_activate(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint
 	q->avail_gpa = avail;
 	q->used_gpa = used;
 	q->ready = true;
+	*why = NULL;
 	return 0;
+}
+
+int vq_activate(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint64_t avail,
+		uint64_t used, bool event_idx)
+{
+	const char *why;
+
+	return place(q, g, size, desc, avail, used, event_idx, &why);
 }
 
 void vq_reset(struct vq *q)
@@ -265,4 +282,110 @@ bool vq_has_work(const struct vq *q)
 	if (!q->ready || q->broken)
 		return false;
 	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
+}
+
+/* Snapshot state, version 1: ready; for a ready queue its placement, then
+ * the indexes and the EVENT_IDX decision state. The counters are stats and
+ * are not saved. */
+#define VQ_STATE_V1 1
+
+int vq_save(const struct vq *q, struct wbuf *w)
+{
+	wput_u32(w, VQ_STATE_V1);
+	wput_u8(w, q->ready);
+	if (q->ready) {
+		wput_u8(w, q->event_idx);
+		wput_u8(w, q->broken);
+		wput_u32(w, q->size);
+		wput_u64(w, q->desc_gpa);
+		wput_u64(w, q->avail_gpa);
+		wput_u64(w, q->used_gpa);
+		wput_u16(w, q->last_avail);
+		wput_u16(w, q->next_used);
+		wput_u16(w, q->signalled_used);
+		wput_u8(w, q->signalled_valid);
+	}
+	return wbuf_err(w);
+}
+
+static int PRINTF(4, 5) refuse(int e, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen) {
+		int n = snprintf(err, errlen, "vq: ");
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < errlen)
+			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return e;
+}
+
+/* A saved bool: 0 or 1, anything else is a corrupt input. */
+static bool get_bool(struct rbuf *r, bool *bad)
+{
+	uint8_t v = rget_u8(r);
+
+	*bad |= v > 1;
+	return v;
+}
+
+int vq_restore(struct vq *q, struct gmem *g, struct rbuf *r, char *err, size_t errlen)
+{
+	bool ready, event_idx = false, broken = false, signalled_valid = false, bad = false;
+	uint16_t last_avail = 0, next_used = 0, signalled_used = 0, in_flight;
+	uint64_t desc = 0, avail = 0, used = 0;
+	uint32_t version, size = 0;
+	const char *why;
+	struct vq n;
+
+	version = rget_u32(r);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated before its version");
+	if (version != VQ_STATE_V1)
+		return refuse(-EBADMSG, err, errlen, "state version %u, this flint reads %u",
+			      version, VQ_STATE_V1);
+	ready = get_bool(r, &bad);
+	if (ready) {
+		event_idx = get_bool(r, &bad);
+		broken = get_bool(r, &bad);
+		size = rget_u32(r);
+		desc = rget_u64(r);
+		avail = rget_u64(r);
+		used = rget_u64(r);
+		last_avail = rget_u16(r);
+		next_used = rget_u16(r);
+		signalled_used = rget_u16(r);
+		signalled_valid = get_bool(r, &bad);
+	}
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated");
+	if (bad)
+		return refuse(-EBADMSG, err, errlen, "a flag neither 0 nor 1");
+	if (!ready) {
+		vq_reset(q);
+		return 0;
+	}
+	/* The very checks a guest's own set-up goes through. */
+	if (place(&n, g, size, desc, avail, used, event_idx, &why))
+		return refuse(-EINVAL, err, errlen,
+			      "size %u, desc %#llx, avail %#llx, used %#llx refused: %s", size,
+			      (unsigned long long)desc, (unsigned long long)avail,
+			      (unsigned long long)used, why);
+	/* Every chain pushed was popped first, so the device holds at most a
+	 * ring's worth. (avail->idx is in guest memory, which may not be
+	 * loaded yet: vq_pop checks it against last_avail as always.) */
+	in_flight = (uint16_t)(last_avail - next_used);
+	if (in_flight > size)
+		return refuse(-EINVAL, err, errlen,
+			      "%u chains in flight (last_avail %u, used idx %u) on a queue of %u",
+			      in_flight, last_avail, next_used, size);
+	n.broken = broken;
+	n.last_avail = last_avail;
+	n.next_used = next_used;
+	n.signalled_used = signalled_used;
+	n.signalled_valid = signalled_valid;
+	*q = n;
+	return 0;
 }

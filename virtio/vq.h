@@ -19,6 +19,7 @@
 
 #include "core/gmem.h"
 #include "core/util.h"
+#include "core/wire.h"
 
 /* Largest queue the split ring allows (2.7: Queue Size <= 32768). */
 #define VQ_MAX_SIZE 32768
@@ -128,5 +129,23 @@ void vq_disable_notify(struct vq *q);
 /* True when the guest has made chains available that vq_pop has not taken
  * (false when the queue is not ready or broken). */
 bool vq_has_work(const struct vq *q);
+
+/* Snapshot: append q's state to w, its own u32 version first: whether it
+ * is ready and, if so, its size and ring addresses, event_idx, broken, the
+ * indexes (last_avail, the used idx) and the EVENT_IDX interrupt state. The
+ * counters are not saved. Returns 0 or w's error (-ENOMEM). Call with the
+ * queue idle (the thread driving it stopped). */
+int vq_save(const struct vq *q, struct wbuf *w) WARN_UNUSED;
+
+/* Read state written by vq_save from r and make it q's, against guest
+ * memory g. Everything is decoded and checked before q changes: the size
+ * and rings go through vq_activate's own checks, and the device may hold
+ * at most size chains (last_avail - used idx <= size). -EBADMSG for a
+ * truncated or corrupt input or another version, -EINVAL for a queue the
+ * guest's own set-up would have been refused; err (errlen bytes, may be 0)
+ * says which, and q is left as it was. Nothing in guest memory is read or
+ * written (avail->idx is checked by vq_pop as always). Bytes after the
+ * section are left in r. */
+int vq_restore(struct vq *q, struct gmem *g, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
 #endif

@@ -33,6 +33,11 @@ FUZZ_LIBS_fuzz_api := -ljansson -pthread
 FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c \
 	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_rng := -luring
+# The snapshot state file's reader (and writer, for the round trip), with
+# the vm_config it parses.
+FUZZ_SRCS_fuzz_snapfile := runner/snapshot/snapfile.c runner/core/wire.c runner/config/config_json.c \
+	runner/config/jfield.c runner/config/vm_config.c runner/core/util.c
+FUZZ_LIBS_fuzz_snapfile := -ljansson -lz
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -113,7 +113,9 @@ static int add_seg(const struct vq *q, struct vq_chain *c, struct walk *w,
 		return -EOVERFLOW;
 	if (c->nseg == c->cap)
 		return -E2BIG;
-	host = gmem_ptr(q->gmem, d->addr, d->len);
+	/* A writable buffer is marked dirty for snapshots now, before the
+	 * device fills it (gmem_ptr_w). */
+	host = write ? gmem_ptr_w(q->gmem, d->addr, d->len) : gmem_ptr(q->gmem, d->addr, d->len);
 	if (!host)
 		return -EFAULT;
 	c->seg[c->nseg++] =
@@ -217,6 +219,8 @@ int vq_push(struct vq *q, uint16_t head, uint32_t len)
 	q->next_used++;
 	/* Release: the guest that sees the new idx sees the element too. */
 	__atomic_store_n(&q->used->idx, q->next_used, __ATOMIC_RELEASE);
+	gmem_mark_dirty_host(q->gmem, e, sizeof(*e));
+	gmem_mark_dirty_host(q->gmem, &q->used->idx, sizeof(q->used->idx));
 	return 0;
 }
 
@@ -255,15 +259,17 @@ static void set_no_notify(struct vq *q, bool on)
 
 	f = on ? f | VRING_USED_F_NO_NOTIFY : f & ~VRING_USED_F_NO_NOTIFY;
 	__atomic_store_n(&q->used->flags, f, __ATOMIC_RELAXED);
+	gmem_mark_dirty_host(q->gmem, &q->used->flags, sizeof(f));
 }
 
 void vq_enable_notify(struct vq *q)
 {
 	if (!q->ready)
 		return;
-	if (q->event_idx)
+	if (q->event_idx) {
 		__atomic_store_n(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
-	else
+		gmem_mark_dirty_host(q->gmem, avail_event(q), sizeof(uint16_t));
+	} else
 		set_no_notify(q, false);
 	/* Full fence: the store above must be visible before the caller reads
 	 * avail->idx in vq_has_work, or a guest that added a buffer meanwhile

@@ -7,17 +7,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/gmem_int.h"
 #include "core/study.h"
 #include "x86/layout.h"
-
-#define GMEM_MAX_REGIONS 2
-
-struct gmem {
-	size_t nregions;
-	struct gmem_region r[GMEM_MAX_REGIONS];
-	uint64_t size;
-	struct gmem_opts opts;
-};
 
 #define HUGE_2M (2ULL << 20)
 
@@ -74,11 +66,37 @@ int gmem_create(struct gmem **out, uint64_t size)
 	return gmem_create_opts(out, size, NULL);
 }
 
+void gmem_layout_for_size(uint64_t size, struct gmem_layout *l)
+{
+	uint64_t low = size < MMIO_GAP_START ? size : MMIO_GAP_START;
+
+	memset(l, 0, sizeof(*l));
+	l->nregions = 1;
+	l->r[0] = (struct gmem_layout_region){.gpa = 0, .size = low, .offset = 0};
+	if (size > low)
+		l->r[l->nregions++] = (struct gmem_layout_region){
+		    .gpa = MMIO_GAP_END, .size = size - low, .offset = low};
+}
+
+int gmem_alloc_dirty(struct gmem *g)
+{
+	if (!g->opts.track_dirty)
+		return 0;
+	for (size_t i = 0; i < g->nregions; i++) {
+		g->dirty[i] =
+		    calloc(gmem_bits_words(g->r[i].size / GMEM_PAGE), sizeof(unsigned long));
+		if (!g->dirty[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int gmem_create_opts(struct gmem **out, uint64_t size, const struct gmem_opts *o)
 {
 	struct gmem_opts none = {0};
+	struct gmem_layout l;
 	struct gmem *g;
-	uint64_t low, high;
+	int err;
 
 	*out = NULL;
 	if (!o)
@@ -91,31 +109,106 @@ int gmem_create_opts(struct gmem **out, uint64_t size, const struct gmem_opts *o
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	g->file_fd = -1;
 	g->opts = *o;
-	low = size < MMIO_GAP_START ? size : MMIO_GAP_START;
-	high = size - low;
-	uint64_t sizes[] = {low, high}, bases[] = {0, MMIO_GAP_END};
-	for (size_t i = 0; i < ARRAY_SIZE(sizes) && sizes[i]; i++) {
-		void *p = o->huge_2m ? map_huge(sizes[i]) : map_aligned(sizes[i]);
+	gmem_layout_for_size(size, &l);
+	for (size_t i = 0; i < l.nregions; i++) {
+		void *p = o->huge_2m ? map_huge(l.r[i].size) : map_aligned(l.r[i].size);
 		if (!p) {
-			int err = -errno;
-			gmem_destroy(g);
-			return err;
+			err = -errno;
+			goto err_destroy;
 		}
-		g->r[g->nregions++] = (struct gmem_region){.gpa = bases[i], .size = sizes[i], .host = p};
+		g->r[g->nregions++] =
+		    (struct gmem_region){.gpa = l.r[i].gpa, .size = l.r[i].size, .host = p};
 	}
+	err = gmem_alloc_dirty(g);
+	if (err)
+		goto err_destroy;
 	g->size = size;
 	*out = g;
 	return 0;
+
+err_destroy:
+	gmem_destroy(g);
+	return err;
 }
 
 void gmem_destroy(struct gmem *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->nregions; i++)
+	for (size_t i = 0; i < g->nregions; i++) {
 		munmap(g->r[i].host, g->r[i].size);
+		free(g->dirty[i]);
+	}
+	close_fd(&g->file_fd);
 	free(g);
+}
+
+void gmem_bits_set(unsigned long *b, uint64_t first, uint64_t n)
+{
+	while (n) {
+		uint64_t bit = first % BITS_PER_WORD;
+		uint64_t k = BITS_PER_WORD - bit < n ? BITS_PER_WORD - bit : n;
+		unsigned long mask = k == BITS_PER_WORD ? ~0UL : ((1UL << k) - 1) << bit;
+
+		__atomic_fetch_or(&b[first / BITS_PER_WORD], mask, __ATOMIC_RELAXED);
+		first += k;
+		n -= k;
+	}
+}
+
+void gmem_bits_or(unsigned long *dst, const unsigned long *src, uint64_t nbits)
+{
+	uint64_t full = nbits / BITS_PER_WORD, rest = nbits % BITS_PER_WORD;
+
+	for (uint64_t i = 0; i < full; i++)
+		if (src[i])
+			__atomic_fetch_or(&dst[i], src[i], __ATOMIC_RELAXED);
+	if (rest)
+		__atomic_fetch_or(&dst[full], src[full] & ((1UL << rest) - 1), __ATOMIC_RELAXED);
+}
+
+/* Mark the pages of [off, off + len) of region i (inside it, len > 0). */
+static void mark_region(struct gmem *g, size_t i, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / GMEM_PAGE, last = (off + len - 1) / GMEM_PAGE;
+
+	gmem_bits_set(g->dirty[i], first, last - first + 1);
+}
+
+void gmem_mark_dirty(struct gmem *g, uint64_t gpa, uint64_t len)
+{
+	if (!g->opts.track_dirty || len == 0)
+		return;
+	for (size_t i = 0; i < g->nregions; i++) {
+		const struct gmem_region *r = &g->r[i];
+		/* The part of [gpa, gpa+len) inside r, without computing an end
+		 * that could wrap. */
+		uint64_t lo = gpa > r->gpa ? gpa - r->gpa : 0;
+		uint64_t skip = r->gpa > gpa ? r->gpa - gpa : 0;
+
+		if (lo >= r->size || skip >= len)
+			continue;
+		uint64_t n = len - skip < r->size - lo ? len - skip : r->size - lo;
+		mark_region(g, i, lo, n);
+	}
+}
+
+void gmem_mark_dirty_host(struct gmem *g, const void *host, size_t len)
+{
+	uintptr_t p = (uintptr_t)host;
+
+	if (!g->opts.track_dirty || len == 0)
+		return;
+	for (size_t i = 0; i < g->nregions; i++) {
+		uintptr_t base = (uintptr_t)g->r[i].host;
+
+		if (p < base || p - base >= g->r[i].size)
+			continue;
+		uint64_t off = p - base;
+		mark_region(g, i, off, len < g->r[i].size - off ? len : g->r[i].size - off);
+	}
 }
 
 void *gmem_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)
@@ -144,9 +237,18 @@ int gmem_read(const struct gmem *g, uint64_t gpa, void *dst, size_t len)
 	return 0;
 }
 
-int gmem_write(struct gmem *g, uint64_t gpa, const void *src, size_t len)
+void *gmem_ptr_w(struct gmem *g, uint64_t gpa, uint64_t len)
 {
 	void *p = gmem_ptr(g, gpa, len);
+
+	if (p)
+		gmem_mark_dirty(g, gpa, len ? len : 1);
+	return p;
+}
+
+int gmem_write(struct gmem *g, uint64_t gpa, const void *src, size_t len)
+{
+	void *p = gmem_ptr_w(g, gpa, len);
 	if (!p)
 		return -EFAULT;
 	memcpy(p, src, len);

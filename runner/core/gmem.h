@@ -11,10 +11,28 @@
 
 struct gmem;
 
+/* Guest RAM is at most two regions: below the 32-bit MMIO hole and above
+ * 4 GiB (gmem_create). */
+#define GMEM_MAX_REGIONS 2
+/* The unit of dirty tracking and of the memory file's holes: KVM's dirty log
+ * counts 4 KiB pages whatever backs them. */
+#define GMEM_PAGE 4096ULL
+
 struct gmem_region {
 	uint64_t gpa;
 	uint64_t size;
 	void *host;
+};
+
+/* Where each region lies in guest-physical space and in a memory file (a
+ * snapshot's region table; gmem_snap.h encodes it). flint's map is a
+ * function of the total size (gmem_layout_for_size) and its file is the
+ * regions' concatenation: region 0 at offset 0, region 1 right after it. */
+struct gmem_layout {
+	uint32_t nregions;
+	struct gmem_layout_region {
+		uint64_t gpa, size, offset;
+	} r[GMEM_MAX_REGIONS];
 };
 
 /* How guest RAM is backed (machine-config's huge_pages and
@@ -26,7 +44,8 @@ struct gmem_opts {
 	 * the guest first touches a page the pool cannot give. */
 	bool huge_2m;
 	/* KVM logs the pages the guest writes (KVM_MEM_LOG_DIRTY_PAGES on
-	 * every slot, gmem_slot_flags), for snapshots to read. */
+	 * every slot, gmem_slot_flags), and gmem keeps a bitmap of the pages
+	 * flint writes (gmem_ptr_w, gmem_write), for diff snapshots. */
 	bool track_dirty;
 };
 
@@ -41,11 +60,28 @@ int gmem_create(struct gmem **out, uint64_t size) WARN_UNUSED;
 int gmem_create_opts(struct gmem **out, uint64_t size, const struct gmem_opts *o) WARN_UNUSED;
 void gmem_destroy(struct gmem *g); /* NULL ok */
 
-/* Host pointer for [gpa, gpa+len) or NULL unless the whole range lies in one
- * RAM region (overflow checked; len 0 is treated as 1). */
-void *gmem_ptr(const struct gmem *g, uint64_t gpa, uint64_t len);
+/* The layout gmem_create gives `size` bytes (the regions around the hole,
+ * concatenated in the file). size is not checked: see gmem_create. */
+void gmem_layout_for_size(uint64_t size, struct gmem_layout *l);
 
-/* Copy to/from guest memory. Return 0 or -EFAULT. */
+/* Host pointer for [gpa, gpa+len) or NULL unless the whole range lies in one
+ * RAM region (overflow checked; len 0 is treated as 1). For reading, or for
+ * writing memory that a snapshot need not see as changed (nothing else):
+ * flint's writes go through gmem_ptr_w or gmem_write. */
+void *gmem_ptr(const struct gmem *g, uint64_t gpa, uint64_t len);
+/* gmem_ptr for a range flint will write: with track_dirty its pages are
+ * marked dirty now, so the next diff snapshot carries them. A caller that
+ * keeps the pointer across a snapshot (gmem_save_diff) must mark again what
+ * it writes after it (gmem_mark_dirty), or give the buffer back first. */
+void *gmem_ptr_w(struct gmem *g, uint64_t gpa, uint64_t len);
+/* Mark [gpa, gpa+len), or [host, host+len) of g's mapping, as written by
+ * flint (no-op without track_dirty, or for a range outside RAM: the parts
+ * inside are marked). One atomic OR per 64 pages; any thread. */
+void gmem_mark_dirty(struct gmem *g, uint64_t gpa, uint64_t len);
+void gmem_mark_dirty_host(struct gmem *g, const void *host, size_t len);
+
+/* Copy to/from guest memory (gmem_write marks the pages dirty as
+ * gmem_ptr_w does). Return 0 or -EFAULT. */
 int gmem_read(const struct gmem *g, uint64_t gpa, void *dst, size_t len) WARN_UNUSED;
 int gmem_write(struct gmem *g, uint64_t gpa, const void *src, size_t len) WARN_UNUSED;
 

@@ -169,7 +169,7 @@ static int load_elf(struct gmem *g, const uint8_t *img, uint64_t len, struct boo
 		read_phdr(img, &eh, i, &ph);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
-		dst = gmem_ptr(g, ph.p_paddr, ph.p_memsz);
+		dst = gmem_ptr_w(g, ph.p_paddr, ph.p_memsz);
 		memcpy(dst, img + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}

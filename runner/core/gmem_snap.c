@@ -1,0 +1,706 @@
+/* gmem_snap: guest memory to and from a snapshot's memory file; the file's
+ * layout and the rules are in gmem_snap.h. */
+#include "core/gmem_snap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "core/gmem_int.h"
+
+/* Pages looked at per mincore()/pagemap read: 16 MiB of guest memory. */
+#define CHUNK	   4096
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define HUGE_2M	   (2ULL << 20)
+
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+/* --- the region table ---------------------------------------------------- */
+
+void gmem_layout_of(const struct gmem *g, struct gmem_layout *l)
+{
+	uint64_t off = 0;
+
+	memset(l, 0, sizeof(*l));
+	l->nregions = g->nregions;
+	for (size_t i = 0; i < g->nregions; i++) {
+		l->r[i] = (struct gmem_layout_region){
+		    .gpa = g->r[i].gpa, .size = g->r[i].size, .offset = off};
+		off += g->r[i].size;
+	}
+}
+
+uint64_t gmem_layout_file_size(const struct gmem_layout *l)
+{
+	if (l->nregions == 0 || l->nregions > GMEM_MAX_REGIONS)
+		return 0;
+	return l->r[l->nregions - 1].offset + l->r[l->nregions - 1].size;
+}
+
+int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen)
+{
+	static const char *const field[] = {"gpa", "size", "file offset"};
+	struct gmem_layout want;
+	uint64_t total = 0;
+
+	if (l->nregions == 0 || l->nregions > GMEM_MAX_REGIONS)
+		return fail(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
+			    l->nregions, GMEM_MAX_REGIONS);
+	for (uint32_t i = 0; i < l->nregions; i++) {
+		if (l->r[i].size > (1ULL << 46) || total + l->r[i].size > (1ULL << 46))
+			return fail(err, errlen, -EINVAL,
+				    "memory layout: region %u size 0x%llx too large", i,
+				    (unsigned long long)l->r[i].size);
+		total += l->r[i].size;
+	}
+	if (total == 0 || total % GMEM_PAGE)
+		return fail(err, errlen, -EINVAL,
+			    "memory layout: total size 0x%llx is not a non-zero multiple of 4 KiB",
+			    (unsigned long long)total);
+	gmem_layout_for_size(total, &want);
+	if (want.nregions != l->nregions)
+		return fail(err, errlen, -EINVAL,
+			    "memory layout: %u regions for 0x%llx bytes (flint maps %u)",
+			    l->nregions, (unsigned long long)total, want.nregions);
+	for (uint32_t i = 0; i < l->nregions; i++) {
+		const uint64_t got[] = {l->r[i].gpa, l->r[i].size, l->r[i].offset};
+		const uint64_t exp[] = {want.r[i].gpa, want.r[i].size, want.r[i].offset};
+
+		for (size_t f = 0; f < ARRAY_SIZE(got); f++)
+			if (got[f] != exp[f])
+				return fail(
+				    err, errlen, -EINVAL,
+				    "memory layout: region %u %s 0x%llx (flint's map has 0x%llx)",
+				    i, field[f], (unsigned long long)got[f],
+				    (unsigned long long)exp[f]);
+	}
+	return 0;
+}
+
+int gmem_layout_save(const struct gmem_layout *l, struct wbuf *w)
+{
+	wput_u32(w, GMEM_LAYOUT_VERSION);
+	wput_u32(w, l->nregions);
+	for (uint32_t i = 0; i < l->nregions && i < GMEM_MAX_REGIONS; i++) {
+		wput_u64(w, l->r[i].gpa);
+		wput_u64(w, l->r[i].size);
+		wput_u64(w, l->r[i].offset);
+	}
+	return wbuf_err(w);
+}
+
+int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t errlen)
+{
+	struct gmem_layout t;
+	uint32_t version;
+	int ret;
+
+	memset(&t, 0, sizeof(t));
+	version = rget_u32(r);
+	t.nregions = rget_u32(r);
+	if (rbuf_err(r))
+		return fail(err, errlen, -EBADMSG, "memory layout: truncated");
+	if (version != GMEM_LAYOUT_VERSION)
+		return fail(err, errlen, -EINVAL, "memory layout: version %u (flint reads %u)",
+			    version, GMEM_LAYOUT_VERSION);
+	if (t.nregions == 0 || t.nregions > GMEM_MAX_REGIONS)
+		return fail(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
+			    t.nregions, GMEM_MAX_REGIONS);
+	for (uint32_t i = 0; i < t.nregions; i++) {
+		t.r[i].gpa = rget_u64(r);
+		t.r[i].size = rget_u64(r);
+		t.r[i].offset = rget_u64(r);
+	}
+	if (rbuf_err(r))
+		return fail(err, errlen, -EBADMSG, "memory layout: truncated");
+	ret = gmem_layout_check(&t, err, errlen);
+	if (ret)
+		return ret;
+	*l = t;
+	return 0;
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+static int pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len > (1ULL << 30) ? (1ULL << 30) : len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, uint8_t *p, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, p, len > (1ULL << 30) ? (1ULL << 30) : len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the file is shorter than its size said */
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int regular_file(int fd, struct stat *st, const char *what, char *err, size_t errlen)
+{
+	if (fstat(fd, st) < 0)
+		return fail(err, errlen, -errno, "%s: fstat: %s", what, strerror(errno));
+	if (!S_ISREG(st->st_mode))
+		return fail(err, errlen, -EINVAL, "%s is not a regular file", what);
+	return 0;
+}
+
+/* A snapshot written into the file g maps would change (full: truncate
+ * away) the memory under the guest. */
+static int not_own_file(const struct gmem *g, const struct stat *st, char *err, size_t errlen)
+{
+	struct stat own;
+
+	if (g->file_fd >= 0 && fstat(g->file_fd, &own) == 0 && own.st_dev == st->st_dev &&
+	    own.st_ino == st->st_ino)
+		return fail(err, errlen, -EINVAL,
+			    "memory file: it is the file this VM's memory is mapped from");
+	return 0;
+}
+
+static bool page_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	uint64_t acc = 0;
+
+	/* Most data pages differ from zero in their first word. */
+	if (w[0])
+		return false;
+	for (size_t i = 0; i < GMEM_PAGE / 8; i += 8) {
+		for (size_t j = 0; j < 8; j++)
+			acc |= w[i + j];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+/* True when the host has pages in swap, so that mincore() may call a page
+ * that holds data not resident. */
+static bool swap_in_use(void)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) < 0)
+		return true;
+	return si.totalswap != si.freeswap;
+}
+
+/* vec[j] = whether page base+j of r is in memory (or swap), for n pages. */
+static int scan(const struct gmem_region *r, uint64_t base, uint64_t n, enum gmem_scan how, int pm,
+		uint64_t *pmbuf, uint8_t *vec)
+{
+	uint8_t *host = (uint8_t *)r->host + base * GMEM_PAGE;
+
+	switch (how) {
+	case GMEM_SCAN_MINCORE:
+		if (mincore(host, n * GMEM_PAGE, vec) < 0)
+			return -errno;
+		for (uint64_t j = 0; j < n; j++)
+			vec[j] &= 1;
+		return 0;
+	case GMEM_SCAN_PAGEMAP: {
+		int ret = pread_all(pm, (uint8_t *)pmbuf, n * 8, (uintptr_t)host / GMEM_PAGE * 8);
+		if (ret)
+			return ret;
+		for (uint64_t j = 0; j < n; j++)
+			vec[j] = !!(pmbuf[j] & (PM_PRESENT | PM_SWAPPED));
+		return 0;
+	}
+	default:
+		memset(vec, 1, n);
+		return 0;
+	}
+}
+
+/* Set vec[j] for the pages of [off, off + n pages) of the file fd that hold
+ * data: in a file-backed gmem, a page neither copied (written) nor in the
+ * page cache shows as not resident, yet holds the file's content. */
+static int file_data(int fd, uint64_t off, uint64_t n, uint8_t *vec)
+{
+	uint64_t end = off + n * GMEM_PAGE, at = off;
+
+	while (at < end) {
+		off_t data = lseek(fd, (off_t)at, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			return 0;
+		if (data < 0)
+			return -errno;
+		if ((uint64_t)data >= end)
+			return 0;
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		uint64_t stop = (uint64_t)hole < end ? (uint64_t)hole : end;
+		for (uint64_t pg = ((uint64_t)data - off) / GMEM_PAGE;
+		     pg < (stop - off + GMEM_PAGE - 1) / GMEM_PAGE; pg++)
+			vec[pg] = 1;
+		at = stop;
+	}
+	return 0;
+}
+
+/* vec[j] = whether page base+j of region i may hold data, for n pages. */
+static int candidates(const struct gmem *g, size_t i, uint64_t src_off, uint64_t base, uint64_t n,
+		      enum gmem_scan how, int pm, uint64_t *pmbuf, uint8_t *vec)
+{
+	int ret = scan(&g->r[i], base, n, how, pm, pmbuf, vec);
+	if (!ret && how != GMEM_SCAN_ALL && g->file_fd >= 0)
+		ret = file_data(g->file_fd, src_off + base * GMEM_PAGE, n, vec);
+	return ret;
+}
+
+/* Write the pages of region i that hold data at file offset off (which is
+ * also where a file-backed g's region lies in its own file), in runs. */
+static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enum gmem_scan how,
+		       int pm, uint64_t *pmbuf)
+{
+	const struct gmem_region *r = &g->r[i];
+	const uint8_t *host = r->host;
+	uint64_t npages = r->size / GMEM_PAGE, run = UINT64_MAX;
+	uint8_t vec[CHUNK];
+	int ret;
+
+	for (uint64_t base = 0; base < npages; base += CHUNK) {
+		uint64_t n = npages - base < CHUNK ? npages - base : CHUNK;
+
+		ret = candidates(g, i, off, base, n, how, pm, pmbuf, vec);
+		if (ret)
+			return ret;
+		for (uint64_t j = 0; j < n; j++) {
+			uint64_t pg = base + j;
+			bool data = vec[j] && !page_zero(host + pg * GMEM_PAGE);
+
+			if (data && run == UINT64_MAX)
+				run = pg;
+			if (!data && run != UINT64_MAX) {
+				ret = pwrite_all(fd, host + run * GMEM_PAGE, (pg - run) * GMEM_PAGE,
+						 off + run * GMEM_PAGE);
+				if (ret)
+					return ret;
+				run = UINT64_MAX;
+			}
+		}
+	}
+	if (run != UINT64_MAX)
+		return pwrite_all(fd, host + run * GMEM_PAGE, (npages - run) * GMEM_PAGE,
+				  off + run * GMEM_PAGE);
+	return 0;
+}
+
+static void clear_dirty(struct gmem *g)
+{
+	for (size_t i = 0; g->opts.track_dirty && i < g->nregions; i++) {
+		uint64_t words = gmem_bits_words(g->r[i].size / GMEM_PAGE);
+
+		for (uint64_t w = 0; w < words; w++)
+			__atomic_store_n(&g->dirty[i][w], 0, __ATOMIC_RELAXED);
+	}
+}
+
+int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err, size_t errlen)
+{
+	struct gmem_layout l;
+	struct stat st;
+	uint64_t *pmbuf = NULL;
+	bool checked = false;
+	int pm = -1, ret;
+
+	ret = regular_file(fd, &st, "memory file", err, errlen);
+	if (!ret)
+		ret = not_own_file(g, &st, err, errlen);
+	if (ret)
+		return ret;
+	gmem_layout_of(g, &l);
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)gmem_layout_file_size(&l)) < 0)
+		return fail(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
+	if (how == GMEM_SCAN_AUTO) {
+		checked = !swap_in_use();
+		how = checked ? GMEM_SCAN_MINCORE : GMEM_SCAN_PAGEMAP;
+	}
+again:
+	if (how == GMEM_SCAN_PAGEMAP) {
+		pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		pmbuf = malloc(CHUNK * sizeof(*pmbuf));
+		if (pm < 0 || !pmbuf)
+			how = GMEM_SCAN_ALL; /* no /proc in a jail: read every page */
+	}
+	for (size_t i = 0; i < l.nregions && !ret; i++)
+		ret = full_region(g, i, l.r[i].offset, fd, how, pm, pmbuf);
+	close_fd(&pm);
+	free(pmbuf);
+	pmbuf = NULL;
+	if (ret)
+		return fail(err, errlen, ret, "memory file: writing guest memory: %s",
+			    strerror(-ret));
+	/* A page swapped out while mincore() looked was taken for a hole:
+	 * write again, from a scan that sees swapped pages. */
+	if (checked && swap_in_use()) {
+		checked = false;
+		how = GMEM_SCAN_PAGEMAP;
+		goto again;
+	}
+	clear_dirty(g);
+	return 0;
+}
+
+int gmem_save_full(struct gmem *g, int fd, char *err, size_t errlen)
+{
+	return gmem_save_full_scan(g, fd, GMEM_SCAN_AUTO, err, errlen);
+}
+
+int gmem_dirty_merge(struct gmem *g, size_t slot, const unsigned long *kvm_bitmap, uint64_t nbits)
+{
+	if (!g->opts.track_dirty || slot >= g->nregions || nbits != g->r[slot].size / GMEM_PAGE)
+		return -EINVAL;
+	gmem_bits_or(g->dirty[slot], kvm_bitmap, nbits);
+	return 0;
+}
+
+/* Write the pages set in bits (npages of region r) at file offset off. */
+static int diff_region(const struct gmem_region *r, const unsigned long *bits, uint64_t off, int fd)
+{
+	const uint8_t *host = r->host;
+	uint64_t npages = r->size / GMEM_PAGE, pg = 0;
+
+	while (pg < npages) {
+		if (!bits[pg / BITS_PER_WORD] && pg % BITS_PER_WORD == 0) {
+			pg += BITS_PER_WORD;
+			continue;
+		}
+		if (!gmem_bits_test(bits, pg)) {
+			pg++;
+			continue;
+		}
+		uint64_t end = pg + 1;
+		while (end < npages && gmem_bits_test(bits, end))
+			end++;
+		int ret = pwrite_all(fd, host + pg * GMEM_PAGE, (end - pg) * GMEM_PAGE,
+				     off + pg * GMEM_PAGE);
+		if (ret)
+			return ret;
+		pg = end;
+	}
+	return 0;
+}
+
+int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
+{
+	unsigned long *taken[GMEM_MAX_REGIONS] = {NULL};
+	struct gmem_layout l;
+	struct stat st;
+	uint64_t size;
+	int ret;
+
+	if (!g->opts.track_dirty)
+		return fail(err, errlen, -EINVAL, "diff snapshot: dirty page tracking is off");
+	ret = regular_file(fd, &st, "memory file", err, errlen);
+	if (!ret)
+		ret = not_own_file(g, &st, err, errlen);
+	if (ret)
+		return ret;
+	gmem_layout_of(g, &l);
+	size = gmem_layout_file_size(&l);
+	if ((uint64_t)st.st_size < size && ftruncate(fd, (off_t)size) < 0)
+		return fail(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
+	for (size_t i = 0; i < l.nregions; i++) {
+		uint64_t words = gmem_bits_words(l.r[i].size / GMEM_PAGE);
+
+		taken[i] = malloc(words * sizeof(unsigned long));
+		if (!taken[i]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	/* Take the bits (a page marked meanwhile goes to the next diff), and
+	 * give them back if the diff cannot be written. */
+	for (size_t i = 0; i < l.nregions; i++) {
+		uint64_t words = gmem_bits_words(l.r[i].size / GMEM_PAGE);
+
+		for (uint64_t w = 0; w < words; w++)
+			taken[i][w] = __atomic_exchange_n(&g->dirty[i][w], 0, __ATOMIC_RELAXED);
+	}
+	for (size_t i = 0; i < l.nregions && !ret; i++)
+		ret = diff_region(&g->r[i], taken[i], l.r[i].offset, fd);
+	if (ret)
+		for (size_t i = 0; i < l.nregions; i++)
+			gmem_bits_or(g->dirty[i], taken[i], l.r[i].size / GMEM_PAGE);
+out:
+	for (size_t i = 0; i < GMEM_MAX_REGIONS; i++)
+		free(taken[i]);
+	if (ret)
+		return fail(err, errlen, ret, "memory file: writing dirty pages: %s",
+			    strerror(-ret));
+	return 0;
+}
+
+/* --- restoring ----------------------------------------------------------- */
+
+/* A private mapping of fd's [off, off+size), 2 MiB aligned like
+ * gmem_create's memory (the copies the guest makes can then be huge). */
+static void *map_from_file(int fd, uint64_t off, uint64_t size)
+{
+	uint8_t *p = mmap(NULL, size + HUGE_2M, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1));
+	if (a > p)
+		munmap(p, a - p);
+	munmap(a + size, p + HUGE_2M - a);
+	if (mmap(a, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+		 (off_t)off) == MAP_FAILED) {
+		int e = errno;
+		munmap(a, size);
+		errno = e;
+		return NULL;
+	}
+	/* As gmem_create's: a core dump must not carry the tenant's memory. */
+	madvise(a, size, MADV_DONTDUMP);
+	return a;
+}
+
+int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd,
+			  const struct gmem_opts *o, char *err, size_t errlen)
+{
+	struct gmem_opts none = {0};
+	struct stat st;
+	struct gmem *g;
+	uint64_t need;
+	int ret;
+
+	*out = NULL;
+	if (!o)
+		o = &none;
+	if (o->huge_2m)
+		return fail(err, errlen, -EINVAL,
+			    "memory file: huge pages cannot back a file-backed restore");
+	ret = gmem_layout_check(l, err, errlen);
+	if (ret)
+		return ret;
+	ret = regular_file(fd, &st, "memory file", err, errlen);
+	if (ret)
+		return ret;
+	need = gmem_layout_file_size(l);
+	if ((uint64_t)st.st_size < need)
+		return fail(err, errlen, -EINVAL,
+			    "memory file: %llu bytes, the snapshot's memory needs %llu",
+			    (unsigned long long)st.st_size, (unsigned long long)need);
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->opts = *o;
+	/* Kept to tell, at the next full snapshot, which pages the file holds. */
+	g->file_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (g->file_fd < 0) {
+		ret = fail(err, errlen, -errno, "memory file: dup: %s", strerror(errno));
+		goto err_destroy;
+	}
+	for (uint32_t i = 0; i < l->nregions; i++) {
+		void *p = map_from_file(fd, l->r[i].offset, l->r[i].size);
+		if (!p) {
+			ret = fail(err, errlen, -errno, "memory file: mmap region %u: %s", i,
+				   strerror(errno));
+			goto err_destroy;
+		}
+		g->r[g->nregions++] =
+		    (struct gmem_region){.gpa = l->r[i].gpa, .size = l->r[i].size, .host = p};
+		g->size += l->r[i].size;
+	}
+	ret = gmem_alloc_dirty(g);
+	if (ret)
+		goto err_destroy;
+	*out = g;
+	return 0;
+
+err_destroy:
+	gmem_destroy(g);
+	return ret;
+}
+
+/* Call fn for each data extent of fd in [0, end). The file system must say
+ * where holes are at 4 KiB or finer (else a diff's extents would carry a
+ * neighbour's zeros over the base). */
+static int for_each_extent(int fd, uint64_t end, int (*fn)(void *, uint64_t, uint64_t), void *ctx,
+			   char *err, size_t errlen)
+{
+	struct statfs sf;
+	struct stat st;
+	uint64_t off = 0;
+	int ret;
+
+	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0)
+		return fail(err, errlen, -errno, "diff file: %s", strerror(errno));
+	if ((uint64_t)sf.f_bsize > GMEM_PAGE)
+		return fail(
+		    err, errlen, -EOPNOTSUPP,
+		    "diff file: its file system's blocks (%llu bytes) are larger than a page",
+		    (unsigned long long)sf.f_bsize);
+	while (off < end) {
+		off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0)
+			return fail(err, errlen, -errno, "diff file: SEEK_DATA: %s",
+				    strerror(errno));
+		if ((uint64_t)data >= end)
+			break;
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return fail(err, errlen, -errno, "diff file: SEEK_HOLE: %s",
+				    strerror(errno));
+		/* One extent over a sparse file: holes are not reported. */
+		if (data == 0 && hole >= st.st_size && (uint64_t)st.st_blocks * 512 < end)
+			return fail(err, errlen, -EOPNOTSUPP,
+				    "diff file: its file system does not report holes");
+		uint64_t stop = (uint64_t)hole < end ? (uint64_t)hole : end;
+		ret = fn(ctx, data, stop - data);
+		if (ret)
+			return fail(err, errlen, ret, "diff file: copying pages: %s",
+				    strerror(-ret));
+		off = stop;
+	}
+	return 0;
+}
+
+struct into_gmem {
+	struct gmem *g;
+	struct gmem_layout l;
+	int fd;
+};
+
+static int extent_into_gmem(void *ctx, uint64_t off, uint64_t len)
+{
+	struct into_gmem *c = ctx;
+
+	for (uint32_t i = 0; i < c->l.nregions && len; i++) {
+		const struct gmem_layout_region *r = &c->l.r[i];
+
+		if (off < r->offset || off - r->offset >= r->size)
+			continue;
+		uint64_t n = r->size - (off - r->offset) < len ? r->size - (off - r->offset) : len;
+		int ret = pread_all(c->fd, (uint8_t *)c->g->r[i].host + (off - r->offset), n, off);
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int check_diff_size(int fd, const char *what, uint64_t want, char *err, size_t errlen)
+{
+	struct stat st;
+	int ret = regular_file(fd, &st, what, err, errlen);
+
+	if (ret)
+		return ret;
+	if ((uint64_t)st.st_size != want)
+		return fail(err, errlen, -EINVAL, "%s: %llu bytes, the memory layout has %llu",
+			    what, (unsigned long long)st.st_size, (unsigned long long)want);
+	return 0;
+}
+
+int gmem_apply_diff(struct gmem *g, int diff_fd, char *err, size_t errlen)
+{
+	struct into_gmem c = {.g = g, .fd = diff_fd};
+	int ret;
+
+	gmem_layout_of(g, &c.l);
+	ret = check_diff_size(diff_fd, "diff file", gmem_layout_file_size(&c.l), err, errlen);
+	if (ret)
+		return ret;
+	return for_each_extent(diff_fd, gmem_layout_file_size(&c.l), extent_into_gmem, &c, err,
+			       errlen);
+}
+
+struct into_file {
+	int base, diff;
+	uint8_t *buf;
+};
+
+#define COPY_BUF (1u << 20)
+
+static int extent_into_file(void *ctx, uint64_t off, uint64_t len)
+{
+	struct into_file *c = ctx;
+
+	while (len) {
+		uint64_t n = len < COPY_BUF ? len : COPY_BUF;
+		int ret = pread_all(c->diff, c->buf, n, off);
+		if (!ret)
+			ret = pwrite_all(c->base, c->buf, n, off);
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int gmem_file_apply_diff(int base_fd, int diff_fd, const struct gmem_layout *l, char *err,
+			 size_t errlen)
+{
+	struct into_file c = {.base = base_fd, .diff = diff_fd};
+	uint64_t size;
+	int ret;
+
+	ret = gmem_layout_check(l, err, errlen);
+	if (ret)
+		return ret;
+	size = gmem_layout_file_size(l);
+	ret = check_diff_size(base_fd, "memory file", size, err, errlen);
+	if (!ret)
+		ret = check_diff_size(diff_fd, "diff file", size, err, errlen);
+	if (ret)
+		return ret;
+	c.buf = malloc(COPY_BUF);
+	if (!c.buf)
+		return -ENOMEM;
+	ret = for_each_extent(diff_fd, size, extent_into_file, &c, err, errlen);
+	free(c.buf);
+	return ret;
+}

@@ -14,13 +14,13 @@ FUZZ_HARNESSES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_HARNESSES:%=$(BUILD)/fuzz/%)
 
 # Module sources each harness links (no main, nothing that opens /dev/kvm).
-FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/core/gmem.c runner/core/study.c
+FUZZ_SRCS_fuzz_vq := virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c runner/core/util.c
 FUZZ_SRCS_fuzz_blk := virtio/blk/blk_req.c
 FUZZ_SRCS_fuzz_vsock := virtio/vsock/vsock_pkt.c virtio/vsock/vsock_conn.c virtio/vsock/vsock_uds.c \
 	runner/core/util.c
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 # The device on a real io_uring event loop, a socket pair for its tap.
-FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/vq.c runner/core/ratelimit.c \
+FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/vq.c runner/core/ratelimit.c runner/core/wire.c \
 	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
 # The API's router and controller, with the JSON parsing and the config
@@ -30,7 +30,7 @@ FUZZ_SRCS_fuzz_api := runner/api/router.c runner/api/controller.c runner/config/
 	runner/config/jfield.c runner/config/vm_config.c runner/core/mailbox.c runner/core/util.c
 FUZZ_LIBS_fuzz_api := -ljansson -pthread
 # The entropy device on a real io_uring event loop (its rate limiter's timer).
-FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c \
+FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
 	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_rng := -luring
 # The snapshot state file's reader (and writer, for the round trip), with

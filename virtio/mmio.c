@@ -200,6 +200,18 @@ static void reset(struct virtio_mmio *t)
 	__atomic_store_n(&t->needs_reset, false, __ATOMIC_SEQ_CST);
 }
 
+/* Queue registers qr as a ready queue: a size up to QueueNumMax, then
+ * vq_activate's checks. At DRIVER_OK and for a restored running device. */
+static int start_queue(const struct virtio_mmio *t, const struct qreg *qr, bool event_idx,
+		       struct vq *q)
+{
+	if (qr->num > t->queue_max) {
+		vq_reset(q);
+		return -EINVAL;
+	}
+	return vq_activate(q, t->gmem, qr->num, qr->desc, qr->avail, qr->used, event_idx);
+}
+
 /* DRIVER_OK: validate and start every queue the driver made ready, then the
  * device. Any failure leaves the device stopped in DEVICE_NEEDS_RESET. */
 static void activate(struct virtio_mmio *t)
@@ -214,11 +226,7 @@ static void activate(struct virtio_mmio *t)
 
 		if (!qr->ready)
 			continue; /* stays reset: the device sees ready == false */
-		if (qr->num > t->queue_max)
-			err = -EINVAL;
-		else
-			err = vq_activate(&t->queues[q], t->gmem, qr->num, qr->desc, qr->avail,
-					  qr->used, event_idx);
+		err = start_queue(t, qr, event_idx, &t->queues[q]);
 		bad = q;
 	}
 	if (!err) {
@@ -562,4 +570,305 @@ void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
 	s->interrupts_suppressed =
 	    __atomic_load_n(&t->stats[q].interrupts_suppressed, __ATOMIC_RELAXED);
 	s->interrupts_merged = __atomic_load_n(&t->stats[q].interrupts_merged, __ATOMIC_RELAXED);
+}
+
+/* Snapshot state, version 1 (see virtio_mmio_save). */
+#define MMIO_STATE_V1 1
+
+int virtio_mmio_save(const struct virtio_mmio *ct, struct wbuf *w)
+{
+	/* The locks are not part of the state: taking them changes nothing. */
+	struct virtio_mmio *t = (struct virtio_mmio *)ct;
+	uint8_t cfg[VIRTIO_MMIO_CONFIG_SAVED];
+
+	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(&t->dev_lock);
+	wput_u32(w, MMIO_STATE_V1);
+	wput_u32(w, t->ops->device_id);
+	wput_u32(w, t->ops->num_queues);
+	wput_u64(w, t->offered);
+	wput_u32(w, t->status);
+	wput_u8(w, __atomic_load_n(&t->running, __ATOMIC_ACQUIRE));
+	wput_u8(w, __atomic_load_n(&t->needs_reset, __ATOMIC_ACQUIRE));
+	wput_u32(w, t->dev_features_sel);
+	wput_u32(w, t->drv_features_sel);
+	wput_u32(w, t->queue_sel);
+	wput_u64(w, t->driver_features);
+	wput_u32(w, __atomic_load_n(&t->isr, __ATOMIC_SEQ_CST));
+	wput_u32(w, __atomic_load_n(&t->config_gen, __ATOMIC_SEQ_CST));
+	for (unsigned q = 0; q < t->ops->num_queues; q++) {
+		const struct qreg *qr = &t->qreg[q];
+
+		wput_u32(w, qr->num);
+		wput_u32(w, qr->ready);
+		wput_u64(w, qr->desc);
+		wput_u64(w, qr->avail);
+		wput_u64(w, qr->used);
+		if (vq_save(&t->queues[q], w))
+			break; /* w's error, returned below */
+	}
+	pthread_mutex_unlock(&t->dev_lock);
+	/* As the guest reads it, 8 bytes at a time, under lock as mmio_read. */
+	memset(cfg, 0, sizeof(cfg));
+	if (t->ops->config_read)
+		for (unsigned off = 0; off < sizeof(cfg); off += 8)
+			t->ops->config_read(t->dev, off, cfg + off, 8);
+	pthread_mutex_unlock(&t->lock);
+	wput_blob(w, cfg, sizeof(cfg));
+	return wbuf_err(w);
+}
+
+static int PRINTF(5, 6)
+    refuse(const struct virtio_mmio *t, int e, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen) {
+		int n = snprintf(err, errlen, "virtio-mmio device %u: ", t->ops->device_id);
+		va_start(ap, fmt);
+		if (n > 0 && (size_t)n < errlen)
+			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return e;
+}
+
+/* A status a driver can leave behind: a prefix of 3.1.1's steps, each
+ * added in order by status_write, with or without FAILED. */
+static bool status_reachable(uint32_t s)
+{
+	switch (s & ~S_FAILED) {
+	case 0:
+	case S_ACK:
+	case S_ACK | S_DRIVER:
+	case S_SETUP:
+	case S_SETUP | S_DRIVER_OK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A decoded transport state, checked before it becomes t's. */
+struct mmio_state {
+	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, isr, config_gen;
+	uint64_t offered, driver_features;
+	bool running, needs_reset;
+	struct qreg qreg[VIRTIO_MAX_QUEUES];
+	struct vq queues[VIRTIO_MAX_QUEUES];
+};
+
+/* Decode st from r: -EBADMSG (err set) for a short, corrupt or foreign
+ * input, -EINVAL for another device. */
+static int decode(const struct virtio_mmio *t, struct rbuf *r, struct mmio_state *st, char *err,
+		  size_t errlen)
+{
+	uint32_t version, id, nq;
+	uint8_t running, needs_reset;
+	size_t cfg_len;
+	char why[160];
+
+	version = rget_u32(r);
+	id = rget_u32(r);
+	nq = rget_u32(r);
+	if (rbuf_err(r))
+		return refuse(t, -EBADMSG, err, errlen, "state truncated in its header");
+	if (version != MMIO_STATE_V1)
+		return refuse(t, -EBADMSG, err, errlen, "state version %u, this flint reads %u",
+			      version, MMIO_STATE_V1);
+	if (id != t->ops->device_id || nq != t->ops->num_queues)
+		return refuse(t, -EINVAL, err, errlen,
+			      "state of device %u with %u queues, this one has %u", id, nq,
+			      t->ops->num_queues);
+	st->offered = rget_u64(r);
+	st->status = rget_u32(r);
+	running = rget_u8(r);
+	needs_reset = rget_u8(r);
+	st->dev_features_sel = rget_u32(r);
+	st->drv_features_sel = rget_u32(r);
+	st->queue_sel = rget_u32(r);
+	st->driver_features = rget_u64(r);
+	st->isr = rget_u32(r);
+	st->config_gen = rget_u32(r);
+	if (rbuf_err(r))
+		return refuse(t, -EBADMSG, err, errlen, "state truncated in its registers");
+	if (running > 1 || needs_reset > 1)
+		return refuse(t, -EBADMSG, err, errlen, "running %u or needs_reset %u not 0 or 1",
+			      running, needs_reset);
+	st->running = running;
+	st->needs_reset = needs_reset;
+	for (unsigned q = 0; q < nq; q++) {
+		struct qreg *qr = &st->qreg[q];
+		int e;
+
+		qr->num = rget_u32(r);
+		qr->ready = rget_u32(r);
+		qr->desc = rget_u64(r);
+		qr->avail = rget_u64(r);
+		qr->used = rget_u64(r);
+		if (rbuf_err(r))
+			return refuse(t, -EBADMSG, err, errlen, "state truncated in queue %u", q);
+		e = vq_restore(&st->queues[q], t->gmem, r, why, sizeof(why));
+		if (e)
+			return refuse(t, e, err, errlen, "queue %u: %s", q, why);
+	}
+	if (!rget_blob(r, &cfg_len, VIRTIO_MMIO_CONFIG_SAVED) ||
+	    cfg_len != VIRTIO_MMIO_CONFIG_SAVED)
+		return refuse(t, -EBADMSG, err, errlen,
+			      "configuration space truncated or not %u bytes",
+			      VIRTIO_MMIO_CONFIG_SAVED);
+	return 0;
+}
+
+/* Whether st is a state the guest's own driving of this transport could
+ * have produced: -EINVAL with err set if not. */
+static int check(const struct virtio_mmio *t, const struct mmio_state *st, char *err, size_t errlen)
+{
+	bool event_idx = st->driver_features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	bool dok = st->status & S_DRIVER_OK, fok = st->status & S_FEATURES;
+	uint64_t unoffered = st->driver_features & ~t->offered;
+
+	if (!status_reachable(st->status))
+		return refuse(t, -EINVAL, err, errlen, "status %#x is not one a driver can reach",
+			      st->status);
+	if (st->running && !dok)
+		return refuse(t, -EINVAL, err, errlen, "running with status %#x", st->status);
+	if (st->needs_reset && !dok)
+		return refuse(t, -EINVAL, err, errlen, "needs a reset with status %#x", st->status);
+	if (dok && !st->running && !st->needs_reset)
+		return refuse(t, -EINVAL, err, errlen,
+			      "status %#x, neither running nor failed to start", st->status);
+	if (fok && unoffered)
+		return refuse(t, -EINVAL, err, errlen,
+			      "acknowledged features %#llx include %#llx, which this device does "
+			      "not offer (%#llx; the saved one offered %#llx)",
+			      (unsigned long long)st->driver_features,
+			      (unsigned long long)unoffered, (unsigned long long)t->offered,
+			      (unsigned long long)st->offered);
+	if (fok && !(st->driver_features & (1ULL << VIRTIO_F_VERSION_1)))
+		return refuse(t, -EINVAL, err, errlen, "acknowledged features %#llx lack VERSION_1",
+			      (unsigned long long)st->driver_features);
+	if (!(st->status & S_DRIVER) && st->driver_features)
+		return refuse(t, -EINVAL, err, errlen, "driver features %#llx with status %#x",
+			      (unsigned long long)st->driver_features, st->status);
+	if (st->isr & ~(uint32_t)(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		return refuse(t, -EINVAL, err, errlen, "InterruptStatus %#x", st->isr);
+	for (unsigned q = 0; q < t->ops->num_queues; q++) {
+		const struct qreg *qr = &st->qreg[q];
+		const struct vq *vq = &st->queues[q];
+		struct vq probe;
+
+		if (qr->ready > 1)
+			return refuse(t, -EINVAL, err, errlen, "queue %u: QueueReady %u", q,
+				      qr->ready);
+		if (!fok && (qr->num || qr->ready || qr->desc || qr->avail || qr->used))
+			return refuse(t, -EINVAL, err, errlen,
+				      "queue %u: registers set with status %#x", q, st->status);
+		if (!st->running) {
+			/* Queues start at DRIVER_OK; after a failed start some
+			 * may be, and are dropped (the driver must reset). */
+			if (vq->ready && !dok)
+				return refuse(t, -EINVAL, err, errlen,
+					      "queue %u: started with status %#x", q, st->status);
+			continue;
+		}
+		if (!qr->ready) {
+			if (vq->ready)
+				return refuse(t, -EINVAL, err, errlen,
+					      "queue %u: started but not made ready", q);
+			continue;
+		}
+		/* The driver's DRIVER_OK path, on the restored registers. */
+		if (start_queue(t, qr, event_idx, &probe))
+			return refuse(t, -EINVAL, err, errlen,
+				      "queue %u: size %u (max %u) or rings (desc %#llx avail %#llx "
+				      "used %#llx) refused",
+				      q, qr->num, t->queue_max, (unsigned long long)qr->desc,
+				      (unsigned long long)qr->avail, (unsigned long long)qr->used);
+		if (!vq->ready || vq->size != probe.size || vq->desc_gpa != probe.desc_gpa ||
+		    vq->avail_gpa != probe.avail_gpa || vq->used_gpa != probe.used_gpa ||
+		    vq->event_idx != probe.event_idx)
+			return refuse(t, -EINVAL, err, errlen,
+				      "queue %u: its ring state disagrees with its registers", q);
+	}
+	return 0;
+}
+
+/* Back to the state virtio_mmio_create left (config_gen aside). */
+static void clear_registers(struct virtio_mmio *t)
+{
+	t->status = 0;
+	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
+	t->driver_features = 0;
+	memset(t->qreg, 0, sizeof(t->qreg));
+	__atomic_store_n(&t->isr, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->needs_reset, false, __ATOMIC_SEQ_CST);
+}
+
+int virtio_mmio_restore(struct virtio_mmio *t, struct rbuf *r, char *err, size_t errlen)
+{
+	struct mmio_state *st;
+	uint32_t old_gen;
+	int e;
+
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return refuse(t, -ENOMEM, err, errlen, "no memory to decode the state");
+	pthread_mutex_lock(&t->lock);
+	if (t->status || __atomic_load_n(&t->running, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&t->needs_reset, __ATOMIC_ACQUIRE)) {
+		e = refuse(t, -EBUSY, err, errlen, "restore into a transport already in use");
+		goto out;
+	}
+	e = decode(t, r, st, err, errlen);
+	if (!e)
+		e = check(t, st, err, errlen);
+	if (e)
+		goto out;
+
+	old_gen = __atomic_load_n(&t->config_gen, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&t->dev_lock);
+	t->status = st->status;
+	t->dev_features_sel = st->dev_features_sel;
+	t->drv_features_sel = st->drv_features_sel;
+	t->queue_sel = st->queue_sel;
+	t->driver_features = st->driver_features;
+	memcpy(t->qreg, st->qreg, sizeof(t->qreg));
+	__atomic_store_n(&t->isr, st->isr, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->config_gen, st->config_gen, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->needs_reset, st->needs_reset, __ATOMIC_SEQ_CST);
+	if (st->running) {
+		for (unsigned q = 0; q < t->ops->num_queues; q++)
+			t->queues[q] = st->queues[q];
+		/* As the driver's path: a reset (its probe's status 0), then
+		 * activate with running already set (see activate()). */
+		t->ops->reset(t->dev);
+		__atomic_store_n(&t->running, true, __ATOMIC_RELEASE);
+		e = t->ops->activate(t->dev, t->driver_features, t->queues, &t->host);
+		if (e) {
+			__atomic_store_n(&t->running, false, __ATOMIC_RELEASE);
+			t->ops->reset(t->dev);
+			for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+				vq_reset(&t->queues[q]);
+			clear_registers(t);
+			__atomic_store_n(&t->config_gen, old_gen, __ATOMIC_SEQ_CST);
+			pthread_mutex_unlock(&t->dev_lock);
+			e = refuse(t, e, err, errlen, "the device refused activation: %s",
+				   strerror(-e));
+			goto out;
+		}
+	}
+	pthread_mutex_unlock(&t->dev_lock);
+	pthread_mutex_unlock(&t->lock);
+	free(st);
+	/* The edge for a pending cause may not have reached the guest before
+	 * the snapshot; a spurious one is harmless (the handler reads 0). */
+	if (__atomic_load_n(&t->isr, __ATOMIC_SEQ_CST))
+		t->irq(t->irq_ctx);
+	return 0;
+
+out:
+	pthread_mutex_unlock(&t->lock);
+	free(st);
+	return e;
 }

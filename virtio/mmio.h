@@ -25,6 +25,7 @@
 #include "core/bus.h"
 #include "core/gmem.h"
 #include "core/util.h"
+#include "core/wire.h"
 #include "virtio.h"
 
 /* VendorID register: "FLNT" in the register's little-endian bytes (QEMU
@@ -92,5 +93,41 @@ unsigned virtio_mmio_num_queues(const struct virtio_mmio *t);
  * fields are read one by one, not as a snapshot. */
 void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
 			   struct virtio_mmio_queue_stats *s);
+
+/* Bytes of device configuration space a snapshot records (ops->config_read
+ * from offset 0; flint's devices have less, the rest reads as zeros). */
+#define VIRTIO_MMIO_CONFIG_SAVED 256
+
+/* Snapshot: append the transport's state to w, its own u32 version first:
+ * the device id and queue count it was made for, the features offered and
+ * acknowledged, status, the selectors, InterruptStatus, ConfigGeneration,
+ * whether the device runs or needs a reset, each queue's registers and its
+ * vq state (vq_save), and a dump of the device's configuration space. The
+ * device's own state (requests in flight, buffers held, connections) is
+ * not in it: each device saves that itself. Call with the vCPUs paused and
+ * the device quiet (no completions arriving off the notify path). Returns
+ * 0 or w's error (-ENOMEM). */
+int virtio_mmio_save(const struct virtio_mmio *t, struct wbuf *w) WARN_UNUSED;
+
+/* Read state written by virtio_mmio_save from r and make it t's. t must be
+ * in its reset state, as created (-EBUSY otherwise), for the same kind of
+ * device with the same queue count. Everything is decoded and checked
+ * before t changes: a status no driver can reach, features acknowledged
+ * (FEATURES_OK) that this device does not offer or without VERSION_1,
+ * queue registers set before FEATURES_OK, and for a running device each
+ * ready queue's size (a power of two up to QueueNumMax) and rings (in
+ * guest memory, aligned) through the same checks as the driver's own
+ * DRIVER_OK, its vq state agreeing with its registers. -EBADMSG for a
+ * truncated or corrupt input or another version, -EINVAL for a state the
+ * guest's own set-up could not have produced; err (errlen bytes, may be 0)
+ * says which field and t is left as it was. A running device is then
+ * activated with the restored features and queues (ops->activate); its
+ * refusal is returned (-errno) with t and the device reset as before. The
+ * saved configuration space is checked for size and otherwise skipped:
+ * restoring it is the device's. An interrupt the state has pending
+ * (InterruptStatus not 0) is raised again. Takes t's locks; call before the
+ * guest runs. Bytes after the section are left in r. */
+int virtio_mmio_restore(struct virtio_mmio *t, struct rbuf *r, char *err,
+			size_t errlen) WARN_UNUSED;
 
 #endif

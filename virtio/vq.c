@@ -314,28 +314,9 @@ int vq_save(const struct vq *q, struct wbuf *w)
 	return wbuf_err(w);
 }
 
-static int PRINTF(4, 5) refuse(int e, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
+/* A refusal: -errno, err saying which field (fmt is a literal). */
+#define refuse(e, err, errlen, ...) err_set(err, errlen, e, "vq: " __VA_ARGS__)
 
-	if (errlen) {
-		int n = snprintf(err, errlen, "vq: ");
-		va_start(ap, fmt);
-		if (n > 0 && (size_t)n < errlen)
-			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return e;
-}
-
-/* A saved bool: 0 or 1, anything else is a corrupt input. */
-static bool get_bool(struct rbuf *r, bool *bad)
-{
-	uint8_t v = rget_u8(r);
-
-	*bad |= v > 1;
-	return v;
-}
 
 int vq_restore(struct vq *q, struct gmem *g, struct rbuf *r, char *err, size_t errlen)
 {
@@ -352,10 +333,10 @@ int vq_restore(struct vq *q, struct gmem *g, struct rbuf *r, char *err, size_t e
 	if (version != VQ_STATE_V1)
 		return refuse(-EBADMSG, err, errlen, "state version %u, this flint reads %u",
 			      version, VQ_STATE_V1);
-	ready = get_bool(r, &bad);
+	ready = rget_bool(r, &bad);
 	if (ready) {
-		event_idx = get_bool(r, &bad);
-		broken = get_bool(r, &bad);
+		event_idx = rget_bool(r, &bad);
+		broken = rget_bool(r, &bad);
 		size = rget_u32(r);
 		desc = rget_u64(r);
 		avail = rget_u64(r);
@@ -363,7 +344,7 @@ int vq_restore(struct vq *q, struct gmem *g, struct rbuf *r, char *err, size_t e
 		last_avail = rget_u16(r);
 		next_used = rget_u16(r);
 		signalled_used = rget_u16(r);
-		signalled_valid = get_bool(r, &bad);
+		signalled_valid = rget_bool(r, &bad);
 	}
 	if (rbuf_err(r))
 		return refuse(-EBADMSG, err, errlen, "state truncated");

@@ -47,16 +47,6 @@ struct body {
 	size_t total; /* bytes received (saturating): over API_MAX_BODY, refused */
 };
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) PRINTF(4, 5);
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 /* Bind path as a listening Unix socket, replacing a stale one. */
 static int bind_socket(struct api_http *h, const char *path, char *err, size_t errlen)
@@ -66,38 +56,38 @@ static int bind_socket(struct api_http *h, const char *path, char *err, size_t e
 	int fd = -1, r;
 
 	if (!*path || strlen(path) >= sizeof(sa.sun_path))
-		return fail(err, errlen, -ENAMETOOLONG, "a socket path has 1 to %zu bytes",
+		return err_set(err, errlen, -ENAMETOOLONG, "a socket path has 1 to %zu bytes",
 			    sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, path, strlen(path));
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			return fail(err, errlen, -EEXIST, "the path exists and is not a socket");
+			return err_set(err, errlen, -EEXIST, "the path exists and is not a socket");
 		/* A socket someone answers on is in use; one nobody answers on
 		 * is what a flint that died left: replace it. */
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
-			return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+			return err_set(err, errlen, -errno, "socket: %s", strerror(errno));
 		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 		close_fd(&fd);
 		if (r == 0)
-			return fail(err, errlen, -EADDRINUSE, "another program is listening on it");
+			return err_set(err, errlen, -EADDRINUSE, "another program is listening on it");
 		if (unlink(path) < 0 && errno != ENOENT)
-			return fail(err, errlen, -errno, "cannot remove the stale socket: %s",
+			return err_set(err, errlen, -errno, "cannot remove the stale socket: %s",
 				    strerror(errno));
 	} else if (errno != ENOENT) {
-		return fail(err, errlen, -errno, "%s", strerror(errno));
+		return err_set(err, errlen, -errno, "%s", strerror(errno));
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "socket: %s", strerror(errno));
+		return err_set(err, errlen, -errno, "socket: %s", strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = fail(err, errlen, -errno, "cannot bind: %s", strerror(errno));
+		r = err_set(err, errlen, -errno, "cannot bind: %s", strerror(errno));
 		goto err_close;
 	}
 	/* The API is the VM's owner's: no one else may connect (the umask
 	 * decided before). Before listen, so no one connects in between. */
 	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0 || listen(fd, 64) < 0) {
-		r = fail(err, errlen, -errno, "cannot listen: %s", strerror(errno));
+		r = err_set(err, errlen, -errno, "cannot listen: %s", strerror(errno));
 		unlink(path);
 		goto err_close;
 	}
@@ -246,17 +236,17 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 
 	*out = NULL;
 	if (!h)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return err_set(err, errlen, -ENOMEM, "out of memory");
 	h->ctl = ctl;
 	h->listen_fd = h->epoll_fd = h->stop_fd = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	if (!(h->path = strdup(path))) {
-		r = fail(err, errlen, -ENOMEM, "out of memory");
+		r = err_set(err, errlen, -ENOMEM, "out of memory");
 		goto err;
 	}
 	if ((h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		r = fail(err, errlen, -errno, "eventfd: %s", strerror(errno));
+		r = err_set(err, errlen, -errno, "eventfd: %s", strerror(errno));
 		goto err;
 	}
 	if ((r = bind_socket(h, path, err, errlen)) < 0)
@@ -273,13 +263,13 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 				     MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
 				     MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!h->daemon) {
-		r = fail(err, errlen, -EIO, "libmicrohttpd could not start on the socket");
+		r = err_set(err, errlen, -EIO, "libmicrohttpd could not start on the socket");
 		close_fd(&h->listen_fd);
 		goto err_socket;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info || info->epoll_fd < 0) {
-		r = fail(err, errlen, -EIO, "libmicrohttpd has no epoll fd");
+		r = err_set(err, errlen, -EIO, "libmicrohttpd has no epoll fd");
 		goto err_daemon;
 	}
 	h->epoll_fd = info->epoll_fd;
@@ -291,7 +281,7 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 	r = -pthread_create(&h->thread, NULL, serve, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
-		fail(err, errlen, r, "cannot create the API thread: %s", strerror(-r));
+		err_set(err, errlen, r, "cannot create the API thread: %s", strerror(-r));
 		goto err_daemon;
 	}
 	h->thread_started = true;
@@ -301,7 +291,7 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 	r = h->start_err;
 	pthread_mutex_unlock(&h->lock);
 	if (r < 0) {
-		fail(err, errlen, r, "the API thread's seccomp filter: %s", strerror(-r));
+		err_set(err, errlen, r, "the API thread's seccomp filter: %s", strerror(-r));
 		goto err_daemon;
 	}
 	*out = h;

@@ -22,19 +22,6 @@
 #define PM_SWAPPED (1ULL << 62)
 #define HUGE_2M	   (2ULL << 20)
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 /* --- the region table ---------------------------------------------------- */
 
@@ -65,22 +52,22 @@ int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen)
 	uint64_t total = 0;
 
 	if (l->nregions == 0 || l->nregions > GMEM_MAX_REGIONS)
-		return fail(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
+		return err_set(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
 			    l->nregions, GMEM_MAX_REGIONS);
 	for (uint32_t i = 0; i < l->nregions; i++) {
 		if (l->r[i].size > (1ULL << 46) || total + l->r[i].size > (1ULL << 46))
-			return fail(err, errlen, -EINVAL,
+			return err_set(err, errlen, -EINVAL,
 				    "memory layout: region %u size 0x%llx too large", i,
 				    (unsigned long long)l->r[i].size);
 		total += l->r[i].size;
 	}
 	if (total == 0 || total % GMEM_PAGE)
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "memory layout: total size 0x%llx is not a non-zero multiple of 4 KiB",
 			    (unsigned long long)total);
 	gmem_layout_for_size(total, &want);
 	if (want.nregions != l->nregions)
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "memory layout: %u regions for 0x%llx bytes (flint maps %u)",
 			    l->nregions, (unsigned long long)total, want.nregions);
 	for (uint32_t i = 0; i < l->nregions; i++) {
@@ -89,7 +76,7 @@ int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen)
 
 		for (size_t f = 0; f < ARRAY_SIZE(got); f++)
 			if (got[f] != exp[f])
-				return fail(
+				return err_set(
 				    err, errlen, -EINVAL,
 				    "memory layout: region %u %s 0x%llx (flint's map has 0x%llx)",
 				    i, field[f], (unsigned long long)got[f],
@@ -120,12 +107,12 @@ int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t
 	version = rget_u32(r);
 	t.nregions = rget_u32(r);
 	if (rbuf_err(r))
-		return fail(err, errlen, -EBADMSG, "memory layout: truncated");
+		return err_set(err, errlen, -EBADMSG, "memory layout: truncated");
 	if (version != GMEM_LAYOUT_VERSION)
-		return fail(err, errlen, -EINVAL, "memory layout: version %u (flint reads %u)",
+		return err_set(err, errlen, -EINVAL, "memory layout: version %u (flint reads %u)",
 			    version, GMEM_LAYOUT_VERSION);
 	if (t.nregions == 0 || t.nregions > GMEM_MAX_REGIONS)
-		return fail(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
+		return err_set(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
 			    t.nregions, GMEM_MAX_REGIONS);
 	for (uint32_t i = 0; i < t.nregions; i++) {
 		t.r[i].gpa = rget_u64(r);
@@ -133,7 +120,7 @@ int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t
 		t.r[i].offset = rget_u64(r);
 	}
 	if (rbuf_err(r))
-		return fail(err, errlen, -EBADMSG, "memory layout: truncated");
+		return err_set(err, errlen, -EBADMSG, "memory layout: truncated");
 	ret = gmem_layout_check(&t, err, errlen);
 	if (ret)
 		return ret;
@@ -182,9 +169,9 @@ static int pread_all(int fd, uint8_t *p, uint64_t len, uint64_t off)
 static int regular_file(int fd, struct stat *st, const char *what, char *err, size_t errlen)
 {
 	if (fstat(fd, st) < 0)
-		return fail(err, errlen, -errno, "%s: fstat: %s", what, strerror(errno));
+		return err_set(err, errlen, -errno, "%s: fstat: %s", what, strerror(errno));
 	if (!S_ISREG(st->st_mode))
-		return fail(err, errlen, -EINVAL, "%s is not a regular file", what);
+		return err_set(err, errlen, -EINVAL, "%s is not a regular file", what);
 	return 0;
 }
 
@@ -196,7 +183,7 @@ static int not_own_file(const struct gmem *g, const struct stat *st, char *err, 
 
 	if (g->file_fd >= 0 && fstat(g->file_fd, &own) == 0 && own.st_dev == st->st_dev &&
 	    own.st_ino == st->st_ino)
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "memory file: it is the file this VM's memory is mapped from");
 	return 0;
 }
@@ -356,7 +343,7 @@ int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err, s
 		return ret;
 	gmem_layout_of(g, &l);
 	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)gmem_layout_file_size(&l)) < 0)
-		return fail(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
+		return err_set(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
 	if (how == GMEM_SCAN_AUTO) {
 		checked = !swap_in_use();
 		how = checked ? GMEM_SCAN_MINCORE : GMEM_SCAN_PAGEMAP;
@@ -374,7 +361,7 @@ again:
 	free(pmbuf);
 	pmbuf = NULL;
 	if (ret)
-		return fail(err, errlen, ret, "memory file: writing guest memory: %s",
+		return err_set(err, errlen, ret, "memory file: writing guest memory: %s",
 			    strerror(-ret));
 	/* A page swapped out while mincore() looked was taken for a hole:
 	 * write again, from a scan that sees swapped pages. */
@@ -436,7 +423,7 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 	int ret;
 
 	if (!g->opts.track_dirty)
-		return fail(err, errlen, -EINVAL, "diff snapshot: dirty page tracking is off");
+		return err_set(err, errlen, -EINVAL, "diff snapshot: dirty page tracking is off");
 	ret = regular_file(fd, &st, "memory file", err, errlen);
 	if (!ret)
 		ret = not_own_file(g, &st, err, errlen);
@@ -445,7 +432,7 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 	gmem_layout_of(g, &l);
 	size = gmem_layout_file_size(&l);
 	if ((uint64_t)st.st_size < size && ftruncate(fd, (off_t)size) < 0)
-		return fail(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
+		return err_set(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
 	for (size_t i = 0; i < l.nregions; i++) {
 		uint64_t words = gmem_bits_words(l.r[i].size / GMEM_PAGE);
 
@@ -472,7 +459,7 @@ out:
 	for (size_t i = 0; i < GMEM_MAX_REGIONS; i++)
 		free(taken[i]);
 	if (ret)
-		return fail(err, errlen, ret, "memory file: writing dirty pages: %s",
+		return err_set(err, errlen, ret, "memory file: writing dirty pages: %s",
 			    strerror(-ret));
 	return 0;
 }
@@ -516,7 +503,7 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 	if (!o)
 		o = &none;
 	if (o->huge_2m)
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "memory file: huge pages cannot back a file-backed restore");
 	ret = gmem_layout_check(l, err, errlen);
 	if (ret)
@@ -526,7 +513,7 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 		return ret;
 	need = gmem_layout_file_size(l);
 	if ((uint64_t)st.st_size < need)
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "memory file: %llu bytes, the snapshot's memory needs %llu",
 			    (unsigned long long)st.st_size, (unsigned long long)need);
 	g = calloc(1, sizeof(*g));
@@ -536,13 +523,13 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 	/* Kept to tell, at the next full snapshot, which pages the file holds. */
 	g->file_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (g->file_fd < 0) {
-		ret = fail(err, errlen, -errno, "memory file: dup: %s", strerror(errno));
+		ret = err_set(err, errlen, -errno, "memory file: dup: %s", strerror(errno));
 		goto err_destroy;
 	}
 	for (uint32_t i = 0; i < l->nregions; i++) {
 		void *p = map_from_file(fd, l->r[i].offset, l->r[i].size);
 		if (!p) {
-			ret = fail(err, errlen, -errno, "memory file: mmap region %u: %s", i,
+			ret = err_set(err, errlen, -errno, "memory file: mmap region %u: %s", i,
 				   strerror(errno));
 			goto err_destroy;
 		}
@@ -573,9 +560,9 @@ static int for_each_extent(int fd, uint64_t end, int (*fn)(void *, uint64_t, uin
 	int ret;
 
 	if (fstatfs(fd, &sf) < 0 || fstat(fd, &st) < 0)
-		return fail(err, errlen, -errno, "diff file: %s", strerror(errno));
+		return err_set(err, errlen, -errno, "diff file: %s", strerror(errno));
 	if ((uint64_t)sf.f_bsize > GMEM_PAGE)
-		return fail(
+		return err_set(
 		    err, errlen, -EOPNOTSUPP,
 		    "diff file: its file system's blocks (%llu bytes) are larger than a page",
 		    (unsigned long long)sf.f_bsize);
@@ -584,22 +571,22 @@ static int for_each_extent(int fd, uint64_t end, int (*fn)(void *, uint64_t, uin
 		if (data < 0 && errno == ENXIO)
 			break;
 		if (data < 0)
-			return fail(err, errlen, -errno, "diff file: SEEK_DATA: %s",
+			return err_set(err, errlen, -errno, "diff file: SEEK_DATA: %s",
 				    strerror(errno));
 		if ((uint64_t)data >= end)
 			break;
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0)
-			return fail(err, errlen, -errno, "diff file: SEEK_HOLE: %s",
+			return err_set(err, errlen, -errno, "diff file: SEEK_HOLE: %s",
 				    strerror(errno));
 		/* One extent over a sparse file: holes are not reported. */
 		if (data == 0 && hole >= st.st_size && (uint64_t)st.st_blocks * 512 < end)
-			return fail(err, errlen, -EOPNOTSUPP,
+			return err_set(err, errlen, -EOPNOTSUPP,
 				    "diff file: its file system does not report holes");
 		uint64_t stop = (uint64_t)hole < end ? (uint64_t)hole : end;
 		ret = fn(ctx, data, stop - data);
 		if (ret)
-			return fail(err, errlen, ret, "diff file: copying pages: %s",
+			return err_set(err, errlen, ret, "diff file: copying pages: %s",
 				    strerror(-ret));
 		off = stop;
 	}
@@ -639,7 +626,7 @@ static int check_diff_size(int fd, const char *what, uint64_t want, char *err, s
 	if (ret)
 		return ret;
 	if ((uint64_t)st.st_size != want)
-		return fail(err, errlen, -EINVAL, "%s: %llu bytes, the memory layout has %llu",
+		return err_set(err, errlen, -EINVAL, "%s: %llu bytes, the memory layout has %llu",
 			    what, (unsigned long long)st.st_size, (unsigned long long)want);
 	return 0;
 }

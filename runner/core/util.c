@@ -35,6 +35,18 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap)
 	(void)r;
 }
 
+int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
 /* This thread's capture of its last error (pr_capture). */
 static __thread char *capture_buf;
 static __thread size_t capture_len;

@@ -36,6 +36,11 @@ enum pr_level {
  * callers that answer someone with the reason: the API's InstanceStart. */
 void pr_capture(char *buf, size_t len);
 
+/* Format a message into a caller's err buffer (errlen bytes; NULL or 0:
+ * none) and return r: the `return err_set(err, errlen, -EINVAL, "...")`
+ * of every function that answers -errno with a message. */
+int err_set(char *err, size_t errlen, int r, const char *fmt, ...) PRINTF(4, 5);
+
 void pr_log(enum pr_level level, const char *file, int line, const char *fmt, ...) PRINTF(4, 5);
 #define pr_err(...)   pr_log(PR_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define pr_warn(...)  pr_log(PR_WARN, __FILE__, __LINE__, __VA_ARGS__)

@@ -152,6 +152,14 @@ uint64_t rget_u64(struct rbuf *r)
 	return le64toh(v);
 }
 
+bool rget_bool(struct rbuf *r, bool *bad)
+{
+	uint8_t v = rget_u8(r);
+
+	*bad |= v > 1;
+	return v;
+}
+
 const uint8_t *rget_blob(struct rbuf *r, size_t *n, size_t max)
 {
 	uint32_t len = rget_u32(r);

@@ -52,6 +52,9 @@ uint8_t rget_u8(struct rbuf *r);
 uint16_t rget_u16(struct rbuf *r);
 uint32_t rget_u32(struct rbuf *r);
 uint64_t rget_u64(struct rbuf *r);
+/* A bool written as one byte: 0 or 1; any other value sets *bad (a corrupt
+ * input the caller refuses with its own message). */
+bool rget_bool(struct rbuf *r, bool *bad);
 /* n bytes into out; zeros when the input is too short. */
 void rget_bytes(struct rbuf *r, void *out, size_t n);
 /* A blob of at most max bytes: a pointer into the input (NULL and *n = 0

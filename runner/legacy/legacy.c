@@ -397,28 +397,9 @@ int i8042_save(const struct i8042 *ck, struct wbuf *w)
 	return wbuf_err(w);
 }
 
-static int PRINTF(4, 5) refuse(int e, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
+/* A refusal: -errno, err saying which field (fmt is a literal). */
+#define refuse(e, err, errlen, ...) err_set(err, errlen, e, "i8042: " __VA_ARGS__)
 
-	if (errlen) {
-		int n = snprintf(err, errlen, "i8042: ");
-		va_start(ap, fmt);
-		if (n > 0 && (size_t)n < errlen)
-			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return e;
-}
-
-/* A saved bool: 0 or 1, anything else is a corrupt input. */
-static bool get_bool(struct rbuf *r, bool *bad)
-{
-	uint8_t v = rget_u8(r);
-
-	*bad |= v > 1;
-	return v;
-}
 
 /* The commands that wait for a byte on the data port: the only values
  * i8042_cmd_write leaves in cmd, and kbd_write in kbd_cmd. */
@@ -448,14 +429,14 @@ int i8042_restore(struct i8042 *k, struct rbuf *r, char *err, size_t errlen)
 			      version, I8042_STATE_V1);
 	ctr = rget_u8(r);
 	cmd = rget_u8(r);
-	last_was_cmd = get_bool(r, &bad);
-	has_reply = get_bool(r, &bad);
+	last_was_cmd = rget_bool(r, &bad);
+	has_reply = rget_bool(r, &bad);
 	reply = rget_u8(r);
 	last_read = rget_u8(r);
 	outp = rget_u8(r);
 	kbd_cmd = rget_u8(r);
 	kbd_last = rget_u8(r);
-	scanning = get_bool(r, &bad);
+	scanning = rget_bool(r, &bad);
 	len = rget_u8(r);
 	if (len > I8042_KBD_QUEUE)
 		return refuse(-EINVAL, err, errlen, "keyboard queue of %u bytes, over %u", len,

@@ -331,28 +331,9 @@ int serial_save(const struct serial *cs, struct wbuf *w)
 	return wbuf_err(w);
 }
 
-static int PRINTF(4, 5) refuse(int e, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
+/* A refusal: -errno, err saying which field (fmt is a literal). */
+#define refuse(e, err, errlen, ...) err_set(err, errlen, e, "serial: " __VA_ARGS__)
 
-	if (errlen) {
-		int n = snprintf(err, errlen, "serial: ");
-		va_start(ap, fmt);
-		if (n > 0 && (size_t)n < errlen)
-			vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return e;
-}
-
-/* A saved bool: 0 or 1, anything else is a corrupt input. */
-static bool get_bool(struct rbuf *r, bool *bad)
-{
-	uint8_t v = rget_u8(r);
-
-	*bad |= v > 1;
-	return v;
-}
 
 int serial_restore(struct serial *s, struct rbuf *r, char *err, size_t errlen)
 {
@@ -375,8 +356,8 @@ int serial_restore(struct serial *s, struct rbuf *r, char *err, size_t errlen)
 	n.dlm = rget_u8(r);
 	n.msr = rget_u8(r);
 	n.lsr_errors = rget_u8(r);
-	n.fifo_enabled = get_bool(r, &bad);
-	n.thri_pending = get_bool(r, &bad);
+	n.fifo_enabled = rget_bool(r, &bad);
+	n.thri_pending = rget_bool(r, &bad);
 	count = rget_u8(r);
 	if (count > RX_FIFO_SIZE)
 		return refuse(-EINVAL, err, errlen, "receive FIFO of %u bytes, over %u", count,

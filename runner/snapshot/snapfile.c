@@ -23,18 +23,6 @@ _Static_assert(sizeof(FLINT_VERSION) <= SNAP_MAX_VERSION + 1, "FLINT_VERSION too
 #define OFF_HCRC   20
 #define CRC_LEN	   4u
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...) PRINTF(4, 5);
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 static uint32_t crc(const uint8_t *p, size_t n)
 {
@@ -78,15 +66,15 @@ static int cpu_check(const struct snap_cpu *c, char *err, size_t errlen)
 	size_t vlen = strnlen(c->vendor, sizeof(c->vendor));
 
 	if (vlen == sizeof(c->vendor) || !printable(c->vendor, vlen, true))
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "CPU vendor is not up to 12 printable characters");
 	if (c->n > SNAP_MAX_CPU_WORDS)
-		return fail(err, errlen, -EINVAL, "%u CPU words, at most %u", c->n,
+		return err_set(err, errlen, -EINVAL, "%u CPU words, at most %u", c->n,
 			    SNAP_MAX_CPU_WORDS);
 	for (unsigned i = 0; i < c->n; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (same_word(&c->w[i], &c->w[j]))
-				return fail(err, errlen, -EINVAL,
+				return err_set(err, errlen, -EINVAL,
 					    "CPU word leaf 0x%x subleaf 0x%x register %u twice",
 					    c->w[i].leaf, c->w[i].subleaf, c->w[i].reg);
 	return 0;
@@ -96,9 +84,9 @@ int snap_cpu_compatible(const struct snap_cpu *saved, const struct snap_cpu *hos
 			size_t errlen)
 {
 	if (saved->n > SNAP_MAX_CPU_WORDS || host->n > SNAP_MAX_CPU_WORDS)
-		return fail(err, errlen, -EINVAL, "too many CPU words");
+		return err_set(err, errlen, -EINVAL, "too many CPU words");
 	if (strncmp(saved->vendor, host->vendor, sizeof(saved->vendor)))
-		return fail(err, errlen, -EINVAL,
+		return err_set(err, errlen, -EINVAL,
 			    "the snapshot's CPU is '%.12s', this host's is '%.12s'", saved->vendor,
 			    host->vendor);
 	for (unsigned i = 0; i < saved->n; i++) {
@@ -109,7 +97,7 @@ int snap_cpu_compatible(const struct snap_cpu *saved, const struct snap_cpu *hos
 			if (same_word(s, &host->w[j]))
 				have = host->w[j].value;
 		if (s->value & ~have)
-			return fail(
+			return err_set(
 			    err, errlen, -EINVAL,
 			    "this host's CPU lacks features the snapshot's guest was given: "
 			    "leaf 0x%x subleaf 0x%x register %u bits 0x%08x",
@@ -129,20 +117,20 @@ int snap_writer_init(struct snap_writer *w, const struct snap_cpu *cpu, const st
 
 	*w = (struct snap_writer){0};
 	if ((r = cpu_check(cpu, why, sizeof(why))) < 0)
-		return fail(err, errlen, r, "snapshot: %s", why);
+		return err_set(err, errlen, r, "snapshot: %s", why);
 	/* NULL: out of memory, or a path that is not UTF-8 (JSON cannot hold
 	 * it); the API's paths all came from JSON, so the first is likely. */
 	if (!(w->config_json = config_json_encode(c, false)))
-		return fail(err, errlen, -ENOMEM,
+		return err_set(err, errlen, -ENOMEM,
 			    "snapshot: vm_config cannot be encoded (out of memory or not UTF-8)");
 	if (strlen(w->config_json) > SNAP_MAX_CONFIG) {
-		r = fail(err, errlen, -EINVAL, "snapshot: vm_config over %u bytes as JSON",
+		r = err_set(err, errlen, -EINVAL, "snapshot: vm_config over %u bytes as JSON",
 			 SNAP_MAX_CONFIG);
 		goto err_json;
 	}
 	r = config_json_parse_file(w->config_json, strlen(w->config_json), &back, why, sizeof(why));
 	if (r < 0) {
-		r = fail(err, errlen, r, "snapshot: vm_config would not restore: %s", why);
+		r = err_set(err, errlen, r, "snapshot: vm_config would not restore: %s", why);
 		goto err_json;
 	}
 	vm_config_free(&back);
@@ -265,52 +253,52 @@ int snap_write_file(const struct snap_writer *w, const char *path, char *err, si
 	struct wbuf b;
 
 	if ((r = snap_encode(w, &b)) < 0) {
-		r = fail(err, errlen, r, "snapshot %s: encoding: %s", path, strerror(-r));
+		r = err_set(err, errlen, r, "snapshot %s: encoding: %s", path, strerror(-r));
 		goto out;
 	}
 	if (asprintf(&tmp, "%s.tmp", path) < 0) {
 		tmp = NULL;
-		r = fail(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
+		r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
 		goto out;
 	}
 	/* A fresh file, so that its mode and owner are ours: a stale .tmp
 	 * (a crash) or a symlink at its name is removed, not written through. */
 	if (unlink(tmp) < 0 && errno != ENOENT) {
-		r = fail(err, errlen, -errno, "snapshot: removing %s: %m", tmp);
+		r = err_set(err, errlen, -errno, "snapshot: removing %s: %m", tmp);
 		goto out;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		r = fail(err, errlen, -errno, "snapshot: creating %s: %m", tmp);
+		r = err_set(err, errlen, -errno, "snapshot: creating %s: %m", tmp);
 		goto out;
 	}
 	if ((r = write_all(fd, b.p, b.len)) < 0) {
-		r = fail(err, errlen, r, "snapshot: writing %s: %s", tmp, strerror(-r));
+		r = err_set(err, errlen, r, "snapshot: writing %s: %s", tmp, strerror(-r));
 		goto err_tmp;
 	}
 	if (fsync(fd) < 0) {
-		r = fail(err, errlen, -errno, "snapshot: syncing %s: %m", tmp);
+		r = err_set(err, errlen, -errno, "snapshot: syncing %s: %m", tmp);
 		goto err_tmp;
 	}
 	/* close can report a write-back error (NFS): it counts. */
 	r = close(fd);
 	fd = -1;
 	if (r < 0) {
-		r = fail(err, errlen, -errno, "snapshot: closing %s: %m", tmp);
+		r = err_set(err, errlen, -errno, "snapshot: closing %s: %m", tmp);
 		goto err_tmp;
 	}
 	if (rename(tmp, path) < 0) {
-		r = fail(err, errlen, -errno, "snapshot: renaming %s to %s: %m", tmp, path);
+		r = err_set(err, errlen, -errno, "snapshot: renaming %s to %s: %m", tmp, path);
 		goto err_tmp;
 	}
 	/* The rename is durable once the directory is. */
 	if (!(dir = strdup(path))) {
-		r = fail(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
+		r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
 		goto out;
 	}
 	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0) {
-		r = fail(err, errlen, -errno, "snapshot: syncing the directory of %s: %m", path);
+		r = err_set(err, errlen, -errno, "snapshot: syncing the directory of %s: %m", path);
 		goto out;
 	}
 	r = 0;
@@ -352,34 +340,34 @@ static int check_frame(const uint8_t *buf, size_t len, char *err, size_t errlen)
 	uint64_t total;
 
 	if (memcmp(buf, SNAP_MAGIC, len < SNAP_MAGIC_LEN ? len : SNAP_MAGIC_LEN))
-		return fail(err, errlen, -EBADMSG, "not a flint snapshot");
+		return err_set(err, errlen, -EBADMSG, "not a flint snapshot");
 	if (len < OFF_FORMAT + 4)
 		goto truncated;
 	if ((v = le32_at(buf + OFF_FORMAT)) != SNAP_FORMAT_VERSION)
-		return fail(err, errlen, -EPROTONOSUPPORT, "format version %u, this flint reads %u",
+		return err_set(err, errlen, -EPROTONOSUPPORT, "format version %u, this flint reads %u",
 			    v, SNAP_FORMAT_VERSION);
 	if (len < SNAP_HEADER_LEN)
 		goto truncated;
 	if ((v = le32_at(buf + OFF_HCRC)) != (want = crc(buf, OFF_HCRC)))
-		return fail(err, errlen, -EBADMSG,
+		return err_set(err, errlen, -EBADMSG,
 			    "corrupt: header checksum 0x%08x, its bytes give 0x%08x", v, want);
 	total = le64_at(buf + OFF_LENGTH);
 	if (total < SNAP_HEADER_LEN + CRC_LEN || total > SNAP_MAX_FILE)
-		return fail(err, errlen, -EBADMSG, "corrupt: a length of %llu bytes",
+		return err_set(err, errlen, -EBADMSG, "corrupt: a length of %llu bytes",
 			    (unsigned long long)total);
 	if (len < total)
-		return fail(err, errlen, -EBADMSG, "truncated at byte %zu of %llu", len,
+		return err_set(err, errlen, -EBADMSG, "truncated at byte %zu of %llu", len,
 			    (unsigned long long)total);
 	if (len > total)
-		return fail(err, errlen, -EBADMSG, "corrupt: %zu bytes long, its header says %llu",
+		return err_set(err, errlen, -EBADMSG, "corrupt: %zu bytes long, its header says %llu",
 			    len, (unsigned long long)total);
 	if ((v = le32_at(buf + len - CRC_LEN)) != (want = crc(buf, len - CRC_LEN)))
-		return fail(err, errlen, -EBADMSG,
+		return err_set(err, errlen, -EBADMSG,
 			    "corrupt: checksum 0x%08x, its bytes give 0x%08x", v, want);
 	return 0;
 
 truncated:
-	return fail(err, errlen, -EBADMSG, "truncated at byte %zu (in the %u-byte header)", len,
+	return err_set(err, errlen, -EBADMSG, "truncated at byte %zu (in the %u-byte header)", len,
 		    SNAP_HEADER_LEN);
 }
 
@@ -412,12 +400,12 @@ static int decode(struct snap *out, char *err, size_t errlen)
 
 	rbuf_init(&r, out->buf + SNAP_HEADER_LEN, out->len - SNAP_HEADER_LEN - CRC_LEN);
 	if (get_str(&r, out->flint_version, SNAP_MAX_VERSION, true) < 0)
-		return fail(err, errlen, -EBADMSG, "corrupt: the flint version");
+		return err_set(err, errlen, -EBADMSG, "corrupt: the flint version");
 	if (get_str(&r, out->cpu.vendor, sizeof(out->cpu.vendor) - 1, true) < 0)
-		return fail(err, errlen, -EBADMSG, "corrupt: the CPU vendor");
+		return err_set(err, errlen, -EBADMSG, "corrupt: the CPU vendor");
 	out->cpu.n = rget_u32(&r);
 	if (out->cpu.n > SNAP_MAX_CPU_WORDS)
-		return fail(err, errlen, -EBADMSG, "corrupt: %u CPU words, at most %u", out->cpu.n,
+		return err_set(err, errlen, -EBADMSG, "corrupt: %u CPU words, at most %u", out->cpu.n,
 			    SNAP_MAX_CPU_WORDS);
 	for (unsigned i = 0; i < out->cpu.n; i++) {
 		out->cpu.w[i].leaf = rget_u32(&r);
@@ -426,14 +414,14 @@ static int decode(struct snap *out, char *err, size_t errlen)
 		out->cpu.w[i].value = rget_u32(&r);
 	}
 	if ((ret = cpu_check(&out->cpu, why, sizeof(why))) < 0)
-		return fail(err, errlen, -EBADMSG, "corrupt: %s", why);
+		return err_set(err, errlen, -EBADMSG, "corrupt: %s", why);
 	json = rget_blob(&r, &json_len, SNAP_MAX_CONFIG);
 	out->n = rget_u32(&r);
 	if (rbuf_err(&r))
-		return fail(err, errlen, -EBADMSG, "corrupt: it ends early (byte %zu)",
+		return err_set(err, errlen, -EBADMSG, "corrupt: it ends early (byte %zu)",
 			    SNAP_HEADER_LEN + r.off);
 	if (out->n > SNAP_MAX_SECTIONS)
-		return fail(err, errlen, -EBADMSG, "corrupt: %u sections, at most %u", out->n,
+		return err_set(err, errlen, -EBADMSG, "corrupt: %u sections, at most %u", out->n,
 			    SNAP_MAX_SECTIONS);
 	if (out->n && !(out->s = calloc(out->n, sizeof(*out->s))))
 		return -ENOMEM;
@@ -441,25 +429,25 @@ static int decode(struct snap *out, char *err, size_t errlen)
 		struct snap_section *s = &out->s[i];
 
 		if ((ret = get_str(&r, s->id, SNAP_MAX_ID, false)) < 0 || !s->id[0])
-			return fail(err, errlen, -EBADMSG, "corrupt: section %u: %s id", i,
+			return err_set(err, errlen, -EBADMSG, "corrupt: section %u: %s id", i,
 				    ret == -EBADMSG  ? "a bad length for its"
 				    : ret == -EINVAL ? "an unprintable"
 						     : "an empty");
 		for (unsigned j = 0; j < i; j++)
 			if (!strcmp(out->s[j].id, s->id))
-				return fail(err, errlen, -EBADMSG, "corrupt: section id '%s' twice",
+				return err_set(err, errlen, -EBADMSG, "corrupt: section id '%s' twice",
 					    s->id);
 		s->data = rget_blob(&r, &s->len, WIRE_MAX_BLOB);
 		if (rbuf_err(&r))
-			return fail(err, errlen, -EBADMSG, "corrupt: section '%s': a bad length",
+			return err_set(err, errlen, -EBADMSG, "corrupt: section '%s': a bad length",
 				    s->id);
 	}
 	if (!rbuf_done(&r))
-		return fail(err, errlen, -EBADMSG, "corrupt: %zu bytes after the last section",
+		return err_set(err, errlen, -EBADMSG, "corrupt: %zu bytes after the last section",
 			    r.len - r.off);
 	ret = config_json_parse_file((const char *)json, json_len, &out->config, why, sizeof(why));
 	if (ret < 0)
-		return fail(err, errlen, ret, "vm_config: %s", why);
+		return err_set(err, errlen, ret, "vm_config: %s", why);
 	return 0;
 }
 
@@ -479,7 +467,7 @@ static int read_buf(uint8_t *buf, size_t len, bool own, struct snap *out, char *
 		goto err;
 	if (!own) {
 		if (!(out->buf = malloc(len))) {
-			r = fail(err, errlen, -ENOMEM, "out of memory");
+			r = err_set(err, errlen, -ENOMEM, "out of memory");
 			goto err;
 		}
 		memcpy(out->buf, buf, len);
@@ -510,24 +498,24 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 	*out = (struct snap){0};
 	vm_config_init(&out->config);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fail(err, errlen, -errno, "snapshot %s: %m", path);
+		return err_set(err, errlen, -errno, "snapshot %s: %m", path);
 	if (fstat(fd, &st) < 0) {
-		r = fail(err, errlen, -errno, "snapshot %s: %m", path);
+		r = err_set(err, errlen, -errno, "snapshot %s: %m", path);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = fail(err, errlen, -EINVAL, "snapshot %s: not a regular file", path);
+		r = err_set(err, errlen, -EINVAL, "snapshot %s: not a regular file", path);
 		goto out;
 	}
 	if ((uint64_t)st.st_size > SNAP_MAX_FILE) {
-		r = fail(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
+		r = err_set(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
 			 SNAP_MAX_FILE >> 20);
 		goto out;
 	}
 	/* One byte more than its size, to see it grew: read to the end. */
 	cap = st.st_size + 1;
 	if (!(buf = malloc(cap))) {
-		r = fail(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
+		r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
 		goto out;
 	}
 	for (;;) {
@@ -536,7 +524,7 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
-			r = fail(err, errlen, -errno, "snapshot %s: %m", path);
+			r = err_set(err, errlen, -errno, "snapshot %s: %m", path);
 			goto out;
 		}
 		if (k == 0)
@@ -546,14 +534,14 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 			uint8_t *p;
 
 			if (cap > SNAP_MAX_FILE) {
-				r = fail(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
+				r = err_set(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
 					 SNAP_MAX_FILE >> 20);
 				goto out;
 			}
 			cap = cap * 2 > (size_t)SNAP_MAX_FILE + 1 ? (size_t)SNAP_MAX_FILE + 1
 								  : cap * 2;
 			if (!(p = realloc(buf, cap))) {
-				r = fail(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
+				r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
 				goto out;
 			}
 			buf = p;
@@ -562,7 +550,7 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 	r = read_buf(buf, len, true, out, why, sizeof(why));
 	buf = NULL; /* out's now, or freed */
 	if (r < 0)
-		fail(err, errlen, r, "snapshot %s: %s", path, why);
+		err_set(err, errlen, r, "snapshot %s: %s", path, why);
 out:
 	free(buf);
 	close_fd(&fd);

@@ -73,19 +73,8 @@ bool vcpu_state_msr_allowed(uint32_t index)
 	return false;
 }
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-	int n = snprintf(err, errlen, "vcpu state: ");
-
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - n, fmt, ap);
-	va_end(ap);
-	return r;
-}
+/* A refusal: -errno, err naming the field (fmt is a literal). */
+#define fail(err, errlen, r, ...) err_set(err, errlen, r, "vcpu state: " __VA_ARGS__)
 
 /* An ioctl's failure as -errno with err naming it. */
 static int fail_ioctl(char *err, size_t errlen, const char *what)

@@ -15,19 +15,8 @@ static const uint8_t elcr_mask[2] = {0xf8, 0xde};
 
 static const char *const chip_name[KVM_NR_IRQCHIPS] = {"PIC master", "PIC slave", "IOAPIC"};
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-	int n = snprintf(err, errlen, "VM state: ");
-
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - n, fmt, ap);
-	va_end(ap);
-	return r;
-}
+/* A refusal: -errno, err naming the field (fmt is a literal). */
+#define fail(err, errlen, r, ...) err_set(err, errlen, r, "VM state: " __VA_ARGS__)
 
 static int fail_ioctl(char *err, size_t errlen, const char *what, const char *which)
 {

@@ -552,6 +552,20 @@ static void fill_latencies(void *ctx, json_t *obj)
 	metrics_put(obj, "resume_vm", atomic_load(&vm->resume_us));
 }
 
+/* Firecracker's aggregate sections ("block", "net"): every device of the
+ * kind adds its counters to what the others put there. */
+static void add_counter(void *ctx, const char *name, uint64_t v)
+{
+	json_t *obj = ctx, *cur = json_object_get(obj, name);
+
+	metrics_put(obj, name, (cur ? (uint64_t)json_integer_value(cur) : 0) + v);
+}
+
+static void fill_device_sum(void *ctx, json_t *obj)
+{
+	device_counters(ctx, add_counter, obj);
+}
+
 static int setup_metrics(struct vm *vm)
 {
 	struct metrics *m = vm->opts.metrics;
@@ -561,9 +575,18 @@ static int setup_metrics(struct vm *vm)
 		return 0;
 	for (unsigned i = 0; vm->devs && i < devices_count(vm->devs); i++) {
 		struct device *d = devices_at(vm->devs, i);
+		const char *per_id = device_kind(d)->metrics_section;
+		size_t n = per_id ? strlen(per_id) : 0;
+
 		device_metrics_section(d, section, sizeof(section));
 		if (metrics_add_source(m, section, fill_device, d) < 0)
 			return -ENOMEM;
+		/* "block_" names a section per drive and the sum of them all. */
+		if (n > 1 && per_id[n - 1] == '_' && n < sizeof(section)) {
+			snprintf(section, sizeof(section), "%.*s", (int)(n - 1), per_id);
+			if (metrics_add_source(m, section, fill_device_sum, d) < 0)
+				return -ENOMEM;
+		}
 	}
 	if (metrics_add_source(m, "vcpu", fill_vcpus, vm) < 0 ||
 	    metrics_add_gauges(m, "latencies_us", fill_latencies, vm) < 0)

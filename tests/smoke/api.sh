@@ -151,6 +151,23 @@ else
 	[ -n "$why" ] || [ ! -e "$SOCK" ] || why="the API socket was left after SIGTERM"
 	report api-sigterm-waiting "$why" "$OUT/waiting.err"
 
+	# Metrics from devices: a section per drive and Firecracker's
+	# aggregate "block" over all of them.
+	why=""
+	truncate -s 1M "$OUT/m-disk0" "$OUT/m-disk1"
+	api_start devmetrics --kernel "$OUT/tiny-COUNT.elf" --metrics-path "$OUT/dev.metrics" \
+		--drive "path=$OUT/m-disk0,id=first" --drive "path=$OUT/m-disk1" ||
+		why="the API socket did not answer"
+	api_req PUT /actions '{"action_type": "FlushMetrics"}'
+	expect_api 204 "" "FlushMetrics"
+	for sec in block_first block_drive1 block vcpu latencies_us put_api_requests; do
+		[ -n "$why" ] || grep -q "\"$sec\":{" "$OUT/dev.metrics" ||
+			why="no $sec section in $(cat "$OUT/dev.metrics")"
+	done
+	kill -TERM $api_pid
+	api_wait
+	report api-device-metrics "$why" "$OUT/devmetrics.err"
+
 	# A config file, with and without the API.
 	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [],
 	  "machine-config": {"vcpu_count": 2, "mem_size_mib": 64}}\n' "$TINY" >"$OUT/vm.json"

@@ -178,6 +178,21 @@ const uint8_t *rget_blob(struct rbuf *r, size_t *n, size_t max)
 	return p;
 }
 
+bool rget_struct(struct rbuf *r, void *out, size_t size)
+{
+	size_t n;
+	const uint8_t *p = rget_blob(r, &n, size);
+
+	if (!p || n != size) {
+		if (!r->err)
+			r->err = -EBADMSG;
+		memset(out, 0, size);
+		return false;
+	}
+	memcpy(out, p, size);
+	return true;
+}
+
 char *rget_str(struct rbuf *r, size_t max, bool *was_null)
 {
 	size_t save = r->off, n;

@@ -60,6 +60,9 @@ void rget_bytes(struct rbuf *r, void *out, size_t n);
 /* A blob of at most max bytes: a pointer into the input (NULL and *n = 0
  * on error, which a longer one is). */
 const uint8_t *rget_blob(struct rbuf *r, size_t *n, size_t max);
+/* A blob that must be exactly size bytes (a fixed-size record written with
+ * wput_blob) into out: false, zeros and the reader's error when it is not. */
+bool rget_struct(struct rbuf *r, void *out, size_t size);
 /* A string written by wput_str, at most max bytes: malloc'd and
  * NUL-terminated, NULL for a NULL one (*was_null true) or on error; one
  * holding a NUL byte is an error. */

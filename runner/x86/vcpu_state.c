@@ -255,22 +255,6 @@ int vcpu_state_encode(const struct vcpu_state *s, struct wbuf *w)
 	return wbuf_err(w);
 }
 
-/* A blob that must be exactly sizeof(*out); false (and r's error) if not. */
-static bool get_struct(struct rbuf *r, void *out, size_t size)
-{
-	size_t n;
-	const uint8_t *p = rget_blob(r, &n, size);
-
-	if (!p || n != size) {
-		if (!r->err)
-			r->err = -EBADMSG;
-		memset(out, 0, size);
-		return false;
-	}
-	memcpy(out, p, size);
-	return true;
-}
-
 /* The checks that need no KVM: values KVM itself, or a guest, never
  * produces. */
 static int check(const struct vcpu_state *s, char *err, size_t errlen)
@@ -329,8 +313,8 @@ int vcpu_state_decode(struct rbuf *r, struct vcpu_state *s, char *err, size_t er
 	if (version != VCPU_STATE_VERSION)
 		return fail(err, errlen, -EINVAL, "version %u, this flint reads %u", version,
 			    VCPU_STATE_VERSION);
-	get_struct(r, &s->regs, sizeof(s->regs));
-	get_struct(r, &s->sregs, sizeof(s->sregs));
+	rget_struct(r, &s->regs, sizeof(s->regs));
+	rget_struct(r, &s->sregs, sizeof(s->sregs));
 	s->xsave_size = rget_u32(r);
 	xsave = rget_blob(r, &xsave_len, VCPU_STATE_MAX_XSAVE);
 	if (rbuf_err(r))
@@ -344,8 +328,8 @@ int vcpu_state_decode(struct rbuf *r, struct vcpu_state *s, char *err, size_t er
 		    "XSAVE area of %zu bytes, recorded as %u (at least %zu, a multiple of 4)",
 		    xsave_len, size, sizeof(struct kvm_xsave));
 	}
-	get_struct(r, &s->xcrs, sizeof(s->xcrs));
-	get_struct(r, &s->lapic, sizeof(s->lapic));
+	rget_struct(r, &s->xcrs, sizeof(s->xcrs));
+	rget_struct(r, &s->lapic, sizeof(s->lapic));
 	s->nmsrs = rget_u32(r);
 	if (rbuf_err(r) || s->nmsrs > VCPU_STATE_MAX_MSRS) {
 		ret = rbuf_err(r) ? -EBADMSG : -EINVAL;
@@ -359,9 +343,9 @@ int vcpu_state_decode(struct rbuf *r, struct vcpu_state *s, char *err, size_t er
 		s->msrs[i].index = rget_u32(r);
 		s->msrs[i].data = rget_u64(r);
 	}
-	get_struct(r, &s->events, sizeof(s->events));
-	get_struct(r, &s->mp, sizeof(s->mp));
-	get_struct(r, &s->debugregs, sizeof(s->debugregs));
+	rget_struct(r, &s->events, sizeof(s->events));
+	rget_struct(r, &s->mp, sizeof(s->mp));
+	rget_struct(r, &s->debugregs, sizeof(s->debugregs));
 	s->tsc_khz = rget_u32(r);
 	if (rbuf_err(r)) {
 		s->xsave_size = 0;

@@ -55,20 +55,6 @@ int vm_state_encode(const struct vm_state *s, struct wbuf *w)
 	return wbuf_err(w);
 }
 
-static void get_struct(struct rbuf *r, void *out, size_t size)
-{
-	size_t n;
-	const uint8_t *p = rget_blob(r, &n, size);
-
-	if (!p || n != size) {
-		if (!r->err)
-			r->err = -EBADMSG;
-		memset(out, 0, size);
-		return;
-	}
-	memcpy(out, p, size);
-}
-
 static int check(const struct vm_state *s, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
@@ -112,8 +98,8 @@ int vm_state_decode(struct rbuf *r, struct vm_state *s, char *err, size_t errlen
 		return fail(err, errlen, -EINVAL, "version %u, this flint reads %u", version,
 			    VM_STATE_VERSION);
 	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
-		get_struct(r, &s->chip[i], sizeof(s->chip[i]));
-	get_struct(r, &s->pit, sizeof(s->pit));
+		rget_struct(r, &s->chip[i], sizeof(s->chip[i]));
+	rget_struct(r, &s->pit, sizeof(s->pit));
 	s->clock = rget_u64(r);
 	s->clock_flags = rget_u32(r);
 	if (rbuf_err(r))

@@ -122,3 +122,24 @@ Test(wire, blobs_over_their_limit_and_bad_strings_are_refused)
 	cr_assert_eq(w.len, 0);
 	wbuf_free(&w);
 }
+
+/* A fixed-size record: exactly its size, or refused with zeros. */
+Test(wire, structs_must_have_their_size)
+{
+	struct wbuf w;
+	struct rbuf r;
+	uint32_t rec[2] = {1, 2}, back[2] = {9, 9};
+	uint8_t three[3] = {1, 2, 3};
+
+	wbuf_init(&w);
+	wput_blob(&w, rec, sizeof(rec));
+	wput_blob(&w, three, sizeof(three));
+	rbuf_init(&r, w.p, w.len);
+	cr_assert(rget_struct(&r, back, sizeof(back)));
+	cr_assert_eq(back[0], 1);
+	cr_assert_eq(back[1], 2);
+	cr_assert_not(rget_struct(&r, back, sizeof(back)), "3 bytes for an 8-byte record");
+	cr_assert_eq(back[0] | back[1], 0);
+	cr_assert_eq(rbuf_err(&r), -EBADMSG);
+	wbuf_free(&w);
+}

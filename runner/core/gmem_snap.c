@@ -130,42 +130,6 @@ int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t
 
 /* --- writing ------------------------------------------------------------- */
 
-static int pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len > (1ULL << 30) ? (1ULL << 30) : len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int pread_all(int fd, uint8_t *p, uint64_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, p, len > (1ULL << 30) ? (1ULL << 30) : len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* the file is shorter than its size said */
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int regular_file(int fd, struct stat *st, const char *what, char *err, size_t errlen)
 {
 	if (fstat(fd, st) < 0)
@@ -230,7 +194,7 @@ static int scan(const struct gmem_region *r, uint64_t base, uint64_t n, enum gme
 			vec[j] &= 1;
 		return 0;
 	case GMEM_SCAN_PAGEMAP: {
-		int ret = pread_all(pm, (uint8_t *)pmbuf, n * 8, (uintptr_t)host / GMEM_PAGE * 8);
+		int ret = pread_full(pm, (uint8_t *)pmbuf, n * 8, (uintptr_t)host / GMEM_PAGE * 8);
 		if (ret)
 			return ret;
 		for (uint64_t j = 0; j < n; j++)
@@ -304,8 +268,8 @@ static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enu
 			if (data && run == UINT64_MAX)
 				run = pg;
 			if (!data && run != UINT64_MAX) {
-				ret = pwrite_all(fd, host + run * GMEM_PAGE, (pg - run) * GMEM_PAGE,
-						 off + run * GMEM_PAGE);
+				ret = pwrite_full(fd, host + run * GMEM_PAGE, (pg - run) * GMEM_PAGE,
+						  off + run * GMEM_PAGE);
 				if (ret)
 					return ret;
 				run = UINT64_MAX;
@@ -313,8 +277,8 @@ static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enu
 		}
 	}
 	if (run != UINT64_MAX)
-		return pwrite_all(fd, host + run * GMEM_PAGE, (npages - run) * GMEM_PAGE,
-				  off + run * GMEM_PAGE);
+		return pwrite_full(fd, host + run * GMEM_PAGE, (npages - run) * GMEM_PAGE,
+				   off + run * GMEM_PAGE);
 	return 0;
 }
 
@@ -405,8 +369,8 @@ static int diff_region(const struct gmem_region *r, const unsigned long *bits, u
 		uint64_t end = pg + 1;
 		while (end < npages && gmem_bits_test(bits, end))
 			end++;
-		int ret = pwrite_all(fd, host + pg * GMEM_PAGE, (end - pg) * GMEM_PAGE,
-				     off + pg * GMEM_PAGE);
+		int ret = pwrite_full(fd, host + pg * GMEM_PAGE, (end - pg) * GMEM_PAGE,
+				      off + pg * GMEM_PAGE);
 		if (ret)
 			return ret;
 		pg = end;
@@ -609,7 +573,7 @@ static int extent_into_gmem(void *ctx, uint64_t off, uint64_t len)
 		if (off < r->offset || off - r->offset >= r->size)
 			continue;
 		uint64_t n = r->size - (off - r->offset) < len ? r->size - (off - r->offset) : len;
-		int ret = pread_all(c->fd, (uint8_t *)c->g->r[i].host + (off - r->offset), n, off);
+		int ret = pread_full(c->fd, (uint8_t *)c->g->r[i].host + (off - r->offset), n, off);
 		if (ret)
 			return ret;
 		off += n;
@@ -657,9 +621,9 @@ static int extent_into_file(void *ctx, uint64_t off, uint64_t len)
 
 	while (len) {
 		uint64_t n = len < COPY_BUF ? len : COPY_BUF;
-		int ret = pread_all(c->diff, c->buf, n, off);
+		int ret = pread_full(c->diff, c->buf, n, off);
 		if (!ret)
-			ret = pwrite_all(c->base, c->buf, n, off);
+			ret = pwrite_full(c->base, c->buf, n, off);
 		if (ret)
 			return ret;
 		off += n;

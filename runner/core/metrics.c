@@ -266,20 +266,6 @@ err:
 	return NULL;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		buf += w;
-		len -= w;
-	}
-	return 0;
-}
-
 int metrics_flush(struct metrics *m, char *err, size_t errlen)
 {
 	char *text = NULL;
@@ -298,7 +284,7 @@ int metrics_flush(struct metrics *m, char *err, size_t errlen)
 	} else {
 		size_t len = strlen(text);
 		text[len] = '\n'; /* json_dumps's NUL: the line is written by length */
-		r = write_all(m->fd, text, len + 1);
+		r = write_full(m->fd, text, len + 1);
 		if (r < 0)
 			snprintf(err, errlen, "cannot write the metrics: %s", strerror(-r));
 	}

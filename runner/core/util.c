@@ -35,6 +35,45 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap)
 	(void)r;
 }
 
+/* One loop for the three: pos < 0 is write(), else pread/pwrite at pos. */
+static int transfer(int fd, uint8_t *p, size_t n, int64_t pos, bool rd)
+{
+	while (n) {
+		/* One call moves at most about 2 GiB anyway. */
+		size_t chunk = n > (1u << 30) ? (1u << 30) : n;
+		ssize_t k = pos < 0 ? write(fd, p, chunk)
+			    : rd    ? pread(fd, p, chunk, (off_t)pos)
+				    : pwrite(fd, p, chunk, (off_t)pos);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -EIO;
+		p += k;
+		n -= (size_t)k;
+		if (pos >= 0)
+			pos += k;
+	}
+	return 0;
+}
+
+int write_full(int fd, const void *p, size_t n)
+{
+	return transfer(fd, (uint8_t *)p, n, -1, false);
+}
+
+int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
+{
+	return transfer(fd, (uint8_t *)p, n, (int64_t)off, false);
+}
+
+int pread_full(int fd, void *p, size_t n, uint64_t off)
+{
+	return transfer(fd, p, n, (int64_t)off, true);
+}
+
 int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
 {
 	va_list ap;

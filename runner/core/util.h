@@ -36,6 +36,14 @@ enum pr_level {
  * callers that answer someone with the reason: the API's InstanceStart. */
 void pr_capture(char *buf, size_t len);
 
+/* All n bytes written (write_full), or written or read at offset off
+ * (pwrite_full, pread_full), through short transfers and EINTR: 0, -errno,
+ * or -EIO when the fd takes or gives nothing more (a file shorter than the
+ * read). */
+int write_full(int fd, const void *p, size_t n) WARN_UNUSED;
+int pwrite_full(int fd, const void *p, size_t n, uint64_t off) WARN_UNUSED;
+int pread_full(int fd, void *p, size_t n, uint64_t off) WARN_UNUSED;
+
 /* Format a message into a caller's err buffer (errlen bytes; NULL or 0:
  * none) and return r: the `return err_set(err, errlen, -EINVAL, "...")`
  * of every function that answers -errno with a message. */

@@ -218,30 +218,13 @@ int snap_encode(const struct snap_writer *w, struct wbuf *out)
 	return wbuf_err(out);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			return -EIO;
-		p += k;
-		n -= k;
-	}
-	return 0;
-}
-
 int snap_write_fd(const struct snap_writer *w, int fd)
 {
 	struct wbuf b;
 	int r = snap_encode(w, &b);
 
 	if (r == 0)
-		r = write_all(fd, b.p, b.len);
+		r = write_full(fd, b.p, b.len);
 	wbuf_free(&b);
 	return r;
 }
@@ -272,7 +255,7 @@ int snap_write_file(const struct snap_writer *w, const char *path, char *err, si
 		r = err_set(err, errlen, -errno, "snapshot: creating %s: %m", tmp);
 		goto out;
 	}
-	if ((r = write_all(fd, b.p, b.len)) < 0) {
+	if ((r = write_full(fd, b.p, b.len)) < 0) {
 		r = err_set(err, errlen, r, "snapshot: writing %s: %s", tmp, strerror(-r));
 		goto err_tmp;
 	}

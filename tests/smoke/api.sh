@@ -109,6 +109,9 @@ else
 	expect_api 204 "" "PATCH /vm Paused"
 	api_req GET /
 	expect_api 200 '"state":"Paused"' "GET / while paused"
+	# The console flushes what the guest printed before the pause on its
+	# next 100 ms tick: let that land before counting.
+	sleep 0.3
 	t1=$(grep -c tick "$OUT/pause.out")
 	sleep 0.5
 	t2=$(grep -c tick "$OUT/pause.out")

@@ -224,6 +224,14 @@ int vq_push(struct vq *q, uint16_t head, uint32_t len)
 	return 0;
 }
 
+int vq_discard(struct vq *q, uint16_t n)
+{
+	if ((uint16_t)(q->last_avail - q->next_used) < n)
+		return -EINVAL;
+	q->last_avail -= n;
+	return 0;
+}
+
 bool vq_need_interrupt(struct vq *q)
 {
 	bool need;

@@ -111,6 +111,14 @@ int vq_pop(struct vq *q, struct vq_chain *c) WARN_UNUSED;
  * when head >= size or the queue is not ready. */
 int vq_push(struct vq *q, uint16_t head, uint32_t len) WARN_UNUSED;
 
+/* Give back the n chains popped last, none of them pushed: the next pops
+ * (or a snapshot's saved queue) see them available again, as if never
+ * taken (a device that held them for a later packet, or that a limiter
+ * stopped). Only the device driving the queue, on its thread or with that
+ * thread stopped. Returns 0, or -EINVAL (nothing changes) when n is more
+ * than the chains popped and not used (last_avail - used idx). */
+int vq_discard(struct vq *q, uint16_t n) WARN_UNUSED;
+
 /* Whether to interrupt the guest for what vq_push published since the last
  * call. EVENT_IDX: vring_need_event(used_event, next_used, signalled_used);
  * otherwise: avail->flags lacks VRING_AVAIL_F_NO_INTERRUPT. Call after a batch

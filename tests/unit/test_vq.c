@@ -646,3 +646,29 @@ Test(vq, notify_flag_without_event_idx)
 	offer_one(0, BUF, 8, 0);
 	cr_assert(vq_has_work(&q));
 }
+
+/* ---- vq_discard ------------------------------------------------------ */
+
+/* Chains given back are popped again, the same heads in the same order;
+ * one used already cannot be given back. */
+Test(vq, discard_gives_back_the_last_chains)
+{
+	start(16, false);
+	offer_one(1, BUF, 64, VRING_DESC_F_WRITE);
+	offer_one(2, BUF + 64, 64, VRING_DESC_F_WRITE);
+	offer_one(3, BUF + 128, 64, VRING_DESC_F_WRITE);
+	cr_assert_eq(vq_pop(&q, &c), 1);
+	cr_assert_eq(vq_push(&q, c.head, 0), 0);
+	cr_assert_eq(vq_pop(&q, &c), 1);
+	cr_assert_eq(vq_pop(&q, &c), 1);
+	cr_assert_eq(vq_discard(&q, 3), -EINVAL, "only 2 are popped and not used");
+	cr_assert_eq(q.last_avail, 3);
+	cr_assert_eq(vq_discard(&q, 2), 0);
+	cr_assert(vq_has_work(&q));
+	cr_assert_eq(vq_pop(&q, &c), 1);
+	cr_assert_eq(c.head, 2);
+	cr_assert_eq(vq_pop(&q, &c), 1);
+	cr_assert_eq(c.head, 3);
+	cr_assert_eq(vq_pop(&q, &c), 0);
+	cr_assert_eq(vq_discard(&q, 0), 0);
+}

@@ -40,6 +40,17 @@ struct evloop {
 	int thread_result;
 	int (*thread_init)(void *ctx); /* evloop_set_thread_init */
 	void *thread_ctx;
+	/* Pausing (evloop_pause). pause is read by the loop once a turn
+	 * without the lock; everything else is under park_lock, which
+	 * park_cond goes with: the loop waits on it while parked, a pauser
+	 * until the loop parks or ends. active: a loop runs, or a thread from
+	 * evloop_start is on its way to run one; in_run: evloop_run runs, in
+	 * thread runner. */
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	atomic_bool pause;
+	bool parked, active, in_run;
+	pthread_t runner;
 	/* Written by the thread running the loop only; read by anyone. */
 	_Atomic uint64_t submitted, completed, iterations;
 };
@@ -76,6 +87,8 @@ int evloop_create(struct evloop **out, unsigned entries)
 	if (!l)
 		return -ENOMEM;
 	l->wake_op = (struct ev_op){.done = woken};
+	pthread_mutex_init(&l->park_lock, NULL);
+	pthread_cond_init(&l->park_cond, NULL);
 	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (l->wake_fd < 0) {
 		r = -errno;
@@ -323,13 +336,50 @@ static int drain(struct evloop *l)
 	return r;
 }
 
+/* Whether a loop runs (or a started thread is on its way to), and by whom:
+ * on for evloop_start, and for evloop_run in the calling thread; off when
+ * evloop_run returns or the started thread ends. */
+static void set_active(struct evloop *l, bool on, bool run)
+{
+	pthread_mutex_lock(&l->park_lock);
+	l->active = on;
+	l->in_run = run;
+	l->runner = pthread_self();
+	if (!on) {
+		/* A pause of a loop that ends is over; a pauser waiting for
+		 * it to park returns. */
+		atomic_store_explicit(&l->pause, false, memory_order_relaxed);
+		pthread_cond_broadcast(&l->park_cond);
+	}
+	pthread_mutex_unlock(&l->park_lock);
+}
+
+/* Between two batches, evloop_pause asked: wait, parked, for
+ * evloop_resume or evloop_stop. Loop thread. */
+static void park(struct evloop *l)
+{
+	pthread_mutex_lock(&l->park_lock);
+	l->parked = true;
+	pthread_cond_broadcast(&l->park_cond);
+	while (atomic_load_explicit(&l->pause, memory_order_relaxed) &&
+	       !atomic_load_explicit(&l->stop, memory_order_acquire))
+		pthread_cond_wait(&l->park_cond, &l->park_lock);
+	l->parked = false;
+	pthread_mutex_unlock(&l->park_lock);
+}
+
 int evloop_run(struct evloop *l)
 {
 	int r = 0, d;
 
 	if (!l->wake_op.pending && (r = evloop_poll(l, &l->wake_op, l->wake_fd, POLLIN)) < 0)
 		return r;
+	set_active(l, true, true);
 	while (r == 0 && !atomic_load_explicit(&l->stop, memory_order_acquire)) {
+		if (atomic_load_explicit(&l->pause, memory_order_acquire)) {
+			park(l);
+			continue;
+		}
 		r = enter(l);
 		reap(l);
 		run_deferred(l);
@@ -339,6 +389,7 @@ int evloop_run(struct evloop *l)
 	l->deferred = NULL;
 	d = drain(l);
 	clear_eventfd(l->wake_fd);
+	set_active(l, false, false);
 	atomic_store_explicit(&l->stop, false, memory_order_release);
 	return r < 0 ? r : d;
 }
@@ -346,9 +397,10 @@ int evloop_run(struct evloop *l)
 static void *loop_thread(void *arg)
 {
 	struct evloop *l = arg;
-	if (l->thread_init && (l->thread_result = l->thread_init(l->thread_ctx)) < 0)
-		return NULL;
-	l->thread_result = evloop_run(l);
+	if (!l->thread_init || (l->thread_result = l->thread_init(l->thread_ctx)) >= 0)
+		l->thread_result = evloop_run(l);
+	/* Also when the loop never ran (a refused init, a failed first poll). */
+	set_active(l, false, false);
 	return NULL;
 }
 
@@ -365,13 +417,20 @@ int evloop_start(struct evloop *l)
 
 	if (l->started)
 		return -EBUSY;
+	/* Active from now: a pause right after this call waits for the
+	 * thread to park rather than find no loop. */
+	pthread_mutex_lock(&l->park_lock);
+	l->active = true;
+	pthread_mutex_unlock(&l->park_lock);
 	/* Host signals are for the main thread's signalfd, not this thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(&l->thread, NULL, loop_thread, l);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r)
+	if (r) {
+		set_active(l, false, false);
 		return -r;
+	}
 	pthread_setname_np(l->thread, "evloop");
 	l->started = true;
 	return 0;
@@ -385,6 +444,45 @@ void evloop_stop(struct evloop *l)
 	/* EAGAIN means the counter is full: the loop is awake anyway. */
 	if (write(l->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		pr_err("cannot wake the event loop: %s", strerror(errno));
+	/* A parked loop waits on the condition, not on the ring. */
+	pthread_mutex_lock(&l->park_lock);
+	pthread_cond_broadcast(&l->park_cond);
+	pthread_mutex_unlock(&l->park_lock);
+}
+
+int evloop_pause(struct evloop *l)
+{
+	uint64_t one = 1;
+	int r = 0;
+
+	pthread_mutex_lock(&l->park_lock);
+	if (!l->active)
+		goto out;
+	if (l->in_run && pthread_equal(l->runner, pthread_self())) {
+		r = -EDEADLK; /* a handler would wait for itself */
+		goto out;
+	}
+	atomic_store_explicit(&l->pause, true, memory_order_release);
+	/* The loop may be waiting in the kernel: the wake-up poll ends its
+	 * batch. EAGAIN: the counter is full, the loop is awake anyway. */
+	if (write(l->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+		r = -errno;
+		atomic_store_explicit(&l->pause, false, memory_order_relaxed);
+		goto out;
+	}
+	while (!l->parked && l->active)
+		pthread_cond_wait(&l->park_cond, &l->park_lock);
+out:
+	pthread_mutex_unlock(&l->park_lock);
+	return r;
+}
+
+void evloop_resume(struct evloop *l)
+{
+	pthread_mutex_lock(&l->park_lock);
+	atomic_store_explicit(&l->pause, false, memory_order_release);
+	pthread_cond_broadcast(&l->park_cond);
+	pthread_mutex_unlock(&l->park_lock);
 }
 
 int evloop_join(struct evloop *l)
@@ -417,5 +515,7 @@ void evloop_destroy(struct evloop *l)
 		io_uring_queue_exit(&l->ring);
 	}
 	close_fd(&l->wake_fd);
+	pthread_cond_destroy(&l->park_cond);
+	pthread_mutex_destroy(&l->park_lock);
 	free(l);
 }

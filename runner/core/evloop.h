@@ -6,8 +6,10 @@
  * Threads: only the loop thread submits, from inside done() callbacks (the
  * common case: a queue-notify handler pops requests and submits I/O), or the
  * set-up thread before the loop runs. Any other thread that needs the loop
- * writes an eventfd the loop polls; evloop_stop() is the one call that is
- * safe from any thread.
+ * writes an eventfd the loop polls; evloop_stop(), evloop_pause() and
+ * evloop_resume() are the calls that are safe from other threads. While the
+ * loop is paused, the thread that paused it stands in for the loop thread
+ * (see evloop_pause).
  *
  * The ring is created disabled, restricted to the opcodes in the table in
  * evloop.c (one row for each submission function below) and to no
@@ -82,6 +84,29 @@ void evloop_set_thread_init(struct evloop *l, int (*fn)(void *ctx), void *ctx);
  * handlers included. A stop requested before the loop runs makes the next
  * run return at once. */
 void evloop_stop(struct evloop *l);
+
+/* Park the thread running the loop between two batches (after a batch's
+ * handlers and deferred calls, before it next waits) and wait until it is
+ * parked: no done() runs until evloop_resume. Pending ops stay pending; what
+ * completes meanwhile waits in the completion queue and its done() runs
+ * after the resume. Until then the calling thread may use the loop as its
+ * own thread would (submit, cancel, defer: a snapshot's quiesce gives back
+ * buffers and disarms timers): the loop thread touches nothing while parked,
+ * and the lock it parks under hands its memory over both ways. The SQEs so
+ * queued go to the kernel on the loop's first turn after the resume.
+ *
+ * From any thread but the loop's (there: -EDEADLK). When no loop runs (not
+ * started, or stopped: evloop_run has returned) it does nothing and returns
+ * 0; a thread just started is waited for until it parks before its first
+ * turn. Pauses do not nest: one evloop_resume ends them. evloop_stop while
+ * paused still ends the loop (its way out cancels the pending ops as
+ * usual, running their done()), so evloop_join returns. Returns 0 or
+ * -errno. */
+int evloop_pause(struct evloop *l) WARN_UNUSED;
+
+/* Let a paused loop run on (and forget a pause asked of a loop that has
+ * stopped since). Any thread; returns at once; a no-op when not paused. */
+void evloop_resume(struct evloop *l);
 
 /* Wait for the thread from evloop_start() to finish (call evloop_stop first)
  * and return what its evloop_run() returned; 0 if no thread was started. */

@@ -4,12 +4,17 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/evloop.h"
+#include "core/seccomp.h"
 
 TestSuite(evloop, .timeout = 5);
 
@@ -623,4 +628,326 @@ Test(evloop, timeout_fires_after_its_time_and_can_be_cancelled)
 	cr_assert_eq(c.res, -ECANCELED);
 	cr_assert_lt(now_ns() - t0, 5ull * 1000 * 1000 * 1000);
 	evloop_destroy(b.l);
+}
+
+/* ---- pausing (a snapshot parks the loop between batches) ----------------- */
+
+/* Counts the readiness of an eventfd, which it consumes. done() runs on the
+ * loop thread, the test thread reads the counts. */
+struct counter {
+	struct ev_op op;
+	int efd;
+	atomic_int calls;     /* readiness seen */
+	atomic_int cancelled; /* final -ECANCELED */
+};
+
+static void count_done(struct ev_op *op, int res)
+{
+	struct counter *c = container_of(op, struct counter, op);
+	uint64_t v;
+
+	if (res < 0) {
+		atomic_fetch_add(&c->cancelled, 1);
+		return;
+	}
+	if (read(c->efd, &v, sizeof(v)) == sizeof(v))
+		atomic_fetch_add(&c->calls, 1);
+}
+
+/* A loop polling c's new eventfd. No assertion: also used in a child. */
+static struct evloop *counting_loop(struct counter *c)
+{
+	struct evloop *l = NULL;
+
+	c->op = (struct ev_op){.done = count_done};
+	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	atomic_init(&c->calls, 0);
+	atomic_init(&c->cancelled, 0);
+	if (c->efd < 0 || evloop_create(&l, 8) < 0 || evloop_poll(l, &c->op, c->efd, POLLIN) < 0)
+		return NULL;
+	return l;
+}
+
+/* Whether c->calls reaches n within 2 s. */
+static bool calls_reach(struct counter *c, int n)
+{
+	uint64_t end = now_ns() + 2000ull * 1000 * 1000;
+
+	while (atomic_load(&c->calls) < n && now_ns() < end)
+		usleep(50);
+	return atomic_load(&c->calls) >= n;
+}
+
+static void poke(int efd)
+{
+	uint64_t one = 1;
+	(void)!write(efd, &one, sizeof(one));
+}
+
+/* An eventfd written while the loop is paused: its done() runs only after
+ * the resume. */
+Test(evloop, paused_loop_runs_no_handler_until_resumed)
+{
+	static struct counter c;
+	struct evloop *l = counting_loop(&c);
+
+	cr_assert_not_null(l);
+	cr_assert_eq(evloop_start(l), 0);
+	poke(c.efd);
+	cr_assert(calls_reach(&c, 1), "the running loop saw nothing");
+	cr_assert_eq(evloop_pause(l), 0);
+	poke(c.efd);
+	usleep(50 * 1000);
+	cr_assert_eq(atomic_load(&c.calls), 1, "a done() ran while paused");
+	cr_assert_eq(atomic_load(&c.cancelled), 0);
+	evloop_resume(l);
+	cr_assert(calls_reach(&c, 2), "the write made while paused was lost");
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	cr_assert_eq(atomic_load(&c.cancelled), 1);
+	evloop_destroy(l);
+	close(c.efd);
+}
+
+static void stop_on_timer(struct ev_op *op, int res)
+{
+	struct io *io = container_of(op, struct io, op);
+
+	io->res = res;
+	io->calls++;
+	evloop_stop(io->b->l);
+}
+
+/* No loop thread (never started, or stopped and joined): a no-op that
+ * returns 0, and leaves nothing behind that would park a later run. */
+Test(evloop, pause_without_a_running_loop_is_a_noop)
+{
+	static struct io t;
+	struct batch b = {.l = new_loop(8)};
+	struct __kernel_timespec ts = {.tv_nsec = 1000 * 1000};
+
+	cr_assert_eq(evloop_pause(b.l), 0);
+	evloop_resume(b.l);
+	cr_assert_eq(evloop_start(b.l), 0);
+	evloop_stop(b.l);
+	cr_assert_eq(evloop_join(b.l), 0);
+	cr_assert_eq(evloop_pause(b.l), 0);
+	/* A run in this thread now is not parked (the suite's timeout would
+	 * catch it). */
+	t = (struct io){.op = {.done = stop_on_timer}, .b = &b, .res = 1};
+	cr_assert_eq(evloop_timeout(b.l, &t.op, &ts), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(t.res, -ETIME);
+	evloop_resume(b.l);
+	evloop_destroy(b.l);
+}
+
+/* Stop while paused: the loop ends (its way out cancels what is pending)
+ * and join returns. */
+Test(evloop, stop_while_paused_ends_the_loop)
+{
+	static struct counter c;
+	struct evloop *l = counting_loop(&c);
+
+	cr_assert_not_null(l);
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_pause(l), 0);
+	poke(c.efd);
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	cr_assert_eq(atomic_load(&c.cancelled), 1);
+	cr_assert_not(evloop_pending(&c.op));
+	cr_assert_eq(evloop_pause(l), 0, "a stopped loop cannot be paused: a no-op");
+	evloop_resume(l);
+	evloop_destroy(l);
+	close(c.efd);
+}
+
+/* Many pauses and resumes in a row: each pause holds the loop (a write
+ * made inside it is not handled), each resume lets it go on. */
+Test(evloop, pause_and_resume_many_times)
+{
+	static struct counter c;
+	struct evloop *l = counting_loop(&c);
+
+	cr_assert_not_null(l);
+	cr_assert_eq(evloop_start(l), 0);
+	for (int i = 0; i < 500; i++) {
+		int n;
+
+		cr_assert_eq(evloop_pause(l), 0);
+		n = atomic_load(&c.calls);
+		poke(c.efd);
+		for (int j = 0; j < 20; j++)
+			sched_yield();
+		cr_assert_eq(atomic_load(&c.calls), n, "round %d: a done() ran while paused", i);
+		evloop_resume(l);
+		cr_assert(calls_reach(&c, n + 1), "round %d: not resumed", i);
+	}
+	/* Two pauses in a row do not nest: one resume ends them. */
+	cr_assert_eq(evloop_pause(l), 0);
+	cr_assert_eq(evloop_pause(l), 0);
+	evloop_resume(l);
+	poke(c.efd);
+	cr_assert(calls_reach(&c, 501));
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(c.efd);
+}
+
+static void pause_from_handler(struct ev_op *op, int res)
+{
+	struct io *io = container_of(op, struct io, op);
+
+	(void)res;
+	io->res = evloop_pause(io->b->l);
+	io->calls++;
+	evloop_stop(io->b->l);
+}
+
+/* The loop's own handlers cannot pause it: they would wait for themselves. */
+Test(evloop, pause_from_the_loop_thread_is_refused)
+{
+	static struct io t;
+	struct batch b = {.l = new_loop(8)};
+	struct __kernel_timespec ts = {.tv_nsec = 1000 * 1000};
+
+	t = (struct io){.op = {.done = pause_from_handler}, .b = &b, .res = 1};
+	cr_assert_eq(evloop_timeout(b.l, &t.op, &ts), 0);
+	cr_assert_eq(evloop_run(b.l), 0);
+	cr_assert_eq(t.calls, 1);
+	cr_assert_eq(t.res, -EDEADLK);
+	evloop_destroy(b.l);
+}
+
+static void timer_counted(struct ev_op *op, int res)
+{
+	struct io *io = container_of(op, struct io, op);
+
+	io->res = res;
+	__atomic_add_fetch(&io->calls, 1, __ATOMIC_RELEASE);
+}
+
+/* While paused, the pausing thread stands in for the loop thread: it may
+ * submit and cancel (a quiesce disarms a timer); the loop takes it up
+ * after the resume. */
+Test(evloop, the_pauser_submits_and_cancels_while_paused)
+{
+	static struct counter c;
+	static struct io t;
+	struct __kernel_timespec ts = {.tv_nsec = 1000 * 1000};
+	struct evloop *l = counting_loop(&c);
+
+	cr_assert_not_null(l);
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_pause(l), 0);
+	t = (struct io){.op = {.done = timer_counted}, .res = 1};
+	cr_assert_eq(evloop_timeout(l, &t.op, &ts), 0);
+	cr_assert_eq(evloop_cancel(l, &c.op), 0);
+	usleep(20 * 1000);
+	cr_assert_eq(__atomic_load_n(&t.calls, __ATOMIC_ACQUIRE), 0);
+	cr_assert_eq(atomic_load(&c.cancelled), 0);
+	evloop_resume(l);
+	for (int i = 0; i < 2000 && !__atomic_load_n(&t.calls, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	cr_assert_eq(__atomic_load_n(&t.calls, __ATOMIC_ACQUIRE), 1);
+	cr_assert_eq(t.res, -ETIME);
+	for (int i = 0; i < 2000 && !atomic_load(&c.cancelled); i++)
+		usleep(1000);
+	cr_assert_eq(atomic_load(&c.cancelled), 1);
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(c.efd);
+}
+
+static int slow_init(void *ctx)
+{
+	usleep(30 * 1000);
+	return *(int *)ctx;
+}
+
+/* A pause right after evloop_start, while the thread is still in its init:
+ * it waits for the thread to park before its first turn. */
+Test(evloop, pause_right_after_start_waits_for_the_thread)
+{
+	static struct counter c;
+	static int ok = 0;
+	struct evloop *l = counting_loop(&c);
+
+	cr_assert_not_null(l);
+	poke(c.efd);
+	evloop_set_thread_init(l, slow_init, &ok);
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_pause(l), 0);
+	usleep(60 * 1000); /* past the init */
+	cr_assert_eq(atomic_load(&c.calls), 0, "the loop ran after the pause returned");
+	evloop_resume(l);
+	cr_assert(calls_reach(&c, 1));
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(c.efd);
+}
+
+/* A thread whose init fails never runs a loop: a pause waiting for it to
+ * park returns when it ends. */
+Test(evloop, pause_returns_when_the_thread_ends_without_a_loop)
+{
+	static int refuse = -EPERM;
+	struct evloop *l = new_loop(8);
+
+	evloop_set_thread_init(l, slow_init, &refuse);
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_pause(l), 0);
+	cr_assert_eq(evloop_join(l), -EPERM);
+	evloop_destroy(l);
+}
+
+static int evloop_filter(void *ctx)
+{
+	(void)ctx;
+	return seccomp_install(SECCOMP_EVLOOP, false);
+}
+
+/* In flint the loop thread runs under its seccomp filter: parking and
+ * waking must need nothing the filter refuses (it kills the process). In a
+ * child, with plain exit codes. */
+Test(evloop, parks_under_the_evloop_seccomp_filter)
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		static struct counter c;
+		struct evloop *l = counting_loop(&c);
+
+		if (!l)
+			_exit(2);
+		evloop_set_thread_init(l, evloop_filter, NULL);
+		if (evloop_start(l) < 0)
+			_exit(3);
+		poke(c.efd);
+		if (!calls_reach(&c, 1))
+			_exit(4);
+		for (int i = 0; i < 20; i++) {
+			if (evloop_pause(l) < 0)
+				_exit(5);
+			poke(c.efd);
+			usleep(1000);
+			evloop_resume(l);
+			if (!calls_reach(&c, i + 2))
+				_exit(6);
+		}
+		if (evloop_pause(l) < 0)
+			_exit(7);
+		evloop_stop(l);
+		_exit(evloop_join(l) == 0 ? 0 : 8);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_not(WIFSIGNALED(st), "the loop thread was killed by signal %d (%s)", WTERMSIG(st),
+		      WTERMSIG(st) == SIGSYS ? "its filter refuses a call" : "?");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", WEXITSTATUS(st));
 }

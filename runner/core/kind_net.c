@@ -100,6 +100,23 @@ static int net_update(void *dev, const struct vm_config *c, unsigned i, unsigned
 	return 0;
 }
 
+/* Snapshot: the TX writes in flight on the event loop (io_uring writev of
+ * the device's copies) finish and are used before the loop is parked. */
+static int net_kind_drain(void *dev, uint64_t deadline_ns, struct vm_err *err)
+{
+	char msg[256];
+	int r;
+
+	if ((r = net_drain(dev, deadline_ns, msg, sizeof(msg))) < 0)
+		return vm_err_set(err, r, "network interface %s", msg);
+	return 0;
+}
+
+static void net_kind_quiesce(void *dev)
+{
+	net_quiesce(dev);
+}
+
 const struct device_kind net_kind = {
     .name = "net",
     .label = "network interface",
@@ -111,4 +128,13 @@ const struct device_kind net_kind = {
     .print_stats = net_print_stats,
     .counters = net_counters,
     .update = net_update,
+    .drain = net_kind_drain,
+    .quiesce = net_kind_quiesce,
+    /* No save/restore: the device has no state of its own beyond its
+     * transport and queues. The MAC, MTU, tap and limits come from the
+     * configuration (a restore may name another tap), the offloads and RX
+     * room from the features the restored transport activates it with;
+     * quiesce left nothing held. The limiters' buckets start full. */
+    .save = NULL,
+    .restore = NULL,
 };

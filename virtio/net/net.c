@@ -43,7 +43,15 @@
  * leave armed carries no buffer, and the TX writes still in flight read
  * only their slots. (Waiting for the loop thread would deadlock: the
  * transport holds its dev_lock around reset, and the loop thread takes that
- * lock for every queue notification.) */
+ * lock for every queue notification.)
+ *
+ * Snapshots (net_drain, net_quiesce): the saved queues must show every
+ * chain the device has, so drain waits for the TX writes in flight, and
+ * quiesce, with the loop parked, gives back what is held: the held RX
+ * chains and the frame the TX limiter holds (vq_discard), and uses the
+ * chain of any write still in flight. The RX poll and the limiters' timers
+ * stay armed: one that fires after the resume finds nothing held and
+ * starts over, as does the transport's kick of every queue. */
 #include "net/net.h"
 
 #include <endian.h>
@@ -60,6 +68,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "net/net_hdr.h"
 #include "net/tap.h"
@@ -105,6 +114,8 @@ struct tx_slot {
 	struct tx_slot *next; /* free list */
 	uint32_t gen;	      /* n->gen when submitted */
 	uint16_t head;
+	bool inflight; /* written by io_uring: tx_done not run yet */
+	bool used;     /* head already used by net_quiesce: tx_done pushes nothing */
 	struct iovec iov; /* buf, len: the write's one iovec */
 	uint8_t buf[TX_BUF_LEN];
 };
@@ -145,6 +156,11 @@ struct net {
 	struct rx_chain *held;
 	unsigned held_first, held_count;
 	uint64_t held_bytes;
+	/* A chain popped after held ones was used at once (rx_hold: no
+	 * packet could use it), so the held chains are not the last popped
+	 * and vq_discard cannot give them back (net_quiesce). Until nothing
+	 * is held. */
+	bool held_behind;
 	uint32_t rx_room_want; /* room a read is given when the guest has it */
 	uint32_t rx_room_min;  /* room below which the device waits for buffers */
 	bool rx_waiting;       /* short of buffers: notifications on */
@@ -348,6 +364,7 @@ static void rx_hold(struct net *n, struct after *a, const struct vq_chain *c)
 
 	if (c->readable || c->writable < NET_HDR_LEN || c->nseg > RX_SEG_MAX) {
 		n->stats.rx_bad_buffers++;
+		n->held_behind |= n->held_count > 0;
 		push(n, a, RXQ, c->head, 0);
 		return;
 	}
@@ -444,6 +461,8 @@ static void rx_deliver(struct net *n, struct after *a, uint32_t len)
 	}
 	n->held_first = (n->held_first + k) % NET_QUEUE_MAX;
 	n->held_count -= k;
+	if (!n->held_count)
+		n->held_behind = false;
 }
 
 /* Have the loop call rx_ready() once the tap is readable, unless a poll is
@@ -565,6 +584,8 @@ static void tx_submit(struct net *n, struct after *a, struct tx_slot *s)
 		slot_free(n, s);
 		return;
 	}
+	s->inflight = true;
+	s->used = false;
 	if (++n->tx_inflight > n->stats.tx_inflight_max)
 		n->stats.tx_inflight_max = n->tx_inflight;
 }
@@ -674,6 +695,7 @@ static void tx_done(struct ev_op *op, int res)
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
 	n->tx_inflight--;
+	s->inflight = false;
 	if (s->gen != n->gen || !n->active) {
 		n->stats.stale_completions++;
 	} else {
@@ -686,7 +708,8 @@ static void tx_done(struct ev_op *op, int res)
 			n->stats.tx_errors++;
 			io_error(n, "write", res);
 		}
-		push(n, &a, TXQ, s->head, 0);
+		if (!s->used)
+			push(n, &a, TXQ, s->head, 0);
 	}
 	slot_free(n, s);
 	if (n->tx_starved || n->tx_polling)
@@ -791,6 +814,7 @@ static void drop_queue_state(struct net *n)
 	n->gen++;
 	n->held_first = n->held_count = 0;
 	n->held_bytes = 0;
+	n->held_behind = false;
 	n->rx_waiting = n->rx_stopped = false;
 	n->tx_starved = n->tx_polling = false;
 	n->used_pending[RXQ] = n->used_pending[TXQ] = false;
@@ -869,6 +893,103 @@ static void net_notify(void *dev, unsigned q)
 	}
 	run_after(&a);
 	pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+/* Lock held: give the held RX chains back to the guest. They are the last
+ * chains popped and none popped after them was used (unless held_behind),
+ * so vq_discard rewinds the avail index over exactly them. */
+static void rx_give_back(struct net *n, struct after *a)
+{
+	if (n->rx_throttled) {
+		/* A packet read into the first held chains that the limiter
+		 * held back goes with them: the guest's buffers come back
+		 * unused and the packet is lost, as on a link that drops it
+		 * (the guest's TCP sends it again). */
+		n->stats.rx_dropped++;
+		n->rx_throttled = 0;
+	}
+	if (!n->held_count || n->broken) {
+		/* Broken: the driver must reset the device, which forgets the
+		 * queue anyway. */
+	} else if (n->held_behind || vq_discard(n->vq[RXQ], (uint16_t)n->held_count) < 0) {
+		/* Only a guest that offers RX buffers no packet can use gets
+		 * here (Linux never does): its held buffers are used empty,
+		 * which Linux drops as a runt and offers again. */
+		for (unsigned i = 0; i < n->held_count; i++)
+			push(n, a, RXQ, held_at(n, i)->head, 0);
+	}
+	n->held_first = n->held_count = 0;
+	n->held_bytes = 0;
+	n->held_behind = false;
+}
+
+/* Lock held: leave no TX chain popped and not used. A write still in
+ * flight (started after net_drain, or one that never finished) has its
+ * chain used now: the slot holds all it sends, so the guest's buffer is
+ * free whether or not the write ends. The frame the limiter holds back is
+ * given back, not sent: it is the last chain popped, so vq_discard offers
+ * it again and the device takes it anew after the resume, through the
+ * limiter (sending it now would pass the limit, and its write would still
+ * be in flight in the state saved). */
+static void tx_give_back(struct net *n, struct after *a)
+{
+	for (unsigned i = 0; i < TX_SLOTS && !n->broken; i++) {
+		struct tx_slot *s = &n->slots[i];
+
+		if (s->inflight && s->gen == n->gen && !s->used) {
+			s->used = true;
+			push(n, a, TXQ, s->head, 0);
+		}
+	}
+	if (!n->tx_throttled)
+		return;
+	if (!n->broken && vq_discard(n->vq[TXQ], 1) < 0)
+		push(n, a, TXQ, n->tx_throttled->head, 0); /* cannot happen: dropped */
+	slot_free(n, n->tx_throttled);
+	n->tx_throttled = NULL;
+}
+
+void net_quiesce(struct net *n)
+{
+	struct after a = {.reset = false};
+
+	pthread_mutex_lock(&n->lock);
+	a.host = n->host;
+	if (n->active) {
+		rx_give_back(n, &a);
+		tx_give_back(n, &a);
+	}
+	/* Interrupt decisions left for the end of a batch the loop will
+	 * not finish before the state is saved: now. */
+	for (unsigned q = 0; q < NQ; q++) {
+		a.used[q] = (a.used[q] || n->used_pending[q]) && n->active;
+		n->used_pending[q] = false;
+	}
+	run_after(&a);
+	pthread_mutex_unlock(&n->lock);
+}
+
+int net_drain(struct net *n, uint64_t deadline_ns, char *err, size_t errlen)
+{
+	const struct timespec step = {.tv_nsec = 200 * 1000};
+	unsigned left;
+
+	for (;;) {
+		pthread_mutex_lock(&n->lock);
+		left = n->tx_inflight;
+		pthread_mutex_unlock(&n->lock);
+		if (!left)
+			return 0;
+		if (now_ns() >= deadline_ns)
+			break;
+		nanosleep(&step, NULL);
+	}
+	if (errlen)
+		snprintf(err, errlen, "%s: %u packet%s still being written to tap %s", n->id, left,
+			 left == 1 ? "" : "s", n->tap);
+	return -ETIMEDOUT;
 }
 
 const struct virtio_dev_ops net_ops = {

@@ -27,6 +27,7 @@
 #define FLINT_NET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/evloop.h"
@@ -58,7 +59,9 @@ struct net_stats {
 	uint64_t tx_malformed;	       /* TX chains dropped as malformed */
 	uint64_t tx_errors, rx_errors; /* tap read/write failures */
 	uint64_t rx_no_buffers;	       /* times RX waited for guest buffers */
-	uint64_t rx_dropped;	       /* packets read but larger than the guest's buffers */
+	/* Packets read but not delivered: larger than the guest's buffers,
+	 * or held back by the limiter when a snapshot gave the buffers back. */
+	uint64_t rx_dropped;
 	uint64_t rx_bad_buffers;       /* RX chains given back unused (readable, or too small) */
 	uint64_t tx_inflight_max;      /* most writes in flight at once */
 	uint64_t protocol_errors;      /* broken rings: DEVICE_NEEDS_RESET */
@@ -94,6 +97,24 @@ int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx,
 
 /* The limiters' configs now; NULL: not wanted. */
 void net_get_ratelimit(struct net *n, struct ratelimit_cfg *rx, struct ratelimit_cfg *tx);
+
+/* Snapshot, first step (devices.h's drain), with the event loop running:
+ * wait, until deadline_ns (now_ns()'s clock), for the TX writes in flight
+ * to finish and their chains to be used. Control thread. 0, or -ETIMEDOUT
+ * with err (errlen bytes) naming the interface, its tap and what is left. */
+int net_drain(struct net *n, uint64_t deadline_ns, char *err, size_t errlen) WARN_UNUSED;
+
+/* Snapshot (devices.h's quiesce), with the event loop parked (evloop_pause)
+ * or not running: leave no chain popped and not used, so that the saved
+ * queues describe everything. The held RX chains are given back
+ * (vq_discard: the avail ring offers them again), and with them a packet
+ * the RX limiter held back in them, which is lost (counted in rx_dropped);
+ * the frame the TX limiter holds is given back too, to be taken, checked
+ * and limited again after the resume; a TX write still in flight has its
+ * chain used at once (the write reads only the device's copy). Interrupts
+ * owed are signalled. Afterwards the device works on as before: a kick, or
+ * the tap turning readable, starts it again. */
+void net_quiesce(struct net *n);
 
 /* VIRTIO_ID_NET, queues 0 (RX) and 1 (TX); dev is a struct net. */
 extern const struct virtio_dev_ops net_ops;

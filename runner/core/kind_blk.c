@@ -25,6 +25,7 @@ static int blk_kind_create(const struct vm_config *c, unsigned i, const char *id
 	 * 20 bytes virtio-blk has for it, as Firecracker does. */
 	char serial[VIRTIO_BLK_ID_BYTES + 1];
 	struct blk_params p = {.path = d->path_on_host,
+			       .name = id,
 			       .read_only = d->is_read_only,
 			       .direct = d->direct,
 			       .no_flush = d->cache_type == VMC_CACHE_UNSAFE,
@@ -104,6 +105,22 @@ static int blk_update(void *dev, const struct vm_config *c, unsigned i, unsigned
 	return 0;
 }
 
+/* Snapshot: the requests in flight at the image are answered first (an
+ * acknowledged write is then on the image), then, with the loop parked, the
+ * request the limiter holds goes back to the guest's available ring. */
+static int blk_kind_drain(void *dev, uint64_t deadline_ns, struct vm_err *err)
+{
+	char why[sizeof(err->msg)];
+	int r = blk_drain(dev, deadline_ns, why, sizeof(why));
+
+	return r < 0 ? vm_err_set(err, r, "%s", why) : 0;
+}
+
+static void blk_kind_quiesce(void *dev)
+{
+	blk_quiesce(dev);
+}
+
 const struct device_kind blk_kind = {
     .name = "blk",
     .label = "drive",
@@ -115,4 +132,12 @@ const struct device_kind blk_kind = {
     .print_stats = blk_print_stats,
     .counters = blk_counters,
     .update = blk_update,
+    .drain = blk_kind_drain,
+    .quiesce = blk_kind_quiesce,
+    /* No save/restore: a drive has no state of its own beyond its
+     * transport and queue. Its capacity comes from its image (the
+     * configuration names it; the restored configuration space is the
+     * transport's), nothing is in flight or held after quiesce, and the
+     * limiter's buckets start full on restore, as at boot (Firecracker
+     * does not save them either). */
 };

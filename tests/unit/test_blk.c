@@ -1838,3 +1838,230 @@ Test(blk_dev, kind_update_swaps_the_image_and_the_limit)
 	cr_assert_eq(blk_capacity(b), 2 * CAP);
 	cr_assert_eq(config_changes, 1);
 }
+
+/* ---- snapshot: drain and quiesce --------------------------------------- */
+
+struct write_later {
+	int fd;
+	unsigned ms;
+	uint8_t v;
+};
+
+/* Write one sector of v to fd, ms from now: the "image" (a pipe) answers
+ * the read waiting on it. */
+static void *write_later(void *arg)
+{
+	struct write_later *w = arg;
+	uint8_t data[SECT];
+
+	usleep(w->ms * 1000);
+	memset(data, w->v, sizeof(data));
+	(void)!write(w->fd, data, sizeof(data));
+	return NULL;
+}
+
+/* Until the used ring's index reaches n, or 2 s. */
+static bool used_reaches(uint16_t n)
+{
+	uint64_t end = now_ns() + 2000000000ull;
+
+	while (fake_used_idx(&ring) != n && now_ns() < end)
+		usleep(200);
+	return fake_used_idx(&ring) == n;
+}
+
+static bool notifications_on(void)
+{
+	const struct vring_used *u = at(USED, 4);
+	return !(__atomic_load_n(&u->flags, __ATOMIC_ACQUIRE) & VRING_USED_F_NO_NOTIFY);
+}
+
+/* A read under way at the image when the drain comes (the loop on its own
+ * thread, as in flint): drain returns once it has been answered and used,
+ * its data in guest memory. */
+Test(blk_dev, drain_waits_for_a_request_in_flight)
+{
+	struct write_later w = {.ms = 50, .v = 0x5a};
+	char err[256] = "";
+	struct blk_stats st;
+	pthread_t th;
+	uint64_t t0;
+
+	read_waiting_on_a_pipe();
+	w.fd = rpipe[1];
+	cr_assert_eq(evloop_start(loop), 0);
+	cr_assert_eq(pthread_create(&th, NULL, write_later, &w), 0);
+	t0 = now_ns();
+	cr_assert_eq(blk_drain(b, now_ns() + 2000000000ull, err, sizeof(err)), 0, "%s", err);
+	cr_assert_geq(ms_since(t0), 40, "drained after %llu ms, before the read could end",
+		      (unsigned long long)ms_since(t0));
+	/* Seen now, before the loop stops. */
+	cr_assert_eq(fake_used_idx(&ring), 1, "drain returned before the read was used");
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 0x5a));
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0);
+	evloop_stop(loop);
+	cr_assert_eq(evloop_join(loop), 0);
+	pthread_join(th, NULL);
+	close_fd(&rpipe[0]);
+	close_fd(&rpipe[1]);
+}
+
+/* Nothing in flight: done at once, even past the deadline. */
+Test(blk_dev, drain_with_nothing_in_flight_returns_at_once)
+{
+	char err[256] = "";
+
+	open_dev(false, NULL);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	kick_and_wait(1);
+	cr_assert_eq(blk_drain(b, now_ns(), err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_empty(err);
+}
+
+/* A backend that does not answer: -ETIMEDOUT at the deadline, with a message
+ * naming the drive (its id) and what is left; once the backend answers, a
+ * drain succeeds. Through the kind's hook, as vm.c calls it. */
+Test(blk_dev, drain_with_a_stuck_backend_times_out_naming_the_drive)
+{
+	static struct vm_config c;
+	struct device_env env = {.loop = loop};
+	struct write_later w = {.ms = 0, .v = 0x5a};
+	struct vm_err err = {0};
+	struct device_new dn;
+	uint64_t t0;
+
+	memset(&c, 0, sizeof(c));
+	c.ndrives = 1;
+	c.drives[0] = (struct vmc_drive){.drive_id = "rootfs", .path_on_host = path};
+	cr_assert_not_null(blk_kind.drain);
+	cr_assert_eq(blk_kind.create(&c, 0, "rootfs", &env, &dn), 0);
+	b = dn.priv;
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host), 0);
+	cr_assert_eq(pipe2(rpipe, O_CLOEXEC), 0);
+	image_becomes(rpipe[0]);
+	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, SECT, status_at(BUF + 0x9000));
+	blk_ops.notify(b, 0);
+	cr_assert_eq(evloop_start(loop), 0);
+	t0 = now_ns();
+	cr_assert_eq(blk_kind.drain(b, now_ns() + 100000000ull, &err), -ETIMEDOUT);
+	cr_assert_geq(ms_since(t0), 90, "gave up after %llu ms", (unsigned long long)ms_since(t0));
+	cr_assert_lt(ms_since(t0), 1000);
+	cr_assert_eq(err.code, -ETIMEDOUT);
+	cr_assert_not_null(strstr(err.msg, "drive rootfs"), "%s", err.msg);
+	cr_assert_not_null(strstr(err.msg, "1 request still in flight"), "%s", err.msg);
+	cr_assert_eq(fake_used_idx(&ring), 0);
+	w.fd = rpipe[1];
+	write_later(&w);
+	memset(&err, 0, sizeof(err));
+	cr_assert_eq(blk_kind.drain(b, now_ns() + 2000000000ull, &err), 0, "%s", err.msg);
+	cr_assert_eq(fake_used_idx(&ring), 1);
+	evloop_stop(loop);
+	cr_assert_eq(evloop_join(loop), 0);
+	close_fd(&rpipe[0]);
+	close_fd(&rpipe[1]);
+}
+
+/* The snapshot's order with a rate-limited drive (one op per 300 ms): of
+ * two reads, the first is answered by the drain, the second is held by the
+ * limiter. With the loop paused, quiesce gives it back: the available ring
+ * offers it again (last_avail rewound, the used index unchanged, nothing
+ * written for it) and notifications are on. A kick (here while paused, the
+ * pauser standing in for the loop thread) takes it again, and after the
+ * resume it is served once, when its token comes. */
+Test(blk_dev, quiesce_gives_back_a_throttled_request)
+{
+	struct ratelimit_cfg rl = {.ops = {.size = 1, .refill_time_ms = 300}};
+	char err[256] = "";
+	struct blk_stats st;
+	uint16_t h2;
+
+	open_limited(&rl);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	h2 = offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	memset(at(BUF + 0x1000, SECT), 0x11, SECT);
+	blk_ops.notify(b, 0);
+	cr_assert_eq(evloop_start(loop), 0);
+	cr_assert_eq(blk_drain(b, now_ns() + 2000000000ull, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(evloop_pause(loop), 0);
+	cr_assert_eq(fake_used_idx(&ring), 1, "the limiter let the second read go already");
+	cr_assert_eq(q.last_avail, 2);
+	cr_assert_not(notifications_on());
+
+	blk_quiesce(b);
+	cr_assert_eq(q.last_avail, 1, "the held request was not given back");
+	cr_assert_eq(q.next_used, 1);
+	cr_assert_eq(fake_used_idx(&ring), 1);
+	cr_assert_eq(*byte_at(BUF + 0x9200), 0xee);
+	cr_assert(all_bytes(BUF + 0x1000, SECT, 0x11));
+	cr_assert(notifications_on());
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.reads, 1);
+
+	blk_ops.notify(b, 0);
+	cr_assert_eq(q.last_avail, 2, "the kick did not take the request again");
+	evloop_resume(loop);
+	cr_assert(used_reaches(2), "the request given back was never served");
+	cr_assert_eq(used_elem(1).id, h2);
+	cr_assert_eq(*byte_at(BUF + 0x9200), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF + 0x1000, SECT, 3), "sector 2 holds 3s");
+	evloop_stop(loop);
+	cr_assert_eq(evloop_join(loop), 0);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.reads, 2, "served twice?");
+	cr_assert_eq(q.next_used, 2);
+}
+
+/* I/O that started after the drain (a limiter's timer let a request go
+ * before the loop parked): quiesce waits for it and answers it, as usual,
+ * so that nothing is left popped and unanswered. The loop does not run. */
+Test(blk_dev, quiesce_answers_io_started_after_the_drain)
+{
+	struct write_later w = {.ms = 30, .v = 0x5a};
+	struct blk_stats st;
+	pthread_t th;
+	uint64_t t0;
+
+	read_waiting_on_a_pipe();
+	w.fd = rpipe[1];
+	cr_assert_eq(pthread_create(&th, NULL, write_later, &w), 0);
+	t0 = now_ns();
+	blk_quiesce(b);
+	pthread_join(th, NULL);
+	cr_assert_geq(ms_since(t0), 20);
+	cr_assert_eq(fake_used_idx(&ring), 1);
+	cr_assert_eq(q.last_avail, 1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 0x5a));
+	cr_assert_eq(used_calls, 1, "the guest was not told");
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0);
+	cr_assert_eq(st.stale_completions, 0);
+	close_fd(&rpipe[0]);
+	close_fd(&rpipe[1]);
+}
+
+/* Nothing held: quiesce changes nothing, and the drive goes on. */
+Test(blk_dev, quiesce_with_nothing_held_changes_nothing)
+{
+	open_dev(false, NULL);
+	offer_rw(VIRTIO_BLK_T_IN, 1, BUF, SECT, status_at(BUF + 0x9000));
+	kick_and_wait(1);
+	blk_quiesce(b);
+	cr_assert_eq(q.last_avail, 1);
+	cr_assert_eq(q.next_used, 1);
+	cr_assert(notifications_on());
+	offer_rw(VIRTIO_BLK_T_IN, 3, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	kick_and_wait(2);
+	cr_assert(all_bytes(BUF + 0x1000, SECT, 4));
+}
+
+/* The kind has nothing of its own to save (see kind_blk.c). */
+Test(blk_dev, kind_snapshot_hooks)
+{
+	cr_assert_not_null(blk_kind.drain);
+	cr_assert_not_null(blk_kind.quiesce);
+	cr_assert_null(blk_kind.save);
+	cr_assert_null(blk_kind.restore);
+}

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
 #include "blk/blk_io.h"
 #include "blk/blk_req.h"
@@ -75,6 +76,7 @@ struct blk {
 	struct ev_op ring_op;  /* the loop's poll of the ring's fd */
 	struct ev_op retry_op; /* the timer that submits again after a failure */
 	char path[64];	       /* for messages, possibly truncated */
+	char name[64];	       /* the drive's id (or path), for the drain's error */
 	bool read_only, direct, no_flush;
 	uint64_t capacity; /* atomic: blk_set_backing changes it */
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
@@ -87,6 +89,7 @@ struct blk {
 	struct virtio_blk_config cfg;
 
 	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t idle;  /* with lock: stats.inflight fell to 0 (blk_drain) */
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: pop nothing more */
 	bool starved;	      /* stopped popping for want of a slot */
@@ -404,7 +407,8 @@ static void io_done(struct blk_io *io, int res)
 	struct slot *s = container_of(io, struct slot, io);
 	struct blk *b = s->b;
 
-	b->stats.inflight--;
+	if (--b->stats.inflight == 0)
+		pthread_cond_broadcast(&b->idle); /* blk_drain sees it once we unlock */
 	if (s->gen != b->gen || !b->active || !b->after) {
 		/* Reset since: the guest has forgotten this request. (Only
 		 * ring_ready reaps with b->after set; the drains come after a
@@ -734,6 +738,7 @@ static void fill_config(struct blk *b)
 int blk_create(struct blk **out, const struct blk_params *p)
 {
 	size_t idlen = p->id ? strlen(p->id) : 0;
+	pthread_condattr_t ca;
 	struct blk *b;
 	int err;
 
@@ -768,6 +773,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	}
 	b->rl_on = ratelimit_enabled(&b->rl);
 	snprintf(b->path, sizeof(b->path), "%s", p->path);
+	snprintf(b->name, sizeof(b->name), "%s", p->name ? p->name : p->path);
 	memcpy(b->id, p->id ? p->id : "", idlen);
 	b->pool = calloc(BLK_QUEUE_MAX, sizeof(*b->pool));
 	if (!b->pool) {
@@ -802,6 +808,11 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	fill_config(b);
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->cfg_lock, NULL);
+	/* blk_drain's deadline is now_ns()'s clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->idle, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = b;
 	return 0;
 
@@ -844,6 +855,7 @@ void blk_destroy(struct blk *b)
 	blk_disk_close(&b->disk);
 	close_fd(&b->kick_fd);
 	pthread_mutex_destroy(&b->cfg_lock);
+	pthread_cond_destroy(&b->idle);
 	pthread_mutex_destroy(&b->lock);
 	free(b->pool);
 	free(b);
@@ -881,6 +893,62 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out)
 {
 	pthread_mutex_lock(&b->lock);
 	*out = (struct ratelimit_cfg){.bandwidth = b->rl.bandwidth.cfg, .ops = b->rl.ops.cfg};
+	pthread_mutex_unlock(&b->lock);
+}
+
+int blk_drain(struct blk *b, uint64_t deadline_ns, char *err, size_t errlen)
+{
+	uint64_t t0 = now_ns(), left = 0;
+	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+				 .tv_nsec = (long)(deadline_ns % 1000000000u)};
+
+	pthread_mutex_lock(&b->lock);
+	/* io_done signals idle when the last one is reaped; the wait ends
+	 * early on that or at the deadline (a timed futex wait: every thread's
+	 * seccomp filter allows futex). */
+	while (b->stats.inflight && now_ns() < deadline_ns)
+		pthread_cond_timedwait(&b->idle, &b->lock, &until);
+	left = b->stats.inflight;
+	pthread_mutex_unlock(&b->lock);
+	if (!left)
+		return 0;
+	return err_set(err, errlen, -ETIMEDOUT,
+		       "drive %s: %llu request%s still in flight at its image after %llu ms",
+		       b->name, (unsigned long long)left, left == 1 ? "" : "s",
+		       (unsigned long long)((now_ns() - t0) / 1000000));
+}
+
+void blk_quiesce(struct blk *b)
+{
+	struct after a = {.used = false};
+	int err;
+
+	pthread_mutex_lock(&b->lock);
+	a.host = b->host;
+	if (b->stats.inflight) {
+		/* Started since blk_drain: answered here, as a swap answers
+		 * what is in flight (the loop is parked, so nothing else
+		 * reaps). */
+		b->after = &a;
+		err = blk_ring_wait(b->ring);
+		b->after = NULL;
+		if (err < 0)
+			pr_err("drive %s: cannot wait for its I/O to come to rest: %s", b->path,
+			       strerror(-err));
+	}
+	if (b->throttled) {
+		/* The last chain popped: process() pops nothing behind it. */
+		if (vq_discard(b->vq, 1) < 0)
+			pr_err("drive %s: cannot give back the request the limiter holds", b->path);
+		b->throttled->next_free = b->free;
+		b->free = b->throttled;
+		b->throttled = NULL;
+	}
+	/* process() left them off behind the held request; a kick (or the
+	 * limiter's timer, still armed) takes the queue up again. */
+	if (b->active && !b->broken)
+		vq_enable_notify(b->vq);
+	run_after(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 

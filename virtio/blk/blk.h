@@ -22,6 +22,10 @@
  * blk_set_backing) from another thread: the change is made under the
  * mutex, and an eventfd the loop polls has the loop look at the queue again.
  *
+ * Snapshot: blk_drain waits for the I/O in flight to be answered while the
+ * loop runs; blk_quiesce, with the loop parked, leaves nothing popped and
+ * unanswered, so that the queue's saved state says it all.
+ *
  * Life cycle: blk_create before the loop runs; blk_destroy after the loop
  * has stopped (evloop_run returned or evloop_destroy done); it waits for any
  * I/O still in flight. */
@@ -54,8 +58,11 @@ struct blk;
 
 struct blk_params {
 	const char *path; /* image: regular file or block device */
-	bool read_only;	  /* open O_RDONLY, offer VIRTIO_BLK_F_RO, no discard */
-	bool direct;	  /* open O_DIRECT (bypass the host page cache) */
+	/* The drive's name (its id) where a message must say which drive the
+	 * guest knows (a snapshot's drain); NULL: the path. */
+	const char *name;
+	bool read_only; /* open O_RDONLY, offer VIRTIO_BLK_F_RO, no discard */
+	bool direct;	/* open O_DIRECT (bypass the host page cache) */
 	/* Firecracker's cache_type "Unsafe": VIRTIO_BLK_F_FLUSH is not offered,
 	 * so the guest never asks for its writes to reach the disk. false is
 	 * "Writeback": flushes are offered and done (fdatasync). */
@@ -126,6 +133,27 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out);
  * in use (the path cannot be opened or locked: logged naming it; -EINVAL
  * for an O_DIRECT drive whose new image needs another block size). */
 int blk_set_backing(struct blk *b, const char *path) WARN_UNUSED;
+
+/* Wait until no request is in flight at the image (each one answered into
+ * the used ring by the loop thread, as always), or until deadline_ns
+ * (now_ns()'s clock): a snapshot's drain, so that an acknowledged write is
+ * on the image and no read is still to land in guest memory. The event loop
+ * must run meanwhile (it reaps the completions), and the guest's vCPUs be
+ * paused, else new requests may keep coming. Any thread but the loop's.
+ * Returns 0, or -ETIMEDOUT with err saying which drive and how many
+ * requests are still in flight. */
+int blk_drain(struct blk *b, uint64_t deadline_ns, char *err, size_t errlen) WARN_UNUSED;
+
+/* Leave nothing popped and unanswered (a snapshot's quiesce, the loop
+ * parked): a request that started after blk_drain (a limiter's timer let it
+ * go before the loop parked) is waited for and answered here; the request
+ * the limiter holds back goes back to the guest (vq_discard: the available
+ * ring offers it again, and a snapshot records it as not yet taken), and
+ * notifications go back on. The limiter's timer, if armed, stays armed: it
+ * looks at the queue when it fires, which finds the request again. So the
+ * device takes work again when kicked. Any thread but the loop's, with the
+ * loop parked or stopped (blocks for as long as I/O still under way takes). */
+void blk_quiesce(struct blk *b);
 
 /* VIRTIO_ID_BLOCK, one queue of up to BLK_QUEUE_MAX; dev is a struct blk. */
 extern const struct virtio_dev_ops blk_ops;

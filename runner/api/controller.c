@@ -17,6 +17,9 @@ struct api_ctl {
 	struct vm_config config; /* under lock */
 	bool started;		 /* under lock */
 	bool metrics_set;	 /* under lock: PUT /metrics done (or in initial) */
+	/* under lock: a boot resource was configured (a snapshot can no
+	 * longer be loaded, as in Firecracker) */
+	bool boot_configured;
 	char *id;
 	const struct api_vm_ops *ops;
 	void *ops_ctx;
@@ -121,13 +124,21 @@ static int done(struct api_ctl *ctl, int r, struct vm_err *err)
 	return r;
 }
 
+/* done() for a boot resource: once one is configured, no snapshot loads. */
+static int done_boot(struct api_ctl *ctl, int r, struct vm_err *err)
+{
+	if (r >= 0)
+		ctl->boot_configured = true;
+	return done(ctl, r, err);
+}
+
 int api_ctl_put_machine(struct api_ctl *ctl, const struct vmc_machine *m, struct vm_err *err)
 {
 	int r = lock_pre_boot(ctl, err);
 	if (r < 0)
 		return r;
 	r = vm_config_set_machine(&ctl->config, m, err->msg, sizeof(err->msg));
-	return done(ctl, r, err);
+	return done_boot(ctl, r, err);
 }
 
 int api_ctl_patch_machine(struct api_ctl *ctl, const struct vmc_machine_patch *p,
@@ -137,7 +148,7 @@ int api_ctl_patch_machine(struct api_ctl *ctl, const struct vmc_machine_patch *p
 	if (r < 0)
 		return r;
 	r = vm_config_patch_machine(&ctl->config, p, err->msg, sizeof(err->msg));
-	return done(ctl, r, err);
+	return done_boot(ctl, r, err);
 }
 
 int api_ctl_put_boot(struct api_ctl *ctl, struct vmc_boot *b, struct vm_err *err)
@@ -146,7 +157,7 @@ int api_ctl_put_boot(struct api_ctl *ctl, struct vmc_boot *b, struct vm_err *err
 	if (r < 0)
 		return r;
 	r = vm_config_set_boot(&ctl->config, b, err->msg, sizeof(err->msg));
-	return done(ctl, r, err);
+	return done_boot(ctl, r, err);
 }
 
 int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *err)
@@ -155,7 +166,7 @@ int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *e
 	if (r < 0)
 		return r;
 	r = vm_config_put_drive(&ctl->config, d, err->msg, sizeof(err->msg));
-	return done(ctl, r, err);
+	return done_boot(ctl, r, err);
 }
 
 int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err)
@@ -164,7 +175,7 @@ int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err)
 	if (r < 0)
 		return r;
 	r = vm_config_put_net(&ctl->config, n, err->msg, sizeof(err->msg));
-	return done(ctl, r, err);
+	return done_boot(ctl, r, err);
 }
 
 int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *err)
@@ -173,7 +184,7 @@ int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *e
 	if (r < 0)
 		return r;
 	r = vm_config_set_vsock(&ctl->config, v, err->msg, sizeof(err->msg));
-	return done(ctl, r, err);
+	return done_boot(ctl, r, err);
 }
 
 int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e, struct vm_err *err)
@@ -182,7 +193,7 @@ int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e, struct
 	if (r < 0)
 		return r;
 	vm_config_set_entropy(&ctl->config, e);
-	return done(ctl, 0, err);
+	return done_boot(ctl, 0, err);
 }
 
 int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err)
@@ -191,7 +202,7 @@ int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err 
 	if (r < 0)
 		return r;
 	vm_config_set_serial(&ctl->config, s);
-	return done(ctl, 0, err);
+	return done_boot(ctl, 0, err);
 }
 
 /* An op's failure: its code (-EIO when it said none) and its message, or
@@ -327,6 +338,57 @@ int api_ctl_start(struct api_ctl *ctl, struct vm_err *err)
 	return done(ctl, 0, err);
 }
 
+int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *a,
+			    struct vm_err *err)
+{
+	int r = lock_post_boot(ctl, err);
+
+	if (r < 0)
+		return r;
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->snapshot_create)
+		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot create snapshots here"),
+			    err);
+	if ((r = ctl->ops->snapshot_create(ctl->ops_ctx, a, err)) < 0)
+		return done(ctl, op_failed(r, err), err);
+	return done(ctl, 0, err);
+}
+
+int api_ctl_snapshot_load(struct api_ctl *ctl, const struct vm_restore_args *a,
+			  struct vm_err *err)
+{
+	struct vm_config loaded;
+	int r = lock_pre_boot(ctl, err);
+
+	if (r < 0)
+		return r;
+	if (ctl->boot_configured)
+		return done(ctl,
+			    vm_err_set(err, -EPERM,
+				       "Loading a microVM snapshot not allowed after configuring "
+				       "boot-specific resources."),
+			    err);
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->snapshot_load)
+		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot load snapshots here"),
+			    err);
+	vm_config_init(&loaded);
+	if ((r = ctl->ops->snapshot_load(ctl->ops_ctx, a, &loaded, err)) < 0) {
+		vm_config_free(&loaded);
+		return done(ctl, op_failed(r, err), err);
+	}
+	/* The machine is the snapshot's now: GET /vm/config shows it. The
+	 * instance's logger and metrics stay as configured. */
+	vm_config_set_logger(&loaded, &ctl->config.logger);
+	ctl->config.logger = (struct vmc_logger){0};
+	vm_config_set_metrics(&loaded, &ctl->config.metrics);
+	ctl->config.metrics = (struct vmc_metrics){0};
+	vm_config_free(&ctl->config);
+	ctl->config = loaded;
+	ctl->started = true;
+	return done(ctl, 0, err);
+}
+
 /* A post-boot action through one of the ops. */
 static int post_boot_op(struct api_ctl *ctl, int (*op)(void *, struct vm_err *), struct vm_err *err)
 {
@@ -452,6 +514,8 @@ static const struct {
     [API_REQ_PATCH_NETWORK] = {"patch_api_requests", "network"},
     [API_REQ_PATCH_MACHINE_CFG] = {"patch_api_requests", "machine_cfg"},
     [API_REQ_PATCH_VM] = {"patch_api_requests", "vm"},
+    [API_REQ_PUT_SNAPSHOT_CREATE] = {"put_api_requests", "snapshot_create"},
+    [API_REQ_PUT_SNAPSHOT_LOAD] = {"put_api_requests", "snapshot_load"},
 };
 
 void api_ctl_counters(struct api_ctl *ctl, api_emit_fn emit, void *ctx)

@@ -21,6 +21,7 @@
 
 #include "config/vm_config.h"
 #include "core/mailbox.h"
+#include "core/vm.h"
 #include "core/util.h"
 
 /* The VM as the controller sees it once started. Called with the
@@ -45,6 +46,12 @@ struct api_vm_ops {
 	 * Firecracker). NULL: only recorded in the config. */
 	int (*set_logger)(void *ctx, const struct vmc_logger *l, struct vm_err *err);
 	int (*set_metrics)(void *ctx, const struct vmc_metrics *m, struct vm_err *err);
+	/* PUT /snapshot/create (the VM paused) and /snapshot/load (a fresh
+	 * instance: builds the VM from the snapshot, whose configuration goes
+	 * to *loaded, vm_config_init'ed by the caller and freed by it). */
+	int (*snapshot_create)(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err);
+	int (*snapshot_load)(void *ctx, const struct vm_restore_args *a, struct vm_config *loaded,
+			     struct vm_err *err);
 	/* "Running" / "Paused" once started (vm_state_name) */
 	const char *(*state)(void *ctx);
 };
@@ -80,6 +87,8 @@ enum api_req {
 	API_REQ_PATCH_NETWORK,
 	API_REQ_PATCH_MACHINE_CFG,
 	API_REQ_PATCH_VM,
+	API_REQ_PUT_SNAPSHOT_CREATE,
+	API_REQ_PUT_SNAPSHOT_LOAD,
 	API_REQ_COUNT
 };
 
@@ -137,6 +146,17 @@ int api_ctl_pause(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
 int api_ctl_resume(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
 int api_ctl_ctrl_alt_del(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
 int api_ctl_flush_metrics(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+
+/* Snapshots, with Firecracker's phase rules: create once started (the VM
+ * must be paused: the VM says so); load before the start and before any
+ * boot resource (machine-config, boot-source, drives, network-interfaces,
+ * vsock, entropy, serial) was configured; logger and metrics may be. A
+ * loaded snapshot counts as the start; its configuration becomes the
+ * controller's. */
+int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *a,
+			    struct vm_err *err) WARN_UNUSED;
+int api_ctl_snapshot_load(struct api_ctl *ctl, const struct vm_restore_args *a,
+			  struct vm_err *err) WARN_UNUSED;
 
 /* The GET answers, malloc'd JSON (NULL when out of memory):
  * InstanceInfo {app_name, id, state, vmm_version}, with state "Not

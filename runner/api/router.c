@@ -29,6 +29,8 @@ enum route_kind {
 	R_ENTROPY,
 	R_SERIAL,
 	R_VM,
+	R_SNAPSHOT_CREATE,
+	R_SNAPSHOT_LOAD,
 	R_UNSUPPORTED,
 };
 
@@ -63,8 +65,8 @@ static const struct route {
     {"mmds", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "MMDS"},
     {"mmds/config", M_PUT, R_UNSUPPORTED, "MMDS"},
     {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "memory hotplug"},
-    {"snapshot/create", M_PUT, R_UNSUPPORTED, "snapshots"},
-    {"snapshot/load", M_PUT, R_UNSUPPORTED, "snapshots"},
+    {"snapshot/create", M_PUT, R_SNAPSHOT_CREATE, NULL},
+    {"snapshot/load", M_PUT, R_SNAPSHOT_LOAD, NULL},
 };
 
 /* Longest path flint looks at; longer ones match no route. */
@@ -387,6 +389,144 @@ static int do_vm(struct req *q)
 	return answer(q, API_REQ_PATCH_VM, r, &e);
 }
 
+/* PUT /snapshot/create: SnapshotCreateParams. */
+static int do_snapshot_create(struct req *q)
+{
+	static const char *const keys[] = {"mem_file_path", "snapshot_path", "snapshot_type", NULL};
+	static const char *const types[] = {"Full", "Diff"};
+	struct vm_err e = {0};
+	struct jfield j = {.err = e.msg, .errlen = sizeof(e.msg)};
+	char *mem = NULL, *state = NULL;
+	int type = 0, r = -EINVAL;
+	json_t *o = jfield_load(&j, q->body, q->len, "the body");
+
+	if (o && (r = jfield_only_keys(&j, o, keys)) >= 0 &&
+	    (r = jfield_str(&j, o, "mem_file_path", true, &mem)) >= 0 &&
+	    (r = jfield_str(&j, o, "snapshot_path", true, &state)) >= 0 &&
+	    (r = jfield_enum(&j, o, "snapshot_type", false, types, ARRAY_SIZE(types), false, &type,
+			     NULL)) >= 0) {
+		struct vm_snapshot_args a = {.type = type ? VM_SNAPSHOT_DIFF : VM_SNAPSHOT_FULL,
+					     .snapshot_path = state,
+					     .mem_file_path = mem};
+		r = api_ctl_snapshot_create(q->ctl, &a, &e);
+	}
+	json_decref(o);
+	free(mem);
+	free(state);
+	return answer(q, API_REQ_PUT_SNAPSHOT_CREATE, r, &e);
+}
+
+/* SnapshotLoadParams' network_overrides: an array of {iface_id,
+ * host_dev_name}, at most VMC_MAX_NETS. */
+static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_override *ov,
+			      char **strs, unsigned *n)
+{
+	static const char *const keys[] = {"iface_id", "host_dev_name", NULL};
+	json_t *arr = jfield_member(o, "network_overrides"), *item;
+	size_t i;
+	int r = 0;
+
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return jfield_err(j, "network_overrides", "expected an array, got %s",
+				  jfield_type_name(arr));
+	if (json_array_size(arr) > VMC_MAX_NETS)
+		return jfield_err(j, "network_overrides", "more than %d entries", VMC_MAX_NETS);
+	json_array_foreach(arr, i, item) {
+		size_t mark = jfield_enter(j, "network_overrides", (int)i);
+
+		if (!json_is_object(item))
+			r = jfield_obj_err(j, "expected an object, got %s", jfield_type_name(item));
+		else if ((r = jfield_only_keys(j, item, keys)) >= 0 &&
+			 (r = jfield_str(j, item, "iface_id", true, &strs[2 * i])) >= 0 &&
+			 (r = jfield_str(j, item, "host_dev_name", true, &strs[2 * i + 1])) >= 0)
+			ov[i] = (struct vm_net_override){strs[2 * i], strs[2 * i + 1]};
+		jfield_leave(j, mark);
+		if (r < 0)
+			return r;
+		*n = i + 1;
+	}
+	return 0;
+}
+
+/* PUT /snapshot/load: SnapshotLoadParams. Exactly one of mem_backend and
+ * the deprecated mem_file_path; enable_diff_snapshots is the deprecated
+ * name of track_dirty_pages. */
+static int do_snapshot_load(struct req *q)
+{
+	static const char *const keys[] = {"enable_diff_snapshots", "track_dirty_pages",
+					   "mem_file_path", "mem_backend", "snapshot_path",
+					   "resume_vm", "network_overrides", "vsock_override",
+					   "clock_realtime", NULL};
+	static const char *const mb_keys[] = {"backend_type", "backend_path", NULL};
+	static const char *const vs_keys[] = {"uds_path", NULL};
+	static const char *const backends[] = {"File", "Uffd"};
+	struct vm_err e = {0};
+	struct jfield j = {.err = e.msg, .errlen = sizeof(e.msg)};
+	struct vm_net_override ov[VMC_MAX_NETS];
+	char *strs[2 * VMC_MAX_NETS] = {0}, *state = NULL, *mem = NULL, *uds = NULL;
+	struct vm_restore_args a = {.backend = VM_MEM_FILE, .clock_realtime = true};
+	bool diff = false, track = false;
+	int backend = 0, r = -EINVAL;
+	json_t *o = jfield_load(&j, q->body, q->len, "the body"), *mb, *vs;
+
+	if (!o || (r = jfield_only_keys(&j, o, keys)) < 0 ||
+	    (r = jfield_str(&j, o, "snapshot_path", true, &state)) < 0 ||
+	    (r = jfield_bool(&j, o, "enable_diff_snapshots", false, &diff, NULL)) < 0 ||
+	    (r = jfield_bool(&j, o, "track_dirty_pages", false, &track, NULL)) < 0 ||
+	    (r = jfield_bool(&j, o, "resume_vm", false, &a.resume_vm, NULL)) < 0 ||
+	    (r = jfield_bool(&j, o, "clock_realtime", false, &a.clock_realtime, NULL)) < 0 ||
+	    (r = load_net_overrides(&j, o, ov, strs, &a.n_net_overrides)) < 0)
+		goto out;
+	mb = jfield_member(o, "mem_backend");
+	if (!mb == !jfield_member(o, "mem_file_path")) {
+		r = vm_err_set(&e, -EINVAL,
+			       "Exactly one of mem_backend and mem_file_path must be given.");
+		goto out;
+	}
+	if (!mb) {
+		r = jfield_str(&j, o, "mem_file_path", true, &mem);
+	} else {
+		size_t mark = jfield_enter(&j, "mem_backend", -1);
+		if (!json_is_object(mb))
+			r = jfield_obj_err(&j, "expected an object, got %s", jfield_type_name(mb));
+		else if ((r = jfield_only_keys(&j, mb, mb_keys)) >= 0 &&
+			 (r = jfield_enum(&j, mb, "backend_type", true, backends,
+					  ARRAY_SIZE(backends), false, &backend, NULL)) >= 0)
+			r = jfield_str(&j, mb, "backend_path", true, &mem);
+		jfield_leave(&j, mark);
+	}
+	if (r < 0)
+		goto out;
+	if ((vs = jfield_member(o, "vsock_override"))) {
+		size_t mark = jfield_enter(&j, "vsock_override", -1);
+		if (!json_is_object(vs))
+			r = jfield_obj_err(&j, "expected an object, got %s", jfield_type_name(vs));
+		else if ((r = jfield_only_keys(&j, vs, vs_keys)) >= 0)
+			r = jfield_str(&j, vs, "uds_path", true, &uds);
+		jfield_leave(&j, mark);
+		if (r < 0)
+			goto out;
+	}
+	a.snapshot_path = state;
+	a.backend = backend ? VM_MEM_UFFD : VM_MEM_FILE;
+	a.backend_path = mem;
+	a.track_dirty_pages = diff || track;
+	a.net_overrides = ov;
+	a.vsock_uds_path = uds;
+	r = api_ctl_snapshot_load(q->ctl, &a, &e);
+out:
+	json_decref(o);
+	free(state);
+	free(mem);
+	free(uds);
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		free(strs[i]);
+	return answer(q, API_REQ_PUT_SNAPSHOT_LOAD, r, &e);
+}
+
 static int route(struct req *q, const struct route *rt)
 {
 	switch (rt->kind) {
@@ -421,6 +561,10 @@ static int route(struct req *q, const struct route *rt)
 		return do_serial(q);
 	case R_VM:
 		return do_vm(q);
+	case R_SNAPSHOT_CREATE:
+		return do_snapshot_create(q);
+	case R_SNAPSHOT_LOAD:
+		return do_snapshot_load(q);
 	case R_UNSUPPORTED:
 		break;
 	}

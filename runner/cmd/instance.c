@@ -159,6 +159,41 @@ static int op_start(void *ctx, const struct vm_config *c, struct vm_err *err)
 	return run_on_main(ctx, do_start, c, err);
 }
 
+/* PUT /snapshot/load's work on the main thread: the VM from the snapshot. */
+struct load_call {
+	const struct vm_restore_args *a;
+	struct vm_config *loaded;
+};
+
+static int do_load(struct instance *in, const void *arg, struct vm_err *err)
+{
+	const struct load_call *l = arg;
+	struct vm *vm = NULL;
+	char why[sizeof(err->msg) - 32];
+	int r;
+
+	pr_capture(why, sizeof(why));
+	r = vm_restore(&vm, l->a, &in->opts);
+	pr_capture(NULL, 0);
+	if (r < 0)
+		return vm_err_set(err, r, "Cannot load the snapshot: %s",
+				  why[0] ? why : strerror(-r));
+	if (vm_config_copy(l->loaded, vm_get_config(vm)) < 0) {
+		vm_destroy(vm);
+		return vm_err_set(err, -ENOMEM, "out of memory");
+	}
+	atomic_store(&in->vm, vm);
+	return 0;
+}
+
+static int op_snapshot_load(void *ctx, const struct vm_restore_args *a, struct vm_config *loaded,
+			    struct vm_err *err)
+{
+	struct load_call l = {.a = a, .loaded = loaded};
+
+	return run_on_main(ctx, do_load, &l, err);
+}
+
 static int op_set_logger(void *ctx, const struct vmc_logger *l, struct vm_err *err)
 {
 	return run_on_main(ctx, do_logger, l, err);
@@ -251,6 +286,13 @@ static int op_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 		  : err->code;
 }
 
+static int op_snapshot_create(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+
+	return vm ? vm_snapshot(vm, a, err) : err->code;
+}
+
 /* FlushMetrics: on the VM's control thread once it runs, else here. */
 static int op_flush_metrics(void *ctx, struct vm_err *err)
 {
@@ -287,6 +329,8 @@ static const struct api_vm_ops vm_ops = {
     .update_drive = op_update_drive,
     .update_net = op_update_net,
     .flush_metrics = op_flush_metrics,
+    .snapshot_create = op_snapshot_create,
+    .snapshot_load = op_snapshot_load,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,
     .state = op_state,
@@ -429,6 +473,46 @@ fail:
 	return r;
 }
 
+/* --restore: the VM from a snapshot, as PUT /snapshot/load would build it;
+ * its configuration into *c (for the API beside it). 0 or -errno, logged. */
+static int restore_from_cli(const struct config *cfg, const struct vm_opts *o, struct vm **vm,
+			    struct vm_config *c)
+{
+	struct vm_net_override ov[MAX_NETS];
+	char names[MAX_NETS][VMC_MAX_ID + 1];
+	struct vm_restore_args a = {
+	    .snapshot_path = cfg->restore,
+	    .backend = cfg->uffd_sock ? VM_MEM_UFFD : VM_MEM_FILE,
+	    .backend_path = cfg->uffd_sock ? cfg->uffd_sock : cfg->mem_file,
+	    .mem_diff_path = cfg->mem_diff,
+	    .track_dirty_pages = cfg->track_dirty_pages,
+	    .resume_vm = !cfg->restore_paused,
+	    .clock_realtime = !cfg->keep_clock,
+	    .net_overrides = ov,
+	    .n_net_overrides = cfg->n_net_override,
+	    .vsock_uds_path = cfg->vsock_override,
+	    .workset_path = cfg->workset,
+	    .record_workset_path = cfg->record_workset,
+	};
+	int r;
+
+	/* IFACE=TAP, checked by cli_parse. */
+	for (unsigned i = 0; i < cfg->n_net_override; i++) {
+		const char *spec = cfg->net_override[i], *eq = strchr(spec, '=');
+		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(eq - spec), spec);
+		ov[i] = (struct vm_net_override){.iface_id = names[i], .host_dev_name = eq + 1};
+	}
+	if ((r = vm_restore(vm, &a, o)) < 0)
+		return r;
+	vm_config_free(c);
+	if ((r = vm_config_copy(c, vm_get_config(*vm))) < 0) {
+		pr_err("out of memory");
+		vm_destroy(*vm);
+		*vm = NULL;
+	}
+	return r;
+}
+
 int instance_main(const struct config *cfg)
 {
 	struct instance in = {.cfg = cfg, .wake_fd = -1};
@@ -441,8 +525,8 @@ int instance_main(const struct config *cfg)
 	/* A machine from the file or the command line boots at once; the API
 	 * is served unless --no-api, and beside a command-line machine only
 	 * when --api-sock asks for it. */
-	bool preset = cfg->config_file || cfg->kernel;
-	bool serve = !cfg->no_api && (cfg->api_sock || !cfg->kernel);
+	bool preset = cfg->config_file || cfg->kernel || cfg->restore;
+	bool serve = !cfg->no_api && (cfg->api_sock || !(cfg->kernel || cfg->restore));
 
 	vm_config_init(&c);
 	pthread_mutex_init(&in.lock, NULL);
@@ -483,7 +567,8 @@ int instance_main(const struct config *cfg)
 	if (seccomp_configure(cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1) < 0)
 		goto out;
 	if (preset) {
-		if (vm_create(&vm, &c, &in.opts) < 0)
+		if ((cfg->restore ? restore_from_cli(cfg, &in.opts, &vm, &c)
+				  : vm_create(&vm, &c, &in.opts)) < 0)
 			goto out;
 		atomic_store(&in.vm, vm);
 	}

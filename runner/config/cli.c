@@ -51,6 +51,20 @@ void cli_usage(void)
 	       "  --log-path PATH    log to this file or named pipe (errors still on stderr)\n"
 	       "  --show-level, --show-log-origin  add the level, the source file and line\n"
 	       "  --metrics-path PATH  write metrics (JSON lines) here every 60 s\n"
+	       "\nRestoring a snapshot (as PUT /snapshot/load; make one with PUT\n"
+	       "/snapshot/create):\n"
+	       "  --restore FILE     the snapshot's state file; the VM runs at once\n"
+	       "  --mem-file FILE    its memory file, mapped privately (File backend), or\n"
+	       "  --uffd-sock PATH   a page-fault handler's socket (Uffd backend)\n"
+	       "  --mem-diff FILE    a diff snapshot's memory file laid over --mem-file\n"
+	       "  --paused           stay paused until PATCH /vm resumes it (needs --api-sock)\n"
+	       "  --track-dirty-pages  track dirty pages (for diff snapshots of it)\n"
+	       "  --keep-clock       the guest clock goes on from the snapshot's time (default:\n"
+	       "                     on by the time since, so the guest's wall clock is right)\n"
+	       "  --net-override IFACE=TAP  give interface IFACE this tap (repeatable)\n"
+	       "  --vsock-override PATH     the vsock device's host socket\n"
+	       "  --workset FILE     fault in this loading set before the guest runs\n"
+	       "  --record-workset FILE  write the pages the guest touched when flint ends\n"
 	       "  --help, --version\n\n"
 	       "Words after -- are passed to the guest init, which runs them as a command.\n"
 	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
@@ -152,7 +166,9 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
 	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST, O_API_SOCK,
 	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
-	       O_SHOW_ORIGIN };
+	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
+	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
+	       O_RECORD_WORKSET };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -182,6 +198,17 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"metrics-path", required_argument, NULL, O_METRICS_PATH},
 		{"show-level", no_argument, NULL, O_SHOW_LEVEL},
 		{"show-log-origin", no_argument, NULL, O_SHOW_ORIGIN},
+		{"restore", required_argument, NULL, O_RESTORE},
+		{"mem-file", required_argument, NULL, O_MEM_FILE},
+		{"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
+		{"mem-diff", required_argument, NULL, O_MEM_DIFF},
+		{"paused", no_argument, NULL, O_PAUSED},
+		{"track-dirty-pages", no_argument, NULL, O_TRACK_DIRTY},
+		{"keep-clock", no_argument, NULL, O_KEEP_CLOCK},
+		{"net-override", required_argument, NULL, O_NET_OVERRIDE},
+		{"vsock-override", required_argument, NULL, O_VSOCK_OVERRIDE},
+		{"workset", required_argument, NULL, O_WORKSET},
+		{"record-workset", required_argument, NULL, O_RECORD_WORKSET},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -336,6 +363,45 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		case O_SHOW_ORIGIN:
 			cfg->show_log_origin = true;
 			break;
+		case O_RESTORE:
+			cfg->restore = optarg;
+			break;
+		case O_MEM_FILE:
+			cfg->mem_file = optarg;
+			break;
+		case O_UFFD_SOCK:
+			cfg->uffd_sock = optarg;
+			break;
+		case O_MEM_DIFF:
+			cfg->mem_diff = optarg;
+			break;
+		case O_PAUSED:
+			cfg->restore_paused = true;
+			break;
+		case O_TRACK_DIRTY:
+			cfg->track_dirty_pages = true;
+			break;
+		case O_KEEP_CLOCK:
+			cfg->keep_clock = true;
+			break;
+		case O_NET_OVERRIDE: {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || !eq[1])
+				return bad(err, errlen, "--net-override %s: expected IFACE=TAP", optarg);
+			if (cfg->n_net_override == MAX_NETS)
+				return bad(err, errlen, "--net-override: at most %d", MAX_NETS);
+			cfg->net_override[cfg->n_net_override++] = optarg;
+			break;
+		}
+		case O_VSOCK_OVERRIDE:
+			cfg->vsock_override = optarg;
+			break;
+		case O_WORKSET:
+			cfg->workset = optarg;
+			break;
+		case O_RECORD_WORKSET:
+			cfg->record_workset = optarg;
+			break;
 		case O_HELP:
 			cli_usage();
 			return CLI_EXIT_OK;
@@ -368,6 +434,25 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	if (cfg->no_api && !cfg->config_file)
 		return bad(err, errlen, "--no-api needs --config-file: without the API, the file "
 					"is the only way to describe the machine");
+	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff || cfg->restore_paused ||
+			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
+			 cfg->vsock_override || cfg->workset || cfg->record_workset;
+	if (restoring && !cfg->restore)
+		return bad(err, errlen, "the snapshot options need --restore FILE");
+	if (cfg->restore) {
+		if (machine || cfg->config_file)
+			return bad(err, errlen, "--restore: the snapshot describes the whole machine: "
+						"it cannot be combined with --config-file or machine "
+						"options (--kernel, --mem, --drive, ...)");
+		if (!cfg->mem_file == !cfg->uffd_sock)
+			return bad(err, errlen, "--restore needs exactly one of --mem-file FILE and "
+						"--uffd-sock PATH");
+		if (cfg->mem_diff && !cfg->mem_file)
+			return bad(err, errlen, "--mem-diff needs --mem-file");
+		if (cfg->restore_paused && (cfg->no_api || !cfg->api_sock))
+			return bad(err, errlen, "--paused needs --api-sock: nothing else can resume "
+						"the VM");
+	}
 	if (cfg->config_file && machine)
 		return bad(err, errlen, "--config-file describes the whole machine: it cannot be "
 					"combined with --kernel, --initrd, --cmdline, --append, --mem, "

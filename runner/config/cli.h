@@ -76,6 +76,20 @@ struct config {
 	bool show_log_origin;	  /* --show-log-origin */
 	const char *metrics_path; /* --metrics-path */
 
+	/* Restoring a snapshot without the API (issue 12): --restore STATE
+	 * with --mem-file FILE or --uffd-sock PATH, as PUT /snapshot/load. */
+	const char *restore;	    /* --restore: the state file */
+	const char *mem_file;	    /* --mem-file: File backend */
+	const char *uffd_sock;	    /* --uffd-sock: Uffd backend */
+	const char *mem_diff;	    /* --mem-diff: a diff snapshot's memory over it */
+	bool restore_paused;	    /* --paused: do not resume (the API resumes) */
+	bool track_dirty_pages;	    /* --track-dirty-pages */
+	bool keep_clock;	    /* --keep-clock: not clock_realtime */
+	const char *net_override[MAX_NETS]; /* --net-override IFACE=TAP, as given */
+	unsigned n_net_override;
+	const char *vsock_override; /* --vsock-override PATH */
+	const char *workset;	    /* --workset FILE: prefetch this loading set */
+	const char *record_workset; /* --record-workset FILE: write one at exit */
 	/* `flint run`: guest_argv is the command for the guest agent, not for
 	 * init; the root file system is a read-only drive. */
 	bool run;

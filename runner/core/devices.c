@@ -170,6 +170,103 @@ int devices_cmdline(const struct devices *r, char *buf, size_t len)
 	return 0;
 }
 
+int devices_drain(struct devices *r, uint64_t deadline_ns, struct vm_err *err)
+{
+	int ret;
+
+	for (unsigned j = 0; j < r->n; j++) {
+		struct device *d = r->list[j];
+		if (d->kind->drain && (ret = d->kind->drain(d->priv, deadline_ns, err)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+void devices_quiesce(struct devices *r)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (r->list[j]->kind->quiesce)
+			r->list[j]->kind->quiesce(r->list[j]->priv);
+}
+
+void devices_kick(struct devices *r)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (r->list[j]->slot && r->t->kick)
+			r->t->kick(r->list[j]->slot);
+}
+
+#define DEVICE_SECTION_VERSION 1u
+
+static void section_id(const struct device *d, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s:%s", d->kind->name, d->id);
+}
+
+int devices_save(const struct devices *r, device_section_fn emit, void *ctx, char *err,
+		 size_t errlen)
+{
+	char id[128];
+	int ret = 0;
+
+	if (!r->t->save)
+		return err_set(err, errlen, -EOPNOTSUPP, "the devices' transport cannot be saved");
+	for (unsigned j = 0; j < r->n && !ret; j++) {
+		const struct device *d = r->list[j];
+		struct wbuf w;
+
+		wbuf_init(&w);
+		wput_u32(&w, DEVICE_SECTION_VERSION);
+		section_id(d, id, sizeof(id));
+		if (!d->slot)
+			ret = err_set(err, errlen, -EINVAL, "%s: not attached", id);
+		else if ((ret = r->t->save(d->slot, &w)) < 0 ||
+			 (d->kind->save && (ret = d->kind->save(d->priv, &w)) < 0) ||
+			 (ret = wbuf_err(&w)) < 0)
+			err_set(err, errlen, ret, "%s: %s", id, strerror(-ret));
+		else if ((ret = emit(ctx, id, w.p, w.len)) < 0)
+			err_set(err, errlen, ret, "%s: %s", id, strerror(-ret));
+		wbuf_free(&w);
+	}
+	return ret;
+}
+
+int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err,
+		    size_t errlen)
+{
+	char id[128], why[256];
+	const uint8_t *data;
+	size_t len;
+	int ret;
+
+	if (!r->t->restore)
+		return err_set(err, errlen, -EOPNOTSUPP, "the devices' transport cannot be restored");
+	for (unsigned j = 0; j < r->n; j++) {
+		struct device *d = r->list[j];
+		struct rbuf rb;
+
+		section_id(d, id, sizeof(id));
+		if (!d->slot)
+			return err_set(err, errlen, -EINVAL, "%s: not attached", id);
+		if (lookup(ctx, id, &data, &len) < 0)
+			return err_set(err, errlen, -EBADMSG, "no state for device %s", id);
+		rbuf_init(&rb, data, len);
+		uint32_t v = rget_u32(&rb);
+		if (rbuf_err(&rb) < 0 || v != DEVICE_SECTION_VERSION)
+			return err_set(err, errlen, -EBADMSG, "device %s: section version %u, this flint reads %u",
+				       id, v, DEVICE_SECTION_VERSION);
+		why[0] = '\0';
+		if ((ret = r->t->restore(d->slot, &rb, why, sizeof(why))) < 0 ||
+		    (d->kind->restore && (ret = d->kind->restore(d->priv, &rb, why, sizeof(why))) < 0))
+			return err_set(err, errlen, ret, "device %s: %s", id,
+				       why[0] ? why : strerror(-ret));
+		if (!rbuf_done(&rb))
+			return err_set(err, errlen, -EBADMSG, "device %s: %zu bytes left over", id,
+				       rb.len - rb.off);
+	}
+	return 0;
+}
+
 void devices_destroy(struct devices *r)
 {
 	if (!r)
@@ -254,10 +351,28 @@ static int vdev_slot_cmdline(const void *handle, char *buf, size_t len)
 	return vdev_cmdline(handle, buf, len);
 }
 
+static int vdev_slot_save(const void *handle, struct wbuf *w)
+{
+	return vdev_save(handle, w);
+}
+
+static int vdev_slot_restore(void *handle, struct rbuf *r, char *err, size_t errlen)
+{
+	return vdev_restore(handle, r, err, errlen);
+}
+
+static void vdev_slot_kick(void *handle)
+{
+	vdev_kick(handle);
+}
+
 const struct device_transport devices_vdev_transport = {
     .attach = vdev_slot_attach,
     .detach = vdev_slot_detach,
     .num_queues = vdev_slot_num_queues,
     .queue_stats = vdev_slot_queue_stats,
     .cmdline = vdev_slot_cmdline,
+    .save = vdev_slot_save,
+    .restore = vdev_slot_restore,
+    .kick = vdev_slot_kick,
 };

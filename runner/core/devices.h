@@ -129,6 +129,13 @@ struct device_transport {
 	void (*queue_stats)(const void *handle, unsigned q, struct virtio_mmio_queue_stats *s);
 	/* Append the slot's kernel command-line argument: 0 or -ENOSPC. */
 	int (*cmdline)(const void *handle, char *buf, size_t len);
+	/* Snapshot: the slot's transport state (registers, queues) into w;
+	 * restore it into a fresh slot (0 or -errno, err says why); kick:
+	 * have the device look at every queue (a notify, through the event
+	 * loop). NULL: the transport has no snapshot support. */
+	int (*save)(const void *handle, struct wbuf *w);
+	int (*restore)(void *handle, struct rbuf *r, char *err, size_t errlen);
+	void (*kick)(void *handle);
 };
 
 /* The transport of a VM: virtio-mmio slots, ioeventfds and irqfds of
@@ -185,6 +192,31 @@ void devices_print_stats(const struct devices *r);
 /* Append each device's kernel command-line argument to buf (NUL-terminated,
  * size len). 0 or -ENOSPC. */
 int devices_cmdline(const struct devices *r, char *buf, size_t len) WARN_UNUSED;
+
+/* Snapshot loops over the attached devices, in attach order (struct
+ * device_kind's hooks; the order of a snapshot is there). drain: the first
+ * refusal is returned. quiesce: every device. kick: every queue of every
+ * device. */
+int devices_drain(struct devices *r, uint64_t deadline_ns, struct vm_err *err) WARN_UNUSED;
+void devices_quiesce(struct devices *r);
+void devices_kick(struct devices *r);
+
+/* Receives one device's section: id is "<kind>:<device id>" ("blk:rootfs"). */
+typedef int (*device_section_fn)(void *ctx, const char *id, const void *data, size_t len);
+/* Finds one: 0 with *data and *len set, or -ENOENT. */
+typedef int (*device_lookup_fn)(void *ctx, const char *id, const uint8_t **data, size_t *len);
+
+/* Each device's section, given to emit: u32 version, the transport's
+ * state, then the kind's own (save hook). 0 or -errno with err set. */
+int devices_save(const struct devices *r, device_section_fn emit, void *ctx, char *err,
+		 size_t errlen) WARN_UNUSED;
+/* Restore every attached device (made from the snapshot's configuration,
+ * the event loop not started) from its section found with lookup: a
+ * missing section, one with bytes left over, or one its transport or kind
+ * refuses fails, err naming the device. A device restored before the
+ * failure keeps its state: discard the VM then. */
+int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err,
+		    size_t errlen) WARN_UNUSED;
 
 /* Tear down in reverse attach order: detach each device's transport, then
  * destroy the device. After the vCPUs and the event loop are gone. NULL ok. */

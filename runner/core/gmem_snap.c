@@ -152,6 +152,13 @@ static int not_own_file(const struct gmem *g, const struct stat *st, char *err, 
 	return 0;
 }
 
+bool gmem_maps_file(const struct gmem *g, int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && not_own_file(g, &st, NULL, 0) < 0;
+}
+
 static bool page_zero(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)p;

@@ -27,6 +27,7 @@
 #ifndef FLINT_GMEM_SNAP_H
 #define FLINT_GMEM_SNAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +91,10 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen) WARN_UNUSED
  * must not be shrunk while g lives (a page past its end is a SIGBUS). */
 int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd,
 			  const struct gmem_opts *o, char *err, size_t errlen) WARN_UNUSED;
+
+/* True when fd is the memory file g is mapped from (a File-backed
+ * restore): writing a snapshot into it would change the guest's memory. */
+bool gmem_maps_file(const struct gmem *g, int fd);
 
 /* Read a diff file's pages (its data extents) into g, over what g holds
  * (a restored full snapshot): copy on write for a file-backed g, the

@@ -23,6 +23,10 @@
 #define THIS_PID	0xf11e7000000001ULL /* getpid() */
 #define KICK_SIGNAL	0xf11e7000000002ULL /* VCPU_KICK_SIGNAL */
 
+/* O_TMPFILE's own bit: glibc's __O_TMPFILE includes O_DIRECTORY, which a
+ * snapshot's directory fsync opens with. */
+#define O_TMPFILE_ONLY	020000000
+
 /* Conditions: argument i equals v; argument i has none of the bits in m. */
 #define ARG_EQ(i, v)	  {.arg = i, .op = SCMP_CMP_EQ, .datum_a = v}
 #define ARG_WITHOUT(i, m) {.arg = i, .op = SCMP_CMP_MASKED_EQ, .datum_a = m, .datum_b = 0}
@@ -76,14 +80,36 @@ static const struct seccomp_rule main_rules[] = {
 	ALLOW(unlink),		/* flint run: its socket, and the API's; */
 	ALLOW(rmdir),		/* and its private directory */
 	/* PATCH /drives after boot: blk_set_backing opens the new image (no
-	 * file is created or truncated), locks it and reads its size. */
-	ALLOW_IF(openat, ARG_WITHOUT(2, O_CREAT | O_TRUNC | O_PATH | __O_TMPFILE)),
+	 * file is truncated), locks it and reads its size. PUT
+	 * /snapshot/create (vm_snap.c) creates its two files: the memory file
+	 * (truncated by ftruncate only once it is known not to be the one the
+	 * guest's memory is mapped from) and the state file's temporary one;
+	 * it opens the state file's directory to fsync it and, when the host
+	 * swaps, /proc/self/pagemap. */
+	ALLOW_IF(openat, ARG_WITHOUT(2, O_TRUNC | O_PATH | O_TMPFILE_ONLY)),
 	ALLOW_IF(fcntl, ARG_EQ(1, F_OFD_SETLK)),	/* its lock, */
 	ALLOW_IF(fcntl, ARG_EQ(1, F_OFD_GETLK)),	/* and who holds it if refused */
 	ALLOW_IF(fcntl, ARG_EQ(1, F_SETFL)),	/* its O_NONBLOCK off once it is a disk */
 	IOCTL(BLKGETSIZE64),	/* a block device's size */
 	IOCTL(BLKSSZGET),	/* and sector size, and with O_DIRECT */
 	ALLOW(statx),		/* a file's direct-I/O alignment */
+	/* PUT /snapshot/create, on this thread with the vCPUs paused: */
+	ALLOW(ftruncate),	/* the memory file's size (its holes) */
+	ALLOW(pwrite64),	/* guest pages, in runs */
+	ALLOW(lseek),		/* SEEK_DATA/SEEK_HOLE: which pages a file holds */
+	ALLOW(mincore),		/* which guest pages hold data */
+	ALLOW(sysinfo),		/* whether the host swaps (then pagemap, not mincore) */
+	ALLOW(fsync),		/* both files and the directory, before and after */
+	ALLOW(rename),		/* the state file's atomic replace */
+	IOCTL(KVM_GET_DIRTY_LOG),	/* a diff snapshot's pages */
+	IOCTL(KVM_GET_IRQCHIP),	/* vm_state.c: PICs, IOAPIC, */
+	IOCTL(KVM_GET_PIT2),	/* and PIT */
+	IOCTL(KVM_CHECK_EXTENSION),	/* vcpu_state.c: the XSAVE area's size, TSC kHz */
+	IOCTL(KVM_GET_MSR_INDEX_LIST),	/* the MSRs KVM can save */
+	IOCTL(KVM_GET_REGS), IOCTL(KVM_GET_SREGS), IOCTL(KVM_GET_XSAVE), IOCTL(KVM_GET_XSAVE2),
+	IOCTL(KVM_GET_XCRS), IOCTL(KVM_GET_LAPIC), IOCTL(KVM_GET_MSRS),
+	IOCTL(KVM_GET_VCPU_EVENTS), IOCTL(KVM_GET_MP_STATE), IOCTL(KVM_GET_DEBUGREGS),
+	IOCTL(KVM_GET_TSC_KHZ),	/* each vCPU's state (vcpu_state.h lists it) */
 };
 
 /* A vCPU thread: KVM_RUN and the exit handlers (serial, virtio-mmio

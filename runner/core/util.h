@@ -75,6 +75,8 @@ void close_fd(int *fd);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_ns(void);
+/* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */
+uint64_t realtime_ns(void);
 
 /* Launch timestamp (now_ns() at process start, set by main) and the time
  * elapsed since it in microseconds. */

@@ -320,11 +320,13 @@ void vcpu_kick(struct vcpu *v)
 
 void vcpu_pause(struct vcpu *v)
 {
-	if (!v->started)
-		return;
 	pthread_mutex_lock(&v->lock);
 	atomic_store(&v->pause, true);
 	pthread_mutex_unlock(&v->lock);
+	/* Not started: it parks before its first KVM_RUN (a restored VM
+	 * that waits to be resumed). */
+	if (!v->started)
+		return;
 	/* After the flag: the thread checks it after every exit from KVM_RUN,
 	 * and the kick makes sure there is one soon. */
 	vcpu_kick(v);

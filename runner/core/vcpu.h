@@ -75,7 +75,8 @@ void vcpu_kick(struct vcpu *v);
  * has told the guest's kvmclock that it was stopped (KVM_KVMCLOCK_CTRL;
  * v->kvmclock is -EINVAL for a guest without kvmclock) and stays out of
  * KVM_RUN until vcpu_resume, or until the VM stops. A vCPU not started
- * counts as paused. */
+ * counts as paused; one paused before vcpu_start parks before its first
+ * KVM_RUN. */
 void vcpu_pause(struct vcpu *v);
 int vcpu_wait_paused(struct vcpu *v, uint64_t deadline_ns) WARN_UNUSED;
 void vcpu_resume(struct vcpu *v);

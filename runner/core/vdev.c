@@ -161,3 +161,19 @@ void vdev_queue_stats(const struct vdev *d, unsigned q, struct virtio_mmio_queue
 {
 	virtio_mmio_get_stats(d->t, q, s);
 }
+
+int vdev_save(const struct vdev *d, struct wbuf *w)
+{
+	return virtio_mmio_save(d->t, w);
+}
+
+int vdev_restore(struct vdev *d, struct rbuf *r, char *err, size_t errlen)
+{
+	return virtio_mmio_restore(d->t, r, err, errlen);
+}
+
+void vdev_kick(struct vdev *d)
+{
+	for (unsigned q = 0; q < d->nq; q++)
+		forward_notify(d, q);
+}

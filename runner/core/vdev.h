@@ -48,4 +48,12 @@ void vdev_queue_stats(const struct vdev *d, unsigned q, struct virtio_mmio_queue
  * len). Returns 0 or -ENOSPC. */
 int vdev_cmdline(const struct vdev *d, char *buf, size_t len) WARN_UNUSED;
 
+/* Snapshot: the transport's state (virtio_mmio_save), restored into a
+ * fresh slot (virtio_mmio_restore: checked, then the device activated).
+ * vdev_kick: notify every queue through its eventfd, as a guest's kick
+ * would (the event loop, started or resumed, takes it up). */
+int vdev_save(const struct vdev *d, struct wbuf *w) WARN_UNUSED;
+int vdev_restore(struct vdev *d, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
+void vdev_kick(struct vdev *d);
+
 #endif

@@ -36,44 +36,8 @@
 #include "x86/mptable.h"
 #include "x86/x86.h"
 #include "core/logger.h"
+#include "core/vm_int.h"
 
-struct vm {
-	struct vm_config c; /* the VM's own copy */
-	struct vm_opts opts;
-	int sys_fd, vm_fd;
-	struct gmem *mem;
-	struct bus *pio, *mmio;
-	struct control ctl;
-	struct console *con;
-	int serial_out_fd; /* PUT /serial's serial_out_path, -1 for none */
-	struct serial *serial;
-	int serial_irqfd;
-	struct i8042 i8042;
-	int i8042_irqfd;
-	struct boot_timer timer;
-	struct exit_dev exitdev;
-	struct boot_info bi;
-	struct evloop *loop;  /* NULL when the VM has no virtio device */
-	struct vdev_env vdev_env;
-	struct devices *devs; /* NULL when the VM has no virtio device */
-	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
-	struct vcpu_env env;
-	struct vcpu *vcpus;
-	unsigned nvcpus;     /* created so far */
-	/* Actions for the control thread (the one in vm_run's loop), which
-	 * polls its fd; stop requests wake it through the same fd. */
-	struct mailbox *mb;
-	uint64_t boot_exits; /* KVM exits of all vCPUs when the boot timer fired */
-	_Atomic int state;   /* enum vm_state; written by the control thread */
-	/* The guest's kvmclock when it was paused: set back on resume, so the
-	 * guest's clock stands still while it is paused (as QEMU's stop). */
-	struct kvm_clock_data paused_clock;
-	bool has_paused_clock;
-	/* How long the last pause and resume took, for the metrics. */
-	_Atomic uint64_t pause_us, resume_us;
-	struct termios tty;
-	bool tty_raw;
-};
 
 static void kick_all(void *ctx)
 {
@@ -151,7 +115,7 @@ static void boot_timer_fired(void *ctx, uint64_t us)
 }
 
 /* The seccomp policy every thread applies to itself when it starts. */
-static int setup_seccomp(struct vm *vm)
+int vm_setup_seccomp(struct vm *vm)
 {
 	const char *test = vm->opts.seccomp_test;
 	return seccomp_configure(vm->opts.seccomp_log, test ? seccomp_thread_by_name(test) : -1);
@@ -170,7 +134,7 @@ static int evloop_thread_start(void *ctx)
 	return r;
 }
 
-static int setup_vm(struct vm *vm)
+int vm_setup_kvm(struct vm *vm)
 {
 	char err[256];
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
@@ -199,7 +163,7 @@ static int setup_vm(struct vm *vm)
 	return 0;
 }
 
-static int setup_memory(struct vm *vm)
+int vm_setup_memory(struct vm *vm)
 {
 	char why[4096 + 160];
 	uint64_t bytes = vm->c.machine.mem_size_mib << 20;
@@ -225,6 +189,13 @@ static int setup_memory(struct vm *vm)
 		       (unsigned long long)vm->c.machine.mem_size_mib, strerror(-r));
 		return r;
 	}
+	return vm_map_memory(vm);
+}
+
+int vm_map_memory(struct vm *vm)
+{
+	int r;
+
 	for (size_t i = 0; i < gmem_nregions(vm->mem); i++) {
 		const struct gmem_region *g = gmem_region(vm->mem, i);
 		struct kvm_userspace_memory_region m = {
@@ -243,7 +214,7 @@ static int setup_memory(struct vm *vm)
 	return 0;
 }
 
-static int setup_devices(struct vm *vm)
+int vm_setup_legacy(struct vm *vm)
 {
 	static const struct serial_ops sops = {.out = serial_out, .irq = serial_irq};
 	int r;
@@ -302,7 +273,7 @@ static int setup_devices(struct vm *vm)
 
 /* virtio devices: the event loop that serves them, then each device the
  * configuration describes, kind by kind, behind its transport. */
-static int setup_virtio(struct vm *vm)
+int vm_setup_virtio(struct vm *vm)
 {
 	struct device_env env;
 	int r;
@@ -390,7 +361,7 @@ static char *boot_cmdline(struct vm *vm, char *err, size_t errlen)
 	return cmdline_build(&p, CMDLINE_MAX, err, errlen);
 }
 
-static int setup_boot(struct vm *vm)
+static int vm_setup_boot(struct vm *vm)
 {
 	const struct vmc_boot *b = &vm->c.boot;
 	uint64_t mem = vm->c.machine.mem_size_mib << 20;
@@ -441,7 +412,7 @@ static int setup_boot(struct vm *vm)
 	return 0;
 }
 
-static int setup_vcpus(struct vm *vm)
+int vm_setup_vcpus(struct vm *vm)
 {
 	unsigned max;
 	struct kvm_cpuid2 *supported = kvm_supported_cpuid(vm->sys_fd, &max);
@@ -480,6 +451,12 @@ static int setup_vcpus(struct vm *vm)
 			pr_err("vCPU %u: %s: %s", i, what, strerror(-r));
 			goto out;
 		}
+		if (i == 0 && !(vm->cpuid0 = malloc(sz))) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (i == 0)
+			memcpy(vm->cpuid0, cpuid, sz);
 	}
 out:
 	free(cpuid);
@@ -550,6 +527,9 @@ static void fill_latencies(void *ctx, json_t *obj)
 	metrics_put(obj, "boot_us", vm->timer.boot_us);
 	metrics_put(obj, "pause_vm", atomic_load(&vm->pause_us));
 	metrics_put(obj, "resume_vm", atomic_load(&vm->resume_us));
+	metrics_put(obj, "full_create_snapshot", atomic_load(&vm->snap_full_us));
+	metrics_put(obj, "diff_create_snapshot", atomic_load(&vm->snap_diff_us));
+	metrics_put(obj, "load_snapshot", atomic_load(&vm->load_us));
 }
 
 /* Firecracker's aggregate sections ("block", "net"): every device of the
@@ -566,7 +546,7 @@ static void fill_device_sum(void *ctx, json_t *obj)
 	device_counters(ctx, add_counter, obj);
 }
 
-static int setup_metrics(struct vm *vm)
+int vm_setup_metrics(struct vm *vm)
 {
 	struct metrics *m = vm->opts.metrics;
 	char section[128];
@@ -605,7 +585,7 @@ static void remove_metrics(struct vm *vm)
 	metrics_remove_sources(m, vm);
 }
 
-int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *o)
+int vm_alloc(struct vm **out, const struct vm_config *c, const struct vm_opts *o)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	char err[256];
@@ -615,6 +595,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	if (!vm)
 		return -ENOMEM;
 	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = vm->i8042_irqfd = vm->serial_out_fd = -1;
+	vm->uffd = -1;
 	vm->opts = *o;
 	/* As Firecracker: a console that writes to serial_out_path reads no
 	 * stdin. */
@@ -624,48 +605,57 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 		free(vm);
 		return r;
 	}
-	if (!c->boot.kernel_image_path) {
-		pr_err("no kernel to boot: the boot source is not configured");
-		r = -EINVAL;
-		goto err_config;
-	}
 	if ((r = vm_config_check_supported(c, vm_supported_features, err, sizeof(err))) < 0) {
 		pr_err("%s", err);
-		goto err_config;
+		vm_config_free(&vm->c);
+		free(vm);
+		return r;
 	}
 	control_init(&vm->ctl, kick_all, vm);
+	vm->env = (struct vcpu_env){.ctl = &vm->ctl};
 	if ((r = mailbox_create(&vm->mb)) < 0) {
 		pr_err("cannot create the control mailbox: %s", strerror(-r));
-		goto err;
+		vm_destroy(vm);
+		return r;
 	}
+	*out = vm;
+	return 0;
+}
+
+int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *o)
+{
+	struct vm *vm;
+	int r;
+
+	*out = NULL;
+	if (!c->boot.kernel_image_path) {
+		pr_err("no kernel to boot: the boot source is not configured");
+		return -EINVAL;
+	}
+	if ((r = vm_alloc(&vm, c, o)) < 0)
+		return r;
 	/* Start-up order: KVM and the VM, memory, devices, boot image, vCPUs. */
 	static const struct {
 		const char *name;
 		int (*fn)(struct vm *vm);
 	} steps[] = {
-		{"seccomp policy", setup_seccomp},
-		{"VM", setup_vm},	      {"memory", setup_memory}, {"devices", setup_devices},
-		{"virtio devices", setup_virtio},
-		{"kernel and boot tables", setup_boot}, {"vCPUs", setup_vcpus},
-		{"metrics", setup_metrics},
+		{"seccomp policy", vm_setup_seccomp},
+		{"VM", vm_setup_kvm},	      {"memory", vm_setup_memory}, {"devices", vm_setup_legacy},
+		{"virtio devices", vm_setup_virtio},
+		{"kernel and boot tables", vm_setup_boot}, {"vCPUs", vm_setup_vcpus},
+		{"metrics", vm_setup_metrics},
 	};
-	vm->env = (struct vcpu_env){.ctl = &vm->ctl};
 	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
 		uint64_t t0 = now_ns();
-		if ((r = steps[i].fn(vm)) < 0)
-			goto err;
+		if ((r = steps[i].fn(vm)) < 0) {
+			vm_destroy(vm);
+			return r;
+		}
 		pr_debug("%s set up in %llu us", steps[i].name,
 			 (unsigned long long)(now_ns() - t0) / 1000);
 	}
 	*out = vm;
 	return 0;
-err_config:
-	vm_config_free(&vm->c);
-	free(vm);
-	return r;
-err:
-	vm_destroy(vm);
-	return r;
 }
 
 static void tty_raw(struct vm *vm)
@@ -718,7 +708,7 @@ static void print_stats(struct vm *vm)
 /* Pause every vCPU: all are asked at once, then waited for. When this
  * returns 0 none is in KVM_RUN. One that does not park in time (stuck in a
  * device call) fails the pause, and the others run again. */
-static int pause_vcpus(struct vm *vm, struct vm_err *err)
+int vm_pause_vcpus(struct vm *vm, struct vm_err *err)
 {
 	uint64_t t0 = now_ns(), deadline = t0 + VM_PAUSE_TIMEOUT_MS * 1000000ULL;
 
@@ -751,6 +741,13 @@ static void resume_vcpus(struct vm *vm)
 	if (vm->has_paused_clock) {
 		/* Only the clock value: KVM takes no flags but its own here. */
 		struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
+		/* A restored guest's clock goes on by the time since its
+		 * snapshot, so its wall clock is right (its kvmclock told it
+		 * that it was stopped: no soft-lockup report). */
+		uint64_t wall = realtime_ns();
+		if (vm->restored_realtime && wall > vm->restored_realtime)
+			c.clock += wall - vm->restored_realtime;
+		vm->restored_realtime = 0;
 		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
 			pr_debug("KVM_SET_CLOCK: %s", strerror(errno));
 		vm->has_paused_clock = false;
@@ -812,7 +809,7 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 		if (st == VM_STATE_NOT_STARTED)
 			vm_err_set(err, -EPERM, "the VM has not started");
 		else if (action == VM_ACTION_PAUSE && st == VM_STATE_RUNNING)
-			pause_vcpus(vm, err);
+			vm_pause_vcpus(vm, err);
 		else if (action == VM_ACTION_RESUME && st == VM_STATE_PAUSED)
 			resume_vcpus(vm);
 		/* Pausing a paused VM or resuming a running one does nothing
@@ -833,6 +830,12 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 	}
 	case VM_ACTION_UPDATE:
 		update_device(vm, (const struct vm_update *)(uintptr_t)arg, err);
+		break;
+	case VM_ACTION_SNAPSHOT:
+		if (st != VM_STATE_PAUSED)
+			vm_err_set(err, -EPERM, "the microVM must be paused to create a snapshot");
+		else
+			vm_snapshot_execute(vm, (const struct vm_snapshot_args *)(uintptr_t)arg, err);
 		break;
 	default:
 		vm_err_set(err, -EINVAL, "unknown action %d", action);
@@ -864,6 +867,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	pr_debug("starting %u vCPU(s) %llu us after launch", vm->nvcpus,
 		 (unsigned long long)us_since_launch());
 	for (unsigned i = 0; i < vm->nvcpus && !control_stopping(&vm->ctl); i++) {
+		if (vm->start_paused)
+			vcpu_pause(&vm->vcpus[i]); /* parks before its first KVM_RUN */
 		if ((r = vcpu_start(&vm->vcpus[i])) < 0) {
 			control_request_stop(&vm->ctl, STOP_ERROR, 0, "cannot start vCPU %u: %s", i,
 					     strerror(-r));
@@ -871,7 +876,10 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 	}
 	if (!control_stopping(&vm->ctl))
-		atomic_store(&vm->state, VM_STATE_RUNNING);
+		atomic_store(&vm->state, vm->start_paused ? VM_STATE_PAUSED : VM_STATE_RUNNING);
+	/* A restored VM's devices take up what its queues hold. */
+	if (vm->devs)
+		devices_kick(vm->devs);
 	/* After creating the other threads, so that none inherits this filter,
 	 * and before serving anything (seccomp.h). */
 	if ((r = seccomp_enter(SECCOMP_MAIN)) < 0)
@@ -915,6 +923,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
 	atomic_store(&vm->state, VM_STATE_STOPPED);
+	vm_snapshot_on_stop(vm);
 	if (vm->loop) {
 		evloop_stop(vm->loop);
 		if ((r = evloop_join(vm->loop)) < 0)
@@ -940,6 +949,11 @@ void vm_request_stop(struct vm *vm, int status, const char *msg)
 int vm_act(struct vm *vm, enum vm_action a, long arg, struct vm_err *err)
 {
 	return mailbox_call(vm->mb, a, arg, err);
+}
+
+int vm_snapshot(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *err)
+{
+	return mailbox_call(vm->mb, VM_ACTION_SNAPSHOT, (long)(uintptr_t)a, err);
 }
 
 int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
@@ -1001,6 +1015,9 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->i8042_irqfd);
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->sys_fd);
+	close_fd(&vm->uffd);
+	free(vm->cpuid0);
+	free(vm->record_workset);
 	mailbox_destroy(vm->mb);
 	vm_config_free(&vm->c);
 	free(vm);

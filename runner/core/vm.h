@@ -86,6 +86,8 @@ enum vm_action {
 	VM_ACTION_UPDATE,
 	/* Write a line to the metrics file now (FlushMetrics). */
 	VM_ACTION_FLUSH_METRICS,
+	/* Save the paused VM to files (use vm_snapshot). */
+	VM_ACTION_SNAPSHOT,
 };
 
 #define VM_PAUSE_TIMEOUT_MS 5000
@@ -118,6 +120,71 @@ typedef int (*vm_edit_fn)(struct vm_config *next, const void *arg, struct vm_err
  * changed then). Any thread but the control thread. */
 int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
 		     vm_edit_fn edit, const void *arg, struct vm_err *err) WARN_UNUSED;
+
+/* Snapshots (issue 12): a paused VM is saved to a state file and a memory
+ * file, and a new flint process resumes it from them (vm_restore).
+ *
+ * Full: the memory file gets all of guest RAM (pages never touched stay
+ * holes). Diff: only the pages written since the last snapshot (KVM's
+ * dirty log and flint's own writes; needs track_dirty_pages), at their
+ * offsets in a file of the same layout, to be laid over the full one
+ * (vm_restore_args.mem_diff_path, or merged into a copy of it). */
+enum vm_snapshot_type { VM_SNAPSHOT_FULL, VM_SNAPSHOT_DIFF };
+
+struct vm_snapshot_args {
+	enum vm_snapshot_type type;
+	const char *snapshot_path; /* the state file, written atomically */
+	const char *mem_file_path;
+};
+
+/* Save the VM, which must be paused (-EPERM otherwise, as Firecracker),
+ * on its control thread: the devices finish their I/O in flight and give
+ * back what they hold, vsock tells the guest its connections are gone;
+ * then the memory file and the state file are written. The VM stays
+ * paused and can be resumed. 0, or -errno with err saying which step
+ * failed and why (the VM is then paused as before). Any thread but the
+ * control thread. */
+int vm_snapshot(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *err) WARN_UNUSED;
+
+/* Where a restored VM's memory comes from. File: a private mapping of the
+ * memory file (pages load on first touch; VMs restored from one file share
+ * its page cache). Uffd: anonymous memory whose page faults a handler
+ * serves, given the userfaultfd over the Unix socket at backend_path as
+ * Firecracker does. */
+enum vm_mem_backend { VM_MEM_FILE, VM_MEM_UFFD };
+
+/* PUT /snapshot/load's network_overrides: interface iface_id of the
+ * snapshot uses this tap. */
+struct vm_net_override {
+	const char *iface_id, *host_dev_name;
+};
+
+struct vm_restore_args {
+	const char *snapshot_path;
+	enum vm_mem_backend backend;
+	const char *backend_path;  /* the memory file, or the handler's socket */
+	const char *mem_diff_path; /* File: a diff's memory file laid over it; NULL */
+	bool track_dirty_pages;
+	bool resume_vm; /* run at once; else the VM is restored paused */
+	/* The guest's clock goes on by the (wall-clock) time since the
+	 * snapshot, when the VM first runs, so its wall clock is right
+	 * (Firecracker's clock_realtime); false: it goes on from where it was
+	 * saved. */
+	bool clock_realtime;
+	const struct vm_net_override *net_overrides;
+	unsigned n_net_overrides;
+	const char *vsock_uds_path; /* vsock_override's uds_path; NULL keeps it */
+	/* A loading set (workset.h) to fault in before the guest runs, and
+	 * where to write one when the VM stops; NULL for neither. */
+	const char *workset_path, *record_workset_path;
+};
+
+/* Build a VM from a snapshot (a fresh process: nothing configured before),
+ * paused or running as a->resume_vm says once vm_run starts it. Nothing
+ * from the files is trusted before it is checked; a file from another
+ * format version, another CPU, truncated or corrupt is refused. 0, or
+ * -errno with a message logged naming the file and what is wrong. */
+int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm_opts *o) WARN_UNUSED;
 
 /* The VM's configuration (its own copy). Read it on the control thread, or
  * from another thread while no update runs. */

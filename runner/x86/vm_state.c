@@ -25,7 +25,7 @@ static int fail_ioctl(char *err, size_t errlen, const char *what, const char *wh
 		    strerror(errno));
 }
 
-int vm_state_get(int vm_fd, struct vm_state *s, char *err, size_t errlen)
+int vm_state_get(int vm_fd, struct vm_kvm_state *s, char *err, size_t errlen)
 {
 	struct kvm_clock_data clock = {0};
 
@@ -44,7 +44,7 @@ int vm_state_get(int vm_fd, struct vm_state *s, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_state_encode(const struct vm_state *s, struct wbuf *w)
+int vm_state_encode(const struct vm_kvm_state *s, struct wbuf *w)
 {
 	wput_u32(w, VM_STATE_VERSION);
 	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
@@ -55,7 +55,7 @@ int vm_state_encode(const struct vm_state *s, struct wbuf *w)
 	return wbuf_err(w);
 }
 
-static int check(const struct vm_state *s, char *err, size_t errlen)
+static int check(const struct vm_kvm_state *s, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
 		if (s->chip[i].chip_id != i || s->chip[i].pad)
@@ -88,7 +88,7 @@ static int check(const struct vm_state *s, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_state_decode(struct rbuf *r, struct vm_state *s, char *err, size_t errlen)
+int vm_state_decode(struct rbuf *r, struct vm_kvm_state *s, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
 	uint32_t version = rget_u32(r);
@@ -109,7 +109,7 @@ int vm_state_decode(struct rbuf *r, struct vm_state *s, char *err, size_t errlen
 	return check(s, err, errlen);
 }
 
-int vm_state_put(int vm_fd, const struct vm_state *s, char *err, size_t errlen)
+int vm_state_put(int vm_fd, const struct vm_kvm_state *s, char *err, size_t errlen)
 {
 	/* Only the clock: KVM_CLOCK_REALTIME and the host TSC would ask KVM to
 	 * add the time since the save. */
@@ -130,7 +130,7 @@ int vm_state_put(int vm_fd, const struct vm_state *s, char *err, size_t errlen)
 
 int vm_state_save(int vm_fd, struct wbuf *w, char *err, size_t errlen)
 {
-	struct vm_state s;
+	struct vm_kvm_state s;
 	int r = vm_state_get(vm_fd, &s, err, errlen);
 
 	if (r < 0)
@@ -142,7 +142,7 @@ int vm_state_save(int vm_fd, struct wbuf *w, char *err, size_t errlen)
 
 int vm_state_restore(int vm_fd, struct rbuf *r, char *err, size_t errlen)
 {
-	struct vm_state s;
+	struct vm_kvm_state s;
 	int ret = vm_state_decode(r, &s, err, errlen);
 
 	return ret < 0 ? ret : vm_state_put(vm_fd, &s, err, errlen);

@@ -28,7 +28,7 @@
 
 #define VM_STATE_VERSION 1u
 
-struct vm_state {
+struct vm_kvm_state {
 	struct kvm_irqchip chip[KVM_NR_IRQCHIPS]; /* indexed by KVM_IRQCHIP_* */
 	struct kvm_pit_state2 pit;
 	uint64_t clock;
@@ -36,19 +36,19 @@ struct vm_state {
 };
 
 /* Read vm_fd's state into s. 0 or -errno, err naming the KVM call. */
-int vm_state_get(int vm_fd, struct vm_state *s, char *err, size_t errlen) WARN_UNUSED;
+int vm_state_get(int vm_fd, struct vm_kvm_state *s, char *err, size_t errlen) WARN_UNUSED;
 /* Append s as a section to w. Returns wbuf_err(w). */
-int vm_state_encode(const struct vm_state *s, struct wbuf *w) WARN_UNUSED;
+int vm_state_encode(const struct vm_kvm_state *s, struct wbuf *w) WARN_UNUSED;
 /* Decode one section from r into s and check it: chip ids in their slots,
  * the PICs' ELCR masks KVM's, the IOAPIC at its fixed address, PIT modes
  * and counts a guest can program, flags KVM knows. Pure: no ioctl.
  * Returns 0, -EBADMSG (truncated, or a blob of the wrong size) or -EINVAL
  * (another version, or a value the guest's own set-up could not produce),
  * with err naming the field. */
-int vm_state_decode(struct rbuf *r, struct vm_state *s, char *err, size_t errlen) WARN_UNUSED;
+int vm_state_decode(struct rbuf *r, struct vm_kvm_state *s, char *err, size_t errlen) WARN_UNUSED;
 /* Write s into vm_fd in the order above. A KVM_SET that fails leaves the
  * VM half restored (discard it): -errno, err names it. */
-int vm_state_put(int vm_fd, const struct vm_state *s, char *err, size_t errlen) WARN_UNUSED;
+int vm_state_put(int vm_fd, const struct vm_kvm_state *s, char *err, size_t errlen) WARN_UNUSED;
 
 /* get + encode. 0 or -errno, err says why. */
 int vm_state_save(int vm_fd, struct wbuf *w, char *err, size_t errlen) WARN_UNUSED;

@@ -100,6 +100,7 @@ check initrd-not-a-file 125 "" "initrd /dev/null is not a regular file" -- \
 check bad-option 125 "" "unknown option --frob" -- --frob
 
 . "$(dirname "$0")/api.sh"
+. "$(dirname "$0")/snapshot.sh"
 . "$(dirname "$0")/machine.sh"
 
 # Pause and resume, driven as the API will (tests/smoke/pause.c): the

@@ -22,7 +22,46 @@ static struct fake {
 	bool drive_new_image;
 	uint64_t net_rx_size, net_tx_size;
 	const char *state;
+	/* snapshots */
+	int creates, loads;
+	struct vm_snapshot_args create;
+	char create_state[128], create_mem[128];
+	struct vm_restore_args load;
+	char load_state[128], load_backend[128], load_uds[128], load_iface[64], load_tap[64];
 } fake;
+
+static int f_create(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	fake.creates++;
+	fake.create = *a;
+	snprintf(fake.create_state, sizeof(fake.create_state), "%s", a->snapshot_path);
+	snprintf(fake.create_mem, sizeof(fake.create_mem), "%s", a->mem_file_path);
+	return 0;
+}
+
+/* Loads a machine of 3 vCPUs, as the snapshot's configuration. */
+static int f_load(void *ctx, const struct vm_restore_args *a, struct vm_config *loaded,
+		  struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_start)
+		return vm_err_set(err, fake.fail_start, "fake load failed");
+	fake.loads++;
+	fake.load = *a;
+	snprintf(fake.load_state, sizeof(fake.load_state), "%s", a->snapshot_path);
+	snprintf(fake.load_backend, sizeof(fake.load_backend), "%s", a->backend_path);
+	snprintf(fake.load_uds, sizeof(fake.load_uds), "%s",
+		 a->vsock_uds_path ? a->vsock_uds_path : "");
+	if (a->n_net_overrides) {
+		snprintf(fake.load_iface, sizeof(fake.load_iface), "%s", a->net_overrides[0].iface_id);
+		snprintf(fake.load_tap, sizeof(fake.load_tap), "%s",
+			 a->net_overrides[0].host_dev_name);
+	}
+	loaded->machine.vcpu_count = 3;
+	fake.state = a->resume_vm ? "Running" : "Paused";
+	return 0;
+}
 
 static int f_start(void *ctx, const struct vm_config *c, struct vm_err *err)
 {
@@ -121,6 +160,8 @@ static const struct api_vm_ops ops = {
     .set_logger = f_logger,
     .set_metrics = f_metrics,
     .state = f_state,
+    .snapshot_create = f_create,
+    .snapshot_load = f_load,
 };
 
 static struct api_ctl *ctl;
@@ -416,8 +457,6 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	    {"GET", "/hotplug/memory"},
 	    {"PUT", "/hotplug/memory"},
 	    {"PATCH", "/hotplug/memory"},
-	    {"PUT", "/snapshot/create"},
-	    {"PUT", "/snapshot/load"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		bool get = !strcmp(paths[i].method, "GET");
@@ -604,4 +643,81 @@ Test(api_router, counters_by_path, .init = setup, .fini = teardown)
 	cr_assert_eq(counter("patch_api_requests.drive_count"), 1);
 	cr_assert_eq(counter("patch_api_requests.drive_fails"), 1);
 	cr_assert_eq(counter("put_api_requests.actions_count"), 0);
+}
+
+/* PUT /snapshot/create: once started; the body's fields reach the VM. */
+Test(api_router, snapshot_create, .init = setup, .fini = teardown)
+{
+	const char *body = "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}";
+
+	expect_fault("PUT", "/snapshot/create", body, "not supported before starting");
+	expect_ok("PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_ok("PUT", "/snapshot/create", body);
+	cr_assert_eq(fake.creates, 1);
+	cr_assert_eq(fake.create.type, VM_SNAPSHOT_FULL, "Full by default");
+	cr_assert_str_eq(fake.create_state, "/s");
+	cr_assert_str_eq(fake.create_mem, "/m");
+	expect_ok("PUT", "/snapshot/create",
+		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Diff\"}");
+	cr_assert_eq(fake.create.type, VM_SNAPSHOT_DIFF);
+	expect_fault("PUT", "/snapshot/create", "{\"snapshot_path\": \"/s\"}", "mem_file_path");
+	expect_fault("PUT", "/snapshot/create",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Half\"}",
+		     "snapshot_type");
+	expect_fault("PUT", "/snapshot/create",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"version\": \"1\"}",
+		     "version");
+	cr_assert_eq(fake.creates, 2, "a refused body reached the VM");
+}
+
+/* PUT /snapshot/load: its fields and Firecracker's rules. */
+Test(api_router, snapshot_load, .init = setup, .fini = teardown)
+{
+	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\": \"/s\"}", "Exactly one");
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"/m\"}}",
+		     "Exactly one");
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", "
+		     "\"mem_backend\": {\"backend_type\": \"Disk\", \"backend_path\": \"/m\"}}",
+		     "backend_type");
+	cr_assert_eq(fake.loads, 0);
+	expect_ok("PUT", "/logger", "{\"log_path\": \"/dev/null\"}");
+	expect_ok("PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"/s\", \"resume_vm\": true, \"enable_diff_snapshots\": true, "
+		  "\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"/u.sock\"}, "
+		  "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap7\"}], "
+		  "\"vsock_override\": {\"uds_path\": \"/v.sock\"}}");
+	cr_assert_eq(fake.loads, 1);
+	cr_assert_str_eq(fake.load_state, "/s");
+	cr_assert_eq(fake.load.backend, VM_MEM_UFFD);
+	cr_assert_str_eq(fake.load_backend, "/u.sock");
+	cr_assert(fake.load.resume_vm);
+	cr_assert(fake.load.track_dirty_pages, "enable_diff_snapshots is track_dirty_pages");
+	cr_assert(fake.load.clock_realtime, "flint sets the wall clock by default");
+	cr_assert_eq(fake.load.n_net_overrides, 1);
+	cr_assert_str_eq(fake.load_iface, "eth0");
+	cr_assert_str_eq(fake.load_tap, "tap7");
+	cr_assert_str_eq(fake.load_uds, "/v.sock");
+	/* The machine is the snapshot's; the instance has started. */
+	json_t *o = get_json("/machine-config");
+	cr_assert_eq(json_integer_value(json_object_get(o, "vcpu_count")), 3);
+	json_decref(o);
+	o = get_json("/");
+	cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "Running");
+	json_decref(o);
+	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+		     "not supported after starting");
+}
+
+/* No snapshot loads once a boot resource was configured. */
+Test(api_router, snapshot_load_after_boot_resources, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}");
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": false}",
+		     "not allowed after configuring boot-specific resources");
+	cr_assert_eq(fake.loads, 0);
 }

@@ -326,3 +326,44 @@ Test(cli, firecracker_process_options)
 	cr_assert_not_null(strstr(err, "--level loud"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "--api-sock", ""), CLI_ERROR);
 }
+
+/* --restore and its options (PUT /snapshot/load's, from the command line). */
+Test(cli, restore_options)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--mem-diff", "d",
+			   "--track-dirty-pages", "--keep-clock", "--net-override", "eth0=tap3",
+			   "--vsock-override", "/v.sock", "--workset", "w", "--record-workset", "r"),
+		     CLI_RUN, "%s", err);
+	cr_assert_str_eq(c.restore, "s");
+	cr_assert_str_eq(c.mem_file, "m");
+	cr_assert_str_eq(c.mem_diff, "d");
+	cr_assert(c.track_dirty_pages && c.keep_clock && !c.restore_paused);
+	cr_assert_eq(c.n_net_override, 1);
+	cr_assert_str_eq(c.net_override[0], "eth0=tap3");
+	cr_assert_str_eq(c.vsock_override, "/v.sock");
+	cr_assert_str_eq(c.workset, "w");
+	cr_assert_str_eq(c.record_workset, "r");
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--uffd-sock", "u", "--paused", "--api-sock",
+			   "a"),
+		     CLI_RUN, "%s", err);
+	cr_assert(c.restore_paused);
+
+	cr_assert_eq(PARSE(&c, err, "--restore", "s"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "exactly one of --mem-file"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--uffd-sock", "u"),
+		     CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--mem-file", "m"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--kernel", "k"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "the snapshot describes the whole machine"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--uffd-sock", "u", "--mem-diff", "d"),
+		     CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--paused"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--paused needs --api-sock"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--net-override", "eth0"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "IFACE=TAP"), "%s", err);
+}

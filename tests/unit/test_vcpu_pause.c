@@ -235,3 +235,37 @@ Test(vcpu_pause, a_kick_before_the_start_is_not_lost)
 	vcpu_kick(&late);
 	vcpu_destroy(&late);
 }
+
+/* A vCPU paused before its thread starts parks before its first KVM_RUN
+ * (a restored VM that waits for PATCH /vm Resumed), and runs once
+ * resumed. It used to ignore the pause and run. */
+Test(vcpu_pause, a_pause_before_the_start_parks_before_the_first_run)
+{
+	struct boot_info bi = {.entry = CODE_ADDR};
+	struct vcpu late;
+	const char *what = "";
+	unsigned max;
+
+	struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(k.sys_fd, &max);
+	cr_assert(cpuid);
+	cr_assert_eq(vcpu_create(&late, k.sys_fd, k.vm_fd, NVCPUS, &k.env), 0);
+	cr_assert_eq(cpuid_setup(cpuid, max, NVCPUS, NVCPUS + 1), 0);
+	cr_assert_eq(x86_vcpu_setup(late.fd, NVCPUS, cpuid, &bi, &what), 0, "%s", what);
+	free(cpuid);
+	vcpu_pause(&late);
+	cr_assert_eq(vcpu_start(&late), 0);
+	cr_assert_eq(vcpu_wait_paused(&late, now_ns() + 5 * SECOND), 0);
+	cr_assert(vcpu_parked(&late), "started paused, it did not park");
+	uint64_t exits = 0;
+	for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
+		exits += late.exits[r];
+	cr_assert_eq(exits, 0, "it entered KVM_RUN before it was resumed");
+	vcpu_resume(&late);
+	uint64_t end = now_ns() + 5 * SECOND;
+	while (vcpu_parked(&late) && now_ns() < end)
+		usleep(1000);
+	cr_assert_not(vcpu_parked(&late), "resumed, it stayed parked");
+	control_request_stop(&k.ctl, STOP_REQUESTED, 0, NULL);
+	vcpu_kick(&late);
+	vcpu_destroy(&late);
+}

@@ -264,7 +264,7 @@ Test(vcpu_state_bytes, values_no_guest_could_set_are_refused)
 	vcpu_state_free(&s);
 }
 
-static void sample_vm(struct vm_state *s)
+static void sample_vm(struct vm_kvm_state *s)
 {
 	memset(s, 0, sizeof(*s));
 	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
@@ -293,7 +293,7 @@ static int vm_restore_bytes(const struct wbuf *w, size_t len, char *err, size_t 
 
 Test(vm_state_bytes, a_section_decodes_to_what_was_encoded_and_truncations_are_refused)
 {
-	struct vm_state s, back;
+	struct vm_kvm_state s, back;
 	struct wbuf w;
 	struct rbuf r;
 	char err[256] = "";
@@ -316,7 +316,7 @@ Test(vm_state_bytes, a_section_decodes_to_what_was_encoded_and_truncations_are_r
 
 Test(vm_state_bytes, values_no_guest_could_set_are_refused)
 {
-	struct vm_state s;
+	struct vm_kvm_state s;
 	struct wbuf w;
 	char err[256];
 	const char *says[] = {"IOAPIC", "IOAPIC",	 "chip id",	  "ELCR",
@@ -588,7 +588,7 @@ static uint64_t run_stop_save(struct wbuf *w, struct kvm_regs *regs)
 
 static void skip_vm_section(struct rbuf *r)
 {
-	struct vm_state vs;
+	struct vm_kvm_state vs;
 	char err[256] = "";
 
 	cr_assert_eq(vm_state_decode(r, &vs, err, sizeof(err)), 0, "%s", err);
@@ -760,7 +760,7 @@ Test(vcpu_state_kvm, the_vm_section_restores_the_interrupt_controllers_pit_and_c
 	struct kvm_irqchip chip = {.chip_id = KVM_IRQCHIP_IOAPIC};
 	struct kvm_clock_data clock = {0};
 	struct kvm_pit_state2 pit;
-	struct vm_state s;
+	struct vm_kvm_state s;
 	struct wbuf w;
 	struct rbuf r;
 	char err[512] = "";

@@ -1,0 +1,99 @@
+/* The VM's insides, shared by vm.c (building, running, pausing) and
+ * vm_snap.c (snapshot and restore), and by nothing else. */
+#ifndef FLINT_VM_INT_H
+#define FLINT_VM_INT_H
+
+#include <linux/kvm.h>
+#include <stdatomic.h>
+#include <termios.h>
+
+#include "core/bus.h"
+#include "core/devices.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "core/vcpu.h"
+#include "core/vdev.h"
+#include "core/vm.h"
+#include "legacy/console.h"
+#include "legacy/legacy.h"
+#include "legacy/serial.h"
+#include "x86/loader.h"
+
+struct vm {
+	struct vm_config c; /* the VM's own copy */
+	struct vm_opts opts;
+	int sys_fd, vm_fd;
+	struct gmem *mem;
+	struct bus *pio, *mmio;
+	struct control ctl;
+	struct console *con;
+	int serial_out_fd; /* PUT /serial's serial_out_path, -1 for none */
+	struct serial *serial;
+	int serial_irqfd;
+	struct i8042 i8042;
+	int i8042_irqfd;
+	struct boot_timer timer;
+	struct exit_dev exitdev;
+	struct boot_info bi;
+	struct evloop *loop;  /* NULL when the VM has no virtio device */
+	struct vdev_env vdev_env;
+	struct devices *devs; /* NULL when the VM has no virtio device */
+	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
+	struct vcpu_env env;
+	struct vcpu *vcpus;
+	unsigned nvcpus;     /* created so far */
+	/* Actions for the control thread (the one in vm_run's loop), which
+	 * polls its fd; stop requests wake it through the same fd. */
+	struct mailbox *mb;
+	uint64_t boot_exits; /* KVM exits of all vCPUs when the boot timer fired */
+	_Atomic int state;   /* enum vm_state; written by the control thread */
+	/* The guest's kvmclock when it was paused: set back on resume, so the
+	 * guest's clock stands still while it is paused (as QEMU's stop). */
+	struct kvm_clock_data paused_clock;
+	bool has_paused_clock;
+	/* How long the last pause and resume took, for the metrics. */
+	_Atomic uint64_t pause_us, resume_us;
+	/* Snapshots (vm_snap.c). cpuid0: the CPUID vCPU 0 was given, whose
+	 * feature words a snapshot records. uffd: the Uffd backend's
+	 * userfaultfd, -1 for none. restored_realtime: CLOCK_REALTIME (ns)
+	 * when the snapshot this VM came from was taken, 0 for none: its first
+	 * resume moves the guest's clock on by the time since (the guest's
+	 * wall clock is right again). record_workset: where to write the
+	 * pages the guest touched when it stops, NULL for nowhere. */
+	struct kvm_cpuid2 *cpuid0;
+	int uffd;
+	uint64_t restored_realtime;
+	bool start_paused; /* vm_run starts the vCPUs paused (a restore) */
+	char *record_workset;
+	_Atomic uint64_t snap_full_us, snap_diff_us, load_us;
+	struct termios tty;
+	bool tty_raw;
+};
+
+/* The start-up steps vm_create runs in this order (vm.c), each 0 or
+ * -errno with a message logged; a restore (vm_snap.c) runs the same ones
+ * but for memory (mapped from the snapshot) and the boot image (none). */
+int vm_setup_seccomp(struct vm *vm);
+int vm_setup_kvm(struct vm *vm);
+int vm_setup_memory(struct vm *vm);
+int vm_setup_legacy(struct vm *vm);
+int vm_setup_virtio(struct vm *vm);
+int vm_setup_vcpus(struct vm *vm);
+int vm_setup_metrics(struct vm *vm);
+/* Give vm->mem's regions to KVM as memory slots 0, 1 (region order). */
+int vm_map_memory(struct vm *vm);
+
+/* A VM holding a copy of c and o, nothing built yet (vm_destroy frees it).
+ * 0 or -errno, logged. */
+int vm_alloc(struct vm **out, const struct vm_config *c, const struct vm_opts *o);
+
+/* Pause and resume every vCPU (the control thread; vm.c). */
+int vm_pause_vcpus(struct vm *vm, struct vm_err *err);
+
+/* VM_ACTION_SNAPSHOT on the control thread (vm_snap.c): arg is a struct
+ * vm_snapshot_args. */
+void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *err);
+/* When the VM stops: write its loading set if asked (vm_snap.c). */
+void vm_snapshot_on_stop(struct vm *vm);
+
+#endif

@@ -1,0 +1,527 @@
+/* Snapshots of a VM (issue 12): vm_snapshot saves a paused VM to a state
+ * file (snapshot/snapfile.h: one section per component) and a memory file
+ * (gmem_snap.h); vm_restore builds a VM from them in a fresh process.
+ *
+ * The state file's sections:
+ *   "time"       u32 version, u64 CLOCK_REALTIME (ns) when it was taken
+ *   "vm"         the in-kernel PICs, IOAPIC, PIT and kvmclock (vm_state.h)
+ *   "vcpuN"      each vCPU (vcpu_state.h)
+ *   "serial", "i8042"
+ *   "memory"     the memory file's layout (gmem_layout_save)
+ *   "KIND:ID"    each virtio device: transport, queues, its own state
+ *                (devices_save)
+ * and in its header the CPU the guest was given: CPUID's vendor and the
+ * feature words below, which a host restoring it must all have. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "core/gmem_snap.h"
+#include "core/logger.h"
+#include "core/vm_int.h"
+#include "snapshot/snapfile.h"
+#include "x86/vcpu_state.h"
+#include "x86/vm_state.h"
+
+#define TIME_SECTION_VERSION 1u
+/* How long devices get to finish their I/O in flight before a snapshot. */
+#define SNAPSHOT_DRAIN_MS 5000
+
+/* CPUID words whose bits are features a restored guest may rely on: leaf
+ * 1 ECX/EDX, leaf 7 EBX/ECX/EDX, XSAVE's leaf 0xD.1 EAX, the extended
+ * leaf 0x80000001 ECX/EDX (reg: 0 EAX, 1 EBX, 2 ECX, 3 EDX). */
+static const struct {
+	uint32_t leaf, subleaf, reg;
+} feature_words[] = {
+	{1, 0, 2}, {1, 0, 3}, {7, 0, 1}, {7, 0, 2}, {7, 0, 3}, {0xd, 1, 0}, {0x80000001, 0, 2},
+	{0x80000001, 0, 3},
+};
+
+static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t leaf,
+						  uint32_t subleaf)
+{
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == leaf &&
+		    (!(c->entries[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
+		     c->entries[i].index == subleaf))
+			return &c->entries[i];
+	return NULL;
+}
+
+/* The snapshot's view of a CPU: what vCPU 0 was given. */
+static void cpu_of(const struct kvm_cpuid2 *c, struct snap_cpu *out)
+{
+	const struct kvm_cpuid_entry2 *e = cpuid_find(c, 0, 0);
+
+	memset(out, 0, sizeof(*out));
+	if (e) {
+		memcpy(out->vendor, &e->ebx, 4);
+		memcpy(out->vendor + 4, &e->edx, 4);
+		memcpy(out->vendor + 8, &e->ecx, 4);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(feature_words); i++) {
+		if (!(e = cpuid_find(c, feature_words[i].leaf, feature_words[i].subleaf)))
+			continue;
+		const uint32_t regs[4] = {e->eax, e->ebx, e->ecx, e->edx};
+		out->w[out->n++] = (struct snap_cpu_word){
+		    .leaf = feature_words[i].leaf,
+		    .subleaf = feature_words[i].subleaf,
+		    .reg = feature_words[i].reg,
+		    .value = regs[feature_words[i].reg]};
+	}
+}
+
+/* ---- saving -------------------------------------------------------------- */
+
+static int add_section(void *ctx, const char *id, const void *data, size_t len)
+{
+	return snap_writer_add(ctx, id, data, len);
+}
+
+/* The VM's own components, each a section: fn fills b (why for a
+ * message). */
+static int save_time(struct vm *vm, struct wbuf *b, char *why, size_t n)
+{
+	(void)vm, (void)why, (void)n;
+	wput_u32(b, TIME_SECTION_VERSION);
+	wput_u64(b, realtime_ns());
+	return 0;
+}
+
+static int save_kvm_vm(struct vm *vm, struct wbuf *b, char *why, size_t n)
+{
+	return vm_state_save(vm->vm_fd, b, why, n);
+}
+
+static int save_serial(struct vm *vm, struct wbuf *b, char *why, size_t n)
+{
+	(void)why, (void)n;
+	return serial_save(vm->serial, b);
+}
+
+static int save_i8042(struct vm *vm, struct wbuf *b, char *why, size_t n)
+{
+	(void)why, (void)n;
+	return i8042_save(&vm->i8042, b);
+}
+
+static int save_layout(struct vm *vm, struct wbuf *b, char *why, size_t n)
+{
+	struct gmem_layout l;
+
+	(void)why, (void)n;
+	gmem_layout_of(vm->mem, &l);
+	return gmem_layout_save(&l, b);
+}
+
+static const struct {
+	const char *id;
+	int (*save)(struct vm *vm, struct wbuf *b, char *why, size_t n);
+} vm_parts[] = {
+	{"time", save_time},	 {"vm", save_kvm_vm},	{"serial", save_serial},
+	{"i8042", save_i8042}, {"memory", save_layout},
+};
+
+/* One section: what save (vcpu: -1 for a vm_parts entry, else the vCPU)
+ * encodes. */
+static int add_part(struct vm *vm, struct snap_writer *w, size_t part, int vcpu, char *err,
+		    size_t errlen)
+{
+	char why[256] = "", id[16];
+	struct wbuf b;
+	int r;
+
+	wbuf_init(&b);
+	if (vcpu >= 0) {
+		snprintf(id, sizeof(id), "vcpu%d", vcpu);
+		r = vcpu_state_save(vm->vcpus[vcpu].fd, vm->sys_fd, &b, why, sizeof(why));
+	} else {
+		snprintf(id, sizeof(id), "%s", vm_parts[part].id);
+		r = vm_parts[part].save(vm, &b, why, sizeof(why));
+	}
+	if (!r)
+		r = wbuf_err(&b);
+	if (!r)
+		r = snap_writer_add(w, id, b.p, b.len);
+	wbuf_free(&b);
+	if (r < 0)
+		err_set(err, errlen, r, "%s: %s", id, why[0] ? why : strerror(-r));
+	return r;
+}
+
+/* KVM's dirty log of each slot into g's bitmap (which also clears KVM's). */
+static int merge_dirty_log(struct vm *vm, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < gmem_nregions(vm->mem); i++) {
+		uint64_t pages = gmem_region(vm->mem, i)->size / gmem_page_size(vm->mem);
+		size_t words = (pages + 63) / 64;
+		unsigned long *bits = calloc(words, sizeof(*bits));
+		struct kvm_dirty_log log = {.slot = i, .dirty_bitmap = bits};
+		int r;
+
+		if (!bits)
+			return err_set(err, errlen, -ENOMEM, "out of memory");
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			r = err_set(err, errlen, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+		else if ((r = gmem_dirty_merge(vm->mem, i, bits, pages)) < 0)
+			err_set(err, errlen, r, "merging the dirty log: %s", strerror(-r));
+		free(bits);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The memory file: Full (all of RAM, holes for untouched pages) or Diff
+ * (the pages written since the last snapshot). */
+static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *err, size_t errlen)
+{
+	bool diff = a->type == VM_SNAPSHOT_DIFF;
+	char why[256];
+	int r;
+	/* Not O_TRUNC: the file may be the one this VM's memory is mapped
+	 * from, which must then be refused, not emptied. */
+	int fd = open(a->mem_file_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "memory file %s: %s", a->mem_file_path,
+			       strerror(errno));
+	if (gmem_maps_file(vm->mem, fd)) {
+		close(fd);
+		return err_set(err, errlen, -EINVAL,
+			       "memory file %s: it is the file this VM's memory is mapped from",
+			       a->mem_file_path);
+	}
+	why[0] = '\0';
+	if (vm->c.machine.track_dirty_pages && (r = merge_dirty_log(vm, why, sizeof(why))) < 0)
+		goto out;
+	if (diff && ftruncate(fd, 0) < 0) {
+		r = err_set(why, sizeof(why), -errno, "ftruncate: %s", strerror(errno));
+		goto out;
+	}
+	r = diff ? gmem_save_diff(vm->mem, fd, why, sizeof(why))
+		 : gmem_save_full(vm->mem, fd, why, sizeof(why));
+	if (!r && fsync(fd) < 0)
+		r = err_set(why, sizeof(why), -errno, "fsync: %s", strerror(errno));
+out:
+	close(fd);
+	if (r < 0)
+		err_set(err, errlen, r, "memory file %s: %s", a->mem_file_path, why);
+	return r;
+}
+
+/* Every component's section, then the memory file, then the state file
+ * (atomically: a reader never sees half of one). */
+static int write_snapshot(struct vm *vm, const struct vm_snapshot_args *a, char *err,
+			  size_t errlen)
+{
+	struct snap_writer w;
+	struct snap_cpu cpu;
+	char why[256];
+	int r = 0;
+
+	cpu_of(vm->cpuid0, &cpu);
+	if ((r = snap_writer_init(&w, &cpu, &vm->c, why, sizeof(why))) < 0)
+		return err_set(err, errlen, r, "state: %s", r == -ENOMEM ? "out of memory" : why);
+	for (size_t i = 0; i < ARRAY_SIZE(vm_parts) && !r; i++)
+		r = add_part(vm, &w, i, -1, err, errlen);
+	for (unsigned i = 0; i < vm->nvcpus && !r; i++)
+		r = add_part(vm, &w, 0, (int)i, err, errlen);
+	if (!r && vm->devs)
+		r = devices_save(vm->devs, add_section, &w, err, errlen);
+	if (!r)
+		r = save_memory(vm, a, err, errlen);
+	if (!r && (r = snap_write_file(&w, a->snapshot_path, why, sizeof(why))) < 0)
+		err_set(err, errlen, r, "%s", why);
+	snap_writer_free(&w);
+	return r;
+}
+
+void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *err)
+{
+	uint64_t t0 = now_ns();
+	char why[sizeof(err->msg)];
+	int r;
+
+	if (a->type == VM_SNAPSHOT_DIFF && !vm->c.machine.track_dirty_pages) {
+		vm_err_set(err, -EINVAL,
+			   "a diff snapshot needs track_dirty_pages set in the machine configuration");
+		return;
+	}
+	/* Devices come to rest: I/O in flight finishes (the loop runs), then,
+	 * with the loop parked, they give back what they hold. */
+	if (vm->devs &&
+	    devices_drain(vm->devs, now_ns() + SNAPSHOT_DRAIN_MS * 1000000ull, err) < 0)
+		return;
+	if (vm->loop && (r = evloop_pause(vm->loop)) < 0) {
+		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
+		return;
+	}
+	if (vm->devs)
+		devices_quiesce(vm->devs);
+	r = write_snapshot(vm, a, why, sizeof(why));
+	if (vm->loop)
+		evloop_resume(vm->loop);
+	/* What the devices gave back is theirs again once the VM resumes. */
+	if (vm->devs)
+		devices_kick(vm->devs);
+	if (r < 0) {
+		vm_err_set(err, r, "%s", why);
+		return;
+	}
+	uint64_t us = (now_ns() - t0) / 1000;
+	atomic_store(a->type == VM_SNAPSHOT_DIFF ? &vm->snap_diff_us : &vm->snap_full_us, us);
+	pr_debug("%s snapshot %s (memory %s) in %llu us",
+		 a->type == VM_SNAPSHOT_DIFF ? "diff" : "full", a->snapshot_path, a->mem_file_path,
+		 (unsigned long long)us);
+}
+
+void vm_snapshot_on_stop(struct vm *vm)
+{
+	(void)vm;
+}
+
+/* ---- restoring ----------------------------------------------------------- */
+
+/* A section that must be there, as an rbuf. */
+static int section(const struct snap *s, const char *id, struct rbuf *r)
+{
+	const uint8_t *data;
+	size_t len;
+
+	if (snap_section(s, id, &data, &len) < 0) {
+		pr_err("the snapshot has no state for %s", id);
+		return -EBADMSG;
+	}
+	rbuf_init(r, data, len);
+	return 0;
+}
+
+static int lookup_section(void *ctx, const char *id, const uint8_t **data, size_t *len)
+{
+	return snap_section(ctx, id, data, len);
+}
+
+/* The snapshot's configuration with the load's overrides: taps for
+ * interfaces, the vsock socket, dirty-page tracking. */
+static int restore_config(const struct snap *s, const struct vm_restore_args *a,
+			  struct vm_config *c)
+{
+	int r = vm_config_copy(c, &s->config);
+
+	if (r < 0) {
+		pr_err("out of memory");
+		return r;
+	}
+	for (unsigned k = 0; k < a->n_net_overrides; k++) {
+		const struct vm_net_override *o = &a->net_overrides[k];
+		int i = vm_config_find_net(c, o->iface_id);
+		char *dev;
+
+		if (i < 0) {
+			pr_err("network_overrides: the snapshot has no network interface '%s'",
+			       o->iface_id);
+			goto err;
+		}
+		if (!(dev = strdup(o->host_dev_name)))
+			goto err;
+		free(c->nets[i].host_dev_name);
+		c->nets[i].host_dev_name = dev;
+	}
+	if (a->vsock_uds_path) {
+		char *p;
+
+		if (!c->vsock.enabled) {
+			pr_err("vsock_override: the snapshot has no vsock device");
+			goto err;
+		}
+		if (!(p = strdup(a->vsock_uds_path)))
+			goto err;
+		free(c->vsock.uds_path);
+		c->vsock.uds_path = p;
+	}
+	c->machine.track_dirty_pages = a->track_dirty_pages;
+	return 0;
+err:
+	vm_config_free(c);
+	return -EINVAL;
+}
+
+/* Guest RAM from the snapshot's memory: the layout its section gives,
+ * which must be the one its configuration makes, mapped from the file. */
+static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_restore_args *a)
+{
+	struct gmem_layout l, want;
+	struct gmem_opts go = {.huge_2m = vm->c.machine.huge_pages == VMC_HUGE_PAGES_2M,
+			       .track_dirty = vm->c.machine.track_dirty_pages};
+	struct rbuf rb;
+	char why[256];
+	int r, fd;
+
+	if ((r = section(s, "memory", &rb)) < 0)
+		return r;
+	if ((r = gmem_layout_restore(&l, &rb, why, sizeof(why))) < 0) {
+		pr_err("memory layout: %s", why);
+		return r;
+	}
+	gmem_layout_for_size(vm->c.machine.mem_size_mib << 20, &want);
+	if (memcmp(&l, &want, sizeof(l))) {
+		pr_err("memory layout: not the one of the snapshot's %llu MiB machine",
+		       (unsigned long long)vm->c.machine.mem_size_mib);
+		return -EINVAL;
+	}
+	if (a->backend != VM_MEM_FILE) {
+		pr_err("mem_backend: only the File backend is supported");
+		return -EOPNOTSUPP;
+	}
+	if ((fd = open(a->backend_path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		pr_err("memory file %s: %s", a->backend_path, strerror(errno));
+		return r;
+	}
+	r = gmem_create_from_file(&vm->mem, &l, fd, &go, why, sizeof(why));
+	close(fd);
+	if (r < 0) {
+		pr_err("%s: %s", a->backend_path, why);
+		return r;
+	}
+	if (a->mem_diff_path) {
+		if ((fd = open(a->mem_diff_path, O_RDONLY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			pr_err("diff memory file %s: %s", a->mem_diff_path, strerror(errno));
+			return r;
+		}
+		r = gmem_apply_diff(vm->mem, fd, why, sizeof(why));
+		close(fd);
+		if (r < 0) {
+			pr_err("diff memory file %s: %s", a->mem_diff_path, why);
+			return r;
+		}
+	}
+	return vm_map_memory(vm);
+}
+
+/* KVM, vCPU and device state from the sections, each checked before it
+ * is put; then the guest's clock as the load asks. */
+static int restore_state(struct vm *vm, const struct snap *s, const struct vm_restore_args *a)
+{
+	struct snap_cpu host;
+	struct rbuf rb;
+	char why[512], id[16];
+	int r;
+
+	cpu_of(vm->cpuid0, &host);
+	if ((r = snap_cpu_compatible(&s->cpu, &host, why, sizeof(why))) < 0) {
+		pr_err("the snapshot was taken on another CPU: %s", why);
+		return r;
+	}
+	if ((r = section(s, "time", &rb)) < 0)
+		return r;
+	uint32_t tv = rget_u32(&rb);
+	uint64_t taken = rget_u64(&rb);
+	if (rbuf_err(&rb) < 0 || tv != TIME_SECTION_VERSION || !rbuf_done(&rb)) {
+		pr_err("time: a corrupt section or another version (%u)", tv);
+		return -EBADMSG;
+	}
+	if ((r = section(s, "vm", &rb)) < 0)
+		return r;
+	if ((r = vm_state_restore(vm->vm_fd, &rb, why, sizeof(why))) < 0) {
+		pr_err("VM state: %s", why);
+		return r;
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		snprintf(id, sizeof(id), "vcpu%u", i);
+		if ((r = section(s, id, &rb)) < 0)
+			return r;
+		if ((r = vcpu_state_restore(vm->vcpus[i].fd, vm->sys_fd, &rb, why, sizeof(why))) < 0) {
+			pr_err("vCPU %u: %s", i, why);
+			return r;
+		}
+	}
+	if ((r = section(s, "serial", &rb)) < 0)
+		return r;
+	if ((r = serial_restore(vm->serial, &rb, why, sizeof(why))) < 0) {
+		pr_err("serial: %s", why);
+		return r;
+	}
+	if ((r = section(s, "i8042", &rb)) < 0)
+		return r;
+	if ((r = i8042_restore(&vm->i8042, &rb, why, sizeof(why))) < 0) {
+		pr_err("i8042: %s", why);
+		return r;
+	}
+	if (vm->devs &&
+	    (r = devices_restore(vm->devs, lookup_section, (void *)s, why, sizeof(why))) < 0) {
+		pr_err("%s", why);
+		return r;
+	}
+	/* Every vCPU tells the guest it was stopped, so the time it missed
+	 * is no soft lockup. Not all guests use kvmclock: no error. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		(void)ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
+	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->paused_clock) < 0) {
+		r = -errno;
+		pr_err("KVM_GET_CLOCK: %s", strerror(errno));
+		return r;
+	}
+	vm->has_paused_clock = true;
+	vm->restored_realtime = a->clock_realtime ? taken : 0;
+	if (a->resume_vm) {
+		/* Runs at once: its clock on by the time since the snapshot. */
+		struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
+		uint64_t wall = realtime_ns();
+
+		if (a->clock_realtime && wall > taken)
+			c.clock += wall - taken;
+		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
+			pr_debug("KVM_SET_CLOCK: %s", strerror(errno));
+		vm->has_paused_clock = false;
+		vm->restored_realtime = 0;
+	}
+	vm->start_paused = !a->resume_vm;
+	return 0;
+}
+
+int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm_opts *o)
+{
+	uint64_t t0 = now_ns();
+	struct snap s = {0};
+	struct vm_config c;
+	struct vm *vm = NULL;
+	char why[512];
+	int r;
+
+	*out = NULL;
+	if ((r = snap_read_file(a->snapshot_path, &s, why, sizeof(why))) < 0) {
+		pr_err("%s", r == -ENOMEM ? "out of memory" : why);
+		return r;
+	}
+	if ((r = restore_config(&s, a, &c)) < 0)
+		goto out;
+	r = vm_alloc(&vm, &c, o);
+	vm_config_free(&c);
+	if (r < 0)
+		goto out;
+	if ((r = vm_setup_seccomp(vm)) < 0 || (r = vm_setup_kvm(vm)) < 0 ||
+	    (r = restore_memory(vm, &s, a)) < 0 || (r = vm_setup_legacy(vm)) < 0 ||
+	    (r = vm_setup_virtio(vm)) < 0 || (r = vm_setup_vcpus(vm)) < 0 ||
+	    (r = restore_state(vm, &s, a)) < 0 || (r = vm_setup_metrics(vm)) < 0)
+		goto out;
+	if (a->record_workset_path && !(vm->record_workset = strdup(a->record_workset_path))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	atomic_store(&vm->load_us, (now_ns() - t0) / 1000);
+	pr_debug("restored %s in %llu us", a->snapshot_path,
+		 (unsigned long long)(now_ns() - t0) / 1000);
+	*out = vm;
+	vm = NULL;
+out:
+	vm_destroy(vm);
+	snap_free(&s);
+	return r;
+}

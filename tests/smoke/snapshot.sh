@@ -1,0 +1,134 @@
+# Sourced by run.sh after api.sh (its api_* helpers): snapshots with the
+# counting tiny guest. It is paused, saved with PUT /snapshot/create and
+# killed; a new flint restores it (--restore, and PUT /snapshot/load) and
+# its count goes on from where it was. A diff snapshot laid over the full
+# one restores the later count; a corrupt or truncated state file, a
+# missing memory file and the API's phase rules are refused with messages.
+
+# last_tick FILE: the last "tick N" count in FILE, in decimal (0: none), of
+# its complete lines (the guest may have been stopped half-way through one).
+last_tick() {
+	if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi >"$1.complete"
+	n=$(grep -a -o 'tick [0-9a-f]*' "$1.complete" | tail -1 | cut -d' ' -f2)
+	echo $((0x${n:-0}))
+}
+
+# first_tick FILE: the first whole one (a restored guest may first finish
+# the line it was saved in the middle of).
+first_tick() {
+	n=$(grep -a -o 'tick [0-9a-f]*' "$1" 2>/dev/null | head -1 | cut -d' ' -f2)
+	echo $((0x${n:-0}))
+}
+
+# restored NAME ARGS...: flint ARGS for a second, then killed; its output
+# in $OUT/NAME.out and .err.
+restored() {
+	name=$1
+	shift
+	"$FLINT" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
+	rpid=$!
+	sleep 1
+	kill -KILL $rpid 2>/dev/null
+	wait $rpid 2>/dev/null
+}
+
+if command -v curl >/dev/null; then
+	S=$OUT/snap
+	rm -rf "$S"
+	mkdir -p "$S"
+	why=""
+	api_start snap-src || why="the API socket did not answer"
+	api_req PUT /snapshot/load "{\"snapshot_path\": \"$S/none\",
+	  \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$S/none\"}}"
+	expect_api 400 'none' "PUT /snapshot/load of a missing file"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/tiny-COUNT.elf\"}"
+	expect_api 204 "" "PUT /boot-source"
+	api_req PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 64, "track_dirty_pages": true}'
+	expect_api 204 "" "PUT /machine-config"
+	api_req PUT /snapshot/load "{\"snapshot_path\": \"$S/x\", \"mem_file_path\": \"$S/x\"}"
+	expect_api 400 'not allowed after configuring boot-specific resources' \
+		"PUT /snapshot/load after PUT /machine-config"
+	api_req PUT /snapshot/create "{\"snapshot_path\": \"$S/x\", \"mem_file_path\": \"$S/x\"}"
+	expect_api 400 'not supported before starting' "PUT /snapshot/create before the start"
+	api_req PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 204 "" "InstanceStart"
+	sleep 0.3
+	api_req PUT /snapshot/create "{\"snapshot_path\": \"$S/full.state\", \"mem_file_path\": \"$S/full.mem\"}"
+	expect_api 400 'must be paused' "PUT /snapshot/create while running"
+	api_req PATCH /vm '{"state": "Paused"}'
+	expect_api 204 "" "PATCH /vm Paused"
+	api_req PUT /snapshot/create "{\"snapshot_path\": \"$S/full.state\", \"mem_file_path\": \"$S/full.mem\", \"snapshot_type\": \"Full\"}"
+	expect_api 204 "" "PUT /snapshot/create Full"
+	sleep 0.3 # the console's last partial line
+	t_full=$(last_tick "$OUT/snap-src.out")
+	# Resume, count on, and take a diff of what changed since.
+	api_req PATCH /vm '{"state": "Resumed"}'
+	expect_api 204 "" "PATCH /vm Resumed"
+	sleep 0.5
+	api_req PATCH /vm '{"state": "Paused"}'
+	expect_api 204 "" "PATCH /vm Paused again"
+	api_req PUT /snapshot/create "{\"snapshot_path\": \"$S/diff.state\", \"mem_file_path\": \"$S/diff.mem\", \"snapshot_type\": \"Diff\"}"
+	expect_api 204 "" "PUT /snapshot/create Diff"
+	sleep 0.3
+	t_diff=$(last_tick "$OUT/snap-src.out")
+	kill -KILL $api_pid
+	api_wait
+	[ -n "$why" ] || [ "$t_full" -gt 0 ] || why="the guest did not count before the snapshot"
+	[ -n "$why" ] || [ "$t_diff" -gt "$t_full" ] ||
+		why="no ticks between the snapshots ($t_full, then $t_diff)"
+	report snapshot-create "$why" "$OUT/snap-src.err"
+
+	# The full snapshot in a new process: the count goes on from there.
+	restored snap-restore --restore "$S/full.state" --mem-file "$S/full.mem"
+	t=$(first_tick "$OUT/snap-restore.out")
+	why=""
+	[ "$t" -gt "$t_full" ] && [ "$t" -le $((t_full + 2)) ] ||
+		why="the restored guest counted from $t, the snapshot was at $t_full"
+	report snapshot-restore-cli "$why" "$OUT/snap-restore.err"
+
+	# The diff over the full one: the later count.
+	restored snap-diff --restore "$S/diff.state" --mem-file "$S/full.mem" --mem-diff "$S/diff.mem"
+	t=$(first_tick "$OUT/snap-diff.out")
+	why=""
+	[ "$t" -gt "$t_diff" ] && [ "$t" -le $((t_diff + 2)) ] ||
+		why="the guest restored from the diff counted from $t, the diff was at $t_diff"
+	report snapshot-restore-diff "$why" "$OUT/snap-diff.err"
+
+	# PUT /snapshot/load in a fresh instance, paused until PATCH /vm.
+	why=""
+	api_start snap-load || why="the API socket did not answer"
+	api_req PUT /snapshot/load "{\"snapshot_path\": \"$S/full.state\",
+	  \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$S/full.mem\"}}"
+	expect_api 204 "" "PUT /snapshot/load"
+	api_req GET /
+	expect_api 200 '"state":"Paused"' "GET / after a load without resume_vm"
+	api_req GET /vm/config
+	expect_api 200 '"mem_size_mib":64' "GET /vm/config after the load"
+	sleep 0.3
+	[ -n "$why" ] || [ "$(last_tick "$OUT/snap-load.out")" = 0 ] ||
+		why="the loaded guest ran before PATCH /vm Resumed"
+	api_req PATCH /vm '{"state": "Resumed"}'
+	expect_api 204 "" "PATCH /vm Resumed after the load"
+	sleep 0.5
+	t=$(first_tick "$OUT/snap-load.out")
+	[ -n "$why" ] || [ "$t" -gt "$t_full" ] ||
+		why="the loaded guest counted from $t, the snapshot was at $t_full"
+	api_req PUT /snapshot/load "{\"snapshot_path\": \"$S/full.state\", \"mem_file_path\": \"$S/full.mem\"}"
+	expect_api 400 'not supported after starting' "a second PUT /snapshot/load"
+	kill -KILL $api_pid
+	api_wait
+	report snapshot-load-api "$why" "$OUT/snap-load.err"
+
+	# Refusals, each naming what is wrong; nothing runs.
+	cp "$S/full.state" "$S/corrupt.state"
+	printf 'X' | dd of="$S/corrupt.state" bs=1 seek=100 conv=notrunc 2>/dev/null
+	check snapshot-corrupt 125 "" "corrupt" -- --restore "$S/corrupt.state" --mem-file "$S/full.mem"
+	head -c 60 "$S/full.state" >"$S/short.state"
+	check snapshot-truncated 125 "" "truncated" -- --restore "$S/short.state" --mem-file "$S/full.mem"
+	check snapshot-not-flint 125 "" "not a flint snapshot" -- --restore "$S/full.mem" --mem-file "$S/full.mem"
+	check snapshot-no-mem-file 125 "" "$S/nothing: No such file" -- \
+		--restore "$S/full.state" --mem-file "$S/nothing"
+	head -c 4096 "$S/full.mem" >"$S/short.mem"
+	check snapshot-short-mem-file 125 "" "memory file" -- \
+		--restore "$S/full.state" --mem-file "$S/short.mem"
+fi

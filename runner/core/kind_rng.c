@@ -66,6 +66,12 @@ static void rng_counters(const struct device *d, device_counter_fn emit, void *c
 	emit(ctx, "entropy_rate_limiter_throttled", s.rate_limiter_throttled);
 }
 
+/* Snapshot: the request the limiter keeps goes back to the guest. */
+static void rng_kind_quiesce(void *dev)
+{
+	rng_quiesce(dev);
+}
+
 /* Firecracker has no PATCH /entropy: no update hook. rng_set_ratelimit is
  * there for when one comes. */
 const struct device_kind rng_kind = {
@@ -78,4 +84,9 @@ const struct device_kind rng_kind = {
     .destroy = rng_kind_destroy,
     .print_stats = rng_print_stats,
     .counters = rng_counters,
+    /* No drain: getrandom fills a request at once, nothing is ever in
+     * flight at a backend. No save/restore: no state beyond the transport
+     * and the queue once quiesced, and the limiter's buckets start full on
+     * restore, as at boot (Firecracker does not save them either). */
+    .quiesce = rng_kind_quiesce,
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/device_kinds.h"
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "fake_driver.h"
@@ -507,4 +508,72 @@ Test(rng, limits_over_int64_are_refused)
 	offer_buf(BUF, 64);
 	kick();
 	cr_assert_eq(used_idx(), 1, "the limiter was left as it was: none");
+}
+
+/* ---- snapshot: quiesce ------------------------------------------------- */
+
+static bool notifications_on(void)
+{
+	const struct vring_used *u = at(USED, 4);
+	return !(u->flags & VRING_USED_F_NO_NOTIFY);
+}
+
+/* The request the limiter keeps goes back to the guest: last_avail rewound,
+ * the used index unchanged, its buffer untouched, notifications on. A kick
+ * takes it again and it is served, once, when the limiter allows. */
+Test(rng, quiesce_gives_back_the_kept_request)
+{
+	uint16_t h2;
+
+	open_dev(&one_per_100ms);
+	offer_buf(BUF, 64);
+	h2 = offer_buf(BUF + 0x1000, 64);
+	kick();
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(q.last_avail, 2);
+	cr_assert_not(notifications_on());
+
+	rng_quiesce(r);
+	cr_assert_eq(q.last_avail, 1, "the kept request was not given back");
+	cr_assert_eq(q.next_used, 1);
+	cr_assert_eq(used_idx(), 1);
+	cr_assert(all_ee(BUF + 0x1000, 64));
+	cr_assert(notifications_on());
+
+	kick(); /* the bucket is still empty: taken and kept again */
+	cr_assert_eq(q.last_avail, 2);
+	cr_assert_eq(used_idx(), 1);
+	atomic_fetch_add(&fake_now, 100 * MS);
+	run_until(2, 2000);
+	cr_assert_eq(used_idx(), 2, "the request given back was never served");
+	cr_assert_eq(fake_used_elem(&ring, 1).id, h2);
+	cr_assert_eq(fake_used_elem(&ring, 1).len, 64);
+	cr_assert(random_looking(BUF + 0x1000, 64));
+	cr_assert_eq(stats().requests, 2);
+}
+
+/* Nothing kept: quiesce changes nothing and the device goes on. */
+Test(rng, quiesce_with_nothing_kept_changes_nothing)
+{
+	open_dev(NULL);
+	offer_buf(BUF, 64);
+	kick();
+	cr_assert_eq(used_idx(), 1);
+	rng_quiesce(r);
+	cr_assert_eq(q.last_avail, 1);
+	cr_assert_eq(q.next_used, 1);
+	cr_assert(notifications_on());
+	offer_buf(BUF + 0x1000, 64);
+	kick();
+	cr_assert_eq(used_idx(), 2);
+	cr_assert(random_looking(BUF + 0x1000, 64));
+}
+
+/* The kind: a quiesce, nothing to drain or save (see kind_rng.c). */
+Test(rng, kind_snapshot_hooks)
+{
+	cr_assert_null(rng_kind.drain);
+	cr_assert_not_null(rng_kind.quiesce);
+	cr_assert_null(rng_kind.save);
+	cr_assert_null(rng_kind.restore);
 }

@@ -414,6 +414,22 @@ int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg)
 	return err == -EAGAIN ? 0 : err;
 }
 
+void rng_quiesce(struct rng *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->held) {
+		/* The last chain popped: process() stops behind it. The next
+		 * take() counts it as throttled again, if it still is. */
+		if (vq_discard(r->vq, 1) < 0)
+			pr_err("entropy: cannot give back the request the limiter keeps");
+		r->held = false;
+	}
+	/* process() left them off behind the kept request. */
+	if (r->active && !r->broken)
+		vq_enable_notify(r->vq);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rng_get_stats(struct rng *r, struct rng_stats *out)
 {
 	pthread_mutex_lock(&r->lock);

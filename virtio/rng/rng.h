@@ -70,6 +70,15 @@ void rng_destroy(struct rng *r);
  * -EINVAL (the limiter unchanged). */
 int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg) WARN_UNUSED;
 
+/* A snapshot's quiesce: the request the limiter keeps goes back to the
+ * guest (vq_discard: the available ring offers it again, and a snapshot
+ * records it as not yet taken) and notifications go back on. The timer, if
+ * armed, stays armed and looks at the queue when it fires; so the device
+ * takes work again when kicked. Nothing else is ever held: a request that
+ * passes the limiter is answered at once. Any thread but the loop's, with
+ * the loop parked (evloop_pause) or not running. */
+void rng_quiesce(struct rng *r);
+
 /* Copy the counters. Any thread. */
 void rng_get_stats(struct rng *r, struct rng_stats *out);
 

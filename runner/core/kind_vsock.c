@@ -70,6 +70,11 @@ static void vsock_counters(const struct device *d, device_counter_fn emit, void 
 	emit(ctx, "rx_bad_packets", v.bad_packets);
 }
 
+static void vsock_kind_quiesce(void *dev)
+{
+	vsock_mux_quiesce(dev);
+}
+
 const struct device_kind vsock_kind = {
     .name = "vsock",
     .label = "vsock device",
@@ -80,4 +85,15 @@ const struct device_kind vsock_kind = {
     .destroy = vsock_kind_destroy,
     .print_stats = vsock_print_stats,
     .counters = vsock_counters,
+    /* No drain: nothing is in flight at the backend. The muxer moves data
+     * with plain non-blocking calls on the loop thread, and only waits for
+     * readiness (polls) and its timer, none of which holds guest data. */
+    .drain = NULL,
+    .quiesce = vsock_kind_quiesce,
+    /* No save/restore: the CID and the Unix socket's path come from the
+     * configuration, and quiesce closed every connection (the guest drops
+     * its own at the TRANSPORT_RESET event), so no connection, credit or
+     * port survives a snapshot. */
+    .save = NULL,
+    .restore = NULL,
 };

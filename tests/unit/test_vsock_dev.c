@@ -482,3 +482,89 @@ Test(vsock_dev, event_idx_rx_kick_only_when_waiting)
 	cr_assert_eq(*avail_event, 1);
 	cr_assert_eq(be.next_out, 1);
 }
+
+/* ---- snapshot: quiesce ------------------------------------------------------ */
+
+/* One event buffer on queue 2, as Linux's: 4 bytes, device-writable; filled
+ * with a pattern the event must overwrite. */
+static uint16_t give_event_buffer(void)
+{
+	uint32_t len = sizeof(struct virtio_vsock_event);
+	uint16_t head = guest_offer(&gs, 2, &len, 1, true);
+
+	memset(g_at(&gs, g_buf(2, head), 8), 0xa5, 8);
+	return head;
+}
+
+/* Held RX chains go back to the guest's avail ring, the guest's queued TX
+ * packets reach the backend first, and the event queue's buffer gets one
+ * TRANSPORT_RESET (id 0, used length 4) with an interrupt decision for it;
+ * afterwards the device delivers into the buffers given back. */
+Test(vsock_dev, quiesce_gives_rx_back_and_sends_transport_reset)
+{
+	uint16_t ev_head = give_event_buffer();
+	struct virtio_vsock_hdr h;
+	struct vring_used_elem e;
+	uint8_t *ev;
+	char data[8];
+
+	guest_give_rx(&gs, 5, G_RXBUF);
+	queue_out(VIRTIO_VSOCK_OP_RW, "ab");
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_offered, 5);
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(gs.q[0].last_avail - gs.q[0].next_used, 4, "four held");
+	guest_send(&gs, guest_hdr(1234, 52, VIRTIO_VSOCK_OP_RW, 0, 4096, 0), "late", 4);
+	memset(used_calls, 0, sizeof(used_calls));
+
+	cr_assert(vsock_dev_quiesce(d));
+	cr_assert_eq(gs.q[0].last_avail, 1, "the held chains offered again");
+	cr_assert_eq(gs.q[0].next_used, 1);
+	cr_assert_not(guest_used(&gs, 0, &e), "nothing used on RX");
+	cr_assert_eq(be.ntx, 1, "the queued TX packet went to the backend first");
+	cr_assert_eq(memcmp(be.tx[0].data, "late", 4), 0);
+	cr_assert(guest_used(&gs, 2, &e));
+	cr_assert_eq(e.id, ev_head);
+	cr_assert_eq(e.len, sizeof(struct virtio_vsock_event));
+	ev = g_at(&gs, g_buf(2, ev_head), 8);
+	cr_assert_eq(ev[0] | ev[1] | ev[2] | ev[3], 0, "id TRANSPORT_RESET, little-endian");
+	cr_assert_eq(ev[4], 0xa5, "nothing past the event");
+	cr_assert_not(guest_used(&gs, 2, &e), "one event");
+	cr_assert_eq(used_calls[2], 1, "the event signalled at once");
+	cr_assert_eq(used_calls[1], 1, "so is the TX chain used");
+
+	/* Works on: the next packet lands in the first buffer given back. */
+	be.nout = be.next_out = 0;
+	queue_out(VIRTIO_VSOCK_OP_RW, "cd");
+	vsock_dev_kick(d);
+	cr_assert_eq(be.rx_offered, 4);
+	cr_assert(guest_used(&gs, 0, &e));
+	cr_assert_eq(e.id, 1);
+	cr_assert_eq(memcmp(g_at(&gs, g_buf(0, 1) + VSOCK_PKT_HDR_SIZE, 2), "cd", 2), 0);
+}
+
+/* No event buffer, one too small, no driver: no event, and nothing breaks. */
+Test(vsock_dev, quiesce_without_an_event_buffer)
+{
+	uint32_t small = 2;
+	struct vring_used_elem e;
+	uint16_t head;
+
+	cr_assert_not(vsock_dev_quiesce(d), "no event buffer");
+	cr_assert_not(guest_used(&gs, 2, &e));
+	head = guest_offer(&gs, 2, &small, 1, true);
+	cr_assert_not(vsock_dev_quiesce(d), "a buffer too small");
+	cr_assert(guest_used(&gs, 2, &e), "given back unused");
+	cr_assert_eq(e.id, head);
+	cr_assert_eq(e.len, 0);
+	cr_assert_eq(resets_asked, 0);
+	give_event_buffer();
+	vsock_ops.reset(d);
+	cr_assert_not(vsock_dev_quiesce(d), "no driver");
+	cr_assert_not(guest_used(&gs, 2, &e));
+	/* A driver without an event queue. */
+	guest_restart(&gs, false);
+	gs.q[2].ready = false;
+	cr_assert_eq(vsock_ops.activate(d, 0, gs.q, &host), 0);
+	cr_assert_not(vsock_dev_quiesce(d));
+}

@@ -866,6 +866,74 @@ Test(vsock_mux, device_reset_closes_every_connection)
 	close(l);
 }
 
+/* A snapshot's quiesce, with a connection open each way and the loop
+ * parked as vm.c parks it: both host programs read EOF at once (after what
+ * the guest had queued for them), the guest's event buffer gets one
+ * TRANSPORT_RESET and its held RX buffers are offered again; after the
+ * resume the guest hears nothing of the old connections (it dropped them
+ * at the event), and a host program connects anew through the same
+ * listening socket. */
+Test(vsock_mux, quiesce_closes_host_connections_and_resets_the_guest)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	int b = host_connect(path), c;
+	uint32_t local = host_request(b, 5000, ""), evlen = sizeof(struct virtio_vsock_event);
+	struct vring_used_elem e;
+	struct vsock_mux_stats st;
+	char buf[32], want[32];
+	uint16_t ev_head;
+	uint8_t *ev;
+
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	snprintf(want, sizeof(want), "OK %u\n", local);
+	cr_assert_eq(host_read(b, buf, strlen(want)), strlen(want));
+	ev_head = guest_offer(&gs, 2, &evlen, 1, true);
+	memset(g_at(&gs, g_buf(2, ev_head), 8), 0xa5, 8);
+	expect_quiet();
+
+	cr_assert_eq(evloop_pause(loop), 0);
+	cr_assert_gt((uint16_t)(gs.q[0].last_avail - gs.q[0].next_used), 0, "RX chains held");
+	/* The guest's last words on a, queued while the loop is parked. */
+	guest_send(&gs, guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "bye", 3);
+	vsock_mux_quiesce(m);
+	cr_assert_eq(host_read(a, buf, 3), 3);
+	cr_assert_eq(memcmp(buf, "bye", 3), 0);
+	host_expect_closed(a);
+	host_expect_closed(b);
+	cr_assert_eq(gs.q[0].last_avail, gs.q[0].next_used, "RX chains given back");
+	cr_assert(guest_used(&gs, 2, &e), "no event");
+	cr_assert_eq(e.id, ev_head);
+	cr_assert_eq(e.len, sizeof(struct virtio_vsock_event));
+	ev = g_at(&gs, g_buf(2, ev_head), 8);
+	cr_assert_eq(le32toh(((struct virtio_vsock_event *)ev)->id),
+		     VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	cr_assert_eq(ev[0] | ev[1] | ev[2] | ev[3], 0);
+	cr_assert_eq(ev[4], 0xa5);
+	cr_assert_not(guest_used(&gs, 2, &e), "one event");
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, 0);
+	evloop_resume(loop);
+
+	kick(0);
+	kick(1);
+	expect_quiet();
+	c = host_connect(path);
+	local = host_request(c, 5000, "again");
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	snprintf(want, sizeof(want), "OK %u\n", local);
+	cr_assert_eq(host_read(c, buf, strlen(want)), strlen(want));
+	cr_assert_eq(memcmp(buf, want, strlen(want)), 0);
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_RW, local, 5000, buf, sizeof(buf));
+	cr_assert_eq(le32toh(h.len), 5);
+	cr_assert_eq(memcmp(buf, "again", 5), 0);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, 1);
+	close(a);
+	close(b);
+	close(c);
+	close(l);
+}
+
 /* Many guest connections at once, data both ways, checked byte by byte:
  * a small guest vsock stack replies with credit updates as it consumes. */
 Test(vsock_mux, many_connections_both_ways)

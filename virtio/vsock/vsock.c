@@ -4,8 +4,10 @@
  * something to send, up to RX_BATCH at a time, and handed to the backend
  * together, so that it can fill many with one read of a socket. Chains it
  * did not fill (it had less to send than they hold, or nothing after all)
- * are kept, mapped, for the next packets, since a popped chain cannot be
- * put back. */
+ * are kept, mapped, for the next packets (a snapshot's quiesce gives them
+ * back with vq_discard). The event queue's buffers wait for the one event
+ * the device sends, TRANSPORT_RESET, when a snapshot drops the host's
+ * connections. */
 #include "vsock/vsock.h"
 
 #include <endian.h>
@@ -42,6 +44,7 @@ struct vsock_dev {
 	bool broken;	      /* needs_reset asked: touch no queue until reset */
 	bool logged;	      /* a protocol error was logged */
 	struct vq *rxq, *txq;
+	struct vq *evq; /* NULL when the driver did not set it up */
 	struct virtio_host host;
 	/* RX chains popped and mapped, not used yet: rx_chain[0..rx_held),
 	 * oldest first, each with its packet rx_pkt[i]. Their segments and
@@ -69,7 +72,7 @@ struct after {
 
 static void signal_used(const struct after *a, unsigned used)
 {
-	for (unsigned q = 0; q < 2 && a->host.used; q++)
+	for (unsigned q = 0; q < 3 && a->host.used; q++)
 		if (used & 1u << q)
 			a->host.used(a->host.t, q);
 }
@@ -93,7 +96,9 @@ static void protocol_error(struct vsock_dev *d, struct after *a, const char *wha
 
 static void push(struct vsock_dev *d, struct after *a, unsigned q, uint16_t head, uint32_t len)
 {
-	if (vq_push(q == VSOCK_RXQ ? d->rxq : d->txq, head, len) == 0)
+	struct vq *vq = q == VSOCK_RXQ ? d->rxq : q == VSOCK_TXQ ? d->txq : d->evq;
+
+	if (vq_push(vq, head, len) == 0)
 		a->used |= 1u << q;
 }
 
@@ -292,9 +297,81 @@ static void run(struct vsock_dev *d, bool tx)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* ---- snapshot ------------------------------------------------------------ */
+
+/* Put a TRANSPORT_RESET event in the guest's next event buffer. Returns
+ * whether it went out. */
+static bool send_transport_reset(struct vsock_dev *d, struct after *a)
+{
+	struct virtio_vsock_event ev = {.id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET)};
+	struct vq_chain c = {.seg = d->tx_segs, .cap = SEG_MAX};
+	const uint8_t *from = (const uint8_t *)&ev;
+	size_t left = sizeof(ev);
+	int r;
+
+	if (!d->evq) {
+		pr_debug("vsock: the driver has no event queue; its connections are not reset");
+		return false;
+	}
+	if ((r = vq_pop(d->evq, &c)) < 0) {
+		protocol_error(d, a, "event queue", r);
+		return false;
+	}
+	if (r == 0) {
+		pr_debug("vsock: no event buffer from the guest; its connections are not reset");
+		return false;
+	}
+	if (c.readable || c.writable < sizeof(ev)) {
+		/* Linux's are exactly one event, device-writable. */
+		pr_debug("vsock: an event buffer of %u writable bytes (%u readable); "
+			 "its connections are not reset",
+			 c.writable, c.readable);
+		push(d, a, VSOCK_EVQ, c.head, 0);
+		return false;
+	}
+	for (unsigned i = 0; i < c.nseg && left; i++) {
+		size_t n = c.seg[i].len < left ? c.seg[i].len : left;
+		memcpy(c.seg[i].host, from, n);
+		from += n;
+		left -= n;
+	}
+	/* The driver takes an event whose length is exactly one. */
+	push(d, a, VSOCK_EVQ, c.head, sizeof(ev));
+	return true;
+}
+
+bool vsock_dev_quiesce(struct vsock_dev *d)
+{
+	struct after a = {.used = 0};
+	bool sent = false;
+
+	pthread_mutex_lock(&d->lock);
+	a.host = d->host;
+	if (d->active && !d->broken) {
+		/* What the guest has sent reaches the backend before it
+		 * closes its connections. */
+		process_tx(d, &a);
+	}
+	if (d->active && !d->broken && d->rx_held && vq_discard(d->rxq, (uint16_t)d->rx_held) < 0)
+		pr_err("vsock: cannot give back %u RX buffers", d->rx_held); /* a bug */
+	/* Broken: the driver must reset the device, which forgets the queues
+	 * anyway. */
+	d->rx_held = d->rx_pool_used = 0;
+	if (d->active && !d->broken)
+		sent = send_transport_reset(d, &a);
+	/* Interrupts now, also those left for the end of the loop's batch:
+	 * the state is saved before the loop runs again. */
+	a.used |= d->active ? d->used_pending : 0;
+	d->used_pending = 0;
+	run_after(&a);
+	pthread_mutex_unlock(&d->lock);
+	return sent;
+}
+
 static void vsock_notify(void *dev, unsigned q)
 {
-	/* The event queue only holds buffers for events we never send. */
+	/* The event queue holds buffers for the one event we send
+	 * (vsock_dev_quiesce), which takes them when it needs one. */
 	if (q == VSOCK_TXQ || q == VSOCK_RXQ)
 		run(dev, q == VSOCK_TXQ);
 }
@@ -330,6 +407,7 @@ static int vsock_activate(void *dev, uint64_t features, struct vq *queues,
 	pthread_mutex_lock(&d->lock);
 	d->rxq = &queues[VSOCK_RXQ];
 	d->txq = &queues[VSOCK_TXQ];
+	d->evq = queues[VSOCK_EVQ].ready ? &queues[VSOCK_EVQ] : NULL;
 	d->host = *host;
 	d->active = true;
 	d->broken = false;
@@ -351,7 +429,7 @@ static void vsock_reset(void *dev)
 	d->active = d->broken = false;
 	d->rx_held = d->rx_pool_used = 0;
 	d->used_pending = 0;
-	d->rxq = d->txq = NULL;
+	d->rxq = d->txq = d->evq = NULL;
 	d->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&d->lock);
 	d->be.changed(d->be.be);

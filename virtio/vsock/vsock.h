@@ -12,7 +12,8 @@
  * into the guest's buffer.
  *
  * Threads: notify() (the vdev's ioeventfds) and vsock_dev_kick run on the
- * event-loop thread; activate() and reset() on vCPU threads. A mutex
+ * event-loop thread, vsock_dev_quiesce on a thread standing in for it
+ * while it is parked; activate() and reset() on vCPU threads. A mutex
  * serialises them. The backend's tx, tx_bad, rx_pending and rx callbacks run
  * on the loop thread with that mutex held, so they must not call back into
  * the device (vsock_dev_kick): a backend defers that with evloop_defer.
@@ -90,6 +91,19 @@ uint64_t vsock_dev_resets(const struct vsock_dev *d);
 
 /* Copy the counters. Any thread. */
 void vsock_dev_get_stats(struct vsock_dev *d, struct vsock_dev_stats *out);
+
+/* Snapshot (devices.h's quiesce), with the event loop parked (evloop_pause)
+ * or not running; the backend closes its host connections after it
+ * (vsock_mux_quiesce). The TX chains the guest has queued go to the
+ * backend first, as a notification would send them; the RX chains held for
+ * the backend's next packets are given back (vq_discard: the avail ring
+ * offers them again); and the guest's next event buffer gets a
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, used and signalled through the
+ * host's used(), so that the guest drops every connection it has (its
+ * listening sockets stay). Returns whether the event went out: not without
+ * a running driver, on a device that needs a reset, or when the guest gave
+ * no event buffer (said at debug level). The device works on afterwards. */
+bool vsock_dev_quiesce(struct vsock_dev *d);
 
 /* VIRTIO_ID_VSOCK, three queues; dev is a struct vsock_dev. */
 extern const struct virtio_dev_ops vsock_ops;

@@ -1,7 +1,8 @@
 /* The hybrid-vsock muxer: the virtio-vsock device's backend, mapping guest
  * connections to Unix sockets; see vsock_mux.h. Every function here runs on
  * the event-loop thread except vsock_mux_create/destroy/get_stats and
- * be_changed. */
+ * be_changed, and vsock_mux_quiesce, on a thread standing in for the loop's
+ * while it is parked. */
 #include "vsock/vsock_mux.h"
 
 #include <endian.h>
@@ -817,6 +818,44 @@ static void kicked(struct ev_op *op, int res)
 
 	(void)res;
 	vsock_dev_kick(m->dev);
+}
+
+/* ---- snapshot -------------------------------------------------------------- */
+
+/* Hand the host program what the guest sent that its socket has not taken
+ * yet, as far as the socket takes it now without waiting. */
+static void hand_over(struct mconn *mc)
+{
+	struct iovec iov[2];
+	unsigned n = vsock_conn_buffered(&mc->c, iov);
+	ssize_t w;
+
+	if (n && (w = send_iov(mc->fd, iov, n)) > 0)
+		vsock_conn_forwarded(&mc->c, (uint32_t)w);
+}
+
+void vsock_mux_quiesce(struct vsock_mux *m)
+{
+	struct mlist *lists[] = {&m->lines, &m->conns};
+
+	catch_up(m);
+	vsock_dev_quiesce(m->dev);
+	for (unsigned i = 0; i < ARRAY_SIZE(lists); i++) {
+		while (lists[i]->head) {
+			struct mconn *mc = lists[i]->head;
+
+			if (!mc->line)
+				hand_over(mc);
+			/* The peer's EOF now: the socket itself is released
+			 * only once the loop has cancelled its polls, after
+			 * the resume. */
+			(void)shutdown(mc->fd, SHUT_RDWR);
+			conn_close(m, mc, false);
+		}
+	}
+	/* The guest forgets every connection at the event: it is owed no
+	 * RST. */
+	vsock_table_clear_rsts(&m->t);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */

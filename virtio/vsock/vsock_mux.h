@@ -90,6 +90,18 @@ void vsock_mux_device(struct vsock_mux *m, const struct virtio_dev_ops **ops, vo
 
 void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out);
 
+/* Snapshot (devices.h's quiesce), with the event loop parked by
+ * evloop_pause (this thread stands in for the loop's) or not running. The
+ * device first sends the muxer what the guest has queued, gives back the
+ * RX buffers it holds and tells the guest VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+ * (vsock_dev_quiesce); then every host-side connection is closed, without
+ * a RST to the guest, which drops its own at the event: guest data its
+ * socket had not taken goes out as far as the socket takes it at once, and
+ * the host program reads EOF. Host programs still writing their CONNECT
+ * line are closed too. The listening socket at uds_path stays: host
+ * programs connect again once the VM runs (here, or restored elsewhere). */
+void vsock_mux_quiesce(struct vsock_mux *m);
+
 /* Close every connection, unlink uds_path, free. Loop stopped. NULL ok. */
 void vsock_mux_destroy(struct vsock_mux *m);
 

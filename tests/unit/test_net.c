@@ -1608,9 +1608,9 @@ Test(net_dev, drain_waits_for_tx_writes_in_flight)
 	open_dev(full);
 	offer_tx(BUF, &h, 60, 1);
 	kick(TX); /* queued: the loop is not running */
-	cr_assert_eq(net_drain(n, now_ns() + 10 * 1000000ull, drain_call.err,
-			       sizeof(drain_call.err)),
-		     -ETIMEDOUT);
+	cr_assert_eq(
+	    net_drain(n, now_ns() + 10 * 1000000ull, drain_call.err, sizeof(drain_call.err)),
+	    -ETIMEDOUT);
 	cr_assert_str_eq(drain_call.err, "net0: 1 packet still being written to tap (fd)");
 	cr_assert_eq(used_idx(TX), 0);
 

@@ -114,8 +114,8 @@ struct tx_slot {
 	struct tx_slot *next; /* free list */
 	uint32_t gen;	      /* n->gen when submitted */
 	uint16_t head;
-	bool inflight; /* written by io_uring: tx_done not run yet */
-	bool used;     /* head already used by net_quiesce: tx_done pushes nothing */
+	bool inflight;	  /* written by io_uring: tx_done not run yet */
+	bool used;	  /* head already used by net_quiesce: tx_done pushes nothing */
 	struct iovec iov; /* buf, len: the write's one iovec */
 	uint8_t buf[TX_BUF_LEN];
 };

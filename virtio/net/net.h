@@ -38,9 +38,9 @@
 struct net;
 
 struct net_params {
-	const char *tap;     /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
-	const char *id;	     /* name for messages and stats ("net0") */
-	const uint8_t *mac;  /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
+	const char *tap;    /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
+	const char *id;	    /* name for messages and stats ("net0") */
+	const uint8_t *mac; /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
 	/* The MTU the guest is told to use (VIRTIO_NET_F_MTU), 68 to 65535; 0:
 	 * none (the guest's default, 1500). The host tap's own MTU is the
 	 * user's to set, as with Firecracker. */
@@ -62,10 +62,10 @@ struct net_stats {
 	/* Packets read but not delivered: larger than the guest's buffers,
 	 * or held back by the limiter when a snapshot gave the buffers back. */
 	uint64_t rx_dropped;
-	uint64_t rx_bad_buffers;       /* RX chains given back unused (readable, or too small) */
-	uint64_t tx_inflight_max;      /* most writes in flight at once */
-	uint64_t protocol_errors;      /* broken rings: DEVICE_NEEDS_RESET */
-	uint64_t stale_completions;    /* writes that finished after a reset */
+	uint64_t rx_bad_buffers;    /* RX chains given back unused (readable, or too small) */
+	uint64_t tx_inflight_max;   /* most writes in flight at once */
+	uint64_t protocol_errors;   /* broken rings: DEVICE_NEEDS_RESET */
+	uint64_t stale_completions; /* writes that finished after a reset */
 	/* Frames the limiters refused (a frame refused again counts again). */
 	uint64_t rx_rate_limiter_throttled, tx_rate_limiter_throttled;
 };

@@ -2065,3 +2065,54 @@ Test(blk_dev, kind_snapshot_hooks)
 	cr_assert_null(blk_kind.save);
 	cr_assert_null(blk_kind.restore);
 }
+
+/* The race quiesce closes, as it happens in flint: the limiter's timer, on
+ * the loop thread, lets a held read go after the drain; the loop thread
+ * submits it (to an "image" that answers 30 ms later) and is then parked.
+ * quiesce, on this thread, waits for the read and answers it: the kernel
+ * finishes it by task work in the parked loop thread, which its futex wait
+ * lets run. */
+Test(blk_dev, quiesce_answers_a_read_the_parked_loop_thread_submitted)
+{
+	struct ratelimit_cfg rl = {.ops = {.size = 1, .refill_time_ms = 50}};
+	struct sg id[] = {
+	    {BUF + 0x2000, 16, false}, {BUF + 0x3000, 20, true}, {BUF + 0x3100, 1, true}};
+	struct write_later w = {.ms = 30, .v = 0x5a};
+	struct blk_stats st;
+	pthread_t th;
+	uint64_t end;
+
+	open_limited(&rl);
+	cr_assert_eq(pipe2(rpipe, O_CLOEXEC), 0);
+	image_becomes(rpipe[0]);
+	put_hdr(BUF + 0x2000, VIRTIO_BLK_T_GET_ID, 0);
+	offer(id, 3); /* takes the only token */
+	offer_rw(VIRTIO_BLK_T_IN, 0, BUF, SECT, status_at(BUF + 0x9000));
+	blk_ops.notify(b, 0);
+	cr_assert_eq(fake_used_idx(&ring), 1);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0, "the read did not wait for the limiter");
+	cr_assert_eq(evloop_start(loop), 0);
+	end = now_ns() + 2000000000ull;
+	do {
+		usleep(1000);
+		blk_get_stats(b, &st);
+	} while (st.inflight == 0 && now_ns() < end);
+	cr_assert_eq(st.inflight, 1, "the timer did not let the read go");
+	cr_assert_eq(evloop_pause(loop), 0);
+	w.fd = rpipe[1];
+	cr_assert_eq(pthread_create(&th, NULL, write_later, &w), 0);
+	blk_quiesce(b);
+	pthread_join(th, NULL);
+	cr_assert_eq(fake_used_idx(&ring), 2);
+	cr_assert_eq(q.last_avail, 2);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert(all_bytes(BUF, SECT, 0x5a));
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.inflight, 0);
+	evloop_resume(loop);
+	evloop_stop(loop);
+	cr_assert_eq(evloop_join(loop), 0);
+	close_fd(&rpipe[0]);
+	close_fd(&rpipe[1]);
+}

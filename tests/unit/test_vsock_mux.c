@@ -934,6 +934,53 @@ Test(vsock_mux, quiesce_closes_host_connections_and_resets_the_guest)
 	close(l);
 }
 
+/* Guest data the host program's socket had not taken when the snapshot
+ * came: quiesce hands the socket what it takes then, before the EOF. The
+ * guest sends its whole credit to a host program that reads nothing, so
+ * flint buffers what the socket refuses; with the loop parked the program
+ * then empties its socket, and after the quiesce it reads on, in order. */
+Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	static uint8_t chunk[VSOCK_PKT_MAX_PAYLOAD], rd[65536];
+	uint32_t sent = 0, got = 0, before;
+	struct vring_used_elem e;
+	ssize_t r;
+
+	while (sent < HOST_BUF) {
+		for (uint32_t i = 0; i < sizeof(chunk); i++)
+			chunk[i] = (uint8_t)((sent + i) * 31 / 7);
+		gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk, sizeof(chunk));
+		sent += sizeof(chunk);
+	}
+	for (int i = 0; i < 20000 && gs.in_flight[1]; i++) {
+		while (guest_used(&gs, 1, &e))
+			;
+		turn();
+	}
+	cr_assert_eq(gs.in_flight[1], 0, "the device took every TX packet");
+	cr_assert_eq(evloop_pause(loop), 0);
+	while ((r = recv(a, rd, sizeof(rd), MSG_DONTWAIT)) > 0) {
+		for (ssize_t i = 0; i < r; i++)
+			cr_assert_eq(rd[i], (uint8_t)((got + (uint32_t)i) * 31 / 7));
+		got += (uint32_t)r;
+	}
+	before = got;
+	cr_assert_lt(before, HOST_BUF, "the socket took it all: nothing was buffered");
+	vsock_mux_quiesce(m);
+	while ((r = recv(a, rd, sizeof(rd), MSG_DONTWAIT)) > 0) {
+		for (ssize_t i = 0; i < r; i++)
+			cr_assert_eq(rd[i], (uint8_t)((got + (uint32_t)i) * 31 / 7), "byte %u",
+				     got + (uint32_t)i);
+		got += (uint32_t)r;
+	}
+	cr_assert_eq(r, 0, "EOF after the data");
+	cr_assert_gt(got, before, "nothing handed over");
+	evloop_resume(loop);
+	close(a);
+	close(l);
+}
+
 /* Many guest connections at once, data both ways, checked byte by byte:
  * a small guest vsock stack replies with credit updates as it consumes. */
 Test(vsock_mux, many_connections_both_ways)

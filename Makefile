@@ -53,6 +53,21 @@ smoke: $(BUILD)/flint $(BUILD)/vm-pause-test
 $(BUILD)/vm-pause-test: tests/smoke/pause.c $(RUNNER_LIB_OBJS)
 	$(CC) $(CPPFLAGS) $(FLINT_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS_FLINT)
 
+# flint-uffd (tests/tools/flint-uffd.c): the Uffd backend's page-fault
+# handler for the tests and benches, with uffd.c's protocol code (and what
+# that links) and jansson; static, so that the rig carries it into L1 as
+# $(BUILD)/tools/flint-uffd (mk/tools.mk leaves it out of the guest's
+# tools). test_uffd runs it from beside unit-tests.
+FLINT_UFFD_OBJS := $(addprefix $(BUILD)/runner/,snapshot/uffd.o core/gmem.o core/util.o core/study.o)
+$(BUILD)/flint-uffd: $(BUILD)/tests/tools/flint-uffd.o $(FLINT_UFFD_OBJS)
+	$(CC) $(CFLAGS) -static -o $@ $^ -pthread -ljansson
+$(BUILD)/tools/flint-uffd: $(BUILD)/flint-uffd
+	@mkdir -p $(dir $@)
+	strip -o $@ $<
+unit: $(BUILD)/flint-uffd
+vm-test: $(BUILD)/tools/flint-uffd
+-include $(BUILD)/tests/tools/flint-uffd.d
+
 include mk/tools.mk
 include mk/guest.mk
 include mk/fuzz.mk

@@ -2,7 +2,8 @@
 # the host end in L1. One program per file; they may include rootfs/agent
 # headers. $(BUILD)/test-initrd.cpio.gz is the guest initramfs with the tools
 # appended in /bin (the kernel unpacks concatenated archives in order).
-TEST_TOOL_SRCS := $(wildcard tests/tools/*.c)
+# flint-uffd.c is a host tool built by the Makefile ($(BUILD)/flint-uffd).
+TEST_TOOL_SRCS := $(filter-out tests/tools/flint-uffd.c,$(wildcard tests/tools/*.c))
 TEST_TOOLS := $(TEST_TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 TEST_TOOL_CFLAGS := -std=gnu11 -static -O2 -pthread -D_GNU_SOURCE -Irootfs $(WARN)
 

@@ -1,0 +1,52 @@
+# Ten VMs restored at once from one snapshot all run, and share its memory
+# file's pages: their private memory together stays far below ten guests'
+# worth (File backend, a private mapping of the memory file).
+# timeout: 400
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-blk.sh"
+. "$(dirname "$0")/../lib-api.sh"
+need_api
+
+start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio -- sh -c \
+	'dd if=/dev/urandom of=/tmp/fill bs=1M count=24 2>/dev/null; i=0; while [ $i -lt 5000 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done'
+wait_for '^tick 2$' 90 || { kill_bg; fail "the guest did not count"; }
+body pause <<EOB
+{"state": "Paused"}
+EOB
+body snap <<EOB
+{"snapshot_path": "$T/s.state", "mem_file_path": "$T/s.mem"}
+EOB
+api PATCH /vm pause
+expect_code 204 "PATCH /vm Paused"
+api PUT /snapshot/create snap
+expect_code 204 "PUT /snapshot/create"
+kill_bg
+
+pids=""
+for k in 0 1 2 3 4 5 6 7 8 9; do
+	"$FLINT" --restore "$T/s.state" --mem-file "$T/s.mem" </dev/null >"$T/vm$k.out" 2>"$T/vm$k.err" &
+	pids="$pids $!"
+done
+n=150
+while [ $n -gt 0 ]; do
+	ok=0
+	for k in 0 1 2 3 4 5 6 7 8 9; do
+		[ "$(grep -c '^tick' "$T/vm$k.out")" -ge 2 ] && ok=$((ok + 1))
+	done
+	[ $ok = 10 ] && break
+	sleep 0.2
+	n=$((n - 1))
+done
+# Private memory: what each flint has of its own (its copies of the guest
+# pages the guest wrote, and its own heap: anonymous memory, from
+# smaps_rollup); the memory file's pages in the page cache are shared.
+total=0
+for p in $pids; do
+	priv=$(awk '/^Anonymous:/ { s += $2 } END { print s + 0 }' /proc/$p/smaps_rollup 2>/dev/null)
+	total=$((total + ${priv:-0}))
+done
+for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+wait 2>/dev/null
+echo "$ok of 10 restored VMs counted; their private memory: $((total / 1024)) MiB in all (10 guests: 1280 MiB)"
+[ $ok = 10 ] || fail "only $ok of 10 restored VMs counted on"
+[ $total -lt $((256 * 1024)) ] || fail "10 restored VMs hold $((total / 1024)) MiB of private memory"

@@ -38,6 +38,11 @@ FUZZ_LIBS_fuzz_rng := -luring
 FUZZ_SRCS_fuzz_snapfile := runner/snapshot/snapfile.c runner/core/wire.c runner/config/config_json.c \
 	runner/config/jfield.c runner/config/vm_config.c runner/core/util.c
 FUZZ_LIBS_fuzz_snapfile := -ljansson -lz
+# The loading set's reader and writer, and its faulting in (on anonymous
+# memory of two regions).
+FUZZ_SRCS_fuzz_workset := runner/snapshot/workset.c runner/core/gmem_snap.c runner/core/gmem.c \
+	runner/core/study.c runner/core/wire.c runner/core/util.c
+FUZZ_LIBS_fuzz_workset := -lz
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -7,16 +7,19 @@
  * promises (runs non-empty, page-aligned, sorted, apart, inside the
  * memory), must encode back to the very bytes it was read from, and, when
  * it is for the harness's memory (two regions, as flint maps over 3.25
- * GiB) and not too big, must fault in exactly its pages there. Every read
+ * GiB) and not too big, must fault its pages in there (the count returned,
+ * each page mapped per pagemap). Every read
  * is from a malloc of exactly the input's length, so ASan sees any
  * over-read. */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "core/gmem.h"
@@ -40,6 +43,27 @@ static void memory(void)
 	CHECK(gmem_create(&g, MMIO_GAP_START + (2 << 20)) == 0);
 	gmem_layout_of(g, &l);
 	CHECK(l.nregions == 2);
+}
+
+/* Page off of the memory file is mapped (pagemap: present or swapped). */
+static bool mapped(uint64_t off)
+{
+	static int pm = -1;
+	uint64_t e = 0;
+
+	for (uint32_t i = 0; i < l.nregions; i++) {
+		if (off < l.r[i].offset || off - l.r[i].offset >= l.r[i].size)
+			continue;
+		uintptr_t host = (uintptr_t)gmem_region(g, i)->host + (off - l.r[i].offset);
+
+		if (pm < 0)
+			pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		CHECK(pm >= 0);
+		CHECK(pread(pm, &e, sizeof(e), (off_t)(host / GMEM_PAGE * sizeof(e))) ==
+		      sizeof(e));
+		return e & (3ULL << 62);
+	}
+	return false;
 }
 
 static void check_accepted(const struct workset *ws, const uint8_t *p, size_t len)
@@ -67,10 +91,13 @@ static void check_accepted(const struct workset *ws, const uint8_t *p, size_t le
 	wbuf_free(&b);
 
 	memory();
-	if (ws->file_size == gmem_layout_file_size(&l) && pages <= FAULT_MAX_PAGES)
+	if (ws->file_size == gmem_layout_file_size(&l) && pages <= FAULT_MAX_PAGES) {
 		CHECK(workset_fault_in(g, &l, ws, WORKSET_FAULT_AUTO, err, sizeof(err)) ==
 		      (long)pages);
-	else if (ws->file_size != gmem_layout_file_size(&l))
+		for (uint32_t i = 0; i < ws->n; i++)
+			for (uint64_t o = 0; o < ws->runs[i].len; o += GMEM_PAGE)
+				CHECK(mapped(ws->runs[i].off + o));
+	} else if (ws->file_size != gmem_layout_file_size(&l))
 		CHECK(workset_fault_in(g, &l, ws, WORKSET_FAULT_AUTO, err, sizeof(err)) == -EINVAL &&
 		      err[0]);
 }

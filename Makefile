@@ -64,7 +64,7 @@ $(BUILD)/flint-uffd: $(BUILD)/tests/tools/flint-uffd.o $(FLINT_UFFD_OBJS)
 $(BUILD)/tools/flint-uffd: $(BUILD)/flint-uffd
 	@mkdir -p $(dir $@)
 	strip -o $@ $<
-unit: $(BUILD)/flint-uffd
+unit smoke: $(BUILD)/flint-uffd
 vm-test: $(BUILD)/tools/flint-uffd
 -include $(BUILD)/tests/tools/flint-uffd.d
 

@@ -24,6 +24,8 @@
 #include "core/logger.h"
 #include "core/vm_int.h"
 #include "snapshot/snapfile.h"
+#include "snapshot/uffd.h"
+#include "snapshot/workset.h"
 #include "x86/vcpu_state.h"
 #include "x86/vm_state.h"
 
@@ -282,7 +284,16 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 
 void vm_snapshot_on_stop(struct vm *vm)
 {
-	(void)vm;
+	struct gmem_layout l;
+	char why[256];
+
+	if (!vm->record_workset || !vm->mem)
+		return;
+	gmem_layout_of(vm->mem, &l);
+	if (workset_record(vm->mem, &l, vm->record_workset, why, sizeof(why)) < 0)
+		pr_warn("%s", why);
+	else
+		pr_debug("loading set written to %s", vm->record_workset);
 }
 
 /* ---- restoring ----------------------------------------------------------- */
@@ -374,9 +385,24 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 		       (unsigned long long)vm->c.machine.mem_size_mib);
 		return -EINVAL;
 	}
-	if (a->backend != VM_MEM_FILE) {
-		pr_err("mem_backend: only the File backend is supported");
-		return -EOPNOTSUPP;
+	if (a->backend == VM_MEM_UFFD) {
+		/* Anonymous and untouched: every first touch is the handler's. */
+		if (a->mem_diff_path || a->workset_path) {
+			pr_err("the Uffd backend takes no diff memory file and no loading set "
+			       "(the page-fault handler serves and prefetches the memory)");
+			return -EINVAL;
+		}
+		if ((r = gmem_create_opts(&vm->mem, gmem_layout_file_size(&l), &go)) < 0) {
+			pr_err("cannot map %llu MiB of guest memory: %s",
+			       (unsigned long long)vm->c.machine.mem_size_mib, strerror(-r));
+			return r;
+		}
+		if ((r = uffd_backend_start(vm->mem, &l, a->backend_path, &vm->uffd, why,
+					    sizeof(why))) < 0) {
+			pr_err("Uffd backend %s: %s", a->backend_path, why);
+			return r;
+		}
+		return vm_map_memory(vm);
 	}
 	if ((fd = open(a->backend_path, O_RDONLY | O_CLOEXEC)) < 0) {
 		r = -errno;
@@ -401,6 +427,17 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 			pr_err("diff memory file %s: %s", a->mem_diff_path, why);
 			return r;
 		}
+	}
+	if (a->workset_path) {
+		uint64_t t0 = now_ns();
+		long n = workset_prefetch(vm->mem, &l, a->workset_path, why, sizeof(why));
+
+		if (n < 0) {
+			pr_err("%s", why);
+			return (int)n;
+		}
+		pr_debug("loading set %s: %ld pages in %llu us", a->workset_path, n,
+			 (unsigned long long)(now_ns() - t0) / 1000);
 	}
 	return vm_map_memory(vm);
 }

@@ -20,15 +20,15 @@ first_tick() {
 	echo $((0x${n:-0}))
 }
 
-# restored NAME ARGS...: flint ARGS for a second, then killed; its output
-# in $OUT/NAME.out and .err.
+# restored NAME ARGS...: flint ARGS for a second, then killed (with
+# $SIG, KILL by default); its output in $OUT/NAME.out and .err.
 restored() {
 	name=$1
 	shift
 	"$FLINT" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
 	rpid=$!
 	sleep 1
-	kill -KILL $rpid 2>/dev/null
+	kill -"${SIG:-KILL}" $rpid 2>/dev/null
 	wait $rpid 2>/dev/null
 }
 
@@ -93,6 +93,48 @@ if command -v curl >/dev/null; then
 	[ "$t" -gt "$t_diff" ] && [ "$t" -le $((t_diff + 2)) ] ||
 		why="the guest restored from the diff counted from $t, the diff was at $t_diff"
 	report snapshot-restore-diff "$why" "$OUT/snap-diff.err"
+
+	# The Uffd backend: flint's own page-fault handler serves the memory
+	# file (Firecracker's protocol).
+	why=""
+	rm -f "$S/uffd.sock"
+	"$BUILD_DIR/flint-uffd" "$S/uffd.sock" "$S/full.mem" >"$OUT/uffd.out" 2>"$OUT/uffd.err" &
+	upid=$!
+	n=0
+	while [ ! -S "$S/uffd.sock" ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+	restored snap-uffd --restore "$S/full.state" --uffd-sock "$S/uffd.sock"
+	t=$(first_tick "$OUT/snap-uffd.out")
+	[ "$t" -gt "$t_full" ] && [ "$t" -le $((t_full + 2)) ] ||
+		why="restored through flint-uffd, the guest counted from $t, the snapshot was at $t_full"
+	# The handler ends once the VM is gone.
+	n=0
+	while kill -0 $upid 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+	kill -0 $upid 2>/dev/null && { kill $upid; why=${why:-"flint-uffd outlived its VM"}; }
+	wait $upid 2>/dev/null
+	report snapshot-restore-uffd "$why" "$OUT/snap-uffd.err"
+	check snapshot-uffd-no-handler 125 "" "Uffd backend $S/none.sock" -- \
+		--restore "$S/full.state" --uffd-sock "$S/none.sock"
+
+	# A loading set recorded by one restore (written when flint stops:
+	# SIGTERM) and prefetched by the next.
+	rm -f "$S/ws"
+	SIG=TERM restored snap-ws-record --restore "$S/full.state" --mem-file "$S/full.mem" \
+		--record-workset "$S/ws"
+	why=""
+	[ -s "$S/ws" ] || why="no loading set written"
+	report snapshot-workset-record "$why" "$OUT/snap-ws-record.err"
+	restored snap-ws --restore "$S/full.state" --mem-file "$S/full.mem" --workset "$S/ws" \
+		--level Debug
+	t=$(first_tick "$OUT/snap-ws.out")
+	why=""
+	grep -q "loading set $S/ws: [1-9][0-9]* pages" "$OUT/snap-ws.err" ||
+		why="no pages prefetched from the loading set"
+	[ -n "$why" ] || { [ "$t" -gt "$t_full" ] && [ "$t" -le $((t_full + 2)) ]; } ||
+		why="restored with the loading set, the guest counted from $t, the snapshot was at $t_full"
+	report snapshot-workset-prefetch "$why" "$OUT/snap-ws.err"
+	printf 'junk' >"$S/bad.ws"
+	check snapshot-workset-bad 125 "" "loading set $S/bad.ws" -- \
+		--restore "$S/full.state" --mem-file "$S/full.mem" --workset "$S/bad.ws"
 
 	# PUT /snapshot/load in a fresh instance, paused until PATCH /vm.
 	why=""

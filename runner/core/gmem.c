@@ -284,3 +284,8 @@ uint64_t gmem_page_size(const struct gmem *g)
 {
 	return g->opts.huge_2m ? HUGE_2M : 4096;
 }
+
+void gmem_set_lazy(struct gmem *g)
+{
+	g->lazy = true;
+}

@@ -97,4 +97,10 @@ uint32_t gmem_slot_flags(const struct gmem *g);
 /* The size of the pages backing g: 4 KiB, or 2 MiB with huge_2m. */
 uint64_t gmem_page_size(const struct gmem *g);
 
+/* Mark g as filled on first touch from outside (the Uffd backend: a page
+ * not yet present holds data a handler brings), so that gmem_save_full
+ * reads every page, faulting it in, rather than taking a page not present
+ * for a hole. */
+void gmem_set_lazy(struct gmem *g);
+
 #endif

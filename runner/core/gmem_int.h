@@ -21,6 +21,8 @@ struct gmem {
 	unsigned long *dirty[GMEM_MAX_REGIONS];
 	/* The memory file a File-backed restore maps (its own dup), or -1. */
 	int file_fd;
+	/* gmem_set_lazy: pages not present may hold data. */
+	bool lazy;
 };
 
 /* Words of a bitmap of nbits bits. */

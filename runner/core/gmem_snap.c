@@ -315,6 +315,8 @@ int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err, s
 	gmem_layout_of(g, &l);
 	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)gmem_layout_file_size(&l)) < 0)
 		return err_set(err, errlen, -errno, "memory file: ftruncate: %s", strerror(errno));
+	if (how == GMEM_SCAN_AUTO && g->lazy)
+		how = GMEM_SCAN_ALL;
 	if (how == GMEM_SCAN_AUTO) {
 		checked = !swap_in_use();
 		how = checked ? GMEM_SCAN_MINCORE : GMEM_SCAN_PAGEMAP;

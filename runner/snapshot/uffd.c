@@ -447,6 +447,7 @@ int uffd_backend_open(struct gmem *g, const struct gmem_layout *l, const char *s
 		goto err_close;
 	}
 	free(msg);
+	gmem_set_lazy(g);
 	return 0;
 
 err_close:

@@ -118,7 +118,8 @@ struct uffd_backend {
  * socket at sock_path and send the region list of layout l
  * (uffd_regions_of) with the userfaultfd. On success b holds both fds:
  * the VMM keeps them for the VM's life (closing the connection tells the
- * handler the VM is gone). 0 or -errno with err naming the step: the
+ * handler the VM is gone), and g is marked lazy (gmem_set_lazy: a full
+ * snapshot reads every page). 0 or -errno with err naming the step: the
  * layout, userfaultfd unavailable, registering region i, no handler at
  * sock_path (-ENOENT, -ECONNREFUSED), sending. On failure nothing stays
  * registered and b holds -1s. Guest memory must not be touched before the

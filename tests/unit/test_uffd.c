@@ -939,3 +939,37 @@ Test(uffd, e2e_huge_pages, .timeout = 60)
 	LOG_HAS(log, "1 pages copied, 1 zero pages");
 	e2e_end(&e);
 }
+
+/* A full snapshot of guest memory restored through the handler holds every
+ * page of the memory file, also those the guest never touched: not present
+ * here, they still hold data (gmem_set_lazy makes gmem_save_full read every
+ * page, which faults them in). */
+Test(uffd, e2e_full_snapshot_holds_untouched_pages, .timeout = 60)
+{
+	const uint64_t data[] = {0, 5 * PG, 200 * PG};
+	uint8_t got[PG], want[PG], zero[PG] = {0};
+	char log[512], snap[] = "/tmp/test-uffd-snap-XXXXXX";
+	struct e2e e;
+	int fd;
+
+	e2e_start(&e, 1 << 20, 1 << 20, data, ARRAY_SIZE(data));
+	cr_assert_eq(uffd_backend_open(e.g, &e.l, e.h.sock, &e.b, err, sizeof(err)), 0, "%s", err);
+	uint8_t *p[] = {host_at(e.g, 5 * PG)};
+	touch(p, 1, got);
+	fd = mkstemp(snap);
+	cr_assert_geq(fd, 0);
+	unlink(snap);
+	cr_assert_eq(gmem_save_full(e.g, fd, err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; i < ARRAY_SIZE(data); i++) {
+		cr_assert_eq(pread(fd, got, PG, (off_t)data[i]), (ssize_t)PG);
+		pattern(want, data[i]);
+		cr_assert_arr_eq(got, want, PG, "file offset 0x%llx", (unsigned long long)data[i]);
+	}
+	cr_assert_eq(pread(fd, got, PG, 7 * PG), (ssize_t)PG);
+	cr_assert_arr_eq(got, zero, PG);
+	close(fd);
+	uffd_backend_close(&e.b);
+	cr_assert_eq(handler_wait(&e.h, log, sizeof(log)), 0, "%s", log);
+	LOG_HAS(log, "3 pages copied, 253 zero pages");
+	e2e_end(&e);
+}

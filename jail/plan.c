@@ -615,6 +615,14 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 		goto out;
 	}
 	w.end = cfg.guest_argv - w.av;
+	/* A snapshot names the files of the VM it saved (drives, sockets) as
+	 * that VMM saw them; the jail cannot stage what it cannot rewrite. */
+	if (cfg.restore) {
+		r = fail(err, errlen, -EOPNOTSUPP,
+			 "--restore is not supported under flint-jail yet: put the snapshot's "
+			 "files in the jail and load it with PUT /snapshot/load");
+		goto out;
+	}
 	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0)
 		goto out;
 	if (cfg.config_file)

@@ -210,6 +210,15 @@ Test(jail_plan, flint_run_given_files_and_vsock)
 	cr_assert_str_eq(p.vsock_path, "/v/s", "relative to flint's working directory, /");
 }
 
+/* A snapshot's files are the saved VMM's: refused, with the way that works. */
+Test(jail_plan, restore_is_refused)
+{
+	cr_assert_eq(BUILD(&p, "--restore", "/s/vm.state", "--mem-file", "/s/vm.mem"), -EOPNOTSUPP);
+	cr_assert(strstr(err, "--restore is not supported under flint-jail"), "%s", err);
+	cr_assert(strstr(err, "PUT /snapshot/load"), "%s", err);
+	plan_free(&p);
+}
+
 Test(jail_plan, bad_values)
 {
 	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--vsock", "cid=3,uds=/run/../../etc/s"), -EINVAL);

@@ -30,6 +30,7 @@
 #define CHUNK	   4096
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
+#define READ_AHEAD (128u << 10)
 
 static uint32_t crc(const uint8_t *p, size_t n)
 {
@@ -443,11 +444,14 @@ static int for_each_piece(struct gmem *g, const struct gmem_layout *l, const str
 	return 0;
 }
 
+/* Start the read of a piece from the file, without waiting: in pieces of
+ * 128 KiB, since the kernel reads at most its read-ahead window (128 KiB
+ * by default) per call. Advice: a failure costs only speed. */
 static int willneed(void *ctx, uint8_t *host, uint64_t len)
 {
 	(void)ctx;
-	/* Advice: a failure costs only speed. */
-	madvise(host, len, MADV_WILLNEED);
+	for (uint64_t o = 0; o < len; o += READ_AHEAD)
+		madvise(host + o, len - o < READ_AHEAD ? len - o : READ_AHEAD, MADV_WILLNEED);
 	return 0;
 }
 

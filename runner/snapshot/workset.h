@@ -88,12 +88,12 @@ int workset_scan(const struct gmem *g, const struct gmem_layout *l, struct works
 int workset_record(const struct gmem *g, const struct gmem_layout *l, const char *path, char *err,
 		   size_t errlen) WARN_UNUSED;
 
-/* How workset_fault_in faults the pages in. AUTO: read-ahead of every run
- * started at once (MADV_WILLNEED: the file's I/O in large requests), then
- * one MADV_POPULATE_READ per run (Linux 5.14+), falling back to TOUCH where
- * the kernel lacks it (EINVAL). TOUCH: the same read-ahead, then one byte
- * read per page (a fault each, as the guest would take them): for old
- * kernels, and to measure against. */
+/* How workset_fault_in faults the pages in. AUTO: the file's reads for
+ * every run started at once (MADV_WILLNEED, 128 KiB a call: with a cold
+ * page cache they then run side by side rather than one run after the
+ * other), then one MADV_POPULATE_READ per run (Linux 5.14+), falling back
+ * to TOUCH where the kernel lacks it (EINVAL). TOUCH: the same reads, then
+ * one byte read per page: for old kernels, and to measure against. */
 enum workset_fault { WORKSET_FAULT_AUTO, WORKSET_FAULT_TOUCH };
 
 /* Fault ws's runs into g, a File-backed restore's memory of layout l (g's

@@ -971,9 +971,14 @@ const struct vm_config *vm_get_config(const struct vm *vm)
 
 enum vm_state vm_state(struct vm *vm)
 {
+	enum vm_state s = atomic_load(&vm->state);
+
 	if (control_stopping(&vm->ctl))
 		return VM_STATE_STOPPED;
-	return atomic_load(&vm->state);
+	/* A restore to be resumed by hand: paused from the load on. */
+	if (s == VM_STATE_NOT_STARTED && vm->start_paused)
+		return VM_STATE_PAUSED;
+	return s;
 }
 
 const char *vm_state_name(enum vm_state s)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -515,26 +516,64 @@ long workset_fault_in(struct gmem *g, const struct gmem_layout *l, const struct 
 	return ret;
 }
 
+/* The file at path into a malloc'd *buf (read, not mapped: a file cut
+ * short meanwhile is an error, not a SIGBUS). */
+static int read_set(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, ret;
+
+	*buf = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "loading set %s: %m", path);
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(err, errlen, -errno, "loading set %s: %m", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = err_set(err, errlen, -EINVAL, "loading set %s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > WORKSET_MAX_FILE) {
+		ret = err_set(err, errlen, -EFBIG, "loading set %s: over %llu bytes", path,
+			      (unsigned long long)WORKSET_MAX_FILE);
+		goto out;
+	}
+	*buf = malloc(st.st_size ? st.st_size : 1);
+	if (!*buf) {
+		ret = err_set(err, errlen, -ENOMEM, "loading set %s: out of memory", path);
+		goto out;
+	}
+	ret = pread_full(fd, *buf, st.st_size, 0);
+	if (ret) {
+		ret = err_set(err, errlen, ret, "loading set %s: reading: %s", path,
+			      ret == -EIO ? "it shrank while read" : strerror(-ret));
+		free(*buf);
+		*buf = NULL;
+		goto out;
+	}
+	*len = st.st_size;
+out:
+	close_fd(&fd);
+	return ret;
+}
+
 long workset_prefetch(struct gmem *g, const struct gmem_layout *l, const char *path, char *err,
 		      size_t errlen)
 {
-	const uint8_t *buf = NULL;
 	struct workset ws;
-	uint64_t len = 0;
+	uint8_t *buf;
+	size_t len;
 	char why[256];
 	long ret;
 
-	ret = map_file(path, WORKSET_MAX_FILE, &buf, &len);
-	if (ret == -EFBIG)
-		return err_set(err, errlen, (int)ret, "loading set %s: over %llu bytes", path,
-			       (unsigned long long)WORKSET_MAX_FILE);
-	if (ret == -EINVAL)
-		return err_set(err, errlen, (int)ret, "loading set %s: not a regular file", path);
+	ret = read_set(path, &buf, &len, err, errlen);
 	if (ret)
-		return err_set(err, errlen, (int)ret, "loading set %s: %s", path,
-			       strerror((int)-ret));
+		return ret;
 	ret = workset_parse(buf, len, &ws, why, sizeof(why));
-	unmap_file(buf, len);
+	free(buf);
 	if (ret)
 		return err_set(err, errlen, (int)ret, "loading set %s: %s", path, why);
 	ret = fault_in_ws(g, l, &ws, WORKSET_FAULT_AUTO, why, sizeof(why));

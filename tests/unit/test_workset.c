@@ -709,6 +709,10 @@ Test(workset, prefetch_refusals, .init = mkdir_tmp, .fini = rm_tmp)
 	ERR_HAS("none: No such file");
 	cr_assert_eq(workset_prefetch(g, &l, dir, err, sizeof(err)), -EINVAL);
 	ERR_HAS("not a regular file");
+	write_file(in_dir("huge"), "", 0);
+	cr_assert_eq(truncate(in_dir("huge"), WORKSET_MAX_FILE + 1), 0);
+	cr_assert_eq(workset_prefetch(g, &l, in_dir("huge"), err, sizeof(err)), -EFBIG);
+	ERR_HAS("huge: over 67108896 bytes");
 
 	/* A layout that is not g's. */
 	gmem_layout_for_size(4 << 20, &other);

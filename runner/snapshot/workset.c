@@ -55,11 +55,13 @@ static int check_runs(const struct workset *ws, char *err, size_t errlen)
 	uint64_t end = 0;
 
 	if (ws->file_size == 0 || ws->file_size % GMEM_PAGE || ws->file_size > MAX_MEMORY)
-		return err_set(err, errlen, -EINVAL,
-			       "a memory size of 0x%llx (not a non-zero multiple of 4 KiB up to 2^46)",
-			       (unsigned long long)ws->file_size);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "a memory size of 0x%llx (not a non-zero multiple of 4 KiB up to 2^46)",
+		    (unsigned long long)ws->file_size);
 	if (ws->n > WORKSET_MAX_RUNS)
-		return err_set(err, errlen, -EINVAL, "%u runs, at most %u", ws->n, WORKSET_MAX_RUNS);
+		return err_set(err, errlen, -EINVAL, "%u runs, at most %u", ws->n,
+			       WORKSET_MAX_RUNS);
 	for (uint32_t i = 0; i < ws->n; i++) {
 		const struct workset_run *r = &ws->runs[i];
 
@@ -71,15 +73,17 @@ static int check_runs(const struct workset *ws, char *err, size_t errlen)
 				       "run %u [0x%llx, +0x%llx) is not page-aligned", i,
 				       (unsigned long long)r->off, (unsigned long long)r->len);
 		if (r->off > ws->file_size || r->len > ws->file_size - r->off)
-			return err_set(err, errlen, -EINVAL,
-				       "run %u [0x%llx, +0x%llx) ends past the memory's 0x%llx bytes",
-				       i, (unsigned long long)r->off, (unsigned long long)r->len,
-				       (unsigned long long)ws->file_size);
+			return err_set(
+			    err, errlen, -EINVAL,
+			    "run %u [0x%llx, +0x%llx) ends past the memory's 0x%llx bytes", i,
+			    (unsigned long long)r->off, (unsigned long long)r->len,
+			    (unsigned long long)ws->file_size);
 		if (i && r->off < end)
 			return err_set(err, errlen, -EINVAL,
 				       "run %u at 0x%llx is before the end of run %u (0x%llx): "
 				       "unsorted or overlapping",
-				       i, (unsigned long long)r->off, i - 1, (unsigned long long)end);
+				       i, (unsigned long long)r->off, i - 1,
+				       (unsigned long long)end);
 		if (i && r->off == end)
 			return err_set(err, errlen, -EINVAL,
 				       "run %u at 0x%llx starts where run %u ends (one run)", i,
@@ -146,12 +150,11 @@ static int check_frame(const uint8_t *buf, size_t len, uint32_t *n, char *err, s
 	return 0;
 
 truncated:
-	return err_set(err, errlen, -EBADMSG, "truncated at byte %zu (in the %u-byte header)",
-		       len, WORKSET_HEADER_LEN);
+	return err_set(err, errlen, -EBADMSG, "truncated at byte %zu (in the %u-byte header)", len,
+		       WORKSET_HEADER_LEN);
 }
 
-int workset_parse(const uint8_t *buf, size_t len, struct workset *out, char *err,
-		  size_t errlen)
+int workset_parse(const uint8_t *buf, size_t len, struct workset *out, char *err, size_t errlen)
 {
 	struct workset ws = {0};
 	struct rbuf r;
@@ -221,8 +224,7 @@ int workset_encode(const struct workset *ws, struct wbuf *out)
 }
 
 /* 0 when l is a good layout and g's, else -EINVAL with err. */
-static int layout_is_g(const struct gmem *g, const struct gmem_layout *l, char *err,
-		       size_t errlen)
+static int layout_is_g(const struct gmem *g, const struct gmem_layout *l, char *err, size_t errlen)
 {
 	struct gmem_layout own;
 	int ret = gmem_layout_check(l, err, errlen);
@@ -270,8 +272,8 @@ static int add_page(struct workset *ws, uint32_t *cap, uint64_t off)
 	return 0;
 }
 
-int workset_scan(const struct gmem *g, const struct gmem_layout *l, struct workset *out,
-		 char *err, size_t errlen)
+int workset_scan(const struct gmem *g, const struct gmem_layout *l, struct workset *out, char *err,
+		 size_t errlen)
 {
 	struct workset ws = {.file_size = gmem_layout_file_size(l)};
 	uint64_t *pm_buf = NULL;
@@ -409,8 +411,8 @@ int workset_record(const struct gmem *g, const struct gmem_layout *l, const char
 		return ret;
 	ret = workset_encode(&ws, &b);
 	if (ret)
-		ret = err_set(err, errlen, ret, "loading set %s: encoding: %s", path,
-			      strerror(-ret));
+		ret =
+		    err_set(err, errlen, ret, "loading set %s: encoding: %s", path, strerror(-ret));
 	else
 		ret = write_atomic(path, b.p, b.len, err, errlen);
 	wbuf_free(&b);

@@ -37,8 +37,8 @@
 #include "core/util.h"
 #include "core/wire.h"
 
-#define WORKSET_MAGIC	   "FLINTWKS"
-#define WORKSET_MAGIC_LEN  8
+#define WORKSET_MAGIC	  "FLINTWKS"
+#define WORKSET_MAGIC_LEN 8
 /* The layout this flint writes and the only one it reads. */
 #define WORKSET_VERSION	   1u
 #define WORKSET_HEADER_LEN 28u
@@ -79,8 +79,8 @@ void workset_free(struct workset *ws); /* NULL ok; leaves it empty */
  * layout l, which must be g's (-EINVAL otherwise). -E2BIG over
  * WORKSET_MAX_RUNS; -errno when /proc/self/pagemap cannot be read (no
  * /proc in a jail). err says which. */
-int workset_scan(const struct gmem *g, const struct gmem_layout *l, struct workset *out,
-		 char *err, size_t errlen) WARN_UNUSED;
+int workset_scan(const struct gmem *g, const struct gmem_layout *l, struct workset *out, char *err,
+		 size_t errlen) WARN_UNUSED;
 
 /* workset_scan written to path as a loading set, atomically: a fresh
  * PATH.tmp, fsync, rename, the directory fsync'd (a crash leaves the old

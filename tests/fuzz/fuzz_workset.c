@@ -59,8 +59,7 @@ static bool mapped(uint64_t off)
 		if (pm < 0)
 			pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 		CHECK(pm >= 0);
-		CHECK(pread(pm, &e, sizeof(e), (off_t)(host / GMEM_PAGE * sizeof(e))) ==
-		      sizeof(e));
+		CHECK(pread(pm, &e, sizeof(e), (off_t)(host / GMEM_PAGE * sizeof(e))) == sizeof(e));
 		return e & (3ULL << 62);
 	}
 	return false;
@@ -98,7 +97,8 @@ static void check_accepted(const struct workset *ws, const uint8_t *p, size_t le
 			for (uint64_t o = 0; o < ws->runs[i].len; o += GMEM_PAGE)
 				CHECK(mapped(ws->runs[i].off + o));
 	} else if (ws->file_size != gmem_layout_file_size(&l))
-		CHECK(workset_fault_in(g, &l, ws, WORKSET_FAULT_AUTO, err, sizeof(err)) == -EINVAL &&
+		CHECK(workset_fault_in(g, &l, ws, WORKSET_FAULT_AUTO, err, sizeof(err)) ==
+			  -EINVAL &&
 		      err[0]);
 }
 

@@ -160,8 +160,8 @@ static void assert_runs(const struct workset *ws, const uint64_t (*want)[2], uin
 		cr_assert(ws->runs[i].off == want[i][0] * PG && ws->runs[i].len == want[i][1] * PG,
 			  "run %u: [page %llu, +%llu), expected [page %llu, +%llu)", i,
 			  (unsigned long long)(ws->runs[i].off / PG),
-			  (unsigned long long)(ws->runs[i].len / PG), (unsigned long long)want[i][0],
-			  (unsigned long long)want[i][1]);
+			  (unsigned long long)(ws->runs[i].len / PG),
+			  (unsigned long long)want[i][0], (unsigned long long)want[i][1]);
 	cr_assert_eq(ws->n, n, "%u runs, expected %u", ws->n, n);
 }
 
@@ -624,7 +624,8 @@ Test(workset, bad_runs)
 	bad_run(2, 1024 * PG, PG, "ends past the memory's");
 	bad_run(2, UINT64_MAX - PG + 1, PG, "ends past the memory's");
 	bad_run(2, 100 * PG, UINT64_MAX - PG + 1, "ends past the memory's");
-	bad_run(1, 0, PG, "run 1 at 0x0 is before the end of run 0 (0x1000): unsorted or overlapping");
+	bad_run(1, 0, PG,
+		"run 1 at 0x0 is before the end of run 0 (0x1000): unsorted or overlapping");
 	bad_run(2, 3 * PG, PG, "run 2 at 0x3000 is before the end of run 1 (0x5000)");
 	bad_run(2, 1 * PG, PG, "unsorted or overlapping");
 	bad_run(1, 1 * PG, PG, "run 1 at 0x1000 starts where run 0 ends (one run)");

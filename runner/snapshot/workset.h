@@ -22,7 +22,10 @@
  * fault in a file mapping (the File backend) the kernel also maps the pages
  * around it that are already in the page cache (fault-around, 64 KiB by
  * default, never across a 2 MiB boundary), and a transparent huge page
- * counts whole. That costs a little extra prefetching, never a missed page.
+ * counts whole. That costs a little extra prefetching. A page is missed
+ * only if the host reclaimed it meanwhile (memory pressure unmaps clean
+ * file pages). Pages flint touched for the guest (its rings, a diff laid
+ * over the memory) count too: the next restore needs them as well.
  * A recording restore that wants the exact set drops the memory file's
  * page cache first (POSIX_FADV_DONTNEED on a disk file system) and advises
  * MADV_RANDOM on the regions (no read-ahead), so that nothing but the

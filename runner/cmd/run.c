@@ -1,8 +1,9 @@
 /* The host side of `flint run`: see run.h. One thread: it accepts the
- * agent's connection, sends the request, and relays stdin, stdout and
- * stderr with poll() until the agent's final frame. Everything from the
- * guest is untrusted: frames are checked by proto.c, and output is relayed
- * only as bytes. */
+ * agent's connection or opens one, sends the request, and relays stdin,
+ * stdout and stderr with poll() until the agent's final frame. Everything
+ * from the guest is untrusted: frames are checked by proto.c, the vsock
+ * device's answer line is checked here, and output is relayed only as
+ * bytes. */
 #include "cmd/run.h"
 
 #include <errno.h>
@@ -34,6 +35,12 @@
 #define OUT_CHUNK 4096
 #define TX_CAP	  (AGENT_HDR_SIZE + AGENT_REQUEST_MAX)
 #define MSG_LEN	  512
+/* RUN_CONNECT: the answer to a CONNECT line is at most this long, "\n"
+ * included ("OK 4294967295\n" is 14); the wait between two tries doubles
+ * from RETRY_MIN_MS to RETRY_MAX_MS. */
+#define ANSWER_MAX   32
+#define RETRY_MIN_MS 2
+#define RETRY_MAX_MS 100
 
 struct run;
 
@@ -57,7 +64,8 @@ struct session {
 
 struct run {
 	struct run_params p;
-	char *path;  /* listen_path, unlinked by run_stop */
+	char *path;  /* listen_path, unlinked by run_stop; NULL for RUN_CONNECT */
+	char *uds;   /* uds_path, NULL for none */
 	int lfd;     /* listening; the thread closes it once the agent is in */
 	int stop_fd; /* eventfd: run_stop wants the thread gone */
 	pthread_t thread;
@@ -120,6 +128,149 @@ static int wait_agent(struct session *s)
 			return -2;
 		}
 	}
+}
+
+/* Sleeps ms, or until run_stop. Returns true when stopped. */
+static bool nap(struct run *r, int ms)
+{
+	struct pollfd pf = {r->stop_fd, POLLIN, 0};
+
+	while (poll(&pf, 1, ms) < 0 && errno == EINTR)
+		;
+	return pf.revents != 0;
+}
+
+/* One try: a connection to the vsock device's socket, the CONNECT line
+ * sent. Returns 0 with *fd (non-blocking), or -errno. */
+static int dial(struct run *r, int *fd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char line[32];
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", AGENT_VSOCK_PORT), err = 0;
+	ssize_t sent;
+
+	strcpy(sa.sun_path, r->uds); /* its length checked by run_start */
+	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return -errno;
+	/* A Unix socket connects at once, or not at all (EAGAIN: a full
+	 * backlog); the line fits an empty socket buffer whole. */
+	if (connect(*fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		err = errno;
+	else if ((sent = send(*fd, line, (size_t)n, MSG_NOSIGNAL)) != n)
+		err = sent < 0 ? errno : EIO;
+	if (err)
+		close_fd(fd);
+	return -err;
+}
+
+/* A failed try worth another: nothing listens on the socket yet, or it is
+ * busy, or the device closed the connection (nothing answered in the
+ * guest). */
+static bool try_again(int err)
+{
+	return err == ENOENT || err == ECONNREFUSED || err == EAGAIN || err == ECONNRESET ||
+	       err == EPIPE;
+}
+
+/* Reads the device's answer to the CONNECT line, a byte at a time (the
+ * agent's stream follows it: none of it may be taken here), until its
+ * "\n". Returns 1 for "OK <port>", 0 when the connection closed first,
+ * -1 when stopped, -2 with s->msg set (another answer, an error), -3 at the
+ * deadline. */
+static int read_answer(struct session *s, int fd, uint64_t deadline)
+{
+	struct run *r = s->r;
+	char a[ANSWER_MAX + 1];
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd pf[2] = {{r->stop_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+		int n = poll(pf, 2, r->p.boot_timeout_s ? ms_until(deadline) : -1);
+		ssize_t got;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(s->msg, MSG_LEN, "flint run: poll: %s", strerror(errno));
+			return -2;
+		}
+		if (pf[0].revents)
+			return -1;
+		if (n == 0)
+			return -3;
+		/* Up to the "\n", or ANSWER_MAX bytes without one. */
+		while ((got = recv(fd, a + len, 1, 0)) == 1 && a[len++] != '\n' && len < ANSWER_MAX)
+			;
+		if (got == 1)
+			break;
+		if (got == 0 || try_again(errno))
+			return 0;
+		if (errno != EAGAIN && errno != EINTR) {
+			snprintf(s->msg, MSG_LEN, "flint run: reading from %s: %s", r->uds,
+				 strerror(errno));
+			return -2;
+		}
+	}
+	a[len] = '\0';
+	size_t digits = len > 4 ? strspn(a + 3, "0123456789") : 0;
+	if (!strncmp(a, "OK ", 3) && digits >= 1 && digits <= 10 && a + 3 + digits == a + len - 1)
+		return 1;
+	/* The device's text, as flint shows it: one line, no control bytes. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)a[i] < 0x20 || (unsigned char)a[i] > 0x7e)
+			a[i] = a[i] == '\n' && i == len - 1 ? '\0' : '?';
+	snprintf(s->msg, MSG_LEN, "flint run: unexpected answer from the vsock socket %s: \"%s\"",
+		 r->uds, a);
+	return -2;
+}
+
+/* RUN_CONNECT: opens a connection to the agent's port through the vsock
+ * device's socket, trying again while nothing answers. Returns the
+ * connected socket, -1 when stopped, or -2 with s->msg set. */
+static int connect_agent(struct session *s)
+{
+	struct run *r = s->r;
+	uint64_t deadline = now_ns() + (uint64_t)r->p.boot_timeout_s * 1000000000ULL;
+	const char *last;
+	unsigned tries = 0;
+	int delay = RETRY_MIN_MS;
+
+	for (;;) {
+		int fd, ret = dial(r, &fd);
+
+		tries++;
+		if (ret == 0) {
+			ret = read_answer(s, fd, deadline);
+			if (ret == 1)
+				return fd;
+			close_fd(&fd);
+			if (ret == -3) {
+				last = "no answer to the CONNECT line";
+				break;
+			}
+			if (ret < 0)
+				return ret;
+			last = "the connection was closed before the device's OK";
+		} else if (try_again(-ret)) {
+			last = strerror(-ret);
+		} else {
+			snprintf(s->msg, MSG_LEN, "flint run: cannot connect to %s: %s", r->uds,
+				 strerror(-ret));
+			return -2;
+		}
+		int left = r->p.boot_timeout_s ? ms_until(deadline) : INT_MAX;
+		if (left == 0)
+			break;
+		if (nap(r, delay < left ? delay : left))
+			return -1;
+		delay = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
+	}
+	snprintf(s->msg, MSG_LEN,
+		 "flint run: the guest agent did not answer on vsock port %u within %u s (%u %s, "
+		 "the last: %s)",
+		 AGENT_VSOCK_PORT, r->p.boot_timeout_s, tries, tries == 1 ? "try" : "tries", last);
+	return -2;
 }
 
 static int lost(struct session *s, int err)
@@ -303,19 +454,47 @@ static int relay(struct session *s)
 	}
 }
 
+/* RUN_ACCEPT with a ready hook: what it says. Returns -1 to go on with
+ * s->sock (a new one if it asked), -2 when stopped, or a final status. */
+static int call_ready(struct session *s)
+{
+	struct run *r = s->r;
+	int ret = r->p.ready(r->p.ctx, s->msg, MSG_LEN);
+
+	if (ret == RUN_READY_SEND)
+		return -1;
+	close_fd(&s->sock);
+	if (ret != RUN_READY_RECONNECT)
+		return ret < 0 ? EXIT_FLINT_ERROR : ret;
+	if (!r->uds) {
+		snprintf(s->msg, MSG_LEN, "flint run: no vsock socket to reach the agent through");
+		return EXIT_FLINT_ERROR;
+	}
+	s->sock = connect_agent(s);
+	return s->sock == -1 ? -2 : s->sock < 0 ? RUN_EXIT_NO_AGENT : -1;
+}
+
 static int session_run(struct session *s)
 {
 	struct run *r = s->r;
 	int status;
 
-	s->sock = wait_agent(s);
+	s->sock = r->p.mode == RUN_CONNECT ? connect_agent(s) : wait_agent(s);
+	/* One agent connection per run: later ones are refused. */
+	close_fd(&r->lfd);
 	if (s->sock == -1)
 		return -1;
 	if (s->sock < 0)
 		return RUN_EXIT_NO_AGENT;
-	/* One agent connection per run: later ones are refused. */
-	close_fd(&r->lfd);
 	set_time(r, &r->t.agent_ready_us);
+	if (r->p.mode == RUN_ACCEPT && r->p.ready && (status = call_ready(s)) != -1)
+		return status == -2 ? -1 : status;
+	if (!r->tx.len) {
+		/* No command, and ready() did not end the run. */
+		close_fd(&s->sock);
+		snprintf(s->msg, MSG_LEN, "flint run: no command");
+		return EXIT_FLINT_ERROR;
+	}
 	agent_reader_init(&s->rd, s->rbuf, sizeof(s->rbuf));
 	s->in_open = r->p.in_fd >= 0;
 	status = relay(s);
@@ -392,7 +571,13 @@ static int build_request(struct run *r)
 	char err[256];
 	long len;
 
-	if (p->argc < 1 || !p->argv || !p->finish || !p->listen_path) {
+	if (!p->finish || (p->mode == RUN_ACCEPT ? !p->listen_path : !p->uds_path)) {
+		pr_err("flint run: no %s", p->finish ? "socket to reach the agent" : "finish()");
+		return -EINVAL;
+	}
+	if (p->argc == 0 && p->ready && p->mode == RUN_ACCEPT)
+		return 0; /* no request: ready() ends the run */
+	if (p->argc < 1 || !p->argv) {
 		pr_err("flint run: no command");
 		return -EINVAL;
 	}
@@ -425,12 +610,22 @@ int run_start(struct run **out, const struct run_params *p)
 	pthread_mutex_init(&r->lock, NULL);
 	r->tx.cap = TX_CAP;
 	r->tx.buf = malloc(TX_CAP);
-	r->path = p->listen_path ? strdup(p->listen_path) : NULL;
-	if (!r->tx.buf || !r->path) {
+	if (p->mode == RUN_ACCEPT && p->listen_path && !(r->path = strdup(p->listen_path))) {
 		ret = -ENOMEM;
 		goto err;
 	}
-	if ((ret = build_request(r)) < 0 || (ret = listen_on(r)) < 0)
+	if (!r->tx.buf || (p->uds_path && !(r->uds = strdup(p->uds_path)))) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	if ((ret = build_request(r)) < 0)
+		goto err;
+	if (r->uds && strlen(r->uds) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		pr_err("flint run: socket path too long: %s", r->uds);
+		ret = -ENAMETOOLONG;
+		goto err;
+	}
+	if (p->mode == RUN_ACCEPT && (ret = listen_on(r)) < 0)
 		goto err;
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->stop_fd < 0) {
@@ -468,13 +663,14 @@ void run_stop(struct run *r)
 			pr_err("flint run: cannot stop the relay thread: %s", strerror(errno));
 		pthread_join(r->thread, NULL);
 	}
-	if (r->lfd >= 0 || r->thread_started)
+	if (r->path && (r->lfd >= 0 || r->thread_started))
 		unlink(r->path);
 	close_fd(&r->lfd);
 	close_fd(&r->stop_fd);
 	pthread_mutex_destroy(&r->lock);
 	free(r->tx.buf);
 	free(r->path);
+	free(r->uds);
 	free(r);
 }
 

@@ -1,20 +1,25 @@
-/* The host side of `flint run`: waits for the guest agent to connect (a
- * guest-initiated vsock connection to CID 2, port AGENT_PORT, which the
- * vsock muxer relays to the Unix socket `listen_path`), sends it the
+/* The host side of `flint run`: reaches the guest agent, sends it the
  * command, relays stdin to it and its stdout and stderr back, and reports
- * the command's status. Runs on a thread of its own; knows nothing of the
- * VM but the finish callback.
+ * the command's status. Two ways to reach the agent (run_params.mode):
+ * wait for the connection the agent makes once at boot (a guest-initiated
+ * vsock connection to CID 2, port AGENT_VSOCK_PORT, which the vsock muxer
+ * relays to the Unix socket `listen_path`), or open one to the port it
+ * listens on through the vsock device's own socket (a restored guest: its
+ * boot connection did not survive the snapshot). Runs on a thread of its
+ * own; knows nothing of the VM but the finish and ready callbacks.
  *
  * Exit statuses given to finish(): the command's status, 128+N when signal
  * N killed it, RUN_EXIT_TIMEOUT when --timeout expired (the agent killed
  * it, or flint gave up 10 s later), 127 when it could not be started,
- * RUN_EXIT_NO_AGENT when the agent did not connect within the boot timeout,
- * the connection broke before a status arrived, or the agent refused the
- * request or broke the protocol. Wire format: rootfs/agent/proto.h. */
+ * RUN_EXIT_NO_AGENT when the agent did not connect or answer within the
+ * boot timeout, the connection broke before a status arrived, or the agent
+ * (or the vsock device's socket) refused the request or broke the
+ * protocol. Wire format: rootfs/agent/proto.h. */
 #ifndef FLINT_RUN_H
 #define FLINT_RUN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/util.h"
@@ -28,9 +33,33 @@
 
 struct run;
 
+/* How the run thread reaches the agent. */
+enum run_mode {
+	/* Listen on listen_path before the VM boots and take the agent's own
+	 * connection, made once when it starts. */
+	RUN_ACCEPT,
+	/* Connect to the vsock device's socket uds_path and send "CONNECT
+	 * <AGENT_VSOCK_PORT>\n" (Firecracker's hybrid vsock); the agent's
+	 * listener answers and the device says "OK <port>\n". A closed
+	 * connection before that line (nothing answered in the guest yet, as
+	 * while a restored guest's vsock comes back) or a socket nobody
+	 * listens on yet is tried again, sooner then later, until the boot
+	 * timeout. */
+	RUN_CONNECT,
+};
+
+/* What run_params.ready returns besides a final status. */
+#define RUN_READY_SEND	    (-1) /* send the command on the accepted connection */
+#define RUN_READY_RECONNECT (-2) /* close it and reach the agent as RUN_CONNECT does */
+
 struct run_params {
-	const char *listen_path;   /* Unix socket to listen on: "<uds>_<AGENT_PORT>" */
-	char *const *argv;	   /* command and arguments, argc >= 1; copied */
+	enum run_mode mode;
+	const char *listen_path; /* RUN_ACCEPT: "<uds>_<AGENT_VSOCK_PORT>" */
+	/* The vsock device's socket: RUN_CONNECT's, and RUN_ACCEPT's when
+	 * ready() asks to reconnect. NULL otherwise. Copied. */
+	const char *uds_path;
+	char *const *argv; /* command and arguments; copied. argc >= 1, or 0
+			    * with ready(), which must then end the run */
 	int argc;
 	unsigned timeout_s;	   /* command time limit, 0 for none */
 	unsigned boot_timeout_s;   /* how long to wait for the agent, 0 for ever */
@@ -38,23 +67,30 @@ struct run_params {
 	/* Called once, from the run thread, when the command has finished or
 	 * failed; msg is NULL or a one-line reason for the user. */
 	void (*finish)(void *ctx, int status, const char *msg);
-	void *ctx;
+	/* RUN_ACCEPT, optional: called once, from the run thread, when the
+	 * agent's connection is accepted, before anything is sent on it
+	 * (`flint run --save-snapshot` pauses and saves the VM there). Returns
+	 * RUN_READY_SEND, RUN_READY_RECONNECT (a snapshot has reset every
+	 * vsock connection), or a status 0-255 to finish with at once, nothing
+	 * sent; it may write a reason for finish() into msg (msglen bytes). */
+	int (*ready)(void *ctx, char *msg, size_t msglen);
+	void *ctx; /* for finish and ready */
 };
 
 /* Microseconds since launch (util.h us_since_launch) at each milestone, 0
  * when not reached. */
 struct run_timings {
-	uint64_t agent_ready_us; /* the agent's connection accepted */
+	uint64_t agent_ready_us; /* the agent's connection accepted, or its OK */
 	uint64_t cmd_start_us;	 /* request sent */
 	uint64_t cmd_end_us;	 /* status received */
 };
 
-/* Bind and listen on listen_path (before the VM boots, so the agent finds
- * it), then start the thread. Returns 0 or -errno, logged. */
+/* RUN_ACCEPT: bind and listen on listen_path (before the VM boots, so the
+ * agent finds it); then start the thread. Returns 0 or -errno, logged. */
 int run_start(struct run **out, const struct run_params *p) WARN_UNUSED;
 
 /* Stop the thread if still running (the VM has ended: finish() is then not
- * called), join it, unlink listen_path, free. NULL ok. */
+ * called), join it, unlink listen_path (RUN_ACCEPT), free. NULL ok. */
 void run_stop(struct run *r);
 
 /* True once finish() has been called. */

@@ -155,6 +155,11 @@ static const struct seccomp_rule run_rules[] = {
 	ALLOW(read),
 	ALLOW_IF(sendto, ARG_EQ(4, 0)),	/* send(): frames to the agent, no address */
 	ALLOW(close),
+	/* A connection of its own to the agent (a restored guest, or after
+	 * --save-snapshot's reset), through the vsock device's Unix socket: */
+	ALLOW_IF(socket, ARG_EQ(0, AF_UNIX)),	/* a Unix socket only, */
+	ALLOW(connect),				/* to the device's socket; */
+	ALLOW_IF(recvfrom, ARG_EQ(4, 0)),	/* recv(): its "OK" line, no source address */
 };
 
 /* The API thread (runner/api/http.c): libmicrohttpd driven from its epoll

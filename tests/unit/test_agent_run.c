@@ -2,13 +2,17 @@
  * against a scripted fake agent (every answer and misbehaviour), and
  * against the real agent's connection server (rootfs/agent/agent.c, built
  * into this file) running real commands. No VM: the vsock muxer would only
- * relay the same bytes. */
+ * relay the same bytes. Both ways of reaching the agent: its own connection
+ * (RUN_ACCEPT) and one run.c opens through a fake vsock device's socket
+ * (RUN_CONNECT: the CONNECT line, the device's answer, the retries), and
+ * the ready hook that `flint run --save-snapshot` uses. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 
 #include "agent/proto.h"
 #include "cmd/run.h"
+#include "core/seccomp.h"
 
 /* The real agent: its main and close_fd renamed, so that they do not clash
  * with flint's; serve() is what each vsock connection gets. */
@@ -39,14 +44,29 @@ int agent_main(void);
 
 struct harness {
 	char path[108];
-	int in[2];    /* in[0] is run's stdin; the test writes in[1] */
-	int out, err; /* memfds: writes never block */
+	char uds[108]; /* the fake vsock device's socket (RUN_CONNECT) */
+	int in[2];     /* in[0] is run's stdin; the test writes in[1] */
+	int out, err;  /* memfds: writes never block */
 	struct run *run;
 	pthread_mutex_t m;
 	pthread_cond_t c;
 	int calls, status;
 	char msg[512];
+	/* The ready hook: what it returns and the reason it gives; calls. */
+	int ready_ret;
+	const char *ready_msg;
+	atomic_int ready_calls;
 };
+
+static int on_ready(void *ctx, char *msg, size_t len)
+{
+	struct harness *h = ctx;
+
+	atomic_fetch_add(&h->ready_calls, 1);
+	if (h->ready_msg)
+		snprintf(msg, len, "%s", h->ready_msg);
+	return h->ready_ret;
+}
 
 static void on_finish(void *ctx, int status, const char *msg)
 {
@@ -65,23 +85,33 @@ static void setup(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Starts run.c on a fresh socket path. stdin: a pipe (with_stdin) or
- * none (-1). */
-static void start(struct harness *h, char **argv, int argc, unsigned timeout_s, unsigned boot_s,
-		  bool with_stdin)
+/* The harness's state and paths, before run.c starts. */
+static void prepare(struct harness *h, bool with_stdin)
 {
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_init(&h->m, NULL);
 	pthread_cond_init(&h->c, NULL);
 	snprintf(h->path, sizeof(h->path), "/tmp/flint-unit-run-%d.sock", getpid());
+	snprintf(h->uds, sizeof(h->uds), "/tmp/flint-unit-run-%d.vsock", getpid());
+	unlink(h->uds);
 	h->in[0] = h->in[1] = -1;
 	if (with_stdin)
 		cr_assert_eq(pipe2(h->in, O_CLOEXEC), 0);
 	h->out = memfd_create("out", MFD_CLOEXEC);
 	h->err = memfd_create("err", MFD_CLOEXEC);
 	cr_assert(h->out >= 0 && h->err >= 0);
+}
+
+/* run.c in mode, on the harness's fresh socket paths, with the ready hook
+ * when `ready`. stdin: a pipe (with_stdin) or none (-1). */
+static void start_mode(struct harness *h, enum run_mode mode, char **argv, int argc,
+		       unsigned timeout_s, unsigned boot_s, bool with_stdin, bool ready)
+{
+	prepare(h, with_stdin);
 	struct run_params p = {
+	    .mode = mode,
 	    .listen_path = h->path,
+	    .uds_path = h->uds,
 	    .argv = argv,
 	    .argc = argc,
 	    .timeout_s = timeout_s,
@@ -90,9 +120,17 @@ static void start(struct harness *h, char **argv, int argc, unsigned timeout_s, 
 	    .out_fd = h->out,
 	    .err_fd = h->err,
 	    .finish = on_finish,
+	    .ready = ready ? on_ready : NULL,
 	    .ctx = h,
 	};
 	cr_assert_eq(run_start(&h->run, &p), 0);
+}
+
+/* The agent's own connection (RUN_ACCEPT), no ready hook. */
+static void start(struct harness *h, char **argv, int argc, unsigned timeout_s, unsigned boot_s,
+		  bool with_stdin)
+{
+	start_mode(h, RUN_ACCEPT, argv, argc, timeout_s, boot_s, with_stdin, false);
 }
 
 /* Waits for finish(); returns the status. */
@@ -117,6 +155,7 @@ static void finish(struct harness *h)
 
 	run_stop(h->run);
 	cr_assert_neq(lstat(h->path, &st), 0, "run_stop left %s", h->path);
+	unlink(h->uds); /* the fake device's, if any */
 	if (h->in[1] >= 0)
 		close(h->in[1]);
 	if (h->in[0] >= 0)
@@ -161,6 +200,21 @@ static int connect_unix(const char *path)
 
 struct fake {
 	const char *path;
+	/* A fake vsock device instead (RUN_CONNECT, or RUN_ACCEPT's
+	 * reconnection): it listens on `uds` (after delay_ms), reads each
+	 * connection's CONNECT line and answers the n-th with answers[n]
+	 * (NULL: it closes the connection without a word), "OK 1073741824\n"
+	 * after the list; the first connection answered OK is the agent's.
+	 * never_ok: it closes every connection; mute: it answers nothing
+	 * and holds the connection. */
+	const char *uds;
+	const char *answers[8];
+	unsigned nanswers, delay_ms;
+	bool never_ok, mute;
+	char line[64];	   /* the last CONNECT line received */
+	atomic_uint conns; /* connections accepted */
+	atomic_bool quit;  /* fake_stop: give up waiting */
+	int mute_fd;
 	uint8_t script[8192]; /* raw bytes to send after the request */
 	size_t script_len;
 	bool want_stdin; /* read STDIN frames up to STDIN_EOF first */
@@ -190,13 +244,76 @@ static void script_exit(struct fake *f, uint32_t kind, int32_t value, const char
 	f->script_len += agent_exit_encode(f->script + f->script_len, kind, value, msg);
 }
 
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+		return -1;
+	return fd;
+}
+
+/* Reads a connection's line, up to "\n", into line (NUL-terminated). */
+static void read_line(int fd, char *line, size_t size)
+{
+	size_t n = 0;
+	char c;
+
+	while (n < size - 1 && read(fd, &c, 1) == 1) {
+		line[n++] = c;
+		if (c == '\n')
+			break;
+	}
+	line[n] = '\0';
+}
+
+/* The fake vsock device: the connection it answered OK, or -1 once told
+ * to quit. */
+static int fake_device(struct fake *f)
+{
+	int lfd, fd = -1;
+
+	usleep(f->delay_ms * 1000);
+	if ((lfd = listen_unix(f->uds)) < 0)
+		return -1;
+	while (fd < 0 && !atomic_load(&f->quit)) {
+		struct pollfd pf = {lfd, POLLIN, 0};
+		unsigned n = atomic_load(&f->conns);
+		int c;
+
+		if (poll(&pf, 1, 20) <= 0 || (c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+			continue;
+		read_line(c, f->line, sizeof(f->line));
+		atomic_fetch_add(&f->conns, 1);
+		if (f->mute) {
+			f->mute_fd = c;
+			while (!atomic_load(&f->quit))
+				usleep(10 * 1000);
+			break;
+		}
+		const char *a = f->never_ok	  ? NULL
+				: n < f->nanswers ? f->answers[n]
+						  : "OK 1073741824\n";
+		ssize_t w = a ? write(c, a, strlen(a)) : 0;
+		if (f->never_ok || n < f->nanswers || w < 0)
+			close(c);
+		else
+			fd = c;
+	}
+	close(lfd);
+	return fd;
+}
+
 static void *fake_agent(void *arg)
 {
 	struct fake *f = arg;
 	struct agent_reader rd;
 	char err[256];
 
-	f->sock = connect_unix(f->path);
+	f->sock = f->uds ? fake_device(f) : connect_unix(f->path);
 	if (f->sock < 0)
 		return NULL;
 	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
@@ -237,6 +354,16 @@ static struct fake *fake_start(const char *path)
 
 	f->path = path;
 	f->sock = -1;
+	f->mute_fd = -1;
+	return f;
+}
+
+/* A fake agent behind a fake vsock device on uds. */
+static struct fake *fake_device_start(const char *uds)
+{
+	struct fake *f = fake_start(NULL);
+
+	f->uds = uds;
 	return f;
 }
 
@@ -253,11 +380,20 @@ static void fake_join(struct fake *f)
 	f->joined = true;
 }
 
+/* Tells a fake device to stop waiting for connections, and joins it. */
+static void fake_stop(struct fake *f)
+{
+	atomic_store(&f->quit, true);
+	fake_join(f);
+}
+
 static void fake_end(struct fake *f)
 {
-	fake_join(f);
+	fake_stop(f);
 	if (f->sock >= 0)
 		close(f->sock);
+	if (f->mute_fd >= 0)
+		close(f->mute_fd);
 	if (f->decoded)
 		agent_request_free(&f->req);
 	free(f);
@@ -903,4 +1039,575 @@ Test(agent_serve, host_vanishing_kills_the_command)
 	reap_agent(pid); /* within the suite's timeout, not sleep's 30 s */
 	cr_assert_eq(kill(cmd, 0), -1);
 	cr_assert_eq(errno, ESRCH);
+}
+
+/* ---- RUN_CONNECT: a connection of run.c's own, through the vsock device ---- */
+
+static double secs_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+TestSuite(run_connect, .init = setup, .timeout = 20);
+
+Test(run_connect, connect_line_then_the_command)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("sh", "-c", "exit 3"), 3, 7, 5, false, false);
+	f = fake_device_start(h.uds);
+	script(f, AGENT_STDOUT, "out\n", 4);
+	script(f, AGENT_STDERR, "err\n", 4);
+	script_exit(f, AGENT_EXITED, 3, NULL);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 3, "%s", h.msg);
+	cr_assert_str_eq(h.msg, "");
+	expect_text(h.out, "out\n");
+	expect_text(h.err, "err\n");
+	fake_join(f);
+	/* Firecracker's hybrid vsock: the agent's port, then the request. */
+	cr_assert_str_eq(f->line, "CONNECT 52\n");
+	cr_assert_eq(atomic_load(&f->conns), 1);
+	cr_assert(f->decoded, "the request came after the OK line, whole");
+	cr_assert_eq(f->req.argc, 3);
+	cr_assert_str_eq(f->req.argv[2], "exit 3");
+	cr_assert_eq(f->req.timeout_ms, 7000);
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert_gt(t.agent_ready_us, 0);
+	cr_assert_geq(t.cmd_start_us, t.agent_ready_us);
+	cr_assert_geq(t.cmd_end_us, t.cmd_start_us);
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_connect, stdin_relayed)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("cat"), 1, 0, 5, true, false);
+	f = fake_device_start(h.uds);
+	f->want_stdin = true;
+	script_exit(f, AGENT_EXITED, 0, NULL);
+	fake_go(f);
+	cr_assert_eq(write(h.in[1], "abc", 3), 3);
+	close(h.in[1]);
+	h.in[1] = -1;
+	cr_assert_eq(wait_finish(&h, 5), 0, "%s", h.msg);
+	fake_join(f);
+	cr_assert(f->stdin_eof);
+	cr_assert_eq(f->stdin_len, 3);
+	cr_assert_arr_eq(f->stdin_got, "abc", 3);
+	finish(&h);
+	fake_end(f);
+}
+
+/* The device closes the connection while nothing in the guest answers
+ * (a restored guest's vsock coming back): run.c tries again. */
+Test(run_connect, closed_connections_are_tried_again)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 5, false, false);
+	f = fake_device_start(h.uds);
+	f->nanswers = 3; /* three closed without a word, then OK */
+	script_exit(f, AGENT_EXITED, 0, NULL);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 0, "%s", h.msg);
+	fake_join(f);
+	cr_assert_eq(atomic_load(&f->conns), 4);
+	cr_assert(f->decoded);
+	finish(&h);
+	fake_end(f);
+}
+
+/* No socket yet (ENOENT), then one: tried again too. */
+Test(run_connect, socket_that_appears_late)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 5, false, false);
+	f = fake_device_start(h.uds);
+	f->delay_ms = 200;
+	script_exit(f, AGENT_EXITED, 4, NULL);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 4, "%s", h.msg);
+	fake_join(f);
+	cr_assert_eq(atomic_load(&f->conns), 1);
+	finish(&h);
+	fake_end(f);
+}
+
+/* An answer that is not "OK <port>\n" ends the run at once: the socket is
+ * not a vsock device's, and nothing would change with another try. The
+ * answer is shown as one line of plain text. */
+static void expect_answer(const char *answer, const char *needle)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 5, false, false);
+	f = fake_device_start(h.uds);
+	f->answers[0] = answer;
+	f->nanswers = 1;
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT, "answer '%s': %s", answer, h.msg);
+	cr_assert_not_null(strstr(h.msg, "unexpected answer from the vsock socket"), "%s", h.msg);
+	cr_assert_not_null(strstr(h.msg, needle), "'%s' lacks '%s'", h.msg, needle);
+	fake_stop(f);
+	cr_assert_eq(atomic_load(&f->conns), 1, "answer '%s': tried again", answer);
+	cr_assert_not(f->decoded, "a request after a refusal");
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_connect, other_answers_are_refused)
+{
+	expect_answer("ERROR no such port\n", ": \"ERROR no such port\"");
+	expect_answer("OK\n", ": \"OK\"");
+	expect_answer("OK \n", ": \"OK \"");
+	expect_answer("OK 12x\n", ": \"OK 12x\"");
+	expect_answer("OK 12345678901\n", ": \"OK 12345678901\"");
+	expect_answer("ok 5\n", ": \"ok 5\"");
+	expect_answer("NO\033]0;title\007\n", ": \"NO?]0;title?\"");
+	/* No "\n" within 32 bytes. */
+	expect_answer("0123456789abcdef0123456789abcdefXYZ",
+		      ": \"0123456789abcdef0123456789abcdef\"");
+}
+
+Test(run_connect, nothing_answers_within_the_boot_timeout)
+{
+	struct harness h;
+	struct fake *f;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 1, false, false);
+	f = fake_device_start(h.uds);
+	f->never_ok = true;
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT);
+	cr_assert_geq(secs_since(&t0), 0.9);
+	fake_stop(f);
+	unsigned n = atomic_load(&f->conns);
+	/* Tries before the fake listened are counted too. */
+	cr_assert_not_null(strstr(h.msg, "flint run: the guest agent did not answer on vsock port "
+					 "52 within 1 s ("),
+			   "%s", h.msg);
+	cr_assert_not_null(strstr(h.msg, " tries, the last: "), "%s", h.msg);
+	cr_assert(n >= 5 && n <= 60, "%u tries in 1 s: backing off from 2 ms to 100 ms", n);
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert_eq(t.agent_ready_us, 0);
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_connect, no_socket_at_all)
+{
+	struct harness h;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 1, false, false);
+	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT);
+	cr_assert_not_null(strstr(h.msg, "flint run: the guest agent did not answer on vsock port "
+					 "52 within 1 s ("),
+			   "%s", h.msg);
+	cr_assert_not_null(strstr(h.msg, " tries, the last: No such file or directory)"), "%s",
+			   h.msg);
+	finish(&h);
+}
+
+/* A path that cannot become a socket (under a regular file): no retry. */
+Test(run_connect, impossible_path_is_no_retry)
+{
+	struct harness h;
+	struct timespec t0;
+	char path[128];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	prepare(&h, false);
+	int fd = open(h.uds, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/vsock", h.uds);
+	struct run_params p = {
+	    .mode = RUN_CONNECT,
+	    .uds_path = path,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT);
+	cr_assert_lt(secs_since(&t0), 2);
+	cr_assert_not_null(strstr(h.msg, "cannot connect to"), "%s", h.msg);
+	cr_assert_not_null(strstr(h.msg, "Not a directory"), "%s", h.msg);
+	finish(&h);
+}
+
+/* The device takes the line and says nothing: the boot timeout ends the
+ * wait; run_stop ends it sooner. */
+Test(run_connect, no_answer_to_the_line)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 1, false, false);
+	f = fake_device_start(h.uds);
+	f->mute = true;
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT);
+	cr_assert_not_null(strstr(h.msg, "flint run: the guest agent did not answer on vsock port "
+					 "52 within 1 s ("),
+			   "%s", h.msg);
+	cr_assert_not_null(strstr(h.msg, ", the last: no answer to the CONNECT line)"), "%s",
+			   h.msg);
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_connect, stop_while_waiting_for_the_answer)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 0, false, false);
+	f = fake_device_start(h.uds);
+	f->mute = true;
+	fake_go(f);
+	for (int i = 0; i < 200 && !atomic_load(&f->conns); i++)
+		usleep(10 * 1000);
+	cr_assert_eq(atomic_load(&f->conns), 1);
+	finish(&h);
+	cr_assert_eq(h.calls, 0);
+	fake_end(f);
+}
+
+Test(run_connect, stop_while_trying_again)
+{
+	struct harness h;
+
+	start_mode(&h, RUN_CONNECT, ARGV("true"), 1, 0, 0, false, false);
+	usleep(100 * 1000);
+	finish(&h);
+	cr_assert_eq(h.calls, 0);
+}
+
+Test(run_connect, bad_params)
+{
+	struct run *r;
+	struct run_params p = {
+	    .mode = RUN_CONNECT,
+	    .listen_path = "/tmp/flint-unit-bad.sock",
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .in_fd = -1,
+	    .out_fd = -1,
+	    .err_fd = -1,
+	    .finish = on_finish,
+	};
+
+	cr_assert_eq(run_start(&r, &p), -EINVAL, "no uds_path");
+	cr_assert_null(r);
+	p.uds_path = "/tmp/this-path-is-far-too-long-for-a-unix-socket-xxxxxxxxxxxxxxxxxxxxxxxxxx"
+		     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	cr_assert_eq(run_start(&r, &p), -ENAMETOOLONG);
+	p.uds_path = "/tmp/flint-unit-bad.vsock";
+	p.argc = 0;
+	cr_assert_eq(run_start(&r, &p), -EINVAL, "no command");
+	p.ready = on_ready;
+	cr_assert_eq(run_start(&r, &p), -EINVAL, "no command: the hook is RUN_ACCEPT's");
+	cr_assert_eq(access("/tmp/flint-unit-bad.sock", F_OK), -1, "RUN_CONNECT listens nowhere");
+}
+
+/* ---- RUN_ACCEPT's ready hook (flint run --save-snapshot) ---- */
+
+TestSuite(run_ready, .init = setup, .timeout = 20);
+
+/* No command: the hook saves and ends the run; nothing is sent. */
+Test(run_ready, no_command_the_hook_ends_the_run)
+{
+	struct harness h;
+	struct fake *f;
+
+	prepare(&h, false);
+	struct run_params p = {
+	    .listen_path = h.path,
+	    .uds_path = h.uds,
+	    .argc = 0,
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .ready = on_ready,
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	f = fake_start(h.path);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 0, "%s", h.msg);
+	cr_assert_str_eq(h.msg, "");
+	cr_assert_eq(atomic_load(&h.ready_calls), 1);
+	fake_join(f);
+	cr_assert_not(f->decoded, "a request was sent");
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert_gt(t.agent_ready_us, 0);
+	cr_assert_eq(t.cmd_start_us, 0);
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_ready, hook_fails)
+{
+	struct harness h;
+	struct fake *f;
+
+	prepare(&h, false);
+	h.ready_ret = 125;
+	h.ready_msg = "flint run: cannot save the snapshot: disk full";
+	struct run_params p = {
+	    .listen_path = h.path,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .ready = on_ready,
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	f = fake_start(h.path);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 125);
+	cr_assert_str_eq(h.msg, "flint run: cannot save the snapshot: disk full");
+	fake_join(f);
+	cr_assert_not(f->decoded, "the command was sent after the hook failed");
+	finish(&h);
+	fake_end(f);
+}
+
+Test(run_ready, send_on_the_accepted_connection)
+{
+	struct harness h;
+	struct fake *f;
+
+	start_mode(&h, RUN_ACCEPT, ARGV("x"), 1, 0, 5, false, true);
+	h.ready_ret = RUN_READY_SEND;
+	f = fake_start(h.path);
+	script_exit(f, AGENT_EXITED, 6, NULL);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 6, "%s", h.msg);
+	cr_assert_eq(atomic_load(&h.ready_calls), 1);
+	finish(&h);
+	fake_end(f);
+}
+
+/* The hook has reset every connection (a snapshot): the command goes over
+ * a new one through the vsock device; the old one gets nothing. */
+Test(run_ready, reconnect_through_the_device)
+{
+	struct harness h;
+	struct fake *boot, *dev;
+
+	start_mode(&h, RUN_ACCEPT, ARGV("sh", "-c", "echo hi"), 3, 0, 5, false, true);
+	h.ready_ret = RUN_READY_RECONNECT;
+	boot = fake_start(h.path);
+	dev = fake_device_start(h.uds);
+	script(dev, AGENT_STDOUT, "hi\n", 3);
+	script_exit(dev, AGENT_EXITED, 7, NULL);
+	fake_go(boot);
+	fake_go(dev);
+	cr_assert_eq(wait_finish(&h, 5), 7, "%s", h.msg);
+	expect_text(h.out, "hi\n");
+	cr_assert_eq(atomic_load(&h.ready_calls), 1);
+	fake_join(boot);
+	cr_assert_not(boot->decoded, "the command went to the connection the hook reset");
+	fake_join(dev);
+	cr_assert(dev->decoded);
+	cr_assert_str_eq(dev->req.argv[2], "echo hi");
+	cr_assert_str_eq(dev->line, "CONNECT 52\n");
+	finish(&h);
+	fake_end(boot);
+	fake_end(dev);
+}
+
+Test(run_ready, reconnect_without_a_device_socket)
+{
+	struct harness h;
+	struct fake *f;
+
+	prepare(&h, false);
+	h.ready_ret = RUN_READY_RECONNECT;
+	struct run_params p = {
+	    .listen_path = h.path,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .ready = on_ready,
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	f = fake_start(h.path);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 125);
+	cr_assert_str_eq(h.msg, "flint run: no vsock socket to reach the agent through");
+	finish(&h);
+	fake_end(f);
+}
+
+/* ---- the real agent over RUN_CONNECT ---- */
+
+/* A process that plays the vsock device (takes the CONNECT line, answers
+ * OK) and serves the connection with the agent's own code. */
+static pid_t spawn_device_agent(struct harness *h)
+{
+	int lfd = listen_unix(h->uds);
+	pid_t pid;
+
+	cr_assert_geq(lfd, 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char line[64];
+		int fd;
+
+		if (h->in[1] >= 0)
+			close(h->in[1]);
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		close(lfd);
+		if (fd < 0)
+			_exit(99);
+		read_line(fd, line, sizeof(line));
+		if (strcmp(line, "CONNECT 52\n") || write(fd, "OK 1073741824\n", 14) != 14)
+			_exit(98);
+		serve(fd);
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+Test(real_agent, command_over_a_connection_of_its_own)
+{
+	struct harness h;
+	char **argv = ARGV("sh", "-c", "read x; echo got:$x; echo err >&2; exit 3");
+	pid_t pid;
+
+	start_mode(&h, RUN_CONNECT, argv, 3, 0, 5, true, false);
+	pid = spawn_device_agent(&h);
+	cr_assert_eq(write(h.in[1], "abc\n", 4), 4);
+	close(h.in[1]);
+	h.in[1] = -1;
+	cr_assert_eq(wait_finish(&h, 15), 3, "%s", h.msg);
+	reap_agent(pid);
+	expect_text(h.out, "got:abc\n");
+	expect_text(h.err, "err\n");
+	finish(&h);
+}
+
+/* ---- the run thread under its seccomp filter ---- */
+
+/* In a child: the policy on, so that the run thread installs its filter;
+ * RUN_CONNECT against the fake device, then RUN_ACCEPT with a hook that
+ * has it reconnect. Any call outside the run table kills the child with
+ * SIGSYS; a wrong result exits 1. No Criterion asserts in here. */
+static int child_run(struct harness *h, enum run_mode mode, int ready_ret)
+{
+	struct fake *boot = NULL, *dev;
+	struct timespec until;
+	int status = -1;
+
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_init(&h->m, NULL);
+	pthread_cond_init(&h->c, NULL);
+	snprintf(h->path, sizeof(h->path), "/tmp/flint-unit-run-%d.sock", getpid());
+	snprintf(h->uds, sizeof(h->uds), "/tmp/flint-unit-run-%d.vsock", getpid());
+	h->ready_ret = ready_ret;
+	h->out = memfd_create("out", MFD_CLOEXEC);
+	struct run_params p = {
+	    .mode = mode,
+	    .listen_path = h->path,
+	    .uds_path = h->uds,
+	    .argv = ARGV("x"),
+	    .argc = 1,
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h->out,
+	    .err_fd = -1,
+	    .finish = on_finish,
+	    .ready = mode == RUN_ACCEPT ? on_ready : NULL,
+	    .ctx = h,
+	};
+	dev = fake_device_start(h->uds);
+	dev->nanswers = 1; /* one closed connection first: a retry too */
+	script(dev, AGENT_STDOUT, "ok", 2);
+	script_exit(dev, AGENT_EXITED, 9, NULL);
+	if (run_start(&h->run, &p) < 0)
+		_exit(1);
+	if (mode == RUN_ACCEPT) {
+		boot = fake_start(h->path);
+		pthread_create(&boot->thread, NULL, fake_agent, boot);
+	}
+	pthread_create(&dev->thread, NULL, fake_agent, dev);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&h->m);
+	while (!h->calls && pthread_cond_timedwait(&h->c, &h->m, &until) == 0)
+		;
+	if (h->calls)
+		status = h->status;
+	pthread_mutex_unlock(&h->m);
+	run_stop(h->run);
+	atomic_store(&dev->quit, true);
+	pthread_join(dev->thread, NULL);
+	if (boot)
+		pthread_join(boot->thread, NULL);
+	unlink(h->uds);
+	return status == 9 && lseek(h->out, 0, SEEK_END) == 2 ? 0 : 1;
+}
+
+Test(run_connect, run_thread_under_its_seccomp_filter)
+{
+	static const struct {
+		enum run_mode mode;
+		int ready_ret;
+	} runs[] = {{RUN_CONNECT, 0}, {RUN_ACCEPT, RUN_READY_RECONNECT}};
+
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		int st;
+		pid_t pid = fork();
+
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			struct harness h;
+
+			if (seccomp_configure(false, -1) < 0)
+				_exit(2);
+			_exit(child_run(&h, runs[i].mode, runs[i].ready_ret));
+		}
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		cr_assert(!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS,
+			  "run %zu: a call outside the run table (SIGSYS)", i);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run %zu: status 0x%x", i, st);
+	}
 }

@@ -305,6 +305,32 @@ static void call_sendto_address(void)
 	syscall(SYS_sendto, -1, "x", 1, 0, &to, sizeof(to));
 }
 
+/* flint run's own connection to the agent: connect to a socket that is
+ * not there (ENOENT when allowed), recv with and without a source address. */
+static void call_connect_unix(void)
+{
+	struct sockaddr_un to = {.sun_family = AF_UNIX, .sun_path = "/nonexistent/flint.sock"};
+	long fd = syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		_exit(CHILD_WRONG_RESULT);
+	expect_errno(syscall(SYS_connect, fd, &to, sizeof(to)), ENOENT);
+}
+
+static void call_recv(void)
+{
+	char c;
+	expect_errno(syscall(SYS_recvfrom, -1, &c, 1, 0, NULL, NULL), EBADF);
+}
+
+static void call_recvfrom_address(void)
+{
+	struct sockaddr_un from;
+	socklen_t len = sizeof(from);
+	char c;
+	syscall(SYS_recvfrom, -1, &c, 1, 0, &from, &len);
+}
+
 static void call_poll(void)
 {
 	if (syscall(SYS_poll, NULL, 0, 0) != 0)
@@ -341,7 +367,11 @@ static const struct {
     {SECCOMP_RUN, call_poll, true, "run: poll"},
     {SECCOMP_RUN, call_send, true, "run: send"},
     {SECCOMP_RUN, call_sendto_address, false, "run: sendto an address"},
-    {SECCOMP_RUN, call_socket_unix, false, "run: socket"},
+    {SECCOMP_RUN, call_socket_unix, true, "run: AF_UNIX socket"},
+    {SECCOMP_RUN, call_socket_inet, false, "run: AF_INET socket"},
+    {SECCOMP_RUN, call_connect_unix, true, "run: connect"},
+    {SECCOMP_RUN, call_recv, true, "run: recv"},
+    {SECCOMP_RUN, call_recvfrom_address, false, "run: recvfrom with an address"},
     {SECCOMP_RUN, call_execve, false, "run: execve"},
     {SECCOMP_API, call_poll, true, "api: poll"},
     {SECCOMP_API, call_send, true, "api: send"},

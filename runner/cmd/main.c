@@ -17,8 +17,9 @@
 #include "core/util.h"
 #include "core/vm.h"
 
-/* How long flint run waits for the guest agent: generous, since a loaded
- * or nested host boots slowly; a crashed guest ends the wait sooner. */
+/* How long flint run waits for the guest agent (to connect after a boot,
+ * to answer after a restore): generous, since a loaded or nested host
+ * boots slowly; a crashed guest ends the wait sooner. */
 #define RUN_BOOT_TIMEOUT_S 60
 
 static int check_kvm(void)
@@ -62,14 +63,42 @@ static int find_default(const struct home *h, const char *what, const char *name
 	return r;
 }
 
+/* The vsock device's socket in a private directory: cfg->vsock.uds is
+ * "<rs->dir>/vsock". */
+static int private_socket(struct config *cfg, struct run_setup *rs)
+{
+	const char *tmp = getenv("TMPDIR");
+	int r;
+
+	snprintf(rs->dir, sizeof(rs->dir), "%s/flint-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(rs->dir)) {
+		r = -errno;
+		pr_err("flint run: cannot create a directory in %s: %s", tmp && *tmp ? tmp : "/tmp",
+		       strerror(errno));
+		rs->dir[0] = '\0';
+		return r;
+	}
+	/* A Unix socket path fits in 108 bytes, with "_<port>" after it. */
+	if (strlen(rs->dir) > 80) {
+		pr_err("flint run: %s is too long a path for a Unix socket; set TMPDIR", rs->dir);
+		return -ENAMETOOLONG;
+	}
+	free(cfg->vsock.uds);
+	if (asprintf(&cfg->vsock.uds, "%s/vsock", rs->dir) < 0) {
+		cfg->vsock.uds = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Fill in flint run's defaults: kernel and root image from FLINT_HOME,
  * beside the binary or under the install prefix (home.h), the root image as
- * a read-only /dev/vda, the agent on, and a vsock device with a socket in a
- * private directory unless the user gave --vsock. */
+ * a read-only /dev/vda (by its absolute path when a snapshot is saved: a
+ * restore may run elsewhere), the agent on, and a vsock device with a
+ * socket in a private directory unless the user gave --vsock. */
 static int run_prepare(struct config *cfg, struct run_setup *rs)
 {
-	char rootfs[PATH_MAX], exe[PATH_MAX];
-	const char *tmp = getenv("TMPDIR");
+	char rootfs[PATH_MAX], exe[PATH_MAX], abs[PATH_MAX];
 	struct home h;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	int r;
@@ -88,6 +117,8 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	else if ((r = find_default(&h, "root file system", "rootfs.ext4", "--rootfs IMG", rootfs,
 				   sizeof(rootfs))) < 0)
 		return r;
+	if (cfg->save_snapshot && realpath(rootfs, abs))
+		snprintf(rootfs, sizeof(rootfs), "%s", abs);
 	pr_debug("flint run: kernel %s, root file system %s", cfg->kernel, rootfs);
 	if (cfg->ndrives == MAX_DRIVES) {
 		pr_err("flint run: at most %d drives besides the root image", MAX_DRIVES - 1);
@@ -107,22 +138,8 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	}
 	cfg->append = rs->append;
 	if (!cfg->vsock.enabled) {
-		snprintf(rs->dir, sizeof(rs->dir), "%s/flint-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (!mkdtemp(rs->dir)) {
-			r = -errno;
-			pr_err("flint run: cannot create a directory in %s: %s",
-			       tmp && *tmp ? tmp : "/tmp", strerror(errno));
-			rs->dir[0] = '\0';
+		if ((r = private_socket(cfg, rs)) < 0)
 			return r;
-		}
-		/* A Unix socket path fits in 108 bytes, with "_<port>" after it. */
-		if (strlen(rs->dir) > 80) {
-			pr_err("flint run: %s is too long a path for a Unix socket; set TMPDIR",
-			       rs->dir);
-			return -ENAMETOOLONG;
-		}
-		if (asprintf(&cfg->vsock.uds, "%s/vsock", rs->dir) < 0)
-			return -ENOMEM;
 		cfg->vsock.cid = RUN_GUEST_CID;
 		cfg->vsock.enabled = true;
 	}
@@ -151,60 +168,147 @@ static int create_from_cli(struct vm **vm, const struct config *cfg)
 	return r;
 }
 
-static void run_finish(void *ctx, int status, const char *msg)
+/* flint run --restore: the VM from the snapshot, running at once, its
+ * vsock device on flint run's private socket (cfg->vsock.uds). */
+static int restore_for_run(struct vm **vm, const struct config *cfg)
 {
-	vm_request_stop(ctx, status, msg);
+	struct vm_net_override ov[MAX_NETS];
+	char names[MAX_NETS][VMC_MAX_ID + 1];
+	struct vm_opts o;
+	struct vm_restore_args a = {
+	    .snapshot_path = cfg->restore,
+	    .backend = cfg->uffd_sock ? VM_MEM_UFFD : VM_MEM_FILE,
+	    .backend_path = cfg->uffd_sock ? cfg->uffd_sock : cfg->mem_file,
+	    .mem_diff_path = cfg->mem_diff,
+	    .track_dirty_pages = cfg->track_dirty_pages,
+	    .resume_vm = true,
+	    .clock_realtime = !cfg->keep_clock,
+	    .net_overrides = ov,
+	    .n_net_overrides = cfg->n_net_override,
+	    .vsock_uds_path = cfg->vsock.uds,
+	    .workset_path = cfg->workset,
+	    .record_workset_path = cfg->record_workset,
+	};
+
+	/* IFACE=TAP, checked by cli_parse. */
+	for (unsigned i = 0; i < cfg->n_net_override; i++) {
+		const char *spec = cfg->net_override[i], *eq = strchr(spec, '=');
+		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(eq - spec), spec);
+		ov[i] = (struct vm_net_override){.iface_id = names[i], .host_dev_name = eq + 1};
+	}
+	instance_vm_opts(cfg, &o);
+	return vm_restore(vm, &a, &o);
 }
 
-static void print_timings(struct vm *vm, const struct run *r)
+/* What the run thread's callbacks work on. */
+struct run_ctx {
+	struct vm *vm;
+	const struct config *cfg;
+	uint64_t snap_us; /* --save-snapshot: pausing and saving took this long */
+};
+
+static void run_finish(void *ctx, int status, const char *msg)
+{
+	struct run_ctx *rc = ctx;
+
+	vm_request_stop(rc->vm, status, msg);
+}
+
+/* --save-snapshot, on the run thread once the agent's boot connection is
+ * in: pause the VM and save it (Full). Then, for a command, resume it: the
+ * command goes over a new connection, as the snapshot reset every vsock
+ * connection (the agent's listener survives); without one, flint stops
+ * with 0. */
+static int save_when_ready(void *ctx, char *msg, size_t len)
+{
+	struct run_ctx *rc = ctx;
+	struct vm_snapshot_args a = {
+	    .type = VM_SNAPSHOT_FULL,
+	    .snapshot_path = rc->cfg->save_snapshot,
+	    .mem_file_path = rc->cfg->save_mem,
+	};
+	struct vm_err err = {0};
+	uint64_t t0 = now_ns();
+
+	if (vm_act(rc->vm, VM_ACTION_PAUSE, 0, &err) < 0 || vm_snapshot(rc->vm, &a, &err) < 0) {
+		snprintf(msg, len, "flint run: cannot save the snapshot: %s",
+			 err.msg[0] ? err.msg : strerror(-err.code));
+		return EXIT_FLINT_ERROR;
+	}
+	rc->snap_us = (now_ns() - t0) / 1000;
+	if (rc->cfg->guest_argc == 0)
+		return 0;
+	if (vm_act(rc->vm, VM_ACTION_RESUME, 0, &err) < 0) {
+		snprintf(msg, len, "flint run: cannot resume the VM after the snapshot: %s",
+			 err.msg[0] ? err.msg : strerror(-err.code));
+		return EXIT_FLINT_ERROR;
+	}
+	return RUN_READY_RECONNECT;
+}
+
+static void print_timings(const struct run_ctx *rc, const struct run *r)
 {
 	struct run_timings t;
-	char cmd[32] = "-";
+	char cmd[32] = "-", snap[48] = "";
 
 	run_get_timings(r, &t);
 	if (t.cmd_end_us)
 		snprintf(cmd, sizeof(cmd), "%.1f ms", (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+	if (rc->cfg->restore) {
+		fprintf(stderr, "flint run: restored; launch to agent ready %.1f ms, command %s\n",
+			t.agent_ready_us / 1000.0, cmd);
+		return;
+	}
+	if (rc->snap_us)
+		snprintf(snap, sizeof(snap), ", snapshot %.1f ms", rc->snap_us / 1000.0);
 	fprintf(stderr,
-		"flint run: launch to init %.1f ms, launch to agent ready %.1f ms, command %s\n",
-		vm_boot_us(vm) / 1000.0, t.agent_ready_us / 1000.0, cmd);
+		"flint run: launch to init %.1f ms, launch to agent ready %.1f ms, command %s%s\n",
+		vm_boot_us(rc->vm) / 1000.0, t.agent_ready_us / 1000.0, cmd, snap);
 }
 
-/* flint run: boot, hand the command to the agent, exit with its status. */
+/* flint run: boot (or restore), hand the command to the agent, exit with
+ * its status; with --save-snapshot, save the VM once the agent is ready. */
 static int run_command(struct config *cfg)
 {
 	struct run_setup rs = {0};
+	struct run_ctx rc = {.cfg = cfg};
 	struct run *r = NULL;
-	struct vm *vm = NULL;
 	int status = EXIT_FLINT_ERROR;
 
-	if (run_prepare(cfg, &rs) < 0 || create_from_cli(&vm, cfg) < 0)
+	if (cfg->restore ? private_socket(cfg, &rs) < 0 || restore_for_run(&rc.vm, cfg) < 0
+			 : run_prepare(cfg, &rs) < 0 || create_from_cli(&rc.vm, cfg) < 0)
 		goto out;
+	/* A restored agent made its one connection to the host long ago: flint
+	 * opens one to the port it listens on. */
 	struct run_params p = {
-		.listen_path = rs.listen_path,
-		.argv = cfg->guest_argv,
-		.argc = cfg->guest_argc,
-		.timeout_s = cfg->timeout_s,
-		.boot_timeout_s = RUN_BOOT_TIMEOUT_S,
-		.in_fd = STDIN_FILENO,
-		.out_fd = STDOUT_FILENO,
-		.err_fd = STDERR_FILENO,
-		.finish = run_finish,
-		.ctx = vm,
+	    .mode = cfg->restore ? RUN_CONNECT : RUN_ACCEPT,
+	    .listen_path = cfg->restore ? NULL : rs.listen_path,
+	    .uds_path = cfg->vsock.uds,
+	    .argv = cfg->guest_argv,
+	    .argc = cfg->guest_argc,
+	    .timeout_s = cfg->timeout_s,
+	    .boot_timeout_s = RUN_BOOT_TIMEOUT_S,
+	    .in_fd = STDIN_FILENO,
+	    .out_fd = STDOUT_FILENO,
+	    .err_fd = STDERR_FILENO,
+	    .finish = run_finish,
+	    .ready = cfg->save_snapshot ? save_when_ready : NULL,
+	    .ctx = &rc,
 	};
 	if (run_start(&r, &p) < 0)
 		goto out;
 	struct vm_exit how;
-	vm_run(vm, &how);
+	vm_run(rc.vm, &how);
 	status = instance_exit_status(&how);
 	if (!run_finished(r) && status == 0) {
 		pr_err("flint run: the guest stopped before the command finished");
 		status = RUN_EXIT_NO_AGENT;
 	}
 	if (cfg->timings)
-		print_timings(vm, r);
+		print_timings(&rc, r);
 out:
 	run_stop(r);
-	vm_destroy(vm);
+	vm_destroy(rc.vm);
 	if (rs.dir[0] && rmdir(rs.dir) < 0)
 		pr_err("flint run: cannot remove %s: %s", rs.dir, strerror(errno));
 	return status;

@@ -18,6 +18,8 @@ void cli_usage(void)
 	printf("usage: flint --kernel FILE [options] [-- GUEST-COMMAND ARGS...]\n"
 	       "       flint [--api-sock PATH | --config-file FILE [--no-api]] [options]\n"
 	       "       flint run [options] -- COMMAND ARGS...\n"
+	       "       flint run --save-snapshot FILE --save-mem FILE [options] [-- COMMAND...]\n"
+	       "       flint run --restore FILE --mem-file FILE [options] -- COMMAND ARGS...\n"
 	       "Boot a Linux microVM with KVM.\n\n"
 	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
 	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
@@ -77,7 +79,15 @@ void cli_usage(void)
 	       "                     share/flint; --kernel defaults to vmlinux from there)\n"
 	       "  --timeout S        kill the command after S seconds: exit status 124\n"
 	       "  --timings          print launch-to-init, launch-to-agent and command times\n"
-	       "It exits 123 when the guest did not boot to its agent.\n",
+	       "  --save-snapshot FILE  once the agent is ready, pause and save a Full\n"
+	       "  --save-mem FILE    snapshot: the state file and the memory file; then run\n"
+	       "                     COMMAND, or without one stop and exit 0\n"
+	       "  --restore FILE     with --mem-file (or --uffd-sock) and the snapshot options\n"
+	       "                     above but --paused and --vsock-override: run COMMAND in\n"
+	       "                     a VM restored from such a snapshot instead of booting\n"
+	       "                     one (no machine options: the snapshot has them)\n"
+	       "It exits 123 when the guest did not boot to its agent (or, restored, its agent\n"
+	       "did not answer).\n",
 	       MAX_VCPUS, DEFAULT_CMDLINE, API_DEFAULT_SOCK);
 }
 
@@ -160,6 +170,51 @@ static int parse_level(const char *s, enum vmc_log_level *out)
 	return -EINVAL;
 }
 
+/* flint run's options together: a command, unless it only saves a
+ * snapshot; with --restore, the snapshot's machine and the snapshot
+ * options flint run can honour (its vsock socket is its own, and it
+ * resumes the VM itself). */
+static enum cli_result check_run(const struct config *cfg, char *err, size_t errlen)
+{
+	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
+		       cfg->ndrives || cfg->nnets || cfg->vsock.enabled || cfg->rootfs ||
+		       cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 || cfg->config_file;
+	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff ||
+			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
+			 cfg->workset || cfg->record_workset;
+
+	if (!cfg->save_snapshot != !cfg->save_mem)
+		return bad(err, errlen, "flint run: --save-snapshot FILE and --save-mem FILE go "
+					"together (the state file and the memory file)");
+	if (cfg->restore_paused || cfg->vsock_override)
+		return bad(err, errlen, "flint run: %s is not an option of flint run, which "
+					"resumes the VM itself on a vsock socket of its own",
+			   cfg->restore_paused ? "--paused" : "--vsock-override");
+	if (restoring && !cfg->restore)
+		return bad(err, errlen, "the snapshot options need --restore FILE");
+	if (cfg->restore) {
+		if (cfg->save_snapshot)
+			return bad(err, errlen, "flint run: --restore and --save-snapshot cannot "
+						"be combined");
+		if (machine)
+			return bad(err, errlen, "flint run --restore: the snapshot describes the "
+						"whole machine: it cannot be combined with machine "
+						"options (--kernel, --rootfs, --mem, --drive, ...)");
+		if (!cfg->mem_file == !cfg->uffd_sock)
+			return bad(err, errlen, "--restore needs exactly one of --mem-file FILE "
+						"and --uffd-sock PATH");
+		if (cfg->mem_diff && !cfg->mem_file)
+			return bad(err, errlen, "--mem-diff needs --mem-file");
+		if (cfg->guest_argc == 0)
+			return bad(err, errlen, "flint run --restore: no command; usage: flint run "
+						"--restore FILE --mem-file FILE -- COMMAND ARGS...");
+	}
+	if (cfg->guest_argc == 0 && !cfg->save_snapshot)
+		return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
+					"COMMAND ARGS...");
+	return CLI_RUN;
+}
+
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
@@ -168,7 +223,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
-	       O_RECORD_WORKSET };
+	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -183,6 +238,8 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"rootfs", required_argument, NULL, O_ROOTFS},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"timings", no_argument, NULL, O_TIMINGS},
+		{"save-snapshot", required_argument, NULL, O_SAVE_SNAPSHOT},
+		{"save-mem", required_argument, NULL, O_SAVE_MEM},
 		{"stats", no_argument, NULL, O_STATS},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"check-kvm", no_argument, NULL, O_CHECK},
@@ -213,7 +270,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
 	};
-	int c;
+	int c, li = 0;
 
 	*cfg = (struct config){.mem = DEFAULT_MEM, .vcpus = 1, .console = CONSOLE_STDIO};
 	opterr = 0;
@@ -224,7 +281,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		optind = 2;
 	}
 	/* "+" stops at the first non-option so guest words are never parsed. */
-	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:", opts, &li)) != -1) {
 		switch (c) {
 		case O_KERNEL:
 			cfg->kernel = optarg;
@@ -286,11 +343,18 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		case O_ROOTFS:
 		case O_TIMEOUT:
 		case O_TIMINGS:
+		case O_SAVE_SNAPSHOT:
+		case O_SAVE_MEM:
+			/* By its name: argv[optind - 1] may be its value. */
 			if (!cfg->run)
-				return bad(err, errlen, "%s is an option of flint run",
-					   argv[optind - 1]);
+				return bad(err, errlen, "--%s is an option of flint run",
+					   opts[li].name);
 			if (c == O_ROOTFS)
 				cfg->rootfs = optarg;
+			else if (c == O_SAVE_SNAPSHOT)
+				cfg->save_snapshot = optarg;
+			else if (c == O_SAVE_MEM)
+				cfg->save_mem = optarg;
 			else if (c == O_TIMINGS)
 				cfg->timings = true;
 			else {
@@ -419,12 +483,8 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 			   argv[optind]);
 	cfg->guest_argv = &argv[optind];
 	cfg->guest_argc = argc - optind;
-	if (cfg->run) {
-		if (cfg->guest_argc == 0)
-			return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
-						"COMMAND ARGS...");
-		return CLI_RUN;
-	}
+	if (cfg->run)
+		return check_run(cfg, err, errlen);
 	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
 		       cfg->ndrives || cfg->nnets || cfg->vsock.enabled ||
 		       cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 || cfg->guest_argc;

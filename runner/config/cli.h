@@ -96,6 +96,11 @@ struct config {
 	const char *rootfs;  /* run: root image (default: home.h finds it) */
 	unsigned timeout_s;  /* run: command time limit, 0 for none */
 	bool timings;        /* run: print launch-to-init/agent and command times */
+	/* run: once the agent is ready, pause and save a Full snapshot to
+	 * these two files; then the command runs, or without one flint stops.
+	 * `flint run --restore` runs a command in a VM restored from them. */
+	const char *save_snapshot; /* --save-snapshot: the state file */
+	const char *save_mem;	   /* --save-mem: the memory file */
 };
 
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
@@ -103,7 +108,9 @@ enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
 /* Parse argv; argv[1] == "run" selects `flint run`, whose defaults
  * (kernel and root image from $FLINT_HOME, beside the binary or under the
  * install prefix, see home.h; a vsock device with a private socket) are
- * filled in by the caller. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
+ * filled in by the caller. flint run needs a command, except with
+ * --save-snapshot; with --restore, the snapshot replaces the machine
+ * options. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
  * a message in err (naming the option) for bad input. */
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen);
 

@@ -367,3 +367,109 @@ Test(cli, restore_options)
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "IFACE=TAP"), "%s", err);
 }
+
+/* flint run --save-snapshot: both files, a command or none. */
+Test(cli, run_save_snapshot)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m"), CLI_RUN,
+		     "%s", err);
+	cr_assert(c.run);
+	cr_assert_str_eq(c.save_snapshot, "s");
+	cr_assert_str_eq(c.save_mem, "m");
+	cr_assert_eq(c.guest_argc, 0, "no command: save, then stop");
+	cr_assert_eq(PARSE(&c, err, "run", "--rootfs", "r", "--mem", "256M", "--save-snapshot", "s",
+			   "--save-mem", "m", "--timeout", "5", "--", "sh", "-c", "x"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.guest_argc, 3);
+	cr_assert_eq(c.mem, 256ULL << 20, "a booted machine's options go with it");
+
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--save-mem FILE go together"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-mem", "m", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "go together"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "needs a value"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--save-snapshot", "s", "--save-mem", "m"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--save-snapshot is an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--save-mem", "m"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--save-mem is an option of flint run"), "%s", err);
+}
+
+/* flint run --restore: a command, the snapshot instead of the machine
+ * options, and the snapshot options flint run can honour. */
+Test(cli, run_restore)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--workset", "w",
+			   "--timeout", "9", "--", "sh", "-c", "echo hi"),
+		     CLI_RUN, "%s", err);
+	cr_assert(c.run);
+	cr_assert_str_eq(c.restore, "s");
+	cr_assert_str_eq(c.mem_file, "m");
+	cr_assert_str_eq(c.workset, "w");
+	cr_assert_eq(c.timeout_s, 9);
+	cr_assert_eq(c.guest_argc, 3);
+	cr_assert_eq(c.console, CONSOLE_NONE);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--uffd-sock", "u", "--keep-clock",
+			   "--net-override", "eth0=tap1", "--record-workset", "r", "--timings", "--",
+			   "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert_str_eq(c.uffd_sock, "u");
+	cr_assert(c.keep_clock && c.timings);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--mem-diff", "d",
+			   "--", "true"),
+		     CLI_RUN, "%s", err);
+
+	/* A command it must have. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "flint run --restore: no command"), "%s", err);
+	/* The snapshot is the machine. */
+	static const char *const machine[][2] = {
+	    {"--kernel", "k"}, {"--rootfs", "r"},  {"--mem", "256M"},	  {"--vcpus", "2"},
+	    {"--append", "a"}, {"--initrd", "i"},  {"--cmdline", "c"}, {"--config-file", "f"},
+	};
+	for (size_t i = 0; i < sizeof(machine) / sizeof(machine[0]); i++) {
+		cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m",
+				   (char *)machine[i][0], (char *)machine[i][1], "--", "true"),
+			     CLI_ERROR, "%s", machine[i][0]);
+		cr_assert_not_null(strstr(err, "the snapshot describes the whole machine"),
+				   "%s: %s", machine[i][0], err);
+	}
+	/* One memory backend; the diff over a file. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "exactly one of --mem-file"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--uffd-sock", "u",
+			   "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "exactly one of --mem-file"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--uffd-sock", "u", "--mem-diff", "d",
+			   "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--mem-diff needs --mem-file"), "%s", err);
+	/* flint run resumes the VM itself, on its own vsock socket. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--paused", "--",
+			   "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--paused is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--vsock-override",
+			   "/v", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--vsock-override is not an option of flint run"), "%s",
+			   err);
+	/* Not both ends at once, and no snapshot option without --restore. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--save-snapshot",
+			   "s2", "--save-mem", "m2", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--restore and --save-snapshot cannot be combined"), "%s",
+			   err);
+	cr_assert_eq(PARSE(&c, err, "run", "--mem-file", "m", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--workset", "w", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
+}

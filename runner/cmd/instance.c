@@ -473,14 +473,10 @@ fail:
 	return r;
 }
 
-/* --restore: the VM from a snapshot, as PUT /snapshot/load would build it;
- * its configuration into *c (for the API beside it). 0 or -errno, logged. */
-static int restore_from_cli(const struct config *cfg, const struct vm_opts *o, struct vm **vm,
-			    struct vm_config *c)
+void instance_restore_args(const struct config *cfg, struct vm_restore_args *a,
+			   struct restore_overrides *ov)
 {
-	struct vm_net_override ov[MAX_NETS];
-	char names[MAX_NETS][VMC_MAX_ID + 1];
-	struct vm_restore_args a = {
+	*a = (struct vm_restore_args){
 	    .snapshot_path = cfg->restore,
 	    .backend = cfg->uffd_sock ? VM_MEM_UFFD : VM_MEM_FILE,
 	    .backend_path = cfg->uffd_sock ? cfg->uffd_sock : cfg->mem_file,
@@ -488,20 +484,31 @@ static int restore_from_cli(const struct config *cfg, const struct vm_opts *o, s
 	    .track_dirty_pages = cfg->track_dirty_pages,
 	    .resume_vm = !cfg->restore_paused,
 	    .clock_realtime = !cfg->keep_clock,
-	    .net_overrides = ov,
+	    .net_overrides = ov->net,
 	    .n_net_overrides = cfg->n_net_override,
 	    .vsock_uds_path = cfg->vsock_override,
 	    .workset_path = cfg->workset,
 	    .record_workset_path = cfg->record_workset,
 	};
-	int r;
-
 	/* IFACE=TAP, checked by cli_parse. */
 	for (unsigned i = 0; i < cfg->n_net_override; i++) {
 		const char *spec = cfg->net_override[i], *eq = strchr(spec, '=');
-		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(eq - spec), spec);
-		ov[i] = (struct vm_net_override){.iface_id = names[i], .host_dev_name = eq + 1};
+		snprintf(ov->names[i], sizeof(ov->names[i]), "%.*s", (int)(eq - spec), spec);
+		ov->net[i] = (struct vm_net_override){.iface_id = ov->names[i],
+						      .host_dev_name = eq + 1};
 	}
+}
+
+/* --restore: the VM from a snapshot, as PUT /snapshot/load would build it;
+ * its configuration into *c (for the API beside it). 0 or -errno, logged. */
+static int restore_from_cli(const struct config *cfg, const struct vm_opts *o, struct vm **vm,
+			    struct vm_config *c)
+{
+	struct restore_overrides ov;
+	struct vm_restore_args a;
+	int r;
+
+	instance_restore_args(cfg, &a, &ov);
 	if ((r = vm_restore(vm, &a, o)) < 0)
 		return r;
 	vm_config_free(c);

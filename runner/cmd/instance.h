@@ -19,4 +19,15 @@ int instance_exit_status(const struct vm_exit *how);
  * seccomp). */
 void instance_vm_opts(const struct config *cfg, struct vm_opts *o);
 
+/* What --restore and its options ask of vm_restore (flint and flint run):
+ * *a points into *ov for the --net-override pairs, so ov must outlive it.
+ * The VM resumes at once unless --paused; its vsock keeps the snapshot's
+ * socket unless --vsock-override (flint run gives its own). */
+struct restore_overrides {
+	struct vm_net_override net[MAX_NETS];
+	char names[MAX_NETS][VMC_MAX_ID + 1];
+};
+void instance_restore_args(const struct config *cfg, struct vm_restore_args *a,
+			   struct restore_overrides *ov);
+
 #endif

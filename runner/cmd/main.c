@@ -172,30 +172,13 @@ static int create_from_cli(struct vm **vm, const struct config *cfg)
  * vsock device on flint run's private socket (cfg->vsock.uds). */
 static int restore_for_run(struct vm **vm, const struct config *cfg)
 {
-	struct vm_net_override ov[MAX_NETS];
-	char names[MAX_NETS][VMC_MAX_ID + 1];
+	struct restore_overrides ov;
+	struct vm_restore_args a;
 	struct vm_opts o;
-	struct vm_restore_args a = {
-	    .snapshot_path = cfg->restore,
-	    .backend = cfg->uffd_sock ? VM_MEM_UFFD : VM_MEM_FILE,
-	    .backend_path = cfg->uffd_sock ? cfg->uffd_sock : cfg->mem_file,
-	    .mem_diff_path = cfg->mem_diff,
-	    .track_dirty_pages = cfg->track_dirty_pages,
-	    .resume_vm = true,
-	    .clock_realtime = !cfg->keep_clock,
-	    .net_overrides = ov,
-	    .n_net_overrides = cfg->n_net_override,
-	    .vsock_uds_path = cfg->vsock.uds,
-	    .workset_path = cfg->workset,
-	    .record_workset_path = cfg->record_workset,
-	};
 
-	/* IFACE=TAP, checked by cli_parse. */
-	for (unsigned i = 0; i < cfg->n_net_override; i++) {
-		const char *spec = cfg->net_override[i], *eq = strchr(spec, '=');
-		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(eq - spec), spec);
-		ov[i] = (struct vm_net_override){.iface_id = names[i], .host_dev_name = eq + 1};
-	}
+	instance_restore_args(cfg, &a, &ov);
+	a.resume_vm = true;
+	a.vsock_uds_path = cfg->vsock.uds; /* flint run's private socket */
 	instance_vm_opts(cfg, &o);
 	return vm_restore(vm, &a, &o);
 }

@@ -51,6 +51,10 @@ struct evloop {
 	atomic_bool pause;
 	bool parked, active, in_run;
 	pthread_t runner;
+	/* evloop_call_parked: what the parked loop thread is to run, NULL
+	 * once it has (under park_lock). */
+	void (*call_fn)(void *ctx);
+	void *call_ctx;
 	/* Written by the thread running the loop only; read by anyone. */
 	_Atomic uint64_t submitted, completed, iterations;
 };
@@ -362,9 +366,23 @@ static void park(struct evloop *l)
 	l->parked = true;
 	pthread_cond_broadcast(&l->park_cond);
 	while (atomic_load_explicit(&l->pause, memory_order_relaxed) &&
-	       !atomic_load_explicit(&l->stop, memory_order_acquire))
+	       !atomic_load_explicit(&l->stop, memory_order_acquire)) {
+		if (l->call_fn) {
+			/* Parked still: no done() runs around it. */
+			void (*fn)(void *) = l->call_fn;
+			pthread_mutex_unlock(&l->park_lock);
+			fn(l->call_ctx);
+			pthread_mutex_lock(&l->park_lock);
+			l->call_fn = NULL;
+			pthread_cond_broadcast(&l->park_cond);
+			continue;
+		}
 		pthread_cond_wait(&l->park_cond, &l->park_lock);
+	}
 	l->parked = false;
+	/* A call asked of a loop that stops instead is the caller's. */
+	l->call_fn = NULL;
+	pthread_cond_broadcast(&l->park_cond);
 	pthread_mutex_unlock(&l->park_lock);
 }
 
@@ -473,6 +491,33 @@ int evloop_pause(struct evloop *l)
 	while (!l->parked && l->active)
 		pthread_cond_wait(&l->park_cond, &l->park_lock);
 out:
+	pthread_mutex_unlock(&l->park_lock);
+	return r;
+}
+
+int evloop_call_parked(struct evloop *l, void (*fn)(void *ctx), void *ctx)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&l->park_lock);
+	if (!l->active) {
+		pthread_mutex_unlock(&l->park_lock);
+		fn(ctx); /* no loop thread: nothing runs beside the caller */
+		return 0;
+	}
+	if (!l->parked) {
+		pthread_mutex_unlock(&l->park_lock);
+		return -EINVAL;
+	}
+	l->call_fn = fn;
+	l->call_ctx = ctx;
+	pthread_cond_broadcast(&l->park_cond);
+	while (l->call_fn == fn && l->call_ctx == ctx && l->parked)
+		pthread_cond_wait(&l->park_cond, &l->park_lock);
+	if (l->call_fn) { /* the loop left its park (a stop) before running it */
+		l->call_fn = NULL;
+		r = -ESHUTDOWN;
+	}
 	pthread_mutex_unlock(&l->park_lock);
 	return r;
 }

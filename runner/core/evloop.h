@@ -104,6 +104,15 @@ void evloop_stop(struct evloop *l);
  * -errno. */
 int evloop_pause(struct evloop *l) WARN_UNUSED;
 
+/* Have the parked loop thread run fn(ctx) and wait until it has: code that
+ * must run on the loop's thread (a snapshot's device quiesce: the syscalls
+ * it makes are that thread's, under its seccomp table) while the loop
+ * stays parked, no done() around it. Call between evloop_pause and
+ * evloop_resume, from the pausing thread. When no loop runs, fn runs on
+ * the caller's thread. 0; -EINVAL when the loop is not parked; -ESHUTDOWN
+ * when it stopped before running fn (fn has not run). */
+int evloop_call_parked(struct evloop *l, void (*fn)(void *ctx), void *ctx) WARN_UNUSED;
+
 /* Let a paused loop run on (and forget a pause asked of a loop that has
  * stopped since). Any thread; returns at once; a no-op when not paused. */
 void evloop_resume(struct evloop *l);

@@ -243,6 +243,11 @@ static int write_snapshot(struct vm *vm, const struct vm_snapshot_args *a, char 
 	return r;
 }
 
+static void quiesce_devices(void *devs)
+{
+	devices_quiesce(devs);
+}
+
 void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *err)
 {
 	uint64_t t0 = now_ns();
@@ -263,8 +268,14 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
 		return;
 	}
-	if (vm->devs)
-		devices_quiesce(vm->devs);
+	/* On the loop's thread, parked: what the devices do to come to rest
+	 * (close host sockets, cancel polls, answer I/O) is that thread's
+	 * work, under its seccomp table, not the control thread's. */
+	if (vm->devs && (r = evloop_call_parked(vm->loop, quiesce_devices, vm->devs)) < 0) {
+		evloop_resume(vm->loop);
+		vm_err_set(err, r, "the devices could not come to rest: %s", strerror(-r));
+		return;
+	}
 	r = write_snapshot(vm, a, why, sizeof(why));
 	if (vm->loop)
 		evloop_resume(vm->loop);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -950,4 +951,54 @@ Test(evloop, parks_under_the_evloop_seccomp_filter)
 	cr_assert_not(WIFSIGNALED(st), "the loop thread was killed by signal %d (%s)", WTERMSIG(st),
 		      WTERMSIG(st) == SIGSYS ? "its filter refuses a call" : "?");
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit %d", WEXITSTATUS(st));
+}
+
+struct parked_call {
+	pthread_t thread;
+	struct counter *c;
+	uint64_t calls_seen;
+	int runs;
+};
+
+static void on_parked(void *ctx)
+{
+	struct parked_call *pc = ctx;
+
+	pc->thread = pthread_self();
+	pc->runs++;
+	/* A done() would count here if the loop were not parked. */
+	usleep(20 * 1000);
+	pc->calls_seen = atomic_load(&pc->c->calls);
+}
+
+/* evloop_call_parked runs the function on the loop's own thread, the loop
+ * parked around it (no done() runs, though work waits), and only while
+ * paused; with no loop thread, on the caller's. */
+Test(evloop, a_call_runs_on_the_parked_loop_thread)
+{
+	static struct counter c;
+	struct evloop *l = counting_loop(&c);
+	struct parked_call pc = {.c = &c};
+
+	cr_assert_not_null(l);
+	cr_assert_eq(evloop_call_parked(l, on_parked, &pc), 0, "no loop: the caller runs it");
+	cr_assert(pthread_equal(pc.thread, pthread_self()));
+	cr_assert_eq(evloop_start(l), 0);
+	poke(c.efd);
+	cr_assert(calls_reach(&c, 1));
+	cr_assert_eq(evloop_call_parked(l, on_parked, &pc), -EINVAL, "not paused");
+	cr_assert_eq(pc.runs, 1);
+	cr_assert_eq(evloop_pause(l), 0);
+	poke(c.efd);
+	cr_assert_eq(evloop_call_parked(l, on_parked, &pc), 0);
+	cr_assert_eq(pc.runs, 2);
+	cr_assert_not(pthread_equal(pc.thread, pthread_self()), "it ran on the caller's thread");
+	cr_assert_eq(pc.calls_seen, 1, "a done() ran during the parked call");
+	cr_assert_eq(atomic_load(&c.calls), 1, "a done() ran while paused");
+	evloop_resume(l);
+	cr_assert(calls_reach(&c, 2));
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(c.efd);
 }

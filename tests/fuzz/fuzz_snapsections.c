@@ -60,6 +60,7 @@ enum { D_VCPU, D_VM, D_LAYOUT, D_SERIAL, D_I8042, D_VQ, D_MMIO, DECODERS };
 #define MAX_OPS	 64 /* register accesses or pops after a restore */
 #define ERRLEN	 256
 #define CFG_SIZE 16
+#define MMIO_OPS 16 /* register accesses after a virtio-mmio restore */
 /* Where KVM's IOAPIC answers (vm_state_decode refuses any other). */
 #define IOAPIC_BASE 0xfec00000ULL
 
@@ -106,7 +107,7 @@ static void fuzz_vcpu(const uint8_t *p, size_t n)
 	ret = vcpu_state_decode(&r, &s, err, sizeof(err));
 	if (ret < 0) {
 		refused(ret, err);
-		CHECK(!s.xsave && !s.xsave_size); /* nothing to free */
+		CHECK(!s.xsave); /* nothing to free */
 		return;
 	}
 	CHECK(ret == 0 && r.off <= n);
@@ -481,6 +482,17 @@ static const struct virtio_dev_ops fake_ops = {
     .notify = fake_notify,
 };
 
+/* The registers a driver reads and writes after a restore. */
+static const uint64_t mmio_regs[] = {
+    VIRTIO_MMIO_DEVICE_FEATURES,     VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DRIVER_FEATURES,
+    VIRTIO_MMIO_DRIVER_FEATURES_SEL, VIRTIO_MMIO_QUEUE_SEL,	      VIRTIO_MMIO_QUEUE_NUM_MAX,
+    VIRTIO_MMIO_QUEUE_NUM,	     VIRTIO_MMIO_QUEUE_READY,	      VIRTIO_MMIO_QUEUE_NOTIFY,
+    VIRTIO_MMIO_INTERRUPT_STATUS,    VIRTIO_MMIO_INTERRUPT_ACK,	      VIRTIO_MMIO_STATUS,
+    VIRTIO_MMIO_QUEUE_DESC_LOW,	     VIRTIO_MMIO_QUEUE_DESC_HIGH,     VIRTIO_MMIO_QUEUE_AVAIL_LOW,
+    VIRTIO_MMIO_QUEUE_AVAIL_HIGH,    VIRTIO_MMIO_QUEUE_USED_LOW,      VIRTIO_MMIO_QUEUE_USED_HIGH,
+    VIRTIO_MMIO_CONFIG_GENERATION,
+};
+
 static uint32_t mmio_rd(struct virtio_mmio *t, uint64_t off)
 {
 	uint32_t v = 0;
@@ -568,13 +580,34 @@ static void fuzz_mmio(const uint8_t *p, size_t n, bool refuse_activation)
 		fake = keep;
 	}
 
-	/* The guest goes on: its rings are the bytes after the section. */
-	fill_ram(p + used, n - used);
+	/* The guest goes on: after the section, a count of register
+	 * accesses (at most MMIO_OPS), 5 bytes each (which register, a read
+	 * when its top bit is set; the value), then its rings (guest RAM);
+	 * then every queue is kicked. */
+	{
+		size_t i = used, nops = i < n ? p[i++] % (MMIO_OPS + 1) : 0;
+		size_t ram = i + 5 * nops < n ? i + 5 * nops : n;
+
+		fill_ram(p + ram, n - ram);
+		for (; nops && i + 5 <= n; nops--, i += 5) {
+			uint64_t off = mmio_regs[(p[i] & 0x7f) % ARRAY_SIZE(mmio_regs)];
+			uint32_t v;
+
+			memcpy(&v, p + i + 1, 4);
+			if (p[i] & 0x80)
+				(void)mmio_rd(t, off);
+			else
+				mmio_wr(t, off, v);
+		}
+	}
 	for (unsigned q = 0; q < NQUEUES; q++) {
 		mmio_wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
 		(void)mmio_rd(t, VIRTIO_MMIO_QUEUE_READY);
 		virtio_mmio_queue_notify(t, q);
 	}
+	if (fake.queues && (mmio_rd(t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK))
+		for (unsigned q = 0; q < NQUEUES; q++)
+			check_vq(&fake.queues[q]);
 	mmio_wr(t, VIRTIO_MMIO_INTERRUPT_ACK, 3);
 	mmio_wr(t, VIRTIO_MMIO_STATUS, 0);
 	CHECK(mmio_rd(t, VIRTIO_MMIO_STATUS) == 0);
@@ -586,7 +619,10 @@ out:
 
 /* ---- seeds ------------------------------------------------------------- */
 
-static void put_seed(const char *dir, const char *name, unsigned sel, const struct wbuf *w)
+/* A seed: the selector, the section in w, then the bytes in tail (NULL:
+ * none). */
+static void put_seed(const char *dir, const char *name, unsigned sel, const struct wbuf *w,
+		     const struct wbuf *tail)
 {
 	char path[4096];
 	uint8_t b = (uint8_t)sel;
@@ -597,6 +633,7 @@ static void put_seed(const char *dir, const char *name, unsigned sel, const stru
 	f = fopen(path, "we");
 	CHECK(f);
 	CHECK(fwrite(&b, 1, 1, f) == 1 && fwrite(w->p, 1, w->len, f) == w->len);
+	CHECK(!tail || (wbuf_err(tail) == 0 && fwrite(tail->p, 1, tail->len, f) == tail->len));
 	CHECK(fclose(f) == 0);
 }
 
@@ -627,7 +664,7 @@ static void seed_vcpu(const char *dir)
 	s.xsave->region[0] = 0x37f;
 	wbuf_init(&w);
 	CHECK(vcpu_state_encode(&s, &w) == 0);
-	put_seed(dir, "vcpu", D_VCPU, &w);
+	put_seed(dir, "vcpu", D_VCPU, &w, NULL);
 	wbuf_free(&w);
 	vcpu_state_free(&s);
 }
@@ -654,7 +691,7 @@ static void seed_vm(const char *dir)
 	s.clock = 123456789;
 	wbuf_init(&w);
 	CHECK(vm_state_encode(&s, &w) == 0);
-	put_seed(dir, "vm", D_VM, &w);
+	put_seed(dir, "vm", D_VM, &w, NULL);
 	wbuf_free(&w);
 }
 
@@ -666,13 +703,13 @@ static void seed_layout(const char *dir)
 	gmem_layout_for_size(128u << 20, &l);
 	wbuf_init(&w);
 	CHECK(gmem_layout_save(&l, &w) == 0);
-	put_seed(dir, "layout-one-region", D_LAYOUT, &w);
+	put_seed(dir, "layout-one-region", D_LAYOUT, &w, NULL);
 	wbuf_free(&w);
 	gmem_layout_for_size(MMIO_GAP_START + (2u << 20), &l);
 	CHECK(l.nregions == 2);
 	wbuf_init(&w);
 	CHECK(gmem_layout_save(&l, &w) == 0);
-	put_seed(dir, "layout-two-regions", D_LAYOUT, &w);
+	put_seed(dir, "layout-two-regions", D_LAYOUT, &w, NULL);
 	wbuf_free(&w);
 }
 
@@ -692,7 +729,7 @@ static void seed_serial(const char *dir)
 	CHECK(serial_input(s, (const uint8_t *)"ls\n", 3) == 3);
 	wbuf_init(&w);
 	CHECK(serial_save(s, &w) == 0);
-	put_seed(dir, "serial", D_SERIAL, &w);
+	put_seed(dir, "serial", D_SERIAL, &w, NULL);
 	wbuf_free(&w);
 	serial_destroy(s);
 }
@@ -710,29 +747,53 @@ static void seed_i8042(const char *dir)
 	i8042_cmd_ops.write(&k, 0, &v, 1);
 	wbuf_init(&w);
 	CHECK(i8042_save(&k, &w) == 0);
-	put_seed(dir, "i8042", D_I8042, &w);
+	put_seed(dir, "i8042", D_I8042, &w, NULL);
 	wbuf_free(&w);
 	i8042_init(&k, NULL, count_irq, NULL);
 	CHECK(i8042_ctrl_alt_del(&k, &verr) == 0);
 	wbuf_init(&w);
 	CHECK(i8042_save(&k, &w) == 0);
-	put_seed(dir, "i8042-ctrl-alt-del", D_I8042, &w);
+	put_seed(dir, "i8042-ctrl-alt-del", D_I8042, &w, NULL);
 	wbuf_free(&w);
+}
+
+/* Seeds' queues: 16 entries, rings at the bottom of guest RAM, so that
+ * the RAM after a section stays short. */
+#define SEED_QSIZE 16
+#define SEED_DESC  0x0
+#define SEED_AVAIL 0x100
+#define SEED_USED  0x200
+
+/* Guest RAM from 0 up to the avail ring's end: one 64-byte readable
+ * buffer at 0x400 made available as the chain after `last_avail`. */
+static void put_ring(struct wbuf *w, uint16_t last_avail)
+{
+	uint8_t ram[SEED_AVAIL + 4 + 2 * SEED_QSIZE] = {0};
+	struct vring_desc d = {.addr = 0x400, .len = 64};
+	uint16_t idx = (uint16_t)(last_avail + 1);
+
+	memcpy(ram + SEED_DESC, &d, sizeof(d));
+	memcpy(ram + SEED_AVAIL + 2, &idx, 2);
+	/* ring[last_avail % size] = head 0: already zero */
+	wput_bytes(w, ram, sizeof(ram));
 }
 
 static void seed_vq(const char *dir)
 {
 	struct vq q;
-	struct wbuf w;
+	struct wbuf w, ram;
 
-	CHECK(vq_activate(&q, g, 16, 0x1000, 0x2000, 0x3000, true) == 0);
+	CHECK(vq_activate(&q, g, SEED_QSIZE, SEED_DESC, SEED_AVAIL, SEED_USED, true) == 0);
 	q.last_avail = 3; /* test-only: as if three chains were popped, */
 	q.next_used = 1;  /* one pushed */
 	q.signalled_used = 1;
 	q.signalled_valid = true;
 	wbuf_init(&w);
 	CHECK(vq_save(&q, &w) == 0);
-	put_seed(dir, "vq", D_VQ, &w);
+	wbuf_init(&ram);
+	put_ring(&ram, q.last_avail);
+	put_seed(dir, "vq", D_VQ, &w, &ram);
+	wbuf_free(&ram);
 	wbuf_free(&w);
 }
 
@@ -743,7 +804,7 @@ static void seed_mmio(const char *dir)
 	const uint32_t ok =
 	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
 	struct virtio_mmio *t;
-	struct wbuf w;
+	struct wbuf w, tail;
 
 	memset(&fake, 0, sizeof(fake));
 	CHECK(virtio_mmio_create(&t, g, &fake_ops, &fake, count_irq, NULL) == 0);
@@ -758,14 +819,22 @@ static void seed_mmio(const char *dir)
 	CHECK(mmio_rd(t, VIRTIO_MMIO_STATUS) == ok);
 	/* Queue 0 programmed and ready; queue 1 left alone. */
 	mmio_wr(t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	mmio_wr(t, VIRTIO_MMIO_QUEUE_NUM, 16);
-	mmio_wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x1000);
-	mmio_wr(t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, 0x2000);
-	mmio_wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, 0x3000);
+	mmio_wr(t, VIRTIO_MMIO_QUEUE_NUM, SEED_QSIZE);
+	mmio_wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, SEED_DESC);
+	mmio_wr(t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, SEED_AVAIL);
+	mmio_wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, SEED_USED);
 	mmio_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
 	wbuf_init(&w);
 	CHECK(virtio_mmio_save(t, &w) == 0);
-	put_seed(dir, "mmio-setup", D_MMIO, &w);
+	/* After it, the driver's DRIVER_OK, then a chain on queue 0. */
+	wbuf_init(&tail);
+	wput_u8(&tail, 1);
+	CHECK(mmio_regs[11] == VIRTIO_MMIO_STATUS);
+	wput_u8(&tail, 11);
+	wput_u32(&tail, ok | VIRTIO_CONFIG_S_DRIVER_OK);
+	put_ring(&tail, 0);
+	put_seed(dir, "mmio-setup", D_MMIO, &w, &tail);
+	wbuf_free(&tail);
 	wbuf_free(&w);
 
 	mmio_wr(t, VIRTIO_MMIO_STATUS, ok | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -775,7 +844,13 @@ static void seed_mmio(const char *dir)
 	virtio_mmio_config_changed(t); /* InterruptStatus pending */
 	wbuf_init(&w);
 	CHECK(virtio_mmio_save(t, &w) == 0);
-	put_seed(dir, "mmio-running", D_MMIO, &w);
+	wbuf_init(&tail);
+	wput_u8(&tail, 0); /* no register accesses */
+	put_ring(&tail, fake.queues[0].last_avail);
+	put_seed(dir, "mmio-running", D_MMIO, &w, &tail);
+	/* The same with a device that refuses activation. */
+	put_seed(dir, "mmio-running-refused", D_MMIO + DECODERS, &w, &tail);
+	wbuf_free(&tail);
 	wbuf_free(&w);
 	virtio_mmio_destroy(t);
 }

@@ -67,6 +67,7 @@ enum { D_VCPU, D_VM, D_LAYOUT, D_SERIAL, D_I8042, D_VQ, D_MMIO, DECODERS };
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct gmem *g;
+static uint8_t ram_before[RAM];
 
 /* A refusal: a code the header names and a message. */
 static void refused(int ret, const char *err)
@@ -224,6 +225,7 @@ static void serial_state(const struct serial *s, struct wbuf *w)
 static void fuzz_serial(const uint8_t *p, size_t n)
 {
 	struct serial *s, *s2;
+	uint8_t iir;
 	struct wbuf before, after;
 	char err[ERRLEN] = "";
 	size_t used;
@@ -245,6 +247,9 @@ static void fuzz_serial(const uint8_t *p, size_t n)
 	CHECK(ret == 0 && r.off <= n && irqs <= 1);
 	used = r.off;
 	same_bytes(&after, p, used);
+	/* An interrupt pending in the restored state was raised again. */
+	serial_bus_ops.read(s, UART_IIR, &iir, 1);
+	CHECK(irqs == !(iir & UART_IIR_NO_INT));
 	/* What it saves restores into another UART. */
 	CHECK(serial_create(&s2, &serial_ops, NULL) == 0);
 	rbuf_init(&r, after.p, after.len);
@@ -299,6 +304,9 @@ static void fuzz_i8042(const uint8_t *p, size_t n)
 	CHECK(k.kq_len <= I8042_KBD_QUEUE && k.kq_head < I8042_KBD_QUEUE);
 	used = r.off;
 	same_bytes(&after, p, used);
+	/* A keyboard byte on show with its interrupt on was signalled again
+	 * (command byte: 0x01 interrupt on, 0x10 keyboard off). */
+	CHECK(irqs == (!k.has_reply && !(k.ctr & 0x10) && k.kq_len && (k.ctr & 0x01)));
 	i8042_init(&k2, NULL, count_irq, NULL);
 	rbuf_init(&r, after.p, after.len);
 	CHECK(i8042_restore(&k2, &r, err, sizeof(err)) == 0 && rbuf_done(&r));
@@ -385,7 +393,9 @@ static void fuzz_vq(const uint8_t *p, size_t n)
 	q.pops = 7;
 	before = q;
 	rbuf_init(&r, p, n);
+	memcpy(ram_before, gmem_ptr(g, 0, RAM), RAM);
 	ret = vq_restore(&q, g, &r, err, sizeof(err));
+	CHECK(!memcmp(ram_before, gmem_ptr(g, 0, RAM), RAM)); /* nothing read or written */
 	if (ret < 0) {
 		refused(ret, err);
 		CHECK(!memcmp(&q, &before, sizeof(q)));
@@ -520,6 +530,7 @@ static void fuzz_mmio(const uint8_t *p, size_t n, bool refuse_activation)
 	struct wbuf before, after;
 	struct virtio_mmio *t, *t2;
 	char err[ERRLEN] = "";
+	uint32_t isr;
 	size_t used;
 	struct rbuf r;
 	int ret;
@@ -564,7 +575,20 @@ static void fuzz_mmio(const uint8_t *p, size_t n, bool refuse_activation)
 		}
 	}
 	CHECK(mmio_rd(t, VIRTIO_MMIO_MAGIC_VALUE) == 0x74726976);
-	CHECK(!(mmio_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS) & ~3u));
+	isr = mmio_rd(t, VIRTIO_MMIO_INTERRUPT_STATUS);
+	CHECK(!(isr & ~3u) && irqs == !!isr);
+	/* A transport no longer in its reset state takes no second restore
+	 * and stays as it is. */
+	if (mmio_rd(t, VIRTIO_MMIO_STATUS)) {
+		struct wbuf again;
+		char err2[ERRLEN] = "";
+
+		rbuf_init(&r, after.p, after.len);
+		CHECK(virtio_mmio_restore(t, &r, err2, sizeof(err2)) == -EBUSY && err2[0]);
+		mmio_state(t, &again);
+		same_bytes(&again, after.p, after.len);
+		wbuf_free(&again);
+	}
 
 	/* What it saves restores into a fresh transport. */
 	{

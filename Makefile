@@ -27,7 +27,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-api bench-blk bench-net bench-vsock fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-snapshot bench-api bench-blk bench-net bench-vsock fmt
 .PHONY: install uninstall FORCE
 all: $(BUILD)/flint
 
@@ -79,6 +79,12 @@ test: unit smoke fuzz-smoke jail-test vm-test
 BENCH_RUNS ?= 10
 bench-boot: $(BUILD)/flint
 	bench/boot/run $(BENCH_RUNS)
+
+# Snapshot create and restore to the first response (File, Uffd, with a
+# loading set), exits and memory with 1 and 10 VMs, against QEMU microvm's
+# migrate and -incoming, in one rig run.
+bench-snapshot: $(BUILD)/flint $(BUILD)/tools/flint-uffd
+	bench/snapshot/run $(BENCH_RUNS)
 
 # Launch to the API socket's first answer against QEMU -S's QMP, on this
 # host (bench/api/run rig: API-driven boot against command-line boot).

@@ -298,6 +298,27 @@ bool vq_has_work(const struct vq *q)
 	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) != q->last_avail;
 }
 
+uint16_t vq_avail_idx(const struct vq *q)
+{
+	return q->ready ? __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE) : 0;
+}
+
+uint16_t vq_notify_next(struct vq *q)
+{
+	uint16_t idx;
+
+	if (!q->ready)
+		return 0;
+	idx = vq_avail_idx(q);
+	if (q->event_idx) {
+		__atomic_store_n(avail_event(q), idx, __ATOMIC_RELAXED);
+		gmem_mark_dirty_host(q->gmem, avail_event(q), sizeof(uint16_t));
+	} else
+		set_no_notify(q, false);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return idx;
+}
+
 /* Snapshot state, version 1: ready; for a ready queue its placement, then
  * the indexes and the EVENT_IDX decision state. The counters are stats and
  * are not saved. */

@@ -138,6 +138,20 @@ void vq_disable_notify(struct vq *q);
  * (false when the queue is not ready or broken). */
 bool vq_has_work(const struct vq *q);
 
+/* The avail idx the guest has published (acquire); 0 when not ready. */
+uint16_t vq_avail_idx(const struct vq *q);
+
+/* Ask the guest to kick when it next makes a chain available, however many
+ * it has made available that the device has not taken yet (vq_enable_notify
+ * asks only past last_avail): for a queue the device takes from now and
+ * then, whose next chain says the guest has done something (vsock's event
+ * queue). EVENT_IDX: avail_event = the published avail idx; otherwise
+ * VRING_USED_F_NO_NOTIFY is cleared. Returns that avail idx (0 when not
+ * ready): a later chain moves vq_avail_idx past it. Full fence, as
+ * vq_enable_notify; a chain made available while this runs may come
+ * without a kick, which the caller sees by comparing the index. */
+uint16_t vq_notify_next(struct vq *q);
+
 /* Snapshot: append q's state to w, its own u32 version first: whether it
  * is ready and, if so, its size and ring addresses, event_idx, broken, the
  * indexes (last_avail, the used idx) and the EVENT_IDX interrupt state. The

@@ -568,3 +568,229 @@ Test(vsock_dev, quiesce_without_an_event_buffer)
 	cr_assert_eq(vsock_ops.activate(d, 0, gs.q, &host), 0);
 	cr_assert_not(vsock_dev_quiesce(d));
 }
+
+/* ---- snapshot: awaiting the guest's reset -------------------------------- */
+
+static uint16_t *avail_event_of(unsigned q)
+{
+	return g_at(&gs, g_ring(q) + 0x2000 + 4 + 8 * G_QSIZE, 2);
+}
+
+/* Linux's driver as the device meets it after a snapshot: EVENT_IDX, eight
+ * event buffers, RX buffers given but the backend's packet not asked for
+ * yet. Quiesce sends the TRANSPORT_RESET into the first event buffer. */
+static void quiesce_a_linux_guest(void)
+{
+	vsock_ops.reset(d);
+	guest_restart(&gs, true);
+	cr_assert_eq(vsock_ops.activate(d, 1ull << VIRTIO_RING_F_EVENT_IDX, gs.q, &host), 0);
+	for (int i = 0; i < 8; i++)
+		give_event_buffer();
+	cr_assert(vsock_dev_quiesce(d));
+	guest_give_rx(&gs, 2, G_RXBUF);
+	queue_out(VIRTIO_VSOCK_OP_REQUEST, NULL);
+}
+
+/* The guest handled the event and gives its buffer back, as Linux's event
+ * work does right after it reset its sockets: refill, then kick. */
+static void guest_refills_the_event_queue(void)
+{
+	struct vring_used_elem e;
+
+	cr_assert(guest_used(&gs, 2, &e), "the event");
+	give_event_buffer();
+	vsock_ops.notify(d, VSOCK_EVQ);
+}
+
+/* The guest's refill after the event must kick, though seven of its event
+ * buffers are still with the device: with EVENT_IDX avail_event is its
+ * avail idx (8), past last_avail (1). A kick of the event queue with no
+ * refill (the VMM kicks every queue after a snapshot and a restore) is no
+ * sign the guest took the event up; the refill's is, and the device then
+ * asks the backend for what it held back (here a REQUEST). */
+Test(vsock_dev, the_guests_refill_after_the_reset_kicks_and_ends_the_wait)
+{
+	struct virtio_vsock_hdr h;
+	char data[8];
+
+	quiesce_a_linux_guest();
+	cr_assert_eq(*avail_event_of(VSOCK_EVQ), 8, "kick me at your next event buffer");
+	cr_assert(vring_need_event(*avail_event_of(VSOCK_EVQ), 9, 8), "the refill kicks");
+	cr_assert(vsock_dev_awaiting_reset(d));
+	vsock_ops.notify(d, VSOCK_EVQ);
+	cr_assert(vsock_dev_awaiting_reset(d), "the VMM's own kick");
+	cr_assert_eq(be.rx_calls, 0);
+	guest_refills_the_event_queue();
+	cr_assert_not(vsock_dev_awaiting_reset(d));
+	cr_assert_eq(be.rx_calls, 1, "the backend asked at the refill's kick");
+	cr_assert(guest_recv(&gs, &h, data, sizeof(data)));
+	cr_assert_eq(le16toh(h.op), VIRTIO_VSOCK_OP_REQUEST);
+}
+
+/* Without EVENT_IDX the guest kicks unless told not to: the event queue's
+ * used flags must not say VRING_USED_F_NO_NOTIFY. */
+Test(vsock_dev, without_event_idx_the_refill_kicks_too)
+{
+	give_event_buffer();
+	give_event_buffer();
+	cr_assert(vsock_dev_quiesce(d));
+	cr_assert_eq(used_flags(VSOCK_EVQ) & VRING_USED_F_NO_NOTIFY, 0);
+	cr_assert(vsock_dev_awaiting_reset(d));
+	guest_refills_the_event_queue();
+	cr_assert_not(vsock_dev_awaiting_reset(d));
+}
+
+/* Nothing awaited without an event sent; a driver reset, a new activation
+ * or the backend giving up ends a wait. */
+Test(vsock_dev, what_ends_the_wait_and_what_starts_none)
+{
+	cr_assert_not(vsock_dev_quiesce(d), "no event buffer");
+	cr_assert_not(vsock_dev_awaiting_reset(d));
+	give_event_buffer();
+	cr_assert(vsock_dev_quiesce(d));
+	cr_assert(vsock_dev_awaiting_reset(d));
+	vsock_dev_stop_awaiting_reset(d);
+	cr_assert_not(vsock_dev_awaiting_reset(d));
+
+	quiesce_a_linux_guest();
+	cr_assert(vsock_dev_awaiting_reset(d));
+	vsock_ops.reset(d);
+	cr_assert_not(vsock_dev_awaiting_reset(d), "reset");
+	quiesce_a_linux_guest();
+	cr_assert_eq(vsock_ops.activate(d, 1ull << VIRTIO_RING_F_EVENT_IDX, gs.q, &host), 0);
+	cr_assert_not(vsock_dev_awaiting_reset(d), "activated anew");
+}
+
+static void save_into(struct vsock_dev *dv, struct wbuf *w)
+{
+	wbuf_init(w);
+	cr_assert_eq(vsock_dev_save(dv, w), 0);
+}
+
+/* A device made as a restore makes it: created, activated with the guest's
+ * queues as the transport restore left them. */
+static struct vsock_dev *restored_device(void)
+{
+	struct vsock_dev *d2;
+
+	cr_assert_eq(vsock_dev_create(&d2, G_CID, loop, &backend), 0);
+	cr_assert_eq(vsock_ops.activate(d2, 1ull << VIRTIO_RING_F_EVENT_IDX, gs.q, &host), 0);
+	return d2;
+}
+
+/* The state is the flag and the index to see move, after a version; the
+ * restored device awaits the guest's reset as the saved one did, is not
+ * fooled by the VMM's kick, and ends the wait at the guest's refill. */
+Test(vsock_dev, save_and_restore_carry_the_wait)
+{
+	static const uint8_t want[] = {1, 0, 0, 0, 1, 8, 0};
+	struct vsock_dev *d2;
+	struct wbuf w, w2;
+	struct rbuf r;
+	char err[128] = "";
+
+	quiesce_a_linux_guest();
+	save_into(d, &w);
+	cr_assert_eq(w.len, sizeof(want));
+	cr_assert_eq(memcmp(w.p, want, sizeof(want)), 0, "version 1, awaiting, index 8");
+	d2 = restored_device();
+	cr_assert_not(vsock_dev_awaiting_reset(d2));
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(vsock_dev_restore(d2, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r));
+	cr_assert(vsock_dev_awaiting_reset(d2));
+	save_into(d2, &w2);
+	cr_assert_eq(w2.len, w.len);
+	cr_assert_eq(memcmp(w2.p, w.p, w.len), 0, "encodes back to its bytes");
+	vsock_ops.notify(d2, VSOCK_EVQ);
+	cr_assert(vsock_dev_awaiting_reset(d2), "the VMM's own kick");
+	cr_assert_eq(be.rx_calls, 0);
+	{
+		struct vring_used_elem e;
+		cr_assert(guest_used(&gs, 2, &e));
+		give_event_buffer();
+		vsock_ops.notify(d2, VSOCK_EVQ);
+	}
+	cr_assert_not(vsock_dev_awaiting_reset(d2));
+	cr_assert_eq(be.rx_calls, 1);
+	turn(); /* d2's deferred interrupt decisions, before it goes */
+	vsock_dev_destroy(d2);
+	wbuf_free(&w);
+	wbuf_free(&w2);
+}
+
+Test(vsock_dev, save_and_restore_with_nothing_awaited)
+{
+	static const uint8_t want[] = {1, 0, 0, 0, 0, 0, 0};
+	struct vsock_dev *d2;
+	struct wbuf w;
+	struct rbuf r;
+	char err[128] = "";
+
+	save_into(d, &w);
+	cr_assert_eq(w.len, sizeof(want));
+	cr_assert_eq(memcmp(w.p, want, sizeof(want)), 0);
+	d2 = restored_device();
+	give_event_buffer();
+	cr_assert(vsock_dev_quiesce(d2));
+	cr_assert(vsock_dev_awaiting_reset(d2));
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(vsock_dev_restore(d2, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(vsock_dev_awaiting_reset(d2), "the saved state wins");
+	turn(); /* d2's deferred interrupt decisions, before it goes */
+	vsock_dev_destroy(d2);
+	wbuf_free(&w);
+}
+
+/* One refused restore: its error and message, and the device as it was
+ * (awaiting the guest's reset). */
+static void refused(const uint8_t *in, size_t len, int want, const char *says)
+{
+	struct rbuf r;
+	char err[160] = "";
+
+	rbuf_init(&r, in, len);
+	cr_assert_eq(vsock_dev_restore(d, &r, err, sizeof(err)), want, "%zu bytes: %s", len, err);
+	cr_assert_not_null(strstr(err, says), "\"%s\" does not say \"%s\"", err, says);
+	cr_assert_eq(strncmp(err, "vsock: ", 7), 0, "%s", err);
+	cr_assert(vsock_dev_awaiting_reset(d), "changed by a refused restore");
+}
+
+Test(vsock_dev, restore_refuses_bad_state_and_changes_nothing)
+{
+	static const uint8_t good[] = {1, 0, 0, 0, 1, 8, 0};
+	static const uint8_t v2[] = {2, 0, 0, 0, 1, 8, 0};
+	static const uint8_t flag2[] = {1, 0, 0, 0, 2, 8, 0};
+	static const uint8_t idx_alone[] = {1, 0, 0, 0, 0, 8, 0};
+	struct rbuf r;
+	char err[160] = "";
+
+	quiesce_a_linux_guest();
+	for (size_t n = 0; n < 4; n++)
+		refused(good, n, -EBADMSG, "truncated before its version");
+	for (size_t n = 4; n < sizeof(good); n++)
+		refused(good, n, -EBADMSG, "truncated");
+	refused(v2, sizeof(v2), -EBADMSG, "version 2");
+	refused(flag2, sizeof(flag2), -EBADMSG, "awaiting the guest's reset");
+	refused(idx_alone, sizeof(idx_alone), -EINVAL, "index (8) with no reset awaited");
+	/* Awaited, but the restored driver set up no event queue, or none at
+	 * all: the saved device could not have sent the event. */
+	vsock_ops.reset(d);
+	rbuf_init(&r, good, sizeof(good));
+	cr_assert_eq(vsock_dev_restore(d, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "no event queue"), "%s", err);
+	guest_restart(&gs, true);
+	gs.q[2].ready = false;
+	cr_assert_eq(vsock_ops.activate(d, 1ull << VIRTIO_RING_F_EVENT_IDX, gs.q, &host), 0);
+	rbuf_init(&r, good, sizeof(good));
+	cr_assert_eq(vsock_dev_restore(d, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "no event queue"), "%s", err);
+	cr_assert_not(vsock_dev_awaiting_reset(d));
+	/* Bytes after the state are the caller's. */
+	{
+		static const uint8_t more[] = {1, 0, 0, 0, 0, 0, 0, 0xee};
+		rbuf_init(&r, more, sizeof(more));
+		cr_assert_eq(vsock_dev_restore(d, &r, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(r.off, sizeof(more) - 1);
+	}
+}

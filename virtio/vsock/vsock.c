@@ -7,7 +7,18 @@
  * are kept, mapped, for the next packets (a snapshot's quiesce gives them
  * back with vq_discard). The event queue's buffers wait for the one event
  * the device sends, TRANSPORT_RESET, when a snapshot drops the host's
- * connections. */
+ * connections.
+ *
+ * After that event the device awaits the guest's handling of it (see
+ * vsock.h): Linux's driver handles events in a work item of its own, which
+ * may run after the RX work that takes up a new connection, so a REQUEST
+ * sent before it would be reset by the late event. The evidence is the
+ * event queue's avail idx: Linux gives the buffer back (refills) right after
+ * it reset its sockets, then kicks; the device asks for that kick
+ * (vq_notify_next) and, at each notification of the event queue, compares
+ * the index with the one it saw when it sent the event. The index, not the
+ * kick alone: the VMM kicks every queue itself after a snapshot or a
+ * restore. */
 #include "vsock/vsock.h"
 
 #include <endian.h>
@@ -17,6 +28,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/wire.h"
 
 /* Segments a chain may have: a queue's worth (indirect tables included). */
 #define SEG_MAX VSOCK_QUEUE_MAX
@@ -38,6 +51,9 @@ struct vsock_dev {
 	struct virtio_vsock_config cfg;
 	uint64_t cid;
 	_Atomic uint64_t resets;
+	/* A TRANSPORT_RESET went out and the guest has not taken it up yet
+	 * (written under the lock, read without it: backend callbacks ask). */
+	_Atomic bool reset_wait;
 
 	pthread_mutex_t lock; /* everything below */
 	bool active;	      /* activated, not reset */
@@ -45,6 +61,9 @@ struct vsock_dev {
 	bool logged;	      /* a protocol error was logged */
 	struct vq *rxq, *txq;
 	struct vq *evq; /* NULL when the driver did not set it up */
+	/* The event queue's avail idx when the TRANSPORT_RESET went out: the
+	 * guest's next event buffer moves it (reset_wait). */
+	uint16_t reset_avail;
 	struct virtio_host host;
 	/* RX chains popped and mapped, not used yet: rx_chain[0..rx_held),
 	 * oldest first, each with its packet rx_pkt[i]. Their segments and
@@ -337,6 +356,10 @@ static bool send_transport_reset(struct vsock_dev *d, struct after *a)
 	}
 	/* The driver takes an event whose length is exactly one. */
 	push(d, a, VSOCK_EVQ, c.head, sizeof(ev));
+	/* Its buffer comes back once the guest has handled the event: ask for
+	 * the kick then, past the buffers it still has with us. */
+	d->reset_avail = vq_notify_next(d->evq);
+	atomic_store(&d->reset_wait, true);
 	return true;
 }
 
@@ -368,12 +391,98 @@ bool vsock_dev_quiesce(struct vsock_dev *d)
 	return sent;
 }
 
+/* A notification of the event queue, which holds buffers for the one event
+ * we send (vsock_dev_quiesce takes one when it needs it): the guest may have
+ * handled our TRANSPORT_RESET. If so, the backend may send what it held
+ * back for it. */
+static void event_notify(struct vsock_dev *d)
+{
+	bool done = false;
+
+	pthread_mutex_lock(&d->lock);
+	if (atomic_load(&d->reset_wait) && d->active && !d->broken && d->evq &&
+	    vq_avail_idx(d->evq) != d->reset_avail) {
+		atomic_store(&d->reset_wait, false);
+		done = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (done) {
+		pr_debug("vsock: the guest took up the transport reset");
+		run(d, false);
+	}
+}
+
 static void vsock_notify(void *dev, unsigned q)
 {
-	/* The event queue holds buffers for the one event we send
-	 * (vsock_dev_quiesce), which takes them when it needs one. */
 	if (q == VSOCK_TXQ || q == VSOCK_RXQ)
 		run(dev, q == VSOCK_TXQ);
+	else if (q == VSOCK_EVQ)
+		event_notify(dev);
+}
+
+bool vsock_dev_awaiting_reset(const struct vsock_dev *d)
+{
+	return atomic_load(&d->reset_wait);
+}
+
+void vsock_dev_stop_awaiting_reset(struct vsock_dev *d)
+{
+	atomic_store(&d->reset_wait, false);
+}
+
+/* ---- snapshot state ------------------------------------------------------ */
+
+/* Version 1: whether a reset is awaited (u8), and the event queue's avail
+ * idx it waits to see move (u16; 0 when none is awaited). */
+#define VSOCK_STATE_V1 1
+
+/* A refusal: -errno, err saying which field (fmt is a literal). */
+#define refuse(e, err, errlen, ...) err_set(err, errlen, e, "vsock: " __VA_ARGS__)
+
+int vsock_dev_save(const struct vsock_dev *d, struct wbuf *w)
+{
+	bool wait = atomic_load(&d->reset_wait);
+
+	/* With the loop parked nothing changes these meanwhile. */
+	wput_u32(w, VSOCK_STATE_V1);
+	wput_u8(w, wait);
+	wput_u16(w, wait ? d->reset_avail : 0);
+	return wbuf_err(w);
+}
+
+int vsock_dev_restore(struct vsock_dev *d, struct rbuf *r, char *err, size_t errlen)
+{
+	uint32_t version;
+	uint16_t avail;
+	bool wait, bad = false, evq;
+
+	version = rget_u32(r);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated before its version");
+	if (version != VSOCK_STATE_V1)
+		return refuse(-EBADMSG, err, errlen, "state version %u, this flint reads %u",
+			      version, VSOCK_STATE_V1);
+	wait = rget_bool(r, &bad);
+	avail = rget_u16(r);
+	if (rbuf_err(r))
+		return refuse(-EBADMSG, err, errlen, "state truncated");
+	if (bad)
+		return refuse(-EBADMSG, err, errlen,
+			      "the flag \"awaiting the guest's reset\" is neither 0 nor 1");
+	if (!wait && avail)
+		return refuse(-EINVAL, err, errlen,
+			      "an event queue index (%u) with no reset awaited", avail);
+	pthread_mutex_lock(&d->lock);
+	evq = d->active && d->evq;
+	if (!wait || evq) {
+		atomic_store(&d->reset_wait, wait);
+		d->reset_avail = avail;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (wait && !evq)
+		return refuse(-EINVAL, err, errlen,
+			      "a reset awaited from a driver with no event queue (or none at all)");
+	return 0;
 }
 
 void vsock_dev_kick(struct vsock_dev *d)
@@ -411,6 +520,9 @@ static int vsock_activate(void *dev, uint64_t features, struct vq *queues,
 	d->host = *host;
 	d->active = true;
 	d->broken = false;
+	/* A new driver knows of no connection: nothing to wait for (a restore
+	 * sets it again, vsock_dev_restore). */
+	atomic_store(&d->reset_wait, false);
 	d->rx_held = d->rx_pool_used = 0;
 	d->used_pending = 0;
 	pthread_mutex_unlock(&d->lock);
@@ -427,6 +539,7 @@ static void vsock_reset(void *dev)
 	pthread_mutex_lock(&d->lock);
 	atomic_fetch_add(&d->resets, 1);
 	d->active = d->broken = false;
+	atomic_store(&d->reset_wait, false);
 	d->rx_held = d->rx_pool_used = 0;
 	d->used_pending = 0;
 	d->rxq = d->txq = d->evq = NULL;

@@ -31,6 +31,7 @@
 
 #include "core/evloop.h"
 #include "core/util.h"
+#include "core/wire.h"
 #include "virtio.h"
 #include "vsock/vsock_pkt.h"
 
@@ -102,8 +103,38 @@ void vsock_dev_get_stats(struct vsock_dev *d, struct vsock_dev_stats *out);
  * host's used(), so that the guest drops every connection it has (its
  * listening sockets stay). Returns whether the event went out: not without
  * a running driver, on a device that needs a reset, or when the guest gave
- * no event buffer (said at debug level). The device works on afterwards. */
+ * no event buffer (said at debug level). When it did, the device awaits the
+ * guest's handling of it (vsock_dev_awaiting_reset). The device works on
+ * afterwards. */
 bool vsock_dev_quiesce(struct vsock_dev *d);
+
+/* Whether the device awaits the guest's handling of the TRANSPORT_RESET it
+ * sent (vsock_dev_quiesce): until then a connection the host opens could
+ * be reset by the late event (Linux handles events in a work item that may
+ * run after the RX work that accepted the connection), so the backend
+ * holds back its REQUESTs. It ends when the guest gives the event buffer
+ * back (its refill after the handling: the event queue's avail idx moves)
+ * and kicks the event queue, the device then runs RX as for a kick of the
+ * RX queue; at a driver reset or activation; or at
+ * vsock_dev_stop_awaiting_reset. Any thread, lock-free: backend callbacks
+ * may ask. */
+bool vsock_dev_awaiting_reset(const struct vsock_dev *d);
+
+/* Stop awaiting it: the guest took too long (the backend bounds the wait,
+ * so that a guest that never kicks holds no host program for ever). Any
+ * thread, lock-free; the backend then sends what it held itself. */
+void vsock_dev_stop_awaiting_reset(struct vsock_dev *d);
+
+/* Snapshot state (devices.h's save/restore): the device's own u32 version,
+ * whether it awaits the guest's reset and the event queue's index it waits
+ * to see move. Save with the loop parked; 0 or w's error. Restore on a
+ * device activated with the restored queues, before the loop runs: all is
+ * decoded and checked before anything changes; -EBADMSG (truncated,
+ * another version, a flag not 0 or 1) or -EINVAL (an index with no wait, a
+ * wait with no event queue), err naming the field. Bytes after the state
+ * are left in r. */
+int vsock_dev_save(const struct vsock_dev *d, struct wbuf *w) WARN_UNUSED;
+int vsock_dev_restore(struct vsock_dev *d, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
 /* VIRTIO_ID_VSOCK, three queues; dev is a struct vsock_dev. */
 extern const struct virtio_dev_ops vsock_ops;

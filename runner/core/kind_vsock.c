@@ -75,6 +75,16 @@ static void vsock_kind_quiesce(void *dev)
 	vsock_mux_quiesce(dev);
 }
 
+static int vsock_kind_save(const void *dev, struct wbuf *w)
+{
+	return vsock_mux_save(dev, w);
+}
+
+static int vsock_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+{
+	return vsock_mux_restore(dev, r, err, errlen);
+}
+
 const struct device_kind vsock_kind = {
     .name = "vsock",
     .label = "vsock device",
@@ -90,10 +100,12 @@ const struct device_kind vsock_kind = {
      * readiness (polls) and its timer, none of which holds guest data. */
     .drain = NULL,
     .quiesce = vsock_kind_quiesce,
-    /* No save/restore: the CID and the Unix socket's path come from the
-     * configuration, and quiesce closed every connection (the guest drops
-     * its own at the TRANSPORT_RESET event), so no connection, credit or
-     * port survives a snapshot. */
-    .save = NULL,
-    .restore = NULL,
+    /* The CID and the Unix socket's path come from the configuration, and
+     * quiesce closed every connection (the guest drops its own at the
+     * TRANSPORT_RESET event), so no connection, credit or port survives a
+     * snapshot. What does: whether the guest has taken up that event yet,
+     * so that the restored VM too holds host connections back until it has
+     * (vsock_mux.h). */
+    .save = vsock_kind_save,
+    .restore = vsock_kind_restore,
 };

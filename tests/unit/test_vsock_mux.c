@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/device_kinds.h"
 #include "core/evloop.h"
 #include "test_vsock_guest.h"
 #include "vsock/vsock_mux.h"
@@ -917,6 +918,10 @@ Test(vsock_mux, quiesce_closes_host_connections_and_resets_the_guest)
 	kick(0);
 	kick(1);
 	expect_quiet();
+	/* The guest takes the event up and gives its buffer back (below). */
+	evlen = sizeof(struct virtio_vsock_event);
+	guest_offer(&gs, 2, &evlen, 1, true);
+	kick(2);
 	c = host_connect(path);
 	local = host_request(c, 5000, "again");
 	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
@@ -979,6 +984,213 @@ Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
 	evloop_resume(loop);
 	close(a);
 	close(l);
+}
+
+/* ---- after a snapshot: the guest's reset first ---------------------------- */
+
+/* A snapshot as vm.c takes it, with two event buffers from the guest: the
+ * loop parked, quiesce (one TRANSPORT_RESET), the loop resumed and every
+ * queue kicked by the VMM. */
+static void snapshot_now(void)
+{
+	uint32_t evlen = sizeof(struct virtio_vsock_event);
+
+	guest_offer(&gs, 2, &evlen, 1, true);
+	guest_offer(&gs, 2, &evlen, 1, true);
+	cr_assert_eq(evloop_pause(loop), 0);
+	vsock_mux_quiesce(m);
+	evloop_resume(loop);
+	for (unsigned q = 0; q < 3; q++)
+		kick(q);
+}
+
+/* The guest's event work, late, as Linux's: it takes the event (resetting
+ * its connections), gives the buffer back and kicks the event queue. */
+static void guest_takes_up_the_reset(void)
+{
+	uint32_t evlen = sizeof(struct virtio_vsock_event);
+	struct vring_used_elem e;
+
+	cr_assert(guest_used(&gs, 2, &e), "no event");
+	guest_offer(&gs, 2, &evlen, 1, true);
+	kick(2);
+}
+
+/* No packet for the guest for ms milliseconds. */
+static void quiet_for(unsigned ms)
+{
+	struct virtio_vsock_hdr h;
+	uint8_t data[G_RXBUF];
+
+	for (unsigned i = 0; i < ms; i++) {
+		usleep(1000);
+		cr_assert_not(guest_recv(&gs, &h, data, sizeof(data)), "op %u after %u ms",
+			      op_of(&h), i);
+	}
+}
+
+static void expect_ok(int fd, uint32_t local)
+{
+	char buf[32], want[32];
+
+	snprintf(want, sizeof(want), "OK %u\n", local);
+	cr_assert_eq(host_read(fd, buf, strlen(want)), strlen(want));
+	cr_assert_eq(memcmp(buf, want, strlen(want)), 0, "got \"%.*s\"", (int)strlen(want), buf);
+}
+
+/* The bug in the rig: a host program that connects right after a snapshot
+ * (here, or in a VM restored from it) had its REQUEST taken up by the
+ * guest before the guest's late event work reset every connection, its
+ * own new one included. Now REQUESTs wait until the guest gives the event
+ * buffer back, and then go in the order the programs came, at once: not
+ * after the wait's bound. Guest-initiated connections do not wait. */
+Test(vsock_mux, host_connects_after_a_snapshot_wait_for_the_guests_reset)
+{
+	int a, b, c, l = host_listen(6000);
+	uint32_t pa, pb;
+	uint64_t t0;
+
+	snapshot_now();
+	a = host_connect(path);
+	host_write(a, "CONNECT 5000\nfirst");
+	b = host_connect(path);
+	host_write(b, "CONNECT 5001\n");
+	t0 = now_ns();
+	quiet_for(300);
+	c = guest_connects(l, 1111, 6000, 65536);
+	quiet_for(50);
+	guest_takes_up_the_reset();
+	pa = le32toh(expect(VIRTIO_VSOCK_OP_REQUEST, 0, 5000, NULL, 0).src_port);
+	pb = le32toh(expect(VIRTIO_VSOCK_OP_REQUEST, 0, 5001, NULL, 0).src_port);
+	cr_assert_lt(now_ns() - t0, 800ull * 1000 * 1000, "at the guest's kick, not the bound");
+	gsend(guest_hdr(5000, pa, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	expect_ok(a, pa);
+	expect(VIRTIO_VSOCK_OP_RW, pa, 5000, NULL, 0);
+	gsend(guest_hdr(5001, pb, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	expect_ok(b, pb);
+	close(a);
+	close(b);
+	close(c);
+	close(l);
+}
+
+/* A guest that never gives the event buffer back holds no host program
+ * for ever: after about a second its REQUEST goes anyway, and the guest's
+ * 2 s to answer start then (an answer 2.2 s after the CONNECT line, 1.2 s
+ * after the REQUEST, is taken). The wait is over for later programs too. */
+Test(vsock_mux, held_connects_go_after_a_second_without_the_guests_kick)
+{
+	int a, b;
+	uint32_t pa;
+	uint64_t t0, waited;
+
+	snapshot_now();
+	a = host_connect(path);
+	host_write(a, "CONNECT 5000\n");
+	t0 = now_ns();
+	quiet_for(800);
+	pa = le32toh(expect(VIRTIO_VSOCK_OP_REQUEST, 0, 5000, NULL, 0).src_port);
+	waited = now_ns() - t0;
+	cr_assert_geq(waited, 950ull * 1000 * 1000, "after %llu ms",
+		      (unsigned long long)waited / 1000000);
+	cr_assert_lt(waited, 1600ull * 1000 * 1000, "after %llu ms",
+		     (unsigned long long)waited / 1000000);
+	usleep(1200 * 1000);
+	gsend(guest_hdr(5000, pa, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	expect_ok(a, pa);
+	t0 = now_ns();
+	b = host_connect(path);
+	(void)host_request(b, 5001, "");
+	cr_assert_lt(now_ns() - t0, 500ull * 1000 * 1000, "no second wait");
+	close(a);
+	close(b);
+}
+
+/* The wait survives the snapshot: saved with the device's state (the
+ * kind's save, the loop parked), restored into a muxer made anew as a
+ * restore makes it (created from the configuration, the device activated
+ * with the guest's queues as the transport restore left them, the state
+ * restored, then the loop started and every queue kicked). That VM's host
+ * programs wait for its guest's reset too. */
+static void restart_restored(const struct wbuf *w)
+{
+	struct vsock_mux_params p = {.guest_cid = G_CID, .uds_path = path};
+	char err[160] = "";
+	struct rbuf r;
+
+	evloop_destroy(loop);
+	vsock_mux_destroy(m);
+	for (unsigned q = 0; q < 3; q++)
+		close(kicks[q].fd);
+	cr_assert_eq(evloop_create(&loop, 64), 0);
+	p.loop = loop;
+	cr_assert_eq(vsock_mux_create(&m, &p), 0);
+	vsock_mux_device(m, &ops, &dev);
+	for (unsigned q = 0; q < 3; q++) {
+		kicks[q] = (struct kick){.op = {.done = kicked}, .q = q};
+		kicks[q].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		cr_assert_geq(kicks[q].fd, 0);
+		cr_assert_eq(evloop_poll(loop, &kicks[q].op, kicks[q].fd, POLLIN), 0);
+	}
+	pthread_mutex_lock(&dev_lock);
+	cr_assert_eq(ops->activate(dev, 0, gs.q, &host), 0);
+	pthread_mutex_unlock(&dev_lock);
+	rbuf_init(&r, w->p, w->len);
+	cr_assert_eq(vsock_kind.restore(m, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r), "the whole section read");
+	cr_assert_eq(evloop_start(loop), 0);
+	for (unsigned q = 0; q < 3; q++)
+		kick(q);
+}
+
+Test(vsock_mux, a_restored_vm_holds_host_connects_until_its_guests_reset)
+{
+	uint32_t evlen = sizeof(struct virtio_vsock_event);
+	uint64_t t0;
+	struct wbuf w;
+	int a;
+
+	cr_assert_not_null(vsock_kind.save, "vsock saves the wait");
+	cr_assert_not_null(vsock_kind.restore);
+	guest_offer(&gs, 2, &evlen, 1, true);
+	guest_offer(&gs, 2, &evlen, 1, true);
+	wbuf_init(&w);
+	cr_assert_eq(evloop_pause(loop), 0);
+	vsock_mux_quiesce(m);
+	cr_assert_eq(vsock_kind.save(m, &w), 0);
+	evloop_resume(loop);
+	restart_restored(&w);
+	a = host_connect(path);
+	host_write(a, "CONNECT 5000\n");
+	t0 = now_ns();
+	quiet_for(300);
+	guest_takes_up_the_reset();
+	(void)expect(VIRTIO_VSOCK_OP_REQUEST, 0, 5000, NULL, 0);
+	cr_assert_lt(now_ns() - t0, 800ull * 1000 * 1000, "at the guest's kick, not the bound");
+	wbuf_free(&w);
+	close(a);
+}
+
+/* A snapshot whose guest had taken the reset up (or got none) restores
+ * with nothing awaited: a host program is connected at once. */
+Test(vsock_mux, a_restored_vm_with_nothing_awaited_connects_at_once)
+{
+	struct wbuf w;
+	int a;
+
+	cr_assert_not_null(vsock_kind.save, "vsock saves the wait");
+	snapshot_now();
+	guest_takes_up_the_reset();
+	usleep(20 * 1000);
+	wbuf_init(&w);
+	cr_assert_eq(evloop_pause(loop), 0);
+	cr_assert_eq(vsock_kind.save(m, &w), 0);
+	evloop_resume(loop);
+	restart_restored(&w);
+	a = host_connect(path);
+	(void)host_request(a, 5000, "");
+	wbuf_free(&w);
+	close(a);
 }
 
 /* Many guest connections at once, data both ways, checked byte by byte:

@@ -43,6 +43,11 @@
 /* Ticks a connection waits for the guest's credit before asking for it:
  * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
 #define CREDIT_ASK_TICKS 2
+/* How long host connections wait for the guest to take up a transport
+ * reset (vsock_dev_awaiting_reset), from the first one held: Linux does as
+ * soon as its event work item runs; the bound is for a guest that never
+ * gives the event buffer back. */
+#define RESET_WAIT_NS (1000ull * 1000 * 1000)
 _Static_assert(MAX_CONNS + 64 <= VSOCK_TABLE_RSTS, "a RST for every connection");
 _Static_assert(BUF_BOUND == 8u << 20, "the bound the README states");
 
@@ -54,6 +59,7 @@ struct mconn {
 	bool line;		   /* reading the CONNECT line: in m->lines, no ports yet */
 	bool exposed;		   /* the guest knows of it: a reset drops it */
 	bool dead;		   /* closed; freed once rd_op and wr_op are idle */
+	bool held;		   /* its REQUEST waits for the guest's reset (m->nheld) */
 	uint64_t deadline;	   /* the line, or the guest's answer to our REQUEST, by then */
 	unsigned credit_ticks;	   /* timer ticks seen waiting for the guest's credit */
 	size_t line_len;
@@ -78,6 +84,10 @@ struct vsock_mux {
 	struct ev_op timer_op;
 	struct __kernel_timespec tick;
 	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
+	/* Host connections held back while the device awaits the guest's
+	 * reset, and when they go anyway (0: none held in this wait yet). */
+	unsigned nheld;
+	uint64_t hold_deadline;
 	struct mlist lines, conns, zombies;
 	unsigned nlines, nconns;
 	uint32_t buf_extra; /* sum of (buf_alloc - BUF_MIN) over m->conns */
@@ -128,11 +138,46 @@ static struct mconn *lookup(struct vsock_mux *m, uint32_t local_port, uint32_t p
 	return e ? container_of(e, struct mconn, e) : NULL;
 }
 
-/* Queue mc to send the guest what it owes. */
+static void arm_timer(struct vsock_mux *m);
+static void release_held(struct vsock_mux *m);
+
+/* Whether a REQUEST must wait for the guest to take up the TRANSPORT_RESET
+ * the device sent: it awaits that, and the wait has not passed its bound
+ * (past it, stop awaiting: host programs go on, at the risk the reset was
+ * there to avoid). */
+static bool awaiting_guest(struct vsock_mux *m)
+{
+	if (!vsock_dev_awaiting_reset(m->dev))
+		return false;
+	if (!m->hold_deadline || now_ns() < m->hold_deadline)
+		return true;
+	pr_debug("vsock %s: the guest has not taken up the transport reset in %llu ms; "
+		 "connecting anyway",
+		 m->path, RESET_WAIT_NS / 1000000);
+	vsock_dev_stop_awaiting_reset(m->dev);
+	return false;
+}
+
+/* Queue mc to send the guest what it owes; a REQUEST while the guest owes
+ * us its reset waits, off the queue (release_held). */
 static void rxq_add(struct vsock_mux *m, struct mconn *mc)
 {
-	if (!mc->dead && mc->c.pending)
-		vsock_table_queue(&m->t, &mc->e);
+	if (mc->dead || !mc->c.pending)
+		return;
+	if (mc->c.pending & VSOCK_CONN_REQUEST) {
+		if (awaiting_guest(m)) {
+			if (!mc->held) {
+				mc->held = true;
+				m->nheld++;
+			}
+			if (!m->hold_deadline)
+				m->hold_deadline = now_ns() + RESET_WAIT_NS;
+			arm_timer(m);
+			return;
+		}
+		release_held(m); /* those held before go first */
+	}
+	vsock_table_queue(&m->t, &mc->e);
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -180,6 +225,10 @@ static void conn_close(struct vsock_mux *m, struct mconn *mc, bool rst)
 		pr_err("vsock: cannot cancel a poll; a socket leaks");
 	close_fd(&mc->fd);
 	mc->dead = true;
+	if (mc->held) {
+		mc->held = false;
+		m->nheld--;
+	}
 	if (mc->line) {
 		list_del(&m->lines, mc);
 		m->nlines--;
@@ -209,24 +258,45 @@ static void reap(struct ev_op *op, int res)
 	}
 }
 
+/* The guest has taken up the reset (or the wait is over): the held
+ * connections send their REQUESTs, in the order they came. */
+static void release_held(struct vsock_mux *m)
+{
+	if (vsock_dev_awaiting_reset(m->dev))
+		return;
+	m->hold_deadline = 0;
+	if (!m->nheld)
+		return;
+	m->nheld = 0;
+	for (struct mconn *mc = m->conns.head; mc; mc = mc->next) {
+		if (mc->held) {
+			mc->held = false;
+			rxq_add(m, mc);
+		}
+	}
+	kick(m);
+}
+
 /* The driver was reset since we last looked: the guest has forgotten its
  * connections, so close every one it knew of. Host programs whose REQUEST
- * has not gone out yet keep waiting for the driver. Called first thing by
- * every handler. */
+ * has not gone out yet keep waiting for the driver. And the guest may have
+ * taken up a transport reset: send what waited for that. Called first
+ * thing by every handler. */
 static void catch_up(struct vsock_mux *m)
 {
 	uint64_t resets = vsock_dev_resets(m->dev);
 	struct mconn *mc, *next;
 
-	if (resets == m->resets_seen)
-		return;
-	m->resets_seen = resets;
-	vsock_table_clear_rsts(&m->t);
-	for (mc = m->conns.head; mc; mc = next) {
-		next = mc->next;
-		if (mc->exposed)
-			conn_close(m, mc, false);
+	if (resets != m->resets_seen) {
+		m->resets_seen = resets;
+		vsock_table_clear_rsts(&m->t);
+		for (mc = m->conns.head; mc; mc = next) {
+			next = mc->next;
+			if (mc->exposed)
+				conn_close(m, mc, false);
+		}
 	}
+	release_held(m);
 }
 
 /* ---- the Unix side ------------------------------------------------------ */
@@ -422,6 +492,14 @@ static void timer_done(struct ev_op *op, int res)
 			waiting = true;
 		if (deadline_tick(m, mc, now))
 			waiting = true;
+	}
+	/* Held connections: tick until the guest takes up its reset or the
+	 * wait's bound passes (awaiting_guest gives up then). */
+	if (m->nheld) {
+		if (awaiting_guest(m))
+			waiting = true;
+		else
+			release_held(m);
 	}
 	if (waiting)
 		arm_timer(m);
@@ -840,6 +918,9 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 
 	catch_up(m);
 	vsock_dev_quiesce(m->dev);
+	/* A new wait for the guest's reset, if the event went out: its bound
+	 * runs from the first connection it holds. */
+	m->hold_deadline = 0;
 	for (unsigned i = 0; i < ARRAY_SIZE(lists); i++) {
 		while (lists[i]->head) {
 			struct mconn *mc = lists[i]->head;
@@ -856,6 +937,16 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 	/* The guest forgets every connection at the event: it is owed no
 	 * RST. */
 	vsock_table_clear_rsts(&m->t);
+}
+
+int vsock_mux_save(const struct vsock_mux *m, struct wbuf *w)
+{
+	return vsock_dev_save(m->dev, w);
+}
+
+int vsock_mux_restore(struct vsock_mux *m, struct rbuf *r, char *err, size_t errlen)
+{
+	return vsock_dev_restore(m->dev, r, err, errlen);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */

@@ -62,6 +62,7 @@
 
 #include "core/evloop.h"
 #include "core/util.h"
+#include "core/wire.h"
 #include "virtio.h"
 
 struct vsock_mux;
@@ -99,8 +100,23 @@ void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out);
  * socket had not taken goes out as far as the socket takes it at once, and
  * the host program reads EOF. Host programs still writing their CONNECT
  * line are closed too. The listening socket at uds_path stays: host
- * programs connect again once the VM runs (here, or restored elsewhere). */
+ * programs connect again once the VM runs (here, or restored elsewhere).
+ *
+ * Connecting again: until the guest has taken up the event (Linux does it
+ * in a work item that may come after the one that accepts a new
+ * connection, and would then reset it), a host program's CONNECT waits
+ * with its REQUEST held back (vsock_dev_awaiting_reset); the held ones go,
+ * in order, once the guest gives its event buffer back, or after 1 s
+ * without, whichever comes first. The guest's 2 s to answer a REQUEST
+ * start when it is sent. Guest-initiated connections do not wait. */
 void vsock_mux_quiesce(struct vsock_mux *m);
+
+/* Snapshot state (devices.h's save/restore): the device's
+ * (vsock_dev_save/restore: whether the guest's reset is still awaited, so
+ * that a restored VM holds host connections back as the saved one would).
+ * The muxer adds nothing: quiesce left it no connection. */
+int vsock_mux_save(const struct vsock_mux *m, struct wbuf *w) WARN_UNUSED;
+int vsock_mux_restore(struct vsock_mux *m, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
 /* Close every connection, unlink uds_path, free. Loop stopped. NULL ok. */
 void vsock_mux_destroy(struct vsock_mux *m);

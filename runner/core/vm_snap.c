@@ -548,17 +548,37 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		pr_err("%s", r == -ENOMEM ? "out of memory" : why);
 		return r;
 	}
+	pr_debug("state file read and checked in %llu us", (unsigned long long)(now_ns() - t0) / 1000);
 	if ((r = restore_config(&s, a, &c)) < 0)
 		goto out;
 	r = vm_alloc(&vm, &c, o);
 	vm_config_free(&c);
 	if (r < 0)
 		goto out;
-	if ((r = vm_setup_seccomp(vm)) < 0 || (r = vm_setup_kvm(vm)) < 0 ||
-	    (r = restore_memory(vm, &s, a)) < 0 || (r = vm_setup_legacy(vm)) < 0 ||
-	    (r = vm_setup_virtio(vm)) < 0 || (r = vm_setup_vcpus(vm)) < 0 ||
-	    (r = restore_state(vm, &s, a)) < 0 || (r = vm_setup_metrics(vm)) < 0)
-		goto out;
+	/* vm_create's order, with memory from the snapshot, no boot image,
+	 * and the saved state put into the new VM and devices last. */
+	enum { SECCOMP, KVM, MEMORY, LEGACY, VIRTIO, VCPUS, STATE, METRICS, NSTEPS };
+	static const char *const step_name[NSTEPS] = {
+	    "seccomp policy", "VM", "memory", "devices", "virtio devices", "vCPUs", "saved state",
+	    "metrics"};
+	for (int i = 0; i < NSTEPS; i++) {
+		uint64_t ts = now_ns();
+
+		switch (i) {
+		case SECCOMP: r = vm_setup_seccomp(vm); break;
+		case KVM: r = vm_setup_kvm(vm); break;
+		case MEMORY: r = restore_memory(vm, &s, a); break;
+		case LEGACY: r = vm_setup_legacy(vm); break;
+		case VIRTIO: r = vm_setup_virtio(vm); break;
+		case VCPUS: r = vm_setup_vcpus(vm); break;
+		case STATE: r = restore_state(vm, &s, a); break;
+		default: r = vm_setup_metrics(vm); break;
+		}
+		if (r < 0)
+			goto out;
+		pr_debug("%s restored in %llu us", step_name[i],
+			 (unsigned long long)(now_ns() - ts) / 1000);
+	}
 	if (a->record_workset_path && !(vm->record_workset = strdup(a->record_workset_path))) {
 		r = -ENOMEM;
 		goto out;

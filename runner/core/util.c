@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -211,4 +212,69 @@ int lock_image(int fd, const char *path, bool write)
 			"from opening it read-write at the same time",
 			path, strerror(-r));
 	return 0;
+}
+
+int write_file_atomic(const char *what, const char *path, const void *buf, size_t len, char *err,
+		      size_t errlen)
+{
+	char *tmp = NULL, *dir = NULL;
+	int fd = -1, dfd = -1, ret;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0) {
+		tmp = NULL;
+		ret = err_set(err, errlen, -ENOMEM, "%s %s: out of memory", what, path);
+		goto out;
+	}
+	/* A fresh file, so that its mode and owner are ours: a stale .tmp
+	 * (a crash) or a symlink at its name is removed, not written through. */
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		ret = err_set(err, errlen, -errno, "%s: removing %s: %m", what, tmp);
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = err_set(err, errlen, -errno, "%s: creating %s: %m", what, tmp);
+		goto out;
+	}
+	ret = write_full(fd, buf, len);
+	if (ret) {
+		ret = err_set(err, errlen, ret, "%s: writing %s: %s", what, tmp, strerror(-ret));
+		goto err_tmp;
+	}
+	if (fsync(fd) < 0) {
+		ret = err_set(err, errlen, -errno, "%s: syncing %s: %m", what, tmp);
+		goto err_tmp;
+	}
+	/* close can report a write-back error (NFS): it counts. */
+	ret = close(fd);
+	fd = -1;
+	if (ret < 0) {
+		ret = err_set(err, errlen, -errno, "%s: closing %s: %m", what, tmp);
+		goto err_tmp;
+	}
+	if (rename(tmp, path) < 0) {
+		ret = err_set(err, errlen, -errno, "%s: renaming %s to %s: %m", what, tmp, path);
+		goto err_tmp;
+	}
+	if (!(dir = strdup(path))) {
+		ret = err_set(err, errlen, -ENOMEM, "%s %s: out of memory", what, path);
+		goto out;
+	}
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		ret = err_set(err, errlen, -errno, "%s: syncing the directory of %s: %m", what,
+			      path);
+		goto out;
+	}
+	ret = 0;
+	goto out;
+
+err_tmp:
+	close_fd(&fd);
+	unlink(tmp);
+out:
+	close_fd(&dfd);
+	free(dir);
+	free(tmp);
+	return ret;
 }

@@ -44,6 +44,15 @@ int write_full(int fd, const void *p, size_t n) WARN_UNUSED;
 int pwrite_full(int fd, const void *p, size_t n, uint64_t off) WARN_UNUSED;
 int pread_full(int fd, void *p, size_t n, uint64_t off) WARN_UNUSED;
 
+/* buf[0..len) as the file at path, atomically: written to a fresh
+ * "<path>.tmp" (mode 0600; a stale one or a symlink at that name is
+ * removed, not written through), fsynced, renamed over path, and the
+ * directory fsynced, so a reader sees the old file or the new one. Until
+ * the rename an error removes the .tmp file and leaves path as it was.
+ * 0 or -errno, with err saying "<what>: <step> <file>: <why>". */
+int write_file_atomic(const char *what, const char *path, const void *buf, size_t len, char *err,
+		      size_t errlen) WARN_UNUSED;
+
 /* Format a message into a caller's err buffer (errlen bytes; NULL or 0:
  * none) and return r: the `return err_set(err, errlen, -EINVAL, "...")`
  * of every function that answers -errno with a message. */

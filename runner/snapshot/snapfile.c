@@ -3,7 +3,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,69 +230,13 @@ int snap_write_fd(const struct snap_writer *w, int fd)
 
 int snap_write_file(const struct snap_writer *w, const char *path, char *err, size_t errlen)
 {
-	char *tmp = NULL, *dir = NULL;
-	int fd = -1, dfd = -1, r;
 	struct wbuf b;
+	int r;
 
-	if ((r = snap_encode(w, &b)) < 0) {
+	if ((r = snap_encode(w, &b)) < 0)
 		r = err_set(err, errlen, r, "snapshot %s: encoding: %s", path, strerror(-r));
-		goto out;
-	}
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		tmp = NULL;
-		r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
-		goto out;
-	}
-	/* A fresh file, so that its mode and owner are ours: a stale .tmp
-	 * (a crash) or a symlink at its name is removed, not written through. */
-	if (unlink(tmp) < 0 && errno != ENOENT) {
-		r = err_set(err, errlen, -errno, "snapshot: removing %s: %m", tmp);
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = err_set(err, errlen, -errno, "snapshot: creating %s: %m", tmp);
-		goto out;
-	}
-	if ((r = write_full(fd, b.p, b.len)) < 0) {
-		r = err_set(err, errlen, r, "snapshot: writing %s: %s", tmp, strerror(-r));
-		goto err_tmp;
-	}
-	if (fsync(fd) < 0) {
-		r = err_set(err, errlen, -errno, "snapshot: syncing %s: %m", tmp);
-		goto err_tmp;
-	}
-	/* close can report a write-back error (NFS): it counts. */
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		r = err_set(err, errlen, -errno, "snapshot: closing %s: %m", tmp);
-		goto err_tmp;
-	}
-	if (rename(tmp, path) < 0) {
-		r = err_set(err, errlen, -errno, "snapshot: renaming %s to %s: %m", tmp, path);
-		goto err_tmp;
-	}
-	/* The rename is durable once the directory is. */
-	if (!(dir = strdup(path))) {
-		r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
-		goto out;
-	}
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
-		r = err_set(err, errlen, -errno, "snapshot: syncing the directory of %s: %m", path);
-		goto out;
-	}
-	r = 0;
-	goto out;
-
-err_tmp:
-	close_fd(&fd);
-	unlink(tmp);
-out:
-	close_fd(&dfd);
-	free(dir);
-	free(tmp);
+	else
+		r = write_file_atomic("snapshot", path, b.p, b.len, err, errlen);
 	wbuf_free(&b);
 	return r;
 }

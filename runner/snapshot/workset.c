@@ -6,7 +6,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,72 +332,6 @@ out:
 	return ret;
 }
 
-/* buf to path through a fresh PATH.tmp, synced, renamed over path, the
- * directory synced. */
-static int write_atomic(const char *path, const void *buf, size_t len, char *err, size_t errlen)
-{
-	char *tmp = NULL, *dir = NULL;
-	int fd = -1, dfd = -1, ret;
-
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		tmp = NULL;
-		ret = err_set(err, errlen, -ENOMEM, "loading set %s: out of memory", path);
-		goto out;
-	}
-	/* A fresh file, so that its mode and owner are ours: a stale .tmp
-	 * (a crash) or a symlink at its name is removed, not written through. */
-	if (unlink(tmp) < 0 && errno != ENOENT) {
-		ret = err_set(err, errlen, -errno, "loading set: removing %s: %m", tmp);
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = err_set(err, errlen, -errno, "loading set: creating %s: %m", tmp);
-		goto out;
-	}
-	ret = write_full(fd, buf, len);
-	if (ret) {
-		ret = err_set(err, errlen, ret, "loading set: writing %s: %s", tmp, strerror(-ret));
-		goto err_tmp;
-	}
-	if (fsync(fd) < 0) {
-		ret = err_set(err, errlen, -errno, "loading set: syncing %s: %m", tmp);
-		goto err_tmp;
-	}
-	/* close can report a write-back error (NFS): it counts. */
-	ret = close(fd);
-	fd = -1;
-	if (ret < 0) {
-		ret = err_set(err, errlen, -errno, "loading set: closing %s: %m", tmp);
-		goto err_tmp;
-	}
-	if (rename(tmp, path) < 0) {
-		ret = err_set(err, errlen, -errno, "loading set: renaming %s to %s: %m", tmp, path);
-		goto err_tmp;
-	}
-	if (!(dir = strdup(path))) {
-		ret = err_set(err, errlen, -ENOMEM, "loading set %s: out of memory", path);
-		goto out;
-	}
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
-		ret = err_set(err, errlen, -errno, "loading set: syncing the directory of %s: %m",
-			      path);
-		goto out;
-	}
-	ret = 0;
-	goto out;
-
-err_tmp:
-	close_fd(&fd);
-	unlink(tmp);
-out:
-	close_fd(&dfd);
-	free(dir);
-	free(tmp);
-	return ret;
-}
-
 int workset_record(const struct gmem *g, const struct gmem_layout *l, const char *path, char *err,
 		   size_t errlen)
 {
@@ -414,7 +347,7 @@ int workset_record(const struct gmem *g, const struct gmem_layout *l, const char
 		ret =
 		    err_set(err, errlen, ret, "loading set %s: encoding: %s", path, strerror(-ret));
 	else
-		ret = write_atomic(path, b.p, b.len, err, errlen);
+		ret = write_file_atomic("loading set", path, b.p, b.len, err, errlen);
 	wbuf_free(&b);
 	workset_free(&ws);
 	return ret;

@@ -211,19 +211,26 @@ Test(vcpu_pause, a_pause_waits_for_nothing_once_the_vcpu_has_ended)
  * set and stay in KVM_RUN for ever: flint hung, 1 run in 600.) Here the
  * late vCPU is an AP waiting for a SIPI, which stays in KVM_RUN unless
  * kicked. */
-Test(vcpu_pause, a_kick_before_the_start_is_not_lost)
+/* One more vCPU, not started: an AP that waits in KVM_RUN for a SIPI. */
+static void make_late_vcpu(struct vcpu *late)
 {
 	struct boot_info bi = {.entry = CODE_ADDR};
-	struct vcpu late;
 	const char *what = "";
 	unsigned max;
 
 	struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(k.sys_fd, &max);
 	cr_assert(cpuid);
-	cr_assert_eq(vcpu_create(&late, k.sys_fd, k.vm_fd, NVCPUS, &k.env), 0);
+	cr_assert_eq(vcpu_create(late, k.sys_fd, k.vm_fd, NVCPUS, &k.env), 0);
 	cr_assert_eq(cpuid_setup(cpuid, max, NVCPUS, NVCPUS + 1), 0);
-	cr_assert_eq(x86_vcpu_setup(late.fd, NVCPUS, cpuid, &bi, &what), 0, "%s", what);
+	cr_assert_eq(x86_vcpu_setup(late->fd, NVCPUS, cpuid, &bi, &what), 0, "%s", what);
 	free(cpuid);
+}
+
+Test(vcpu_pause, a_kick_before_the_start_is_not_lost)
+{
+	struct vcpu late;
+
+	make_late_vcpu(&late);
 	vcpu_kick(&late);
 	cr_assert_eq(vcpu_start(&late), 0);
 	uint64_t end = now_ns() + 5 * SECOND;
@@ -241,17 +248,9 @@ Test(vcpu_pause, a_kick_before_the_start_is_not_lost)
  * resumed. It used to ignore the pause and run. */
 Test(vcpu_pause, a_pause_before_the_start_parks_before_the_first_run)
 {
-	struct boot_info bi = {.entry = CODE_ADDR};
 	struct vcpu late;
-	const char *what = "";
-	unsigned max;
 
-	struct kvm_cpuid2 *cpuid = kvm_supported_cpuid(k.sys_fd, &max);
-	cr_assert(cpuid);
-	cr_assert_eq(vcpu_create(&late, k.sys_fd, k.vm_fd, NVCPUS, &k.env), 0);
-	cr_assert_eq(cpuid_setup(cpuid, max, NVCPUS, NVCPUS + 1), 0);
-	cr_assert_eq(x86_vcpu_setup(late.fd, NVCPUS, cpuid, &bi, &what), 0, "%s", what);
-	free(cpuid);
+	make_late_vcpu(&late);
 	vcpu_pause(&late);
 	cr_assert_eq(vcpu_start(&late), 0);
 	cr_assert_eq(vcpu_wait_paused(&late, now_ns() + 5 * SECOND), 0);

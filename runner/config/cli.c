@@ -20,6 +20,7 @@ void cli_usage(void)
 	       "       flint run [options] -- COMMAND ARGS...\n"
 	       "       flint run --save-snapshot FILE --save-mem FILE [options] [-- COMMAND...]\n"
 	       "       flint run --restore FILE --mem-file FILE [options] -- COMMAND ARGS...\n"
+	       "       flint run --restore FILE --mem-file FILE --wait-fd N [options] -- COMMAND\n"
 	       "Boot a Linux microVM with KVM.\n\n"
 	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
 	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
@@ -86,6 +87,10 @@ void cli_usage(void)
 	       "                     above but --paused and --vsock-override: run COMMAND in\n"
 	       "                     a VM restored from such a snapshot instead of booting\n"
 	       "                     one (no machine options: the snapshot has them)\n"
+	       "  --wait-fd N        with --restore: restore the VM paused, wait for one byte\n"
+	       "                     on the inherited fd N (3 or more), then resume it and run\n"
+	       "                     COMMAND; the fd's end without a byte stops the VM and\n"
+	       "                     exits 0 with nothing run (a warm VM given up)\n"
 	       "It exits 123 when the guest did not boot to its agent (or, restored, its agent\n"
 	       "did not answer).\n",
 	       MAX_VCPUS, DEFAULT_CMDLINE, API_DEFAULT_SOCK);
@@ -208,6 +213,9 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		if (cfg->guest_argc == 0)
 			return bad(err, errlen, "flint run --restore: no command; usage: flint run "
 						"--restore FILE --mem-file FILE -- COMMAND ARGS...");
+	} else if (cfg->wait_fd) {
+		return bad(err, errlen, "flint run: --wait-fd needs --restore FILE: only a "
+					"restored VM waits, paused, for its go");
 	}
 	if (cfg->guest_argc == 0 && !cfg->save_snapshot)
 		return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
@@ -223,7 +231,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
-	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM };
+	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -240,6 +248,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"timings", no_argument, NULL, O_TIMINGS},
 		{"save-snapshot", required_argument, NULL, O_SAVE_SNAPSHOT},
 		{"save-mem", required_argument, NULL, O_SAVE_MEM},
+		{"wait-fd", required_argument, NULL, O_WAIT_FD},
 		{"stats", no_argument, NULL, O_STATS},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"check-kvm", no_argument, NULL, O_CHECK},
@@ -345,6 +354,7 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		case O_TIMINGS:
 		case O_SAVE_SNAPSHOT:
 		case O_SAVE_MEM:
+		case O_WAIT_FD:
 			/* By its name: argv[optind - 1] may be its value. */
 			if (!cfg->run)
 				return bad(err, errlen, "--%s is an option of flint run",
@@ -357,7 +367,18 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 				cfg->save_mem = optarg;
 			else if (c == O_TIMINGS)
 				cfg->timings = true;
-			else {
+			else if (c == O_WAIT_FD) {
+				char *end;
+				errno = 0;
+				long fd = strtol(optarg, &end, 10);
+				if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
+				    fd > WAIT_FD_MAX)
+					return bad(err, errlen,
+						   "--wait-fd %s: expected a file descriptor, 3 to %d "
+						   "(0-2 are the command's stdin, stdout and stderr)",
+						   optarg, WAIT_FD_MAX);
+				cfg->wait_fd = (int)fd;
+			} else {
 				char *end;
 				errno = 0;
 				unsigned long t = strtoul(optarg, &end, 10);

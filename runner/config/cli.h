@@ -17,6 +17,9 @@
 #define MAX_NETS 8
 /* `flint run`: the guest CID and the default command timeout (none). */
 #define RUN_GUEST_CID 3
+/* `flint run --wait-fd`: the highest fd number taken (the kernel's
+ * default nr_open is 1048576). */
+#define WAIT_FD_MAX 1048575
 /* Where the API listens when --api-sock is not given. */
 #define API_DEFAULT_SOCK "/run/flint.socket"
 
@@ -101,6 +104,10 @@ struct config {
 	 * `flint run --restore` runs a command in a VM restored from them. */
 	const char *save_snapshot; /* --save-snapshot: the state file */
 	const char *save_mem;	   /* --save-mem: the memory file */
+	/* run --restore: restore paused and wait for one byte on this
+	 * inherited fd (>= 3) before running the command; its end without
+	 * one stops the VM, exit 0 (a warm VM given up). 0 for none. */
+	int wait_fd; /* --wait-fd */
 };
 
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };

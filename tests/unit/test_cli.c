@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -472,4 +474,76 @@ Test(cli, run_restore)
 	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "run", "--workset", "w", "--", "true"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
+}
+
+/* flint run --restore --wait-fd N: a warm VM waits, restored paused, for
+ * one byte on an inherited fd. N is 3 or more (0-2 are the command's), a
+ * plain number, and only with --restore. */
+Test(cli, run_restore_wait_fd)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd", "3",
+			   "--timeout", "5", "--", "cat"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.wait_fd, 3);
+	cr_assert_str_eq(c.restore, "s");
+	cr_assert_eq(c.timeout_s, 5);
+	cr_assert_eq(c.guest_argc, 1);
+	cr_assert_eq(PARSE(&c, err, "run", "--wait-fd", "1048575", "--restore", "s", "--uffd-sock",
+			   "u", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.wait_fd, 1048575);
+	/* None unless asked. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.wait_fd, 0);
+
+	static const char *const bad_fds[] = {"0", "1", "2", "-3", "", "3x", "x", "1048576",
+					      "99999999999999999999", " 4"};
+	for (size_t i = 0; i < sizeof(bad_fds) / sizeof(bad_fds[0]); i++) {
+		cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m",
+				   "--wait-fd", (char *)bad_fds[i], "--", "true"),
+			     CLI_ERROR, "--wait-fd '%s' taken", bad_fds[i]);
+		cr_assert_not_null(strstr(err, "--wait-fd"), "'%s': %s", bad_fds[i], err);
+		cr_assert_not_null(strstr(err, "expected a file descriptor, 3 to 1048575"),
+				   "'%s': %s", bad_fds[i], err);
+	}
+	/* Only a restored VM waits. */
+	cr_assert_eq(PARSE(&c, err, "run", "--wait-fd", "3", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--wait-fd needs --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--wait-fd",
+			   "3"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--wait-fd needs --restore"), "%s", err);
+	/* A command it still needs. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd", "3"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "no command"), "%s", err);
+	/* An option of flint run, named by its name, not its value. */
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--wait-fd", "3"),
+		     CLI_ERROR);
+	cr_assert_str_eq(err, "--wait-fd is an option of flint run");
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "needs a value"), "%s", err);
+}
+
+Test(cli, help_names_wait_fd, .init = cr_redirect_stdout)
+{
+	struct config c;
+	char err[256];
+	char buf[16384];
+	size_t n;
+	FILE *f;
+
+	cr_assert_eq(PARSE(&c, err, "run", "--help"), CLI_EXIT_OK);
+	fflush(stdout);
+	f = cr_get_redirected_stdout();
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	cr_assert_not_null(strstr(buf, "--wait-fd N [options] -- COMMAND"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "  --wait-fd N        with --restore: restore the VM paused"),
+			   "%s", buf);
 }

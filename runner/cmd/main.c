@@ -1,5 +1,6 @@
 /* flint: boot a Linux microVM with KVM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,8 +169,9 @@ static int create_from_cli(struct vm **vm, const struct config *cfg)
 	return r;
 }
 
-/* flint run --restore: the VM from the snapshot, running at once, its
- * vsock device on flint run's private socket (cfg->vsock.uds). */
+/* flint run --restore: the VM from the snapshot, its vsock device on
+ * flint run's private socket (cfg->vsock.uds); running at once, or with
+ * --wait-fd paused until the run thread's go() resumes it. */
 static int restore_for_run(struct vm **vm, const struct config *cfg)
 {
 	struct restore_overrides ov;
@@ -177,7 +179,7 @@ static int restore_for_run(struct vm **vm, const struct config *cfg)
 	struct vm_opts o;
 
 	instance_restore_args(cfg, &a, &ov);
-	a.resume_vm = true;
+	a.resume_vm = !cfg->wait_fd;
 	a.vsock_uds_path = cfg->vsock.uds; /* flint run's private socket */
 	instance_vm_opts(cfg, &o);
 	return vm_restore(vm, &a, &o);
@@ -187,7 +189,8 @@ static int restore_for_run(struct vm **vm, const struct config *cfg)
 struct run_ctx {
 	struct vm *vm;
 	const struct config *cfg;
-	uint64_t snap_us; /* --save-snapshot: pausing and saving took this long */
+	uint64_t snap_us;     /* --save-snapshot: pausing and saving took this long */
+	uint64_t restored_us; /* --restore: launch to the VM restored */
 };
 
 static void run_finish(void *ctx, int status, const char *msg)
@@ -229,6 +232,51 @@ static int save_when_ready(void *ctx, char *msg, size_t len)
 	return RUN_READY_RECONNECT;
 }
 
+/* --wait-fd, on the run thread once the go byte came: the VM restored
+ * paused runs; then the command goes as for any restore. */
+static int resume_on_go(void *ctx, char *msg, size_t len)
+{
+	struct run_ctx *rc = ctx;
+	struct vm_err err = {0};
+
+	if (vm_act(rc->vm, VM_ACTION_RESUME, 0, &err) < 0) {
+		snprintf(msg, len, "flint run: cannot resume the restored VM: %s",
+			 err.msg[0] ? err.msg : strerror(-err.code));
+		return EXIT_FLINT_ERROR;
+	}
+	return 0;
+}
+
+/* --wait-fd: whether fd is open (the parent's pipe), made CLOEXEC. */
+static int check_wait_fd(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) {
+		pr_err("flint run: --wait-fd %d: %s", fd, strerror(errno));
+		return -EBADF;
+	}
+	return 0;
+}
+
+/* --restore --wait-fd: the restore, the wait for the go byte, and from it
+ * to the agent, apart. */
+static void print_wait_timings(const struct run_ctx *rc, const struct run_timings *t,
+			       const char *cmd)
+{
+	uint64_t end = t->go_us ? t->go_us : us_since_launch();
+
+	fprintf(stderr, "flint run: restored paused; launch to restored %.1f ms, waited %.1f ms",
+		rc->restored_us / 1000.0, (end - rc->restored_us) / 1000.0);
+	if (t->given_up || !t->go_us)
+		fprintf(stderr, ", %s\n", t->given_up ? "given up (no go byte)" : "no go byte");
+	else if (t->agent_ready_us)
+		fprintf(stderr, ", go to agent ready %.1f ms, command %s\n",
+			(t->agent_ready_us - t->go_us) / 1000.0, cmd);
+	else
+		fprintf(stderr, ", the agent not reached\n");
+}
+
 static void print_timings(const struct run_ctx *rc, const struct run *r)
 {
 	struct run_timings t;
@@ -237,6 +285,10 @@ static void print_timings(const struct run_ctx *rc, const struct run *r)
 	run_get_timings(r, &t);
 	if (t.cmd_end_us)
 		snprintf(cmd, sizeof(cmd), "%.1f ms", (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+	if (rc->cfg->wait_fd) {
+		print_wait_timings(rc, &t, cmd);
+		return;
+	}
 	if (rc->cfg->restore) {
 		fprintf(stderr, "flint run: restored; launch to agent ready %.1f ms, command %s\n",
 			t.agent_ready_us / 1000.0, cmd);
@@ -250,7 +302,9 @@ static void print_timings(const struct run_ctx *rc, const struct run *r)
 }
 
 /* flint run: boot (or restore), hand the command to the agent, exit with
- * its status; with --save-snapshot, save the VM once the agent is ready. */
+ * its status; with --save-snapshot, save the VM once the agent is ready;
+ * with --restore --wait-fd, the VM restored paused runs the command once a
+ * byte comes on the fd, or stops with 0 at its end without one. */
 static int run_command(struct config *cfg)
 {
 	struct run_setup rs = {0};
@@ -258,9 +312,12 @@ static int run_command(struct config *cfg)
 	struct run *r = NULL;
 	int status = EXIT_FLINT_ERROR;
 
+	if (cfg->wait_fd && check_wait_fd(cfg->wait_fd) < 0)
+		goto out;
 	if (cfg->restore ? private_socket(cfg, &rs) < 0 || restore_for_run(&rc.vm, cfg) < 0
 			 : run_prepare(cfg, &rs) < 0 || create_from_cli(&rc.vm, cfg) < 0)
 		goto out;
+	rc.restored_us = us_since_launch();
 	/* A restored agent made its one connection to the host long ago: flint
 	 * opens one to the port it listens on. */
 	struct run_params p = {
@@ -276,6 +333,8 @@ static int run_command(struct config *cfg)
 	    .err_fd = STDERR_FILENO,
 	    .finish = run_finish,
 	    .ready = cfg->save_snapshot ? save_when_ready : NULL,
+	    .go = cfg->wait_fd ? resume_on_go : NULL,
+	    .go_fd = cfg->wait_fd,
 	    .ctx = &rc,
 	};
 	if (run_start(&r, &p) < 0)

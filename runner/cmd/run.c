@@ -474,11 +474,61 @@ static int call_ready(struct session *s)
 	return s->sock == -1 ? -2 : s->sock < 0 ? RUN_EXIT_NO_AGENT : -1;
 }
 
+/* RUN_CONNECT with go(): waits for one byte on go_fd, then go() resumes
+ * the VM. Returns -1 to go on, -2 when stopped, or a final status (0 when
+ * go_fd ended without a byte: the warm VM was given up). */
+static int wait_go(struct session *s)
+{
+	struct run *r = s->r;
+	char b;
+
+	for (;;) {
+		struct pollfd pf[2] = {{r->stop_fd, POLLIN, 0}, {r->p.go_fd, POLLIN, 0}};
+		ssize_t n;
+		int ret;
+
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(s->msg, MSG_LEN, "flint run: poll: %s", strerror(errno));
+			return EXIT_FLINT_ERROR;
+		}
+		if (pf[0].revents)
+			return -2;
+		if (pf[1].revents & POLLNVAL) {
+			snprintf(s->msg, MSG_LEN, "flint run: --wait-fd %d is not open",
+				 r->p.go_fd);
+			return EXIT_FLINT_ERROR;
+		}
+		if (!pf[1].revents)
+			continue;
+		/* One byte only: whatever follows is the caller's. */
+		n = read(r->p.go_fd, &b, 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			snprintf(s->msg, MSG_LEN, "flint run: reading --wait-fd %d: %s", r->p.go_fd,
+				 strerror(errno));
+			return EXIT_FLINT_ERROR;
+		}
+		pthread_mutex_lock(&r->lock);
+		r->t.go_us = us_since_launch();
+		r->t.given_up = n == 0;
+		pthread_mutex_unlock(&r->lock);
+		if (n == 0)
+			return 0;
+		ret = r->p.go(r->p.ctx, s->msg, MSG_LEN);
+		return ret == 0 ? -1 : ret < 0 ? EXIT_FLINT_ERROR : ret;
+	}
+}
+
 static int session_run(struct session *s)
 {
 	struct run *r = s->r;
 	int status;
 
+	if (r->p.go && (status = wait_go(s)) != -1)
+		return status == -2 ? -1 : status;
 	s->sock = r->p.mode == RUN_CONNECT ? connect_agent(s) : wait_agent(s);
 	/* One agent connection per run: later ones are refused. */
 	close_fd(&r->lfd);
@@ -573,6 +623,10 @@ static int build_request(struct run *r)
 
 	if (!p->finish || (p->mode == RUN_ACCEPT ? !p->listen_path : !p->uds_path)) {
 		pr_err("flint run: no %s", p->finish ? "socket to reach the agent" : "finish()");
+		return -EINVAL;
+	}
+	if (p->go && (p->mode != RUN_CONNECT || p->go_fd < 0)) {
+		pr_err("flint run: waiting for a go byte needs RUN_CONNECT and an fd");
 		return -EINVAL;
 	}
 	if (p->argc == 0 && p->ready && p->mode == RUN_ACCEPT)

@@ -5,8 +5,9 @@
  * vsock connection to CID 2, port AGENT_VSOCK_PORT, which the vsock muxer
  * relays to the Unix socket `listen_path`), or open one to the port it
  * listens on through the vsock device's own socket (a restored guest: its
- * boot connection did not survive the snapshot). Runs on a thread of its
- * own; knows nothing of the VM but the finish and ready callbacks.
+ * boot connection did not survive the snapshot), optionally only once a
+ * go byte comes on an fd (a warm VM restored paused: run_params.go). Runs
+ * on a thread of its own; knows nothing of the VM but its callbacks.
  *
  * Exit statuses given to finish(): the command's status, 128+N when signal
  * N killed it, RUN_EXIT_TIMEOUT when --timeout expired (the agent killed
@@ -74,12 +75,23 @@ struct run_params {
 	 * vsock connection), or a status 0-255 to finish with at once, nothing
 	 * sent; it may write a reason for finish() into msg (msglen bytes). */
 	int (*ready)(void *ctx, char *msg, size_t msglen);
-	void *ctx; /* for finish and ready */
+	/* RUN_CONNECT, optional (`flint run --wait-fd`: a VM restored paused,
+	 * kept warm until its request comes): before reaching the agent, wait
+	 * for one byte on go_fd (the caller's; only that byte is read), then
+	 * call go(), which resumes the VM and returns 0, or a status to
+	 * finish with at once (a reason in msg). The end of go_fd without a
+	 * byte finishes with 0, nothing sent (the warm VM was given up); its
+	 * boot and command timeouts count from the byte. */
+	int (*go)(void *ctx, char *msg, size_t msglen);
+	int go_fd;
+	void *ctx; /* for finish, ready and go */
 };
 
 /* Microseconds since launch (util.h us_since_launch) at each milestone, 0
  * when not reached. */
 struct run_timings {
+	uint64_t go_us;		 /* go(): the wait on go_fd ended (byte or end) */
+	bool given_up;		 /* go_fd ended without a byte: nothing ran */
 	uint64_t agent_ready_us; /* the agent's connection accepted, or its OK */
 	uint64_t cmd_start_us;	 /* request sent */
 	uint64_t cmd_end_us;	 /* status received */

@@ -56,6 +56,10 @@ struct harness {
 	int ready_ret;
 	const char *ready_msg;
 	atomic_int ready_calls;
+	/* The go hook (--wait-fd): what it returns and its reason; calls. */
+	int go_ret;
+	const char *go_msg;
+	atomic_int go_calls;
 };
 
 static int on_ready(void *ctx, char *msg, size_t len)
@@ -1610,4 +1614,283 @@ Test(run_connect, run_thread_under_its_seccomp_filter)
 			  "run %zu: a call outside the run table (SIGSYS)", i);
 		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run %zu: status 0x%x", i, st);
 	}
+}
+
+/* ---- RUN_CONNECT after a go byte (flint run --wait-fd) ---- */
+
+static int on_go(void *ctx, char *msg, size_t len)
+{
+	struct harness *h = ctx;
+
+	atomic_fetch_add(&h->go_calls, 1);
+	if (h->go_msg)
+		snprintf(msg, len, "%s", h->go_msg);
+	return h->go_ret;
+}
+
+/* RUN_CONNECT with the go hook on a pipe: go[1] is the test's end. */
+static void start_go(struct harness *h, int go[2], unsigned boot_s)
+{
+	prepare(h, false);
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	struct run_params p = {
+	    .mode = RUN_CONNECT,
+	    .uds_path = h->uds,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .boot_timeout_s = boot_s,
+	    .in_fd = -1,
+	    .out_fd = h->out,
+	    .err_fd = h->err,
+	    .finish = on_finish,
+	    .go = on_go,
+	    .go_fd = go[0],
+	    .ctx = h,
+	};
+	cr_assert_eq(run_start(&h->run, &p), 0);
+}
+
+TestSuite(run_go, .init = setup, .timeout = 20);
+
+/* Nothing reaches the agent before the byte; then go() once, and the
+ * command as usual. Only the one byte is read. */
+Test(run_go, byte_then_the_command)
+{
+	struct harness h;
+	struct fake *f;
+	int go[2];
+	char rest[8] = "";
+
+	start_go(&h, go, 5);
+	f = fake_device_start(h.uds);
+	script(f, AGENT_STDOUT, "hi\n", 3);
+	script_exit(f, AGENT_EXITED, 6, NULL);
+	fake_go(f);
+	usleep(200 * 1000);
+	cr_assert_eq(atomic_load(&f->conns), 0, "the agent was reached before the go byte");
+	cr_assert_eq(atomic_load(&h.go_calls), 0);
+	cr_assert_not(run_finished(h.run));
+	cr_assert_eq(write(go[1], "gxy", 3), 3);
+	cr_assert_eq(wait_finish(&h, 5), 6, "%s", h.msg);
+	cr_assert_eq(atomic_load(&h.go_calls), 1);
+	expect_text(h.out, "hi\n");
+	fake_join(f);
+	cr_assert_eq(atomic_load(&f->conns), 1);
+	cr_assert(f->decoded);
+	cr_assert_eq(read(go[0], rest, sizeof(rest)), 2, "more than the go byte was read");
+	cr_assert_str_eq(rest, "xy");
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert_gt(t.go_us, 0);
+	cr_assert_not(t.given_up);
+	cr_assert_geq(t.agent_ready_us, t.go_us);
+	finish(&h);
+	fake_end(f);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* The end of the fd without a byte: finish(0), no go(), no connection. */
+Test(run_go, end_without_a_byte_gives_up)
+{
+	struct harness h;
+	struct fake *f;
+	int go[2];
+
+	start_go(&h, go, 5);
+	f = fake_device_start(h.uds);
+	script_exit(f, AGENT_EXITED, 6, NULL);
+	fake_go(f);
+	close(go[1]);
+	cr_assert_eq(wait_finish(&h, 5), 0, "%s", h.msg);
+	cr_assert_str_eq(h.msg, "");
+	cr_assert_eq(atomic_load(&h.go_calls), 0);
+	struct run_timings t;
+	run_get_timings(h.run, &t);
+	cr_assert(t.given_up);
+	cr_assert_gt(t.go_us, 0);
+	cr_assert_eq(t.agent_ready_us, 0);
+	fake_stop(f);
+	cr_assert_eq(atomic_load(&f->conns), 0);
+	cr_assert_not(f->decoded);
+	finish(&h);
+	fake_end(f);
+	close(go[0]);
+}
+
+/* go() refuses (the VM would not resume): its status and reason. */
+Test(run_go, go_hook_fails)
+{
+	struct harness h;
+	int go[2];
+
+	start_go(&h, go, 5);
+	h.go_ret = 125;
+	h.go_msg = "cannot resume";
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(wait_finish(&h, 5), 125);
+	cr_assert_str_eq(h.msg, "cannot resume");
+	cr_assert_eq(atomic_load(&h.go_calls), 1);
+	finish(&h);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* The boot timeout counts from the byte, not from run_start: a warm VM
+ * may wait far longer than it. */
+Test(run_go, boot_timeout_counts_from_the_byte)
+{
+	struct harness h;
+	struct fake *f;
+	int go[2];
+
+	start_go(&h, go, 1);
+	usleep(1300 * 1000);
+	f = fake_device_start(h.uds);
+	script_exit(f, AGENT_EXITED, 0, NULL);
+	fake_go(f);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	cr_assert_eq(wait_finish(&h, 5), 0, "%s", h.msg);
+	finish(&h);
+	fake_end(f);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* run_stop while waiting: the thread ends, finish() is not called. */
+Test(run_go, stop_while_waiting)
+{
+	struct harness h;
+	int go[2];
+
+	start_go(&h, go, 5);
+	usleep(50 * 1000);
+	run_stop(h.run);
+	h.run = NULL;
+	cr_assert_eq(h.calls, 0);
+	cr_assert_eq(atomic_load(&h.go_calls), 0);
+	finish(&h);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* A go fd that is not open: EXIT_FLINT_ERROR, saying so. */
+Test(run_go, closed_fd)
+{
+	struct harness h;
+
+	prepare(&h, false);
+	struct run_params p = {
+	    .mode = RUN_CONNECT,
+	    .uds_path = h.uds,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .go = on_go,
+	    .go_fd = 1000, /* poll() reports POLLNVAL */
+	    .ctx = &h,
+	};
+	cr_assert_eq(fcntl(1000, F_GETFD), -1);
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	cr_assert_eq(wait_finish(&h, 5), EXIT_FLINT_ERROR);
+	cr_assert_not_null(strstr(h.msg, "is not open"), "%s", h.msg);
+	finish(&h);
+}
+
+Test(run_go, bad_params)
+{
+	struct run *r = NULL;
+	struct run_params p = {
+	    .mode = RUN_ACCEPT,
+	    .listen_path = "/tmp/flint-unit-run-go.sock",
+	    .uds_path = "/tmp/flint-unit-run-go.vsock",
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .in_fd = -1,
+	    .out_fd = -1,
+	    .err_fd = -1,
+	    .finish = on_finish,
+	    .go = on_go,
+	    .go_fd = 0,
+	};
+
+	/* Only RUN_CONNECT waits, and only on an fd. */
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	cr_assert_null(r);
+	p.mode = RUN_CONNECT;
+	p.go_fd = -1;
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	cr_assert_null(r);
+}
+
+/* In a child with the policy on: the wait and go() under the run
+ * thread's filter (the byte already there). */
+static int child_go(struct harness *h)
+{
+	struct fake *dev;
+	struct timespec until;
+	int status = -1, go[2];
+
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_init(&h->m, NULL);
+	pthread_cond_init(&h->c, NULL);
+	snprintf(h->uds, sizeof(h->uds), "/tmp/flint-unit-run-%d.vsock", getpid());
+	h->out = memfd_create("out", MFD_CLOEXEC);
+	if (pipe2(go, O_CLOEXEC) < 0 || write(go[1], "g", 1) != 1)
+		_exit(1);
+	struct run_params p = {
+	    .mode = RUN_CONNECT,
+	    .uds_path = h->uds,
+	    .argv = ARGV("x"),
+	    .argc = 1,
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h->out,
+	    .err_fd = -1,
+	    .finish = on_finish,
+	    .go = on_go,
+	    .go_fd = go[0],
+	    .ctx = h,
+	};
+	dev = fake_device_start(h->uds);
+	script(dev, AGENT_STDOUT, "ok", 2);
+	script_exit(dev, AGENT_EXITED, 9, NULL);
+	if (run_start(&h->run, &p) < 0)
+		_exit(1);
+	pthread_create(&dev->thread, NULL, fake_agent, dev);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&h->m);
+	while (!h->calls && pthread_cond_timedwait(&h->c, &h->m, &until) == 0)
+		;
+	if (h->calls)
+		status = h->status;
+	pthread_mutex_unlock(&h->m);
+	run_stop(h->run);
+	atomic_store(&dev->quit, true);
+	pthread_join(dev->thread, NULL);
+	unlink(h->uds);
+	bool ok = status == 9 && atomic_load(&h->go_calls) == 1 && lseek(h->out, 0, SEEK_END) == 2;
+	return ok ? 0 : 1;
+}
+
+Test(run_go, under_the_run_threads_seccomp_filter)
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct harness h;
+
+		if (seccomp_configure(false, -1) < 0)
+			_exit(2);
+		_exit(child_go(&h));
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(!WIFSIGNALED(st) || WTERMSIG(st) != SIGSYS, "a call outside the run table");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
 }

@@ -1,6 +1,7 @@
 /* fn: a function's configuration for flint serve. See fn.h. */
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,52 @@ static int parse_fields(struct jfield *j, json_t *o, struct fn_config *c)
 	return 0;
 }
 
+/* The length of the UTF-8 sequence at s, or 0 when there is none (a
+ * stray or missing continuation byte, an overlong form, a surrogate or
+ * past U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+	static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		n = 2, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 3, cp = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* the NUL at the end too */
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* jansson's and jfield's messages may quote the body's bytes, which may be
+ * cut short ('%.32s') or not UTF-8 at all: each byte of err outside a
+ * UTF-8 sequence becomes '?', so that a JSON answer can carry it. */
+static void utf8_message(char *err)
+{
+	unsigned char *s = (unsigned char *)err;
+
+	while (*s) {
+		size_t n = utf8_len(s);
+
+		if (n == 0)
+			*s++ = '?';
+		else
+			s += n;
+	}
+}
+
 int fn_config_parse(const char *name, const char *body, size_t len, struct fn_config *c, char *err,
 		    size_t errlen)
 {
@@ -268,12 +315,16 @@ int fn_config_parse(const char *name, const char *body, size_t len, struct fn_co
 	if ((r = fn_name_check(name, err, errlen)) < 0)
 		return r;
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	if (!(o = jfield_load(&j, body, len, "the body")))
+	if (!(o = jfield_load(&j, body, len, "the body"))) {
+		utf8_message(err);
 		return -EINVAL;
+	}
 	r = parse_fields(&j, o, c);
 	json_decref(o);
-	if (r < 0)
+	if (r < 0) {
+		utf8_message(err);
 		fn_config_free(c);
+	}
 	return r;
 }
 

@@ -33,7 +33,8 @@
  * AGENT_REQUEST_MAX.
  *
  * Pure: no I/O (paths are not looked at here). Functions that fail return
- * -EINVAL with the message in err, or -ENOMEM. */
+ * -EINVAL with the message in err (always UTF-8, so that a JSON answer can
+ * carry it: bytes of the body that are not come out as '?'), or -ENOMEM. */
 #ifndef FLINT_SERVE_FN_H
 #define FLINT_SERVE_FN_H
 

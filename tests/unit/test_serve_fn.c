@@ -222,6 +222,42 @@ Test(serve_fn, body_and_unknown_fields)
 	ERR_HAS("the body is not valid JSON: \\u0000 is not allowed");
 }
 
+/* Whether s is UTF-8 (a JSON answer can carry it). */
+static bool is_utf8(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
+Test(serve_fn, messages_are_utf8)
+{
+	struct fn_config c;
+
+	/* jansson quotes the bad escape's bytes up to half of U+079D. */
+	cr_assert_eq(parse("f", "{\"command\": [\"a\\\xde\x9d\"]}", &c), -EINVAL);
+	ERR_IS("the body is not valid JSON: invalid escape near '\"a\\?' (line 1, column 17)");
+	cr_assert(is_utf8(err));
+	/* jfield cuts a value at 32 bytes, in the middle of an 'é' here; the
+	 * whole ones stay. */
+	cr_assert_eq(
+	    parse("f",
+		  "{\"command\": [\"x\"], \"isolation\": \"x\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+		  "\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+		  "\xa9\xc3\xa9\"}",
+		  &c),
+	    -EINVAL);
+	ERR_IS(
+	    "isolation: must be one of per-request, reuse; got "
+	    "'x\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+	    "\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9?'");
+	cr_assert(is_utf8(err));
+	/* An unknown field named in UTF-8 comes back as it was. */
+	cr_assert_eq(parse("f", "{\"command\": [\"x\"], \"\xc3\xa9\": 1}", &c), -EINVAL);
+	ERR_HAS("unknown field '\xc3\xa9'");
+}
+
 Test(serve_fn, name_in_the_body)
 {
 	struct fn_config c;

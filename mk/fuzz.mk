@@ -50,6 +50,10 @@ FUZZ_SRCS_fuzz_snapsections := runner/x86/vcpu_state.c runner/x86/vm_state.c run
 	runner/legacy/serial.c runner/legacy/legacy.c runner/core/control.c runner/core/mailbox.c \
 	virtio/vq.c virtio/mmio.c
 FUZZ_LIBS_fuzz_snapsections := -pthread
+# flint serve's function configuration (PUT /functions/{name}) with the
+# JSON field reader behind it.
+FUZZ_SRCS_fuzz_serve_fn := runner/serve/fn.c runner/config/jfield.c runner/core/util.c
+FUZZ_LIBS_fuzz_serve_fn := -ljansson
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

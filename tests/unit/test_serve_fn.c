@@ -700,6 +700,7 @@ Test(serve_fn, equality)
 		cr_assert_not(fn_config_equal(&b, &a), "%s", differ[i]);
 		fn_config_free(&b);
 	}
+	fn_config_free(&a);
 	/* Environment order counts (the guest sees it). */
 	cr_assert_eq(
 	    parse("f", "{\"command\": [\"x\"], \"env\": {\"A\": \"1\", \"B\": \"2\"}}", &a), 0);

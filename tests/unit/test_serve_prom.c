@@ -10,6 +10,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -445,7 +446,7 @@ Test(serve_prom, refusals)
 #define ROUNDS	50000
 
 static struct prom_family *t_count, *t_gauge, *t_hist;
-static volatile int t_done;
+static atomic_int t_done;
 
 static void *hammer(void *arg)
 {

@@ -1,0 +1,712 @@
+/* worker: one VM's flint child for `flint serve` (see worker.h). One poll
+ * loop serves the child's three pipes and its exit (a pidfd; without one,
+ * an old kernel, waitid with WNOWAIT now and then), so that neither side
+ * ever waits on the other: the command may write all its output before it
+ * reads its input, or the reverse, and a body far bigger than a pipe
+ * streams both ways. */
+#include "serve/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define IN_BUF	     (64 << 10) /* request body staged for the child's stdin */
+#define PUMP_BUF     (16 << 10) /* worker_pump's piece of stdout, on its stack */
+#define SCRATCH	     4096	/* stderr past the cap, stdout dropped */
+#define EXIT_POLL_MS 20		/* without a pidfd: how often to look for the exit */
+#define DRAIN_READS  64		/* reads of each pipe once flint has exited */
+/* The highest signal number (SIGRTMAX on Linux): 128+N above it is a
+ * command's own exit status, not a signal. */
+#define SIGNAL_MAX 64
+
+bool worker_test_no_pidfd;
+
+struct worker {
+	pthread_mutex_t lock; /* pid and reaped, for worker_kill */
+	pid_t pid;
+	bool reaped;
+	int pidfd; /* readable once flint exits; -1 on a kernel without */
+	/* The server's ends of the child's stdin, stdout, stderr and go
+	 * pipe; -1 once closed. */
+	int in_fd, out_fd, err_fd, go_fd;
+	bool warm, released, discarding, exited, timed_out;
+	uint64_t start_ns, end_ns;
+	uint64_t span_ns;     /* the deadline, from the start or release; 0 none */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 for none */
+	uint8_t *inbuf;	      /* IN_BUF: body bytes in_off..in_len still to write */
+	size_t in_off, in_len;
+	char *err; /* err_cap + 1 bytes */
+	size_t err_cap, err_len, err_total;
+	bool done; /* reaped and res filled */
+	int wait_err;
+	struct worker_result res;
+};
+
+/* ---- argv ---- */
+
+static size_t count(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+void worker_argv_free(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int worker_argv(const struct worker_params *p, char ***out)
+{
+	size_t nl = count(p->launcher), no = count(p->opts), na = count(p->argv), n = 0;
+	char num[16], **v;
+	bool save = p->kind == WORKER_SAVE;
+
+	*out = NULL;
+	if (!p->flint || !*p->flint || !p->state || !p->mem ||
+	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save) || (!save && !na))
+		return -EINVAL;
+	/* launcher, flint, run, two options with their values, --timeout S,
+	 * --wait-fd 3, opts, --, argv, NULL */
+	v = calloc(nl + 2 + 4 + 2 + 2 + no + 1 + na + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+#define ADD(s)                                                                                     \
+	do {                                                                                       \
+		if (!(v[n++] = strdup(s)))                                                         \
+			goto nomem;                                                                \
+	} while (0)
+	for (size_t i = 0; i < nl; i++)
+		ADD(p->launcher[i]);
+	ADD(p->flint);
+	ADD("run");
+	ADD(save ? "--save-snapshot" : "--restore");
+	ADD(p->state);
+	ADD(save ? "--save-mem" : "--mem-file");
+	ADD(p->mem);
+	if (p->timeout_s) {
+		snprintf(num, sizeof(num), "%u", p->timeout_s);
+		ADD("--timeout");
+		ADD(num);
+	}
+	if (p->kind == WORKER_WARM) {
+		snprintf(num, sizeof(num), "%d", WORKER_GO_FD);
+		ADD("--wait-fd");
+		ADD(num);
+	}
+	for (size_t i = 0; i < no; i++)
+		ADD(p->opts[i]);
+	if (na) {
+		ADD("--");
+		for (size_t i = 0; i < na; i++)
+			ADD(p->argv[i]);
+	}
+#undef ADD
+	*out = v;
+	return 0;
+nomem:
+	worker_argv_free(v);
+	return -ENOMEM;
+}
+
+/* ---- outcomes ---- */
+
+enum worker_outcome worker_outcome_of(int st, int *detail)
+{
+	enum worker_outcome o;
+	int d = st;
+
+	if (st == 0)
+		o = WORKER_OK;
+	else if (st == 122)
+		o = WORKER_CRASH;
+	else if (st == 123)
+		o = WORKER_LOST;
+	else if (st == 124)
+		o = WORKER_TIMEOUT;
+	else if (st == 125)
+		o = WORKER_FLINT_ERROR;
+	else if (st > 128 && st <= 128 + SIGNAL_MAX) {
+		o = WORKER_SIGNAL;
+		d = st - 128;
+	} else
+		o = WORKER_EXIT;
+	if (detail)
+		*detail = d;
+	return o;
+}
+
+const char *worker_outcome_name(enum worker_outcome o)
+{
+	static const char *const names[] = {
+	    [WORKER_OK] = "OK",		  [WORKER_EXIT] = "EXIT",
+	    [WORKER_TIMEOUT] = "TIMEOUT", [WORKER_CRASH] = "CRASH",
+	    [WORKER_LOST] = "LOST",	  [WORKER_FLINT_ERROR] = "FLINT_ERROR",
+	    [WORKER_SIGNAL] = "SIGNAL",	  [WORKER_KILLED] = "KILLED",
+	};
+
+	return (unsigned)o < ARRAY_SIZE(names) && names[o] ? names[o] : "?";
+}
+
+/* ---- the process ---- */
+
+static void kill_group(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	/* The group keeps flint's pid as its id until flint is reaped: until
+	 * then the id cannot name anything else. */
+	if (w->pid > 0 && !w->reaped)
+		killpg(w->pid, SIGKILL);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void worker_kill(struct worker *w)
+{
+	if (w)
+		kill_group(w);
+}
+
+/* Whether flint has exited, without blocking. The first time it is seen,
+ * whatever is left of its group is killed: nothing outlives it, and no
+ * leftover holds its pipes open. */
+static bool check_exit(struct worker *w)
+{
+	if (w->exited)
+		return true;
+	if (w->pidfd >= 0) {
+		struct pollfd pf = {w->pidfd, POLLIN, 0};
+
+		w->exited = poll(&pf, 1, 0) > 0;
+	} else {
+		siginfo_t si = {0};
+
+		w->exited = waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			    si.si_pid == w->pid;
+	}
+	if (w->exited) {
+		w->end_ns = now_ns();
+		kill_group(w);
+	}
+	return w->exited;
+}
+
+static void set_deadline(struct worker *w, uint64_t from)
+{
+	w->deadline_ns = w->span_ns ? from + w->span_ns : 0;
+}
+
+/* At the deadline: the group killed, and no deadline after that (the wait
+ * for its exit is short). */
+static bool deadline_passed(struct worker *w)
+{
+	if (!w->deadline_ns || now_ns() < w->deadline_ns)
+		return false;
+	w->timed_out = true;
+	w->deadline_ns = 0;
+	kill_group(w);
+	return true;
+}
+
+/* poll()'s timeout: to the deadline, and EXIT_POLL_MS at most without a
+ * pidfd, until flint has exited. */
+static int wait_ms(struct worker *w)
+{
+	int ms = -1;
+
+	if (w->deadline_ns) {
+		uint64_t now = now_ns(), left;
+
+		left = now >= w->deadline_ns ? 0 : (w->deadline_ns - now + 999999) / 1000000;
+		ms = left > INT_MAX ? INT_MAX : (int)left;
+	}
+	if (w->pidfd < 0 && !w->exited && (ms < 0 || ms > EXIT_POLL_MS))
+		ms = EXIT_POLL_MS;
+	return ms;
+}
+
+/* write() that never lets SIGPIPE reach the process: the signal is blocked
+ * on this thread for the call, and the one an EPIPE raised (directed at
+ * this thread) is taken back before the mask is restored. */
+static ssize_t write_nosig(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	struct timespec zero = {0, 0};
+	ssize_t n;
+	int err;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	n = write(fd, buf, len);
+	err = errno;
+	if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE) && sigpending(&pending) == 0 &&
+	    sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return n;
+}
+
+/* One read of stderr: kept up to the cap, counted and dropped past it. */
+static void read_err(struct worker *w)
+{
+	char scratch[SCRATCH];
+	size_t room = w->err_cap - w->err_len;
+	ssize_t got =
+	    read(w->err_fd, room ? w->err + w->err_len : scratch, room ? room : sizeof(scratch));
+
+	if (got > 0) {
+		if (room)
+			w->err_len += (size_t)got;
+		w->err_total += (size_t)got;
+	} else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+		close_fd(&w->err_fd);
+	}
+}
+
+/* One read of stdout, dropped (worker_wait: nobody takes it any more). */
+static void drop_out(struct worker *w)
+{
+	char scratch[SCRATCH];
+	ssize_t got = read(w->out_fd, scratch, sizeof(scratch));
+
+	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+		close_fd(&w->out_fd);
+}
+
+/* The body staged for stdin: more from in() once it is all written; its
+ * end (or no in()) closes stdin. 0, or in()'s error. */
+static int fill_stdin(struct worker *w, worker_in_fn in, void *ctx)
+{
+	ssize_t n;
+
+	if (w->in_fd < 0 || w->in_off < w->in_len)
+		return 0;
+	if (!in) {
+		close_fd(&w->in_fd);
+		return 0;
+	}
+	n = in(ctx, w->inbuf, IN_BUF);
+	if (n <= 0) {
+		close_fd(&w->in_fd);
+		return n < 0 ? (int)(n < INT_MIN ? -EIO : n) : 0;
+	}
+	w->in_off = 0;
+	w->in_len = (size_t)n > IN_BUF ? IN_BUF : (size_t)n;
+	return 0;
+}
+
+static void write_stdin(struct worker *w)
+{
+	ssize_t n = write_nosig(w->in_fd, w->inbuf + w->in_off, w->in_len - w->in_off);
+
+	if (n > 0) {
+		w->in_off += (size_t)n;
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	/* EPIPE: the command reads no more; the rest of the body is dropped. */
+	close_fd(&w->in_fd);
+	w->in_off = w->in_len = 0;
+}
+
+ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, size_t len)
+{
+	if (w->done || (w->warm && !w->released))
+		return -EINVAL;
+	for (;;) {
+		struct pollfd pf[4];
+		int n, r;
+
+		if (w->out_fd < 0)
+			return 0;
+		if (deadline_passed(w))
+			return -ETIMEDOUT;
+		if ((r = fill_stdin(w, in, ctx)) < 0) {
+			kill_group(w);
+			return r;
+		}
+		pf[0] = (struct pollfd){w->out_fd, POLLIN, 0};
+		pf[1] = (struct pollfd){w->err_fd, POLLIN, 0};
+		pf[2] = (struct pollfd){w->in_off < w->in_len ? w->in_fd : -1, POLLOUT, 0};
+		pf[3] = (struct pollfd){w->exited ? -1 : w->pidfd, POLLIN, 0};
+		n = poll(pf, ARRAY_SIZE(pf), wait_ms(w));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (pf[1].revents)
+			read_err(w);
+		if (pf[2].revents)
+			write_stdin(w);
+		if (pf[3].revents || w->pidfd < 0)
+			check_exit(w);
+		if (pf[0].revents) {
+			ssize_t got = read(w->out_fd, buf, len);
+
+			if (got > 0)
+				return got;
+			if (got == 0) {
+				close_fd(&w->out_fd);
+				return 0;
+			}
+			if (errno != EAGAIN && errno != EINTR) {
+				r = -errno;
+				close_fd(&w->out_fd);
+				return r;
+			}
+		}
+	}
+}
+
+int worker_pump(struct worker *w, worker_in_fn in, worker_out_fn out, void *ctx)
+{
+	uint8_t buf[PUMP_BUF];
+
+	for (;;) {
+		ssize_t n = worker_read(w, in, ctx, buf, sizeof(buf));
+		int r;
+
+		if (n <= 0)
+			return (int)n;
+		if ((r = out(ctx, buf, (size_t)n)) < 0) {
+			kill_group(w);
+			return r;
+		}
+	}
+}
+
+/* Unreleased warm worker: its go pipe closed, flint stops the VM and
+ * exits 0; WORKER_DISCARD_S for it to do so. */
+static void begin_discard(struct worker *w)
+{
+	close_fd(&w->go_fd);
+	w->discarding = true;
+	w->deadline_ns = now_ns() + (uint64_t)WORKER_DISCARD_S * 1000000000ULL;
+}
+
+/* After flint's exit: what its pipes still hold (its group is killed:
+ * whatever writes is dying). */
+static void drain(struct worker *w)
+{
+	for (int i = 0; i < DRAIN_READS && w->err_fd >= 0; i++) {
+		size_t before = w->err_total;
+
+		read_err(w);
+		if (w->err_fd >= 0 && w->err_total == before)
+			break; /* EAGAIN */
+	}
+	close_fd(&w->err_fd);
+	close_fd(&w->out_fd);
+	close_fd(&w->in_fd);
+}
+
+static int reap(struct worker *w, int *st)
+{
+	pid_t got;
+	int err = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while ((got = waitpid(w->pid, st, 0)) < 0 && errno == EINTR)
+		;
+	if (got < 0)
+		err = -errno;
+	w->reaped = true;
+	pthread_mutex_unlock(&w->lock);
+	return err;
+}
+
+static void fill_result(struct worker *w, int st, int err)
+{
+	struct worker_result *res = &w->res;
+
+	*res = (struct worker_result){.wait_status = st};
+	if (err < 0) {
+		res->outcome = WORKER_KILLED;
+	} else if (WIFEXITED(st)) {
+		res->outcome = worker_outcome_of(WEXITSTATUS(st), &res->status);
+	} else {
+		res->outcome = WORKER_KILLED;
+		res->status = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+	}
+	/* Killed at the deadline (not exited by itself just before). */
+	if (w->timed_out && (err < 0 || !WIFEXITED(st))) {
+		res->outcome = WORKER_TIMEOUT;
+		res->deadline = true;
+	}
+	w->err[w->err_len] = '\0';
+	res->err = w->err;
+	res->err_len = w->err_len;
+	res->err_total = w->err_total;
+	res->err_truncated = w->err_total > w->err_len;
+	if (!w->end_ns)
+		w->end_ns = now_ns();
+	res->run_ns = w->end_ns - w->start_ns;
+}
+
+int worker_wait(struct worker *w, struct worker_result *res)
+{
+	int st = 0;
+
+	if (w->done) {
+		*res = w->res;
+		return w->wait_err;
+	}
+	if (w->warm && !w->released && !w->discarding)
+		begin_discard(w);
+	close_fd(&w->in_fd);
+	while (!check_exit(w)) {
+		struct pollfd pf[3] = {
+		    {w->out_fd, POLLIN, 0},
+		    {w->err_fd, POLLIN, 0},
+		    {w->pidfd, POLLIN, 0},
+		};
+
+		deadline_passed(w);
+		if (poll(pf, ARRAY_SIZE(pf), wait_ms(w)) < 0 && errno != EINTR) {
+			kill_group(w); /* reap() then waits for it */
+			break;
+		}
+		if (pf[0].revents)
+			drop_out(w);
+		if (pf[1].revents)
+			read_err(w);
+	}
+	drain(w);
+	w->wait_err = reap(w, &st);
+	close_fd(&w->pidfd); /* a reaped worker holds no descriptor */
+	fill_result(w, st, w->wait_err);
+	w->done = true;
+	*res = w->res;
+	return w->wait_err;
+}
+
+int worker_discard(struct worker *w, struct worker_result *res)
+{
+	if (!w->done) {
+		if (w->warm && !w->released)
+			begin_discard(w);
+		else
+			kill_group(w);
+	}
+	return worker_wait(w, res);
+}
+
+bool worker_exited(struct worker *w)
+{
+	return w->reaped || check_exit(w);
+}
+
+int worker_release(struct worker *w)
+{
+	const char go = 'g';
+	ssize_t n;
+
+	if (!w->warm || w->released || w->discarding || w->done)
+		return -EINVAL;
+	while ((n = write_nosig(w->go_fd, &go, 1)) < 0 && errno == EINTR)
+		;
+	int err = n == 1 ? 0 : n < 0 ? -errno : -EIO;
+	close_fd(&w->go_fd);
+	w->released = true;
+	w->start_ns = now_ns();
+	set_deadline(w, w->start_ns);
+	return err;
+}
+
+pid_t worker_pid(const struct worker *w)
+{
+	return w->pid;
+}
+
+/* A pipe end the child gets: at 4 or above, so that the dup2s onto 0-3
+ * never overwrite one another's source nor leave a CLOEXEC one in place. */
+static int above_go_fd(int *fd)
+{
+	int nfd;
+
+	if (*fd > WORKER_GO_FD)
+		return 0;
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, WORKER_GO_FD + 1);
+	if (nfd < 0)
+		return -errno;
+	close_fd(fd);
+	*fd = nfd;
+	return 0;
+}
+
+static int nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+/* The child's pipes: child[i] its end of stdin, stdout, stderr, go (-1
+ * for none), parent[i] the worker's. */
+static int make_pipes(struct worker *w, int child[4], int parent[4])
+{
+	for (int i = 0; i < (w->warm ? 4 : 3); i++) {
+		int p[2], r;
+
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return -errno;
+		/* stdin and go are read by the child; stdout and stderr
+		 * written. */
+		bool reads = i == 0 || i == 3;
+		child[i] = reads ? p[0] : p[1];
+		parent[i] = reads ? p[1] : p[0];
+		if ((r = above_go_fd(&child[i])) < 0 || (r = nonblock(parent[i])) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* posix_spawn's settings: fds 0-2 (and 3) from the pipes and every other
+ * one closed; a process group of its own; no signal blocked; the ones a
+ * server may ignore (SIGPIPE first) back to their defaults. */
+static int spawn_settings(const struct worker *w, const int child[4],
+			  posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
+{
+	static const int defaults[] = {SIGPIPE, SIGHUP,	 SIGINT,  SIGQUIT, SIGTERM,
+				       SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2, SIGTSTP,
+				       SIGTTIN, SIGTTOU, SIGXFSZ};
+	sigset_t none, dfl;
+	int r = 0, n = w->warm ? 4 : 3;
+
+	for (int i = 0; i < n && !r; i++)
+		r = posix_spawn_file_actions_adddup2(fa, child[i], i);
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(fa, n);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++)
+		sigaddset(&dfl, defaults[i]);
+	if (!r)
+		r = posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+						     POSIX_SPAWN_SETSIGDEF);
+	if (!r)
+		r = posix_spawnattr_setpgroup(at, 0);
+	if (!r)
+		r = posix_spawnattr_setsigmask(at, &none);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(at, &dfl);
+	return -r;
+}
+
+int worker_spawn(struct worker **out, const struct worker_params *p)
+{
+	int child[4] = {-1, -1, -1, -1}, parent[4] = {-1, -1, -1, -1}, r;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	bool fa_ok = false, at_ok = false;
+	char **argv = NULL;
+	struct worker *w;
+	unsigned span_s = p->deadline_s;
+
+	*out = NULL;
+	if (!span_s && p->timeout_s)
+		span_s = p->timeout_s + WORKER_MARGIN_S;
+	if ((r = worker_argv(p, &argv)) < 0)
+		return r;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		worker_argv_free(argv);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = -1;
+	w->warm = p->kind == WORKER_WARM;
+	w->span_ns = (uint64_t)span_s * 1000000000ULL;
+	w->err_cap = p->stderr_cap ? p->stderr_cap : WORKER_STDERR_CAP;
+	w->err = malloc(w->err_cap + 1);
+	w->inbuf = malloc(IN_BUF);
+	if (!w->err || !w->inbuf) {
+		r = -ENOMEM;
+		goto err;
+	}
+	if ((r = make_pipes(w, child, parent)) < 0)
+		goto err;
+	if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
+		goto err;
+	fa_ok = true;
+	if ((r = -posix_spawnattr_init(&at)) < 0)
+		goto err;
+	at_ok = true;
+	if ((r = spawn_settings(w, child, &fa, &at)) < 0)
+		goto err;
+	/* glibc's posix_spawn returns once the child has exec'd, or with
+	 * exec's error. */
+	r = -posix_spawn(&w->pid, argv[0], &fa, &at, argv, p->envp ? p->envp : environ);
+	if (r < 0) {
+		w->pid = 0;
+		goto err;
+	}
+	w->start_ns = now_ns();
+	if (!worker_test_no_pidfd)
+		w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0); /* CLOEXEC; -1: waitid */
+	w->in_fd = parent[0];
+	w->out_fd = parent[1];
+	w->err_fd = parent[2];
+	w->go_fd = parent[3];
+	for (int i = 0; i < 4; i++)
+		close_fd(&child[i]);
+	if (!w->warm)
+		set_deadline(w, w->start_ns);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	worker_argv_free(argv);
+	*out = w;
+	return 0;
+err:
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	if (at_ok)
+		posix_spawnattr_destroy(&at);
+	for (int i = 0; i < 4; i++) {
+		close_fd(&child[i]);
+		close_fd(&parent[i]);
+	}
+	worker_argv_free(argv);
+	worker_destroy(w);
+	return r;
+}
+
+void worker_destroy(struct worker *w)
+{
+	int st;
+
+	if (!w)
+		return;
+	if (w->pid > 0 && !w->reaped) {
+		kill_group(w);
+		(void)reap(w, &st);
+	}
+	close_fd(&w->in_fd);
+	close_fd(&w->out_fd);
+	close_fd(&w->err_fd);
+	close_fd(&w->go_fd);
+	close_fd(&w->pidfd);
+	pthread_mutex_destroy(&w->lock);
+	free(w->inbuf);
+	free(w->err);
+	free(w);
+}

@@ -1,0 +1,182 @@
+/* worker: the flint child process of one VM, for `flint serve`.
+ *
+ * A worker is one `flint run` process (optionally behind a launcher such as
+ * flint-jail) in a process group of its own, with pipes for its stdin,
+ * stdout and stderr, and for a warm worker a go pipe: `flint run --restore
+ * STATE --mem-file MEM --wait-fd 3` restores its VM paused and waits for one
+ * byte there. The server thread that owns a request drives its worker:
+ * release it (warm), stream the request body into its stdin and its stdout
+ * out to the client (worker_read or worker_pump: one poll loop that also
+ * keeps stderr, up to a cap), then collect the outcome (worker_wait), which
+ * reaps the process. A wall-clock deadline (timeout_s plus a margin, from
+ * the start or the release) kills the whole process group with SIGKILL, as
+ * does flint's own exit for anything it left behind, so no process
+ * outlives its worker; worker_destroy kills and reaps whatever is left, so
+ * a worker whose thread is gone can always be ended.
+ *
+ * Threads: one thread drives a worker; worker_kill may come from any
+ * thread at any time. SIGPIPE: writes to the child's pipes block it on the
+ * calling thread and take back the one they raise, so it never reaches the
+ * server. The server must not set SIGCHLD to SIG_IGN (the kernel would reap
+ * workers itself) and must not reap them with waitpid(-1, ...).
+ *
+ * Files: every descriptor of a worker is CLOEXEC; the child gets only its
+ * stdin, stdout, stderr and go pipe (fd 3), every other descriptor of the
+ * server being closed in it, CLOEXEC or not. */
+#ifndef FLINT_SERVE_WORKER_H
+#define FLINT_SERVE_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/util.h"
+
+#define WORKER_GO_FD	  3	     /* the go pipe's number in the child */
+#define WORKER_MARGIN_S	  15	     /* deadline past timeout_s (flint's own guard is 10 s) */
+#define WORKER_STDERR_CAP (64 << 10) /* stderr kept by default */
+#define WORKER_DISCARD_S  10	     /* a discarded warm worker's time to stop */
+
+enum worker_kind {
+	/* flint run --restore STATE --mem-file MEM [--timeout S] [opts] -- ARGV */
+	WORKER_RESTORE,
+	/* The same with --wait-fd 3: restored paused until worker_release. */
+	WORKER_WARM,
+	/* flint run --save-snapshot STATE --save-mem MEM [opts] [-- ARGV]:
+	 * registering a function (boot, optional prepare command, save). */
+	WORKER_SAVE,
+};
+
+struct worker_params {
+	enum worker_kind kind;
+	const char *flint; /* flint's path, exec'd as is (no PATH search) */
+	/* NULL, or the words before flint's path (a launcher: "flint-jail",
+	 * its options, ...; launcher[0] is exec'd), NULL-terminated. */
+	char *const *launcher;
+	const char *state, *mem; /* the snapshot's state and memory files */
+	unsigned timeout_s;	 /* flint run --timeout; 0 for none */
+	/* The deadline in seconds from the start (a warm worker: from its
+	 * release). 0: timeout_s + WORKER_MARGIN_S, or none without a
+	 * timeout. */
+	unsigned deadline_s;
+	/* More flint run options, before "--" (--workset FILE, --timings,
+	 * --kernel FILE, ...), NULL-terminated; NULL for none. */
+	char *const *opts;
+	/* The command, NULL-terminated; NULL or empty for none, which only
+	 * WORKER_SAVE may have. */
+	char *const *argv;
+	size_t stderr_cap; /* stderr bytes kept; 0: WORKER_STDERR_CAP */
+	char *const *envp; /* the child's environment; NULL: the server's */
+};
+
+/* How a worker ended, from flint run's exit status (runner/cmd/run.h). */
+enum worker_outcome {
+	WORKER_OK,	    /* 0 */
+	WORKER_EXIT,	    /* the command's non-zero status: 1-121, 126-128 */
+	WORKER_TIMEOUT,	    /* 124 (--timeout), or the deadline killed it */
+	WORKER_CRASH,	    /* 122: the guest crashed */
+	WORKER_LOST,	    /* 123: no agent, or the connection to it lost */
+	WORKER_FLINT_ERROR, /* 125: flint failed (bad snapshot, host trouble) */
+	WORKER_SIGNAL,	    /* 128+N: signal N killed the command */
+	WORKER_KILLED,	    /* flint itself died of a signal (worker_kill, OOM) */
+};
+
+struct worker_result {
+	enum worker_outcome outcome;
+	/* EXIT: the command's status; SIGNAL: N; KILLED: the signal that
+	 * killed flint; otherwise flint's exit status (TIMEOUT at the
+	 * deadline: SIGKILL's number). */
+	int status;
+	int wait_status; /* as waitpid gave it */
+	bool deadline;	 /* the deadline passed: the group was killed */
+	/* stderr: the first bytes, up to the cap, NUL-terminated; valid
+	 * until worker_destroy. err_total counts every byte flint wrote
+	 * there; err_truncated when some were not kept. */
+	const char *err;
+	size_t err_len, err_total;
+	bool err_truncated;
+	uint64_t run_ns; /* from the start (or release) to flint's exit */
+};
+
+struct worker;
+
+/* Reads the request body: up to len bytes into buf. Returns the number
+ * read (> 0), 0 at its end, or -errno to abandon the request. Called only
+ * when the child's stdin can take more. */
+typedef ssize_t (*worker_in_fn)(void *ctx, void *buf, size_t len);
+
+/* Takes len (> 0) bytes of the command's stdout. 0, or -errno to abandon
+ * the request (the client is gone). */
+typedef int (*worker_out_fn)(void *ctx, const void *buf, size_t len);
+
+/* The argv worker_spawn runs for p, NULL-terminated, every string
+ * malloc'd (worker_argv_free). 0, or -EINVAL (no flint, no state or
+ * memory file, no command for a restore), -ENOMEM. */
+int worker_argv(const struct worker_params *p, char ***out) WARN_UNUSED;
+void worker_argv_free(char **argv); /* NULL ok */
+
+/* Starts flint for p (posix_spawn: the child in a new process group, its
+ * signal mask empty and the usual signals at their defaults). The deadline
+ * starts now, but a warm worker's at its release. 0, or -errno (exec
+ * failed: -ENOENT, -EACCES, ...; nothing is left behind then). */
+int worker_spawn(struct worker **out, const struct worker_params *p) WARN_UNUSED;
+
+pid_t worker_pid(const struct worker *w);
+
+/* A warm worker's go: writes the byte and closes the go pipe; its VM
+ * resumes and runs the command, and the deadline starts. 0; -EPIPE when
+ * flint is gone (worker_wait says how it ended); -EINVAL when w is not a
+ * warm worker or was released already. */
+int worker_release(struct worker *w) WARN_UNUSED;
+
+/* Blocks until the command's stdout has bytes for buf (up to len), while
+ * feeding its stdin from in() (NULL: no body) and keeping its stderr.
+ * Returns the number of bytes (> 0); 0 at the end of stdout (flint
+ * exited, or closed it); -ETIMEDOUT when the deadline passed (the group
+ * is killed); in()'s error (the group is killed); -EINVAL for a warm
+ * worker not released; another -errno. Call worker_wait after 0 or an
+ * error. */
+ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf,
+		    size_t len) WARN_UNUSED;
+
+/* worker_read until the end of stdout, each piece handed to out(). 0, or
+ * worker_read's error, or out()'s (the group is killed). */
+int worker_pump(struct worker *w, worker_in_fn in, worker_out_fn out, void *ctx) WARN_UNUSED;
+
+/* Ends the exchange and reaps: closes stdin (what is left of the body is
+ * dropped), drops stdout still coming, keeps stderr, waits for flint to
+ * exit until the deadline (then kills the group), kills what is left of
+ * its group, reaps it and fills *res. A warm worker not released is
+ * discarded (worker_discard). Calling it again gives the same result.
+ * 0, or -errno from waitpid (*res then says KILLED). */
+int worker_wait(struct worker *w, struct worker_result *res) WARN_UNUSED;
+
+/* Gives a worker up: a warm one not released has its go pipe closed (flint
+ * stops the VM and exits 0) and WORKER_DISCARD_S to exit before it is
+ * killed; any other is killed at once. Then worker_wait. */
+int worker_discard(struct worker *w, struct worker_result *res) WARN_UNUSED;
+
+/* Whether flint has exited (not reaped yet; worker_wait does that).
+ * Never blocks: for a pool checking its warm workers. */
+bool worker_exited(struct worker *w);
+
+/* SIGKILL to the worker's process group, now. Any thread; nothing once it
+ * has been reaped. */
+void worker_kill(struct worker *w);
+
+/* Kills and reaps the worker if worker_wait has not, closes its pipes and
+ * frees it. NULL ok. */
+void worker_destroy(struct worker *w);
+
+/* flint run's exit status as an outcome ("OK" ... in worker_outcome_name);
+ * *detail (may be NULL) gets the status or signal as worker_result.status
+ * says. */
+enum worker_outcome worker_outcome_of(int exit_status, int *detail);
+const char *worker_outcome_name(enum worker_outcome o);
+
+/* Tests only: workers spawned while it is true go without a pidfd, as on a
+ * kernel before 5.3 (flint's exit found with waitid every 20 ms). */
+extern bool worker_test_no_pidfd;
+
+#endif

@@ -1,0 +1,983 @@
+/* runner/serve/worker.c against fake flint programs: a shell script the test
+ * writes stands in for flint run. It records its argv (when FAKE_ARGS names
+ * a file), waits for the go byte on fd 3 when given --wait-fd (its end
+ * without one: exit 0, as flint does), then execs the words after "--", so
+ * each test's command says what the "VM" does: echo its stdin, write
+ * stderr, exit N, sleep for ever, leave a grandchild behind, kill itself.
+ * SIGPIPE is at its default in these tests: a write to a closed pipe that
+ * raised it would kill the test. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/worker.h"
+
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+
+static char dir[64], fake[96], args_file[96];
+static char env_args[128];
+static char *fake_env[] = {env_args, "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+
+static const char fake_flint[] = "#!/bin/sh\n"
+				 "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
+				 "wait=\n"
+				 "while [ $# -gt 0 ]; do\n"
+				 "\tcase $1 in\n"
+				 "\t--wait-fd) wait=$2; shift ;;\n"
+				 "\t--) shift; break ;;\n"
+				 "\tesac\n"
+				 "\tshift\n"
+				 "done\n"
+				 "if [ -n \"$wait\" ]; then\n"
+				 "\tb=$(dd bs=1 count=1 <&3 2>/dev/null)\n"
+				 "\t[ -n \"$b\" ] || exit 0\n"
+				 "fi\n"
+				 "exec \"$@\" 3<&-\n";
+
+static void setup(void)
+{
+	FILE *f;
+
+	signal(SIGPIPE, SIG_DFL);
+	snprintf(dir, sizeof(dir), "/tmp/flint-unit-worker-%d", getpid());
+	mkdir(dir, 0700);
+	snprintf(fake, sizeof(fake), "%s/flint", dir);
+	snprintf(args_file, sizeof(args_file), "%s/args", dir);
+	snprintf(env_args, sizeof(env_args), "FAKE_ARGS=%s", args_file);
+	cr_assert_not_null(f = fopen(fake, "w"));
+	fputs(fake_flint, f);
+	fclose(f);
+	cr_assert_eq(chmod(fake, 0755), 0);
+}
+
+static struct worker *last;
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	worker_destroy(last);
+	last = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+TestSuite(worker, .init = setup, .fini = teardown, .timeout = 30);
+
+static struct worker_params params(enum worker_kind kind, char *const *argv)
+{
+	return (struct worker_params){
+	    .kind = kind,
+	    .flint = fake,
+	    .state = "fn.state",
+	    .mem = "fn.mem",
+	    .argv = argv,
+	    .envp = fake_env,
+	};
+}
+
+static double secs(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* ---- request bodies and responses ---- */
+
+/* A body from a buffer, handed out in pieces of at most `piece`. */
+struct body {
+	const uint8_t *data;
+	size_t len, off, piece;
+	int fail_at; /* in() returns -ECONNRESET once off reaches it; -1 never */
+};
+
+static ssize_t body_in(void *ctx, void *buf, size_t len)
+{
+	struct body *b = ctx;
+	size_t n = b->len - b->off;
+
+	if (b->fail_at >= 0 && b->off >= (size_t)b->fail_at)
+		return -ECONNRESET;
+	if (b->piece && n > b->piece)
+		n = b->piece;
+	if (n > len)
+		n = len;
+	memcpy(buf, b->data + b->off, n);
+	b->off += n;
+	return (ssize_t)n;
+}
+
+/* What the command wrote to stdout, gathered; fail_after: out() refuses
+ * once it holds that much (-1 never). */
+struct sink {
+	struct body in;
+	uint8_t *data;
+	size_t len, cap;
+	long fail_after;
+};
+
+static ssize_t sink_in(void *ctx, void *buf, size_t len)
+{
+	return body_in(&((struct sink *)ctx)->in, buf, len);
+}
+
+static int sink_out(void *ctx, const void *buf, size_t len)
+{
+	struct sink *s = ctx;
+
+	if (s->fail_after >= 0 && s->len >= (size_t)s->fail_after)
+		return -EPIPE;
+	if (s->len + len > s->cap) {
+		s->cap = (s->len + len) * 2;
+		cr_assert_not_null(s->data = realloc(s->data, s->cap));
+	}
+	memcpy(s->data + s->len, buf, len);
+	s->len += len;
+	return 0;
+}
+
+static void sink_init(struct sink *s, const void *body, size_t len)
+{
+	*s = (struct sink){.in = {.data = body, .len = len, .fail_at = -1}, .fail_after = -1};
+}
+
+/* The last worker run() waited for (`last`): res->err points into it, so
+ * it is destroyed by the next run() or at the end of the test. */
+
+/* Spawns p, pumps the body through it, waits: the result, stdout in *s. */
+static int run(struct worker_params *p, struct sink *s, struct worker_result *res)
+{
+	struct worker *w;
+	int r;
+
+	worker_destroy(last);
+	last = NULL;
+	cr_assert_eq(worker_spawn(&w, p), 0);
+	r = worker_pump(w, s->in.data ? sink_in : NULL, sink_out, s);
+	cr_assert_eq(worker_wait(w, res), 0);
+	last = w;
+	return r;
+}
+
+static bool out_is(const struct sink *s, const char *text)
+{
+	return s->len == strlen(text) && !memcmp(s->data, text, s->len);
+}
+
+/* Gone, or a zombie about to be reaped by init: within 3 s. */
+static bool process_dies(pid_t pid)
+{
+	for (int i = 0; i < 300; i++) {
+		char path[64], stat[256] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if (!(f = fopen(path, "r")))
+			return true;
+		if (!fgets(stat, sizeof(stat), f))
+			stat[0] = '\0';
+		fclose(f);
+		char *close_paren = strrchr(stat, ')');
+		if (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z')
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
+}
+
+static pid_t read_pid(const char *path)
+{
+	FILE *f;
+	int pid = 0;
+
+	for (int i = 0; i < 200 && pid <= 0; i++) {
+		if ((f = fopen(path, "r"))) {
+			if (fscanf(f, "%d", &pid) != 1)
+				pid = 0;
+			fclose(f);
+		}
+		if (pid <= 0)
+			usleep(10 * 1000);
+	}
+	return pid;
+}
+
+/* ---- the argv ---- */
+
+static void expect_argv(char **got, char *const *want)
+{
+	size_t i;
+
+	for (i = 0; want[i]; i++) {
+		cr_assert_not_null(got[i], "argv ends at %zu, expected '%s'", i, want[i]);
+		cr_assert_str_eq(got[i], want[i], "argv[%zu]", i);
+	}
+	cr_assert_null(got[i], "argv goes on past %zu: '%s'", i, got[i]);
+}
+
+Test(worker, argv_for_each_kind)
+{
+	struct worker_params p = {
+	    .kind = WORKER_RESTORE,
+	    .flint = "/usr/bin/flint",
+	    .state = "/f/s",
+	    .mem = "/f/m",
+	    .argv = ARGV("cat", "-"),
+	};
+	char **v;
+
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("/usr/bin/flint", "run", "--restore", "/f/s", "--mem-file", "/f/m",
+			    "--", "cat", "-"));
+	worker_argv_free(v);
+
+	p.kind = WORKER_WARM;
+	p.timeout_s = 30;
+	p.opts = ARGV("--workset", "/f/ws", "--timings");
+	p.launcher = ARGV("/usr/bin/flint-jail", "--uid", "1000", "--");
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("/usr/bin/flint-jail", "--uid", "1000", "--", "/usr/bin/flint", "run",
+			    "--restore", "/f/s", "--mem-file", "/f/m", "--timeout", "30",
+			    "--wait-fd", "3", "--workset", "/f/ws", "--timings", "--", "cat", "-"));
+	worker_argv_free(v);
+
+	/* Registering: no command needed. */
+	p = (struct worker_params){
+	    .kind = WORKER_SAVE,
+	    .flint = "flint",
+	    .state = "s",
+	    .mem = "m",
+	    .opts = ARGV("--kernel", "k", "--mem", "256"),
+	};
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "run", "--save-snapshot", "s", "--save-mem", "m", "--kernel",
+			    "k", "--mem", "256"));
+	worker_argv_free(v);
+	p.argv = ARGV("python3", "-c", "import json");
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "run", "--save-snapshot", "s", "--save-mem", "m", "--kernel",
+			    "k", "--mem", "256", "--", "python3", "-c", "import json"));
+	worker_argv_free(v);
+	worker_argv_free(NULL);
+}
+
+Test(worker, argv_refusals)
+{
+	struct worker_params ok = {
+	    .kind = WORKER_RESTORE, .flint = "f", .state = "s", .mem = "m", .argv = ARGV("x")};
+	struct worker_params p;
+	struct worker *w = (struct worker *)1;
+	char **v = (char **)1;
+
+	p = ok;
+	p.flint = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	cr_assert_null(v);
+	p.flint = "";
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p = ok;
+	p.state = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p = ok;
+	p.mem = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p = ok;
+	p.argv = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p.argv = ARGV(NULL);
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p.kind = WORKER_WARM;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p = ok;
+	p.kind = (enum worker_kind)7;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	/* worker_spawn refuses the same, with nothing started. */
+	p.kind = WORKER_RESTORE;
+	p.argv = NULL;
+	cr_assert_eq(worker_spawn(&w, &p), -EINVAL);
+	cr_assert_null(w);
+}
+
+/* The fake got the argv the module built, through a launcher, with the
+ * environment given. */
+Test(worker, spawned_argv_through_a_launcher)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("true"));
+	struct worker_result res;
+	struct sink s;
+	char got[512] = "";
+	FILE *f;
+
+	p.launcher = ARGV("/usr/bin/env");
+	p.timeout_s = 7;
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK, "%s: %s", worker_outcome_name(res.outcome), res.err);
+	cr_assert_not_null(f = fopen(args_file, "r"));
+	size_t n = fread(got, 1, sizeof(got) - 1, f);
+	got[n] = '\0';
+	fclose(f);
+	cr_assert_str_eq(got,
+			 "run\n--restore\nfn.state\n--mem-file\nfn.mem\n--timeout\n7\n--\ntrue\n");
+	free(s.data);
+}
+
+/* ---- outcomes ---- */
+
+Test(worker, exit_statuses_map_to_outcomes)
+{
+	static const struct {
+		int st;
+		enum worker_outcome o;
+		int detail;
+	} map[] = {
+	    {0, WORKER_OK, 0},
+	    {1, WORKER_EXIT, 1},
+	    {121, WORKER_EXIT, 121},
+	    {122, WORKER_CRASH, 122},
+	    {123, WORKER_LOST, 123},
+	    {124, WORKER_TIMEOUT, 124},
+	    {125, WORKER_FLINT_ERROR, 125},
+	    {126, WORKER_EXIT, 126},
+	    {127, WORKER_EXIT, 127},
+	    {128, WORKER_EXIT, 128},
+	    {129, WORKER_SIGNAL, 1},
+	    {137, WORKER_SIGNAL, 9},
+	    {192, WORKER_SIGNAL, 64},
+	    {193, WORKER_EXIT, 193},
+	    {255, WORKER_EXIT, 255},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		int d = -1;
+
+		cr_assert_eq(worker_outcome_of(map[i].st, &d), map[i].o, "status %d", map[i].st);
+		cr_assert_eq(d, map[i].detail, "status %d", map[i].st);
+	}
+	cr_assert_eq(worker_outcome_of(3, NULL), WORKER_EXIT);
+	cr_assert_str_eq(worker_outcome_name(WORKER_OK), "OK");
+	cr_assert_str_eq(worker_outcome_name(WORKER_FLINT_ERROR), "FLINT_ERROR");
+	cr_assert_str_eq(worker_outcome_name(WORKER_KILLED), "KILLED");
+	cr_assert_str_eq(worker_outcome_name((enum worker_outcome)99), "?");
+}
+
+/* The fake flint exits with each of flint run's statuses. */
+Test(worker, flint_exit_statuses)
+{
+	static const struct {
+		const char *code;
+		enum worker_outcome o;
+		int status;
+	} runs[] = {
+	    {"0", WORKER_OK, 0},	  {"3", WORKER_EXIT, 3},
+	    {"122", WORKER_CRASH, 122},	  {"123", WORKER_LOST, 123},
+	    {"124", WORKER_TIMEOUT, 124}, {"125", WORKER_FLINT_ERROR, 125},
+	    {"127", WORKER_EXIT, 127},	  {"130", WORKER_SIGNAL, 2},
+	};
+
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		char cmd[64];
+		struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", cmd));
+		struct worker_result res;
+		struct sink s;
+
+		snprintf(cmd, sizeof(cmd), "echo out; exit %s", runs[i].code);
+		sink_init(&s, NULL, 0);
+		cr_assert_eq(run(&p, &s, &res), 0);
+		cr_assert_eq(res.outcome, runs[i].o, "exit %s: %s", runs[i].code,
+			     worker_outcome_name(res.outcome));
+		cr_assert_eq(res.status, runs[i].status, "exit %s", runs[i].code);
+		cr_assert(WIFEXITED(res.wait_status));
+		cr_assert_not(res.deadline);
+		cr_assert(out_is(&s, "out\n"), "exit %s", runs[i].code);
+		free(s.data);
+	}
+}
+
+/* flint itself dies of a signal: KILLED with that signal. */
+Test(worker, flint_killed_by_a_signal)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "kill -TERM $$"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_KILLED, "%s", worker_outcome_name(res.outcome));
+	cr_assert_eq(res.status, SIGTERM);
+	cr_assert_not(res.deadline);
+	free(s.data);
+}
+
+/* A missing flint: spawn fails with exec's error, nothing left. */
+Test(worker, missing_flint)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("true"));
+	struct worker *w;
+	int fds = count_fds();
+
+	p.flint = "/nonexistent/flint";
+	cr_assert_eq(worker_spawn(&w, &p), -ENOENT);
+	cr_assert_null(w);
+	cr_assert_eq(count_fds(), fds);
+}
+
+/* ---- streaming ---- */
+
+static uint8_t *pattern(size_t len)
+{
+	uint8_t *b = malloc(len);
+
+	cr_assert_not_null(b);
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(i * 7 + i / 251);
+	return b;
+}
+
+/* 8 MiB through cat, both ways at once: far more than a pipe holds, so it
+ * only finishes if stdin is written while stdout is read. */
+Test(worker, large_body_both_ways)
+{
+	size_t len = 8 << 20;
+	uint8_t *body = pattern(len);
+	struct worker_params p = params(WORKER_RESTORE, ARGV("cat"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, body, len);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK, "%s: %s", worker_outcome_name(res.outcome), res.err);
+	cr_assert_eq(s.len, len);
+	cr_assert(!memcmp(s.data, body, len), "stdout differs from the body");
+	free(s.data);
+	free(body);
+}
+
+/* A command that writes all its output before reading its input (or the
+ * reverse) does not deadlock either. */
+Test(worker, output_before_input_and_input_before_output)
+{
+	size_t len = 1 << 20;
+	uint8_t *body = pattern(len);
+	struct worker_params p =
+	    params(WORKER_RESTORE,
+		   ARGV("sh", "-c", "head -c 1048576 /dev/zero; cat >/dev/null; echo end"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, body, len);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert_eq(s.len, len + 4);
+	cr_assert(!memcmp(s.data + len, "end\n", 4));
+	free(s.data);
+
+	p = params(WORKER_RESTORE, ARGV("sh", "-c", "wc -c; head -c 1048576 /dev/zero"));
+	sink_init(&s, body, len);
+	s.in.piece = 1000; /* in() in small pieces */
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert_eq(s.len, 8 + len, "%zu", s.len);
+	cr_assert(!memcmp(s.data, "1048576\n", 8));
+	free(s.data);
+	free(body);
+}
+
+/* worker_read hands out stdout as it comes, in the caller's buffer. */
+Test(worker, worker_read_pieces)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "read x; echo got:$x"));
+	struct body b = {.data = (const uint8_t *)"abc\n", .len = 4, .fail_at = -1};
+	struct worker_result res;
+	struct worker *w;
+	char buf[3], all[32] = "";
+	ssize_t n;
+	size_t len = 0;
+
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_gt(worker_pid(w), 0);
+	while ((n = worker_read(w, body_in, &b, buf, sizeof(buf))) > 0) {
+		cr_assert_leq(n, 3);
+		memcpy(all + len, buf, (size_t)n);
+		len += (size_t)n;
+	}
+	cr_assert_eq(n, 0);
+	cr_assert_str_eq(all, "got:abc\n");
+	cr_assert_eq(worker_read(w, body_in, &b, buf, sizeof(buf)), 0, "after the end: 0 again");
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	/* After worker_wait, nothing more to read. */
+	cr_assert_eq(worker_read(w, NULL, NULL, buf, sizeof(buf)), -EINVAL);
+	worker_destroy(w);
+}
+
+/* No body: the command reads end of file at once. */
+Test(worker, no_body_is_eof)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("wc", "-c"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert(out_is(&s, "0\n"));
+	free(s.data);
+}
+
+/* A command that closes its stdin with most of a big body unwritten: the
+ * rest is dropped, no SIGPIPE (at its default here) kills the test. */
+Test(worker, command_not_reading_stdin)
+{
+	size_t len = 4 << 20;
+	uint8_t *body = pattern(len);
+	struct worker_params p =
+	    params(WORKER_RESTORE, ARGV("sh", "-c", "exec 0<&-; sleep 0.2; echo done"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, body, len);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert(out_is(&s, "done\n"));
+	cr_assert_lt(s.in.off, len, "the whole body went into a closed stdin");
+	free(s.data);
+	free(body);
+}
+
+/* ---- stderr ---- */
+
+Test(worker, stderr_kept_up_to_the_cap)
+{
+	struct worker_params p =
+	    params(WORKER_RESTORE,
+		   ARGV("sh", "-c",
+			"head -c 200000 /dev/zero | tr '\\0' e >&2; echo done; echo tail >&2"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert(out_is(&s, "done\n"));
+	cr_assert_eq(res.err_len, WORKER_STDERR_CAP);
+	cr_assert_eq(res.err_total, 200005);
+	cr_assert(res.err_truncated);
+	cr_assert_eq(strlen(res.err), WORKER_STDERR_CAP, "NUL-terminated at the cap");
+	cr_assert_eq(res.err[0], 'e');
+	cr_assert_eq(res.err[WORKER_STDERR_CAP - 1], 'e');
+	free(s.data);
+
+	/* A cap of one's own; what fits is kept whole. */
+	p = params(WORKER_RESTORE, ARGV("sh", "-c", "echo one >&2; echo two >&2"));
+	p.stderr_cap = 100;
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_str_eq(res.err, "one\ntwo\n");
+	cr_assert_eq(res.err_len, 8);
+	cr_assert_eq(res.err_total, 8);
+	cr_assert_not(res.err_truncated);
+	free(s.data);
+	p.stderr_cap = 5;
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_str_eq(res.err, "one\nt");
+	cr_assert(res.err_truncated);
+	cr_assert_eq(res.err_total, 8);
+	free(s.data);
+}
+
+/* ---- the deadline, leftovers, kills ---- */
+
+/* The deadline kills the whole group: flint and the grandchild it left
+ * sleeping. */
+Test(worker, deadline_kills_the_process_group)
+{
+	char cmd[256], pidfile[128];
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", cmd));
+	struct worker_result res;
+	struct worker *w;
+	struct sink s;
+	double t0 = secs();
+
+	snprintf(pidfile, sizeof(pidfile), "%s/grandchild", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >%s; sleep 1000", pidfile);
+	p.deadline_s = 1;
+	p.timeout_s = 100; /* deadline_s wins */
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_pump(w, NULL, sink_out, &s), -ETIMEDOUT);
+	double took = secs() - t0;
+	cr_assert(took >= 0.9 && took < 5, "the deadline came after %.2f s", took);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_TIMEOUT, "%s", worker_outcome_name(res.outcome));
+	cr_assert(res.deadline);
+	cr_assert(WIFSIGNALED(res.wait_status) && WTERMSIG(res.wait_status) == SIGKILL);
+	pid_t gc = read_pid(pidfile);
+	cr_assert_gt(gc, 0, "no grandchild pid");
+	cr_assert(process_dies(gc), "the grandchild %d outlived the deadline", gc);
+	worker_destroy(w);
+	free(s.data);
+}
+
+/* flint exits while a process it left holds stdout open: the leftover is
+ * killed, so stdout ends and the exchange finishes at once. */
+Test(worker, leftovers_killed_when_flint_exits)
+{
+	char cmd[256], pidfile[128];
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", cmd));
+	struct worker_result res;
+	struct sink s;
+	double t0 = secs();
+
+	snprintf(pidfile, sizeof(pidfile), "%s/leftover", dir);
+	snprintf(cmd, sizeof(cmd), "sleep 1000 & echo $! >%s; echo hi; exit 3", pidfile);
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_lt(secs() - t0, 5);
+	cr_assert_eq(res.outcome, WORKER_EXIT);
+	cr_assert_eq(res.status, 3);
+	cr_assert(out_is(&s, "hi\n"));
+	pid_t gc = read_pid(pidfile);
+	cr_assert_gt(gc, 0);
+	cr_assert(process_dies(gc), "the leftover %d lives on", gc);
+	free(s.data);
+}
+
+/* The deadline also holds in worker_wait (nobody reads stdout). */
+Test(worker, deadline_in_wait)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sleep", "1000"));
+	struct worker_result res;
+	struct worker *w;
+	double t0 = secs();
+
+	p.deadline_s = 1;
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert(secs() - t0 < 5);
+	cr_assert_eq(res.outcome, WORKER_TIMEOUT);
+	cr_assert(res.deadline);
+	/* Again: the same result. */
+	struct worker_result again;
+	cr_assert_eq(worker_wait(w, &again), 0);
+	cr_assert_eq(again.outcome, WORKER_TIMEOUT);
+	cr_assert_eq(again.wait_status, res.wait_status);
+	worker_destroy(w);
+}
+
+/* out() refuses (the client is gone): the group is killed. */
+Test(worker, client_gone_kills)
+{
+	struct worker_params p =
+	    params(WORKER_RESTORE, ARGV("sh", "-c", "while :; do echo y; done"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, NULL, 0);
+	s.fail_after = 10000;
+	cr_assert_eq(run(&p, &s, &res), -EPIPE);
+	cr_assert_eq(res.outcome, WORKER_KILLED);
+	cr_assert_eq(res.status, SIGKILL);
+	free(s.data);
+}
+
+/* in() fails (the upload broke): the group is killed. */
+Test(worker, body_error_kills)
+{
+	size_t len = 1 << 20;
+	uint8_t *body = pattern(len);
+	struct worker_params p = params(WORKER_RESTORE, ARGV("cat"));
+	struct worker_result res;
+	struct sink s;
+
+	sink_init(&s, body, len);
+	s.in.piece = 4096;
+	s.in.fail_at = 100000;
+	cr_assert_eq(run(&p, &s, &res), -ECONNRESET);
+	cr_assert_eq(res.outcome, WORKER_KILLED);
+	free(s.data);
+	free(body);
+}
+
+static void *kill_later(void *arg)
+{
+	usleep(200 * 1000);
+	worker_kill(arg);
+	return NULL;
+}
+
+/* worker_kill from another thread ends a pump in progress. */
+Test(worker, kill_from_another_thread)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sleep", "1000"));
+	struct worker_result res;
+	struct worker *w;
+	struct sink s;
+	pthread_t t;
+
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(pthread_create(&t, NULL, kill_later, w), 0);
+	cr_assert_eq(worker_pump(w, NULL, sink_out, &s), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_KILLED);
+	cr_assert_eq(res.status, SIGKILL);
+	worker_kill(w); /* reaped: nothing */
+	worker_destroy(w);
+	free(s.data);
+}
+
+/* A worker given up without worker_wait (its thread gone): destroy kills
+ * and reaps it. */
+Test(worker, destroy_kills_and_reaps)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sleep", "1000"));
+	struct worker *w;
+	pid_t pid;
+	int st;
+
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	pid = worker_pid(w);
+	worker_destroy(w);
+	cr_assert_eq(waitpid(pid, &st, WNOHANG), -1, "not reaped");
+	cr_assert_eq(errno, ECHILD);
+	cr_assert_eq(kill(pid, 0), -1);
+	worker_destroy(NULL);
+}
+
+/* ---- warm workers ---- */
+
+Test(worker, warm_release)
+{
+	char marker[128], cmd[256];
+	struct worker_params p = params(WORKER_WARM, ARGV("sh", "-c", cmd));
+	struct worker_result res;
+	struct worker *w;
+	struct sink s;
+	char buf[16];
+
+	snprintf(marker, sizeof(marker), "%s/ran", dir);
+	snprintf(cmd, sizeof(cmd), "touch %s; echo ran; cat", marker);
+	p.deadline_s = 1; /* from the release, not the spawn */
+	sink_init(&s, "abc", 3);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	usleep(1300 * 1000);
+	cr_assert_neq(access(marker, F_OK), 0, "the command ran before its release");
+	cr_assert_not(worker_exited(w));
+	cr_assert_eq(worker_read(w, NULL, NULL, buf, sizeof(buf)), -EINVAL, "read before release");
+	cr_assert_eq(worker_release(w), 0);
+	cr_assert_eq(worker_release(w), -EINVAL, "a second release");
+	cr_assert_eq(worker_pump(w, sink_in, sink_out, &s), 0);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK, "%s: %s", worker_outcome_name(res.outcome), res.err);
+	cr_assert(out_is(&s, "ran\nabc"));
+	cr_assert_lt(res.run_ns, 1000000000ULL, "run_ns counts from the release");
+	worker_destroy(w);
+	free(s.data);
+}
+
+/* Discarded before its release: the go pipe's end, exit 0, the command
+ * never ran. */
+Test(worker, warm_discard)
+{
+	char marker[128], cmd[256];
+	struct worker_params p = params(WORKER_WARM, ARGV("sh", "-c", cmd));
+	struct worker_result res;
+	struct worker *w;
+	double t0;
+
+	snprintf(marker, sizeof(marker), "%s/ran", dir);
+	snprintf(cmd, sizeof(cmd), "touch %s", marker);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	usleep(100 * 1000);
+	t0 = secs();
+	cr_assert_eq(worker_discard(w, &res), 0);
+	cr_assert_lt(secs() - t0, 3);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert(WIFEXITED(res.wait_status));
+	cr_assert_neq(access(marker, F_OK), 0, "a discarded worker ran its command");
+	cr_assert_eq(worker_release(w), -EINVAL);
+	worker_destroy(w);
+
+	/* worker_wait on an unreleased warm worker discards it too. */
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert_neq(access(marker, F_OK), 0);
+	worker_destroy(w);
+}
+
+/* A warm flint that ignores its go pipe's end is killed after
+ * WORKER_DISCARD_S... too long for a test; one that already died: its
+ * release says -EPIPE (no SIGPIPE), and worker_wait how it ended. */
+Test(worker, release_of_a_dead_warm_worker)
+{
+	struct worker_params p = params(WORKER_WARM, ARGV("true"));
+	struct worker_result res;
+	struct worker *w;
+
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	worker_kill(w);
+	for (int i = 0; i < 300 && !worker_exited(w); i++)
+		usleep(10 * 1000);
+	cr_assert(worker_exited(w));
+	cr_assert_eq(worker_release(w), -EPIPE);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_KILLED);
+	cr_assert_eq(res.status, SIGKILL);
+	worker_destroy(w);
+}
+
+/* A discard of a released worker kills it. */
+Test(worker, discard_of_a_running_worker_kills)
+{
+	struct worker_params p = params(WORKER_WARM, ARGV("sleep", "1000"));
+	struct worker_result res;
+	struct worker *w;
+
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_release(w), 0);
+	cr_assert_eq(worker_discard(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_KILLED);
+	worker_destroy(w);
+}
+
+/* ---- descriptors ---- */
+
+/* The child has fds 0-2 only (3 too when warm), even with a descriptor of
+ * the server's open without CLOEXEC; the server has the same fds before
+ * and after workers of every kind and ending. */
+Test(worker, no_fd_leaks)
+{
+	int leak = open("/dev/null", O_RDONLY); /* not CLOEXEC */
+	int before = count_fds();
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "ls /proc/$$/fd"));
+	struct worker_result res;
+	struct worker *w;
+	struct sink s;
+
+	cr_assert_geq(leak, 0);
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert(out_is(&s, "0\n1\n2\n"), "the child's fds: %.*s", (int)s.len, (char *)s.data);
+	free(s.data);
+
+	/* A warm one: 3 is the go pipe; the fake reads it, then closes it
+	 * for the command (3<&-): 0-2 again. */
+	p = params(WORKER_WARM, ARGV("sh", "-c", "ls /proc/$$/fd"));
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_release(w), 0);
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(worker_pump(w, NULL, sink_out, &s), 0);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert(out_is(&s, "0\n1\n2\n"), "%.*s", (int)s.len, (char *)s.data);
+	worker_destroy(w);
+	free(s.data);
+
+	/* Every ending: exit, deadline, discard, destroy unwaited, body. */
+	size_t len = 1 << 20;
+	uint8_t *body = pattern(len);
+	p = params(WORKER_RESTORE, ARGV("cat"));
+	sink_init(&s, body, len);
+	cr_assert_eq(run(&p, &s, &res), 0);
+	free(s.data);
+	p = params(WORKER_RESTORE, ARGV("sleep", "1000"));
+	p.deadline_s = 1;
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	worker_destroy(w);
+	p = params(WORKER_WARM, ARGV("true"));
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_discard(w, &res), 0);
+	worker_destroy(w);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	worker_destroy(w);
+	free(body);
+	cr_assert_eq(count_fds(), before);
+	close(leak);
+}
+
+/* ---- without a pidfd (a kernel before 5.3) ---- */
+
+/* The exit found with waitid: statuses, leftovers killed, the deadline,
+ * a warm release and discard, the same as with a pidfd. */
+Test(worker, without_a_pidfd)
+{
+	char cmd[256], pidfile[128];
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", cmd));
+	struct worker_result res;
+	struct worker *w;
+	struct sink s;
+	int fds = count_fds();
+	double t0;
+
+	worker_test_no_pidfd = true;
+	snprintf(pidfile, sizeof(pidfile), "%s/leftover", dir);
+	snprintf(cmd, sizeof(cmd), "sleep 1000 & echo $! >%s; cat; exit 123", pidfile);
+	sink_init(&s, "body", 4);
+	t0 = secs();
+	cr_assert_eq(run(&p, &s, &res), 0);
+	cr_assert_lt(secs() - t0, 5);
+	cr_assert_eq(res.outcome, WORKER_LOST);
+	cr_assert(out_is(&s, "body"));
+	cr_assert(process_dies(read_pid(pidfile)));
+	free(s.data);
+
+	p = params(WORKER_RESTORE, ARGV("sleep", "1000"));
+	p.deadline_s = 1;
+	t0 = secs();
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(run(&p, &s, &res), -ETIMEDOUT);
+	cr_assert(secs() - t0 < 5);
+	cr_assert_eq(res.outcome, WORKER_TIMEOUT);
+	free(s.data);
+
+	p = params(WORKER_WARM, ARGV("echo", "warm"));
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	usleep(100 * 1000);
+	cr_assert_not(worker_exited(w));
+	cr_assert_eq(worker_release(w), 0);
+	sink_init(&s, NULL, 0);
+	cr_assert_eq(worker_pump(w, NULL, sink_out, &s), 0);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert(out_is(&s, "warm\n"));
+	worker_destroy(w);
+	free(s.data);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	cr_assert_eq(worker_discard(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	worker_destroy(w);
+	worker_destroy(last);
+	last = NULL;
+	cr_assert_eq(count_fds(), fds);
+}

@@ -102,8 +102,10 @@ struct worker_result {
 struct worker;
 
 /* Reads the request body: up to len bytes into buf. Returns the number
- * read (> 0), 0 at its end, or -errno to abandon the request. Called only
- * when the child's stdin can take more. */
+ * read (> 0), 0 at its end, or -errno to abandon the request. Called each
+ * time the worker has written all it had into the child's stdin (a 64 KiB
+ * buffer); it should not block long: stdout and the deadline wait while
+ * it does. */
 typedef ssize_t (*worker_in_fn)(void *ctx, void *buf, size_t len);
 
 /* Takes len (> 0) bytes of the command's stdout. 0, or -errno to abandon

@@ -109,8 +109,8 @@ enum pool_refuse {
 	POOL_REFUSE_UNKNOWN,  /* no such function, or gone (404) */
 	POOL_REFUSE_DRAINING, /* the function is being removed (409) */
 	POOL_REFUSE_FN_FULL,  /* its max_concurrency in use and its queue full (429) */
-	POOL_REFUSE_LIMITS,   /* the global limits reached and no room to wait:
-			       * its queue or the global queue full (503) */
+	POOL_REFUSE_LIMITS,   /* the global queue full, or the global limits
+			       * reached and its function's queue full (503) */
 	POOL_REFUSE_TIMEOUT,  /* waited queue_timeout_ns without a VM (503) */
 	POOL_REFUSE_COUNT
 };

@@ -351,7 +351,7 @@ static json_t *env_json(const struct fn_config *c)
 
 	for (size_t i = 0; e && i < c->env_len; i++) {
 		const char *eq = strchr(c->env[i], '=');
-		char *name = strndup(c->env[i], eq - c->env[i]);
+		char *name = eq ? strndup(c->env[i], eq - c->env[i]) : NULL;
 		int r = name ? json_object_set_new(e, name, json_string(eq + 1)) : -1;
 
 		free(name);

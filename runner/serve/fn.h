@@ -100,7 +100,9 @@ int fn_config_parse(const char *name, const char *body, size_t len, struct fn_co
 /* c as a JSON object, every field there with its default filled in
  * ("name" included; rootfs, kernel and prepare null when unset; reuse_max
  * only with "reuse"), for GET /functions/{name} to show or extend. NULL
- * when out of memory. The caller json_decref()s it. */
+ * when out of memory (or for a c not made by fn_config_parse whose strings
+ * are not UTF-8 or whose env entries lack '='). The caller json_decref()s
+ * it. */
 json_t *fn_config_json(const struct fn_config *c);
 
 /* fn_config_json() as a malloc'd NUL-terminated string (compact; with

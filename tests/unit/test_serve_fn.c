@@ -667,6 +667,25 @@ Test(serve_fn, json_object)
 	fn_config_free(&c);
 }
 
+/* A configuration built by hand with an env entry that is not NAME=value
+ * is refused by the encoder, not read past. */
+Test(serve_fn, encoding_a_bad_hand_made_env)
+{
+	char *env[] = {"NOEQUALS", NULL}, *argv[] = {"x", NULL};
+	struct fn_config c = {.name = "f",
+			      .command = argv,
+			      .command_len = 1,
+			      .env = env,
+			      .env_len = 1,
+			      .mem_mib = 128,
+			      .vcpus = 1,
+			      .timeout_s = 1,
+			      .max_concurrency = 1};
+
+	cr_assert_null(fn_config_json(&c));
+	cr_assert_null(fn_config_encode(&c));
+}
+
 Test(serve_fn, equality)
 {
 	struct fn_config a, b;

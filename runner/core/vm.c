@@ -734,24 +734,29 @@ int vm_pause_vcpus(struct vm *vm, struct vm_err *err)
 	return 0;
 }
 
+void vm_set_paused_clock(struct vm *vm)
+{
+	if (!vm->has_paused_clock)
+		return;
+	/* Only the clock value: KVM takes no flags but its own here. */
+	struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
+	/* A restored guest's clock goes on by the time since its snapshot,
+	 * so its wall clock is right (its kvmclock told it that it was
+	 * stopped: no soft-lockup report). */
+	uint64_t wall = realtime_ns();
+	if (vm->restored_realtime && wall > vm->restored_realtime)
+		c.clock += wall - vm->restored_realtime;
+	vm->restored_realtime = 0;
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
+		pr_debug("KVM_SET_CLOCK: %s", strerror(errno));
+	vm->has_paused_clock = false;
+}
+
 static void resume_vcpus(struct vm *vm)
 {
 	uint64_t t0 = now_ns();
 
-	if (vm->has_paused_clock) {
-		/* Only the clock value: KVM takes no flags but its own here. */
-		struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
-		/* A restored guest's clock goes on by the time since its
-		 * snapshot, so its wall clock is right (its kvmclock told it
-		 * that it was stopped: no soft-lockup report). */
-		uint64_t wall = realtime_ns();
-		if (vm->restored_realtime && wall > vm->restored_realtime)
-			c.clock += wall - vm->restored_realtime;
-		vm->restored_realtime = 0;
-		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
-			pr_debug("KVM_SET_CLOCK: %s", strerror(errno));
-		vm->has_paused_clock = false;
-	}
+	vm_set_paused_clock(vm);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_resume(&vm->vcpus[i]);
 	atomic_store(&vm->state, VM_STATE_RUNNING);

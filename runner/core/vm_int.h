@@ -89,6 +89,10 @@ int vm_alloc(struct vm **out, const struct vm_config *c, const struct vm_opts *o
 
 /* Pause and resume every vCPU (the control thread; vm.c). */
 int vm_pause_vcpus(struct vm *vm, struct vm_err *err);
+/* Give the guest back its clock kept at a pause (paused_clock), moved on
+ * by the wall-clock time since restored_realtime when that is set (a
+ * restore); then neither is kept. Before the vCPUs run again. */
+void vm_set_paused_clock(struct vm *vm);
 
 /* VM_ACTION_SNAPSHOT on the control thread (vm_snap.c): arg is a struct
  * vm_snapshot_args. */

@@ -26,6 +26,7 @@
 #include "snapshot/snapfile.h"
 #include "snapshot/uffd.h"
 #include "snapshot/workset.h"
+#include "x86/cpuid.h"
 #include "x86/vcpu_state.h"
 #include "x86/vm_state.h"
 
@@ -43,19 +44,8 @@ static const struct {
 	{0x80000001, 0, 3},
 };
 
-static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t leaf,
-						  uint32_t subleaf)
-{
-	for (uint32_t i = 0; i < c->nent; i++)
-		if (c->entries[i].function == leaf &&
-		    (!(c->entries[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
-		     c->entries[i].index == subleaf))
-			return &c->entries[i];
-	return NULL;
-}
-
 /* The snapshot's view of a CPU: what vCPU 0 was given. */
-static void cpu_of(const struct kvm_cpuid2 *c, struct snap_cpu *out)
+static void cpu_of(struct kvm_cpuid2 *c, struct snap_cpu *out)
 {
 	const struct kvm_cpuid_entry2 *e = cpuid_find(c, 0, 0);
 
@@ -518,18 +508,9 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 	}
 	vm->has_paused_clock = true;
 	vm->restored_realtime = a->clock_realtime ? taken : 0;
-	if (a->resume_vm) {
-		/* Runs at once: its clock on by the time since the snapshot. */
-		struct kvm_clock_data c = {.clock = vm->paused_clock.clock};
-		uint64_t wall = realtime_ns();
-
-		if (a->clock_realtime && wall > taken)
-			c.clock += wall - taken;
-		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
-			pr_debug("KVM_SET_CLOCK: %s", strerror(errno));
-		vm->has_paused_clock = false;
-		vm->restored_realtime = 0;
-	}
+	/* Runs at once: its clock now; else at its first resume. */
+	if (a->resume_vm)
+		vm_set_paused_clock(vm);
 	vm->start_paused = !a->resume_vm;
 	return 0;
 }

@@ -607,7 +607,8 @@ static int listen_on(struct run *r)
 	return 0;
 }
 
-/* The request frame into r->tx: argv only, no host environment, cwd "/". */
+/* The request frame into r->tx: argv, the environment given (never the
+ * host's), the working directory ("/" by default). */
 static int build_request(struct run *r)
 {
 	const struct run_params *p = &r->p;
@@ -615,8 +616,10 @@ static int build_request(struct run *r)
 	    .timeout_ms = p->timeout_s * 1000,
 	    .flags = p->in_fd >= 0 ? AGENT_REQ_STDIN : 0,
 	    .argc = (uint32_t)p->argc,
+	    .envc = p->envc > 0 ? (uint32_t)p->envc : 0,
 	    .argv = p->argv,
-	    .cwd = "/",
+	    .envp = p->envp,
+	    .cwd = p->cwd ? p->cwd : "/",
 	};
 	char err[256];
 	long len;
@@ -635,11 +638,21 @@ static int build_request(struct run *r)
 		pr_err("flint run: no command");
 		return -EINVAL;
 	}
+	if (p->envc < 0 || (p->envc > 0 && !p->envp)) {
+		pr_err("flint run: bad environment");
+		return -EINVAL;
+	}
 	if (p->timeout_s > UINT32_MAX / 1000) {
 		pr_err("flint run: --timeout %u is too long", p->timeout_s);
 		return -EINVAL;
 	}
 	len = agent_request_encode(&req, r->tx.buf, r->tx.cap, err, sizeof(err));
+	if (len == -E2BIG) {
+		pr_err("flint run: %s: the command's words, its --env entries and --workdir go "
+		       "to the guest agent in one request, which must fit",
+		       err);
+		return (int)len;
+	}
 	if (len < 0) {
 		pr_err("flint run: %s", err);
 		return (int)len;

@@ -62,6 +62,12 @@ struct run_params {
 	char *const *argv; /* command and arguments; copied. argc >= 1, or 0
 			    * with ready(), which must then end the run */
 	int argc;
+	/* The command's environment beside the agent's defaults (PATH, HOME,
+	 * which an entry of the same name replaces): envc "NAME=value"
+	 * strings, copied; NULL and 0 for none. */
+	char *const *envp;
+	int envc;
+	const char *cwd;	   /* its working directory, absolute; NULL: "/" */
 	unsigned timeout_s;	   /* command time limit, 0 for none */
 	unsigned boot_timeout_s;   /* how long to wait for the agent, 0 for ever */
 	int in_fd, out_fd, err_fd; /* relayed: normally 0, 1, 2; -1: none */

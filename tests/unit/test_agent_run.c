@@ -676,6 +676,34 @@ Test(run_fake, bad_params)
 	    "/tmp/this-path-is-far-too-long-for-a-unix-socket-xxxxxxxxxxxxxxxxxxxxxxxxxx"
 	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 	cr_assert_eq(run_start(&r, &p), -ENAMETOOLONG);
+
+	/* The environment and the working directory are checked as the
+	 * agent checks them, and the whole request must fit. */
+	p.listen_path = "/tmp/flint-unit-bad.sock";
+	p.envp = ARGV("NOEQUALS");
+	p.envc = 1;
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	p.envp = NULL;
+	cr_assert_eq(run_start(&r, &p), -EINVAL, "envc without envp");
+	p.envc = -1;
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	p.envc = 0;
+	p.cwd = "relative";
+	cr_assert_eq(run_start(&r, &p), -EINVAL);
+	p.cwd = NULL;
+	static char big[9][AGENT_STR_MAX - 1];
+	char *env[10];
+	for (int i = 0; i < 9; i++) {
+		memset(big[i], 'x', sizeof(big[i]) - 1);
+		memcpy(big[i], "V=", 2);
+		big[i][sizeof(big[i]) - 1] = '\0';
+		env[i] = big[i];
+	}
+	env[9] = NULL;
+	p.envp = env;
+	p.envc = 9;
+	cr_assert_eq(run_start(&r, &p), -E2BIG);
+	cr_assert_null(r);
 }
 
 /* Output to a pipe whose reader is slow arrives whole, in order. */
@@ -878,6 +906,65 @@ Test(real_agent, default_environment_and_cwd)
 	cr_assert_eq(strncmp(out, "/root /usr/sbin:/usr/bin:/sbin:/bin\n/\n", 38), 0, "%s", out);
 	cr_assert_leq(atoi(out + 38), 5, "host environment leaked: %s", out);
 	free(out);
+	finish(&h);
+}
+
+/* flint run --env and --workdir: the request carries them; the agent's
+ * defaults stay unless an entry of the same name replaces one. */
+Test(real_agent, environment_and_working_directory_given)
+{
+	struct harness h;
+	pid_t pid;
+
+	prepare(&h, false);
+	struct run_params p = {
+	    .mode = RUN_ACCEPT,
+	    .listen_path = h.path,
+	    .argv = ARGV("sh", "-c", "echo \"$FOO|$HOME|$PATH\"; pwd"),
+	    .argc = 3,
+	    .envp = ARGV("FOO=a b=c", "HOME=/tmp"),
+	    .envc = 2,
+	    .cwd = "/tmp",
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	pid = spawn_agent(&h);
+	cr_assert_eq(wait_finish(&h, 15), 0, "%s", h.msg);
+	reap_agent(pid);
+	expect_text(h.out, "a b=c|/tmp|/usr/sbin:/usr/bin:/sbin:/bin\n/tmp\n");
+	finish(&h);
+}
+
+/* A directory that is not there: the command does not start (127). */
+Test(real_agent, missing_working_directory_is_127)
+{
+	struct harness h;
+	pid_t pid;
+
+	prepare(&h, false);
+	struct run_params p = {
+	    .mode = RUN_ACCEPT,
+	    .listen_path = h.path,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .cwd = "/no/such/dir-flint",
+	    .boot_timeout_s = 5,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	pid = spawn_agent(&h);
+	cr_assert_eq(wait_finish(&h, 15), 127);
+	reap_agent(pid);
+	cr_assert_not_null(strstr(h.msg, "/no/such/dir-flint"), "%s", h.msg);
 	finish(&h);
 }
 

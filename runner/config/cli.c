@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/proto.h"
 #include "config/cmdline.h"
 #include "core/seccomp.h"
 #include "core/version.h"
@@ -21,6 +22,9 @@ void cli_usage(void)
 	       "       flint run --save-snapshot FILE --save-mem FILE [options] [-- COMMAND...]\n"
 	       "       flint run --restore FILE --mem-file FILE [options] -- COMMAND ARGS...\n"
 	       "       flint run --restore FILE --mem-file FILE --wait-fd N [options] -- COMMAND\n"
+	       "       flint run --save-snapshot FILE --save-mem FILE --save-after [options]\n"
+	       "                 -- COMMAND ARGS...\n"
+	       "       flint run --attach UDS [--timeout S] [--env K=V] [--workdir D] -- COMMAND\n"
 	       "Boot a Linux microVM with KVM.\n\n"
 	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
 	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
@@ -91,8 +95,19 @@ void cli_usage(void)
 	       "                     on the inherited fd N (3 or more), then resume it and run\n"
 	       "                     COMMAND; the fd's end without a byte stops the VM and\n"
 	       "                     exits 0 with nothing run (a warm VM given up)\n"
+	       "  --env NAME=VALUE   set NAME in the command's environment (repeatable; the\n"
+	       "                     agent's PATH and HOME stay unless replaced)\n"
+	       "  --workdir DIR      the command's working directory, an absolute guest path\n"
+	       "                     (default /)\n"
+	       "  --save-after       with --save-snapshot, --save-mem and COMMAND: run COMMAND\n"
+	       "                     first and save only if it exits 0 (then stop and exit 0);\n"
+	       "                     otherwise save nothing and exit with its status\n"
+	       "  --attach UDS       no VM of its own: run COMMAND through the guest agent of\n"
+	       "                     a running flint VM, reached through its vsock device's\n"
+	       "                     socket UDS (--vsock-override of a restored VM); only\n"
+	       "                     --timeout, --env, --workdir and --timings go with it\n"
 	       "It exits 123 when the guest did not boot to its agent (or, restored, its agent\n"
-	       "did not answer).\n",
+	       "did not answer; attached, within 10 s), or the connection to it was lost.\n",
 	       MAX_VCPUS, DEFAULT_CMDLINE, API_DEFAULT_SOCK);
 }
 
@@ -179,6 +194,126 @@ static int parse_level(const char *s, enum vmc_log_level *out)
  * snapshot; with --restore, the snapshot's machine and the snapshot
  * options flint run can honour (its vsock socket is its own, and it
  * resumes the VM itself). */
+/* A shell variable's name, as the whole of [s, end). */
+static bool shell_name(const char *s, const char *end)
+{
+	if (s == end || isdigit((unsigned char)*s))
+		return false;
+	for (; s < end; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
+enum run_opt { RUN_OPT_ENV, RUN_OPT_WORKDIR, RUN_OPT_ATTACH };
+
+/* flint run's --env NAME=VALUE (repeatable), --workdir DIR and --attach
+ * UDS. argc bounds how many --env there can be. 0 or -EINVAL with err. */
+static int run_string_option(struct config *cfg, enum run_opt o, const char *val, int argc,
+			     char *err, size_t errlen)
+{
+	const char *eq = strchr(val, '=');
+
+	switch (o) {
+	case RUN_OPT_ENV:
+		if (!eq || !shell_name(val, eq)) {
+			bad(err, errlen,
+			    "--env %.64s%s: expected NAME=VALUE, NAME a shell variable name "
+			    "(letters, digits and '_', not starting with a digit)",
+			    val, strlen(val) > 64 ? "..." : "");
+			return -EINVAL;
+		}
+		if (cfg->nenv == AGENT_ENVC_MAX) {
+			bad(err, errlen, "--env: at most %u entries", AGENT_ENVC_MAX);
+			return -EINVAL;
+		}
+		if (!cfg->env && !(cfg->env = calloc((size_t)argc + 1, sizeof(*cfg->env)))) {
+			bad(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		/* Each --env takes at least one of the argc words. */
+		cfg->env[cfg->nenv++] = (char *)val;
+		return 0;
+	case RUN_OPT_WORKDIR:
+		if (val[0] != '/') {
+			bad(err, errlen,
+			    "--workdir %.64s: expected an absolute path in the guest (starting "
+			    "with /)",
+			    val);
+			return -EINVAL;
+		}
+		cfg->workdir = val;
+		return 0;
+	case RUN_OPT_ATTACH:
+		/* sun_path holds 108 bytes with its NUL. */
+		if (!*val || strlen(val) > 107) {
+			bad(err, errlen, "--attach %.64s: expected the path of a vsock device's Unix "
+					 "socket, 1 to 107 bytes",
+			    val);
+			return -EINVAL;
+		}
+		cfg->attach = val;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* The command, --env and --workdir go to the agent in one request: refuse
+ * here, naming them, what agent_request_encode would refuse later. */
+static enum cli_result check_request(const struct config *cfg, char *err, size_t errlen)
+{
+	size_t total = AGENT_REQ_FIXED;
+	const char *wd = cfg->workdir ? cfg->workdir : "/";
+
+	if (cfg->guest_argc > (int)AGENT_ARGC_MAX)
+		return bad(err, errlen, "flint run: at most %u words in the command",
+			   AGENT_ARGC_MAX);
+	for (int i = 0; i < cfg->guest_argc; i++)
+		total += strlen(cfg->guest_argv[i]) + 1;
+	for (unsigned i = 0; i < cfg->nenv; i++) {
+		size_t n = strlen(cfg->env[i]);
+
+		if (n >= AGENT_STR_MAX)
+			return bad(err, errlen, "--env %.*s: longer than the guest agent takes (%u bytes)",
+				   (int)(strchr(cfg->env[i], '=') - cfg->env[i]), cfg->env[i],
+				   AGENT_STR_MAX - 1);
+		total += n + 1;
+	}
+	if (strlen(wd) >= AGENT_STR_MAX)
+		return bad(err, errlen, "--workdir: longer than the guest agent takes (%u bytes)",
+			   AGENT_STR_MAX - 1);
+	total += strlen(wd) + 1;
+	if (total > AGENT_REQUEST_MAX)
+		return bad(err, errlen,
+			   "flint run: the command's words, --env entries and --workdir take %zu "
+			   "bytes; the guest agent takes at most %u in one request",
+			   total, AGENT_REQUEST_MAX);
+	return CLI_RUN;
+}
+
+/* flint run --attach: the agent of a VM that runs elsewhere; nothing here
+ * makes or restores a machine. */
+static enum cli_result check_attach(const struct config *cfg, bool machine, bool restoring,
+				    char *err, size_t errlen)
+{
+	const char *what = machine		 ? "machine options (--kernel, --rootfs, --mem, ...)"
+			   : cfg->restore || restoring ? "--restore and the snapshot options"
+			   : cfg->save_snapshot || cfg->save_mem || cfg->save_after
+			       ? "--save-snapshot, --save-mem and --save-after"
+			   : cfg->wait_fd ? "--wait-fd"
+			   : cfg->stats	  ? "--stats"
+					  : NULL;
+
+	if (what)
+		return bad(err, errlen, "flint run --attach: the VM is running already: %s cannot "
+					"be combined with --attach",
+			   what);
+	if (cfg->guest_argc == 0)
+		return bad(err, errlen, "flint run --attach: no command; usage: flint run --attach "
+					"UDS [options] -- COMMAND ARGS...");
+	return check_request(cfg, err, errlen);
+}
+
 static enum cli_result check_run(const struct config *cfg, char *err, size_t errlen)
 {
 	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
@@ -195,6 +330,12 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		return bad(err, errlen, "flint run: %s is not an option of flint run, which "
 					"resumes the VM itself on a vsock socket of its own",
 			   cfg->restore_paused ? "--paused" : "--vsock-override");
+	if (cfg->attach)
+		return check_attach(cfg, machine, restoring, err, errlen);
+	if (cfg->save_after && (!cfg->save_snapshot || cfg->guest_argc == 0))
+		return bad(err, errlen, "flint run: --save-after needs --save-snapshot FILE, "
+					"--save-mem FILE and a command: it saves the VM once the "
+					"command has exited 0");
 	if (restoring && !cfg->restore)
 		return bad(err, errlen, "the snapshot options need --restore FILE");
 	if (cfg->restore) {
@@ -220,10 +361,14 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 	if (cfg->guest_argc == 0 && !cfg->save_snapshot)
 		return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
 					"COMMAND ARGS...");
-	return CLI_RUN;
+	if (cfg->guest_argc == 0 && (cfg->nenv || cfg->workdir))
+		return bad(err, errlen, "flint run: %s is for the command, and there is none",
+			   cfg->nenv ? "--env" : "--workdir");
+	return check_request(cfg, err, errlen);
 }
 
-enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
+static enum cli_result parse(int argc, char **argv, struct config *cfg, char *err,
+			    size_t errlen)
 {
 	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
 	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
@@ -231,7 +376,8 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
-	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD };
+	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_ENV, O_WORKDIR,
+	       O_SAVE_AFTER, O_ATTACH };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -275,6 +421,10 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		{"vsock-override", required_argument, NULL, O_VSOCK_OVERRIDE},
 		{"workset", required_argument, NULL, O_WORKSET},
 		{"record-workset", required_argument, NULL, O_RECORD_WORKSET},
+		{"env", required_argument, NULL, O_ENV},
+		{"workdir", required_argument, NULL, O_WORKDIR},
+		{"save-after", no_argument, NULL, O_SAVE_AFTER},
+		{"attach", required_argument, NULL, O_ATTACH},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -355,11 +505,23 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 		case O_SAVE_SNAPSHOT:
 		case O_SAVE_MEM:
 		case O_WAIT_FD:
+		case O_ENV:
+		case O_WORKDIR:
+		case O_SAVE_AFTER:
+		case O_ATTACH:
 			/* By its name: argv[optind - 1] may be its value. */
 			if (!cfg->run)
 				return bad(err, errlen, "--%s is an option of flint run",
 					   opts[li].name);
-			if (c == O_ROOTFS)
+			if (c == O_ENV || c == O_WORKDIR || c == O_ATTACH) {
+				if (run_string_option(cfg, c == O_ENV	  ? RUN_OPT_ENV
+							   : c == O_WORKDIR ? RUN_OPT_WORKDIR
+									    : RUN_OPT_ATTACH,
+						      optarg, argc, err, errlen) < 0)
+					return CLI_ERROR;
+			} else if (c == O_SAVE_AFTER)
+				cfg->save_after = true;
+			else if (c == O_ROOTFS)
 				cfg->rootfs = optarg;
 			else if (c == O_SAVE_SNAPSHOT)
 				cfg->save_snapshot = optarg;
@@ -539,6 +701,15 @@ enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, 
 					"combined with --kernel, --initrd, --cmdline, --append, --mem, "
 					"--vcpus, --drive, --net, --vsock or guest words after --");
 	return CLI_RUN;
+}
+
+enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
+{
+	enum cli_result r = parse(argc, argv, cfg, err, errlen);
+
+	if (r != CLI_RUN)
+		cli_config_free(cfg);
+	return r;
 }
 
 char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t max, char *err,
@@ -758,4 +929,7 @@ void cli_config_free(struct config *cfg)
 	cfg->nnets = 0;
 	free(cfg->vsock.uds);
 	cfg->vsock = (struct vsock_cfg){0};
+	free(cfg->env);
+	cfg->env = NULL;
+	cfg->nenv = 0;
 }

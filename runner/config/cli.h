@@ -108,6 +108,20 @@ struct config {
 	 * inherited fd (>= 3) before running the command; its end without
 	 * one stops the VM, exit 0 (a warm VM given up). 0 for none. */
 	int wait_fd; /* --wait-fd */
+	/* run: the command's environment, "NAME=value" each (pointers into
+	 * argv, in a malloc'd NULL-terminated array, cli_config_free), beside
+	 * the agent's defaults; and its working directory (NULL: "/"). */
+	char **env; /* --env, repeatable */
+	unsigned nenv;
+	const char *workdir; /* --workdir: an absolute guest path */
+	/* run --save-snapshot with a command: run it first, and save only
+	 * when it exits 0 (a prepared runtime); else exit with its status and
+	 * save nothing. */
+	bool save_after; /* --save-after */
+	/* run: no VM of flint's own: reach the guest agent of a running flint
+	 * VM through its vsock device's socket (Firecracker's hybrid vsock,
+	 * "CONNECT 52"), and run the command there. */
+	const char *attach; /* --attach UDS */
 };
 
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
@@ -116,9 +130,12 @@ enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
  * (kernel and root image from $FLINT_HOME, beside the binary or under the
  * install prefix, see home.h; a vsock device with a private socket) are
  * filled in by the caller. flint run needs a command, except with
- * --save-snapshot; with --restore, the snapshot replaces the machine
- * options. CLI_EXIT_OK after printing --help or --version; CLI_ERROR with
- * a message in err (naming the option) for bad input. */
+ * --save-snapshot alone; with --restore, the snapshot replaces the machine
+ * options; with --attach, there is no machine at all. The command's words,
+ * --env entries and --workdir must fit one agent request
+ * (AGENT_REQUEST_MAX). CLI_EXIT_OK after printing --help or --version;
+ * CLI_ERROR with a message in err (naming the option) for bad input; what
+ * was allocated is freed then, and cli_config_free stays safe to call. */
 enum cli_result cli_parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen);
 
 /* Parse a memory size: "128" (MiB), "512M", "2G", "65536K". Must be a whole
@@ -135,7 +152,8 @@ int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen) WA
 /* Parse the --vsock value: cid=N,uds=PATH (cid 3 to 2^32-2). 0 or -EINVAL. */
 int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen) WARN_UNUSED;
 
-/* Free what cli_parse allocated (drive, net and vsock strings). */
+/* Free what cli_parse allocated (drive, net and vsock strings, the --env
+ * array). Safe to call twice. */
 void cli_config_free(struct config *cfg);
 
 /* The guest kernel command line for cfg (cmdline.h): the base line and

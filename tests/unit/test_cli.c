@@ -547,3 +547,270 @@ Test(cli, help_names_wait_fd, .init = cr_redirect_stdout)
 	cr_assert_not_null(strstr(buf, "  --wait-fd N        with --restore: restore the VM paused"),
 			   "%s", buf);
 }
+
+Test(cli, help_names_env_workdir_save_after_attach, .init = cr_redirect_stdout)
+{
+	struct config c;
+	char err[256];
+	char buf[16384];
+	size_t n;
+	FILE *f;
+
+	cr_assert_eq(PARSE(&c, err, "run", "--help"), CLI_EXIT_OK);
+	fflush(stdout);
+	f = cr_get_redirected_stdout();
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	cr_assert_not_null(strstr(buf, "  --env NAME=VALUE   set NAME"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "  --workdir DIR      the command's working"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "  --save-after       with --save-snapshot"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "  --attach UDS       no VM of its own"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "flint run --attach UDS [--timeout S]"), "%s", buf);
+}
+
+/* flint run --env NAME=VALUE (repeatable) and --workdir DIR: what the
+ * agent's request carries besides the command. */
+Test(cli, run_env_and_workdir)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--env", "FOO=bar baz", "--env=_x1=", "--env",
+			   "PATH=/opt/bin:/bin", "--env", "E=a=b", "--workdir", "/srv/app", "--",
+			   "sh", "-c", "echo $FOO"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.nenv, 4);
+	cr_assert_str_eq(c.env[0], "FOO=bar baz");
+	cr_assert_str_eq(c.env[1], "_x1=");
+	cr_assert_str_eq(c.env[2], "PATH=/opt/bin:/bin");
+	cr_assert_str_eq(c.env[3], "E=a=b");
+	cr_assert_null(c.env[4], "NULL-terminated");
+	cr_assert_str_eq(c.workdir, "/srv/app");
+	cr_assert_eq(c.guest_argc, 3);
+	cli_config_free(&c);
+	cr_assert_null(c.env);
+	cr_assert_eq(c.nenv, 0);
+	cli_config_free(&c); /* twice is fine */
+
+	/* None unless asked. */
+	cr_assert_eq(PARSE(&c, err, "run", "--", "true"), CLI_RUN, "%s", err);
+	cr_assert_null(c.env);
+	cr_assert_eq(c.nenv, 0);
+	cr_assert_null(c.workdir);
+
+	/* With --restore and with --save-snapshot and a command too. */
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--env", "A=1",
+			   "--workdir", "/tmp", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.nenv, 1);
+	cli_config_free(&c);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--env",
+			   "A=1", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cli_config_free(&c);
+
+	static const char *const bad_env[] = {"FOO",  "=x",  "1A=x", "A-B=x", "A B=x",
+					      "",     "a.b=", "=",    "É=x"};
+	for (size_t i = 0; i < sizeof(bad_env) / sizeof(bad_env[0]); i++) {
+		cr_assert_eq(PARSE(&c, err, "run", "--env", (char *)bad_env[i], "--", "true"),
+			     CLI_ERROR, "--env '%s' taken", bad_env[i]);
+		cr_assert_not_null(strstr(err, "--env"), "'%s': %s", bad_env[i], err);
+		cr_assert_not_null(strstr(err, "expected NAME=VALUE"), "'%s': %s", bad_env[i], err);
+		cr_assert_null(c.env, "freed on the error");
+	}
+	/* A later error frees the entries taken so far. */
+	cr_assert_eq(PARSE(&c, err, "run", "--env", "A=1", "--vcpus", "0", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_null(c.env);
+
+	static const char *const bad_dirs[] = {"", "tmp", "./x", "~/x"};
+	for (size_t i = 0; i < sizeof(bad_dirs) / sizeof(bad_dirs[0]); i++) {
+		cr_assert_eq(PARSE(&c, err, "run", "--workdir", (char *)bad_dirs[i], "--", "true"),
+			     CLI_ERROR, "--workdir '%s' taken", bad_dirs[i]);
+		cr_assert_not_null(strstr(err, "--workdir"), "'%s': %s", bad_dirs[i], err);
+		cr_assert_not_null(strstr(err, "expected an absolute path"), "'%s': %s",
+				   bad_dirs[i], err);
+	}
+
+	/* Options of flint run only, by name. */
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--env", "A=1"), CLI_ERROR);
+	cr_assert_str_eq(err, "--env is an option of flint run");
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--workdir", "/"), CLI_ERROR);
+	cr_assert_str_eq(err, "--workdir is an option of flint run");
+	/* They are the command's: none, none of them. */
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--env",
+			   "A=1"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--env is for the command, and there is none"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--workdir",
+			   "/"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--workdir is for the command"), "%s", err);
+}
+
+/* The command, --env and --workdir go in one agent request of at most
+ * AGENT_REQUEST_MAX bytes, each string under AGENT_STR_MAX: refused at
+ * once, by name. */
+Test(cli, run_request_size)
+{
+	struct config c;
+	char err[256];
+	static char big[12][100 * 1024];
+	char *argv[40];
+	int n = 0;
+
+	for (int i = 0; i < 12; i++) {
+		memset(big[i], 'v', sizeof(big[i]) - 1);
+		memcpy(big[i], "V=", 2);
+		big[i][sizeof(big[i]) - 1] = '\0';
+	}
+	argv[n++] = "flint";
+	argv[n++] = "run";
+	for (int i = 0; i < 10; i++) {
+		argv[n++] = "--env";
+		argv[n++] = big[i];
+	}
+	argv[n++] = "--";
+	argv[n++] = "true";
+	argv[n] = NULL;
+	/* 10 x 100 KiB: under 1 MiB. */
+	cr_assert_eq(parse(&c, err, n, argv), CLI_RUN, "%s", err);
+	cr_assert_eq(c.nenv, 10);
+	cli_config_free(&c);
+	/* 11: over. */
+	n -= 2;
+	argv[n++] = "--env";
+	argv[n++] = big[10];
+	argv[n++] = "--";
+	argv[n++] = "true";
+	argv[n] = NULL;
+	cr_assert_eq(parse(&c, err, n, argv), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "the command's words, --env entries and --workdir take"),
+			   "%s", err);
+	cr_assert_not_null(strstr(err, "at most 1048576"), "%s", err);
+	cr_assert_null(c.env);
+
+	/* One string over 128 KiB. */
+	static char huge[200 * 1024];
+	memset(huge, 'h', sizeof(huge) - 1);
+	memcpy(huge, "HUGE=", 5);
+	cr_assert_eq(PARSE(&c, err, "run", "--env", huge, "--", "true"), CLI_ERROR);
+	cr_assert_str_eq(err, "--env HUGE: longer than the guest agent takes (131071 bytes)");
+	huge[0] = '/';
+	cr_assert_eq(PARSE(&c, err, "run", "--workdir", huge, "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--workdir: longer than the guest agent takes"), "%s", err);
+}
+
+/* flint run --save-snapshot S --save-mem M --save-after -- CMD: prepare,
+ * then save. */
+Test(cli, run_save_after)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--save-after",
+			   "--env", "A=1", "--workdir", "/tmp", "--", "sh", "-c", "touch /tmp/x"),
+		     CLI_RUN, "%s", err);
+	cr_assert(c.save_after);
+	cr_assert_str_eq(c.save_snapshot, "s");
+	cr_assert_eq(c.guest_argc, 3);
+	cli_config_free(&c);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert(!c.save_after, "not unless asked");
+
+	/* Without a command, or without the files. */
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--save-after"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--save-after needs --save-snapshot FILE, --save-mem FILE "
+				       "and a command"),
+			   "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-after", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--save-after needs"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--save-after", "--",
+			   "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--save-after needs"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--save-after"), CLI_ERROR);
+	cr_assert_str_eq(err, "--save-after is an option of flint run");
+}
+
+/* flint run --attach UDS: a running VM's agent; no machine, restore or
+ * save options, a command needed. */
+Test(cli, run_attach)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/run/fn/vm1.vsock", "--timeout", "7",
+			   "--env", "A=1", "--workdir", "/tmp", "--timings", "--", "cat", "-"),
+		     CLI_RUN, "%s", err);
+	cr_assert_str_eq(c.attach, "/run/fn/vm1.vsock");
+	cr_assert_eq(c.timeout_s, 7);
+	cr_assert_eq(c.nenv, 1);
+	cr_assert_str_eq(c.workdir, "/tmp");
+	cr_assert(c.timings);
+	cr_assert_eq(c.guest_argc, 2);
+	cli_config_free(&c);
+	cr_assert_eq(PARSE(&c, err, "run", "--", "true"), CLI_RUN, "%s", err);
+	cr_assert_null(c.attach);
+
+	static const char *const refused[][4] = {
+	    {"--kernel", "k", NULL},
+	    {"--rootfs", "r", NULL},
+	    {"--mem", "256", NULL},
+	    {"--vcpus", "2", NULL},
+	    {"--drive", "path=d", NULL},
+	    {"--vsock", "cid=3,uds=/tmp/v", NULL},
+	    {"--append", "quiet", NULL},
+	    {"--restore", "s", "--mem-file", "m"},
+	    {"--mem-file", "m", NULL},
+	    {"--workset", "w", NULL},
+	    {"--save-snapshot", "s", "--save-mem", "m"},
+	    {"--save-after", NULL},
+	    {"--wait-fd", "3", NULL},
+	    {"--stats", NULL},
+	    {"--vsock-override", "/tmp/v", NULL},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char *argv[12] = {"flint", "run", "--attach", "/tmp/u"};
+		int n = 4;
+
+		for (int j = 0; j < 4 && refused[i][j]; j++)
+			argv[n++] = (char *)refused[i][j];
+		argv[n++] = "--";
+		argv[n++] = "true";
+		argv[n] = NULL;
+		cr_assert_eq(parse(&c, err, n, argv), CLI_ERROR, "--attach with %s taken",
+			     refused[i][0]);
+		cr_assert(strstr(err, "--attach") || strstr(err, "--vsock-override"),
+			  "%s: %s", refused[i][0], err);
+	}
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/tmp/u", "--kernel", "k", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_str_eq(err, "flint run --attach: the VM is running already: machine options "
+			      "(--kernel, --rootfs, --mem, ...) cannot be combined with --attach");
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/tmp/u", "--restore", "s", "--mem-file",
+			   "m", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--restore and the snapshot options cannot be combined "
+				       "with --attach"),
+			   "%s", err);
+
+	/* A command it needs; a socket path that fits sun_path. */
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/tmp/u"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "flint run --attach: no command"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--attach : expected the path"), "%s", err);
+	char long_path[120];
+	memset(long_path, 'p', sizeof(long_path) - 1);
+	long_path[0] = '/';
+	long_path[sizeof(long_path) - 1] = '\0';
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", long_path, "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "1 to 107 bytes"), "%s", err);
+	long_path[107] = '\0';
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", long_path, "--", "true"), CLI_RUN, "%s",
+		     err);
+	cr_assert_eq(PARSE(&c, err, "--attach", "/tmp/u"), CLI_ERROR);
+	cr_assert_str_eq(err, "--attach is an option of flint run");
+}

@@ -75,16 +75,23 @@ void worker_argv_free(char **argv)
 int worker_argv(const struct worker_params *p, char ***out)
 {
 	size_t nl = count(p->launcher), no = count(p->opts), na = count(p->argv), n = 0;
+	size_t ne = na ? count(p->env) : 0;
 	char num[16], **v;
-	bool save = p->kind == WORKER_SAVE;
+	bool save = p->kind == WORKER_SAVE, attach = p->kind == WORKER_ATTACH;
 
 	*out = NULL;
-	if (!p->flint || !*p->flint || !p->state || !p->mem ||
-	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save) || (!save && !na))
+	if (!p->flint || !*p->flint ||
+	    (attach ? !p->uds || !*p->uds : !p->state || !p->mem) ||
+	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save && !attach) ||
+	    (!save && !na) || (p->save_after && !save))
 		return -EINVAL;
-	/* launcher, flint, run, two options with their values, --timeout S,
-	 * --wait-fd 3, opts, --, argv, NULL */
-	v = calloc(nl + 2 + 4 + 2 + 2 + no + 1 + na + 1, sizeof(*v));
+	for (size_t i = 0; i < ne; i++)
+		if (!strchr(p->env[i], '='))
+			return -EINVAL;
+	/* launcher, flint, run, two options with their values (or --attach
+	 * UDS), --timeout S, --wait-fd 3, opts, --save-after, --env E each,
+	 * --workdir D, --, argv, NULL */
+	v = calloc(nl + 2 + 4 + 2 + 2 + no + 1 + 2 * ne + 2 + 1 + na + 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 #define ADD(s)                                                                                     \
@@ -96,10 +103,15 @@ int worker_argv(const struct worker_params *p, char ***out)
 		ADD(p->launcher[i]);
 	ADD(p->flint);
 	ADD("run");
-	ADD(save ? "--save-snapshot" : "--restore");
-	ADD(p->state);
-	ADD(save ? "--save-mem" : "--mem-file");
-	ADD(p->mem);
+	if (attach) {
+		ADD("--attach");
+		ADD(p->uds);
+	} else {
+		ADD(save ? "--save-snapshot" : "--restore");
+		ADD(p->state);
+		ADD(save ? "--save-mem" : "--mem-file");
+		ADD(p->mem);
+	}
 	if (p->timeout_s) {
 		snprintf(num, sizeof(num), "%u", p->timeout_s);
 		ADD("--timeout");
@@ -113,6 +125,16 @@ int worker_argv(const struct worker_params *p, char ***out)
 	for (size_t i = 0; i < no; i++)
 		ADD(p->opts[i]);
 	if (na) {
+		if (p->save_after)
+			ADD("--save-after");
+		for (size_t i = 0; i < ne; i++) {
+			ADD("--env");
+			ADD(p->env[i]);
+		}
+		if (p->workdir) {
+			ADD("--workdir");
+			ADD(p->workdir);
+		}
 		ADD("--");
 		for (size_t i = 0; i < na; i++)
 			ADD(p->argv[i]);

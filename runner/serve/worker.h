@@ -4,7 +4,8 @@
  * flint-jail) in a process group of its own, with pipes for its stdin,
  * stdout and stderr, and for a warm worker a go pipe: `flint run --restore
  * STATE --mem-file MEM --wait-fd 3` restores its VM paused and waits for one
- * byte there. The server thread that owns a request drives its worker:
+ * byte there. An attached worker has no VM of its own: `flint run --attach
+ * UDS` runs its command in a VM that runs already (reuse isolation). The server thread that owns a request drives its worker:
  * release it (warm), stream the request body into its stdin and its stdout
  * out to the client (worker_read or worker_pump: one poll loop that also
  * keeps stderr, up to a cap), then collect the outcome (worker_wait), which
@@ -44,8 +45,14 @@ enum worker_kind {
 	/* The same with --wait-fd 3: restored paused until worker_release. */
 	WORKER_WARM,
 	/* flint run --save-snapshot STATE --save-mem MEM [opts] [-- ARGV]:
-	 * registering a function (boot, optional prepare command, save). */
+	 * registering a function (boot, optional prepare command, save);
+	 * with save_after and ARGV, --save-after: ARGV runs first and the VM
+	 * is saved only when it exits 0. */
 	WORKER_SAVE,
+	/* flint run --attach UDS [--timeout S] [opts] -- ARGV: ARGV in the
+	 * running VM whose vsock device's socket is UDS; no state or memory
+	 * file. */
+	WORKER_ATTACH,
 };
 
 struct worker_params {
@@ -54,7 +61,10 @@ struct worker_params {
 	/* NULL, or the words before flint's path (a launcher: "flint-jail",
 	 * its options, ...; launcher[0] is exec'd), NULL-terminated. */
 	char *const *launcher;
-	const char *state, *mem; /* the snapshot's state and memory files */
+	/* The snapshot's state and memory files; not WORKER_ATTACH's (which
+	 * ignores them). */
+	const char *state, *mem;
+	const char *uds; /* WORKER_ATTACH: the running VM's vsock socket */
 	unsigned timeout_s;	 /* flint run --timeout; 0 for none */
 	/* The deadline in seconds from the start (a warm worker: from its
 	 * release). 0: timeout_s + WORKER_MARGIN_S, or none without a
@@ -66,6 +76,16 @@ struct worker_params {
 	/* The command, NULL-terminated; NULL or empty for none, which only
 	 * WORKER_SAVE may have. */
 	char *const *argv;
+	/* The command's environment in the guest, "NAME=value" strings
+	 * (--env each), NULL-terminated; NULL or empty for none. Its working
+	 * directory there (--workdir), NULL for flint run's "/". Both go
+	 * after opts, and only with a command: a WORKER_SAVE without one
+	 * leaves them out (there is nothing for them to apply to). */
+	char *const *env;
+	const char *workdir;
+	/* WORKER_SAVE with a command: --save-after (save only if it exits
+	 * 0). Ignored without a command; -EINVAL with another kind. */
+	bool save_after;
 	size_t stderr_cap; /* stderr bytes kept; 0: WORKER_STDERR_CAP */
 	char *const *envp; /* the child's environment; NULL: the server's */
 };
@@ -113,8 +133,15 @@ typedef ssize_t (*worker_in_fn)(void *ctx, void *buf, size_t len);
 typedef int (*worker_out_fn)(void *ctx, const void *buf, size_t len);
 
 /* The argv worker_spawn runs for p, NULL-terminated, every string
- * malloc'd (worker_argv_free). 0, or -EINVAL (no flint, no state or
- * memory file, no command for a restore), -ENOMEM. */
+ * malloc'd (worker_argv_free):
+ *   [launcher...] flint run --restore STATE --mem-file MEM |
+ *     --save-snapshot STATE --save-mem MEM | --attach UDS
+ *   [--timeout S] [--wait-fd 3] [opts...] [--save-after]
+ *   [--env K=V ...] [--workdir D] [-- ARGV...]
+ * 0, or -EINVAL (no flint; no state or memory file but for an attach; no
+ * uds for an attach; no command but for a save; an env entry without
+ * '='; save_after with a kind other than WORKER_SAVE), -ENOMEM. flint run
+ * checks the rest (names, paths, sizes) and exits 125. */
 int worker_argv(const struct worker_params *p, char ***out) WARN_UNUSED;
 void worker_argv_free(char **argv); /* NULL ok */
 

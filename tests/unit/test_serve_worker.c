@@ -326,6 +326,133 @@ Test(worker, argv_refusals)
 	cr_assert_null(w);
 }
 
+/* The command's environment and working directory, --save-after for a
+ * prepare command, and an attached worker (no VM of its own). */
+Test(worker, argv_env_workdir_save_after_attach)
+{
+	struct worker_params p = {
+	    .kind = WORKER_RESTORE,
+	    .flint = "flint",
+	    .state = "s",
+	    .mem = "m",
+	    .timeout_s = 5,
+	    .opts = ARGV("--timings"),
+	    .argv = ARGV("sh", "-c", "echo $A"),
+	    .env = ARGV("A=1", "B=x y=z"),
+	    .workdir = "/srv",
+	};
+	char **v;
+
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "run", "--restore", "s", "--mem-file", "m", "--timeout", "5",
+			    "--timings", "--env", "A=1", "--env", "B=x y=z", "--workdir", "/srv",
+			    "--", "sh", "-c", "echo $A"));
+	worker_argv_free(v);
+	p.kind = WORKER_WARM;
+	p.env = ARGV(NULL); /* empty: none */
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "run", "--restore", "s", "--mem-file", "m", "--timeout", "5",
+			    "--wait-fd", "3", "--timings", "--workdir", "/srv", "--", "sh", "-c",
+			    "echo $A"));
+	worker_argv_free(v);
+
+	/* Registering with a prepare command: saved only if it exits 0. */
+	p = (struct worker_params){
+	    .kind = WORKER_SAVE,
+	    .flint = "flint",
+	    .state = "s",
+	    .mem = "m",
+	    .opts = ARGV("--mem", "256"),
+	    .argv = ARGV("python3", "-c", "import json"),
+	    .env = ARGV("PYTHONDONTWRITEBYTECODE=1"),
+	    .workdir = "/app",
+	    .save_after = true,
+	};
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "run", "--save-snapshot", "s", "--save-mem", "m", "--mem",
+			    "256", "--save-after", "--env", "PYTHONDONTWRITEBYTECODE=1",
+			    "--workdir", "/app", "--", "python3", "-c", "import json"));
+	worker_argv_free(v);
+	/* Without a command: nothing runs, so no --save-after, --env or
+	 * --workdir (flint run refuses them there). */
+	p.argv = NULL;
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "run", "--save-snapshot", "s", "--save-mem", "m", "--mem",
+			    "256"));
+	worker_argv_free(v);
+
+	/* Attached: the running VM's socket, no files of its own. */
+	p = (struct worker_params){
+	    .kind = WORKER_ATTACH,
+	    .flint = "/usr/bin/flint",
+	    .launcher = ARGV("/usr/bin/flint-jail", "--"),
+	    .uds = "/run/flint-serve/fn/vm3.vsock",
+	    .timeout_s = 9,
+	    .opts = ARGV("--timings"),
+	    .argv = ARGV("cat"),
+	    .env = ARGV("K=V"),
+	    .workdir = "/tmp",
+	};
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("/usr/bin/flint-jail", "--", "/usr/bin/flint", "run", "--attach",
+			    "/run/flint-serve/fn/vm3.vsock", "--timeout", "9", "--timings", "--env",
+			    "K=V", "--workdir", "/tmp", "--", "cat"));
+	worker_argv_free(v);
+	/* The state and memory files are not an attach's. */
+	p.state = "s";
+	p.mem = "m";
+	p.launcher = NULL;
+	p.opts = NULL;
+	p.env = NULL;
+	p.workdir = NULL;
+	p.timeout_s = 0;
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("/usr/bin/flint", "run", "--attach", "/run/flint-serve/fn/vm3.vsock",
+			    "--", "cat"));
+	worker_argv_free(v);
+}
+
+Test(worker, argv_refusals_env_save_after_attach)
+{
+	struct worker_params ok = {.kind = WORKER_ATTACH, .flint = "f", .uds = "/u", .argv = ARGV("x")};
+	struct worker_params p;
+	struct worker *w = (struct worker *)1;
+	char **v = (char **)1;
+
+	p = ok;
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	worker_argv_free(v);
+	p.uds = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL, "attach without a socket");
+	cr_assert_null(v);
+	p.uds = "";
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p = ok;
+	p.argv = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL, "attach without a command");
+	p = ok;
+	p.env = ARGV("A=1", "NOEQUALS");
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL, "an env entry without '='");
+	p = ok;
+	p.save_after = true;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL, "--save-after is a save's");
+	p.kind = WORKER_RESTORE;
+	p.state = "s";
+	p.mem = "m";
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p.kind = WORKER_WARM;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	/* A restore still needs its files. */
+	p = ok;
+	p.kind = WORKER_RESTORE;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL, "restore without files");
+	/* worker_spawn refuses the same, with nothing started. */
+	p = ok;
+	p.uds = NULL;
+	cr_assert_eq(worker_spawn(&w, &p), -EINVAL);
+	cr_assert_null(w);
+}
+
 /* The fake got the argv the module built, through a launcher, with the
  * environment given. */
 Test(worker, spawned_argv_through_a_launcher)

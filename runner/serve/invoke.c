@@ -1,0 +1,644 @@
+/* invoke: one POST /functions/{name}/invoke, from the pool's decision to
+ * the answer. The connection's thread (libmicrohttpd's, one per
+ * connection) waits for a VM, drives the VM's worker and answers:
+ *
+ * - its stdout is held up to --out-buffer bytes, so that the status can say
+ *   how the command ended (200, 422, 504, 502, 500) with the headers;
+ * - beyond that it streams (200, chunked), and how the command ended comes
+ *   in trailers (X-Flint-Exit-Status, X-Flint-Outcome);
+ * - ?stderr=inline answers a JSON object with stdout and stderr instead.
+ *
+ * Per-request isolation: a warm VM (restored paused) is released, or a VM
+ * is restored for the request; either way its flint exits with the
+ * command, and the VM with it. Reuse: the function's VM runs on in its own
+ * flint process, and each request is a `flint run --attach` to its vsock
+ * socket. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/logger.h"
+#include "serve/invoke.h"
+#include "serve/server_int.h"
+
+/* One invocation: owned by the connection's thread, then by the streamed
+ * response (freed by its free callback). */
+struct call {
+	struct server *s;
+	struct serve_fn *fn; /* a reference */
+	struct serve_vm *vm;
+	struct worker *w; /* the request's: the VM's own, or an --attach */
+	uint64_t req, wait_ns, t0;
+	bool warm, inline_err, finished, streamed;
+	char *body;
+	size_t body_len, body_off;
+	char *out;
+	size_t out_len, out_cap, out_off;
+	bool out_truncated; /* inline: stdout beyond the buffer dropped */
+	struct worker_result res;
+	double restore_ms, run_ms; /* from flint run --timings; < 0: unknown */
+	char *err_text;		   /* stderr without the timings line */
+	size_t err_len;
+	struct MHD_Response *resp; /* streamed: for the trailers */
+};
+
+static ssize_t body_in(void *ctx, void *buf, size_t len)
+{
+	struct call *c = ctx;
+	size_t n = c->body_len - c->body_off;
+
+	if (n > len)
+		n = len;
+	memcpy(buf, c->body + c->body_off, n);
+	c->body_off += n;
+	return (ssize_t)n;
+}
+
+/* The request's worker: --attach for reuse, else a restore of the
+ * function's snapshot (or the warm VM's, already spawned). */
+static int spawn(struct call *c, enum worker_kind kind)
+{
+	struct serve_fn *fn = c->fn;
+	char **opts = serve_worker_opts(fn, false);
+	struct worker_params p = {
+	    .kind = kind,
+	    .flint = c->s->o.flint,
+	    .state = fn->state_path,
+	    .mem = fn->mem_path,
+	    .timeout_s = fn->cfg.timeout_s,
+	    .opts = opts,
+	    .argv = fn->cfg.command,
+	    .env = fn->cfg.env,
+	    .workdir = fn->cfg.workdir,
+	    .uds = kind == WORKER_ATTACH ? c->vm->uds : NULL,
+	};
+	int r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
+
+	serve_strv_free(opts);
+	return r;
+}
+
+/* flint run --timings' last line: "... agent ready X ms, command Y ms".
+ * Takes the numbers and cuts the line from the stderr kept. */
+static void take_timings(struct call *c)
+{
+	const char *e = c->res.err ? c->res.err : "";
+	size_t len = c->res.err_len;
+	const char *line = NULL, *p;
+
+	c->restore_ms = c->run_ms = -1;
+	for (p = e; p < e + len; p++)
+		if ((p == e || p[-1] == '\n') && !strncmp(p, "flint run: ", 11) &&
+		    (strstr(p, "agent ready") || strstr(p, "attached")))
+			line = p;
+	c->err_len = line ? (size_t)(line - e) : len;
+	c->err_text = malloc(c->err_len + 1);
+	if (c->err_text) {
+		memcpy(c->err_text, e, c->err_len);
+		c->err_text[c->err_len] = '\0';
+	} else {
+		c->err_len = 0;
+	}
+	if (!line)
+		return;
+	if ((p = strstr(line, "agent ready ")))
+		c->restore_ms = strtod(p + 12, NULL);
+	if ((p = strstr(line, "command ")) && p[8] >= '0' && p[8] <= '9')
+		c->run_ms = strtod(p + 8, NULL);
+}
+
+static double secs(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* Whether the VM can take another request (reuse): the command ended and
+ * the VM's own flint runs on. */
+static bool reusable(const struct call *c)
+{
+	enum worker_outcome o = c->res.outcome;
+
+	if (c->fn->cfg.isolation != FN_REUSE || !c->vm->vmw || worker_exited(c->vm->vmw))
+		return false;
+	return o == WORKER_OK || o == WORKER_EXIT || o == WORKER_SIGNAL ||
+	       (o == WORKER_TIMEOUT && !c->res.deadline);
+}
+
+/* The command is over: reap its worker, give the VM back to the pool (or
+ * end it), count, keep stderr. Once. */
+static void finish(struct call *c)
+{
+	struct server *s = c->s;
+	const char *outcome, *fn = c->fn->cfg.name;
+	bool again;
+
+	if (c->finished)
+		return;
+	c->finished = true;
+	if (worker_wait(c->w, &c->res) < 0)
+		c->res.outcome = WORKER_KILLED;
+	take_timings(c);
+	outcome = worker_outcome_name(c->res.outcome);
+
+	pthread_mutex_lock(&s->lock);
+	c->vm->run_w = NULL;
+	again = reusable(c);
+	if (pool_complete(s->pool, c->req, again, now_ns()) < 0)
+		pr_err("flint serve: request %" PRIu64 " was not running", c->req);
+	if (!again) {
+		/* Per-request, or a reuse VM that cannot go on: it ends. */
+		serve_vm_unlink(s, c->vm);
+		c->vm->next = s->reap;
+		s->reap = c->vm;
+		pthread_cond_signal(&s->manager_cv);
+	} else {
+		c->vm->busy = false;
+	}
+	c->vm = NULL;
+	serve_err_keep(s, c->req, fn, c->err_text, c->err_len, c->res.err_total);
+	serve_do_acts(s);
+	pthread_mutex_unlock(&s->lock);
+
+	const char *lv[] = {fn, outcome};
+	serve_ignore(prom_counter_add(s->m.invocations, lv, 1));
+	const char *l1[] = {fn};
+	if (c->restore_ms >= 0) {
+		const char *lw[] = {fn, c->warm ? "true" : "false"};
+		serve_ignore(prom_histogram_observe(s->m.restore, lw, c->restore_ms / 1e3));
+	}
+	serve_ignore(prom_histogram_observe(s->m.run, l1,
+				     c->run_ms >= 0 ? c->run_ms / 1e3 : secs(c->res.run_ns)));
+	serve_ignore(prom_histogram_observe(s->m.total, l1, secs(now_ns() - c->t0)));
+}
+
+static void call_free(struct call *c)
+{
+	struct server *s = c->s;
+
+	if (c->w && !c->finished) {
+		worker_kill(c->w);
+		finish(c);
+	}
+	worker_destroy(c->w);
+	pthread_mutex_lock(&s->lock);
+	if (c->vm) /* never ran: placed, then the spawn failed */
+		serve_vm_free(s, c->vm);
+	serve_fn_put(s, c->fn);
+	pthread_mutex_unlock(&s->lock);
+	free(c->body);
+	free(c->out);
+	free(c->err_text);
+	free(c);
+}
+
+/* The HTTP status for how the command ended. */
+static unsigned outcome_status(enum worker_outcome o)
+{
+	switch (o) {
+	case WORKER_OK:
+		return 200;
+	case WORKER_EXIT:
+	case WORKER_SIGNAL:
+		return 422;
+	case WORKER_TIMEOUT:
+		return 504;
+	case WORKER_FLINT_ERROR:
+		return 500;
+	case WORKER_CRASH:
+	case WORKER_LOST:
+	case WORKER_KILLED:
+		break;
+	}
+	return 502;
+}
+
+static const char *outcome_text(const struct call *c, char *buf, size_t len)
+{
+	switch (c->res.outcome) {
+	case WORKER_TIMEOUT:
+		snprintf(buf, len, "the function ran past its timeout_s (%u s): its VM was killed",
+			 c->fn->cfg.timeout_s);
+		break;
+	case WORKER_CRASH:
+		snprintf(buf, len, "the guest crashed (kernel panic, triple fault or KVM error)");
+		break;
+	case WORKER_LOST:
+		snprintf(buf, len, "the guest agent was not reached or its connection was lost");
+		break;
+	case WORKER_KILLED:
+		snprintf(buf, len, "the VM's flint was killed by signal %d", c->res.status);
+		break;
+	case WORKER_FLINT_ERROR:
+		snprintf(buf, len, "flint could not run the VM (exit status 125); see its stderr");
+		break;
+	default:
+		snprintf(buf, len, "the command exited with status %d", c->res.status);
+	}
+	return buf;
+}
+
+/* The exit status a client sees: the command's, 128+N for a signal. */
+static bool exit_status(const struct call *c, int *st)
+{
+	switch (c->res.outcome) {
+	case WORKER_OK:
+		*st = 0;
+		return true;
+	case WORKER_EXIT:
+		*st = c->res.status;
+		return true;
+	case WORKER_SIGNAL:
+		*st = 128 + c->res.status;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void add_header(struct MHD_Response *r, enum MHD_ValueKind kind, const char *name,
+		       const char *fmt, ...) PRINTF(4, 5);
+static void add_header(struct MHD_Response *r, enum MHD_ValueKind kind, const char *name,
+		       const char *fmt, ...)
+{
+	char v[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v, sizeof(v), fmt, ap);
+	va_end(ap);
+	if (kind == MHD_FOOTER_KIND)
+		MHD_add_response_footer(r, name, v);
+	else
+		MHD_add_response_header(r, name, v);
+}
+
+/* The headers known before the command ends. */
+static void start_headers(struct MHD_Response *r, const struct call *c)
+{
+	add_header(r, MHD_HEADER_KIND, "X-Flint-Invocation-Id", "%" PRIu64, c->req);
+	add_header(r, MHD_HEADER_KIND, "X-Flint-Queue-Ms", "%.3f", c->wait_ns / 1e6);
+	add_header(r, MHD_HEADER_KIND, "X-Flint-Warm", "%s", c->warm ? "true" : "false");
+}
+
+/* The headers (or trailers) of how it ended. */
+static void end_headers(struct MHD_Response *r, const struct call *c, enum MHD_ValueKind kind)
+{
+	int st;
+
+	add_header(r, kind, "X-Flint-Outcome", "%s", worker_outcome_name(c->res.outcome));
+	if (exit_status(c, &st))
+		add_header(r, kind, "X-Flint-Exit-Status", "%d", st);
+	if (c->run_ms >= 0)
+		add_header(r, kind, "X-Flint-Run-Ms", "%.3f", c->run_ms);
+	if (c->restore_ms >= 0)
+		add_header(r, kind, "X-Flint-Restore-Ms", "%.3f", c->restore_ms);
+	add_header(r, kind, "X-Flint-Stderr-Bytes", "%zu", c->res.err_total);
+}
+
+static json_t *text_json(const char *p, size_t len)
+{
+	json_t *j = json_stringn(p, len);
+	char *copy;
+
+	if (j || !len)
+		return j ? j : json_string("");
+	/* Not UTF-8: bytes over 0x7f become '?'. */
+	if (!(copy = malloc(len)))
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		copy[i] = (unsigned char)p[i] < 0x80 ? p[i] : '?';
+	j = json_stringn(copy, len);
+	free(copy);
+	return j;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *type,
+			      char *body, size_t len, struct call *c)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (c) {
+		start_headers(r, c);
+		if (c->finished)
+			end_headers(r, c, MHD_HEADER_KIND);
+	}
+	if (status == 429 || status == 503)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result fault(struct MHD_Connection *conn, unsigned status, struct call *c,
+			     const char *msg)
+{
+	char *b = serve_fault("%s", msg);
+
+	return b ? answer(conn, status, "application/json", b, strlen(b), c) : MHD_NO;
+}
+
+/* ?stderr=inline: everything as one JSON object. */
+static enum MHD_Result answer_inline(struct MHD_Connection *conn, struct call *c)
+{
+	json_t *o = json_object();
+	char *text;
+	int st;
+
+	if (!o)
+		return MHD_NO;
+	json_object_set_new(o, "invocation_id", json_integer((json_int_t)c->req));
+	json_object_set_new(o, "outcome", json_string(worker_outcome_name(c->res.outcome)));
+	json_object_set_new(o, "exit_status", exit_status(c, &st) ? json_integer(st) : json_null());
+	json_object_set_new(o, "stdout", text_json(c->out ? c->out : "", c->out_len));
+	json_object_set_new(o, "stdout_truncated", json_boolean(c->out_truncated));
+	json_object_set_new(o, "stderr", text_json(c->err_text ? c->err_text : "", c->err_len));
+	json_object_set_new(o, "stderr_truncated", json_boolean(c->res.err_truncated));
+	json_object_set_new(o, "queue_ms", json_real(c->wait_ns / 1e6));
+	json_object_set_new(o, "restore_ms", c->restore_ms >= 0 ? json_real(c->restore_ms) : json_null());
+	json_object_set_new(o, "run_ms", c->run_ms >= 0 ? json_real(c->run_ms) : json_null());
+	json_object_set_new(o, "warm", json_boolean(c->warm));
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return MHD_NO;
+	return answer(conn, outcome_status(c->res.outcome), "application/json", text, strlen(text),
+		      c);
+}
+
+/* The streamed part: what was held, then the rest as it comes; at its
+ * end the trailers. */
+static ssize_t stream_more(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct call *c = cls;
+	ssize_t n;
+
+	(void)pos;
+	if (c->out_off < c->out_len) {
+		size_t k = c->out_len - c->out_off;
+		if (k > max)
+			k = max;
+		memcpy(buf, c->out + c->out_off, k);
+		c->out_off += k;
+		return (ssize_t)k;
+	}
+	if (!c->finished) {
+		n = worker_read(c->w, body_in, c, buf, max);
+		if (n > 0)
+			return n;
+		finish(c);
+		end_headers(c->resp, c, MHD_FOOTER_KIND);
+	}
+	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_free(void *cls)
+{
+	call_free(cls);
+}
+
+/* Reads stdout into c->out until its end or the buffer is full. 0 at
+ * the end, 1 when full (more may come). */
+static int fill(struct call *c)
+{
+	while (c->out_len < c->out_cap) {
+		ssize_t n = worker_read(c->w, body_in, c, c->out + c->out_len,
+					c->out_cap - c->out_len);
+		if (n <= 0)
+			return 0;
+		c->out_len += (size_t)n;
+	}
+	return 1;
+}
+
+/* Drops the rest of stdout (inline answers hold only the buffer). */
+static void drain(struct call *c)
+{
+	char sink[4096];
+
+	while (worker_read(c->w, body_in, c, sink, sizeof(sink)) > 0)
+		c->out_truncated = true;
+}
+
+/* Waits for the pool's decision on a queued request. false: refused
+ * (c->wait_ns and *why set) or the server is stopping. */
+static bool wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why)
+{
+	/* Timed: a stop wakes no one here (the server does not list its
+	 * waiters), so the wait looks again now and then. */
+	while (!w->decided && !s->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&w->cv, &s->lock, &ts);
+	}
+	if (!w->decided) {
+		if (pool_cancel(s->pool, w->req, now_ns()) == 0)
+			serve_do_acts(s);
+		*why = POOL_REFUSE_LIMITS;
+		return false;
+	}
+	*why = w->reason;
+	return w->run;
+}
+
+/* Places the request (under the lock): 0 with c->vm set, or an HTTP
+ * status with msg. */
+static unsigned place(struct call *c, char *msg, size_t len)
+{
+	struct server *s = c->s;
+	struct serve_wait w = {.decided = false};
+	struct pool_admit a;
+	enum pool_refuse why = POOL_REFUSE_UNKNOWN;
+	struct serve_vm *vm;
+	bool run;
+
+	pthread_cond_init(&w.cv, NULL);
+	if (pool_submit(s->pool, c->fn->pool_id, &w, now_ns(), &a) < 0) {
+		pthread_cond_destroy(&w.cv);
+		snprintf(msg, len, "out of memory");
+		return 503;
+	}
+	w.req = a.req;
+	if (a.kind == POOL_RUN) {
+		w.vm = a.vm;
+		w.warm = a.warm;
+	}
+	serve_do_acts(s);
+	run = a.kind == POOL_RUN || (a.kind == POOL_QUEUED && wait_turn(s, &w, &why));
+	if (a.kind == POOL_REFUSED)
+		why = a.reason;
+	pthread_cond_destroy(&w.cv);
+	const char *lv[] = {c->fn->cfg.name, pool_refuse_name(why)};
+	if (!run) {
+		serve_ignore(prom_counter_add(s->m.refused, lv, 1));
+		snprintf(msg, len, "%s", s->stopping ? "the server is stopping"
+						     : serve_refuse_text(why));
+		return serve_refuse_status(why);
+	}
+	c->req = w.req;
+	c->warm = w.warm;
+	c->wait_ns = w.wait_ns;
+	const char *l1[] = {c->fn->cfg.name};
+	serve_ignore(prom_histogram_observe(s->m.queue_wait, l1, secs(w.wait_ns)));
+	if (w.warm && (vm = serve_vm_find(s, w.vm))) {
+		vm->busy = true;
+	} else {
+		/* A new VM, which the request's own thread spawns. */
+		if (!(vm = calloc(1, sizeof(*vm)))) {
+			if (pool_complete(s->pool, c->req, false, now_ns()) == 0)
+				serve_do_acts(s);
+			snprintf(msg, len, "out of memory");
+			return 503;
+		}
+		vm->id = w.vm;
+		vm->fn = c->fn;
+		c->fn->refs++;
+		vm->busy = true;
+		vm->next = s->vms;
+		s->vms = vm;
+		serve_ignore(pool_vm_set_ctx(s->pool, vm->id, vm));
+		c->warm = false;
+	}
+	c->vm = vm;
+	return 0;
+}
+
+/* Gets the request a running worker: releases the warm VM (per-request),
+ * starts the reuse VM if new, then --attach; or restores one. 0 or
+ * -errno. */
+static int start(struct call *c)
+{
+	struct serve_vm *vm = c->vm;
+	int ret;
+
+	if (c->fn->cfg.isolation == FN_REUSE) {
+		if (!vm->vmw && (ret = serve_vm_spawn(c->s, vm)) < 0)
+			return ret;
+		return spawn(c, WORKER_ATTACH);
+	}
+	if (vm->w) {
+		/* A warm VM: the go byte. If its flint died meanwhile, restore
+		 * one afresh. */
+		c->w = vm->w;
+		vm->w = NULL;
+		if (worker_release(c->w) == 0)
+			return 0;
+		worker_destroy(c->w);
+		c->w = NULL;
+		c->warm = false;
+	}
+	if ((ret = spawn(c, WORKER_RESTORE)) == 0)
+		vm->pid = worker_pid(c->w);
+	return ret;
+}
+
+enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, const char *name,
+			     char *body, size_t len, bool inline_err)
+{
+	struct call *c = calloc(1, sizeof(*c));
+	char msg[256];
+	unsigned st;
+	int r;
+
+	if (!c) {
+		free(body);
+		return MHD_NO;
+	}
+	c->s = s;
+	c->body = body;
+	c->body_len = len;
+	c->inline_err = inline_err;
+	c->t0 = now_ns();
+	c->restore_ms = c->run_ms = -1;
+	pthread_mutex_lock(&s->lock);
+	c->fn = serve_fn_find(s, name);
+	if (!c->fn || c->fn->state == SFN_REGISTERING) {
+		pthread_mutex_unlock(&s->lock);
+		st = c->fn ? 409 : 404;
+		snprintf(msg, sizeof(msg), c->fn ? "function %s is still being registered"
+						 : "no function %s", name);
+		c->fn = NULL;
+		free(c->body);
+		free(c);
+		return fault(conn, st, NULL, msg);
+	}
+	c->fn->refs++;
+	st = place(c, msg, sizeof(msg));
+	pthread_mutex_unlock(&s->lock);
+	if (st) {
+		call_free(c);
+		return fault(conn, st, NULL, msg);
+	}
+
+	c->out_cap = s->o.out_buffer;
+	if (!(c->out = malloc(c->out_cap)) || (r = start(c)) < 0) {
+		snprintf(msg, sizeof(msg), "cannot start the function's VM: %s",
+			 strerror(c->out ? -r : ENOMEM));
+		pthread_mutex_lock(&s->lock);
+		if (pool_complete(s->pool, c->req, false, now_ns()) == 0)
+			serve_do_acts(s);
+		pthread_mutex_unlock(&s->lock);
+		enum MHD_Result ret = fault(conn, 500, NULL, msg);
+		call_free(c);
+		return ret;
+	}
+	/* The server may have begun to stop while this spawned: it kills what
+	 * it can see, so let it see this one. */
+	pthread_mutex_lock(&s->lock);
+	c->vm->run_w = c->w;
+	if (s->stopping)
+		worker_kill(c->w);
+	pthread_mutex_unlock(&s->lock);
+	if (fill(c) == 0 || inline_err) {
+		if (inline_err)
+			drain(c);
+		finish(c);
+		enum MHD_Result ret;
+		if (inline_err) {
+			ret = answer_inline(conn, c);
+		} else if (c->res.outcome == WORKER_OK || c->res.outcome == WORKER_EXIT ||
+			   c->res.outcome == WORKER_SIGNAL) {
+			char *out = c->out;
+			c->out = NULL;
+			ret = answer(conn, outcome_status(c->res.outcome),
+				     "application/octet-stream", out, c->out_len, c);
+		} else {
+			ret = fault(conn, outcome_status(c->res.outcome), c,
+				    outcome_text(c, msg, sizeof(msg)));
+		}
+		call_free(c);
+		return ret;
+	}
+	/* More than the buffer: stream it. */
+	c->streamed = true;
+	c->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 << 10, stream_more, c,
+						    stream_free);
+	if (!c->resp) {
+		call_free(c);
+		return MHD_NO;
+	}
+	MHD_add_response_header(c->resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	MHD_add_response_header(c->resp, MHD_HTTP_HEADER_TRAILER,
+				"X-Flint-Outcome, X-Flint-Exit-Status, X-Flint-Run-Ms, "
+				"X-Flint-Restore-Ms, X-Flint-Stderr-Bytes");
+	start_headers(c->resp, c);
+	struct MHD_Response *resp = c->resp;
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}

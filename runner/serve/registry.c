@@ -1,0 +1,940 @@
+/* registry: flint serve's functions, the VMs alive, the pool's actions
+ * and the manager thread (see server_int.h).
+ *
+ * Registering a function boots its VM once with `flint run
+ * --save-snapshot` (its prepare command first, with --save-after) into a
+ * directory of its own under --state-dir, then adds it to the pool. The
+ * manager thread lets the pool's time pass (queue deadlines, idle warm
+ * VMs, retries), notices warm VMs whose flint died, and kills and reaps
+ * the VMs the pool stopped, outside the lock. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/logger.h"
+#include "serve/server_int.h"
+
+char *serve_fault(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *o;
+	char *s;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Messages may quote a guest's stderr: bytes over 0x7f become '?'. */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+			*p = (unsigned char)*p >= 0x80 ? '?' : ' ';
+	o = json_pack("{s:s}", "fault_message", msg);
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+unsigned serve_refuse_status(enum pool_refuse r)
+{
+	switch (r) {
+	case POOL_REFUSE_UNKNOWN:
+		return 404;
+	case POOL_REFUSE_DRAINING:
+		return 409;
+	case POOL_REFUSE_FN_FULL:
+		return 429;
+	default:
+		return 503;
+	}
+}
+
+const char *serve_refuse_text(enum pool_refuse r)
+{
+	switch (r) {
+	case POOL_REFUSE_UNKNOWN:
+		return "no such function";
+	case POOL_REFUSE_DRAINING:
+		return "the function is being removed";
+	case POOL_REFUSE_FN_FULL:
+		return "the function's max_concurrency is in use and its queue is full";
+	case POOL_REFUSE_LIMITS:
+		return "the server's limits on VMs or guest memory are reached and the queue is full";
+	case POOL_REFUSE_TIMEOUT:
+		return "no VM became free within the queue timeout";
+	default:
+		return "refused";
+	}
+}
+
+struct serve_fn *serve_fn_find(struct server *s, const char *name)
+{
+	for (struct serve_fn *f = s->fns; f; f = f->next)
+		if (!strcmp(f->cfg.name, name))
+			return f;
+	return NULL;
+}
+
+static void fn_unlist(struct server *s, struct serve_fn *fn)
+{
+	for (struct serve_fn **p = &s->fns; *p; p = &(*p)->next)
+		if (*p == fn) {
+			*p = fn->next;
+			break;
+		}
+	fn->listed = false;
+}
+
+/* Removes the function's snapshot and directory. */
+static void fn_remove_files(struct serve_fn *fn)
+{
+	if (!fn->dir[0])
+		return;
+	unlink(fn->state_path);
+	unlink(fn->mem_path);
+	if (rmdir(fn->dir) < 0 && errno != ENOENT)
+		pr_err("flint serve: cannot remove %s: %s", fn->dir, strerror(errno));
+}
+
+void serve_fn_put(struct server *s, struct serve_fn *fn)
+{
+	(void)s;
+	if (!fn || --fn->refs || fn->listed)
+		return;
+	fn_remove_files(fn);
+	fn_config_free(&fn->cfg);
+	pthread_cond_destroy(&fn->gone);
+	free(fn);
+}
+
+struct serve_vm *serve_vm_find(struct server *s, uint64_t id)
+{
+	for (struct serve_vm *v = s->vms; v; v = v->next)
+		if (v->id == id)
+			return v;
+	return NULL;
+}
+
+void serve_vm_unlink(struct server *s, struct serve_vm *v)
+{
+	for (struct serve_vm **p = &s->vms; *p; p = &(*p)->next)
+		if (*p == v) {
+			*p = v->next;
+			break;
+		}
+	v->next = NULL;
+}
+
+void serve_vm_free(struct server *s, struct serve_vm *v)
+{
+	serve_vm_unlink(s, v);
+	worker_destroy(v->w);
+	worker_destroy(v->vmw);
+	if (v->uds[0])
+		unlink(v->uds);
+	serve_fn_put(s, v->fn);
+	free(v);
+}
+
+void serve_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+char **serve_worker_opts(const struct serve_fn *fn, bool registering)
+{
+	char **v = calloc(12, sizeof(*v));
+	char num[32];
+	int n = 0;
+
+	if (!v)
+		return NULL;
+	if (registering) {
+		if (fn->cfg.kernel && (!(v[n++] = strdup("--kernel")) ||
+				       !(v[n++] = strdup(fn->cfg.kernel))))
+			goto oom;
+		if (fn->cfg.rootfs && (!(v[n++] = strdup("--rootfs")) ||
+				       !(v[n++] = strdup(fn->cfg.rootfs))))
+			goto oom;
+		snprintf(num, sizeof(num), "%u", fn->cfg.mem_mib);
+		if (!(v[n++] = strdup("--mem")) || !(v[n++] = strdup(num)))
+			goto oom;
+		snprintf(num, sizeof(num), "%u", fn->cfg.vcpus);
+		if (!(v[n++] = strdup("--vcpus")) || !(v[n++] = strdup(num)))
+			goto oom;
+	}
+	if (!(v[n++] = strdup("--timings")))
+		goto oom;
+	return v;
+oom:
+	serve_strv_free(v);
+	return NULL;
+}
+
+int serve_vm_spawn(struct server *s, struct serve_vm *v)
+{
+	struct serve_fn *fn = v->fn;
+	char **opts = serve_worker_opts(fn, false);
+	struct worker_params p = {
+	    .kind = WORKER_WARM,
+	    .flint = s->o.flint,
+	    .state = fn->state_path,
+	    .mem = fn->mem_path,
+	    .timeout_s = fn->cfg.timeout_s,
+	    .opts = opts,
+	    .argv = fn->cfg.command,
+	    .env = fn->cfg.env,
+	    .workdir = fn->cfg.workdir,
+	};
+	int r;
+
+	if (!opts)
+		return -ENOMEM;
+	if (fn->cfg.isolation == FN_REUSE) {
+		if ((size_t)snprintf(v->uds, sizeof(v->uds), "%s/v%" PRIu64 ".sock",
+				     s->o.state_dir, v->id) >= sizeof(v->uds)) {
+			v->uds[0] = '\0';
+			serve_strv_free(opts);
+			return -ENAMETOOLONG;
+		}
+		p.kind = WORKER_VM;
+		p.uds = v->uds;
+		p.opts = NULL;
+		p.argv = NULL;
+		if ((r = worker_spawn(&v->vmw, &p)) == 0)
+			v->pid = worker_pid(v->vmw);
+	} else if ((r = worker_spawn(&v->w, &p)) == 0) {
+		v->pid = worker_pid(v->w);
+	}
+	serve_strv_free(opts);
+	if (r < 0)
+		pr_err("flint serve: %s: cannot start a VM: %s", fn->cfg.name, strerror(-r));
+	return r;
+}
+
+/* A WARM action: the VM's flint started now; the pool hears at once that
+ * it is ready, since its go byte waits in the pipe while it restores (a
+ * warm VM that dies is noticed by the manager). */
+static void start_warm(struct server *s, const struct pool_act *a)
+{
+	struct serve_vm *v = calloc(1, sizeof(*v));
+	struct serve_fn *fn = a->fn_ctx;
+
+	if (!v || (v->id = a->vm, v->fn = fn, fn->refs++, serve_vm_spawn(s, v) < 0)) {
+		if (v) {
+			v->fn = NULL;
+			fn->refs--;
+			free(v);
+		}
+		serve_ignore(pool_vm_failed(s->pool, a->vm, now_ns()));
+		return;
+	}
+	v->next = s->vms;
+	s->vms = v;
+	if (pool_vm_set_ctx(s->pool, v->id, v) < 0 || pool_vm_ready(s->pool, v->id, now_ns()) < 0)
+		pr_err("flint serve: warm VM %" PRIu64 " unknown to the pool", v->id);
+}
+
+void serve_do_acts(struct server *s)
+{
+	struct pool_act a;
+
+	while (pool_next_act(s->pool, &a)) {
+		struct serve_wait *w = a.req_ctx;
+		struct serve_vm *v;
+		struct serve_fn *fn = a.fn_ctx;
+
+		switch (a.kind) {
+		case POOL_ACT_RUN:
+		case POOL_ACT_REFUSE:
+			w->decided = true;
+			w->run = a.kind == POOL_ACT_RUN;
+			w->vm = a.vm;
+			w->warm = a.warm;
+			w->wait_ns = a.wait_ns;
+			w->reason = a.reason;
+			pthread_cond_signal(&w->cv);
+			break;
+		case POOL_ACT_WARM:
+			if (!s->stopping)
+				start_warm(s, &a);
+			else
+				serve_ignore(pool_vm_failed(s->pool, a.vm, now_ns()));
+			break;
+		case POOL_ACT_STOP:
+			v = a.vm_ctx ? a.vm_ctx : serve_vm_find(s, a.vm);
+			if (!v)
+				break;
+			serve_vm_unlink(s, v);
+			v->next = s->reap;
+			s->reap = v;
+			pthread_cond_signal(&s->manager_cv);
+			break;
+		case POOL_ACT_GONE:
+			fn->state = SFN_GONE;
+			pthread_cond_broadcast(&fn->gone);
+			break;
+		}
+	}
+}
+
+/* Kills and reaps the VMs on the reap list (outside the lock). */
+static void reap(struct server *s)
+{
+	struct serve_vm *list = s->reap, *v;
+
+	s->reap = NULL;
+	pthread_mutex_unlock(&s->lock);
+	for (v = list; v; v = v->next) {
+		worker_kill(v->w);
+		worker_kill(v->vmw);
+	}
+	pthread_mutex_lock(&s->lock);
+	while ((v = list)) {
+		list = v->next;
+		/* worker_destroy reaps: outside the lock would be kinder, but a
+		 * killed process exits at once. */
+		serve_vm_free(s, v);
+	}
+}
+
+/* Warm VMs whose flint is gone: the pool replaces them. */
+static void check_warm(struct server *s)
+{
+	struct serve_vm *v, *next;
+
+	for (v = s->vms; v; v = next) {
+		struct worker *w = v->w ? v->w : v->vmw;
+		next = v->next;
+		if (v->busy || !w || !worker_exited(w))
+			continue;
+		pr_warn("flint serve: %s: warm VM %" PRIu64 " ended before a request took it",
+			v->fn->cfg.name, v->id);
+		serve_vm_unlink(s, v);
+		serve_ignore(pool_vm_failed(s->pool, v->id, now_ns()));
+		v->next = s->reap;
+		s->reap = v;
+	}
+}
+
+static void expire_errs(struct server *s, uint64_t now)
+{
+	struct serve_err **p = &s->errs, *e;
+
+	while ((e = *p)) {
+		if (e->expires_ns <= now) {
+			*p = e->next;
+			free(e->text);
+			free(e);
+			s->nerrs--;
+		} else {
+			p = &e->next;
+		}
+	}
+}
+
+#define MANAGER_TICK_NS 100000000ULL /* warm VMs checked this often */
+
+static void *manager(void *arg)
+{
+	struct server *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		uint64_t now = now_ns(), next;
+		struct timespec ts;
+
+		pool_tick(s->pool, now);
+		check_warm(s);
+		serve_do_acts(s);
+		reap(s);
+		expire_errs(s, now);
+		next = pool_next_deadline(s->pool);
+		if (next > now + MANAGER_TICK_NS)
+			next = now + MANAGER_TICK_NS;
+		ts.tv_sec = (time_t)(next / 1000000000ULL);
+		ts.tv_nsec = (long)(next % 1000000000ULL);
+		if (!s->reap)
+			pthread_cond_timedwait(&s->manager_cv, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+int serve_manager_start(struct server *s)
+{
+	int r = -pthread_create(&s->manager, NULL, manager, s);
+
+	s->manager_started = r == 0;
+	return r;
+}
+
+/* Stops the manager, then kills and reaps every VM and registering flint. */
+void serve_manager_stop(struct server *s)
+{
+	struct serve_vm *v;
+
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->manager_cv);
+	for (struct serve_fn *f = s->fns; f; f = f->next) {
+		worker_kill(f->saving);
+		pthread_cond_broadcast(&f->gone);
+	}
+	for (v = s->vms; v; v = v->next) {
+		worker_kill(v->w);
+		worker_kill(v->vmw);
+		worker_kill(v->run_w);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (s->manager_started)
+		pthread_join(s->manager, NULL);
+	s->manager_started = false;
+}
+
+/* Idle VMs and leftovers once no connection runs: all freed. */
+void serve_registry_free(struct server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->vms) {
+		struct serve_vm *v = s->vms;
+		serve_vm_unlink(s, v);
+		v->next = s->reap;
+		s->reap = v;
+	}
+	reap(s);
+	while (s->fns) {
+		struct serve_fn *f = s->fns;
+		fn_unlist(s, f);
+		f->refs++;
+		serve_fn_put(s, f);
+	}
+	expire_errs(s, UINT64_MAX);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- registering and removing functions ---- */
+
+/* A registering flint's stdout (the prepare command's) is dropped. */
+static int sink(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx, (void)buf, (void)len;
+	return 0;
+}
+
+/* The last line of a registering flint's stderr, for the answer. */
+static void last_line(const char *e, size_t len, char *out, size_t outlen)
+{
+	const char *end = e + len, *start;
+
+	while (end > e && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	for (start = end; start > e && start[-1] != '\n'; start--)
+		;
+	snprintf(out, outlen, "%.*s", (int)(end - start), start);
+}
+
+/* A path of the configuration is a file the server can read. */
+static int check_path(const char *what, const char *path, char *msg, size_t len)
+{
+	struct stat st;
+
+	if (!path)
+		return 0;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, R_OK) < 0) {
+		snprintf(msg, len, "%s %s: %s", what, path,
+			 errno && !S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static char *json_text(json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return s;
+}
+
+/* Boots fn to its snapshot. 0, or an HTTP status with msg. */
+static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, size_t len)
+{
+	char **opts = serve_worker_opts(fn, true);
+	struct worker_params p = {
+	    .kind = WORKER_SAVE,
+	    .flint = s->o.flint,
+	    .state = fn->state_path,
+	    .mem = fn->mem_path,
+	    .timeout_s = fn->cfg.prepare ? fn->cfg.timeout_s : 0,
+	    .deadline_s = s->o.register_timeout_s,
+	    .opts = opts,
+	    .argv = fn->cfg.prepare,
+	    .env = fn->cfg.prepare ? fn->cfg.env : NULL,
+	    .workdir = fn->cfg.prepare ? fn->cfg.workdir : NULL,
+	    .save_after = fn->cfg.prepare != NULL,
+	};
+	struct worker_result res;
+	struct worker *w = NULL;
+	char line[300];
+	uint64_t t0 = now_ns();
+	int r;
+
+	if (!opts)
+		return snprintf(msg, len, "out of memory"), 500;
+	r = worker_spawn(&w, &p);
+	serve_strv_free(opts);
+	if (r < 0) {
+		snprintf(msg, len, "cannot run %.300s: %s", s->o.flint, strerror(-r));
+		return 500;
+	}
+	pthread_mutex_lock(&s->lock);
+	fn->saving = w;
+	if (s->stopping)
+		worker_kill(w);
+	pthread_mutex_unlock(&s->lock);
+	r = worker_pump(w, NULL, sink, NULL);
+	if (worker_wait(w, &res) < 0)
+		res.outcome = WORKER_KILLED;
+	pthread_mutex_lock(&s->lock);
+	fn->saving = NULL;
+	pthread_mutex_unlock(&s->lock);
+	fn->save_ms = (double)(now_ns() - t0) / 1e6;
+	last_line(res.err ? res.err : "", res.err_len, line, sizeof(line));
+	worker_destroy(w);
+	if (res.outcome == WORKER_OK)
+		return 0;
+	if (res.outcome == WORKER_EXIT || res.outcome == WORKER_SIGNAL)
+		snprintf(msg, len, "the prepare command failed (flint run exit status %d): %s",
+			 res.outcome == WORKER_SIGNAL ? 128 + res.status : res.status, line);
+	else
+		snprintf(msg, len, "booting the function's VM to its snapshot failed (%s): %s",
+			 worker_outcome_name(res.outcome), line);
+	return 422;
+}
+
+unsigned serve_fn_register(struct server *s, const char *name, const char *body, size_t len,
+			   char **out)
+{
+	struct serve_fn *fn = calloc(1, sizeof(*fn)), *old;
+	char msg[600];
+	unsigned st = 0;
+	int r;
+
+	if (!fn)
+		return *out = serve_fault("out of memory"), 500;
+	if (fn_config_parse(name, body, len, &fn->cfg, msg, sizeof(msg)) < 0) {
+		free(fn);
+		return *out = serve_fault("%s", msg), 400;
+	}
+	if (check_path("kernel", fn->cfg.kernel, msg, sizeof(msg)) < 0 ||
+	    check_path("rootfs", fn->cfg.rootfs, msg, sizeof(msg)) < 0) {
+		fn_config_free(&fn->cfg);
+		free(fn);
+		return *out = serve_fault("%s", msg), 400;
+	}
+	if (fn->cfg.mem_mib > s->o.max_mem_mib) {
+		st = 400;
+		snprintf(msg, sizeof(msg), "mem_mib %u is over the server's --max-mem (%" PRIu64 " MiB)",
+			 fn->cfg.mem_mib, s->o.max_mem_mib);
+		fn_config_free(&fn->cfg);
+		free(fn);
+		return *out = serve_fault("%s", msg), st;
+	}
+	pthread_cond_init(&fn->gone, NULL);
+	pthread_mutex_lock(&s->lock);
+	old = serve_fn_find(s, name);
+	if (old) {
+		bool same = old->state == SFN_READY && fn_config_equal(&old->cfg, &fn->cfg);
+		if (same)
+			*out = json_text(fn_config_json(&old->cfg));
+		else
+			*out = serve_fault("function %s exists (%s)%s", name,
+					   old->state == SFN_REGISTERING ? "being registered"
+					   : old->state == SFN_READY    ? "with another configuration"
+									: "being removed",
+					   old->state == SFN_READY ? ": DELETE it first" : "");
+		pthread_mutex_unlock(&s->lock);
+		pthread_cond_destroy(&fn->gone);
+		fn_config_free(&fn->cfg);
+		free(fn);
+		return same ? 200 : 409;
+	}
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		pthread_cond_destroy(&fn->gone);
+		fn_config_free(&fn->cfg);
+		free(fn);
+		return *out = serve_fault("the server is stopping"), 503;
+	}
+	fn->state = SFN_REGISTERING;
+	fn->refs = 1; /* this thread's */
+	fn->listed = true;
+	fn->next = s->fns;
+	s->fns = fn;
+	uint64_t seq = ++s->dir_seq;
+	pthread_mutex_unlock(&s->lock);
+
+	/* --state-dir is short (server.c): these fit. */
+	if (snprintf(fn->dir, sizeof(fn->dir), "%.100s/%s.%" PRIu64, s->o.state_dir, name, seq) <
+		0 ||
+	    snprintf(fn->state_path, sizeof(fn->state_path), "%.200s/state", fn->dir) < 0 ||
+	    snprintf(fn->mem_path, sizeof(fn->mem_path), "%.200s/mem", fn->dir) < 0 ||
+	    mkdir(fn->dir, 0700) < 0) {
+		snprintf(msg, sizeof(msg), "cannot make %.300s: %s", fn->dir, strerror(errno));
+		fn->dir[0] = '\0';
+		st = 500;
+	} else {
+		st = save_snapshot(s, fn, msg, sizeof(msg));
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!st) {
+		struct pool_fn_cfg pc = {
+		    .max_concurrency = fn->cfg.max_concurrency,
+		    .mem_mib = fn->cfg.mem_mib,
+		    .min_warm = fn->cfg.min_warm,
+		    .isolation = fn->cfg.isolation == FN_REUSE ? POOL_REUSE : POOL_PER_REQUEST,
+		    .reuse_max = fn->cfg.reuse_max,
+		    .queue_max = s->o.fn_queue,
+		    .queue_timeout_ns = (uint64_t)s->o.queue_timeout_s * 1000000000ULL,
+		};
+		if (s->stopping) {
+			st = 503;
+			snprintf(msg, sizeof(msg), "the server is stopping");
+		} else if ((r = pool_fn_add(s->pool, &pc, fn, now_ns(), &fn->pool_id)) < 0) {
+			st = r == -ENOMEM ? 500 : 400;
+			snprintf(msg, sizeof(msg), "the pool refused the function: %s",
+				 r == -E2BIG ? "mem_mib over --max-mem" : strerror(-r));
+		}
+	}
+	if (st) {
+		fn_unlist(s, fn);
+		serve_fn_put(s, fn);
+		pthread_mutex_unlock(&s->lock);
+		return *out = serve_fault("%s", msg), st;
+	}
+	fn->state = SFN_READY;
+	*out = json_text(fn_config_json(&fn->cfg));
+	serve_do_acts(s);
+	serve_fn_put(s, fn);
+	pthread_mutex_unlock(&s->lock);
+	pr_info("flint serve: registered %s (%.0f ms to its snapshot)", name, fn->save_ms);
+	return 201;
+}
+
+/* A removed function's series go (a server that registers many
+ * functions over its life keeps no series for each). */
+static void metrics_forget(struct server *s, const char *name)
+{
+	const char *l1[] = {name};
+
+	serve_ignore(prom_series_remove(s->m.queue_wait, l1));
+	serve_ignore(prom_series_remove(s->m.run, l1));
+	serve_ignore(prom_series_remove(s->m.total, l1));
+	serve_ignore(prom_series_remove(s->m.queued, l1));
+	for (int i = 0; i < 2; i++) {
+		const char *lv[] = {name, i ? "busy" : "warm"};
+		const char *lw[] = {name, i ? "true" : "false"};
+		serve_ignore(prom_series_remove(s->m.vms, lv));
+		serve_ignore(prom_series_remove(s->m.restore, lw));
+	}
+	for (int o = WORKER_OK; o <= WORKER_KILLED; o++) {
+		const char *lo[] = {name, worker_outcome_name((enum worker_outcome)o)};
+		serve_ignore(prom_series_remove(s->m.invocations, lo));
+	}
+	for (int r = 0; r < POOL_REFUSE_COUNT; r++) {
+		const char *lr[] = {name, pool_refuse_name((enum pool_refuse)r)};
+		serve_ignore(prom_series_remove(s->m.refused, lr));
+	}
+}
+
+unsigned serve_fn_delete(struct server *s, const char *name, char **out)
+{
+	struct serve_fn *fn;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	fn = serve_fn_find(s, name);
+	if (!fn || fn->state == SFN_REGISTERING) {
+		pthread_mutex_unlock(&s->lock);
+		*out = serve_fault(fn ? "function %s is still being registered" : "no function %s",
+				   name);
+		return fn ? 409 : 404;
+	}
+	fn->refs++;
+	if (fn->state == SFN_READY) {
+		fn->state = SFN_DRAINING;
+		r = pool_fn_remove(s->pool, fn->pool_id, now_ns());
+		if (r < 0 && r != -EALREADY)
+			pr_err("flint serve: %s: pool_fn_remove: %s", name, strerror(-r));
+		serve_do_acts(s);
+	}
+	while (fn->state != SFN_GONE && !s->stopping)
+		pthread_cond_wait(&fn->gone, &s->lock);
+	if (fn->state == SFN_GONE && fn->listed) {
+		fn_unlist(s, fn);
+		metrics_forget(s, name);
+	}
+	bool gone = fn->state == SFN_GONE;
+	serve_fn_put(s, fn);
+	pthread_mutex_unlock(&s->lock);
+	if (!gone)
+		return *out = serve_fault("the server is stopping"), 503;
+	*out = NULL;
+	return 204;
+}
+
+static json_t *stats_json(const struct pool_stats *st)
+{
+	json_t *refused = json_object();
+
+	for (int i = 0; i < POOL_REFUSE_COUNT; i++)
+		json_object_set_new(refused, pool_refuse_name((enum pool_refuse)i),
+				    json_integer((json_int_t)st->refused[i]));
+	return json_pack("{s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I}",
+			 "submitted", (json_int_t)st->submitted, "admitted",
+			 (json_int_t)st->admitted, "admitted_warm", (json_int_t)st->admitted_warm,
+			 "queued", (json_int_t)st->queued, "refused", refused, "cancelled",
+			 (json_int_t)st->cancelled, "completed", (json_int_t)st->completed,
+			 "vms_started", (json_int_t)st->vms_started, "warm_started",
+			 (json_int_t)st->warm_started, "vms_failed", (json_int_t)st->vms_failed,
+			 "evicted", (json_int_t)st->evicted, "retired", (json_int_t)st->retired,
+			 "running", (json_int_t)st->running, "queue_len",
+			 (json_int_t)st->queue_len, "warm", (json_int_t)st->warm, "starting",
+			 (json_int_t)st->starting, "vms", (json_int_t)st->vms, "mem_mib",
+			 (json_int_t)st->mem_mib);
+}
+
+static const char *state_name(enum serve_fn_state st)
+{
+	static const char *const names[] = {"registering", "ready", "draining", "gone"};
+
+	return names[st];
+}
+
+static json_t *fn_json(struct server *s, struct serve_fn *fn, bool full)
+{
+	struct pool_stats st = {0};
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "name", json_string(fn->cfg.name));
+	json_object_set_new(o, "state", json_string(state_name(fn->state)));
+	if (fn->state == SFN_READY || fn->state == SFN_DRAINING) {
+		if (pool_fn_stats(s->pool, fn->pool_id, &st) == 0)
+			json_object_set_new(o, "pool", stats_json(&st));
+		json_object_set_new(o, "snapshot_ms", json_real(fn->save_ms));
+	}
+	if (full)
+		json_object_set_new(o, "config", fn_config_json(&fn->cfg));
+	return o;
+}
+
+unsigned serve_fn_list(struct server *s, char **out)
+{
+	json_t *a = json_array();
+
+	pthread_mutex_lock(&s->lock);
+	for (struct serve_fn *f = s->fns; f && a; f = f->next)
+		json_array_append_new(a, fn_json(s, f, false));
+	pthread_mutex_unlock(&s->lock);
+	*out = json_text(a);
+	return *out ? 200 : 500;
+}
+
+unsigned serve_fn_show(struct server *s, const char *name, char **out)
+{
+	struct serve_fn *fn;
+
+	pthread_mutex_lock(&s->lock);
+	fn = serve_fn_find(s, name);
+	*out = fn ? json_text(fn_json(s, fn, true)) : serve_fault("no function %s", name);
+	pthread_mutex_unlock(&s->lock);
+	return fn ? 200 : 404;
+}
+
+unsigned serve_info(struct server *s, char **out)
+{
+	struct pool_stats st;
+	json_t *o;
+
+	pthread_mutex_lock(&s->lock);
+	pool_stats(s->pool, &st);
+	o = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o}", "state_dir", s->o.state_dir, "limits",
+		      "max_vms", (json_int_t)s->o.max_vms, "max_mem_mib",
+		      (json_int_t)s->o.max_mem_mib, "max_queue", (json_int_t)s->o.max_queue,
+		      "fn_queue", (json_int_t)s->o.fn_queue, "queue_timeout_s",
+		      (json_int_t)s->o.queue_timeout_s, "pool", stats_json(&st));
+	pthread_mutex_unlock(&s->lock);
+	*out = json_text(o);
+	return *out ? 200 : 500;
+}
+
+/* ---- stderr kept ---- */
+
+void serve_err_keep(struct server *s, uint64_t id, const char *fn, const char *text, size_t len,
+		    size_t total)
+{
+	struct serve_err *e, **p;
+
+	if (!s->o.stderr_keep_n)
+		return;
+	while (s->nerrs >= s->o.stderr_keep_n) {
+		/* The oldest is last. */
+		for (p = &s->errs; (*p)->next; p = &(*p)->next)
+			;
+		e = *p;
+		*p = NULL;
+		free(e->text);
+		free(e);
+		s->nerrs--;
+	}
+	if (!(e = calloc(1, sizeof(*e))) || !(e->text = malloc(len + 1))) {
+		free(e);
+		return;
+	}
+	memcpy(e->text, text ? text : "", len);
+	e->text[len] = '\0';
+	e->len = len;
+	e->total = total;
+	e->id = id;
+	snprintf(e->fn, sizeof(e->fn), "%s", fn);
+	e->expires_ns = now_ns() + (uint64_t)s->o.stderr_keep_s * 1000000000ULL;
+	e->next = s->errs;
+	s->errs = e;
+	s->nerrs++;
+}
+
+unsigned serve_err_get(struct server *s, const char *fn, uint64_t id, char **out, size_t *len)
+{
+	struct serve_err *e;
+
+	pthread_mutex_lock(&s->lock);
+	for (e = s->errs; e; e = e->next)
+		if (e->id == id && !strcmp(e->fn, fn))
+			break;
+	if (e && (*out = malloc(e->len + 1))) {
+		memcpy(*out, e->text, e->len + 1);
+		*len = e->len;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!e) {
+		*out = serve_fault("no stderr kept for invocation %" PRIu64 " of %s", id, fn);
+		*len = *out ? strlen(*out) : 0;
+		return 404;
+	}
+	return *out ? 200 : 500;
+}
+
+/* ---- metrics ---- */
+
+static const double time_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+				     0.5,   1,	    2.5,   5,	 10,	30,    60};
+#define NB (sizeof(time_bounds) / sizeof(time_bounds[0]))
+
+int serve_metrics_init(struct serve_metrics *m)
+{
+	static const char *const fn_l[] = {"function", NULL};
+	static const char *const out_l[] = {"function", "outcome", NULL};
+	static const char *const why_l[] = {"function", "reason", NULL};
+	static const char *const warm_l[] = {"function", "warm", NULL};
+	static const char *const st_l[] = {"function", "state", NULL};
+	int r;
+
+	if ((r = prom_registry_create(&m->reg)) < 0)
+		return r;
+	if ((r = prom_family_add(m->reg, PROM_COUNTER, "flint_serve_invocations_total",
+				 "Invocations that ran on a VM, by how they ended", out_l, NULL, 0,
+				 &m->invocations)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_COUNTER, "flint_serve_refused_total",
+				 "Invocations refused without running, by reason", why_l, NULL, 0,
+				 &m->refused)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_queue_wait_seconds",
+				 "Time an invocation waited for a VM", fn_l, time_bounds, NB,
+				 &m->queue_wait)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_restore_seconds",
+				 "From flint's start (warm: its release) to the guest agent ready",
+				 warm_l, time_bounds, NB, &m->restore)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_run_seconds",
+				 "The command's time in the VM", fn_l, time_bounds, NB, &m->run)) <
+		0 ||
+	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_request_seconds",
+				 "From the request's body received to the command's end", fn_l,
+				 time_bounds, NB, &m->total)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_vms",
+				 "VMs alive by function and state (warm, busy)", st_l, NULL, 0,
+				 &m->vms)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_queued",
+				 "Invocations waiting for a VM", fn_l, NULL, 0, &m->queued)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_vms_alive",
+				 "VMs alive, all functions", NULL, NULL, 0, &m->vms_alive)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_guest_memory_bytes",
+				 "Guest memory of the VMs alive (their mem_mib)", NULL, NULL, 0,
+				 &m->guest_mem)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_vm_rss_bytes",
+				 "Resident memory of the VMs' flint processes", NULL, NULL, 0,
+				 &m->rss)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_functions",
+				 "Functions registered", NULL, NULL, 0, &m->functions)) < 0)
+		return r;
+	return 0;
+}
+
+/* A process's resident bytes, from /proc/PID/statm; 0 when gone. */
+static uint64_t rss_of(pid_t pid)
+{
+	char path[64];
+	unsigned long size, res = 0;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+unsigned serve_metrics_render(struct server *s, char **out, size_t *len)
+{
+	struct pool_stats st;
+	uint64_t rss = 0;
+	unsigned nfn = 0;
+
+	pthread_mutex_lock(&s->lock);
+	pool_stats(s->pool, &st);
+	serve_ignore(prom_gauge_set(s->m.vms_alive, NULL, st.vms));
+	serve_ignore(prom_gauge_set(s->m.guest_mem, NULL, (double)st.mem_mib * 1048576.0));
+	for (struct serve_fn *f = s->fns; f; f = f->next) {
+		struct pool_stats fs;
+		nfn++;
+		if (f->state == SFN_REGISTERING || pool_fn_stats(s->pool, f->pool_id, &fs) < 0)
+			continue;
+		const char *lw[] = {f->cfg.name, "warm"}, *lb[] = {f->cfg.name, "busy"};
+		const char *l1[] = {f->cfg.name};
+		serve_ignore(prom_gauge_set(s->m.vms, lw, fs.warm));
+		serve_ignore(prom_gauge_set(s->m.vms, lb, fs.running));
+		serve_ignore(prom_gauge_set(s->m.queued, l1, fs.queue_len));
+	}
+	for (struct serve_vm *v = s->vms; v; v = v->next)
+		rss += rss_of(v->pid);
+	serve_ignore(prom_gauge_set(s->m.rss, NULL, (double)rss));
+	serve_ignore(prom_gauge_set(s->m.functions, NULL, nfn));
+	pthread_mutex_unlock(&s->lock);
+	return prom_render(s->m.reg, out, len) < 0 ? 500 : 200;
+}

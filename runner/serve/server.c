@@ -1,0 +1,601 @@
+/* server: `flint serve`'s process (see server.h): its options, its
+ * listening sockets, libmicrohttpd's handler dispatching to the
+ * registry (registry.c) and to invocations (invoke.c), and a clean stop
+ * on SIGINT or SIGTERM: no connection is taken any more, every VM is
+ * killed and reaped, the state directory removed. */
+#include "serve/server.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/cli.h"
+#include "core/logger.h"
+#include "serve/invoke.h"
+#include "serve/route.h"
+#include "serve/server_int.h"
+
+#define SERVE_EXIT_ERROR 125
+#define SERVE_MAX_CONNECTIONS 1024u
+#define SERVE_IDLE_TIMEOUT_S 120u
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: flint serve --listen ADDR:PORT|unix:PATH [options]\n"
+		"Per-request function execution: each request runs a registered function in\n"
+		"a microVM restored from the function's snapshot (see README.md).\n\n"
+		"  --listen ADDR:PORT   serve HTTP on this TCP address (127.0.0.1:8080,\n"
+		"                       [::1]:8080); unix:PATH for a Unix socket;\n"
+		"                       repeatable, up to %d\n"
+		"  --state-dir DIR      where functions' snapshots live (default: a new\n"
+		"                       directory under $TMPDIR or /tmp, removed at exit)\n"
+		"  --flint PATH         the flint binary the VMs run (default: this one)\n"
+		"  --max-vms N          VMs alive at once, all functions (default 64)\n"
+		"  --max-mem SIZE       guest memory of the VMs alive (default 8G)\n"
+		"  --max-queue N        requests waiting, all functions (default 1024)\n"
+		"  --fn-queue N         requests waiting per function (default 64)\n"
+		"  --queue-timeout S    the longest a request waits for a VM (default 30)\n"
+		"  --idle S             stop warm VMs above min_warm after S idle (default 60)\n"
+		"  --max-body SIZE      a request body's cap (default 16M): 413 beyond\n"
+		"  --out-buffer SIZE    stdout held to choose the status (default 1M); more\n"
+		"                       streams with status 200 and trailers\n"
+		"  --stderr-keep N      invocations whose stderr is kept (default 1024)\n"
+		"  --stderr-ttl S       for this long (default 600)\n"
+		"  --register-timeout S boot, prepare and snapshot a function (default 300)\n"
+		"  --verbose            log more\n"
+		"  --help\n",
+		SERVE_MAX_LISTEN);
+}
+
+enum {
+	O_LISTEN = 256,
+	O_STATE_DIR,
+	O_FLINT,
+	O_MAX_VMS,
+	O_MAX_MEM,
+	O_MAX_QUEUE,
+	O_FN_QUEUE,
+	O_QUEUE_TIMEOUT,
+	O_IDLE,
+	O_MAX_BODY,
+	O_OUT_BUFFER,
+	O_STDERR_KEEP,
+	O_STDERR_TTL,
+	O_REGISTER_TIMEOUT,
+	O_VERBOSE,
+	O_HELP,
+};
+
+static int number(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
+		pr_err("flint serve: %s %s: expected a number from %" PRIu64 " to %" PRIu64, opt,
+		       s, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int size_opt(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (cli_parse_size(s, out) < 0 || *out < min || *out > max) {
+		pr_err("flint serve: %s %s: expected a size from %" PRIu64 " to %" PRIu64
+		       " bytes (K, M, G suffixes)",
+		       opt, s, min, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* 0, 1 for --help, or -EINVAL (said). */
+static int parse_opts(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option longs[] = {
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"state-dir", required_argument, NULL, O_STATE_DIR},
+	    {"flint", required_argument, NULL, O_FLINT},
+	    {"max-vms", required_argument, NULL, O_MAX_VMS},
+	    {"max-mem", required_argument, NULL, O_MAX_MEM},
+	    {"max-queue", required_argument, NULL, O_MAX_QUEUE},
+	    {"fn-queue", required_argument, NULL, O_FN_QUEUE},
+	    {"queue-timeout", required_argument, NULL, O_QUEUE_TIMEOUT},
+	    {"idle", required_argument, NULL, O_IDLE},
+	    {"max-body", required_argument, NULL, O_MAX_BODY},
+	    {"out-buffer", required_argument, NULL, O_OUT_BUFFER},
+	    {"stderr-keep", required_argument, NULL, O_STDERR_KEEP},
+	    {"stderr-ttl", required_argument, NULL, O_STDERR_TTL},
+	    {"register-timeout", required_argument, NULL, O_REGISTER_TIMEOUT},
+	    {"verbose", no_argument, NULL, O_VERBOSE},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int c;
+
+	*o = (struct serve_opts){
+	    .max_vms = 64,
+	    .max_mem_mib = 8192,
+	    .max_queue = 1024,
+	    .fn_queue = 64,
+	    .queue_timeout_s = 30,
+	    .idle_s = 60,
+	    .max_body = 16 << 20,
+	    .out_buffer = 1 << 20,
+	    .stderr_keep_n = 1024,
+	    .stderr_keep_s = 600,
+	    .register_timeout_s = 300,
+	};
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		int r = 0;
+		switch (c) {
+		case O_LISTEN:
+			if (o->nlisten == SERVE_MAX_LISTEN) {
+				pr_err("flint serve: at most %d --listen", SERVE_MAX_LISTEN);
+				return -EINVAL;
+			}
+			o->listen[o->nlisten++] = optarg;
+			break;
+		case O_STATE_DIR:
+			if (snprintf(o->state_dir, sizeof(o->state_dir), "%s", optarg) >= 80) {
+				pr_err("flint serve: --state-dir %s: at most 79 bytes (VM sockets "
+				       "live there)",
+				       optarg);
+				return -EINVAL;
+			}
+			break;
+		case O_FLINT:
+			snprintf(o->flint, sizeof(o->flint), "%s", optarg);
+			break;
+		case O_MAX_VMS:
+			r = number("--max-vms", optarg, 1, 100000, &v);
+			o->max_vms = (uint32_t)v;
+			break;
+		case O_MAX_MEM:
+			r = size_opt("--max-mem", optarg, 16 << 20, 1ULL << 50, &v);
+			o->max_mem_mib = v >> 20;
+			break;
+		case O_MAX_QUEUE:
+			r = number("--max-queue", optarg, 0, 1000000, &v);
+			o->max_queue = (uint32_t)v;
+			break;
+		case O_FN_QUEUE:
+			r = number("--fn-queue", optarg, 0, 1000000, &v);
+			o->fn_queue = (uint32_t)v;
+			break;
+		case O_QUEUE_TIMEOUT:
+			r = number("--queue-timeout", optarg, 1, 86400, &v);
+			o->queue_timeout_s = (unsigned)v;
+			break;
+		case O_IDLE:
+			r = number("--idle", optarg, 0, 86400 * 30, &v);
+			o->idle_s = (unsigned)v;
+			break;
+		case O_MAX_BODY:
+			r = size_opt("--max-body", optarg, 0, 1ULL << 32, &v);
+			o->max_body = (size_t)v;
+			break;
+		case O_OUT_BUFFER:
+			r = size_opt("--out-buffer", optarg, 4096, 1ULL << 30, &v);
+			o->out_buffer = (size_t)v;
+			break;
+		case O_STDERR_KEEP:
+			r = number("--stderr-keep", optarg, 0, 1000000, &v);
+			o->stderr_keep_n = (unsigned)v;
+			break;
+		case O_STDERR_TTL:
+			r = number("--stderr-ttl", optarg, 1, 86400 * 30, &v);
+			o->stderr_keep_s = (unsigned)v;
+			break;
+		case O_REGISTER_TIMEOUT:
+			r = number("--register-timeout", optarg, 1, 86400, &v);
+			o->register_timeout_s = (unsigned)v;
+			break;
+		case O_VERBOSE:
+			log_verbose = 1;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return 1;
+		default:
+			pr_err("flint serve: unknown option %s (see flint serve --help)",
+			       argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (optind < argc) {
+		pr_err("flint serve: unexpected argument %s", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->nlisten) {
+		pr_err("flint serve: --listen ADDR:PORT or --listen unix:PATH is needed");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A listening socket for spec: "unix:PATH" or "HOST:PORT" ("[V6]:PORT"). */
+static int listen_on(const char *spec)
+{
+	int fd = -1, r;
+
+	if (!strncmp(spec, "unix:", 5)) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		const char *path = spec + 5;
+		struct stat st;
+
+		if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
+			pr_err("flint serve: --listen %s: a socket path of 1 to %zu bytes", spec,
+			       sizeof(sa.sun_path) - 1);
+			return -EINVAL;
+		}
+		strcpy(sa.sun_path, path);
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				pr_err("flint serve: --listen %s: exists and is not a socket", spec);
+				return -EEXIST;
+			}
+			unlink(path);
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    listen(fd, 128) < 0) {
+			r = -errno;
+			pr_err("flint serve: --listen %s: %s", spec, strerror(errno));
+			close_fd(&fd);
+			return r;
+		}
+		return fd;
+	}
+
+	char host[256];
+	const char *colon = strrchr(spec, ':'), *h = spec;
+	size_t hl;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+
+	if (!colon || colon == spec || !colon[1]) {
+		pr_err("flint serve: --listen %s: expected ADDR:PORT or unix:PATH", spec);
+		return -EINVAL;
+	}
+	hl = (size_t)(colon - spec);
+	if (*h == '[' && colon[-1] == ']')
+		h++, hl -= 2;
+	if (hl >= sizeof(host)) {
+		pr_err("flint serve: --listen %s: address too long", spec);
+		return -EINVAL;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if ((r = getaddrinfo(host, colon + 1, &hints, &ai)) != 0) {
+		pr_err("flint serve: --listen %s: %s", spec, gai_strerror(r));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		pr_err("flint serve: --listen %s: %s", spec, strerror(errno));
+		close_fd(&fd);
+		freeaddrinfo(ai);
+		return r;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* A request's body as it comes; past the cap it is counted, not kept. */
+struct body {
+	char *buf;
+	size_t len, total;
+	bool begun;
+};
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *body,
+				 const char *allow)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!body && status != 204)
+		body = serve_fault("out of memory"), status = 500;
+	r = body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE)
+		 : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	if (body)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *body,
+				 size_t len, const char *type)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (status != 200)
+		return send_json(c, status, body, NULL);
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Once the body is in: the endpoint's answer. */
+static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, const char *method,
+				const char *url, struct body *b)
+{
+	struct serve_route rt;
+	char *out = NULL;
+	size_t len = 0;
+	unsigned st;
+
+	if (serve_route(method, url, &rt) == SERVE_EP_NONE)
+		return send_json(c, rt.status, serve_fault("%s", rt.err), rt.allow);
+	if (b->total > s->o.max_body)
+		return send_json(c, 413,
+				 serve_fault("the request body is over --max-body (%zu bytes)",
+					     s->o.max_body),
+				 NULL);
+	if (rt.ep != SERVE_EP_INVOKE && rt.ep != SERVE_EP_FN_PUT && b->total)
+		return send_json(c, 400, serve_fault("%s %s takes no body", method, url), NULL);
+	switch (rt.ep) {
+	case SERVE_EP_INVOKE: {
+		const char *e = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "stderr");
+		char *body = b->buf;
+		if (e && strcmp(e, "inline") != 0)
+			return send_json(c, 400, serve_fault("stderr=%s: only stderr=inline", e),
+					 NULL);
+		b->buf = NULL;
+		return serve_invoke(s, c, rt.name, body, b->len, e != NULL);
+	}
+	case SERVE_EP_FN_PUT:
+		st = serve_fn_register(s, rt.name, b->buf ? b->buf : "", b->len, &out);
+		return send_json(c, st, out, NULL);
+	case SERVE_EP_FN_DELETE:
+		st = serve_fn_delete(s, rt.name, &out);
+		return send_json(c, st, out, NULL);
+	case SERVE_EP_FN_GET:
+		st = serve_fn_show(s, rt.name, &out);
+		return send_json(c, st, out, NULL);
+	case SERVE_EP_FN_LIST:
+		st = serve_fn_list(s, &out);
+		return send_json(c, st, out, NULL);
+	case SERVE_EP_INFO:
+		st = serve_info(s, &out);
+		return send_json(c, st, out, NULL);
+	case SERVE_EP_STDERR:
+		st = serve_err_get(s, rt.name, rt.id, &out, &len);
+		return send_text(c, st, out, len, "text/plain; charset=utf-8");
+	case SERVE_EP_METRICS:
+		st = serve_metrics_render(s, &out, &len);
+		return send_text(c, st, out, len, PROM_CONTENT_TYPE);
+	case SERVE_EP_NONE:
+		break;
+	}
+	return MHD_NO;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	struct server *s = cls;
+	struct body *b = *con_cls;
+
+	(void)version;
+	if (!b) {
+		if (!(b = calloc(1, sizeof(*b))))
+			return MHD_NO;
+		*con_cls = b;
+		/* A body announced beyond the cap is refused unread. */
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		char *end;
+		unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
+		if (cl && *cl >= '0' && *cl <= '9' && !*end && n > s->o.max_body) {
+			b->total = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+			return dispatch(s, c, method, url, b);
+		}
+		return MHD_YES;
+	}
+	if (*size) {
+		size_t n = *size;
+		b->total = b->total > SIZE_MAX - n ? SIZE_MAX : b->total + n;
+		if (b->total <= s->o.max_body) {
+			if (b->len + n + 1 > (b->buf ? b->len + 1 : 0)) {
+				char *nb = realloc(b->buf, b->len + n + 1);
+				if (!nb)
+					return MHD_NO;
+				b->buf = nb;
+			}
+			memcpy(b->buf + b->len, data, n);
+			b->len += n;
+			b->buf[b->len] = '\0';
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	return dispatch(s, c, method, url, b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct body *b = *con_cls;
+
+	(void)cls, (void)c, (void)toe;
+	if (b) {
+		free(b->buf);
+		free(b);
+		*con_cls = NULL;
+	}
+}
+
+/* The flint binary the VMs run: --flint, or this process's own. */
+static int find_flint(struct serve_opts *o)
+{
+	ssize_t n;
+
+	if (!o->flint[0]) {
+		n = readlink("/proc/self/exe", o->flint, sizeof(o->flint) - 1);
+		if (n < 0) {
+			pr_err("flint serve: cannot find flint's own binary: %s", strerror(errno));
+			return -errno;
+		}
+		o->flint[n] = '\0';
+	}
+	if (access(o->flint, X_OK) < 0) {
+		pr_err("flint serve: --flint %s: %s", o->flint, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int make_state_dir(struct serve_opts *o)
+{
+	if (o->state_dir[0]) {
+		if (mkdir(o->state_dir, 0700) == 0)
+			o->state_dir_made = true;
+		else if (errno != EEXIST) {
+			pr_err("flint serve: --state-dir %s: %s", o->state_dir, strerror(errno));
+			return -errno;
+		}
+		return 0;
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(o->state_dir, sizeof(o->state_dir), "%s/flint-serve.XXXXXX",
+		 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+	if (!mkdtemp(o->state_dir)) {
+		pr_err("flint serve: cannot make %s: %s", o->state_dir, strerror(errno));
+		return -errno;
+	}
+	o->state_dir_made = true;
+	return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+	static struct server srv;
+	struct server *s = &srv;
+	struct MHD_Daemon *d[SERVE_MAX_LISTEN] = {NULL};
+	int fds[SERVE_MAX_LISTEN], status = SERVE_EXIT_ERROR, sig = 0;
+	pthread_condattr_t ca;
+	sigset_t set;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < SERVE_MAX_LISTEN; i++)
+		fds[i] = -1;
+	if ((r = parse_opts(argc, argv, &s->o)) != 0)
+		return r > 0 ? 0 : SERVE_EXIT_ERROR;
+	if (find_flint(&s->o) < 0)
+		return SERVE_EXIT_ERROR;
+	/* Signals: SIGINT and SIGTERM are taken by sigwait below, so every
+	 * thread blocks them; a client gone mid-write must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->manager_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	struct pool_cfg pc = {
+	    .max_vms = s->o.max_vms,
+	    .max_mem_mib = s->o.max_mem_mib,
+	    .max_queued = s->o.max_queue,
+	    .idle_ns = (uint64_t)s->o.idle_s * 1000000000ULL,
+	    .warm_retry_ns = 500000000ULL,
+	    .warm_retry_max_ns = 30000000000ULL,
+	};
+	if ((r = pool_create(&pc, now_ns(), &s->pool)) < 0) {
+		pr_err("flint serve: cannot make the pool: %s", strerror(-r));
+		goto out;
+	}
+	if ((r = serve_metrics_init(&s->m)) < 0) {
+		pr_err("flint serve: cannot make the metrics: %s", strerror(-r));
+		goto out;
+	}
+	if (make_state_dir(&s->o) < 0)
+		goto out;
+	for (i = 0; i < s->o.nlisten; i++)
+		if ((fds[i] = listen_on(s->o.listen[i])) < 0)
+			goto out;
+	if ((r = serve_manager_start(s)) < 0) {
+		pr_err("flint serve: cannot start a thread: %s", strerror(-r));
+		goto out;
+	}
+	for (i = 0; i < s->o.nlisten; i++) {
+		d[i] = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
+					    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
+					0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
+					fds[i], MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+					MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
+					MHD_OPTION_CONNECTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S,
+					MHD_OPTION_END);
+		if (!d[i]) {
+			pr_err("flint serve: cannot serve HTTP on %s", s->o.listen[i]);
+			goto out;
+		}
+		fds[i] = -1; /* the daemon's now */
+		pr_info("flint serve: listening on %s", s->o.listen[i]);
+	}
+	fprintf(stderr, "flint serve: ready (state in %s)\n", s->o.state_dir);
+	if (sigwait(&set, &sig) == 0)
+		pr_info("flint serve: %s: stopping", strsignal(sig));
+	status = 0;
+out:
+	/* Kill every VM first: a connection's thread waiting on its worker
+	 * then sees it end and answers, so the daemons' stop can join it. */
+	serve_manager_stop(s);
+	for (i = 0; i < SERVE_MAX_LISTEN; i++) {
+		if (d[i])
+			MHD_stop_daemon(d[i]);
+		close_fd(&fds[i]);
+	}
+	serve_registry_free(s);
+	for (i = 0; i < s->o.nlisten; i++)
+		if (!strncmp(s->o.listen[i], "unix:", 5))
+			unlink(s->o.listen[i] + 5);
+	if (s->o.state_dir_made && rmdir(s->o.state_dir) < 0)
+		pr_err("flint serve: cannot remove %s: %s", s->o.state_dir, strerror(errno));
+	pool_destroy(s->pool);
+	prom_registry_destroy(s->m.reg);
+	return status;
+}

@@ -1,0 +1,170 @@
+/* server_int: what server.c (options, HTTP, the process), registry.c
+ * (functions, the pool's actions, the manager thread) and invoke.c (one
+ * invocation) share. One mutex, struct server.lock, guards the registry,
+ * the pool, the VM table and the stderr store; nothing slow runs under it
+ * but posix_spawn of a warm VM. */
+#ifndef FLINT_SERVE_SERVER_INT_H
+#define FLINT_SERVE_SERVER_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "serve/fn.h"
+#include "serve/pool.h"
+#include "serve/prom.h"
+#include "serve/worker.h"
+
+#define SERVE_MAX_LISTEN 4
+
+struct serve_opts {
+	const char *listen[SERVE_MAX_LISTEN];
+	unsigned nlisten;
+	char state_dir[PATH_MAX]; /* functions' snapshots live under it */
+	bool state_dir_made;	  /* made by us: removed at exit */
+	char flint[PATH_MAX];	  /* the flint binary the VMs run */
+	uint32_t max_vms;
+	uint64_t max_mem_mib;
+	uint32_t max_queue, fn_queue;
+	unsigned queue_timeout_s, idle_s;
+	size_t max_body;   /* a request body's cap */
+	size_t out_buffer; /* stdout held to choose the status; then streamed */
+	unsigned stderr_keep_s, stderr_keep_n;
+	unsigned register_timeout_s; /* boot, prepare, snapshot */
+};
+
+enum serve_fn_state {
+	SFN_REGISTERING, /* booting to its snapshot: not in the pool yet */
+	SFN_READY,
+	SFN_DRAINING, /* DELETE: no new requests, waiting for the pool's GONE */
+	SFN_GONE,
+};
+
+/* A registered function. Freed once it is out of the registry and no
+ * thread holds it (refs). */
+struct serve_fn {
+	struct serve_fn *next;
+	struct fn_config cfg;
+	enum serve_fn_state state;
+	bool listed; /* in server.fns */
+	unsigned refs;
+	uint64_t pool_id;
+	char dir[PATH_MAX], state_path[PATH_MAX], mem_path[PATH_MAX];
+	double save_ms; /* registering: boot, prepare and snapshot */
+	struct worker *saving; /* the registering flint, for a shutdown */
+	pthread_cond_t gone;   /* the pool said GONE, or the server stops */
+};
+
+/* A VM alive, by the pool's id: warm (its worker restored it paused) or
+ * busy (an invocation drives its worker). */
+struct serve_vm {
+	struct serve_vm *next;
+	uint64_t id;
+	struct serve_fn *fn; /* a reference of its own */
+	/* Per-request: the VM's flint, restored paused (warm) until a request
+	 * takes it; NULL for one its request restores. */
+	struct worker *w;
+	/* Reuse: the VM's own flint, running on between requests, and its
+	 * vsock socket, which each request's `flint run --attach` reaches. */
+	struct worker *vmw;
+	char uds[108];
+	pid_t pid;	     /* the VM's flint, for its RSS */
+	struct worker *run_w; /* busy: the request's worker (its call's), to kill */
+	bool busy;
+};
+
+/* A request handed to the pool (its ctx): how it was placed, filled in by
+ * an action for a queued one. */
+struct serve_wait {
+	pthread_cond_t cv;
+	bool decided, run;
+	uint64_t req, vm, wait_ns;
+	bool warm;
+	enum pool_refuse reason;
+};
+
+/* An invocation's stderr, kept for GET .../invocations/{id}/stderr. */
+struct serve_err {
+	struct serve_err *next;
+	uint64_t id;
+	char fn[FN_NAME_MAX + 1];
+	char *text;
+	size_t len, total;
+	uint64_t expires_ns;
+};
+
+struct serve_metrics {
+	struct prom_registry *reg;
+	struct prom_family *invocations, *refused, *queue_wait, *restore, *run, *total;
+	struct prom_family *vms, *queued, *vms_alive, *guest_mem, *rss, *functions;
+};
+
+struct server {
+	struct serve_opts o;
+	pthread_mutex_t lock;
+	struct pool *pool;
+	struct serve_fn *fns;
+	struct serve_vm *vms;
+	struct serve_vm *reap; /* stopped VMs for the manager to kill and reap */
+	struct serve_err *errs;
+	unsigned nerrs;
+	uint64_t dir_seq;
+	bool stopping;
+	pthread_cond_t manager_cv; /* CLOCK_MONOTONIC */
+	pthread_t manager;
+	bool manager_started;
+	struct serve_metrics m;
+};
+
+/* registry.c */
+struct serve_fn *serve_fn_find(struct server *s, const char *name);
+void serve_fn_put(struct server *s, struct serve_fn *fn); /* under the lock */
+void serve_do_acts(struct server *s);			   /* under the lock */
+struct serve_vm *serve_vm_find(struct server *s, uint64_t id);
+void serve_vm_unlink(struct server *s, struct serve_vm *v);
+void serve_vm_free(struct server *s, struct serve_vm *v); /* under the lock */
+/* Start v's flint: a warm VM (per-request) or the reuse VM. 0 or -errno. */
+int serve_vm_spawn(struct server *s, struct serve_vm *v) WARN_UNUSED;
+int serve_manager_start(struct server *s) WARN_UNUSED;
+void serve_manager_stop(struct server *s);
+/* Every VM killed and reaped, every function freed (no connection left). */
+void serve_registry_free(struct server *s);
+/* The options every worker of fn gets: a NULL-terminated array of
+ * malloc'd strings (--kernel, --rootfs, ... for a registration; --timings
+ * for the others). NULL when out of memory. */
+char **serve_worker_opts(const struct serve_fn *fn, bool registering);
+void serve_strv_free(char **v);
+/* PUT /functions/{name}: status and a JSON body (malloc'd). */
+unsigned serve_fn_register(struct server *s, const char *name, const char *body, size_t len,
+			   char **out);
+/* DELETE /functions/{name}: waits for the drain. */
+unsigned serve_fn_delete(struct server *s, const char *name, char **out);
+/* GET /functions, /functions/{name}, /: JSON. */
+unsigned serve_fn_list(struct server *s, char **out);
+unsigned serve_fn_show(struct server *s, const char *name, char **out);
+unsigned serve_info(struct server *s, char **out);
+/* GET /metrics: the text. */
+unsigned serve_metrics_render(struct server *s, char **out, size_t *len);
+int serve_metrics_init(struct serve_metrics *m) WARN_UNUSED;
+/* Keep an invocation's stderr (under the lock). */
+void serve_err_keep(struct server *s, uint64_t id, const char *fn, const char *text, size_t len,
+		    size_t total);
+/* GET .../invocations/{id}/stderr: 200 with the text, or 404. */
+unsigned serve_err_get(struct server *s, const char *fn, uint64_t id, char **out, size_t *len);
+
+/* For results nothing can be done about: a metric not counted for want
+ * of memory, a pool call on a VM it has already forgotten. */
+static inline void serve_ignore(int r)
+{
+	(void)r;
+}
+
+/* {"fault_message": msg}, malloc'd. */
+char *serve_fault(const char *fmt, ...) PRINTF(1, 2);
+/* The pool's refusal as an HTTP status and a message. */
+unsigned serve_refuse_status(enum pool_refuse r);
+const char *serve_refuse_text(enum pool_refuse r);
+
+#endif

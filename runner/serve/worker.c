@@ -41,7 +41,7 @@ struct worker {
 	/* The server's ends of the child's stdin, stdout, stderr and go
 	 * pipe; -1 once closed. */
 	int in_fd, out_fd, err_fd, go_fd;
-	bool warm, released, discarding, exited, timed_out;
+	bool warm, detached, released, discarding, exited, timed_out;
 	uint64_t start_ns, end_ns;
 	uint64_t span_ns;     /* the deadline, from the start or release; 0 none */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 for none */
@@ -72,6 +72,39 @@ void worker_argv_free(char **argv)
 	free(argv);
 }
 
+/* WORKER_VM's: [launcher] flint --restore STATE --mem-file MEM
+ * --vsock-override UDS --console none [opts]. */
+static int vm_argv(const struct worker_params *p, char ***out)
+{
+	const char *fixed[] = {"--restore", p->state,	     "--mem-file", p->mem,
+			       "--vsock-override", p->uds, "--console",  "none"};
+	size_t nl = count(p->launcher), no = count(p->opts), n = 0;
+	char **v;
+
+	if (!p->flint || !*p->flint || !p->state || !p->mem || !p->uds || !*p->uds ||
+	    count(p->argv) || p->save_after)
+		return -EINVAL;
+	v = calloc(nl + 1 + ARRAY_SIZE(fixed) + no + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < nl; i++)
+		if (!(v[n++] = strdup(p->launcher[i])))
+			goto nomem;
+	if (!(v[n++] = strdup(p->flint)))
+		goto nomem;
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		if (!(v[n++] = strdup(fixed[i])))
+			goto nomem;
+	for (size_t i = 0; i < no; i++)
+		if (!(v[n++] = strdup(p->opts[i])))
+			goto nomem;
+	*out = v;
+	return 0;
+nomem:
+	worker_argv_free(v);
+	return -ENOMEM;
+}
+
 int worker_argv(const struct worker_params *p, char ***out)
 {
 	size_t nl = count(p->launcher), no = count(p->opts), na = count(p->argv), n = 0;
@@ -80,6 +113,8 @@ int worker_argv(const struct worker_params *p, char ***out)
 	bool save = p->kind == WORKER_SAVE, attach = p->kind == WORKER_ATTACH;
 
 	*out = NULL;
+	if (p->kind == WORKER_VM)
+		return vm_argv(p, out);
 	if (!p->flint || !*p->flint ||
 	    (attach ? !p->uds || !*p->uds : !p->state || !p->mem) ||
 	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save && !attach) ||
@@ -615,7 +650,8 @@ static int spawn_settings(const struct worker *w, const int child[4],
 	int r = 0, n = w->warm ? 4 : 3;
 
 	for (int i = 0; i < n && !r; i++)
-		r = posix_spawn_file_actions_adddup2(fa, child[i], i);
+		r = w->detached ? posix_spawn_file_actions_addopen(fa, i, "/dev/null", O_RDWR, 0)
+				: posix_spawn_file_actions_adddup2(fa, child[i], i);
 	if (!r)
 		r = posix_spawn_file_actions_addclosefrom_np(fa, n);
 	sigemptyset(&none);
@@ -657,6 +693,7 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	pthread_mutex_init(&w->lock, NULL);
 	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = -1;
 	w->warm = p->kind == WORKER_WARM;
+	w->detached = p->kind == WORKER_VM;
 	w->span_ns = (uint64_t)span_s * 1000000000ULL;
 	w->err_cap = p->stderr_cap ? p->stderr_cap : WORKER_STDERR_CAP;
 	w->err = malloc(w->err_cap + 1);
@@ -685,6 +722,10 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	w->start_ns = now_ns();
 	if (!worker_test_no_pidfd)
 		w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0); /* CLOEXEC; -1: waitid */
+	if (w->detached) {
+		for (int i = 0; i < 4; i++)
+			close_fd(&parent[i]);
+	}
 	w->in_fd = parent[0];
 	w->out_fd = parent[1];
 	w->err_fd = parent[2];

@@ -53,6 +53,13 @@ enum worker_kind {
 	 * running VM whose vsock device's socket is UDS; no state or memory
 	 * file. */
 	WORKER_ATTACH,
+	/* flint --restore STATE --mem-file MEM --vsock-override UDS --console
+	 * none [opts]: a VM that runs on by itself (no command; reuse
+	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin,
+	 * stdout and stderr are /dev/null (nobody reads them for its life);
+	 * no deadline. worker_exited says whether it died, worker_kill and
+	 * worker_wait end it. */
+	WORKER_VM,
 };
 
 struct worker_params {
@@ -64,7 +71,7 @@ struct worker_params {
 	/* The snapshot's state and memory files; not WORKER_ATTACH's (which
 	 * ignores them). */
 	const char *state, *mem;
-	const char *uds; /* WORKER_ATTACH: the running VM's vsock socket */
+	const char *uds; /* WORKER_ATTACH, WORKER_VM: the VM's vsock socket */
 	unsigned timeout_s;	 /* flint run --timeout; 0 for none */
 	/* The deadline in seconds from the start (a warm worker: from its
 	 * release). 0: timeout_s + WORKER_MARGIN_S, or none without a

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "agent/proto.h"
@@ -15,13 +16,18 @@
 #include "config/vm_config_cli.h"
 #include "core/control.h"
 #include "core/kvm.h"
+#include "core/seccomp.h"
 #include "core/util.h"
 #include "core/vm.h"
+#include "serve/server.h"
 
 /* How long flint run waits for the guest agent (to connect after a boot,
  * to answer after a restore): generous, since a loaded or nested host
  * boots slowly; a crashed guest ends the wait sooner. */
 #define RUN_BOOT_TIMEOUT_S 60
+/* flint run --attach: the VM runs already, so its agent answers at once
+ * unless it is gone or stuck. */
+#define RUN_ATTACH_TIMEOUT_S 10
 
 static int check_kvm(void)
 {
@@ -193,10 +199,49 @@ struct run_ctx {
 	uint64_t restored_us; /* --restore: launch to the VM restored */
 };
 
+/* --save-after, on the run thread once the command has exited 0 (its
+ * connection closed): pause the VM and save it (Full). The connection's
+ * end need not have reached the guest: a restore resets every vsock
+ * connection, and the agent's listener is what a restored VM's commands
+ * use. Returns 0, or EXIT_FLINT_ERROR with a reason in msg. */
+static int save_after_command(struct run_ctx *rc, char *msg, size_t len)
+{
+	struct vm_snapshot_args a = {
+	    .type = VM_SNAPSHOT_FULL,
+	    .snapshot_path = rc->cfg->save_snapshot,
+	    .mem_file_path = rc->cfg->save_mem,
+	};
+	struct vm_err err = {0};
+	uint64_t t0 = now_ns();
+
+	if (vm_act(rc->vm, VM_ACTION_PAUSE, 0, &err) < 0 || vm_snapshot(rc->vm, &a, &err) < 0) {
+		snprintf(msg, len, "flint run: cannot save the snapshot: %s",
+			 err.msg[0] ? err.msg : strerror(-err.code));
+		return EXIT_FLINT_ERROR;
+	}
+	rc->snap_us = (now_ns() - t0) / 1000;
+	return 0;
+}
+
 static void run_finish(void *ctx, int status, const char *msg)
 {
 	struct run_ctx *rc = ctx;
+	char why[640]; /* cut to the stop message's 255 bytes (control.h) */
 
+	if (rc->cfg->save_after) {
+		if (status == 0) {
+			why[0] = '\0';
+			status = save_after_command(rc, why, sizeof(why));
+		} else if (msg) {
+			snprintf(why, sizeof(why), "%s; no snapshot saved", msg);
+		} else {
+			snprintf(why, sizeof(why),
+				 "flint run --save-after: the command exited with status %d: no "
+				 "snapshot saved",
+				 status);
+		}
+		msg = why[0] ? why : NULL;
+	}
 	vm_request_stop(rc->vm, status, msg);
 }
 
@@ -302,7 +347,8 @@ static void print_timings(const struct run_ctx *rc, const struct run *r)
 }
 
 /* flint run: boot (or restore), hand the command to the agent, exit with
- * its status; with --save-snapshot, save the VM once the agent is ready;
+ * its status; with --save-snapshot, save the VM once the agent is ready
+ * (--save-after: once the command has exited 0);
  * with --restore --wait-fd, the VM restored paused runs the command once a
  * byte comes on the fd, or stops with 0 at its end without one. */
 static int run_command(struct config *cfg)
@@ -326,13 +372,17 @@ static int run_command(struct config *cfg)
 	    .uds_path = cfg->vsock.uds,
 	    .argv = cfg->guest_argv,
 	    .argc = cfg->guest_argc,
+	    .envp = cfg->env,
+	    .envc = (int)cfg->nenv,
+	    .cwd = cfg->workdir,
 	    .timeout_s = cfg->timeout_s,
 	    .boot_timeout_s = RUN_BOOT_TIMEOUT_S,
 	    .in_fd = STDIN_FILENO,
 	    .out_fd = STDOUT_FILENO,
 	    .err_fd = STDERR_FILENO,
 	    .finish = run_finish,
-	    .ready = cfg->save_snapshot ? save_when_ready : NULL,
+	    /* --save-after saves in run_finish, once the command is done. */
+	    .ready = cfg->save_snapshot && !cfg->save_after ? save_when_ready : NULL,
 	    .go = cfg->wait_fd ? resume_on_go : NULL,
 	    .go_fd = cfg->wait_fd,
 	    .ctx = &rc,
@@ -356,12 +406,107 @@ out:
 	return status;
 }
 
+/* flint run --attach: the run thread's outcome, for the main thread. */
+struct attach_ctx {
+	int done_fd; /* eventfd: finish() was called */
+	int status;
+	char msg[640];
+};
+
+static void attach_finish(void *ctx, int status, const char *msg)
+{
+	struct attach_ctx *ac = ctx;
+
+	ac->status = status;
+	snprintf(ac->msg, sizeof(ac->msg), "%s", msg ? msg : "");
+	/* The eventfd's write orders the two stores above before the main
+	 * thread's read. */
+	if (eventfd_write(ac->done_fd, 1) < 0)
+		abort();
+}
+
+/* flint run --attach UDS: no VM of flint's own. The run thread reaches the
+ * agent of a VM that runs already through its vsock device's socket
+ * (RUN_CONNECT, giving up after RUN_ATTACH_TIMEOUT_S), runs the command
+ * and relays its streams; this thread waits for its status. The same
+ * seccomp filters as a VM's flint run: the run thread's own, and the main
+ * thread's once the run thread has started (it only waits, then tears
+ * down). */
+static int attach_command(const struct config *cfg)
+{
+	struct attach_ctx ac = {.done_fd = -1, .status = EXIT_FLINT_ERROR};
+	const char *test = cfg->seccomp_test;
+	struct run *r = NULL;
+	eventfd_t v;
+	int err;
+
+	ac.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (ac.done_fd < 0) {
+		pr_err("flint run: eventfd: %s", strerror(errno));
+		return EXIT_FLINT_ERROR;
+	}
+	if ((err = seccomp_configure(cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1)) <
+	    0) {
+		pr_err("flint run: seccomp: %s", strerror(-err));
+		goto out;
+	}
+	struct run_params p = {
+	    .mode = RUN_CONNECT,
+	    .uds_path = cfg->attach,
+	    .argv = cfg->guest_argv,
+	    .argc = cfg->guest_argc,
+	    .envp = cfg->env,
+	    .envc = (int)cfg->nenv,
+	    .cwd = cfg->workdir,
+	    .timeout_s = cfg->timeout_s,
+	    .boot_timeout_s = RUN_ATTACH_TIMEOUT_S,
+	    .in_fd = STDIN_FILENO,
+	    .out_fd = STDOUT_FILENO,
+	    .err_fd = STDERR_FILENO,
+	    .finish = attach_finish,
+	    .ctx = &ac,
+	};
+	if (run_start(&r, &p) < 0)
+		goto out;
+	if ((err = seccomp_enter(SECCOMP_MAIN)) < 0) {
+		pr_err("flint run: seccomp filter: %s", strerror(-err));
+		goto out;
+	}
+	while (eventfd_read(ac.done_fd, &v) < 0)
+		if (errno != EINTR) {
+			pr_err("flint run: eventfd: %s", strerror(errno));
+			goto out;
+		}
+	if (ac.msg[0])
+		pr_err("%s", ac.msg);
+	if (cfg->timings) {
+		struct run_timings t;
+		char cmd[32] = "-";
+
+		run_get_timings(r, &t);
+		if (t.cmd_end_us)
+			snprintf(cmd, sizeof(cmd), "%.1f ms", (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+		fprintf(stderr, "flint run: attached; launch to agent ready %.1f ms, command %s\n",
+			t.agent_ready_us / 1000.0, cmd);
+	}
+	err = ac.status;
+	run_stop(r);
+	close_fd(&ac.done_fd);
+	return err;
+out:
+	run_stop(r);
+	close_fd(&ac.done_fd);
+	return EXIT_FLINT_ERROR;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
 	char err[256];
 
 	launch_ns = now_ns();
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return serve_main(argc - 1, argv + 1);
 	switch (cli_parse(argc, argv, &cfg, err, sizeof(err))) {
 	case CLI_EXIT_OK:
 		return 0;
@@ -380,7 +525,7 @@ int main(int argc, char **argv)
 		return check_kvm();
 	}
 	if (cfg.run) {
-		int status = run_command(&cfg);
+		int status = cfg.attach ? attach_command(&cfg) : run_command(&cfg);
 		cli_config_free(&cfg);
 		return status;
 	}

@@ -50,6 +50,8 @@ report() {
 
 # Host only: make install and where flint run finds its guest.
 . "$(dirname "$0")/install.sh"
+# Host only: flint run's --env, --workdir, --save-after and --attach.
+. "$(dirname "$0")/attach.sh"
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"

@@ -104,8 +104,8 @@ void cli_usage(void)
 	       "                     otherwise save nothing and exit with its status\n"
 	       "  --attach UDS       no VM of its own: run COMMAND through the guest agent of\n"
 	       "                     a running flint VM, reached through its vsock device's\n"
-	       "                     socket UDS (--vsock-override of a restored VM); only\n"
-	       "                     --timeout, --env, --workdir and --timings go with it\n"
+	       "                     socket UDS (--vsock-override of a restored VM); no\n"
+	       "                     machine, --restore, --save-* or --wait-fd options\n"
 	       "It exits 123 when the guest did not boot to its agent (or, restored, its agent\n"
 	       "did not answer; attached, within 10 s), or the connection to it was lost.\n",
 	       MAX_VCPUS, DEFAULT_CMDLINE, API_DEFAULT_SOCK);

@@ -54,6 +54,10 @@ FUZZ_LIBS_fuzz_snapsections := -pthread
 # JSON field reader behind it.
 FUZZ_SRCS_fuzz_serve_fn := runner/serve/fn.c runner/config/jfield.c runner/core/util.c
 FUZZ_LIBS_fuzz_serve_fn := -ljansson
+# flint serve's request path before a VM: the endpoint, then a PUT's body.
+FUZZ_SRCS_fuzz_serve_request := runner/serve/route.c runner/serve/fn.c runner/config/jfield.c \
+	runner/core/util.c
+FUZZ_LIBS_fuzz_serve_request := -ljansson
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -34,7 +34,7 @@ struct call {
 	struct serve_fn *fn; /* a reference */
 	struct serve_vm *vm;
 	struct worker *w; /* the request's: the VM's own, or an --attach */
-	uint64_t req, wait_ns, t0;
+	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
 	char *body;
 	size_t body_len, body_off;
@@ -146,6 +146,19 @@ static void finish(struct call *c)
 	take_timings(c);
 	outcome = worker_outcome_name(c->res.outcome);
 
+	/* Counted before the pool hears of it: a DELETE waiting for the
+	 * function's last request removes its series once it has. */
+	const char *lv[] = {fn, outcome};
+	serve_ignore(prom_counter_add(s->m.invocations, lv, 1));
+	const char *l1[] = {fn};
+	if (c->restore_ms >= 0) {
+		const char *lw[] = {fn, c->warm ? "true" : "false"};
+		serve_ignore(prom_histogram_observe(s->m.restore, lw, c->restore_ms / 1e3));
+	}
+	serve_ignore(prom_histogram_observe(s->m.run, l1,
+					    c->run_ms >= 0 ? c->run_ms / 1e3 : secs(c->res.run_ns)));
+	serve_ignore(prom_histogram_observe(s->m.total, l1, secs(now_ns() - c->t0)));
+
 	pthread_mutex_lock(&s->lock);
 	c->vm->run_w = NULL;
 	again = reusable(c);
@@ -164,17 +177,6 @@ static void finish(struct call *c)
 	serve_err_keep(s, c->req, fn, c->err_text, c->err_len, c->res.err_total);
 	serve_do_acts(s);
 	pthread_mutex_unlock(&s->lock);
-
-	const char *lv[] = {fn, outcome};
-	serve_ignore(prom_counter_add(s->m.invocations, lv, 1));
-	const char *l1[] = {fn};
-	if (c->restore_ms >= 0) {
-		const char *lw[] = {fn, c->warm ? "true" : "false"};
-		serve_ignore(prom_histogram_observe(s->m.restore, lw, c->restore_ms / 1e3));
-	}
-	serve_ignore(prom_histogram_observe(s->m.run, l1,
-				     c->run_ms >= 0 ? c->run_ms / 1e3 : secs(c->res.run_ns)));
-	serve_ignore(prom_histogram_observe(s->m.total, l1, secs(now_ns() - c->t0)));
 }
 
 static void call_free(struct call *c)
@@ -282,6 +284,7 @@ static void add_header(struct MHD_Response *r, enum MHD_ValueKind kind, const ch
 static void start_headers(struct MHD_Response *r, const struct call *c)
 {
 	add_header(r, MHD_HEADER_KIND, "X-Flint-Invocation-Id", "%" PRIu64, c->req);
+	add_header(r, MHD_HEADER_KIND, "X-Flint-VM-Id", "%" PRIu64, c->vm_id);
 	add_header(r, MHD_HEADER_KIND, "X-Flint-Queue-Ms", "%.3f", c->wait_ns / 1e6);
 	add_header(r, MHD_HEADER_KIND, "X-Flint-Warm", "%s", c->warm ? "true" : "false");
 }
@@ -360,6 +363,7 @@ static enum MHD_Result answer_inline(struct MHD_Connection *conn, struct call *c
 	if (!o)
 		return MHD_NO;
 	json_object_set_new(o, "invocation_id", json_integer((json_int_t)c->req));
+	json_object_set_new(o, "vm_id", json_integer((json_int_t)c->vm_id));
 	json_object_set_new(o, "outcome", json_string(worker_outcome_name(c->res.outcome)));
 	json_object_set_new(o, "exit_status", exit_status(c, &st) ? json_integer(st) : json_null());
 	json_object_set_new(o, "stdout", text_json(c->out ? c->out : "", c->out_len));
@@ -515,6 +519,7 @@ static unsigned place(struct call *c, char *msg, size_t len)
 		c->warm = false;
 	}
 	c->vm = vm;
+	c->vm_id = vm->id;
 	return 0;
 }
 

@@ -41,6 +41,8 @@ static bool allowed(const char *method, const char *allow)
 {
 	size_t n = strlen(method);
 
+	if (!n)
+		return false;
 	for (const char *a = allow; (a = strstr(a, method)); a += n)
 		if ((a == allow || a[-1] == ' ') && (a[n] == ',' || a[n] == '\0'))
 			return true;

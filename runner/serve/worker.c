@@ -212,10 +212,10 @@ enum worker_outcome worker_outcome_of(int st, int *detail)
 const char *worker_outcome_name(enum worker_outcome o)
 {
 	static const char *const names[] = {
-	    [WORKER_OK] = "OK",		  [WORKER_EXIT] = "EXIT",
-	    [WORKER_TIMEOUT] = "TIMEOUT", [WORKER_CRASH] = "CRASH",
-	    [WORKER_LOST] = "LOST",	  [WORKER_FLINT_ERROR] = "FLINT_ERROR",
-	    [WORKER_SIGNAL] = "SIGNAL",	  [WORKER_KILLED] = "KILLED",
+	    [WORKER_OK] = "ok",		  [WORKER_EXIT] = "exit",
+	    [WORKER_TIMEOUT] = "timeout", [WORKER_CRASH] = "crash",
+	    [WORKER_LOST] = "lost",	  [WORKER_FLINT_ERROR] = "flint_error",
+	    [WORKER_SIGNAL] = "signal",	  [WORKER_KILLED] = "killed",
 	};
 
 	return (unsigned)o < ARRAY_SIZE(names) && names[o] ? names[o] : "?";

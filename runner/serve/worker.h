@@ -205,7 +205,9 @@ void worker_kill(struct worker *w);
  * frees it. NULL ok. */
 void worker_destroy(struct worker *w);
 
-/* flint run's exit status as an outcome ("OK" ... in worker_outcome_name);
+/* flint run's exit status as an outcome (named "ok", "exit", "timeout",
+ * "crash", "lost", "flint_error", "signal", "killed" by worker_outcome_name,
+ * as metric labels and headers show them);
  * *detail (may be NULL) gets the status or signal as worker_result.status
  * says. */
 enum worker_outcome worker_outcome_of(int exit_status, int *detail);

@@ -510,9 +510,9 @@ Test(worker, exit_statuses_map_to_outcomes)
 		cr_assert_eq(d, map[i].detail, "status %d", map[i].st);
 	}
 	cr_assert_eq(worker_outcome_of(3, NULL), WORKER_EXIT);
-	cr_assert_str_eq(worker_outcome_name(WORKER_OK), "OK");
-	cr_assert_str_eq(worker_outcome_name(WORKER_FLINT_ERROR), "FLINT_ERROR");
-	cr_assert_str_eq(worker_outcome_name(WORKER_KILLED), "KILLED");
+	cr_assert_str_eq(worker_outcome_name(WORKER_OK), "ok");
+	cr_assert_str_eq(worker_outcome_name(WORKER_FLINT_ERROR), "flint_error");
+	cr_assert_str_eq(worker_outcome_name(WORKER_KILLED), "killed");
 	cr_assert_str_eq(worker_outcome_name((enum worker_outcome)99), "?");
 }
 

@@ -1,0 +1,171 @@
+# flint serve: a function registered (booted to its snapshot), invoked 50
+# times at concurrency 4 with every answer right; per-request isolation (a
+# marker file never seen twice); a timeout gives 504 and the server serves
+# on; a guest panic gives 502 and the server serves on; a full queue is
+# refused with 429; DELETE drains a running invocation first; reuse keeps
+# one VM's files between requests; ?stderr=inline and the kept stderr;
+# /metrics counts; stopping the server leaves no flint process.
+# timeout: 900
+. "$(dirname "$0")/../lib.sh"
+need_guest
+[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
+command -v curl >/dev/null || skip "no curl in L1"
+
+SOCK=$T/serve.sock
+"$FLINT" serve --listen "unix:$SOCK" --state-dir "$T/st" --fn-queue 1 --queue-timeout 60 \
+	--idle 2 >"$T/serve.out" 2>"$T/serve.err" &
+spid=$!
+i=0
+while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ -S "$SOCK" ] || { cat "$T/serve.err"; fail "flint serve did not listen"; }
+
+# api METHOD PATH [BODY-FILE]: the status in $code, the body in $T/body,
+# the headers in $T/hdr.
+api() {
+	code=$(curl -s --unix-socket "$SOCK" -X "$1" -o "$T/body" -D "$T/hdr" \
+		-w '%{http_code}' ${3:+--data-binary @"$3"} "http://flint$2") || code=000
+}
+hdr() {
+	tr -d '\r' <"$T/hdr" | sed -n "s/^$1: //Ip" | head -n 1
+}
+register() { # NAME JSON
+	printf '%s' "$2" >"$T/fn.json"
+	api PUT "/functions/$1" "$T/fn.json"
+	echo "PUT /functions/$1 -> $code $(head -c 300 "$T/body")"
+}
+stop_server() {
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+}
+die() {
+	echo "--- flint serve stderr (last 20 lines):"
+	tail -n 20 "$T/serve.err"
+	stop_server
+	fail "$*"
+}
+base="\"kernel\": \"$KERNEL\", \"rootfs\": \"$ROOTFS\", \"mem_mib\": 128"
+
+# 1. Register: boots to the agent, snapshots.
+register echo "{\"command\": [\"sh\", \"-c\", \"read x; echo got:\$x; if [ -e /tmp/mark ]; then echo SEEN; fi; touch /tmp/mark\"], $base, \"max_concurrency\": 4, \"min_warm\": 2}"
+[ "$code" = 201 ] || die "registering gave $code"
+
+# 2. 50 invocations, 4 at a time: each answers its own input, and no VM
+# saw another's marker.
+one() { # K
+	c=$(printf 'req%s\n' "$1" | curl -s --unix-socket "$SOCK" -o "$T/r$1" -w '%{http_code}' \
+		--data-binary @- http://flint/functions/echo/invoke) || c=000
+	echo "$c" >"$T/c$1"
+}
+t0=$(cs)
+lanes=
+for lane in 0 1 2 3; do
+	(k=$lane; while [ $k -lt 50 ]; do one $k; k=$((k + 4)); done) &
+	lanes="$lanes $!"
+done
+for j in $lanes; do wait "$j"; done
+t1=$(cs)
+bad=0
+k=0
+while [ $k -lt 50 ]; do
+	if [ "$(cat "$T/c$k")" != 200 ] || [ "$(cat "$T/r$k")" != "got:req$k" ]; then
+		echo "invocation $k: status $(cat "$T/c$k"), body '$(head -c 200 "$T/r$k")'"
+		bad=$((bad + 1))
+	fi
+	k=$((k + 1))
+done
+echo "50 invocations at concurrency 4 in $(((t1 - t0) / 100)).$(((t1 - t0) % 100)) s, $bad wrong"
+[ $bad = 0 ] || die "$bad of 50 invocations answered wrong (a SEEN means a marker crossed requests)"
+
+# 3. Headers and the exit status; a non-zero exit is 422 with its stdout.
+register fail "{\"command\": [\"sh\", \"-c\", \"echo out; echo oops >&2; exit 3\"], $base}"
+[ "$code" = 201 ] || die "registering 'fail' gave $code"
+api POST /functions/fail/invoke
+echo "fail -> $code, exit $(hdr X-Flint-Exit-Status), outcome $(hdr X-Flint-Outcome)"
+[ "$code" = 422 ] && [ "$(hdr X-Flint-Exit-Status)" = 3 ] || die "exit 3 gave $code, X-Flint-Exit-Status '$(hdr X-Flint-Exit-Status)'"
+[ "$(cat "$T/body")" = out ] || die "the 422's body is '$(head -c 200 "$T/body")', expected 'out'"
+id=$(hdr X-Flint-Invocation-Id)
+api GET "/functions/fail/invocations/$id/stderr"
+[ "$code" = 200 ] && grep -q '^oops$' "$T/body" || die "the kept stderr of $id: $code '$(head -c 200 "$T/body")'"
+! grep -q 'flint run:' "$T/body" || die "the kept stderr carries flint's own timings line"
+api POST '/functions/fail/invoke?stderr=inline'
+grep -q '"exit_status":3' "$T/body" && grep -q '"stderr":"oops\\n"' "$T/body" ||
+	die "?stderr=inline gave $code $(head -c 300 "$T/body")"
+
+# 4. A timeout: 504, and the server serves on.
+register slow "{\"command\": [\"sleep\", \"100\"], $base, \"timeout_s\": 2}"
+[ "$code" = 201 ] || die "registering 'slow' gave $code"
+api POST /functions/slow/invoke
+echo "slow -> $code $(head -c 200 "$T/body")"
+[ "$code" = 504 ] || die "a command past its timeout_s gave $code, expected 504"
+printf 'after\n' >"$T/in"
+api POST /functions/echo/invoke "$T/in"
+[ "$code" = 200 ] && [ "$(cat "$T/body")" = got:after ] || die "after a timeout: $code '$(cat "$T/body")'"
+
+# 5. A guest panic: 502, and the server serves on.
+register panic "{\"command\": [\"sh\", \"-c\", \"echo c > /proc/sysrq-trigger\"], $base}"
+[ "$code" = 201 ] || die "registering 'panic' gave $code"
+api POST /functions/panic/invoke
+echo "panic -> $code $(head -c 200 "$T/body")"
+[ "$code" = 502 ] || die "a guest panic gave $code, expected 502"
+api POST /functions/echo/invoke "$T/in"
+[ "$code" = 200 ] && [ "$(cat "$T/body")" = got:after ] || die "after a panic: $code '$(cat "$T/body")'"
+
+# 6. A full queue: 'hold' runs one at a time with one waiting (--fn-queue
+# 1): a third is refused 429 at once. Then DELETE drains: the running and
+# the queued one finish, new ones get 409 meanwhile, and it answers 204.
+register hold "{\"command\": [\"sh\", \"-c\", \"sleep 3; echo held\"], $base, \"max_concurrency\": 1}"
+[ "$code" = 201 ] || die "registering 'hold' gave $code"
+for k in 1 2; do
+	curl -s --unix-socket "$SOCK" -o "$T/h$k" -w '%{http_code}' -X POST \
+		http://flint/functions/hold/invoke >"$T/hc$k" &
+	sleep 0.5
+done
+api POST /functions/hold/invoke
+echo "a third 'hold' -> $code $(head -c 200 "$T/body")"
+[ "$code" = 429 ] || die "a request beyond max_concurrency and the queue gave $code, expected 429"
+curl -s --unix-socket "$SOCK" -o /dev/null -w '%{http_code}' -X DELETE \
+	http://flint/functions/hold >"$T/del" &
+dpid=$!
+sleep 0.5
+api POST /functions/hold/invoke
+echo "'hold' while draining -> $code"
+[ "$code" = 409 ] || die "a request to a draining function gave $code, expected 409"
+wait "$dpid"
+echo "DELETE hold -> $(cat "$T/del")"
+[ "$(cat "$T/del")" = 204 ] || die "DELETE gave $(cat "$T/del")"
+for k in 1 2; do
+	[ "$(cat "$T/hc$k")" = 200 ] && [ "$(cat "$T/h$k")" = held ] ||
+		die "'hold' $k answered $(cat "$T/hc$k") '$(cat "$T/h$k")' (DELETE must drain it)"
+done
+api GET /functions/hold
+[ "$code" = 404 ] || die "GET of a deleted function gave $code"
+
+# 7. Reuse: one VM serves requests in turn; its /tmp lives on.
+register keep "{\"command\": [\"sh\", \"-c\", \"n=\$(cat /tmp/n 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n >/tmp/n; echo \$n\"], $base, \"isolation\": \"reuse\", \"max_concurrency\": 1}"
+[ "$code" = 201 ] || die "registering 'keep' gave $code"
+got=
+for k in 1 2 3; do
+	api POST /functions/keep/invoke
+	[ "$code" = 200 ] || die "reuse invocation $k gave $code $(head -c 200 "$T/body")"
+	got="$got$(cat "$T/body")"
+done
+echo "reuse counted $got"
+[ "$got" = 123 ] || die "a reuse VM counted '$got', expected 123 (one VM, three requests)"
+
+# 8. Metrics and the function's counters.
+api GET /metrics
+grep -q '^flint_serve_invocations_total{function="echo",outcome="ok"} 5[0-9]$' "$T/body" ||
+	die "metrics lack echo's ok count: $(grep invocations_total "$T/body" | head -5)"
+grep -q '^flint_serve_invocations_total{function="slow",outcome="timeout"} 1$' "$T/body" ||
+	die "metrics lack slow's timeout"
+grep -q '^flint_serve_refused_total{function="hold",reason="fn_full"}' "$T/body" && die "a deleted function's series stayed"
+api GET /functions/echo
+grep -q '"completed":5[0-9]' "$T/body" || die "GET /functions/echo: $(head -c 300 "$T/body")"
+
+# 9. Stop: no flint process left, the state directory gone.
+stop_server
+sleep 0.5
+left=$(ps -o pid,args 2>/dev/null | grep "[f]lint run\|[f]lint --restore" || true)
+[ -z "$left" ] || fail "flint processes left after the server stopped: $left"
+[ ! -e "$T/st" ] || [ -z "$(ls -A "$T/st")" ] || fail "the state directory holds $(ls "$T/st")"
+echo "flint serve answered, isolated, timed out, survived a panic, refused, drained and stopped clean"

@@ -27,7 +27,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-snapshot bench-api bench-blk bench-net bench-vsock fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-snapshot bench-serve bench-api bench-blk bench-net bench-vsock fmt
 .PHONY: install uninstall FORCE
 all: $(BUILD)/flint
 
@@ -85,6 +85,11 @@ bench-boot: $(BUILD)/flint
 # migrate and -incoming, in one rig run.
 bench-snapshot: $(BUILD)/flint $(BUILD)/tools/flint-uffd
 	bench/snapshot/run $(BENCH_RUNS)
+
+# flint serve per request (warm pool, cold, reuse) against a cold flint run
+# and QEMU -M microvm restored per request, in one rig run.
+bench-serve: $(BUILD)/flint
+	bench/serve/run $(BENCH_RUNS)
 
 # Launch to the API socket's first answer against QEMU -S's QMP, on this
 # host (bench/api/run rig: API-driven boot against command-line boot).

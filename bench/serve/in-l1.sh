@@ -1,0 +1,112 @@
+#!/bin/sh
+# bench/serve, inside the rig's L1 (or on a host with hardware KVM): one
+# small function (a line in, "pong LINE" out) served five ways, each at
+# concurrency 1, 4 and 8, N requests each (after a warm-up), timed by
+# servebench from the request sent to its whole answer:
+#   serve-warm    flint serve, per-request isolation, min_warm 8: a VM
+#                 restored paused ahead, released for the request, gone after
+#   serve-cold    flint serve, per-request, min_warm 0: a VM restored for
+#                 the request
+#   serve-reuse   flint serve, "reuse": VMs serve requests in turn
+#   run-cold      a cold `flint run` per request (boot, agent, command)
+#   qemu-restore  QEMU -M microvm restored from its migration file per
+#                 request (the same kernel, flint's initramfs, the function
+#                 a shell loop on its console), driven by snapbench
+#   in-l1.sh SERVEBENCH SNAPBENCH [N]
+# Environment: KERNEL, INITRD, ROOTFS, FLINT as the rig sets them;
+# QEMU_ACCEL (default "-accel kvm -cpu host").
+set -u
+SVB=$1
+SB=$2
+N=${3:-20}
+CS=${CS:-1 4 8}
+MEM=128
+QEMU_ACCEL=${QEMU_ACCEL:--accel kvm -cpu host}
+OUT=${RIG_OUT:-/tmp}/serve-runs.txt
+
+die() {
+	echo "bench: $*"
+	exit 2
+}
+for f in "$SVB" "$SB" "$FLINT"; do [ -x "$f" ] || die "not executable: $f"; done
+for f in "$KERNEL" "$INITRD" "$ROOTFS"; do [ -f "$f" ] || die "no file $f"; done
+command -v qemu-system-x86_64 >/dev/null || die "QEMU is not here"
+
+D=$(mktemp -d /tmp/servebench.XXXXXX) || die "mktemp failed"
+spid=
+cleanup() {
+	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+	rm -rf "$D"
+}
+trap cleanup EXIT
+: >"$OUT"
+
+# The function. No "=" and no double quote: QEMU's copy goes through the
+# kernel command line.
+# shellcheck disable=SC2016 # $l is the guest shell's
+FN='read l; echo pong $l'
+# shellcheck disable=SC2016
+QGUEST='stty -echo; echo bench-ready; while read l; do echo pong $l; done'
+QEMU_MACHINE="-M microvm,x-option-roms=off,rtc=off $QEMU_ACCEL -m $MEM -smp 1 -nodefaults
+ -no-user-config -display none -serial stdio -no-reboot -global migration.store-global-state=off"
+QCMDLINE="console=ttyS0 reboot=t panic=-1 quiet -- sh -c \"$QGUEST\""
+
+# row NAME C http|exec SERVEBENCH-ARGS...: one measurement, its line kept.
+row() {
+	name=$1 c=$2 mode=$3
+	shift 3
+	line=$("$SVB" "$mode" -c "$c" -n "$N" -w 2 "$@" 2>"$D/err") || true
+	[ -n "$line" ] || line="mode=? c=$c ok=0 errors=$N"
+	echo "row $name $line" | tee -a "$OUT"
+	[ -s "$D/err" ] && sed 's/^/  /' "$D/err" | head -n 3
+}
+
+# flint serve and its three functions.
+"$FLINT" serve --listen "unix:$D/s.sock" --state-dir "$D/st" --max-vms 24 --fn-queue 16 \
+	>"$D/serve.out" 2>"$D/serve.err" &
+spid=$!
+i=0
+while [ ! -S "$D/s.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -S "$D/s.sock" ] || { cat "$D/serve.err"; die "flint serve did not start"; }
+register() { # NAME EXTRA-JSON
+	printf '{"command": ["sh", "-c", "%s"], "kernel": "%s", "rootfs": "%s", "mem_mib": %d, "max_concurrency": 8%s}' \
+		"$FN" "$KERNEL" "$ROOTFS" $MEM "$2" >"$D/fn.json"
+	code=$(curl -s --unix-socket "$D/s.sock" -X PUT -o "$D/body" -w '%{http_code}' \
+		--data-binary @"$D/fn.json" "http://flint/functions/$1")
+	[ "$code" = 201 ] || { cat "$D/body"; tail -n 5 "$D/serve.err"; die "registering $1 gave $code"; }
+	echo "registered $1: $(sed -n 's/.*registered '"$1"' (\(.*\)).*/\1/p' "$D/serve.err")"
+}
+register warm ', "min_warm": 8'
+register cold ''
+register reuse ', "isolation": "reuse"'
+sleep 5 # the warm pool fills
+
+# QEMU's saved state: booted once to the function's loop, migrated to a file.
+"$SB" create -v qemu -S "$D/qmp.sock" -o "$D/q.mig" -x fd -t 120 -- \
+	qemu-system-x86_64 $QEMU_MACHINE -kernel "$KERNEL" -initrd "$INITRD" \
+	-append "$QCMDLINE" -qmp "unix:$D/qmp.sock,server=on,wait=off" >"$D/qcreate" 2>&1 ||
+	{ cat "$D/qcreate"; die "QEMU's snapshot failed"; }
+echo "QEMU saved: $(cat "$D/qcreate")"
+
+for c in $CS; do
+	for fn in warm cold reuse; do
+		row "serve-$fn" "$c" http -s "$D/s.sock" -u "/functions/$fn/invoke" -b 'x
+' -e 'pong x
+'
+	done
+	row run-cold "$c" exec -b 'x
+' -e 'pong x' -- "$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" --mem ${MEM}M -- sh -c "$FN"
+	# shellcheck disable=SC2086 # QEMU_MACHINE is words
+	row qemu-restore "$c" exec -e 'vmm=qemu' -- "$SB" restore -v qemu -m restore \
+		-S "$D/qmp{n}.sock" -i "$D/q.mig" -t 60 -- qemu-system-x86_64 $QEMU_MACHINE \
+		-kernel "$KERNEL" -initrd "$INITRD" -append "$QCMDLINE" \
+		-qmp "unix:$D/qmp{n}.sock,server=on,wait=off" -incoming fd:3
+done
+
+curl -s --unix-socket "$D/s.sock" http://flint/metrics | grep -E '^flint_serve_(invocations_total|vm_rss_bytes|vms_alive)' | sed 's/^/metrics: /'
+kill "$spid"
+wait "$spid"
+spid=
+left=$(ps -o pid,args 2>/dev/null | grep -c "[f]lint run" || true)
+echo "flint run processes left after flint serve stopped: $left"
+awk -f "$(dirname "$0")/summarize.awk" "$OUT"

@@ -1,0 +1,339 @@
+/* servebench: request latency and throughput for bench/serve, measured the
+ * same way for every way of serving a request.
+ *
+ *   servebench http -s SOCK -u PATH [-c C] [-n N] [-w W] [-b BODY] [-e EXPECT]
+ *       N requests (after W warm-up ones, not counted), C at a time, each
+ *       "POST PATH" with BODY over HTTP/1.1 to the Unix socket SOCK (one
+ *       kept-alive connection per lane); a request counts as answered when
+ *       its status is 200 and its body is EXPECT.
+ *   servebench exec [-c C] [-n N] [-w W] [-b BODY] [-e EXPECT] -- CMD ARGS...
+ *       The same with a process per request: CMD ARGS ("{n}" in them
+ *       becomes the request's number) with BODY on its stdin; answered when
+ *       it exits 0 and its stdout holds EXPECT.
+ *
+ * A request's latency runs from just before it is sent (or its process
+ * forked) to its whole answer read (or its process reaped). Prints one
+ * line: "mode=... c=C n=N ok=K errors=E wall_s=... rps=... p50_ms=...
+ * p90_ms=... p99_ms=... min_ms=... max_ms=...", and the first error on
+ * stderr. libc only, static, so that it runs in the rig's L1 (a client
+ * library is not there); the HTTP it speaks is the little its own
+ * requests need: a Content-Length body back, as flint serve sends when
+ * the output fits its buffer. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LANES 64
+#define RESP_MAX  (1 << 20)
+
+static const char *sock_path, *url_path, *body = "", *expect;
+static char **cmd;
+static bool http_mode;
+static int lanes = 1, total = 10, warmup;
+static atomic_int next_req, errors;
+static double *lat_ms;
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool err_said;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	atomic_fetch_add(&errors, 1);
+	pthread_mutex_lock(&err_lock);
+	if (!err_said) {
+		err_said = true;
+		fputs("servebench: ", stderr);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	pthread_mutex_unlock(&err_lock);
+}
+
+static int dial(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* One request on *fd (dialled again when closed). true when answered. */
+static bool http_one(int *fd, char *buf)
+{
+	char head[512];
+	size_t len = 0, blen = strlen(body);
+	int n = snprintf(head, sizeof(head),
+			 "POST %s HTTP/1.1\r\nHost: flint\r\nContent-Length: %zu\r\n\r\n", url_path,
+			 blen);
+
+	if (*fd < 0 && (*fd = dial()) < 0) {
+		say_error("cannot connect to %s: %s", sock_path, strerror(errno));
+		return false;
+	}
+	if (!send_all(*fd, head, (size_t)n) || !send_all(*fd, body, blen)) {
+		say_error("send: %s", strerror(errno));
+		goto broken;
+	}
+	for (;;) {
+		char *end = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
+		if (end) {
+			size_t hl = (size_t)(end - buf) + 4, want;
+			int status = 0;
+			char *cl = NULL;
+
+			buf[hl - 1] = '\0';
+			sscanf(buf, "HTTP/1.%*d %d", &status);
+			for (char *p = buf; (p = strchr(p, '\n')); p++)
+				if (!strncasecmp(p + 1, "Content-Length:", 15))
+					cl = p + 16;
+			if (!cl) {
+				say_error("an answer without Content-Length (status %d)", status);
+				goto broken;
+			}
+			want = hl + strtoul(cl, NULL, 10);
+			if (want > RESP_MAX) {
+				say_error("an answer of %zu bytes", want);
+				goto broken;
+			}
+			while (len < want) {
+				ssize_t r = recv(*fd, buf + len, want - len, 0);
+				if (r <= 0)
+					goto eof;
+				len += (size_t)r;
+			}
+			if (status != 200 || (expect && (want - hl != strlen(expect) ||
+							  memcmp(buf + hl, expect, want - hl)))) {
+				say_error("status %d, body '%.*s'", status, (int)(want - hl > 200 ? 200 : want - hl),
+					  buf + hl);
+				return false;
+			}
+			return true;
+		}
+		if (len == RESP_MAX) {
+			say_error("headers too long");
+			goto broken;
+		}
+		ssize_t r = recv(*fd, buf + len, RESP_MAX - len, 0);
+		if (r <= 0)
+			goto eof;
+		len += (size_t)r;
+	}
+eof:
+	say_error("the server closed the connection");
+broken:
+	close(*fd);
+	*fd = -1;
+	return false;
+}
+
+static bool exec_one(int k, char *buf)
+{
+	char *argv[128], *owned[128];
+	int in[2], out[2], no = 0, st;
+	size_t len = 0, blen = strlen(body);
+	pid_t pid;
+
+	for (int i = 0; cmd[i] && i < 127; i++) {
+		char *at = strstr(cmd[i], "{n}");
+		argv[i] = cmd[i];
+		if (at && asprintf(&owned[no], "%.*s%d%s", (int)(at - cmd[i]), cmd[i], k, at + 3) > 0)
+			argv[i] = owned[no++];
+		argv[i + 1] = NULL;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+		say_error("pipe: %s", strerror(errno));
+		return false;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	for (int i = 0; i < no; i++)
+		free(owned[i]);
+	if (pid < 0) {
+		say_error("fork: %s", strerror(errno));
+		close(in[1]);
+		close(out[0]);
+		return false;
+	}
+	if (blen && write(in[1], body, blen) != (ssize_t)blen)
+		say_error("writing the body: %s", strerror(errno));
+	close(in[1]);
+	for (;;) {
+		ssize_t r = read(out[0], buf + len, RESP_MAX - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (len == RESP_MAX - 1)
+			break;
+	}
+	buf[len] = '\0';
+	close(out[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || (expect && !strstr(buf, expect))) {
+		say_error("%s: status %d, stdout '%.200s'", argv[0],
+			  WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), buf);
+		return false;
+	}
+	return true;
+}
+
+static void *lane(void *arg)
+{
+	char *buf = malloc(RESP_MAX);
+	int fd = -1;
+
+	(void)arg;
+	if (!buf)
+		return NULL;
+	for (;;) {
+		int k = atomic_fetch_add(&next_req, 1);
+		uint64_t t0;
+		bool ok;
+
+		if (k >= total)
+			break;
+		t0 = now_ns();
+		ok = http_mode ? http_one(&fd, buf) : exec_one(warmup + k, buf);
+		lat_ms[k] = ok ? (double)(now_ns() - t0) / 1e6 : -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, int n, double p)
+{
+	int i = (int)(p / 100.0 * n + 0.999999) - 1;
+	return n ? v[i < 0 ? 0 : i >= n ? n - 1 : i] : -1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: servebench http -s SOCK -u PATH [-c C] [-n N] [-w W] [-b BODY] "
+			"[-e EXPECT]\n"
+			"       servebench exec [-c C] [-n N] [-w W] [-b BODY] [-e EXPECT] -- CMD "
+			"ARGS...\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	pthread_t th[MAX_LANES];
+	uint64_t t0, t1;
+	int c, ok = 0;
+
+	if (argc < 2)
+		usage();
+	http_mode = !strcmp(argv[1], "http");
+	if (!http_mode && strcmp(argv[1], "exec"))
+		usage();
+	optind = 2;
+	while ((c = getopt(argc, argv, "s:u:c:n:w:b:e:")) != -1) {
+		switch (c) {
+		case 's': sock_path = optarg; break;
+		case 'u': url_path = optarg; break;
+		case 'c': lanes = atoi(optarg); break;
+		case 'n': total = atoi(optarg); break;
+		case 'w': warmup = atoi(optarg); break;
+		case 'b': body = optarg; break;
+		case 'e': expect = optarg; break;
+		default: usage();
+		}
+	}
+	cmd = argv + optind;
+	if (lanes < 1 || lanes > MAX_LANES || total < 1 || warmup < 0 ||
+	    (http_mode ? !sock_path || !url_path : !*cmd))
+		usage();
+	signal(SIGPIPE, SIG_IGN);
+	lat_ms = calloc((size_t)total, sizeof(*lat_ms));
+	if (!lat_ms)
+		return 1;
+	/* The warm-up, one at a time, before the clock starts. */
+	char *buf = malloc(RESP_MAX);
+	int wfd = -1;
+	for (int k = 0; buf && k < warmup; k++)
+		if (!(http_mode ? http_one(&wfd, buf) : exec_one(k, buf)))
+			fprintf(stderr, "servebench: warm-up request %d failed\n", k);
+	if (wfd >= 0)
+		close(wfd);
+	free(buf);
+	atomic_store(&errors, 0);
+	t0 = now_ns();
+	for (int i = 0; i < lanes; i++)
+		pthread_create(&th[i], NULL, lane, NULL);
+	for (int i = 0; i < lanes; i++)
+		pthread_join(th[i], NULL);
+	t1 = now_ns();
+	for (int i = 0; i < total; i++)
+		if (lat_ms[i] >= 0)
+			lat_ms[ok++] = lat_ms[i];
+	qsort(lat_ms, (size_t)ok, sizeof(*lat_ms), cmp);
+	double wall = (double)(t1 - t0) / 1e9;
+	printf("mode=%s c=%d n=%d ok=%d errors=%d wall_s=%.3f rps=%.2f p50_ms=%.1f p90_ms=%.1f "
+	       "p99_ms=%.1f min_ms=%.1f max_ms=%.1f\n",
+	       http_mode ? "http" : "exec", lanes, total, ok, atomic_load(&errors), wall,
+	       (double)ok / wall, pct(lat_ms, ok, 50), pct(lat_ms, ok, 90),
+	       pct(lat_ms, ok, 99), ok ? lat_ms[0] : -1, ok ? lat_ms[ok - 1] : -1);
+	return ok == total ? 0 : 1;
+}

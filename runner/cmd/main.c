@@ -292,13 +292,14 @@ static int resume_on_go(void *ctx, char *msg, size_t len)
 	return 0;
 }
 
-/* --wait-fd: whether fd is open (the parent's pipe), made CLOEXEC. */
-static int check_wait_fd(int fd)
+/* --wait-fd, --status-fd: whether fd is open (the parent's pipe), made
+ * CLOEXEC. */
+static int check_wait_fd(const char *opt, int fd)
 {
 	int fl = fcntl(fd, F_GETFD);
 
 	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) {
-		pr_err("flint run: --wait-fd %d: %s", fd, strerror(errno));
+		pr_err("flint run: %s %d: %s", opt, fd, strerror(errno));
 		return -EBADF;
 	}
 	return 0;
@@ -358,7 +359,8 @@ static int run_command(struct config *cfg)
 	struct run *r = NULL;
 	int status = EXIT_FLINT_ERROR;
 
-	if (cfg->wait_fd && check_wait_fd(cfg->wait_fd) < 0)
+	if ((cfg->wait_fd && check_wait_fd("--wait-fd", cfg->wait_fd) < 0) ||
+	    (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0))
 		goto out;
 	if (cfg->restore ? private_socket(cfg, &rs) < 0 || restore_for_run(&rc.vm, cfg) < 0
 			 : run_prepare(cfg, &rs) < 0 || create_from_cli(&rc.vm, cfg) < 0)
@@ -385,6 +387,7 @@ static int run_command(struct config *cfg)
 	    .ready = cfg->save_snapshot && !cfg->save_after ? save_when_ready : NULL,
 	    .go = cfg->wait_fd ? resume_on_go : NULL,
 	    .go_fd = cfg->wait_fd,
+	    .status_fd = cfg->status_fd,
 	    .ctx = &rc,
 	};
 	if (run_start(&r, &p) < 0)
@@ -440,6 +443,8 @@ static int attach_command(const struct config *cfg)
 	eventfd_t v;
 	int err;
 
+	if (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0)
+		return EXIT_FLINT_ERROR;
 	ac.done_fd = eventfd(0, EFD_CLOEXEC);
 	if (ac.done_fd < 0) {
 		pr_err("flint run: eventfd: %s", strerror(errno));
@@ -464,6 +469,7 @@ static int attach_command(const struct config *cfg)
 	    .out_fd = STDOUT_FILENO,
 	    .err_fd = STDERR_FILENO,
 	    .finish = attach_finish,
+	    .status_fd = cfg->status_fd,
 	    .ctx = &ac,
 	};
 	if (run_start(&r, &p) < 0)

@@ -552,6 +552,25 @@ static int session_run(struct session *s)
 	return status;
 }
 
+/* run_params.status_fd's line. */
+static void say_status(struct run *r, int status)
+{
+	struct run_timings t;
+	char line[96];
+	double ready = -1, cmd = -1;
+	int n;
+
+	run_get_timings(r, &t);
+	if (t.agent_ready_us)
+		ready = (double)(t.agent_ready_us - t.go_us) / 1000.0;
+	if (t.cmd_end_us && t.cmd_start_us)
+		cmd = (double)(t.cmd_end_us - t.cmd_start_us) / 1000.0;
+	n = snprintf(line, sizeof(line), "status=%d ready_ms=%.1f command_ms=%.1f\n", status,
+		     ready, cmd);
+	if (write_full(r->p.status_fd, line, (size_t)n) < 0)
+		pr_warn("flint run: cannot write the status line: %s", strerror(errno));
+}
+
 static void *run_thread(void *arg)
 {
 	struct run *r = arg;
@@ -569,6 +588,8 @@ static void *run_thread(void *arg)
 	}
 	if (status < 0 || atomic_load(&r->stopping))
 		return NULL;
+	if (r->p.status_fd > 0)
+		say_status(r, status);
 	/* Before finish(): the caller may check run_finished as soon as the
 	 * VM it stops has ended. */
 	atomic_store(&r->finished, true);

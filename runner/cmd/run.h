@@ -90,6 +90,13 @@ struct run_params {
 	 * boot and command timeouts count from the byte. */
 	int (*go)(void *ctx, char *msg, size_t msglen);
 	int go_fd;
+	/* Optional (> 0; 0 or -1: none): the moment the status is known, and so
+	 * all the command's output written, "status=S ready_ms=R
+	 * command_ms=C\n" goes here (R: from the go byte, or from launch, to
+	 * the agent ready; C: the command; -1 when not reached), before
+	 * finish(): a caller learns the outcome without waiting for the VM's
+	 * teardown. The fd is the caller's. */
+	int status_fd;
 	void *ctx; /* for finish, ready and go */
 };
 

@@ -95,6 +95,9 @@ void cli_usage(void)
 	       "                     on the inherited fd N (3 or more), then resume it and run\n"
 	       "                     COMMAND; the fd's end without a byte stops the VM and\n"
 	       "                     exits 0 with nothing run (a warm VM given up)\n"
+	       "  --status-fd N      write \"status=S ready_ms=R command_ms=C\" on the\n"
+	       "                     inherited fd N (3 or more) the moment the command ends,\n"
+	       "                     all its output written, before the VM is torn down\n"
 	       "  --env NAME=VALUE   set NAME in the command's environment (repeatable; the\n"
 	       "                     agent's PATH and HOME stay unless replaced)\n"
 	       "  --workdir DIR      the command's working directory, an absolute guest path\n"
@@ -361,6 +364,10 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 	if (cfg->guest_argc == 0 && !cfg->save_snapshot)
 		return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
 					"COMMAND ARGS...");
+	if (cfg->status_fd && (cfg->guest_argc == 0 || cfg->status_fd == cfg->wait_fd))
+		return bad(err, errlen, "flint run: --status-fd %s",
+			   cfg->guest_argc == 0 ? "is for the command's status, and there is no command"
+						: "and --wait-fd must be two fds");
 	if (cfg->guest_argc == 0 && (cfg->nenv || cfg->workdir))
 		return bad(err, errlen, "flint run: %s is for the command, and there is none",
 			   cfg->nenv ? "--env" : "--workdir");
@@ -376,7 +383,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
-	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_ENV, O_WORKDIR,
+	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
 	       O_SAVE_AFTER, O_ATTACH };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
@@ -395,6 +402,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		{"save-snapshot", required_argument, NULL, O_SAVE_SNAPSHOT},
 		{"save-mem", required_argument, NULL, O_SAVE_MEM},
 		{"wait-fd", required_argument, NULL, O_WAIT_FD},
+		{"status-fd", required_argument, NULL, O_STATUS_FD},
 		{"stats", no_argument, NULL, O_STATS},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"check-kvm", no_argument, NULL, O_CHECK},
@@ -505,6 +513,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_SAVE_SNAPSHOT:
 		case O_SAVE_MEM:
 		case O_WAIT_FD:
+		case O_STATUS_FD:
 		case O_ENV:
 		case O_WORKDIR:
 		case O_SAVE_AFTER:
@@ -529,17 +538,20 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 				cfg->save_mem = optarg;
 			else if (c == O_TIMINGS)
 				cfg->timings = true;
-			else if (c == O_WAIT_FD) {
+			else if (c == O_WAIT_FD || c == O_STATUS_FD) {
 				char *end;
 				errno = 0;
 				long fd = strtol(optarg, &end, 10);
 				if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
 				    fd > WAIT_FD_MAX)
 					return bad(err, errlen,
-						   "--wait-fd %s: expected a file descriptor, 3 to %d "
+						   "--%s %s: expected a file descriptor, 3 to %d "
 						   "(0-2 are the command's stdin, stdout and stderr)",
-						   optarg, WAIT_FD_MAX);
-				cfg->wait_fd = (int)fd;
+						   opts[li].name, optarg, WAIT_FD_MAX);
+				if (c == O_WAIT_FD)
+					cfg->wait_fd = (int)fd;
+				else
+					cfg->status_fd = (int)fd;
 			} else {
 				char *end;
 				errno = 0;

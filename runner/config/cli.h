@@ -108,6 +108,10 @@ struct config {
 	 * inherited fd (>= 3) before running the command; its end without
 	 * one stops the VM, exit 0 (a warm VM given up). 0 for none. */
 	int wait_fd; /* --wait-fd */
+	/* run: an inherited fd (>= 3) on which the command's status line goes
+	 * the moment it is known, before the VM is torn down (flint serve
+	 * answers then). 0 for none. */
+	int status_fd; /* --status-fd */
 	/* run: the command's environment, "NAME=value" each (pointers into
 	 * argv, in a malloc'd NULL-terminated array, cli_config_free), beside
 	 * the agent's defaults; and its working directory (NULL: "/"). */

@@ -441,6 +441,52 @@ Test(run_fake, request_exit_code_and_separate_streams)
 	fake_end(f);
 }
 
+/* run_params.status_fd: the status line is there, all the output
+ * written before it, by the time finish() is called. */
+Test(run_fake, status_line_before_finish)
+{
+	struct harness h;
+	struct fake *f;
+	int sp[2];
+	char line[128] = "";
+	int st;
+	double ready, cmd;
+
+	prepare(&h, false);
+	cr_assert_eq(pipe2(sp, O_CLOEXEC), 0);
+	struct run_params p = {
+	    .mode = RUN_ACCEPT,
+	    .listen_path = h.path,
+	    .uds_path = h.uds,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .in_fd = -1,
+	    .out_fd = h.out,
+	    .err_fd = h.err,
+	    .finish = on_finish,
+	    .status_fd = sp[1],
+	    .ctx = &h,
+	};
+	cr_assert_eq(run_start(&h.run, &p), 0);
+	f = fake_start(h.path);
+	script(f, AGENT_STDOUT, "out\n", 4);
+	script_exit(f, AGENT_EXITED, 7, NULL);
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 5), 7);
+	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
+	cr_assert_eq(sscanf(line, "status=%d ready_ms=%lf command_ms=%lf\n", &st, &ready, &cmd), 3,
+		     "%s", line);
+	cr_assert_eq(st, 7);
+	cr_assert_geq(ready, 0);
+	cr_assert_geq(cmd, 0);
+	cr_assert_eq(line[strlen(line) - 1], '\n');
+	expect_text(h.out, "out\n");
+	close(sp[0]);
+	close(sp[1]);
+	finish(&h);
+	fake_end(f);
+}
+
 /* Each final frame and the status and message it gives. */
 static void expect_final(void (*add)(struct fake *), int status, const char *needle)
 {

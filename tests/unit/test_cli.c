@@ -530,6 +530,40 @@ Test(cli, run_restore_wait_fd)
 	cr_assert_not_null(strstr(err, "needs a value"), "%s", err);
 }
 
+/* flint run --status-fd N: the status line's fd, 3 or more, not the
+ * --wait-fd one, and only with a command (boot, restore or attach). */
+Test(cli, run_status_fd)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd", "3",
+			   "--status-fd", "4", "--", "cat"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.status_fd, 4);
+	cr_assert_eq(PARSE(&c, err, "run", "--status-fd", "5", "--", "true"), CLI_RUN, "%s", err);
+	cr_assert_eq(c.status_fd, 5);
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/tmp/v.sock", "--status-fd", "3", "--",
+			   "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.status_fd, 3);
+	cr_assert_eq(PARSE(&c, err, "run", "--", "true"), CLI_RUN, "%s", err);
+	cr_assert_eq(c.status_fd, 0);
+	cr_assert_eq(PARSE(&c, err, "run", "--status-fd", "2", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--status-fd 2: expected a file descriptor, 3 to"), "%s",
+			   err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd", "3",
+			   "--status-fd", "3", "--", "cat"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "must be two fds"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m",
+			   "--status-fd", "3"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "there is no command"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--status-fd", "3"), CLI_ERROR);
+	cr_assert_str_eq(err, "--status-fd is an option of flint run");
+}
+
 Test(cli, help_names_wait_fd, .init = cr_redirect_stdout)
 {
 	struct config c;

@@ -77,6 +77,7 @@ static int spawn(struct call *c, enum worker_kind kind)
 	    .env = fn->cfg.env,
 	    .workdir = fn->cfg.workdir,
 	    .uds = kind == WORKER_ATTACH ? c->vm->uds : NULL,
+	    .early_status = true,
 	};
 	int r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
 
@@ -104,6 +105,11 @@ static void take_timings(struct call *c)
 		c->err_text[c->err_len] = '\0';
 	} else {
 		c->err_len = 0;
+	}
+	if (c->res.ready_ms >= 0 || c->res.command_ms >= 0) {
+		c->restore_ms = c->res.ready_ms;
+		c->run_ms = c->res.command_ms;
+		return;
 	}
 	if (!line)
 		return;
@@ -141,8 +147,14 @@ static void finish(struct call *c)
 	if (c->finished)
 		return;
 	c->finished = true;
-	if (worker_wait(c->w, &c->res) < 0)
+	/* Its status line came with the end of its output: the answer need
+	 * not wait for flint to tear the VM down; the manager reaps it. */
+	bool early = worker_early(c->w, &c->res);
+	if (!early && worker_wait(c->w, &c->res) < 0)
 		c->res.outcome = WORKER_KILLED;
+	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
+		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
+		 early ? ", before its flint's exit" : "");
 	take_timings(c);
 	outcome = worker_outcome_name(c->res.outcome);
 
@@ -174,6 +186,10 @@ static void finish(struct call *c)
 		c->vm->busy = false;
 	}
 	c->vm = NULL;
+	if (early) {
+		serve_exiting_add(s, c->w);
+		c->w = NULL;
+	}
 	serve_err_keep(s, c->req, fn, c->err_text, c->err_len, c->res.err_total);
 	serve_do_acts(s);
 	pthread_mutex_unlock(&s->lock);

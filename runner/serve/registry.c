@@ -195,6 +195,7 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 	    .argv = fn->cfg.command,
 	    .env = fn->cfg.env,
 	    .workdir = fn->cfg.workdir,
+	    .early_status = true,
 	};
 	int r;
 
@@ -308,6 +309,50 @@ static void reap(struct server *s)
 	}
 }
 
+#define EXITING_GRACE_NS (10 * 1000000000ULL) /* a VM's teardown, at most */
+
+void serve_exiting_add(struct server *s, struct worker *w)
+{
+	struct serve_exiting *e = calloc(1, sizeof(*e));
+
+	if (!e) {
+		/* No room to wait for it: end it now. */
+		worker_destroy(w);
+		return;
+	}
+	e->w = w;
+	e->kill_ns = now_ns() + EXITING_GRACE_NS;
+	e->next = s->exiting;
+	s->exiting = e;
+}
+
+/* Early-answered flints that have exited (or overstayed): reaped, outside
+ * the lock. all: every one, now (the server stops). */
+static void reap_exiting(struct server *s, bool all)
+{
+	struct serve_exiting **p = &s->exiting, *e, *done = NULL;
+	uint64_t now = now_ns();
+
+	while ((e = *p)) {
+		if (all || now >= e->kill_ns || worker_exited(e->w)) {
+			*p = e->next;
+			e->next = done;
+			done = e;
+		} else {
+			p = &e->next;
+		}
+	}
+	if (!done)
+		return;
+	pthread_mutex_unlock(&s->lock);
+	while ((e = done)) {
+		done = e->next;
+		worker_destroy(e->w); /* kills what is left, reaps */
+		free(e);
+	}
+	pthread_mutex_lock(&s->lock);
+}
+
 /* Warm VMs whose flint is gone: the pool replaces them. */
 static void check_warm(struct server *s)
 {
@@ -358,6 +403,7 @@ static void *manager(void *arg)
 		check_warm(s);
 		serve_do_acts(s);
 		reap(s);
+		reap_exiting(s, false);
 		expire_errs(s, now);
 		next = pool_next_deadline(s->pool);
 		if (next > now + MANAGER_TICK_NS)
@@ -396,6 +442,8 @@ void serve_manager_stop(struct server *s)
 		worker_kill(v->vmw);
 		worker_kill(v->run_w);
 	}
+	for (struct serve_exiting *e = s->exiting; e; e = e->next)
+		worker_kill(e->w);
 	pthread_mutex_unlock(&s->lock);
 	if (s->manager_started)
 		pthread_join(s->manager, NULL);
@@ -413,6 +461,7 @@ void serve_registry_free(struct server *s)
 		s->reap = v;
 	}
 	reap(s);
+	reap_exiting(s, true);
 	while (s->fns) {
 		struct serve_fn *f = s->fns;
 		fn_unlist(s, f);

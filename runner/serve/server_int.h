@@ -101,6 +101,14 @@ struct serve_metrics {
 	struct prom_family *vms, *queued, *vms_alive, *guest_mem, *rss, *functions;
 };
 
+/* A flint that answered early (worker_early) and is still tearing its VM
+ * down: reaped by the manager once it exits, killed at kill_ns. */
+struct serve_exiting {
+	struct serve_exiting *next;
+	struct worker *w;
+	uint64_t kill_ns;
+};
+
 struct server {
 	struct serve_opts o;
 	pthread_mutex_t lock;
@@ -108,6 +116,7 @@ struct server {
 	struct serve_fn *fns;
 	struct serve_vm *vms;
 	struct serve_vm *reap; /* stopped VMs for the manager to kill and reap */
+	struct serve_exiting *exiting;
 	struct serve_err *errs;
 	unsigned nerrs;
 	uint64_t dir_seq;
@@ -125,6 +134,9 @@ void serve_do_acts(struct server *s);			   /* under the lock */
 struct serve_vm *serve_vm_find(struct server *s, uint64_t id);
 void serve_vm_unlink(struct server *s, struct serve_vm *v);
 void serve_vm_free(struct server *s, struct serve_vm *v); /* under the lock */
+/* Hand w, whose outcome is known, to the manager to reap (under the
+ * lock). */
+void serve_exiting_add(struct server *s, struct worker *w);
 /* Start v's flint: a warm VM (per-request) or the reuse VM. 0 or -errno. */
 int serve_vm_spawn(struct server *s, struct serve_vm *v) WARN_UNUSED;
 int serve_manager_start(struct server *s) WARN_UNUSED;

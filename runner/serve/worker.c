@@ -30,6 +30,7 @@ extern char **environ;
 /* The highest signal number (SIGRTMAX on Linux): 128+N above it is a
  * command's own exit status, not a signal. */
 #define SIGNAL_MAX 64
+#define STATUS_LINE_MAX 128 /* flint run --status-fd's line */
 
 bool worker_test_no_pidfd;
 
@@ -41,6 +42,13 @@ struct worker {
 	/* The server's ends of the child's stdin, stdout, stderr and go
 	 * pipe; -1 once closed. */
 	int in_fd, out_fd, err_fd, go_fd;
+	/* early_status: the status pipe's read end, and the line so far. */
+	int st_fd;
+	char st_line[STATUS_LINE_MAX];
+	size_t st_len;
+	bool early_status, status_known;
+	int st_status;
+	double st_ready_ms, st_command_ms;
 	bool warm, detached, released, discarding, exited, timed_out;
 	uint64_t start_ns, end_ns;
 	uint64_t span_ns;     /* the deadline, from the start or release; 0 none */
@@ -124,9 +132,9 @@ int worker_argv(const struct worker_params *p, char ***out)
 		if (!strchr(p->env[i], '='))
 			return -EINVAL;
 	/* launcher, flint, run, two options with their values (or --attach
-	 * UDS), --timeout S, --wait-fd 3, opts, --save-after, --env E each,
+	 * UDS), --timeout S, --wait-fd 3, --status-fd 4, opts, --save-after, --env E each,
 	 * --workdir D, --, argv, NULL */
-	v = calloc(nl + 2 + 4 + 2 + 2 + no + 1 + 2 * ne + 2 + 1 + na + 1, sizeof(*v));
+	v = calloc(nl + 2 + 4 + 2 + 2 + 2 + no + 1 + 2 * ne + 2 + 1 + na + 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 #define ADD(s)                                                                                     \
@@ -155,6 +163,11 @@ int worker_argv(const struct worker_params *p, char ***out)
 	if (p->kind == WORKER_WARM) {
 		snprintf(num, sizeof(num), "%d", WORKER_GO_FD);
 		ADD("--wait-fd");
+		ADD(num);
+	}
+	if (p->early_status && !save) {
+		snprintf(num, sizeof(num), "%d", WORKER_STATUS_FD);
+		ADD("--status-fd");
 		ADD(num);
 	}
 	for (size_t i = 0; i < no; i++)
@@ -338,6 +351,52 @@ static void read_err(struct worker *w)
 	}
 }
 
+/* One read of the status pipe; a whole line makes the status known. */
+static void read_status(struct worker *w)
+{
+	ssize_t got = read(w->st_fd, w->st_line + w->st_len, sizeof(w->st_line) - 1 - w->st_len);
+
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (got <= 0) {
+		close_fd(&w->st_fd);
+		return;
+	}
+	w->st_len += (size_t)got;
+	w->st_line[w->st_len] = '\0';
+	if (!strchr(w->st_line, '\n')) {
+		if (w->st_len == sizeof(w->st_line) - 1)
+			close_fd(&w->st_fd); /* not flint's line: ignored */
+		return;
+	}
+	if (sscanf(w->st_line, "status=%d ready_ms=%lf command_ms=%lf", &w->st_status,
+		   &w->st_ready_ms, &w->st_command_ms) == 3 &&
+	    w->st_status >= 0 && w->st_status <= 255)
+		w->status_known = true;
+	close_fd(&w->st_fd);
+}
+
+/* The status is known, so all of stdout is in its pipe: one read that
+ * finds it empty is its end. And stderr's, kept. */
+static ssize_t read_rest(struct worker *w, void *buf, size_t len)
+{
+	ssize_t got;
+
+	for (int i = 0; i < DRAIN_READS && w->err_fd >= 0; i++) {
+		size_t before = w->err_total;
+		read_err(w);
+		if (w->err_fd >= 0 && w->err_total == before)
+			break;
+	}
+	got = read(w->out_fd, buf, len);
+	if (got > 0)
+		return got;
+	if (got < 0 && errno == EINTR)
+		return read_rest(w, buf, len);
+	close_fd(&w->out_fd);
+	return 0;
+}
+
 /* One read of stdout, dropped (worker_wait: nobody takes it any more). */
 static void drop_out(struct worker *w)
 {
@@ -390,11 +449,13 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 	if (w->done || (w->warm && !w->released))
 		return -EINVAL;
 	for (;;) {
-		struct pollfd pf[4];
+		struct pollfd pf[5];
 		int n, r;
 
 		if (w->out_fd < 0)
 			return 0;
+		if (w->status_known)
+			return read_rest(w, buf, len);
 		if (deadline_passed(w))
 			return -ETIMEDOUT;
 		if ((r = fill_stdin(w, in, ctx)) < 0) {
@@ -405,6 +466,7 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 		pf[1] = (struct pollfd){w->err_fd, POLLIN, 0};
 		pf[2] = (struct pollfd){w->in_off < w->in_len ? w->in_fd : -1, POLLOUT, 0};
 		pf[3] = (struct pollfd){w->exited ? -1 : w->pidfd, POLLIN, 0};
+		pf[4] = (struct pollfd){w->st_fd, POLLIN, 0};
 		n = poll(pf, ARRAY_SIZE(pf), wait_ms(w));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -416,6 +478,8 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 			write_stdin(w);
 		if (pf[3].revents || w->pidfd < 0)
 			check_exit(w);
+		if (pf[4].revents)
+			read_status(w);
 		if (pf[0].revents) {
 			ssize_t got = read(w->out_fd, buf, len);
 
@@ -474,6 +538,9 @@ static void drain(struct worker *w)
 	close_fd(&w->err_fd);
 	close_fd(&w->out_fd);
 	close_fd(&w->in_fd);
+	if (w->st_fd >= 0)
+		read_status(w); /* written before flint exited, if at all */
+	close_fd(&w->st_fd);
 }
 
 static int reap(struct worker *w, int *st)
@@ -517,6 +584,29 @@ static void fill_result(struct worker *w, int st, int err)
 	if (!w->end_ns)
 		w->end_ns = now_ns();
 	res->run_ns = w->end_ns - w->start_ns;
+	res->ready_ms = w->status_known ? w->st_ready_ms : -1;
+	res->command_ms = w->status_known ? w->st_command_ms : -1;
+}
+
+bool worker_early(struct worker *w, struct worker_result *res)
+{
+	if (w->done) {
+		*res = w->res;
+		return true;
+	}
+	if (!w->status_known || w->out_fd >= 0)
+		return false;
+	*res = (struct worker_result){.early = true};
+	res->outcome = worker_outcome_of(w->st_status, &res->status);
+	w->err[w->err_len] = '\0';
+	res->err = w->err;
+	res->err_len = w->err_len;
+	res->err_total = w->err_total;
+	res->err_truncated = w->err_total > w->err_len;
+	res->run_ns = now_ns() - w->start_ns;
+	res->ready_ms = w->st_ready_ms;
+	res->command_ms = w->st_command_ms;
+	return true;
 }
 
 int worker_wait(struct worker *w, struct worker_result *res)
@@ -594,15 +684,15 @@ pid_t worker_pid(const struct worker *w)
 	return w->pid;
 }
 
-/* A pipe end the child gets: at 4 or above, so that the dup2s onto 0-3
+/* A pipe end the child gets: at 5 or above, so that the dup2s onto 0-4
  * never overwrite one another's source nor leave a CLOEXEC one in place. */
 static int above_go_fd(int *fd)
 {
 	int nfd;
 
-	if (*fd > WORKER_GO_FD)
+	if (*fd > WORKER_STATUS_FD)
 		return 0;
-	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, WORKER_GO_FD + 1);
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, WORKER_STATUS_FD + 1);
 	if (nfd < 0)
 		return -errno;
 	close_fd(fd);
@@ -619,15 +709,17 @@ static int nonblock(int fd)
 
 /* The child's pipes: child[i] its end of stdin, stdout, stderr, go (-1
  * for none), parent[i] the worker's. */
-static int make_pipes(struct worker *w, int child[4], int parent[4])
+static int make_pipes(struct worker *w, int child[5], int parent[5])
 {
-	for (int i = 0; i < (w->warm ? 4 : 3); i++) {
+	for (int i = 0; i < 5; i++) {
 		int p[2], r;
 
+		if ((i == 3 && !w->warm) || (i == 4 && !w->early_status))
+			continue;
 		if (pipe2(p, O_CLOEXEC) < 0)
 			return -errno;
-		/* stdin and go are read by the child; stdout and stderr
-		 * written. */
+		/* stdin and go are read by the child; stdout, stderr and
+		 * status written. */
 		bool reads = i == 0 || i == 3;
 		child[i] = reads ? p[0] : p[1];
 		parent[i] = reads ? p[1] : p[0];
@@ -640,18 +732,21 @@ static int make_pipes(struct worker *w, int child[4], int parent[4])
 /* posix_spawn's settings: fds 0-2 (and 3) from the pipes and every other
  * one closed; a process group of its own; no signal blocked; the ones a
  * server may ignore (SIGPIPE first) back to their defaults. */
-static int spawn_settings(const struct worker *w, const int child[4],
+static int spawn_settings(const struct worker *w, const int child[5],
 			  posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
 {
 	static const int defaults[] = {SIGPIPE, SIGHUP,	 SIGINT,  SIGQUIT, SIGTERM,
 				       SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2, SIGTSTP,
 				       SIGTTIN, SIGTTOU, SIGXFSZ};
 	sigset_t none, dfl;
-	int r = 0, n = w->warm ? 4 : 3;
+	int r = 0, n = w->early_status ? 5 : w->warm ? 4 : 3;
 
+	/* A slot with no pipe below the last one (fd 3 of a worker with a
+	 * status pipe and no go pipe) gets /dev/null, not a server fd. */
 	for (int i = 0; i < n && !r; i++)
-		r = w->detached ? posix_spawn_file_actions_addopen(fa, i, "/dev/null", O_RDWR, 0)
-				: posix_spawn_file_actions_adddup2(fa, child[i], i);
+		r = w->detached || child[i] < 0
+			? posix_spawn_file_actions_addopen(fa, i, "/dev/null", O_RDWR, 0)
+			: posix_spawn_file_actions_adddup2(fa, child[i], i);
 	if (!r)
 		r = posix_spawn_file_actions_addclosefrom_np(fa, n);
 	sigemptyset(&none);
@@ -672,7 +767,7 @@ static int spawn_settings(const struct worker *w, const int child[4],
 
 int worker_spawn(struct worker **out, const struct worker_params *p)
 {
-	int child[4] = {-1, -1, -1, -1}, parent[4] = {-1, -1, -1, -1}, r;
+	int child[5] = {-1, -1, -1, -1, -1}, parent[5] = {-1, -1, -1, -1, -1}, r;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	bool fa_ok = false, at_ok = false;
@@ -691,8 +786,9 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&w->lock, NULL);
-	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = -1;
+	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = w->st_fd = -1;
 	w->warm = p->kind == WORKER_WARM;
+	w->early_status = p->early_status && p->kind != WORKER_SAVE && p->kind != WORKER_VM;
 	w->detached = p->kind == WORKER_VM;
 	w->span_ns = (uint64_t)span_s * 1000000000ULL;
 	w->err_cap = p->stderr_cap ? p->stderr_cap : WORKER_STDERR_CAP;
@@ -723,14 +819,15 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	if (!worker_test_no_pidfd)
 		w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0); /* CLOEXEC; -1: waitid */
 	if (w->detached) {
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 5; i++)
 			close_fd(&parent[i]);
 	}
 	w->in_fd = parent[0];
 	w->out_fd = parent[1];
 	w->err_fd = parent[2];
 	w->go_fd = parent[3];
-	for (int i = 0; i < 4; i++)
+	w->st_fd = parent[4];
+	for (int i = 0; i < 5; i++)
 		close_fd(&child[i]);
 	if (!w->warm)
 		set_deadline(w, w->start_ns);
@@ -744,7 +841,7 @@ err:
 		posix_spawn_file_actions_destroy(&fa);
 	if (at_ok)
 		posix_spawnattr_destroy(&at);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		close_fd(&child[i]);
 		close_fd(&parent[i]);
 	}

@@ -35,6 +35,7 @@
 #include "core/util.h"
 
 #define WORKER_GO_FD	  3	     /* the go pipe's number in the child */
+#define WORKER_STATUS_FD  4	     /* the status pipe's (early_status) */
 #define WORKER_MARGIN_S	  15	     /* deadline past timeout_s (flint's own guard is 10 s) */
 #define WORKER_STDERR_CAP (64 << 10) /* stderr kept by default */
 #define WORKER_DISCARD_S  10	     /* a discarded warm worker's time to stop */
@@ -93,6 +94,10 @@ struct worker_params {
 	/* WORKER_SAVE with a command: --save-after (save only if it exits
 	 * 0). Ignored without a command; -EINVAL with another kind. */
 	bool save_after;
+	/* RESTORE, WARM, ATTACH: flint run --status-fd 4, so that the
+	 * outcome is known the moment the command ends (worker_early),
+	 * before flint has torn its VM down and exited. */
+	bool early_status;
 	size_t stderr_cap; /* stderr bytes kept; 0: WORKER_STDERR_CAP */
 	char *const *envp; /* the child's environment; NULL: the server's */
 };
@@ -124,6 +129,10 @@ struct worker_result {
 	size_t err_len, err_total;
 	bool err_truncated;
 	uint64_t run_ns; /* from the start (or release) to flint's exit */
+	/* With early_status, from flint run's status line (else -1): the
+	 * start (or release) to the guest agent ready, and the command. */
+	double ready_ms, command_ms;
+	bool early; /* from worker_early: flint had not exited yet */
 };
 
 struct worker;
@@ -187,6 +196,13 @@ int worker_pump(struct worker *w, worker_in_fn in, worker_out_fn out, void *ctx)
  * discarded (worker_discard). Calling it again gives the same result.
  * 0, or -errno from waitpid (*res then says KILLED). */
 int worker_wait(struct worker *w, struct worker_result *res) WARN_UNUSED;
+
+/* With early_status: once worker_read has given the end of stdout and
+ * flint's status line came before it, the outcome from that line into
+ * *res (early set; err as far as it came), true; flint may still be
+ * tearing its VM down: worker_wait (or worker_destroy) ends it later.
+ * false otherwise (then worker_wait). */
+bool worker_early(struct worker *w, struct worker_result *res);
 
 /* Gives a worker up: a warm one not released has its go pipe closed (flint
  * stops the VM and exits 0) and WORKER_DISCARD_S to exit before it is

@@ -4,6 +4,9 @@
  * without one: exit 0, as flint does), then execs the words after "--", so
  * each test's command says what the "VM" does: echo its stdin, write
  * stderr, exit N, sleep for ever, leave a grandchild behind, kill itself.
+ * Given --status-fd N it runs the command instead, writes flint run's
+ * status line on fd N, then "tears down" for FAKE_TEARDOWN seconds with
+ * its stdout and stderr still open, as flint does.
  * SIGPIPE is at its default in these tests: a write to a closed pipe that
  * raised it would kill the test. */
 #include <criterion/criterion.h>
@@ -32,9 +35,11 @@ static char *fake_env[] = {env_args, "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
 static const char fake_flint[] = "#!/bin/sh\n"
 				 "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
 				 "wait=\n"
+				 "sfd=\n"
 				 "while [ $# -gt 0 ]; do\n"
 				 "\tcase $1 in\n"
 				 "\t--wait-fd) wait=$2; shift ;;\n"
+				 "\t--status-fd) sfd=$2; shift ;;\n"
 				 "\t--) shift; break ;;\n"
 				 "\tesac\n"
 				 "\tshift\n"
@@ -42,6 +47,14 @@ static const char fake_flint[] = "#!/bin/sh\n"
 				 "if [ -n \"$wait\" ]; then\n"
 				 "\tb=$(dd bs=1 count=1 <&3 2>/dev/null)\n"
 				 "\t[ -n \"$b\" ] || exit 0\n"
+				 "fi\n"
+				 "if [ -n \"$sfd\" ]; then\n"
+				 "\t\"$@\" 3<&- 4>&-\n"
+				 "\tst=$?\n"
+				 "\teval \"printf 'status=%d ready_ms=1.5 command_ms=2.5\\\\n' $st >&$sfd\"\n"
+				 "\teval \"exec $sfd>&-\"\n"
+				 "\tsleep \"${FAKE_TEARDOWN:-0}\"\n"
+				 "\texit $st\n"
 				 "fi\n"
 				 "exec \"$@\" 3<&-\n";
 
@@ -514,6 +527,62 @@ Test(worker, exit_statuses_map_to_outcomes)
 	cr_assert_str_eq(worker_outcome_name(WORKER_FLINT_ERROR), "flint_error");
 	cr_assert_str_eq(worker_outcome_name(WORKER_KILLED), "killed");
 	cr_assert_str_eq(worker_outcome_name((enum worker_outcome)99), "?");
+}
+
+/* early_status: flint run --status-fd 4; the outcome, stdout and stderr
+ * are there as soon as the status line is, while flint still "tears
+ * down" (2 s here); worker_wait then reaps it with the same outcome. */
+Test(worker, early_status_before_the_exit)
+{
+	static char teardown_env[] = "FAKE_TEARDOWN=2";
+	char *env[] = {env_args, teardown_env, "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "echo out; echo err >&2; exit 3"));
+	struct worker_result res;
+	char buf[64], args[512] = "";
+	size_t len = 0;
+	ssize_t n;
+	FILE *f;
+
+	p.early_status = true;
+	p.envp = env;
+	cr_assert_eq(worker_spawn(&last, &p), 0);
+	double t0 = secs();
+	while ((n = worker_read(last, NULL, NULL, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	cr_assert_eq(n, 0);
+	cr_assert_lt(secs() - t0, 1.5, "stdout ended only with flint's exit");
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(buf, "out\n", 4), 0);
+	cr_assert(worker_early(last, &res));
+	cr_assert(res.early);
+	cr_assert_eq(res.outcome, WORKER_EXIT);
+	cr_assert_eq(res.status, 3);
+	cr_assert_str_eq(res.err, "err\n");
+	cr_assert_float_eq(res.ready_ms, 1.5, 1e-9);
+	cr_assert_float_eq(res.command_ms, 2.5, 1e-9);
+	cr_assert_not(worker_exited(last), "flint had 2 s of teardown left");
+	cr_assert_eq(worker_wait(last, &res), 0);
+	cr_assert_not(res.early);
+	cr_assert_eq(res.outcome, WORKER_EXIT);
+	cr_assert_eq(res.status, 3);
+	cr_assert_float_eq(res.command_ms, 2.5, 1e-9);
+	cr_assert_geq(secs() - t0, 1.9);
+	cr_assert_not_null(f = fopen(args_file, "r"));
+	len = fread(args, 1, sizeof(args) - 1, f);
+	fclose(f);
+	args[len] = '\0';
+	cr_assert_not_null(strstr(args, "--status-fd\n4\n"), "%s", args);
+
+	/* Without it, no early outcome. */
+	worker_destroy(last);
+	p = params(WORKER_RESTORE, ARGV("true"));
+	cr_assert_eq(worker_spawn(&last, &p), 0);
+	while ((n = worker_read(last, NULL, NULL, buf, sizeof(buf))) > 0)
+		;
+	cr_assert_not(worker_early(last, &res));
+	cr_assert_eq(worker_wait(last, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+	cr_assert_float_eq(res.ready_ms, -1, 1e-9);
 }
 
 /* The fake flint exits with each of flint run's statuses. */

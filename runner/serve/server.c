@@ -5,6 +5,7 @@
  * killed and reaped, the state directory removed. */
 #include "serve/server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,7 +20,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config/cli.h"
 #include "core/logger.h"
 #include "serve/invoke.h"
 #include "serve/route.h"
@@ -93,11 +93,35 @@ static int number(const char *opt, const char *s, uint64_t min, uint64_t max, ui
 	return 0;
 }
 
+/* A size: bytes, or with a K, M or G suffix (binary). */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	}
+	if (*end || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 static int size_opt(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	if (cli_parse_size(s, out) < 0 || *out < min || *out > max) {
+	if (parse_bytes(s, out) < 0 || *out < min || *out > max) {
 		pr_err("flint serve: %s %s: expected a size from %" PRIu64 " to %" PRIu64
-		       " bytes (K, M, G suffixes)",
+		       " bytes (or with a K, M or G suffix)",
 		       opt, s, min, max);
 		return -EINVAL;
 	}

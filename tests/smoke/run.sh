@@ -52,6 +52,8 @@ report() {
 . "$(dirname "$0")/install.sh"
 # Host only: flint run's --env, --workdir, --save-after and --attach.
 . "$(dirname "$0")/attach.sh"
+# Host only: flint serve with a stand-in for its VMs.
+. "$(dirname "$0")/serve.sh"
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"

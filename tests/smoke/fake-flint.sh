@@ -1,0 +1,51 @@
+#!/bin/sh
+# A stand-in for flint run, for tests/smoke/serve.sh: flint serve's logic
+# (HTTP, the registry, the pool, statuses, draining, metrics, stopping)
+# without a guest. It takes flint run's options as flint serve passes them:
+#   run --save-snapshot S --save-mem M ...  writes S and M (registering)
+#   run --restore S --mem-file M [--wait-fd 3] [--status-fd 4] [--timeout T]
+#       ... -- COMMAND   waits for the go byte on fd 3 (its end: exit 0),
+#       runs COMMAND (in this host's shell: the "guest"), writes flint
+#       run's status line on fd 4, "tears down" for FAKE_TEARDOWN seconds,
+#       exits with the command's status; a status of 122 or 123 from the
+#       command stands for a guest crash or a lost agent, as flint's own.
+#   --restore ... --vsock-override U (reuse's VM)   sleeps until killed
+#   run --attach U ... -- COMMAND   as a restore, in the reuse "VM"
+# A registration fails when the prepare command does.
+wait=; sfd=; save=; mem=; timeout=; vm=
+[ "${1:-}" = run ] && shift || vm=1
+while [ $# -gt 0 ]; do
+	case $1 in
+	--wait-fd) wait=$2; shift ;;
+	--status-fd) sfd=$2; shift ;;
+	--save-snapshot) save=$2; shift ;;
+	--save-mem) mem=$2; shift ;;
+	--timeout) timeout=$2; shift ;;
+	--) shift; break ;;
+	esac
+	shift
+done
+if [ -n "$vm" ]; then
+	exec sleep 1000
+fi
+if [ -n "$save" ]; then
+	if [ $# -gt 0 ]; then "$@" </dev/null >/dev/null || exit $?; fi
+	: >"$save" && : >"$mem"
+	exit 0
+fi
+if [ -n "$wait" ]; then
+	b=$(dd bs=1 count=1 <&3 2>/dev/null)
+	[ -n "$b" ] || exit 0
+fi
+exec 3<&-
+if [ -n "$timeout" ]; then
+	timeout -s KILL "$timeout" "$@" 4>&-
+	st=$?
+	[ $st = 137 ] && st=124
+else
+	"$@" 4>&-
+	st=$?
+fi
+[ -n "$sfd" ] && eval "printf 'status=%d ready_ms=1.0 command_ms=2.0\\n' $st >&$sfd"
+sleep "${FAKE_TEARDOWN:-0}"
+exit $st

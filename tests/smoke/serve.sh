@@ -1,0 +1,147 @@
+# flint serve on this host with a stand-in for the VMs (fake-flint.sh:
+# each "VM" runs its command in the host's shell), so that its own logic
+# is checked without a guest: registration and its refusals, invocations
+# and their statuses and headers (200, 422, 504, 502, 429, 404, 409, 413,
+# 405), stdin and stdout, ?stderr=inline and the kept stderr, a streamed
+# answer past --out-buffer with its trailers, the global VM limit (503),
+# DELETE draining, reuse, metrics, and a stop that leaves no process and
+# no state directory. The real thing, VMs and all:
+# tests/vm/scenarios/e0-serve.sh. Sourced by run.sh (FLINT, OUT, report()).
+
+S=$OUT/serve
+rm -rf "$S"
+mkdir -p "$S"
+FAKE=$(cd "$(dirname "$0")" && pwd)/fake-flint.sh
+FAKE_TEARDOWN=1 "$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
+	--fn-queue 1 --max-vms 3 --out-buffer 4K --max-body 1M --queue-timeout 2 --idle 1 \
+	>"$S/serve.out" 2>"$S/serve.err" &
+serve_pid=$!
+i=0
+while [ ! -S "$S/s.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+
+# call NAME METHOD PATH [BODY-FILE]: $code, $S/NAME.body, $S/NAME.hdr
+call() {
+	code=$(curl -s --unix-socket "$S/s.sock" -X "$2" -o "$S/$1.body" -D "$S/$1.hdr" \
+		-w '%{http_code}' ${4:+--data-binary @"$4"} "http://flint$3" 2>/dev/null) || code=000
+}
+# expect NAME METHOD PATH BODY-FILE|"" STATUS [BODY-PATTERN [HEADER-PATTERN]]
+expect() {
+	call "$1" "$2" "$3" "$4"
+	why=
+	[ "$code" = "$5" ] || why="status $code, expected $5"
+	[ -z "$why" ] && [ -n "${6:-}" ] && ! grep -q -- "$6" "$S/$1.body" &&
+		why="body lacks '$6'"
+	[ -z "$why" ] && [ -n "${7:-}" ] && ! tr -d '\r' <"$S/$1.hdr" | grep -qi -- "$7" &&
+		why="headers lack '$7'"
+	[ -n "$why" ] && cat "$S/$1.body" >>"$S/$1.hdr"
+	report "serve-$1" "$why" "$S/$1.hdr"
+}
+fn() { # NAME JSON
+	printf '%s' "$2" >"$S/fn-$1.json"
+}
+
+if ! command -v curl >/dev/null; then
+	echo "SKIP serve: no curl"
+elif [ ! -S "$S/s.sock" ]; then
+	report serve-start "flint serve did not listen" "$S/serve.err"
+else
+	fn echo '{"command": ["sh", "-c", "read l; echo got:$l; echo note >&2"], "min_warm": 1}'
+	expect register PUT /functions/echo "$S/fn-echo.json" 201 '"min_warm":1'
+	expect register-again PUT /functions/echo "$S/fn-echo.json" 200
+	fn echo2 '{"command": ["true"]}'
+	expect register-other PUT /functions/echo "$S/fn-echo2.json" 409 'DELETE it first'
+	fn bad '{"command": ["true"], "mem_mib": 1}'
+	expect register-bad-field PUT /functions/bad "$S/fn-bad.json" 400 'mem_mib'
+	fn badprep '{"command": ["true"], "prepare": ["false"]}'
+	expect register-bad-prepare PUT /functions/badprep "$S/fn-badprep.json" 422 'prepare command failed'
+	expect register-bad-name PUT /functions/a.b "$S/fn-echo2.json" 400
+	printf 'hello\n' >"$S/in"
+	expect invoke POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-exit-status: 0'
+	expect invoke-warm POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-warm: true'
+	id=$(tr -d '\r' <"$S/invoke-warm.hdr" | sed -n 's/^x-flint-invocation-id: //Ip')
+	expect stderr GET "/functions/echo/invocations/$id/stderr" "" 200 '^note$'
+	expect stderr-unknown GET /functions/echo/invocations/999999/stderr "" 404
+	expect inline POST '/functions/echo/invoke?stderr=inline' "$S/in" 200 '"stderr":"note\\n"'
+	expect unknown POST /functions/nope/invoke "" 404 'no function nope'
+	expect method GET /functions/echo/invoke "" 405 '' 'allow: POST'
+	head -c 2000000 /dev/zero >"$S/big"
+	expect too-big POST /functions/echo/invoke "$S/big" 413
+
+	fn fail '{"command": ["sh", "-c", "echo out; exit 3"]}'
+	expect register-fail PUT /functions/fail "$S/fn-fail.json" 201
+	expect exit-3 POST /functions/fail/invoke "" 422 '^out$' 'x-flint-exit-status: 3'
+	fn slow '{"command": ["sleep", "30"], "timeout_s": 1}'
+	expect register-slow PUT /functions/slow "$S/fn-slow.json" 201
+	expect timeout POST /functions/slow/invoke "" 504 'timeout_s (1 s)' 'x-flint-outcome: timeout'
+	fn crash '{"command": ["sh", "-c", "exit 122"]}'
+	expect register-crash PUT /functions/crash "$S/fn-crash.json" 201
+	expect crash POST /functions/crash/invoke "" 502 'guest crashed'
+	fn big '{"command": ["sh", "-c", "head -c 100000 /dev/zero | tr \\\\0 a; exit 5"]}'
+	expect register-big PUT /functions/big "$S/fn-big.json" 201
+	call stream POST /functions/big/invoke
+	why=
+	[ "$code" = 200 ] || why="status $code"
+	[ -z "$why" ] && [ "$(wc -c <"$S/stream.body")" = 100000 ] || why="${why:-$(wc -c <"$S/stream.body") bytes}"
+	[ -z "$why" ] && ! tr -d '\r' <"$S/stream.hdr" | grep -qi 'transfer-encoding: chunked' && why="not chunked"
+	[ -z "$why" ] && ! tr -d '\r' <"$S/stream.hdr" | grep -qi 'x-flint-exit-status: 5' && why="no exit-status trailer"
+	report serve-stream "$why" "$S/stream.hdr"
+
+	# One at a time, one waiting: a third is refused. DELETE drains: the
+	# running and the queued one answer, a new one meanwhile gets 409.
+	fn hold '{"command": ["sh", "-c", "sleep 1; echo held"], "max_concurrency": 1}'
+	expect register-hold PUT /functions/hold "$S/fn-hold.json" 201
+	curl -s --unix-socket "$S/s.sock" -X POST -o "$S/h1" http://flint/functions/hold/invoke &
+	h1=$!
+	sleep 0.3
+	curl -s --unix-socket "$S/s.sock" -X POST -o "$S/h2" http://flint/functions/hold/invoke &
+	h2=$!
+	sleep 0.3
+	expect fn-full POST /functions/hold/invoke "" 429 'max_concurrency' 'retry-after: 1'
+	call drain DELETE /functions/hold &
+	d=$!
+	sleep 0.2
+	expect draining POST /functions/hold/invoke "" 409 'being removed'
+	wait $d $h1 $h2
+	why=
+	[ "$(cat "$S/h1" "$S/h2" 2>/dev/null)" = "held
+held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 2>/dev/null)'"
+	report serve-delete-drains "$why" "$S/serve.err"
+	expect deleted GET /functions/hold "" 404
+
+	# The global limit, 3 VMs: three busy ones (echo's warm VM given up
+	# for the third), and another function's request waits
+	# --queue-timeout (2 s), then 503.
+	fn busy '{"command": ["sleep", "4"], "max_concurrency": 3}'
+	expect register-busy PUT /functions/busy "$S/fn-busy.json" 201
+	fn other '{"command": ["true"]}'
+	expect register-other-fn PUT /functions/other "$S/fn-other.json" 201
+	for k in 1 2 3; do
+		curl -s --unix-socket "$S/s.sock" -X POST -o /dev/null http://flint/functions/busy/invoke &
+		eval "b$k=\$!"
+		sleep 0.2
+	done
+	expect limits POST /functions/other/invoke "" 503 'no VM became free' 'retry-after: 1'
+	wait $b1 $b2 $b3
+
+	fn keep '{"command": ["sh", "-c", "echo kept"], "isolation": "reuse"}'
+	expect register-reuse PUT /functions/keep "$S/fn-keep.json" 201 '"reuse_max":100'
+	expect reuse POST /functions/keep/invoke "" 200 '^kept$'
+	expect reuse-again POST /functions/keep/invoke "" 200 '^kept$'
+	expect list GET /functions "" 200 '"name":"keep"'
+	expect show GET /functions/echo "" 200 '"completed":3'
+	expect metrics GET /metrics "" 200 'flint_serve_invocations_total{function="echo",outcome="ok"} 3'
+	expect metrics-refused GET /metrics "" 200 'flint_serve_refused_total{function="other",reason="timeout"} 1'
+	expect info GET / "" 200 '"max_vms":3'
+
+	kill "$serve_pid"
+	wait "$serve_pid"
+	st=$?
+	sleep 0.2
+	why=
+	[ "$st" = 0 ] || why="flint serve exited $st"
+	left=$(pgrep -f "$FAKE" || true)
+	[ -z "$why" ] && [ -n "$left" ] && why="processes left: $left"
+	[ -z "$why" ] && [ -e "$S/st" ] && why="the state directory is still there"
+	[ -z "$why" ] && [ -e "$S/s.sock" ] && why="the socket is still there"
+	report serve-stop "$why" "$S/serve.err"
+fi

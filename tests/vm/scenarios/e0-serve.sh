@@ -2,7 +2,8 @@
 # times at concurrency 4 with every answer right; per-request isolation (a
 # marker file never seen twice); a timeout gives 504 and the server serves
 # on; a guest panic gives 502 and the server serves on; a full queue is
-# refused with 429; DELETE drains a running invocation first; reuse keeps
+# refused with 429; DELETE drains a running invocation first; env,
+# workdir and a prepare command reach the VM; reuse keeps
 # one VM's files between requests; ?stderr=inline and the kept stderr;
 # /metrics counts; stopping the server leaves no flint process.
 # timeout: 900
@@ -90,6 +91,17 @@ api GET "/functions/fail/invocations/$id/stderr"
 api POST '/functions/fail/invoke?stderr=inline'
 grep -q '"exit_status":3' "$T/body" && grep -q '"stderr":"oops\\n"' "$T/body" ||
 	die "?stderr=inline gave $code $(head -c 300 "$T/body")"
+
+# 3b. env, workdir and prepare: the prepare command's file is in every
+# VM restored from the snapshot taken after it.
+register envfn "{\"command\": [\"sh\", \"-c\", \"echo \$GREETING; pwd; cat /tmp/base\"], \"env\": {\"GREETING\": \"hi there\"}, \"workdir\": \"/tmp\", \"prepare\": [\"sh\", \"-c\", \"echo prepared >/tmp/base\"], $base}"
+[ "$code" = 201 ] || die "registering 'envfn' gave $code"
+api POST /functions/envfn/invoke
+[ "$code" = 200 ] && [ "$(cat "$T/body")" = "hi there
+/tmp
+prepared" ] || die "env/workdir/prepare gave $code '$(head -c 200 "$T/body")'"
+register badprep "{\"command\": [\"true\"], \"prepare\": [\"sh\", \"-c\", \"exit 4\"], $base}"
+[ "$code" = 422 ] || die "a failing prepare gave $code, expected 422"
 
 # 4. A timeout: 504, and the server serves on.
 register slow "{\"command\": [\"sleep\", \"100\"], $base, \"timeout_s\": 2}"

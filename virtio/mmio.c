@@ -872,3 +872,10 @@ out:
 	free(st);
 	return e;
 }
+
+void virtio_mmio_reset(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	reset(t);
+	pthread_mutex_unlock(&t->lock);
+}

@@ -130,4 +130,12 @@ int virtio_mmio_save(const struct virtio_mmio *t, struct wbuf *w) WARN_UNUSED;
 int virtio_mmio_restore(struct virtio_mmio *t, struct rbuf *r, char *err,
 			size_t errlen) WARN_UNUSED;
 
+/* The host's own status-0 reset, as the driver's: the device forgets its
+ * queues and what it holds (ops->reset, which waits for a notification in
+ * flight) and the registers go back to their state at create
+ * (ConfigGeneration aside), so that virtio_mmio_restore takes t again. For
+ * a VM reset in place to its snapshot: the vCPUs paused, the device
+ * quiesced. */
+void virtio_mmio_reset(struct virtio_mmio *t);
+
 #endif

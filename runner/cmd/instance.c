@@ -14,6 +14,7 @@
 
 #include "api/controller.h"
 #include "api/http.h"
+#include "cmd/ctlfd.h"
 #include "cmd/run.h"
 #include "config/config_json.h"
 #include "config/vm_config_cli.h"
@@ -525,6 +526,7 @@ int instance_main(const struct config *cfg)
 	struct instance in = {.cfg = cfg, .wake_fd = -1};
 	struct api_ctl *ctl = NULL;
 	struct api_http *http = NULL;
+	struct ctlfd *control = NULL;
 	struct vm_config c;
 	struct vm *vm = NULL;
 	char err[512];
@@ -606,6 +608,9 @@ int instance_main(const struct config *cfg)
 	if (!vm && (status = wait_for_start(&in)) != 0)
 		goto out;
 	vm = atomic_load(&in.vm);
+	/* Before vm_run's seccomp filter: the thread gets none from this one. */
+	if (cfg->control_fd && ctlfd_start(&control, cfg->control_fd, vm) < 0)
+		goto out;
 	struct vm_exit how;
 	vm_run(vm, &how);
 	status = instance_exit_status(&how);
@@ -620,6 +625,7 @@ out:
 	pthread_cond_broadcast(&in.cond);
 	pthread_mutex_unlock(&in.lock);
 	api_http_stop(http);
+	ctlfd_stop(control);
 	vm_destroy(atomic_load(&in.vm));
 	if (in.opts.metrics && ctl)
 		metrics_remove_sources(in.opts.metrics, ctl);

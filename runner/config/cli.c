@@ -72,6 +72,9 @@ void cli_usage(void)
 	       "  --vsock-override PATH     the vsock device's host socket\n"
 	       "  --workset FILE     fault in this loading set before the guest runs\n"
 	       "  --record-workset FILE  write the pages the guest touched when flint ends\n"
+	       "  --control-fd N     read lines on inherited fd N: \"reset\" takes the VM back\n"
+	       "                     to the snapshot in place (answer \"ok <us>\" or \"error\n"
+	       "                     <message>\"; File backend only); its end stops the VM\n"
 	       "  --help, --version\n\n"
 	       "Words after -- are passed to the guest init, which runs them as a command.\n"
 	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
@@ -383,7 +386,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
-	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
+	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_CONTROL_FD, O_ENV, O_WORKDIR,
 	       O_SAVE_AFTER, O_ATTACH };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
@@ -429,6 +432,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		{"vsock-override", required_argument, NULL, O_VSOCK_OVERRIDE},
 		{"workset", required_argument, NULL, O_WORKSET},
 		{"record-workset", required_argument, NULL, O_RECORD_WORKSET},
+		{"control-fd", required_argument, NULL, O_CONTROL_FD},
 		{"env", required_argument, NULL, O_ENV},
 		{"workdir", required_argument, NULL, O_WORKDIR},
 		{"save-after", no_argument, NULL, O_SAVE_AFTER},
@@ -661,6 +665,21 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_RECORD_WORKSET:
 			cfg->record_workset = optarg;
 			break;
+		case O_CONTROL_FD: {
+			char *end;
+			errno = 0;
+			long fd = strtol(optarg, &end, 10);
+			if (cfg->run)
+				return bad(err, errlen, "--control-fd is an option of flint --restore, "
+							"not of flint run");
+			if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
+			    fd > WAIT_FD_MAX)
+				return bad(err, errlen,
+					   "--control-fd %s: expected a file descriptor, 3 to %d",
+					   optarg, WAIT_FD_MAX);
+			cfg->control_fd = (int)fd;
+			break;
+		}
 		case O_HELP:
 			cli_usage();
 			return CLI_EXIT_OK;
@@ -692,6 +711,9 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff || cfg->restore_paused ||
 			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
 			 cfg->vsock_override || cfg->workset || cfg->record_workset;
+	if (cfg->control_fd && !cfg->restore)
+		return bad(err, errlen, "--control-fd needs --restore FILE: only a VM restored "
+					"from a snapshot can be reset to it");
 	if (restoring && !cfg->restore)
 		return bad(err, errlen, "the snapshot options need --restore FILE");
 	if (cfg->restore) {

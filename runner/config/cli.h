@@ -93,6 +93,11 @@ struct config {
 	const char *vsock_override; /* --vsock-override PATH */
 	const char *workset;	    /* --workset FILE: prefetch this loading set */
 	const char *record_workset; /* --record-workset FILE: write one at exit */
+	/* --restore: an inherited fd (>= 3) on which flint reads lines,
+	 * "reset" taking the VM back to its snapshot in place (vm_reset) and
+	 * answering "ok <us>" or "error <message>"; its end stops the VM, exit
+	 * 0. 0 for none. */
+	int control_fd; /* --control-fd */
 	/* `flint run`: guest_argv is the command for the guest agent, not for
 	 * init; the root file system is a read-only drive. */
 	bool run;

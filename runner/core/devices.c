@@ -196,6 +196,21 @@ void devices_kick(struct devices *r)
 			r->t->kick(r->list[j]->slot);
 }
 
+bool devices_can_reset(const struct devices *r)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (!r->list[j]->slot || !r->t->reset)
+			return false;
+	return true;
+}
+
+void devices_reset(struct devices *r)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (r->list[j]->slot && r->t->reset)
+			r->t->reset(r->list[j]->slot);
+}
+
 #define DEVICE_SECTION_VERSION 1u
 
 static void section_id(const struct device *d, char *buf, size_t len)
@@ -366,6 +381,11 @@ static void vdev_slot_kick(void *handle)
 	vdev_kick(handle);
 }
 
+static void vdev_slot_reset(void *handle)
+{
+	vdev_reset(handle);
+}
+
 const struct device_transport devices_vdev_transport = {
     .attach = vdev_slot_attach,
     .detach = vdev_slot_detach,
@@ -375,4 +395,5 @@ const struct device_transport devices_vdev_transport = {
     .save = vdev_slot_save,
     .restore = vdev_slot_restore,
     .kick = vdev_slot_kick,
+    .reset = vdev_slot_reset,
 };

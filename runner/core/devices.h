@@ -136,6 +136,9 @@ struct device_transport {
 	int (*save)(const void *handle, struct wbuf *w);
 	int (*restore)(void *handle, struct rbuf *r, char *err, size_t errlen);
 	void (*kick)(void *handle);
+	/* Back to a fresh slot's state (the driver's reset), so that restore
+	 * takes it again: a VM reset in place. NULL: no reset in place. */
+	void (*reset)(void *handle);
 };
 
 /* The transport of a VM: virtio-mmio slots, ioeventfds and irqfds of
@@ -217,6 +220,15 @@ int devices_save(const struct devices *r, device_section_fn emit, void *ctx, cha
  * failure keeps its state: discard the VM then. */
 int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err,
 		    size_t errlen) WARN_UNUSED;
+/* Whether every attached device's transport can be reset in place
+ * (devices_reset); true for none attached. */
+bool devices_can_reset(const struct devices *r);
+/* A VM reset in place to its snapshot: every device's transport goes back
+ * to a fresh slot's state, as the driver's own reset would take it (the
+ * device forgets its queues, requests and buffers), so that
+ * devices_restore takes the devices again. After devices_drain and
+ * devices_quiesce, with the vCPUs paused and the event loop parked. */
+void devices_reset(struct devices *r);
 
 /* Tear down in reverse attach order: detach each device's transport, then
  * destroy the device. After the vCPUs and the event loop are gone. NULL ok. */

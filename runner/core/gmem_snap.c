@@ -521,6 +521,21 @@ err_destroy:
 	return ret;
 }
 
+bool gmem_from_file(const struct gmem *g)
+{
+	return g->file_fd >= 0 && !g->lazy;
+}
+
+int gmem_drop_private(struct gmem *g)
+{
+	if (!gmem_from_file(g))
+		return -EOPNOTSUPP;
+	for (size_t i = 0; i < g->nregions; i++)
+		if (madvise(g->r[i].host, g->r[i].size, MADV_DONTNEED) < 0)
+			return -errno;
+	return 0;
+}
+
 /* Call fn for each data extent of fd in [0, end). The file system must say
  * where holes are at 4 KiB or finer (else a diff's extents would carry a
  * neighbour's zeros over the base). */

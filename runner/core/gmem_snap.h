@@ -96,6 +96,19 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
  * restore): writing a snapshot into it would change the guest's memory. */
 bool gmem_maps_file(const struct gmem *g, int fd);
 
+/* Whether g is a File-backed restore's memory (gmem_create_from_file):
+ * the memory gmem_drop_private can take back to the file. */
+bool gmem_from_file(const struct gmem *g);
+
+/* Drop every page of g the guest or flint wrote since it was mapped
+ * (MADV_DONTNEED on the private mappings of the memory file): its next
+ * read of any page is the memory file's again, as at the restore. What
+ * laid a diff over g (gmem_apply_diff) is dropped too. -EOPNOTSUPP for a
+ * g that is not a File-backed restore's (anonymous memory would read back
+ * zeros); -errno from madvise (then part of g may be dropped already). The
+ * vCPUs must be paused and no device writing guest memory. */
+int gmem_drop_private(struct gmem *g) WARN_UNUSED;
+
 /* Read a diff file's pages (its data extents) into g, over what g holds
  * (a restored full snapshot): copy on write for a file-backed g, the
  * memory file is not changed. The diff must be g's layout's size.

@@ -110,6 +110,16 @@ static const struct seccomp_rule main_rules[] = {
 	IOCTL(KVM_GET_XCRS), IOCTL(KVM_GET_LAPIC), IOCTL(KVM_GET_MSRS),
 	IOCTL(KVM_GET_VCPU_EVENTS), IOCTL(KVM_GET_MP_STATE), IOCTL(KVM_GET_DEBUGREGS),
 	IOCTL(KVM_GET_TSC_KHZ),	/* each vCPU's state (vcpu_state.h lists it) */
+	/* A reset in place (vm_reset, vm_snap.c), with the vCPUs paused: the
+	 * guest's memory dropped (madvise(MADV_DONTNEED), above), then the
+	 * snapshot's state put back as a restore does, and the devices
+	 * reset and activated as by the driver: */
+	IOCTL(KVM_SET_IRQCHIP), IOCTL(KVM_SET_PIT2),	/* vm_state.c */
+	IOCTL(KVM_SET_MSRS), IOCTL(KVM_SET_TSC_KHZ), IOCTL(KVM_SET_MP_STATE),
+	IOCTL(KVM_SET_REGS), IOCTL(KVM_SET_SREGS), IOCTL(KVM_SET_XSAVE), IOCTL(KVM_SET_XCRS),
+	IOCTL(KVM_SET_DEBUGREGS), IOCTL(KVM_SET_LAPIC),
+	IOCTL(KVM_SET_VCPU_EVENTS),	/* vcpu_state.c */
+	IOCTL(TUNSETOFFLOAD),	/* virtio-net's reset and activate */
 };
 
 /* A vCPU thread: KVM_RUN and the exit handlers (serial, virtio-mmio
@@ -162,6 +172,16 @@ static const struct seccomp_rule run_rules[] = {
 	ALLOW_IF(recvfrom, ARG_EQ(4, 0)),	/* recv(): its "OK" line, no source address */
 };
 
+/* flint --restore --control-fd: the thread that reads "reset" lines on
+ * the inherited fd, hands each to the VM's control thread (the mailbox:
+ * futex) and writes the answer; the fd's end stops the VM (a kick:
+ * tgkill). */
+static const struct seccomp_rule control_rules[] = {
+	COMMON_RULES,
+	ALLOW(poll),		/* the fd and the stop eventfd */
+	ALLOW(read),		/* both */
+};
+
 /* The API thread (runner/api/http.c): libmicrohttpd driven from its epoll
  * fd, the router, jansson and the controller, whose api_vm_ops hand their
  * work to the VM's control thread and wait (futex). No ioctl at all. */
@@ -191,6 +211,7 @@ static const struct {
     [SECCOMP_EVLOOP] = {"evloop", evloop_rules, ARRAY_SIZE(evloop_rules)},
     [SECCOMP_RUN] = {"run", run_rules, ARRAY_SIZE(run_rules)},
     [SECCOMP_API] = {"api", api_rules, ARRAY_SIZE(api_rules)},
+    [SECCOMP_CONTROL] = {"control", control_rules, ARRAY_SIZE(control_rules)},
 };
 
 /* Written once by seccomp_configure() before any thread starts. */

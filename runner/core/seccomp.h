@@ -61,6 +61,7 @@ enum seccomp_thread {
 	SECCOMP_EVLOOP, /* io_uring loop and the device work on it */
 	SECCOMP_RUN,	/* flint run's relay to the guest agent */
 	SECCOMP_API,	/* the HTTP API: libmicrohttpd, jansson, the controller */
+	SECCOMP_CONTROL, /* flint --control-fd: reset requests to the mailbox */
 	SECCOMP_THREADS
 };
 

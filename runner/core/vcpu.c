@@ -186,10 +186,40 @@ static void park(struct vcpu *v)
 	v->run->immediate_exit = 0;
 }
 
+/* An I/O exit's instruction is finished only when KVM_RUN is entered
+ * again (KVM's API: userspace completes it before saving state). With
+ * immediate_exit set KVM finishes it and returns, running no guest
+ * instruction: before parking, so that a snapshot or a reset in place
+ * (vm_reset) reads or sets the vCPU's state with no half-done instruction
+ * under it. An instruction with a second access exits again: handled. */
+static enum vcpu_action complete_io(struct vcpu *v)
+{
+	enum vcpu_action a = VCPU_CONTINUE;
+
+	for (int i = 0; i < 16 && a == VCPU_CONTINUE; i++) {
+		if (v->run->exit_reason != KVM_EXIT_IO && v->run->exit_reason != KVM_EXIT_MMIO)
+			break;
+		v->run->immediate_exit = 1;
+		if (ioctl(v->fd, KVM_RUN, 0) < 0)
+			break; /* EINTR: done (exit_reason is KVM_EXIT_INTR) */
+		a = vcpu_handle_exit(v, v->run);
+	}
+	v->run->immediate_exit = 0;
+	return a;
+}
+
 static void run_loop(struct vcpu *v)
 {
 	while (!control_stopping(v->env->ctl)) {
 		if (atomic_load_explicit(&v->pause, memory_order_acquire)) {
+			enum vcpu_action a = complete_io(v);
+
+			if (a == VCPU_FATAL) {
+				control_request_stop(v->env->ctl, STOP_GUEST_CRASH, 0, "%s", v->fatal);
+				break;
+			}
+			if (a == VCPU_STOP)
+				break;
 			park(v);
 			continue;
 		}

@@ -172,6 +172,11 @@ int vdev_restore(struct vdev *d, struct rbuf *r, char *err, size_t errlen)
 	return virtio_mmio_restore(d->t, r, err, errlen);
 }
 
+void vdev_reset(struct vdev *d)
+{
+	virtio_mmio_reset(d->t);
+}
+
 void vdev_kick(struct vdev *d)
 {
 	for (unsigned q = 0; q < d->nq; q++)

@@ -55,5 +55,8 @@ int vdev_cmdline(const struct vdev *d, char *buf, size_t len) WARN_UNUSED;
 int vdev_save(const struct vdev *d, struct wbuf *w) WARN_UNUSED;
 int vdev_restore(struct vdev *d, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 void vdev_kick(struct vdev *d);
+/* Back to a fresh slot's state, as the driver's reset (virtio_mmio_reset),
+ * so that vdev_restore takes it again: a reset in place. */
+void vdev_reset(struct vdev *d);
 
 #endif

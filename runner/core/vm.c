@@ -752,7 +752,7 @@ void vm_set_paused_clock(struct vm *vm)
 	vm->has_paused_clock = false;
 }
 
-static void resume_vcpus(struct vm *vm)
+void vm_resume_vcpus(struct vm *vm)
 {
 	uint64_t t0 = now_ns();
 
@@ -816,7 +816,7 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 		else if (action == VM_ACTION_PAUSE && st == VM_STATE_RUNNING)
 			vm_pause_vcpus(vm, err);
 		else if (action == VM_ACTION_RESUME && st == VM_STATE_PAUSED)
-			resume_vcpus(vm);
+			vm_resume_vcpus(vm);
 		/* Pausing a paused VM or resuming a running one does nothing
 		 * and succeeds, as in Firecracker. */
 		break;
@@ -841,6 +841,12 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 			vm_err_set(err, -EPERM, "the microVM must be paused to create a snapshot");
 		else
 			vm_snapshot_execute(vm, (const struct vm_snapshot_args *)(uintptr_t)arg, err);
+		break;
+	case VM_ACTION_RESET:
+		if (st == VM_STATE_NOT_STARTED)
+			vm_err_set(err, -EPERM, "the VM has not started");
+		else
+			vm_reset_execute(vm, err);
 		break;
 	default:
 		vm_err_set(err, -EINVAL, "unknown action %d", action);
@@ -961,6 +967,11 @@ int vm_snapshot(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *
 	return mailbox_call(vm->mb, VM_ACTION_SNAPSHOT, (long)(uintptr_t)a, err);
 }
 
+int vm_reset(struct vm *vm, struct vm_err *err)
+{
+	return mailbox_call(vm->mb, VM_ACTION_RESET, 0, err);
+}
+
 int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
 		     vm_edit_fn edit, const void *arg, struct vm_err *err)
 {
@@ -1028,6 +1039,7 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->uffd);
 	free(vm->cpuid0);
 	free(vm->record_workset);
+	vm_snapshot_forget(vm);
 	mailbox_destroy(vm->mb);
 	vm_config_free(&vm->c);
 	free(vm);

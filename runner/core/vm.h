@@ -88,6 +88,9 @@ enum vm_action {
 	VM_ACTION_FLUSH_METRICS,
 	/* Save the paused VM to files (use vm_snapshot). */
 	VM_ACTION_SNAPSHOT,
+	/* Take the VM back to the snapshot it was restored from (use
+	 * vm_reset). */
+	VM_ACTION_RESET,
 };
 
 #define VM_PAUSE_TIMEOUT_MS 5000
@@ -185,6 +188,29 @@ struct vm_restore_args {
  * format version, another CPU, truncated or corrupt is refused. 0, or
  * -errno with a message logged naming the file and what is wrong. */
 int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm_opts *o) WARN_UNUSED;
+
+/* Reset in place: take a VM restored from a snapshot (vm_restore, File
+ * backend) back to that snapshot in this process, so that nothing of what
+ * it did since survives: the vCPUs pause, the devices finish their I/O and
+ * come to rest as for a snapshot (vsock closes every host connection, host
+ * programs read EOF), every page of guest RAM the guest or flint wrote is
+ * dropped (the guest reads the memory file again), the VM's, vCPUs',
+ * serial's, i8042's and devices' state is put back from the same state
+ * file, the guest's clock moves on as at the restore (clock_realtime), and
+ * the VM runs again (a paused VM stays paused). On the control thread;
+ * any thread but that one.
+ *
+ * Refused, the VM going on as it was: -EOPNOTSUPP for a VM that was not
+ * restored, one whose memory is the Uffd backend's, one restored with a
+ * diff laid over its memory file, with track_dirty_pages, or with a device
+ * that cannot be reset; -EPERM before the VM started; the errors of a
+ * pause, a drain or the event loop's pause (the VM then runs on). A
+ * failure once the memory is dropped stops the VM (STOP_ERROR): it never
+ * runs half reset. 0, or -errno with err saying why. */
+int vm_reset(struct vm *vm, struct vm_err *err) WARN_UNUSED;
+/* How long the last vm_reset took, from its start on the control thread
+ * to the vCPUs running again (microseconds); 0 before one. Any thread. */
+uint64_t vm_last_reset_us(const struct vm *vm);
 
 /* The VM's configuration (its own copy). Read it on the control thread, or
  * from another thread while no update runs. */

@@ -66,6 +66,14 @@ struct vm {
 	bool start_paused; /* vm_run starts the vCPUs paused (a restore) */
 	char *record_workset;
 	_Atomic uint64_t snap_full_us, snap_diff_us, load_us;
+	/* Reset in place (vm_reset): the state file this VM was restored
+	 * from, kept decoded (NULL for a VM that was booted), whether its
+	 * clock follows the wall clock, and why it cannot be reset ("" when
+	 * it can: a diff laid over its memory, say). */
+	struct snap *snap;
+	bool reset_clock_realtime;
+	char reset_refusal[160];
+	_Atomic uint64_t reset_us;
 	struct termios tty;
 	bool tty_raw;
 };
@@ -99,5 +107,11 @@ void vm_set_paused_clock(struct vm *vm);
 void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct vm_err *err);
 /* When the VM stops: write its loading set if asked (vm_snap.c). */
 void vm_snapshot_on_stop(struct vm *vm);
+/* VM_ACTION_RESET on the control thread (vm_snap.c). */
+void vm_reset_execute(struct vm *vm, struct vm_err *err);
+/* Free what a restore kept for vm_reset (vm_destroy). */
+void vm_snapshot_forget(struct vm *vm);
+/* Let paused vCPUs run again, the guest's clock given back first (vm.c). */
+void vm_resume_vcpus(struct vm *vm);
 
 #endif

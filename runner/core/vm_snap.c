@@ -444,8 +444,11 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 }
 
 /* KVM, vCPU and device state from the sections, each checked before it
- * is put; then the guest's clock as the load asks. */
-static int restore_state(struct vm *vm, const struct snap *s, const struct vm_restore_args *a)
+ * is put; then the guest's clock as the load asks. in_place: a reset of
+ * vCPUs that have run (vm_reset), whose park told the guest's kvmclock
+ * they stopped already. */
+static int restore_state(struct vm *vm, const struct snap *s, const struct vm_restore_args *a,
+			 bool in_place)
 {
 	struct snap_cpu host;
 	struct rbuf rb;
@@ -499,7 +502,7 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 	}
 	/* Every vCPU tells the guest it was stopped, so the time it missed
 	 * is no soft lockup. Not all guests use kvmclock: no error. */
-	for (unsigned i = 0; i < vm->nvcpus; i++)
+	for (unsigned i = 0; i < vm->nvcpus && !in_place; i++)
 		(void)ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
 	if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &vm->paused_clock) < 0) {
 		r = -errno;
@@ -513,6 +516,37 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 		vm_set_paused_clock(vm);
 	vm->start_paused = !a->resume_vm;
 	return 0;
+}
+
+/* What vm_reset needs of the restore: the decoded state file (taken from
+ * s, which is left empty) and why the VM cannot be reset, if it cannot. */
+static int keep_for_reset(struct vm *vm, struct snap *s, const struct vm_restore_args *a)
+{
+	if (!(vm->snap = malloc(sizeof(*vm->snap))))
+		return -ENOMEM;
+	*vm->snap = *s;
+	memset(s, 0, sizeof(*s));
+	vm->reset_clock_realtime = a->clock_realtime;
+	if (a->backend == VM_MEM_UFFD)
+		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+			 "its memory is the Uffd backend's (only the File backend's memory can "
+			 "be read from the memory file again)");
+	else if (a->mem_diff_path)
+		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+			 "it was restored with a diff laid over its memory (--mem-diff): merge "
+			 "the diff into a copy of the full memory file and restore from that");
+	else if (a->track_dirty_pages)
+		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+			 "it tracks dirty pages (the next diff snapshot's base would be lost)");
+	return 0;
+}
+
+void vm_snapshot_forget(struct vm *vm)
+{
+	if (vm->snap)
+		snap_free(vm->snap);
+	free(vm->snap);
+	vm->snap = NULL;
 }
 
 int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm_opts *o)
@@ -552,7 +586,7 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		case LEGACY: r = vm_setup_legacy(vm); break;
 		case VIRTIO: r = vm_setup_virtio(vm); break;
 		case VCPUS: r = vm_setup_vcpus(vm); break;
-		case STATE: r = restore_state(vm, &s, a); break;
+		case STATE: r = restore_state(vm, &s, a, false); break;
 		default: r = vm_setup_metrics(vm); break;
 		}
 		if (r < 0)
@@ -564,6 +598,8 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		r = -ENOMEM;
 		goto out;
 	}
+	if ((r = keep_for_reset(vm, &s, a)) < 0)
+		goto out;
 	atomic_store(&vm->load_us, (now_ns() - t0) / 1000);
 	pr_debug("restored %s in %llu us", a->snapshot_path,
 		 (unsigned long long)(now_ns() - t0) / 1000);
@@ -573,4 +609,108 @@ out:
 	vm_destroy(vm);
 	snap_free(&s);
 	return r;
+}
+
+/* ---- reset in place ------------------------------------------------------ */
+
+/* How long the devices get to finish their I/O before a reset. */
+#define RESET_DRAIN_MS SNAPSHOT_DRAIN_MS
+
+/* Why vm can be reset in place, or "" if it can: checked before anything
+ * changes. */
+static const char *reset_refusal(const struct vm *vm)
+{
+	if (!vm->snap)
+		return "it was not restored from a snapshot";
+	if (vm->reset_refusal[0])
+		return vm->reset_refusal;
+	if (vm->uffd >= 0 || !gmem_from_file(vm->mem))
+		return "its memory is not a private mapping of a memory file";
+	if (vm->devs && !devices_can_reset(vm->devs))
+		return "one of its devices cannot be reset";
+	return "";
+}
+
+/* The part with no way back: guest RAM reads the memory file again, then
+ * every component's state is the snapshot's. The loop is parked, the
+ * vCPUs paused. */
+static int reset_to_snapshot(struct vm *vm, char *why, size_t n)
+{
+	struct vm_restore_args a = {.clock_realtime = vm->reset_clock_realtime,
+				    .resume_vm = false};
+	bool start_paused = vm->start_paused;
+	int r;
+
+	if ((r = gmem_drop_private(vm->mem)) < 0)
+		return err_set(why, n, r, "dropping the guest's memory: %s", strerror(-r));
+	/* The devices forget their queues as at the driver's reset, so that
+	 * their restore, made for a fresh device, takes them. */
+	if (vm->devs)
+		devices_reset(vm->devs);
+	why[0] = '\0';
+	pr_capture(why, n);
+	r = restore_state(vm, vm->snap, &a, true);
+	pr_capture(NULL, 0);
+	vm->start_paused = start_paused;
+	if (r < 0 && !why[0])
+		snprintf(why, n, "%s", strerror(-r));
+	return r;
+}
+
+void vm_reset_execute(struct vm *vm, struct vm_err *err)
+{
+	uint64_t t0 = now_ns();
+	bool running = atomic_load(&vm->state) == VM_STATE_RUNNING;
+	const char *no = reset_refusal(vm);
+	char why[sizeof(err->msg) - 40];
+	int r;
+
+	if (*no) {
+		vm_err_set(err, -EOPNOTSUPP, "this VM cannot be reset to its snapshot: %s", no);
+		return;
+	}
+	if (running && vm_pause_vcpus(vm, err) < 0)
+		return;
+	/* As a snapshot: I/O in flight finishes, then, the loop parked, the
+	 * devices give back what they hold and vsock closes its host
+	 * connections (on the loop's thread). Up to here a failure leaves
+	 * the VM as a snapshot does: it runs on. */
+	if (vm->devs &&
+	    devices_drain(vm->devs, now_ns() + RESET_DRAIN_MS * 1000000ull, err) < 0)
+		goto resume;
+	if (vm->loop && (r = evloop_pause(vm->loop)) < 0) {
+		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
+		goto resume;
+	}
+	if (vm->devs && (r = evloop_call_parked(vm->loop, quiesce_devices, vm->devs)) < 0) {
+		evloop_resume(vm->loop);
+		vm_err_set(err, r, "the devices could not come to rest: %s", strerror(-r));
+		goto resume;
+	}
+	r = reset_to_snapshot(vm, why, sizeof(why));
+	if (vm->loop)
+		evloop_resume(vm->loop);
+	if (r < 0) {
+		/* Half of the VM is the snapshot's: it must not run. */
+		control_request_stop(&vm->ctl, STOP_ERROR, 0, "reset to the snapshot failed: %s",
+				     why);
+		vm_err_set(err, r, "reset to the snapshot failed (the VM is stopped): %s", why);
+		return;
+	}
+	/* The restored queues' buffers are the devices' to take up. */
+	if (vm->devs)
+		devices_kick(vm->devs);
+	if (running)
+		vm_resume_vcpus(vm);
+	atomic_store(&vm->reset_us, (now_ns() - t0) / 1000);
+	pr_debug("reset to the snapshot in %llu us", (unsigned long long)(now_ns() - t0) / 1000);
+	return;
+resume:
+	if (running)
+		vm_resume_vcpus(vm);
+}
+
+uint64_t vm_last_reset_us(const struct vm *vm)
+{
+	return atomic_load(&vm->reset_us);
 }

@@ -1,0 +1,38 @@
+/* flint --restore ... --control-fd N: a thread that reads requests, one a
+ * line, on an inherited fd (a socketpair end that a supervisor such as
+ * flint serve keeps) and answers each on the same fd:
+ *
+ *   "reset\n"  -> vm_reset: "ok <microseconds>\n" (the time from the request
+ *                 read to the VM running again from its snapshot) or
+ *                 "error <message>\n"
+ *   other      -> "error unknown request ...\n"
+ *
+ * The fd's end (EOF, or an error reading it) stops the VM, as if asked,
+ * with status 0: the supervisor has gone or let the VM go. The thread
+ * applies the "control" seccomp filter (seccomp.h) before it reads. */
+#ifndef FLINT_CTLFD_H
+#define FLINT_CTLFD_H
+
+#include "core/util.h"
+#include "core/vm.h"
+
+struct ctlfd;
+
+/* Take fd (it becomes close-on-exec, and is the thread's to close) and
+ * start the thread that serves it for vm, which must outlive
+ * ctlfd_stop. Before vm_run, on the main thread, so that the thread
+ * inherits no seccomp filter. 0 or -errno (logged; fd is closed). */
+int ctlfd_start(struct ctlfd **out, int fd, struct vm *vm) WARN_UNUSED;
+
+/* End the thread (a request it is serving is answered first) and close
+ * the fd. NULL ok. */
+void ctlfd_stop(struct ctlfd *c);
+
+/* One request line (without its newline) answered into ans (a line with
+ * its newline): what the thread does with each, reset through
+ * reset(ctx, err). Returns false when the line asks nothing of the VM
+ * (an unknown request: ans says so). For tests. */
+typedef int (*ctlfd_reset_fn)(void *ctx, struct vm_err *err);
+bool ctlfd_answer(const char *line, ctlfd_reset_fn reset, void *ctx, char *ans, size_t len);
+
+#endif

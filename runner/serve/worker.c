@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ extern char **environ;
  * command's own exit status, not a signal. */
 #define SIGNAL_MAX 64
 #define STATUS_LINE_MAX 128 /* flint run --status-fd's line */
+#define CONTROL_LINE_MAX 640 /* flint --control-fd's answer, "error <message>" */
 
 bool worker_test_no_pidfd;
 
@@ -50,6 +52,12 @@ struct worker {
 	int st_status;
 	double st_ready_ms, st_command_ms;
 	bool warm, detached, released, discarding, exited, timed_out;
+	/* WORKER_VM with control: the server's end of the control socket
+	 * (-1 once closed), and an answer's line so far. */
+	bool control;
+	int ctl_fd;
+	char ctl_line[CONTROL_LINE_MAX];
+	size_t ctl_len;
 	uint64_t start_ns, end_ns;
 	uint64_t span_ns;     /* the deadline, from the start or release; 0 none */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 for none */
@@ -92,7 +100,7 @@ static int vm_argv(const struct worker_params *p, char ***out)
 	if (!p->flint || !*p->flint || !p->state || !p->mem || !p->uds || !*p->uds ||
 	    count(p->argv) || p->save_after)
 		return -EINVAL;
-	v = calloc(nl + 1 + ARRAY_SIZE(fixed) + no + 1, sizeof(*v));
+	v = calloc(nl + 1 + ARRAY_SIZE(fixed) + 2 + no + 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < nl; i++)
@@ -103,6 +111,13 @@ static int vm_argv(const struct worker_params *p, char ***out)
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (!(v[n++] = strdup(fixed[i])))
 			goto nomem;
+	if (p->control) {
+		char num[16];
+
+		snprintf(num, sizeof(num), "%d", WORKER_CONTROL_FD);
+		if (!(v[n++] = strdup("--control-fd")) || !(v[n++] = strdup(num)))
+			goto nomem;
+	}
 	for (size_t i = 0; i < no; i++)
 		if (!(v[n++] = strdup(p->opts[i])))
 			goto nomem;
@@ -126,7 +141,7 @@ int worker_argv(const struct worker_params *p, char ***out)
 	if (!p->flint || !*p->flint ||
 	    (attach ? !p->uds || !*p->uds : !p->state || !p->mem) ||
 	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save && !attach) ||
-	    (!save && !na) || (p->save_after && !save))
+	    (!save && !na) || (p->save_after && !save) || p->control)
 		return -EINVAL;
 	for (size_t i = 0; i < ne; i++)
 		if (!strchr(p->env[i], '='))
@@ -620,6 +635,8 @@ int worker_wait(struct worker *w, struct worker_result *res)
 	if (w->warm && !w->released && !w->discarding)
 		begin_discard(w);
 	close_fd(&w->in_fd);
+	/* A controlled VM's flint stops it and exits 0 at its socket's end. */
+	close_fd(&w->ctl_fd);
 	while (!check_exit(w)) {
 		struct pollfd pf[3] = {
 		    {w->out_fd, POLLIN, 0},
@@ -655,6 +672,82 @@ int worker_discard(struct worker *w, struct worker_result *res)
 			kill_group(w);
 	}
 	return worker_wait(w, res);
+}
+
+/* One answer line of flint --control-fd, read into w->ctl_line until its
+ * newline or the deadline: 0 with the line (no newline), -ETIMEDOUT,
+ * -EPIPE when the socket ended. */
+static int control_line(struct worker *w, uint64_t deadline)
+{
+	for (;;) {
+		char *nl = memchr(w->ctl_line, '\n', w->ctl_len);
+		uint64_t now = now_ns();
+		ssize_t got;
+
+		if (nl) {
+			*nl = '\0';
+			return 0;
+		}
+		if (w->ctl_len == sizeof(w->ctl_line) - 1)
+			return -EPROTO; /* not flint's answer */
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		struct pollfd pf = {w->ctl_fd, POLLIN, 0};
+		uint64_t ms = (deadline - now + 999999) / 1000000;
+		int n = poll(&pf, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		got = read(w->ctl_fd, w->ctl_line + w->ctl_len, sizeof(w->ctl_line) - 1 - w->ctl_len);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			return -EPIPE;
+		if (got > 0)
+			w->ctl_len += (size_t)got;
+	}
+}
+
+int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err, size_t errlen)
+{
+	static const char req[] = "reset\n";
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	unsigned long long n;
+	ssize_t sent;
+	int r;
+
+	if (errlen)
+		err[0] = '\0';
+	if (!w->control)
+		return -EINVAL;
+	if (w->ctl_fd < 0)
+		return -EPIPE;
+	w->ctl_len = 0;
+	while ((sent = send(w->ctl_fd, req, sizeof(req) - 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (sent != (ssize_t)sizeof(req) - 1) {
+		/* A six-byte send into an empty socket either goes whole or
+		 * fails: flint has closed its end. */
+		close_fd(&w->ctl_fd);
+		return -EPIPE;
+	}
+	if ((r = control_line(w, deadline)) < 0) {
+		/* Whatever comes later must not answer the next request. */
+		close_fd(&w->ctl_fd);
+		if (r == -EPROTO && errlen)
+			snprintf(err, errlen, "an answer longer than %d bytes", CONTROL_LINE_MAX);
+		return r == -EPROTO ? -EIO : r;
+	}
+	w->ctl_len = 0; /* one answer per request: nothing is left over */
+	if (sscanf(w->ctl_line, "ok %llu", &n) == 1) {
+		if (us)
+			*us = n;
+		return 0;
+	}
+	if (errlen)
+		snprintf(err, errlen, "%s",
+			 !strncmp(w->ctl_line, "error ", 6) ? w->ctl_line + 6 : w->ctl_line);
+	return -EIO;
 }
 
 bool worker_exited(struct worker *w)
@@ -714,6 +807,16 @@ static int make_pipes(struct worker *w, int child[5], int parent[5])
 	for (int i = 0; i < 5; i++) {
 		int p[2], r;
 
+		if (i == 3 && w->control) {
+			/* Both ways: requests in, answers out. */
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+				return -errno;
+			child[i] = p[1];
+			parent[i] = p[0];
+			if ((r = above_go_fd(&child[i])) < 0 || (r = nonblock(parent[i])) < 0)
+				return r;
+			continue;
+		}
 		if ((i == 3 && !w->warm) || (i == 4 && !w->early_status))
 			continue;
 		if (pipe2(p, O_CLOEXEC) < 0)
@@ -739,12 +842,13 @@ static int spawn_settings(const struct worker *w, const int child[5],
 				       SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2, SIGTSTP,
 				       SIGTTIN, SIGTTOU, SIGXFSZ};
 	sigset_t none, dfl;
-	int r = 0, n = w->early_status ? 5 : w->warm ? 4 : 3;
+	int r = 0, n = w->early_status ? 5 : w->warm || w->control ? 4 : 3;
 
 	/* A slot with no pipe below the last one (fd 3 of a worker with a
-	 * status pipe and no go pipe) gets /dev/null, not a server fd. */
+	 * status pipe and no go pipe) gets /dev/null, not a server fd; so do
+	 * a detached VM's stdio. */
 	for (int i = 0; i < n && !r; i++)
-		r = w->detached || child[i] < 0
+		r = (w->detached && i < 3) || child[i] < 0
 			? posix_spawn_file_actions_addopen(fa, i, "/dev/null", O_RDWR, 0)
 			: posix_spawn_file_actions_adddup2(fa, child[i], i);
 	if (!r)
@@ -786,8 +890,9 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&w->lock, NULL);
-	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = w->st_fd = -1;
+	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = w->st_fd = w->ctl_fd = -1;
 	w->warm = p->kind == WORKER_WARM;
+	w->control = p->kind == WORKER_VM && p->control;
 	w->early_status = p->early_status && p->kind != WORKER_SAVE && p->kind != WORKER_VM;
 	w->detached = p->kind == WORKER_VM;
 	w->span_ns = (uint64_t)span_s * 1000000000ULL;
@@ -818,6 +923,10 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	w->start_ns = now_ns();
 	if (!worker_test_no_pidfd)
 		w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0); /* CLOEXEC; -1: waitid */
+	if (w->control) {
+		w->ctl_fd = parent[3];
+		parent[3] = -1;
+	}
 	if (w->detached) {
 		for (int i = 0; i < 5; i++)
 			close_fd(&parent[i]);
@@ -864,6 +973,7 @@ void worker_destroy(struct worker *w)
 	close_fd(&w->out_fd);
 	close_fd(&w->err_fd);
 	close_fd(&w->go_fd);
+	close_fd(&w->ctl_fd);
 	close_fd(&w->pidfd);
 	pthread_mutex_destroy(&w->lock);
 	free(w->inbuf);

@@ -22,8 +22,8 @@
  * workers itself) and must not reap them with waitpid(-1, ...).
  *
  * Files: every descriptor of a worker is CLOEXEC; the child gets only its
- * stdin, stdout, stderr and go pipe (fd 3), every other descriptor of the
- * server being closed in it, CLOEXEC or not. */
+ * stdin, stdout, stderr and go pipe or control socket (fd 3), every other
+ * descriptor of the server being closed in it, CLOEXEC or not. */
 #ifndef FLINT_SERVE_WORKER_H
 #define FLINT_SERVE_WORKER_H
 
@@ -35,6 +35,7 @@
 #include "core/util.h"
 
 #define WORKER_GO_FD	  3	     /* the go pipe's number in the child */
+#define WORKER_CONTROL_FD 3	     /* WORKER_VM's control socket's (control) */
 #define WORKER_STATUS_FD  4	     /* the status pipe's (early_status) */
 #define WORKER_MARGIN_S	  15	     /* deadline past timeout_s (flint's own guard is 10 s) */
 #define WORKER_STDERR_CAP (64 << 10) /* stderr kept by default */
@@ -59,7 +60,8 @@ enum worker_kind {
 	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin,
 	 * stdout and stderr are /dev/null (nobody reads them for its life);
 	 * no deadline. worker_exited says whether it died, worker_kill and
-	 * worker_wait end it. */
+	 * worker_wait end it. With control, it also gets --control-fd 3:
+	 * worker_reset takes it back to its snapshot in place. */
 	WORKER_VM,
 };
 
@@ -99,6 +101,9 @@ struct worker_params {
 	 * before flint has torn its VM down and exited. */
 	bool early_status;
 	size_t stderr_cap; /* stderr bytes kept; 0: WORKER_STDERR_CAP */
+	/* WORKER_VM: fd 3 in the child is one end of a socketpair, and flint
+	 * gets --control-fd 3 (worker_reset). -EINVAL with another kind. */
+	bool control;
 	char *const *envp; /* the child's environment; NULL: the server's */
 };
 
@@ -208,6 +213,20 @@ bool worker_early(struct worker *w, struct worker_result *res);
  * stops the VM and exits 0) and WORKER_DISCARD_S to exit before it is
  * killed; any other is killed at once. Then worker_wait. */
 int worker_discard(struct worker *w, struct worker_result *res) WARN_UNUSED;
+
+/* A WORKER_VM with control: sends "reset" on its control socket and waits
+ * up to timeout_ms for flint's answer: 0 with *us (the reset's time as
+ * flint measured it, microseconds; may be NULL) when the VM runs again
+ * from its snapshot; -EIO with flint's message in err (errlen bytes, may
+ * be 0) when it refused or failed (a failure after its memory was dropped
+ * stops the VM: worker_exited); -ETIMEDOUT when no answer came in time
+ * (the control socket is then closed, so flint stops the VM: a late
+ * answer can never be taken for the next reset's); -EPIPE when flint is
+ * gone or its socket closed; -EINVAL for a worker without control. One
+ * thread at a time. worker_wait closes the socket first: flint stops its
+ * VM and exits 0. */
+int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
+		 size_t errlen) WARN_UNUSED;
 
 /* Whether flint has exited (not reaped yet; worker_wait does that).
  * Never blocks: for a pool checking its warm workers. */

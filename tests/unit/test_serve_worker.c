@@ -1177,3 +1177,173 @@ Test(worker, without_a_pidfd)
 	last = NULL;
 	cr_assert_eq(count_fds(), fds);
 }
+
+/* ---- WORKER_VM with control: worker_reset ---- */
+
+/* A stand-in for flint --restore ... --control-fd 3: it answers each line
+ * read on fd 3 as --mode says (ok: "ok <100 n>"; refuse; slow: never in
+ * time; die: exits 3 at the first request), and exits 0 at the socket's
+ * end, as flint does. check: "ok 1" only when its stdin and stdout are
+ * /dev/null and fd 3 a socket, as a detached VM's are. */
+static const char vm_flint[] =
+    "#!/bin/sh\n"
+    "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
+    "mode=ok\n"
+    "while [ $# -gt 0 ]; do case $1 in --mode) mode=$2; shift ;; esac; shift; done\n"
+    "n=0\n"
+    "while read -r line <&3; do\n"
+    "\tn=$((n + 1))\n"
+    "\tcase $mode in\n"
+    "\tok) printf 'ok %d\\n' $((n * 100)) >&3 ;;\n"
+    "\trefuse) printf 'error this VM cannot be reset to its snapshot: no\\n' >&3 ;;\n"
+    "\tslow) sleep 3 ;;\n"
+    "\tdie) exit 3 ;;\n"
+    "\tcheck) in=$(readlink /proc/$$/fd/0); out=$(readlink /proc/$$/fd/1)\n"
+    "\t\tc=$(readlink /proc/$$/fd/3)\n"
+    "\t\tcase $in,$out,$c in /dev/null,/dev/null,socket:*) echo 'ok 1' >&3 ;;\n"
+    "\t\t*) echo \"error $in $out $c\" >&3 ;; esac ;;\n"
+    "\tesac\n"
+    "done\n"
+    "exit 0\n";
+
+static struct worker *spawn_vm(const char *mode)
+{
+	char path[128];
+	struct worker *w;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vmflint", dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs(vm_flint, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, 0755), 0);
+	struct worker_params p = {.kind = WORKER_VM,
+				  .flint = path,
+				  .state = "fn.state",
+				  .mem = "fn.mem",
+				  .uds = "vm.sock",
+				  .control = true,
+				  .opts = ARGV("--mode", (char *)mode),
+				  .envp = fake_env};
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	last = w;
+	return w;
+}
+
+Test(worker, argv_vm_control)
+{
+	struct worker_params p = {.kind = WORKER_VM,
+				  .flint = "flint",
+				  .state = "s",
+				  .mem = "m",
+				  .uds = "u",
+				  .control = true,
+				  .opts = ARGV("--level", "Debug")};
+	char **v;
+
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "--restore", "s", "--mem-file", "m", "--vsock-override", "u",
+			    "--console", "none", "--control-fd", "3", "--level", "Debug"));
+	worker_argv_free(v);
+	p.control = false;
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("flint", "--restore", "s", "--mem-file", "m", "--vsock-override", "u",
+			    "--console", "none", "--level", "Debug"));
+	worker_argv_free(v);
+	/* Only a VM takes --control-fd. */
+	p = (struct worker_params){.kind = WORKER_RESTORE,
+				   .flint = "flint",
+				   .state = "s",
+				   .mem = "m",
+				   .argv = ARGV("true"),
+				   .control = true};
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	cr_assert_null(v);
+}
+
+Test(worker, reset_answers_in_turn_and_the_end_stops_the_vm)
+{
+	struct worker *w = spawn_vm("ok");
+	struct worker_result res;
+	uint64_t us = 0;
+	char err[128];
+
+	cr_assert_eq(worker_reset(w, 5000, &us, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(us, 100);
+	cr_assert_eq(worker_reset(w, 5000, &us, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(us, 200);
+	cr_assert_eq(worker_reset(w, 5000, NULL, NULL, 0), 0);
+	cr_assert_not(worker_exited(w));
+	/* worker_wait closes the socket: "flint" exits 0 by itself. */
+	double t0 = secs();
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK, "outcome %d status %d", res.outcome, res.status);
+	cr_assert_not(res.deadline);
+	cr_assert_lt(secs() - t0, 2.0);
+	cr_assert_eq(worker_reset(w, 100, &us, err, sizeof(err)), -EPIPE);
+}
+
+Test(worker, reset_detached_stdio_and_a_socket)
+{
+	struct worker *w = spawn_vm("check");
+	char err[256];
+
+	cr_assert_eq(worker_reset(w, 5000, NULL, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(worker, reset_refused_is_eio_with_the_message)
+{
+	struct worker *w = spawn_vm("refuse");
+	uint64_t us = 7;
+	char err[128];
+
+	cr_assert_eq(worker_reset(w, 5000, &us, err, sizeof(err)), -EIO);
+	cr_assert_str_eq(err, "this VM cannot be reset to its snapshot: no");
+	cr_assert_eq(us, 7);
+	/* The VM runs on: another request is answered too. */
+	cr_assert_eq(worker_reset(w, 5000, &us, err, sizeof(err)), -EIO);
+	cr_assert_not(worker_exited(w));
+}
+
+Test(worker, reset_timeout_closes_the_socket)
+{
+	struct worker *w = spawn_vm("slow");
+	struct worker_result res;
+	char err[128];
+	double t0 = secs();
+
+	cr_assert_eq(worker_reset(w, 200, NULL, err, sizeof(err)), -ETIMEDOUT);
+	cr_assert_geq(secs() - t0, 0.19);
+	cr_assert_lt(secs() - t0, 1.5);
+	/* No late answer can be taken for this one's. */
+	cr_assert_eq(worker_reset(w, 200, NULL, err, sizeof(err)), -EPIPE);
+	/* The stand-in reads the end after its sleep and exits 0. */
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_OK);
+}
+
+Test(worker, reset_of_a_dead_vm_is_epipe)
+{
+	struct worker *w = spawn_vm("die");
+	struct worker_result res;
+	char err[128];
+
+	cr_assert_eq(worker_reset(w, 5000, NULL, err, sizeof(err)), -EPIPE);
+	for (int i = 0; i < 200 && !worker_exited(w); i++)
+		usleep(10000);
+	cr_assert(worker_exited(w));
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_EXIT);
+	cr_assert_eq(res.status, 3);
+	cr_assert_eq(worker_reset(w, 100, NULL, err, sizeof(err)), -EPIPE);
+}
+
+Test(worker, reset_without_control_is_einval)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sleep", "5"));
+	struct worker *w;
+
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	last = w;
+	cr_assert_eq(worker_reset(w, 100, NULL, NULL, 0), -EINVAL);
+}

@@ -199,12 +199,13 @@ struct run_ctx {
 	uint64_t restored_us; /* --restore: launch to the VM restored */
 };
 
-/* --save-after, on the run thread once the command has exited 0 (its
- * connection closed): pause the VM and save it (Full). The connection's
- * end need not have reached the guest: a restore resets every vsock
- * connection, and the agent's listener is what a restored VM's commands
- * use. Returns 0, or EXIT_FLINT_ERROR with a reason in msg. */
-static int save_after_command(struct run_ctx *rc, char *msg, size_t len)
+/* --save-snapshot, on the run thread: pause the VM and save it (Full), at
+ * the agent's first connection, or with --save-after once the command
+ * has exited 0 (its connection closed: the end need not have reached the
+ * guest, as a restore resets every vsock connection, and the agent's
+ * listener is what a restored VM's commands use). Returns 0, or
+ * EXIT_FLINT_ERROR with a reason in msg. */
+static int save_full(struct run_ctx *rc, char *msg, size_t len)
 {
 	struct vm_snapshot_args a = {
 	    .type = VM_SNAPSHOT_FULL,
@@ -231,7 +232,7 @@ static void run_finish(void *ctx, int status, const char *msg)
 	if (rc->cfg->save_after) {
 		if (status == 0) {
 			why[0] = '\0';
-			status = save_after_command(rc, why, sizeof(why));
+			status = save_full(rc, why, sizeof(why));
 		} else if (msg) {
 			snprintf(why, sizeof(why), "%s; no snapshot saved", msg);
 		} else {
@@ -253,20 +254,10 @@ static void run_finish(void *ctx, int status, const char *msg)
 static int save_when_ready(void *ctx, char *msg, size_t len)
 {
 	struct run_ctx *rc = ctx;
-	struct vm_snapshot_args a = {
-	    .type = VM_SNAPSHOT_FULL,
-	    .snapshot_path = rc->cfg->save_snapshot,
-	    .mem_file_path = rc->cfg->save_mem,
-	};
 	struct vm_err err = {0};
-	uint64_t t0 = now_ns();
 
-	if (vm_act(rc->vm, VM_ACTION_PAUSE, 0, &err) < 0 || vm_snapshot(rc->vm, &a, &err) < 0) {
-		snprintf(msg, len, "flint run: cannot save the snapshot: %s",
-			 err.msg[0] ? err.msg : strerror(-err.code));
+	if (save_full(rc, msg, len) != 0)
 		return EXIT_FLINT_ERROR;
-	}
-	rc->snap_us = (now_ns() - t0) / 1000;
 	if (rc->cfg->guest_argc == 0)
 		return 0;
 	if (vm_act(rc->vm, VM_ACTION_RESUME, 0, &err) < 0) {

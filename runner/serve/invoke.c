@@ -66,20 +66,12 @@ static int spawn(struct call *c, enum worker_kind kind)
 {
 	struct serve_fn *fn = c->fn;
 	char **opts = serve_worker_opts(fn, false);
-	struct worker_params p = {
-	    .kind = kind,
-	    .flint = c->s->o.flint,
-	    .state = fn->state_path,
-	    .mem = fn->mem_path,
-	    .timeout_s = fn->cfg.timeout_s,
-	    .opts = opts,
-	    .argv = fn->cfg.command,
-	    .env = fn->cfg.env,
-	    .workdir = fn->cfg.workdir,
-	    .uds = kind == WORKER_ATTACH ? c->vm->uds : NULL,
-	    .early_status = true,
-	};
-	int r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
+	struct worker_params p = serve_worker_params(c->s, fn, kind, opts);
+	int r;
+
+	if (kind == WORKER_ATTACH)
+		p.uds = c->vm->uds;
+	r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
 
 	serve_strv_free(opts);
 	return r;

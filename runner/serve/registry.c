@@ -181,12 +181,11 @@ oom:
 	return NULL;
 }
 
-int serve_vm_spawn(struct server *s, struct serve_vm *v)
+struct worker_params serve_worker_params(const struct server *s, const struct serve_fn *fn,
+					 enum worker_kind kind, char *const *opts)
 {
-	struct serve_fn *fn = v->fn;
-	char **opts = serve_worker_opts(fn, false);
-	struct worker_params p = {
-	    .kind = WORKER_WARM,
+	return (struct worker_params){
+	    .kind = kind,
 	    .flint = s->o.flint,
 	    .state = fn->state_path,
 	    .mem = fn->mem_path,
@@ -197,6 +196,13 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 	    .workdir = fn->cfg.workdir,
 	    .early_status = true,
 	};
+}
+
+int serve_vm_spawn(struct server *s, struct serve_vm *v)
+{
+	struct serve_fn *fn = v->fn;
+	char **opts = serve_worker_opts(fn, false);
+	struct worker_params p = serve_worker_params(s, fn, WORKER_WARM, opts);
 	int r;
 
 	if (!opts)

@@ -147,6 +147,10 @@ void serve_registry_free(struct server *s);
  * malloc'd strings (--kernel, --rootfs, ... for a registration; --timings
  * for the others). NULL when out of memory. */
 char **serve_worker_opts(const struct serve_fn *fn, bool registering);
+/* A worker of kind for fn's snapshot, command, environment and working
+ * directory, with opts, its status line early. */
+struct worker_params serve_worker_params(const struct server *s, const struct serve_fn *fn,
+					 enum worker_kind kind, char *const *opts);
 void serve_strv_free(char **v);
 /* PUT /functions/{name}: status and a JSON body (malloc'd). */
 unsigned serve_fn_register(struct server *s, const char *name, const char *body, size_t len,

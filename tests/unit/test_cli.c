@@ -848,3 +848,37 @@ Test(cli, run_attach)
 	cr_assert_eq(PARSE(&c, err, "--attach", "/tmp/u"), CLI_ERROR);
 	cr_assert_str_eq(err, "--attach is an option of flint run");
 }
+
+/* --control-fd: only beside --restore (a VM that can be reset to its
+ * snapshot), an fd number from 3, not an option of flint run. */
+Test(cli, control_fd)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--control-fd", "3"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.control_fd, 3);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--uffd-sock", "u", "--control-fd", "17"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.control_fd, 17);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m"), CLI_RUN, "%s", err);
+	cr_assert_eq(c.control_fd, 0);
+
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--control-fd", "3"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--control-fd needs --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--control-fd", "3"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--control-fd needs --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--control-fd",
+			   "3", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--control-fd is an option of flint --restore"), "%s", err);
+	static const char *const bad[] = {"2", "0", "-1", "x", "3x", "", "99999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--control-fd",
+				   (char *)bad[i]),
+			     CLI_ERROR, "--control-fd '%s'", bad[i]);
+		cr_assert_not_null(strstr(err, "--control-fd"), "%s", err);
+		cr_assert_not_null(strstr(err, "expected a file descriptor"), "%s", err);
+	}
+}

@@ -738,3 +738,50 @@ Test(gmem_dirty, vq_marks_writable_buffers_and_the_used_ring)
 	cr_assert(dirty(g, 0, used / PG));
 	gmem_destroy(g);
 }
+
+/* A reset in place: every page written since the restore (by the guest,
+ * by flint, a diff laid over it) reads the memory file again; pages never
+ * touched too; the file itself never changed. Only a File-backed restore's
+ * memory can be dropped so (anonymous memory would read back zeros). */
+Test(gmem_snap, drop_private_reads_the_file_again)
+{
+	struct gmem *g = guest_with_data(false), *r;
+	struct gmem_layout l;
+	int fd = tmp_file(), diff = tmp_file();
+	char err[256] = "";
+	uint8_t *orig = malloc(SZ);
+
+	cr_assert_not_null(orig);
+	memcpy(orig, gmem_region(g, 0)->host, SZ);
+	cr_assert_eq(gmem_save_full(g, fd, err, sizeof(err)), 0, "%s", err);
+	gmem_layout_of(g, &l);
+	cr_assert_not(gmem_from_file(g));
+	cr_assert_eq(gmem_drop_private(g), -EOPNOTSUPP);
+	cr_assert_eq(*(uint8_t *)gmem_ptr(g, 1 * PG, 1), 0x10, "anonymous memory was dropped");
+	gmem_destroy(g);
+
+	cr_assert_eq(gmem_create_from_file(&r, &l, fd, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert(gmem_from_file(r));
+	for (int round = 0; round < 3; round++) {
+		fill_page(r, 1 * PG, 0xee);		     /* over data */
+		fill_page(r, 500 * PG, 0x5a);		     /* over a hole */
+		*(volatile uint8_t *)gmem_ptr(r, (NPG - 1) * PG + 7, 1) = 0x99;
+		cr_assert_neq(memcmp(gmem_region(r, 0)->host, orig, SZ), 0);
+		cr_assert_eq(gmem_drop_private(r), 0);
+		cr_assert_eq(memcmp(gmem_region(r, 0)->host, orig, SZ), 0, "round %d", round);
+		assert_file_is(fd, 0, orig, SZ);
+	}
+	/* A diff's pages laid over it go too. */
+	fill_page(r, 3 * PG, 0x33);
+	cr_assert_eq(pwrite(diff, gmem_ptr(r, 3 * PG, PG), PG, 3 * PG), (ssize_t)PG);
+	cr_assert_eq(ftruncate(diff, SZ), 0);
+	cr_assert_eq(gmem_drop_private(r), 0);
+	cr_assert_eq(gmem_apply_diff(r, diff, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(*(uint8_t *)gmem_ptr(r, 3 * PG, 1), 0x33);
+	cr_assert_eq(gmem_drop_private(r), 0);
+	cr_assert_eq(memcmp(gmem_region(r, 0)->host, orig, SZ), 0);
+	gmem_destroy(r);
+	close(fd);
+	close(diff);
+	free(orig);
+}

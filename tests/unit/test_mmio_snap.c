@@ -662,3 +662,55 @@ Test(mmio_snap, device_refusing_activation_leaves_the_transport_reset)
 	cr_assert_eq(restore2(&w, err, sizeof(err)), 0, "then a restore works: %s", err);
 	cr_assert_eq(d2.activates, 2);
 }
+
+/* A reset in place: the transport that was saved goes on (more requests,
+ * a changed configuration, other selectors), then virtio_mmio_reset takes
+ * it back to a fresh slot's state (the device reset, as by its driver) and
+ * the saved state restores into it: it answers as the saved one, serves
+ * from the saved ring indices, and can be reset and restored again. */
+Test(mmio_snap, reset_in_place_then_restore_into_the_same_transport)
+{
+	struct vring_used *u = at(USED0, sizeof(*u) + 16 * sizeof(struct vring_used_elem));
+	char err[256] = "";
+	struct rbuf r;
+
+	bring_up_busy();
+	save1();
+	cr_assert_eq(restore2(&w, err, sizeof(err)), 0, "%s", err); /* the reference */
+	for (int round = 0; round < 3; round++) {
+		/* What the VM did after the snapshot. */
+		offer0(7, 0x40);
+		virtio_mmio_queue_notify(t1, 0);
+		virtio_mmio_config_changed(t1);
+		wr(t1, VIRTIO_MMIO_QUEUE_SEL, 0);
+		wr(t1, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+		rbuf_init(&r, w.p, w.len);
+		cr_assert_eq(virtio_mmio_restore(t1, &r, err, sizeof(err)), -EBUSY,
+			     "not over a transport in use");
+		unsigned resets = d1.resets, activates = d1.activates;
+		virtio_mmio_reset(t1);
+		cr_assert_eq(d1.resets, resets + 1, "the device forgot its queues");
+		cr_assert_eq(rd(t1, VIRTIO_MMIO_STATUS), 0);
+		cr_assert_eq(rd(t1, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+		/* The guest's memory back to the snapshot's, as the memory
+		 * file gives it: the used ring of the snapshot. */
+		u->idx = 2;
+		guest_avail = 2;
+		((struct vring_avail *)at(AVAIL0, sizeof(struct vring_avail)))->idx = 2;
+		rbuf_init(&r, w.p, w.len);
+		cr_assert_eq(virtio_mmio_restore(t1, &r, err, sizeof(err)), 0, "%s", err);
+		cr_assert(rbuf_done(&r));
+		cr_assert_eq(d1.activates, activates + 1);
+		cr_assert_eq(d1.queues[0].last_avail, 2, "round %d", round);
+		cr_assert_eq(d1.queues[0].next_used, 2);
+		expect_same_registers();
+		/* It serves from there. */
+		d1.npopped = 0;
+		offer0(9, 0x30);
+		wr(t1, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		cr_assert_eq(d1.npopped, 1);
+		cr_assert_eq(d1.popped[0], 9);
+		cr_assert_eq(u->idx, 3);
+		cr_assert_eq(u->ring[2].id, 9);
+	}
+}

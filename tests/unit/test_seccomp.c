@@ -30,7 +30,7 @@
 TestSuite(seccomp, .timeout = 10);
 
 static const enum seccomp_thread kinds[] = {SECCOMP_MAIN, SECCOMP_VCPU, SECCOMP_EVLOOP, SECCOMP_RUN,
-					    SECCOMP_API};
+					    SECCOMP_API, SECCOMP_CONTROL};
 
 Test(seccomp, every_table_compiles_in_both_modes)
 {
@@ -373,6 +373,14 @@ static const struct {
     {SECCOMP_RUN, call_recv, true, "run: recv"},
     {SECCOMP_RUN, call_recvfrom_address, false, "run: recvfrom with an address"},
     {SECCOMP_RUN, call_execve, false, "run: execve"},
+    {SECCOMP_CONTROL, call_poll, true, "control: poll"},
+    {SECCOMP_CONTROL, call_mmap_rw, true, "control: mmap rw"},
+    {SECCOMP_CONTROL, call_tgkill_kick, true, "control: tgkill kick (a stop)"},
+    {SECCOMP_CONTROL, call_socket_unix, false, "control: socket"},
+    {SECCOMP_CONTROL, call_send, false, "control: send"},
+    {SECCOMP_CONTROL, call_kvm_run, false, "control: KVM_RUN"},
+    {SECCOMP_CONTROL, call_openat, false, "control: openat"},
+    {SECCOMP_CONTROL, call_execve, false, "control: execve"},
     {SECCOMP_API, call_poll, true, "api: poll"},
     {SECCOMP_API, call_send, true, "api: send"},
     {SECCOMP_API, call_mmap_rw, true, "api: mmap rw"},

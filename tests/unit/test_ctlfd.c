@@ -1,0 +1,64 @@
+/* flint --control-fd's requests (runner/cmd/ctlfd.c): each line's answer,
+ * with a stand-in for vm_reset. The thread and the fd are exercised by the
+ * smoke test (tests/smoke/reset.sh) against a real restored VM. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/ctlfd.h"
+
+struct fake {
+	int ret;
+	const char *msg;
+	unsigned calls;
+};
+
+static int fake_reset(void *ctx, struct vm_err *err)
+{
+	struct fake *f = ctx;
+
+	f->calls++;
+	if (f->ret < 0)
+		return vm_err_set(err, f->ret, "%s", f->msg);
+	return 0;
+}
+
+Test(ctlfd, reset_ok_gives_the_time)
+{
+	struct fake f = {0};
+	char ans[600];
+	unsigned long long us;
+
+	cr_assert(ctlfd_answer("reset", fake_reset, &f, ans, sizeof(ans)));
+	cr_assert_eq(f.calls, 1);
+	cr_assert_eq(sscanf(ans, "ok %llu\n", &us), 1, "%s", ans);
+	cr_assert_eq(ans[strlen(ans) - 1], '\n');
+	cr_assert_eq(strchr(ans, '\n'), ans + strlen(ans) - 1, "one line");
+}
+
+Test(ctlfd, reset_error_is_one_line_with_the_message)
+{
+	struct fake f = {.ret = -EOPNOTSUPP, .msg = "this VM cannot be reset: Uffd\nsecond line"};
+	char ans[600];
+
+	cr_assert(ctlfd_answer("reset", fake_reset, &f, ans, sizeof(ans)));
+	cr_assert_str_eq(ans, "error this VM cannot be reset: Uffd\n");
+	f.msg = "";
+	cr_assert(ctlfd_answer("reset", fake_reset, &f, ans, sizeof(ans)));
+	cr_assert_str_eq(ans, "error Operation not supported\n");
+}
+
+Test(ctlfd, unknown_requests_touch_nothing)
+{
+	struct fake f = {0};
+	char ans[600];
+	static const char *const bad[] = {"", "Reset", "reset now", "stop", " reset"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_not(ctlfd_answer(bad[i], fake_reset, &f, ans, sizeof(ans)));
+		cr_assert(!strncmp(ans, "error unknown request", 21), "%s", ans);
+		cr_assert_eq(ans[strlen(ans) - 1], '\n');
+	}
+	cr_assert_eq(f.calls, 0);
+}

@@ -4,6 +4,7 @@
 # its count goes on from where it was. A diff snapshot laid over the full
 # one restores the later count; a corrupt or truncated state file, a
 # missing memory file and the API's phase rules are refused with messages.
+# Then reset in place (reset.sh).
 
 # last_tick FILE: the last "tick N" count in FILE, in decimal (0: none), of
 # its complete lines (the guest may have been stopped half-way through one).
@@ -173,4 +174,7 @@ if command -v curl >/dev/null; then
 	head -c 4096 "$S/full.mem" >"$S/short.mem"
 	check snapshot-short-mem-file 125 "" "memory file" -- \
 		--restore "$S/full.state" --mem-file "$S/short.mem"
+
+	# Reset in place (--control-fd), with the snapshots above.
+	. "$(dirname "$0")/reset.sh"
 fi

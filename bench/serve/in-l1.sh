@@ -3,10 +3,11 @@
 # small function (a line in, "pong LINE" out) served five ways, each at
 # concurrency 1, 4 and 8, N requests each (after a warm-up), timed by
 # servebench from the request sent to its whole answer:
-#   serve-warm    flint serve, per-request isolation, min_warm 8: a VM
+#   serve-reset   flint serve, per-request isolation (--per-request reset,
+#                 the default), min_warm 8: VMs restored ahead, each reset
+#                 in place to its snapshot after every request
+#   serve-restore flint serve --per-request restore, min_warm 8: a VM
 #                 restored paused ahead, released for the request, gone after
-#   serve-cold    flint serve, per-request, min_warm 0: a VM restored for
-#                 the request
 #   serve-reuse   flint serve, "reuse": VMs serve requests in turn
 #   run-cold      a cold `flint run` per request (boot, agent, command)
 #   qemu-restore  QEMU -M microvm restored from its migration file per
@@ -35,7 +36,8 @@ command -v qemu-system-x86_64 >/dev/null || die "QEMU is not here"
 D=$(mktemp -d /tmp/servebench.XXXXXX) || die "mktemp failed"
 spid=
 cleanup() {
-	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+	# shellcheck disable=SC2086 # pids
+	[ -n "$spid" ] && kill $spid 2>/dev/null && wait $spid 2>/dev/null
 	rm -rf "$D"
 }
 trap cleanup EXIT
@@ -61,25 +63,33 @@ row() {
 	[ -s "$D/err" ] && sed 's/^/  /' "$D/err" | head -n 3
 }
 
-# flint serve and its three functions.
-"$FLINT" serve --listen "unix:$D/s.sock" --state-dir "$D/st" --max-vms 24 --fn-queue 16 \
-	>"$D/serve.out" 2>"$D/serve.err" &
-spid=$!
-i=0
-while [ ! -S "$D/s.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -S "$D/s.sock" ] || { cat "$D/serve.err"; die "flint serve did not start"; }
-register() { # NAME EXTRA-JSON
-	printf '{"command": ["sh", "-c", "%s"], "kernel": "%s", "rootfs": "%s", "mem_mib": %d, "max_concurrency": 8%s}' \
-		"$FN" "$KERNEL" "$ROOTFS" $MEM "$2" >"$D/fn.json"
-	code=$(curl -s --unix-socket "$D/s.sock" -X PUT -o "$D/body" -w '%{http_code}' \
-		--data-binary @"$D/fn.json" "http://flint/functions/$1")
-	[ "$code" = 201 ] || { cat "$D/body"; tail -n 5 "$D/serve.err"; die "registering $1 gave $code"; }
-	echo "registered $1: $(sed -n 's/.*registered '"$1"' (\(.*\)).*/\1/p' "$D/serve.err")"
+# Two flint serves: the default (per-request VMs reset in place) with a
+# per-request and a reuse function, and --per-request restore with one.
+start_serve() { # NAME OPTIONS...
+	n=$1
+	shift
+	"$FLINT" serve --listen "unix:$D/$n.sock" --state-dir "$D/st-$n" --max-vms 24 \
+		--fn-queue 16 "$@" >"$D/$n.out" 2>"$D/$n.err" &
+	eval "pid_$n=\$!"
+	i=0
+	while [ ! -S "$D/$n.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	[ -S "$D/$n.sock" ] || { cat "$D/$n.err"; die "flint serve $n did not start"; }
 }
-register warm ', "min_warm": 8'
-register cold ''
-register reuse ', "isolation": "reuse"'
-sleep 5 # the warm pool fills
+start_serve a
+start_serve b --per-request restore
+spid="$pid_a $pid_b"
+register() { # SERVER NAME EXTRA-JSON
+	printf '{"command": ["sh", "-c", "%s"], "kernel": "%s", "rootfs": "%s", "mem_mib": %d, "max_concurrency": 8%s}' \
+		"$FN" "$KERNEL" "$ROOTFS" $MEM "$3" >"$D/fn.json"
+	code=$(curl -s --unix-socket "$D/$1.sock" -X PUT -o "$D/body" -w '%{http_code}' \
+		--data-binary @"$D/fn.json" "http://flint/functions/$2")
+	[ "$code" = 201 ] || { cat "$D/body"; tail -n 5 "$D/$1.err"; die "registering $2 gave $code"; }
+	echo "registered $2: $(sed -n 's/.*registered '"$2"' (\(.*\)).*/\1/p' "$D/$1.err")"
+}
+register a reset ', "min_warm": 8'
+register a reuse ', "isolation": "reuse"'
+register b restore ', "min_warm": 8'
+sleep 5 # the warm pools fill
 
 # QEMU's saved state: booted once to the function's loop, migrated to a file.
 "$SB" create -v qemu -S "$D/qmp.sock" -o "$D/q.mig" -x fd -t 120 -- \
@@ -89,8 +99,8 @@ sleep 5 # the warm pool fills
 echo "QEMU saved: $(cat "$D/qcreate")"
 
 for c in $CS; do
-	for fn in warm cold reuse; do
-		row "serve-$fn" "$c" http -s "$D/s.sock" -u "/functions/$fn/invoke" -b 'x
+	for fn in a:reset b:restore a:reuse; do
+		row "serve-${fn#*:}" "$c" http -s "$D/${fn%%:*}.sock" -u "/functions/${fn#*:}/invoke" -b 'x
 ' -e 'pong x
 '
 	done
@@ -103,9 +113,15 @@ for c in $CS; do
 		-qmp "unix:$D/qmp{n}.sock,server=on,wait=off" -incoming fd:3
 done
 
-curl -s --unix-socket "$D/s.sock" http://flint/metrics | grep -E '^flint_serve_(invocations_total|vm_rss_bytes|vms_alive)' | sed 's/^/metrics: /'
-kill "$spid"
-wait "$spid"
+for n in a b; do
+	curl -s --unix-socket "$D/$n.sock" http://flint/metrics |
+		grep -E '^flint_serve_(invocations_total|vm_rss_bytes|vms_alive|reset_seconds_(sum|count))' |
+		sed "s/^/metrics $n: /"
+done
+# shellcheck disable=SC2086 # two pids
+kill $spid
+# shellcheck disable=SC2086
+wait $spid
 spid=
 left=$(ps -o pid,args 2>/dev/null | grep -c "[f]lint run" || true)
 echo "flint run processes left after flint serve stopped: $left"

@@ -1,8 +1,9 @@
 # bench/serve: reads servebench's "row NAME mode=... c=C ... KEY=VALUE"
 # lines and prints a table per concurrency (requests/s, p50, p99, errors),
 # then the ratios the benchmark has targets for: flint serve per-request
-# (warm pool) against a cold flint run and against QEMU's restore per
-# request, and its p99/p50 at concurrency 4.
+# (VMs reset in place, the default; and restored per request) against a
+# cold flint run and against QEMU's restore per request, and its p99/p50
+# at concurrency 4.
 #   awk -f summarize.awk RUNS-FILE
 $1 == "row" {
 	name = $2
@@ -27,16 +28,21 @@ END {
 				printf "  %-14s %10s %10s %10s %8s\n", s, rps[s, c], p50[s, c], p99[s, c], err[s, c]
 		}
 	}
-	print "\nratios (flint serve per-request, warm pool):"
+	print "\nratios, flint serve per-request (reset in place; restored per request):"
 	for (k = 1; k <= nc; k++) {
 		c = cs[k]
-		printf "  c=%s: p50 / cold flint run %s (target <= 0.1), req/s x cold flint run %s (target >= 10)\n", \
-			c, ratio(p50["serve-warm", c], p50["run-cold", c]), ratio(rps["serve-warm", c], rps["run-cold", c])
-		printf "        p50 / QEMU restore %s, req/s / QEMU restore %s (targets < 1 and > 1)\n", \
-			ratio(p50["serve-warm", c], p50["qemu-restore", c]), ratio(rps["serve-warm", c], rps["qemu-restore", c])
-		printf "        reuse: p50 / cold flint run %s; per-request cold pool: p50 / cold flint run %s\n", \
-			ratio(p50["serve-reuse", c], p50["run-cold", c]), ratio(p50["serve-cold", c], p50["run-cold", c])
+		printf "  c=%s: p50 / cold flint run %s; %s (target <= 0.1)\n", c, \
+			ratio(p50["serve-reset", c], p50["run-cold", c]), ratio(p50["serve-restore", c], p50["run-cold", c])
+		printf "        req/s x cold flint run %s; %s (target >= 10)\n", \
+			ratio(rps["serve-reset", c], rps["run-cold", c]), ratio(rps["serve-restore", c], rps["run-cold", c])
+		printf "        p50 / QEMU restore %s; %s (target < 1)\n", \
+			ratio(p50["serve-reset", c], p50["qemu-restore", c]), ratio(p50["serve-restore", c], p50["qemu-restore", c])
+		printf "        req/s / QEMU restore %s; %s (target > 1)\n", \
+			ratio(rps["serve-reset", c], rps["qemu-restore", c]), ratio(rps["serve-restore", c], rps["qemu-restore", c])
+		printf "        reuse: p50 / cold flint run %s, req/s x %s\n", \
+			ratio(p50["serve-reuse", c], p50["run-cold", c]), ratio(rps["serve-reuse", c], rps["run-cold", c])
 	}
-	if (("serve-warm", 4) in p99)
-		printf "  p99 / p50 at concurrency 4: %s (target <= 3)\n", ratio(p99["serve-warm", 4], p50["serve-warm", 4])
+	if (("serve-reset", 4) in p99)
+		printf "  p99 / p50 at concurrency 4: %s; %s (target <= 3)\n", \
+			ratio(p99["serve-reset", 4], p50["serve-reset", 4]), ratio(p99["serve-restore", 4], p50["serve-restore", 4])
 }

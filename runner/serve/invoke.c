@@ -12,7 +12,9 @@
  * is restored for the request; either way its flint exits with the
  * command, and the VM with it. Reuse: the function's VM runs on in its own
  * flint process, and each request is a `flint run --attach` to its vsock
- * socket. */
+ * socket. Per-request with --per-request reset: as reuse, and once the
+ * answer is sent, the VM is reset in place to its snapshot (worker_reset)
+ * before it takes another request; one that cannot be is given up. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/logger.h"
 #include "serve/invoke.h"
@@ -36,6 +39,7 @@ struct call {
 	struct worker *w; /* the request's: the VM's own, or an --attach */
 	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
+	bool reset_pending; /* its VM to be reset once the answer is sent */
 	char *body;
 	size_t body_len, body_off;
 	char *out;
@@ -122,10 +126,28 @@ static bool reusable(const struct call *c)
 {
 	enum worker_outcome o = c->res.outcome;
 
-	if (c->fn->cfg.isolation != FN_REUSE || !c->vm->vmw || worker_exited(c->vm->vmw))
+	if (!serve_fn_attached(c->s, c->fn) || !c->vm->vmw || worker_exited(c->vm->vmw))
 		return false;
 	return o == WORKER_OK || o == WORKER_EXIT || o == WORKER_SIGNAL ||
 	       (o == WORKER_TIMEOUT && !c->res.deadline);
+}
+
+#define CRASH_WAIT_MS 1000 /* a VM whose agent connection broke: its flint's end */
+
+/* A VM that runs on by itself (reuse, reset) and whose agent connection
+ * broke: if its flint ends soon, with a guest crash, the request says so
+ * rather than "lost". */
+static void crash_of_vm(struct call *c)
+{
+	struct worker *vmw = c->vm ? c->vm->vmw : NULL;
+	struct worker_result vr;
+
+	if (c->res.outcome != WORKER_LOST || !vmw)
+		return;
+	for (int i = 0; i < CRASH_WAIT_MS / 50 && !worker_exited(vmw); i++)
+		usleep(50000);
+	if (worker_exited(vmw) && worker_wait(vmw, &vr) == 0 && vr.outcome == WORKER_CRASH)
+		c->res.outcome = WORKER_CRASH;
 }
 
 /* The command is over: reap its worker, give the VM back to the pool (or
@@ -148,6 +170,7 @@ static void finish(struct call *c)
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
 	take_timings(c);
+	crash_of_vm(c);
 	outcome = worker_outcome_name(c->res.outcome);
 
 	/* Counted before the pool hears of it: a DELETE waiting for the
@@ -166,9 +189,16 @@ static void finish(struct call *c)
 	pthread_mutex_lock(&s->lock);
 	c->vm->run_w = NULL;
 	again = reusable(c);
-	if (pool_complete(s->pool, c->req, again, now_ns()) < 0)
+	if (again && serve_fn_resets(s, c->fn)) {
+		/* Its VM stays busy, its request running, until the reset
+		 * after the answer (reset_vm). */
+		c->reset_pending = true;
+	} else if (pool_complete(s->pool, c->req, again, now_ns()) < 0) {
 		pr_err("flint serve: request %" PRIu64 " was not running", c->req);
-	if (!again) {
+	}
+	if (c->reset_pending) {
+		/* nothing more until the reset */
+	} else if (!again) {
 		/* Per-request, or a reuse VM that cannot go on: it ends. */
 		serve_vm_unlink(s, c->vm);
 		c->vm->next = s->reap;
@@ -177,7 +207,8 @@ static void finish(struct call *c)
 	} else {
 		c->vm->busy = false;
 	}
-	c->vm = NULL;
+	if (!c->reset_pending)
+		c->vm = NULL;
 	if (early) {
 		serve_exiting_add(s, c->w);
 		c->w = NULL;
@@ -187,10 +218,45 @@ static void finish(struct call *c)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* --per-request reset, once the answer is sent: the VM back to its
+ * snapshot, then free for the next request; given up if that fails. */
+static void reset_vm(struct call *c)
+{
+	struct server *s = c->s;
+	struct serve_vm *vm = c->vm;
+	char err[256] = "";
+	uint64_t t0 = now_ns();
+	int r = worker_reset(vm->vmw, SERVE_RESET_TIMEOUT_MS, NULL, err, sizeof(err));
+	const char *l1[] = {c->fn->cfg.name};
+
+	if (r < 0)
+		pr_warn("flint serve: %s: VM %" PRIu64 " could not be reset (%s): given up",
+			c->fn->cfg.name, vm->id, err[0] ? err : strerror(-r));
+	else
+		serve_ignore(prom_histogram_observe(s->m.reset, l1, secs(now_ns() - t0)));
+	pthread_mutex_lock(&s->lock);
+	if (pool_complete(s->pool, c->req, r == 0, now_ns()) < 0)
+		pr_err("flint serve: request %" PRIu64 " was not running", c->req);
+	if (r < 0) {
+		serve_vm_unlink(s, vm);
+		vm->next = s->reap;
+		s->reap = vm;
+		pthread_cond_signal(&s->manager_cv);
+	} else {
+		vm->busy = false;
+	}
+	c->vm = NULL;
+	c->reset_pending = false;
+	serve_do_acts(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void call_free(struct call *c)
 {
 	struct server *s = c->s;
 
+	if (c->reset_pending)
+		reset_vm(c);
 	if (c->w && !c->finished) {
 		worker_kill(c->w);
 		finish(c);
@@ -539,7 +605,7 @@ static int start(struct call *c)
 	struct serve_vm *vm = c->vm;
 	int ret;
 
-	if (c->fn->cfg.isolation == FN_REUSE) {
+	if (serve_fn_attached(c->s, c->fn)) {
 		if (!vm->vmw && (ret = serve_vm_spawn(c->s, vm)) < 0)
 			return ret;
 		return spawn(c, WORKER_ATTACH);
@@ -560,8 +626,13 @@ static int start(struct call *c)
 	return ret;
 }
 
+void serve_invoke_after(void *call)
+{
+	call_free(call);
+}
+
 enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, const char *name,
-			     char *body, size_t len, bool inline_err)
+			     char *body, size_t len, bool inline_err, void **after)
 {
 	struct call *c = calloc(1, sizeof(*c));
 	char msg[256];
@@ -634,7 +705,11 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 			ret = fault(conn, outcome_status(c->res.outcome), c,
 				    outcome_text(c, msg, sizeof(msg)));
 		}
-		call_free(c);
+		/* A reset waits until the answer is sent. */
+		if (c->reset_pending)
+			*after = c;
+		else
+			call_free(c);
 		return ret;
 	}
 	/* More than the buffer: stream it. */

@@ -198,6 +198,16 @@ struct worker_params serve_worker_params(const struct server *s, const struct se
 	};
 }
 
+bool serve_fn_resets(const struct server *s, const struct serve_fn *fn)
+{
+	return s->o.reset && fn->cfg.isolation == FN_PER_REQUEST;
+}
+
+bool serve_fn_attached(const struct server *s, const struct serve_fn *fn)
+{
+	return fn->cfg.isolation == FN_REUSE || serve_fn_resets(s, fn);
+}
+
 int serve_vm_spawn(struct server *s, struct serve_vm *v)
 {
 	struct serve_fn *fn = v->fn;
@@ -207,7 +217,7 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 
 	if (!opts)
 		return -ENOMEM;
-	if (fn->cfg.isolation == FN_REUSE) {
+	if (serve_fn_attached(s, fn)) {
 		if ((size_t)snprintf(v->uds, sizeof(v->uds), "%s/v%" PRIu64 ".sock",
 				     s->o.state_dir, v->id) >= sizeof(v->uds)) {
 			v->uds[0] = '\0';
@@ -216,6 +226,8 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 		}
 		p.kind = WORKER_VM;
 		p.uds = v->uds;
+		p.control = serve_fn_resets(s, fn);
+		p.early_status = false;
 		p.opts = NULL;
 		p.argv = NULL;
 		if ((r = worker_spawn(&v->vmw, &p)) == 0)
@@ -658,8 +670,10 @@ unsigned serve_fn_register(struct server *s, const char *name, const char *body,
 		    .max_concurrency = fn->cfg.max_concurrency,
 		    .mem_mib = fn->cfg.mem_mib,
 		    .min_warm = fn->cfg.min_warm,
-		    .isolation = fn->cfg.isolation == FN_REUSE ? POOL_REUSE : POOL_PER_REQUEST,
-		    .reuse_max = fn->cfg.reuse_max,
+		    /* A VM reset after each request serves many, one at a time,
+		     * as a reuse VM does. */
+		    .isolation = serve_fn_attached(s, fn) ? POOL_REUSE : POOL_PER_REQUEST,
+		    .reuse_max = serve_fn_resets(s, fn) ? SERVE_RESET_MAX : fn->cfg.reuse_max,
 		    .queue_max = s->o.fn_queue,
 		    .queue_timeout_ns = (uint64_t)s->o.queue_timeout_s * 1000000000ULL,
 		};
@@ -696,6 +710,7 @@ static void metrics_forget(struct server *s, const char *name)
 	serve_ignore(prom_series_remove(s->m.queue_wait, l1));
 	serve_ignore(prom_series_remove(s->m.run, l1));
 	serve_ignore(prom_series_remove(s->m.total, l1));
+	serve_ignore(prom_series_remove(s->m.reset, l1));
 	serve_ignore(prom_series_remove(s->m.queued, l1));
 	for (int i = 0; i < 2; i++) {
 		const char *lv[] = {name, i ? "busy" : "warm"};
@@ -827,7 +842,8 @@ unsigned serve_info(struct server *s, char **out)
 
 	pthread_mutex_lock(&s->lock);
 	pool_stats(s->pool, &st);
-	o = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o}", "state_dir", s->o.state_dir, "limits",
+	o = json_pack("{s:s,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o}", "state_dir", s->o.state_dir,
+		      "per_request", s->o.reset ? "reset" : "restore", "limits",
 		      "max_vms", (json_int_t)s->o.max_vms, "max_mem_mib",
 		      (json_int_t)s->o.max_mem_mib, "max_queue", (json_int_t)s->o.max_queue,
 		      "fn_queue", (json_int_t)s->o.fn_queue, "queue_timeout_s",
@@ -928,6 +944,10 @@ int serve_metrics_init(struct serve_metrics *m)
 	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_request_seconds",
 				 "From the request's body received to the command's end", fn_l,
 				 time_bounds, NB, &m->total)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_reset_seconds",
+				 "A VM's reset in place to its snapshot after a request (--per-request "
+				 "reset), as the server waited for it",
+				 fn_l, time_bounds, NB, &m->reset)) < 0 ||
 	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_vms",
 				 "VMs alive by function and state (warm, busy)", st_l, NULL, 0,
 				 &m->vms)) < 0 ||

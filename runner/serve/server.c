@@ -53,6 +53,10 @@ static void usage(FILE *f)
 		"  --stderr-keep N      invocations whose stderr is kept (default 1024)\n"
 		"  --stderr-ttl S       for this long (default 600)\n"
 		"  --register-timeout S boot, prepare and snapshot a function (default 300)\n"
+		"  --per-request MODE   how per-request isolation gets each request a VM as\n"
+		"                       its snapshot left it: reset (default), a VM reset in\n"
+		"                       place after each request; restore, a VM restored\n"
+		"                       for each request (its own flint process)\n"
 		"  --verbose            log more\n"
 		"  --help\n",
 		SERVE_MAX_LISTEN);
@@ -73,6 +77,7 @@ enum {
 	O_STDERR_KEEP,
 	O_STDERR_TTL,
 	O_REGISTER_TIMEOUT,
+	O_PER_REQUEST,
 	O_VERBOSE,
 	O_HELP,
 };
@@ -146,6 +151,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	    {"stderr-keep", required_argument, NULL, O_STDERR_KEEP},
 	    {"stderr-ttl", required_argument, NULL, O_STDERR_TTL},
 	    {"register-timeout", required_argument, NULL, O_REGISTER_TIMEOUT},
+	    {"per-request", required_argument, NULL, O_PER_REQUEST},
 	    {"verbose", no_argument, NULL, O_VERBOSE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
@@ -165,6 +171,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	    .stderr_keep_n = 1024,
 	    .stderr_keep_s = 600,
 	    .register_timeout_s = 300,
+	    .reset = true,
 	};
 	optind = 1;
 	opterr = 0;
@@ -232,6 +239,13 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case O_REGISTER_TIMEOUT:
 			r = number("--register-timeout", optarg, 1, 86400, &v);
 			o->register_timeout_s = (unsigned)v;
+			break;
+		case O_PER_REQUEST:
+			if (strcmp(optarg, "reset") && strcmp(optarg, "restore")) {
+				pr_err("flint serve: --per-request %s: reset or restore", optarg);
+				return -EINVAL;
+			}
+			o->reset = !strcmp(optarg, "reset");
 			break;
 		case O_VERBOSE:
 			log_verbose = 1;
@@ -332,7 +346,7 @@ static int listen_on(const char *spec)
 struct body {
 	char *buf;
 	size_t len, total;
-	bool begun;
+	void *after; /* serve_invoke's work for once the answer is sent */
 };
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *body,
@@ -403,7 +417,7 @@ static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, cons
 			return send_json(c, 400, serve_fault("stderr=%s: only stderr=inline", e),
 					 NULL);
 		b->buf = NULL;
-		return serve_invoke(s, c, rt.name, body, b->len, e != NULL);
+		return serve_invoke(s, c, rt.name, body, b->len, e != NULL, &b->after);
 	}
 	case SERVE_EP_FN_PUT:
 		st = serve_fn_register(s, rt.name, b->buf ? b->buf : "", b->len, &out);
@@ -482,6 +496,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	(void)cls, (void)c, (void)toe;
 	if (b) {
+		if (b->after)
+			serve_invoke_after(b->after);
 		free(b->buf);
 		free(b);
 		*con_cls = NULL;

@@ -33,6 +33,10 @@ struct serve_opts {
 	size_t out_buffer; /* stdout held to choose the status; then streamed */
 	unsigned stderr_keep_s, stderr_keep_n;
 	unsigned register_timeout_s; /* boot, prepare, snapshot */
+	/* Per-request isolation by a VM reset in place to its snapshot after
+	 * each request (--per-request reset), not a VM restored per request
+	 * (restore). */
+	bool reset;
 };
 
 enum serve_fn_state {
@@ -41,6 +45,12 @@ enum serve_fn_state {
 	SFN_DRAINING, /* DELETE: no new requests, waiting for the pool's GONE */
 	SFN_GONE,
 };
+
+/* The most requests one VM serves, reset after each, before it is
+ * retired for a fresh one (--per-request reset). */
+#define SERVE_RESET_MAX 1000
+/* The longest a reset may take before its VM is given up. */
+#define SERVE_RESET_TIMEOUT_MS 10000
 
 /* A registered function. Freed once it is out of the registry and no
  * thread holds it (refs). */
@@ -97,7 +107,7 @@ struct serve_err {
 
 struct serve_metrics {
 	struct prom_registry *reg;
-	struct prom_family *invocations, *refused, *queue_wait, *restore, *run, *total;
+	struct prom_family *invocations, *refused, *queue_wait, *restore, *run, *total, *reset;
 	struct prom_family *vms, *queued, *vms_alive, *guest_mem, *rss, *functions;
 };
 
@@ -134,6 +144,13 @@ void serve_do_acts(struct server *s);			   /* under the lock */
 struct serve_vm *serve_vm_find(struct server *s, uint64_t id);
 void serve_vm_unlink(struct server *s, struct serve_vm *v);
 void serve_vm_free(struct server *s, struct serve_vm *v); /* under the lock */
+/* Whether fn's VMs run on between requests in a flint of their own,
+ * reached by `flint run --attach`: reuse, and per-request VMs reset in
+ * place. */
+bool serve_fn_attached(const struct server *s, const struct serve_fn *fn);
+/* Whether fn's VMs are reset in place after each request. */
+bool serve_fn_resets(const struct server *s, const struct serve_fn *fn);
+
 /* Hand w, whose outcome is known, to the manager to reap (under the
  * lock). */
 void serve_exiting_add(struct server *s, struct worker *w);

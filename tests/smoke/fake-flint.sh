@@ -9,10 +9,13 @@
 #       run's status line on fd 4, "tears down" for FAKE_TEARDOWN seconds,
 #       exits with the command's status; a status of 122 or 123 from the
 #       command stands for a guest crash or a lost agent, as flint's own.
-#   --restore ... --vsock-override U (reuse's VM)   sleeps until killed
+#   --restore ... --vsock-override U [--control-fd N] (a VM that runs on,
+#       for reuse or a per-request VM reset in place)   answers "ok 1" to
+#       each "reset" line on fd N and exits 0 at its end; without one,
+#       sleeps until killed
 #   run --attach U ... -- COMMAND   as a restore, in the reuse "VM"
 # A registration fails when the prepare command does.
-wait=; sfd=; save=; mem=; timeout=; vm=
+wait=; sfd=; save=; mem=; timeout=; vm=; cfd=
 [ "${1:-}" = run ] && shift || vm=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -21,12 +24,17 @@ while [ $# -gt 0 ]; do
 	--save-snapshot) save=$2; shift ;;
 	--save-mem) mem=$2; shift ;;
 	--timeout) timeout=$2; shift ;;
+	--control-fd) cfd=$2; shift ;;
 	--) shift; break ;;
 	esac
 	shift
 done
 if [ -n "$vm" ]; then
-	exec sleep 1000
+	[ -n "$cfd" ] || exec sleep 1000
+	while eval "read -r line <&$cfd"; do
+		[ "$line" = reset ] && eval "echo 'ok 1' >&$cfd"
+	done
+	exit 0
 fi
 if [ -n "$save" ]; then
 	if [ $# -gt 0 ]; then "$@" </dev/null >/dev/null || exit $?; fi

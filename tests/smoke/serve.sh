@@ -5,7 +5,8 @@
 # 405), stdin and stdout, ?stderr=inline and the kept stderr, a streamed
 # answer past --out-buffer with its trailers, the global VM limit (503),
 # DELETE draining, reuse, metrics, and a stop that leaves no process and
-# no state directory. The real thing, VMs and all:
+# no state directory; per-request VMs reset in place (the default) and
+# restored per request (--per-request restore). The real thing, VMs and all:
 # tests/vm/scenarios/e0-serve.sh. Sourced by run.sh (FLINT, OUT, report()).
 
 S=$OUT/serve
@@ -131,7 +132,7 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	expect show GET /functions/echo "" 200 '"completed":3'
 	expect metrics GET /metrics "" 200 'flint_serve_invocations_total{function="echo",outcome="ok"} 3'
 	expect metrics-refused GET /metrics "" 200 'flint_serve_refused_total{function="other",reason="timeout"} 1'
-	expect info GET / "" 200 '"max_vms":3'
+	expect info GET / "" 200 '"per_request":"reset"'
 
 	kill "$serve_pid"
 	wait "$serve_pid"
@@ -144,4 +145,21 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	[ -z "$why" ] && [ -e "$S/st" ] && why="the state directory is still there"
 	[ -z "$why" ] && [ -e "$S/s.sock" ] && why="the socket is still there"
 	report serve-stop "$why" "$S/serve.err"
+
+	# --per-request restore: a VM restored per request (a warm one first).
+	"$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
+		--per-request restore >"$S/serve2.out" 2>"$S/serve2.err" &
+	serve_pid=$!
+	i=0
+	while [ ! -S "$S/s.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	expect restore-register PUT /functions/echo "$S/fn-echo.json" 201
+	expect restore-warm POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-warm: true'
+	expect restore-cold POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-exit-status: 0'
+	expect restore-exit-3 POST /functions/nope/invoke "" 404
+	expect restore-info GET / "" 200 '"per_request":"restore"'
+	kill "$serve_pid"
+	wait "$serve_pid"
+	why=
+	[ -z "$(pgrep -f "$FAKE" || true)" ] || why="processes left"
+	report serve-restore-stop "$why" "$S/serve2.err"
 fi

@@ -439,3 +439,45 @@ Test(devices, counters_come_from_the_kind)
 	cr_assert_str_eq(trace, "", "kind b has no counters");
 	devices_destroy(r);
 }
+
+/* Reset in place: every attached device's transport is reset, in attach
+ * order; a transport without a reset hook (or a device whose attach
+ * failed, with no slot) makes the registry refuse it beforehand. */
+static void t_reset(void *handle)
+{
+	note("reset @%u;", (unsigned)(uintptr_t)handle - 1);
+}
+
+Test(devices, reset_reaches_every_transport_in_order)
+{
+	struct device_transport with_reset = fake_transport;
+	struct devices *r;
+	char *ids[] = {"root", "data"};
+
+	with_reset.reset = t_reset;
+	cr_assert_eq(devices_create(&r, &with_reset, NULL), 0);
+	cr_assert(devices_can_reset(r), "nothing attached: nothing to refuse");
+	cfg.ndrives = 2;
+	for (int i = 0; i < 2; i++)
+		cfg.drives[i].drive_id = ids[i];
+	cfg.nnets = 1;
+	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
+	cr_assert(devices_can_reset(r));
+	trace[0] = '\0';
+	devices_reset(r);
+	cr_assert_str_eq(trace, "reset @0;reset @1;reset @2;");
+	devices_destroy(r);
+
+	/* No hook: refused, and devices_reset does nothing. */
+	r = make();
+	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
+	cr_assert_not(devices_can_reset(r));
+	devices_destroy(r);
+
+	/* A device left without a slot by a failed attach. */
+	cr_assert_eq(devices_create(&r, &with_reset, NULL), 0);
+	fail_slot = 1;
+	cr_assert_neq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
+	cr_assert_not(devices_can_reset(r));
+	devices_destroy(r);
+}

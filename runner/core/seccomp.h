@@ -23,12 +23,15 @@
  *    other table would be cut down to the main thread's, and the main
  *    thread's would need KVM_RUN. Between starting the vCPUs and its own
  *    install it runs no code that reads guest-controlled data;
- *  - the `flint run` thread and the API thread (api_http_start) are
- *    created by the main thread before vm_run, and the event-loop and vCPU
- *    threads by the main thread before its install: none inherits a
- *    filter, and each installs its own first thing. The API thread serves
+ *  - the `flint run` thread, the API thread (api_http_start) and the
+ *    --control-fd thread (cmd/ctlfd.c) are created by the main thread
+ *    before vm_run, and the event-loop and vCPU threads by the main thread
+ *    before its install: none inherits a filter, and each installs its
+ *    own first thing. The API thread serves
  *    requests whose api_vm_ops run on it, so those hand their work to the
- *    control thread (the mailbox) rather than make calls of their own.
+ *    control thread (the mailbox) rather than make calls of their own; so
+ *    does the --control-fd thread with a reset (vm_reset), whose KVM
+ *    ioctls and madvise are the main thread's.
  *  - no thread creates threads after its filter is on (clone is in no
  *    table), so no thread ever runs under a filter meant for another.
  * The threads share one address space, so a filter confines what a thread

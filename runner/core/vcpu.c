@@ -215,7 +215,8 @@ static void run_loop(struct vcpu *v)
 			enum vcpu_action a = complete_io(v);
 
 			if (a == VCPU_FATAL) {
-				control_request_stop(v->env->ctl, STOP_GUEST_CRASH, 0, "%s", v->fatal);
+				control_request_stop(v->env->ctl, STOP_GUEST_CRASH, 0, "%s",
+						     v->fatal);
 				break;
 			}
 			if (a == VCPU_STOP)

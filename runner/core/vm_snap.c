@@ -636,8 +636,7 @@ static const char *reset_refusal(const struct vm *vm)
  * vCPUs paused. */
 static int reset_to_snapshot(struct vm *vm, char *why, size_t n)
 {
-	struct vm_restore_args a = {.clock_realtime = vm->reset_clock_realtime,
-				    .resume_vm = false};
+	struct vm_restore_args a = {.clock_realtime = vm->reset_clock_realtime, .resume_vm = false};
 	bool start_paused = vm->start_paused;
 	int r;
 
@@ -675,8 +674,7 @@ void vm_reset_execute(struct vm *vm, struct vm_err *err)
 	 * devices give back what they hold and vsock closes its host
 	 * connections (on the loop's thread). Up to here a failure leaves
 	 * the VM as a snapshot does: it runs on. */
-	if (vm->devs &&
-	    devices_drain(vm->devs, now_ns() + RESET_DRAIN_MS * 1000000ull, err) < 0)
+	if (vm->devs && devices_drain(vm->devs, now_ns() + RESET_DRAIN_MS * 1000000ull, err) < 0)
 		goto resume;
 	if (vm->loop && (r = evloop_pause(vm->loop)) < 0) {
 		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));

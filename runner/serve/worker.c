@@ -32,7 +32,8 @@ extern char **environ;
  * command's own exit status, not a signal. */
 #define SIGNAL_MAX 64
 #define STATUS_LINE_MAX 128 /* flint run --status-fd's line */
-#define CONTROL_LINE_MAX 640 /* flint --control-fd's answer, "error <message>" */
+/* flint --control-fd's answer line, "error <message>", at most. */
+#define CONTROL_LINE_MAX 640
 
 bool worker_test_no_pidfd;
 
@@ -700,7 +701,8 @@ static int control_line(struct worker *w, uint64_t deadline)
 			return -errno;
 		if (n <= 0)
 			continue;
-		got = read(w->ctl_fd, w->ctl_line + w->ctl_len, sizeof(w->ctl_line) - 1 - w->ctl_len);
+		got =
+		    read(w->ctl_fd, w->ctl_line + w->ctl_len, sizeof(w->ctl_line) - 1 - w->ctl_len);
 		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
 			return -EPIPE;
 		if (got > 0)

@@ -526,10 +526,64 @@ bool gmem_from_file(const struct gmem *g)
 	return g->file_fd >= 0 && !g->lazy;
 }
 
+/* /proc/self/pagemap's bits (Documentation/admin-guide/mm/pagemap.rst). */
+#define PM_PRESENT   (1ULL << 63)
+#define PM_SWAPPED   (1ULL << 62)
+#define PM_FILE	     (1ULL << 61) /* a file page (or shared anonymous) */
+
+/* The private copies in region r, found in pagemap pm: the pages present
+ * or swapped that are not the file's (copies made when they were
+ * written), dropped in runs. The file's own pages stay mapped, as do
+ * their nested page table entries: the guest does not fault on them
+ * again. */
+static int drop_copies(const struct gmem_region *r, int pm, uint64_t *pmbuf)
+{
+	uint64_t npages = r->size / GMEM_PAGE, run = UINT64_MAX;
+	uint8_t *host = r->host;
+
+	for (uint64_t base = 0; base < npages; base += CHUNK) {
+		uint64_t n = npages - base < CHUNK ? npages - base : CHUNK;
+		uint64_t at = ((uintptr_t)host / GMEM_PAGE + base) * sizeof(uint64_t);
+		int ret = pread_full(pm, pmbuf, n * sizeof(uint64_t), at);
+
+		if (ret)
+			return ret;
+		for (uint64_t j = 0; j < n; j++) {
+			uint64_t pg = base + j;
+			bool copy = (pmbuf[j] & (PM_PRESENT | PM_SWAPPED)) && !(pmbuf[j] & PM_FILE);
+
+			if (copy && run == UINT64_MAX)
+				run = pg;
+			if (!copy && run != UINT64_MAX) {
+				if (madvise(host + run * GMEM_PAGE, (pg - run) * GMEM_PAGE,
+					    MADV_DONTNEED) < 0)
+					return -errno;
+				run = UINT64_MAX;
+			}
+		}
+	}
+	if (run != UINT64_MAX &&
+	    madvise(host + run * GMEM_PAGE, (npages - run) * GMEM_PAGE, MADV_DONTNEED) < 0)
+		return -errno;
+	return 0;
+}
+
 int gmem_drop_private(struct gmem *g)
 {
+	uint64_t *pmbuf;
+	int pm, ret = 0;
+
 	if (!gmem_from_file(g))
 		return -EOPNOTSUPP;
+	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	pmbuf = pm >= 0 ? malloc(CHUNK * sizeof(*pmbuf)) : NULL;
+	for (size_t i = 0; i < g->nregions && !ret; i++)
+		ret = pmbuf ? drop_copies(&g->r[i], pm, pmbuf) : 0;
+	free(pmbuf);
+	close_fd(&pm);
+	if (!ret && pmbuf)
+		return 0;
+	/* No pagemap (no /proc in a jail), or it failed: every page. */
 	for (size_t i = 0; i < g->nregions; i++)
 		if (madvise(g->r[i].host, g->r[i].size, MADV_DONTNEED) < 0)
 			return -errno;

@@ -101,8 +101,10 @@ bool gmem_maps_file(const struct gmem *g, int fd);
 bool gmem_from_file(const struct gmem *g);
 
 /* Drop every page of g the guest or flint wrote since it was mapped
- * (MADV_DONTNEED on the private mappings of the memory file): its next
- * read of any page is the memory file's again, as at the restore. What
+ * (MADV_DONTNEED on the private copies of the memory file's pages, found
+ * in /proc/self/pagemap; without it, on the whole mappings): its next
+ * read of any page is the memory file's again, as at the restore. The
+ * pages only read stay mapped, so the guest does not fault on them anew. What
  * laid a diff over g (gmem_apply_diff) is dropped too. -EOPNOTSUPP for a
  * g that is not a File-backed restore's (anonymous memory would read back
  * zeros); -errno from madvise (then part of g may be dropped already). The

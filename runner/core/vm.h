@@ -202,8 +202,9 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
  *
  * Refused, the VM going on as it was: -EOPNOTSUPP for a VM that was not
  * restored, one whose memory is the Uffd backend's, one restored with a
- * diff laid over its memory file, with track_dirty_pages, or with a device
- * that cannot be reset; -EPERM before the VM started; the errors of a
+ * diff laid over its memory file, with track_dirty_pages, with a writable
+ * drive (its image is not in the snapshot), or with a device that cannot
+ * be reset; -EPERM before the VM started; the errors of a
  * pause, a drain or the event loop's pause (the VM then runs on). A
  * failure once the memory is dropped stops the VM (STOP_ERROR): it never
  * runs half reset. 0, or -errno with err saying why. */

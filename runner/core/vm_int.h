@@ -72,7 +72,7 @@ struct vm {
 	 * it can: a diff laid over its memory, say). */
 	struct snap *snap;
 	bool reset_clock_realtime;
-	char reset_refusal[160];
+	char reset_refusal[256];
 	_Atomic uint64_t reset_us;
 	struct termios tty;
 	bool tty_raw;

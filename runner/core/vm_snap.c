@@ -538,6 +538,14 @@ static int keep_for_reset(struct vm *vm, struct snap *s, const struct vm_restore
 	else if (a->track_dirty_pages)
 		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
 			 "it tracks dirty pages (the next diff snapshot's base would be lost)");
+	for (unsigned i = 0; i < vm->c.ndrives && !vm->reset_refusal[0]; i++)
+		if (!vm->c.drives[i].is_read_only)
+			/* Its image is not in the snapshot: the guest's memory
+			 * would forget writes the disk keeps. */
+			snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+				 "drive %.64s is writable (what the guest wrote to it would "
+				 "stay, under a guest whose memory forgot it)",
+				 vm->c.drives[i].drive_id);
 	return 0;
 }
 

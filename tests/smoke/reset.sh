@@ -6,7 +6,8 @@
 # the seccomp filters, and is answered "ok <us>". A VM whose memory cannot
 # be read from the file again (the Uffd backend, a diff laid over it) is
 # refused with "error ..." and counts on untouched. The socket's end stops
-# the VM: exit 0. tests/tools/ctlpair makes the socketpair for the shell.
+# the VM: exit 0. With virtio devices too; a writable drive is refused.
+# tests/tools/ctlpair makes the socketpair for the shell.
 
 cc -std=gnu11 -O2 -Wall -Werror -o "$OUT/ctlpair" "$(dirname "$0")/../tools/ctlpair.c" || exit 1
 
@@ -99,3 +100,65 @@ report reset-refused-diff "$why" "$OUT/reset-diff.out"
 
 check reset-needs-restore 125 "" "--control-fd needs --restore" -- \
 	--kernel "$OUT/tiny-COUNT.elf" --control-fd 3
+
+# With virtio devices (a read-only drive, vsock, entropy; the tiny guest
+# never drives them): each reset also pauses the event loop, quiesces and
+# resets the devices and restores them, under the loop's and the main
+# thread's seccomp filters. A writable drive is refused: its image is not
+# in the snapshot.
+# dev_snapshot NAME DRIVE-JSON: the counting guest with those devices,
+# saved to $S/NAME.state and .mem; $why set on a failure.
+dev_snapshot() {
+	api_start "$1-src" || why="the API socket did not answer"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/tiny-COUNT.elf\"}"
+	expect_api 204 "" "$1: PUT /boot-source"
+	api_req PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 64}'
+	expect_api 204 "" "$1: PUT /machine-config"
+	api_req PUT /drives/d "$2"
+	expect_api 204 "" "$1: PUT /drives/d"
+	api_req PUT /vsock "{\"guest_cid\": 3, \"uds_path\": \"$S/$1-v.sock\"}"
+	expect_api 204 "" "$1: PUT /vsock"
+	api_req PUT /entropy '{}'
+	expect_api 204 "" "$1: PUT /entropy"
+	api_req PUT /actions '{"action_type": "InstanceStart"}'
+	expect_api 204 "" "$1: InstanceStart"
+	sleep 0.3
+	api_req PATCH /vm '{"state": "Paused"}'
+	expect_api 204 "" "$1: PATCH /vm Paused"
+	api_req PUT /snapshot/create "{\"snapshot_path\": \"$S/$1.state\", \"mem_file_path\": \"$S/$1.mem\"}"
+	expect_api 204 "" "$1: PUT /snapshot/create"
+	kill -KILL $api_pid
+	api_wait
+}
+
+why=""
+head -c 1048576 /dev/zero >"$S/drive.img"
+dev_snapshot dev "{\"drive_id\": \"d\", \"path_on_host\": \"$S/drive.img\", \"is_root_device\": false, \"is_read_only\": true}"
+t_dev=$(last_tick "$OUT/dev-src.out")
+report reset-devices-snapshot "$why" "$OUT/dev-src.err"
+if [ -z "$why" ]; then
+	ctl_run reset-devices 2 --restore "$S/dev.state" --mem-file "$S/dev.mem" \
+		--vsock-override "$S/dev-r.sock"
+	first=$(first_hex "$OUT/reset-devices.out")
+	[ "$ctl_status" = 0 ] || why="status $ctl_status"
+	[ -n "$why" ] || [ "$(grep -c '^ok [0-9][0-9]*$' "$OUT/reset-devices.ans")" = 2 ] ||
+		why="answers: $(tr '\n' '|' <"$OUT/reset-devices.ans")"
+	[ -n "$why" ] || [ $((0x${first:-0})) -gt "$t_dev" ] ||
+		why="the restored guest counted from ${first:-nothing}, the snapshot was at $t_dev"
+	[ -n "$why" ] || [ "$(times_counted "$OUT/reset-devices.out" "$first")" = 3 ] ||
+		why="tick $first counted $(times_counted "$OUT/reset-devices.out" "$first") times, not 3"
+	report reset-with-devices "$why" "$OUT/reset-devices.out"
+fi
+
+why=""
+dev_snapshot rw "{\"drive_id\": \"d\", \"path_on_host\": \"$S/drive.img\", \"is_root_device\": false, \"is_read_only\": false}"
+if [ -z "$why" ]; then
+	ctl_run reset-rw 1 --restore "$S/rw.state" --mem-file "$S/rw.mem" --vsock-override "$S/rw-r.sock"
+	first=$(first_hex "$OUT/reset-rw.out")
+	[ "$ctl_status" = 0 ] || why="status $ctl_status"
+	[ -n "$why" ] || grep -q '^error .*drive d is writable' "$OUT/reset-rw.ans" ||
+		why="answer: $(cat "$OUT/reset-rw.ans")"
+	[ -n "$why" ] || [ "$(times_counted "$OUT/reset-rw.out" "$first")" = 1 ] ||
+		why="the refused VM counted tick $first again"
+fi
+report reset-refused-writable-drive "$why" "$OUT/reset-rw.out"

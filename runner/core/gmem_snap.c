@@ -531,59 +531,77 @@ bool gmem_from_file(const struct gmem *g)
 #define PM_SWAPPED   (1ULL << 62)
 #define PM_FILE	     (1ULL << 61) /* a file page (or shared anonymous) */
 
-/* The private copies in region r, found in pagemap pm: the pages present
- * or swapped that are not the file's (copies made when they were
- * written), dropped in runs. The file's own pages stay mapped, as do
- * their nested page table entries: the guest does not fault on them
- * again. */
-static int drop_copies(const struct gmem_region *r, int pm, uint64_t *pmbuf)
+/* Copies of the memory file's pages a reset writes back in place rather
+ * than drops, at most: a page written back stays mapped (and so does its
+ * nested page table entry), so the guest does not fault on it again;
+ * past this, the rest are dropped (the memory a VM keeps is bounded). */
+#define COPY_BACK_MAX (8ULL << 20)
+
+/* Pages first..end-1 of a region at host (offset off of the memory file
+ * fd) back to the file's: read back in place while *budget lasts,
+ * dropped after. */
+static int put_back(uint8_t *host, uint64_t first, uint64_t end, int fd, uint64_t off,
+		    uint64_t *budget)
+{
+	uint64_t len = (end - first) * GMEM_PAGE;
+
+	if (len <= *budget) {
+		*budget -= len;
+		return pread_full(fd, host + first * GMEM_PAGE, len, off + first * GMEM_PAGE);
+	}
+	return madvise(host + first * GMEM_PAGE, len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+/* The private copies in region r (at offset off of the memory file fd),
+ * found in pagemap pm: the pages present or swapped that are not the
+ * file's (copies made when they were written), put back in runs. The
+ * file's own pages, only read, stay as they are. */
+static int reset_copies(const struct gmem_region *r, int fd, uint64_t off, int pm,
+			uint64_t *pmbuf, uint64_t *budget)
 {
 	uint64_t npages = r->size / GMEM_PAGE, run = UINT64_MAX;
 	uint8_t *host = r->host;
+	int ret;
 
 	for (uint64_t base = 0; base < npages; base += CHUNK) {
 		uint64_t n = npages - base < CHUNK ? npages - base : CHUNK;
 		uint64_t at = ((uintptr_t)host / GMEM_PAGE + base) * sizeof(uint64_t);
-		int ret = pread_full(pm, pmbuf, n * sizeof(uint64_t), at);
 
-		if (ret)
+		if ((ret = pread_full(pm, pmbuf, n * sizeof(uint64_t), at)))
 			return ret;
 		for (uint64_t j = 0; j < n; j++) {
-			uint64_t pg = base + j;
 			bool copy = (pmbuf[j] & (PM_PRESENT | PM_SWAPPED)) && !(pmbuf[j] & PM_FILE);
 
 			if (copy && run == UINT64_MAX)
-				run = pg;
+				run = base + j;
 			if (!copy && run != UINT64_MAX) {
-				if (madvise(host + run * GMEM_PAGE, (pg - run) * GMEM_PAGE,
-					    MADV_DONTNEED) < 0)
-					return -errno;
+				if ((ret = put_back(host, run, base + j, fd, off, budget)))
+					return ret;
 				run = UINT64_MAX;
 			}
 		}
 	}
-	if (run != UINT64_MAX &&
-	    madvise(host + run * GMEM_PAGE, (npages - run) * GMEM_PAGE, MADV_DONTNEED) < 0)
-		return -errno;
-	return 0;
+	return run == UINT64_MAX ? 0 : put_back(host, run, npages, fd, off, budget);
 }
 
 int gmem_drop_private(struct gmem *g)
 {
-	uint64_t *pmbuf;
+	uint64_t *pmbuf, budget = COPY_BACK_MAX;
+	struct gmem_layout l;
 	int pm, ret = 0;
 
 	if (!gmem_from_file(g))
 		return -EOPNOTSUPP;
+	gmem_layout_of(g, &l);
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	pmbuf = pm >= 0 ? malloc(CHUNK * sizeof(*pmbuf)) : NULL;
-	for (size_t i = 0; i < g->nregions && !ret; i++)
-		ret = pmbuf ? drop_copies(&g->r[i], pm, pmbuf) : 0;
+	for (size_t i = 0; i < g->nregions && pmbuf && !ret; i++)
+		ret = reset_copies(&g->r[i], g->file_fd, l.r[i].offset, pm, pmbuf, &budget);
 	free(pmbuf);
 	close_fd(&pm);
 	if (!ret && pmbuf)
 		return 0;
-	/* No pagemap (no /proc in a jail), or it failed: every page. */
+	/* No pagemap (no /proc in a jail), or it failed: every page dropped. */
 	for (size_t i = 0; i < g->nregions; i++)
 		if (madvise(g->r[i].host, g->r[i].size, MADV_DONTNEED) < 0)
 			return -errno;

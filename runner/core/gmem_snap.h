@@ -100,11 +100,13 @@ bool gmem_maps_file(const struct gmem *g, int fd);
  * the memory gmem_drop_private can take back to the file. */
 bool gmem_from_file(const struct gmem *g);
 
-/* Drop every page of g the guest or flint wrote since it was mapped
- * (MADV_DONTNEED on the private copies of the memory file's pages, found
- * in /proc/self/pagemap; without it, on the whole mappings): its next
- * read of any page is the memory file's again, as at the restore. The
- * pages only read stay mapped, so the guest does not fault on them anew. What
+/* Take every page of g the guest or flint wrote since it was mapped back
+ * to the memory file's: the private copies (found in /proc/self/pagemap)
+ * read back from the file in place, up to 8 MiB of them, and dropped
+ * past that (MADV_DONTNEED: the next read is the file's); without
+ * pagemap, every page dropped. Pages only read stay as they are. Either
+ * way no page keeps what was written, and the guest faults on as few as
+ * can be. What
  * laid a diff over g (gmem_apply_diff) is dropped too. -EOPNOTSUPP for a
  * g that is not a File-backed restore's (anonymous memory would read back
  * zeros); -errno from madvise (then part of g may be dropped already). The

@@ -3,7 +3,7 @@
 # requests from a FIFO this shell holds) is taken back to its snapshot in
 # the same process by each "reset" line, answered "ok <us>". Three rounds:
 # through `flint run --attach UDS` the guest writes a file in /tmp (tmpfs)
-# and in /dev/shm, starts a background process, and a host attach holds a
+# and in a directory it makes there, starts a background process, and a host attach holds a
 # vsock connection open (`sleep 100`); after the reset the files and the
 # process are gone, the held attach has lost its connection (123), the
 # snapshot's own file (written by --save-after's prepare step) is still
@@ -93,22 +93,22 @@ do_reset() {
 
 vm main --restore "$T/s.state" --mem-file "$T/s.mem"
 for round in 1 2 3; do
-	# 2. Leave traces: files in tmpfs and /dev/shm, a background process
-	# (its own session: it outlives the command), and the guest's view of
-	# them; the patterns are bracketed so that pgrep -f does not find the
-	# shell that runs it.
-	run --attach "$sock" -- sh -c 'cat /tmp/base; echo dirty >/tmp/dirty; echo shm >/dev/shm/x;
+	# 2. Leave traces: files in tmpfs and in a directory made there, a
+	# background process (its own session: it outlives the command), and
+	# the guest's view of them (busybox's ps: the guest has no pgrep); the
+	# patterns are bracketed so that grep does not find itself.
+	run --attach "$sock" -- sh -c 'cat /tmp/base; echo dirty >/tmp/dirty; mkdir /tmp/d; echo d >/tmp/d/x;
 		setsid sleep 1001 </dev/null >/dev/null 2>&1 &
-		sleep 0.2; pgrep -f "slee[p] 1001" >/dev/null && echo running'
+		sleep 0.2; ps -o args | grep -q "^slee[p] 1001" && echo running'
 	[ "$status" = 0 ] || stop_vm
 	expect_status 0 "round $round: the attach that leaves traces"
 	expect_stdout "base|running|" "round $round: the snapshot's file, then the background process"
 	# A host program holding a vsock connection: an attach that sleeps.
 	"$FLINT" run --attach "$sock" -- sleep 100 </dev/null >"$T/held.out" 2>"$T/held.err" 7>&- &
 	heldpid=$!
-	run --attach "$sock" -- sh -c 'test -e /tmp/dirty && test -e /dev/shm/x && echo kept;
-		i=0; while ! pgrep -f "^slee[p] 100$" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-		pgrep -f "^slee[p] 100$" >/dev/null && echo held'
+	run --attach "$sock" -- sh -c 'test -e /tmp/dirty && test -e /tmp/d/x && echo kept;
+		i=0; while ! ps -o args | grep -q "^slee[p] 100$" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		ps -o args | grep -q "^slee[p] 100$" && echo held'
 	[ "$status" = 0 ] || stop_vm
 	expect_stdout "kept|held|" "round $round: before the reset, the traces and the held attach's command"
 	kill -0 "$heldpid" 2>/dev/null || { stop_vm; fail "round $round: the held attach ended before the reset: $(cat "$T/held.err")"; }
@@ -140,8 +140,8 @@ for round in 1 2 3; do
 
 	# 5. Nothing survived; the snapshot's state is there; attaches work.
 	run --attach "$sock" -- sh -c 'cat /tmp/base; test -e /tmp/dirty && echo tmp-survived;
-		test -e /dev/shm/x && echo shm-survived;
-		pgrep -f "slee[p] 100" >/dev/null && echo process-survived; echo end'
+		test -e /tmp/d && echo dir-survived;
+		ps -o args | grep -q "^slee[p] 100" && echo process-survived; echo end'
 	[ "$status" = 0 ] || stop_vm
 	expect_status 0 "round $round: an attach after the reset"
 	expect_stdout "base|end|" "round $round: after the reset (only the snapshot's /tmp/base)"
@@ -157,12 +157,13 @@ grep -i 'seccomp\|bad system call' "$T/main.err" && fail "a seccomp report in fl
 
 # 7. The Uffd backend: refused, the VM serves on as it was.
 if [ -x "$TOOLS/flint-uffd" ]; then
-	rm -f "$T/uffd.sock"
-	"$TOOLS/flint-uffd" "$T/uffd.sock" "$T/s.mem" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
+	rm -f "$T/handler.sock"
+	"$TOOLS/flint-uffd" "$T/handler.sock" "$T/s.mem" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
 	upid=$!
 	i=0
-	while [ ! -S "$T/uffd.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	vm uffd --restore "$T/s.state" --uffd-sock "$T/uffd.sock"
+	while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
+	vm uffd --restore "$T/s.state" --uffd-sock "$T/handler.sock"
 	run --attach "$sock" -- sh -c 'echo u >/tmp/u'
 	expect_status 0 "an attach to the Uffd-backed VM"
 	do_reset

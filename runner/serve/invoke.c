@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/logger.h"
+#include "serve/agentc.h"
 #include "serve/invoke.h"
 #include "serve/server_int.h"
 
@@ -36,7 +37,10 @@ struct call {
 	struct server *s;
 	struct serve_fn *fn; /* a reference */
 	struct serve_vm *vm;
-	struct worker *w; /* the request's: the VM's own, or an --attach */
+	/* The request's: the VM's own flint (per-request, restored), or a
+	 * session with the agent of a VM that runs on (reuse, reset). */
+	struct worker *w;
+	struct agentc *ac;
 	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
 	bool reset_pending; /* its VM to be reset once the answer is sent */
@@ -64,18 +68,20 @@ static ssize_t body_in(void *ctx, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
-/* The request's worker: --attach for reuse, else a restore of the
- * function's snapshot (or the warm VM's, already spawned). */
+/* The next piece of the command's stdout, the body going in meanwhile. */
+static ssize_t call_read(struct call *c, void *buf, size_t len)
+{
+	return c->ac ? agentc_read(c->ac, body_in, c, buf, len)
+		     : worker_read(c->w, body_in, c, buf, len);
+}
+
+/* The request's own flint: a restore of the function's snapshot. */
 static int spawn(struct call *c, enum worker_kind kind)
 {
 	struct serve_fn *fn = c->fn;
 	char **opts = serve_worker_opts(fn, false);
 	struct worker_params p = serve_worker_params(c->s, fn, kind, opts);
-	int r;
-
-	if (kind == WORKER_ATTACH)
-		p.uds = c->vm->uds;
-	r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
+	int r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
 
 	serve_strv_free(opts);
 	return r;
@@ -163,8 +169,10 @@ static void finish(struct call *c)
 	c->finished = true;
 	/* Its status line came with the end of its output: the answer need
 	 * not wait for flint to tear the VM down; the manager reaps it. */
-	bool early = worker_early(c->w, &c->res);
-	if (!early && worker_wait(c->w, &c->res) < 0)
+	bool early = false;
+	if (c->ac)
+		agentc_result(c->ac, &c->res);
+	else if (!(early = worker_early(c->w, &c->res)) && worker_wait(c->w, &c->res) < 0)
 		c->res.outcome = WORKER_KILLED;
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
@@ -188,6 +196,7 @@ static void finish(struct call *c)
 
 	pthread_mutex_lock(&s->lock);
 	c->vm->run_w = NULL;
+	c->vm->run_ac = NULL;
 	again = reusable(c);
 	if (again && serve_fn_resets(s, c->fn)) {
 		/* Its VM stays busy, its request running, until the reset
@@ -257,11 +266,13 @@ static void call_free(struct call *c)
 
 	if (c->reset_pending)
 		reset_vm(c);
-	if (c->w && !c->finished) {
+	if ((c->w || c->ac) && !c->finished) {
 		worker_kill(c->w);
+		agentc_kill(c->ac);
 		finish(c);
 	}
 	worker_destroy(c->w);
+	agentc_destroy(c->ac);
 	pthread_mutex_lock(&s->lock);
 	if (c->vm) /* never ran: placed, then the spawn failed */
 		serve_vm_free(s, c->vm);
@@ -473,7 +484,7 @@ static ssize_t stream_more(void *cls, uint64_t pos, char *buf, size_t max)
 		return (ssize_t)k;
 	}
 	if (!c->finished) {
-		n = worker_read(c->w, body_in, c, buf, max);
+		n = call_read(c, buf, max);
 		if (n > 0)
 			return n;
 		finish(c);
@@ -492,8 +503,7 @@ static void stream_free(void *cls)
 static int fill(struct call *c)
 {
 	while (c->out_len < c->out_cap) {
-		ssize_t n = worker_read(c->w, body_in, c, c->out + c->out_len,
-					c->out_cap - c->out_len);
+		ssize_t n = call_read(c, c->out + c->out_len, c->out_cap - c->out_len);
 		if (n <= 0)
 			return 0;
 		c->out_len += (size_t)n;
@@ -506,7 +516,7 @@ static void drain(struct call *c)
 {
 	char sink[4096];
 
-	while (worker_read(c->w, body_in, c, sink, sizeof(sink)) > 0)
+	while (call_read(c, sink, sizeof(sink)) > 0)
 		c->out_truncated = true;
 }
 
@@ -608,7 +618,15 @@ static int start(struct call *c)
 	if (serve_fn_attached(c->s, c->fn)) {
 		if (!vm->vmw && (ret = serve_vm_spawn(c->s, vm)) < 0)
 			return ret;
-		return spawn(c, WORKER_ATTACH);
+		struct agentc_params ap = {
+		    .uds = vm->uds,
+		    .argv = c->fn->cfg.command,
+		    .env = c->fn->cfg.env,
+		    .workdir = c->fn->cfg.workdir,
+		    .timeout_s = c->fn->cfg.timeout_s,
+		    .connect_ms = SERVE_AGENT_CONNECT_MS,
+		};
+		return agentc_start(&c->ac, &ap);
 	}
 	if (vm->w) {
 		/* A warm VM: the go byte. If its flint died meanwhile, restore
@@ -685,8 +703,11 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 	 * it can see, so let it see this one. */
 	pthread_mutex_lock(&s->lock);
 	c->vm->run_w = c->w;
-	if (s->stopping)
+	c->vm->run_ac = c->ac;
+	if (s->stopping) {
 		worker_kill(c->w);
+		agentc_kill(c->ac);
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (fill(c) == 0 || inline_err) {
 		if (inline_err)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/logger.h"
+#include "serve/agentc.h"
 #include "serve/server_int.h"
 
 char *serve_fault(const char *fmt, ...)
@@ -459,6 +460,7 @@ void serve_manager_stop(struct server *s)
 		worker_kill(v->w);
 		worker_kill(v->vmw);
 		worker_kill(v->run_w);
+		agentc_kill(v->run_ac);
 	}
 	for (struct serve_exiting *e = s->exiting; e; e = e->next)
 		worker_kill(e->w);

@@ -51,6 +51,8 @@ enum serve_fn_state {
 #define SERVE_RESET_MAX 1000
 /* The longest a reset may take before its VM is given up. */
 #define SERVE_RESET_TIMEOUT_MS 10000
+/* A VM that runs on whose agent does not answer this long: 502. */
+#define SERVE_AGENT_CONNECT_MS 10000
 
 /* A registered function. Freed once it is out of the registry and no
  * thread holds it (refs). */
@@ -82,6 +84,7 @@ struct serve_vm {
 	char uds[108];
 	pid_t pid;	     /* the VM's flint, for its RSS */
 	struct worker *run_w; /* busy: the request's worker (its call's), to kill */
+	struct agentc *run_ac; /* or its session with the VM's agent */
 	bool busy;
 };
 

@@ -5,14 +5,20 @@ tests/smoke/attach.sh: listens on the Unix socket argv[1], takes
 connection (rootfs/agent/proto.h): it writes back what it was asked (argv,
 environment, working directory, stdin) on STDOUT and exits with the status
 the command "exit N" names (0 otherwise). argv[2] "drop": close each
-connection after the OK line instead (a VM gone). Touches argv[1] + ".ready"
-once it listens; serves until killed."""
+connection after the OK line instead (a VM gone); "exec": run the command
+in this host's shell, as the real agent runs it in the guest (stdin, stdout,
+stderr, status, the request's timeout), for tests/smoke/serve.sh's
+stand-in VMs. Touches argv[1] + ".ready" once it listens (but in "exec"
+mode, whose VM sockets flint serve removes); serves until killed, each
+connection on a thread of its own."""
 import os
 import socket
 import struct
+import subprocess
 import sys
+import threading
 
-REQUEST, STDIN, STDIN_EOF, STDOUT, EXIT = 1, 2, 3, 16, 18
+REQUEST, STDIN, STDIN_EOF, STDOUT, STDERR, EXIT = 1, 2, 3, 16, 17, 18
 
 
 def frame(kind, payload):
@@ -34,7 +40,37 @@ def read_frame(conn):
     return kind, read_exact(conn, length) if length else b""
 
 
-def serve(conn, drop):
+def run(conn, argv, env, cwd, timeout_ms, flags):
+    """The "exec" mode: the command for real, its streams and status."""
+    data = b""
+    if flags & 1:
+        while True:
+            kind, chunk = read_frame(conn)
+            if kind == STDIN_EOF:
+                break
+            data += chunk
+    environ = dict(os.environ)
+    for e in env:
+        k, _, v = e.decode().partition("=")
+        environ[k] = v
+    try:
+        p = subprocess.run([a.decode() for a in argv], input=data, capture_output=True,
+                           cwd=cwd.decode() or "/", env=environ,
+                           timeout=timeout_ms / 1000 if timeout_ms else None)
+    except subprocess.TimeoutExpired:
+        conn.sendall(frame(EXIT, struct.pack("<Ii", 2, 0)))
+        return
+    for kind, out in ((STDOUT, p.stdout), (STDERR, p.stderr)):
+        for i in range(0, len(out), 65536):  # AGENT_DATA_MAX a frame
+            conn.sendall(frame(kind, out[i:i + 65536]))
+    if p.returncode < 0:
+        conn.sendall(frame(EXIT, struct.pack("<Ii", 1, -p.returncode)))
+    else:
+        conn.sendall(frame(EXIT, struct.pack("<Ii", 0, p.returncode)))
+
+
+def serve(conn, mode):
+    drop = mode == "drop"
     line = b""
     while not line.endswith(b"\n"):
         line += read_exact(conn, 1)
@@ -49,6 +85,9 @@ def serve(conn, drop):
     timeout_ms, flags, argc, envc = struct.unpack("<IIII", p[:16])
     words = p[16:].split(b"\0")[: argc + envc + 1]
     argv, env, cwd = words[:argc], words[argc:argc + envc], words[-1]
+    if mode == "exec":
+        run(conn, argv, env, cwd, timeout_ms, flags)
+        return
     out = b"argv=%s env=%s cwd=%s timeout_ms=%d\n" % (
         b",".join(argv), b",".join(env), cwd, timeout_ms)
     conn.sendall(frame(STDOUT, out))
@@ -62,19 +101,24 @@ def serve(conn, drop):
     conn.sendall(frame(EXIT, struct.pack("<Ii", 0, status)))
 
 
+def one(conn, mode):
+    try:
+        serve(conn, mode)
+    except (EOFError, OSError):
+        pass
+    conn.close()
+
+
 def main():
-    path, drop = sys.argv[1], len(sys.argv) > 2 and sys.argv[2] == "drop"
+    path, mode = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(path)
-    s.listen(4)
-    open(path + ".ready", "w").close()
+    s.listen(16)
+    if mode != "exec":
+        open(path + ".ready", "w").close()
     while True:
         conn, _ = s.accept()
-        try:
-            serve(conn, drop)
-        except (EOFError, OSError):
-            pass
-        conn.close()
+        threading.Thread(target=one, args=(conn, mode), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@
 #       exits with the command's status; a status of 122 or 123 from the
 #       command stands for a guest crash or a lost agent, as flint's own.
 #   --restore ... --vsock-override U [--control-fd N] (a VM that runs on,
-#       for reuse or a per-request VM reset in place)   answers "ok 1" to
-#       each "reset" line on fd N and exits 0 at its end; without one,
-#       sleeps until killed
-#   run --attach U ... -- COMMAND   as a restore, in the reuse "VM"
+#       for reuse or a per-request VM reset in place)   serves U as the
+#       VM's vsock device and agent would (fake-agent.py exec: commands run
+#       in this host's shell), answers "ok 1" to each "reset" line on fd N
+#       and exits 0 at its end; without one, serves until killed
 # A registration fails when the prepare command does.
-wait=; sfd=; save=; mem=; timeout=; vm=; cfd=
+wait=; sfd=; save=; mem=; timeout=; vm=; cfd=; uds=
 [ "${1:-}" = run ] && shift || vm=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -25,15 +25,19 @@ while [ $# -gt 0 ]; do
 	--save-mem) mem=$2; shift ;;
 	--timeout) timeout=$2; shift ;;
 	--control-fd) cfd=$2; shift ;;
+	--vsock-override) uds=$2; shift ;;
 	--) shift; break ;;
 	esac
 	shift
 done
 if [ -n "$vm" ]; then
-	[ -n "$cfd" ] || exec sleep 1000
+	[ -n "$cfd" ] || exec python3 "$(dirname "$0")/fake-agent.py" "$uds" exec
+	python3 "$(dirname "$0")/fake-agent.py" "$uds" exec &
+	agent=$!
 	while eval "read -r line <&$cfd"; do
 		[ "$line" = reset ] && eval "echo 'ok 1' >&$cfd"
 	done
+	kill $agent
 	exit 0
 fi
 if [ -n "$save" ]; then

@@ -535,10 +535,15 @@ static bool wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *
 		pthread_cond_timedwait(&w->cv, &s->lock, &ts);
 	}
 	if (!w->decided) {
-		if (pool_cancel(s->pool, w->req, now_ns()) == 0)
-			serve_do_acts(s);
-		*why = POOL_REFUSE_LIMITS;
-		return false;
+		/* The cancel lets the pool's time pass first, which may decide
+		 * this very request (its deadline, or a VM free): its action
+		 * must be taken while w still lives. */
+		int r = pool_cancel(s->pool, w->req, now_ns());
+		serve_do_acts(s);
+		if (r == 0 || !w->decided) {
+			*why = POOL_REFUSE_LIMITS;
+			return false;
+		}
 	}
 	*why = w->reason;
 	return w->run;
@@ -631,8 +636,10 @@ static int start(struct call *c)
 	if (vm->w) {
 		/* A warm VM: the go byte. If its flint died meanwhile, restore
 		 * one afresh. */
+		pthread_mutex_lock(&c->s->lock); /* a stop kills what it sees */
 		c->w = vm->w;
 		vm->w = NULL;
+		pthread_mutex_unlock(&c->s->lock);
 		if (worker_release(c->w) == 0)
 			return 0;
 		worker_destroy(c->w);

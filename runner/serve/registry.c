@@ -382,10 +382,14 @@ static void check_warm(struct server *s)
 		next = v->next;
 		if (v->busy || !w || !worker_exited(w))
 			continue;
+		/* Only a VM the pool lets go of here is reaped here: one it has
+		 * stopped meanwhile (-ENOENT) comes as a STOP action, and one it
+		 * has just given a request (-EBUSY) ends with that request. */
+		if (pool_vm_failed(s->pool, v->id, now_ns()) < 0)
+			continue;
 		pr_warn("flint serve: %s: warm VM %" PRIu64 " ended before a request took it",
 			v->fn->cfg.name, v->id);
 		serve_vm_unlink(s, v);
-		serve_ignore(pool_vm_failed(s->pool, v->id, now_ns()));
 		v->next = s->reap;
 		s->reap = v;
 	}

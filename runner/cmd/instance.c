@@ -488,6 +488,8 @@ void instance_restore_args(const struct config *cfg, struct vm_restore_args *a,
 	    .net_overrides = ov->net,
 	    .n_net_overrides = cfg->n_net_override,
 	    .vsock_uds_path = cfg->vsock_override,
+	    .drive_overrides = ov->drive,
+	    .n_drive_overrides = cfg->n_drive_override,
 	    .workset_path = cfg->workset,
 	    .record_workset_path = cfg->record_workset,
 	};
@@ -497,6 +499,14 @@ void instance_restore_args(const struct config *cfg, struct vm_restore_args *a,
 		snprintf(ov->names[i], sizeof(ov->names[i]), "%.*s", (int)(eq - spec), spec);
 		ov->net[i] = (struct vm_net_override){.iface_id = ov->names[i],
 						      .host_dev_name = eq + 1};
+	}
+	/* ID=PATH, ID at most VMC_MAX_ID bytes (cli_parse). */
+	for (unsigned i = 0; i < cfg->n_drive_override; i++) {
+		const char *spec = cfg->drive_override[i], *eq = strchr(spec, '=');
+		snprintf(ov->drive_ids[i], sizeof(ov->drive_ids[i]), "%.*s", (int)(eq - spec),
+			 spec);
+		ov->drive[i] = (struct vm_drive_override){.drive_id = ov->drive_ids[i],
+							  .path_on_host = eq + 1};
 	}
 }
 

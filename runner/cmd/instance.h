@@ -20,12 +20,15 @@ int instance_exit_status(const struct vm_exit *how);
 void instance_vm_opts(const struct config *cfg, struct vm_opts *o);
 
 /* What --restore and its options ask of vm_restore (flint and flint run):
- * *a points into *ov for the --net-override pairs, so ov must outlive it.
+ * *a points into *ov for the --net-override and --drive-override pairs, so
+ * ov must outlive it.
  * The VM resumes at once unless --paused; its vsock keeps the snapshot's
  * socket unless --vsock-override (flint run gives its own). */
 struct restore_overrides {
 	struct vm_net_override net[MAX_NETS];
 	char names[MAX_NETS][VMC_MAX_ID + 1];
+	struct vm_drive_override drive[MAX_DRIVES];
+	char drive_ids[MAX_DRIVES][VMC_MAX_ID + 1];
 };
 void instance_restore_args(const struct config *cfg, struct vm_restore_args *a,
 			   struct restore_overrides *ov);

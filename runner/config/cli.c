@@ -70,6 +70,9 @@ void cli_usage(void)
 	       "                     on by the time since, so the guest's wall clock is right)\n"
 	       "  --net-override IFACE=TAP  give interface IFACE this tap (repeatable)\n"
 	       "  --vsock-override PATH     the vsock device's host socket\n"
+	       "  --drive-override ID=PATH  drive ID opens PATH instead of the image the\n"
+	       "                     snapshot recorded (its other settings, read-only\n"
+	       "                     included, kept); repeatable\n"
 	       "  --workset FILE     fault in this loading set before the guest runs\n"
 	       "  --record-workset FILE  write the pages the guest touched when flint ends\n"
 	       "  --control-fd N     read lines on inherited fd N: \"reset\" takes the VM back\n"
@@ -211,6 +214,33 @@ static bool shell_name(const char *s, const char *end)
 	return true;
 }
 
+/* --drive-override ID=PATH: an ID a drive can have (vm_config.h's limit),
+ * each once, and a path. 0 or -EINVAL with err set. */
+static int drive_override(struct config *cfg, const char *val, char *err, size_t errlen)
+{
+	const char *eq = strchr(val, '=');
+
+	if (!eq || eq == val || !eq[1] || eq - val > VMC_MAX_ID) {
+		bad(err, errlen,
+		    "--drive-override %.80s: expected ID=PATH, ID the snapshot's drive id (1 to "
+		    "%d bytes)",
+		    val, VMC_MAX_ID);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->n_drive_override; i++)
+		if (!strncmp(cfg->drive_override[i], val, eq - val + 1)) {
+			bad(err, errlen, "--drive-override: drive '%.*s' given twice",
+			    (int)(eq - val), val);
+			return -EINVAL;
+		}
+	if (cfg->n_drive_override == MAX_DRIVES) {
+		bad(err, errlen, "--drive-override: at most %d", MAX_DRIVES);
+		return -EINVAL;
+	}
+	cfg->drive_override[cfg->n_drive_override++] = val;
+	return 0;
+}
+
 enum run_opt { RUN_OPT_ENV, RUN_OPT_WORKDIR, RUN_OPT_ATTACH };
 
 /* flint run's --env NAME=VALUE (repeatable), --workdir DIR and --attach
@@ -327,7 +357,7 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		       cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 || cfg->config_file;
 	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff ||
 			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
-			 cfg->workset || cfg->record_workset;
+			 cfg->n_drive_override || cfg->workset || cfg->record_workset;
 
 	if (!cfg->save_snapshot != !cfg->save_mem)
 		return bad(err, errlen, "flint run: --save-snapshot FILE and --save-mem FILE go "
@@ -387,7 +417,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
 	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
-	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD };
+	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -433,6 +463,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		{"workset", required_argument, NULL, O_WORKSET},
 		{"record-workset", required_argument, NULL, O_RECORD_WORKSET},
 		{"control-fd", required_argument, NULL, O_CONTROL_FD},
+		{"drive-override", required_argument, NULL, O_DRIVE_OVERRIDE},
 		{"env", required_argument, NULL, O_ENV},
 		{"workdir", required_argument, NULL, O_WORKDIR},
 		{"save-after", no_argument, NULL, O_SAVE_AFTER},
@@ -659,6 +690,10 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_VSOCK_OVERRIDE:
 			cfg->vsock_override = optarg;
 			break;
+		case O_DRIVE_OVERRIDE:
+			if (drive_override(cfg, optarg, err, errlen) < 0)
+				return CLI_ERROR;
+			break;
 		case O_WORKSET:
 			cfg->workset = optarg;
 			break;
@@ -710,7 +745,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 					"is the only way to describe the machine");
 	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff || cfg->restore_paused ||
 			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
-			 cfg->vsock_override || cfg->workset || cfg->record_workset;
+			 cfg->n_drive_override || cfg->vsock_override || cfg->workset ||
+			 cfg->record_workset;
 	if (cfg->control_fd && !cfg->restore)
 		return bad(err, errlen, "--control-fd needs --restore FILE: only a VM restored "
 					"from a snapshot can be reset to it");

@@ -90,6 +90,11 @@ struct config {
 	bool keep_clock;	    /* --keep-clock: not clock_realtime */
 	const char *net_override[MAX_NETS]; /* --net-override IFACE=TAP, as given */
 	unsigned n_net_override;
+	/* --drive-override ID=PATH, as given (ID checked: 1 to VMC_MAX_ID
+	 * bytes, each ID once): drive ID of the snapshot opens PATH instead
+	 * of the image it recorded, its other settings kept. */
+	const char *drive_override[MAX_DRIVES];
+	unsigned n_drive_override;
 	const char *vsock_override; /* --vsock-override PATH */
 	const char *workset;	    /* --workset FILE: prefetch this loading set */
 	const char *record_workset; /* --record-workset FILE: write one at exit */

@@ -162,6 +162,13 @@ struct vm_net_override {
 	const char *iface_id, *host_dev_name;
 };
 
+/* flint's --drive-override: drive drive_id of the snapshot opens
+ * path_on_host instead of the image the snapshot recorded (a jail's, say,
+ * or a copy); its other settings, read-only included, stay. */
+struct vm_drive_override {
+	const char *drive_id, *path_on_host;
+};
+
 struct vm_restore_args {
 	const char *snapshot_path;
 	enum vm_mem_backend backend;
@@ -177,6 +184,8 @@ struct vm_restore_args {
 	const struct vm_net_override *net_overrides;
 	unsigned n_net_overrides;
 	const char *vsock_uds_path; /* vsock_override's uds_path; NULL keeps it */
+	const struct vm_drive_override *drive_overrides;
+	unsigned n_drive_overrides;
 	/* A loading set (workset.h) to fault in before the guest runs, and
 	 * where to write one when the VM stops; NULL for neither. */
 	const char *workset_path, *record_workset_path;

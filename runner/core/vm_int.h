@@ -109,6 +109,13 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 void vm_snapshot_on_stop(struct vm *vm);
 /* VM_ACTION_RESET on the control thread (vm_snap.c). */
 void vm_reset_execute(struct vm *vm, struct vm_err *err);
+/* The snapshot's configuration `saved` with a load's overrides (taps for
+ * interfaces, images for drives, the vsock socket, dirty-page tracking)
+ * into c (vm_config_free's). 0; -EINVAL, logged, for an override naming
+ * what the snapshot lacks (an interface, a drive, a vsock device); or
+ * -ENOMEM. On error c holds nothing. */
+int vm_restore_config(const struct vm_config *saved, const struct vm_restore_args *a,
+		      struct vm_config *c);
 /* Free what a restore kept for vm_reset (vm_destroy). */
 void vm_snapshot_forget(struct vm *vm);
 /* Let paused vCPUs run again, the guest's clock given back first (vm.c). */

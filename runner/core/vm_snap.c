@@ -318,12 +318,10 @@ static int lookup_section(void *ctx, const char *id, const uint8_t **data, size_
 	return snap_section(ctx, id, data, len);
 }
 
-/* The snapshot's configuration with the load's overrides: taps for
- * interfaces, the vsock socket, dirty-page tracking. */
-static int restore_config(const struct snap *s, const struct vm_restore_args *a,
-			  struct vm_config *c)
+int vm_restore_config(const struct vm_config *saved, const struct vm_restore_args *a,
+		      struct vm_config *c)
 {
-	int r = vm_config_copy(c, &s->config);
+	int r = vm_config_copy(c, saved);
 
 	if (r < 0) {
 		pr_err("out of memory");
@@ -343,6 +341,26 @@ static int restore_config(const struct snap *s, const struct vm_restore_args *a,
 			goto err;
 		free(c->nets[i].host_dev_name);
 		c->nets[i].host_dev_name = dev;
+	}
+	for (unsigned k = 0; k < a->n_drive_overrides; k++) {
+		const struct vm_drive_override *o = &a->drive_overrides[k];
+		int i = vm_config_find_drive(c, o->drive_id);
+		char *path;
+
+		if (i < 0) {
+			pr_err("--drive-override: the snapshot has no drive '%s'", o->drive_id);
+			goto err;
+		}
+		if (!c->drives[i].path_on_host) {
+			pr_err("--drive-override: the snapshot's drive '%s' is a vhost-user-blk "
+			       "socket, not an image",
+			       o->drive_id);
+			goto err;
+		}
+		if (!(path = strdup(o->path_on_host)))
+			goto err;
+		free(c->drives[i].path_on_host);
+		c->drives[i].path_on_host = path;
 	}
 	if (a->vsock_uds_path) {
 		char *p;
@@ -572,7 +590,7 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		return r;
 	}
 	pr_debug("state file read and checked in %llu us", (unsigned long long)(now_ns() - t0) / 1000);
-	if ((r = restore_config(&s, a, &c)) < 0)
+	if ((r = vm_restore_config(&s.config, a, &c)) < 0)
 		goto out;
 	r = vm_alloc(&vm, &c, o);
 	vm_config_free(&c);

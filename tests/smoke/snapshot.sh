@@ -177,4 +177,6 @@ if command -v curl >/dev/null; then
 
 	# Reset in place (--control-fd), with the snapshots above.
 	. "$(dirname "$0")/reset.sh"
+	# --drive-override, with reset.sh's snapshot of a guest with a drive.
+	. "$(dirname "$0")/drive-override.sh"
 fi

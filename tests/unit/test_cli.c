@@ -370,6 +370,61 @@ Test(cli, restore_options)
 	cr_assert_not_null(strstr(err, "IFACE=TAP"), "%s", err);
 }
 
+/* --drive-override ID=PATH: repeatable, with --restore only (flint and
+ * flint run), each ID once; the value kept as given. */
+Test(cli, drive_override)
+{
+	struct config c;
+	char err[256];
+	char long_id[VMC_MAX_ID + 8];
+
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
+			   "rootfs=/j/rootfs.ext4", "--drive-override=data=/d=x.img"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.n_drive_override, 2);
+	cr_assert_str_eq(c.drive_override[0], "rootfs=/j/rootfs.ext4");
+	cr_assert_str_eq(c.drive_override[1], "data=/d=x.img", "the path may hold '='");
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--drive-override",
+			   "drive0=/r.ext4", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(c.n_drive_override, 1);
+	cr_assert_str_eq(c.drive_override[0], "drive0=/r.ext4");
+
+	static const char *const malformed[] = {"rootfs", "=/x", "rootfs=", ""};
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
+				   (char *)malformed[i]),
+			     CLI_ERROR, "'%s'", malformed[i]);
+		cr_assert_not_null(strstr(err, "expected ID=PATH"), "%s", err);
+	}
+	memset(long_id, 'a', VMC_MAX_ID + 1);
+	snprintf(long_id + VMC_MAX_ID + 1, 7, "=/x");
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
+			   long_id),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "expected ID=PATH"), "%s", err);
+	snprintf(long_id + VMC_MAX_ID, 7, "=/x");
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
+			   long_id),
+		     CLI_RUN, "an id of %d bytes: %s", VMC_MAX_ID, err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
+			   "d=/a", "--drive-override", "d=/b"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "drive 'd' given twice"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
+			   "d=/a", "--drive-override", "dd=/b"),
+		     CLI_RUN, "'d' and 'dd' are two ids: %s", err);
+	/* A snapshot option: --restore only. */
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--drive-override", "d=/a"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--drive-override", "d=/a", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/v", "--drive-override", "d=/a", "--",
+			   "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "cannot be combined with --attach"), "%s", err);
+}
+
 /* flint run --save-snapshot: both files, a command or none. */
 Test(cli, run_save_snapshot)
 {

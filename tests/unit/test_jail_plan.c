@@ -164,15 +164,19 @@ Test(jail_plan, flint_refuses_what_flint_refuses)
 Test(jail_plan, abbreviations_and_hidden_options)
 {
 	cr_assert_eq(BUILD(&p, "--seccomp-test-forbidden", "vcpu", "--ker=/k2", "--ini", "/i/rd",
-			   "--dri=path=/d/x.img,ro", "--stats"),
+			   "--drive=path=/d/x.img,ro", "--stats"),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(),
 			 "/flint --seccomp-test-forbidden vcpu --ker=/k2 --ini /rd "
-			 "--dri=path=/x.img,ro --stats",
+			 "--drive=path=/x.img,ro --stats",
 			 "'--ker' abbreviates --kernel, as getopt_long allows");
 	cr_assert_eq(p.nfiles, 4);
 	cr_assert_str_eq(p.files[1].src, "/k2");
 	cr_assert_str_eq(p.files[3].src, "/d/x.img");
+	plan_free(&p);
+	/* --drive and --drive-override: "--dri" is both, and flint refuses it. */
+	cr_assert_eq(BUILD(&p, "--ker=/k2", "--dri=path=/d/x.img,ro"), -EINVAL);
+	cr_assert(strstr(err, "unknown option --dri=path=/d/x.img,ro"), "%s", err);
 }
 
 /* Only the values flint reads as paths are rewritten: an --append or

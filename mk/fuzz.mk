@@ -23,6 +23,8 @@ FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/vq.c runner/core/ratelimit.c runner/core/wire.c \
 	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
+# The stream protocol's decoder (--net user's frames from passt).
+FUZZ_SRCS_fuzz_net_stream := virtio/net/stream.c
 # The API's router and controller, with the JSON parsing and the config
 # rules behind them (no HTTP: libmicrohttpd parses the request line and
 # headers; the harness hands over what it would).

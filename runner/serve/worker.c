@@ -69,6 +69,8 @@ struct worker {
 	bool done; /* reaped and res filled */
 	int wait_err;
 	struct worker_result res;
+	void (*gone)(void *ctx);
+	void *gone_ctx;
 };
 
 /* ---- argv ---- */
@@ -99,7 +101,7 @@ static int vm_argv(const struct worker_params *p, char ***out)
 	char **v;
 
 	if (!p->flint || !*p->flint || !p->state || !p->mem || !p->uds || !*p->uds ||
-	    count(p->argv) || p->save_after)
+	    count(p->argv) || p->save_after || (p->launcher_runs_flint && !nl))
 		return -EINVAL;
 	v = calloc(nl + 1 + ARRAY_SIZE(fixed) + 2 + no + 1, sizeof(*v));
 	if (!v)
@@ -107,7 +109,7 @@ static int vm_argv(const struct worker_params *p, char ***out)
 	for (size_t i = 0; i < nl; i++)
 		if (!(v[n++] = strdup(p->launcher[i])))
 			goto nomem;
-	if (!(v[n++] = strdup(p->flint)))
+	if (!p->launcher_runs_flint && !(v[n++] = strdup(p->flint)))
 		goto nomem;
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (!(v[n++] = strdup(fixed[i])))
@@ -142,7 +144,8 @@ int worker_argv(const struct worker_params *p, char ***out)
 	if (!p->flint || !*p->flint ||
 	    (attach ? !p->uds || !*p->uds : !p->state || !p->mem) ||
 	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save && !attach) ||
-	    (!save && !na) || (p->save_after && !save) || p->control)
+	    (!save && !na) || (p->save_after && !save) || p->control ||
+	    (p->launcher_runs_flint && !nl))
 		return -EINVAL;
 	for (size_t i = 0; i < ne; i++)
 		if (!strchr(p->env[i], '='))
@@ -160,7 +163,8 @@ int worker_argv(const struct worker_params *p, char ***out)
 	} while (0)
 	for (size_t i = 0; i < nl; i++)
 		ADD(p->launcher[i]);
-	ADD(p->flint);
+	if (!p->launcher_runs_flint)
+		ADD(p->flint);
 	ADD("run");
 	if (attach) {
 		ADD("--attach");
@@ -436,9 +440,14 @@ static int fill_stdin(struct worker *w, worker_in_fn in, void *ctx)
 		return 0;
 	}
 	n = in(ctx, w->inbuf, IN_BUF);
-	if (n <= 0) {
+	/* An error leaves stdin open for the caller to kill the group
+	 * first: closed now, the command could see a clean end of its input
+	 * and exit 0 before the kill. */
+	if (n < 0)
+		return n < INT_MIN ? -EIO : (int)n;
+	if (n == 0) {
 		close_fd(&w->in_fd);
-		return n < 0 ? (int)(n < INT_MIN ? -EIO : n) : 0;
+		return 0;
 	}
 	w->in_off = 0;
 	w->in_len = (size_t)n > IN_BUF ? IN_BUF : (size_t)n;
@@ -476,6 +485,7 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 			return -ETIMEDOUT;
 		if ((r = fill_stdin(w, in, ctx)) < 0) {
 			kill_group(w);
+			close_fd(&w->in_fd);
 			return r;
 		}
 		pf[0] = (struct pollfd){w->out_fd, POLLIN, 0};
@@ -884,13 +894,14 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	*out = NULL;
 	if (!span_s && p->timeout_s)
 		span_s = p->timeout_s + WORKER_MARGIN_S;
-	if ((r = worker_argv(p, &argv)) < 0)
-		return r;
-	w = calloc(1, sizeof(*w));
-	if (!w) {
+	if ((r = worker_argv(p, &argv)) < 0 || !(w = calloc(1, sizeof(*w)))) {
 		worker_argv_free(argv);
-		return -ENOMEM;
+		if (p->gone)
+			p->gone(p->gone_ctx);
+		return r < 0 ? r : -ENOMEM;
 	}
+	w->gone = p->gone;
+	w->gone_ctx = p->gone_ctx;
 	pthread_mutex_init(&w->lock, NULL);
 	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = w->st_fd = w->ctl_fd = -1;
 	w->warm = p->kind == WORKER_WARM;
@@ -980,5 +991,7 @@ void worker_destroy(struct worker *w)
 	pthread_mutex_destroy(&w->lock);
 	free(w->inbuf);
 	free(w->err);
+	if (w->gone)
+		w->gone(w->gone_ctx);
 	free(w);
 }

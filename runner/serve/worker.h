@@ -71,6 +71,9 @@ struct worker_params {
 	/* NULL, or the words before flint's path (a launcher: "flint-jail",
 	 * its options, ...; launcher[0] is exec'd), NULL-terminated. */
 	char *const *launcher;
+	/* The launcher runs flint itself (flint-jail's --exec-file): flint's
+	 * path is left out, its arguments follow the launcher's words. */
+	bool launcher_runs_flint;
 	/* The snapshot's state and memory files; not WORKER_ATTACH's (which
 	 * ignores them). */
 	const char *state, *mem;
@@ -105,6 +108,11 @@ struct worker_params {
 	 * gets --control-fd 3 (worker_reset). -EINVAL with another kind. */
 	bool control;
 	char *const *envp; /* the child's environment; NULL: the server's */
+	/* NULL, or called with gone_ctx exactly once when the worker is
+	 * over: from worker_destroy once flint is reaped, or from
+	 * worker_spawn when it fails (a jail to remove). */
+	void (*gone)(void *ctx);
+	void *gone_ctx;
 };
 
 /* How a worker ended, from flint run's exit status (runner/cmd/run.h). */

@@ -918,7 +918,8 @@ Test(worker, body_error_kills)
 	s.in.piece = 4096;
 	s.in.fail_at = 100000;
 	cr_assert_eq(run(&p, &s, &res), -ECONNRESET);
-	cr_assert_eq(res.outcome, WORKER_KILLED);
+	cr_assert_eq(res.outcome, WORKER_KILLED, "%s %d: %s", worker_outcome_name(res.outcome),
+		     res.status, res.err);
 	free(s.data);
 	free(body);
 }
@@ -1346,4 +1347,96 @@ Test(worker, reset_without_control_is_einval)
 	cr_assert_eq(worker_spawn(&w, &p), 0);
 	last = w;
 	cr_assert_eq(worker_reset(w, 100, NULL, NULL, 0), -EINVAL);
+}
+
+/* ---- a launcher that runs flint itself, and the gone callback ---- */
+
+/* flint-jail's --exec-file names flint: its arguments follow the
+ * launcher's "--" without flint's path; both argv builders. */
+Test(worker, argv_launcher_runs_flint)
+{
+	struct worker_params p = {
+	    .kind = WORKER_RESTORE,
+	    .flint = "/jail/flint",
+	    .state = "/f/s",
+	    .mem = "/f/m",
+	    .argv = ARGV("cat"),
+	    .launcher = ARGV("/usr/bin/flint-jail", "--exec-file", "/jail/flint", "--"),
+	    .launcher_runs_flint = true,
+	};
+	char **v;
+
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("/usr/bin/flint-jail", "--exec-file", "/jail/flint", "--", "run",
+			    "--restore", "/f/s", "--mem-file", "/f/m", "--", "cat"));
+	worker_argv_free(v);
+
+	p = (struct worker_params){
+	    .kind = WORKER_VM,
+	    .flint = "/jail/flint",
+	    .state = "/f/s",
+	    .mem = "/f/m",
+	    .uds = "/run/v.sock",
+	    .control = true,
+	    .opts = ARGV("--drive-override", "drive0=/img"),
+	    .launcher = ARGV("/usr/bin/flint-jail", "--"),
+	    .launcher_runs_flint = true,
+	};
+	cr_assert_eq(worker_argv(&p, &v), 0);
+	expect_argv(v, ARGV("/usr/bin/flint-jail", "--", "--restore", "/f/s", "--mem-file", "/f/m",
+			    "--vsock-override", "/run/v.sock", "--console", "none", "--control-fd",
+			    "3", "--drive-override", "drive0=/img"));
+	worker_argv_free(v);
+
+	/* Without a launcher there is nothing to run flint. */
+	p.launcher = NULL;
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+	p.kind = WORKER_RESTORE;
+	p.uds = NULL;
+	p.control = false;
+	p.argv = ARGV("cat");
+	cr_assert_eq(worker_argv(&p, &v), -EINVAL);
+}
+
+struct gone_ctx {
+	int n;
+	pid_t pid;
+	bool reaped; /* at the call, pid was reaped already */
+};
+
+static void count_gone(void *ctx)
+{
+	struct gone_ctx *g = ctx;
+	int st;
+
+	g->n++;
+	g->reaped = g->pid <= 0 || (waitpid(g->pid, &st, WNOHANG) < 0 && errno == ECHILD);
+}
+
+/* gone runs once: after the reap in worker_destroy, or from a spawn that
+ * failed (which leaves nothing else behind). */
+Test(worker, gone_called_once_after_the_reap_or_a_failed_spawn)
+{
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sleep", "1000"));
+	struct gone_ctx g = {0};
+	struct worker *w;
+
+	p.gone = count_gone;
+	p.gone_ctx = &g;
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	g.pid = worker_pid(w);
+	cr_assert_eq(g.n, 0, "gone before the worker is over");
+	worker_destroy(w);
+	cr_assert_eq(g.n, 1);
+	cr_assert(g.reaped, "gone ran before the reap");
+
+	g.pid = 0;
+	p.flint = "/nonexistent/flint";
+	cr_assert_eq(worker_spawn(&w, &p), -ENOENT);
+	cr_assert_eq(g.n, 2, "a failed spawn did not give its jail back");
+
+	p.flint = "flint";
+	p.argv = NULL; /* refused by worker_argv */
+	cr_assert_eq(worker_spawn(&w, &p), -EINVAL);
+	cr_assert_eq(g.n, 3);
 }

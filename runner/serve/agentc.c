@@ -100,19 +100,33 @@ static int ms_until(uint64_t deadline)
  * worth another (nothing listens yet, or the device closed the
  * connection: nothing in the guest answered yet), -1 for another answer
  * (said), -2 at the deadline. The socket stays in a->sock on 1. */
-static int dial(struct agentc *a, const char *uds, uint64_t deadline)
+static int dial(struct agentc *a, const struct agentc_params *p, uint64_t deadline)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char line[32], ans[ANSWER_MAX + 1];
-	int n = snprintf(line, sizeof(line), "CONNECT %u\n", AGENT_VSOCK_PORT);
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", AGENT_VSOCK_PORT), path = -1, c;
 	size_t len = 0;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	if (p->open_uds) {
+		/* The socket's inode through its descriptor's magic link: no
+		 * name in somebody else's tree is followed. */
+		if ((path = p->open_uds(p->open_ctx, p->uds)) < 0)
+			return path == -ENOENT ? 0
+					       : (say(a, "flint serve: %s: %s", p->uds,
+						      strerror(-path)),
+						  -1);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", path);
+	} else {
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->uds);
+	}
 	a->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (a->sock < 0)
+	if (a->sock < 0) {
+		close_fd(&path);
 		return say(a, "flint serve: socket: %s", strerror(errno)), -1;
-	if (connect(a->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    send(a->sock, line, (size_t)n, MSG_NOSIGNAL) != n) {
+	}
+	c = connect(a->sock, (struct sockaddr *)&sa, sizeof(sa));
+	close_fd(&path);
+	if (c < 0 || send(a->sock, line, (size_t)n, MSG_NOSIGNAL) != n) {
 		close_fd(&a->sock);
 		return 0;
 	}
@@ -159,7 +173,7 @@ static bool reach(struct agentc *a, const struct agentc_params *p)
 	int wait = RETRY_MIN_MS;
 
 	for (;;) {
-		int r = dial(a, p->uds, deadline);
+		int r = dial(a, p, deadline);
 
 		if (r == 1)
 			return true;

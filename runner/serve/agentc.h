@@ -37,6 +37,12 @@ struct agentc_params {
 	unsigned timeout_s;  /* 0: none */
 	unsigned connect_ms; /* the agent not answering this long: LOST */
 	size_t stderr_cap;   /* 0: WORKER_STDERR_CAP */
+	/* NULL, or opens uds with O_PATH where the server must follow no
+	 * name of somebody else's (a jailed VM's socket, in the tenant's
+	 * tree): the connection goes to the socket that descriptor holds.
+	 * An fd, or -errno (-ENOENT: not there yet, tried again). */
+	int (*open_uds)(void *ctx, const char *uds);
+	void *open_ctx;
 };
 
 struct agentc;

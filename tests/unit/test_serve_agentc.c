@@ -8,6 +8,7 @@
  * nobody answering, a kill from another thread). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -340,4 +341,58 @@ Test(agentc, kill_from_another_thread)
 	cr_assert_eq(res.outcome, WORKER_KILLED);
 	agentc_destroy(a);
 	fake_end(f);
+}
+
+/* open_uds: the connection goes to the socket the descriptor holds, not
+ * to the name uds spells (here a name where nothing listens); not there
+ * yet is tried again; another error ends the session with it. */
+struct opener {
+	const char *real;
+	int calls, enoent_first;
+	int err;
+};
+
+static int open_real(void *ctx, const char *uds)
+{
+	struct opener *o = ctx;
+
+	(void)uds;
+	if (o->calls++ < o->enoent_first)
+		return -ENOENT;
+	if (o->err)
+		return o->err;
+	int fd = open(o->real, O_PATH | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+Test(agentc, open_uds_connects_through_the_descriptor)
+{
+	struct fake *f = fake_start();
+	struct opener o = {.real = f->path, .enoent_first = 2};
+	struct agentc_params p = {.uds = "/nonexistent/run/v.sock",
+				  .argv = ARGV("true"),
+				  .connect_ms = 5000,
+				  .open_uds = open_real,
+				  .open_ctx = &o};
+	struct worker_result res;
+	struct agentc *a;
+	char out[64];
+
+	add(f, AGENT_STDOUT, "hi", 2);
+	add_exit(f, AGENT_EXITED, 0);
+	session(f, &p, NULL, out, sizeof(out), &res, &a);
+	pthread_join(f->t, NULL);
+	cr_assert_eq(res.outcome, WORKER_OK, "%s", res.err);
+	cr_assert_str_eq(out, "hi");
+	cr_assert_eq(o.calls, 3, "not there yet was not tried again");
+	fake_free(f);
+	agentc_destroy(a);
+
+	o = (struct opener){.real = "/nonexistent", .err = -ENOTSOCK};
+	session(NULL, &p, NULL, out, sizeof(out), &res, &a);
+	cr_assert_eq(res.outcome, WORKER_LOST);
+	cr_assert_not_null(strstr(res.err, "/nonexistent/run/v.sock: Socket operation on non-socket"),
+			   "%s", res.err);
+	cr_assert_eq(o.calls, 1);
+	agentc_destroy(a);
 }

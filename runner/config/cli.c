@@ -38,6 +38,9 @@ void cli_usage(void)
 	       "  --drive SPEC       virtio-blk drive: path=FILE[,ro][,id=NAME][,direct];\n"
 	       "                     repeatable, the guest sees /dev/vda, /dev/vdb, ...\n"
 	       "  --net SPEC         virtio-net on a host tap: tap=NAME[,mac=MAC][,id=NAME];\n"
+	       "                     or, without root, through passt: user[,mac=MAC][,id=NAME]\n"
+	       "                     (the guest's first user interface gets 10.0.2.15/24,\n"
+	       "                     gateway 10.0.2.2 = the host's loopback, DNS 10.0.2.3);\n"
 	       "                     repeatable, the guest sees eth0, eth1, ...\n"
 	       "  --vsock SPEC       virtio-vsock: cid=N,uds=PATH; host programs connect to\n"
 	       "                     PATH and send \"CONNECT <port>\\n\"; guest connections to\n"
@@ -906,6 +909,10 @@ static int net_kv(void *out, const char *key, const char *val, char *why, size_t
 		}
 		return set_str(&n->tap, val, why, whylen);
 	}
+	if (!strcmp(key, "user") && !val && !n->user) {
+		n->user = true;
+		return 0;
+	}
 	if (!strcmp(key, "id") && val && *val && !n->id)
 		return set_str(&n->id, val, why, whylen);
 	if (!strcmp(key, "mac") && val && !n->has_mac) {
@@ -925,9 +932,12 @@ int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen)
 	int r;
 
 	*n = (struct net_cfg){0};
-	r = parse_kv("--net", s, "tap=NAME[,mac=MAC][,id=NAME]", net_kv, n, err, errlen);
-	if (!r && !n->tap) {
-		snprintf(err, errlen, "--net %s: no tap=NAME", s);
+	r = parse_kv("--net", s, "tap=NAME[,mac=MAC][,id=NAME] or user[,mac=MAC][,id=NAME]",
+		     net_kv, n, err, errlen);
+	if (!r && !n->tap == !n->user) {
+		snprintf(err, errlen, "--net %s: %s", s,
+			 n->user ? "tap=NAME and user are two kinds of interface: one of them"
+				 : "no tap=NAME (or user)");
 		r = -EINVAL;
 	}
 	if (r) {

@@ -31,7 +31,8 @@ struct drive_cfg {
 };
 
 struct net_cfg {
-	char *tap;     /* host tap device name */
+	char *tap;     /* host tap device name; NULL with user */
+	bool user;     /* user: passt, rootless (no tap) */
 	char *id;      /* for messages and stats; NULL: "net<N>" */
 	uint8_t mac[6];
 	bool has_mac;  /* offer VIRTIO_NET_F_MAC; else the guest picks one */
@@ -160,7 +161,8 @@ int cli_parse_size(const char *s, uint64_t *bytes) WARN_UNUSED;
  * malloc'd strings (see cli_config_free). 0 or -EINVAL with err set. */
 int cli_parse_drive(const char *s, struct drive_cfg *d, char *err, size_t errlen) WARN_UNUSED;
 
-/* Parse one --net value: tap=NAME[,mac=MAC][,id=NAME]. 0 or -EINVAL. */
+/* Parse one --net value: tap=NAME[,mac=MAC][,id=NAME] or
+ * user[,mac=MAC][,id=NAME]. 0 or -EINVAL. */
 int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen) WARN_UNUSED;
 
 /* Parse the --vsock value: cid=N,uds=PATH (cid 3 to 2^32-2). 0 or -EINVAL. */

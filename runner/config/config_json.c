@@ -196,14 +196,23 @@ static int parse_mac(const char *s, uint8_t mac[6])
 static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
 {
 	static const char *const keys[] = {"iface_id",	      "host_dev_name",	 "guest_mac", "mtu",
-					   "rx_rate_limiter", "tx_rate_limiter", NULL};
-	char *mac = NULL;
+					   "rx_rate_limiter", "tx_rate_limiter", "backend",   NULL};
+	char *mac = NULL, *backend = NULL;
 	uint64_t mtu = 0;
 	int r;
 
+	/* flint's "backend": "tap" (Firecracker's, the default) or "user"
+	 * (passt, no host_dev_name). */
 	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
 	    (r = jfield_str(p, o, "iface_id", true, &n->iface_id)) < 0 ||
-	    (r = jfield_str(p, o, "host_dev_name", true, &n->host_dev_name)) < 0 ||
+	    (r = jfield_str(p, o, "backend", false, &backend)) < 0)
+		goto out;
+	if (backend && strcmp(backend, "tap") && strcmp(backend, "user")) {
+		r = jfield_err(p, "backend", "'%.32s' is neither tap nor user", backend);
+		goto out;
+	}
+	n->user = backend && !strcmp(backend, "user");
+	if ((r = jfield_str(p, o, "host_dev_name", !n->user, &n->host_dev_name)) < 0 ||
 	    (r = jfield_str(p, o, "guest_mac", false, &mac)) < 0 ||
 	    (r = jfield_uint(p, o, "mtu", false, VMC_MIN_MTU, VMC_MAX_MTU, &mtu, NULL)) < 0 ||
 	    (r = parse_rl_cfg(p, o, "rx_rate_limiter", &n->rx_rate_limiter)) < 0 ||
@@ -220,6 +229,7 @@ static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
 	}
 	r = jfield_placed(p, vmc_net_check(n, p->err, p->errlen));
 out:
+	free(backend);
 	free(mac);
 	return r;
 }
@@ -820,6 +830,8 @@ static json_t *enc_net(const struct vmc_net *n, bool *ok)
 	}
 	put_str(o, "iface_id", n->iface_id, ok);
 	put_str(o, "host_dev_name", n->host_dev_name, ok);
+	if (n->user && !n->host_dev_name)
+		put_str(o, "backend", "user", ok);
 	if (n->has_guest_mac) {
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->guest_mac[0],
 			 n->guest_mac[1], n->guest_mac[2], n->guest_mac[3], n->guest_mac[4],

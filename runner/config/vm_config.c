@@ -197,7 +197,7 @@ static bool drive_eq(const struct vmc_drive *a, const struct vmc_drive *b)
 static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
 {
 	return str_eq(a->iface_id, b->iface_id) && str_eq(a->host_dev_name, b->host_dev_name) &&
-	       a->has_guest_mac == b->has_guest_mac &&
+	       a->user == b->user && a->has_guest_mac == b->has_guest_mac &&
 	       (!a->has_guest_mac || !memcmp(a->guest_mac, b->guest_mac, 6)) && a->mtu == b->mtu &&
 	       rl_eq(&a->rx_rate_limiter, &b->rx_rate_limiter) &&
 	       rl_eq(&a->tx_rate_limiter, &b->tx_rate_limiter);
@@ -403,9 +403,12 @@ int vmc_net_check(const struct vmc_net *n, char *err, size_t errlen)
 
 	if ((r = id_check("iface_id", n->iface_id, err, errlen)) < 0)
 		return r;
-	if (!n->host_dev_name || !*n->host_dev_name)
+	if (n->user && n->host_dev_name)
+		FAIL("host_dev_name: a user interface (passt) has no tap");
+	if (!n->user && (!n->host_dev_name || !*n->host_dev_name))
 		FAIL("host_dev_name: must not be empty");
-	if (strlen(n->host_dev_name) > VMC_MAX_IFNAME || strchr(n->host_dev_name, '/'))
+	if (!n->user &&
+	    (strlen(n->host_dev_name) > VMC_MAX_IFNAME || strchr(n->host_dev_name, '/')))
 		FAIL("host_dev_name: '%.64s' is not an interface name (at most %d bytes, no '/')",
 		     n->host_dev_name, VMC_MAX_IFNAME);
 	/* A multicast address cannot be a station's (as --net). */
@@ -589,7 +592,7 @@ int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t 
 		const struct vmc_net *o = &c->nets[i];
 		if ((int)i == at)
 			continue;
-		if (!strcmp(o->host_dev_name, n->host_dev_name))
+		if (o->host_dev_name && n->host_dev_name && !strcmp(o->host_dev_name, n->host_dev_name))
 			FAIL("host_dev_name: '%s' is already used by interface '%s'",
 			     n->host_dev_name, o->iface_id);
 		if (n->has_guest_mac && o->has_guest_mac && !memcmp(o->guest_mac, n->guest_mac, 6))

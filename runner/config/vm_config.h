@@ -45,6 +45,16 @@
 #define VMC_MAX_UDS_PATH 96
 /* Longest host_dev_name: IFNAMSIZ with its NUL. */
 #define VMC_MAX_IFNAME 15
+/* A user interface's network (--net user, passt): fixed, QEMU's user
+ * networking's, so that the guest's kernel command line can carry them
+ * (ip=) and a restored guest finds them again with a new passt. The
+ * gateway reaches the host's loopback; DNS queries to VMC_USER_DNS go to
+ * the host's resolver. */
+#define VMC_USER_ADDR	 "10.0.2.15"
+#define VMC_USER_NETMASK "255.255.255.0"
+#define VMC_USER_PREFIX	 24
+#define VMC_USER_GATEWAY "10.0.2.2"
+#define VMC_USER_DNS	 "10.0.2.3"
 /* Network MTU range (swagger: 68 to 65535). */
 #define VMC_MIN_MTU 68
 #define VMC_MAX_MTU 65535
@@ -129,7 +139,11 @@ struct vmc_drive_patch {
 /* One network interface (Firecracker's NetworkInterface). */
 struct vmc_net {
 	char *iface_id;
-	char *host_dev_name; /* the host tap */
+	char *host_dev_name; /* the host tap; NULL for a user interface */
+	/* flint's own: networking through passt (--net user, "backend":
+	 * "user"), no tap. A host_dev_name given later (a restore's network
+	 * override) makes the interface a tap again. */
+	bool user;
 	bool has_guest_mac;  /* else the guest picks one */
 	uint8_t guest_mac[6];
 	unsigned mtu; /* advertised with VIRTIO_NET_F_MTU; 0: none */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config/cli.h"
+#include "config/cmdline.h"
 #include "config/vm_config_cli.h"
 #include "x86/layout.h"
 
@@ -26,8 +27,39 @@ static char *dup_or_numbered(const char *s, const char *prefix, unsigned n)
 	return strdup(name);
 }
 
+/* Whether the kernel's part of s (before its "--") has an ip= word. */
+static bool has_ip_arg(const char *s)
+{
+	const char *init;
+	size_t len = s ? cmdline_split(s, &init) : 0;
+
+	for (size_t i = 0; i + 3 <= len; i++)
+		if ((i == 0 || s[i - 1] == ' ') && !strncmp(s + i, "ip=", 3))
+			return true;
+	return false;
+}
+
+/* The kernel's ip= for the first --net user interface, in buf: the
+ * addresses passt serves (vm_config.h), so that the guest is on the
+ * network before init runs (no DHCP client to wait for), its DNS server
+ * in /proc/net/pnp. Nothing when there is none, or when the user's
+ * --cmdline or --append has an ip= of its own. */
+static void user_ip_arg(const struct config *cfg, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (has_ip_arg(cfg->cmdline) || has_ip_arg(cfg->append))
+		return;
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (cfg->nets[i].user) {
+			snprintf(buf, len, "ip=%s::%s:%s::eth%u:off:%s", VMC_USER_ADDR,
+				 VMC_USER_GATEWAY, VMC_USER_NETMASK, i, VMC_USER_DNS);
+			return;
+		}
+}
+
 int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err, size_t errlen)
 {
+	char ip[128];
 	int r = -ENOMEM;
 
 	vm_config_init(c);
@@ -41,7 +73,8 @@ int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err,
 	if ((r = vmc_machine_check(&c->machine, err, errlen)) < 0)
 		return r;
 
-	c->boot.boot_args = cli_guest_cmdline(cfg, NULL, CMDLINE_MAX, err, errlen);
+	user_ip_arg(cfg, ip, sizeof(ip));
+	c->boot.boot_args = cli_guest_cmdline(cfg, ip[0] ? ip : NULL, CMDLINE_MAX, err, errlen);
 	if (!c->boot.boot_args) {
 		vm_config_free(c);
 		return -EINVAL;
@@ -79,16 +112,16 @@ int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err,
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
 		const struct net_cfg *s = &cfg->nets[i];
-		struct vmc_net n = {.has_guest_mac = s->has_mac};
+		struct vmc_net n = {.has_guest_mac = s->has_mac, .user = s->user};
 		memcpy(n.guest_mac, s->mac, 6);
 		if (!(n.iface_id = dup_or_numbered(s->id, "net", i)) ||
-		    !(n.host_dev_name = strdup(s->tap))) {
+		    (s->tap && !(n.host_dev_name = strdup(s->tap)))) {
 			vmc_net_free(&n);
 			goto err;
 		}
 		if (vm_config_find_net(c, n.iface_id) >= 0) {
-			snprintf(err, errlen, "--net tap=%s: another interface has the id '%s'",
-				 s->tap, n.iface_id);
+			snprintf(err, errlen, "--net %s%s: another interface has the id '%s'",
+				 s->tap ? "tap=" : "user", s->tap ? s->tap : "", n.iface_id);
 			vmc_net_free(&n);
 			r = -EINVAL;
 			goto err_msg;

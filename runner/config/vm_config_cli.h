@@ -14,7 +14,9 @@ struct config;
  * the kernel command line (cli_guest_cmdline without device arguments:
  * the VM layer puts those before its first "--") as boot_args, --mem and
  * --vcpus, each --drive (its id, else "drive<N>", as drive_id; path, ro,
- * direct), each --net (id, else "net<N>"; tap, mac) and --vsock. c is
+ * direct), each --net (id, else "net<N>"; tap or user, mac; the first user
+ * interface's addresses as the kernel's ip=, unless the command line has
+ * one) and --vsock. c is
  * initialised here. 0, -EINVAL with err set (a --mem that is not a whole
  * number of MiB, a command line the kernel cannot take) or -ENOMEM. */
 int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err,

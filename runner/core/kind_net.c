@@ -1,4 +1,5 @@
-/* The virtio-net interface kind: the configuration's interfaces, eth0 first. */
+/* The virtio-net interface kind: the configuration's interfaces, eth0 first,
+ * each on its tap or, for a user interface, on a passt of its own. */
 #include <string.h>
 
 #include "core/device_kinds.h"
@@ -20,7 +21,15 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 			   const struct device_env *env, struct device_new *out)
 {
 	const struct vmc_net *n = &c->nets[i];
-	struct net_params p = {.tap = n->host_dev_name,
+	/* A user interface given a tap (a restore's network override) is a
+	 * tap interface from then on. */
+	bool user = n->user && !n->host_dev_name;
+	struct net_params p = {.backend = user ? NET_BACKEND_USER : NET_BACKEND_TAP,
+			       .tap = n->host_dev_name,
+			       .user = {.addr = VMC_USER_ADDR,
+					.prefix = VMC_USER_PREFIX,
+					.gateway = VMC_USER_GATEWAY,
+					.dns = VMC_USER_DNS},
 			       .id = id,
 			       .mac = n->has_guest_mac ? n->guest_mac : NULL,
 			       .mtu = n->mtu,
@@ -134,7 +143,11 @@ const struct device_kind net_kind = {
      * transport and queues. The MAC, MTU, tap and limits come from the
      * configuration (a restore may name another tap), the offloads and RX
      * room from the features the restored transport activates it with;
-     * quiesce left nothing held. The limiters' buckets start full. */
+     * quiesce left nothing held. The limiters' buckets start full. A user
+     * interface gets a new passt, on the same fixed addresses: the guest's
+     * configuration holds, its connections through the old passt are gone
+     * (as a tap's clone's are), and the frames the old stream held (read,
+     * not delivered) are not in the snapshot, as a tap's queue is not. */
     .save = NULL,
     .restore = NULL,
 };

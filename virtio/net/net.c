@@ -1,4 +1,4 @@
-/* virtio-net front end on a tap; see net.h.
+/* virtio-net front end on a tap or a stream socket (passt); see net.h.
  *
  * RX: chains the guest offers are popped ahead and held here (the one place
  * a later snapshot finds them) until a read has room for any packet: 65562
@@ -51,7 +51,13 @@
  * chains and the frame the TX limiter holds (vq_discard), and uses the
  * chain of any write still in flight. The RX poll and the limiters' timers
  * stay armed: one that fires after the resume finds nothing held and
- * starts over, as does the transport's kick of every queue. */
+ * starts over, as does the transport's kick of every queue.
+ *
+ * The stream backend changes three functions and nothing of the queues'
+ * handling: rx_read (a frame from the decoder, copied), tx_submit and
+ * tx_done (one write at a time, in order, continued after a short one).
+ * A TX slot already has room for the length prefix: it goes over the last
+ * four bytes of the checked header, which the stream does not carry. */
 #include "net/net.h"
 
 #include <endian.h>
@@ -69,8 +75,10 @@
 #include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "net/net_hdr.h"
+#include "net/stream.h"
 #include "net/tap.h"
 
 enum { RXQ, TXQ, NQ };
@@ -91,6 +99,11 @@ enum { RXQ, TXQ, NQ };
  * without, a full-size Ethernet frame with a VLAN tag. */
 #define RX_ROOM_GSO   (NET_HDR_LEN + NET_FRAME_MAX)
 #define RX_ROOM_PLAIN (NET_HDR_LEN + ETH_FRAME_LEN + 4)
+/* The stream's read buffer: two of the largest frames, so that reads stay
+ * large when a frame is split across them. */
+#define STREAM_RX_BUF (2 * (STREAM_PREFIX + NET_FRAME_MAX))
+/* passt's start: it answers in milliseconds; an emulated host is slower. */
+#define PASST_TIMEOUT_MS 10000
 /* Packets read in one go; then the loop serves its other completions (TX,
  * other devices) before RX reads on. evloop_defer() would not make way for
  * them: the loop runs what its deferred calls defer again before it next
@@ -114,9 +127,11 @@ struct tx_slot {
 	struct tx_slot *next; /* free list */
 	uint32_t gen;	      /* n->gen when submitted */
 	uint16_t head;
-	bool inflight;	  /* written by io_uring: tx_done not run yet */
-	bool used;	  /* head already used by net_quiesce: tx_done pushes nothing */
-	struct iovec iov; /* buf, len: the write's one iovec */
+	bool inflight;	       /* written by io_uring: tx_done not run yet */
+	bool used;	       /* head already used by net_quiesce: tx_done pushes nothing */
+	uint32_t frame_len;    /* the frame's bytes, after the header */
+	struct iovec iov;      /* the write's one iovec: buf, or what is left of out */
+	struct stream_out out; /* stream: the prefix and frame still to write */
 	uint8_t buf[TX_BUF_LEN];
 };
 
@@ -135,9 +150,11 @@ struct throttle {
 
 struct net {
 	char id[32];
-	char tap[32];
+	char peer[48]; /* "tap NAME", "passt (pid N)": for messages */
 	int fd;
 	bool is_tap; /* a tun/tap fd: offloads are set on it */
+	bool stream; /* NET_BACKEND_USER: frames over a stream socket */
+	pid_t passt; /* the passt net_create started, or -1 */
 	struct evloop *loop;
 	bool has_mac;
 	bool has_mtu;
@@ -176,6 +193,17 @@ struct net {
 	unsigned tx_inflight;
 	bool tx_starved; /* stopped popping for want of a slot */
 	bool tx_polling; /* notifications left off while writes are in flight */
+
+	/* The stream backend. srx: frames read, not yet delivered; rx_again:
+	 * a zero timer that brings RX back on the loop's next turn when the
+	 * budget ran out with frames still in srx (no poll would: the socket
+	 * may be empty). tx_q: slots in the order their frames go, the head's
+	 * write in flight. rx_broken, tx_broken: that direction is done. */
+	struct stream_rx srx;
+	struct ev_op rx_again;
+	struct __kernel_timespec rx_again_ts;
+	struct tx_slot *tx_q, *tx_q_tail;
+	bool rx_broken, tx_broken;
 
 	/* Completions push at once and ask for interrupts once per batch. */
 	struct ev_op used_op;
@@ -256,7 +284,7 @@ static void io_error(struct net *n, const char *what, int err)
 	if (err == -ESHUTDOWN)
 		return; /* the loop is stopping: nothing went wrong */
 	if (!n->logged_io)
-		pr_err("%s: tap %s: %s: %s (counting further errors quietly)", n->id, n->tap, what,
+		pr_err("%s: %s: %s: %s (counting further errors quietly)", n->id, n->peer, what,
 		       strerror(-err));
 	n->logged_io = true;
 }
@@ -412,14 +440,12 @@ static bool rx_fill(struct net *n, struct after *a)
 	return false;
 }
 
-/* One read into the held chains, from the first: returns its length or
- * -errno, and in *room what the guest's buffers could take of it. */
-static ssize_t rx_read(struct net *n, uint64_t *room)
+/* The held chains, from the first, as n->rx_iov: returns the iovecs (one
+ * left free at the end), and in *room the bytes they take. */
+static unsigned rx_gather(struct net *n, uint64_t *room)
 {
 	unsigned k = 0, niov = 0;
 	unsigned most = n->features & 1ull << VIRTIO_NET_F_MRG_RXBUF ? n->held_count : 1;
-	uint8_t spill;
-	ssize_t r;
 
 	*room = 0;
 	while (k < most && *room < n->rx_room_want) {
@@ -431,6 +457,72 @@ static ssize_t rx_read(struct net *n, uint64_t *room)
 		*room += h->len;
 		k++;
 	}
+	return niov;
+}
+
+/* The stream backend's rx_read: the next frame from the decoder, reading
+ * the socket until one is whole, copied into the chains behind a zeroed
+ * header (rx_deliver fills num_buffers). A frame larger than the room is
+ * taken and not copied: rx_process drops it. -EAGAIN: the socket is empty
+ * and no frame is whole; -EPIPE: passt closed it; -EMSGSIZE: a length
+ * over NET_FRAME_MAX, the stream broken. */
+static ssize_t rx_read_stream(struct net *n, uint64_t *room)
+{
+	static const struct virtio_net_hdr_v1 zero;
+	const uint8_t *f;
+	unsigned niov;
+	uint32_t len;
+	int r;
+
+	*room = 0;
+	if (n->rx_broken)
+		return -EPIPE;
+	while ((r = stream_rx_next(&n->srx, &f, &len)) == 0) {
+		uint8_t *at;
+		size_t space = stream_rx_space(&n->srx, &at);
+		ssize_t got = read(n->fd, at, space);
+
+		if (got < 0)
+			return -errno;
+		if (got == 0) {
+			if (!n->logged_io)
+				pr_err("%s: %s closed the connection: no more packets from it",
+				       n->id, n->peer);
+			n->logged_io = true;
+			n->rx_broken = true;
+			return -EPIPE;
+		}
+		if (stream_rx_commit(&n->srx, (size_t)got) < 0)
+			return -EIO; /* read() took no more than space */
+	}
+	if (r < 0) {
+		if (!n->rx_broken && !n->logged_io)
+			pr_err("%s: %s sent a frame of %u bytes, over %u: the stream is broken, no "
+			       "more packets from it",
+			       n->id, n->peer, n->srx.bad_len, (unsigned)NET_FRAME_MAX);
+		n->logged_io = true;
+		n->rx_broken = true;
+		return r;
+	}
+	niov = rx_gather(n, room);
+	if (NET_HDR_LEN + (uint64_t)len <= *room) {
+		iov_copy(n->rx_iov, niov, 0, (void *)&zero, NET_HDR_LEN, true);
+		iov_copy(n->rx_iov, niov, NET_HDR_LEN, (void *)f, len, true);
+	}
+	return (ssize_t)(NET_HDR_LEN + len);
+}
+
+/* One read into the held chains, from the first: returns its length or
+ * -errno, and in *room what the guest's buffers could take of it. */
+static ssize_t rx_read(struct net *n, uint64_t *room)
+{
+	uint8_t spill;
+	unsigned niov;
+	ssize_t r;
+
+	if (n->stream)
+		return rx_read_stream(n, room);
+	niov = rx_gather(n, room);
 	/* tun returns min(packet, room), so a packet that did not fit would
 	 * look like one that fitted exactly: a byte of ours past the room
 	 * tells them apart. */
@@ -463,6 +555,22 @@ static void rx_deliver(struct net *n, struct after *a, uint32_t len)
 	n->held_count -= k;
 	if (!n->held_count)
 		n->held_behind = false;
+}
+
+/* The stream: have the loop call rx_ready() on its next turn, for frames
+ * the decoder holds already. */
+static void rx_again(struct net *n)
+{
+	int r;
+
+	if (evloop_pending(&n->rx_again))
+		return;
+	n->rx_again_ts = (struct __kernel_timespec){0};
+	if ((r = evloop_timeout(n->loop, &n->rx_again, &n->rx_again_ts)) < 0) {
+		n->stats.rx_errors += r != -ESHUTDOWN;
+		io_error(n, "arming a timer", r);
+		n->rx_stopped = true;
+	}
 }
 
 /* Have the loop call rx_ready() once the tap is readable, unless a poll is
@@ -512,9 +620,10 @@ static void rx_process(struct net *n, struct after *a)
 		}
 		if (r < 0) {
 			/* Reading again at once would spin on a tap that is
-			 * gone. */
+			 * gone. (The stream's ends were logged already.) */
 			n->stats.rx_errors++;
-			io_error(n, "read", (int)r);
+			if (!n->rx_broken)
+				io_error(n, "read", (int)r);
 			n->rx_stopped = true;
 			return;
 		}
@@ -532,12 +641,15 @@ static void rx_process(struct net *n, struct after *a)
 		n->stats.rx_bytes += (uint64_t)r - NET_HDR_LEN;
 		rx_deliver(n, a, (uint32_t)r);
 	}
-	rx_wait(n); /* the rest after the loop's other completions */
+	/* The rest after the loop's other completions. */
+	if (n->stream && stream_rx_pending(&n->srx))
+		rx_again(n);
+	else
+		rx_wait(n);
 }
 
-static void rx_ready(struct ev_op *op, int res)
+static void rx_on(struct net *n, int res)
 {
-	struct net *n = container_of(op, struct net, rx_poll);
 	struct after a = {.reset = false};
 
 	pthread_mutex_lock(&n->lock);
@@ -553,6 +665,17 @@ static void rx_ready(struct ev_op *op, int res)
 	defer_used(n, &a);
 	run_after(&a);
 	pthread_mutex_unlock(&n->lock);
+}
+
+static void rx_ready(struct ev_op *op, int res)
+{
+	rx_on(container_of(op, struct net, rx_poll), res);
+}
+
+/* The zero timer's -ETIME is its going off. */
+static void rx_again_done(struct ev_op *op, int res)
+{
+	rx_on(container_of(op, struct net, rx_again), res == -ETIME ? 0 : res);
 }
 
 /* ---- TX: guest -> tap --------------------------------------------------- */
@@ -573,10 +696,71 @@ static void slot_free(struct net *n, struct tx_slot *s)
 	n->tx_free = s;
 }
 
+/* A slot's write is over, whatever became of it (counted by the caller):
+ * its chain is used unless a reset or net_quiesce has had it, and the slot
+ * is free. */
+static void tx_finish(struct net *n, struct after *a, struct tx_slot *s)
+{
+	n->tx_inflight--;
+	s->inflight = false;
+	if (s->gen != n->gen || !n->active)
+		n->stats.stale_completions++;
+	else if (!s->used)
+		push(n, a, TXQ, s->head, 0);
+	slot_free(n, s);
+}
+
+/* The stream: write what is left of the frame at the head of tx_q, unless
+ * its write is in flight; once the stream is broken, or the write cannot
+ * be queued, finish the slots unsent, in order. A loop on its way out
+ * (-ESHUTDOWN) leaves them queued, the stream still framed: a loop run
+ * again (the tests') goes on at the next TX kick. */
+static void stream_write_head(struct net *n, struct after *a)
+{
+	struct tx_slot *s;
+	int r;
+
+	while ((s = n->tx_q)) {
+		if (evloop_pending(&s->op))
+			return;
+		if (!n->tx_broken) {
+			s->iov = (struct iovec){(void *)s->out.p, s->out.left};
+			r = evloop_writev(n->loop, &s->op, n->fd, &s->iov, 1, 0);
+			if (r == 0 || r == -ESHUTDOWN)
+				return;
+			n->stats.tx_errors++;
+			io_error(n, "queueing a write", r);
+		} else {
+			n->stats.tx_errors++;
+		}
+		n->tx_q = s->next;
+		tx_finish(n, a, s);
+	}
+	n->tx_q_tail = NULL;
+}
+
 static void tx_submit(struct net *n, struct after *a, struct tx_slot *s)
 {
-	int r = evloop_writev(n->loop, &s->op, n->fd, &s->iov, 1, 0);
+	int r;
 
+	if (n->stream) {
+		/* In flight from here: in the queue, the slot's copy is all
+		 * that is written, as for a tap's write. */
+		s->inflight = true;
+		s->used = false;
+		if (++n->tx_inflight > n->stats.tx_inflight_max)
+			n->stats.tx_inflight_max = n->tx_inflight;
+		stream_out_start(&s->out, s->buf + NET_HDR_LEN, s->frame_len);
+		s->next = NULL;
+		if (n->tx_q)
+			n->tx_q_tail->next = s;
+		else
+			n->tx_q = s;
+		n->tx_q_tail = s;
+		stream_write_head(n, a);
+		return;
+	}
+	r = evloop_writev(n->loop, &s->op, n->fd, &s->iov, 1, 0);
 	if (r < 0) {
 		n->stats.tx_errors += r != -ESHUTDOWN;
 		io_error(n, "queueing a write", r);
@@ -630,6 +814,7 @@ static void tx_start(struct net *n, struct after *a, const struct vq_chain *c)
 	}
 	s->head = c->head;
 	s->iov = (struct iovec){s->buf, len};
+	s->frame_len = (uint32_t)(len - NET_HDR_LEN);
 	s->gen = n->gen;
 	if (!admit(n, TXQ, len - NET_HDR_LEN)) {
 		n->tx_throttled = s;
@@ -647,6 +832,8 @@ static void tx_process(struct net *n, struct after *a)
 	int r;
 
 	n->tx_starved = n->tx_polling = false;
+	if (n->stream)
+		stream_write_head(n, a); /* frames a stopped loop left queued */
 	if (!n->active || n->broken)
 		return;
 	vq_disable_notify(q);
@@ -654,7 +841,7 @@ static void tx_process(struct net *n, struct after *a)
 		/* The queue waits, notifications off, for this frame. */
 		struct tx_slot *s = n->tx_throttled;
 
-		if (evloop_pending(&n->thr[TXQ].op) || !admit(n, TXQ, s->iov.iov_len - NET_HDR_LEN))
+		if (evloop_pending(&n->thr[TXQ].op) || !admit(n, TXQ, s->frame_len))
 			return;
 		n->tx_throttled = NULL;
 		tx_submit(n, a, s);
@@ -686,6 +873,39 @@ static void tx_process(struct net *n, struct after *a)
 	}
 }
 
+/* The stream: a write of the head of tx_q ended. The rest of a frame goes
+ * on whatever the generation: a frame cut short would leave the stream
+ * unframed. */
+static void stream_tx_done(struct net *n, struct after *a, struct tx_slot *s, int res)
+{
+	int r = res > 0 ? stream_out_advance(&s->out, (size_t)res) : -EIO;
+
+	/* Cancelled (the loop stops): nothing of this write went, and the
+	 * frame waits at the head, as stream_write_head leaves it. */
+	if (res == -ECANCELED)
+		return;
+	if (r == 0) {
+		stream_write_head(n, a); /* the rest of the frame */
+		return;
+	}
+	if (r == 1) {
+		n->stats.tx_packets++;
+		n->stats.tx_bytes += s->frame_len;
+	} else {
+		/* A socket refuses or ends for good, and a write of 0 bytes
+		 * would come back again and again: the stream is over. */
+		n->stats.tx_errors++;
+		if (!n->logged_io)
+			pr_err("%s: %s: write: %s: the stream is broken, no more packets to it",
+			       n->id, n->peer, strerror(res < 0 ? -res : EIO));
+		n->logged_io = true;
+		n->tx_broken = true;
+	}
+	n->tx_q = s->next;
+	tx_finish(n, a, s);
+	stream_write_head(n, a);
+}
+
 static void tx_done(struct ev_op *op, int res)
 {
 	struct tx_slot *s = container_of(op, struct tx_slot, op);
@@ -694,6 +914,15 @@ static void tx_done(struct ev_op *op, int res)
 
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
+	if (n->stream) {
+		stream_tx_done(n, &a, s, res);
+		if (n->tx_starved || n->tx_polling)
+			tx_process(n, &a);
+		defer_used(n, &a);
+		run_after(&a);
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
 	n->tx_inflight--;
 	s->inflight = false;
 	if (s->gen != n->gen || !n->active) {
@@ -703,7 +932,7 @@ static void tx_done(struct ev_op *op, int res)
 		 * for room itself: -EAGAIN here is an error like any other. */
 		if (res >= 0) {
 			n->stats.tx_packets++;
-			n->stats.tx_bytes += s->iov.iov_len - NET_HDR_LEN;
+			n->stats.tx_bytes += s->frame_len;
 		} else if (res != -ECANCELED) {
 			n->stats.tx_errors++;
 			io_error(n, "write", res);
@@ -782,10 +1011,14 @@ static void kicked(struct ev_op *op, int res)
 static uint64_t net_features(void *dev)
 {
 	struct net *n = dev;
-	uint64_t f = 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_GUEST_CSUM |
+	uint64_t f = 1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_STATUS;
+
+	/* A stream carries no header: nothing partial or segmented may
+	 * cross it. */
+	if (!n->stream)
+		f |= 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_GUEST_CSUM |
 		     1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
-		     1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
-		     1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_STATUS;
+		     1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6;
 
 	if (n->has_mtu)
 		f |= 1ull << VIRTIO_NET_F_MTU;
@@ -840,8 +1073,7 @@ static int net_activate(void *dev, uint64_t features, struct vq *queues,
 	/* The guest takes partial checksums and GSO packets only if it said
 	 * so: the tap then hands them over as they are. */
 	if (n->is_tap && (err = tap_set_offloads(n->fd, offloads)) < 0) {
-		pr_err("%s: tap %s: TUNSETOFFLOAD %#x: %s", n->id, n->tap, offloads,
-		       strerror(-err));
+		pr_err("%s: %s: TUNSETOFFLOAD %#x: %s", n->id, n->peer, offloads, strerror(-err));
 		return err;
 	}
 	pthread_mutex_lock(&n->lock);
@@ -851,7 +1083,9 @@ static int net_activate(void *dev, uint64_t features, struct vq *queues,
 	n->vq[TXQ] = &queues[TXQ];
 	n->host = *host;
 	n->rx_room_want = RX_ROOM_GSO;
-	n->rx_room_min = gso ? RX_ROOM_GSO : RX_ROOM_PLAIN;
+	/* A stream's frames are as long as passt's MTU (65520 by default),
+	 * with no GSO to say so. */
+	n->rx_room_min = gso || n->stream ? RX_ROOM_GSO : RX_ROOM_PLAIN;
 	n->active = true;
 	n->broken = false;
 	pthread_mutex_unlock(&n->lock);
@@ -875,7 +1109,7 @@ static void net_reset(void *dev)
 	n->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&n->lock);
 	if (n->is_tap && (err = tap_set_offloads(n->fd, 0)) < 0)
-		pr_debug("%s: tap %s: TUNSETOFFLOAD 0: %s", n->id, n->tap, strerror(-err));
+		pr_debug("%s: %s: TUNSETOFFLOAD 0: %s", n->id, n->peer, strerror(-err));
 }
 
 static void net_notify(void *dev, unsigned q)
@@ -987,8 +1221,8 @@ int net_drain(struct net *n, uint64_t deadline_ns, char *err, size_t errlen)
 		nanosleep(&step, NULL);
 	}
 	if (errlen)
-		snprintf(err, errlen, "%s: %u packet%s still being written to tap %s", n->id, left,
-			 left == 1 ? "" : "s", n->tap);
+		snprintf(err, errlen, "%s: %u packet%s still being written to %s", n->id, left,
+			 left == 1 ? "" : "s", n->peer);
 	return -ETIMEDOUT;
 }
 
@@ -1022,9 +1256,13 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 	 * allocation this large on its own): faulted in as packets fill them. */
 	n = calloc(1, sizeof(*n));
 	if (!n || !(n->held = calloc(NET_QUEUE_MAX, sizeof(*n->held))) ||
-	    !(n->slots = calloc(TX_SLOTS, sizeof(*n->slots)))) {
-		if (n)
+	    !(n->slots = calloc(TX_SLOTS, sizeof(*n->slots))) ||
+	    (p->backend == NET_BACKEND_USER &&
+	     stream_rx_init(&n->srx, STREAM_RX_BUF, NET_FRAME_MAX) < 0)) {
+		if (n) {
+			free(n->slots);
 			free(n->held);
+		}
 		free(n);
 		close_fd(&fd);
 		return -ENOMEM;
@@ -1035,6 +1273,7 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		int err = -errno;
 
 		pr_err("%s: eventfd: %s", p->id ? p->id : "net", strerror(-err));
+		stream_rx_free(&n->srx);
 		free(n->slots);
 		free(n->held);
 		free(n);
@@ -1050,6 +1289,7 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 			pr_err("%s: %s rate limiter: a value is over %lld", p->id ? p->id : "net",
 			       q == RXQ ? "rx" : "tx", (long long)INT64_MAX);
 			close_fd(&n->kick_fd);
+			stream_rx_free(&n->srx);
 			free(n->slots);
 			free(n->held);
 			free(n);
@@ -1062,11 +1302,17 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		t->op = (struct ev_op){.done = throttle_expired};
 	}
 	n->kick_op = (struct ev_op){.done = kicked};
-	n->is_tap = tap_is_tap(fd);
+	n->stream = p->backend == NET_BACKEND_USER;
+	n->is_tap = !n->stream && tap_is_tap(fd);
+	n->passt = -1;
 	n->loop = p->loop;
 	snprintf(n->id, sizeof(n->id), "%s", p->id ? p->id : "net");
-	snprintf(n->tap, sizeof(n->tap), "%s", p->tap ? p->tap : "(fd)");
+	if (n->stream)
+		snprintf(n->peer, sizeof(n->peer), "the stream socket");
+	else
+		snprintf(n->peer, sizeof(n->peer), "tap %s", p->tap ? p->tap : "(fd)");
 	n->rx_poll = (struct ev_op){.done = rx_ready};
+	n->rx_again = (struct ev_op){.done = rx_again_done};
 	n->used_op = (struct ev_op){.done = used_batch};
 	for (unsigned i = 0; i < TX_SLOTS; i++) {
 		n->slots[i] = (struct tx_slot){.op = {.done = tx_done}, .n = n};
@@ -1077,9 +1323,11 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		memcpy(n->cfg.mac, p->mac, sizeof(n->cfg.mac));
 	}
 	n->cfg.status = htole16(VIRTIO_NET_S_LINK_UP);
-	if (p->mtu) {
+	if (p->mtu || n->stream) {
+		/* passt's own MTU, unless told otherwise: with no
+		 * segmentation offload, large frames are the way to few. */
 		n->has_mtu = true;
-		n->cfg.mtu = htole16((uint16_t)p->mtu);
+		n->cfg.mtu = htole16((uint16_t)(p->mtu ? p->mtu : NET_USER_MTU));
 	}
 	pthread_mutex_init(&n->lock, NULL);
 	*out = n;
@@ -1088,30 +1336,56 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 
 int net_create(struct net **out, const struct net_params *p)
 {
+	pid_t pid;
 	int fd, err;
 
 	*out = NULL;
-	if (!p->tap || !p->loop)
+	if (!p->loop || (p->backend == NET_BACKEND_TAP && !p->tap))
 		return -EINVAL;
+	if (p->backend == NET_BACKEND_USER) {
+		if ((err = passt_start(p->id ? p->id : "net", &p->user, PASST_TIMEOUT_MS, &fd,
+				       &pid)) < 0)
+			return err;
+		/* A failure below closes fd, and passt quits. */
+		if ((err = net_create_fd(out, p, fd)) < 0)
+			return err;
+		(*out)->passt = pid;
+		snprintf((*out)->peer, sizeof((*out)->peer), "passt (pid %d)", (int)pid);
+		return 0;
+	}
 	if ((err = tap_open(p->tap, &fd)) < 0)
 		return err;
 	return net_create_fd(out, p, fd);
+}
+
+/* Whether any TX slot's write is with the kernel. (Stream frames a stopped
+ * loop left queued are not, though they count in tx_inflight.) */
+static bool tx_ops_pending(const struct net *n)
+{
+	for (unsigned i = 0; i < TX_SLOTS; i++)
+		if (evloop_pending(&n->slots[i].op))
+			return true;
+	return false;
 }
 
 void net_destroy(struct net *n)
 {
 	if (!n)
 		return;
+	/* passt quits at its socket's end; flint, under its seccomp filter
+	 * by now, does not wait for it (its parent reaps it at flint's end). */
 	close_fd(&n->fd);
 	close_fd(&n->kick_fd);
-	if (n->tx_inflight || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||
-	    evloop_pending(&n->thr[RXQ].op) || evloop_pending(&n->thr[TXQ].op)) {
+	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||
+	    evloop_pending(&n->thr[RXQ].op) || evloop_pending(&n->thr[TXQ].op) ||
+	    evloop_pending(&n->rx_again)) {
 		/* The ring still holds ops of ours, and the kernel may still
 		 * read the writes' buffers: leak rather than free. */
 		pr_err("%s: destroyed with I/O in flight", n->id);
 		return;
 	}
 	pthread_mutex_destroy(&n->lock);
+	stream_rx_free(&n->srx);
 	free(n->slots);
 	free(n->held);
 	free(n);

@@ -1,5 +1,7 @@
-/* virtio-net (virtio 1.2 section 5.1) on a host tap device: one RX and one
- * TX queue, no control queue. RX packets move straight from the tap into
+/* virtio-net (virtio 1.2 section 5.1) on a host tap device, or on passt
+ * (--net user: passt.h, frames over a stream socket, stream.h): one RX and
+ * one TX queue, no control queue. Tap first; how the stream backend differs
+ * is said at the end. RX packets move straight from the tap into
  * guest memory, with readv() when an io_uring poll finds the tap readable.
  * TX packets are copied, header and frame, out of guest memory into buffers
  * of the device's own, checked there and written to the tap from there with
@@ -21,6 +23,18 @@
  * change of limits from another thread (net_set_ratelimit) wakes the loop
  * through an eventfd.
  *
+ * The stream backend (NET_BACKEND_USER): frames cross without a virtio-net
+ * header, so the device offers no checksum or segmentation offloads (the
+ * guest sends and takes whole frames with their checksums) and writes
+ * none. RX reads the socket into a buffer of the device's (a read may hold
+ * many frames, or part of one) and copies each frame into the held chains
+ * behind a zeroed header. TX writes each checked copy behind its length,
+ * one write on the socket at a time, in order, a short write continued
+ * where it stopped (a reset or a snapshot never cuts a frame: the stream
+ * would be lost). A length over the largest frame, the socket's end, or a
+ * failed write break the stream: logged once, counted, and no more frames
+ * go that way.
+ *
  * Life cycle: net_create before the loop runs; net_destroy after it has
  * stopped. */
 #ifndef FLINT_NET_H
@@ -33,17 +47,30 @@
 #include "core/evloop.h"
 #include "core/ratelimit.h"
 #include "core/util.h"
+#include "net/passt.h"
 #include "virtio.h"
 
 struct net;
 
+/* passt's default MTU: the largest 802.3 frame less its header, in whole
+ * 32-bit words. */
+#define NET_USER_MTU 65520
+
+enum net_backend {
+	NET_BACKEND_TAP,  /* a host tap: packets with a virtio-net header */
+	NET_BACKEND_USER, /* passt: frames over a stream socket */
+};
+
 struct net_params {
-	const char *tap;    /* host tap interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
+	enum net_backend backend;
+	const char *tap; /* TAP: host interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
+	/* USER: the addresses passt gives the guest (net_create starts it). */
+	struct passt_net user;
 	const char *id;	    /* name for messages and stats ("net0") */
 	const uint8_t *mac; /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
 	/* The MTU the guest is told to use (VIRTIO_NET_F_MTU), 68 to 65535; 0:
-	 * none (the guest's default, 1500). The host tap's own MTU is the
-	 * user's to set, as with Firecracker. */
+	 * none (the guest's default, 1500), or with USER passt's, NET_USER_MTU.
+	 * The host tap's own MTU is the user's to set, as with Firecracker. */
 	unsigned mtu;
 	struct evloop *loop; /* must outlive the device */
 	/* Firecracker's rx_rate_limiter and tx_rate_limiter: each frame costs
@@ -57,7 +84,7 @@ struct net_stats {
 	uint64_t rx_packets, rx_bytes; /* tap -> guest */
 	uint64_t tx_packets, tx_bytes; /* guest -> tap */
 	uint64_t tx_malformed;	       /* TX chains dropped as malformed */
-	uint64_t tx_errors, rx_errors; /* tap read/write failures */
+	uint64_t tx_errors, rx_errors; /* tap (or stream) read/write failures */
 	uint64_t rx_no_buffers;	       /* times RX waited for guest buffers */
 	/* Packets read but not delivered: larger than the guest's buffers,
 	 * or held back by the limiter when a snapshot gave the buffers back. */
@@ -70,15 +97,19 @@ struct net_stats {
 	uint64_t rx_rate_limiter_throttled, tx_rate_limiter_throttled;
 };
 
-/* Open the tap and build the device. Errors are logged naming the tap
- * ("no such device", "permission denied: needs CAP_NET_ADMIN or a tap owned
- * by this user"). Returns 0 or -errno; *out owned by the caller. */
+/* Open the tap, or start passt, and build the device. Errors are logged
+ * naming the tap ("no such device", "permission denied: needs CAP_NET_ADMIN
+ * or a tap owned by this user") or passt (not installed, exited, and what
+ * it said). Returns 0 or -errno; *out owned by the caller. A passt started
+ * here quits when net_destroy closes its socket, or when flint dies. */
 int net_create(struct net **out, const struct net_params *p) WARN_UNUSED;
 
 /* The same on an fd the caller opened, which the device owns from here
- * (closed on failure too): a tap from tap_open, or for tests any
- * packet-preserving fd (an AF_UNIX SOCK_SEQPACKET socket), on which the tap
- * ioctls are skipped. Non-blocking, like the tap. Returns 0 or -errno. */
+ * (closed on failure too): with NET_BACKEND_TAP a tap from tap_open, or for
+ * tests any packet-preserving fd (an AF_UNIX SOCK_SEQPACKET socket), on
+ * which the tap ioctls are skipped; with NET_BACKEND_USER a stream socket
+ * speaking QEMU's stream protocol (passt's, or a test's). Non-blocking,
+ * like the tap. Returns 0 or -errno. */
 int net_create_fd(struct net **out, const struct net_params *p, int fd) WARN_UNUSED;
 
 /* Close the tap and free the device. The loop must have stopped. NULL ok. */

@@ -1,0 +1,282 @@
+/* passt, --net user's host end; see passt.h. */
+#include "net/passt.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "net/stream.h"
+
+#define ARP_LEN 42u
+/* The longest frame read while waiting for the ARP reply: anything passt
+ * sends first is dropped, but never a length this long. */
+#define PROBE_FRAME_MAX 1514u
+
+static bool executable(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+int passt_find(char *buf, size_t len)
+{
+	const char *env = getenv("FLINT_PASST");
+	const char *path = getenv("PATH");
+	int n;
+
+	if (env && *env) {
+		if (executable(env) && snprintf(buf, len, "%s", env) < (int)len)
+			return 0;
+		pr_err("--net user: FLINT_PASST=%s is not an executable file", env);
+		return -ENOENT;
+	}
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path, *end; *p; p = *end ? end + 1 : end) {
+		end = strchrnul(p, ':');
+		if (end == p)
+			continue;
+		n = snprintf(buf, len, "%.*s/passt", (int)(end - p), p);
+		if (n > 0 && (size_t)n < len && executable(buf))
+			return 0;
+	}
+	pr_err("--net user needs passt, which is not in PATH (%s): install the Debian package "
+	       "passt, or name the binary in FLINT_PASST",
+	       path);
+	return -ENOENT;
+}
+
+size_t passt_arp_probe(const struct passt_net *net, uint8_t *buf, size_t len)
+{
+	static const uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0x01};
+	struct in_addr src, dst;
+	uint8_t *a = buf + 14;
+
+	if (len < ARP_LEN || inet_pton(AF_INET, net->addr, &src) != 1 ||
+	    inet_pton(AF_INET, net->gateway, &dst) != 1)
+		return 0;
+	memset(buf, 0xff, 6);
+	memcpy(buf + 6, mac, 6);
+	buf[12] = 0x08, buf[13] = 0x06; /* ARP */
+	a[0] = 0, a[1] = 1;		/* Ethernet */
+	a[2] = 0x08, a[3] = 0x00;	/* IPv4 */
+	a[4] = 6, a[5] = 4;
+	a[6] = 0, a[7] = 1; /* request */
+	memcpy(a + 8, mac, 6);
+	memcpy(a + 14, &src, 4);
+	memset(a + 18, 0, 6);
+	memcpy(a + 24, &dst, 4);
+	return ARP_LEN;
+}
+
+static bool is_arp_reply(const uint8_t *f, uint32_t len)
+{
+	return len >= ARP_LEN && f[12] == 0x08 && f[13] == 0x06 && f[20] == 0 && f[21] == 2;
+}
+
+/* Read exactly n bytes from the blocking socket fd by deadline_ns:
+ * 0, -EPIPE at its end, -ETIMEDOUT, or -errno. */
+static int read_by(int fd, uint8_t *p, size_t n, uint64_t deadline_ns)
+{
+	while (n) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		uint64_t now = now_ns();
+		ssize_t r;
+
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)((deadline_ns - now) / 1000000 + 1));
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = read(fd, p, n);
+		/* A peer that closed with our probe unread resets. */
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return -EPIPE;
+		if (r < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (r > 0) {
+			p += r;
+			n -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+/* Wait for passt's ARP reply, dropping whatever it sends before it. */
+static int wait_ready(int fd, uint64_t deadline_ns)
+{
+	static uint8_t f[PROBE_FRAME_MAX];
+	uint8_t pre[STREAM_PREFIX];
+	uint32_t len;
+	int r;
+
+	for (;;) {
+		if ((r = read_by(fd, pre, sizeof(pre), deadline_ns)) < 0)
+			return r;
+		len = (uint32_t)pre[0] << 24 | (uint32_t)pre[1] << 16 | (uint32_t)pre[2] << 8 |
+		      pre[3];
+		if (len > sizeof(f))
+			return -EPROTO;
+		if ((r = read_by(fd, f, len, deadline_ns)) < 0)
+			return r;
+		if (is_arp_reply(f, len))
+			return 0;
+	}
+}
+
+/* What passt printed on its stderr (the memfd errfd), a line at a time,
+ * without its complaints that there is no syslog to write to. */
+static void print_output(const char *id, int errfd)
+{
+	char buf[4096], *save = NULL;
+	ssize_t n = pread(errfd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		if (*l && strncmp(l, "Failed to send", 14) != 0)
+			pr_err("%s: passt: %s", id, l);
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void child(pid_t parent, int sock, int errfd, char *const *argv)
+{
+	sigset_t none;
+	int s, e, null;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(126);
+	setpgid(0, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	/* Out of the way of 0-3 first, then into place (dup2 clears
+	 * close-on-exec); nothing else of flint's is inherited. */
+	if ((s = fcntl(sock, F_DUPFD, 10)) < 0 || (e = fcntl(errfd, F_DUPFD, 10)) < 0 ||
+	    (null = open("/dev/null", O_RDONLY)) < 0)
+		_exit(126);
+	if (dup2(null, 0) < 0 || dup2(e, 1) < 0 || dup2(e, 2) < 0 || dup2(s, 3) < 0)
+		_exit(126);
+	syscall(SYS_close_range, 4u, ~0u, 0u);
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms, int *fd,
+		pid_t *pid)
+{
+	char bin[PATH_MAX], prefix[12];
+	uint8_t probe[STREAM_PREFIX + ARP_LEN];
+	char *argv[] = {bin,
+			"--foreground",
+			"--quiet",
+			"--fd",
+			"3",
+			"--address",
+			(char *)net->addr,
+			"--netmask",
+			prefix,
+			"--gateway",
+			(char *)net->gateway,
+			"--dns",
+			(char *)net->dns,
+			"--dns-forward",
+			(char *)net->dns,
+			NULL};
+	pid_t parent = getpid();
+	int sv[2] = {-1, -1}, errfd = -1, st, r;
+	size_t plen;
+
+	*fd = -1;
+	*pid = -1;
+	plen = passt_arp_probe(net, probe + STREAM_PREFIX, ARP_LEN);
+	if (!plen || !net->dns || net->prefix < 1 || net->prefix > 30) {
+		pr_err("%s: passt: not an IPv4 network: %s/%u via %s", id, net->addr, net->prefix,
+		       net->gateway);
+		return -EINVAL;
+	}
+	stream_put_len(probe, (uint32_t)plen);
+	snprintf(prefix, sizeof(prefix), "%u", net->prefix);
+	if ((r = passt_find(bin, sizeof(bin))) < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		pr_err("%s: passt: socketpair: %s", id, strerror(-r));
+		return r;
+	}
+	if ((errfd = memfd_create("passt-stderr", MFD_CLOEXEC)) < 0) {
+		r = -errno;
+		pr_err("%s: passt: memfd_create: %s", id, strerror(-r));
+		goto err_close;
+	}
+	*pid = fork();
+	if (*pid == 0)
+		child(parent, sv[1], errfd, argv);
+	if (*pid < 0) {
+		r = -errno;
+		pr_err("%s: passt: fork: %s", id, strerror(-r));
+		goto err_close;
+	}
+	close_fd(&sv[1]);
+	/* MSG_NOSIGNAL: a passt that is gone already is an answer, not
+	 * SIGPIPE. The socket is empty: the frame goes in whole. */
+	if (send(sv[0], probe, STREAM_PREFIX + plen, MSG_NOSIGNAL) < 0)
+		r = errno == EPIPE || errno == ECONNRESET ? -EPIPE : -errno;
+	else
+		r = wait_ready(sv[0], now_ns() + (uint64_t)timeout_ms * 1000000);
+	if (r < 0)
+		goto err_kill;
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+		r = -errno;
+		goto err_kill;
+	}
+	close_fd(&errfd);
+	*fd = sv[0];
+	pr_debug("%s: passt %s (pid %d) ready", id, bin, (int)*pid);
+	return 0;
+
+err_kill:
+	/* At its end (-EPIPE) passt has exited by itself, or is about to. */
+	if (r != -EPIPE)
+		kill(*pid, SIGKILL);
+	while (waitpid(*pid, &st, 0) < 0 && errno == EINTR)
+		;
+	print_output(id, errfd);
+	if (r == -EPIPE && WIFEXITED(st) && WEXITSTATUS(st) == 127)
+		pr_err("%s: passt: cannot run %s", id, bin);
+	else if (r == -EPIPE && WIFEXITED(st))
+		pr_err("%s: passt exited with status %d before it was ready", id, WEXITSTATUS(st));
+	else if (r == -EPIPE && WIFSIGNALED(st))
+		pr_err("%s: passt was killed by signal %d before it was ready", id, WTERMSIG(st));
+	else if (r == -ETIMEDOUT)
+		pr_err("%s: passt did not answer within %u ms", id, timeout_ms);
+	else
+		pr_err("%s: passt: %s", id, r == -EPROTO ? "not a stream of frames" : strerror(-r));
+	*pid = -1;
+	if (r == -EPIPE)
+		r = -ECONNREFUSED;
+err_close:
+	close_fd(&errfd);
+	close_fd(&sv[0]);
+	close_fd(&sv[1]);
+	return r;
+}

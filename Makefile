@@ -18,7 +18,7 @@ WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
 # libseccomp's <seccomp.h>.
 CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
-LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz
+LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz -lxxhash
 
 RUNNER_SRCS := $(wildcard runner/*/*.c virtio/*.c virtio/*/*.c) rootfs/agent/proto.c
 RUNNER_LIB_SRCS := $(filter-out runner/cmd/main.c,$(RUNNER_SRCS))

@@ -1,0 +1,379 @@
+/* Building ext4 images from directories and tar archives, and the cache. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "image/build.h"
+#include "image/image.h"
+
+extern char **environ;
+
+int image_run_cmd(void *ctx, char *const argv[], int in_fd, int out_fd)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int r, st;
+
+	(void)ctx;
+	if ((r = posix_spawn_file_actions_init(&fa)))
+		return -r;
+	if (in_fd >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
+	else
+		r = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(&fa, out_fd >= 0 ? out_fd : STDERR_FILENO,
+						     STDOUT_FILENO);
+	if (!r)
+		r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r)
+		return -r;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+int image_cache_dir(char *out, size_t len)
+{
+	const char *v;
+	int n;
+
+	if ((v = getenv("FLINT_CACHE")) && *v)
+		n = snprintf(out, len, "%s", v);
+	else if ((v = getenv("XDG_CACHE_HOME")) && *v)
+		n = snprintf(out, len, "%s/flint", v);
+	else if ((v = getenv("HOME")) && *v)
+		n = snprintf(out, len, "%s/.cache/flint", v);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* name is an executable file in one of PATH's directories. */
+static bool on_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char dir[PATH_MAX];
+
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t n = strcspn(p, ":");
+
+		if (n &&
+		    (size_t)snprintf(dir, sizeof(dir), "%.*s/%s", (int)n, p, name) < sizeof(dir) &&
+		    access(dir, X_OK) == 0)
+			return true;
+		p += n + (p[n] == ':');
+	}
+	return false;
+}
+
+int image_builder_default(struct image_builder *b, char *cache, size_t len, char *err,
+			  size_t errlen)
+{
+	int r = image_cache_dir(cache, len);
+
+	if (r < 0)
+		return err_set(err, errlen, r,
+			       "no cache directory for images: set FLINT_CACHE (or HOME)");
+	*b = (struct image_builder){.cache_dir = cache,
+				    .run = image_run_cmd,
+				    .fakeroot = geteuid() != 0 && on_path("fakeroot")};
+	return 0;
+}
+
+/* mkdir -p of dir's last two levels' parents and dir itself, mode 0700 for
+ * dir. */
+static int make_dirs(const char *dir, mode_t mode)
+{
+	char p[PATH_MAX];
+
+	if ((size_t)snprintf(p, sizeof(p), "%s", dir) >= sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ---- removing a work directory ------------------------------------------ */
+
+static int make_removable(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+	(void)f;
+	/* An archive's read-only directories, extracted without root. */
+	if (type == FTW_D && (st->st_mode & 0700) != 0700)
+		chmod(p, (st->st_mode & 07777) | 0700);
+	return 0;
+}
+
+static int remove_one(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+	(void)st, (void)f;
+	if ((type == FTW_DP ? rmdir(p) : unlink(p)) < 0 && errno != ENOENT)
+		pr_warn("flint run: cannot remove %s: %s", p, strerror(errno));
+	return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+	nftw(dir, make_removable, 16, FTW_PHYS | FTW_MOUNT);
+	nftw(dir, remove_one, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
+}
+
+/* ---- running the tools ----------------------------------------------------- */
+
+/* One command line: the words and the numbers they point into. */
+struct cmd {
+	char *argv[32];
+	int argc;
+	char num[2][32];
+};
+
+static void add(struct cmd *c, const char *w)
+{
+	if (c->argc < (int)(sizeof(c->argv) / sizeof(c->argv[0])) - 1)
+		c->argv[c->argc++] = (char *)w;
+	c->argv[c->argc] = NULL;
+}
+
+/* The fakeroot prefix: -s saves the owners tar gave, -i loads them for
+ * mke2fs. */
+static void add_fakeroot(struct cmd *c, const struct image_builder *b, const char *opt,
+			 const char *state)
+{
+	if (!b->fakeroot)
+		return;
+	add(c, "fakeroot");
+	add(c, opt);
+	add(c, state);
+	add(c, "--");
+}
+
+static int run(const struct image_builder *b, struct cmd *c, int in_fd, int out_fd,
+	       const char *path, char *err, size_t errlen)
+{
+	int r = b->run(b->ctx, c->argv, in_fd, out_fd);
+
+	if (r == -ENOENT)
+		return err_set(err, errlen, r, "%s: cannot run %s: not installed (%s)", path,
+			       c->argv[0],
+			       !strcmp(c->argv[0], "mke2fs") ? "e2fsprogs" : "install it");
+	if (r < 0)
+		return err_set(err, errlen, r, "%s: cannot run %s: %s", path, c->argv[0],
+			       strerror(-r));
+	if (r > 0)
+		return err_set(err, errlen, -EIO, "%s: %s failed with status %d", path,
+			       c->argv[b->fakeroot && !strcmp(c->argv[0], "fakeroot") ? 4 : 0], r);
+	return 0;
+}
+
+/* mke2fs -d src into the image file dst, sized for the tree at src. */
+static int mke2fs_tree(const struct image_builder *b, const char *src, const char *dst,
+		       const char *state, const char *path, char *err, size_t errlen)
+{
+	struct image_usage u;
+	uint64_t bytes, inodes;
+	struct cmd c = {0};
+	int r;
+
+	if ((r = image_measure(src, &u, err, errlen)) < 0)
+		return r;
+	image_size_for(&u, &bytes, &inodes);
+	snprintf(c.num[0], sizeof(c.num[0]), "%" PRIu64, inodes);
+	snprintf(c.num[1], sizeof(c.num[1]), "%" PRIu64 "k", bytes >> 10);
+	if (state)
+		add_fakeroot(&c, b, "-i", state);
+	/* 4 KiB blocks whatever the size (mke2fs would pick 1 KiB for a small
+	 * one), no reserved blocks and no journal: the guest never writes it. */
+	const char *words[] = {"mke2fs", "-q", "-F", "-t", "ext4",	   "-b",
+			       "4096",	 "-m", "0",  "-O", "^has_journal", "-N",
+			       c.num[0], "-d", src,  dst,  c.num[1]};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		add(&c, words[i]);
+	return run(b, &c, -1, -1, path, err, errlen);
+}
+
+/* The gzip stream at src, decompressed into the file dst. */
+static int gunzip_to(const char *src, const char *dst, char *err, size_t errlen)
+{
+	static __thread uint8_t buf[1 << 16];
+	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), n, r = 0;
+	gzFile gz = gzopen(src, "rb");
+
+	if (fd < 0 || !gz) {
+		r = err_set(err, errlen, -errno ? -errno : -ENOMEM, "%s: cannot open: %s",
+			    fd < 0 ? dst : src, strerror(errno));
+		goto out;
+	}
+	while ((n = gzread(gz, buf, sizeof(buf))) > 0)
+		if ((r = write_full(fd, buf, (size_t)n)) < 0) {
+			r = err_set(err, errlen, r, "%s: %s", dst, strerror(-r));
+			goto out;
+		}
+	if (n < 0) {
+		int e;
+		r = err_set(err, errlen, -EIO, "%s: gzip data: %s", src, gzerror(gz, &e));
+	} else if (!gzeof(gz)) {
+		r = err_set(err, errlen, -EIO, "%s: gzip data: truncated", src);
+	}
+out:
+	if (gz)
+		gzclose(gz);
+	close_fd(&fd);
+	return r;
+}
+
+/* The tar archive at path (of kind k) extracted into root, through a plain
+ * copy at plain when it is compressed. */
+static int extract(const struct image_builder *b, const char *path, enum image_kind k,
+		   const char *plain, const char *root, const char *state, char *err, size_t errlen)
+{
+	const char *tar = path;
+	struct cmd c = {0};
+	int r = 0;
+
+	if (k == IMAGE_TAR_GZ) {
+		r = gunzip_to(path, plain, err, errlen);
+		tar = plain;
+	} else if (k == IMAGE_TAR_XZ || k == IMAGE_TAR_ZST) {
+		int in = open(path, O_RDONLY | O_CLOEXEC),
+		    out = open(plain, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+		add(&c, k == IMAGE_TAR_XZ ? "xz" : "zstd");
+		add(&c, "-dc");
+		if (in < 0 || out < 0)
+			r = err_set(err, errlen, -errno, "%s: %s", in < 0 ? path : plain,
+				    strerror(errno));
+		else
+			r = run(b, &c, in, out, path, err, errlen);
+		close_fd(&in);
+		close_fd(&out);
+		tar = plain;
+	}
+	if (r < 0)
+		return r;
+	if (mkdir(root, 0755) < 0)
+		return err_set(err, errlen, -errno, "%s: %s", root, strerror(errno));
+	c = (struct cmd){0};
+	add_fakeroot(&c, b, "-s", state);
+	/* As root (or fakeroot's), tar keeps owners and modes by default. */
+	const char *words[] = {"tar", "-x", "--numeric-owner", "-f", tar, "-C", root};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		add(&c, words[i]);
+	r = run(b, &c, -1, -1, path, err, errlen);
+	if (r == 0 && tar == plain)
+		unlink(plain);
+	return r;
+}
+
+int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
+		  bool *built, char *err, size_t errlen)
+{
+	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX], work[PATH_MAX];
+	/* Below work: room for the longest name. */
+	char img[PATH_MAX + 32], root[PATH_MAX + 32], plain[PATH_MAX + 32], state[PATH_MAX + 32];
+	enum image_kind k;
+	struct stat st;
+	int r;
+
+	if (built)
+		*built = false;
+	if ((r = image_detect(path, &k, err, errlen)) < 0)
+		return r;
+	if (k == IMAGE_EXT4) {
+		if ((size_t)snprintf(out, outlen, "%s", path) >= outlen)
+			return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+		return 0;
+	}
+	if ((r = image_key(path, k, key, err, errlen)) < 0)
+		return r;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", b->cache_dir) >= sizeof(dir) ||
+	    (size_t)snprintf(final, sizeof(final), "%s/%s.ext4", dir, key) >= sizeof(final) ||
+	    (size_t)snprintf(work, sizeof(work), "%s/.build-XXXXXX", dir) >= sizeof(work) ||
+	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
+		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
+	if (stat(final, &st) == 0 && S_ISREG(st.st_mode)) {
+		pr_debug("flint run: %s: image %s from the cache", path, final);
+		return 0;
+	}
+	if ((r = make_dirs(dir, 0700)) < 0)
+		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+	if (!mkdtemp(work))
+		return err_set(err, errlen, -errno, "cannot create a directory in %s: %s", dir,
+			       strerror(errno));
+	snprintf(img, sizeof(img), "%s/image.ext4", work);
+	snprintf(root, sizeof(root), "%s/root", work);
+	snprintf(plain, sizeof(plain), "%s/plain.tar", work);
+	snprintf(state, sizeof(state), "%s/fakeroot.state", work);
+	/* mke2fs says "Creating regular file" unless the file is there. */
+	if ((r = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", img, strerror(errno));
+		remove_tree(work);
+		return r;
+	}
+	close(r);
+	pr_info("flint run: building an ext4 image from the %s %s", image_kind_name(k), path);
+	if (k == IMAGE_DIR)
+		r = mke2fs_tree(b, path, img, NULL, path, err, errlen);
+	else if ((r = extract(b, path, k, plain, root, state, err, errlen)) == 0)
+		r = mke2fs_tree(b, root, img, state, path, err, errlen);
+	if (r == 0 && built)
+		*built = true;
+	/* Whole or not at all: a concurrent build of the same content renames
+	 * an identical image over this one, never half of one. */
+	if (r == 0 && rename(img, final) < 0)
+		r = err_set(err, errlen, -errno, "cannot rename %s to %s: %s", img, final,
+			    strerror(errno));
+	remove_tree(work);
+	return r;
+}
+
+int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
+		       size_t outlen, char *err, size_t errlen)
+{
+	struct cmd c = {0};
+	int fd, r;
+
+	if ((r = make_dirs(dir, 0700)) < 0)
+		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+	if ((size_t)snprintf(out, outlen, "%s/scratch-XXXXXX.ext4", dir) >= outlen)
+		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", dir);
+	if ((fd = mkostemps(out, 5, O_CLOEXEC)) < 0)
+		return err_set(err, errlen, -errno, "cannot create a scratch file in %s: %s", dir,
+			       strerror(errno));
+	if (ftruncate(fd, (off_t)size) < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", out, strerror(errno));
+		goto fail;
+	}
+	close_fd(&fd);
+	const char *words[] = {"mke2fs", "-q", "-F", "-t",	     "ext4",
+			       "-m",	 "0",  "-O", "^has_journal", out};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		add(&c, words[i]);
+	if ((r = run(b, &c, -1, -1, out, err, errlen)) < 0)
+		goto fail;
+	return 0;
+fail:
+	close_fd(&fd);
+	unlink(out);
+	return r;
+}

@@ -1,0 +1,61 @@
+/* flint run's images (issue 14): a directory or tar archive made into an
+ * ext4 image with e2fsprogs' mke2fs, kept in flint's cache by the key of
+ * its content (image.h) and used again; and the scratch disk of --scratch.
+ * The programs are run through an injectable runner, so that the tests see
+ * the commands without running them. */
+#ifndef FLINT_IMAGE_BUILD_H
+#define FLINT_IMAGE_BUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+/* Run argv (argv[0] looked up on PATH) with stdin from in_fd (-1:
+ * /dev/null) and stdout to out_fd (-1: flint's stderr, where the
+ * program's messages go too), and wait for it. Its exit status (128+N when
+ * signal N killed it), or -errno when it could not be started (-ENOENT: not
+ * installed). */
+typedef int image_run_fn(void *ctx, char *const argv[], int in_fd, int out_fd);
+
+/* The runner flint uses: posix_spawnp. */
+int image_run_cmd(void *ctx, char *const argv[], int in_fd, int out_fd);
+
+struct image_builder {
+	const char *cache_dir; /* images go in <cache_dir>/images/<key>.ext4 */
+	image_run_fn *run;     /* image_run_cmd, or a test's fake */
+	void *ctx;
+	/* Run tar and mke2fs under fakeroot (sharing one state file), so that
+	 * a tar archive's owners and device nodes survive without root. */
+	bool fakeroot;
+};
+
+/* flint's cache directory: $FLINT_CACHE, else $XDG_CACHE_HOME/flint, else
+ * $HOME/.cache/flint (the kernel build's and mk/build-mhd.sh's
+ * convention). 0, or -ENOENT when none of the three is set, or
+ * -ENAMETOOLONG. */
+int image_cache_dir(char *out, size_t len) WARN_UNUSED;
+
+/* A builder with flint's runner and cache directory; fakeroot when flint
+ * is not root and fakeroot is on PATH. 0 or -errno with err. */
+int image_builder_default(struct image_builder *b, char *cache, size_t len, char *err,
+			  size_t errlen) WARN_UNUSED;
+
+/* The ext4 image for path (image_detect's kinds): an ext4 image is itself
+ * (its path copied to out); a directory or tar archive is built into
+ * <cache>/images/<key>.ext4 unless that is there already, in a private
+ * work directory beside it and renamed into place, so that runs building
+ * the same image at once each finish with a whole one. *built: whether
+ * mke2fs ran (NULL: not wanted). 0, or -errno with err naming path and the
+ * step that failed. */
+int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
+		  bool *built, char *err, size_t errlen) WARN_UNUSED;
+
+/* A fresh sparse file of size bytes in dir, formatted ext4 (no journal:
+ * it is thrown away), for the guest's writable layer. Its path in out; the
+ * caller removes it. 0 or -errno with err. */
+int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
+		       size_t outlen, char *err, size_t errlen) WARN_UNUSED;
+
+#endif

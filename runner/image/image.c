@@ -1,0 +1,415 @@
+/* What a path given to --image holds, and the key of its content. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zlib.h>
+
+#include "image/image.h"
+
+#define EXT4_MAGIC_OFF 1080
+#define TAR_MAGIC_OFF  257
+#define TAR_BLOCK      512
+#define BLOCK	       4096ULL
+/* Changes the key of every image when what an image is built from, or
+ * how, changes. */
+#define KEY_DOMAIN "flint-image 1"
+
+const char *image_kind_name(enum image_kind k)
+{
+	switch (k) {
+	case IMAGE_DIR:
+		return "directory";
+	case IMAGE_EXT4:
+		return "ext4 image";
+	case IMAGE_TAR:
+		return "tar archive";
+	case IMAGE_TAR_GZ:
+		return "gzip-compressed tar archive";
+	case IMAGE_TAR_XZ:
+		return "xz-compressed tar archive";
+	case IMAGE_TAR_ZST:
+		return "zstd-compressed tar archive";
+	}
+	return "?";
+}
+
+static bool has_tar_magic(const uint8_t *b, size_t n)
+{
+	return n >= TAR_MAGIC_OFF + 5 && !memcmp(b + TAR_MAGIC_OFF, "ustar", 5);
+}
+
+/* The first block of the gzip stream on fd (read from offset 0; fd stays
+ * open) is a tar header. */
+static bool gzip_holds_tar(int fd)
+{
+	uint8_t b[TAR_BLOCK];
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	gzFile gz;
+	int n;
+
+	if (dfd < 0 || lseek(dfd, 0, SEEK_SET) < 0 || !(gz = gzdopen(dfd, "rb"))) {
+		close_fd(&dfd);
+		return false;
+	}
+	n = gzread(gz, b, sizeof(b));
+	gzclose(gz); /* closes dfd */
+	return n == TAR_BLOCK && has_tar_magic(b, (size_t)n);
+}
+
+int image_detect(const char *path, enum image_kind *kind, char *err, size_t errlen)
+{
+	static const uint8_t gz[] = {0x1f, 0x8b}, xz[] = {0xfd, '7', 'z', 'X', 'Z', 0},
+			     zst[] = {0x28, 0xb5, 0x2f, 0xfd};
+	uint8_t b[EXT4_MAGIC_OFF + 2];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		*kind = IMAGE_DIR;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		r = err_set(err, errlen, -EINVAL,
+			    "%s: neither a directory, a file nor a block device", path);
+		goto out;
+	}
+	n = pread(fd, b, sizeof(b), 0);
+	if (n < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (n == 0) {
+		r = err_set(err, errlen, -EINVAL, "%s: an empty file, not an image", path);
+		goto out;
+	}
+	if ((size_t)n >= sizeof(gz) && !memcmp(b, gz, sizeof(gz))) {
+		*kind = IMAGE_TAR_GZ;
+		if (!gzip_holds_tar(fd))
+			r = err_set(err, errlen, -EINVAL,
+				    "%s: gzip data that does not start with a tar archive (or "
+				    "is truncated)",
+				    path);
+	} else if ((size_t)n >= sizeof(xz) && !memcmp(b, xz, sizeof(xz))) {
+		*kind = IMAGE_TAR_XZ;
+	} else if ((size_t)n >= sizeof(zst) && !memcmp(b, zst, sizeof(zst))) {
+		*kind = IMAGE_TAR_ZST;
+	} else if (has_tar_magic(b, (size_t)n)) {
+		*kind = IMAGE_TAR;
+	} else if ((size_t)n == sizeof(b) && b[EXT4_MAGIC_OFF] == 0x53 &&
+		   b[EXT4_MAGIC_OFF + 1] == 0xef) {
+		*kind = IMAGE_EXT4;
+	} else {
+		r = err_set(err, errlen, -EINVAL,
+			    "%s: not an image flint knows (%zd bytes%s): expected a directory, an "
+			    "ext4 image, or a tar archive, plain or compressed with gzip, xz or "
+			    "zstd",
+			    path, n, (size_t)n < sizeof(b) ? ", truncated?" : " read");
+	}
+out:
+	close_fd(&fd);
+	return r;
+}
+
+/* ---- walking a tree ------------------------------------------------------ */
+
+struct walk;
+/* Called for each entry (the top one with name "" and parent -1), in
+ * sorted order, before the entries of a directory. */
+typedef int visit_fn(struct walk *w, int parent, const char *name, const struct stat *st);
+
+struct walk {
+	visit_fn *visit;
+	char path[PATH_MAX]; /* the entry's path relative to the top, "" for it */
+	char *err;
+	size_t errlen;
+	XXH3_state_t *hash;	 /* image_key */
+	struct image_usage *use; /* image_measure */
+};
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in the directory fd (. and .. left out), sorted as bytes, in a
+ * malloc'd array of malloc'd strings. */
+static int read_names(struct walk *w, int fd, char ***out, size_t *count)
+{
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int r = 0;
+
+	if (!d) {
+		r = err_set(w->err, w->errlen, -errno, "cannot read directory /%s: %s", w->path,
+			    strerror(errno));
+		close_fd(&dfd);
+		return r;
+	}
+	errno = 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (n == cap) {
+			char **nv = realloc(v, (cap = cap ? 2 * cap : 32) * sizeof(*v));
+			if (!nv)
+				goto nomem;
+			v = nv;
+		}
+		if (!(v[n] = strdup(e->d_name)))
+			goto nomem;
+		n++;
+		errno = 0;
+	}
+	if (errno) {
+		r = err_set(w->err, w->errlen, -errno, "cannot read directory /%s: %s", w->path,
+			    strerror(errno));
+		goto fail;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_names);
+	*out = v;
+	*count = n;
+	return 0;
+nomem:
+	r = err_set(w->err, w->errlen, -ENOMEM, "out of memory");
+fail:
+	while (n)
+		free(v[--n]);
+	free(v);
+	closedir(d);
+	return r;
+}
+
+static int walk_dir(struct walk *w, int fd)
+{
+	size_t len = strlen(w->path), n = 0;
+	char **names = NULL;
+	int r = read_names(w, fd, &names, &n);
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct stat st;
+
+		if ((size_t)snprintf(w->path + len, sizeof(w->path) - len, "%s%s", len ? "/" : "",
+				     names[i]) >= sizeof(w->path) - len) {
+			r = err_set(w->err, w->errlen, -ENAMETOOLONG, "a path too long below /%.*s",
+				    (int)len, w->path);
+			break;
+		}
+		if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = err_set(w->err, w->errlen, -errno, "/%s: %s", w->path, strerror(errno));
+			break;
+		}
+		if ((r = w->visit(w, fd, names[i], &st)) < 0)
+			break;
+		if (S_ISDIR(st.st_mode)) {
+			int sub =
+			    openat(fd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				r = err_set(w->err, w->errlen, -errno, "/%s: %s", w->path,
+					    strerror(errno));
+				break;
+			}
+			r = walk_dir(w, sub);
+			close_fd(&sub);
+		}
+		w->path[len] = '\0';
+	}
+	w->path[len] = '\0';
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
+/* Walk the tree at top (a directory; a symlink to one is followed). */
+static int walk_tree(struct walk *w, const char *top)
+{
+	int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+	struct stat st;
+
+	w->path[0] = '\0';
+	if (fd < 0)
+		return err_set(w->err, w->errlen, -errno, "%s: %s", top, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		r = err_set(w->err, w->errlen, -errno, "%s: %s", top, strerror(errno));
+	else if ((r = w->visit(w, -1, "", &st)) == 0)
+		r = walk_dir(w, fd);
+	close_fd(&fd);
+	return r;
+}
+
+/* ---- the key ------------------------------------------------------------- */
+
+static void put_u64(XXH3_state_t *h, uint64_t v)
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	XXH3_128bits_update(h, b, sizeof(b));
+}
+
+/* Length first, so that no two sequences of fields hash the same bytes. */
+static void put_bytes(XXH3_state_t *h, const void *p, size_t n)
+{
+	put_u64(h, n);
+	XXH3_128bits_update(h, p, n);
+}
+
+/* Hash fd's bytes to its end; *total: how many there were. */
+static int hash_fd(XXH3_state_t *h, int fd, uint64_t *total)
+{
+	static __thread uint8_t buf[1 << 16];
+	ssize_t n;
+
+	*total = 0;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		XXH3_128bits_update(h, buf, (size_t)n);
+		*total += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int hash_entry(struct walk *w, int parent, const char *name, const struct stat *st)
+{
+	XXH3_state_t *h = w->hash;
+	bool reg = S_ISREG(st->st_mode);
+
+	put_bytes(h, w->path, strlen(w->path));
+	put_u64(h, st->st_mode);
+	put_u64(h, st->st_uid);
+	put_u64(h, st->st_gid);
+	/* A directory's size is the file system's business, not the content. */
+	put_u64(h, reg ? (uint64_t)st->st_size : 0);
+	put_u64(h, S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? st->st_rdev : 0);
+	if (S_ISLNK(st->st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(parent, name, target, sizeof(target));
+
+		if (n < 0 || (size_t)n == sizeof(target))
+			return err_set(w->err, w->errlen, n < 0 ? -errno : -ENAMETOOLONG,
+				       "/%s: cannot read the symlink: %s", w->path,
+				       n < 0 ? strerror(errno) : "too long");
+		put_bytes(h, target, (size_t)n);
+	} else if (reg) {
+		int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
+		uint64_t total = 0;
+
+		if (fd < 0)
+			return err_set(w->err, w->errlen, -errno, "/%s: %s", w->path,
+				       strerror(errno));
+		r = hash_fd(h, fd, &total);
+		close_fd(&fd);
+		if (r < 0)
+			return err_set(w->err, w->errlen, r, "/%s: %s", w->path, strerror(-r));
+		if (total != (uint64_t)st->st_size)
+			return err_set(w->err, w->errlen, -EAGAIN, "/%s changed while it was read",
+				       w->path);
+	}
+	return 0;
+}
+
+static void key_text(XXH3_state_t *h, char key[IMAGE_KEY_LEN])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h));
+	for (size_t i = 0; i < sizeof(c.digest); i++)
+		snprintf(key + 2 * i, 3, "%02x", c.digest[i]);
+}
+
+int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], char *err,
+	      size_t errlen)
+{
+	struct walk w = {.visit = hash_entry, .err = err, .errlen = errlen};
+	int r;
+
+	if (!(w.hash = XXH3_createState()))
+		return err_set(err, errlen, -ENOMEM, "out of memory");
+	XXH3_128bits_reset(w.hash);
+	XXH3_128bits_update(w.hash, KEY_DOMAIN, sizeof(KEY_DOMAIN));
+	if (kind == IMAGE_DIR) {
+		XXH3_128bits_update(w.hash, "dir", 4);
+		r = walk_tree(&w, path);
+	} else {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		uint64_t total;
+
+		XXH3_128bits_update(w.hash, "file", 5);
+		r = fd < 0 ? -errno : hash_fd(w.hash, fd, &total);
+		close_fd(&fd);
+		if (r < 0)
+			err_set(err, errlen, r, "%s: %s", path, strerror(-r));
+	}
+	if (r == 0)
+		key_text(w.hash, key);
+	XXH3_freeState(w.hash);
+	return r;
+}
+
+/* ---- size ---------------------------------------------------------------- */
+
+static uint64_t blocks_of(uint64_t bytes)
+{
+	return (bytes + BLOCK - 1) / BLOCK * BLOCK;
+}
+
+static int measure_entry(struct walk *w, int parent, const char *name, const struct stat *st)
+{
+	(void)parent, (void)name;
+	w->use->inodes++;
+	if (S_ISREG(st->st_mode))
+		w->use->bytes += blocks_of((uint64_t)st->st_size);
+	else if (S_ISDIR(st->st_mode))
+		w->use->bytes += blocks_of((uint64_t)st->st_size ? (uint64_t)st->st_size : 1);
+	else if (S_ISLNK(st->st_mode) && st->st_size >= 60) /* longer ones fit the inode */
+		w->use->bytes += BLOCK;
+	return 0;
+}
+
+int image_measure(const char *dir, struct image_usage *u, char *err, size_t errlen)
+{
+	struct walk w = {.visit = measure_entry, .err = err, .errlen = errlen, .use = u};
+
+	*u = (struct image_usage){0};
+	return walk_tree(&w, dir);
+}
+
+void image_size_for(const struct image_usage *u, uint64_t *bytes, uint64_t *inodes)
+{
+	const uint64_t mib = 1ULL << 20;
+	/* Inodes: the entries and a quarter more (lost+found, slack). */
+	uint64_t n = u->inodes + u->inodes / 4 + 256;
+	/* Bytes: the data, an eighth more for extent trees, bitmaps and group
+	 * descriptors, 256-byte inodes, and 16 MiB of headroom. The image is
+	 * a sparse file: what is never written costs nothing. */
+	uint64_t b = u->bytes + u->bytes / 8 + n * 256 + 16 * mib;
+
+	*inodes = n;
+	*bytes = (b + mib - 1) / mib * mib;
+}

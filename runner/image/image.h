@@ -1,0 +1,59 @@
+/* flint run's images (issue 14): what a path given to --image or --rootfs
+ * holds, judged by its content, and the key its ext4 image is cached under.
+ * Pure reading: nothing here writes a file or runs a program (build.h
+ * does). */
+#ifndef FLINT_IMAGE_H
+#define FLINT_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+enum image_kind {
+	IMAGE_DIR,     /* a directory: the root's files */
+	IMAGE_EXT4,    /* an ext2/3/4 file system image (magic 0xEF53 at 1080) */
+	IMAGE_TAR,     /* a tar archive (ustar magic at 257) */
+	IMAGE_TAR_GZ,  /* gzip (1f 8b) holding a tar archive */
+	IMAGE_TAR_XZ,  /* xz (fd 37 7a 58 5a 00), taken to hold a tar archive */
+	IMAGE_TAR_ZST, /* zstd (28 b5 2f fd), taken to hold a tar archive */
+};
+
+/* The key's text: 32 hex digits of XXH3-128, and the NUL. */
+#define IMAGE_KEY_LEN 33
+
+/* A kind's name for messages ("directory", "gzip-compressed tar archive"). */
+const char *image_kind_name(enum image_kind k);
+
+/* What path holds, by its content, never its name: a directory, an ext4
+ * image, a plain tar or a gzip, xz or zstd stream (a gzip stream's first
+ * block is checked to be a tar header). 0 with *kind set, or -errno with
+ * err naming path and saying what it is instead (empty, truncated, not a
+ * kind flint knows, not there). Symlinks are followed. */
+int image_detect(const char *path, enum image_kind *kind, char *err, size_t errlen) WARN_UNUSED;
+
+/* The cache key of path's content, as 32 hex digits in key: for a file, a
+ * hash of its bytes; for a directory, of a walk in sorted name order
+ * recording each entry's relative path, type and mode, owner and group,
+ * size, device number, symlink target and file contents (not times, not
+ * extended attributes, not hard links). Entries below path are not
+ * followed through symlinks. 0, or -errno with err naming the entry that
+ * could not be read. */
+int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], char *err,
+	      size_t errlen) WARN_UNUSED;
+
+/* What a tree needs in an ext4 file system with 4 KiB blocks. */
+struct image_usage {
+	uint64_t bytes;	 /* data and directory blocks, each rounded up to 4 KiB */
+	uint64_t inodes; /* entries, the top directory included */
+};
+
+/* Add up the tree at dir (not following symlinks). 0, or -errno with err. */
+int image_measure(const char *dir, struct image_usage *u, char *err, size_t errlen) WARN_UNUSED;
+
+/* The size of an ext4 image for a tree of usage u, in bytes (a whole number
+ * of MiB), and its inode count: the content plus room for the file
+ * system's own blocks and headroom. */
+void image_size_for(const struct image_usage *u, uint64_t *bytes, uint64_t *inodes);
+
+#endif

@@ -1,0 +1,268 @@
+/* flint run --image (issue 14): what a path holds, judged by its content,
+ * and the cache key of a directory or a file. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "image/image.h"
+
+static char top[] = "/tmp/flint-image-XXXXXX";
+
+static void setup(void)
+{
+	cr_assert_not_null(mkdtemp(top));
+}
+
+static void teardown(void)
+{
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(image, .init = setup, .fini = teardown);
+
+static const char *at(const char *name)
+{
+	static char p[4][PATH_MAX];
+	static int i;
+	char *s = p[i++ % 4];
+	snprintf(s, PATH_MAX, "%s/%s", top, name);
+	return s;
+}
+
+/* name holds len bytes: zeros, with data at off. */
+static const char *put(const char *name, size_t len, size_t off, const void *data, size_t n)
+{
+	const char *p = at(name);
+	char *buf = calloc(1, len ? len : 1);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert_geq(fd, 0);
+	if (n && off + n <= len)
+		memcpy(buf + off, data, n);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+	free(buf);
+	return p;
+}
+
+static enum image_kind detect_ok(const char *p)
+{
+	enum image_kind k;
+	char err[512] = "";
+	int r = image_detect(p, &k, err, sizeof(err));
+	cr_assert_eq(r, 0, "%s: %s", p, err);
+	return k;
+}
+
+static void detect_fails(const char *p, const char *msg)
+{
+	enum image_kind k;
+	char err[512] = "";
+	cr_assert_lt(image_detect(p, &k, err, sizeof(err)), 0, "%s detected as %d", p, k);
+	cr_assert_not_null(strstr(err, p), "the message names the path: %s", err);
+	cr_assert_not_null(strstr(err, msg), "'%s' lacks '%s'", err, msg);
+}
+
+Test(image, detect_each_kind)
+{
+	static const uint8_t ext4[] = {0x53, 0xef}, xz[] = {0xfd, '7', 'z', 'X', 'Z', 0, 4, 0xe6},
+			     zst[] = {0x28, 0xb5, 0x2f, 0xfd, 0x24};
+
+	cr_assert_eq(detect_ok(top), IMAGE_DIR);
+	cr_assert_eq(detect_ok(put("fs", 4096, 1080, ext4, 2)), IMAGE_EXT4);
+	cr_assert_eq(detect_ok(put("a.tar", 1024, 257,
+				   "ustar\0"
+				   "00",
+				   8)),
+		     IMAGE_TAR);
+	/* GNU tar's magic */
+	cr_assert_eq(detect_ok(put("gnu", 1024, 257, "ustar  ", 8)), IMAGE_TAR);
+	cr_assert_eq(detect_ok(put("x", 64, 0, xz, sizeof(xz))), IMAGE_TAR_XZ);
+	cr_assert_eq(detect_ok(put("z", 64, 0, zst, sizeof(zst))), IMAGE_TAR_ZST);
+
+	/* Named nothing like what they are: the content decides. */
+	char cmd[PATH_MAX * 2];
+	cr_assert_eq(mkdir(at("t"), 0755), 0);
+	put("t/f", 3, 0, "hi\n", 3);
+	snprintf(cmd, sizeof(cmd), "tar -C %s -cf %s . && gzip -c %s >%s", at("t"),
+		 at("image.ext4"), at("image.ext4"), at("rootfs.img"));
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(detect_ok(at("image.ext4")), IMAGE_TAR);
+	cr_assert_eq(detect_ok(at("rootfs.img")), IMAGE_TAR_GZ);
+}
+
+Test(image, detect_refuses_others)
+{
+	static const uint8_t ext4[] = {0x53, 0xef}, gz[] = {0x1f, 0x8b, 8, 0};
+
+	detect_fails(put("empty", 0, 0, NULL, 0), "empty");
+	detect_fails(at("missing"), "No such file");
+	detect_fails(put("text", 5000, 0, "hello", 5), "not an image flint knows");
+	/* Truncated: the magic of each kind cut short. */
+	detect_fails(put("short-ext4", 1081, 1080, ext4, 1), "truncated");
+	detect_fails(put("short-tar", 260, 257, "ust", 3), "truncated");
+	detect_fails(put("short-xz", 3, 0,
+			 "\xfd"
+			 "7z",
+			 3),
+		     "truncated");
+	detect_fails(put("short-gz", 4, 0, gz, 4), "gzip data");
+
+	/* gzip holding something other than a tar archive */
+	gzFile g = gzopen(at("notar.gz"), "wb");
+	char junk[2048] = "just text";
+	cr_assert_not_null(g);
+	cr_assert_eq(gzwrite(g, junk, sizeof(junk)), (int)sizeof(junk));
+	gzclose(g);
+	detect_fails(at("notar.gz"), "does not start with a tar archive");
+
+	cr_assert_eq(symlink("/dev/null", at("null")), 0);
+	detect_fails(at("null"), "neither a directory, a file nor a block device");
+}
+
+/* ---- the key ------------------------------------------------------------- */
+
+static void key_of(const char *p, enum image_kind k, char key[IMAGE_KEY_LEN])
+{
+	char err[512] = "";
+	int r = image_key(p, k, key, err, sizeof(err));
+	cr_assert_eq(r, 0, "%s: %s", p, err);
+	cr_assert_eq(strlen(key), 32);
+}
+
+/* The tree the key tests change one thing of at a time, in dir; `reverse`
+ * creates its entries in the other order (tmpfs and ext4 list a directory
+ * in an order that depends on it). */
+static void make_tree(const char *dir, int reverse)
+{
+	char cmd[PATH_MAX * 2];
+
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "set -e; mkdir -p %1$s; cd %1$s; "
+	    "if [ %2$d = 1 ]; then for f in e d c b a; do echo $f >$f; done; mkdir -p sub/z sub/y; "
+	    "else for f in a b c d e; do echo $f >$f; done; mkdir -p sub/y sub/z; fi; "
+	    "echo inner >sub/y/file; ln -s ../a sub/link; chmod 644 a b c d e",
+	    dir, reverse);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void key_of_cmd(const char *change, char key[IMAGE_KEY_LEN])
+{
+	char cmd[PATH_MAX * 2], dir[PATH_MAX];
+	static int n;
+
+	snprintf(dir, sizeof(dir), "%s/k%d", top, n++);
+	make_tree(dir, 0);
+	snprintf(cmd, sizeof(cmd), "set -e; cd %s; %s", dir, change);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	key_of(dir, IMAGE_DIR, key);
+}
+
+Test(image, key_same_content_same_key)
+{
+	char k1[IMAGE_KEY_LEN], k2[IMAGE_KEY_LEN], k3[IMAGE_KEY_LEN],
+	    shm[] = "/dev/shm/flint-key-XXXXXX", one[64], two[64], cmd[128];
+
+	/* tmpfs lists a directory newest first (ext4 in hash order, whatever
+	 * the creation order): there the two trees are listed differently. */
+	if (!mkdtemp(shm))
+		cr_skip_test("no /dev/shm");
+	snprintf(one, sizeof(one), "%s/one", shm);
+	snprintf(two, sizeof(two), "%s/two", shm);
+	make_tree(one, 0);
+	make_tree(two, 1);
+	key_of(one, IMAGE_DIR, k1);
+	key_of(two, IMAGE_DIR, k2);
+	/* Times are not content. */
+	snprintf(cmd, sizeof(cmd), "touch -d 2001-01-01 %s/a", two);
+	cr_assert_eq(system(cmd), 0);
+	key_of(two, IMAGE_DIR, k3);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", shm);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_str_eq(k1, k2, "the order entries were made in changed the key");
+	cr_assert_str_eq(k1, k3);
+}
+
+Test(image, key_changes_with_content)
+{
+	static const char *changes[] = {
+	    "echo A >a",		/* one byte */
+	    "printf 'a\\n\\n' >a",	/* a byte more */
+	    "chmod 600 a",		/* a mode */
+	    "chown 1 b",		/* an owner */
+	    "chgrp 2 b",		/* a group */
+	    "ln -sf ../b sub/link",	/* a symlink's target */
+	    "mv sub/y/file sub/z/file", /* a file moved */
+	    "mkdir sub/x",		/* an empty directory */
+	    "rm e",			/* a file gone */
+	    "mv a a2",			/* a name */
+	    "chmod 700 sub",		/* a directory's mode */
+	};
+	char base[IMAGE_KEY_LEN], k[IMAGE_KEY_LEN];
+
+	if (geteuid() != 0)
+		cr_skip_test("chown needs root");
+	key_of_cmd("true", base);
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		key_of_cmd(changes[i], k);
+		cr_expect_str_neq(k, base, "'%s' kept the key", changes[i]);
+	}
+}
+
+Test(image, key_of_a_file_is_its_bytes)
+{
+	char k1[IMAGE_KEY_LEN], k2[IMAGE_KEY_LEN], k3[IMAGE_KEY_LEN];
+
+	key_of(put("f1", 10000, 5000, "x", 1), IMAGE_TAR, k1);
+	key_of(put("f2", 10000, 5000, "x", 1), IMAGE_TAR, k2);
+	key_of(put("f3", 10000, 5000, "y", 1), IMAGE_TAR, k3);
+	cr_assert_str_eq(k1, k2);
+	cr_assert_str_neq(k1, k3);
+}
+
+Test(image, key_names_what_it_cannot_read)
+{
+	char key[IMAGE_KEY_LEN], err[512] = "";
+
+	if (geteuid() == 0)
+		cr_skip_test("root reads everything");
+	make_tree(at("t"), 0);
+	cr_assert_eq(chmod(at("t/sub/y/file"), 0), 0);
+	cr_assert_lt(image_key(at("t"), IMAGE_DIR, key, err, sizeof(err)), 0);
+	cr_assert_not_null(strstr(err, "/sub/y/file"), "%s", err);
+}
+
+Test(image, measure_and_size)
+{
+	struct image_usage u;
+	uint64_t bytes, inodes;
+	char err[256];
+
+	cr_assert_eq(mkdir(at("m"), 0755), 0);
+	put("m/big", 10000, 0, NULL, 0);
+	put("m/small", 1, 0, "x", 1);
+	cr_assert_eq(symlink("short", at("m/l")), 0);
+	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(u.inodes, 4);
+	/* 12 KiB, 4 KiB, the directory's block; the short symlink in its inode */
+	cr_assert_eq(u.bytes, 3 * 4096 + 4096 + 4096);
+	image_size_for(&u, &bytes, &inodes);
+	cr_assert_eq(bytes % (1 << 20), 0);
+	cr_assert_geq(bytes, u.bytes + (16 << 20));
+	cr_assert_geq(inodes, u.inodes + 10);
+
+	u = (struct image_usage){.bytes = 1ULL << 30, .inodes = 40000};
+	image_size_for(&u, &bytes, &inodes);
+	cr_assert_geq(bytes, (1ULL << 30) + (1ULL << 30) / 8);
+	cr_assert_geq(inodes, 50000);
+}

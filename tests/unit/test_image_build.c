@@ -1,0 +1,430 @@
+/* flint run --image (issue 14): a directory or tar archive made into an
+ * ext4 image in the cache, through a runner that records the commands (and
+ * runs tar and the decompressors for real); the cache used again; the
+ * scratch disk. The last tests run the real mke2fs and check its image
+ * with e2fsck and debugfs. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "image/build.h"
+#include "image/image.h"
+
+static char top[] = "/tmp/flint-imgb-XXXXXX";
+static char cache[128], src[128];
+
+struct fake {
+	char cmds[8][2048]; /* each command's words, joined by spaces */
+	int n;
+	int mke2fs_status;   /* what the fake mke2fs answers */
+	char seen[PATH_MAX]; /* mke2fs -d's tree had this file */
+	char seen_text[64];
+};
+
+/* Records the command; tar, xz and zstd run for real, mke2fs leaves a
+ * small file at its image path and notes what its source tree held. */
+static int fake_run(void *ctx, char *const argv[], int in_fd, int out_fd)
+{
+	struct fake *f = ctx;
+	char *s = f->cmds[f->n < 8 ? f->n++ : 7];
+	int i = 0, argc = 0;
+
+	s[0] = '\0';
+	for (; argv[argc]; argc++)
+		snprintf(s + strlen(s), sizeof(f->cmds[0]) - strlen(s), "%s%s", argc ? " " : "",
+			 argv[argc]);
+	while (argv[i] && strcmp(argv[i], "mke2fs"))
+		i++;
+	if (!argv[i])
+		return image_run_cmd(NULL, argv, in_fd, out_fd);
+	if (f->mke2fs_status)
+		return f->mke2fs_status;
+	for (int j = i; j + 1 < argc; j++)
+		if (!strcmp(argv[j], "-d")) {
+			char p[PATH_MAX * 2];
+			FILE *in;
+			snprintf(p, sizeof(p), "%s/%s", argv[j + 1], f->seen);
+			if ((in = fopen(p, "r"))) {
+				if (!fgets(f->seen_text, sizeof(f->seen_text), in))
+					f->seen_text[0] = '\0';
+				fclose(in);
+			}
+		}
+	/* The image path: the word before the size, or last for scratch. */
+	const char *img = argv[argc - 1][0] == '/' ? argv[argc - 1] : argv[argc - 2];
+	FILE *o = fopen(img, "w");
+	cr_assert_not_null(o, "%s", img);
+	fputs("fake ext4", o);
+	fclose(o);
+	return 0;
+}
+
+static void setup(void)
+{
+	char cmd[1024];
+	cr_assert_not_null(mkdtemp(top));
+	snprintf(cache, sizeof(cache), "%s/cache", top);
+	snprintf(src, sizeof(src), "%s/src", top);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir -p %1$s/etc %1$s/bin; echo hello >%1$s/etc/motd; "
+		 "ln -s ../etc/motd %1$s/bin/m",
+		 src);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(image_build, .init = setup, .fini = teardown);
+
+static int prepare(struct image_builder *b, const char *path, char *out, bool *built, char *err)
+{
+	return image_prepare(b, path, out, PATH_MAX, built, err, 512);
+}
+
+/* Nothing but images in the cache: no work directory left behind. */
+static size_t cache_entries(void)
+{
+	char pat[PATH_MAX + 16];
+	glob_t g;
+	size_t n;
+
+	snprintf(pat, sizeof(pat), "%s/images/*", cache);
+	if (glob(pat, GLOB_PERIOD, NULL, &g))
+		return 0;
+	n = 0;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+		if (strcmp(base, ".") && strcmp(base, ".."))
+			n++;
+	}
+	globfree(&g);
+	return n;
+}
+
+Test(image_build, cache_dir_from_the_environment)
+{
+	char d[PATH_MAX];
+
+	setenv("FLINT_CACHE", "/c/flint", 1);
+	setenv("XDG_CACHE_HOME", "/x", 1);
+	setenv("HOME", "/h", 1);
+	cr_assert_eq(image_cache_dir(d, sizeof(d)), 0);
+	cr_assert_str_eq(d, "/c/flint");
+	unsetenv("FLINT_CACHE");
+	cr_assert_eq(image_cache_dir(d, sizeof(d)), 0);
+	cr_assert_str_eq(d, "/x/flint");
+	setenv("XDG_CACHE_HOME", "", 1);
+	cr_assert_eq(image_cache_dir(d, sizeof(d)), 0);
+	cr_assert_str_eq(d, "/h/.cache/flint");
+	unsetenv("HOME");
+	cr_assert_eq(image_cache_dir(d, sizeof(d)), -ENOENT);
+	cr_assert_eq(image_cache_dir(d, 4), -ENOENT);
+}
+
+Test(image_build, directory_built_once_then_reused)
+{
+	struct fake f = {.seen = "etc/motd"};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", key[IMAGE_KEY_LEN], want[PATH_MAX * 2];
+	bool built;
+
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_eq(f.n, 1, "commands: %d", f.n);
+	cr_assert_eq(image_key(src, IMAGE_DIR, key, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/images/%s.ext4", cache, key);
+	cr_assert_str_eq(out, want);
+	cr_assert_eq(access(out, R_OK), 0);
+	/* 4 KiB blocks, no journal, inodes and size from the content, the
+	 * tree itself as -d, a private temporary file. */
+	struct image_usage u;
+	uint64_t bytes, inodes;
+	cr_assert_eq(image_measure(src, &u, err, sizeof(err)), 0);
+	image_size_for(&u, &bytes, &inodes);
+	snprintf(
+	    want, sizeof(want),
+	    "mke2fs -q -F -t ext4 -b 4096 -m 0 -O ^has_journal -N %llu -d %s %s/images/.build-",
+	    (unsigned long long)inodes, src, cache);
+	cr_assert_eq(strncmp(f.cmds[0], want, strlen(want)), 0, "%s", f.cmds[0]);
+	snprintf(want, sizeof(want), "/image.ext4 %lluk", (unsigned long long)bytes >> 10);
+	cr_assert_not_null(strstr(f.cmds[0], want), "%s", f.cmds[0]);
+	cr_assert_str_eq(f.seen_text, "hello\n");
+	cr_assert_eq(cache_entries(), 1, "a work directory was left behind");
+
+	/* The same content again: from the cache, no mke2fs. */
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_eq(f.n, 1, "mke2fs ran again: %s", f.cmds[1]);
+	cr_assert_str_eq(again, out);
+
+	/* One byte changed: another image. */
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "echo hellO >%s/etc/motd", src);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_str_neq(again, out);
+	cr_assert_eq(cache_entries(), 2);
+}
+
+Test(image_build, ext4_image_used_as_it_is)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char p[PATH_MAX], out[PATH_MAX], err[512];
+	static uint8_t blk[2048];
+	bool built = true;
+	FILE *o;
+
+	blk[1080] = 0x53, blk[1081] = 0xef;
+	snprintf(p, sizeof(p), "%s/disk", top);
+	cr_assert_not_null(o = fopen(p, "w"));
+	cr_assert_eq(fwrite(blk, 1, sizeof(blk), o), sizeof(blk));
+	fclose(o);
+	cr_assert_eq(prepare(&b, p, out, &built, err), 0, "%s", err);
+	cr_assert_str_eq(out, p);
+	cr_assert_not(built);
+	cr_assert_eq(f.n, 0);
+	cr_assert_eq(cache_entries(), 0);
+}
+
+/* A tar archive of src made with `how` ("" plain, "z" gzip, "J" xz,
+ * "--zstd"), at a name that says nothing. */
+static void make_tar(const char *how, char *out)
+{
+	char cmd[PATH_MAX * 3];
+	snprintf(out, PATH_MAX, "%s/archive%s", top, how);
+	snprintf(cmd, sizeof(cmd), "tar -C %s %s%s -cf %s .", src, how[0] == '-' ? "" : "-",
+		 how[0] ? how : "", out);
+	if (!how[0])
+		snprintf(cmd, sizeof(cmd), "tar -C %s -cf %s .", src, out);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void tar_kind(const char *how, const char *decompress)
+{
+	struct fake f = {.seen = "etc/motd"};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char tar[PATH_MAX], out[PATH_MAX], err[512] = "", want[PATH_MAX * 2];
+	bool built;
+	int c = 0;
+
+	make_tar(how, tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	if (decompress)
+		cr_assert_str_eq(f.cmds[c++], decompress);
+	snprintf(want, sizeof(want), "tar -x --numeric-owner -f %s",
+		 decompress || how[0] == 'z' ? cache : tar);
+	cr_assert_eq(strncmp(f.cmds[c], want, strlen(want)), 0, "%s", f.cmds[c]);
+	cr_assert_not_null(strstr(f.cmds[c++], "/root"), "extracted into the work directory");
+	cr_assert_not_null(strstr(f.cmds[c], "mke2fs "), "%s", f.cmds[c]);
+	cr_assert_not_null(strstr(f.cmds[c], "/root "), "mke2fs -d of the extracted tree");
+	cr_assert_str_eq(f.seen_text, "hello\n", "the tree mke2fs saw");
+	cr_assert_eq(f.n, c + 1);
+	cr_assert_eq(cache_entries(), 1);
+	/* And again: the cache. */
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_eq(f.n, c + 1);
+}
+
+Test(image_build, tar_plain)
+{
+	tar_kind("", NULL);
+}
+
+Test(image_build, tar_gzip)
+{
+	tar_kind("z", NULL); /* zlib, no program */
+}
+
+Test(image_build, tar_xz)
+{
+	tar_kind("J", "xz -dc");
+}
+
+Test(image_build, tar_zstd)
+{
+	if (system("command -v zstd >/dev/null"))
+		cr_skip_test("no zstd");
+	tar_kind("--zstd", "zstd -dc");
+}
+
+Test(image_build, fakeroot_without_root)
+{
+	struct fake f = {.seen = "etc/motd"};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f, .fakeroot = true};
+	char tar[PATH_MAX], out[PATH_MAX], err[512] = "";
+	bool built;
+
+	if (system("command -v fakeroot >/dev/null"))
+		cr_skip_test("no fakeroot");
+	make_tar("", tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert_eq(f.n, 2);
+	cr_assert_eq(strncmp(f.cmds[0], "fakeroot -s ", 12), 0, "%s", f.cmds[0]);
+	cr_assert_eq(strncmp(f.cmds[1], "fakeroot -i ", 12), 0, "%s", f.cmds[1]);
+	/* The same state file: the owners tar set are the ones mke2fs sees. */
+	char s0[PATH_MAX], s1[PATH_MAX];
+	cr_assert_eq(sscanf(f.cmds[0], "fakeroot -s %s", s0), 1);
+	cr_assert_eq(sscanf(f.cmds[1], "fakeroot -i %s", s1), 1);
+	cr_assert_str_eq(s0, s1);
+	cr_assert_not_null(strstr(f.cmds[0], " -- tar -x "));
+	cr_assert_not_null(strstr(f.cmds[1], " -- mke2fs "));
+}
+
+Test(image_build, failures_leave_nothing_and_say_why)
+{
+	struct fake f = {.mke2fs_status = 1};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX];
+	bool built;
+
+	cr_assert_lt(prepare(&b, src, out, &built, err), 0);
+	cr_assert_not_null(strstr(err, src), "%s", err);
+	cr_assert_not_null(strstr(err, "mke2fs failed with status 1"), "%s", err);
+	cr_assert_eq(cache_entries(), 0);
+
+	f = (struct fake){.mke2fs_status = -ENOENT};
+	cr_assert_lt(prepare(&b, src, out, &built, err), 0);
+	cr_assert_not_null(strstr(err, "cannot run mke2fs: not installed (e2fsprogs)"), "%s", err);
+	cr_assert_eq(cache_entries(), 0);
+
+	/* A tar archive cut short: tar's own failure, named. */
+	make_tar("", tar);
+	cr_assert_eq(truncate(tar, 1600), 0); /* in /etc/motd's data */
+	f = (struct fake){0};
+	cr_assert_lt(prepare(&b, tar, out, &built, err), 0);
+	cr_assert_not_null(strstr(err, "tar failed"), "%s", err);
+	cr_assert_eq(cache_entries(), 0);
+
+	/* Not an image at all */
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/etc/motd", src);
+	cr_assert_lt(prepare(&b, p, out, &built, err), 0);
+	cr_assert_not_null(strstr(err, "not an image flint knows"), "%s", err);
+}
+
+Test(image_build, scratch)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", want[PATH_MAX * 2];
+	struct stat st;
+
+	cr_assert_eq(image_make_scratch(&b, top, 64 << 20, out, sizeof(out), err, sizeof(err)), 0,
+		     "%s", err);
+	snprintf(want, sizeof(want), "%s/scratch-", top);
+	cr_assert_eq(strncmp(out, want, strlen(want)), 0, "%s", out);
+	snprintf(want, sizeof(want), "mke2fs -q -F -t ext4 -m 0 -O ^has_journal %s", out);
+	cr_assert_str_eq(f.cmds[0], want);
+	cr_assert_eq(stat(out, &st), 0);
+	cr_assert_eq(unlink(out), 0);
+
+	f = (struct fake){.mke2fs_status = 1};
+	cr_assert_lt(image_make_scratch(&b, top, 64 << 20, out, sizeof(out), err, sizeof(err)), 0);
+	cr_assert_neq(stat(out, &st), 0, "a failed scratch file was left");
+}
+
+/* ---- the real mke2fs ---------------------------------------------------- */
+
+static void need_e2fsprogs(void)
+{
+	if (system("command -v mke2fs >/dev/null && command -v debugfs >/dev/null && "
+		   "command -v e2fsck >/dev/null"))
+		cr_skip_test("no e2fsprogs");
+}
+
+/* e2fsck finds the image clean and debugfs lists what the tree had. */
+static void check_image(const char *img)
+{
+	char cmd[PATH_MAX * 2], line[256] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "e2fsck -fn %s >/dev/null 2>&1", img);
+	cr_assert_eq(system(cmd), 0, "e2fsck -fn %s", img);
+	snprintf(cmd, sizeof(cmd), "debugfs -R 'cat /etc/motd' %s 2>/dev/null", img);
+	cr_assert_not_null(p = popen(cmd, "r"));
+	cr_assert_not_null(fgets(line, sizeof(line), p));
+	pclose(p);
+	cr_assert_str_eq(line, "hello\n");
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "debugfs -R 'stat /bin/m' %s 2>/dev/null | grep -q 'Fast link dest: \"../etc/motd\"'",
+	    img);
+	cr_assert_eq(system(cmd), 0, "the symlink");
+}
+
+Test(image_build, real_mke2fs_from_a_directory_and_a_tar)
+{
+	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX];
+	bool built;
+
+	need_e2fsprogs();
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	check_image(out);
+	make_tar("z", tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	check_image(out);
+	cr_assert_eq(cache_entries(), 2);
+}
+
+/* Four processes build the same image at once: each ends with a whole
+ * image at the same path, and nothing else is left. */
+Test(image_build, concurrent_builds)
+{
+	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
+	char out[PATH_MAX], err[512] = "";
+	pid_t pids[4];
+	bool built;
+	int st;
+
+	need_e2fsprogs();
+	for (int i = 0; i < 4; i++) {
+		cr_assert_geq(pids[i] = fork(), 0);
+		if (pids[i] == 0)
+			_exit(prepare(&b, src, out, &built, err) == 0 ? 0 : 1);
+	}
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(waitpid(pids[i], &st, 0), pids[i]);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	cr_assert_eq(cache_entries(), 1);
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	check_image(out);
+}
+
+Test(image_build, real_scratch)
+{
+	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
+	char out[PATH_MAX], err[512] = "", cmd[PATH_MAX + 64];
+	struct stat st;
+
+	need_e2fsprogs();
+	cr_assert_eq(image_make_scratch(&b, top, 1ULL << 30, out, sizeof(out), err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(stat(out, &st), 0);
+	cr_assert_eq(st.st_size, 1LL << 30);
+	cr_assert_lt(st.st_blocks * 512, 64 << 20, "not sparse: %lld bytes used",
+		     (long long)st.st_blocks * 512);
+	snprintf(cmd, sizeof(cmd), "e2fsck -fn %s >/dev/null 2>&1", out);
+	cr_assert_eq(system(cmd), 0);
+}

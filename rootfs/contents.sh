@@ -34,3 +34,7 @@ done
 for f in passwd group hostname; do
 	echo "file /etc/$f $HERE/etc/$f 0644 0 0"
 done
+# Resolvers read the DNS server the kernel's ip= names (flint's --net user
+# gives 10.0.2.3, passt's forwarder) from /proc/net/pnp: a read-only root
+# needs no file of its own. Without ip= it names none.
+echo "slink /etc/resolv.conf /proc/net/pnp 0777 0 0"

@@ -800,6 +800,8 @@ Test(passt, its_arguments)
 	cr_assert_not_null(strstr(line, "--address 10.0.2.15 --netmask 24 --gateway 10.0.2.2"),
 			   "%s", line);
 	cr_assert_not_null(strstr(line, "--dns-forward 10.0.2.3"), "%s", line);
+	if (geteuid() == 0)
+		cr_assert_not_null(strstr(line, "--runas 65534:65534"), "%s", line);
 	unlink(p);
 	unsetenv("FLINT_PASST");
 }

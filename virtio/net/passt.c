@@ -201,6 +201,8 @@ int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms
 			(char *)net->dns,
 			"--dns-forward",
 			(char *)net->dns,
+			NULL,
+			NULL,
 			NULL};
 	pid_t parent = getpid();
 	int sv[2] = {-1, -1}, errfd = -1, st, r;
@@ -215,6 +217,12 @@ int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms
 		return -EINVAL;
 	}
 	stream_put_len(probe, (uint32_t)plen);
+	/* As root, passt changes to nobody by name, which a host with no
+	 * passwd entry for it (the rig's L1) cannot look up: by number. */
+	if (geteuid() == 0) {
+		argv[ARRAY_SIZE(argv) - 3] = "--runas";
+		argv[ARRAY_SIZE(argv) - 2] = "65534:65534";
+	}
 	snprintf(prefix, sizeof(prefix), "%u", net->prefix);
 	if ((r = passt_find(bin, sizeof(bin))) < 0)
 		return r;

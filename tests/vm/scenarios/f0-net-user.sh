@@ -1,0 +1,80 @@
+# --net user: rootless networking through passt. A busybox httpd listens on
+# L1's loopback only; the guest (10.0.2.15, from the kernel's ip= that flint
+# adds) fetches a small file and 1 MiB of random bytes from passt's gateway
+# address 10.0.2.2, which passt maps to the host's loopback, and their
+# contents match. The guest's address, route and DNS server are the ones
+# flint gave. passt is gone once flint has exited; a passt flint cannot find
+# is an error naming it.
+# passt needs a host interface with a default route to take as its template,
+# and L1 has none: a tap with an address and a default route stands in (no
+# packet goes through it: the guest's connection is passt's to the
+# loopback).
+# timeout: 300
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-net.sh"
+need_guest
+[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
+"$FLINT" --help 2>&1 | grep -q 'user\[,mac' || skip "flint has no --net user"
+command -v passt >/dev/null || skip "no passt in L1 (the rig copies /usr/bin/passt: apt-get install passt)"
+
+if ! ip route | grep -q '^default'; then
+	[ -c /dev/net/tun ] || skip "no default route and no /dev/net/tun to make one for passt"
+	tunctl -t fu0 >/dev/null || fail "cannot create tap fu0"
+	TAPS="$TAPS fu0"
+	ip addr add 192.0.2.1/24 dev fu0 && ip link set fu0 up &&
+		ip route add default via 192.0.2.254 dev fu0 || fail "cannot give fu0 a default route"
+fi
+
+mkdir -p "$T/www"
+marker="user-net-$(head -c 12 /dev/urandom | md5sum | cut -c1-16)"
+echo "$marker" >"$T/www/hello.txt"
+head -c 1048576 /dev/urandom >"$T/www/big"
+want_big=$(sha256sum <"$T/www/big" | cut -d' ' -f1)
+busybox httpd -f -p 127.0.0.1:8080 -h "$T/www" &
+bg $!
+for i in $(seq 50); do
+	nc -z 127.0.0.1 8080 2>/dev/null && break
+	sleep 0.1
+done
+
+run() {
+	status=0
+	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
+	echo "flint run $* -> status $status"
+}
+
+run --net user --stats -- sh -c 'ip -4 addr show eth0; ip route; cat /proc/net/pnp; wget -q -O - http://10.0.2.2:8080/hello.txt; echo big=$(wget -q -O - http://10.0.2.2:8080/big | sha256sum)'
+keep_logs net-f0
+expect_status 0 "the guest's fetches succeeded"
+grep -q "^$marker\$" "$OUT" || fail "the guest did not get hello.txt ($marker)"
+got_big=$(sed -n 's/^big=\([0-9a-f]\{64\}\).*/\1/p' "$OUT")
+[ "$got_big" = "$want_big" ] || fail "1 MiB from the host: sha256 $got_big in the guest, $want_big sent"
+grep -q 'inet 10\.0\.2\.15/24' "$OUT" || fail "eth0 has not 10.0.2.15/24"
+grep -q 'default via 10\.0\.2\.2' "$OUT" || fail "no default route via 10.0.2.2"
+grep -q 'nameserver 10\.0\.2\.3' "$OUT" || fail "the kernel has no DNS server 10.0.2.3 (/proc/net/pnp)"
+
+stats=$(net_stats)
+
+# passt quits with flint (its socket's end): none left but zombies (L1's
+# init reaps orphans as it pleases).
+passt_alive() {
+	for p in /proc/[0-9]*; do
+		case $(sed -n 's/^Name:[[:space:]]*//p' "$p/status" 2>/dev/null) in
+		passt*) sed -n 's/^State:[[:space:]]*//p' "$p/status" | grep -qv '^Z' && return 0 ;;
+		esac
+	done
+	return 1
+}
+for i in $(seq 50); do
+	passt_alive || break
+	sleep 0.1
+done
+! passt_alive || fail "a passt is still running after flint: $(ps | grep '[p]asst')"
+
+# No passt: an error naming it, and no guest started for nothing.
+export FLINT_PASST=/nonexistent/passt
+run --net user -- true
+unset FLINT_PASST
+expect_failure "no passt"
+expect_err 'passt' "a message naming passt"
+echo "hello.txt and 1 MiB fetched through passt from L1's loopback; ${stats:-no --stats line}"

@@ -592,7 +592,8 @@ int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t 
 		const struct vmc_net *o = &c->nets[i];
 		if ((int)i == at)
 			continue;
-		if (o->host_dev_name && n->host_dev_name && !strcmp(o->host_dev_name, n->host_dev_name))
+		if (o->host_dev_name && n->host_dev_name &&
+		    !strcmp(o->host_dev_name, n->host_dev_name))
 			FAIL("host_dev_name: '%s' is already used by interface '%s'",
 			     n->host_dev_name, o->iface_id);
 		if (n->has_guest_mac && o->has_guest_mac && !memcmp(o->guest_mac, n->guest_mac, 6))

@@ -144,7 +144,7 @@ struct vmc_net {
 	 * "user"), no tap. A host_dev_name given later (a restore's network
 	 * override) makes the interface a tap again. */
 	bool user;
-	bool has_guest_mac;  /* else the guest picks one */
+	bool has_guest_mac; /* else the guest picks one */
 	uint8_t guest_mac[6];
 	unsigned mtu; /* advertised with VIRTIO_NET_F_MTU; 0: none */
 	struct ratelimit_cfg rx_rate_limiter, tx_rate_limiter;

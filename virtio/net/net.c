@@ -1373,7 +1373,7 @@ void net_destroy(struct net *n)
 	if (!n)
 		return;
 	/* passt quits at its socket's end; flint, under its seccomp filter
-	 * by now, does not wait for it (its parent reaps it at flint's end). */
+	 * by now, does not wait for it (once flint has exited, init reaps it). */
 	close_fd(&n->fd);
 	close_fd(&n->kick_fd);
 	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||

@@ -220,14 +220,114 @@ static int cmdline_has(const char *word)
 	return 0;
 }
 
+/* The value of `key=` on the kernel command line, before any "--", into
+ * out; 0 if it is there. */
+static int cmdline_value(const char *key, char *out, size_t len)
+{
+	char buf[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	size_t klen = strlen(key);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	for (char *save, *w = strtok_r(buf, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+		if (!strcmp(w, "--"))
+			return -1;
+		if (!strncmp(w, key, klen) && w[klen] == '=' &&
+		    (size_t)snprintf(out, len, "%s", w + klen + 1) < len)
+			return 0;
+	}
+	return -1;
+}
+
+/* mkdir, and 0 when the directory was there already. */
+static int make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST) {
+		say("flint-init: mkdir %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int mount_or_say(const char *src, const char *dir, const char *type, unsigned long flags,
+			const char *data)
+{
+	if (mount(src, dir, type, flags, data) == 0)
+		return 0;
+	say("flint-init: mount %s on %s: %s\n", src ? src : type, dir, strerror(errno));
+	return -1;
+}
+
+/*
+ * `flint run --image` (kernel arguments flint.image=DEV, flint.scratch=DEV):
+ * makes the user's image the root, writable and never written. flint's own
+ * root (read-only, /dev/vda) stays what the kernel booted and where init and
+ * the agent come from; the image is mounted read-only as an overlay's lower
+ * layer, over an upper layer in a tmpfs or on the scratch disk. The
+ * overlay gets /dev, /proc, /sys, /tmp and /run moved into it and flint's
+ * root bound read-only at /.flint, then becomes / (moved over it, chroot),
+ * so that the command sees the user's userland with its PATH, and its
+ * /sbin/init never runs. Returns the agent's path from the new root, NULL
+ * when there is no image, or "" when it could not be set up (the command
+ * must not run in flint's own root instead).
+ */
+static const char *enter_image(void)
+{
+	static const char *const moved[] = {"/dev", "/proc", "/sys", "/tmp", "/run"};
+	char img[128], scratch[128], to[64];
+	int has_scratch;
+
+	if (cmdline_value("flint.image", img, sizeof(img)) < 0)
+		return NULL;
+	has_scratch = cmdline_value("flint.scratch", scratch, sizeof(scratch)) == 0;
+	/* flint's root is read-only: the mount points live in a tmpfs on
+	 * /mnt, which the default upper layer shares. */
+	if (mount_or_say("tmpfs", "/mnt", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
+	    make_dir("/mnt/lower", 0755) < 0 || make_dir("/mnt/rw", 0755) < 0 ||
+	    make_dir("/mnt/root", 0755) < 0)
+		return "";
+	/* A journal left to replay cannot be replayed on a read-only drive. */
+	if (mount(img, "/mnt/lower", "ext4", MS_RDONLY, NULL) < 0 &&
+	    mount_or_say(img, "/mnt/lower", "ext4", MS_RDONLY, "noload") < 0)
+		return "";
+	if (has_scratch && mount_or_say(scratch, "/mnt/rw", "ext4", 0, NULL) < 0)
+		return "";
+	if (make_dir("/mnt/rw/upper", 0755) < 0 || make_dir("/mnt/rw/work", 0755) < 0 ||
+	    mount_or_say("overlay", "/mnt/root", "overlay", 0,
+			 "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work") < 0)
+		return "";
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		snprintf(to, sizeof(to), "/mnt/root%s", moved[i]);
+		if (make_dir(to, !strcmp(moved[i], "/tmp") ? 01777 : 0755) < 0 ||
+		    mount_or_say(moved[i], to, NULL, MS_MOVE, NULL) < 0)
+			return "";
+	}
+	if (make_dir("/mnt/root/.flint", 0755) < 0 ||
+	    mount_or_say("/", "/mnt/root/.flint", NULL, MS_BIND, NULL) < 0 ||
+	    mount_or_say(NULL, "/mnt/root/.flint", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) <
+		0)
+		return "";
+	if (chdir("/mnt/root") < 0 || mount_or_say(".", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0) {
+		say("flint-init: cannot enter the image: %s\n", strerror(errno));
+		return "";
+	}
+	return "/.flint" AGENT;
+}
+
 /*
  * Starts the guest agent in a session of its own (no controlling tty, so
  * ^C on the console never reaches it), stdin from /dev/null, its messages
  * on the console. Init reaps it like any orphan.
  */
-static void start_agent(const sigset_t *oldmask)
+static void start_agent(const sigset_t *oldmask, const char *path)
 {
-	static char *const argv[] = {AGENT, NULL};
+	char *const argv[] = {(char *)path, NULL};
 	pid_t pid = fork();
 	int fd;
 
@@ -245,8 +345,8 @@ static void start_agent(const sigset_t *oldmask)
 		close(fd);
 	}
 	if (chdir("/") == 0)
-		execv(AGENT, argv);
-	say("flint-init: cannot run %s: %s\n", AGENT, strerror(errno));
+		execv(path, argv);
+	say("flint-init: cannot run %s: %s\n", path, strerror(errno));
 	_exit(127);
 }
 
@@ -345,6 +445,7 @@ int main(int argc, char **argv)
 	const int sigs[] = {SIGCHLD, SIGTERM, SIGUSR1, SIGUSR2, SIGINT};
 	sigset_t set, oldmask;
 	int status = 0, agent;
+	const char *agent_path;
 	char tty[160];
 	pid_t child = 0;
 
@@ -387,8 +488,14 @@ int main(int argc, char **argv)
 	say("flint-init: ready\n");
 
 	agent = cmdline_has("flint.agent");
+	agent_path = enter_image();
+	if (agent_path && !*agent_path) {
+		/* No command in flint's own root in place of the user's. */
+		status = 125;
+		goto out;
+	}
 	if (agent)
-		start_agent(&oldmask);
+		start_agent(&oldmask, agent_path ? agent_path : AGENT);
 	/* The agent alone: no demo; the host ends the VM. */
 	if (argc > 1 || !agent)
 		child = spawn(argc > 1 ? argv + 1 : demo, &oldmask, tty);
@@ -407,6 +514,7 @@ int main(int argc, char **argv)
 			shutdown_guest(sig);
 	}
 
+out:
 	settle_root();
 	sync();
 	drain_console();

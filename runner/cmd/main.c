@@ -19,6 +19,8 @@
 #include "core/seccomp.h"
 #include "core/util.h"
 #include "core/vm.h"
+#include "image/build.h"
+#include "image/image.h"
 #include "serve/server.h"
 
 /* How long flint run waits for the guest agent (to connect after a boot,
@@ -47,14 +49,15 @@ static int check_kvm(void)
 struct run_setup {
 	char kernel[PATH_MAX];
 	char append[4096];
-	char dir[PATH_MAX];	   /* private directory of the vsock socket, "" if none */
+	char dir[PATH_MAX];	    /* private directory of the vsock socket, "" if none */
 	char listen_path[PATH_MAX]; /* where the agent's connection arrives */
+	char scratch[PATH_MAX];	    /* --scratch's disk, removed once opened; "" if none */
 };
 
 /* Find a default guest file `name` where h says; if none, say where flint
  * looked and how to point it elsewhere (FLINT_HOME, or the option `opt`). */
-static int find_default(const struct home *h, const char *what, const char *name,
-			const char *opt, char *out, size_t len)
+static int find_default(const struct home *h, const char *what, const char *name, const char *opt,
+			char *out, size_t len)
 {
 	char where[3 * PATH_MAX + 80];
 	int r = home_find(h, name, out, len);
@@ -98,6 +101,79 @@ static int private_socket(struct config *cfg, struct run_setup *rs)
 	return 0;
 }
 
+/* Add a drive for flint run (after the user's), and say which /dev/vdX
+ * the guest sees it as in dev. */
+static int add_run_drive(struct config *cfg, const char *path, bool read_only, char *dev,
+			 size_t len)
+{
+	if (cfg->ndrives == MAX_DRIVES) {
+		pr_err("flint run: at most %d drives with --image and --scratch", MAX_DRIVES);
+		return -EINVAL;
+	}
+	cfg->drives[cfg->ndrives] =
+	    (struct drive_cfg){.path = strdup(path), .read_only = read_only};
+	if (!cfg->drives[cfg->ndrives].path)
+		return -ENOMEM;
+	snprintf(dev, len, "/dev/vd%c", 'a' + cfg->ndrives++);
+	return 0;
+}
+
+/* --rootfs keeps taking any file as it is (the drive says what is wrong
+ * with it); a directory or tar archive is made into an ext4 image in
+ * flint's cache as for --image, its path in rootfs. */
+static int run_root_image(const struct config *cfg, char *rootfs, size_t len)
+{
+	char cache[PATH_MAX], err[PATH_MAX + 256] = "";
+	struct image_builder b;
+	enum image_kind k;
+	int r;
+
+	if (!cfg->rootfs || image_detect(cfg->rootfs, &k, NULL, 0) < 0 || k == IMAGE_EXT4)
+		return 0;
+	if ((r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0 ||
+	    (r = image_prepare(&b, cfg->rootfs, rootfs, len, NULL, err, sizeof(err))) < 0)
+		pr_err("flint run: --rootfs %s", err);
+	return r;
+}
+
+/* --image PATH and --scratch SIZE: the image (ext4, or a directory or tar
+ * archive made into one in flint's cache) as a read-only drive and the
+ * scratch disk (in the cache directory, not a tmpfs /tmp) as a writable
+ * one, after the user's drives, named on the kernel command line in args
+ * (" flint.image=/dev/vdX flint.scratch=/dev/vdY") for the guest init,
+ * which lays an overlay over them (rootfs/init.c). */
+static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, size_t len)
+{
+	char cache[PATH_MAX], path[PATH_MAX + 16], err[PATH_MAX + 256] = "", dev[16];
+	struct image_builder b;
+	int r, n;
+
+	args[0] = '\0';
+	if (!cfg->image)
+		return 0;
+	if ((r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0 ||
+	    (r = image_prepare(&b, cfg->image, path, sizeof(path), NULL, err, sizeof(err))) < 0) {
+		pr_err("flint run: --image %s", err);
+		return r;
+	}
+	if ((r = add_run_drive(cfg, path, true, dev, sizeof(dev))) < 0)
+		return r;
+	n = snprintf(args, len, " flint.image=%s", dev);
+	if (!cfg->scratch)
+		return 0;
+	snprintf(path, sizeof(path), "%s/scratch", cache);
+	if ((r = image_make_scratch(&b, path, cfg->scratch, rs->scratch, sizeof(rs->scratch), err,
+				    sizeof(err))) < 0) {
+		rs->scratch[0] = '\0';
+		pr_err("flint run: --scratch: %s", err);
+		return r;
+	}
+	if ((r = add_run_drive(cfg, rs->scratch, false, dev, sizeof(dev))) < 0)
+		return r;
+	snprintf(args + n, len - (size_t)n, " flint.scratch=%s", dev);
+	return 0;
+}
+
 /* Fill in flint run's defaults: kernel and root image from FLINT_HOME,
  * beside the binary or under the install prefix (home.h), the root image as
  * a read-only /dev/vda (by its absolute path when a snapshot is saved: a
@@ -105,7 +181,7 @@ static int private_socket(struct config *cfg, struct run_setup *rs)
  * socket in a private directory unless the user gave --vsock. */
 static int run_prepare(struct config *cfg, struct run_setup *rs)
 {
-	char rootfs[PATH_MAX], exe[PATH_MAX], abs[PATH_MAX];
+	char rootfs[PATH_MAX], exe[PATH_MAX], abs[PATH_MAX], images[128];
 	struct home h;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	int r;
@@ -124,6 +200,8 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	else if ((r = find_default(&h, "root file system", "rootfs.ext4", "--rootfs IMG", rootfs,
 				   sizeof(rootfs))) < 0)
 		return r;
+	if ((r = run_root_image(cfg, rootfs, sizeof(rootfs))) < 0)
+		return r;
 	if (cfg->save_snapshot && realpath(rootfs, abs))
 		snprintf(rootfs, sizeof(rootfs), "%s", abs);
 	pr_debug("flint run: kernel %s, root file system %s", cfg->kernel, rootfs);
@@ -137,9 +215,11 @@ static int run_prepare(struct config *cfg, struct run_setup *rs)
 	cfg->ndrives++;
 	if (!cfg->drives[0].path)
 		return -ENOMEM;
-	if ((size_t)snprintf(rs->append, sizeof(rs->append), "root=/dev/vda ro flint.agent%s%s",
-			     cfg->append ? " " : "", cfg->append ? cfg->append : "") >=
-	    sizeof(rs->append)) {
+	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0)
+		return r;
+	if ((size_t)snprintf(rs->append, sizeof(rs->append), "root=/dev/vda ro flint.agent%s%s%s",
+			     images, cfg->append ? " " : "",
+			     cfg->append ? cfg->append : "") >= sizeof(rs->append)) {
 		pr_err("flint run: --append is too long");
 		return -E2BIG;
 	}
@@ -356,6 +436,10 @@ static int run_command(struct config *cfg)
 	if (cfg->restore ? private_socket(cfg, &rs) < 0 || restore_for_run(&rc.vm, cfg) < 0
 			 : run_prepare(cfg, &rs) < 0 || create_from_cli(&rc.vm, cfg) < 0)
 		goto out;
+	/* The drive holds the scratch disk open: nothing is left of it when
+	 * flint ends, however it ends. */
+	if (rs.scratch[0] && unlink(rs.scratch) == 0)
+		rs.scratch[0] = '\0';
 	rc.restored_us = us_since_launch();
 	/* A restored agent made its one connection to the host long ago: flint
 	 * opens one to the port it listens on. */
@@ -395,6 +479,8 @@ static int run_command(struct config *cfg)
 out:
 	run_stop(r);
 	vm_destroy(rc.vm);
+	if (rs.scratch[0] && unlink(rs.scratch) < 0)
+		pr_err("flint run: cannot remove %s: %s", rs.scratch, strerror(errno));
 	if (rs.dir[0] && rmdir(rs.dir) < 0)
 		pr_err("flint run: cannot remove %s: %s", rs.dir, strerror(errno));
 	return status;
@@ -482,7 +568,8 @@ static int attach_command(const struct config *cfg)
 
 		run_get_timings(r, &t);
 		if (t.cmd_end_us)
-			snprintf(cmd, sizeof(cmd), "%.1f ms", (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+			snprintf(cmd, sizeof(cmd), "%.1f ms",
+				 (t.cmd_end_us - t.cmd_start_us) / 1000.0);
 		fprintf(stderr, "flint run: attached; launch to agent ready %.1f ms, command %s\n",
 			t.agent_ready_us / 1000.0, cmd);
 	}

@@ -90,7 +90,16 @@ void cli_usage(void)
 	       "(128+N when a signal killed it). Besides the options above:\n"
 	       "  --rootfs IMG       root file system image, read-only (default: rootfs.ext4\n"
 	       "                     from $FLINT_HOME, else next to flint, else the install's\n"
-	       "                     share/flint; --kernel defaults to vmlinux from there)\n"
+	       "                     share/flint; --kernel defaults to vmlinux from there);\n"
+	       "                     a directory or tar archive is made into one, as for\n"
+	       "                     --image, and must hold flint's /init and agent\n"
+	       "  --image PATH       run COMMAND in this userland: a directory, a tar archive\n"
+	       "                     (plain, gzip, xz or zstd) or an ext4 image; the first two\n"
+	       "                     are made into an ext4 image kept in flint's cache. The\n"
+	       "                     guest's / is an overlay of it, writable, the image never\n"
+	       "                     written\n"
+	       "  --scratch SIZE     with --image: the overlay's writable layer on a disk of\n"
+	       "                     SIZE (e.g. 4G) that flint makes and removes, not in memory\n"
 	       "  --timeout S        kill the command after S seconds: exit status 124\n"
 	       "  --timings          print launch-to-init, launch-to-agent and command times\n"
 	       "  --save-snapshot FILE  once the agent is ready, pause and save a Full\n"
@@ -297,6 +306,28 @@ static int run_string_option(struct config *cfg, enum run_opt o, const char *val
 	return -EINVAL;
 }
 
+/* flint run's --image PATH (what PATH holds is judged when the VM is made)
+ * and --scratch SIZE. 0 or -EINVAL with err. */
+static int run_image_option(struct config *cfg, bool image, const char *val, char *err,
+			    size_t errlen)
+{
+	if (image) {
+		if (!*val) {
+			bad(err, errlen, "--image: expected a directory, a tar archive or an ext4 "
+					 "image");
+			return -EINVAL;
+		}
+		cfg->image = val;
+	} else if (cli_parse_size(val, &cfg->scratch)) {
+		bad(err, errlen,
+		    "--scratch %.64s: expected a size such as 512M or 4G, at least 16M and a "
+		    "multiple of 4K",
+		    val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The command, --env and --workdir go to the agent in one request: refuse
  * here, naming them, what agent_request_encode would refuse later. */
 static enum cli_result check_request(const struct config *cfg, char *err, size_t errlen)
@@ -357,7 +388,8 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 {
 	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
 		       cfg->ndrives || cfg->nnets || cfg->vsock.enabled || cfg->rootfs ||
-		       cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 || cfg->config_file;
+		       cfg->image || cfg->scratch || cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 ||
+		       cfg->config_file;
 	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff ||
 			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
 			 cfg->n_drive_override || cfg->workset || cfg->record_workset;
@@ -397,6 +429,12 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		return bad(err, errlen, "flint run: --wait-fd needs --restore FILE: only a "
 					"restored VM waits, paused, for its go");
 	}
+	if (cfg->scratch && !cfg->image)
+		return bad(err, errlen, "flint run: --scratch is the writable layer over --image's "
+					"userland: it needs --image PATH");
+	if (cfg->scratch && cfg->save_snapshot)
+		return bad(err, errlen, "flint run: --scratch and --save-snapshot cannot be "
+					"combined: the scratch disk is removed when flint ends");
 	if (cfg->guest_argc == 0 && !cfg->save_snapshot)
 		return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
 					"COMMAND ARGS...");
@@ -420,7 +458,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
 	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
-	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE };
+	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE, O_IMAGE, O_SCRATCH };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -471,6 +509,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		{"workdir", required_argument, NULL, O_WORKDIR},
 		{"save-after", no_argument, NULL, O_SAVE_AFTER},
 		{"attach", required_argument, NULL, O_ATTACH},
+		{"image", required_argument, NULL, O_IMAGE},
+		{"scratch", required_argument, NULL, O_SCRATCH},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -556,6 +596,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_WORKDIR:
 		case O_SAVE_AFTER:
 		case O_ATTACH:
+		case O_IMAGE:
+		case O_SCRATCH:
 			/* By its name: argv[optind - 1] may be its value. */
 			if (!cfg->run)
 				return bad(err, errlen, "--%s is an option of flint run",
@@ -565,6 +607,9 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 							   : c == O_WORKDIR ? RUN_OPT_WORKDIR
 									    : RUN_OPT_ATTACH,
 						      optarg, argc, err, errlen) < 0)
+					return CLI_ERROR;
+			} else if (c == O_IMAGE || c == O_SCRATCH) {
+				if (run_image_option(cfg, c == O_IMAGE, optarg, err, errlen) < 0)
 					return CLI_ERROR;
 			} else if (c == O_SAVE_AFTER)
 				cfg->save_after = true;

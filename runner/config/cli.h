@@ -137,6 +137,12 @@ struct config {
 	 * VM through its vsock device's socket (Firecracker's hybrid vsock,
 	 * "CONNECT 52"), and run the command there. */
 	const char *attach; /* --attach UDS */
+	/* run: the user's userland, a directory, tar archive or ext4 image
+	 * (image/image.h), as the guest's root: an overlay of it, read-only,
+	 * under a writable layer in memory, or on a scratch disk of this many
+	 * bytes (0: none) that flint makes and removes. */
+	const char *image; /* --image PATH */
+	uint64_t scratch;  /* --scratch SIZE */
 };
 
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };

@@ -20,7 +20,7 @@ FUZZ_SRCS_fuzz_vsock := virtio/vsock/vsock_pkt.c virtio/vsock/vsock_conn.c virti
 	runner/core/util.c
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 # The device on a real io_uring event loop, a socket pair for its tap.
-FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/vq.c runner/core/ratelimit.c runner/core/wire.c \
+FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/net/stream.c virtio/net/passt.c virtio/vq.c runner/core/ratelimit.c runner/core/wire.c \
 	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
 # The stream protocol's decoder (--net user's frames from passt).

@@ -73,6 +73,14 @@ include mk/guest.mk
 include mk/fuzz.mk
 include mk/jail.mk
 
+# flint run --image's Debian userland for the rig's f3 scenario: debootstrap
+# where it is installed and the mirror answers, else this host's own
+# packages (tests/vm/debian-tar.sh); the rig carries $(BUILD)/vm-images/.
+$(BUILD)/vm-images/debian.tar.xz: tests/vm/debian-tar.sh
+	@mkdir -p $(dir $@)
+	tests/vm/debian-tar.sh $@
+vm-test: $(BUILD)/vm-images/debian.tar.xz
+
 test: unit smoke fuzz-smoke jail-test vm-test
 
 # Launch-to-init and VM exits against QEMU microvm, in one rig run.

@@ -1,0 +1,36 @@
+# flint run --image TAR: a userland from a tar archive, plain and gzip (the
+# kind judged by content: the names say nothing), extracted and made into an
+# ext4 image; modes and symlinks survive; the archive is not touched.
+# timeout: 240
+. "$(dirname "$0")/../lib.sh"
+need_guest
+[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
+mke2fs -V 2>&1 | grep -q E2fsprogs || skip "no e2fsprogs mke2fs here (the rig carries it)"
+export FLINT_CACHE=$T/cache
+
+run() {
+	status=0
+	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
+	echo "flint run $* -> status $status"
+}
+
+src=$T/src
+mkdir -p "$src/bin" "$src/etc" "$src/srv"
+cp "$(command -v busybox)" "$src/bin/busybox"
+for a in sh cat ls stat readlink; do ln -s busybox "$src/bin/$a"; done
+echo from-the-tar >"$src/etc/marker"
+chmod 640 "$src/etc/marker"
+ln -s ../etc/marker "$src/srv/link"
+tar -C "$src" -cf "$T/plain.img" .
+gzip -c "$T/plain.img" >"$T/packed.img"
+sum=$(sha256sum "$T/packed.img" | cut -d' ' -f1)
+
+for a in plain packed; do
+	run --image "$T/$a.img" -- sh -c 'cat /srv/link; stat -c %a /etc/marker; echo w >/w && echo writable'
+	expect_status 0 "a job from the $a tar archive"
+	grep -qx from-the-tar "$OUT" || fail "$a: the symlink to /etc/marker did not lead to it"
+	grep -qx 640 "$OUT" || fail "$a: /etc/marker lost its mode 640"
+	grep -qx writable "$OUT" || fail "$a: / was not writable"
+done
+expect_err "gzip-compressed tar archive" "the gzip archive recognised"
+[ "$(sha256sum "$T/packed.img" | cut -d' ' -f1)" = "$sum" ] || fail "the archive changed"

@@ -1,0 +1,44 @@
+# flint run --image --scratch SIZE: the writable layer on a scratch disk of
+# SIZE instead of memory. A job that fills it gets ENOSPC in the guest and
+# goes on (the file removed, writes work again); the host is unharmed: flint
+# exits with the job's status and leaves no scratch file behind. Without
+# --scratch the memory-backed layer (half the guest's memory) fills the same
+# way; with a scratch disk larger than memory the same write fits.
+# timeout: 420
+. "$(dirname "$0")/../lib.sh"
+need_guest
+[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
+mke2fs -V 2>&1 | grep -q E2fsprogs || skip "no e2fsprogs mke2fs here (the rig carries it)"
+export FLINT_CACHE=$T/cache
+
+run() {
+	status=0
+	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" --mem 128M "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
+	echo "flint run $* -> status $status"
+}
+
+img=$T/userland
+mkdir -p "$img/bin"
+cp "$(command -v busybox)" "$img/bin/busybox"
+for a in sh dd rm cat echo grep df; do ln -s busybox "$img/bin/$a"; done
+# 80 MiB into /: more than a 32 MiB scratch disk or 64 MiB of tmpfs hold.
+# (dd's message straight to the agent: a file for it would be on the full
+# disk.)
+job='dd if=/dev/zero of=/big bs=1M count=80 2>&1; echo "dd $?";
+	rm -f /big; echo after >/small && cat /small; df -k /'
+
+run --image "$img" --scratch 32M -- sh -c "$job"
+expect_status 0 "the job goes on after its write failed"
+grep -q 'No space left on device' "$OUT" || fail "no ENOSPC in the guest"
+grep -qx 'dd 1' "$OUT" || fail "dd did not fail"
+grep -qx after "$OUT" || fail "no writes after the disk was emptied again"
+[ -z "$(ls -A "$FLINT_CACHE/scratch" 2>/dev/null)" ] || fail "scratch files left: $(ls "$FLINT_CACHE/scratch")"
+
+run --image "$img" -- sh -c "$job"
+expect_status 0 "the memory-backed layer"
+grep -q 'No space left on device' "$OUT" || fail "no ENOSPC from the tmpfs layer"
+
+run --image "$img" --scratch 256M -- sh -c "$job"
+expect_status 0 "a scratch disk larger than memory"
+grep -qx 'dd 0' "$OUT" || fail "80 MiB did not fit a 256 MiB scratch disk"
+[ -z "$(ls -A "$FLINT_CACHE/scratch" 2>/dev/null)" ] || fail "scratch files left"

@@ -71,13 +71,52 @@ static int become_flint(bool deathsig)
 	return jail_fail("exec", plan.argv[0], -errno);
 }
 
-/* The plan's reader: the config file, read as the jail's user. */
-static int read_as_user(void *ctx, const char *path, char **text, size_t *len, char *err,
-			size_t errlen)
+/* Close every inherited descriptor above 2 but those p keeps, which must
+ * be open, must not be directories (a way out of the
+ * jail: openat through one reaches the host's files) and lose
+ * close-on-exec. 0 or -errno (printed). */
+static int close_inherited(const struct plan *p)
+{
+	unsigned from = 3, n = p->nkeep, keep[PLAN_MAX_KEEP];
+	struct stat st;
+
+	for (unsigned i = 0; i < n; i++) {
+		int fd = p->keep[i].fd;
+		if (fcntl(fd, F_GETFD) < 0 || fstat(fd, &st) < 0)
+			return jail_failf(-EBADF, "flint arguments", NULL,
+					  "%s %d: descriptor %d is not open in flint-jail: open it "
+					  "for flint-jail, which passes it on",
+					  p->keep[i].opt, fd, fd);
+		if (S_ISDIR(st.st_mode))
+			return jail_failf(-EISDIR, "flint arguments", NULL,
+					  "%s %d: descriptor %d is a directory, a way out of the "
+					  "jail",
+					  p->keep[i].opt, fd, fd);
+		if (fcntl(fd, F_SETFD, 0) < 0)
+			return jail_fail("keep inherited descriptors", NULL, -errno);
+		/* Sorted, for the ranges between them. */
+		unsigned j = i;
+		for (; j > 0 && keep[j - 1] > (unsigned)fd; j--)
+			keep[j] = keep[j - 1];
+		keep[j] = fd;
+	}
+	for (unsigned i = 0; i <= n; i++) {
+		unsigned to = i < n ? keep[i] : ~0U;
+		if (to > from && close_range(from, to - 1, 0) < 0)
+			return jail_fail("close inherited descriptors", NULL, -errno);
+		from = to + 1;
+	}
+	return 0;
+}
+
+/* The plan's reader: the config file or the state file, read as the
+ * jail's user. */
+static int read_as_user(void *ctx, const char *path, size_t max, char **text, size_t *len,
+			char *err, size_t errlen)
 {
 	const struct jail_opts *o = ctx;
 
-	return fs_read_as(o->uid, o->gid, path, PLAN_CONFIG_MAX, text, len, err, errlen);
+	return fs_read_as(o->uid, o->gid, path, max, text, len, err, errlen);
 }
 
 static void forward(int sig)
@@ -172,11 +211,9 @@ int main(int argc, char **argv)
 	 * (runner/config/home.h): $FLINT_HOME is read before the environment
 	 * goes. */
 	home_init(&home, getenv("FLINT_HOME"), opts.exec_file);
-	/* Nothing of the caller's reaches flint: no descriptor, no variable. */
-	if (close_range(3, ~0U, 0) < 0) {
-		jail_fail("close inherited descriptors", NULL, -errno);
-		return EXIT_JAIL;
-	}
+	/* Nothing of the caller's reaches flint: no variable, and no
+	 * descriptor but those flint's arguments name (the others closed once
+	 * the plan has named them). */
 	clearenv();
 	umask(022);
 	if (geteuid() != 0) {
@@ -192,6 +229,10 @@ int main(int argc, char **argv)
 			jail_failf(-EINVAL, "flint arguments", NULL, "%s", err);
 		plan_free(&plan);
 		return r == PLAN_PRINTED ? 0 : EXIT_JAIL;
+	}
+	if (close_inherited(&plan) < 0) {
+		plan_free(&plan);
+		return EXIT_JAIL;
 	}
 	if ((r = opts_jail_dir(&opts, dir, sizeof(dir))) < 0) {
 		jail_fail("create jail", opts.base, r);

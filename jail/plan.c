@@ -10,6 +10,7 @@
 #include "config/config_json.h"
 #include "config/vm_config.h"
 #include "config/vm_config_cli.h"
+#include "snapshot/snapfile.h"
 
 /* The values of flint's arguments the plan rewrites, as struct config holds
  * them (field_value). */
@@ -22,8 +23,18 @@ enum field {
 	F_LOG,
 	F_METRICS,
 	F_VSOCK,
+	F_RESTORE,
+	F_MEM_FILE,
+	F_MEM_DIFF,
+	F_WORKSET,
+	F_RECORD_WORKSET,
+	F_VSOCK_OVERRIDE,
+	F_SAVE_SNAPSHOT,
+	F_SAVE_MEM,
 	F_DRIVE0, /* F_DRIVE0 + k: the k-th --drive's path */
-	F_COUNT = F_DRIVE0 + MAX_DRIVES,
+	/* F_OVERRIDE0 + k: the PATH of the k-th --drive-override ID=PATH */
+	F_OVERRIDE0 = F_DRIVE0 + MAX_DRIVES,
+	F_COUNT = F_OVERRIDE0 + MAX_DRIVES,
 };
 
 /* One value rewritten: element i of the arguments keeps its first off
@@ -81,9 +92,31 @@ static const char *field_value(const struct config *c, enum field f)
 		return c->metrics_path;
 	case F_VSOCK:
 		return c->vsock.enabled ? c->vsock.uds : NULL;
+	case F_RESTORE:
+		return c->restore;
+	case F_MEM_FILE:
+		return c->mem_file;
+	case F_MEM_DIFF:
+		return c->mem_diff;
+	case F_WORKSET:
+		return c->workset;
+	case F_RECORD_WORKSET:
+		return c->record_workset;
+	case F_VSOCK_OVERRIDE:
+		return c->vsock_override;
+	case F_SAVE_SNAPSHOT:
+		return c->save_snapshot;
+	case F_SAVE_MEM:
+		return c->save_mem;
 	default:
-		return (unsigned)(f - F_DRIVE0) < c->ndrives ? c->drives[f - F_DRIVE0].path : NULL;
+		break;
 	}
+	if (f >= F_OVERRIDE0)
+		/* ID=PATH, '=' checked by cli_parse. */
+		return (unsigned)(f - F_OVERRIDE0) < c->n_drive_override
+			   ? strchr(c->drive_override[f - F_OVERRIDE0], '=') + 1
+			   : NULL;
+	return (unsigned)(f - F_DRIVE0) < c->ndrives ? c->drives[f - F_DRIVE0].path : NULL;
 }
 
 static bool name_taken(const struct plan *p, const char *name)
@@ -412,7 +445,7 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 
 	if (!read)
 		return fail(err, errlen, -EINVAL, "config file %s: cannot be read here", path);
-	if ((r = read(ctx, path, &text, &len, why, sizeof(why))) < 0)
+	if ((r = read(ctx, path, PLAN_CONFIG_MAX, &text, &len, why, sizeof(why))) < 0)
 		return fail(err, errlen, r, "config file %s: %s", path, why);
 	r = config_json_parse_file(text, len, &c, why, sizeof(why));
 	free(text);
@@ -471,6 +504,146 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 out:
 	vm_config_free(&c);
 	return r;
+}
+
+/* The state file of a --restore, decoded by flint's own reader
+ * (snapshot/snapfile.h) from what read(ctx, ...) gives: read as the jail's
+ * user, as flint will read it. */
+static int read_snapshot(const char *path, plan_read_fn *read, void *ctx, struct snap *s,
+			 char *err, size_t errlen)
+{
+	char why[512], *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!read)
+		return fail(err, errlen, -EINVAL, "--restore %s: cannot be read here", path);
+	if ((r = read(ctx, path, SNAP_MAX_FILE, &text, &len, why, sizeof(why))) < 0)
+		return fail(err, errlen, r, "--restore %s: %s", path, why);
+	r = snap_read((const uint8_t *)text, len, s, why, sizeof(why));
+	free(text);
+	if (r < 0)
+		return r == -ENOMEM ? nomem(err, errlen)
+				    : fail(err, errlen, r, "--restore %s: %s", path, why);
+	return 0;
+}
+
+/* Drive id's index in the snapshot's machine; id ends at end. -1: none. */
+static int snapshot_drive(const struct vm_config *c, const char *id, const char *end)
+{
+	for (unsigned i = 0; i < c->ndrives; i++)
+		if (strlen(c->drives[i].drive_id) == (size_t)(end - id) &&
+		    !memcmp(c->drives[i].drive_id, id, end - id))
+			return i;
+	return -1;
+}
+
+/* --restore: the snapshot's files staged read-only (the state file, the
+ * memory file and a diff over it, a loading set), each --drive-override
+ * image staged as the snapshot's drive uses it, every image drive of the
+ * snapshot overridden (the path it recorded is nowhere in a new jail), the
+ * sockets and the loading set to record made in the jail. The snapshot's
+ * machine gives the memory size for the cgroup check. */
+static int from_restore(struct plan *p, struct rewrite *w, const struct config *cfg,
+			plan_read_fn *read, void *ctx, char *err, size_t errlen)
+{
+	const struct {
+		enum field f;
+		const char *path;
+	} inputs[] = {{F_RESTORE, cfg->restore},
+		      {F_MEM_FILE, cfg->mem_file},
+		      {F_MEM_DIFF, cfg->mem_diff},
+		      {F_WORKSET, cfg->workset}};
+	bool overridden[VMC_MAX_DRIVES] = {false};
+	char jailed[PATH_MAX];
+	struct snap s = {0};
+	int r;
+
+	if (cfg->uffd_sock)
+		return fail(err, errlen, -EOPNOTSUPP,
+			    "--uffd-sock is not supported under flint-jail: the page-fault "
+			    "handler's socket is outside the jail; give the memory file with "
+			    "--mem-file");
+	if ((r = read_snapshot(cfg->restore, read, ctx, &s, err, errlen)) < 0)
+		return r;
+	p->mem = s.config.machine.mem_size_mib << 20;
+	for (size_t k = 0; k < ARRAY_SIZE(inputs); k++)
+		if (inputs[k].path &&
+		    ((r = stage(p, inputs[k].path, PLAN_READ, jailed, err, errlen)) < 0 ||
+		     (r = edit_in_place(w, inputs[k].f, inputs[k].path, jailed, err, errlen)) < 0))
+			goto out;
+	for (unsigned k = 0; k < cfg->n_drive_override; k++) {
+		const char *spec = cfg->drive_override[k], *eq = strchr(spec, '=');
+		int i = snapshot_drive(&s.config, spec, eq);
+		if (i < 0 || !s.config.drives[i].path_on_host) {
+			r = fail(err, errlen, -EINVAL, "--drive-override %s: the snapshot %s has %s",
+				 spec, cfg->restore,
+				 i < 0 ? "no drive of that id" : "a vhost-user-blk socket there");
+			goto out;
+		}
+		overridden[i] = true;
+		/* flint opens it as the snapshot says: read-write unless
+		 * is_read_only. */
+		if ((r = stage(p, eq + 1,
+			       s.config.drives[i].is_read_only ? PLAN_READ : PLAN_READ_WRITE,
+			       jailed, err, errlen)) < 0 ||
+		    (r = edit_in_place(w, F_OVERRIDE0 + k, eq + 1, jailed, err, errlen)) < 0)
+			goto out;
+	}
+	for (unsigned i = 0; i < s.config.ndrives; i++)
+		if (s.config.drives[i].path_on_host && !overridden[i]) {
+			r = fail(err, errlen, -EINVAL,
+				 "--restore %s: the snapshot's drive '%s' is the image %s, which is "
+				 "not in the jail; give it with --drive-override %s=PATH",
+				 cfg->restore, s.config.drives[i].drive_id,
+				 s.config.drives[i].path_on_host, s.config.drives[i].drive_id);
+			goto out;
+		}
+	/* flint run's vsock socket is its own, in /tmp; flint binds the
+	 * override's or else the one the snapshot recorded, a path inside the
+	 * jail then. */
+	if (cfg->vsock_override) {
+		if ((r = socket_path("--vsock-override ", cfg->vsock_override, p->vsock_path, err,
+				     errlen)) < 0 ||
+		    (r = edit_in_place(w, F_VSOCK_OVERRIDE, cfg->vsock_override, p->vsock_path, err,
+				       errlen)) < 0)
+			goto out;
+	} else if (!cfg->run && s.config.vsock.enabled && s.config.vsock.uds_path &&
+		   (r = socket_path("the snapshot's vsock uds_path ", s.config.vsock.uds_path,
+				    p->vsock_path, err, errlen)) < 0) {
+		goto out;
+	}
+	if (cfg->record_workset &&
+	    ((r = add_output(p, "--record-workset ", "loading set", cfg->record_workset, false,
+			     jailed, err, errlen)) < 0 ||
+	     (r = edit_in_place(w, F_RECORD_WORKSET, cfg->record_workset, jailed, err, errlen)) <
+		 0))
+		goto out;
+	r = 0;
+out:
+	snap_free(&s);
+	return r;
+}
+
+/* The descriptors flint's arguments name, inherited through the jailer. */
+static int keep_fds(struct plan *p, const struct config *cfg, char *err, size_t errlen)
+{
+	const struct {
+		const char *opt;
+		int fd;
+	} named[] = {{"--control-fd", cfg->control_fd},
+		     {"--wait-fd", cfg->wait_fd},
+		     {"--status-fd", cfg->status_fd}};
+
+	for (size_t k = 0; k < ARRAY_SIZE(named); k++) {
+		if (!named[k].fd)
+			continue;
+		if (p->nkeep == PLAN_MAX_KEEP)
+			return fail(err, errlen, -EINVAL, "more than %d descriptors to keep",
+				    PLAN_MAX_KEEP);
+		p->keep[p->nkeep++] = (struct plan_fd){.fd = named[k].fd, .opt = named[k].opt};
+	}
+	return 0;
 }
 
 /* The arguments for flint in the jail: the exec file's in-jail path, then
@@ -533,7 +706,9 @@ static int verify(const struct plan *p, const struct rewrite *w, const struct co
 			goto out;
 		}
 	}
-	if (v.ndrives != cfg->ndrives || v.guest_argc != cfg->guest_argc || v.run != cfg->run)
+	if (v.ndrives != cfg->ndrives || v.guest_argc != cfg->guest_argc || v.run != cfg->run ||
+	    v.n_drive_override != cfg->n_drive_override || v.control_fd != cfg->control_fd ||
+	    v.wait_fd != cfg->wait_fd || v.status_fd != cfg->status_fd)
 		r = fail(err, errlen, -EINVAL, "the rewritten arguments are another machine");
 out:
 	cli_config_free(&v);
@@ -615,21 +790,25 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 		goto out;
 	}
 	w.end = cfg.guest_argv - w.av;
-	/* A snapshot names the files of the VM it saved (drives, sockets) as
-	 * that VMM saw them; the jail cannot stage what it cannot rewrite. */
-	if (cfg.restore) {
-		r = fail(err, errlen, -EOPNOTSUPP,
-			 "--restore is not supported under flint-jail yet: put the snapshot's "
-			 "files in the jail and load it with PUT /snapshot/load");
-		goto out;
-	}
 	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0)
 		goto out;
 	if (cfg.config_file)
 		r = from_file(p, &w, cfg.config_file, read, ctx, err, errlen);
+	else if (cfg.restore)
+		r = from_restore(p, &w, &cfg, read, ctx, err, errlen);
 	else if (cfg.kernel || cfg.run)
 		r = from_cli(p, &w, &cfg, h, exec_file, err, errlen);
-	if (r < 0)
+	if (r < 0 || (r = keep_fds(p, &cfg, err, errlen)) < 0)
+		goto out;
+	/* flint run --save-snapshot: both written by flint in the jail, for
+	 * the caller to collect from its root once flint has exited. */
+	if (cfg.save_snapshot &&
+	    ((r = add_output(p, "--save-snapshot ", "snapshot state", cfg.save_snapshot, false,
+			     jailed, err, errlen)) < 0 ||
+	     (r = edit_in_place(&w, F_SAVE_SNAPSHOT, cfg.save_snapshot, jailed, err, errlen)) < 0 ||
+	     (r = add_output(p, "--save-mem ", "snapshot memory", cfg.save_mem, false, jailed, err,
+			     errlen)) < 0 ||
+	     (r = edit_in_place(&w, F_SAVE_MEM, cfg.save_mem, jailed, err, errlen)) < 0))
 		goto out;
 	if (cfg.log_path && ((r = add_output(p, "--log-path ", "log", cfg.log_path, true, jailed,
 					     err, errlen)) < 0 ||
@@ -648,7 +827,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 	    ((r = socket_path("--api-sock ", cfg.api_sock, p->api_sock_path, err, errlen)) < 0 ||
 	     (r = edit_in_place(&w, F_API_SOCK, cfg.api_sock, p->api_sock_path, err, errlen)) < 0))
 		goto out;
-	if (cfg.run || cfg.no_api || cfg.check_kvm || (cfg.kernel && !cfg.api_sock))
+	if (cfg.run || cfg.no_api || cfg.check_kvm || ((cfg.kernel || cfg.restore) && !cfg.api_sock))
 		p->api_sock_path[0] = '\0';
 	else if (!cfg.api_sock)
 		snprintf(p->api_sock_path, sizeof(p->api_sock_path), "%s", PLAN_DEFAULT_API_SOCK);

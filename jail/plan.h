@@ -20,7 +20,15 @@
  *   Firecracker's jailer: their directories are made there; none may be, or
  *   be under, a staged file's name;
  * - a --config-file is read as the jail's user and written into the jail
- *   rewritten (config_json_encode) with the in-jail paths.
+ *   rewritten (config_json_encode) with the in-jail paths;
+ * - a --restore's state file is read as the jail's user and decoded with
+ *   flint's reader (snapshot/snapfile.h): its machine gives the memory size;
+ *   the state, memory, diff and loading set files are staged read-only,
+ *   each --drive-override image as the snapshot's drive uses it (every
+ *   image drive must have one: the path the snapshot recorded is not in
+ *   the jail); --uffd-sock is refused;
+ * - --save-snapshot and --save-mem are outputs, as --metrics-path;
+ * - --control-fd, --wait-fd and --status-fd name descriptors to keep.
  * The rewritten arguments are parsed again and must give the same machine
  * with the in-jail paths, or the launch is refused. Pure but for flint run's
  * defaults (looked for) and the config file (read through the caller's
@@ -41,11 +49,14 @@
 #define PLAN_DEFAULT_API_SOCK API_DEFAULT_SOCK
 
 /* The exec file, the config file, kernel, initrd, flint run's root image
- * and the drives. */
+ * and the drives; or the exec file, a snapshot's state, memory, diff and
+ * loading set files and its drives' images. */
 #define PLAN_MAX_FILES (MAX_DRIVES + 5)
 /* --log-path, --metrics-path, the config file's logger, metrics and serial
- * output. */
-#define PLAN_MAX_OUTPUTS 5
+ * output, --record-workset, --save-snapshot and --save-mem. */
+#define PLAN_MAX_OUTPUTS 8
+/* --control-fd, --wait-fd, --status-fd. */
+#define PLAN_MAX_KEEP 3
 /* Largest config file: flint's own limit (runner/cmd/instance.c). */
 #define PLAN_CONFIG_MAX (1 << 20)
 /* plan_build's result when flint's parser printed --help or --version:
@@ -66,10 +77,18 @@ struct plan_file {
 	bool copy;
 };
 
+/* An inherited descriptor flint's arguments name: kept open for flint. */
+struct plan_fd {
+	int fd;
+	const char *opt; /* "--control-fd": for messages */
+};
+
 /* A file flint writes, at a path inside the jail. */
 struct plan_output {
 	char path[PATH_MAX]; /* absolute, in the jail */
-	const char *what;    /* "log", "metrics", "serial output": for messages */
+	/* "log", "metrics", "serial output", "loading set", "snapshot state",
+	 * "snapshot memory": for messages */
+	const char *what;
 	/* Made empty by the jailer: flint's logger opens its file but does
 	 * not create it (as Firecracker's); the metrics file flint creates. */
 	bool make;
@@ -88,14 +107,21 @@ struct plan {
 	struct plan_output outputs[PLAN_MAX_OUTPUTS];
 	unsigned noutputs;
 	bool run_tmp; /* flint run makes its private socket directory in /tmp */
-	uint64_t mem; /* guest memory as flint reads it, or flint's default */
+	/* Guest memory as flint reads it (--mem, the config file's, a
+	 * snapshot's machine), or flint's default. */
+	uint64_t mem;
+	/* The inherited descriptors flint is to get (every other one above 2
+	 * is closed). */
+	struct plan_fd keep[PLAN_MAX_KEEP];
+	unsigned nkeep;
 };
 
-/* Read the file at path for plan_build (the --config-file), as the jail's
- * user will: its content, NUL-terminated, in a malloc'd *text of *len bytes
- * (at most PLAN_CONFIG_MAX). 0 or -errno with a message in err. */
-typedef int plan_read_fn(void *ctx, const char *path, char **text, size_t *len, char *err,
-			 size_t errlen);
+/* Read the file at path for plan_build (the --config-file, a --restore
+ * state file), as the jail's user will: its content, NUL-terminated, in a
+ * malloc'd *text of *len bytes (at most max). 0 or -errno with a message in
+ * err. */
+typedef int plan_read_fn(void *ctx, const char *path, size_t max, char **text, size_t *len,
+			 char *err, size_t errlen);
 
 /* Build the plan for exec_file (host path) and flint's arguments (the words
  * after flint-jail's "--"). flint run's defaults come from the first of h's

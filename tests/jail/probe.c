@@ -9,7 +9,9 @@
  * waits N seconds more (for --daemonize, whose stdin is /dev/null); "exit N"
  * sets the exit status. Given "--api-sock PATH", as flint is, it binds a
  * Unix socket there ("bind=ok" or the error) before the walk, so the test
- * can find it from the host. */
+ * can find it from the host; given "--save-snapshot PATH" and "--save-mem
+ * PATH", it writes a new file at each, as flint run would ("saved=ok" or
+ * the error), for the test to collect from the jail's root. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -69,6 +71,19 @@ static void bind_socket(const char *path)
 		printf("bind=ok\n");
 }
 
+/* A new file at path holding what, 0600, as flint writes a snapshot's. */
+static void save(const char *path, const char *what)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0 || write(fd, what, strlen(what)) != (ssize_t)strlen(what))
+		printf("saved=%m\n");
+	else
+		printf("saved=ok\n");
+	if (fd >= 0)
+		close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -77,7 +92,7 @@ int main(int argc, char **argv)
 	gid_t rg, eg, sg;
 	struct rlimit nofile, fsize;
 	int status = 0, wait_stdin = 0, sleep_s = 0, bnd = 0, env = 0;
-	const char *api_sock = NULL;
+	const char *api_sock = NULL, *save_state = NULL, *save_mem = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "wait"))
@@ -88,6 +103,10 @@ int main(int argc, char **argv)
 			sleep_s = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--api-sock") && i + 1 < argc)
 			api_sock = argv[i + 1];
+		else if (!strcmp(argv[i], "--save-snapshot") && i + 1 < argc)
+			save_state = argv[i + 1];
+		else if (!strcmp(argv[i], "--save-mem") && i + 1 < argc)
+			save_mem = argv[i + 1];
 	}
 	getresuid(&r, &e, &s);
 	getresgid(&rg, &eg, &sg);
@@ -119,6 +138,10 @@ int main(int argc, char **argv)
 		close(kvm);
 	if (api_sock)
 		bind_socket(api_sock);
+	if (save_state)
+		save(save_state, "state\n");
+	if (save_mem)
+		save(save_mem, "memory\n");
 	walk("/", 0);
 	printf("end\n");
 	fflush(stdout);

@@ -494,6 +494,175 @@ why=
 [ -z "$why" ] && ok fails-reused-id || bad fails-reused-id "$why"
 rm -rf "$BASE"
 
+# --- descriptors flint's arguments name: kept, every other one closed ----
+# (flint serve hands a VM --control-fd, --wait-fd and --status-fd.)
+jail --id fds --exec-file "$PROBE" $ID -- run --kernel "$T/files/vmlinux" \
+	--rootfs "$T/files/disk.img" --status-fd 4 -- x 4>"$T/status" 5</dev/null
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "fds=0 1 2 4 " "arg=--status-fd" "arg=4"
+rm -rf "$BASE"
+[ -z "$why" ] && ok keep-status-fd || bad keep-status-fd "$why"
+check_fails status-fd-not-open "flint-jail: flint arguments: --status-fd 6: descriptor 6 is \
+not open in flint-jail" --id f --exec-file "$PROBE" $ID -- run --kernel "$T/files/vmlinux" \
+	--rootfs "$T/files/disk.img" --status-fd 6 -- x 6<&-
+# A directory would be a way out: openat through it reaches the host.
+check_fails status-fd-directory "flint-jail: flint arguments: --status-fd 4: descriptor 4 is \
+a directory" --id f --exec-file "$PROBE" $ID -- run --kernel "$T/files/vmlinux" \
+	--rootfs "$T/files/disk.img" --status-fd 4 -- x 4<"$T"
+check_fails uffd-sock "flint-jail: flint arguments: --uffd-sock is not supported under \
+flint-jail" --id f --exec-file "$PROBE" $ID -- --restore "$T/none.state" --uffd-sock /u.sock
+
+# --- flint run --save-snapshot: flint writes both files in the jail -----
+# The probe writes them as flint run would; the caller collects them from
+# the jail's root, where the jailer says.
+jail --id save --exec-file "$PROBE" $ID -- run --kernel "$T/files/vmlinux" \
+	--rootfs "$T/files/disk.img" --save-snapshot snap/fn.state --save-mem /snap/fn.mem
+R=$BASE/probe/save/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "arg=/snap/fn.state" "arg=/snap/fn.mem" "file=/snap d $U:$U 755" saved=ok
+[ -z "$why" ] && ! grep -qx "flint-jail: snapshot state file at $R/snap/fn.state" "$ERR" &&
+	why="no host path of the state file"
+[ -z "$why" ] && ! grep -qx "flint-jail: snapshot memory file at $R/snap/fn.mem" "$ERR" &&
+	why="no host path of the memory file"
+[ -z "$why" ] && [ "$(cat "$R/snap/fn.state" "$R/snap/fn.mem" 2>/dev/null)" != "state
+memory" ] && why="not written at the documented place"
+[ -z "$why" ] && [ "$(stat -c %u:%a "$R/snap/fn.state")" != "$U:600" ] &&
+	why="state file $(stat -c %u:%a "$R/snap/fn.state")"
+rm -rf "$BASE"
+[ -z "$why" ] && ok save-snapshot || bad save-snapshot "$why"
+
+# --- --restore: a snapshot made outside, restored inside -----------------
+# The counting tiny guest with a read-only drive "d" and vsock, saved
+# through the API of flint outside any jail; then restored by the static
+# flint in a jail with --drive-override (the image the snapshot recorded is
+# not in the jail), its vsock socket in the jail and --control-fd 3 (a
+# socketpair, tests/tools/ctlpair.c): the guest counts on from the
+# snapshot, a reset is answered through the kept descriptor, the memory
+# file is the host's inode (a hard link: one page cache for every jail).
+# api PATH METHOD BODY: curl on the source flint's API socket.
+api() {
+	curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket "$T/snap/api.sock" \
+		-X "$2" -H 'Content-Type: application/json' -d "$3" "http://localhost$1" 2>>"$ERR"
+}
+# ticks FILE: the "tick N" counts the guest printed, in decimal.
+ticks() {
+	for h in $(grep -a -o 'tick [0-9a-f]*' "$1" | cut -d' ' -f2); do echo $((0x$h)); done
+}
+if [ ! -c /dev/kvm ] || ! command -v curl >/dev/null; then
+	skip restore "no /dev/kvm or no curl"
+else
+	mkdir -m 755 "$T/snap"
+	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none -DCOUNT \
+		-o "$T/snap/count.elf" "$(dirname "$0")/../smoke/tiny-guest.S" || exit 1
+	cc -std=gnu11 -O2 -Wall -Werror -o "$T/ctlpair" "$(dirname "$0")/../tools/ctlpair.c" ||
+		exit 1
+	head -c 1048576 /dev/zero >"$T/snap/drive.img"
+	cp "$T/snap/drive.img" "$T/snap/other.img"
+	chmod 644 "$T/snap/other.img"
+	: >"$ERR"
+	FLINT_ALLOW_PVM=1 "$BUILD/flint" --api-sock "$T/snap/api.sock" </dev/null \
+		>"$T/snap/src.out" 2>>"$ERR" &
+	spid=$!
+	for _ in $(seq 50); do
+		[ -S "$T/snap/api.sock" ] && break
+		sleep 0.1
+	done
+	codes=$(api /boot-source PUT "{\"kernel_image_path\": \"$T/snap/count.elf\"}")
+	codes="$codes $(api /machine-config PUT '{"vcpu_count": 1, "mem_size_mib": 64}')"
+	codes="$codes $(api /drives/d PUT "{\"drive_id\": \"d\", \"path_on_host\": \
+\"$T/snap/drive.img\", \"is_root_device\": false, \"is_read_only\": true}")"
+	codes="$codes $(api /vsock PUT "{\"guest_cid\": 3, \"uds_path\": \"$T/snap/v.sock\"}")"
+	codes="$codes $(api /actions PUT '{"action_type": "InstanceStart"}')"
+	sleep 0.3
+	codes="$codes $(api /vm PATCH '{"state": "Paused"}')"
+	codes="$codes $(api /snapshot/create PUT "{\"snapshot_path\": \"$T/snap/fn.state\", \
+\"mem_file_path\": \"$T/snap/fn.mem\"}")"
+	kill -KILL $spid 2>/dev/null
+	wait $spid 2>/dev/null
+	t_snap=$(ticks "$T/snap/src.out" | tail -1)
+	chmod 644 "$T/snap/fn.state" "$T/snap/fn.mem"
+	if [ "$codes" != "204 204 204 204 204 204 204" ] || [ -z "$t_snap" ]; then
+		bad restore-snapshot "the source VM's API answered $codes, ticks to ${t_snap:-none}"
+	else
+		rm -f "$T/ctl.fifo"
+		mkfifo "$T/ctl.fifo"
+		timeout 30 "$T/ctlpair" -- "$JAIL" --id restore --exec-file "$SFLINT" $ID -- \
+			--restore "$T/snap/fn.state" --mem-file "$T/snap/fn.mem" \
+			--vsock-override /run/v.sock --drive-override "d=$T/snap/other.img" \
+			--control-fd 3 <"$T/ctl.fifo" >"$T/ctl.ans" 2>"$ERR" &
+		cpid=$!
+		exec 7>"$T/ctl.fifo"
+		R=$BASE/flint/restore/root
+		why=
+		for _ in $(seq 50); do
+			[ -S "$R/run/v.sock" ] && break
+			sleep 0.1
+		done
+		sleep 0.3
+		[ -S "$R/run/v.sock" ] || why="no vsock socket at $R/run/v.sock"
+		# (flint gone already: the write fails, SIGPIPE must not end the script)
+		trap '' PIPE
+		echo reset >&7 2>/dev/null
+		trap - PIPE
+		for _ in $(seq 50); do
+			[ -s "$T/ctl.ans" ] && break
+			sleep 0.1
+		done
+		sleep 0.3
+		exec 7>&-
+		wait $cpid
+		status=$?
+		first=$(ticks "$ERR" | head -1)
+		[ -z "$why" ] && [ "$status" != 0 ] && why="status $status (the control socket's end stops the VM: 0)"
+		[ -z "$why" ] && ! grep -q '^ok [0-9][0-9]*$' "$T/ctl.ans" &&
+			why="the reset through --control-fd 3 answered '$(cat "$T/ctl.ans")'"
+		[ -z "$why" ] && { [ -z "$first" ] || [ "$first" -le "$t_snap" ] ||
+			[ "$first" -gt $((t_snap + 2)) ]; } &&
+			why="the restored guest counted from ${first:-nothing}, the snapshot was at $t_snap"
+		[ -z "$why" ] && [ "$(ticks "$ERR" | grep -c -x "$first")" != 2 ] &&
+			why="tick $first not counted again after the reset"
+		[ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v.sock" "$ERR" &&
+			why="no host path of the vsock socket"
+		[ -z "$why" ] && [ "$(stat -c %i "$R/fn.mem")" != "$(stat -c %i "$T/snap/fn.mem")" ] &&
+			why="the memory file in the jail is not the host's inode"
+		[ -z "$why" ] && [ "$(stat -c %i "$R/fn.state")" != "$(stat -c %i "$T/snap/fn.state")" ] &&
+			why="the state file in the jail is not the host's inode"
+		[ -z "$why" ] && [ "$(stat -c %i "$R/other.img")" != "$(stat -c %i "$T/snap/other.img")" ] &&
+			why="the drive override's image in the jail is not the host's inode"
+		[ -z "$why" ] && [ -e "$R/drive.img" ] && why="the snapshot's own image staged"
+		[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"
+		rm -rf "$BASE"
+		[ -z "$why" ] && ok restore || bad restore "$why"
+
+		# Every image drive of the snapshot must be given: the path it
+		# recorded is not in the jail.
+		check_fails restore-drive-not-given "flint-jail: flint arguments: --restore \
+$T/snap/fn.state: the snapshot's drive 'd' is the image $T/snap/drive.img, which is not in the \
+jail; give it with --drive-override d=PATH" --id r --exec-file "$SFLINT" $ID -- \
+			--restore "$T/snap/fn.state" --mem-file "$T/snap/fn.mem"
+		check_fails restore-drive-unknown "flint-jail: flint arguments: --drive-override \
+data=$T/snap/other.img: the snapshot $T/snap/fn.state has no drive of that id" --id r \
+			--exec-file "$SFLINT" $ID -- --restore "$T/snap/fn.state" \
+			--mem-file "$T/snap/fn.mem" --drive-override "d=$T/snap/other.img" \
+			--drive-override "data=$T/snap/other.img"
+		# The memory check reads the guest's memory from the state file.
+		if [ -d /sys/fs/cgroup/memory ] && [ -n "$OWN" ]; then
+			PARENT=${OWN#/}
+			PARENT=${PARENT:+$PARENT/}flint-jail-test
+			check_fails restore-memory-limit "flint-jail: cgroup memory limit: guest \
+memory 64 MiB does not fit the cgroup memory limit 64 MiB" --id rm --exec-file "$SFLINT" $ID \
+				--parent-cgroup "$PARENT" --cgroup memory.limit_in_bytes=64M -- \
+				--restore "$T/snap/fn.state" --mem-file "$T/snap/fn.mem" \
+				--drive-override "d=$T/snap/other.img"
+		else
+			skip restore-memory-limit "no cgroup v1 memory hierarchy"
+		fi
+	fi
+fi
+rm -rf "$BASE"
+
 # --- the base directory: every name on the way only root can change ------
 # (the jail's user could otherwise swap one and have the jail, and its
 # root handed to them, made anywhere)

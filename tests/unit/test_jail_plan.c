@@ -8,6 +8,7 @@
 
 #include "config/config_json.h"
 #include "plan.h"
+#include "snapshot/snapfile.h"
 
 #define ARGV(...) ((char *const[]){__VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *const[]){__VA_ARGS__}) / sizeof(char *)))
@@ -48,10 +49,24 @@ static const struct {
 		       "\"is_root_device\": false}]}"},
 };
 
-static int fake_read(void *ctx, const char *path, char **text, size_t *len, char *why,
-		     size_t whylen)
+/* A state file the tests' reader knows (state_file), at STATE_PATH. */
+#define STATE_PATH "/s/fn.state"
+static struct wbuf state;
+
+static int fake_read(void *ctx, const char *path, size_t max, char **text, size_t *len,
+		     char *why, size_t whylen)
 {
 	(void)ctx;
+	if (state.p && !strcmp(path, STATE_PATH)) {
+		cr_assert_eq(max, SNAP_MAX_FILE, "a state file may be as large as flint reads");
+		cr_assert_not_null(*text = malloc(state.len + 1));
+		memcpy(*text, state.p, state.len);
+		(*text)[state.len] = '\0';
+		*len = state.len;
+		return 0;
+	}
+	/* A config file, or a state file that is not one. */
+	cr_assert(max == PLAN_CONFIG_MAX || max == SNAP_MAX_FILE);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		if (!strcmp(files[i].path, path)) {
 			*text = strdup(files[i].text);
@@ -62,9 +77,39 @@ static int fake_read(void *ctx, const char *path, char **text, size_t *len, char
 	return -ENOENT;
 }
 
+/* A snapshot's state file of the machine json describes, as flint writes
+ * it, for fake_read to give at STATE_PATH. */
+static void state_file(const char *json)
+{
+	struct snap_cpu cpu = {.vendor = "GenuineIntel"};
+	struct snap_writer w;
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(config_json_parse_file(json, strlen(json), &c, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(snap_writer_init(&w, &cpu, &c, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(snap_writer_add(&w, "vcpu0", "x", 1), 0);
+	cr_assert_eq(snap_encode(&w, &state), 0);
+	snap_writer_free(&w);
+	vm_config_free(&c);
+}
+
+/* A function's snapshot as flint serve's registration makes one: flint
+ * run's root image (drive0, read-only), a writable data drive, vsock. */
+static const char fn_json[] =
+    "{\"boot-source\": {\"kernel_image_path\": \"/vmlinux\"},"
+    " \"drives\": [{\"drive_id\": \"drive0\", \"path_on_host\": \"/rootfs.ext4\","
+    " \"is_root_device\": true, \"is_read_only\": true},"
+    " {\"drive_id\": \"data\", \"path_on_host\": \"/host/data.img\", \"is_root_device\": "
+    "false}],"
+    " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 256},"
+    " \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/reg/v.sock\"}}";
+
 static void fini(void)
 {
 	plan_free(&p);
+	wbuf_free(&state);
+	state = (struct wbuf){0};
 }
 
 /* The rewritten argv as one string, for compact expectations. */
@@ -214,13 +259,159 @@ Test(jail_plan, flint_run_given_files_and_vsock)
 	cr_assert_str_eq(p.vsock_path, "/v/s", "relative to flint's working directory, /");
 }
 
-/* A snapshot's files are the saved VMM's: refused, with the way that works. */
-Test(jail_plan, restore_is_refused)
+/* --restore (flint serve's restored VM): the state and memory files staged
+ * read-only, each drive's image from --drive-override staged as the
+ * snapshot's drive uses it, the vsock override's directory made, the
+ * control descriptor kept; the snapshot's machine gives the memory size. */
+Test(jail_plan, restore_is_staged_and_rewritten)
 {
-	cr_assert_eq(BUILD(&p, "--restore", "/s/vm.state", "--mem-file", "/s/vm.mem"), -EOPNOTSUPP);
-	cr_assert(strstr(err, "--restore is not supported under flint-jail"), "%s", err);
-	cr_assert(strstr(err, "PUT /snapshot/load"), "%s", err);
+	state_file(fn_json);
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--vsock-override",
+			   "run/v.sock", "--console", "none", "--control-fd", "3",
+			   "--drive-override", "drive0=/img/rootfs.ext4",
+			   "--drive-override=data=/d/data.img"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --restore /fn.state --mem-file /fn.mem --vsock-override "
+				   "/run/v.sock --console none --control-fd 3 --drive-override "
+				   "drive0=/rootfs.ext4 --drive-override=data=/data.img");
+	cr_assert_eq(p.nfiles, 5);
+	cr_assert_str_eq(p.files[1].src, STATE_PATH);
+	cr_assert_eq(p.files[1].access, PLAN_READ);
+	cr_assert_str_eq(p.files[2].src, "/s/fn.mem");
+	cr_assert_eq(p.files[2].access, PLAN_READ);
+	cr_assert_str_eq(p.files[3].src, "/img/rootfs.ext4");
+	cr_assert_eq(p.files[3].access, PLAN_READ, "is_read_only in the snapshot");
+	cr_assert_str_eq(p.files[4].src, "/d/data.img");
+	cr_assert_eq(p.files[4].access, PLAN_READ_WRITE, "writable in the snapshot");
+	cr_assert_eq(p.mem, 256ULL << 20, "the snapshot's machine");
+	cr_assert_str_eq(p.vsock_path, "/run/v.sock");
+	cr_assert_str_eq(p.api_sock_path, "", "a restore without --api-sock serves no API");
+	cr_assert_eq(p.noutputs, 0);
+	cr_assert_eq(p.nkeep, 1);
+	cr_assert_eq(p.keep[0].fd, 3);
+	cr_assert_str_eq(p.keep[0].opt, "--control-fd");
+	cr_assert_not(p.run_tmp);
+}
+
+/* flint run --restore (flint serve's request VM): its two descriptors
+ * kept, its vsock socket its own in /tmp; a diff, a loading set and one to
+ * record. */
+Test(jail_plan, run_restore_keeps_its_descriptors)
+{
+	state_file(fn_json);
+	cr_assert_eq(BUILD(&p, "run", "--restore", STATE_PATH, "--mem-file", "/s/fn.mem",
+			   "--mem-diff", "/s/d.mem", "--workset", "/s/ws", "--record-workset",
+			   "out/ws", "--timeout", "5", "--wait-fd", "3", "--status-fd", "4",
+			   "--timings", "--env", "K=/x", "--workdir", "/w", "--drive-override",
+			   "drive0=/img/rootfs.ext4", "--drive-override", "data=/d/data.img", "--",
+			   "cat", "/s/fn.mem"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --restore /fn.state --mem-file /fn.mem --mem-diff "
+				   "/d.mem --workset /ws --record-workset /out/ws --timeout 5 "
+				   "--wait-fd 3 --status-fd 4 --timings --env K=/x --workdir /w "
+				   "--drive-override drive0=/rootfs.ext4 --drive-override "
+				   "data=/data.img -- cat /s/fn.mem");
+	cr_assert_eq(p.nfiles, 7);
+	cr_assert_str_eq(p.files[3].src, "/s/d.mem");
+	cr_assert_str_eq(p.files[4].src, "/s/ws");
+	cr_assert_eq(p.noutputs, 1);
+	cr_assert_str_eq(p.outputs[0].path, "/out/ws");
+	cr_assert_str_eq(p.outputs[0].what, "loading set");
+	cr_assert(p.run_tmp, "flint run's own vsock socket, in /tmp");
+	cr_assert_str_eq(p.vsock_path, "");
+	cr_assert_eq(p.nkeep, 2);
+	cr_assert(p.keep[0].fd == 3 && !strcmp(p.keep[0].opt, "--wait-fd"));
+	cr_assert(p.keep[1].fd == 4 && !strcmp(p.keep[1].opt, "--status-fd"));
+	cr_assert_eq(p.mem, 256ULL << 20);
+}
+
+/* Without --vsock-override, flint binds the socket the snapshot recorded:
+ * a path in the jail, whose directory is made. */
+Test(jail_plan, restore_vsock_from_the_snapshot)
+{
+	state_file(fn_json);
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem",
+			   "--drive-override", "drive0=/img/rootfs.ext4", "--drive-override",
+			   "data=/d/data.img"),
+		     0, "%s", err);
+	cr_assert_str_eq(p.vsock_path, "/tmp/reg/v.sock");
+}
+
+/* What flint would refuse, or could not open in the jail, is refused
+ * before anything is made. */
+Test(jail_plan, restore_refusals)
+{
+	static const struct {
+		const char *args[10];
+		const char *msg;
+	} cases[] = {
+	    {{"--restore", STATE_PATH, "--uffd-sock", "/s/uffd.sock", "--drive-override",
+	      "drive0=/r", "--drive-override", "data=/d"},
+	     "--uffd-sock is not supported under flint-jail"},
+	    {{"--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--drive-override", "drive0=/r",
+	      "--drive-override", "data=/d", "--drive-override", "scratch=/x"},
+	     "--drive-override scratch=/x: the snapshot " STATE_PATH " has no drive of that id"},
+	    {{"--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--drive-override", "drive0=/r"},
+	     "the snapshot's drive 'data' is the image /host/data.img, which is not in the jail; "
+	     "give it with --drive-override data=PATH"},
+	    {{"--restore", "/s/none.state", "--mem-file", "/s/fn.mem"},
+	     "--restore /s/none.state: No such file or directory"},
+	    {{"--restore", "/cfg/vm.json", "--mem-file", "/s/fn.mem"},
+	     "--restore /cfg/vm.json: not a flint snapshot"},
+	    {{"--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--drive-override", "drive0=/r",
+	      "--drive-override", "data=/d", "--vsock-override", "/fn.mem"},
+	     "the vsock socket /fn.mem: /fn.mem is where /s/fn.mem is staged"},
+	    {{"--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--drive-override", "drive0=/r",
+	      "--drive-override", "data=/d", "--vsock-override", "../v.sock"},
+	     "--vsock-override ../v.sock: expected a socket path"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int n = 0;
+		while (n < 10 && cases[i].args[n])
+			n++;
+		state_file(fn_json);
+		cr_assert_lt(plan_build(&p, "/opt/flint/flint", NULL, fake_read, NULL, n,
+					(char *const *)cases[i].args, err, sizeof(err)),
+			     0, "case %zu", i);
+		cr_assert(strstr(err, cases[i].msg), "case %zu: %s", i, err);
+		plan_free(&p);
+		wbuf_free(&state);
+		state = (struct wbuf){0};
+	}
+}
+
+/* flint run --save-snapshot (flint serve's registration): both files are
+ * flint's outputs in the jail, for the caller to collect. */
+Test(jail_plan, save_snapshot_outputs)
+{
+	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/i/rootfs.ext4", "--mem",
+			   "64M", "--vcpus", "1", "--timings", "--save-snapshot", "snap/fn.state",
+			   "--save-mem=/snap/fn.mem", "--save-after", "--", "true"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --mem 64M "
+				   "--vcpus 1 --timings --save-snapshot /snap/fn.state "
+				   "--save-mem=/snap/fn.mem --save-after -- true");
+	cr_assert_eq(p.noutputs, 2);
+	cr_assert_str_eq(p.outputs[0].path, "/snap/fn.state");
+	cr_assert_str_eq(p.outputs[0].what, "snapshot state");
+	cr_assert_not(p.outputs[0].make, "flint writes it");
+	cr_assert_str_eq(p.outputs[1].path, "/snap/fn.mem");
+	cr_assert_str_eq(p.outputs[1].what, "snapshot memory");
+	cr_assert_eq(p.nfiles, 3, "nothing staged for them");
 	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/i/rootfs.ext4",
+			   "--save-snapshot", "/fn.state", "--save-mem", "/rootfs.ext4"),
+		     -EINVAL);
+	cr_assert(strstr(err, "the snapshot memory file /rootfs.ext4: /rootfs.ext4 is where "
+			      "/i/rootfs.ext4 is staged"),
+		  "%s", err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/i/rootfs.ext4",
+			   "--save-snapshot", "../fn.state", "--save-mem", "/fn.mem"),
+		     -EINVAL);
+	cr_assert(strstr(err, "--save-snapshot ../fn.state: expected a path inside the jail"), "%s",
+		  err);
 }
 
 Test(jail_plan, bad_values)

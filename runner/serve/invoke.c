@@ -79,10 +79,13 @@ static ssize_t call_read(struct call *c, void *buf, size_t len)
 static int spawn(struct call *c, enum worker_kind kind)
 {
 	struct serve_fn *fn = c->fn;
-	char **opts = serve_worker_opts(fn, false);
+	char **opts = serve_worker_opts(c->s, fn, false);
 	struct worker_params p = serve_worker_params(c->s, fn, kind, opts);
-	int r = opts ? worker_spawn(&c->w, &p) : -ENOMEM;
+	struct jail_slot *jail;
+	int r = !opts ? -ENOMEM : serve_jail_params(c->s, fn, &p, &jail);
 
+	if (r == 0)
+		r = worker_spawn(&c->w, &p);
 	serve_strv_free(opts);
 	return r;
 }
@@ -630,6 +633,8 @@ static int start(struct call *c)
 		    .workdir = c->fn->cfg.workdir,
 		    .timeout_s = c->fn->cfg.timeout_s,
 		    .connect_ms = SERVE_AGENT_CONNECT_MS,
+		    .open_uds = vm->jail ? serve_jail_open_uds : NULL,
+		    .open_ctx = vm->jail,
 		};
 		return agentc_start(&c->ac, &ap);
 	}

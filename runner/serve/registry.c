@@ -8,6 +8,7 @@
  * VMs, retries), notices warm VMs whose flint died, and kills and reaps
  * the VMs the pool stopped, outside the lock. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/home.h"
 #include "core/logger.h"
 #include "serve/agentc.h"
 #include "serve/server_int.h"
@@ -105,10 +107,10 @@ static void fn_remove_files(struct serve_fn *fn)
 
 void serve_fn_put(struct server *s, struct serve_fn *fn)
 {
-	(void)s;
 	if (!fn || --fn->refs || fn->listed)
 		return;
 	fn_remove_files(fn);
+	jailing_fn_gone(s->jail, fn->cfg.name);
 	fn_config_free(&fn->cfg);
 	pthread_cond_destroy(&fn->gone);
 	free(fn);
@@ -137,7 +139,7 @@ void serve_vm_free(struct server *s, struct serve_vm *v)
 	serve_vm_unlink(s, v);
 	worker_destroy(v->w);
 	worker_destroy(v->vmw);
-	if (v->uds[0])
+	if (v->uds[0] && !v->jail)
 		unlink(v->uds);
 	serve_fn_put(s, v->fn);
 	free(v);
@@ -152,20 +154,20 @@ void serve_strv_free(char **v)
 	free(v);
 }
 
-char **serve_worker_opts(const struct serve_fn *fn, bool registering)
+char **serve_worker_opts(const struct server *s, const struct serve_fn *fn, bool registering)
 {
 	char **v = calloc(12, sizeof(*v));
-	char num[32];
+	const char *kernel = s->jail ? fn->kernel : fn->cfg.kernel;
+	const char *rootfs = s->jail ? fn->rootfs : fn->cfg.rootfs;
+	char num[32], *drive = NULL;
 	int n = 0;
 
 	if (!v)
 		return NULL;
 	if (registering) {
-		if (fn->cfg.kernel && (!(v[n++] = strdup("--kernel")) ||
-				       !(v[n++] = strdup(fn->cfg.kernel))))
+		if (kernel && (!(v[n++] = strdup("--kernel")) || !(v[n++] = strdup(kernel))))
 			goto oom;
-		if (fn->cfg.rootfs && (!(v[n++] = strdup("--rootfs")) ||
-				       !(v[n++] = strdup(fn->cfg.rootfs))))
+		if (rootfs && (!(v[n++] = strdup("--rootfs")) || !(v[n++] = strdup(rootfs))))
 			goto oom;
 		snprintf(num, sizeof(num), "%u", fn->cfg.mem_mib);
 		if (!(v[n++] = strdup("--mem")) || !(v[n++] = strdup(num)))
@@ -173,13 +175,52 @@ char **serve_worker_opts(const struct serve_fn *fn, bool registering)
 		snprintf(num, sizeof(num), "%u", fn->cfg.vcpus);
 		if (!(v[n++] = strdup("--vcpus")) || !(v[n++] = strdup(num)))
 			goto oom;
+	} else if (s->jail) {
+		/* The snapshot names the root image by its path in the
+		 * registration's jail: this jail stages the host's. */
+		if (asprintf(&drive, "drive0=%s", fn->rootfs) < 0 ||
+		    !(v[n++] = strdup("--drive-override")) || !(v[n++] = drive))
+			goto oom;
+		drive = NULL;
 	}
 	if (!(v[n++] = strdup("--timings")))
 		goto oom;
 	return v;
 oom:
+	free(drive);
 	serve_strv_free(v);
 	return NULL;
+}
+
+int serve_jail_params(struct server *s, const struct serve_fn *fn, struct worker_params *p,
+		      struct jail_slot **slot)
+{
+	int r;
+
+	*slot = NULL;
+	if (!s->jail)
+		return 0;
+	if ((r = jail_take(s->jail, fn->cfg.name, fn->cfg.mem_mib, slot)) < 0)
+		return r;
+	p->launcher = (*slot)->launcher;
+	p->launcher_runs_flint = true;
+	p->gone = jail_give;
+	p->gone_ctx = *slot;
+	return 0;
+}
+
+int serve_jail_open_uds(void *ctx, const char *uds)
+{
+	struct stat st;
+	int fd = jail_open_beneath(ctx, uds, O_PATH | O_NOFOLLOW);
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		close(fd);
+		return -ENOTSOCK;
+	}
+	return fd;
 }
 
 struct worker_params serve_worker_params(const struct server *s, const struct serve_fn *fn,
@@ -212,27 +253,46 @@ bool serve_fn_attached(const struct server *s, const struct serve_fn *fn)
 int serve_vm_spawn(struct server *s, struct serve_vm *v)
 {
 	struct serve_fn *fn = v->fn;
-	char **opts = serve_worker_opts(fn, false);
+	char **opts = serve_worker_opts(s, fn, false);
 	struct worker_params p = serve_worker_params(s, fn, WORKER_WARM, opts);
+	struct jail_slot *jail;
 	int r;
 
 	if (!opts)
 		return -ENOMEM;
+	if ((r = serve_jail_params(s, fn, &p, &jail)) < 0) {
+		serve_strv_free(opts);
+		pr_err("flint serve: %s: cannot jail a VM: %s", fn->cfg.name, strerror(-r));
+		return r;
+	}
 	if (serve_fn_attached(s, fn)) {
-		if ((size_t)snprintf(v->uds, sizeof(v->uds), "%s/v%" PRIu64 ".sock",
-				     s->o.state_dir, v->id) >= sizeof(v->uds)) {
+		/* A jailed VM's socket is in its jail, reached beneath it. */
+		int n = jail ? snprintf(v->uds, sizeof(v->uds), "/run/v.sock")
+			     : snprintf(v->uds, sizeof(v->uds), "%s/v%" PRIu64 ".sock",
+					s->o.state_dir, v->id);
+		char *vm_opts[3] = {NULL, NULL, NULL};
+		if ((size_t)n >= sizeof(v->uds)) {
 			v->uds[0] = '\0';
 			serve_strv_free(opts);
+			jail_give(jail);
 			return -ENAMETOOLONG;
 		}
 		p.kind = WORKER_VM;
 		p.uds = v->uds;
 		p.control = serve_fn_resets(s, fn);
 		p.early_status = false;
-		p.opts = NULL;
+		/* Of the options, a jail's root image override only. */
+		for (int i = 0; jail && opts[i] && opts[i + 1]; i++)
+			if (!strcmp(opts[i], "--drive-override")) {
+				vm_opts[0] = opts[i];
+				vm_opts[1] = opts[i + 1];
+			}
+		p.opts = vm_opts[0] ? vm_opts : NULL;
 		p.argv = NULL;
-		if ((r = worker_spawn(&v->vmw, &p)) == 0)
+		if ((r = worker_spawn(&v->vmw, &p)) == 0) {
 			v->pid = worker_pid(v->vmw);
+			v->jail = jail;
+		}
 	} else if ((r = worker_spawn(&v->w, &p)) == 0) {
 		v->pid = worker_pid(v->w);
 	}
@@ -540,10 +600,39 @@ static char *json_text(json_t *o)
 	return s;
 }
 
+/* In a registration's jail: where its flint saves the snapshot, which
+ * the server then copies out into the function's directory. */
+#define JAIL_STATE "/snapshot/state"
+#define JAIL_MEM "/snapshot/mem"
+
+/* The kernel and root image a jailed registration boots, by their host
+ * paths: the function's, or flint run's defaults as this server's own
+ * flint finds them (config/home.h). 0, or 400 with msg. */
+static unsigned jail_defaults(struct serve_fn *fn, char *msg, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct home h;
+
+	if (n > 0)
+		exe[n] = '\0';
+	home_init(&h, getenv("FLINT_HOME"), n > 0 ? exe : NULL);
+	if (fn->cfg.kernel)
+		snprintf(fn->kernel, sizeof(fn->kernel), "%s", fn->cfg.kernel);
+	else if (home_find(&h, "vmlinux", fn->kernel, sizeof(fn->kernel)) < 0)
+		return snprintf(msg, len, "no kernel given and flint's own vmlinux not found"), 400;
+	if (fn->cfg.rootfs)
+		snprintf(fn->rootfs, sizeof(fn->rootfs), "%s", fn->cfg.rootfs);
+	else if (home_find(&h, "rootfs.ext4", fn->rootfs, sizeof(fn->rootfs)) < 0)
+		return snprintf(msg, len, "no rootfs given and flint's own rootfs.ext4 not found"),
+		       400;
+	return 0;
+}
+
 /* Boots fn to its snapshot. 0, or an HTTP status with msg. */
 static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, size_t len)
 {
-	char **opts = serve_worker_opts(fn, true);
+	char **opts;
 	struct worker_params p = {
 	    .kind = WORKER_SAVE,
 	    .flint = s->o.flint,
@@ -551,7 +640,6 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	    .mem = fn->mem_path,
 	    .timeout_s = fn->cfg.prepare ? fn->cfg.timeout_s : 0,
 	    .deadline_s = s->o.register_timeout_s,
-	    .opts = opts,
 	    .argv = fn->cfg.prepare,
 	    .env = fn->cfg.prepare ? fn->cfg.env : NULL,
 	    .workdir = fn->cfg.prepare ? fn->cfg.workdir : NULL,
@@ -559,12 +647,26 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	};
 	struct worker_result res;
 	struct worker *w = NULL;
+	struct jail_slot *jail = NULL;
 	char line[300];
 	uint64_t t0 = now_ns();
+	unsigned st;
 	int r;
 
-	if (!opts)
+	if (s->jail && (st = jail_defaults(fn, msg, len)))
+		return st;
+	if (!(opts = serve_worker_opts(s, fn, true)))
 		return snprintf(msg, len, "out of memory"), 500;
+	p.opts = opts;
+	if ((r = serve_jail_params(s, fn, &p, &jail)) < 0) {
+		serve_strv_free(opts);
+		snprintf(msg, len, "cannot jail the function's VM: %s", strerror(-r));
+		return r == -EAGAIN ? 503 : 500;
+	}
+	if (jail) {
+		p.state = JAIL_STATE;
+		p.mem = JAIL_MEM;
+	}
 	r = worker_spawn(&w, &p);
 	serve_strv_free(opts);
 	if (r < 0) {
@@ -582,8 +684,16 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	pthread_mutex_lock(&s->lock);
 	fn->saving = NULL;
 	pthread_mutex_unlock(&s->lock);
-	fn->save_ms = (double)(now_ns() - t0) / 1e6;
 	last_line(res.err ? res.err : "", res.err_len, line, sizeof(line));
+	/* Out of the jail before the worker removes it. */
+	if (jail && res.outcome == WORKER_OK &&
+	    ((r = jail_collect(jail, JAIL_STATE, fn->state_path)) < 0 ||
+	     (r = jail_collect(jail, JAIL_MEM, fn->mem_path)) < 0)) {
+		snprintf(line, sizeof(line), "cannot take the snapshot out of the jail %.200s: %s",
+			 jail->root, strerror(-r));
+		res.outcome = WORKER_FLINT_ERROR;
+	}
+	fn->save_ms = (double)(now_ns() - t0) / 1e6;
 	worker_destroy(w);
 	if (res.outcome == WORKER_OK)
 		return 0;
@@ -663,7 +773,7 @@ unsigned serve_fn_register(struct server *s, const char *name, const char *body,
 		0 ||
 	    snprintf(fn->state_path, sizeof(fn->state_path), "%.200s/state", fn->dir) < 0 ||
 	    snprintf(fn->mem_path, sizeof(fn->mem_path), "%.200s/mem", fn->dir) < 0 ||
-	    mkdir(fn->dir, 0700) < 0) {
+	    mkdir(fn->dir, s->jail ? 0711 : 0700) < 0) {
 		snprintf(msg, sizeof(msg), "cannot make %.300s: %s", fn->dir, strerror(errno));
 		fn->dir[0] = '\0';
 		st = 500;

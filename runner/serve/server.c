@@ -57,9 +57,21 @@ static void usage(FILE *f)
 		"                       its snapshot left it: reset (default), a VM reset in\n"
 		"                       place after each request; restore, a VM restored\n"
 		"                       for each request (its own flint process)\n"
+		"  --jail PATH          run each VM's flint under this flint-jail, in a jail\n"
+		"                       of its own (--flint must then be a static flint)\n"
+		"  --uid-range A-B      with --jail: each VM runs as a uid of A..B no other\n"
+		"                       VM holds (at least --max-vms + 1 of them)\n"
+		"  --gid G              with --jail: every VM's gid (default: its uid)\n"
+		"  --chroot-base-dir D  with --jail: the jails' base (default %s)\n"
+		"  --parent-cgroup P    with --jail: a VM's cgroup is P/FUNCTION/VM\n"
+		"                       (default %s)\n"
+		"  --cgroup FILE=VALUE  with --jail: set in each VM's cgroup (repeatable, up\n"
+		"                       to %d; default: a memory limit of the guest's memory\n"
+		"                       plus %d MiB)\n"
 		"  --verbose            log more\n"
 		"  --help\n",
-		SERVE_MAX_LISTEN);
+		SERVE_MAX_LISTEN, JAILING_DEFAULT_BASE, JAILING_DEFAULT_PARENT,
+		JAILING_MAX_CGROUPS, JAILING_OVERHEAD_MIB);
 }
 
 enum {
@@ -78,6 +90,12 @@ enum {
 	O_STDERR_TTL,
 	O_REGISTER_TIMEOUT,
 	O_PER_REQUEST,
+	O_JAIL,
+	O_UID_RANGE,
+	O_GID,
+	O_BASE,
+	O_PARENT_CGROUP,
+	O_CGROUP,
 	O_VERBOSE,
 	O_HELP,
 };
@@ -152,6 +170,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	    {"stderr-ttl", required_argument, NULL, O_STDERR_TTL},
 	    {"register-timeout", required_argument, NULL, O_REGISTER_TIMEOUT},
 	    {"per-request", required_argument, NULL, O_PER_REQUEST},
+	    {"jail", required_argument, NULL, O_JAIL},
+	    {"uid-range", required_argument, NULL, O_UID_RANGE},
+	    {"gid", required_argument, NULL, O_GID},
+	    {"chroot-base-dir", required_argument, NULL, O_BASE},
+	    {"parent-cgroup", required_argument, NULL, O_PARENT_CGROUP},
+	    {"cgroup", required_argument, NULL, O_CGROUP},
 	    {"verbose", no_argument, NULL, O_VERBOSE},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
@@ -172,6 +196,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	    .stderr_keep_s = 600,
 	    .register_timeout_s = 300,
 	    .reset = true,
+	    .jail.gid = -1,
 	};
 	optind = 1;
 	opterr = 0;
@@ -247,6 +272,38 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			}
 			o->reset = !strcmp(optarg, "reset");
 			break;
+		case O_JAIL:
+			o->jail.jailer = optarg;
+			break;
+		case O_UID_RANGE:
+			if (jailing_parse_range(optarg, &o->jail.uid_first, &o->jail.uid_last) < 0) {
+				pr_err("flint serve: --uid-range %s: expected FIRST-LAST, 0 < FIRST "
+				       "<= LAST",
+				       optarg);
+				return -EINVAL;
+			}
+			break;
+		case O_GID:
+			r = number("--gid", optarg, 1, UINT32_MAX - 1, &v);
+			o->jail.gid = (int64_t)v;
+			break;
+		case O_BASE:
+			o->jail.base = optarg;
+			break;
+		case O_PARENT_CGROUP:
+			o->jail.parent = optarg;
+			break;
+		case O_CGROUP:
+			if (o->jail.ncgroups == JAILING_MAX_CGROUPS) {
+				pr_err("flint serve: at most %d --cgroup", JAILING_MAX_CGROUPS);
+				return -EINVAL;
+			}
+			if (!strchr(optarg, '=')) {
+				pr_err("flint serve: --cgroup %s: expected FILE=VALUE", optarg);
+				return -EINVAL;
+			}
+			o->jail.cgroups[o->jail.ncgroups++] = optarg;
+			break;
 		case O_VERBOSE:
 			log_verbose = 1;
 			break;
@@ -267,6 +324,16 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	}
 	if (!o->nlisten) {
 		pr_err("flint serve: --listen ADDR:PORT or --listen unix:PATH is needed");
+		return -EINVAL;
+	}
+	if (!o->jail.jailer && (o->jail.uid_first || o->jail.gid >= 0 || o->jail.base ||
+				o->jail.parent || o->jail.ncgroups)) {
+		pr_err("flint serve: --uid-range, --gid, --chroot-base-dir, --parent-cgroup and "
+		       "--cgroup go with --jail");
+		return -EINVAL;
+	}
+	if (o->jail.jailer && !o->jail.uid_first) {
+		pr_err("flint serve: --jail needs --uid-range FIRST-LAST");
 		return -EINVAL;
 	}
 	return 0;
@@ -524,10 +591,14 @@ static int find_flint(struct serve_opts *o)
 	return 0;
 }
 
+/* The state directory: the jails' uids open the snapshots in it (as
+ * flint-jail stages them), so with --jail others may search it. */
 static int make_state_dir(struct serve_opts *o)
 {
+	mode_t mode = o->jail.jailer ? 0711 : 0700;
+
 	if (o->state_dir[0]) {
-		if (mkdir(o->state_dir, 0700) == 0)
+		if (mkdir(o->state_dir, mode) == 0)
 			o->state_dir_made = true;
 		else if (errno != EEXIST) {
 			pr_err("flint serve: --state-dir %s: %s", o->state_dir, strerror(errno));
@@ -538,7 +609,7 @@ static int make_state_dir(struct serve_opts *o)
 	const char *tmp = getenv("TMPDIR");
 	snprintf(o->state_dir, sizeof(o->state_dir), "%s/flint-serve.XXXXXX",
 		 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-	if (!mkdtemp(o->state_dir)) {
+	if (!mkdtemp(o->state_dir) || chmod(o->state_dir, mode) < 0) {
 		pr_err("flint serve: cannot make %s: %s", o->state_dir, strerror(errno));
 		return -errno;
 	}
@@ -594,6 +665,18 @@ int serve_main(int argc, char **argv)
 	}
 	if (make_state_dir(&s->o) < 0)
 		goto out;
+	if (s->o.jail.jailer) {
+		char err[300];
+		if (access(s->o.jail.jailer, X_OK) < 0) {
+			pr_err("flint serve: --jail %s: %s", s->o.jail.jailer, strerror(errno));
+			goto out;
+		}
+		if (jailing_new(&s->jail, &s->o.jail, s->o.flint, s->o.max_vms, err, sizeof(err)) <
+		    0) {
+			pr_err("flint serve: %s", err);
+			goto out;
+		}
+	}
 	for (i = 0; i < s->o.nlisten; i++)
 		if ((fds[i] = listen_on(s->o.listen[i])) < 0)
 			goto out;
@@ -635,6 +718,7 @@ out:
 			unlink(s->o.listen[i] + 5);
 	if (s->o.state_dir_made && rmdir(s->o.state_dir) < 0)
 		pr_err("flint serve: cannot remove %s: %s", s->o.state_dir, strerror(errno));
+	jailing_free(s->jail);
 	pool_destroy(s->pool);
 	prom_registry_destroy(s->m.reg);
 	return status;

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "serve/fn.h"
+#include "serve/jailing.h"
 #include "serve/pool.h"
 #include "serve/prom.h"
 #include "serve/worker.h"
@@ -37,6 +38,8 @@ struct serve_opts {
 	 * each request (--per-request reset), not a VM restored per request
 	 * (restore). */
 	bool reset;
+	/* --jail: each VM's flint under flint-jail (jailing.h). */
+	struct jailing_opts jail;
 };
 
 enum serve_fn_state {
@@ -64,6 +67,9 @@ struct serve_fn {
 	unsigned refs;
 	uint64_t pool_id;
 	char dir[PATH_MAX], state_path[PATH_MAX], mem_path[PATH_MAX];
+	/* --jail: the kernel and root image its registration booted (the
+	 * defaults resolved), the root image staged as drive0 at restores. */
+	char kernel[PATH_MAX], rootfs[PATH_MAX];
 	double save_ms; /* registering: boot, prepare and snapshot */
 	struct worker *saving; /* the registering flint, for a shutdown */
 	pthread_cond_t gone;   /* the pool said GONE, or the server stops */
@@ -82,6 +88,9 @@ struct serve_vm {
 	 * vsock socket, which each request's `flint run --attach` reaches. */
 	struct worker *vmw;
 	char uds[108];
+	/* --jail: vmw's jail (the worker's: valid while vmw is), uds being
+	 * a path in it. */
+	struct jail_slot *jail;
 	pid_t pid;	     /* the VM's flint, for its RSS */
 	struct worker *run_w; /* busy: the request's worker (its call's), to kill */
 	struct agentc *run_ac; /* or its session with the VM's agent */
@@ -135,6 +144,7 @@ struct server {
 	uint64_t dir_seq;
 	bool stopping;
 	pthread_cond_t manager_cv; /* CLOCK_MONOTONIC */
+	struct jailing *jail; /* NULL: VMs run unjailed */
 	pthread_t manager;
 	bool manager_started;
 	struct serve_metrics m;
@@ -166,11 +176,18 @@ void serve_registry_free(struct server *s);
 /* The options every worker of fn gets: a NULL-terminated array of
  * malloc'd strings (--kernel, --rootfs, ... for a registration; --timings
  * for the others). NULL when out of memory. */
-char **serve_worker_opts(const struct serve_fn *fn, bool registering);
+char **serve_worker_opts(const struct server *s, const struct serve_fn *fn, bool registering);
 /* A worker of kind for fn's snapshot, command, environment and working
  * directory, with opts, its status line early. */
 struct worker_params serve_worker_params(const struct server *s, const struct serve_fn *fn,
 					 enum worker_kind kind, char *const *opts);
+/* --jail: p's flint in a jail of its own for fn, which the worker removes
+ * when it is over (*slot: the jail, for paths in it). Without --jail,
+ * nothing (*slot NULL). 0, or -errno (-EAGAIN: no uid free). */
+int serve_jail_params(struct server *s, const struct serve_fn *fn, struct worker_params *p,
+		      struct jail_slot **slot) WARN_UNUSED;
+/* agentc's open_uds for a jailed VM's socket (ctx: its jail_slot). */
+int serve_jail_open_uds(void *ctx, const char *uds);
 void serve_strv_free(char **v);
 /* PUT /functions/{name}: status and a JSON body (malloc'd). */
 unsigned serve_fn_register(struct server *s, const char *name, const char *body, size_t len,

@@ -164,3 +164,28 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	[ -z "$(pgrep -f "$FAKE" || true)" ] || why="processes left"
 	report serve-restore-stop "$why" "$S/serve2.err"
 fi
+
+# --jail's options: refused, naming the problem, before anything starts.
+# serve_refused NAME MESSAGE ARGS...: exit 125 with MESSAGE on stderr.
+serve_refused() {
+	name=$1 msg=$2
+	shift 2
+	st=0
+	"$FLINT" serve --listen "unix:$S/j.sock" --state-dir "$S/jst" "$@" >"$S/j.out" 2>"$S/j.err" ||
+		st=$?
+	why=
+	[ "$st" = 125 ] || why="exit $st, expected 125"
+	[ -z "$why" ] && ! grep -qF -- "$msg" "$S/j.err" && why="stderr lacks '$msg'"
+	[ -z "$why" ] && [ -e "$S/jst" ] && why="the state directory was made"
+	report "serve-$name" "$why" "$S/j.err"
+}
+serve_refused jail-no-range "--jail needs --uid-range FIRST-LAST" --jail /bin/true
+serve_refused jail-bad-range "--uid-range 5-4: expected FIRST-LAST" --jail /bin/true --uid-range 5-4
+serve_refused jail-zero-uid "--uid-range 0-9: expected FIRST-LAST" --jail /bin/true --uid-range 0-9
+serve_refused jail-only "--cgroup go with --jail" --uid-range 100-200
+serve_refused jail-cgroup "--cgroup memory: expected FILE=VALUE" --jail /bin/true \
+	--uid-range 100-200 --cgroup memory
+serve_refused jail-small-range "holds 2 uids: one per VM needs --max-vms (64) + 1" \
+	--jail /bin/true --uid-range 100-101
+serve_refused jail-missing "--jail /nonexistent/flint-jail: No such file or directory" \
+	--jail /nonexistent/flint-jail --uid-range 100-200

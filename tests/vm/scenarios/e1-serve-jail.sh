@@ -1,0 +1,132 @@
+# flint serve --jail: every VM's flint (and the registration's) runs under
+# flint-jail as a uid of the range that no other live VM holds, in a cgroup
+# under one per function with its memory limit; invocations answer right
+# and stay isolated; the snapshot came out of the registration's jail as
+# the server's file; per-request restores (flint run under the jail, its
+# --wait-fd and --status-fd descriptors passed through) answer too; and
+# stopping the server leaves no flint process, no jail and no cgroup.
+# timeout: 900
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-jail.sh"
+[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
+command -v curl >/dev/null || skip "no curl in L1"
+
+SOCK=$T/serve.sock
+# The jails' uids open the snapshots, kernel and root image: none of them
+# may sit below a directory only root can search ($T is 0700).
+ST=/tmp/e1-state.$$
+rm -rf "$ST"
+CG=flint-serve-e1
+start_server() { # MODE
+	"$FLINT" serve --listen "unix:$SOCK" --state-dir "$ST" --per-request "$1" \
+		--jail "$JAIL" --flint "$SFLINT" --uid-range 2000-2099 --max-vms 8 \
+		--chroot-base-dir "$BASE" --parent-cgroup "$CG" \
+		>"$T/serve.out" 2>"$T/serve.err" &
+	spid=$!
+	i=0
+	while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -S "$SOCK" ] || { cat "$T/serve.err"; fail "flint serve did not listen"; }
+}
+api() { # METHOD PATH [BODY-FILE]: $code, $T/body
+	code=$(curl -s --unix-socket "$SOCK" -X "$1" -o "$T/body" -D "$T/hdr" \
+		-w '%{http_code}' ${3:+--data-binary @"$3"} "http://flint$2") || code=000
+}
+stop_server() {
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+}
+die() {
+	echo "--- flint serve stderr (last 20 lines):"
+	tail -n 20 "$T/serve.err"
+	stop_server
+	fail "$*"
+}
+register() { # NAME JSON
+	printf '%s' "$2" >"$T/fn.json"
+	api PUT "/functions/$1" "$T/fn.json"
+	echo "PUT /functions/$1 -> $code $(head -c 300 "$T/body")"
+	[ "$code" = 201 ] || die "registering $1 gave $code"
+}
+# The VMs' flint processes (every flint but the server): "UID PID" lines.
+vm_flints() {
+	for d in /proc/[0-9]*; do
+		p=${d#/proc/}
+		[ "$p" = "$spid" ] && continue
+		tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- '--restore' || continue
+		u=$(awk '/^Uid:/ { print $2 }' "$d/status" 2>/dev/null) || continue
+		[ -n "$u" ] && echo "$u $p"
+	done
+}
+invoke_many() { # N: N invocations, 4 at a time, each answering its own input
+	n=$1
+	lanes=
+	for lane in 0 1 2 3; do
+		(k=$lane; while [ $k -lt "$n" ]; do
+			c=$(printf 'req%s\n' $k | curl -s --unix-socket "$SOCK" -o "$T/r$k" \
+				-w '%{http_code}' --data-binary @- http://flint/functions/echo/invoke) || c=000
+			echo "$c" >"$T/c$k"
+			k=$((k + 4))
+		done) &
+		lanes="$lanes $!"
+	done
+	for j in $lanes; do wait "$j"; done
+	bad=0
+	k=0
+	while [ $k -lt "$n" ]; do
+		if [ "$(cat "$T/c$k")" != 200 ] || [ "$(cat "$T/r$k")" != "got:req$k" ]; then
+			echo "invocation $k: status $(cat "$T/c$k"), body '$(head -c 200 "$T/r$k")'"
+			bad=$((bad + 1))
+		fi
+		k=$((k + 1))
+	done
+	[ $bad = 0 ] || die "$bad of $n jailed invocations answered wrong (SEEN: a marker crossed requests)"
+}
+cmd="[\"sh\", \"-c\", \"read x; echo got:\$x; if [ -e /tmp/mark ]; then echo SEEN; fi; touch /tmp/mark\"]"
+fn="{\"command\": $cmd, \"kernel\": \"$KERNEL\", \"rootfs\": \"$ROOTFS\", \"mem_mib\": 128, \"max_concurrency\": 4, \"min_warm\": 2}"
+
+# 1. Reset in place (the default): register, then 20 invocations.
+start_server reset
+register echo "$fn"
+st=$(ls "$ST"/echo.*/state)
+[ "$(stat -c '%u %a' "$st")" = "0 644" ] ||
+	die "the snapshot out of the jail is $(stat -c '%u %a' "$st"), not the server's 0644"
+invoke_many 20
+echo "20 jailed invocations answered, none saw another's marker"
+
+# 2. The live VMs: each a uid of the range no other holds, in its cgroup
+# under the function's, with the memory limit; a jail directory each.
+vm_flints >"$T/vms"
+cat "$T/vms"
+nvm=$(wc -l <"$T/vms")
+[ "$nvm" -ge 1 ] || die "no jailed VM alive after the invocations (min_warm 2)"
+awk '$1 < 2000 || $1 > 2099 { bad = 1 } END { exit bad }' "$T/vms" ||
+	die "a VM's flint runs outside the uid range: $(cat "$T/vms")"
+[ "$(cut -d' ' -f1 "$T/vms" | sort -u | wc -l)" = "$nvm" ] || die "two VMs share a uid: $(cat "$T/vms")"
+while read -r u p; do
+	cg=$(grep -m1 -o "/$CG/echo/fs-[0-9a-f]*-[0-9]*" "/proc/$p/cgroup") ||
+		die "VM $p is not in a cgroup under $CG/echo: $(cat "/proc/$p/cgroup")"
+	lim=$(cat "$CGMEM$cg/$MEMFILE")
+	[ "$lim" = $(((128 + 64) * 1024 * 1024)) ] || die "VM $p's memory limit is $lim"
+	[ -d "$BASE/flint/${cg##*/}/root" ] || die "VM $p's jail ${cg##*/} is not in $BASE/flint"
+done <"$T/vms"
+echo "$nvm live VMs: distinct uids in the range, a cgroup each under $CG/echo, a jail each"
+
+# 3. Stop: nothing left.
+stop_server
+sleep 0.5
+[ -z "$(vm_flints)" ] || fail "flint processes left after the server stopped: $(vm_flints)"
+[ -z "$(ls -A "$BASE/flint" 2>/dev/null)" ] || fail "jails left: $(ls "$BASE/flint")"
+[ ! -e "$CGMEM/$CG" ] || fail "the functions' cgroup is left: $(ls "$CGMEM/$CG")"
+[ ! -e "$ST" ] || [ -z "$(ls -A "$ST")" ] || fail "the state directory holds $(ls "$ST")"
+
+# 4. A VM restored per request: flint run under the jail.
+rm -rf "$ST"
+start_server restore
+register echo "$fn"
+invoke_many 8
+stop_server
+sleep 0.5
+[ -z "$(vm_flints)" ] || fail "flint processes left after the second server: $(vm_flints)"
+[ -z "$(ls -A "$BASE/flint" 2>/dev/null)" ] || fail "jails left: $(ls "$BASE/flint")"
+rm -rf "$ST"
+echo "jailed VMs answered (reset in place and restored per request) and left nothing behind"

@@ -37,9 +37,29 @@ for i in $(seq 50); do
 	sleep 0.1
 done
 
+# L1's root is its initramfs (rootfs), under which pivot_root always
+# fails, and passt sandboxes itself with pivot_root (and a user namespace,
+# which a chrooted process may not make): on a host whose root is a real
+# file system it just works. Here flint runs in a mount namespace whose
+# root is a tmpfs holding L1's directories (bind mounts), moved over / as
+# switch_root does, as such a root.
+NR=/f0-root
+mkdir -p "$NR" && mount -t tmpfs f0-root "$NR" || fail "cannot mount a tmpfs on $NR"
+trap 'umount -R -l "$NR" 2>/dev/null; rmdir "$NR" 2>/dev/null; cleanup_net' EXIT
+for d in /*; do
+	[ "$d" = "$NR" ] && continue
+	if [ -L "$d" ]; then
+		cp -P "$d" "$NR/"
+	elif [ -d "$d" ]; then
+		mkdir "$NR$d" && mount --rbind "$d" "$NR$d" || fail "cannot bind $d into $NR"
+	fi
+done
+
 run() {
 	status=0
-	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
+	unshare -m sh -c 'mount --make-rprivate / && cd "$0" && mount --move . / &&
+		exec chroot . "$@"' "$NR" "$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" \
+		</dev/null >"$OUT" 2>"$ERR" || status=$?
 	echo "flint run $* -> status $status"
 }
 

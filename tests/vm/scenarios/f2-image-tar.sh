@@ -5,7 +5,7 @@
 . "$(dirname "$0")/../lib.sh"
 need_guest
 [ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
-mke2fs -V 2>&1 | grep -q 'EXT2FS Library' || skip "no e2fsprogs mke2fs here (the rig carries it)"
+/usr/sbin/mke2fs -V 2>&1 | grep -q 'EXT2FS Library' || skip "no e2fsprogs mke2fs here (the rig carries it)"
 export FLINT_CACHE=$T/cache
 
 run() {

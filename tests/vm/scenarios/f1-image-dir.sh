@@ -20,7 +20,10 @@ run() {
 
 img=$T/userland
 mkdir -p "$img/bin" "$img/sbin" "$img/etc"
-cp "$(command -v busybox)" "$img/bin/busybox"
+# busybox's own sh answers "busybox" for its applets' command -v.
+bb=$(command -v busybox)
+case $bb in /*) ;; *) bb=/bin/busybox ;; esac
+cp "$bb" "$img/bin/busybox"
 for a in sh cat echo ls rm test grep; do ln -s busybox "$img/bin/$a"; done
 echo from-the-image >"$img/etc/marker"
 # Would break the boot if it ran.

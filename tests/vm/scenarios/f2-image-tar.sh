@@ -16,7 +16,10 @@ run() {
 
 src=$T/src
 mkdir -p "$src/bin" "$src/etc" "$src/srv"
-cp "$(command -v busybox)" "$src/bin/busybox"
+# busybox's own sh answers "busybox" for its applets' command -v.
+bb=$(command -v busybox)
+case $bb in /*) ;; *) bb=/bin/busybox ;; esac
+cp "$bb" "$src/bin/busybox"
 for a in sh cat ls stat readlink; do ln -s busybox "$src/bin/$a"; done
 echo from-the-tar >"$src/etc/marker"
 chmod 640 "$src/etc/marker"

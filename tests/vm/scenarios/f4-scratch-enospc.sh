@@ -19,7 +19,10 @@ run() {
 
 img=$T/userland
 mkdir -p "$img/bin"
-cp "$(command -v busybox)" "$img/bin/busybox"
+# busybox's own sh answers "busybox" for its applets' command -v.
+bb=$(command -v busybox)
+case $bb in /*) ;; *) bb=/bin/busybox ;; esac
+cp "$bb" "$img/bin/busybox"
 for a in sh dd rm cat echo grep df; do ln -s busybox "$img/bin/$a"; done
 # 80 MiB into /: more than a 32 MiB scratch disk or 64 MiB of tmpfs hold.
 # (dd's message straight to the agent: a file for it would be on the full

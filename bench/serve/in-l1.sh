@@ -9,6 +9,10 @@
 #   serve-restore flint serve --per-request restore, min_warm 8: a VM
 #                 restored paused ahead, released for the request, gone after
 #   serve-reuse   flint serve, "reuse": VMs serve requests in turn
+#   serve-jail, serve-restore-jail
+#                 the first two with --jail: every VM's flint under
+#                 flint-jail as a uid of its own, in its cgroup (when the
+#                 static flint and flint-jail are in $TOOLS)
 #   run-cold      a cold `flint run` per request (boot, agent, command)
 #   qemu-restore  QEMU -M microvm restored from its migration file per
 #                 request (the same kernel, flint's initramfs, the function
@@ -78,6 +82,24 @@ start_serve() { # NAME OPTIONS...
 start_serve a
 start_serve b --per-request restore
 spid="$pid_a $pid_b"
+servers="a b"
+JAILED=
+if [ -x "${TOOLS:-}/flint-jail" ] && [ -x "${TOOLS:-}/flint" ]; then
+	JAILED=1
+	# The jails' uids read the snapshots: not under $D (0700).
+	JST=/tmp/servebench-jail.$$
+	jail_opts() { # NAME
+		echo "--jail $TOOLS/flint-jail --flint $TOOLS/flint --uid-range 3000-3099 \
+			--chroot-base-dir $D/jail-$1 --parent-cgroup servebench-$1"
+	}
+	grep -qE ' cgroup2? ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
+	# shellcheck disable=SC2046 # words
+	start_serve c --state-dir "$JST-c" $(jail_opts c)
+	# shellcheck disable=SC2046
+	start_serve d --state-dir "$JST-d" --per-request restore $(jail_opts d)
+	spid="$spid $pid_c $pid_d"
+	servers="a b c d"
+fi
 register() { # SERVER NAME EXTRA-JSON
 	printf '{"command": ["sh", "-c", "%s"], "kernel": "%s", "rootfs": "%s", "mem_mib": %d, "max_concurrency": 8%s}' \
 		"$FN" "$KERNEL" "$ROOTFS" $MEM "$3" >"$D/fn.json"
@@ -89,6 +111,10 @@ register() { # SERVER NAME EXTRA-JSON
 register a reset ', "min_warm": 8'
 register a reuse ', "isolation": "reuse"'
 register b restore ', "min_warm": 8'
+if [ -n "$JAILED" ]; then
+	register c jail ', "min_warm": 8'
+	register d restore-jail ', "min_warm": 8'
+fi
 sleep 5 # the warm pools fill
 
 # QEMU's saved state: booted once to the function's loop, migrated to a file.
@@ -99,7 +125,9 @@ sleep 5 # the warm pools fill
 echo "QEMU saved: $(cat "$D/qcreate")"
 
 for c in $CS; do
-	for fn in a:reset b:restore a:reuse; do
+	fns="a:reset b:restore a:reuse"
+	[ -n "$JAILED" ] && fns="$fns c:jail d:restore-jail"
+	for fn in $fns; do
 		row "serve-${fn#*:}" "$c" http -s "$D/${fn%%:*}.sock" -u "/functions/${fn#*:}/invoke" -b 'x
 ' -e 'pong x
 '
@@ -113,16 +141,17 @@ for c in $CS; do
 		-qmp "unix:$D/qmp{n}.sock,server=on,wait=off" -incoming fd:3
 done
 
-for n in a b; do
+for n in $servers; do
 	curl -s --unix-socket "$D/$n.sock" http://flint/metrics |
 		grep -E '^flint_serve_(invocations_total|vm_rss_bytes|vms_alive|reset_seconds_(sum|count))' |
 		sed "s/^/metrics $n: /"
 done
-# shellcheck disable=SC2086 # two pids
+# shellcheck disable=SC2086 # the servers' pids
 kill $spid
 # shellcheck disable=SC2086
 wait $spid
 spid=
-left=$(ps -o pid,args 2>/dev/null | grep -c "[f]lint run" || true)
-echo "flint run processes left after flint serve stopped: $left"
+left=$(ps -o pid,args 2>/dev/null | grep -c "[f]lint run\|[f]lint --restore" || true)
+echo "flint processes left after flint serve stopped: $left"
+[ -n "$JAILED" ] && echo "jails left: $(ls "$D/jail-c/flint" "$D/jail-d/flint" 2>/dev/null | grep -c fs-)"
 awk -f "$(dirname "$0")/summarize.awk" "$OUT"

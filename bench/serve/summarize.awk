@@ -42,6 +42,17 @@ END {
 		printf "        reuse: p50 / cold flint run %s, req/s x %s\n", \
 			ratio(p50["serve-reuse", c], p50["run-cold", c]), ratio(rps["serve-reuse", c], rps["run-cold", c])
 	}
+	if (("serve-jail", 1) in p50) {
+		print "\n--jail (each VM's flint under flint-jail) against the same unjailed:"
+		for (k = 1; k <= nc; k++) {
+			c = cs[k]
+			printf "  c=%s: p50 jailed / unjailed: reset %s, restored per request %s; req/s %s, %s\n", c, \
+				ratio(p50["serve-jail", c], p50["serve-reset", c]), \
+				ratio(p50["serve-restore-jail", c], p50["serve-restore", c]), \
+				ratio(rps["serve-jail", c], rps["serve-reset", c]), \
+				ratio(rps["serve-restore-jail", c], rps["serve-restore", c])
+		}
+	}
 	if (("serve-reset", 4) in p99)
 		printf "  p99 / p50 at concurrency 4: %s; %s (target <= 3)\n", \
 			ratio(p99["serve-reset", 4], p50["serve-reset", 4]), ratio(p99["serve-restore", 4], p50["serve-restore", 4])

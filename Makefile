@@ -18,9 +18,16 @@ WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
 # libseccomp's <seccomp.h>.
 CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
-LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz -lxxhash
+LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz -lxxhash -larchive
+# The static links of libarchive (the guest agent, the static flint):
+# Debian's libarchive.a and what its tar reader, pax writer and disk
+# reader and writer need, behind rootfs/agent/archive_static.o (which
+# keeps its xar writer, and with it libxml2 and ICU, out).
+ARCHIVE_STATIC_OBJ := $(BUILD)/rootfs/agent/archive_static.o
+ARCHIVE_STATIC := -larchive -lnettle -lacl -llzma -lzstd -llz4 -lbz2 -lz
 
-RUNNER_SRCS := $(wildcard runner/*/*.c virtio/*.c virtio/*/*.c) rootfs/agent/proto.c
+RUNNER_SRCS := $(wildcard runner/*/*.c virtio/*.c virtio/*/*.c) rootfs/agent/proto.c \
+	rootfs/agent/tarcopy.c
 RUNNER_LIB_SRCS := $(filter-out runner/cmd/main.c,$(RUNNER_SRCS))
 RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(BUILD)/%.o)
 RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -67,6 +74,10 @@ $(BUILD)/tools/flint-uffd: $(BUILD)/flint-uffd
 unit smoke: $(BUILD)/flint-uffd
 vm-test: $(BUILD)/tools/flint-uffd
 -include $(BUILD)/tests/tools/flint-uffd.d
+
+$(BUILD)/jail/flint: $(ARCHIVE_STATIC_OBJ)
+$(BUILD)/jail/flint: LDLIBS_FLINT := $(ARCHIVE_STATIC_OBJ) $(filter-out -larchive,$(LDLIBS_FLINT)) \
+	$(ARCHIVE_STATIC)
 
 include mk/tools.mk
 include mk/guest.mk

@@ -27,10 +27,11 @@ $(BUILD)/rootfs/init: rootfs/init.c
 
 # The guest agent of `flint run` (rootfs/agent/), /sbin/flint-agent.
 GUEST_AGENT := $(BUILD)/rootfs/flint-agent
-GUEST_AGENT_SRCS := rootfs/agent/agent.c rootfs/agent/proto.c
-$(GUEST_AGENT): $(GUEST_AGENT_SRCS) rootfs/agent/proto.h
+GUEST_AGENT_SRCS := rootfs/agent/agent.c rootfs/agent/proto.c rootfs/agent/tarcopy.c \
+	rootfs/agent/archive_static.c
+$(GUEST_AGENT): $(GUEST_AGENT_SRCS) rootfs/agent/proto.h rootfs/agent/tarcopy.h
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_INIT_CFLAGS) -o $@ $(GUEST_AGENT_SRCS)
+	$(CC) $(GUEST_INIT_CFLAGS) -o $@ $(GUEST_AGENT_SRCS) $(ARCHIVE_STATIC)
 
 # The kernel's own cpio writer: it adds /dev/console without needing root.
 $(BUILD)/rootfs/gen_init_cpio: kernel-config/build.sh

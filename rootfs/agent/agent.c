@@ -4,15 +4,17 @@
  *
  * It listens on vsock port AGENT_VSOCK_PORT and serves each connection in a
  * child process of its own: one request (argv, environment, working
- * directory, optional stdin, timeout; see proto.h), the command's stdout and
- * stderr streamed back separately, and its exit status or signal. At start
+ * directory, optional stdin, timeout, optional user; see proto.h), the
+ * command's stdout and stderr streamed back separately, and its exit status
+ * or signal; or one copy, a tar stream into or out of the guest
+ * (tarcopy.h). At start
  * it also connects once to the host (CID 2) on the same port: flint's vsock
  * muxer relays that to `flint run`, which learns that the guest is ready and
  * sends its command there. Nothing listening on the host is normal (the
  * muxer resets the connection); no vsock device at all ends the agent.
  *
  * A malformed request gets an ERROR frame and the connection is closed; the
- * agent itself goes on. Built statically with libc only.
+ * agent itself goes on. Built statically with libc and libarchive.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -34,6 +37,7 @@
 #include <linux/vm_sockets.h>
 
 #include "proto.h"
+#include "tarcopy.h"
 
 /* Overridden or extended by the request's environment. */
 static const char *const default_env[] = {
@@ -119,14 +123,56 @@ struct child {
 };
 
 /* What the child reports through its status pipe when it cannot exec. */
+enum start_stage { IN_EXEC, IN_CHDIR, IN_USER };
 struct start_failure {
-	int in_chdir; /* else in exec */
+	int stage; /* enum start_stage */
 	int err;
 };
 
+/* The user a request names: its group and home from the guest's
+ * /etc/passwd ("name:pw:uid:gid:gecos:home:shell"), read with libc alone
+ * (a static binary has no NSS). Without an entry: the gid given, or the
+ * uid's number, and "/" for home. */
+struct user {
+	uid_t uid;
+	gid_t gid;
+	char home[256];
+};
+
+static void lookup_user(const struct agent_request *req, struct user *u)
+{
+	char line[1024];
+	FILE *f = fopen("/etc/passwd", "re");
+	bool found = false;
+
+	u->uid = req->uid;
+	u->gid = req->gid == AGENT_GID_DEFAULT ? req->uid : req->gid;
+	snprintf(u->home, sizeof(u->home), "/");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *field[7], *c = line;
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		/* strsep, not strtok: empty fields count. */
+		while (n < 7 && (field[n] = strsep(&c, ":")))
+			n++;
+		if (n < 6 || !*field[2] || strtoul(field[2], NULL, 10) != req->uid)
+			continue;
+		found = true;
+		if (req->gid == AGENT_GID_DEFAULT && *field[3])
+			u->gid = (gid_t)strtoul(field[3], NULL, 10);
+		if (field[5][0] == '/')
+			snprintf(u->home, sizeof(u->home), "%s", field[5]);
+	}
+	if (f)
+		fclose(f);
+}
+
 /* The default environment, minus what the request overrides, then the
- * request's. Returns a malloc'd array (the strings are not copied). */
-static char **make_env(const struct agent_request *req)
+ * request's; with a user, HOME is the user's. Returns a malloc'd array
+ * (the strings are not copied, but for home's, in home). */
+static char **make_env(const struct agent_request *req, const struct user *u, char *home,
+		       size_t homelen)
 {
 	size_t n = 0;
 	char **env = calloc(N_DEFAULT_ENV + req->envc + 1, sizeof(*env));
@@ -139,8 +185,14 @@ static char **make_env(const struct agent_request *req)
 
 		for (uint32_t j = 0; j < req->envc && !overridden; j++)
 			overridden = !strncmp(req->envp[j], default_env[i], name);
-		if (!overridden)
+		if (overridden)
+			continue;
+		if (u && !strncmp(default_env[i], "HOME=", name)) {
+			snprintf(home, homelen, "HOME=%s", u->home);
+			env[n++] = home;
+		} else {
 			env[n++] = (char *)default_env[i];
+		}
 	}
 	for (uint32_t j = 0; j < req->envc; j++)
 		env[n++] = req->envp[j];
@@ -148,8 +200,8 @@ static char **make_env(const struct agent_request *req)
 }
 
 /* In the child: never returns. */
-static void exec_child(const struct agent_request *req, char **env, int in, int out, int err,
-		       int status_fd)
+static void exec_child(const struct agent_request *req, const struct user *u, char **env, int in,
+		       int out, int err, int status_fd)
 {
 	const char *cwd = req->cwd[0] ? req->cwd : "/";
 	struct start_failure f = {0};
@@ -165,13 +217,17 @@ static void exec_child(const struct agent_request *req, char **env, int in, int 
 	/* dup2 leaves 0-2 without O_CLOEXEC; every other fd has it. */
 	if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(127);
-	if (chdir(cwd) < 0) {
-		f = (struct start_failure){1, errno};
+	/* The groups first, while we may still change them; then chdir as
+	 * the user, whose permissions count. */
+	if (u && (setgroups(1, &u->gid) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)) {
+		f = (struct start_failure){IN_USER, errno};
+	} else if (chdir(cwd) < 0) {
+		f = (struct start_failure){IN_CHDIR, errno};
 	} else {
 		/* execvp searches the PATH of our environment: the command's. */
 		environ = env;
 		execvp(req->argv[0], req->argv);
-		f = (struct start_failure){0, errno};
+		f = (struct start_failure){IN_EXEC, errno};
 	}
 	if (write(status_fd, &f, sizeof(f)) < 0)
 		_exit(127);
@@ -184,9 +240,17 @@ static int start_child(const struct agent_request *req, struct child *c, char *w
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
 	struct start_failure f;
-	char **env = make_env(req);
+	struct user user, *u = NULL;
+	char home[sizeof(user.home) + 8];
+	char **env;
 	int ret = 0;
 	ssize_t n;
+
+	if (req->flags & AGENT_REQ_USER) {
+		lookup_user(req, &user);
+		u = &user;
+	}
+	env = make_env(req, u, home, sizeof(home));
 
 	*c = (struct child){.pid = -1, .pidfd = -1, .in = -1, .out = -1, .err = -1};
 	if (!env || ((req->flags & AGENT_REQ_STDIN) && pipe2(in, O_CLOEXEC) < 0) ||
@@ -202,7 +266,7 @@ static int start_child(const struct agent_request *req, struct child *c, char *w
 		goto out;
 	}
 	if (c->pid == 0)
-		exec_child(req, env, in[0], out[1], err[1], st[1]);
+		exec_child(req, u, env, in[0], out[1], err[1], st[1]);
 	/* Also here, so that a kill of the group cannot precede the child's
 	 * own setpgid. */
 	setpgid(c->pid, c->pid);
@@ -213,7 +277,10 @@ static int start_child(const struct agent_request *req, struct child *c, char *w
 	while (n < 0 && errno == EINTR);
 	if (n == (ssize_t)sizeof(f)) {
 		ret = -f.err;
-		if (f.in_chdir)
+		if (f.stage == IN_USER)
+			snprintf(why, len, "cannot become uid %u gid %u: %s", (unsigned)user.uid,
+				 (unsigned)user.gid, strerror(f.err));
+		else if (f.stage == IN_CHDIR)
 			snprintf(why, len, "cannot change to %.200s: %s", req->cwd,
 				 strerror(f.err));
 		else
@@ -444,6 +511,133 @@ static void run_request(int sock, struct agent_reader *rd, const struct agent_re
 	send_frame(sock, &r.tx);
 }
 
+/* ---- copies ------------------------------------------------------------ */
+
+/* A copy's end of the connection: frames read into rd, TAR frames sent
+ * from tx. */
+struct copy_conn {
+	int sock;
+	struct agent_reader *rd;
+	bool ended; /* TAR_END came */
+	struct agent_outbuf tx;
+	uint8_t txbuf[AGENT_HDR_SIZE + AGENT_DATA_MAX];
+};
+
+/* tarcopy_io.read for COPY_IN: the payloads of TAR frames up to TAR_END. */
+static ssize_t copy_read(void *ctx, const void **buf, char *msg, size_t len)
+{
+	struct copy_conn *c = ctx;
+
+	while (!c->ended) {
+		int ret = agent_read_frame(c->rd, c->sock);
+
+		if (ret <= 0) {
+			snprintf(msg, len, "the host %s in the middle of the stream",
+				 ret == 0 || ret == -ECONNRESET ? "went away" : "sent a bad frame");
+			return -1;
+		}
+		if (c->rd->f.type == AGENT_TAR_END) {
+			c->ended = true;
+		} else if (c->rd->f.type != AGENT_TAR) {
+			snprintf(msg, len, "frame type %u in a tar stream", c->rd->f.type);
+			return -1;
+		} else if (c->rd->f.len) {
+			*buf = c->rd->buf;
+			return (ssize_t)c->rd->f.len;
+		}
+	}
+	return 0;
+}
+
+/* tarcopy_io.write for COPY_OUT: TAR frames. */
+static int copy_write(void *ctx, const void *buf, size_t len, char *msg, size_t msglen)
+{
+	struct copy_conn *c = ctx;
+	const uint8_t *p = buf;
+
+	while (len) {
+		size_t n = len < AGENT_DATA_MAX ? len : AGENT_DATA_MAX;
+		int ret;
+
+		c->tx.len = c->tx.off = 0;
+		agent_out_frame(&c->tx, AGENT_TAR, p, n);
+		if ((ret = send_frame(c->sock, &c->tx)) != 0) {
+			snprintf(msg, msglen, "sending to the host: %s", strerror(-ret));
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* COPY_IN: extract the stream at path; EXIT (exited, 0) once it is all in
+ * place, else ERROR, after the rest of the stream (so that the host, still
+ * sending, reads the reason). */
+static void copy_in(struct copy_conn *c, const char *path, uint32_t flags)
+{
+	struct tarcopy_io io = {.read = copy_read, .ctx = c};
+	unsigned tf = (flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
+		      (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
+	char err[AGENT_MSG_MAX - 32], none[1];
+	const void *b;
+	int ret = tarcopy_receive(path, tf, &io, err, sizeof(err));
+
+	/* What follows the archive's end (its padding) up to TAR_END. */
+	while (!c->ended && copy_read(c, &b, none, sizeof(none)) > 0)
+		;
+	if (ret < 0 || !c->ended) {
+		reply_error(c->sock, "%s: %s", path, ret < 0 ? err : "the stream did not end");
+		return;
+	}
+	c->tx.len = agent_exit_encode(c->txbuf, AGENT_EXITED, 0, NULL);
+	c->tx.off = 0;
+	send_frame(c->sock, &c->tx);
+}
+
+/* COPY_OUT: the stream of path, then TAR_END; or ERROR, also midway. */
+static void copy_out(struct copy_conn *c, const char *path)
+{
+	struct tarcopy_io io = {.write = copy_write, .ctx = c};
+	char err[AGENT_MSG_MAX - 32];
+
+	if (tarcopy_send(path, &io, NULL, err, sizeof(err)) < 0) {
+		reply_error(c->sock, "%s", err);
+		return;
+	}
+	c->tx.len = c->tx.off = 0;
+	agent_out_frame(&c->tx, AGENT_TAR_END, NULL, 0);
+	send_frame(c->sock, &c->tx);
+}
+
+static void serve_copy(int sock, struct agent_reader *rd)
+{
+	static struct copy_conn c;
+	const char *path;
+	uint32_t flags;
+	char err[AGENT_MSG_MAX];
+
+	if (agent_copy_decode(rd->f.type, rd->buf, rd->f.len, &flags, &path, err, sizeof(err)) <
+	    0) {
+		reply_error(sock, "malformed copy request: %s", err);
+		return;
+	}
+	c = (struct copy_conn){.sock = sock, .rd = rd};
+	c.tx = (struct agent_outbuf){.buf = c.txbuf, .cap = sizeof(c.txbuf)};
+	/* The path points into rd's buffer, which the stream reuses. */
+	char *p = strdup(path);
+
+	if (!p) {
+		reply_error(sock, "out of memory");
+		return;
+	}
+	if (rd->f.type == AGENT_COPY_IN)
+		copy_in(&c, p, flags);
+	else
+		copy_out(&c, p);
+	free(p);
+}
+
 /* ---- connections ------------------------------------------------------- */
 
 /* One connection, in a child process of its own. */
@@ -464,6 +658,8 @@ static void serve(int sock)
 			    AGENT_PROTO_VERSION);
 	else if (ret == -EMSGSIZE)
 		reply_error(sock, "frame too long");
+	else if (ret > 0 && (rd.f.type == AGENT_COPY_IN || rd.f.type == AGENT_COPY_OUT))
+		serve_copy(sock, &rd);
 	else if (ret > 0 && rd.f.type != AGENT_REQUEST)
 		reply_error(sock, "expected a request, got frame type %u", rd.f.type);
 	else if (ret > 0 && agent_request_decode(buf, rd.f.len, &req, err, sizeof(err)) < 0)

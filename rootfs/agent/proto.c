@@ -66,7 +66,16 @@ int agent_hdr_get(const uint8_t *hdr, struct agent_frame *f)
 		max = AGENT_DATA_MAX;
 		break;
 	case AGENT_STDIN_EOF:
+	case AGENT_TAR_END:
 		max = 0;
+		break;
+	case AGENT_TAR:
+		max = AGENT_DATA_MAX;
+		break;
+	case AGENT_COPY_IN:
+	case AGENT_COPY_OUT:
+		min = AGENT_COPY_FIXED + 2; /* "/" and its NUL at least */
+		max = AGENT_COPY_FIXED + AGENT_PATH_MAX;
 		break;
 	case AGENT_EXIT:
 		min = AGENT_EXIT_FIXED;
@@ -95,7 +104,8 @@ static void put_str(uint8_t *p, size_t *pos, const char *s)
 long agent_request_encode(const struct agent_request *req, uint8_t *buf, size_t cap, char *err,
 			  size_t errlen)
 {
-	size_t size = AGENT_REQ_FIXED, pos = AGENT_REQ_FIXED;
+	size_t fixed = req->flags & AGENT_REQ_USER ? AGENT_REQ_USER_FIXED : AGENT_REQ_FIXED;
+	size_t size = fixed, pos = fixed;
 	const char *cwd = req->cwd ? req->cwd : "";
 	uint8_t *p = buf + AGENT_HDR_SIZE;
 	struct agent_request check;
@@ -126,6 +136,10 @@ long agent_request_encode(const struct agent_request *req, uint8_t *buf, size_t 
 	put32(p + 4, req->flags);
 	put32(p + 8, req->argc);
 	put32(p + 12, req->envc);
+	if (req->flags & AGENT_REQ_USER) {
+		put32(p + 16, req->uid);
+		put32(p + 20, req->gid);
+	}
 	for (uint32_t i = 0; i < req->argc; i++)
 		put_str(p, &pos, req->argv[i]);
 	for (uint32_t i = 0; i < req->envc; i++)
@@ -167,7 +181,7 @@ int agent_request_decode(const uint8_t *payload, size_t len, struct agent_reques
 {
 	size_t pos = AGENT_REQ_FIXED;
 	const char **vec;
-	uint32_t argc, envc;
+	uint32_t argc, envc, flags;
 
 	memset(req, 0, sizeof(*req));
 	if (len < AGENT_REQ_FIXED)
@@ -176,8 +190,19 @@ int agent_request_decode(const uint8_t *payload, size_t len, struct agent_reques
 		return fail(err, errlen, "request too long (%zu bytes)", len);
 	argc = get32(payload + 8);
 	envc = get32(payload + 12);
-	if (get32(payload + 4) & ~AGENT_REQ_FLAGS)
-		return fail(err, errlen, "unknown request flags %#x", get32(payload + 4));
+	flags = get32(payload + 4);
+	if (flags & ~AGENT_REQ_FLAGS)
+		return fail(err, errlen, "unknown request flags %#x", flags);
+	if (flags & AGENT_REQ_USER) {
+		pos = AGENT_REQ_USER_FIXED;
+		if (len < pos)
+			return fail(err, errlen, "request too short for a user (%zu bytes)", len);
+		req->uid = get32(payload + 16);
+		req->gid = get32(payload + 20);
+		/* (uid_t)-1 means "unchanged" to setuid and friends. */
+		if (req->uid == UINT32_MAX)
+			return fail(err, errlen, "uid %u is not a user", req->uid);
+	}
 	if (argc == 0)
 		return fail(err, errlen, "no command (argc 0)");
 	if (argc > AGENT_ARGC_MAX)
@@ -188,7 +213,7 @@ int agent_request_decode(const uint8_t *payload, size_t len, struct agent_reques
 			    AGENT_ENVC_MAX);
 
 	/* Every string takes at least its NUL. */
-	if ((uint64_t)argc + envc + 1 > len - AGENT_REQ_FIXED)
+	if ((uint64_t)argc + envc + 1 > len - pos)
 		return fail(err, errlen,
 			    "%u arguments and %u environment entries do not fit %zu bytes", argc,
 			    envc, len);
@@ -232,7 +257,7 @@ int agent_request_decode(const uint8_t *payload, size_t len, struct agent_reques
 	}
 
 	req->timeout_ms = get32(payload);
-	req->flags = get32(payload + 4);
+	req->flags = flags;
 	req->argc = argc;
 	req->envc = envc;
 	req->argv = (char *const *)vec;
@@ -249,6 +274,65 @@ void agent_request_free(struct agent_request *req)
 	free((void *)req->argv);
 	req->argv = NULL;
 	req->envp = NULL;
+}
+
+bool agent_path_has_dots(const char *path)
+{
+	for (const char *c = path; *c;) {
+		size_t n;
+
+		c += strspn(c, "/");
+		n = strcspn(c, "/");
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return true;
+		c += n;
+	}
+	return false;
+}
+
+long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, uint32_t flags, const char *path,
+		       char *err, size_t errlen)
+{
+	size_t n = strnlen(path, AGENT_PATH_MAX), size = AGENT_COPY_FIXED + n + 1;
+	const char *p;
+	uint32_t f;
+	int ret;
+
+	if (n == AGENT_PATH_MAX)
+		return fail(err, errlen, "the guest path is too long (at most %u bytes)",
+			    AGENT_PATH_MAX - 1);
+	if (AGENT_HDR_SIZE + size > cap)
+		return -E2BIG;
+	agent_hdr_put(buf, type, (uint32_t)size);
+	put32(buf + AGENT_HDR_SIZE, flags);
+	memcpy(buf + AGENT_HDR_SIZE + AGENT_COPY_FIXED, path, n + 1);
+	ret = agent_copy_decode(type, buf + AGENT_HDR_SIZE, size, &f, &p, err, errlen);
+	return ret < 0 ? ret : (long)(AGENT_HDR_SIZE + size);
+}
+
+int agent_copy_decode(uint8_t type, const uint8_t *payload, size_t len, uint32_t *flags,
+		      const char **path, char *err, size_t errlen)
+{
+	const char *p = (const char *)payload + AGENT_COPY_FIXED;
+	uint32_t known = type == AGENT_COPY_IN ? AGENT_COPY_FLAGS : 0;
+
+	*path = NULL;
+	if (type != AGENT_COPY_IN && type != AGENT_COPY_OUT)
+		return fail(err, errlen, "frame type %u is not a copy", type);
+	if (len < AGENT_COPY_FIXED + 2 || len > AGENT_COPY_FIXED + AGENT_PATH_MAX)
+		return fail(err, errlen, "copy request of %zu bytes", len);
+	*flags = get32(payload);
+	if (*flags & ~known)
+		return fail(err, errlen, "unknown copy flags %#x", *flags);
+	/* Exactly one string, its NUL the payload's last byte. */
+	if (memchr(p, '\0', len - AGENT_COPY_FIXED) != (const void *)(payload + len - 1))
+		return fail(err, errlen, "the path is not one NUL-terminated string");
+	if (p[0] != '/')
+		return fail(err, errlen, "the path is not absolute");
+	if (agent_path_has_dots(p))
+		return fail(err, errlen, "the path has a '.' or '..' component");
+	*path = p;
+	return 0;
 }
 
 size_t agent_exit_encode(uint8_t *buf, uint32_t kind, int32_t value, const char *msg)

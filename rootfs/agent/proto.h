@@ -1,11 +1,17 @@
 /* The guest agent's wire format, shared by flint (runner/cmd/run.c) and
  * the agent (rootfs/agent/agent.c); described in rootfs/README.md.
  *
- * A connection carries one command. Every message is a frame: an 8-byte
- * header (type, flags 0, protocol version, payload length; little-endian)
- * and the payload. The host sends REQUEST first, then STDIN data and one
- * STDIN_EOF if the request asked for stdin; the agent answers with STDOUT
- * and STDERR data and ends the exchange with one EXIT or ERROR frame.
+ * A connection carries one command, or one copy. Every message is a frame:
+ * an 8-byte header (type, flags 0, protocol version, payload length;
+ * little-endian) and the payload. For a command the host sends REQUEST
+ * first, then STDIN data and one STDIN_EOF if the request asked for stdin;
+ * the agent answers with STDOUT and STDERR data and ends the exchange with
+ * one EXIT or ERROR frame. A copy into the guest (flint run --copy-in) is
+ * COPY_IN, then the tar stream as TAR frames and one TAR_END; the agent
+ * answers EXIT (exited, 0) once all of it is in place, or ERROR. A copy out
+ * of the guest (--copy-out) is COPY_OUT; the agent answers with TAR frames
+ * and one TAR_END, or ERROR (also in the middle of the stream). What the
+ * tar streams hold, and the rules for where they land: tarcopy.h.
  *
  * Both ends trust nothing they receive: lengths are capped per type before
  * anything is read, and a request is decoded with every count, string and
@@ -14,6 +20,7 @@
 #ifndef FLINT_AGENT_PROTO_H
 #define FLINT_AGENT_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,15 +38,24 @@
 #define AGENT_ARGC_MAX	  4096
 #define AGENT_ENVC_MAX	  4096
 #define AGENT_STR_MAX	  (128u << 10) /* one string, NUL included (Linux's MAX_ARG_STRLEN) */
-/* The fixed part of a request and of an EXIT payload. */
+#define AGENT_PATH_MAX	  4096	       /* a COPY_IN or COPY_OUT path, NUL included */
+/* The fixed part of a request (24 bytes with AGENT_REQ_USER), of an EXIT
+ * payload and of a COPY_IN or COPY_OUT payload. */
 #define AGENT_REQ_FIXED	 16
+#define AGENT_REQ_USER_FIXED 24
 #define AGENT_EXIT_FIXED 8
+#define AGENT_COPY_FIXED 4
 
 enum agent_type {
 	/* host -> agent */
 	AGENT_REQUEST = 1,   /* the command: see agent_request_encode */
 	AGENT_STDIN = 2,     /* bytes for the command's stdin */
 	AGENT_STDIN_EOF = 3, /* no more stdin: the agent closes the pipe; empty */
+	AGENT_COPY_IN = 4,   /* a tar stream into a guest path: agent_copy_encode */
+	AGENT_COPY_OUT = 5,  /* a tar stream of a guest path, please */
+	/* either way, in a copy's session */
+	AGENT_TAR = 6,	   /* tar bytes */
+	AGENT_TAR_END = 7, /* the end of the tar bytes; empty */
 	/* agent -> host */
 	AGENT_STDOUT = 16,
 	AGENT_STDERR = 17,
@@ -57,7 +73,15 @@ enum agent_exit_kind {
 
 /* Request flags. */
 #define AGENT_REQ_STDIN 1u /* STDIN frames follow; else stdin is /dev/null */
-#define AGENT_REQ_FLAGS AGENT_REQ_STDIN
+#define AGENT_REQ_USER	2u /* run as uid, gid (the fixed part is 24 bytes) */
+#define AGENT_REQ_FLAGS (AGENT_REQ_STDIN | AGENT_REQ_USER)
+/* AGENT_REQ_USER's gid: the uid's group in the guest's /etc/passwd, or
+ * the uid's own number when it has no entry. */
+#define AGENT_GID_DEFAULT 0xffffffffu
+
+/* COPY_IN flags. */
+#define AGENT_COPY_CONTENTS 1u /* the source was DIR/.: its contents go into the path */
+#define AGENT_COPY_FLAGS    AGENT_COPY_CONTENTS
 
 /* A decoded frame header. */
 struct agent_frame {
@@ -65,13 +89,16 @@ struct agent_frame {
 	uint32_t len;
 };
 
-/* A command. Encoded as u32 timeout_ms, u32 flags, u32 argc, u32 envc, then
- * argc argument strings, envc "NAME=value" strings and the working
- * directory, each NUL-terminated, packed, nothing after the last. */
+/* A command. Encoded as u32 timeout_ms, u32 flags, u32 argc, u32 envc,
+ * with AGENT_REQ_USER u32 uid and u32 gid, then argc argument strings, envc
+ * "NAME=value" strings and the working directory, each NUL-terminated,
+ * packed, nothing after the last. An agent older than AGENT_REQ_USER
+ * refuses the flag, so a request without it is what it always was. */
 struct agent_request {
 	uint32_t timeout_ms; /* 0: no limit */
 	uint32_t flags;	     /* AGENT_REQ_* */
 	uint32_t argc, envc;
+	uint32_t uid, gid;   /* AGENT_REQ_USER: uid < 2^32-1; gid or AGENT_GID_DEFAULT */
 	char *const *argv; /* argc strings, then NULL */
 	char *const *envp; /* envc strings, then NULL */
 	const char *cwd;   /* absolute, or "" for "/" */
@@ -106,6 +133,23 @@ int agent_request_decode(const uint8_t *payload, size_t len, struct agent_reques
 			 size_t errlen);
 
 void agent_request_free(struct agent_request *req);
+
+/* Build a whole COPY_IN or COPY_OUT frame (header included) into buf of
+ * cap bytes: u32 flags (AGENT_COPY_*, COPY_IN only), then the guest path,
+ * NUL-terminated, nothing after it. Returns the frame's length, or -EINVAL
+ * (msg in err) for what agent_copy_decode would refuse, -E2BIG when it
+ * does not fit cap. */
+long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, uint32_t flags, const char *path,
+		       char *err, size_t errlen);
+
+/* Decode a COPY_IN or COPY_OUT payload: known flags, a path that is
+ * absolute, under AGENT_PATH_MAX bytes, with no "." or ".." component (a
+ * trailing "/" allowed). *path points into payload. 0 or -EINVAL with err. */
+int agent_copy_decode(uint8_t type, const uint8_t *payload, size_t len, uint32_t *flags,
+		      const char **path, char *err, size_t errlen);
+
+/* Whether path (absolute) has a "." or ".." component. */
+bool agent_path_has_dots(const char *path);
 
 /* Build an EXIT frame into buf (AGENT_HDR_SIZE + AGENT_EXIT_FIXED +
  * AGENT_MSG_MAX bytes); msg may be NULL, and is cut at AGENT_MSG_MAX.

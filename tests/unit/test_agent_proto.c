@@ -44,10 +44,12 @@ Test(agent_hdr, rejects_bad_version_flags_and_type)
 	for (unsigned t = 0; t < 256; t++) {
 		bool known = t == AGENT_REQUEST || t == AGENT_STDIN || t == AGENT_STDIN_EOF ||
 			     t == AGENT_STDOUT || t == AGENT_STDERR || t == AGENT_EXIT ||
-			     t == AGENT_ERROR;
+			     t == AGENT_ERROR || t == AGENT_COPY_IN || t == AGENT_COPY_OUT ||
+			     t == AGENT_TAR || t == AGENT_TAR_END;
 
 		agent_hdr_put(h, (uint8_t)t, 0);
-		if (t == AGENT_EXIT) /* shorter than its fixed part */
+		/* shorter than their fixed parts */
+		if (t == AGENT_EXIT || t == AGENT_COPY_IN || t == AGENT_COPY_OUT)
 			cr_assert_eq(agent_hdr_get(h, &f), -EPROTO);
 		else
 			cr_assert_eq(agent_hdr_get(h, &f), known ? 0 : -EPROTO, "type %u", t);
@@ -204,7 +206,7 @@ Test(agent_request, malformed)
 	/* Counts that the payload cannot hold, however short the strings. */
 	n = RAW(100, 0, "a\0\0");
 	expect_bad(buf, n, "do not fit");
-	n = raw(buf, 0, 2, 1, 0, "a\0\0", 3);
+	n = raw(buf, 0, 4, 1, 0, "a\0\0", 3);
 	expect_bad(buf, n, "unknown request flags");
 	n = raw(buf, 0, 0x80000000, 1, 0, "a\0\0", 3);
 	expect_bad(buf, n, "unknown request flags");
@@ -583,4 +585,130 @@ Test(agent_outbuf, queue_flush_and_resume)
 	cr_assert_eq(agent_out_frame(&o, AGENT_STDOUT, "x", 1), 0);
 	cr_assert_eq(agent_out_flush(&o, sv[0]), -EPIPE);
 	close(sv[0]);
+}
+
+/* ---- --user and the copies' frames ---- */
+
+Test(agent_request, user_round_trip_and_old_layout_unchanged)
+{
+	char *argv[] = {"id"};
+	struct agent_request in = {.flags = AGENT_REQ_USER, .argc = 1, .argv = argv,
+				   .uid = 1000, .gid = AGENT_GID_DEFAULT, .cwd = "/"};
+	struct agent_request out;
+	char err[256];
+	size_t len = encode(&in);
+
+	/* 24 fixed bytes, then "id\0/\0". */
+	cr_assert_eq(len, 24 + 3 + 2);
+	cr_assert_eq(frame[AGENT_HDR_SIZE + 16], 0xe8); /* 1000, little-endian */
+	cr_assert_eq(frame[AGENT_HDR_SIZE + 17], 0x03);
+	cr_assert_str_eq((char *)frame + AGENT_HDR_SIZE + 24, "id");
+	cr_assert_eq(agent_request_decode(frame + AGENT_HDR_SIZE, len, &out, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(out.uid, 1000);
+	cr_assert_eq(out.gid, AGENT_GID_DEFAULT);
+	cr_assert_str_eq(out.argv[0], "id");
+	agent_request_free(&out);
+	/* Without the flag: the old 16-byte layout, what agentc.c sends. */
+	in.flags = 0;
+	cr_assert_eq(encode(&in), 16 + 3 + 2);
+	cr_assert_str_eq((char *)frame + AGENT_HDR_SIZE + 16, "id");
+	/* uid 2^32-1 is "unchanged" to setuid: refused. */
+	in.flags = AGENT_REQ_USER;
+	in.uid = UINT32_MAX;
+	cr_assert_eq(agent_request_encode(&in, frame, sizeof(frame), err, sizeof(err)), -EINVAL);
+	/* The flag with too short a payload. */
+	uint8_t p[20] = {0};
+	p[4] = AGENT_REQ_USER;
+	p[8] = 1;
+	cr_assert_eq(agent_request_decode(p, sizeof(p), &out, err, sizeof(err)), -EINVAL);
+}
+
+Test(agent_copy, round_trip_and_header_limits)
+{
+	uint8_t b[AGENT_HDR_SIZE + AGENT_COPY_FIXED + AGENT_PATH_MAX];
+	struct agent_frame f;
+	const char *path;
+	uint32_t flags;
+	char err[256];
+	long n = agent_copy_encode(b, sizeof(b), AGENT_COPY_IN, AGENT_COPY_CONTENTS, "/tmp/w/", err,
+				   sizeof(err));
+
+	cr_assert_eq(n, AGENT_HDR_SIZE + 4 + 8, "%s", err);
+	cr_assert_eq(agent_hdr_get(b, &f), 0);
+	cr_assert_eq(f.type, AGENT_COPY_IN);
+	cr_assert_eq(agent_copy_decode(AGENT_COPY_IN, b + AGENT_HDR_SIZE, f.len, &flags, &path, err,
+				       sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(flags, AGENT_COPY_CONTENTS);
+	cr_assert_str_eq(path, "/tmp/w/");
+	n = agent_copy_encode(b, sizeof(b), AGENT_COPY_OUT, 0, "/out", err, sizeof(err));
+	cr_assert_gt(n, 0);
+	cr_assert_eq(agent_hdr_get(b, &f), 0);
+	cr_assert_eq(f.type, AGENT_COPY_OUT);
+	/* TAR up to AGENT_DATA_MAX, TAR_END empty, copies within their cap. */
+	agent_hdr_put(b, AGENT_TAR, AGENT_DATA_MAX);
+	cr_assert_eq(agent_hdr_get(b, &f), 0);
+	agent_hdr_put(b, AGENT_TAR, AGENT_DATA_MAX + 1);
+	cr_assert_eq(agent_hdr_get(b, &f), -EMSGSIZE);
+	agent_hdr_put(b, AGENT_TAR_END, 0);
+	cr_assert_eq(agent_hdr_get(b, &f), 0);
+	agent_hdr_put(b, AGENT_TAR_END, 1);
+	cr_assert_eq(agent_hdr_get(b, &f), -EMSGSIZE);
+	agent_hdr_put(b, AGENT_COPY_IN, AGENT_COPY_FIXED + AGENT_PATH_MAX + 1);
+	cr_assert_eq(agent_hdr_get(b, &f), -EMSGSIZE);
+	agent_hdr_put(b, AGENT_COPY_OUT, AGENT_COPY_FIXED + 1);
+	cr_assert_eq(agent_hdr_get(b, &f), -EPROTO);
+}
+
+/* A copy payload from its parts: flags, then len bytes of s. */
+static size_t copy_payload(uint8_t *p, uint32_t flags, const char *s, size_t len)
+{
+	p[0] = (uint8_t)flags;
+	p[1] = p[2] = p[3] = 0;
+	memcpy(p + 4, s, len);
+	return 4 + len;
+}
+
+Test(agent_copy, malformed)
+{
+	static uint8_t p[AGENT_COPY_FIXED + AGENT_PATH_MAX + 16];
+	static char big[AGENT_PATH_MAX + 8];
+	const char *path;
+	uint32_t flags;
+	char err[256];
+	struct {
+		uint8_t type;
+		uint32_t flags;
+		const char *s;
+		size_t len;
+		const char *needle;
+	} bad[] = {
+	    {AGENT_COPY_IN, 2, "/a", 3, "unknown copy flags"},
+	    {AGENT_COPY_OUT, AGENT_COPY_CONTENTS, "/a", 3, "unknown copy flags"},
+	    {AGENT_COPY_IN, 0, "/a", 2, "not one NUL-terminated string"},
+	    {AGENT_COPY_IN, 0, "/a\0b", 5, "not one NUL-terminated string"},
+	    {AGENT_COPY_IN, 0, "a/b", 4, "not absolute"},
+	    {AGENT_COPY_IN, 0, "/a/../etc", 10, "'..' component"},
+	    {AGENT_COPY_IN, 0, "/a/./b", 7, "'..' component"},
+	    {AGENT_COPY_OUT, 0, "/..", 4, "'..' component"},
+	    {AGENT_REQUEST, 0, "/a", 3, "not a copy"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t n = copy_payload(p, bad[i].flags, bad[i].s, bad[i].len);
+
+		cr_assert_eq(agent_copy_decode(bad[i].type, p, n, &flags, &path, err, sizeof(err)),
+			     -EINVAL, "case %zu taken", i);
+		cr_assert(strstr(err, bad[i].needle), "case %zu: '%s' lacks '%s'", i, err,
+			  bad[i].needle);
+		cr_assert_null(path);
+	}
+	memset(big, 'a', sizeof(big) - 1);
+	big[0] = '/';
+	cr_assert_eq(agent_copy_encode(p, sizeof(p), AGENT_COPY_IN, 0, big, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "too long"), "%s", err);
+	cr_assert(agent_path_has_dots("/a/.."));
+	cr_assert(!agent_path_has_dots("/a/..b/.c/"));
 }

@@ -1,0 +1,549 @@
+/* Tar streams of file trees for --copy-in and --copy-out: see tarcopy.h.
+ * libarchive both ways: archive_read_disk walks the tree and the pax
+ * writer makes the stream; the tar reader and archive_write_disk, with its
+ * secure-extraction options, put one in place. */
+#include "tarcopy.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK (64u << 10)
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* A name from the other end, fit to print: at most 200 bytes, no control
+ * bytes. */
+static const char *shown(const char *s, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; s && s[n] && n + 4 < len && n < 200; n++)
+		buf[n] = (unsigned char)s[n] >= 0x20 && (unsigned char)s[n] < 0x7f ? s[n] : '?';
+	buf[n] = '\0';
+	if (s && s[n])
+		snprintf(buf + n, len - n, "...");
+	return buf;
+}
+
+/* path without its trailing slashes, in out (PATH_MAX). */
+static int strip_slashes(const char *path, char *out)
+{
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= PATH_MAX)
+		return -1;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	memcpy(out, path, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static const char *last_part(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+struct wctx {
+	const struct tarcopy_io *io;
+	char msg[256];
+};
+
+static la_ssize_t write_cb(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+	struct wctx *w = ctx;
+
+	if (w->io->write(w->io->ctx, buf, len, w->msg, sizeof(w->msg)) < 0) {
+		archive_set_error(a, EIO, "%s", w->msg);
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+/* A regular file's bytes, read through its own descriptor (never a
+ * symlink), as many as the header announced: archive_write_finish_entry
+ * pads a file that shrank meanwhile, and the writer takes no more. */
+static int send_data(struct archive *w, struct archive_entry *e, char *err, size_t errlen)
+{
+	const char *src = archive_entry_sourcepath(e);
+	int fd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	int64_t left = archive_entry_size(e);
+	char *buf = NULL;
+	int ret = 0;
+
+	if (fd < 0)
+		return fail(err, errlen, "%s: %s", src, strerror(errno));
+	if (!(buf = malloc(CHUNK))) {
+		ret = fail(err, errlen, "out of memory");
+		goto out;
+	}
+	while (left > 0) {
+		ssize_t n = read(fd, buf, left < CHUNK ? (size_t)left : CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = fail(err, errlen, "%s: %s", src, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (archive_write_data(w, buf, (size_t)n) < 0) {
+			ret = fail(err, errlen, "%s", archive_error_string(w));
+			goto out;
+		}
+		left -= n;
+	}
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/* One path component into name (NAME_MAX + 1 bytes). */
+static int copy_name(char *name, const char *s, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > NAME_MAX)
+		return fail(err, errlen, "'%.64s...': no name, or too long a name", s);
+	memcpy(name, s, n + 1);
+	return 0;
+}
+
+/* The stream's top name for path (no trailing slash): its last component,
+ * or for "." and ".." that of the directory they name. */
+static int top_name(const char *path, char *top, char *err, size_t errlen)
+{
+	const char *base = last_part(path);
+	char real[PATH_MAX];
+
+	if (!strcmp(base, ".") || !strcmp(base, "..")) {
+		if (!realpath(path, real) || !strcmp(real, "/"))
+			return fail(err, errlen, "%s: name a directory under /, not / itself",
+				    path);
+		base = last_part(real);
+	}
+	return copy_name(top, base, err, errlen);
+}
+
+int tarcopy_send(const char *path, const struct tarcopy_io *io, unsigned *skipped, char *err,
+		 size_t errlen)
+{
+	struct archive *w = NULL, *d = NULL;
+	struct archive_entry *e = NULL;
+	struct wctx wc = {.io = io};
+	char clean[PATH_MAX], top[NAME_MAX + 1], name[PATH_MAX + NAME_MAX + 2];
+	size_t plen;
+	struct stat st;
+	int ret = -1, r;
+
+	if (skipped)
+		*skipped = 0;
+	if (strip_slashes(path, clean) < 0)
+		return fail(err, errlen, "%s: not a path", path);
+	if (!strcmp(clean, "/"))
+		return fail(err, errlen, "/: name a directory under /, not / itself");
+	if (lstat(clean, &st) < 0)
+		return fail(err, errlen, "%s: %s", clean, strerror(errno));
+	if (top_name(clean, top, err, errlen) < 0)
+		return -1;
+	plen = strlen(clean);
+	if (!(w = archive_write_new()) || !(d = archive_read_disk_new()) ||
+	    !(e = archive_entry_new())) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	/* Symlinks as they are, no ACLs, extended attributes or file flags:
+	 * what the other end keeps is modes, owners, times. */
+	if (archive_write_set_format_pax_restricted(w) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
+	    archive_read_disk_set_symlink_physical(d) != ARCHIVE_OK ||
+	    archive_read_disk_set_behavior(d, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
+						  ARCHIVE_READDISK_NO_FFLAGS) != ARCHIVE_OK) {
+		fail(err, errlen, "libarchive: %s", archive_error_string(w));
+		goto out;
+	}
+	if (archive_write_open(w, &wc, NULL, write_cb, NULL) != ARCHIVE_OK) {
+		fail(err, errlen, "%s", archive_error_string(w));
+		goto out;
+	}
+	if (archive_read_disk_open(d, clean) != ARCHIVE_OK) {
+		fail(err, errlen, "%s: %s", clean, archive_error_string(d));
+		goto out;
+	}
+	for (;;) {
+		const char *p;
+		unsigned type;
+
+		archive_entry_clear(e);
+		r = archive_read_next_header2(d, e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			fail(err, errlen, "%s", archive_error_string(d));
+			goto out;
+		}
+		p = archive_entry_pathname(e);
+		type = archive_entry_filetype(e);
+		if (type == AE_IFDIR && archive_read_disk_can_descend(d))
+			archive_read_disk_descend(d);
+		if (!p || strncmp(p, clean, plen) || (p[plen] && p[plen] != '/')) {
+			fail(err, errlen, "%s: walked to %s, outside it", clean, p ? p : "?");
+			goto out;
+		}
+		if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+			if (skipped)
+				(*skipped)++;
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s%s", top, p + plen);
+		archive_entry_copy_pathname(e, name);
+		/* Numbers only; each file whole (no hard links, no holes). */
+		archive_entry_set_uname(e, NULL);
+		archive_entry_set_gname(e, NULL);
+		archive_entry_set_hardlink(e, NULL);
+		archive_entry_sparse_clear(e);
+		if (type != AE_IFREG)
+			archive_entry_set_size(e, 0);
+		r = archive_write_header(w, e);
+		if (r < ARCHIVE_WARN) {
+			fail(err, errlen, "%s: %s", archive_entry_sourcepath(e),
+			     archive_error_string(w));
+			goto out;
+		}
+		if (type == AE_IFREG && send_data(w, e, err, errlen) < 0)
+			goto out;
+		if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
+			fail(err, errlen, "%s", archive_error_string(w));
+			goto out;
+		}
+	}
+	if (archive_write_close(w) != ARCHIVE_OK) {
+		fail(err, errlen, "%s", archive_error_string(w));
+		goto out;
+	}
+	ret = 0;
+out:
+	archive_entry_free(e);
+	archive_read_free(d);
+	archive_write_free(w);
+	return ret;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+struct rctx {
+	const struct tarcopy_io *io;
+	char msg[256];
+	bool failed; /* the stream's reader gave up: its message is the reason */
+};
+
+static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
+{
+	struct rctx *r = ctx;
+	ssize_t n = r->io->read(r->io->ctx, buf, r->msg, sizeof(r->msg));
+
+	if (n < 0) {
+		r->failed = true;
+		archive_set_error(a, EIO, "%s", r->msg);
+		return -1;
+	}
+	return n;
+}
+
+/* name is one clean component: not empty, ".", ".." or with a '/'. */
+static bool one_part(const char *s, size_t n)
+{
+	return n && !(n == 1 && s[0] == '.') && !(n == 2 && s[0] == '.' && s[1] == '.') &&
+	       !memchr(s, '/', n);
+}
+
+int tarcopy_map_name(const char *name, const char *top, const char *newtop, char *out,
+		     size_t outlen)
+{
+	size_t n = strlen(name), tl = strlen(top);
+	const char *rest;
+
+	while (n > 0 && name[n - 1] == '/')
+		n--;
+	if (n < tl || memcmp(name, top, tl) || (n > tl && name[tl] != '/'))
+		return -1;
+	rest = name + tl; /* "" or "/a/b" */
+	for (const char *c = rest; c < name + n;) {
+		const char *end;
+
+		c++; /* the '/' */
+		end = memchr(c, '/', (size_t)(name + n - c));
+		if (!end)
+			end = name + n;
+		if (!one_part(c, (size_t)(end - c)))
+			return -1;
+		c = end;
+	}
+	if (!newtop) {
+		if (rest == name + n)
+			return 0;
+		rest++; /* drop the '/' */
+		newtop = "";
+	}
+	if ((size_t)snprintf(out, outlen, "%s%.*s", newtop, (int)(name + n - rest), rest) >= outlen)
+		return -1;
+	return 1;
+}
+
+static int mkdir_p(const char *path, char *err, size_t errlen)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c)
+			continue;
+		char was = *c;
+
+		*c = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return fail(err, errlen, "cannot make %s: %s", p, strerror(errno));
+		*c = was;
+		if (!was)
+			break;
+	}
+	if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+		return fail(err, errlen, "%s: not a directory", p);
+	return 0;
+}
+
+/* Where the stream goes: the directory to extract in (base) and top's new
+ * name there (newtop; "" to drop it), by the rules of tarcopy.h. */
+static int resolve(const char *dest, unsigned flags, const char *top, bool top_dir, char *base,
+		   char *newtop, char *err, size_t errlen)
+{
+	char clean[PATH_MAX];
+	bool slash, exists, isdir;
+	struct stat st;
+
+	if (strip_slashes(dest, clean) < 0)
+		return fail(err, errlen, "%s: not a path", dest);
+	slash = dest[strlen(dest) - 1] == '/' && strcmp(clean, "/");
+	exists = stat(clean, &st) == 0;
+	isdir = exists && S_ISDIR(st.st_mode);
+	if (!exists && errno != ENOENT)
+		return fail(err, errlen, "%s: %s", clean, strerror(errno));
+	if (flags & TARCOPY_CONTENTS) {
+		if (!top_dir)
+			return fail(err, errlen, "%s/.: not a directory", top);
+		if (exists && !isdir)
+			return fail(err, errlen, "%s: not a directory", clean);
+		strcpy(base, clean);
+		newtop[0] = '\0';
+		return isdir ? 0 : mkdir_p(clean, err, errlen);
+	}
+	if (isdir || slash) {
+		if (exists && !isdir)
+			return fail(err, errlen, "%s: not a directory", clean);
+		strcpy(base, clean);
+		strcpy(newtop, top);
+		return isdir ? 0 : mkdir_p(clean, err, errlen);
+	}
+	if (exists && top_dir)
+		return fail(err, errlen, "%s: cannot copy directory %s over a file", clean, top);
+	/* T becomes clean: extracted in its parent under its name. */
+	const char *name = last_part(clean);
+
+	if (!one_part(name, strlen(name)) || copy_name(newtop, name, err, errlen) < 0)
+		return fail(err, errlen, "%s: no name to copy to", clean);
+	if (name == clean + 1) {
+		strcpy(base, "/");
+		return 0;
+	}
+	if (name == clean) {
+		strcpy(base, ".");
+		return 0;
+	}
+	snprintf(base, PATH_MAX, "%.*s", (int)(name - 1 - clean), clean);
+	return mkdir_p(base, err, errlen);
+}
+
+/* One entry's checks and its new name. 1: write it, 0: skip it, -1: err. */
+static int check_entry(struct archive_entry *e, unsigned count, const char *top, bool top_dir,
+		       const char *newtop, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const char *name = archive_entry_pathname(e), *link = archive_entry_symlink(e);
+	unsigned type = archive_entry_filetype(e);
+	char s[256];
+	int m;
+
+	if (count > TARCOPY_MAX_ENTRIES)
+		return fail(err, errlen, "more than %u entries", TARCOPY_MAX_ENTRIES);
+	if (!name || strnlen(name, TARCOPY_NAME_MAX) == TARCOPY_NAME_MAX)
+		return fail(err, errlen, "entry '%s': name missing or too long",
+			    shown(name, s, sizeof(s)));
+	if (archive_entry_hardlink(e))
+		return fail(err, errlen, "entry '%s': a hard link (not copied)",
+			    shown(name, s, sizeof(s)));
+	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
+		return fail(err, errlen,
+			    "entry '%s': not a file, directory or symlink (type %#o)",
+			    shown(name, s, sizeof(s)), type);
+	if (type == AE_IFLNK && (!link || strnlen(link, TARCOPY_NAME_MAX) == TARCOPY_NAME_MAX))
+		return fail(err, errlen, "entry '%s': symlink target missing or too long",
+			    shown(name, s, sizeof(s)));
+	if (count > 1 && !top_dir)
+		return fail(err, errlen, "entry '%s' after '%s', which is not a directory",
+			    shown(name, s, sizeof(s)), top);
+	m = tarcopy_map_name(name, top, newtop[0] ? newtop : NULL, out, outlen);
+	if (m < 0)
+		return fail(err, errlen, "entry '%s': outside '%s', or a path with '..'",
+			    shown(name, s, sizeof(s)), top);
+	return m;
+}
+
+static int extract(struct archive *a, struct archive *w, struct archive_entry *e, const char *top,
+		   bool top_dir, const char *newtop, char *err, size_t errlen)
+{
+	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256];
+	unsigned count = 0;
+	int r = ARCHIVE_OK;
+
+	for (;;) {
+		int m;
+
+		if (count++ > 0) {
+			r = archive_read_next_header(a, &e);
+			if (r == ARCHIVE_EOF)
+				return 0;
+			if (r < ARCHIVE_WARN)
+				return fail(err, errlen, "%s", archive_error_string(a));
+		}
+		m = check_entry(e, count, top, top_dir, newtop, name, sizeof(name), err, errlen);
+		if (m < 0)
+			return -1;
+		if (m == 0) {
+			archive_read_data_skip(a);
+			continue;
+		}
+		archive_entry_copy_pathname(e, name);
+		if (archive_write_header(w, e) < ARCHIVE_WARN)
+			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
+				    archive_error_string(w));
+		for (;;) {
+			const void *buf;
+			size_t size;
+			la_int64_t off;
+
+			r = archive_read_data_block(a, &buf, &size, &off);
+			if (r == ARCHIVE_EOF)
+				break;
+			if (r < ARCHIVE_WARN)
+				return fail(err, errlen, "%s", archive_error_string(a));
+			if (archive_write_data_block(w, buf, size, off) < ARCHIVE_WARN)
+				return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
+					    archive_error_string(w));
+		}
+		if (archive_write_finish_entry(w) < ARCHIVE_WARN)
+			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
+				    archive_error_string(w));
+	}
+}
+
+int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *io, char *err,
+		    size_t errlen)
+{
+	int opts = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		   ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_TIME;
+	char top[NAME_MAX + 1], newtop[NAME_MAX + 1], base[PATH_MAX], s[256];
+	struct rctx rc = {.io = io};
+	struct archive *a = NULL, *w = NULL;
+	struct archive_entry *e;
+	const char *first;
+	int cwd = -1, ret = -1, r;
+	bool top_dir;
+
+	if (flags & TARCOPY_KEEP_ALL)
+		opts |= ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER;
+	if (!(a = archive_read_new()) || !(w = archive_write_disk_new())) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_write_disk_set_options(w, opts) != ARCHIVE_OK) {
+		fail(err, errlen, "libarchive: %s", archive_error_string(a));
+		goto out;
+	}
+	if (archive_read_open(a, &rc, NULL, read_cb, NULL) != ARCHIVE_OK) {
+		fail(err, errlen, "%s", rc.failed ? rc.msg : archive_error_string(a));
+		goto out;
+	}
+	r = archive_read_next_header(a, &e);
+	if (r == ARCHIVE_EOF) {
+		fail(err, errlen, "nothing was sent");
+		goto out;
+	}
+	if (r < ARCHIVE_WARN) {
+		fail(err, errlen, "%s", rc.failed ? rc.msg : archive_error_string(a));
+		goto out;
+	}
+	/* The first entry names the stream's top. */
+	first = archive_entry_pathname(e);
+	size_t n = first ? strnlen(first, NAME_MAX + 2) : 0;
+
+	while (n > 0 && first[n - 1] == '/')
+		n--;
+	if (!first || n > NAME_MAX || !one_part(first, n) || first[n + strspn(first + n, "/")]) {
+		fail(err, errlen, "the first entry '%s' is not one name", shown(first, s, sizeof(s)));
+		goto out;
+	}
+	snprintf(top, sizeof(top), "%.*s", (int)n, first);
+	top_dir = archive_entry_filetype(e) == AE_IFDIR;
+	if (resolve(dest, flags, top, top_dir, base, newtop, err, errlen) < 0)
+		goto out;
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(base) < 0) {
+		fail(err, errlen, "%s: %s", base, strerror(errno));
+		goto out;
+	}
+	ret = extract(a, w, e, top, top_dir, newtop, err, errlen);
+	/* Directories get their modes and times last. */
+	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
+		ret = fail(err, errlen, "%s", archive_error_string(w));
+	if (ret < 0 && rc.failed)
+		fail(err, errlen, "%s", rc.msg);
+	if (fchdir(cwd) < 0 && ret == 0)
+		ret = fail(err, errlen, "cannot return to the working directory: %s",
+			   strerror(errno));
+out:
+	if (cwd >= 0)
+		close(cwd);
+	archive_write_free(w);
+	archive_read_free(a);
+	return ret;
+}

@@ -1,0 +1,77 @@
+/* Both ends of `flint run --copy-in` and `--copy-out`: a file tree written
+ * as a tar stream (pax) and a tar stream extracted, with libarchive. Built
+ * into flint (the helper process of runner/cmd/copy.c) and into the static
+ * guest agent, so that the two ends follow one set of rules.
+ *
+ * The stream: every entry's name starts with one top name T, the source's
+ * own last component: "T" (a file, a symlink or a directory), then for a
+ * directory "T/a", "T/a/b", ... Only regular files, directories and
+ * symlinks; no hard links (each link of a file is sent as a file of its
+ * own); owners as numbers, no user or group names.
+ *
+ * Where it lands, by the destination DEST as the user gave it (docker cp's
+ * rules, with missing directories made as mkdir -p does):
+ *  - DEST an existing directory: DEST/T (with TARCOPY_CONTENTS, the
+ *    source DIR/.: T's contents go into DEST itself);
+ *  - DEST missing: T becomes DEST (its parent made if missing); with a
+ *    trailing "/", DEST is made a directory and T goes into it;
+ *  - DEST an existing file (or symlink to one): a file T replaces it; a
+ *    directory T is refused, as is a trailing "/".
+ *
+ * The receiving end trusts nothing in the stream: an entry outside T, a
+ * name with an empty, "." or ".." component or starting with "/", a hard
+ * link, a device, FIFO or socket, an entry under a T that is not a
+ * directory, more than TARCOPY_MAX_ENTRIES entries, or a name or link
+ * target of TARCOPY_NAME_MAX bytes or more ends the copy with a message
+ * naming it. libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
+ * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
+ * through a symlink, one the stream made itself included. */
+#ifndef FLINT_TARCOPY_H
+#define FLINT_TARCOPY_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define TARCOPY_MAX_ENTRIES (1u << 20)
+#define TARCOPY_NAME_MAX    4096
+
+/* tarcopy_receive's flags. */
+#define TARCOPY_CONTENTS 1u /* the source was DIR/.: its contents into DEST */
+#define TARCOPY_KEEP_ALL 2u /* owners, set-id bits and times as sent (run as root) */
+
+/* How the stream moves. */
+struct tarcopy_io {
+	/* tarcopy_receive: points *buf at the stream's next bytes and returns
+	 * their count, 0 at its end, or -1 with a reason in msg (msglen
+	 * bytes: the other end's own message, say). */
+	ssize_t (*read)(void *ctx, const void **buf, char *msg, size_t msglen);
+	/* tarcopy_send: all of len bytes, or -1 with a reason in msg. */
+	int (*write)(void *ctx, const void *buf, size_t len, char *msg, size_t msglen);
+	void *ctx;
+};
+
+/* Write the tree at path (a file, a directory with everything under it, or
+ * a symlink, not followed) to io as a tar stream. path "/" is refused;
+ * devices, FIFOs and sockets under it are left out (counted in *skipped,
+ * which may be NULL). Returns 0, or -1 with a message in err naming what
+ * failed. */
+int tarcopy_send(const char *path, const struct tarcopy_io *io, unsigned *skipped, char *err,
+		 size_t errlen);
+
+/* Extract the tar stream io reads at dest, by the rules above, flags
+ * TARCOPY_*. Without TARCOPY_KEEP_ALL files get the modes sent less the
+ * umask and set-id bits, the receiver's owner and the time of the copy.
+ * The process's working directory is changed while it works and put back.
+ * Returns 0, or -1 with a message in err. */
+int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *io, char *err,
+		    size_t errlen);
+
+/* The name an entry of the stream gets beneath the extraction's directory:
+ * name (as in the stream, a trailing "/" allowed) must be top or start
+ * with "top/"; top's part becomes newtop, or with newtop NULL is dropped.
+ * Returns 1 with the name in out, 0 for top itself when newtop is NULL
+ * (skip it), or -1 for a name outside top or not clean (see above). */
+int tarcopy_map_name(const char *name, const char *top, const char *newtop, char *out,
+		     size_t outlen);
+
+#endif

@@ -1,0 +1,419 @@
+/* The tar streams of --copy-in and --copy-out (rootfs/agent/tarcopy.c),
+ * both ends on the host: a tree sent and received intact, where a stream
+ * lands by the destination (docker cp's rules), and hostile streams made
+ * here with libarchive that must not write outside the destination. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/tarcopy.h"
+
+/* A stream in memory: written by tarcopy_send or libarchive, read back in
+ * small pieces. */
+struct mem {
+	char *buf;
+	size_t len, cap, off;
+};
+
+static int mem_write(void *ctx, const void *buf, size_t len, char *msg, size_t msglen)
+{
+	struct mem *m = ctx;
+
+	(void)msg;
+	(void)msglen;
+	if (m->len + len > m->cap) {
+		m->cap = (m->len + len) * 2;
+		m->buf = realloc(m->buf, m->cap);
+		cr_assert_not_null(m->buf);
+	}
+	memcpy(m->buf + m->len, buf, len);
+	m->len += len;
+	return 0;
+}
+
+static ssize_t mem_read(void *ctx, const void **buf, char *msg, size_t msglen)
+{
+	struct mem *m = ctx;
+	size_t n = m->len - m->off < 777 ? m->len - m->off : 777;
+
+	(void)msg;
+	(void)msglen;
+	*buf = m->buf + m->off;
+	m->off += n;
+	return (ssize_t)n;
+}
+
+static char root[64];
+
+static void make_root(void)
+{
+	snprintf(root, sizeof(root), "/tmp/flint-unit-copy-XXXXXX");
+	cr_assert_not_null(mkdtemp(root));
+	umask(022);
+}
+
+static void remove_root(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static const char *at(const char *rel)
+{
+	static char p[4][256];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", root, rel);
+	return p[i];
+}
+
+static void put_file(const char *rel, const char *text, mode_t mode)
+{
+	int fd = open(at(rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	cr_assert_geq(fd, 0, "%s: %s", rel, strerror(errno));
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	cr_assert_eq(chmod(at(rel), mode), 0);
+}
+
+static char *read_text(const char *rel)
+{
+	static char buf[256];
+	int fd = open(at(rel), O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+static bool exists(const char *rel)
+{
+	struct stat st;
+
+	return lstat(at(rel), &st) == 0;
+}
+
+static int send_to(struct mem *m, const char *rel)
+{
+	struct tarcopy_io io = {.write = mem_write, .ctx = m};
+	char err[256];
+	int r = tarcopy_send(at(rel), &io, NULL, err, sizeof(err));
+
+	cr_assert_eq(r, 0, "send %s: %s", rel, err);
+	return r;
+}
+
+static int receive(struct mem *m, const char *dest, unsigned flags, char *err, size_t errlen)
+{
+	struct tarcopy_io io = {.read = mem_read, .ctx = m};
+
+	m->off = 0;
+	return tarcopy_receive(dest, flags, &io, err, errlen);
+}
+
+/* src/: a file 0640, an executable 0751, an empty directory 0700, a
+ * symlink (relative) and one absolute. */
+static void make_tree(void)
+{
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	cr_assert_eq(mkdir(at("src/sub"), 0750), 0);
+	cr_assert_eq(mkdir(at("src/empty"), 0700), 0);
+	cr_assert_eq(chmod(at("src/empty"), 0700), 0);
+	put_file("src/a.txt", "alpha\n", 0640);
+	put_file("src/sub/run.sh", "#!/bin/sh\n", 0751);
+	cr_assert_eq(symlink("sub/run.sh", at("src/link")), 0);
+	cr_assert_eq(symlink("/etc/hostname", at("src/abs")), 0);
+}
+
+static mode_t mode_of(const char *rel)
+{
+	struct stat st;
+
+	cr_assert_eq(lstat(at(rel), &st), 0, "%s missing", rel);
+	return st.st_mode;
+}
+
+TestSuite(tarcopy, .init = make_root, .fini = remove_root);
+
+Test(tarcopy, tree_round_trip_keeps_modes_symlinks_empty_dirs)
+{
+	struct mem m = {0};
+	char err[256], link[64];
+	ssize_t n;
+
+	make_tree();
+	send_to(&m, "src");
+	/* Missing destination: the tree becomes it. */
+	cr_assert_eq(receive(&m, at("dst"), TARCOPY_KEEP_ALL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("dst/a.txt"), "alpha\n");
+	cr_assert_eq(mode_of("dst/a.txt") & 07777, 0640);
+	cr_assert_eq(mode_of("dst/sub/run.sh") & 07777, 0751);
+	cr_assert_eq(mode_of("dst/sub") & 07777, 0750);
+	cr_assert(S_ISDIR(mode_of("dst/empty")));
+	cr_assert_eq(mode_of("dst/empty") & 07777, 0700);
+	cr_assert(S_ISLNK(mode_of("dst/link")));
+	n = readlink(at("dst/link"), link, sizeof(link) - 1);
+	cr_assert_gt(n, 0);
+	link[n] = '\0';
+	cr_assert_str_eq(link, "sub/run.sh");
+	n = readlink(at("dst/abs"), link, sizeof(link) - 1);
+	link[n] = '\0';
+	cr_assert_str_eq(link, "/etc/hostname");
+	free(m.buf);
+}
+
+Test(tarcopy, where_it_lands)
+{
+	struct mem m = {0}, f = {0};
+	char err[256];
+
+	make_tree();
+	send_to(&m, "src");
+	/* An existing directory: inside it, under the source's name. */
+	cr_assert_eq(mkdir(at("into"), 0755), 0);
+	cr_assert_eq(receive(&m, at("into"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("into/src/a.txt"), "alpha\n");
+	/* DIR/. into an existing directory: the contents. */
+	cr_assert_eq(mkdir(at("merge"), 0755), 0);
+	cr_assert_eq(receive(&m, at("merge"), TARCOPY_CONTENTS, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("merge/a.txt"), "alpha\n");
+	cr_assert(!exists("merge/src"));
+	/* Missing parents are made (mkdir -p). */
+	cr_assert_eq(receive(&m, at("deep/er/dst"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("deep/er/dst/sub/run.sh"), "#!/bin/sh\n");
+	/* A directory over a file: refused, the file untouched. */
+	put_file("plain", "keep\n", 0644);
+	cr_assert_eq(receive(&m, at("plain"), 0, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "over a file"), "%s", err);
+	cr_assert_str_eq(read_text("plain"), "keep\n");
+
+	send_to(&f, "src/a.txt");
+	/* A file: onto a file (replaced), into a directory, to a new name, and
+	 * with a trailing '/' into a directory made for it. */
+	cr_assert_eq(receive(&f, at("plain"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("plain"), "alpha\n");
+	cr_assert_eq(receive(&f, at("into"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("into/a.txt"), "alpha\n");
+	cr_assert_eq(receive(&f, at("renamed.txt"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("renamed.txt"), "alpha\n");
+	char slash[300];
+	snprintf(slash, sizeof(slash), "%s/", at("newdir"));
+	cr_assert_eq(receive(&f, slash, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("newdir/a.txt"), "alpha\n");
+	/* A trailing '/' on a file, and DIR/. of a file: refused. */
+	snprintf(slash, sizeof(slash), "%s/", at("plain"));
+	cr_assert_eq(receive(&f, slash, 0, err, sizeof(err)), -1);
+	cr_assert_eq(receive(&f, at("into"), TARCOPY_CONTENTS, err, sizeof(err)), -1);
+	free(m.buf);
+	free(f.buf);
+}
+
+Test(tarcopy, sender_refuses_root_and_missing)
+{
+	struct mem m = {0};
+	struct tarcopy_io io = {.write = mem_write, .ctx = &m};
+	char err[256];
+
+	cr_assert_eq(tarcopy_send("/", &io, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "not / itself"), "%s", err);
+	cr_assert_eq(tarcopy_send(at("nothing"), &io, NULL, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "No such file"), "%s", err);
+	free(m.buf);
+}
+
+/* ---- hostile streams ---- */
+
+enum kind { REG, DIR_, SYMLINK, HARDLINK, FIFO };
+
+struct ent {
+	enum kind k;
+	const char *name;
+	const char *target; /* symlink or hard link */
+	const char *data;
+};
+
+#define D(n)	   {DIR_, n, NULL, NULL}
+#define F(n, d)	   {REG, n, NULL, d}
+#define L(n, t)	   {SYMLINK, n, t, NULL}
+#define H(n, t, d) {HARDLINK, n, t, d}
+#define P(n)	   {FIFO, n, NULL, NULL}
+
+/* A pax stream of ents, made with libarchive as a hostile agent could. */
+static void build(struct mem *m, const struct ent *e, size_t n)
+{
+	struct archive *a = archive_write_new();
+	struct archive_entry *ae = archive_entry_new();
+	size_t used = 0;
+
+	m->cap = 1 << 20;
+	m->buf = malloc(m->cap);
+	m->len = m->off = 0;
+	cr_assert_eq(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+	cr_assert_eq(archive_write_set_bytes_in_last_block(a, 1), ARCHIVE_OK);
+	cr_assert_eq(archive_write_open_memory(a, m->buf, m->cap, &used), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		archive_entry_clear(ae);
+		archive_entry_set_pathname(ae, e[i].name);
+		archive_entry_set_perm(ae, 0644);
+		switch (e[i].k) {
+		case REG:
+			archive_entry_set_filetype(ae, AE_IFREG);
+			archive_entry_set_size(ae, e[i].data ? (la_int64_t)strlen(e[i].data) : 0);
+			break;
+		case DIR_:
+			archive_entry_set_filetype(ae, AE_IFDIR);
+			archive_entry_set_perm(ae, 0755);
+			break;
+		case SYMLINK:
+			archive_entry_set_filetype(ae, AE_IFLNK);
+			archive_entry_set_symlink(ae, e[i].target);
+			break;
+		case HARDLINK:
+			archive_entry_set_filetype(ae, AE_IFREG);
+			archive_entry_set_hardlink(ae, e[i].target);
+			archive_entry_set_size(ae, e[i].data ? (la_int64_t)strlen(e[i].data) : 0);
+			break;
+		case FIFO:
+			archive_entry_set_filetype(ae, AE_IFIFO);
+			break;
+		}
+		cr_assert_geq(archive_write_header(a, ae), ARCHIVE_WARN, "%s",
+			      archive_error_string(a));
+		if (e[i].data)
+			archive_write_data(a, e[i].data, strlen(e[i].data));
+	}
+	cr_assert_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	archive_entry_free(ae);
+	m->len = used;
+}
+
+/* The stream is refused with needle in the message. */
+static void refused(const struct ent *e, size_t n, const char *needle)
+{
+	struct mem m;
+	char err[512] = "";
+
+	build(&m, e, n);
+	cr_assert_eq(receive(&m, at("dst"), TARCOPY_KEEP_ALL, err, sizeof(err)), -1,
+		     "a hostile stream was taken (first entry %s)", e[0].name);
+	cr_assert(strstr(err, needle), "'%s' lacks '%s'", err, needle);
+	free(m.buf);
+}
+
+Test(tarcopy, dotdot_and_absolute_names_refused)
+{
+	put_file("victim", "safe\n", 0644);
+	refused((struct ent[]){D("t/"), F("t/../../victim", "owned\n")}, 2,
+		"outside 't'");
+	refused((struct ent[]){D("t/"), F("t/a/../../../victim", "owned\n")}, 2,
+		"outside 't'");
+	char abs[300];
+	snprintf(abs, sizeof(abs), "%s", at("victim"));
+	refused((struct ent[]){D("t/"), F(abs, "owned\n")}, 2, "outside 't'");
+	refused((struct ent[]){F(abs, "owned\n")}, 1, "is not one name");
+	refused((struct ent[]){F("../victim", "owned\n")}, 1, "is not one name");
+	refused((struct ent[]){D("t/"), F("u/x", "x")}, 2, "outside 't'");
+	refused((struct ent[]){F("t", "x"), F("t/x", "x")}, 2,
+		"not a directory");
+	cr_assert_str_eq(read_text("victim"), "safe\n");
+}
+
+Test(tarcopy, nothing_written_through_a_planted_symlink)
+{
+	char out[300];
+
+	cr_assert_eq(mkdir(at("outside"), 0755), 0);
+	snprintf(out, sizeof(out), "%s", at("outside"));
+	/* t/a -> ROOT/outside (absolute) then t/a/passwd: libarchive's
+	 * SECURE_SYMLINKS refuses to go through it. */
+	refused((struct ent[]){D("t/"), L("t/a", out), F("t/a/passwd", "x")},
+		3, "");
+	cr_assert(!exists("outside/passwd"), "written through a symlink");
+	/* The same through a relative one. */
+	refused((struct ent[]){D("t/"),
+			       L("t/b", "../outside"),
+			       F("t/b/passwd", "x")},
+		3, "");
+	cr_assert(!exists("outside/passwd"), "written through a symlink");
+	/* A symlink as the file's own name is replaced, not followed. */
+	put_file("outside/target", "safe\n", 0644);
+	snprintf(out, sizeof(out), "%s", at("outside/target"));
+	struct mem m;
+	char err[256];
+	build(&m, (struct ent[]){D("t/"), L("t/f", out), F("t/f", "new\n")},
+	      3);
+	cr_assert_eq(receive(&m, at("dst2"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("outside/target"), "safe\n");
+	cr_assert_str_eq(read_text("dst2/f"), "new\n");
+	free(m.buf);
+}
+
+Test(tarcopy, hard_links_devices_and_huge_names_refused)
+{
+	char victim[300], longname[6000];
+
+	put_file("victim", "safe\n", 0644);
+	snprintf(victim, sizeof(victim), "%s", at("victim"));
+	refused((struct ent[]){D("t/"), H("t/h", victim, "owned\n")}, 2,
+		"a hard link");
+	refused((struct ent[]){D("t/"), H("t/h", "../victim", "owned\n")}, 2,
+		"a hard link");
+	refused((struct ent[]){D("t/"), F("t/x", "x"), H("t/h", "t/x", NULL)}, 3,
+		"a hard link");
+	cr_assert_str_eq(read_text("victim"), "safe\n");
+	refused((struct ent[]){D("t/"), P("t/p")}, 2, "not a file, directory or symlink");
+	memset(longname, 'a', sizeof(longname) - 1);
+	memcpy(longname, "t/", 2);
+	longname[sizeof(longname) - 1] = '\0';
+	refused((struct ent[]){D("t/"), F(longname, "x")}, 2, "too long");
+}
+
+Test(tarcopy, garbage_and_empty_streams_refused)
+{
+	struct mem m = {.buf = strdup("this is not a tar archive at all"), .len = 32};
+	char err[256];
+
+	cr_assert_eq(receive(&m, at("dst"), 0, err, sizeof(err)), -1);
+	cr_assert(!exists("dst"));
+	free(m.buf);
+	m = (struct mem){0};
+	cr_assert_eq(receive(&m, at("dst"), 0, err, sizeof(err)), -1);
+	cr_assert(!exists("dst"));
+}
+
+Test(tarcopy, map_name)
+{
+	char out[64];
+
+	cr_assert_eq(tarcopy_map_name("t", "t", "n", out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "n");
+	cr_assert_eq(tarcopy_map_name("t/", "t", "n", out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "n");
+	cr_assert_eq(tarcopy_map_name("t/a/b", "t", "n", out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "n/a/b");
+	cr_assert_eq(tarcopy_map_name("t/a/b/", "t", NULL, out, sizeof(out)), 1);
+	cr_assert_str_eq(out, "a/b");
+	cr_assert_eq(tarcopy_map_name("t", "t", NULL, out, sizeof(out)), 0);
+	cr_assert_eq(tarcopy_map_name("tt/a", "t", "n", out, sizeof(out)), -1);
+	cr_assert_eq(tarcopy_map_name("t/../a", "t", "n", out, sizeof(out)), -1);
+	cr_assert_eq(tarcopy_map_name("t/./a", "t", "n", out, sizeof(out)), -1);
+	cr_assert_eq(tarcopy_map_name("t//a", "t", "n", out, sizeof(out)), -1);
+	cr_assert_eq(tarcopy_map_name("/t/a", "t", "n", out, sizeof(out)), -1);
+	cr_assert_eq(tarcopy_map_name("t/a", "t", "a-very-long-new-name-for-it", out, 8), -1);
+}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
+#include "cmd/copy.h"
 #include "cmd/instance.h"
 #include "cmd/run.h"
 #include "config/cli.h"
@@ -43,6 +44,24 @@ static int check_kvm(void)
 	close_fd(&fd);
 	printf("flint: /dev/kvm is usable\n");
 	return 0;
+}
+
+/* --copy-in and --copy-out: the helper process that does them, started
+ * here, before any thread (copy.h); *c stays NULL without copies. */
+static int start_copies(const struct config *cfg, const char *uds, struct copier **c)
+{
+	struct copy_item in[MAX_COPIES], out[MAX_COPIES];
+
+	*c = NULL;
+	if (!cfg->n_copy_in && !cfg->n_copy_out)
+		return 0;
+	for (unsigned i = 0; i < cfg->n_copy_in; i++)
+		in[i] = (struct copy_item){cfg->copy_in[i].host, cfg->copy_in[i].guest,
+					   cfg->copy_in[i].contents};
+	for (unsigned i = 0; i < cfg->n_copy_out; i++)
+		out[i] = (struct copy_item){cfg->copy_out[i].guest, cfg->copy_out[i].host,
+					    cfg->copy_out[i].contents};
+	return copy_start(c, in, cfg->n_copy_in, out, cfg->n_copy_out, uds, STDERR_FILENO);
 }
 
 /* What `flint run` adds to the user's configuration, and cleans up. */
@@ -428,6 +447,7 @@ static int run_command(struct config *cfg)
 	struct run_setup rs = {0};
 	struct run_ctx rc = {.cfg = cfg};
 	struct run *r = NULL;
+	struct copier *copy = NULL;
 	int status = EXIT_FLINT_ERROR;
 
 	if ((cfg->wait_fd && check_wait_fd("--wait-fd", cfg->wait_fd) < 0) ||
@@ -441,6 +461,8 @@ static int run_command(struct config *cfg)
 	if (rs.scratch[0] && unlink(rs.scratch) == 0)
 		rs.scratch[0] = '\0';
 	rc.restored_us = us_since_launch();
+	if (start_copies(cfg, cfg->vsock.uds, &copy) < 0)
+		goto out;
 	/* A restored agent made its one connection to the host long ago: flint
 	 * opens one to the port it listens on. */
 	struct run_params p = {
@@ -463,6 +485,10 @@ static int run_command(struct config *cfg)
 	    .go = cfg->wait_fd ? resume_on_go : NULL,
 	    .go_fd = cfg->wait_fd,
 	    .status_fd = cfg->status_fd,
+	    .copy = copy,
+	    .user = cfg->user,
+	    .uid = cfg->uid,
+	    .gid = cfg->gid,
 	    .ctx = &rc,
 	};
 	if (run_start(&r, &p) < 0)
@@ -478,6 +504,7 @@ static int run_command(struct config *cfg)
 		print_timings(&rc, r);
 out:
 	run_stop(r);
+	copy_stop(copy);
 	vm_destroy(rc.vm);
 	if (rs.scratch[0] && unlink(rs.scratch) < 0)
 		pr_err("flint run: cannot remove %s: %s", rs.scratch, strerror(errno));
@@ -516,6 +543,7 @@ static int attach_command(const struct config *cfg)
 {
 	struct attach_ctx ac = {.done_fd = -1, .status = EXIT_FLINT_ERROR};
 	const char *test = cfg->seccomp_test;
+	struct copier *copy = NULL;
 	struct run *r = NULL;
 	eventfd_t v;
 	int err;
@@ -532,6 +560,8 @@ static int attach_command(const struct config *cfg)
 		pr_err("flint run: seccomp: %s", strerror(-err));
 		goto out;
 	}
+	if (start_copies(cfg, cfg->attach, &copy) < 0)
+		goto out;
 	struct run_params p = {
 	    .mode = RUN_CONNECT,
 	    .uds_path = cfg->attach,
@@ -547,6 +577,10 @@ static int attach_command(const struct config *cfg)
 	    .err_fd = STDERR_FILENO,
 	    .finish = attach_finish,
 	    .status_fd = cfg->status_fd,
+	    .copy = copy,
+	    .user = cfg->user,
+	    .uid = cfg->uid,
+	    .gid = cfg->gid,
 	    .ctx = &ac,
 	};
 	if (run_start(&r, &p) < 0)
@@ -575,10 +609,12 @@ static int attach_command(const struct config *cfg)
 	}
 	err = ac.status;
 	run_stop(r);
+	copy_stop(copy);
 	close_fd(&ac.done_fd);
 	return err;
 out:
 	run_stop(r);
+	copy_stop(copy);
 	close_fd(&ac.done_fd);
 	return EXIT_FLINT_ERROR;
 }
@@ -609,6 +645,12 @@ int main(int argc, char **argv)
 		return check_kvm();
 	}
 	if (cfg.run) {
+		/* Read here, not by cli_parse, which flint-jail shares. */
+		if (cli_load_env_files(&cfg, err, sizeof(err)) < 0) {
+			pr_err("%s", err);
+			cli_config_free(&cfg);
+			return EXIT_FLINT_ERROR;
+		}
 		int status = cfg.attach ? attach_command(&cfg) : run_command(&cfg);
 		cli_config_free(&cfg);
 		return status;

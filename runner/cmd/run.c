@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
+#include "cmd/copy.h"
 #include "core/control.h"
 #include "core/seccomp.h"
 #include "core/logger.h"
@@ -54,6 +55,7 @@ struct session {
 	struct agent_reader rd;
 	uint8_t rbuf[AGENT_DATA_MAX];
 	bool req_sent, in_open;
+	bool got_exit; /* the agent said how the command ended */
 	/* A STDOUT or STDERR payload (in rbuf) still being written out. */
 	int out_fd, out_idx; /* out_idx: 0 stdout, 1 stderr */
 	size_t out_off;
@@ -294,6 +296,7 @@ static int handle_exit(struct session *s)
 
 	if (agent_exit_decode(s->rbuf, s->rd.f.len, &e) < 0)
 		return bad_frame(s, "malformed EXIT");
+	s->got_exit = true;
 	set_time(s->r, &s->r->t.cmd_end_us);
 	switch (e.kind) {
 	case AGENT_EXITED:
@@ -522,6 +525,29 @@ static int wait_go(struct session *s)
 	}
 }
 
+/* Has the copy helper do the copy-ins or the copy-outs, and waits for it.
+ * Returns how many failed, -1 when stopped, or -2 with s->msg set. */
+static int run_copies(struct session *s, bool out)
+{
+	struct run *r = s->r;
+	int ret = copy_request(r->p.copy, out);
+
+	while (ret == 0 || ret == -EAGAIN) {
+		struct pollfd pf[2] = {{r->stop_fd, POLLIN, 0}, {copy_fd(r->p.copy), POLLIN, 0}};
+
+		if (poll(pf, 2, -1) < 0 && errno != EINTR) {
+			ret = -errno;
+			break;
+		}
+		if (pf[0].revents)
+			return -1;
+		if (pf[1].revents && (ret = copy_result(r->p.copy)) >= 0)
+			return ret;
+	}
+	snprintf(s->msg, MSG_LEN, "flint run: the copy helper is gone (%s)", strerror(-ret));
+	return -2;
+}
+
 static int session_run(struct session *s)
 {
 	struct run *r = s->r;
@@ -545,10 +571,32 @@ static int session_run(struct session *s)
 		snprintf(s->msg, MSG_LEN, "flint run: no command");
 		return EXIT_FLINT_ERROR;
 	}
+	if (copy_count(r->p.copy, false) && (status = run_copies(s, false)) != 0) {
+		close_fd(&s->sock);
+		if (status == -1)
+			return -1;
+		if (status > 0)
+			snprintf(s->msg, MSG_LEN, "flint run: the command was not run: --copy-in failed");
+		return EXIT_FLINT_ERROR;
+	}
 	agent_reader_init(&s->rd, s->rbuf, sizeof(s->rbuf));
 	s->in_open = r->p.in_fd >= 0;
 	status = relay(s);
 	close_fd(&s->sock);
+	/* Whatever the command's fate, its results are collected, as long as
+	 * the agent was there to tell it. */
+	if (status >= 0 && s->got_exit && copy_count(r->p.copy, true)) {
+		int failed = run_copies(s, true);
+
+		if (failed == -1)
+			return -1;
+		if (failed != 0 && status == 0) {
+			if (failed > 0)
+				snprintf(s->msg, MSG_LEN,
+					 "flint run: the command exited 0, but --copy-out failed");
+			status = EXIT_FLINT_ERROR;
+		}
+	}
 	return status;
 }
 
@@ -635,7 +683,9 @@ static int build_request(struct run *r)
 	const struct run_params *p = &r->p;
 	struct agent_request req = {
 	    .timeout_ms = p->timeout_s * 1000,
-	    .flags = p->in_fd >= 0 ? AGENT_REQ_STDIN : 0,
+	    .flags = (p->in_fd >= 0 ? AGENT_REQ_STDIN : 0) | (p->user ? AGENT_REQ_USER : 0),
+	    .uid = p->uid,
+	    .gid = p->gid,
 	    .argc = (uint32_t)p->argc,
 	    .envc = p->envc > 0 ? (uint32_t)p->envc : 0,
 	    .argv = p->argv,

@@ -97,6 +97,17 @@ struct run_params {
 	 * finish(): a caller learns the outcome without waiting for the VM's
 	 * teardown. The fd is the caller's. */
 	int status_fd;
+	/* --copy-in and --copy-out (copy.h), the caller's; NULL: none. The
+	 * copy-ins run once the agent is reached, before the command is
+	 * sent: one failing ends the run with EXIT_FLINT_ERROR, nothing run.
+	 * The copy-outs run once the agent has said how the command ended
+	 * (its status, a signal, the timeout, not started): one failing
+	 * makes a status of 0 EXIT_FLINT_ERROR, another status stands. */
+	struct copier *copy;
+	/* --user: the command runs as uid and gid (AGENT_GID_DEFAULT: the
+	 * uid's group in the guest's /etc/passwd, or the uid). */
+	bool user;
+	uint32_t uid, gid;
 	void *ctx; /* for finish, ready and go */
 };
 

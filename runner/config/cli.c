@@ -123,6 +123,16 @@ void cli_usage(void)
 	       "  --save-after       with --save-snapshot, --save-mem and COMMAND: run COMMAND\n"
 	       "                     first and save only if it exits 0 (then stop and exit 0);\n"
 	       "                     otherwise save nothing and exit with its status\n"
+	       "  --copy-in HOST:GUEST  before COMMAND, copy the file or directory HOST into\n"
+	       "                     the guest (repeatable): into GUEST if it is a directory,\n"
+	       "                     else as GUEST (missing directories made; HOST/. : its\n"
+	       "                     contents); owners, modes, symlinks kept\n"
+	       "  --copy-out GUEST:HOST  after COMMAND, however it ended, copy GUEST out\n"
+	       "                     to HOST by the same rules (repeatable)\n"
+	       "  --env-file FILE    NAME=VALUE lines for the command's environment ('#'\n"
+	       "                     comments; --env wins)\n"
+	       "  --user UID[:GID]   run COMMAND as this user and group (default GID: the\n"
+	       "                     user's in the guest's /etc/passwd)\n"
 	       "  --attach UDS       no VM of its own: run COMMAND through the guest agent of\n"
 	       "                     a running flint VM, reached through its vsock device's\n"
 	       "                     socket UDS (--vsock-override of a restored VM); no\n"
@@ -328,6 +338,248 @@ static int run_image_option(struct config *cfg, bool image, const char *val, cha
 	return 0;
 }
 
+/* Whether an absolute path has a "." or ".." component. */
+static bool has_dots(const char *p)
+{
+	for (const char *c = p; *c;) {
+		size_t n;
+
+		c += strspn(c, "/");
+		n = strcspn(c, "/");
+		if ((n == 1 && c[0] == '.') || (n == 2 && !strncmp(c, "..", 2)))
+			return true;
+		c += n;
+	}
+	return false;
+}
+
+int cli_parse_copy(const char *s, bool out, struct copy_cfg *c, char *err, size_t errlen)
+{
+	const char *opt = out ? "--copy-out" : "--copy-in", *colon = out ? strchr(s, ':')
+								       : strrchr(s, ':');
+	const char *form = out ? "GUEST:HOST" : "HOST:GUEST";
+	char *src, *dst, *guest;
+	size_t n;
+
+	*c = (struct copy_cfg){0};
+	if (!colon || colon == s || !colon[1]) {
+		bad(err, errlen, "%s %.200s: expected %s, neither part empty", opt, s, form);
+		return -EINVAL;
+	}
+	src = strndup(s, (size_t)(colon - s));
+	dst = strdup(colon + 1);
+	if (!src || !dst) {
+		free(src);
+		free(dst);
+		bad(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* "DIR/.": the contents of DIR ("." alone is a directory too). */
+	n = strlen(src);
+	if (n >= 2 && !strcmp(src + n - 2, "/.")) {
+		c->contents = true;
+		src[n - 2 > 0 ? n - 2 : 1] = '\0';
+	}
+	c->host = out ? dst : src;
+	c->guest = guest = out ? src : dst;
+	if (guest[0] != '/') {
+		bad(err, errlen, "%s %.200s: the guest's path %.200s is not absolute", opt, s, guest);
+		goto bad;
+	}
+	if (strlen(guest) >= 4096 || has_dots(guest)) {
+		bad(err, errlen, "%s %.200s: the guest's path has a '.' or '..' component, or is too "
+				 "long: a path escaping its place is refused",
+		    opt, s);
+		goto bad;
+	}
+	if (out && guest[strspn(guest, "/")] == '\0') {
+		bad(err, errlen, "%s %.200s: name a directory under /, not / itself", opt, s);
+		goto bad;
+	}
+	return 0;
+bad:
+	free(c->host);
+	free(c->guest);
+	*c = (struct copy_cfg){0};
+	return -EINVAL;
+}
+
+int cli_parse_user(const char *s, uint32_t *uid, uint32_t *gid)
+{
+	unsigned long long v[2] = {0, AGENT_GID_DEFAULT};
+	const char *p = s;
+
+	for (int i = 0; i < 2; i++) {
+		char *end;
+
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		errno = 0;
+		v[i] = strtoull(p, &end, 10);
+		if (errno || v[i] >= UINT32_MAX)
+			return -EINVAL;
+		if (*end == '\0')
+			break;
+		if (*end != ':' || i == 1)
+			return -EINVAL;
+		p = end + 1;
+	}
+	*uid = (uint32_t)v[0];
+	*gid = (uint32_t)v[1];
+	return 0;
+}
+
+/* One --env-file's lines into out (their NAME=VALUE strings, pointing into
+ * data, which the lines are cut in). Returns how many, or -errno. */
+static int env_lines(const char *file, char *data, size_t len, char **out, char *err,
+		     size_t errlen)
+{
+	int n = 0, line = 0;
+
+	for (char *c = data; c < data + len;) {
+		char *nl = memchr(c, '\n', (size_t)(data + len - c)), *eq;
+
+		if (!nl)
+			nl = data + len;
+		*nl = '\0';
+		line++;
+		if (*c && *c != '#') {
+			eq = strchr(c, '=');
+			if (!eq || !shell_name(c, eq)) {
+				bad(err, errlen,
+				    "--env-file %.200s: line %d: expected NAME=VALUE, NAME a shell "
+				    "variable name",
+				    file, line);
+				return -EINVAL;
+			}
+			out[n++] = c;
+		}
+		c = nl + 1;
+	}
+	return n;
+}
+
+/* Whether entry e's name is that of one of list's n. */
+static bool same_name(const char *e, char *const *list, size_t n)
+{
+	size_t k = strcspn(e, "=") + 1;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(list[i], e, k))
+			return true;
+	return false;
+}
+
+int cli_load_env_files(struct config *cfg, char *err, size_t errlen)
+{
+	size_t total = 0, n = 0;
+	char **lines = NULL, **env;
+	int ret = 0;
+
+	for (unsigned i = 0; i < cfg->n_env_files; i++) {
+		const char *f = cfg->env_files[i];
+		FILE *fp = fopen(f, "re");
+		size_t got;
+		char **more;
+
+		if (!fp || !(cfg->env_data[i] = malloc(ENV_FILE_MAX + 1))) {
+			ret = fp ? -ENOMEM : -errno;
+			bad(err, errlen, "--env-file %.200s: %s", f, strerror(-ret));
+			if (fp)
+				fclose(fp);
+			goto out;
+		}
+		got = fread(cfg->env_data[i], 1, ENV_FILE_MAX + 1, fp);
+		ret = ferror(fp) ? -EIO : got > ENV_FILE_MAX ? -EFBIG : 0;
+		fclose(fp);
+		if (ret < 0) {
+			bad(err, errlen, "--env-file %.200s: %s", f,
+			    ret == -EFBIG ? "larger than 1 MiB" : "read error");
+			goto out;
+		}
+		/* At most one entry per two bytes ("A=" and its newline: three). */
+		if (!(more = realloc(lines, (total + got / 2 + 1) * sizeof(*lines)))) {
+			ret = -ENOMEM;
+			bad(err, errlen, "out of memory");
+			goto out;
+		}
+		lines = more;
+		ret = env_lines(f, cfg->env_data[i], got, lines + total, err, errlen);
+		if (ret < 0)
+			goto out;
+		total += (size_t)ret;
+		ret = 0;
+	}
+	if (!total)
+		goto out;
+	if (!(env = calloc(total + cfg->nenv + 1, sizeof(*env)))) {
+		ret = -ENOMEM;
+		bad(err, errlen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < total; i++)
+		if (!same_name(lines[i], lines + i + 1, total - i - 1) &&
+		    !same_name(lines[i], cfg->env, cfg->nenv))
+			env[n++] = lines[i];
+	for (unsigned i = 0; i < cfg->nenv; i++)
+		env[n++] = cfg->env[i];
+	if (n > AGENT_ENVC_MAX) {
+		free(env);
+		ret = -E2BIG;
+		bad(err, errlen, "--env-file: at most %u environment entries", AGENT_ENVC_MAX);
+		goto out;
+	}
+	free(cfg->env);
+	cfg->env = env;
+	cfg->nenv = (unsigned)n;
+out:
+	free(lines);
+	return ret;
+}
+
+enum run_copy_opt { RUN_OPT_COPY_IN, RUN_OPT_COPY_OUT, RUN_OPT_ENV_FILE, RUN_OPT_USER };
+
+/* flint run's --copy-in, --copy-out, --env-file and --user. 0 or -errno
+ * with err. */
+static int run_copy_option(struct config *cfg, enum run_copy_opt o, const char *val, char *err,
+			   size_t errlen)
+{
+	bool out = o == RUN_OPT_COPY_OUT;
+	unsigned *n = out ? &cfg->n_copy_out : &cfg->n_copy_in;
+
+	switch (o) {
+	case RUN_OPT_COPY_IN:
+	case RUN_OPT_COPY_OUT:
+		if (*n == MAX_COPIES) {
+			bad(err, errlen, "--copy-%s: at most %d", out ? "out" : "in", MAX_COPIES);
+			return -EINVAL;
+		}
+		if (cli_parse_copy(val, out, &(out ? cfg->copy_out : cfg->copy_in)[*n], err,
+				   errlen) < 0)
+			return -EINVAL;
+		(*n)++;
+		return 0;
+	case RUN_OPT_ENV_FILE:
+		if (!*val || cfg->n_env_files == MAX_ENV_FILES) {
+			bad(err, errlen, "--env-file: %s", *val ? "at most 16" : "expected a file");
+			return -EINVAL;
+		}
+		cfg->env_files[cfg->n_env_files++] = val;
+		return 0;
+	case RUN_OPT_USER:
+		if (cli_parse_user(val, &cfg->uid, &cfg->gid) < 0) {
+			bad(err, errlen,
+			    "--user %.64s: expected UID or UID:GID, numbers from 0 to 4294967294 "
+			    "(names are the guest's to know)",
+			    val);
+			return -EINVAL;
+		}
+		cfg->user = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 /* The command, --env and --workdir go to the agent in one request: refuse
  * here, naming them, what agent_request_encode would refuse later. */
 static enum cli_result check_request(const struct config *cfg, char *err, size_t errlen)
@@ -442,9 +694,15 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		return bad(err, errlen, "flint run: --status-fd %s",
 			   cfg->guest_argc == 0 ? "is for the command's status, and there is no command"
 						: "and --wait-fd must be two fds");
-	if (cfg->guest_argc == 0 && (cfg->nenv || cfg->workdir))
+	if (cfg->guest_argc == 0 && (cfg->nenv || cfg->workdir || cfg->n_env_files || cfg->user ||
+				     cfg->n_copy_in || cfg->n_copy_out))
 		return bad(err, errlen, "flint run: %s is for the command, and there is none",
-			   cfg->nenv ? "--env" : "--workdir");
+			   cfg->nenv		? "--env"
+			   : cfg->workdir	? "--workdir"
+			   : cfg->n_env_files ? "--env-file"
+			   : cfg->user		? "--user"
+			   : cfg->n_copy_in	? "--copy-in"
+						: "--copy-out");
 	return check_request(cfg, err, errlen);
 }
 
@@ -458,7 +716,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
 	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
-	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE, O_IMAGE, O_SCRATCH };
+	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE, O_IMAGE, O_SCRATCH,
+	       O_COPY_IN, O_COPY_OUT, O_ENV_FILE, O_USER };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -511,6 +770,10 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		{"attach", required_argument, NULL, O_ATTACH},
 		{"image", required_argument, NULL, O_IMAGE},
 		{"scratch", required_argument, NULL, O_SCRATCH},
+		{"copy-in", required_argument, NULL, O_COPY_IN},
+		{"copy-out", required_argument, NULL, O_COPY_OUT},
+		{"env-file", required_argument, NULL, O_ENV_FILE},
+		{"user", required_argument, NULL, O_USER},
 		{"help", no_argument, NULL, O_HELP},
 		{"version", no_argument, NULL, O_VERSION},
 		{0},
@@ -598,11 +861,22 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_ATTACH:
 		case O_IMAGE:
 		case O_SCRATCH:
+		case O_COPY_IN:
+		case O_COPY_OUT:
+		case O_ENV_FILE:
+		case O_USER:
 			/* By its name: argv[optind - 1] may be its value. */
 			if (!cfg->run)
 				return bad(err, errlen, "--%s is an option of flint run",
 					   opts[li].name);
-			if (c == O_ENV || c == O_WORKDIR || c == O_ATTACH) {
+			if (c == O_COPY_IN || c == O_COPY_OUT || c == O_ENV_FILE || c == O_USER) {
+				if (run_copy_option(cfg, c == O_COPY_IN    ? RUN_OPT_COPY_IN
+							 : c == O_COPY_OUT ? RUN_OPT_COPY_OUT
+							 : c == O_ENV_FILE ? RUN_OPT_ENV_FILE
+									   : RUN_OPT_USER,
+						    optarg, err, errlen) < 0)
+					return CLI_ERROR;
+			} else if (c == O_ENV || c == O_WORKDIR || c == O_ATTACH) {
 				if (run_string_option(cfg, c == O_ENV	  ? RUN_OPT_ENV
 							   : c == O_WORKDIR ? RUN_OPT_WORKDIR
 									    : RUN_OPT_ATTACH,
@@ -1057,4 +1331,18 @@ void cli_config_free(struct config *cfg)
 	free(cfg->env);
 	cfg->env = NULL;
 	cfg->nenv = 0;
+	for (unsigned i = 0; i < cfg->n_copy_in; i++) {
+		free(cfg->copy_in[i].host);
+		free(cfg->copy_in[i].guest);
+	}
+	cfg->n_copy_in = 0;
+	for (unsigned i = 0; i < cfg->n_copy_out; i++) {
+		free(cfg->copy_out[i].host);
+		free(cfg->copy_out[i].guest);
+	}
+	cfg->n_copy_out = 0;
+	for (unsigned i = 0; i < MAX_ENV_FILES; i++) {
+		free(cfg->env_data[i]);
+		cfg->env_data[i] = NULL;
+	}
 }

@@ -20,6 +20,12 @@
 /* `flint run --wait-fd`: the highest fd number taken (the kernel's
  * default nr_open is 1048576). */
 #define WAIT_FD_MAX 1048575
+/* flint run: at most this many --copy-in and as many --copy-out, and
+ * --env-file. */
+#define MAX_COPIES 32
+#define MAX_ENV_FILES 16
+/* flint run --env-file: one file's size at most. */
+#define ENV_FILE_MAX (1u << 20)
 /* Where the API listens when --api-sock is not given. */
 #define API_DEFAULT_SOCK "/run/flint.socket"
 
@@ -42,6 +48,14 @@ struct vsock_cfg {
 	bool enabled;
 	uint32_t cid;  /* guest CID, >= 3 */
 	char *uds;     /* host Unix socket path (Firecracker's hybrid vsock) */
+};
+
+/* flint run --copy-in HOST:GUEST or --copy-out GUEST:HOST, split (both
+ * malloc'd). A source "DIR/." is DIR with contents set: its contents, not
+ * itself, go into the target. */
+struct copy_cfg {
+	char *host, *guest;
+	bool contents;
 };
 
 enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
@@ -143,6 +157,21 @@ struct config {
 	 * bytes (0: none) that flint makes and removes. */
 	const char *image; /* --image PATH */
 	uint64_t scratch;  /* --scratch SIZE */
+	/* run: trees copied into the guest before the command and out of it
+	 * after (cmd/copy.h). */
+	struct copy_cfg copy_in[MAX_COPIES]; /* --copy-in HOST:GUEST */
+	unsigned n_copy_in;
+	struct copy_cfg copy_out[MAX_COPIES]; /* --copy-out GUEST:HOST */
+	unsigned n_copy_out;
+	/* run: files of NAME=VALUE lines for the command's environment,
+	 * read by cli_load_env_files; what they held (malloc'd). */
+	const char *env_files[MAX_ENV_FILES]; /* --env-file FILE */
+	unsigned n_env_files;
+	char *env_data[MAX_ENV_FILES];
+	/* run: the command's user and group (gid AGENT_GID_DEFAULT: the
+	 * user's in the guest's /etc/passwd). */
+	bool user; /* --user UID[:GID] */
+	uint32_t uid, gid;
 };
 
 enum cli_result { CLI_RUN, CLI_EXIT_OK, CLI_ERROR };
@@ -173,6 +202,26 @@ int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen) WA
 
 /* Parse the --vsock value: cid=N,uds=PATH (cid 3 to 2^32-2). 0 or -EINVAL. */
 int cli_parse_vsock(const char *s, struct vsock_cfg *v, char *err, size_t errlen) WARN_UNUSED;
+
+/* Parse one --copy-in (out false: HOST:GUEST, split at the last ':') or
+ * --copy-out (GUEST:HOST, split at the first ':') value into c: neither
+ * part empty, the guest's path absolute, under 4096 bytes and without a
+ * "." or ".." component (but the source's final "/."), not "/" as a
+ * --copy-out source. Fills c with malloc'd strings. 0, or -EINVAL or
+ * -ENOMEM with err set. */
+int cli_parse_copy(const char *s, bool out, struct copy_cfg *c, char *err,
+		   size_t errlen) WARN_UNUSED;
+
+/* Parse --user UID[:GID] (decimal, 0 to 4294967294; without GID *gid is
+ * AGENT_GID_DEFAULT). 0 or -EINVAL. */
+int cli_parse_user(const char *s, uint32_t *uid, uint32_t *gid) WARN_UNUSED;
+
+/* Read --env-file's files (NAME=VALUE lines; blank lines and lines
+ * starting with '#' skipped; NAME a shell name; the value the rest of the
+ * line, as it is) into cfg->env: their entries first, each name once (a
+ * later line wins, an --env of the same name wins over them all), then
+ * --env's. 0, or -errno with err naming the file and line. */
+int cli_load_env_files(struct config *cfg, char *err, size_t errlen) WARN_UNUSED;
 
 /* Free what cli_parse allocated (drive, net and vsock strings, the --env
  * array). Safe to call twice. */

@@ -1,0 +1,376 @@
+/* flint run's copies: see copy.h. The parent's side is a socket pair; the
+ * helper process does the rest with blocking I/O, one agent connection
+ * per copy. */
+#include "cmd/copy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/proto.h"
+#include "agent/tarcopy.h"
+
+/* The agent answers at once: it is up (the run thread holds a connection
+ * to it). */
+#define ANSWER_TIMEOUT_MS 10000
+#define MSG_LEN		  512
+
+struct copier {
+	int ctl; /* our end of the socket pair */
+	unsigned n[2];
+};
+
+/* ---- the helper process ---- */
+
+struct helper {
+	int ctl, err_fd;
+	const char *uds;
+	const struct copy_item *items[2];
+	unsigned n[2];
+};
+
+/* One copy's agent connection. */
+struct conn {
+	int sock;
+	struct agent_reader rd;
+	uint8_t rbuf[AGENT_DATA_MAX];
+	uint8_t tbuf[AGENT_HDR_SIZE + AGENT_DATA_MAX];
+	bool ended;	       /* TAR_END came */
+	char agent_msg[MSG_LEN]; /* the agent's ERROR, if one came */
+};
+
+static int say(char *msg, const char *fmt, ...) PRINTF(2, 3);
+static int say(char *msg, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, MSG_LEN, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A connection to the agent's port through the vsock device's socket:
+ * "CONNECT <port>\n", then "OK <port>\n" read a byte at a time. */
+static int dial(const char *uds, int *fd, char *msg)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char line[32], a[33];
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", AGENT_VSOCK_PORT);
+	size_t len = 0;
+
+	if (strlen(uds) >= sizeof(sa.sun_path))
+		return say(msg, "socket path too long: %s", uds);
+	strcpy(sa.sun_path, uds);
+	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*fd < 0 || connect(*fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write_full(*fd, line, (size_t)n) < 0)
+		return say(msg, "cannot reach the guest agent through %s: %s", uds,
+			   strerror(errno));
+	while (len < sizeof(a) - 1) {
+		struct pollfd pf = {*fd, POLLIN, 0};
+		ssize_t got;
+
+		if (poll(&pf, 1, ANSWER_TIMEOUT_MS) == 0)
+			return say(msg, "the guest agent did not answer");
+		got = recv(*fd, a + len, 1, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return say(msg, "the guest agent did not answer (%s)",
+				   got ? strerror(errno) : "connection closed");
+		if (a[len++] == '\n')
+			break;
+	}
+	a[len] = '\0';
+	if (strncmp(a, "OK ", 3) || a[len - 1] != '\n')
+		return say(msg, "unexpected answer from the vsock socket %s", uds);
+	return 0;
+}
+
+static int send_frame(struct conn *c, uint8_t type, const void *p, size_t len, char *msg)
+{
+	struct agent_outbuf o = {.buf = c->tbuf, .cap = sizeof(c->tbuf)};
+	int ret;
+
+	agent_out_frame(&o, type, p, len);
+	if ((ret = agent_out_flush(&o, c->sock)) != 0)
+		return say(msg, "sending to the guest agent: %s", strerror(-ret));
+	return 0;
+}
+
+/* The next frame; ERROR's text kept in agent_msg. 1 with it, or -1. */
+static int next_frame(struct conn *c, char *msg)
+{
+	int ret = agent_read_frame(&c->rd, c->sock);
+
+	if (ret == 1 && c->rd.f.type == AGENT_ERROR) {
+		char m[AGENT_MSG_MAX + 1];
+
+		agent_msg_copy(m, sizeof(m), c->rbuf, c->rd.f.len);
+		snprintf(c->agent_msg, sizeof(c->agent_msg), "the guest agent: %s", m);
+		return say(msg, "%s", c->agent_msg);
+	}
+	if (ret == 1)
+		return 1;
+	if (ret == 0 || ret == -ECONNRESET)
+		return say(msg, "the guest agent closed the connection");
+	if (ret == -EPROTO || ret == -EMSGSIZE)
+		return say(msg, "bad frame from the guest agent");
+	return say(msg, "reading from the guest agent: %s", strerror(-ret));
+}
+
+static int conn_write(void *ctx, const void *buf, size_t len, char *msg, size_t msglen)
+{
+	struct conn *c = ctx;
+	char m[MSG_LEN];
+
+	for (const uint8_t *p = buf; len;) {
+		size_t n = len < AGENT_DATA_MAX ? len : AGENT_DATA_MAX;
+
+		if (send_frame(c, AGENT_TAR, p, n, m) < 0) {
+			snprintf(msg, msglen, "%s", m);
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static ssize_t conn_read(void *ctx, const void **buf, char *msg, size_t msglen)
+{
+	struct conn *c = ctx;
+	char m[MSG_LEN];
+
+	while (!c->ended) {
+		if (next_frame(c, m) < 0) {
+			snprintf(msg, msglen, "%s", m);
+			return -1;
+		}
+		if (c->rd.f.type == AGENT_TAR_END) {
+			c->ended = true;
+		} else if (c->rd.f.type != AGENT_TAR) {
+			snprintf(msg, msglen, "frame type %u from the guest agent in a tar stream",
+				 c->rd.f.type);
+			return -1;
+		} else if (c->rd.f.len) {
+			*buf = c->rbuf;
+			return (ssize_t)c->rd.f.len;
+		}
+	}
+	return 0;
+}
+
+/* --copy-in: the stream of src to the agent, then its verdict. */
+static int copy_in(struct conn *c, const struct copy_item *it, char *msg)
+{
+	struct tarcopy_io io = {.write = conn_write, .ctx = c};
+	char err[MSG_LEN];
+	struct agent_exit e;
+	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_IN,
+				   it->contents ? AGENT_COPY_CONTENTS : 0, it->dst, err,
+				   sizeof(err));
+	int sent;
+
+	if (n < 0)
+		return say(msg, "%s", err);
+	if (write_full(c->sock, c->tbuf, (size_t)n) < 0)
+		return say(msg, "sending to the guest agent: %s", strerror(errno));
+	sent = tarcopy_send(it->src, &io, NULL, err, sizeof(err));
+	if (sent == 0 && send_frame(c, AGENT_TAR_END, NULL, 0, err) < 0)
+		sent = -1;
+	/* Even when sending failed: the agent may have said why first. */
+	if (next_frame(c, msg) < 0)
+		return sent < 0 && !c->agent_msg[0] ? say(msg, "%s", err) : -1;
+	if (sent < 0)
+		return say(msg, "%s", err);
+	if (c->rd.f.type != AGENT_EXIT || agent_exit_decode(c->rbuf, c->rd.f.len, &e) < 0 ||
+	    e.kind != AGENT_EXITED || e.value != 0)
+		return say(msg, "unexpected answer from the guest agent");
+	return 0;
+}
+
+/* --copy-out: the agent's stream of src extracted at dst. */
+static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
+{
+	struct tarcopy_io io = {.read = conn_read, .ctx = c};
+	unsigned flags = (it->contents ? TARCOPY_CONTENTS : 0) |
+			 (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
+	char err[MSG_LEN];
+	const void *b;
+	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_OUT, 0, it->src, err,
+				   sizeof(err));
+
+	if (n < 0)
+		return say(msg, "%s", err);
+	if (write_full(c->sock, c->tbuf, (size_t)n) < 0)
+		return say(msg, "sending to the guest agent: %s", strerror(errno));
+	if (tarcopy_receive(it->dst, flags, &io, err, sizeof(err)) < 0)
+		return say(msg, "%s", c->agent_msg[0] ? c->agent_msg : err);
+	/* The archive's end came; its padding and TAR_END may follow. */
+	while (!c->ended)
+		if (conn_read(c, &b, err, sizeof(err)) < 0)
+			return say(msg, "%s", err);
+	return 0;
+}
+
+static int one_copy(struct helper *h, struct conn *c, bool out, const struct copy_item *it)
+{
+	char msg[MSG_LEN];
+	int ret;
+
+	c->sock = -1;
+	c->ended = false;
+	c->agent_msg[0] = '\0';
+	agent_reader_init(&c->rd, c->rbuf, sizeof(c->rbuf));
+	ret = dial(h->uds, &c->sock, msg);
+	if (ret == 0)
+		ret = out ? copy_out(c, it, msg) : copy_in(c, it, msg);
+	close_fd(&c->sock);
+	if (ret < 0)
+		dprintf(h->err_fd, "flint run: --copy-%s %s%s:%s: %s\n", out ? "out" : "in",
+			it->src, it->contents ? "/." : "", it->dst, msg);
+	return ret;
+}
+
+static void helper_main(struct helper *h)
+{
+	static struct conn c;
+
+	for (;;) {
+		unsigned failed = 0;
+		uint8_t b;
+		ssize_t n = recv(h->ctl, &b, 1, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (b != 'i' && b != 'o'))
+			return;
+		for (unsigned i = 0; i < h->n[b == 'o']; i++)
+			if (one_copy(h, &c, b == 'o', &h->items[b == 'o'][i]) < 0 &&
+			    (failed++, b == 'i'))
+				break;
+		b = (uint8_t)(failed > 255 ? 255 : failed);
+		if (send(h->ctl, &b, 1, MSG_NOSIGNAL) != 1)
+			return;
+	}
+}
+
+/* In the child: every inherited descriptor closed but ctl and err_fd (and
+ * 0-2): the VM's, its images' locks, the tap's are not the helper's. */
+static void keep_only(int ctl, int err_fd)
+{
+	int lo = ctl < err_fd ? ctl : err_fd, hi = ctl < err_fd ? err_fd : ctl;
+
+	if (lo < 3)
+		lo = hi;
+	if (lo > 3)
+		close_range(3, (unsigned)lo - 1, 0);
+	if (hi > lo)
+		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0U, 0);
+}
+
+int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
+	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd)
+{
+	struct copier *c;
+	struct stat st;
+	int sv[2];
+	pid_t parent = getpid(), pid;
+
+	*out = NULL;
+	for (unsigned i = 0; i < nin; i++)
+		if (lstat(in[i].src, &st) < 0) {
+			dprintf(err_fd, "flint run: --copy-in %s:%s: %s\n", in[i].src, in[i].dst,
+				strerror(errno));
+			return -ENOENT;
+		}
+	if (!(c = calloc(1, sizeof(*c))))
+		return -ENOMEM;
+	c->n[0] = nin;
+	c->n[1] = nout;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		int err = -errno;
+
+		free(c);
+		return err;
+	}
+	pid = fork();
+	if (pid < 0) {
+		int err = -errno;
+
+		close(sv[0]);
+		close(sv[1]);
+		free(c);
+		return err;
+	}
+	if (pid == 0) {
+		/* The parent's copies of the arrays are ours too (fork). */
+		struct helper h = {.ctl = sv[1], .err_fd = err_fd, .uds = uds,
+				   .items = {in, outs}, .n = {nin, nout}};
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		signal(SIGPIPE, SIG_IGN);
+		close(sv[0]);
+		keep_only(sv[1], err_fd);
+		helper_main(&h);
+		_exit(0);
+	}
+	close(sv[1]);
+	c->ctl = sv[0];
+	*out = c;
+	return 0;
+}
+
+unsigned copy_count(const struct copier *c, bool out)
+{
+	return c ? c->n[out] : 0;
+}
+
+int copy_fd(const struct copier *c)
+{
+	return c->ctl;
+}
+
+int copy_request(struct copier *c, bool out)
+{
+	uint8_t b = out ? 'o' : 'i';
+
+	return send(c->ctl, &b, 1, MSG_NOSIGNAL) == 1 ? 0 : -EPIPE;
+}
+
+int copy_result(struct copier *c)
+{
+	uint8_t b;
+	ssize_t n;
+
+	do
+		n = recv(c->ctl, &b, 1, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	return n == 1 ? b : -EPIPE;
+}
+
+void copy_stop(struct copier *c)
+{
+	if (!c)
+		return;
+	close_fd(&c->ctl);
+	free(c);
+}

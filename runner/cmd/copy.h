@@ -1,0 +1,60 @@
+/* `flint run --copy-in HOST:GUEST` and `--copy-out GUEST:HOST`: a helper
+ * process that moves file trees between the host and the guest agent as
+ * tar streams (rootfs/agent/tarcopy.h: the stream and where it lands).
+ *
+ * Why a process: writing the guest's tar stream to the host's disk (and
+ * walking a host tree) takes file system calls that no thread of flint may
+ * make once its seccomp filter is on, and the stream comes from the guest:
+ * libarchive parses it away from the VMM's memory. The helper is forked by
+ * copy_start before flint starts any thread; it opens a connection of its
+ * own to the agent for each copy (the vsock device's socket, "CONNECT 52",
+ * a COPY_IN or COPY_OUT session) and does what the run thread asks over a
+ * socket pair: one byte for "the copy-ins" or "the copy-outs", one byte
+ * back, the number of copies that failed (each failure is written to
+ * err_fd as it happens, naming the option). The copy-ins stop at the first
+ * failure; every copy-out is tried. The helper ends when the socket pair
+ * closes (copy_stop, or flint's end). */
+#ifndef FLINT_COPY_H
+#define FLINT_COPY_H
+
+#include <stdbool.h>
+
+#include "core/util.h"
+
+/* One --copy-in or --copy-out: src and dst as the user gave them (the
+ * guest's path absolute), but a source "DIR/." is src "DIR" with
+ * contents. */
+struct copy_item {
+	const char *src, *dst;
+	bool contents; /* the source's contents, not the source, into dst */
+};
+
+struct copier;
+
+/* Check the copy-ins' host sources are there (a message on err_fd naming
+ * the first that is not), then fork the helper, which reaches the agent
+ * through the vsock device's socket uds. The helper has its own copy of
+ * the arrays and strings (a fork's). Call before any thread starts.
+ * Returns 0 or -errno. */
+int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
+	       const struct copy_item *outs, unsigned nout, const char *uds,
+	       int err_fd) WARN_UNUSED;
+
+/* How many copy-ins (out false) or copy-outs there are. 0 for NULL. */
+unsigned copy_count(const struct copier *c, bool out);
+
+/* The socket to poll for copy_result's answer. */
+int copy_fd(const struct copier *c);
+
+/* Ask the helper for the copy-ins or the copy-outs. 0 or -errno. */
+int copy_request(struct copier *c, bool out) WARN_UNUSED;
+
+/* Its answer, once copy_fd is readable: the number of copies that failed,
+ * -EAGAIN when not there yet, or -EPIPE when the helper is gone. */
+int copy_result(struct copier *c) WARN_UNUSED;
+
+/* Close the socket pair (the helper then ends, at once if idle) and free.
+ * NULL ok. */
+void copy_stop(struct copier *c);
+
+#endif

@@ -1,0 +1,293 @@
+/* --copy-in and --copy-out end to end on the host: the copy helper
+ * (runner/cmd/copy.c) against the real agent's connection server
+ * (rootfs/agent/agent.c, built into this file) behind a stand-in vsock
+ * device's socket (the CONNECT line, "OK"); and --user through the agent. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/proto.h"
+#include "cmd/copy.h"
+
+int copy_agent_main(void);
+#define main	 copy_agent_main
+#define close_fd agent_close_fd
+#include "agent/agent.c"
+#undef main
+#undef close_fd
+
+static char dir[64], uds[108];
+static int lfd = -1;
+static pthread_t dev;
+
+/* The stand-in vsock device: each connection's CONNECT line answered with
+ * OK, then served by the agent's code in a child process. */
+static void *device(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		char c;
+
+		if (fd < 0)
+			return NULL;
+		while (read(fd, &c, 1) == 1 && c != '\n')
+			;
+		if (write(fd, "OK 1073741824\n", 14) != 14) {
+			close(fd);
+			continue;
+		}
+		if (fork() == 0) {
+			signal(SIGCHLD, SIG_DFL); /* the command's exit is waited for */
+			serve(fd);
+			_exit(0);
+		}
+		close(fd);
+	}
+}
+
+static void setup(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_IGN); /* the servers reap themselves */
+	snprintf(dir, sizeof(dir), "/tmp/flint-unit-cpa-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(uds, sizeof(uds), "%s/vsock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", uds);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		  listen(lfd, 8) == 0);
+	cr_assert_eq(pthread_create(&dev, NULL, device, NULL), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	shutdown(lfd, SHUT_RDWR);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return;
+}
+
+static const char *at(const char *rel)
+{
+	static char p[16][256];
+	static int i;
+
+	i = (i + 1) % 16;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, rel);
+	return p[i];
+}
+
+static void put(const char *rel, const char *text, mode_t mode)
+{
+	int fd = open(at(rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	cr_assert_eq(chmod(at(rel), mode), 0);
+}
+
+static char *text(const char *rel)
+{
+	static char buf[256];
+	int fd = open(at(rel), O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n < 0 ? 0 : n] = '\0';
+	return n < 0 ? NULL : buf;
+}
+
+/* Asks the helper for one direction; returns its failures. */
+static int copies(struct copier *c, bool out)
+{
+	struct pollfd pf = {copy_fd(c), POLLIN, 0};
+	int r;
+
+	cr_assert_eq(copy_request(c, out), 0);
+	do
+		cr_assert_eq(poll(&pf, 1, 15000), 1, "the helper did not answer");
+	while ((r = copy_result(c)) == -EAGAIN);
+	return r;
+}
+
+/* The helper's messages go to a memfd. */
+static int errfd(void)
+{
+	int fd = memfd_create("err", MFD_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	return fd;
+}
+
+static char *slurp(int fd)
+{
+	static char buf[4096];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+TestSuite(copy_agent, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(copy_agent, in_then_out_through_the_agent)
+{
+	struct copier *c;
+	struct stat st;
+	int e = errfd();
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	cr_assert_eq(mkdir(at("src/empty"), 0700), 0);
+	cr_assert_eq(chmod(at("src/empty"), 0700), 0);
+	put("src/tool", "#!/bin/sh\necho hi\n", 0750);
+	cr_assert_eq(symlink("tool", at("src/alias")), 0);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	/* "guest" stands for the guest's file system: the agent here is a
+	 * process on the host. */
+	char gin[200], gout[200];
+	snprintf(gin, sizeof(gin), "%s", at("guest/work"));
+	snprintf(gout, sizeof(gout), "%s", at("guest/work/tool"));
+	struct copy_item in[] = {{at("src"), gin, false}};
+	char hostout[200];
+	snprintf(hostout, sizeof(hostout), "%s", at("results/"));
+	struct copy_item out[] = {{gout, hostout, false}, {gin, at("whole"), false}};
+
+	cr_assert_eq(copy_start(&c, in, 1, out, 2, uds, e), 0);
+	cr_assert_eq(copy_count(c, false), 1);
+	cr_assert_eq(copy_count(c, true), 2);
+	cr_assert_eq(copies(c, false), 0, "%s", slurp(e));
+	cr_assert_str_eq(text("guest/work/tool"), "#!/bin/sh\necho hi\n");
+	cr_assert_eq(lstat(at("guest/work/empty"), &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700);
+	cr_assert_eq(lstat(at("guest/work/tool"), &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0750);
+	cr_assert_eq(lstat(at("guest/work/alias"), &st), 0);
+	cr_assert(S_ISLNK(st.st_mode));
+	/* "The command" changes a file; the copy-outs bring it back. */
+	put("guest/work/tool", "changed\n", 0755);
+	cr_assert_eq(copies(c, true), 0, "%s", slurp(e));
+	cr_assert_str_eq(text("results/tool"), "changed\n");
+	cr_assert_str_eq(text("whole/tool"), "changed\n");
+	cr_assert_eq(lstat(at("whole/empty"), &st), 0);
+	copy_stop(c);
+	close(e);
+}
+
+Test(copy_agent, failures_are_counted_and_named)
+{
+	struct copier *c;
+	int e = errfd();
+	char missing[200], bad[200];
+
+	snprintf(missing, sizeof(missing), "%s", at("guest/nothing"));
+	/* A file where the copy-in wants a directory: the agent refuses. */
+	put("afile", "x\n", 0644);
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	snprintf(bad, sizeof(bad), "%s/", at("afile"));
+	struct copy_item in[] = {{at("src"), bad, false}, {at("src"), at("never"), false}};
+	struct copy_item out[] = {{missing, at("res"), false}, {missing, at("res2"), false}};
+
+	cr_assert_eq(copy_start(&c, in, 2, out, 2, uds, e), 0);
+	/* The copy-ins stop at the first failure; every copy-out is tried. */
+	cr_assert_eq(copies(c, false), 1);
+	cr_assert_null(text("never"));
+	cr_assert_eq(copies(c, true), 2);
+	char *msg = slurp(e);
+	cr_assert(strstr(msg, "--copy-in "), "%s", msg);
+	cr_assert(strstr(msg, "not a directory"), "%s", msg);
+	cr_assert(strstr(msg, "--copy-out "), "%s", msg);
+	cr_assert(strstr(msg, "No such file or directory"), "%s", msg);
+	copy_stop(c);
+	close(e);
+}
+
+Test(copy_agent, missing_host_source_refused_before_anything)
+{
+	struct copier *c = (struct copier *)1;
+	int e = errfd();
+	struct copy_item in[] = {{at("absent"), "/w", false}};
+
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e), -ENOENT);
+	cr_assert_null(c);
+	cr_assert(strstr(slurp(e), "--copy-in"), "%s", slurp(e));
+	close(e);
+}
+
+Test(copy_agent, nothing_answers)
+{
+	struct copier *c;
+	int e = errfd();
+	char nowhere[200];
+
+	snprintf(nowhere, sizeof(nowhere), "%s", at("no-socket"));
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	struct copy_item in[] = {{at("src"), "/w", false}};
+
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, nowhere, e), 0);
+	cr_assert_eq(copies(c, false), 1);
+	cr_assert(strstr(slurp(e), "cannot reach the guest agent"), "%s", slurp(e));
+	copy_stop(c);
+	close(e);
+}
+
+/* ---- --user ---- */
+
+Test(copy_agent, user_runs_the_command_as_uid_and_gid)
+{
+	char *argv[] = {"sh", "-c", "echo $(id -u) $(id -g) $(id -G) $HOME"};
+	struct agent_request req = {.flags = AGENT_REQ_USER, .argc = 3, .argv = argv,
+				    .uid = 4242, .gid = 4343, .cwd = "/"};
+	uint8_t frm[512], buf[512];
+	struct agent_reader rd;
+	char err[128], out[256] = "";
+	int sv[2];
+	pid_t pid;
+	long n;
+
+	cr_assert_eq(geteuid(), 0, "needs root to change users");
+	n = agent_request_encode(&req, frm, sizeof(frm), err, sizeof(err));
+	cr_assert_gt(n, 0, "%s", err);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGCHLD, SIG_DFL);
+		close(sv[0]);
+		serve(sv[1]);
+		_exit(0);
+	}
+	close(sv[1]);
+	cr_assert_eq(write(sv[0], frm, (size_t)n), n);
+	agent_reader_init(&rd, buf, sizeof(buf) - 1);
+	for (;;) {
+		cr_assert_eq(agent_read_frame(&rd, sv[0]), 1);
+		if (rd.f.type == AGENT_STDOUT) {
+			buf[rd.f.len] = '\0';
+			strncat(out, (char *)buf, sizeof(out) - strlen(out) - 1);
+			continue;
+		}
+		cr_assert_eq(rd.f.type, AGENT_EXIT);
+		break;
+	}
+	/* No /etc/passwd entry for 4242 on this host: HOME is "/". */
+	cr_assert_str_eq(out, "4242 4343 4343 /\n");
+	close(sv[0]);
+}

@@ -10,9 +10,10 @@
 #                 restored paused ahead, released for the request, gone after
 #   serve-reuse   flint serve, "reuse": VMs serve requests in turn
 #   serve-jail, serve-restore-jail
-#                 the first two with --jail: every VM's flint under
-#                 flint-jail as a uid of its own, in its cgroup (when the
-#                 static flint and flint-jail are in $TOOLS)
+#                 the first two with --jail, after the others (their
+#                 servers stopped): every VM's flint under flint-jail as a
+#                 uid of its own, in its cgroup (when the static flint and
+#                 flint-jail are in $TOOLS)
 #   run-cold      a cold `flint run` per request (boot, agent, command)
 #   qemu-restore  QEMU -M microvm restored from its migration file per
 #                 request (the same kernel, flint's initramfs, the function
@@ -82,26 +83,13 @@ start_serve() { # NAME OPTIONS...
 start_serve a
 start_serve b --per-request restore
 spid="$pid_a $pid_b"
-servers="a b"
-JAILED=
-if [ -x "${TOOLS:-}/flint-jail" ] && [ -x "${TOOLS:-}/flint" ]; then
-	JAILED=1
-	# The jails' uids read the snapshots: not under $D (0700).
-	JST=/tmp/servebench-jail.$$
-	jail_opts() { # NAME
-		echo "--jail $TOOLS/flint-jail --flint $TOOLS/flint --uid-range 3000-3099 \
-			--chroot-base-dir $D/jail-$1 --parent-cgroup servebench-$1"
-	}
-	grep -qE ' cgroup2? ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
-	# shellcheck disable=SC2046 # words
-	start_serve c --state-dir "$JST-c" $(jail_opts c)
-	# shellcheck disable=SC2046
-	start_serve d --state-dir "$JST-d" --per-request restore $(jail_opts d)
-	spid="$spid $pid_c $pid_d"
-	servers="a b c d"
-fi
+# Every function is registered with a prepare that runs the shell once, so
+# that its snapshot's page cache holds it, as QEMU's running loop does;
+# without one each request of a VM reset or restored from the snapshot
+# reads the shell from the disk again (in the rig about 75 ms a request
+# instead of 30).
 register() { # SERVER NAME EXTRA-JSON
-	printf '{"command": ["sh", "-c", "%s"], "kernel": "%s", "rootfs": "%s", "mem_mib": %d, "max_concurrency": 8%s}' \
+	printf '{"command": ["sh", "-c", "%s"], "prepare": ["sh", "-c", "true"], "kernel": "%s", "rootfs": "%s", "mem_mib": %d, "max_concurrency": 8%s}' \
 		"$FN" "$KERNEL" "$ROOTFS" $MEM "$3" >"$D/fn.json"
 	code=$(curl -s --unix-socket "$D/$1.sock" -X PUT -o "$D/body" -w '%{http_code}' \
 		--data-binary @"$D/fn.json" "http://flint/functions/$2")
@@ -111,10 +99,6 @@ register() { # SERVER NAME EXTRA-JSON
 register a reset ', "min_warm": 8'
 register a reuse ', "isolation": "reuse"'
 register b restore ', "min_warm": 8'
-if [ -n "$JAILED" ]; then
-	register c jail ', "min_warm": 8'
-	register d restore-jail ', "min_warm": 8'
-fi
 sleep 5 # the warm pools fill
 
 # QEMU's saved state: booted once to the function's loop, migrated to a file.
@@ -124,14 +108,17 @@ sleep 5 # the warm pools fill
 	{ cat "$D/qcreate"; die "QEMU's snapshot failed"; }
 echo "QEMU saved: $(cat "$D/qcreate")"
 
-for c in $CS; do
-	fns="a:reset b:restore a:reuse"
-	[ -n "$JAILED" ] && fns="$fns c:jail d:restore-jail"
-	for fn in $fns; do
+serve_rows() { # C SERVER:FUNCTION...
+	c=$1
+	shift
+	for fn in "$@"; do
 		row "serve-${fn#*:}" "$c" http -s "$D/${fn%%:*}.sock" -u "/functions/${fn#*:}/invoke" -b 'x
 ' -e 'pong x
 '
 	done
+}
+for c in $CS; do
+	serve_rows "$c" a:reset b:restore a:reuse
 	row run-cold "$c" exec -b 'x
 ' -e 'pong x' -- "$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" --mem ${MEM}M -- sh -c "$FN"
 	# shellcheck disable=SC2086 # QEMU_MACHINE is words
@@ -141,17 +128,45 @@ for c in $CS; do
 		-qmp "unix:$D/qmp{n}.sock,server=on,wait=off" -incoming fd:3
 done
 
-for n in $servers; do
-	curl -s --unix-socket "$D/$n.sock" http://flint/metrics |
-		grep -E '^flint_serve_(invocations_total|vm_rss_bytes|vms_alive|reset_seconds_(sum|count))' |
-		sed "s/^/metrics $n: /"
-done
-# shellcheck disable=SC2086 # the servers' pids
-kill $spid
-# shellcheck disable=SC2086
-wait $spid
-spid=
-left=$(ps -o pid,args 2>/dev/null | grep -c "[f]lint run\|[f]lint --restore" || true)
-echo "flint processes left after flint serve stopped: $left"
-[ -n "$JAILED" ] && echo "jails left: $(ls "$D/jail-c/flint" "$D/jail-d/flint" 2>/dev/null | grep -c fs-)"
+# stop_servers NAME...: metrics, then stop them; nothing may be left.
+stop_servers() {
+	for n in "$@"; do
+		curl -s --unix-socket "$D/$n.sock" http://flint/metrics |
+			grep -E '^flint_serve_(invocations_total|vm_rss_bytes|vms_alive|reset_seconds_(sum|count))' |
+			sed "s/^/metrics $n: /"
+	done
+	# shellcheck disable=SC2086 # the servers' pids
+	kill $spid
+	# shellcheck disable=SC2086
+	wait $spid
+	spid=
+	left=$(ps -o pid,args 2>/dev/null | grep -c "[f]lint run\|[f]lint --restore" || true)
+	echo "flint processes left after flint serve $* stopped: $left"
+}
+stop_servers a b
+
+# Then the same two per-request ways with --jail, alone as the first two
+# ran: every VM's flint under flint-jail as a uid of its own, in its
+# cgroup (when the static flint and flint-jail are here).
+if [ -x "${TOOLS:-}/flint-jail" ] && [ -x "${TOOLS:-}/flint" ]; then
+	# The jails' uids read the snapshots: not under $D (0700).
+	JST=/tmp/servebench-jail.$$
+	grep -qE ' cgroup2? ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
+	for n in c d; do
+		mode=reset
+		[ $n = d ] && mode=restore
+		start_serve $n --state-dir "$JST-$n" --per-request $mode --jail "$TOOLS/flint-jail" \
+			--flint "$TOOLS/flint" --uid-range 3000-3099 --chroot-base-dir "$D/jail-$n" \
+			--parent-cgroup servebench-$n
+	done
+	spid="$pid_c $pid_d"
+	register c jail ', "min_warm": 8'
+	register d restore-jail ', "min_warm": 8'
+	sleep 5
+	for c in $CS; do
+		serve_rows "$c" c:jail d:restore-jail
+	done
+	stop_servers c d
+	echo "jails left: $(ls "$D/jail-c/flint" "$D/jail-d/flint" 2>/dev/null | grep -c fs-)"
+fi
 awk -f "$(dirname "$0")/summarize.awk" "$OUT"

@@ -584,6 +584,17 @@ static int reset_copies(const struct gmem_region *r, int fd, uint64_t off, int p
 	return run == UINT64_MAX ? 0 : put_back(host, run, npages, fd, off, budget);
 }
 
+/* The slow way of a reset, said once (every later reset takes it too):
+ * every page the guest touches afterwards faults again. */
+static void warn_drop_all(const char *what, int err)
+{
+	static bool said;
+
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+		pr_warn("reset: %s (%s): every private page of guest memory dropped", what,
+			strerror(err));
+}
+
 int gmem_drop_private(struct gmem *g)
 {
 	uint64_t *pmbuf, budget = COPY_BACK_MAX;
@@ -594,9 +605,14 @@ int gmem_drop_private(struct gmem *g)
 		return -EOPNOTSUPP;
 	gmem_layout_of(g, &l);
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0)
+		warn_drop_all("/proc/self/pagemap cannot be opened", errno);
 	pmbuf = pm >= 0 ? malloc(CHUNK * sizeof(*pmbuf)) : NULL;
 	for (size_t i = 0; i < g->nregions && pmbuf && !ret; i++)
 		ret = reset_copies(&g->r[i], g->file_fd, l.r[i].offset, pm, pmbuf, &budget);
+	if (pm >= 0 && (!pmbuf || ret))
+		warn_drop_all("the pages /proc/self/pagemap shows written cannot be put back",
+			      pmbuf ? -ret : ENOMEM);
 	free(pmbuf);
 	close_fd(&pm);
 	if (!ret && pmbuf)

@@ -25,7 +25,8 @@
 
 void fs_init(struct jail_fs *j)
 {
-	*j = (struct jail_fs){.top_fd = -1, .root = -1, .pid = -1, .host_mnt_fd = -1};
+	*j = (struct jail_fs){
+	    .top_fd = -1, .root = -1, .pid = -1, .proc = -1, .proc_fd = -1, .host_mnt_fd = -1};
 }
 
 const char *fs_root_path(const struct jail_fs *j)
@@ -681,6 +682,10 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 			return r;
 	if ((r = make_devices(j)) < 0)
 		return r;
+	/* Before the sockets' directories: one in /proc is refused. Root's,
+	 * 0555, never the tenant's; a procfs is mounted on it in the jail. */
+	if (p->proc && (r = j->proc = make_dir(j, j->root, "proc", 0555, false, "/proc", NULL)) < 0)
+		return r;
 	if (p->api_sock_path[0] &&
 	    (r = make_socket_dirs(j, p->api_sock_path, "API socket directory")) < 0)
 		return r;
@@ -757,11 +762,76 @@ int fs_enter(struct jail_fs *j)
 		goto out;
 	}
 	if (stat("/", &got) < 0 || fstat(root_fd(j), &want) < 0 || got.st_dev != want.st_dev ||
-	    got.st_ino != want.st_ino)
+	    got.st_ino != want.st_ino) {
 		r = jail_failf(-EXDEV, "enter jail", root,
 			       "the new root is not the jail's directory");
+		goto out;
+	}
+	/* The descriptor fs_stage holds is the host namespace's mount, where
+	 * nothing may be mounted from here: /proc is opened again in this
+	 * one. By its name, which only root can change until the handover. */
+	if (j->proc >= 0) {
+		j->proc_fd = open("/proc", DIR_FLAGS);
+		if (j->proc_fd < 0 || fstat(j->proc_fd, &got) < 0 ||
+		    fstat(j->made[j->proc].fd, &want) < 0)
+			r = jail_fail("/proc", j->made[j->proc].path, -errno);
+		else if (got.st_dev != want.st_dev || got.st_ino != want.st_ino)
+			r = jail_failf(-EXDEV, "/proc", j->made[j->proc].path,
+				       "not the directory made for it");
+	}
 out:
 	close_fd(&tree);
+	return r;
+}
+
+/* The jail goes on without /proc, as jails did before it had one: say
+ * why (errno, and the kernel's own words when it left some in the fs
+ * context's log, "e proc: Unknown parameter 'subset'"). */
+static void warn_no_proc(int fs, const char *why)
+{
+	int e = errno;
+	char msg[256] = "";
+	ssize_t n = fs >= 0 ? read(fs, msg, sizeof(msg) - 1) : -1;
+	const char *text = msg;
+
+	msg[n > 0 ? n : 0] = '\0';
+	msg[strcspn(msg, "\n")] = '\0';
+	if (msg[0] && msg[1] == ' ')
+		text += 2;
+	fprintf(stderr,
+		"flint-jail: warning: /proc: %s: %s%s%s%s; the jail has no /proc, and a reset "
+		"of flint's drops every page of guest memory\n",
+		why, strerror(e), *text ? " (" : "", text, *text ? ")" : "");
+}
+
+int fs_mount_proc(struct jail_fs *j)
+{
+	const char *refused = NULL;
+	int fs = -1, mnt = -1, r = 0;
+
+	if (j->proc_fd < 0)
+		return 0;
+	/* Each option set on its own, so that a refusal names it; nothing is
+	 * attached before every one is taken, so no procfs with less than all
+	 * of them is ever mounted. */
+	if ((fs = fsopen("proc", FSOPEN_CLOEXEC)) < 0)
+		refused = "the kernel has no procfs";
+	else if (fsconfig(fs, FSCONFIG_SET_STRING, "subset", "pid", 0) < 0)
+		refused = "the kernel refuses subset=pid (Linux 5.8 or later has it)";
+	else if (fsconfig(fs, FSCONFIG_SET_STRING, "hidepid", "invisible", 0) < 0)
+		refused = "the kernel refuses hidepid=invisible (Linux 5.8 or later has it)";
+	else if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		refused = "the kernel refuses to make a procfs";
+	else if ((mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+				MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0)
+		refused = "the kernel refuses to mount a procfs here";
+	if (refused)
+		warn_no_proc(fs, refused);
+	else if (move_mount(mnt, "", j->proc_fd, "",
+			    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		r = jail_fail("mount /proc", j->made[j->proc].path, -errno);
+	close_fd(&mnt);
+	close_fd(&fs);
 	return r;
 }
 
@@ -807,7 +877,8 @@ static void forget(struct jail_fs *j, bool remove)
 		free(e->path);
 		e->path = NULL;
 	}
-	j->root = j->pid = -1;
+	j->root = j->pid = j->proc = -1;
+	close_fd(&j->proc_fd);
 	close_fd(&j->top_fd);
 	free(j->top_path);
 	j->top_path = NULL;

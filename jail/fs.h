@@ -1,6 +1,7 @@
 /* The jail's file system: its directory, the files staged into it, its
  * device nodes, the pid file, the move into it (a private mount namespace,
- * pivot_root) and the handover to the jail's user.
+ * pivot_root), its /proc of processes only, and the handover to the jail's
+ * user.
  *
  * A process running as the jail's uid may be at work on the host while the
  * jailer is (the same tenant's previous VM), so the jailer follows no name
@@ -50,6 +51,8 @@ struct jail_fs {
 	unsigned nmade;
 	int root;	 /* index of <base>/<exec>/<id>/root in made, or -1 */
 	int pid;	 /* index of the pid file in made, or -1 */
+	int proc;	 /* index of /proc in made, or -1 */
+	int proc_fd;	 /* /proc as the jail's mount namespace shows it, or -1 */
 	int host_mnt_fd; /* the mount namespace the jailer started in */
 	bool entered;	 /* in the jail's own mount namespace */
 	bool pivoted;	 /* false: moved over / and chrooted (an initramfs root) */
@@ -73,7 +76,8 @@ const char *fs_root_path(const struct jail_fs *j);
  * top level (each opened once as uid:gid, which must be allowed to use it
  * as flint will; hard-linked through that descriptor when on the same file
  * system, else copied from it with owner, group and mode kept), make /dev
- * with kvm, net/tun and urandom, the directories of the API socket, of
+ * with kvm, net/tun and urandom, /proc (root's, 0555) when the plan wants
+ * one, the directories of the API socket, of
  * the vsock socket and of the log and metrics files (the log file itself,
  * empty, where the plan says so), flint run's /tmp, and, with pid_file,
  * create <exec name>.pid for fs_write_pid. The rewritten config file is
@@ -93,8 +97,24 @@ int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, 
  * itself and made the root with pivot_root; the old root is unmounted.
  * Where pivot_root cannot work (the current root is an initramfs), the jail
  * is moved over / and chrooted into, as switch_root does: without
- * capabilities neither way out exists. 0 or -errno (printed). */
+ * capabilities neither way out exists. With a /proc made by fs_stage, its
+ * directory in the new namespace is opened for fs_mount_proc (by its name
+ * in the root, which is still root's alone, and checked to be the one
+ * made). 0 or -errno (printed). */
 int fs_enter(struct jail_fs *j) WARN_UNUSED;
+
+/* Mount a procfs of processes only on the jail's /proc (when fs_stage made
+ * one; else nothing): subset=pid (no /proc/sys, kcore, sysrq-trigger...,
+ * only the pid directories, self and thread-self), hidepid=invisible (no
+ * process flint may not ptrace-read, so none of another uid's), nosuid,
+ * nodev, noexec. Through the descriptor fs_enter opened, never a name, so
+ * it may run after the handover. The procfs shows the pid namespace of the
+ * caller: called by the process that becomes flint (with --new-pid-ns, the
+ * child, pid 1 of the new namespace). A kernel that refuses the mount
+ * (subset=pid needs Linux 5.8) gets a warning and no /proc: flint then
+ * drops every page at a reset, as before, and says so. 0 or -errno
+ * (printed). */
+int fs_mount_proc(struct jail_fs *j) WARN_UNUSED;
 
 /* Give uid:gid what is theirs: the device nodes, the vsock socket's
  * directories and /tmp, then the root, through held descriptors. The last

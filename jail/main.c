@@ -1,5 +1,6 @@
 /* flint-jail: launch flint the way a multi-tenant host must, confined to a
- * directory of its own in a private mount namespace, in cgroups, under
+ * directory of its own in a private mount namespace (with a /proc of its
+ * own processes only, for a --restore), in cgroups, under
  * rlimits, as an unprivileged user with no capabilities. The steps run in
  * the order below; any failure undoes what the run created and exits 125. */
 #include <errno.h>
@@ -149,7 +150,9 @@ static int spawn(int null_fd)
 	}
 	if (child == 0) {
 		close(p[0]);
-		if ((!opts.daemonize || daemonize(null_fd) == 0))
+		/* From in here: with --new-pid-ns this is pid 1 of the new
+		 * namespace, which the procfs then shows (/proc/self is flint). */
+		if (fs_mount_proc(&jfs) == 0 && (!opts.daemonize || daemonize(null_fd) == 0))
 			become_flint(!opts.daemonize);
 		byte = 1;
 		ssize_t w = write(p[1], &byte, 1);
@@ -290,7 +293,8 @@ int main(int argc, char **argv)
 		spawn(null_fd);
 		goto fail;
 	}
-	if (opts.daemonize && daemonize(null_fd) < 0)
+	/* Before daemonize: a warning still reaches the caller. */
+	if (fs_mount_proc(&jfs) < 0 || (opts.daemonize && daemonize(null_fd) < 0))
 		goto fail;
 	close_fd(&null_fd);
 	become_flint(false);

@@ -119,8 +119,13 @@ static const char *field_value(const struct config *c, enum field f)
 	return (unsigned)(f - F_DRIVE0) < c->ndrives ? c->drives[f - F_DRIVE0].path : NULL;
 }
 
+/* Whether name is taken at the jail's top level: by a staged file, or by
+ * a directory the jailer makes there for flint (a file called "dev" or
+ * "proc" is staged as "2-dev", "2-proc"). */
 static bool name_taken(const struct plan *p, const char *name)
 {
+	if (!strcmp(name, "dev") || !strcmp(name, "proc"))
+		return true;
 	for (unsigned i = 0; i < p->nfiles; i++)
 		if (!strcmp(p->files[i].name, name))
 			return true;
@@ -832,6 +837,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 	else if (!cfg.api_sock)
 		snprintf(p->api_sock_path, sizeof(p->api_sock_path), "%s", PLAN_DEFAULT_API_SOCK);
 	p->run_tmp = cfg.run && !cfg.vsock.enabled;
+	p->proc = cfg.restore != NULL;
 	if ((r = check_distinct(p, err, errlen)) < 0 ||
 	    (r = build_argv(p, &w, cfg.run, err, errlen)) < 0 ||
 	    (r = verify(p, &w, &cfg, err, errlen)) < 0)

@@ -28,7 +28,9 @@
  *   image drive must have one: the path the snapshot recorded is not in
  *   the jail); --uffd-sock is refused;
  * - --save-snapshot and --save-mem are outputs, as --metrics-path;
- * - --control-fd, --wait-fd and --status-fd name descriptors to keep.
+ * - --control-fd, --wait-fd and --status-fd name descriptors to keep;
+ * - a --restore gets a /proc restricted to processes (plan.proc): its reset
+ *   in place and its loading set read /proc/self/pagemap.
  * The rewritten arguments are parsed again and must give the same machine
  * with the in-jail paths, or the launch is refused. Pure but for flint run's
  * defaults (looked for) and the config file (read through the caller's
@@ -107,6 +109,12 @@ struct plan {
 	struct plan_output outputs[PLAN_MAX_OUTPUTS];
 	unsigned noutputs;
 	bool run_tmp; /* flint run makes its private socket directory in /tmp */
+	/* A procfs of processes only at /proc (subset=pid, hidepid=invisible):
+	 * a --restore's reset in place finds the pages its guest wrote in
+	 * /proc/self/pagemap (without it every page is dropped and faults
+	 * again), as --record-workset does. Nothing else flint does in a jail
+	 * needs /proc, so nothing else gets one. */
+	bool proc;
 	/* Guest memory as flint reads it (--mem, the config file's, a
 	 * snapshot's machine), or flint's default. */
 	uint64_t mem;

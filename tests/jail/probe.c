@@ -1,9 +1,15 @@
 /* probe: run by tests/jail/run.sh as flint-jail's --exec-file in place of
  * flint. Prints what a jailed process sees, one "key=value" per line, from
- * system calls only (the jail has no /proc):
+ * system calls (the jail has no /proc but for a --restore's):
  *   ids, supplementary groups, capability sets (capget) and the bounding set
  *   (PR_CAPBSET_READ), no_new_privs, rlimits, environment, open descriptors,
- *   pid, whether /dev/kvm opens, and every path under / ("file=PATH").
+ *   pid, whether /dev/kvm opens, and every path under / ("file=PATH"; /proc
+ *   itself, not what is in it). When there is a /proc: whether
+ *   /proc/self/pagemap opens and reads ("pagemap=reads"), what /proc/self
+ *   is, each entry of /proc ("procent=NAME"), whether /proc/1 and the
+ *   system-wide files (sys, kcore, sysrq-trigger, meminfo, mounts) are there,
+ *   whether the probe can make a directory in it, and the mount's type and
+ *   flags.
  * With "wait" as an argument it then blocks until stdin closes, so the test
  * can read /proc/<pid>/status and /proc/<pid>/cgroup from outside; "sleep N"
  * waits N seconds more (for --daemonize, whose stdin is /dev/null); "exit N"
@@ -13,8 +19,11 @@
  * PATH", it writes a new file at each, as flint run would ("saved=ok" or
  * the error), for the test to collect from the jail's root. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/capability.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +31,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -50,12 +61,64 @@ static void walk(const char *dir, int depth)
 		       : S_ISSOCK(st.st_mode) ? 's'
 					      : '?',
 		       (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
-		if (S_ISDIR(st.st_mode))
+		if (S_ISDIR(st.st_mode) && strcmp(path, "/proc"))
 			walk(path, depth + 1);
 	}
 out:
 	if (d)
 		closedir(d);
+}
+
+/* What the jail's /proc shows (nothing when it has none). */
+static void proc_view(void)
+{
+	static const char *const global[] = {"sys", "kcore", "sysrq-trigger", "meminfo",
+					     "mounts"};
+	char buf[64], path[64];
+	uint64_t entry;
+	struct statfs sf;
+	struct statvfs sv;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	if (stat("/proc/self", &st) < 0) {
+		printf("proc=%m\n");
+		return;
+	}
+	printf("proc=yes\n");
+	ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	printf("procself=%s\n", buf);
+	/* The entry of a page of this stack, as a reset reads its guest's. */
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t at = (off_t)((uintptr_t)&entry / 4096 * sizeof(entry));
+	if (pm < 0)
+		printf("pagemap=open: %m\n");
+	else if (pread(pm, &entry, sizeof(entry), at) != (ssize_t)sizeof(entry))
+		printf("pagemap=read: %m\n");
+	else
+		printf("pagemap=reads%s\n", entry >> 63 ? " present" : "");
+	if (pm >= 0)
+		close(pm);
+	if ((d = opendir("/proc"))) {
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				printf("procent=%s\n", e->d_name);
+		closedir(d);
+	}
+	printf("proc1=%s\n", stat("/proc/1", &st) == 0 ? "visible" : "invisible");
+	printf("procglobal=");
+	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
+		snprintf(path, sizeof(path), "/proc/%s", global[i]);
+		if (lstat(path, &st) == 0 || errno != ENOENT)
+			printf("%s ", global[i]);
+	}
+	printf("\nprocmkdir=%s\n", mkdir("/proc/x", 0755) == 0 ? "made" : strerror(errno));
+	if (statfs("/proc", &sf) == 0 && statvfs("/proc", &sv) == 0)
+		printf("procmount=%s%s%s%s\n", sf.f_type == PROC_SUPER_MAGIC ? "proc" : "other",
+		       sv.f_flag & ST_NOSUID ? " nosuid" : "", sv.f_flag & ST_NODEV ? " nodev" : "",
+		       sv.f_flag & ST_NOEXEC ? " noexec" : "");
 }
 
 /* Bind and listen on a Unix socket at path, as flint's API does. */
@@ -143,6 +206,7 @@ int main(int argc, char **argv)
 	if (save_mem)
 		save(save_mem, "memory\n");
 	walk("/", 0);
+	proc_view();
 	printf("end\n");
 	fflush(stdout);
 	if (wait_stdin) {

@@ -124,6 +124,8 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 /dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/run d $U:$U 755;\
 /run/v d $U:$U 755;/vmlinux f 0:0 644;"
 [ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
+# Only a --restore gets a /proc.
+[ -z "$why" ] && has "proc=No such file or directory"
 [ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v/sock" "$ERR" &&
 	why="no host path of the vsock socket"
 # A --kernel boot without --api-sock serves no API.
@@ -623,6 +625,11 @@ else
 			why="the restored guest counted from ${first:-nothing}, the snapshot was at $t_snap"
 		[ -z "$why" ] && [ "$(ticks "$ERR" | grep -c -x "$first")" != 2 ] &&
 			why="tick $first not counted again after the reset"
+		# The reset found the pages the guest wrote in the jail's
+		# /proc/self/pagemap: it did not drop every page (flint says so
+		# when it does, as it did in a jail without /proc).
+		[ -z "$why" ] && grep -aq "every private page of guest memory dropped\|/proc: " "$ERR" &&
+			why="the reset had no pagemap: $(grep -a "pagemap\|/proc: " "$ERR" | head -1)"
 		[ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v.sock" "$ERR" &&
 			why="no host path of the vsock socket"
 		[ -z "$why" ] && [ "$(stat -c %i "$R/fn.mem")" != "$(stat -c %i "$T/snap/fn.mem")" ] &&
@@ -659,6 +666,58 @@ memory 64 MiB does not fit the cgroup memory limit 64 MiB" --id rm --exec-file "
 		else
 			skip restore-memory-limit "no cgroup v1 memory hierarchy"
 		fi
+
+		# A --restore's /proc, as the probe sees it in flint's place: its
+		# own pagemap opens and reads; no process but its own (not init,
+		# root's), no system-wide file; nothing can be made in it; proc,
+		# nosuid, nodev, noexec; the directory under it root's, 0555; not
+		# on the host.
+		for c in "proc::" "proc-pidns:--new-pid-ns:1"; do
+			name=${c%%:*} rest=${c#*:}
+			opt=${rest%%:*} want_pid=${rest#*:}
+			# shellcheck disable=SC2086
+			jail --id "$name" --exec-file "$PROBE" $ID $opt -- --restore "$T/snap/fn.state" \
+				--mem-file "$T/snap/fn.mem" --drive-override "d=$T/snap/other.img"
+			R=$BASE/probe/$name/root
+			why=
+			[ "$status" = 0 ] || why="status $status"
+			pid=$(sed -n 's/^pid=//p' "$OUT")
+			[ -z "$why" ] && [ -n "$want_pid" ] && [ "$pid" != "$want_pid" ] && why="pid $pid"
+			# In its own pid namespace, /proc/1 is the probe itself.
+			p1=invisible
+			[ -n "$want_pid" ] && p1=visible
+			[ -z "$why" ] && has proc=yes "procself=$pid" "pagemap=reads present" "proc1=$p1" \
+				"procglobal=" "procmount=proc nosuid nodev noexec" "file=/proc d 0:0 555"
+			ents=$(sed -n 's/^procent=//p' "$OUT" | sort | tr '\n' ' ')
+			[ -z "$why" ] && [ "$ents" != "$(printf '%s\n' self thread-self "$pid" | sort |
+				tr '\n' ' ')" ] && why="/proc holds $ents"
+			[ -z "$why" ] && grep -q '^procmkdir=made' "$OUT" && why="made a directory in /proc"
+			[ -z "$why" ] && [ "$(stat -c %u:%g:%a "$R/proc" 2>&1)" != 0:0:555 ] &&
+				why="the jail's /proc is $(stat -c %u:%g:%a "$R/proc" 2>&1)"
+			[ -z "$why" ] && [ -n "$(ls -A "$R/proc" 2>&1)" ] && why="/proc not empty on the host"
+			[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"
+			[ -z "$why" ] && grep -q "warning" "$ERR" && why="$(grep warning "$ERR" | head -1)"
+			rm -rf "$BASE"
+			[ -z "$why" ] && ok "$name" || bad "$name" "$why"
+		done
+		# A kernel that refuses subset=pid (fsconfig failing, as before
+		# Linux 5.8): the jail goes on without /proc, and says so.
+		cc -std=gnu11 -O2 -Wall -Werror -o "$T/nofsconfig" "$(dirname "$0")/nofsconfig.c" \
+			-lseccomp || exit 1
+		status=0
+		# shellcheck disable=SC2086
+		timeout 20 "$T/nofsconfig" "$JAIL" --id proc-refused --exec-file "$PROBE" $ID -- \
+			--restore "$T/snap/fn.state" --mem-file "$T/snap/fn.mem" \
+			--drive-override "d=$T/snap/other.img" </dev/null >"$OUT" 2>"$ERR" || status=$?
+		why=
+		[ "$status" = 0 ] || why="status $status"
+		[ -z "$why" ] && has "proc=No such file or directory"
+		want="flint-jail: warning: /proc: the kernel refuses subset=pid (Linux 5.8 or later has \
+it): Invalid argument; the jail has no /proc, and a reset of flint's drops every page of guest \
+memory"
+		[ -z "$why" ] && ! grep -qxF "$want" "$ERR" && why="no '$want'"
+		rm -rf "$BASE"
+		[ -z "$why" ] && ok proc-refused || bad proc-refused "$why"
 	fi
 fi
 rm -rf "$BASE"

@@ -325,6 +325,58 @@ Test(jail_plan, run_restore_keeps_its_descriptors)
 	cr_assert_eq(p.mem, 256ULL << 20);
 }
 
+/* A /proc (of processes only) for a --restore, flint's or flint run's:
+ * its reset in place and its loading set read /proc/self/pagemap. Nothing
+ * else flint does in a jail needs one, so nothing else gets it. */
+Test(jail_plan, proc_only_for_a_restore)
+{
+	state_file(fn_json);
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem",
+			   "--control-fd", "3", "--drive-override", "drive0=/img/rootfs.ext4",
+			   "--drive-override", "data=/d/data.img"),
+		     0, "%s", err);
+	cr_assert(p.proc, "flint --restore");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "run", "--restore", STATE_PATH, "--mem-file", "/s/fn.mem",
+			   "--drive-override", "drive0=/img/rootfs.ext4", "--drive-override",
+			   "data=/d/data.img", "--", "true"),
+		     0, "%s", err);
+	cr_assert(p.proc, "flint run --restore");
+	plan_free(&p);
+	static const char *const none[][10] = {
+	    {"--kernel", "/img/vmlinux"},
+	    {"run", "--kernel", "/img/vmlinux", "--rootfs", "/img/r.img", "--", "true"},
+	    {"run", "--kernel", "/img/vmlinux", "--rootfs", "/img/r.img", "--save-snapshot",
+	     "/s.state", "--save-mem", "/s.mem"},
+	    {"--config-file", "/cfg/vm.json"},
+	    {"--api-sock", "/run/api.sock"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(none); i++) {
+		char *av[10] = {0};
+		int n = 0;
+		for (; n < 9 && none[i][n]; n++)
+			av[n] = (char *)none[i][n];
+		cr_assert_eq(plan_build(&p, "/opt/flint/flint", NULL, fake_read, NULL, n, av, err,
+					sizeof(err)),
+			     0, "%s: %s", av[0], err);
+		cr_assert_not(p.proc, "no /proc for %s %s", av[0], av[1]);
+		plan_free(&p);
+	}
+}
+
+/* /dev and /proc are the jailer's at the top level: a file of that name is
+ * staged under another (it would be refused when /dev or /proc is made). */
+Test(jail_plan, dev_and_proc_are_not_staged_names)
+{
+	cr_assert_eq(BUILD(&p, "--kernel", "/img/proc", "--drive", "path=/d/dev,id=d", "--drive",
+			   "path=/d/devs,id=e"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --kernel /2-proc --drive path=/2-dev,id=d --drive "
+				   "path=/devs,id=e");
+	cr_assert_str_eq(p.files[1].name, "2-proc");
+	cr_assert_str_eq(p.files[2].name, "2-dev");
+}
+
 /* Without --vsock-override, flint binds the socket the snapshot recorded:
  * a path in the jail, whose directory is made. */
 Test(jail_plan, restore_vsock_from_the_snapshot)

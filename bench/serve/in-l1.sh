@@ -108,13 +108,19 @@ sleep 5 # the warm pools fill
 	{ cat "$D/qcreate"; die "QEMU's snapshot failed"; }
 echo "QEMU saved: $(cat "$D/qcreate")"
 
+# flint serve's rows warm up with 16 requests, C at a time, so that the
+# warm VMs have each taken one: a VM's first request after its restore
+# pays for the restore's lazy start (its memory faulted in from the file,
+# vsock's reset; about 0.4 s more in the rig), which a VM reset in place
+# pays once in up to 1000 requests; N requests against 8 fresh VMs would
+# count it far more often than a server that runs on does.
 serve_rows() { # C SERVER:FUNCTION...
 	c=$1
 	shift
 	for fn in "$@"; do
 		row "serve-${fn#*:}" "$c" http -s "$D/${fn%%:*}.sock" -u "/functions/${fn#*:}/invoke" -b 'x
 ' -e 'pong x
-'
+' -w 16
 	done
 }
 for c in $CS; do

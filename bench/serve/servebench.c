@@ -2,7 +2,8 @@
  * same way for every way of serving a request.
  *
  *   servebench http -s SOCK -u PATH [-c C] [-n N] [-w W] [-b BODY] [-e EXPECT]
- *       N requests (after W warm-up ones, not counted), C at a time, each
+ *       N requests (after W warm-up ones, not counted, also C at a time so
+ *       that a server's VMs each take some), C at a time, each
  *       "POST PATH" with BODY over HTTP/1.1 to the Unix socket SOCK (one
  *       kept-alive connection per lane); a request counts as answered when
  *       its status is 200 and its body is EXPECT.
@@ -47,6 +48,10 @@ static bool http_mode;
 static int lanes = 1, total = 10, warmup;
 static atomic_int next_req, errors;
 static double *lat_ms;
+/* The phase the lanes run: the warm-up (its latencies dropped, its
+ * requests numbered from 0) or the measured one (from base). */
+static int phase_n, phase_base;
+static bool phase_keep;
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool err_said;
 
@@ -244,11 +249,14 @@ static void *lane(void *arg)
 		uint64_t t0;
 		bool ok;
 
-		if (k >= total)
+		if (k >= phase_n)
 			break;
 		t0 = now_ns();
-		ok = http_mode ? http_one(&fd, buf) : exec_one(warmup + k, buf);
-		lat_ms[k] = ok ? (double)(now_ns() - t0) / 1e6 : -1;
+		ok = http_mode ? http_one(&fd, buf) : exec_one(phase_base + k, buf);
+		if (phase_keep)
+			lat_ms[k] = ok ? (double)(now_ns() - t0) / 1e6 : -1;
+		else if (!ok)
+			fprintf(stderr, "servebench: warm-up request %d failed\n", k);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -309,16 +317,17 @@ int main(int argc, char **argv)
 	lat_ms = calloc((size_t)total, sizeof(*lat_ms));
 	if (!lat_ms)
 		return 1;
-	/* The warm-up, one at a time, before the clock starts. */
-	char *buf = malloc(RESP_MAX);
-	int wfd = -1;
-	for (int k = 0; buf && k < warmup; k++)
-		if (!(http_mode ? http_one(&wfd, buf) : exec_one(k, buf)))
-			fprintf(stderr, "servebench: warm-up request %d failed\n", k);
-	if (wfd >= 0)
-		close(wfd);
-	free(buf);
+	/* The warm-up, C at a time as the run, before the clock starts. */
+	phase_n = warmup;
+	for (int i = 0; i < lanes; i++)
+		pthread_create(&th[i], NULL, lane, NULL);
+	for (int i = 0; i < lanes; i++)
+		pthread_join(th[i], NULL);
 	atomic_store(&errors, 0);
+	atomic_store(&next_req, 0);
+	phase_n = total;
+	phase_base = warmup;
+	phase_keep = true;
 	t0 = now_ns();
 	for (int i = 0; i < lanes; i++)
 		pthread_create(&th[i], NULL, lane, NULL);

@@ -225,6 +225,12 @@ static void *serve(void *arg)
 			break;
 		MHD_run(h->daemon);
 	}
+	/* The daemon stops here, under this thread's filter, which allows
+	 * what its stop does to a connection still open (shutdown,
+	 * epoll_ctl, close); the main thread's filter does not. */
+	MHD_stop_daemon(h->daemon); /* closes the listening socket */
+	h->daemon = NULL;
+	h->listen_fd = -1;
 	return NULL;
 }
 

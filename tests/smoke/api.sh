@@ -92,6 +92,35 @@ else
 		why="the guest's output is missing"
 	report api-getting-started "$why" "$OUT/getting-started.err"
 
+	# A client still connected when the guest ends: the teardown's stop of
+	# libmicrohttpd shuts that connection down (shutdown(2), on the main
+	# thread) and flint exits with the guest's status, not SIGSYS's 159.
+	why=""
+	api_start open-client || why="the API socket did not answer"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$TINY\"}"
+	expect_api 204 "" "PUT /boot-source"
+	if command -v python3 >/dev/null; then
+		python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+s.recv(4096)
+time.sleep(5)' "$SOCK" &
+		client=$!
+		sleep 0.3
+		api_req PUT /actions '{"action_type": "InstanceStart"}'
+		expect_api 204 "" "InstanceStart"
+		api_wait
+		kill $client 2>/dev/null
+		wait $client 2>/dev/null
+		[ -n "$why" ] || [ "$got" = 42 ] || why="status $got with a client connected, expected the guest's 42"
+		report api-client-connected-at-the-end "$why" "$OUT/open-client.err"
+	else
+		echo "SKIP api-client-connected-at-the-end: no python3"
+		kill $api_pid 2>/dev/null
+	fi
+
 	# Pause and resume through PATCH /vm, a counting guest; metrics flushed
 	# on FlushMetrics; SIGTERM ends flint with 143.
 	why=""

@@ -17,12 +17,14 @@ if [ -f "$S/dev.state" ]; then
 	kill -KILL $opid 2>/dev/null
 	wait $opid 2>/dev/null
 	why=""
+	# The links name absolute paths; $S may be relative (BUILD=build).
+	abs=$(cd "$S" && pwd -P)
 	case " $open" in
-	*" $S/other.img "*) ;;
-	*) why="flint does not hold $S/other.img open (its fds: $open)" ;;
+	*" $abs/other.img "*) ;;
+	*) why="flint does not hold $abs/other.img open (its fds: $open)" ;;
 	esac
 	case " $open" in
-	*" $S/drive.img "*) why="flint holds the snapshot's own image $S/drive.img open" ;;
+	*" $abs/drive.img "*) why="flint holds the snapshot's own image $abs/drive.img open" ;;
 	esac
 	t=$(first_tick "$OUT/drive-override.out")
 	[ -n "$why" ] || [ "$t" -gt "$t_dev" ] ||

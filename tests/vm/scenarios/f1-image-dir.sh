@@ -6,25 +6,11 @@
 # image without building it again.
 # timeout: 240
 . "$(dirname "$0")/../lib.sh"
-need_guest
-[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
-/usr/sbin/mke2fs -V 2>&1 | grep -q 'EXT2FS Library' || skip "no e2fsprogs mke2fs here (the rig carries it)"
-export FLINT_CACHE=$T/cache
-
-# run ARGS...: flint run on the built guest, stdin from /dev/null.
-run() {
-	status=0
-	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
-	echo "flint run $* -> status $status"
-}
+. "$(dirname "$0")/../lib-image.sh"
 
 img=$T/userland
-mkdir -p "$img/bin" "$img/sbin" "$img/etc"
-# busybox's own sh answers "busybox" for its applets' command -v.
-bb=$(command -v busybox)
-case $bb in /*) ;; *) bb=/bin/busybox ;; esac
-cp "$bb" "$img/bin/busybox"
-for a in sh cat echo ls rm test grep; do ln -s busybox "$img/bin/$a"; done
+mkdir -p "$img/sbin" "$img/etc"
+busybox_userland "$img" sh cat echo ls rm test grep
 echo from-the-image >"$img/etc/marker"
 # Would break the boot if it ran.
 printf '#!/bin/sh\necho USER-INIT-RAN; exit 1\n' >"$img/sbin/init"

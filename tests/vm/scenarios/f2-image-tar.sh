@@ -3,24 +3,11 @@
 # ext4 image; modes and symlinks survive; the archive is not touched.
 # timeout: 240
 . "$(dirname "$0")/../lib.sh"
-need_guest
-[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
-/usr/sbin/mke2fs -V 2>&1 | grep -q 'EXT2FS Library' || skip "no e2fsprogs mke2fs here (the rig carries it)"
-export FLINT_CACHE=$T/cache
-
-run() {
-	status=0
-	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
-	echo "flint run $* -> status $status"
-}
+. "$(dirname "$0")/../lib-image.sh"
 
 src=$T/src
-mkdir -p "$src/bin" "$src/etc" "$src/srv"
-# busybox's own sh answers "busybox" for its applets' command -v.
-bb=$(command -v busybox)
-case $bb in /*) ;; *) bb=/bin/busybox ;; esac
-cp "$bb" "$src/bin/busybox"
-for a in sh cat ls stat readlink; do ln -s busybox "$src/bin/$a"; done
+mkdir -p "$src/etc" "$src/srv"
+busybox_userland "$src" sh cat ls stat readlink
 echo from-the-tar >"$src/etc/marker"
 chmod 640 "$src/etc/marker"
 ln -s ../etc/marker "$src/srv/link"

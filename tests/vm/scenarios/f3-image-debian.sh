@@ -4,18 +4,10 @@
 # run in it with its own dynamic loader and libraries.
 # timeout: 420
 . "$(dirname "$0")/../lib.sh"
-need_guest
-[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
-/usr/sbin/mke2fs -V 2>&1 | grep -q 'EXT2FS Library' || skip "no e2fsprogs mke2fs here (the rig carries it)"
+. "$(dirname "$0")/../lib-image.sh"
 deb=${VM_IMAGES:-}/debian.tar.xz
 [ -f "$deb" ] || skip "no Debian userland at $deb (make \$BUILD/vm-images/debian.tar.xz)"
-export FLINT_CACHE=$T/cache
-
-run() {
-	status=0
-	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" --mem 256M "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
-	echo "flint run $* -> status $status"
-}
+RUN_OPTS="--mem 256M"
 
 run --image "$deb" -- dpkg -l
 expect_status 0 "dpkg -l in the Debian userland"

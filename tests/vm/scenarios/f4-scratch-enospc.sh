@@ -6,24 +6,12 @@
 # way; with a scratch disk larger than memory the same write fits.
 # timeout: 420
 . "$(dirname "$0")/../lib.sh"
-need_guest
-[ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
-/usr/sbin/mke2fs -V 2>&1 | grep -q 'EXT2FS Library' || skip "no e2fsprogs mke2fs here (the rig carries it)"
-export FLINT_CACHE=$T/cache
+. "$(dirname "$0")/../lib-image.sh"
 
-run() {
-	status=0
-	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" --mem 128M "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
-	echo "flint run $* -> status $status"
-}
+RUN_OPTS="--mem 128M"
 
 img=$T/userland
-mkdir -p "$img/bin"
-# busybox's own sh answers "busybox" for its applets' command -v.
-bb=$(command -v busybox)
-case $bb in /*) ;; *) bb=/bin/busybox ;; esac
-cp "$bb" "$img/bin/busybox"
-for a in sh dd rm cat echo grep df; do ln -s busybox "$img/bin/$a"; done
+busybox_userland "$img" sh dd rm cat echo grep df
 # 80 MiB into /: more than a 32 MiB scratch disk or 64 MiB of tmpfs hold.
 # (dd's message straight to the agent: a file for it would be on the full
 # disk.)

@@ -154,12 +154,21 @@ void serve_strv_free(char **v)
 	free(v);
 }
 
+/* --jail's restores: the snapshot names the root image by its path in the
+ * registration's jail, so each restore's jail stages the host's, as drive0
+ * (flint run's root drive): the value of --drive-override. */
+#define DRIVE_OVERRIDE_MAX (PATH_MAX + 8)
+static void jail_drive_override(const struct serve_fn *fn, char out[DRIVE_OVERRIDE_MAX])
+{
+	snprintf(out, DRIVE_OVERRIDE_MAX, "drive0=%s", fn->rootfs);
+}
+
 char **serve_worker_opts(const struct server *s, const struct serve_fn *fn, bool registering)
 {
 	char **v = calloc(12, sizeof(*v));
 	const char *kernel = s->jail ? fn->kernel : fn->cfg.kernel;
 	const char *rootfs = s->jail ? fn->rootfs : fn->cfg.rootfs;
-	char num[32], *drive = NULL;
+	char num[32], drive[DRIVE_OVERRIDE_MAX];
 	int n = 0;
 
 	if (!v)
@@ -176,18 +185,14 @@ char **serve_worker_opts(const struct server *s, const struct serve_fn *fn, bool
 		if (!(v[n++] = strdup("--vcpus")) || !(v[n++] = strdup(num)))
 			goto oom;
 	} else if (s->jail) {
-		/* The snapshot names the root image by its path in the
-		 * registration's jail: this jail stages the host's. */
-		if (asprintf(&drive, "drive0=%s", fn->rootfs) < 0 ||
-		    !(v[n++] = strdup("--drive-override")) || !(v[n++] = drive))
+		jail_drive_override(fn, drive);
+		if (!(v[n++] = strdup("--drive-override")) || !(v[n++] = strdup(drive)))
 			goto oom;
-		drive = NULL;
 	}
 	if (!(v[n++] = strdup("--timings")))
 		goto oom;
 	return v;
 oom:
-	free(drive);
 	serve_strv_free(v);
 	return NULL;
 }
@@ -270,7 +275,7 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 		int n = jail ? snprintf(v->uds, sizeof(v->uds), "/run/v.sock")
 			     : snprintf(v->uds, sizeof(v->uds), "%s/v%" PRIu64 ".sock",
 					s->o.state_dir, v->id);
-		char *vm_opts[3] = {NULL, NULL, NULL};
+		char drive[DRIVE_OVERRIDE_MAX], *vm_opts[] = {"--drive-override", drive, NULL};
 		if ((size_t)n >= sizeof(v->uds)) {
 			v->uds[0] = '\0';
 			serve_strv_free(opts);
@@ -281,13 +286,11 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 		p.uds = v->uds;
 		p.control = serve_fn_resets(s, fn);
 		p.early_status = false;
-		/* Of the options, a jail's root image override only. */
-		for (int i = 0; jail && opts[i] && opts[i + 1]; i++)
-			if (!strcmp(opts[i], "--drive-override")) {
-				vm_opts[0] = opts[i];
-				vm_opts[1] = opts[i + 1];
-			}
-		p.opts = vm_opts[0] ? vm_opts : NULL;
+		/* flint itself takes none of flint run's options but the
+		 * jail's root image override. */
+		if (jail)
+			jail_drive_override(fn, drive);
+		p.opts = jail ? vm_opts : NULL;
 		p.argv = NULL;
 		if ((r = worker_spawn(&v->vmw, &p)) == 0) {
 			v->pid = worker_pid(v->vmw);

@@ -164,8 +164,8 @@ Test(copy_agent, in_then_out_through_the_agent)
 	/* "guest" stands for the guest's file system: the agent here is a
 	 * process on the host. */
 	char gin[200], gout[200];
-	snprintf(gin, sizeof(gin), "%s", at("guest/work"));
-	snprintf(gout, sizeof(gout), "%s", at("guest/work/tool"));
+	snprintf(gin, sizeof(gin), "%s", at("guest/job"));
+	snprintf(gout, sizeof(gout), "%s", at("guest/job/tool"));
 	struct copy_item in[] = {{at("src"), gin, false}};
 	char hostout[200];
 	snprintf(hostout, sizeof(hostout), "%s", at("results/"));
@@ -175,15 +175,15 @@ Test(copy_agent, in_then_out_through_the_agent)
 	cr_assert_eq(copy_count(c, false), 1);
 	cr_assert_eq(copy_count(c, true), 2);
 	cr_assert_eq(copies(c, false), 0, "%s", slurp(e));
-	cr_assert_str_eq(text("guest/work/tool"), "#!/bin/sh\necho hi\n");
-	cr_assert_eq(lstat(at("guest/work/empty"), &st), 0);
+	cr_assert_str_eq(text("guest/job/tool"), "#!/bin/sh\necho hi\n");
+	cr_assert_eq(lstat(at("guest/job/empty"), &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0700);
-	cr_assert_eq(lstat(at("guest/work/tool"), &st), 0);
+	cr_assert_eq(lstat(at("guest/job/tool"), &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0750);
-	cr_assert_eq(lstat(at("guest/work/alias"), &st), 0);
+	cr_assert_eq(lstat(at("guest/job/alias"), &st), 0);
 	cr_assert(S_ISLNK(st.st_mode));
 	/* "The command" changes a file; the copy-outs bring it back. */
-	put("guest/work/tool", "changed\n", 0755);
+	put("guest/job/tool", "changed\n", 0755);
 	cr_assert_eq(copies(c, true), 0, "%s", slurp(e));
 	cr_assert_str_eq(text("results/tool"), "changed\n");
 	cr_assert_str_eq(text("whole/tool"), "changed\n");

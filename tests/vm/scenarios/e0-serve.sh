@@ -12,37 +12,11 @@ need_guest
 [ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
 command -v curl >/dev/null || skip "no curl in L1"
 
-SOCK=$T/serve.sock
-"$FLINT" serve --listen "unix:$SOCK" --state-dir "$T/st" --fn-queue 1 --queue-timeout 60 \
-	--idle 2 >"$T/serve.out" 2>"$T/serve.err" &
-spid=$!
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -S "$SOCK" ] || { cat "$T/serve.err"; fail "flint serve did not listen"; }
+. "$(dirname "$0")/../lib-serve.sh"
+start_server --state-dir "$T/st" --fn-queue 1 --queue-timeout 60 --idle 2
 
-# api METHOD PATH [BODY-FILE]: the status in $code, the body in $T/body,
-# the headers in $T/hdr.
-api() {
-	code=$(curl -s --unix-socket "$SOCK" -X "$1" -o "$T/body" -D "$T/hdr" \
-		-w '%{http_code}' ${3:+--data-binary @"$3"} "http://flint$2") || code=000
-}
 hdr() {
 	tr -d '\r' <"$T/hdr" | sed -n "s/^$1: //Ip" | head -n 1
-}
-register() { # NAME JSON
-	printf '%s' "$2" >"$T/fn.json"
-	api PUT "/functions/$1" "$T/fn.json"
-	echo "PUT /functions/$1 -> $code $(head -c 300 "$T/body")"
-}
-stop_server() {
-	kill "$spid" 2>/dev/null
-	wait "$spid" 2>/dev/null
-}
-die() {
-	echo "--- flint serve stderr (last 20 lines):"
-	tail -n 20 "$T/serve.err"
-	stop_server
-	fail "$*"
 }
 base="\"kernel\": \"$KERNEL\", \"rootfs\": \"$ROOTFS\", \"mem_mib\": 128"
 

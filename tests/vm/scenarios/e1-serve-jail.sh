@@ -11,40 +11,18 @@
 [ -f "${ROOTFS:-}" ] || skip "no ext4 root image at ${ROOTFS:-\$ROOTFS} (make rootfs-img)"
 command -v curl >/dev/null || skip "no curl in L1"
 
-SOCK=$T/serve.sock
 # The jails' uids open the snapshots, kernel and root image: none of them
 # may sit below a directory only root can search ($T is 0700).
 ST=/tmp/e1-state.$$
 rm -rf "$ST"
 CG=flint-serve-e1
-start_server() { # MODE
-	"$FLINT" serve --listen "unix:$SOCK" --state-dir "$ST" --per-request "$1" \
-		--jail "$JAIL" --flint "$SFLINT" --uid-range 2000-2099 --max-vms 8 \
-		--chroot-base-dir "$BASE" --parent-cgroup "$CG" \
-		>"$T/serve.out" 2>"$T/serve.err" &
-	spid=$!
-	i=0
-	while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	[ -S "$SOCK" ] || { cat "$T/serve.err"; fail "flint serve did not listen"; }
+. "$(dirname "$0")/../lib-serve.sh"
+start_jailed() { # MODE
+	start_server --state-dir "$ST" --per-request "$1" --jail "$JAIL" --flint "$SFLINT" \
+		--uid-range 2000-2099 --max-vms 8 --chroot-base-dir "$BASE" --parent-cgroup "$CG"
 }
-api() { # METHOD PATH [BODY-FILE]: $code, $T/body
-	code=$(curl -s --unix-socket "$SOCK" -X "$1" -o "$T/body" -D "$T/hdr" \
-		-w '%{http_code}' ${3:+--data-binary @"$3"} "http://flint$2") || code=000
-}
-stop_server() {
-	kill "$spid" 2>/dev/null
-	wait "$spid" 2>/dev/null
-}
-die() {
-	echo "--- flint serve stderr (last 20 lines):"
-	tail -n 20 "$T/serve.err"
-	stop_server
-	fail "$*"
-}
-register() { # NAME JSON
-	printf '%s' "$2" >"$T/fn.json"
-	api PUT "/functions/$1" "$T/fn.json"
-	echo "PUT /functions/$1 -> $code $(head -c 300 "$T/body")"
+register_ok() { # NAME JSON
+	register "$1" "$2"
 	[ "$code" = 201 ] || die "registering $1 gave $code"
 }
 # The VMs' flint processes (every flint but the server): "UID PID" lines.
@@ -85,8 +63,8 @@ cmd="[\"sh\", \"-c\", \"read x; echo got:\$x; if [ -e /tmp/mark ]; then echo SEE
 fn="{\"command\": $cmd, \"kernel\": \"$KERNEL\", \"rootfs\": \"$ROOTFS\", \"mem_mib\": 128, \"max_concurrency\": 4, \"min_warm\": 2}"
 
 # 1. Reset in place (the default): register, then 20 invocations.
-start_server reset
-register echo "$fn"
+start_jailed reset
+register_ok echo "$fn"
 st=$(ls "$ST"/echo.*/state)
 [ "$(stat -c '%u %a' "$st")" = "0 644" ] ||
 	die "the snapshot out of the jail is $(stat -c '%u %a' "$st"), not the server's 0644"
@@ -121,8 +99,8 @@ sleep 0.5
 
 # 4. A VM restored per request: flint run under the jail.
 rm -rf "$ST"
-start_server restore
-register echo "$fn"
+start_jailed restore
+register_ok echo "$fn"
 invoke_many 8
 stop_server
 sleep 0.5

@@ -1,0 +1,37 @@
+# Helpers for the flint serve scenarios (scenarios/e*), sourced after
+# lib.sh: one server on the Unix socket $SOCK, its output in
+# $T/serve.out and $T/serve.err, its pid in $spid.
+
+SOCK=$T/serve.sock
+
+# start_server OPTIONS...: flint serve on $SOCK, until it listens.
+start_server() {
+	"$FLINT" serve --listen "unix:$SOCK" "$@" >"$T/serve.out" 2>"$T/serve.err" &
+	spid=$!
+	i=0
+	while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -S "$SOCK" ] || { cat "$T/serve.err"; fail "flint serve did not listen"; }
+}
+# api METHOD PATH [BODY-FILE]: the status in $code, the body in $T/body,
+# the headers in $T/hdr.
+api() {
+	code=$(curl -s --unix-socket "$SOCK" -X "$1" -o "$T/body" -D "$T/hdr" \
+		-w '%{http_code}' ${3:+--data-binary @"$3"} "http://flint$2") || code=000
+}
+# register NAME JSON: PUT /functions/NAME, said; $code as api's.
+register() {
+	printf '%s' "$2" >"$T/fn.json"
+	api PUT "/functions/$1" "$T/fn.json"
+	echo "PUT /functions/$1 -> $code $(head -c 300 "$T/body")"
+}
+stop_server() {
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+}
+# die MESSAGE: the server's last words, the server stopped, fail.
+die() {
+	echo "--- flint serve stderr (last 20 lines):"
+	tail -n 20 "$T/serve.err"
+	stop_server
+	fail "$*"
+}

@@ -24,7 +24,7 @@
 /* The agent answers at once: it is up (the run thread holds a connection
  * to it). */
 #define ANSWER_TIMEOUT_MS 10000
-#define MSG_LEN		  512
+#define MSG_LEN		  COPY_MSG_LEN
 
 struct copier {
 	int ctl; /* our end of the socket pair */
@@ -226,19 +226,32 @@ static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 	return 0;
 }
 
-static int one_copy(struct helper *h, struct conn *c, bool out, const struct copy_item *it)
+int copy_session(int sock, bool out, const struct copy_item *it, char *msg)
 {
-	char msg[MSG_LEN];
+	/* Two frames' room: not on the stack. */
+	struct conn *c = malloc(sizeof(*c));
 	int ret;
 
-	c->sock = -1;
+	if (!c)
+		return say(msg, "out of memory");
+	c->sock = sock;
 	c->ended = false;
 	c->agent_msg[0] = '\0';
 	agent_reader_init(&c->rd, c->rbuf, sizeof(c->rbuf));
-	ret = dial(h->uds, &c->sock, msg);
+	ret = out ? copy_out(c, it, msg) : copy_in(c, it, msg);
+	free(c);
+	return ret;
+}
+
+static int one_copy(struct helper *h, bool out, const struct copy_item *it)
+{
+	char msg[MSG_LEN];
+	int sock = -1, ret;
+
+	ret = dial(h->uds, &sock, msg);
 	if (ret == 0)
-		ret = out ? copy_out(c, it, msg) : copy_in(c, it, msg);
-	close_fd(&c->sock);
+		ret = copy_session(sock, out, it, msg);
+	close_fd(&sock);
 	if (ret < 0)
 		dprintf(h->err_fd, "flint run: --copy-%s %s%s:%s: %s\n", out ? "out" : "in",
 			it->src, it->contents ? "/." : "", it->dst, msg);
@@ -247,8 +260,6 @@ static int one_copy(struct helper *h, struct conn *c, bool out, const struct cop
 
 static void helper_main(struct helper *h)
 {
-	static struct conn c;
-
 	for (;;) {
 		unsigned failed = 0;
 		uint8_t b;
@@ -259,7 +270,7 @@ static void helper_main(struct helper *h)
 		if (n <= 0 || (b != 'i' && b != 'o'))
 			return;
 		for (unsigned i = 0; i < h->n[b == 'o']; i++)
-			if (one_copy(h, &c, b == 'o', &h->items[b == 'o'][i]) < 0 &&
+			if (one_copy(h, b == 'o', &h->items[b == 'o'][i]) < 0 &&
 			    (failed++, b == 'i'))
 				break;
 		b = (uint8_t)(failed > 255 ? 255 : failed);

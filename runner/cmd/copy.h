@@ -40,6 +40,18 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 	       const struct copy_item *outs, unsigned nout, const char *uds,
 	       int err_fd) WARN_UNUSED;
 
+/* The room copy_session's message needs. */
+#define COPY_MSG_LEN 512
+
+/* One copy over a connection to the agent that the caller has opened
+ * (sock, blocking; left open): a COPY_IN session sending the tree at
+ * it->src (it->contents: DIR/.), or a COPY_OUT session extracting the
+ * guest's it->src at it->dst, by tarcopy.h's rules. The helper uses it
+ * for each copy; a program that reaches the agent another way (AF_VSOCK
+ * through a VMM's vhost-vsock, bench/run/runbench.c) does too. Returns 0,
+ * or -1 with the reason in msg (COPY_MSG_LEN bytes). */
+int copy_session(int sock, bool out, const struct copy_item *it, char *msg) WARN_UNUSED;
+
 /* How many copy-ins (out false) or copy-outs there are. 0 for NULL. */
 unsigned copy_count(const struct copier *c, bool out);
 

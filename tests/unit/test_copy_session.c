@@ -1,0 +1,157 @@
+/* copy_session (runner/cmd/copy.c): one copy over an agent connection the
+ * caller opened itself, as bench/run/runbench.c does over AF_VSOCK, here a
+ * socket pair whose other end the real agent's connection server
+ * (rootfs/agent/agent.c, built into this file) serves in a child process:
+ * a tree in, the same tree out, and the agent's refusal as the message. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/proto.h"
+#include "cmd/copy.h"
+
+int copy_session_agent_main(void);
+#define main	 copy_session_agent_main
+#define close_fd agent_close_fd
+#include "agent/agent.c"
+#undef main
+#undef close_fd
+
+static char dir[64];
+
+static void setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(dir, sizeof(dir), "/tmp/flint-unit-cps-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return;
+}
+
+static const char *at(const char *rel)
+{
+	static char p[8][256];
+	static int i;
+
+	i = (i + 1) % 8;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, rel);
+	return p[i];
+}
+
+static void put(const char *rel, const char *text, mode_t mode)
+{
+	int fd = open(at(rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	cr_assert_eq(chmod(at(rel), mode), 0);
+}
+
+static char *text(const char *rel)
+{
+	static char buf[256];
+	int fd = open(at(rel), O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n < 0 ? 0 : n] = '\0';
+	return n < 0 ? NULL : buf;
+}
+
+/* One copy_session against the agent serving the other end of a socket
+ * pair in a child; the socket stays the caller's. Returns its result. */
+static int session(bool out, const struct copy_item *it, char *msg)
+{
+	int sv[2], r, st;
+	pid_t pid;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(sv[0]);
+		serve(sv[1]);
+		_exit(0);
+	}
+	close(sv[1]);
+	msg[0] = '\0';
+	r = copy_session(sv[0], out, it, msg);
+	/* Left open for the caller: still a socket. */
+	cr_assert_geq(fcntl(sv[0], F_GETFD), 0);
+	close(sv[0]);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return r;
+}
+
+TestSuite(copy_session, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(copy_session, a_tree_in_and_back_out)
+{
+	char msg[COPY_MSG_LEN], gin[200], back[200];
+	struct stat st;
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	cr_assert_eq(mkdir(at("src/sub"), 0750), 0);
+	cr_assert_eq(chmod(at("src/sub"), 0750), 0);
+	put("src/a", "alpha\n", 0640);
+	put("src/sub/b", "beta\n", 0755);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	/* "guest" stands for the guest's file system. */
+	snprintf(gin, sizeof(gin), "%s", at("guest/job"));
+	struct copy_item in = {at("src"), gin, false};
+
+	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
+	cr_assert_str_eq(text("guest/job/a"), "alpha\n");
+	cr_assert_str_eq(text("guest/job/sub/b"), "beta\n");
+	cr_assert_eq(stat(at("guest/job/sub/b"), &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0755);
+
+	put("guest/job/sub/b", "changed\n", 0700);
+	snprintf(back, sizeof(back), "%s", at("back"));
+	struct copy_item out = {gin, back, false};
+
+	cr_assert_eq(session(true, &out, msg), 0, "%s", msg);
+	cr_assert_str_eq(text("back/a"), "alpha\n");
+	cr_assert_str_eq(text("back/sub/b"), "changed\n");
+	cr_assert_eq(stat(at("back/sub"), &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0750);
+}
+
+Test(copy_session, the_agents_refusal_is_the_message)
+{
+	char msg[COPY_MSG_LEN], missing[200];
+
+	snprintf(missing, sizeof(missing), "%s", at("guest/nothing"));
+	struct copy_item out = {missing, at("res"), false};
+
+	cr_assert_eq(session(true, &out, msg), -1);
+	cr_assert(strstr(msg, "the guest agent: "), "%s", msg);
+	cr_assert(strstr(msg, "No such file or directory"), "%s", msg);
+	cr_assert_null(text("res"));
+
+	/* A file where a directory is wanted: refused by the agent too. */
+	put("afile", "x\n", 0644);
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	char bad[200];
+	snprintf(bad, sizeof(bad), "%s/", at("afile"));
+	struct copy_item in = {at("src"), bad, false};
+
+	cr_assert_eq(session(false, &in, msg), -1);
+	cr_assert(strstr(msg, "not a directory"), "%s", msg);
+}

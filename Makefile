@@ -34,7 +34,7 @@ RUNNER_LIB_OBJS := $(RUNNER_LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-snapshot bench-serve bench-api bench-blk bench-net bench-vsock fmt
+.PHONY: all clean test unit smoke vm-test run kernel rootfs rig bench-boot bench-snapshot bench-serve bench-run bench-api bench-blk bench-net bench-vsock fmt
 .PHONY: install uninstall FORCE
 all: $(BUILD)/flint
 
@@ -109,6 +109,13 @@ bench-snapshot: $(BUILD)/flint $(BUILD)/tools/flint-uffd
 # and QEMU -M microvm restored per request, in one rig run.
 bench-serve: $(BUILD)/flint
 	bench/serve/run $(BENCH_RUNS)
+
+# `flint run --image DIR -- true` end to end and a small job (a source tree
+# copied in, checksummed, the result copied out) against QEMU microvm with
+# the same image and agent and against gVisor's runsc do, in one rig run.
+BENCH_RUN_N ?= 20
+bench-run: $(BUILD)/flint
+	BUILD=$(BUILD) bench/run/run $(BENCH_RUN_N)
 
 # Launch to the API socket's first answer against QEMU -S's QMP, on this
 # host (bench/api/run rig: API-driven boot against command-line boot).

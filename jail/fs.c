@@ -329,16 +329,12 @@ static int fs_ids(const struct jail_fs *j, bool as_tenant)
 	return 0;
 }
 
-int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, size_t *len,
-	       char *err, size_t errlen)
+int fs_open_as(uid_t uid, gid_t gid, const char *path, int *fd, char *err, size_t errlen)
 {
 	const struct jail_fs as = {.uid = uid, .gid = gid};
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd = -1, e = 0, r;
+	int e = 0, r;
 
-	*text = NULL;
+	*fd = -1;
 	if (setgroups(0, NULL) < 0) {
 		e = -errno;
 		snprintf(err, errlen, "clear supplementary groups: %s", strerror(-e));
@@ -346,15 +342,31 @@ int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, 
 	}
 	if ((r = fs_ids(&as, true)) < 0)
 		return r;
-	if ((fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0)
+	if ((*fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0)
 		e = -errno;
-	if ((r = fs_ids(&as, false)) < 0)
-		goto out;
+	if ((r = fs_ids(&as, false)) < 0) {
+		close_fd(fd);
+		return r;
+	}
 	if (e == -EACCES)
 		snprintf(err, errlen, "uid %u gid %u cannot read it", (unsigned)uid, (unsigned)gid);
 	else if (e)
 		snprintf(err, errlen, "%s", strerror(-e));
-	else if (fstat(fd, &st) < 0)
+	return e;
+}
+
+int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, size_t *len,
+	       char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd = -1, e = 0, r;
+
+	*text = NULL;
+	if ((r = fs_open_as(uid, gid, path, &fd, err, errlen)) < 0)
+		return r;
+	if (fstat(fd, &st) < 0)
 		snprintf(err, errlen, "%s", strerror(-(e = -errno)));
 	else if (!S_ISREG(st.st_mode))
 		snprintf(err, errlen, "%s", strerror(-(e = -EINVAL)));
@@ -449,11 +461,16 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 	int src = -1, in = -1, r, e = 0, access_e = 0;
 	struct stat st;
 
+	/* The jailer's own image build, in its cache, is opened as root; its
+	 * use by uid:gid is checked as for any file. */
+	if (f->built && ((src = open(f->src, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+			 fstat(src, &st) < 0))
+		return jail_fail("stage", f->src, -errno);
 	if ((r = fs_ids(j, true)) < 0)
-		return r;
+		goto out;
 	/* The last name may be a symlink: followed as uid:gid, it leads only
 	 * where they could go themselves. */
-	if ((src = open(f->src, O_PATH | O_CLOEXEC)) < 0 || fstat(src, &st) < 0)
+	if (!f->built && ((src = open(f->src, O_PATH | O_CLOEXEC)) < 0 || fstat(src, &st) < 0))
 		e = -errno;
 	else if (S_ISREG(st.st_mode) &&
 		 faccessat(src, "", want[f->access], AT_EACCESS | AT_EMPTY_PATH) < 0)

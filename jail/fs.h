@@ -92,6 +92,14 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file) WARN_UNUSED
 int fs_read_as(uid_t uid, gid_t gid, const char *path, size_t max, char **text, size_t *len,
 	       char *err, size_t errlen) WARN_UNUSED;
 
+/* Open path as the jail's user will see it: read-only (O_NONBLOCK,
+ * close-on-exec), with uid:gid as the file-system ids and no supplementary
+ * groups, so they must be able to reach and read it; a directory opens
+ * too. *fd, or -errno with a message in err. For the image sources that
+ * the jailer builds (jimage.h). */
+int fs_open_as(uid_t uid, gid_t gid, const char *path, int *fd, char *err,
+	       size_t errlen) WARN_UNUSED;
+
 /* Enter the jail: a new mount namespace with every mount private, the jail
  * (the held root, carried in as the working directory) bind-mounted onto
  * itself and made the root with pivot_root; the old root is unmounted.

@@ -20,17 +20,25 @@
 #include "core/cgroupfs.h"
 #include "err.h"
 #include "fs.h"
+#include "image/build.h"
+#include "jimage.h"
 #include "opts.h"
 #include "plan.h"
 #include "privs.h"
 
 #define EXIT_JAIL 125
+/* PATH for the programs the jailer runs (never flint's: it gets no
+ * environment). */
+#define JAIL_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static struct jail_opts opts;
 static struct plan plan;
 static struct jail_cgroups cgroups;
 static struct jail_fs jfs;
 static struct home home;
+/* Where the jailer builds images (jimage.h): flint's cache directory as
+ * the jailer was started, "" for none. */
+static char image_cache[PATH_MAX];
 static pid_t child = -1;
 
 static int set_rlimits(void)
@@ -118,6 +126,29 @@ static int read_as_user(void *ctx, const char *path, size_t max, char **text, si
 	const struct jail_opts *o = ctx;
 
 	return fs_read_as(o->uid, o->gid, path, max, text, len, err, errlen);
+}
+
+/* flint run's --image and --rootfs: a directory or tar archive is made into
+ * an ext4 image in the jailer's cache, which is staged in its place; an
+ * ext4 image is staged as it is. Before the jail is made: a failure leaves
+ * nothing (an image built stays in the cache, as flint's own would).
+ * 0 or -errno (printed). */
+static int build_images(struct plan *p)
+{
+	char ext4[PATH_MAX], err[2 * PATH_MAX + 256];
+	int r;
+
+	for (unsigned i = 0; i < p->nfiles; i++) {
+		if (!p->files[i].image)
+			continue;
+		if ((r = jimage_resolve(opts.uid, opts.gid, image_cache, p->files[i].src,
+					p->files[i].rootfs, ext4,
+					sizeof(ext4), err, sizeof(err))) < 0)
+			return jail_failf(r, "image", NULL, "%s", err);
+		if (ext4[0] && (r = plan_built(p, i, ext4)) < 0)
+			return jail_fail("image", ext4, r);
+	}
+	return 0;
 }
 
 static void forward(int sig)
@@ -214,10 +245,17 @@ int main(int argc, char **argv)
 	 * (runner/config/home.h): $FLINT_HOME is read before the environment
 	 * goes. */
 	home_init(&home, getenv("FLINT_HOME"), opts.exec_file);
+	if (image_cache_dir(image_cache, sizeof(image_cache)) < 0)
+		image_cache[0] = '\0';
 	/* Nothing of the caller's reaches flint: no variable, and no
 	 * descriptor but those flint's arguments name (the others closed once
-	 * the plan has named them). */
+	 * the plan has named them). The programs the jailer runs itself (tar,
+	 * mke2fs) are looked for in the system's directories only. */
 	clearenv();
+	if (setenv("PATH", JAIL_PATH, 1) < 0) {
+		jail_fail("start", NULL, -errno);
+		return EXIT_JAIL;
+	}
 	umask(022);
 	if (geteuid() != 0) {
 		jail_failf(-EPERM, "start", NULL, "flint-jail must be started as root");
@@ -233,7 +271,7 @@ int main(int argc, char **argv)
 		plan_free(&plan);
 		return r == PLAN_PRINTED ? 0 : EXIT_JAIL;
 	}
-	if (close_inherited(&plan) < 0) {
+	if (close_inherited(&plan) < 0 || build_images(&plan) < 0) {
 		plan_free(&plan);
 		return EXIT_JAIL;
 	}

@@ -31,6 +31,7 @@ enum field {
 	F_VSOCK_OVERRIDE,
 	F_SAVE_SNAPSHOT,
 	F_SAVE_MEM,
+	F_IMAGE,
 	F_DRIVE0, /* F_DRIVE0 + k: the k-th --drive's path */
 	/* F_OVERRIDE0 + k: the PATH of the k-th --drive-override ID=PATH */
 	F_OVERRIDE0 = F_DRIVE0 + MAX_DRIVES,
@@ -108,6 +109,8 @@ static const char *field_value(const struct config *c, enum field f)
 		return c->save_snapshot;
 	case F_SAVE_MEM:
 		return c->save_mem;
+	case F_IMAGE:
+		return c->image;
 	default:
 		break;
 	}
@@ -143,7 +146,7 @@ static int add_file(struct plan *p, const char *src, enum plan_access access, bo
 	const char *slash = strrchr(src, '/'), *base = slash ? slash + 1 : src;
 
 	for (unsigned i = 0; i < p->nfiles && !copy; i++) {
-		if (strcmp(p->files[i].src, src) != 0 || p->files[i].copy)
+		if (strcmp(p->files[i].src, src) != 0 || p->files[i].copy || p->files[i].image)
 			continue;
 		if (access == PLAN_READ_WRITE)
 			p->files[i].access = access;
@@ -174,6 +177,23 @@ static int stage(struct plan *p, const char *src, enum plan_access access, char 
 
 	if (i < 0)
 		return i;
+	snprintf(jailed, PATH_MAX, "/%s", p->files[i].name);
+	return 0;
+}
+
+/* flint run's --image or --rootfs, staged read-only, a file of its own
+ * (never merged: a directory or tar archive there is replaced by the ext4
+ * image the jailer builds, plan_built). */
+static int stage_image(struct plan *p, const char *src, bool rootfs, char *jailed, char *err,
+		       size_t errlen)
+{
+	int i = add_file(p, src, PLAN_READ, true, err, errlen);
+
+	if (i < 0)
+		return i;
+	p->files[i].copy = false;
+	p->files[i].image = true;
+	p->files[i].rootfs = rootfs;
 	snprintf(jailed, PATH_MAX, "/%s", p->files[i].name);
 	return 0;
 }
@@ -404,11 +424,14 @@ static int from_cli(struct plan *p, struct rewrite *w, const struct config *cfg,
 		if (!cfg->rootfs)
 			r = add_default(p, w, F_ROOTFS, h, exec_file, "rootfs.ext4", "--rootfs",
 					err, errlen);
-		else if ((r = stage(p, cfg->rootfs, PLAN_READ, jailed, err, errlen)) == 0)
+		else if ((r = stage_image(p, cfg->rootfs, true, jailed, err, errlen)) == 0)
 			r = edit_in_place(w, F_ROOTFS, cfg->rootfs, jailed, err, errlen);
 		if (r < 0)
 			return r;
 	}
+	if (cfg->image && ((r = stage_image(p, cfg->image, false, jailed, err, errlen)) < 0 ||
+			   (r = edit_in_place(w, F_IMAGE, cfg->image, jailed, err, errlen)) < 0))
+		return r;
 	for (unsigned k = 0; k < cfg->ndrives; k++) {
 		const struct drive_cfg *d = &cfg->drives[k];
 		if ((r = stage(p, d->path, d->read_only ? PLAN_READ : PLAN_READ_WRITE, jailed, err,
@@ -853,6 +876,18 @@ out:
 		free(w.av[i]);
 	free(w.av);
 	return r;
+}
+
+int plan_built(struct plan *p, unsigned i, const char *ext4)
+{
+	char *s = strdup(ext4);
+
+	if (!s)
+		return -ENOMEM;
+	free(p->files[i].src);
+	p->files[i].src = s;
+	p->files[i].built = true;
+	return 0;
 }
 
 void plan_free(struct plan *p)

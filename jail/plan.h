@@ -27,6 +27,9 @@
  *   each --drive-override image as the snapshot's drive uses it (every
  *   image drive must have one: the path the snapshot recorded is not in
  *   the jail); --uffd-sock is refused;
+ * - flint run's --image (and a --rootfs given) is staged read-only as a
+ *   drive; one that is a directory or tar archive is first built by the
+ *   jailer (jimage.h) and the ext4 image staged instead (plan_built);
  * - --save-snapshot and --save-mem are outputs, as --metrics-path;
  * - --control-fd, --wait-fd and --status-fd name descriptors to keep;
  * - a --restore gets a /proc restricted to processes (plan.proc): its reset
@@ -77,6 +80,17 @@ struct plan_file {
 	/* The config file's copy (content is set only once every path in it
 	 * is rewritten): never merged with a file staged from the same src. */
 	bool copy;
+	/* flint run's --image or --rootfs: a directory or tar archive there is
+	 * made into an ext4 image by the jailer before the jail is filled
+	 * (jimage.h), and that image is staged instead (plan_built). Never
+	 * merged with a file staged from the same src. */
+	bool image;
+	/* The image is --rootfs's: a file that is neither a directory nor a
+	 * tar archive is staged as it is, as flint takes it. */
+	bool rootfs;
+	/* src is the jailer's own build in its cache (plan_built), root's and
+	 * out of uid:gid's reach: opened as root, not as uid:gid. */
+	bool built;
 };
 
 /* An inherited descriptor flint's arguments name: kept open for flint. */
@@ -140,6 +154,11 @@ typedef int plan_read_fn(void *ctx, const char *path, size_t max, char **text, s
  * (flint's own for arguments flint refuses). plan_free in every case. */
 int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan_read_fn *read,
 	       void *ctx, int argc, char *const *argv, char *err, size_t errlen) WARN_UNUSED;
+
+/* The image file i (files[i].image) is staged from ext4, the jailer's
+ * build in its cache, instead of the directory or tar archive named: its
+ * in-jail name stays. 0 or -ENOMEM. */
+int plan_built(struct plan *p, unsigned i, const char *ext4) WARN_UNUSED;
 
 void plan_free(struct plan *p);
 

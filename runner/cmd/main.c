@@ -165,13 +165,23 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 {
 	char cache[PATH_MAX], path[PATH_MAX + 16], err[PATH_MAX + 256] = "", dev[16];
 	struct image_builder b;
+	enum image_kind k;
 	int r, n;
 
 	args[0] = '\0';
 	if (!cfg->image)
 		return 0;
-	if ((r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0 ||
-	    (r = image_prepare(&b, cfg->image, path, sizeof(path), NULL, err, sizeof(err))) < 0) {
+	/* An ext4 image needs no cache (flint-jail's flint has none). */
+	bool ext4 = image_detect(cfg->image, &k, NULL, 0) == 0 && k == IMAGE_EXT4;
+	if ((!ext4 || cfg->scratch) &&
+	    (r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0) {
+		pr_err("flint run: %s %s", ext4 ? "--scratch:" : "--image", err);
+		return r;
+	}
+	if (ext4)
+		snprintf(path, sizeof(path), "%s", cfg->image);
+	else if ((r = image_prepare(&b, cfg->image, path, sizeof(path), NULL, err, sizeof(err))) <
+		 0) {
 		pr_err("flint run: --image %s", err);
 		return r;
 	}

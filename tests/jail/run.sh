@@ -799,5 +799,116 @@ if [ -z "$why" ]; then
 fi
 [ -z "$why" ] && ok daemonize || bad daemonize "$why"
 
+# --- flint run --image: staged, or built by the jailer as uid:gid read it -
+# The probe stands in for flint; run's kernel and root image are dummies.
+IMG=$T/img
+CACHE=$T/cache
+mkdir -p "$IMG/tree/etc" "$IMG/tree/bin" "$CACHE"
+chmod 755 "$IMG"
+echo "hello from the image" >"$IMG/tree/etc/hi"
+# root's secret: a symlink in the tree reaches it only as a symlink.
+echo "root only" >"$T/secret" && chmod 600 "$T/secret"
+ln -s "$T/secret" "$IMG/tree/etc/secret"
+chmod -R a+rX "$IMG/tree"
+RUNARGS="run --kernel $T/files/vmlinux --rootfs $T/files/vmlinux"
+# imgcat FILE PATH: PATH's content in the ext4 image FILE.
+imgcat() {
+	debugfs -R "cat $2" "$1" 2>/dev/null
+}
+if ! command -v mke2fs >/dev/null || ! command -v debugfs >/dev/null; then
+	skip image "no e2fsprogs"
+else
+	: >"$IMG/u.ext4"
+	mke2fs -q -F -t ext4 -d "$IMG/tree" "$IMG/u.ext4" 8M && chmod 644 "$IMG/u.ext4"
+	jail --id img-ext4 --exec-file "$PROBE" $ID -- $RUNARGS --image "$IMG/u.ext4" -- true
+	R=$BASE/probe/img-ext4/root
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && has "arg=--image" "arg=/u.ext4" "file=/u.ext4 f 0:0 644"
+	[ -z "$why" ] && [ "$(stat -c %i "$R/u.ext4")" != "$(stat -c %i "$IMG/u.ext4")" ] &&
+		why="not the host's inode"
+	[ -z "$why" ] && [ -n "$(ls -A "$CACHE")" ] && why="built something: $(ls -A "$CACHE")"
+	[ -z "$why" ] && ok image-ext4-staged || bad image-ext4-staged "$why"
+
+	# A directory: built into the jailer's cache from what uid:gid can
+	# read, staged root's and read-only, found in the cache the next time.
+	FLINT_CACHE=$CACHE jail --id img-dir --exec-file "$PROBE" $ID -- $RUNARGS \
+		--image "$IMG/tree" -- true
+	R=$BASE/probe/img-dir/root
+	built=$(ls "$CACHE/images/"*.ext4 2>/dev/null)
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && has "arg=--image" "arg=/tree" "file=/tree f 0:0 644"
+	[ -z "$why" ] && [ "$(echo "$built" | wc -w)" != 1 ] && why="cache holds '$built'"
+	[ -z "$why" ] && [ "$(stat -c %i "$R/tree")" != "$(stat -c %i "$built")" ] &&
+		why="not the cache's image"
+	[ -z "$why" ] && [ "$(imgcat "$R/tree" /etc/hi)" != "hello from the image" ] &&
+		why="the image lacks /etc/hi"
+	[ -z "$why" ] && imgcat "$R/tree" /etc/secret | grep -q "root only" &&
+		why="root's secret reached the image"
+	[ -z "$why" ] && [ -n "$(ls -A "$CACHE/images" | grep -v '\.ext4$')" ] &&
+		why="left $(ls -A "$CACHE/images")"
+	[ -z "$why" ] && ok image-dir-built || bad image-dir-built "$why"
+	FLINT_CACHE=$CACHE jail --id img-dir2 --exec-file "$PROBE" $ID -- $RUNARGS \
+		--image "$IMG/tree" -- true
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && grep -q "building an ext4 image" "$ERR" && why="built again"
+	[ -z "$why" ] && [ "$(stat -c %i "$BASE/probe/img-dir2/root/tree")" != \
+		"$(stat -c %i "$built")" ] && why="not the cached image"
+	[ -z "$why" ] && ok image-dir-cached || bad image-dir-cached "$why"
+
+	# A tar archive: the same, from a copy read through the descriptor.
+	tar -C "$IMG/tree" -czf "$IMG/tree.tar.gz" . && chmod 644 "$IMG/tree.tar.gz"
+	FLINT_CACHE=$CACHE jail --id img-tar --exec-file "$PROBE" $ID -- $RUNARGS \
+		--image "$IMG/tree.tar.gz" -- true
+	R=$BASE/probe/img-tar/root
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && has "arg=/tree.tar.gz" "file=/tree.tar.gz f 0:0 644"
+	[ -z "$why" ] && [ "$(imgcat "$R/tree.tar.gz" /etc/hi)" != "hello from the image" ] &&
+		why="the image lacks /etc/hi"
+	[ -z "$why" ] && ok image-tar-built || bad image-tar-built "$why"
+
+	# Refused, naming why, leaving nothing: a file in the tree uid:gid
+	# cannot read, an unreachable image, no cache, not an image.
+	mkdir -p "$IMG/closed/etc" && echo x >"$IMG/closed/etc/shadow"
+	chmod 755 "$IMG/closed" "$IMG/closed/etc" && chmod 600 "$IMG/closed/etc/shadow"
+	echo "not an image" >"$IMG/junk" && chmod 644 "$IMG/junk"
+	for c in "closed:$IMG/closed:$CACHE:tar, reading the directory as uid $U gid $U, failed" \
+		"unreachable:$T/secret:$CACHE:$T/secret: uid $U gid $U cannot read it" \
+		"no-cache:$IMG/tree::set FLINT_CACHE (or HOME) for it, or give an ext4 image" \
+		"junk:$IMG/junk:$CACHE:$IMG/junk: not an image flint knows"; do
+		name=${c%%:*} rest=${c#*:}
+		src=${rest%%:*} rest=${rest#*:}
+		cache=${rest%%:*} want=${rest#*:}
+		before=$(ls -A "$CACHE/images" | sort | tr '\n' ' ')
+		FLINT_CACHE=$cache HOME= jail --id "img-$name" --exec-file "$PROBE" $ID -- \
+			$RUNARGS --image "$src" -- true
+		why=
+		[ "$status" = 125 ] || why="status $status"
+		[ -z "$why" ] && ! grep -q "^flint-jail: image: .*$want" "$ERR" && why="no '$want'"
+		[ -z "$why" ] && [ -d "$BASE/probe/img-$name" ] && why="made the jail"
+		[ -z "$why" ] && [ "$(ls -A "$CACHE/images" | sort | tr '\n' ' ')" != "$before" ] &&
+			why="the cache changed: $(ls -A "$CACHE/images")"
+		[ -z "$why" ] && ok "image-refused-$name" || bad "image-refused-$name" "$why"
+	done
+	# The static flint takes the staged image as it is: it has no cache
+	# to build in, nor mke2fs (the tiny guest exits 42 without an agent).
+	if [ -c /dev/kvm ]; then
+		FLINT_CACHE=$CACHE jail --id img-flint --exec-file "$SFLINT" $ID -- run \
+			--kernel "$T/tiny.elf" --rootfs "$IMG/u.ext4" --image "$IMG/tree" -- true
+		why=
+		if grep -q "kvm_pvm" "$ERR"; then
+			skip image-flint "flint saw kvm_pvm from inside the jail"
+		else
+			[ "$status" = 42 ] || why="status $status, expected the guest's 42"
+			[ -z "$why" ] && grep -q -- "--image" "$ERR" && why="flint refused the image"
+			[ -z "$why" ] && ok image-flint || bad image-flint "$why"
+		fi
+	fi
+	rm -rf "$BASE"
+fi
+
 echo "$pass passed, $fail failed${skipped:+, $skipped skipped}"
 [ "$fail" = 0 ]

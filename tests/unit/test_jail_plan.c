@@ -259,6 +259,45 @@ Test(jail_plan, flint_run_given_files_and_vsock)
 	cr_assert_str_eq(p.vsock_path, "/v/s", "relative to flint's working directory, /");
 }
 
+/* flint run's --image: staged read-only as a file of its own, never
+ * merged with a drive of the same path (a directory there is replaced by
+ * the jailer's build, plan_built), and the option rewritten. */
+Test(jail_plan, run_image_is_staged_and_rewritten)
+{
+	cr_assert_eq(BUILD(&p, "run", "--image", "/imgs/userland", "--drive",
+			   "path=/imgs/userland,ro", "--scratch", "64M", "--", "true"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
+				   "/userland --drive path=/2-userland,ro --scratch 64M -- true");
+	cr_assert_eq(p.nfiles, 5);
+	cr_assert_str_eq(p.files[3].src, "/imgs/userland");
+	cr_assert_eq(p.files[3].access, PLAN_READ);
+	cr_assert(p.files[3].image, "the jailer resolves it");
+	cr_assert_not(p.files[3].rootfs);
+	cr_assert_not(p.files[3].built);
+	cr_assert_str_eq(p.files[4].src, "/imgs/userland");
+	cr_assert_not(p.files[4].image, "the drive is a drive");
+	cr_assert_not(p.files[2].image, "flint run's default root image is staged as it is");
+
+	/* The jailer's build in its place, under the same in-jail name. */
+	cr_assert_eq(plan_built(&p, 3, "/root/.cache/flint/images/abc.ext4"), 0);
+	cr_assert_str_eq(p.files[3].src, "/root/.cache/flint/images/abc.ext4");
+	cr_assert(p.files[3].built);
+	cr_assert_str_eq(p.files[3].name, "userland");
+	cr_assert_str_eq(p.files[4].src, "/imgs/userland", "the drive is untouched");
+}
+
+Test(jail_plan, run_rootfs_given_may_be_built)
+{
+	cr_assert_eq(BUILD(&p, "run", "--rootfs=/imgs/root.tar", "--image=/imgs/root.tar", "--",
+			   "true"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs=/root.tar "
+				   "--image=/2-root.tar -- true");
+	cr_assert(p.files[2].image && p.files[2].rootfs, "--rootfs takes any file");
+	cr_assert(p.files[3].image && !p.files[3].rootfs, "--image must be an image");
+}
+
 /* --restore (flint serve's restored VM): the state and memory files staged
  * read-only, each drive's image from --drive-override staged as the
  * snapshot's drive uses it, the vsock override's directory made, the

@@ -1,0 +1,37 @@
+/* flint run's --image (and --rootfs) under the jail: a directory or tar
+ * archive made into an ext4 image by the jailer, outside the jail and
+ * before it drops its privileges, with flint's own builder
+ * (runner/image/build.h), into the jailer's cache.
+ *
+ * The source is the tenant's, and may be where the tenant can change it
+ * while the jailer works, so root never reads it by name: it is opened
+ * once as uid:gid (fs_open_as), and
+ * - a directory is read by `tar -c` running as uid:gid (every privilege
+ *   dropped, started in the directory through that descriptor) into a
+ *   private copy, root's, a deterministic stream (names sorted, numeric
+ *   owners) so that the same tree gives the same key;
+ * - a tar archive is copied from that descriptor into a private copy;
+ * - an ext4 image is not built: it is staged as a read-only drive is.
+ * The key is the hash of the private copy and the image is built from it,
+ * so what is cached under a key is what that key was computed from, and
+ * nothing the tenant could not read reaches the image. The copy goes once
+ * the image is made or found in the cache. */
+#ifndef FLINT_JAIL_JIMAGE_H
+#define FLINT_JAIL_JIMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/util.h"
+
+/* Resolve the image at src for a jail of uid:gid: *out "" when src is an
+ * ext4 image (staged as it is; with any, so is every file that is not a
+ * tar archive: --rootfs takes any file), else the path of the ext4 image built from
+ * it (or found) in <cache>/images. cache "" when the jailer has none (no
+ * FLINT_CACHE, XDG_CACHE_HOME or HOME): only an ext4 image works then. 0,
+ * or -errno with a message in err naming src. */
+int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, bool any, char *out,
+		   size_t outlen, char *err, size_t errlen) WARN_UNUSED;
+
+#endif

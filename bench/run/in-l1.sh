@@ -126,10 +126,13 @@ QMMIO="$QMMIO virtio_mmio.device=512@0xfeb00a00:10"
 QAPPEND="$BASE $QMMIO"
 echo "QEMU's kernel command line: $QAPPEND"
 CID=100
-# qemu_args: QEMU's command line for guest CID $CID.
-qemu_args() {
+# run_qemu RUNBENCH-OPTIONS...: runbench qemu with QEMU's command line and
+# guest CID $CID (the caller takes a new one for each VM: a CID is free
+# again only once vhost has let go of it).
+run_qemu() {
 	# shellcheck disable=SC2086 # QEMU_ACCEL is words
-	set -- qemu-system-x86_64 -M microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off \
+	"$RB" qemu -g $CID "$@" -- qemu-system-x86_64 \
+		-M microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off \
 		$QEMU_ACCEL -m $MEM -smp 1 -nodefaults -no-user-config -display none -serial stdio \
 		-no-reboot -kernel "$KERNEL" -append "$QAPPEND" \
 		-drive id=root,file="$ROOTFS",format=raw,if=none,readonly=on \
@@ -137,17 +140,13 @@ qemu_args() {
 		-drive id=img,file="$IMG",format=raw,if=none,readonly=on \
 		-device virtio-blk-device,drive=img \
 		-device vhost-vsock-device,guest-cid=$CID
-	QARGS=$*
 }
-next_cid() { CID=$((CID + 1)); }
 
 # QEMU's check: the same guest sees the image at / and flint's root at
 # /.flint.
-qemu_args
-# shellcheck disable=SC2086 # QARGS is words (no spaces in the paths)
-"$RB" qemu -g $CID -t 120 -O "$D/qcheck" -l "$D/qlog" -x sh -x -c -x "$CHECK" -- $QARGS \
-	>"$D/qline" || { cat "$D/qline" "$D/qlog"; die "QEMU's check run failed"; }
-next_cid
+run_qemu -t 120 -O "$D/qcheck" -l "$D/qlog" -x sh -x -c -x "$CHECK" >"$D/qline" ||
+	{ cat "$D/qline" "$D/qlog"; die "QEMU's check run failed"; }
+CID=$((CID + 1))
 grep -qx agent-at-.flint "$D/qcheck" && grep -qx runbench-image "$D/qcheck" ||
 	{ cat "$D/qcheck" "$D/qlog"; die "QEMU's guest did not see the image and the agent"; }
 echo "QEMU's guest /proc/cmdline: $(head -n 1 "$D/qcheck")"
@@ -161,8 +160,9 @@ else
 	echo "runsc: $("$RUNSC" --version 2>&1 | head -n 1)"
 	for p in $GVISOR_PLATFORMS; do
 		rs="$RUNSC --root=$D/runsc-$p --platform=$p --network=none"
+		# (not $CHECK: there is no flint root at /.flint here)
 		# shellcheck disable=SC2086 # rs is words
-		if out=$(timeout 90 $rs "do" -root "$U" -cwd / sh -c "$CHECK" </dev/null 2>"$D/gerr") &&
+		if out=$(timeout 90 $rs "do" -root "$U" -cwd / cat /etc/marker </dev/null 2>"$D/gerr") &&
 			echo "$out" | grep -qx runbench-image; then
 			GV="$GV $p"
 			echo "gvisor-$p: runs ($(echo "$out" | head -n 1))"
@@ -170,7 +170,7 @@ else
 		fi
 		# Once more with --ignore-cgroups: L1 may lack a controller.
 		# shellcheck disable=SC2086
-		if out=$(timeout 90 $rs --ignore-cgroups "do" -root "$U" -cwd / sh -c "$CHECK" \
+		if out=$(timeout 90 $rs --ignore-cgroups "do" -root "$U" -cwd / cat /etc/marker \
 			</dev/null 2>"$D/gerr2") && echo "$out" | grep -qx runbench-image; then
 			GV="$GV $p"
 			eval "GVOPT_$p=--ignore-cgroups"
@@ -178,12 +178,16 @@ else
 			continue
 		fi
 		why=$(grep . "$D/gerr2" | tail -n 2 | tr '\n' ' ' | cut -c1-300)
-		echo "gvisor: $p does not run in the rig: $why" | tee -a "$OUT"
+		echo "gvisor: $p does not run in the rig: ${why:-nothing on stderr}" | tee -a "$OUT"
+		# Its logs, once more with --debug: the boot (sandbox) log's end.
 		# shellcheck disable=SC2086
 		timeout 90 $rs --ignore-cgroups --debug --debug-log="$D/rlog-$p/" "do" -root "$U" -cwd / true \
 			</dev/null >/dev/null 2>&1
-		grep -hE '^[EW]|rror|ailed' "$D/rlog-$p"/* 2>/dev/null | grep -v 'RLIMIT\|product_name' |
-			tail -n 8 | cut -c1-240 | sed 's/^/  /'
+		for l in "$D/rlog-$p"/*; do
+			echo "  $(basename "$l"):"
+			grep -E -m 6 -A 2 'FATAL|fatal error|^\[signal|^signal|panic:|unexpected' "$l" |
+				cut -c1-240 | sed 's/^/    /'
+		done
 	done
 fi
 
@@ -231,16 +235,13 @@ flint_run() {
 
 qemu_run() {
 	rm -rf "$D/res"
-	qemu_args
 	if [ "$1" = true ]; then
-		# shellcheck disable=SC2086 # QARGS is words
-		line=$("$RB" qemu -g $CID -t 300 -l "$D/qlog" -x true -- $QARGS 2>"$D/qerr")
+		line=$(run_qemu -t 300 -l "$D/qlog" -x true 2>"$D/qerr")
 	else
-		# shellcheck disable=SC2086
-		line=$("$RB" qemu -g $CID -t 300 -l "$D/qlog" -i "$SRC:/work" -o "/tmp/out:$D/res" \
-			-x sh -x -c -x "$JOB" -- $QARGS 2>"$D/qerr")
+		line=$(run_qemu -t 300 -l "$D/qlog" -i "$SRC:/work" -o "/tmp/out:$D/res" \
+			-x sh -x -c -x "$JOB" 2>"$D/qerr")
 	fi
-	next_cid
+	CID=$((CID + 1))
 	ok=0
 	case $line in *" status=0") ok=1 ;; esac
 	[ "$1" = job ] && [ "$ok" = 1 ] && ok=$(check_sums "$D/res/sums")

@@ -17,11 +17,13 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "config/vm_config.h"
 #include "core/cgroupfs.h"
 #include "err.h"
 #include "fs.h"
 #include "image/build.h"
 #include "jimage.h"
+#include "net/passt.h"
 #include "opts.h"
 #include "plan.h"
 #include "privs.h"
@@ -30,6 +32,8 @@
 /* PATH for the programs the jailer runs (never flint's: it gets no
  * environment). */
 #define JAIL_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* How long passt may take to answer (flint's own wait, virtio/net/net.c). */
+#define JAIL_PASST_TIMEOUT_MS 10000
 
 static struct jail_opts opts;
 static struct plan plan;
@@ -40,6 +44,8 @@ static struct home home;
  * the jailer was started, "" for none. */
 static char image_cache[PATH_MAX];
 static pid_t child = -1;
+/* The passts started for flint (plan.passt), -1 for none. */
+static pid_t passt_pids[MAX_NETS] = {-1, -1, -1, -1, -1, -1, -1, -1};
 
 static int set_rlimits(void)
 {
@@ -141,14 +147,110 @@ static int build_images(struct plan *p)
 	for (unsigned i = 0; i < p->nfiles; i++) {
 		if (!p->files[i].image)
 			continue;
-		if ((r = jimage_resolve(opts.uid, opts.gid, image_cache, p->files[i].src,
-					p->files[i].rootfs, ext4,
-					sizeof(ext4), err, sizeof(err))) < 0)
+		r = jimage_resolve(opts.uid, opts.gid, image_cache, p->files[i].src,
+				   p->files[i].rootfs, ext4, sizeof(ext4), err, sizeof(err));
+		if (r < 0)
 			return jail_failf(r, "image", NULL, "%s", err);
 		if (ext4[0] && (r = plan_built(p, i, ext4)) < 0)
 			return jail_fail("image", ext4, r);
 	}
 	return 0;
+}
+
+/* Hold the descriptor numbers the plan gives flint for its passts (on
+ * /dev/null, close-on-exec), right after the inherited ones are closed:
+ * whatever the jailer opens later cannot take them. 0 or -errno
+ * (printed). */
+static int reserve_passt_fds(const struct plan *p)
+{
+	bool used = false;
+	int null_fd;
+
+	if (!p->npasst)
+		return 0;
+	if ((null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return jail_fail("start passt", "/dev/null", -errno);
+	for (unsigned i = 0; i < p->npasst; i++) {
+		if (p->passt[i].fd == null_fd) {
+			used = true;
+			continue;
+		}
+		if (fcntl(p->passt[i].fd, F_GETFD) >= 0 ||
+		    dup3(null_fd, p->passt[i].fd, O_CLOEXEC) < 0) {
+			close(null_fd);
+			return jail_failf(-EBUSY, "start passt", NULL,
+					  "descriptor %d for --net user is in use", p->passt[i].fd);
+		}
+	}
+	if (!used)
+		close(null_fd);
+	return 0;
+}
+
+/* In passt's child, before exec: the jail's network namespace, then the
+ * jail's user, every privilege dropped, as flint will be. */
+static int passt_setup(void *ctx)
+{
+	const int *netns_fd = ctx;
+
+	if (*netns_fd >= 0 && setns(*netns_fd, CLONE_NEWNET) < 0)
+		return jail_fail("join network namespace", opts.netns, -errno);
+	return privs_drop(opts.uid, opts.gid);
+}
+
+/* --net user: each interface's passt (virtio/net/passt.h, as flint starts
+ * it), outside the jail, in the host's (or --netns's) network namespace
+ * and mount namespace, in the jail's cgroup, as uid:gid; flint gets its
+ * socket as the descriptor the plan named. passt ends with that socket,
+ * when flint does, and dies with its parent (the jailer that becomes or
+ * waits for flint; not with --daemonize's parent, which exits at once).
+ * 0 or -errno (printed). */
+static int start_passts(const struct plan *p, int netns_fd, bool spawned)
+{
+	const struct passt_net net = {.addr = VMC_USER_ADDR,
+				      .prefix = VMC_USER_PREFIX,
+				      .gateway = VMC_USER_GATEWAY,
+				      .dns = VMC_USER_DNS};
+	const struct passt_child c = {
+	    .setup = passt_setup, .ctx = &netns_fd, .no_deathsig = opts.daemonize && spawned};
+	char id[16];
+	int fd, r;
+
+	for (unsigned i = 0; i < p->npasst; i++) {
+		snprintf(id, sizeof(id), "net%u", p->passt[i].net);
+		if ((r = passt_start_as(id, &net, JAIL_PASST_TIMEOUT_MS, &c, &fd, &passt_pids[i])) <
+		    0)
+			return jail_failf(r, "start passt", NULL,
+					  "for --net user (interface %s), as uid %u gid %u: %s", id,
+					  (unsigned)opts.uid, (unsigned)opts.gid,
+					  r == -ENOENT ? "not found" : "see above");
+		/* Not close-on-exec: flint's. */
+		if (dup3(fd, p->passt[i].fd, 0) < 0) {
+			r = -errno;
+			close(fd);
+			return jail_fail("start passt", NULL, r);
+		}
+		close(fd);
+		fprintf(stderr,
+			"flint-jail: passt (pid %d) for --net user (interface %s), as uid %u gid %u, "
+			"on flint's descriptor %d\n",
+			(int)passt_pids[i], id, (unsigned)opts.uid, (unsigned)opts.gid,
+			p->passt[i].fd);
+	}
+	return 0;
+}
+
+/* A launch that failed: its passts go. */
+static void stop_passts(void)
+{
+	for (unsigned i = 0; i < MAX_NETS; i++) {
+		if (passt_pids[i] <= 0)
+			continue;
+		kill(passt_pids[i], SIGKILL);
+		while (waitpid(passt_pids[i], NULL, 0) < 0 && errno == EINTR)
+			;
+		passt_pids[i] = -1;
+	}
 }
 
 static void forward(int sig)
@@ -191,6 +293,9 @@ static int spawn(int null_fd)
 		_exit(EXIT_JAIL);
 	}
 	close(p[1]);
+	/* passt's sockets are flint's alone: each passt ends with flint. */
+	for (unsigned i = 0; i < plan.npasst; i++)
+		close(plan.passt[i].fd);
 	ssize_t n;
 	while ((n = read(p[0], &byte, 1)) < 0 && errno == EINTR)
 		;
@@ -247,12 +352,18 @@ int main(int argc, char **argv)
 	home_init(&home, getenv("FLINT_HOME"), opts.exec_file);
 	if (image_cache_dir(image_cache, sizeof(image_cache)) < 0)
 		image_cache[0] = '\0';
+	/* passt for --net user, as flint would find it (passt.h). */
+	const char *passt = getenv("FLINT_PASST");
+	char passt_bin[PATH_MAX];
+	snprintf(passt_bin, sizeof(passt_bin), "%s", passt ? passt : "");
 	/* Nothing of the caller's reaches flint: no variable, and no
 	 * descriptor but those flint's arguments name (the others closed once
 	 * the plan has named them). The programs the jailer runs itself (tar,
-	 * mke2fs) are looked for in the system's directories only. */
+	 * mke2fs, passt) are looked for in the system's directories only, or
+	 * passt where FLINT_PASST says. */
 	clearenv();
-	if (setenv("PATH", JAIL_PATH, 1) < 0) {
+	if (setenv("PATH", JAIL_PATH, 1) < 0 ||
+	    (passt_bin[0] && setenv("FLINT_PASST", passt_bin, 1) < 0)) {
 		jail_fail("start", NULL, -errno);
 		return EXIT_JAIL;
 	}
@@ -271,7 +382,7 @@ int main(int argc, char **argv)
 		plan_free(&plan);
 		return r == PLAN_PRINTED ? 0 : EXIT_JAIL;
 	}
-	if (close_inherited(&plan) < 0 || build_images(&plan) < 0) {
+	if (close_inherited(&plan) < 0 || reserve_passt_fds(&plan) < 0 || build_images(&plan) < 0) {
 		plan_free(&plan);
 		return EXIT_JAIL;
 	}
@@ -306,6 +417,9 @@ int main(int argc, char **argv)
 		jail_fail("daemonize", "/dev/null", -errno);
 		goto fail;
 	}
+	/* Outside the jail's mount namespace, where passt is; in its cgroup. */
+	if (start_passts(&plan, netns_fd, spawned) < 0)
+		goto fail;
 	if (fs_enter(&jfs) < 0)
 		goto fail;
 	jail_test_pause("entered");
@@ -344,6 +458,7 @@ int main(int argc, char **argv)
 fail:
 	close_fd(&netns_fd);
 	close_fd(&null_fd);
+	stop_passts();
 	fs_undo(&jfs);
 	cgroup_undo(&cgroups);
 	plan_free(&plan);

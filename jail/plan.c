@@ -36,6 +36,10 @@ enum field {
 	/* F_OVERRIDE0 + k: the PATH of the k-th --drive-override ID=PATH */
 	F_OVERRIDE0 = F_DRIVE0 + MAX_DRIVES,
 	F_COUNT = F_OVERRIDE0 + MAX_DRIVES,
+	/* F_NET0 + k: ",fd=N" after the k-th --net (no path: verify checks
+	 * the descriptors apart). */
+	F_NET0 = F_COUNT,
+	F_EDITS = F_NET0 + MAX_NETS,
 };
 
 /* One value rewritten: element i of the arguments keeps its first off
@@ -55,7 +59,7 @@ struct rewrite {
 	char **av; /* malloc'd copies */
 	int n;
 	int end; /* the first guest word: nothing from here on is flint's */
-	struct edit edits[F_COUNT];
+	struct edit edits[F_EDITS];
 	unsigned nedits;
 };
 
@@ -481,6 +485,15 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 		return r == -ENOMEM ? nomem(err, errlen)
 				    : fail(err, errlen, r, "config file %s: %s", path, why);
 	p->mem = c.machine.mem_size_mib << 20;
+	for (unsigned k = 0; k < c.nnets; k++)
+		if (c.nets[k].user) {
+			r = fail(err, errlen, -EOPNOTSUPP,
+				 "config file %s: interface '%s' is a user interface (passt), which "
+				 "flint in a jail cannot start; flint-jail starts passt for --net "
+				 "user on flint's command line",
+				 path, c.nets[k].iface_id);
+			goto out;
+		}
 	/* The copy first: the files it names are numbered after it. */
 	if ((r = cf = add_file(p, path, PLAN_READ, true, err, errlen)) < 0)
 		goto out;
@@ -618,6 +631,22 @@ static int from_restore(struct plan *p, struct rewrite *w, const struct config *
 		    (r = edit_in_place(w, F_OVERRIDE0 + k, eq + 1, jailed, err, errlen)) < 0)
 			goto out;
 	}
+	for (unsigned i = 0; i < s.config.nnets; i++) {
+		const struct vmc_net *n = &s.config.nets[i];
+		size_t len = strlen(n->iface_id);
+		bool tap = !n->user || n->host_dev_name;
+		for (unsigned k = 0; k < cfg->n_net_override && !tap; k++)
+			tap = !strncmp(cfg->net_override[k], n->iface_id, len) &&
+			      cfg->net_override[k][len] == '=';
+		if (!tap) {
+			r = fail(err, errlen, -EOPNOTSUPP,
+				 "--restore %s: the snapshot's interface '%s' is a user interface "
+				 "(passt), which flint in a jail cannot start; give it a tap with "
+				 "--net-override %s=TAP",
+				 cfg->restore, n->iface_id, n->iface_id);
+			goto out;
+		}
+	}
 	for (unsigned i = 0; i < s.config.ndrives; i++)
 		if (s.config.drives[i].path_on_host && !overridden[i]) {
 			r = fail(err, errlen, -EINVAL,
@@ -656,13 +685,15 @@ out:
 /* The descriptors flint's arguments name, inherited through the jailer. */
 static int keep_fds(struct plan *p, const struct config *cfg, char *err, size_t errlen)
 {
-	const struct {
+	struct {
 		const char *opt;
 		int fd;
-	} named[] = {{"--control-fd", cfg->control_fd},
-		     {"--wait-fd", cfg->wait_fd},
-		     {"--status-fd", cfg->status_fd}};
+	} named[3 + MAX_NETS] = {{"--control-fd", cfg->control_fd},
+				 {"--wait-fd", cfg->wait_fd},
+				 {"--status-fd", cfg->status_fd}};
 
+	for (unsigned k = 0; k < cfg->nnets; k++)
+		named[3 + k] = (typeof(named[0])){"--net user,fd=", cfg->nets[k].fd};
 	for (size_t k = 0; k < ARRAY_SIZE(named); k++) {
 		if (!named[k].fd)
 			continue;
@@ -670,6 +701,65 @@ static int keep_fds(struct plan *p, const struct config *cfg, char *err, size_t 
 			return fail(err, errlen, -EINVAL, "more than %d descriptors to keep",
 				    PLAN_MAX_KEEP);
 		p->keep[p->nkeep++] = (struct plan_fd){.fd = named[k].fd, .opt = named[k].opt};
+	}
+	return 0;
+}
+
+static bool fd_taken(const struct plan *p, int fd)
+{
+	for (unsigned i = 0; i < p->nkeep; i++)
+		if (p->keep[i].fd == fd)
+			return true;
+	for (unsigned i = 0; i < p->npasst; i++)
+		if (p->passt[i].fd == fd)
+			return true;
+	return false;
+}
+
+/* Each --net user without fd=: a passt for the jailer to start, its socket
+ * flint's fd N (the lowest number from 3 on that no kept descriptor has),
+ * ",fd=N" appended to the interface's argument. That argument is the one
+ * that, given a marker fd, makes flint's parser read the marker for this
+ * interface. */
+static int plan_passts(struct plan *p, struct rewrite *w, const struct config *cfg, char *err,
+		       size_t errlen)
+{
+	static const int marker = WAIT_FD_MAX;
+	char val[32];
+	int r;
+
+	for (unsigned k = 0; k < cfg->nnets; k++) {
+		if (!cfg->nets[k].user || cfg->nets[k].fd)
+			continue;
+		int fd = 3, at = -1;
+		while (fd_taken(p, fd))
+			fd++;
+		for (int i = 1; i < w->end && at < 0; i++) {
+			bool taken = false;
+			for (unsigned e = 0; e < w->nedits; e++)
+				taken |= w->edits[e].i == i;
+			char *s = NULL, *saved = w->av[i];
+			if (taken)
+				continue;
+			if (asprintf(&s, "%s,fd=%d", saved, marker) < 0)
+				return nomem(err, errlen);
+			struct config t;
+			char why[64];
+			w->av[i] = s;
+			if (cli_parse(w->n, w->av, &t, why, sizeof(why)) == CLI_RUN &&
+			    t.nnets == cfg->nnets && t.nets[k].fd == marker)
+				at = i;
+			cli_config_free(&t);
+			w->av[i] = saved;
+			free(s);
+		}
+		if (at < 0)
+			return fail(err, errlen, -EINVAL, "--net user: not found in flint's arguments");
+		snprintf(val, sizeof(val), ",fd=%d", fd);
+		if ((r = add_edit(w, F_NET0 + k, at, strlen(w->av[at]), strdup(val), val, err,
+				  errlen)) < 0)
+			return r;
+		p->passt[p->npasst++] = (struct plan_passt){.net = k, .fd = fd};
 	}
 	return 0;
 }
@@ -734,7 +824,21 @@ static int verify(const struct plan *p, const struct rewrite *w, const struct co
 			goto out;
 		}
 	}
-	if (v.ndrives != cfg->ndrives || v.guest_argc != cfg->guest_argc || v.run != cfg->run ||
+	for (unsigned k = 0; k < cfg->nnets && k < v.nnets; k++) {
+		int want = cfg->nets[k].fd;
+		for (unsigned i = 0; i < p->npasst; i++)
+			if (p->passt[i].net == k)
+				want = p->passt[i].fd;
+		if (v.nets[k].user != cfg->nets[k].user || v.nets[k].fd != want) {
+			r = fail(err, errlen, -EINVAL,
+				 "the rewritten arguments give flint's interface %u fd %d where %d "
+				 "was meant",
+				 k, v.nets[k].fd, want);
+			goto out;
+		}
+	}
+	if (v.ndrives != cfg->ndrives || v.nnets != cfg->nnets || v.guest_argc != cfg->guest_argc ||
+	    v.run != cfg->run ||
 	    v.n_drive_override != cfg->n_drive_override || v.control_fd != cfg->control_fd ||
 	    v.wait_fd != cfg->wait_fd || v.status_fd != cfg->status_fd)
 		r = fail(err, errlen, -EINVAL, "the rewritten arguments are another machine");
@@ -826,7 +930,8 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 		r = from_restore(p, &w, &cfg, read, ctx, err, errlen);
 	else if (cfg.kernel || cfg.run)
 		r = from_cli(p, &w, &cfg, h, exec_file, err, errlen);
-	if (r < 0 || (r = keep_fds(p, &cfg, err, errlen)) < 0)
+	if (r < 0 || (r = keep_fds(p, &cfg, err, errlen)) < 0 ||
+	    (r = plan_passts(p, &w, &cfg, err, errlen)) < 0)
 		goto out;
 	/* flint run --save-snapshot: both written by flint in the jail, for
 	 * the caller to collect from its root once flint has exited. */

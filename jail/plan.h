@@ -31,7 +31,11 @@
  *   drive; one that is a directory or tar archive is first built by the
  *   jailer (jimage.h) and the ext4 image staged instead (plan_built);
  * - --save-snapshot and --save-mem are outputs, as --metrics-path;
- * - --control-fd, --wait-fd and --status-fd name descriptors to keep;
+ * - --control-fd, --wait-fd, --status-fd and --net user,fd= name
+ *   descriptors to keep;
+ * - each --net user without fd= gets a passt the jailer starts outside the
+ *   jail (plan.passt), its socket passed as fd=N; a config file's or a
+ *   snapshot's user interface is refused (flint could not start passt);
  * - a --restore gets a /proc restricted to processes (plan.proc): its reset
  *   in place and its loading set read /proc/self/pagemap.
  * The rewritten arguments are parsed again and must give the same machine
@@ -60,8 +64,8 @@
 /* --log-path, --metrics-path, the config file's logger, metrics and serial
  * output, --record-workset, --save-snapshot and --save-mem. */
 #define PLAN_MAX_OUTPUTS 8
-/* --control-fd, --wait-fd, --status-fd. */
-#define PLAN_MAX_KEEP 3
+/* --control-fd, --wait-fd, --status-fd, and a --net user,fd=N given. */
+#define PLAN_MAX_KEEP (3 + MAX_NETS)
 /* Largest config file: flint's own limit (runner/cmd/instance.c). */
 #define PLAN_CONFIG_MAX (1 << 20)
 /* plan_build's result when flint's parser printed --help or --version:
@@ -97,6 +101,15 @@ struct plan_file {
 struct plan_fd {
 	int fd;
 	const char *opt; /* "--control-fd": for messages */
+};
+
+/* A --net user interface's passt, which the jailer starts (flint, in the
+ * jail, cannot: passt is not there, and must run in the host's network
+ * namespace and mount namespace) and passes to flint as fd: its argument
+ * becomes user,...,fd=N. */
+struct plan_passt {
+	unsigned net; /* the interface: flint's --net, counted from 0 */
+	int fd;	      /* the descriptor flint gets (its number reserved early) */
 };
 
 /* A file flint writes, at a path inside the jail. */
@@ -136,6 +149,10 @@ struct plan {
 	 * is closed). */
 	struct plan_fd keep[PLAN_MAX_KEEP];
 	unsigned nkeep;
+	/* The passts to start, their descriptors the lowest numbers from 3 on
+	 * that keep does not hold. */
+	struct plan_passt passt[MAX_NETS];
+	unsigned npasst;
 };
 
 /* Read the file at path for plan_build (the --config-file, a --restore

@@ -1232,6 +1232,19 @@ static int net_kv(void *out, const char *key, const char *val, char *why, size_t
 		n->user = true;
 		return 0;
 	}
+	/* user's passt, started by flint-jail: its socket inherited as fd. */
+	if (!strcmp(key, "fd") && val && !n->fd) {
+		char *end;
+		errno = 0;
+		long fd = strtol(val, &end, 10);
+		if (!isdigit((unsigned char)*val) || *end || errno || fd < 3 || fd > WAIT_FD_MAX) {
+			snprintf(why, whylen, "fd '%.32s' is not a descriptor number from 3 to %d",
+				 val, WAIT_FD_MAX);
+			return -EINVAL;
+		}
+		n->fd = (int)fd;
+		return 0;
+	}
 	if (!strcmp(key, "id") && val && *val && !n->id)
 		return set_str(&n->id, val, why, whylen);
 	if (!strcmp(key, "mac") && val && !n->has_mac) {
@@ -1251,12 +1264,13 @@ int cli_parse_net(const char *s, struct net_cfg *n, char *err, size_t errlen)
 	int r;
 
 	*n = (struct net_cfg){0};
-	r = parse_kv("--net", s, "tap=NAME[,mac=MAC][,id=NAME] or user[,mac=MAC][,id=NAME]",
+	r = parse_kv("--net", s, "tap=NAME[,mac=MAC][,id=NAME] or user[,mac=MAC][,id=NAME][,fd=N]",
 		     net_kv, n, err, errlen);
-	if (!r && !n->tap == !n->user) {
+	if (!r && (!n->tap == !n->user || (n->fd && !n->user))) {
 		snprintf(err, errlen, "--net %s: %s", s,
-			 n->user ? "tap=NAME and user are two kinds of interface: one of them"
-				 : "no tap=NAME (or user)");
+			 n->fd	   ? "fd=N is passt's socket, for user"
+			 : n->user ? "tap=NAME and user are two kinds of interface: one of them"
+				   : "no tap=NAME (or user)");
 		r = -EINVAL;
 	}
 	if (r) {

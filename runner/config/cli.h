@@ -39,6 +39,7 @@ struct drive_cfg {
 struct net_cfg {
 	char *tap;     /* host tap device name; NULL with user */
 	bool user;     /* user: passt, rootless (no tap) */
+	int fd;        /* user: passt's socket, inherited (flint-jail's); 0: flint starts it */
 	char *id;      /* for messages and stats; NULL: "net<N>" */
 	uint8_t mac[6];
 	bool has_mac;  /* offer VIRTIO_NET_F_MAC; else the guest picks one */

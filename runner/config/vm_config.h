@@ -144,6 +144,10 @@ struct vmc_net {
 	 * "user"), no tap. A host_dev_name given later (a restore's network
 	 * override) makes the interface a tap again. */
 	bool user;
+	/* A user interface's passt, started by flint-jail: its socket,
+	 * inherited (--net user,fd=N). Not saved in snapshots. 0: flint
+	 * starts passt. */
+	int fd;
 	bool has_guest_mac; /* else the guest picks one */
 	uint8_t guest_mac[6];
 	unsigned mtu; /* advertised with VIRTIO_NET_F_MTU; 0: none */

@@ -112,7 +112,7 @@ int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err,
 	}
 	for (unsigned i = 0; i < cfg->nnets; i++) {
 		const struct net_cfg *s = &cfg->nets[i];
-		struct vmc_net n = {.has_guest_mac = s->has_mac, .user = s->user};
+		struct vmc_net n = {.has_guest_mac = s->has_mac, .user = s->user, .fd = s->fd};
 		memcpy(n.guest_mac, s->mac, 6);
 		if (!(n.iface_id = dup_or_numbered(s->id, "net", i)) ||
 		    (s->tap && !(n.host_dev_name = strdup(s->tap)))) {

@@ -30,6 +30,7 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 					.prefix = VMC_USER_PREFIX,
 					.gateway = VMC_USER_GATEWAY,
 					.dns = VMC_USER_DNS},
+			       .user_fd = user ? n->fd : 0,
 			       .id = id,
 			       .mac = n->has_guest_mac ? n->guest_mac : NULL,
 			       .mtu = n->mtu,

@@ -17,7 +17,8 @@
  * Unix socket there ("bind=ok" or the error) before the walk, so the test
  * can find it from the host; given "--save-snapshot PATH" and "--save-mem
  * PATH", it writes a new file at each, as flint run would ("saved=ok" or
- * the error), for the test to collect from the jail's root. */
+ * the error), for the test to collect from the jail's root; given "--net
+ * user,fd=N" (flint-jail's passt), it checks passt answers on N. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -121,6 +123,64 @@ static void proc_view(void)
 		       sv.f_flag & ST_NOEXEC ? " noexec" : "");
 }
 
+/* Given "--net user,...,fd=N", as flint is by flint-jail: whether N is a
+ * Unix stream socket whose other end answers an ARP request for the
+ * gateway, as passt does ("netfd=N passt answers", or what is wrong). */
+static void net_fd(const char *spec)
+{
+	/* 10.0.2.15 asks who has 10.0.2.2, behind its 4-byte length. */
+	static const unsigned char req[4 + 42] = {
+	    0,	  0,	0,    42,   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2,    0, 0, 0, 0, 1,
+	    0x08, 0x06, 0,    1,    0x08, 0,	6,    4,    0,	  1,	2,    0, 0, 0, 0, 1,
+	    10,	  0,	2,    15,   0,	  0,	0,    0,    0,	  0,	10,   0, 2, 2};
+	const char *at = strstr(spec, "fd=");
+	int fd = at ? atoi(at + 3) : -1, type = 0, domain = 0;
+	socklen_t len = sizeof(int);
+	unsigned char buf[4 + 1600];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) {
+		printf("netfd=%d %m\n", fd);
+		return;
+	}
+	if (type != SOCK_STREAM || domain != AF_UNIX) {
+		printf("netfd=%d not a Unix stream socket\n", fd);
+		return;
+	}
+	struct timeval tv = {.tv_sec = 5};
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (write(fd, req, sizeof(req)) != (ssize_t)sizeof(req)) {
+		printf("netfd=%d write: %m\n", fd);
+		return;
+	}
+	/* Frames until the ARP reply (passt may send others first). */
+	for (int frames = 0; frames < 16; frames++) {
+		size_t got = 0, want = 4;
+		while (got < want) {
+			ssize_t n = read(fd, buf + got, want - got);
+			if (n <= 0) {
+				printf("netfd=%d read: %s\n", fd, n ? strerror(errno) : "end");
+				return;
+			}
+			got += n;
+			if (got == 4) {
+				want = 4 + ((size_t)buf[2] << 8 | buf[3]);
+				if (buf[0] || buf[1] || want > sizeof(buf)) {
+					printf("netfd=%d not a stream of frames\n", fd);
+					return;
+				}
+			}
+		}
+		if (want >= 4 + 42 && buf[4 + 12] == 0x08 && buf[4 + 13] == 0x06 &&
+		    buf[4 + 21] == 2) {
+			printf("netfd=%d passt answers\n", fd);
+			return;
+		}
+	}
+	printf("netfd=%d no ARP reply\n", fd);
+}
+
 /* Bind and listen on a Unix socket at path, as flint's API does. */
 static void bind_socket(const char *path)
 {
@@ -155,7 +215,8 @@ int main(int argc, char **argv)
 	gid_t rg, eg, sg;
 	struct rlimit nofile, fsize;
 	int status = 0, wait_stdin = 0, sleep_s = 0, bnd = 0, env = 0;
-	const char *api_sock = NULL, *save_state = NULL, *save_mem = NULL;
+	const char *api_sock = NULL, *save_state = NULL, *save_mem = NULL, *net[8];
+	int nnet = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "wait"))
@@ -170,6 +231,9 @@ int main(int argc, char **argv)
 			save_state = argv[i + 1];
 		else if (!strcmp(argv[i], "--save-mem") && i + 1 < argc)
 			save_mem = argv[i + 1];
+		else if (!strcmp(argv[i], "--net") && i + 1 < argc && strstr(argv[i + 1], "fd=") &&
+			 nnet < 8)
+			net[nnet++] = argv[i + 1];
 	}
 	getresuid(&r, &e, &s);
 	getresgid(&rg, &eg, &sg);
@@ -205,6 +269,8 @@ int main(int argc, char **argv)
 		save(save_state, "state\n");
 	if (save_mem)
 		save(save_mem, "memory\n");
+	for (int i = 0; i < nnet; i++)
+		net_fd(net[i]);
 	walk("/", 0);
 	proc_view();
 	printf("end\n");

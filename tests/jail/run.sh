@@ -910,5 +910,132 @@ else
 	rm -rf "$BASE"
 fi
 
+# --- --net user: passt started by the jailer outside the jail, its socket
+# passed to flint as fd=N (the probe checks passt answers an ARP request).
+# passts PARENT: the pids of the passts whose parent is PARENT.
+passts() {
+	for d in /proc/[0-9]*; do
+		[ "$(awk '/^PPid:/ {print $2}' "$d/status" 2>/dev/null)" = "$1" ] &&
+			grep -q passt "$d/comm" 2>/dev/null && echo "${d#/proc/}"
+	done
+}
+# gone PID...: each has ended (gone, or a zombie nobody reaps) within 5 s.
+gone() {
+	for _ in $(seq 50); do
+		live=
+		for p in "$@"; do
+			st=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)
+			[ -n "$st" ] && [ "$st" != Z ] && live="$live $p"
+		done
+		[ -z "$live" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+if ! command -v passt >/dev/null; then
+	skip net-user "passt is not installed"
+elif ! passt --version >/dev/null 2>&1; then
+	skip net-user "passt does not run here"
+else
+	mkfifo "$T/hold3"
+	: >"$OUT"
+	"$JAIL" --id netuser --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
+		--net user --net user,id=two -- wait >"$OUT" 2>"$ERR" <"$T/hold3" &
+	pid=$!
+	exec 8>"$T/hold3"
+	wait_end
+	ps=$(passts "$pid")
+	why=
+	has "arg=user,fd=3" "arg=user,id=two,fd=4" "fds=0 1 2 3 4 " "netfd=3 passt answers" \
+		"netfd=4 passt answers"
+	[ -z "$why" ] && [ "$(echo $ps | wc -w)" != 2 ] && why="passts '$ps' under flint $pid"
+	for p in $ps; do
+		[ -n "$why" ] && break
+		grep -qxF "Uid:	$U	$U	$U	$U" "/proc/$p/status" || why="passt $p not uid $U"
+		[ "$(readlink "/proc/$p/ns/net")" = "$(readlink /proc/self/ns/net)" ] ||
+			why="passt $p not in the host's network namespace"
+		[ "$(readlink "/proc/$p/ns/mnt")" = "$(readlink "/proc/$pid/ns/mnt")" ] &&
+			why="passt $p in the jail's mount namespace"
+		grep -q "^NoNewPrivs:	1" "/proc/$p/status" || why="passt $p may gain privileges"
+	done
+	exec 8>&-
+	wait $pid
+	# shellcheck disable=SC2086
+	[ -z "$why" ] && ! gone $ps && why="passt still running after flint"
+	[ -z "$why" ] && ok net-user-passt || bad net-user-passt "$why"
+
+	# The descriptors kept for flint come first; passt's is the next free.
+	jail --id netfd --exec-file "$PROBE" $ID -- $RUNARGS --status-fd 3 --net user -- true \
+		3>/dev/null
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && has "arg=--status-fd" "arg=3" "arg=user,fd=4" "fds=0 1 2 3 4 " \
+		"netfd=4 passt answers"
+	[ -z "$why" ] && ok net-user-after-kept-fds || bad net-user-after-kept-fds "$why"
+
+	# --daemonize from a group leader: the jailer's parent exits at once,
+	# passt lives on with flint (its socket), and ends with it.
+	setsid "$JAIL" --id netd --exec-file "$PROBE" $ID --daemonize -- \
+		--kernel "$T/files/vmlinux" --net user -- sleep 2 \
+		</dev/null >"$OUT" 2>"$ERR" || status=$?
+	why=
+	dpid=$(cat "$BASE/probe/netd/root/probe.pid" 2>/dev/null)
+	[ -z "$dpid" ] && why="no pid file"
+	sleep 0.5
+	dps=
+	for d in /proc/[0-9]*; do
+		grep -q passt "$d/comm" 2>/dev/null && grep -qxF "Uid:	$U	$U	$U	$U" \
+			"$d/status" 2>/dev/null && [ "$(awk '{print $3}' "$d/stat")" != Z ] &&
+			dps="$dps ${d#/proc/}"
+	done
+	[ -z "$why" ] && [ -z "$dps" ] && why="no passt while flint runs"
+	# shellcheck disable=SC2086
+	[ -z "$why" ] && ! { sleep 2 && gone $dps; } && why="passt outlived flint"
+	[ -z "$why" ] && ok net-user-daemonize || bad net-user-daemonize "$why"
+
+	# Refused: passt that cannot start (the launch leaves nothing, no
+	# passt); a config file's user interface.
+	rm -rf "$BASE"
+	FLINT_PASST=/nonexistent/passt jail --id netbad --exec-file "$PROBE" $ID -- \
+		--kernel "$T/files/vmlinux" --net user
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	[ -z "$why" ] && ! grep -q "^flint-jail: start passt: for --net user (interface net0)" \
+		"$ERR" && why="no 'start passt'"
+	[ -z "$why" ] && ! grep -q "FLINT_PASST=/nonexistent/passt" "$ERR" && why="passt not named"
+	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
+	[ -z "$why" ] && ok net-user-refused-no-passt || bad net-user-refused-no-passt "$why"
+	echo "{\"boot-source\": {\"kernel_image_path\": \"$T/files/vmlinux\"}, \"drives\": []," \
+		"\"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\"}]}" \
+		>"$T/user.json"
+	chmod 644 "$T/user.json"
+	jail --id netcfg --exec-file "$PROBE" $ID -- --config-file "$T/user.json" --no-api
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	want="interface 'eth0' is a user interface (passt), which flint in a jail cannot start"
+	[ -z "$why" ] && ! grep -qF "$want" "$ERR" && why="no '$want'"
+	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
+	[ -z "$why" ] && ok net-user-refused-config-file || bad net-user-refused-config-file "$why"
+
+	# The static flint takes the socket: the tiny guest boots with a user
+	# interface on it and exits 42.
+	if [ -c /dev/kvm ]; then
+		jail --id netvm --exec-file "$SFLINT" $ID -- --kernel "$T/tiny.elf" --mem 64M \
+			--net user
+		why=
+		if grep -q "kvm_pvm" "$ERR"; then
+			skip net-user-flint "flint saw kvm_pvm from inside the jail"
+		else
+			[ "$status" = 42 ] || why="status $status, expected the guest's 42"
+			[ -z "$why" ] && grep -q "passt\|net0:" "$ERR" && ! grep -q \
+				"^flint-jail: passt" "$ERR" && why="flint complained"
+			[ -z "$why" ] && grep "^flint: " "$ERR" | grep -q "passt\|net0" &&
+				why="flint: $(grep '^flint: ' "$ERR" | grep 'passt\|net0' | head -1)"
+			[ -z "$why" ] && ok net-user-flint || bad net-user-flint "$why"
+		fi
+	fi
+	rm -rf "$BASE"
+fi
+
 echo "$pass passed, $fail failed${skipped:+, $skipped skipped}"
 [ "$fail" = 0 ]

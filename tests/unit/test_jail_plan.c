@@ -44,6 +44,8 @@ static const struct {
      "{\"boot-source\": {\"kernel_image_path\": \"/img/vmlinux\"}, \"drives\": [], "
      "\"serial\": {\"serial_out_path\": \"/vmlinux\"}}"},
     /* A drive that names the config file itself. */
+    {"/cfg/user.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
+		       "\"network-interfaces\": [{\"iface_id\": \"up\", \"backend\": \"user\"}]}"},
     {"/cfg/self.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
 		       "[{\"drive_id\": \"data\", \"path_on_host\": \"/cfg/self.json\", "
 		       "\"is_root_device\": false}]}"},
@@ -296,6 +298,60 @@ Test(jail_plan, run_rootfs_given_may_be_built)
 				   "--image=/2-root.tar -- true");
 	cr_assert(p.files[2].image && p.files[2].rootfs, "--rootfs takes any file");
 	cr_assert(p.files[3].image && !p.files[3].rootfs, "--image must be an image");
+}
+
+/* --net user: a passt for the jailer to start per interface, its socket
+ * the lowest descriptor from 3 on that no kept one has, ",fd=N" after the
+ * interface's own argument; a user interface given fd=N keeps it. */
+Test(jail_plan, net_user_gets_a_passt)
+{
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--net", "user", "--net", "tap=t0", "--net=user,id=b",
+			   "--append", "--net user"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint --kernel /k --net user,fd=3 --net tap=t0 "
+				   "--net=user,id=b,fd=4 --append --net user");
+	cr_assert_eq(p.npasst, 2);
+	cr_assert_eq(p.passt[0].net, 0);
+	cr_assert_eq(p.passt[0].fd, 3);
+	cr_assert_eq(p.passt[1].net, 2);
+	cr_assert_eq(p.passt[1].fd, 4);
+	cr_assert_eq(p.nkeep, 0);
+	plan_free(&p);
+
+	cr_assert_eq(BUILD(&p, "run", "--status-fd", "3", "--net", "user,fd=5", "--net", "user", "--",
+			   "true"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --status-fd 3 "
+				   "--net user,fd=5 --net user,fd=4 -- true");
+	cr_assert_eq(p.nkeep, 2, "3 and 5 are kept");
+	cr_assert_eq(p.keep[1].fd, 5);
+	cr_assert_str_eq(p.keep[1].opt, "--net user,fd=");
+	cr_assert_eq(p.npasst, 1);
+	cr_assert_eq(p.passt[0].net, 1);
+	cr_assert_eq(p.passt[0].fd, 4);
+}
+
+/* flint in a jail cannot start passt: a config file's or a snapshot's
+ * user interface is refused (a snapshot's may be given a tap). */
+Test(jail_plan, user_interfaces_flint_would_start_are_refused)
+{
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/user.json", "--no-api"), -EOPNOTSUPP);
+	cr_assert_not_null(strstr(err, "config file /cfg/user.json: interface 'up' is a user "
+					"interface (passt)"),
+			   "%s", err);
+	plan_free(&p);
+	state_file("{\"boot-source\": {\"kernel_image_path\": \"/vmlinux\"}, \"drives\": [],"
+		   " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\"}]}");
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem"), -EOPNOTSUPP);
+	cr_assert_not_null(strstr(err, "the snapshot's interface 'eth0' is a user interface (passt)"
+				       ", which flint in a jail cannot start; give it a tap with "
+				       "--net-override eth0=TAP"),
+			   "%s", err);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--net-override",
+			   "eth0=tap3"),
+		     0, "%s", err);
+	cr_assert_eq(p.npasst, 0);
 }
 
 /* --restore (flint serve's restored VM): the state and memory files staged

@@ -698,6 +698,44 @@ Test(net_stream_dev, snapshot_with_writes_queued)
 	cr_assert_eq(fake_used_idx(&rings[TX]), 4, "none used twice");
 }
 
+/* --net user,fd=N: passt started by someone else (flint-jail), its socket
+ * inherited: net_create takes it over instead of starting passt, and
+ * frames flow on it; anything but a Unix stream socket is refused. */
+Test(net_stream_dev, an_inherited_passt_socket)
+{
+	struct net_params p = {.backend = NET_BACKEND_USER, .id = "net0", .mac = mac, .loop = loop};
+	int sv[2], pfd[2];
+
+	/* FLINT_PASST pointing nowhere: no passt is started. */
+	setenv("FLINT_PASST", "/nonexistent/passt", 1);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	peer = sv[1];
+	p.user_fd = sv[0];
+	cr_assert_eq(net_create(&n, &p), 0);
+	cr_assert(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+	cr_assert(fcntl(sv[0], F_GETFD) & FD_CLOEXEC);
+	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	offer_tx(TXB, 60, 7);
+	kick(TX);
+	run_tx_until(1);
+	cr_assert_eq(peer_frame(got, sizeof(got)), 60, "the frame reached passt's end");
+	cr_assert(filled(got, 60, 7));
+	net_destroy(n);
+	n = NULL;
+	cr_assert_lt(fcntl(sv[0], F_GETFD), 0, "the device owned it");
+
+	cr_assert_eq(pipe(pfd), 0);
+	p.user_fd = pfd[0];
+	cr_assert_eq(net_create(&n, &p), -ENOTSOCK);
+	cr_assert_null(n);
+	cr_assert_eq(fcntl(pfd[0], F_GETFD), 0, "left alone, and not made close-on-exec");
+	close(pfd[0]);
+	close(pfd[1]);
+	p.user_fd = 1000;
+	cr_assert_eq(net_create(&n, &p), -EBADF);
+	unsetenv("FLINT_PASST");
+}
+
 /* ---- passt --------------------------------------------------------------- */
 
 static const struct passt_net user = {
@@ -802,6 +840,49 @@ Test(passt, its_arguments)
 	cr_assert_not_null(strstr(line, "--dns-forward 10.0.2.3"), "%s", line);
 	if (geteuid() == 0)
 		cr_assert_not_null(strstr(line, "--runas 65534:65534"), "%s", line);
+	unlink(p);
+	unsetenv("FLINT_PASST");
+}
+
+static int hook_ran(void *ctx)
+{
+	return setenv("FLINT_TEST_HOOK", ctx, 1);
+}
+
+static int hook_fails(void *ctx)
+{
+	(void)ctx;
+	return -EPERM;
+}
+
+/* A launcher's hook (flint-jail's: the network namespace, the jail's
+ * user) runs in the child before passt; passt gets no --runas then, as the
+ * hook chose its ids; a hook that fails runs no passt. */
+Test(passt, a_launchers_hook)
+{
+	const char *p = fake_passt("echo \"$FLINT_TEST_HOOK $@\" >/tmp/flint-fake-passt-hook; "
+				   "exit 3");
+	struct passt_child c = {.setup = hook_ran, .ctx = "hooked"};
+	char line[512] = "";
+	int fd;
+	pid_t pid;
+	FILE *f;
+
+	unlink("/tmp/flint-fake-passt-hook");
+	cr_assert_lt(passt_start_as("eth0", &user, 5000, &c, &fd, &pid), 0);
+	cr_assert_not_null(f = fopen("/tmp/flint-fake-passt-hook", "r"));
+	cr_assert_not_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	unlink("/tmp/flint-fake-passt-hook");
+	cr_assert_eq(strncmp(line, "hooked ", 7), 0, "%s", line);
+	cr_assert_not_null(strstr(line, "--fd 3"), "%s", line);
+	cr_assert_null(strstr(line, "--runas"), "%s", line);
+	cr_assert_null(getenv("FLINT_TEST_HOOK"), "in the child only");
+
+	c.setup = hook_fails;
+	cr_assert_eq(passt_start_as("eth0", &user, 5000, &c, &fd, &pid), -ECONNREFUSED);
+	cr_assert_eq(fd, -1);
+	cr_assert_eq(access("/tmp/flint-fake-passt-hook", F_OK), -1, "passt never ran");
 	unlink(p);
 	unsetenv("FLINT_PASST");
 }

@@ -43,6 +43,49 @@ Test(net_user_cfg, the_option)
 	cr_assert_not_null(strstr(err, "one of them"), "%s", err);
 }
 
+/* user,fd=N: passt started by flint-jail, its socket inherited as fd N;
+ * a tap has none; the number is a descriptor's, 3 or more. It reaches the
+ * interface's configuration, and never the JSON a snapshot keeps. */
+Test(net_user_cfg, an_inherited_passt)
+{
+	struct net_cfg n;
+
+	cr_assert_eq(cli_parse_net("user,fd=5,id=up", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert(n.user);
+	cr_assert_eq(n.fd, 5);
+	free(n.id);
+	cr_assert_eq(cli_parse_net("fd=7,user", &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n.fd, 7);
+	static const char *const bad[] = {"user,fd=2", "user,fd=x", "user,fd=",	 "user,fd=-4",
+					  "user,fd=5,fd=6", "user,fd=3x", "tap=t0,fd=4", "fd=4"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(cli_parse_net(bad[i], &n, err, sizeof(err)), -EINVAL, "%s", bad[i]);
+		cr_assert_not_null(strstr(err, "--net"), "%s: %s", bad[i], err);
+		cr_assert(!n.user && !n.tap && !n.fd, "%s: nothing left", bad[i]);
+	}
+	cr_assert_eq(cli_parse_net("tap=t0,fd=4", &n, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "for user"), "%s", err);
+
+	struct config cfg = {
+	    .kernel = "/vmlinux",
+	    .mem = 128ULL << 20,
+	    .vcpus = 1,
+	    .nets = {{.user = true, .fd = 4}, {.user = true}},
+	    .nnets = 2,
+	};
+	struct vm_config c;
+	char *enc;
+
+	cr_assert_eq(vm_config_from_cli(&c, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.nets[0].fd, 4);
+	cr_assert_eq(c.nets[1].fd, 0, "flint starts its passt");
+	cr_assert_not_null(enc = config_json_encode(&c, false));
+	cr_assert_null(strstr(enc, "\"fd\""), "a snapshot keeps no descriptor: %s", enc);
+	free(enc);
+	vm_config_free(&c);
+}
+
 /* The first user interface's addresses reach the kernel as ip=, named by
  * its place (eth1 after a tap); a second user interface gets none. */
 Test(net_user_cfg, maps_with_the_guests_ip)

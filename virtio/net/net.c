@@ -1342,6 +1342,14 @@ int net_create(struct net **out, const struct net_params *p)
 	*out = NULL;
 	if (!p->loop || (p->backend == NET_BACKEND_TAP && !p->tap))
 		return -EINVAL;
+	if (p->backend == NET_BACKEND_USER && p->user_fd > 0) {
+		if ((err = passt_adopt(p->id ? p->id : "net", p->user_fd)) < 0)
+			return err;
+		if ((err = net_create_fd(out, p, p->user_fd)) < 0)
+			return err;
+		snprintf((*out)->peer, sizeof((*out)->peer), "passt (fd %d)", p->user_fd);
+		return 0;
+	}
 	if (p->backend == NET_BACKEND_USER) {
 		if ((err = passt_start(p->id ? p->id : "net", &p->user, PASST_TIMEOUT_MS, &fd,
 				       &pid)) < 0)

@@ -66,6 +66,10 @@ struct net_params {
 	const char *tap; /* TAP: host interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
 	/* USER: the addresses passt gives the guest (net_create starts it). */
 	struct passt_net user;
+	/* USER: passt's end of a socket pair, inherited and ready (--net
+	 * user,fd=N: flint-jail started passt); net_create then starts none.
+	 * 0: none. */
+	int user_fd;
 	const char *id;	    /* name for messages and stats ("net0") */
 	const uint8_t *mac; /* 6 bytes, offered with VIRTIO_NET_F_MAC; NULL for none */
 	/* The MTU the guest is told to use (VIRTIO_NET_F_MTU), 68 to 65535; 0:

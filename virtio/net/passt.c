@@ -155,13 +155,16 @@ static void print_output(const char *id, int errfd)
 			pr_err("%s: passt: %s", id, l);
 }
 
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void child(pid_t parent, int sock, int errfd, char *const *argv)
+/* In the child, between fork and exec: only async-signal-safe calls, but
+ * for c's hook (its caller is single-threaded). */
+static void child(pid_t parent, int sock, int errfd, char *const *argv,
+		  const struct passt_child *c)
 {
 	sigset_t none;
 	int s, e, null;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (!c->no_deathsig)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(126);
 	setpgid(0, 0);
@@ -169,6 +172,14 @@ static void child(pid_t parent, int sock, int errfd, char *const *argv)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
+	/* Before the descriptors move: the hook's own may be among 0-3. */
+	if (c->setup) {
+		if (c->setup(c->ctx) < 0)
+			_exit(126);
+		/* Set again: a change of ids clears it. */
+		if (!c->no_deathsig && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+			_exit(126);
+	}
 	/* Out of the way of 0-3 first, then into place (dup2 clears
 	 * close-on-exec); nothing else of flint's is inherited. */
 	if ((s = fcntl(sock, F_DUPFD, 10)) < 0 || (e = fcntl(errfd, F_DUPFD, 10)) < 0 ||
@@ -181,9 +192,41 @@ static void child(pid_t parent, int sock, int errfd, char *const *argv)
 	_exit(127);
 }
 
+int passt_adopt(const char *id, int fd)
+{
+	int domain = 0, type = 0, fl;
+	socklen_t len = sizeof(int);
+
+	if (fcntl(fd, F_GETFD) < 0) {
+		pr_err("%s: --net user,fd=%d: descriptor %d is not open", id, fd, fd);
+		return -EBADF;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
+		pr_err("%s: --net user,fd=%d: descriptor %d is not a Unix stream socket (passt's "
+		       "end of a socket pair)",
+		       id, fd, fd);
+		return -ENOTSOCK;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		int r = -errno;
+		pr_err("%s: --net user,fd=%d: %s", id, fd, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
 int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms, int *fd,
 		pid_t *pid)
 {
+	return passt_start_as(id, net, timeout_ms, NULL, fd, pid);
+}
+
+int passt_start_as(const char *id, const struct passt_net *net, unsigned timeout_ms,
+		   const struct passt_child *c, int *fd, pid_t *pid)
+{
+	static const struct passt_child plain;
 	char bin[PATH_MAX], prefix[12];
 	uint8_t probe[STREAM_PREFIX + ARP_LEN];
 	char *argv[] = {bin,
@@ -219,7 +262,9 @@ int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms
 	stream_put_len(probe, (uint32_t)plen);
 	/* As root, passt changes to nobody by name, which a host with no
 	 * passwd entry for it (the rig's L1) cannot look up: by number. */
-	if (geteuid() == 0) {
+	if (!c)
+		c = &plain;
+	if (geteuid() == 0 && !c->setup) {
 		argv[ARRAY_SIZE(argv) - 3] = "--runas";
 		argv[ARRAY_SIZE(argv) - 2] = "65534:65534";
 	}
@@ -238,7 +283,7 @@ int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms
 	}
 	*pid = fork();
 	if (*pid == 0)
-		child(parent, sv[1], errfd, argv);
+		child(parent, sv[1], errfd, argv, c);
 	if (*pid < 0) {
 		r = -errno;
 		pr_err("%s: passt: fork: %s", id, strerror(-r));

@@ -15,6 +15,7 @@
 #ifndef FLINT_PASST_H
 #define FLINT_PASST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -46,6 +47,32 @@ int passt_find(char *buf, size_t len) WARN_UNUSED;
  * naming passt (and what it printed). Returns 0 or -errno. */
 int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms, int *fd,
 		pid_t *pid) WARN_UNUSED;
+
+/* How passt_start_as runs passt, for a launcher (flint-jail) that starts
+ * it on flint's behalf. */
+struct passt_child {
+	/* Called in the child once passt's descriptors are in place, just
+	 * before exec (the caller is single-threaded: it may do more than
+	 * async-signal-safe calls): join a network namespace, drop to the
+	 * jail's user. 0, or -errno to give up (passt is not run). With it,
+	 * passt gets no --runas: the hook chose its ids. */
+	int (*setup)(void *ctx);
+	void *ctx;
+	/* No PR_SET_PDEATHSIG: the caller exits before flint does (flint-jail
+	 * --daemonize's parent); passt still ends with its socket. */
+	bool no_deathsig;
+};
+
+/* passt_start, with c's hook and choices (NULL: passt_start's). */
+int passt_start_as(const char *id, const struct passt_net *net, unsigned timeout_ms,
+		   const struct passt_child *c, int *fd, pid_t *pid) WARN_UNUSED;
+
+/* --net user,fd=N: take over fd, passt's end of a socket pair that
+ * whoever started passt (flint-jail) passed on, ready (its ARP probe
+ * answered, the stream at a frame's start). Checked to be a Unix stream
+ * socket, made non-blocking and close-on-exec. 0, or -errno with an error
+ * logged naming id and fd (which is then left alone). */
+int passt_adopt(const char *id, int fd) WARN_UNUSED;
 
 /* The ARP request passt_start sends (for tests): from the guest's address
  * to the gateway's, from a locally administered MAC, in buf (at least 42

@@ -19,6 +19,7 @@
 
 #include "core/cgroupfs.h"
 #include "err.h"
+#include "image/build.h"
 
 /* A directory of the jail's: never through a symlink. */
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -549,6 +550,36 @@ static int write_content(struct jail_fs *j, const struct plan_file *f)
 	return r;
 }
 
+/* flint run --scratch's disk: a new sparse file of size bytes at the
+ * jail's top level, made and formatted (mke2fs, as flint formats its own,
+ * image/build.h) while the jail is root's alone, through the held
+ * descriptor; uid:gid's, 0600, at the handover. In the jail, it goes with
+ * the jail. */
+static int make_scratch(struct jail_fs *j, const char *name, uint64_t size)
+{
+	const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	const struct image_builder b = {.run = image_run_cmd};
+	int fd = openat(root_fd(j), name, flags, 0600), i, r;
+	char path[PATH_MAX], dev[64], err[PATH_MAX + 256];
+
+	if (fd < 0)
+		return jail_fail("scratch disk", child_path(j, j->root, name, path, sizeof(path)),
+				 -errno);
+	if ((i = record(j, j->root, name, false, true, "scratch disk")) < 0) {
+		close(fd);
+		return i;
+	}
+	j->made[i].fd = fd;
+	if (ftruncate(fd, (off_t)size) < 0)
+		return jail_fail("scratch disk", j->made[i].path, -errno);
+	/* mke2fs, a child, reaches the file through this process's descriptor. */
+	snprintf(dev, sizeof(dev), "/proc/%d/fd/%d", (int)getpid(), fd);
+	if ((r = image_format_scratch(&b, dev, j->made[i].path, err, sizeof(err))) < 0)
+		return jail_failf(r, "scratch disk", NULL, "%s", err);
+	jail_test_pause("made %s", j->made[i].path);
+	return 0;
+}
+
 /* /dev/kvm, /dev/net/tun and /dev/urandom, root's 0600 until the handover.
  * Made from the host: the bind mount shows the same inodes, and the nodev
  * check in fs_create covers the jail's mount too (a bind mount keeps its
@@ -712,6 +743,8 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 		if ((r = make_output(j, &p->outputs[i])) < 0)
 			return r;
 	if (p->run_tmp && (r = make_dir(j, j->root, "tmp", 0700, true, "flint run /tmp", NULL)) < 0)
+		return r;
+	if (p->scratch && (r = make_scratch(j, p->scratch_name, p->scratch)) < 0)
 		return r;
 	if (pid_file && (r = make_pid_file(j, p->files[0].name)) < 0)
 		return r;

@@ -15,7 +15,7 @@
  *   is resolved with their permissions), checked on that descriptor, and
  *   linked or copied through it;
  * - the tenant's entries (device nodes, the sockets' directories,
- *   flint run's /tmp) and then the root are given to uid:gid last, with
+ *   flint run's /tmp and scratch disk) and then the root are given to uid:gid last, with
  *   fchown on held descriptors;
  * - a failure removes what was made by (held directory, name), never by
  *   path. */
@@ -79,7 +79,8 @@ const char *fs_root_path(const struct jail_fs *j);
  * with kvm, net/tun and urandom, /proc (root's, 0555) when the plan wants
  * one, the directories of the API socket, of
  * the vsock socket and of the log and metrics files (the log file itself,
- * empty, where the plan says so), flint run's /tmp, and, with pid_file,
+ * empty, where the plan says so), flint run's /tmp and --scratch disk
+ * (made and formatted here, root's until the handover), and, with pid_file,
  * create <exec name>.pid for fs_write_pid. The rewritten config file is
  * written, not staged. 0 or -errno (printed). */
 int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file) WARN_UNUSED;

@@ -32,6 +32,7 @@ enum field {
 	F_SAVE_SNAPSHOT,
 	F_SAVE_MEM,
 	F_IMAGE,
+	F_SCRATCH,
 	F_DRIVE0, /* F_DRIVE0 + k: the k-th --drive's path */
 	/* F_OVERRIDE0 + k: the PATH of the k-th --drive-override ID=PATH */
 	F_OVERRIDE0 = F_DRIVE0 + MAX_DRIVES,
@@ -115,6 +116,8 @@ static const char *field_value(const struct config *c, enum field f)
 		return c->save_mem;
 	case F_IMAGE:
 		return c->image;
+	case F_SCRATCH:
+		return c->scratch_file;
 	default:
 		break;
 	}
@@ -131,7 +134,7 @@ static const char *field_value(const struct config *c, enum field f)
  * "proc" is staged as "2-dev", "2-proc"). */
 static bool name_taken(const struct plan *p, const char *name)
 {
-	if (!strcmp(name, "dev") || !strcmp(name, "proc"))
+	if (!strcmp(name, "dev") || !strcmp(name, "proc") || !strcmp(name, p->scratch_name))
 		return true;
 	for (unsigned i = 0; i < p->nfiles; i++)
 		if (!strcmp(p->files[i].name, name))
@@ -367,6 +370,47 @@ static int edit_by_probe(struct rewrite *w, enum field f, const char *key, const
 		    f == F_VSOCK ? "--vsock" : "--drive");
 }
 
+/* flint run --scratch SIZE: the jailer makes the disk in the jail as
+ * scratch.ext4 (numbered when taken), and the option's value becomes its
+ * in-jail path: the element (or the part after "--opt=") that, set to a
+ * marker path, makes flint's parser read the marker as the scratch file. */
+static int plan_scratch(struct plan *p, struct rewrite *w, uint64_t size, char *err,
+			size_t errlen)
+{
+	static const char marker[] = "/flint-jail-probe";
+	char name[NAME_MAX + 1] = "scratch.ext4", jailed[PATH_MAX];
+
+	for (unsigned n = 2; name_taken(p, name); n++)
+		snprintf(name, sizeof(name), "%u-scratch.ext4", n);
+	for (int i = 1; i < w->end; i++) {
+		const char *eq = strchr(w->av[i], '=');
+		size_t off = !strncmp(w->av[i], "--", 2) && eq ? (size_t)(eq + 1 - w->av[i]) : 0;
+		char *s = NULL, *saved = w->av[i];
+		bool taken = false, hit;
+		for (unsigned e = 0; e < w->nedits; e++)
+			taken |= w->edits[e].i == i;
+		if (taken)
+			continue;
+		if (asprintf(&s, "%.*s%s", (int)off, saved, marker) < 0)
+			return nomem(err, errlen);
+		struct config t;
+		char why[64];
+		w->av[i] = s;
+		hit = cli_parse(w->n, w->av, &t, why, sizeof(why)) == CLI_RUN && t.scratch_file &&
+		      !strcmp(t.scratch_file, marker);
+		cli_config_free(&t);
+		w->av[i] = saved;
+		free(s);
+		if (!hit)
+			continue;
+		snprintf(jailed, sizeof(jailed), "/%s", name);
+		memcpy(p->scratch_name, name, sizeof(name));
+		p->scratch = size;
+		return add_edit(w, F_SCRATCH, i, off, strdup(jailed), jailed, err, errlen);
+	}
+	return fail(err, errlen, -EINVAL, "--scratch: not found in flint's arguments");
+}
+
 /* flint run's default kernel or root image: the first of h's places that
  * has it (as flint itself looks, runner/config/home.h), else beside the exec
  * file when no places are given; passed as `opt FILE` right after "run". */
@@ -435,6 +479,8 @@ static int from_cli(struct plan *p, struct rewrite *w, const struct config *cfg,
 	}
 	if (cfg->image && ((r = stage_image(p, cfg->image, false, jailed, err, errlen)) < 0 ||
 			   (r = edit_in_place(w, F_IMAGE, cfg->image, jailed, err, errlen)) < 0))
+		return r;
+	if (cfg->scratch && (r = plan_scratch(p, w, cfg->scratch, err, errlen)) < 0)
 		return r;
 	for (unsigned k = 0; k < cfg->ndrives; k++) {
 		const struct drive_cfg *d = &cfg->drives[k];
@@ -857,6 +903,10 @@ static int check_staged(const struct plan *p, const char *what, const char *path
 
 	if (!*path)
 		return 0;
+	if (p->scratch && strlen(p->scratch_name) == n && !memcmp(p->scratch_name, path + 1, n))
+		return fail(err, errlen, -EINVAL,
+			    "the %s %s: /%s is the scratch disk; give the %s a path of its own",
+			    what, path, p->scratch_name, what);
 	for (unsigned i = 0; i < p->nfiles; i++) {
 		const struct plan_file *f = &p->files[i];
 		if (strlen(f->name) != n || memcmp(f->name, path + 1, n) != 0)

@@ -30,6 +30,8 @@
  * - flint run's --image (and a --rootfs given) is staged read-only as a
  *   drive; one that is a directory or tar archive is first built by the
  *   jailer (jimage.h) and the ext4 image staged instead (plan_built);
+ * - flint run's --scratch SIZE is made by the jailer in the jail (flint
+ *   there has no mke2fs) and given to flint as --scratch /<name>;
  * - --save-snapshot and --save-mem are outputs, as --metrics-path;
  * - --control-fd, --wait-fd, --status-fd and --net user,fd= name
  *   descriptors to keep;
@@ -136,6 +138,12 @@ struct plan {
 	struct plan_output outputs[PLAN_MAX_OUTPUTS];
 	unsigned noutputs;
 	bool run_tmp; /* flint run makes its private socket directory in /tmp */
+	/* flint run --scratch SIZE: the scratch disk, a sparse ext4 file of
+	 * this many bytes the jailer makes at the jail's top level under
+	 * scratch_name (uid:gid's, 0600); flint gets --scratch /<name>, which
+	 * it uses and leaves: it goes with the jail. 0: none. */
+	uint64_t scratch;
+	char scratch_name[NAME_MAX + 1];
 	/* A procfs of processes only at /proc (subset=pid, hidepid=invisible):
 	 * a --restore's reset in place finds the pages its guest wrote in
 	 * /proc/self/pagemap (without it every page is dropped and faults

@@ -188,6 +188,13 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	if ((r = add_run_drive(cfg, path, true, dev, sizeof(dev))) < 0)
 		return r;
 	n = snprintf(args, len, " flint.image=%s", dev);
+	/* flint-jail's, made in the jail: it goes with the jail. */
+	if (cfg->scratch_file) {
+		if ((r = add_run_drive(cfg, cfg->scratch_file, false, dev, sizeof(dev))) < 0)
+			return r;
+		snprintf(args + n, len - (size_t)n, " flint.scratch=%s", dev);
+		return 0;
+	}
 	if (!cfg->scratch)
 		return 0;
 	snprintf(path, sizeof(path), "%s/scratch", cache);

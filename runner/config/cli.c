@@ -328,6 +328,9 @@ static int run_image_option(struct config *cfg, bool image, const char *val, cha
 			return -EINVAL;
 		}
 		cfg->image = val;
+	} else if (*val == '/') {
+		/* A scratch disk made by the caller (flint-jail), kept. */
+		cfg->scratch_file = val;
 	} else if (cli_parse_size(val, &cfg->scratch)) {
 		bad(err, errlen,
 		    "--scratch %.64s: expected a size such as 512M or 4G, at least 16M and a "
@@ -681,10 +684,10 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		return bad(err, errlen, "flint run: --wait-fd needs --restore FILE: only a "
 					"restored VM waits, paused, for its go");
 	}
-	if (cfg->scratch && !cfg->image)
+	if ((cfg->scratch || cfg->scratch_file) && !cfg->image)
 		return bad(err, errlen, "flint run: --scratch is the writable layer over --image's "
 					"userland: it needs --image PATH");
-	if (cfg->scratch && cfg->save_snapshot)
+	if ((cfg->scratch || cfg->scratch_file) && cfg->save_snapshot)
 		return bad(err, errlen, "flint run: --scratch and --save-snapshot cannot be "
 					"combined: the scratch disk is removed when flint ends");
 	if (cfg->guest_argc == 0 && !cfg->save_snapshot)

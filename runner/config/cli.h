@@ -158,6 +158,9 @@ struct config {
 	 * bytes (0: none) that flint makes and removes. */
 	const char *image; /* --image PATH */
 	uint64_t scratch;  /* --scratch SIZE */
+	/* --scratch FILE (absolute): an ext4 file the caller made (flint-jail,
+	 * in the jail) as the scratch disk; flint neither makes nor removes it. */
+	const char *scratch_file;
 	/* run: trees copied into the guest before the command and out of it
 	 * after (cmd/copy.h). */
 	struct copy_cfg copy_in[MAX_COPIES]; /* --copy-in HOST:GUEST */

@@ -347,10 +347,21 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	return r;
 }
 
+int image_format_scratch(const struct image_builder *b, const char *path, const char *name,
+			 char *err, size_t errlen)
+{
+	struct cmd c = {0};
+	const char *words[] = {"mke2fs", "-q", "-F", "-t",	     "ext4",
+			       "-m",	 "0",  "-O", "^has_journal", path};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		add(&c, words[i]);
+	return run(b, &c, -1, -1, name, err, errlen);
+}
+
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
 		       size_t outlen, char *err, size_t errlen)
 {
-	struct cmd c = {0};
 	int fd, r;
 
 	if ((r = make_dirs(dir, 0700)) < 0)
@@ -365,11 +376,7 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 		goto fail;
 	}
 	close_fd(&fd);
-	const char *words[] = {"mke2fs", "-q", "-F", "-t",	     "ext4",
-			       "-m",	 "0",  "-O", "^has_journal", out};
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		add(&c, words[i]);
-	if ((r = run(b, &c, -1, -1, out, err, errlen)) < 0)
+	if ((r = image_format_scratch(b, out, out, err, errlen)) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -58,4 +58,10 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
 		       size_t outlen, char *err, size_t errlen) WARN_UNUSED;
 
+/* Format the file at path (its size set) as image_make_scratch's disk:
+ * ext4, no journal, no reserved blocks. name is path for messages
+ * (flint-jail formats through /proc/PID/fd/N). 0 or -errno with err. */
+int image_format_scratch(const struct image_builder *b, const char *path, const char *name,
+			 char *err, size_t errlen) WARN_UNUSED;
+
 #endif

@@ -893,17 +893,43 @@ else
 			why="the cache changed: $(ls -A "$CACHE/images")"
 		[ -z "$why" ] && ok "image-refused-$name" || bad "image-refused-$name" "$why"
 	done
-	# The static flint takes the staged image as it is: it has no cache
-	# to build in, nor mke2fs (the tiny guest exits 42 without an agent).
+	# --scratch: made in the jail by the jailer (flint there has no
+	# mke2fs), sparse ext4 of the size asked, uid:gid's, 0600; flint gets
+	# its in-jail path. A launch failing later removes it with the rest.
+	jail --id img-scratch --exec-file "$PROBE" $ID -- $RUNARGS --image "$IMG/u.ext4" \
+		--scratch 64M -- true
+	S=$BASE/probe/img-scratch/root/scratch.ext4
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && has "arg=--scratch" "arg=/scratch.ext4" "file=/scratch.ext4 f $U:$U 600"
+	[ -z "$why" ] && [ "$(stat -c %s "$S")" != 67108864 ] && why="size $(stat -c %s "$S")"
+	[ -z "$why" ] && [ "$(stat -c %b "$S")" -ge 131072 ] && why="not sparse"
+	[ -z "$why" ] && ! dumpe2fs -h "$S" 2>/dev/null | grep -q "^Filesystem magic number" &&
+		why="not an ext4 file system"
+	[ -z "$why" ] && ok scratch-made-in-jail || bad scratch-made-in-jail "$why"
+	rm -rf "$BASE"
+	jail --id img-scratch-fail --exec-file "$PROBE" $ID --netns "$T/nonexistent" -- $RUNARGS \
+		--image "$IMG/u.ext4" --scratch 64M -- true
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	[ -z "$why" ] && ! grep -q "^flint-jail: open network namespace" "$ERR" && why="no netns error"
+	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
+	[ -z "$why" ] && ok scratch-removed-on-failure || bad scratch-removed-on-failure "$why"
+
+	# The static flint takes the staged image and scratch disk as they
+	# are: it has no cache to build in, nor mke2fs (the tiny guest exits
+	# 42 without an agent).
 	if [ -c /dev/kvm ]; then
 		FLINT_CACHE=$CACHE jail --id img-flint --exec-file "$SFLINT" $ID -- run \
-			--kernel "$T/tiny.elf" --rootfs "$IMG/u.ext4" --image "$IMG/tree" -- true
+			--kernel "$T/tiny.elf" --rootfs "$IMG/u.ext4" --image "$IMG/tree" \
+			--scratch 64M -- true
 		why=
 		if grep -q "kvm_pvm" "$ERR"; then
 			skip image-flint "flint saw kvm_pvm from inside the jail"
 		else
 			[ "$status" = 42 ] || why="status $status, expected the guest's 42"
-			[ -z "$why" ] && grep -q -- "--image" "$ERR" && why="flint refused the image"
+			[ -z "$why" ] && grep -q -- "--image\|--scratch" "$ERR" &&
+				why="flint refused: $(grep -- '--image\|--scratch' "$ERR" | head -1)"
 			[ -z "$why" ] && ok image-flint || bad image-flint "$why"
 		fi
 	fi

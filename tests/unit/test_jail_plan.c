@@ -270,7 +270,8 @@ Test(jail_plan, run_image_is_staged_and_rewritten)
 			   "path=/imgs/userland,ro", "--scratch", "64M", "--", "true"),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
-				   "/userland --drive path=/2-userland,ro --scratch 64M -- true");
+				   "/userland --drive path=/2-userland,ro --scratch /scratch.ext4 -- "
+				   "true");
 	cr_assert_eq(p.nfiles, 5);
 	cr_assert_str_eq(p.files[3].src, "/imgs/userland");
 	cr_assert_eq(p.files[3].access, PLAN_READ);
@@ -298,6 +299,35 @@ Test(jail_plan, run_rootfs_given_may_be_built)
 				   "--image=/2-root.tar -- true");
 	cr_assert(p.files[2].image && p.files[2].rootfs, "--rootfs takes any file");
 	cr_assert(p.files[3].image && !p.files[3].rootfs, "--image must be an image");
+}
+
+/* flint run --scratch SIZE: made by the jailer in the jail (flint there
+ * has no mke2fs), under a name of its own, and given to flint as a path. */
+Test(jail_plan, run_scratch_is_made_in_the_jail)
+{
+	cr_assert_eq(BUILD(&p, "run", "--image", "/i/u.ext4", "--scratch", "64M", "--drive",
+			   "path=/d/scratch.ext4", "--", "true"),
+		     0, "%s", err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
+				   "/u.ext4 --scratch /scratch.ext4 --drive path=/2-scratch.ext4 -- "
+				   "true");
+	cr_assert_eq(p.scratch, 64ULL << 20);
+	cr_assert_str_eq(p.scratch_name, "scratch.ext4");
+	plan_free(&p);
+
+	cr_assert_eq(BUILD(&p, "run", "--image=/i/scratch.ext4", "--scr=1G", "--", "true"), 0, "%s",
+		     err);
+	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 "
+				   "--image=/scratch.ext4 --scr=/2-scratch.ext4 -- true");
+	cr_assert_eq(p.scratch, 1ULL << 30);
+	plan_free(&p);
+
+	cr_assert_eq(BUILD(&p, "run", "--image", "/i/u.ext4", "--scratch", "64M", "--metrics-path",
+			   "/scratch.ext4", "--", "true"),
+		     -EINVAL);
+	cr_assert_not_null(strstr(err, "the metrics file /scratch.ext4: /scratch.ext4 is the "
+				       "scratch disk"),
+			   "%s", err);
 }
 
 /* --net user: a passt for the jailer to start per interface, its socket

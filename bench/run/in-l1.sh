@@ -18,12 +18,13 @@
 #           agent's ready connection, copy_session for the copies, the
 #           request, QEMU killed at the end)
 #   gvisor  runsc do -root DIR -cwd / CMD (the tree in and the result out
-#           as tar streams on its stdin and stdout), each platform that
-#           runs here (ptrace, kvm), or a line saying why none does
+#           as tar streams on its stdin and stdout), on each platform that
+#           runs here (ptrace interleaved with the others; kvm probed
+#           after them), or a line saying why it does not
 #   in-l1.sh RUNBENCH SRC-TAR [N] [RUNSC]
 # Environment: KERNEL, ROOTFS, FLINT as the rig sets them; QEMU_ACCEL
-# (default "-accel kvm -cpu host"); GVISOR_PLATFORMS (default
-# "ptrace kvm").
+# (default "-accel kvm -cpu host"); GVISOR_PLATFORMS (interleaved, default
+# "ptrace"), GVISOR_LATE (probed and run after the rest, default "kvm").
 set -u
 RB=$1
 SRCTAR=$2
@@ -31,7 +32,8 @@ N=${3:-20}
 RUNSC=${4:-$(command -v runsc || true)}
 MEM=128
 QEMU_ACCEL=${QEMU_ACCEL:--accel kvm -cpu host}
-GVISOR_PLATFORMS=${GVISOR_PLATFORMS:-ptrace kvm}
+GVISOR_PLATFORMS=${GVISOR_PLATFORMS-ptrace}
+GVISOR_LATE=${GVISOR_LATE-kvm}
 OUT=${RIG_OUT:-/tmp}/run-runs.txt
 DIR=$(cd "$(dirname "$0")" && pwd)
 
@@ -151,44 +153,54 @@ grep -qx agent-at-.flint "$D/qcheck" && grep -qx runbench-image "$D/qcheck" ||
 	{ cat "$D/qcheck" "$D/qlog"; die "QEMU's guest did not see the image and the agent"; }
 echo "QEMU's guest /proc/cmdline: $(head -n 1 "$D/qcheck")"
 
-# gVisor: runsc do on each platform asked for that runs here; the reasons
-# of those that do not are kept for the table.
+# probe_gvisor PLATFORM: whether runsc do runs here on it (then added to
+# $GV, with --ignore-cgroups in GVOPT_PLATFORM when it needs that), else a
+# line saying why, for the table, and the fatal lines of its logs.
 GV=
+probe_gvisor() {
+	p=$1
+	rs="$RUNSC --root=$D/runsc-$p --platform=$p --network=none"
+	# (not $CHECK: there is no flint root at /.flint here)
+	# shellcheck disable=SC2086 # rs is words
+	if out=$(timeout 90 $rs "do" -root "$U" -cwd / cat /etc/marker </dev/null 2>"$D/gerr") &&
+		echo "$out" | grep -qx runbench-image; then
+		GV="$GV $p"
+		echo "gvisor-$p: runs"
+		return 0
+	fi
+	# Once more with --ignore-cgroups: L1 mounts no cgroup controller.
+	# shellcheck disable=SC2086
+	if out=$(timeout 90 $rs --ignore-cgroups "do" -root "$U" -cwd / cat /etc/marker \
+		</dev/null 2>"$D/gerr2") && echo "$out" | grep -qx runbench-image; then
+		GV="$GV $p"
+		eval "GVOPT_$p=--ignore-cgroups"
+		echo "gvisor-$p: runs with --ignore-cgroups (without: $(tail -n 1 "$D/gerr"))"
+		return 0
+	fi
+	# Its logs, once more with --debug: runsc's own error, the sandbox's
+	# fatal lines.
+	# shellcheck disable=SC2086
+	timeout 90 $rs --ignore-cgroups --debug --debug-log="$D/rlog-$p/" "do" -root "$U" -cwd / true \
+		</dev/null >/dev/null 2>&1
+	why=$(cat "$D/rlog-$p"/*do* 2>/dev/null | sed -n 's/.*FATAL ERROR: //p' | head -n 1)
+	[ -n "$why" ] || why=$(grep . "$D/gerr2" | tail -n 2 | tr '\n' ' ')
+	why=$(echo "${why:-nothing on stderr}" | cut -c1-300)
+	fatal=$(cat "$D/rlog-$p"/*boot* 2>/dev/null | grep -m 1 -E 'fatal error|panic:')
+	echo "gvisor: $p does not run in the rig: $why${fatal:+ (the sandbox: $fatal)}" | tee -a "$OUT"
+	for l in "$D/rlog-$p"/*; do
+		echo "  $(basename "$l"):"
+		grep -E -m 6 -A 2 'FATAL|fatal error|^\[signal|^signal|panic:|unexpected' "$l" |
+			cut -c1-240 | sed 's/^/    /'
+	done
+	return 1
+}
 if [ -z "$RUNSC" ] || [ ! -x "$RUNSC" ]; then
 	echo "gvisor: not run: no runsc here" | tee -a "$OUT"
+	GVISOR_PLATFORMS=
+	GVISOR_LATE=
 else
 	echo "runsc: $("$RUNSC" --version 2>&1 | head -n 1)"
-	for p in $GVISOR_PLATFORMS; do
-		rs="$RUNSC --root=$D/runsc-$p --platform=$p --network=none"
-		# (not $CHECK: there is no flint root at /.flint here)
-		# shellcheck disable=SC2086 # rs is words
-		if out=$(timeout 90 $rs "do" -root "$U" -cwd / cat /etc/marker </dev/null 2>"$D/gerr") &&
-			echo "$out" | grep -qx runbench-image; then
-			GV="$GV $p"
-			echo "gvisor-$p: runs ($(echo "$out" | head -n 1))"
-			continue
-		fi
-		# Once more with --ignore-cgroups: L1 may lack a controller.
-		# shellcheck disable=SC2086
-		if out=$(timeout 90 $rs --ignore-cgroups "do" -root "$U" -cwd / cat /etc/marker \
-			</dev/null 2>"$D/gerr2") && echo "$out" | grep -qx runbench-image; then
-			GV="$GV $p"
-			eval "GVOPT_$p=--ignore-cgroups"
-			echo "gvisor-$p: runs with --ignore-cgroups (without: $(tail -n 1 "$D/gerr"))"
-			continue
-		fi
-		why=$(grep . "$D/gerr2" | tail -n 2 | tr '\n' ' ' | cut -c1-300)
-		echo "gvisor: $p does not run in the rig: ${why:-nothing on stderr}" | tee -a "$OUT"
-		# Its logs, once more with --debug: the boot (sandbox) log's end.
-		# shellcheck disable=SC2086
-		timeout 90 $rs --ignore-cgroups --debug --debug-log="$D/rlog-$p/" "do" -root "$U" -cwd / true \
-			</dev/null >/dev/null 2>&1
-		for l in "$D/rlog-$p"/*; do
-			echo "  $(basename "$l"):"
-			grep -E -m 6 -A 2 'FATAL|fatal error|^\[signal|^signal|panic:|unexpected' "$l" |
-				cut -c1-240 | sed 's/^/    /'
-		done
-	done
+	for p in $GVISOR_PLATFORMS; do probe_gvisor "$p"; done
 fi
 
 ok_all=1
@@ -224,7 +236,7 @@ flint_run() {
 			--image "$U" --timings --copy-in "$SRC:/work" --copy-out "/tmp/out:$D/res" \
 			-- sh -c "$JOB")
 	fi
-	t=$(sed -n 's/.*launch to agent ready \([0-9.]*\) ms, command \([0-9.]*\) ms.*/ready_ms=\1 cmd_ms=\2/p' "$D/ferr")
+	t=$(sed -n 's/.*launch to init \([0-9.]*\) ms, launch to agent ready \([0-9.]*\) ms, command \([0-9.]*\) ms.*/init_ms=\1 ready_ms=\2 cmd_ms=\3/p' "$D/ferr")
 	ok=0
 	case $line in *" status=0") ok=1 ;; esac
 	[ "$1" = job ] && [ "$ok" = 1 ] && ok=$(check_sums "$D/res/sums")
@@ -288,6 +300,18 @@ i=1
 while [ $i -le "$N" ]; do
 	iteration $i
 	i=$((i + 1))
+done
+# The late platforms (KVM, nested once more inside L1's KVM) are probed
+# only now: their failure must not disturb the runs above. One that runs
+# gets its N runs here, after the others, not interleaved.
+for p in $GVISOR_LATE; do
+	GV=
+	probe_gvisor "$p" || continue
+	i=0
+	while [ $i -le "$N" ]; do
+		for job in true job; do gvisor_run "$p" $job $i; done
+		i=$((i + 1))
+	done
 done
 [ "$(sha256sum "$IMG" | cut -d' ' -f1)" = "$IMGSUM" ] || { echo "bench: the image changed"; ok_all=0; }
 awk -f "$DIR/summarize.awk" "$OUT"

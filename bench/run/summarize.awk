@@ -5,7 +5,8 @@
 # flint against QEMU, and the ratios the benchmark has a target for
 # (flint end to end <= 0.5x QEMU's).
 #   awk -f summarize.awk RUNS-FILE
-# Phases: ready = launch to the agent's connection; cmd = the request to
+# Phases: ready = launch to the agent's connection (flint's also split at
+# init's boot marker, which QEMU ignores); cmd = the request to
 # the command's status; rest = everything after the agent was ready but
 # the command (the copies and the VM's end): total - ready - cmd, for both.
 # QEMU's rest is split as copyin, copyout and stop by runbench; flint's
@@ -33,6 +34,10 @@ $1 == "res" {
 		v[w, j, "cmd", k] = f["cmd_ms"]
 		v[w, j, "rest", k] = f["total_ms"] - f["ready_ms"] - f["cmd_ms"]
 		has[w, j, "ready"] = has[w, j, "cmd"] = has[w, j, "rest"] = 1
+	}
+	if ("init_ms" in f) {
+		v[w, j, "init", k] = f["init_ms"]
+		has[w, j, "init"] = 1
 	}
 	if ("copyin_ms" in f) {
 		v[w, j, "copyin", k] = f["copyin_ms"]
@@ -75,6 +80,7 @@ function three(w, j, m) {
 
 END {
 	label["true"] = "`true`"; label["job"] = "job (copy in, sha256sum, copy out)"
+	plabel["init"] = "  launch to init (flint's marker)"
 	plabel["ready"] = "launch to agent ready"; plabel["cmd"] = "command"
 	plabel["rest"] = "copies and the end (rest)"; plabel["copyin"] = "  copy-in"
 	plabel["copyout"] = "  copy-out"; plabel["stop"] = "  end (VMM killed, reaped)"
@@ -96,10 +102,10 @@ END {
 	print "\nPhases, p50 (p90, min) ms:\n"
 	print "| job | phase | flint | qemu | flint / qemu, p50 |"
 	print "| --- | --- | --- | --- | --- |"
-	split("ready cmd rest copyin copyout stop", ph, " ")
+	split("ready init cmd rest copyin copyout stop", ph, " ")
 	for (a = 1; a <= nj; a++) {
 		j = jobs[a]
-		for (b = 1; b <= 6; b++) {
+		for (b = 1; b <= 7; b++) {
 			m = ph[b]
 			if (!has["qemu", j, m] && !has["flint", j, m]) continue
 			if (j == "true" && (m == "copyin" || m == "copyout")) continue

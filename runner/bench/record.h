@@ -1,0 +1,74 @@
+/* `flint bench`'s data: what one run of one VMM measured (a record), and
+ * the runs of a whole bench (a set). Filled by the runners (flint's phase
+ * events, a peer's console marker), read by the statistics and the
+ * reports. A plain value type: no pointers into anything, so a record can
+ * be copied, kept in an array and compared in tests.
+ *
+ * Times are microseconds from the launch: the moment the bench forked the
+ * VMM's process. A phase the run did not reach, or that a VMM does not
+ * report, is BENCH_NONE; a count the run could not read is BENCH_NONE too
+ * (a missing figure is never a 0). */
+#ifndef FLINT_BENCH_RECORD_H
+#define FLINT_BENCH_RECORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BENCH_NONE UINT64_MAX
+
+/* The phases, in the order a boot goes through them. A restore's phases
+ * come after a boot's: a run has either kind, never both. */
+enum bench_phase {
+	BP_PROCESS,	/* the VMM's process is running its own code (flint: main) */
+	BP_VM_CREATED,	/* KVM_CREATE_VM returned */
+	BP_VCPUS_STARTED, /* the first KVM_RUN of every vCPU */
+	BP_KERNEL_ENTRY,  /* the guest's first exit (the kernel runs) */
+	BP_INIT,	  /* the boot timer: the guest's init wrote it */
+	BP_AGENT_READY,	  /* the agent said it was ready */
+	BP_FIRST_OUTPUT,  /* the first command's first output (or the marker) */
+	BP_STATE_READ,	  /* restore: the snapshot's state file read */
+	BP_MEMORY_MAPPED, /* restore: guest memory mapped (file or uffd) */
+	BP_RESUMED,	  /* restore: the vCPUs run again */
+	BP_FIRST_RESPONSE, /* restore: the first answer of the restored guest */
+	BP_EXIT,	  /* the VMM's process was reaped */
+	BP_COUNT
+};
+
+/* KVM's exit counters (its binary statistics, per VM summed over vCPUs),
+ * by the names KVM gives them. */
+enum bench_exit {
+	BE_TOTAL,  /* "exits" */
+	BE_IO,	   /* "io_exits" */
+	BE_MMIO,   /* "mmio_exits" */
+	BE_HALT,   /* "halt_exits" */
+	BE_IRQ,	   /* "irq_exits" */
+	BE_IRQ_WINDOW, /* "irq_window_exits" */
+	BE_SIGNAL, /* "signal_exits" */
+	BE_INSN_EMULATION, /* "insn_emulation" */
+	BE_PF_TAKEN, /* "pf_taken" */
+	BE_COUNT
+};
+
+/* One run. vmm names the VMM ("flint", "qemu", "firecracker", "lkvm");
+ * ok is false when the run failed (why says how: a missing marker, a
+ * timeout, the VMM's status), and its figures then count for nothing. */
+struct bench_record {
+	char vmm[32];
+	bool ok;
+	char why[128];
+	uint64_t phase_us[BP_COUNT];
+	uint64_t exits[BE_COUNT];  /* at BP_FIRST_OUTPUT (or the run's end) */
+	uint64_t rss_overhead_kib; /* the VMM's RSS outside guest RAM */
+	uint64_t guest_touched_kib; /* guest RAM resident */
+	uint64_t minor_faults, major_faults; /* the VMM process's */
+};
+
+/* The phase's and the exit counter's names, as the reports print them
+ * ("launch-to-init", "io_exits"...). */
+const char *bench_phase_name(enum bench_phase p);
+const char *bench_exit_name(enum bench_exit e);
+
+/* An empty record of vmm: every figure BENCH_NONE, ok false. */
+void bench_record_init(struct bench_record *r, const char *vmm);
+
+#endif

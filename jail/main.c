@@ -213,11 +213,10 @@ static int start_passts(const struct plan *p, int netns_fd, bool spawned)
 				      .dns = VMC_USER_DNS};
 	const struct passt_child c = {
 	    .setup = passt_setup, .ctx = &netns_fd, .no_deathsig = opts.daemonize && spawned};
-	char id[16];
 	int fd, r;
 
 	for (unsigned i = 0; i < p->npasst; i++) {
-		snprintf(id, sizeof(id), "net%u", p->passt[i].net);
+		const char *id = p->passt[i].id;
 		if ((r = passt_start_as(id, &net, JAIL_PASST_TIMEOUT_MS, &c, &fd, &passt_pids[i])) <
 		    0)
 			return jail_failf(r, "start passt", NULL,

@@ -1,6 +1,7 @@
 #include "plan.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -508,6 +509,64 @@ static int replace(char **s, const char *jailed, char *err, size_t errlen)
 	return 0;
 }
 
+static bool fd_taken(const struct plan *p, int fd);
+
+/* The descriptor for a passt's socket: the lowest from 3 on that no kept
+ * one and no other passt has. */
+static int next_fd(const struct plan *p)
+{
+	int fd = 3;
+
+	while (fd_taken(p, fd))
+		fd++;
+	return fd;
+}
+
+/* The config file's copy with "fd": N on each user interface c has one for
+ * (given, or the jailer's passt's): config_json_encode writes no "fd", as
+ * a snapshot keeps none. */
+static int set_net_fds(const struct vm_config *c, char **content, char *err, size_t errlen)
+{
+	json_t *root, *nets;
+	bool any = false;
+	char *out;
+
+	for (unsigned k = 0; k < c->nnets; k++)
+		any |= c->nets[k].fd != 0;
+	if (!any)
+		return 0;
+	if (!(root = json_loads(*content, 0, NULL)))
+		return fail(err, errlen, -EINVAL, "the config file's copy: not JSON");
+	nets = json_object_get(root, "network-interfaces");
+	for (unsigned k = 0; k < c->nnets; k++) {
+		if (!c->nets[k].fd)
+			continue;
+		json_t *n = NULL;
+		for (size_t i = 0; i < json_array_size(nets) && !n; i++) {
+			const char *id =
+			    json_string_value(json_object_get(json_array_get(nets, i), "iface_id"));
+			if (id && !strcmp(id, c->nets[k].iface_id))
+				n = json_array_get(nets, i);
+		}
+		if (!n) {
+			json_decref(root);
+			return fail(err, errlen, -EINVAL, "the config file's copy lacks interface %s",
+				    c->nets[k].iface_id);
+		}
+		if (json_object_set_new(n, "fd", json_integer(c->nets[k].fd)) < 0) {
+			json_decref(root);
+			return nomem(err, errlen);
+		}
+	}
+	out = json_dumps(root, JSON_INDENT(2));
+	json_decref(root);
+	if (!out)
+		return nomem(err, errlen);
+	free(*content);
+	*content = out;
+	return 0;
+}
+
 /* The machine in the config file: read as the jail's user, its files
  * staged, and a copy with the in-jail paths (config_json_encode) written
  * into the jail for flint. Firecracker's jailer leaves a config file alone,
@@ -531,15 +590,28 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 		return r == -ENOMEM ? nomem(err, errlen)
 				    : fail(err, errlen, r, "config file %s: %s", path, why);
 	p->mem = c.machine.mem_size_mib << 20;
-	for (unsigned k = 0; k < c.nnets; k++)
-		if (c.nets[k].user) {
-			r = fail(err, errlen, -EOPNOTSUPP,
-				 "config file %s: interface '%s' is a user interface (passt), which "
-				 "flint in a jail cannot start; flint-jail starts passt for --net "
-				 "user on flint's command line",
-				 path, c.nets[k].iface_id);
+	/* A user interface: its "fd" kept (all of them first), or a passt the
+	 * jailer starts. */
+	for (unsigned k = 0; k < c.nnets; k++) {
+		if (!c.nets[k].fd)
+			continue;
+		if (p->nkeep == PLAN_MAX_KEEP) {
+			r = fail(err, errlen, -EINVAL, "more than %d descriptors to keep",
+				 PLAN_MAX_KEEP);
 			goto out;
 		}
+		p->keep[p->nkeep++] =
+		    (struct plan_fd){.fd = c.nets[k].fd, .opt = "the config file's fd"};
+	}
+	for (unsigned k = 0; k < c.nnets; k++) {
+		if (!c.nets[k].user || c.nets[k].fd)
+			continue;
+		struct plan_passt *ps = &p->passt[p->npasst];
+		*ps = (struct plan_passt){.net = k, .fd = next_fd(p)};
+		snprintf(ps->id, sizeof(ps->id), "%s", c.nets[k].iface_id);
+		p->npasst++;
+		c.nets[k].fd = ps->fd;
+	}
 	/* The copy first: the files it names are numbered after it. */
 	if ((r = cf = add_file(p, path, PLAN_READ, true, err, errlen)) < 0)
 		goto out;
@@ -586,6 +658,8 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 			 path);
 		goto out;
 	}
+	if ((r = set_net_fds(&c, &p->files[cf].content, err, errlen)) < 0)
+		goto out;
 	snprintf(jailed, sizeof(jailed), "/%s", p->files[cf].name);
 	r = edit_in_place(w, F_CONFIG, path, jailed, err, errlen);
 out:
@@ -777,9 +851,7 @@ static int plan_passts(struct plan *p, struct rewrite *w, const struct config *c
 	for (unsigned k = 0; k < cfg->nnets; k++) {
 		if (!cfg->nets[k].user || cfg->nets[k].fd)
 			continue;
-		int fd = 3, at = -1;
-		while (fd_taken(p, fd))
-			fd++;
+		int fd = next_fd(p), at = -1;
 		for (int i = 1; i < w->end && at < 0; i++) {
 			bool taken = false;
 			for (unsigned e = 0; e < w->nedits; e++)
@@ -805,7 +877,12 @@ static int plan_passts(struct plan *p, struct rewrite *w, const struct config *c
 		if ((r = add_edit(w, F_NET0 + k, at, strlen(w->av[at]), strdup(val), val, err,
 				  errlen)) < 0)
 			return r;
-		p->passt[p->npasst++] = (struct plan_passt){.net = k, .fd = fd};
+		struct plan_passt *ps = &p->passt[p->npasst++];
+		*ps = (struct plan_passt){.net = k, .fd = fd};
+		if (cfg->nets[k].id)
+			snprintf(ps->id, sizeof(ps->id), "%s", cfg->nets[k].id);
+		else
+			snprintf(ps->id, sizeof(ps->id), "net%u", k);
 	}
 	return 0;
 }
@@ -972,7 +1049,8 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 		goto out;
 	}
 	w.end = cfg.guest_argv - w.av;
-	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0)
+	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0 ||
+	    (r = keep_fds(p, &cfg, err, errlen)) < 0)
 		goto out;
 	if (cfg.config_file)
 		r = from_file(p, &w, cfg.config_file, read, ctx, err, errlen);
@@ -980,8 +1058,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 		r = from_restore(p, &w, &cfg, read, ctx, err, errlen);
 	else if (cfg.kernel || cfg.run)
 		r = from_cli(p, &w, &cfg, h, exec_file, err, errlen);
-	if (r < 0 || (r = keep_fds(p, &cfg, err, errlen)) < 0 ||
-	    (r = plan_passts(p, &w, &cfg, err, errlen)) < 0)
+	if (r < 0 || (r = plan_passts(p, &w, &cfg, err, errlen)) < 0)
 		goto out;
 	/* flint run --save-snapshot: both written by flint in the jail, for
 	 * the caller to collect from its root once flint has exited. */

@@ -36,8 +36,10 @@
  * - --control-fd, --wait-fd, --status-fd and --net user,fd= name
  *   descriptors to keep;
  * - each --net user without fd= gets a passt the jailer starts outside the
- *   jail (plan.passt), its socket passed as fd=N; a config file's or a
- *   snapshot's user interface is refused (flint could not start passt);
+ *   jail (plan.passt), its socket passed as fd=N, and so does each of a
+ *   config file's user interfaces ("fd": N in the copy); a snapshot's user
+ *   interface is refused (flint could not start passt) unless
+ *   --net-override makes it a tap;
  * - a --restore gets a /proc restricted to processes (plan.proc): its reset
  *   in place and its loading set read /proc/self/pagemap.
  * The rewritten arguments are parsed again and must give the same machine
@@ -110,8 +112,9 @@ struct plan_fd {
  * namespace and mount namespace) and passes to flint as fd: its argument
  * becomes user,...,fd=N. */
 struct plan_passt {
-	unsigned net; /* the interface: flint's --net, counted from 0 */
+	unsigned net; /* the interface: flint's --net (or the config file's), from 0 */
 	int fd;	      /* the descriptor flint gets (its number reserved early) */
+	char id[65];  /* the interface's id, as flint names it: for messages */
 };
 
 /* A file flint writes, at a path inside the jail. */

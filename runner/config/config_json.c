@@ -196,9 +196,11 @@ static int parse_mac(const char *s, uint8_t mac[6])
 static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
 {
 	static const char *const keys[] = {"iface_id",	      "host_dev_name",	 "guest_mac", "mtu",
-					   "rx_rate_limiter", "tx_rate_limiter", "backend",   NULL};
+					   "rx_rate_limiter", "tx_rate_limiter", "backend",   "fd",
+					   NULL};
 	char *mac = NULL, *backend = NULL;
-	uint64_t mtu = 0;
+	uint64_t mtu = 0, fd = 0;
+	bool has_fd = false;
 	int r;
 
 	/* flint's "backend": "tap" (Firecracker's, the default) or "user"
@@ -212,6 +214,17 @@ static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
 		goto out;
 	}
 	n->user = backend && !strcmp(backend, "user");
+	/* flint's "fd" (read, never written: a snapshot keeps none): a user
+	 * interface's passt started by flint-jail, its socket inherited, as
+	 * --net user,fd=N. */
+	if ((r = jfield_uint(p, o, "fd", false, 3, 1048575, &fd, &has_fd)) < 0)
+		goto out;
+	if (has_fd && !n->user) {
+		r = jfield_err(p, "fd", "passt's socket is for a user interface (\"backend\": "
+					"\"user\")");
+		goto out;
+	}
+	n->fd = (int)fd;
 	if ((r = jfield_str(p, o, "host_dev_name", !n->user, &n->host_dev_name)) < 0 ||
 	    (r = jfield_str(p, o, "guest_mac", false, &mac)) < 0 ||
 	    (r = jfield_uint(p, o, "mtu", false, VMC_MIN_MTU, VMC_MAX_MTU, &mtu, NULL)) < 0 ||
@@ -435,6 +448,10 @@ int config_json_net(const char *path_id, const char *body, size_t len, struct vm
 		return -EINVAL;
 	if ((r = parse_net(&p, o, n)) == 0)
 		r = same_id(&p, "iface_id", path_id, n->iface_id);
+	/* A descriptor is flint's from its start, never the API's to name. */
+	if (r == 0 && n->fd)
+		r = jfield_err(&p, "fd", "not through the API: passt's socket is given to flint "
+					 "at its start (--net user,fd=N, a config file's \"fd\")");
 	if (r < 0)
 		vmc_net_free(n);
 	json_decref(o);

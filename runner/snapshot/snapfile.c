@@ -374,6 +374,9 @@ static int decode(struct snap *out, char *err, size_t errlen)
 	ret = config_json_parse_file((const char *)json, json_len, &out->config, why, sizeof(why));
 	if (ret < 0)
 		return err_set(err, errlen, ret, "vm_config: %s", why);
+	/* A descriptor of the saving flint's means nothing here. */
+	for (unsigned i = 0; i < out->config.nnets; i++)
+		out->config.nets[i].fd = 0;
 	return 0;
 }
 

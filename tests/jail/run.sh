@@ -1020,7 +1020,7 @@ else
 	[ -z "$why" ] && ok net-user-daemonize || bad net-user-daemonize "$why"
 
 	# Refused: passt that cannot start (the launch leaves nothing, no
-	# passt); a config file's user interface.
+	# passt).
 	rm -rf "$BASE"
 	FLINT_PASST=/nonexistent/passt jail --id netbad --exec-file "$PROBE" $ID -- \
 		--kernel "$T/files/vmlinux" --net user
@@ -1031,17 +1031,20 @@ else
 	[ -z "$why" ] && ! grep -q "FLINT_PASST=/nonexistent/passt" "$ERR" && why="passt not named"
 	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
 	[ -z "$why" ] && ok net-user-refused-no-passt || bad net-user-refused-no-passt "$why"
+	# A config file's user interface gets a passt too: "fd": N in its copy.
 	echo "{\"boot-source\": {\"kernel_image_path\": \"$T/files/vmlinux\"}, \"drives\": []," \
 		"\"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\"}]}" \
 		>"$T/user.json"
 	chmod 644 "$T/user.json"
 	jail --id netcfg --exec-file "$PROBE" $ID -- --config-file "$T/user.json" --no-api
 	why=
-	[ "$status" = 125 ] || why="status $status"
-	want="interface 'eth0' is a user interface (passt), which flint in a jail cannot start"
-	[ -z "$why" ] && ! grep -qF "$want" "$ERR" && why="no '$want'"
-	[ -z "$why" ] && [ -n "$(left)" ] && why="left $(left)"
-	[ -z "$why" ] && ok net-user-refused-config-file || bad net-user-refused-config-file "$why"
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && has "arg=/user.json" "fds=0 1 2 3 "
+	[ -z "$why" ] && ! grep -q '"fd": 3' "$BASE/probe/netcfg/root/user.json" &&
+		why="the copy has no \"fd\": 3: $(tr -d '\n' <"$BASE/probe/netcfg/root/user.json")"
+	[ -z "$why" ] && ! grep -q "^flint-jail: passt (pid [0-9]*) for --net user (interface eth0)" \
+		"$ERR" && why="no passt for eth0"
+	[ -z "$why" ] && ok net-user-config-file || bad net-user-config-file "$why"
 
 	# The static flint takes the socket: the tiny guest boots with a user
 	# interface on it and exits 42.
@@ -1058,6 +1061,21 @@ else
 			[ -z "$why" ] && grep "^flint: " "$ERR" | grep -q "passt\|net0" &&
 				why="flint: $(grep '^flint: ' "$ERR" | grep 'passt\|net0' | head -1)"
 			[ -z "$why" ] && ok net-user-flint || bad net-user-flint "$why"
+		fi
+		echo "{\"boot-source\": {\"kernel_image_path\": \"$T/tiny.elf\"}, \"drives\": []," \
+			"\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64}," \
+			"\"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\"}]}" \
+			>"$T/tiny-user.json"
+		chmod 644 "$T/tiny-user.json"
+		jail --id netvmcfg --exec-file "$SFLINT" $ID -- --config-file "$T/tiny-user.json" \
+			--no-api
+		why=
+		if ! grep -q "kvm_pvm" "$ERR"; then
+			[ "$status" = 42 ] || why="status $status, expected the guest's 42"
+			[ -z "$why" ] && grep "^flint: " "$ERR" | grep -q "passt\|eth0" &&
+				why="flint: $(grep '^flint: ' "$ERR" | grep 'passt\|eth0' | head -1)"
+			[ -z "$why" ] && ok net-user-flint-config-file ||
+				bad net-user-flint-config-file "$why"
 		fi
 	fi
 	rm -rf "$BASE"

@@ -45,7 +45,9 @@ static const struct {
      "\"serial\": {\"serial_out_path\": \"/vmlinux\"}}"},
     /* A drive that names the config file itself. */
     {"/cfg/user.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
-		       "\"network-interfaces\": [{\"iface_id\": \"up\", \"backend\": \"user\"}]}"},
+		       "\"network-interfaces\": [{\"iface_id\": \"up\", \"backend\": \"user\"}, "
+		       "{\"iface_id\": \"t\", \"host_dev_name\": \"tap0\"}, "
+		       "{\"iface_id\": \"given\", \"backend\": \"user\", \"fd\": 3}]}"},
     {"/cfg/self.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
 		       "[{\"drive_id\": \"data\", \"path_on_host\": \"/cfg/self.json\", "
 		       "\"is_root_device\": false}]}"},
@@ -361,15 +363,33 @@ Test(jail_plan, net_user_gets_a_passt)
 	cr_assert_eq(p.passt[0].fd, 4);
 }
 
-/* flint in a jail cannot start passt: a config file's or a snapshot's
- * user interface is refused (a snapshot's may be given a tap). */
-Test(jail_plan, user_interfaces_flint_would_start_are_refused)
+/* A config file's user interfaces get passts as --net user's do (their
+ * descriptors in the copy's "fd"; one given is kept); a snapshot's user
+ * interface, which flint would have to start, is refused unless
+ * --net-override gives it a tap. */
+Test(jail_plan, user_interfaces_of_a_config_file_and_a_snapshot)
 {
-	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/user.json", "--no-api"), -EOPNOTSUPP);
-	cr_assert_not_null(strstr(err, "config file /cfg/user.json: interface 'up' is a user "
-					"interface (passt)"),
-			   "%s", err);
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/user.json", "--no-api"), 0, "%s", err);
+	cr_assert_eq(p.nkeep, 1);
+	cr_assert_eq(p.keep[0].fd, 3, "the file's own fd is kept");
+	cr_assert_eq(p.npasst, 1);
+	cr_assert_eq(p.passt[0].net, 0);
+	cr_assert_eq(p.passt[0].fd, 4);
+	cr_assert_str_eq(p.passt[0].id, "up");
+	cr_assert_not_null(p.files[1].content);
+	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
+					    sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(c.nets[0].fd, 4, "%s", p.files[1].content);
+	cr_assert_eq(c.nets[1].fd, 0);
+	cr_assert_str_eq(c.nets[1].host_dev_name, "tap0");
+	cr_assert_eq(c.nets[2].fd, 3);
+	vm_config_free(&c);
 	plan_free(&p);
+
 	state_file("{\"boot-source\": {\"kernel_image_path\": \"/vmlinux\"}, \"drives\": [],"
 		   " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\"}]}");
 	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem"), -EOPNOTSUPP);
@@ -382,6 +402,37 @@ Test(jail_plan, user_interfaces_flint_would_start_are_refused)
 			   "eth0=tap3"),
 		     0, "%s", err);
 	cr_assert_eq(p.npasst, 0);
+}
+
+/* A state file whose configuration names a descriptor (flint never writes
+ * one: a crafted file) is read without it: a restored flint would take
+ * whatever it has open under that number for passt's socket. */
+Test(jail_plan, a_snapshot_keeps_no_descriptor)
+{
+	const char *json = "{\"boot-source\": {\"kernel_image_path\": \"/vmlinux\"}, "
+			   "\"drives\": [], \"network-interfaces\": [{\"iface_id\": \"eth0\", "
+			   "\"backend\": \"user\", \"fd\": 5}]}";
+	struct snap_cpu cpu = {.vendor = "GenuineIntel"};
+	struct snap_writer w;
+	struct vm_config c;
+	struct snap s = {0};
+	struct wbuf b = {0};
+	char why[256];
+
+	cr_assert_eq(config_json_parse_file(json, strlen(json), &c, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(c.nets[0].fd, 5);
+	cr_assert_eq(snap_writer_init(&w, &cpu, &c, why, sizeof(why)), 0, "%s", why);
+	free(w.config_json);
+	cr_assert_not_null(w.config_json = strdup(json));
+	cr_assert_eq(snap_writer_add(&w, "vcpu0", "x", 1), 0);
+	cr_assert_eq(snap_encode(&w, &b), 0);
+	cr_assert_eq(snap_read(b.p, b.len, &s, why, sizeof(why)), 0, "%s", why);
+	cr_assert(s.config.nets[0].user);
+	cr_assert_eq(s.config.nets[0].fd, 0);
+	snap_free(&s);
+	wbuf_free(&b);
+	snap_writer_free(&w);
+	vm_config_free(&c);
 }
 
 /* --restore (flint serve's restored VM): the state and memory files staged

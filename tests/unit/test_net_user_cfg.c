@@ -86,6 +86,7 @@ Test(net_user_cfg, an_inherited_passt)
 	vm_config_free(&c);
 }
 
+
 /* The first user interface's addresses reach the kernel as ip=, named by
  * its place (eth1 after a tap); a second user interface gets none. */
 Test(net_user_cfg, maps_with_the_guests_ip)
@@ -200,4 +201,43 @@ Test(net_user_cfg, json_refusals)
 		cr_assert(strstr(err, "backend") || strstr(err, "host_dev_name"), "%s: %s", bad[i],
 			  err);
 	}
+}
+
+/* The configuration's "fd" of a user interface (flint-jail's copy of a
+ * config file): read, and never written back. */
+Test(net_user_cfg, json_fd)
+{
+	struct vm_config c;
+	const char *j = json_with("{\"iface_id\": \"eth0\", \"backend\": \"user\", \"fd\": 5}");
+	char *enc;
+
+	cr_assert_eq(config_json_parse_file(j, strlen(j), &c, err, sizeof(err)), 0, "%s", err);
+	cr_assert(c.nets[0].user);
+	cr_assert_eq(c.nets[0].fd, 5);
+	cr_assert_not_null(enc = config_json_encode(&c, false));
+	cr_assert_null(strstr(enc, "\"fd\""), "%s", enc);
+	free(enc);
+	vm_config_free(&c);
+
+	static const char *const bad[] = {
+	    "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"fd\": 5}",
+	    "{\"iface_id\": \"eth0\", \"backend\": \"user\", \"fd\": 2}",
+	    "{\"iface_id\": \"eth0\", \"backend\": \"user\", \"fd\": \"5\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_with(bad[i]);
+		err[0] = '\0';
+		cr_assert_lt(config_json_parse_file(j, strlen(j), &c, err, sizeof(err)), 0, "%s",
+			     bad[i]);
+		cr_assert_not_null(strstr(err, "fd"), "%s: %s", bad[i], err);
+	}
+
+	/* Not through the API: a PUT /network-interfaces body naming one. */
+	struct vmc_net n;
+	const char *body = "{\"iface_id\": \"eth0\", \"backend\": \"user\", \"fd\": 5}";
+	cr_assert_lt(config_json_net("eth0", body, strlen(body), &n, err, sizeof(err)), 0);
+	cr_assert_not_null(strstr(err, "not through the API"), "%s", err);
+	body = "{\"iface_id\": \"eth0\", \"backend\": \"user\"}";
+	cr_assert_eq(config_json_net("eth0", body, strlen(body), &n, err, sizeof(err)), 0, "%s", err);
+	vmc_net_free(&n);
 }

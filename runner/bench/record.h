@@ -12,6 +12,7 @@
 #define FLINT_BENCH_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define BENCH_NONE UINT64_MAX
@@ -64,11 +65,41 @@ struct bench_record {
 };
 
 /* The phase's and the exit counter's names, as the reports print them
- * ("launch-to-init", "io_exits"...). */
+ * ("launch-to-init", "io_exits"...); NULL for a value out of range. */
 const char *bench_phase_name(enum bench_phase p);
 const char *bench_exit_name(enum bench_exit e);
 
-/* An empty record of vmm: every figure BENCH_NONE, ok false. */
+/* The phase or exit counter of a name above (exact), or -1: how a
+ * report read back (a --baseline file) names its figures. */
+int bench_phase_from_name(const char *name);
+int bench_exit_from_name(const char *name);
+
+/* An empty record of vmm (cut to fit vmm[]): every figure BENCH_NONE,
+ * ok false, why "". */
 void bench_record_init(struct bench_record *r, const char *vmm);
+
+/* A peer the bench was asked for that could not run at all (not
+ * installed, not runnable here; why says which): the reports list it as
+ * missing, never drop it. A plain value type too. */
+struct bench_missing {
+	char vmm[32];
+	char why[128];
+};
+
+/* One bench, as the statistics, the reports and the plot take it: its
+ * records in the order they ran (the VMMs interleaved), the peers that
+ * were missing, and what was run, for the reports' headers and the
+ * JSON's "config" (a NULL string or a 0 count: not given). It points into
+ * the caller's arrays and strings and owns nothing. */
+struct bench_set {
+	const char *mode; /* "boot", "restore", "run", "serve" */
+	const struct bench_record *runs;
+	size_t nruns;
+	const struct bench_missing *missing;
+	size_t nmissing;
+	unsigned runs_asked, warmup, concurrency, vcpus; /* --runs N ... */
+	uint64_t mem_mib;
+	const char *kernel, *rootfs, *cmdline;
+};
 
 #endif

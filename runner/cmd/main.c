@@ -17,6 +17,7 @@
 #include "config/vm_config_cli.h"
 #include "core/control.h"
 #include "core/kvm.h"
+#include "core/phases.h"
 #include "core/seccomp.h"
 #include "core/util.h"
 #include "core/vm.h"
@@ -657,6 +658,12 @@ int main(int argc, char **argv)
 	 * to launch_ns + the guest's boot time (--verbose: the logger is not
 	 * configured yet). */
 	pr_debug("launched at monotonic %llu ns", (unsigned long long)launch_ns);
+	int perr = phases_open(cfg.phase_fd, launch_ns);
+	if (perr < 0) {
+		pr_err("--phase-fd %d: %s", cfg.phase_fd, strerror(-perr));
+		cli_config_free(&cfg);
+		return EXIT_FLINT_ERROR;
+	}
 	if (cfg.check_kvm) {
 		cli_config_free(&cfg);
 		return check_kvm();

@@ -24,6 +24,7 @@
 #include "agent/proto.h"
 #include "cmd/copy.h"
 #include "core/control.h"
+#include "core/phases.h"
 #include "core/seccomp.h"
 #include "core/logger.h"
 
@@ -56,6 +57,7 @@ struct session {
 	uint8_t rbuf[AGENT_DATA_MAX];
 	bool req_sent, in_open;
 	bool got_exit; /* the agent said how the command ended */
+	bool got_output; /* --phase-fd: the first output (or the end) was marked */
 	/* A STDOUT or STDERR payload (in rbuf) still being written out. */
 	int out_fd, out_idx; /* out_idx: 0 stdout, 1 stderr */
 	size_t out_off;
@@ -329,6 +331,14 @@ static int read_agent(struct session *s)
 			return bad_frame(s, ret == -EPROTO ? "bad header" : "too long");
 		if (ret < 0)
 			return lost(s, -ret);
+		/* --phase-fd: the first output, or the end of a command that
+		 * printed nothing. */
+		if (!s->got_output && (s->rd.f.type == AGENT_EXIT || s->rd.f.len > 0) &&
+		    (s->rd.f.type == AGENT_STDOUT || s->rd.f.type == AGENT_STDERR ||
+		     s->rd.f.type == AGENT_EXIT)) {
+			s->got_output = true;
+			phases_output();
+		}
 		switch (s->rd.f.type) {
 		case AGENT_STDOUT:
 		case AGENT_STDERR: {
@@ -563,6 +573,7 @@ static int session_run(struct session *s)
 	if (s->sock < 0)
 		return RUN_EXIT_NO_AGENT;
 	set_time(r, &r->t.agent_ready_us);
+	phases_mark(BP_AGENT_READY);
 	if (r->p.mode == RUN_ACCEPT && r->p.ready && (status = call_ready(s)) != -1)
 		return status == -2 ? -1 : status;
 	if (!r->tx.len) {

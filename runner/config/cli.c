@@ -720,7 +720,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
 	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
 	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE, O_IMAGE, O_SCRATCH,
-	       O_COPY_IN, O_COPY_OUT, O_ENV_FILE, O_USER };
+	       O_COPY_IN, O_COPY_OUT, O_ENV_FILE, O_USER, O_PHASE_FD };
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, O_KERNEL},
 		{"initrd", required_argument, NULL, O_INITRD},
@@ -745,6 +745,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		{"seccomp-log", no_argument, NULL, O_SECCOMP_LOG},
 		/* Not in --help: for tests of the filters only. */
 		{"seccomp-test-forbidden", required_argument, NULL, O_SECCOMP_TEST},
+		/* Not in --help: flint bench's (core/phases.h). */
+		{"phase-fd", required_argument, NULL, O_PHASE_FD},
 		{"api-sock", required_argument, NULL, O_API_SOCK},
 		{"config-file", required_argument, NULL, O_CONFIG_FILE},
 		{"no-api", no_argument, NULL, O_NO_API},
@@ -1040,6 +1042,18 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			cfg->control_fd = (int)fd;
 			break;
 		}
+		case O_PHASE_FD: {
+			char *end;
+			errno = 0;
+			long fd = strtol(optarg, &end, 10);
+			if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
+			    fd > WAIT_FD_MAX)
+				return bad(err, errlen,
+					   "--phase-fd %s: expected a file descriptor, 3 to %d",
+					   optarg, WAIT_FD_MAX);
+			cfg->phase_fd = (int)fd;
+			break;
+		}
 		case O_HELP:
 			cli_usage();
 			return CLI_EXIT_OK;
@@ -1057,6 +1071,10 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			   argv[optind]);
 	cfg->guest_argv = &argv[optind];
 	cfg->guest_argc = argc - optind;
+	if (cfg->phase_fd && (cfg->phase_fd == cfg->wait_fd || cfg->phase_fd == cfg->status_fd ||
+			      cfg->phase_fd == cfg->control_fd))
+		return bad(err, errlen, "--phase-fd %d: that descriptor is another option's",
+			   cfg->phase_fd);
 	if (cfg->run)
 		return check_run(cfg, err, errlen);
 	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||

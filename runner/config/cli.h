@@ -119,6 +119,9 @@ struct config {
 	 * answering "ok <us>" or "error <message>"; its end stops the VM, exit
 	 * 0. 0 for none. */
 	int control_fd; /* --control-fd */
+	/* flint and flint run: an inherited fd (>= 3) on which flint writes
+	 * its phase events for `flint bench` (core/phases.h). 0 for none. */
+	int phase_fd; /* --phase-fd, not in --help */
 	/* `flint run`: guest_argv is the command for the guest agent, not for
 	 * init; the root file system is a read-only drive. */
 	bool run;

@@ -170,6 +170,7 @@ static const struct seccomp_rule run_rules[] = {
 	ALLOW_IF(socket, ARG_EQ(0, AF_UNIX)),	/* a Unix socket only, */
 	ALLOW(connect),				/* to the device's socket; */
 	ALLOW_IF(recvfrom, ARG_EQ(4, 0)),	/* recv(): its "OK" line, no source address */
+	ALLOW(pread64),		/* --phase-fd: KVM's exit counters at the first output */
 };
 
 /* flint --restore --control-fd: the thread that reads "reset" lines on

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/kvm.h"
+#include "core/phases.h"
 #include "core/seccomp.h"
 #include "core/logger.h"
 
@@ -234,6 +235,11 @@ static void run_loop(struct vcpu *v)
 					     v->id, strerror(errno));
 			break;
 		}
+		/* The one cost of --phase-fd here: a flag cleared once read. */
+		if (__builtin_expect(atomic_load_explicit(&phases_entry_pending,
+							  memory_order_relaxed),
+				     0))
+			phases_kernel_entry();
 		enum vcpu_action a = vcpu_handle_exit(v, v->run);
 		if (a == VCPU_FATAL) {
 			control_request_stop(v->env->ctl, STOP_GUEST_CRASH, 0, "%s", v->fatal);
@@ -260,8 +266,10 @@ static void *vcpu_thread(void *arg)
 	if (r < 0)
 		control_request_stop(v->env->ctl, STOP_ERROR, 0, "seccomp filter for vCPU %u: %s",
 				     v->id, strerror(-r));
-	else
+	else {
+		phases_vcpu_entering();
 		run_loop(v);
+	}
 	pthread_mutex_lock(&v->lock);
 	v->exited = true;
 	pthread_cond_broadcast(&v->cond);

@@ -24,6 +24,7 @@
 #include "core/kvm.h"
 #include "core/mailbox.h"
 #include "core/metrics.h"
+#include "core/phases.h"
 #include "core/seccomp.h"
 #include "core/vcpu.h"
 #include "core/vdev.h"
@@ -111,6 +112,7 @@ static void boot_timer_fired(void *ctx, uint64_t us)
 {
 	struct vm *vm = ctx;
 	(void)us;
+	phases_mark(BP_INIT);
 	kvm_stat_sum(vm, "exits", &vm->boot_exits);
 }
 
@@ -151,6 +153,7 @@ int vm_setup_kvm(struct vm *vm)
 		pr_err("KVM_CREATE_VM: %s", strerror(errno));
 		return r;
 	}
+	phases_mark(BP_VM_CREATED);
 	/* TSS and identity map sit in the MMIO hole; both before any vCPU. */
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)tss) < 0 ||
 	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
@@ -760,6 +763,7 @@ void vm_resume_vcpus(struct vm *vm)
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_resume(&vm->vcpus[i]);
 	atomic_store(&vm->state, VM_STATE_RUNNING);
+	phases_mark(BP_RESUMED); /* a restore's; dropped in a boot */
 	atomic_store(&vm->resume_us, (now_ns() - t0) / 1000);
 }
 
@@ -877,6 +881,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 				     strerror(-r));
 	pr_debug("starting %u vCPU(s) %llu us after launch", vm->nvcpus,
 		 (unsigned long long)us_since_launch());
+	phases_arm(vm->vcpus, vm->nvcpus);
 	for (unsigned i = 0; i < vm->nvcpus && !control_stopping(&vm->ctl); i++) {
 		if (vm->start_paused)
 			vcpu_pause(&vm->vcpus[i]); /* parks before its first KVM_RUN */
@@ -888,6 +893,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	}
 	if (!control_stopping(&vm->ctl))
 		atomic_store(&vm->state, vm->start_paused ? VM_STATE_PAUSED : VM_STATE_RUNNING);
+	if (!control_stopping(&vm->ctl) && !vm->start_paused)
+		phases_mark(BP_RESUMED); /* a restore's; dropped in a boot */
 	/* A restored VM's devices take up what its queues hold. */
 	if (vm->devs)
 		devices_kick(vm->devs);
@@ -933,6 +940,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+	phases_end();
 	atomic_store(&vm->state, VM_STATE_STOPPED);
 	vm_snapshot_on_stop(vm);
 	if (vm->loop) {

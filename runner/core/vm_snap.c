@@ -22,6 +22,7 @@
 
 #include "core/gmem_snap.h"
 #include "core/logger.h"
+#include "core/phases.h"
 #include "core/vm_int.h"
 #include "snapshot/snapfile.h"
 #include "snapshot/uffd.h"
@@ -590,6 +591,7 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		return r;
 	}
 	pr_debug("state file read and checked in %llu us", (unsigned long long)(now_ns() - t0) / 1000);
+	phases_mark(BP_STATE_READ);
 	if ((r = vm_restore_config(&s.config, a, &c)) < 0)
 		goto out;
 	r = vm_alloc(&vm, &c, o);
@@ -617,6 +619,8 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		}
 		if (r < 0)
 			goto out;
+		if (i == MEMORY)
+			phases_mark(BP_MEMORY_MAPPED);
 		pr_debug("%s restored in %llu us", step_name[i],
 			 (unsigned long long)(now_ns() - ts) / 1000);
 	}

@@ -1,0 +1,454 @@
+/* runner: one VMM run for flint bench. See runner.h. */
+#include "bench/runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench/phase.h"
+
+#define SMAPS_MAX (16u << 20) /* a VMM with more mappings than this is not measured */
+#define TAIL_MAX  160	      /* the VMM's last output, for a failure's reason */
+
+int runner_find(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+
+	if (!name || !*name)
+		return -ENOENT;
+	if (strchr(name, '/')) {
+		if (access(name, X_OK) < 0 || (size_t)snprintf(out, len, "%s", name) >= len)
+			return -ENOENT;
+		return 0;
+	}
+	for (const char *p = path ? path : "/usr/local/bin:/usr/bin:/bin"; *p;) {
+		size_t dl = strcspn(p, ":");
+		struct stat st;
+
+		if ((size_t)snprintf(out, len, "%.*s/%s", (int)dl, dl ? p : ".", name) < len &&
+		    stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+			return 0;
+		p += dl + (p[dl] == ':');
+	}
+	return -ENOENT;
+}
+
+/* "Key:   123 kB" at line l: the number. */
+static bool kb_field(const char *l, const char *eol, const char *key, uint64_t *v)
+{
+	size_t kl = strlen(key);
+	uint64_t x = 0;
+	const char *p;
+
+	if ((size_t)(eol - l) <= kl || memcmp(l, key, kl) || l[kl] != ':')
+		return false;
+	for (p = l + kl + 1; p < eol && *p == ' '; p++)
+		;
+	if (p == eol || *p < '0' || *p > '9')
+		return false;
+	for (; p < eol && *p >= '0' && *p <= '9'; p++) {
+		if (x > (UINT64_MAX - 9) / 10)
+			return false;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	*v = x;
+	return true;
+}
+
+/* A mapping's header, "start-end perms ...": its size in KiB. */
+static bool map_header(const char *l, const char *eol, uint64_t *kib)
+{
+	char *end;
+	unsigned long long a, b;
+
+	if (eol - l < 3 || !strchr("0123456789abcdef", *l))
+		return false;
+	errno = 0;
+	a = strtoull(l, &end, 16);
+	if (errno || end >= eol || *end != '-')
+		return false;
+	b = strtoull(end + 1, &end, 16);
+	if (errno || end >= eol || *end != ' ' || b < a)
+		return false;
+	*kib = (b - a) >> 10;
+	return true;
+}
+
+int runner_smaps(const char *text, size_t n, uint64_t guest_mem_kib, uint64_t *total_kib,
+		 uint64_t *guest_kib)
+{
+	const char *p = text, *end = text + n;
+	uint64_t size = 0, rss, total = 0, best = 0;
+	bool in_map = false, found = false;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		eol = eol ? eol : end;
+		if (map_header(p, eol, &size)) {
+			in_map = true;
+		} else if (in_map && kb_field(p, eol, "Rss", &rss)) {
+			total += rss;
+			if (size >= guest_mem_kib && size <= guest_mem_kib + RUNNER_GUEST_SLACK_KIB &&
+			    (!found || rss > best)) {
+				best = rss;
+				found = true;
+			}
+		} else if (!in_map) {
+			return -EINVAL; /* text before any mapping */
+		}
+		p = eol + 1;
+	}
+	if (!in_map)
+		return -EINVAL;
+	*total_kib = total;
+	if (!found)
+		return -ENOENT;
+	*guest_kib = best;
+	return 0;
+}
+
+int runner_stat_faults(const char *text, uint64_t *minflt, uint64_t *majflt)
+{
+	const char *p = strrchr(text, ')');
+	unsigned long long v[10];
+
+	/* After the command's name: state, ppid, pgrp, session, tty, tpgid,
+	 * flags, minflt, cminflt, majflt. */
+	if (!p || sscanf(p + 1, " %*c %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[1], &v[2],
+			 &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) != 9)
+		return -EINVAL;
+	*minflt = v[7];
+	*majflt = v[9];
+	return 0;
+}
+
+void runner_scan_init(struct runner_scan *s, const struct runner_marker *m, unsigned nm)
+{
+	memset(s, 0, sizeof(*s));
+	s->m = m;
+	s->nm = nm;
+}
+
+unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n)
+{
+	unsigned now = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		/* Keep the last 255 bytes at least: a marker's longest. */
+		if (s->wl == sizeof(s->win) - 1) {
+			memmove(s->win, s->win + 256, s->wl - 256);
+			s->wl -= 256;
+		}
+		s->win[s->wl++] = buf[i];
+		for (unsigned k = 0; k < s->nm; k++) {
+			size_t ml = s->m[k].text ? strlen(s->m[k].text) : 0;
+
+			if (!ml || ml > 255 || (s->found & (1u << k)) || s->wl < ml ||
+			    memcmp(s->win + s->wl - ml, s->m[k].text, ml))
+				continue;
+			s->found |= 1u << k;
+			now |= 1u << k;
+		}
+	}
+	return now;
+}
+
+static uint64_t now_us(void)
+{
+	return now_ns() / 1000;
+}
+
+/* The whole of a /proc file (up to max bytes), NUL-terminated, malloc'd. */
+static char *read_proc(pid_t pid, const char *what, size_t max, size_t *len)
+{
+	char path[64], *buf = NULL;
+	size_t cap = 0, n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NULL;
+	for (;;) {
+		if (cap - n < 4096) {
+			char *nb = cap * 2 + 8192 > max ? NULL : realloc(buf, cap * 2 + 8192);
+
+			if (!nb)
+				goto fail;
+			buf = nb;
+			cap = cap * 2 + 8192;
+		}
+		ssize_t got = read(fd, buf + n, cap - n - 1);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			goto fail;
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+/* RSS outside guest RAM, guest RAM resident, faults: at measure_at. */
+static void measure(pid_t pid, uint64_t guest_mem_kib, struct bench_record *r)
+{
+	uint64_t total, guest, mi, ma;
+	size_t n;
+	char *t = read_proc(pid, "smaps", SMAPS_MAX, &n);
+
+	if (t && runner_smaps(t, n, guest_mem_kib, &total, &guest) == 0 && guest <= total) {
+		r->rss_overhead_kib = total - guest;
+		r->guest_touched_kib = guest;
+	}
+	free(t);
+	if ((t = read_proc(pid, "stat", 1 << 16, &n)) && runner_stat_faults(t, &mi, &ma) == 0) {
+		r->minor_faults = mi;
+		r->major_faults = ma;
+	}
+	free(t);
+}
+
+/* The child: its own process group (a timeout kills all of it), stdin
+ * from /dev/null, stdout and stderr to out, the phase pipe at
+ * RUNNER_PHASE_FD. Only async-signal-safe calls. */
+static void child(const char *path, char *const *argv, int out, int phase)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	setpgid(0, 0);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+	    dup2(out, STDERR_FILENO) < 0)
+		_exit(126);
+	if (phase >= 0) {
+		if (phase == RUNNER_PHASE_FD)
+			fcntl(phase, F_SETFD, 0); /* dup2 onto itself keeps CLOEXEC */
+		else if (dup2(phase, RUNNER_PHASE_FD) < 0)
+			_exit(126);
+	}
+	execv(path, argv);
+	_exit(127);
+}
+
+static void set_why(struct bench_record *r, const char *fmt, ...) PRINTF(2, 3);
+static void set_why(struct bench_record *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->why[0])
+		return; /* the first reason stands */
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+}
+
+/* The last non-empty line of the VMM's output, for a reason. */
+static const char *last_line(char *tail, size_t n)
+{
+	while (n && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+		n--;
+	tail[n] = '\0';
+	char *nl = memrchr(tail, '\n', n);
+	return nl ? nl + 1 : tail;
+}
+
+struct watch {
+	const struct runner_launch *l;
+	struct bench_record *r;
+	struct runner_scan scan;
+	struct phase_parser pp;
+	pid_t pid;
+	uint64_t t0;
+	bool measured, phase_bad;
+	char tail[TAIL_MAX + 1];
+	size_t tl;
+};
+
+static void on_console(struct watch *w, const char *buf, size_t n, uint64_t t)
+{
+	unsigned hit = runner_scan_feed(&w->scan, buf, n);
+
+	for (unsigned k = 0; k < RUNNER_MAX_MARKERS; k++)
+		if ((hit & (1u << k)) && w->r->phase_us[w->l->markers[k].phase] == BENCH_NONE)
+			w->r->phase_us[w->l->markers[k].phase] = t - w->t0;
+	if (n >= TAIL_MAX) {
+		memcpy(w->tail, buf + n - TAIL_MAX, TAIL_MAX);
+		w->tl = TAIL_MAX;
+	} else {
+		size_t keep = w->tl + n > TAIL_MAX ? TAIL_MAX - n : w->tl;
+
+		memmove(w->tail, w->tail + w->tl - keep, keep);
+		memcpy(w->tail + keep, buf, n);
+		w->tl = keep + n;
+	}
+}
+
+static void on_phases(struct watch *w, const char *buf, size_t n)
+{
+	char err[128];
+
+	if (w->phase_bad)
+		return;
+	if (phase_feed(&w->pp, buf, n, err, sizeof(err)) < 0) {
+		w->phase_bad = true;
+		set_why(w->r, "%s", err);
+	}
+}
+
+/* Once the VMM is reaped, what it wrote is read for this long more: a
+ * process it left behind may hold the pipes open. */
+#define DRAIN_US 200000
+
+/* Reap the VMM if it has ended: *status and BP_EXIT. */
+static bool try_reap(struct watch *w, int *status)
+{
+	pid_t got = waitpid(w->pid, status, WNOHANG);
+
+	if (got == w->pid || (got < 0 && errno == ECHILD)) {
+		w->r->phase_us[BP_EXIT] = now_us() - w->t0;
+		return true;
+	}
+	return false;
+}
+
+/* Read both pipes and wait for the VMM until it has ended and closed
+ * them (or DRAIN_US after its end), or the deadline. pidfd: readable when
+ * it ends (-1: look every 10 ms). Returns false at the deadline, the VMM
+ * still running. */
+static bool watch(struct watch *w, int *out, int *ph, int pidfd, uint64_t deadline,
+		  int *status)
+{
+	char buf[4096];
+	bool reaped = false;
+
+	while (!reaped || *out >= 0 || *ph >= 0) {
+		struct pollfd p[3] = {{.fd = *out, .events = POLLIN},
+				      {.fd = *ph, .events = POLLIN},
+				      {.fd = reaped ? -1 : pidfd, .events = POLLIN}};
+		uint64_t now = now_us();
+
+		if (!reaped && (reaped = try_reap(w, status)))
+			deadline = now + DRAIN_US < deadline ? now + DRAIN_US : deadline;
+		if (now >= deadline)
+			break;
+		uint64_t left = (deadline - now + 999) / 1000;
+		if (!reaped && pidfd < 0 && left > 10)
+			left = 10;
+		if (reaped && *out < 0 && *ph < 0)
+			break;
+		int k = poll(p, 3, left > 60000 ? 60000 : (int)left);
+
+		if (k < 0 && errno != EINTR)
+			break;
+		now = now_us();
+		for (int i = 0; i < 2; i++) {
+			int *fd = i ? ph : out;
+			ssize_t got;
+
+			if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			got = read(*fd, buf, sizeof(buf));
+			if (got < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (got <= 0) {
+				close_fd(fd);
+				continue;
+			}
+			if (i)
+				on_phases(w, buf, (size_t)got);
+			else
+				on_console(w, buf, (size_t)got, now);
+		}
+		if (!w->measured && !reaped && w->r->phase_us[w->l->measure_at] != BENCH_NONE) {
+			w->measured = true;
+			measure(w->pid, w->l->guest_mem_kib, w->r);
+		}
+	}
+	return reaped;
+}
+
+int runner_run(const struct runner_launch *l, struct bench_record *r)
+{
+	int out[2] = {-1, -1}, ph[2] = {-1, -1}, status = 0;
+	unsigned timeout_ms = l->timeout_ms ? l->timeout_ms : 60000;
+	char path[4096], err[128];
+	struct watch w = {.l = l, .r = r};
+	int ret, pidfd = -1;
+
+	bench_record_init(r, l->vmm);
+	if (!l->argv || runner_find(l->argv[0], path, sizeof(path)) < 0) {
+		set_why(r, "missing: %s", l->argv && l->argv[0] ? l->argv[0] : "(no binary)");
+		return 0;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0 || (l->phase_fd && pipe2(ph, O_CLOEXEC) < 0)) {
+		ret = -errno;
+		goto out;
+	}
+	unsigned nm = 0;
+	while (nm < RUNNER_MAX_MARKERS && l->markers[nm].text)
+		nm++;
+	runner_scan_init(&w.scan, l->markers, nm);
+	w.t0 = now_us();
+	phase_parser_init(&w.pp, r, w.t0);
+	w.pid = fork();
+	if (w.pid < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (w.pid == 0)
+		child(path, l->argv, out[1], ph[1]);
+	setpgid(w.pid, w.pid); /* as the child does: whichever runs first */
+	close_fd(&out[1]);
+	close_fd(&ph[1]);
+	pidfd = (int)syscall(SYS_pidfd_open, w.pid, 0);
+	if (!watch(&w, &out[0], &ph[0], pidfd, w.t0 + (uint64_t)timeout_ms * 1000, &status)) {
+		kill(-w.pid, SIGKILL);
+		while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR)
+			;
+		r->phase_us[BP_EXIT] = now_us() - w.t0;
+		set_why(r, "timeout after %u ms", timeout_ms);
+	} else if (WIFSIGNALED(status)) {
+		set_why(r, "killed by signal %d: %s", WTERMSIG(status), last_line(w.tail, w.tl));
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+		set_why(r, "exit status %d: %s", WEXITSTATUS(status), last_line(w.tail, w.tl));
+	}
+	if (l->phase_fd && !w.phase_bad && phase_finish(&w.pp, err, sizeof(err)) < 0)
+		set_why(r, "%s", err);
+	if (r->phase_us[l->measure_at] == BENCH_NONE) {
+		const char *text = NULL, *name = bench_phase_name(l->measure_at);
+
+		for (unsigned k = 0; k < nm; k++)
+			if (l->markers[k].phase == l->measure_at)
+				text = l->markers[k].text;
+		if (text)
+			set_why(r, "the marker '%s' never appeared", text);
+		else
+			set_why(r, "%s never reported", name ? name : "the phase measured");
+	}
+	r->ok = !r->why[0];
+	ret = 0;
+out:
+	close_fd(&pidfd);
+	close_fd(&out[0]);
+	close_fd(&out[1]);
+	close_fd(&ph[0]);
+	close_fd(&ph[1]);
+	return ret;
+}

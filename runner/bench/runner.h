@@ -1,0 +1,90 @@
+/* flint bench's runners: launch one VMM, time it from the fork and fill a
+ * bench_record. flint reports its own phases on a pipe (--phase-fd,
+ * bench/phase.h); a peer (QEMU, Firecracker, kvmtool) is timed the way
+ * bench/boot does it, by marker lines on its console. For every VMM the
+ * same figures, taken the same way at the phase the caller names
+ * (measure_at): the RSS outside guest RAM and guest RAM resident, from
+ * /proc/PID/smaps, and the process's minor and major faults, from
+ * /proc/PID/stat. KVM's exit counters come from flint alone: a peer's
+ * stay BENCH_NONE (counting them needs tracing privileges, as bench/boot's
+ * kvm_exit histogram does).
+ *
+ * A VMM whose binary is not there gives a record "missing: <what>", never
+ * a silent skip; one past the timeout has its process group killed and
+ * its record failed with the reason. */
+#ifndef FLINT_BENCH_RUNNER_H
+#define FLINT_BENCH_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench/record.h"
+#include "core/util.h"
+
+/* The VMM's descriptor for flint's phase lines: flint gets "--phase-fd 3". */
+#define RUNNER_PHASE_FD 3
+#define RUNNER_MAX_MARKERS 4
+/* The smaps mapping taken for guest RAM may be this much larger than the
+ * guest's memory (alignment, a neighbour the kernel merged it with). */
+#define RUNNER_GUEST_SLACK_KIB 4096
+
+/* A console marker: the first time text appears (anywhere, across reads)
+ * on the VMM's stdout or stderr, phase happened. */
+struct runner_marker {
+	const char *text; /* NULL: unused */
+	enum bench_phase phase;
+};
+
+struct runner_launch {
+	const char *vmm;    /* the record's name: "flint", "qemu", ... */
+	char *const *argv;  /* argv[0]: a path, or a name looked up in PATH */
+	bool phase_fd;	    /* flint: a pipe at RUNNER_PHASE_FD, parsed as phase lines */
+	struct runner_marker markers[RUNNER_MAX_MARKERS];
+	/* When to read RSS, guest RAM and faults, and the phase a run must
+	 * reach to be ok (flint: first-output or first-response; a peer: its
+	 * last marker's). */
+	enum bench_phase measure_at;
+	uint64_t guest_mem_kib; /* the guest's memory: its mapping in smaps */
+	unsigned timeout_ms;	/* 0: 60 s */
+};
+
+/* Run l once and fill r (bench_record_init'd here, with l->vmm): ok, or
+ * why not (missing binary, timeout, exit status, a malformed phase line,
+ * the measure_at phase never reached). Returns 0 whatever the VMM did, or
+ * -errno when the bench itself could not run it (pipe, fork). */
+int runner_run(const struct runner_launch *l, struct bench_record *r) WARN_UNUSED;
+
+/* --- pieces, exposed for the tests -------------------------------------- */
+
+/* Find name as execvp would: a name with a '/' as it is, else in PATH
+ * (its default when unset). 0 with the path in out, or -ENOENT. */
+int runner_find(const char *name, char *out, size_t len) WARN_UNUSED;
+
+/* /proc/PID/smaps's text: *total_kib the Rss of every mapping, *guest_kib
+ * the Rss of guest RAM's mapping: of the mappings whose size is
+ * guest_mem_kib to guest_mem_kib + RUNNER_GUEST_SLACK_KIB, the one with
+ * the most Rss. Returns 0; -ENOENT when no mapping has that size
+ * (*total_kib is still set); -EINVAL for text that is not smaps. */
+int runner_smaps(const char *text, size_t n, uint64_t guest_mem_kib, uint64_t *total_kib,
+		 uint64_t *guest_kib) WARN_UNUSED;
+
+/* /proc/PID/stat's text: minflt and majflt. 0 or -EINVAL. */
+int runner_stat_faults(const char *text, uint64_t *minflt, uint64_t *majflt) WARN_UNUSED;
+
+/* Looks for the markers in a stream read in pieces. */
+struct runner_scan {
+	const struct runner_marker *m;
+	unsigned nm;
+	unsigned found; /* a bit per marker */
+	char win[512];	/* the stream's tail, for markers across reads */
+	size_t wl;
+};
+
+/* Scan for m[0..nm), each at most 255 bytes. */
+void runner_scan_init(struct runner_scan *s, const struct runner_marker *m, unsigned nm);
+
+/* Feed buf[0..n); returns the bits of the markers first seen in it. */
+unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n);
+
+#endif

@@ -1,0 +1,178 @@
+/* vmm: the VMMs' command lines for one guest. See vmm.h. */
+#include "bench/vmm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/runner.h"
+
+/* QEMU microvm's last virtio-mmio slot, where its first device goes
+ * (bench/run/in-l1.sh). */
+#define QEMU_MMIO_ROOT "virtio_mmio.device=512@0xfeb00e00:12"
+
+static int add(struct vmm_argv *a, const char *fmt, ...) PRINTF(2, 3);
+static int add(struct vmm_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (a->n == VMM_ARGV_MAX)
+		return -E2BIG;
+	va_start(ap, fmt);
+	n = vsnprintf(a->buf + a->used, sizeof(a->buf) - a->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(a->buf) - a->used)
+		return -E2BIG;
+	a->v[a->n++] = a->buf + a->used;
+	a->v[a->n] = NULL;
+	a->used += (size_t)n + 1;
+	return 0;
+}
+
+static void reset(struct vmm_argv *a)
+{
+	a->n = 0;
+	a->used = 0;
+	a->v[0] = NULL;
+}
+
+int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
+{
+	int r = 0;
+
+	reset(a);
+	r |= add(a, "%s", path);
+	r |= add(a, "run");
+	r |= add(a, "--phase-fd");
+	r |= add(a, "%d", RUNNER_PHASE_FD);
+	if (g->state) {
+		r |= add(a, "--restore");
+		r |= add(a, "%s", g->state);
+		r |= add(a, "--mem-file");
+		r |= add(a, "%s", g->mem_file ? g->mem_file : "");
+	} else {
+		r |= add(a, "--kernel");
+		r |= add(a, "%s", g->kernel);
+		if (g->initrd) {
+			r |= add(a, "--initrd");
+			r |= add(a, "%s", g->initrd);
+		}
+		if (g->rootfs) {
+			r |= add(a, "--rootfs");
+			r |= add(a, "%s", g->rootfs);
+		}
+		r |= add(a, "--mem");
+		r |= add(a, "%uM", g->mem_mib);
+		r |= add(a, "--vcpus");
+		r |= add(a, "%u", g->vcpus);
+		r |= add(a, "--cmdline");
+		r |= add(a, "%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE);
+	}
+	r |= add(a, "--");
+	for (int i = 0; i < g->ncommand; i++)
+		r |= add(a, "%s", g->command[i]);
+	return r ? -E2BIG : 0;
+}
+
+/* The kernel command line a peer's init runs the command from: the
+ * guest's line, the root device, "--", the command. */
+static int peer_append(char *out, size_t len, const struct vmm_guest *g, const char *root)
+{
+	size_t n;
+	int k;
+
+	if (g->state)
+		return -EINVAL; /* restoring a peer is not this */
+	k = snprintf(out, len, "%s%s%s --", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE,
+		     root ? " " : "", root ? root : "");
+	if (k < 0 || (size_t)k >= len)
+		return -E2BIG;
+	n = (size_t)k;
+	for (int i = 0; i < g->ncommand; i++) {
+		const char *w = g->command[i];
+
+		if (!*w || strpbrk(w, " \t\n\"") || !strcmp(w, "--"))
+			return -EINVAL;
+		k = snprintf(out + n, len - n, " %s", w);
+		if (k < 0 || (size_t)k >= len - n)
+			return -E2BIG;
+		n += (size_t)k;
+	}
+	return 0;
+}
+
+int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
+{
+	char append[4096];
+	int r;
+
+	reset(a);
+	if ((r = peer_append(append, sizeof(append), g,
+			     g->rootfs ? "root=/dev/vda ro " QEMU_MMIO_ROOT : NULL)) < 0)
+		return r;
+	r = add(a, "%s", path ? path : "qemu-system-x86_64");
+	static const char *const fixed[] = {
+	    "-M", "microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off",
+	    "-accel", "kvm", "-cpu", "host", "-nodefaults", "-no-user-config", "-display",
+	    "none", "-serial", "stdio", "-no-reboot"};
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		r |= add(a, "%s", fixed[i]);
+	r |= add(a, "-m");
+	r |= add(a, "%u", g->mem_mib);
+	r |= add(a, "-smp");
+	r |= add(a, "%u", g->vcpus);
+	r |= add(a, "-kernel");
+	r |= add(a, "%s", g->kernel);
+	if (g->initrd) {
+		r |= add(a, "-initrd");
+		r |= add(a, "%s", g->initrd);
+	}
+	if (g->rootfs) {
+		/* A ',' in the path would start another -drive option. */
+		if (strchr(g->rootfs, ','))
+			return -EINVAL;
+		r |= add(a, "-drive");
+		r |= add(a, "id=root,file=%s,format=raw,if=none,readonly=on", g->rootfs);
+		r |= add(a, "-device");
+		r |= add(a, "virtio-blk-device,drive=root");
+	}
+	r |= add(a, "-append");
+	r |= add(a, "%s", append);
+	return r ? -E2BIG : 0;
+}
+
+int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
+{
+	char append[4096];
+	int r;
+
+	reset(a);
+	if ((r = peer_append(append, sizeof(append), g, g->rootfs ? "root=/dev/vda ro" : NULL)) <
+	    0)
+		return r;
+	if (g->rootfs && strchr(g->rootfs, ','))
+		return -EINVAL;
+	r = add(a, "%s", path ? path : "lkvm");
+	r |= add(a, "run");
+	r |= add(a, "--kernel");
+	r |= add(a, "%s", g->kernel);
+	if (g->initrd) {
+		r |= add(a, "--initrd");
+		r |= add(a, "%s", g->initrd);
+	}
+	if (g->rootfs) {
+		r |= add(a, "--disk");
+		r |= add(a, "%s,ro", g->rootfs);
+	}
+	r |= add(a, "--mem");
+	r |= add(a, "%u", g->mem_mib);
+	r |= add(a, "--cpus");
+	r |= add(a, "%u", g->vcpus);
+	r |= add(a, "--console");
+	r |= add(a, "serial");
+	r |= add(a, "--params");
+	r |= add(a, "%s", append);
+	return r ? -E2BIG : 0;
+}

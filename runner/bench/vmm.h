@@ -1,0 +1,66 @@
+/* flint bench's VMM command lines: one guest (kernel, initrd or root
+ * image, memory, vCPUs, kernel command line, command), written out for
+ * each VMM so that all of them boot the same thing.
+ *
+ * flint runs the command through `flint run` (its agent, over vsock);
+ * a peer has no agent, so its guest init runs the command from the kernel
+ * command line (the words after "--") and its output comes on the
+ * console, where the runner's markers find it: the init's "flint-init:
+ * ready" line (the boot timer's moment) and the command's output. The
+ * command's words therefore go on a kernel command line: no space, no
+ * '"', no "--" (refused). */
+#ifndef FLINT_BENCH_VMM_H
+#define FLINT_BENCH_VMM_H
+
+#include <stddef.h>
+
+#include "core/util.h"
+
+/* bench/boot's: reboot=t, since QEMU microvm has no i8042 (a reboot=k
+ * there spins); flint's init ends the VM through the exit device first. */
+#define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=t panic=-1 quiet"
+/* The guest init's line once it runs (rootfs/init.c). */
+#define VMM_INIT_MARKER "flint-init: ready"
+
+struct vmm_guest {
+	const char *kernel; /* vmlinux */
+	const char *initrd; /* NULL: none */
+	const char *rootfs; /* NULL: none; read-only /dev/vda */
+	unsigned mem_mib, vcpus;
+	const char *cmdline;	 /* NULL: VMM_DEFAULT_CMDLINE */
+	char *const *command;	 /* the command's words */
+	int ncommand;
+	/* A restore (flint only): the snapshot's two files, NULL for a boot. */
+	const char *state, *mem_file;
+};
+
+/* An argv and the bytes it points into. */
+#define VMM_ARGV_MAX 48
+struct vmm_argv {
+	char *v[VMM_ARGV_MAX + 1]; /* NULL-terminated */
+	int n;
+	char buf[8192];
+	size_t used;
+};
+
+/* flint, at path (e.g. /proc/self/exe's target): `flint run` with
+ * --phase-fd RUNNER_PHASE_FD, a boot (kernel, rootfs, mem, vcpus,
+ * cmdline) or a restore (state, mem_file), then "--" and the command.
+ * Returns 0 or -E2BIG. */
+int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g) WARN_UNUSED;
+
+/* QEMU microvm (qemu-system-x86_64, or path) as bench/boot and bench/run
+ * run it: -M microvm with no ACPI, option ROMs or RTC, -accel kvm -cpu
+ * host, the serial console on stdio, -no-reboot; the root image as a
+ * read-only virtio-blk device in microvm's last virtio-mmio slot (named
+ * on the command line as flint names its own: auto-kernel-cmdline=off).
+ * Returns 0, -EINVAL for command words a kernel command line cannot hold
+ * or a restore, -E2BIG. */
+int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g) WARN_UNUSED;
+
+/* kvmtool (lkvm, or path): lkvm run with the same guest on its serial
+ * console. Not tried against a kvmtool yet (none on the development
+ * host). Returns as vmm_qemu_argv. */
+int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g) WARN_UNUSED;
+
+#endif

@@ -1,0 +1,43 @@
+/* baseline: flint bench --baseline FILE --max-regress PCT, for CI. FILE is
+ * an earlier --json output (report.h's schema, version 1, of the same
+ * mode); each phase's p50, and the start-up latency's, is compared with
+ * this bench's, for flint and for each peer in both, and the change is
+ * written out:
+ *
+ *   vmm figure baseline now change [REGRESSED ...]
+ *
+ * times in ms, the change in percent of the baseline's p50 ("new" for a
+ * figure the baseline does not have, "gone" for one this bench does not).
+ * flint has regressed when one of its p50s grew by more than PCT percent
+ * (exactly PCT is within; from a p50 of 0, any growth is over), or when a
+ * figure of its baseline is gone (a phase no longer reached: all its runs
+ * failed, or it no longer reports it; refresh the baseline when that is
+ * meant). The peers' changes are shown, never counted: they are not the
+ * code under test. */
+#ifndef FLINT_BENCH_BASELINE_H
+#define FLINT_BENCH_BASELINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "bench/record.h"
+#include "core/util.h"
+
+/* Compare set s with the baseline file at path, writing the comparison
+ * to out and whether flint regressed by more than max_pct to *regressed.
+ * 0, or -errno with err saying what is wrong and naming the file: it
+ * cannot be read, is not JSON, is not flint bench's (schema), is of
+ * another version or mode, has no flint, or a member is missing or of the
+ * wrong type (its path, as vmms[0].phases.launch-to-init.p50); -EINVAL
+ * for a max_pct below 0 or not a number; -EIO when writing out fails. */
+int baseline_check(const struct bench_set *s, const char *path, double max_pct, FILE *out,
+		   bool *regressed, char *err, size_t errlen) WARN_UNUSED;
+
+/* The same on documents already parsed: base (named name in messages)
+ * against cur (report_json_build()'s, taken as valid). */
+int baseline_compare(json_t *base, json_t *cur, const char *name, double max_pct, FILE *out,
+		     bool *regressed, char *err, size_t errlen) WARN_UNUSED;
+
+#endif

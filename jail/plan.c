@@ -808,12 +808,13 @@ static int keep_fds(struct plan *p, const struct config *cfg, char *err, size_t 
 	struct {
 		const char *opt;
 		int fd;
-	} named[3 + MAX_NETS] = {{"--control-fd", cfg->control_fd},
+	} named[4 + MAX_NETS] = {{"--control-fd", cfg->control_fd},
 				 {"--wait-fd", cfg->wait_fd},
-				 {"--status-fd", cfg->status_fd}};
+				 {"--status-fd", cfg->status_fd},
+				 {"--phase-fd", cfg->phase_fd}};
 
 	for (unsigned k = 0; k < cfg->nnets; k++)
-		named[3 + k] = (typeof(named[0])){"--net user,fd=", cfg->nets[k].fd};
+		named[4 + k] = (typeof(named[0])){"--net user,fd=", cfg->nets[k].fd};
 	for (size_t k = 0; k < ARRAY_SIZE(named); k++) {
 		if (!named[k].fd)
 			continue;
@@ -963,7 +964,8 @@ static int verify(const struct plan *p, const struct rewrite *w, const struct co
 	if (v.ndrives != cfg->ndrives || v.nnets != cfg->nnets || v.guest_argc != cfg->guest_argc ||
 	    v.run != cfg->run ||
 	    v.n_drive_override != cfg->n_drive_override || v.control_fd != cfg->control_fd ||
-	    v.wait_fd != cfg->wait_fd || v.status_fd != cfg->status_fd)
+	    v.wait_fd != cfg->wait_fd || v.status_fd != cfg->status_fd ||
+	    v.phase_fd != cfg->phase_fd)
 		r = fail(err, errlen, -EINVAL, "the rewritten arguments are another machine");
 out:
 	cli_config_free(&v);

@@ -33,7 +33,7 @@
  * - flint run's --scratch SIZE is made by the jailer in the jail (flint
  *   there has no mke2fs) and given to flint as --scratch /<name>;
  * - --save-snapshot and --save-mem are outputs, as --metrics-path;
- * - --control-fd, --wait-fd, --status-fd and --net user,fd= name
+ * - --control-fd, --wait-fd, --status-fd, --phase-fd and --net user,fd= name
  *   descriptors to keep;
  * - each --net user without fd= gets a passt the jailer starts outside the
  *   jail (plan.passt), its socket passed as fd=N, and so does each of a
@@ -68,8 +68,9 @@
 /* --log-path, --metrics-path, the config file's logger, metrics and serial
  * output, --record-workset, --save-snapshot and --save-mem. */
 #define PLAN_MAX_OUTPUTS 8
-/* --control-fd, --wait-fd, --status-fd, and a --net user,fd=N given. */
-#define PLAN_MAX_KEEP (3 + MAX_NETS)
+/* --control-fd, --wait-fd, --status-fd, --phase-fd, and a --net user,fd=N
+ * given. */
+#define PLAN_MAX_KEEP (4 + MAX_NETS)
 /* Largest config file: flint's own limit (runner/cmd/instance.c). */
 #define PLAN_CONFIG_MAX (1 << 20)
 /* plan_build's result when flint's parser printed --help or --version:

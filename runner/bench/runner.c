@@ -276,7 +276,7 @@ struct watch {
 	struct phase_parser pp;
 	pid_t pid;
 	uint64_t t0;
-	bool measured, phase_bad;
+	bool measured, phase_bad, stopped;
 	char tail[TAIL_MAX + 1];
 	size_t tl;
 };
@@ -379,6 +379,8 @@ static bool watch(struct watch *w, int *out, int *ph, int pidfd, uint64_t deadli
 		if (!w->measured && !reaped && w->r->phase_us[w->l->measure_at] != BENCH_NONE) {
 			w->measured = true;
 			measure(w->pid, w->l->guest_mem_kib, w->r);
+			if (w->l->stop_at_measure && kill(-w->pid, SIGKILL) == 0)
+				w->stopped = true;
 		}
 	}
 	return reaped;
@@ -418,12 +420,21 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 	close_fd(&out[1]);
 	close_fd(&ph[1]);
 	pidfd = (int)syscall(SYS_pidfd_open, w.pid, 0);
-	if (!watch(&w, &out[0], &ph[0], pidfd, w.t0 + (uint64_t)timeout_ms * 1000, &status)) {
+	if (l->drive && (ret = l->drive(l->drive_ctx, w.pid, w.t0 + (uint64_t)timeout_ms * 1000,
+					err, sizeof(err))) < 0) {
+		kill(-w.pid, SIGKILL);
+		while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR)
+			;
+		r->phase_us[BP_EXIT] = now_us() - w.t0;
+		set_why(r, "%s", err);
+	} else if (!watch(&w, &out[0], &ph[0], pidfd, w.t0 + (uint64_t)timeout_ms * 1000, &status)) {
 		kill(-w.pid, SIGKILL);
 		while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR)
 			;
 		r->phase_us[BP_EXIT] = now_us() - w.t0;
 		set_why(r, "timeout after %u ms", timeout_ms);
+	} else if (w.stopped) {
+		/* killed once measured, as asked: its status says nothing */
 	} else if (WIFSIGNALED(status)) {
 		set_why(r, "killed by signal %d: %s", WTERMSIG(status), last_line(w.tail, w.tl));
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {

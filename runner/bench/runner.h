@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "bench/record.h"
 #include "core/util.h"
@@ -47,6 +48,17 @@ struct runner_launch {
 	enum bench_phase measure_at;
 	uint64_t guest_mem_kib; /* the guest's memory: its mapping in smaps */
 	unsigned timeout_ms;	/* 0: 60 s */
+	/* Kill the VMM's process group once measure_at is reached and
+	 * measured, and look no further at how it ends: for a peer whose
+	 * guest has no clean way out (Firecracker and kvmtool take flint
+	 * init's exit device for nothing). BP_EXIT is then the kill's reap. */
+	bool stop_at_measure;
+	/* Optional, in the parent right after the fork, before the VMM's
+	 * output is read (Firecracker: its API driven to InstanceStart; the
+	 * pipes hold what the VMM writes meanwhile). Returns 0, or -errno with
+	 * a reason in why: the run fails with it and the VMM is killed. */
+	int (*drive)(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t whylen);
+	void *drive_ctx;
 };
 
 /* Run l once and fill r (bench_record_init'd here, with l->vmm): ok, or

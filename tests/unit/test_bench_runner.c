@@ -294,6 +294,68 @@ Test(bench_runner_vmm, no_marker)
 	cr_assert_neq(r.phase_us[BP_EXIT], BENCH_NONE);
 }
 
+Test(bench_runner_vmm, stopped_once_measured)
+{
+	char path[128];
+	struct runner_launch l;
+	struct bench_record r;
+
+	script("vmm", "#!/bin/sh\necho 'flint-init: ready'\nsleep 100\nexit 9\n", path,
+	       sizeof(path));
+	char *argv[] = {path, NULL};
+	launch(&l, argv, "flint-init: ready", 10000);
+	l.stop_at_measure = true;
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert(r.ok, "%s", r.why);
+	cr_assert_lt(r.phase_us[BP_EXIT], 5000000, "killed at the marker, not at its end");
+	cr_assert_neq(r.minor_faults, BENCH_NONE, "measured before the kill");
+}
+
+static int drive_calls;
+static pid_t driven;
+
+static int drive_ok(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t len)
+{
+	(void)why, (void)len;
+	cr_assert_str_eq(ctx, "ctx");
+	cr_assert_gt(deadline_us, now_ns() / 1000);
+	drive_calls++;
+	driven = pid;
+	return 0;
+}
+
+static int drive_fails(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t len)
+{
+	(void)ctx, (void)pid, (void)deadline_us;
+	snprintf(why, len, "PUT /actions: 400 no boot source");
+	return -EIO;
+}
+
+Test(bench_runner_vmm, driven_after_the_fork)
+{
+	char path[128];
+	struct runner_launch l;
+	struct bench_record r;
+
+	script("vmm", "#!/bin/sh\necho 'flint-init: ready'\nsleep 100\n", path, sizeof(path));
+	char *argv[] = {path, NULL};
+	launch(&l, argv, "flint-init: ready", 10000);
+	l.stop_at_measure = true;
+	l.drive = drive_ok;
+	l.drive_ctx = "ctx";
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert(r.ok, "%s", r.why);
+	cr_assert_eq(drive_calls, 1);
+	cr_assert_gt(driven, 0);
+
+	l.drive = drive_fails;
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert(!r.ok);
+	cr_assert_str_eq(r.why, "PUT /actions: 400 no boot source");
+	cr_assert_lt(r.phase_us[BP_EXIT], 5000000, "the VMM was killed");
+	cr_assert_eq(r.phase_us[BP_INIT], BENCH_NONE, "its output was not read");
+}
+
 /* A stand-in flint: phase lines on fd 3, CLOCK_MONOTONIC microseconds. */
 static void fake_flint(char *path, size_t len, const char *lines)
 {

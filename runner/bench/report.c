@@ -231,7 +231,8 @@ static json_t *stats_json(const struct bench_stats *st, const struct bench_stats
 	put(o, "min", jnum(st->min), &r);
 	put(o, "max", jnum(st->max), &r);
 	put(o, "mean", jnum(st->mean), &r);
-	put(o, "ratio", flint && stats_ratio(st, flint, &ratio) ? jround(ratio, 1e6) : json_null(), &r);
+	put(o, "ratio", flint && stats_ratio(st, flint, &ratio) ? jround(ratio, 1e6) : json_null(),
+	    &r);
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -338,6 +339,7 @@ static json_t *run_json(const struct bench_set *s, size_t i)
 	put(o, "ok", json_boolean(rec->ok), &r);
 	put(o, "why", json_string(rec->why), &r);
 	put(o, "phases_us", ph, &r);
+	put(o, "startup_us", juint(stats_startup_us(rec)), &r);
 	put(o, "exits", ex, &r);
 	put(o, "rss_overhead_kib", juint(rec->rss_overhead_kib), &r);
 	put(o, "guest_touched_kib", juint(rec->guest_touched_kib), &r);
@@ -402,6 +404,7 @@ int report_json_build(const struct bench_set *s, json_t **out)
 	put(doc, "mode", json_string(s->mode ? s->mode : ""), &r);
 	put(doc, "config", config_json(s), &r);
 	put(doc, "percentile", json_string("linear"), &r);
+	put(doc, "units", json_pack("{s:s, s:s}", "time", "us", "memory", "KiB"), &r);
 	put(doc, "vmms", vmms = json_array(), &r);
 	put(doc, "runs", runs = json_array(), &r);
 	for (size_t i = 0; i < nv && !r; i++) {

@@ -23,6 +23,7 @@
  *                 "mem_mib": N, "kernel": S, "rootfs": S, "cmdline": S },
  *              (as the set gives them: one not given is left out)
  *     "percentile": "linear",   (stats.h's definition: R's type 7)
+ *     "units": { "time": "us", "memory": "KiB" },
  *     "vmms": [ one per VMM, flint first:
  *       { "name": "flint", "status": "ok", "runs": N, "failed": N,
  *         "phases":    { PHASE: STATS, ... }, (each phase it reported)
@@ -37,6 +38,7 @@
  *       { "index": I (0-based, over all runs), "vmm": S,
  *         "run": R (1-based, this VMM's), "ok": B, "why": S,
  *         "phases_us": { PHASE: us or null, ... every phase },
+ *         "startup_us": us or null, (launch to the last start-up phase)
  *         "exits": { COUNTER: n or null, ... every counter },
  *         "rss_overhead_kib": n or null, "guest_touched_kib": n or null,
  *         "minor_faults": n or null, "major_faults": n or null } ] }

@@ -230,6 +230,8 @@ Test(bench_report, json)
 	num(doc, "version", REPORT_VERSION);
 	str(doc, "mode", "boot");
 	str(doc, "percentile", "linear");
+	str(doc, "units.time", "us");
+	str(doc, "units.memory", "KiB");
 	num(doc, "config.runs", 3);
 	num(doc, "config.warmup", 1);
 	num(doc, "config.mem_mib", 128);
@@ -286,6 +288,8 @@ Test(bench_report, json)
 	num(doc, "runs.2.run", 2);
 	cr_assert(json_is_true(get(doc, "runs.2.ok")));
 	num(doc, "runs.2.phases_us.launch-to-init", 2000);
+	num(doc, "runs.2.startup_us", 2000);
+	num(doc, "runs.4.startup_us", 60);
 	cr_assert(json_is_null(get(doc, "runs.2.phases_us.launch-to-vcpus-started")));
 	cr_assert_eq(json_object_size(get(doc, "runs.2.phases_us")), BP_COUNT);
 	cr_assert_eq(json_object_size(get(doc, "runs.2.exits")), BE_COUNT);

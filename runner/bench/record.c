@@ -70,3 +70,59 @@ void bench_record_init(struct bench_record *r, const char *vmm)
 	r->minor_faults = BENCH_NONE;
 	r->major_faults = BENCH_NONE;
 }
+
+/* Whether every run of vmm in runs[0..n) failed for a missing binary. */
+static bool all_missing(const struct bench_record *runs, size_t n, const char *vmm)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(runs[i].vmm, vmm) &&
+		    (runs[i].ok ||
+		     strncmp(runs[i].why, BENCH_MISSING_PREFIX, strlen(BENCH_MISSING_PREFIX))))
+			return false;
+	return true;
+}
+
+/* Whether vmm has a run among runs[0..n). */
+static bool has_run(const struct bench_record *runs, size_t n, const char *vmm)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(runs[i].vmm, vmm))
+			return true;
+	return false;
+}
+
+/* Whether vmm is among missing[0..n). */
+static bool listed(const struct bench_missing *missing, size_t n, const char *vmm)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(missing[i].vmm, vmm))
+			return true;
+	return false;
+}
+
+size_t bench_split_missing(struct bench_record *runs, size_t n, struct bench_missing *missing,
+			   size_t max, size_t *nmissing)
+{
+	size_t kept = 0;
+
+	*nmissing = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct bench_record *r = &runs[i];
+		bool gone = listed(missing, *nmissing, r->vmm);
+
+		/* decided at the VMM's first run (none kept yet), when all of its
+		 * runs are at i or after (those kept move below i) */
+		if (!gone && *nmissing < max && !has_run(runs, kept, r->vmm) &&
+		    all_missing(runs + i, n - i, r->vmm)) {
+			struct bench_missing *m = &missing[(*nmissing)++];
+
+			snprintf(m->vmm, sizeof(m->vmm), "%s", r->vmm);
+			snprintf(m->why, sizeof(m->why), "%.100s not found",
+				 r->why + strlen(BENCH_MISSING_PREFIX));
+			gone = true;
+		}
+		if (!gone)
+			runs[kept++] = *r;
+	}
+	return kept;
+}

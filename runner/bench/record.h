@@ -86,6 +86,18 @@ struct bench_missing {
 	char why[128];
 };
 
+/* How a record's why starts when its VMM's binary was not there (the
+ * runners' "missing: NAME"). */
+#define BENCH_MISSING_PREFIX "missing: "
+
+/* The missing VMMs of runs[0..n), taken out: a VMM every run of which
+ * failed with a why starting BENCH_MISSING_PREFIX becomes an entry of
+ * missing[] (why: "NAME not found"), and its runs are removed, the others
+ * keeping their order. At most max entries (the VMMs past them stay as
+ * failed runs); their count into *nmissing. Returns the runs left. */
+size_t bench_split_missing(struct bench_record *runs, size_t n, struct bench_missing *missing,
+			   size_t max, size_t *nmissing);
+
 /* One bench, as the statistics, the reports and the plot take it: its
  * records in the order they ran (the VMMs interleaved), the peers that
  * were missing, and what was run, for the reports' headers and the

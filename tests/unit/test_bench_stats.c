@@ -5,6 +5,7 @@
  * a run's start-up latency and its phases' durations (by time, adding up
  * to the start-up latency); the order of a set's VMMs. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bench/record.h"
@@ -278,4 +279,56 @@ Test(bench_stats, vmm_order)
 	s.nmissing = 0;
 	cr_assert_eq(stats_vmms(&s, v, BENCH_MAX_VMMS), 1);
 	cr_assert_str_eq(v[0], "qemu");
+}
+
+/* The runners' "missing: NAME" records become missing peers, when every
+ * run of the VMM says so; the rest stay, in order. */
+Test(bench_record, split_missing)
+{
+	struct bench_record r[] = {
+	    rec("flint", true, 1),	  rec("firecracker", false, 1), rec("qemu", true, 2),
+	    rec("firecracker", false, 1), rec("qemu", false, 1),	rec("lkvm", false, 1),
+	    rec("flint", true, 3),
+	};
+	struct bench_record copy[ARRAY_SIZE(r)];
+	struct bench_missing m[4];
+	size_t n, nm;
+
+	snprintf(r[1].why, sizeof(r[1].why), "missing: /opt/fc/firecracker");
+	snprintf(r[3].why, sizeof(r[3].why), "missing: /opt/fc/firecracker");
+	/* qemu ran once, then its binary went: a failed run, not a missing peer */
+	snprintf(r[4].why, sizeof(r[4].why), "missing: qemu-system-x86_64");
+	snprintf(r[5].why, sizeof(r[5].why), "missing: lkvm");
+	memcpy(copy, r, sizeof(r));
+
+	n = bench_split_missing(r, ARRAY_SIZE(r), m, ARRAY_SIZE(m), &nm);
+	cr_assert_eq(n, 4);
+	cr_assert_eq(nm, 2);
+	cr_assert_str_eq(m[0].vmm, "firecracker");
+	cr_assert_str_eq(m[0].why, "/opt/fc/firecracker not found");
+	cr_assert_str_eq(m[1].vmm, "lkvm");
+	cr_assert_str_eq(m[1].why, "lkvm not found");
+	cr_assert_str_eq(r[0].vmm, "flint");
+	cr_assert_str_eq(r[1].vmm, "qemu");
+	cr_assert(r[1].ok);
+	cr_assert_str_eq(r[2].vmm, "qemu");
+	cr_assert(!r[2].ok);
+	cr_assert_str_eq(r[3].vmm, "flint");
+	cr_assert_eq(r[3].phase_us[BP_INIT], 3);
+
+	/* room for one: lkvm stays as a failed run */
+	memcpy(r, copy, sizeof(r));
+	n = bench_split_missing(r, ARRAY_SIZE(r), m, 1, &nm);
+	cr_assert_eq(nm, 1);
+	cr_assert_str_eq(m[0].vmm, "firecracker");
+	cr_assert_eq(n, 5);
+	cr_assert_str_eq(r[3].vmm, "lkvm");
+
+	/* a qemu missing first and run later is no missing peer either */
+	r[0] = copy[4];
+	r[1] = copy[2];
+	n = bench_split_missing(r, 2, m, ARRAY_SIZE(m), &nm);
+	cr_assert_eq(nm, 0);
+	cr_assert_eq(n, 2);
+	cr_assert(!r[0].ok && r[1].ok);
 }

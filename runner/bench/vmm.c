@@ -76,17 +76,15 @@ int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest 
 	return r ? -E2BIG : 0;
 }
 
-/* The kernel command line a peer's init runs the command from: the
- * guest's line, the root device, "--", the command. */
-static int peer_append(char *out, size_t len, const struct vmm_guest *g, const char *root)
+int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const char *root)
 {
 	size_t n;
 	int k;
 
 	if (g->state)
 		return -EINVAL; /* restoring a peer is not this */
-	k = snprintf(out, len, "%s%s%s --", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE,
-		     root ? " " : "", root ? root : "");
+	k = snprintf(out, len, "%s%s%s%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE,
+		     root ? " " : "", root ? root : "", g->ncommand ? " --" : "");
 	if (k < 0 || (size_t)k >= len)
 		return -E2BIG;
 	n = (size_t)k;
@@ -109,7 +107,7 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	int r;
 
 	reset(a);
-	if ((r = peer_append(append, sizeof(append), g,
+	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
 			     g->rootfs ? "root=/dev/vda ro " QEMU_MMIO_ROOT : NULL)) < 0)
 		return r;
 	r = add(a, "%s", path ? path : "qemu-system-x86_64");
@@ -149,7 +147,7 @@ int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	int r;
 
 	reset(a);
-	if ((r = peer_append(append, sizeof(append), g, g->rootfs ? "root=/dev/vda ro" : NULL)) <
+	if ((r = vmm_peer_cmdline(append, sizeof(append), g, g->rootfs ? "root=/dev/vda ro" : NULL)) <
 	    0)
 		return r;
 	if (g->rootfs && strchr(g->rootfs, ','))
@@ -174,5 +172,16 @@ int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	r |= add(a, "serial");
 	r |= add(a, "--params");
 	r |= add(a, "%s", append);
+	return r ? -E2BIG : 0;
+}
+
+int vmm_firecracker_argv(struct vmm_argv *a, const char *path, const char *sock)
+{
+	int r;
+
+	reset(a);
+	r = add(a, "%s", path ? path : "firecracker");
+	r |= add(a, "--api-sock");
+	r |= add(a, "%s", sock);
 	return r ? -E2BIG : 0;
 }

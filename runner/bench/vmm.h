@@ -43,6 +43,13 @@ struct vmm_argv {
 	size_t used;
 };
 
+/* The kernel command line a peer's init runs the command from: the
+ * guest's (or VMM_DEFAULT_CMDLINE), root (NULL: none), "--", the command.
+ * Returns 0, -EINVAL for a restore or a word a command line cannot hold,
+ * -E2BIG. */
+int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const char *root)
+	WARN_UNUSED;
+
 /* flint, at path (e.g. /proc/self/exe's target): `flint run` with
  * --phase-fd RUNNER_PHASE_FD, a boot (kernel, rootfs, mem, vcpus,
  * cmdline) or a restore (state, mem_file), then "--" and the command.
@@ -62,5 +69,10 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
  * console. Not tried against a kvmtool yet (none on the development
  * host). Returns as vmm_qemu_argv. */
 int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g) WARN_UNUSED;
+
+/* Firecracker (firecracker, or path) serving its API on sock (a path
+ * that must not exist yet; the caller removes it after), which
+ * fcapi_boot then drives (bench/fcapi.h). */
+int vmm_firecracker_argv(struct vmm_argv *a, const char *path, const char *sock) WARN_UNUSED;
 
 #endif

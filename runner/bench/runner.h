@@ -64,7 +64,10 @@ struct runner_launch {
 /* Run l once and fill r (bench_record_init'd here, with l->vmm): ok, or
  * why not (missing binary, timeout, exit status, a malformed phase line,
  * the measure_at phase never reached). Returns 0 whatever the VMM did, or
- * -errno when the bench itself could not run it (pipe, fork). */
+ * -errno when the bench itself could not run it (pipe, fork). Keeps no
+ * state of its own: several threads may run VMMs at once (--concurrency);
+ * the child does only async-signal-safe calls between fork and exec, and
+ * every descriptor the bench opens is close-on-exec. */
 int runner_run(const struct runner_launch *l, struct bench_record *r) WARN_UNUSED;
 
 /* --- pieces, exposed for the tests -------------------------------------- */

@@ -50,8 +50,8 @@ int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest 
 	if (g->state) {
 		r |= add(a, "--restore");
 		r |= add(a, "%s", g->state);
-		r |= add(a, "--mem-file");
-		r |= add(a, "%s", g->mem_file ? g->mem_file : "");
+		r |= add(a, g->uffd_sock ? "--uffd-sock" : "--mem-file");
+		r |= add(a, "%s", g->uffd_sock ? g->uffd_sock : g->mem_file ? g->mem_file : "");
 	} else {
 		r |= add(a, "--kernel");
 		r |= add(a, "%s", g->kernel);

@@ -30,8 +30,10 @@ struct vmm_guest {
 	const char *cmdline;	 /* NULL: VMM_DEFAULT_CMDLINE */
 	char *const *command;	 /* the command's words */
 	int ncommand;
-	/* A restore (flint only): the snapshot's two files, NULL for a boot. */
-	const char *state, *mem_file;
+	/* A restore (flint only): the snapshot's state file, NULL for a boot,
+	 * and its memory: mem_file (the File backend) or uffd_sock (a page
+	 * fault handler's socket, the Uffd backend). */
+	const char *state, *mem_file, *uffd_sock;
 };
 
 /* An argv and the bytes it points into. */

@@ -4,6 +4,7 @@
  * map "guest RAM", fail, or hang). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,6 +357,46 @@ Test(bench_runner_vmm, driven_after_the_fork)
 	cr_assert_eq(r.phase_us[BP_INIT], BENCH_NONE, "its output was not read");
 }
 
+/* --concurrency: runs at once from several threads, each its own. */
+struct conc {
+	struct runner_launch l;
+	struct bench_record r;
+	int ret;
+};
+
+static void *conc_run(void *arg)
+{
+	struct conc *c = arg;
+
+	c->ret = runner_run(&c->l, &c->r);
+	return NULL;
+}
+
+Test(bench_runner_vmm, concurrent_runs)
+{
+	char path[128], fast[128];
+	struct conc c[4];
+	pthread_t t[4];
+
+	script("vmm", "#!/bin/sh\nsleep 0.3; echo 'flint-init: ready'; sleep 0.1\n", path,
+	       sizeof(path));
+	script("fast", "#!/bin/sh\necho 'flint-init: ready'; sleep 0.1\n", fast, sizeof(fast));
+	char *argv[] = {path, NULL}, *fargv[] = {fast, NULL};
+	for (int i = 0; i < 4; i++) {
+		launch(&c[i].l, i % 2 ? fargv : argv, "flint-init: ready", 10000);
+		cr_assert_eq(pthread_create(&t[i], NULL, conc_run, &c[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(c[i].ret, 0);
+		cr_assert(c[i].r.ok, "%d: %s", i, c[i].r.why);
+		if (i % 2)
+			cr_assert_lt(c[i].r.phase_us[BP_INIT], 300000, "%d: another run's marker", i);
+		else
+			cr_assert_geq(c[i].r.phase_us[BP_INIT], 300000);
+	}
+}
+
 /* A stand-in flint: phase lines on fd 3, CLOCK_MONOTONIC microseconds. */
 static void fake_flint(char *path, size_t len, const char *lines)
 {
@@ -517,6 +558,10 @@ Test(bench_vmm, flint_restore)
 	cr_assert_eq(vmm_flint_argv(&f, "flint", &g), 0);
 	cr_assert(has_pair(&f, "--restore", "s"));
 	cr_assert(has_pair(&f, "--mem-file", "m"));
+	g.uffd_sock = "u";
+	cr_assert_eq(vmm_flint_argv(&f, "flint", &g), 0);
+	cr_assert(has_pair(&f, "--uffd-sock", "u"), "the Uffd backend");
+	g.uffd_sock = NULL;
 	for (int i = 0; i < f.n; i++)
 		cr_assert_str_neq(f.v[i], "--kernel", "a restore has no machine options");
 	cr_assert_eq(vmm_qemu_argv(&q, NULL, &g), -EINVAL);

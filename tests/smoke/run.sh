@@ -106,6 +106,7 @@ check bad-option 125 "" "unknown option --frob" -- --frob
 . "$(dirname "$0")/api.sh"
 . "$(dirname "$0")/snapshot.sh"
 . "$(dirname "$0")/machine.sh"
+. "$(dirname "$0")/phases.sh"
 
 # Pause and resume, driven as the API will (tests/smoke/pause.c): the
 # guest's ticks stop while it is paused and go on after; a stop while paused

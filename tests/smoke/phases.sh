@@ -2,7 +2,7 @@
 # with the tiny guest: the boot's phases to init, each once and in order,
 # and KVM's exit counters at the end, written from the main and vCPU
 # threads under their seccomp filters; with four vCPUs, all of them
-# (vcpus-started too);
+# (vcpus-started too); a restore, its own phases and none of a boot's;
 # flint run --attach (the stand-in agent, no VM): process, agent-ready and
 # first-output from the run thread; a descriptor that is not open: 125.
 # A Linux guest's (agent, first output with counters, restore):
@@ -80,6 +80,30 @@ UNORDERED=vcpus-started
 UNORDERED=
 [ -n "$why" ] && cat "$OUT/phases-smp.ph" >>"$OUT/phases-smp.err"
 report phases-smp "$why" "$OUT/phases-smp.err"
+# A restore of snapshot.sh's counting guest: its own phases in order and
+# none of a boot's; SIGTERM ends it, the counters then.
+if [ -f "$OUT/snap/full.state" ]; then
+	"$FLINT" --restore "$OUT/snap/full.state" --mem-file "$OUT/snap/full.mem" --phase-fd 3 \
+		3>"$OUT/phases-restore.ph" </dev/null >"$OUT/phases-restore.out" \
+		2>"$OUT/phases-restore.err" &
+	rst=$!
+	n=0
+	while ! grep -q '^phase resumed ' "$OUT/phases-restore.ph" && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep 0.2
+	kill -TERM "$rst"
+	wait "$rst"
+	got=$?
+	why=""
+	[ $got = 143 ] || why="status $got, expected 143 (SIGTERM)"
+	[ -z "$why" ] && phases_ok "$OUT/phases-restore.ph" 1 process state-read memory-mapped resumed
+	[ -n "$why" ] && cat "$OUT/phases-restore.ph" >>"$OUT/phases-restore.err"
+	report phases-restore "$why" "$OUT/phases-restore.err"
+else
+	echo "SKIP phases-restore: no snapshot from snapshot.sh (no curl)"
+fi
 check phases-closed-fd 125 "" "--phase-fd 77: Bad file descriptor" -- \
 	--kernel "$OUT/tiny-EXIT_STATUS.elf" --phase-fd 77
 if command -v python3 >/dev/null 2>&1; then

@@ -60,6 +60,8 @@ FUZZ_LIBS_fuzz_serve_fn := -ljansson
 FUZZ_SRCS_fuzz_serve_request := runner/serve/route.c runner/serve/fn.c runner/config/jfield.c \
 	runner/core/util.c
 FUZZ_LIBS_fuzz_serve_request := -ljansson
+# flint bench's phase lines, as a VMM writes them on --phase-fd.
+FUZZ_SRCS_fuzz_bench_phase := runner/bench/phase.c runner/bench/record.c runner/core/util.c
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

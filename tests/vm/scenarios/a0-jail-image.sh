@@ -16,7 +16,7 @@
 chmod 755 "$T" || fail "cannot open $T to the jail's user"
 img=$T/userland
 mkdir -p "$img/etc"
-busybox_userland "$img" sh cat echo df grep test tail
+busybox_userland "$img" sh cat echo df grep test tail true
 echo from-the-image >"$img/etc/marker"
 echo "root only" >"$T/secret" && chmod 600 "$T/secret"
 ln -s "$T/secret" "$img/etc/secret"

@@ -149,8 +149,7 @@ int fcapi_request(int fd, const char *method, const char *path, const char *json
 }
 
 /* PUT path json; 0 for a 2xx answer, else -EIO with why. */
-static int put(int fd, const char *path, json_t *j, uint64_t deadline_us, char *why,
-	       size_t whylen)
+static int put(int fd, const char *path, json_t *j, uint64_t deadline_us, char *why, size_t whylen)
 {
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	char body[512];

@@ -7,33 +7,33 @@
 #include <string.h>
 
 static const char *const wire_names[BP_COUNT] = {
-	[BP_PROCESS] = "process",
-	[BP_VM_CREATED] = "vm-created",
-	[BP_VCPUS_STARTED] = "vcpus-started",
-	[BP_KERNEL_ENTRY] = "kernel-entry",
-	[BP_INIT] = "init",
-	[BP_AGENT_READY] = "agent-ready",
-	[BP_FIRST_OUTPUT] = "first-output",
-	[BP_STATE_READ] = "state-read",
-	[BP_MEMORY_MAPPED] = "memory-mapped",
-	[BP_RESUMED] = "resumed",
-	[BP_FIRST_RESPONSE] = "first-response",
-	/* BP_EXIT: the launcher's, when it reaps the VMM */
+    [BP_PROCESS] = "process",
+    [BP_VM_CREATED] = "vm-created",
+    [BP_VCPUS_STARTED] = "vcpus-started",
+    [BP_KERNEL_ENTRY] = "kernel-entry",
+    [BP_INIT] = "init",
+    [BP_AGENT_READY] = "agent-ready",
+    [BP_FIRST_OUTPUT] = "first-output",
+    [BP_STATE_READ] = "state-read",
+    [BP_MEMORY_MAPPED] = "memory-mapped",
+    [BP_RESUMED] = "resumed",
+    [BP_FIRST_RESPONSE] = "first-response",
+    /* BP_EXIT: the launcher's, when it reaps the VMM */
 };
 
 static const enum bench_phase after[BP_COUNT] = {
-	[BP_PROCESS] = BP_COUNT,
-	[BP_VM_CREATED] = BP_PROCESS,
-	[BP_VCPUS_STARTED] = BP_VM_CREATED,
-	[BP_KERNEL_ENTRY] = BP_VM_CREATED,
-	[BP_INIT] = BP_KERNEL_ENTRY,
-	[BP_AGENT_READY] = BP_INIT,
-	[BP_FIRST_OUTPUT] = BP_AGENT_READY,
-	[BP_STATE_READ] = BP_PROCESS,
-	[BP_MEMORY_MAPPED] = BP_STATE_READ,
-	[BP_RESUMED] = BP_MEMORY_MAPPED,
-	[BP_FIRST_RESPONSE] = BP_RESUMED,
-	[BP_EXIT] = BP_COUNT,
+    [BP_PROCESS] = BP_COUNT,
+    [BP_VM_CREATED] = BP_PROCESS,
+    [BP_VCPUS_STARTED] = BP_VM_CREATED,
+    [BP_KERNEL_ENTRY] = BP_VM_CREATED,
+    [BP_INIT] = BP_KERNEL_ENTRY,
+    [BP_AGENT_READY] = BP_INIT,
+    [BP_FIRST_OUTPUT] = BP_AGENT_READY,
+    [BP_STATE_READ] = BP_PROCESS,
+    [BP_MEMORY_MAPPED] = BP_STATE_READ,
+    [BP_RESUMED] = BP_MEMORY_MAPPED,
+    [BP_FIRST_RESPONSE] = BP_RESUMED,
+    [BP_EXIT] = BP_COUNT,
 };
 
 const char *phase_wire_name(enum bench_phase p)
@@ -52,7 +52,7 @@ bool phase_is_restore(enum bench_phase p)
 }
 
 static int fail(struct phase_parser *p, char *err, size_t errlen, const char *fmt, ...)
-	PRINTF(4, 5);
+    PRINTF(4, 5);
 static int fail(struct phase_parser *p, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -120,8 +120,10 @@ static int phase_line(struct phase_parser *p, const char *s, const char *end, ch
 	/* One kind per run: a restore's phase beside a boot's one. */
 	for (int o = BP_VM_CREATED; k != BP_PROCESS && o <= BP_FIRST_RESPONSE; o++)
 		if (r->phase_us[o] != BENCH_NONE && phase_is_restore(o) != phase_is_restore(k))
-			return fail(p, err, errlen, "phase %s in a run that has %s: a boot's and a "
-				    "restore's phases together", wire_names[k], wire_names[o]);
+			return fail(p, err, errlen,
+				    "phase %s in a run that has %s: a boot's and a "
+				    "restore's phases together",
+				    wire_names[k], wire_names[o]);
 	r->phase_us[k] = us - p->base_us;
 	return 0;
 }
@@ -146,7 +148,8 @@ static int exits_line(struct phase_parser *p, const char *s, const char *end, ch
 		for (e = 0; e < BE_COUNT && !is(s, eq, bench_exit_name(e)); e++)
 			;
 		if (e == BE_COUNT)
-			return fail(p, err, errlen, "exits: unknown counter '%.*s'", (int)(eq - s), s);
+			return fail(p, err, errlen, "exits: unknown counter '%.*s'", (int)(eq - s),
+				    s);
 		if (v[e] != BENCH_NONE)
 			return fail(p, err, errlen, "exits: %s given twice", bench_exit_name(e));
 		if (!number(eq + 1, w, &v[e]) || v[e] == BENCH_NONE)

@@ -67,8 +67,8 @@ void phase_parser_init(struct phase_parser *p, struct bench_record *r, uint64_t 
  * after each call. Returns 0, or -EINVAL with the reason in err; after an
  * error the record's figures may be partly filled and every later call
  * fails. */
-int phase_feed(struct phase_parser *p, const char *buf, size_t n, char *err, size_t errlen)
-	WARN_UNUSED;
+int phase_feed(struct phase_parser *p, const char *buf, size_t n, char *err,
+	       size_t errlen) WARN_UNUSED;
 
 /* The input's end: refuse a partial last line, then check the phases'
  * order. Returns 0 or -EINVAL with the reason in err. */

@@ -98,7 +98,8 @@ int runner_smaps(const char *text, size_t n, uint64_t guest_mem_kib, uint64_t *t
 			in_map = true;
 		} else if (in_map && kb_field(p, eol, "Rss", &rss)) {
 			total += rss;
-			if (size >= guest_mem_kib && size <= guest_mem_kib + RUNNER_GUEST_SLACK_KIB &&
+			if (size >= guest_mem_kib &&
+			    size <= guest_mem_kib + RUNNER_GUEST_SLACK_KIB &&
 			    (!found || rss > best)) {
 				best = rss;
 				found = true;
@@ -332,8 +333,7 @@ static bool try_reap(struct watch *w, int *status)
  * them (or DRAIN_US after its end), or the deadline. pidfd: readable when
  * it ends (-1: look every 10 ms). Returns false at the deadline, the VMM
  * still running. */
-static bool watch(struct watch *w, int *out, int *ph, int pidfd, uint64_t deadline,
-		  int *status)
+static bool watch(struct watch *w, int *out, int *ph, int pidfd, uint64_t deadline, int *status)
 {
 	char buf[4096];
 	bool reaped = false;
@@ -427,7 +427,8 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 			;
 		r->phase_us[BP_EXIT] = now_us() - w.t0;
 		set_why(r, "%s", err);
-	} else if (!watch(&w, &out[0], &ph[0], pidfd, w.t0 + (uint64_t)timeout_ms * 1000, &status)) {
+	} else if (!watch(&w, &out[0], &ph[0], pidfd, w.t0 + (uint64_t)timeout_ms * 1000,
+			  &status)) {
 		kill(-w.pid, SIGKILL);
 		while (waitpid(w.pid, &status, 0) < 0 && errno == EINTR)
 			;

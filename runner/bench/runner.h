@@ -24,7 +24,7 @@
 #include "core/util.h"
 
 /* The VMM's descriptor for flint's phase lines: flint gets "--phase-fd 3". */
-#define RUNNER_PHASE_FD 3
+#define RUNNER_PHASE_FD	   3
 #define RUNNER_MAX_MARKERS 4
 /* The smaps mapping taken for guest RAM may be this much larger than the
  * guest's memory (alignment, a neighbour the kernel merged it with). */
@@ -38,9 +38,9 @@ struct runner_marker {
 };
 
 struct runner_launch {
-	const char *vmm;    /* the record's name: "flint", "qemu", ... */
-	char *const *argv;  /* argv[0]: a path, or a name looked up in PATH */
-	bool phase_fd;	    /* flint: a pipe at RUNNER_PHASE_FD, parsed as phase lines */
+	const char *vmm;   /* the record's name: "flint", "qemu", ... */
+	char *const *argv; /* argv[0]: a path, or a name looked up in PATH */
+	bool phase_fd;	   /* flint: a pipe at RUNNER_PHASE_FD, parsed as phase lines */
 	struct runner_marker markers[RUNNER_MAX_MARKERS];
 	/* When to read RSS, guest RAM and faults, and the phase a run must
 	 * reach to be ok (flint: first-output or first-response; a peer: its

@@ -108,13 +108,17 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 
 	reset(a);
 	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
-			     g->rootfs ? "root=/dev/vda ro " QEMU_MMIO_ROOT : NULL)) < 0)
+				  g->rootfs ? "root=/dev/vda ro " QEMU_MMIO_ROOT : NULL)) < 0)
 		return r;
 	r = add(a, "%s", path ? path : "qemu-system-x86_64");
 	static const char *const fixed[] = {
-	    "-M", "microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off",
-	    "-accel", "kvm", "-cpu", "host", "-nodefaults", "-no-user-config", "-display",
-	    "none", "-serial", "stdio", "-no-reboot"};
+	    "-M",	   "microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off",
+	    "-accel",	   "kvm",
+	    "-cpu",	   "host",
+	    "-nodefaults", "-no-user-config",
+	    "-display",	   "none",
+	    "-serial",	   "stdio",
+	    "-no-reboot"};
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		r |= add(a, "%s", fixed[i]);
 	r |= add(a, "-m");
@@ -147,8 +151,8 @@ int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	int r;
 
 	reset(a);
-	if ((r = vmm_peer_cmdline(append, sizeof(append), g, g->rootfs ? "root=/dev/vda ro" : NULL)) <
-	    0)
+	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
+				  g->rootfs ? "root=/dev/vda ro" : NULL)) < 0)
 		return r;
 	if (g->rootfs && strchr(g->rootfs, ','))
 		return -EINVAL;

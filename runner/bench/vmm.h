@@ -27,8 +27,8 @@ struct vmm_guest {
 	const char *initrd; /* NULL: none */
 	const char *rootfs; /* NULL: none; read-only /dev/vda */
 	unsigned mem_mib, vcpus;
-	const char *cmdline;	 /* NULL: VMM_DEFAULT_CMDLINE */
-	char *const *command;	 /* the command's words */
+	const char *cmdline;  /* NULL: VMM_DEFAULT_CMDLINE */
+	char *const *command; /* the command's words */
 	int ncommand;
 	/* A restore (flint only): the snapshot's state file, NULL for a boot,
 	 * and its memory: mem_file (the File backend) or uffd_sock (a page
@@ -49,8 +49,8 @@ struct vmm_argv {
  * guest's (or VMM_DEFAULT_CMDLINE), root (NULL: none), "--", the command.
  * Returns 0, -EINVAL for a restore or a word a command line cannot hold,
  * -E2BIG. */
-int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const char *root)
-	WARN_UNUSED;
+int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g,
+		     const char *root) WARN_UNUSED;
 
 /* flint, at path (e.g. /proc/self/exe's target): `flint run` with
  * --phase-fd RUNNER_PHASE_FD, a boot (kernel, rootfs, mem, vcpus,

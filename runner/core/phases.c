@@ -30,7 +30,7 @@ atomic_bool phases_entry_pending;
 
 static int out_fd = -1;
 static atomic_int kind;
-static atomic_uint done; /* a bit per phase written */
+static atomic_uint done;     /* a bit per phase written */
 static atomic_uint entering; /* vCPU threads at their first KVM_RUN */
 static unsigned nvcpus;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* spans, exits_done */

@@ -89,7 +89,8 @@ Test(bench_phase, fed_a_byte_at_a_time)
 	for (size_t i = 0; text[i]; i++) {
 		cr_assert_eq(phase_feed(&p, text + i, 1, err, sizeof(err)), 0, "%s", err);
 		if (i < 21)
-			cr_assert_eq(r.phase_us[BP_PROCESS], BENCH_NONE, "a line before its newline");
+			cr_assert_eq(r.phase_us[BP_PROCESS], BENCH_NONE,
+				     "a line before its newline");
 	}
 	cr_assert_eq(phase_finish(&p, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(r.phase_us[BP_PROCESS], 100);
@@ -243,7 +244,7 @@ Test(bench_phase, flint_writes_a_boot)
 	cr_assert(!atomic_load(&phases_entry_pending), "the flag is cleared once it fired");
 	phases_kernel_entry();
 	phases_mark(BP_INIT);
-	phases_mark(BP_INIT); /* once */
+	phases_mark(BP_INIT);	 /* once */
 	phases_mark(BP_RESUMED); /* a restore's: dropped in a boot */
 	phases_mark(BP_AGENT_READY);
 	phases_output();
@@ -311,8 +312,8 @@ Test(bench_phase, off_writes_nothing)
 }
 
 /* The hidden option that turns it on. */
-#define ARGV(...) ((char *[]){"flint", __VA_ARGS__, NULL})
-#define ARGC(...) ((int)(sizeof((char *[]){"flint", __VA_ARGS__}) / sizeof(char *)))
+#define ARGV(...)	     ((char *[]){"flint", __VA_ARGS__, NULL})
+#define ARGC(...)	     ((int)(sizeof((char *[]){"flint", __VA_ARGS__}) / sizeof(char *)))
 #define PARSE(cfg, err, ...) cli_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), cfg, err, 256)
 
 Test(bench_phase, the_option)

@@ -7,8 +7,8 @@
 
 #include "../../jail/plan.h"
 
-static int no_files(void *ctx, const char *path, size_t max, char **text, size_t *len,
-		    char *why, size_t whylen)
+static int no_files(void *ctx, const char *path, size_t max, char **text, size_t *len, char *why,
+		    size_t whylen)
 {
 	(void)ctx, (void)path, (void)max, (void)text, (void)len;
 	snprintf(why, whylen, "No such file or directory");
@@ -19,12 +19,14 @@ Test(bench_phase_jail, the_descriptor_is_kept)
 {
 	struct plan p;
 	char err[256] = "";
-	char *const argv[] = {"run", "--kernel", "/img/vmlinux", "--rootfs", "/img/rootfs.ext4",
-			      "--status-fd", "4", "--phase-fd", "5", "--", "true", NULL};
+	char *const argv[] = {
+	    "run",	   "--kernel", "/img/vmlinux", "--rootfs", "/img/rootfs.ext4",
+	    "--status-fd", "4",	       "--phase-fd",   "5",	   "--",
+	    "true",	   NULL};
 
-	cr_assert_eq(plan_build(&p, "/opt/flint/flint", NULL, no_files, NULL, 11, argv, err,
-				sizeof(err)),
-		     0, "%s", err);
+	cr_assert_eq(
+	    plan_build(&p, "/opt/flint/flint", NULL, no_files, NULL, 11, argv, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_assert_eq(p.nkeep, 2, "--status-fd and --phase-fd");
 	cr_assert_eq(p.keep[1].fd, 5);
 	cr_assert_str_eq(p.keep[1].opt, "--phase-fd");

@@ -20,18 +20,59 @@
 #define MAP(start, end, rest) start "-" end " " rest "\n"
 
 static const char smaps[] =
-    MAP("55d0c0000000", "55d0c0100000", "r-xp 00000000 08:01 123 /usr/bin/flint")
-    "Size:               1024 kB\n"
-    "Rss:                 800 kB\n"
-    "Pss:                 800 kB\n"
-    MAP("7f0000000000", "7f0008000000", "rw-p 00000000 00:00 0")
-    "Size:             131072 kB\n"
-    "KernelPageSize:        4 kB\n"
-    "Rss:               20480 kB\n"
-    "VmFlags: rd wr mr mw me ac hg\n"
-    MAP("7f1000000000", "7f1000200000", "rw-p 00000000 00:00 0 [heap]")
-    "Size:               2048 kB\n"
-    "Rss:                1500 kB\n";
+    MAP("55d0c0000000",
+	"55d0c0100000", "r-xp 00000000 08:01 123 /usr/bin/flint") "Size:               1024 kB\n"
+								  "Rss:                 800 kB\n"
+								  "Pss:                 800 "
+								  "kB\n" MAP("7f0000000000",
+									     "7f0008000000",
+									     "rw-p 00000000 00:00 "
+									     "0") "Size:           "
+										  "  131072 kB\n"
+										  "KernelPageSize: "
+										  "       4 kB\n"
+										  "Rss:            "
+										  "   20480 kB\n"
+										  "VmFlags: rd wr "
+										  "mr mw me ac "
+										  "hg\n" MAP(
+										      "7f100000000"
+										      "0",
+										      "7f100020000"
+										      "0",
+										      "rw-p "
+										      "00000000 "
+										      "00:00 0 "
+										      "[heap]") "Si"
+												"ze"
+												": "
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"20"
+												"48"
+												" k"
+												"B"
+												"\n"
+												"Rs"
+												"s:"
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"  "
+												"15"
+												"00"
+												" k"
+												"B"
+												"\n";
 
 Test(bench_runner, smaps_guest_and_the_rest)
 {
@@ -48,10 +89,9 @@ Test(bench_runner, smaps_slack_and_candidates)
 {
 	static const char t[] =
 	    MAP("1000000", "9200000", "rw-p 00000000 00:00 0") /* 128 MiB + 2 MiB */
-	    "Rss:    5000 kB\n"
-	    MAP("a000000", "12000000", "rw-p 00000000 00:00 0") /* 128 MiB */
-	    "Rss:    9000 kB\n"
-	    MAP("20000000", "29000000", "rw-p 00000000 00:00 0") /* 144 MiB: too big */
+	    "Rss:    5000 kB\n" MAP("a000000", "12000000", "rw-p 00000000 00:00 0") /* 128 MiB */
+	    "Rss:    9000 kB\n" MAP("20000000", "29000000",
+				    "rw-p 00000000 00:00 0") /* 144 MiB: too big */
 	    "Rss:   90000 kB\n";
 	uint64_t total = 0, guest = 0;
 
@@ -391,7 +431,8 @@ Test(bench_runner_vmm, concurrent_runs)
 		cr_assert_eq(c[i].ret, 0);
 		cr_assert(c[i].r.ok, "%d: %s", i, c[i].r.why);
 		if (i % 2)
-			cr_assert_lt(c[i].r.phase_us[BP_INIT], 300000, "%d: another run's marker", i);
+			cr_assert_lt(c[i].r.phase_us[BP_INIT], 300000, "%d: another run's marker",
+				     i);
 		else
 			cr_assert_geq(c[i].r.phase_us[BP_INIT], 300000);
 	}
@@ -520,19 +561,25 @@ static char *words[] = {"echo", "bench-out", NULL};
 Test(bench_vmm, qemu_same_guest_as_flint)
 {
 	struct vmm_argv q, f;
-	struct vmm_guest g = {.kernel = "/k/vmlinux", .rootfs = "/r/rootfs.ext4", .mem_mib = 128,
-			      .vcpus = 2, .command = words, .ncommand = 2};
+	struct vmm_guest g = {.kernel = "/k/vmlinux",
+			      .rootfs = "/r/rootfs.ext4",
+			      .mem_mib = 128,
+			      .vcpus = 2,
+			      .command = words,
+			      .ncommand = 2};
 
 	cr_assert_eq(vmm_qemu_argv(&q, NULL, &g), 0);
 	cr_assert_str_eq(q.v[0], "qemu-system-x86_64");
 	cr_assert_null(q.v[q.n]);
-	cr_assert(has_pair(&q, "-M", "microvm,acpi=off,x-option-roms=off,rtc=off,"
-				     "auto-kernel-cmdline=off"));
+	cr_assert(has_pair(&q, "-M",
+			   "microvm,acpi=off,x-option-roms=off,rtc=off,"
+			   "auto-kernel-cmdline=off"));
 	cr_assert(has_pair(&q, "-m", "128"));
 	cr_assert(has_pair(&q, "-smp", "2"));
 	cr_assert(has_pair(&q, "-kernel", "/k/vmlinux"));
-	cr_assert(has_pair(&q, "-drive", "id=root,file=/r/rootfs.ext4,format=raw,if=none,"
-					 "readonly=on"));
+	cr_assert(has_pair(&q, "-drive",
+			   "id=root,file=/r/rootfs.ext4,format=raw,if=none,"
+			   "readonly=on"));
 	cr_assert(has_pair(&q, "-serial", "stdio"));
 	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet root=/dev/vda ro "
 				   "virtio_mmio.device=512@0xfeb00e00:12 -- echo bench-out");
@@ -593,8 +640,8 @@ Test(bench_vmm, too_long)
 	struct vmm_argv q;
 	static char big[9000];
 	char *w[] = {big, NULL};
-	struct vmm_guest g = {.kernel = "k", .mem_mib = 64, .vcpus = 1, .command = w,
-			      .ncommand = 1};
+	struct vmm_guest g = {
+	    .kernel = "k", .mem_mib = 64, .vcpus = 1, .command = w, .ncommand = 1};
 
 	memset(big, 'x', sizeof(big) - 1);
 	cr_assert_eq(vmm_flint_argv(&q, "flint", &g), -E2BIG);

@@ -108,8 +108,8 @@ Test(bench_fcapi, answers)
 	int status = 0;
 	char body[64] = "x";
 
-	cr_assert_eq(one("HTTP/1.1 204 No Content\r\nServer: Firecracker API\r\n\r\n", &status, body,
-			 sizeof(body), 2000),
+	cr_assert_eq(one("HTTP/1.1 204 No Content\r\nServer: Firecracker API\r\n\r\n", &status,
+			 body, sizeof(body), 2000),
 		     0);
 	cr_assert_eq(status, 204);
 	cr_assert_str_eq(body, "");
@@ -120,9 +120,9 @@ Test(bench_fcapi, answers)
 	cr_assert_eq(status, 400);
 	cr_assert_str_eq(body, "{\"fault_message\": \"no!\"}\n");
 	/* A body longer than the caller's buffer is cut, the answer read whole. */
-	cr_assert_eq(one("HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", &status, body,
-			 4, 2000),
-		     0);
+	cr_assert_eq(
+	    one("HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", &status, body, 4, 2000),
+	    0);
 	cr_assert_str_eq(body, "012");
 }
 
@@ -136,9 +136,9 @@ Test(bench_fcapi, bad_answers)
 	cr_assert_eq(one("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", &status, body,
 			 sizeof(body), 200),
 		     -ETIMEDOUT, "short of its length until the deadline");
-	cr_assert_eq(one("HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", &status, body,
-			 sizeof(body), 2000),
-		     -EPROTO);
+	cr_assert_eq(
+	    one("HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", &status, body, sizeof(body), 2000),
+	    -EPROTO);
 	cr_assert_eq(one("HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n", &status, body,
 			 sizeof(body), 2000),
 		     -EPROTO, "longer than an answer may be");
@@ -152,8 +152,9 @@ Test(bench_fcapi, no_answer_in_time)
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	uint64_t t0 = now_ns();
-	cr_assert_eq(fcapi_request(sp[0], "GET", "/", NULL, in_ms(100), &status, body, sizeof(body)),
-		     -ETIMEDOUT);
+	cr_assert_eq(
+	    fcapi_request(sp[0], "GET", "/", NULL, in_ms(100), &status, body, sizeof(body)),
+	    -ETIMEDOUT);
 	cr_assert_lt(now_ns() - t0, 2000000000ULL);
 	close(sp[0]);
 	close(sp[1]);
@@ -185,8 +186,12 @@ Test(bench_fcapi_boot, a_boot)
 {
 	char path[96], why[256] = "";
 	struct server s = {.fd = -1, .lfd = -1, .n = 4, .delay_ms = 50, .path = path};
-	struct vmm_guest g = {.kernel = "/k/vmlinux", .rootfs = "/r/root.ext4", .mem_mib = 256,
-			      .vcpus = 2, .command = cmd, .ncommand = 2};
+	struct vmm_guest g = {.kernel = "/k/vmlinux",
+			      .rootfs = "/r/root.ext4",
+			      .mem_mib = 256,
+			      .vcpus = 2,
+			      .command = cmd,
+			      .ncommand = 2};
 	struct fcapi_boot b = {.sock = path, .g = &g};
 	pthread_t t;
 
@@ -198,8 +203,10 @@ Test(bench_fcapi_boot, a_boot)
 	pthread_join(t, NULL);
 	close(s.fd);
 	close(s.lfd);
-	const char *src = strstr(s.seen, "PUT /boot-source "), *mc = strstr(s.seen, "PUT /machine-config "),
-		   *dr = strstr(s.seen, "PUT /drives/rootfs "), *act = strstr(s.seen, "PUT /actions ");
+	const char *src = strstr(s.seen, "PUT /boot-source "),
+		   *mc = strstr(s.seen, "PUT /machine-config "),
+		   *dr = strstr(s.seen, "PUT /drives/rootfs "),
+		   *act = strstr(s.seen, "PUT /actions ");
 	cr_assert(src && mc && dr && act, "%s", s.seen);
 	cr_assert(src < mc && mc < dr && dr < act, "in Firecracker's getting-started order");
 	cr_assert(strstr(s.seen, "\"kernel_image_path\":\"/k/vmlinux\""), "%s", s.seen);

@@ -229,21 +229,20 @@ static void measure(pid_t pid, uint64_t guest_mem_kib, struct bench_record *r)
 
 /* The child: its own process group (a timeout kills all of it), stdin
  * from /dev/null, stdout and stderr to out, the phase pipe at
- * RUNNER_PHASE_FD. Only async-signal-safe calls. */
+ * RUNNER_PHASE_FD. Both pipes are first moved above the descriptors they
+ * become (the bench's own 0-2 may have been closed, and a pipe got one of
+ * those numbers). Only async-signal-safe calls. */
 static void child(const char *path, char *const *argv, int out, int phase)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	setpgid(0, 0);
-	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-	    dup2(out, STDERR_FILENO) < 0)
+	out = fcntl(out, F_DUPFD_CLOEXEC, RUNNER_PHASE_FD + 1);
+	if (phase >= 0 && (phase = fcntl(phase, F_DUPFD_CLOEXEC, RUNNER_PHASE_FD + 1)) < 0)
 		_exit(126);
-	if (phase >= 0) {
-		if (phase == RUNNER_PHASE_FD)
-			fcntl(phase, F_SETFD, 0); /* dup2 onto itself keeps CLOEXEC */
-		else if (dup2(phase, RUNNER_PHASE_FD) < 0)
-			_exit(126);
-	}
+	if (out < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+	    dup2(out, STDERR_FILENO) < 0 || (phase >= 0 && dup2(phase, RUNNER_PHASE_FD) < 0))
+		_exit(126);
 	execv(path, argv);
 	_exit(127);
 }

@@ -397,6 +397,33 @@ Test(bench_runner_vmm, driven_after_the_fork)
 	cr_assert_eq(r.phase_us[BP_INIT], BENCH_NONE, "its output was not read");
 }
 
+/* A bench whose stdin and stdout are closed: its pipes get those numbers,
+ * and the child must still give the VMM its output pipe and fd 3. */
+Test(bench_runner_vmm, a_bench_without_stdin_and_stdout)
+{
+	char path[128];
+	struct runner_launch l;
+	struct bench_record r;
+
+	if (access("/usr/bin/python3", X_OK) != 0)
+		cr_skip_test("no /usr/bin/python3");
+	script("vmm",
+	       "#!/usr/bin/python3\n"
+	       "import os, time\n"
+	       "os.write(3, b'phase process %d\\n' % (time.monotonic_ns() // 1000))\n"
+	       "print('flint-init: ready', flush=True)\n",
+	       path, sizeof(path));
+	char *argv[] = {path, NULL};
+	launch(&l, argv, "flint-init: ready", 5000);
+	l.phase_fd = true;
+	close(STDIN_FILENO);
+	close(STDOUT_FILENO);
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert(r.ok, "%s", r.why);
+	cr_assert_neq(r.phase_us[BP_PROCESS], BENCH_NONE, "fd 3 reached the VMM");
+	cr_assert_neq(r.phase_us[BP_INIT], BENCH_NONE, "its stdout reached the bench");
+}
+
 /* --concurrency: runs at once from several threads, each its own. */
 struct conc {
 	struct runner_launch l;

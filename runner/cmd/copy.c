@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -99,14 +100,39 @@ static int dial(const char *uds, int *fd, char *msg)
 	return 0;
 }
 
+int copy_set_idle(int sock, unsigned ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* The message for a read or write of the agent's connection that failed
+ * with err: a timeout is the idle limit copy_set_idle put on it. */
+static int io_failed(struct conn *c, char *msg, const char *what, int err)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+
+	if ((err == EAGAIN || err == EWOULDBLOCK) &&
+	    getsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0)
+		return say(msg, "the guest agent's connection was idle for %.1f s (the copy's limit)",
+			   (double)tv.tv_sec + tv.tv_usec / 1e6);
+	return say(msg, "%s the guest agent: %s", what, strerror(err));
+}
+
 static int send_frame(struct conn *c, uint8_t type, const void *p, size_t len, char *msg)
 {
 	struct agent_outbuf o = {.buf = c->tbuf, .cap = sizeof(c->tbuf)};
 	int ret;
 
 	agent_out_frame(&o, type, p, len);
+	/* 1: the socket stayed full for SO_SNDTIMEO (the idle limit). */
 	if ((ret = agent_out_flush(&o, c->sock)) != 0)
-		return say(msg, "sending to the guest agent: %s", strerror(-ret));
+		return io_failed(c, msg, "sending to", ret == 1 ? EAGAIN : -ret);
 	return 0;
 }
 
@@ -128,7 +154,7 @@ static int next_frame(struct conn *c, char *msg)
 		return say(msg, "the guest agent closed the connection");
 	if (ret == -EPROTO || ret == -EMSGSIZE)
 		return say(msg, "bad frame from the guest agent");
-	return say(msg, "reading from the guest agent: %s", strerror(-ret));
+	return io_failed(c, msg, "reading from", -ret);
 }
 
 static int conn_write(void *ctx, const void *buf, size_t len, char *msg, size_t msglen)
@@ -187,7 +213,7 @@ static int copy_in(struct conn *c, const struct copy_item *it, char *msg)
 	if (n < 0)
 		return say(msg, "%s", err);
 	if (write_full(c->sock, c->tbuf, (size_t)n) < 0)
-		return say(msg, "sending to the guest agent: %s", strerror(errno));
+		return io_failed(c, msg, "sending to", errno);
 	sent = tarcopy_send(it->src, &io, NULL, err, sizeof(err));
 	if (sent == 0 && send_frame(c, AGENT_TAR_END, NULL, 0, err) < 0)
 		sent = -1;
@@ -216,7 +242,7 @@ static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 	if (n < 0)
 		return say(msg, "%s", err);
 	if (write_full(c->sock, c->tbuf, (size_t)n) < 0)
-		return say(msg, "sending to the guest agent: %s", strerror(errno));
+		return io_failed(c, msg, "sending to", errno);
 	if (tarcopy_receive(it->dst, flags, &io, err, sizeof(err)) < 0)
 		return say(msg, "%s", c->agent_msg[0] ? c->agent_msg : err);
 	/* The archive's end came; its padding and TAR_END may follow. */
@@ -249,6 +275,8 @@ static int one_copy(struct helper *h, bool out, const struct copy_item *it)
 	int sock = -1, ret;
 
 	ret = dial(h->uds, &sock, msg);
+	if (ret == 0 && (ret = copy_set_idle(sock, COPY_IDLE_MS)) < 0)
+		ret = say(msg, "cannot set the copy's idle limit: %s", strerror(-ret));
 	if (ret == 0)
 		ret = copy_session(sock, out, it, msg);
 	close_fd(&sock);

@@ -52,6 +52,17 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
  * or -1 with the reason in msg (COPY_MSG_LEN bytes). */
 int copy_session(int sock, bool out, const struct copy_item *it, char *msg) WARN_UNUSED;
 
+/* How long the helper lets a copy's connection go silent: the guest is
+ * not trusted to keep a copy moving, and a copy-out that stalls would
+ * otherwise hold `flint run` past --timeout for good. No byte either way
+ * for this long fails the copy, naming the limit. */
+#define COPY_IDLE_MS 60000
+
+/* Put an idle limit of ms on sock's reads and writes (SO_RCVTIMEO and
+ * SO_SNDTIMEO): copy_session then fails a copy whose connection is silent
+ * that long, saying so. 0 or -errno. */
+int copy_set_idle(int sock, unsigned ms) WARN_UNUSED;
+
 /* How many copy-ins (out false) or copy-outs there are. 0 for NULL. */
 unsigned copy_count(const struct copier *c, bool out);
 

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/proto.h"
@@ -154,4 +155,39 @@ Test(copy_session, the_agents_refusal_is_the_message)
 
 	cr_assert_eq(session(false, &in, msg), -1);
 	cr_assert(strstr(msg, "not a directory"), "%s", msg);
+}
+
+/* A guest that goes silent fails the copy at the connection's idle limit
+ * (copy_set_idle), with a message naming it, in both directions: a
+ * copy-out whose stream never comes, a copy-in whose tree fills the
+ * socket and is never read. */
+Test(copy_session, a_silent_agent_fails_at_the_idle_limit)
+{
+	char msg[COPY_MSG_LEN], big[1 << 16];
+	int sv[2], fd;
+	struct timespec t0, t1;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(copy_set_idle(sv[0], 200), 0);
+	struct copy_item out = {"/job/out", at("res"), false};
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(copy_session(sv[0], true, &out, msg), -1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert(strstr(msg, "idle for 0.2 s"), "%s", msg);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 5);
+	cr_assert_null(text("res"));
+
+	/* 4 MiB is more than the socket pair holds. */
+	memset(big, 'x', sizeof(big));
+	cr_assert_geq(fd = open(at("big"), O_WRONLY | O_CREAT, 0644), 0);
+	for (int i = 0; i < 64; i++)
+		cr_assert_eq(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+	close(fd);
+	struct copy_item in = {at("big"), "/job/big", false};
+
+	cr_assert_eq(copy_session(sv[0], false, &in, msg), -1);
+	cr_assert(strstr(msg, "idle for 0.2 s"), "%s", msg);
+	close(sv[0]);
+	close(sv[1]);
 }

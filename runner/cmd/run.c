@@ -333,9 +333,9 @@ static int read_agent(struct session *s)
 			return lost(s, -ret);
 		/* --phase-fd: the first output, or the end of a command that
 		 * printed nothing. */
-		if (!s->got_output && (s->rd.f.type == AGENT_EXIT || s->rd.f.len > 0) &&
-		    (s->rd.f.type == AGENT_STDOUT || s->rd.f.type == AGENT_STDERR ||
-		     s->rd.f.type == AGENT_EXIT)) {
+		bool output = (s->rd.f.type == AGENT_STDOUT || s->rd.f.type == AGENT_STDERR) &&
+			      s->rd.f.len > 0;
+		if (!s->got_output && (output || s->rd.f.type == AGENT_EXIT)) {
 			s->got_output = true;
 			phases_output();
 		}

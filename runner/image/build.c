@@ -1,4 +1,5 @@
 /* Building ext4 images from directories and tar archives, and the cache. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -285,6 +288,74 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 	return r;
 }
 
+/* A build's work directory (images/.build-XXXXXX) holds a lock file,
+ * flocked while its build runs: a flint killed mid-build leaves the
+ * directory, tree and half an image in it, and nobody holds its lock. */
+#define BUILD_LOCK   "lock"
+#define BUILD_PREFIX ".build-"
+/* A work directory this young may be a build that has not taken its lock
+ * yet (between mkdtemp and flock). */
+#define STALE_AFTER_S 60
+
+static int lock_work(const char *work)
+{
+	char p[PATH_MAX + 16];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/" BUILD_LOCK, work);
+	if ((fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Is the work directory at path stale: older than STALE_AFTER_S and its
+ * lock file missing or free? (Taking the lock to test it is harmless: the
+ * directory goes right after.) */
+static bool work_is_stale(const char *path, time_t now)
+{
+	char p[PATH_MAX + 16];
+	struct stat st;
+	bool stale;
+	int fd;
+
+	if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_mtime > now - STALE_AFTER_S)
+		return false;
+	snprintf(p, sizeof(p), "%s/" BUILD_LOCK, path);
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return errno == ENOENT;
+	stale = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return stale;
+}
+
+/* Remove the work directories builds that died left in dir (the cache's
+ * images/), saying so; best effort. */
+static void sweep_stale_builds(const char *dir)
+{
+	time_t now = time(NULL);
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char p[PATH_MAX];
+
+		if (strncmp(e->d_name, BUILD_PREFIX, strlen(BUILD_PREFIX)) ||
+		    (size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p) ||
+		    !work_is_stale(p, now))
+			continue;
+		pr_info("flint run: removing %s, left by a build that did not finish", p);
+		remove_tree(p);
+	}
+	closedir(d);
+}
+
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
 		  bool *built, char *err, size_t errlen)
 {
@@ -293,7 +364,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	char img[PATH_MAX + 32], root[PATH_MAX + 32], plain[PATH_MAX + 32], state[PATH_MAX + 32];
 	enum image_kind k;
 	struct stat st;
-	int r;
+	int r, lock;
 
 	if (built)
 		*built = false;
@@ -317,9 +388,15 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	}
 	if ((r = make_dirs(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+	sweep_stale_builds(dir);
 	if (!mkdtemp(work))
 		return err_set(err, errlen, -errno, "cannot create a directory in %s: %s", dir,
 			       strerror(errno));
+	if ((lock = lock_work(work)) < 0) {
+		r = err_set(err, errlen, lock, "cannot lock %s: %s", work, strerror(-lock));
+		remove_tree(work);
+		return r;
+	}
 	snprintf(img, sizeof(img), "%s/image.ext4", work);
 	snprintf(root, sizeof(root), "%s/root", work);
 	snprintf(plain, sizeof(plain), "%s/plain.tar", work);
@@ -328,6 +405,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	if ((r = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
 		r = err_set(err, errlen, -errno, "%s: %s", img, strerror(errno));
 		remove_tree(work);
+		close(lock);
 		return r;
 	}
 	close(r);
@@ -344,6 +422,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		r = err_set(err, errlen, -errno, "cannot rename %s to %s: %s", img, final,
 			    strerror(errno));
 	remove_tree(work);
+	close(lock);
 	return r;
 }
 

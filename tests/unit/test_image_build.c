@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image/build.h"
@@ -427,4 +429,70 @@ Test(image_build, real_scratch)
 		     (long long)st.st_blocks * 512);
 	snprintf(cmd, sizeof(cmd), "e2fsck -fn %s >/dev/null 2>&1", out);
 	cr_assert_eq(system(cmd), 0);
+}
+
+/* make_work NAME AGE LOCK: a work directory under the cache's images/ as
+ * a build leaves it, AGE seconds old, with a lock file (LOCK 1), or
+ * without (0); returns the lock file's fd, held, for LOCK 2. */
+static int make_work(const char *name, int age, int lock)
+{
+	char p[PATH_MAX], l[PATH_MAX + 8];
+	struct timespec t[2];
+	int fd = -1;
+
+	snprintf(p, sizeof(p), "%s/images/%s", cache, name);
+	cr_assert_eq(mkdir(p, 0700), 0, "%s", p);
+	snprintf(l, sizeof(l), "%s/root", p);
+	cr_assert_eq(mkdir(l, 0700), 0);
+	if (lock) {
+		snprintf(l, sizeof(l), "%s/lock", p);
+		cr_assert_geq(fd = open(l, O_RDWR | O_CREAT, 0600), 0);
+		if (lock == 2)
+			cr_assert_eq(flock(fd, LOCK_EX), 0);
+		else
+			close(fd);
+	}
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= age;
+	t[1] = t[0];
+	cr_assert_eq(utimensat(AT_FDCWD, p, t, 0), 0);
+	return lock == 2 ? fd : -1;
+}
+
+static bool work_there(const char *name)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/images/%s", cache, name);
+	return access(p, F_OK) == 0;
+}
+
+/* A build that died (its lock free, or none taken and old) leaves a work
+ * directory the next build removes; a running build's (its lock held) and
+ * a brand new one (its lock maybe not taken yet) stay. */
+Test(image_build, stale_work_directories_go)
+{
+	struct fake f = {.seen = "etc/motd"};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", p[PATH_MAX];
+	bool built;
+	int held;
+
+	snprintf(p, sizeof(p), "%s/images", cache);
+	cr_assert_eq(mkdir(cache, 0700), 0);
+	cr_assert_eq(mkdir(p, 0700), 0);
+	make_work(".build-dead", 3600, 1);
+	make_work(".build-nolock", 3600, 0);
+	held = make_work(".build-running", 3600, 2);
+	make_work(".build-young", 0, 0);
+	make_work("not-a-build", 3600, 0);
+
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_not(work_there(".build-dead"));
+	cr_assert_not(work_there(".build-nolock"));
+	cr_assert(work_there(".build-running"));
+	cr_assert(work_there(".build-young"));
+	cr_assert(work_there("not-a-build"));
+	close(held);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/proto.h"
+#include "cmd/bench.h"
 #include "cmd/copy.h"
 #include "cmd/instance.h"
 #include "cmd/run.h"
@@ -645,6 +646,9 @@ int main(int argc, char **argv)
 	launch_ns = now_ns();
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
 		return serve_main(argc - 1, argv + 1);
+	/* Before any seccomp filter: the bench forks VMMs and gnuplot. */
+	if (argc >= 2 && strcmp(argv[1], "bench") == 0)
+		return bench_main(argc - 1, argv + 1);
 	switch (cli_parse(argc, argv, &cfg, err, sizeof(err))) {
 	case CLI_EXIT_OK:
 		return 0;

@@ -1,0 +1,1018 @@
+/* flint bench: the command. See bench.h. */
+#include "cmd/bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench/baseline.h"
+#include "bench/fcapi.h"
+#include "bench/plot.h"
+#include "bench/report.h"
+#include "bench/runner.h"
+#include "bench/stats.h"
+#include "bench/vmm.h"
+#include "config/cli.h"
+#include "config/home.h"
+
+/* What a peer's command prints by default, and the marker that finds it
+ * on the console (not on the kernel command line: "quiet" keeps the
+ * kernel from echoing that). */
+#define BENCH_OUTPUT "flint-bench-output"
+
+static const char *const mode_names[] = {[BENCH_BOOT] = "boot",
+					 [BENCH_RESTORE] = "restore",
+					 [BENCH_RUN] = "run",
+					 [BENCH_SERVE] = "serve"};
+static const char *const peer_names[] = {
+    [PEER_QEMU] = "qemu", [PEER_FIRECRACKER] = "firecracker", [PEER_LKVM] = "lkvm"};
+static const char *const peer_bins[] = {
+    [PEER_QEMU] = "qemu-system-x86_64", [PEER_FIRECRACKER] = "firecracker", [PEER_LKVM] = "lkvm"};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: flint bench boot [options] [-- COMMAND ARGS...]\n"
+		"       flint bench restore [options] [--backend file|uffd|both] [-- COMMAND...]\n"
+		"       flint bench run [options] -- COMMAND ARGS...\n"
+		"Start-up latency of flint, phase by phase (its --phase-fd events), and of\n"
+		"its peers booting the same guest, runs interleaved (see README.md).\n"
+		"  boot     launch to init, agent ready and COMMAND's first output (default\n"
+		"           COMMAND: echo " BENCH_OUTPUT ")\n"
+		"  restore  flint run --restore of a snapshot the bench makes first, to the\n"
+		"           first response, per memory backend (default COMMAND: true)\n"
+		"  run      a whole flint run, launch to exit (default COMMAND: true)\n"
+		"  serve    not there yet\n\n"
+		"  --runs N           counted runs of each VMM (default 10)\n"
+		"  --warmup N         runs of each before them, not counted (default 1)\n"
+		"  --concurrency C    C VMs of one VMM launched at once per run: VMs/s too\n"
+		"                     (default 1)\n"
+		"  --kernel FILE      guest kernel (default: vmlinux where flint run finds it)\n"
+		"  --rootfs IMG       root file system (default: rootfs.ext4, likewise)\n"
+		"  --image PATH       flint run --image PATH (flint only: no --peer)\n"
+		"  --mem SIZE         guest memory (default 128M)\n"
+		"  --vcpus N          vCPUs (default 1)\n"
+		"  --cmdline STR      kernel command line (default \"%s\")\n"
+		"  --peer qemu[=PATH] QEMU microvm beside flint (default qemu-system-x86_64)\n"
+		"  --peer firecracker[=PATH], --peer lkvm[=PATH]\n"
+		"                     (boot only; repeatable; one not installed is reported\n"
+		"                     missing, with its reason)\n"
+		"  --backend MODE     restore: file, uffd or both (default), rows flint and\n"
+		"                     flint-uffd\n"
+		"  --uffd-handler PATH  restore: the page-fault handler (default flint-uffd\n"
+		"                     beside flint, else in PATH)\n"
+		"  --flint PATH       the flint benched (default: this one)\n"
+		"  --timeout S        a run's limit, its VMM killed then (default 60)\n"
+		"  --json FILE, --csv FILE, --svg FILE   outputs beside the table on stdout\n"
+		"                     (--svg needs gnuplot: Debian's gnuplot-nox)\n"
+		"  --baseline FILE    an earlier --json of the same mode: compare p50s ...\n"
+		"  --max-regress PCT  ... and exit 1 when one of flint's grew by more\n"
+		"  --help\n"
+		"Exit status: 0; 1 flint regressed (--baseline); 2 a run of flint failed\n"
+		"(the outputs written); 125 bad options, or the bench could not run or\n"
+		"write an output.\n",
+		VMM_DEFAULT_CMDLINE);
+}
+
+/* ----- options ----- */
+
+static int bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* A decimal number from min to max, the whole of s. */
+static int number(const char *opt, const char *s, unsigned long min, unsigned long max, unsigned *v,
+		  char *err, size_t errlen)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || x < min || x > max)
+		return bad(err, errlen, "flint bench: %s %s: expected a number from %lu to %lu",
+			   opt, s, min, max);
+	*v = (unsigned)x;
+	return 0;
+}
+
+static int peer_option(struct bench_opts *o, const char *val, char *err, size_t errlen)
+{
+	size_t nl = strcspn(val, "=");
+	int k = -1;
+
+	for (int i = 0; i < (int)ARRAY_SIZE(peer_names); i++)
+		if (strlen(peer_names[i]) == nl && !strncmp(val, peer_names[i], nl))
+			k = i;
+	if (k < 0 || (val[nl] == '=' && !val[nl + 1]))
+		return bad(err, errlen,
+			   "flint bench: --peer %s: expected qemu, firecracker or lkvm, each "
+			   "optionally =PATH",
+			   val);
+	for (unsigned i = 0; i < o->npeers; i++)
+		if (o->peers[i].kind == (enum bench_peer_kind)k)
+			return bad(err, errlen, "flint bench: --peer %s: %s given twice", val,
+				   peer_names[k]);
+	if (o->npeers == BENCH_MAX_PEERS)
+		return bad(err, errlen, "flint bench: --peer: at most %d", BENCH_MAX_PEERS);
+	o->peers[o->npeers++] = (struct bench_peer){.kind = (enum bench_peer_kind)k,
+						    .path = val[nl] ? val + nl + 1 : NULL};
+	return 0;
+}
+
+enum {
+	O_RUNS = 256,
+	O_WARMUP,
+	O_CONCURRENCY,
+	O_KERNEL,
+	O_ROOTFS,
+	O_IMAGE,
+	O_MEM,
+	O_VCPUS,
+	O_CMDLINE,
+	O_PEER,
+	O_BACKEND,
+	O_UFFD,
+	O_FLINT,
+	O_TIMEOUT,
+	O_JSON,
+	O_CSV,
+	O_SVG,
+	O_BASELINE,
+	O_MAX_REGRESS,
+	O_HELP,
+};
+
+/* The options that need each other or the mode. */
+static int check_opts(struct bench_opts *o, bool max_regress, char *err, size_t errlen)
+{
+	if (!!o->baseline != max_regress)
+		return bad(err, errlen,
+			   "flint bench: --baseline FILE and --max-regress PCT go "
+			   "together");
+	if (o->mode != BENCH_BOOT && o->npeers)
+		return bad(err, errlen,
+			   "flint bench %s: --peer: only boot has peers (no peer's equivalent of "
+			   "flint's %s)",
+			   mode_names[o->mode], o->mode == BENCH_RESTORE ? "restore" : "run");
+	if (o->image && o->npeers)
+		return bad(err, errlen,
+			   "flint bench: --image: flint only, the peers cannot boot "
+			   "an --image userland; use --rootfs with --peer");
+	if (o->mode != BENCH_RESTORE && o->backends)
+		return bad(err, errlen, "flint bench %s: --backend is restore's",
+			   mode_names[o->mode]);
+	if (o->mode == BENCH_RESTORE && o->image)
+		return bad(err, errlen,
+			   "flint bench restore: --image: a snapshot keeps its "
+			   "root image; use --rootfs");
+	if (!o->backends)
+		o->backends = BENCH_BACKEND_FILE | BENCH_BACKEND_UFFD;
+	return 0;
+}
+
+int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t errlen)
+{
+	static const struct option longs[] = {
+	    {"runs", required_argument, NULL, O_RUNS},
+	    {"warmup", required_argument, NULL, O_WARMUP},
+	    {"concurrency", required_argument, NULL, O_CONCURRENCY},
+	    {"kernel", required_argument, NULL, O_KERNEL},
+	    {"rootfs", required_argument, NULL, O_ROOTFS},
+	    {"image", required_argument, NULL, O_IMAGE},
+	    {"mem", required_argument, NULL, O_MEM},
+	    {"vcpus", required_argument, NULL, O_VCPUS},
+	    {"cmdline", required_argument, NULL, O_CMDLINE},
+	    {"peer", required_argument, NULL, O_PEER},
+	    {"backend", required_argument, NULL, O_BACKEND},
+	    {"uffd-handler", required_argument, NULL, O_UFFD},
+	    {"flint", required_argument, NULL, O_FLINT},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"json", required_argument, NULL, O_JSON},
+	    {"csv", required_argument, NULL, O_CSV},
+	    {"svg", required_argument, NULL, O_SVG},
+	    {"baseline", required_argument, NULL, O_BASELINE},
+	    {"max-regress", required_argument, NULL, O_MAX_REGRESS},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	bool max_regress = false;
+	uint64_t bytes;
+	char *end;
+	int c, r = 0;
+
+	*o = (struct bench_opts){
+	    .runs = 10, .warmup = 1, .concurrency = 1, .vcpus = 1, .timeout_s = 60, .mem_mib = 128};
+	if (argc < 2 || !strcmp(argv[1], "--help")) {
+		if (argc >= 2) {
+			usage(stdout);
+			return 1;
+		}
+		return bad(err, errlen,
+			   "flint bench: which bench? boot, restore, run or serve "
+			   "(see flint bench --help)");
+	}
+	for (r = 0; r < (int)ARRAY_SIZE(mode_names) && strcmp(argv[1], mode_names[r]); r++)
+		;
+	if (r == (int)ARRAY_SIZE(mode_names))
+		return bad(err, errlen, "flint bench: unknown mode %s: boot, restore, run or serve",
+			   argv[1]);
+	o->mode = (enum bench_mode)r;
+	/* The mode is getopt's argv[0]; '+': options end at the first word
+	 * that is not one ("--" or the command). */
+	argc--;
+	argv++;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
+		r = 0;
+		switch (c) {
+		case O_RUNS:
+			r = number("--runs", optarg, 1, 100000, &o->runs, err, errlen);
+			break;
+		case O_WARMUP:
+			r = number("--warmup", optarg, 0, 100000, &o->warmup, err, errlen);
+			break;
+		case O_CONCURRENCY:
+			r = number("--concurrency", optarg, 1, 256, &o->concurrency, err, errlen);
+			break;
+		case O_KERNEL:
+			o->kernel = optarg;
+			break;
+		case O_ROOTFS:
+			o->rootfs = optarg;
+			break;
+		case O_IMAGE:
+			o->image = optarg;
+			break;
+		case O_MEM:
+			if (cli_parse_size(optarg, &bytes) < 0)
+				return bad(err, errlen,
+					   "flint bench: --mem %s: expected a size such as 128M or "
+					   "1G (at least 16M, a multiple of 4K)",
+					   optarg);
+			o->mem_mib = bytes >> 20;
+			if (bytes & ((1u << 20) - 1))
+				return bad(err, errlen,
+					   "flint bench: --mem %s: a whole number of "
+					   "MiB (the peers take MiB)",
+					   optarg);
+			break;
+		case O_VCPUS:
+			r = number("--vcpus", optarg, 1, MAX_VCPUS, &o->vcpus, err, errlen);
+			break;
+		case O_CMDLINE:
+			if (!*optarg)
+				return bad(err, errlen, "flint bench: --cmdline: empty");
+			o->cmdline = optarg;
+			break;
+		case O_PEER:
+			r = peer_option(o, optarg, err, errlen);
+			break;
+		case O_BACKEND:
+			if (!strcmp(optarg, "file"))
+				o->backends = BENCH_BACKEND_FILE;
+			else if (!strcmp(optarg, "uffd"))
+				o->backends = BENCH_BACKEND_UFFD;
+			else if (!strcmp(optarg, "both"))
+				o->backends = BENCH_BACKEND_FILE | BENCH_BACKEND_UFFD;
+			else
+				return bad(err, errlen,
+					   "flint bench: --backend %s: expected file, uffd or both",
+					   optarg);
+			break;
+		case O_UFFD:
+			o->uffd_handler = optarg;
+			break;
+		case O_FLINT:
+			o->flint = optarg;
+			break;
+		case O_TIMEOUT:
+			r = number("--timeout", optarg, 1, 86400, &o->timeout_s, err, errlen);
+			break;
+		case O_JSON:
+			o->json = optarg;
+			break;
+		case O_CSV:
+			o->csv = optarg;
+			break;
+		case O_SVG:
+			o->svg = optarg;
+			break;
+		case O_BASELINE:
+			o->baseline = optarg;
+			break;
+		case O_MAX_REGRESS:
+			errno = 0;
+			o->max_regress = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(o->max_regress >= 0) ||
+			    o->max_regress > 1e6)
+				return bad(err, errlen,
+					   "flint bench: --max-regress %s: expected a percentage, "
+					   "0 or more (e.g. 10)",
+					   optarg);
+			max_regress = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return 1;
+		case ':':
+			return bad(err, errlen, "flint bench: %s needs a value", argv[optind - 1]);
+		default:
+			if (optopt && optopt < O_RUNS)
+				return bad(err, errlen, "flint bench: unknown option -%c", optopt);
+			if (optopt >= O_RUNS)
+				return bad(err, errlen, "flint bench: %s needs a value",
+					   argv[optind - 1]);
+			return bad(err, errlen,
+				   "flint bench: unknown option %s (see flint bench "
+				   "--help)",
+				   argv[optind - 1]);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (optind < argc && strcmp(argv[optind - 1], "--"))
+		return bad(err, errlen,
+			   "flint bench: unexpected argument %s (the command goes after --)",
+			   argv[optind]);
+	o->command = argv + optind;
+	o->ncommand = argc - optind;
+	return check_opts(o, max_regress, err, errlen);
+}
+
+/* ----- the loop ----- */
+
+struct slot_job {
+	const struct bench_loop *l;
+	unsigned vmm, slot;
+	struct bench_record r;
+	uint64_t start_us; /* from the round's start */
+	uint64_t round0;
+	int ret;
+};
+
+static void *slot_thread(void *arg)
+{
+	struct slot_job *j = arg;
+
+	j->start_us = now_ns() / 1000 - j->round0;
+	j->ret = j->l->run(j->l->ctx, j->vmm, j->slot, &j->r);
+	return NULL;
+}
+
+/* One round: l->concurrency runs of vmm at once into jobs[]. */
+static int round_of(const struct bench_loop *l, unsigned vmm, struct slot_job *jobs)
+{
+	pthread_t t[256];
+	unsigned started = 0;
+	uint64_t round0 = now_ns() / 1000;
+	int ret = 0;
+
+	for (unsigned s = 0; s < l->concurrency; s++) {
+		jobs[s] = (struct slot_job){.l = l, .vmm = vmm, .slot = s, .round0 = round0};
+		bench_record_init(&jobs[s].r, "");
+	}
+	if (l->concurrency == 1) {
+		slot_thread(&jobs[0]);
+		return jobs[0].ret;
+	}
+	for (; started < l->concurrency; started++) {
+		int e = pthread_create(&t[started], NULL, slot_thread, &jobs[started]);
+
+		if (e) {
+			ret = -e;
+			break;
+		}
+	}
+	for (unsigned s = 0; s < started; s++)
+		pthread_join(t[s], NULL);
+	for (unsigned s = 0; s < started && !ret; s++)
+		ret = jobs[s].ret;
+	return ret;
+}
+
+int bench_loop_run(const struct bench_loop *l, struct bench_record *out, size_t *n,
+		   struct bench_rate *rates)
+{
+	struct slot_job *jobs;
+	int ret = 0;
+
+	*n = 0;
+	if (!l->nvmm || !l->concurrency || l->concurrency > 256)
+		return -EINVAL;
+	if (!(jobs = calloc(l->concurrency, sizeof(*jobs))))
+		return -ENOMEM;
+	if (rates)
+		memset(rates, 0, l->nvmm * sizeof(*rates));
+	for (unsigned it = 0; it < l->warmup + l->runs && !ret; it++) {
+		for (unsigned v = 0; v < l->nvmm && !ret; v++) {
+			uint64_t span = 0;
+			size_t ok = 0;
+
+			if ((ret = round_of(l, v, jobs)) < 0)
+				break;
+			if (it < l->warmup)
+				continue;
+			for (unsigned s = 0; s < l->concurrency; s++) {
+				uint64_t st = stats_startup_us(&jobs[s].r);
+
+				out[(*n)++] = jobs[s].r;
+				if (!jobs[s].r.ok || st == BENCH_NONE)
+					continue;
+				ok++;
+				if (jobs[s].start_us + st > span)
+					span = jobs[s].start_us + st;
+			}
+			if (rates) {
+				rates[v].ok += ok;
+				rates[v].span_us += span;
+			}
+		}
+	}
+	free(jobs);
+	return ret;
+}
+
+static bool is_flint(const char *vmm)
+{
+	return !strcmp(vmm, "flint") || !strncmp(vmm, "flint-", 6);
+}
+
+int bench_status(const struct bench_set *s, bool regressed)
+{
+	if (regressed)
+		return BENCH_EXIT_REGRESSED;
+	for (size_t i = 0; i < s->nruns; i++)
+		if (is_flint(s->runs[i].vmm) && !s->runs[i].ok)
+			return BENCH_EXIT_FLINT_FAILED;
+	for (size_t i = 0; i < s->nmissing; i++)
+		if (is_flint(s->missing[i].vmm))
+			return BENCH_EXIT_FLINT_FAILED;
+	return BENCH_EXIT_OK;
+}
+
+/* ----- the VMMs ----- */
+
+enum vmm_kind { VK_FLINT, VK_FLINT_UFFD, VK_QEMU, VK_FIRECRACKER, VK_LKVM };
+
+struct vmm_entry {
+	char name[32];
+	enum vmm_kind kind;
+	const char *path; /* the binary (NULL: the kind's default) */
+};
+
+struct bench_ctx {
+	const struct bench_opts *o;
+	struct vmm_entry vmm[BENCH_MAX_VMMS];
+	unsigned nvmm;
+	struct vmm_guest g; /* the guest: a boot's, or with state a restore's */
+	char flint[PATH_MAX], kernel[PATH_MAX], rootfs[PATH_MAX], uffd[PATH_MAX];
+	char dir[PATH_MAX]; /* the bench's private directory */
+	char state[PATH_MAX], mem[PATH_MAX];
+	bool own_output;  /* the default command: the peers' marker finds it */
+	unsigned counter; /* for unique socket names */
+	pthread_mutex_t lock;
+};
+
+/* Insert "--image PATH" before flint run's "--". */
+static int add_image(struct vmm_argv *a, const char *image)
+{
+	int k;
+
+	if (a->n + 2 > VMM_ARGV_MAX)
+		return -E2BIG;
+	for (k = 0; k < a->n && strcmp(a->v[k], "--"); k++)
+		;
+	memmove(&a->v[k + 2], &a->v[k], (size_t)(a->n - k + 1) * sizeof(a->v[0]));
+	a->v[k] = "--image";
+	a->v[k + 1] = (char *)image;
+	a->n += 2;
+	return 0;
+}
+
+/* VMM e's argv for guest g (sock: Firecracker's API socket). */
+static int argv_of(const struct bench_ctx *c, const struct vmm_entry *e, const struct vmm_guest *g,
+		   const char *sock, struct vmm_argv *a)
+{
+	int r;
+
+	switch (e->kind) {
+	case VK_FLINT:
+	case VK_FLINT_UFFD:
+		if ((r = vmm_flint_argv(a, c->flint, g)) < 0)
+			return r;
+		return c->o->image && !g->state ? add_image(a, c->o->image) : 0;
+	case VK_QEMU:
+		return vmm_qemu_argv(a, e->path, g);
+	case VK_LKVM:
+		return vmm_lkvm_argv(a, e->path, g);
+	case VK_FIRECRACKER:
+		return vmm_firecracker_argv(a, e->path, sock);
+	}
+	return -EINVAL;
+}
+
+/* The Uffd backend's handler for one restore: started on sock, up once
+ * sock is there (within 10 s). 0 with *pid, or -errno with why. */
+static int start_uffd(const struct bench_ctx *c, const char *path, const char *sock, pid_t *pid,
+		      char *why, size_t len)
+{
+	char *const argv[] = {(char *)path, (char *)sock, (char *)c->mem, NULL};
+	uint64_t deadline = now_ns() + 10000000000ull;
+	struct stat st;
+	int status;
+
+	*pid = fork();
+	if (*pid < 0) {
+		snprintf(why, len, "fork: %s", strerror(errno));
+		return -errno;
+	}
+	if (*pid == 0) {
+		/* async-signal-safe calls only: other threads may run VMMs */
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
+			_exit(126);
+		execv(path, argv);
+		_exit(127);
+	}
+	while (stat(sock, &st) < 0) {
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			snprintf(why, len, "%.80s ended before it listened (status %d)", path,
+				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			*pid = -1;
+			return -EIO;
+		}
+		if (now_ns() > deadline) {
+			snprintf(why, len, "%.40s did not listen on %.40s within 10 s", path, sock);
+			return -ETIMEDOUT;
+		}
+		usleep(1000);
+	}
+	return 0;
+}
+
+static void stop_child(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGKILL);
+	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	*pid = -1;
+}
+
+/* bench_run_fn for the real VMMs. */
+static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
+{
+	struct bench_ctx *c = ctx;
+	const struct vmm_entry *e = &c->vmm[v];
+	const struct bench_opts *o = c->o;
+	struct vmm_guest g = c->g;
+	struct vmm_argv a;
+	struct runner_launch l = {
+	    .vmm = e->name,
+	    .guest_mem_kib = o->mem_mib * 1024,
+	    .timeout_ms = o->timeout_s * 1000,
+	};
+	struct fcapi_boot fb = {.g = &g};
+	char sock[108] = "", why[sizeof(r->why)], handler[PATH_MAX];
+	pid_t uffd = -1;
+	unsigned id;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	id = c->counter++;
+	pthread_mutex_unlock(&c->lock);
+	(void)slot;
+	if (e->kind == VK_FLINT_UFFD || e->kind == VK_FIRECRACKER)
+		snprintf(sock, sizeof(sock), "%.80s/%u.sock", c->dir, id);
+	if (e->kind == VK_FLINT_UFFD) {
+		g.mem_file = NULL;
+		g.uffd_sock = sock;
+	}
+	if ((ret = argv_of(c, e, &g, sock, &a)) < 0)
+		return ret; /* checked once before the loop */
+	l.argv = a.v;
+	if (e->kind == VK_FLINT || e->kind == VK_FLINT_UFFD) {
+		l.phase_fd = true;
+		l.measure_at = o->mode == BENCH_RESTORE ? BP_FIRST_RESPONSE : BP_FIRST_OUTPUT;
+	} else {
+		l.markers[0] = (struct runner_marker){VMM_INIT_MARKER, BP_INIT};
+		l.measure_at = BP_INIT;
+		if (c->own_output) {
+			l.markers[1] = (struct runner_marker){BENCH_OUTPUT, BP_FIRST_OUTPUT};
+			l.measure_at = BP_FIRST_OUTPUT;
+		}
+		/* No clean way out of flint's init but the exit device. */
+		l.stop_at_measure = e->kind != VK_QEMU;
+	}
+	if (e->kind == VK_FIRECRACKER) {
+		fb.sock = sock;
+		l.drive = fcapi_boot;
+		l.drive_ctx = &fb;
+	}
+	if (e->kind == VK_FLINT_UFFD) {
+		if (runner_find(c->uffd, handler, sizeof(handler)) < 0) {
+			/* missing, as runner_run says of a VMM's binary */
+			bench_record_init(r, e->name);
+			snprintf(r->why, sizeof(r->why), BENCH_MISSING_PREFIX "%.100s", c->uffd);
+			return 0;
+		}
+		if (start_uffd(c, handler, sock, &uffd, why, sizeof(why)) < 0) {
+			stop_child(&uffd);
+			bench_record_init(r, e->name);
+			snprintf(r->why, sizeof(r->why), "%s", why);
+			unlink(sock);
+			return 0;
+		}
+	}
+	ret = runner_run(&l, r);
+	stop_child(&uffd);
+	if (sock[0])
+		unlink(sock);
+	return ret;
+}
+
+/* ----- set-up ----- */
+
+/* The flint benched, the guest's files (flint run's defaults: home.h). */
+static int find_files(struct bench_ctx *c)
+{
+	const struct bench_opts *o = c->o;
+	char exe[PATH_MAX], where[3 * PATH_MAX + 80];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct home h;
+
+	if (n <= 0) {
+		pr_err("flint bench: /proc/self/exe: %s", strerror(errno));
+		return -EIO;
+	}
+	exe[n] = '\0';
+	if (runner_find(o->flint ? o->flint : exe, c->flint, sizeof(c->flint)) < 0) {
+		pr_err("flint bench: --flint %s: not an executable", o->flint);
+		return -ENOENT;
+	}
+	/* Where that flint's run would look (its own directory). */
+	home_init(&h, getenv("FLINT_HOME"), c->flint);
+	home_describe(&h, where, sizeof(where));
+	if (o->kernel)
+		snprintf(c->kernel, sizeof(c->kernel), "%s", o->kernel);
+	else if (home_find(&h, "vmlinux", c->kernel, sizeof(c->kernel)) < 0) {
+		pr_err("flint bench: no guest kernel vmlinux in %s; set FLINT_HOME or use "
+		       "--kernel FILE",
+		       where);
+		return -ENOENT;
+	}
+	if (o->rootfs)
+		snprintf(c->rootfs, sizeof(c->rootfs), "%s", o->rootfs);
+	else if (home_find(&h, "rootfs.ext4", c->rootfs, sizeof(c->rootfs)) < 0) {
+		pr_err("flint bench: no root file system rootfs.ext4 in %s; set FLINT_HOME or "
+		       "use --rootfs IMG",
+		       where);
+		return -ENOENT;
+	}
+	if (access(c->kernel, R_OK) < 0 || access(c->rootfs, R_OK) < 0) {
+		const char *f = access(c->kernel, R_OK) < 0 ? c->kernel : c->rootfs;
+
+		pr_err("flint bench: %s %s: %s", f == c->kernel ? "--kernel" : "--rootfs", f,
+		       strerror(errno));
+		return -ENOENT;
+	}
+	if (o->uffd_handler) {
+		snprintf(c->uffd, sizeof(c->uffd), "%s", o->uffd_handler);
+	} else {
+		char *slash = strrchr(c->flint, '/');
+
+		snprintf(c->uffd, sizeof(c->uffd), "%.*s/flint-uffd",
+			 slash ? (int)(slash - c->flint) : 1, slash ? c->flint : ".");
+		if (access(c->uffd, X_OK) < 0)
+			snprintf(c->uffd, sizeof(c->uffd), "flint-uffd");
+	}
+	return 0;
+}
+
+static void add_vmm(struct bench_ctx *c, const char *name, enum vmm_kind k, const char *path)
+{
+	struct vmm_entry *e = &c->vmm[c->nvmm++];
+
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->kind = k;
+	e->path = path;
+}
+
+/* The VMMs in the order each iteration runs them, the guest, and each
+ * argv tried once so that a guest a VMM cannot take is refused now. */
+static int plan(struct bench_ctx *c)
+{
+	const struct bench_opts *o = c->o;
+	static char *const dflt_boot[] = {"echo", BENCH_OUTPUT, NULL};
+	static char *const dflt_true[] = {"true", NULL};
+	static const enum vmm_kind kinds[] = {
+	    [PEER_QEMU] = VK_QEMU, [PEER_FIRECRACKER] = VK_FIRECRACKER, [PEER_LKVM] = VK_LKVM};
+	struct vmm_argv a;
+	int r;
+
+	c->g = (struct vmm_guest){
+	    .kernel = c->kernel,
+	    .rootfs = c->rootfs,
+	    .mem_mib = (unsigned)o->mem_mib,
+	    .vcpus = o->vcpus,
+	    .cmdline = o->cmdline,
+	    .command = o->command,
+	    .ncommand = o->ncommand,
+	};
+	if (!o->ncommand) {
+		c->own_output = o->mode == BENCH_BOOT;
+		c->g.command = o->mode == BENCH_BOOT ? dflt_boot : dflt_true;
+		c->g.ncommand = o->mode == BENCH_BOOT ? 2 : 1;
+	}
+	if (o->mode == BENCH_RESTORE) {
+		if (o->backends & BENCH_BACKEND_FILE)
+			add_vmm(c, "flint", VK_FLINT, NULL);
+		if (o->backends & BENCH_BACKEND_UFFD)
+			add_vmm(c, "flint-uffd", VK_FLINT_UFFD, NULL);
+	} else {
+		add_vmm(c, "flint", VK_FLINT, NULL);
+	}
+	for (unsigned i = 0; i < o->npeers; i++)
+		add_vmm(c, peer_names[o->peers[i].kind], kinds[o->peers[i].kind],
+			o->peers[i].path ? o->peers[i].path : peer_bins[o->peers[i].kind]);
+	for (unsigned i = 0; i < c->nvmm; i++)
+		if ((r = argv_of(c, &c->vmm[i], &c->g, "x.sock", &a)) < 0 ||
+		    (c->vmm[i].kind == VK_FIRECRACKER &&
+		     (r = vmm_peer_cmdline(a.buf, sizeof(a.buf), &c->g, NULL)) < 0)) {
+			pr_err("flint bench: %s cannot boot this guest: %s", c->vmm[i].name,
+			       r == -E2BIG ? "its command line is too long"
+					   : "a word of the command has a space, a quote or is "
+					     "--, or the root image's path has a ','");
+			return r;
+		}
+	return 0;
+}
+
+/* restore: the snapshot every run restores, made once by the flint
+ * benched (flint run --save-snapshot, no command: stop once saved). */
+static int make_snapshot(struct bench_ctx *c)
+{
+	const struct bench_opts *o = c->o;
+	char mem[32], vcpus[16];
+	char *argv[24];
+	int n = 0;
+	struct bench_record r;
+	struct runner_launch l = {.vmm = "flint-snapshot",
+				  .argv = argv,
+				  .measure_at = BP_EXIT,
+				  .timeout_ms = o->timeout_s * 1000};
+
+	snprintf(c->state, sizeof(c->state), "%s/snap.state", c->dir);
+	snprintf(c->mem, sizeof(c->mem), "%s/snap.mem", c->dir);
+	snprintf(mem, sizeof(mem), "%uM", (unsigned)o->mem_mib);
+	snprintf(vcpus, sizeof(vcpus), "%u", o->vcpus);
+	argv[n++] = c->flint;
+	argv[n++] = "run";
+	argv[n++] = "--kernel";
+	argv[n++] = c->kernel;
+	argv[n++] = "--rootfs";
+	argv[n++] = c->rootfs;
+	argv[n++] = "--mem";
+	argv[n++] = mem;
+	argv[n++] = "--vcpus";
+	argv[n++] = vcpus;
+	argv[n++] = "--cmdline";
+	argv[n++] = (char *)(o->cmdline ? o->cmdline : VMM_DEFAULT_CMDLINE);
+	argv[n++] = "--save-snapshot";
+	argv[n++] = c->state;
+	argv[n++] = "--save-mem";
+	argv[n++] = c->mem;
+	argv[n] = NULL;
+	if (runner_run(&l, &r) < 0 || !r.ok) {
+		pr_err("flint bench restore: cannot make the snapshot with %s run "
+		       "--save-snapshot: %s",
+		       c->flint, r.why[0] ? r.why : "the bench could not run it");
+		return -EIO;
+	}
+	c->g.state = c->state;
+	c->g.mem_file = c->mem;
+	return 0;
+}
+
+/* Remove the private directory and what the bench left in it. */
+static void clean_dir(struct bench_ctx *c)
+{
+	if (!c->dir[0])
+		return;
+	if (c->state[0])
+		unlink(c->state);
+	if (c->mem[0])
+		unlink(c->mem);
+	if (rmdir(c->dir) < 0)
+		pr_err("flint bench: cannot remove %s: %s", c->dir, strerror(errno));
+}
+
+/* ----- outputs ----- */
+
+/* An output file, opened before the bench runs: a path that cannot be
+ * written is said before minutes of runs, not after. */
+static FILE *open_output(const char *opt, const char *path)
+{
+	FILE *f;
+
+	if (!path)
+		return NULL;
+	if (!(f = fopen(path, "we")))
+		pr_err("flint bench: %s %s: %s", opt, path, strerror(errno));
+	return f;
+}
+
+/* VMs/s of each VMM with runs at once (bench_rate), on stdout and in the
+ * JSON (doc, or NULL) as "throughput" (a member the report's version 1
+ * allows: members may be added). */
+static void throughput(const struct bench_ctx *c, const struct bench_rate *rates, json_t *doc)
+{
+	json_t *t;
+
+	if (c->o->concurrency < 2)
+		return;
+	t = doc ? json_object() : NULL;
+	for (unsigned v = 0; v < c->nvmm; v++) {
+		double vps = rates[v].span_us ? rates[v].ok * 1e6 / (double)rates[v].span_us : 0;
+
+		if (!rates[v].ok)
+			continue;
+		printf("throughput %s %.3f VMs/s (%zu started ok, %u at once)\n", c->vmm[v].name,
+		       vps, rates[v].ok, c->o->concurrency);
+		if (t)
+			json_object_set_new(t, c->vmm[v].name,
+					    json_pack("{s:f, s:I, s:i}", "vms_per_s", vps, "ok",
+						      (json_int_t)rates[v].ok, "concurrency",
+						      (int)c->o->concurrency));
+	}
+	if (t)
+		json_object_set_new(doc, "throughput", t);
+}
+
+/* Every output asked for; 0, or -EIO when one could not be written (each
+ * said). *regressed from --baseline. */
+static int outputs(struct bench_ctx *c, const struct bench_set *s, const struct bench_rate *rates,
+		   FILE *json, FILE *csv, int svg, bool *regressed)
+{
+	const struct bench_opts *o = c->o;
+	char err[512];
+	json_t *doc = NULL;
+	int ret = 0, r;
+
+	*regressed = false;
+	if ((r = report_table(s, stdout)) < 0) {
+		pr_err("flint bench: cannot write the table: %s", strerror(-r));
+		ret = -EIO;
+	}
+	if (json && (r = report_json_build(s, &doc)) < 0)
+		pr_err("flint bench: --json %s: %s", o->json, strerror(-r));
+	throughput(c, rates, doc);
+	if (doc) {
+		if (json_dumpf(doc, json, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) ||
+		    fputc('\n', json) == EOF || fflush(json)) {
+			pr_err("flint bench: --json %s: cannot write it", o->json);
+			ret = -EIO;
+		}
+		json_decref(doc);
+	} else if (json) {
+		ret = -EIO;
+	}
+	if (csv && report_csv(s, csv) < 0) {
+		pr_err("flint bench: --csv %s: cannot write it", o->csv);
+		ret = -EIO;
+	}
+	if (svg >= 0 && plot_svg(s, svg, NULL, err, sizeof(err)) < 0) {
+		pr_err("flint bench: --svg %s: %s", o->svg, err);
+		ret = -EIO;
+	}
+	fflush(stdout);
+	if (o->baseline) {
+		if (baseline_check(s, o->baseline, o->max_regress, stdout, regressed, err,
+				   sizeof(err)) < 0) {
+			pr_err("flint bench: --baseline: %s", err);
+			ret = -EIO;
+		}
+		fflush(stdout);
+	}
+	return ret;
+}
+
+int bench_main(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct bench_ctx c = {.o = &o};
+	struct bench_record *runs = NULL;
+	struct bench_missing missing[BENCH_MAX_VMMS];
+	struct bench_rate rates[BENCH_MAX_VMMS];
+	FILE *json = NULL, *csv = NULL;
+	int svg = -1, status = BENCH_EXIT_ERROR, r;
+	size_t n = 0, nmissing = 0;
+	char err[512];
+	bool regressed;
+
+	if ((r = bench_parse(argc, argv, &o, err, sizeof(err))) != 0) {
+		if (r < 0)
+			pr_err("%s", err);
+		return r > 0 ? 0 : BENCH_EXIT_ERROR;
+	}
+	if (o.mode == BENCH_SERVE) {
+		pr_err("flint bench serve: not there yet: requests through flint serve are "
+		       "benched by bench/serve (make bench-serve) for now");
+		return BENCH_EXIT_ERROR;
+	}
+	pthread_mutex_init(&c.lock, NULL);
+	if (find_files(&c) < 0 || plan(&c) < 0)
+		goto out;
+	if ((o.json && !(json = open_output("--json", o.json))) ||
+	    (o.csv && !(csv = open_output("--csv", o.csv))))
+		goto out;
+	if (o.svg && (svg = open(o.svg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+		pr_err("flint bench: --svg %s: %s", o.svg, strerror(errno));
+		goto out;
+	}
+	if (o.baseline && access(o.baseline, R_OK) < 0) {
+		pr_err("flint bench: --baseline %s: %s", o.baseline, strerror(errno));
+		goto out;
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(c.dir, sizeof(c.dir), "%s/flint-bench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	/* Sockets live there: a Unix socket's path holds 107 bytes. */
+	if (strlen(c.dir) > 80 || !mkdtemp(c.dir)) {
+		pr_err("flint bench: cannot make %s: %s", c.dir,
+		       strlen(c.dir) > 80 ? "too long a path for sockets; set TMPDIR"
+					  : strerror(errno));
+		c.dir[0] = '\0';
+		goto out;
+	}
+	if (o.mode == BENCH_RESTORE && make_snapshot(&c) < 0)
+		goto out;
+	size_t cap = (size_t)o.runs * c.nvmm * o.concurrency;
+	if (!(runs = calloc(cap, sizeof(*runs)))) {
+		pr_err("flint bench: out of memory for %zu runs", cap);
+		goto out;
+	}
+	struct bench_loop l = {.nvmm = c.nvmm,
+			       .runs = o.runs,
+			       .warmup = o.warmup,
+			       .concurrency = o.concurrency,
+			       .run = run_vmm,
+			       .ctx = &c};
+	if ((r = bench_loop_run(&l, runs, &n, rates)) < 0) {
+		pr_err("flint bench: cannot run a VMM: %s", strerror(-r));
+		goto out;
+	}
+	n = bench_split_missing(runs, n, missing, ARRAY_SIZE(missing), &nmissing);
+	struct bench_set s = {
+	    .mode = mode_names[o.mode],
+	    .runs = runs,
+	    .nruns = n,
+	    .missing = missing,
+	    .nmissing = nmissing,
+	    .runs_asked = o.runs,
+	    .warmup = o.warmup,
+	    .concurrency = o.concurrency,
+	    .vcpus = o.vcpus,
+	    .mem_mib = o.mem_mib,
+	    .kernel = c.kernel,
+	    .rootfs = c.rootfs,
+	    .cmdline = o.cmdline ? o.cmdline : VMM_DEFAULT_CMDLINE,
+	};
+	if (outputs(&c, &s, rates, json, csv, svg, &regressed) == 0)
+		status = bench_status(&s, regressed);
+out:
+	if (json && fclose(json) == EOF && status != BENCH_EXIT_ERROR) {
+		pr_err("flint bench: --json %s: %s", o.json, strerror(errno));
+		status = BENCH_EXIT_ERROR;
+	}
+	if (csv && fclose(csv) == EOF && status != BENCH_EXIT_ERROR) {
+		pr_err("flint bench: --csv %s: %s", o.csv, strerror(errno));
+		status = BENCH_EXIT_ERROR;
+	}
+	close_fd(&svg);
+	clean_dir(&c);
+	free(runs);
+	pthread_mutex_destroy(&c.lock);
+	return status;
+}

@@ -54,6 +54,8 @@ report() {
 . "$(dirname "$0")/attach.sh"
 # Host only: flint serve with a stand-in for its VMs.
 . "$(dirname "$0")/serve.sh"
+# flint bench: a stand-in flint; with /dev/kvm, the tiny guest's phases.
+. "$(dirname "$0")/bench.sh"
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"

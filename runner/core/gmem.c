@@ -13,6 +13,20 @@
 
 #define HUGE_2M (2ULL << 20)
 
+void gmem_advise_private(void *p, uint64_t size)
+{
+	/* A core dump of flint (a seccomp kill, a crash) must not carry the
+	 * guest's memory: it is the tenant's data, and large. */
+	madvise(p, size, MADV_DONTDUMP);
+	/* Nor may a child flint forks (the copy helper, passt): with the
+	 * mapping inherited, every guest page already written would be
+	 * copy-on-write in flint until the child exec'd or ended, and the
+	 * guest's next write to each one a page copy (--copy-in's helper,
+	 * forked once the kernel was loaded, cost the guest's boot about a
+	 * third more in the rig). QEMU marks its RAM the same way. */
+	madvise(p, size, MADV_DONTFORK);
+}
+
 /* Anonymous memory aligned to 2 MiB. KVM maps a guest 2 MiB page with one
  * nested page table entry only when the host address has the same 2 MiB
  * alignment as the guest one and the host page is a transparent huge page;
@@ -28,7 +42,7 @@ static void *map_aligned(uint64_t size)
 		if (q == MAP_FAILED)
 			return NULL;
 		madvise(q, size, MADV_NOHUGEPAGE);
-		madvise(q, size, MADV_DONTDUMP);
+		gmem_advise_private(q, size);
 		return q;
 	}
 	uint8_t *p = mmap(NULL, size + huge, PROT_READ | PROT_WRITE,
@@ -41,9 +55,7 @@ static void *map_aligned(uint64_t size)
 	munmap(a + size, p + huge - a);
 	/* Advice only: without THP the guest still runs, with more exits. */
 	madvise(a, size, MADV_HUGEPAGE);
-	/* A core dump of flint (a seccomp kill, a crash) must not carry the
-	 * guest's memory: it is the tenant's data, and large. */
-	madvise(a, size, MADV_DONTDUMP);
+	gmem_advise_private(a, size);
 	return a;
 }
 
@@ -57,7 +69,7 @@ static void *map_huge(uint64_t size)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	madvise(p, size, MADV_DONTDUMP);
+	gmem_advise_private(p, size);
 	return p;
 }
 

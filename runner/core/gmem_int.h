@@ -51,4 +51,8 @@ int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err,
 /* Allocate g's dirty bitmaps (all clear) when g->opts.track_dirty. */
 int gmem_alloc_dirty(struct gmem *g) WARN_UNUSED;
 
+/* The advice every mapping of guest memory gets: left out of core dumps
+ * and out of children (MADV_DONTDUMP, MADV_DONTFORK). */
+void gmem_advise_private(void *p, uint64_t size);
+
 #endif

@@ -458,8 +458,7 @@ static void *map_from_file(int fd, uint64_t off, uint64_t size)
 		errno = e;
 		return NULL;
 	}
-	/* As gmem_create's: a core dump must not carry the tenant's memory. */
-	madvise(a, size, MADV_DONTDUMP);
+	gmem_advise_private(a, size); /* as gmem_create's */
 	return a;
 }
 

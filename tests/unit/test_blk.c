@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1273,7 +1274,14 @@ Test(blk_dev, reset_on_a_vcpu_thread_needs_nothing_of_the_loop_thread)
 Test(blk_dev, reset_waits_under_the_vcpu_seccomp_filter)
 {
 	int st;
-	pid_t pid = fork();
+	pid_t pid;
+
+	/* flint's guest memory stays out of children (MADV_DONTFORK); this
+	 * child is the VMM itself and needs it. */
+	for (size_t i = 0; i < gmem_nregions(g); i++)
+		cr_assert_eq(madvise(gmem_region(g, i)->host, gmem_region(g, i)->size, MADV_DOFORK),
+			     0);
+	pid = fork();
 
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/gmem.h"
 #include "x86/layout.h"
@@ -76,6 +79,31 @@ Test(gmem, read_write_round_trip_and_fault)
 	cr_assert_eq(gmem_read(g, (1 << 20) - 2, &r, sizeof(r)), -EFAULT);
 	gmem_destroy(g);
 	gmem_destroy(NULL);
+}
+
+/* Guest memory is not inherited by a child flint forks (MADV_DONTFORK):
+ * in the child the range is unmapped (madvise on it fails with ENOMEM),
+ * so the parent's guest pages never turn copy-on-write. */
+Test(gmem, not_inherited_by_a_child)
+{
+	struct gmem *g;
+	uint8_t *p;
+	int st;
+	pid_t pid;
+
+	cr_assert_eq(gmem_create(&g, 4 << 20), 0);
+	p = gmem_ptr(g, 0x1000, 4096);
+	p[0] = 1;
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(madvise((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, MADV_NORMAL) < 0 &&
+			      errno == ENOMEM
+			  ? 0
+			  : 1);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child has the guest's memory");
+	gmem_destroy(g);
 }
 
 Test(gmem, host_mapping_is_2m_aligned_for_huge_pages)

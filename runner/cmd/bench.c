@@ -531,6 +531,25 @@ static int argv_of(const struct bench_ctx *c, const struct vmm_entry *e, const s
 	return -EINVAL;
 }
 
+/* The VMMs running now, by slot (a round's runs), so that SIGINT,
+ * SIGTERM or SIGHUP can kill their process groups (each VMM runs in one
+ * of its own: the terminal's Ctrl-C does not reach it) before the bench
+ * ends. Read by the handler: plain stores, no lock. */
+#define LIVE_SLOTS 257 /* 256 at once, and the snapshot's maker */
+static volatile pid_t live[LIVE_SLOTS];
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig)
+{
+	stop_sig = sig;
+	for (unsigned i = 0; i < LIVE_SLOTS; i++) {
+		pid_t p = live[i];
+
+		if (p > 0)
+			kill(-p, SIGKILL);
+	}
+}
+
 /* The Uffd backend's handler for one restore: started on sock, up once
  * sock is there (within 10 s). 0 with *pid, or -errno with why. */
 static int start_uffd(const struct bench_ctx *c, const char *path, const char *sock, pid_t *pid,
@@ -562,6 +581,10 @@ static int start_uffd(const struct bench_ctx *c, const char *path, const char *s
 			*pid = -1;
 			return -EIO;
 		}
+		if (stop_sig) {
+			snprintf(why, len, "flint bench interrupted");
+			return -EINTR;
+		}
 		if (now_ns() > deadline) {
 			snprintf(why, len, "%.40s did not listen on %.40s within 10 s", path, sock);
 			return -ETIMEDOUT;
@@ -579,6 +602,39 @@ static void stop_child(pid_t *pid)
 	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	*pid = -1;
+}
+
+/* A runner_launch.drive that puts the VMM in live[] (then drives it as
+ * the inner drive does, Firecracker's API). */
+struct track {
+	unsigned slot;
+	int (*drive)(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t whylen);
+	void *ctx;
+};
+
+static int track(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t whylen)
+{
+	struct track *t = ctx;
+
+	live[t->slot] = pid;
+	if (stop_sig) {
+		snprintf(why, whylen, "flint bench interrupted");
+		return -EINTR;
+	}
+	return t->drive ? t->drive(t->ctx, pid, deadline_us, why, whylen) : 0;
+}
+
+/* runner_run of l with its VMM in live[slot] while it runs. */
+static int tracked_run(struct runner_launch *l, unsigned slot, struct bench_record *r)
+{
+	struct track t = {.slot = slot, .drive = l->drive, .ctx = l->drive_ctx};
+	int ret;
+
+	l->drive = track;
+	l->drive_ctx = &t;
+	ret = runner_run(l, r);
+	live[slot] = 0;
+	return ret < 0 ? ret : stop_sig ? -EINTR : 0;
 }
 
 /* bench_run_fn for the real VMMs. */
@@ -600,10 +656,11 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 	unsigned id;
 	int ret;
 
+	if (stop_sig)
+		return -EINTR;
 	pthread_mutex_lock(&c->lock);
 	id = c->counter++;
 	pthread_mutex_unlock(&c->lock);
-	(void)slot;
 	if (e->kind == VK_FLINT_UFFD || e->kind == VK_FIRECRACKER)
 		snprintf(sock, sizeof(sock), "%.80s/%u.sock", c->dir, id);
 	if (e->kind == VK_FLINT_UFFD) {
@@ -643,10 +700,10 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 			bench_record_init(r, e->name);
 			snprintf(r->why, sizeof(r->why), "%s", why);
 			unlink(sock);
-			return 0;
+			return stop_sig ? -EINTR : 0;
 		}
 	}
-	ret = runner_run(&l, r);
+	ret = tracked_run(&l, slot, r);
 	stop_child(&uffd);
 	if (sock[0])
 		unlink(sock);
@@ -805,7 +862,9 @@ static int make_snapshot(struct bench_ctx *c)
 	argv[n++] = "--save-mem";
 	argv[n++] = c->mem;
 	argv[n] = NULL;
-	if (runner_run(&l, &r) < 0 || !r.ok) {
+	if (tracked_run(&l, LIVE_SLOTS - 1, &r) < 0 || !r.ok) {
+		if (stop_sig)
+			return -EINTR;
 		pr_err("flint bench restore: cannot make the snapshot with %s run "
 		       "--save-snapshot: %s",
 		       c->flint, r.why[0] ? r.why : "the bench could not run it");
@@ -929,6 +988,7 @@ int bench_main(int argc, char **argv)
 	FILE *json = NULL, *csv = NULL;
 	int svg = -1, status = BENCH_EXIT_ERROR, r;
 	size_t n = 0, nmissing = 0;
+	unsigned opened = 0;
 	char err[512];
 	bool regressed;
 
@@ -942,6 +1002,18 @@ int bench_main(int argc, char **argv)
 		       "benched by bench/serve (make bench-serve) for now");
 		return BENCH_EXIT_ERROR;
 	}
+	struct sigaction sa = {.sa_handler = on_stop, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	struct sigaction was;
+	/* SIGINT and SIGHUP left ignored when they were (a background job,
+	 * nohup), as a shell expects. */
+	for (unsigned i = 0; i < 3; i++) {
+		int sig = i == 0 ? SIGTERM : i == 1 ? SIGINT : SIGHUP;
+
+		if (sigaction(sig, NULL, &was) == 0 &&
+		    (sig == SIGTERM || was.sa_handler != SIG_IGN))
+			sigaction(sig, &sa, NULL);
+	}
 	pthread_mutex_init(&c.lock, NULL);
 	if (find_files(&c) < 0 || plan(&c) < 0)
 		goto out;
@@ -952,6 +1024,7 @@ int bench_main(int argc, char **argv)
 		pr_err("flint bench: --svg %s: %s", o.svg, strerror(errno));
 		goto out;
 	}
+	opened = (json ? 1u : 0) | (csv ? 2u : 0) | (svg >= 0 ? 4u : 0);
 	if (o.baseline && access(o.baseline, R_OK) < 0) {
 		pr_err("flint bench: --baseline %s: %s", o.baseline, strerror(errno));
 		goto out;
@@ -980,7 +1053,8 @@ int bench_main(int argc, char **argv)
 			       .run = run_vmm,
 			       .ctx = &c};
 	if ((r = bench_loop_run(&l, runs, &n, rates)) < 0) {
-		pr_err("flint bench: cannot run a VMM: %s", strerror(-r));
+		if (!stop_sig)
+			pr_err("flint bench: cannot run a VMM: %s", strerror(-r));
 		goto out;
 	}
 	n = bench_split_missing(runs, n, missing, ARRAY_SIZE(missing), &nmissing);
@@ -1014,5 +1088,18 @@ out:
 	clean_dir(&c);
 	free(runs);
 	pthread_mutex_destroy(&c.lock);
+	if (stop_sig) {
+		/* what was opened for the outputs holds nothing */
+		for (unsigned i = 0; i < 3; i++) {
+			const char *f = i == 0 ? o.json : i == 1 ? o.csv : o.svg;
+
+			if (f && opened & (1u << i))
+				unlink(f);
+		}
+		pr_err("flint bench: stopped by signal %d: the VMMs running killed, no outputs "
+		       "written",
+		       (int)stop_sig);
+		return 128 + stop_sig;
+	}
 	return status;
 }

@@ -5,6 +5,7 @@
 #    missing peer listed with its reason, --svg well-formed (gnuplot),
 #    --baseline's exit status 1 on a regression and 0 within it, restore
 #    with both memory backends from a snapshot made once;
+#  - SIGTERM: the VMMs running killed, 143, no output left;
 #  - options refused with 125 and a message naming them; serve not there;
 #  - with /dev/kvm, the real flint booting the tiny guest: no agent there,
 #    so its runs fail (exit status 2), but each one's boot phases to init
@@ -127,6 +128,42 @@ assert [r["vmm"] for r in d["runs"]] == ["flint", "flint-uffd"] * 2, "not interl
 else
 	echo "SKIP flint bench with a stand-in flint: no python3"
 fi
+
+# SIGTERM mid-run: the VMMs running (three stand-ins that would sleep
+# 30 s, each in a process group of its own) killed, 143 at once, no
+# output left behind.
+printf '#!/bin/sh\necho $$ >>"%s"\nexec sleep 30\n' "$B/pids" >"$B/slow"
+chmod +x "$B/slow"
+: >"$B/pids"
+"$FLINT" bench boot --flint "$B/slow" --kernel "$B/vmlinux" --rootfs "$B/root.img" \
+	--concurrency 3 --json "$B/stopped.json" </dev/null >"$B/bench-stopped.out" \
+	2>"$B/bench-stopped.err" &
+bp=$!
+n=0
+while [ "$(wc -l <"$B/pids")" -lt 3 ] && [ $n -lt 100 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+kill -TERM $bp
+n=0
+while kill -0 $bp 2>/dev/null && [ $n -lt 50 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+why=""
+if kill -0 $bp 2>/dev/null; then
+	why="still running 5 s after SIGTERM"
+	kill -KILL $bp
+fi
+wait $bp
+got=$?
+[ -z "$why" ] && [ $got != 143 ] && why="status $got, expected 143"
+for p in $(cat "$B/pids"); do
+	kill -0 "$p" 2>/dev/null && why="${why:-stand-in $p left running}" && kill "$p"
+done
+[ -z "$why" ] && [ -e "$B/stopped.json" ] && why="an empty --json left behind"
+[ -z "$why" ] && ! grep -q 'stopped by signal 15' "$B/bench-stopped.err" && why="no message"
+report bench-stopped "$why" "$B/bench-stopped.err"
 
 check bench-bad-runs 125 "" "flint bench: --runs 0: expected a number from 1" -- \
 	bench boot --runs 0

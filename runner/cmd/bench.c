@@ -81,7 +81,7 @@ static void usage(FILE *f)
 		"  --help\n"
 		"Exit status: 0; 1 flint regressed (--baseline); 2 a run of flint failed\n"
 		"(the outputs written); 125 bad options, or the bench could not run or\n"
-		"write an output.\n",
+		"write an output; 128+N stopped by signal N (the VMMs running killed).\n",
 		VMM_DEFAULT_CMDLINE);
 }
 

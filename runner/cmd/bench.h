@@ -25,7 +25,10 @@
 #include "core/util.h"
 
 /* Exit statuses: flint's own 125 for bad usage and a bench that could not
- * run or write an output, as flint run and flint serve use it. */
+ * run or write an output, as flint run and flint serve use it; 128+N when
+ * signal N (SIGTERM, SIGINT, SIGHUP) stopped it: the VMMs running are
+ * killed (each runs in a process group of its own, which a terminal's
+ * Ctrl-C does not reach) and no output is written. */
 #define BENCH_EXIT_OK		0
 #define BENCH_EXIT_REGRESSED	1 /* --baseline: flint's p50 over --max-regress */
 #define BENCH_EXIT_FLINT_FAILED 2 /* a counted run of flint failed (outputs written) */

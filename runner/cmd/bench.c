@@ -726,7 +726,8 @@ static int find_files(struct bench_ctx *c)
 	}
 	exe[n] = '\0';
 	if (runner_find(o->flint ? o->flint : exe, c->flint, sizeof(c->flint)) < 0) {
-		pr_err("flint bench: --flint %s: not an executable", o->flint);
+		pr_err("flint bench: %s %s: not an executable",
+		       o->flint ? "--flint" : "this flint,", o->flint ? o->flint : exe);
 		return -ENOENT;
 	}
 	/* Where that flint's run would look (its own directory). */

@@ -33,24 +33,6 @@ static int say(char *err, size_t errlen, int r, const char *msg, const char *as,
 	return err_set(err, errlen, r, "%.*s%s%s", (int)(at - msg), msg, src, at + strlen(as));
 }
 
-/* mkdir -p path, the last directory 0700. */
-static int make_dirs(const char *path)
-{
-	char p[PATH_MAX];
-
-	if ((size_t)snprintf(p, sizeof(p), "%s", path) >= sizeof(p))
-		return -ENAMETOOLONG;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 /* The tar archive on in, copied into out. */
 static int copy_file(int in, int out, const char *src, char *err, size_t errlen)
 {
@@ -173,7 +155,7 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, boo
 		goto out;
 	}
 	*strrchr(work, '/') = '\0';
-	if ((r = make_dirs(work)) < 0) {
+	if ((r = mkdir_p(work, 0700)) < 0) {
 		r = err_set(err, errlen, r, "cannot create %s: %s", work, strerror(-r));
 		work[0] = '\0';
 		goto out;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -212,6 +213,23 @@ int lock_image(int fd, const char *path, bool write)
 			"from opening it read-write at the same time",
 			path, strerror(-r));
 	return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	char p[PATH_MAX];
+
+	if ((size_t)snprintf(p, sizeof(p), "%s", path) >= sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return mkdir(p, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 int write_file_atomic(const char *what, const char *path, const void *buf, size_t len, char *err,

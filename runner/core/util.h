@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WARN_UNUSED __attribute__((warn_unused_result))
 #define PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -52,6 +53,10 @@ int pread_full(int fd, void *p, size_t n, uint64_t off) WARN_UNUSED;
  * 0 or -errno, with err saying "<what>: <step> <file>: <why>". */
 int write_file_atomic(const char *what, const char *path, const void *buf, size_t len, char *err,
 		      size_t errlen) WARN_UNUSED;
+
+/* mkdir -p: every missing parent of path made 0755, path itself mode;
+ * existing ones are left as they are. 0, -ENAMETOOLONG or -errno. */
+int mkdir_p(const char *path, mode_t mode) WARN_UNUSED;
 
 /* Format a message into a caller's err buffer (errlen bytes; NULL or 0:
  * none) and return r: the `return err_set(err, errlen, -EINVAL, "...")`

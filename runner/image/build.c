@@ -96,27 +96,6 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
 	return 0;
 }
 
-/* mkdir -p of dir's last two levels' parents and dir itself, mode 0700 for
- * dir. */
-static int make_dirs(const char *dir, mode_t mode)
-{
-	char p[PATH_MAX];
-
-	if ((size_t)snprintf(p, sizeof(p), "%s", dir) >= sizeof(p))
-		return -ENAMETOOLONG;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* ---- removing a work directory ------------------------------------------ */
 
 static int make_removable(const char *p, const struct stat *st, int type, struct FTW *f)
@@ -386,7 +365,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		pr_debug("flint run: %s: image %s from the cache", path, final);
 		return 0;
 	}
-	if ((r = make_dirs(dir, 0700)) < 0)
+	if ((r = mkdir_p(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	sweep_stale_builds(dir);
 	if (!mkdtemp(work))
@@ -443,7 +422,7 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 {
 	int fd, r;
 
-	if ((r = make_dirs(dir, 0700)) < 0)
+	if ((r = mkdir_p(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	if ((size_t)snprintf(out, outlen, "%s/scratch-XXXXXX.ext4", dir) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", dir);

@@ -1,7 +1,8 @@
 # flint-jail (jail/): the hardened launcher, and the static flint it runs.
 #   make build/flint-jail   the jailer: static, linked with libcap
-#   make build/jail/flint   flint linked statically (the jail holds no shared
-#                           libraries, like Firecracker's musl builds)
+#   make build/jail/flint   a copy of build/flint, which is static (the jail
+#                           holds no shared libraries, like Firecracker's
+#                           musl builds)
 #   make jail-test          host tests (tests/jail/run.sh, and races.sh: the
 #                           jail's user against the jailer; they need root)
 #   make bench-jail         launch to init through flint-jail against flint
@@ -35,22 +36,10 @@ JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint
 $(BUILD)/flint-jail: $(JAIL_OBJS) $(JAIL_RUNNER_OBJS)
 	$(CC) $(CFLAGS) -static -o $@ $^ $(JAIL_LDLIBS_OWN)
 
-# libmicrohttpd: Debian's libmicrohttpd.a needs gnutls, which cannot be linked
-# statically (no libp11-kit.a), so the static flint links one built without
-# HTTPS from Debian's source package of the installed libmicrohttpd-dev's
-# version (mk/build-mhd.sh: fetched once into $(FLINT_CACHE), ~10 s to build
-# once per machine); its header is checked to be the one flint's objects were
-# compiled against. The dynamic flint keeps -lmicrohttpd.
-MHD_DIR := $(BUILD)/mhd
-MHD_LIB := $(MHD_DIR)/lib/libmicrohttpd.a
-JAIL_LDLIBS = $(MHD_LIB) $(filter-out -lmicrohttpd,$(LDLIBS_FLINT))
-
-$(MHD_LIB): mk/build-mhd.sh $(wildcard /usr/include/microhttpd.h)
-	CC='$(CC)' mk/build-mhd.sh $(MHD_DIR)
-
-$(BUILD)/jail/flint: $(RUNNER_OBJS) $(MHD_LIB)
+# The jail's flint is flint itself, static (the Makefile's rule).
+$(BUILD)/jail/flint: $(BUILD)/flint
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -static -o $@ $(RUNNER_OBJS) $(JAIL_LDLIBS)
+	cp $< $@
 
 # A program run as --exec-file by the host tests: reports what it sees.
 $(BUILD)/jail/probe: tests/jail/probe.c

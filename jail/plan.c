@@ -590,21 +590,21 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 		return r == -ENOMEM ? nomem(err, errlen)
 				    : fail(err, errlen, r, "config file %s: %s", path, why);
 	p->mem = c.machine.mem_size_mib << 20;
-	/* A user interface: its "fd" kept (all of them first), or a passt the
-	 * jailer starts. */
-	for (unsigned k = 0; k < c.nnets; k++) {
-		if (!c.nets[k].fd)
-			continue;
-		if (p->nkeep == PLAN_MAX_KEEP) {
-			r = fail(err, errlen, -EINVAL, "more than %d descriptors to keep",
-				 PLAN_MAX_KEEP);
+	/* A user interface gets a passt the jailer starts, its descriptor in
+	 * the copy's "fd". The file itself may name none: it is read as the
+	 * jail's user, who would then pick which of the jailer's inherited
+	 * descriptors (--control-fd's, --status-fd's: the orchestrator's)
+	 * flint takes for passt's socket and feeds the guest's frames. */
+	for (unsigned k = 0; k < c.nnets; k++)
+		if (c.nets[k].fd) {
+			r = fail(err, errlen, -EINVAL,
+				 "config file %s: interface '%s' names a descriptor (\"fd\": %d): "
+				 "flint-jail starts its passt itself; leave \"fd\" out",
+				 path, c.nets[k].iface_id, c.nets[k].fd);
 			goto out;
 		}
-		p->keep[p->nkeep++] =
-		    (struct plan_fd){.fd = c.nets[k].fd, .opt = "the config file's fd"};
-	}
 	for (unsigned k = 0; k < c.nnets; k++) {
-		if (!c.nets[k].user || c.nets[k].fd)
+		if (!c.nets[k].user)
 			continue;
 		struct plan_passt *ps = &p->passt[p->npasst];
 		*ps = (struct plan_passt){.net = k, .fd = next_fd(p)};

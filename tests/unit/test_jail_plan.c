@@ -46,8 +46,10 @@ static const struct {
     /* A drive that names the config file itself. */
     {"/cfg/user.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
 		       "\"network-interfaces\": [{\"iface_id\": \"up\", \"backend\": \"user\"}, "
-		       "{\"iface_id\": \"t\", \"host_dev_name\": \"tap0\"}, "
-		       "{\"iface_id\": \"given\", \"backend\": \"user\", \"fd\": 3}]}"},
+		       "{\"iface_id\": \"t\", \"host_dev_name\": \"tap0\"}]}"},
+    {"/cfg/user-fd.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
+			  "\"network-interfaces\": [{\"iface_id\": \"given\", \"backend\": "
+			  "\"user\", \"fd\": 3}]}"},
     {"/cfg/self.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
 		       "[{\"drive_id\": \"data\", \"path_on_host\": \"/cfg/self.json\", "
 		       "\"is_root_device\": false}]}"},
@@ -364,29 +366,35 @@ Test(jail_plan, net_user_gets_a_passt)
 }
 
 /* A config file's user interfaces get passts as --net user's do (their
- * descriptors in the copy's "fd"; one given is kept); a snapshot's user
- * interface, which flint would have to start, is refused unless
- * --net-override gives it a tap. */
+ * descriptors in the copy's "fd"); a file that names a descriptor itself
+ * is refused (the jail's user wrote it: it would pick one of the
+ * jailer's); a snapshot's user interface, which flint would have to
+ * start, is refused unless --net-override gives it a tap. */
 Test(jail_plan, user_interfaces_of_a_config_file_and_a_snapshot)
 {
 	struct vm_config c;
 	char why[256];
 
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/user-fd.json", "--no-api"), -EINVAL);
+	cr_assert_not_null(strstr(err, "config file /cfg/user-fd.json: interface 'given' names a "
+				       "descriptor (\"fd\": 3): flint-jail starts its passt itself"),
+			   "%s", err);
+	cr_assert_eq(p.nkeep, 0);
+	plan_free(&p);
 	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/user.json", "--no-api"), 0, "%s", err);
-	cr_assert_eq(p.nkeep, 1);
-	cr_assert_eq(p.keep[0].fd, 3, "the file's own fd is kept");
+	cr_assert_eq(p.nkeep, 0);
 	cr_assert_eq(p.npasst, 1);
 	cr_assert_eq(p.passt[0].net, 0);
-	cr_assert_eq(p.passt[0].fd, 4);
+	cr_assert_eq(p.passt[0].fd, 3);
 	cr_assert_str_eq(p.passt[0].id, "up");
 	cr_assert_not_null(p.files[1].content);
 	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
 					    sizeof(why)),
 		     0, "%s", why);
-	cr_assert_eq(c.nets[0].fd, 4, "%s", p.files[1].content);
+	cr_assert_eq(c.nets[0].fd, 3, "%s", p.files[1].content);
 	cr_assert_eq(c.nets[1].fd, 0);
 	cr_assert_str_eq(c.nets[1].host_dev_name, "tap0");
-	cr_assert_eq(c.nets[2].fd, 3);
+	cr_assert_eq(c.nnets, 2);
 	vm_config_free(&c);
 	plan_free(&p);
 

@@ -37,6 +37,11 @@ int image_run_cmd(void *ctx, char *const argv[], int in_fd, int out_fd)
 	if (!r)
 		r = posix_spawn_file_actions_adddup2(&fa, out_fd >= 0 ? out_fd : STDERR_FILENO,
 						     STDOUT_FILENO);
+	/* Nothing else of the caller's: flint-jail, which builds images as
+	 * root, holds descriptors it keeps for flint (no longer close-on-exec)
+	 * that tar, xz or mke2fs have no business with. */
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	if (!r)
 		r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);

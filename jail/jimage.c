@@ -128,7 +128,14 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, boo
 	work[0] = copy[0] = '\0';
 	if ((r = fs_open_as(uid, gid, src, &fd, why, sizeof(why))) < 0)
 		return err_set(err, errlen, r, "%s: %s", src, why);
-	/* Whatever is read from here on is read through this descriptor. */
+	/* Whatever is read from here on is read through this descriptor,
+	 * which must be a file or a directory: /proc/self/fd/N of a FIFO
+	 * would block the jailer in image_detect's open. */
+	struct stat held;
+	if (fstat(fd, &held) < 0 || !(S_ISREG(held.st_mode) || S_ISDIR(held.st_mode))) {
+		r = err_set(err, errlen, -EINVAL, "%s: not a file or a directory", src);
+		goto out;
+	}
 	snprintf(magic, sizeof(magic), "/proc/self/fd/%d", fd);
 	if ((r = image_detect(magic, &k, why, sizeof(why))) < 0) {
 		struct stat st;

@@ -877,7 +877,10 @@ else
 	mkdir -p "$IMG/closed/etc" && echo x >"$IMG/closed/etc/shadow"
 	chmod 755 "$IMG/closed" "$IMG/closed/etc" && chmod 600 "$IMG/closed/etc/shadow"
 	echo "not an image" >"$IMG/junk" && chmod 644 "$IMG/junk"
+	# A FIFO, whose open through /proc/self/fd would block the jailer.
+	mkfifo -m 644 "$IMG/fifo"
 	for c in "closed:$IMG/closed:$CACHE:tar, reading the directory as uid $U gid $U, failed" \
+		"fifo:$IMG/fifo:$CACHE:$IMG/fifo: not a file or a directory" \
 		"unreachable:$T/secret:$CACHE:$T/secret: uid $U gid $U cannot read it" \
 		"no-cache:$IMG/tree::set FLINT_CACHE (or HOME) for it, or give an ext4 image" \
 		"junk:$IMG/junk:$CACHE:$IMG/junk: not an image flint knows"; do

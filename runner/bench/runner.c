@@ -236,6 +236,10 @@ static void child(const char *path, char *const *argv, int out, int phase)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+	/* Above 0-2 too: dup2 onto the number it already has would leave it
+	 * close-on-exec, and the VMM without a stdin. */
+	if (null >= 0)
+		null = fcntl(null, F_DUPFD_CLOEXEC, RUNNER_PHASE_FD + 1);
 	setpgid(0, 0);
 	out = fcntl(out, F_DUPFD_CLOEXEC, RUNNER_PHASE_FD + 1);
 	if (phase >= 0 && (phase = fcntl(phase, F_DUPFD_CLOEXEC, RUNNER_PHASE_FD + 1)) < 0)

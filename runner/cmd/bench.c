@@ -569,6 +569,9 @@ static int start_uffd(const struct bench_ctx *c, const char *path, const char *s
 		/* async-signal-safe calls only: other threads may run VMMs */
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
+		/* Above 0-2, as runner.c's child does. */
+		if (null >= 0)
+			null = fcntl(null, F_DUPFD_CLOEXEC, 3);
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
 			_exit(126);
 		execv(path, argv);

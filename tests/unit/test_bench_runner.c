@@ -410,6 +410,7 @@ Test(bench_runner_vmm, a_bench_without_stdin_and_stdout)
 	script("vmm",
 	       "#!/usr/bin/python3\n"
 	       "import os, time\n"
+	       "os.fstat(0)\n"
 	       "os.write(3, b'phase process %d\\n' % (time.monotonic_ns() // 1000))\n"
 	       "print('flint-init: ready', flush=True)\n",
 	       path, sizeof(path));

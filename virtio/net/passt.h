@@ -51,10 +51,10 @@ int passt_start(const char *id, const struct passt_net *net, unsigned timeout_ms
 /* How passt_start_as runs passt, for a launcher (flint-jail) that starts
  * it on flint's behalf. */
 struct passt_child {
-	/* Called in the child once passt's descriptors are in place, just
-	 * before exec (the caller is single-threaded: it may do more than
-	 * async-signal-safe calls): join a network namespace, drop to the
-	 * jail's user. 0, or -errno to give up (passt is not run). With it,
+	/* Called in the child before passt's descriptors move into place
+	 * (the hook's own may be among 0-3), then exec follows (the caller
+	 * is single-threaded: it may do more than async-signal-safe calls):
+	 * join a network namespace, drop to the jail's user. 0, or -errno to give up (passt is not run). With it,
 	 * passt gets no --runas: the hook chose its ids. */
 	int (*setup)(void *ctx);
 	void *ctx;

@@ -634,7 +634,9 @@ static void *run_thread(void *arg)
 {
 	struct run *r = arg;
 	char msg[MSG_LEN] = "";
-	/* The thread's filter before it touches anything the guest sends. */
+	/* The thread's filter before it touches anything the guest sends,
+	 * and its name before that (vcpu.c). */
+	pthread_setname_np(pthread_self(), "run");
 	logger_thread_name("run");
 	int status, err = seccomp_enter(SECCOMP_RUN);
 
@@ -794,7 +796,6 @@ int run_start(struct run **out, const struct run_params *p)
 		goto err;
 	}
 	r->thread_started = true;
-	pthread_setname_np(r->thread, "run");
 	*out = r;
 	return 0;
 err:

@@ -415,6 +415,8 @@ int evloop_run(struct evloop *l)
 static void *loop_thread(void *arg)
 {
 	struct evloop *l = arg;
+	/* Named by itself before its init installs its filter (vcpu.c). */
+	pthread_setname_np(pthread_self(), "evloop");
 	if (!l->thread_init || (l->thread_result = l->thread_init(l->thread_ctx)) >= 0)
 		l->thread_result = evloop_run(l);
 	/* Also when the loop never ran (a refused init, a failed first poll). */
@@ -449,7 +451,6 @@ int evloop_start(struct evloop *l)
 		set_active(l, false, false);
 		return -r;
 	}
-	pthread_setname_np(l->thread, "evloop");
 	l->started = true;
 	return 0;
 }

@@ -261,6 +261,9 @@ static void *vcpu_thread(void *arg)
 	/* Before the first KVM_RUN: from here on the guest drives this thread. */
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	/* The thread names itself, before its filter: named by its creator,
+	 * it could log (a seccomp audit line) or die under flint's name. */
+	pthread_setname_np(pthread_self(), name);
 	logger_thread_name(name);
 	int r = seccomp_enter(SECCOMP_VCPU);
 	if (r < 0)
@@ -336,9 +339,6 @@ int vcpu_start(struct vcpu *v)
 	pthread_mutex_unlock(&v->lock);
 	if (r)
 		return -r;
-	char name[16];
-	snprintf(name, sizeof(name), "vcpu%u", v->id);
-	pthread_setname_np(v->thread, name);
 	return 0;
 }
 

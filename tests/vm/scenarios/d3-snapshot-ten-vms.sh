@@ -45,6 +45,17 @@ for p in $pids; do
 	priv=$(awk '/^Anonymous:/ { s += $2 } END { print s + 0 }' /proc/$p/smaps_rollup 2>/dev/null)
 	total=$((total + ${priv:-0}))
 done
+i=0
+for p in $pids; do
+	# A VM that did not count: whether its flint was still there, and what
+	# it said.
+	if [ "$(grep -c '^tick' "$T/vm$i.out")" -lt 2 ]; then
+		echo "vm$i (pid $p): $(kill -0 "$p" 2>/dev/null && echo running || echo gone)," \
+			"$(grep -c '^tick' "$T/vm$i.out") ticks; stdout and stderr:"
+		tail -n 5 "$T/vm$i.out" "$T/vm$i.err"
+	fi
+	i=$((i + 1))
+done
 for p in $pids; do kill -KILL "$p" 2>/dev/null; done
 wait 2>/dev/null
 echo "$ok of 10 restored VMs counted; their private memory: $((total / 1024)) MiB in all (10 guests: 1280 MiB)"

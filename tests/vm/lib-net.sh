@@ -58,3 +58,64 @@ keep_logs() {
 	cp "$OUT" "$RIG_OUT/$1-console.log" 2>/dev/null
 	return 0
 }
+
+# --- passt's scenarios (f0-net-user, a0-jail-net-user) --------------------
+
+# passt_route TAP: passt takes a host interface with a default route as its
+# template, and L1 has none: a tap TAP with an address and a default route
+# stands in (no packet goes through it: the guest's connections are
+# passt's to the loopback). Nothing is done when L1 has a default route.
+passt_route() {
+	ip route | grep -q '^default' && return 0
+	[ -c /dev/net/tun ] || skip "no default route and no /dev/net/tun to make one for passt"
+	tunctl -t "$1" >/dev/null || fail "cannot create tap $1"
+	TAPS="$TAPS $1"
+	ip addr add 192.0.2.1/24 dev "$1" && ip link set "$1" up &&
+		ip route add default via 192.0.2.254 dev "$1" || fail "cannot give $1 a default route"
+}
+
+# serve_www PREFIX: a busybox httpd on L1's loopback port 8080 serving
+# hello.txt (the line $marker, PREFIX and random hex) and big (1 MiB of
+# random bytes, whose sha256 is $want_big), killed at exit; returns once
+# it answers.
+serve_www() {
+	mkdir -p "$T/www"
+	marker="$1-$(head -c 12 /dev/urandom | md5sum | cut -c1-16)"
+	echo "$marker" >"$T/www/hello.txt"
+	head -c 1048576 /dev/urandom >"$T/www/big"
+	want_big=$(sha256sum <"$T/www/big" | cut -d' ' -f1)
+	busybox httpd -f -p 127.0.0.1:8080 -h "$T/www" &
+	bg $!
+	for _ in $(seq 50); do
+		nc -z 127.0.0.1 8080 2>/dev/null && break
+		sleep 0.1
+	done
+}
+
+# moved_root DIR: L1's root is its initramfs (rootfs), under which
+# pivot_root always fails, and passt sandboxes itself with pivot_root (and
+# a user namespace, which a chrooted process may not make); on a host
+# whose root is a real file system it just works. DIR becomes a tmpfs
+# holding L1's directories (bind mounts), unmounted at exit; in_moved_root
+# runs a command in a mount namespace where DIR is moved over / as
+# switch_root does, as such a root.
+moved_root() {
+	NR=$1
+	mkdir -p "$NR" && mount -t tmpfs "$(basename "$NR")" "$NR" ||
+		fail "cannot mount a tmpfs on $NR"
+	trap 'umount -R -l "$NR" 2>/dev/null; rmdir "$NR" 2>/dev/null; cleanup_net' EXIT
+	for d in /*; do
+		[ "$d" = "$NR" ] && continue
+		if [ -L "$d" ]; then
+			cp -P "$d" "$NR/"
+		elif [ -d "$d" ]; then
+			mkdir "$NR$d" && mount --rbind "$d" "$NR$d" || fail "cannot bind $d into $NR"
+		fi
+	done
+}
+
+# in_moved_root CMD ARGS...: CMD run with moved_root's DIR as its /.
+in_moved_root() {
+	unshare -m sh -c 'mount --make-rprivate / && cd "$0" && mount --move . / &&
+		exec chroot . "$@"' "$NR" "$@"
+}

@@ -17,37 +17,10 @@
 "$SFLINT" --help 2>&1 | grep -q 'user\[,mac' || skip "the static flint has no --net user"
 command -v passt >/dev/null || skip "no passt in L1 (the rig copies /usr/bin/passt: apt-get install passt)"
 
-if ! ip route | grep -q '^default'; then
-	[ -c /dev/net/tun ] || skip "no default route and no /dev/net/tun to make one for passt"
-	tunctl -t ju0 >/dev/null || fail "cannot create tap ju0"
-	TAPS="$TAPS ju0"
-	ip addr add 192.0.2.1/24 dev ju0 && ip link set ju0 up &&
-		ip route add default via 192.0.2.254 dev ju0 || fail "cannot give ju0 a default route"
-fi
+passt_route ju0
+serve_www jail-user-net
 
-mkdir -p "$T/www"
-marker="jail-user-net-$(head -c 12 /dev/urandom | md5sum | cut -c1-16)"
-echo "$marker" >"$T/www/hello.txt"
-head -c 1048576 /dev/urandom >"$T/www/big"
-want_big=$(sha256sum <"$T/www/big" | cut -d' ' -f1)
-busybox httpd -f -p 127.0.0.1:8080 -h "$T/www" &
-bg $!
-for _ in $(seq 50); do
-	nc -z 127.0.0.1 8080 2>/dev/null && break
-	sleep 0.1
-done
-
-NR=/a0-net-root
-mkdir -p "$NR" && mount -t tmpfs a0-net-root "$NR" || fail "cannot mount a tmpfs on $NR"
-trap 'umount -R -l "$NR" 2>/dev/null; rmdir "$NR" 2>/dev/null; cleanup_net' EXIT
-for d in /*; do
-	[ "$d" = "$NR" ] && continue
-	if [ -L "$d" ]; then
-		cp -P "$d" "$NR/"
-	elif [ -d "$d" ]; then
-		mkdir "$NR$d" && mount --rbind "$d" "$NR$d" || fail "cannot bind $d into $NR"
-	fi
-done
+moved_root /a0-net-root
 
 # jailed ID ARGS...: flint-jail (flint run, a new pid namespace) from that
 # root; stdin closed; sets $status.
@@ -55,8 +28,7 @@ jailed() {
 	id=$1
 	shift
 	status=0
-	unshare -m sh -c 'mount --make-rprivate / && cd "$0" && mount --move . / &&
-		exec chroot . "$@"' "$NR" "$JAIL" --id "$id" --exec-file "$SFLINT" --uid $JUID \
+	in_moved_root "$JAIL" --id "$id" --exec-file "$SFLINT" --uid $JUID \
 		--gid $JUID --chroot-base-dir "$BASE" --new-pid-ns -- run --kernel "$KERNEL" \
 		--rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
 	echo "flint-jail --id $id ... -- run $* -> status $status"

@@ -17,48 +17,16 @@ need_guest
 "$FLINT" --help 2>&1 | grep -q 'user\[,mac' || skip "flint has no --net user"
 command -v passt >/dev/null || skip "no passt in L1 (the rig copies /usr/bin/passt: apt-get install passt)"
 
-if ! ip route | grep -q '^default'; then
-	[ -c /dev/net/tun ] || skip "no default route and no /dev/net/tun to make one for passt"
-	tunctl -t fu0 >/dev/null || fail "cannot create tap fu0"
-	TAPS="$TAPS fu0"
-	ip addr add 192.0.2.1/24 dev fu0 && ip link set fu0 up &&
-		ip route add default via 192.0.2.254 dev fu0 || fail "cannot give fu0 a default route"
-fi
+passt_route fu0
+serve_www user-net
 
-mkdir -p "$T/www"
-marker="user-net-$(head -c 12 /dev/urandom | md5sum | cut -c1-16)"
-echo "$marker" >"$T/www/hello.txt"
-head -c 1048576 /dev/urandom >"$T/www/big"
-want_big=$(sha256sum <"$T/www/big" | cut -d' ' -f1)
-busybox httpd -f -p 127.0.0.1:8080 -h "$T/www" &
-bg $!
-for i in $(seq 50); do
-	nc -z 127.0.0.1 8080 2>/dev/null && break
-	sleep 0.1
-done
-
-# L1's root is its initramfs (rootfs), under which pivot_root always
-# fails, and passt sandboxes itself with pivot_root (and a user namespace,
-# which a chrooted process may not make): on a host whose root is a real
-# file system it just works. Here flint runs in a mount namespace whose
-# root is a tmpfs holding L1's directories (bind mounts), moved over / as
-# switch_root does, as such a root.
-NR=/f0-root
-mkdir -p "$NR" && mount -t tmpfs f0-root "$NR" || fail "cannot mount a tmpfs on $NR"
-trap 'umount -R -l "$NR" 2>/dev/null; rmdir "$NR" 2>/dev/null; cleanup_net' EXIT
-for d in /*; do
-	[ "$d" = "$NR" ] && continue
-	if [ -L "$d" ]; then
-		cp -P "$d" "$NR/"
-	elif [ -d "$d" ]; then
-		mkdir "$NR$d" && mount --rbind "$d" "$NR$d" || fail "cannot bind $d into $NR"
-	fi
-done
+# passt cannot sandbox itself under L1's initramfs root: flint runs from a
+# tmpfs root moved over / (lib-net.sh's moved_root).
+moved_root /f0-root
 
 run() {
 	status=0
-	unshare -m sh -c 'mount --make-rprivate / && cd "$0" && mount --move . / &&
-		exec chroot . "$@"' "$NR" "$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" \
+	in_moved_root "$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" \
 		</dev/null >"$OUT" 2>"$ERR" || status=$?
 	echo "flint run $* -> status $status"
 }

@@ -142,6 +142,21 @@ void cli_usage(void)
 	       MAX_VCPUS, DEFAULT_CMDLINE, API_DEFAULT_SOCK);
 }
 
+/* A descriptor number given to flint (--wait-fd, --status-fd,
+ * --control-fd, --phase-fd, --net user's fd=): decimal, 3 to WAIT_FD_MAX
+ * (0-2 are stdin, stdout and stderr). The number, or -1 for anything else. */
+static int fd_number(const char *s)
+{
+	char *end;
+	long fd;
+
+	errno = 0;
+	fd = strtol(s, &end, 10);
+	if (!isdigit((unsigned char)*s) || *end || errno || fd < 3 || fd > WAIT_FD_MAX)
+		return -1;
+	return (int)fd;
+}
+
 static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
 static enum cli_result bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -901,19 +916,16 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			else if (c == O_TIMINGS)
 				cfg->timings = true;
 			else if (c == O_WAIT_FD || c == O_STATUS_FD) {
-				char *end;
-				errno = 0;
-				long fd = strtol(optarg, &end, 10);
-				if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
-				    fd > WAIT_FD_MAX)
+				int fd = fd_number(optarg);
+				if (fd < 0)
 					return bad(err, errlen,
 						   "--%s %s: expected a file descriptor, 3 to %d "
 						   "(0-2 are the command's stdin, stdout and stderr)",
 						   opts[li].name, optarg, WAIT_FD_MAX);
 				if (c == O_WAIT_FD)
-					cfg->wait_fd = (int)fd;
+					cfg->wait_fd = fd;
 				else
-					cfg->status_fd = (int)fd;
+					cfg->status_fd = fd;
 			} else {
 				char *end;
 				errno = 0;
@@ -1027,33 +1039,21 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_RECORD_WORKSET:
 			cfg->record_workset = optarg;
 			break;
-		case O_CONTROL_FD: {
-			char *end;
-			errno = 0;
-			long fd = strtol(optarg, &end, 10);
+		case O_CONTROL_FD:
 			if (cfg->run)
 				return bad(err, errlen, "--control-fd is an option of flint --restore, "
 							"not of flint run");
-			if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
-			    fd > WAIT_FD_MAX)
+			if ((cfg->control_fd = fd_number(optarg)) < 0)
 				return bad(err, errlen,
 					   "--control-fd %s: expected a file descriptor, 3 to %d",
 					   optarg, WAIT_FD_MAX);
-			cfg->control_fd = (int)fd;
 			break;
-		}
-		case O_PHASE_FD: {
-			char *end;
-			errno = 0;
-			long fd = strtol(optarg, &end, 10);
-			if (!isdigit((unsigned char)*optarg) || *end || errno || fd < 3 ||
-			    fd > WAIT_FD_MAX)
+		case O_PHASE_FD:
+			if ((cfg->phase_fd = fd_number(optarg)) < 0)
 				return bad(err, errlen,
 					   "--phase-fd %s: expected a file descriptor, 3 to %d",
 					   optarg, WAIT_FD_MAX);
-			cfg->phase_fd = (int)fd;
 			break;
-		}
 		case O_HELP:
 			cli_usage();
 			return CLI_EXIT_OK;
@@ -1255,15 +1255,11 @@ static int net_kv(void *out, const char *key, const char *val, char *why, size_t
 	}
 	/* user's passt, started by flint-jail: its socket inherited as fd. */
 	if (!strcmp(key, "fd") && val && !n->fd) {
-		char *end;
-		errno = 0;
-		long fd = strtol(val, &end, 10);
-		if (!isdigit((unsigned char)*val) || *end || errno || fd < 3 || fd > WAIT_FD_MAX) {
+		if ((n->fd = fd_number(val)) < 0) {
 			snprintf(why, whylen, "fd '%.32s' is not a descriptor number from 3 to %d",
 				 val, WAIT_FD_MAX);
 			return -EINVAL;
 		}
-		n->fd = (int)fd;
 		return 0;
 	}
 	if (!strcmp(key, "id") && val && *val && !n->id)

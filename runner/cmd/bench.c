@@ -551,7 +551,9 @@ static void on_stop(int sig)
 }
 
 /* The Uffd backend's handler for one restore: started on sock, up once
- * sock is there (within 10 s). 0 with *pid, or -errno with why. */
+ * sock is there (within 10 s), in a process group of its own, as a VMM
+ * is, which stop_child kills whole (a handler that is a wrapper script
+ * left its children). 0 with *pid, or -errno with why. */
 static int start_uffd(const struct bench_ctx *c, const char *path, const char *sock, pid_t *pid,
 		      char *why, size_t len)
 {
@@ -572,11 +574,13 @@ static int start_uffd(const struct bench_ctx *c, const char *path, const char *s
 		/* Above 0-2, as runner.c's child does. */
 		if (null >= 0)
 			null = fcntl(null, F_DUPFD_CLOEXEC, 3);
-		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0)
+		if (setpgid(0, 0) < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+		    dup2(null, STDOUT_FILENO) < 0)
 			_exit(126);
 		execv(path, argv);
 		_exit(127);
 	}
+	setpgid(*pid, *pid); /* as the child does: whichever runs first */
 	while (stat(sock, &st) < 0) {
 		if (waitpid(*pid, &status, WNOHANG) == *pid) {
 			snprintf(why, len, "%.80s ended before it listened (status %d)", path,
@@ -601,7 +605,7 @@ static void stop_child(pid_t *pid)
 {
 	if (*pid <= 0)
 		return;
-	kill(*pid, SIGKILL);
+	kill(-*pid, SIGKILL);
 	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	*pid = -1;

@@ -165,6 +165,50 @@ done
 [ -z "$why" ] && ! grep -q 'stopped by signal 15' "$B/bench-stopped.err" && why="no message"
 report bench-stopped "$why" "$B/bench-stopped.err"
 
+# SIGTERM mid-restore with the Uffd backend: the page-fault handler goes
+# too, all of it (a stand-in that is a shell with a child of its own, as a
+# wrapper script would be: killing its pid alone left the child).
+if command -v python3 >/dev/null 2>&1; then
+	printf '#!/bin/sh\n: >"$1"\nsleep 60 &\necho $$ $! >>"%s"\nwait\n' "$B/uffd-pids" \
+		>"$B/uffd-fork"
+	chmod +x "$B/uffd-fork"
+	: >"$B/uffd-pids"
+	FAKE_BENCH_STEP_MS=30000 "$FLINT" bench restore --flint "$BFAKE" --backend uffd \
+		--runs 1 --warmup 0 --kernel "$B/vmlinux" --rootfs "$B/root.img" \
+		--uffd-handler "$B/uffd-fork" </dev/null >"$B/bench-uffd-stopped.out" \
+		2>"$B/bench-uffd-stopped.err" &
+	bp=$!
+	n=0
+	while [ ! -s "$B/uffd-pids" ] && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep 0.2 # the restore's VMM started after the handler's socket
+	kill -TERM $bp
+	n=0
+	while kill -0 $bp 2>/dev/null && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	why=""
+	[ -s "$B/uffd-pids" ] || why="the handler never started"
+	if kill -0 $bp 2>/dev/null; then
+		why="still running 5 s after SIGTERM"
+		kill -KILL $bp
+	fi
+	wait $bp
+	got=$?
+	[ -z "$why" ] && [ $got != 143 ] && why="status $got, expected 143"
+	# Orphaned, the handler's child is reaped by init, maybe not at once:
+	# a zombie is gone.
+	for p in $(cat "$B/uffd-pids"); do
+		s=$(ps -o stat= -p "$p" 2>/dev/null)
+		[ -n "$s" ] && [ "${s#Z}" = "$s" ] &&
+			why="${why:-handler process $p left running ($s)}" && kill "$p"
+	done
+	report bench-uffd-stopped "$why" "$B/bench-uffd-stopped.err"
+fi
+
 check bench-bad-runs 125 "" "flint bench: --runs 0: expected a number from 1" -- \
 	bench boot --runs 0
 check bench-bad-peer 125 "" "flint bench: --peer xen: expected qemu, firecracker or lkvm" -- \

@@ -8,6 +8,7 @@
 #ifndef FLINT_BENCH_FCAPI_H
 #define FLINT_BENCH_FCAPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,6 +17,7 @@
 #include "core/util.h"
 
 #define FCAPI_ANSWER_MAX 4096 /* headers and body of one answer */
+#define FCAPI_HEAD_MAX	 8192 /* a request's headers, an answer's (trailers too) */
 
 /* Connect to the API socket at path, trying again every millisecond
  * while it is not there yet (the VMM is starting), until deadline_us
@@ -28,6 +30,42 @@ int fcapi_connect(const char *path, uint64_t deadline_us, int *fd) WARN_UNUSED;
  * -ETIMEDOUT, or another -errno. */
 int fcapi_request(int fd, const char *method, const char *path, const char *json,
 		  uint64_t deadline_us, int *status, char *body, size_t len) WARN_UNUSED;
+
+/* One request, as fcapi_exchange sends it: HTTP/1.1 with Host,
+ * Accept and Content-Type (NULL: application/json) and Content-Length. */
+struct fcapi_call {
+	const char *method, *path;
+	const char *content_type, *accept;
+	const char *body; /* NULL: none */
+	size_t body_len;
+	uint64_t deadline_us; /* CLOCK_MONOTONIC: the whole exchange's */
+	size_t max_answer;    /* headers and body (0: FCAPI_ANSWER_MAX) */
+};
+
+/* Its answer. The caller sets body and body_len (0: keep none); the rest
+ * is fcapi_exchange's. */
+struct fcapi_answer {
+	int status;
+	char head[FCAPI_HEAD_MAX]; /* status line, headers (and trailers), CRLF each */
+	char *body;		   /* the body's first body_len - 1 bytes, NUL-ended */
+	size_t body_len;
+	uint64_t body_bytes;	/* the whole body's length (what was not kept too) */
+	bool close;		/* Connection: close: the server closes after it */
+	uint64_t first_byte_us; /* CLOCK_MONOTONIC at the answer's first byte */
+};
+
+/* Send c on the connection fd and read its answer into a: a status line
+ * (HTTP/1.0 or 1.1), headers, then a body of Content-Length bytes, a
+ * chunked one, or none. Returns 0; -EPROTO for an answer that is not
+ * HTTP/1.x, is longer than c->max_answer, has a line over FCAPI_HEAD_MAX,
+ * a bad length or chunk, or bytes after its end; -ETIMEDOUT past the
+ * deadline; another -errno. The connection can take another request
+ * after a 0 unless a->close. */
+int fcapi_exchange(int fd, const struct fcapi_call *c, struct fcapi_answer *a) WARN_UNUSED;
+
+/* Header name's value (no colon; any case; trailers too) in a, its
+ * surrounding blanks dropped, into out (cut to fit): 0, or -ENOENT. */
+int fcapi_header(const struct fcapi_answer *a, const char *name, char *out, size_t len);
 
 /* What fcapi_boot needs: the API socket's path and the guest. */
 struct fcapi_boot {

@@ -160,6 +160,113 @@ Test(bench_fcapi, no_answer_in_time)
 	close(sp[1]);
 }
 
+/* fcapi_exchange of one request against the canned answer; *a filled. */
+static int ex(const char *answer, struct fcapi_answer *a, size_t max)
+{
+	int sp[2];
+	struct server s = {.lfd = -1, .answers = {answer}, .n = 1};
+	struct fcapi_call c = {.method = "POST",
+			       .path = "/functions/f/invoke",
+			       .content_type = "application/octet-stream",
+			       .body = "x\n",
+			       .body_len = 2,
+			       .deadline_us = in_ms(2000),
+			       .max_answer = max};
+	pthread_t t;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	s.fd = sp[1];
+	cr_assert_eq(pthread_create(&t, NULL, serve, &s), 0);
+	uint64_t t0 = now_ns() / 1000;
+	int r = fcapi_exchange(sp[0], &c, a);
+	close(sp[0]);
+	pthread_join(t, NULL);
+	close(sp[1]);
+	cr_assert(strstr(s.seen, "POST /functions/f/invoke HTTP/1.1\r\n"), "%s", s.seen);
+	cr_assert(strstr(s.seen, "Content-Type: application/octet-stream\r\n"), "%s", s.seen);
+	cr_assert(strstr(s.seen, "\r\n\r\nx\n"), "%s", s.seen);
+	if (!r)
+		cr_assert(a->first_byte_us >= t0 && a->first_byte_us <= now_ns() / 1000);
+	return r;
+}
+
+Test(bench_fcapi, exchange_headers_and_a_body_longer_than_kept)
+{
+	static char body[8];
+	static struct fcapi_answer a = {.body = body, .body_len = sizeof(body)};
+	char v[32];
+
+	cr_assert_eq(ex("HTTP/1.1 200 OK\r\nX-Flint-Outcome:  ok \r\nContent-Length: 12\r\n\r\n"
+			"pong x\n12345",
+			&a, 1 << 20),
+		     0);
+	cr_assert_eq(a.status, 200);
+	cr_assert_eq(a.body_bytes, 12, "the whole body counted");
+	cr_assert_str_eq(body, "pong x\n", "its first 7 bytes kept");
+	cr_assert_eq(fcapi_header(&a, "x-flint-outcome", v, sizeof(v)), 0);
+	cr_assert_str_eq(v, "ok");
+	cr_assert_eq(fcapi_header(&a, "X-Flint-Warm", v, sizeof(v)), -ENOENT);
+	cr_assert_not(a.close);
+	cr_assert_eq(ex("HTTP/1.1 503 No\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", &a,
+			1 << 20),
+		     0);
+	cr_assert_eq(a.status, 503);
+	cr_assert(a.close);
+	cr_assert_eq(a.body_bytes, 0);
+	cr_assert_str_eq(body, "");
+}
+
+Test(bench_fcapi, exchange_chunked)
+{
+	static char body[64];
+	static struct fcapi_answer a = {.body = body, .body_len = sizeof(body)};
+	char v[32];
+
+	cr_assert_eq(ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"5\r\npong \r\nA;ext=1\r\n0123456789\r\n0\r\nX-Flint-Outcome: exit\r\n\r\n",
+			&a, 1 << 20),
+		     0);
+	cr_assert_eq(a.body_bytes, 15);
+	cr_assert_str_eq(body, "pong 0123456789");
+	cr_assert_eq(fcapi_header(&a, "X-Flint-Outcome", v, sizeof(v)), 0, "%s", a.head);
+	cr_assert_str_eq(v, "exit", "the trailer");
+	/* A chunk without its CRLF, a size that is not hex, past the cap. */
+	cr_assert_eq(ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+			&a, 1 << 20),
+		     -EPROTO);
+	cr_assert_eq(
+	    ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", &a, 1 << 20),
+	    -EPROTO);
+	cr_assert_eq(ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			"FFFFFFFF\r\nabc\r\n0\r\n\r\n",
+			&a, 1 << 20),
+		     -EPROTO);
+}
+
+Test(bench_fcapi, exchange_two_on_one_connection)
+{
+	int sp[2];
+	struct server s = {.lfd = -1,
+			   .answers = {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\na\n",
+				       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nb\n"},
+			   .n = 2};
+	char body[8];
+	struct fcapi_answer a = {.body = body, .body_len = sizeof(body)};
+	struct fcapi_call c = {.method = "POST", .path = "/", .deadline_us = in_ms(2000)};
+	pthread_t t;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	s.fd = sp[1];
+	cr_assert_eq(pthread_create(&t, NULL, serve, &s), 0);
+	cr_assert_eq(fcapi_exchange(sp[0], &c, &a), 0);
+	cr_assert_str_eq(body, "a\n");
+	cr_assert_eq(fcapi_exchange(sp[0], &c, &a), 0);
+	cr_assert_str_eq(body, "b\n");
+	close(sp[0]);
+	pthread_join(t, NULL);
+	close(sp[1]);
+}
+
 static char dir[64];
 
 static void setup(void)

@@ -18,7 +18,8 @@ static const char *const wire_names[BP_COUNT] = {
     [BP_MEMORY_MAPPED] = "memory-mapped",
     [BP_RESUMED] = "resumed",
     [BP_FIRST_RESPONSE] = "first-response",
-    /* BP_EXIT: the launcher's, when it reaps the VMM */
+    /* BP_RESPONSE: flint bench serve's, the answer read; BP_EXIT: the
+     * launcher's, when it reaps the VMM */
 };
 
 static const enum bench_phase after[BP_COUNT] = {
@@ -33,6 +34,7 @@ static const enum bench_phase after[BP_COUNT] = {
     [BP_MEMORY_MAPPED] = BP_STATE_READ,
     [BP_RESUMED] = BP_MEMORY_MAPPED,
     [BP_FIRST_RESPONSE] = BP_RESUMED,
+    [BP_RESPONSE] = BP_FIRST_RESPONSE,
     [BP_EXIT] = BP_COUNT,
 };
 

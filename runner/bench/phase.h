@@ -16,8 +16,8 @@
  * Rules (anything else is an error naming the line): a line's words are
  * separated by one space; numbers are decimal without sign or leading
  * zero; a phase or the exits line comes once; "exit" is the launcher's
- * own phase, never on the wire; a run's phases are a boot's or a
- * restore's, never both (process is both's); no phase is before the
+ * own phase and "response" flint bench serve's, never on the wire; a
+ * run's phases are a boot's or a restore's, never both (process is both's); no phase is before the
  * launch (base_us), and none is before the phase it follows
  * (phase_after(): checked at phase_finish, since lines from different
  * threads may arrive out of time order); a last line without its '\n' is

@@ -18,6 +18,7 @@ static const char *const phase_names[BP_COUNT] = {
     [BP_MEMORY_MAPPED] = "launch-to-memory-mapped",
     [BP_RESUMED] = "launch-to-resumed",
     [BP_FIRST_RESPONSE] = "launch-to-first-response",
+    [BP_RESPONSE] = "launch-to-response",
     [BP_EXIT] = "launch-to-exit",
 };
 

@@ -5,7 +5,7 @@
  * be copied, kept in an array and compared in tests.
  *
  * Times are microseconds from the launch: the moment the bench forked the
- * VMM's process. A phase the run did not reach, or that a VMM does not
+ * VMM's process (flint bench serve: the moment it sent the request). A phase the run did not reach, or that a VMM does not
  * report, is BENCH_NONE; a count the run could not read is BENCH_NONE too
  * (a missing figure is never a 0). */
 #ifndef FLINT_BENCH_RECORD_H
@@ -30,7 +30,9 @@ enum bench_phase {
 	BP_STATE_READ,	  /* restore: the snapshot's state file read */
 	BP_MEMORY_MAPPED, /* restore: guest memory mapped (file or uffd) */
 	BP_RESUMED,	  /* restore: the vCPUs run again */
-	BP_FIRST_RESPONSE, /* restore: the first answer of the restored guest */
+	BP_FIRST_RESPONSE, /* restore: the first answer of the restored guest;
+			    * serve: the first byte of flint serve's answer */
+	BP_RESPONSE,	  /* serve: the whole answer read (never on the wire) */
 	BP_EXIT,	  /* the VMM's process was reaped */
 	BP_COUNT
 };

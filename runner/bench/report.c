@@ -123,8 +123,9 @@ static void table_header(const struct bench_set *s, FILE *out, const char **vmm,
 		else
 			fprintf(out, " %zu runs", n);
 	}
-	fprintf(out, "\ntimes in ms from the launch, memory in KiB;"
-		     " ratio: the VMM's p50 over flint's\n\n");
+	/* serve's records count from the request sent (record.h) */
+	fprintf(out, "\ntimes in ms from %s, memory in KiB; ratio: the VMM's p50 over flint's\n\n",
+		s->mode && !strcmp(s->mode, "serve") ? "the request sent" : "the launch");
 	fprintf(out, "%-26s %-12s %5s %11s %11s %11s %11s %11s %7s\n", "figure", "vmm", "n", "p50",
 		"p90", "p99", "min", "max", "ratio");
 }

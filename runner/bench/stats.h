@@ -46,7 +46,9 @@ struct bench_fig {
 };
 
 /* The start-up phases: a boot's up to its first output, a restore's up to
- * its first response (BP_EXIT, the process's end, is not one). */
+ * its first response, a serve request's up to its answer read
+ * (BP_RESPONSE: "startup" is then the request's latency); BP_EXIT, the
+ * process's end, is not one. */
 #define BENCH_STARTUP_PHASES BP_EXIT
 
 /* Run r's time of its last start-up phase reached (the largest of them),

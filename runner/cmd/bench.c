@@ -46,6 +46,7 @@ static void usage(FILE *f)
 		"usage: flint bench boot [options] [-- COMMAND ARGS...]\n"
 		"       flint bench restore [options] [--backend file|uffd|both] [-- COMMAND...]\n"
 		"       flint bench run [options] -- COMMAND ARGS...\n"
+		"       flint bench serve [options] [--isolation reset|restore|reuse] [-- COMMAND...]\n"
 		"Start-up latency of flint, phase by phase (its --phase-fd events), and of\n"
 		"its peers booting the same guest, runs interleaved (see README.md).\n"
 		"  boot     launch to init, agent ready and COMMAND's first output (default\n"
@@ -53,9 +54,12 @@ static void usage(FILE *f)
 		"  restore  flint run --restore of a snapshot the bench makes first, to the\n"
 		"           first response, per memory backend (default COMMAND: true)\n"
 		"  run      a whole flint run, launch to exit (default COMMAND: true)\n"
-		"  serve    not there yet\n\n"
+		"  serve    requests through a flint serve of the bench's own, each from its\n"
+		"           send to its whole answer, --concurrency at once: requests/s\n"
+		"           (default COMMAND: sh -c 'read l; echo pong $l', with a prepare)\n\n"
 		"  --runs N           counted runs of each VMM (default 10)\n"
-		"  --warmup N         runs of each before them, not counted (default 1)\n"
+		"  --warmup N         runs of each before them, not counted (default 1;\n"
+		"                     serve: 2 x --concurrency requests)\n"
 		"  --concurrency C    C VMs of one VMM launched at once per run: VMs/s too\n"
 		"                     (default 1)\n"
 		"  --kernel FILE      guest kernel (default: vmlinux where flint run finds it)\n"
@@ -67,9 +71,12 @@ static void usage(FILE *f)
 		"  --peer qemu[=PATH] QEMU microvm beside flint (default qemu-system-x86_64)\n"
 		"  --peer firecracker[=PATH], --peer lkvm[=PATH]\n"
 		"                     (boot only; repeatable; one not installed is reported\n"
-		"                     missing, with its reason)\n"
+		"                     missing, with its reason; serve: each reported missing,\n"
+		"                     no peer has a serve mode)\n"
 		"  --backend MODE     restore: file, uffd or both (default), rows flint and\n"
 		"                     flint-uffd\n"
+		"  --isolation MODE   serve: reset (flint serve's default), restore (its\n"
+		"                     --per-request restore) or reuse (\"isolation\": \"reuse\")\n"
 		"  --uffd-handler PATH  restore: the page-fault handler (default flint-uffd\n"
 		"                     beside flint, else in PATH)\n"
 		"  --flint PATH       the flint benched (default: this one)\n"
@@ -150,6 +157,7 @@ enum {
 	O_CMDLINE,
 	O_PEER,
 	O_BACKEND,
+	O_ISOLATION,
 	O_UFFD,
 	O_FLINT,
 	O_TIMEOUT,
@@ -168,7 +176,20 @@ static int check_opts(struct bench_opts *o, bool max_regress, char *err, size_t 
 		return bad(err, errlen,
 			   "flint bench: --baseline FILE and --max-regress PCT go "
 			   "together");
-	if (o->mode != BENCH_BOOT && o->npeers)
+	if (o->mode == BENCH_SERVE && (o->image || o->cmdline))
+		return bad(err, errlen,
+			   "flint bench serve: %s: flint serve's functions take a kernel and a "
+			   "root image, no %s",
+			   o->image ? "--image" : "--cmdline",
+			   o->image ? "image directory" : "kernel command line");
+	if (o->mode != BENCH_SERVE && o->isolation_set)
+		return bad(err, errlen, "flint bench %s: --isolation is serve's",
+			   mode_names[o->mode]);
+	/* serve: each warm VM takes a request before the clock starts (its
+	 * first after a restore costs more: bench/serve/README.md). */
+	if (o->mode == BENCH_SERVE && !o->warmup_set)
+		o->warmup = 2 * o->concurrency;
+	if (o->mode != BENCH_BOOT && o->mode != BENCH_SERVE && o->npeers)
 		return bad(err, errlen,
 			   "flint bench %s: --peer: only boot has peers (no peer's equivalent of "
 			   "flint's %s)",
@@ -203,6 +224,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
 	    {"peer", required_argument, NULL, O_PEER},
 	    {"backend", required_argument, NULL, O_BACKEND},
+	    {"isolation", required_argument, NULL, O_ISOLATION},
 	    {"uffd-handler", required_argument, NULL, O_UFFD},
 	    {"flint", required_argument, NULL, O_FLINT},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
@@ -250,6 +272,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 			break;
 		case O_WARMUP:
 			r = number("--warmup", optarg, 0, 100000, &o->warmup, err, errlen);
+			o->warmup_set = true;
 			break;
 		case O_CONCURRENCY:
 			r = number("--concurrency", optarg, 1, 256, &o->concurrency, err, errlen);
@@ -298,6 +321,14 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 				return bad(err, errlen,
 					   "flint bench: --backend %s: expected file, uffd or both",
 					   optarg);
+			break;
+		case O_ISOLATION:
+			if (bserve_isolation_from_name(optarg, &o->isolation) < 0)
+				return bad(err, errlen,
+					   "flint bench: --isolation %s: expected reset, restore or "
+					   "reuse",
+					   optarg);
+			o->isolation_set = true;
 			break;
 		case O_UFFD:
 			o->uffd_handler = optarg;
@@ -538,10 +569,17 @@ static int argv_of(const struct bench_ctx *c, const struct vmm_entry *e, const s
 #define LIVE_SLOTS 257 /* 256 at once, and the snapshot's maker */
 static volatile pid_t live[LIVE_SLOTS];
 static volatile sig_atomic_t stop_sig;
+/* serve: the flint serve running, told to stop as its README says
+ * (SIGTERM: it kills and reaps its VMs, each in a process group of its
+ * own, which killing its group would leave running); bench/serve.c kills
+ * its group only if it has not ended BSERVE_STOP_S later. */
+static volatile pid_t serve_pid;
 
 static void on_stop(int sig)
 {
 	stop_sig = sig;
+	if (serve_pid > 0)
+		kill(serve_pid, SIGTERM);
 	for (unsigned i = 0; i < LIVE_SLOTS; i++) {
 		pid_t p = live[i];
 
@@ -715,6 +753,90 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 	if (sock[0])
 		unlink(sock);
 	return ret;
+}
+
+/* ----- serve ----- */
+
+/* serve: a flint serve of the bench's own, started and its warm pool
+ * filled (bench/serve.h); --warmup requests, then --runs into runs[],
+ * their count into *n and the requests/s into *rate; the server stopped
+ * (*unclean when it did not stop cleanly, said). 0 or -errno. */
+static int run_serve(struct bench_ctx *c, struct bench_record *runs, size_t *n,
+		     struct bench_rate *rate, bool *unclean)
+{
+	const struct bench_opts *o = c->o;
+	bool own = o->ncommand > 0;
+	struct bserve_cfg cfg = {
+	    .flint = c->flint,
+	    .dir = c->dir,
+	    .kernel = c->kernel,
+	    .rootfs = c->rootfs,
+	    .mem_mib = (unsigned)o->mem_mib,
+	    .vcpus = o->vcpus,
+	    .concurrency = o->concurrency,
+	    .timeout_s = o->timeout_s,
+	    .isolation = o->isolation,
+	    .command = o->command,
+	    .ncommand = o->ncommand,
+	    .stop = &stop_sig,
+	    .pid = &serve_pid,
+	};
+	struct bserve_load l = {.path = "/functions/" BSERVE_FN "/invoke",
+				.body = own ? "" : BSERVE_BODY,
+				.expect = own ? NULL : BSERVE_EXPECT,
+				.n = o->warmup,
+				.concurrency = o->concurrency,
+				.timeout_s = o->timeout_s,
+				.stop = &stop_sig};
+	struct bench_record *warm = NULL;
+	struct bserve *s;
+	char why[512];
+	uint64_t wall = 0;
+	size_t nw;
+	int r;
+
+	*n = 0;
+	*unclean = false;
+	memset(rate, 0, sizeof(*rate));
+	if ((r = bserve_start(&cfg, &s, why, sizeof(why))) < 0) {
+		if (!stop_sig)
+			pr_err("flint bench serve: cannot ready flint serve: %s", why);
+		return r;
+	}
+	l.sock = bserve_socket(s);
+	if (o->warmup && !(warm = calloc(o->warmup, sizeof(*warm))))
+		r = -ENOMEM;
+	else if (o->warmup)
+		r = bserve_load_run(&l, warm, &nw, &wall);
+	if (!r) {
+		l.n = o->runs;
+		r = bserve_load_run(&l, runs, n, &wall);
+	}
+	if (r < 0 && !stop_sig)
+		pr_err("flint bench serve: cannot send the requests: %s", strerror(-r));
+	for (size_t i = 0; i < *n; i++)
+		rate->ok += runs[i].ok;
+	rate->span_us = wall;
+	free(warm);
+	if (bserve_stop(s, why, sizeof(why)) < 0 && !stop_sig) {
+		pr_err("flint bench serve: %s", why);
+		*unclean = true;
+	}
+	return r;
+}
+
+/* serve: every --peer, missing with the reason (no peer has a serve
+ * mode), into missing[]; their count. */
+static size_t serve_peers(const struct bench_opts *o, struct bench_missing *missing)
+{
+	for (unsigned i = 0; i < o->npeers; i++) {
+		snprintf(missing[i].vmm, sizeof(missing[i].vmm), "%s", peer_names[o->peers[i].kind]);
+		snprintf(missing[i].why, sizeof(missing[i].why), "%s",
+			 o->peers[i].kind == PEER_QEMU
+			     ? "no serve mode; bench/serve measures QEMU restored per request"
+			     : "no serve mode: it has no function server of its own");
+	}
+	return o->npeers;
 }
 
 /* ----- set-up ----- */
@@ -916,9 +1038,10 @@ static FILE *open_output(const char *opt, const char *path)
  * allows: members may be added). */
 static void throughput(const struct bench_ctx *c, const struct bench_rate *rates, json_t *doc)
 {
+	bool serve = c->o->mode == BENCH_SERVE;
 	json_t *t;
 
-	if (c->o->concurrency < 2)
+	if (c->o->concurrency < 2 && !serve)
 		return;
 	t = doc ? json_object() : NULL;
 	for (unsigned v = 0; v < c->nvmm; v++) {
@@ -926,6 +1049,21 @@ static void throughput(const struct bench_ctx *c, const struct bench_rate *rates
 
 		if (!rates[v].ok)
 			continue;
+		if (serve) {
+			/* requests answered over the counted requests' wall time */
+			printf("throughput %s %.3f requests/s (%zu answered ok, %u at once, "
+			       "isolation %s)\n",
+			       c->vmm[v].name, vps, rates[v].ok, c->o->concurrency,
+			       bserve_isolation_name(c->o->isolation));
+			if (t)
+				json_object_set_new(
+				    t, c->vmm[v].name,
+				    json_pack("{s:f, s:I, s:i, s:I}", "requests_per_s", vps, "ok",
+					      (json_int_t)rates[v].ok, "concurrency",
+					      (int)c->o->concurrency, "wall_us",
+					      (json_int_t)rates[v].span_us));
+			continue;
+		}
 		printf("throughput %s %.3f VMs/s (%zu started ok, %u at once)\n", c->vmm[v].name,
 		       vps, rates[v].ok, c->o->concurrency);
 		if (t)
@@ -936,6 +1074,9 @@ static void throughput(const struct bench_ctx *c, const struct bench_rate *rates
 	}
 	if (t)
 		json_object_set_new(doc, "throughput", t);
+	if (doc && serve)
+		json_object_set_new(json_object_get(doc, "config"), "isolation",
+				    json_string(bserve_isolation_name(c->o->isolation)));
 }
 
 /* Every output asked for; 0, or -EIO when one could not be written (each
@@ -998,17 +1139,12 @@ int bench_main(int argc, char **argv)
 	size_t n = 0, nmissing = 0;
 	unsigned opened = 0;
 	char err[512];
-	bool regressed;
+	bool regressed, unclean = false;
 
 	if ((r = bench_parse(argc, argv, &o, err, sizeof(err))) != 0) {
 		if (r < 0)
 			pr_err("%s", err);
 		return r > 0 ? 0 : BENCH_EXIT_ERROR;
-	}
-	if (o.mode == BENCH_SERVE) {
-		pr_err("flint bench serve: not there yet: requests through flint serve are "
-		       "benched by bench/serve (make bench-serve) for now");
-		return BENCH_EXIT_ERROR;
 	}
 	struct sigaction sa = {.sa_handler = on_stop, .sa_flags = SA_RESTART};
 	sigemptyset(&sa.sa_mask);
@@ -1023,7 +1159,11 @@ int bench_main(int argc, char **argv)
 			sigaction(sig, &sa, NULL);
 	}
 	pthread_mutex_init(&c.lock, NULL);
-	if (find_files(&c) < 0 || plan(&c) < 0)
+	if (find_files(&c) < 0)
+		goto out;
+	if (o.mode == BENCH_SERVE)
+		add_vmm(&c, "flint", VK_FLINT, NULL);
+	else if (plan(&c) < 0)
 		goto out;
 	if ((o.json && !(json = open_output("--json", o.json))) ||
 	    (o.csv && !(csv = open_output("--csv", o.csv))))
@@ -1060,12 +1200,17 @@ int bench_main(int argc, char **argv)
 			       .concurrency = o.concurrency,
 			       .run = run_vmm,
 			       .ctx = &c};
-	if ((r = bench_loop_run(&l, runs, &n, rates)) < 0) {
+	if (o.mode == BENCH_SERVE) {
+		if (run_serve(&c, runs, &n, rates, &unclean) < 0)
+			goto out;
+		nmissing = serve_peers(&o, missing);
+	} else if ((r = bench_loop_run(&l, runs, &n, rates)) < 0) {
 		if (!stop_sig)
 			pr_err("flint bench: cannot run a VMM: %s", strerror(-r));
 		goto out;
+	} else {
+		n = bench_split_missing(runs, n, missing, ARRAY_SIZE(missing), &nmissing);
 	}
-	n = bench_split_missing(runs, n, missing, ARRAY_SIZE(missing), &nmissing);
 	struct bench_set s = {
 	    .mode = mode_names[o.mode],
 	    .runs = runs,
@@ -1083,6 +1228,9 @@ int bench_main(int argc, char **argv)
 	};
 	if (outputs(&c, &s, rates, json, csv, svg, &regressed) == 0)
 		status = bench_status(&s, regressed);
+	/* serve: a server that did not stop cleanly is flint's failure too */
+	if (unclean && status == BENCH_EXIT_OK)
+		status = BENCH_EXIT_FLINT_FAILED;
 out:
 	if (json && fclose(json) == EOF && status != BENCH_EXIT_ERROR) {
 		pr_err("flint bench: --json %s: %s", o.json, strerror(errno));

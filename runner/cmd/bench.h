@@ -8,7 +8,7 @@
  *   flint bench boot    [OPTIONS] [-- COMMAND...]   a boot to the first output
  *   flint bench restore [OPTIONS] [-- COMMAND...]   a restore per memory backend
  *   flint bench run     [OPTIONS] [-- COMMAND...]   a whole flint run
- *   flint bench serve                               not there yet (125)
+ *   flint bench serve   [OPTIONS] [-- COMMAND...]   requests through flint serve
  *
  * It runs VMMs as child processes and gnuplot for --svg: it installs no
  * seccomp filter of its own (main.c dispatches it before any is set up);
@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "bench/record.h"
+#include "bench/serve.h"
 #include "core/util.h"
 
 /* Exit statuses: flint's own 125 for bad usage and a bench that could not
@@ -59,6 +60,8 @@ struct bench_opts {
 	double max_regress;	  /* with baseline */
 	const char *flint;	  /* the flint benched (NULL: this binary) */
 	const char *uffd_handler; /* NULL: flint-uffd beside flint, else in PATH */
+	enum bserve_isolation isolation; /* serve: flint serve's (default reset) */
+	bool isolation_set, warmup_set;
 	char *const *command;	  /* after "--"; ncommand 0: the mode's default */
 	int ncommand;
 };

@@ -333,3 +333,31 @@ Test(bench_cli, status)
 	snprintf(m[0].vmm, sizeof(m[0].vmm), "flint-uffd");
 	cr_assert_eq(bench_status(&s, false), BENCH_EXIT_FLINT_FAILED);
 }
+
+Test(bench_cli, serve_options)
+{
+	struct bench_opts o;
+	char err[256] = "";
+
+	cr_assert_eq(PARSE(&o, err, "serve"), 0, "%s", err);
+	cr_assert_eq(o.isolation, BSERVE_RESET, "flint serve's own default");
+	cr_assert_eq(o.warmup, 2, "each warm VM takes one first: 2 x concurrency");
+	cr_assert_eq(PARSE(&o, err, "serve", "--concurrency", "4", "--isolation", "restore"), 0,
+		     "%s", err);
+	cr_assert_eq(o.isolation, BSERVE_RESTORE);
+	cr_assert_eq(o.warmup, 8);
+	cr_assert_eq(PARSE(&o, err, "serve", "--concurrency", "4", "--warmup", "0", "--isolation",
+			   "reuse", "--", "cat"),
+		     0, "%s", err);
+	cr_assert_eq(o.isolation, BSERVE_REUSE);
+	cr_assert_eq(o.warmup, 0, "--warmup given is kept");
+	cr_assert_eq(o.ncommand, 1);
+	/* A peer is taken, to be reported missing (no peer has a serve mode). */
+	cr_assert_eq(PARSE(&o, err, "serve", "--peer", "qemu"), 0, "%s", err);
+	cr_assert_eq(o.npeers, 1);
+	refused(PARSE(&o, err, "serve", "--isolation", "none"), err, "--isolation none: expected");
+	refused(PARSE(&o, err, "boot", "--isolation", "reset"), err, "--isolation is serve's");
+	refused(PARSE(&o, err, "serve", "--image", "d"), err, "--image");
+	refused(PARSE(&o, err, "serve", "--cmdline", "console=ttyS0"), err, "--cmdline");
+	refused(PARSE(&o, err, "serve", "--backend", "file"), err, "--backend is restore's");
+}

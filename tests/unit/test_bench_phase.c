@@ -209,6 +209,8 @@ Test(bench_phase, wire_names_and_order)
 {
 	cr_assert_str_eq(phase_wire_name(BP_KERNEL_ENTRY), "kernel-entry");
 	cr_assert_null(phase_wire_name(BP_EXIT));
+	cr_assert_null(phase_wire_name(BP_RESPONSE), "flint bench serve's, not a VMM's");
+	cr_assert_eq(phase_after(BP_RESPONSE), BP_FIRST_RESPONSE);
 	cr_assert_null(phase_wire_name(BP_COUNT));
 	cr_assert_eq(phase_after(BP_KERNEL_ENTRY), BP_VM_CREATED);
 	cr_assert_eq(phase_after(BP_FIRST_RESPONSE), BP_RESUMED);

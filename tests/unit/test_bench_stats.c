@@ -49,6 +49,7 @@ Test(bench_record, init_and_names)
 
 	cr_assert_str_eq(bench_phase_name(BP_INIT), "launch-to-init");
 	cr_assert_str_eq(bench_phase_name(BP_FIRST_RESPONSE), "launch-to-first-response");
+	cr_assert_str_eq(bench_phase_name(BP_RESPONSE), "launch-to-response");
 	cr_assert_str_eq(bench_exit_name(BE_IO), "io_exits");
 	cr_assert_str_eq(bench_exit_name(BE_TOTAL), "exits");
 	cr_assert_null(bench_phase_name(BP_COUNT));

@@ -435,3 +435,27 @@ Test(bench_report, write_errors_and_limits)
 	cr_assert_eq(json_array_size(json_object_get(doc, "vmms")), BENCH_MAX_VMMS);
 	json_decref(doc);
 }
+
+/* serve's records count from the request sent: the table says so, and a
+ * request's answer (launch-to-response) is its start-up figure. */
+Test(bench_report, serve_counts_from_the_request)
+{
+	struct bench_record r[2];
+	struct bench_set s = {.mode = "serve", .runs = r, .nruns = 2};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	for (int i = 0; i < 2; i++) {
+		bench_record_init(&r[i], "flint");
+		r[i].ok = true;
+		r[i].phase_us[BP_FIRST_RESPONSE] = 20000 + 1000 * i;
+		r[i].phase_us[BP_RESPONSE] = 20100 + 1000 * i;
+	}
+	cr_assert_eq(report_table(&s, f), 0);
+	fclose(f);
+	cr_assert(strstr(buf, "times in ms from the request sent"), "%s", buf);
+	cr_assert(strstr(buf, "launch-to-response         flint            2      20.600"), "%s", buf);
+	cr_assert(strstr(buf, "startup                    flint            2      20.600"), "%s", buf);
+	free(buf);
+}

@@ -267,8 +267,9 @@ static int spawn(struct bserve *s, char *why, size_t len)
 	r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	r = r ?: posix_spawn_file_actions_adddup2(&fa, log, 1);
 	r = r ?: posix_spawn_file_actions_adddup2(&fa, log, 2);
-	r = r ?: posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						  POSIX_SPAWN_SETSIGDEF);
+	r = r
+		?: posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+						     POSIX_SPAWN_SETSIGDEF);
 	r = r ?: posix_spawnattr_setpgroup(&at, 0);
 	r = r ?: posix_spawnattr_setsigmask(&at, &none);
 	r = r ?: posix_spawnattr_setsigdefault(&at, &dfl);
@@ -314,9 +315,8 @@ static int dial(struct bserve *s, uint64_t deadline_us, int *fd, char *why, size
 
 /* One exchange with the server on *fd: 0 with the status and body, or
  * -errno with why. */
-static int call(struct bserve *s, int fd, const char *method, const char *path,
-		const char *json, uint64_t deadline_us, int *status, char *body, size_t blen,
-		char *why, size_t len)
+static int call(struct bserve *s, int fd, const char *method, const char *path, const char *json,
+		uint64_t deadline_us, int *status, char *body, size_t blen, char *why, size_t len)
 {
 	struct fcapi_call c = {.method = method,
 			       .path = path,
@@ -362,8 +362,9 @@ static int registration(struct bserve *s, int fd, char *why, size_t len)
 		snprintf(why, len, "out of memory");
 		return r;
 	}
-	r = call(s, fd, "PUT", "/functions/" BSERVE_FN, fn, now_us() + (c->timeout_s + 30) * 1000000ull,
-		 &status, body, sizeof(body), why, len);
+	r = call(s, fd, "PUT", "/functions/" BSERVE_FN, fn,
+		 now_us() + (c->timeout_s + 30) * 1000000ull, &status, body, sizeof(body), why,
+		 len);
 	free(fn);
 	if (r < 0)
 		return r;
@@ -392,8 +393,8 @@ static int warm_pool(struct bserve *s, int fd, char *why, size_t len)
 			      &status, body, 65536, why, len)) < 0)
 			break;
 		if (status != 200 || bserve_pool_ready(body, &ready) < 0) {
-			r = failed(s, -EIO, why, len, "GET /functions/" BSERVE_FN " gave %d: %.100s",
-				   status, body);
+			r = failed(s, -EIO, why, len,
+				   "GET /functions/" BSERVE_FN " gave %d: %.100s", status, body);
 			break;
 		}
 		if (ready >= c->concurrency)
@@ -433,8 +434,7 @@ int bserve_start(const struct bserve_cfg *c, struct bserve **out, char *why, siz
 	snprintf(s->sock, sizeof(s->sock), "%s/serve.sock", c->dir);
 	snprintf(s->state, sizeof(s->state), "%s/state", c->dir);
 	snprintf(s->log, sizeof(s->log), "%s/serve.log", c->dir);
-	if ((r = spawn(s, why, len)) < 0 ||
-	    (r = dial(s, now_us() + 30000000, &fd, why, len)) < 0 ||
+	if ((r = spawn(s, why, len)) < 0 || (r = dial(s, now_us() + 30000000, &fd, why, len)) < 0 ||
 	    (r = registration(s, fd, why, len)) < 0 || (r = warm_pool(s, fd, why, len)) < 0) {
 		char ignored[8];
 
@@ -522,7 +522,7 @@ static void one(const struct bserve_load *l, int *fd, struct fcapi_answer *a,
 		close_fd(fd);
 	if (r < 0) {
 		snprintf(rec->why, sizeof(rec->why), "the request: %s",
-			 r == -EPROTO	  ? "no HTTP answer (or a malformed one)"
+			 r == -EPROTO	   ? "no HTTP answer (or a malformed one)"
 			 : r == -ETIMEDOUT ? "no answer in time (--timeout)"
 					   : strerror(-r));
 		return;

@@ -34,14 +34,14 @@
 enum bserve_isolation { BSERVE_RESET, BSERVE_RESTORE, BSERVE_REUSE };
 
 /* The function's name, its default body and the answer expected. */
-#define BSERVE_FN	"bench"
-#define BSERVE_BODY	"flint-bench\n"
-#define BSERVE_EXPECT	"pong flint-bench\n"
+#define BSERVE_FN     "bench"
+#define BSERVE_BODY   "flint-bench\n"
+#define BSERVE_EXPECT "pong flint-bench\n"
 /* The bench's directory holds the state directory "DIR/state", which
  * flint serve takes up to 79 bytes long. */
 #define BSERVE_DIR_MAX 72
 /* flint serve's own limits, raised when the bench needs more VMs. */
-#define BSERVE_MAX_VMS_DEFAULT 64
+#define BSERVE_MAX_VMS_DEFAULT	   64
 #define BSERVE_MAX_MEM_DEFAULT_MIB 8192
 /* The longest a stopping flint serve is given before its group is killed. */
 #define BSERVE_STOP_S 30

@@ -71,10 +71,11 @@ Test(bench_serve, function)
 	char *s;
 
 	cr_assert_eq(bserve_function_json(&c, &s), 0);
-	cr_assert_str_eq(s, "{\"command\":[\"sh\",\"-c\",\"read l; echo pong $l\"],\"kernel\":\"/k\","
-			    "\"rootfs\":\"/r\",\"mem_mib\":128,\"vcpus\":1,\"timeout_s\":60,"
-			    "\"max_concurrency\":4,\"min_warm\":4,\"isolation\":\"per-request\","
-			    "\"prepare\":[\"sh\",\"-c\",\"true\"]}");
+	cr_assert_str_eq(s,
+			 "{\"command\":[\"sh\",\"-c\",\"read l; echo pong $l\"],\"kernel\":\"/k\","
+			 "\"rootfs\":\"/r\",\"mem_mib\":128,\"vcpus\":1,\"timeout_s\":60,"
+			 "\"max_concurrency\":4,\"min_warm\":4,\"isolation\":\"per-request\","
+			 "\"prepare\":[\"sh\",\"-c\",\"true\"]}");
 	free(s);
 	c.command = cmd;
 	c.ncommand = 2;
@@ -92,9 +93,8 @@ Test(bench_serve, pool_ready)
 {
 	unsigned n = 99;
 
-	cr_assert_eq(bserve_pool_ready("{\"name\":\"bench\",\"pool\":{\"warm\":4,\"starting\":1}}",
-				       &n),
-		     0);
+	cr_assert_eq(
+	    bserve_pool_ready("{\"name\":\"bench\",\"pool\":{\"warm\":4,\"starting\":1}}", &n), 0);
 	cr_assert_eq(n, 3, "starting VMs are warm but not ready");
 	cr_assert_eq(bserve_pool_ready("{\"state\":\"registering\"}", &n), -EINVAL);
 	cr_assert_eq(bserve_pool_ready("{\"pool\":{\"warm\":1,\"starting\":2}}", &n), -EINVAL);
@@ -131,12 +131,14 @@ static void *conn(void *arg)
 		char *h = memmem(buf, len, "\r\n\r\n", 4);
 		if (h) {
 			char *cl = strcasestr(buf, "Content-Length:");
-			size_t need = (size_t)(h + 4 - buf) + (cl && cl < h ? (size_t)atol(cl + 15) : 0);
+			size_t need =
+			    (size_t)(h + 4 - buf) + (cl && cl < h ? (size_t)atol(cl + 15) : 0);
 			if (len >= need) {
 				int k = atomic_fetch_add(&served, 1) + 1;
 				const char *a =
 				    k == 3   ? "HTTP/1.1 503 Busy\r\nX-Flint-Outcome: killed\r\n"
-					       "Content-Length: 28\r\n\r\n{\"fault_message\": \"full\"}\n\r\n"
+					       "Content-Length: 28\r\n\r\n{\"fault_message\": "
+					       "\"full\"}\n\r\n"
 				    : k == 5 ? "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\npong\n"
 				    : k == 7 ? "HTTP/1.1 200 OK\r\nConnection: close\r\n"
 					       "Content-Length: 17\r\n\r\npong flint-bench\n"
@@ -215,7 +217,8 @@ Test(bench_serve, requests, .init = start_fake, .fini = stop_fake, .timeout = 20
 	cr_assert_eq(bserve_load_run(&l, out, &n, &wall), 0);
 	cr_assert_eq(n, 12);
 	cr_assert_eq(atomic_load(&served), 12);
-	cr_assert_eq(atomic_load(&conns), 4, "a connection per lane, one dialled again after a close");
+	cr_assert_eq(atomic_load(&conns), 4,
+		     "a connection per lane, one dialled again after a close");
 	cr_assert_gt(wall, 0);
 	for (size_t i = 0; i < n; i++) {
 		cr_assert_str_eq(out[i].vmm, "flint");

@@ -105,7 +105,11 @@ struct blk {
 	struct after *after;		   /* where completions being reaped report */
 	struct blk_geom geom;
 	bool sync; /* FLUSH offered but not negotiated: writes stable at completion */
+	/* Slots [fresh, BLK_QUEUE_MAX) were never used and never touched: a
+	 * slot is 4 KiB (its iov[]), and a guest that keeps few requests in
+	 * flight leaves most of the megabyte unpaged. Used ones go to free. */
 	struct slot *pool, *free;
+	unsigned fresh;
 	/* Completions push to the used ring at once but ask the transport for
 	 * an interrupt once per event-loop batch: many requests, one decision. */
 	struct ev_op used_op;
@@ -344,6 +348,21 @@ static void start(struct blk *b, struct after *a, struct slot *s, const struct v
 	run(b, a, s);
 }
 
+/* A slot off the free list, else a fresh one; the caller checked there is
+ * one. */
+static struct slot *take_slot(struct blk *b)
+{
+	struct slot *s = b->free;
+
+	if (s) {
+		b->free = s->next_free;
+		return s;
+	}
+	s = &b->pool[b->fresh++];
+	s->b = b;
+	return s;
+}
+
 /* Pop and start requests until the queue is empty or the pool is. Lock
  * held, loop thread. Notifications stay off while draining, and stay off
  * while requests are in flight: each completion looks at the ring again, so
@@ -372,7 +391,7 @@ static void process(struct blk *b, struct after *a)
 		run(b, a, s);
 	}
 	for (;;) {
-		if (!b->free) {
+		if (!b->free && b->fresh == BLK_QUEUE_MAX) {
 			b->starved = true; /* a completion resumes us */
 			return;
 		}
@@ -392,8 +411,7 @@ static void process(struct blk *b, struct after *a)
 			vq_disable_notify(b->vq);
 			continue;
 		}
-		s = b->free;
-		b->free = s->next_free;
+		s = take_slot(b);
 		start(b, a, s, &c);
 		if (b->broken || b->throttled)
 			return;
@@ -780,11 +798,6 @@ int blk_create(struct blk **out, const struct blk_params *p)
 		err = -ENOMEM;
 		goto err_free;
 	}
-	for (unsigned i = 0; i < BLK_QUEUE_MAX; i++) {
-		b->pool[i].b = b;
-		b->pool[i].next_free = i + 1 < BLK_QUEUE_MAX ? &b->pool[i + 1] : NULL;
-	}
-	b->free = b->pool;
 	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->kick_fd < 0) {
 		err = -errno;

@@ -279,7 +279,7 @@ static void put_bytes(XXH3_state_t *h, const void *p, size_t n)
 /* Hash fd's bytes to its end; *total: how many there were. */
 static int hash_fd(XXH3_state_t *h, int fd, uint64_t *total)
 {
-	static __thread uint8_t buf[1 << 16];
+	uint8_t buf[1 << 16]; /* on the stack: a static __thread buffer is in every thread's TLS */
 	ssize_t n;
 
 	*total = 0;

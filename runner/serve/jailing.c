@@ -378,7 +378,7 @@ int jail_open_beneath(const struct jail_slot *sl, const char *path, int flags)
 /* Copies in to out from off, data only: holes stay holes. */
 static int copy_data(int in, int out, off_t size)
 {
-	static __thread char buf[64 << 10];
+	char buf[64 << 10]; /* on the stack: a static __thread buffer is in every thread's TLS */
 	off_t data = 0, hole;
 
 	while (data < size) {

@@ -122,7 +122,7 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, boo
 	char magic[32], why[2 * PATH_MAX], work[PATH_MAX], copy[PATH_MAX + 16];
 	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
 	enum image_kind k;
-	int fd = -1, cfd = -1, r;
+	int fd = -1, cfd = -1, lock = -1, r;
 
 	out[0] = '\0';
 	work[0] = copy[0] = '\0';
@@ -155,25 +155,10 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, boo
 			    src, image_kind_name(k));
 		goto out;
 	}
-	if ((size_t)snprintf(work, sizeof(work), "%s/images/.jail-XXXXXX", cache) >=
-	    sizeof(work)) {
-		work[0] = '\0';
-		r = err_set(err, errlen, -ENAMETOOLONG, "%s/images: path too long", cache);
+	/* Locked while it is used: a jailer killed now leaves a directory the
+	 * next build's sweep removes (build.h). */
+	if ((r = image_work_create(cache, ".jail-", work, sizeof(work), &lock, err, errlen)) < 0)
 		goto out;
-	}
-	*strrchr(work, '/') = '\0';
-	if ((r = mkdir_p(work, 0700)) < 0) {
-		r = err_set(err, errlen, r, "cannot create %s: %s", work, strerror(-r));
-		work[0] = '\0';
-		goto out;
-	}
-	work[strlen(work)] = '/';
-	if (!mkdtemp(work)) {
-		r = err_set(err, errlen, -errno, "cannot create a directory in %s/images: %s",
-			    cache, strerror(errno));
-		work[0] = '\0';
-		goto out;
-	}
 	snprintf(copy, sizeof(copy), "%s/source", work);
 	if ((cfd = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
 		r = err_set(err, errlen, -errno, "%s: %s", copy, strerror(errno));
@@ -199,9 +184,6 @@ out:
 		out[0] = '\0';
 	close_fd(&cfd);
 	close_fd(&fd);
-	if (work[0]) {
-		unlink(copy);
-		rmdir(work);
-	}
+	image_work_remove(work, &lock);
 	return r;
 }

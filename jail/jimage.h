@@ -15,7 +15,9 @@
  * The key is the hash of the private copy and the image is built from it,
  * so what is cached under a key is what that key was computed from, and
  * nothing the tenant could not read reaches the image. The copy goes once
- * the image is made or found in the cache. */
+ * the image is made or found in the cache; its work directory is locked
+ * while the jailer uses it, so that one a killed jailer left is swept by a
+ * later build (image_work_create). */
 #ifndef FLINT_JAIL_JIMAGE_H
 #define FLINT_JAIL_JIMAGE_H
 

@@ -272,11 +272,12 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 	return r;
 }
 
-/* A build's work directory (images/.build-XXXXXX) holds a lock file,
- * flocked while its build runs: a flint killed mid-build leaves the
- * directory, tree and half an image in it, and nobody holds its lock. */
-#define BUILD_LOCK   "lock"
-#define BUILD_PREFIX ".build-"
+/* A build's work directory (images/.build-XXXXXX, or flint-jail's
+ * .jail-XXXXXX) holds a lock file, flocked while its build runs: a flint
+ * or flint-jail killed mid-build leaves the directory, tree and half an
+ * image in it, and nobody holds its lock. */
+#define BUILD_LOCK "lock"
+static const char *const work_prefixes[] = {".build-", ".jail-"};
 /* A work directory this young may be a build that has not taken its lock
  * yet (between mkdtemp and flock). */
 #define STALE_AFTER_S 60
@@ -317,6 +318,14 @@ static bool work_is_stale(const char *path, time_t now)
 	return stale;
 }
 
+static bool is_work(const char *name)
+{
+	for (size_t i = 0; i < sizeof(work_prefixes) / sizeof(work_prefixes[0]); i++)
+		if (!strncmp(name, work_prefixes[i], strlen(work_prefixes[i])))
+			return true;
+	return false;
+}
+
 /* Remove the work directories builds that died left in dir (the cache's
  * images/), saying so; best effort. */
 static void sweep_stale_builds(const char *dir)
@@ -330,7 +339,7 @@ static void sweep_stale_builds(const char *dir)
 	while ((e = readdir(d))) {
 		char p[PATH_MAX];
 
-		if (strncmp(e->d_name, BUILD_PREFIX, strlen(BUILD_PREFIX)) ||
+		if (!is_work(e->d_name) ||
 		    (size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p) ||
 		    !work_is_stale(p, now))
 			continue;
@@ -340,15 +349,89 @@ static void sweep_stale_builds(const char *dir)
 	closedir(d);
 }
 
+int image_work_create(const char *cache_dir, const char *prefix, char *out, size_t outlen,
+		      int *lock, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	int r;
+
+	*lock = -1;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", cache_dir) >= sizeof(dir) ||
+	    (size_t)snprintf(out, outlen, "%s/%sXXXXXX", dir, prefix) >= outlen) {
+		out[0] = '\0';
+		return err_set(err, errlen, -ENAMETOOLONG, "%s/images: path too long", cache_dir);
+	}
+	if ((r = mkdir_p(dir, 0700)) < 0) {
+		out[0] = '\0';
+		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+	}
+	if (!mkdtemp(out)) {
+		r = err_set(err, errlen, -errno, "cannot create a directory in %s: %s", dir,
+			    strerror(errno));
+		out[0] = '\0';
+		return r;
+	}
+	if ((*lock = lock_work(out)) < 0) {
+		r = err_set(err, errlen, *lock, "cannot lock %s: %s", out, strerror(-*lock));
+		*lock = -1;
+		remove_tree(out);
+		out[0] = '\0';
+		return r;
+	}
+	return 0;
+}
+
+void image_work_remove(const char *work, int *lock)
+{
+	if (work[0])
+		remove_tree(work);
+	close_fd(lock);
+}
+
+/* image_prepare's build, in a work directory of its own. */
+static int build(const struct image_builder *b, const char *path, enum image_kind k,
+		 const char *final, char *err, size_t errlen)
+{
+	char work[PATH_MAX];
+	/* Below work: room for the longest name. */
+	char img[PATH_MAX + 32], root[PATH_MAX + 32], plain[PATH_MAX + 32], state[PATH_MAX + 32];
+	int r, lock;
+
+	if ((r = image_work_create(b->cache_dir, ".build-", work, sizeof(work), &lock, err,
+				   errlen)) < 0)
+		return r;
+	snprintf(img, sizeof(img), "%s/image.ext4", work);
+	snprintf(root, sizeof(root), "%s/root", work);
+	snprintf(plain, sizeof(plain), "%s/plain.tar", work);
+	snprintf(state, sizeof(state), "%s/fakeroot.state", work);
+	/* mke2fs says "Creating regular file" unless the file is there. */
+	if ((r = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", img, strerror(errno));
+		goto out;
+	}
+	close(r);
+	pr_info("flint run: building an ext4 image from the %s %s", image_kind_name(k), path);
+	if (k == IMAGE_DIR)
+		r = mke2fs_tree(b, path, img, NULL, path, err, errlen);
+	else if ((r = extract(b, path, k, plain, root, state, err, errlen)) == 0)
+		r = mke2fs_tree(b, root, img, state, path, err, errlen);
+	/* Whole or not at all: a concurrent build of the same content renames
+	 * an identical image over this one, never half of one. */
+	if (r == 0 && rename(img, final) < 0)
+		r = err_set(err, errlen, -errno, "cannot rename %s to %s: %s", img, final,
+			    strerror(errno));
+out:
+	image_work_remove(work, &lock);
+	return r;
+}
+
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
 		  bool *built, char *err, size_t errlen)
 {
-	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX], work[PATH_MAX];
-	/* Below work: room for the longest name. */
-	char img[PATH_MAX + 32], root[PATH_MAX + 32], plain[PATH_MAX + 32], state[PATH_MAX + 32];
+	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX];
 	enum image_kind k;
 	struct stat st;
-	int r, lock;
+	int r;
 
 	if (built)
 		*built = false;
@@ -363,7 +446,6 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		return r;
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", b->cache_dir) >= sizeof(dir) ||
 	    (size_t)snprintf(final, sizeof(final), "%s/%s.ext4", dir, key) >= sizeof(final) ||
-	    (size_t)snprintf(work, sizeof(work), "%s/.build-XXXXXX", dir) >= sizeof(work) ||
 	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
 	if (stat(final, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -373,40 +455,9 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	if ((r = mkdir_p(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	sweep_stale_builds(dir);
-	if (!mkdtemp(work))
-		return err_set(err, errlen, -errno, "cannot create a directory in %s: %s", dir,
-			       strerror(errno));
-	if ((lock = lock_work(work)) < 0) {
-		r = err_set(err, errlen, lock, "cannot lock %s: %s", work, strerror(-lock));
-		remove_tree(work);
-		return r;
-	}
-	snprintf(img, sizeof(img), "%s/image.ext4", work);
-	snprintf(root, sizeof(root), "%s/root", work);
-	snprintf(plain, sizeof(plain), "%s/plain.tar", work);
-	snprintf(state, sizeof(state), "%s/fakeroot.state", work);
-	/* mke2fs says "Creating regular file" unless the file is there. */
-	if ((r = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
-		r = err_set(err, errlen, -errno, "%s: %s", img, strerror(errno));
-		remove_tree(work);
-		close(lock);
-		return r;
-	}
-	close(r);
-	pr_info("flint run: building an ext4 image from the %s %s", image_kind_name(k), path);
-	if (k == IMAGE_DIR)
-		r = mke2fs_tree(b, path, img, NULL, path, err, errlen);
-	else if ((r = extract(b, path, k, plain, root, state, err, errlen)) == 0)
-		r = mke2fs_tree(b, root, img, state, path, err, errlen);
+	r = build(b, path, k, final, err, errlen);
 	if (r == 0 && built)
 		*built = true;
-	/* Whole or not at all: a concurrent build of the same content renames
-	 * an identical image over this one, never half of one. */
-	if (r == 0 && rename(img, final) < 0)
-		r = err_set(err, errlen, -errno, "cannot rename %s to %s: %s", img, final,
-			    strerror(errno));
-	remove_tree(work);
-	close(lock);
 	return r;
 }
 

@@ -52,6 +52,19 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
 		  bool *built, char *err, size_t errlen) WARN_UNUSED;
 
+/* A private work directory <cache_dir>/images/<prefix>XXXXXX (prefix
+ * ".build-" or ".jail-"), its path in out, holding a lock file that *lock
+ * keeps flocked: image_prepare removes such a directory once its lock is
+ * free and it is a minute old, so that a process killed mid-build leaves
+ * nothing for long. The caller removes it with image_work_remove. 0 or
+ * -errno with err. */
+int image_work_create(const char *cache_dir, const char *prefix, char *out, size_t outlen,
+		      int *lock, char *err, size_t errlen) WARN_UNUSED;
+
+/* Remove the work directory at work (all of it) and let go of its lock;
+ * *lock becomes -1. */
+void image_work_remove(const char *work, int *lock);
+
 /* A fresh sparse file of size bytes in dir, formatted ext4 (no journal:
  * it is thrown away), for the guest's writable layer. Its path in out; the
  * caller removes it. 0 or -errno with err. */

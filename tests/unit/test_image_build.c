@@ -486,6 +486,10 @@ Test(image_build, stale_work_directories_go)
 	held = make_work(".build-running", 3600, 2);
 	make_work(".build-young", 0, 0);
 	make_work("not-a-build", 3600, 0);
+	/* flint-jail's copies of a tenant's image (image_work_create), the
+	 * same way: one whose jailer was killed goes. */
+	make_work(".jail-dead", 3600, 1);
+	int jail_held = make_work(".jail-running", 3600, 2);
 
 	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
 	cr_assert(built);
@@ -494,5 +498,48 @@ Test(image_build, stale_work_directories_go)
 	cr_assert(work_there(".build-running"));
 	cr_assert(work_there(".build-young"));
 	cr_assert(work_there("not-a-build"));
+	cr_assert_not(work_there(".jail-dead"));
+	cr_assert(work_there(".jail-running"));
 	close(held);
+	close(jail_held);
 }
+
+/* image_work_create's directory is locked while its maker lives: a build
+ * beside it leaves it, and once the lock is let go (the maker killed:
+ * its descriptor closed) and it is old, the next build removes it. */
+Test(image_build, a_work_directory_of_a_killed_maker_goes)
+{
+	struct fake f = {.seen = "etc/motd"};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", work[PATH_MAX], tar[PATH_MAX], p[PATH_MAX + 16];
+	struct timespec t[2];
+	bool built;
+	int lock;
+
+	cr_assert_eq(image_work_create(cache, ".jail-", work, sizeof(work), &lock, err,
+				       sizeof(err)),
+		     0, "%s", err);
+	cr_assert_not_null(strstr(work, "/images/.jail-"), "%s", work);
+	snprintf(p, sizeof(p), "%s/source", work);
+	cr_assert_eq(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
+	clock_gettime(CLOCK_REALTIME, &t[0]);
+	t[0].tv_sec -= 3600;
+	t[1] = t[0];
+	cr_assert_eq(utimensat(AT_FDCWD, work, t, 0), 0);
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_eq(access(work, F_OK), 0, "a live maker's directory removed");
+	/* Killed: its lock goes with its descriptors. */
+	close(lock);
+	make_tar("", tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert_neq(access(work, F_OK), 0, "%s left behind", work);
+	cr_assert_eq(cache_entries(), 2, "the two images and nothing else");
+	/* image_work_remove: all of it, and the lock let go. */
+	cr_assert_eq(image_work_create(cache, ".jail-", work, sizeof(work), &lock, err,
+				       sizeof(err)),
+		     0, "%s", err);
+	image_work_remove(work, &lock);
+	cr_assert_eq(lock, -1);
+	cr_assert_neq(access(work, F_OK), 0);
+}
+

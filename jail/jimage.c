@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,11 +34,22 @@ static int say(char *err, size_t errlen, int r, const char *msg, const char *as,
 	return err_set(err, errlen, r, "%.*s%s%s", (int)(at - msg), msg, src, at + strlen(as));
 }
 
-/* The tar archive on in, copied into out. */
-static int copy_file(int in, int out, const char *src, char *err, size_t errlen)
+/* The copy of src over the limit of max bytes: -EFBIG with err. */
+static int too_big(const char *src, uint64_t max, char *err, size_t errlen)
 {
+	return err_set(err, errlen, -EFBIG, "%s: over the limit of %" PRIu64 " bytes for its copy",
+		       src, max);
+}
+
+/* The tar archive on in, copied into out: at most max bytes. */
+static int copy_file(int in, int out, uint64_t max, const char *src, char *err, size_t errlen)
+{
+	uint64_t done = 0;
+
 	for (;;) {
-		ssize_t n = sendfile(out, in, NULL, 1 << 30);
+		/* One byte past max says there is more. */
+		ssize_t n = sendfile(out, in, NULL,
+				     (size_t)(max - done + 1 < 1 << 30 ? max - done + 1 : 1 << 30));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -45,6 +57,8 @@ static int copy_file(int in, int out, const char *src, char *err, size_t errlen)
 				       strerror(errno));
 		if (n == 0)
 			return 0;
+		if ((done += (uint64_t)n) > max)
+			return too_big(src, max, err, errlen);
 	}
 }
 
@@ -52,14 +66,15 @@ static int copy_file(int in, int out, const char *src, char *err, size_t errlen)
  * out, read by tar running as uid:gid with every privilege dropped, in
  * dir: names sorted and owners as numbers, so that one tree gives one
  * stream (times are in it: a file touched gives another key). */
-static int tar_tree(uid_t uid, gid_t gid, int dir, int out, const char *src, char *err,
-		    size_t errlen)
+static int tar_tree(uid_t uid, gid_t gid, int dir, int out, uint64_t max, const char *src,
+		    char *err, size_t errlen)
 {
 	static char *const argv[] = {"tar",	     "-c",	    "--numeric-owner",
 				     "--sort=name", "--format=gnu", "-f",
 				     "-",	     ".",	    NULL};
 	static char buf[1 << 16];
 	int p[2], st, r = 0;
+	uint64_t done = 0;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -91,6 +106,10 @@ static int tar_tree(uid_t uid, gid_t gid, int dir, int out, const char *src, cha
 					    strerror(errno));
 			break;
 		}
+		if ((done += (uint64_t)n) > max) {
+			r = too_big(src, max, err, errlen);
+			break;
+		}
 		if ((r = write_full(out, buf, (size_t)n)) < 0) {
 			r = err_set(err, errlen, r, "%s: its copy: %s", src, strerror(-r));
 			break;
@@ -116,11 +135,15 @@ static int tar_tree(uid_t uid, gid_t gid, int dir, int out, const char *src, cha
 	return 0;
 }
 
-int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, bool any, char *out,
-		   size_t outlen, char *err, size_t errlen)
+int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const struct jimage_limits *lim,
+		   const char *src, bool any, char *out, size_t outlen, char *err, size_t errlen)
 {
 	char magic[32], why[2 * PATH_MAX], work[PATH_MAX], copy[PATH_MAX + 16];
-	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
+	/* Built as root, bounded: see jimage.h. */
+	struct image_builder b = {.cache_dir = cache,
+				  .run = image_run_cmd,
+				  .max_bytes = lim->bytes,
+				  .max_entries = lim->entries};
 	enum image_kind k;
 	int fd = -1, cfd = -1, lock = -1, r;
 
@@ -168,8 +191,8 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, boo
 		"flint-jail: image: %s: a %s, read as uid %u gid %u; its ext4 image is kept in "
 		"%s/images\n",
 		src, image_kind_name(k), (unsigned)uid, (unsigned)gid, cache);
-	r = k == IMAGE_DIR ? tar_tree(uid, gid, fd, cfd, src, err, errlen)
-			   : copy_file(fd, cfd, src, err, errlen);
+	r = k == IMAGE_DIR ? tar_tree(uid, gid, fd, cfd, lim->bytes, src, err, errlen)
+			   : copy_file(fd, cfd, lim->bytes, src, err, errlen);
 	close_fd(&cfd);
 	if (r < 0)
 		goto out;
@@ -180,6 +203,10 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, boo
 	else if (!strcmp(out, copy))
 		r = err_set(err, errlen, -EAGAIN, "%s: changed while it was read", src);
 out:
+	if (r == -EFBIG && strlen(err) + 1 < errlen)
+		snprintf(err + strlen(err), errlen - strlen(err),
+			 " (flint-jail's --image-limit: bytes=%" PRIu64 ", entries=%" PRIu64 ")",
+			 lim->bytes, lim->entries);
 	if (r < 0)
 		out[0] = '\0';
 	close_fd(&cfd);

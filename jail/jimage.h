@@ -17,15 +17,40 @@
  * nothing the tenant could not read reaches the image. The copy goes once
  * the image is made or found in the cache; its work directory is locked
  * while the jailer uses it, so that one a killed jailer left is swept by a
- * later build (image_work_create). */
+ * later build (image_work_create).
+ *
+ * The archive is the tenant's and is extracted as root (tar -x, xz,
+ * zstd, gunzip, mke2fs -d), bounded (struct jimage_limits): a small
+ * archive that decompresses to terabytes, or holds a huge sparse file or
+ * millions of entries, is refused with -EFBIG naming the source and the
+ * limit, and leaves nothing in the cache. Every file the build writes is
+ * at most `bytes` (RLIMIT_FSIZE, SIGXFSZ killing tar or xz), so the data
+ * extracted is at most the plain archive's size, at most `bytes` too; the
+ * entries are counted before extraction, each taking at most a block. At
+ * its peak a build holds about 3 x `bytes` plus 4 KiB per entry.
+ * The build stays root's, not the tenant's: run as uid:gid (under
+ * fakeroot, to keep the archive's owners for mke2fs -d) it would be open
+ * to the tenant's other processes of that uid, which could ptrace tar or
+ * mke2fs (dumpable after exec) and change the tree or the image after its
+ * key was computed: an image cached under the key of another tenant's
+ * archive. */
 #ifndef FLINT_JAIL_JIMAGE_H
 #define FLINT_JAIL_JIMAGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/util.h"
+
+/* The bounds of a build (--image-limit): the copy of the source, the
+ * archive decompressed, each file extracted and the image at most bytes
+ * (RLIMIT_FSIZE while the image is built), and at most entries entries
+ * in the archive. */
+struct jimage_limits {
+	uint64_t bytes, entries;
+};
 
 /* Resolve the image at src for a jail of uid:gid: *out "" when src is an
  * ext4 image (staged as it is; with any, so is every file that is not a
@@ -33,7 +58,8 @@
  * it (or found) in <cache>/images. cache "" when the jailer has none (no
  * FLINT_CACHE, XDG_CACHE_HOME or HOME): only an ext4 image works then. 0,
  * or -errno with a message in err naming src. */
-int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const char *src, bool any, char *out,
-		   size_t outlen, char *err, size_t errlen) WARN_UNUSED;
+int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const struct jimage_limits *lim,
+		   const char *src, bool any, char *out, size_t outlen, char *err,
+		   size_t errlen) WARN_UNUSED;
 
 #endif

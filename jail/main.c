@@ -141,13 +141,14 @@ static int read_as_user(void *ctx, const char *path, size_t max, char **text, si
  * 0 or -errno (printed). */
 static int build_images(struct plan *p)
 {
+	const struct jimage_limits lim = {opts.image_bytes, opts.image_entries};
 	char ext4[PATH_MAX], err[2 * PATH_MAX + 256];
 	int r;
 
 	for (unsigned i = 0; i < p->nfiles; i++) {
 		if (!p->files[i].image)
 			continue;
-		r = jimage_resolve(opts.uid, opts.gid, image_cache, p->files[i].src,
+		r = jimage_resolve(opts.uid, opts.gid, image_cache, &lim, p->files[i].src,
 				   p->files[i].rootfs, ext4, sizeof(ext4), err, sizeof(err));
 		if (r < 0)
 			return jail_failf(r, "image", NULL, "%s", err);

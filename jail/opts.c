@@ -35,6 +35,11 @@ void opts_usage(void)
 	       "                         (default: the exec file's name)\n"
 	       "  --resource-limit fsize=N|no-file=N\n"
 	       "                         rlimits, repeatable (no-file defaults to %d)\n"
+	       "  --image-limit bytes=N|entries=N\n"
+	       "                         bounds of an image built from flint run's --image\n"
+	       "                         directory or tar archive: bytes of any file of the\n"
+	       "                         build, entries of the archive; repeatable (defaults\n"
+	       "                         %llu and %llu)\n"
 	       "  --daemonize            new session, standard streams on /dev/null\n"
 	       "  --new-pid-ns           run flint as pid 1 of a new pid namespace\n"
 	       "  --help, --version\n\n"
@@ -43,7 +48,8 @@ void opts_usage(void)
 	       "into the jail and the arguments rewritten; the --vsock socket's directory\n"
 	       "is made in the jail, owned by UID. Exit status: flint's, or 125 when the\n"
 	       "jail could not be set up (nothing is left behind then).\n",
-	       JAIL_ID_MAX, JAIL_DEFAULT_BASE, JAIL_DEFAULT_NOFILE);
+	       JAIL_ID_MAX, JAIL_DEFAULT_BASE, JAIL_DEFAULT_NOFILE, JAIL_DEFAULT_IMAGE_BYTES,
+	       JAIL_DEFAULT_IMAGE_ENTRIES);
 }
 
 static enum opts_result bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
@@ -160,6 +166,22 @@ static int parse_rlimit(const char *s, struct jail_opts *o, char *err, size_t er
 	return -EINVAL;
 }
 
+static int parse_image_limit(const char *s, struct jail_opts *o, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	if (!strncmp(s, "bytes=", 6) && parse_u64(s + 6, UINT64_MAX, &v) == 0 && v > 0) {
+		o->image_bytes = v;
+		return 0;
+	}
+	if (!strncmp(s, "entries=", 8) && parse_u64(s + 8, UINT64_MAX, &v) == 0 && v > 0) {
+		o->image_entries = v;
+		return 0;
+	}
+	snprintf(err, errlen, "--image-limit %s: expected bytes=N or entries=N (N > 0)", s);
+	return -EINVAL;
+}
+
 /* A relative path of plain names: no "..", no empty parts. */
 static bool plain_relative(const char *p)
 {
@@ -220,6 +242,7 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 		O_CGVER,
 		O_PARENT,
 		O_RLIMIT,
+		O_IMGLIMIT,
 		O_DAEMON,
 		O_PIDNS,
 		O_HELP,
@@ -236,6 +259,7 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 	    {"cgroup-version", required_argument, NULL, O_CGVER},
 	    {"parent-cgroup", required_argument, NULL, O_PARENT},
 	    {"resource-limit", required_argument, NULL, O_RLIMIT},
+	    {"image-limit", required_argument, NULL, O_IMGLIMIT},
 	    {"daemonize", no_argument, NULL, O_DAEMON},
 	    {"new-pid-ns", no_argument, NULL, O_PIDNS},
 	    {"help", no_argument, NULL, O_HELP},
@@ -245,7 +269,10 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 	bool have_uid = false, have_gid = false;
 	int c;
 
-	*o = (struct jail_opts){.base = JAIL_DEFAULT_BASE, .nofile = JAIL_DEFAULT_NOFILE};
+	*o = (struct jail_opts){.base = JAIL_DEFAULT_BASE,
+				.nofile = JAIL_DEFAULT_NOFILE,
+				.image_bytes = JAIL_DEFAULT_IMAGE_BYTES,
+				.image_entries = JAIL_DEFAULT_IMAGE_ENTRIES};
 	opterr = 0;
 	optind = 1;
 	/* "+": stop at the first word that is not an option; "--" ends ours. */
@@ -325,6 +352,10 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 			break;
 		case O_RLIMIT:
 			if (parse_rlimit(optarg, o, err, errlen))
+				return OPTS_ERROR;
+			break;
+		case O_IMGLIMIT:
+			if (parse_image_limit(optarg, o, err, errlen))
 				return OPTS_ERROR;
 			break;
 		case O_DAEMON:

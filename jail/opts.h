@@ -17,6 +17,12 @@
 #define JAIL_CGROUP_VALUE_MAX 256
 /* RLIMIT_NOFILE when --resource-limit no-file is not given (Firecracker's). */
 #define JAIL_DEFAULT_NOFILE 2048
+/* The bounds of an image the jailer builds from a tenant's directory or
+ * tar archive (jimage.h) when --image-limit does not say: 8 GiB for any
+ * file of the build (the archive decompressed, the image), 1,000,000
+ * entries in the archive. */
+#define JAIL_DEFAULT_IMAGE_BYTES   (8ULL << 30)
+#define JAIL_DEFAULT_IMAGE_ENTRIES 1000000ULL
 
 /* One --cgroup FILE=VALUE; the controller is FILE up to its first dot. */
 struct jail_cgroup_setting {
@@ -39,6 +45,7 @@ struct jail_opts {
 	bool has_fsize;
 	uint64_t fsize;
 	uint64_t nofile;
+	uint64_t image_bytes, image_entries; /* --image-limit */
 	bool daemonize;
 	bool new_pid_ns;
 	char **flint_argv; /* the words after "--" */

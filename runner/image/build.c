@@ -5,12 +5,14 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,12 +26,24 @@ extern char **environ;
 int image_run_cmd(void *ctx, char *const argv[], int in_fd, int out_fd)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t dfl;
 	pid_t pid;
 	int r, st;
 
 	(void)ctx;
-	if ((r = posix_spawn_file_actions_init(&fa)))
+	if ((r = posix_spawnattr_init(&at)))
 		return -r;
+	/* A build under max_bytes ignores SIGXFSZ itself (its own writes fail
+	 * with EFBIG); its programs die of it, which says why they stopped. */
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGXFSZ);
+	if ((r = posix_spawnattr_setsigdefault(&at, &dfl)) ||
+	    (r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF)) ||
+	    (r = posix_spawn_file_actions_init(&fa))) {
+		posix_spawnattr_destroy(&at);
+		return -r;
+	}
 	if (in_fd >= 0)
 		r = posix_spawn_file_actions_adddup2(&fa, in_fd, STDIN_FILENO);
 	else
@@ -43,8 +57,9 @@ int image_run_cmd(void *ctx, char *const argv[], int in_fd, int out_fd)
 	if (!r)
 		r = posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	if (!r)
-		r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+		r = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
 	if (r)
 		return -r;
 	while (waitpid(pid, &st, 0) < 0)
@@ -167,6 +182,12 @@ static int run(const struct image_builder *b, struct cmd *c, int in_fd, int out_
 	if (r < 0)
 		return err_set(err, errlen, r, "%s: cannot run %s: %s", path, c->argv[0],
 			       strerror(-r));
+	if (r == 128 + SIGXFSZ && b->max_bytes)
+		return err_set(err, errlen, -EFBIG,
+			       "%s: over the limit of %" PRIu64 " bytes for a file of the image's "
+			       "build (%s was stopped writing a larger one)",
+			       path, b->max_bytes,
+			       c->argv[b->fakeroot && !strcmp(c->argv[0], "fakeroot") ? 4 : 0]);
 	if (r > 0)
 		return err_set(err, errlen, -EIO, "%s: %s failed with status %d", path,
 			       c->argv[b->fakeroot && !strcmp(c->argv[0], "fakeroot") ? 4 : 0], r);
@@ -185,6 +206,15 @@ static int mke2fs_tree(const struct image_builder *b, const char *src, const cha
 	if ((r = image_measure(src, &u, err, errlen)) < 0)
 		return r;
 	image_size_for(&u, &bytes, &inodes);
+	if (b->max_bytes && bytes > b->max_bytes)
+		return err_set(err, errlen, -EFBIG,
+			       "%s: its image would be %" PRIu64
+			       " bytes, over the limit of %" PRIu64 " bytes",
+			       path, bytes, b->max_bytes);
+	if (b->max_entries && u.inodes > b->max_entries)
+		return err_set(err, errlen, -EFBIG,
+			       "%s: %" PRIu64 " entries, over the limit of %" PRIu64, path,
+			       u.inodes, b->max_entries);
 	snprintf(c.num[0], sizeof(c.num[0]), "%" PRIu64, inodes);
 	snprintf(c.num[1], sizeof(c.num[1]), "%" PRIu64 "k", bytes >> 10);
 	if (state)
@@ -200,7 +230,8 @@ static int mke2fs_tree(const struct image_builder *b, const char *src, const cha
 }
 
 /* The gzip stream at src, decompressed into the file dst. */
-static int gunzip_to(const char *src, const char *dst, char *err, size_t errlen)
+static int gunzip_to(const struct image_builder *b, const char *src, const char *dst, char *err,
+		     size_t errlen)
 {
 	static __thread uint8_t buf[1 << 16];
 	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), n, r = 0;
@@ -213,7 +244,13 @@ static int gunzip_to(const char *src, const char *dst, char *err, size_t errlen)
 	}
 	while ((n = gzread(gz, buf, sizeof(buf))) > 0)
 		if ((r = write_full(fd, buf, (size_t)n)) < 0) {
-			r = err_set(err, errlen, r, "%s: %s", dst, strerror(-r));
+			if (r == -EFBIG && b->max_bytes)
+				r = err_set(err, errlen, r,
+					    "%s: decompressed, over the limit of %" PRIu64
+					    " bytes for a file of the image's build",
+					    src, b->max_bytes);
+			else
+				r = err_set(err, errlen, r, "%s: %s", dst, strerror(-r));
 			goto out;
 		}
 	if (n < 0) {
@@ -229,6 +266,45 @@ out:
 	return r;
 }
 
+/* The entries of the tar archive tar (path's, for messages) counted by
+ * `tar -t` into the file list, refused over b->max_entries: before
+ * extraction, where each directory would take a block. */
+static int count_entries(const struct image_builder *b, const char *tar, const char *list,
+			 const char *path, char *err, size_t errlen)
+{
+	static __thread char buf[1 << 16];
+	struct cmd c = {0};
+	uint64_t n = 0;
+	ssize_t got;
+	int fd, r;
+
+	if ((fd = open(list, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+		return err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
+	const char *words[] = {"tar", "-t", "-f", tar};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		add(&c, words[i]);
+	if ((r = run(b, &c, -1, fd, path, err, errlen)) < 0)
+		goto out;
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
+		goto out;
+	}
+	/* One line a name: GNU tar escapes a newline in one. */
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			n += buf[i] == '\n';
+	if (got < 0)
+		r = err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
+	else if (n > b->max_entries)
+		r = err_set(err, errlen, -EFBIG,
+			    "%s: %" PRIu64 " entries, over the limit of %" PRIu64, path, n,
+			    b->max_entries);
+out:
+	close(fd);
+	unlink(list);
+	return r;
+}
+
 /* The tar archive at path (of kind k) extracted into root, through a plain
  * copy at plain when it is compressed. */
 static int extract(const struct image_builder *b, const char *path, enum image_kind k,
@@ -239,7 +315,7 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 	int r = 0;
 
 	if (k == IMAGE_TAR_GZ) {
-		r = gunzip_to(path, plain, err, errlen);
+		r = gunzip_to(b, path, plain, err, errlen);
 		tar = plain;
 	} else if (k == IMAGE_TAR_XZ || k == IMAGE_TAR_ZST) {
 		int in = open(path, O_RDONLY | O_CLOEXEC),
@@ -258,6 +334,13 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 	}
 	if (r < 0)
 		return r;
+	if (b->max_entries) {
+		char list[PATH_MAX + 32];
+
+		snprintf(list, sizeof(list), "%.*s/list", (int)(strrchr(root, '/') - root), root);
+		if ((r = count_entries(b, tar, list, path, err, errlen)) < 0)
+			return r;
+	}
 	if (mkdir(root, 0755) < 0)
 		return err_set(err, errlen, -errno, "%s: %s", root, strerror(errno));
 	c = (struct cmd){0};
@@ -388,7 +471,34 @@ void image_work_remove(const char *work, int *lock)
 	close_fd(lock);
 }
 
-/* image_prepare's build, in a work directory of its own. */
+/* RLIMIT_FSIZE's soft limit lowered to max (0: left alone) and SIGXFSZ
+ * ignored, so that a write past it fails with EFBIG here and kills the
+ * programs run (image_run_cmd gives them SIGXFSZ's default); what was, in
+ * *was and *was_sig, for restore_limit. */
+static void set_limit(uint64_t max, struct rlimit *was, struct sigaction *was_sig)
+{
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	struct rlimit l;
+
+	if (!max || getrlimit(RLIMIT_FSIZE, was) < 0)
+		return;
+	l = *was;
+	if (l.rlim_cur == RLIM_INFINITY || l.rlim_cur > max)
+		l.rlim_cur = max;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGXFSZ, &ign, was_sig);
+	setrlimit(RLIMIT_FSIZE, &l);
+}
+
+static void restore_limit(uint64_t max, const struct rlimit *was, const struct sigaction *was_sig)
+{
+	if (!max)
+		return;
+	setrlimit(RLIMIT_FSIZE, was);
+	sigaction(SIGXFSZ, was_sig, NULL);
+}
+
+/* image_prepare's build, in the work directory, under its limits. */
 static int build(const struct image_builder *b, const char *path, enum image_kind k,
 		 const char *final, char *err, size_t errlen)
 {
@@ -429,6 +539,8 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		  bool *built, char *err, size_t errlen)
 {
 	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX];
+	struct sigaction was_sig;
+	struct rlimit was;
 	enum image_kind k;
 	struct stat st;
 	int r;
@@ -455,7 +567,9 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	if ((r = mkdir_p(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	sweep_stale_builds(dir);
+	set_limit(b->max_bytes, &was, &was_sig);
 	r = build(b, path, k, final, err, errlen);
+	restore_limit(b->max_bytes, &was, &was_sig);
 	if (r == 0 && built)
 		*built = true;
 	return r;

@@ -29,6 +29,15 @@ struct image_builder {
 	/* Run tar and mke2fs under fakeroot (sharing one state file), so that
 	 * a tar archive's owners and device nodes survive without root. */
 	bool fakeroot;
+	/* Limits for an archive that is not trusted (flint-jail's tenant's,
+	 * built as root), 0 for none (flint's own builds): no file the build
+	 * writes larger than max_bytes (the decompressed archive, each file
+	 * extracted, the image: RLIMIT_FSIZE while image_prepare runs, its
+	 * programs killed by SIGXFSZ), and no more than max_entries entries
+	 * in the archive (counted by `tar -t` before anything is extracted).
+	 * Over either, image_prepare fails with -EFBIG, naming the limit. */
+	uint64_t max_bytes;
+	uint64_t max_entries;
 };
 
 /* flint's cache directory: $FLINT_CACHE, else $XDG_CACHE_HOME/flint, else

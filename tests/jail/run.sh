@@ -898,6 +898,37 @@ else
 			why="the cache changed: $(ls -A "$CACHE/images")"
 		[ -z "$why" ] && ok "image-refused-$name" || bad "image-refused-$name" "$why"
 	done
+	# Bounded builds (--image-limit): a bomb (a small tar.gz of 64 MiB of
+	# zeros, over bytes=1 MiB), an archive of more entries than allowed,
+	# a directory whose copy is over the limit: each refused before the
+	# jail is made, naming the image and the limit, the cache as it was
+	# (no work copy, no image).
+	mkdir -p "$IMG/bomb" "$IMG/many" "$IMG/bigdir"
+	truncate -s 64M "$IMG/bomb/zeros"
+	tar -C "$IMG/bomb" -czf "$IMG/bomb.tar.gz" . && rm "$IMG/bomb/zeros"
+	for i in $(seq 20); do : >"$IMG/many/f$i"; done
+	tar -C "$IMG/many" -cf "$IMG/many.tar" .
+	head -c 2097152 /dev/urandom >"$IMG/bigdir/data"
+	chmod -R a+rX "$IMG/bomb.tar.gz" "$IMG/many.tar" "$IMG/bigdir"
+	L="limit of 1048576 bytes"
+	H="(flint-jail's --image-limit: bytes="
+	for c in "bomb:$IMG/bomb.tar.gz:bytes=1048576:decompressed, over the $L.*${H}1048576," \
+		"many:$IMG/many.tar:entries=10:21 entries, over the limit of 10 ${H}8589934592, entries=10)" \
+		"bigdir:$IMG/bigdir:bytes=1048576:over the $L for its copy ${H}1048576,"; do
+		name=${c%%:*} rest=${c#*:}
+		src=${rest%%:*} rest=${rest#*:}
+		lim=${rest%%:*} want=${rest#*:}
+		before=$(ls -A "$CACHE/images" | sort | tr '\n' ' ')
+		FLINT_CACHE=$CACHE jail --id "img-$name" --exec-file "$PROBE" $ID --image-limit "$lim" \
+			-- $RUNARGS --image "$src" -- true
+		why=
+		[ "$status" = 125 ] || why="status $status"
+		[ -z "$why" ] && ! grep -q "^flint-jail: image: $src: $want" "$ERR" && why="no '$want'"
+		[ -z "$why" ] && [ -d "$BASE/probe/img-$name" ] && why="made the jail"
+		[ -z "$why" ] && [ "$(ls -A "$CACHE/images" | sort | tr '\n' ' ')" != "$before" ] &&
+			why="the cache changed: $(ls -A "$CACHE/images")"
+		[ -z "$why" ] && ok "image-limit-$name" || bad "image-limit-$name" "$why"
+	done
 	# --scratch: made in the jail by the jailer (flint there has no
 	# mke2fs), sparse ext4 of the size asked, uid:gid's, 0600; flint gets
 	# its in-jail path. A launch failing later removes it with the rest.

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -543,3 +544,103 @@ Test(image_build, a_work_directory_of_a_killed_maker_goes)
 	cr_assert_neq(access(work, F_OK), 0);
 }
 
+/* A file of n MiB of zeros (a hole) at src/big, and src archived with tar
+ * option how (e.g. "-czf", "-cJf", "-S -cf") into out. */
+static void make_bomb(const char *how, unsigned mib, char *out)
+{
+	char cmd[PATH_MAX * 3];
+
+	snprintf(out, PATH_MAX, "%s/bomb%s", top, how);
+	for (char *c = out + strlen(top); *c; c++)
+		if (*c == ' ')
+			*c = '_';
+	snprintf(cmd, sizeof(cmd), "truncate -s %uM %s/big && tar -C %s %s %s . && rm %s/big",
+		 mib, src, src, how, out, src);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* An archive that decompresses or extracts past max_bytes is refused with
+ * -EFBIG naming it and the limit, and leaves nothing in the cache: gzip
+ * (decompressed here: the write fails, EFBIG), xz (killed by SIGXFSZ), a
+ * sparse member (small in the archive, tar killed extracting it). The
+ * file-size limit is flint's own again afterwards. */
+Test(image_build, a_bomb_is_refused_at_the_byte_limit)
+{
+	static const char *const hows[] = {"-czf", "-cJf", "-S -cf"};
+	static const char *const who[] = {"decompressed, over the limit of 1048576 bytes",
+					  "(xz was stopped writing a larger one)",
+					  "(tar was stopped writing a larger one)"};
+	struct fake f = {0};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .max_bytes = 1 << 20};
+	char out[PATH_MAX], err[512], bomb[PATH_MAX];
+	struct rlimit before, after;
+	bool built;
+
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &before), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		struct stat st;
+
+		make_bomb(hows[i], 64, bomb);
+		cr_assert_eq(stat(bomb, &st), 0);
+		cr_assert_lt(st.st_size, 1 << 20, "%s: the bomb is small", hows[i]);
+		f = (struct fake){0};
+		err[0] = '\0';
+		cr_assert_eq(prepare(&b, bomb, out, &built, err), -EFBIG, "%s: %s", hows[i], err);
+		cr_assert_not(built);
+		cr_assert_not_null(strstr(err, bomb), "%s", err);
+		cr_assert_not_null(strstr(err, who[i]), "%s: %s", hows[i], err);
+		cr_assert_not_null(strstr(err, "limit of 1048576 bytes"), "%s", err);
+		cr_assert_eq(cache_entries(), 0, "%s: the cache is left clean", hows[i]);
+	}
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &after), 0);
+	cr_assert_eq(after.rlim_cur, before.rlim_cur);
+	/* Without the limit (flint's own builds) the same archive builds. */
+	b.max_bytes = 0;
+	f = (struct fake){0};
+	cr_assert_eq(prepare(&b, bomb, out, &built, err), 0, "%s", err);
+}
+
+/* An image bigger than max_bytes, though each file fits: refused before
+ * mke2fs runs. */
+Test(image_build, an_image_over_the_byte_limit_is_refused)
+{
+	struct fake f = {0};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .max_bytes = 4 << 20};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX];
+	bool built;
+
+	make_tar("", tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), -EFBIG, "%s", err);
+	cr_assert_not_null(strstr(err, "its image would be "), "%s", err);
+	cr_assert_not_null(strstr(err, "over the limit of 4194304 bytes"), "%s", err);
+	for (int i = 0; i < f.n; i++)
+		cr_assert_null(strstr(f.cmds[i], "mke2fs"), "%s", f.cmds[i]);
+	cr_assert_eq(cache_entries(), 0);
+}
+
+/* More entries than max_entries: counted by tar -t and refused before
+ * anything is extracted. */
+Test(image_build, too_many_entries_are_refused_before_extraction)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f, .max_entries = 10};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX], cmd[PATH_MAX * 2];
+	bool built;
+
+	snprintf(cmd, sizeof(cmd), "cd %s && for i in $(seq 20); do : >f$i; done", src);
+	cr_assert_eq(system(cmd), 0);
+	make_tar("z", tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), -EFBIG, "%s", err);
+	cr_assert_not_null(strstr(err, tar), "%s", err);
+	cr_assert_not_null(strstr(err, "entries, over the limit of 10"), "%s", err);
+	for (int i = 0; i < f.n; i++)
+		cr_assert_null(strstr(f.cmds[i], "tar -x"), "extracted: %s", f.cmds[i]);
+	cr_assert_eq(cache_entries(), 0);
+	/* Within the limit, built. */
+	b.max_entries = 100;
+	f = (struct fake){0};
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+}

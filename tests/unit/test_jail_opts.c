@@ -188,6 +188,24 @@ Test(jail_opts, cgroup_version_parent_rlimits)
 	    OPTS_ERROR, "an exec file needs a name");
 }
 
+/* --image-limit: the bounds of an image built from a tenant's tree or
+ * archive (jimage.h), with defaults. */
+Test(jail_opts, image_limits)
+{
+	cr_assert_eq(PARSE(&o, err, REQUIRED), OPTS_RUN, "%s", err);
+	cr_assert_eq(o.image_bytes, 8ULL << 30);
+	cr_assert_eq(o.image_entries, 1000000);
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "bytes=1048576", "--image-limit",
+			   "entries=10"),
+		     OPTS_RUN, "%s", err);
+	cr_assert_eq(o.image_bytes, 1048576);
+	cr_assert_eq(o.image_entries, 10);
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "bytes=0"), OPTS_ERROR);
+	cr_assert_str_eq(err, "--image-limit bytes=0: expected bytes=N or entries=N (N > 0)");
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "entries=-1"), OPTS_ERROR);
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "size=1"), OPTS_ERROR);
+}
+
 Test(jail_opts, paths)
 {
 	char p[PATH_MAX];

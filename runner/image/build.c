@@ -272,7 +272,7 @@ out:
 static int count_entries(const struct image_builder *b, const char *tar, const char *list,
 			 const char *path, char *err, size_t errlen)
 {
-	static __thread char buf[1 << 16];
+	char buf[1 << 12];
 	struct cmd c = {0};
 	uint64_t n = 0;
 	ssize_t got;

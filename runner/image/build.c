@@ -233,7 +233,7 @@ static int mke2fs_tree(const struct image_builder *b, const char *src, const cha
 static int gunzip_to(const struct image_builder *b, const char *src, const char *dst, char *err,
 		     size_t errlen)
 {
-	static __thread uint8_t buf[1 << 16];
+	uint8_t buf[1 << 16]; /* on the stack: a static __thread buffer is in every thread's TLS */
 	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), n, r = 0;
 	gzFile gz = gzopen(src, "rb");
 

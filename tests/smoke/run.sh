@@ -57,6 +57,18 @@ report() {
 # flint bench: a stand-in flint; with /dev/kvm, the tiny guest's phases.
 . "$(dirname "$0")/bench.sh"
 
+# Host only: flint's static TLS, which every thread of a static flint has
+# paged in, stays small (a 64 KiB static __thread buffer cost 196 KiB of RSS
+# a thread: bench's rss_overhead_kib). Read from the binary's TLS segment.
+tls=$(readelf -lW "$FLINT" 2>/dev/null | awk '$1 == "TLS" { print $6 }')
+if [ -z "$tls" ]; then
+	report tls-small "no TLS segment read from $FLINT (readelf -lW)" /dev/null
+elif [ $((tls)) -gt 16384 ]; then
+	report tls-small "TLS of $((tls)) bytes a thread, more than 16384" /dev/null
+else
+	report tls-small "" /dev/null
+fi
+
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"
 	echo "$pass passed, $fail failed, 1 skipped"

@@ -217,7 +217,12 @@ check bench-restore-peer 125 "" "flint bench restore: --peer: only boot has peer
 	bench restore --peer qemu
 check bench-no-max-regress 125 "" "--baseline FILE and --max-regress PCT go together" -- \
 	bench boot --baseline x.json
-check bench-serve 125 "" "flint bench serve: not there yet" -- bench serve
+check bench-serve-isolation 125 "" "flint bench: --isolation bogus: expected reset, restore or reuse" -- \
+	bench serve --isolation bogus
+check bench-isolation-not-serve 125 "" "flint bench boot: --isolation is serve's" -- \
+	bench boot --isolation reset
+check bench-serve-image 125 "" "flint bench serve: --image: flint serve's functions take a kernel" -- \
+	bench serve --image /tmp
 check bench-no-kernel 125 "" "flint bench: --kernel /nonexistent/vmlinux: No such file" -- \
 	bench boot --kernel /nonexistent/vmlinux --rootfs /dev/null
 

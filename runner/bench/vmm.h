@@ -17,8 +17,11 @@
 #include "core/util.h"
 
 /* bench/boot's: reboot=t, since QEMU microvm has no i8042 (a reboot=k
- * there spins); flint's init ends the VM through the exit device first. */
-#define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=t panic=-1 quiet"
+ * there spins); flint's init ends the VM through the exit device first.
+ * The i8042 words are flint's default ones (VMC_DEFAULT_BOOT_ARGS); QEMU
+ * microvm, without an i8042, ignores them. */
+#define VMM_DEFAULT_CMDLINE                                                                        \
+	"console=ttyS0 reboot=t panic=-1 quiet i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 /* The guest init's line once it runs (rootfs/init.c). */
 #define VMM_INIT_MARKER "flint-init: ready"
 

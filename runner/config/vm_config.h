@@ -30,8 +30,13 @@
 #define VMC_MAX_NETS	8
 #define VMC_MIN_MEM_MIB 16ULL
 #define VMC_MAX_MEM_MIB (1ULL << 20)
-/* The kernel command line when boot-source has no boot_args. */
-#define VMC_DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=-1 quiet"
+/* The kernel command line when boot-source has no boot_args. The i8042
+ * words, as Firecracker's default has them, skip the driver's probes of a
+ * mouse port, a multiplexer, PnP and the keyboard itself (43 port exits
+ * and the keyboard's answers awaited at boot); keys still arrive, so
+ * Ctrl-Alt-Del (SendCtrlAltDel) works, and reboot=k still resets. */
+#define VMC_DEFAULT_BOOT_ARGS                                                                      \
+	"console=ttyS0 reboot=k panic=-1 quiet i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 /* Firecracker's defaults before PUT /machine-config. */
 #define VMC_DEFAULT_VCPUS   1
 #define VMC_DEFAULT_MEM_MIB 128ULL

@@ -609,7 +609,8 @@ Test(bench_vmm, qemu_same_guest_as_flint)
 			   "id=root,file=/r/rootfs.ext4,format=raw,if=none,"
 			   "readonly=on"));
 	cr_assert(has_pair(&q, "-serial", "stdio"));
-	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet root=/dev/vda ro "
+	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet i8042.noaux i8042.nomux i8042.nopnp "
+				      "i8042.dumbkbd root=/dev/vda ro "
 				   "virtio_mmio.device=512@0xfeb00e00:12 -- echo bench-out");
 
 	cr_assert_eq(vmm_flint_argv(&f, "/b/flint", &g), 0);
@@ -620,7 +621,7 @@ Test(bench_vmm, qemu_same_guest_as_flint)
 	cr_assert(has_pair(&f, "--rootfs", "/r/rootfs.ext4"));
 	cr_assert(has_pair(&f, "--mem", "128M"));
 	cr_assert(has_pair(&f, "--vcpus", "2"));
-	cr_assert(has_pair(&f, "--cmdline", "console=ttyS0 reboot=t panic=-1 quiet"));
+	cr_assert(has_pair(&f, "--cmdline", VMM_DEFAULT_CMDLINE));
 	cr_assert(has_pair(&f, "--", "echo"));
 	cr_assert_str_eq(last(&f), "bench-out");
 }
@@ -660,7 +661,7 @@ Test(bench_vmm, words_a_kernel_command_line_cannot_hold)
 	g.rootfs = NULL;
 	cr_assert_eq(vmm_qemu_argv(&q, "/opt/qemu", &g), 0);
 	cr_assert(has_pair(&q, "-initrd", "i"));
-	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet -- echo bench-out");
+	cr_assert_str_eq(last(&q), VMM_DEFAULT_CMDLINE " -- echo bench-out");
 }
 
 Test(bench_vmm, too_long)

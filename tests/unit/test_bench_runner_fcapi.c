@@ -317,7 +317,7 @@ Test(bench_fcapi_boot, a_boot)
 	cr_assert(src && mc && dr && act, "%s", s.seen);
 	cr_assert(src < mc && mc < dr && dr < act, "in Firecracker's getting-started order");
 	cr_assert(strstr(s.seen, "\"kernel_image_path\":\"/k/vmlinux\""), "%s", s.seen);
-	cr_assert(strstr(s.seen, "\"boot_args\":\"console=ttyS0 reboot=t panic=-1 quiet -- echo "
+	cr_assert(strstr(s.seen, "\"boot_args\":\"" VMM_DEFAULT_CMDLINE " -- echo "
 				 "bench-out\""),
 		  "%s", s.seen);
 	cr_assert(strstr(s.seen, "\"vcpu_count\":2"), "%s", s.seen);

@@ -64,10 +64,11 @@ wait_bg() {
 }
 
 # A boot-source body for the test guest, with the guest command $1 for
-# init (a string without double quotes).
+# init (a string without double quotes), the initrd $2 (default $INITRD)
+# and more kernel words $3.
 boot_source() {
 	body boot <<EOB
 {"kernel_image_path": "$KERNEL", "initrd_path": "${2:-$INITRD}",
- "boot_args": "console=ttyS0 reboot=k panic=-1 -- sh -c \"$1\""}
+ "boot_args": "console=ttyS0 reboot=k panic=-1 ${3:-}-- sh -c \"$1\""}
 EOB
 }

@@ -2,14 +2,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -222,6 +227,13 @@ static struct {
 	int test_thread;
 } policy = {.test_thread = -1};
 
+/* Each kind's program under the policy, built by the first thread of that
+ * kind and kept: the vCPU threads share one. */
+static struct {
+	pthread_mutex_t lock;
+	struct sock_fprog prog[SECCOMP_THREADS];
+} built = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 const struct seccomp_rule *seccomp_table(enum seccomp_thread kind, size_t *n)
 {
 	if ((unsigned)kind >= SECCOMP_THREADS) {
@@ -319,6 +331,68 @@ int seccomp_install(enum seccomp_thread kind, bool log_only)
 	return r;
 }
 
+/* kind's filter as BPF: libseccomp's program read back from a memfd
+ * (libseccomp 2.5 exports to a descriptor only). */
+static int build_prog(enum seccomp_thread kind, bool log_only, struct sock_fprog *out)
+{
+	struct sock_filter *f = NULL;
+	int fd = -1, r;
+	off_t len;
+	scmp_filter_ctx ctx = build(kind, log_only, &r);
+
+	if (!ctx)
+		return r;
+	if ((fd = memfd_create("flint-seccomp", MFD_CLOEXEC)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((r = seccomp_export_bpf(ctx, fd)) < 0)
+		goto out;
+	len = lseek(fd, 0, SEEK_CUR);
+	if (len <= 0 || len % (off_t)sizeof(*f) || len / (off_t)sizeof(*f) > BPF_MAXINSNS) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (!(f = malloc((size_t)len))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (pread(fd, f, (size_t)len, 0) != len) {
+		r = -EIO;
+		free(f);
+		goto out;
+	}
+	out->filter = f;
+	out->len = (unsigned short)(len / (off_t)sizeof(*f));
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	return r;
+}
+
+int seccomp_program(enum seccomp_thread kind, const struct sock_fprog **out)
+{
+	int r = 0;
+
+	*out = NULL;
+	if ((unsigned)kind >= SECCOMP_THREADS)
+		return -EINVAL;
+	pthread_mutex_lock(&built.lock);
+	if (!built.prog[kind].filter) {
+		r = build_prog(kind, policy.log_only, &built.prog[kind]);
+		/* libseccomp's working memory (its rule database and the program
+		 * it generated) went back to the heap, where it would stay
+		 * resident for the VM's life. */
+		malloc_trim(0);
+	}
+	if (!r)
+		*out = &built.prog[kind];
+	pthread_mutex_unlock(&built.lock);
+	return r;
+}
+
 int seccomp_configure(bool log_only, int test_thread)
 {
 	/* Level 3: the kernel and the library know SECCOMP_RET_KILL_PROCESS
@@ -356,12 +430,18 @@ static void forbidden_call(enum seccomp_thread kind)
 
 int seccomp_enter(enum seccomp_thread kind)
 {
+	const struct sock_fprog *prog;
 	int r;
 
 	if (!policy.on)
 		return 0;
-	if ((r = seccomp_install(kind, policy.log_only)) < 0)
+	if ((r = seccomp_program(kind, &prog)) < 0)
 		return r;
+	/* As libseccomp's seccomp_load: no_new_privs, then the filter on this
+	 * thread alone (no TSYNC flag). */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
+		return -errno;
 	if (policy.test_thread == (int)kind)
 		forbidden_call(kind);
 	return 0;

@@ -52,6 +52,7 @@
 #ifndef FLINT_SECCOMP_H
 #define FLINT_SECCOMP_H
 
+#include <linux/filter.h>
 #include <seccomp.h> /* libseccomp's: project headers are -iquote */
 #include <stdbool.h>
 #include <stddef.h>
@@ -105,6 +106,14 @@ int seccomp_install(enum seccomp_thread kind, bool log_only) WARN_UNUSED;
  * libseccomp support the actions used, and keeps malloc in the main arena
  * (see above). Returns 0 or -errno. */
 int seccomp_configure(bool log_only, int test_thread) WARN_UNUSED;
+
+/* kind's program under the policy set by seccomp_configure, as
+ * seccomp_enter installs it: built once a process by the first thread that
+ * asks (under a lock; the vCPU threads then share it), after which the
+ * memory libseccomp worked in is given back (malloc_trim) rather than left
+ * in flint's RSS. *out stays valid for the process's life. Returns 0 or
+ * -errno. */
+int seccomp_program(enum seccomp_thread kind, const struct sock_fprog **out) WARN_UNUSED;
 
 /* What each thread calls first: install kind's filter per the policy set
  * by seccomp_configure (nothing when it was never called, as in the unit

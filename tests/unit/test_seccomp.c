@@ -454,6 +454,34 @@ Test(seccomp, enter_applies_the_policy_and_the_test_hook)
 	cr_assert_eq(seccomp_configure(false, SECCOMP_THREADS), -EINVAL);
 }
 
+Test(seccomp, a_program_is_built_once_and_is_libseccomps)
+{
+	const struct sock_fprog *a, *b;
+
+	cr_assert_eq(seccomp_configure(false, -1), 0);
+	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+		cr_assert_eq(seccomp_program(kinds[k], &a), 0);
+		cr_assert_eq(seccomp_program(kinds[k], &b), 0);
+		cr_assert_eq(a, b, "%s: built twice", seccomp_thread_name(kinds[k]));
+		/* The very program libseccomp exports for the table. */
+		int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(seccomp_export(kinds[k], false, fd), 0);
+		off_t len = lseek(fd, 0, SEEK_END);
+		cr_assert_eq(len, (off_t)(a->len * sizeof(*a->filter)), "%s",
+			     seccomp_thread_name(kinds[k]));
+		void *bytes = malloc((size_t)len);
+		cr_assert_not_null(bytes);
+		cr_assert_eq(pread(fd, bytes, (size_t)len, 0), len);
+		cr_assert_eq(memcmp(bytes, a->filter, (size_t)len), 0, "%s",
+			     seccomp_thread_name(kinds[k]));
+		free(bytes);
+		close(fd);
+	}
+	cr_assert_eq(seccomp_program(SECCOMP_THREADS, &a), -EINVAL);
+	cr_assert_null(a);
+}
+
 /* ---- malloc in a filtered thread ---- */
 
 /* A thread under the vCPU filter that allocates and frees megabytes in

@@ -17,7 +17,10 @@ WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Werror
 # virtio.h at its top), so that runner/core/seccomp.h does not hide
 # libseccomp's <seccomp.h>.
 CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
-FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP
+# Each function and object in a section of its own, so that the static
+# flint's link drops what nothing calls (-Wl,--gc-sections): 375 KB less
+# text, and fewer pages mapped at every launch (the RSS flint bench counts).
+FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP -ffunction-sections -fdata-sections
 LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz -lxxhash -larchive
 # The static links of libarchive (the guest agent, the static flint):
 # Debian's libarchive.a and what its tar reader, pax writer and disk
@@ -61,8 +64,18 @@ FLINT_STATIC_LIBS = $(ARCHIVE_STATIC_OBJ) $(MHD_LIB) \
 $(MHD_LIB): mk/build-mhd.sh $(wildcard /usr/include/microhttpd.h)
 	CC='$(CC)' mk/build-mhd.sh $(MHD_DIR)
 
+# Linked in this order: the code every VM runs (boot, exits, devices, the
+# event loop, flint run) first and together, what only some launches use
+# (the API, flint bench, images, flint serve, snapshots) after it, so that
+# the pages a boot touches share fewer of their 64 KiB fault-around windows
+# with code it never runs.
+FLINT_COLD := runner/api/% runner/bench/% runner/cmd/bench.o runner/image/% runner/serve/% \
+	runner/snapshot/%
+FLINT_LINK_OBJS = $(filter-out $(addprefix $(BUILD)/,$(FLINT_COLD)),$(RUNNER_OBJS)) \
+	$(filter $(addprefix $(BUILD)/,$(FLINT_COLD)),$(RUNNER_OBJS))
+
 $(BUILD)/flint: $(RUNNER_OBJS) $(ARCHIVE_STATIC_OBJ) $(MHD_LIB)
-	$(CC) $(CFLAGS) -static -o $@ $(RUNNER_OBJS) $(FLINT_STATIC_LIBS)
+	$(CC) $(CFLAGS) -static -Wl,--gc-sections -o $@ $(FLINT_LINK_OBJS) $(FLINT_STATIC_LIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(RUNNER_LIB_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs criterion) $(LDLIBS_FLINT)

@@ -48,16 +48,18 @@ invoke_many() { # N: N invocations, 4 at a time, each answering its own input
 		lanes="$lanes $!"
 	done
 	for j in $lanes; do wait "$j"; done
-	bad=0
+	bad=0 seen=0
 	k=0
 	while [ $k -lt "$n" ]; do
 		if [ "$(cat "$T/c$k")" != 200 ] || [ "$(cat "$T/r$k")" != "got:req$k" ]; then
 			echo "invocation $k: status $(cat "$T/c$k"), body '$(head -c 200 "$T/r$k")'"
 			bad=$((bad + 1))
+			grep -q SEEN "$T/r$k" && seen=$((seen + 1))
 		fi
 		k=$((k + 1))
 	done
-	[ $bad = 0 ] || die "$bad of $n jailed invocations answered wrong (SEEN: a marker crossed requests)"
+	[ $seen = 0 ] || die "$seen of $n jailed invocations saw another's marker (SEEN)"
+	[ $bad = 0 ] || die "$bad of $n jailed invocations answered wrong (above)"
 }
 cmd="[\"sh\", \"-c\", \"read x; echo got:\$x; if [ -e /tmp/mark ]; then echo SEEN; fi; touch /tmp/mark\"]"
 fn="{\"command\": $cmd, \"kernel\": \"$KERNEL\", \"rootfs\": \"$ROOTFS\", \"mem_mib\": 128, \"max_concurrency\": 4, \"min_warm\": 2}"

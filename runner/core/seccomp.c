@@ -317,36 +317,17 @@ int seccomp_export(enum seccomp_thread kind, bool log_only, int fd)
 	return r;
 }
 
-int seccomp_install(enum seccomp_thread kind, bool log_only)
-{
-	int r;
-	scmp_filter_ctx ctx = build(kind, log_only, &r);
-
-	if (!ctx)
-		return r;
-	/* libseccomp sets no_new_privs first (SCMP_FLTATR_CTL_NNP defaults on)
-	 * and leaves TSYNC off: the filter is this thread's alone. */
-	r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return r;
-}
-
-/* kind's filter as BPF: libseccomp's program read back from a memfd
- * (libseccomp 2.5 exports to a descriptor only). */
+/* kind's filter as BPF: libseccomp's program, exported into a memfd and
+ * read back (libseccomp 2.5 exports to a descriptor only). */
 static int build_prog(enum seccomp_thread kind, bool log_only, struct sock_fprog *out)
 {
 	struct sock_filter *f = NULL;
-	int fd = -1, r;
+	int fd, r;
 	off_t len;
-	scmp_filter_ctx ctx = build(kind, log_only, &r);
 
-	if (!ctx)
-		return r;
-	if ((fd = memfd_create("flint-seccomp", MFD_CLOEXEC)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if ((r = seccomp_export_bpf(ctx, fd)) < 0)
+	if ((fd = memfd_create("flint-seccomp", MFD_CLOEXEC)) < 0)
+		return -errno;
+	if ((r = seccomp_export(kind, log_only, fd)) < 0)
 		goto out;
 	len = lseek(fd, 0, SEEK_CUR);
 	if (len <= 0 || len % (off_t)sizeof(*f) || len / (off_t)sizeof(*f) > BPF_MAXINSNS) {
@@ -366,9 +347,29 @@ static int build_prog(enum seccomp_thread kind, bool log_only, struct sock_fprog
 	out->len = (unsigned short)(len / (off_t)sizeof(*f));
 	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	seccomp_release(ctx);
+	close(fd);
+	return r;
+}
+
+/* As libseccomp's seccomp_load: no_new_privs (SCMP_FLTATR_CTL_NNP's
+ * default), then prog on the calling thread alone (no TSYNC flag). */
+static int load_prog(const struct sock_fprog *prog)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
+		return -errno;
+	return 0;
+}
+
+int seccomp_install(enum seccomp_thread kind, bool log_only)
+{
+	struct sock_fprog prog;
+	int r = build_prog(kind, log_only, &prog);
+
+	if (r < 0)
+		return r;
+	r = load_prog(&prog);
+	free(prog.filter);
 	return r;
 }
 
@@ -435,13 +436,8 @@ int seccomp_enter(enum seccomp_thread kind)
 
 	if (!policy.on)
 		return 0;
-	if ((r = seccomp_program(kind, &prog)) < 0)
+	if ((r = seccomp_program(kind, &prog)) < 0 || (r = load_prog(prog)) < 0)
 		return r;
-	/* As libseccomp's seccomp_load: no_new_privs, then the filter on this
-	 * thread alone (no TSYNC flag). */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
-		return -errno;
 	if (policy.test_thread == (int)kind)
 		forbidden_call(kind);
 	return 0;

@@ -14,11 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static uint64_t now_us(void)
-{
-	return now_ns() / 1000;
-}
-
 int fcapi_connect(const char *path, uint64_t deadline_us, int *fd)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -164,11 +164,6 @@ unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n)
 	return now;
 }
 
-static uint64_t now_us(void)
-{
-	return now_ns() / 1000;
-}
-
 /* The whole of a /proc file (up to max bytes), NUL-terminated, malloc'd. */
 static char *read_proc(pid_t pid, const char *what, size_t max, size_t *len)
 {

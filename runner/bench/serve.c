@@ -36,11 +36,6 @@ int bserve_isolation_from_name(const char *name, enum bserve_isolation *i)
 	return -EINVAL;
 }
 
-static uint64_t now_us(void)
-{
-	return now_ns() / 1000;
-}
-
 /* ----- what flint serve is told ----- */
 
 /* s, copied into a->buf, as the next word. */

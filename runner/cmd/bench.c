@@ -405,7 +405,7 @@ static void *slot_thread(void *arg)
 {
 	struct slot_job *j = arg;
 
-	j->start_us = now_ns() / 1000 - j->round0;
+	j->start_us = now_us() - j->round0;
 	j->ret = j->l->run(j->l->ctx, j->vmm, j->slot, &j->r);
 	return NULL;
 }
@@ -415,7 +415,7 @@ static int round_of(const struct bench_loop *l, unsigned vmm, struct slot_job *j
 {
 	pthread_t t[256];
 	unsigned started = 0;
-	uint64_t round0 = now_ns() / 1000;
+	uint64_t round0 = now_us();
 	int ret = 0;
 
 	for (unsigned s = 0; s < l->concurrency; s++) {

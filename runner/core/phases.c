@@ -97,7 +97,7 @@ void phases_mark(enum bench_phase p)
 	}
 	if (atomic_fetch_or(&done, 1u << p) & (1u << p))
 		return;
-	put_phase(p, now_ns() / 1000);
+	put_phase(p, now_us());
 }
 
 /* Where vCPU v's counters are in its statistics (main thread, once). */

@@ -134,6 +134,11 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t now_us(void)
+{
+	return now_ns() / 1000;
+}
+
 uint64_t realtime_ns(void)
 {
 	struct timespec ts;

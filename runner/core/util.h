@@ -87,8 +87,9 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap) PRINTF(2, 0);
 /* Close *fd if it is >= 0 and set it to -1. Accepts -1. */
 void close_fd(int *fd);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
+/* CLOCK_MONOTONIC in nanoseconds, and in microseconds. */
 uint64_t now_ns(void);
+uint64_t now_us(void);
 /* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */
 uint64_t realtime_ns(void);
 

@@ -235,6 +235,15 @@ int fcapi_header(const struct fcapi_answer *a, const char *name, char *out, size
 	return 0;
 }
 
+void fcapi_fault(const char *body, char *out, size_t len)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	const char *m = json_string_value(json_object_get(j, "fault_message"));
+
+	snprintf(out, len, "%s", m ? m : body);
+	json_decref(j);
+}
+
 /* The status line and headers into a->head, then the body as they say. */
 static int read_answer(struct rd *r, struct fcapi_answer *a)
 {
@@ -253,8 +262,8 @@ static int read_answer(struct rd *r, struct fcapi_answer *a)
 			return -EPROTO;
 		hl += (size_t)snprintf(a->head + hl, sizeof(a->head) - hl, "%s\r\n", line);
 	}
-	if (sscanf(a->head, "HTTP/1.%*1[01] %3d%c", &code, &sp) != 2 ||
-	    (sp != ' ' && sp != '\r') || code < 100)
+	if (sscanf(a->head, "HTTP/1.%*1[01] %3d%c", &code, &sp) != 2 || (sp != ' ' && sp != '\r') ||
+	    code < 100)
 		return -EPROTO;
 	a->status = code;
 	if (fcapi_header(a, "Transfer-Encoding", val, sizeof(val)) == 0)
@@ -363,10 +372,9 @@ static int put(int fd, const char *path, json_t *j, uint64_t deadline_us, char *
 	}
 	if (status / 100 == 2)
 		return 0;
-	json_t *a = json_loads(body, 0, NULL);
-	const char *fault = json_string_value(json_object_get(a, "fault_message"));
-	snprintf(why, whylen, "PUT %s: %d %s", path, status, fault ? fault : body);
-	json_decref(a);
+	char fault[sizeof(body)];
+	fcapi_fault(body, fault, sizeof(fault));
+	snprintf(why, whylen, "PUT %s: %d %s", path, status, fault);
 	return -EIO;
 }
 

@@ -67,6 +67,10 @@ int fcapi_exchange(int fd, const struct fcapi_call *c, struct fcapi_answer *a) W
  * surrounding blanks dropped, into out (cut to fit): 0, or -ENOENT. */
 int fcapi_header(const struct fcapi_answer *a, const char *name, char *out, size_t len);
 
+/* What an error answer's body says: its JSON "fault_message" (Firecracker's
+ * and flint's errors), else the body itself, into out (cut to fit). */
+void fcapi_fault(const char *body, char *out, size_t len);
+
 /* What fcapi_boot needs: the API socket's path and the guest. */
 struct fcapi_boot {
 	const char *sock;

@@ -38,33 +38,6 @@ int bserve_isolation_from_name(const char *name, enum bserve_isolation *i)
 
 /* ----- what flint serve is told ----- */
 
-/* s, copied into a->buf, as the next word. */
-static int word(struct vmm_argv *a, const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	if (a->n == VMM_ARGV_MAX || a->used + n > sizeof(a->buf))
-		return -E2BIG;
-	memcpy(a->buf + a->used, s, n);
-	a->v[a->n++] = a->buf + a->used;
-	a->v[a->n] = NULL;
-	a->used += n;
-	return 0;
-}
-
-static int wordf(struct vmm_argv *a, const char *fmt, ...) PRINTF(2, 3);
-static int wordf(struct vmm_argv *a, const char *fmt, ...)
-{
-	char w[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(w, sizeof(w), fmt, ap);
-	va_end(ap);
-	return n < 0 || (size_t)n >= sizeof(w) ? -E2BIG : word(a, w);
-}
-
 /* VMs the bench may have alive at once: the registration's, the C
  * running and (restored per request) the C warm ones behind them. */
 static unsigned vms_needed(const struct bserve_cfg *c)
@@ -78,19 +51,19 @@ int bserve_argv(const struct bserve_cfg *c, struct vmm_argv *a)
 	uint64_t mem = (uint64_t)vms * c->mem_mib;
 	int r = 0;
 
-	a->n = 0;
-	a->used = 0;
-	a->v[0] = NULL;
-	r = r ?: word(a, c->flint);
-	r = r ?: word(a, "serve");
-	r = r ?: wordf(a, "--listen=unix:%s/serve.sock", c->dir);
-	r = r ?: wordf(a, "--state-dir=%s/state", c->dir);
-	r = r ?: wordf(a, "--register-timeout=%u", c->timeout_s);
-	r = r ?: wordf(a, "--per-request=%s", c->isolation == BSERVE_RESTORE ? "restore" : "reset");
+	vmm_argv_reset(a);
+	r = r ?: vmm_argv_add(a, "%s", c->flint);
+	r = r ?: vmm_argv_add(a, "serve");
+	r = r ?: vmm_argv_add(a, "--listen=unix:%s/serve.sock", c->dir);
+	r = r ?: vmm_argv_add(a, "--state-dir=%s/state", c->dir);
+	r = r ?: vmm_argv_add(a, "--register-timeout=%u", c->timeout_s);
+	r = r
+		?: vmm_argv_add(a, "--per-request=%s",
+				c->isolation == BSERVE_RESTORE ? "restore" : "reset");
 	if (vms > BSERVE_MAX_VMS_DEFAULT)
-		r = r ?: wordf(a, "--max-vms=%u", vms);
+		r = r ?: vmm_argv_add(a, "--max-vms=%u", vms);
 	if (mem > BSERVE_MAX_MEM_DEFAULT_MIB)
-		r = r ?: wordf(a, "--max-mem=%lluM", (unsigned long long)mem);
+		r = r ?: vmm_argv_add(a, "--max-mem=%lluM", (unsigned long long)mem);
 	return r;
 }
 
@@ -337,16 +310,6 @@ static int call(struct bserve *s, int fd, const char *method, const char *path, 
 	return 0;
 }
 
-/* The fault_message of a JSON error body, or the body. */
-static void fault(const char *body, char *out, size_t len)
-{
-	json_t *j = json_loads(body, 0, NULL);
-	const char *m = json_string_value(json_object_get(j, "fault_message"));
-
-	snprintf(out, len, "%s", m ? m : body);
-	json_decref(j);
-}
-
 static int registration(struct bserve *s, int fd, char *why, size_t len)
 {
 	const struct bserve_cfg *c = s->c;
@@ -365,7 +328,7 @@ static int registration(struct bserve *s, int fd, char *why, size_t len)
 		return r;
 	if (status != 201) {
 		/* its answer says why; the log's last line would not */
-		fault(body, msg, sizeof(msg));
+		fcapi_fault(body, msg, sizeof(msg));
 		snprintf(why, len, "registering the function gave %d: %s", status, msg);
 		return -EIO;
 	}
@@ -528,7 +491,7 @@ static void one(const struct bserve_load *l, int *fd, struct fcapi_answer *a,
 	if (a->status != 200) {
 		if (fcapi_header(a, "X-Flint-Outcome", outcome, sizeof(outcome)) < 0)
 			snprintf(outcome, sizeof(outcome), "-");
-		fault(a->body, msg, sizeof(msg));
+		fcapi_fault(a->body, msg, sizeof(msg));
 		snprintf(rec->why, sizeof(rec->why), "status %d, outcome %s: %.80s", a->status,
 			 outcome, msg);
 		return;

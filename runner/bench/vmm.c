@@ -12,8 +12,7 @@
  * (bench/run/in-l1.sh). */
 #define QEMU_MMIO_ROOT "virtio_mmio.device=512@0xfeb00e00:12"
 
-static int add(struct vmm_argv *a, const char *fmt, ...) PRINTF(2, 3);
-static int add(struct vmm_argv *a, const char *fmt, ...)
+int vmm_argv_add(struct vmm_argv *a, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -31,7 +30,7 @@ static int add(struct vmm_argv *a, const char *fmt, ...)
 	return 0;
 }
 
-static void reset(struct vmm_argv *a)
+void vmm_argv_reset(struct vmm_argv *a)
 {
 	a->n = 0;
 	a->used = 0;
@@ -42,37 +41,40 @@ int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest 
 {
 	int r = 0;
 
-	reset(a);
-	r |= add(a, "%s", path);
-	r |= add(a, "run");
-	r |= add(a, "--phase-fd");
-	r |= add(a, "%d", RUNNER_PHASE_FD);
+	vmm_argv_reset(a);
+	r |= vmm_argv_add(a, "%s", path);
+	r |= vmm_argv_add(a, "run");
+	r |= vmm_argv_add(a, "--phase-fd");
+	r |= vmm_argv_add(a, "%d", RUNNER_PHASE_FD);
 	if (g->state) {
-		r |= add(a, "--restore");
-		r |= add(a, "%s", g->state);
-		r |= add(a, g->uffd_sock ? "--uffd-sock" : "--mem-file");
-		r |= add(a, "%s", g->uffd_sock ? g->uffd_sock : g->mem_file ? g->mem_file : "");
+		r |= vmm_argv_add(a, "--restore");
+		r |= vmm_argv_add(a, "%s", g->state);
+		r |= vmm_argv_add(a, g->uffd_sock ? "--uffd-sock" : "--mem-file");
+		r |= vmm_argv_add(a, "%s",
+				  g->uffd_sock	? g->uffd_sock
+				  : g->mem_file ? g->mem_file
+						: "");
 	} else {
-		r |= add(a, "--kernel");
-		r |= add(a, "%s", g->kernel);
+		r |= vmm_argv_add(a, "--kernel");
+		r |= vmm_argv_add(a, "%s", g->kernel);
 		if (g->initrd) {
-			r |= add(a, "--initrd");
-			r |= add(a, "%s", g->initrd);
+			r |= vmm_argv_add(a, "--initrd");
+			r |= vmm_argv_add(a, "%s", g->initrd);
 		}
 		if (g->rootfs) {
-			r |= add(a, "--rootfs");
-			r |= add(a, "%s", g->rootfs);
+			r |= vmm_argv_add(a, "--rootfs");
+			r |= vmm_argv_add(a, "%s", g->rootfs);
 		}
-		r |= add(a, "--mem");
-		r |= add(a, "%uM", g->mem_mib);
-		r |= add(a, "--vcpus");
-		r |= add(a, "%u", g->vcpus);
-		r |= add(a, "--cmdline");
-		r |= add(a, "%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE);
+		r |= vmm_argv_add(a, "--mem");
+		r |= vmm_argv_add(a, "%uM", g->mem_mib);
+		r |= vmm_argv_add(a, "--vcpus");
+		r |= vmm_argv_add(a, "%u", g->vcpus);
+		r |= vmm_argv_add(a, "--cmdline");
+		r |= vmm_argv_add(a, "%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE);
 	}
-	r |= add(a, "--");
+	r |= vmm_argv_add(a, "--");
 	for (int i = 0; i < g->ncommand; i++)
-		r |= add(a, "%s", g->command[i]);
+		r |= vmm_argv_add(a, "%s", g->command[i]);
 	return r ? -E2BIG : 0;
 }
 
@@ -106,11 +108,11 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	char append[4096];
 	int r;
 
-	reset(a);
+	vmm_argv_reset(a);
 	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
 				  g->rootfs ? "root=/dev/vda ro " QEMU_MMIO_ROOT : NULL)) < 0)
 		return r;
-	r = add(a, "%s", path ? path : "qemu-system-x86_64");
+	r = vmm_argv_add(a, "%s", path ? path : "qemu-system-x86_64");
 	static const char *const fixed[] = {
 	    "-M",	   "microvm,acpi=off,x-option-roms=off,rtc=off,auto-kernel-cmdline=off",
 	    "-accel",	   "kvm",
@@ -120,28 +122,28 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	    "-serial",	   "stdio",
 	    "-no-reboot"};
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
-		r |= add(a, "%s", fixed[i]);
-	r |= add(a, "-m");
-	r |= add(a, "%u", g->mem_mib);
-	r |= add(a, "-smp");
-	r |= add(a, "%u", g->vcpus);
-	r |= add(a, "-kernel");
-	r |= add(a, "%s", g->kernel);
+		r |= vmm_argv_add(a, "%s", fixed[i]);
+	r |= vmm_argv_add(a, "-m");
+	r |= vmm_argv_add(a, "%u", g->mem_mib);
+	r |= vmm_argv_add(a, "-smp");
+	r |= vmm_argv_add(a, "%u", g->vcpus);
+	r |= vmm_argv_add(a, "-kernel");
+	r |= vmm_argv_add(a, "%s", g->kernel);
 	if (g->initrd) {
-		r |= add(a, "-initrd");
-		r |= add(a, "%s", g->initrd);
+		r |= vmm_argv_add(a, "-initrd");
+		r |= vmm_argv_add(a, "%s", g->initrd);
 	}
 	if (g->rootfs) {
 		/* A ',' in the path would start another -drive option. */
 		if (strchr(g->rootfs, ','))
 			return -EINVAL;
-		r |= add(a, "-drive");
-		r |= add(a, "id=root,file=%s,format=raw,if=none,readonly=on", g->rootfs);
-		r |= add(a, "-device");
-		r |= add(a, "virtio-blk-device,drive=root");
+		r |= vmm_argv_add(a, "-drive");
+		r |= vmm_argv_add(a, "id=root,file=%s,format=raw,if=none,readonly=on", g->rootfs);
+		r |= vmm_argv_add(a, "-device");
+		r |= vmm_argv_add(a, "virtio-blk-device,drive=root");
 	}
-	r |= add(a, "-append");
-	r |= add(a, "%s", append);
+	r |= vmm_argv_add(a, "-append");
+	r |= vmm_argv_add(a, "%s", append);
 	return r ? -E2BIG : 0;
 }
 
@@ -150,32 +152,32 @@ int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	char append[4096];
 	int r;
 
-	reset(a);
+	vmm_argv_reset(a);
 	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
 				  g->rootfs ? "root=/dev/vda ro" : NULL)) < 0)
 		return r;
 	if (g->rootfs && strchr(g->rootfs, ','))
 		return -EINVAL;
-	r = add(a, "%s", path ? path : "lkvm");
-	r |= add(a, "run");
-	r |= add(a, "--kernel");
-	r |= add(a, "%s", g->kernel);
+	r = vmm_argv_add(a, "%s", path ? path : "lkvm");
+	r |= vmm_argv_add(a, "run");
+	r |= vmm_argv_add(a, "--kernel");
+	r |= vmm_argv_add(a, "%s", g->kernel);
 	if (g->initrd) {
-		r |= add(a, "--initrd");
-		r |= add(a, "%s", g->initrd);
+		r |= vmm_argv_add(a, "--initrd");
+		r |= vmm_argv_add(a, "%s", g->initrd);
 	}
 	if (g->rootfs) {
-		r |= add(a, "--disk");
-		r |= add(a, "%s,ro", g->rootfs);
+		r |= vmm_argv_add(a, "--disk");
+		r |= vmm_argv_add(a, "%s,ro", g->rootfs);
 	}
-	r |= add(a, "--mem");
-	r |= add(a, "%u", g->mem_mib);
-	r |= add(a, "--cpus");
-	r |= add(a, "%u", g->vcpus);
-	r |= add(a, "--console");
-	r |= add(a, "serial");
-	r |= add(a, "--params");
-	r |= add(a, "%s", append);
+	r |= vmm_argv_add(a, "--mem");
+	r |= vmm_argv_add(a, "%u", g->mem_mib);
+	r |= vmm_argv_add(a, "--cpus");
+	r |= vmm_argv_add(a, "%u", g->vcpus);
+	r |= vmm_argv_add(a, "--console");
+	r |= vmm_argv_add(a, "serial");
+	r |= vmm_argv_add(a, "--params");
+	r |= vmm_argv_add(a, "%s", append);
 	return r ? -E2BIG : 0;
 }
 
@@ -183,9 +185,9 @@ int vmm_firecracker_argv(struct vmm_argv *a, const char *path, const char *sock)
 {
 	int r;
 
-	reset(a);
-	r = add(a, "%s", path ? path : "firecracker");
-	r |= add(a, "--api-sock");
-	r |= add(a, "%s", sock);
+	vmm_argv_reset(a);
+	r = vmm_argv_add(a, "%s", path ? path : "firecracker");
+	r |= vmm_argv_add(a, "--api-sock");
+	r |= vmm_argv_add(a, "%s", sock);
 	return r ? -E2BIG : 0;
 }

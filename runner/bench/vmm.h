@@ -48,6 +48,12 @@ struct vmm_argv {
 	size_t used;
 };
 
+/* Empty a. */
+void vmm_argv_reset(struct vmm_argv *a);
+/* The next word of a, printf-formatted into its bytes: 0, or -E2BIG when
+ * a has no room for it. */
+int vmm_argv_add(struct vmm_argv *a, const char *fmt, ...) PRINTF(2, 3) WARN_UNUSED;
+
 /* The kernel command line a peer's init runs the command from: the
  * guest's (or VMM_DEFAULT_CMDLINE), root (NULL: none), "--", the command.
  * Returns 0, -EINVAL for a restore or a word a command line cannot hold,

@@ -174,6 +174,8 @@ static int run(const struct image_builder *b, struct cmd *c, int in_fd, int out_
 	       const char *path, char *err, size_t errlen)
 {
 	int r = b->run(b->ctx, c->argv, in_fd, out_fd);
+	/* The program itself, not the fakeroot that runs it. */
+	const char *prog = c->argv[b->fakeroot && !strcmp(c->argv[0], "fakeroot") ? 4 : 0];
 
 	if (r == -ENOENT)
 		return err_set(err, errlen, r, "%s: cannot run %s: not installed (%s)", path,
@@ -186,11 +188,9 @@ static int run(const struct image_builder *b, struct cmd *c, int in_fd, int out_
 		return err_set(err, errlen, -EFBIG,
 			       "%s: over the limit of %" PRIu64 " bytes for a file of the image's "
 			       "build (%s was stopped writing a larger one)",
-			       path, b->max_bytes,
-			       c->argv[b->fakeroot && !strcmp(c->argv[0], "fakeroot") ? 4 : 0]);
+			       path, b->max_bytes, prog);
 	if (r > 0)
-		return err_set(err, errlen, -EIO, "%s: %s failed with status %d", path,
-			       c->argv[b->fakeroot && !strcmp(c->argv[0], "fakeroot") ? 4 : 0], r);
+		return err_set(err, errlen, -EIO, "%s: %s failed with status %d", path, prog, r);
 	return 0;
 }
 

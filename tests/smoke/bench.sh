@@ -129,6 +129,25 @@ else
 	echo "SKIP flint bench with a stand-in flint: no python3"
 fi
 
+# term_bench PID: SIGTERM to the bench at PID, which must end within 5 s
+# (else why says so and it is killed) with 143 (else why says its status,
+# unless why already holds a reason).
+term_bench() {
+	kill -TERM "$1"
+	n=0
+	while kill -0 "$1" 2>/dev/null && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		why="still running 5 s after SIGTERM"
+		kill -KILL "$1"
+	fi
+	wait "$1"
+	got=$?
+	[ -z "$why" ] && [ $got != 143 ] && why="status $got, expected 143"
+}
+
 # SIGTERM mid-run: the VMMs running (three stand-ins that would sleep
 # 30 s, each in a process group of its own) killed, 143 at once, no
 # output left behind.
@@ -144,20 +163,8 @@ while [ "$(wc -l <"$B/pids")" -lt 3 ] && [ $n -lt 100 ]; do
 	sleep 0.1
 	n=$((n + 1))
 done
-kill -TERM $bp
-n=0
-while kill -0 $bp 2>/dev/null && [ $n -lt 50 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
 why=""
-if kill -0 $bp 2>/dev/null; then
-	why="still running 5 s after SIGTERM"
-	kill -KILL $bp
-fi
-wait $bp
-got=$?
-[ -z "$why" ] && [ $got != 143 ] && why="status $got, expected 143"
+term_bench $bp
 for p in $(cat "$B/pids"); do
 	kill -0 "$p" 2>/dev/null && why="${why:-stand-in $p left running}" && kill "$p"
 done
@@ -184,21 +191,9 @@ if command -v python3 >/dev/null 2>&1; then
 		n=$((n + 1))
 	done
 	sleep 0.2 # the restore's VMM started after the handler's socket
-	kill -TERM $bp
-	n=0
-	while kill -0 $bp 2>/dev/null && [ $n -lt 50 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
 	why=""
 	[ -s "$B/uffd-pids" ] || why="the handler never started"
-	if kill -0 $bp 2>/dev/null; then
-		why="still running 5 s after SIGTERM"
-		kill -KILL $bp
-	fi
-	wait $bp
-	got=$?
-	[ -z "$why" ] && [ $got != 143 ] && why="status $got, expected 143"
+	term_bench $bp
 	# Orphaned, the handler's child is reaped by init, maybe not at once:
 	# a zombie is gone.
 	for p in $(cat "$B/uffd-pids"); do

@@ -817,6 +817,22 @@ RUNARGS="run --kernel $T/files/vmlinux --rootfs $T/files/vmlinux"
 imgcat() {
 	debugfs -R "cat $2" "$1" 2>/dev/null
 }
+# cache_images: what the image cache holds, one line.
+cache_images() {
+	ls -A "$CACHE/images" | sort | tr '\n' ' '
+}
+# image_refused TEST JAIL-ID PATTERN BEFORE: the last launch was refused
+# with 125 and PATTERN on stderr, made no jail JAIL-ID, and left the cache
+# as BEFORE (cache_images).
+image_refused() {
+	why=
+	[ "$status" = 125 ] || why="status $status"
+	[ -z "$why" ] && ! grep -q "$3" "$ERR" && why="no '$3'"
+	[ -z "$why" ] && [ -d "$BASE/probe/$2" ] && why="made the jail"
+	[ -z "$why" ] && [ "$(cache_images)" != "$4" ] &&
+		why="the cache changed: $(ls -A "$CACHE/images")"
+	[ -z "$why" ] && ok "$1" || bad "$1" "$why"
+}
 if ! command -v mke2fs >/dev/null || ! command -v debugfs >/dev/null; then
 	skip image "no e2fsprogs"
 else
@@ -887,16 +903,10 @@ else
 		name=${c%%:*} rest=${c#*:}
 		src=${rest%%:*} rest=${rest#*:}
 		cache=${rest%%:*} want=${rest#*:}
-		before=$(ls -A "$CACHE/images" | sort | tr '\n' ' ')
+		before=$(cache_images)
 		FLINT_CACHE=$cache HOME= jail --id "img-$name" --exec-file "$PROBE" $ID -- \
 			$RUNARGS --image "$src" -- true
-		why=
-		[ "$status" = 125 ] || why="status $status"
-		[ -z "$why" ] && ! grep -q "^flint-jail: image: .*$want" "$ERR" && why="no '$want'"
-		[ -z "$why" ] && [ -d "$BASE/probe/img-$name" ] && why="made the jail"
-		[ -z "$why" ] && [ "$(ls -A "$CACHE/images" | sort | tr '\n' ' ')" != "$before" ] &&
-			why="the cache changed: $(ls -A "$CACHE/images")"
-		[ -z "$why" ] && ok "image-refused-$name" || bad "image-refused-$name" "$why"
+		image_refused "image-refused-$name" "img-$name" "^flint-jail: image: .*$want" "$before"
 	done
 	# Bounded builds (--image-limit): a bomb (a small tar.gz of 64 MiB of
 	# zeros, over bytes=1 MiB), an archive of more entries than allowed,
@@ -918,16 +928,10 @@ else
 		name=${c%%:*} rest=${c#*:}
 		src=${rest%%:*} rest=${rest#*:}
 		lim=${rest%%:*} want=${rest#*:}
-		before=$(ls -A "$CACHE/images" | sort | tr '\n' ' ')
+		before=$(cache_images)
 		FLINT_CACHE=$CACHE jail --id "img-$name" --exec-file "$PROBE" $ID --image-limit "$lim" \
 			-- $RUNARGS --image "$src" -- true
-		why=
-		[ "$status" = 125 ] || why="status $status"
-		[ -z "$why" ] && ! grep -q "^flint-jail: image: $src: $want" "$ERR" && why="no '$want'"
-		[ -z "$why" ] && [ -d "$BASE/probe/img-$name" ] && why="made the jail"
-		[ -z "$why" ] && [ "$(ls -A "$CACHE/images" | sort | tr '\n' ' ')" != "$before" ] &&
-			why="the cache changed: $(ls -A "$CACHE/images")"
-		[ -z "$why" ] && ok "image-limit-$name" || bad "image-limit-$name" "$why"
+		image_refused "image-limit-$name" "img-$name" "^flint-jail: image: $src: $want" "$before"
 	done
 	# --scratch: made in the jail by the jailer (flint there has no
 	# mke2fs), sparse ext4 of the size asked, uid:gid's, 0600; flint gets

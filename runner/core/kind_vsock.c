@@ -55,6 +55,7 @@ static void vsock_print_stats(const struct device *d)
 		ULL(v.conns_host), ULL(v.conns_guest), ULL(v.conns_open), ULL(v.resets),
 		ULL(v.rx_bytes), ULL(v.tx_bytes), ULL(v.bad_packets), ULL(rx.interrupts),
 		ULL(tx.interrupts), ULL(rx.notifications), ULL(tx.notifications));
+	vsock_mux_print_open(device_priv(d));
 }
 
 static void vsock_counters(const struct device *d, device_counter_fn emit, void *ctx)

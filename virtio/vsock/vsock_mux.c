@@ -1036,6 +1036,27 @@ void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out)
 	out->bad_packets = d.bad_packets;
 }
 
+void vsock_mux_print_open(const struct vsock_mux *m)
+{
+	static const char *const states[] = {"connecting", "open", "closed"};
+
+	for (const struct mconn *mc = m->conns.head; mc; mc = mc->next) {
+		const struct vsock_conn *c = &mc->c;
+
+		pr_info("vsock: still open: host port %u, guest port %u, %s%s%s%s; owes the guest "
+			"0x%x%s%s; to the guest sent=%u credit=%u%s%s; from the guest got=%u "
+			"forwarded=%u buffered=%u (told fwd_cnt=%u buf_alloc=%u)",
+			c->local_port, c->peer_port, states[c->state],
+			c->peer_no_send ? ", guest sends no more" : "",
+			c->peer_no_recv ? ", guest receives no more" : "",
+			c->local_eof ? ", host program's EOF read" : "", c->pending,
+			mc->e.queued ? " (queued)" : "", mc->held ? " (held)" : "", c->tx_cnt,
+			vsock_conn_credit(c), c->want_credit ? " (waiting)" : "",
+			c->credit_asked ? " (asked)" : "", c->rx_cnt, c->fwd_cnt, c->buf_len,
+			c->told_fwd_cnt, c->told_buf_alloc);
+	}
+}
+
 static void free_all(struct mlist *list)
 {
 	while (list->head) {

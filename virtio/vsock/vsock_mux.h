@@ -91,6 +91,11 @@ void vsock_mux_device(struct vsock_mux *m, const struct virtio_dev_ops **ops, vo
 
 void vsock_mux_get_stats(struct vsock_mux *m, struct vsock_mux_stats *out);
 
+/* One log line per connection still open: its state, what it owes the
+ * guest, credit and bytes both ways, what it holds. What --stats adds at
+ * exit, to find out why a stream stood still. Loop stopped. */
+void vsock_mux_print_open(const struct vsock_mux *m);
+
 /* Snapshot (devices.h's quiesce), with the event loop parked by
  * evloop_pause (this thread stands in for the loop's) or not running. The
  * device first sends the muxer what the guest has queued, gives back the

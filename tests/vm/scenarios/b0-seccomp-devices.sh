@@ -3,6 +3,9 @@
 # table kills flint with SIGSYS, status 159). The guest reads the drive,
 # serves TCP and vsock streams and request/response to L1, and connects out
 # over vsock to a server in L1; flint must end with the guest's status 0.
+# A client that fails says whether the guest's kernel still answered a
+# ping, and flint, stopped with SIGTERM, reports its open vsock connections
+# (--stats): whether a stall was the guest's or flint's.
 # timeout: 240
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -30,11 +33,28 @@ hpid=$!
 GUEST_OUT="nbench client -t 1 -w 100 vsock:2:5202 rr && nbench client vsock:2:5202 quit"
 start_bg --kernel "$KERNEL" --initrd "$TEST_INITRD" --mem 128M --console stdio \
 	--cmdline "console=ttyS0 reboot=k panic=-1 quiet ip=$GUEST_IP::$HOST_IP:255.255.255.0::eth0:off" \
-	--drive "path=$T/disk,ro" --net "tap=$TAP" --vsock "cid=3,uds=$UDS" -- \
+	--drive "path=$T/disk,ro" --net "tap=$TAP" --vsock "cid=3,uds=$UDS" --stats -- \
 	sh -c "echo drive=\$(head -c 15 /dev/vda); nbench server tcp::5201 vsock::5201 && $GUEST_OUT"
 wait_for '^nbench: server ready' 90 || {
 	kill_bg
 	fail "the guest's nbench server did not start (status $status)"
+}
+
+# client_failed ADDR MODE: the guest's kernel answers a ping or not; flint
+# ends on SIGTERM, printing its statistics, within 5 s, else is killed.
+client_failed() {
+	alive="did not answer"
+	ping -c 2 -W 1 $GUEST_IP >/dev/null 2>&1 && alive="answered"
+	kill -TERM $pid 2>/dev/null
+	n=0
+	while kill -0 $pid 2>/dev/null && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	kill_bg
+	cat "$T/clients"
+	grep '^flint: vsock' "$ERR"
+	fail "nbench client $1 $2 failed; the guest's kernel $alive a ping"
 }
 
 # Both directions of a stream and request/response, on each transport; the
@@ -42,11 +62,7 @@ wait_for '^nbench: server ready' 90 || {
 for addr in "tcp:$GUEST_IP:5201" "unix:$UDS:5201"; do
 	for mode in rr send recv; do
 		"$NB" client -t 1 -w 100 -r 10 "$addr" $mode >>"$T/clients" 2>&1 ||
-			{
-				kill_bg
-				cat "$T/clients"
-				fail "nbench client $addr $mode failed"
-			}
+			client_failed "$addr" $mode
 	done
 done
 "$NB" client -r 10 "unix:$UDS:5201" quit >>"$T/clients" 2>&1

@@ -216,8 +216,10 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
  * beside the binary or under the install prefix (home.h), the root image as
  * a read-only /dev/vda (by its absolute path when a snapshot is saved: a
  * restore may run elsewhere), the agent on, and a vsock device with a
- * socket in a private directory unless the user gave --vsock. */
-static int run_prepare(struct config *cfg, struct run_setup *rs)
+ * socket in a private directory unless the user gave --vsock. Not inlined:
+ * its paths (some 50 KiB of frames with its callees') then sit below the
+ * frame that runs the VM, where vm_run gives them back. */
+static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_setup *rs)
 {
 	char rootfs[PATH_MAX], exe[PATH_MAX], abs[PATH_MAX], images[128];
 	struct home h;

@@ -139,6 +139,23 @@ uint64_t now_us(void)
 	return now_ns() / 1000;
 }
 
+#define STACK_RELEASE_SPAN (512u * 1024)
+
+__attribute__((noinline)) bool stack_release_below(void)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	/* The page under this frame and the two below it stay: madvise's
+	 * own frame is there. */
+	uintptr_t end = ((uintptr_t)__builtin_frame_address(0) & ~(page - 1)) - 2 * page;
+
+	if (getpid() != gettid())
+		return false;
+	/* ENOMEM for the part below the stack, which is not mapped: expected,
+	 * the stack's own part is released all the same. */
+	(void)madvise((void *)(end - STACK_RELEASE_SPAN), STACK_RELEASE_SPAN, MADV_DONTNEED);
+	return true;
+}
+
 uint64_t realtime_ns(void)
 {
 	struct timespec ts;

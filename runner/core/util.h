@@ -93,6 +93,16 @@ uint64_t now_us(void);
 /* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */
 uint64_t realtime_ns(void);
 
+/* Give back the pages of the main thread's stack below the caller's frame:
+ * what set-up touched deeper down (the kernel's loading, the boot tables,
+ * `flint run`'s paths) and the thread, in its loop, will not reach again.
+ * They would otherwise stay in RSS for the VM's life; one touched again
+ * comes back zeroed. Looks no further than 512 KiB down, where below a
+ * main stack the kernel maps nothing (its guard gap is 1 MiB). Returns
+ * false, releasing nothing, on any other thread: what lies below a thread's
+ * stack is unknown. */
+bool stack_release_below(void);
+
 /* Launch timestamp (now_ns() at process start, set by main) and the time
  * elapsed since it in microseconds. */
 extern uint64_t launch_ns;

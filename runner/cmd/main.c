@@ -66,14 +66,28 @@ static int start_copies(const struct config *cfg, const char *uds, struct copier
 	return copy_start(c, in, cfg->n_copy_in, out, cfg->n_copy_out, uds, STDERR_FILENO);
 }
 
-/* What `flint run` adds to the user's configuration, and cleans up. */
+/* What `flint run` adds to the user's configuration, and cleans up:
+ * allocated strings, NULL when not set (run_setup_free). */
 struct run_setup {
-	char kernel[PATH_MAX];
-	char append[4096];
-	char dir[PATH_MAX];	    /* private directory of the vsock socket, "" if none */
-	char listen_path[PATH_MAX]; /* where the agent's connection arrives */
-	char scratch[PATH_MAX];	    /* --scratch's disk, removed once opened; "" if none */
+	char *kernel;
+	char *append;
+	char *dir;	   /* private directory of the vsock socket */
+	char *listen_path; /* where the agent's connection arrives */
+	char *scratch;	   /* --scratch's disk, removed once opened */
 };
+
+/* The longest kernel command line flint run composes. */
+#define RUN_APPEND_MAX 4095
+
+static void run_setup_free(struct run_setup *rs)
+{
+	free(rs->kernel);
+	free(rs->append);
+	free(rs->dir);
+	free(rs->listen_path);
+	free(rs->scratch);
+	*rs = (struct run_setup){0};
+}
 
 /* Find a default guest file `name` where h says; if none, say where flint
  * looked and how to point it elsewhere (FLINT_HOME, or the option `opt`). */
@@ -101,12 +115,17 @@ static int private_socket(struct config *cfg, struct run_setup *rs)
 	const char *tmp = getenv("TMPDIR");
 	int r;
 
-	snprintf(rs->dir, sizeof(rs->dir), "%s/flint-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	if (asprintf(&rs->dir, "%s/flint-run.XXXXXX", tmp) < 0) {
+		rs->dir = NULL;
+		return -ENOMEM;
+	}
 	if (!mkdtemp(rs->dir)) {
 		r = -errno;
-		pr_err("flint run: cannot create a directory in %s: %s", tmp && *tmp ? tmp : "/tmp",
-		       strerror(errno));
-		rs->dir[0] = '\0';
+		pr_err("flint run: cannot create a directory in %s: %s", tmp, strerror(errno));
+		free(rs->dir);
+		rs->dir = NULL;
 		return r;
 	}
 	/* A Unix socket path fits in 108 bytes, with "_<port>" after it. */
@@ -166,6 +185,7 @@ static int run_root_image(const struct config *cfg, char *rootfs, size_t len)
 static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, size_t len)
 {
 	char cache[PATH_MAX], path[PATH_MAX + 16], err[PATH_MAX + 256] = "", dev[16];
+	char scratch[PATH_MAX];
 	struct image_builder b;
 	enum image_kind k;
 	int r, n;
@@ -200,11 +220,14 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	if (!cfg->scratch)
 		return 0;
 	snprintf(path, sizeof(path), "%s/scratch", cache);
-	if ((r = image_make_scratch(&b, path, cfg->scratch, rs->scratch, sizeof(rs->scratch), err,
+	if ((r = image_make_scratch(&b, path, cfg->scratch, scratch, sizeof(scratch), err,
 				    sizeof(err))) < 0) {
-		rs->scratch[0] = '\0';
 		pr_err("flint run: --scratch: %s", err);
 		return r;
+	}
+	if (!(rs->scratch = strdup(scratch))) {
+		(void)unlink(scratch);
+		return -ENOMEM;
 	}
 	if ((r = add_run_drive(cfg, rs->scratch, false, dev, sizeof(dev))) < 0)
 		return r;
@@ -221,7 +244,7 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
  * frame that runs the VM, where vm_run gives them back. */
 static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_setup *rs)
 {
-	char rootfs[PATH_MAX], exe[PATH_MAX], abs[PATH_MAX], images[128];
+	char rootfs[PATH_MAX], exe[PATH_MAX], abs[PATH_MAX], images[128], kernel[PATH_MAX];
 	struct home h;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	int r;
@@ -230,9 +253,11 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 		exe[n] = '\0';
 	home_init(&h, getenv("FLINT_HOME"), n > 0 ? exe : NULL);
 	if (!cfg->kernel) {
-		if ((r = find_default(&h, "guest kernel", "vmlinux", "--kernel FILE", rs->kernel,
-				      sizeof(rs->kernel))) < 0)
+		if ((r = find_default(&h, "guest kernel", "vmlinux", "--kernel FILE", kernel,
+				      sizeof(kernel))) < 0)
 			return r;
+		if (!(rs->kernel = strdup(kernel)))
+			return -ENOMEM;
 		cfg->kernel = rs->kernel;
 	}
 	if (cfg->rootfs)
@@ -257,9 +282,13 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 		return -ENOMEM;
 	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0)
 		return r;
-	if ((size_t)snprintf(rs->append, sizeof(rs->append), "root=/dev/vda ro flint.agent%s%s%s",
-			     images, cfg->append ? " " : "",
-			     cfg->append ? cfg->append : "") >= sizeof(rs->append)) {
+	int len = asprintf(&rs->append, "root=/dev/vda ro flint.agent%s%s%s", images,
+			   cfg->append ? " " : "", cfg->append ? cfg->append : "");
+	if (len < 0) {
+		rs->append = NULL;
+		return -ENOMEM;
+	}
+	if (len > RUN_APPEND_MAX) {
 		pr_err("flint run: --append is too long");
 		return -E2BIG;
 	}
@@ -270,8 +299,10 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 		cfg->vsock.cid = RUN_GUEST_CID;
 		cfg->vsock.enabled = true;
 	}
-	snprintf(rs->listen_path, sizeof(rs->listen_path), "%s_%u", cfg->vsock.uds,
-		 AGENT_VSOCK_PORT);
+	if (asprintf(&rs->listen_path, "%s_%u", cfg->vsock.uds, AGENT_VSOCK_PORT) < 0) {
+		rs->listen_path = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -479,8 +510,10 @@ static int run_command(struct config *cfg)
 		goto out;
 	/* The drive holds the scratch disk open: nothing is left of it when
 	 * flint ends, however it ends. */
-	if (rs.scratch[0] && unlink(rs.scratch) == 0)
-		rs.scratch[0] = '\0';
+	if (rs.scratch && unlink(rs.scratch) == 0) {
+		free(rs.scratch);
+		rs.scratch = NULL;
+	}
 	rc.restored_us = us_since_launch();
 	if (start_copies(cfg, cfg->vsock.uds, &copy) < 0)
 		goto out;
@@ -527,10 +560,11 @@ out:
 	run_stop(r);
 	copy_stop(copy);
 	vm_destroy(rc.vm);
-	if (rs.scratch[0] && unlink(rs.scratch) < 0)
+	if (rs.scratch && unlink(rs.scratch) < 0)
 		pr_err("flint run: cannot remove %s: %s", rs.scratch, strerror(errno));
-	if (rs.dir[0] && rmdir(rs.dir) < 0)
+	if (rs.dir && rmdir(rs.dir) < 0)
 		pr_err("flint run: cannot remove %s: %s", rs.dir, strerror(errno));
+	run_setup_free(&rs);
 	return status;
 }
 

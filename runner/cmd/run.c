@@ -747,7 +747,8 @@ static int build_request(struct run *r)
 
 int run_start(struct run **out, const struct run_params *p)
 {
-	struct run *r = calloc(1, sizeof(*r));
+	/* Most of it is a 64 KiB frame buffer that small outputs barely use. */
+	struct run *r = lazy_zalloc(sizeof(*r));
 	sigset_t all, old;
 	int ret;
 
@@ -821,7 +822,7 @@ void run_stop(struct run *r)
 	free(r->tx.buf);
 	free(r->path);
 	free(r->uds);
-	free(r);
+	lazy_free(r, sizeof(*r));
 }
 
 bool run_finished(const struct run *r)

@@ -139,6 +139,19 @@ uint64_t now_us(void)
 	return now_ns() / 1000;
 }
 
+void *lazy_zalloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void lazy_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
+
 #define STACK_RELEASE_SPAN (512u * 1024)
 
 __attribute__((noinline)) bool stack_release_below(void)

@@ -93,6 +93,14 @@ uint64_t now_us(void);
 /* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */
 uint64_t realtime_ns(void);
 
+/* Zeroed memory for a large struct most of whose bytes a VM never
+ * touches (segment tables sized for a full queue, a frame's buffer): mapped,
+ * so that the kernel zeroes each page as it is first used and only those
+ * count in RSS. calloc clears all of it whenever the heap already had the
+ * memory. NULL when out of memory. lazy_free takes the same size; NULL ok. */
+void *lazy_zalloc(size_t size);
+void lazy_free(void *p, size_t size);
+
 /* Give back the pages of the main thread's stack below the caller's frame:
  * what set-up touched deeper down (the kernel's loading, the boot tables,
  * `flint run`'s paths) and the thread, in its loop, will not reach again.

@@ -570,12 +570,13 @@ int vsock_dev_create(struct vsock_dev **out, uint64_t guest_cid, struct evloop *
 	if (guest_cid < 3 || !loop || !be->tx || !be->tx_bad || !be->rx_pending || !be->rx ||
 	    !be->changed)
 		return -EINVAL;
-	d = calloc(1, sizeof(*d));
+	/* Its segment tables are sized for full queues and mostly unused. */
+	d = lazy_zalloc(sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	r = -pthread_mutex_init(&d->lock, NULL);
 	if (r) {
-		free(d);
+		lazy_free(d, sizeof(*d));
 		return r;
 	}
 	d->be = *be;
@@ -592,7 +593,7 @@ void vsock_dev_destroy(struct vsock_dev *d)
 	if (!d)
 		return;
 	pthread_mutex_destroy(&d->lock);
-	free(d);
+	lazy_free(d, sizeof(*d));
 }
 
 uint64_t vsock_dev_resets(const struct vsock_dev *d)

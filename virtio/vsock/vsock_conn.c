@@ -4,7 +4,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "vsock/vsock_pkt.h"
 
@@ -40,8 +39,7 @@ void vsock_conn_accept(struct vsock_conn *c, const struct virtio_vsock_hdr *req,
 
 void vsock_conn_release(struct vsock_conn *c)
 {
-	if (c->buf)
-		munmap(c->buf, c->buf_alloc);
+	lazy_free(c->buf, c->buf_alloc);
 	c->buf = NULL;
 	c->buf_head = c->buf_len = 0;
 }
@@ -219,16 +217,6 @@ void vsock_conn_readable(struct vsock_conn *c)
 		c->pending |= VSOCK_CONN_DATA;
 }
 
-/* The buffer is mapped rather than malloc'd: freeing many of them in the
- * event loop's malloc arena makes glibc shrink that heap, and the first
- * shrink opens /proc/sys/vm/overcommit_memory, which the loop thread's
- * seccomp filter refuses (it kills flint). */
-static uint8_t *map_buf(uint32_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
 int vsock_conn_buffer(struct vsock_conn *c, const struct iovec *iov, unsigned niov, size_t skip)
 {
 	for (unsigned i = 0; i < niov; i++) {
@@ -244,7 +232,11 @@ int vsock_conn_buffer(struct vsock_conn *c, const struct iovec *iov, unsigned ni
 		skip = 0;
 		if (len > c->buf_alloc - c->buf_len)
 			return -ENOBUFS;
-		if (!c->buf && (c->buf = map_buf(c->buf_alloc)) == NULL)
+		/* Mapped rather than malloc'd: only what the guest's data
+		 * fills is in RSS, and freeing many buffers never makes glibc
+		 * shrink a heap, which would open a /proc file no loop-thread
+		 * filter allows. */
+		if (!c->buf && (c->buf = lazy_zalloc(c->buf_alloc)) == NULL)
 			return -ENOMEM;
 		while (len) {
 			uint32_t tail = (c->buf_head + c->buf_len) % c->buf_alloc;

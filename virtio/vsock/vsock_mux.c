@@ -962,7 +962,8 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 	int r;
 
 	*out = NULL;
-	m = calloc(1, sizeof(*m));
+	/* Its port table and read vector are sized for the most there can be. */
+	m = lazy_zalloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->listen_fd = m->wake_fd = -1;
@@ -1082,5 +1083,5 @@ void vsock_mux_destroy(struct vsock_mux *m)
 	vsock_dev_destroy(m->dev);
 	pthread_mutex_destroy(&m->stats_lock);
 	free(m->path);
-	free(m);
+	lazy_free(m, sizeof(*m));
 }

@@ -82,6 +82,8 @@ static void woken(struct ev_op *op, int res)
 		pr_err("event loop: polling its eventfd: %s", strerror(-res));
 }
 
+#define EVLOOP_MIN_CQ 256
+
 int evloop_create(struct evloop **out, unsigned entries)
 {
 	struct evloop *l = calloc(1, sizeof(*l));
@@ -98,7 +100,13 @@ int evloop_create(struct evloop **out, unsigned entries)
 		r = -errno;
 		goto err;
 	}
-	r = uring_init_restricted(&l->ring, entries, allowed_ops, ARRAY_SIZE(allowed_ops));
+	/* Completions come from the polls, timers and reads in flight, not
+	 * from one turn's submissions: four times as many, and at least
+	 * EVLOOP_MIN_CQ (a vsock connection may each have a poll pending).
+	 * More wait in the kernel's overflow list. */
+	r = uring_init_restricted(&l->ring, entries,
+				  entries * 4 > EVLOOP_MIN_CQ ? entries * 4 : EVLOOP_MIN_CQ,
+				  allowed_ops, ARRAY_SIZE(allowed_ops));
 	if (r < 0)
 		goto err;
 	l->ring_ok = true;

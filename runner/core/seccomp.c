@@ -377,45 +377,42 @@ static void *build_thread(void *arg)
 	return NULL;
 }
 
-/* Stack for build_apart's thread: libseccomp's program generation recurses. */
+/* Stack for build_apart's thread (libseccomp's program generation
+ * recurses), above a guard page. */
 #define BUILD_STACK (512u * 1024)
+#define BUILD_GUARD 4096u
 
 /* build_prog on a short-lived thread, with a stack of our own. libseccomp
  * makes and frees thousands of small blocks; freed by a long-lived thread,
  * they would wait in its malloc cache (tcache), each one keeping the free
  * space around it from being given back, for the VM's life (some 50 KiB
  * of heap). When this thread ends, glibc returns its cache to the heap,
- * where malloc_trim can release the pages. Its stack is mapped here and
- * unmapped after, not one glibc keeps for reuse. The thread takes no
- * signals. */
+ * where malloc_trim can release the pages. Its stack is mapped here, with
+ * a guard page below, and unmapped after: not one glibc keeps for reuse.
+ * The thread takes no signals. Where no thread can be started (a tight
+ * pids.max), the build runs on the caller's, RSS being all that costs. */
 static int build_apart(enum seccomp_thread kind, bool log_only, struct sock_fprog *out)
 {
 	struct build_job j = {.kind = kind, .log_only = log_only, .out = out};
-	void *stack = lazy_zalloc(BUILD_STACK);
+	uint8_t *map = lazy_zalloc(BUILD_GUARD + BUILD_STACK);
 	sigset_t all, old;
 	pthread_attr_t a;
 	pthread_t t;
-	int r;
+	int r = -ENOMEM;
 
-	if (!stack)
-		return -ENOMEM;
-	if ((r = -pthread_attr_init(&a)) < 0) {
-		lazy_free(stack, BUILD_STACK);
-		return r;
+	if (map && mprotect(map, BUILD_GUARD, PROT_NONE) == 0 && pthread_attr_init(&a) == 0) {
+		r = -pthread_attr_setstack(&a, map + BUILD_GUARD, BUILD_STACK);
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		if (!r)
+			r = -pthread_create(&t, &a, build_thread, &j);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&a);
+		if (!r)
+			pthread_join(t, NULL);
 	}
-	r = -pthread_attr_setstack(&a, stack, BUILD_STACK);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (!r)
-		r = -pthread_create(&t, &a, build_thread, &j);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&a);
-	if (!r) {
-		pthread_join(t, NULL);
-		r = j.r;
-	}
-	lazy_free(stack, BUILD_STACK);
-	return r;
+	lazy_free(map, BUILD_GUARD + BUILD_STACK);
+	return r ? build_prog(kind, log_only, out) : j.r;
 }
 
 int seccomp_install(enum seccomp_thread kind, bool log_only)

@@ -32,16 +32,19 @@ static int restrict_ring(struct io_uring *ring, const uint8_t *ops, size_t nops)
 	return r < 0 ? r : 0;
 }
 
-int uring_init_restricted(struct io_uring *ring, unsigned entries, const uint8_t *ops,
-			  size_t nops)
+int uring_init_restricted(struct io_uring *ring, unsigned entries, unsigned cq_entries,
+			  const uint8_t *ops, size_t nops)
 {
 	/* The ring fd is close-on-exec by the kernel's own doing. */
-	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL};
+	unsigned cq = cq_entries ? IORING_SETUP_CQSIZE : 0;
+	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL | cq,
+				    .cq_entries = cq_entries};
 	int r = io_uring_queue_init_params(entries, ring, &p);
 
 	if (r == -EINVAL && entries) {
 		/* IORING_SETUP_SUBMIT_ALL needs Linux 5.18. */
-		p = (struct io_uring_params){.flags = IORING_SETUP_R_DISABLED};
+		p = (struct io_uring_params){.flags = IORING_SETUP_R_DISABLED | cq,
+					     .cq_entries = cq_entries};
 		r = io_uring_queue_init_params(entries, ring, &p);
 	}
 	if (r < 0)

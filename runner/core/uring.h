@@ -10,11 +10,12 @@
 
 #include "core/util.h"
 
-/* Set up `ring` with `entries` SQEs (IORING_SETUP_SUBMIT_ALL where the
- * kernel has it: an SQE it refuses does not hold back the ones after it),
- * accepting only the opcodes ops[0..nops) and no io_uring_register()
- * operation once enabled. 0, or -errno with the ring torn down. */
-int uring_init_restricted(struct io_uring *ring, unsigned entries, const uint8_t *ops,
-			  size_t nops) WARN_UNUSED;
+/* Set up `ring` with `entries` SQEs and cq_entries CQEs (0: the kernel's
+ * default, twice entries), IORING_SETUP_SUBMIT_ALL where the kernel has it
+ * (an SQE it refuses does not hold back the ones after it), accepting only
+ * the opcodes ops[0..nops) and no io_uring_register() operation once
+ * enabled. 0, or -errno with the ring torn down. */
+int uring_init_restricted(struct io_uring *ring, unsigned entries, unsigned cq_entries,
+			  const uint8_t *ops, size_t nops) WARN_UNUSED;
 
 #endif

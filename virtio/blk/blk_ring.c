@@ -41,7 +41,7 @@ int blk_ring_create(struct blk_ring **out, unsigned depth)
 	if (!r)
 		return -ENOMEM;
 	r->depth = depth;
-	err = uring_init_restricted(&r->ring, depth, allowed_ops, ARRAY_SIZE(allowed_ops));
+	err = uring_init_restricted(&r->ring, depth, 0, allowed_ops, ARRAY_SIZE(allowed_ops));
 	if (err < 0)
 		goto err;
 	r->ring_ok = true;

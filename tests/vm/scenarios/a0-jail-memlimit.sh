@@ -20,9 +20,16 @@ grep -qF "flint-jail: cgroup memory limit: guest memory 128 MiB does not fit the
 [ ! -e "$CGMEM/flint-test/small" ] || fail "the failed launch left its cgroup"
 expect_unmounted
 
-# flint on its own, in a cgroup with the same limit.
+# flint on its own, in a cgroup with the same limit. On cgroup v2 the
+# memory controller is enabled down to it here: the refused jail above
+# enabled nothing, and this scenario must not depend on an earlier one's.
 mkdir -p "$CGMEM/flint-test/own"
-echo 64M >"$CGMEM/flint-test/own/$MEMFILE"
+if [ "$MEMFILE" = memory.max ]; then
+	echo +memory >"$CGMEM/cgroup.subtree_control" &&
+		echo +memory >"$CGMEM/flint-test/cgroup.subtree_control" ||
+		fail "cannot enable the memory controller for $CGMEM/flint-test"
+fi
+echo 64M >"$CGMEM/flint-test/own/$MEMFILE" || fail "cannot set $CGMEM/flint-test/own/$MEMFILE"
 status=0
 sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CGMEM/flint-test/own" \
 	"$FLINT" --kernel "$KERNEL" --initrd "$INITRD" --mem 128M </dev/null >"$OUT" 2>"$ERR" ||

@@ -12,22 +12,42 @@
  * (bench/run/in-l1.sh). */
 #define QEMU_MMIO_ROOT "virtio_mmio.device=512@0xfeb00e00:12"
 
-int vmm_argv_add(struct vmm_argv *a, const char *fmt, ...)
+static int vadd(struct vmm_argv *a, const char *fmt, va_list ap)
 {
-	va_list ap;
 	int n;
 
 	if (a->n == VMM_ARGV_MAX)
 		return -E2BIG;
-	va_start(ap, fmt);
 	n = vsnprintf(a->buf + a->used, sizeof(a->buf) - a->used, fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(a->buf) - a->used)
 		return -E2BIG;
 	a->v[a->n++] = a->buf + a->used;
 	a->v[a->n] = NULL;
 	a->used += (size_t)n + 1;
 	return 0;
+}
+
+int vmm_argv_add(struct vmm_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vadd(a, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* An option and its value: two words. */
+static int PRINTF(3, 4) add_opt(struct vmm_argv *a, const char *opt, const char *fmt, ...)
+{
+	va_list ap;
+	int r = vmm_argv_add(a, "%s", opt);
+
+	va_start(ap, fmt);
+	r |= vadd(a, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 void vmm_argv_reset(struct vmm_argv *a)
@@ -44,33 +64,22 @@ int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest 
 	vmm_argv_reset(a);
 	r |= vmm_argv_add(a, "%s", path);
 	r |= vmm_argv_add(a, "run");
-	r |= vmm_argv_add(a, "--phase-fd");
-	r |= vmm_argv_add(a, "%d", RUNNER_PHASE_FD);
+	r |= add_opt(a, "--phase-fd", "%d", RUNNER_PHASE_FD);
 	if (g->state) {
-		r |= vmm_argv_add(a, "--restore");
-		r |= vmm_argv_add(a, "%s", g->state);
-		r |= vmm_argv_add(a, g->uffd_sock ? "--uffd-sock" : "--mem-file");
-		r |= vmm_argv_add(a, "%s",
-				  g->uffd_sock	? g->uffd_sock
-				  : g->mem_file ? g->mem_file
-						: "");
+		r |= add_opt(a, "--restore", "%s", g->state);
+		r |= add_opt(a, g->uffd_sock ? "--uffd-sock" : "--mem-file", "%s",
+			     g->uffd_sock  ? g->uffd_sock
+			     : g->mem_file ? g->mem_file
+					   : "");
 	} else {
-		r |= vmm_argv_add(a, "--kernel");
-		r |= vmm_argv_add(a, "%s", g->kernel);
-		if (g->initrd) {
-			r |= vmm_argv_add(a, "--initrd");
-			r |= vmm_argv_add(a, "%s", g->initrd);
-		}
-		if (g->rootfs) {
-			r |= vmm_argv_add(a, "--rootfs");
-			r |= vmm_argv_add(a, "%s", g->rootfs);
-		}
-		r |= vmm_argv_add(a, "--mem");
-		r |= vmm_argv_add(a, "%uM", g->mem_mib);
-		r |= vmm_argv_add(a, "--vcpus");
-		r |= vmm_argv_add(a, "%u", g->vcpus);
-		r |= vmm_argv_add(a, "--cmdline");
-		r |= vmm_argv_add(a, "%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE);
+		r |= add_opt(a, "--kernel", "%s", g->kernel);
+		if (g->initrd)
+			r |= add_opt(a, "--initrd", "%s", g->initrd);
+		if (g->rootfs)
+			r |= add_opt(a, "--rootfs", "%s", g->rootfs);
+		r |= add_opt(a, "--mem", "%uM", g->mem_mib);
+		r |= add_opt(a, "--vcpus", "%u", g->vcpus);
+		r |= add_opt(a, "--cmdline", "%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE);
 	}
 	r |= vmm_argv_add(a, "--");
 	for (int i = 0; i < g->ncommand; i++)
@@ -123,27 +132,20 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	    "-no-reboot"};
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		r |= vmm_argv_add(a, "%s", fixed[i]);
-	r |= vmm_argv_add(a, "-m");
-	r |= vmm_argv_add(a, "%u", g->mem_mib);
-	r |= vmm_argv_add(a, "-smp");
-	r |= vmm_argv_add(a, "%u", g->vcpus);
-	r |= vmm_argv_add(a, "-kernel");
-	r |= vmm_argv_add(a, "%s", g->kernel);
-	if (g->initrd) {
-		r |= vmm_argv_add(a, "-initrd");
-		r |= vmm_argv_add(a, "%s", g->initrd);
-	}
+	r |= add_opt(a, "-m", "%u", g->mem_mib);
+	r |= add_opt(a, "-smp", "%u", g->vcpus);
+	r |= add_opt(a, "-kernel", "%s", g->kernel);
+	if (g->initrd)
+		r |= add_opt(a, "-initrd", "%s", g->initrd);
 	if (g->rootfs) {
 		/* A ',' in the path would start another -drive option. */
 		if (strchr(g->rootfs, ','))
 			return -EINVAL;
-		r |= vmm_argv_add(a, "-drive");
-		r |= vmm_argv_add(a, "id=root,file=%s,format=raw,if=none,readonly=on", g->rootfs);
-		r |= vmm_argv_add(a, "-device");
-		r |= vmm_argv_add(a, "virtio-blk-device,drive=root");
+		r |= add_opt(a, "-drive", "id=root,file=%s,format=raw,if=none,readonly=on",
+			     g->rootfs);
+		r |= add_opt(a, "-device", "virtio-blk-device,drive=root");
 	}
-	r |= vmm_argv_add(a, "-append");
-	r |= vmm_argv_add(a, "%s", append);
+	r |= add_opt(a, "-append", "%s", append);
 	return r ? -E2BIG : 0;
 }
 
@@ -160,24 +162,15 @@ int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 		return -EINVAL;
 	r = vmm_argv_add(a, "%s", path ? path : "lkvm");
 	r |= vmm_argv_add(a, "run");
-	r |= vmm_argv_add(a, "--kernel");
-	r |= vmm_argv_add(a, "%s", g->kernel);
-	if (g->initrd) {
-		r |= vmm_argv_add(a, "--initrd");
-		r |= vmm_argv_add(a, "%s", g->initrd);
-	}
-	if (g->rootfs) {
-		r |= vmm_argv_add(a, "--disk");
-		r |= vmm_argv_add(a, "%s,ro", g->rootfs);
-	}
-	r |= vmm_argv_add(a, "--mem");
-	r |= vmm_argv_add(a, "%u", g->mem_mib);
-	r |= vmm_argv_add(a, "--cpus");
-	r |= vmm_argv_add(a, "%u", g->vcpus);
-	r |= vmm_argv_add(a, "--console");
-	r |= vmm_argv_add(a, "serial");
-	r |= vmm_argv_add(a, "--params");
-	r |= vmm_argv_add(a, "%s", append);
+	r |= add_opt(a, "--kernel", "%s", g->kernel);
+	if (g->initrd)
+		r |= add_opt(a, "--initrd", "%s", g->initrd);
+	if (g->rootfs)
+		r |= add_opt(a, "--disk", "%s,ro", g->rootfs);
+	r |= add_opt(a, "--mem", "%u", g->mem_mib);
+	r |= add_opt(a, "--cpus", "%u", g->vcpus);
+	r |= add_opt(a, "--console", "serial");
+	r |= add_opt(a, "--params", "%s", append);
 	return r ? -E2BIG : 0;
 }
 
@@ -187,7 +180,6 @@ int vmm_firecracker_argv(struct vmm_argv *a, const char *path, const char *sock)
 
 	vmm_argv_reset(a);
 	r = vmm_argv_add(a, "%s", path ? path : "firecracker");
-	r |= vmm_argv_add(a, "--api-sock");
-	r |= vmm_argv_add(a, "%s", sock);
+	r |= add_opt(a, "--api-sock", "%s", sock);
 	return r ? -E2BIG : 0;
 }

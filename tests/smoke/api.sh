@@ -30,11 +30,7 @@ api_start() {
 
 # api_wait: wait (at most 10 s) for the background flint; its status in $got.
 api_wait() {
-	n=0
-	while kill -0 $api_pid 2>/dev/null && [ $n -lt 200 ]; do
-		sleep 0.05
-		n=$((n + 1))
-	done
+	wait_gone $api_pid 10
 	kill -KILL $api_pid 2>/dev/null
 	got=0
 	wait $api_pid || got=$?

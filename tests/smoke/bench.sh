@@ -134,12 +134,7 @@ fi
 # unless why already holds a reason).
 term_bench() {
 	kill -TERM "$1"
-	n=0
-	while kill -0 "$1" 2>/dev/null && [ $n -lt 50 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	if kill -0 "$1" 2>/dev/null; then
+	if ! wait_gone "$1" 5; then
 		why="still running 5 s after SIGTERM"
 		kill -KILL "$1"
 	fi

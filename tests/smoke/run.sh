@@ -15,6 +15,17 @@ mkdir -p "$OUT"
 pass=0 fail=0
 export FLINT_ALLOW_PVM=1
 
+# wait_gone PID SECONDS: until PID has ended, or SECONDS have passed
+# (looked at every 0.1 s); fails if it still runs.
+wait_gone() {
+	wait_n=$(($2 * 10))
+	while kill -0 "$1" 2>/dev/null && [ $wait_n -gt 0 ]; do
+		sleep 0.1
+		wait_n=$((wait_n - 1))
+	done
+	! kill -0 "$1" 2>/dev/null
+}
+
 # check NAME EXPECTED-STATUS STDOUT-PATTERN STDERR-PATTERN -- FLINT-ARGS
 # (STDOUT-PATTERN "-": stdout is not checked)
 check() {

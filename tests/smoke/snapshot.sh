@@ -108,9 +108,7 @@ if command -v curl >/dev/null; then
 	[ "$t" -gt "$t_full" ] && [ "$t" -le $((t_full + 2)) ] ||
 		why="restored through flint-uffd, the guest counted from $t, the snapshot was at $t_full"
 	# The handler ends once the VM is gone.
-	n=0
-	while kill -0 $upid 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
-	kill -0 $upid 2>/dev/null && { kill $upid; why=${why:-"flint-uffd outlived its VM"}; }
+	wait_gone $upid 5 || { kill $upid; why=${why:-"flint-uffd outlived its VM"}; }
 	wait $upid 2>/dev/null
 	report snapshot-restore-uffd "$why" "$OUT/snap-uffd.err"
 	check snapshot-uffd-no-handler 125 "" "Uffd backend $S/none.sock" -- \

@@ -11,6 +11,17 @@ OUT=$T/out
 ERR=$T/err
 status=0
 
+# wait_gone PID SECONDS: until PID has ended, or SECONDS have passed
+# (looked at every 0.1 s); fails if it still runs.
+wait_gone() {
+	wait_n=$(($2 * 10))
+	while kill -0 "$1" 2>/dev/null && [ $wait_n -gt 0 ]; do
+		sleep 0.1
+		wait_n=$((wait_n - 1))
+	done
+	! kill -0 "$1" 2>/dev/null
+}
+
 # Centiseconds since boot.
 cs() {
 	read -r up _ </proc/uptime

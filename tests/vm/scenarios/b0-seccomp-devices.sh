@@ -40,22 +40,13 @@ wait_for '^nbench: server ready' 90 || {
 	fail "the guest's nbench server did not start (status $status)"
 }
 
-# wait_exit SECONDS: until flint has ended, or SECONDS have passed.
-wait_exit() {
-	n=$(($1 * 10))
-	while kill -0 $pid 2>/dev/null && [ $n -gt 0 ]; do
-		sleep 0.1
-		n=$((n - 1))
-	done
-}
-
 # client_failed ADDR MODE: the guest's kernel answers a ping or not; flint
 # ends on SIGTERM, printing its statistics, within 5 s, else is killed.
 client_failed() {
 	alive="did not answer"
 	ping -c 2 -W 1 $GUEST_IP >/dev/null 2>&1 && alive="answered"
 	kill -TERM $pid 2>/dev/null
-	wait_exit 5
+	wait_gone $pid 5
 	kill_bg
 	cat "$T/clients"
 	grep '^flint: vsock' "$ERR"
@@ -73,7 +64,7 @@ done
 "$NB" client -r 10 "unix:$UDS:5201" quit >>"$T/clients" 2>&1
 
 # The guest now connects out, then its command ends and so does flint.
-wait_exit 120
+wait_gone $pid 120
 kill_bg
 echo "flint with a drive, a tap and vsock -> status $status"
 [ "$status" != 159 ] || fail "flint was killed by SIGSYS: a thread made a call outside its seccomp table (run with --seccomp-log and read dmesg)"

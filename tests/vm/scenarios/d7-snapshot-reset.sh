@@ -123,12 +123,7 @@ for round in 1 2 3; do
 
 	# 4. The held connection was closed: the attach ends (123: the agent's
 	# connection lost), within its bounds.
-	i=0
-	while kill -0 "$heldpid" 2>/dev/null && [ $i -lt 150 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$heldpid" 2>/dev/null; then
+	if ! wait_gone "$heldpid" 15; then
 		kill "$heldpid"
 		stop_vm
 		fail "round $round: the attach holding a connection still runs 15 s after the reset"

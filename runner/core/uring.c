@@ -36,15 +36,14 @@ int uring_init_restricted(struct io_uring *ring, unsigned entries, unsigned cq_e
 			  const uint8_t *ops, size_t nops)
 {
 	/* The ring fd is close-on-exec by the kernel's own doing. */
-	unsigned cq = cq_entries ? IORING_SETUP_CQSIZE : 0;
-	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL | cq,
+	unsigned flags = IORING_SETUP_R_DISABLED | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+	struct io_uring_params p = {.flags = flags | IORING_SETUP_SUBMIT_ALL,
 				    .cq_entries = cq_entries};
 	int r = io_uring_queue_init_params(entries, ring, &p);
 
 	if (r == -EINVAL && entries) {
 		/* IORING_SETUP_SUBMIT_ALL needs Linux 5.18. */
-		p = (struct io_uring_params){.flags = IORING_SETUP_R_DISABLED | cq,
-					     .cq_entries = cq_entries};
+		p = (struct io_uring_params){.flags = flags, .cq_entries = cq_entries};
 		r = io_uring_queue_init_params(entries, ring, &p);
 	}
 	if (r < 0)

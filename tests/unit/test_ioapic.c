@@ -1,0 +1,213 @@
+/* flint's I/O APIC driven through ioapic_bus_ops, as the vCPUs' MMIO
+ * exits would: its registers, and the MSI routes it hands over. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "legacy/ioapic.h"
+
+struct fake {
+	unsigned calls, n;
+	struct ioapic_msi msi[IOAPIC_MAX_PINS];
+	int fail; /* the next call's answer, then 0 */
+};
+
+static int fake_routes(void *ctx, const struct ioapic_msi *m, unsigned n)
+{
+	struct fake *f = ctx;
+	int r = f->fail;
+	f->calls++;
+	f->fail = 0;
+	if (r < 0)
+		return r;
+	f->n = n;
+	memcpy(f->msi, m, n * sizeof(*m));
+	return 0;
+}
+
+static void w32(struct ioapic *io, uint64_t off, uint32_t v)
+{
+	ioapic_bus_ops.write(io, off, &v, 4);
+}
+
+static uint32_t r32(struct ioapic *io, uint64_t off)
+{
+	uint32_t v = 0xdeadbeef;
+	ioapic_bus_ops.read(io, off, &v, 4);
+	return v;
+}
+
+static uint32_t reg(struct ioapic *io, uint32_t r)
+{
+	w32(io, 0x00, r);
+	return r32(io, 0x10);
+}
+
+static void set_reg(struct ioapic *io, uint32_t r, uint32_t v)
+{
+	w32(io, 0x00, r);
+	w32(io, 0x10, v);
+}
+
+Test(ioapic, version_register_counts_the_pins_and_every_pin_starts_masked)
+{
+	struct ioapic io;
+	struct fake f = {0};
+
+	cr_assert_eq(ioapic_init(&io, 7, fake_routes, &f), 0);
+	cr_expect_eq(reg(&io, 0x01), 0x11 | 6 << 16);
+	cr_expect_eq(reg(&io, 0x00), 0);
+	for (unsigned p = 0; p < 7; p++) {
+		cr_expect_eq(reg(&io, 0x10 + 2 * p), 1u << 16, "pin %u", p);
+		cr_expect_eq(reg(&io, 0x11 + 2 * p), 0, "pin %u", p);
+	}
+	/* Past the last pin, and registers that do not exist, read 0. */
+	cr_expect_eq(reg(&io, 0x10 + 2 * 7), 0);
+	cr_expect_eq(reg(&io, 0x05), 0);
+	cr_expect_eq(f.calls, 0);
+	cr_expect_eq(ioapic_init(&io, 0, fake_routes, &f), -EINVAL);
+	cr_expect_eq(ioapic_init(&io, 25, fake_routes, &f), -EINVAL);
+}
+
+Test(ioapic, an_unmasked_pin_becomes_an_msi_route_and_masking_takes_it_away)
+{
+	struct ioapic io;
+	struct fake f = {0};
+
+	cr_assert_eq(ioapic_init(&io, 8, fake_routes, &f), 0);
+	/* As Linux writes an entry: the high half (destination), then the
+	 * low half, still masked; then the unmask. */
+	set_reg(&io, 0x11 + 2 * 5, 0x03000000); /* APIC 3 */
+	set_reg(&io, 0x10 + 2 * 5, 0x10000 | 0x31);
+	cr_expect_eq(f.calls, 0, "masked: nothing to route");
+	set_reg(&io, 0x10 + 2 * 5, 0x31);
+	cr_assert_eq(f.calls, 1);
+	cr_assert_eq(f.n, 1);
+	cr_expect_eq(f.msi[0].gsi, 5);
+	cr_expect_eq(f.msi[0].address_lo, 0xfee03000);
+	cr_expect_eq(f.msi[0].data, 0x31);
+	cr_expect_eq(reg(&io, 0x10 + 2 * 5), 0x31);
+	cr_expect_eq(reg(&io, 0x11 + 2 * 5), 0x03000000);
+
+	/* The same value again changes no message: no call. */
+	set_reg(&io, 0x10 + 2 * 5, 0x31);
+	cr_expect_eq(f.calls, 1);
+
+	/* Logical destination, lowest priority, level-triggered. */
+	set_reg(&io, 0x10 + 2 * 6, 0x8000 | 0x800 | 0x100 | 0x40);
+	cr_assert_eq(f.calls, 2);
+	cr_assert_eq(f.n, 2);
+	cr_expect_eq(f.msi[1].gsi, 6);
+	cr_expect_eq(f.msi[1].address_lo, 0xfee00000 | 1 << 2);
+	cr_expect_eq(f.msi[1].data, 0x40 | 1 << 8 | 1 << 14 | 1 << 15);
+
+	set_reg(&io, 0x10 + 2 * 5, 0x10031);
+	cr_assert_eq(f.calls, 3);
+	cr_assert_eq(f.n, 1);
+	cr_expect_eq(f.msi[0].gsi, 6);
+}
+
+Test(ioapic, the_chips_own_bits_and_modes_without_a_message_are_not_the_guests)
+{
+	struct ioapic io;
+	struct fake f = {0};
+
+	cr_assert_eq(ioapic_init(&io, 4, fake_routes, &f), 0);
+	/* Delivery status (12) and remote IRR (14) are read-only; the
+	 * destination's low bits (32-55) are not kept. */
+	set_reg(&io, 0x10 + 2 * 1, 0x10000 | 1 << 12 | 1 << 14 | 0x22);
+	set_reg(&io, 0x11 + 2 * 1, 0xff00ffff);
+	cr_expect_eq(reg(&io, 0x10 + 2 * 1), 0x10000 | 0x22);
+	cr_expect_eq(reg(&io, 0x11 + 2 * 1), 0xff000000);
+	/* ExtINT (7) unmasked has no MSI form: no route. */
+	set_reg(&io, 0x10 + 2 * 2, 0x700 | 0x30);
+	cr_expect_eq(f.calls, 0);
+	/* The ID keeps bits 24-27 only; version and arbitration are read-only. */
+	set_reg(&io, 0x00, 0xffffffff);
+	cr_expect_eq(reg(&io, 0x00), 0x0f000000);
+	set_reg(&io, 0x01, 0);
+	cr_expect_eq(reg(&io, 0x01), 0x11 | 3 << 16);
+	/* Past the pins: dropped. */
+	set_reg(&io, 0x10 + 2 * 4, 0x30);
+	cr_expect_eq(reg(&io, 0x10 + 2 * 4), 0);
+	cr_expect_eq(f.calls, 0);
+}
+
+Test(ioapic, accesses_other_than_aligned_dwords_are_dropped)
+{
+	struct ioapic io;
+	struct fake f = {0};
+	uint8_t b = 0x12;
+	uint64_t q = 0x10;
+	uint8_t rb = 0xaa;
+
+	cr_assert_eq(ioapic_init(&io, 4, fake_routes, &f), 0);
+	w32(&io, 0x00, 0x01);
+	ioapic_bus_ops.write(&io, 0x00, &b, 1);
+	ioapic_bus_ops.write(&io, 0x00, &q, 8);
+	cr_expect_eq(r32(&io, 0x00), 0x01, "IOREGSEL kept its dword write");
+	ioapic_bus_ops.read(&io, 0x10, &rb, 1);
+	cr_expect_eq(rb, 0);
+	w32(&io, 0x04, 0x10); /* neither register */
+	cr_expect_eq(r32(&io, 0x04), 0);
+	cr_expect_eq(r32(&io, 0x40), 0, "no EOI register in version 0x11");
+	/* IOREGSEL keeps 8 bits. */
+	w32(&io, 0x00, 0x101);
+	cr_expect_eq(r32(&io, 0x00), 0x01);
+}
+
+Test(ioapic, a_failed_route_is_tried_again_at_the_next_change)
+{
+	struct ioapic io;
+	struct fake f = {.fail = -ENOMEM};
+
+	cr_assert_eq(ioapic_init(&io, 4, fake_routes, &f), 0);
+	set_reg(&io, 0x10 + 2 * 3, 0x33);
+	cr_expect_eq(f.calls, 1);
+	cr_expect_eq(f.n, 0, "the failed set was not kept");
+	/* The entry is as written, and the next write installs it. */
+	cr_expect_eq(reg(&io, 0x10 + 2 * 3), 0x33);
+	set_reg(&io, 0x11 + 2 * 3, 0);
+	cr_expect_eq(f.calls, 2);
+	cr_expect_eq(f.n, 1);
+}
+
+Test(ioapic, save_and_load_give_back_the_registers_and_their_routes)
+{
+	struct ioapic a, b;
+	struct fake fa = {0}, fb = {0};
+	struct ioapic_state s;
+	char err[160];
+
+	cr_assert_eq(ioapic_init(&a, 6, fake_routes, &fa), 0);
+	set_reg(&a, 0x11 + 2 * 4, 0x01000000);
+	set_reg(&a, 0x10 + 2 * 4, 0x24);
+	set_reg(&a, 0x00, 0x02000000);
+	w32(&a, 0x00, 0x19);
+	ioapic_save(&a, &s);
+	cr_expect_eq(s.npins, 6);
+	cr_expect_eq(s.ioregsel, 0x19);
+
+	cr_assert_eq(ioapic_init(&b, 6, fake_routes, &fb), 0);
+	cr_assert_eq(ioapic_load(&b, &s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(fb.calls, 1);
+	cr_expect_eq(fb.n, 1);
+	cr_expect_eq(fb.msi[0].gsi, 4);
+	cr_expect_eq(fb.msi[0].address_lo, 0xfee01000);
+	cr_expect_eq(r32(&b, 0x10), 0x01000000, "IOREGSEL 0x19: pin 4's high half");
+	cr_expect_eq(reg(&b, 0x00), 0x02000000);
+
+	/* A state with nothing unmasked still replaces KVM's routes. */
+	struct ioapic_state none = {.npins = 6};
+	for (unsigned p = 0; p < 6; p++)
+		none.redir[p] = 1ULL << 16;
+	cr_assert_eq(ioapic_load(&b, &none, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(fb.calls, 2);
+	cr_expect_eq(fb.n, 0);
+
+	/* Another pin count: refused, nothing changed. */
+	s.npins = 7;
+	cr_expect_eq(ioapic_load(&b, &s, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "7 pins"), "%s", err);
+	cr_expect_eq(fb.calls, 2);
+}

@@ -16,14 +16,14 @@ static const struct {
 	int cap;
 	const char *name;
 } required_caps[] = {
-	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP (in-kernel interrupt controllers)"},
+	{KVM_CAP_SPLIT_IRQCHIP, "KVM_CAP_SPLIT_IRQCHIP (in-kernel local APICs, I/O APIC in flint)"},
+	{KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
 	{KVM_CAP_HLT, "KVM_CAP_HLT"},
 	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
 	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
 	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
 	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-	{KVM_CAP_PIT2, "KVM_CAP_PIT2 (in-kernel timer)"},
 	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
 	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
 	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
@@ -104,8 +104,7 @@ err_close:
 
 /* KVM emulates the TSC-deadline timer but reports it as a capability, not in
  * the supported CPUID (QEMU adds it the same way). Without it Linux
- * calibrates its LAPIC timer against the PIT: ~100 ms of guest boot and
- * hundreds of timer exits. */
+ * calibrates its LAPIC timer against a PIT, which flint's VMs do not have. */
 static void add_tsc_deadline(int sys_fd, struct kvm_cpuid2 *c)
 {
 	if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0 ||

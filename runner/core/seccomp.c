@@ -107,8 +107,6 @@ static const struct seccomp_rule main_rules[] = {
 	ALLOW(fsync),		/* both files and the directory, before and after */
 	ALLOW(rename),		/* the state file's atomic replace */
 	IOCTL(KVM_GET_DIRTY_LOG),	/* a diff snapshot's pages */
-	IOCTL(KVM_GET_IRQCHIP),	/* vm_state.c: PICs, IOAPIC, */
-	IOCTL(KVM_GET_PIT2),	/* and PIT */
 	IOCTL(KVM_CHECK_EXTENSION),	/* vcpu_state.c: the XSAVE area's size, TSC kHz */
 	IOCTL(KVM_GET_MSR_INDEX_LIST),	/* the MSRs KVM can save */
 	IOCTL(KVM_GET_REGS), IOCTL(KVM_GET_SREGS), IOCTL(KVM_GET_XSAVE), IOCTL(KVM_GET_XSAVE2),
@@ -119,7 +117,7 @@ static const struct seccomp_rule main_rules[] = {
 	 * guest's memory dropped (madvise(MADV_DONTNEED), above), then the
 	 * snapshot's state put back as a restore does, and the devices
 	 * reset and activated as by the driver: */
-	IOCTL(KVM_SET_IRQCHIP), IOCTL(KVM_SET_PIT2),	/* vm_state.c */
+	IOCTL(KVM_SET_GSI_ROUTING),	/* vm_state.c: the I/O APIC's routes */
 	IOCTL(KVM_SET_MSRS), IOCTL(KVM_SET_TSC_KHZ), IOCTL(KVM_SET_MP_STATE),
 	IOCTL(KVM_SET_REGS), IOCTL(KVM_SET_SREGS), IOCTL(KVM_SET_XSAVE), IOCTL(KVM_SET_XCRS),
 	IOCTL(KVM_SET_DEBUGREGS), IOCTL(KVM_SET_LAPIC),
@@ -135,6 +133,7 @@ static const struct seccomp_rule vcpu_rules[] = {
 	IOCTL(KVM_GET_REGS),	/* where the guest was when it crashed */
 	IOCTL(KVM_GET_SREGS),
 	IOCTL(KVM_KVMCLOCK_CTRL), /* a pause: tell the guest's kvmclock (then park: futex) */
+	IOCTL(KVM_SET_GSI_ROUTING),	/* the guest (un)masked an I/O APIC pin */
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */

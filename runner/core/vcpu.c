@@ -35,6 +35,7 @@ static const char *const exit_names[VCPU_EXIT_REASONS] = {
 	[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
 	[KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
 	[KVM_EXIT_X86_WRMSR] = "X86_WRMSR",
+	[KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
 };
 
 const char *vcpu_exit_name(unsigned reason)
@@ -144,6 +145,10 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 		break;
 	case KVM_EXIT_INTR:
 		break; /* a kick: the stop check below decides */
+	case KVM_EXIT_IOAPIC_EOI:
+		/* The guest ended a level-triggered I/O APIC interrupt. flint's
+		 * chip keeps no remote IRR (legacy/ioapic.h): nothing to do. */
+		break;
 	case KVM_EXIT_HLT:
 		/* Only without an in-kernel LAPIC; flint always has one. */
 		return fatal(v, "vCPU %u halted with interrupts off", v->id);

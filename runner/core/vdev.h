@@ -16,7 +16,8 @@
 #include "mmio.h"
 #include "virtio.h"
 
-/* IRQs for virtio devices: after the legacy ISA lines, up to IOAPIC pin 23. */
+/* IRQs for virtio devices: after the legacy ISA lines, up to I/O APIC pin 23
+ * (the chip has as many pins as the VM uses: vm.c). */
 #define VDEV_FIRST_IRQ 5
 #define VDEV_MAX (24 - VDEV_FIRST_IRQ)
 

@@ -136,11 +136,39 @@ static int evloop_thread_start(void *ctx)
 	return r;
 }
 
+/* The I/O APIC's pins: the legacy lines (the i8042's 1, the serial
+ * port's 4) and one per virtio device after them; no more, since the
+ * guest reads and rewrites every pin at boot, one exit per access. */
+static unsigned ioapic_pins(const struct vm *vm)
+{
+	size_t n = devices_configured(device_kinds, device_nkinds, &vm->c);
+	return VDEV_FIRST_IRQ + (unsigned)(n < VDEV_MAX ? n : VDEV_MAX);
+}
+
+/* The I/O APIC's unmasked pins as the VM's interrupt routes: GSI = pin,
+ * where the irqfds of the serial port, the i8042 and the virtio devices
+ * are bound. KVM takes the whole table at once. */
+static int ioapic_routes(void *ctx, const struct ioapic_msi *m, unsigned n)
+{
+	struct vm *vm = ctx;
+	struct {
+		struct kvm_irq_routing head;
+		struct kvm_irq_routing_entry e[IOAPIC_MAX_PINS];
+	} t = {.head.nr = n};
+
+	for (unsigned i = 0; i < n; i++)
+		t.e[i] = (struct kvm_irq_routing_entry){
+		    .gsi = m[i].gsi,
+		    .type = KVM_IRQ_ROUTING_MSI,
+		    .u.msi = {.address_lo = m[i].address_lo, .data = m[i].data}};
+	return ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &t.head) < 0 ? -errno : 0;
+}
+
 int vm_setup_kvm(struct vm *vm)
 {
 	char err[256];
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	uint64_t tss = KVM_TSS_ADDR, idmap = KVM_IDENTITY_MAP_ADDR;
+	unsigned pins = ioapic_pins(vm);
 	int r;
 
 	if ((r = kvm_open(&vm->sys_fd, err, sizeof(err))) < 0) {
@@ -154,13 +182,20 @@ int vm_setup_kvm(struct vm *vm)
 		return r;
 	}
 	phases_mark(BP_VM_CREATED);
-	/* TSS and identity map sit in the MMIO hole; both before any vCPU. */
+	/* KVM keeps the local APICs; the I/O APIC is flint's (legacy/ioapic.h)
+	 * and there is no PIC or PIT: the guest finds no 8259 (Linux then
+	 * leaves the legacy IRQs to the I/O APIC alone) and times itself with
+	 * kvmclock and the TSC-deadline timer. All before any vCPU. */
+	struct kvm_enable_cap split = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {pins}};
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)tss) < 0 ||
 	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
-	    ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
-	    ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+	    ioctl(vm->vm_fd, KVM_ENABLE_CAP, &split) < 0) {
 		r = -errno;
-		pr_err("setting up the VM's TSS, irqchip and PIT: %s", strerror(errno));
+		pr_err("setting up the VM's TSS and split irqchip: %s", strerror(errno));
+		return r;
+	}
+	if ((r = ioapic_init(&vm->ioapic, pins, ioapic_routes, vm)) < 0) {
+		pr_err("the I/O APIC: %s", strerror(-r));
 		return r;
 	}
 	return 0;
@@ -267,7 +302,9 @@ int vm_setup_legacy(struct vm *vm)
 	    (r = bus_register(vm->mmio, BOOT_TIMER_ADDR, MMIO_SLOT_SIZE, &boot_timer_ops,
 			      &vm->timer)) < 0 ||
 	    (r = bus_register(vm->mmio, EXIT_DEV_ADDR, MMIO_SLOT_SIZE, &exit_dev_ops,
-			      &vm->exitdev)) < 0) {
+			      &vm->exitdev)) < 0 ||
+	    (r = bus_register(vm->mmio, IOAPIC_ADDR, MMIO_SLOT_SIZE, &ioapic_bus_ops,
+			      &vm->ioapic)) < 0) {
 		pr_err("registering devices: %s", strerror(-r));
 		return r;
 	}
@@ -407,7 +444,7 @@ static int vm_setup_boot(struct vm *vm)
 		pr_err("%s", why);
 		return r;
 	}
-	if ((r = mptable_write(vm->mem, vm->c.machine.vcpu_count)) < 0) {
+	if ((r = mptable_write(vm->mem, vm->c.machine.vcpu_count, vm->ioapic.s.npins)) < 0) {
 		pr_err("writing the MP table: %s", strerror(-r));
 		return r;
 	}

@@ -15,6 +15,7 @@
 #include "core/vdev.h"
 #include "core/vm.h"
 #include "legacy/console.h"
+#include "legacy/ioapic.h"
 #include "legacy/legacy.h"
 #include "legacy/serial.h"
 #include "x86/loader.h"
@@ -31,6 +32,7 @@ struct vm {
 	struct serial *serial;
 	int serial_irqfd;
 	struct i8042 i8042;
+	struct ioapic ioapic;
 	int i8042_irqfd;
 	struct boot_timer timer;
 	struct exit_dev exitdev;

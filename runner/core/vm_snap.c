@@ -4,7 +4,7 @@
  *
  * The state file's sections:
  *   "time"       u32 version, u64 CLOCK_REALTIME (ns) when it was taken
- *   "vm"         the in-kernel PICs, IOAPIC, PIT and kvmclock (vm_state.h)
+ *   "vm"         the I/O APIC and kvmclock (vm_state.h)
  *   "vcpuN"      each vCPU (vcpu_state.h)
  *   "serial", "i8042"
  *   "memory"     the memory file's layout (gmem_layout_save)
@@ -87,7 +87,7 @@ static int save_time(struct vm *vm, struct wbuf *b, char *why, size_t n)
 
 static int save_kvm_vm(struct vm *vm, struct wbuf *b, char *why, size_t n)
 {
-	return vm_state_save(vm->vm_fd, b, why, n);
+	return vm_state_save(vm->vm_fd, &vm->ioapic, b, why, n);
 }
 
 static int save_serial(struct vm *vm, struct wbuf *b, char *why, size_t n)
@@ -489,7 +489,7 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 	}
 	if ((r = section(s, "vm", &rb)) < 0)
 		return r;
-	if ((r = vm_state_restore(vm->vm_fd, &rb, why, sizeof(why))) < 0) {
+	if ((r = vm_state_restore(vm->vm_fd, &vm->ioapic, &rb, why, sizeof(why))) < 0) {
 		pr_err("VM state: %s", why);
 		return r;
 	}

@@ -21,9 +21,6 @@
 #define MP_FEATURE_FPU	  (1u << 0)
 #define MP_FEATURE_APIC	  (1u << 9)
 #define MP_APIC_ALL	  0xff
-/* Every IOAPIC pin, as ISA-style edge interrupts: 0-15 for the legacy
- * devices, the rest for virtio-mmio devices, whose irqfd delivers edges. */
-#define MP_ISA_IRQS	  24
 
 static uint8_t checksum(const void *p, size_t len)
 {
@@ -35,11 +32,11 @@ static uint8_t checksum(const void *p, size_t len)
 	return (uint8_t)-sum;
 }
 
-static size_t table_size(unsigned ncpus)
+static size_t table_size(unsigned ncpus, unsigned npins)
 {
 	return sizeof(struct mpf_intel) + sizeof(struct mpc_table) +
 	       ncpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) + sizeof(struct mpc_ioapic) +
-	       MP_ISA_IRQS * sizeof(struct mpc_intsrc) + 2 * sizeof(struct mpc_lintsrc);
+	       npins * sizeof(struct mpc_intsrc) + 2 * sizeof(struct mpc_lintsrc);
 }
 
 /* Append one entry at *pos; the caller sized buf with table_size(). */
@@ -49,7 +46,7 @@ static void put(uint8_t *buf, size_t *pos, const void *entry, size_t len)
 	*pos += len;
 }
 
-static void put_entries(uint8_t *buf, size_t *pos, unsigned ncpus)
+static void put_entries(uint8_t *buf, size_t *pos, unsigned ncpus, unsigned npins)
 {
 	for (unsigned i = 0; i < ncpus; i++) {
 		struct mpc_cpu cpu = {
@@ -76,7 +73,9 @@ static void put_entries(uint8_t *buf, size_t *pos, unsigned ncpus)
 	};
 	put(buf, pos, &ioapic, sizeof(ioapic));
 
-	for (unsigned irq = 0; irq < MP_ISA_IRQS; irq++) {
+	/* Every pin, as an ISA-style edge interrupt: the legacy devices' and
+	 * the virtio-mmio devices', whose irqfds deliver edges. */
+	for (unsigned irq = 0; irq < npins; irq++) {
 		struct mpc_intsrc src = {
 		    .type = MP_INTSRC,
 		    .irqtype = mp_INT,
@@ -106,24 +105,24 @@ static void put_entries(uint8_t *buf, size_t *pos, unsigned ncpus)
 	}
 }
 
-int mptable_write(struct gmem *g, unsigned ncpus)
+int mptable_write(struct gmem *g, unsigned ncpus, unsigned npins)
 {
-	if (ncpus == 0 || ncpus > MPTABLE_MAX_CPUS)
+	if (ncpus == 0 || ncpus > MPTABLE_MAX_CPUS || npins == 0 || npins > MPTABLE_MAX_PINS)
 		return -EINVAL;
-	size_t size = table_size(ncpus);
+	size_t size = table_size(ncpus, npins);
 	if (size > MP_TABLE_ROOM)
 		return -E2BIG;
 
 	uint8_t buf[MP_TABLE_ROOM];
 	memset(buf, 0, sizeof(buf));
 	size_t pos = sizeof(struct mpf_intel) + sizeof(struct mpc_table);
-	put_entries(buf, &pos, ncpus);
+	put_entries(buf, &pos, ncpus, npins);
 	assert(pos == size);
 
 	struct mpc_table hdr = {
 	    .length = (uint16_t)(size - sizeof(struct mpf_intel)),
 	    .spec = MP_SPEC_REV,
-	    .oemcount = (uint16_t)(ncpus + 2 + MP_ISA_IRQS + 2),
+	    .oemcount = (uint16_t)(ncpus + 2 + npins + 2),
 	    .lapic = (uint32_t)LAPIC_ADDR,
 	};
 	memcpy(hdr.signature, MPC_SIGNATURE, sizeof(hdr.signature));

@@ -10,6 +10,7 @@
 #include "core/util.h"
 
 #define MPTABLE_MAX_CPUS 32
+#define MPTABLE_MAX_PINS 24
 
 /* MP spec 1.4 layouts (chapter 4). No UAPI header carries them; the names
  * follow Linux's arch/x86/include/asm/mpspec_def.h. Exposed so that tests
@@ -110,9 +111,10 @@ static_assert(sizeof(struct mpc_lintsrc) == 8, "MP local interrupt entry");
 
 /* Write the floating pointer and configuration table at MPTABLE_ADDR for
  * ncpus (1..MPTABLE_MAX_CPUS) processors with APIC IDs 0..ncpus-1, an ISA
- * bus, one IOAPIC (ID ncpus) at IOAPIC_ADDR with ISA IRQs 0-23 routed to
- * pins 0-23 (edge, as irqfds deliver), and LINT0 ExtINT / LINT1 NMI. Returns 0, -EINVAL for a bad
- * count, -E2BIG if it does not fit below 0xa0000, -EFAULT. */
-int mptable_write(struct gmem *g, unsigned ncpus) WARN_UNUSED;
+ * bus, one IOAPIC (ID ncpus) at IOAPIC_ADDR with ISA IRQs 0..npins-1
+ * routed to pins 0..npins-1 (edge, as irqfds deliver; npins
+ * 1..MPTABLE_MAX_PINS), and LINT0 ExtINT / LINT1 NMI. Returns 0, -EINVAL
+ * for a bad count, -E2BIG if it does not fit below 0xa0000, -EFAULT. */
+int mptable_write(struct gmem *g, unsigned ncpus, unsigned npins) WARN_UNUSED;
 
 #endif

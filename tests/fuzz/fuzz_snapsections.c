@@ -61,8 +61,6 @@ enum { D_VCPU, D_VM, D_LAYOUT, D_SERIAL, D_I8042, D_VQ, D_MMIO, DECODERS };
 #define ERRLEN	 256
 #define CFG_SIZE 16
 #define MMIO_OPS 16 /* register accesses after a virtio-mmio restore */
-/* Where KVM's IOAPIC answers (vm_state_decode refuses any other). */
-#define IOAPIC_BASE 0xfec00000ULL
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -134,9 +132,25 @@ static void fuzz_vcpu(const uint8_t *p, size_t n)
 	wbuf_free(&w);
 }
 
+/* The routes a restored I/O APIC hands over: one per unmasked pin at
+ * most, in pin order, each an MSI to the local APICs' window. */
+static unsigned vm_pins;
+
+static int check_routes(void *ctx, const struct ioapic_msi *m, unsigned n)
+{
+	(void)ctx;
+	CHECK(n <= vm_pins);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK(m[i].gsi < vm_pins && (i == 0 || m[i].gsi > m[i - 1].gsi));
+		CHECK((m[i].address_lo & 0xfff00000u) == 0xfee00000u);
+	}
+	return 0;
+}
+
 static void fuzz_vm(const uint8_t *p, size_t n)
 {
 	struct vm_kvm_state s, again;
+	struct ioapic io;
 	char err[ERRLEN] = "";
 	struct rbuf r;
 	struct wbuf w;
@@ -149,17 +163,33 @@ static void fuzz_vm(const uint8_t *p, size_t n)
 		return;
 	}
 	CHECK(ret == 0 && r.off <= n);
-	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
-		CHECK(s.chip[i].chip_id == i);
-	CHECK(s.chip[KVM_IRQCHIP_IOAPIC].chip.ioapic.base_address == IOAPIC_BASE);
+	size_t used = r.off;
 
 	wbuf_init(&w);
 	CHECK(vm_state_encode(&s, &w) == 0);
-	same_bytes(&w, p, r.off);
+	same_bytes(&w, p, used);
 	rbuf_init(&r, w.p, w.len);
 	CHECK(vm_state_decode(&r, &again, err, sizeof(err)) == 0 && rbuf_done(&r));
 	CHECK(!memcmp(&again, &s, sizeof(s)));
 	wbuf_free(&w);
+
+	/* What the decode let through, a chip of its pin count takes. */
+	vm_pins = s.ioapic.npins;
+	CHECK(ioapic_init(&io, vm_pins, check_routes, NULL) == 0);
+	CHECK(ioapic_load(&io, &s.ioapic, err, sizeof(err)) == 0);
+	/* The guest goes on: (op, dword) records; op bit 0 picks IOREGSEL
+	 * or IOWIN, bit 7 a read. What it saves then is still a state. */
+	for (size_t i = used, k = 0; i + 5 <= n && k < MAX_OPS; i += 5, k++) {
+		uint32_t v;
+		memcpy(&v, p + i + 1, 4);
+		if (p[i] & 0x80)
+			ioapic_bus_ops.read(&io, (p[i] & 1) ? 0x10 : 0x00, &v, 4);
+		else
+			ioapic_bus_ops.write(&io, (p[i] & 1) ? 0x10 : 0x00, &v, 4);
+	}
+	struct ioapic_state after;
+	ioapic_save(&io, &after);
+	CHECK(ioapic_state_check(&after, err, sizeof(err)) == 0);
 }
 
 /* ---- the memory layout ------------------------------------------------- */
@@ -699,19 +729,12 @@ static void seed_vm(const char *dir)
 	struct wbuf w;
 
 	memset(&s, 0, sizeof(s));
-	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
-		s.chip[i].chip_id = i;
-	s.chip[0].chip.pic.elcr_mask = 0xf8;
-	s.chip[1].chip.pic.elcr_mask = 0xde;
-	s.chip[0].chip.pic.irq_base = 0x30;
-	s.chip[1].chip.pic.irq_base = 0x38;
-	s.chip[KVM_IRQCHIP_IOAPIC].chip.ioapic.base_address = IOAPIC_BASE;
-	for (unsigned i = 0; i < 3; i++)
-		s.pit.channels[i].mode = 0xff;
-	s.pit.channels[0].mode = 2;
-	s.pit.channels[0].count = 0x10000;
-	s.pit.channels[0].rw_mode = 3;
-	s.pit.channels[0].gate = 1;
+	s.ioapic.npins = 8;
+	for (unsigned p = 0; p < 8; p++)
+		s.ioapic.redir[p] = 1ULL << 16; /* masked */
+	s.ioapic.redir[4] = 0x24;		/* the serial port's, unmasked */
+	s.ioapic.redir[5] = 0x8000 | 0x25 | 1ULL << 56;
+	s.ioapic.ioregsel = 0x1b;
 	s.clock = 123456789;
 	wbuf_init(&w);
 	CHECK(vm_state_encode(&s, &w) == 0);

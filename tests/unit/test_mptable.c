@@ -24,12 +24,17 @@ static uint8_t sum(const void *p, size_t len)
 	return s;
 }
 
-static struct gmem *mem_with_table(unsigned ncpus)
+static struct gmem *mem_with_pins(unsigned ncpus, unsigned npins)
 {
 	struct gmem *g;
 	cr_assert_eq(gmem_create(&g, MEM_SIZE), 0);
-	cr_assert_eq(mptable_write(g, ncpus), 0);
+	cr_assert_eq(mptable_write(g, ncpus, npins), 0);
 	return g;
+}
+
+static struct gmem *mem_with_table(unsigned ncpus)
+{
+	return mem_with_pins(ncpus, MPTABLE_MAX_PINS);
 }
 
 static struct parsed parse(const struct gmem *g)
@@ -131,6 +136,23 @@ Test(mptable, entry_counts)
 	}
 }
 
+Test(mptable, one_interrupt_entry_per_pin_of_a_smaller_ioapic)
+{
+	struct gmem *g = mem_with_pins(2, 7);
+	struct parsed p = parse(g);
+	cr_expect_eq(count_type(&p, MP_INTSRC), 7);
+	cr_expect_eq(p.mpc->oemcount, 2 + 1 + 1 + 7 + 2);
+	cr_expect_eq(p.mpc->length, sizeof(struct mpc_table) + 2 * sizeof(struct mpc_cpu) + 11 * 8);
+	for (unsigned irq = 0; irq < 7; irq++) {
+		const struct mpc_intsrc *s = (const void *)find_type(&p, MP_INTSRC, irq);
+		cr_assert_not_null(s);
+		cr_expect_eq(s->srcbusirq, irq);
+		cr_expect_eq(s->dstirq, irq);
+	}
+	cr_expect_eq(sum(p.mpc, p.mpc->length), 0);
+	gmem_destroy(g);
+}
+
 Test(mptable, processors)
 {
 	struct gmem *g = mem_with_table(8);
@@ -205,8 +227,10 @@ Test(mptable, bad_cpu_counts)
 	cr_assert_eq(gmem_create(&g, MEM_SIZE), 0);
 	uint8_t *ebda = gmem_ptr(g, MPTABLE_ADDR, 0x400);
 	cr_assert_not_null(ebda);
-	cr_expect_eq(mptable_write(g, 0), -EINVAL);
-	cr_expect_eq(mptable_write(g, MPTABLE_MAX_CPUS + 1), -EINVAL);
+	cr_expect_eq(mptable_write(g, 0, 5), -EINVAL);
+	cr_expect_eq(mptable_write(g, MPTABLE_MAX_CPUS + 1, 5), -EINVAL);
+	cr_expect_eq(mptable_write(g, 1, 0), -EINVAL);
+	cr_expect_eq(mptable_write(g, 1, MPTABLE_MAX_PINS + 1), -EINVAL);
 	for (size_t i = 0; i < 0x400; i++)
 		cr_assert_eq(ebda[i], 0, "nothing written on failure");
 	gmem_destroy(g);
@@ -217,10 +241,10 @@ Test(mptable, memory_too_small)
 	struct gmem *g;
 	/* 0x9f000 bytes: the EBDA page is past the end of RAM. */
 	cr_assert_eq(gmem_create(&g, 0x9f000), 0);
-	cr_expect_eq(mptable_write(g, 1), -EFAULT);
+	cr_expect_eq(mptable_write(g, 1, 5), -EFAULT);
 	gmem_destroy(g);
 	/* RAM ending exactly at the VGA hole holds the largest table. */
 	cr_assert_eq(gmem_create(&g, 0xa0000), 0);
-	cr_expect_eq(mptable_write(g, MPTABLE_MAX_CPUS), 0);
+	cr_expect_eq(mptable_write(g, MPTABLE_MAX_CPUS, MPTABLE_MAX_PINS), 0);
 	gmem_destroy(g);
 }

@@ -267,28 +267,50 @@ Test(vcpu_state_bytes, values_no_guest_could_set_are_refused)
 static void sample_vm(struct vm_kvm_state *s)
 {
 	memset(s, 0, sizeof(*s));
-	for (unsigned i = 0; i < KVM_NR_IRQCHIPS; i++)
-		s->chip[i].chip_id = i;
-	s->chip[0].chip.pic.elcr_mask = 0xf8;
-	s->chip[1].chip.pic.elcr_mask = 0xde;
-	s->chip[0].chip.pic.irq_base = 0x20;
-	s->chip[2].chip.ioapic.base_address = 0xfec00000;
-	for (unsigned i = 0; i < 3; i++) {
-		s->pit.channels[i].mode = 0xff; /* never programmed */
-		s->pit.channels[i].count = 0x10000;
-	}
-	s->pit.channels[0].mode = 2;
-	s->pit.channels[0].rw_mode = 3;
+	s->ioapic.npins = 7;
+	for (unsigned p = 0; p < 7; p++)
+		s->ioapic.redir[p] = 1ULL << 16; /* masked */
+	s->ioapic.redir[4] = 0x24;		 /* the serial port: vector 0x24, unmasked */
+	s->ioapic.redir[5] = 0x25 | 1ULL << 56;	 /* to APIC 1 */
+	s->ioapic.ioregsel = 0x18;
 	s->clock = 123456789;
+}
+
+/* The routes a chip under test hands over: counted, and put into KVM
+ * when the chip's context is a VM fd. */
+static unsigned routes_calls, routes_last_n;
+static struct ioapic_msi routes_last[IOAPIC_MAX_PINS];
+
+static int record_routes(void *ctx, const struct ioapic_msi *m, unsigned n)
+{
+	int vm_fd = (int)(intptr_t)ctx;
+	struct {
+		struct kvm_irq_routing head;
+		struct kvm_irq_routing_entry e[IOAPIC_MAX_PINS];
+	} t = {.head.nr = n};
+
+	routes_calls++;
+	routes_last_n = n;
+	memcpy(routes_last, m, n * sizeof(*m));
+	for (unsigned i = 0; i < n; i++)
+		t.e[i] = (struct kvm_irq_routing_entry){
+		    .gsi = m[i].gsi,
+		    .type = KVM_IRQ_ROUTING_MSI,
+		    .u.msi = {.address_lo = m[i].address_lo, .data = m[i].data}};
+	if (vm_fd >= 0 && ioctl(vm_fd, KVM_SET_GSI_ROUTING, &t.head) < 0)
+		return -errno;
+	return 0;
 }
 
 static int vm_restore_bytes(const struct wbuf *w, size_t len, char *err, size_t errlen)
 {
+	struct ioapic io;
 	struct rbuf r;
 
+	cr_assert_eq(ioapic_init(&io, 7, record_routes, (void *)(intptr_t)-1), 0);
 	rbuf_init(&r, w->p, len);
 	err[0] = 0;
-	return vm_state_restore(-1, &r, err, errlen);
+	return vm_state_restore(-1, &io, &r, err, errlen);
 }
 
 Test(vm_state_bytes, a_section_decodes_to_what_was_encoded_and_truncations_are_refused)
@@ -305,12 +327,23 @@ Test(vm_state_bytes, a_section_decodes_to_what_was_encoded_and_truncations_are_r
 	cr_assert_eq(vm_state_decode(&r, &back, err, sizeof(err)), 0, "%s", err);
 	cr_assert(rbuf_done(&r));
 	cr_assert_eq(memcmp(&back, &s, sizeof(s)), 0);
-	/* Decoded whole: the restore reaches KVM, which fd -1 is not. */
+	/* Decoded whole: the chip takes it and installs its two unmasked
+	 * pins; then the clock reaches KVM, which fd -1 is not. */
+	routes_calls = 0;
 	cr_assert_eq(vm_restore_bytes(&w, w.len, err, sizeof(err)), -EBADF, "%s", err);
+	cr_assert_eq(routes_calls, 1);
+	cr_assert_eq(routes_last_n, 2);
+	cr_assert_eq(routes_last[0].gsi, 4);
+	cr_assert_eq(routes_last[0].address_lo, 0xfee00000);
+	cr_assert_eq(routes_last[0].data, 0x24);
+	cr_assert_eq(routes_last[1].gsi, 5);
+	cr_assert_eq(routes_last[1].address_lo, 0xfee01000);
+	routes_calls = 0;
 	for (size_t len = 0; len < w.len; len++) {
 		int ret = vm_restore_bytes(&w, len, err, sizeof(err));
 		cr_assert_eq(ret, -EBADMSG, "%zu of %zu bytes: %d (%s)", len, w.len, ret, err);
 	}
+	cr_assert_eq(routes_calls, 0, "a truncated section reached the chip");
 	wbuf_free(&w);
 }
 
@@ -319,44 +352,51 @@ Test(vm_state_bytes, values_no_guest_could_set_are_refused)
 	struct vm_kvm_state s;
 	struct wbuf w;
 	char err[256];
-	const char *says[] = {"IOAPIC", "IOAPIC",	 "chip id",	  "ELCR",
-			      "ELCR",	"PIT channel 1", "PIT channel 0", "PIT: unknown flags",
-			      "version"};
+	const char *says[] = {"0 pins",
+			      "25 pins",
+			      "ID register",
+			      "IOREGSEL",
+			      "pin 3",
+			      "pin 9",
+			      "the snapshot's has 8 pins",
+			      "version 3",
+			      "version 1 (KVM's own"};
 
 	for (unsigned i = 0; i < ARRAY_SIZE(says); i++) {
 		sample_vm(&s);
 		switch (i) {
 		case 0:
-			s.chip[2].chip.ioapic.base_address = 0xfee00000;
-			break; /* the LAPIC's */
+			s.ioapic.npins = 0;
+			break;
 		case 1:
-			s.chip[2].chip.ioapic.id = 16;
+			s.ioapic.npins = 25;
 			break;
 		case 2:
-			s.chip[0].chip_id = 1;
+			s.ioapic.id = 0x10000001; /* bits below the ID */
 			break;
 		case 3:
-			s.chip[1].chip.pic.elcr_mask = 0xff;
+			s.ioapic.ioregsel = 0x100;
 			break;
 		case 4:
-			s.chip[0].chip.pic.elcr = 0x01;
-			break; /* IRQ 0 level-triggered */
+			s.ioapic.redir[3] |= 1ULL << 14; /* remote IRR: the chip's */
+			break;
 		case 5:
-			s.pit.channels[1].mode = 6;
+			s.ioapic.redir[9] = 0x30; /* a pin past the chip's */
 			break;
 		case 6:
-			s.pit.channels[0].count = 0x10001;
-			break;
-		case 7:
-			s.pit.flags = 4;
+			s.ioapic.npins = 8; /* a chip of 7 takes no other */
 			break;
 		}
 		wbuf_init(&w);
 		cr_assert_eq(vm_state_encode(&s, &w), 0);
-		if (i == 8)
+		if (i == 7)
 			put_u32_at(&w, 0, VM_STATE_VERSION + 1);
+		if (i == 8)
+			put_u32_at(&w, 0, 1);
+		routes_calls = 0;
 		cr_assert_eq(vm_restore_bytes(&w, w.len, err, sizeof(err)), -EINVAL, "case %u", i);
 		cr_assert(strstr(err, says[i]), "case %u: %s", i, err);
+		cr_assert_eq(routes_calls, 0, "case %u reached KVM", i);
 		wbuf_free(&w);
 	}
 }
@@ -370,6 +410,7 @@ struct machine {
 	struct control ctl;
 	struct vcpu_env env;
 	struct vcpu v;
+	struct ioapic io;
 	bool has_vcpu;
 	volatile uint64_t *counter;
 };
@@ -401,7 +442,7 @@ static void machine_make(struct machine *m, bool load, uint64_t entry)
 	/* 1: incq COUNTER_GPA; jmp 1b */
 	static const uint8_t code[] = {0x48, 0xff, 0x04, 0x25, 0x00, 0x00, 0x20, 0x00, 0xeb, 0xf6};
 	static const uint8_t spin[] = {0xeb, 0xfe};
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	struct kvm_enable_cap split = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {7}};
 	uint64_t tss = KVM_TSS_ADDR, idmap = KVM_IDENTITY_MAP_ADDR;
 	struct boot_info bi = {.entry = entry};
 	const char *what = "";
@@ -411,8 +452,8 @@ static void machine_make(struct machine *m, bool load, uint64_t entry)
 	cr_assert_geq(m->vm_fd, 0);
 	cr_assert_eq(ioctl(m->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)tss), 0);
 	cr_assert_eq(ioctl(m->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap), 0);
-	cr_assert_eq(ioctl(m->vm_fd, KVM_CREATE_IRQCHIP, 0), 0);
-	cr_assert_eq(ioctl(m->vm_fd, KVM_CREATE_PIT2, &pit), 0);
+	cr_assert_eq(ioctl(m->vm_fd, KVM_ENABLE_CAP, &split), 0);
+	cr_assert_eq(ioapic_init(&m->io, 7, record_routes, (void *)(intptr_t)m->vm_fd), 0);
 	cr_assert_eq(gmem_create(&m->mem, MEM_SIZE), 0);
 	cr_assert_eq(gmem_nregions(m->mem), 1);
 	const struct gmem_region *g = gmem_region(m->mem, 0);
@@ -577,7 +618,7 @@ static uint64_t run_stop_save(struct wbuf *w, struct kvm_regs *regs)
 	uint64_t stopped = *a.counter;
 
 	wbuf_init(w);
-	cr_assert_eq(vm_state_save(a.vm_fd, w, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm_state_save(a.vm_fd, &a.io, w, err, sizeof(err)), 0, "%s", err);
 	size_t vm_len = w->len;
 	cr_assert_eq(vcpu_state_save(a.v.fd, sys_fd, w, err, sizeof(err)), 0, "%s", err);
 	cr_log_info("VM section %zu bytes, vCPU section %zu bytes", vm_len, w->len - vm_len);
@@ -621,7 +662,7 @@ Test(vcpu_state_kvm, a_restored_vm_counts_on_from_where_the_saved_one_stopped)
 	cr_assert_eq(*b.counter, stopped);
 
 	rbuf_init(&r, w.p, w.len);
-	cr_assert_eq(vm_state_restore(b.vm_fd, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm_state_restore(b.vm_fd, &b.io, &r, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(vcpu_state_restore(b.v.fd, sys_fd, &r, err, sizeof(err)), 0, "%s", err);
 	cr_assert(rbuf_done(&r));
 
@@ -755,11 +796,10 @@ Test(vcpu_state_kvm, a_tsc_frequency_this_host_cannot_give_is_refused_or_set)
 	wbuf_free(&w);
 }
 
-Test(vcpu_state_kvm, the_vm_section_restores_the_interrupt_controllers_pit_and_clock)
+Test(vcpu_state_kvm, the_vm_section_restores_the_ioapic_its_routes_and_the_clock)
 {
-	struct kvm_irqchip chip = {.chip_id = KVM_IRQCHIP_IOAPIC};
 	struct kvm_clock_data clock = {0};
-	struct kvm_pit_state2 pit;
+	struct ioapic_state back;
 	struct vm_kvm_state s;
 	struct wbuf w;
 	struct rbuf r;
@@ -767,26 +807,24 @@ Test(vcpu_state_kvm, the_vm_section_restores_the_interrupt_controllers_pit_and_c
 
 	machine_make(&a, true, CODE_ADDR);
 	machine_make(&b, false, SPIN_ADDR);
-	cr_assert_eq(vm_state_get(a.vm_fd, &s, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm_state_get(a.vm_fd, &a.io, &s, err, sizeof(err)), 0, "%s", err);
 	/* What a guest could have programmed. */
-	s.chip[KVM_IRQCHIP_IOAPIC].chip.ioapic.redirtbl[4].bits = 0x24; /* serial: vector 0x24 */
-	s.chip[KVM_IRQCHIP_PIC_MASTER].chip.pic.imr = 0xfa;
-	s.pit.channels[0].mode = 2;
-	s.pit.channels[0].count = 1193;
+	s.ioapic.redir[4] = 0x24; /* serial: vector 0x24, unmasked */
+	s.ioapic.ioregsel = 0x18;
 	s.clock += 5 * SECOND;
 	wbuf_init(&w);
 	cr_assert_eq(vm_state_encode(&s, &w), 0);
 	rbuf_init(&r, w.p, w.len);
-	cr_assert_eq(vm_state_restore(b.vm_fd, &r, err, sizeof(err)), 0, "%s", err);
+	routes_calls = 0;
+	cr_assert_eq(vm_state_restore(b.vm_fd, &b.io, &r, err, sizeof(err)), 0, "%s", err);
 
-	cr_assert_eq(ioctl(b.vm_fd, KVM_GET_IRQCHIP, &chip), 0);
-	cr_assert_eq(chip.chip.ioapic.redirtbl[4].bits, 0x24);
-	chip = (struct kvm_irqchip){.chip_id = KVM_IRQCHIP_PIC_MASTER};
-	cr_assert_eq(ioctl(b.vm_fd, KVM_GET_IRQCHIP, &chip), 0);
-	cr_assert_eq(chip.chip.pic.imr, 0xfa);
-	cr_assert_eq(ioctl(b.vm_fd, KVM_GET_PIT2, &pit), 0);
-	cr_assert_eq(pit.channels[0].mode, 2);
-	cr_assert_eq(pit.channels[0].count, 1193);
+	/* KVM took the route (record_routes puts it in b's VM). */
+	cr_assert_eq(routes_calls, 1);
+	cr_assert_eq(routes_last_n, 1);
+	cr_assert_eq(routes_last[0].gsi, 4);
+	ioapic_save(&b.io, &back);
+	cr_assert_eq(back.redir[4], 0x24);
+	cr_assert_eq(back.ioregsel, 0x18);
 	cr_assert_eq(ioctl(b.vm_fd, KVM_GET_CLOCK, &clock), 0);
 	/* Set to the saved value, so at least that, and not seconds more. */
 	cr_assert_geq(clock.clock, s.clock);

@@ -296,6 +296,19 @@ int vm_setup_legacy(struct vm *vm)
 	i8042_init(&vm->i8042, guest_reset, i8042_irq, vm);
 	vm->timer = (struct boot_timer){.fired = boot_timer_fired, .ctx = vm};
 	vm->exitdev = (struct exit_dev){.ctl = &vm->ctl};
+	/* What a PC has there and these VMs do not (the split irqchip): the
+	 * 8259 PICs, their ELCR, the PIT and port 0x61's speaker gate. Reads
+	 * give 0xff, so the guest's PIC probe finds none; not counted as
+	 * unclaimed accesses, which name ports nobody expects. */
+	static const struct bus_ops absent = {0};
+	static const struct {
+		uint16_t port, len;
+	} holes[] = {{0x20, 2}, {0xa0, 2}, {0x4d0, 2}, {0x40, 4}, {0x61, 1}};
+	for (size_t i = 0; i < ARRAY_SIZE(holes); i++)
+		if ((r = bus_register(vm->pio, holes[i].port, holes[i].len, &absent, NULL)) < 0) {
+			pr_err("registering port %#x: %s", holes[i].port, strerror(-r));
+			return r;
+		}
 	if ((r = bus_register(vm->pio, COM1_PORT, 8, &serial_bus_ops, vm->serial)) < 0 ||
 	    (r = bus_register(vm->pio, I8042_DATA_PORT, 1, &i8042_data_ops, &vm->i8042)) < 0 ||
 	    (r = bus_register(vm->pio, I8042_CMD_PORT, 1, &i8042_cmd_ops, &vm->i8042)) < 0 ||

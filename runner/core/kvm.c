@@ -9,7 +9,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "core/study.h"
 
 /* Every capability flint uses, with what it is for in the error message. */
 static const struct {
@@ -18,6 +17,7 @@ static const struct {
 } required_caps[] = {
 	{KVM_CAP_SPLIT_IRQCHIP, "KVM_CAP_SPLIT_IRQCHIP (in-kernel local APICs, I/O APIC in flint)"},
 	{KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+	{KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER (the guest's timer: there is no PIT)"},
 	{KVM_CAP_HLT, "KVM_CAP_HLT"},
 	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
 	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
@@ -107,8 +107,7 @@ err_close:
  * calibrates its LAPIC timer against a PIT, which flint's VMs do not have. */
 static void add_tsc_deadline(int sys_fd, struct kvm_cpuid2 *c)
 {
-	if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0 ||
-	    study_on(STUDY_NO_TSC_DEADLINE))
+	if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
 		return;
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 1)

@@ -8,7 +8,6 @@
 
 static const char *const names[STUDY_SWITCHES] = {
     [STUDY_NO_THP] = "no-thp",
-    [STUDY_NO_TSC_DEADLINE] = "no-tsc-deadline",
     [STUDY_PLAIN_CPUID] = "plain-cpuid",
     [STUDY_NO_MSRS] = "no-msrs",
 };

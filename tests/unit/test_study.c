@@ -22,7 +22,6 @@ Test(study, only_exact_names_count)
 	cr_assert_not(study_on(STUDY_NO_THP));
 	cr_assert(study_on(STUDY_NO_MSRS));
 	cr_assert_not(study_on(STUDY_PLAIN_CPUID));
-	cr_assert(study_on(STUDY_NO_TSC_DEADLINE));
 	cr_assert_not(study_on(STUDY_SWITCHES));
 }
 

@@ -74,6 +74,7 @@ static int sync_routes(struct ioapic *io, bool force)
 	int r = io->routes ? io->routes(io->ctx, next, n) : 0;
 	if (r < 0)
 		return r;
+	io->route_error_told = false; /* a later failure is news again */
 	memcpy(io->installed, next, n * sizeof(next[0]));
 	io->ninstalled = n;
 	return 0;

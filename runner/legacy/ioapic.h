@@ -13,6 +13,11 @@
  * read 0: KVM delivers the messages, and the guest's EOI for a level-
  * triggered one needs nothing from the chip (vcpu.c lets the exit pass).
  *
+ * Each write that changes a message reinstalls the set: a guest that
+ * toggles a mask bit in a loop costs the host one KVM_SET_GSI_ROUTING per
+ * exit (QEMU and Cloud Hypervisor reinstall on every entry write, changed
+ * or not); not rate-limited.
+ *
  * No knowledge of KVM; bus device at IOAPIC_ADDR, one page, opaque = the
  * struct. The vCPU threads (the bus ops) and the control thread (save,
  * load) share it under `lock`. */

@@ -88,8 +88,9 @@ static void put_entries(uint8_t *buf, size_t *pos, unsigned ncpus, unsigned npin
 		put(buf, pos, &src, sizeof(src));
 	}
 
-	/* Virtual wire mode until the guest programs the IOAPIC: the PIC's
-	 * output on every CPU's LINT0, NMI on LINT1 (kvmtool does the same). */
+	/* LINT0 ExtINT (virtual wire: where a PIC's output would come in;
+	 * flint's VMs have none, and Linux masks it), NMI on LINT1, on every
+	 * CPU (kvmtool does the same). */
 	static const uint8_t lint_type[2] = {mp_ExtINT, mp_NMI};
 	for (uint8_t lint = 0; lint < 2; lint++) {
 		struct mpc_lintsrc l = {

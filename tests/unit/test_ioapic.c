@@ -2,6 +2,7 @@
  * exits would: its registers, and the MSI routes it hands over. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "legacy/ioapic.h"
@@ -210,4 +211,30 @@ Test(ioapic, save_and_load_give_back_the_registers_and_their_routes)
 	cr_expect_eq(ioapic_load(&b, &s, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "7 pins"), "%s", err);
 	cr_expect_eq(fb.calls, 2);
+}
+
+Test(ioapic, smi_nmi_and_init_go_out_as_messages_reserved_modes_do_not)
+{
+	struct ioapic io;
+	struct fake f = {0};
+	/* mode: 2 SMI, 4 NMI, 5 INIT route; 3 and 6 are reserved (KVM would
+	 * log each such message as unsupported), 7 ExtINT has no MSI form. */
+	static const struct {
+		unsigned mode;
+		bool routed;
+	} modes[] = {{2, true}, {3, false}, {4, true}, {5, true}, {6, false}, {7, false}};
+
+	cr_assert_eq(ioapic_init(&io, 8, fake_routes, &f), 0);
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		f.n = 99;
+		set_reg(&io, 0x10 + 2 * 2, modes[i].mode << 8 | 0x40);
+		if (modes[i].routed) {
+			cr_assert_eq(f.n, 1, "mode %u", modes[i].mode);
+			cr_expect_eq(f.msi[0].data, modes[i].mode << 8 | 0x40, "mode %u",
+				     modes[i].mode);
+		} else {
+			cr_expect(f.n == 0 || f.n == 99, "mode %u routed", modes[i].mode);
+		}
+		set_reg(&io, 0x10 + 2 * 2, 1u << 16); /* masked again */
+	}
 }

@@ -213,6 +213,11 @@ static void call_kvmclock_ctrl(void)
 	expect_errno(syscall(SYS_ioctl, -1, KVM_KVMCLOCK_CTRL, 0), EBADF);
 }
 
+static void call_set_gsi_routing(void)
+{
+	expect_errno(syscall(SYS_ioctl, -1, KVM_SET_GSI_ROUTING, 0), EBADF);
+}
+
 static void call_tcsets(void)
 {
 	struct termios t = {0};
@@ -348,6 +353,7 @@ static const struct {
     {SECCOMP_VCPU, call_mmap_rw, true, "vcpu: mmap rw"},
     {SECCOMP_VCPU, call_tgkill_kick, true, "vcpu: tgkill kick"},
     {SECCOMP_VCPU, call_kvmclock_ctrl, true, "vcpu: KVM_KVMCLOCK_CTRL"},
+    {SECCOMP_VCPU, call_set_gsi_routing, true, "vcpu: KVM_SET_GSI_ROUTING"},
     {SECCOMP_VCPU, call_tcsets, false, "vcpu: ioctl TCSETS"},
     {SECCOMP_VCPU, call_mmap_exec, false, "vcpu: mmap exec"},
     {SECCOMP_VCPU, call_mprotect_exec, false, "vcpu: mprotect exec"},
@@ -359,11 +365,13 @@ static const struct {
     {SECCOMP_MAIN, call_poll, true, "main: poll"},
     {SECCOMP_MAIN, call_kvm_run, false, "main: KVM_RUN"},
     {SECCOMP_MAIN, call_kvmclock_ctrl, false, "main: KVM_KVMCLOCK_CTRL"},
+    {SECCOMP_MAIN, call_set_gsi_routing, true, "main: KVM_SET_GSI_ROUTING"},
     {SECCOMP_MAIN, call_openat_image, true, "main: openat of an image"},
     {SECCOMP_MAIN, call_openat_truncate, false, "main: openat O_TRUNC"},
     {SECCOMP_EVLOOP, call_socket_unix, true, "evloop: AF_UNIX socket"},
     {SECCOMP_EVLOOP, call_socket_inet, false, "evloop: AF_INET socket"},
     {SECCOMP_EVLOOP, call_kvm_run, false, "evloop: KVM_RUN"},
+    {SECCOMP_EVLOOP, call_set_gsi_routing, false, "evloop: KVM_SET_GSI_ROUTING"},
     {SECCOMP_RUN, call_poll, true, "run: poll"},
     {SECCOMP_RUN, call_send, true, "run: send"},
     {SECCOMP_RUN, call_sendto_address, false, "run: sendto an address"},

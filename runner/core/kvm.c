@@ -9,7 +9,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-
 /* Every capability flint uses, with what it is for in the error message. */
 static const struct {
 	int cap;
@@ -103,12 +102,11 @@ err_close:
 #define CPUID1_ECX_TSC_DEADLINE (1u << 24)
 
 /* KVM emulates the TSC-deadline timer but reports it as a capability, not in
- * the supported CPUID (QEMU adds it the same way). Without it Linux
- * calibrates its LAPIC timer against a PIT, which flint's VMs do not have. */
-static void add_tsc_deadline(int sys_fd, struct kvm_cpuid2 *c)
+ * the supported CPUID (QEMU adds it the same way); kvm_open requires the
+ * capability. Without it Linux calibrates its LAPIC timer against a PIT,
+ * which flint's VMs do not have. */
+static void add_tsc_deadline(struct kvm_cpuid2 *c)
 {
-	if (ioctl(sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
-		return;
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 1)
 			c->entries[i].ecx |= CPUID1_ECX_TSC_DEADLINE;
@@ -125,7 +123,7 @@ struct kvm_cpuid2 *kvm_supported_cpuid(int sys_fd, unsigned *max)
 		c->nent = n;
 		/* Keep spare entries: cpuid_setup may add topology subleaves. */
 		if (ioctl(sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0 && c->nent + 8 <= n) {
-			add_tsc_deadline(sys_fd, c);
+			add_tsc_deadline(c);
 			*max = n;
 			return c;
 		}

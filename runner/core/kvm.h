@@ -18,8 +18,9 @@ int kvm_open(int *sys_fd, char *err, size_t errlen) WARN_UNUSED;
  * guest ring-0 code and cannot run a stock Linux kernel. */
 bool kvm_host_is_pvm(void);
 
-/* KVM_GET_SUPPORTED_CPUID with room for `*max` entries (grown as KVM asks).
- * Returns a malloc'd table or NULL with errno set. */
+/* KVM_GET_SUPPORTED_CPUID with room for `*max` entries (grown as KVM asks),
+ * and the TSC-deadline timer in leaf 1: sys_fd comes from kvm_open, which
+ * checked KVM has it. Returns a malloc'd table or NULL with errno set. */
 struct kvm_cpuid2 *kvm_supported_cpuid(int sys_fd, unsigned *max);
 
 /* An eventfd wired to interrupt line `gsi` with KVM_IRQFD: writing it

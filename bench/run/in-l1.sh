@@ -224,8 +224,8 @@ check_sums() {
 	fi
 }
 
-# flint JOB RUN: one flint run; its launch to agent ready and command
-# times from --timings, the rest (copies and the end) what is left.
+# flint JOB RUN: one flint run; its launch to agent ready, command and
+# copy times from --timings, the rest (the end) what is left.
 flint_run() {
 	rm -rf "$D/res"
 	if [ "$1" = true ]; then
@@ -237,6 +237,8 @@ flint_run() {
 			-- sh -c "$JOB")
 	fi
 	t=$(sed -n 's/.*launch to init \([0-9.]*\) ms, launch to agent ready \([0-9.]*\) ms, command \([0-9.]*\) ms.*/init_ms=\1 ready_ms=\2 cmd_ms=\3/p' "$D/ferr")
+	[ "$1" = job ] && [ -n "$t" ] &&
+		t="$t $(sed -n 's/.*, copy-in \([0-9.]*\) ms, copy-out \([0-9.]*\) ms.*/copyin_ms=\1 copyout_ms=\2/p' "$D/ferr")"
 	ok=0
 	case $line in *" status=0") ok=1 ;; esac
 	[ "$1" = job ] && [ "$ok" = 1 ] && ok=$(check_sums "$D/res/sums")

@@ -9,8 +9,8 @@
 # init's boot marker, which QEMU ignores); cmd = the request to
 # the command's status; rest = everything after the agent was ready but
 # the command (the copies and the VM's end): total - ready - cmd, for both.
-# QEMU's rest is split as copyin, copyout and stop by runbench; flint's
-# --timings does not split it.
+# The rest is split as copyin, copyout and stop: QEMU's by runbench,
+# flint's by --timings' copy times (its stop is what is left).
 $1 == "gvisor:" {
 	sub(/^gvisor: /, "")
 	notes[++nnotes] = $0
@@ -42,7 +42,8 @@ $1 == "res" {
 	if ("copyin_ms" in f) {
 		v[w, j, "copyin", k] = f["copyin_ms"]
 		v[w, j, "copyout", k] = f["copyout_ms"]
-		v[w, j, "stop", k] = f["stop_ms"]
+		v[w, j, "stop", k] = ("stop_ms" in f) ? f["stop_ms"] : \
+			f["total_ms"] - f["ready_ms"] - f["cmd_ms"] - f["copyin_ms"] - f["copyout_ms"]
 		has[w, j, "copyin"] = has[w, j, "copyout"] = has[w, j, "stop"] = 1
 	}
 }
@@ -83,7 +84,7 @@ END {
 	plabel["init"] = "  launch to init (flint's marker)"
 	plabel["ready"] = "launch to agent ready"; plabel["cmd"] = "command"
 	plabel["rest"] = "copies and the end (rest)"; plabel["copyin"] = "  copy-in"
-	plabel["copyout"] = "  copy-out"; plabel["stop"] = "  end (VMM killed, reaped)"
+	plabel["copyout"] = "  copy-out"; plabel["stop"] = "  end (VM stopped, VMM gone)"
 	print "| job | way | runs (failed) | p50 ms | p90 ms | min ms | flint / way, p50 |"
 	print "| --- | --- | --- | --- | --- | --- | --- |"
 	for (a = 1; a <= nj; a++) {

@@ -465,14 +465,31 @@ static void print_wait_timings(const struct run_ctx *rc, const struct run_timing
 		fprintf(stderr, ", the agent not reached\n");
 }
 
+/* --timings' "command N ms", and the copies' times where there were any:
+ * "command N ms, copy-in N ms, copy-out N ms" ("-" for what did not end). */
+static void command_timings(const struct run_timings *t, char *buf, size_t len)
+{
+	const uint64_t *c[2] = {t->copy_in_us, t->copy_out_us};
+	int n = t->cmd_end_us ? snprintf(buf, len, "%.1f ms",
+					 (t->cmd_end_us - t->cmd_start_us) / 1000.0)
+			      : snprintf(buf, len, "-");
+
+	for (int i = 0; i < 2; i++) {
+		if (!c[i][0] || n < 0 || (size_t)n >= len)
+			continue;
+		n += c[i][1] ? snprintf(buf + n, len - (size_t)n, ", copy-%s %.1f ms",
+					i ? "out" : "in", (c[i][1] - c[i][0]) / 1000.0)
+			     : snprintf(buf + n, len - (size_t)n, ", copy-%s -", i ? "out" : "in");
+	}
+}
+
 static void print_timings(const struct run_ctx *rc, const struct run *r)
 {
 	struct run_timings t;
-	char cmd[32] = "-", snap[48] = "";
+	char cmd[96], snap[48] = "";
 
 	run_get_timings(r, &t);
-	if (t.cmd_end_us)
-		snprintf(cmd, sizeof(cmd), "%.1f ms", (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+	command_timings(&t, cmd, sizeof(cmd));
 	if (rc->cfg->wait_fd) {
 		print_wait_timings(rc, &t, cmd);
 		return;
@@ -653,12 +670,10 @@ static int attach_command(const struct config *cfg)
 		pr_err("%s", ac.msg);
 	if (cfg->timings) {
 		struct run_timings t;
-		char cmd[32] = "-";
+		char cmd[96];
 
 		run_get_timings(r, &t);
-		if (t.cmd_end_us)
-			snprintf(cmd, sizeof(cmd), "%.1f ms",
-				 (t.cmd_end_us - t.cmd_start_us) / 1000.0);
+		command_timings(&t, cmd, sizeof(cmd));
 		fprintf(stderr, "flint run: attached; launch to agent ready %.1f ms, command %s\n",
 			t.agent_ready_us / 1000.0, cmd);
 	}

@@ -540,7 +540,11 @@ static int wait_go(struct session *s)
 static int run_copies(struct session *s, bool out)
 {
 	struct run *r = s->r;
-	int ret = copy_request(r->p.copy, out);
+	uint64_t *t = out ? r->t.copy_out_us : r->t.copy_in_us;
+	int ret;
+
+	set_time(r, &t[0]);
+	ret = copy_request(r->p.copy, out);
 
 	while (ret == 0 || ret == -EAGAIN) {
 		struct pollfd pf[2] = {{r->stop_fd, POLLIN, 0}, {copy_fd(r->p.copy), POLLIN, 0}};
@@ -551,8 +555,10 @@ static int run_copies(struct session *s, bool out)
 		}
 		if (pf[0].revents)
 			return -1;
-		if (pf[1].revents && (ret = copy_result(r->p.copy)) >= 0)
+		if (pf[1].revents && (ret = copy_result(r->p.copy)) >= 0) {
+			set_time(r, &t[1]);
 			return ret;
+		}
 	}
 	snprintf(s->msg, MSG_LEN, "flint run: the copy helper is gone (%s)", strerror(-ret));
 	return -2;

@@ -119,6 +119,9 @@ struct run_timings {
 	uint64_t agent_ready_us; /* the agent's connection accepted, or its OK */
 	uint64_t cmd_start_us;	 /* request sent */
 	uint64_t cmd_end_us;	 /* status received */
+	/* The copies (run_params.copy), from the request to the helper to
+	 * its verdict: begin and end, 0 where none ran. */
+	uint64_t copy_in_us[2], copy_out_us[2];
 };
 
 /* RUN_ACCEPT: bind and listen on listen_path (before the VM boots, so the

@@ -21,6 +21,7 @@
 
 #include "agent/proto.h"
 #include "agent/tarcopy.h"
+#include "cmd/spool.h"
 
 /* The agent answers at once: it is up (the run thread holds a connection
  * to it). */
@@ -39,6 +40,11 @@ struct helper {
 	const char *uds;
 	const struct copy_item *items[2];
 	unsigned n[2];
+	/* The copy-ins' streams, archived from the helper's start (while the
+	 * guest boots) until they are sent; NULL once sent, or where the
+	 * archiver could not start (each is then archived as it is sent). */
+	struct spool *spool;
+	const char **paths;
 };
 
 /* One copy's agent connection. */
@@ -199,8 +205,10 @@ static ssize_t conn_read(void *ctx, const void **buf, char *msg, size_t msglen)
 	return 0;
 }
 
-/* --copy-in: the stream of src to the agent, then its verdict. */
-static int copy_in(struct conn *c, const struct copy_item *it, char *msg)
+/* --copy-in: the stream of src (stream i of sp, or archived now) to the
+ * agent, then its verdict. */
+static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp, unsigned i,
+		   char *msg)
 {
 	struct tarcopy_io io = {.write = conn_write, .ctx = c};
 	char err[MSG_LEN];
@@ -214,7 +222,8 @@ static int copy_in(struct conn *c, const struct copy_item *it, char *msg)
 		return say(msg, "%s", err);
 	if (write_full(c->sock, c->tbuf, (size_t)n) < 0)
 		return io_failed(c, msg, "sending to", errno);
-	sent = tarcopy_send(it->src, &io, NULL, err, sizeof(err));
+	sent = sp ? spool_send(sp, i, &io, AGENT_DATA_MAX, err, sizeof(err))
+		  : tarcopy_send(it->src, &io, NULL, err, sizeof(err));
 	if (sent == 0 && send_frame(c, AGENT_TAR_END, NULL, 0, err) < 0)
 		sent = -1;
 	/* Even when sending failed: the agent may have said why first. */
@@ -252,7 +261,8 @@ static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 	return 0;
 }
 
-int copy_session(int sock, bool out, const struct copy_item *it, char *msg)
+static int session(int sock, bool out, const struct copy_item *it, struct spool *sp, unsigned i,
+		   char *msg)
 {
 	/* Two frames' room: not on the stack. */
 	struct conn *c = malloc(sizeof(*c));
@@ -264,13 +274,20 @@ int copy_session(int sock, bool out, const struct copy_item *it, char *msg)
 	c->ended = false;
 	c->agent_msg[0] = '\0';
 	agent_reader_init(&c->rd, c->rbuf, sizeof(c->rbuf));
-	ret = out ? copy_out(c, it, msg) : copy_in(c, it, msg);
+	ret = out ? copy_out(c, it, msg) : copy_in(c, it, sp, i, msg);
 	free(c);
 	return ret;
 }
 
-static int one_copy(struct helper *h, bool out, const struct copy_item *it)
+int copy_session(int sock, bool out, const struct copy_item *it, char *msg)
 {
+	return session(sock, out, it, NULL, 0, msg);
+}
+
+/* Copy i of the copy-ins (out false) or copy-outs. */
+static int one_copy(struct helper *h, bool out, unsigned i)
+{
+	const struct copy_item *it = &h->items[out][i];
 	char msg[MSG_LEN];
 	int sock = -1, ret;
 
@@ -278,7 +295,7 @@ static int one_copy(struct helper *h, bool out, const struct copy_item *it)
 	if (ret == 0 && (ret = copy_set_idle(sock, COPY_IDLE_MS)) < 0)
 		ret = say(msg, "cannot set the copy's idle limit: %s", strerror(-ret));
 	if (ret == 0)
-		ret = copy_session(sock, out, it, msg);
+		ret = session(sock, out, it, out ? NULL : h->spool, i, msg);
 	close_fd(&sock);
 	if (ret < 0)
 		dprintf(h->err_fd, "flint run: --copy-%s %s%s:%s: %s\n", out ? "out" : "in",
@@ -286,8 +303,32 @@ static int one_copy(struct helper *h, bool out, const struct copy_item *it)
 	return ret;
 }
 
+/* The copy-ins' archiver, started at once: what it makes before the agent
+ * is up is time the copy-ins no longer take. Without it, each copy-in is
+ * archived as it is sent. */
+static void start_spool(struct helper *h)
+{
+	if (!h->n[0] || !(h->paths = calloc(h->n[0], sizeof(*h->paths))))
+		return;
+	for (unsigned i = 0; i < h->n[0]; i++)
+		h->paths[i] = h->items[0][i].src;
+	if (spool_start(&h->spool, h->paths, h->n[0], SPOOL_RING_SIZE) < 0) {
+		free(h->paths);
+		h->paths = NULL;
+	}
+}
+
+static void end_spool(struct helper *h)
+{
+	spool_end(h->spool);
+	h->spool = NULL;
+	free(h->paths);
+	h->paths = NULL;
+}
+
 static void helper_main(struct helper *h)
 {
+	start_spool(h);
 	for (;;) {
 		unsigned failed = 0;
 		uint8_t b;
@@ -298,9 +339,10 @@ static void helper_main(struct helper *h)
 		if (n <= 0 || (b != 'i' && b != 'o'))
 			return;
 		for (unsigned i = 0; i < h->n[b == 'o']; i++)
-			if (one_copy(h, b == 'o', &h->items[b == 'o'][i]) < 0 &&
-			    (failed++, b == 'i'))
+			if (one_copy(h, b == 'o', i) < 0 && (failed++, b == 'i'))
 				break;
+		if (b == 'i')
+			end_spool(h);
 		b = (uint8_t)(failed > 255 ? 255 : failed);
 		if (send(h->ctl, &b, 1, MSG_NOSIGNAL) != 1)
 			return;

@@ -12,8 +12,10 @@
  * socket pair: one byte for "the copy-ins" or "the copy-outs", one byte
  * back, the number of copies that failed (each failure is written to
  * err_fd as it happens, naming the option). The copy-ins stop at the first
- * failure; every copy-out is tried. The helper ends when the socket pair
- * closes (copy_stop, or flint's end). */
+ * failure; every copy-out is tried. The copy-ins' tar streams are made
+ * from the helper's start, while the guest boots, and wait in memory
+ * (spool.h) until asked for. The helper ends when the socket pair closes
+ * (copy_stop, or flint's end). */
 #ifndef FLINT_COPY_H
 #define FLINT_COPY_H
 

@@ -47,7 +47,8 @@ FUZZ_SRCS_fuzz_workset := runner/snapshot/workset.c runner/core/gmem_snap.c runn
 FUZZ_LIBS_fuzz_workset := -lz
 # The decoders of the state file's sections (vCPU, VM, memory layout,
 # serial, i8042, virtqueue, virtio-mmio on a fake device).
-FUZZ_SRCS_fuzz_snapsections := runner/x86/vcpu_state.c runner/x86/vm_state.c runner/legacy/ioapic.c runner/core/gmem_snap.c \
+FUZZ_SRCS_fuzz_snapsections := runner/x86/vcpu_state.c runner/x86/vm_state.c runner/legacy/ioapic.c \
+	runner/core/ratelimit.c runner/core/gmem_snap.c \
 	runner/core/gmem.c runner/core/study.c runner/core/wire.c runner/core/util.c \
 	runner/legacy/serial.c runner/legacy/legacy.c runner/core/control.c runner/core/mailbox.c \
 	virtio/vq.c virtio/mmio.c

@@ -134,6 +134,7 @@ static const struct seccomp_rule vcpu_rules[] = {
 	IOCTL(KVM_GET_SREGS),
 	IOCTL(KVM_KVMCLOCK_CTRL), /* a pause: tell the guest's kvmclock (then park: futex) */
 	IOCTL(KVM_SET_GSI_ROUTING),	/* the guest (un)masked an I/O APIC pin */
+	ALLOW(clock_nanosleep),	/* and does it too often: its turn (ioapic.c) */
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The register window (82093AA datasheet, section 3.1). */
 #define IOREGSEL 0x00
@@ -59,8 +60,38 @@ static struct ioapic_msi message(unsigned pin, uint64_t e)
 	return m;
 }
 
+/* A guest-made change's turn under the rate limit, waited for on the
+ * writing vCPU's thread. */
+static void throttle(struct ioapic *io)
+{
+	uint64_t now = io->now();
+
+	if (ratelimit_consume(&io->rl, now, 0, 1))
+		return;
+	if (!io->throttle_told) {
+		io->throttle_told = true;
+		pr_warn("IOAPIC: the guest changes its interrupt routes more than %u times a "
+			"second; each change now waits its turn",
+			IOAPIC_ROUTE_RATE);
+	}
+	do {
+		io->sleep_ns(ratelimit_wait_ns(&io->rl, now, 0, 1));
+		now = io->now();
+	} while (!ratelimit_consume(&io->rl, now, 0, 1));
+}
+
+static void sleep_mono(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+			      .tv_nsec = (long)(ns % 1000000000u)};
+
+	/* Woken early (the kick of a pause): throttle() asks again. */
+	clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
 /* Recompute the messages; hand them over if they differ from the set
- * installed, or in any case with `force`. Under the lock. */
+ * installed (a guest's change: rate-limited), or in any case with `force`
+ * (a load, not limited). Under the lock. */
 static int sync_routes(struct ioapic *io, bool force)
 {
 	struct ioapic_msi next[IOAPIC_MAX_PINS];
@@ -71,6 +102,8 @@ static int sync_routes(struct ioapic *io, bool force)
 			next[n++] = message(p, io->s.redir[p]);
 	if (!force && n == io->ninstalled && !memcmp(next, io->installed, n * sizeof(next[0])))
 		return 0;
+	if (!force)
+		throttle(io);
 	int r = io->routes ? io->routes(io->ctx, next, n) : 0;
 	if (r < 0)
 		return r;
@@ -91,6 +124,13 @@ int ioapic_init(struct ioapic *io, unsigned npins, ioapic_routes_fn routes, void
 	io->s.npins = npins;
 	for (unsigned p = 0; p < npins; p++)
 		io->s.redir[p] = RTE_MASKED;
+	io->now = now_ns;
+	io->sleep_ns = sleep_mono;
+	const struct ratelimit_cfg cfg = {
+	    .ops = {.size = IOAPIC_ROUTE_BURST,
+		    .refill_time_ms = 1000ull * IOAPIC_ROUTE_BURST / IOAPIC_ROUTE_RATE}};
+	if (ratelimit_init(&io->rl, &cfg, now_ns()) < 0)
+		return -EINVAL;
 	return 0;
 }
 

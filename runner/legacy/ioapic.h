@@ -13,10 +13,14 @@
  * read 0: KVM delivers the messages, and the guest's EOI for a level-
  * triggered one needs nothing from the chip (vcpu.c lets the exit pass).
  *
- * Each write that changes a message reinstalls the set: a guest that
- * toggles a mask bit in a loop costs the host one KVM_SET_GSI_ROUTING per
- * exit (QEMU and Cloud Hypervisor reinstall on every entry write, changed
- * or not); not rate-limited.
+ * Each write that changes a message reinstalls the set, and that is not
+ * free for the host (KVM_SET_GSI_ROUTING builds a new table and waits for
+ * an SRCU grace period, partly on a kworker outside the VM's cgroup). A
+ * guest that toggles a mask bit in a loop is held to IOAPIC_ROUTE_RATE
+ * changes a second after a burst of IOAPIC_ROUTE_BURST (Linux makes a few
+ * dozen at boot): the writing vCPU waits for its turn (said once in the
+ * log), so only that guest is slowed. QEMU and Cloud Hypervisor
+ * reinstall on every entry write, changed or not, without a limit.
  *
  * No knowledge of KVM; bus device at IOAPIC_ADDR, one page, opaque = the
  * struct. The vCPU threads (the bus ops) and the control thread (save,
@@ -29,10 +33,15 @@
 #include <stdint.h>
 
 #include "core/bus.h"
+#include "core/ratelimit.h"
 #include "core/util.h"
 
 #define IOAPIC_MAX_PINS 24
 #define IOAPIC_VERSION	0x11 /* 82093AA: no EOI register */
+
+/* Route changes the guest may make: a burst, then this many a second. */
+#define IOAPIC_ROUTE_BURST 256
+#define IOAPIC_ROUTE_RATE  100
 
 /* One unmasked pin as the message it sends. */
 struct ioapic_msi {
@@ -62,6 +71,13 @@ struct ioapic {
 	struct ioapic_msi installed[IOAPIC_MAX_PINS];
 	unsigned ninstalled;
 	bool route_error_told;
+	/* The guest's route changes, rate-limited (not saved: a restored VM
+	 * starts with a full bucket). now and sleep_ns are now_ns and a
+	 * CLOCK_MONOTONIC sleep; a test may set its own after ioapic_init. */
+	struct ratelimit rl;
+	uint64_t (*now)(void);
+	void (*sleep_ns)(uint64_t ns);
+	bool throttle_told;
 };
 
 extern const struct bus_ops ioapic_bus_ops;

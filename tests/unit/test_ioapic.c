@@ -238,3 +238,66 @@ Test(ioapic, smi_nmi_and_init_go_out_as_messages_reserved_modes_do_not)
 		set_reg(&io, 0x10 + 2 * 2, 1u << 16); /* masked again */
 	}
 }
+
+/* The chip's clock for the route limit: a sleep only moves it on. */
+static uint64_t fake_ns;
+static unsigned sleeps;
+static uint64_t slept_ns;
+
+static uint64_t fake_now(void)
+{
+	return fake_ns;
+}
+
+static void fake_sleep(uint64_t ns)
+{
+	sleeps++;
+	slept_ns += ns;
+	fake_ns += ns;
+}
+
+/* A guest toggling a mask bit: the first IOAPIC_ROUTE_BURST changes go in
+ * at once, each one after that waits 1/IOAPIC_ROUTE_RATE s for its turn;
+ * every change is still installed, writes that change nothing cost
+ * nothing, and a load is not held up. */
+Test(ioapic, a_guest_changing_its_routes_in_a_loop_waits_its_turn)
+{
+	struct ioapic io;
+	struct fake f = {0};
+	const uint64_t turn = 1000000000ull / IOAPIC_ROUTE_RATE;
+	struct ioapic_state s;
+	char err[160];
+
+	cr_assert_eq(ioapic_init(&io, 6, fake_routes, &f), 0);
+	fake_ns = now_ns(); /* the limiter was set up on the real clock */
+	sleeps = 0;
+	slept_ns = 0;
+	io.now = fake_now;
+	io.sleep_ns = fake_sleep;
+	for (unsigned i = 0; i < IOAPIC_ROUTE_BURST; i++)
+		set_reg(&io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+	cr_expect_eq(f.calls, IOAPIC_ROUTE_BURST);
+	cr_expect_eq(sleeps, 0, "the burst waits for nothing");
+	/* The same entry again: no change, no turn taken. */
+	set_reg(&io, 0x10 + 2 * 2, 0x10031);
+	cr_expect_eq(f.calls, IOAPIC_ROUTE_BURST);
+	cr_expect_eq(sleeps, 0);
+	for (unsigned i = 0; i < 10; i++)
+		set_reg(&io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+	cr_expect_eq(f.calls, IOAPIC_ROUTE_BURST + 10, "each change is installed");
+	cr_expect_eq(sleeps, 10);
+	cr_expect_eq(slept_ns, 10 * turn, "%llu ns slept", (unsigned long long)slept_ns);
+	cr_expect(io.throttle_told, "said once in the log");
+	/* A quiet guest gets its burst back. */
+	fake_ns += 1000000000ull * IOAPIC_ROUTE_BURST / IOAPIC_ROUTE_RATE;
+	set_reg(&io, 0x10 + 2 * 2, 0x10031);
+	cr_expect_eq(sleeps, 10);
+	/* A load (restore, reset) installs at once, limit or not. */
+	ioapic_save(&io, &s);
+	for (unsigned i = 0; i < IOAPIC_ROUTE_BURST; i++)
+		set_reg(&io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+	unsigned before = sleeps, calls = f.calls;
+	cr_assert_eq(ioapic_load(&io, &s, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(f.calls, calls + 1);
+	cr_expect_eq(sleeps, before);
+}

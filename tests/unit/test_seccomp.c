@@ -218,6 +218,14 @@ static void call_set_gsi_routing(void)
 	expect_errno(syscall(SYS_ioctl, -1, KVM_SET_GSI_ROUTING, 0), EBADF);
 }
 
+static void call_clock_nanosleep(void)
+{
+	struct timespec ts = {0, 1000};
+
+	if (syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL) != 0)
+		_exit(CHILD_WRONG_RESULT);
+}
+
 static void call_tcsets(void)
 {
 	struct termios t = {0};
@@ -354,6 +362,7 @@ static const struct {
     {SECCOMP_VCPU, call_tgkill_kick, true, "vcpu: tgkill kick"},
     {SECCOMP_VCPU, call_kvmclock_ctrl, true, "vcpu: KVM_KVMCLOCK_CTRL"},
     {SECCOMP_VCPU, call_set_gsi_routing, true, "vcpu: KVM_SET_GSI_ROUTING"},
+    {SECCOMP_VCPU, call_clock_nanosleep, true, "vcpu: clock_nanosleep (the I/O APIC's turn)"},
     {SECCOMP_VCPU, call_tcsets, false, "vcpu: ioctl TCSETS"},
     {SECCOMP_VCPU, call_mmap_exec, false, "vcpu: mmap exec"},
     {SECCOMP_VCPU, call_mprotect_exec, false, "vcpu: mprotect exec"},
@@ -372,6 +381,7 @@ static const struct {
     {SECCOMP_EVLOOP, call_socket_inet, false, "evloop: AF_INET socket"},
     {SECCOMP_EVLOOP, call_kvm_run, false, "evloop: KVM_RUN"},
     {SECCOMP_EVLOOP, call_set_gsi_routing, false, "evloop: KVM_SET_GSI_ROUTING"},
+    {SECCOMP_EVLOOP, call_clock_nanosleep, false, "evloop: clock_nanosleep"},
     {SECCOMP_RUN, call_poll, true, "run: poll"},
     {SECCOMP_RUN, call_send, true, "run: send"},
     {SECCOMP_RUN, call_sendto_address, false, "run: sendto an address"},

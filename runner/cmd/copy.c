@@ -45,6 +45,7 @@ struct helper {
 	 * archiver could not start (each is then archived as it is sent). */
 	struct spool *spool;
 	const char **paths;
+	bool ahead; /* archive the copy-ins from the start (copy_start) */
 };
 
 /* One copy's agent connection. */
@@ -226,6 +227,10 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 		  : tarcopy_send(it->src, &io, NULL, err, sizeof(err));
 	if (sent == 0 && send_frame(c, AGENT_TAR_END, NULL, 0, err) < 0)
 		sent = -1;
+	/* A stream cut short: the agent, waiting for the rest, gets its end
+	 * now and answers, rather than at the idle limit. */
+	if (sent < 0)
+		shutdown(c->sock, SHUT_WR);
 	/* Even when sending failed: the agent may have said why first. */
 	if (next_frame(c, msg) < 0)
 		return sent < 0 && !c->agent_msg[0] ? say(msg, "%s", err) : -1;
@@ -308,7 +313,7 @@ static int one_copy(struct helper *h, bool out, unsigned i)
  * archived as it is sent. */
 static void start_spool(struct helper *h)
 {
-	if (!h->n[0] || !(h->paths = calloc(h->n[0], sizeof(*h->paths))))
+	if (!h->ahead || !h->n[0] || !(h->paths = calloc(h->n[0], sizeof(*h->paths))))
 		return;
 	for (unsigned i = 0; i < h->n[0]; i++)
 		h->paths[i] = h->items[0][i].src;
@@ -338,14 +343,20 @@ static void helper_main(struct helper *h)
 			continue;
 		if (n <= 0 || (b != 'i' && b != 'o'))
 			return;
+		/* A copy-out's extraction changes the working directory:
+		 * never while the archiver walks a tree. */
+		if (b == 'o')
+			end_spool(h);
 		for (unsigned i = 0; i < h->n[b == 'o']; i++)
 			if (one_copy(h, b == 'o', i) < 0 && (failed++, b == 'i'))
 				break;
+		uint8_t verdict = (uint8_t)(failed > 255 ? 255 : failed);
+		if (send(h->ctl, &verdict, 1, MSG_NOSIGNAL) != 1)
+			return;
+		/* After the verdict: an archiver held up reading a file of a
+		 * copy-in that failed before it must not hold up the run. */
 		if (b == 'i')
 			end_spool(h);
-		b = (uint8_t)(failed > 255 ? 255 : failed);
-		if (send(h->ctl, &b, 1, MSG_NOSIGNAL) != 1)
-			return;
 	}
 }
 
@@ -364,8 +375,25 @@ static void keep_only(int ctl, int err_fd)
 	close_range((unsigned)hi + 1, ~0U, 0);
 }
 
+/* uds as an absolute path (in buf, len bytes, when it is not one), so
+ * that the archiver's changes of directory cannot move it; NULL when that
+ * does not fit a socket address. */
+static const char *absolute(const char *uds, char *buf, size_t len)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (uds[0] == '/')
+		return uds;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	n = snprintf(buf, len, "%s/%s", cwd, uds);
+	return n > 0 && (size_t)n < len ? buf : NULL;
+}
+
 int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
-	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd)
+	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd,
+	       bool ahead)
 {
 	struct copier *c;
 	struct stat st;
@@ -402,6 +430,13 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 		/* The parent's copies of the arrays are ours too (fork). */
 		struct helper h = {.ctl = sv[1], .err_fd = err_fd, .uds = uds,
 				   .items = {in, outs}, .n = {nin, nout}};
+		char abs[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
+		const char *a = absolute(uds, abs, sizeof(abs));
+
+		/* Without an absolute socket path, no archiver beside dial(). */
+		h.ahead = ahead && a;
+		if (a)
+			h.uds = a;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)

@@ -12,10 +12,11 @@
  * socket pair: one byte for "the copy-ins" or "the copy-outs", one byte
  * back, the number of copies that failed (each failure is written to
  * err_fd as it happens, naming the option). The copy-ins stop at the first
- * failure; every copy-out is tried. The copy-ins' tar streams are made
- * from the helper's start, while the guest boots, and wait in memory
- * (spool.h) until asked for. The helper ends when the socket pair closes
- * (copy_stop, or flint's end). */
+ * failure; every copy-out is tried. With `ahead`, the copy-ins' tar
+ * streams are made from the helper's start, while the guest boots, and
+ * wait in memory (spool.h: up to 8 MiB, the rest made as it is sent) until
+ * asked for. The helper ends when the socket pair closes (copy_stop, or
+ * flint's end). */
 #ifndef FLINT_COPY_H
 #define FLINT_COPY_H
 
@@ -36,11 +37,12 @@ struct copier;
 /* Check the copy-ins' host sources are there (a message on err_fd naming
  * the first that is not), then fork the helper, which reaches the agent
  * through the vsock device's socket uds. The helper has its own copy of
- * the arrays and strings (a fork's). Call before any thread starts.
- * Returns 0 or -errno. */
+ * the arrays and strings (a fork's). ahead: start reading the copy-ins now
+ * (not where they must be read when asked for, as after a wait for a go
+ * byte). Call before any thread starts. Returns 0 or -errno. */
 int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
-	       const struct copy_item *outs, unsigned nout, const char *uds,
-	       int err_fd) WARN_UNUSED;
+	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd,
+	       bool ahead) WARN_UNUSED;
 
 /* The room copy_session's message needs. */
 #define COPY_MSG_LEN 512

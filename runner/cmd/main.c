@@ -49,7 +49,9 @@ static int check_kvm(void)
 }
 
 /* --copy-in and --copy-out: the helper process that does them, started
- * here, before any thread (copy.h); *c stays NULL without copies. */
+ * here, before any thread (copy.h); *c stays NULL without copies. The
+ * copy-ins are read from now on, while the guest boots, except where the
+ * run waits for a go byte: then the host's tree is read once it came. */
 static int start_copies(const struct config *cfg, const char *uds, struct copier **c)
 {
 	struct copy_item in[MAX_COPIES], out[MAX_COPIES];
@@ -63,7 +65,8 @@ static int start_copies(const struct config *cfg, const char *uds, struct copier
 	for (unsigned i = 0; i < cfg->n_copy_out; i++)
 		out[i] = (struct copy_item){cfg->copy_out[i].guest, cfg->copy_out[i].host,
 					    cfg->copy_out[i].contents};
-	return copy_start(c, in, cfg->n_copy_in, out, cfg->n_copy_out, uds, STDERR_FILENO);
+	return copy_start(c, in, cfg->n_copy_in, out, cfg->n_copy_out, uds, STDERR_FILENO,
+			  !cfg->wait_fd);
 }
 
 /* What `flint run` adds to the user's configuration, and cleans up:

@@ -13,11 +13,14 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* head and tail count every byte ever put: never wrapping. */
+_Static_assert(sizeof(size_t) >= 8, "the ring's counters need 64 bits");
+
 struct spool_stream {
 	size_t end; /* head when its archiving ended */
 	bool done;
 	int ret; /* tarcopy_send's */
-	char err[256];
+	char err[512]; /* its message: a path, then why */
 };
 
 struct spool {
@@ -153,8 +156,13 @@ int spool_send(struct spool *s, unsigned i, const struct tarcopy_io *io, size_t 
 		size_t at, n;
 
 		/* Until the stream ends, every byte put is this stream's. */
-		while (s->tail == s->head && !st->done)
+		while (s->tail == s->head && !st->done && !s->stop)
 			pthread_cond_wait(&s->cond, &s->lock);
+		if (s->stop && !st->done) {
+			pthread_mutex_unlock(&s->lock);
+			snprintf(err, errlen, "the copy was given up");
+			return -1;
+		}
 		n = (st->done ? st->end : s->head) - s->tail;
 		if (n == 0) {
 			int ret = st->ret;
@@ -183,6 +191,16 @@ int spool_send(struct spool *s, unsigned i, const struct tarcopy_io *io, size_t 
 		s->tail += n;
 		pthread_cond_broadcast(&s->cond);
 	}
+}
+
+size_t spool_made(struct spool *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->head;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 void spool_end(struct spool *s)

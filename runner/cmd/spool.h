@@ -13,7 +13,12 @@
  *
  * Each stream is the one tarcopy_send would write at the moment its
  * archiving ran: the tree as it was then (while the guest booted), not
- * when the agent became ready. */
+ * when the agent became ready; past the ring's size, as it is sent.
+ *
+ * The archiver walks the trees with libarchive, which changes the
+ * process's working directory as it goes (fchdir) and puts it back at the
+ * end: while it runs, no other thread of the process may use a relative
+ * path. */
 #ifndef FLINT_SPOOL_H
 #define FLINT_SPOOL_H
 
@@ -35,16 +40,19 @@ int spool_start(struct spool **out, const char *const *paths, unsigned n,
 		size_t ring_size) WARN_UNUSED;
 
 /* Path i's stream, handed to io->write in pieces of at most max bytes as
- * the archiver makes them. Streams are taken in order, each once: i is the
- * next one. Returns 0 once the whole stream went, or -1 with err set: the
- * archiver's message when archiving failed (what went before it was
- * written), or write's when writing failed. After -1 no later stream can
- * be taken; spool_end. */
+ * the archiver makes them. Streams are taken in order, each once, by one
+ * thread (the one that calls spool_end): i is the next one. Returns 0 once
+ * the whole stream went, or -1 with err set: the archiver's message when
+ * archiving failed (what went before it was written), or write's when
+ * writing failed. After -1 no later stream can be taken; spool_end. */
 int spool_send(struct spool *s, unsigned i, const struct tarcopy_io *io, size_t max, char *err,
 	       size_t errlen) WARN_UNUSED;
 
-/* Stop the archiver (it gives up at its next write), wait for it, free.
- * NULL ok. */
+/* How many bytes the archiver has made so far, all streams together. */
+size_t spool_made(struct spool *s);
+
+/* Stop the archiver (it gives up at its next write), wait for it (a read
+ * of a file it is in finishes first), free. NULL ok. */
 void spool_end(struct spool *s);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "agent/proto.h"
 #include "cmd/copy.h"
+#include "cmd/spool.h"
 
 int copy_agent_main(void);
 #define main	 copy_agent_main
@@ -171,7 +172,7 @@ Test(copy_agent, in_then_out_through_the_agent)
 	snprintf(hostout, sizeof(hostout), "%s", at("results/"));
 	struct copy_item out[] = {{gout, hostout, false}, {gin, at("whole"), false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, out, 2, uds, e), 0);
+	cr_assert_eq(copy_start(&c, in, 1, out, 2, uds, e, true), 0);
 	cr_assert_eq(copy_count(c, false), 1);
 	cr_assert_eq(copy_count(c, true), 2);
 	cr_assert_eq(copies(c, false), 0, "%s", slurp(e));
@@ -206,7 +207,7 @@ Test(copy_agent, failures_are_counted_and_named)
 	struct copy_item in[] = {{at("src"), bad, false}, {at("src"), at("never"), false}};
 	struct copy_item out[] = {{missing, at("res"), false}, {missing, at("res2"), false}};
 
-	cr_assert_eq(copy_start(&c, in, 2, out, 2, uds, e), 0);
+	cr_assert_eq(copy_start(&c, in, 2, out, 2, uds, e, true), 0);
 	/* The copy-ins stop at the first failure; every copy-out is tried. */
 	cr_assert_eq(copies(c, false), 1);
 	cr_assert_null(text("never"));
@@ -220,13 +221,77 @@ Test(copy_agent, failures_are_counted_and_named)
 	close(e);
 }
 
+/* Without ahead (a run that waits for its go byte), the tree is read when
+ * the copy-ins are asked for: a change made after copy_start arrives. */
+Test(copy_agent, without_ahead_the_tree_is_read_when_asked_for)
+{
+	struct copier *c;
+	int e = errfd();
+	char gin[200];
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	put("src/f", "before\n", 0644);
+	snprintf(gin, sizeof(gin), "%s", at("guest/w"));
+	struct copy_item in[] = {{at("src"), gin, false}};
+
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, false), 0);
+	usleep(100000);
+	put("src/f", "after\n", 0644);
+	cr_assert_eq(copies(c, false), 0, "%s", slurp(e));
+	cr_assert_str_eq(text("guest/w/f"), "after\n");
+	copy_stop(c);
+	close(e);
+}
+
+/* The archiver walks the tree changing directories as it goes, and here
+ * waits in src/a/b for room in its ring (the file there is larger): a
+ * socket path relative to where flint started still reaches the agent. */
+Test(copy_agent, a_relative_socket_path_with_the_copy_ins_read_ahead)
+{
+	struct copier *c;
+	int e = errfd();
+	char gin[200], gin2[200], rel[64];
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	cr_assert_eq(mkdir(at("src/a"), 0755), 0);
+	cr_assert_eq(mkdir(at("src/a/b"), 0755), 0);
+	for (int i = 0; i < 50; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "src/a/b/f%d", i);
+		put(name, "data\n", 0644);
+	}
+	int fd = open(at("src/a/b/big"), O_WRONLY | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, SPOOL_RING_SIZE + (1 << 20)), 0);
+	close(fd);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	snprintf(gin, sizeof(gin), "%s", at("guest/w"));
+	snprintf(gin2, sizeof(gin2), "%s", at("guest/x"));
+	struct copy_item in[] = {{"src", gin, false}, {"src/a", gin2, false}};
+
+	cr_assert_eq(chdir(dir), 0);
+	snprintf(rel, sizeof(rel), "%s", strrchr(uds, '/') + 1);
+	cr_assert_eq(copy_start(&c, in, 2, NULL, 0, rel, e, true), 0);
+	int r = copies(c, false);
+	cr_assert_eq(chdir("/"), 0);
+	cr_assert_eq(r, 0, "%s", slurp(e));
+	cr_assert_str_eq(text("guest/w/a/b/f49"), "data\n");
+	cr_assert_str_eq(text("guest/x/b/f0"), "data\n");
+	struct stat st;
+	cr_assert_eq(stat(at("guest/w/a/b/big"), &st), 0);
+	cr_assert_eq(st.st_size, SPOOL_RING_SIZE + (1 << 20));
+	copy_stop(c);
+	close(e);
+}
+
 Test(copy_agent, missing_host_source_refused_before_anything)
 {
 	struct copier *c = (struct copier *)1;
 	int e = errfd();
 	struct copy_item in[] = {{at("absent"), "/w", false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e), -ENOENT);
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, true), -ENOENT);
 	cr_assert_null(c);
 	cr_assert(strstr(slurp(e), "--copy-in"), "%s", slurp(e));
 	close(e);
@@ -242,7 +307,7 @@ Test(copy_agent, nothing_answers)
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
 	struct copy_item in[] = {{at("src"), "/w", false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, nowhere, e), 0);
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, nowhere, e, true), 0);
 	cr_assert_eq(copies(c, false), 1);
 	cr_assert(strstr(slurp(e), "cannot reach the guest agent"), "%s", slurp(e));
 	copy_stop(c);

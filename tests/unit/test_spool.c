@@ -120,8 +120,6 @@ static void same_streams(size_t ring, size_t max)
 	char err[256];
 
 	make_sources();
-	/* Before the archiver reads them (a first read may move a file's
-	 * atime). */
 	for (unsigned i = 0; i < 3; i++)
 		wants[i] = direct(paths[i]);
 	cr_assert_eq(spool_start(&sp, paths, 3, ring), 0);
@@ -161,6 +159,58 @@ Test(spool, streams_through_a_ring_smaller_than_one_file)
 Test(spool, pieces_smaller_than_the_ring_and_a_ring_of_odd_size)
 {
 	same_streams(10007, 1000);
+}
+
+/* Every piece wraps or waits. */
+Test(spool, a_ring_of_a_few_bytes)
+{
+	same_streams(7, 5);
+}
+
+/* The point of it: what is in the ring was read when it was made. A file
+ * changed after its archive was made goes as it was. */
+Test(spool, streams_are_the_tree_as_it_was_when_read)
+{
+	const char *paths[1] = {strdup(at("c"))};
+	struct sink want, got = {0};
+	struct tarcopy_io io = {.write = sink_write, .ctx = &got};
+	struct spool *sp;
+	char err[256];
+
+	make_sources();
+	want = direct(paths[0]);
+	cr_assert_eq(spool_start(&sp, paths, 1, 1u << 20), 0);
+	while (spool_made(sp) < want.len)
+		usleep(1000);
+	put("c", 5000, 6);
+	cr_assert_eq(spool_send(sp, 0, &io, 65536, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(got.len, want.len);
+	cr_assert_eq(memcmp(got.buf, want.buf, want.len), 0, "the old bytes went");
+	spool_end(sp);
+	free(got.buf);
+	free(want.buf);
+	free((void *)paths[0]);
+}
+
+/* The copy of stream 0 went, stream 1 is being read into a full ring, and
+ * the copy-ins end (a later one failed): spool_end stops the archiver. */
+Test(spool, end_after_the_first_stream_while_the_second_is_read)
+{
+	const char *paths[2] = {strdup(at("c")), strdup(at("b"))};
+	struct sink got = {0};
+	struct tarcopy_io io = {.write = sink_write, .ctx = &got};
+	struct spool *sp;
+	char err[256];
+
+	make_sources();
+	cr_assert_eq(spool_start(&sp, paths, 2, 4096), 0);
+	cr_assert_eq(spool_send(sp, 0, &io, 65536, err, sizeof(err)), 0, "%s", err);
+	while (spool_made(sp) < got.len + 4096)
+		usleep(1000);
+	spool_end(sp);
+	free(got.buf);
+	free((void *)paths[0]);
+	free((void *)paths[1]);
 }
 
 Test(spool, streams_are_taken_in_order_each_once)
@@ -236,7 +286,9 @@ Test(spool, end_while_the_archiver_waits_for_room)
 
 	make_sources();
 	cr_assert_eq(spool_start(&sp, paths, 1, 4096), 0);
-	usleep(50000);
+	while (spool_made(sp) < 4096)
+		usleep(1000);
+	cr_assert_eq(spool_made(sp), 4096, "a full ring, and no more");
 	spool_end(sp);
 	free((void *)paths[0]);
 }

@@ -371,6 +371,27 @@ void serve_do_acts(struct server *s)
 	}
 }
 
+/* How a warm VM's flint that ended by itself ended: its outcome, and the
+ * last line of what it wrote on stderr (flint's own message, if any). */
+static void tell_lost(const struct serve_vm *v)
+{
+	struct worker *w = v->w ? v->w : v->vmw;
+	struct worker_result res;
+	const char *end, *line;
+
+	if (!w || worker_wait(w, &res) < 0)
+		return;
+	end = res.err + res.err_len;
+	while (end > res.err && end[-1] == '\n')
+		end--;
+	for (line = end; line > res.err && line[-1] != '\n'; line--)
+		;
+	pr_warn("flint serve: %s: warm VM %" PRIu64 ": its flint ended: %s %d%s%.*s",
+		v->fn->cfg.name, v->id, worker_outcome_name(res.outcome), res.status,
+		end > line ? "; its stderr's last line: " : ", nothing on its stderr",
+		(int)(end - line > 300 ? 300 : end - line), line);
+}
+
 /* Kills and reaps the VMs on the reap list (outside the lock). */
 static void reap(struct server *s)
 {
@@ -378,6 +399,9 @@ static void reap(struct server *s)
 
 	s->reap = NULL;
 	pthread_mutex_unlock(&s->lock);
+	for (v = list; v; v = v->next)
+		if (v->lost)
+			tell_lost(v);
 	for (v = list; v; v = v->next) {
 		worker_kill(v->w);
 		worker_kill(v->vmw);
@@ -453,6 +477,7 @@ static void check_warm(struct server *s)
 		pr_warn("flint serve: %s: warm VM %" PRIu64 " ended before a request took it",
 			v->fn->cfg.name, v->id);
 		serve_vm_unlink(s, v);
+		v->lost = true;
 		v->next = s->reap;
 		s->reap = v;
 	}

@@ -95,6 +95,7 @@ struct serve_vm {
 	struct worker *run_w; /* busy: the request's worker (its call's), to kill */
 	struct agentc *run_ac; /* or its session with the VM's agent */
 	bool busy;
+	bool lost; /* warm, its flint ended by itself: say how, at its reaping */
 };
 
 /* A request handed to the pool (its ctx): how it was placed, filled in by

@@ -5,7 +5,8 @@
 # refused with 429; DELETE drains a running invocation first; env,
 # workdir and a prepare command reach the VM; reuse keeps
 # one VM's files between requests; ?stderr=inline and the kept stderr;
-# /metrics counts; stopping the server leaves no flint process.
+# /metrics counts; a warm VM's flint killed is told and replaced;
+# stopping the server leaves no flint process.
 # timeout: 900
 . "$(dirname "$0")/../lib.sh"
 need_guest
@@ -27,8 +28,8 @@ register echo "{\"command\": [\"sh\", \"-c\", \"read x; echo got:\$x; if [ -e /t
 # 2. 50 invocations, 4 at a time: each answers its own input, and no VM
 # saw another's marker.
 one() { # K
-	c=$(printf 'req%s\n' "$1" | curl -s --unix-socket "$SOCK" -o "$T/r$1" -w '%{http_code}' \
-		--data-binary @- http://flint/functions/echo/invoke) || c=000
+	c=$(printf 'req%s\n' "$1" | curl -s --unix-socket "$SOCK" -o "$T/r$1" -D "$T/h$1" \
+		-w '%{http_code}' --data-binary @- http://flint/functions/echo/invoke) || c=000
 	echo "$c" >"$T/c$1"
 }
 t0=$(cs)
@@ -44,12 +45,56 @@ k=0
 while [ $k -lt 50 ]; do
 	if [ "$(cat "$T/c$k")" != 200 ] || [ "$(cat "$T/r$k")" != "got:req$k" ]; then
 		echo "invocation $k: status $(cat "$T/c$k"), body '$(head -c 200 "$T/r$k")'"
+		# What there is to go on: its VM, its times, the stderr its
+		# flint left (flint's own messages among it).
+		grep -i '^x-flint' "$T/h$k" 2>/dev/null | tr -d '\r' | sed 's/^/    /'
+		id=$(sed -n 's/^[Xx]-[Ff]lint-[Ii]nvocation-[Ii]d: *\([0-9]*\).*/\1/p' "$T/h$k" 2>/dev/null)
+		[ -z "$id" ] || api GET "/functions/echo/invocations/$id/stderr"
+		[ -z "$id" ] || { echo "    its kept stderr ($code):"; tail -n 20 "$T/body" | sed 's/^/    | /'; }
 		bad=$((bad + 1))
 	fi
 	k=$((k + 1))
 done
 echo "50 invocations at concurrency 4 in $(((t1 - t0) / 100)).$(((t1 - t0) % 100)) s, $bad wrong"
-[ $bad = 0 ] || die "$bad of 50 invocations answered wrong (a SEEN means a marker crossed requests)"
+if [ $bad != 0 ]; then
+	echo "--- L1's kernel log (last 15 lines):"
+	dmesg 2>/dev/null | tail -n 15
+	die "$bad of 50 invocations answered wrong (a SEEN means a marker crossed requests)"
+fi
+
+# 2b. A warm VM whose flint dies (killed here) is said in the log, how it
+# ended included, and the pool serves on.
+warm_child() {
+	for d in /proc/[0-9]*; do
+		[ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$spid" ] || continue
+		tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- '--restore' && { echo "${d#/proc/}"; return; }
+	done
+}
+i=0
+until warm=$(warm_child) && [ -n "$warm" ] || [ $i -ge 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ -z "$warm" ]; then
+	for d in /proc/[0-9]*; do
+		[ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$spid" ] &&
+			echo "child ${d#/proc/}: $(tr '\0' ' ' <"$d/cmdline" | head -c 200)"
+	done
+	die "no warm VM's flint among flint serve's children"
+fi
+kill -9 "$warm"
+i=0
+until grep -q 'warm VM [0-9]*: its flint ended: killed 9' "$T/serve.err" || [ $i -ge 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+grep 'warm VM' "$T/serve.err" | tail -n 2
+grep -q 'warm VM [0-9]*: its flint ended: killed 9, nothing on its stderr' "$T/serve.err" ||
+	die "the warm VM killed (pid $warm) is not told in the log as killed 9"
+code=$(printf 'after\n' | curl -s --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' \
+	--data-binary @- http://flint/functions/echo/invoke) || code=000
+[ "$code" = 200 ] && [ "$(cat "$T/body")" = got:after ] ||
+	die "after a warm VM was lost: $code '$(head -c 200 "$T/body")'"
 
 # 3. Headers and the exit status; a non-zero exit is 422 with its stdout.
 register fail "{\"command\": [\"sh\", \"-c\", \"echo out; echo oops >&2; exit 3\"], $base}"

@@ -22,7 +22,15 @@ while [ $i -le "$RUNS" ]; do
 	echo 0 >$T/tracing_on
 	cat $T/trace >"$OUT/trace-$i.txt"
 	launch=$(sed -n 's/^flint: launched at monotonic \([0-9]*\) ns.*/\1/p' "$OUT/trace-$i.err")
-	echo "--- boot $i: $(grep -E 'starting|launch to init' "$OUT/trace-$i.err" | sed 's/^flint[: run]*//' | tr '\n' ';')"
-	awk -v launch_ns="$launch" -f "$AWK" "$OUT/trace-$i.txt"
+	init=$(sed -n 's/^flint: guest boot time: \([0-9]*\) us.*/\1/p' "$OUT/trace-$i.err")
+	if [ -z "$launch" ] || [ -z "$init" ]; then
+		echo "trace: boot $i: no launch or init time from flint:"
+		tail -n 5 "$OUT/trace-$i.err"
+		exit 1
+	fi
+	lost=$(sed -n 's/^# entries-in-buffer\/entries-written: \([0-9]*\)\/\([0-9]*\).*/\1 \2/p' "$OUT/trace-$i.txt")
+	[ "${lost% *}" = "${lost#* }" ] || echo "trace: boot $i: the trace buffer overflowed ($lost): the first events are gone"
+	echo "--- boot $i: $(grep -E 'starting|launch to init' "$OUT/trace-$i.err" | sed -E 's/^flint( run)?: //' | tr '\n' ';')"
+	awk -v launch_ns="$launch" -v init_us="$init" -f "$AWK" "$OUT/trace-$i.txt"
 	i=$((i + 1))
 done

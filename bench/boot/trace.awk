@@ -4,8 +4,14 @@
 # entry: in KVM, or through flint) by kind; nested page faults on guest RAM
 # (a 2 MiB page allocated and cleared) apart from MMIO ones (virtio-mmio
 # 0xd0000000 and up, the I/O APIC at 0xfec00000, the local APIC at
-# 0xfee00000).
-#   awk -v launch_ns=N -f trace.awk TRACE
+# 0xfee00000). Events from launch to init only (the boot timer), so the
+# three add up to launch to init. One vCPU (flint run's default): the
+# events of several would be taken as one stream.
+#   awk -v launch_ns=N -v init_us=N -f trace.awk TRACE
+BEGIN {
+	L = launch_ns / 1e9
+	I = L + init_us / 1e6
+}
 {
 	ev = ""
 	for (i = 1; i <= NF; i++)
@@ -14,6 +20,8 @@
 			ev = $(i + 1)
 			break
 		}
+	if (ev == "" || t > I)
+		next
 	if (ev == "kvm_entry:") {
 		if (!first) first = t
 		if (exit_t) {
@@ -44,10 +52,17 @@
 }
 END {
 	if (!first) { print "trace: no kvm_entry in the trace"; exit 1 }
-	L = launch_ns / 1e9
-	printf "launch to the first VMRUN %.1f ms; to the last exit %.1f ms\n", (first - L) * 1000, (last - L) * 1000
+	# Up to init: the guest ran on from the last entry, or the last exit
+	# (the boot timer's write, often) was being handled.
+	if (!exit_t)
+		guest += I - entry_t
+	else {
+		handled[kind] += I - exit_t
+		count[kind]++
+	}
 	for (k in handled) total += handled[k]
-	printf "in the guest %.1f ms; handling exits %.1f ms (the longest: %.1f ms, %s)\n", guest * 1000, total * 1000, slowest_h * 1000, slowest_k
+	printf "launch to init %.1f ms: launch to the first VMRUN %.1f ms, in the guest %.1f ms, handling exits %.1f ms (the longest: %.1f ms, %s)\n", (I - L) * 1000, (first - L) * 1000, guest * 1000, total * 1000, slowest_h * 1000, slowest_k
+	fflush()
 	for (k in handled)
 		printf "  %8.1f ms handling %5d exits (%6.0f us each): %s\n", handled[k] * 1000, count[k], handled[k] / count[k] * 1e6, k | "sort -rn"
 	close("sort -rn")

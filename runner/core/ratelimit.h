@@ -2,7 +2,8 @@
  * independent token buckets, one counting bytes (bandwidth) and one counting
  * operations (ops). Pure arithmetic: the caller passes the time in
  * (CLOCK_MONOTONIC nanoseconds, now_ns()), so there is no clock, thread,
- * lock or allocation here, and tests are deterministic. Loop thread only.
+ * lock or allocation here, and tests are deterministic. One thread at a
+ * time: a device's on its event loop, the I/O APIC's under its lock.
  *
  * A bucket holds up to `size` tokens and refills at size tokens per
  * refill_time_ms, continuously and exactly (integer arithmetic, the fraction

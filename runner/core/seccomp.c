@@ -134,7 +134,8 @@ static const struct seccomp_rule vcpu_rules[] = {
 	IOCTL(KVM_GET_SREGS),
 	IOCTL(KVM_KVMCLOCK_CTRL), /* a pause: tell the guest's kvmclock (then park: futex) */
 	IOCTL(KVM_SET_GSI_ROUTING),	/* the guest (un)masked an I/O APIC pin */
-	ALLOW(clock_nanosleep),	/* and does it too often: its turn (ioapic.c) */
+	/* and does it too often: its turn (ioapic.c), a relative sleep */
+	ALLOW_IF(clock_nanosleep, ARG_EQ(0, CLOCK_MONOTONIC), ARG_EQ(1, 0)),
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's activate and reset, on a status write */
 	ALLOW(pread64),		/* the boot timer snapshots KVM's exit count */
 	ALLOW(rt_sigreturn),	/* from the kick handler */

@@ -124,6 +124,8 @@ int ioapic_init(struct ioapic *io, unsigned npins, ioapic_routes_fn routes, void
 	io->s.npins = npins;
 	for (unsigned p = 0; p < npins; p++)
 		io->s.redir[p] = RTE_MASKED;
+	_Static_assert(1000 * IOAPIC_ROUTE_BURST % IOAPIC_ROUTE_RATE == 0,
+		       "the refill time is whole milliseconds");
 	io->now = now_ns;
 	io->sleep_ns = sleep_mono;
 	const struct ratelimit_cfg cfg = {

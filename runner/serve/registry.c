@@ -371,25 +371,35 @@ void serve_do_acts(struct server *s)
 	}
 }
 
+/* The last line of a flint's stderr (len bytes at e) into out. */
+static void last_line(const char *e, size_t len, char *out, size_t outlen)
+{
+	const char *end = e + len, *start;
+
+	while (end > e && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	for (start = end; start > e && start[-1] != '\n'; start--)
+		;
+	snprintf(out, outlen, "%.*s", (int)(end - start), start);
+}
+
 /* How a warm VM's flint that ended by itself ended: its outcome, and the
- * last line of what it wrote on stderr (flint's own message, if any). */
+ * last line of what it wrote on stderr (flint's own message, if any). Only
+ * for one whose flint has exited (check_warm): worker_wait then reaps at
+ * once; on a live warm worker it would wait up to WORKER_DISCARD_S. */
 static void tell_lost(const struct serve_vm *v)
 {
 	struct worker *w = v->w ? v->w : v->vmw;
 	struct worker_result res;
-	const char *end, *line;
+	char line[300];
 
 	if (!w || worker_wait(w, &res) < 0)
 		return;
-	end = res.err + res.err_len;
-	while (end > res.err && end[-1] == '\n')
-		end--;
-	for (line = end; line > res.err && line[-1] != '\n'; line--)
-		;
-	pr_warn("flint serve: %s: warm VM %" PRIu64 ": its flint ended: %s %d%s%.*s",
+	last_line(res.err ? res.err : "", res.err_len, line, sizeof(line));
+	pr_warn("flint serve: %s: warm VM %" PRIu64 ": its flint ended: %s %d%s%s%s",
 		v->fn->cfg.name, v->id, worker_outcome_name(res.outcome), res.status,
-		end > line ? "; its stderr's last line: " : ", nothing on its stderr",
-		(int)(end - line > 300 ? 300 : end - line), line);
+		line[0] ? "; a last line of its stderr" : ", nothing on its stderr",
+		line[0] ? (res.err_truncated ? " (past the part kept): " : ": ") : "", line);
 }
 
 /* Kills and reaps the VMs on the reap list (outside the lock). */
@@ -594,16 +604,6 @@ static int sink(void *ctx, const void *buf, size_t len)
 }
 
 /* The last line of a registering flint's stderr, for the answer. */
-static void last_line(const char *e, size_t len, char *out, size_t outlen)
-{
-	const char *end = e + len, *start;
-
-	while (end > e && (end[-1] == '\n' || end[-1] == ' '))
-		end--;
-	for (start = end; start > e && start[-1] != '\n'; start--)
-		;
-	snprintf(out, outlen, "%.*s", (int)(end - start), start);
-}
 
 /* A path of the configuration is a file the server can read. */
 static int check_path(const char *what, const char *path, char *msg, size_t len)

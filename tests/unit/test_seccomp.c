@@ -142,6 +142,14 @@ Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
 			} else if (t[i].nr == SCMP_SYS(madvise)) {
 				c = cond_on(&t[i], 2);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == MADV_DONTNEED);
+			} else if (t[i].nr == SCMP_SYS(clock_nanosleep)) {
+				/* A relative sleep on the monotonic clock only. */
+				c = cond_on(&t[i], 0);
+				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == CLOCK_MONOTONIC,
+					  "%s: clock_nanosleep on another clock", name);
+				c = cond_on(&t[i], 1);
+				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == 0,
+					  "%s: clock_nanosleep with flags", name);
 			} else {
 				cr_assert_eq(t[i].nconds, 0, "%s: unexpected condition on %s", name,
 					     t[i].name);
@@ -224,6 +232,13 @@ static void call_clock_nanosleep(void)
 
 	if (syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL) != 0)
 		_exit(CHILD_WRONG_RESULT);
+}
+
+static void call_clock_nanosleep_abs(void)
+{
+	struct timespec ts = {0, 0};
+
+	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
 static void call_tcsets(void)
@@ -363,6 +378,7 @@ static const struct {
     {SECCOMP_VCPU, call_kvmclock_ctrl, true, "vcpu: KVM_KVMCLOCK_CTRL"},
     {SECCOMP_VCPU, call_set_gsi_routing, true, "vcpu: KVM_SET_GSI_ROUTING"},
     {SECCOMP_VCPU, call_clock_nanosleep, true, "vcpu: clock_nanosleep (the I/O APIC's turn)"},
+    {SECCOMP_VCPU, call_clock_nanosleep_abs, false, "vcpu: clock_nanosleep TIMER_ABSTIME"},
     {SECCOMP_VCPU, call_tcsets, false, "vcpu: ioctl TCSETS"},
     {SECCOMP_VCPU, call_mmap_exec, false, "vcpu: mmap exec"},
     {SECCOMP_VCPU, call_mprotect_exec, false, "vcpu: mprotect exec"},

@@ -64,32 +64,42 @@ fi
 
 # 2b. A warm VM whose flint dies (killed here) is said in the log, how it
 # ended included, and the pool serves on.
-warm_child() {
+# One of min_warm's 2, once the set has held still past --idle (2 s): not
+# a flint still ending its request's VM, nor a spare the pool stops.
+restore_children() { # the pids of flint serve's children that restore a VM
 	for d in /proc/[0-9]*; do
 		[ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$spid" ] || continue
-		tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- '--restore' && { echo "${d#/proc/}"; return; }
-	done
+		tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q -- '--restore' && echo "${d#/proc/}"
+	done | sort | tr '\n' ' '
 }
+warm=
+prev=
+still=0
 i=0
-until warm=$(warm_child) && [ -n "$warm" ] || [ $i -ge 100 ]; do
+while [ $i -lt 200 ]; do
+	now=$(restore_children)
+	if [ "$now" = "$prev" ] && [ "$(echo $now | wc -w)" = 2 ]; then
+		still=$((still + 1))
+	else
+		still=0
+	fi
+	prev=$now
+	[ $still -ge 30 ] && { warm=${now%% *}; break; }
 	sleep 0.1
 	i=$((i + 1))
 done
 if [ -z "$warm" ]; then
-	for d in /proc/[0-9]*; do
-		[ "$(cut -d' ' -f4 "$d/stat" 2>/dev/null)" = "$spid" ] &&
-			echo "child ${d#/proc/}: $(tr '\0' ' ' <"$d/cmdline" | head -c 200)"
-	done
-	die "no warm VM's flint among flint serve's children"
+	echo "flint serve's flints with --restore: '$prev'"
+	die "no 2 warm VMs held still for 3 s"
 fi
 kill -9 "$warm"
 i=0
-until grep -q 'warm VM [0-9]*: its flint ended: killed 9' "$T/serve.err" || [ $i -ge 100 ]; do
+until grep -q 'warm VM [0-9]*: its flint ended: killed 9[,;]' "$T/serve.err" || [ $i -ge 100 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
 grep 'warm VM' "$T/serve.err" | tail -n 2
-grep -q 'warm VM [0-9]*: its flint ended: killed 9, nothing on its stderr' "$T/serve.err" ||
+grep -q 'warm VM [0-9]*: its flint ended: killed 9[,;]' "$T/serve.err" ||
 	die "the warm VM killed (pid $warm) is not told in the log as killed 9"
 code=$(printf 'after\n' | curl -s --unix-socket "$SOCK" -o "$T/body" -w '%{http_code}' \
 	--data-binary @- http://flint/functions/echo/invoke) || code=000

@@ -371,7 +371,8 @@ void serve_do_acts(struct server *s)
 	}
 }
 
-/* The last line of a flint's stderr (len bytes at e) into out. */
+/* The last line of a flint's stderr (len bytes at e) into out: a
+ * registering flint's for the answer, a lost warm VM's for the log. */
 static void last_line(const char *e, size_t len, char *out, size_t outlen)
 {
 	const char *end = e + len, *start;
@@ -602,8 +603,6 @@ static int sink(void *ctx, const void *buf, size_t len)
 	(void)ctx, (void)buf, (void)len;
 	return 0;
 }
-
-/* The last line of a registering flint's stderr, for the answer. */
 
 /* A path of the configuration is a file the server can read. */
 static int check_path(const char *what, const char *path, char *msg, size_t len)

@@ -16,8 +16,8 @@ command -v curl >/dev/null || skip "no curl in L1"
 . "$(dirname "$0")/../lib-serve.sh"
 start_server --state-dir "$T/st" --fn-queue 1 --queue-timeout 60 --idle 2
 
-hdr() {
-	tr -d '\r' <"$T/hdr" | sed -n "s/^$1: //Ip" | head -n 1
+hdr() { # NAME [FILE]: a header of the last api call's answer, or of FILE
+	tr -d '\r' <"${2:-$T/hdr}" | sed -n "s/^$1: //Ip" | head -n 1
 }
 base="\"kernel\": \"$KERNEL\", \"rootfs\": \"$ROOTFS\", \"mem_mib\": 128"
 
@@ -48,7 +48,7 @@ while [ $k -lt 50 ]; do
 		# What there is to go on: its VM, its times, the stderr its
 		# flint left (flint's own messages among it).
 		grep -i '^x-flint' "$T/h$k" 2>/dev/null | tr -d '\r' | sed 's/^/    /'
-		id=$(sed -n 's/^[Xx]-[Ff]lint-[Ii]nvocation-[Ii]d: *\([0-9]*\).*/\1/p' "$T/h$k" 2>/dev/null)
+		id=$(hdr X-Flint-Invocation-Id "$T/h$k" 2>/dev/null)
 		[ -z "$id" ] || api GET "/functions/echo/invocations/$id/stderr"
 		[ -z "$id" ] || { echo "    its kept stderr ($code):"; tail -n 20 "$T/body" | sed 's/^/    | /'; }
 		bad=$((bad + 1))

@@ -14,9 +14,10 @@ MEM=128
 # reboot=t: QEMU microvm has no i8042, and a keyboard-controller reboot
 # there spins through 655k port reads before it gives up; flint's init ends
 # the VM through flint's exit device before any reboot.
-# The i8042 words are flint's default ones (its --cmdline default, as
-# Firecracker's): QEMU microvm, without an i8042, ignores them.
-CMDLINE="console=ttyS0 reboot=t panic=-1 quiet i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+# The other words are flint's default ones (its --cmdline default), the
+# same for both: noreplace-smp, and the i8042 words as Firecracker's, which
+# QEMU microvm, without an i8042, ignores.
+CMDLINE="console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 MARKER="flint-init: ready"
 DIR=$(dirname "$0")
 . "$DIR/../exits.sh"

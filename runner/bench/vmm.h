@@ -18,10 +18,12 @@
 
 /* bench/boot's: reboot=t, since QEMU microvm has no i8042 (a reboot=k
  * there spins); flint's init ends the VM through the exit device first.
- * The i8042 words are flint's default ones (VMC_DEFAULT_BOOT_ARGS); QEMU
- * microvm, without an i8042, ignores them. */
+ * The other words are flint's default ones (VMC_DEFAULT_BOOT_ARGS), so a
+ * peer boots the guest the same way; QEMU microvm, without an i8042,
+ * ignores the i8042 ones. */
 #define VMM_DEFAULT_CMDLINE                                                                        \
-	"console=ttyS0 reboot=t panic=-1 quiet i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+	"console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp "  \
+	"i8042.dumbkbd"
 /* The guest init's line once it runs (rootfs/init.c). */
 #define VMM_INIT_MARKER "flint-init: ready"
 

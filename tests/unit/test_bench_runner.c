@@ -609,7 +609,8 @@ Test(bench_vmm, qemu_same_guest_as_flint)
 			   "id=root,file=/r/rootfs.ext4,format=raw,if=none,"
 			   "readonly=on"));
 	cr_assert(has_pair(&q, "-serial", "stdio"));
-	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet i8042.noaux i8042.nomux i8042.nopnp "
+	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux "
+				      "i8042.nopnp "
 				      "i8042.dumbkbd root=/dev/vda ro "
 				   "virtio_mmio.device=512@0xfeb00e00:12 -- echo bench-out");
 

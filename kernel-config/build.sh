@@ -130,7 +130,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 	for m in "${missing[@]}"; do echo "kernel: required option lost: $m" >&2; done
 	die "the final .config ($OBJ/.config) lacks required options"
 fi
-say "config checked: all $(grep -cv '^\(#\|$\)' "$REQUIRED") required options present"
+# Every value the fragment asks for must hold too: an option whose prompt
+# depends on another (CPU_SUP_HYGON on PROCESSOR_SELECT), or that another
+# selects (CPU_FREQ by SCHED_MC_PRIO), keeps its default without a word.
+ignored=()
+while IFS='=' read -r opt want; do
+	got=$(sed -n "s/^$opt=//p" "$OBJ/.config")
+	if [ "$want" = n ]; then
+		[ -z "$got" ] || ignored+=("$opt=n (got $opt=$got)")
+	elif [ "$got" != "$want" ]; then
+		ignored+=("$opt=$want (got ${got:-unset})")
+	fi
+done < <(grep -E '^CONFIG_[A-Z0-9_]+=' "$FRAGMENT")
+if [ ${#ignored[@]} -gt 0 ]; then
+	for m in "${ignored[@]}"; do echo "kernel: $(basename "$FRAGMENT") asks $m" >&2; done
+	die "olddefconfig overrode the fragment: make the options above hold (their dependencies, or what selects them)"
+fi
+say "config checked: all $(grep -cv '^\(#\|$\)' "$REQUIRED") required options present, the fragment's $(grep -cE '^CONFIG_' "$FRAGMENT") values hold"
 
 # The kernel's own output goes to the log; a ticker prints progress.
 start=$(date +%s)

@@ -24,7 +24,8 @@ kill_bg
 
 pids=""
 for k in 0 1 2 3 4 5 6 7 8 9; do
-	"$FLINT" --restore "$T/s.state" --mem-file "$T/s.mem" </dev/null >"$T/vm$k.out" 2>"$T/vm$k.err" &
+	"$FLINT" --restore "$T/s.state" --mem-file "$T/s.mem" --stats </dev/null \
+		>"$T/vm$k.out" 2>"$T/vm$k.err" &
 	pids="$pids $!"
 done
 n=150
@@ -47,12 +48,22 @@ for p in $pids; do
 done
 i=0
 for p in $pids; do
-	# A VM that did not count: whether its flint was still there, and what
-	# it said.
+	# A VM that did not count: whether its flint was still there, where
+	# its threads wait, and (stopped with SIGTERM) its exit counts: whether
+	# its vCPU ran at all, and what it did.
 	if [ "$(grep -c '^tick' "$T/vm$i.out")" -lt 2 ]; then
 		echo "vm$i (pid $p): $(kill -0 "$p" 2>/dev/null && echo running || echo gone)," \
-			"$(grep -c '^tick' "$T/vm$i.out") ticks; stdout and stderr:"
+			"$(grep -c '^tick' "$T/vm$i.out") ticks"
+		for t in /proc/$p/task/*; do
+			[ -d "$t" ] || continue
+			echo "  thread $(cat "$t/comm" 2>/dev/null):" \
+				"$(awk '/^State/ { print $2 }' "$t/status" 2>/dev/null)" \
+				"in $(cat "$t/wchan" 2>/dev/null)"
+		done
+		kill -TERM "$p" 2>/dev/null
+		wait_gone "$p" 10
 		tail -n 5 "$T/vm$i.out" "$T/vm$i.err"
+		dmesg 2>/dev/null | grep -i -E 'tsc|clocksource' | tail -n 3
 	fi
 	i=$((i + 1))
 done

@@ -22,6 +22,13 @@ wait_gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
+# whole_lines FILE: FILE's lines, carriage returns removed, without a last
+# line the guest had not finished. A pause or a snapshot can fall inside a
+# line of the console: a restored guest prints the rest of it.
+whole_lines() {
+	if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi | tr -d '\r'
+}
+
 # Centiseconds since boot.
 cs() {
 	read -r up _ </proc/uptime

@@ -28,7 +28,7 @@ expect_code 204 "PATCH /vm Paused"
 api GET /
 expect_resp '"state" *: *"Paused"' "state Paused"
 before=$(tr -d '\r' <"$T/raw" | grep -c '^tick ')
-last=$(tr -d '\r' <"$T/raw" | grep '^tick ' | tail -n 1)
+last=$(whole_lines "$T/raw" | grep '^tick ' | tail -n 1)
 sleep 3
 after=$(tr -d '\r' <"$T/raw" | grep -c '^tick ')
 [ "$before" = "$after" ] || { kill_bg; fail "the guest ticked while paused ($before then $after ticks)"; }

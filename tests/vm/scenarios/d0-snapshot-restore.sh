@@ -41,7 +41,7 @@ body diff <<EOB
 EOB
 # last_tick: the count of the last whole line the guest printed.
 last_tick() {
-	tr -d '\r' <"$T/raw" | grep '^tick [0-9]* kept-in-tmpfs [0-9]*$' | tail -n 1 | cut -d' ' -f2
+	whole_lines "$T/raw" | grep '^tick [0-9]* kept-in-tmpfs [0-9]*$' | tail -n 1 | cut -d' ' -f2
 }
 
 api PUT /snapshot/create full

@@ -29,7 +29,7 @@ api PUT /snapshot/create snap
 expect_code 204 "PUT /snapshot/create"
 sleep 0.5
 # (not $n: wait_for counts down in it)
-saved=$(tr -d '\r' <"$T/raw" | grep -E '^ping(ok|fail) [0-9]+$' | tail -n 1 | cut -d' ' -f2)
+saved=$(whole_lines "$T/raw" | grep -E '^ping(ok|fail) [0-9]+$' | tail -n 1 | cut -d' ' -f2)
 kill_bg
 mac=$(cat /sys/class/net/fd1a/address)
 tunctl -d fd1a >/dev/null 2>&1

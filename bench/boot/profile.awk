@@ -48,11 +48,19 @@ function where(rip,    h) {
 	return "(user space)"
 }
 BEGIN {
-	nfile = 0
 	split(ends, end_s, " ")
 	LABEL = "^(_stext|_text|__[a-z_]*_(start|end))$"
+	# Each file's place among the arguments, the symbols first: counting
+	# files as they start would skip an empty one and shift the ends.
+	for (i = 1; i < ARGC; i++)
+		if (!(ARGV[i] in argpos))
+			argpos[ARGV[i]] = i
+	ntrace = ARGC - 2
 }
-FNR == 1 { nfile++ }
+FILENAME != cur {
+	cur = FILENAME
+	nfile = (FILENAME in argpos) ? argpos[FILENAME] : 1
+}
 nfile == 1 {
 	if (NF >= 3 && $2 ~ /^[tTwW]$/ && $1 ~ /^ffffffff/) {
 		a = hex32($1)
@@ -62,6 +70,8 @@ nfile == 1 {
 	}
 	next
 }
+# SVM's name for the exit (trace.awk, like the rig, is AMD's); VMX calls
+# it EXTERNAL_INTERRUPT.
 /kvm_exit:/ && / reason interrupt / {
 	for (i = 1; i <= NF; i++)
 		if ($i ~ /^[0-9]+\.[0-9]+:$/) { t = substr($i, 1, length($i) - 1) + 0; break }
@@ -72,7 +82,7 @@ nfile == 1 {
 }
 END {
 	if (total == 0) { print "profile: no timer exits before init in the traces"; exit 1 }
-	printf "guest profile, %d timer-exit samples up to init over %d boot(s):\n", total, nfile - 1
+	printf "guest profile, %d timer-exit samples up to init over %d boot(s):\n", total, ntrace
 	n = 0
 	for (s in hits) { n++; key[n] = s }
 	for (i = 1; i <= n; i++)          # insertion sort by count, few hundred names

@@ -63,12 +63,13 @@ for p in $pids; do
 		kill -TERM "$p" 2>/dev/null
 		wait_gone "$p" 10
 		tail -n 5 "$T/vm$i.out" "$T/vm$i.err"
-		dmesg 2>/dev/null | grep -i -E 'tsc|clocksource' | tail -n 3
 	fi
 	i=$((i + 1))
 done
 for p in $pids; do kill -KILL "$p" 2>/dev/null; done
 wait 2>/dev/null
 echo "$ok of 10 restored VMs counted; their private memory: $((total / 1024)) MiB in all (10 guests: 1280 MiB)"
+# With one that did not: what L1 says of its TSC (marked unstable in the rig).
+[ $ok = 10 ] || dmesg 2>/dev/null | grep -i -E 'tsc|clocksource' | tail -n 3
 [ $ok = 10 ] || fail "only $ok of 10 restored VMs counted on"
 [ $total -lt $((256 * 1024)) ] || fail "10 restored VMs hold $((total / 1024)) MiB of private memory"

@@ -133,6 +133,11 @@ fi
 # Every value the fragment asks for must hold too: an option whose prompt
 # depends on another (CPU_SUP_HYGON on PROCESSOR_SELECT), or that another
 # selects (CPU_FREQ by SCHED_MC_PRIO), keeps its default without a word.
+# The fragment as merge_config.sh reads it: `# CONFIG_X is not set` is
+# CONFIG_X=n, trailing blanks go, and the last line for an option wins.
+wanted=$(sed -n -e 's/\r$//' -e 's/[[:space:]]*$//' \
+	-e 's/^# \(CONFIG_[A-Za-z0-9_]*\) is not set$/\1=n/' \
+	-e '/^CONFIG_[A-Za-z0-9_]*=/p' "$FRAGMENT" | tac | awk -F= '!seen[$1]++' | tac)
 ignored=()
 while IFS='=' read -r opt want; do
 	got=$(sed -n "s/^$opt=//p" "$OBJ/.config")
@@ -141,12 +146,12 @@ while IFS='=' read -r opt want; do
 	elif [ "$got" != "$want" ]; then
 		ignored+=("$opt=$want (got ${got:-unset})")
 	fi
-done < <(grep -E '^CONFIG_[A-Z0-9_]+=' "$FRAGMENT")
+done <<<"$wanted"
 if [ ${#ignored[@]} -gt 0 ]; then
 	for m in "${ignored[@]}"; do echo "kernel: $(basename "$FRAGMENT") asks $m" >&2; done
 	die "olddefconfig overrode the fragment: make the options above hold (their dependencies, or what selects them)"
 fi
-say "config checked: all $(grep -cv '^\(#\|$\)' "$REQUIRED") required options present, the fragment's $(grep -cE '^CONFIG_' "$FRAGMENT") values hold"
+say "config checked: all $(grep -cv '^\(#\|$\)' "$REQUIRED") required options present, the fragment's $(grep -c . <<<"$wanted") values hold"
 
 # The kernel's own output goes to the log; a ticker prints progress.
 start=$(date +%s)

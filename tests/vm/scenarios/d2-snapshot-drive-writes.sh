@@ -28,6 +28,7 @@ expect_code 204 "PUT /snapshot/create"
 sleep 0.5
 kill_bg
 cp "$OUT" "$T/before"
+[ -z "$(tail -c 1 "$T/before")" ] || echo "the snapshot fell inside a line: '$(tail -n 1 "$T/before")'"
 acked1=$(whole_lines "$T/before" | grep '^acked [0-9]*$' | tail -n 1 | cut -d' ' -f2)
 
 # check_records LAST WHEN: records 0..LAST are on the image, in order.

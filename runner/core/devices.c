@@ -182,6 +182,13 @@ int devices_drain(struct devices *r, uint64_t deadline_ns, struct vm_err *err)
 	return 0;
 }
 
+void devices_hand_over(struct devices *r, uint64_t deadline_ns)
+{
+	for (unsigned j = 0; j < r->n; j++)
+		if (r->list[j]->kind->hand_over)
+			r->list[j]->kind->hand_over(r->list[j]->priv, deadline_ns);
+}
+
 void devices_quiesce(struct devices *r)
 {
 	for (unsigned j = 0; j < r->n; j++)

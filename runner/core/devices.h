@@ -107,6 +107,13 @@ struct device_kind {
 	 * takes work again when kicked (the VM may resume in this process).
 	 * NULL: the kind holds nothing. */
 	void (*quiesce)(void *dev);
+	/* hand_over: the VM has stopped and the event loop has ended: give
+	 * the host what the device took from the guest and still holds (guest
+	 * data a host socket had not taken), waiting for room until
+	 * deadline_ns, then dropping the rest with a word in the log. On the
+	 * control thread, under its seccomp table (write, poll). NULL: the
+	 * kind holds nothing for the host. */
+	void (*hand_over)(void *dev, uint64_t deadline_ns);
 	/* save/restore: the device's own state beyond its transport and
 	 * queues, its own u32 version first (restore: decode and check all
 	 * before changing anything, as wire.h's convention). restore runs on
@@ -188,6 +195,10 @@ void device_counters(const struct device *d, device_counter_fn emit, void *ctx);
 
 /* Device d's section in the metrics file ("block_rootfs", "vsock"). */
 void device_metrics_section(const struct device *d, char *buf, size_t len);
+
+/* Each device's hand_over hook (struct device_kind), in attach order,
+ * all within one deadline: after the VM stopped, the event loop ended. */
+void devices_hand_over(struct devices *r, uint64_t deadline_ns);
 
 /* Each device's --stats lines, in attach order. */
 void devices_print_stats(const struct devices *r);

@@ -76,6 +76,11 @@ static void vsock_kind_quiesce(void *dev)
 	vsock_mux_quiesce(dev);
 }
 
+static void vsock_kind_hand_over(void *dev, uint64_t deadline_ns)
+{
+	vsock_mux_hand_over(dev, deadline_ns);
+}
+
 static int vsock_kind_save(const void *dev, struct wbuf *w)
 {
 	return vsock_mux_save(dev, w);
@@ -101,6 +106,7 @@ const struct device_kind vsock_kind = {
      * readiness (polls) and its timer, none of which holds guest data. */
     .drain = NULL,
     .quiesce = vsock_kind_quiesce,
+    .hand_over = vsock_kind_hand_over,
     /* The CID and the Unix socket's path come from the configuration, and
      * quiesce closed every connection (the guest drops its own at the
      * TRANSPORT_RESET event), so no connection, credit or port survives a

@@ -1003,6 +1003,10 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		if ((r = evloop_join(vm->loop)) < 0)
 			pr_err("event loop: %s", strerror(-r));
 	}
+	/* What the guest sent that a host program had not read yet is still
+	 * delivered: a guest that writes its last output and powers off. */
+	if (vm->devs)
+		devices_hand_over(vm->devs, now_ns() + VM_HAND_OVER_MS * 1000000ull);
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
 	vm->tty_raw = false;

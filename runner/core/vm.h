@@ -94,6 +94,9 @@ enum vm_action {
 };
 
 #define VM_PAUSE_TIMEOUT_MS 5000
+/* At the VM's end, how long its devices get to hand host programs what the
+ * guest sent them and they had not read yet (devices_hand_over). */
+#define VM_HAND_OVER_MS 1000
 
 /* Where the VM is. Firecracker's instance states, and stopped. */
 enum vm_state {

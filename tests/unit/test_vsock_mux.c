@@ -939,18 +939,16 @@ Test(vsock_mux, quiesce_closes_host_connections_and_resets_the_guest)
 	close(l);
 }
 
-/* Guest data the host program's socket had not taken when the snapshot
- * came: quiesce hands the socket what it takes then, before the EOF. The
- * guest sends its whole credit to a host program that reads nothing, so
- * flint buffers what the socket refuses; with the loop parked the program
- * then empties its socket, and after the quiesce it reads on, in order. */
-Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
+/* A guest connection to host port 6000 (listener l) over which the guest
+ * sends its whole credit, HOST_BUF, to a host program that reads nothing:
+ * flint holds what the socket refuses. The host end; the device has taken
+ * every TX packet. */
+static int fill_host_unread(int l)
 {
-	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
-	static uint8_t chunk[VSOCK_PKT_MAX_PAYLOAD], rd[65536];
-	uint32_t sent = 0, got = 0, before;
+	static uint8_t chunk[VSOCK_PKT_MAX_PAYLOAD];
+	int a = guest_connects(l, 1111, 6000, 65536);
 	struct vring_used_elem e;
-	ssize_t r;
+	uint32_t sent = 0;
 
 	while (sent < HOST_BUF) {
 		for (uint32_t i = 0; i < sizeof(chunk); i++)
@@ -964,6 +962,21 @@ Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
 		turn();
 	}
 	cr_assert_eq(gs.in_flight[1], 0, "the device took every TX packet");
+	return a;
+}
+
+/* Guest data the host program's socket had not taken when the snapshot
+ * came: quiesce hands the socket what it takes then, before the EOF. The
+ * guest sends its whole credit to a host program that reads nothing, so
+ * flint buffers what the socket refuses; with the loop parked the program
+ * then empties its socket, and after the quiesce it reads on, in order. */
+Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
+{
+	int l = host_listen(6000), a = fill_host_unread(l);
+	static uint8_t rd[65536];
+	uint32_t got = 0, before;
+	ssize_t r;
+
 	cr_assert_eq(evloop_pause(loop), 0);
 	while ((r = recv(a, rd, sizeof(rd), MSG_DONTWAIT)) > 0) {
 		for (ssize_t i = 0; i < r; i++)
@@ -982,6 +995,78 @@ Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
 	cr_assert_eq(r, 0, "EOF after the data");
 	cr_assert_gt(got, before, "nothing handed over");
 	evloop_resume(loop);
+	close(a);
+	close(l);
+}
+
+/* ---- the VM's end: what the guest sent still goes -------------------------- */
+
+/* fill_host_unread, then the loop ends, as at the VM's stop. */
+static int fill_then_stop(int l)
+{
+	int a = fill_host_unread(l);
+
+	evloop_stop(loop);
+	cr_assert_eq(evloop_join(loop), 0);
+	return a;
+}
+
+struct reader {
+	int fd;
+	uint32_t want, got;
+	bool in_order;
+};
+
+static void *read_all(void *arg)
+{
+	struct reader *rd = arg;
+	static uint8_t buf[65536];
+	uint64_t end = now_ns() + 10ull * 1000000000;
+
+	rd->in_order = true;
+	while (rd->got < rd->want && now_ns() < end) {
+		struct pollfd p = {.fd = rd->fd, .events = POLLIN};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t r = recv(rd->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r <= 0)
+			break;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != (uint8_t)((rd->got + (uint32_t)i) * 31 / 7))
+				rd->in_order = false;
+		rd->got += (uint32_t)r;
+	}
+	return NULL;
+}
+
+/* The rig's 97-vsock-resets lost the last 28 KB of a stream: the guest had
+ * sent them and powered off, and flint closed the socket holding them. */
+Test(vsock_mux, hand_over_gives_a_slow_reader_everything_after_the_stop)
+{
+	int l = host_listen(6000), a = fill_then_stop(l);
+	struct reader rd = {.fd = a, .want = HOST_BUF};
+	pthread_t t;
+
+	cr_assert_eq(pthread_create(&t, NULL, read_all, &rd), 0);
+	vsock_mux_hand_over(m, now_ns() + 5ull * 1000000000);
+	pthread_join(t, NULL);
+	cr_assert_eq(rd.got, rd.want, "the host program got %u of %u bytes", rd.got, rd.want);
+	cr_assert(rd.in_order, "out of order");
+	close(a);
+	close(l);
+}
+
+/* A host program that never reads holds the VM's end up only until the
+ * deadline. */
+Test(vsock_mux, hand_over_gives_up_at_its_deadline)
+{
+	int l = host_listen(6000), a = fill_then_stop(l);
+	uint64_t t0 = now_ns();
+
+	vsock_mux_hand_over(m, t0 + 200ull * 1000000);
+	uint64_t took_ms = (now_ns() - t0) / 1000000;
+	cr_assert_geq(took_ms, 190, "gave up after %llu ms", (unsigned long long)took_ms);
+	cr_assert_lt(took_ms, 2000, "took %llu ms", (unsigned long long)took_ms);
 	close(a);
 	close(l);
 }

@@ -939,6 +939,68 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 	vsock_table_clear_rsts(&m->t);
 }
 
+/* Bytes c holds for its host socket. */
+static size_t held_bytes(const struct vsock_conn *c)
+{
+	struct iovec iov[2];
+	unsigned n = vsock_conn_buffered(c, iov);
+	size_t len = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+/* One connection's held data to its socket, until the deadline: false
+ * once the deadline passed. */
+static bool hand_over_conn(struct mconn *mc, uint64_t deadline_ns)
+{
+	struct iovec iov[2];
+
+	while (vsock_conn_buffered(&mc->c, iov) > 0) {
+		ssize_t w = write(mc->fd, iov[0].iov_base, iov[0].iov_len);
+
+		if (w > 0) {
+			vsock_conn_forwarded(&mc->c, (uint32_t)w);
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w == 0 || errno != EAGAIN)
+			return true; /* the host program is gone: nothing to wait for */
+		uint64_t now = now_ns();
+		if (now >= deadline_ns)
+			return false;
+		struct pollfd p = {.fd = mc->fd, .events = POLLOUT};
+		int ms = (int)((deadline_ns - now + 999999) / 1000000);
+		if (poll(&p, 1, ms) < 0 && errno != EINTR)
+			return true;
+	}
+	return true;
+}
+
+void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
+{
+	struct mconn *mc;
+	size_t lost = 0;
+	unsigned nlost = 0;
+
+	for (mc = m->conns.head; mc; mc = mc->next)
+		if (!mc->dead && !hand_over_conn(mc, deadline_ns))
+			break;
+	for (mc = m->conns.head; mc; mc = mc->next) {
+		size_t n = mc->dead ? 0 : held_bytes(&mc->c);
+		if (n) {
+			lost += n;
+			nlost++;
+		}
+	}
+	if (lost)
+		pr_warn("vsock: %zu bytes the guest sent on %u connection(s) were not taken by "
+			"their host program%s before the VM's end, and are dropped",
+			lost, nlost, nlost == 1 ? "" : "s");
+}
+
 int vsock_mux_save(const struct vsock_mux *m, struct wbuf *w)
 {
 	return vsock_dev_save(m->dev, w);

@@ -275,8 +275,14 @@ static void *vcpu_thread(void *arg)
 		control_request_stop(v->env->ctl, STOP_ERROR, 0, "seccomp filter for vCPU %u: %s",
 				     v->id, strerror(-r));
 	else {
+		struct kvm_regs regs;
+
 		phases_vcpu_entering();
 		run_loop(v);
+		if (v->fd >= 0 && ioctl(v->fd, KVM_GET_REGS, &regs) == 0) {
+			v->left_rip = regs.rip;
+			v->left_valid = true;
+		}
 	}
 	pthread_mutex_lock(&v->lock);
 	v->exited = true;

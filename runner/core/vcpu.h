@@ -41,6 +41,11 @@ struct vcpu {
 	uint64_t exits[VCPU_EXIT_REASONS];
 	uint64_t pio_exits, mmio_exits, unhandled;
 	char fatal[320]; /* why the handler returned VCPU_FATAL, and where */
+	/* Where the guest was when this thread left its loop (--stats: a guest
+	 * stuck in a loop of its own shows where); written by the thread,
+	 * read after it is joined. left_valid: KVM_GET_REGS answered. */
+	uint64_t left_rip;
+	bool left_valid;
 	/* Pausing: the control thread sets pause and kicks; the vCPU thread,
 	 * out of KVM_RUN, tells the guest's kvmclock, sets parked and waits
 	 * until pause is cleared or the VM stops. exited: the thread has left

@@ -757,6 +757,15 @@ static void print_stats(struct vm *vm)
 	pr_info("%s", line);
 	if (vm->timer.boot_us)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
+	/* Where each vCPU was at the end: for a guest stopped from outside,
+	 * the place its kernel was looping in (look it up in System.map). */
+	n = snprintf(line, sizeof(line), "vCPUs left the guest at:");
+	for (unsigned i = 0; i < vm->nvcpus && n < sizeof(line); i++)
+		n += vm->vcpus[i].left_valid
+			 ? snprintf(line + n, sizeof(line) - n, " %u:rip=%#llx", i,
+				    (unsigned long long)vm->vcpus[i].left_rip)
+			 : snprintf(line + n, sizeof(line) - n, " %u:unknown", i);
+	pr_info("%s", line);
 	if (vm->devs)
 		devices_print_stats(vm->devs);
 }

@@ -50,7 +50,7 @@ i=0
 for p in $pids; do
 	# A VM that did not count: whether its flint was still there, where
 	# its threads wait, and (stopped with SIGTERM) its exit counts: whether
-	# its vCPU ran at all, and what it did.
+	# its vCPU ran at all, what it did and where it was left.
 	if [ "$(grep -c '^tick' "$T/vm$i.out")" -lt 2 ]; then
 		echo "vm$i (pid $p): $(kill -0 "$p" 2>/dev/null && echo running || echo gone)," \
 			"$(grep -c '^tick' "$T/vm$i.out") ticks"
@@ -62,7 +62,8 @@ for p in $pids; do
 		done
 		kill -TERM "$p" 2>/dev/null
 		wait_gone "$p" 10
-		tail -n 5 "$T/vm$i.out" "$T/vm$i.err"
+		tail -n 5 "$T/vm$i.out"
+		tail -n 12 "$T/vm$i.err" # --stats: exits, where the vCPU was, devices
 	fi
 	i=$((i + 1))
 done

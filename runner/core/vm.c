@@ -759,13 +759,14 @@ static void print_stats(struct vm *vm)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
 	/* Where each vCPU was at the end: for a guest stopped from outside,
 	 * the place its kernel was looping in (look it up in System.map). */
-	n = snprintf(line, sizeof(line), "vCPUs left the guest at:");
-	for (unsigned i = 0; i < vm->nvcpus && n < sizeof(line); i++)
+	char rips[32 + VMC_MAX_VCPUS * sizeof(" 31:rip=0xffffffffffffffff")];
+	n = snprintf(rips, sizeof(rips), "vCPUs left the guest at:");
+	for (unsigned i = 0; i < vm->nvcpus && n < sizeof(rips); i++)
 		n += vm->vcpus[i].left_valid
-			 ? snprintf(line + n, sizeof(line) - n, " %u:rip=%#llx", i,
+			 ? snprintf(rips + n, sizeof(rips) - n, " %u:rip=%#llx", i,
 				    (unsigned long long)vm->vcpus[i].left_rip)
-			 : snprintf(line + n, sizeof(line) - n, " %u:unknown", i);
-	pr_info("%s", line);
+			 : snprintf(rips + n, sizeof(rips) - n, " %u:unknown", i);
+	pr_info("%s", rips);
 	if (vm->devs)
 		devices_print_stats(vm->devs);
 }

@@ -939,21 +939,20 @@ Test(vsock_mux, quiesce_closes_host_connections_and_resets_the_guest)
 	close(l);
 }
 
-/* A guest connection to host port 6000 (listener l) over which the guest
- * sends its whole credit, HOST_BUF, to a host program that reads nothing:
- * flint holds what the socket refuses. The host end; the device has taken
- * every TX packet. */
-static int fill_host_unread(int l)
+/* Over its connection from port gport to host port 6000, the guest sends
+ * its whole credit, HOST_BUF, to a host program that reads nothing: flint
+ * holds what the socket refuses. Returns once the device has taken every
+ * TX packet. */
+static void guest_fills(uint32_t gport)
 {
 	static uint8_t chunk[VSOCK_PKT_MAX_PAYLOAD];
-	int a = guest_connects(l, 1111, 6000, 65536);
 	struct vring_used_elem e;
 	uint32_t sent = 0;
 
 	while (sent < HOST_BUF) {
 		for (uint32_t i = 0; i < sizeof(chunk); i++)
 			chunk[i] = (uint8_t)((sent + i) * 31 / 7);
-		gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk, sizeof(chunk));
+		gsend(guest_hdr(gport, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk, sizeof(chunk));
 		sent += sizeof(chunk);
 	}
 	for (int i = 0; i < 20000 && gs.in_flight[1]; i++) {
@@ -962,6 +961,15 @@ static int fill_host_unread(int l)
 		turn();
 	}
 	cr_assert_eq(gs.in_flight[1], 0, "the device took every TX packet");
+}
+
+/* A guest connection from gport to host port 6000 (listener l), filled
+ * (guest_fills). The host end. */
+static int fill_host_unread(int l, uint32_t gport)
+{
+	int a = guest_connects(l, gport, 6000, 65536);
+
+	guest_fills(gport);
 	return a;
 }
 
@@ -972,7 +980,7 @@ static int fill_host_unread(int l)
  * then empties its socket, and after the quiesce it reads on, in order. */
 Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
 {
-	int l = host_listen(6000), a = fill_host_unread(l);
+	int l = host_listen(6000), a = fill_host_unread(l, 1111);
 	static uint8_t rd[65536];
 	uint32_t got = 0, before;
 	ssize_t r;
@@ -1001,13 +1009,29 @@ Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
 
 /* ---- the VM's end: what the guest sent still goes -------------------------- */
 
-/* fill_host_unread, then the loop ends, as at the VM's stop. */
-static int fill_then_stop(int l)
+/* What a host end's socket holds unread. */
+static int unread(int fd)
 {
-	int a = fill_host_unread(l);
+	int n = -1;
 
+	cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+	return n;
+}
+
+/* The loop ends, as at the VM's stop. */
+static void stop_loop(void)
+{
 	evloop_stop(loop);
 	cr_assert_eq(evloop_join(loop), 0);
+}
+
+/* fill_host_unread, flint holding some of it, then the VM's stop. */
+static int fill_then_stop(int l)
+{
+	int a = fill_host_unread(l, 1111);
+
+	cr_assert_lt(unread(a), HOST_BUF, "the socket took it all: nothing is held");
+	stop_loop();
 	return a;
 }
 
@@ -1039,19 +1063,27 @@ static void *read_all(void *arg)
 	return NULL;
 }
 
+/* vsock_mux_hand_over until deadline_ms from now while a thread reads
+ * fd: the reader must get all HOST_BUF bytes the guest sent, in order. */
+static void hand_over_to_reader(int fd, unsigned deadline_ms)
+{
+	struct reader rd = {.fd = fd, .want = HOST_BUF};
+	pthread_t t;
+
+	cr_assert_eq(pthread_create(&t, NULL, read_all, &rd), 0);
+	vsock_mux_hand_over(m, now_ns() + deadline_ms * 1000000ull);
+	pthread_join(t, NULL);
+	cr_assert_eq(rd.got, rd.want, "the host program got %u of %u bytes", rd.got, rd.want);
+	cr_assert(rd.in_order, "out of order");
+}
+
 /* The rig's 97-vsock-resets lost the last 28 KB of a stream: the guest had
  * sent them and powered off, and flint closed the socket holding them. */
 Test(vsock_mux, hand_over_gives_a_slow_reader_everything_after_the_stop)
 {
 	int l = host_listen(6000), a = fill_then_stop(l);
-	struct reader rd = {.fd = a, .want = HOST_BUF};
-	pthread_t t;
 
-	cr_assert_eq(pthread_create(&t, NULL, read_all, &rd), 0);
-	vsock_mux_hand_over(m, now_ns() + 5ull * 1000000000);
-	pthread_join(t, NULL);
-	cr_assert_eq(rd.got, rd.want, "the host program got %u of %u bytes", rd.got, rd.want);
-	cr_assert(rd.in_order, "out of order");
+	hand_over_to_reader(a, 5000);
 	close(a);
 	close(l);
 }
@@ -1068,6 +1100,26 @@ Test(vsock_mux, hand_over_gives_up_at_its_deadline)
 	cr_assert_geq(took_ms, 190, "gave up after %llu ms", (unsigned long long)took_ms);
 	cr_assert_lt(took_ms, 2000, "took %llu ms", (unsigned long long)took_ms);
 	close(a);
+	close(l);
+}
+
+/* A host program that never reads costs another connection nothing: the
+ * first connection's reader sleeps, the second's reads, and gets all of
+ * its data before the deadline (one at a time, the first would have used
+ * the whole of it). */
+Test(vsock_mux, hand_over_serves_every_connection_at_once)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536),
+	    b = guest_connects(l, 2222, 6000, 65536);
+
+	guest_fills(1111);
+	guest_fills(2222);
+	cr_assert_lt(unread(a), HOST_BUF, "the socket took it all: nothing is held");
+	cr_assert_lt(unread(b), HOST_BUF, "the socket took it all: nothing is held");
+	stop_loop();
+	hand_over_to_reader(b, 1000);
+	close(a);
+	close(b);
 	close(l);
 }
 

@@ -1,8 +1,8 @@
 /* The hybrid-vsock muxer: the virtio-vsock device's backend, mapping guest
  * connections to Unix sockets; see vsock_mux.h. Every function here runs on
  * the event-loop thread except vsock_mux_create/destroy/get_stats and
- * be_changed, and vsock_mux_quiesce, on a thread standing in for the loop's
- * while it is parked. */
+ * be_changed, vsock_mux_quiesce, on a thread standing in for the loop's
+ * while it is parked, and vsock_mux_hand_over, once the loop has ended. */
 #include "vsock/vsock_mux.h"
 
 #include <endian.h>
@@ -953,7 +953,10 @@ static size_t held_bytes(const struct vsock_conn *c)
 
 /* One connection's held data to its socket, until the deadline: false
  * once the deadline passed. */
-static bool hand_over_conn(struct mconn *mc, uint64_t deadline_ns)
+/* Write what mc's socket takes now. Returns whether bytes remain that it
+ * may take later: it is full, not gone. (The loop is over: vm_run ignores
+ * SIGPIPE, so a host program gone away is an EPIPE here.) */
+static bool hand_over_some(struct mconn *mc)
 {
 	struct iovec iov[2];
 
@@ -966,28 +969,38 @@ static bool hand_over_conn(struct mconn *mc, uint64_t deadline_ns)
 		}
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w == 0 || errno != EAGAIN)
-			return true; /* the host program is gone: nothing to wait for */
-		uint64_t now = now_ns();
-		if (now >= deadline_ns)
-			return false;
-		struct pollfd p = {.fd = mc->fd, .events = POLLOUT};
-		int ms = (int)((deadline_ns - now + 999999) / 1000000);
-		if (poll(&p, 1, ms) < 0 && errno != EINTR)
-			return true;
+		return w < 0 && errno == EAGAIN;
 	}
-	return true;
+	return false;
 }
 
 void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
 {
 	struct mconn *mc;
+	struct pollfd *p;
+	unsigned nconns = 0, nlost = 0;
 	size_t lost = 0;
-	unsigned nlost = 0;
 
+	/* Every connection at once: a host program that never reads holds
+	 * up the others only as long as the deadline, and takes none of
+	 * their time before it. */
 	for (mc = m->conns.head; mc; mc = mc->next)
-		if (!mc->dead && !hand_over_conn(mc, deadline_ns))
+		nconns++;
+	p = calloc(nconns ? nconns : 1, sizeof(*p));
+	for (;;) {
+		unsigned n = 0;
+		uint64_t now;
+
+		for (mc = m->conns.head; mc; mc = mc->next)
+			if (!mc->dead && hand_over_some(mc) && p)
+				p[n++] = (struct pollfd){.fd = mc->fd, .events = POLLOUT};
+		now = now_ns();
+		if (!n || now >= deadline_ns)
 			break;
+		if (poll(p, n, (int)((deadline_ns - now + 999999) / 1000000)) < 0 && errno != EINTR)
+			break;
+	}
+	free(p);
 	for (mc = m->conns.head; mc; mc = mc->next) {
 		size_t n = mc->dead ? 0 : held_bytes(&mc->c);
 		if (n) {

@@ -6,6 +6,7 @@
  * mutex stands for the transport's, serialising notify, reset and
  * activate. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -1003,6 +1004,29 @@ Test(vsock_mux, quiesce_hands_buffered_guest_data_over_before_the_eof)
 	cr_assert_eq(r, 0, "EOF after the data");
 	cr_assert_gt(got, before, "nothing handed over");
 	evloop_resume(loop);
+	close(a);
+	close(l);
+}
+
+/* What a host program had not read by the snapshot is dropped, and the
+ * log says how much: the guest saw it taken. */
+Test(vsock_mux, quiesce_says_what_a_host_program_left_unread)
+{
+	int l = host_listen(6000), a;
+	char got[4096] = "";
+	FILE *f;
+
+	cr_redirect_stderr();
+	a = fill_host_unread(l, 1111);
+	cr_assert_eq(evloop_pause(loop), 0);
+	vsock_mux_quiesce(m);
+	evloop_resume(loop);
+	fflush(stderr);
+	f = cr_get_redirected_stderr();
+	fread(got, 1, sizeof(got) - 1, f);
+	cr_assert(strstr(got, "on 1 connection(s) were not taken by their host program when the "
+			      "VM was quiesced (a snapshot or a reset), and are dropped"),
+		  "%s", got);
 	close(a);
 	close(l);
 }

@@ -900,6 +900,29 @@ static void kicked(struct ev_op *op, int res)
 
 /* ---- snapshot -------------------------------------------------------------- */
 
+/* Bytes c holds for its host socket. */
+static size_t held_bytes(const struct vsock_conn *c)
+{
+	struct iovec iov[2];
+	unsigned n = vsock_conn_buffered(c, iov);
+	size_t len = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+/* What the guest sent that no host program took, lost bytes on nconns
+ * connections, is dropped: said once, naming the moment. (The guest saw
+ * it taken.) */
+static void warn_dropped(size_t lost, unsigned nconns, const char *when)
+{
+	if (lost)
+		pr_warn("vsock: %zu bytes the guest sent on %u connection(s) were not taken by "
+			"their host program%s %s, and are dropped",
+			lost, nconns, nconns == 1 ? "" : "s", when);
+}
+
 /* Hand the host program what the guest sent that its socket has not taken
  * yet, as far as the socket takes it now without waiting. */
 static void hand_over(struct mconn *mc)
@@ -915,6 +938,8 @@ static void hand_over(struct mconn *mc)
 void vsock_mux_quiesce(struct vsock_mux *m)
 {
 	struct mlist *lists[] = {&m->lines, &m->conns};
+	unsigned nlost = 0;
+	size_t lost = 0;
 
 	catch_up(m);
 	vsock_dev_quiesce(m->dev);
@@ -925,8 +950,14 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 		while (lists[i]->head) {
 			struct mconn *mc = lists[i]->head;
 
-			if (!mc->line)
+			if (!mc->line && !mc->dead) {
+				size_t n;
+
 				hand_over(mc);
+				n = held_bytes(&mc->c);
+				lost += n;
+				nlost += n != 0;
+			}
 			/* The peer's EOF now: the socket itself is released
 			 * only once the loop has cancelled its polls, after
 			 * the resume. */
@@ -934,25 +965,12 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 			conn_close(m, mc, false);
 		}
 	}
+	warn_dropped(lost, nlost, "when the VM was quiesced (a snapshot or a reset)");
 	/* The guest forgets every connection at the event: it is owed no
 	 * RST. */
 	vsock_table_clear_rsts(&m->t);
 }
 
-/* Bytes c holds for its host socket. */
-static size_t held_bytes(const struct vsock_conn *c)
-{
-	struct iovec iov[2];
-	unsigned n = vsock_conn_buffered(c, iov);
-	size_t len = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		len += iov[i].iov_len;
-	return len;
-}
-
-/* One connection's held data to its socket, until the deadline: false
- * once the deadline passed. */
 /* Write what mc's socket takes now. Returns whether bytes remain that it
  * may take later: it is full, not gone. (The loop is over: vm_run ignores
  * SIGPIPE, so a host program gone away is an EPIPE here.) */
@@ -1003,15 +1021,11 @@ void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
 	free(p);
 	for (mc = m->conns.head; mc; mc = mc->next) {
 		size_t n = mc->dead ? 0 : held_bytes(&mc->c);
-		if (n) {
-			lost += n;
-			nlost++;
-		}
+
+		lost += n;
+		nlost += n != 0;
 	}
-	if (lost)
-		pr_warn("vsock: %zu bytes the guest sent on %u connection(s) were not taken by "
-			"their host program%s before the VM's end, and are dropped",
-			lost, nlost, nlost == 1 ? "" : "s");
+	warn_dropped(lost, nlost, "before the VM's end");
 }
 
 int vsock_mux_save(const struct vsock_mux *m, struct wbuf *w)

@@ -953,7 +953,8 @@ static void guest_fills(uint32_t gport)
 	while (sent < HOST_BUF) {
 		for (uint32_t i = 0; i < sizeof(chunk); i++)
 			chunk[i] = (uint8_t)((sent + i) * 31 / 7);
-		gsend(guest_hdr(gport, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk, sizeof(chunk));
+		gsend(guest_hdr(gport, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), chunk,
+		      sizeof(chunk));
 		sent += sizeof(chunk);
 	}
 	for (int i = 0; i < 20000 && gs.in_flight[1]; i++) {

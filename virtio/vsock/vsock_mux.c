@@ -950,7 +950,7 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 		while (lists[i]->head) {
 			struct mconn *mc = lists[i]->head;
 
-			if (!mc->line && !mc->dead) {
+			if (!mc->line) {
 				size_t n;
 
 				hand_over(mc);
@@ -972,8 +972,9 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 }
 
 /* Write what mc's socket takes now. Returns whether bytes remain that it
- * may take later: it is full, not gone. (The loop is over: vm_run ignores
- * SIGPIPE, so a host program gone away is an EPIPE here.) */
+ * may take later: it is full, not gone. write, not send_iov: the control
+ * thread's seccomp table has no sendmsg; vm_run ignores SIGPIPE, so a host
+ * program gone away is an EPIPE here. */
 static bool hand_over_some(struct mconn *mc)
 {
 	struct iovec iov[2];
@@ -994,23 +995,21 @@ static bool hand_over_some(struct mconn *mc)
 
 void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
 {
-	struct mconn *mc;
-	struct pollfd *p;
-	unsigned nconns = 0, nlost = 0;
-	size_t lost = 0;
-
 	/* Every connection at once: a host program that never reads holds
 	 * up the others only as long as the deadline, and takes none of
-	 * their time before it. */
-	for (mc = m->conns.head; mc; mc = mc->next)
-		nconns++;
-	p = calloc(nconns ? nconns : 1, sizeof(*p));
+	 * their time before it. (A connection on the list is never dead:
+	 * conn_close moves it to the zombies.) */
+	struct pollfd *p = calloc(m->nconns ? m->nconns : 1, sizeof(*p));
+	struct mconn *mc;
+	unsigned nlost = 0;
+	size_t lost = 0;
+
 	for (;;) {
 		unsigned n = 0;
 		uint64_t now;
 
 		for (mc = m->conns.head; mc; mc = mc->next)
-			if (!mc->dead && hand_over_some(mc) && p)
+			if (hand_over_some(mc) && p)
 				p[n++] = (struct pollfd){.fd = mc->fd, .events = POLLOUT};
 		now = now_ns();
 		if (!n || now >= deadline_ns)
@@ -1020,7 +1019,7 @@ void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
 	}
 	free(p);
 	for (mc = m->conns.head; mc; mc = mc->next) {
-		size_t n = mc->dead ? 0 : held_bytes(&mc->c);
+		size_t n = held_bytes(&mc->c);
 
 		lost += n;
 		nlost += n != 0;

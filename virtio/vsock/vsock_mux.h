@@ -119,8 +119,9 @@ void vsock_mux_quiesce(struct vsock_mux *m);
 /* The VM has stopped and the event loop has ended: each connection's
  * guest data that its host socket had not taken yet goes to it, with plain
  * writes and polls for room on every such socket at once (the calling
- * thread's seccomp table has those) until deadline_ns (now_ns()'s clock). What is left then, or what a host
- * program gone away did not take, is dropped and logged. The guest saw
+ * thread's seccomp table has those) until deadline_ns (now_ns()'s clock).
+ * What is left then, or what a host program gone away did not take, is
+ * dropped and logged. The guest saw
  * those bytes taken: without this, a guest that writes its last output and
  * powers off would lose what a slower reader had not yet read. */
 void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns);

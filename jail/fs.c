@@ -464,8 +464,8 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 
 	/* The jailer's own image build, in its cache, is opened as root; its
 	 * use by uid:gid is checked as for any file. */
-	if (f->built && ((src = open(f->src, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-			 fstat(src, &st) < 0))
+	if (f->built &&
+	    ((src = open(f->src, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(src, &st) < 0))
 		return jail_fail("stage", f->src, -errno);
 	if ((r = fs_ids(j, true)) < 0)
 		goto out;

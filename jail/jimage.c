@@ -69,9 +69,8 @@ static int copy_file(int in, int out, uint64_t max, const char *src, char *err, 
 static int tar_tree(uid_t uid, gid_t gid, int dir, int out, uint64_t max, const char *src,
 		    char *err, size_t errlen)
 {
-	static char *const argv[] = {"tar",	     "-c",	    "--numeric-owner",
-				     "--sort=name", "--format=gnu", "-f",
-				     "-",	     ".",	    NULL};
+	static char *const argv[] = {
+	    "tar", "-c", "--numeric-owner", "--sort=name", "--format=gnu", "-f", "-", ".", NULL};
 	static char buf[1 << 16];
 	int p[2], st, r = 0;
 	uint64_t done = 0;
@@ -102,8 +101,8 @@ static int tar_tree(uid_t uid, gid_t gid, int dir, int out, uint64_t max, const 
 			continue;
 		if (n <= 0) {
 			if (n < 0)
-				r = err_set(err, errlen, -errno, "%s: reading tar's stream: %s", src,
-					    strerror(errno));
+				r = err_set(err, errlen, -errno, "%s: reading tar's stream: %s",
+					    src, strerror(errno));
 			break;
 		}
 		if ((done += (uint64_t)n) > max) {
@@ -120,18 +119,20 @@ static int tar_tree(uid_t uid, gid_t gid, int dir, int out, uint64_t max, const 
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
-			return r < 0 ? r : err_set(err, errlen, -errno, "%s: waitpid: %s", src,
-						   strerror(errno));
+			return r < 0 ? r
+				     : err_set(err, errlen, -errno, "%s: waitpid: %s", src,
+					       strerror(errno));
 	if (r < 0)
 		return r;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
 		return err_set(err, errlen, -ENOENT, "%s: cannot run tar: not installed", src);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return err_set(err, errlen, -EIO,
-			       "%s: tar, reading the directory as uid %u gid %u, failed with status "
-			       "%d: they must be able to read every file in it",
-			       src, (unsigned)uid, (unsigned)gid,
-			       WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		return err_set(
+		    err, errlen, -EIO,
+		    "%s: tar, reading the directory as uid %u gid %u, failed with status "
+		    "%d: they must be able to read every file in it",
+		    src, (unsigned)uid, (unsigned)gid,
+		    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	return 0;
 }
 
@@ -171,11 +172,12 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const struct jimage_
 	if (k == IMAGE_EXT4)
 		goto out;
 	if (!*cache) {
-		r = err_set(err, errlen, -ENOENT,
-			    "%s: a %s is made into an ext4 image in flint-jail's cache, and "
-			    "flint-jail has none: set FLINT_CACHE (or HOME) for it, or give an ext4 "
-			    "image",
-			    src, image_kind_name(k));
+		r = err_set(
+		    err, errlen, -ENOENT,
+		    "%s: a %s is made into an ext4 image in flint-jail's cache, and "
+		    "flint-jail has none: set FLINT_CACHE (or HOME) for it, or give an ext4 "
+		    "image",
+		    src, image_kind_name(k));
 		goto out;
 	}
 	/* Locked while it is used: a jailer killed now leaves a directory the

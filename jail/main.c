@@ -231,11 +231,11 @@ static int start_passts(const struct plan *p, int netns_fd, bool spawned)
 			return jail_fail("start passt", NULL, r);
 		}
 		close(fd);
-		fprintf(stderr,
-			"flint-jail: passt (pid %d) for --net user (interface %s), as uid %u gid %u, "
-			"on flint's descriptor %d\n",
-			(int)passt_pids[i], id, (unsigned)opts.uid, (unsigned)opts.gid,
-			p->passt[i].fd);
+		fprintf(
+		    stderr,
+		    "flint-jail: passt (pid %d) for --net user (interface %s), as uid %u gid %u, "
+		    "on flint's descriptor %d\n",
+		    (int)passt_pids[i], id, (unsigned)opts.uid, (unsigned)opts.gid, p->passt[i].fd);
 	}
 	return 0;
 }

@@ -375,8 +375,7 @@ static int edit_by_probe(struct rewrite *w, enum field f, const char *key, const
  * scratch.ext4 (numbered when taken), and the option's value becomes its
  * in-jail path: the element (or the part after "--opt=") that, set to a
  * marker path, makes flint's parser read the marker as the scratch file. */
-static int plan_scratch(struct plan *p, struct rewrite *w, uint64_t size, char *err,
-			size_t errlen)
+static int plan_scratch(struct plan *p, struct rewrite *w, uint64_t size, char *err, size_t errlen)
 {
 	static const char marker[] = "/flint-jail-probe";
 	char name[NAME_MAX + 1] = "scratch.ext4", jailed[PATH_MAX];
@@ -550,7 +549,8 @@ static int set_net_fds(const struct vm_config *c, char **content, char *err, siz
 		}
 		if (!n) {
 			json_decref(root);
-			return fail(err, errlen, -EINVAL, "the config file's copy lacks interface %s",
+			return fail(err, errlen, -EINVAL,
+				    "the config file's copy lacks interface %s",
 				    c->nets[k].iface_id);
 		}
 		if (json_object_set_new(n, "fd", json_integer(c->nets[k].fd)) < 0) {
@@ -670,8 +670,8 @@ out:
 /* The state file of a --restore, decoded by flint's own reader
  * (snapshot/snapfile.h) from what read(ctx, ...) gives: read as the jail's
  * user, as flint will read it. */
-static int read_snapshot(const char *path, plan_read_fn *read, void *ctx, struct snap *s,
-			 char *err, size_t errlen)
+static int read_snapshot(const char *path, plan_read_fn *read, void *ctx, struct snap *s, char *err,
+			 size_t errlen)
 {
 	char why[512], *text = NULL;
 	size_t len = 0;
@@ -737,8 +737,8 @@ static int from_restore(struct plan *p, struct rewrite *w, const struct config *
 		const char *spec = cfg->drive_override[k], *eq = strchr(spec, '=');
 		int i = snapshot_drive(&s.config, spec, eq);
 		if (i < 0 || !s.config.drives[i].path_on_host) {
-			r = fail(err, errlen, -EINVAL, "--drive-override %s: the snapshot %s has %s",
-				 spec, cfg->restore,
+			r = fail(err, errlen, -EINVAL,
+				 "--drive-override %s: the snapshot %s has %s", spec, cfg->restore,
 				 i < 0 ? "no drive of that id" : "a vhost-user-blk socket there");
 			goto out;
 		}
@@ -769,11 +769,12 @@ static int from_restore(struct plan *p, struct rewrite *w, const struct config *
 	}
 	for (unsigned i = 0; i < s.config.ndrives; i++)
 		if (s.config.drives[i].path_on_host && !overridden[i]) {
-			r = fail(err, errlen, -EINVAL,
-				 "--restore %s: the snapshot's drive '%s' is the image %s, which is "
-				 "not in the jail; give it with --drive-override %s=PATH",
-				 cfg->restore, s.config.drives[i].drive_id,
-				 s.config.drives[i].path_on_host, s.config.drives[i].drive_id);
+			r = fail(
+			    err, errlen, -EINVAL,
+			    "--restore %s: the snapshot's drive '%s' is the image %s, which is "
+			    "not in the jail; give it with --drive-override %s=PATH",
+			    cfg->restore, s.config.drives[i].drive_id,
+			    s.config.drives[i].path_on_host, s.config.drives[i].drive_id);
 			goto out;
 		}
 	/* flint run's vsock socket is its own, in /tmp; flint binds the
@@ -873,7 +874,8 @@ static int plan_passts(struct plan *p, struct rewrite *w, const struct config *c
 			free(s);
 		}
 		if (at < 0)
-			return fail(err, errlen, -EINVAL, "--net user: not found in flint's arguments");
+			return fail(err, errlen, -EINVAL,
+				    "--net user: not found in flint's arguments");
 		snprintf(val, sizeof(val), ",fd=%d", fd);
 		if ((r = add_edit(w, F_NET0 + k, at, strlen(w->av[at]), strdup(val), val, err,
 				  errlen)) < 0)
@@ -962,10 +964,9 @@ static int verify(const struct plan *p, const struct rewrite *w, const struct co
 		}
 	}
 	if (v.ndrives != cfg->ndrives || v.nnets != cfg->nnets || v.guest_argc != cfg->guest_argc ||
-	    v.run != cfg->run ||
-	    v.n_drive_override != cfg->n_drive_override || v.control_fd != cfg->control_fd ||
-	    v.wait_fd != cfg->wait_fd || v.status_fd != cfg->status_fd ||
-	    v.phase_fd != cfg->phase_fd)
+	    v.run != cfg->run || v.n_drive_override != cfg->n_drive_override ||
+	    v.control_fd != cfg->control_fd || v.wait_fd != cfg->wait_fd ||
+	    v.status_fd != cfg->status_fd || v.phase_fd != cfg->phase_fd)
 		r = fail(err, errlen, -EINVAL, "the rewritten arguments are another machine");
 out:
 	cli_config_free(&v);
@@ -1089,7 +1090,8 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 	    ((r = socket_path("--api-sock ", cfg.api_sock, p->api_sock_path, err, errlen)) < 0 ||
 	     (r = edit_in_place(&w, F_API_SOCK, cfg.api_sock, p->api_sock_path, err, errlen)) < 0))
 		goto out;
-	if (cfg.run || cfg.no_api || cfg.check_kvm || ((cfg.kernel || cfg.restore) && !cfg.api_sock))
+	if (cfg.run || cfg.no_api || cfg.check_kvm ||
+	    ((cfg.kernel || cfg.restore) && !cfg.api_sock))
 		p->api_sock_path[0] = '\0';
 	else if (!cfg.api_sock)
 		snprintf(p->api_sock_path, sizeof(p->api_sock_path), "%s", PLAN_DEFAULT_API_SOCK);

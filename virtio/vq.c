@@ -346,7 +346,6 @@ int vq_save(const struct vq *q, struct wbuf *w)
 /* A refusal: -errno, err saying which field (fmt is a literal). */
 #define refuse(e, err, errlen, ...) err_set(err, errlen, e, "vq: " __VA_ARGS__)
 
-
 int vq_restore(struct vq *q, struct gmem *g, struct rbuf *r, char *err, size_t errlen)
 {
 	bool ready, event_idx = false, broken = false, signalled_valid = false, bad = false;

@@ -23,9 +23,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -152,9 +152,9 @@ static bool http_one(int *fd, char *buf)
 				len += (size_t)r;
 			}
 			if (status != 200 || (expect && (want - hl != strlen(expect) ||
-							  memcmp(buf + hl, expect, want - hl)))) {
-				say_error("status %d, body '%.*s'", status, (int)(want - hl > 200 ? 200 : want - hl),
-					  buf + hl);
+							 memcmp(buf + hl, expect, want - hl)))) {
+				say_error("status %d, body '%.*s'", status,
+					  (int)(want - hl > 200 ? 200 : want - hl), buf + hl);
 				return false;
 			}
 			return true;
@@ -186,7 +186,8 @@ static bool exec_one(int k, char *buf)
 	for (int i = 0; cmd[i] && i < 127; i++) {
 		char *at = strstr(cmd[i], "{n}");
 		argv[i] = cmd[i];
-		if (at && asprintf(&owned[no], "%.*s%d%s", (int)(at - cmd[i]), cmd[i], k, at + 3) > 0)
+		if (at &&
+		    asprintf(&owned[no], "%.*s%d%s", (int)(at - cmd[i]), cmd[i], k, at + 3) > 0)
 			argv[i] = owned[no++];
 		argv[i + 1] = NULL;
 	}
@@ -299,14 +300,29 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt(argc, argv, "s:u:c:n:w:b:e:")) != -1) {
 		switch (c) {
-		case 's': sock_path = optarg; break;
-		case 'u': url_path = optarg; break;
-		case 'c': lanes = atoi(optarg); break;
-		case 'n': total = atoi(optarg); break;
-		case 'w': warmup = atoi(optarg); break;
-		case 'b': body = optarg; break;
-		case 'e': expect = optarg; break;
-		default: usage();
+		case 's':
+			sock_path = optarg;
+			break;
+		case 'u':
+			url_path = optarg;
+			break;
+		case 'c':
+			lanes = atoi(optarg);
+			break;
+		case 'n':
+			total = atoi(optarg);
+			break;
+		case 'w':
+			warmup = atoi(optarg);
+			break;
+		case 'b':
+			body = optarg;
+			break;
+		case 'e':
+			expect = optarg;
+			break;
+		default:
+			usage();
 		}
 	}
 	cmd = argv + optind;
@@ -342,7 +358,7 @@ int main(int argc, char **argv)
 	printf("mode=%s c=%d n=%d ok=%d errors=%d wall_s=%.3f rps=%.2f p50_ms=%.1f p90_ms=%.1f "
 	       "p99_ms=%.1f min_ms=%.1f max_ms=%.1f\n",
 	       http_mode ? "http" : "exec", lanes, total, ok, atomic_load(&errors), wall,
-	       (double)ok / wall, pct(lat_ms, ok, 50), pct(lat_ms, ok, 90),
-	       pct(lat_ms, ok, 99), ok ? lat_ms[0] : -1, ok ? lat_ms[ok - 1] : -1);
+	       (double)ok / wall, pct(lat_ms, ok, 50), pct(lat_ms, ok, 90), pct(lat_ms, ok, 99),
+	       ok ? lat_ms[0] : -1, ok ? lat_ms[ok - 1] : -1);
 	return ok == total ? 0 : 1;
 }

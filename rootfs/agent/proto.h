@@ -41,10 +41,10 @@
 #define AGENT_PATH_MAX	  4096	       /* a COPY_IN or COPY_OUT path, NUL included */
 /* The fixed part of a request (24 bytes with AGENT_REQ_USER), of an EXIT
  * payload and of a COPY_IN or COPY_OUT payload. */
-#define AGENT_REQ_FIXED	 16
+#define AGENT_REQ_FIXED	     16
 #define AGENT_REQ_USER_FIXED 24
-#define AGENT_EXIT_FIXED 8
-#define AGENT_COPY_FIXED 4
+#define AGENT_EXIT_FIXED     8
+#define AGENT_COPY_FIXED     4
 
 enum agent_type {
 	/* host -> agent */
@@ -98,7 +98,7 @@ struct agent_request {
 	uint32_t timeout_ms; /* 0: no limit */
 	uint32_t flags;	     /* AGENT_REQ_* */
 	uint32_t argc, envc;
-	uint32_t uid, gid;   /* AGENT_REQ_USER: uid < 2^32-1; gid or AGENT_GID_DEFAULT */
+	uint32_t uid, gid; /* AGENT_REQ_USER: uid < 2^32-1; gid or AGENT_GID_DEFAULT */
 	char *const *argv; /* argc strings, then NULL */
 	char *const *envp; /* envc strings, then NULL */
 	const char *cwd;   /* absolute, or "" for "/" */

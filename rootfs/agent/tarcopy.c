@@ -411,8 +411,7 @@ static int check_entry(struct archive_entry *e, unsigned count, const char *top,
 		return fail(err, errlen, "entry '%s': a hard link (not copied)",
 			    shown(name, s, sizeof(s)));
 	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
-		return fail(err, errlen,
-			    "entry '%s': not a file, directory or symlink (type %#o)",
+		return fail(err, errlen, "entry '%s': not a file, directory or symlink (type %#o)",
 			    shown(name, s, sizeof(s)), type);
 	if (type == AE_IFLNK && (!link || strnlen(link, TARCOPY_NAME_MAX) == TARCOPY_NAME_MAX))
 		return fail(err, errlen, "entry '%s': symlink target missing or too long",
@@ -519,7 +518,8 @@ int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *i
 	while (n > 0 && first[n - 1] == '/')
 		n--;
 	if (!first || n > NAME_MAX || !one_part(first, n) || first[n + strspn(first + n, "/")]) {
-		fail(err, errlen, "the first entry '%s' is not one name", shown(first, s, sizeof(s)));
+		fail(err, errlen, "the first entry '%s' is not one name",
+		     shown(first, s, sizeof(s)));
 		goto out;
 	}
 	snprintf(top, sizeof(top), "%.*s", (int)n, first);

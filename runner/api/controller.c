@@ -11,7 +11,6 @@
 #include "config/config_json.h"
 #include "core/version.h"
 
-
 struct api_ctl {
 	pthread_mutex_t lock;
 	struct vm_config config; /* under lock */
@@ -354,8 +353,7 @@ int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *
 	return done(ctl, 0, err);
 }
 
-int api_ctl_snapshot_load(struct api_ctl *ctl, const struct vm_restore_args *a,
-			  struct vm_err *err)
+int api_ctl_snapshot_load(struct api_ctl *ctl, const struct vm_restore_args *a, struct vm_err *err)
 {
 	struct vm_config loaded;
 	int r = lock_pre_boot(ctl, err);

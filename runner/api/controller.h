@@ -21,8 +21,8 @@
 
 #include "config/vm_config.h"
 #include "core/mailbox.h"
-#include "core/vm.h"
 #include "core/util.h"
+#include "core/vm.h"
 
 /* The VM as the controller sees it once started. Called with the
  * controller's lock held, on the thread that made the request: under the

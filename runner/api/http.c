@@ -1,12 +1,12 @@
 #include "api/http.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "api/router.h"
-#include "core/seccomp.h"
 #include "core/logger.h"
+#include "core/seccomp.h"
 
 struct api_http {
 	struct api_ctl *ctl;
@@ -47,7 +47,6 @@ struct body {
 	size_t total; /* bytes received (saturating): over API_MAX_BODY, refused */
 };
 
-
 /* Bind path as a listening Unix socket, replacing a stale one. */
 static int bind_socket(struct api_http *h, const char *path, char *err, size_t errlen)
 {
@@ -57,7 +56,7 @@ static int bind_socket(struct api_http *h, const char *path, char *err, size_t e
 
 	if (!*path || strlen(path) >= sizeof(sa.sun_path))
 		return err_set(err, errlen, -ENAMETOOLONG, "a socket path has 1 to %zu bytes",
-			    sizeof(sa.sun_path) - 1);
+			       sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, path, strlen(path));
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
@@ -70,10 +69,11 @@ static int bind_socket(struct api_http *h, const char *path, char *err, size_t e
 		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 		close_fd(&fd);
 		if (r == 0)
-			return err_set(err, errlen, -EADDRINUSE, "another program is listening on it");
+			return err_set(err, errlen, -EADDRINUSE,
+				       "another program is listening on it");
 		if (unlink(path) < 0 && errno != ENOENT)
 			return err_set(err, errlen, -errno, "cannot remove the stale socket: %s",
-				    strerror(errno));
+				       strerror(errno));
 	} else if (errno != ENOENT) {
 		return err_set(err, errlen, -errno, "%s", strerror(errno));
 	}
@@ -150,8 +150,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		 * client reads the answer (one answered early meets a reset as
 		 * it writes on); one announced far beyond it (a terabyte) is
 		 * refused before it is read, the connection closed. */
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		char *end;
 		unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
 		if (cl && *cl >= '0' && *cl <= '9' && !*end && n > API_MAX_DRAIN) {
@@ -263,11 +263,11 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 	/* No thread of MHD's own (no MHD_USE_INTERNAL_POLLING_THREAD): ours
 	 * runs it, under its filter. No Date header (Firecracker sends none):
 	 * glibc's first gmtime_r would open /etc/localtime. */
-	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL,
-				     on_request, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
-				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				     MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS,
-				     MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	h->daemon = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL, on_request, h,
+	    MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+	    API_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!h->daemon) {
 		r = err_set(err, errlen, -EIO, "libmicrohttpd could not start on the socket");
 		close_fd(&h->listen_fd);

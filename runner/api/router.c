@@ -418,8 +418,8 @@ static int do_snapshot_create(struct req *q)
 
 /* SnapshotLoadParams' network_overrides: an array of {iface_id,
  * host_dev_name}, at most VMC_MAX_NETS. */
-static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_override *ov,
-			      char **strs, unsigned *n)
+static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_override *ov, char **strs,
+			      unsigned *n)
 {
 	static const char *const keys[] = {"iface_id", "host_dev_name", NULL};
 	json_t *arr = jfield_member(o, "network_overrides"), *item;
@@ -434,7 +434,8 @@ static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_overrid
 				  jfield_type_name(arr));
 	if (json_array_size(arr) > VMC_MAX_NETS)
 		return jfield_err(j, "network_overrides", "more than %d entries", VMC_MAX_NETS);
-	json_array_foreach(arr, i, item) {
+	json_array_foreach(arr, i, item)
+	{
 		size_t mark = jfield_enter(j, "network_overrides", (int)i);
 
 		if (!json_is_object(item))
@@ -457,9 +458,10 @@ static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_overrid
 static int do_snapshot_load(struct req *q)
 {
 	static const char *const keys[] = {"enable_diff_snapshots", "track_dirty_pages",
-					   "mem_file_path", "mem_backend", "snapshot_path",
-					   "resume_vm", "network_overrides", "vsock_override",
-					   "clock_realtime", NULL};
+					   "mem_file_path",	    "mem_backend",
+					   "snapshot_path",	    "resume_vm",
+					   "network_overrides",	    "vsock_override",
+					   "clock_realtime",	    NULL};
 	static const char *const mb_keys[] = {"backend_type", "backend_path", NULL};
 	static const char *const vs_keys[] = {"uds_path", NULL};
 	static const char *const backends[] = {"File", "Uffd"};

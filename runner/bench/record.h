@@ -5,9 +5,9 @@
  * be copied, kept in an array and compared in tests.
  *
  * Times are microseconds from the launch: the moment the bench forked the
- * VMM's process (flint bench serve: the moment it sent the request). A phase the run did not reach, or that a VMM does not
- * report, is BENCH_NONE; a count the run could not read is BENCH_NONE too
- * (a missing figure is never a 0). */
+ * VMM's process (flint bench serve: the moment it sent the request). A phase the run did not reach,
+ * or that a VMM does not report, is BENCH_NONE; a count the run could not read is BENCH_NONE too (a
+ * missing figure is never a 0). */
 #ifndef FLINT_BENCH_RECORD_H
 #define FLINT_BENCH_RECORD_H
 
@@ -20,35 +20,35 @@
 /* The phases, in the order a boot goes through them. A restore's phases
  * come after a boot's: a run has either kind, never both. */
 enum bench_phase {
-	BP_PROCESS,	/* the VMM's process is running its own code (flint: main) */
-	BP_VM_CREATED,	/* KVM_CREATE_VM returned */
-	BP_VCPUS_STARTED, /* the first KVM_RUN of every vCPU */
-	BP_KERNEL_ENTRY,  /* the guest's first exit (the kernel runs) */
-	BP_INIT,	  /* the boot timer: the guest's init wrote it */
-	BP_AGENT_READY,	  /* the agent said it was ready */
-	BP_FIRST_OUTPUT,  /* the first command's first output (or the marker) */
-	BP_STATE_READ,	  /* restore: the snapshot's state file read */
-	BP_MEMORY_MAPPED, /* restore: guest memory mapped (file or uffd) */
-	BP_RESUMED,	  /* restore: the vCPUs run again */
+	BP_PROCESS,	   /* the VMM's process is running its own code (flint: main) */
+	BP_VM_CREATED,	   /* KVM_CREATE_VM returned */
+	BP_VCPUS_STARTED,  /* the first KVM_RUN of every vCPU */
+	BP_KERNEL_ENTRY,   /* the guest's first exit (the kernel runs) */
+	BP_INIT,	   /* the boot timer: the guest's init wrote it */
+	BP_AGENT_READY,	   /* the agent said it was ready */
+	BP_FIRST_OUTPUT,   /* the first command's first output (or the marker) */
+	BP_STATE_READ,	   /* restore: the snapshot's state file read */
+	BP_MEMORY_MAPPED,  /* restore: guest memory mapped (file or uffd) */
+	BP_RESUMED,	   /* restore: the vCPUs run again */
 	BP_FIRST_RESPONSE, /* restore: the first answer of the restored guest;
 			    * serve: the first byte of flint serve's answer */
-	BP_RESPONSE,	  /* serve: the whole answer read (never on the wire) */
-	BP_EXIT,	  /* the VMM's process was reaped */
+	BP_RESPONSE,	   /* serve: the whole answer read (never on the wire) */
+	BP_EXIT,	   /* the VMM's process was reaped */
 	BP_COUNT
 };
 
 /* KVM's exit counters (its binary statistics, per VM summed over vCPUs),
  * by the names KVM gives them. */
 enum bench_exit {
-	BE_TOTAL,  /* "exits" */
-	BE_IO,	   /* "io_exits" */
-	BE_MMIO,   /* "mmio_exits" */
-	BE_HALT,   /* "halt_exits" */
-	BE_IRQ,	   /* "irq_exits" */
-	BE_IRQ_WINDOW, /* "irq_window_exits" */
-	BE_SIGNAL, /* "signal_exits" */
+	BE_TOTAL,	   /* "exits" */
+	BE_IO,		   /* "io_exits" */
+	BE_MMIO,	   /* "mmio_exits" */
+	BE_HALT,	   /* "halt_exits" */
+	BE_IRQ,		   /* "irq_exits" */
+	BE_IRQ_WINDOW,	   /* "irq_window_exits" */
+	BE_SIGNAL,	   /* "signal_exits" */
 	BE_INSN_EMULATION, /* "insn_emulation" */
-	BE_PF_TAKEN, /* "pf_taken" */
+	BE_PF_TAKEN,	   /* "pf_taken" */
 	BE_COUNT
 };
 
@@ -60,9 +60,9 @@ struct bench_record {
 	bool ok;
 	char why[128];
 	uint64_t phase_us[BP_COUNT];
-	uint64_t exits[BE_COUNT];  /* at BP_FIRST_OUTPUT (or the run's end) */
-	uint64_t rss_overhead_kib; /* the VMM's RSS outside guest RAM */
-	uint64_t guest_touched_kib; /* guest RAM resident */
+	uint64_t exits[BE_COUNT];	     /* at BP_FIRST_OUTPUT (or the run's end) */
+	uint64_t rss_overhead_kib;	     /* the VMM's RSS outside guest RAM */
+	uint64_t guest_touched_kib;	     /* guest RAM resident */
 	uint64_t minor_faults, major_faults; /* the VMM process's */
 };
 

@@ -22,7 +22,7 @@
  * peer boots the guest the same way; QEMU microvm, without an i8042,
  * ignores the i8042 ones. */
 #define VMM_DEFAULT_CMDLINE                                                                        \
-	"console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp "  \
+	"console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp " \
 	"i8042.dumbkbd"
 /* The guest init's line once it runs (rootfs/init.c). */
 #define VMM_INIT_MARKER "flint-init: ready"

@@ -42,54 +42,55 @@ static const char *const peer_bins[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: flint bench boot [options] [-- COMMAND ARGS...]\n"
-		"       flint bench restore [options] [--backend file|uffd|both] [-- COMMAND...]\n"
-		"       flint bench run [options] -- COMMAND ARGS...\n"
-		"       flint bench serve [options] [--isolation reset|restore|reuse] [-- COMMAND...]\n"
-		"Start-up latency of flint, phase by phase (its --phase-fd events), and of\n"
-		"its peers booting the same guest, runs interleaved (see README.md).\n"
-		"  boot     launch to init, agent ready and COMMAND's first output (default\n"
-		"           COMMAND: echo " BENCH_OUTPUT ")\n"
-		"  restore  flint run --restore of a snapshot the bench makes first, to the\n"
-		"           first response, per memory backend (default COMMAND: true)\n"
-		"  run      a whole flint run, launch to exit (default COMMAND: true)\n"
-		"  serve    requests through a flint serve of the bench's own, each from its\n"
-		"           send to its whole answer, --concurrency at once: requests/s\n"
-		"           (default COMMAND: sh -c 'read l; echo pong $l', with a prepare)\n\n"
-		"  --runs N           counted runs of each VMM (default 10)\n"
-		"  --warmup N         runs of each before them, not counted (default 1;\n"
-		"                     serve: 2 x --concurrency requests)\n"
-		"  --concurrency C    C VMs of one VMM launched at once per run: VMs/s too\n"
-		"                     (default 1)\n"
-		"  --kernel FILE      guest kernel (default: vmlinux where flint run finds it)\n"
-		"  --rootfs IMG       root file system (default: rootfs.ext4, likewise)\n"
-		"  --image PATH       flint run --image PATH (flint only: no --peer)\n"
-		"  --mem SIZE         guest memory (default 128M)\n"
-		"  --vcpus N          vCPUs (default 1)\n"
-		"  --cmdline STR      kernel command line (default \"%s\")\n"
-		"  --peer qemu[=PATH] QEMU microvm beside flint (default qemu-system-x86_64)\n"
-		"  --peer firecracker[=PATH], --peer lkvm[=PATH]\n"
-		"                     (boot only; repeatable; one not installed is reported\n"
-		"                     missing, with its reason; serve: each reported missing,\n"
-		"                     no peer has a serve mode)\n"
-		"  --backend MODE     restore: file, uffd or both (default), rows flint and\n"
-		"                     flint-uffd\n"
-		"  --isolation MODE   serve: reset (flint serve's default), restore (its\n"
-		"                     --per-request restore) or reuse (\"isolation\": \"reuse\")\n"
-		"  --uffd-handler PATH  restore: the page-fault handler (default flint-uffd\n"
-		"                     beside flint, else in PATH)\n"
-		"  --flint PATH       the flint benched (default: this one)\n"
-		"  --timeout S        a run's limit, its VMM killed then (default 60)\n"
-		"  --json FILE, --csv FILE, --svg FILE   outputs beside the table on stdout\n"
-		"                     (--svg needs gnuplot: Debian's gnuplot-nox)\n"
-		"  --baseline FILE    an earlier --json of the same mode: compare p50s ...\n"
-		"  --max-regress PCT  ... and exit 1 when one of flint's grew by more\n"
-		"  --help\n"
-		"Exit status: 0; 1 flint regressed (--baseline); 2 a run of flint failed\n"
-		"(the outputs written); 125 bad options, or the bench could not run or\n"
-		"write an output; 128+N stopped by signal N (the VMMs running killed).\n",
-		VMM_DEFAULT_CMDLINE);
+	fprintf(
+	    f,
+	    "usage: flint bench boot [options] [-- COMMAND ARGS...]\n"
+	    "       flint bench restore [options] [--backend file|uffd|both] [-- COMMAND...]\n"
+	    "       flint bench run [options] -- COMMAND ARGS...\n"
+	    "       flint bench serve [options] [--isolation reset|restore|reuse] [-- COMMAND...]\n"
+	    "Start-up latency of flint, phase by phase (its --phase-fd events), and of\n"
+	    "its peers booting the same guest, runs interleaved (see README.md).\n"
+	    "  boot     launch to init, agent ready and COMMAND's first output (default\n"
+	    "           COMMAND: echo " BENCH_OUTPUT ")\n"
+	    "  restore  flint run --restore of a snapshot the bench makes first, to the\n"
+	    "           first response, per memory backend (default COMMAND: true)\n"
+	    "  run      a whole flint run, launch to exit (default COMMAND: true)\n"
+	    "  serve    requests through a flint serve of the bench's own, each from its\n"
+	    "           send to its whole answer, --concurrency at once: requests/s\n"
+	    "           (default COMMAND: sh -c 'read l; echo pong $l', with a prepare)\n\n"
+	    "  --runs N           counted runs of each VMM (default 10)\n"
+	    "  --warmup N         runs of each before them, not counted (default 1;\n"
+	    "                     serve: 2 x --concurrency requests)\n"
+	    "  --concurrency C    C VMs of one VMM launched at once per run: VMs/s too\n"
+	    "                     (default 1)\n"
+	    "  --kernel FILE      guest kernel (default: vmlinux where flint run finds it)\n"
+	    "  --rootfs IMG       root file system (default: rootfs.ext4, likewise)\n"
+	    "  --image PATH       flint run --image PATH (flint only: no --peer)\n"
+	    "  --mem SIZE         guest memory (default 128M)\n"
+	    "  --vcpus N          vCPUs (default 1)\n"
+	    "  --cmdline STR      kernel command line (default \"%s\")\n"
+	    "  --peer qemu[=PATH] QEMU microvm beside flint (default qemu-system-x86_64)\n"
+	    "  --peer firecracker[=PATH], --peer lkvm[=PATH]\n"
+	    "                     (boot only; repeatable; one not installed is reported\n"
+	    "                     missing, with its reason; serve: each reported missing,\n"
+	    "                     no peer has a serve mode)\n"
+	    "  --backend MODE     restore: file, uffd or both (default), rows flint and\n"
+	    "                     flint-uffd\n"
+	    "  --isolation MODE   serve: reset (flint serve's default), restore (its\n"
+	    "                     --per-request restore) or reuse (\"isolation\": \"reuse\")\n"
+	    "  --uffd-handler PATH  restore: the page-fault handler (default flint-uffd\n"
+	    "                     beside flint, else in PATH)\n"
+	    "  --flint PATH       the flint benched (default: this one)\n"
+	    "  --timeout S        a run's limit, its VMM killed then (default 60)\n"
+	    "  --json FILE, --csv FILE, --svg FILE   outputs beside the table on stdout\n"
+	    "                     (--svg needs gnuplot: Debian's gnuplot-nox)\n"
+	    "  --baseline FILE    an earlier --json of the same mode: compare p50s ...\n"
+	    "  --max-regress PCT  ... and exit 1 when one of flint's grew by more\n"
+	    "  --help\n"
+	    "Exit status: 0; 1 flint regressed (--baseline); 2 a run of flint failed\n"
+	    "(the outputs written); 125 bad options, or the bench could not run or\n"
+	    "write an output; 128+N stopped by signal N (the VMMs running killed).\n",
+	    VMM_DEFAULT_CMDLINE);
 }
 
 /* ----- options ----- */
@@ -324,10 +325,11 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 			break;
 		case O_ISOLATION:
 			if (bserve_isolation_from_name(optarg, &o->isolation) < 0)
-				return bad(err, errlen,
-					   "flint bench: --isolation %s: expected reset, restore or "
-					   "reuse",
-					   optarg);
+				return bad(
+				    err, errlen,
+				    "flint bench: --isolation %s: expected reset, restore or "
+				    "reuse",
+				    optarg);
 			o->isolation_set = true;
 			break;
 		case O_UFFD:
@@ -830,7 +832,8 @@ static int run_serve(struct bench_ctx *c, struct bench_record *runs, size_t *n,
 static size_t serve_peers(const struct bench_opts *o, struct bench_missing *missing)
 {
 	for (unsigned i = 0; i < o->npeers; i++) {
-		snprintf(missing[i].vmm, sizeof(missing[i].vmm), "%s", peer_names[o->peers[i].kind]);
+		snprintf(missing[i].vmm, sizeof(missing[i].vmm), "%s",
+			 peer_names[o->peers[i].kind]);
 		snprintf(missing[i].why, sizeof(missing[i].why), "%s",
 			 o->peers[i].kind == PEER_QEMU
 			     ? "no serve mode; bench/serve measures QEMU restored per request"

@@ -57,12 +57,12 @@ struct bench_opts {
 	unsigned npeers;
 	unsigned backends; /* restore: BENCH_BACKEND_* bits */
 	const char *json, *csv, *svg, *baseline;
-	double max_regress;	  /* with baseline */
-	const char *flint;	  /* the flint benched (NULL: this binary) */
-	const char *uffd_handler; /* NULL: flint-uffd beside flint, else in PATH */
+	double max_regress;		 /* with baseline */
+	const char *flint;		 /* the flint benched (NULL: this binary) */
+	const char *uffd_handler;	 /* NULL: flint-uffd beside flint, else in PATH */
 	enum bserve_isolation isolation; /* serve: flint serve's (default reset) */
 	bool isolation_set, warmup_set;
-	char *const *command;	  /* after "--"; ncommand 0: the mode's default */
+	char *const *command; /* after "--"; ncommand 0: the mode's default */
 	int ncommand;
 };
 

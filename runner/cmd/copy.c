@@ -54,7 +54,7 @@ struct conn {
 	struct agent_reader rd;
 	uint8_t rbuf[AGENT_DATA_MAX];
 	uint8_t tbuf[AGENT_HDR_SIZE + AGENT_DATA_MAX];
-	bool ended;	       /* TAR_END came */
+	bool ended;		 /* TAR_END came */
 	char agent_msg[MSG_LEN]; /* the agent's ERROR, if one came */
 };
 
@@ -126,7 +126,8 @@ static int io_failed(struct conn *c, char *msg, const char *what, int err)
 
 	if ((err == EAGAIN || err == EWOULDBLOCK) &&
 	    getsockopt(c->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0)
-		return say(msg, "the guest agent's connection was idle for %.1f s (the copy's limit)",
+		return say(msg,
+			   "the guest agent's connection was idle for %.1f s (the copy's limit)",
 			   (double)tv.tv_sec + tv.tv_usec / 1e6);
 	return say(msg, "%s the guest agent: %s", what, strerror(err));
 }
@@ -214,9 +215,9 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 	struct tarcopy_io io = {.write = conn_write, .ctx = c};
 	char err[MSG_LEN];
 	struct agent_exit e;
-	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_IN,
-				   it->contents ? AGENT_COPY_CONTENTS : 0, it->dst, err,
-				   sizeof(err));
+	long n =
+	    agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_IN,
+			      it->contents ? AGENT_COPY_CONTENTS : 0, it->dst, err, sizeof(err));
 	int sent;
 
 	if (n < 0)
@@ -246,8 +247,8 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 {
 	struct tarcopy_io io = {.read = conn_read, .ctx = c};
-	unsigned flags = (it->contents ? TARCOPY_CONTENTS : 0) |
-			 (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
+	unsigned flags =
+	    (it->contents ? TARCOPY_CONTENTS : 0) | (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
 	char err[MSG_LEN];
 	const void *b;
 	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_OUT, 0, it->src, err,
@@ -392,8 +393,7 @@ static const char *absolute(const char *uds, char *buf, size_t len)
 }
 
 int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
-	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd,
-	       bool ahead)
+	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd, bool ahead)
 {
 	struct copier *c;
 	struct stat st;
@@ -428,8 +428,11 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 	}
 	if (pid == 0) {
 		/* The parent's copies of the arrays are ours too (fork). */
-		struct helper h = {.ctl = sv[1], .err_fd = err_fd, .uds = uds,
-				   .items = {in, outs}, .n = {nin, nout}};
+		struct helper h = {.ctl = sv[1],
+				   .err_fd = err_fd,
+				   .uds = uds,
+				   .items = {in, outs},
+				   .n = {nin, nout}};
 		char abs[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
 		const char *a = absolute(uds, abs, sizeof(abs));
 

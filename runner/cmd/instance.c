@@ -1,6 +1,7 @@
 #include "cmd/instance.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <jansson.h>
 #include <unistd.h>
 
 #include "api/controller.h"
@@ -268,8 +268,7 @@ static int edit_net(struct vm_config *next, const void *arg, struct vm_err *err)
 
 /* A drive's image is opened anew only when the PATCH named one (even the
  * same path: the file may have grown). */
-static int op_update_drive(void *ctx, const struct vmc_drive *d, bool new_image,
-			   struct vm_err *err)
+static int op_update_drive(void *ctx, const struct vmc_drive *d, bool new_image, struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
 	unsigned changes = DEVICE_CHANGE_LIMITS | (new_image ? DEVICE_CHANGE_BACKING : 0);
@@ -282,8 +281,7 @@ static int op_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
 
-	return vm ? vm_update_device(vm, "net", n->iface_id, DEVICE_CHANGE_LIMITS, edit_net, n,
-				     err)
+	return vm ? vm_update_device(vm, "net", n->iface_id, DEVICE_CHANGE_LIMITS, edit_net, n, err)
 		  : err->code;
 }
 
@@ -349,8 +347,9 @@ static int load_config_file(const char *path, struct vm_config *c)
 
 	if (r < 0) {
 		pr_err("config file %s: %s", path,
-		       r == -EFBIG ? "larger than 1 MiB" : r == -EINVAL ? "not a regular file"
-								 : strerror(-r));
+		       r == -EFBIG    ? "larger than 1 MiB"
+		       : r == -EINVAL ? "not a regular file"
+				      : strerror(-r));
 		return r;
 	}
 	r = config_json_parse_file((const char *)buf, len, c, err, sizeof(err));
@@ -431,11 +430,11 @@ static void put_api_counter(void *ctx, const char *name, uint64_t v)
 		metrics_put(s->obj, name + n, v);
 }
 
-#define API_SECTION_FILL(kind)                                                                 \
-	static void fill_##kind(void *ctx, json_t *obj)                                        \
-	{                                                                                      \
-		struct api_section s = {obj, #kind "."};                                       \
-		api_ctl_counters(ctx, put_api_counter, &s);                                    \
+#define API_SECTION_FILL(kind)                                                                     \
+	static void fill_##kind(void *ctx, json_t *obj)                                            \
+	{                                                                                          \
+		struct api_section s = {obj, #kind "."};                                           \
+		api_ctl_counters(ctx, put_api_counter, &s);                                        \
 	}
 API_SECTION_FILL(get_api_requests)
 API_SECTION_FILL(put_api_requests)
@@ -450,8 +449,7 @@ static int setup_output(struct instance *in, const struct vm_config *c)
 	char why[256];
 	int r;
 
-	if (cfg->has_level || cfg->log_path || cfg->show_level || cfg->show_log_origin ||
-	    cfg->id) {
+	if (cfg->has_level || cfg->log_path || cfg->show_level || cfg->show_log_origin || cfg->id) {
 		struct vmc_logger l = {.enabled = true,
 				       .log_path = (char *)cfg->log_path,
 				       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
@@ -497,8 +495,8 @@ void instance_restore_args(const struct config *cfg, struct vm_restore_args *a,
 	for (unsigned i = 0; i < cfg->n_net_override; i++) {
 		const char *spec = cfg->net_override[i], *eq = strchr(spec, '=');
 		snprintf(ov->names[i], sizeof(ov->names[i]), "%.*s", (int)(eq - spec), spec);
-		ov->net[i] = (struct vm_net_override){.iface_id = ov->names[i],
-						      .host_dev_name = eq + 1};
+		ov->net[i] =
+		    (struct vm_net_override){.iface_id = ov->names[i], .host_dev_name = eq + 1};
 	}
 	/* ID=PATH, ID at most VMC_MAX_ID bytes (cli_parse). */
 	for (unsigned i = 0; i < cfg->n_drive_override; i++) {

@@ -473,9 +473,9 @@ static void print_wait_timings(const struct run_ctx *rc, const struct run_timing
 static void command_timings(const struct run_timings *t, char *buf, size_t len)
 {
 	const uint64_t *c[2] = {t->copy_in_us, t->copy_out_us};
-	int n = t->cmd_end_us ? snprintf(buf, len, "%.1f ms",
-					 (t->cmd_end_us - t->cmd_start_us) / 1000.0)
-			      : snprintf(buf, len, "-");
+	int n = t->cmd_end_us
+		    ? snprintf(buf, len, "%.1f ms", (t->cmd_end_us - t->cmd_start_us) / 1000.0)
+		    : snprintf(buf, len, "-");
 
 	for (int i = 0; i < 2; i++) {
 		if (!c[i][0] || n < 0 || (size_t)n >= len)

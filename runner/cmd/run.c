@@ -24,9 +24,9 @@
 #include "agent/proto.h"
 #include "cmd/copy.h"
 #include "core/control.h"
+#include "core/logger.h"
 #include "core/phases.h"
 #include "core/seccomp.h"
-#include "core/logger.h"
 
 /* The agent kills the command at timeout_s; no status this much later
  * means the guest is stuck, and flint gives up on it. */
@@ -56,7 +56,7 @@ struct session {
 	struct agent_reader rd;
 	uint8_t rbuf[AGENT_DATA_MAX];
 	bool req_sent, in_open;
-	bool got_exit; /* the agent said how the command ended */
+	bool got_exit;	 /* the agent said how the command ended */
 	bool got_output; /* --phase-fd: the first output (or the end) was marked */
 	/* A STDOUT or STDERR payload (in rbuf) still being written out. */
 	int out_fd, out_idx; /* out_idx: 0 stdout, 1 stderr */
@@ -593,7 +593,8 @@ static int session_run(struct session *s)
 		if (status == -1)
 			return -1;
 		if (status > 0)
-			snprintf(s->msg, MSG_LEN, "flint run: the command was not run: --copy-in failed");
+			snprintf(s->msg, MSG_LEN,
+				 "flint run: the command was not run: --copy-in failed");
 		return EXIT_FLINT_ERROR;
 	}
 	agent_reader_init(&s->rd, s->rbuf, sizeof(s->rbuf));
@@ -630,8 +631,8 @@ static void say_status(struct run *r, int status)
 		ready = (double)(t.agent_ready_us - t.go_us) / 1000.0;
 	if (t.cmd_end_us && t.cmd_start_us)
 		cmd = (double)(t.cmd_end_us - t.cmd_start_us) / 1000.0;
-	n = snprintf(line, sizeof(line), "status=%d ready_ms=%.1f command_ms=%.1f\n", status,
-		     ready, cmd);
+	n = snprintf(line, sizeof(line), "status=%d ready_ms=%.1f command_ms=%.1f\n", status, ready,
+		     cmd);
 	if (write_full(r->p.status_fd, line, (size_t)n) < 0)
 		pr_warn("flint run: cannot write the status line: %s", strerror(errno));
 }

@@ -26,7 +26,7 @@
 #include "core/util.h"
 
 #define RUN_EXIT_NO_AGENT 123
-#define RUN_EXIT_TIMEOUT 124
+#define RUN_EXIT_TIMEOUT  124
 /* flint's own exit statuses, beside the guest command's 0-255 (main.c
  * maps how the VM ended to them). */
 #define EXIT_GUEST_CRASH 122 /* guest kernel panic, triple fault, KVM error */

@@ -19,7 +19,7 @@ _Static_assert(sizeof(size_t) >= 8, "the ring's counters need 64 bits");
 struct spool_stream {
 	size_t end; /* head when its archiving ended */
 	bool done;
-	int ret; /* tarcopy_send's */
+	int ret;       /* tarcopy_send's */
 	char err[512]; /* its message: a path, then why */
 };
 

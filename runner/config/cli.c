@@ -13,7 +13,6 @@
 #include "core/seccomp.h"
 #include "core/version.h"
 
-
 void cli_usage(void)
 {
 	printf("usage: flint --kernel FILE [options] [-- GUEST-COMMAND ARGS...]\n"
@@ -193,7 +192,8 @@ int cli_parse_size(const char *s, uint64_t *bytes)
 	default:
 		return -EINVAL;
 	}
-	if (*end && end[1] && !(toupper((unsigned char)end[1]) == 'I' && end[2] == 'B' && !end[3]) &&
+	if (*end && end[1] &&
+	    !(toupper((unsigned char)end[1]) == 'I' && end[2] == 'B' && !end[3]) &&
 	    !(toupper((unsigned char)end[1]) == 'B' && !end[2]))
 		return -EINVAL;
 	if (v > (1ULL << 40) >> shift)
@@ -222,7 +222,7 @@ static bool valid_id(const char *s)
 static int parse_level(const char *s, enum vmc_log_level *out)
 {
 	static const enum vmc_log_level all[] = {VMC_LOG_ERROR, VMC_LOG_WARNING, VMC_LOG_INFO,
-						 VMC_LOG_DEBUG, VMC_LOG_TRACE, VMC_LOG_OFF};
+						 VMC_LOG_DEBUG, VMC_LOG_TRACE,	 VMC_LOG_OFF};
 
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		if (!strcasecmp(s, vmc_log_level_name(all[i]))) {
@@ -320,8 +320,9 @@ static int run_string_option(struct config *cfg, enum run_opt o, const char *val
 	case RUN_OPT_ATTACH:
 		/* sun_path holds 108 bytes with its NUL. */
 		if (!*val || strlen(val) > 107) {
-			bad(err, errlen, "--attach %.64s: expected the path of a vsock device's Unix "
-					 "socket, 1 to 107 bytes",
+			bad(err, errlen,
+			    "--attach %.64s: expected the path of a vsock device's Unix "
+			    "socket, 1 to 107 bytes",
 			    val);
 			return -EINVAL;
 		}
@@ -338,8 +339,9 @@ static int run_image_option(struct config *cfg, bool image, const char *val, cha
 {
 	if (image) {
 		if (!*val) {
-			bad(err, errlen, "--image: expected a directory, a tar archive or an ext4 "
-					 "image");
+			bad(err, errlen,
+			    "--image: expected a directory, a tar archive or an ext4 "
+			    "image");
 			return -EINVAL;
 		}
 		cfg->image = val;
@@ -373,8 +375,8 @@ static bool has_dots(const char *p)
 
 int cli_parse_copy(const char *s, bool out, struct copy_cfg *c, char *err, size_t errlen)
 {
-	const char *opt = out ? "--copy-out" : "--copy-in", *colon = out ? strchr(s, ':')
-								       : strrchr(s, ':');
+	const char *opt = out ? "--copy-out" : "--copy-in",
+		   *colon = out ? strchr(s, ':') : strrchr(s, ':');
 	const char *form = out ? "GUEST:HOST" : "HOST:GUEST";
 	char *src, *dst, *guest;
 	size_t n;
@@ -401,12 +403,14 @@ int cli_parse_copy(const char *s, bool out, struct copy_cfg *c, char *err, size_
 	c->host = out ? dst : src;
 	c->guest = guest = out ? src : dst;
 	if (guest[0] != '/') {
-		bad(err, errlen, "%s %.200s: the guest's path %.200s is not absolute", opt, s, guest);
+		bad(err, errlen, "%s %.200s: the guest's path %.200s is not absolute", opt, s,
+		    guest);
 		goto bad;
 	}
 	if (strlen(guest) >= 4096 || has_dots(guest)) {
-		bad(err, errlen, "%s %.200s: the guest's path has a '.' or '..' component, or is too "
-				 "long: a path escaping its place is refused",
+		bad(err, errlen,
+		    "%s %.200s: the guest's path has a '.' or '..' component, or is too "
+		    "long: a path escaping its place is refused",
 		    opt, s);
 		goto bad;
 	}
@@ -449,8 +453,7 @@ int cli_parse_user(const char *s, uint32_t *uid, uint32_t *gid)
 
 /* One --env-file's lines into out (their NAME=VALUE strings, pointing into
  * data, which the lines are cut in). Returns how many, or -errno. */
-static int env_lines(const char *file, char *data, size_t len, char **out, char *err,
-		     size_t errlen)
+static int env_lines(const char *file, char *data, size_t len, char **out, char *err, size_t errlen)
 {
 	int n = 0, line = 0;
 
@@ -614,7 +617,8 @@ static enum cli_result check_request(const struct config *cfg, char *err, size_t
 		size_t n = strlen(cfg->env[i]);
 
 		if (n >= AGENT_STR_MAX)
-			return bad(err, errlen, "--env %.*s: longer than the guest agent takes (%u bytes)",
+			return bad(err, errlen,
+				   "--env %.*s: longer than the guest agent takes (%u bytes)",
 				   (int)(strchr(cfg->env[i], '=') - cfg->env[i]), cfg->env[i],
 				   AGENT_STR_MAX - 1);
 		total += n + 1;
@@ -636,7 +640,7 @@ static enum cli_result check_request(const struct config *cfg, char *err, size_t
 static enum cli_result check_attach(const struct config *cfg, bool machine, bool restoring,
 				    char *err, size_t errlen)
 {
-	const char *what = machine		 ? "machine options (--kernel, --rootfs, --mem, ...)"
+	const char *what = machine ? "machine options (--kernel, --rootfs, --mem, ...)"
 			   : cfg->restore || restoring ? "--restore and the snapshot options"
 			   : cfg->save_snapshot || cfg->save_mem || cfg->save_after
 			       ? "--save-snapshot, --save-mem and --save-after"
@@ -645,158 +649,221 @@ static enum cli_result check_attach(const struct config *cfg, bool machine, bool
 					  : NULL;
 
 	if (what)
-		return bad(err, errlen, "flint run --attach: the VM is running already: %s cannot "
-					"be combined with --attach",
+		return bad(err, errlen,
+			   "flint run --attach: the VM is running already: %s cannot "
+			   "be combined with --attach",
 			   what);
 	if (cfg->guest_argc == 0)
-		return bad(err, errlen, "flint run --attach: no command; usage: flint run --attach "
-					"UDS [options] -- COMMAND ARGS...");
+		return bad(err, errlen,
+			   "flint run --attach: no command; usage: flint run --attach "
+			   "UDS [options] -- COMMAND ARGS...");
 	return check_request(cfg, err, errlen);
 }
 
 static enum cli_result check_run(const struct config *cfg, char *err, size_t errlen)
 {
-	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
-		       cfg->ndrives || cfg->nnets || cfg->vsock.enabled || cfg->rootfs ||
-		       cfg->image || cfg->scratch || cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 ||
+	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append || cfg->ndrives ||
+		       cfg->nnets || cfg->vsock.enabled || cfg->rootfs || cfg->image ||
+		       cfg->scratch || cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 ||
 		       cfg->config_file;
 	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff ||
 			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
 			 cfg->n_drive_override || cfg->workset || cfg->record_workset;
 
 	if (!cfg->save_snapshot != !cfg->save_mem)
-		return bad(err, errlen, "flint run: --save-snapshot FILE and --save-mem FILE go "
-					"together (the state file and the memory file)");
+		return bad(err, errlen,
+			   "flint run: --save-snapshot FILE and --save-mem FILE go "
+			   "together (the state file and the memory file)");
 	if (cfg->restore_paused || cfg->vsock_override)
-		return bad(err, errlen, "flint run: %s is not an option of flint run, which "
-					"resumes the VM itself on a vsock socket of its own",
+		return bad(err, errlen,
+			   "flint run: %s is not an option of flint run, which "
+			   "resumes the VM itself on a vsock socket of its own",
 			   cfg->restore_paused ? "--paused" : "--vsock-override");
 	if (cfg->attach)
 		return check_attach(cfg, machine, restoring, err, errlen);
 	if (cfg->save_after && (!cfg->save_snapshot || cfg->guest_argc == 0))
-		return bad(err, errlen, "flint run: --save-after needs --save-snapshot FILE, "
-					"--save-mem FILE and a command: it saves the VM once the "
-					"command has exited 0");
+		return bad(err, errlen,
+			   "flint run: --save-after needs --save-snapshot FILE, "
+			   "--save-mem FILE and a command: it saves the VM once the "
+			   "command has exited 0");
 	if (restoring && !cfg->restore)
 		return bad(err, errlen, "the snapshot options need --restore FILE");
 	if (cfg->restore) {
 		if (cfg->save_snapshot)
-			return bad(err, errlen, "flint run: --restore and --save-snapshot cannot "
-						"be combined");
+			return bad(err, errlen,
+				   "flint run: --restore and --save-snapshot cannot "
+				   "be combined");
 		if (machine)
-			return bad(err, errlen, "flint run --restore: the snapshot describes the "
-						"whole machine: it cannot be combined with machine "
-						"options (--kernel, --rootfs, --mem, --drive, ...)");
+			return bad(err, errlen,
+				   "flint run --restore: the snapshot describes the "
+				   "whole machine: it cannot be combined with machine "
+				   "options (--kernel, --rootfs, --mem, --drive, ...)");
 		if (!cfg->mem_file == !cfg->uffd_sock)
-			return bad(err, errlen, "--restore needs exactly one of --mem-file FILE "
-						"and --uffd-sock PATH");
+			return bad(err, errlen,
+				   "--restore needs exactly one of --mem-file FILE "
+				   "and --uffd-sock PATH");
 		if (cfg->mem_diff && !cfg->mem_file)
 			return bad(err, errlen, "--mem-diff needs --mem-file");
 		if (cfg->guest_argc == 0)
-			return bad(err, errlen, "flint run --restore: no command; usage: flint run "
-						"--restore FILE --mem-file FILE -- COMMAND ARGS...");
+			return bad(err, errlen,
+				   "flint run --restore: no command; usage: flint run "
+				   "--restore FILE --mem-file FILE -- COMMAND ARGS...");
 	} else if (cfg->wait_fd) {
-		return bad(err, errlen, "flint run: --wait-fd needs --restore FILE: only a "
-					"restored VM waits, paused, for its go");
+		return bad(err, errlen,
+			   "flint run: --wait-fd needs --restore FILE: only a "
+			   "restored VM waits, paused, for its go");
 	}
 	if ((cfg->scratch || cfg->scratch_file) && !cfg->image)
-		return bad(err, errlen, "flint run: --scratch is the writable layer over --image's "
-					"userland: it needs --image PATH");
+		return bad(err, errlen,
+			   "flint run: --scratch is the writable layer over --image's "
+			   "userland: it needs --image PATH");
 	if ((cfg->scratch || cfg->scratch_file) && cfg->save_snapshot)
-		return bad(err, errlen, "flint run: --scratch and --save-snapshot cannot be "
-					"combined: the scratch disk is removed when flint ends");
+		return bad(err, errlen,
+			   "flint run: --scratch and --save-snapshot cannot be "
+			   "combined: the scratch disk is removed when flint ends");
 	if (cfg->guest_argc == 0 && !cfg->save_snapshot)
-		return bad(err, errlen, "flint run: no command; usage: flint run [options] -- "
-					"COMMAND ARGS...");
+		return bad(err, errlen,
+			   "flint run: no command; usage: flint run [options] -- "
+			   "COMMAND ARGS...");
 	if (cfg->status_fd && (cfg->guest_argc == 0 || cfg->status_fd == cfg->wait_fd))
 		return bad(err, errlen, "flint run: --status-fd %s",
-			   cfg->guest_argc == 0 ? "is for the command's status, and there is no command"
-						: "and --wait-fd must be two fds");
+			   cfg->guest_argc == 0
+			       ? "is for the command's status, and there is no command"
+			       : "and --wait-fd must be two fds");
 	if (cfg->guest_argc == 0 && (cfg->nenv || cfg->workdir || cfg->n_env_files || cfg->user ||
 				     cfg->n_copy_in || cfg->n_copy_out))
 		return bad(err, errlen, "flint run: %s is for the command, and there is none",
-			   cfg->nenv		? "--env"
-			   : cfg->workdir	? "--workdir"
+			   cfg->nenv	      ? "--env"
+			   : cfg->workdir     ? "--workdir"
 			   : cfg->n_env_files ? "--env-file"
-			   : cfg->user		? "--user"
-			   : cfg->n_copy_in	? "--copy-in"
-						: "--copy-out");
+			   : cfg->user	      ? "--user"
+			   : cfg->n_copy_in   ? "--copy-in"
+					      : "--copy-out");
 	return check_request(cfg, err, errlen);
 }
 
-static enum cli_result parse(int argc, char **argv, struct config *cfg, char *err,
-			    size_t errlen)
+static enum cli_result parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
-	enum { O_KERNEL = 256, O_INITRD, O_MEM, O_VCPUS, O_CMDLINE, O_APPEND, O_CONSOLE,
-	       O_DRIVE, O_NET, O_VSOCK, O_STATS, O_VERBOSE, O_CHECK, O_HELP, O_VERSION,
-	       O_ROOTFS, O_TIMEOUT, O_TIMINGS, O_SECCOMP_LOG, O_SECCOMP_TEST, O_API_SOCK,
-	       O_CONFIG_FILE, O_NO_API, O_ID, O_LEVEL, O_LOG_PATH, O_METRICS_PATH, O_SHOW_LEVEL,
-	       O_SHOW_ORIGIN, O_RESTORE, O_MEM_FILE, O_UFFD_SOCK, O_MEM_DIFF, O_PAUSED,
-	       O_TRACK_DIRTY, O_KEEP_CLOCK, O_NET_OVERRIDE, O_VSOCK_OVERRIDE, O_WORKSET,
-	       O_RECORD_WORKSET, O_SAVE_SNAPSHOT, O_SAVE_MEM, O_WAIT_FD, O_STATUS_FD, O_ENV, O_WORKDIR,
-	       O_SAVE_AFTER, O_ATTACH, O_CONTROL_FD, O_DRIVE_OVERRIDE, O_IMAGE, O_SCRATCH,
-	       O_COPY_IN, O_COPY_OUT, O_ENV_FILE, O_USER, O_PHASE_FD };
+	enum {
+		O_KERNEL = 256,
+		O_INITRD,
+		O_MEM,
+		O_VCPUS,
+		O_CMDLINE,
+		O_APPEND,
+		O_CONSOLE,
+		O_DRIVE,
+		O_NET,
+		O_VSOCK,
+		O_STATS,
+		O_VERBOSE,
+		O_CHECK,
+		O_HELP,
+		O_VERSION,
+		O_ROOTFS,
+		O_TIMEOUT,
+		O_TIMINGS,
+		O_SECCOMP_LOG,
+		O_SECCOMP_TEST,
+		O_API_SOCK,
+		O_CONFIG_FILE,
+		O_NO_API,
+		O_ID,
+		O_LEVEL,
+		O_LOG_PATH,
+		O_METRICS_PATH,
+		O_SHOW_LEVEL,
+		O_SHOW_ORIGIN,
+		O_RESTORE,
+		O_MEM_FILE,
+		O_UFFD_SOCK,
+		O_MEM_DIFF,
+		O_PAUSED,
+		O_TRACK_DIRTY,
+		O_KEEP_CLOCK,
+		O_NET_OVERRIDE,
+		O_VSOCK_OVERRIDE,
+		O_WORKSET,
+		O_RECORD_WORKSET,
+		O_SAVE_SNAPSHOT,
+		O_SAVE_MEM,
+		O_WAIT_FD,
+		O_STATUS_FD,
+		O_ENV,
+		O_WORKDIR,
+		O_SAVE_AFTER,
+		O_ATTACH,
+		O_CONTROL_FD,
+		O_DRIVE_OVERRIDE,
+		O_IMAGE,
+		O_SCRATCH,
+		O_COPY_IN,
+		O_COPY_OUT,
+		O_ENV_FILE,
+		O_USER,
+		O_PHASE_FD
+	};
 	static const struct option opts[] = {
-		{"kernel", required_argument, NULL, O_KERNEL},
-		{"initrd", required_argument, NULL, O_INITRD},
-		{"mem", required_argument, NULL, O_MEM},
-		{"vcpus", required_argument, NULL, O_VCPUS},
-		{"cmdline", required_argument, NULL, O_CMDLINE},
-		{"append", required_argument, NULL, O_APPEND},
-		{"console", required_argument, NULL, O_CONSOLE},
-		{"drive", required_argument, NULL, O_DRIVE},
-		{"net", required_argument, NULL, O_NET},
-		{"vsock", required_argument, NULL, O_VSOCK},
-		{"rootfs", required_argument, NULL, O_ROOTFS},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"timings", no_argument, NULL, O_TIMINGS},
-		{"save-snapshot", required_argument, NULL, O_SAVE_SNAPSHOT},
-		{"save-mem", required_argument, NULL, O_SAVE_MEM},
-		{"wait-fd", required_argument, NULL, O_WAIT_FD},
-		{"status-fd", required_argument, NULL, O_STATUS_FD},
-		{"stats", no_argument, NULL, O_STATS},
-		{"verbose", no_argument, NULL, O_VERBOSE},
-		{"check-kvm", no_argument, NULL, O_CHECK},
-		{"seccomp-log", no_argument, NULL, O_SECCOMP_LOG},
-		/* Not in --help: for tests of the filters only. */
-		{"seccomp-test-forbidden", required_argument, NULL, O_SECCOMP_TEST},
-		/* Not in --help: flint bench's (core/phases.h). */
-		{"phase-fd", required_argument, NULL, O_PHASE_FD},
-		{"api-sock", required_argument, NULL, O_API_SOCK},
-		{"config-file", required_argument, NULL, O_CONFIG_FILE},
-		{"no-api", no_argument, NULL, O_NO_API},
-		{"id", required_argument, NULL, O_ID},
-		{"level", required_argument, NULL, O_LEVEL},
-		{"log-path", required_argument, NULL, O_LOG_PATH},
-		{"metrics-path", required_argument, NULL, O_METRICS_PATH},
-		{"show-level", no_argument, NULL, O_SHOW_LEVEL},
-		{"show-log-origin", no_argument, NULL, O_SHOW_ORIGIN},
-		{"restore", required_argument, NULL, O_RESTORE},
-		{"mem-file", required_argument, NULL, O_MEM_FILE},
-		{"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
-		{"mem-diff", required_argument, NULL, O_MEM_DIFF},
-		{"paused", no_argument, NULL, O_PAUSED},
-		{"track-dirty-pages", no_argument, NULL, O_TRACK_DIRTY},
-		{"keep-clock", no_argument, NULL, O_KEEP_CLOCK},
-		{"net-override", required_argument, NULL, O_NET_OVERRIDE},
-		{"vsock-override", required_argument, NULL, O_VSOCK_OVERRIDE},
-		{"workset", required_argument, NULL, O_WORKSET},
-		{"record-workset", required_argument, NULL, O_RECORD_WORKSET},
-		{"control-fd", required_argument, NULL, O_CONTROL_FD},
-		{"drive-override", required_argument, NULL, O_DRIVE_OVERRIDE},
-		{"env", required_argument, NULL, O_ENV},
-		{"workdir", required_argument, NULL, O_WORKDIR},
-		{"save-after", no_argument, NULL, O_SAVE_AFTER},
-		{"attach", required_argument, NULL, O_ATTACH},
-		{"image", required_argument, NULL, O_IMAGE},
-		{"scratch", required_argument, NULL, O_SCRATCH},
-		{"copy-in", required_argument, NULL, O_COPY_IN},
-		{"copy-out", required_argument, NULL, O_COPY_OUT},
-		{"env-file", required_argument, NULL, O_ENV_FILE},
-		{"user", required_argument, NULL, O_USER},
-		{"help", no_argument, NULL, O_HELP},
-		{"version", no_argument, NULL, O_VERSION},
-		{0},
+	    {"kernel", required_argument, NULL, O_KERNEL},
+	    {"initrd", required_argument, NULL, O_INITRD},
+	    {"mem", required_argument, NULL, O_MEM},
+	    {"vcpus", required_argument, NULL, O_VCPUS},
+	    {"cmdline", required_argument, NULL, O_CMDLINE},
+	    {"append", required_argument, NULL, O_APPEND},
+	    {"console", required_argument, NULL, O_CONSOLE},
+	    {"drive", required_argument, NULL, O_DRIVE},
+	    {"net", required_argument, NULL, O_NET},
+	    {"vsock", required_argument, NULL, O_VSOCK},
+	    {"rootfs", required_argument, NULL, O_ROOTFS},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"timings", no_argument, NULL, O_TIMINGS},
+	    {"save-snapshot", required_argument, NULL, O_SAVE_SNAPSHOT},
+	    {"save-mem", required_argument, NULL, O_SAVE_MEM},
+	    {"wait-fd", required_argument, NULL, O_WAIT_FD},
+	    {"status-fd", required_argument, NULL, O_STATUS_FD},
+	    {"stats", no_argument, NULL, O_STATS},
+	    {"verbose", no_argument, NULL, O_VERBOSE},
+	    {"check-kvm", no_argument, NULL, O_CHECK},
+	    {"seccomp-log", no_argument, NULL, O_SECCOMP_LOG},
+	    /* Not in --help: for tests of the filters only. */
+	    {"seccomp-test-forbidden", required_argument, NULL, O_SECCOMP_TEST},
+	    /* Not in --help: flint bench's (core/phases.h). */
+	    {"phase-fd", required_argument, NULL, O_PHASE_FD},
+	    {"api-sock", required_argument, NULL, O_API_SOCK},
+	    {"config-file", required_argument, NULL, O_CONFIG_FILE},
+	    {"no-api", no_argument, NULL, O_NO_API},
+	    {"id", required_argument, NULL, O_ID},
+	    {"level", required_argument, NULL, O_LEVEL},
+	    {"log-path", required_argument, NULL, O_LOG_PATH},
+	    {"metrics-path", required_argument, NULL, O_METRICS_PATH},
+	    {"show-level", no_argument, NULL, O_SHOW_LEVEL},
+	    {"show-log-origin", no_argument, NULL, O_SHOW_ORIGIN},
+	    {"restore", required_argument, NULL, O_RESTORE},
+	    {"mem-file", required_argument, NULL, O_MEM_FILE},
+	    {"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
+	    {"mem-diff", required_argument, NULL, O_MEM_DIFF},
+	    {"paused", no_argument, NULL, O_PAUSED},
+	    {"track-dirty-pages", no_argument, NULL, O_TRACK_DIRTY},
+	    {"keep-clock", no_argument, NULL, O_KEEP_CLOCK},
+	    {"net-override", required_argument, NULL, O_NET_OVERRIDE},
+	    {"vsock-override", required_argument, NULL, O_VSOCK_OVERRIDE},
+	    {"workset", required_argument, NULL, O_WORKSET},
+	    {"record-workset", required_argument, NULL, O_RECORD_WORKSET},
+	    {"control-fd", required_argument, NULL, O_CONTROL_FD},
+	    {"drive-override", required_argument, NULL, O_DRIVE_OVERRIDE},
+	    {"env", required_argument, NULL, O_ENV},
+	    {"workdir", required_argument, NULL, O_WORKDIR},
+	    {"save-after", no_argument, NULL, O_SAVE_AFTER},
+	    {"attach", required_argument, NULL, O_ATTACH},
+	    {"image", required_argument, NULL, O_IMAGE},
+	    {"scratch", required_argument, NULL, O_SCRATCH},
+	    {"copy-in", required_argument, NULL, O_COPY_IN},
+	    {"copy-out", required_argument, NULL, O_COPY_OUT},
+	    {"env-file", required_argument, NULL, O_ENV_FILE},
+	    {"user", required_argument, NULL, O_USER},
+	    {"help", no_argument, NULL, O_HELP},
+	    {"version", no_argument, NULL, O_VERSION},
+	    {0},
 	};
 	int c, li = 0;
 
@@ -857,7 +924,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			break;
 		case O_NET:
 			if (cfg->nnets == MAX_NETS)
-				return bad(err, errlen, "--net: at most %d network devices", MAX_NETS);
+				return bad(err, errlen, "--net: at most %d network devices",
+					   MAX_NETS);
 			if (cli_parse_net(optarg, &cfg->nets[cfg->nnets], err, errlen))
 				return CLI_ERROR;
 			cfg->nnets++;
@@ -890,16 +958,18 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 				return bad(err, errlen, "--%s is an option of flint run",
 					   opts[li].name);
 			if (c == O_COPY_IN || c == O_COPY_OUT || c == O_ENV_FILE || c == O_USER) {
-				if (run_copy_option(cfg, c == O_COPY_IN    ? RUN_OPT_COPY_IN
-							 : c == O_COPY_OUT ? RUN_OPT_COPY_OUT
-							 : c == O_ENV_FILE ? RUN_OPT_ENV_FILE
-									   : RUN_OPT_USER,
+				if (run_copy_option(cfg,
+						    c == O_COPY_IN    ? RUN_OPT_COPY_IN
+						    : c == O_COPY_OUT ? RUN_OPT_COPY_OUT
+						    : c == O_ENV_FILE ? RUN_OPT_ENV_FILE
+								      : RUN_OPT_USER,
 						    optarg, err, errlen) < 0)
 					return CLI_ERROR;
 			} else if (c == O_ENV || c == O_WORKDIR || c == O_ATTACH) {
-				if (run_string_option(cfg, c == O_ENV	  ? RUN_OPT_ENV
-							   : c == O_WORKDIR ? RUN_OPT_WORKDIR
-									    : RUN_OPT_ATTACH,
+				if (run_string_option(cfg,
+						      c == O_ENV       ? RUN_OPT_ENV
+						      : c == O_WORKDIR ? RUN_OPT_WORKDIR
+								       : RUN_OPT_ATTACH,
 						      optarg, argc, err, errlen) < 0)
 					return CLI_ERROR;
 			} else if (c == O_IMAGE || c == O_SCRATCH) {
@@ -918,10 +988,11 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			else if (c == O_WAIT_FD || c == O_STATUS_FD) {
 				int fd = fd_number(optarg);
 				if (fd < 0)
-					return bad(err, errlen,
-						   "--%s %s: expected a file descriptor, 3 to %d "
-						   "(0-2 are the command's stdin, stdout and stderr)",
-						   opts[li].name, optarg, WAIT_FD_MAX);
+					return bad(
+					    err, errlen,
+					    "--%s %s: expected a file descriptor, 3 to %d "
+					    "(0-2 are the command's stdin, stdout and stderr)",
+					    opts[li].name, optarg, WAIT_FD_MAX);
 				if (c == O_WAIT_FD)
 					cfg->wait_fd = fd;
 				else
@@ -932,9 +1003,10 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 				unsigned long t = strtoul(optarg, &end, 10);
 				if (!isdigit((unsigned char)*optarg) || *end || errno || t == 0 ||
 				    t > 7 * 24 * 3600)
-					return bad(err, errlen,
-						   "--timeout %s: expected whole seconds, 1 to 604800",
-						   optarg);
+					return bad(
+					    err, errlen,
+					    "--timeout %s: expected whole seconds, 1 to 604800",
+					    optarg);
 				cfg->timeout_s = t;
 			}
 			break;
@@ -978,10 +1050,11 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			break;
 		case O_LEVEL:
 			if (parse_level(optarg, &cfg->level) < 0)
-				return bad(err, errlen,
-					   "--level %s: expected Error, Warning, Info, Debug, Trace "
-					   "or Off",
-					   optarg);
+				return bad(
+				    err, errlen,
+				    "--level %s: expected Error, Warning, Info, Debug, Trace "
+				    "or Off",
+				    optarg);
 			cfg->has_level = true;
 			break;
 		case O_LOG_PATH:
@@ -1020,7 +1093,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_NET_OVERRIDE: {
 			const char *eq = strchr(optarg, '=');
 			if (!eq || eq == optarg || !eq[1])
-				return bad(err, errlen, "--net-override %s: expected IFACE=TAP", optarg);
+				return bad(err, errlen, "--net-override %s: expected IFACE=TAP",
+					   optarg);
 			if (cfg->n_net_override == MAX_NETS)
 				return bad(err, errlen, "--net-override: at most %d", MAX_NETS);
 			cfg->net_override[cfg->n_net_override++] = optarg;
@@ -1041,8 +1115,9 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			break;
 		case O_CONTROL_FD:
 			if (cfg->run)
-				return bad(err, errlen, "--control-fd is an option of flint --restore, "
-							"not of flint run");
+				return bad(err, errlen,
+					   "--control-fd is an option of flint --restore, "
+					   "not of flint run");
 			if ((cfg->control_fd = fd_number(optarg)) < 0)
 				return bad(err, errlen,
 					   "--control-fd %s: expected a file descriptor, 3 to %d",
@@ -1077,42 +1152,49 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			   cfg->phase_fd);
 	if (cfg->run)
 		return check_run(cfg, err, errlen);
-	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append ||
-		       cfg->ndrives || cfg->nnets || cfg->vsock.enabled ||
-		       cfg->mem != DEFAULT_MEM || cfg->vcpus != 1 || cfg->guest_argc;
+	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append || cfg->ndrives ||
+		       cfg->nnets || cfg->vsock.enabled || cfg->mem != DEFAULT_MEM ||
+		       cfg->vcpus != 1 || cfg->guest_argc;
 	if (!cfg->kernel && !cfg->config_file && machine)
-		return bad(err, errlen, "no kernel given: use --kernel FILE, or describe the "
-					"machine with --config-file or through the API (see --help)");
+		return bad(err, errlen,
+			   "no kernel given: use --kernel FILE, or describe the "
+			   "machine with --config-file or through the API (see --help)");
 	if (cfg->no_api && !cfg->config_file)
-		return bad(err, errlen, "--no-api needs --config-file: without the API, the file "
-					"is the only way to describe the machine");
+		return bad(err, errlen,
+			   "--no-api needs --config-file: without the API, the file "
+			   "is the only way to describe the machine");
 	bool restoring = cfg->mem_file || cfg->uffd_sock || cfg->mem_diff || cfg->restore_paused ||
 			 cfg->track_dirty_pages || cfg->keep_clock || cfg->n_net_override ||
 			 cfg->n_drive_override || cfg->vsock_override || cfg->workset ||
 			 cfg->record_workset;
 	if (cfg->control_fd && !cfg->restore)
-		return bad(err, errlen, "--control-fd needs --restore FILE: only a VM restored "
-					"from a snapshot can be reset to it");
+		return bad(err, errlen,
+			   "--control-fd needs --restore FILE: only a VM restored "
+			   "from a snapshot can be reset to it");
 	if (restoring && !cfg->restore)
 		return bad(err, errlen, "the snapshot options need --restore FILE");
 	if (cfg->restore) {
 		if (machine || cfg->config_file)
-			return bad(err, errlen, "--restore: the snapshot describes the whole machine: "
-						"it cannot be combined with --config-file or machine "
-						"options (--kernel, --mem, --drive, ...)");
+			return bad(err, errlen,
+				   "--restore: the snapshot describes the whole machine: "
+				   "it cannot be combined with --config-file or machine "
+				   "options (--kernel, --mem, --drive, ...)");
 		if (!cfg->mem_file == !cfg->uffd_sock)
-			return bad(err, errlen, "--restore needs exactly one of --mem-file FILE and "
-						"--uffd-sock PATH");
+			return bad(err, errlen,
+				   "--restore needs exactly one of --mem-file FILE and "
+				   "--uffd-sock PATH");
 		if (cfg->mem_diff && !cfg->mem_file)
 			return bad(err, errlen, "--mem-diff needs --mem-file");
 		if (cfg->restore_paused && (cfg->no_api || !cfg->api_sock))
-			return bad(err, errlen, "--paused needs --api-sock: nothing else can resume "
-						"the VM");
+			return bad(err, errlen,
+				   "--paused needs --api-sock: nothing else can resume "
+				   "the VM");
 	}
 	if (cfg->config_file && machine)
-		return bad(err, errlen, "--config-file describes the whole machine: it cannot be "
-					"combined with --kernel, --initrd, --cmdline, --append, --mem, "
-					"--vcpus, --drive, --net, --vsock or guest words after --");
+		return bad(err, errlen,
+			   "--config-file describes the whole machine: it cannot be "
+			   "combined with --kernel, --initrd, --cmdline, --append, --mem, "
+			   "--vcpus, --drive, --net, --vsock or guest words after --");
 	return CLI_RUN;
 }
 
@@ -1129,12 +1211,12 @@ char *cli_guest_cmdline(const struct config *cfg, const char *devices, size_t ma
 			size_t errlen)
 {
 	struct cmdline_parts p = {
-		.base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE,
-		.append = cfg->append,
-		.devices = devices,
-		.words = cfg->guest_argv,
-		/* flint run hands its command to the agent, not to init. */
-		.nwords = cfg->run ? 0 : cfg->guest_argc,
+	    .base = cfg->cmdline ? cfg->cmdline : DEFAULT_CMDLINE,
+	    .append = cfg->append,
+	    .devices = devices,
+	    .words = cfg->guest_argv,
+	    /* flint run hands its command to the agent, not to init. */
+	    .nwords = cfg->run ? 0 : cfg->guest_argc,
 	};
 	return cmdline_build(&p, max, err, errlen);
 }
@@ -1165,7 +1247,8 @@ static int parse_kv(const char *opt, const char *s, const char *usage, kv_fn fn,
 		if (why[0])
 			snprintf(err, errlen, "%s %s: %s", opt, s, why);
 		else
-			snprintf(err, errlen, "%s %s: unexpected '%s'; expected %s", opt, s, kv, usage);
+			snprintf(err, errlen, "%s %s: unexpected '%s'; expected %s", opt, s, kv,
+				 usage);
 	}
 	free(copy);
 	return r;
@@ -1267,7 +1350,8 @@ static int net_kv(void *out, const char *key, const char *val, char *why, size_t
 	if (!strcmp(key, "mac") && val && !n->has_mac) {
 		if (parse_mac(val, n->mac)) {
 			snprintf(why, whylen,
-				 "mac '%.32s' is not a unicast address like 06:00:ac:10:00:02", val);
+				 "mac '%.32s' is not a unicast address like 06:00:ac:10:00:02",
+				 val);
 			return -EINVAL;
 		}
 		n->has_mac = true;

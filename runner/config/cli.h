@@ -10,11 +10,11 @@
 #include "config/vm_config.h"
 #include "core/util.h"
 
-#define DEFAULT_MEM (128ULL << 20)
+#define DEFAULT_MEM	(128ULL << 20)
 #define DEFAULT_CMDLINE VMC_DEFAULT_BOOT_ARGS
-#define MAX_VCPUS 32
-#define MAX_DRIVES 16
-#define MAX_NETS 8
+#define MAX_VCPUS	32
+#define MAX_DRIVES	16
+#define MAX_NETS	8
 /* `flint run`: the guest CID and the default command timeout (none). */
 #define RUN_GUEST_CID 3
 /* `flint run --wait-fd`: the highest fd number taken (the kernel's
@@ -22,7 +22,7 @@
 #define WAIT_FD_MAX 1048575
 /* flint run: at most this many --copy-in and as many --copy-out, and
  * --env-file. */
-#define MAX_COPIES 32
+#define MAX_COPIES    32
 #define MAX_ENV_FILES 16
 /* flint run --env-file: one file's size at most. */
 #define ENV_FILE_MAX (1u << 20)
@@ -30,25 +30,25 @@
 #define API_DEFAULT_SOCK "/run/flint.socket"
 
 struct drive_cfg {
-	char *path;    /* image file */
-	char *id;      /* GET_ID serial, NULL for none */
+	char *path; /* image file */
+	char *id;   /* GET_ID serial, NULL for none */
 	bool read_only;
-	bool direct;   /* O_DIRECT: bypass the host page cache */
+	bool direct; /* O_DIRECT: bypass the host page cache */
 };
 
 struct net_cfg {
-	char *tap;     /* host tap device name; NULL with user */
-	bool user;     /* user: passt, rootless (no tap) */
-	int fd;        /* user: passt's socket, inherited (flint-jail's); 0: flint starts it */
-	char *id;      /* for messages and stats; NULL: "net<N>" */
+	char *tap; /* host tap device name; NULL with user */
+	bool user; /* user: passt, rootless (no tap) */
+	int fd;	   /* user: passt's socket, inherited (flint-jail's); 0: flint starts it */
+	char *id;  /* for messages and stats; NULL: "net<N>" */
 	uint8_t mac[6];
-	bool has_mac;  /* offer VIRTIO_NET_F_MAC; else the guest picks one */
+	bool has_mac; /* offer VIRTIO_NET_F_MAC; else the guest picks one */
 };
 
 struct vsock_cfg {
 	bool enabled;
-	uint32_t cid;  /* guest CID, >= 3 */
-	char *uds;     /* host Unix socket path (Firecracker's hybrid vsock) */
+	uint32_t cid; /* guest CID, >= 3 */
+	char *uds;    /* host Unix socket path (Firecracker's hybrid vsock) */
 };
 
 /* flint run --copy-in HOST:GUEST or --copy-out GUEST:HOST, split (both
@@ -63,10 +63,10 @@ enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
 
 struct config {
 	const char *kernel;
-	const char *initrd;   /* NULL for none */
-	const char *cmdline;  /* replaces DEFAULT_CMDLINE when set */
-	const char *append;   /* added after the base command line */
-	uint64_t mem;         /* bytes */
+	const char *initrd;  /* NULL for none */
+	const char *cmdline; /* replaces DEFAULT_CMDLINE when set */
+	const char *append;  /* added after the base command line */
+	uint64_t mem;	     /* bytes */
 	unsigned vcpus;
 	enum console_mode console;
 	bool stats;
@@ -74,7 +74,7 @@ struct config {
 	bool seccomp_log;	  /* log calls outside the seccomp filters, do not kill */
 	const char *seccomp_test; /* hidden test hook: thread kind that makes a
 				     forbidden call (seccomp.h), NULL for none */
-	char *const *guest_argv; /* words after "--", passed to the guest init */
+	char *const *guest_argv;  /* words after "--", passed to the guest init */
 	int guest_argc;
 	struct drive_cfg drives[MAX_DRIVES]; /* virtio-blk, /dev/vda, vdb, ... */
 	unsigned ndrives;
@@ -97,13 +97,13 @@ struct config {
 
 	/* Restoring a snapshot without the API (issue 12): --restore STATE
 	 * with --mem-file FILE or --uffd-sock PATH, as PUT /snapshot/load. */
-	const char *restore;	    /* --restore: the state file */
-	const char *mem_file;	    /* --mem-file: File backend */
-	const char *uffd_sock;	    /* --uffd-sock: Uffd backend */
-	const char *mem_diff;	    /* --mem-diff: a diff snapshot's memory over it */
-	bool restore_paused;	    /* --paused: do not resume (the API resumes) */
-	bool track_dirty_pages;	    /* --track-dirty-pages */
-	bool keep_clock;	    /* --keep-clock: not clock_realtime */
+	const char *restore;		    /* --restore: the state file */
+	const char *mem_file;		    /* --mem-file: File backend */
+	const char *uffd_sock;		    /* --uffd-sock: Uffd backend */
+	const char *mem_diff;		    /* --mem-diff: a diff snapshot's memory over it */
+	bool restore_paused;		    /* --paused: do not resume (the API resumes) */
+	bool track_dirty_pages;		    /* --track-dirty-pages */
+	bool keep_clock;		    /* --keep-clock: not clock_realtime */
 	const char *net_override[MAX_NETS]; /* --net-override IFACE=TAP, as given */
 	unsigned n_net_override;
 	/* --drive-override ID=PATH, as given (ID checked: 1 to VMC_MAX_ID
@@ -125,9 +125,9 @@ struct config {
 	/* `flint run`: guest_argv is the command for the guest agent, not for
 	 * init; the root file system is a read-only drive. */
 	bool run;
-	const char *rootfs;  /* run: root image (default: home.h finds it) */
-	unsigned timeout_s;  /* run: command time limit, 0 for none */
-	bool timings;        /* run: print launch-to-init/agent and command times */
+	const char *rootfs; /* run: root image (default: home.h finds it) */
+	unsigned timeout_s; /* run: command time limit, 0 for none */
+	bool timings;	    /* run: print launch-to-init/agent and command times */
 	/* run: once the agent is ready, pause and save a Full snapshot to
 	 * these two files; then the command runs, or without one flint stops.
 	 * `flint run --restore` runs a command in a VM restored from them. */

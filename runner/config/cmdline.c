@@ -150,12 +150,13 @@ char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t
 		/* The kernel groups words with double quotes and knows no escape;
 		 * a second "--" would end init's arguments, dropping the rest. */
 		if (strchr(w, '"') || !strcmp(w, "--")) {
-			snprintf(err, errlen,
-				 "guest command word %d (%.40s) cannot be passed on the kernel command "
-				 "line: %s",
-				 i + 1, w,
-				 strchr(w, '"') ? "it holds a double quote"
-						: "the kernel would end init's arguments there");
+			snprintf(
+			    err, errlen,
+			    "guest command word %d (%.40s) cannot be passed on the kernel command "
+			    "line: %s",
+			    i + 1, w,
+			    strchr(w, '"') ? "it holds a double quote"
+					   : "the kernel would end init's arguments there");
 			return NULL;
 		}
 		cap += strlen(w) + 3;

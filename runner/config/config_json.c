@@ -195,9 +195,9 @@ static int parse_mac(const char *s, uint8_t mac[6])
 
 static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
 {
-	static const char *const keys[] = {"iface_id",	      "host_dev_name",	 "guest_mac", "mtu",
-					   "rx_rate_limiter", "tx_rate_limiter", "backend",   "fd",
-					   NULL};
+	static const char *const keys[] = {
+	    "iface_id",	       "host_dev_name", "guest_mac", "mtu", "rx_rate_limiter",
+	    "tx_rate_limiter", "backend",	"fd",	     NULL};
 	char *mac = NULL, *backend = NULL;
 	uint64_t mtu = 0, fd = 0;
 	bool has_fd = false;
@@ -220,8 +220,9 @@ static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
 	if ((r = jfield_uint(p, o, "fd", false, 3, 1048575, &fd, &has_fd)) < 0)
 		goto out;
 	if (has_fd && !n->user) {
-		r = jfield_err(p, "fd", "passt's socket is for a user interface (\"backend\": "
-					"\"user\")");
+		r = jfield_err(p, "fd",
+			       "passt's socket is for a user interface (\"backend\": "
+			       "\"user\")");
 		goto out;
 	}
 	n->fd = (int)fd;
@@ -450,8 +451,9 @@ int config_json_net(const char *path_id, const char *body, size_t len, struct vm
 		r = same_id(&p, "iface_id", path_id, n->iface_id);
 	/* A descriptor is flint's from its start, never the API's to name. */
 	if (r == 0 && n->fd)
-		r = jfield_err(&p, "fd", "not through the API: passt's socket is given to flint "
-					 "at its start (--net user,fd=N, a config file's \"fd\")");
+		r = jfield_err(&p, "fd",
+			       "not through the API: passt's socket is given to flint "
+			       "at its start (--net user,fd=N, a config file's \"fd\")");
 	if (r < 0)
 		vmc_net_free(n);
 	json_decref(o);

@@ -390,8 +390,8 @@ int vmc_drive_check(const struct vmc_drive *d, char *err, size_t errlen)
 		FAIL("partuuid: must not be empty");
 	/* It becomes root=PARTUUID=<it>, one word of the kernel's command
 	 * line: a space, a quote or "--" would add arguments. */
-	if (d->partuuid && (d->partuuid[strcspn(d->partuuid, " \t\n\"\\")] ||
-			    strstr(d->partuuid, "--")))
+	if (d->partuuid &&
+	    (d->partuuid[strcspn(d->partuuid, " \t\n\"\\")] || strstr(d->partuuid, "--")))
 		FAIL("partuuid: '%.64s' must be one word (no space, quote, backslash or '--')",
 		     d->partuuid);
 	return rl_check("rate_limiter", &d->rate_limiter, err, errlen);

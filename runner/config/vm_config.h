@@ -41,7 +41,7 @@
  * instructions it keeps cost a 1-vCPU guest next to nothing. With more
  * vCPUs the kernel patches nothing anyway. */
 #define VMC_DEFAULT_BOOT_ARGS                                                                      \
-	"console=ttyS0 reboot=k panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp "  \
+	"console=ttyS0 reboot=k panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp " \
 	"i8042.dumbkbd"
 /* Firecracker's defaults before PUT /machine-config. */
 #define VMC_DEFAULT_VCPUS   1

@@ -16,19 +16,19 @@
  * command layer's business (main.c), not the VM's. */
 enum stop_reason {
 	STOP_NONE = 0,
-	STOP_GUEST_RESET,  /* guest rebooted (i8042 reset, KVM reset or shutdown event) */
-	STOP_GUEST_EXIT,   /* the guest wrote its exit device; value: what it wrote */
-	STOP_GUEST_PANIC,  /* the guest kernel panicked */
-	STOP_GUEST_CRASH,  /* triple fault, KVM internal or emulation error, crash event */
-	STOP_HOST_SIGNAL,  /* SIGINT/SIGTERM/SIGHUP on the host; value: the signal */
-	STOP_REQUESTED,    /* vm_request_stop, a stop action; value: the requester's */
-	STOP_ERROR,        /* flint failed: KVM_RUN, a thread, a seccomp filter */
+	STOP_GUEST_RESET, /* guest rebooted (i8042 reset, KVM reset or shutdown event) */
+	STOP_GUEST_EXIT,  /* the guest wrote its exit device; value: what it wrote */
+	STOP_GUEST_PANIC, /* the guest kernel panicked */
+	STOP_GUEST_CRASH, /* triple fault, KVM internal or emulation error, crash event */
+	STOP_HOST_SIGNAL, /* SIGINT/SIGTERM/SIGHUP on the host; value: the signal */
+	STOP_REQUESTED,	  /* vm_request_stop, a stop action; value: the requester's */
+	STOP_ERROR,	  /* flint failed: KVM_RUN, a thread, a seccomp filter */
 };
 
 struct control {
 	_Atomic int reason; /* enum stop_reason */
-	int value;          /* see enum stop_reason; valid once reason != NONE */
-	char msg[256];      /* why, for the user; "" for nothing to say */
+	int value;	    /* see enum stop_reason; valid once reason != NONE */
+	char msg[256];	    /* why, for the user; "" for nothing to say */
 	/* Called once, by the first stop request, to make every vCPU leave KVM_RUN. */
 	void (*kick)(void *ctx);
 	void *kick_ctx;
@@ -40,7 +40,7 @@ void control_init(struct control *c, void (*kick)(void *ctx), void *kick_ctx);
 /* Request a stop. Returns true if this request was the first (and so took
  * effect). fmt may be NULL for no message. */
 bool control_request_stop(struct control *c, enum stop_reason r, int value, const char *fmt, ...)
-	PRINTF(4, 5);
+    PRINTF(4, 5);
 
 static inline bool control_stopping(struct control *c)
 {

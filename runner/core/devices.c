@@ -253,8 +253,7 @@ int devices_save(const struct devices *r, device_section_fn emit, void *ctx, cha
 	return ret;
 }
 
-int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err,
-		    size_t errlen)
+int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err, size_t errlen)
 {
 	char id[128], why[256];
 	const uint8_t *data;
@@ -262,7 +261,8 @@ int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char 
 	int ret;
 
 	if (!r->t->restore)
-		return err_set(err, errlen, -EOPNOTSUPP, "the devices' transport cannot be restored");
+		return err_set(err, errlen, -EOPNOTSUPP,
+			       "the devices' transport cannot be restored");
 	for (unsigned j = 0; j < r->n; j++) {
 		struct device *d = r->list[j];
 		struct rbuf rb;
@@ -275,11 +275,13 @@ int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char 
 		rbuf_init(&rb, data, len);
 		uint32_t v = rget_u32(&rb);
 		if (rbuf_err(&rb) < 0 || v != DEVICE_SECTION_VERSION)
-			return err_set(err, errlen, -EBADMSG, "device %s: section version %u, this flint reads %u",
-				       id, v, DEVICE_SECTION_VERSION);
+			return err_set(err, errlen, -EBADMSG,
+				       "device %s: section version %u, this flint reads %u", id, v,
+				       DEVICE_SECTION_VERSION);
 		why[0] = '\0';
 		if ((ret = r->t->restore(d->slot, &rb, why, sizeof(why))) < 0 ||
-		    (d->kind->restore && (ret = d->kind->restore(d->priv, &rb, why, sizeof(why))) < 0))
+		    (d->kind->restore &&
+		     (ret = d->kind->restore(d->priv, &rb, why, sizeof(why))) < 0))
 			return err_set(err, errlen, ret, "device %s: %s", id,
 				       why[0] ? why : strerror(-ret));
 		if (!rbuf_done(&rb))

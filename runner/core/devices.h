@@ -17,9 +17,9 @@
 #include "config/vm_config.h"
 #include "core/evloop.h"
 #include "core/mailbox.h"
-#include "mmio.h"
 #include "core/util.h"
 #include "core/wire.h"
+#include "mmio.h"
 #include "virtio.h"
 
 /* Attached devices at most: the transport may allow fewer (vdev: VDEV_MAX). */

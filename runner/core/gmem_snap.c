@@ -22,7 +22,6 @@
 #define PM_SWAPPED (1ULL << 62)
 #define HUGE_2M	   (2ULL << 20)
 
-
 /* --- the region table ---------------------------------------------------- */
 
 void gmem_layout_of(const struct gmem *g, struct gmem_layout *l)
@@ -52,24 +51,26 @@ int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen)
 	uint64_t total = 0;
 
 	if (l->nregions == 0 || l->nregions > GMEM_MAX_REGIONS)
-		return err_set(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
-			    l->nregions, GMEM_MAX_REGIONS);
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: %u regions (flint maps 1 or %d)", l->nregions,
+			       GMEM_MAX_REGIONS);
 	for (uint32_t i = 0; i < l->nregions; i++) {
 		if (l->r[i].size > (1ULL << 46) || total + l->r[i].size > (1ULL << 46))
 			return err_set(err, errlen, -EINVAL,
-				    "memory layout: region %u size 0x%llx too large", i,
-				    (unsigned long long)l->r[i].size);
+				       "memory layout: region %u size 0x%llx too large", i,
+				       (unsigned long long)l->r[i].size);
 		total += l->r[i].size;
 	}
 	if (total == 0 || total % GMEM_PAGE)
-		return err_set(err, errlen, -EINVAL,
-			    "memory layout: total size 0x%llx is not a non-zero multiple of 4 KiB",
-			    (unsigned long long)total);
+		return err_set(
+		    err, errlen, -EINVAL,
+		    "memory layout: total size 0x%llx is not a non-zero multiple of 4 KiB",
+		    (unsigned long long)total);
 	gmem_layout_for_size(total, &want);
 	if (want.nregions != l->nregions)
 		return err_set(err, errlen, -EINVAL,
-			    "memory layout: %u regions for 0x%llx bytes (flint maps %u)",
-			    l->nregions, (unsigned long long)total, want.nregions);
+			       "memory layout: %u regions for 0x%llx bytes (flint maps %u)",
+			       l->nregions, (unsigned long long)total, want.nregions);
 	for (uint32_t i = 0; i < l->nregions; i++) {
 		const uint64_t got[] = {l->r[i].gpa, l->r[i].size, l->r[i].offset};
 		const uint64_t exp[] = {want.r[i].gpa, want.r[i].size, want.r[i].offset};
@@ -110,10 +111,11 @@ int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t
 		return err_set(err, errlen, -EBADMSG, "memory layout: truncated");
 	if (version != GMEM_LAYOUT_VERSION)
 		return err_set(err, errlen, -EINVAL, "memory layout: version %u (flint reads %u)",
-			    version, GMEM_LAYOUT_VERSION);
+			       version, GMEM_LAYOUT_VERSION);
 	if (t.nregions == 0 || t.nregions > GMEM_MAX_REGIONS)
-		return err_set(err, errlen, -EINVAL, "memory layout: %u regions (flint maps 1 or %d)",
-			    t.nregions, GMEM_MAX_REGIONS);
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: %u regions (flint maps 1 or %d)", t.nregions,
+			       GMEM_MAX_REGIONS);
 	for (uint32_t i = 0; i < t.nregions; i++) {
 		t.r[i].gpa = rget_u64(r);
 		t.r[i].size = rget_u64(r);
@@ -148,7 +150,7 @@ static int not_own_file(const struct gmem *g, const struct stat *st, char *err, 
 	if (g->file_fd >= 0 && fstat(g->file_fd, &own) == 0 && own.st_dev == st->st_dev &&
 	    own.st_ino == st->st_ino)
 		return err_set(err, errlen, -EINVAL,
-			    "memory file: it is the file this VM's memory is mapped from");
+			       "memory file: it is the file this VM's memory is mapped from");
 	return 0;
 }
 
@@ -275,8 +277,8 @@ static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enu
 			if (data && run == UINT64_MAX)
 				run = pg;
 			if (!data && run != UINT64_MAX) {
-				ret = pwrite_full(fd, host + run * GMEM_PAGE, (pg - run) * GMEM_PAGE,
-						  off + run * GMEM_PAGE);
+				ret = pwrite_full(fd, host + run * GMEM_PAGE,
+						  (pg - run) * GMEM_PAGE, off + run * GMEM_PAGE);
 				if (ret)
 					return ret;
 				run = UINT64_MAX;
@@ -335,7 +337,7 @@ again:
 	pmbuf = NULL;
 	if (ret)
 		return err_set(err, errlen, ret, "memory file: writing guest memory: %s",
-			    strerror(-ret));
+			       strerror(-ret));
 	/* A page swapped out while mincore() looked was taken for a hole:
 	 * write again, from a scan that sees swapped pages. */
 	if (checked && swap_in_use()) {
@@ -433,7 +435,7 @@ out:
 		free(taken[i]);
 	if (ret)
 		return err_set(err, errlen, ret, "memory file: writing dirty pages: %s",
-			    strerror(-ret));
+			       strerror(-ret));
 	return 0;
 }
 
@@ -476,7 +478,7 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 		o = &none;
 	if (o->huge_2m)
 		return err_set(err, errlen, -EINVAL,
-			    "memory file: huge pages cannot back a file-backed restore");
+			       "memory file: huge pages cannot back a file-backed restore");
 	ret = gmem_layout_check(l, err, errlen);
 	if (ret)
 		return ret;
@@ -486,8 +488,8 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 	need = gmem_layout_file_size(l);
 	if ((uint64_t)st.st_size < need)
 		return err_set(err, errlen, -EINVAL,
-			    "memory file: %llu bytes, the snapshot's memory needs %llu",
-			    (unsigned long long)st.st_size, (unsigned long long)need);
+			       "memory file: %llu bytes, the snapshot's memory needs %llu",
+			       (unsigned long long)st.st_size, (unsigned long long)need);
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
@@ -502,7 +504,7 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 		void *p = map_from_file(fd, l->r[i].offset, l->r[i].size);
 		if (!p) {
 			ret = err_set(err, errlen, -errno, "memory file: mmap region %u: %s", i,
-				   strerror(errno));
+				      strerror(errno));
 			goto err_destroy;
 		}
 		g->r[g->nregions++] =
@@ -526,9 +528,9 @@ bool gmem_from_file(const struct gmem *g)
 }
 
 /* /proc/self/pagemap's bits (Documentation/admin-guide/mm/pagemap.rst). */
-#define PM_PRESENT   (1ULL << 63)
-#define PM_SWAPPED   (1ULL << 62)
-#define PM_FILE	     (1ULL << 61) /* a file page (or shared anonymous) */
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE	   (1ULL << 61) /* a file page (or shared anonymous) */
 
 /* Copies of the memory file's pages a reset writes back in place rather
  * than drops, at most: a page written back stays mapped (and so does its
@@ -555,8 +557,8 @@ static int put_back(uint8_t *host, uint64_t first, uint64_t end, int fd, uint64_
  * found in pagemap pm: the pages present or swapped that are not the
  * file's (copies made when they were written), put back in runs. The
  * file's own pages, only read, stay as they are. */
-static int reset_copies(const struct gmem_region *r, int fd, uint64_t off, int pm,
-			uint64_t *pmbuf, uint64_t *budget)
+static int reset_copies(const struct gmem_region *r, int fd, uint64_t off, int pm, uint64_t *pmbuf,
+			uint64_t *budget)
 {
 	uint64_t npages = r->size / GMEM_PAGE, run = UINT64_MAX;
 	uint8_t *host = r->host;
@@ -647,22 +649,22 @@ static int for_each_extent(int fd, uint64_t end, int (*fn)(void *, uint64_t, uin
 			break;
 		if (data < 0)
 			return err_set(err, errlen, -errno, "diff file: SEEK_DATA: %s",
-				    strerror(errno));
+				       strerror(errno));
 		if ((uint64_t)data >= end)
 			break;
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0)
 			return err_set(err, errlen, -errno, "diff file: SEEK_HOLE: %s",
-				    strerror(errno));
+				       strerror(errno));
 		/* One extent over a sparse file: holes are not reported. */
 		if (data == 0 && hole >= st.st_size && (uint64_t)st.st_blocks * 512 < end)
 			return err_set(err, errlen, -EOPNOTSUPP,
-				    "diff file: its file system does not report holes");
+				       "diff file: its file system does not report holes");
 		uint64_t stop = (uint64_t)hole < end ? (uint64_t)hole : end;
 		ret = fn(ctx, data, stop - data);
 		if (ret)
 			return err_set(err, errlen, ret, "diff file: copying pages: %s",
-				    strerror(-ret));
+				       strerror(-ret));
 		off = stop;
 	}
 	return 0;
@@ -702,7 +704,7 @@ static int check_diff_size(int fd, const char *what, uint64_t want, char *err, s
 		return ret;
 	if ((uint64_t)st.st_size != want)
 		return err_set(err, errlen, -EINVAL, "%s: %llu bytes, the memory layout has %llu",
-			    what, (unsigned long long)st.st_size, (unsigned long long)want);
+			       what, (unsigned long long)st.st_size, (unsigned long long)want);
 	return 0;
 }
 

@@ -14,19 +14,19 @@ static const struct {
 	int cap;
 	const char *name;
 } required_caps[] = {
-	{KVM_CAP_SPLIT_IRQCHIP, "KVM_CAP_SPLIT_IRQCHIP (in-kernel local APICs, I/O APIC in flint)"},
-	{KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
-	{KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER (the guest's timer: there is no PIT)"},
-	{KVM_CAP_HLT, "KVM_CAP_HLT"},
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-	{KVM_CAP_BINARY_STATS_FD, "KVM_CAP_BINARY_STATS_FD (exit statistics)"},
+    {KVM_CAP_SPLIT_IRQCHIP, "KVM_CAP_SPLIT_IRQCHIP (in-kernel local APICs, I/O APIC in flint)"},
+    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+    {KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER (the guest's timer: there is no PIT)"},
+    {KVM_CAP_HLT, "KVM_CAP_HLT"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_BINARY_STATS_FD, "KVM_CAP_BINARY_STATS_FD (exit statistics)"},
 };
 
 int kvm_ioctl(int fd, unsigned long req, void *arg)
@@ -83,11 +83,12 @@ int kvm_open(int *sys_fd, char *err, size_t errlen)
 		}
 	}
 	if (kvm_host_is_pvm() && !getenv("FLINT_ALLOW_PVM")) {
-		snprintf(err, errlen,
-			 "this host's /dev/kvm is kvm_pvm, a nested paravirtual KVM that emulates "
-			 "guest kernel code and cannot boot a stock Linux guest; run flint on a host "
-			 "with hardware virtualization, or inside the nested-KVM rig (make run, "
-			 "tests/vm/rig)");
+		snprintf(
+		    err, errlen,
+		    "this host's /dev/kvm is kvm_pvm, a nested paravirtual KVM that emulates "
+		    "guest kernel code and cannot boot a stock Linux guest; run flint on a host "
+		    "with hardware virtualization, or inside the nested-KVM rig (make run, "
+		    "tests/vm/rig)");
 		ret = -ENOTSUP;
 		goto err_close;
 	}
@@ -116,8 +117,7 @@ struct kvm_cpuid2 *kvm_supported_cpuid(int sys_fd, unsigned *max)
 {
 	unsigned n = 128;
 	for (;;) {
-		struct kvm_cpuid2 *c =
-			calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
 		if (!c)
 			return NULL;
 		c->nent = n;

@@ -60,11 +60,11 @@
 #include "core/util.h"
 
 enum seccomp_thread {
-	SECCOMP_MAIN,	/* console, host signals, stop requests, teardown */
-	SECCOMP_VCPU,	/* KVM_RUN and the exit handlers */
-	SECCOMP_EVLOOP, /* io_uring loop and the device work on it */
-	SECCOMP_RUN,	/* flint run's relay to the guest agent */
-	SECCOMP_API,	/* the HTTP API: libmicrohttpd, jansson, the controller */
+	SECCOMP_MAIN,	 /* console, host signals, stop requests, teardown */
+	SECCOMP_VCPU,	 /* KVM_RUN and the exit handlers */
+	SECCOMP_EVLOOP,	 /* io_uring loop and the device work on it */
+	SECCOMP_RUN,	 /* flint run's relay to the guest agent */
+	SECCOMP_API,	 /* the HTTP API: libmicrohttpd, jansson, the controller */
 	SECCOMP_CONTROL, /* flint --control-fd: reset requests to the mailbox */
 	SECCOMP_THREADS
 };

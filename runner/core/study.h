@@ -8,9 +8,9 @@
 #include <stdbool.h>
 
 enum study_switch {
-	STUDY_NO_THP,	       /* guest RAM: no 2 MiB alignment, MADV_NOHUGEPAGE */
-	STUDY_PLAIN_CPUID,     /* KVM's supported CPUID, no topology edits (hypervisor bit set) */
-	STUDY_NO_MSRS,	       /* no boot MSRs: KVM's reset values */
+	STUDY_NO_THP,	   /* guest RAM: no 2 MiB alignment, MADV_NOHUGEPAGE */
+	STUDY_PLAIN_CPUID, /* KVM's supported CPUID, no topology edits (hypervisor bit set) */
+	STUDY_NO_MSRS,	   /* no boot MSRs: KVM's reset values */
 	STUDY_SWITCHES,
 };
 

@@ -5,8 +5,8 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -240,7 +240,9 @@ int lock_image(int fd, const char *path, bool write)
 
 	if (r == -EAGAIN) {
 		pr_err("drive %s: cannot open %s: in use%s by another process", path, mode,
-		       holder == F_RDLCK ? " read-only" : holder == F_WRLCK ? " read-write" : "");
+		       holder == F_RDLCK   ? " read-only"
+		       : holder == F_WRLCK ? " read-write"
+					   : "");
 		return -EBUSY;
 	}
 	if (r < 0)
@@ -315,8 +317,8 @@ int write_file_atomic(const char *what, const char *path, const void *buf, size_
 	}
 	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0) {
-		ret = err_set(err, errlen, -errno, "%s: syncing the directory of %s: %m", what,
-			      path);
+		ret =
+		    err_set(err, errlen, -errno, "%s: syncing the directory of %s: %m", what, path);
 		goto out;
 	}
 	ret = 0;

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WARN_UNUSED __attribute__((warn_unused_result))
-#define PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define WARN_UNUSED   __attribute__((warn_unused_result))
+#define PRINTF(a, b)  __attribute__((format(printf, a, b)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* The struct that embeds *ptr as its `member`: how a callback given a
  * pointer to an embedded op (struct ev_op, struct blk_ring_op) gets back to

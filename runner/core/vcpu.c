@@ -10,32 +10,32 @@
 #include <unistd.h>
 
 #include "core/kvm.h"
+#include "core/logger.h"
 #include "core/phases.h"
 #include "core/seccomp.h"
-#include "core/logger.h"
 
 #define SIG_KICK VCPU_KICK_SIGNAL
 
 static const char *const exit_names[VCPU_EXIT_REASONS] = {
-	[KVM_EXIT_UNKNOWN] = "UNKNOWN",
-	[KVM_EXIT_EXCEPTION] = "EXCEPTION",
-	[KVM_EXIT_IO] = "IO",
-	[KVM_EXIT_HYPERCALL] = "HYPERCALL",
-	[KVM_EXIT_DEBUG] = "DEBUG",
-	[KVM_EXIT_HLT] = "HLT",
-	[KVM_EXIT_MMIO] = "MMIO",
-	[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
-	[KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
-	[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
-	[KVM_EXIT_INTR] = "INTR",
-	[KVM_EXIT_SET_TPR] = "SET_TPR",
-	[KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
-	[KVM_EXIT_NMI] = "NMI",
-	[KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
-	[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
-	[KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
-	[KVM_EXIT_X86_WRMSR] = "X86_WRMSR",
-	[KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
+    [KVM_EXIT_UNKNOWN] = "UNKNOWN",
+    [KVM_EXIT_EXCEPTION] = "EXCEPTION",
+    [KVM_EXIT_IO] = "IO",
+    [KVM_EXIT_HYPERCALL] = "HYPERCALL",
+    [KVM_EXIT_DEBUG] = "DEBUG",
+    [KVM_EXIT_HLT] = "HLT",
+    [KVM_EXIT_MMIO] = "MMIO",
+    [KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN",
+    [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+    [KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY",
+    [KVM_EXIT_INTR] = "INTR",
+    [KVM_EXIT_SET_TPR] = "SET_TPR",
+    [KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
+    [KVM_EXIT_NMI] = "NMI",
+    [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+    [KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+    [KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
+    [KVM_EXIT_X86_WRMSR] = "X86_WRMSR",
+    [KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
 };
 
 const char *vcpu_exit_name(unsigned reason)
@@ -83,16 +83,16 @@ static void handle_io(struct vcpu *v, struct kvm_run *run)
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	uint32_t size = run->io.size;
 
-	if (v->run_size && ((uint64_t)run->io.data_offset + (uint64_t)size * run->io.count >
-			    v->run_size)) {
+	if (v->run_size &&
+	    ((uint64_t)run->io.data_offset + (uint64_t)size * run->io.count > v->run_size)) {
 		v->unhandled++;
 		return;
 	}
 	v->pio_exits++;
 	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
 		bool ok = run->io.direction == KVM_EXIT_IO_OUT
-				  ? bus_write(v->env->pio, run->io.port, data, size)
-				  : bus_read(v->env->pio, run->io.port, data, size);
+			      ? bus_write(v->env->pio, run->io.port, data, size)
+			      : bus_read(v->env->pio, run->io.port, data, size);
 		if (!ok)
 			v->unhandled++;
 	}
@@ -241,9 +241,8 @@ static void run_loop(struct vcpu *v)
 			break;
 		}
 		/* The one cost of --phase-fd here: a flag cleared once read. */
-		if (__builtin_expect(atomic_load_explicit(&phases_entry_pending,
-							  memory_order_relaxed),
-				     0))
+		if (__builtin_expect(
+			atomic_load_explicit(&phases_entry_pending, memory_order_relaxed), 0))
 			phases_kernel_entry();
 		enum vcpu_action a = vcpu_handle_exit(v, v->run);
 		if (a == VCPU_FATAL) {
@@ -448,13 +447,15 @@ int vcpu_kvm_stat(struct vcpu *v, const char *name, uint64_t *val)
 	uint8_t *descs = malloc(dsz * h.num_desc);
 	if (!descs)
 		return -ENOMEM;
-	if (pread(v->stats_fd, descs, dsz * h.num_desc, h.desc_offset) != (ssize_t)(dsz * h.num_desc))
+	if (pread(v->stats_fd, descs, dsz * h.num_desc, h.desc_offset) !=
+	    (ssize_t)(dsz * h.num_desc))
 		goto out;
 	for (uint32_t i = 0; i < h.num_desc; i++) {
 		struct kvm_stats_desc *d = (struct kvm_stats_desc *)(descs + i * dsz);
 		if (strncmp(d->name, name, h.name_size) || d->size < 1)
 			continue;
-		if (pread(v->stats_fd, val, sizeof(*val), h.data_offset + d->offset) == sizeof(*val))
+		if (pread(v->stats_fd, val, sizeof(*val), h.data_offset + d->offset) ==
+		    sizeof(*val))
 			ret = 0;
 		break;
 	}

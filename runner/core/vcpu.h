@@ -6,8 +6,8 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "core/bus.h"
 #include "core/control.h"
@@ -29,7 +29,7 @@ struct vcpu_env {
 
 struct vcpu {
 	unsigned id;
-	int fd;       /* KVM vCPU fd, -1 in tests */
+	int fd;	      /* KVM vCPU fd, -1 in tests */
 	int stats_fd; /* KVM binary stats fd, -1 when unavailable */
 	struct kvm_run *run;
 	size_t run_size;
@@ -64,8 +64,8 @@ struct vcpu {
 enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run);
 
 /* Create vCPU `id` on vm_fd and map its kvm_run. Returns 0 or -errno. */
-int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id, const struct vcpu_env *env)
-	WARN_UNUSED;
+int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id,
+		const struct vcpu_env *env) WARN_UNUSED;
 /* Start the KVM_RUN loop on its own thread. The calling thread must have the
  * kick signal blocked (see vcpu_block_kick); the vCPU thread unblocks it. */
 int vcpu_start(struct vcpu *v) WARN_UNUSED;

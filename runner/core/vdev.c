@@ -94,8 +94,8 @@ int vdev_attach(struct vdev **out, const struct vdev_env *env, unsigned index,
 	}
 	if ((r = bus_register(env->mmio, d->base, MMIO_SLOT_SIZE, &virtio_mmio_bus_ops, d->t)) <
 	    0) {
-		pr_err("virtio device %u: MMIO slot 0x%llx: %s", index,
-		       (unsigned long long)d->base, strerror(-r));
+		pr_err("virtio device %u: MMIO slot 0x%llx: %s", index, (unsigned long long)d->base,
+		       strerror(-r));
 		goto err;
 	}
 	if ((d->irqfd = kvm_irqfd(env->vm_fd, d->irq)) < 0) {
@@ -108,11 +108,11 @@ int vdev_attach(struct vdev **out, const struct vdev_env *env, unsigned index,
 		*n = (struct qnotify){.op = {.done = queue_kicked}, .d = d, .q = q};
 		n->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		struct kvm_ioeventfd io = {
-			.datamatch = q,
-			.addr = d->base + VIRTIO_MMIO_QUEUE_NOTIFY,
-			.len = 4,
-			.fd = n->fd,
-			.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+		    .datamatch = q,
+		    .addr = d->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+		    .len = 4,
+		    .fd = n->fd,
+		    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
 		};
 		if (n->fd < 0 || ioctl(env->vm_fd, KVM_IOEVENTFD, &io) < 0) {
 			r = -errno;

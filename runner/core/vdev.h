@@ -19,7 +19,7 @@
 /* IRQs for virtio devices: after the legacy ISA lines, up to I/O APIC pin 23
  * (the chip has as many pins as the VM uses: vm.c). */
 #define VDEV_FIRST_IRQ 5
-#define VDEV_MAX (24 - VDEV_FIRST_IRQ)
+#define VDEV_MAX       (24 - VDEV_FIRST_IRQ)
 
 struct vdev_env {
 	int vm_fd;

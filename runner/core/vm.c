@@ -22,12 +22,14 @@
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "core/kvm.h"
+#include "core/logger.h"
 #include "core/mailbox.h"
 #include "core/metrics.h"
 #include "core/phases.h"
 #include "core/seccomp.h"
 #include "core/vcpu.h"
 #include "core/vdev.h"
+#include "core/vm_int.h"
 #include "legacy/console.h"
 #include "legacy/legacy.h"
 #include "legacy/serial.h"
@@ -36,9 +38,6 @@
 #include "x86/loader.h"
 #include "x86/mptable.h"
 #include "x86/x86.h"
-#include "core/logger.h"
-#include "core/vm_int.h"
-
 
 static void kick_all(void *ctx)
 {
@@ -131,8 +130,8 @@ static int evloop_thread_start(void *ctx)
 	int r = seccomp_enter(SECCOMP_EVLOOP);
 
 	if (r < 0)
-		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the event loop: %s",
-				     strerror(-r));
+		control_request_stop(&vm->ctl, STOP_ERROR, 0,
+				     "seccomp filter for the event loop: %s", strerror(-r));
 	return r;
 }
 
@@ -237,11 +236,11 @@ int vm_map_memory(struct vm *vm)
 	for (size_t i = 0; i < gmem_nregions(vm->mem); i++) {
 		const struct gmem_region *g = gmem_region(vm->mem, i);
 		struct kvm_userspace_memory_region m = {
-			.slot = i,
-			.guest_phys_addr = g->gpa,
-			.memory_size = g->size,
-			.userspace_addr = (uint64_t)(uintptr_t)g->host,
-			.flags = gmem_slot_flags(vm->mem), /* dirty logging */
+		    .slot = i,
+		    .guest_phys_addr = g->gpa,
+		    .memory_size = g->size,
+		    .userspace_addr = (uint64_t)(uintptr_t)g->host,
+		    .flags = gmem_slot_flags(vm->mem), /* dirty logging */
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
 			r = -errno;
@@ -266,8 +265,9 @@ int vm_setup_legacy(struct vm *vm)
 		/* As Firecracker's: created if missing, read-write and
 		 * non-blocking (a fifo opens without a reader, a full one
 		 * drops output); appending, as the metrics file. */
-		vm->serial_out_fd = open(ser->serial_out_path,
-					 O_RDWR | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC, 0600);
+		vm->serial_out_fd =
+		    open(ser->serial_out_path, O_RDWR | O_CREAT | O_APPEND | O_NONBLOCK | O_CLOEXEC,
+			 0600);
 		if (vm->serial_out_fd < 0) {
 			r = -errno;
 			pr_err("serial_out_path %s: %s", ser->serial_out_path, strerror(errno));
@@ -343,7 +343,7 @@ int vm_setup_virtio(struct vm *vm)
 	}
 	evloop_set_thread_init(vm->loop, evloop_thread_start, vm);
 	vm->vdev_env = (struct vdev_env){
-		.vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
+	    .vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
 	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
 		return r;
 	env = (struct device_env){.loop = vm->loop};
@@ -381,9 +381,10 @@ int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, si
 		return 0;
 	/* One word of the command line: a space, a quote or "--" would pass
 	 * the rest on as other arguments, or to init. */
-	if (root->partuuid &&
-	    (root->partuuid[strcspn(root->partuuid, " \t\n\"\\")] || strstr(root->partuuid, "--"))) {
-		snprintf(err, errlen, "drive %s: partuuid must be one word of the kernel command line",
+	if (root->partuuid && (root->partuuid[strcspn(root->partuuid, " \t\n\"\\")] ||
+			       strstr(root->partuuid, "--"))) {
+		snprintf(err, errlen,
+			 "drive %s: partuuid must be one word of the kernel command line",
 			 root->drive_id);
 		return -EINVAL;
 	}
@@ -525,8 +526,7 @@ out:
 const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
-    VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
-    VMC_F_NET_MTU;
+    VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID | VMC_F_NET_MTU;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 
@@ -695,11 +695,14 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 		const char *name;
 		int (*fn)(struct vm *vm);
 	} steps[] = {
-		{"seccomp policy", vm_setup_seccomp},
-		{"VM", vm_setup_kvm},	      {"memory", vm_setup_memory}, {"devices", vm_setup_legacy},
-		{"virtio devices", vm_setup_virtio},
-		{"kernel and boot tables", vm_setup_boot}, {"vCPUs", vm_setup_vcpus},
-		{"metrics", vm_setup_metrics},
+	    {"seccomp policy", vm_setup_seccomp},
+	    {"VM", vm_setup_kvm},
+	    {"memory", vm_setup_memory},
+	    {"devices", vm_setup_legacy},
+	    {"virtio devices", vm_setup_virtio},
+	    {"kernel and boot tables", vm_setup_boot},
+	    {"vCPUs", vm_setup_vcpus},
+	    {"metrics", vm_setup_metrics},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
 		uint64_t t0 = now_ns();
@@ -717,8 +720,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 static void tty_raw(struct vm *vm)
 {
 	struct termios t;
-	if (!vm->opts.console_in || !isatty(STDIN_FILENO) ||
-	    tcgetattr(STDIN_FILENO, &vm->tty) < 0)
+	if (!vm->opts.console_in || !isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &vm->tty) < 0)
 		return;
 	/* Keystrokes, ^C included, go to the guest, as with Firecracker. */
 	t = vm->tty;
@@ -744,9 +746,9 @@ static void print_stats(struct vm *vm)
 		 (unsigned long long)e.unhandled);
 	pr_info("%s", line);
 
-	static const char *const kvm_stats[] = {"exits",      "io_exits",      "mmio_exits",
-						"irq_exits",  "halt_exits",    "signal_exits",
-						"irq_window_exits", "insn_emulation", "hypercalls"};
+	static const char *const kvm_stats[] = {
+	    "exits",	    "io_exits",		"mmio_exits",	  "irq_exits", "halt_exits",
+	    "signal_exits", "irq_window_exits", "insn_emulation", "hypercalls"};
 	n = snprintf(line, sizeof(line), "KVM exits (all vCPUs):");
 	for (size_t k = 0; k < ARRAY_SIZE(kvm_stats); k++) {
 		uint64_t sum;
@@ -907,7 +909,8 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 		if (st != VM_STATE_PAUSED)
 			vm_err_set(err, -EPERM, "the microVM must be paused to create a snapshot");
 		else
-			vm_snapshot_execute(vm, (const struct vm_snapshot_args *)(uintptr_t)arg, err);
+			vm_snapshot_execute(vm, (const struct vm_snapshot_args *)(uintptr_t)arg,
+					    err);
 		break;
 	case VM_ACTION_RESET:
 		if (st == VM_STATE_NOT_STARTED)
@@ -964,17 +967,17 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	/* After creating the other threads, so that none inherits this filter,
 	 * and before serving anything (seccomp.h). */
 	if ((r = seccomp_enter(SECCOMP_MAIN)) < 0)
-		control_request_stop(&vm->ctl, STOP_ERROR, 0, "seccomp filter for the main thread: %s",
-				     strerror(-r));
+		control_request_stop(&vm->ctl, STOP_ERROR, 0,
+				     "seccomp filter for the main thread: %s", strerror(-r));
 	/* Set-up is over: what its deeper calls touched leaves RSS. */
 	(void)stack_release_below();
 	while (!control_stopping(&vm->ctl)) {
 		struct pollfd p[4] = {
-			{.fd = mailbox_fd(vm->mb), .events = POLLIN},
-			{.fd = sfd, .events = POLLIN},
-			{.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
-			{.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
-			 .events = POLLIN},
+		    {.fd = mailbox_fd(vm->mb), .events = POLLIN},
+		    {.fd = sfd, .events = POLLIN},
+		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
+		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
+		     .events = POLLIN},
 		};
 		/* A pending partial line (a shell prompt) is flushed on the tick. */
 		int n = poll(p, 4, in_off < in_len ? 10 : 100);
@@ -1052,8 +1055,7 @@ int vm_reset(struct vm *vm, struct vm_err *err)
 int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
 		     vm_edit_fn edit, const void *arg, struct vm_err *err)
 {
-	struct vm_update u = {
-	    .kind = kind, .id = id, .changes = changes, .edit = edit, .arg = arg};
+	struct vm_update u = {.kind = kind, .id = id, .changes = changes, .edit = edit, .arg = arg};
 	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
 }
 
@@ -1077,10 +1079,10 @@ enum vm_state vm_state(struct vm *vm)
 const char *vm_state_name(enum vm_state s)
 {
 	static const char *const names[] = {
-		[VM_STATE_NOT_STARTED] = "Not started",
-		[VM_STATE_RUNNING] = "Running",
-		[VM_STATE_PAUSED] = "Paused",
-		[VM_STATE_STOPPED] = "Stopped",
+	    [VM_STATE_NOT_STARTED] = "Not started",
+	    [VM_STATE_RUNNING] = "Running",
+	    [VM_STATE_PAUSED] = "Paused",
+	    [VM_STATE_STOPPED] = "Stopped",
 	};
 	return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "?";
 }

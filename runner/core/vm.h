@@ -199,7 +199,8 @@ struct vm_restore_args {
  * from the files is trusted before it is checked; a file from another
  * format version, another CPU, truncated or corrupt is refused. 0, or
  * -errno with a message logged naming the file and what is wrong. */
-int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm_opts *o) WARN_UNUSED;
+int vm_restore(struct vm **out, const struct vm_restore_args *a,
+	       const struct vm_opts *o) WARN_UNUSED;
 
 /* Reset in place: take a VM restored from a snapshot (vm_restore, File
  * backend) back to that snapshot in this process, so that nothing of what

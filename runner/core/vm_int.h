@@ -37,13 +37,13 @@ struct vm {
 	struct boot_timer timer;
 	struct exit_dev exitdev;
 	struct boot_info bi;
-	struct evloop *loop;  /* NULL when the VM has no virtio device */
+	struct evloop *loop; /* NULL when the VM has no virtio device */
 	struct vdev_env vdev_env;
 	struct devices *devs; /* NULL when the VM has no virtio device */
-	char devices[1024]; /* virtio_mmio.device= arguments for the kernel */
+	char devices[1024];   /* virtio_mmio.device= arguments for the kernel */
 	struct vcpu_env env;
 	struct vcpu *vcpus;
-	unsigned nvcpus;     /* created so far */
+	unsigned nvcpus; /* created so far */
 	/* Actions for the control thread (the one in vm_run's loop), which
 	 * polls its fd; stop requests wake it through the same fd. */
 	struct mailbox *mb;

@@ -41,8 +41,8 @@
 static const struct {
 	uint32_t leaf, subleaf, reg;
 } feature_words[] = {
-	{1, 0, 2}, {1, 0, 3}, {7, 0, 1}, {7, 0, 2}, {7, 0, 3}, {0xd, 1, 0}, {0x80000001, 0, 2},
-	{0x80000001, 0, 3},
+    {1, 0, 2}, {1, 0, 3},   {7, 0, 1},		{7, 0, 2},
+    {7, 0, 3}, {0xd, 1, 0}, {0x80000001, 0, 2}, {0x80000001, 0, 3},
 };
 
 /* The snapshot's view of a CPU: what vCPU 0 was given. */
@@ -60,11 +60,10 @@ static void cpu_of(struct kvm_cpuid2 *c, struct snap_cpu *out)
 		if (!(e = cpuid_find(c, feature_words[i].leaf, feature_words[i].subleaf)))
 			continue;
 		const uint32_t regs[4] = {e->eax, e->ebx, e->ecx, e->edx};
-		out->w[out->n++] = (struct snap_cpu_word){
-		    .leaf = feature_words[i].leaf,
-		    .subleaf = feature_words[i].subleaf,
-		    .reg = feature_words[i].reg,
-		    .value = regs[feature_words[i].reg]};
+		out->w[out->n++] = (struct snap_cpu_word){.leaf = feature_words[i].leaf,
+							  .subleaf = feature_words[i].subleaf,
+							  .reg = feature_words[i].reg,
+							  .value = regs[feature_words[i].reg]};
 	}
 }
 
@@ -115,8 +114,8 @@ static const struct {
 	const char *id;
 	int (*save)(struct vm *vm, struct wbuf *b, char *why, size_t n);
 } vm_parts[] = {
-	{"time", save_time},	 {"vm", save_kvm_vm},	{"serial", save_serial},
-	{"i8042", save_i8042}, {"memory", save_layout},
+    {"time", save_time},   {"vm", save_kvm_vm},	    {"serial", save_serial},
+    {"i8042", save_i8042}, {"memory", save_layout},
 };
 
 /* One section: what save (vcpu: -1 for a vm_parts entry, else the vCPU)
@@ -209,8 +208,7 @@ out:
 
 /* Every component's section, then the memory file, then the state file
  * (atomically: a reader never sees half of one). */
-static int write_snapshot(struct vm *vm, const struct vm_snapshot_args *a, char *err,
-			  size_t errlen)
+static int write_snapshot(struct vm *vm, const struct vm_snapshot_args *a, char *err, size_t errlen)
 {
 	struct snap_writer w;
 	struct snap_cpu cpu;
@@ -246,14 +244,14 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 	int r;
 
 	if (a->type == VM_SNAPSHOT_DIFF && !vm->c.machine.track_dirty_pages) {
-		vm_err_set(err, -EINVAL,
-			   "a diff snapshot needs track_dirty_pages set in the machine configuration");
+		vm_err_set(
+		    err, -EINVAL,
+		    "a diff snapshot needs track_dirty_pages set in the machine configuration");
 		return;
 	}
 	/* Devices come to rest: I/O in flight finishes (the loop runs), then,
 	 * with the loop parked, they give back what they hold. */
-	if (vm->devs &&
-	    devices_drain(vm->devs, now_ns() + SNAPSHOT_DRAIN_MS * 1000000ull, err) < 0)
+	if (vm->devs && devices_drain(vm->devs, now_ns() + SNAPSHOT_DRAIN_MS * 1000000ull, err) < 0)
 		return;
 	if (vm->loop && (r = evloop_pause(vm->loop)) < 0) {
 		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
@@ -497,7 +495,8 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 		snprintf(id, sizeof(id), "vcpu%u", i);
 		if ((r = section(s, id, &rb)) < 0)
 			return r;
-		if ((r = vcpu_state_restore(vm->vcpus[i].fd, vm->sys_fd, &rb, why, sizeof(why))) < 0) {
+		if ((r = vcpu_state_restore(vm->vcpus[i].fd, vm->sys_fd, &rb, why, sizeof(why))) <
+		    0) {
 			pr_err("vCPU %u: %s", i, why);
 			return r;
 		}
@@ -590,7 +589,8 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 		pr_err("%s", r == -ENOMEM ? "out of memory" : why);
 		return r;
 	}
-	pr_debug("state file read and checked in %llu us", (unsigned long long)(now_ns() - t0) / 1000);
+	pr_debug("state file read and checked in %llu us",
+		 (unsigned long long)(now_ns() - t0) / 1000);
 	phases_mark(BP_STATE_READ);
 	if ((r = vm_restore_config(&s.config, a, &c)) < 0)
 		goto out;
@@ -602,20 +602,36 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 	 * and the saved state put into the new VM and devices last. */
 	enum { SECCOMP, KVM, MEMORY, LEGACY, VIRTIO, VCPUS, STATE, METRICS, NSTEPS };
 	static const char *const step_name[NSTEPS] = {
-	    "seccomp policy", "VM", "memory", "devices", "virtio devices", "vCPUs", "saved state",
-	    "metrics"};
+	    "seccomp policy", "VM",    "memory",      "devices",
+	    "virtio devices", "vCPUs", "saved state", "metrics"};
 	for (int i = 0; i < NSTEPS; i++) {
 		uint64_t ts = now_ns();
 
 		switch (i) {
-		case SECCOMP: r = vm_setup_seccomp(vm); break;
-		case KVM: r = vm_setup_kvm(vm); break;
-		case MEMORY: r = restore_memory(vm, &s, a); break;
-		case LEGACY: r = vm_setup_legacy(vm); break;
-		case VIRTIO: r = vm_setup_virtio(vm); break;
-		case VCPUS: r = vm_setup_vcpus(vm); break;
-		case STATE: r = restore_state(vm, &s, a, false); break;
-		default: r = vm_setup_metrics(vm); break;
+		case SECCOMP:
+			r = vm_setup_seccomp(vm);
+			break;
+		case KVM:
+			r = vm_setup_kvm(vm);
+			break;
+		case MEMORY:
+			r = restore_memory(vm, &s, a);
+			break;
+		case LEGACY:
+			r = vm_setup_legacy(vm);
+			break;
+		case VIRTIO:
+			r = vm_setup_virtio(vm);
+			break;
+		case VCPUS:
+			r = vm_setup_vcpus(vm);
+			break;
+		case STATE:
+			r = restore_state(vm, &s, a, false);
+			break;
+		default:
+			r = vm_setup_metrics(vm);
+			break;
 		}
 		if (r < 0)
 			goto out;

@@ -14,7 +14,7 @@
  * end marker (since 3.11), after which
  * it spins with interrupts on, for ever; with panic=N > 0 the second line,
  * after which it waits N seconds and resets. */
-#define PANIC_END_MARK "---[ end " PANIC_MARK
+#define PANIC_END_MARK	  "---[ end " PANIC_MARK
 #define PANIC_REBOOT_MARK "Rebooting in "
 
 struct console {

@@ -400,7 +400,6 @@ int i8042_save(const struct i8042 *ck, struct wbuf *w)
 /* A refusal: -errno, err saying which field (fmt is a literal). */
 #define refuse(e, err, errlen, ...) err_set(err, errlen, e, "i8042: " __VA_ARGS__)
 
-
 /* The commands that wait for a byte on the data port: the only values
  * i8042_cmd_write leaves in cmd, and kbd_write in kbd_cmd. */
 static bool cmd_takes_byte(uint8_t c)

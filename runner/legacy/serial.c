@@ -334,7 +334,6 @@ int serial_save(const struct serial *cs, struct wbuf *w)
 /* A refusal: -errno, err saying which field (fmt is a literal). */
 #define refuse(e, err, errlen, ...) err_set(err, errlen, e, "serial: " __VA_ARGS__)
 
-
 int serial_restore(struct serial *s, struct rbuf *r, char *err, size_t errlen)
 {
 	struct serial n;

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +19,8 @@
 #include "agent/proto.h"
 #include "core/util.h"
 
-#define ANSWER_MAX   32  /* "OK 4294967295\n" is 14 */
-#define RETRY_MIN_MS 2	 /* between two tries to reach the agent, doubling */
+#define ANSWER_MAX   32 /* "OK 4294967295\n" is 14 */
+#define RETRY_MIN_MS 2	/* between two tries to reach the agent, doubling */
 #define RETRY_MAX_MS 100
 
 struct agentc {
@@ -111,10 +111,9 @@ static int dial(struct agentc *a, const struct agentc_params *p, uint64_t deadli
 		/* The socket's inode through its descriptor's magic link: no
 		 * name in somebody else's tree is followed. */
 		if ((path = p->open_uds(p->open_ctx, p->uds)) < 0)
-			return path == -ENOENT ? 0
-					       : (say(a, "flint serve: %s: %s", p->uds,
-						      strerror(-path)),
-						  -1);
+			return path == -ENOENT
+				   ? 0
+				   : (say(a, "flint serve: %s: %s", p->uds, strerror(-path)), -1);
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", path);
 	} else {
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->uds);
@@ -205,7 +204,8 @@ int agentc_start(struct agentc **out, const struct agentc_params *p)
 	long len;
 
 	*out = NULL;
-	if (!a || !(a->err = malloc(cap + 1)) || !(a->tx.buf = malloc(AGENT_HDR_SIZE + AGENT_REQUEST_MAX))) {
+	if (!a || !(a->err = malloc(cap + 1)) ||
+	    !(a->tx.buf = malloc(AGENT_HDR_SIZE + AGENT_REQUEST_MAX))) {
 		if (a)
 			free(a->err);
 		free(a);
@@ -241,7 +241,8 @@ int agentc_start(struct agentc **out, const struct agentc_params *p)
 	a->ready_ns = now_ns();
 	a->in_open = true;
 	if (p->timeout_s)
-		a->deadline_ns = a->ready_ns + (uint64_t)(p->timeout_s + AGENTC_MARGIN_S) * 1000000000ULL;
+		a->deadline_ns =
+		    a->ready_ns + (uint64_t)(p->timeout_s + AGENTC_MARGIN_S) * 1000000000ULL;
 	return 0;
 }
 

@@ -193,8 +193,8 @@ static void finish(struct call *c)
 		const char *lw[] = {fn, c->warm ? "true" : "false"};
 		serve_ignore(prom_histogram_observe(s->m.restore, lw, c->restore_ms / 1e3));
 	}
-	serve_ignore(prom_histogram_observe(s->m.run, l1,
-					    c->run_ms >= 0 ? c->run_ms / 1e3 : secs(c->res.run_ns)));
+	serve_ignore(prom_histogram_observe(
+	    s->m.run, l1, c->run_ms >= 0 ? c->run_ms / 1e3 : secs(c->res.run_ns)));
 	serve_ignore(prom_histogram_observe(s->m.total, l1, secs(now_ns() - c->t0)));
 
 	pthread_mutex_lock(&s->lock);
@@ -412,8 +412,7 @@ static json_t *text_json(const char *p, size_t len)
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *type,
 			      char *body, size_t len, struct call *c)
 {
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result ret;
 
 	if (!r) {
@@ -459,7 +458,8 @@ static enum MHD_Result answer_inline(struct MHD_Connection *conn, struct call *c
 	json_object_set_new(o, "stderr", text_json(c->err_text ? c->err_text : "", c->err_len));
 	json_object_set_new(o, "stderr_truncated", json_boolean(c->res.err_truncated));
 	json_object_set_new(o, "queue_ms", json_real(c->wait_ns / 1e6));
-	json_object_set_new(o, "restore_ms", c->restore_ms >= 0 ? json_real(c->restore_ms) : json_null());
+	json_object_set_new(o, "restore_ms",
+			    c->restore_ms >= 0 ? json_real(c->restore_ms) : json_null());
 	json_object_set_new(o, "run_ms", c->run_ms >= 0 ? json_real(c->run_ms) : json_null());
 	json_object_set_new(o, "warm", json_boolean(c->warm));
 	text = json_dumps(o, JSON_COMPACT);
@@ -582,8 +582,8 @@ static unsigned place(struct call *c, char *msg, size_t len)
 	const char *lv[] = {c->fn->cfg.name, pool_refuse_name(why)};
 	if (!run) {
 		serve_ignore(prom_counter_add(s->m.refused, lv, 1));
-		snprintf(msg, len, "%s", s->stopping ? "the server is stopping"
-						     : serve_refuse_text(why));
+		snprintf(msg, len, "%s",
+			 s->stopping ? "the server is stopping" : serve_refuse_text(why));
 		return serve_refuse_status(why);
 	}
 	c->req = w.req;
@@ -684,8 +684,8 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 	if (!c->fn || c->fn->state == SFN_REGISTERING) {
 		pthread_mutex_unlock(&s->lock);
 		st = c->fn ? 409 : 404;
-		snprintf(msg, sizeof(msg), c->fn ? "function %s is still being registered"
-						 : "no function %s", name);
+		snprintf(msg, sizeof(msg),
+			 c->fn ? "function %s is still being registered" : "no function %s", name);
 		c->fn = NULL;
 		free(c->body);
 		free(c);

@@ -19,7 +19,7 @@
 #include "core/logger.h"
 
 #define MAX_HIERARCHIES 16
-#define RM_DEPTH_MAX 64 /* a deeper tree in a jail is left (and said) */
+#define RM_DEPTH_MAX	64 /* a deeper tree in a jail is left (and said) */
 
 struct jailing {
 	pthread_mutex_t lock;
@@ -135,7 +135,8 @@ int jailing_new(struct jailing **out, const struct jailing_opts *o, const char *
 	snprintf(j->jailer, sizeof(j->jailer), "%s", o->jailer);
 	snprintf(j->flint, sizeof(j->flint), "%s", flint);
 	snprintf(j->base, sizeof(j->base), "%s", o->base ? o->base : JAILING_DEFAULT_BASE);
-	snprintf(j->parent, sizeof(j->parent), "%s", o->parent ? o->parent : JAILING_DEFAULT_PARENT);
+	snprintf(j->parent, sizeof(j->parent), "%s",
+		 o->parent ? o->parent : JAILING_DEFAULT_PARENT);
 	snprintf(j->exec_name, sizeof(j->exec_name), "%s", slash ? slash + 1 : flint);
 	for (unsigned i = 0; i < o->ncgroups; i++) {
 		if (!(j->cgroups[i] = strdup(o->cgroups[i])))
@@ -248,9 +249,8 @@ static int make_launcher(struct jail_slot *sl, unsigned mem_mib)
 			 ((uint64_t)mem_mib + JAILING_OVERHEAD_MIB) << 20);
 		cg[ncg++] = mem;
 	}
-	const char *fixed[] = {j->jailer, "--id",	  sl->id,  "--exec-file",
-			       j->flint,  "--uid",	  uid,	   "--gid",
-			       gid,	  "--chroot-base-dir", j->base};
+	const char *fixed[] = {j->jailer, "--id",  sl->id, "--exec-file",	j->flint, "--uid",
+			       uid,	  "--gid", gid,	   "--chroot-base-dir", j->base};
 	if (!(sl->launcher = calloc(ARRAY_SIZE(fixed) + 2 + 2 * ncg + 2, sizeof(char *))))
 		return -ENOMEM;
 	for (unsigned i = 0; i < ARRAY_SIZE(fixed); i++)
@@ -260,7 +260,8 @@ static int make_launcher(struct jail_slot *sl, unsigned mem_mib)
 		    !(sl->launcher[n++] = strdup(parent))))
 		return -ENOMEM;
 	for (unsigned i = 0; i < ncg; i++)
-		if (!(sl->launcher[n++] = strdup("--cgroup")) || !(sl->launcher[n++] = strdup(cg[i])))
+		if (!(sl->launcher[n++] = strdup("--cgroup")) ||
+		    !(sl->launcher[n++] = strdup(cg[i])))
 			return -ENOMEM;
 	if (!(sl->launcher[n++] = strdup("--")))
 		return -ENOMEM;
@@ -356,8 +357,8 @@ int jail_open_beneath(const struct jail_slot *sl, const char *path, int flags)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_CLOEXEC),
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-		       RESOLVE_NO_XDEV,
+	    .resolve =
+		RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
 	int root, fd;
 
@@ -387,13 +388,14 @@ static int copy_data(int in, int out, off_t size)
 		if ((hole = lseek(in, data, SEEK_HOLE)) < 0)
 			return -errno;
 		while (data < hole) {
-			size_t want = hole - data < (off_t)sizeof(buf) ? (size_t)(hole - data)
-								       : sizeof(buf);
+			size_t want =
+			    hole - data < (off_t)sizeof(buf) ? (size_t)(hole - data) : sizeof(buf);
 			ssize_t n = pread(in, buf, want, data);
 			if (n <= 0)
 				return n < 0 ? -errno : -EIO;
 			for (ssize_t done = 0; done < n;) {
-				ssize_t w = pwrite(out, buf + done, (size_t)(n - done), data + done);
+				ssize_t w =
+				    pwrite(out, buf + done, (size_t)(n - done), data + done);
 				if (w < 0)
 					return -errno;
 				done += w;

@@ -24,8 +24,8 @@
 
 #include "core/util.h"
 
-#define JAILING_MAX_CGROUPS 8
-#define JAILING_DEFAULT_BASE "/srv/flint-jail"
+#define JAILING_MAX_CGROUPS    8
+#define JAILING_DEFAULT_BASE   "/srv/flint-jail"
 #define JAILING_DEFAULT_PARENT "flint-serve"
 /* Memory a VM's flint uses besides its guest memory, in the default
  * cgroup limit (flint itself, page tables, the memory file's page cache
@@ -33,11 +33,11 @@
 #define JAILING_OVERHEAD_MIB 64
 
 struct jailing_opts {
-	const char *jailer;	 /* flint-jail's path; NULL: no jails */
-	const char *base;	 /* --chroot-base-dir; NULL: the default */
+	const char *jailer;	      /* flint-jail's path; NULL: no jails */
+	const char *base;	      /* --chroot-base-dir; NULL: the default */
 	uint32_t uid_first, uid_last; /* inclusive; first > 0 */
-	int64_t gid;		 /* -1: each VM's gid is its uid */
-	const char *parent;	 /* the cgroup parent; NULL: the default */
+	int64_t gid;		      /* -1: each VM's gid is its uid */
+	const char *parent;	      /* the cgroup parent; NULL: the default */
 	/* flint-jail --cgroup FILE=VALUE settings for every VM; none: the
 	 * memory limit. */
 	const char *cgroups[JAILING_MAX_CGROUPS];
@@ -81,8 +81,7 @@ void jail_give(void *slot);
 
 /* The host path of path in the jail (an absolute in-jail path). 0 or
  * -ENAMETOOLONG. */
-int jail_host_path(const struct jail_slot *sl, const char *path, char *out,
-		   size_t len) WARN_UNUSED;
+int jail_host_path(const struct jail_slot *sl, const char *path, char *out, size_t len) WARN_UNUSED;
 /* Opens path (absolute, in the jail) beneath the jail's root with flags
  * (O_PATH for a socket), no symlink followed on the way. An fd, or
  * -errno. */

@@ -68,7 +68,8 @@ const char *serve_refuse_text(enum pool_refuse r)
 	case POOL_REFUSE_FN_FULL:
 		return "the function's max_concurrency is in use and its queue is full";
 	case POOL_REFUSE_LIMITS:
-		return "the server's limits on VMs or guest memory are reached and the queue is full";
+		return "the server's limits on VMs or guest memory are reached and the queue is "
+		       "full";
 	case POOL_REFUSE_TIMEOUT:
 		return "no VM became free within the queue timeout";
 	default:
@@ -630,7 +631,7 @@ static char *json_text(json_t *o)
 /* In a registration's jail: where its flint saves the snapshot, which
  * the server then copies out into the function's directory. */
 #define JAIL_STATE "/snapshot/state"
-#define JAIL_MEM "/snapshot/mem"
+#define JAIL_MEM   "/snapshot/mem"
 
 /* The kernel and root image a jailed registration boots, by their host
  * paths: the function's, or flint run's defaults as this server's own
@@ -755,7 +756,8 @@ unsigned serve_fn_register(struct server *s, const char *name, const char *body,
 	}
 	if (fn->cfg.mem_mib > s->o.max_mem_mib) {
 		st = 400;
-		snprintf(msg, sizeof(msg), "mem_mib %u is over the server's --max-mem (%" PRIu64 " MiB)",
+		snprintf(msg, sizeof(msg),
+			 "mem_mib %u is over the server's --max-mem (%" PRIu64 " MiB)",
 			 fn->cfg.mem_mib, s->o.max_mem_mib);
 		fn_config_free(&fn->cfg);
 		free(fn);
@@ -771,8 +773,8 @@ unsigned serve_fn_register(struct server *s, const char *name, const char *body,
 		else
 			*out = serve_fault("function %s exists (%s)%s", name,
 					   old->state == SFN_REGISTERING ? "being registered"
-					   : old->state == SFN_READY    ? "with another configuration"
-									: "being removed",
+					   : old->state == SFN_READY ? "with another configuration"
+								     : "being removed",
 					   old->state == SFN_READY ? ": DELETE it first" : "");
 		pthread_mutex_unlock(&s->lock);
 		pthread_cond_destroy(&fn->gone);
@@ -923,10 +925,9 @@ static json_t *stats_json(const struct pool_stats *st)
 			 "vms_started", (json_int_t)st->vms_started, "warm_started",
 			 (json_int_t)st->warm_started, "vms_failed", (json_int_t)st->vms_failed,
 			 "evicted", (json_int_t)st->evicted, "retired", (json_int_t)st->retired,
-			 "running", (json_int_t)st->running, "queue_len",
-			 (json_int_t)st->queue_len, "warm", (json_int_t)st->warm, "starting",
-			 (json_int_t)st->starting, "vms", (json_int_t)st->vms, "mem_mib",
-			 (json_int_t)st->mem_mib);
+			 "running", (json_int_t)st->running, "queue_len", (json_int_t)st->queue_len,
+			 "warm", (json_int_t)st->warm, "starting", (json_int_t)st->starting, "vms",
+			 (json_int_t)st->vms, "mem_mib", (json_int_t)st->mem_mib);
 }
 
 static const char *state_name(enum serve_fn_state st)
@@ -986,10 +987,10 @@ unsigned serve_info(struct server *s, char **out)
 	pthread_mutex_lock(&s->lock);
 	pool_stats(s->pool, &st);
 	o = json_pack("{s:s,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o}", "state_dir", s->o.state_dir,
-		      "per_request", s->o.reset ? "reset" : "restore", "limits",
-		      "max_vms", (json_int_t)s->o.max_vms, "max_mem_mib",
-		      (json_int_t)s->o.max_mem_mib, "max_queue", (json_int_t)s->o.max_queue,
-		      "fn_queue", (json_int_t)s->o.fn_queue, "queue_timeout_s",
+		      "per_request", s->o.reset ? "reset" : "restore", "limits", "max_vms",
+		      (json_int_t)s->o.max_vms, "max_mem_mib", (json_int_t)s->o.max_mem_mib,
+		      "max_queue", (json_int_t)s->o.max_queue, "fn_queue",
+		      (json_int_t)s->o.fn_queue, "queue_timeout_s",
 		      (json_int_t)s->o.queue_timeout_s, "pool", stats_json(&st));
 	pthread_mutex_unlock(&s->lock);
 	*out = json_text(o);
@@ -1055,7 +1056,7 @@ unsigned serve_err_get(struct server *s, const char *fn, uint64_t id, char **out
 /* ---- metrics ---- */
 
 static const double time_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-				     0.5,   1,	    2.5,   5,	 10,	30,    60};
+				     0.5,   1,	    2.5,   5,	 10,	30,   60};
 #define NB (sizeof(time_bounds) / sizeof(time_bounds[0]))
 
 int serve_metrics_init(struct serve_metrics *m)
@@ -1087,10 +1088,11 @@ int serve_metrics_init(struct serve_metrics *m)
 	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_request_seconds",
 				 "From the request's body received to the command's end", fn_l,
 				 time_bounds, NB, &m->total)) < 0 ||
-	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_reset_seconds",
-				 "A VM's reset in place to its snapshot after a request (--per-request "
-				 "reset), as the server waited for it",
-				 fn_l, time_bounds, NB, &m->reset)) < 0 ||
+	    (r = prom_family_add(
+		 m->reg, PROM_HISTOGRAM, "flint_serve_reset_seconds",
+		 "A VM's reset in place to its snapshot after a request (--per-request "
+		 "reset), as the server waited for it",
+		 fn_l, time_bounds, NB, &m->reset)) < 0 ||
 	    (r = prom_family_add(m->reg, PROM_GAUGE, "flint_serve_vms",
 				 "VMs alive by function and state (warm, busy)", st_l, NULL, 0,
 				 &m->vms)) < 0 ||

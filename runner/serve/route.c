@@ -55,8 +55,8 @@ static enum serve_ep pick(struct serve_route *r, const char *method, const char 
 {
 	if (!allowed(method, allow))
 		return refuse(r, 405, allow, "%s does not take this method", path);
-	r->ep = !strcmp(method, "GET") ? get
-		: !strcmp(method, "PUT") ? put
+	r->ep = !strcmp(method, "GET")	  ? get
+		: !strcmp(method, "PUT")  ? put
 		: !strcmp(method, "POST") ? post
 					  : del;
 	return r->ep;
@@ -116,6 +116,6 @@ enum serve_ep serve_route(const char *method, const char *path, struct serve_rou
 			return refuse(r, 404, NULL, "no such endpoint%s", "");
 		return refuse(r, 400, NULL, "an invocation id is a decimal number from 1%s", "");
 	}
-	return pick(r, method, "GET", "/functions/{name}/invocations/{id}/stderr",
-		    SERVE_EP_STDERR, 0, 0, 0);
+	return pick(r, method, "GET", "/functions/{name}/invocations/{id}/stderr", SERVE_EP_STDERR,
+		    0, 0, 0);
 }

@@ -25,9 +25,9 @@
 #include "serve/route.h"
 #include "serve/server_int.h"
 
-#define SERVE_EXIT_ERROR 125
+#define SERVE_EXIT_ERROR      125
 #define SERVE_MAX_CONNECTIONS 1024u
-#define SERVE_IDLE_TIMEOUT_S 120u
+#define SERVE_IDLE_TIMEOUT_S  120u
 
 static void usage(FILE *f)
 {
@@ -70,8 +70,8 @@ static void usage(FILE *f)
 		"                       plus %d MiB)\n"
 		"  --verbose            log more\n"
 		"  --help\n",
-		SERVE_MAX_LISTEN, JAILING_DEFAULT_BASE, JAILING_DEFAULT_PARENT,
-		JAILING_MAX_CGROUPS, JAILING_OVERHEAD_MIB);
+		SERVE_MAX_LISTEN, JAILING_DEFAULT_BASE, JAILING_DEFAULT_PARENT, JAILING_MAX_CGROUPS,
+		JAILING_OVERHEAD_MIB);
 }
 
 enum {
@@ -108,8 +108,8 @@ static int number(const char *opt, const char *s, uint64_t min, uint64_t max, ui
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
-		pr_err("flint serve: %s %s: expected a number from %" PRIu64 " to %" PRIu64, opt,
-		       s, min, max);
+		pr_err("flint serve: %s %s: expected a number from %" PRIu64 " to %" PRIu64, opt, s,
+		       min, max);
 		return -EINVAL;
 	}
 	*out = v;
@@ -130,9 +130,21 @@ static int parse_bytes(const char *s, uint64_t *out)
 	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		end++;
+		break;
 	}
 	if (*end || v > (UINT64_MAX >> shift))
 		return -EINVAL;
@@ -276,10 +288,12 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 			o->jail.jailer = optarg;
 			break;
 		case O_UID_RANGE:
-			if (jailing_parse_range(optarg, &o->jail.uid_first, &o->jail.uid_last) < 0) {
-				pr_err("flint serve: --uid-range %s: expected FIRST-LAST, 0 < FIRST "
-				       "<= LAST",
-				       optarg);
+			if (jailing_parse_range(optarg, &o->jail.uid_first, &o->jail.uid_last) <
+			    0) {
+				pr_err(
+				    "flint serve: --uid-range %s: expected FIRST-LAST, 0 < FIRST "
+				    "<= LAST",
+				    optarg);
 				return -EINVAL;
 			}
 			break;
@@ -357,7 +371,8 @@ static int listen_on(const char *spec)
 		strcpy(sa.sun_path, path);
 		if (lstat(path, &st) == 0) {
 			if (!S_ISSOCK(st.st_mode)) {
-				pr_err("flint serve: --listen %s: exists and is not a socket", spec);
+				pr_err("flint serve: --listen %s: exists and is not a socket",
+				       spec);
 				return -EEXIST;
 			}
 			unlink(path);
@@ -439,8 +454,8 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char
 	return ret;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *body,
-				 size_t len, const char *type)
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+				 const char *type)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -470,10 +485,10 @@ static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, cons
 	if (serve_route(method, url, &rt) == SERVE_EP_NONE)
 		return send_json(c, rt.status, serve_fault("%s", rt.err), rt.allow);
 	if (b->total > s->o.max_body)
-		return send_json(c, 413,
-				 serve_fault("the request body is over --max-body (%zu bytes)",
-					     s->o.max_body),
-				 NULL);
+		return send_json(
+		    c, 413,
+		    serve_fault("the request body is over --max-body (%zu bytes)", s->o.max_body),
+		    NULL);
 	if (rt.ep != SERVE_EP_INVOKE && rt.ep != SERVE_EP_FN_PUT && b->total)
 		return send_json(c, 400, serve_fault("%s %s takes no body", method, url), NULL);
 	switch (rt.ep) {
@@ -526,8 +541,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*con_cls = b;
 		/* A body announced beyond the cap is refused unread. */
-		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *cl =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		char *end;
 		unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
 		if (cl && *cl >= '0' && *cl <= '9' && !*end && n > s->o.max_body) {
@@ -685,13 +700,12 @@ int serve_main(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < s->o.nlisten; i++) {
-		d[i] = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
-					    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
-					0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
-					fds[i], MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-					MHD_OPTION_CONNECTION_LIMIT, SERVE_MAX_CONNECTIONS,
-					MHD_OPTION_CONNECTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S,
-					MHD_OPTION_END);
+		d[i] = MHD_start_daemon(
+		    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
+		    0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fds[i],
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+		    SERVE_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S,
+		    MHD_OPTION_END);
 		if (!d[i]) {
 			pr_err("flint serve: cannot serve HTTP on %s", s->o.listen[i]);
 			goto out;

@@ -70,7 +70,7 @@ struct serve_fn {
 	/* --jail: the kernel and root image its registration booted (the
 	 * defaults resolved), the root image staged as drive0 at restores. */
 	char kernel[PATH_MAX], rootfs[PATH_MAX];
-	double save_ms; /* registering: boot, prepare and snapshot */
+	double save_ms;	       /* registering: boot, prepare and snapshot */
 	struct worker *saving; /* the registering flint, for a shutdown */
 	pthread_cond_t gone;   /* the pool said GONE, or the server stops */
 };
@@ -91,8 +91,8 @@ struct serve_vm {
 	/* --jail: vmw's jail (the worker's: valid while vmw is), uds being
 	 * a path in it. */
 	struct jail_slot *jail;
-	pid_t pid;	     /* the VM's flint, for its RSS */
-	struct worker *run_w; /* busy: the request's worker (its call's), to kill */
+	pid_t pid;	       /* the VM's flint, for its RSS */
+	struct worker *run_w;  /* busy: the request's worker (its call's), to kill */
 	struct agentc *run_ac; /* or its session with the VM's agent */
 	bool busy;
 	bool lost; /* warm, its flint ended by itself: say how, at its reaping */
@@ -145,7 +145,7 @@ struct server {
 	uint64_t dir_seq;
 	bool stopping;
 	pthread_cond_t manager_cv; /* CLOCK_MONOTONIC */
-	struct jailing *jail; /* NULL: VMs run unjailed */
+	struct jailing *jail;	   /* NULL: VMs run unjailed */
 	pthread_t manager;
 	bool manager_started;
 	struct serve_metrics m;
@@ -154,7 +154,7 @@ struct server {
 /* registry.c */
 struct serve_fn *serve_fn_find(struct server *s, const char *name);
 void serve_fn_put(struct server *s, struct serve_fn *fn); /* under the lock */
-void serve_do_acts(struct server *s);			   /* under the lock */
+void serve_do_acts(struct server *s);			  /* under the lock */
 struct serve_vm *serve_vm_find(struct server *s, uint64_t id);
 void serve_vm_unlink(struct server *s, struct serve_vm *v);
 void serve_vm_free(struct server *s, struct serve_vm *v); /* under the lock */

@@ -30,7 +30,7 @@ extern char **environ;
 #define DRAIN_READS  64		/* reads of each pipe once flint has exited */
 /* The highest signal number (SIGRTMAX on Linux): 128+N above it is a
  * command's own exit status, not a signal. */
-#define SIGNAL_MAX 64
+#define SIGNAL_MAX	64
 #define STATUS_LINE_MAX 128 /* flint run --status-fd's line */
 /* flint --control-fd's answer line, "error <message>", at most. */
 #define CONTROL_LINE_MAX 640
@@ -95,8 +95,8 @@ void worker_argv_free(char **argv)
  * --vsock-override UDS --console none [opts]. */
 static int vm_argv(const struct worker_params *p, char ***out)
 {
-	const char *fixed[] = {"--restore", p->state,	     "--mem-file", p->mem,
-			       "--vsock-override", p->uds, "--console",  "none"};
+	const char *fixed[] = {"--restore",	   p->state, "--mem-file", p->mem,
+			       "--vsock-override", p->uds,   "--console",  "none"};
 	size_t nl = count(p->launcher), no = count(p->opts), n = 0;
 	char **v;
 
@@ -141,8 +141,7 @@ int worker_argv(const struct worker_params *p, char ***out)
 	*out = NULL;
 	if (p->kind == WORKER_VM)
 		return vm_argv(p, out);
-	if (!p->flint || !*p->flint ||
-	    (attach ? !p->uds || !*p->uds : !p->state || !p->mem) ||
+	if (!p->flint || !*p->flint || (attach ? !p->uds || !*p->uds : !p->state || !p->mem) ||
 	    (p->kind != WORKER_RESTORE && p->kind != WORKER_WARM && !save && !attach) ||
 	    (!save && !na) || (p->save_after && !save) || p->control ||
 	    (p->launcher_runs_flint && !nl))

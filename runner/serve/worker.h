@@ -5,15 +5,14 @@
  * stdout and stderr, and for a warm worker a go pipe: `flint run --restore
  * STATE --mem-file MEM --wait-fd 3` restores its VM paused and waits for one
  * byte there. An attached worker has no VM of its own: `flint run --attach
- * UDS` runs its command in a VM that runs already (reuse isolation). The server thread that owns a request drives its worker:
- * release it (warm), stream the request body into its stdin and its stdout
- * out to the client (worker_read or worker_pump: one poll loop that also
- * keeps stderr, up to a cap), then collect the outcome (worker_wait), which
- * reaps the process. A wall-clock deadline (timeout_s plus a margin, from
- * the start or the release) kills the whole process group with SIGKILL, as
- * does flint's own exit for anything it left behind, so no process
- * outlives its worker; worker_destroy kills and reaps whatever is left, so
- * a worker whose thread is gone can always be ended.
+ * UDS` runs its command in a VM that runs already (reuse isolation). The server thread that owns a
+ * request drives its worker: release it (warm), stream the request body into its stdin and its
+ * stdout out to the client (worker_read or worker_pump: one poll loop that also keeps stderr, up to
+ * a cap), then collect the outcome (worker_wait), which reaps the process. A wall-clock deadline
+ * (timeout_s plus a margin, from the start or the release) kills the whole process group with
+ * SIGKILL, as does flint's own exit for anything it left behind, so no process outlives its worker;
+ * worker_destroy kills and reaps whatever is left, so a worker whose thread is gone can always be
+ * ended.
  *
  * Threads: one thread drives a worker; worker_kill may come from any
  * thread at any time. SIGPIPE: writes to the child's pipes block it on the
@@ -77,8 +76,8 @@ struct worker_params {
 	/* The snapshot's state and memory files; not WORKER_ATTACH's (which
 	 * ignores them). */
 	const char *state, *mem;
-	const char *uds; /* WORKER_ATTACH, WORKER_VM: the VM's vsock socket */
-	unsigned timeout_s;	 /* flint run --timeout; 0 for none */
+	const char *uds;    /* WORKER_ATTACH, WORKER_VM: the VM's vsock socket */
+	unsigned timeout_s; /* flint run --timeout; 0 for none */
 	/* The deadline in seconds from the start (a warm worker: from its
 	 * release). 0: timeout_s + WORKER_MARGIN_S, or none without a
 	 * timeout. */

@@ -22,7 +22,6 @@ _Static_assert(sizeof(FLINT_VERSION) <= SNAP_MAX_VERSION + 1, "FLINT_VERSION too
 #define OFF_HCRC   20
 #define CRC_LEN	   4u
 
-
 static uint32_t crc(const uint8_t *p, size_t n)
 {
 	return (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), p, n);
@@ -66,16 +65,16 @@ static int cpu_check(const struct snap_cpu *c, char *err, size_t errlen)
 
 	if (vlen == sizeof(c->vendor) || !printable(c->vendor, vlen, true))
 		return err_set(err, errlen, -EINVAL,
-			    "CPU vendor is not up to 12 printable characters");
+			       "CPU vendor is not up to 12 printable characters");
 	if (c->n > SNAP_MAX_CPU_WORDS)
 		return err_set(err, errlen, -EINVAL, "%u CPU words, at most %u", c->n,
-			    SNAP_MAX_CPU_WORDS);
+			       SNAP_MAX_CPU_WORDS);
 	for (unsigned i = 0; i < c->n; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (same_word(&c->w[i], &c->w[j]))
 				return err_set(err, errlen, -EINVAL,
-					    "CPU word leaf 0x%x subleaf 0x%x register %u twice",
-					    c->w[i].leaf, c->w[i].subleaf, c->w[i].reg);
+					       "CPU word leaf 0x%x subleaf 0x%x register %u twice",
+					       c->w[i].leaf, c->w[i].subleaf, c->w[i].reg);
 	return 0;
 }
 
@@ -86,8 +85,8 @@ int snap_cpu_compatible(const struct snap_cpu *saved, const struct snap_cpu *hos
 		return err_set(err, errlen, -EINVAL, "too many CPU words");
 	if (strncmp(saved->vendor, host->vendor, sizeof(saved->vendor)))
 		return err_set(err, errlen, -EINVAL,
-			    "the snapshot's CPU is '%.12s', this host's is '%.12s'", saved->vendor,
-			    host->vendor);
+			       "the snapshot's CPU is '%.12s', this host's is '%.12s'",
+			       saved->vendor, host->vendor);
 	for (unsigned i = 0; i < saved->n; i++) {
 		const struct snap_cpu_word *s = &saved->w[i];
 		uint32_t have = 0;
@@ -120,11 +119,12 @@ int snap_writer_init(struct snap_writer *w, const struct snap_cpu *cpu, const st
 	/* NULL: out of memory, or a path that is not UTF-8 (JSON cannot hold
 	 * it); the API's paths all came from JSON, so the first is likely. */
 	if (!(w->config_json = config_json_encode(c, false)))
-		return err_set(err, errlen, -ENOMEM,
-			    "snapshot: vm_config cannot be encoded (out of memory or not UTF-8)");
+		return err_set(
+		    err, errlen, -ENOMEM,
+		    "snapshot: vm_config cannot be encoded (out of memory or not UTF-8)");
 	if (strlen(w->config_json) > SNAP_MAX_CONFIG) {
 		r = err_set(err, errlen, -EINVAL, "snapshot: vm_config over %u bytes as JSON",
-			 SNAP_MAX_CONFIG);
+			    SNAP_MAX_CONFIG);
 		goto err_json;
 	}
 	r = config_json_parse_file(w->config_json, strlen(w->config_json), &back, why, sizeof(why));
@@ -270,31 +270,32 @@ static int check_frame(const uint8_t *buf, size_t len, char *err, size_t errlen)
 	if (len < OFF_FORMAT + 4)
 		goto truncated;
 	if ((v = le32_at(buf + OFF_FORMAT)) != SNAP_FORMAT_VERSION)
-		return err_set(err, errlen, -EPROTONOSUPPORT, "format version %u, this flint reads %u",
-			    v, SNAP_FORMAT_VERSION);
+		return err_set(err, errlen, -EPROTONOSUPPORT,
+			       "format version %u, this flint reads %u", v, SNAP_FORMAT_VERSION);
 	if (len < SNAP_HEADER_LEN)
 		goto truncated;
 	if ((v = le32_at(buf + OFF_HCRC)) != (want = crc(buf, OFF_HCRC)))
 		return err_set(err, errlen, -EBADMSG,
-			    "corrupt: header checksum 0x%08x, its bytes give 0x%08x", v, want);
+			       "corrupt: header checksum 0x%08x, its bytes give 0x%08x", v, want);
 	total = le64_at(buf + OFF_LENGTH);
 	if (total < SNAP_HEADER_LEN + CRC_LEN || total > SNAP_MAX_FILE)
 		return err_set(err, errlen, -EBADMSG, "corrupt: a length of %llu bytes",
-			    (unsigned long long)total);
+			       (unsigned long long)total);
 	if (len < total)
 		return err_set(err, errlen, -EBADMSG, "truncated at byte %zu of %llu", len,
-			    (unsigned long long)total);
+			       (unsigned long long)total);
 	if (len > total)
-		return err_set(err, errlen, -EBADMSG, "corrupt: %zu bytes long, its header says %llu",
-			    len, (unsigned long long)total);
+		return err_set(err, errlen, -EBADMSG,
+			       "corrupt: %zu bytes long, its header says %llu", len,
+			       (unsigned long long)total);
 	if ((v = le32_at(buf + len - CRC_LEN)) != (want = crc(buf, len - CRC_LEN)))
 		return err_set(err, errlen, -EBADMSG,
-			    "corrupt: checksum 0x%08x, its bytes give 0x%08x", v, want);
+			       "corrupt: checksum 0x%08x, its bytes give 0x%08x", v, want);
 	return 0;
 
 truncated:
 	return err_set(err, errlen, -EBADMSG, "truncated at byte %zu (in the %u-byte header)", len,
-		    SNAP_HEADER_LEN);
+		       SNAP_HEADER_LEN);
 }
 
 /* A string of at most max printable bytes into out (max + 1 bytes): 0,
@@ -331,8 +332,8 @@ static int decode(struct snap *out, char *err, size_t errlen)
 		return err_set(err, errlen, -EBADMSG, "corrupt: the CPU vendor");
 	out->cpu.n = rget_u32(&r);
 	if (out->cpu.n > SNAP_MAX_CPU_WORDS)
-		return err_set(err, errlen, -EBADMSG, "corrupt: %u CPU words, at most %u", out->cpu.n,
-			    SNAP_MAX_CPU_WORDS);
+		return err_set(err, errlen, -EBADMSG, "corrupt: %u CPU words, at most %u",
+			       out->cpu.n, SNAP_MAX_CPU_WORDS);
 	for (unsigned i = 0; i < out->cpu.n; i++) {
 		out->cpu.w[i].leaf = rget_u32(&r);
 		out->cpu.w[i].subleaf = rget_u32(&r);
@@ -345,10 +346,10 @@ static int decode(struct snap *out, char *err, size_t errlen)
 	out->n = rget_u32(&r);
 	if (rbuf_err(&r))
 		return err_set(err, errlen, -EBADMSG, "corrupt: it ends early (byte %zu)",
-			    SNAP_HEADER_LEN + r.off);
+			       SNAP_HEADER_LEN + r.off);
 	if (out->n > SNAP_MAX_SECTIONS)
 		return err_set(err, errlen, -EBADMSG, "corrupt: %u sections, at most %u", out->n,
-			    SNAP_MAX_SECTIONS);
+			       SNAP_MAX_SECTIONS);
 	if (out->n && !(out->s = calloc(out->n, sizeof(*out->s))))
 		return -ENOMEM;
 	for (unsigned i = 0; i < out->n; i++) {
@@ -356,21 +357,21 @@ static int decode(struct snap *out, char *err, size_t errlen)
 
 		if ((ret = get_str(&r, s->id, SNAP_MAX_ID, false)) < 0 || !s->id[0])
 			return err_set(err, errlen, -EBADMSG, "corrupt: section %u: %s id", i,
-				    ret == -EBADMSG  ? "a bad length for its"
-				    : ret == -EINVAL ? "an unprintable"
-						     : "an empty");
+				       ret == -EBADMSG	? "a bad length for its"
+				       : ret == -EINVAL ? "an unprintable"
+							: "an empty");
 		for (unsigned j = 0; j < i; j++)
 			if (!strcmp(out->s[j].id, s->id))
-				return err_set(err, errlen, -EBADMSG, "corrupt: section id '%s' twice",
-					    s->id);
+				return err_set(err, errlen, -EBADMSG,
+					       "corrupt: section id '%s' twice", s->id);
 		s->data = rget_blob(&r, &s->len, WIRE_MAX_BLOB);
 		if (rbuf_err(&r))
 			return err_set(err, errlen, -EBADMSG, "corrupt: section '%s': a bad length",
-				    s->id);
+				       s->id);
 	}
 	if (!rbuf_done(&r))
 		return err_set(err, errlen, -EBADMSG, "corrupt: %zu bytes after the last section",
-			    r.len - r.off);
+			       r.len - r.off);
 	ret = config_json_parse_file((const char *)json, json_len, &out->config, why, sizeof(why));
 	if (ret < 0)
 		return err_set(err, errlen, ret, "vm_config: %s", why);
@@ -438,7 +439,7 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 	}
 	if ((uint64_t)st.st_size > SNAP_MAX_FILE) {
 		r = err_set(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
-			 SNAP_MAX_FILE >> 20);
+			    SNAP_MAX_FILE >> 20);
 		goto out;
 	}
 	/* One byte more than its size, to see it grew: read to the end. */
@@ -464,13 +465,14 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 
 			if (cap > SNAP_MAX_FILE) {
 				r = err_set(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
-					 SNAP_MAX_FILE >> 20);
+					    SNAP_MAX_FILE >> 20);
 				goto out;
 			}
 			cap = cap * 2 > (size_t)SNAP_MAX_FILE + 1 ? (size_t)SNAP_MAX_FILE + 1
 								  : cap * 2;
 			if (!(p = realloc(buf, cap))) {
-				r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory", path);
+				r = err_set(err, errlen, -ENOMEM, "snapshot %s: out of memory",
+					    path);
 				goto out;
 			}
 			buf = p;

@@ -10,38 +10,38 @@
 #include "x86/layout.h"
 
 /* MSR numbers (no UAPI header carries them). */
-#define MSR_IA32_SYSENTER_CS 0x174
-#define MSR_IA32_SYSENTER_ESP 0x175
-#define MSR_IA32_SYSENTER_EIP 0x176
-#define MSR_IA32_MISC_ENABLE 0x1a0
-#define MSR_MTRR_DEF_TYPE 0x2ff
-#define MSR_EFER 0xc0000080
-#define MSR_STAR 0xc0000081
-#define MSR_LSTAR 0xc0000082
-#define MSR_CSTAR 0xc0000083
-#define MSR_SYSCALL_MASK 0xc0000084
-#define MSR_KERNEL_GS_BASE 0xc0000102
-#define MSR_IA32_TSC 0x10
+#define MSR_IA32_SYSENTER_CS	0x174
+#define MSR_IA32_SYSENTER_ESP	0x175
+#define MSR_IA32_SYSENTER_EIP	0x176
+#define MSR_IA32_MISC_ENABLE	0x1a0
+#define MSR_MTRR_DEF_TYPE	0x2ff
+#define MSR_EFER		0xc0000080
+#define MSR_STAR		0xc0000081
+#define MSR_LSTAR		0xc0000082
+#define MSR_CSTAR		0xc0000083
+#define MSR_SYSCALL_MASK	0xc0000084
+#define MSR_KERNEL_GS_BASE	0xc0000102
+#define MSR_IA32_TSC		0x10
 #define MISC_ENABLE_FAST_STRING 1ULL
-#define MTRR_ENABLE (1ULL << 11)
-#define MTRR_TYPE_WB 6ULL
-#define EFER_LME (1ULL << 8)
-#define EFER_LMA (1ULL << 10)
+#define MTRR_ENABLE		(1ULL << 11)
+#define MTRR_TYPE_WB		6ULL
+#define EFER_LME		(1ULL << 8)
+#define EFER_LMA		(1ULL << 10)
 
 /* LAPIC register offsets and delivery modes for LINT0/LINT1. */
-#define APIC_LVT0 0x350
-#define APIC_LVT1 0x360
-#define APIC_MODE_NMI 0x4
+#define APIC_LVT0	 0x350
+#define APIC_LVT1	 0x360
+#define APIC_MODE_NMI	 0x4
 #define APIC_MODE_EXTINT 0x7
 
-#define PTE_P 1ULL
+#define PTE_P  1ULL
 #define PTE_RW 2ULL
 #define PTE_PS 0x80ULL
 
 /* GDT slots: the 64-bit boot protocol wants __BOOT_CS 0x10, __BOOT_DS 0x18. */
-#define GDT_CODE 2
-#define GDT_DATA 3
-#define GDT_TSS 4
+#define GDT_CODE    2
+#define GDT_DATA    3
+#define GDT_TSS	    4
 #define GDT_ENTRIES 5
 
 static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
@@ -56,9 +56,9 @@ int x86_write_boot_tables(struct gmem *g)
 	uint64_t pml4 = PDPT_ADDR | PTE_P | PTE_RW;
 	uint64_t pdpt[4], pd[4 * 512];
 	uint64_t gdt[GDT_ENTRIES] = {
-		[GDT_CODE] = gdt_entry(0xa09b, 0, 0xfffff), /* 64-bit code, exec/read */
-		[GDT_DATA] = gdt_entry(0xc093, 0, 0xfffff), /* flat data, read/write */
-		[GDT_TSS] = gdt_entry(0x808b, 0, 0xfffff),  /* busy TSS, which VMX needs */
+	    [GDT_CODE] = gdt_entry(0xa09b, 0, 0xfffff), /* 64-bit code, exec/read */
+	    [GDT_DATA] = gdt_entry(0xc093, 0, 0xfffff), /* flat data, read/write */
+	    [GDT_TSS] = gdt_entry(0x808b, 0, 0xfffff),	/* busy TSS, which VMX needs */
 	};
 	uint64_t idt = 0;
 
@@ -66,7 +66,8 @@ int x86_write_boot_tables(struct gmem *g)
 		pdpt[i] = (PD_ADDR + i * 0x1000) | PTE_P | PTE_RW;
 	for (unsigned i = 0; i < 4 * 512; i++)
 		pd[i] = ((uint64_t)i << 21) | PTE_P | PTE_RW | PTE_PS;
-	if (gmem_write(g, PML4_ADDR, &pml4, sizeof(pml4)) || gmem_write(g, PDPT_ADDR, pdpt, sizeof(pdpt)) ||
+	if (gmem_write(g, PML4_ADDR, &pml4, sizeof(pml4)) ||
+	    gmem_write(g, PDPT_ADDR, pdpt, sizeof(pdpt)) ||
 	    gmem_write(g, PD_ADDR, pd, sizeof(pd)) || gmem_write(g, GDT_ADDR, gdt, sizeof(gdt)) ||
 	    gmem_write(g, IDT_ADDR, &idt, sizeof(idt)))
 		return -EFAULT;
@@ -76,8 +77,16 @@ int x86_write_boot_tables(struct gmem *g)
 static struct kvm_segment segment(unsigned idx, uint8_t type, uint8_t l, uint8_t db)
 {
 	return (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = idx * 8, .type = type,
-		.present = 1, .dpl = 0, .db = db, .s = 1, .l = l, .g = 1,
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = idx * 8,
+	    .type = type,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = db,
+	    .s = 1,
+	    .l = l,
+	    .g = 1,
 	};
 }
 
@@ -112,11 +121,17 @@ static int set_msrs(int fd)
 		uint32_t index;
 		uint64_t data;
 	} boot_msrs[] = {
-		{MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-		{MSR_STAR, 0},	   {MSR_CSTAR, 0},		{MSR_KERNEL_GS_BASE, 0},
-		{MSR_SYSCALL_MASK, 0},   {MSR_LSTAR, 0},		{MSR_IA32_TSC, 0},
-		{MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
-		{MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WB},
+	    {MSR_IA32_SYSENTER_CS, 0},
+	    {MSR_IA32_SYSENTER_ESP, 0},
+	    {MSR_IA32_SYSENTER_EIP, 0},
+	    {MSR_STAR, 0},
+	    {MSR_CSTAR, 0},
+	    {MSR_KERNEL_GS_BASE, 0},
+	    {MSR_SYSCALL_MASK, 0},
+	    {MSR_LSTAR, 0},
+	    {MSR_IA32_TSC, 0},
+	    {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
+	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WB},
 	};
 	const size_t n = ARRAY_SIZE(boot_msrs);
 	if (study_on(STUDY_NO_MSRS))

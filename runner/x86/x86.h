@@ -21,7 +21,7 @@ void x86_boot_regs(struct kvm_regs *r, const struct boot_info *bi);
 /* Configure vCPU `id`: CPUID (from `cpuid`, already patched for it), the
  * MSRs Linux expects, LAPIC LINT0 ExtINT / LINT1 NMI, and for id 0 the boot
  * registers. Returns 0 or -errno; *what names the failed step. */
-int x86_vcpu_setup(int vcpu_fd, unsigned id, struct kvm_cpuid2 *cpuid,
-		   const struct boot_info *bi, const char **what) WARN_UNUSED;
+int x86_vcpu_setup(int vcpu_fd, unsigned id, struct kvm_cpuid2 *cpuid, const struct boot_info *bi,
+		   const char **what) WARN_UNUSED;
 
 #endif

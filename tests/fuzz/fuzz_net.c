@@ -24,9 +24,9 @@
 
 #include "core/evloop.h"
 #include "core/gmem.h"
+#include "fuzz.h"
 #include "net/net.h"
 #include "vq.h"
-#include "fuzz.h"
 
 #define RAM 0x10000
 #define HDR 4

@@ -56,8 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(!strncmp(path, "/functions/", 11) && !strncmp(path + 11, r.name, n) &&
 	      (path[11 + n] == '/' || path[11 + n] == '\0'));
 	CHECK((r.ep == SERVE_EP_STDERR) == (r.id != 0));
-	if (r.ep == SERVE_EP_FN_PUT &&
-	    fn_config_parse(r.name, (const char *)p, (size_t)(end - p), &c, err, sizeof(err)) == 0) {
+	if (r.ep == SERVE_EP_FN_PUT && fn_config_parse(r.name, (const char *)p, (size_t)(end - p),
+						       &c, err, sizeof(err)) == 0) {
 		CHECK(!strcmp(c.name, r.name));
 		fn_config_free(&c);
 	}

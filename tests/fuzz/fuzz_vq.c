@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "core/gmem.h"
-#include "vq.h"
 #include "fuzz.h"
+#include "vq.h"
 
 #define RAM (64u << 10)
 #define HDR 13

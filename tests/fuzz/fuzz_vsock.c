@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_pkt.h"
 #include "vsock/vsock_uds.h"
-#include "fuzz.h"
 
 #define CID	 3
 #define BUF	 4096

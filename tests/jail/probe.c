@@ -22,8 +22,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +74,7 @@ out:
 /* What the jail's /proc shows (nothing when it has none). */
 static void proc_view(void)
 {
-	static const char *const global[] = {"sys", "kcore", "sysrq-trigger", "meminfo",
-					     "mounts"};
+	static const char *const global[] = {"sys", "kcore", "sysrq-trigger", "meminfo", "mounts"};
 	char buf[64], path[64];
 	uint64_t entry;
 	struct statfs sf;
@@ -130,9 +129,9 @@ static void net_fd(const char *spec)
 {
 	/* 10.0.2.15 asks who has 10.0.2.2, behind its 4-byte length. */
 	static const unsigned char req[4 + 42] = {
-	    0,	  0,	0,    42,   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2,    0, 0, 0, 0, 1,
-	    0x08, 0x06, 0,    1,    0x08, 0,	6,    4,    0,	  1,	2,    0, 0, 0, 0, 1,
-	    10,	  0,	2,    15,   0,	  0,	0,    0,    0,	  0,	10,   0, 2, 2};
+	    0,	  0,	0, 42, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2,  0, 0, 0, 0, 1,
+	    0x08, 0x06, 0, 1,  0x08, 0,	   6,	 4,    0,    1,	   2,  0, 0, 0, 0, 1,
+	    10,	  0,	2, 15, 0,    0,	   0,	 0,    0,    0,	   10, 0, 2, 2};
 	const char *at = strstr(spec, "fd=");
 	int fd = at ? atoi(at + 3) : -1, type = 0, domain = 0;
 	socklen_t len = sizeof(int);

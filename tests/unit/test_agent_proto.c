@@ -592,8 +592,12 @@ Test(agent_outbuf, queue_flush_and_resume)
 Test(agent_request, user_round_trip_and_old_layout_unchanged)
 {
 	char *argv[] = {"id"};
-	struct agent_request in = {.flags = AGENT_REQ_USER, .argc = 1, .argv = argv,
-				   .uid = 1000, .gid = AGENT_GID_DEFAULT, .cwd = "/"};
+	struct agent_request in = {.flags = AGENT_REQ_USER,
+				   .argc = 1,
+				   .argv = argv,
+				   .uid = 1000,
+				   .gid = AGENT_GID_DEFAULT,
+				   .cwd = "/"};
 	struct agent_request out;
 	char err[256];
 	size_t len = encode(&in);

@@ -54,7 +54,8 @@ static int f_load(void *ctx, const struct vm_restore_args *a, struct vm_config *
 	snprintf(fake.load_uds, sizeof(fake.load_uds), "%s",
 		 a->vsock_uds_path ? a->vsock_uds_path : "");
 	if (a->n_net_overrides) {
-		snprintf(fake.load_iface, sizeof(fake.load_iface), "%s", a->net_overrides[0].iface_id);
+		snprintf(fake.load_iface, sizeof(fake.load_iface), "%s",
+			 a->net_overrides[0].iface_id);
 		snprintf(fake.load_tap, sizeof(fake.load_tap), "%s",
 			 a->net_overrides[0].host_dev_name);
 	}
@@ -104,8 +105,7 @@ static int f_flush(void *ctx, struct vm_err *err)
 	return 0;
 }
 
-static int f_update_drive(void *ctx, const struct vmc_drive *d, bool new_image,
-			  struct vm_err *err)
+static int f_update_drive(void *ctx, const struct vmc_drive *d, bool new_image, struct vm_err *err)
 {
 	(void)ctx;
 	fake.drive_new_image = new_image;
@@ -658,13 +658,15 @@ Test(api_router, snapshot_create, .init = setup, .fini = teardown)
 	cr_assert_eq(fake.create.type, VM_SNAPSHOT_FULL, "Full by default");
 	cr_assert_str_eq(fake.create_state, "/s");
 	cr_assert_str_eq(fake.create_mem, "/m");
-	expect_ok("PUT", "/snapshot/create",
-		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Diff\"}");
+	expect_ok(
+	    "PUT", "/snapshot/create",
+	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Diff\"}");
 	cr_assert_eq(fake.create.type, VM_SNAPSHOT_DIFF);
 	expect_fault("PUT", "/snapshot/create", "{\"snapshot_path\": \"/s\"}", "mem_file_path");
-	expect_fault("PUT", "/snapshot/create",
-		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Half\"}",
-		     "snapshot_type");
+	expect_fault(
+	    "PUT", "/snapshot/create",
+	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Half\"}",
+	    "snapshot_type");
 	expect_fault("PUT", "/snapshot/create",
 		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"version\": \"1\"}",
 		     "version");
@@ -685,11 +687,12 @@ Test(api_router, snapshot_load, .init = setup, .fini = teardown)
 		     "backend_type");
 	cr_assert_eq(fake.loads, 0);
 	expect_ok("PUT", "/logger", "{\"log_path\": \"/dev/null\"}");
-	expect_ok("PUT", "/snapshot/load",
-		  "{\"snapshot_path\": \"/s\", \"resume_vm\": true, \"enable_diff_snapshots\": true, "
-		  "\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"/u.sock\"}, "
-		  "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap7\"}], "
-		  "\"vsock_override\": {\"uds_path\": \"/v.sock\"}}");
+	expect_ok(
+	    "PUT", "/snapshot/load",
+	    "{\"snapshot_path\": \"/s\", \"resume_vm\": true, \"enable_diff_snapshots\": true, "
+	    "\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"/u.sock\"}, "
+	    "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap7\"}], "
+	    "\"vsock_override\": {\"uds_path\": \"/v.sock\"}}");
 	cr_assert_eq(fake.loads, 1);
 	cr_assert_str_eq(fake.load_state, "/s");
 	cr_assert_eq(fake.load.backend, VM_MEM_UFFD);
@@ -708,7 +711,8 @@ Test(api_router, snapshot_load, .init = setup, .fini = teardown)
 	o = get_json("/");
 	cr_assert_str_eq(json_string_value(json_object_get(o, "state")), "Running");
 	json_decref(o);
-	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
 		     "not supported after starting");
 }
 
@@ -716,8 +720,9 @@ Test(api_router, snapshot_load, .init = setup, .fini = teardown)
 Test(api_router, snapshot_load_after_boot_resources, .init = setup, .fini = teardown)
 {
 	expect_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}");
-	expect_fault("PUT", "/snapshot/load",
-		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": false}",
-		     "not allowed after configuring boot-specific resources");
+	expect_fault(
+	    "PUT", "/snapshot/load",
+	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": false}",
+	    "not allowed after configuring boot-specific resources");
 	cr_assert_eq(fake.loads, 0);
 }

@@ -455,7 +455,9 @@ Test(bench_report, serve_counts_from_the_request)
 	cr_assert_eq(report_table(&s, f), 0);
 	fclose(f);
 	cr_assert(strstr(buf, "times in ms from the request sent"), "%s", buf);
-	cr_assert(strstr(buf, "launch-to-response         flint            2      20.600"), "%s", buf);
-	cr_assert(strstr(buf, "startup                    flint            2      20.600"), "%s", buf);
+	cr_assert(strstr(buf, "launch-to-response         flint            2      20.600"), "%s",
+		  buf);
+	cr_assert(strstr(buf, "startup                    flint            2      20.600"), "%s",
+		  buf);
 	free(buf);
 }

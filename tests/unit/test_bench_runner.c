@@ -20,59 +20,57 @@
 #define MAP(start, end, rest) start "-" end " " rest "\n"
 
 static const char smaps[] =
-    MAP("55d0c0000000",
-	"55d0c0100000", "r-xp 00000000 08:01 123 /usr/bin/flint") "Size:               1024 kB\n"
-								  "Rss:                 800 kB\n"
-								  "Pss:                 800 "
-								  "kB\n" MAP("7f0000000000",
-									     "7f0008000000",
-									     "rw-p 00000000 00:00 "
-									     "0") "Size:           "
-										  "  131072 kB\n"
-										  "KernelPageSize: "
-										  "       4 kB\n"
-										  "Rss:            "
-										  "   20480 kB\n"
-										  "VmFlags: rd wr "
-										  "mr mw me ac "
-										  "hg\n" MAP(
-										      "7f100000000"
-										      "0",
-										      "7f100020000"
-										      "0",
-										      "rw-p "
-										      "00000000 "
-										      "00:00 0 "
-										      "[heap]") "Si"
-												"ze"
-												": "
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"20"
-												"48"
-												" k"
-												"B"
-												"\n"
-												"Rs"
-												"s:"
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"  "
-												"15"
-												"00"
-												" k"
-												"B"
-												"\n";
+    MAP("55d0c0000000", "55d0c0100000",
+	"r-xp 00000000 08:01 123 /usr/bin/flint") "Size:               1024 kB\n"
+						  "Rss:                 800 kB\n"
+						  "Pss:                 800 "
+						  "kB\n" MAP("7f0000000000", "7f0008000000",
+							     "rw-p 00000000 00:00 "
+							     "0") "Size:           "
+								  "  131072 kB\n"
+								  "KernelPageSize: "
+								  "       4 kB\n"
+								  "Rss:            "
+								  "   20480 kB\n"
+								  "VmFlags: rd wr "
+								  "mr mw me ac "
+								  "hg\n" MAP("7f100000000"
+									     "0",
+									     "7f100020000"
+									     "0",
+									     "rw-p "
+									     "00000000 "
+									     "00:00 0 "
+									     "[heap]") "Si"
+										       "ze"
+										       ": "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "20"
+										       "48"
+										       " k"
+										       "B"
+										       "\n"
+										       "Rs"
+										       "s:"
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "  "
+										       "15"
+										       "00"
+										       " k"
+										       "B"
+										       "\n";
 
 Test(bench_runner, smaps_guest_and_the_rest)
 {
@@ -609,10 +607,11 @@ Test(bench_vmm, qemu_same_guest_as_flint)
 			   "id=root,file=/r/rootfs.ext4,format=raw,if=none,"
 			   "readonly=on"));
 	cr_assert(has_pair(&q, "-serial", "stdio"));
-	cr_assert_str_eq(last(&q), "console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux "
-				      "i8042.nopnp "
-				      "i8042.dumbkbd root=/dev/vda ro "
-				   "virtio_mmio.device=512@0xfeb00e00:12 -- echo bench-out");
+	cr_assert_str_eq(
+	    last(&q), "console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux "
+		      "i8042.nopnp "
+		      "i8042.dumbkbd root=/dev/vda ro "
+		      "virtio_mmio.device=512@0xfeb00e00:12 -- echo bench-out");
 
 	cr_assert_eq(vmm_flint_argv(&f, "/b/flint", &g), 0);
 	cr_assert_str_eq(f.v[0], "/b/flint");

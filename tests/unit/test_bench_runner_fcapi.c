@@ -207,9 +207,9 @@ Test(bench_fcapi, exchange_headers_and_a_body_longer_than_kept)
 	cr_assert_str_eq(v, "ok");
 	cr_assert_eq(fcapi_header(&a, "X-Flint-Warm", v, sizeof(v)), -ENOENT);
 	cr_assert_not(a.close);
-	cr_assert_eq(ex("HTTP/1.1 503 No\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", &a,
-			1 << 20),
-		     0);
+	cr_assert_eq(
+	    ex("HTTP/1.1 503 No\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", &a, 1 << 20),
+	    0);
 	cr_assert_eq(a.status, 503);
 	cr_assert(a.close);
 	cr_assert_eq(a.body_bytes, 0);
@@ -231,9 +231,10 @@ Test(bench_fcapi, exchange_chunked)
 	cr_assert_eq(fcapi_header(&a, "X-Flint-Outcome", v, sizeof(v)), 0, "%s", a.head);
 	cr_assert_str_eq(v, "exit", "the trailer");
 	/* A chunk without its CRLF, a size that is not hex, past the cap. */
-	cr_assert_eq(ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
-			&a, 1 << 20),
-		     -EPROTO);
+	cr_assert_eq(
+	    ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", &a,
+	       1 << 20),
+	    -EPROTO);
 	cr_assert_eq(
 	    ex("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", &a, 1 << 20),
 	    -EPROTO);

@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1823,18 +1823,21 @@ Test(blk_dev, kind_update_swaps_the_image_and_the_limit)
 	config_changes = 0;
 	cr_assert_not_null(blk_kind.update);
 	/* The same entry again: nothing changes, the guest is told nothing. */
-	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err), 0);
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err),
+		     0);
 	cr_assert_eq(config_changes, 0);
 	dp->path_on_host = path2;
 	dp->rate_limiter.ops.size = 0;
-	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err), 0, "%s", err.msg);
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err),
+		     0, "%s", err.msg);
 	unlink(path2);
 	cr_assert_eq(blk_capacity(b), 2 * CAP);
 	cr_assert_eq(config_changes, 1);
 	blk_get_ratelimit(b, &rl);
 	cr_assert_eq(rl.ops.size, 0);
 	dp->path_on_host = "/nonexistent/flint.img";
-	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err), -ENOENT);
+	cr_assert_eq(blk_kind.update(b, &c, 0, DEVICE_CHANGE_BACKING | DEVICE_CHANGE_LIMITS, &err),
+		     -ENOENT);
 	cr_assert_not_null(strstr(err.msg, "/nonexistent/flint.img"), "%s", err.msg);
 	cr_assert_eq(blk_capacity(b), 2 * CAP);
 	/* A PATCH of the limiter alone never opens the path: here it names

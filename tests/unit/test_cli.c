@@ -12,8 +12,8 @@ static enum cli_result parse(struct config *cfg, char *err, int argc, char **arg
 	return cli_parse(argc, argv, cfg, err, 256);
 }
 
-#define ARGV(...) ((char *[]){"flint", __VA_ARGS__, NULL})
-#define ARGC(...) ((int)(sizeof((char *[]){"flint", __VA_ARGS__}) / sizeof(char *)))
+#define ARGV(...)	     ((char *[]){"flint", __VA_ARGS__, NULL})
+#define ARGC(...)	     ((int)(sizeof((char *[]){"flint", __VA_ARGS__}) / sizeof(char *)))
 #define PARSE(cfg, err, ...) parse(cfg, err, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
 
 Test(cli, defaults)
@@ -161,8 +161,8 @@ Test(cli, device_arguments_go_before_the_guest_words)
 	char err[256];
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--cmdline", "console=ttyS0", "--", "true"),
 		     CLI_RUN);
-	char *s = cli_guest_cmdline(&c, "virtio_mmio.device=4K@0xd0002000:5", 2048, err,
-				    sizeof(err));
+	char *s =
+	    cli_guest_cmdline(&c, "virtio_mmio.device=4K@0xd0002000:5", 2048, err, sizeof(err));
 	cr_assert_str_eq(s, "console=ttyS0 virtio_mmio.device=4K@0xd0002000:5 -- true");
 	free(s);
 }
@@ -186,18 +186,18 @@ Test(cli, net_specs)
 	free(n.id);
 
 	static const char *const bad[] = {
-		"",				  /* no tap */
-		"mac=06:00:00:00:00:01",	  /* no tap */
-		"tap=",				  /* empty name */
-		"tap=a-name-over-15-bytes",	  /* IFNAMSIZ */
-		"tap=../x",			  /* not a name */
-		"tap=t,mac=01:00:00:00:00:01",	  /* multicast */
-		"tap=t,mac=06:00:00:00:00",	  /* short */
-		"tap=t,mac=06:00:00:00:00:0g",	  /* not hex */
-		"tap=t,mac=06:00:00:00:00:01:02", /* long */
-		"tap=t,mac=6:0:0:0:0:1:2:3:4:5:6",
-		"tap=t,tap=u",			  /* twice */
-		"tap=t,speed=10",		  /* unknown */
+	    "",				      /* no tap */
+	    "mac=06:00:00:00:00:01",	      /* no tap */
+	    "tap=",			      /* empty name */
+	    "tap=a-name-over-15-bytes",	      /* IFNAMSIZ */
+	    "tap=../x",			      /* not a name */
+	    "tap=t,mac=01:00:00:00:00:01",    /* multicast */
+	    "tap=t,mac=06:00:00:00:00",	      /* short */
+	    "tap=t,mac=06:00:00:00:00:0g",    /* not hex */
+	    "tap=t,mac=06:00:00:00:00:01:02", /* long */
+	    "tap=t,mac=6:0:0:0:0:1:2:3:4:5:6",
+	    "tap=t,tap=u",    /* twice */
+	    "tap=t,speed=10", /* unknown */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -222,16 +222,16 @@ Test(cli, vsock_spec)
 	free(v.uds);
 
 	static const char *const bad[] = {
-		"cid=3",		/* no uds */
-		"uds=/x",		/* no cid */
-		"cid=2,uds=/x",		/* the host's CID */
-		"cid=4294967295,uds=/x", /* VMADDR_CID_ANY */
-		"cid=-3,uds=/x",
-		"cid=3x,uds=/x",
-		"cid=3,uds=",
-		"cid=3,uds=/x,port=1",
-		"cid=3,uds=/0123456789/0123456789/0123456789/0123456789/0123456789/0123456789/"
-		"0123456789/0123456789/0123456789",
+	    "cid=3",		     /* no uds */
+	    "uds=/x",		     /* no cid */
+	    "cid=2,uds=/x",	     /* the host's CID */
+	    "cid=4294967295,uds=/x", /* VMADDR_CID_ANY */
+	    "cid=-3,uds=/x",
+	    "cid=3x,uds=/x",
+	    "cid=3,uds=",
+	    "cid=3,uds=/x,port=1",
+	    "cid=3,uds=/0123456789/0123456789/0123456789/0123456789/0123456789/0123456789/"
+	    "0123456789/0123456789/0123456789",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -246,16 +246,16 @@ Test(cli, net_and_vsock_options)
 	struct config c;
 	char err[256];
 
-	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--net", "tap=a", "--net", "tap=b",
-			   "--vsock", "cid=5,uds=/v"),
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--net", "tap=a", "--net", "tap=b", "--vsock",
+			   "cid=5,uds=/v"),
 		     CLI_RUN);
 	cr_assert_eq(c.nnets, 2);
 	cr_assert_str_eq(c.nets[1].tap, "b");
 	cr_assert_eq(c.vsock.cid, 5);
 	cli_config_free(&c);
-	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--vsock", "cid=5,uds=/v", "--vsock",
-			   "cid=6,uds=/w"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "--kernel", "k", "--vsock", "cid=5,uds=/v", "--vsock", "cid=6,uds=/w"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "at most one"));
 	cli_config_free(&c);
 }
@@ -309,7 +309,8 @@ Test(cli, firecracker_process_options)
 	cr_assert_str_eq(c.log_path, "/tmp/log");
 	cr_assert_str_eq(c.metrics_path, "/tmp/m");
 	char *none[] = {"flint", NULL};
-	cr_assert_eq(parse(&c, err, 1, none), CLI_RUN, "nothing at all: the API on its default socket");
+	cr_assert_eq(parse(&c, err, 1, none), CLI_RUN,
+		     "nothing at all: the API on its default socket");
 	cr_assert_null(c.api_sock);
 	cr_assert_eq(PARSE(&c, err, "--config-file", "vm.json", "--no-api"), CLI_RUN, "%s", err);
 	cr_assert_str_eq(c.config_file, "vm.json");
@@ -337,7 +338,8 @@ Test(cli, restore_options)
 
 	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--mem-diff", "d",
 			   "--track-dirty-pages", "--keep-clock", "--net-override", "eth0=tap3",
-			   "--vsock-override", "/v.sock", "--workset", "w", "--record-workset", "r"),
+			   "--vsock-override", "/v.sock", "--workset", "w", "--record-workset",
+			   "r"),
 		     CLI_RUN, "%s", err);
 	cr_assert_str_eq(c.restore, "s");
 	cr_assert_str_eq(c.mem_file, "m");
@@ -348,9 +350,9 @@ Test(cli, restore_options)
 	cr_assert_str_eq(c.vsock_override, "/v.sock");
 	cr_assert_str_eq(c.workset, "w");
 	cr_assert_str_eq(c.record_workset, "r");
-	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--uffd-sock", "u", "--paused", "--api-sock",
-			   "a"),
-		     CLI_RUN, "%s", err);
+	cr_assert_eq(
+	    PARSE(&c, err, "--restore", "s", "--uffd-sock", "u", "--paused", "--api-sock", "a"),
+	    CLI_RUN, "%s", err);
 	cr_assert(c.restore_paused);
 
 	cr_assert_eq(PARSE(&c, err, "--restore", "s"), CLI_ERROR);
@@ -359,7 +361,8 @@ Test(cli, restore_options)
 		     CLI_ERROR);
 	cr_assert_eq(PARSE(&c, err, "--mem-file", "m"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--kernel", "k"), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--kernel", "k"),
+		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "the snapshot describes the whole machine"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--uffd-sock", "u", "--mem-diff", "d"),
 		     CLI_ERROR);
@@ -399,29 +402,29 @@ Test(cli, drive_override)
 	}
 	memset(long_id, 'a', VMC_MAX_ID + 1);
 	snprintf(long_id + VMC_MAX_ID + 1, 7, "=/x");
-	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
-			   long_id),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override", long_id),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "expected ID=PATH"), "%s", err);
 	snprintf(long_id + VMC_MAX_ID, 7, "=/x");
-	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
-			   long_id),
-		     CLI_RUN, "an id of %d bytes: %s", VMC_MAX_ID, err);
-	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
-			   "d=/a", "--drive-override", "d=/b"),
+	cr_assert_eq(
+	    PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override", long_id),
+	    CLI_RUN, "an id of %d bytes: %s", VMC_MAX_ID, err);
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override", "d=/a",
+			   "--drive-override", "d=/b"),
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "drive 'd' given twice"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override",
-			   "d=/a", "--drive-override", "dd=/b"),
+	cr_assert_eq(PARSE(&c, err, "--restore", "s", "--mem-file", "m", "--drive-override", "d=/a",
+			   "--drive-override", "dd=/b"),
 		     CLI_RUN, "'d' and 'dd' are two ids: %s", err);
 	/* A snapshot option: --restore only. */
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--drive-override", "d=/a"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "run", "--drive-override", "d=/a", "--", "true"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "need --restore"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/v", "--drive-override", "d=/a", "--",
-			   "true"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--attach", "/v", "--drive-override", "d=/a", "--", "true"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "cannot be combined with --attach"), "%s", err);
 }
 
@@ -474,8 +477,8 @@ Test(cli, run_restore)
 	cr_assert_eq(c.guest_argc, 3);
 	cr_assert_eq(c.console, CONSOLE_NONE);
 	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--uffd-sock", "u", "--keep-clock",
-			   "--net-override", "eth0=tap1", "--record-workset", "r", "--timings", "--",
-			   "true"),
+			   "--net-override", "eth0=tap1", "--record-workset", "r", "--timings",
+			   "--", "true"),
 		     CLI_RUN, "%s", err);
 	cr_assert_str_eq(c.uffd_sock, "u");
 	cr_assert(c.keep_clock && c.timings);
@@ -488,8 +491,8 @@ Test(cli, run_restore)
 	cr_assert_not_null(strstr(err, "flint run --restore: no command"), "%s", err);
 	/* The snapshot is the machine. */
 	static const char *const machine[][2] = {
-	    {"--kernel", "k"}, {"--rootfs", "r"},  {"--mem", "256M"},	  {"--vcpus", "2"},
-	    {"--append", "a"}, {"--initrd", "i"},  {"--cmdline", "c"}, {"--config-file", "f"},
+	    {"--kernel", "k"}, {"--rootfs", "r"}, {"--mem", "256M"},  {"--vcpus", "2"},
+	    {"--append", "a"}, {"--initrd", "i"}, {"--cmdline", "c"}, {"--config-file", "f"},
 	};
 	for (size_t i = 0; i < sizeof(machine) / sizeof(machine[0]); i++) {
 		cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m",
@@ -510,9 +513,9 @@ Test(cli, run_restore)
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--mem-diff needs --mem-file"), "%s", err);
 	/* flint run resumes the VM itself, on its own vsock socket. */
-	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--paused", "--",
-			   "true"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--paused", "--", "true"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--paused is not an option of flint run"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--vsock-override",
 			   "/v", "--", "true"),
@@ -555,11 +558,11 @@ Test(cli, run_restore_wait_fd)
 		     CLI_RUN, "%s", err);
 	cr_assert_eq(c.wait_fd, 0);
 
-	static const char *const bad_fds[] = {"0", "1", "2", "-3", "", "3x", "x", "1048576",
-					      "99999999999999999999", " 4"};
+	static const char *const bad_fds[] = {
+	    "0", "1", "2", "-3", "", "3x", "x", "1048576", "99999999999999999999", " 4"};
 	for (size_t i = 0; i < sizeof(bad_fds) / sizeof(bad_fds[0]); i++) {
-		cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m",
-				   "--wait-fd", (char *)bad_fds[i], "--", "true"),
+		cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd",
+				   (char *)bad_fds[i], "--", "true"),
 			     CLI_ERROR, "--wait-fd '%s' taken", bad_fds[i]);
 		cr_assert_not_null(strstr(err, "--wait-fd"), "'%s': %s", bad_fds[i], err);
 		cr_assert_not_null(strstr(err, "expected a file descriptor, 3 to 1048575"),
@@ -568,9 +571,9 @@ Test(cli, run_restore_wait_fd)
 	/* Only a restored VM waits. */
 	cr_assert_eq(PARSE(&c, err, "run", "--wait-fd", "3", "--", "true"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--wait-fd needs --restore"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--wait-fd",
-			   "3"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--wait-fd", "3"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--wait-fd needs --restore"), "%s", err);
 	/* A command it still needs. */
 	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--wait-fd", "3"),
@@ -598,9 +601,9 @@ Test(cli, run_status_fd)
 	cr_assert_eq(c.status_fd, 4);
 	cr_assert_eq(PARSE(&c, err, "run", "--status-fd", "5", "--", "true"), CLI_RUN, "%s", err);
 	cr_assert_eq(c.status_fd, 5);
-	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/tmp/v.sock", "--status-fd", "3", "--",
-			   "true"),
-		     CLI_RUN, "%s", err);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--attach", "/tmp/v.sock", "--status-fd", "3", "--", "true"),
+	    CLI_RUN, "%s", err);
 	cr_assert_eq(c.status_fd, 3);
 	cr_assert_eq(PARSE(&c, err, "run", "--", "true"), CLI_RUN, "%s", err);
 	cr_assert_eq(c.status_fd, 0);
@@ -611,9 +614,9 @@ Test(cli, run_status_fd)
 			   "--status-fd", "3", "--", "cat"),
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "must be two fds"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m",
-			   "--status-fd", "3"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--status-fd", "3"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "there is no command"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "--status-fd", "3"), CLI_ERROR);
 	cr_assert_str_eq(err, "--status-fd is an option of flint run");
@@ -633,8 +636,8 @@ Test(cli, help_names_wait_fd, .init = cr_redirect_stdout)
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = '\0';
 	cr_assert_not_null(strstr(buf, "--wait-fd N [options] -- COMMAND"), "%s", buf);
-	cr_assert_not_null(strstr(buf, "  --wait-fd N        with --restore: restore the VM paused"),
-			   "%s", buf);
+	cr_assert_not_null(
+	    strstr(buf, "  --wait-fd N        with --restore: restore the VM paused"), "%s", buf);
 }
 
 Test(cli, help_names_env_workdir_save_after_attach, .init = cr_redirect_stdout)
@@ -698,8 +701,8 @@ Test(cli, run_env_and_workdir)
 		     CLI_RUN, "%s", err);
 	cli_config_free(&c);
 
-	static const char *const bad_env[] = {"FOO",  "=x",  "1A=x", "A-B=x", "A B=x",
-					      "",     "a.b=", "=",    "É=x"};
+	static const char *const bad_env[] = {"FOO", "=x",   "1A=x", "A-B=x", "A B=x",
+					      "",    "a.b=", "=",    "É=x"};
 	for (size_t i = 0; i < sizeof(bad_env) / sizeof(bad_env[0]); i++) {
 		cr_assert_eq(PARSE(&c, err, "run", "--env", (char *)bad_env[i], "--", "true"),
 			     CLI_ERROR, "--env '%s' taken", bad_env[i]);
@@ -727,13 +730,13 @@ Test(cli, run_env_and_workdir)
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--workdir", "/"), CLI_ERROR);
 	cr_assert_str_eq(err, "--workdir is an option of flint run");
 	/* They are the command's: none, none of them. */
-	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--env",
-			   "A=1"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--env", "A=1"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--env is for the command, and there is none"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--workdir",
-			   "/"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--workdir", "/"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--workdir is for the command"), "%s", err);
 }
 
@@ -797,8 +800,9 @@ Test(cli, run_save_after)
 	struct config c;
 	char err[256];
 
-	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--save-after",
-			   "--env", "A=1", "--workdir", "/tmp", "--", "sh", "-c", "touch /tmp/x"),
+	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m",
+			   "--save-after", "--env", "A=1", "--workdir", "/tmp", "--", "sh", "-c",
+			   "touch /tmp/x"),
 		     CLI_RUN, "%s", err);
 	cr_assert(c.save_after);
 	cr_assert_str_eq(c.save_snapshot, "s");
@@ -809,15 +813,16 @@ Test(cli, run_save_after)
 	cr_assert(!c.save_after, "not unless asked");
 
 	/* Without a command, or without the files. */
-	cr_assert_eq(PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--save-after"),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    PARSE(&c, err, "run", "--save-snapshot", "s", "--save-mem", "m", "--save-after"),
+	    CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--save-after needs --save-snapshot FILE, --save-mem FILE "
 				       "and a command"),
 			   "%s", err);
 	cr_assert_eq(PARSE(&c, err, "run", "--save-after", "--", "true"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--save-after needs"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--save-after", "--",
-			   "true"),
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--save-after",
+			   "--", "true"),
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--save-after needs"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--save-after"), CLI_ERROR);
@@ -872,8 +877,8 @@ Test(cli, run_attach)
 		argv[n] = NULL;
 		cr_assert_eq(parse(&c, err, n, argv), CLI_ERROR, "--attach with %s taken",
 			     refused[i][0]);
-		cr_assert(strstr(err, "--attach") || strstr(err, "--vsock-override"),
-			  "%s: %s", refused[i][0], err);
+		cr_assert(strstr(err, "--attach") || strstr(err, "--vsock-override"), "%s: %s",
+			  refused[i][0], err);
 	}
 	cr_assert_eq(PARSE(&c, err, "run", "--attach", "/tmp/u", "--kernel", "k", "--", "true"),
 		     CLI_ERROR);
@@ -924,8 +929,8 @@ Test(cli, control_fd)
 	cr_assert_not_null(strstr(err, "--control-fd needs --restore"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "--control-fd", "3"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--control-fd needs --restore"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--control-fd",
-			   "3", "--", "true"),
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--control-fd", "3",
+			   "--", "true"),
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--control-fd is an option of flint --restore"), "%s", err);
 	static const char *const bad[] = {"2", "0", "-1", "x", "3x", "", "99999999999"};

@@ -17,8 +17,7 @@ static void split(const char *s, const char *kernel, const char *init)
 {
 	const char *i;
 	size_t n = cmdline_split(s, &i);
-	cr_assert_eq(n, strlen(kernel), "'%s': kernel part %zu bytes, expected '%s'", s, n,
-		     kernel);
+	cr_assert_eq(n, strlen(kernel), "'%s': kernel part %zu bytes, expected '%s'", s, n, kernel);
 	cr_assert_eq(strncmp(s, kernel, n), 0, "'%s'", s);
 	if (!init)
 		cr_assert_null(i, "'%s': no init part expected, got '%s'", s, i);
@@ -39,7 +38,9 @@ Test(cmdline, split_at_the_first_dashes_word)
 	split("a --", "a", "");
 	split("a\t--\tb", "a", "b");
 	/* The kernel's isspace() includes Latin-1's no-break space. */
-	split("a\xa0--\xa0" "b", "a", "b");
+	split("a\xa0--\xa0"
+	      "b",
+	      "a", "b");
 	/* A quoted "--" is "--" to the kernel too. */
 	split("a \"--\" b", "a", "b");
 }
@@ -64,22 +65,21 @@ static char *build(const struct cmdline_parts *p)
 	return s;
 }
 
-#define EXPECT(parts, want)                                                                   \
-	do {                                                                                  \
-		char *s_ = build(parts);                                                      \
-		cr_assert_str_eq(s_, want);                                                   \
-		free(s_);                                                                     \
+#define EXPECT(parts, want)                                                                        \
+	do {                                                                                       \
+		char *s_ = build(parts);                                                           \
+		cr_assert_str_eq(s_, want);                                                        \
+		free(s_);                                                                          \
 	} while (0)
 
 Test(cmdline, devices_go_before_the_users_dashes)
 {
 	/* The case from issue 10: a drive and init's arguments in --cmdline. */
 	struct cmdline_parts p = {
-		.base = "console=ttyS0 root=/dev/vda rw init=/bin/sh -- -c \"echo hi; exit 3\"",
-		.devices = DEV,
+	    .base = "console=ttyS0 root=/dev/vda rw init=/bin/sh -- -c \"echo hi; exit 3\"",
+	    .devices = DEV,
 	};
-	EXPECT(&p, "console=ttyS0 root=/dev/vda rw init=/bin/sh " DEV
-		   " -- -c \"echo hi; exit 3\"");
+	EXPECT(&p, "console=ttyS0 root=/dev/vda rw init=/bin/sh " DEV " -- -c \"echo hi; exit 3\"");
 	p.base = "console=ttyS0 root=/dev/vda";
 	EXPECT(&p, "console=ttyS0 root=/dev/vda " DEV);
 	p.base = "-- x";
@@ -107,8 +107,8 @@ Test(cmdline, append_goes_with_the_kernel_part_and_its_own_dashes_to_init)
 Test(cmdline, flints_own_words_follow_the_users_init_words)
 {
 	char *words[] = {"sh", "-c", "echo hi; exit 3", "", "a=b"};
-	struct cmdline_parts p = {.base = "console=ttyS0", .devices = DEV, .words = words,
-				  .nwords = 5};
+	struct cmdline_parts p = {
+	    .base = "console=ttyS0", .devices = DEV, .words = words, .nwords = 5};
 	EXPECT(&p, "console=ttyS0 " DEV " -- sh -c \"echo hi; exit 3\" \"\" a=b");
 	p.base = "console=ttyS0 -- first";
 	p.append = "k=v -- second";
@@ -178,7 +178,8 @@ Test(cmdline, words_after_a_second_dashes_are_refused)
 {
 	char err[256];
 	char *words[] = {"z"};
-	struct cmdline_parts p = {.base = "init=/bin/sh -- -c \"echo $1\" -- hello", .devices = DEV};
+	struct cmdline_parts p = {.base = "init=/bin/sh -- -c \"echo $1\" -- hello",
+				  .devices = DEV};
 
 	cr_assert_null(cmdline_build(&p, CMDLINE_MAX, err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "--cmdline: a second \"--\""), "%s", err);
@@ -241,9 +242,16 @@ Test(cmdline, too_long_is_an_error_never_a_truncation)
 /* Through flint's options: --cmdline with " -- ", a drive's arguments. */
 Test(cmdline, from_flints_options)
 {
-	char *argv[] = {"flint", "--kernel", "k", "--cmdline",
+	char *argv[] = {"flint",
+			"--kernel",
+			"k",
+			"--cmdline",
 			"console=ttyS0 root=/dev/vda rw init=/bin/sh -- -c \"exit 3\"",
-			"--append", "quiet", "--drive", "path=/r.img", NULL};
+			"--append",
+			"quiet",
+			"--drive",
+			"path=/r.img",
+			NULL};
 	struct config c;
 	char err[256];
 

@@ -25,10 +25,12 @@ Test(console, panic_is_over_at_the_end_marker)
 	cr_assert_not(console_panic_over(c));
 	out(c, "[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs\r\n");
 	cr_assert(console_panicked(c, line, sizeof(line)));
-	cr_assert_str_eq(line, "[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs");
+	cr_assert_str_eq(line,
+			 "[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs");
 	cr_assert_not(console_panic_over(c), "the stack trace is still to come");
-	out(c, "[    1.2] CPU: 0 PID: 1 Comm: swapper/0 Not tainted 6.1.0 #1\r\n"
-	       "[    1.2] Call Trace:\r\n [    1.2]  <TASK>\r\n[    1.2] Kernel Offset: disabled\r\n");
+	out(c,
+	    "[    1.2] CPU: 0 PID: 1 Comm: swapper/0 Not tainted 6.1.0 #1\r\n"
+	    "[    1.2] Call Trace:\r\n [    1.2]  <TASK>\r\n[    1.2] Kernel Offset: disabled\r\n");
 	cr_assert_not(console_panic_over(c));
 	/* Over only once the marker's line is complete. */
 	out(c, "[    1.2] ---[ end Kernel panic - not syncing: VFS: Unable to mount ");
@@ -37,7 +39,8 @@ Test(console, panic_is_over_at_the_end_marker)
 	cr_assert(console_panic_over(c));
 	/* The first panic line is the one reported. */
 	cr_assert(console_panicked(c, line, sizeof(line)));
-	cr_assert_str_eq(line, "[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs");
+	cr_assert_str_eq(line,
+			 "[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs");
 	console_destroy(c);
 }
 
@@ -89,8 +92,8 @@ static const char *drain(int fd)
 static struct console *limited_console(int p[2], uint64_t size, uint64_t burst, uint64_t refill_ms)
 {
 	struct console *c;
-	struct ratelimit_bucket_cfg b = {.size = size, .one_time_burst = burst,
-					 .refill_time_ms = refill_ms};
+	struct ratelimit_bucket_cfg b = {
+	    .size = size, .one_time_burst = burst, .refill_time_ms = refill_ms};
 
 	cr_assert_eq(pipe2(p, O_NONBLOCK), 0);
 	cr_assert_eq(console_create(&c, p[1]), 0);
@@ -118,8 +121,9 @@ Test(console, output_beyond_the_limit_is_dropped_and_counted)
 	console_flush(c);
 	cr_assert_str_eq(drain(p[0]), "");
 	cr_assert(console_panicked(c, line, sizeof(line)));
-	cr_assert_str_eq(line, "abcdefghijklmnopqrstABCDEFGHIJ"
-			       "Kernel panic - not syncing: lost to the limit",
+	cr_assert_str_eq(line,
+			 "abcdefghijklmnopqrstABCDEFGHIJ"
+			 "Kernel panic - not syncing: lost to the limit",
 			 "the whole line, dropped bytes too");
 	/* A whole refill time later the bucket is full again, no more. */
 	out_at(c, "0123456789xyz\n", T0 + 5000 * MS);

@@ -319,8 +319,8 @@ Test(copy_agent, nothing_answers)
 Test(copy_agent, user_runs_the_command_as_uid_and_gid)
 {
 	char *argv[] = {"sh", "-c", "echo $(id -u) $(id -g) $(id -G) $HOME"};
-	struct agent_request req = {.flags = AGENT_REQ_USER, .argc = 3, .argv = argv,
-				    .uid = 4242, .gid = 4343, .cwd = "/"};
+	struct agent_request req = {
+	    .flags = AGENT_REQ_USER, .argc = 3, .argv = argv, .uid = 4242, .gid = 4343, .cwd = "/"};
 	uint8_t frm[512], buf[512];
 	struct agent_reader rd;
 	char err[128], out[256] = "";

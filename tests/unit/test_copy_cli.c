@@ -75,9 +75,9 @@ Test(cli_copy, user)
 	cr_assert_eq(cli_parse_user("65534:100", &u, &g), 0);
 	cr_assert(u == 65534 && g == 100);
 	cr_assert_eq(cli_parse_user("4294967294", &u, &g), 0);
-	for (const char *const *s = (const char *const[]){"", "root", "-1", "1:", ":1", "1:2:3",
-							   "4294967295", "1:4294967295", "1x",
-							   " 1", NULL};
+	for (const char *const *s =
+		 (const char *const[]){"", "root", "-1", "1:", ":1", "1:2:3", "4294967295",
+				       "1:4294967295", "1x", " 1", NULL};
 	     *s; s++)
 		cr_assert_eq(cli_parse_user(*s, &u, &g), -EINVAL, "'%s' taken", *s);
 }
@@ -96,11 +96,11 @@ Test(cli_copy, options_parsed_and_need_a_command)
 	struct config cfg;
 	char err[256];
 
-	cr_assert_eq(parse((char *[]){"flint", "run", "--copy-in", "a:/w", "--copy-in", "b/.:/w",
-				      "--copy-out", "/w/r:out", "--user", "1000:1000", "--", "true",
-				      NULL},
-			   &cfg, err),
-		     CLI_RUN, "%s", err);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--copy-in", "a:/w", "--copy-in", "b/.:/w",
+			     "--copy-out", "/w/r:out", "--user", "1000:1000", "--", "true", NULL},
+		  &cfg, err),
+	    CLI_RUN, "%s", err);
 	cr_assert_eq(cfg.n_copy_in, 2);
 	cr_assert_eq(cfg.n_copy_out, 1);
 	cr_assert(cfg.copy_in[1].contents);
@@ -113,13 +113,14 @@ Test(cli_copy, options_parsed_and_need_a_command)
 		     CLI_ERROR);
 	cr_assert(strstr(err, "--copy-in is for the command"), "%s", err);
 	cli_config_free(&cfg);
-	cr_assert_eq(parse((char *[]){"flint", "--kernel", "k", "--copy-out", "/a:b", NULL}, &cfg,
-			   err),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "--kernel", "k", "--copy-out", "/a:b", NULL}, &cfg, err),
+	    CLI_ERROR);
 	cr_assert(strstr(err, "--copy-out is an option of flint run"), "%s", err);
 	cli_config_free(&cfg);
-	cr_assert_eq(parse((char *[]){"flint", "run", "--user", "bob", "--", "id", NULL}, &cfg, err),
-		     CLI_ERROR);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--user", "bob", "--", "id", NULL}, &cfg, err),
+	    CLI_ERROR);
 	cr_assert(strstr(err, "--user bob"), "%s", err);
 	cli_config_free(&cfg);
 }
@@ -164,25 +165,25 @@ Test(cli_copy, env_file_refusals_name_file_and_line)
 	char err[256];
 	char *path = env_file("A=1\nexport B=2\n");
 
-	cr_assert_eq(parse((char *[]){"flint", "run", "--env-file", path, "--", "env", NULL}, &cfg,
-			   err),
-		     CLI_RUN, "%s", err);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--env-file", path, "--", "env", NULL}, &cfg, err),
+	    CLI_RUN, "%s", err);
 	cr_assert_lt(cli_load_env_files(&cfg, err, sizeof(err)), 0);
 	cr_assert(strstr(err, "line 2: expected NAME=VALUE"), "%s", err);
 	cr_assert(strstr(err, path), "%s", err);
 	cli_config_free(&cfg);
 	path = env_file("NOVALUE\n");
-	cr_assert_eq(parse((char *[]){"flint", "run", "--env-file", path, "--", "env", NULL}, &cfg,
-			   err),
-		     CLI_RUN);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--env-file", path, "--", "env", NULL}, &cfg, err),
+	    CLI_RUN);
 	cr_assert_lt(cli_load_env_files(&cfg, err, sizeof(err)), 0);
 	cr_assert(strstr(err, "line 1"), "%s", err);
 	cli_config_free(&cfg);
 	unlink(path);
-	cr_assert_eq(parse((char *[]){"flint", "run", "--env-file", "/nonexistent/env", "--", "env",
-				      NULL},
-			   &cfg, err),
-		     CLI_RUN);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--env-file", "/nonexistent/env", "--", "env", NULL},
+		  &cfg, err),
+	    CLI_RUN);
 	cr_assert_lt(cli_load_env_files(&cfg, err, sizeof(err)), 0);
 	cr_assert(strstr(err, "--env-file /nonexistent/env: No such file"), "%s", err);
 	cli_config_free(&cfg);

@@ -247,11 +247,26 @@ struct ent {
 	const char *data;
 };
 
-#define D(n)	   {DIR_, n, NULL, NULL}
-#define F(n, d)	   {REG, n, NULL, d}
-#define L(n, t)	   {SYMLINK, n, t, NULL}
-#define H(n, t, d) {HARDLINK, n, t, d}
-#define P(n)	   {FIFO, n, NULL, NULL}
+#define D(n)                                                                                       \
+	{                                                                                          \
+		DIR_, n, NULL, NULL                                                                \
+	}
+#define F(n, d)                                                                                    \
+	{                                                                                          \
+		REG, n, NULL, d                                                                    \
+	}
+#define L(n, t)                                                                                    \
+	{                                                                                          \
+		SYMLINK, n, t, NULL                                                                \
+	}
+#define H(n, t, d)                                                                                 \
+	{                                                                                          \
+		HARDLINK, n, t, d                                                                  \
+	}
+#define P(n)                                                                                       \
+	{                                                                                          \
+		FIFO, n, NULL, NULL                                                                \
+	}
 
 /* A pax stream of ents, made with libarchive as a hostile agent could. */
 static void build(struct mem *m, const struct ent *e, size_t n)
@@ -319,18 +334,15 @@ static void refused(const struct ent *e, size_t n, const char *needle)
 Test(tarcopy, dotdot_and_absolute_names_refused)
 {
 	put_file("victim", "safe\n", 0644);
-	refused((struct ent[]){D("t/"), F("t/../../victim", "owned\n")}, 2,
-		"outside 't'");
-	refused((struct ent[]){D("t/"), F("t/a/../../../victim", "owned\n")}, 2,
-		"outside 't'");
+	refused((struct ent[]){D("t/"), F("t/../../victim", "owned\n")}, 2, "outside 't'");
+	refused((struct ent[]){D("t/"), F("t/a/../../../victim", "owned\n")}, 2, "outside 't'");
 	char abs[300];
 	snprintf(abs, sizeof(abs), "%s", at("victim"));
 	refused((struct ent[]){D("t/"), F(abs, "owned\n")}, 2, "outside 't'");
 	refused((struct ent[]){F(abs, "owned\n")}, 1, "is not one name");
 	refused((struct ent[]){F("../victim", "owned\n")}, 1, "is not one name");
 	refused((struct ent[]){D("t/"), F("u/x", "x")}, 2, "outside 't'");
-	refused((struct ent[]){F("t", "x"), F("t/x", "x")}, 2,
-		"not a directory");
+	refused((struct ent[]){F("t", "x"), F("t/x", "x")}, 2, "not a directory");
 	cr_assert_str_eq(read_text("victim"), "safe\n");
 }
 
@@ -342,22 +354,17 @@ Test(tarcopy, nothing_written_through_a_planted_symlink)
 	snprintf(out, sizeof(out), "%s", at("outside"));
 	/* t/a -> ROOT/outside (absolute) then t/a/passwd: libarchive's
 	 * SECURE_SYMLINKS refuses to go through it. */
-	refused((struct ent[]){D("t/"), L("t/a", out), F("t/a/passwd", "x")},
-		3, "");
+	refused((struct ent[]){D("t/"), L("t/a", out), F("t/a/passwd", "x")}, 3, "");
 	cr_assert(!exists("outside/passwd"), "written through a symlink");
 	/* The same through a relative one. */
-	refused((struct ent[]){D("t/"),
-			       L("t/b", "../outside"),
-			       F("t/b/passwd", "x")},
-		3, "");
+	refused((struct ent[]){D("t/"), L("t/b", "../outside"), F("t/b/passwd", "x")}, 3, "");
 	cr_assert(!exists("outside/passwd"), "written through a symlink");
 	/* A symlink as the file's own name is replaced, not followed. */
 	put_file("outside/target", "safe\n", 0644);
 	snprintf(out, sizeof(out), "%s", at("outside/target"));
 	struct mem m;
 	char err[256];
-	build(&m, (struct ent[]){D("t/"), L("t/f", out), F("t/f", "new\n")},
-	      3);
+	build(&m, (struct ent[]){D("t/"), L("t/f", out), F("t/f", "new\n")}, 3);
 	cr_assert_eq(receive(&m, at("dst2"), 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(read_text("outside/target"), "safe\n");
 	cr_assert_str_eq(read_text("dst2/f"), "new\n");
@@ -370,12 +377,9 @@ Test(tarcopy, hard_links_devices_and_huge_names_refused)
 
 	put_file("victim", "safe\n", 0644);
 	snprintf(victim, sizeof(victim), "%s", at("victim"));
-	refused((struct ent[]){D("t/"), H("t/h", victim, "owned\n")}, 2,
-		"a hard link");
-	refused((struct ent[]){D("t/"), H("t/h", "../victim", "owned\n")}, 2,
-		"a hard link");
-	refused((struct ent[]){D("t/"), F("t/x", "x"), H("t/h", "t/x", NULL)}, 3,
-		"a hard link");
+	refused((struct ent[]){D("t/"), H("t/h", victim, "owned\n")}, 2, "a hard link");
+	refused((struct ent[]){D("t/"), H("t/h", "../victim", "owned\n")}, 2, "a hard link");
+	refused((struct ent[]){D("t/"), F("t/x", "x"), H("t/h", "t/x", NULL)}, 3, "a hard link");
 	cr_assert_str_eq(read_text("victim"), "safe\n");
 	refused((struct ent[]){D("t/"), P("t/p")}, 2, "not a file, directory or symlink");
 	memset(longname, 'a', sizeof(longname) - 1);

@@ -561,7 +561,8 @@ Test(evloop, deferred_call_runs_once_after_the_batch)
 	for (int i = 0; i < 4; i++) {
 		dfr.ios[i] = (struct io){.op = {.done = handled_then_defer}};
 		dfr.ios[i].iov[0] = (struct iovec){dfr.ios[i].buf, 512};
-		cr_assert_eq(evloop_writev(dfr.l, &dfr.ios[i].op, fd, dfr.ios[i].iov, 1, i * 512), 0);
+		cr_assert_eq(evloop_writev(dfr.l, &dfr.ios[i].op, fd, dfr.ios[i].iov, 1, i * 512),
+			     0);
 	}
 	cr_assert_eq(evloop_run(dfr.l), 0);
 	cr_assert_eq(dfr.handled, 4);
@@ -571,7 +572,8 @@ Test(evloop, deferred_call_runs_once_after_the_batch)
 	cr_assert_leq(dfr.afters, 4);
 	cr_assert_eq(dfr.completions_seen_by_after[dfr.afters - 1], 4);
 	for (int i = 1; i < dfr.afters; i++)
-		cr_assert_gt(dfr.completions_seen_by_after[i], dfr.completions_seen_by_after[i - 1]);
+		cr_assert_gt(dfr.completions_seen_by_after[i],
+			     dfr.completions_seen_by_after[i - 1]);
 	/* A pending op cannot be deferred. */
 	struct io p = io_in(NULL);
 	int efd = new_eventfd();

@@ -806,8 +806,8 @@ Test(gmem_snap, drop_private_reads_the_file_again)
 	cr_assert_eq(gmem_create_from_file(&r, &l, fd, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_assert(gmem_from_file(r));
 	for (int round = 0; round < 3; round++) {
-		fill_page(r, 1 * PG, 0xee);		     /* over data */
-		fill_page(r, 500 * PG, 0x5a);		     /* over a hole */
+		fill_page(r, 1 * PG, 0xee);   /* over data */
+		fill_page(r, 500 * PG, 0x5a); /* over a hole */
 		*(volatile uint8_t *)gmem_ptr(r, (NPG - 1) * PG + 7, 1) = 0x99;
 		cr_assert_neq(memcmp(gmem_region(r, 0)->host, orig, SZ), 0);
 		cr_assert_eq(gmem_drop_private(r), 0);

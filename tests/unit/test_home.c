@@ -89,8 +89,8 @@ Test(home, says_where_it_looked)
 
 	home_init(&h, home_dir, exe);
 	home_describe(&h, s, sizeof(s));
-	snprintf(want, sizeof(want), "%s (FLINT_HOME), %s (beside flint) or %s", home_dir,
-		 bin_dir, home_datadir);
+	snprintf(want, sizeof(want), "%s (FLINT_HOME), %s (beside flint) or %s", home_dir, bin_dir,
+		 home_datadir);
 	cr_assert_str_eq(s, want);
 	home_init(&h, NULL, exe);
 	home_describe(&h, s, sizeof(s));

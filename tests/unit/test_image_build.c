@@ -517,9 +517,9 @@ Test(image_build, a_work_directory_of_a_killed_maker_goes)
 	bool built;
 	int lock;
 
-	cr_assert_eq(image_work_create(cache, ".jail-", work, sizeof(work), &lock, err,
-				       sizeof(err)),
-		     0, "%s", err);
+	cr_assert_eq(
+	    image_work_create(cache, ".jail-", work, sizeof(work), &lock, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_assert_not_null(strstr(work, "/images/.jail-"), "%s", work);
 	snprintf(p, sizeof(p), "%s/source", work);
 	cr_assert_eq(close(open(p, O_WRONLY | O_CREAT, 0600)), 0);
@@ -536,9 +536,9 @@ Test(image_build, a_work_directory_of_a_killed_maker_goes)
 	cr_assert_neq(access(work, F_OK), 0, "%s left behind", work);
 	cr_assert_eq(cache_entries(), 2, "the two images and nothing else");
 	/* image_work_remove: all of it, and the lock let go. */
-	cr_assert_eq(image_work_create(cache, ".jail-", work, sizeof(work), &lock, err,
-				       sizeof(err)),
-		     0, "%s", err);
+	cr_assert_eq(
+	    image_work_create(cache, ".jail-", work, sizeof(work), &lock, err, sizeof(err)), 0,
+	    "%s", err);
 	image_work_remove(work, &lock);
 	cr_assert_eq(lock, -1);
 	cr_assert_neq(access(work, F_OK), 0);
@@ -554,8 +554,8 @@ static void make_bomb(const char *how, unsigned mib, char *out)
 	for (char *c = out + strlen(top); *c; c++)
 		if (*c == ' ')
 			*c = '_';
-	snprintf(cmd, sizeof(cmd), "truncate -s %uM %s/big && tar -C %s %s %s . && rm %s/big",
-		 mib, src, src, how, out, src);
+	snprintf(cmd, sizeof(cmd), "truncate -s %uM %s/big && tar -C %s %s %s . && rm %s/big", mib,
+		 src, src, how, out, src);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
@@ -625,7 +625,8 @@ Test(image_build, an_image_over_the_byte_limit_is_refused)
 Test(image_build, too_many_entries_are_refused_before_extraction)
 {
 	struct fake f = {0};
-	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f, .max_entries = 10};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .max_entries = 10};
 	char out[PATH_MAX], err[512] = "", tar[PATH_MAX], cmd[PATH_MAX * 2];
 	bool built;
 

@@ -59,8 +59,8 @@ static const struct {
 #define STATE_PATH "/s/fn.state"
 static struct wbuf state;
 
-static int fake_read(void *ctx, const char *path, size_t max, char **text, size_t *len,
-		     char *why, size_t whylen)
+static int fake_read(void *ctx, const char *path, size_t max, char **text, size_t *len, char *why,
+		     size_t whylen)
 {
 	(void)ctx;
 	if (state.p && !strcmp(path, STATE_PATH)) {
@@ -92,7 +92,8 @@ static void state_file(const char *json)
 	struct vm_config c;
 	char why[256];
 
-	cr_assert_eq(config_json_parse_file(json, strlen(json), &c, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(config_json_parse_file(json, strlen(json), &c, why, sizeof(why)), 0, "%s",
+		     why);
 	cr_assert_eq(snap_writer_init(&w, &cpu, &c, why, sizeof(why)), 0, "%s", why);
 	cr_assert_eq(snap_writer_add(&w, "vcpu0", "x", 1), 0);
 	cr_assert_eq(snap_encode(&w, &state), 0);
@@ -273,9 +274,10 @@ Test(jail_plan, run_image_is_staged_and_rewritten)
 	cr_assert_eq(BUILD(&p, "run", "--image", "/imgs/userland", "--drive",
 			   "path=/imgs/userland,ro", "--scratch", "64M", "--", "true"),
 		     0, "%s", err);
-	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
-				   "/userland --drive path=/2-userland,ro --scratch /scratch.ext4 -- "
-				   "true");
+	cr_assert_str_eq(joined(),
+			 "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
+			 "/userland --drive path=/2-userland,ro --scratch /scratch.ext4 -- "
+			 "true");
 	cr_assert_eq(p.nfiles, 5);
 	cr_assert_str_eq(p.files[3].src, "/imgs/userland");
 	cr_assert_eq(p.files[3].access, PLAN_READ);
@@ -296,9 +298,9 @@ Test(jail_plan, run_image_is_staged_and_rewritten)
 
 Test(jail_plan, run_rootfs_given_may_be_built)
 {
-	cr_assert_eq(BUILD(&p, "run", "--rootfs=/imgs/root.tar", "--image=/imgs/root.tar", "--",
-			   "true"),
-		     0, "%s", err);
+	cr_assert_eq(
+	    BUILD(&p, "run", "--rootfs=/imgs/root.tar", "--image=/imgs/root.tar", "--", "true"), 0,
+	    "%s", err);
 	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs=/root.tar "
 				   "--image=/2-root.tar -- true");
 	cr_assert(p.files[2].image && p.files[2].rootfs, "--rootfs takes any file");
@@ -312,9 +314,10 @@ Test(jail_plan, run_scratch_is_made_in_the_jail)
 	cr_assert_eq(BUILD(&p, "run", "--image", "/i/u.ext4", "--scratch", "64M", "--drive",
 			   "path=/d/scratch.ext4", "--", "true"),
 		     0, "%s", err);
-	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
-				   "/u.ext4 --scratch /scratch.ext4 --drive path=/2-scratch.ext4 -- "
-				   "true");
+	cr_assert_str_eq(joined(),
+			 "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --image "
+			 "/u.ext4 --scratch /scratch.ext4 --drive path=/2-scratch.ext4 -- "
+			 "true");
 	cr_assert_eq(p.scratch, 64ULL << 20);
 	cr_assert_str_eq(p.scratch_name, "scratch.ext4");
 	plan_free(&p);
@@ -339,8 +342,8 @@ Test(jail_plan, run_scratch_is_made_in_the_jail)
  * interface's own argument; a user interface given fd=N keeps it. */
 Test(jail_plan, net_user_gets_a_passt)
 {
-	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--net", "user", "--net", "tap=t0", "--net=user,id=b",
-			   "--append", "--net user"),
+	cr_assert_eq(BUILD(&p, "--kernel", "/k", "--net", "user", "--net", "tap=t0",
+			   "--net=user,id=b", "--append", "--net user"),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(), "/flint --kernel /k --net user,fd=3 --net tap=t0 "
 				   "--net=user,id=b,fd=4 --append --net user");
@@ -352,11 +355,12 @@ Test(jail_plan, net_user_gets_a_passt)
 	cr_assert_eq(p.nkeep, 0);
 	plan_free(&p);
 
-	cr_assert_eq(BUILD(&p, "run", "--status-fd", "3", "--net", "user,fd=5", "--net", "user", "--",
-			   "true"),
+	cr_assert_eq(BUILD(&p, "run", "--status-fd", "3", "--net", "user,fd=5", "--net", "user",
+			   "--", "true"),
 		     0, "%s", err);
-	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --status-fd 3 "
-				   "--net user,fd=5 --net user,fd=4 -- true");
+	cr_assert_str_eq(joined(),
+			 "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --status-fd 3 "
+			 "--net user,fd=5 --net user,fd=4 -- true");
 	cr_assert_eq(p.nkeep, 2, "3 and 5 are kept");
 	cr_assert_eq(p.keep[1].fd, 5);
 	cr_assert_str_eq(p.keep[1].opt, "--net user,fd=");
@@ -376,8 +380,9 @@ Test(jail_plan, user_interfaces_of_a_config_file_and_a_snapshot)
 	char why[256];
 
 	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/user-fd.json", "--no-api"), -EINVAL);
-	cr_assert_not_null(strstr(err, "config file /cfg/user-fd.json: interface 'given' names a "
-				       "descriptor (\"fd\": 3): flint-jail starts its passt itself"),
+	cr_assert_not_null(strstr(err,
+				  "config file /cfg/user-fd.json: interface 'given' names a "
+				  "descriptor (\"fd\": 3): flint-jail starts its passt itself"),
 			   "%s", err);
 	cr_assert_eq(p.nkeep, 0);
 	plan_free(&p);
@@ -427,7 +432,8 @@ Test(jail_plan, a_snapshot_keeps_no_descriptor)
 	struct wbuf b = {0};
 	char why[256];
 
-	cr_assert_eq(config_json_parse_file(json, strlen(json), &c, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(config_json_parse_file(json, strlen(json), &c, why, sizeof(why)), 0, "%s",
+		     why);
 	cr_assert_eq(c.nets[0].fd, 5);
 	cr_assert_eq(snap_writer_init(&w, &cpu, &c, why, sizeof(why)), 0, "%s", why);
 	free(w.config_json);
@@ -450,9 +456,9 @@ Test(jail_plan, a_snapshot_keeps_no_descriptor)
 Test(jail_plan, restore_is_staged_and_rewritten)
 {
 	state_file(fn_json);
-	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--vsock-override",
-			   "run/v.sock", "--console", "none", "--control-fd", "3",
-			   "--drive-override", "drive0=/img/rootfs.ext4",
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem",
+			   "--vsock-override", "run/v.sock", "--console", "none", "--control-fd",
+			   "3", "--drive-override", "drive0=/img/rootfs.ext4",
 			   "--drive-override=data=/d/data.img"),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(), "/flint --restore /fn.state --mem-file /fn.mem --vsock-override "
@@ -515,9 +521,9 @@ Test(jail_plan, run_restore_keeps_its_descriptors)
 Test(jail_plan, proc_only_for_a_restore)
 {
 	state_file(fn_json);
-	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem",
-			   "--control-fd", "3", "--drive-override", "drive0=/img/rootfs.ext4",
-			   "--drive-override", "data=/d/data.img"),
+	cr_assert_eq(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem", "--control-fd",
+			   "3", "--drive-override", "drive0=/img/rootfs.ext4", "--drive-override",
+			   "data=/d/data.img"),
 		     0, "%s", err);
 	cr_assert(p.proc, "flint --restore");
 	plan_free(&p);
@@ -621,9 +627,10 @@ Test(jail_plan, restore_refusals)
  * flint's outputs in the jail, for the caller to collect. */
 Test(jail_plan, save_snapshot_outputs)
 {
-	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/i/rootfs.ext4", "--mem",
-			   "64M", "--vcpus", "1", "--timings", "--save-snapshot", "snap/fn.state",
-			   "--save-mem=/snap/fn.mem", "--save-after", "--", "true"),
+	cr_assert_eq(BUILD(&p, "run", "--kernel", "/k/vmlinux", "--rootfs", "/i/rootfs.ext4",
+			   "--mem", "64M", "--vcpus", "1", "--timings", "--save-snapshot",
+			   "snap/fn.state", "--save-mem=/snap/fn.mem", "--save-after", "--",
+			   "true"),
 		     0, "%s", err);
 	cr_assert_str_eq(joined(), "/flint run --kernel /vmlinux --rootfs /rootfs.ext4 --mem 64M "
 				   "--vcpus 1 --timings --save-snapshot /snap/fn.state "

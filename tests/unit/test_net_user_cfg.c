@@ -56,8 +56,9 @@ Test(net_user_cfg, an_inherited_passt)
 	free(n.id);
 	cr_assert_eq(cli_parse_net("fd=7,user", &n, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(n.fd, 7);
-	static const char *const bad[] = {"user,fd=2", "user,fd=x", "user,fd=",	 "user,fd=-4",
-					  "user,fd=5,fd=6", "user,fd=3x", "tap=t0,fd=4", "fd=4"};
+	static const char *const bad[] = {
+	    "user,fd=2",      "user,fd=x",  "user,fd=",	   "user,fd=-4",
+	    "user,fd=5,fd=6", "user,fd=3x", "tap=t0,fd=4", "fd=4"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		cr_assert_eq(cli_parse_net(bad[i], &n, err, sizeof(err)), -EINVAL, "%s", bad[i]);
@@ -85,7 +86,6 @@ Test(net_user_cfg, an_inherited_passt)
 	free(enc);
 	vm_config_free(&c);
 }
-
 
 /* The first user interface's addresses reach the kernel as ip=, named by
  * its place (eth1 after a tap); a second user interface gets none. */
@@ -238,6 +238,7 @@ Test(net_user_cfg, json_fd)
 	cr_assert_lt(config_json_net("eth0", body, strlen(body), &n, err, sizeof(err)), 0);
 	cr_assert_not_null(strstr(err, "not through the API"), "%s", err);
 	body = "{\"iface_id\": \"eth0\", \"backend\": \"user\"}";
-	cr_assert_eq(config_json_net("eth0", body, strlen(body), &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(config_json_net("eth0", body, strlen(body), &n, err, sizeof(err)), 0, "%s",
+		     err);
 	vmc_net_free(&n);
 }

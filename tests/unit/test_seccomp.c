@@ -29,8 +29,8 @@
 
 TestSuite(seccomp, .timeout = 10);
 
-static const enum seccomp_thread kinds[] = {SECCOMP_MAIN, SECCOMP_VCPU, SECCOMP_EVLOOP, SECCOMP_RUN,
-					    SECCOMP_API, SECCOMP_CONTROL};
+static const enum seccomp_thread kinds[] = {SECCOMP_MAIN, SECCOMP_VCPU, SECCOMP_EVLOOP,
+					    SECCOMP_RUN,  SECCOMP_API,	SECCOMP_CONTROL};
 
 Test(seccomp, every_table_compiles_in_both_modes)
 {
@@ -128,16 +128,17 @@ Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
 				/* No file truncated by its open (the snapshot's
 				 * memory file is, by ftruncate, once checked). */
 				c = cond_on(&t[i], 2);
-				cr_assert(c && c->op == SCMP_CMP_MASKED_EQ && (c->datum_a & O_TRUNC) &&
-					      (c->datum_a & O_PATH) && c->datum_b == 0,
+				cr_assert(c && c->op == SCMP_CMP_MASKED_EQ &&
+					      (c->datum_a & O_TRUNC) && (c->datum_a & O_PATH) &&
+					      c->datum_b == 0,
 					  "%s: openat may truncate", name);
 			} else if (t[i].nr == SCMP_SYS(fcntl)) {
 				/* Image locks, and the image's O_NONBLOCK cleared
 				 * (F_SETFL): no F_DUPFD, F_SETOWN, leases... */
 				c = cond_on(&t[i], 1);
 				cr_assert(c && c->op == SCMP_CMP_EQ &&
-					      (c->datum_a == F_OFD_SETLK || c->datum_a == F_OFD_GETLK ||
-					       c->datum_a == F_SETFL),
+					      (c->datum_a == F_OFD_SETLK ||
+					       c->datum_a == F_OFD_GETLK || c->datum_a == F_SETFL),
 					  "%s: fcntl beyond the image lock", name);
 			} else if (t[i].nr == SCMP_SYS(madvise)) {
 				c = cond_on(&t[i], 2);
@@ -145,7 +146,8 @@ Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
 			} else if (t[i].nr == SCMP_SYS(clock_nanosleep)) {
 				/* A relative sleep on the monotonic clock only. */
 				c = cond_on(&t[i], 0);
-				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == CLOCK_MONOTONIC,
+				cr_assert(c && c->op == SCMP_CMP_EQ &&
+					      c->datum_a == CLOCK_MONOTONIC,
 					  "%s: clock_nanosleep on another clock", name);
 				c = cond_on(&t[i], 1);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == 0,

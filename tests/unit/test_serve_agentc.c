@@ -77,8 +77,8 @@ static void *serve(void *arg)
 	agent_reader_init(&rd, payload, sizeof(payload));
 	if (agent_read_frame(&rd, c) == 1 && rd.f.type == AGENT_REQUEST) {
 		memcpy(f->reqbuf, payload, rd.f.len);
-		cr_assert_eq(agent_request_decode(f->reqbuf, rd.f.len, &f->req, err, sizeof(err)), 0,
-			     "%s", err);
+		cr_assert_eq(agent_request_decode(f->reqbuf, rd.f.len, &f->req, err, sizeof(err)),
+			     0, "%s", err);
 	}
 	if (f->close_early) {
 		close(c);
@@ -219,8 +219,7 @@ Test(agentc, request_body_streams_and_status)
 }
 
 /* Each final frame and the outcome it gives. */
-static void ends(void (*script)(struct fake *), enum worker_outcome o, int status,
-		 const char *err)
+static void ends(void (*script)(struct fake *), enum worker_outcome o, int status, const char *err)
 {
 	struct fake *f = fake_start();
 	struct agentc_params p = {.uds = f->path, .argv = ARGV("true"), .connect_ms = 2000};
@@ -238,19 +237,40 @@ static void ends(void (*script)(struct fake *), enum worker_outcome o, int statu
 	agentc_destroy(a);
 }
 
-static void s_ok(struct fake *f) { add_exit(f, AGENT_EXITED, 0); }
-static void s_signal(struct fake *f) { add_exit(f, AGENT_SIGNALED, 9); }
-static void s_timeout(struct fake *f) { add_exit(f, AGENT_TIMED_OUT, 0); }
-static void s_not_started(struct fake *f) { add_exit(f, AGENT_NOT_STARTED, 2); }
-static void s_error(struct fake *f) { add(f, AGENT_ERROR, "no such user", 12); }
-static void s_nothing(struct fake *f) { (void)f; }
+static void s_ok(struct fake *f)
+{
+	add_exit(f, AGENT_EXITED, 0);
+}
+static void s_signal(struct fake *f)
+{
+	add_exit(f, AGENT_SIGNALED, 9);
+}
+static void s_timeout(struct fake *f)
+{
+	add_exit(f, AGENT_TIMED_OUT, 0);
+}
+static void s_not_started(struct fake *f)
+{
+	add_exit(f, AGENT_NOT_STARTED, 2);
+}
+static void s_error(struct fake *f)
+{
+	add(f, AGENT_ERROR, "no such user", 12);
+}
+static void s_nothing(struct fake *f)
+{
+	(void)f;
+}
 static void s_bad(struct fake *f)
 {
 	uint8_t hdr[AGENT_HDR_SIZE] = {AGENT_STDOUT, 0, 1, 0, 0xff, 0xff, 0xff, 0x7f};
 	memcpy(f->script, hdr, sizeof(hdr));
 	f->script_len = sizeof(hdr);
 }
-static void s_host_frame(struct fake *f) { add(f, AGENT_STDIN, "x", 1); }
+static void s_host_frame(struct fake *f)
+{
+	add(f, AGENT_STDIN, "x", 1);
+}
 
 Test(agentc, ends)
 {
@@ -298,9 +318,8 @@ Test(agentc, another_answer_from_the_device)
 /* Nobody listens: retried until connect_ms, then LOST. */
 Test(agentc, nobody_answers)
 {
-	struct agentc_params p = {.uds = "/tmp/flint-unit-agentc-none.sock",
-				  .argv = ARGV("true"),
-				  .connect_ms = 300};
+	struct agentc_params p = {
+	    .uds = "/tmp/flint-unit-agentc-none.sock", .argv = ARGV("true"), .connect_ms = 300};
 	struct worker_result res;
 	struct agentc *a;
 	char out[16];
@@ -391,8 +410,9 @@ Test(agentc, open_uds_connects_through_the_descriptor)
 	o = (struct opener){.real = "/nonexistent", .err = -ENOTSOCK};
 	session(NULL, &p, NULL, out, sizeof(out), &res, &a);
 	cr_assert_eq(res.outcome, WORKER_LOST);
-	cr_assert_not_null(strstr(res.err, "/nonexistent/run/v.sock: Socket operation on non-socket"),
-			   "%s", res.err);
+	cr_assert_not_null(
+	    strstr(res.err, "/nonexistent/run/v.sock: Socket operation on non-socket"), "%s",
+	    res.err);
 	cr_assert_eq(o.calls, 1);
 	agentc_destroy(a);
 }

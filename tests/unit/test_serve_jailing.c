@@ -84,8 +84,8 @@ Test(jailing, range_parsing)
 	cr_assert_eq(a, 1000);
 	cr_assert_eq(b, 1999);
 	cr_assert_eq(jailing_parse_range("7-7", &a, &b), 0);
-	const char *bad[] = {"0-5", "5-4", "a-b", "10", "10-", "-5-6", "5--6", "1-4294967295",
-			     "1-2x", ""};
+	const char *bad[] = {"0-5",  "5-4",  "a-b",	     "10",   "10-",
+			     "-5-6", "5--6", "1-4294967295", "1-2x", ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_eq(jailing_parse_range(bad[i], &a, &b), -EINVAL, "'%s' taken", bad[i]);
 }
@@ -147,10 +147,23 @@ Test(jailing, launcher_words)
 
 	cr_assert_eq(jail_take(j, "hello", 256, &sl), 0);
 	char **v = sl->launcher;
-	const char *want[] = {"/usr/sbin/flint-jail", "--id", sl->id, "--exec-file",
-			      "/opt/flint/jflint", "--uid", "3000", "--gid", "77",
-			      "--chroot-base-dir", base, "--parent-cgroup", "serve-test/hello",
-			      "--cgroup", "pids.max=32", "--", NULL};
+	const char *want[] = {"/usr/sbin/flint-jail",
+			      "--id",
+			      sl->id,
+			      "--exec-file",
+			      "/opt/flint/jflint",
+			      "--uid",
+			      "3000",
+			      "--gid",
+			      "77",
+			      "--chroot-base-dir",
+			      base,
+			      "--parent-cgroup",
+			      "serve-test/hello",
+			      "--cgroup",
+			      "pids.max=32",
+			      "--",
+			      NULL};
 	for (int i = 0; want[i]; i++) {
 		cr_assert_not_null(v[i], "launcher ends at %d", i);
 		cr_assert_str_eq(v[i], want[i]);
@@ -177,7 +190,8 @@ Test(jailing, default_memory_limit)
 	snprintf(want, sizeof(want), "=%llu", (256ULL + JAILING_OVERHEAD_MIB) << 20);
 	for (char **p = sl->launcher; *p; p++)
 		if (!strcmp(*p, "--cgroup")) {
-			cr_assert(strstr(p[1], "memory.") == p[1] && strstr(p[1], want), "%s", p[1]);
+			cr_assert(strstr(p[1], "memory.") == p[1] && strstr(p[1], want), "%s",
+				  p[1]);
 			cr_assert_str_eq(p[-2], "--parent-cgroup");
 			found = true;
 		}

@@ -32,31 +32,32 @@ static char dir[64], fake[96], args_file[96];
 static char env_args[128];
 static char *fake_env[] = {env_args, "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
 
-static const char fake_flint[] = "#!/bin/sh\n"
-				 "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
-				 "wait=\n"
-				 "sfd=\n"
-				 "while [ $# -gt 0 ]; do\n"
-				 "\tcase $1 in\n"
-				 "\t--wait-fd) wait=$2; shift ;;\n"
-				 "\t--status-fd) sfd=$2; shift ;;\n"
-				 "\t--) shift; break ;;\n"
-				 "\tesac\n"
-				 "\tshift\n"
-				 "done\n"
-				 "if [ -n \"$wait\" ]; then\n"
-				 "\tb=$(dd bs=1 count=1 <&3 2>/dev/null)\n"
-				 "\t[ -n \"$b\" ] || exit 0\n"
-				 "fi\n"
-				 "if [ -n \"$sfd\" ]; then\n"
-				 "\t\"$@\" 3<&- 4>&-\n"
-				 "\tst=$?\n"
-				 "\teval \"printf 'status=%d ready_ms=1.5 command_ms=2.5\\\\n' $st >&$sfd\"\n"
-				 "\teval \"exec $sfd>&-\"\n"
-				 "\tsleep \"${FAKE_TEARDOWN:-0}\"\n"
-				 "\texit $st\n"
-				 "fi\n"
-				 "exec \"$@\" 3<&-\n";
+static const char fake_flint[] =
+    "#!/bin/sh\n"
+    "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
+    "wait=\n"
+    "sfd=\n"
+    "while [ $# -gt 0 ]; do\n"
+    "\tcase $1 in\n"
+    "\t--wait-fd) wait=$2; shift ;;\n"
+    "\t--status-fd) sfd=$2; shift ;;\n"
+    "\t--) shift; break ;;\n"
+    "\tesac\n"
+    "\tshift\n"
+    "done\n"
+    "if [ -n \"$wait\" ]; then\n"
+    "\tb=$(dd bs=1 count=1 <&3 2>/dev/null)\n"
+    "\t[ -n \"$b\" ] || exit 0\n"
+    "fi\n"
+    "if [ -n \"$sfd\" ]; then\n"
+    "\t\"$@\" 3<&- 4>&-\n"
+    "\tst=$?\n"
+    "\teval \"printf 'status=%d ready_ms=1.5 command_ms=2.5\\\\n' $st >&$sfd\"\n"
+    "\teval \"exec $sfd>&-\"\n"
+    "\tsleep \"${FAKE_TEARDOWN:-0}\"\n"
+    "\texit $st\n"
+    "fi\n"
+    "exec \"$@\" 3<&-\n";
 
 static void setup(void)
 {
@@ -390,8 +391,8 @@ Test(worker, argv_env_workdir_save_after_attach)
 	 * --workdir (flint run refuses them there). */
 	p.argv = NULL;
 	cr_assert_eq(worker_argv(&p, &v), 0);
-	expect_argv(v, ARGV("flint", "run", "--save-snapshot", "s", "--save-mem", "m", "--mem",
-			    "256"));
+	expect_argv(
+	    v, ARGV("flint", "run", "--save-snapshot", "s", "--save-mem", "m", "--mem", "256"));
 	worker_argv_free(v);
 
 	/* Attached: the running VM's socket, no files of its own. */
@@ -427,7 +428,8 @@ Test(worker, argv_env_workdir_save_after_attach)
 
 Test(worker, argv_refusals_env_save_after_attach)
 {
-	struct worker_params ok = {.kind = WORKER_ATTACH, .flint = "f", .uds = "/u", .argv = ARGV("x")};
+	struct worker_params ok = {
+	    .kind = WORKER_ATTACH, .flint = "f", .uds = "/u", .argv = ARGV("x")};
 	struct worker_params p;
 	struct worker *w = (struct worker *)1;
 	char **v = (char **)1;
@@ -536,7 +538,8 @@ Test(worker, early_status_before_the_exit)
 {
 	static char teardown_env[] = "FAKE_TEARDOWN=2";
 	char *env[] = {env_args, teardown_env, "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "echo out; echo err >&2; exit 3"));
+	struct worker_params p =
+	    params(WORKER_RESTORE, ARGV("sh", "-c", "echo out; echo err >&2; exit 3"));
 	struct worker_result res;
 	char buf[64], args[512] = "";
 	size_t len = 0;

@@ -136,9 +136,9 @@ static void same_streams(size_t ring, size_t max)
 		free(want.buf);
 	}
 	/* Every stream was taken: there is no fourth. */
-	cr_assert_eq(spool_send(sp, 3, &(struct tarcopy_io){.write = sink_write}, max, err,
-			       sizeof(err)),
-		     -1);
+	cr_assert_eq(
+	    spool_send(sp, 3, &(struct tarcopy_io){.write = sink_write}, max, err, sizeof(err)),
+	    -1);
 	spool_end(sp);
 	for (unsigned i = 0; i < 3; i++)
 		free((void *)paths[i]);

@@ -12,12 +12,12 @@
 
 #include "core/bus.h"
 #include "core/control.h"
-#include "x86/cpuid.h"
 #include "core/gmem.h"
 #include "core/kvm.h"
+#include "core/vcpu.h"
+#include "x86/cpuid.h"
 #include "x86/layout.h"
 #include "x86/loader.h"
-#include "core/vcpu.h"
 #include "x86/x86.h"
 
 #define NVCPUS	    2

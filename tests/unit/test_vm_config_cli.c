@@ -41,7 +41,8 @@ Test(vm_config_cli, every_option_maps)
 	cr_assert_eq(c.ndrives, 2);
 	cr_assert_str_eq(c.drives[0].drive_id, "drive0");
 	cr_assert(c.drives[0].is_read_only && !c.drives[0].is_root_device);
-	cr_assert_eq(c.drives[0].cache_type, VMC_CACHE_WRITEBACK, "--drive does the guest's flushes");
+	cr_assert_eq(c.drives[0].cache_type, VMC_CACHE_WRITEBACK,
+		     "--drive does the guest's flushes");
 	cr_assert_str_eq(c.drives[1].drive_id, "data");
 	cr_assert(c.drives[1].direct);
 	cr_assert_str_eq(c.nets[0].iface_id, "net0");

@@ -25,7 +25,7 @@ static struct {
 	/* Packets to hand out: out[next_out..nout). */
 	struct sent out[16];
 	unsigned nout, next_out;
-	unsigned dry; /* rx() calls to answer "nothing after all" first */
+	unsigned dry;		       /* rx() calls to answer "nothing after all" first */
 	unsigned rx_calls, rx_offered; /* rx() calls; buffers the last one had */
 } be;
 
@@ -412,8 +412,8 @@ Test(vsock_dev, kept_rx_chains_keep_their_buffers)
 		cr_assert_eq(e.len, VSOCK_PKT_HDR_SIZE + 2);
 		memcpy(&h, g_at(&gs, g_buf(0, heads[i]), sizeof(h)), sizeof(h));
 		cr_assert_eq(le32toh(h.len), 2);
-		cr_assert_eq(memcmp(g_at(&gs, g_buf(0, (uint16_t)(heads[i] + 1)), 2), want[i], 2), 0,
-			     "packet %u", i);
+		cr_assert_eq(memcmp(g_at(&gs, g_buf(0, (uint16_t)(heads[i] + 1)), 2), want[i], 2),
+			     0, "packet %u", i);
 	}
 }
 

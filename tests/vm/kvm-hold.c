@@ -11,13 +11,13 @@
  * no scenario or benchmark pays, or risks, that round trip at each launch.
  *
  * Usage: kvm-hold &   (it waits for a signal; it prints only a failure) */
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-#include <errno.h>
 
 int main(void)
 {

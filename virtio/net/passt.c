@@ -157,8 +157,7 @@ static void print_output(const char *id, int errfd)
 
 /* In the child, between fork and exec: only async-signal-safe calls, but
  * for c's hook (its caller is single-threaded). */
-static void child(pid_t parent, int sock, int errfd, char *const *argv,
-		  const struct passt_child *c)
+static void child(pid_t parent, int sock, int errfd, char *const *argv, const struct passt_child *c)
 {
 	sigset_t none;
 	int s, e, null;
@@ -177,7 +176,8 @@ static void child(pid_t parent, int sock, int errfd, char *const *argv,
 		if (c->setup(c->ctx) < 0)
 			_exit(126);
 		/* Set again: a change of ids clears it. */
-		if (!c->no_deathsig && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+		if (!c->no_deathsig &&
+		    (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
 			_exit(126);
 	}
 	/* Out of the way of 0-3 first, then into place (dup2 clears

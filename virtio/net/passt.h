@@ -54,8 +54,8 @@ struct passt_child {
 	/* Called in the child before passt's descriptors move into place
 	 * (the hook's own may be among 0-3), then exec follows (the caller
 	 * is single-threaded: it may do more than async-signal-safe calls):
-	 * join a network namespace, drop to the jail's user. 0, or -errno to give up (passt is not run). With it,
-	 * passt gets no --runas: the hook chose its ids. */
+	 * join a network namespace, drop to the jail's user. 0, or -errno to give up (passt is not
+	 * run). With it, passt gets no --runas: the hook chose its ids. */
 	int (*setup)(void *ctx);
 	void *ctx;
 	/* No PR_SET_PDEATHSIG: the caller exits before flint does (flint-jail

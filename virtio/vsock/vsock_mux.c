@@ -731,8 +731,7 @@ static bool be_rx_pending(void *be)
 
 /* Read the socket into the payload buffers of p[0..n), in order: no more
  * than the guest's credit. Returns bytes, 0 at EOF, or -errno. */
-static ssize_t read_into(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p,
-			 unsigned n)
+static ssize_t read_into(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt *p, unsigned n)
 {
 	uint32_t left = vsock_conn_credit(&mc->c);
 	unsigned niov = 0;

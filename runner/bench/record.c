@@ -70,6 +70,7 @@ void bench_record_init(struct bench_record *r, const char *vmm)
 	r->guest_touched_kib = BENCH_NONE;
 	r->minor_faults = BENCH_NONE;
 	r->major_faults = BENCH_NONE;
+	r->cpu_us = BENCH_NONE;
 }
 
 /* Whether every run of vmm in runs[0..n) failed for a missing binary. */

@@ -7,7 +7,8 @@
  * Times are microseconds from the launch: the moment the bench forked the
  * VMM's process (flint bench serve: the moment it sent the request). A phase the run did not reach,
  * or that a VMM does not report, is BENCH_NONE; a count the run could not read is BENCH_NONE too (a
- * missing figure is never a 0). */
+ * missing figure is never a 0). Memory, faults and CPU time are read once, when the run
+ * reaches the phase it measures at (flint bench boot: the first output). */
 #ifndef FLINT_BENCH_RECORD_H
 #define FLINT_BENCH_RECORD_H
 
@@ -64,6 +65,8 @@ struct bench_record {
 	uint64_t rss_overhead_kib;	     /* the VMM's RSS outside guest RAM */
 	uint64_t guest_touched_kib;	     /* guest RAM resident */
 	uint64_t minor_faults, major_faults; /* the VMM process's */
+	uint64_t cpu_us; /* the VMM process's CPU time, user and system, all its threads: a
+			  * guest's own execution counts in its vCPU threads */
 };
 
 /* The phase's and the exit counter's names, as the reports print them

@@ -8,8 +8,8 @@
 #include "bench/stats.h"
 
 /* Every figure the table and the JSON show, in their order (durations
- * apart): phases, start-up, exit counters, memory, faults. */
-#define NFIGS (BP_COUNT + 1 + BE_COUNT + 4)
+ * apart): phases, start-up, exit counters, memory, faults, CPU time. */
+#define NFIGS (BP_COUNT + 1 + BE_COUNT + 5)
 
 static size_t all_figs(struct bench_fig *f)
 {
@@ -24,6 +24,7 @@ static size_t all_figs(struct bench_fig *f)
 	f[n++] = (struct bench_fig){BF_GUEST_TOUCHED, 0};
 	f[n++] = (struct bench_fig){BF_MINOR_FAULTS, 0};
 	f[n++] = (struct bench_fig){BF_MAJOR_FAULTS, 0};
+	f[n++] = (struct bench_fig){BF_CPU, 0};
 	return n;
 }
 
@@ -346,6 +347,7 @@ static json_t *run_json(const struct bench_set *s, size_t i)
 	put(o, "guest_touched_kib", juint(rec->guest_touched_kib), &r);
 	put(o, "minor_faults", juint(rec->minor_faults), &r);
 	put(o, "major_faults", juint(rec->major_faults), &r);
+	put(o, "cpu_us", juint(rec->cpu_us), &r);
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -472,7 +474,7 @@ static void csv_header(FILE *out)
 	fputs(",startup_us", out);
 	for (unsigned e = 0; e < BE_COUNT; e++)
 		fprintf(out, ",%s", bench_exit_name(e));
-	fputs(",rss_overhead_kib,guest_touched_kib,minor_faults,major_faults\n", out);
+	fputs(",rss_overhead_kib,guest_touched_kib,minor_faults,major_faults,cpu_us\n", out);
 }
 
 static void csv_run(const struct bench_set *s, size_t i, FILE *out)
@@ -497,7 +499,7 @@ static void csv_run(const struct bench_set *s, size_t i, FILE *out)
 		csv_uint(out, rec->exits[e]);
 	}
 	const uint64_t mem[] = {rec->rss_overhead_kib, rec->guest_touched_kib, rec->minor_faults,
-				rec->major_faults};
+				rec->major_faults, rec->cpu_us};
 	for (size_t k = 0; k < ARRAY_SIZE(mem); k++) {
 		fputc(',', out);
 		csv_uint(out, mem[k]);
@@ -512,7 +514,7 @@ static void csv_missing(const struct bench_missing *m, FILE *out)
 	csv_field(out, m->vmm);
 	fputs(",,missing,", out);
 	csv_field(out, m->why);
-	for (size_t k = 0; k < BP_COUNT + 1 + BE_COUNT + 4; k++)
+	for (size_t k = 0; k < BP_COUNT + 1 + BE_COUNT + 5; k++)
 		fputc(',', out);
 	fputc('\n', out);
 }

@@ -10,7 +10,8 @@
  * figures in this order: each phase some VMM reported (its time from the
  * launch), "startup" (launch to the last start-up phase reached), each
  * exit counter some VMM reported, rss_overhead_kib, guest_touched_kib,
- * minor_faults, major_faults, each where some VMM has it. Times in ms
+ * minor_faults, major_faults, cpu (the VMM's CPU time, record.h), each
+ * where some VMM has it. Times in ms
  * with three decimals (us exact), memory in KiB, counts as they are;
  * ratio is the VMM's p50 over flint's. Then a line per VMM whose runs
  * failed (how many, the first reason) and per missing peer (its reason).
@@ -32,7 +33,8 @@
  *         "startup": STATS,                   (or absent)
  *         "exits":     { COUNTER: STATS, ... },
  *         "rss_overhead_kib": STATS, "guest_touched_kib": STATS,
- *         "minor_faults": STATS, "major_faults": STATS (each if reported) },
+ *         "minor_faults": STATS, "major_faults": STATS,
+ *         "cpu": STATS (us; each if reported) },
  *       { "name": "lkvm", "status": "missing", "why": S } ],
  *     "runs": [ every record, in the order they ran:
  *       { "index": I (0-based, over all runs), "vmm": S,
@@ -41,7 +43,8 @@
  *         "startup_us": us or null, (launch to the last start-up phase)
  *         "exits": { COUNTER: n or null, ... every counter },
  *         "rss_overhead_kib": n or null, "guest_touched_kib": n or null,
- *         "minor_faults": n or null, "major_faults": n or null } ] }
+ *         "minor_faults": n or null, "major_faults": n or null,
+ *         "cpu_us": us or null } ] }
  *   STATS = { "n": N, "failed": N, "none": N, "p50": X, "p90": X,
  *             "p99": X, "min": X, "max": X, "mean": X,
  *             "ratio": X or null }
@@ -57,7 +60,7 @@
  * column of (its PERCENTILE.INC over a column gives the report's
  * numbers):
  *   index,vmm,run,status,why,<PHASE>_us...,startup_us,<COUNTER>...,
- *   rss_overhead_kib,guest_touched_kib,minor_faults,major_faults
+ *   rss_overhead_kib,guest_touched_kib,minor_faults,major_faults,cpu_us
  * every phase and counter always (the columns do not depend on the
  * mode), an empty cell where a run has no value; status is ok or failed,
  * and a missing peer has one row of its own with status missing, its

@@ -118,18 +118,22 @@ int runner_smaps(const char *text, size_t n, uint64_t guest_mem_kib, uint64_t *t
 	return 0;
 }
 
-int runner_stat_faults(const char *text, uint64_t *minflt, uint64_t *majflt)
+int runner_stat(const char *text, long ticks_per_s, struct runner_stat *st)
 {
 	const char *p = strrchr(text, ')');
-	unsigned long long v[10];
+	unsigned long long v[13];
 
 	/* After the command's name: state, ppid, pgrp, session, tty, tpgid,
-	 * flags, minflt, cminflt, majflt. */
-	if (!p || sscanf(p + 1, " %*c %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[1], &v[2],
-			 &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) != 9)
+	 * flags, minflt, cminflt, majflt, cmajflt, utime, stime (the last two
+	 * in clock ticks, every thread's, the ended ones' too). */
+	if (ticks_per_s <= 0 || !p ||
+	    sscanf(p + 1, " %*c %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[1],
+		   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11],
+		   &v[12]) != 12)
 		return -EINVAL;
-	*minflt = v[7];
-	*majflt = v[9];
+	st->minflt = v[7];
+	st->majflt = v[9];
+	st->cpu_us = (v[11] + v[12]) * 1000000ULL / (unsigned long long)ticks_per_s;
 	return 0;
 }
 
@@ -203,10 +207,12 @@ fail:
 	return NULL;
 }
 
-/* RSS outside guest RAM, guest RAM resident, faults: at measure_at. */
+/* RSS outside guest RAM, guest RAM resident, faults, CPU time: at
+ * measure_at. */
 static void measure(pid_t pid, uint64_t guest_mem_kib, struct bench_record *r)
 {
-	uint64_t total, guest, mi, ma;
+	struct runner_stat st;
+	uint64_t total, guest;
 	size_t n;
 	char *t = read_proc(pid, "smaps", SMAPS_MAX, &n);
 
@@ -215,9 +221,11 @@ static void measure(pid_t pid, uint64_t guest_mem_kib, struct bench_record *r)
 		r->guest_touched_kib = guest;
 	}
 	free(t);
-	if ((t = read_proc(pid, "stat", 1 << 16, &n)) && runner_stat_faults(t, &mi, &ma) == 0) {
-		r->minor_faults = mi;
-		r->major_faults = ma;
+	if ((t = read_proc(pid, "stat", 1 << 16, &n)) &&
+	    runner_stat(t, sysconf(_SC_CLK_TCK), &st) == 0) {
+		r->minor_faults = st.minflt;
+		r->major_faults = st.majflt;
+		r->cpu_us = st.cpu_us;
 	}
 	free(t);
 }

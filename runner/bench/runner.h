@@ -84,8 +84,16 @@ int runner_find(const char *name, char *out, size_t len) WARN_UNUSED;
 int runner_smaps(const char *text, size_t n, uint64_t guest_mem_kib, uint64_t *total_kib,
 		 uint64_t *guest_kib) WARN_UNUSED;
 
-/* /proc/PID/stat's text: minflt and majflt. 0 or -EINVAL. */
-int runner_stat_faults(const char *text, uint64_t *minflt, uint64_t *majflt) WARN_UNUSED;
+/* What the bench takes of /proc/PID/stat: the process's page faults and
+ * its CPU time (utime + stime, all its threads, at the kernel's clock-tick
+ * granularity, ticks_per_s a second: sysconf(_SC_CLK_TCK)). */
+struct runner_stat {
+	uint64_t minflt, majflt;
+	uint64_t cpu_us;
+};
+
+/* /proc/PID/stat's text into *st. 0 or -EINVAL. */
+int runner_stat(const char *text, long ticks_per_s, struct runner_stat *st) WARN_UNUSED;
 
 /* Looks for the markers in a stream read in pieces. */
 struct runner_scan {

@@ -59,6 +59,8 @@ uint64_t stats_fig_value(const struct bench_record *r, struct bench_fig f)
 		return r->minor_faults;
 	case BF_MAJOR_FAULTS:
 		return r->major_faults;
+	case BF_CPU:
+		return r->cpu_us;
 	}
 	return BENCH_NONE;
 }
@@ -81,6 +83,8 @@ const char *stats_fig_name(struct bench_fig f)
 		return "minor_faults";
 	case BF_MAJOR_FAULTS:
 		return "major_faults";
+	case BF_CPU:
+		return "cpu";
 	}
 	return NULL;
 }
@@ -91,6 +95,7 @@ const char *stats_fig_unit(struct bench_fig f)
 	case BF_PHASE:
 	case BF_DURATION:
 	case BF_STARTUP:
+	case BF_CPU:
 		return "us";
 	case BF_RSS_OVERHEAD:
 	case BF_GUEST_TOUCHED:

@@ -38,6 +38,7 @@ enum bench_fig_kind {
 	BF_GUEST_TOUCHED, /* KiB */
 	BF_MINOR_FAULTS,
 	BF_MAJOR_FAULTS,
+	BF_CPU, /* the VMM's CPU time, us */
 };
 
 struct bench_fig {
@@ -71,7 +72,7 @@ uint64_t stats_fig_value(const struct bench_record *r, struct bench_fig f);
 /* f's name as the reports print it and the JSON keys it: a phase's (for
  * its time and its duration alike), an exit counter's, "startup",
  * "rss_overhead_kib", "guest_touched_kib", "minor_faults",
- * "major_faults"; NULL for an index out of range. */
+ * "major_faults", "cpu"; NULL for an index out of range. */
 const char *stats_fig_name(struct bench_fig f);
 
 /* f's unit as the JSON and the CSV name it: "us", "KiB" or "count". */

@@ -36,12 +36,14 @@ static void setup(void)
 	runs[0].exits[BE_IO] = 140;
 	runs[0].rss_overhead_kib = 2048;
 	runs[0].minor_faults = 700;
+	runs[0].cpu_us = 800000;
 
 	bench_record_init(&runs[1], "qemu");
 	runs[1].ok = true;
 	runs[1].phase_us[BP_INIT] = 3000;
 	runs[1].exits[BE_TOTAL] = 2069;
 	runs[1].exits[BE_IO] = 213;
+	runs[1].cpu_us = 1600000;
 
 	bench_record_init(&runs[2], "flint");
 	runs[2].ok = true;
@@ -52,12 +54,14 @@ static void setup(void)
 	runs[2].exits[BE_IO] = 141;
 	runs[2].rss_overhead_kib = 2050;
 	runs[2].minor_faults = 702;
+	runs[2].cpu_us = 900000;
 
 	bench_record_init(&runs[3], "qemu");
 	runs[3].ok = true;
 	runs[3].phase_us[BP_INIT] = 3000;
 	runs[3].exits[BE_TOTAL] = 2071;
 	runs[3].exits[BE_IO] = 215;
+	runs[3].cpu_us = 1700000;
 
 	bench_record_init(&runs[4], "flint");
 	runs[4].ok = false;
@@ -179,6 +183,12 @@ Test(bench_report, table)
 	cr_assert(row(t, "minor_faults", "qemu", w));
 	cr_assert_str_eq(w[3], "-");
 	cr_assert(!row(t, "major_faults", "flint", w));
+	/* CPU time in ms like the times, its ratio like theirs */
+	cr_assert(row(t, "cpu", "flint", w));
+	cr_assert_str_eq(w[3], "850.000");
+	cr_assert(row(t, "cpu", "qemu", w));
+	cr_assert_str_eq(w[3], "1650.000");
+	cr_assert_str_eq(w[8], "1.94");
 	/* the failures and the missing peer, with their reasons */
 	cr_assert(strstr(t, "\nflint: 1 of 3 runs failed (first: timeout, no \"ready\" marker)\n"),
 		  "%s", t);
@@ -266,6 +276,7 @@ Test(bench_report, json)
 	num(doc, "vmms.0.rss_overhead_kib.p50", 2049);
 	cr_assert_null(json_object_get(get(doc, "vmms.0.phases"), "launch-to-vcpus-started"));
 	cr_assert_null(json_object_get(get(doc, "vmms.0"), "major_faults"));
+	num(doc, "vmms.0.cpu.p50", 850000);
 
 	str(doc, "vmms.1.name", "qemu");
 	num(doc, "vmms.1.phases.launch-to-init.p50", 3000);
@@ -274,6 +285,7 @@ Test(bench_report, json)
 	cr_assert_eq(json_object_size(get(doc, "vmms.1.phases")), 1);
 	num(doc, "vmms.1.exits.exits.ratio", 1.489209); /* 2070 / 1390 to 1/10^6 */
 	cr_assert_null(json_object_get(get(doc, "vmms.1"), "minor_faults"));
+	num(doc, "vmms.1.cpu.ratio", 1.941176); /* 1650 / 850 to 1/10^6 */
 
 	str(doc, "vmms.2.name", "firecracker");
 	str(doc, "vmms.2.status", "missing");
@@ -297,6 +309,8 @@ Test(bench_report, json)
 	cr_assert(json_is_null(get(doc, "runs.2.exits.halt_exits")));
 	num(doc, "runs.2.minor_faults", 702);
 	cr_assert(json_is_null(get(doc, "runs.2.major_faults")));
+	num(doc, "runs.2.cpu_us", 900000);
+	cr_assert(json_is_null(get(doc, "runs.4.cpu_us")));
 	cr_assert(json_is_false(get(doc, "runs.4.ok")));
 	str(doc, "runs.4.why", "timeout, no \"ready\" marker");
 	num(doc, "runs.4.run", 3);
@@ -351,14 +365,15 @@ Test(bench_report, csv)
 	/* the header, five runs, the missing peer */
 	cr_assert_eq(nl, 7);
 	nh = csv_split(lines[0], head, 64);
-	cr_assert_eq(nh, 5 + BP_COUNT + 1 + BE_COUNT + 4);
+	cr_assert_eq(nh, 5 + BP_COUNT + 1 + BE_COUNT + 5);
 	cr_assert_str_eq(head[0], "index");
 	cr_assert_str_eq(head[3], "status");
 	cr_assert_str_eq(head[5], "launch-to-process_us");
 	cr_assert_str_eq(head[5 + BP_INIT], "launch-to-init_us");
 	cr_assert_str_eq(head[5 + BP_COUNT], "startup_us");
 	cr_assert_str_eq(head[5 + BP_COUNT + 1 + BE_IO], "io_exits");
-	cr_assert_str_eq(head[nh - 1], "major_faults");
+	cr_assert_str_eq(head[nh - 2], "major_faults");
+	cr_assert_str_eq(head[nh - 1], "cpu_us");
 	for (int i = 1; i < nl; i++)
 		cr_assert_eq(csv_split(lines[i], f, 64), nh, "line %d: %s", i, lines[i]);
 
@@ -371,8 +386,9 @@ Test(bench_report, csv)
 	cr_assert_str_eq(f[5 + BP_VCPUS_STARTED], "", "no value: an empty cell");
 	cr_assert_str_eq(f[5 + BP_COUNT], "2000");
 	cr_assert_str_eq(f[5 + BP_COUNT + 1 + BE_IO], "141");
-	cr_assert_str_eq(f[nh - 2], "702");
-	cr_assert_str_eq(f[nh - 1], "");
+	cr_assert_str_eq(f[nh - 3], "702");
+	cr_assert_str_eq(f[nh - 2], "");
+	cr_assert_str_eq(f[nh - 1], "900000");
 
 	csv_split(lines[5], f, 64);
 	cr_assert_str_eq(f[3], "failed");

@@ -116,18 +116,26 @@ Test(bench_runner, smaps_that_is_not_smaps)
 	cr_assert_eq(runner_smaps("", 0, 1024, &total, &guest), -EINVAL);
 }
 
-Test(bench_runner, stat_faults)
+Test(bench_runner, stat_faults_and_cpu)
 {
-	/* A name with a space and a parenthesis: fields count from the last ')'. */
+	/* A name with a space and a parenthesis: fields count from the last
+	 * ')'. utime 10 and stime 20 ticks at 100 a second: 300 ms. */
 	static const char t[] = "4242 (qemu-sys (x) 86) S 1 4242 4242 0 -1 4194560 "
 				"1234 0 56 0 10 20 0 0 20 0 3 0 100 1000 200\n";
-	uint64_t mi = 0, ma = 0;
+	struct runner_stat st = {0};
 
-	cr_assert_eq(runner_stat_faults(t, &mi, &ma), 0);
-	cr_assert_eq(mi, 1234);
-	cr_assert_eq(ma, 56);
-	cr_assert_eq(runner_stat_faults("4242 S 1 2", &mi, &ma), -EINVAL);
-	cr_assert_eq(runner_stat_faults("4242 (x) S 1 2", &mi, &ma), -EINVAL);
+	cr_assert_eq(runner_stat(t, 100, &st), 0);
+	cr_assert_eq(st.minflt, 1234);
+	cr_assert_eq(st.majflt, 56);
+	cr_assert_eq(st.cpu_us, 300000);
+	cr_assert_eq(runner_stat(t, 1000, &st), 0);
+	cr_assert_eq(st.cpu_us, 30000);
+	cr_assert_eq(runner_stat(t, 0, &st), -EINVAL, "no clock-tick rate");
+	cr_assert_eq(runner_stat("4242 S 1 2", 100, &st), -EINVAL);
+	cr_assert_eq(runner_stat("4242 (x) S 1 2", 100, &st), -EINVAL);
+	/* Cut before stime. */
+	cr_assert_eq(runner_stat("4242 (x) S 1 4242 4242 0 -1 4194560 1234 0 56 0 10", 100, &st),
+		     -EINVAL);
 }
 
 /* ---- the marker scan ------------------------------------------------- */
@@ -226,7 +234,9 @@ Test(bench_runner_vmm, a_peer_that_prints_its_marker)
 	cr_assert_eq(r.guest_touched_kib, BENCH_NONE, "a shell has no guest RAM");
 }
 
-/* "Guest RAM": 64 MiB mapped, 8 MiB of it touched. */
+/* "Guest RAM": 64 MiB mapped, 8 MiB of it touched; 0.3 s of its own CPU
+ * time spent before the marker (counted by the process itself, so a busy
+ * machine does not shorten it). */
 Test(bench_runner_vmm, guest_ram_and_overhead)
 {
 	char path[128];
@@ -241,6 +251,7 @@ Test(bench_runner_vmm, guest_ram_and_overhead)
 	       "m = mmap.mmap(-1, 64 << 20)\n"
 	       "m.madvise(mmap.MADV_NOHUGEPAGE)\n"
 	       "for i in range(0, 8 << 20, 4096): m[i] = 1\n"
+	       "while time.process_time() < 0.3: pass\n"
 	       "print('flint-init: ready', flush=True)\n"
 	       "time.sleep(0.3)\n",
 	       path, sizeof(path));
@@ -252,6 +263,9 @@ Test(bench_runner_vmm, guest_ram_and_overhead)
 	cr_assert_lt(r.guest_touched_kib, 8192 + 1024);
 	cr_assert_neq(r.rss_overhead_kib, BENCH_NONE);
 	cr_assert_gt(r.rss_overhead_kib, 1000, "python itself");
+	/* /proc's CPU time comes in clock ticks: 10 ms at 100 a second */
+	cr_assert_geq(r.cpu_us, 290000, "%llu", (unsigned long long)r.cpu_us);
+	cr_assert_lt(r.cpu_us, 30000000);
 	cr_assert_geq(r.minor_faults, 2048, "8 MiB of first touches");
 }
 

@@ -37,6 +37,7 @@
 #include "x86/layout.h"
 #include "x86/loader.h"
 #include "x86/mptable.h"
+#include "x86/vcpu_state.h"
 #include "x86/x86.h"
 
 static void kick_all(void *ctx)
@@ -769,6 +770,12 @@ static void print_stats(struct vm *vm)
 				    (unsigned long long)vm->vcpus[i].left_rip)
 			 : snprintf(rips + n, sizeof(rips) - n, " %u:unknown", i);
 	pr_info("%s", rips);
+	/* And its interrupt state: for a guest that halted and was never
+	 * woken, whether its timer was armed and what it had in service. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].fd >= 0 &&
+		    vcpu_state_describe_apic(vm->vcpus[i].fd, line, sizeof(line)) == 0)
+			pr_info("vCPU %u's local APIC: %s", i, line);
 	if (vm->devs)
 		devices_print_stats(vm->devs);
 }

@@ -503,6 +503,73 @@ out:
 	return r;
 }
 
+static uint32_t apic_reg(const struct kvm_lapic_state *l, unsigned off)
+{
+	uint32_t v;
+
+	memcpy(&v, l->regs + off, sizeof(v));
+	return v;
+}
+
+/* The highest vector set in the 256-bit register at off (ISR 0x100, IRR
+ * 0x200: eight 32-bit words 16 bytes apart), or -1. */
+static int top_vector(const struct kvm_lapic_state *l, unsigned off)
+{
+	for (int w = 7; w >= 0; w--) {
+		uint32_t v = apic_reg(l, off + 0x10 * (unsigned)w);
+
+		if (v)
+			return w * 32 + 31 - __builtin_clz(v);
+	}
+	return -1;
+}
+
+void vcpu_state_apic_line(const struct kvm_lapic_state *l, const uint64_t *tsc,
+			  const uint64_t *deadline, char *buf, size_t len)
+{
+	static const char *const modes[] = {"one-shot", "periodic", "TSC-deadline", "reserved"};
+	uint32_t lvtt = apic_reg(l, 0x320);
+	int isr = top_vector(l, 0x100), irr = top_vector(l, 0x200);
+	char in[16] = "none", pend[16] = "none", dl[64] = "";
+
+	if (isr >= 0)
+		snprintf(in, sizeof(in), "%#x", (unsigned)isr);
+	if (irr >= 0)
+		snprintf(pend, sizeof(pend), "%#x", (unsigned)irr);
+	if (tsc && deadline && !*deadline)
+		snprintf(dl, sizeof(dl), ", no TSC deadline");
+	else if (tsc && deadline)
+		snprintf(dl, sizeof(dl), ", TSC deadline %+lld cycles from the TSC",
+			 (long long)(*deadline - *tsc));
+	snprintf(buf, len, "timer vector %#x, %s%s%s, in service %s, pending %s, PPR %#x",
+		 lvtt & 0xff, modes[(lvtt >> 17) & 3], lvtt & (1u << 16) ? ", masked" : "", dl, in,
+		 pend, apic_reg(l, 0xa0));
+}
+
+int vcpu_state_describe_apic(int vcpu_fd, char *buf, size_t len)
+{
+	struct kvm_lapic_state l;
+	union {
+		struct kvm_msrs h;
+		char room[sizeof(struct kvm_msrs) + 2 * sizeof(struct kvm_msr_entry)];
+	} m;
+
+	if (ioctl(vcpu_fd, KVM_GET_LAPIC, &l) < 0)
+		return -errno;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 2;
+	m.h.entries[0].index = MSR_IA32_TSC;
+	m.h.entries[1].index = MSR_IA32_TSC_DEADLINE;
+	if (ioctl(vcpu_fd, KVM_GET_MSRS, &m) == 2) {
+		uint64_t tsc = m.h.entries[0].data, deadline = m.h.entries[1].data;
+
+		vcpu_state_apic_line(&l, &tsc, &deadline, buf, len);
+	} else {
+		vcpu_state_apic_line(&l, NULL, NULL, buf, len);
+	}
+	return 0;
+}
+
 int vcpu_state_save(int vcpu_fd, int sys_fd, struct wbuf *w, char *err, size_t errlen)
 {
 	struct vcpu_state s;

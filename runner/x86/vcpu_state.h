@@ -100,4 +100,17 @@ int vcpu_state_restore(int vcpu_fd, int sys_fd, struct rbuf *r, char *err,
  * vcpu_state.c, each with why). */
 bool vcpu_state_msr_allowed(uint32_t index);
 
+/* A line on a vCPU's local APIC, for a guest that stopped answering (flint
+ * --stats at the VM's end): the timer's LVT entry (mode, masked or not), the
+ * TSC deadline against the TSC (tsc and deadline NULL: not read), the
+ * highest vector in service and the highest pending, and the PPR. Into
+ * buf, cut to len. */
+void vcpu_state_apic_line(const struct kvm_lapic_state *l, const uint64_t *tsc,
+			  const uint64_t *deadline, char *buf, size_t len);
+
+/* vcpu_state_apic_line of a vCPU out of KVM_RUN (KVM_GET_LAPIC, and
+ * KVM_GET_MSRS for the TSC and its deadline). 0 or -errno (the LAPIC could
+ * not be read: nothing written). */
+int vcpu_state_describe_apic(int vcpu_fd, char *buf, size_t len);
+
 #endif

@@ -831,3 +831,41 @@ Test(vcpu_state_kvm, the_vm_section_restores_the_ioapic_its_routes_and_the_clock
 	cr_assert_lt(clock.clock, s.clock + SECOND);
 	wbuf_free(&w);
 }
+
+/* --stats' line on a vCPU's local APIC: what a guest halted for good had
+ * armed and in service. */
+static void apic_set(struct kvm_lapic_state *l, unsigned off, uint32_t v)
+{
+	memcpy(l->regs + off, &v, sizeof(v));
+}
+
+Test(vcpu_state_bytes, the_apic_line_says_timer_service_and_pending)
+{
+	struct kvm_lapic_state l;
+	uint64_t tsc = 1000000, deadline = 1250000, none = 0;
+	char line[256];
+
+	memset(&l, 0, sizeof(l));
+	apic_set(&l, 0x320, 0x400ec);		  /* TSC-deadline mode, vector 0xec */
+	apic_set(&l, 0x100 + 0x10 * 7, 1u << 19); /* 0xf3 in service */
+	apic_set(&l, 0x200 + 0x10 * 7, 1u << 12); /* 0xec pending */
+	apic_set(&l, 0xa0, 0xf0);
+	vcpu_state_apic_line(&l, &tsc, &deadline, line, sizeof(line));
+	cr_assert_str_eq(line, "timer vector 0xec, TSC-deadline, TSC deadline +250000 cycles from "
+			       "the TSC, in service 0xf3, pending 0xec, PPR 0xf0");
+
+	apic_set(&l, 0x320, 0x500ec); /* masked */
+	memset(l.regs + 0x100, 0, 0x80);
+	memset(l.regs + 0x200, 0, 0x80);
+	apic_set(&l, 0x200, 1u << 1); /* vector 1: the lowest bit of the lowest word */
+	apic_set(&l, 0xa0, 0);
+	vcpu_state_apic_line(&l, &tsc, &none, line, sizeof(line));
+	cr_assert_str_eq(line, "timer vector 0xec, TSC-deadline, masked, no TSC deadline, in "
+			       "service none, pending 0x1, PPR 0");
+	vcpu_state_apic_line(&l, NULL, NULL, line, sizeof(line));
+	cr_assert_str_eq(line, "timer vector 0xec, TSC-deadline, masked, in service none, pending "
+			       "0x1, PPR 0");
+	/* cut to the buffer, terminated */
+	vcpu_state_apic_line(&l, NULL, NULL, line, 8);
+	cr_assert_str_eq(line, "timer v");
+}

@@ -911,15 +911,30 @@ static size_t held_bytes(const struct vsock_conn *c)
 	return len;
 }
 
-/* What the guest sent that no host program took, lost bytes on nconns
- * connections, is dropped: said once, naming the moment. (The guest saw
- * it taken.) */
-static void warn_dropped(size_t lost, unsigned nconns, const char *when)
+/* What the guest sent that no host program took: bytes on conns
+ * connections. */
+struct dropped {
+	size_t bytes;
+	unsigned conns;
+};
+
+/* Counts what mc still holds for its host socket into d. */
+static void add_held(struct dropped *d, const struct mconn *mc)
 {
-	if (lost)
+	size_t n = held_bytes(&mc->c);
+
+	d->bytes += n;
+	d->conns += n != 0;
+}
+
+/* The dropped bytes, said once, naming the moment. (The guest saw them
+ * taken.) */
+static void warn_dropped(const struct dropped *d, const char *when)
+{
+	if (d->bytes)
 		pr_warn("vsock: %zu bytes the guest sent on %u connection(s) were not taken by "
 			"their host program%s %s, and are dropped",
-			lost, nconns, nconns == 1 ? "" : "s", when);
+			d->bytes, d->conns, d->conns == 1 ? "" : "s", when);
 }
 
 /* Hand the host program what the guest sent that its socket has not taken
@@ -937,8 +952,7 @@ static void hand_over(struct mconn *mc)
 void vsock_mux_quiesce(struct vsock_mux *m)
 {
 	struct mlist *lists[] = {&m->lines, &m->conns};
-	unsigned nlost = 0;
-	size_t lost = 0;
+	struct dropped lost = {0};
 
 	catch_up(m);
 	vsock_dev_quiesce(m->dev);
@@ -950,12 +964,8 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 			struct mconn *mc = lists[i]->head;
 
 			if (!mc->line) {
-				size_t n;
-
 				hand_over(mc);
-				n = held_bytes(&mc->c);
-				lost += n;
-				nlost += n != 0;
+				add_held(&lost, mc);
 			}
 			/* The peer's EOF now: the socket itself is released
 			 * only once the loop has cancelled its polls, after
@@ -964,7 +974,7 @@ void vsock_mux_quiesce(struct vsock_mux *m)
 			conn_close(m, mc, false);
 		}
 	}
-	warn_dropped(lost, nlost, "when the VM was quiesced (a snapshot or a reset)");
+	warn_dropped(&lost, "when the VM was quiesced (a snapshot or a reset)");
 	/* The guest forgets every connection at the event: it is owed no
 	 * RST. */
 	vsock_table_clear_rsts(&m->t);
@@ -999,9 +1009,8 @@ void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
 	 * their time before it. (A connection on the list is never dead:
 	 * conn_close moves it to the zombies.) */
 	struct pollfd *p = calloc(m->nconns ? m->nconns : 1, sizeof(*p));
+	struct dropped lost = {0};
 	struct mconn *mc;
-	unsigned nlost = 0;
-	size_t lost = 0;
 
 	for (;;) {
 		unsigned n = 0;
@@ -1017,13 +1026,9 @@ void vsock_mux_hand_over(struct vsock_mux *m, uint64_t deadline_ns)
 			break;
 	}
 	free(p);
-	for (mc = m->conns.head; mc; mc = mc->next) {
-		size_t n = held_bytes(&mc->c);
-
-		lost += n;
-		nlost += n != 0;
-	}
-	warn_dropped(lost, nlost, "before the VM's end");
+	for (mc = m->conns.head; mc; mc = mc->next)
+		add_held(&lost, mc);
+	warn_dropped(&lost, "before the VM's end");
 }
 
 int vsock_mux_save(const struct vsock_mux *m, struct wbuf *w)

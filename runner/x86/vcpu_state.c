@@ -13,6 +13,12 @@
 #define MSR_KVM_ASYNC_PF_EN   0x4b564d02
 #define MSR_KVM_ASYNC_PF_INT  0x4b564d06
 
+/* Local APIC registers, by their offset in kvm_lapic_state.regs. */
+#define APIC_PPR  0xa0
+#define APIC_ISR  0x100 /* 256 bits: eight 32-bit words 16 bytes apart */
+#define APIC_IRR  0x200 /* the same */
+#define APIC_LVTT 0x320
+
 /* The MSRs flint saves and restores: guest-written state that neither
  * KVM_GET_SREGS nor the LAPIC carries. A section naming any other MSR is
  * refused, so a crafted file cannot set arbitrary ones. Left out on
@@ -511,8 +517,8 @@ static uint32_t apic_reg(const struct kvm_lapic_state *l, unsigned off)
 	return v;
 }
 
-/* The highest vector set in the 256-bit register at off (ISR 0x100, IRR
- * 0x200: eight 32-bit words 16 bytes apart), or -1. */
+/* The highest vector set in the 256-bit register at off (APIC_ISR,
+ * APIC_IRR), or -1. */
 static int top_vector(const struct kvm_lapic_state *l, unsigned off)
 {
 	for (int w = 7; w >= 0; w--) {
@@ -528,8 +534,8 @@ void vcpu_state_apic_line(const struct kvm_lapic_state *l, const uint64_t *tsc,
 			  const uint64_t *deadline, char *buf, size_t len)
 {
 	static const char *const modes[] = {"one-shot", "periodic", "TSC-deadline", "reserved"};
-	uint32_t lvtt = apic_reg(l, 0x320);
-	int isr = top_vector(l, 0x100), irr = top_vector(l, 0x200);
+	uint32_t lvtt = apic_reg(l, APIC_LVTT);
+	int isr = top_vector(l, APIC_ISR), irr = top_vector(l, APIC_IRR);
 	char in[16] = "none", pend[16] = "none", dl[64] = "";
 
 	if (isr >= 0)
@@ -543,7 +549,7 @@ void vcpu_state_apic_line(const struct kvm_lapic_state *l, const uint64_t *tsc,
 			 (long long)(*deadline - *tsc));
 	snprintf(buf, len, "timer vector %#x, %s%s%s, in service %s, pending %s, PPR %#x",
 		 lvtt & 0xff, modes[(lvtt >> 17) & 3], lvtt & (1u << 16) ? ", masked" : "", dl, in,
-		 pend, apic_reg(l, 0xa0));
+		 pend, apic_reg(l, APIC_PPR));
 }
 
 int vcpu_state_describe_apic(int vcpu_fd, char *buf, size_t len)

@@ -574,6 +574,7 @@ static int run_command(struct config *cfg)
 		pr_err("flint run: the guest stopped before the command finished");
 		status = RUN_EXIT_NO_AGENT;
 	}
+	run_vm_ended(r, status);
 	if (cfg->timings)
 		print_timings(&rc, r);
 out:

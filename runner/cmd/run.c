@@ -73,8 +73,11 @@ struct run {
 	int lfd;     /* listening; the thread closes it once the agent is in */
 	int stop_fd; /* eventfd: run_stop wants the thread gone */
 	pthread_t thread;
-	bool thread_started;
+	bool thread_started, joined;
 	atomic_bool stopping, finished;
+	/* The request's sending has begun: from here on the command may
+	 * run in the guest (the status line's sent=1). */
+	atomic_bool sending;
 	pthread_mutex_t lock; /* guards t */
 	struct run_timings t;
 	struct agent_outbuf tx; /* the request, then STDIN frames */
@@ -599,6 +602,7 @@ static int session_run(struct session *s)
 	}
 	agent_reader_init(&s->rd, s->rbuf, sizeof(s->rbuf));
 	s->in_open = r->p.in_fd >= 0;
+	atomic_store(&r->sending, true);
 	status = relay(s);
 	close_fd(&s->sock);
 	/* Whatever the command's fate, its results are collected, as long as
@@ -631,8 +635,8 @@ static void say_status(struct run *r, int status)
 		ready = (double)(t.agent_ready_us - t.go_us) / 1000.0;
 	if (t.cmd_end_us && t.cmd_start_us)
 		cmd = (double)(t.cmd_end_us - t.cmd_start_us) / 1000.0;
-	n = snprintf(line, sizeof(line), "status=%d ready_ms=%.1f command_ms=%.1f\n", status, ready,
-		     cmd);
+	n = snprintf(line, sizeof(line), "status=%d ready_ms=%.1f command_ms=%.1f sent=%d\n",
+		     status, ready, cmd, atomic_load(&r->sending) ? 1 : 0);
 	if (write_full(r->p.status_fd, line, (size_t)n) < 0)
 		pr_warn("flint run: cannot write the status line: %s", strerror(errno));
 }
@@ -811,16 +815,32 @@ err:
 	return ret;
 }
 
+/* Stops the thread (finish() is then not called) and joins it, once. */
+static void join_thread(struct run *r)
+{
+	if (!r->thread_started || r->joined)
+		return;
+	atomic_store(&r->stopping, true);
+	if (eventfd_write(r->stop_fd, 1) < 0)
+		pr_err("flint run: cannot stop the relay thread: %s", strerror(errno));
+	pthread_join(r->thread, NULL);
+	r->joined = true;
+}
+
+void run_vm_ended(struct run *r, int status)
+{
+	if (!r)
+		return;
+	join_thread(r);
+	if (r->thread_started && !atomic_load(&r->finished) && r->p.status_fd > 0)
+		say_status(r, status);
+}
+
 void run_stop(struct run *r)
 {
 	if (!r)
 		return;
-	if (r->thread_started) {
-		atomic_store(&r->stopping, true);
-		if (eventfd_write(r->stop_fd, 1) < 0)
-			pr_err("flint run: cannot stop the relay thread: %s", strerror(errno));
-		pthread_join(r->thread, NULL);
-	}
+	join_thread(r);
 	if (r->path && (r->lfd >= 0 || r->thread_started))
 		unlink(r->path);
 	close_fd(&r->lfd);

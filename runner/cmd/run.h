@@ -92,10 +92,13 @@ struct run_params {
 	int go_fd;
 	/* Optional (> 0; 0 or -1: none): the moment the status is known, and so
 	 * all the command's output written, "status=S ready_ms=R
-	 * command_ms=C\n" goes here (R: from the go byte, or from launch, to
-	 * the agent ready; C: the command; -1 when not reached), before
-	 * finish(): a caller learns the outcome without waiting for the VM's
-	 * teardown. The fd is the caller's. */
+	 * command_ms=C sent=B\n" goes here (R: from the go byte, or from
+	 * launch, to the agent ready; C: the command; -1 when not reached;
+	 * B: 1 once the request's sending began, 0 when the command cannot
+	 * have run), before finish(): a caller learns the outcome without
+	 * waiting for the VM's teardown. When the VM ends first, run_vm_ended
+	 * writes the line instead, with the VM's status. The fd is the
+	 * caller's. */
 	int status_fd;
 	/* --copy-in and --copy-out (copy.h), the caller's; NULL: none. The
 	 * copy-ins run once the agent is reached, before the command is
@@ -127,6 +130,11 @@ struct run_timings {
 /* RUN_ACCEPT: bind and listen on listen_path (before the VM boots, so the
  * agent finds it); then start the thread. Returns 0 or -errno, logged. */
 int run_start(struct run **out, const struct run_params *p) WARN_UNUSED;
+
+/* The VM has ended with status (its exit status): stop the thread if still
+ * running (finish() is then not called) and join it; if the thread wrote
+ * no status line, write status_fd's now, with that status. NULL ok. */
+void run_vm_ended(struct run *r, int status);
 
 /* Stop the thread if still running (the VM has ended: finish() is then not
  * called), join it, unlink listen_path (RUN_ACCEPT), free. NULL ok. */

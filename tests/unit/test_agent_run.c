@@ -441,6 +441,28 @@ Test(run_fake, request_exit_code_and_separate_streams)
 	fake_end(f);
 }
 
+/* `true` in mode, with a status pipe (sp; sp[1] is status_fd). */
+static void start_status(struct harness *h, enum run_mode mode, int sp[2])
+{
+	prepare(h, false);
+	cr_assert_eq(pipe2(sp, O_CLOEXEC), 0);
+	struct run_params p = {
+	    .mode = mode,
+	    .listen_path = h->path,
+	    .uds_path = h->uds,
+	    .argv = ARGV("true"),
+	    .argc = 1,
+	    .boot_timeout_s = 30,
+	    .in_fd = -1,
+	    .out_fd = h->out,
+	    .err_fd = h->err,
+	    .finish = on_finish,
+	    .status_fd = sp[1],
+	    .ctx = h,
+	};
+	cr_assert_eq(run_start(&h->run, &p), 0);
+}
+
 /* run_params.status_fd: the status line is there, all the output
  * written before it, by the time finish() is called. */
 Test(run_fake, status_line_before_finish)
@@ -449,42 +471,54 @@ Test(run_fake, status_line_before_finish)
 	struct fake *f;
 	int sp[2];
 	char line[128] = "";
-	int st;
+	int st, sent;
 	double ready, cmd;
 
-	prepare(&h, false);
-	cr_assert_eq(pipe2(sp, O_CLOEXEC), 0);
-	struct run_params p = {
-	    .mode = RUN_ACCEPT,
-	    .listen_path = h.path,
-	    .uds_path = h.uds,
-	    .argv = ARGV("true"),
-	    .argc = 1,
-	    .in_fd = -1,
-	    .out_fd = h.out,
-	    .err_fd = h.err,
-	    .finish = on_finish,
-	    .status_fd = sp[1],
-	    .ctx = &h,
-	};
-	cr_assert_eq(run_start(&h.run, &p), 0);
+	start_status(&h, RUN_ACCEPT, sp);
 	f = fake_start(h.path);
 	script(f, AGENT_STDOUT, "out\n", 4);
 	script_exit(f, AGENT_EXITED, 7, NULL);
 	fake_go(f);
 	cr_assert_eq(wait_finish(&h, 5), 7);
 	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
-	cr_assert_eq(sscanf(line, "status=%d ready_ms=%lf command_ms=%lf\n", &st, &ready, &cmd), 3,
-		     "%s", line);
+	cr_assert_eq(sscanf(line, "status=%d ready_ms=%lf command_ms=%lf sent=%d\n", &st, &ready,
+			    &cmd, &sent),
+		     4, "%s", line);
 	cr_assert_eq(st, 7);
 	cr_assert_geq(ready, 0);
 	cr_assert_geq(cmd, 0);
+	cr_assert_eq(sent, 1);
 	cr_assert_eq(line[strlen(line) - 1], '\n');
 	expect_text(h.out, "out\n");
+	/* The VM's end after the run's: no second line. */
+	run_vm_ended(h.run, 0);
+	cr_assert_eq(fcntl(sp[0], F_SETFL, O_NONBLOCK), 0);
+	cr_assert_eq(read(sp[0], line, sizeof(line)), -1);
+	cr_assert_eq(errno, EAGAIN);
 	close(sp[0]);
 	close(sp[1]);
 	finish(&h);
 	fake_end(f);
+}
+
+/* The VM ends (a crash) before the agent is reached: run_vm_ended writes
+ * the line with the VM's status, no agent, no command, sent=0: a caller
+ * knows the command never ran. */
+Test(run_fake, status_line_when_the_vm_ends_first)
+{
+	struct harness h;
+	int sp[2];
+	char line[128] = "";
+
+	start_status(&h, RUN_CONNECT, sp); /* nothing listens on h.uds */
+	usleep(100000);
+	run_vm_ended(h.run, 122);
+	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
+	cr_assert_str_eq(line, "status=122 ready_ms=-1.0 command_ms=-1.0 sent=0\n");
+	cr_assert_eq(h.calls, 0, "finish() called for a run the VM's end stopped");
+	close(sp[0]);
+	close(sp[1]);
+	finish(&h);
 }
 
 /* Each final frame and the status and message it gives. */

@@ -43,6 +43,7 @@ struct call {
 	struct agentc *ac;
 	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
+	bool restarted;	    /* given a second VM (restart) */
 	bool reset_pending; /* its VM to be reset once the answer is sent */
 	char *body;
 	size_t body_len, body_off;
@@ -159,6 +160,12 @@ static void crash_of_vm(struct call *c)
 		c->res.outcome = WORKER_CRASH;
 }
 
+/* The guest crashed or its agent was lost. */
+static bool gone_wrong(enum worker_outcome o)
+{
+	return o == WORKER_CRASH || o == WORKER_LOST;
+}
+
 /* The command is over: reap its worker, give the VM back to the pool (or
  * end it), count, keep stderr. Once. */
 static void finish(struct call *c)
@@ -173,10 +180,15 @@ static void finish(struct call *c)
 	/* Its status line came with the end of its output: the answer need
 	 * not wait for flint to tear the VM down; the manager reaps it. */
 	bool early = false;
-	if (c->ac)
+	if (c->ac) {
 		agentc_result(c->ac, &c->res);
-	else if (!(early = worker_early(c->w, &c->res)) && worker_wait(c->w, &c->res) < 0)
-		c->res.outcome = WORKER_KILLED;
+	} else {
+		/* Not for a guest gone wrong: its flint's exit is near, and
+		 * with it the rest of its stderr, which says why. */
+		early = worker_early(c->w, &c->res) && !gone_wrong(c->res.outcome);
+		if (!early && worker_wait(c->w, &c->res) < 0)
+			c->res.outcome = WORKER_KILLED;
+	}
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
@@ -308,15 +320,37 @@ static unsigned outcome_status(enum worker_outcome o)
 	return 502;
 }
 
+/* flint's own last word in a worker's stderr (the command's stderr comes
+ * there too): the last line that starts "flint: ", without it; "" for
+ * none. */
+static const char *flint_said(const char *text, size_t len, char *buf, size_t buflen)
+{
+	static const char tag[] = "flint: ";
+	const char *line = NULL, *end;
+
+	for (const char *p = text; p && p + sizeof(tag) - 1 <= text + len; p++)
+		if ((p == text || p[-1] == '\n') && !strncmp(p, tag, sizeof(tag) - 1))
+			line = p + sizeof(tag) - 1;
+	end = line ? memchr(line, '\n', (size_t)(text + len - line)) : NULL;
+	snprintf(buf, buflen, "%.*s", line ? (int)((end ? end : text + len) - line) : 0,
+		 line ? line : "");
+	return buf;
+}
+
 static const char *outcome_text(const struct call *c, char *buf, size_t len)
 {
+	char said[160];
+
 	switch (c->res.outcome) {
 	case WORKER_TIMEOUT:
 		snprintf(buf, len, "the function ran past its timeout_s (%u s): its VM was killed",
 			 c->fn->cfg.timeout_s);
 		break;
 	case WORKER_CRASH:
-		snprintf(buf, len, "the guest crashed (kernel panic, triple fault or KVM error)");
+		flint_said(c->err_text, c->err_len, said, sizeof(said));
+		snprintf(buf, len,
+			 "the guest crashed (kernel panic, triple fault or KVM error)%s%s",
+			 said[0] ? ": " : "", said);
 		break;
 	case WORKER_LOST:
 		snprintf(buf, len, "the guest agent was not reached or its connection was lost");
@@ -656,6 +690,54 @@ static int start(struct call *c)
 	return ret;
 }
 
+/* A VM restored for the request (per-request restore) whose guest crashed
+ * or whose agent was lost before the request was sent to it (its flint's
+ * status line says sent=0): nothing of the request ran, so it gets one
+ * more VM, restored afresh, and a restore gone wrong costs the request a
+ * restore's time rather than its answer. false when not so, or when the
+ * new VM cannot be had (the first one's outcome stands). */
+static bool restart(struct call *c)
+{
+	struct server *s = c->s;
+	struct worker *old = c->w;
+	struct worker_result r;
+	char why[200];
+	int ret;
+
+	/* The status line is the one witness that nothing was sent. */
+	if (!old || c->restarted || c->out_len || !worker_early(old, &r) || !r.unsent ||
+	    !gone_wrong(r.outcome))
+		return false;
+	/* Its flint is ending: reaped, for all of its stderr. */
+	if (worker_wait(old, &r) < 0 || !gone_wrong(r.outcome))
+		return false;
+	c->restarted = true;
+	flint_said(r.err, r.err_len, why, sizeof(why));
+	pr_warn("flint serve: %s: request %" PRIu64 ": its VM %s before the request reached it "
+		"(%s); restoring another",
+		c->fn->cfg.name, c->req, r.outcome == WORKER_CRASH ? "crashed" : "lost its agent",
+		why[0] ? why : "no message");
+	const char *lo[] = {c->fn->cfg.name, worker_outcome_name(r.outcome)};
+	serve_ignore(prom_counter_add(s->m.restarts, lo, 1));
+	c->w = NULL;
+	c->body_off = 0;
+	if ((ret = spawn(c, WORKER_RESTORE)) < 0) {
+		pr_warn("flint serve: %s: request %" PRIu64 ": no other VM: %s", c->fn->cfg.name,
+			c->req, strerror(-ret));
+		c->w = old;
+		return false;
+	}
+	c->warm = false;
+	pthread_mutex_lock(&s->lock);
+	c->vm->pid = worker_pid(c->w);
+	c->vm->run_w = c->w;
+	if (s->stopping)
+		worker_kill(c->w);
+	pthread_mutex_unlock(&s->lock);
+	worker_destroy(old);
+	return true;
+}
+
 void serve_invoke_after(void *call)
 {
 	call_free(call);
@@ -721,7 +803,10 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 		agentc_kill(c->ac);
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (fill(c) == 0 || inline_err) {
+	int more;
+	while ((more = fill(c)) == 0 && restart(c))
+		;
+	if (more == 0 || inline_err) {
 		if (inline_err)
 			drain(c);
 		finish(c);

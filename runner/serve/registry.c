@@ -871,6 +871,10 @@ static void metrics_forget(struct server *s, const char *name)
 		const char *lr[] = {name, pool_refuse_name((enum pool_refuse)r)};
 		serve_ignore(prom_series_remove(s->m.refused, lr));
 	}
+	const char *lc[] = {name, worker_outcome_name(WORKER_CRASH)};
+	const char *ll[] = {name, worker_outcome_name(WORKER_LOST)};
+	serve_ignore(prom_series_remove(s->m.restarts, lc));
+	serve_ignore(prom_series_remove(s->m.restarts, ll));
 }
 
 unsigned serve_fn_delete(struct server *s, const char *name, char **out)
@@ -1076,6 +1080,10 @@ int serve_metrics_init(struct serve_metrics *m)
 	    (r = prom_family_add(m->reg, PROM_COUNTER, "flint_serve_refused_total",
 				 "Invocations refused without running, by reason", why_l, NULL, 0,
 				 &m->refused)) < 0 ||
+	    (r = prom_family_add(m->reg, PROM_COUNTER, "flint_serve_restarts_total",
+				 "Invocations given another VM because theirs crashed or lost its "
+				 "agent before the request reached it",
+				 out_l, NULL, 0, &m->restarts)) < 0 ||
 	    (r = prom_family_add(m->reg, PROM_HISTOGRAM, "flint_serve_queue_wait_seconds",
 				 "Time an invocation waited for a VM", fn_l, time_bounds, NB,
 				 &m->queue_wait)) < 0 ||

@@ -120,7 +120,8 @@ struct serve_err {
 
 struct serve_metrics {
 	struct prom_registry *reg;
-	struct prom_family *invocations, *refused, *queue_wait, *restore, *run, *total, *reset;
+	struct prom_family *invocations, *refused, *restarts, *queue_wait, *restore, *run, *total,
+	    *reset;
 	struct prom_family *vms, *queued, *vms_alive, *guest_mem, *rss, *functions;
 };
 

@@ -51,6 +51,7 @@ struct worker {
 	size_t st_len;
 	bool early_status, status_known;
 	int st_status;
+	int st_sent; /* the line's sent=: 0, 1, or -1 when absent */
 	double st_ready_ms, st_command_ms;
 	bool warm, detached, released, discarding, exited, timed_out;
 	/* WORKER_VM with control: the server's end of the control socket
@@ -388,8 +389,9 @@ static void read_status(struct worker *w)
 			close_fd(&w->st_fd); /* not flint's line: ignored */
 		return;
 	}
-	if (sscanf(w->st_line, "status=%d ready_ms=%lf command_ms=%lf", &w->st_status,
-		   &w->st_ready_ms, &w->st_command_ms) == 3 &&
+	w->st_sent = -1;
+	if (sscanf(w->st_line, "status=%d ready_ms=%lf command_ms=%lf sent=%d", &w->st_status,
+		   &w->st_ready_ms, &w->st_command_ms, &w->st_sent) >= 3 &&
 	    w->st_status >= 0 && w->st_status <= 255)
 		w->status_known = true;
 	close_fd(&w->st_fd);
@@ -611,6 +613,7 @@ static void fill_result(struct worker *w, int st, int err)
 	res->run_ns = w->end_ns - w->start_ns;
 	res->ready_ms = w->status_known ? w->st_ready_ms : -1;
 	res->command_ms = w->status_known ? w->st_command_ms : -1;
+	res->unsent = w->status_known && w->st_sent == 0;
 }
 
 bool worker_early(struct worker *w, struct worker_result *res)
@@ -631,6 +634,7 @@ bool worker_early(struct worker *w, struct worker_result *res)
 	res->run_ns = now_ns() - w->start_ns;
 	res->ready_ms = w->st_ready_ms;
 	res->command_ms = w->st_command_ms;
+	res->unsent = w->st_sent == 0;
 	return true;
 }
 

@@ -144,6 +144,9 @@ struct worker_result {
 	/* With early_status, from flint run's status line (else -1): the
 	 * start (or release) to the guest agent ready, and the command. */
 	double ready_ms, command_ms;
+	/* With early_status: flint said the command was never sent to the
+	 * guest (sent=0), so nothing of the request ran there. */
+	bool unsent;
 	bool early; /* from worker_early: flint had not exited yet */
 };
 

@@ -8,7 +8,12 @@
 #       runs COMMAND (in this host's shell: the "guest"), writes flint
 #       run's status line on fd 4, "tears down" for FAKE_TEARDOWN seconds,
 #       exits with the command's status; a status of 122 or 123 from the
-#       command stands for a guest crash or a lost agent, as flint's own.
+#       command stands for a guest crash (named on stderr) or a lost
+#       agent, as flint's own.
+#       With FAKE_CRASH_ONCE=F: the first restore (after its go byte) to
+#       remove F "crashes" before the command instead, as flint does when
+#       a restored guest dies before the request reaches it: a message,
+#       the status line with sent=0, exit 122.
 #   --restore ... --vsock-override U [--control-fd N] (a VM that runs on,
 #       for reuse or a per-request VM reset in place)   serves U as the
 #       VM's vsock device and agent would (fake-agent.py exec: commands run
@@ -50,6 +55,11 @@ if [ -n "$wait" ]; then
 	[ -n "$b" ] || exit 0
 fi
 exec 3<&-
+if [ -n "${FAKE_CRASH_ONCE:-}" ] && rm "$FAKE_CRASH_ONCE" 2>/dev/null; then
+	echo "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)" >&2
+	[ -n "$sfd" ] && eval "printf 'status=122 ready_ms=-1.0 command_ms=-1.0 sent=0\\n' >&$sfd"
+	exit 122
+fi
 if [ -n "$timeout" ]; then
 	timeout -s KILL "$timeout" "$@" 4>&-
 	st=$?
@@ -58,6 +68,7 @@ else
 	"$@" 4>&-
 	st=$?
 fi
-[ -n "$sfd" ] && eval "printf 'status=%d ready_ms=1.0 command_ms=2.0\\n' $st >&$sfd"
+[ $st = 122 ] && echo "flint: guest kernel panic: Kernel panic - not syncing: fake" >&2
+[ -n "$sfd" ] && eval "printf 'status=%d ready_ms=1.0 command_ms=2.0 sent=1\\n' $st >&$sfd"
 sleep "${FAKE_TEARDOWN:-0}"
 exit $st

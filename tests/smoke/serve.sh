@@ -148,8 +148,9 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	report serve-stop "$why" "$S/serve.err"
 
 	# --per-request restore: a VM restored per request (a warm one first).
-	"$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
-		--per-request restore >"$S/serve2.out" 2>"$S/serve2.err" &
+	FAKE_CRASH_ONCE=$S/crash-once "$FLINT" serve --listen "unix:$S/s.sock" \
+		--state-dir "$S/st" --flint "$FAKE" --per-request restore \
+		>"$S/serve2.out" 2>"$S/serve2.err" &
 	serve_pid=$!
 	i=0
 	while [ ! -S "$S/s.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
@@ -158,6 +159,25 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	expect restore-cold POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-exit-status: 0'
 	expect restore-exit-3 POST /functions/nope/invoke "" 404
 	expect restore-info GET / "" 200 '"per_request":"restore"'
+	# A restored VM that crashes before the request reaches it (sent=0):
+	# the request gets a fresh restore and its answer; one whose command
+	# ran (the command's own 122, sent=1) is a 502, not run again.
+	: >"$S/crash-once"
+	expect restore-restarted POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-warm: false'
+	why=
+	[ -e "$S/crash-once" ] && why="no VM crashed"
+	[ -z "$why" ] && ! grep -q "its VM crashed before the request reached it (guest triple fault" \
+		"$S/serve2.err" && why="no warning naming the crash in the log"
+	report serve-restore-restart-log "$why" "$S/serve2.err"
+	fn crash '{"command": ["sh", "-c", "echo ran >>'"$S"'/crash-runs; exit 122"]}'
+	expect restore-crash-register PUT /functions/crash "$S/fn-crash.json" 201
+	expect restore-crash POST /functions/crash/invoke "" 502 \
+		'guest crashed (kernel panic, triple fault or KVM error): guest kernel panic: Kernel panic - not syncing: fake'
+	why=
+	[ "$(cat "$S/crash-runs")" = ran ] || why="the command ran $(wc -l <"$S/crash-runs") times"
+	report serve-restore-crash-once "$why" "$S/serve2.err"
+	expect restore-metrics GET /metrics "" 200 \
+		'^flint_serve_restarts_total{function="echo",outcome="crash"} 1$'
 	kill "$serve_pid"
 	wait "$serve_pid"
 	why=

@@ -52,7 +52,8 @@ static const char fake_flint[] =
     "if [ -n \"$sfd\" ]; then\n"
     "\t\"$@\" 3<&- 4>&-\n"
     "\tst=$?\n"
-    "\teval \"printf 'status=%d ready_ms=1.5 command_ms=2.5\\\\n' $st >&$sfd\"\n"
+    "\tsent=${FAKE_SENT:+ sent=$FAKE_SENT}\n"
+    "\teval \"printf 'status=%d ready_ms=1.5 command_ms=2.5%s\\\\n' $st \\\"$sent\\\" >&$sfd\"\n"
     "\teval \"exec $sfd>&-\"\n"
     "\tsleep \"${FAKE_TEARDOWN:-0}\"\n"
     "\texit $st\n"
@@ -586,6 +587,38 @@ Test(worker, early_status_before_the_exit)
 	cr_assert_eq(worker_wait(last, &res), 0);
 	cr_assert_eq(res.outcome, WORKER_OK);
 	cr_assert_float_eq(res.ready_ms, -1, 1e-9);
+}
+
+/* The status line's sent=0 (flint: the command never reached the guest)
+ * is the result's unsent, early and once reaped; sent=1 or none is not. */
+Test(worker, status_line_sent)
+{
+	static const struct {
+		const char *env;
+		bool unsent;
+	} runs[] = {{"FAKE_SENT=0", true}, {"FAKE_SENT=1", false}, {"FAKE_NONE=", false}};
+	struct worker_result res;
+	char buf[16];
+
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+		char *env[] = {env_args, (char *)runs[i].env, "PATH=/usr/local/bin:/usr/bin:/bin",
+			       NULL};
+		struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "exit 122"));
+
+		p.early_status = true;
+		p.envp = env;
+		cr_assert_eq(worker_spawn(&last, &p), 0);
+		while (worker_read(last, NULL, NULL, buf, sizeof(buf)) > 0)
+			;
+		cr_assert(worker_early(last, &res));
+		cr_assert_eq(res.outcome, WORKER_CRASH);
+		cr_assert_eq(res.unsent, runs[i].unsent, "%s", runs[i].env);
+		cr_assert_eq(worker_wait(last, &res), 0);
+		cr_assert_eq(res.outcome, WORKER_CRASH);
+		cr_assert_eq(res.unsent, runs[i].unsent, "%s, reaped", runs[i].env);
+		worker_destroy(last);
+		last = NULL;
+	}
 }
 
 /* The fake flint exits with each of flint run's statuses. */

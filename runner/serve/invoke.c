@@ -44,6 +44,7 @@ struct call {
 	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
 	bool restarted;	    /* given a second VM (restart) */
+	char why[160];	    /* a crash: flint's reason (worker_flint_said) */
 	bool reset_pending; /* its VM to be reset once the answer is sent */
 	char *body;
 	size_t body_len, body_off;
@@ -156,8 +157,10 @@ static void crash_of_vm(struct call *c)
 		return;
 	for (int i = 0; i < CRASH_WAIT_MS / 50 && !worker_exited(vmw); i++)
 		usleep(50000);
-	if (worker_exited(vmw) && worker_wait(vmw, &vr) == 0 && vr.outcome == WORKER_CRASH)
+	if (worker_exited(vmw) && worker_wait(vmw, &vr) == 0 && vr.outcome == WORKER_CRASH) {
 		c->res.outcome = WORKER_CRASH;
+		worker_flint_said(&vr, c->why, sizeof(c->why));
+	}
 }
 
 /* The guest crashed or its agent was lost. */
@@ -192,6 +195,8 @@ static void finish(struct call *c)
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
+	if (c->w)
+		worker_flint_said(&c->res, c->why, sizeof(c->why));
 	take_timings(c);
 	crash_of_vm(c);
 	outcome = worker_outcome_name(c->res.outcome);
@@ -320,37 +325,17 @@ static unsigned outcome_status(enum worker_outcome o)
 	return 502;
 }
 
-/* flint's own last word in a worker's stderr (the command's stderr comes
- * there too): the last line that starts "flint: ", without it; "" for
- * none. */
-static const char *flint_said(const char *text, size_t len, char *buf, size_t buflen)
-{
-	static const char tag[] = "flint: ";
-	const char *line = NULL, *end;
-
-	for (const char *p = text; p && p + sizeof(tag) - 1 <= text + len; p++)
-		if ((p == text || p[-1] == '\n') && !strncmp(p, tag, sizeof(tag) - 1))
-			line = p + sizeof(tag) - 1;
-	end = line ? memchr(line, '\n', (size_t)(text + len - line)) : NULL;
-	snprintf(buf, buflen, "%.*s", line ? (int)((end ? end : text + len) - line) : 0,
-		 line ? line : "");
-	return buf;
-}
-
 static const char *outcome_text(const struct call *c, char *buf, size_t len)
 {
-	char said[160];
-
 	switch (c->res.outcome) {
 	case WORKER_TIMEOUT:
 		snprintf(buf, len, "the function ran past its timeout_s (%u s): its VM was killed",
 			 c->fn->cfg.timeout_s);
 		break;
 	case WORKER_CRASH:
-		flint_said(c->err_text, c->err_len, said, sizeof(said));
 		snprintf(buf, len,
 			 "the guest crashed (kernel panic, triple fault or KVM error)%s%s",
-			 said[0] ? ": " : "", said);
+			 c->why[0] ? ": " : "", c->why);
 		break;
 	case WORKER_LOST:
 		snprintf(buf, len, "the guest agent was not reached or its connection was lost");
@@ -712,7 +697,7 @@ static bool restart(struct call *c)
 	if (worker_wait(old, &r) < 0 || !gone_wrong(r.outcome))
 		return false;
 	c->restarted = true;
-	flint_said(r.err, r.err_len, why, sizeof(why));
+	worker_flint_said(&r, why, sizeof(why));
 	pr_warn("flint serve: %s: request %" PRIu64 ": its VM %s before the request reached it "
 		"(%s); restoring another",
 		c->fn->cfg.name, c->req, r.outcome == WORKER_CRASH ? "crashed" : "lost its agent",

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -65,6 +66,9 @@ struct worker {
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0 for none */
 	uint8_t *inbuf;	      /* IN_BUF: body bytes in_off..in_len still to write */
 	size_t in_off, in_len;
+	/* A detached VM's stderr: a memfd sealed at WORKER_VM_STDERR_CAP
+	 * bytes (flint's writes past it fail), read at its end; -1 for none. */
+	int log_fd;
 	char *err; /* err_cap + 1 bytes */
 	size_t err_cap, err_len, err_total;
 	bool done; /* reaped and res filled */
@@ -240,6 +244,22 @@ enum worker_outcome worker_outcome_of(int st, int *detail)
 	if (detail)
 		*detail = d;
 	return o;
+}
+
+const char *worker_flint_said(const struct worker_result *res, char *buf, size_t len)
+{
+	static const char tag[] = "flint: ";
+	const char *text = res->err ? res->err : "", *end = text + res->err_len, *line = NULL;
+	const char *eol;
+
+	for (const char *p = text; p + sizeof(tag) - 1 <= end; p++)
+		if ((p == text || p[-1] == '\n') && !strncmp(p, tag, sizeof(tag) - 1))
+			line = p + sizeof(tag) - 1;
+	if (!line)
+		line = end;
+	eol = memchr(line, '\n', (size_t)(end - line));
+	snprintf(buf, len, "%.*s", (int)((eol ? eol : end) - line), line);
+	return buf;
 }
 
 const char *worker_outcome_name(enum worker_outcome o)
@@ -585,9 +605,28 @@ static int reap(struct worker *w, int *st)
 	return err;
 }
 
+/* A detached VM's stderr, from its memfd: what flint wrote there (the
+ * file offset it shares with flint), up to the cap. */
+static void read_log(struct worker *w)
+{
+	off_t n = w->log_fd >= 0 ? lseek(w->log_fd, 0, SEEK_CUR) : -1;
+	size_t want = n > 0 ? (size_t)n : 0;
+	ssize_t got;
+
+	if (want > w->err_cap)
+		want = w->err_cap;
+	got = want ? pread(w->log_fd, w->err, want, 0) : 0;
+	w->err_len = got > 0 ? (size_t)got : 0;
+	w->err_total = n > 0 ? (size_t)n : 0;
+	close_fd(&w->log_fd);
+}
+
 static void fill_result(struct worker *w, int st, int err)
 {
 	struct worker_result *res = &w->res;
+
+	if (w->log_fd >= 0)
+		read_log(w);
 
 	*res = (struct worker_result){.wait_status = st};
 	if (err < 0) {
@@ -815,8 +854,21 @@ static int nonblock(int fd)
 	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
+/* A detached VM's stderr (w->log_fd; *child, a descriptor of the same
+ * open file for the child): an empty memfd that cannot grow past the cap,
+ * so that a VM that says much costs at most that. */
+static int make_log(struct worker *w, int *child)
+{
+	w->log_fd = memfd_create("flint-vm-stderr", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (w->log_fd < 0 || ftruncate(w->log_fd, WORKER_VM_STDERR_CAP) < 0 ||
+	    fcntl(w->log_fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		return -errno;
+	*child = fcntl(w->log_fd, F_DUPFD_CLOEXEC, WORKER_STATUS_FD + 1);
+	return *child < 0 ? -errno : 0;
+}
+
 /* The child's pipes: child[i] its end of stdin, stdout, stderr, go (-1
- * for none), parent[i] the worker's. */
+ * for none: a detached VM's stdio has none), parent[i] the worker's. */
 static int make_pipes(struct worker *w, int child[5], int parent[5])
 {
 	for (int i = 0; i < 5; i++) {
@@ -832,7 +884,7 @@ static int make_pipes(struct worker *w, int child[5], int parent[5])
 				return r;
 			continue;
 		}
-		if ((i == 3 && !w->warm) || (i == 4 && !w->early_status))
+		if ((i == 3 && !w->warm) || (i == 4 && !w->early_status) || (w->detached && i < 3))
 			continue;
 		if (pipe2(p, O_CLOEXEC) < 0)
 			return -errno;
@@ -861,9 +913,9 @@ static int spawn_settings(const struct worker *w, const int child[5],
 
 	/* A slot with no pipe below the last one (fd 3 of a worker with a
 	 * status pipe and no go pipe) gets /dev/null, not a server fd; so do
-	 * a detached VM's stdio. */
+	 * a detached VM's stdin and stdout (its stderr: its memfd). */
 	for (int i = 0; i < n && !r; i++)
-		r = (w->detached && i < 3) || child[i] < 0
+		r = (w->detached && i < 2) || child[i] < 0
 			? posix_spawn_file_actions_addopen(fa, i, "/dev/null", O_RDWR, 0)
 			: posix_spawn_file_actions_adddup2(fa, child[i], i);
 	if (!r)
@@ -907,19 +959,23 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	w->gone_ctx = p->gone_ctx;
 	pthread_mutex_init(&w->lock, NULL);
 	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = w->st_fd = w->ctl_fd = -1;
+	w->log_fd = -1;
 	w->warm = p->kind == WORKER_WARM;
 	w->control = p->kind == WORKER_VM && p->control;
 	w->early_status = p->early_status && p->kind != WORKER_SAVE && p->kind != WORKER_VM;
 	w->detached = p->kind == WORKER_VM;
 	w->span_ns = (uint64_t)span_s * 1000000000ULL;
 	w->err_cap = p->stderr_cap ? p->stderr_cap : WORKER_STDERR_CAP;
+	if (w->detached && w->err_cap > WORKER_VM_STDERR_CAP)
+		w->err_cap = WORKER_VM_STDERR_CAP;
 	w->err = malloc(w->err_cap + 1);
 	w->inbuf = malloc(IN_BUF);
 	if (!w->err || !w->inbuf) {
 		r = -ENOMEM;
 		goto err;
 	}
-	if ((r = make_pipes(w, child, parent)) < 0)
+	if ((r = make_pipes(w, child, parent)) < 0 ||
+	    (w->detached && (r = make_log(w, &child[2])) < 0))
 		goto err;
 	if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
 		goto err;
@@ -991,6 +1047,7 @@ void worker_destroy(struct worker *w)
 	close_fd(&w->go_fd);
 	close_fd(&w->ctl_fd);
 	close_fd(&w->pidfd);
+	close_fd(&w->log_fd);
 	pthread_mutex_destroy(&w->lock);
 	free(w->inbuf);
 	free(w->err);

@@ -33,12 +33,13 @@
 
 #include "core/util.h"
 
-#define WORKER_GO_FD	  3	     /* the go pipe's number in the child */
-#define WORKER_CONTROL_FD 3	     /* WORKER_VM's control socket's (control) */
-#define WORKER_STATUS_FD  4	     /* the status pipe's (early_status) */
-#define WORKER_MARGIN_S	  15	     /* deadline past timeout_s (flint's own guard is 10 s) */
-#define WORKER_STDERR_CAP (64 << 10) /* stderr kept by default */
-#define WORKER_DISCARD_S  10	     /* a discarded warm worker's time to stop */
+#define WORKER_GO_FD	     3		/* the go pipe's number in the child */
+#define WORKER_CONTROL_FD    3		/* WORKER_VM's control socket's (control) */
+#define WORKER_STATUS_FD     4		/* the status pipe's (early_status) */
+#define WORKER_MARGIN_S	     15		/* deadline past timeout_s (flint's own guard is 10 s) */
+#define WORKER_STDERR_CAP    (64 << 10) /* stderr kept by default */
+#define WORKER_VM_STDERR_CAP (64 << 10) /* a WORKER_VM's stderr, at most */
+#define WORKER_DISCARD_S     10		/* a discarded warm worker's time to stop */
 
 enum worker_kind {
 	/* flint run --restore STATE --mem-file MEM [--timeout S] [opts] -- ARGV */
@@ -56,9 +57,11 @@ enum worker_kind {
 	WORKER_ATTACH,
 	/* flint --restore STATE --mem-file MEM --vsock-override UDS --console
 	 * none [opts]: a VM that runs on by itself (no command; reuse
-	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin,
-	 * stdout and stderr are /dev/null (nobody reads them for its life);
-	 * no deadline. worker_exited says whether it died, worker_kill and
+	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin and
+	 * stdout are /dev/null (nobody reads them for its life); its stderr
+	 * a memfd that holds the first WORKER_VM_STDERR_CAP bytes, read
+	 * into the result when it is reaped (flint's message when the guest
+	 * crashed); no deadline. worker_exited says whether it died, worker_kill and
 	 * worker_wait end it. With control, it also gets --control-fd 3:
 	 * worker_reset takes it back to its snapshot in place. */
 	WORKER_VM,
@@ -257,6 +260,11 @@ void worker_destroy(struct worker *w);
  * says. */
 enum worker_outcome worker_outcome_of(int exit_status, int *detail);
 const char *worker_outcome_name(enum worker_outcome o);
+
+/* flint's own last word in a result's stderr (a command's stderr comes
+ * there too): the last line that starts "flint: ", without it, into buf;
+ * "" when there is none. Returns buf. */
+const char *worker_flint_said(const struct worker_result *res, char *buf, size_t len);
 
 /* Tests only: workers spawned while it is true go without a pidfd, as on a
  * kernel before 5.3 (flint's exit found with waitid every 20 ms). */

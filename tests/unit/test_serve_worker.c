@@ -1219,7 +1219,8 @@ Test(worker, without_a_pidfd)
 
 /* A stand-in for flint --restore ... --control-fd 3: it answers each line
  * read on fd 3 as --mode says (ok: "ok <100 n>"; refuse; slow: never in
- * time; die: exits 3 at the first request), and exits 0 at the socket's
+ * time; die: exits 3 at the first request; say: a crash, named on stderr;
+ * flood: 100 KB on stderr before the crash's line), and exits 0 at the socket's
  * end, as flint does. check: "ok 1" only when its stdin and stdout are
  * /dev/null and fd 3 a socket, as a detached VM's are. */
 static const char vm_flint[] =
@@ -1235,6 +1236,9 @@ static const char vm_flint[] =
     "\trefuse) printf 'error this VM cannot be reset to its snapshot: no\\n' >&3 ;;\n"
     "\tslow) sleep 3 ;;\n"
     "\tdie) exit 3 ;;\n"
+    "\tsay) echo 'flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)' >&2; exit 122 ;;\n"
+    "\tflood) head -c 100000 /dev/zero | tr '\\0' x >&2; echo; echo 'flint: lost' >&2; exit 122 "
+    ";;\n"
     "\tcheck) in=$(readlink /proc/$$/fd/0); out=$(readlink /proc/$$/fd/1)\n"
     "\t\tc=$(readlink /proc/$$/fd/3)\n"
     "\t\tcase $in,$out,$c in /dev/null,/dev/null,socket:*) echo 'ok 1' >&3 ;;\n"
@@ -1373,6 +1377,56 @@ Test(worker, reset_of_a_dead_vm_is_epipe)
 	cr_assert_eq(res.outcome, WORKER_EXIT);
 	cr_assert_eq(res.status, 3);
 	cr_assert_eq(worker_reset(w, 100, NULL, err, sizeof(err)), -EPIPE);
+}
+
+/* A VM's stderr is kept (its memfd, up to WORKER_VM_STDERR_CAP): flint's
+ * reason for a crash is in the result; a VM that says more than the cap
+ * keeps only its first bytes, and its memfd does not grow. */
+Test(worker, vm_stderr_kept_up_to_the_cap)
+{
+	static const char *const modes[] = {"say", "flood"};
+	struct worker_result res;
+	char err[128], said[128];
+
+	for (int m = 0; m < 2; m++) {
+		struct worker *w = spawn_vm(modes[m]);
+
+		cr_assert_eq(worker_reset(w, 5000, NULL, err, sizeof(err)), -EPIPE);
+		cr_assert_eq(worker_wait(w, &res), 0);
+		cr_assert_eq(res.outcome, WORKER_CRASH);
+		worker_flint_said(&res, said, sizeof(said));
+		if (m == 0) {
+			cr_assert_str_eq(
+			    res.err, "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)\n");
+			cr_assert_str_eq(said, "guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)");
+		} else {
+			cr_assert_leq(res.err_len, WORKER_VM_STDERR_CAP);
+			cr_assert_geq(res.err_len, WORKER_VM_STDERR_CAP - 4096);
+			cr_assert_eq(res.err[0], 'x');
+			cr_assert_str_eq(said, "", "the line past the cap was kept: %s", said);
+		}
+		worker_destroy(w);
+		last = NULL;
+	}
+}
+
+/* worker_flint_said: flint's last line, not the command's after it. */
+Test(worker, flint_said_takes_flints_last_line)
+{
+	struct worker_result r = {.err = "flint: first\nout\nflint: second\ncommand's\n"};
+	char buf[64];
+
+	r.err_len = strlen(r.err);
+	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "second");
+	r.err = "no flint here\n";
+	r.err_len = strlen(r.err);
+	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "");
+	r.err = "flint: no newline";
+	r.err_len = strlen(r.err);
+	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "no newline");
+	r.err = NULL;
+	r.err_len = 0;
+	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "");
 }
 
 Test(worker, reset_without_control_is_einval)

@@ -1,7 +1,7 @@
 # flint serve: a function registered (booted to its snapshot), invoked 50
 # times at concurrency 4 with every answer right; per-request isolation (a
 # marker file never seen twice); a timeout gives 504 and the server serves
-# on; a guest panic gives 502 and the server serves on; a full queue is
+# on; a guest panic gives 502 naming flint's reason and the server serves on; a full queue is
 # refused with 429; DELETE drains a running invocation first; env,
 # workdir and a prepare command reach the VM; reuse keeps
 # one VM's files between requests; ?stderr=inline and the kept stderr;
@@ -148,6 +148,7 @@ register panic "{\"command\": [\"sh\", \"-c\", \"echo c > /proc/sysrq-trigger\"]
 api POST /functions/panic/invoke
 echo "panic -> $code $(head -c 200 "$T/body")"
 [ "$code" = 502 ] || die "a guest panic gave $code, expected 502"
+grep -q 'KVM error): guest ' "$T/body" || die "the 502 does not give flint's reason for the crash"
 api POST /functions/echo/invoke "$T/in"
 [ "$code" = 200 ] && [ "$(cat "$T/body")" = got:after ] || die "after a panic: $code '$(cat "$T/body")'"
 

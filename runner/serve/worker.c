@@ -69,7 +69,8 @@ struct worker {
 	/* A detached VM's stderr: a memfd sealed at WORKER_VM_STDERR_CAP
 	 * bytes (flint's writes past it fail), read at its end; -1 for none. */
 	int log_fd;
-	char *err; /* err_cap + 1 bytes */
+	bool log_full; /* it reached the cap: later words were lost */
+	char *err;     /* err_cap + 1 bytes */
 	size_t err_cap, err_len, err_total;
 	bool done; /* reaped and res filled */
 	int wait_err;
@@ -250,6 +251,10 @@ const char *worker_flint_said(const struct worker_result *res, char *buf, size_t
 {
 	static const char tag[] = "flint: ";
 	const char *text = res->err ? res->err : "", *end = text + res->err_len, *line = NULL;
+
+	/* Words lost past the cap: the last line kept is not its last. */
+	if (res->err_truncated)
+		end = text;
 	const char *eol;
 
 	for (const char *p = text; p + sizeof(tag) - 1 <= end; p++)
@@ -618,7 +623,19 @@ static void read_log(struct worker *w)
 	got = want ? pread(w->log_fd, w->err, want, 0) : 0;
 	w->err_len = got > 0 ? (size_t)got : 0;
 	w->err_total = n > 0 ? (size_t)n : 0;
+	w->log_full = n >= WORKER_VM_STDERR_CAP;
 	close_fd(&w->log_fd);
+}
+
+/* After a reset: a detached VM's stderr past half its cap starts again
+ * from the top (the shared offset rewound; what follows it is not read),
+ * so that the room for its last words does not run out over its life. */
+static void rewind_log(struct worker *w)
+{
+	off_t n = w->log_fd >= 0 ? lseek(w->log_fd, 0, SEEK_CUR) : -1;
+
+	if (n > WORKER_VM_STDERR_CAP / 2)
+		(void)lseek(w->log_fd, 0, SEEK_SET);
 }
 
 static void fill_result(struct worker *w, int st, int err)
@@ -646,7 +663,7 @@ static void fill_result(struct worker *w, int st, int err)
 	res->err = w->err;
 	res->err_len = w->err_len;
 	res->err_total = w->err_total;
-	res->err_truncated = w->err_total > w->err_len;
+	res->err_truncated = w->err_total > w->err_len || w->log_full;
 	if (!w->end_ns)
 		w->end_ns = now_ns();
 	res->run_ns = w->end_ns - w->start_ns;
@@ -796,6 +813,7 @@ int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 	if (sscanf(w->ctl_line, "ok %llu", &n) == 1) {
 		if (us)
 			*us = n;
+		rewind_log(w);
 		return 0;
 	}
 	if (errlen)
@@ -855,8 +873,10 @@ static int nonblock(int fd)
 }
 
 /* A detached VM's stderr (w->log_fd; *child, a descriptor of the same
- * open file for the child): an empty memfd that cannot grow past the cap,
- * so that a VM that says much costs at most that. */
+ * open file for the child): a memfd of the cap's size (zeros), sealed so
+ * that it can neither grow nor shrink, so that a VM that says much costs
+ * at most that. What flint wrote is 0 to the offset the two descriptors
+ * share (writes past the cap fail). */
 static int make_log(struct worker *w, int *child)
 {
 	w->log_fd = memfd_create("flint-vm-stderr", MFD_CLOEXEC | MFD_ALLOW_SEALING);

@@ -59,11 +59,11 @@ enum worker_kind {
 	 * none [opts]: a VM that runs on by itself (no command; reuse
 	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin and
 	 * stdout are /dev/null (nobody reads them for its life); its stderr
-	 * a memfd that holds the first WORKER_VM_STDERR_CAP bytes, read
-	 * into the result when it is reaped (flint's message when the guest
-	 * crashed); no deadline. worker_exited says whether it died, worker_kill and
-	 * worker_wait end it. With control, it also gets --control-fd 3:
-	 * worker_reset takes it back to its snapshot in place. */
+	 * a memfd that holds up to WORKER_VM_STDERR_CAP bytes (started again
+	 * after a reset once past half of it), read into the result when it
+	 * is reaped (flint's message when the guest crashed); no deadline. worker_exited says
+	 * whether it died, worker_kill and worker_wait end it. With control, it also gets
+	 * --control-fd 3: worker_reset takes it back to its snapshot in place. */
 	WORKER_VM,
 };
 
@@ -147,8 +147,9 @@ struct worker_result {
 	/* With early_status, from flint run's status line (else -1): the
 	 * start (or release) to the guest agent ready, and the command. */
 	double ready_ms, command_ms;
-	/* With early_status: flint said the command was never sent to the
-	 * guest (sent=0), so nothing of the request ran there. */
+	/* Nothing of the request ran in the guest: with early_status,
+	 * flint's status line said sent=0; agentc_result: nothing of the
+	 * request was written to the agent. */
 	bool unsent;
 	bool early; /* from worker_early: flint had not exited yet */
 };
@@ -263,7 +264,8 @@ const char *worker_outcome_name(enum worker_outcome o);
 
 /* flint's own last word in a result's stderr (a command's stderr comes
  * there too): the last line that starts "flint: ", without it, into buf;
- * "" when there is none. Returns buf. */
+ * "" when there is none, or when the stderr kept was truncated (its
+ * last line kept is then not its last). Returns buf. */
 const char *worker_flint_said(const struct worker_result *res, char *buf, size_t len);
 
 /* Tests only: workers spawned while it is true go without a pidfd, as on a

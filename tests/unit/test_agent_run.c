@@ -521,6 +521,39 @@ Test(run_fake, status_line_when_the_vm_ends_first)
 	finish(&h);
 }
 
+/* The VM ends (a crash) after the request went to the agent: the line
+ * says sent=1, since the command may have run. */
+Test(run_fake, status_line_when_the_vm_ends_after_the_request)
+{
+	struct harness h;
+	struct fake *f;
+	int sp[2];
+	char line[128] = "";
+	size_t len = 0;
+
+	start_status(&h, RUN_ACCEPT, sp);
+	f = fake_start(h.path);
+	script(f, AGENT_STDOUT, "x", 1);
+	f->hold = true; /* no EXIT: the command runs on */
+	fake_go(f);
+	fake_join(f);
+	for (int i = 0; i < 200 && !len; i++) {
+		free(slurp(h.out, &len));
+		usleep(10000);
+	}
+	cr_assert_eq(len, 1, "the command's output did not come");
+	cr_assert(f->decoded, "the fake agent did not get the request");
+	run_vm_ended(h.run, 122);
+	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
+	cr_assert_not_null(strstr(line, "status=122 "), "%s", line);
+	cr_assert_not_null(strstr(line, " sent=1\n"), "%s", line);
+	cr_assert_eq(h.calls, 0);
+	close(sp[0]);
+	close(sp[1]);
+	finish(&h);
+	fake_end(f);
+}
+
 /* Each final frame and the status and message it gives. */
 static void expect_final(void (*add)(struct fake *), int status, const char *needle)
 {

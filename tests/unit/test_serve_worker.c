@@ -1220,7 +1220,8 @@ Test(worker, without_a_pidfd)
 /* A stand-in for flint --restore ... --control-fd 3: it answers each line
  * read on fd 3 as --mode says (ok: "ok <100 n>"; refuse; slow: never in
  * time; die: exits 3 at the first request; say: a crash, named on stderr;
- * flood: 100 KB on stderr before the crash's line), and exits 0 at the socket's
+ * flood: 100 KB on stderr before the crash's line; chat: 40 KB on stderr
+ * before each answer, a crash at the third), and exits 0 at the socket's
  * end, as flint does. check: "ok 1" only when its stdin and stdout are
  * /dev/null and fd 3 a socket, as a detached VM's are. */
 static const char vm_flint[] =
@@ -1239,6 +1240,8 @@ static const char vm_flint[] =
     "\tsay) echo 'flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)' >&2; exit 122 ;;\n"
     "\tflood) head -c 100000 /dev/zero | tr '\\0' x >&2; echo; echo 'flint: lost' >&2; exit 122 "
     ";;\n"
+    "\tchat) if [ $n = 3 ]; then echo 'flint: the end' >&2; exit 122; fi\n"
+    "\t\thead -c 40000 /dev/zero | tr '\\0' y >&2; printf 'ok %d\\n' $n >&3 ;;\n"
     "\tcheck) in=$(readlink /proc/$$/fd/0); out=$(readlink /proc/$$/fd/1)\n"
     "\t\tc=$(readlink /proc/$$/fd/3)\n"
     "\t\tcase $in,$out,$c in /dev/null,/dev/null,socket:*) echo 'ok 1' >&3 ;;\n"
@@ -1399,9 +1402,12 @@ Test(worker, vm_stderr_kept_up_to_the_cap)
 			cr_assert_str_eq(
 			    res.err, "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)\n");
 			cr_assert_str_eq(said, "guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)");
+			cr_assert_not(res.err_truncated);
 		} else {
-			cr_assert_leq(res.err_len, WORKER_VM_STDERR_CAP);
-			cr_assert_geq(res.err_len, WORKER_VM_STDERR_CAP - 4096);
+			cr_assert_eq(res.err_len, WORKER_VM_STDERR_CAP);
+			/* The memfd did not grow: flint's offset stopped at the cap. */
+			cr_assert_eq(res.err_total, WORKER_VM_STDERR_CAP);
+			cr_assert(res.err_truncated);
 			cr_assert_eq(res.err[0], 'x');
 			cr_assert_str_eq(said, "", "the line past the cap was kept: %s", said);
 		}
@@ -1410,7 +1416,26 @@ Test(worker, vm_stderr_kept_up_to_the_cap)
 	}
 }
 
-/* worker_flint_said: flint's last line, not the command's after it. */
+/* A VM that says 40 KB at each reset: its stderr starts again after a
+ * reset past half the cap, so its last words (at the third request) are
+ * kept, untruncated. */
+Test(worker, vm_stderr_rewound_after_a_reset)
+{
+	struct worker *w = spawn_vm("chat");
+	struct worker_result res;
+	char err[128], said[64];
+
+	cr_assert_eq(worker_reset(w, 5000, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(worker_reset(w, 5000, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(worker_reset(w, 5000, NULL, err, sizeof(err)), -EPIPE);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_CRASH);
+	cr_assert_not(res.err_truncated);
+	cr_assert_str_eq(worker_flint_said(&res, said, sizeof(said)), "the end");
+}
+
+/* worker_flint_said: flint's last line, not the command's after it; none
+ * from a stderr kept only in part. */
 Test(worker, flint_said_takes_flints_last_line)
 {
 	struct worker_result r = {.err = "flint: first\nout\nflint: second\ncommand's\n"};
@@ -1424,6 +1449,9 @@ Test(worker, flint_said_takes_flints_last_line)
 	r.err = "flint: no newline";
 	r.err_len = strlen(r.err);
 	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "no newline");
+	r.err_truncated = true;
+	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "");
+	r.err_truncated = false;
 	r.err = NULL;
 	r.err_len = 0;
 	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "");

@@ -31,6 +31,7 @@ struct agentc {
 	struct agent_outbuf tx;
 	uint8_t stage[AGENT_HDR_SIZE + AGENT_DATA_MAX];
 	bool in_open;	/* the body is still being sent */
+	bool sending;	/* the request's first write was tried: it may run */
 	size_t out_off; /* of a STDOUT frame in rbuf still being handed out */
 	bool out_pending, over;
 	uint64_t start_ns, ready_ns, sent_ns, end_ns, deadline_ns;
@@ -176,6 +177,10 @@ static bool reach(struct agentc *a, const struct agentc_params *p)
 
 		if (r == 1)
 			return true;
+		if (r == 0 && p->vm_gone && p->vm_gone(p->gone_ctx)) {
+			say(a, "flint serve: the VM's flint ended before its guest agent answered");
+			return false;
+		}
 		if (r < 0 || now_ns() >= deadline) {
 			if (r != -1)
 				say(a, "flint serve: the guest agent did not answer within %u ms",
@@ -356,6 +361,7 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			return r;
 		}
 		if (a->tx.len > a->tx.off) {
+			a->sending = true;
 			r = agent_out_flush(&a->tx, a->sock);
 			if (r < 0 && r != -EPIPE) {
 				say(a, "flint serve: sending to the guest agent: %s", strerror(-r));
@@ -409,6 +415,7 @@ void agentc_result(struct agentc *a, struct worker_result *res)
 	    .run_ns = end_ns - a->start_ns,
 	    .ready_ms = a->ready_ns ? (double)(a->ready_ns - a->start_ns) / 1e6 : -1,
 	    .command_ms = a->sent_ns ? (double)(end_ns - a->sent_ns) / 1e6 : -1,
+	    .unsent = !a->sending,
 	};
 	a->err[a->err_len] = '\0';
 }

@@ -43,6 +43,10 @@ struct agentc_params {
 	 * An fd, or -errno (-ENOENT: not there yet, tried again). */
 	int (*open_uds)(void *ctx, const char *uds);
 	void *open_ctx;
+	/* NULL, or whether the VM's flint has ended: trying to reach its
+	 * agent stops then, rather than at connect_ms. */
+	bool (*vm_gone)(void *ctx);
+	void *gone_ctx;
 };
 
 struct agentc;
@@ -61,7 +65,9 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf,
 		    size_t len) WARN_UNUSED;
 
 /* How it ended (call after agentc_read gave 0 or an error). res->err
- * points into a, valid until agentc_destroy. */
+ * points into a, valid until agentc_destroy. res->unsent: no byte of
+ * the request was written to the agent (it was not reached, or was lost
+ * before), so the command cannot have run. */
 void agentc_result(struct agentc *a, struct worker_result *res);
 
 /* Ends the session now, from any thread: the connection is shut down. */

@@ -148,6 +148,13 @@ static bool reusable(const struct call *c)
 /* A VM that runs on by itself (reuse, reset) and whose agent connection
  * broke: if its flint ends soon, with a guest crash, the request says so
  * rather than "lost". */
+static bool ended_soon(struct worker *vmw)
+{
+	for (int i = 0; i < CRASH_WAIT_MS / 50 && !worker_exited(vmw); i++)
+		usleep(50000);
+	return worker_exited(vmw);
+}
+
 static void crash_of_vm(struct call *c)
 {
 	struct worker *vmw = c->vm ? c->vm->vmw : NULL;
@@ -155,9 +162,7 @@ static void crash_of_vm(struct call *c)
 
 	if (c->res.outcome != WORKER_LOST || !vmw)
 		return;
-	for (int i = 0; i < CRASH_WAIT_MS / 50 && !worker_exited(vmw); i++)
-		usleep(50000);
-	if (worker_exited(vmw) && worker_wait(vmw, &vr) == 0 && vr.outcome == WORKER_CRASH) {
+	if (ended_soon(vmw) && worker_wait(vmw, &vr) == 0 && vr.outcome == WORKER_CRASH) {
 		c->res.outcome = WORKER_CRASH;
 		worker_flint_said(&vr, c->why, sizeof(c->why));
 	}
@@ -185,7 +190,7 @@ static void finish(struct call *c)
 	bool early = false;
 	if (c->ac) {
 		agentc_result(c->ac, &c->res);
-	} else {
+	} else if (c->w) {
 		/* Not for a guest gone wrong: its flint's exit is near, and
 		 * with it the rest of its stderr, which says why. */
 		early = worker_early(c->w, &c->res) && !gone_wrong(c->res.outcome);
@@ -195,6 +200,8 @@ static void finish(struct call *c)
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
+	/* (No worker: a restart that found no VM; c->res and c->why are
+	 * the first VM's.) */
 	if (c->w)
 		worker_flint_said(&c->res, c->why, sizeof(c->why));
 	take_timings(c);
@@ -634,6 +641,11 @@ static unsigned place(struct call *c, char *msg, size_t len)
 	return 0;
 }
 
+static bool vm_gone(void *vmw)
+{
+	return worker_exited(vmw);
+}
+
 /* Gets the request a running worker: releases the warm VM (per-request),
  * starts the reuse VM if new, then --attach; or restores one. 0 or
  * -errno. */
@@ -654,6 +666,8 @@ static int start(struct call *c)
 		    .connect_ms = SERVE_AGENT_CONNECT_MS,
 		    .open_uds = vm->jail ? serve_jail_open_uds : NULL,
 		    .open_ctx = vm->jail,
+		    .vm_gone = vm_gone,
+		    .gone_ctx = vm->vmw,
 		};
 		return agentc_start(&c->ac, &ap);
 	}
@@ -675,43 +689,59 @@ static int start(struct call *c)
 	return ret;
 }
 
-/* A VM restored for the request (per-request restore) whose guest crashed
- * or whose agent was lost before the request was sent to it (its flint's
- * status line says sent=0): nothing of the request ran, so it gets one
- * more VM, restored afresh, and a restore gone wrong costs the request a
- * restore's time rather than its answer. false when not so, or when the
- * new VM cannot be had (the first one's outcome stands). */
-static bool restart(struct call *c)
+static void tell_restart(struct call *c, enum worker_outcome o, const char *why)
+{
+	const char *lo[] = {c->fn->cfg.name, worker_outcome_name(o)};
+
+	pr_warn("flint serve: %s: request %" PRIu64 ": its VM %s before the request reached it "
+		"(%s); restoring another",
+		c->fn->cfg.name, c->req, o == WORKER_CRASH ? "crashed" : "lost its agent",
+		why[0] ? why : "no message");
+	serve_ignore(prom_counter_add(c->s->m.restarts, lo, 1));
+}
+
+/* Per-request restore: the request's own flint reported a guest crash,
+ * and its status line says sent=0 (the one witness that nothing was
+ * sent): a fresh restore takes the request. (An agent not reached is not
+ * restarted: a snapshot whose agent never answers would double every
+ * request's wait.) Its reaped flint is given up first, its jail with it,
+ * so that the new one needs no uid more; if no new one can be had, the
+ * first's outcome is the answer (c->res, c->w NULL). */
+static bool restart_restore(struct call *c)
 {
 	struct server *s = c->s;
 	struct worker *old = c->w;
 	struct worker_result r;
-	char why[200];
+	bool stopping;
 	int ret;
 
-	/* The status line is the one witness that nothing was sent. */
-	if (!old || c->restarted || c->out_len || !worker_early(old, &r) || !r.unsent ||
-	    !gone_wrong(r.outcome))
+	if (!worker_early(old, &r) || !r.unsent || r.outcome != WORKER_CRASH)
 		return false;
 	/* Its flint is ending: reaped, for all of its stderr. */
-	if (worker_wait(old, &r) < 0 || !gone_wrong(r.outcome))
+	if (worker_wait(old, &r) < 0 || r.outcome != WORKER_CRASH)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	stopping = s->stopping;
+	if (!stopping)
+		c->vm->run_w = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (stopping)
 		return false;
 	c->restarted = true;
-	worker_flint_said(&r, why, sizeof(why));
-	pr_warn("flint serve: %s: request %" PRIu64 ": its VM %s before the request reached it "
-		"(%s); restoring another",
-		c->fn->cfg.name, c->req, r.outcome == WORKER_CRASH ? "crashed" : "lost its agent",
-		why[0] ? why : "no message");
-	const char *lo[] = {c->fn->cfg.name, worker_outcome_name(r.outcome)};
-	serve_ignore(prom_counter_add(s->m.restarts, lo, 1));
+	worker_flint_said(&r, c->why, sizeof(c->why));
+	r.err = NULL;
+	r.err_len = 0;
+	c->res = r;
 	c->w = NULL;
+	worker_destroy(old);
 	c->body_off = 0;
 	if ((ret = spawn(c, WORKER_RESTORE)) < 0) {
-		pr_warn("flint serve: %s: request %" PRIu64 ": no other VM: %s", c->fn->cfg.name,
-			c->req, strerror(-ret));
-		c->w = old;
+		pr_warn("flint serve: %s: request %" PRIu64 ": its VM crashed before the request "
+			"reached it (%s), and no other VM: %s",
+			c->fn->cfg.name, c->req, c->why[0] ? c->why : "no message", strerror(-ret));
 		return false;
 	}
+	tell_restart(c, WORKER_CRASH, c->why);
 	c->warm = false;
 	pthread_mutex_lock(&s->lock);
 	c->vm->pid = worker_pid(c->w);
@@ -719,8 +749,67 @@ static bool restart(struct call *c)
 	if (s->stopping)
 		worker_kill(c->w);
 	pthread_mutex_unlock(&s->lock);
-	worker_destroy(old);
 	return true;
+}
+
+/* A VM that runs on (reset in place, reuse) whose flint ended, within
+ * CRASH_WAIT_MS, before anything of the request was written to its agent
+ * (a VM alive whose agent did not answer is not restarted): its slot
+ * gets a fresh VM from the snapshot, and the request a session with it. */
+static bool restart_vm(struct call *c)
+{
+	struct server *s = c->s;
+	struct serve_vm *vm = c->vm;
+	struct agentc *old_ac = c->ac;
+	struct worker_result r, vr = {.outcome = WORKER_CRASH};
+	struct worker *old;
+	char why[200] = "";
+	int ret;
+
+	agentc_result(old_ac, &r);
+	if (!r.unsent || !gone_wrong(r.outcome) || !vm->vmw || !ended_soon(vm->vmw))
+		return false;
+	pthread_mutex_lock(&s->lock);
+	old = vm->vmw;
+	vm->vmw = NULL;
+	vm->run_ac = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (worker_wait(old, &vr) == 0)
+		worker_flint_said(&vr, why, sizeof(why));
+	worker_destroy(old); /* its jail too, before the next one's */
+	c->restarted = true;
+	c->ac = NULL;
+	c->body_off = 0;
+	if ((ret = start(c)) < 0) {
+		pr_warn("flint serve: %s: request %" PRIu64 ": its VM ended before the request "
+			"reached it (%s), and no other VM: %s",
+			c->fn->cfg.name, c->req, why[0] ? why : "no message", strerror(-ret));
+		agentc_destroy(c->ac);
+		c->ac = old_ac;
+		return false;
+	}
+	agentc_destroy(old_ac);
+	tell_restart(c, vr.outcome == WORKER_CRASH ? WORKER_CRASH : WORKER_LOST, why);
+	pthread_mutex_lock(&s->lock);
+	vm->run_ac = c->ac;
+	if (s->stopping) {
+		agentc_kill(c->ac);
+		worker_kill(vm->vmw);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return true;
+}
+
+/* The request's VM crashed, or lost its agent, before anything of the
+ * request reached the guest: nothing of it ran, so it gets one more VM
+ * (restart_restore, restart_vm), and a restore gone wrong costs it a
+ * restore's time rather than its answer. false when not so, or when the
+ * new VM cannot be had (the first one's outcome stands). */
+static bool restart(struct call *c)
+{
+	if (c->restarted || c->out_len)
+		return false;
+	return c->ac ? restart_vm(c) : c->w && restart_restore(c);
 }
 
 void serve_invoke_after(void *call)

@@ -18,7 +18,9 @@
 #       for reuse or a per-request VM reset in place)   serves U as the
 #       VM's vsock device and agent would (fake-agent.py exec: commands run
 #       in this host's shell), answers "ok 1" to each "reset" line on fd N
-#       and exits 0 at its end; without one, serves until killed
+#       and exits 0 at its end; without one, serves until killed; with
+#       FAKE_CRASH_ONCE=F, the first to remove F "crashes" instead before
+#       its agent ever answers (exit 122, the reason on stderr)
 # A registration fails when the prepare command does.
 wait=; sfd=; save=; mem=; timeout=; vm=; cfd=; uds=
 [ "${1:-}" = run ] && shift || vm=1
@@ -36,6 +38,11 @@ while [ $# -gt 0 ]; do
 	shift
 done
 if [ -n "$vm" ]; then
+	if [ -n "${FAKE_CRASH_ONCE:-}" ] && rm "$FAKE_CRASH_ONCE" 2>/dev/null; then
+		sleep 0.2
+		echo "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)" >&2
+		exit 122
+	fi
 	[ -n "$cfd" ] || exec python3 "$(dirname "$0")/fake-agent.py" "$uds" exec
 	python3 "$(dirname "$0")/fake-agent.py" "$uds" exec &
 	agent=$!

@@ -13,7 +13,7 @@ S=$OUT/serve
 rm -rf "$S"
 mkdir -p "$S"
 FAKE=$(cd "$(dirname "$0")" && pwd)/fake-flint.sh
-FAKE_TEARDOWN=1 "$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
+FAKE_TEARDOWN=1 FAKE_CRASH_ONCE=$S/crash-once "$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
 	--fn-queue 1 --max-vms 3 --out-buffer 4K --max-body 1M --queue-timeout 2 --idle 1 \
 	>"$S/serve.out" 2>"$S/serve.err" &
 serve_pid=$!
@@ -129,6 +129,19 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	expect register-reuse PUT /functions/keep "$S/fn-keep.json" 201 '"reuse_max":100'
 	expect reuse POST /functions/keep/invoke "" 200 '^kept$'
 	expect reuse-again POST /functions/keep/invoke "" 200 '^kept$'
+	# A VM reset in place that crashes before its agent answers (its flint
+	# gone, nothing sent): the request gets a fresh VM and its answer.
+	fn again '{"command": ["sh", "-c", "echo again"], "min_warm": 0}'
+	expect register-again-fn PUT /functions/again "$S/fn-again.json" 201
+	: >"$S/crash-once"
+	expect vm-restarted POST /functions/again/invoke "" 200 '^again$'
+	why=
+	[ -e "$S/crash-once" ] && why="no VM crashed"
+	[ -z "$why" ] && ! grep -q "again: request [0-9]*: its VM crashed before the request reached it (guest triple fault" \
+		"$S/serve.err" && why="no warning naming the crash in the log"
+	report serve-vm-restart-log "$why" "$S/serve.err"
+	expect vm-restart-metrics GET /metrics "" 200 \
+		'^flint_serve_restarts_total{function="again",outcome="crash"} 1$'
 	expect list GET /functions "" 200 '"name":"keep"'
 	expect show GET /functions/echo "" 200 '"completed":3'
 	expect metrics GET /metrics "" 200 'flint_serve_invocations_total{function="echo",outcome="ok"} 3'

@@ -204,6 +204,7 @@ Test(agentc, request_body_streams_and_status)
 	cr_assert_str_eq(res.err, "err\n");
 	cr_assert_geq(res.ready_ms, 0);
 	cr_assert_geq(res.command_ms, 0);
+	cr_assert_not(res.unsent);
 	cr_assert_eq(f->req.argc, 3);
 	cr_assert_str_eq(f->req.argv[2], "cat");
 	cr_assert_eq(f->req.envc, 2);
@@ -329,6 +330,36 @@ Test(agentc, nobody_answers)
 	cr_assert_eq(res.outcome, WORKER_LOST);
 	cr_assert_not_null(strstr(res.err, "did not answer within 300 ms"), "%s", res.err);
 	cr_assert_geq(res.run_ns, 300000000ULL);
+	cr_assert(res.unsent, "nothing was sent, and the result says otherwise");
+	agentc_destroy(a);
+}
+
+static bool gone_after(void *ctx)
+{
+	return --*(int *)ctx <= 0;
+}
+
+/* The VM's flint gone (vm_gone): the tries stop then, not at connect_ms. */
+Test(agentc, gives_up_when_the_vm_is_gone)
+{
+	int tries = 3;
+	struct agentc_params p = {.uds = "/tmp/flint-unit-agentc-none.sock",
+				  .argv = ARGV("true"),
+				  .connect_ms = 10000,
+				  .vm_gone = gone_after,
+				  .gone_ctx = &tries};
+	struct worker_result res;
+	struct agentc *a;
+	char out[16];
+
+	unlink(p.uds);
+	session(NULL, &p, NULL, out, sizeof(out), &res, &a);
+	cr_assert_eq(res.outcome, WORKER_LOST);
+	cr_assert_not_null(strstr(res.err, "the VM's flint ended before its guest agent answered"),
+			   "%s", res.err);
+	cr_assert_lt(res.run_ns, 2000000000ULL);
+	cr_assert_eq(tries, 0);
+	cr_assert(res.unsent);
 	agentc_destroy(a);
 }
 

@@ -45,6 +45,7 @@ struct call {
 	bool warm, inline_err, finished, streamed;
 	bool restarted;	    /* given a second VM (restart) */
 	char why[160];	    /* a crash: flint's reason (worker_flint_said) */
+	bool crashed_first; /* restart_vm found no VM: the first one crashed */
 	bool reset_pending; /* its VM to be reset once the answer is sent */
 	char *body;
 	size_t body_len, body_off;
@@ -206,6 +207,8 @@ static void finish(struct call *c)
 		worker_flint_said(&c->res, c->why, sizeof(c->why));
 	take_timings(c);
 	crash_of_vm(c);
+	if (c->crashed_first && c->res.outcome == WORKER_LOST)
+		c->res.outcome = WORKER_CRASH;
 	outcome = worker_outcome_name(c->res.outcome);
 
 	/* Counted before the pool hears of it: a DELETE waiting for the
@@ -762,21 +765,38 @@ static bool restart_vm(struct call *c)
 	struct serve_vm *vm = c->vm;
 	struct agentc *old_ac = c->ac;
 	struct worker_result r, vr = {.outcome = WORKER_CRASH};
-	struct worker *old;
-	char why[200] = "";
+	struct worker *old = NULL;
+	char why[200] = "", old_uds[sizeof(vm->uds)] = "";
+	bool stopping, jailed = false;
 	int ret;
 
 	agentc_result(old_ac, &r);
 	if (!r.unsent || !gone_wrong(r.outcome) || !vm->vmw || !ended_soon(vm->vmw))
 		return false;
 	pthread_mutex_lock(&s->lock);
-	old = vm->vmw;
-	vm->vmw = NULL;
-	vm->run_ac = NULL;
+	stopping = s->stopping;
+	if (!stopping) {
+		/* Its jail and socket (a path in that jail, or the server's
+		 * own) go with it: nothing names them once it is destroyed. */
+		old = vm->vmw;
+		jailed = vm->jail != NULL;
+		snprintf(old_uds, sizeof(old_uds), "%s", vm->uds);
+		vm->vmw = NULL;
+		vm->run_ac = NULL;
+		vm->jail = NULL;
+		vm->uds[0] = '\0';
+		vm->pid = 0;
+	}
 	pthread_mutex_unlock(&s->lock);
+	if (stopping)
+		return false;
 	if (worker_wait(old, &vr) == 0)
 		worker_flint_said(&vr, why, sizeof(why));
 	worker_destroy(old); /* its jail too, before the next one's */
+	if (!jailed && old_uds[0])
+		unlink(old_uds);
+	if (vr.outcome == WORKER_KILLED)
+		return false; /* not a crash: the server's stop, or the OOM killer */
 	c->restarted = true;
 	c->ac = NULL;
 	c->body_off = 0;
@@ -786,9 +806,13 @@ static bool restart_vm(struct call *c)
 			c->fn->cfg.name, c->req, why[0] ? why : "no message", strerror(-ret));
 		agentc_destroy(c->ac);
 		c->ac = old_ac;
+		/* The answer is the first VM's end (finish: crashed_first). */
+		snprintf(c->why, sizeof(c->why), "%s", why);
+		c->crashed_first = vr.outcome == WORKER_CRASH;
 		return false;
 	}
 	agentc_destroy(old_ac);
+	c->warm = false;
 	tell_restart(c, vr.outcome == WORKER_CRASH ? WORKER_CRASH : WORKER_LOST, why);
 	pthread_mutex_lock(&s->lock);
 	vm->run_ac = c->ac;

@@ -301,8 +301,12 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 		v->pid = worker_pid(v->w);
 	}
 	serve_strv_free(opts);
-	if (r < 0)
+	if (r < 0) {
+		/* No flint made the socket; and a jail's path must never be
+		 * unlinked on the host (serve_vm_free). */
+		v->uds[0] = '\0';
 		pr_err("flint serve: %s: cannot start a VM: %s", fn->cfg.name, strerror(-r));
+	}
 	return r;
 }
 
@@ -477,9 +481,13 @@ static void check_warm(struct server *s)
 	struct serve_vm *v, *next;
 
 	for (v = s->vms; v; v = next) {
-		struct worker *w = v->w ? v->w : v->vmw;
+		struct worker *w;
 		next = v->next;
-		if (v->busy || !w || !worker_exited(w))
+		/* A busy VM's workers are its request's thread's to change. */
+		if (v->busy)
+			continue;
+		w = v->w ? v->w : v->vmw;
+		if (!w || !worker_exited(w))
 			continue;
 		/* Only a VM the pool lets go of here is reaped here: one it has
 		 * stopped meanwhile (-ENOENT) comes as a STOP action, and one it

@@ -228,6 +228,8 @@ static void finish(struct call *c)
 	c->vm->run_w = NULL;
 	c->vm->run_ac = NULL;
 	again = reusable(c);
+	if (again && !serve_fn_resets(s, c->fn))
+		worker_log_rewind(c->vm->vmw); /* a reset does it itself */
 	if (again && serve_fn_resets(s, c->fn)) {
 		/* Its VM stays busy, its request running, until the reset
 		 * after the answer (reset_vm). */

@@ -627,10 +627,7 @@ static void read_log(struct worker *w)
 	close_fd(&w->log_fd);
 }
 
-/* After a reset: a detached VM's stderr past half its cap starts again
- * from the top (the shared offset rewound; what follows it is not read),
- * so that the room for its last words does not run out over its life. */
-static void rewind_log(struct worker *w)
+void worker_log_rewind(struct worker *w)
 {
 	off_t n = w->log_fd >= 0 ? lseek(w->log_fd, 0, SEEK_CUR) : -1;
 
@@ -813,7 +810,7 @@ int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 	if (sscanf(w->ctl_line, "ok %llu", &n) == 1) {
 		if (us)
 			*us = n;
-		rewind_log(w);
+		worker_log_rewind(w);
 		return 0;
 	}
 	if (errlen)

@@ -60,7 +60,7 @@ enum worker_kind {
 	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin and
 	 * stdout are /dev/null (nobody reads them for its life); its stderr
 	 * a memfd that holds up to WORKER_VM_STDERR_CAP bytes (started again
-	 * after a reset once past half of it), read into the result when it
+	 * between requests once past half of it: worker_log_rewind), read into the result when it
 	 * is reaped (flint's message when the guest crashed); no deadline. worker_exited says
 	 * whether it died, worker_kill and worker_wait end it. With control, it also gets
 	 * --control-fd 3: worker_reset takes it back to its snapshot in place. */
@@ -261,6 +261,13 @@ void worker_destroy(struct worker *w);
  * says. */
 enum worker_outcome worker_outcome_of(int exit_status, int *detail);
 const char *worker_outcome_name(enum worker_outcome o);
+
+/* WORKER_VM, between requests (worker_reset does it itself): its stderr
+ * past half WORKER_VM_STDERR_CAP starts again from the top (the offset
+ * it shares with flint rewound; what follows is not read), so that the
+ * room for its last words does not run out over its life. Nothing for
+ * another kind. */
+void worker_log_rewind(struct worker *w);
 
 /* flint's own last word in a result's stderr (a command's stderr comes
  * there too): the last line that starts "flint: ", without it, into buf;

@@ -146,9 +146,7 @@ static bool reusable(const struct call *c)
 
 #define CRASH_WAIT_MS 1000 /* a VM whose agent connection broke: its flint's end */
 
-/* A VM that runs on by itself (reuse, reset) and whose agent connection
- * broke: if its flint ends soon, with a guest crash, the request says so
- * rather than "lost". */
+/* Whether a VM's flint has ended, or does within CRASH_WAIT_MS. */
 static bool ended_soon(struct worker *vmw)
 {
 	for (int i = 0; i < CRASH_WAIT_MS / 50 && !worker_exited(vmw); i++)
@@ -156,6 +154,9 @@ static bool ended_soon(struct worker *vmw)
 	return worker_exited(vmw);
 }
 
+/* A VM that runs on by itself (reuse, reset) and whose agent connection
+ * broke: if its flint ends soon, with a guest crash, the request says so
+ * rather than "lost". */
 static void crash_of_vm(struct call *c)
 {
 	struct worker *vmw = c->vm ? c->vm->vmw : NULL;
@@ -228,8 +229,8 @@ static void finish(struct call *c)
 	c->vm->run_w = NULL;
 	c->vm->run_ac = NULL;
 	again = reusable(c);
-	if (again && !serve_fn_resets(s, c->fn))
-		worker_log_rewind(c->vm->vmw); /* a reset does it itself */
+	if (again)
+		worker_log_rewind(c->vm->vmw); /* its stderr, between requests */
 	if (again && serve_fn_resets(s, c->fn)) {
 		/* Its VM stays busy, its request running, until the reset
 		 * after the answer (reset_vm). */
@@ -694,6 +695,24 @@ static int start(struct call *c)
 	return ret;
 }
 
+/* The server may have begun to stop while the request's worker (or
+ * session, and its VM) started: it kills what it can see, so let it see
+ * them, and if it has begun, kill them here. */
+static void show_running(struct call *c)
+{
+	struct server *s = c->s;
+
+	pthread_mutex_lock(&s->lock);
+	c->vm->run_w = c->w;
+	c->vm->run_ac = c->ac;
+	if (s->stopping) {
+		worker_kill(c->w);
+		agentc_kill(c->ac);
+		worker_kill(c->vm->vmw);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void tell_restart(struct call *c, enum worker_outcome o, const char *why)
 {
 	const char *lo[] = {c->fn->cfg.name, worker_outcome_name(o)};
@@ -740,7 +759,7 @@ static bool restart_restore(struct call *c)
 	c->w = NULL;
 	worker_destroy(old);
 	c->body_off = 0;
-	if ((ret = spawn(c, WORKER_RESTORE)) < 0) {
+	if ((ret = start(c)) < 0) {
 		pr_warn("flint serve: %s: request %" PRIu64 ": its VM crashed before the request "
 			"reached it (%s), and no other VM: %s",
 			c->fn->cfg.name, c->req, c->why[0] ? c->why : "no message", strerror(-ret));
@@ -748,12 +767,7 @@ static bool restart_restore(struct call *c)
 	}
 	tell_restart(c, WORKER_CRASH, c->why);
 	c->warm = false;
-	pthread_mutex_lock(&s->lock);
-	c->vm->pid = worker_pid(c->w);
-	c->vm->run_w = c->w;
-	if (s->stopping)
-		worker_kill(c->w);
-	pthread_mutex_unlock(&s->lock);
+	show_running(c);
 	return true;
 }
 
@@ -816,13 +830,7 @@ static bool restart_vm(struct call *c)
 	agentc_destroy(old_ac);
 	c->warm = false;
 	tell_restart(c, vr.outcome == WORKER_CRASH ? WORKER_CRASH : WORKER_LOST, why);
-	pthread_mutex_lock(&s->lock);
-	vm->run_ac = c->ac;
-	if (s->stopping) {
-		agentc_kill(c->ac);
-		worker_kill(vm->vmw);
-	}
-	pthread_mutex_unlock(&s->lock);
+	show_running(c);
 	return true;
 }
 
@@ -893,16 +901,7 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 		call_free(c);
 		return ret;
 	}
-	/* The server may have begun to stop while this spawned: it kills what
-	 * it can see, so let it see this one. */
-	pthread_mutex_lock(&s->lock);
-	c->vm->run_w = c->w;
-	c->vm->run_ac = c->ac;
-	if (s->stopping) {
-		worker_kill(c->w);
-		agentc_kill(c->ac);
-	}
-	pthread_mutex_unlock(&s->lock);
+	show_running(c);
 	int more;
 	while ((more = fill(c)) == 0 && restart(c))
 		;

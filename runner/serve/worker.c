@@ -251,12 +251,11 @@ const char *worker_flint_said(const struct worker_result *res, char *buf, size_t
 {
 	static const char tag[] = "flint: ";
 	const char *text = res->err ? res->err : "", *end = text + res->err_len, *line = NULL;
+	const char *eol;
 
 	/* Words lost past the cap: the last line kept is not its last. */
 	if (res->err_truncated)
 		end = text;
-	const char *eol;
-
 	for (const char *p = text; p + sizeof(tag) - 1 <= end; p++)
 		if ((p == text || p[-1] == '\n') && !strncmp(p, tag, sizeof(tag) - 1))
 			line = p + sizeof(tag) - 1;
@@ -610,11 +609,18 @@ static int reap(struct worker *w, int *st)
 	return err;
 }
 
-/* A detached VM's stderr, from its memfd: what flint wrote there (the
- * file offset it shares with flint), up to the cap. */
+/* How far flint has written in a detached VM's stderr memfd: the file
+ * offset the two descriptors share; -1 for none. */
+static off_t log_written(const struct worker *w)
+{
+	return w->log_fd >= 0 ? lseek(w->log_fd, 0, SEEK_CUR) : -1;
+}
+
+/* A detached VM's stderr, from its memfd: what flint wrote there, up to
+ * the cap. */
 static void read_log(struct worker *w)
 {
-	off_t n = w->log_fd >= 0 ? lseek(w->log_fd, 0, SEEK_CUR) : -1;
+	off_t n = log_written(w);
 	size_t want = n > 0 ? (size_t)n : 0;
 	ssize_t got;
 
@@ -629,9 +635,7 @@ static void read_log(struct worker *w)
 
 void worker_log_rewind(struct worker *w)
 {
-	off_t n = w->log_fd >= 0 ? lseek(w->log_fd, 0, SEEK_CUR) : -1;
-
-	if (n > WORKER_VM_STDERR_CAP / 2)
+	if (log_written(w) > WORKER_VM_STDERR_CAP / 2)
 		(void)lseek(w->log_fd, 0, SEEK_SET);
 }
 
@@ -641,7 +645,6 @@ static void fill_result(struct worker *w, int st, int err)
 
 	if (w->log_fd >= 0)
 		read_log(w);
-
 	*res = (struct worker_result){.wait_status = st};
 	if (err < 0) {
 		res->outcome = WORKER_KILLED;
@@ -810,7 +813,6 @@ int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 	if (sscanf(w->ctl_line, "ok %llu", &n) == 1) {
 		if (us)
 			*us = n;
-		worker_log_rewind(w);
 		return 0;
 	}
 	if (errlen)

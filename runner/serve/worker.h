@@ -59,11 +59,13 @@ enum worker_kind {
 	 * none [opts]: a VM that runs on by itself (no command; reuse
 	 * isolation's VM, which WORKER_ATTACH workers reach). Its stdin and
 	 * stdout are /dev/null (nobody reads them for its life); its stderr
-	 * a memfd that holds up to WORKER_VM_STDERR_CAP bytes (started again
-	 * between requests once past half of it: worker_log_rewind), read into the result when it
-	 * is reaped (flint's message when the guest crashed); no deadline. worker_exited says
-	 * whether it died, worker_kill and worker_wait end it. With control, it also gets
-	 * --control-fd 3: worker_reset takes it back to its snapshot in place. */
+	 * a memfd that holds up to WORKER_VM_STDERR_CAP bytes (started
+	 * again between requests once past half of it: worker_log_rewind),
+	 * read into the result when it is reaped (flint's message when the
+	 * guest crashed); no deadline. worker_exited says whether it died,
+	 * worker_kill and worker_wait end it. With control, it also gets
+	 * --control-fd 3: worker_reset takes it back to its snapshot in
+	 * place. */
 	WORKER_VM,
 };
 
@@ -262,7 +264,7 @@ void worker_destroy(struct worker *w);
 enum worker_outcome worker_outcome_of(int exit_status, int *detail);
 const char *worker_outcome_name(enum worker_outcome o);
 
-/* WORKER_VM, between requests (worker_reset does it itself): its stderr
+/* WORKER_VM, between requests (before a reset, if any): its stderr
  * past half WORKER_VM_STDERR_CAP starts again from the top (the offset
  * it shares with flint rewound; what follows is not read), so that the
  * room for its last words does not run out over its life. Nothing for

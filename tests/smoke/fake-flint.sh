@@ -37,10 +37,15 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+# crashes_once: this flint is the first to remove FAKE_CRASH_ONCE's file;
+# it then says a triple fault, as flint does, and should exit 122.
+crashes_once() {
+	[ -n "${FAKE_CRASH_ONCE:-}" ] && rm "$FAKE_CRASH_ONCE" 2>/dev/null || return 1
+	echo "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)" >&2
+}
 if [ -n "$vm" ]; then
-	if [ -n "${FAKE_CRASH_ONCE:-}" ] && rm "$FAKE_CRASH_ONCE" 2>/dev/null; then
+	if crashes_once; then
 		sleep 0.2
-		echo "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)" >&2
 		exit 122
 	fi
 	[ -n "$cfd" ] || exec python3 "$(dirname "$0")/fake-agent.py" "$uds" exec
@@ -62,8 +67,7 @@ if [ -n "$wait" ]; then
 	[ -n "$b" ] || exit 0
 fi
 exec 3<&-
-if [ -n "${FAKE_CRASH_ONCE:-}" ] && rm "$FAKE_CRASH_ONCE" 2>/dev/null; then
-	echo "flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)" >&2
+if crashes_once; then
 	[ -n "$sfd" ] && eval "printf 'status=122 ready_ms=-1.0 command_ms=-1.0 sent=0\\n' >&$sfd"
 	exit 122
 fi

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/gmem.h"
+#include "hugepool.h"
 #include "x86/layout.h"
 
 Test(gmem, small_layout_is_one_low_region)
@@ -121,22 +122,6 @@ Test(gmem, host_mapping_is_2m_aligned_for_huge_pages)
 
 /* --- machine-config's huge_pages "2M" and track_dirty_pages --------------- */
 
-/* A line "Name: value" of /proc/meminfo, or -1. */
-static long meminfo(const char *name)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long v = -1;
-	size_t n = strlen(name);
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, n) && line[n] == ':')
-			v = strtol(line + n + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 /* KernelPageSize of the mapping that starts at p, in KiB (smaps), or -1. */
 static long kernel_page_kib(const void *p)
 {
@@ -157,27 +142,6 @@ static long kernel_page_kib(const void *p)
 	return v;
 }
 
-static long read_nr_hugepages(void)
-{
-	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
-	long v = -1;
-
-	cr_assert_not_null(f);
-	cr_assert_eq(fscanf(f, "%ld", &v), 1);
-	fclose(f);
-	return v;
-}
-
-static bool write_nr_hugepages(long v)
-{
-	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "w");
-
-	if (!f)
-		return false;
-	bool ok = fprintf(f, "%ld\n", v) > 0;
-	return fclose(f) == 0 && ok;
-}
-
 static void check_huge_mapping(uint64_t size)
 {
 	struct gmem *g;
@@ -195,19 +159,17 @@ static void check_huge_mapping(uint64_t size)
 	gmem_destroy(g);
 }
 
-/* One test, so that nothing else in this run changes the pool meanwhile. A
- * request beyond the free pool fails at create (-ENOMEM: vm.c names
+/* A request beyond the free pool fails at create (-ENOMEM: vm.c names
  * /proc/sys/vm/nr_hugepages), never later with a SIGBUS; a request the pool
  * can serve is backed by 2 MiB pages. Without free pages and without root
  * to add some, the refusal is all that can be shown. */
-Test(gmem, huge_pages_2m_mapped_from_the_pool_or_refused_at_create)
+Test(gmem, huge_pages_2m_mapped_from_the_pool_or_refused_at_create, .fini = hugepool_give_back)
 {
 	struct gmem *g = (void *)1;
 	struct gmem_opts o = {.huge_2m = true};
-	long free_pages = meminfo("HugePages_Free"), rsvd = meminfo("HugePages_Rsvd");
+	long avail = hugepool_take(0);
 
-	cr_assert_geq(free_pages, 0);
-	long avail = free_pages - (rsvd > 0 ? rsvd : 0);
+	cr_assert_geq(avail, 0);
 	uint64_t too_many = (uint64_t)(avail + 1) * (2 << 20);
 	cr_assert_eq(gmem_create_opts(&g, too_many, &o), -ENOMEM,
 		     "%ld free huge pages: %llu bytes must be refused", avail,
@@ -215,20 +177,12 @@ Test(gmem, huge_pages_2m_mapped_from_the_pool_or_refused_at_create)
 	cr_assert_null(g);
 
 	const long want = 4; /* 8 MiB */
-	if (avail >= want) {
-		check_huge_mapping(want << 21);
+	if (hugepool_take(want) < want) {
+		cr_assert_neq(geteuid(), 0, "the kernel gave fewer huge pages than asked");
+		cr_log_info("cannot add huge pages (not root): only the refusal was checked");
 		return;
 	}
-	long nr = read_nr_hugepages();
-	if (!write_nr_hugepages(nr + want - avail)) {
-		cr_log_info("cannot add huge pages (not root?): only the refusal was checked");
-		return;
-	}
-	bool enough = meminfo("HugePages_Free") - meminfo("HugePages_Rsvd") >= want;
-	if (enough)
-		check_huge_mapping(want << 21);
-	cr_assert(write_nr_hugepages(nr), "restoring nr_hugepages to %ld", nr);
-	cr_assert(enough, "the kernel gave fewer huge pages than asked");
+	check_huge_mapping(want << 21);
 }
 
 Test(gmem, huge_pages_need_a_multiple_of_2m)

@@ -23,6 +23,10 @@ static void setup(void)
 static void teardown(void)
 {
 	char cmd[64];
+
+	/* A test that read as nobody (key_names_what_it_cannot_read). */
+	cr_assert_eq(seteuid(getuid()), 0);
+	cr_assert_eq(setegid(getgid()), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	cr_assert_eq(system(cmd), 0);
 }
@@ -210,10 +214,13 @@ Test(image, key_changes_with_content)
 	};
 	char base[IMAGE_KEY_LEN], k[IMAGE_KEY_LEN];
 
-	if (geteuid() != 0)
-		cr_skip_test("chown needs root");
 	key_of_cmd("true", base);
 	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		if (geteuid() != 0 &&
+		    (!strncmp(changes[i], "chown", 5) || !strncmp(changes[i], "chgrp", 5))) {
+			cr_log_info("'%s' left out: it needs root", changes[i]);
+			continue;
+		}
 		key_of_cmd(changes[i], k);
 		cr_expect_str_neq(k, base, "'%s' kept the key", changes[i]);
 	}
@@ -234,10 +241,15 @@ Test(image, key_names_what_it_cannot_read)
 {
 	char key[IMAGE_KEY_LEN], err[512] = "";
 
-	if (geteuid() == 0)
-		cr_skip_test("root reads everything");
 	make_tree(at("t"), 0);
 	cr_assert_eq(chmod(at("t/sub/y/file"), 0), 0);
+	if (geteuid() == 0) { /* root reads everything: read as nobody */
+		char cmd[64];
+		snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 %s", top);
+		cr_assert_eq(system(cmd), 0);
+		cr_assert_eq(setegid(65534), 0);
+		cr_assert_eq(seteuid(65534), 0);
+	}
 	cr_assert_lt(image_key(at("t"), IMAGE_DIR, key, err, sizeof(err)), 0);
 	cr_assert_not_null(strstr(err, "/sub/y/file"), "%s", err);
 }

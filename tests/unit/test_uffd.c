@@ -35,6 +35,7 @@
 
 #include "core/gmem.h"
 #include "core/gmem_snap.h"
+#include "hugepool.h"
 #include "snapshot/uffd.h"
 #include "x86/layout.h"
 
@@ -893,25 +894,10 @@ Test(uffd, e2e_bad_list_refused, .timeout = 60)
 	unlink(mem);
 }
 
-static long meminfo(const char *key)
-{
-	char line[128];
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ':')
-			v = strtol(line + strlen(key) + 1, NULL, 10);
-	fclose(f);
-	return v;
-}
-
 /* With 2 MiB huge pages the list says so and the handler fills whole huge
- * pages: from the file, or zeros for a huge page that is all hole. Only
- * where the host's pool has free pages already (test_gmem alone changes
- * the pool). */
-Test(uffd, e2e_huge_pages, .timeout = 60)
+ * pages: from the file, or zeros for a huge page that is all hole. Where
+ * the host's pool has too few free pages, root adds some for the test. */
+Test(uffd, e2e_huge_pages, .timeout = 60, .fini = hugepool_give_back)
 {
 	const uint64_t huge = 2 << 20, data[] = {PG};
 	uint8_t got[2 * PG], want[PG], zero[PG] = {0};
@@ -919,8 +905,9 @@ Test(uffd, e2e_huge_pages, .timeout = 60)
 	char log[512];
 	struct e2e e;
 
-	if (meminfo("HugePages_Free") - meminfo("HugePages_Rsvd") < 2)
-		cr_skip_test("fewer than 2 free 2 MiB huge pages (vm.nr_hugepages)");
+	if (hugepool_take(2) < 2)
+		cr_skip_test("fewer than 2 free 2 MiB huge pages (vm.nr_hugepages), and no root to "
+			     "add them");
 	e2e_start(&e, 2 * huge, 2 * huge, data, 1);
 	gmem_destroy(e.g);
 	cr_assert_eq(gmem_create_opts(&e.g, 2 * huge, &o), 0);

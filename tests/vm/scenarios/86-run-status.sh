@@ -11,7 +11,6 @@ run() {
 	status=0
 	"$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
 	echo "flint run $* -> status $status"
-	! grep -q 'not built yet' "$ERR" || skip "flint run needs the vsock device (not built yet)"
 }
 
 run -- sh -c 'echo out; echo err >&2; exit 3'

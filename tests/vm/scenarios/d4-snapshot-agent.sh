@@ -29,7 +29,6 @@ run() {
 
 # Boot to the agent, save, stop.
 run --kernel "$KERNEL" --rootfs "$ROOTFS" --timings --save-snapshot "$T/s.state" --save-mem "$T/s.mem"
-! grep -q 'not built yet' "$ERR" || skip "flint run needs the vsock device (not built yet)"
 expect_status 0 "flint run --save-snapshot without a command"
 [ ! -s "$OUT" ] || fail "unexpected stdout from a snapshot-only run: $(head -c 300 "$OUT")"
 [ -s "$T/s.state" ] || fail "no state file at $T/s.state"

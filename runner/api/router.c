@@ -454,7 +454,8 @@ static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_overrid
 
 /* PUT /snapshot/load: SnapshotLoadParams. Exactly one of mem_backend and
  * the deprecated mem_file_path; enable_diff_snapshots is the deprecated
- * name of track_dirty_pages. */
+ * name of track_dirty_pages; clock_realtime false unless given, as in
+ * Firecracker (flint's own --restore defaults to true). */
 static int do_snapshot_load(struct req *q)
 {
 	static const char *const keys[] = {"enable_diff_snapshots", "track_dirty_pages",
@@ -469,7 +470,7 @@ static int do_snapshot_load(struct req *q)
 	struct jfield j = {.err = e.msg, .errlen = sizeof(e.msg)};
 	struct vm_net_override ov[VMC_MAX_NETS];
 	char *strs[2 * VMC_MAX_NETS] = {0}, *state = NULL, *mem = NULL, *uds = NULL;
-	struct vm_restore_args a = {.backend = VM_MEM_FILE, .clock_realtime = true};
+	struct vm_restore_args a = {.backend = VM_MEM_FILE};
 	bool diff = false, track = false;
 	int backend = 0, r = -EINVAL;
 	json_t *o = jfield_load(&j, q->body, q->len, "the body"), *mb, *vs;

@@ -699,7 +699,8 @@ Test(api_router, snapshot_load, .init = setup, .fini = teardown)
 	cr_assert_str_eq(fake.load_backend, "/u.sock");
 	cr_assert(fake.load.resume_vm);
 	cr_assert(fake.load.track_dirty_pages, "enable_diff_snapshots is track_dirty_pages");
-	cr_assert(fake.load.clock_realtime, "flint sets the wall clock by default");
+	cr_assert(!fake.load.clock_realtime,
+		  "Firecracker's default: the clock goes on from the snapshot");
 	cr_assert_eq(fake.load.n_net_overrides, 1);
 	cr_assert_str_eq(fake.load_iface, "eth0");
 	cr_assert_str_eq(fake.load_tap, "tap7");
@@ -725,4 +726,14 @@ Test(api_router, snapshot_load_after_boot_resources, .init = setup, .fini = tear
 	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": false}",
 	    "not allowed after configuring boot-specific resources");
 	cr_assert_eq(fake.loads, 0);
+}
+
+/* clock_realtime true reaches the load: the guest's clock is set forward. */
+Test(api_router, snapshot_load_clock_realtime, .init = setup, .fini = teardown)
+{
+	expect_ok(
+	    "PUT", "/snapshot/load",
+	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": true}");
+	cr_assert_eq(fake.loads, 1);
+	cr_assert(fake.load.clock_realtime);
 }

@@ -94,8 +94,9 @@ int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const cha
 
 	if (g->state)
 		return -EINVAL; /* restoring a peer is not this */
-	k = snprintf(out, len, "%s%s%s%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE,
-		     root ? " " : "", root ? root : "", g->ncommand ? " --" : "");
+	k = snprintf(out, len, "%s%s%s%s%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE,
+		     root ? " " : "", root ? root : "",
+		     g->rootfs && g->root_ext4 ? " rootfstype=ext4" : "", g->ncommand ? " --" : "");
 	if (k < 0 || (size_t)k >= len)
 		return -E2BIG;
 	n = (size_t)k;

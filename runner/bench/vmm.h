@@ -12,6 +12,7 @@
 #ifndef FLINT_BENCH_VMM_H
 #define FLINT_BENCH_VMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/util.h"
@@ -31,6 +32,7 @@ struct vmm_guest {
 	const char *kernel; /* vmlinux */
 	const char *initrd; /* NULL: none */
 	const char *rootfs; /* NULL: none; read-only /dev/vda */
+	bool root_ext4;	    /* rootfs is ext4: peers get rootfstype=ext4, as flint run's guest */
 	unsigned mem_mib, vcpus;
 	const char *cmdline;  /* NULL: VMM_DEFAULT_CMDLINE */
 	char *const *command; /* the command's words */

@@ -25,6 +25,7 @@
 #include "bench/vmm.h"
 #include "config/cli.h"
 #include "config/home.h"
+#include "image/image.h"
 
 /* What a peer's command prints by default, and the marker that finds it
  * on the console (not on the kernel command line: "quiet" keeps the
@@ -922,9 +923,11 @@ static int plan(struct bench_ctx *c)
 	struct vmm_argv a;
 	int r;
 
+	enum image_kind kind;
 	c->g = (struct vmm_guest){
 	    .kernel = c->kernel,
 	    .rootfs = c->rootfs,
+	    .root_ext4 = image_detect(c->rootfs, &kind, NULL, 0) == 0 && kind == IMAGE_EXT4,
 	    .mem_mib = (unsigned)o->mem_mib,
 	    .vcpus = o->vcpus,
 	    .cmdline = o->cmdline,

@@ -285,8 +285,13 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 		return -ENOMEM;
 	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0)
 		return r;
-	int len = asprintf(&rs->append, "root=/dev/vda ro flint.agent%s%s%s", images,
-			   cfg->append ? " " : "", cfg->append ? cfg->append : "");
+	/* An ext4 root is named so: the kernel would otherwise try it as ext3
+	 * and ext2 first (ext4 registers those names before its own). */
+	enum image_kind kind;
+	bool ext4 = image_detect(rootfs, &kind, NULL, 0) == 0 && kind == IMAGE_EXT4;
+	int len = asprintf(&rs->append, "root=/dev/vda ro%s flint.agent%s%s%s",
+			   ext4 ? " rootfstype=ext4" : "", images, cfg->append ? " " : "",
+			   cfg->append ? cfg->append : "");
 	if (len < 0) {
 		rs->append = NULL;
 		return -ENOMEM;

@@ -596,6 +596,13 @@ Test(bench_vmm, qemu_same_guest_as_flint)
 		      "i8042.dumbkbd root=/dev/vda ro "
 		      "virtio_mmio.device=512@0xfeb00e00:12 -- echo bench-out");
 
+	/* An ext4 root is named to the peer, as flint run names it. */
+	g.root_ext4 = true;
+	cr_assert_eq(vmm_qemu_argv(&q, NULL, &g), 0);
+	cr_assert(strstr(last(&q), " root=/dev/vda ro virtio_mmio.device=512@0xfeb00e00:12 "
+				   "rootfstype=ext4 -- echo bench-out"),
+		  "%s", last(&q));
+
 	cr_assert_eq(vmm_flint_argv(&f, "/b/flint", &g), 0);
 	cr_assert_str_eq(f.v[0], "/b/flint");
 	cr_assert_str_eq(f.v[1], "run");

@@ -522,10 +522,11 @@ out:
 	return r;
 }
 
-/* What vm.c and the device kinds honour of a vm_config. The logger and
- * the metrics file are the command layer's, around the VM. */
+/* What vm.c and the device kinds honour of a vm_config. The logger (its
+ * module filter too: core/logger.c) and the metrics file are the command
+ * layer's, around the VM. */
 const unsigned vm_supported_features =
-    VMC_F_LOGGER | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
+    VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
     VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID | VMC_F_NET_MTU;
 

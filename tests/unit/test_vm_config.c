@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/vm_config.h"
+#include "core/vm.h"
 
 static char err[256];
 
@@ -444,6 +445,23 @@ Test(vm_config, features_flint_does_not_honour_are_named)
 	cr_assert_eq(vm_config_check_supported(&c, all & ~VMC_F_HUGE_PAGES, err, sizeof(err)),
 		     -EOPNOTSUPP);
 	ERR_HAS("huge_pages");
+	vm_config_free(&c);
+}
+
+/* What the VM honours: a logger's module filter (core/logger.c) among it;
+ * a CPU template not. */
+Test(vm_config, what_the_vm_honours)
+{
+	struct vm_config c;
+
+	full(&c);
+	c.logger.module = strdup("virtio/blk");
+	cr_assert(vm_config_features(&c) & VMC_F_LOGGER_MODULE);
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)), 0,
+		     "%s", err);
+	c.machine.cpu_template = VMC_CPU_TEMPLATE_T2;
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)),
+		     -EOPNOTSUPP);
 	vm_config_free(&c);
 }
 

@@ -150,11 +150,30 @@ int api_ctl_patch_machine(struct api_ctl *ctl, const struct vmc_machine_patch *p
 	return done_boot(ctl, r, err);
 }
 
+/* Whether path opens (ops->check_file), the lock held; what names the
+ * file in the answer ("The kernel file cannot be opened: ..."). */
+static int check_file(struct api_ctl *ctl, const char *what, const char *path, bool write,
+		      struct vm_err *err)
+{
+	struct vm_err why = {0};
+	int r;
+
+	if (!path || !ctl->ops || !ctl->ops->check_file ||
+	    (r = ctl->ops->check_file(ctl->ops_ctx, path, write, &why)) >= 0)
+		return 0;
+	return vm_err_set(err, r, "The %s file cannot be opened: %s", what, why.msg);
+}
+
 int api_ctl_put_boot(struct api_ctl *ctl, struct vmc_boot *b, struct vm_err *err)
 {
 	int r = lock_pre_boot(ctl, err);
 	if (r < 0)
 		return r;
+	if ((r = check_file(ctl, "kernel", b->kernel_image_path, false, err)) < 0 ||
+	    (r = check_file(ctl, "initrd", b->initrd_path, false, err)) < 0) {
+		pthread_mutex_unlock(&ctl->lock);
+		return r;
+	}
 	r = vm_config_set_boot(&ctl->config, b, err->msg, sizeof(err->msg));
 	return done_boot(ctl, r, err);
 }
@@ -164,6 +183,10 @@ int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *e
 	int r = lock_pre_boot(ctl, err);
 	if (r < 0)
 		return r;
+	if ((r = check_file(ctl, "drive's", d->path_on_host, !d->is_read_only, err)) < 0) {
+		pthread_mutex_unlock(&ctl->lock);
+		return r;
+	}
 	r = vm_config_put_drive(&ctl->config, d, err->msg, sizeof(err->msg));
 	return done_boot(ctl, r, err);
 }

@@ -52,6 +52,11 @@ struct api_vm_ops {
 	int (*snapshot_create)(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err);
 	int (*snapshot_load)(void *ctx, const struct vm_restore_args *a, struct vm_config *loaded,
 			     struct vm_err *err);
+	/* PUT /boot-source and PUT /drives: whether path opens, for reading
+	 * or also for writing. Firecracker opens these files at the PUT, so a
+	 * path that does not open is the PUT's 400, not InstanceStart's.
+	 * NULL: checked at InstanceStart only. */
+	int (*check_file)(void *ctx, const char *path, bool write, struct vm_err *err);
 	/* "Running" / "Paused" once started (vm_state_name) */
 	const char *(*state)(void *ctx);
 };

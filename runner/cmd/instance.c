@@ -1,6 +1,7 @@
 #include "cmd/instance.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -205,6 +206,30 @@ static int op_set_metrics(void *ctx, const struct vmc_metrics *m, struct vm_err 
 	return run_on_main(ctx, do_metrics, m, err);
 }
 
+struct check_call {
+	const char *path;
+	bool write;
+};
+
+static int do_check_file(struct instance *in, const void *arg, struct vm_err *err)
+{
+	const struct check_call *c = arg;
+	int fd = open(c->path, (c->write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+
+	(void)in;
+	if (fd < 0)
+		return vm_err_set(err, -errno, "%s: %s", c->path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static int op_check_file(void *ctx, const char *path, bool write, struct vm_err *err)
+{
+	struct check_call c = {.path = path, .write = write};
+
+	return run_on_main(ctx, do_check_file, &c, err);
+}
+
 static struct vm *started_vm(struct instance *in, struct vm_err *err)
 {
 	struct vm *vm = atomic_load(&in->vm);
@@ -332,6 +357,7 @@ static const struct api_vm_ops vm_ops = {
     .snapshot_load = op_snapshot_load,
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,
+    .check_file = op_check_file,
     .state = op_state,
 };
 

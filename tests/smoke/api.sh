@@ -66,10 +66,21 @@ else
 	expect_api 200 '"state":"Not started"' "GET / before the start"
 	api_req PUT /actions '{"action_type": "InstanceStart"}'
 	expect_api 400 'kernel configuration' "InstanceStart without a boot source"
+	# A file that does not open is the PUT's 400, as in Firecracker...
 	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/no-such-kernel\"}"
-	expect_api 204 "" "PUT /boot-source (a missing kernel)"
+	expect_api 400 "The kernel file cannot be opened: $OUT/no-such-kernel: No such file" \
+		"PUT /boot-source (a missing kernel)"
+	api_req PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$OUT/no-such-disk\",
+		\"is_root_device\": true, \"is_read_only\": true}"
+	expect_api 400 "The drive's file cannot be opened: $OUT/no-such-disk: No such file" \
+		"PUT /drives (a missing image)"
+	# ...and one gone since is InstanceStart's.
+	cp "$TINY" "$OUT/gone-kernel"
+	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/gone-kernel\"}"
+	expect_api 204 "" "PUT /boot-source (a kernel removed after)"
+	rm -f "$OUT/gone-kernel"
 	api_req PUT /actions '{"action_type": "InstanceStart"}'
-	expect_api 400 "no-such-kernel: No such file" "InstanceStart names the missing kernel"
+	expect_api 400 "gone-kernel: No such file" "InstanceStart names the kernel gone since its PUT"
 	api_req GET /
 	expect_api 200 '"state":"Not started"' "still not started after the failed start"
 	api_req PUT /boot-source "{\"kernel_image_path\": \"$TINY\"}"

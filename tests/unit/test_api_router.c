@@ -143,6 +143,18 @@ static int f_metrics(void *ctx, const struct vmc_metrics *m, struct vm_err *err)
 	return 0;
 }
 
+/* Files whose name holds "missing" do not open; a write to one holding
+ * "ro-" is refused. */
+static int f_check_file(void *ctx, const char *path, bool write, struct vm_err *err)
+{
+	(void)ctx;
+	if (strstr(path, "missing"))
+		return vm_err_set(err, -ENOENT, "%s: No such file or directory", path);
+	if (write && strstr(path, "ro-"))
+		return vm_err_set(err, -EACCES, "%s: Permission denied", path);
+	return 0;
+}
+
 static const char *f_state(void *ctx)
 {
 	(void)ctx;
@@ -159,6 +171,7 @@ static const struct api_vm_ops ops = {
     .update_net = f_update_net,
     .set_logger = f_logger,
     .set_metrics = f_metrics,
+    .check_file = f_check_file,
     .state = f_state,
     .snapshot_create = f_create,
     .snapshot_load = f_load,
@@ -736,4 +749,27 @@ Test(api_router, snapshot_load_clock_realtime, .init = setup, .fini = teardown)
 	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": true}");
 	cr_assert_eq(fake.loads, 1);
 	cr_assert(fake.load.clock_realtime);
+}
+
+/* A kernel, an initrd or a drive's file that does not open is the PUT's
+ * 400, naming it, and changes nothing; a drive is opened as it will be
+ * used (read-write unless is_read_only). */
+Test(api_router, files_that_do_not_open_are_the_puts_error, .init = setup, .fini = teardown)
+{
+	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\": \"/missing-k\"}",
+		     "The kernel file cannot be opened: /missing-k: No such file");
+	expect_fault("PUT", "/boot-source",
+		     "{\"kernel_image_path\": \"/k\", \"initrd_path\": \"/missing-i\"}",
+		     "The initrd file cannot be opened: /missing-i");
+	expect_fault("PUT", "/drives/rootfs",
+		     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/ro-disk\", "
+		     "\"is_root_device\": true}",
+		     "The drive's file cannot be opened: /ro-disk: Permission denied");
+	json_t *o = get_json("/vm/config");
+	cr_assert_null(json_object_get(o, "boot-source"), "a failed PUT configured nothing");
+	cr_assert_eq(json_array_size(json_object_get(o, "drives")), 0);
+	json_decref(o);
+	expect_ok("PUT", "/drives/rootfs",
+		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/ro-disk\", "
+		  "\"is_root_device\": true, \"is_read_only\": true}");
 }

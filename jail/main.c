@@ -390,13 +390,15 @@ int main(int argc, char **argv)
 		jail_fail("create jail", opts.base, r);
 		goto fail;
 	}
-	/* flint is a child, whose pid the host needs, in a new pid namespace
-	 * or where setsid would fail (this process leads its group). */
-	spawned = opts.new_pid_ns || (opts.daemonize && getpid() == getpgrp());
+	/* flint is a child in a new pid namespace, and with --daemonize, so
+	 * that the jailer returns at once (as Firecracker's, which forks
+	 * twice); otherwise this process becomes flint. Either way the host
+	 * finds flint's pid in <exec name>.pid. */
+	spawned = opts.new_pid_ns || opts.daemonize;
 	if (fs_create(&jfs, dir, opts.uid, opts.gid) < 0)
 		goto fail;
 	jail_test_pause("created");
-	if (fs_stage(&jfs, &plan, spawned) < 0)
+	if (fs_stage(&jfs, &plan, true) < 0)
 		goto fail;
 	jail_test_pause("staged");
 	if (cgroup_join(&cgroups, &opts) < 0)
@@ -445,8 +447,7 @@ int main(int argc, char **argv)
 		spawn(null_fd);
 		goto fail;
 	}
-	/* Before daemonize: a warning still reaches the caller. */
-	if (fs_mount_proc(&jfs) < 0 || (opts.daemonize && daemonize(null_fd) < 0))
+	if (fs_mount_proc(&jfs) < 0 || fs_write_pid(&jfs, getpid()) < 0)
 		goto fail;
 	close_fd(&null_fd);
 	become_flint(false);

@@ -126,9 +126,12 @@ why=
 	"arg=cid=3,uds=/run/v/sock" "arg=x"
 files=$(sed -n 's/^file=//p' "$OUT" | sort | tr '\n' ';')
 want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$U 600;\
-/dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/run d $U:$U 755;\
-/run/v d $U:$U 755;/vmlinux f 0:0 644;"
+/dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/probe.pid f 0:0 644;\
+/run d $U:$U 755;/run/v d $U:$U 755;/vmlinux f 0:0 644;"
 [ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
+# The jailer became the probe, whose pid is in the pid file all the same.
+[ -z "$why" ] && [ "$(cat "$R/probe.pid")" != "$(sed -n 's/^pid=//p' "$OUT")" ] &&
+	why="pid file '$(cat "$R/probe.pid")', the probe said $(sed -n 's/^pid=//p' "$OUT")"
 # Only a --restore gets a /proc.
 [ -z "$why" ] && has "proc=No such file or directory"
 [ -z "$why" ] && ! grep -qx "flint-jail: vsock socket at $R/run/v/sock" "$ERR" &&
@@ -277,7 +280,8 @@ else
 	grep -q "^Max open files *2048 *2048" "/proc/$pid/limits" || why="${why}no-file not 2048; "
 	seen=$(ls -A "/proc/$pid/root/" | tr '\n' ' ')
 	# run: the API socket's directory.
-	[ "$seen" = "dev probe run vmlinux " ] || why="${why}its / holds $seen; "
+	[ "$seen" = "dev probe probe.pid run vmlinux " ] || why="${why}its / holds $seen; "
+	[ "$(cat "/proc/$pid/root/probe.pid")" = "$pid" ] || why="${why}pid file not $pid; "
 	exec 8>&-
 	wait $pid
 	[ "$(mounted)" = 0 ] || why="${why}still mounted; "
@@ -808,6 +812,26 @@ if [ -z "$why" ]; then
 	kill "$dpid" 2>/dev/null
 fi
 [ -z "$why" ] && ok daemonize || bad daemonize "$why"
+
+# --daemonize from a process that does not lead its group (a script's
+# child): the jailer still returns at once, flint runs on.
+status=0
+t0=$(date +%s)
+"$JAIL" --id daemon2 --exec-file "$PROBE" $ID --daemonize -- \
+	--kernel "$T/files/vmlinux" -- sleep 5 \
+	</dev/null >"$OUT" 2>"$ERR" || status=$?
+t1=$(date +%s)
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && [ $((t1 - t0)) -ge 4 ] && why="the jailer waited $((t1 - t0)) s for flint"
+dpid=$(cat "$BASE/probe/daemon2/root/probe.pid" 2>/dev/null)
+[ -z "$why" ] && [ -z "$dpid" ] && why="no pid file"
+if [ -z "$why" ]; then
+	sid=$(cut -d' ' -f6 "/proc/$dpid/stat" 2>/dev/null)
+	[ "$sid" = "$dpid" ] || why="session $sid, not its own"
+	kill "$dpid" 2>/dev/null
+fi
+[ -z "$why" ] && ok daemonize-not-a-leader || bad daemonize-not-a-leader "$why"
 
 # --- flint run --image: staged, or built by the jailer as uid:gid read it -
 # The probe stands in for flint; run's kernel and root image are dummies.

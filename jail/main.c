@@ -376,6 +376,8 @@ int main(int argc, char **argv)
 	 * --version are printed here, and nothing is launched. */
 	r = plan_build(&plan, opts.exec_file, &home, read_as_user, &opts, opts.flint_argc,
 		       opts.flint_argv, err, sizeof(err));
+	if (r == 0 && (r = plan_set_id(&plan, opts.id)) < 0)
+		snprintf(err, sizeof(err), "%s", strerror(-r));
 	if (r != 0) {
 		if (r < 0)
 			jail_failf(-EINVAL, "flint arguments", NULL, "%s", err);

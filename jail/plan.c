@@ -1052,6 +1052,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 		goto out;
 	}
 	w.end = cfg.guest_argv - w.av;
+	p->has_id = cfg.id != NULL;
 	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0 ||
 	    (r = keep_fds(p, &cfg, err, errlen)) < 0)
 		goto out;
@@ -1112,6 +1113,29 @@ out:
 		free(w.av[i]);
 	free(w.av);
 	return r;
+}
+
+int plan_set_id(struct plan *p, const char *id)
+{
+	if (p->has_id)
+		return 0;
+	char **v = realloc(p->argv, (p->argc + 3) * sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	p->argv = v;
+	int at = p->argc > 1 && !strcmp(v[1], "run") ? 2 : 1;
+	char *opt = strdup("--id"), *val = strdup(id);
+	if (!opt || !val) {
+		free(opt);
+		free(val);
+		return -ENOMEM;
+	}
+	memmove(&v[at + 2], &v[at], (p->argc + 1 - at) * sizeof(char *));
+	v[at] = opt;
+	v[at + 1] = val;
+	p->argc += 2;
+	p->has_id = true;
+	return 0;
 }
 
 int plan_built(struct plan *p, unsigned i, const char *ext4)

@@ -132,6 +132,7 @@ struct plan_output {
 struct plan {
 	char **argv; /* "/<exec name>", the rewritten arguments, NULL; malloc'd */
 	int argc;
+	bool has_id;				/* flint's arguments name its --id */
 	struct plan_file files[PLAN_MAX_FILES]; /* files[0] is the exec file */
 	unsigned nfiles;
 	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without vsock */
@@ -183,6 +184,11 @@ typedef int plan_read_fn(void *ctx, const char *path, size_t max, char **text, s
  * (flint's own for arguments flint refuses). plan_free in every case. */
 int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan_read_fn *read,
 	       void *ctx, int argc, char *const *argv, char *err, size_t errlen) WARN_UNUSED;
+
+/* flint's --id is the jail's (as Firecracker's jailer passes its --id on),
+ * unless flint's arguments name one: "--id", id go first among them (after
+ * "run"). 0 or -ENOMEM. */
+int plan_set_id(struct plan *p, const char *id) WARN_UNUSED;
 
 /* The image file i (files[i].image) is staged from ext4, the jailer's
  * build in its cache, instead of the directory or tar archive named: its

@@ -122,7 +122,7 @@ why=
 [ -z "$why" ] && has "uid=$U $U $U" "gid=$U $U $U" groups=0 capeff=000000000 \
 	capprm=000000000 capinh=000000000 capbnd=0 nnp=1 nofile=100 fsize=1048576 env=0 \
 	"fds=0 1 2 " argv0=/probe kvm=$kvm
-[ -z "$why" ] && has "arg=--kernel" "arg=/vmlinux" "arg=path=/disk.img,id=d" \
+[ -z "$why" ] && has "arg=--id" "arg=view" "arg=--kernel" "arg=/vmlinux" "arg=path=/disk.img,id=d" \
 	"arg=cid=3,uds=/run/v/sock" "arg=x"
 files=$(sed -n 's/^file=//p' "$OUT" | sort | tr '\n' ';')
 want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$U 600;\

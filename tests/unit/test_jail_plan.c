@@ -1012,3 +1012,20 @@ Test(jail_plan, drive_naming_the_config_file)
 	cr_assert_str_eq(c.drives[0].path_on_host, "/2-self.json");
 	vm_config_free(&c);
 }
+
+/* flint's --id is the jail's unless its arguments name one: first among
+ * them, after "run" for flint run. */
+Test(jail_plan, the_jails_id_is_flints)
+{
+	cr_assert_eq(BUILD(&p, "--kernel", "/k/vmlinux", "--", "true"), 0, "%s", err);
+	cr_assert_eq(plan_set_id(&p, "vm-7"), 0);
+	cr_assert_str_eq(joined(), "/flint --id vm-7 --kernel /vmlinux -- true");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "run", "--", "uname"), 0, "%s", err);
+	cr_assert_eq(plan_set_id(&p, "vm-7"), 0);
+	cr_assert_eq(strncmp(joined(), "/flint run --id vm-7 ", 21), 0, "%s", joined());
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--id", "mine", "--kernel", "/k/vmlinux"), 0, "%s", err);
+	cr_assert_eq(plan_set_id(&p, "vm-7"), 0);
+	cr_assert_str_eq(joined(), "/flint --id mine --kernel /vmlinux");
+}

@@ -498,9 +498,16 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 	if (f->access == PLAN_EXEC &&
 	    ((r = in = reopen(src, &st, f->src)) < 0 || (r = check_static(in, f->src)) < 0))
 		goto out;
-	/* A hard link costs nothing and shows the jail only this one file.
-	 * ENOENT: no CAP_DAC_READ_SEARCH, or the file was unlinked since it was
-	 * opened; a copy from the descriptor works either way. */
+	/* The exec file is copied, never linked: two tenants' flints then
+	 * share none of its pages, a side channel Firecracker's jailer closes
+	 * the same way. Other files: a hard link costs nothing and shows the
+	 * jail only this one file. ENOENT: no CAP_DAC_READ_SEARCH, or the file
+	 * was unlinked since it was opened; a copy from the descriptor works
+	 * either way. */
+	if (f->access == PLAN_EXEC) {
+		r = copy_file(j, in, f, &st);
+		goto out;
+	}
 	if (linkat(src, "", root_fd(j), f->name, AT_EMPTY_PATH) == 0) {
 		r = record(j, j->root, f->name, false, false, "stage");
 		goto out;

@@ -139,6 +139,10 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 # A --kernel boot without --api-sock serves no API.
 [ -z "$why" ] && grep -q "API socket" "$ERR" && why="an API socket announced"
 [ -z "$why" ] && [ "$(stat -c %h "$T/files/vmlinux")" != 2 ] && why="kernel not hard-linked"
+# The exec file is a copy of its own: no two jails share its pages.
+[ -z "$why" ] && [ "$(stat -c %i "$R/probe")" = "$(stat -L -c %i "$PROBE")" ] &&
+	why="the exec file hard-linked"
+[ -z "$why" ] && ! cmp -s "$R/probe" "$PROBE" && why="the exec file's copy differs"
 [ -z "$why" ] && [ "$(mounted)" != 0 ] && why="$BASE still mounted"
 [ -z "$why" ] && ! rm -rf "$BASE/probe/view" && why="the jail cannot be removed"
 [ -z "$why" ] && ok "jailed-view" || bad "jailed-view" "$why"

@@ -407,7 +407,7 @@ int opts_jail_dir(const struct jail_opts *o, char *out, size_t len)
 {
 	size_t bl = strlen(o->base);
 
-	/* "/srv/flint-jail/" and "/" end in a slash the join must not double. */
+	/* "/srv/jailer/" and "/" end in a slash the join must not double. */
 	while (bl > 0 && o->base[bl - 1] == '/')
 		bl--;
 	if ((size_t)snprintf(out, len, "%.*s/%s/%s", (int)bl, o->base, opts_exec_name(o), o->id) >=

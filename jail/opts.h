@@ -10,7 +10,7 @@
 
 #include "core/util.h"
 
-#define JAIL_DEFAULT_BASE     "/srv/flint-jail"
+#define JAIL_DEFAULT_BASE     "/srv/jailer"
 #define JAIL_ID_MAX	      64
 #define JAIL_MAX_CGROUPS      32
 #define JAIL_CGROUP_FILE_MAX  64

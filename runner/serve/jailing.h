@@ -25,7 +25,7 @@
 #include "core/util.h"
 
 #define JAILING_MAX_CGROUPS    8
-#define JAILING_DEFAULT_BASE   "/srv/flint-jail"
+#define JAILING_DEFAULT_BASE   "/srv/jailer"
 #define JAILING_DEFAULT_PARENT "flint-serve"
 /* Memory a VM's flint uses besides its guest memory, in the default
  * cgroup limit (flint itself, page tables, the memory file's page cache

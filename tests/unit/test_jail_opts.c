@@ -20,7 +20,7 @@ Test(jail_opts, required_and_defaults)
 	cr_assert_str_eq(o.exec_file, "/usr/bin/flint");
 	cr_assert_eq(o.uid, 123);
 	cr_assert_eq(o.gid, 100);
-	cr_assert_str_eq(o.base, "/srv/flint-jail");
+	cr_assert_str_eq(o.base, "/srv/jailer");
 	cr_assert_null(o.netns);
 	cr_assert_eq(o.ncgroups, 0);
 	cr_assert_eq(o.cgroup_version, 0);
@@ -212,9 +212,9 @@ Test(jail_opts, paths)
 
 	cr_assert_eq(PARSE(&o, err, REQUIRED), OPTS_RUN);
 	cr_assert_eq(opts_jail_dir(&o, p, sizeof(p)), 0);
-	cr_assert_str_eq(p, "/srv/flint-jail/flint/vm-1");
+	cr_assert_str_eq(p, "/srv/jailer/flint/vm-1");
 	cr_assert_eq(opts_jail_root(&o, p, sizeof(p)), 0);
-	cr_assert_str_eq(p, "/srv/flint-jail/flint/vm-1/root");
+	cr_assert_str_eq(p, "/srv/jailer/flint/vm-1/root");
 	cr_assert_eq(PARSE(&o, err, "--id", "x", "--exec-file", "flint-static", "--uid", "1",
 			   "--gid", "1", "--chroot-base-dir", "/j//"),
 		     OPTS_RUN);

@@ -182,7 +182,9 @@ static int parse_image_limit(const char *s, struct jail_opts *o, char *err, size
 	return -EINVAL;
 }
 
-/* A relative path of plain names: no "..", no empty parts. */
+/* A relative path of plain names: no "..", no empty parts; letters,
+ * digits and "._-@" (systemd's delegated user cgroups hold an "@":
+ * user@1000.service). */
 static bool plain_relative(const char *p)
 {
 	if (*p == '\0' || *p == '/' || strlen(p) > 1024)
@@ -193,7 +195,7 @@ static bool plain_relative(const char *p)
 		if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && !memcmp(part, "..", 2)))
 			return false;
 		for (size_t i = 0; i < n; i++)
-			if (!isalnum((unsigned char)part[i]) && !strchr("._-", part[i]))
+			if (!isalnum((unsigned char)part[i]) && !strchr("._-@", part[i]))
 				return false;
 		part = slash ? slash + 1 : NULL;
 	}
@@ -347,7 +349,7 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 			if (!plain_relative(optarg))
 				return bad(err, errlen,
 					   "--parent-cgroup %s: expected a relative path of names "
-					   "(letters, digits, '.', '_', '-'), no '..'",
+					   "(letters, digits, '.', '_', '-', '@'), no '..'",
 					   optarg);
 			break;
 		case O_RLIMIT:

@@ -177,6 +177,10 @@ Test(jail_opts, cgroup_version_parent_rlimits)
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--parent-cgroup", "a//b"), OPTS_ERROR);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--parent-cgroup", "a/b/"), OPTS_ERROR);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--parent-cgroup", "a b"), OPTS_ERROR);
+	/* systemd's delegation: user@UID.service */
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--parent-cgroup",
+			   "user.slice/user-1000.slice/user@1000.service/app.slice"),
+		     OPTS_RUN, "%s", err);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--resource-limit", "nproc=5"), OPTS_ERROR);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--resource-limit", "fsize=-1"), OPTS_ERROR);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--resource-limit", "no-file=0"), OPTS_ERROR);

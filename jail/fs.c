@@ -587,42 +587,57 @@ static int make_scratch(struct jail_fs *j, const char *name, uint64_t size)
 	return 0;
 }
 
-/* /dev/kvm, /dev/net/tun and /dev/urandom, root's 0600 until the handover.
- * Made from the host: the bind mount shows the same inodes, and the nodev
- * check in fs_create covers the jail's mount too (a bind mount keeps its
+/* One device node in parent, root's 0600 until the handover (held by an
+ * O_PATH descriptor for its fchownat, never opened as a device). */
+static int make_node(struct jail_fs *j, int parent, const char *name, dev_t rdev)
+{
+	static const char step[] = "device nodes";
+	int i;
+
+	if (mknodat(dir_fd(j, parent), name, S_IFCHR | 0600, rdev) < 0) {
+		char path[PATH_MAX];
+		return jail_fail(step, child_path(j, parent, name, path, sizeof(path)), -errno);
+	}
+	if ((i = record(j, parent, name, false, true, step)) < 0)
+		return i;
+	j->made[i].fd = openat(dir_fd(j, parent), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (j->made[i].fd < 0)
+		return jail_fail(step, j->made[i].path, -errno);
+	jail_test_pause("made %s", j->made[i].path);
+	return 0;
+}
+
+/* /dev/kvm, /dev/net/tun and /dev/urandom, root's 0600 until the handover;
+ * with uffd, /dev/userfaultfd too where the host has one (Linux 6.1+: a
+ * restore through the API's Uffd backend, whose userfaultfd flint, without
+ * privileges, can only get there; Firecracker's jailer makes it too). Made
+ * from the host: the bind mount shows the same inodes, and the nodev check
+ * in fs_create covers the jail's mount too (a bind mount keeps its
  * source's flags). */
-static int make_devices(struct jail_fs *j)
+static int make_devices(struct jail_fs *j, bool uffd)
 {
 	/* Misc devices 10:232 (kvm) and 10:200 (tun), mem device 1:9 (urandom):
-	 * fixed numbers in Linux's devices.txt. */
+	 * fixed numbers in Linux's devices.txt. userfaultfd's misc minor is
+	 * dynamic: the host's node says it. */
 	static const struct {
 		const char *name;
 		bool in_net;
 		unsigned major, minor;
 	} nodes[] = {{"kvm", false, 10, 232}, {"tun", true, 10, 200}, {"urandom", false, 1, 9}};
 	static const char step[] = "device nodes";
-	int dev, net, i;
+	struct stat st;
+	int dev, net, r;
 
 	if ((dev = make_dir(j, j->root, "dev", 0755, false, step, NULL)) < 0 ||
 	    (net = make_dir(j, dev, "net", 0755, false, step, NULL)) < 0)
 		return dev < 0 ? dev : net;
-	for (size_t n = 0; n < ARRAY_SIZE(nodes); n++) {
-		int parent = nodes[n].in_net ? net : dev;
-		if (mknodat(dir_fd(j, parent), nodes[n].name, S_IFCHR | 0600,
-			    makedev(nodes[n].major, nodes[n].minor)) < 0) {
-			char path[PATH_MAX];
-			return jail_fail(
-			    step, child_path(j, parent, nodes[n].name, path, sizeof(path)), -errno);
-		}
-		if ((i = record(j, parent, nodes[n].name, false, true, step)) < 0)
-			return i;
-		/* O_PATH: held for fchownat, never opened as a device. */
-		j->made[i].fd =
-		    openat(dir_fd(j, parent), nodes[n].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (j->made[i].fd < 0)
-			return jail_fail(step, j->made[i].path, -errno);
-		jail_test_pause("made %s", j->made[i].path);
-	}
+	for (size_t n = 0; n < ARRAY_SIZE(nodes); n++)
+		if ((r = make_node(j, nodes[n].in_net ? net : dev, nodes[n].name,
+				   makedev(nodes[n].major, nodes[n].minor))) < 0)
+			return r;
+	if (uffd && stat("/dev/userfaultfd", &st) == 0 && S_ISCHR(st.st_mode) &&
+	    (r = make_node(j, dev, "userfaultfd", st.st_rdev)) < 0)
+		return r;
 	return 0;
 }
 
@@ -735,7 +750,7 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 		if ((r = p->files[i].content ? write_content(j, &p->files[i])
 					     : stage_file(j, &p->files[i])) < 0)
 			return r;
-	if ((r = make_devices(j)) < 0)
+	if ((r = make_devices(j, p->api_sock_path[0] != '\0')) < 0)
 		return r;
 	/* Before the sockets' directories: one in /proc is refused. Root's,
 	 * 0555, never the tenant's; a procfs is mounted on it in the jail. */

@@ -75,7 +75,7 @@ vm-test: $(JAIL_RIG_BINS)
 
 # ($(BUILD)/flint: run.sh's dynamic exec file and flint's own memory check.)
 jail-test: $(BUILD)/flint-jail $(BUILD)/jail/flint $(BUILD)/jail/probe $(BUILD)/flint \
-		$(BUILD)/jail/flint-jail-pause $(BUILD)/jail/racer
+		$(BUILD)/jail/flint-jail-pause $(BUILD)/jail/racer $(BUILD)/flint-uffd
 	sh tests/jail/run.sh $(BUILD); a=$$?; sh tests/jail/races.sh $(BUILD) && [ $$a = 0 ]
 
 bench-jail: $(BUILD)/flint-jail $(BUILD)/jail/flint

@@ -570,6 +570,80 @@ api() {
 ticks() {
 	for h in $(grep -a -o 'tick [0-9a-f]*' "$1" | cut -d' ' -f2); do echo $((0x$h)); done
 }
+# The API's Uffd backend in a jail, as Firecracker users restore: a
+# snapshot without drives, its state file put in the jail, a page-fault
+# handler (flint-uffd, as root on the host) listening on a socket in the
+# jail; PUT /snapshot/load there. flint, without privileges, gets its
+# userfaultfd through the jail's /dev/userfaultfd (made where the host has
+# one), and the guest counts on from the snapshot.
+uffd_in_jail() {
+	if [ ! -c /dev/userfaultfd ]; then
+		skip uffd-in-jail "the host has no /dev/userfaultfd (Linux 6.1+)"
+		return
+	fi
+	: >"$ERR"
+	FLINT_ALLOW_PVM=1 "$BUILD/flint" --api-sock "$T/snap/api.sock" </dev/null \
+		>"$T/snap/src2.out" 2>>"$ERR" &
+	spid=$!
+	for _ in $(seq 50); do
+		[ -S "$T/snap/api.sock" ] && break
+		sleep 0.1
+	done
+	codes=$(api /boot-source PUT "{\"kernel_image_path\": \"$T/snap/count.elf\"}")
+	codes="$codes $(api /machine-config PUT '{"vcpu_count": 1, "mem_size_mib": 64}')"
+	codes="$codes $(api /actions PUT '{"action_type": "InstanceStart"}')"
+	sleep 0.3
+	codes="$codes $(api /vm PATCH '{"state": "Paused"}')"
+	codes="$codes $(api /snapshot/create PUT "{\"snapshot_path\": \"$T/snap/u.state\", \
+\"mem_file_path\": \"$T/snap/u.mem\"}")"
+	kill -KILL $spid 2>/dev/null
+	wait $spid 2>/dev/null
+	t_snap=$(ticks "$T/snap/src2.out" | tail -1)
+	if [ "$codes" != "204 204 204 204 204" ] || [ -z "$t_snap" ]; then
+		bad uffd-in-jail "the source VM's API answered $codes, ticks to ${t_snap:-none}"
+		return
+	fi
+	R=$BASE/flint/uffd/root
+	"$JAIL" --id uffd --exec-file "$SFLINT" $ID -- --api-sock /run/api.sock \
+		</dev/null >"$T/uffd.out" 2>"$T/uffd.err" &
+	jpid=$!
+	for _ in $(seq 50); do
+		[ -S "$R/run/api.sock" ] && break
+		sleep 0.1
+	done
+	why=
+	[ -S "$R/run/api.sock" ] || why="no API socket at $R/run/api.sock"
+	[ -z "$why" ] && [ "$(stat -c %t:%T:%u "$R/dev/userfaultfd" 2>&1)" != \
+		"$(stat -c %t:%T /dev/userfaultfd):$U" ] &&
+		why="the jail's /dev/userfaultfd: $(stat -c %t:%T:%u "$R/dev/userfaultfd" 2>&1)"
+	cp "$T/snap/u.state" "$R/u.state" && chmod 644 "$R/u.state"
+	"$BUILD/flint-uffd" "$R/uffd.sock" "$T/snap/u.mem" >"$T/uffd-h.log" 2>&1 &
+	hpid=$!
+	for _ in $(seq 50); do
+		[ -S "$R/uffd.sock" ] && break
+		sleep 0.1
+	done
+	chmod 666 "$R/uffd.sock" 2>/dev/null
+	code=$(curl -sS --max-time 10 -o "$T/uffd.resp" -w '%{http_code}' \
+		--unix-socket "$R/run/api.sock" -X PUT -H 'Content-Type: application/json' \
+		-d '{"snapshot_path": "/u.state", "mem_backend": {"backend_type": "Uffd", "backend_path": "/uffd.sock"}, "resume_vm": true}' \
+		http://localhost/snapshot/load 2>>"$T/uffd.err")
+	[ -z "$why" ] && [ "$code" != 204 ] && why="PUT /snapshot/load answered $code: $(cat "$T/uffd.resp")"
+	sleep 0.5
+	kill -TERM $jpid 2>/dev/null
+	wait $jpid
+	kill $hpid 2>/dev/null
+	wait $hpid 2>/dev/null
+	last=$(ticks "$T/uffd.out" | tail -1)
+	[ -z "$why" ] && { [ -z "$last" ] || [ "$last" -le "$t_snap" ]; } &&
+		why="the restored guest did not count on from $t_snap (last tick ${last:-none}): $(tail -3 "$T/uffd.err")"
+	[ -z "$why" ] && ! grep -q "pages copied\|served" "$T/uffd-h.log" &&
+		why="the handler served nothing: $(tail -2 "$T/uffd-h.log")"
+	[ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"
+	rm -rf "$BASE"
+	[ -z "$why" ] && ok uffd-in-jail || bad uffd-in-jail "$why"
+}
+
 if [ ! -c /dev/kvm ] || ! command -v curl >/dev/null; then
 	skip restore "no /dev/kvm or no curl"
 else
@@ -736,6 +810,8 @@ memory"
 		[ -z "$why" ] && ! grep -qxF "$want" "$ERR" && why="no '$want'"
 		rm -rf "$BASE"
 		[ -z "$why" ] && ok proc-refused || bad proc-refused "$why"
+
+		uffd_in_jail
 	fi
 fi
 rm -rf "$BASE"

@@ -23,6 +23,7 @@
 #include "fs.h"
 #include "image/build.h"
 #include "jimage.h"
+#include "landlock.h"
 #include "net/passt.h"
 #include "opts.h"
 #include "plan.h"
@@ -82,6 +83,8 @@ static int become_flint(bool deathsig)
 	 * jailer that waits for it. */
 	if (deathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		return jail_fail("set the parent-death signal", NULL, -errno);
+	if ((r = landlock_confine()) < 0)
+		return r;
 	execve(plan.argv[0], plan.argv, empty_env);
 	return jail_fail("exec", plan.argv[0], -errno);
 }

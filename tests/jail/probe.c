@@ -18,12 +18,14 @@
  * can find it from the host; given "--save-snapshot PATH" and "--save-mem
  * PATH", it writes a new file at each, as flint run would ("saved=ok" or
  * the error), for the test to collect from the jail's root; given "--net
- * user,fd=N" (flint-jail's passt), it checks passt answers on N. */
+ * user,fd=N" (flint-jail's passt), it checks passt answers on N. It also
+ * says the kernel's Landlock ABI and whether it may bind a TCP socket. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +208,26 @@ static void save(const char *path, const char *what)
 		close(fd);
 }
 
+/* The kernel's Landlock ABI ("landlock_abi=N", -1 without), and whether a
+ * TCP socket binds on the loopback ("tcpbind=ok" or the error): under the
+ * jail's Landlock domain (ABI 4+) it may not. */
+static void landlock(void)
+{
+	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1UL /* VERSION */);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	printf("landlock_abi=%ld\n", abi);
+	if (s < 0)
+		printf("tcpbind=socket: %m\n");
+	else if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+		printf("tcpbind=%m\n");
+	else
+		printf("tcpbind=ok\n");
+	if (s >= 0)
+		close(s);
+}
+
 int main(int argc, char **argv)
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
@@ -260,6 +282,7 @@ int main(int argc, char **argv)
 		printf("arg=%s\n", argv[i]);
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	printf("kvm=%s\n", kvm >= 0 ? "opens" : "fails");
+	landlock();
 	if (kvm >= 0)
 		close(kvm);
 	if (api_sock)

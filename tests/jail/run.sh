@@ -129,6 +129,16 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 /dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/probe.pid f 0:0 644;\
 /run d $U:$U 755;/run/v d $U:$U 755;/vmlinux f 0:0 644;"
 [ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
+# Landlock (ABI 4+): the probe may not bind a TCP socket, which it could
+# in the host's network namespace otherwise.
+abi=$(sed -n 's/^landlock_abi=//p' "$OUT")
+if [ -z "$why" ] && [ "${abi:--1}" -ge 4 ]; then
+	has "tcpbind=Permission denied"
+elif [ -z "$why" ]; then
+	echo "    (the kernel's Landlock ABI is ${abi:-unknown}: no TCP confinement to check)"
+	grep -q "^flint-jail: Landlock: the kernel has none" "$ERR" || [ "${abi:--1}" -ge 1 ] ||
+		why="no Landlock and no word of it"
+fi
 # The jailer became the probe, whose pid is in the pid file all the same.
 [ -z "$why" ] && [ "$(cat "$R/probe.pid")" != "$(sed -n 's/^pid=//p' "$OUT")" ] &&
 	why="pid file '$(cat "$R/probe.pid")', the probe said $(sed -n 's/^pid=//p' "$OUT")"

@@ -190,9 +190,15 @@ int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *e
 
 int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err)
 {
+	struct vm_err why = {0};
 	int r = lock_pre_boot(ctl, err);
 	if (r < 0)
 		return r;
+	if (n->host_dev_name && ctl->ops && ctl->ops->check_tap &&
+	    (r = ctl->ops->check_tap(ctl->ops_ctx, n->host_dev_name, &why)) < 0)
+		return done_boot(
+		    ctl, vm_err_set(err, r, "Could not create the network device: %s", why.msg),
+		    err);
 	r = vm_config_put_net(&ctl->config, n, err->msg, sizeof(err->msg));
 	return done_boot(ctl, r, err);
 }

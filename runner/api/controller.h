@@ -57,6 +57,9 @@ struct api_vm_ops {
 	 * path that does not open is the PUT's 400, not InstanceStart's.
 	 * NULL: checked at InstanceStart only. */
 	int (*check_file)(void *ctx, const char *path, bool write, struct vm_err *err);
+	/* PUT /network-interfaces: whether the tap attaches (Firecracker opens
+	 * it at the PUT). NULL: checked at InstanceStart only. */
+	int (*check_tap)(void *ctx, const char *name, struct vm_err *err);
 	/* "Running" / "Paused" once started (vm_state_name) */
 	const char *(*state)(void *ctx);
 };

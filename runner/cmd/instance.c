@@ -19,6 +19,7 @@
 #include "cmd/run.h"
 #include "config/config_json.h"
 #include "config/vm_config_cli.h"
+#include "core/device_kinds.h"
 #include "core/devices.h"
 #include "core/logger.h"
 #include "core/metrics.h"
@@ -230,6 +231,23 @@ static int op_check_file(void *ctx, const char *path, bool write, struct vm_err 
 	return run_on_main(ctx, do_check_file, &c, err);
 }
 
+static int do_check_tap(struct instance *in, const void *arg, struct vm_err *err)
+{
+	char why[256] = "";
+	int r;
+
+	(void)in;
+	pr_capture(why, sizeof(why));
+	r = net_kind_check_tap(arg);
+	pr_capture(NULL, 0);
+	return r < 0 ? vm_err_set(err, r, "%s", why[0] ? why : strerror(-r)) : 0;
+}
+
+static int op_check_tap(void *ctx, const char *name, struct vm_err *err)
+{
+	return run_on_main(ctx, do_check_tap, name, err);
+}
+
 static struct vm *started_vm(struct instance *in, struct vm_err *err)
 {
 	struct vm *vm = atomic_load(&in->vm);
@@ -358,6 +376,7 @@ static const struct api_vm_ops vm_ops = {
     .set_logger = op_set_logger,
     .set_metrics = op_set_metrics,
     .check_file = op_check_file,
+    .check_tap = op_check_tap,
     .state = op_state,
 };
 

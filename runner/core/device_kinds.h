@@ -12,6 +12,11 @@
 
 extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind;
 
+/* Whether the tap `name` attaches as a network interface would attach it
+ * (opened, then closed): for PUT /network-interfaces, which Firecracker
+ * answers by opening the tap. 0 or -errno, why logged naming the tap. */
+int net_kind_check_tap(const char *name) WARN_UNUSED;
+
 /* The kinds in guest slot order: drives (/dev/vda first), network
  * interfaces (eth0 first), vsock. */
 extern const struct device_kind *const device_kinds[];

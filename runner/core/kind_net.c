@@ -1,11 +1,22 @@
 /* The virtio-net interface kind: the configuration's interfaces, eth0 first,
  * each on its tap or, for a user interface, on a passt of its own. */
 #include <string.h>
+#include <unistd.h>
 
 #include "core/device_kinds.h"
 #include "net/net.h"
+#include "net/tap.h"
 
 #define ULL(x) ((unsigned long long)(x))
+
+int net_kind_check_tap(const char *name)
+{
+	int fd, r = tap_open(name, &fd);
+
+	if (r == 0)
+		close(fd);
+	return r;
+}
 
 static unsigned net_count(const struct vm_config *c)
 {

@@ -74,6 +74,9 @@ else
 		\"is_root_device\": true, \"is_read_only\": true}"
 	expect_api 400 "The drive's file cannot be opened: $OUT/no-such-disk: No such file" \
 		"PUT /drives (a missing image)"
+	api_req PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "flintnotap0"}'
+	expect_api 400 "Could not create the network device: tap flintnotap0: no such device" \
+		"PUT /network-interfaces (a missing tap)"
 	# ...and one gone since is InstanceStart's.
 	cp "$TINY" "$OUT/gone-kernel"
 	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/gone-kernel\"}"

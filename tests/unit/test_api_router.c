@@ -155,6 +155,13 @@ static int f_check_file(void *ctx, const char *path, bool write, struct vm_err *
 	return 0;
 }
 
+static int f_check_tap(void *ctx, const char *name, struct vm_err *err)
+{
+	(void)ctx;
+	return strstr(name, "missing") ? vm_err_set(err, -ENODEV, "tap %s: no such device", name)
+				       : 0;
+}
+
 static const char *f_state(void *ctx)
 {
 	(void)ctx;
@@ -172,6 +179,7 @@ static const struct api_vm_ops ops = {
     .set_logger = f_logger,
     .set_metrics = f_metrics,
     .check_file = f_check_file,
+    .check_tap = f_check_tap,
     .state = f_state,
     .snapshot_create = f_create,
     .snapshot_load = f_load,
@@ -767,9 +775,9 @@ Test(api_router, snapshot_load_clock_realtime, .init = setup, .fini = teardown)
 	cr_assert(fake.load.clock_realtime);
 }
 
-/* A kernel, an initrd or a drive's file that does not open is the PUT's
- * 400, naming it, and changes nothing; a drive is opened as it will be
- * used (read-write unless is_read_only). */
+/* A kernel, an initrd or a drive's file that does not open, or a tap that
+ * does not attach, is the PUT's 400, naming it, and changes nothing; a drive is opened as it will
+ * be used (read-write unless is_read_only). */
 Test(api_router, files_that_do_not_open_are_the_puts_error, .init = setup, .fini = teardown)
 {
 	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\": \"/missing-k\"}",
@@ -781,8 +789,12 @@ Test(api_router, files_that_do_not_open_are_the_puts_error, .init = setup, .fini
 		     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/ro-disk\", "
 		     "\"is_root_device\": true}",
 		     "The drive's file cannot be opened: /ro-disk: Permission denied");
+	expect_fault("PUT", "/network-interfaces/eth0",
+		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"missing0\"}",
+		     "Could not create the network device: tap missing0: no such device");
 	json_t *o = get_json("/vm/config");
 	cr_assert_null(json_object_get(o, "boot-source"), "a failed PUT configured nothing");
+	cr_assert_eq(json_array_size(json_object_get(o, "network-interfaces")), 0);
 	cr_assert_eq(json_array_size(json_object_get(o, "drives")), 0);
 	json_decref(o);
 	expect_ok("PUT", "/drives/rootfs",

@@ -207,22 +207,26 @@ Test(bench_cli, loop_interleaves_and_drops_the_warmup)
 	size_t n = 99;
 
 	cr_assert_eq(bench_loop_run(&l, out, &n, rates), 0);
-	/* (2 + 2) iterations of flint, peer 1, peer 2 */
+	/* (2 + 2) iterations of flint, peer 1, peer 2; every other one in
+	 * the reverse order, so that no VMM always follows the same one */
 	cr_assert_eq(f.calls, 12);
-	for (unsigned i = 0; i < 12; i++)
-		cr_assert_eq(f.log_vmm[i], i % 3, "call %u ran VMM %u", i, f.log_vmm[i]);
+	for (unsigned i = 0; i < 12; i++) {
+		unsigned k = i % 3, want = (i / 3) % 2 ? 2 - k : k;
+		cr_assert_eq(f.log_vmm[i], want, "call %u ran VMM %u", i, f.log_vmm[i]);
+	}
 	cr_assert_eq(n, 6);
 	for (unsigned i = 0; i < 6; i++) {
 		char want[16];
 
-		snprintf(want, sizeof(want), "vmm%u", i % 3);
+		snprintf(want, sizeof(want), "vmm%u", i < 3 ? i : 5 - i);
 		cr_assert_str_eq(out[i].vmm, want);
 		/* the records kept are the calls after the 6 warm-up ones */
 		cr_assert_eq(out[i].phase_us[BP_PROCESS], 6 + i);
 	}
 	for (unsigned v = 0; v < 3; v++) {
 		cr_assert_eq(rates[v].ok, 2);
-		cr_assert_geq(rates[v].span_us, 2 * 1000 + 6 + v + 9 + v);
+		/* VMM v was call 6 + v, then call 11 - v */
+		cr_assert_geq(rates[v].span_us, 2 * 1000 + 6 + v + 11 - v);
 	}
 }
 
@@ -257,19 +261,21 @@ Test(bench_cli, loop_concurrency_rounds, .timeout = 20)
 	pthread_barrier_destroy(&b);
 	cr_assert_eq(f.calls, 18);
 	cr_assert_not(f.overlap, "runs of two VMMs ran at once");
-	/* rounds in turn: 3 of VMM 0, 3 of VMM 1, ... each slot once */
+	/* rounds in turn: 3 of VMM 0, 3 of VMM 1, then 3 of VMM 1, 3 of VMM
+	 * 0 (every other iteration reversed), ... each slot once */
 	for (unsigned round = 0; round < 6; round++) {
-		unsigned slots = 0;
+		unsigned slots = 0, want = (round / 2) % 2 ? 1 - round % 2 : round % 2;
 
 		for (unsigned k = 0; k < 3; k++) {
-			cr_assert_eq(f.log_vmm[round * 3 + k], round % 2);
+			cr_assert_eq(f.log_vmm[round * 3 + k], want, "round %u", round);
 			slots |= 1u << f.log_slot[round * 3 + k];
 		}
 		cr_assert_eq(slots, 7);
 	}
 	cr_assert_eq(n, 12);
+	/* kept: iteration 1 (VMM 1, then 0), iteration 2 (VMM 0, then 1) */
 	for (unsigned i = 0; i < 12; i++)
-		cr_assert_str_eq(out[i].vmm, (i / 3) % 2 ? "vmm1" : "vmm0");
+		cr_assert_str_eq(out[i].vmm, i / 3 == 0 || i / 3 == 3 ? "vmm1" : "vmm0");
 	cr_assert_eq(rates[0].ok, 6);
 	cr_assert_eq(rates[1].ok, 6);
 	cr_assert_geq(rates[0].span_us, 2 * 1000);

@@ -31,22 +31,22 @@ struct ruleset_attr {
 #define SCOPE_ABS_UNIX (1ULL << 0) /* ABI 6 */
 #define SCOPE_SIGNAL   (1ULL << 1)
 
-int landlock_confine(void)
+int landlock_prepare(int *ruleset)
 {
 	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
 	struct ruleset_attr attr = {.handled_access_fs = FS_ABI1};
 	struct landlock_path_beneath_attr beneath = {0};
 	size_t size = sizeof(attr.handled_access_fs);
-	int rules, root = -1, r = 0;
+	int rules, root;
 
-	if (abi < 0) {
-		if (errno != ENOSYS && errno != EOPNOTSUPP)
-			return jail_fail("Landlock", NULL, -errno);
+	*ruleset = -1;
+	/* No Landlock: not built in, not among lsm=, or the system call
+	 * refused by a container's own filter. */
+	if (abi < 1) {
 		fprintf(stderr,
-			"flint-jail: Landlock: the kernel has none (%s); flint is confined "
-			"by its root, namespaces, capabilities and seccomp\n",
-			errno == ENOSYS ? "Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK"
-					: "not among the kernel's lsm= modules");
+			"flint-jail: Landlock: not offered here (%s); flint is confined by its "
+			"root, namespaces, capabilities and seccomp\n",
+			abi < 0 ? strerror(errno) : "ABI 0");
 		return 0;
 	}
 	if (abi >= 2)
@@ -68,20 +68,31 @@ int landlock_confine(void)
 	/* Everything beneath the root, the jail's since pivot_root; no rule
 	 * for TCP: none is allowed. */
 	if ((root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		r = jail_fail("Landlock", "/", -errno);
-		goto out;
+		int r = jail_fail("Landlock", "/", -errno);
+		close(rules);
+		return r;
 	}
 	beneath.allowed_access = attr.handled_access_fs;
 	beneath.parent_fd = root;
-	if (syscall(SYS_landlock_add_rule, rules, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0)
-		r = jail_fail("Landlock: the jail's root", NULL, -errno);
-	else if (syscall(SYS_landlock_restrict_self, rules, 0) < 0)
-		r = jail_fail("Landlock: restrict", NULL, -errno);
-	else
-		r = (int)abi;
-out:
-	if (root >= 0)
+	if (syscall(SYS_landlock_add_rule, rules, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0) {
+		int r = jail_fail("Landlock: the jail's root", NULL, -errno);
 		close(root);
-	close(rules);
+		close(rules);
+		return r;
+	}
+	close(root);
+	*ruleset = rules;
+	return 0;
+}
+
+int landlock_enforce(int ruleset)
+{
+	int r = 0;
+
+	if (ruleset < 0)
+		return 0;
+	if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
+		r = jail_fail("Landlock: restrict", NULL, -errno);
+	close(ruleset);
 	return r;
 }

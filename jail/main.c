@@ -69,6 +69,10 @@ static int daemonize(int null_fd)
 	return 0;
 }
 
+/* The Landlock ruleset flint will run under (landlock_prepare), -1 for
+ * none. */
+static int landlock_fd = -1;
+
 /* The last steps: drop to the user and become flint. Returns only on
  * failure; after privs_drop nothing can be undone any more, so every check
  * that can fail earlier (the exec file's type and mode, noexec) did. */
@@ -83,8 +87,9 @@ static int become_flint(bool deathsig)
 	 * jailer that waits for it. */
 	if (deathsig && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		return jail_fail("set the parent-death signal", NULL, -errno);
-	if ((r = landlock_confine()) < 0)
+	if ((r = landlock_enforce(landlock_fd)) < 0)
 		return r;
+	landlock_fd = -1;
 	execve(plan.argv[0], plan.argv, empty_env);
 	return jail_fail("exec", plan.argv[0], -errno);
 }
@@ -296,6 +301,7 @@ static int spawn(int null_fd)
 		_exit(EXIT_JAIL);
 	}
 	close(p[1]);
+	close_fd(&landlock_fd); /* the child's to enforce */
 	/* passt's sockets are flint's alone: each passt ends with flint. */
 	for (unsigned i = 0; i < plan.npasst; i++)
 		close(plan.passt[i].fd);
@@ -438,6 +444,10 @@ int main(int argc, char **argv)
 	/* Last before flint: the tenant's entries, then the root. */
 	if (fs_handover(&jfs) < 0)
 		goto fail;
+	/* Made now, the root the jail's and the jailer still able to undo;
+	 * enforced by the process that becomes flint, right before its exec. */
+	if (landlock_prepare(&landlock_fd) < 0)
+		goto fail;
 	if (plan.api_sock_path[0])
 		fprintf(stderr, "flint-jail: API socket at %s%s\n", fs_root_path(&jfs),
 			plan.api_sock_path);
@@ -464,6 +474,7 @@ int main(int argc, char **argv)
 fail:
 	close_fd(&netns_fd);
 	close_fd(&null_fd);
+	close_fd(&landlock_fd);
 	stop_passts();
 	fs_undo(&jfs);
 	cgroup_undo(&cgroups);

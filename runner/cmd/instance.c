@@ -215,7 +215,8 @@ struct check_call {
 static int do_check_file(struct instance *in, const void *arg, struct vm_err *err)
 {
 	const struct check_call *c = arg;
-	int fd = open(c->path, (c->write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO named there must not hold the main thread. */
+	int fd = open(c->path, (c->write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	(void)in;
 	if (fd < 0)

@@ -118,6 +118,15 @@ static void proc_view(void)
 			printf("%s ", global[i]);
 	}
 	printf("\nprocmkdir=%s\n", mkdir("/proc/x", 0755) == 0 ? "made" : strerror(errno));
+	/* A descriptor inherited on a file outside the jail (the test's
+	 * --control-fd 3), opened anew through its magic link: nothing but
+	 * Landlock stops that. */
+	if (fcntl(3, F_GETFD) >= 0) {
+		int re = open("/proc/self/fd/3", O_RDONLY | O_CLOEXEC);
+		printf("reopen=%s\n", re >= 0 ? "ok" : strerror(errno));
+		if (re >= 0)
+			close(re);
+	}
 	if (statfs("/proc", &sf) == 0 && statvfs("/proc", &sv) == 0)
 		printf("procmount=%s%s%s%s\n", sf.f_type == PROC_SUPER_MAGIC ? "proc" : "other",
 		       sv.f_flag & ST_NOSUID ? " nosuid" : "", sv.f_flag & ST_NODEV ? " nodev" : "",

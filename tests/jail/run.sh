@@ -778,8 +778,10 @@ memory 64 MiB does not fit the cgroup memory limit 64 MiB" --id rm --exec-file "
 			name=${c%%:*} rest=${c#*:}
 			opt=${rest%%:*} want_pid=${rest#*:}
 			# shellcheck disable=SC2086
+			echo outside >"$T/outside"
 			jail --id "$name" --exec-file "$PROBE" $ID $opt -- --restore "$T/snap/fn.state" \
-				--mem-file "$T/snap/fn.mem" --drive-override "d=$T/snap/other.img"
+				--mem-file "$T/snap/fn.mem" --drive-override "d=$T/snap/other.img" \
+				--control-fd 3 3<"$T/outside"
 			R=$BASE/probe/$name/root
 			why=
 			[ "$status" = 0 ] || why="status $status"
@@ -794,6 +796,13 @@ memory 64 MiB does not fit the cgroup memory limit 64 MiB" --id rm --exec-file "
 			[ -z "$why" ] && [ "$ents" != "$(printf '%s\n' self thread-self "$pid" | sort |
 				tr '\n' ' ')" ] && why="/proc holds $ents"
 			[ -z "$why" ] && grep -q '^procmkdir=made' "$OUT" && why="made a directory in /proc"
+			# Landlock: the file outside the jail does not open anew through
+			# the inherited descriptor's magic link (without Landlock it would).
+			if [ -z "$why" ] && [ "$(sed -n 's/^landlock_abi=//p' "$OUT")" -ge 1 ]; then
+				has "reopen=Permission denied"
+			elif [ -z "$why" ]; then
+				has "reopen=ok"
+			fi
 			[ -z "$why" ] && [ "$(stat -c %u:%g:%a "$R/proc" 2>&1)" != 0:0:555 ] &&
 				why="the jail's /proc is $(stat -c %u:%g:%a "$R/proc" 2>&1)"
 			[ -z "$why" ] && [ -n "$(ls -A "$R/proc" 2>&1)" ] && why="/proc not empty on the host"

@@ -30,7 +30,8 @@ cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
 [ "$MEMFILE" = memory.max ] || cg=$(sed -n 's/^[0-9]*:[^:]*memory[^:]*://p' "/proc/$pid/cgroup")
 limit=$(cat "$CGMEM/flint-test/boot/$MEMFILE")
 seen=$(ls -A "/proc/$pid/root/" | tr '\n' ' ')
-want="dev flint $(basename "$INITRD") $(basename "$KERNEL") "
+want="dev flint flint.pid $(basename "$INITRD") $(basename "$KERNEL") "
+pidfile=$(cat "/proc/$pid/root/flint.pid" 2>&1)
 kill -0 $pid 2>/dev/null || fail "flint ended before it could be inspected"
 wait $pid || status=$?
 tr -d '\r' <"$T/raw" >"$OUT"
@@ -39,6 +40,7 @@ echo "flint-jail ... -> status $status in $(( ($(cs) - t0) / 100 )) s"
 [ "$cg" = /flint-test/boot ] || fail "flint is in cgroup '$cg', expected /flint-test/boot"
 [ "$limit" = 268435456 ] || fail "its $MEMFILE is '$limit', expected 256 MiB"
 [ "$seen" = "$want" ] || fail "flint's / holds '$seen', expected '$want'"
+[ "$pidfile" = "$pid" ] || fail "the pid file says '$pidfile', flint is $pid"
 expect_status 0 "the guest command's"
 expect_out 'sum=42' "the command's output 'sum=42'"
 expect_unmounted

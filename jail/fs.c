@@ -738,7 +738,7 @@ static int make_pid_file(struct jail_fs *j, const char *exec_name)
 	return 0;
 }
 
-int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
+int fs_stage(struct jail_fs *j, const struct plan *p)
 {
 	int r;
 
@@ -768,7 +768,7 @@ int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file)
 		return r;
 	if (p->scratch && (r = make_scratch(j, p->scratch_name, p->scratch)) < 0)
 		return r;
-	if (pid_file && (r = make_pid_file(j, p->files[0].name)) < 0)
+	if ((r = make_pid_file(j, p->files[0].name)) < 0)
 		return r;
 	return 0;
 }

@@ -81,10 +81,10 @@ const char *fs_root_path(const struct jail_fs *j);
  * one, the directories of the API socket, of
  * the vsock socket and of the log and metrics files (the log file itself,
  * empty, where the plan says so), flint run's /tmp and --scratch disk
- * (made and formatted here, root's until the handover), and, with pid_file,
- * create <exec name>.pid for fs_write_pid. The rewritten config file is
- * written, not staged. 0 or -errno (printed). */
-int fs_stage(struct jail_fs *j, const struct plan *p, bool pid_file) WARN_UNUSED;
+ * (made and formatted here, root's until the handover), and <exec
+ * name>.pid for fs_write_pid. The rewritten config file is written, not
+ * staged. 0 or -errno (printed). */
+int fs_stage(struct jail_fs *j, const struct plan *p) WARN_UNUSED;
 
 /* Read the file at path as flint will in the jail, for the plan's config
  * file: opened as uid:gid (the file-system ids, no supplementary groups, as

@@ -214,14 +214,14 @@ static int passt_setup(void *ctx)
  * when flint does, and dies with its parent (the jailer that becomes or
  * waits for flint; not with --daemonize's parent, which exits at once).
  * 0 or -errno (printed). */
-static int start_passts(const struct plan *p, int netns_fd, bool spawned)
+static int start_passts(const struct plan *p, int netns_fd)
 {
 	const struct passt_net net = {.addr = VMC_USER_ADDR,
 				      .prefix = VMC_USER_PREFIX,
 				      .gateway = VMC_USER_GATEWAY,
 				      .dns = VMC_USER_DNS};
 	const struct passt_child c = {
-	    .setup = passt_setup, .ctx = &netns_fd, .no_deathsig = opts.daemonize && spawned};
+	    .setup = passt_setup, .ctx = &netns_fd, .no_deathsig = opts.daemonize};
 	int fd, r;
 
 	for (unsigned i = 0; i < p->npasst; i++) {
@@ -409,7 +409,7 @@ int main(int argc, char **argv)
 	if (fs_create(&jfs, dir, opts.uid, opts.gid) < 0)
 		goto fail;
 	jail_test_pause("created");
-	if (fs_stage(&jfs, &plan, true) < 0)
+	if (fs_stage(&jfs, &plan) < 0)
 		goto fail;
 	jail_test_pause("staged");
 	if (cgroup_join(&cgroups, &opts) < 0)
@@ -431,7 +431,7 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	/* Outside the jail's mount namespace, where passt is; in its cgroup. */
-	if (start_passts(&plan, netns_fd, spawned) < 0)
+	if (start_passts(&plan, netns_fd) < 0)
 		goto fail;
 	if (fs_enter(&jfs) < 0)
 		goto fail;

@@ -927,11 +927,10 @@ static int plan(struct bench_ctx *c)
 	struct vmm_argv a;
 	int r;
 
-	enum image_kind kind;
 	c->g = (struct vmm_guest){
 	    .kernel = c->kernel,
 	    .rootfs = c->rootfs,
-	    .root_ext4 = image_detect(c->rootfs, &kind, NULL, 0) == 0 && kind == IMAGE_EXT4,
+	    .root_ext4 = image_is_ext4(c->rootfs),
 	    .mem_mib = (unsigned)o->mem_mib,
 	    .vcpus = o->vcpus,
 	    .cmdline = o->cmdline,

@@ -190,14 +190,13 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	char cache[PATH_MAX], path[PATH_MAX + 16], err[PATH_MAX + 256] = "", dev[16];
 	char scratch[PATH_MAX];
 	struct image_builder b;
-	enum image_kind k;
 	int r, n;
 
 	args[0] = '\0';
 	if (!cfg->image)
 		return 0;
 	/* An ext4 image needs no cache (flint-jail's flint has none). */
-	bool ext4 = image_detect(cfg->image, &k, NULL, 0) == 0 && k == IMAGE_EXT4;
+	bool ext4 = image_is_ext4(cfg->image);
 	if ((!ext4 || cfg->scratch) &&
 	    (r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0) {
 		pr_err("flint run: %s %s", ext4 ? "--scratch:" : "--image", err);
@@ -287,8 +286,7 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 		return r;
 	/* An ext4 root is named so: the kernel would otherwise try it as ext3
 	 * and ext2 first (ext4 registers those names before its own). */
-	enum image_kind kind;
-	bool ext4 = image_detect(rootfs, &kind, NULL, 0) == 0 && kind == IMAGE_EXT4;
+	bool ext4 = image_is_ext4(rootfs);
 	int len = asprintf(&rs->append, "root=/dev/vda ro%s flint.agent%s%s%s",
 			   ext4 ? " rootfstype=ext4" : "", images, cfg->append ? " " : "",
 			   cfg->append ? cfg->append : "");

@@ -126,6 +126,13 @@ out:
 	return r;
 }
 
+bool image_is_ext4(const char *path)
+{
+	enum image_kind k;
+
+	return image_detect(path, &k, NULL, 0) == 0 && k == IMAGE_EXT4;
+}
+
 /* ---- walking a tree ------------------------------------------------------ */
 
 struct walk;

@@ -5,6 +5,7 @@
 #ifndef FLINT_IMAGE_H
 #define FLINT_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ const char *image_kind_name(enum image_kind k);
  * err naming path and saying what it is instead (empty, truncated, not a
  * kind flint knows, not there). Symlinks are followed. */
 int image_detect(const char *path, enum image_kind *kind, char *err, size_t errlen) WARN_UNUSED;
+
+/* Whether path holds an ext2/3/4 file system image (image_detect says
+ * IMAGE_EXT4); false for anything else, or for what cannot be read. */
+bool image_is_ext4(const char *path);
 
 /* The cache key of path's content, as 32 hex digits in key: for a file, a
  * hash of its bytes; for a directory, of a walk in sorted name order

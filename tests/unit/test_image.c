@@ -83,6 +83,10 @@ Test(image, detect_each_kind)
 
 	cr_assert_eq(detect_ok(top), IMAGE_DIR);
 	cr_assert_eq(detect_ok(put("fs", 4096, 1080, ext4, 2)), IMAGE_EXT4);
+	/* image_is_ext4: that kind only; a directory or nothing is not */
+	cr_assert(image_is_ext4(at("fs")));
+	cr_assert_not(image_is_ext4(top));
+	cr_assert_not(image_is_ext4(at("no-such-file")));
 	cr_assert_eq(detect_ok(put("a.tar", 1024, 257,
 				   "ustar\0"
 				   "00",

@@ -580,6 +580,38 @@ api() {
 ticks() {
 	for h in $(grep -a -o 'tick [0-9a-f]*' "$1" | cut -d' ' -f2); do echo $((0x$h)); done
 }
+# snap_source NAME [devices]: a source VM, the counting tiny guest with
+# 64 MiB, made through its API, paused and snapshotted to $T/snap/NAME.state
+# and NAME.mem; with "devices", a read-only drive d ($T/snap/drive.img) and
+# a vsock device too. Sets $codes (each answer's) and $t_snap (the last
+# tick it printed, in $T/snap/NAME.out).
+snap_source() {
+	: >"$ERR"
+	rm -f "$T/snap/api.sock"
+	FLINT_ALLOW_PVM=1 "$BUILD/flint" --api-sock "$T/snap/api.sock" </dev/null \
+		>"$T/snap/$1.out" 2>>"$ERR" &
+	spid=$!
+	for _ in $(seq 50); do
+		[ -S "$T/snap/api.sock" ] && break
+		sleep 0.1
+	done
+	codes=$(api /boot-source PUT "{\"kernel_image_path\": \"$T/snap/count.elf\"}")
+	codes="$codes $(api /machine-config PUT '{"vcpu_count": 1, "mem_size_mib": 64}')"
+	if [ "${2:-}" = devices ]; then
+		codes="$codes $(api /drives/d PUT "{\"drive_id\": \"d\", \"path_on_host\": \
+\"$T/snap/drive.img\", \"is_root_device\": false, \"is_read_only\": true}")"
+		codes="$codes $(api /vsock PUT "{\"guest_cid\": 3, \"uds_path\": \"$T/snap/v.sock\"}")"
+	fi
+	codes="$codes $(api /actions PUT '{"action_type": "InstanceStart"}')"
+	sleep 0.3
+	codes="$codes $(api /vm PATCH '{"state": "Paused"}')"
+	codes="$codes $(api /snapshot/create PUT "{\"snapshot_path\": \"$T/snap/$1.state\", \
+\"mem_file_path\": \"$T/snap/$1.mem\"}")"
+	kill -KILL $spid 2>/dev/null
+	wait $spid 2>/dev/null
+	t_snap=$(ticks "$T/snap/$1.out" | tail -1)
+}
+
 # The API's Uffd backend in a jail, as Firecracker users restore: a
 # snapshot without drives, its state file put in the jail, a page-fault
 # handler (flint-uffd, as root on the host) listening on a socket in the
@@ -591,24 +623,7 @@ uffd_in_jail() {
 		skip uffd-in-jail "the host has no /dev/userfaultfd (Linux 6.1+)"
 		return
 	fi
-	: >"$ERR"
-	FLINT_ALLOW_PVM=1 "$BUILD/flint" --api-sock "$T/snap/api.sock" </dev/null \
-		>"$T/snap/src2.out" 2>>"$ERR" &
-	spid=$!
-	for _ in $(seq 50); do
-		[ -S "$T/snap/api.sock" ] && break
-		sleep 0.1
-	done
-	codes=$(api /boot-source PUT "{\"kernel_image_path\": \"$T/snap/count.elf\"}")
-	codes="$codes $(api /machine-config PUT '{"vcpu_count": 1, "mem_size_mib": 64}')"
-	codes="$codes $(api /actions PUT '{"action_type": "InstanceStart"}')"
-	sleep 0.3
-	codes="$codes $(api /vm PATCH '{"state": "Paused"}')"
-	codes="$codes $(api /snapshot/create PUT "{\"snapshot_path\": \"$T/snap/u.state\", \
-\"mem_file_path\": \"$T/snap/u.mem\"}")"
-	kill -KILL $spid 2>/dev/null
-	wait $spid 2>/dev/null
-	t_snap=$(ticks "$T/snap/src2.out" | tail -1)
+	snap_source u
 	if [ "$codes" != "204 204 204 204 204" ] || [ -z "$t_snap" ]; then
 		bad uffd-in-jail "the source VM's API answered $codes, ticks to ${t_snap:-none}"
 		return
@@ -665,27 +680,7 @@ else
 	head -c 1048576 /dev/zero >"$T/snap/drive.img"
 	cp "$T/snap/drive.img" "$T/snap/other.img"
 	chmod 644 "$T/snap/other.img"
-	: >"$ERR"
-	FLINT_ALLOW_PVM=1 "$BUILD/flint" --api-sock "$T/snap/api.sock" </dev/null \
-		>"$T/snap/src.out" 2>>"$ERR" &
-	spid=$!
-	for _ in $(seq 50); do
-		[ -S "$T/snap/api.sock" ] && break
-		sleep 0.1
-	done
-	codes=$(api /boot-source PUT "{\"kernel_image_path\": \"$T/snap/count.elf\"}")
-	codes="$codes $(api /machine-config PUT '{"vcpu_count": 1, "mem_size_mib": 64}')"
-	codes="$codes $(api /drives/d PUT "{\"drive_id\": \"d\", \"path_on_host\": \
-\"$T/snap/drive.img\", \"is_root_device\": false, \"is_read_only\": true}")"
-	codes="$codes $(api /vsock PUT "{\"guest_cid\": 3, \"uds_path\": \"$T/snap/v.sock\"}")"
-	codes="$codes $(api /actions PUT '{"action_type": "InstanceStart"}')"
-	sleep 0.3
-	codes="$codes $(api /vm PATCH '{"state": "Paused"}')"
-	codes="$codes $(api /snapshot/create PUT "{\"snapshot_path\": \"$T/snap/fn.state\", \
-\"mem_file_path\": \"$T/snap/fn.mem\"}")"
-	kill -KILL $spid 2>/dev/null
-	wait $spid 2>/dev/null
-	t_snap=$(ticks "$T/snap/src.out" | tail -1)
+	snap_source fn devices
 	chmod 644 "$T/snap/fn.state" "$T/snap/fn.mem"
 	if [ "$codes" != "204 204 204 204 204 204 204" ] || [ -z "$t_snap" ]; then
 		bad restore-snapshot "the source VM's API answered $codes, ticks to ${t_snap:-none}"

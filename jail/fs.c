@@ -276,7 +276,9 @@ int fs_create(struct jail_fs *j, const char *dir, uid_t uid, gid_t gid)
 			   "already exists: a jail is never reused; remove it or pick another "
 			   "--id")) < 0)
 		return id;
-	if ((r = make_dir(j, id, "root", 0755, false, "create jail", NULL)) < 0)
+	/* 0700, as Firecracker's jailer makes it: once it is the tenant's (the
+	 * handover), no other user on the host can look into the jail. */
+	if ((r = make_dir(j, id, "root", 0700, false, "create jail", NULL)) < 0)
 		return r;
 	j->root = r;
 	if (fstatvfs(root_fd(j), &sv) < 0)

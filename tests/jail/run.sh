@@ -129,6 +129,9 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 /dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/probe.pid f 0:0 644;\
 /run d $U:$U 755;/run/v d $U:$U 755;/vmlinux f 0:0 644;"
 [ -z "$why" ] && [ "$files" != "$want" ] && why="sees $files"
+# The root is the tenant's and closed to other users, as Firecracker's.
+[ -z "$why" ] && [ "$(stat -c %u:%g:%a "$R")" != "$U:$U:700" ] &&
+	why="the jail's root is $(stat -c %u:%g:%a "$R")"
 # Landlock (ABI 4+): the probe may not bind a TCP socket, which it could
 # in the host's network namespace otherwise.
 abi=$(sed -n 's/^landlock_abi=//p' "$OUT")

@@ -911,6 +911,15 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 		put_str(o, "metrics_path", c->metrics.metrics_path, ok);
 	if (c->entropy.enabled && (o = put_obj(root, "entropy", ok)))
 		put_rl(o, "rate_limiter", &c->entropy.rate_limiter, ok);
+	/* Firecracker's FullVmConfiguration writes every section: null for
+	 * one not configured (or a device flint does not have), [] for an
+	 * empty list. */
+	static const char *const nulls[] = {"balloon",	      "cpu-config",  "logger", "metrics",
+					    "memory-hotplug", "mmds-config", "vsock",  "entropy"};
+	for (size_t i = 0; *ok && i < ARRAY_SIZE(nulls); i++)
+		if (!json_object_get(root, nulls[i]))
+			put(root, nulls[i], json_null(), ok);
+	put(root, "pmem", json_array(), ok);
 	if (c->serial.enabled && (o = put_obj(root, "serial", ok))) {
 		put_str(o, "serial_out_path", c->serial.serial_out_path, ok);
 		if (bucket_limits(&c->serial.rate_limiter))

@@ -136,7 +136,8 @@ Test(config_json, getting_started_api_bodies)
 	cr_assert_eq(config_json_net("net1", iface, strlen(iface), &n, err, sizeof(err)), 0);
 	cr_assert_eq(vm_config_put_net(&c, &n, err, sizeof(err)), 0);
 
-	/* GET /vm/config: what Firecracker shows, absent optionals left out. */
+	/* GET /vm/config: what Firecracker shows: absent optional fields left
+	 * out, a section not configured null. */
 	char *got = config_json_encode(&c, false);
 	cr_assert_not_null(got);
 	json_t *g = json_loads(got, 0, NULL);
@@ -149,7 +150,10 @@ Test(config_json, getting_started_api_bodies)
 	    " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 1024, \"smt\": false,"
 	    "  \"track_dirty_pages\": false, \"huge_pages\": \"None\"},"
 	    " \"network-interfaces\": [{\"iface_id\": \"net1\", \"host_dev_name\": \"tap0\","
-	    "  \"guest_mac\": \"06:00:ac:10:00:02\"}]}",
+	    "  \"guest_mac\": \"06:00:ac:10:00:02\"}],"
+	    " \"balloon\": null, \"cpu-config\": null, \"logger\": null, \"metrics\": null,"
+	    " \"memory-hotplug\": null, \"mmds-config\": null, \"pmem\": [], \"vsock\": null,"
+	    " \"entropy\": null}",
 	    0, NULL);
 	cr_assert(json_equal(g, want), "got %s", got);
 	json_decref(g);

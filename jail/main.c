@@ -72,6 +72,9 @@ static int daemonize(int null_fd)
 /* The Landlock ruleset flint will run under (landlock_prepare), -1 for
  * none. */
 static int landlock_fd = -1;
+/* When the jailer started (CLOCK_MONOTONIC) and its CPU time then, in
+ * microseconds: flint's --start-time-us and --start-time-cpu-us. */
+static uint64_t start_us, start_cpu_us;
 
 /* The last steps: drop to the user and become flint. Returns only on
  * failure; after privs_drop nothing can be undone any more, so every check
@@ -282,6 +285,9 @@ static int spawn(int null_fd)
 		return jail_fail("unshare pid namespace", NULL, -errno);
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return jail_fail("spawn", NULL, -errno);
+	/* The child's CPU clock starts at 0: what the jailer spent so far is
+	 * the parent's, as Firecracker's jailer reports it. */
+	plan_start_times(&plan, start_us, 0, process_cpu_us() - start_cpu_us);
 	child = fork();
 	if (child < 0) {
 		int r = jail_fail("spawn: fork", NULL, -errno);
@@ -345,6 +351,8 @@ int main(int argc, char **argv)
 	int netns_fd = -1, null_fd = -1, r;
 	bool spawned;
 
+	start_us = now_us();
+	start_cpu_us = process_cpu_us();
 	fs_init(&jfs); /* fs_undo may run before fs_create */
 	switch (opts_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTS_EXIT_OK:
@@ -385,7 +393,8 @@ int main(int argc, char **argv)
 	 * --version are printed here, and nothing is launched. */
 	r = plan_build(&plan, opts.exec_file, &home, read_as_user, &opts, opts.flint_argc,
 		       opts.flint_argv, err, sizeof(err));
-	if (r == 0 && (r = plan_set_id(&plan, opts.id)) < 0)
+	if (r == 0 &&
+	    ((r = plan_set_id(&plan, opts.id)) < 0 || (r = plan_set_start_times(&plan)) < 0))
 		snprintf(err, sizeof(err), "%s", strerror(-r));
 	if (r != 0) {
 		if (r < 0)
@@ -465,6 +474,7 @@ int main(int argc, char **argv)
 	if (fs_mount_proc(&jfs) < 0 || fs_write_pid(&jfs, getpid()) < 0)
 		goto fail;
 	close_fd(&null_fd);
+	plan_start_times(&plan, start_us, start_cpu_us, 0);
 	become_flint(false);
 	/* Once the ids changed, nothing can be undone any more. */
 	if (geteuid() != 0) {

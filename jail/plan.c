@@ -1053,6 +1053,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 	}
 	w.end = cfg.guest_argv - w.av;
 	p->has_id = cfg.id != NULL;
+	p->has_start_time = cfg.has_start_time;
 	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0 ||
 	    (r = keep_fds(p, &cfg, err, errlen)) < 0)
 		goto out;
@@ -1115,27 +1116,66 @@ out:
 	return r;
 }
 
+/* Insert the n strings of add (taken: freed on failure) first among
+ * flint's arguments, after "run". 0 or -ENOMEM. */
+static int insert_args(struct plan *p, char **add, int n)
+{
+	char **v = realloc(p->argv, (p->argc + n + 1) * sizeof(char *));
+	int r = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!add[i])
+			r = -ENOMEM;
+	if (v)
+		p->argv = v;
+	if (!v || r < 0) {
+		for (int i = 0; i < n; i++)
+			free(add[i]);
+		return -ENOMEM;
+	}
+	int at = p->argc > 1 && !strcmp(v[1], "run") ? 2 : 1;
+	memmove(&v[at + n], &v[at], (p->argc + 1 - at) * sizeof(char *));
+	memcpy(&v[at], add, n * sizeof(char *));
+	p->argc += n;
+	return 0;
+}
+
 int plan_set_id(struct plan *p, const char *id)
 {
 	if (p->has_id)
 		return 0;
-	char **v = realloc(p->argv, (p->argc + 3) * sizeof(char *));
-	if (!v)
-		return -ENOMEM;
-	p->argv = v;
-	int at = p->argc > 1 && !strcmp(v[1], "run") ? 2 : 1;
-	char *opt = strdup("--id"), *val = strdup(id);
-	if (!opt || !val) {
-		free(opt);
-		free(val);
-		return -ENOMEM;
+	char *add[] = {strdup("--id"), strdup(id)};
+	int r = insert_args(p, add, 2);
+	if (r == 0)
+		p->has_id = true;
+	return r;
+}
+
+int plan_set_start_times(struct plan *p)
+{
+	if (p->has_start_time)
+		return 0;
+	char *add[] = {strdup("--start-time-us"),      calloc(1, PLAN_US_LEN),
+		       strdup("--start-time-cpu-us"),  calloc(1, PLAN_US_LEN),
+		       strdup("--parent-cpu-time-us"), calloc(1, PLAN_US_LEN)};
+	char *val[] = {add[1], add[3], add[5]};
+	int r = insert_args(p, add, 6);
+	if (r == 0) {
+		memcpy(p->start_val, val, sizeof(val));
+		plan_start_times(p, 0, 0, 0);
+		p->has_start_time = true;
 	}
-	memmove(&v[at + 2], &v[at], (p->argc + 1 - at) * sizeof(char *));
-	v[at] = opt;
-	v[at + 1] = val;
-	p->argc += 2;
-	p->has_id = true;
-	return 0;
+	return r;
+}
+
+void plan_start_times(struct plan *p, uint64_t start_us, uint64_t start_cpu_us,
+		      uint64_t parent_cpu_us)
+{
+	const uint64_t v[] = {start_us, start_cpu_us, parent_cpu_us};
+
+	for (int i = 0; i < 3; i++)
+		if (p->start_val[i])
+			snprintf(p->start_val[i], PLAN_US_LEN, "%llu", (unsigned long long)v[i]);
 }
 
 int plan_built(struct plan *p, unsigned i, const char *ext4)

@@ -132,7 +132,11 @@ struct plan_output {
 struct plan {
 	char **argv; /* "/<exec name>", the rewritten arguments, NULL; malloc'd */
 	int argc;
-	bool has_id;				/* flint's arguments name its --id */
+	bool has_id;	     /* flint's arguments name its --id */
+	bool has_start_time; /* ... its --start-time-us */
+	/* The values of the timing arguments plan_set_start_times put in
+	 * argv (each PLAN_US_LEN bytes, filled by plan_start_times), or NULL. */
+	char *start_val[3];
 	struct plan_file files[PLAN_MAX_FILES]; /* files[0] is the exec file */
 	unsigned nfiles;
 	char vsock_path[PATH_MAX]; /* in-jail socket path, "" without vsock */
@@ -189,6 +193,19 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
  * unless flint's arguments name one: "--id", id go first among them (after
  * "run"). 0 or -ENOMEM. */
 int plan_set_id(struct plan *p, const char *id) WARN_UNUSED;
+
+/* Firecracker's jailer's timing arguments for flint, unless flint's
+ * own arguments name --start-time-us: "--start-time-us",
+ * "--start-time-cpu-us", "--parent-cpu-time-us", their values to be given
+ * by plan_start_times before the exec. 0 or -ENOMEM. */
+#define PLAN_US_LEN 24
+int plan_set_start_times(struct plan *p) WARN_UNUSED;
+
+/* The values: the launch's start (CLOCK_MONOTONIC us), the CPU time of
+ * the process that execs flint at that start, and the CPU time a parent
+ * spent before forking it. No-op without plan_set_start_times. */
+void plan_start_times(struct plan *p, uint64_t start_us, uint64_t start_cpu_us,
+		      uint64_t parent_cpu_us);
 
 /* The image file i (files[i].image) is staged from ext4, the jailer's
  * build in its cache, instead of the directory or tar archive named: its

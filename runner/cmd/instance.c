@@ -50,6 +50,9 @@ struct instance {
 	int call_r;
 	struct vm_err call_err;
 	bool closing; /* the main thread takes no more calls */
+	/* From the launch's start to the instance's (the jailer's timing
+	 * arguments; 0 without them): Firecracker's api_server metrics. */
+	uint64_t startup_us, startup_cpu_us;
 };
 
 int instance_exit_status(const struct vm_exit *how)
@@ -486,6 +489,28 @@ API_SECTION_FILL(get_api_requests)
 API_SECTION_FILL(put_api_requests)
 API_SECTION_FILL(patch_api_requests)
 
+static void fill_api_server(void *ctx, json_t *obj)
+{
+	const struct instance *in = ctx;
+
+	metrics_put(obj, "process_startup_time_us", in->startup_us);
+	metrics_put(obj, "process_startup_time_cpu_us", in->startup_cpu_us);
+}
+
+/* As Firecracker reports them: wall time since --start-time-us, and this
+ * process's CPU time since --start-time-cpu-us plus the parent's. */
+static void measure_startup(struct instance *in)
+{
+	const struct config *cfg = in->cfg;
+	uint64_t cpu = process_cpu_us();
+
+	if (!cfg->has_start_time)
+		return;
+	in->startup_us = now_us() - cfg->start_time_us;
+	in->startup_cpu_us = (cpu > cfg->start_time_cpu_us ? cpu - cfg->start_time_cpu_us : 0) +
+			     cfg->parent_cpu_time_us;
+}
+
 /* The logger and the metrics file from the command line and the config
  * file (the file's sections win, as they describe this instance). Before
  * any seccomp filter: both open files. */
@@ -495,12 +520,14 @@ static int setup_output(struct instance *in, const struct vm_config *c)
 	char why[256];
 	int r;
 
-	if (cfg->has_level || cfg->log_path || cfg->show_level || cfg->show_log_origin || cfg->id) {
+	if (cfg->has_level || cfg->log_path || cfg->show_level || cfg->show_log_origin || cfg->id ||
+	    cfg->module) {
 		struct vmc_logger l = {.enabled = true,
 				       .log_path = (char *)cfg->log_path,
 				       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
 				       .show_level = cfg->show_level,
-				       .show_log_origin = cfg->show_log_origin};
+				       .show_log_origin = cfg->show_log_origin,
+				       .module = (char *)cfg->module};
 		if ((r = logger_configure(&l, cfg->id, why, sizeof(why))) < 0)
 			goto fail;
 	}
@@ -596,7 +623,9 @@ int instance_main(const struct config *cfg)
 	pthread_cond_init(&in.cond, NULL);
 	instance_vm_opts(cfg, &in.opts);
 	logger_thread_name("main");
-	if (metrics_create(&in.opts.metrics) < 0) {
+	measure_startup(&in);
+	if (metrics_create(&in.opts.metrics) < 0 ||
+	    metrics_add_gauges(in.opts.metrics, "api_server", fill_api_server, &in) < 0) {
 		pr_err("cannot set up the metrics: out of memory");
 		goto out;
 	}

@@ -716,6 +716,17 @@ int main(int argc, char **argv)
 	case CLI_RUN:
 		break;
 	}
+	/* Under a jailer, the launch began when the jailer did. */
+	if (cfg.has_start_time) {
+		if (cfg.start_time_us > launch_ns / 1000) {
+			pr_err("--start-time-us %llu: later than now (%llu us on CLOCK_MONOTONIC)",
+			       (unsigned long long)cfg.start_time_us,
+			       (unsigned long long)(launch_ns / 1000));
+			cli_config_free(&cfg);
+			return EXIT_FLINT_ERROR;
+		}
+		launch_ns = cfg.start_time_us * 1000;
+	}
 	/* For bench/api: an API-driven boot's time runs from its InstanceStart
 	 * to launch_ns + the guest's boot time (--verbose: the logger is not
 	 * configured yet). */

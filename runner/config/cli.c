@@ -60,6 +60,11 @@ void cli_usage(void)
 	       "  --log-path PATH    log to this file or named pipe (errors still on stderr)\n"
 	       "  --show-level, --show-log-origin  add the level, the source file and line\n"
 	       "  --metrics-path PATH  write metrics (JSON lines) here every 60 s\n"
+	       "  --module PREFIX    log only lines from source files starting with PREFIX\n"
+	       "  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N\n"
+	       "                     the launch's start (CLOCK_MONOTONIC) and CPU time, as\n"
+	       "                     Firecracker's jailer (and flint-jail) passes them\n"
+	       "  --boot-timer       accepted: flint's boot timer device is always on\n"
 	       "\nRestoring a snapshot (as PUT /snapshot/load; make one with PUT\n"
 	       "/snapshot/create):\n"
 	       "  --restore FILE     the snapshot's state file; the VM runs at once\n"
@@ -218,6 +223,21 @@ static bool valid_id(const char *s)
 		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
 			return false;
 	return true;
+}
+
+/* A count of microseconds: decimal digits only. */
+static int parse_us(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 /* A log level by Firecracker's name, any case ("info", "Warn" too). */
@@ -803,7 +823,12 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		O_COPY_OUT,
 		O_ENV_FILE,
 		O_USER,
-		O_PHASE_FD
+		O_PHASE_FD,
+		O_MODULE,
+		O_START_TIME,
+		O_START_CPU,
+		O_PARENT_CPU,
+		O_BOOT_TIMER
 	};
 	static const struct option opts[] = {
 	    {"kernel", required_argument, NULL, O_KERNEL},
@@ -840,6 +865,11 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	    {"metrics-path", required_argument, NULL, O_METRICS_PATH},
 	    {"show-level", no_argument, NULL, O_SHOW_LEVEL},
 	    {"show-log-origin", no_argument, NULL, O_SHOW_ORIGIN},
+	    {"module", required_argument, NULL, O_MODULE},
+	    {"start-time-us", required_argument, NULL, O_START_TIME},
+	    {"start-time-cpu-us", required_argument, NULL, O_START_CPU},
+	    {"parent-cpu-time-us", required_argument, NULL, O_PARENT_CPU},
+	    {"boot-timer", no_argument, NULL, O_BOOT_TIMER},
 	    {"restore", required_argument, NULL, O_RESTORE},
 	    {"mem-file", required_argument, NULL, O_MEM_FILE},
 	    {"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
@@ -1070,6 +1100,27 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			break;
 		case O_SHOW_ORIGIN:
 			cfg->show_log_origin = true;
+			break;
+		case O_MODULE:
+			if (!*optarg)
+				return bad(err, errlen, "--module: expected a source file prefix");
+			cfg->module = optarg;
+			break;
+		case O_START_TIME:
+		case O_START_CPU:
+		case O_PARENT_CPU: {
+			uint64_t *at = c == O_START_TIME  ? &cfg->start_time_us
+				       : c == O_START_CPU ? &cfg->start_time_cpu_us
+							  : &cfg->parent_cpu_time_us;
+			if (parse_us(optarg, at) < 0)
+				return bad(err, errlen,
+					   "--%s %s: expected microseconds (0 or more)",
+					   opts[li].name, optarg);
+			if (c == O_START_TIME)
+				cfg->has_start_time = true;
+			break;
+		}
+		case O_BOOT_TIMER:
 			break;
 		case O_RESTORE:
 			cfg->restore = optarg;

@@ -94,6 +94,16 @@ struct config {
 	bool show_level;	  /* --show-level */
 	bool show_log_origin;	  /* --show-log-origin */
 	const char *metrics_path; /* --metrics-path */
+	const char *module;	  /* --module: log only lines from files with this prefix */
+	/* Firecracker's jailer's timing arguments (flint-jail passes them
+	 * too): --start-time-us, when the launch began (CLOCK_MONOTONIC),
+	 * which becomes flint's launch_ns; --start-time-cpu-us, this
+	 * process's CPU time then; --parent-cpu-time-us, CPU time a parent
+	 * spent on the launch before forking this process. The metrics'
+	 * api_server section reports from them. --boot-timer is taken as
+	 * Firecracker's: flint's boot timer is always on. */
+	bool has_start_time; /* --start-time-us given */
+	uint64_t start_time_us, start_time_cpu_us, parent_cpu_time_us;
 
 	/* Restoring a snapshot without the API (issue 12): --restore STATE
 	 * with --mem-file FILE or --uffd-sock PATH, as PUT /snapshot/load. */

@@ -90,6 +90,8 @@ void close_fd(int *fd);
 /* CLOCK_MONOTONIC in nanoseconds, and in microseconds. */
 uint64_t now_ns(void);
 uint64_t now_us(void);
+/* This process's CPU time (CLOCK_PROCESS_CPUTIME_ID), microseconds. */
+uint64_t process_cpu_us(void);
 /* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */
 uint64_t realtime_ns(void);
 

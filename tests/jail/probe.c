@@ -39,6 +39,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -286,7 +287,13 @@ int main(int argc, char **argv)
 	for (int fd = 0; fd < 1024; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)
 			printf("%d ", fd);
-	printf("\npid=%d\nargv0=%s\n", (int)getpid(), argv[0]);
+	struct timespec mono, cpu;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	printf("\nmono_us=%lld\ncpu_us=%lld\n",
+	       (long long)mono.tv_sec * 1000000 + mono.tv_nsec / 1000,
+	       (long long)cpu.tv_sec * 1000000 + cpu.tv_nsec / 1000);
+	printf("pid=%d\nargv0=%s\n", (int)getpid(), argv[0]);
 	for (int i = 1; i < argc; i++)
 		printf("arg=%s\n", argv[i]);
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);

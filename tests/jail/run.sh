@@ -61,6 +61,29 @@ jail() {
 	status=0
 	timeout 20 "$JAIL" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
 }
+# The timing arguments the jailer gave (as Firecracker's): the launch's
+# start before the probe's now and within 20 s of it, and the parent's CPU
+# time $1 ("0", or "some" for more than 0).
+timing() {
+	local start cpu parent now
+	start=$(sed -n '/^arg=--start-time-us$/{n;s/^arg=//p}' "$OUT")
+	cpu=$(sed -n '/^arg=--start-time-cpu-us$/{n;s/^arg=//p}' "$OUT")
+	parent=$(sed -n '/^arg=--parent-cpu-time-us$/{n;s/^arg=//p}' "$OUT")
+	now=$(sed -n 's/^mono_us=//p' "$OUT")
+	case "$start$cpu$parent" in '' | *[!0-9]*)
+		why="timing arguments '$start' '$cpu' '$parent'"
+		return 1 ;;
+	esac
+	if [ "$start" -gt "$now" ] || [ $((now - start)) -gt 20000000 ]; then
+		why="--start-time-us $start, the probe's CLOCK_MONOTONIC $now"
+		return 1
+	fi
+	if { [ "$1" = 0 ] && [ "$parent" != 0 ]; } || { [ "$1" = some ] && [ "$parent" = 0 ]; }; then
+		why="--parent-cpu-time-us $parent, expected $1"
+		return 1
+	fi
+}
+
 # Lines the probe printed must all be there.
 has() {
 	for l in "$@"; do grep -qxF -- "$l" "$OUT" || {
@@ -124,6 +147,9 @@ why=
 	"fds=0 1 2 " argv0=/probe kvm=$kvm
 [ -z "$why" ] && has "arg=--id" "arg=view" "arg=--kernel" "arg=/vmlinux" "arg=path=/disk.img,id=d" \
 	"arg=cid=3,uds=/run/v/sock" "arg=x"
+# The jailer became the probe: its CPU time since the start is the
+# process's own, none a parent's.
+[ -z "$why" ] && timing 0
 files=$(sed -n 's/^file=//p' "$OUT" | sort | tr '\n' ';')
 want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$U 600;\
 /dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/probe.pid f 0:0 644;\
@@ -887,7 +913,9 @@ fi
 jail --id pidns --exec-file "$PROBE" $ID --new-pid-ns -- --kernel "$T/files/vmlinux" -- exit 3
 why=
 [ "$status" = 3 ] || why="status $status, expected 3"
-[ -z "$why" ] && has pid=1 "uid=$U $U $U" capbnd=0 nnp=1
+[ -z "$why" ] && has pid=1 "uid=$U $U $U" capbnd=0 nnp=1 arg=--start-time-cpu-us arg=0
+# A child: the jailer's CPU time before the fork is the parent's.
+[ -z "$why" ] && timing some
 hostpid=$(cat "$BASE/probe/pidns/root/probe.pid" 2>/dev/null)
 [ -z "$why" ] && [ -z "$hostpid" ] && why="no pid file"
 [ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"

@@ -194,6 +194,30 @@ time.sleep(5)' "$SOCK" &
 	[ -n "$why" ] || [ ! -e "$SOCK" ] || why="the API socket was left after SIGTERM"
 	report api-sigterm-waiting "$why" "$OUT/waiting.err"
 
+	# Firecracker's jailer's timing arguments: the metrics' api_server
+	# section counts from the jailer's start (2 s ago here) and adds the
+	# parent's CPU time. A start in the future is refused.
+	why=""
+	start=$(python3 -c 'import time; print(int(time.monotonic() * 1e6) - 2000000)')
+	rm -f "$OUT/times.metrics"
+	api_start jailtimes --kernel "$OUT/tiny-COUNT.elf" --metrics-path "$OUT/times.metrics" \
+		--start-time-us "$start" --start-time-cpu-us 0 --parent-cpu-time-us 5000 --boot-timer ||
+		why="the API socket did not answer"
+	api_req PUT /actions '{"action_type": "FlushMetrics"}'
+	expect_api 204 "" "FlushMetrics"
+	kill -TERM $api_pid
+	api_wait
+	line=$(tail -n 1 "$OUT/times.metrics")
+	us=$(echo "$line" | sed -n 's/.*"process_startup_time_us":\([0-9]*\).*/\1/p')
+	cpu=$(echo "$line" | sed -n 's/.*"process_startup_time_cpu_us":\([0-9]*\).*/\1/p')
+	[ -n "$why" ] || { [ "${us:-0}" -ge 2000000 ] && [ "$us" -lt 60000000 ]; } ||
+		why="process_startup_time_us '$us' for a start 2 s before: $line"
+	[ -n "$why" ] || [ "${cpu:-0}" -ge 5000 ] ||
+		why="process_startup_time_cpu_us '$cpu' without the parent's 5000: $line"
+	report api-jailer-start-times "$why" "$OUT/jailtimes.err"
+	check api-start-time-future 125 "" "later than now" -- \
+		--start-time-us 99999999999999 --api-sock "$OUT/future.sock"
+
 	# Metrics from devices: a section per drive and Firecracker's
 	# aggregate "block" over all of them.
 	why=""

@@ -330,6 +330,36 @@ Test(cli, firecracker_process_options)
 	cr_assert_eq(PARSE(&c, err, "--api-sock", ""), CLI_ERROR);
 }
 
+/* What Firecracker's jailer passes to the program it execs, and its other
+ * process options flint takes. */
+Test(cli, firecracker_jailer_arguments)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "--id", "j1", "--start-time-us", "123456789",
+			   "--start-time-cpu-us", "42", "--parent-cpu-time-us", "7", "--boot-timer",
+			   "--module", "core/vcpu", "--api-sock", "/run/a.sock"),
+		     CLI_RUN, "%s", err);
+	cr_assert(c.has_start_time);
+	cr_assert_eq(c.start_time_us, 123456789);
+	cr_assert_eq(c.start_time_cpu_us, 42);
+	cr_assert_eq(c.parent_cpu_time_us, 7);
+	cr_assert_str_eq(c.module, "core/vcpu");
+	cr_assert_eq(PARSE(&c, err, "--api-sock", "/run/a.sock"), CLI_RUN, "%s", err);
+	cr_assert_not(c.has_start_time);
+	cr_assert_null(c.module);
+
+	cr_assert_eq(PARSE(&c, err, "--start-time-us", "-5"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--start-time-us -5: expected microseconds"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--parent-cpu-time-us", "12ms"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--parent-cpu-time-us 12ms"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--start-time-cpu-us", ""), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--start-time-us", "99999999999999999999999"), CLI_ERROR);
+	cr_assert_eq(PARSE(&c, err, "--module", ""), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--module"), "%s", err);
+}
+
 /* --restore and its options (PUT /snapshot/load's, from the command line). */
 Test(cli, restore_options)
 {

@@ -1029,3 +1029,27 @@ Test(jail_plan, the_jails_id_is_flints)
 	cr_assert_eq(plan_set_id(&p, "vm-7"), 0);
 	cr_assert_str_eq(joined(), "/flint --id mine --kernel /vmlinux");
 }
+
+/* As Firecracker's jailer: flint is told when the launch began, and the
+ * values are given at the exec. */
+Test(jail_plan, the_launchs_start_is_passed_on)
+{
+	cr_assert_eq(BUILD(&p, "run", "--", "uname"), 0, "%s", err);
+	cr_assert_eq(plan_set_id(&p, "vm-7"), 0);
+	cr_assert_eq(plan_set_start_times(&p), 0);
+	cr_assert_str_eq(
+	    joined(), "/flint run --start-time-us 0 --start-time-cpu-us 0 "
+		      "--parent-cpu-time-us 0 --id vm-7 --kernel /vmlinux --rootfs /rootfs.ext4 -- "
+		      "uname");
+	plan_start_times(&p, 18446744073709551615ULL, 1500, 2500);
+	cr_assert_str_eq(joined(),
+			 "/flint run --start-time-us 18446744073709551615 "
+			 "--start-time-cpu-us 1500 --parent-cpu-time-us 2500 --id vm-7 --kernel "
+			 "/vmlinux --rootfs /rootfs.ext4 -- uname");
+	plan_free(&p);
+	/* Given among flint's arguments: kept, none added. */
+	cr_assert_eq(BUILD(&p, "--start-time-us", "5", "--kernel", "/k/vmlinux"), 0, "%s", err);
+	cr_assert_eq(plan_set_start_times(&p), 0);
+	plan_start_times(&p, 9, 9, 9);
+	cr_assert_str_eq(joined(), "/flint --start-time-us 5 --kernel /vmlinux");
+}

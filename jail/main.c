@@ -287,7 +287,8 @@ static int spawn(int null_fd)
 		return jail_fail("spawn", NULL, -errno);
 	/* The child's CPU clock starts at 0: what the jailer spent so far is
 	 * the parent's, as Firecracker's jailer reports it. */
-	plan_start_times(&plan, start_us, 0, process_cpu_us() - start_cpu_us);
+	uint64_t cpu = process_cpu_us();
+	plan_start_times(&plan, start_us, 0, cpu > start_cpu_us ? cpu - start_cpu_us : 0);
 	child = fork();
 	if (child < 0) {
 		int r = jail_fail("spawn: fork", NULL, -errno);

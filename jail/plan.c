@@ -1053,7 +1053,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 	}
 	w.end = cfg.guest_argv - w.av;
 	p->has_id = cfg.id != NULL;
-	p->has_start_time = cfg.has_start_time;
+	p->has_start_time = cfg.has_start_time || cfg.has_start_time_cpu || cfg.has_parent_cpu_time;
 	if ((r = add_file(p, exec_file, PLAN_EXEC, false, err, errlen)) < 0 ||
 	    (r = keep_fds(p, &cfg, err, errlen)) < 0)
 		goto out;

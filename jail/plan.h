@@ -133,7 +133,7 @@ struct plan {
 	char **argv; /* "/<exec name>", the rewritten arguments, NULL; malloc'd */
 	int argc;
 	bool has_id;	     /* flint's arguments name its --id */
-	bool has_start_time; /* ... its --start-time-us */
+	bool has_start_time; /* ... any of its timing arguments (--start-time-us...) */
 	/* The values of the timing arguments plan_set_start_times put in
 	 * argv (each PLAN_US_LEN bytes, filled by plan_start_times), or NULL. */
 	char *start_val[3];
@@ -195,7 +195,7 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 int plan_set_id(struct plan *p, const char *id) WARN_UNUSED;
 
 /* Firecracker's jailer's timing arguments for flint, unless flint's
- * own arguments name --start-time-us: "--start-time-us",
+ * own arguments name one of them: "--start-time-us",
  * "--start-time-cpu-us", "--parent-cpu-time-us", their values to be given
  * by plan_start_times before the exec. 0 or -ENOMEM. */
 #define PLAN_US_LEN 24

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +51,10 @@ struct instance {
 	int call_r;
 	struct vm_err call_err;
 	bool closing; /* the main thread takes no more calls */
-	/* From the launch's start to the instance's (the jailer's timing
-	 * arguments; 0 without them): Firecracker's api_server metrics. */
-	uint64_t startup_us, startup_cpu_us;
+	/* From the launch's start to the instance's API serving (or, with
+	 * --no-api, its VM built), from the jailer's timing arguments, 0
+	 * without them: Firecracker's api_server metrics. Read by flushes. */
+	_Atomic uint64_t startup_us, startup_cpu_us;
 };
 
 int instance_exit_status(const struct vm_exit *how)
@@ -491,24 +493,26 @@ API_SECTION_FILL(patch_api_requests)
 
 static void fill_api_server(void *ctx, json_t *obj)
 {
-	const struct instance *in = ctx;
+	struct instance *in = ctx;
 
-	metrics_put(obj, "process_startup_time_us", in->startup_us);
-	metrics_put(obj, "process_startup_time_cpu_us", in->startup_cpu_us);
+	metrics_put(obj, "process_startup_time_us", atomic_load(&in->startup_us));
+	metrics_put(obj, "process_startup_time_cpu_us", atomic_load(&in->startup_cpu_us));
 }
 
-/* As Firecracker reports them: wall time since --start-time-us, and this
- * process's CPU time since --start-time-cpu-us plus the parent's. */
+/* As Firecracker reports them, once the API is served (or the VM built
+ * without it): wall time since --start-time-us; this process's CPU time
+ * since --start-time-cpu-us plus --parent-cpu-time-us. */
 static void measure_startup(struct instance *in)
 {
 	const struct config *cfg = in->cfg;
 	uint64_t cpu = process_cpu_us();
 
-	if (!cfg->has_start_time)
-		return;
-	in->startup_us = now_us() - cfg->start_time_us;
-	in->startup_cpu_us = (cpu > cfg->start_time_cpu_us ? cpu - cfg->start_time_cpu_us : 0) +
-			     cfg->parent_cpu_time_us;
+	if (cfg->has_start_time)
+		atomic_store(&in->startup_us, now_us() - cfg->start_time_us);
+	if (cfg->has_start_time_cpu)
+		atomic_store(&in->startup_cpu_us,
+			     (cpu > cfg->start_time_cpu_us ? cpu - cfg->start_time_cpu_us : 0) +
+				 cfg->parent_cpu_time_us);
 }
 
 /* The logger and the metrics file from the command line and the config
@@ -623,7 +627,6 @@ int instance_main(const struct config *cfg)
 	pthread_cond_init(&in.cond, NULL);
 	instance_vm_opts(cfg, &in.opts);
 	logger_thread_name("main");
-	measure_startup(&in);
 	if (metrics_create(&in.opts.metrics) < 0 ||
 	    metrics_add_gauges(in.opts.metrics, "api_server", fill_api_server, &in) < 0) {
 		pr_err("cannot set up the metrics: out of memory");
@@ -688,6 +691,7 @@ int instance_main(const struct config *cfg)
 		pr_debug("API listening on %s %llu us after launch", sock,
 			 (unsigned long long)us_since_launch());
 	}
+	measure_startup(&in);
 	if (!vm && (status = wait_for_start(&in)) != 0)
 		goto out;
 	vm = atomic_load(&in.vm);

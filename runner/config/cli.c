@@ -1116,8 +1116,9 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 				return bad(err, errlen,
 					   "--%s %s: expected microseconds (0 or more)",
 					   opts[li].name, optarg);
-			if (c == O_START_TIME)
-				cfg->has_start_time = true;
+			*(c == O_START_TIME  ? &cfg->has_start_time
+			  : c == O_START_CPU ? &cfg->has_start_time_cpu
+					     : &cfg->has_parent_cpu_time) = true;
 			break;
 		}
 		case O_BOOT_TIMER:

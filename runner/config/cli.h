@@ -102,7 +102,9 @@ struct config {
 	 * spent on the launch before forking this process. The metrics'
 	 * api_server section reports from them. --boot-timer is taken as
 	 * Firecracker's: flint's boot timer is always on. */
-	bool has_start_time; /* --start-time-us given */
+	bool has_start_time;	  /* --start-time-us given */
+	bool has_start_time_cpu;  /* --start-time-cpu-us given */
+	bool has_parent_cpu_time; /* --parent-cpu-time-us given */
 	uint64_t start_time_us, start_time_cpu_us, parent_cpu_time_us;
 
 	/* Restoring a snapshot without the API (issue 12): --restore STATE

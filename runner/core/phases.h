@@ -32,7 +32,8 @@ extern atomic_bool phases_entry_pending;
 
 /* Start writing phase lines on fd (the caller's, inherited; made
  * close-on-exec and non-blocking), and write the process phase at
- * launch_ns (CLOCK_MONOTONIC ns, main's first moment). fd <= 0: off.
+ * launch_ns (CLOCK_MONOTONIC ns: main's first moment, or under a jailer the
+ * jailer's start, --start-time-us). fd <= 0: off.
  * Returns 0 or -errno (fd is not open). */
 int phases_open(int fd, uint64_t launch_ns) WARN_UNUSED;
 

@@ -62,8 +62,9 @@ jail() {
 	timeout 20 "$JAIL" "$@" </dev/null >"$OUT" 2>"$ERR" || status=$?
 }
 # The timing arguments the jailer gave (as Firecracker's): the launch's
-# start before the probe's now and within 20 s of it, and the parent's CPU
-# time $1 ("0", or "some" for more than 0).
+# start before the probe's now and within 20 s of it, the parent's CPU
+# time $1 ("0", or "some" for more than 0) and --start-time-cpu-us $2
+# ("0" or "any").
 timing() {
 	local start cpu parent now
 	start=$(sed -n '/^arg=--start-time-us$/{n;s/^arg=//p}' "$OUT")
@@ -80,6 +81,10 @@ timing() {
 	fi
 	if { [ "$1" = 0 ] && [ "$parent" != 0 ]; } || { [ "$1" = some ] && [ "$parent" = 0 ]; }; then
 		why="--parent-cpu-time-us $parent, expected $1"
+		return 1
+	fi
+	if [ "$2" = 0 ] && [ "$cpu" != 0 ]; then
+		why="--start-time-cpu-us $cpu, expected 0"
 		return 1
 	fi
 }
@@ -149,7 +154,7 @@ why=
 	"arg=cid=3,uds=/run/v/sock" "arg=x"
 # The jailer became the probe: its CPU time since the start is the
 # process's own, none a parent's.
-[ -z "$why" ] && timing 0
+[ -z "$why" ] && timing 0 any
 files=$(sed -n 's/^file=//p' "$OUT" | sort | tr '\n' ';')
 want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$U 600;\
 /dev/urandom c $U:$U 600;/disk.img f $U:$U 644;/probe f 0:0 755;/probe.pid f 0:0 644;\
@@ -913,9 +918,10 @@ fi
 jail --id pidns --exec-file "$PROBE" $ID --new-pid-ns -- --kernel "$T/files/vmlinux" -- exit 3
 why=
 [ "$status" = 3 ] || why="status $status, expected 3"
-[ -z "$why" ] && has pid=1 "uid=$U $U $U" capbnd=0 nnp=1 arg=--start-time-cpu-us arg=0
-# A child: the jailer's CPU time before the fork is the parent's.
-[ -z "$why" ] && timing some
+[ -z "$why" ] && has pid=1 "uid=$U $U $U" capbnd=0 nnp=1
+# A child, whose CPU clock starts at 0: the jailer's CPU time before the
+# fork is the parent's.
+[ -z "$why" ] && timing some 0
 hostpid=$(cat "$BASE/probe/pidns/root/probe.pid" 2>/dev/null)
 [ -z "$why" ] && [ -z "$hostpid" ] && why="no pid file"
 [ -z "$why" ] && [ "$(mounted)" != 0 ] && why="still mounted"

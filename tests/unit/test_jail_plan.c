@@ -1041,15 +1041,31 @@ Test(jail_plan, the_launchs_start_is_passed_on)
 	    joined(), "/flint run --start-time-us 0 --start-time-cpu-us 0 "
 		      "--parent-cpu-time-us 0 --id vm-7 --kernel /vmlinux --rootfs /rootfs.ext4 -- "
 		      "uname");
+	plan_start_times(&p, 12345, 1500, 2500);
+	/* flint's own parser takes what the jailer passes. */
+	struct config c;
+	char perr[256];
+	cr_assert_eq(cli_parse(p.argc, p.argv, &c, perr, sizeof(perr)), CLI_RUN, "%s", perr);
+	cr_assert(c.run && c.has_start_time && c.has_start_time_cpu && c.has_parent_cpu_time);
+	cr_assert_eq(c.start_time_us, 12345);
+	cr_assert_eq(c.start_time_cpu_us, 1500);
+	cr_assert_eq(c.parent_cpu_time_us, 2500);
+	cr_assert_str_eq(c.id, "vm-7");
+	cli_config_free(&c);
 	plan_start_times(&p, 18446744073709551615ULL, 1500, 2500);
 	cr_assert_str_eq(joined(),
 			 "/flint run --start-time-us 18446744073709551615 "
 			 "--start-time-cpu-us 1500 --parent-cpu-time-us 2500 --id vm-7 --kernel "
 			 "/vmlinux --rootfs /rootfs.ext4 -- uname");
 	plan_free(&p);
-	/* Given among flint's arguments: kept, none added. */
+	/* Any of them given among flint's arguments: kept, none added. */
 	cr_assert_eq(BUILD(&p, "--start-time-us", "5", "--kernel", "/k/vmlinux"), 0, "%s", err);
 	cr_assert_eq(plan_set_start_times(&p), 0);
 	plan_start_times(&p, 9, 9, 9);
 	cr_assert_str_eq(joined(), "/flint --start-time-us 5 --kernel /vmlinux");
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--parent-cpu-time-us", "5", "--kernel", "/k/vmlinux"), 0, "%s",
+		     err);
+	cr_assert_eq(plan_set_start_times(&p), 0);
+	cr_assert_str_eq(joined(), "/flint --parent-cpu-time-us 5 --kernel /vmlinux");
 }

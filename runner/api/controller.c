@@ -19,6 +19,7 @@ struct api_ctl {
 	/* under lock: a boot resource was configured (a snapshot can no
 	 * longer be loaded, as in Firecracker) */
 	bool boot_configured;
+	_Atomic size_t max_body; /* read by the HTTP thread without the lock */
 	char *id;
 	const struct api_vm_ops *ops;
 	void *ops_ctx;
@@ -47,6 +48,7 @@ int api_ctl_create(struct api_ctl **out, const char *id, const struct vm_config 
 		vm_config_init(&ctl->config);
 	}
 	ctl->metrics_set = ctl->config.metrics.metrics_path != NULL;
+	ctl->max_body = API_MAX_BODY;
 	ctl->ops = ops;
 	ctl->ops_ctx = ops_ctx;
 	pthread_mutex_init(&ctl->lock, NULL);
@@ -57,6 +59,16 @@ err_id:
 err_free:
 	free(ctl);
 	return -ENOMEM;
+}
+
+void api_ctl_set_max_body(struct api_ctl *ctl, size_t max)
+{
+	atomic_store(&ctl->max_body, max);
+}
+
+size_t api_ctl_max_body(const struct api_ctl *ctl)
+{
+	return atomic_load(&((struct api_ctl *)ctl)->max_body);
 }
 
 void api_ctl_destroy(struct api_ctl *ctl)

@@ -102,6 +102,9 @@ enum api_req {
 
 struct api_ctl;
 
+/* Firecracker's default cap on a request body. */
+#define API_MAX_BODY 51200
+
 /* A controller for instance `id` (NULL: API_DEFAULT_ID), starting from a
  * copy of `initial` (NULL: Firecracker's defaults, vm_config_init). ops
  * and ops_ctx are kept (ops must outlive the controller). 0 or -ENOMEM. */
@@ -109,6 +112,10 @@ int api_ctl_create(struct api_ctl **out, const char *id, const struct vm_config 
 		   const struct api_vm_ops *ops, void *ops_ctx) WARN_UNUSED;
 /* Free the controller and its config. NULL ok. */
 void api_ctl_destroy(struct api_ctl *ctl);
+/* The cap on a request body, at least 1: API_MAX_BODY until set
+ * (--http-api-max-payload-size). Requests read it as they arrive. */
+void api_ctl_set_max_body(struct api_ctl *ctl, size_t max);
+size_t api_ctl_max_body(const struct api_ctl *ctl);
 
 /* The VM was started outside the API (--config-file: flint boots at once
  * and serves the API beside it): from now on the post-boot rules apply. */

@@ -43,8 +43,8 @@ struct api_http {
 /* One request's body, gathered across the handler's calls. */
 struct body {
 	char *buf;
-	size_t len;   /* bytes kept, at most API_MAX_BODY */
-	size_t total; /* bytes received (saturating): over API_MAX_BODY, refused */
+	size_t len;   /* bytes kept, at most the controller's cap */
+	size_t total; /* bytes received (saturating): over the cap, refused */
 };
 
 /* Bind path as a listening Unix socket, replacing a stale one. */
@@ -154,7 +154,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		char *end;
 		unsigned long long n = cl ? strtoull(cl, &end, 10) : 0;
-		if (cl && *cl >= '0' && *cl <= '9' && !*end && n > API_MAX_DRAIN) {
+		size_t drain = api_ctl_max_body(h->ctl);
+		if (drain < API_MAX_DRAIN)
+			drain = API_MAX_DRAIN;
+		if (cl && *cl >= '0' && *cl <= '9' && !*end && n > drain) {
 			b->total = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
 			api_handle(h->ctl, method, url, NULL, b->total, &resp);
 			return send_answer(c, &resp);
@@ -164,8 +167,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*size) {
 		size_t n = *size;
 		b->total = b->total > SIZE_MAX - n ? SIZE_MAX : b->total + n;
-		if (b->total <= API_MAX_BODY) {
-			if (!b->buf && !(b->buf = malloc(API_MAX_BODY)))
+		if (b->total <= api_ctl_max_body(h->ctl)) {
+			if (!b->buf && !(b->buf = malloc(api_ctl_max_body(h->ctl))))
 				return MHD_NO;
 			memcpy(b->buf + b->len, data, n);
 			b->len += n;
@@ -173,7 +176,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*size = 0;
 		return MHD_YES;
 	}
-	api_handle(h->ctl, method, url, b->total > API_MAX_BODY ? NULL : b->buf, b->total, &resp);
+	api_handle(h->ctl, method, url, b->total > api_ctl_max_body(h->ctl) ? NULL : b->buf,
+		   b->total, &resp);
 	return send_answer(c, &resp);
 }
 

@@ -1,6 +1,6 @@
 /* http: the API's transport. HTTP/1.1 (libmicrohttpd) on a Unix socket
  * this module binds itself, each request's body gathered up to
- * API_MAX_BODY bytes (what is beyond is read and dropped, and the request
+ * the controller's cap (api_ctl_max_body) (what is beyond is read and dropped, and the request
  * answered 400), handed to api_handle() (router.h) and its answer sent
  * with Content-Type: application/json.
  *
@@ -30,8 +30,9 @@
  * and stops holds nothing for ever. */
 #define API_IDLE_TIMEOUT_S 60u
 
-/* A body announced over this many bytes is refused without being read;
- * up to it, an oversized body is read (not kept) and then refused. */
+/* A body announced over this many bytes (or over the cap, if that is
+ * larger) is refused without being read; up to it, an oversized body is
+ * read (not kept) and then refused. */
 #define API_MAX_DRAIN (1u << 20)
 
 struct api_http;

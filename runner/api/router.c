@@ -582,11 +582,11 @@ int api_handle(struct api_ctl *ctl, const char *method, const char *url, const c
 	struct req q = {.ctl = ctl, .mname = method, .body = body, .len = len, .resp = resp};
 
 	*resp = (struct api_resp){0};
-	if (len > API_MAX_BODY)
+	if (len > api_ctl_max_body(ctl))
 		return fault(resp,
-			     "Request payload with size %zu is larger than the limit of %u "
+			     "Request payload with size %zu is larger than the limit of %zu "
 			     "allowed by server.",
-			     len, API_MAX_BODY);
+			     len, api_ctl_max_body(ctl));
 	if (!method)
 		method = q.mname = "";
 	if (!url)

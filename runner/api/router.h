@@ -3,7 +3,7 @@
  * bodies (config_json), and the answers: 204 with no body on success, 200
  * with JSON for a GET, 400 with {"fault_message": "..."} for every error
  * (bad JSON, an unknown field, a wrong method or path, a request in the
- * wrong phase, a body over API_MAX_BODY). Paths of the swagger that flint
+ * wrong phase, a body over the controller's cap, api_ctl_max_body). Paths of the swagger that flint
  * has no device for yet answer 400 saying so.
  *
  * Pure but for the controller it acts on: no I/O, so tests and the fuzzer
@@ -15,9 +15,6 @@
 
 #include "api/controller.h"
 
-/* Firecracker's cap on a request body. */
-#define API_MAX_BODY 51200
-
 struct api_resp {
 	int status; /* 200, 204 or 400 */
 	char *body; /* malloc'd JSON, NUL-terminated; NULL for 204 */
@@ -26,7 +23,7 @@ struct api_resp {
 
 /* Handle method ("GET", "PUT", "PATCH"; anything else is refused) on url
  * (its path; a "?query" is ignored) with the body body[0..len) (len 0: no
- * body). When len > API_MAX_BODY the request is refused without reading
+ * body). When len > api_ctl_max_body(ctl) the request is refused without reading
  * body, which may then be NULL (the HTTP layer stops storing it). Fills
  * *resp (free resp->body) and returns its status; counts the request on
  * ctl. */

@@ -673,6 +673,8 @@ int instance_main(const struct config *cfg)
 			pr_err("out of memory");
 			goto out;
 		}
+		if (cfg->http_max_body)
+			api_ctl_set_max_body(ctl, cfg->http_max_body);
 		if (preset)
 			api_ctl_mark_started(ctl);
 		if (metrics_add_source(in.opts.metrics, "get_api_requests", fill_get_api_requests,

@@ -65,6 +65,7 @@ void cli_usage(void)
 	       "                     the launch's start (CLOCK_MONOTONIC) and CPU time, as\n"
 	       "                     Firecracker's jailer (and flint-jail) passes them\n"
 	       "  --boot-timer       accepted: flint's boot timer device is always on\n"
+	       "  --http-api-max-payload-size N  the API's cap on a request body (51200)\n"
 	       "\nRestoring a snapshot (as PUT /snapshot/load; make one with PUT\n"
 	       "/snapshot/create):\n"
 	       "  --restore FILE     the snapshot's state file; the VM runs at once\n"
@@ -225,7 +226,7 @@ static bool valid_id(const char *s)
 	return true;
 }
 
-/* A count of microseconds: decimal digits only. */
+/* A count (of microseconds, of bytes): decimal digits only. */
 static int parse_us(const char *s, uint64_t *out)
 {
 	char *end;
@@ -828,7 +829,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		O_START_TIME,
 		O_START_CPU,
 		O_PARENT_CPU,
-		O_BOOT_TIMER
+		O_BOOT_TIMER,
+		O_HTTP_MAX
 	};
 	static const struct option opts[] = {
 	    {"kernel", required_argument, NULL, O_KERNEL},
@@ -870,6 +872,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	    {"start-time-cpu-us", required_argument, NULL, O_START_CPU},
 	    {"parent-cpu-time-us", required_argument, NULL, O_PARENT_CPU},
 	    {"boot-timer", no_argument, NULL, O_BOOT_TIMER},
+	    {"http-api-max-payload-size", required_argument, NULL, O_HTTP_MAX},
 	    {"restore", required_argument, NULL, O_RESTORE},
 	    {"mem-file", required_argument, NULL, O_MEM_FILE},
 	    {"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
@@ -1123,6 +1126,16 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		}
 		case O_BOOT_TIMER:
 			break;
+		case O_HTTP_MAX: {
+			uint64_t n;
+			if (parse_us(optarg, &n) < 0 || n < 1 || n > CLI_HTTP_MAX_BODY)
+				return bad(
+				    err, errlen,
+				    "--http-api-max-payload-size %s: expected bytes, 1 to %u",
+				    optarg, CLI_HTTP_MAX_BODY);
+			cfg->http_max_body = n;
+			break;
+		}
 		case O_RESTORE:
 			cfg->restore = optarg;
 			break;

@@ -61,6 +61,9 @@ struct copy_cfg {
 
 enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
 
+/* The largest --http-api-max-payload-size: a body is held in memory. */
+#define CLI_HTTP_MAX_BODY (64u << 20)
+
 struct config {
 	const char *kernel;
 	const char *initrd;  /* NULL for none */
@@ -102,6 +105,9 @@ struct config {
 	 * spent on the launch before forking this process. The metrics'
 	 * api_server section reports from them. --boot-timer is taken as
 	 * Firecracker's: flint's boot timer is always on. */
+	/* --http-api-max-payload-size, 1 to CLI_HTTP_MAX_BODY; 0: the API's
+	 * default, Firecracker's 51200 */
+	size_t http_max_body;
 	bool has_start_time;	  /* --start-time-us given */
 	bool has_start_time_cpu;  /* --start-time-cpu-us given */
 	bool has_parent_cpu_time; /* --parent-cpu-time-us given */

@@ -215,6 +215,16 @@ time.sleep(5)' "$SOCK" &
 	[ -n "$why" ] || [ "${cpu:-0}" -gt 5000 ] ||
 		why="process_startup_time_cpu_us '$cpu', not flint's own CPU time plus the parent's 5000: $line"
 	report api-jailer-start-times "$why" "$OUT/jailtimes.err"
+	# --http-api-max-payload-size: the cap on a body, as Firecracker's.
+	why=""
+	api_start smallcap --http-api-max-payload-size 20 || why="the API socket did not answer"
+	api_req PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 64}'
+	expect_api 400 "larger than the limit of 20 allowed" "a 37-byte body over a cap of 20"
+	api_req PUT /machine-config '{"vcpu_count": 1}'
+	expect_api 400 "mem_size_mib" "a 17-byte body under it"
+	kill -TERM $api_pid
+	api_wait
+	report api-http-max-payload "$why" "$OUT/smallcap.err"
 	check api-start-time-future 125 "" "later than now" -- \
 		--start-time-us 99999999999999 --api-sock "$OUT/future.sock"
 

@@ -511,6 +511,34 @@ Test(api_router, oversized_body, .init = setup, .fini = teardown)
 	cr_assert(strstr(fault_msg(), "larger than the limit"));
 }
 
+/* --http-api-max-payload-size: the cap is the controller's. */
+Test(api_router, body_cap_set, .init = setup, .fini = teardown)
+{
+	size_t n = 100001;
+	char *big = malloc(n + 1);
+	cr_assert_not_null(big);
+	memset(big, ' ', n);
+	big[0] = '{';
+	big[n - 1] = '}';
+	big[n] = '\0';
+	cr_assert_eq(api_ctl_max_body(ctl), API_MAX_BODY);
+	api_ctl_set_max_body(ctl, 100000);
+	expect_fault("PUT", "/boot-source", big, "larger than the limit of 100000");
+	/* 60000 bytes, over Firecracker's default: parsed now. */
+	big[59999] = '}';
+	api_resp_free(&resp);
+	cr_assert_eq(api_handle(ctl, "PUT", "/boot-source", big, 60000, &resp), 400);
+	cr_assert(strstr(fault_msg(), "kernel_image_path"), "%s", resp.body);
+	/* A smaller cap refuses what the default takes. */
+	api_ctl_set_max_body(ctl, 10);
+	api_resp_free(&resp);
+	cr_assert_eq(
+	    api_handle(ctl, "PUT", "/boot-source", "{\"kernel_image_path\": \"k\"}", 27, &resp),
+	    400);
+	cr_assert(strstr(fault_msg(), "larger than the limit of 10 "), "%s", resp.body);
+	free(big);
+}
+
 Test(api_router, phase_rules, .init = setup, .fini = teardown)
 {
 	/* Before the start. */

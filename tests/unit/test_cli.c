@@ -358,6 +358,15 @@ Test(cli, firecracker_jailer_arguments)
 	cr_assert_eq(PARSE(&c, err, "--start-time-us", "99999999999999999999999"), CLI_ERROR);
 	cr_assert_eq(PARSE(&c, err, "--module", ""), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--module"), "%s", err);
+
+	cr_assert_eq(PARSE(&c, err, "--http-api-max-payload-size", "100000"), CLI_RUN, "%s", err);
+	cr_assert_eq(c.http_max_body, 100000);
+	cr_assert_eq(PARSE(&c, err, "--api-sock", "/a"), CLI_RUN, "%s", err);
+	cr_assert_eq(c.http_max_body, 0, "unset: the API's default");
+	cr_assert_eq(PARSE(&c, err, "--http-api-max-payload-size", "0"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--http-api-max-payload-size 0: expected bytes, 1 to"), "%s",
+			   err);
+	cr_assert_eq(PARSE(&c, err, "--http-api-max-payload-size", "67108865"), CLI_ERROR);
 }
 
 /* --restore and its options (PUT /snapshot/load's, from the command line). */

@@ -381,6 +381,15 @@ static int save_full(struct run_ctx *rc, char *msg, size_t len)
 	return 0;
 }
 
+/* The guest stopped answering (no agent, or a command not stopped at its
+ * timeout): at the stop, say where it was. */
+static void run_stuck(void *ctx)
+{
+	struct run_ctx *rc = ctx;
+
+	vm_describe_at_stop(rc->vm);
+}
+
 static void run_finish(void *ctx, int status, const char *msg)
 {
 	struct run_ctx *rc = ctx;
@@ -557,6 +566,7 @@ static int run_command(struct config *cfg)
 	    .out_fd = STDOUT_FILENO,
 	    .err_fd = STDERR_FILENO,
 	    .finish = run_finish,
+	    .stuck = run_stuck,
 	    /* --save-after saves in run_finish, once the command is done. */
 	    .ready = cfg->save_snapshot && !cfg->save_after ? save_when_ready : NULL,
 	    .go = cfg->wait_fd ? resume_on_go : NULL,

@@ -28,9 +28,6 @@
 #include "core/phases.h"
 #include "core/seccomp.h"
 
-/* The agent kills the command at timeout_s; no status this much later
- * means the guest is stuck, and flint gives up on it. */
-#define RUN_GUARD_S 10
 /* Output is written in pieces a pipe takes whole once poll() calls it
  * writable (PIPE_BUF), so that the thread never blocks outside poll() and
  * run_stop can always interrupt it. */
@@ -122,6 +119,8 @@ static int wait_agent(struct session *s)
 		if (pf[0].revents)
 			return -1;
 		if (n == 0) {
+			if (r->p.stuck)
+				r->p.stuck(r->p.ctx);
 			snprintf(s->msg, MSG_LEN,
 				 "flint run: the guest agent did not connect within %u s",
 				 r->p.boot_timeout_s);
@@ -273,6 +272,8 @@ static int connect_agent(struct session *s)
 			return -1;
 		delay = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
 	}
+	if (r->p.stuck)
+		r->p.stuck(r->p.ctx);
 	snprintf(s->msg, MSG_LEN,
 		 "flint run: the guest agent did not answer on vsock port %u within %u s (%u %s, "
 		 "the last: %s)",
@@ -451,6 +452,8 @@ static int relay(struct session *s)
 		if (n < 0)
 			return lost(s, errno);
 		if (n == 0) {
+			if (r->p.stuck)
+				r->p.stuck(r->p.ctx);
 			snprintf(s->msg, MSG_LEN,
 				 "flint run: the command timed out after %u s (the guest did not "
 				 "stop it)",

@@ -53,6 +53,10 @@ enum run_mode {
 #define RUN_READY_SEND	    (-1) /* send the command on the accepted connection */
 #define RUN_READY_RECONNECT (-2) /* close it and reach the agent as RUN_CONNECT does */
 
+/* The agent kills the command at timeout_s; no status this much later
+ * means the guest is stuck, and flint gives up on it. */
+#define RUN_GUARD_S 10
+
 struct run_params {
 	enum run_mode mode;
 	const char *listen_path; /* RUN_ACCEPT: "<uds>_<AGENT_VSOCK_PORT>" */
@@ -74,6 +78,11 @@ struct run_params {
 	/* Called once, from the run thread, when the command has finished or
 	 * failed; msg is NULL or a one-line reason for the user. */
 	void (*finish)(void *ctx, int status, const char *msg);
+	/* Optional: called from the run thread, before finish(), when the
+	 * guest stopped answering: its agent did not come up within
+	 * boot_timeout_s, or did not report the command killed within
+	 * RUN_GUARD_S of timeout_s. */
+	void (*stuck)(void *ctx);
 	/* RUN_ACCEPT, optional: called once, from the run thread, when the
 	 * agent's connection is accepted, before anything is sent on it
 	 * (`flint run --save-snapshot` pauses and saves the VM there). Returns

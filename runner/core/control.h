@@ -20,7 +20,7 @@ enum stop_reason {
 	STOP_GUEST_EXIT,  /* the guest wrote its exit device; value: what it wrote */
 	STOP_GUEST_PANIC, /* the guest kernel panicked */
 	STOP_GUEST_CRASH, /* triple fault, KVM internal or emulation error, crash event */
-	STOP_HOST_SIGNAL, /* SIGINT/SIGTERM/SIGHUP on the host; value: the signal */
+	STOP_HOST_SIGNAL, /* SIGINT/SIGTERM/SIGHUP/SIGQUIT on the host; value: the signal */
 	STOP_REQUESTED,	  /* vm_request_stop, a stop action; value: the requester's */
 	STOP_ERROR,	  /* flint failed: KVM_RUN, a thread, a seccomp filter */
 };

@@ -732,6 +732,28 @@ static void tty_raw(struct vm *vm)
 		vm->tty_raw = true;
 }
 
+/* Where each vCPU was at the end: for a guest stopped from outside, the
+ * place its kernel was looping in (look it up in System.map), and its
+ * interrupt state: for a guest that halted and was never woken, whether
+ * its timer was armed and what it had in service. After the joins. */
+static void print_where(struct vm *vm)
+{
+	char line[512];
+	char rips[32 + VMC_MAX_VCPUS * sizeof(" 31:rip=0xffffffffffffffff")];
+	size_t n = snprintf(rips, sizeof(rips), "vCPUs left the guest at:");
+
+	for (unsigned i = 0; i < vm->nvcpus && n < sizeof(rips); i++)
+		n += vm->vcpus[i].left_valid
+			 ? snprintf(rips + n, sizeof(rips) - n, " %u:rip=%#llx", i,
+				    (unsigned long long)vm->vcpus[i].left_rip)
+			 : snprintf(rips + n, sizeof(rips) - n, " %u:unknown", i);
+	pr_info("%s", rips);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].fd >= 0 &&
+		    vcpu_state_describe_apic(vm->vcpus[i].fd, line, sizeof(line)) == 0)
+			pr_info("vCPU %u's local APIC: %s", i, line);
+}
+
 static void print_stats(struct vm *vm)
 {
 	struct vm_exits e;
@@ -761,22 +783,7 @@ static void print_stats(struct vm *vm)
 	pr_info("%s", line);
 	if (vm->timer.boot_us)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
-	/* Where each vCPU was at the end: for a guest stopped from outside,
-	 * the place its kernel was looping in (look it up in System.map). */
-	char rips[32 + VMC_MAX_VCPUS * sizeof(" 31:rip=0xffffffffffffffff")];
-	n = snprintf(rips, sizeof(rips), "vCPUs left the guest at:");
-	for (unsigned i = 0; i < vm->nvcpus && n < sizeof(rips); i++)
-		n += vm->vcpus[i].left_valid
-			 ? snprintf(rips + n, sizeof(rips) - n, " %u:rip=%#llx", i,
-				    (unsigned long long)vm->vcpus[i].left_rip)
-			 : snprintf(rips + n, sizeof(rips) - n, " %u:unknown", i);
-	pr_info("%s", rips);
-	/* And its interrupt state: for a guest that halted and was never
-	 * woken, whether its timer was armed and what it had in service. */
-	for (unsigned i = 0; i < vm->nvcpus; i++)
-		if (vm->vcpus[i].fd >= 0 &&
-		    vcpu_state_describe_apic(vm->vcpus[i].fd, line, sizeof(line)) == 0)
-			pr_info("vCPU %u's local APIC: %s", i, line);
+	print_where(vm);
 	if (vm->devs)
 		devices_print_stats(vm->devs);
 }
@@ -945,6 +952,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -1035,9 +1043,20 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	close_fd(&sfd);
 	if (vm->opts.stats)
 		print_stats(vm);
+	else if ((atomic_load(&vm->ctl.reason) == STOP_HOST_SIGNAL && vm->ctl.value == SIGQUIT) ||
+		 atomic_load(&vm->describe_at_stop))
+		/* SIGQUIT, or a guest that stopped answering: say where it
+		 * was (a hung guest's post-mortem, as a Go program's goroutine
+		 * dump on SIGQUIT). */
+		print_where(vm);
 	how->reason = atomic_load(&vm->ctl.reason);
 	how->value = vm->ctl.value;
 	snprintf(how->msg, sizeof(how->msg), "%s", vm->ctl.msg);
+}
+
+void vm_describe_at_stop(struct vm *vm)
+{
+	atomic_store(&vm->describe_at_stop, true);
 }
 
 void vm_request_stop(struct vm *vm, int status, const char *msg)

@@ -67,6 +67,11 @@ void vm_run(struct vm *vm, struct vm_exit *how);
  * for none) without waiting; the first stop request wins. Any thread. */
 void vm_request_stop(struct vm *vm, int status, const char *msg);
 
+/* When the VM has stopped, log where each vCPU was (its RIP and its local
+ * APIC's timer and interrupts), as --stats and SIGQUIT do: for a guest
+ * that stopped answering. Any thread; no system call. */
+void vm_describe_at_stop(struct vm *vm);
+
 /* What the VM can be asked to do (vm_act). */
 enum vm_action {
 	/* Stop the VM (STOP_REQUESTED, value arg). Answered once the stop is

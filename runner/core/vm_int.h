@@ -76,6 +76,7 @@ struct vm {
 	bool reset_clock_realtime;
 	char reset_refusal[256];
 	_Atomic uint64_t reset_us;
+	atomic_bool describe_at_stop; /* vm_describe_at_stop */
 	struct termios tty;
 	bool tty_raw;
 };

@@ -153,6 +153,27 @@ grep -q '^PASS' "$OUT/pause.verdicts" || why="no verdicts${why:+, $why}"
 truncate -s 1M "$OUT/disk"
 check seccomp-evloop-stats 42 "hello from the tiny guest" "vda: reads=0" -- \
 	--kernel "$OUT/tiny-EXIT_STATUS.elf" --vcpus 2 --drive "path=$OUT/disk" --stats
+# SIGQUIT stops the VM (128+3) and says where each vCPU was, its RIP and
+# its local APIC (a hung guest's post-mortem), without --stats.
+why=""
+timeout 20 "$FLINT" --kernel "$OUT/tiny-COUNT.elf" --vcpus 2 >"$OUT/quit.out" 2>"$OUT/quit.err" \
+	</dev/null &
+quit_pid=$!
+n=0
+until grep -q tick "$OUT/quit.out" 2>/dev/null || [ $n -ge 100 ]; do
+	sleep 0.05
+	n=$((n + 1))
+done
+kill -QUIT $quit_pid
+got=0
+wait $quit_pid || got=$?
+[ "$got" = 131 ] || why="status $got, expected 131"
+[ -n "$why" ] || grep -q "stopped by signal 3" "$OUT/quit.err" || why="no 'stopped by signal 3'"
+[ -n "$why" ] || grep -q "vCPUs left the guest at: 0:rip=0x[0-9a-f]* 1:" "$OUT/quit.err" ||
+	why="no vCPU RIPs"
+[ -n "$why" ] || grep -q "vCPU 1's local APIC: timer" "$OUT/quit.err" || why="no local APIC line"
+[ -n "$why" ] || ! grep -q "KVM exits" "$OUT/quit.err" || why="--stats' counts without --stats"
+report sigquit-says-where "$why" "$OUT/quit.err"
 # The hidden test hook makes a forbidden call (execve) on one thread once its
 # filter is on: SIGSYS kills flint (status 128+31), or, with --seccomp-log,
 # the call is only logged and the guest runs to its end. The vCPU's call

@@ -60,7 +60,19 @@ struct harness {
 	int go_ret;
 	const char *go_msg;
 	atomic_int go_calls;
+	atomic_int stuck_calls, stuck_before_finish;
 };
+
+static void on_stuck(void *ctx)
+{
+	struct harness *h = ctx;
+
+	pthread_mutex_lock(&h->m);
+	atomic_fetch_add(&h->stuck_calls, 1);
+	if (!h->calls)
+		atomic_fetch_add(&h->stuck_before_finish, 1);
+	pthread_mutex_unlock(&h->m);
+}
 
 static int on_ready(void *ctx, char *msg, size_t len)
 {
@@ -124,6 +136,7 @@ static void start_mode(struct harness *h, enum run_mode mode, char **argv, int a
 	    .out_fd = h->out,
 	    .err_fd = h->err,
 	    .finish = on_finish,
+	    .stuck = on_stuck,
 	    .ready = ready ? on_ready : NULL,
 	    .ctx = h,
 	};
@@ -695,6 +708,7 @@ Test(run_fake, agent_never_connects)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cr_assert_str_eq(h.msg, "flint run: the guest agent did not connect within 1 s");
 	cr_assert_geq(t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9, 0.9);
+	cr_assert_eq(atomic_load(&h.stuck_before_finish), 1, "the stuck guest not said");
 	struct run_timings t;
 	run_get_timings(h.run, &t);
 	cr_assert_eq(t.agent_ready_us, 0);
@@ -728,6 +742,27 @@ Test(run_fake, stop_during_the_command)
 	cr_assert_eq(lseek(h.out, 0, SEEK_END), 1);
 	finish(&h);
 	cr_assert_eq(h.calls, 0);
+	fake_end(f);
+}
+
+/* An agent that never reports the command killed at its timeout: after
+ * RUN_GUARD_S more, flint gives up with 124, and says first that the
+ * guest is stuck (main.c then logs where its vCPUs were). */
+Test(run_fake, guest_silent_past_the_timeout_is_stuck, .timeout = 30)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("sleep", "100"), 2, 1, 5, false);
+	f = fake_start(h.path);
+	f->hold = true;
+	fake_go(f);
+	cr_assert_eq(wait_finish(&h, 1 + RUN_GUARD_S + 5), RUN_EXIT_TIMEOUT);
+	cr_assert_str_eq(h.msg,
+			 "flint run: the command timed out after 1 s (the guest did not stop it)");
+	cr_assert_eq(atomic_load(&h.stuck_calls), 1);
+	cr_assert_eq(atomic_load(&h.stuck_before_finish), 1);
+	finish(&h);
 	fake_end(f);
 }
 
@@ -1399,6 +1434,7 @@ Test(run_connect, nothing_answers_within_the_boot_timeout)
 	fake_go(f);
 	cr_assert_eq(wait_finish(&h, 5), RUN_EXIT_NO_AGENT);
 	cr_assert_geq(secs_since(&t0), 0.9);
+	cr_assert_eq(atomic_load(&h.stuck_before_finish), 1, "the stuck guest not said");
 	fake_stop(f);
 	unsigned n = atomic_load(&f->conns);
 	/* Tries before the fake listened are counted too. */

@@ -24,6 +24,18 @@ register() {
 	api PUT "/functions/$1" "$T/fn.json"
 	echo "PUT /functions/$1 -> $code $(head -c 300 "$T/body")"
 }
+# tell_invocation FN HEADERS-FILE: what there is to go on for a wrong
+# answer: its X-Flint-* headers, and the stderr its flint left (flint's own
+# lines among it: a guest that stopped answering says where its vCPUs were,
+# their rip and local APIC). Overwrites $code and $T/body.
+tell_invocation() {
+	tr -d '\r' <"$2" 2>/dev/null | grep -i '^x-flint' | sed 's/^/    /'
+	id=$(tr -d '\r' <"$2" 2>/dev/null | sed -n 's/^x-flint-invocation-id: //Ip' | head -n 1)
+	[ -n "$id" ] || return 0
+	api GET "/functions/$1/invocations/$id/stderr"
+	echo "    its kept stderr ($code):"
+	tail -n 20 "$T/body" | sed 's/^/    | /'
+}
 stop_server() {
 	kill "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null

@@ -45,12 +45,7 @@ k=0
 while [ $k -lt 50 ]; do
 	if [ "$(cat "$T/c$k")" != 200 ] || [ "$(cat "$T/r$k")" != "got:req$k" ]; then
 		echo "invocation $k: status $(cat "$T/c$k"), body '$(head -c 200 "$T/r$k")'"
-		# What there is to go on: its VM, its times, the stderr its
-		# flint left (flint's own messages among it).
-		grep -i '^x-flint' "$T/h$k" 2>/dev/null | tr -d '\r' | sed 's/^/    /'
-		id=$(hdr X-Flint-Invocation-Id "$T/h$k" 2>/dev/null)
-		[ -z "$id" ] || api GET "/functions/echo/invocations/$id/stderr"
-		[ -z "$id" ] || { echo "    its kept stderr ($code):"; tail -n 20 "$T/body" | sed 's/^/    | /'; }
+		tell_invocation echo "$T/h$k"
 		bad=$((bad + 1))
 	fi
 	k=$((k + 1))

@@ -40,7 +40,7 @@ invoke_many() { # N: N invocations, 4 at a time, each answering its own input
 	lanes=
 	for lane in 0 1 2 3; do
 		(k=$lane; while [ $k -lt "$n" ]; do
-			c=$(printf 'req%s\n' $k | curl -s --unix-socket "$SOCK" -o "$T/r$k" \
+			c=$(printf 'req%s\n' $k | curl -s --unix-socket "$SOCK" -o "$T/r$k" -D "$T/h$k" \
 				-w '%{http_code}' --data-binary @- http://flint/functions/echo/invoke) || c=000
 			echo "$c" >"$T/c$k"
 			k=$((k + 4))
@@ -53,6 +53,7 @@ invoke_many() { # N: N invocations, 4 at a time, each answering its own input
 	while [ $k -lt "$n" ]; do
 		if [ "$(cat "$T/c$k")" != 200 ] || [ "$(cat "$T/r$k")" != "got:req$k" ]; then
 			echo "invocation $k: status $(cat "$T/c$k"), body '$(head -c 200 "$T/r$k")'"
+			tell_invocation echo "$T/h$k"
 			bad=$((bad + 1))
 			grep -q SEEN "$T/r$k" && seen=$((seen + 1))
 		fi

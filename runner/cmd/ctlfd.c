@@ -25,17 +25,23 @@ struct ctlfd {
 	bool started;
 };
 
-bool ctlfd_answer(const char *line, ctlfd_reset_fn reset, void *ctx, char *ans, size_t len)
+bool ctlfd_answer(const char *line, const struct ctlfd_ops *ops, void *ctx, char *ans, size_t len)
 {
 	struct vm_err err = {0};
 	uint64_t t0;
 
+	if (!strcmp(line, "where")) {
+		ops->where(ctx);
+		snprintf(ans, len, "ok\n");
+		return true;
+	}
 	if (strcmp(line, "reset") != 0) {
-		snprintf(ans, len, "error unknown request '%.32s' (expected reset)\n", line);
+		snprintf(ans, len, "error unknown request '%.32s' (expected reset or where)\n",
+			 line);
 		return false;
 	}
 	t0 = now_ns();
-	if (reset(ctx, &err) < 0) {
+	if (ops->reset(ctx, &err) < 0) {
 		/* One line: a message never carries a newline on. */
 		err.msg[strcspn(err.msg, "\n")] = '\0';
 		snprintf(ans, len, "error %s\n", err.msg[0] ? err.msg : strerror(-err.code));
@@ -49,6 +55,13 @@ static int reset_vm(void *ctx, struct vm_err *err)
 {
 	return vm_reset(ctx, err);
 }
+
+static void where_vm(void *ctx)
+{
+	vm_describe_at_stop(ctx);
+}
+
+static const struct ctlfd_ops vm_ops = {.reset = reset_vm, .where = where_vm};
 
 static int write_all(int fd, const char *s, size_t n)
 {
@@ -104,7 +117,7 @@ static void serve(struct ctlfd *c)
 				snprintf(ans, sizeof(ans), "error request longer than %d bytes\n",
 					 LINE_MAX_LEN);
 			else
-				ctlfd_answer(buf, reset_vm, c->vm, ans, sizeof(ans));
+				ctlfd_answer(buf, &vm_ops, c->vm, ans, sizeof(ans));
 			skipping = false;
 			memmove(buf, nl + 1, have - len - 1);
 			have -= len + 1;

@@ -5,6 +5,9 @@
  *   "reset\n"  -> vm_reset: "ok <microseconds>\n" (the time from the request
  *                 read to the VM running again from its snapshot) or
  *                 "error <message>\n"
+ *   "where\n"  -> vm_describe_at_stop: "ok\n"; when the VM stops, flint
+ *                 logs where each vCPU was (a supervisor whose request the
+ *                 guest did not answer asks it before letting the VM go)
  *   other      -> "error unknown request ...\n"
  *
  * The fd's end (EOF, or an error reading it) stops the VM, as if asked,
@@ -28,11 +31,17 @@ int ctlfd_start(struct ctlfd **out, int fd, struct vm *vm) WARN_UNUSED;
  * the fd. NULL ok. */
 void ctlfd_stop(struct ctlfd *c);
 
+/* What a request does to the VM: vm_reset and vm_describe_at_stop in
+ * flint, stand-ins in tests. */
+struct ctlfd_ops {
+	int (*reset)(void *ctx, struct vm_err *err);
+	void (*where)(void *ctx);
+};
+
 /* One request line (without its newline) answered into ans (a line with
- * its newline): what the thread does with each, reset through
- * reset(ctx, err). Returns false when the line asks nothing of the VM
- * (an unknown request: ans says so). For tests. */
-typedef int (*ctlfd_reset_fn)(void *ctx, struct vm_err *err);
-bool ctlfd_answer(const char *line, ctlfd_reset_fn reset, void *ctx, char *ans, size_t len);
+ * its newline): what the thread does with each, through ops on ctx.
+ * Returns false when the line asks nothing of the VM (an unknown request:
+ * ans says so). For tests. */
+bool ctlfd_answer(const char *line, const struct ctlfd_ops *ops, void *ctx, char *ans, size_t len);
 
 #endif

@@ -228,6 +228,8 @@ static void finish(struct call *c)
 	pthread_mutex_lock(&s->lock);
 	c->vm->run_w = NULL;
 	c->vm->run_ac = NULL;
+	/* Its agent gave no status past the timeout: a guest stuck. */
+	c->vm->stuck = c->ac && c->res.outcome == WORKER_TIMEOUT && c->res.deadline;
 	again = reusable(c);
 	if (again)
 		worker_log_rewind(c->vm->vmw); /* its stderr, between requests */

@@ -408,6 +408,28 @@ static void tell_lost(const struct serve_vm *v)
 		line[0] ? (res.err_truncated ? " (past the part kept): " : ": ") : "", line);
 }
 
+#define STUCK_STOP_MS 3000 /* a stuck VM's flint: to say where it was and exit */
+
+/* A reuse VM whose guest stopped answering: where its vCPUs were, as its
+ * flint logs it at the stop (their rip and local APIC), into the log. */
+static void tell_stuck(const struct serve_vm *v)
+{
+	struct worker_result res;
+	const char *p, *nl;
+
+	if (!v->vmw || worker_stop_saying_where(v->vmw, STUCK_STOP_MS, &res) < 0 || !res.err)
+		return;
+	pr_warn("flint serve: %s: VM %" PRIu64 ": its guest did not answer a request in time; "
+		"where it was:",
+		v->fn->cfg.name, v->id);
+	for (p = res.err; *p; p = *nl ? nl + 1 : nl) {
+		nl = p + strcspn(p, "\n");
+		if (memmem(p, (size_t)(nl - p), "vCPU", 4))
+			pr_warn("flint serve: %s: VM %" PRIu64 ":   %.*s", v->fn->cfg.name, v->id,
+				(int)(nl - p), p);
+	}
+}
+
 /* Kills and reaps the VMs on the reap list (outside the lock). */
 static void reap(struct server *s)
 {
@@ -418,6 +440,8 @@ static void reap(struct server *s)
 	for (v = list; v; v = v->next)
 		if (v->lost)
 			tell_lost(v);
+		else if (v->stuck)
+			tell_stuck(v);
 	for (v = list; v; v = v->next) {
 		worker_kill(v->w);
 		worker_kill(v->vmw);

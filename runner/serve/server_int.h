@@ -96,6 +96,10 @@ struct serve_vm {
 	struct agentc *run_ac; /* or its session with the VM's agent */
 	bool busy;
 	bool lost; /* warm, its flint ended by itself: say how, at its reaping */
+	/* Reuse: its guest did not answer a request in time (no status past
+	 * the timeout): at its reaping, its flint is asked where the vCPUs
+	 * were, and that is logged. */
+	bool stuck;
 };
 
 /* A request handed to the pool (its ctx): how it was placed, filled in by

@@ -779,37 +779,48 @@ static int control_line(struct worker *w, uint64_t deadline)
 	}
 }
 
+/* Send req (a line) on the control socket and take flint's answer into
+ * w->ctl_line by the deadline. 0, -EPIPE (flint gone: the socket closed),
+ * or control_line's error (the socket closed: a late answer can never be
+ * taken for the next request's). */
+static int control_request(struct worker *w, const char *req, uint64_t deadline)
+{
+	size_t len = strlen(req);
+	ssize_t sent;
+	int r;
+
+	if (w->ctl_fd < 0)
+		return -EPIPE;
+	w->ctl_len = 0;
+	while ((sent = send(w->ctl_fd, req, len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (sent != (ssize_t)len) {
+		/* A few bytes sent into an empty socket either go whole or
+		 * fail: flint has closed its end. */
+		close_fd(&w->ctl_fd);
+		return -EPIPE;
+	}
+	if ((r = control_line(w, deadline)) < 0)
+		close_fd(&w->ctl_fd);
+	w->ctl_len = 0; /* one answer per request: nothing is left over */
+	return r;
+}
+
 int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err, size_t errlen)
 {
-	static const char req[] = "reset\n";
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	unsigned long long n;
-	ssize_t sent;
 	int r;
 
 	if (errlen)
 		err[0] = '\0';
 	if (!w->control)
 		return -EINVAL;
-	if (w->ctl_fd < 0)
-		return -EPIPE;
-	w->ctl_len = 0;
-	while ((sent = send(w->ctl_fd, req, sizeof(req) - 1, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (sent != (ssize_t)sizeof(req) - 1) {
-		/* A six-byte send into an empty socket either goes whole or
-		 * fails: flint has closed its end. */
-		close_fd(&w->ctl_fd);
-		return -EPIPE;
-	}
-	if ((r = control_line(w, deadline)) < 0) {
-		/* Whatever comes later must not answer the next request. */
-		close_fd(&w->ctl_fd);
+	if ((r = control_request(w, "reset\n", deadline)) < 0) {
 		if (r == -EPROTO && errlen)
 			snprintf(err, errlen, "an answer longer than %d bytes", CONTROL_LINE_MAX);
 		return r == -EPROTO ? -EIO : r;
 	}
-	w->ctl_len = 0; /* one answer per request: nothing is left over */
 	if (sscanf(w->ctl_line, "ok %llu", &n) == 1) {
 		if (us)
 			*us = n;
@@ -819,6 +830,20 @@ int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 		snprintf(err, errlen, "%s",
 			 !strncmp(w->ctl_line, "error ", 6) ? w->ctl_line + 6 : w->ctl_line);
 	return -EIO;
+}
+
+int worker_stop_saying_where(struct worker *w, unsigned timeout_ms, struct worker_result *res)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	if (!w->control || w->done)
+		return w->done ? worker_wait(w, res) : -EINVAL;
+	/* Whatever the answer, the VM is let go now; its words come with
+	 * its stderr. */
+	(void)control_request(w, "where\n", deadline);
+	if (!w->deadline_ns || w->deadline_ns > deadline)
+		w->deadline_ns = deadline;
+	return worker_wait(w, res);
 }
 
 bool worker_exited(struct worker *w)

@@ -244,6 +244,15 @@ int worker_discard(struct worker *w, struct worker_result *res) WARN_UNUSED;
 int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 		 size_t errlen) WARN_UNUSED;
 
+/* A WORKER_VM with control whose guest stopped answering: "where" on its
+ * control socket (flint will log where each vCPU was when it stops the
+ * VM), then the socket closed (it stops the VM and exits), waited for
+ * timeout_ms at most before the group is killed; reaped into *res, whose
+ * err then holds those lines. 0, or as worker_wait; -EINVAL without
+ * control. */
+int worker_stop_saying_where(struct worker *w, unsigned timeout_ms,
+			     struct worker_result *res) WARN_UNUSED;
+
 /* Whether flint has exited (not reaped yet; worker_wait does that).
  * Never blocks: for a pool checking its warm workers. */
 bool worker_exited(struct worker *w);

@@ -11,7 +11,7 @@
 struct fake {
 	int ret;
 	const char *msg;
-	unsigned calls;
+	unsigned calls, wheres;
 };
 
 static int fake_reset(void *ctx, struct vm_err *err)
@@ -24,13 +24,22 @@ static int fake_reset(void *ctx, struct vm_err *err)
 	return 0;
 }
 
+static void fake_where(void *ctx)
+{
+	struct fake *f = ctx;
+
+	f->wheres++;
+}
+
+static const struct ctlfd_ops fake_ops = {.reset = fake_reset, .where = fake_where};
+
 Test(ctlfd, reset_ok_gives_the_time)
 {
 	struct fake f = {0};
 	char ans[600];
 	unsigned long long us;
 
-	cr_assert(ctlfd_answer("reset", fake_reset, &f, ans, sizeof(ans)));
+	cr_assert(ctlfd_answer("reset", &fake_ops, &f, ans, sizeof(ans)));
 	cr_assert_eq(f.calls, 1);
 	cr_assert_eq(sscanf(ans, "ok %llu\n", &us), 1, "%s", ans);
 	cr_assert_eq(ans[strlen(ans) - 1], '\n');
@@ -42,10 +51,10 @@ Test(ctlfd, reset_error_is_one_line_with_the_message)
 	struct fake f = {.ret = -EOPNOTSUPP, .msg = "this VM cannot be reset: Uffd\nsecond line"};
 	char ans[600];
 
-	cr_assert(ctlfd_answer("reset", fake_reset, &f, ans, sizeof(ans)));
+	cr_assert(ctlfd_answer("reset", &fake_ops, &f, ans, sizeof(ans)));
 	cr_assert_str_eq(ans, "error this VM cannot be reset: Uffd\n");
 	f.msg = "";
-	cr_assert(ctlfd_answer("reset", fake_reset, &f, ans, sizeof(ans)));
+	cr_assert(ctlfd_answer("reset", &fake_ops, &f, ans, sizeof(ans)));
 	cr_assert_str_eq(ans, "error Operation not supported\n");
 }
 
@@ -53,12 +62,25 @@ Test(ctlfd, unknown_requests_touch_nothing)
 {
 	struct fake f = {0};
 	char ans[600];
-	static const char *const bad[] = {"", "Reset", "reset now", "stop", " reset"};
+	static const char *const bad[] = {"", "Reset", "reset now", "stop", " reset", "where?"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_assert_not(ctlfd_answer(bad[i], fake_reset, &f, ans, sizeof(ans)));
+		cr_assert_not(ctlfd_answer(bad[i], &fake_ops, &f, ans, sizeof(ans)));
 		cr_assert(!strncmp(ans, "error unknown request", 21), "%s", ans);
 		cr_assert_eq(ans[strlen(ans) - 1], '\n');
 	}
+	cr_assert_eq(f.calls, 0);
+	cr_assert_eq(f.wheres, 0);
+}
+
+/* "where": the VM will say where its vCPUs were when it stops. */
+Test(ctlfd, where_asks_for_the_vcpus_at_the_stop)
+{
+	struct fake f = {0};
+	char ans[600];
+
+	cr_assert(ctlfd_answer("where", &fake_ops, &f, ans, sizeof(ans)));
+	cr_assert_str_eq(ans, "ok\n");
+	cr_assert_eq(f.wheres, 1);
 	cr_assert_eq(f.calls, 0);
 }

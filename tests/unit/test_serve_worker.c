@@ -1223,7 +1223,9 @@ Test(worker, without_a_pidfd)
  * flood: 100 KB on stderr before the crash's line; chat: 40 KB on stderr
  * before each answer, a crash at the third), and exits 0 at the socket's
  * end, as flint does. check: "ok 1" only when its stdin and stdout are
- * /dev/null and fd 3 a socket, as a detached VM's are. */
+ * /dev/null and fd 3 a socket, as a detached VM's are. where: "ok" to
+ * "where", and at the end the line flint would log; hang: "ok" to each,
+ * and no exit at the end. */
 static const char vm_flint[] =
     "#!/bin/sh\n"
     "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
@@ -1242,12 +1244,16 @@ static const char vm_flint[] =
     ";;\n"
     "\tchat) if [ $n = 3 ]; then echo 'flint: the end' >&2; exit 122; fi\n"
     "\t\thead -c 40000 /dev/zero | tr '\\0' y >&2; printf 'ok %d\\n' $n >&3 ;;\n"
+    "\twhere) [ \"$line\" = where ] && asked=1 && echo ok >&3 ;;\n"
+    "\thang) echo ok >&3 ;;\n"
     "\tcheck) in=$(readlink /proc/$$/fd/0); out=$(readlink /proc/$$/fd/1)\n"
     "\t\tc=$(readlink /proc/$$/fd/3)\n"
     "\t\tcase $in,$out,$c in /dev/null,/dev/null,socket:*) echo 'ok 1' >&3 ;;\n"
     "\t\t*) echo \"error $in $out $c\" >&3 ;; esac ;;\n"
     "\tesac\n"
     "done\n"
+    "[ -n \"$asked\" ] && echo 'flint: vCPUs left the guest at: 0:rip=0x1' >&2\n"
+    "[ $mode = hang ] && exec sleep 100\n"
     "exit 0\n";
 
 static struct worker *spawn_vm(const char *mode)
@@ -1325,6 +1331,38 @@ Test(worker, reset_answers_in_turn_and_the_end_stops_the_vm)
 	cr_assert_not(res.deadline);
 	cr_assert_lt(secs() - t0, 2.0);
 	cr_assert_eq(worker_reset(w, 100, &us, err, sizeof(err)), -EPIPE);
+}
+
+/* A VM whose guest stopped answering: asked where it was, let go; what
+ * its flint then logs comes with the result. */
+Test(worker, stop_saying_where)
+{
+	struct worker *w = spawn_vm("where");
+	struct worker_result res;
+	double t0 = secs();
+
+	cr_assert_eq(worker_stop_saying_where(w, 3000, &res), 0);
+	cr_assert_lt(secs() - t0, 2.0);
+	cr_assert_eq(res.outcome, WORKER_OK, "outcome %d status %d", res.outcome, res.status);
+	cr_assert_not_null(strstr(res.err, "flint: vCPUs left the guest at: 0:rip=0x1"), "%s",
+			   res.err);
+	/* Again: the same result. */
+	struct worker_result again;
+	cr_assert_eq(worker_stop_saying_where(w, 3000, &again), 0);
+	cr_assert_eq(again.wait_status, res.wait_status);
+}
+
+/* One that does not stop is killed at the time given. */
+Test(worker, stop_saying_where_kills_one_that_does_not_stop)
+{
+	struct worker *w = spawn_vm("hang");
+	struct worker_result res;
+	double t0 = secs();
+
+	cr_assert_eq(worker_stop_saying_where(w, 500, &res), 0);
+	double took = secs() - t0;
+	cr_assert(took >= 0.45 && took < 3, "took %.2f s", took);
+	cr_assert(WIFSIGNALED(res.wait_status) && WTERMSIG(res.wait_status) == SIGKILL);
 }
 
 Test(worker, reset_detached_stdio_and_a_socket)

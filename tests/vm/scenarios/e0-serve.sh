@@ -137,6 +137,27 @@ printf 'after\n' >"$T/in"
 api POST /functions/echo/invoke "$T/in"
 [ "$code" = 200 ] && [ "$(cat "$T/body")" = got:after ] || die "after a timeout: $code '$(cat "$T/body")'"
 
+# 4b. A guest that does not stop its command (the command freezes its
+# agent's server for the request): the server's agent client gives up 10 s
+# past timeout_s, 504, and the server's log says where that VM's guest was
+# (asked of its flint as the VM is let go). Under --per-request restore,
+# flint run says it in the invocation's stderr (88-run-timeout).
+register stuck "{\"command\": [\"sh\", \"-c\", \"kill -STOP \$PPID; sleep 100\"], $base, \"timeout_s\": 1}"
+[ "$code" = 201 ] || die "registering 'stuck' gave $code"
+api POST /functions/stuck/invoke
+echo "stuck -> $code $(head -c 200 "$T/body")"
+[ "$code" = 504 ] || die "a guest that did not stop its command gave $code, expected 504"
+i=0
+until grep -q "stuck: VM [0-9]*:   .*vCPU 0's local APIC" "$T/serve.err" || [ $i -ge 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+grep "stuck: VM" "$T/serve.err"
+grep -q "stuck: VM [0-9]*: its guest did not answer a request in time; where it was:" "$T/serve.err" &&
+	grep -q "stuck: VM [0-9]*:   flint: vCPUs left the guest at: 0:rip=0x" "$T/serve.err" &&
+	grep -q "stuck: VM [0-9]*:   flint: vCPU 0's local APIC: timer" "$T/serve.err" ||
+	die "the server's log does not say where the stuck VM's guest was"
+
 # 5. A guest panic: 502, and the server serves on.
 register panic "{\"command\": [\"sh\", \"-c\", \"echo c > /proc/sysrq-trigger\"], $base}"
 [ "$code" = 201 ] || die "registering 'panic' gave $code"

@@ -445,6 +445,9 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 		if (getppid() != parent)
 			_exit(0);
 		signal(SIGPIPE, SIG_IGN);
+		/* A terminal's ^\ (SIGQUIT) is flint's to take (it says where the guest
+		 * was and stops); this helper ends with it. */
+		signal(SIGQUIT, SIG_IGN);
 		close(sv[0]);
 		keep_only(sv[1], err_fd);
 		helper_main(&h);

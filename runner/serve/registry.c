@@ -408,12 +408,16 @@ static void tell_lost(const struct serve_vm *v)
 		line[0] ? (res.err_truncated ? " (past the part kept): " : ": ") : "", line);
 }
 
-#define STUCK_STOP_MS 3000 /* a stuck VM's flint: to say where it was and exit */
+/* A stuck VM's flint: its time to say where it was and exit. The manager
+ * waits that long at most for each, outside the lock. */
+#define STUCK_STOP_MS 2000
 
-/* A reuse VM whose guest stopped answering: where its vCPUs were, as its
- * flint logs it at the stop (their rip and local APIC), into the log. */
+/* A VM reset in place or reused whose guest stopped answering: where its
+ * vCPUs were, as its flint logs it at the stop (their rip and local
+ * APIC), into the log. */
 static void tell_stuck(const struct serve_vm *v)
 {
+	static const char where[] = "flint: vCPUs left the guest at:", apic[] = "'s local APIC: ";
 	struct worker_result res;
 	const char *p, *nl;
 
@@ -422,11 +426,14 @@ static void tell_stuck(const struct serve_vm *v)
 	pr_warn("flint serve: %s: VM %" PRIu64 ": its guest did not answer a request in time; "
 		"where it was:",
 		v->fn->cfg.name, v->id);
+	/* Only the lines flint wrote at the stop. */
 	for (p = res.err; *p; p = *nl ? nl + 1 : nl) {
 		nl = p + strcspn(p, "\n");
-		if (memmem(p, (size_t)(nl - p), "vCPU", 4))
+		size_t len = (size_t)(nl - p);
+		if ((len >= sizeof(where) - 1 && !memcmp(p, where, sizeof(where) - 1)) ||
+		    (!strncmp(p, "flint: vCPU ", 12) && memmem(p, len, apic, sizeof(apic) - 1)))
 			pr_warn("flint serve: %s: VM %" PRIu64 ":   %.*s", v->fn->cfg.name, v->id,
-				(int)(nl - p), p);
+				(int)len, p);
 	}
 }
 

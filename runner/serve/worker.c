@@ -836,13 +836,25 @@ int worker_stop_saying_where(struct worker *w, unsigned timeout_ms, struct worke
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 
-	if (!w->control || w->done)
-		return w->done ? worker_wait(w, res) : -EINVAL;
-	/* Whatever the answer, the VM is let go now; its words come with
-	 * its stderr. */
-	(void)control_request(w, "where\n", deadline);
-	if (!w->deadline_ns || w->deadline_ns > deadline)
-		w->deadline_ns = deadline;
+	if (w->done)
+		return worker_wait(w, res);
+	if (!w->detached) /* WORKER_VM */
+		return -EINVAL;
+	if (w->control) {
+		/* Whatever the answer, the VM is let go now (worker_wait
+		 * closes the socket); its words come with its stderr. */
+		(void)control_request(w, "where\n", deadline);
+	} else {
+		/* SIGQUIT does the same: flint stops the VM saying where it
+		 * was. flint only: a leftover of its group keeps the default
+		 * action, a core dump. */
+		pthread_mutex_lock(&w->lock);
+		if (w->pid > 0 && !w->reaped)
+			kill(w->pid, SIGQUIT);
+		pthread_mutex_unlock(&w->lock);
+	}
+	/* This, whatever deadline the VM had before: it is being let go. */
+	w->deadline_ns = deadline;
 	return worker_wait(w, res);
 }
 

@@ -244,12 +244,13 @@ int worker_discard(struct worker *w, struct worker_result *res) WARN_UNUSED;
 int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 		 size_t errlen) WARN_UNUSED;
 
-/* A WORKER_VM with control whose guest stopped answering: "where" on its
- * control socket (flint will log where each vCPU was when it stops the
- * VM), then the socket closed (it stops the VM and exits), waited for
- * timeout_ms at most before the group is killed; reaped into *res, whose
- * err then holds those lines. 0, or as worker_wait; -EINVAL without
- * control. */
+/* A WORKER_VM whose guest stopped answering: "where" on its control
+ * socket (flint will log where each vCPU was when it stops the VM), then
+ * the socket closed (it stops the VM and exits); without control,
+ * SIGQUIT to flint, which does both. Waited for timeout_ms at most (the
+ * VM's own deadline no longer counts) before the group is killed; reaped
+ * into *res, whose err then holds those lines. 0, or as worker_wait;
+ * -EINVAL for another kind. */
 int worker_stop_saying_where(struct worker *w, unsigned timeout_ms,
 			     struct worker_result *res) WARN_UNUSED;
 

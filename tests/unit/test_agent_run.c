@@ -450,6 +450,7 @@ Test(run_fake, request_exit_code_and_separate_streams)
 	cr_assert_gt(t.agent_ready_us, 0);
 	cr_assert_geq(t.cmd_start_us, t.agent_ready_us);
 	cr_assert_geq(t.cmd_end_us, t.cmd_start_us);
+	cr_assert_eq(atomic_load(&h.stuck_calls), 0, "a guest that answered called stuck");
 	finish(&h);
 	fake_end(f);
 }
@@ -582,6 +583,8 @@ static void expect_final(void (*add)(struct fake *), int status, const char *nee
 		cr_assert_not_null(strstr(h.msg, needle), "message '%s' lacks '%s'", h.msg, needle);
 	else
 		cr_assert_str_eq(h.msg, "");
+	/* The agent answered, a timeout included: no guest stuck. */
+	cr_assert_eq(atomic_load(&h.stuck_calls), 0);
 	fake_end(f);
 	finish(&h);
 }

@@ -1225,12 +1225,17 @@ Test(worker, without_a_pidfd)
  * end, as flint does. check: "ok 1" only when its stdin and stdout are
  * /dev/null and fd 3 a socket, as a detached VM's are. where: "ok" to
  * "where", and at the end the line flint would log; hang: "ok" to each,
- * and no exit at the end. */
+ * and no exit at the end; quit (without control): runs until SIGQUIT,
+ * then logs that line and exits 131. */
 static const char vm_flint[] =
     "#!/bin/sh\n"
     "[ -n \"$FAKE_ARGS\" ] && printf '%s\\n' \"$@\" >\"$FAKE_ARGS\"\n"
     "mode=ok\n"
     "while [ $# -gt 0 ]; do case $1 in --mode) mode=$2; shift ;; esac; shift; done\n"
+    "if [ $mode = quit ]; then\n"
+    "\ttrap 'echo \"flint: vCPUs left the guest at: 0:rip=0x2\" >&2; exit 131' QUIT\n"
+    "\twhile :; do sleep 0.05; done\n"
+    "fi\n"
     "n=0\n"
     "while read -r line <&3; do\n"
     "\tn=$((n + 1))\n"
@@ -1256,7 +1261,7 @@ static const char vm_flint[] =
     "[ $mode = hang ] && exec sleep 100\n"
     "exit 0\n";
 
-static struct worker *spawn_vm(const char *mode)
+static struct worker *spawn_vm_with(const char *mode, bool control, unsigned deadline_s)
 {
 	char path[128];
 	struct worker *w;
@@ -1272,12 +1277,18 @@ static struct worker *spawn_vm(const char *mode)
 				  .state = "fn.state",
 				  .mem = "fn.mem",
 				  .uds = "vm.sock",
-				  .control = true,
+				  .control = control,
+				  .deadline_s = deadline_s,
 				  .opts = ARGV("--mode", (char *)mode),
 				  .envp = fake_env};
 	cr_assert_eq(worker_spawn(&w, &p), 0);
 	last = w;
 	return w;
+}
+
+static struct worker *spawn_vm(const char *mode)
+{
+	return spawn_vm_with(mode, true, 0);
 }
 
 Test(worker, argv_vm_control)
@@ -1350,6 +1361,32 @@ Test(worker, stop_saying_where)
 	struct worker_result again;
 	cr_assert_eq(worker_stop_saying_where(w, 3000, &again), 0);
 	cr_assert_eq(again.wait_status, res.wait_status);
+}
+
+/* A VM that lived past a deadline of its own still gets to say it. */
+Test(worker, stop_saying_where_past_the_vms_own_deadline)
+{
+	struct worker *w = spawn_vm_with("where", true, 1);
+	struct worker_result res;
+
+	usleep(1300 * 1000);
+	cr_assert_eq(worker_stop_saying_where(w, 3000, &res), 0);
+	cr_assert_not_null(strstr(res.err, "flint: vCPUs left the guest at: 0:rip=0x1"), "%s",
+			   res.err);
+}
+
+/* Without control (a reused VM): SIGQUIT, which flint takes the same way. */
+Test(worker, stop_saying_where_without_control_is_sigquit)
+{
+	struct worker *w = spawn_vm_with("quit", false, 0);
+	struct worker_result res;
+
+	usleep(200 * 1000); /* the stand-in's trap set */
+	cr_assert_eq(worker_stop_saying_where(w, 3000, &res), 0);
+	cr_assert(WIFEXITED(res.wait_status) && WEXITSTATUS(res.wait_status) == 131, "%#x",
+		  res.wait_status);
+	cr_assert_not_null(strstr(res.err, "flint: vCPUs left the guest at: 0:rip=0x2"), "%s",
+			   res.err);
 }
 
 /* One that does not stop is killed at the time given. */

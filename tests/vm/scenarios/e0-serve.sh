@@ -157,6 +157,21 @@ grep -q "stuck: VM [0-9]*: its guest did not answer a request in time; where it 
 	grep -q "stuck: VM [0-9]*:   flint: vCPUs left the guest at: 0:rip=0x" "$T/serve.err" &&
 	grep -q "stuck: VM [0-9]*:   flint: vCPU 0's local APIC: timer" "$T/serve.err" ||
 	die "the server's log does not say where the stuck VM's guest was"
+# The same of a reused VM (no control socket: its flint gets SIGQUIT).
+register stuckvm "{\"command\": [\"sh\", \"-c\", \"kill -STOP \$PPID; sleep 100\"], $base, \"timeout_s\": 1, \"isolation\": \"reuse\", \"max_concurrency\": 1}"
+[ "$code" = 201 ] || die "registering 'stuckvm' gave $code"
+api POST /functions/stuckvm/invoke
+echo "stuckvm -> $code $(head -c 200 "$T/body")"
+[ "$code" = 504 ] || die "a reused VM's guest that did not stop its command gave $code, expected 504"
+i=0
+until grep -q "stuckvm: VM [0-9]*:   .*vCPU 0's local APIC" "$T/serve.err" || [ $i -ge 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+grep "stuckvm: VM" "$T/serve.err"
+grep -q "stuckvm: VM [0-9]*:   flint: vCPUs left the guest at: 0:rip=0x" "$T/serve.err" &&
+	grep -q "stuckvm: VM [0-9]*:   flint: vCPU 0's local APIC: timer" "$T/serve.err" ||
+	die "the server's log does not say where the stuck reused VM's guest was"
 
 # 5. A guest panic: 502, and the server serves on.
 register panic "{\"command\": [\"sh\", \"-c\", \"echo c > /proc/sysrq-trigger\"], $base}"

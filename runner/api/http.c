@@ -283,13 +283,7 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 		goto err_daemon;
 	}
 	h->epoll_fd = info->epoll_fd;
-	/* Host signals are for the main thread's signalfd: one delivered to
-	 * this thread would end flint without its orderly stop. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = -pthread_create(&h->thread, NULL, serve, h);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = -thread_start_unsignalled(&h->thread, NULL, serve, h);
 	if (r < 0) {
 		err_set(err, errlen, r, "cannot create the API thread: %s", strerror(-r));
 		goto err_daemon;

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,14 +171,7 @@ int ctlfd_start(struct ctlfd **out, int fd, struct vm *vm)
 		pr_err("eventfd: %s", strerror(errno));
 		goto err;
 	}
-	/* Host signals are for the main thread's signalfd: one delivered to
-	 * this thread would end flint without its orderly stop. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = -pthread_create(&c->thread, NULL, thread_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r < 0) {
+	if ((r = -thread_start_unsignalled(&c->thread, NULL, thread_main, c)) < 0) {
 		pr_err("cannot start the --control-fd thread: %s", strerror(-r));
 		goto err;
 	}

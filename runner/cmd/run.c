@@ -763,7 +763,6 @@ int run_start(struct run **out, const struct run_params *p)
 {
 	/* Most of it is a 64 KiB frame buffer that small outputs barely use. */
 	struct run *r = lazy_zalloc(sizeof(*r));
-	sigset_t all, old;
 	int ret;
 
 	*out = NULL;
@@ -799,13 +798,7 @@ int run_start(struct run **out, const struct run_params *p)
 		pr_err("flint run: eventfd: %s", strerror(errno));
 		goto err;
 	}
-	/* The thread takes no signals: they belong to the main and vCPU
-	 * threads, and a write to a closed pipe must give EPIPE, not kill
-	 * flint. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&r->thread, NULL, run_thread, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = -thread_start_unsignalled(&r->thread, NULL, run_thread, r);
 	if (ret < 0) {
 		pr_err("flint run: cannot start a thread: %s", strerror(-ret));
 		goto err;

@@ -440,7 +440,6 @@ void evloop_set_thread_init(struct evloop *l, int (*fn)(void *ctx), void *ctx)
 
 int evloop_start(struct evloop *l)
 {
-	sigset_t all, old;
 	int r;
 
 	if (l->started)
@@ -450,11 +449,7 @@ int evloop_start(struct evloop *l)
 	pthread_mutex_lock(&l->park_lock);
 	l->active = true;
 	pthread_mutex_unlock(&l->park_lock);
-	/* Host signals are for the main thread's signalfd, not this thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&l->thread, NULL, loop_thread, l);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = thread_start_unsignalled(&l->thread, NULL, loop_thread, l);
 	if (r) {
 		set_active(l, false, false);
 		return -r;

@@ -396,18 +396,14 @@ static int build_apart(enum seccomp_thread kind, bool log_only, struct sock_fpro
 {
 	struct build_job j = {.kind = kind, .log_only = log_only, .out = out};
 	uint8_t *map = lazy_zalloc(BUILD_GUARD + BUILD_STACK);
-	sigset_t all, old;
 	pthread_attr_t a;
 	pthread_t t;
 	int r = -ENOMEM;
 
 	if (map && mprotect(map, BUILD_GUARD, PROT_NONE) == 0 && pthread_attr_init(&a) == 0) {
 		r = -pthread_attr_setstack(&a, map + BUILD_GUARD, BUILD_STACK);
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
 		if (!r)
-			r = -pthread_create(&t, &a, build_thread, &j);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+			r = -thread_start_unsignalled(&t, &a, build_thread, &j);
 		pthread_attr_destroy(&a);
 		if (!r)
 			pthread_join(t, NULL);

@@ -2,6 +2,7 @@
 #ifndef FLINT_UTIL_H
 #define FLINT_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -90,6 +91,13 @@ void close_fd(int *fd);
 /* CLOCK_MONOTONIC in nanoseconds, and in microseconds. */
 uint64_t now_ns(void);
 uint64_t now_us(void);
+/* pthread_create (attr may be NULL) with every signal blocked in the new
+ * thread: host signals are for the main thread's signalfd (one taken by
+ * another thread would end flint without its orderly stop), and a write
+ * to a closed pipe must give EPIPE. The caller's mask is kept. Returns
+ * pthread_create's 0 or error number. */
+int thread_start_unsignalled(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+			     void *arg);
 /* This process's CPU time (CLOCK_PROCESS_CPUTIME_ID), microseconds. */
 uint64_t process_cpu_us(void);
 /* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */

@@ -227,7 +227,7 @@ static bool valid_id(const char *s)
 }
 
 /* A count (of microseconds, of bytes): decimal digits only. */
-static int parse_us(const char *s, uint64_t *out)
+static int parse_count(const char *s, uint64_t *out)
 {
 	char *end;
 
@@ -1115,7 +1115,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			uint64_t *at = c == O_START_TIME  ? &cfg->start_time_us
 				       : c == O_START_CPU ? &cfg->start_time_cpu_us
 							  : &cfg->parent_cpu_time_us;
-			if (parse_us(optarg, at) < 0)
+			if (parse_count(optarg, at) < 0)
 				return bad(err, errlen,
 					   "--%s %s: expected microseconds (0 or more)",
 					   opts[li].name, optarg);
@@ -1128,7 +1128,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			break;
 		case O_HTTP_MAX: {
 			uint64_t n;
-			if (parse_us(optarg, &n) < 0 || n < 1 || n > CLI_HTTP_MAX_BODY)
+			if (parse_count(optarg, &n) < 0 || n < 1 || n > CLI_HTTP_MAX_BODY)
 				return bad(
 				    err, errlen,
 				    "--http-api-max-payload-size %s: expected bytes, 1 to %u",

@@ -489,15 +489,22 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	expect_fault("GET", "/snapshot/create", NULL, "Invalid request method");
 }
 
+/* "{", spaces, "}": an n-byte JSON object (NUL-terminated); free it. */
+static char *spaced_object(size_t n)
+{
+	char *o = malloc(n + 1);
+
+	cr_assert_not_null(o);
+	memset(o, ' ', n);
+	o[0] = '{';
+	o[n - 1] = '}';
+	o[n] = '\0';
+	return o;
+}
+
 Test(api_router, oversized_body, .init = setup, .fini = teardown)
 {
-	size_t n = API_MAX_BODY + 1;
-	char *big = malloc(n + 1);
-	cr_assert_not_null(big);
-	memset(big, ' ', n);
-	big[0] = '{';
-	big[n - 1] = '}';
-	big[n] = '\0';
+	char *big = spaced_object(API_MAX_BODY + 1);
 	expect_fault("PUT", "/boot-source", big, "larger than the limit of 51200");
 	/* At the limit it is parsed (and refused for what it says). */
 	big[API_MAX_BODY - 1] = '}';
@@ -514,13 +521,8 @@ Test(api_router, oversized_body, .init = setup, .fini = teardown)
 /* --http-api-max-payload-size: the cap is the controller's. */
 Test(api_router, body_cap_set, .init = setup, .fini = teardown)
 {
-	size_t n = 100001;
-	char *big = malloc(n + 1);
-	cr_assert_not_null(big);
-	memset(big, ' ', n);
-	big[0] = '{';
-	big[n - 1] = '}';
-	big[n] = '\0';
+	char *big = spaced_object(100001);
+	const char *small = "{\"kernel_image_path\": \"k\"}";
 	cr_assert_eq(api_ctl_max_body(ctl), API_MAX_BODY);
 	api_ctl_set_max_body(ctl, 100000);
 	expect_fault("PUT", "/boot-source", big, "larger than the limit of 100000");
@@ -532,9 +534,7 @@ Test(api_router, body_cap_set, .init = setup, .fini = teardown)
 	/* A smaller cap refuses what the default takes. */
 	api_ctl_set_max_body(ctl, 10);
 	api_resp_free(&resp);
-	cr_assert_eq(
-	    api_handle(ctl, "PUT", "/boot-source", "{\"kernel_image_path\": \"k\"}", 27, &resp),
-	    400);
+	cr_assert_eq(api_handle(ctl, "PUT", "/boot-source", small, strlen(small), &resp), 400);
 	cr_assert(strstr(fault_msg(), "larger than the limit of 10 "), "%s", resp.body);
 	free(big);
 }

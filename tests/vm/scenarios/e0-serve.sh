@@ -142,36 +142,26 @@ api POST /functions/echo/invoke "$T/in"
 # past timeout_s, 504, and the server's log says where that VM's guest was
 # (asked of its flint as the VM is let go). Under --per-request restore,
 # flint run says it in the invocation's stderr (88-run-timeout).
-register stuck "{\"command\": [\"sh\", \"-c\", \"kill -STOP \$PPID; sleep 100\"], $base, \"timeout_s\": 1}"
-[ "$code" = 201 ] || die "registering 'stuck' gave $code"
-api POST /functions/stuck/invoke
-echo "stuck -> $code $(head -c 200 "$T/body")"
-[ "$code" = 504 ] || die "a guest that did not stop its command gave $code, expected 504"
-i=0
-until grep -q "stuck: VM [0-9]*:   .*vCPU 0's local APIC" "$T/serve.err" || [ $i -ge 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-grep "stuck: VM" "$T/serve.err"
-grep -q "stuck: VM [0-9]*: its guest did not answer a request in time; where it was:" "$T/serve.err" &&
-	grep -q "stuck: VM [0-9]*:   flint: vCPUs left the guest at: 0:rip=0x" "$T/serve.err" &&
-	grep -q "stuck: VM [0-9]*:   flint: vCPU 0's local APIC: timer" "$T/serve.err" ||
-	die "the server's log does not say where the stuck VM's guest was"
+stuck_said() { # NAME EXTRA-JSON WHAT: registered, invoked: 504, and the log says where
+	register "$1" "{\"command\": [\"sh\", \"-c\", \"kill -STOP \$PPID; sleep 100\"], $base, \"timeout_s\": 1$2}"
+	[ "$code" = 201 ] || die "registering '$1' gave $code"
+	api POST "/functions/$1/invoke"
+	echo "$1 -> $code $(head -c 200 "$T/body")"
+	[ "$code" = 504 ] || die "$3's guest that did not stop its command gave $code, expected 504"
+	i=0
+	until grep -q "$1: VM [0-9]*:   .*vCPU 0's local APIC" "$T/serve.err" || [ $i -ge 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep "$1: VM" "$T/serve.err"
+	grep -q "$1: VM [0-9]*: its guest did not answer a request in time; where it was:" "$T/serve.err" &&
+		grep -q "$1: VM [0-9]*:   flint: vCPUs left the guest at: 0:rip=0x" "$T/serve.err" &&
+		grep -q "$1: VM [0-9]*:   flint: vCPU 0's local APIC: timer" "$T/serve.err" ||
+		die "the server's log does not say where $3's guest was"
+}
+stuck_said stuck "" "a VM reset in place"
 # The same of a reused VM (no control socket: its flint gets SIGQUIT).
-register stuckvm "{\"command\": [\"sh\", \"-c\", \"kill -STOP \$PPID; sleep 100\"], $base, \"timeout_s\": 1, \"isolation\": \"reuse\", \"max_concurrency\": 1}"
-[ "$code" = 201 ] || die "registering 'stuckvm' gave $code"
-api POST /functions/stuckvm/invoke
-echo "stuckvm -> $code $(head -c 200 "$T/body")"
-[ "$code" = 504 ] || die "a reused VM's guest that did not stop its command gave $code, expected 504"
-i=0
-until grep -q "stuckvm: VM [0-9]*:   .*vCPU 0's local APIC" "$T/serve.err" || [ $i -ge 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-grep "stuckvm: VM" "$T/serve.err"
-grep -q "stuckvm: VM [0-9]*:   flint: vCPUs left the guest at: 0:rip=0x" "$T/serve.err" &&
-	grep -q "stuckvm: VM [0-9]*:   flint: vCPU 0's local APIC: timer" "$T/serve.err" ||
-	die "the server's log does not say where the stuck reused VM's guest was"
+stuck_said stuckvm ", \"isolation\": \"reuse\", \"max_concurrency\": 1" "a reused VM"
 
 # 5. A guest panic: 502, and the server serves on.
 register panic "{\"command\": [\"sh\", \"-c\", \"echo c > /proc/sysrq-trigger\"], $base}"

@@ -87,7 +87,7 @@ void instance_vm_opts(const struct config *cfg, struct vm_opts *o)
 							 : -1,
 	    .console_in = cfg->console == CONSOLE_STDIO,
 	    .stats = cfg->stats,
-	    .seccomp_log = cfg->seccomp_log,
+	    .seccomp = cfg->seccomp,
 	    .seccomp_test = cfg->seccomp_test,
 	};
 }
@@ -660,7 +660,7 @@ int instance_main(const struct config *cfg)
 	}
 	/* The API thread applies its filter as it starts: the policy first. */
 	const char *test = cfg->seccomp_test;
-	if (seccomp_configure(cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1) < 0)
+	if (seccomp_configure(cfg->seccomp, test ? seccomp_thread_by_name(test) : -1) < 0)
 		goto out;
 	if (preset) {
 		if ((cfg->restore ? restore_from_cli(cfg, &in.opts, &vm, &c)

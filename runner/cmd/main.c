@@ -25,6 +25,7 @@
 #include "image/build.h"
 #include "image/image.h"
 #include "serve/server.h"
+#include "snapshot/snapfile.h"
 
 /* How long flint run waits for the guest agent (to connect after a boot,
  * to answer after a restore): generous, since a loaded or nested host
@@ -644,8 +645,7 @@ static int attach_command(const struct config *cfg)
 		pr_err("flint run: eventfd: %s", strerror(errno));
 		return EXIT_FLINT_ERROR;
 	}
-	if ((err = seccomp_configure(cfg->seccomp_log, test ? seccomp_thread_by_name(test) : -1)) <
-	    0) {
+	if ((err = seccomp_configure(cfg->seccomp, test ? seccomp_thread_by_name(test) : -1)) < 0) {
 		pr_err("flint run: seccomp: %s", strerror(-err));
 		goto out;
 	}
@@ -706,6 +706,23 @@ out:
 	return EXIT_FLINT_ERROR;
 }
 
+/* --snapshot-version (path NULL): the state file format this flint
+ * writes; --describe-snapshot FILE: the one FILE is in. Firecracker's
+ * options, printed as it prints them, "v" and a semantic version (flint's
+ * format has one number, the major). */
+static int print_snapshot_version(const char *path)
+{
+	uint32_t v = SNAP_FORMAT_VERSION;
+	char err[PATH_MAX + 128];
+
+	if (path && snap_describe_file(path, &v, err, sizeof(err)) < 0) {
+		pr_err("--describe-snapshot: %s", err);
+		return EXIT_FLINT_ERROR;
+	}
+	printf("v%u.0.0\n", v);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -725,6 +742,11 @@ int main(int argc, char **argv)
 		return EXIT_FLINT_ERROR;
 	case CLI_RUN:
 		break;
+	}
+	if (cfg.snapshot_version || cfg.describe_snapshot) {
+		int status = print_snapshot_version(cfg.describe_snapshot);
+		cli_config_free(&cfg);
+		return status;
 	}
 	/* Under a jailer, the launch began when the jailer did. */
 	if (cfg.has_start_time) {

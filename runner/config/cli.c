@@ -66,6 +66,9 @@ void cli_usage(void)
 	       "                     Firecracker's jailer (and flint-jail) passes them\n"
 	       "  --boot-timer       accepted: flint's boot timer device is always on\n"
 	       "  --http-api-max-payload-size N  the API's cap on a request body (51200)\n"
+	       "  --no-seccomp       no seccomp filters at all (not recommended)\n"
+	       "  --snapshot-version print the snapshot format version flint writes\n"
+	       "  --describe-snapshot FILE  print the format version of state file FILE\n"
 	       "\nRestoring a snapshot (as PUT /snapshot/load; make one with PUT\n"
 	       "/snapshot/create):\n"
 	       "  --restore FILE     the snapshot's state file; the VM runs at once\n"
@@ -765,6 +768,19 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 	return check_request(cfg, err, errlen);
 }
 
+/* Why flint refuses one of Firecracker's options. */
+static const char *fc_refused(const char *name)
+{
+	if (!strcmp(name, "seccomp-filter"))
+		return "flint's seccomp filters are built in, one per kind of flint thread; "
+		       "a Firecracker filter file names Firecracker's threads and calls, not "
+		       "flint's (--no-seccomp turns flint's off, --seccomp-log logs instead "
+		       "of killing)";
+	if (!strcmp(name, "enable-pci"))
+		return "flint's devices are on virtio-mmio only, no PCI";
+	return "flint has no MMDS (the microVM metadata service)";
+}
+
 static enum cli_result parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
 {
 	enum {
@@ -830,7 +846,11 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		O_START_CPU,
 		O_PARENT_CPU,
 		O_BOOT_TIMER,
-		O_HTTP_MAX
+		O_HTTP_MAX,
+		O_NO_SECCOMP,
+		O_SNAPSHOT_VERSION,
+		O_DESCRIBE_SNAPSHOT,
+		O_FC_REFUSED,
 	};
 	static const struct option opts[] = {
 	    {"kernel", required_argument, NULL, O_KERNEL},
@@ -873,6 +893,15 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	    {"parent-cpu-time-us", required_argument, NULL, O_PARENT_CPU},
 	    {"boot-timer", no_argument, NULL, O_BOOT_TIMER},
 	    {"http-api-max-payload-size", required_argument, NULL, O_HTTP_MAX},
+	    {"no-seccomp", no_argument, NULL, O_NO_SECCOMP},
+	    {"snapshot-version", no_argument, NULL, O_SNAPSHOT_VERSION},
+	    {"describe-snapshot", required_argument, NULL, O_DESCRIBE_SNAPSHOT},
+	    /* Firecracker's, for what flint does not have: refused, saying so
+	     * (fc_refused). */
+	    {"seccomp-filter", required_argument, NULL, O_FC_REFUSED},
+	    {"enable-pci", no_argument, NULL, O_FC_REFUSED},
+	    {"metadata", required_argument, NULL, O_FC_REFUSED},
+	    {"mmds-size-limit", required_argument, NULL, O_FC_REFUSED},
 	    {"restore", required_argument, NULL, O_RESTORE},
 	    {"mem-file", required_argument, NULL, O_MEM_FILE},
 	    {"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
@@ -1055,8 +1084,28 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			cfg->check_kvm = true;
 			break;
 		case O_SECCOMP_LOG:
-			cfg->seccomp_log = true;
+			if (cfg->seccomp == SECCOMP_OFF)
+				return bad(err, errlen,
+					   "--seccomp-log: there are no filters to log "
+					   "with --no-seccomp");
+			cfg->seccomp = SECCOMP_LOG;
 			break;
+		case O_NO_SECCOMP:
+			if (cfg->seccomp == SECCOMP_LOG)
+				return bad(err, errlen,
+					   "--no-seccomp: there are no filters to log "
+					   "with --seccomp-log");
+			cfg->seccomp = SECCOMP_OFF;
+			break;
+		case O_SNAPSHOT_VERSION:
+			cfg->snapshot_version = true;
+			break;
+		case O_DESCRIBE_SNAPSHOT:
+			cfg->describe_snapshot = optarg;
+			break;
+		case O_FC_REFUSED:
+			return bad(err, errlen, "--%s: %s", opts[li].name,
+				   fc_refused(opts[li].name));
 		case O_SECCOMP_TEST:
 			if (seccomp_thread_by_name(optarg) < 0)
 				return bad(err, errlen,

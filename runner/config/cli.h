@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config/vm_config.h"
+#include "core/seccomp.h"
 #include "core/util.h"
 
 #define DEFAULT_MEM	(128ULL << 20)
@@ -74,10 +75,12 @@ struct config {
 	enum console_mode console;
 	bool stats;
 	bool check_kvm;
-	bool seccomp_log;	  /* log calls outside the seccomp filters, do not kill */
-	const char *seccomp_test; /* hidden test hook: thread kind that makes a
-				     forbidden call (seccomp.h), NULL for none */
-	char *const *guest_argv;  /* words after "--", passed to the guest init */
+	bool snapshot_version;	       /* --snapshot-version: print it, exit */
+	const char *describe_snapshot; /* --describe-snapshot FILE: its version */
+	enum seccomp_mode seccomp;     /* --seccomp-log, --no-seccomp */
+	const char *seccomp_test;      /* hidden test hook: thread kind that makes a
+					  forbidden call (seccomp.h), NULL for none */
+	char *const *guest_argv;       /* words after "--", passed to the guest init */
 	int guest_argc;
 	struct drive_cfg drives[MAX_DRIVES]; /* virtio-blk, /dev/vda, vdb, ... */
 	unsigned ndrives;

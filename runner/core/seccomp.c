@@ -225,6 +225,7 @@ static const struct {
 static struct {
 	bool on;
 	bool log_only;
+	bool said_off;
 	int test_thread;
 } policy = {.test_thread = -1};
 
@@ -445,8 +446,20 @@ int seccomp_program(enum seccomp_thread kind, const struct sock_fprog **out)
 	return r;
 }
 
-int seccomp_configure(bool log_only, int test_thread)
+int seccomp_configure(enum seccomp_mode mode, int test_thread)
 {
+	if (test_thread >= SECCOMP_THREADS)
+		return -EINVAL;
+	policy.test_thread = test_thread;
+	if (mode == SECCOMP_OFF) {
+		/* Once, though a VM's set-up configures again what flint's
+		 * command set. */
+		if (!policy.said_off)
+			pr_warn("seccomp: no filters (--no-seccomp): every thread may make "
+				"any system call");
+		policy.said_off = true;
+		return 0;
+	}
 	/* Level 3: the kernel and the library know SECCOMP_RET_KILL_PROCESS
 	 * and SECCOMP_RET_LOG (Linux 4.14). */
 	if (seccomp_api_get() < 3) {
@@ -454,8 +467,6 @@ int seccomp_configure(bool log_only, int test_thread)
 		       "actions (Linux 4.14, libseccomp 2.4)");
 		return -ENOSYS;
 	}
-	if (test_thread >= SECCOMP_THREADS)
-		return -EINVAL;
 	/* Every thread allocates from the main arena, which grows and shrinks
 	 * with brk. A thread's own arena would be trimmed by shrink_heap(),
 	 * which reads /proc/sys/vm/overcommit_memory the first time: an openat
@@ -463,8 +474,7 @@ int seccomp_configure(bool log_only, int test_thread)
 	if (mallopt(M_ARENA_MAX, 1) != 1)
 		return -EINVAL;
 	policy.on = true;
-	policy.log_only = log_only;
-	policy.test_thread = test_thread;
+	policy.log_only = mode == SECCOMP_LOG;
 	return 0;
 }
 
@@ -476,8 +486,9 @@ static void forbidden_call(enum seccomp_thread kind)
 
 	pr_info("seccomp test hook: execve on the %s thread", tables[kind].name);
 	long r = syscall(SYS_execve, "", none, none);
-	pr_info("seccomp test hook: execve on the %s thread returned %ld (%s): logged, not killed",
-		tables[kind].name, r, strerror(errno));
+	pr_info("seccomp test hook: execve on the %s thread returned %ld (%s): %s",
+		tables[kind].name, r, strerror(errno),
+		policy.on ? "logged, not killed" : "no filter");
 }
 
 int seccomp_enter(enum seccomp_thread kind)
@@ -485,9 +496,7 @@ int seccomp_enter(enum seccomp_thread kind)
 	const struct sock_fprog *prog;
 	int r;
 
-	if (!policy.on)
-		return 0;
-	if ((r = seccomp_program(kind, &prog)) < 0 || (r = load_prog(prog)) < 0)
+	if (policy.on && ((r = seccomp_program(kind, &prog)) < 0 || (r = load_prog(prog)) < 0))
 		return r;
 	if (policy.test_thread == (int)kind)
 		forbidden_call(kind);

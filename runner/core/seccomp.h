@@ -69,6 +69,15 @@ enum seccomp_thread {
 	SECCOMP_THREADS
 };
 
+/* What the filters do with a call outside a thread's table: kill the
+ * process (the default), only log it (--seccomp-log), or there are no
+ * filters at all (--no-seccomp, Firecracker's option of that name). */
+enum seccomp_mode {
+	SECCOMP_KILL,
+	SECCOMP_LOG,
+	SECCOMP_OFF,
+};
+
 #define SECCOMP_MAX_CONDS 2
 
 /* One row of an allow list: the system call `nr` (`name`, for messages and
@@ -99,13 +108,14 @@ int seccomp_export(enum seccomp_thread kind, bool log_only, int fd) WARN_UNUSED;
 int seccomp_install(enum seccomp_thread kind, bool log_only) WARN_UNUSED;
 
 /* Process-wide policy, set once from the command line before any thread
- * starts: filters on (the default of a VM run), in log mode, and the test
- * hook: `test_thread` (a kind, or -1 for none) makes one forbidden call
- * (execve of "") right after installing its filter, so that tests can see
- * the filter kill, or log, on that thread. Checks that the kernel and
- * libseccomp support the actions used, and keeps malloc in the main arena
- * (see above). Returns 0 or -errno. */
-int seccomp_configure(bool log_only, int test_thread) WARN_UNUSED;
+ * starts: the mode (filters that kill, the default of a VM run; filters
+ * that log; none, with a warning), and the test hook: `test_thread` (a
+ * kind, or -1 for none) makes one forbidden call (execve of "") right
+ * after installing its filter, so that tests can see the filter kill, log,
+ * or (with none) let it through, on that thread. With filters, checks that
+ * the kernel and libseccomp support the actions used, and keeps malloc in
+ * the main arena (see above). Returns 0 or -errno. */
+int seccomp_configure(enum seccomp_mode mode, int test_thread) WARN_UNUSED;
 
 /* kind's program under the policy set by seccomp_configure, as
  * seccomp_enter installs it: built once a process by the first thread that
@@ -117,7 +127,8 @@ int seccomp_program(enum seccomp_thread kind, const struct sock_fprog **out) WAR
 
 /* What each thread calls first: install kind's filter per the policy set
  * by seccomp_configure (nothing when it was never called, as in the unit
- * tests of other modules), then run the test hook if it names this kind.
+ * tests of other modules, or when it said SECCOMP_OFF), then run the test
+ * hook if it names this kind.
  * Returns 0 or -errno; the caller stops the VM on failure. */
 int seccomp_enter(enum seccomp_thread kind) WARN_UNUSED;
 

@@ -120,7 +120,7 @@ static void boot_timer_fired(void *ctx, uint64_t us)
 int vm_setup_seccomp(struct vm *vm)
 {
 	const char *test = vm->opts.seccomp_test;
-	return seccomp_configure(vm->opts.seccomp_log, test ? seccomp_thread_by_name(test) : -1);
+	return seccomp_configure(vm->opts.seccomp, test ? seccomp_thread_by_name(test) : -1);
 }
 
 /* The event-loop thread's first act, before it serves any device. */

@@ -8,6 +8,7 @@
 #include "config/vm_config.h"
 #include "core/control.h"
 #include "core/mailbox.h"
+#include "core/seccomp.h"
 #include "core/util.h"
 
 struct vm;
@@ -20,9 +21,9 @@ struct vm_opts {
 	int console_out;
 	/* Serve stdin to the guest's console (raw mode on a terminal). */
 	bool console_in;
-	bool stats;		  /* print --stats when the VM ends */
-	bool seccomp_log;	  /* log calls outside the filters, do not kill */
-	const char *seccomp_test; /* test hook: seccomp.h's thread kind name */
+	bool stats;		   /* print --stats when the VM ends */
+	enum seccomp_mode seccomp; /* kill (default), log, or no filters */
+	const char *seccomp_test;  /* test hook: seccomp.h's thread kind name */
 	/* The metrics file's writer (metrics.h), NULL for none: the VM adds
 	 * its sources (each device, the vCPUs' exits, its latencies), flushes
 	 * on its timer and on VM_ACTION_FLUSH_METRICS. */

@@ -417,6 +417,38 @@ int snap_read(const uint8_t *buf, size_t len, struct snap *out, char *err, size_
 	return read_buf((uint8_t *)buf, len, false, out, err, errlen);
 }
 
+int snap_describe_file(const char *path, uint32_t *version, char *err, size_t errlen)
+{
+	uint8_t head[OFF_FORMAT + 4];
+	size_t len = 0;
+	int fd, r = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return err_set(err, errlen, -errno, "snapshot %s: %m", path);
+	while (len < sizeof(head)) {
+		ssize_t k = read(fd, head + len, sizeof(head) - len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			r = err_set(err, errlen, -errno, "snapshot %s: %m", path);
+		if (k <= 0)
+			break;
+		len += k;
+	}
+	close(fd);
+	if (r < 0)
+		return r;
+	if (len < SNAP_MAGIC_LEN || memcmp(head, SNAP_MAGIC, SNAP_MAGIC_LEN))
+		return err_set(err, errlen, -EBADMSG, "snapshot %s: not a flint snapshot", path);
+	if (len < sizeof(head))
+		return err_set(err, errlen, -EBADMSG,
+			       "snapshot %s: truncated at byte %zu (in the %u-byte header)", path,
+			       len, SNAP_HEADER_LEN);
+	*version = le32_at(head + OFF_FORMAT);
+	return 0;
+}
+
 int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 {
 	char why[512];

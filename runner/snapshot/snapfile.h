@@ -150,6 +150,12 @@ int snap_read(const uint8_t *buf, size_t len, struct snap *out, char *err,
  * file). */
 int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen) WARN_UNUSED;
 
+/* The format version of the state file at path, from its first bytes
+ * alone (so that a file this flint cannot read still says which it is):
+ * 0 with *version set; -EBADMSG "not a flint snapshot" or "truncated";
+ * -errno from open/read. err starts with the path. */
+int snap_describe_file(const char *path, uint32_t *version, char *err, size_t errlen) WARN_UNUSED;
+
 /* Section id's bytes: 0 with *data and *len set, or -ENOENT. */
 int snap_section(const struct snap *s, const char *id, const uint8_t **data,
 		 size_t *len) WARN_UNUSED;

@@ -27,7 +27,8 @@ wait_gone() {
 }
 
 # check NAME EXPECTED-STATUS STDOUT-PATTERN STDERR-PATTERN -- FLINT-ARGS
-# (STDOUT-PATTERN "-": stdout is not checked)
+# (STDOUT-PATTERN "-": stdout is not checked; an empty pattern: the stream
+# must be empty)
 check() {
 	name=$1 want=$2 outpat=$3 errpat=$4
 	shift 5
@@ -43,7 +44,11 @@ check() {
 	elif [ -z "$why" ] && [ -n "$outpat" ] && ! grep -q -- "$outpat" "$OUT/$name.out"; then
 		why="stdout lacks '$outpat'"
 	fi
-	[ -z "$why" ] && ! grep -q -- "$errpat" "$OUT/$name.err" && why="stderr lacks '$errpat'"
+	if [ -z "$why" ] && [ -z "$errpat" ] && [ -s "$OUT/$name.err" ]; then
+		why="unexpected output on stderr"
+	elif [ -z "$why" ] && [ -n "$errpat" ] && ! grep -q -- "$errpat" "$OUT/$name.err"; then
+		why="stderr lacks '$errpat'"
+	fi
 	report "$name" "$why" "$OUT/$name.err"
 }
 
@@ -176,7 +181,8 @@ wait $quit_pid || got=$?
 report sigquit-says-where "$why" "$OUT/quit.err"
 # The hidden test hook makes a forbidden call (execve) on one thread once its
 # filter is on: SIGSYS kills flint (status 128+31), or, with --seccomp-log,
-# the call is only logged and the guest runs to its end. The vCPU's call
+# the call is only logged and the guest runs to its end, as it does with
+# --no-seccomp, where no filter is on to see the call. The vCPU's call
 # comes before its first KVM_RUN, so the guest prints nothing.
 for t in main vcpu evloop; do
 	[ $t = vcpu ] && out="" || out=-
@@ -187,7 +193,15 @@ for t in main vcpu evloop; do
 		"execve on the $t thread returned -1 (No such file or directory): logged" -- \
 		--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$OUT/disk" \
 		--seccomp-test-forbidden $t --seccomp-log
+	check seccomp-hook-$t-none 42 "hello from the tiny guest" \
+		"execve on the $t thread returned -1 (No such file or directory): no filter" -- \
+		--kernel "$OUT/tiny-EXIT_STATUS.elf" --drive "path=$OUT/disk" \
+		--seccomp-test-forbidden $t --no-seccomp
 done
+# --no-seccomp says, once, that there are no filters.
+[ "$(grep -c 'seccomp: no filters (--no-seccomp)' "$OUT/seccomp-hook-main-none.err")" = 1 ]
+report no-seccomp-warns-once "$([ $? = 0 ] || echo "not one warning line")" \
+	"$OUT/seccomp-hook-main-none.err"
 
 # Image locks: one writer or any number of readers per image. A first flint
 # holds the image (its guest halts for ever), a second one is refused with a

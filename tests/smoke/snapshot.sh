@@ -167,6 +167,12 @@ if command -v curl >/dev/null; then
 	head -c 60 "$S/full.state" >"$S/short.state"
 	check snapshot-truncated 125 "" "truncated" -- --restore "$S/short.state" --mem-file "$S/full.mem"
 	check snapshot-not-flint 125 "" "not a flint snapshot" -- --restore "$S/full.mem" --mem-file "$S/full.mem"
+	# Firecracker's --snapshot-version and --describe-snapshot: the format
+	# flint writes, and the one a state file is in (a corrupt one too).
+	check snapshot-version 0 '^v1\.0\.0$' "" -- --snapshot-version
+	check describe-snapshot 0 '^v1\.0\.0$' "" -- --describe-snapshot "$S/corrupt.state"
+	check describe-not-flint 125 "" "snapshot $S/full.mem: not a flint snapshot" -- \
+		--describe-snapshot "$S/full.mem"
 	check snapshot-no-mem-file 125 "" "$S/nothing: No such file" -- \
 		--restore "$S/full.state" --mem-file "$S/nothing"
 	head -c 4096 "$S/full.mem" >"$S/short.mem"

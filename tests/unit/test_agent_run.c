@@ -1844,7 +1844,7 @@ Test(run_connect, run_thread_under_its_seccomp_filter)
 		if (pid == 0) {
 			struct harness h;
 
-			if (seccomp_configure(false, -1) < 0)
+			if (seccomp_configure(SECCOMP_KILL, -1) < 0)
 				_exit(2);
 			_exit(child_run(&h, runs[i].mode, runs[i].ready_ret));
 		}
@@ -2125,7 +2125,7 @@ Test(run_go, under_the_run_threads_seccomp_filter)
 	if (pid == 0) {
 		struct harness h;
 
-		if (seccomp_configure(false, -1) < 0)
+		if (seccomp_configure(SECCOMP_KILL, -1) < 0)
 			_exit(2);
 		_exit(child_go(&h));
 	}

@@ -369,6 +369,35 @@ Test(cli, firecracker_jailer_arguments)
 	cr_assert_eq(PARSE(&c, err, "--http-api-max-payload-size", "67108865"), CLI_ERROR);
 }
 
+/* Firecracker's --no-seccomp and snapshot-version options; the ones for what
+ * flint does not have are refused, saying why. */
+Test(cli, firecracker_seccomp_and_snapshot_options)
+{
+	struct config c;
+	char err[256];
+
+	/* The other order than test_seccomp's. */
+	cr_assert_eq(PARSE(&c, err, "--seccomp-log", "--no-seccomp"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--no-seccomp: there are no filters"), "%s", err);
+
+	cr_assert_eq(PARSE(&c, err, "--snapshot-version"), CLI_RUN, "%s", err);
+	cr_assert(c.snapshot_version);
+	cr_assert_eq(PARSE(&c, err, "--describe-snapshot", "vm.snap"), CLI_RUN, "%s", err);
+	cr_assert_str_eq(c.describe_snapshot, "vm.snap");
+	cr_assert_not(c.snapshot_version);
+
+	cr_assert_eq(PARSE(&c, err, "--seccomp-filter", "f.bpf"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--seccomp-filter: flint's seccomp filters are built in"),
+			   "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--enable-pci"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--enable-pci: flint's devices are on virtio-mmio"), "%s",
+			   err);
+	cr_assert_eq(PARSE(&c, err, "--metadata", "m.json"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--metadata: flint has no MMDS"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--mmds-size-limit", "100"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--mmds-size-limit: flint has no MMDS"), "%s", err);
+}
+
 /* --restore and its options (PUT /snapshot/load's, from the command line). */
 Test(cli, restore_options)
 {

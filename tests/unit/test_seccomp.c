@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -451,26 +452,34 @@ static void enter_vcpu(void)
 		_exit(CHILD_NO_FILTER);
 }
 
-static void configure_and_enter(bool log_only, int test_thread)
+static void configure_and_enter(enum seccomp_mode mode, int test_thread)
 {
-	if (seccomp_configure(log_only, test_thread) < 0)
+	if (seccomp_configure(mode, test_thread) < 0)
 		_exit(CHILD_NO_FILTER);
 	enter_vcpu();
 }
 
 static void hook_vcpu_kill(void)
 {
-	configure_and_enter(false, SECCOMP_VCPU);
+	configure_and_enter(SECCOMP_KILL, SECCOMP_VCPU);
 }
 
 static void hook_vcpu_log(void)
 {
-	configure_and_enter(true, SECCOMP_VCPU);
+	configure_and_enter(SECCOMP_LOG, SECCOMP_VCPU);
+}
+
+/* --no-seccomp: the hook's call goes through and no filter is on. */
+static void hook_vcpu_off(void)
+{
+	configure_and_enter(SECCOMP_OFF, SECCOMP_VCPU);
+	if (prctl(PR_GET_SECCOMP) != 0)
+		_exit(CHILD_WRONG_RESULT);
 }
 
 static void hook_other_thread(void)
 {
-	configure_and_enter(false, SECCOMP_MAIN);
+	configure_and_enter(SECCOMP_KILL, SECCOMP_MAIN);
 	call_kvm_run(); /* the vCPU filter is on, the hook did not fire */
 }
 
@@ -485,16 +494,17 @@ Test(seccomp, enter_applies_the_policy_and_the_test_hook)
 	/* in_child with SECCOMP_THREADS: the child installs nothing itself. */
 	killed(in_child(SECCOMP_THREADS, false, hook_vcpu_kill), "hook on vcpu");
 	allowed(in_child(SECCOMP_THREADS, false, hook_vcpu_log), "hook on vcpu, log mode");
+	allowed(in_child(SECCOMP_THREADS, false, hook_vcpu_off), "hook on vcpu, no filters");
 	allowed(in_child(SECCOMP_THREADS, false, hook_other_thread), "hook on main");
 	allowed(in_child(SECCOMP_THREADS, false, no_policy), "no policy");
-	cr_assert_eq(seccomp_configure(false, SECCOMP_THREADS), -EINVAL);
+	cr_assert_eq(seccomp_configure(SECCOMP_KILL, SECCOMP_THREADS), -EINVAL);
 }
 
 Test(seccomp, a_program_is_built_once_and_is_libseccomps)
 {
 	const struct sock_fprog *a, *b;
 
-	cr_assert_eq(seccomp_configure(false, -1), 0);
+	cr_assert_eq(seccomp_configure(SECCOMP_KILL, -1), 0);
 	for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
 		cr_assert_eq(seccomp_program(kinds[k], &a), 0);
 		cr_assert_eq(seccomp_program(kinds[k], &b), 0);
@@ -551,7 +561,7 @@ __attribute__((constructor)) static void churn_process(void)
 
 	if (!how)
 		return;
-	if (!strcmp(how, "policy") && seccomp_configure(false, -1) < 0)
+	if (!strcmp(how, "policy") && seccomp_configure(SECCOMP_KILL, -1) < 0)
 		_exit(CHILD_NO_FILTER);
 	if (pthread_create(&t, NULL, churn, NULL))
 		_exit(CHILD_NO_FILTER);
@@ -646,9 +656,14 @@ Test(seccomp, cli_options)
 	char err[256];
 
 	cr_assert_eq(parse(&cfg, err, "--stats", NULL), CLI_RUN);
-	cr_assert(!cfg.seccomp_log && !cfg.seccomp_test, "filters kill, no hook, by default");
+	cr_assert(cfg.seccomp == SECCOMP_KILL && !cfg.seccomp_test,
+		  "filters kill, no hook, by default");
 	cr_assert_eq(parse(&cfg, err, "--seccomp-log", NULL), CLI_RUN);
-	cr_assert(cfg.seccomp_log);
+	cr_assert_eq(cfg.seccomp, SECCOMP_LOG);
+	cr_assert_eq(parse(&cfg, err, "--no-seccomp", NULL), CLI_RUN);
+	cr_assert_eq(cfg.seccomp, SECCOMP_OFF);
+	cr_assert_eq(parse(&cfg, err, "--no-seccomp", "--seccomp-log"), CLI_ERROR);
+	cr_assert(strstr(err, "--seccomp-log: there are no filters"), "%s", err);
 	cr_assert_eq(parse(&cfg, err, "--seccomp-test-forbidden", "evloop"), CLI_RUN);
 	cr_assert_str_eq(cfg.seccomp_test, "evloop");
 	cr_assert_eq(parse(&cfg, err, "--seccomp-test-forbidden", "gpu"), CLI_ERROR);
@@ -712,7 +727,8 @@ static void api_under_filter(void)
 	if (!mkdtemp(dir))
 		_exit(CHILD_WRONG_RESULT);
 	snprintf(path, sizeof(path), "%s/api.sock", dir);
-	if (seccomp_configure(false, -1) < 0 || api_ctl_create(&ctl, NULL, NULL, NULL, NULL) < 0)
+	if (seccomp_configure(SECCOMP_KILL, -1) < 0 ||
+	    api_ctl_create(&ctl, NULL, NULL, NULL, NULL) < 0)
 		_exit(CHILD_NO_FILTER);
 	if (api_http_start(&http, path, ctl, err, sizeof(err)) < 0)
 		_exit(CHILD_NO_FILTER);

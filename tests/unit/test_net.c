@@ -27,6 +27,7 @@
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "fake_driver.h"
+#include "loop_watchdog.h"
 #include "net/net.h"
 #include "net/net_hdr.h"
 #include "net/tap.h"
@@ -246,39 +247,14 @@ static void host_needs_reset(void *t)
 
 static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
 
-/* Stops the loop after ms, unless the test is done first. */
-struct watchdog {
-	pthread_t t;
-	unsigned ms;
-	atomic_bool done;
-};
-
-static void *watch(void *arg)
-{
-	struct watchdog *w = arg;
-
-	for (unsigned i = 0; i < w->ms; i++) {
-		if (atomic_load(&w->done))
-			return NULL; /* a stop now would end the next run at once */
-		usleep(1000);
-	}
-	evloop_stop(loop);
-	return NULL;
-}
-
 /* Run the loop until cond() holds (checked at each interrupt decision) or
  * ms have passed. */
 static void run(bool (*cond)(void), unsigned ms)
 {
-	struct watchdog w = {.ms = ms};
-
 	until = cond;
 	if (cond && cond())
 		return;
-	cr_assert_eq(pthread_create(&w.t, NULL, watch, &w), 0);
-	cr_assert_eq(evloop_run(loop), 0);
-	atomic_store(&w.done, true);
-	pthread_join(w.t, NULL);
+	loop_run_for(loop, ms);
 	until = NULL;
 }
 

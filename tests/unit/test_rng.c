@@ -15,6 +15,7 @@
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "fake_driver.h"
+#include "loop_watchdog.h"
 #include "rng/rng.h"
 #include "rng/rng_test.h"
 #include "vq.h"
@@ -144,41 +145,16 @@ static bool random_looking(uint64_t gpa, uint32_t len)
 	return true;
 }
 
-/* Stops the loop after ms, unless the test is done first. */
-struct watchdog {
-	pthread_t t;
-	unsigned ms;
-	atomic_bool done;
-};
-
-static void *watch(void *arg)
-{
-	struct watchdog *w = arg;
-
-	for (unsigned i = 0; i < w->ms; i++) {
-		if (atomic_load(&w->done))
-			return NULL;
-		usleep(1000);
-	}
-	evloop_stop(loop);
-	return NULL;
-}
-
 /* Run the loop until the used index reaches k or ms have passed; returns
  * the loop's turns. */
 static uint64_t run_until(uint16_t k, unsigned ms)
 {
-	struct watchdog w = {.ms = ms};
 	struct evloop_stats before, after;
 
 	evloop_get_stats(loop, &before);
 	want_used = k;
-	if (used_idx() < k) {
-		cr_assert_eq(pthread_create(&w.t, NULL, watch, &w), 0);
-		cr_assert_eq(evloop_run(loop), 0);
-		atomic_store(&w.done, true);
-		pthread_join(w.t, NULL);
-	}
+	if (used_idx() < k)
+		loop_run_for(loop, ms);
 	want_used = UINT16_MAX;
 	evloop_get_stats(loop, &after);
 	return after.iterations - before.iterations;

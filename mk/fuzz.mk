@@ -35,6 +35,12 @@ FUZZ_LIBS_fuzz_api := -ljansson -pthread
 FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
 	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_rng := -luring
+# The balloon on a real io_uring event loop (its statistics timer), its
+# inflate discarding the harness's own RAM.
+FUZZ_SRCS_fuzz_balloon := virtio/balloon/balloon.c virtio/vq.c runner/core/gmem.c runner/core/study.c \
+	runner/core/wire.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
+FUZZ_LIBS_fuzz_balloon := -luring
+
 # The snapshot state file's reader (and writer, for the round trip), with
 # the vm_config it parses.
 FUZZ_SRCS_fuzz_snapfile := runner/snapshot/snapfile.c runner/core/wire.c runner/config/config_json.c \

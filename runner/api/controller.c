@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/config_json.h"
+#include "core/devices.h"
 #include "core/version.h"
 
 struct api_ctl {
@@ -254,6 +255,136 @@ static int op_failed(int r, struct vm_err *err)
 	return r;
 }
 
+int api_ctl_put_balloon(struct api_ctl *ctl, const struct vmc_balloon *b, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_set_balloon(&ctl->config, b, err->msg, sizeof(err->msg));
+	return done_boot(ctl, r, err);
+}
+
+/* Firecracker's answer when there is no balloon. */
+#define NO_BALLOON "No balloon device found."
+
+/* After a post-boot update's op answered r: the merged config becomes the
+ * controller's when the VM took it, else it goes. Unlocks. */
+static int take_merged(struct api_ctl *ctl, struct vm_config *merged, int r, struct vm_err *err)
+{
+	if (r < 0) {
+		vm_config_free(merged);
+		return done(ctl, op_failed(r, err), err);
+	}
+	vm_config_free(&ctl->config);
+	ctl->config = *merged;
+	return done(ctl, 0, err);
+}
+
+/* A balloon PATCH: before the start the config changes; after it, a copy
+ * does, the device follows it (ops->update_balloon), and it becomes the
+ * config. edit is vm_config_patch_balloon or _stats with its value. */
+static int patch_balloon(struct api_ctl *ctl, uint32_t v, unsigned changes,
+			 int (*edit)(struct vm_config *c, uint32_t v, bool started, char *err,
+				     size_t errlen),
+			 struct vm_err *err)
+{
+	struct vm_config merged;
+	int r;
+
+	pthread_mutex_lock(&ctl->lock);
+	if (!ctl->config.balloon.enabled)
+		return done(ctl, vm_err_set(err, -ENOENT, NO_BALLOON), err);
+	if (!ctl->started)
+		return done(ctl, edit(&ctl->config, v, false, err->msg, sizeof(err->msg)), err);
+	if (vm_config_copy(&merged, &ctl->config) < 0)
+		return done(ctl, vm_err_set(err, -ENOMEM, "out of memory"), err);
+	if ((r = edit(&merged, v, true, err->msg, sizeof(err->msg))) < 0)
+		goto err;
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->update_balloon) {
+		r = vm_err_set(err, -EOPNOTSUPP, "flint cannot update the balloon after boot");
+		goto err;
+	}
+	return take_merged(ctl, &merged,
+			   ctl->ops->update_balloon(ctl->ops_ctx, &merged.balloon, changes, err),
+			   err);
+err:
+	vm_config_free(&merged);
+	return done(ctl, r, err);
+}
+
+static int edit_amount(struct vm_config *c, uint32_t v, bool started, char *err, size_t errlen)
+{
+	(void)started;
+	return vm_config_patch_balloon(c, v, err, errlen);
+}
+
+int api_ctl_patch_balloon(struct api_ctl *ctl, uint32_t amount_mib, struct vm_err *err)
+{
+	return patch_balloon(ctl, amount_mib, DEVICE_CHANGE_TARGET, edit_amount, err);
+}
+
+int api_ctl_patch_balloon_stats(struct api_ctl *ctl, uint32_t interval_s, struct vm_err *err)
+{
+	return patch_balloon(ctl, interval_s, DEVICE_CHANGE_STATS_INTERVAL,
+			     vm_config_patch_balloon_stats, err);
+}
+
+int api_ctl_balloon_hinting(struct api_ctl *ctl, struct vm_err *err)
+{
+	int r = lock_post_boot(ctl, err);
+	if (r < 0)
+		return r;
+	if (!ctl->config.balloon.enabled)
+		return done(ctl, vm_err_set(err, -ENOENT, NO_BALLOON), err);
+	return done(ctl, vm_err_set(err, -EOPNOTSUPP, "Attempting to use hinting when not enabled"),
+		    err);
+}
+
+char *api_ctl_balloon_json(struct api_ctl *ctl, struct vm_err *err)
+{
+	char *s = NULL;
+
+	pthread_mutex_lock(&ctl->lock);
+	if (!ctl->config.balloon.enabled)
+		vm_err_set(err, -ENOENT, NO_BALLOON);
+	else if (!(s = config_json_encode_balloon(&ctl->config.balloon)))
+		vm_err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
+static void put_stat(void *ctx, const char *name, uint64_t v)
+{
+	json_t *o = ctx;
+
+	json_object_set_new(o, name, json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v));
+}
+
+char *api_ctl_balloon_stats_json(struct api_ctl *ctl, struct vm_err *err)
+{
+	json_t *o = NULL;
+	char *s = NULL;
+
+	if (lock_post_boot(ctl, err) < 0)
+		return NULL;
+	if (!ctl->config.balloon.enabled)
+		vm_err_set(err, -ENOENT, NO_BALLOON);
+	else if (!ctl->config.balloon.stats_polling_interval_s)
+		vm_err_set(err, -EINVAL, "Received stats query when stats are disabled.");
+	else if (!ctl->ops || !ctl->ops->balloon_report)
+		vm_err_set(err, -EOPNOTSUPP, "flint cannot report on the balloon");
+	else if (!(o = json_object()))
+		vm_err_set(err, -ENOMEM, "out of memory");
+	else if (ctl->ops->balloon_report(ctl->ops_ctx, put_stat, o, err) < 0)
+		op_failed(-EIO, err);
+	else if (!(s = json_dumps(o, JSON_COMPACT)))
+		vm_err_set(err, -ENOMEM, "out of memory");
+	json_decref(o);
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
 int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err)
 {
 	int r = lock_pre_boot(ctl, err);
@@ -313,13 +444,9 @@ int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p, struct v
 		goto err;
 	}
 	int i = vm_config_find_drive(&merged, p->drive_id);
-	if ((r = ctl->ops->update_drive(ctl->ops_ctx, &merged.drives[i], new_image, err)) < 0) {
-		r = op_failed(r, err);
-		goto err;
-	}
-	vm_config_free(&ctl->config);
-	ctl->config = merged;
-	return done(ctl, 0, err);
+	return take_merged(ctl, &merged,
+			   ctl->ops->update_drive(ctl->ops_ctx, &merged.drives[i], new_image, err),
+			   err);
 err:
 	vm_config_free(&merged);
 	return done(ctl, r, err);
@@ -343,13 +470,8 @@ int api_ctl_patch_net(struct api_ctl *ctl, struct vmc_net_patch *p, struct vm_er
 		goto err;
 	}
 	int i = vm_config_find_net(&merged, p->iface_id);
-	if ((r = ctl->ops->update_net(ctl->ops_ctx, &merged.nets[i], err)) < 0) {
-		r = op_failed(r, err);
-		goto err;
-	}
-	vm_config_free(&ctl->config);
-	ctl->config = merged;
-	return done(ctl, 0, err);
+	return take_merged(ctl, &merged, ctl->ops->update_net(ctl->ops_ctx, &merged.nets[i], err),
+			   err);
 err:
 	vm_config_free(&merged);
 	return done(ctl, r, err);
@@ -545,10 +667,15 @@ static const struct {
     [API_REQ_PUT_VSOCK] = {"put_api_requests", "vsock"},
     [API_REQ_PUT_ENTROPY] = {"put_api_requests", "entropy"},
     [API_REQ_PUT_SERIAL] = {"put_api_requests", "serial"},
+    [API_REQ_PUT_BALLOON] = {"put_api_requests", "balloon"},
+    [API_REQ_GET_BALLOON] = {"get_api_requests", "balloon"},
+    [API_REQ_GET_BALLOON_STATS] = {"get_api_requests", "balloon_stats"},
     [API_REQ_PATCH_DRIVE] = {"patch_api_requests", "drive"},
     [API_REQ_PATCH_NETWORK] = {"patch_api_requests", "network"},
     [API_REQ_PATCH_MACHINE_CFG] = {"patch_api_requests", "machine_cfg"},
     [API_REQ_PATCH_VM] = {"patch_api_requests", "vm"},
+    [API_REQ_PATCH_BALLOON] = {"patch_api_requests", "balloon"},
+    [API_REQ_PATCH_BALLOON_STATS] = {"patch_api_requests", "balloon_stats"},
     [API_REQ_PUT_SNAPSHOT_CREATE] = {"put_api_requests", "snapshot_create"},
     [API_REQ_PUT_SNAPSHOT_LOAD] = {"put_api_requests", "snapshot_load"},
 };

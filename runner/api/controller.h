@@ -2,9 +2,10 @@
  * vm_config, the instance's identity (id, app name, version) and its phase,
  * and applies Firecracker's phase rules: resources are configured before
  * InstanceStart (PUT machine-config, boot-source, drives,
- * network-interfaces, vsock, logger, metrics, entropy, serial; PATCH
- * machine-config); after it only PATCH /vm, PATCH drives and
- * network-interfaces, SendCtrlAltDel and FlushMetrics are accepted. Once
+ * network-interfaces, vsock, logger, metrics, entropy, serial, balloon;
+ * PATCH machine-config); after it only PATCH /vm, PATCH drives,
+ * network-interfaces and the balloon, SendCtrlAltDel and FlushMetrics are
+ * accepted. Once
  * started, it drives the VM through struct api_vm_ops, implemented by the
  * command layer (runner/cmd/).
  *
@@ -42,6 +43,13 @@ struct api_vm_ops {
 	int (*update_drive)(void *ctx, const struct vmc_drive *d, bool new_image,
 			    struct vm_err *err);
 	int (*update_net)(void *ctx, const struct vmc_net *n, struct vm_err *err);
+	/* PATCH /balloon and /balloon/statistics after boot: the device
+	 * follows b in what changes (enum device_change) names. */
+	int (*update_balloon)(void *ctx, const struct vmc_balloon *b, unsigned changes,
+			      struct vm_err *err);
+	/* GET /balloon/statistics: the device's report, name by name. */
+	int (*balloon_report)(void *ctx, void (*emit)(void *e, const char *name, uint64_t v),
+			      void *e, struct vm_err *err);
 	/* PUT /logger and PUT /metrics take effect at once (pre-boot only, as
 	 * Firecracker). NULL: only recorded in the config. */
 	int (*set_logger)(void *ctx, const struct vmc_logger *l, struct vm_err *err);
@@ -91,10 +99,15 @@ enum api_req {
 	API_REQ_PUT_VSOCK,
 	API_REQ_PUT_ENTROPY,
 	API_REQ_PUT_SERIAL,
+	API_REQ_PUT_BALLOON,
+	API_REQ_GET_BALLOON,
+	API_REQ_GET_BALLOON_STATS,
 	API_REQ_PATCH_DRIVE,
 	API_REQ_PATCH_NETWORK,
 	API_REQ_PATCH_MACHINE_CFG,
 	API_REQ_PATCH_VM,
+	API_REQ_PATCH_BALLOON,
+	API_REQ_PATCH_BALLOON_STATS,
 	API_REQ_PUT_SNAPSHOT_CREATE,
 	API_REQ_PUT_SNAPSHOT_LOAD,
 	API_REQ_COUNT
@@ -152,6 +165,23 @@ int api_ctl_put_metrics(struct api_ctl *ctl, struct vmc_metrics *m, struct vm_er
 int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p,
 			struct vm_err *err) WARN_UNUSED;
 int api_ctl_patch_net(struct api_ctl *ctl, struct vmc_net_patch *p, struct vm_err *err) WARN_UNUSED;
+
+/* The balloon, with Firecracker's rules: PUT before the start (amount_mib
+ * at most the machine's memory); PATCH /balloon (amount_mib) and PATCH
+ * /balloon/statistics (the interval) before or after it (after: through
+ * ops->update_balloon; statistics cannot be turned on or off then); GET
+ * /balloon/statistics after it. The free page hinting requests are refused:
+ * flint's balloon has none. */
+int api_ctl_put_balloon(struct api_ctl *ctl, const struct vmc_balloon *b,
+			struct vm_err *err) WARN_UNUSED;
+int api_ctl_patch_balloon(struct api_ctl *ctl, uint32_t amount_mib, struct vm_err *err) WARN_UNUSED;
+int api_ctl_patch_balloon_stats(struct api_ctl *ctl, uint32_t interval_s,
+				struct vm_err *err) WARN_UNUSED;
+int api_ctl_balloon_hinting(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+/* GET /balloon (Firecracker's Balloon) and GET /balloon/statistics
+ * (BalloonStats): malloc'd JSON, or NULL with err set. */
+char *api_ctl_balloon_json(struct api_ctl *ctl, struct vm_err *err);
+char *api_ctl_balloon_stats_json(struct api_ctl *ctl, struct vm_err *err);
 
 /* Actions. InstanceStart once (needs a boot-source); pause, resume and
  * SendCtrlAltDel once started; FlushMetrics once metrics are configured,

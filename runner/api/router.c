@@ -28,6 +28,9 @@ enum route_kind {
 	R_VSOCK,
 	R_ENTROPY,
 	R_SERIAL,
+	R_BALLOON,
+	R_BALLOON_STATS,
+	R_BALLOON_HINTING,
 	R_VM,
 	R_SNAPSHOT_CREATE,
 	R_SNAPSHOT_LOAD,
@@ -55,11 +58,11 @@ static const struct route {
     {"entropy", M_PUT, R_ENTROPY, NULL},
     {"serial", M_PUT, R_SERIAL, NULL},
     {"vm", M_PATCH, R_VM, NULL},
-    {"balloon", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "a balloon device"},
-    {"balloon/statistics", M_GET | M_PATCH, R_UNSUPPORTED, "a balloon device"},
-    {"balloon/hinting/start", M_PATCH, R_UNSUPPORTED, "a balloon device"},
-    {"balloon/hinting/status", M_GET, R_UNSUPPORTED, "a balloon device"},
-    {"balloon/hinting/stop", M_PATCH, R_UNSUPPORTED, "a balloon device"},
+    {"balloon", M_GET | M_PUT | M_PATCH, R_BALLOON, NULL},
+    {"balloon/statistics", M_GET | M_PATCH, R_BALLOON_STATS, NULL},
+    {"balloon/hinting/start", M_PATCH, R_BALLOON_HINTING, NULL},
+    {"balloon/hinting/status", M_GET, R_BALLOON_HINTING, NULL},
+    {"balloon/hinting/stop", M_PATCH, R_BALLOON_HINTING, NULL},
     {"cpu-config", M_PUT, R_UNSUPPORTED, "custom CPU templates (cpu-config)"},
     {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
     {"mmds", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "MMDS"},
@@ -330,6 +333,56 @@ static int do_entropy(struct req *q)
 	return answer(q, API_REQ_PUT_ENTROPY, r, &e);
 }
 
+/* A GET answered with JSON or the fault err says. */
+static int got_json(struct req *q, enum api_req counter, char *body, const struct vm_err *e)
+{
+	api_ctl_count(q->ctl, counter, !body);
+	return body ? ok_json(q->resp, body) : fault(q->resp, "%s", e->msg);
+}
+
+static int do_balloon(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_balloon b;
+	uint32_t amount;
+	int r;
+
+	if (q->method == M_GET)
+		return got_json(q, API_REQ_GET_BALLOON, api_ctl_balloon_json(q->ctl, &e), &e);
+	if (q->method == M_PUT) {
+		if ((r = config_json_balloon(q->body, q->len, &b, ERRBUF(e))) >= 0)
+			r = api_ctl_put_balloon(q->ctl, &b, &e);
+		return answer(q, API_REQ_PUT_BALLOON, r, &e);
+	}
+	if ((r = config_json_balloon_update(q->body, q->len, &amount, ERRBUF(e))) >= 0)
+		r = api_ctl_patch_balloon(q->ctl, amount, &e);
+	return answer(q, API_REQ_PATCH_BALLOON, r, &e);
+}
+
+static int do_balloon_stats(struct req *q)
+{
+	struct vm_err e = {0};
+	uint32_t interval;
+	int r;
+
+	if (q->method == M_GET)
+		return got_json(q, API_REQ_GET_BALLOON_STATS,
+				api_ctl_balloon_stats_json(q->ctl, &e), &e);
+	if ((r = config_json_balloon_stats_update(q->body, q->len, &interval, ERRBUF(e))) >= 0)
+		r = api_ctl_patch_balloon_stats(q->ctl, interval, &e);
+	return answer(q, API_REQ_PATCH_BALLOON_STATS, r, &e);
+}
+
+/* Free page hinting: flint's balloon has none, so each request is refused
+ * as Firecracker refuses them for a balloon without it. */
+static int do_balloon_hinting(struct req *q)
+{
+	struct vm_err e = {0};
+	int r = api_ctl_balloon_hinting(q->ctl, &e);
+
+	return fault(q->resp, "%s", r < 0 && e.msg[0] ? e.msg : strerror(-r));
+}
+
 static int do_serial(struct req *q)
 {
 	struct vm_err e = {0};
@@ -562,6 +615,12 @@ static int route(struct req *q, const struct route *rt)
 		return do_entropy(q);
 	case R_SERIAL:
 		return do_serial(q);
+	case R_BALLOON:
+		return do_balloon(q);
+	case R_BALLOON_STATS:
+		return do_balloon_stats(q);
+	case R_BALLOON_HINTING:
+		return do_balloon_hinting(q);
 	case R_VM:
 		return do_vm(q);
 	case R_SNAPSHOT_CREATE:

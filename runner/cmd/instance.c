@@ -334,6 +334,32 @@ static int op_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 		  : err->code;
 }
 
+/* PATCH /balloon, /balloon/statistics: the entry becomes b (checked by
+ * the controller). */
+static int edit_balloon(struct vm_config *next, const void *arg, struct vm_err *err)
+{
+	(void)err;
+	next->balloon = *(const struct vmc_balloon *)arg;
+	return 0;
+}
+
+static int op_update_balloon(void *ctx, const struct vmc_balloon *b, unsigned changes,
+			     struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+
+	return vm ? vm_update_device(vm, "balloon", "balloon", changes, edit_balloon, b, err)
+		  : err->code;
+}
+
+static int op_balloon_report(void *ctx, void (*emit)(void *e, const char *name, uint64_t v),
+			     void *e, struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+
+	return vm ? vm_device_report(vm, "balloon", "balloon", emit, e, err) : err->code;
+}
+
 static int op_snapshot_create(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
@@ -376,6 +402,8 @@ static const struct api_vm_ops vm_ops = {
     .ctrl_alt_del = op_ctrl_alt_del,
     .update_drive = op_update_drive,
     .update_net = op_update_net,
+    .update_balloon = op_update_balloon,
+    .balloon_report = op_balloon_report,
     .flush_metrics = op_flush_metrics,
     .snapshot_create = op_snapshot_create,
     .snapshot_load = op_snapshot_load,

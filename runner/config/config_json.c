@@ -317,6 +317,31 @@ static int parse_entropy(struct jfield *p, json_t *o, struct vmc_entropy *e)
 	return 0;
 }
 
+/* Firecracker's Balloon: amount_mib (u32) and deflate_on_oom required,
+ * stats_polling_interval_s a u16. */
+static int parse_balloon(struct jfield *p, json_t *o, struct vmc_balloon *b)
+{
+	static const char *const keys[] = {
+	    "amount_mib",	 "deflate_on_oom",	"stats_polling_interval_s",
+	    "free_page_hinting", "free_page_reporting", NULL};
+	uint64_t amount = 0, interval = 0;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_uint(p, o, "amount_mib", true, 0, UINT32_MAX, &amount, NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "deflate_on_oom", true, &b->deflate_on_oom, NULL)) < 0 ||
+	    (r = jfield_uint(p, o, "stats_polling_interval_s", false, 0, UINT16_MAX, &interval,
+			     NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "free_page_hinting", false, &b->free_page_hinting, NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "free_page_reporting", false, &b->free_page_reporting, NULL)) <
+		0)
+		return r;
+	b->amount_mib = (uint32_t)amount;
+	b->stats_polling_interval_s = (uint32_t)interval;
+	b->enabled = true;
+	return 0;
+}
+
 static int parse_serial(struct jfield *p, json_t *o, struct vmc_serial *s)
 {
 	static const char *const keys[] = {"serial_out_path", "rate_limiter", NULL};
@@ -546,6 +571,53 @@ int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, cha
 	return r;
 }
 
+int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, char *err,
+			size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*b = (struct vmc_balloon){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_balloon(&p, o, b)) < 0)
+		*b = (struct vmc_balloon){0};
+	json_decref(o);
+	return r;
+}
+
+/* A body of one required unsigned member `key`, at most hi. */
+static int one_uint(const char *body, size_t len, const char *key, uint64_t hi, uint32_t *out,
+		    char *err, size_t errlen)
+{
+	const char *const keys[] = {key, NULL};
+	struct jfield p = {.err = err, .errlen = errlen};
+	uint64_t v = 0;
+	json_t *o;
+	int r;
+
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
+	    (r = jfield_uint(&p, o, key, true, 0, hi, &v, NULL)) == 0)
+		*out = (uint32_t)v;
+	json_decref(o);
+	return r;
+}
+
+int config_json_balloon_update(const char *body, size_t len, uint32_t *amount_mib, char *err,
+			       size_t errlen)
+{
+	return one_uint(body, len, "amount_mib", UINT32_MAX, amount_mib, err, errlen);
+}
+
+int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *interval_s, char *err,
+				     size_t errlen)
+{
+	return one_uint(body, len, "stats_polling_interval_s", UINT16_MAX, interval_s, err, errlen);
+}
+
 int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err, size_t errlen)
 {
 	struct jfield p = {.err = err, .errlen = errlen};
@@ -648,7 +720,6 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 					   "memory-hotplug",
 					   NULL};
 	static const char *const missing_devices[][2] = {
-	    {"balloon", "the balloon device"},
 	    {"cpu-config", "custom CPU templates"},
 	    {"mmds-config", "MMDS (the microVM metadata service)"},
 	    {"pmem", "virtio-pmem devices"},
@@ -661,6 +732,7 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 	struct vmc_metrics metrics = {0};
 	struct vmc_entropy entropy = {0};
 	struct vmc_serial serial = {0};
+	struct vmc_balloon balloon = {0};
 	json_t *v;
 	int r;
 
@@ -699,6 +771,9 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 		goto out;
 	if (entropy.enabled)
 		vm_config_set_entropy(c, &entropy);
+	if ((r = SECTION(p, root, "balloon", parse_balloon, &balloon)) < 0 ||
+	    (balloon.enabled && (r = vm_config_set_balloon(c, &balloon, p->err, p->errlen)) < 0))
+		goto out;
 	if ((r = SECTION(p, root, "logger", parse_logger, &logger)) < 0)
 		goto out;
 	if (logger.enabled)
@@ -873,6 +948,22 @@ static json_t *put_obj(json_t *o, const char *key, bool *ok)
 	return *ok ? v : NULL;
 }
 
+static json_t *enc_balloon(const struct vmc_balloon *b, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_uint(o, "amount_mib", b->amount_mib, ok);
+	put(o, "deflate_on_oom", json_boolean(b->deflate_on_oom), ok);
+	put_uint(o, "stats_polling_interval_s", b->stats_polling_interval_s, ok);
+	put(o, "free_page_hinting", json_boolean(b->free_page_hinting), ok);
+	put(o, "free_page_reporting", json_boolean(b->free_page_reporting), ok);
+	return o;
+}
+
 static json_t *enc_config(const struct vm_config *c, bool *ok)
 {
 	json_t *root = json_object(), *a, *o;
@@ -911,6 +1002,8 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 		put_str(o, "metrics_path", c->metrics.metrics_path, ok);
 	if (c->entropy.enabled && (o = put_obj(root, "entropy", ok)))
 		put_rl(o, "rate_limiter", &c->entropy.rate_limiter, ok);
+	if (c->balloon.enabled)
+		put(root, "balloon", enc_balloon(&c->balloon, ok), ok);
 	/* Firecracker's FullVmConfiguration writes every section: null for
 	 * one not configured (or a device flint does not have), [] for an
 	 * empty list. */
@@ -949,6 +1042,14 @@ char *config_json_encode_machine(const struct vmc_machine *m)
 {
 	bool ok = true;
 	json_t *root = enc_machine(m, &ok);
+
+	return dump(root, ok, JSON_COMPACT);
+}
+
+char *config_json_encode_balloon(const struct vmc_balloon *b)
+{
+	bool ok = true;
+	json_t *root = enc_balloon(b, &ok);
 
 	return dump(root, ok, JSON_COMPACT);
 }

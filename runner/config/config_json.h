@@ -69,6 +69,14 @@ int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, cha
 			size_t errlen) WARN_UNUSED;
 int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err,
 		       size_t errlen) WARN_UNUSED;
+/* PUT /balloon; PATCH /balloon ({"amount_mib"}); PATCH /balloon/statistics
+ * ({"stats_polling_interval_s"}, a u16 as Firecracker's). */
+int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, char *err,
+			size_t errlen) WARN_UNUSED;
+int config_json_balloon_update(const char *body, size_t len, uint32_t *amount_mib, char *err,
+			       size_t errlen) WARN_UNUSED;
+int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *interval_s, char *err,
+				     size_t errlen) WARN_UNUSED;
 
 /* c as a FullVmConfiguration object: "boot-source" (once set), "drives"
  * and "network-interfaces" (possibly empty), "machine-config", and
@@ -81,5 +89,8 @@ char *config_json_encode(const struct vm_config *c, bool pretty);
 
 /* m as GET /machine-config returns it. malloc'd, NULL when out of memory. */
 char *config_json_encode_machine(const struct vmc_machine *m);
+/* b as GET /balloon returns it (amount_mib: the target now). malloc'd,
+ * NULL when out of memory. */
+char *config_json_encode_balloon(const struct vmc_balloon *b);
 
 #endif

@@ -240,6 +240,14 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	if (a->entropy.enabled != b->entropy.enabled ||
 	    (a->entropy.enabled && !rl_eq(&a->entropy.rate_limiter, &b->entropy.rate_limiter)))
 		return false;
+	if (a->balloon.enabled != b->balloon.enabled ||
+	    (a->balloon.enabled &&
+	     (a->balloon.amount_mib != b->balloon.amount_mib ||
+	      a->balloon.deflate_on_oom != b->balloon.deflate_on_oom ||
+	      a->balloon.stats_polling_interval_s != b->balloon.stats_polling_interval_s ||
+	      a->balloon.free_page_hinting != b->balloon.free_page_hinting ||
+	      a->balloon.free_page_reporting != b->balloon.free_page_reporting)))
+		return false;
 	if (a->serial.enabled != b->serial.enabled ||
 	    (a->serial.enabled && (!str_eq(a->serial.serial_out_path, b->serial.serial_out_path) ||
 				   !bucket_eq(&a->serial.rate_limiter, &b->serial.rate_limiter))))
@@ -675,6 +683,55 @@ void vm_config_set_serial(struct vm_config *c, struct vmc_serial *s)
 	*s = (struct vmc_serial){0};
 }
 
+/* The balloon's target against the machine's memory. */
+static int balloon_amount_check(const struct vm_config *c, uint32_t amount_mib, char *err,
+				size_t errlen)
+{
+	if (amount_mib > c->machine.mem_size_mib)
+		return err_set(err, errlen, -EINVAL,
+			       "amount_mib: %u MiB is more than the guest's memory (%llu MiB)",
+			       amount_mib, (unsigned long long)c->machine.mem_size_mib);
+	return 0;
+}
+
+int vm_config_set_balloon(struct vm_config *c, const struct vmc_balloon *b, char *err,
+			  size_t errlen)
+{
+	int r = balloon_amount_check(c, b->amount_mib, err, errlen);
+
+	if (r < 0)
+		return r;
+	c->balloon = *b;
+	c->balloon.enabled = true;
+	return 0;
+}
+
+int vm_config_patch_balloon(struct vm_config *c, uint32_t amount_mib, char *err, size_t errlen)
+{
+	int r;
+
+	if (!c->balloon.enabled)
+		return err_set(err, errlen, -ENOENT, "no balloon device is configured");
+	if ((r = balloon_amount_check(c, amount_mib, err, errlen)) < 0)
+		return r;
+	c->balloon.amount_mib = amount_mib;
+	return 0;
+}
+
+int vm_config_patch_balloon_stats(struct vm_config *c, uint32_t interval_s, bool started, char *err,
+				  size_t errlen)
+{
+	if (!c->balloon.enabled)
+		return err_set(err, errlen, -ENOENT, "no balloon device is configured");
+	if (started && (interval_s == 0) != (c->balloon.stats_polling_interval_s == 0))
+		return err_set(err, errlen, -EINVAL,
+			       "stats_polling_interval_s: statistics cannot be turned %s once "
+			       "the microVM has started",
+			       interval_s ? "on" : "off");
+	c->balloon.stats_polling_interval_s = interval_s;
+	return 0;
+}
+
 /* ---- features ------------------------------------------------------------ */
 
 /* What a drive, an interface, and the rest ask for (vmc_feature bits). */
@@ -709,7 +766,10 @@ static unsigned other_features(const struct vm_config *c)
 	       (c->serial.enabled && c->serial.serial_out_path ? VMC_F_SERIAL_OUT : 0) |
 	       (c->serial.enabled && bucket_limits(&c->serial.rate_limiter)
 		    ? VMC_F_SERIAL_RATE_LIMIT
-		    : 0);
+		    : 0) |
+	       (c->balloon.enabled ? VMC_F_BALLOON : 0) |
+	       (c->balloon.enabled && c->balloon.free_page_hinting ? VMC_F_BALLOON_HINTING : 0) |
+	       (c->balloon.enabled && c->balloon.free_page_reporting ? VMC_F_BALLOON_REPORTING : 0);
 }
 
 unsigned vm_config_features(const struct vm_config *c)
@@ -759,6 +819,12 @@ static const char *feature_what(unsigned bit)
 		return "writing the serial console to a file (serial_out_path)";
 	case VMC_F_SERIAL_RATE_LIMIT:
 		return "a serial console rate limiter (rate_limiter)";
+	case VMC_F_BALLOON:
+		return "the balloon device";
+	case VMC_F_BALLOON_HINTING:
+		return "balloon free page hinting (free_page_hinting)";
+	case VMC_F_BALLOON_REPORTING:
+		return "balloon free page reporting (free_page_reporting)";
 	}
 	return "a feature";
 }

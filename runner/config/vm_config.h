@@ -205,6 +205,16 @@ struct vmc_entropy {
 	struct ratelimit_cfg rate_limiter;
 };
 
+/* PUT /balloon (Firecracker's Balloon). */
+struct vmc_balloon {
+	bool enabled;
+	uint32_t amount_mib;		   /* the target: memory the guest gives up */
+	bool deflate_on_oom;		   /* the guest may deflate under pressure */
+	uint32_t stats_polling_interval_s; /* 0: no statistics */
+	bool free_page_hinting;		   /* not supported (VMC_F_BALLOON_HINTING) */
+	bool free_page_reporting;	   /* not supported (VMC_F_BALLOON_REPORTING) */
+};
+
 /* PUT /serial (Firecracker's SerialDevice). */
 struct vmc_serial {
 	bool enabled;
@@ -225,6 +235,7 @@ struct vm_config {
 	struct vmc_metrics metrics;
 	struct vmc_entropy entropy;
 	struct vmc_serial serial;
+	struct vmc_balloon balloon;
 };
 
 /* Features a vm_config may ask for that the VM layer may not honour (yet).
@@ -247,6 +258,9 @@ enum vmc_feature {
 	VMC_F_METRICS = 1u << 13,	     /* metrics */
 	VMC_F_SERIAL_OUT = 1u << 14,	     /* serial serial_out_path */
 	VMC_F_SERIAL_RATE_LIMIT = 1u << 15,  /* serial rate_limiter */
+	VMC_F_BALLOON = 1u << 16,	     /* a balloon device */
+	VMC_F_BALLOON_HINTING = 1u << 17,    /* its free_page_hinting */
+	VMC_F_BALLOON_REPORTING = 1u << 18,  /* its free_page_reporting */
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, no huge
@@ -332,6 +346,18 @@ void vm_config_set_logger(struct vm_config *c, struct vmc_logger *l);
 void vm_config_set_metrics(struct vm_config *c, struct vmc_metrics *m);
 void vm_config_set_entropy(struct vm_config *c, const struct vmc_entropy *e);
 void vm_config_set_serial(struct vm_config *c, struct vmc_serial *s);
+/* PUT /balloon: amount_mib at most the machine's memory. */
+int vm_config_set_balloon(struct vm_config *c, const struct vmc_balloon *b, char *err,
+			  size_t errlen) WARN_UNUSED;
+/* PATCH /balloon: a new target, at most the machine's memory; -ENOENT
+ * when there is no balloon. */
+int vm_config_patch_balloon(struct vm_config *c, uint32_t amount_mib, char *err,
+			    size_t errlen) WARN_UNUSED;
+/* PATCH /balloon/statistics: a new interval; refused when it would turn
+ * statistics on or off once `started` (the guest's driver asked for the
+ * queue, or not, at boot); -ENOENT when there is no balloon. */
+int vm_config_patch_balloon_stats(struct vm_config *c, uint32_t interval_s, bool started, char *err,
+				  size_t errlen) WARN_UNUSED;
 
 /* Index of the drive or interface with that id, or -1. */
 int vm_config_find_drive(const struct vm_config *c, const char *drive_id);

@@ -10,7 +10,7 @@
 
 #include "core/devices.h"
 
-extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind;
+extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind, balloon_kind;
 
 /* Whether the tap `name` attaches as a network interface would attach it
  * (opened, then closed): for PUT /network-interfaces, which Firecracker

@@ -135,6 +135,14 @@ void device_counters(const struct device *d, device_counter_fn emit, void *ctx)
 		d->kind->counters(d, emit, ctx);
 }
 
+int device_report(const struct device *d, device_counter_fn emit, void *ctx)
+{
+	if (!d->kind->report)
+		return -EOPNOTSUPP;
+	d->kind->report(d, emit, ctx);
+	return 0;
+}
+
 struct device *devices_find(const struct devices *r, const char *kind, const char *id)
 {
 	for (unsigned j = 0; j < r->n; j++) {

@@ -48,6 +48,8 @@ struct device_new {
 enum device_change {
 	DEVICE_CHANGE_BACKING = 1u << 0,
 	DEVICE_CHANGE_LIMITS = 1u << 1,
+	DEVICE_CHANGE_TARGET = 1u << 2,		/* a balloon's amount_mib */
+	DEVICE_CHANGE_STATS_INTERVAL = 1u << 3, /* its stats_polling_interval_s */
 };
 
 /* Receives one counter of a device: its name (Firecracker's metric name
@@ -79,6 +81,11 @@ struct device_kind {
 	void (*print_stats)(const struct device *d);
 	/* Every counter of the device, through emit (metrics); NULL for none. */
 	void (*counters)(const struct device *d, device_counter_fn emit, void *ctx);
+	/* What the device reports of its state now, name by name (a
+	 * balloon's GET /balloon/statistics: its target, what the guest holds,
+	 * the guest's statistics); NULL for none. Any thread once the device
+	 * is attached. */
+	void (*report)(const struct device *d, device_counter_fn emit, void *ctx);
 	/* The i-th entry of c changed while the VM runs (PATCH /drives/{id}):
 	 * make the device follow it in what `changes` (enum device_change
 	 * bits) names, and only that. On the control thread, with the event
@@ -192,6 +199,10 @@ int devices_update(struct devices *r, const char *kind, const char *id, const st
 /* Each counter of device d (struct device_kind's counters); none when its
  * kind has no counters hook. */
 void device_counters(const struct device *d, device_counter_fn emit, void *ctx);
+
+/* Device d's report (struct device_kind's report): -EOPNOTSUPP when its
+ * kind has none. */
+int device_report(const struct device *d, device_counter_fn emit, void *ctx) WARN_UNUSED;
 
 /* Device d's section in the metrics file ("block_rootfs", "vsock"). */
 void device_metrics_section(const struct device *d, char *buf, size_t len);

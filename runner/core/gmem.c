@@ -240,6 +240,25 @@ void *gmem_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
+int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t len)
+{
+	uint64_t ps = gmem_page_size(g), start, end;
+	uint8_t *p = len ? gmem_ptr(g, gpa, len) : NULL;
+
+	if (!p)
+		return -EFAULT;
+	if (g->lazy)
+		return -EOPNOTSUPP;
+	/* Host addresses: regions are page-aligned in both spaces. */
+	start = ((uintptr_t)p + ps - 1) & ~(ps - 1);
+	end = ((uintptr_t)p + len) & ~(ps - 1);
+	if (start >= end)
+		return 0;
+	if (madvise((void *)(uintptr_t)start, end - start, MADV_DONTNEED) < 0)
+		return -errno;
+	return 0;
+}
+
 int gmem_read(const struct gmem *g, uint64_t gpa, void *dst, size_t len)
 {
 	const void *p = gmem_ptr(g, gpa, len);

@@ -85,6 +85,17 @@ void gmem_mark_dirty_host(struct gmem *g, const void *host, size_t len);
 int gmem_read(const struct gmem *g, uint64_t gpa, void *dst, size_t len) WARN_UNUSED;
 int gmem_write(struct gmem *g, uint64_t gpa, const void *src, size_t len) WARN_UNUSED;
 
+/* Give the host back the memory of the backing pages wholly inside
+ * [gpa, gpa+len) (a balloon's inflate): MADV_DONTNEED, so the guest's next
+ * touch finds a zeroed page, or the memory file's (a File-backed restore).
+ * Pages partly inside are kept (with 2 MiB pages, a run of 4 KiB pages
+ * frees only the huge pages it covers). Not marked dirty: what the guest
+ * gave holds nothing it reads. 0 (also when no whole page is inside);
+ * -EFAULT unless the whole range lies in one RAM region; -EOPNOTSUPP for
+ * memory a page-fault handler fills (gmem_set_lazy: it would be asked for
+ * the page again); -errno from madvise. Any thread. */
+int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t len) WARN_UNUSED;
+
 /* Total RAM bytes, RAM below the hole, and the regions (for KVM slots). */
 uint64_t gmem_size(const struct gmem *g);
 uint64_t gmem_low_end(const struct gmem *g);

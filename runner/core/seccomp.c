@@ -52,7 +52,9 @@
  *   mmap, mprotect, munmap, brk	malloc and free: the main arena, large
  *				blocks (seccomp_configure keeps every thread
  *				in the main arena)
- *   madvise(MADV_DONTNEED)	glibc dropping the stack of a finished thread
+ *   madvise(MADV_DONTNEED)	glibc dropping the stack of a finished thread;
+ *				a balloon's inflate giving guest pages back
+ *				(gmem_discard, on the event loop or a vCPU)
  *   getpid, gettid, rt_sigprocmask, tgkill(this process, kick signal)
  *				pthread_kill(vCPU, kick), from any thread that
  *				stops the VM (glibc blocks signals around it)

@@ -528,7 +528,8 @@ out:
 const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
-    VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID | VMC_F_NET_MTU;
+    VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
+    VMC_F_NET_MTU | VMC_F_BALLOON;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 
@@ -1084,6 +1085,19 @@ int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned c
 {
 	struct vm_update u = {.kind = kind, .id = id, .changes = changes, .edit = edit, .arg = arg};
 	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
+}
+
+int vm_device_report(struct vm *vm, const char *kind, const char *id,
+		     void (*emit)(void *ctx, const char *name, uint64_t value), void *ctx,
+		     struct vm_err *err)
+{
+	struct device *d = vm->devs ? devices_find(vm->devs, kind, id) : NULL;
+
+	if (!d)
+		return vm_err_set(err, -ENOENT, "no device '%s' in this VM", id);
+	if (device_report(d, emit, ctx) < 0)
+		return vm_err_set(err, -EOPNOTSUPP, "device '%s' reports nothing", id);
+	return 0;
 }
 
 const struct vm_config *vm_get_config(const struct vm *vm)

@@ -133,6 +133,14 @@ typedef int (*vm_edit_fn)(struct vm_config *next, const void *arg, struct vm_err
 int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned changes,
 		     vm_edit_fn edit, const void *arg, struct vm_err *err) WARN_UNUSED;
 
+/* What the device of kind `kind` known as id reports of its state now
+ * (struct device_kind's report: a balloon's statistics), through emit, on
+ * the calling thread (the device takes its own lock). 0, or -ENOENT or
+ * -EOPNOTSUPP with err set. Any thread while the VM lives. */
+int vm_device_report(struct vm *vm, const char *kind, const char *id,
+		     void (*emit)(void *ctx, const char *name, uint64_t value), void *ctx,
+		     struct vm_err *err) WARN_UNUSED;
+
 /* Snapshots (issue 12): a paused VM is saved to a state file and a memory
  * file, and a new flint process resumes it from them (vm_restore).
  *

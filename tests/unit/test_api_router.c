@@ -8,6 +8,7 @@
 
 #include "api/controller.h"
 #include "api/router.h"
+#include "core/devices.h"
 
 TestSuite(api_router, .timeout = 10);
 
@@ -28,6 +29,10 @@ static struct fake {
 	char create_state[128], create_mem[128];
 	struct vm_restore_args load;
 	char load_state[128], load_backend[128], load_uds[128], load_iface[64], load_tap[64];
+	/* the balloon */
+	int balloon_updates;
+	unsigned balloon_changes;
+	struct vmc_balloon balloon;
 } fake;
 
 static int f_create(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err)
@@ -129,6 +134,31 @@ static int f_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 	return 0;
 }
 
+static int f_update_balloon(void *ctx, const struct vmc_balloon *b, unsigned changes,
+			    struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake update failed");
+	fake.balloon_updates++;
+	fake.balloon_changes = changes;
+	fake.balloon = *b;
+	return 0;
+}
+
+/* The device's report: its target (the last update's) and one statistic. */
+static int f_balloon_report(void *ctx, void (*emit)(void *e, const char *name, uint64_t v), void *e,
+			    struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	emit(e, "target_pages", fake.balloon.amount_mib * 256ull);
+	emit(e, "actual_pages", 512);
+	emit(e, "target_mib", fake.balloon.amount_mib);
+	emit(e, "actual_mib", 2);
+	emit(e, "free_memory", 1234);
+	return 0;
+}
+
 static int f_logger(void *ctx, const struct vmc_logger *l, struct vm_err *err)
 {
 	(void)ctx, (void)l, (void)err;
@@ -176,6 +206,8 @@ static const struct api_vm_ops ops = {
     .flush_metrics = f_flush,
     .update_drive = f_update_drive,
     .update_net = f_update_net,
+    .update_balloon = f_update_balloon,
+    .balloon_report = f_balloon_report,
     .set_logger = f_logger,
     .set_metrics = f_metrics,
     .check_file = f_check_file,
@@ -461,24 +493,11 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	static const struct {
 		const char *method, *url;
 	} paths[] = {
-	    {"GET", "/balloon"},
-	    {"PUT", "/balloon"},
-	    {"PATCH", "/balloon"},
-	    {"GET", "/balloon/statistics"},
-	    {"PATCH", "/balloon/statistics"},
-	    {"PATCH", "/balloon/hinting/start"},
-	    {"GET", "/balloon/hinting/status"},
-	    {"PATCH", "/balloon/hinting/stop"},
-	    {"PUT", "/cpu-config"},
-	    {"PUT", "/pmem/p0"},
-	    {"PATCH", "/pmem/p0"},
-	    {"GET", "/mmds"},
-	    {"PUT", "/mmds"},
-	    {"PATCH", "/mmds"},
-	    {"PUT", "/mmds/config"},
-	    {"GET", "/hotplug/memory"},
-	    {"PUT", "/hotplug/memory"},
-	    {"PATCH", "/hotplug/memory"},
+	    {"PUT", "/cpu-config"},	{"PUT", "/pmem/p0"},
+	    {"PATCH", "/pmem/p0"},	{"GET", "/mmds"},
+	    {"PUT", "/mmds"},		{"PATCH", "/mmds"},
+	    {"PUT", "/mmds/config"},	{"GET", "/hotplug/memory"},
+	    {"PUT", "/hotplug/memory"}, {"PATCH", "/hotplug/memory"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		bool get = !strcmp(paths[i].method, "GET");
@@ -487,6 +506,119 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	}
 	/* A method the swagger does not have there is still a wrong method. */
 	expect_fault("GET", "/snapshot/create", NULL, "Invalid request method");
+}
+
+/* The balloon before the start: PUT (its limits and body), GET, PATCH of
+ * the target and the interval (the config only), and the requests that
+ * need a started VM or hinting. */
+Test(api_router, balloon_before_the_start, .init = setup, .fini = teardown)
+{
+	expect_fault("GET", "/balloon", NULL, "No balloon device found.");
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\": 1}", "No balloon device found.");
+	expect_fault("PUT", "/balloon", "{\"amount_mib\": 10}", "deflate_on_oom");
+	expect_fault("PUT", "/balloon", "{\"amount_mib\": 129, \"deflate_on_oom\": true}",
+		     "amount_mib: 129 MiB is more than the guest's memory (128 MiB)");
+	expect_fault("PUT", "/balloon",
+		     "{\"amount_mib\": 1, \"deflate_on_oom\": true, "
+		     "\"stats_polling_interval_s\": 65536}",
+		     "stats_polling_interval_s");
+	expect_fault("PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true, \"x\": 1}",
+		     "x");
+	expect_ok(
+	    "PUT", "/balloon",
+	    "{\"amount_mib\": 64, \"deflate_on_oom\": true, \"stats_polling_interval_s\": 1}");
+	json_t *o = get_json("/balloon");
+	cr_assert_eq(json_integer_value(json_object_get(o, "amount_mib")), 64);
+	cr_assert(json_is_true(json_object_get(o, "deflate_on_oom")));
+	cr_assert_eq(json_integer_value(json_object_get(o, "stats_polling_interval_s")), 1);
+	cr_assert(json_is_false(json_object_get(o, "free_page_hinting")));
+	cr_assert(json_is_false(json_object_get(o, "free_page_reporting")));
+	json_decref(o);
+	o = get_json("/vm/config");
+	cr_assert_eq(
+	    json_integer_value(json_object_get(json_object_get(o, "balloon"), "amount_mib")), 64);
+	json_decref(o);
+
+	expect_ok("PATCH", "/balloon", "{\"amount_mib\": 32}");
+	expect_ok("PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 0}");
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\": 32, \"deflate_on_oom\": true}",
+		     "deflate_on_oom");
+	o = get_json("/balloon");
+	cr_assert_eq(json_integer_value(json_object_get(o, "amount_mib")), 32);
+	cr_assert_eq(json_integer_value(json_object_get(o, "stats_polling_interval_s")), 0);
+	json_decref(o);
+	cr_assert_eq(fake.balloon_updates, 0, "no VM to update before the start");
+	expect_fault("GET", "/balloon/statistics", NULL, "not supported before starting");
+	expect_fault("PATCH", "/balloon/hinting/start", "{}", "not supported before starting");
+	expect_fault("GET", "/balloon/hinting/status", NULL, "not supported before starting");
+	cr_assert_eq(counter("put_api_requests.balloon_count"), 5);
+	cr_assert_eq(counter("put_api_requests.balloon_fails"), 4);
+}
+
+Test(api_router, balloon_after_the_start, .init = setup, .fini = teardown)
+{
+	expect_ok(
+	    "PUT", "/balloon",
+	    "{\"amount_mib\": 16, \"deflate_on_oom\": false, \"stats_polling_interval_s\": 5}");
+	boot();
+	expect_fault("PUT", "/balloon", "{\"amount_mib\": 1, \"deflate_on_oom\": true}",
+		     "not supported after starting");
+
+	expect_ok("PATCH", "/balloon", "{\"amount_mib\": 100}");
+	cr_assert_eq(fake.balloon_updates, 1);
+	cr_assert_eq(fake.balloon_changes, DEVICE_CHANGE_TARGET);
+	cr_assert_eq(fake.balloon.amount_mib, 100);
+	cr_assert_eq(fake.balloon.stats_polling_interval_s, 5, "the whole entry");
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\": 200}", "more than the guest's memory");
+
+	expect_ok("PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 9}");
+	cr_assert_eq(fake.balloon_changes, DEVICE_CHANGE_STATS_INTERVAL);
+	cr_assert_eq(fake.balloon.stats_polling_interval_s, 9);
+	expect_fault("PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 0}",
+		     "statistics cannot be turned off once the microVM has started");
+
+	/* The VM refuses: the config keeps what the device has. */
+	fake.fail_update = -EIO;
+	expect_fault("PATCH", "/balloon", "{\"amount_mib\": 50}", "fake update failed");
+	fake.fail_update = 0;
+	json_t *o = get_json("/balloon");
+	cr_assert_eq(json_integer_value(json_object_get(o, "amount_mib")), 100);
+	cr_assert_eq(json_integer_value(json_object_get(o, "stats_polling_interval_s")), 9);
+	json_decref(o);
+
+	o = get_json("/balloon/statistics");
+	cr_assert_eq(json_integer_value(json_object_get(o, "target_pages")), 25600);
+	cr_assert_eq(json_integer_value(json_object_get(o, "actual_mib")), 2);
+	cr_assert_eq(json_integer_value(json_object_get(o, "free_memory")), 1234);
+	json_decref(o);
+	expect_fault("PATCH", "/balloon/hinting/start", "{}",
+		     "Attempting to use hinting when not enabled");
+	expect_fault("GET", "/balloon/hinting/status", NULL,
+		     "Attempting to use hinting when not enabled");
+	expect_fault("PATCH", "/balloon/hinting/stop", "{}",
+		     "Attempting to use hinting when not enabled");
+	cr_assert_eq(counter("get_api_requests.balloon_stats_count"), 1);
+	cr_assert_eq(counter("patch_api_requests.balloon_fails"), 2);
+}
+
+/* Statistics asked of a balloon without them, and of no balloon. */
+Test(api_router, balloon_statistics_off, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/balloon", "{\"amount_mib\": 0, \"deflate_on_oom\": false}");
+	boot();
+	expect_fault("GET", "/balloon/statistics", NULL,
+		     "Received stats query when stats are disabled.");
+	expect_fault("PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\": 3}",
+		     "statistics cannot be turned on once the microVM has started");
+	cr_assert_eq(fake.balloon_updates, 0);
+}
+
+Test(api_router, no_balloon_after_the_start, .init = setup, .fini = teardown)
+{
+	boot();
+	expect_fault("GET", "/balloon", NULL, "No balloon device found.");
+	expect_fault("GET", "/balloon/statistics", NULL, "No balloon device found.");
+	expect_fault("PATCH", "/balloon/hinting/stop", "{}", "No balloon device found.");
 }
 
 /* "{", spaces, "}": an n-byte JSON object (NUL-terminated); free it. */

@@ -517,8 +517,6 @@ Test(config_json, not_json_or_not_an_object)
 Test(config_json, sections_flint_has_no_device_for)
 {
 	static const struct refusal t[] = {
-	    {FILE_, "{" FILEB ", \"balloon\": {\"amount_mib\": 0, \"deflate_on_oom\": true}}",
-	     "balloon: flint does not support the balloon device"},
 	    {FILE_, "{" FILEB ", \"mmds-config\": {\"network_interfaces\": []}}",
 	     "mmds-config: flint does not support MMDS"},
 	    {FILE_, "{" FILEB ", \"cpu-config\": \"/t.json\"}", "cpu-config: flint does not"},
@@ -529,6 +527,33 @@ Test(config_json, sections_flint_has_no_device_for)
 	check_refusals(t, ARRAY_SIZE(t));
 	/* null, or no pmem device, is not asking for one. */
 	cr_assert_eq(parse(FILE_, "{" FILEB ", \"balloon\": null, \"pmem\": []}"), 0, "%s", err);
+}
+
+/* The balloon in a config file, checked against its machine's memory
+ * (given before or after it in the file). */
+Test(config_json, balloon_section)
+{
+	static const struct refusal t[] = {
+	    {FILE_, "{" FILEB ", \"balloon\": {\"amount_mib\": 129, \"deflate_on_oom\": true}}",
+	     "amount_mib: 129 MiB is more than the guest's memory (128 MiB)"},
+	    {FILE_, "{" FILEB ", \"balloon\": {\"amount_mib\": 1}}", "deflate_on_oom"},
+	    {FILE_, "{" FILEB ", \"balloon\": {\"amount_mib\": -1, \"deflate_on_oom\": true}}",
+	     "amount_mib"},
+	};
+	struct vm_config c;
+
+	check_refusals(t, ARRAY_SIZE(t));
+	cr_assert_eq(parse_file("{\"balloon\": {\"amount_mib\": 200, \"deflate_on_oom\": false, "
+				"\"stats_polling_interval_s\": 2}, " FILEB
+				", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 256}}",
+				&c),
+		     0, "%s", err);
+	cr_assert(c.balloon.enabled);
+	cr_assert_eq(c.balloon.amount_mib, 200);
+	cr_assert_not(c.balloon.deflate_on_oom);
+	cr_assert_eq(c.balloon.stats_polling_interval_s, 2);
+	cr_assert_not(c.balloon.free_page_hinting);
+	vm_config_free(&c);
 }
 
 Test(config_json, drive_ids_path_and_body)
@@ -687,6 +712,11 @@ Test(config_json, round_trip)
 	cr_assert_eq(vm_config_put_drive(&c, &d, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(config_json_serial(sb, strlen(sb), &s, err, sizeof(err)), 0, "%s", err);
 	vm_config_set_serial(&c, &s);
+	c.balloon = (struct vmc_balloon){.enabled = true,
+					 .amount_mib = 100,
+					 .deflate_on_oom = true,
+					 .stats_polling_interval_s = 7,
+					 .free_page_reporting = true};
 	round_trip(&c);
 	vm_config_free(&c);
 

@@ -185,6 +185,34 @@ Test(gmem, huge_pages_2m_mapped_from_the_pool_or_refused_at_create, .fini = huge
 	check_huge_mapping(want << 21);
 }
 
+/* A balloon's inflate: the whole pages inside the range read as zeros
+ * afterwards (and are gone from the process), pages partly inside keep
+ * their bytes; a range outside RAM, and memory a handler fills, refused. */
+Test(gmem, discard_gives_whole_pages_back)
+{
+	struct gmem *g;
+	uint8_t *p;
+
+	cr_assert_eq(gmem_create(&g, 1 << 20), 0);
+	p = gmem_ptr(g, 0, 1 << 20);
+	memset(p, 0xaa, 8 * 4096);
+	cr_assert_eq(gmem_discard(g, 4096, 2 * 4096), 0);
+	cr_assert_eq(p[4095], 0xaa);
+	cr_assert_eq(p[4096], 0);
+	cr_assert_eq(p[3 * 4096 - 1], 0);
+	cr_assert_eq(p[3 * 4096], 0xaa);
+	/* 4 KiB from 100 bytes into page 5: no whole page inside. */
+	cr_assert_eq(gmem_discard(g, 5 * 4096 + 100, 4096), 0);
+	cr_assert_eq(p[5 * 4096 + 200], 0xaa, "a page partly inside is kept");
+	cr_assert_eq(gmem_discard(g, (1 << 20) - 4096, 8192), -EFAULT);
+	cr_assert_eq(gmem_discard(g, UINT64_MAX - 4095, 4096), -EFAULT);
+	cr_assert_eq(gmem_discard(g, 0, 0), -EFAULT);
+	gmem_set_lazy(g);
+	cr_assert_eq(gmem_discard(g, 0, 4096), -EOPNOTSUPP);
+	cr_assert_eq(p[0], 0xaa);
+	gmem_destroy(g);
+}
+
 Test(gmem, huge_pages_need_a_multiple_of_2m)
 {
 	struct gmem *g = (void *)1;

@@ -465,6 +465,51 @@ Test(vm_config, what_the_vm_honours)
 	vm_config_free(&c);
 }
 
+/* The balloon: its target against the memory, PATCHes of a balloon that
+ * is there, statistics that cannot be turned on or off once started, and
+ * the hinting and reporting the VM does not honour. */
+Test(vm_config, balloon)
+{
+	struct vm_config c, d;
+	struct vmc_balloon b = {.amount_mib = 128, .stats_polling_interval_s = 1};
+
+	vm_config_init(&c);
+	cr_assert_eq(vm_config_patch_balloon(&c, 1, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(vm_config_patch_balloon_stats(&c, 1, false, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(vm_config_set_balloon(&c, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert(c.balloon.enabled, "set by the PUT");
+	cr_assert_eq(vm_config_features(&c), VMC_F_BALLOON);
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)), 0);
+	b.amount_mib = 129;
+	cr_assert_eq(vm_config_set_balloon(&c, &b, err, sizeof(err)), -EINVAL);
+	ERR_HAS("amount_mib: 129 MiB is more than the guest's memory (128 MiB)");
+	cr_assert_eq(vm_config_patch_balloon(&c, 129, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(vm_config_patch_balloon(&c, 0, err, sizeof(err)), 0);
+	cr_assert_eq(c.balloon.amount_mib, 0);
+	cr_assert_eq(vm_config_patch_balloon_stats(&c, 0, true, err, sizeof(err)), -EINVAL);
+	ERR_HAS("statistics cannot be turned off once the microVM has started");
+	cr_assert_eq(vm_config_patch_balloon_stats(&c, 3, true, err, sizeof(err)), 0);
+	cr_assert_eq(vm_config_patch_balloon_stats(&c, 0, false, err, sizeof(err)), 0);
+	cr_assert_eq(c.balloon.stats_polling_interval_s, 0);
+
+	cr_assert_eq(vm_config_copy(&d, &c), 0);
+	cr_assert(vm_config_equal(&c, &d));
+	d.balloon.deflate_on_oom = true;
+	cr_assert_not(vm_config_equal(&c, &d));
+	vm_config_free(&d);
+
+	c.balloon.free_page_hinting = true;
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)),
+		     -EOPNOTSUPP);
+	ERR_HAS("flint does not support balloon free page hinting (free_page_hinting)");
+	c.balloon.free_page_hinting = false;
+	c.balloon.free_page_reporting = true;
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)),
+		     -EOPNOTSUPP);
+	ERR_HAS("free_page_reporting");
+	vm_config_free(&c);
+}
+
 Test(vm_config, names_are_firecrackers)
 {
 	cr_assert_str_eq(vmc_cpu_template_name(VMC_CPU_TEMPLATE_T2CL), "T2CL");

@@ -1,0 +1,437 @@
+/* virtio-balloon: the whole device against fake guest memory, its three
+ * queues laid out by the fake driver, and a real event loop run in the
+ * test thread for the statistics timer. The helpers play the guest's
+ * driver. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/virtio_balloon.h>
+#include <linux/virtio_ids.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "balloon/balloon.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "core/wire.h"
+#include "fake_driver.h"
+#include "loop_watchdog.h"
+#include "vq.h"
+
+#define RAM   (4u << 20)
+#define BUF   0x20000  /* the driver's frame lists and statistics */
+#define PAGES 0x100000 /* the pages it gives */
+#define PFN0  (PAGES / 4096)
+
+static struct gmem *g;
+static struct vq qs[3];
+static struct fake_ring rings[3];
+static struct evloop *loop;
+static struct balloon *b;
+static unsigned used_calls[3], resets, config_changes;
+static unsigned stop_q;
+static uint16_t stop_at;
+
+static void *at(uint64_t gpa, uint64_t len)
+{
+	return fake_at(g, gpa, len);
+}
+
+static void host_used(void *t, unsigned q)
+{
+	(void)t;
+	cr_assert_lt(q, 3);
+	used_calls[q]++;
+	if (q == stop_q && fake_used_idx(&rings[q]) >= stop_at)
+		evloop_stop(loop);
+}
+
+static void host_needs_reset(void *t)
+{
+	(void)t;
+	resets++;
+}
+
+static void host_config_changed(void *t)
+{
+	(void)t;
+	config_changes++;
+}
+
+static const struct virtio_host host = {
+    .used = host_used, .needs_reset = host_needs_reset, .config_changed = host_config_changed};
+
+static void setup(void)
+{
+	cr_assert_eq(gmem_create(&g, RAM), 0);
+	cr_assert_eq(evloop_create(&loop, 64), 0);
+	memset(used_calls, 0, sizeof(used_calls));
+	resets = config_changes = 0;
+	stop_q = 3;
+}
+
+static void teardown(void)
+{
+	evloop_destroy(loop); /* before the device: it may hold its timer */
+	balloon_destroy(b);
+	b = NULL;
+	gmem_destroy(g);
+}
+
+TestSuite(balloon, .init = setup, .fini = teardown, .timeout = 20);
+
+/* The device made with p (its loop filled in), its queues ready but not
+ * activated. */
+static void make_dev(struct balloon_params p)
+{
+	p.loop = loop;
+	cr_assert_eq(balloon_create(&b, &p), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		uint64_t base = 0x1000 + i * 0x4000;
+
+		rings[i] =
+		    (struct fake_ring){.desc = base, .avail = base + 0x1000, .used = base + 0x2000};
+		vq_reset(&qs[i]);
+		fake_ring_reset(&rings[i], g, 16);
+		memset(at(base, 0x3000), 0, 0x3000);
+		cr_assert_eq(
+		    vq_activate(&qs[i], g, 16, rings[i].desc, rings[i].avail, rings[i].used, false),
+		    0);
+	}
+}
+
+/* make_dev, then DRIVER_OK; features: what the driver acknowledged. */
+static void open_dev(struct balloon_params p, uint64_t features)
+{
+	make_dev(p);
+	cr_assert_eq(balloon_ops.activate(b, features, qs, &host), 0);
+}
+
+/* A second device, on a loop of its own (a device with statistics polls
+ * its loop from its creation: the loop goes first at the end). */
+static struct evloop *other_loop;
+
+static struct balloon *other_dev(struct balloon_params p)
+{
+	struct balloon *o;
+
+	cr_assert_eq(evloop_create(&other_loop, 8), 0);
+	p.loop = other_loop;
+	cr_assert_eq(balloon_create(&o, &p), 0);
+	return o;
+}
+
+static void other_free(struct balloon *o)
+{
+	evloop_destroy(other_loop);
+	balloon_destroy(o);
+}
+
+static const uint64_t STATS = 1ull << VIRTIO_BALLOON_F_STATS_VQ;
+
+/* Offer a list of frames on queue q (one readable buffer) and kick. */
+static uint16_t give(unsigned q, const uint32_t *pfn, unsigned n, uint32_t len)
+{
+	struct sg s = {BUF + q * 0x1000, len, false};
+	uint16_t head;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t le = htole32(pfn[i]);
+		memcpy(at(s.gpa + 4 * i, 4), &le, 4);
+	}
+	head = fake_offer(&rings[q], &s, 1);
+	balloon_ops.notify(b, q);
+	return head;
+}
+
+static struct balloon_counters counters(void)
+{
+	struct balloon_counters n;
+	balloon_get_counters(b, &n);
+	return n;
+}
+
+static struct balloon_info info(void)
+{
+	struct balloon_info in;
+	balloon_get_info(b, &in);
+	return in;
+}
+
+static uint8_t page_byte(unsigned i)
+{
+	return *(uint8_t *)at(PAGES + i * 4096ull, 1);
+}
+
+Test(balloon, features_follow_the_parameters)
+{
+	open_dev((struct balloon_params){.target_pages = 1}, 0);
+	cr_assert_eq(balloon_ops.device_id, VIRTIO_ID_BALLOON);
+	cr_assert_eq(balloon_ops.num_queues, 3);
+	cr_assert_eq(balloon_ops.features(b), 0);
+	struct balloon *o =
+	    other_dev((struct balloon_params){.deflate_on_oom = true, .stats_interval_s = 2});
+	cr_assert_eq(balloon_ops.features(o), STATS | 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	other_free(o);
+	cr_assert_eq(balloon_create(&(struct balloon *){NULL}, &(struct balloon_params){0}),
+		     -EINVAL, "no loop");
+}
+
+Test(balloon, config_space_target_and_actual)
+{
+	uint32_t cfg[3], v = htole32(77), bogus = htole32(5);
+
+	open_dev((struct balloon_params){.target_pages = 256}, 0);
+	balloon_ops.config_read(b, 0, cfg, sizeof(cfg));
+	cr_assert_eq(le32toh(cfg[0]), 256);
+	cr_assert_eq(cfg[1], 0);
+	cr_assert_eq(cfg[2], 0, "past the space: zeros");
+	balloon_ops.config_write(b, 4, &v, 4);
+	balloon_ops.config_write(b, 0, &bogus, 4); /* num_pages is the host's */
+	balloon_ops.config_write(b, 5, &bogus, 2); /* not actual, whole */
+	balloon_ops.config_read(b, 0, cfg, 8);
+	cr_assert_eq(le32toh(cfg[0]), 256);
+	cr_assert_eq(le32toh(cfg[1]), 77);
+	cr_assert_eq(info().actual_pages, 77);
+
+	balloon_set_target(b, 512);
+	cr_assert_eq(config_changes, 1, "the running driver is told");
+	balloon_ops.config_read(b, 0, cfg, 4);
+	cr_assert_eq(le32toh(cfg[0]), 512);
+	balloon_ops.reset(b);
+	balloon_set_target(b, 1024);
+	cr_assert_eq(config_changes, 1, "no interrupt for a reset device");
+	cr_assert_eq(info().target_pages, 1024);
+}
+
+/* The pages given back read as zeros afterwards; those around them keep
+ * what the guest wrote. Frames out of order and in runs. */
+Test(balloon, inflate_gives_the_pages_back)
+{
+	uint32_t pfn[] = {PFN0 + 1, PFN0 + 2, PFN0 + 3, PFN0 + 7, PFN0 + 5};
+	struct balloon_counters n;
+	uint16_t head;
+
+	open_dev((struct balloon_params){.target_pages = 5}, 0);
+	memset(at(PAGES, 10 * 4096), 0xaa, 10 * 4096);
+	head = give(0, pfn, 5, sizeof(pfn));
+	cr_assert_eq(fake_used_idx(&rings[0]), 1);
+	cr_assert_eq(fake_used_elem(&rings[0], 0).id, head);
+	cr_assert_eq(fake_used_elem(&rings[0], 0).len, 0);
+	cr_assert_eq(used_calls[0], 1);
+	for (unsigned i = 0; i < 10; i++) {
+		bool given = i == 1 || i == 2 || i == 3 || i == 5 || i == 7;
+		cr_assert_eq(page_byte(i), given ? 0 : 0xaa, "page %u", i);
+	}
+	n = counters();
+	cr_assert_eq(n.inflate_count, 1);
+	cr_assert_eq(n.pages_inflated, 5);
+	cr_assert_eq(n.event_fails, 0);
+	cr_assert_eq(resets, 0);
+}
+
+Test(balloon, deflate_only_counts)
+{
+	uint32_t pfn[] = {PFN0, PFN0 + 1};
+
+	open_dev((struct balloon_params){0}, 0);
+	memset(at(PAGES, 2 * 4096), 0xaa, 2 * 4096);
+	give(1, pfn, 2, sizeof(pfn));
+	cr_assert_eq(fake_used_idx(&rings[1]), 1);
+	cr_assert_eq(page_byte(0), 0xaa);
+	cr_assert_eq(page_byte(1), 0xaa);
+	cr_assert_eq(counters().deflate_count, 1);
+	cr_assert_eq(counters().pages_deflated, 2);
+}
+
+/* A hostile driver: a frame outside RAM (and one whose run would wrap), a
+ * frame cut short, a writable buffer. Each chain is given back, counted,
+ * and nothing outside what it named in RAM is touched. */
+Test(balloon, bad_frames_are_counted_and_touch_nothing_else)
+{
+	uint32_t pfn[] = {PFN0, RAM / 4096, 0xffffffffu, PFN0 + 2};
+	struct sg w = {BUF + 0x3000, 8, true};
+
+	open_dev((struct balloon_params){0}, 0);
+	memset(at(PAGES, 4 * 4096), 0xaa, 4 * 4096);
+	give(0, pfn, 4, sizeof(pfn));
+	cr_assert_eq(fake_used_idx(&rings[0]), 1);
+	cr_assert_eq(page_byte(0), 0, "the good frames are still given back");
+	cr_assert_eq(page_byte(1), 0xaa);
+	cr_assert_eq(page_byte(2), 0);
+	cr_assert_eq(counters().discard_fails, 2);
+
+	give(0, pfn, 1, 6); /* one frame and half of the next */
+	cr_assert_eq(fake_used_idx(&rings[0]), 2);
+	cr_assert_eq(counters().pages_inflated, 5);
+
+	fake_offer(&rings[0], &w, 1);
+	balloon_ops.notify(b, 0);
+	cr_assert_eq(fake_used_idx(&rings[0]), 3);
+	cr_assert_eq(counters().event_fails, 4);
+	cr_assert_eq(resets, 0, "bad contents are not a broken queue");
+}
+
+/* Write one statistics chain of n entries at gpa (its length: n * 10). */
+static uint32_t put_stats(uint64_t gpa, const uint16_t *tag, const uint64_t *val, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t t = htole16(tag[i]);
+		uint64_t v = htole64(val[i]);
+
+		memcpy(at(gpa + 10 * i, 2), &t, 2);
+		memcpy(at(gpa + 10 * i + 2, 8), &v, 8);
+	}
+	return 10 * n;
+}
+
+/* Run the loop until queue q's used index reaches k or ms passed. */
+static void run_until(unsigned q, uint16_t k, unsigned ms)
+{
+	stop_q = q;
+	stop_at = k;
+	if (fake_used_idx(&rings[q]) < k)
+		loop_run_for(loop, ms);
+	stop_q = 3;
+}
+
+Test(balloon, statistics_are_kept_held_and_asked_for_again)
+{
+	uint16_t tag[] = {VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_MEMTOT, 99};
+	uint64_t val[] = {1000, 4000, 7};
+	struct sg s = {BUF + 0x2000, 0, false};
+	struct balloon_info in;
+	uint16_t head;
+
+	open_dev((struct balloon_params){.stats_interval_s = 1}, STATS);
+	s.len = put_stats(s.gpa, tag, val, 3);
+	head = fake_offer(&rings[2], &s, 1);
+	balloon_ops.notify(b, 2);
+	cr_assert_eq(fake_used_idx(&rings[2]), 0, "held until the interval is over");
+	in = info();
+	cr_assert(in.have[VIRTIO_BALLOON_S_MEMFREE] && in.have[VIRTIO_BALLOON_S_MEMTOT]);
+	cr_assert_eq(in.stat[VIRTIO_BALLOON_S_MEMFREE], 1000);
+	cr_assert_eq(in.stat[VIRTIO_BALLOON_S_MEMTOT], 4000);
+	cr_assert_not(in.have[VIRTIO_BALLOON_S_SWAP_IN]);
+	cr_assert_eq(counters().stats_updates_count, 1);
+
+	run_until(2, 1, 3000);
+	cr_assert_eq(fake_used_idx(&rings[2]), 1, "given back after the interval");
+	cr_assert_eq(fake_used_elem(&rings[2], 0).id, head);
+
+	/* The driver offers it again, filled anew; a new interval asks at once
+	 * rather than in 60 s. */
+	val[0] = 500;
+	head = fake_offer(&rings[2], &s, 1);
+	put_stats(s.gpa, tag, val, 1);
+	balloon_ops.notify(b, 2);
+	cr_assert_eq(info().stat[VIRTIO_BALLOON_S_MEMFREE], 500);
+	cr_assert_eq(balloon_set_stats_interval(b, 60), 0);
+	run_until(2, 2, 3000);
+	cr_assert_eq(fake_used_idx(&rings[2]), 2, "asked at once");
+	cr_assert_eq(info().stats_interval_s, 60);
+	cr_assert_eq(balloon_set_stats_interval(b, 0), -EINVAL, "cannot turn them off");
+}
+
+/* Linux's driver offers its first statistics while it probes, before
+ * DRIVER_OK: activation has the loop take them, and the interval's timer
+ * then gives the chain back. */
+Test(balloon, statistics_offered_before_activation)
+{
+	uint16_t tag[] = {VIRTIO_BALLOON_S_MEMTOT};
+	uint64_t val[] = {4096};
+	struct sg s = {BUF + 0x2000, 0, false};
+	uint16_t head;
+
+	make_dev((struct balloon_params){.stats_interval_s = 1});
+	s.len = put_stats(s.gpa, tag, val, 1);
+	head = fake_offer(&rings[2], &s, 1);
+	balloon_ops.notify(b, 2); /* the kick before DRIVER_OK: not taken */
+	cr_assert_eq(counters().stats_updates_count, 0);
+	cr_assert_eq(balloon_ops.activate(b, STATS, qs, &host), 0);
+	run_until(2, 1, 3000);
+	cr_assert_eq(fake_used_idx(&rings[2]), 1);
+	cr_assert_eq(fake_used_elem(&rings[2], 0).id, head);
+	cr_assert_eq(info().stat[VIRTIO_BALLOON_S_MEMTOT], 4096);
+	cr_assert_eq(counters().stats_updates_count, 1);
+}
+
+Test(balloon, statistics_refusals)
+{
+	struct sg s = {BUF + 0x2000, 15, false};
+
+	struct balloon *o = other_dev((struct balloon_params){0});
+
+	cr_assert_eq(balloon_set_stats_interval(o, 5), -EINVAL, "cannot turn them on");
+	other_free(o);
+
+	open_dev((struct balloon_params){.stats_interval_s = 5}, 0);
+	balloon_ops.notify(b, 2); /* no stats queue negotiated: nothing */
+	cr_assert_eq(counters().stats_updates_count, 0);
+	balloon_ops.reset(b);
+	cr_assert_eq(balloon_ops.activate(b, STATS, qs, &host), 0);
+	fake_offer(&rings[2], &s, 1);
+	balloon_ops.notify(b, 2);
+	cr_assert_eq(counters().stats_update_fails, 1, "not whole entries");
+	/* A snapshot's quiesce offers the held chain again. */
+	cr_assert_not(vq_has_work(&qs[2]));
+	balloon_quiesce(b);
+	cr_assert(vq_has_work(&qs[2]));
+	cr_assert_eq(fake_used_idx(&rings[2]), 0);
+}
+
+Test(balloon, save_and_restore)
+{
+	uint16_t tag[] = {VIRTIO_BALLOON_S_AVAIL};
+	uint64_t val[] = {123456};
+	struct sg s = {BUF + 0x2000, 0, false};
+	uint32_t actual = htole32(40);
+	struct balloon *other;
+	struct wbuf w;
+	struct rbuf r;
+	char err[256];
+
+	open_dev((struct balloon_params){.target_pages = 64, .stats_interval_s = 5}, STATS);
+	balloon_ops.config_write(b, 4, &actual, 4);
+	s.len = put_stats(s.gpa, tag, val, 1);
+	fake_offer(&rings[2], &s, 1);
+	balloon_ops.notify(b, 2);
+	wbuf_init(&w);
+	cr_assert_eq(balloon_save(b, &w), 0);
+
+	other = other_dev((struct balloon_params){.stats_interval_s = 1});
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r));
+	struct balloon_info in;
+	balloon_get_info(other, &in);
+	cr_assert_eq(in.target_pages, 64);
+	cr_assert_eq(in.actual_pages, 40);
+	cr_assert_eq(in.stats_interval_s, 5);
+	cr_assert(in.have[VIRTIO_BALLOON_S_AVAIL]);
+	cr_assert_eq(in.stat[VIRTIO_BALLOON_S_AVAIL], 123456);
+	other_free(other);
+
+	/* Refusals: statistics off in the new device, a truncated state, a
+	 * version from elsewhere; the device is left as it was. */
+	other = other_dev((struct balloon_params){.target_pages = 9});
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "balloon: saved with statistics on, configured off");
+	other_free(other);
+	other = other_dev((struct balloon_params){.stats_interval_s = 1});
+	for (size_t cut = 0; cut < w.len; cut++) {
+		rbuf_init(&r, w.p, cut);
+		cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), -EBADMSG, "cut %zu",
+			     cut);
+	}
+	w.p[0] ^= 2;
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), -EPROTONOSUPPORT);
+	balloon_get_info(other, &in);
+	cr_assert_eq(in.target_pages, 0, "unchanged by the refusals");
+	other_free(other);
+	wbuf_free(&w);
+}

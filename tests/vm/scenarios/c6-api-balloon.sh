@@ -1,0 +1,146 @@
+# The balloon device (PUT /balloon), as a Firecracker user drives it: a
+# 256 MiB guest fills and frees 160 MiB, then PATCH /balloon asks it for
+# 128 MiB. The guest's driver gives them (its MemTotal falls by 128 MiB),
+# GET /balloon/statistics shows the target and what it holds beside the
+# guest's own statistics, and flint's resident memory falls: the pages went
+# back to the host. The interval changes but cannot be turned off. A
+# snapshot taken with the balloon inflated restores with it (GET /balloon,
+# the statistics), and the restored guest's driver deflates it when asked.
+# timeout: 420
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib-blk.sh"
+. "$(dirname "$0")/../lib-api.sh"
+need_api
+
+# stat NAME: a number of the last GET /balloon/statistics answer ("" when
+# it lacks NAME).
+stat() {
+	sed -n "s/.*\"$1\" *: *\([0-9]*\).*/\1/p" "$T/resp"
+}
+# wait_actual MIB SECONDS: until the guest's driver holds MIB MiB.
+wait_actual() {
+	n=$(($2 * 2))
+	while [ $n -gt 0 ]; do
+		api GET /balloon/statistics >/dev/null
+		[ "$(stat actual_mib)" = "$1" ] && return 0
+		sleep 0.5
+		n=$((n - 1))
+	done
+	api GET /balloon/statistics
+	fail "the guest's driver did not come to hold $1 MiB within $2 s"
+}
+rss_kib() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
+}
+memtotal() { # the guest's last MemTotal line, in KiB
+	tr -d '\r' <"$T/raw" | sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' | tail -n 1
+}
+
+start_api
+boot_source 'dd if=/dev/zero of=/fill bs=1M count=160 2>/dev/null; rm /fill; echo guest-filled; i=0; while [ $i -lt 400 ]; do grep MemTotal /proc/meminfo; sleep 1; i=$((i+1)); done'
+api PUT /boot-source boot
+expect_code 204 "PUT /boot-source"
+body machine <<EOB
+{"vcpu_count": 1, "mem_size_mib": 256}
+EOB
+api PUT /machine-config machine
+expect_code 204 "PUT /machine-config"
+body too_big <<EOB
+{"amount_mib": 257, "deflate_on_oom": false}
+EOB
+api PUT /balloon too_big
+expect_fault "a balloon larger than the guest"
+body balloon <<EOB
+{"amount_mib": 0, "deflate_on_oom": false, "stats_polling_interval_s": 1}
+EOB
+api PUT /balloon balloon
+expect_code 204 "PUT /balloon"
+body start <<EOB
+{"action_type": "InstanceStart"}
+EOB
+api PUT /actions start
+expect_code 204 "InstanceStart"
+wait_for '^guest-filled' 120 || { kill_bg; fail "the guest did not fill its memory"; }
+wait_for '^MemTotal' 30 || { kill_bg; fail "the guest printed no MemTotal"; }
+total0=$(memtotal)
+rss0=$(rss_kib)
+
+body inflate <<EOB
+{"amount_mib": 128}
+EOB
+api PATCH /balloon inflate
+expect_code 204 "PATCH /balloon to 128 MiB"
+wait_actual 128 120
+expect_resp '"target_pages" *: *32768' "the target in pages"
+expect_resp '"target_mib" *: *128' "the target in MiB"
+expect_resp '"actual_pages" *: *32768' "what the guest holds, in pages"
+expect_resp '"free_memory" *: *[0-9]+' "the guest's free memory"
+expect_resp '"total_memory" *: *[0-9]+' "the guest's total memory"
+sleep 2 # the guest's next MemTotal line
+total1=$(memtotal)
+rss1=$(rss_kib)
+echo "guest MemTotal $total0 -> $total1 KiB; flint's RSS $rss0 -> $rss1 KiB"
+[ $((total0 - total1)) -ge 120000 ] ||
+	fail "the guest's MemTotal fell by $((total0 - total1)) KiB, not by the 128 MiB it gave"
+[ $((rss0 - rss1)) -ge 49152 ] ||
+	fail "flint's RSS fell by $((rss0 - rss1)) KiB: the pages did not go back to the host"
+api GET /balloon
+expect_resp '"amount_mib" *: *128' "GET /balloon's amount_mib"
+
+body interval <<EOB
+{"stats_polling_interval_s": 2}
+EOB
+api PATCH /balloon/statistics interval
+expect_code 204 "a new statistics interval"
+body off <<EOB
+{"stats_polling_interval_s": 0}
+EOB
+api PATCH /balloon/statistics off
+expect_fault "turning statistics off after the start"
+body big_patch <<EOB
+{"amount_mib": 257}
+EOB
+api PATCH /balloon big_patch
+expect_fault "PATCH /balloon over the guest's memory"
+expect_resp 'more than the guest' "the reason: more than the guest's memory"
+api GET /balloon/hinting/status
+expect_fault "free page hinting"
+api GET /vm/config
+expect_resp '"balloon" *: *\{[^}]*"amount_mib" *: *128' "the balloon in /vm/config"
+
+# A snapshot with 64 MiB in the balloon.
+body half <<EOB
+{"amount_mib": 64}
+EOB
+api PATCH /balloon half
+expect_code 204 "PATCH /balloon to 64 MiB"
+wait_actual 64 120
+body pause <<EOB
+{"state": "Paused"}
+EOB
+api PATCH /vm pause
+expect_code 204 "pause"
+body snap <<EOB
+{"snapshot_type": "Full", "snapshot_path": "$T/b.state", "mem_file_path": "$T/b.mem"}
+EOB
+api PUT /snapshot/create snap
+expect_code 204 "PUT /snapshot/create with a balloon"
+kill_bg
+rm -f "$API_SOCK"
+
+start_api --restore "$T/b.state" --mem-file "$T/b.mem"
+api GET /balloon
+expect_resp '"amount_mib" *: *64' "the restored balloon's amount_mib"
+expect_resp '"stats_polling_interval_s" *: *2' "its statistics interval"
+api GET /balloon/statistics
+expect_resp '"actual_mib" *: *64' "what the restored guest holds"
+api PATCH /balloon/statistics interval
+expect_code 204 "the restored balloon's statistics asked for"
+body empty <<EOB
+{"amount_mib": 0}
+EOB
+api PATCH /balloon empty
+expect_code 204 "PATCH /balloon to 0 after the restore"
+wait_actual 0 120
+kill_bg
+echo "the balloon inflated, reported, went through a snapshot and deflated"

@@ -1,0 +1,650 @@
+/* virtio-balloon; see balloon.h. Inflate and deflate chains are taken whole
+ * as they come; the statistics chain is held between updates, and one
+ * event-loop timer (timer_op) gives it back every interval.
+ *
+ * kick_fd, polled by the loop from the device's creation on, brings the
+ * loop work another thread found: the driver offers its first statistics
+ * chain while it probes, before DRIVER_OK, when the device does not take
+ * it yet, so activation (on a vCPU thread) asks the loop to take it
+ * (take_stats); a new interval (any thread) asks it to give the chain back
+ * at once (ask_now), cancelling the timer as rng.c does for a new limit.
+ *
+ * Threads and locking as rng.c: one mutex over everything that changes;
+ * host callbacks are called with it held. Ops are submitted on the loop
+ * thread only; a reset on a vCPU thread leaves the timer to fire into
+ * nothing. */
+#include "balloon/balloon.h"
+
+#include <errno.h>
+#include <linux/time_types.h>
+#include <linux/virtio_balloon.h>
+#include <linux/virtio_ids.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define Q_INFLATE 0
+#define Q_DEFLATE 1
+#define Q_STATS	  2
+#define NQUEUES	  3
+
+/* One statistics entry as the driver lays it out: le16 tag, le64 value. */
+#define STAT_LEN 10u
+
+#define SAVE_VERSION 1u
+
+struct balloon {
+	struct evloop *loop;
+	int kick_fd;		     /* eventfd: a new interval, to the loop */
+	struct ev_op timer_op;	     /* the next statistics request */
+	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
+	struct __kernel_timespec ts; /* timer_op's; read at the loop's next turn */
+	bool deflate_on_oom;
+	bool stats_on; /* made with statistics: the feature is offered */
+
+	pthread_mutex_t lock; /* everything below */
+	bool active;	      /* activated, not reset */
+	bool broken;	      /* needs_reset asked: take nothing more */
+	bool stats_negotiated;
+	bool timer_armed; /* timer_op submitted, its done() not yet run */
+	bool timer_rearm; /* timer_op cancelled by a new interval: ask now */
+	bool take_stats;  /* kick_fd: look at the statistics queue */
+	bool ask_now;	  /* kick_fd: give the statistics chain back now */
+	bool stats_held;  /* stats_head is popped, waiting for the timer */
+	bool logged_ring, logged_frames, logged_discard, logged_stats, logged_timer;
+	uint16_t stats_head;
+	uint32_t target, actual, interval_s;
+	bool have[BALLOON_NSTATS];
+	uint64_t stat[BALLOON_NSTATS];
+	struct vq *vq; /* the transport's queues, NQUEUES of them */
+	struct virtio_host host;
+	struct vq_seg segs[VQ_MAX_INDIRECT];
+	struct balloon_counters n;
+};
+
+/* Calls to the transport, made once per batch, with the lock held. */
+struct after {
+	struct virtio_host host;
+	bool used[NQUEUES];
+	bool reset;
+};
+
+static void run_after(const struct after *a)
+{
+	if (a->reset && a->host.needs_reset)
+		a->host.needs_reset(a->host.t);
+	for (unsigned q = 0; q < NQUEUES; q++)
+		if (a->used[q] && a->host.used)
+			a->host.used(a->host.t, q);
+}
+
+static void protocol_error(struct balloon *b, struct after *a, unsigned q, int err)
+{
+	b->n.event_fails++;
+	b->broken = true;
+	a->reset = true;
+	if (!b->logged_ring)
+		pr_err("balloon: guest broke queue %u (%s); device needs reset", q, strerror(-err));
+	b->logged_ring = true;
+}
+
+static void push(struct balloon *b, struct after *a, unsigned q, uint16_t head)
+{
+	if (vq_push(&b->vq[q], head, 0) == 0)
+		a->used[q] = true;
+}
+
+/* The frames of chain c, one at a time, across segment boundaries. */
+struct frames {
+	const struct vq_chain *c;
+	uint32_t seg, off;
+};
+
+/* The next frame into *pfn: 1, or 0 at the end of the readable bytes
+ * (*partial set when a frame was cut short). */
+static int next_frame(struct frames *f, uint32_t *pfn, bool *partial)
+{
+	uint8_t le[4];
+	unsigned got = 0;
+
+	while (got < sizeof(le) && f->seg < f->c->nseg && !f->c->seg[f->seg].write) {
+		const struct vq_seg *s = &f->c->seg[f->seg];
+
+		if (f->off == s->len) {
+			f->seg++;
+			f->off = 0;
+			continue;
+		}
+		le[got++] = ((const uint8_t *)s->host)[f->off++];
+	}
+	if (got < sizeof(le)) {
+		*partial = got > 0;
+		return 0;
+	}
+	*pfn =
+	    (uint32_t)le[0] | (uint32_t)le[1] << 8 | (uint32_t)le[2] << 16 | (uint32_t)le[3] << 24;
+	return 1;
+}
+
+/* Give a run of frames back to the host (inflate). Lock held. */
+static void discard_run(struct balloon *b, uint64_t first, uint64_t count)
+{
+	struct gmem *g = b->vq[Q_INFLATE].gmem;
+	int err = gmem_discard(g, first * BALLOON_PAGE, count * BALLOON_PAGE);
+
+	if (err == 0)
+		return;
+	b->n.discard_fails++;
+	b->n.event_fails++;
+	if (!b->logged_discard)
+		pr_err("balloon: the guest's pages 0x%llx-0x%llx: %s; not given back to the host",
+		       (unsigned long long)(first * BALLOON_PAGE),
+		       (unsigned long long)((first + count) * BALLOON_PAGE - 1),
+		       err == -EFAULT ? "outside guest RAM" : strerror(-err));
+	b->logged_discard = true;
+}
+
+/* One inflate or deflate chain: its frames, in runs. Lock held. */
+static void take_frames(struct balloon *b, const struct vq_chain *c, bool inflate)
+{
+	struct frames f = {.c = c};
+	uint64_t first = 0, count = 0;
+	uint32_t pfn;
+	bool partial = false;
+
+	while (next_frame(&f, &pfn, &partial)) {
+		if (inflate)
+			b->n.pages_inflated++;
+		else
+			b->n.pages_deflated++;
+		if (count && pfn == first + count) {
+			count++;
+			continue;
+		}
+		if (count && inflate)
+			discard_run(b, first, count);
+		first = pfn;
+		count = 1;
+	}
+	if (count && inflate)
+		discard_run(b, first, count);
+	if (partial || c->writable) {
+		b->n.event_fails++;
+		if (!b->logged_frames)
+			pr_err("balloon: an %s request with %s; its whole frames taken",
+			       inflate ? "inflate" : "deflate",
+			       partial ? "a frame cut short" : "a device-writable buffer");
+		b->logged_frames = true;
+	}
+}
+
+/* The next chain of vq into c: 1, or 0 when the queue is empty (its
+ * notifications back on, with no chain added meanwhile), or vq_pop's
+ * -errno. */
+static int next_chain(struct balloon *b, struct vq *vq, struct vq_chain *c)
+{
+	for (;;) {
+		int n;
+
+		*c = (struct vq_chain){.seg = b->segs, .cap = ARRAY_SIZE(b->segs)};
+		if ((n = vq_pop(vq, c)) != 0)
+			return n;
+		vq_enable_notify(vq);
+		if (!vq_has_work(vq))
+			return 0;
+		vq_disable_notify(vq);
+	}
+}
+
+/* Take every chain of the inflate or deflate queue. Lock held. */
+static void process_frames(struct balloon *b, struct after *a, unsigned q)
+{
+	struct vq_chain c;
+	int n;
+
+	while ((n = next_chain(b, &b->vq[q], &c)) != 0) {
+		if (n < 0) {
+			protocol_error(b, a, q, n);
+			return;
+		}
+		if (q == Q_INFLATE)
+			b->n.inflate_count++;
+		else
+			b->n.deflate_count++;
+		take_frames(b, &c, q == Q_INFLATE);
+		push(b, a, q, c.head);
+	}
+}
+
+/* Read the statistics chain's entries; false when it is malformed (the
+ * values read so far are kept). */
+static bool read_stats(struct balloon *b, const struct vq_chain *c)
+{
+	uint8_t e[STAT_LEN];
+	uint32_t seg = 0, off = 0;
+
+	if (c->writable || c->readable % STAT_LEN)
+		return false;
+	for (;;) {
+		unsigned got = 0;
+
+		while (got < STAT_LEN && seg < c->nseg) {
+			const struct vq_seg *s = &c->seg[seg];
+
+			if (off == s->len) {
+				seg++;
+				off = 0;
+				continue;
+			}
+			e[got++] = ((const uint8_t *)s->host)[off++];
+		}
+		if (got < STAT_LEN)
+			return true;
+		uint16_t tag = (uint16_t)(e[0] | e[1] << 8);
+		uint64_t v = 0;
+
+		for (int i = 7; i >= 0; i--)
+			v = v << 8 | e[2 + i];
+		if (tag < BALLOON_NSTATS) {
+			b->have[tag] = true;
+			b->stat[tag] = v;
+		}
+	}
+}
+
+static void timer_done(struct ev_op *op, int res);
+
+/* Arm timer_op for the interval. Lock held, loop thread. */
+static void arm_timer(struct balloon *b)
+{
+	int err;
+
+	if (b->timer_armed)
+		return;
+	b->ts = (struct __kernel_timespec){.tv_sec = b->interval_s};
+	err = evloop_timeout(b->loop, &b->timer_op, &b->ts);
+	if (err == 0) {
+		b->timer_armed = true;
+		return;
+	}
+	if (err != -ESHUTDOWN && !b->logged_timer)
+		pr_err("balloon: cannot arm the statistics timer: %s", strerror(-err));
+	b->logged_timer = true;
+}
+
+/* The guest offered its statistics chain: read it, hold it, arm the timer.
+ * Lock held, loop thread. */
+static void process_stats(struct balloon *b, struct after *a)
+{
+	struct vq *vq = &b->vq[Q_STATS];
+	struct vq_chain c;
+	int n;
+
+	if (!b->stats_negotiated || !vq->ready)
+		return;
+	/* The driver offers one chain at a time: a second one waits in the
+	 * ring until the first is given back. */
+	while (!b->stats_held && (n = next_chain(b, vq, &c)) != 0) {
+		if (n < 0) {
+			protocol_error(b, a, Q_STATS, n);
+			return;
+		}
+		b->n.stats_updates_count++;
+		if (!read_stats(b, &c)) {
+			b->n.stats_update_fails++;
+			if (!b->logged_stats)
+				pr_err("balloon: a statistics request that is not whole "
+				       "%u-byte entries; values kept as far as they went",
+				       STAT_LEN);
+			b->logged_stats = true;
+		}
+		b->stats_held = true;
+		b->stats_head = c.head;
+		arm_timer(b);
+	}
+}
+
+/* Ask the guest for fresh statistics: give its chain back. Lock held. */
+static void ask_stats(struct balloon *b, struct after *a)
+{
+	if (!b->active || b->broken || !b->stats_held)
+		return;
+	b->stats_held = false;
+	push(b, a, Q_STATS, b->stats_head);
+}
+
+/* The interval is over, or a new one cancelled the timer (res -ECANCELED
+ * with timer_rearm set). Any other -ECANCELED: the loop is stopping. */
+static void timer_done(struct ev_op *op, int res)
+{
+	struct balloon *b = container_of(op, struct balloon, timer_op);
+	struct after a = {.reset = false};
+	bool ask;
+
+	pthread_mutex_lock(&b->lock);
+	ask = res != -ECANCELED || b->timer_rearm;
+	b->timer_armed = b->timer_rearm = false;
+	if (ask) {
+		a.host = b->host;
+		ask_stats(b, &a);
+		run_after(&a);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Work another thread left for the loop: the statistics chain the driver
+ * offered before activation, a new interval (ask now, then every new
+ * interval). */
+static void kick_done(struct ev_op *op, int res)
+{
+	struct balloon *b = container_of(op, struct balloon, kick_op);
+	struct after a = {.reset = false};
+	uint64_t v;
+
+	if (res < 0)
+		return; /* the loop is stopping */
+	if (read(b->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_err("balloon: reading its eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&b->lock);
+	a.host = b->host;
+	if (b->take_stats && b->active && !b->broken)
+		process_stats(b, &a);
+	b->take_stats = false;
+	if (b->ask_now && b->timer_armed) {
+		/* Its done() runs next, once, and asks. */
+		if (!b->timer_rearm && evloop_cancel(b->loop, &b->timer_op) == 0)
+			b->timer_rearm = true;
+	} else if (b->ask_now) {
+		ask_stats(b, &a);
+	}
+	b->ask_now = false;
+	run_after(&a);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Have the loop run kick_done. Lock held. */
+static int wake_loop(struct balloon *b)
+{
+	static const uint64_t one = 1;
+
+	/* EAGAIN: the counter is full, a wake-up is waiting already. */
+	if (write(b->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+static uint64_t balloon_features(void *dev)
+{
+	struct balloon *b = dev;
+
+	return (b->stats_on ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0) |
+	       (b->deflate_on_oom ? 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM : 0);
+}
+
+static void balloon_config_read(void *dev, uint64_t off, void *data, uint32_t len)
+{
+	struct balloon *b = dev;
+	uint32_t cfg[2];
+
+	pthread_mutex_lock(&b->lock);
+	cfg[0] = htole32(b->target);
+	cfg[1] = htole32(b->actual);
+	pthread_mutex_unlock(&b->lock);
+	virtio_config_copy(cfg, sizeof(cfg), off, data, len);
+}
+
+/* The driver writes actual, whole; num_pages is the host's. */
+static void balloon_config_write(void *dev, uint64_t off, const void *data, uint32_t len)
+{
+	struct balloon *b = dev;
+	uint32_t v;
+
+	if (off != 4 || len != 4)
+		return;
+	memcpy(&v, data, sizeof(v));
+	pthread_mutex_lock(&b->lock);
+	b->actual = le32toh(v);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int balloon_activate(void *dev, uint64_t features, struct vq *queues,
+			    const struct virtio_host *host)
+{
+	struct balloon *b = dev;
+	bool stats = features & (1ull << VIRTIO_BALLOON_F_STATS_VQ);
+
+	for (unsigned q = 0; q < NQUEUES; q++) {
+		if (q == Q_STATS && !stats)
+			continue;
+		if (!queues[q].ready || queues[q].size > BALLOON_QUEUE_MAX)
+			return -EINVAL;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->vq = queues;
+	b->host = *host;
+	b->active = true;
+	b->broken = b->stats_held = false;
+	b->stats_negotiated = stats;
+	if (stats) {
+		/* The chain the driver offered while it probed. */
+		b->take_stats = true;
+		if (wake_loop(b) < 0)
+			pr_err("balloon: cannot wake the event loop: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* The guest has forgotten its chains. A timer still armed finds nothing
+ * held. What the guest holds (actual) stays as it last wrote it: a driver
+ * that probes again reads it back as 0 only once it writes so. */
+static void balloon_reset(void *dev)
+{
+	struct balloon *b = dev;
+
+	pthread_mutex_lock(&b->lock);
+	b->active = b->broken = b->stats_held = b->stats_negotiated = false;
+	b->vq = NULL;
+	b->host = (struct virtio_host){0};
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void balloon_notify(void *dev, unsigned q)
+{
+	struct balloon *b = dev;
+	struct after a = {.reset = false};
+
+	pthread_mutex_lock(&b->lock);
+	if (b->active && !b->broken) {
+		a.host = b->host;
+		if (q == Q_INFLATE || q == Q_DEFLATE)
+			process_frames(b, &a, q);
+		else if (q == Q_STATS)
+			process_stats(b, &a);
+		run_after(&a);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+const struct virtio_dev_ops balloon_ops = {
+    .device_id = VIRTIO_ID_BALLOON,
+    .num_queues = NQUEUES,
+    .queue_max = BALLOON_QUEUE_MAX,
+    .features = balloon_features,
+    .config_read = balloon_config_read,
+    .config_write = balloon_config_write,
+    .activate = balloon_activate,
+    .reset = balloon_reset,
+    .notify = balloon_notify,
+};
+
+int balloon_create(struct balloon **out, const struct balloon_params *p)
+{
+	struct balloon *b;
+	int err;
+
+	*out = NULL;
+	if (!p->loop)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->loop = p->loop;
+	b->timer_op = (struct ev_op){.done = timer_done};
+	b->kick_op = (struct ev_op){.done = kick_done};
+	b->deflate_on_oom = p->deflate_on_oom;
+	b->stats_on = p->stats_interval_s > 0;
+	b->interval_s = p->stats_interval_s;
+	b->target = p->target_pages;
+	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->kick_fd < 0) {
+		err = -errno;
+		pr_err("balloon: eventfd: %s", strerror(errno));
+		free(b);
+		return err;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	/* Made before the loop runs: the set-up thread may submit. */
+	if (b->stats_on && (err = evloop_poll(b->loop, &b->kick_op, b->kick_fd, POLLIN)) < 0) {
+		pr_err("balloon: cannot poll its eventfd: %s", strerror(-err));
+		pthread_mutex_destroy(&b->lock);
+		close_fd(&b->kick_fd);
+		free(b);
+		return err;
+	}
+	*out = b;
+	return 0;
+}
+
+void balloon_destroy(struct balloon *b)
+{
+	if (!b)
+		return;
+	if (evloop_pending(&b->timer_op) || evloop_pending(&b->kick_op)) {
+		pr_err("balloon: destroyed while the event loop holds its timer or poll");
+		return;
+	}
+	close_fd(&b->kick_fd);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+void balloon_set_target(struct balloon *b, uint32_t pages)
+{
+	pthread_mutex_lock(&b->lock);
+	b->target = pages;
+	if (b->active && b->host.config_changed)
+		b->host.config_changed(b->host.t);
+	pthread_mutex_unlock(&b->lock);
+}
+
+int balloon_set_stats_interval(struct balloon *b, uint32_t s)
+{
+	int err;
+
+	if (!s || !b->stats_on)
+		return -EINVAL;
+	pthread_mutex_lock(&b->lock);
+	b->interval_s = s;
+	b->ask_now = true;
+	err = wake_loop(b);
+	pthread_mutex_unlock(&b->lock);
+	return err;
+}
+
+void balloon_get_info(struct balloon *b, struct balloon_info *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = (struct balloon_info){
+	    .target_pages = b->target,
+	    .actual_pages = b->actual,
+	    .stats_interval_s = b->interval_s,
+	};
+	memcpy(out->have, b->have, sizeof(out->have));
+	memcpy(out->stat, b->stat, sizeof(out->stat));
+	pthread_mutex_unlock(&b->lock);
+}
+
+void balloon_get_counters(struct balloon *b, struct balloon_counters *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = b->n;
+	pthread_mutex_unlock(&b->lock);
+}
+
+void balloon_quiesce(struct balloon *b)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->stats_held) {
+		if (vq_discard(&b->vq[Q_STATS], 1) < 0)
+			pr_err("balloon: cannot give back the statistics request it holds");
+		b->stats_held = false;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+int balloon_save(const struct balloon *b, struct wbuf *w)
+{
+	struct balloon *m = (struct balloon *)b; /* the lock only */
+	uint16_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	wput_u32(w, SAVE_VERSION);
+	wput_u32(w, b->target);
+	wput_u32(w, b->actual);
+	wput_u32(w, b->interval_s);
+	for (unsigned t = 0; t < BALLOON_NSTATS; t++)
+		n += b->have[t];
+	wput_u16(w, n);
+	for (unsigned t = 0; t < BALLOON_NSTATS; t++) {
+		if (!b->have[t])
+			continue;
+		wput_u16(w, (uint16_t)t);
+		wput_u64(w, b->stat[t]);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return wbuf_err(w);
+}
+
+int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen)
+{
+	uint32_t version = rget_u32(r), target = rget_u32(r), actual = rget_u32(r);
+	uint32_t interval = rget_u32(r);
+	uint16_t n = rget_u16(r);
+	bool have[BALLOON_NSTATS] = {false};
+	uint64_t stat[BALLOON_NSTATS] = {0};
+
+	if (rbuf_err(r) < 0)
+		return err_set(err, errlen, -EBADMSG, "balloon: truncated state");
+	if (version != SAVE_VERSION)
+		return err_set(err, errlen, -EPROTONOSUPPORT,
+			       "balloon: state version %u, this flint reads %u", version,
+			       SAVE_VERSION);
+	if ((interval > 0) != b->stats_on)
+		return err_set(err, errlen, -EINVAL,
+			       "balloon: saved with statistics %s, configured %s",
+			       interval ? "on" : "off", b->stats_on ? "on" : "off");
+	for (uint16_t i = 0; i < n; i++) {
+		uint16_t t = rget_u16(r);
+		uint64_t v = rget_u64(r);
+
+		if (rbuf_err(r) < 0)
+			return err_set(err, errlen, -EBADMSG, "balloon: truncated statistics");
+		if (t >= BALLOON_NSTATS || have[t])
+			return err_set(err, errlen, -EBADMSG,
+				       "balloon: a bad or repeated statistics tag %u", t);
+		have[t] = true;
+		stat[t] = v;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->target = target;
+	b->actual = actual;
+	b->interval_s = interval;
+	memcpy(b->have, have, sizeof(have));
+	memcpy(b->stat, stat, sizeof(stat));
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}

@@ -1,0 +1,132 @@
+/* virtio-balloon (virtio 1.2 section 5.5), Firecracker's balloon device: the
+ * host sets a target of pages the guest should give up; the guest's driver
+ * gives pages (inflate) or takes them back (deflate), each time listing
+ * their page frame numbers, and says in the configuration space how many it
+ * holds. The memory of the pages given is handed back to the host.
+ *
+ * Queues, in the order Linux's driver finds them on virtio-mmio: inflate
+ * (0), deflate (1) and, when statistics are on, stats (2). Features
+ * offered: VIRTIO_BALLOON_F_STATS_VQ when stats_interval_s > 0 (it cannot
+ * be turned on or off later: the driver asks for the queue once, at probe)
+ * and VIRTIO_BALLOON_F_DEFLATE_ON_OOM when asked (the guest may then
+ * deflate on its own under memory pressure). No free page hinting or
+ * reporting.
+ *
+ * Configuration space (little-endian): le32 num_pages, the target, written
+ * by the host; le32 actual, what the driver holds, written by it. A new
+ * target raises a configuration interrupt.
+ *
+ * Inflate and deflate: each chain's device-readable bytes are le32 page
+ * frame numbers of 4 KiB pages. Runs of consecutive frames are given to
+ * gmem_discard (the queue's guest memory: the one door), which drops the
+ * host pages wholly inside them; a frame outside guest RAM, or bytes that
+ * are not a whole number of frames, are counted as errors and nothing of
+ * that chain outside RAM is touched. Deflate only counts: the guest's next
+ * touch of a page faults it back in, zeroed (or, for memory restored from a
+ * file, as the file has it). Chains are given back with nothing written.
+ *
+ * Statistics: the driver offers one chain of (le16 tag, le64 value)
+ * entries and waits. The device keeps the values and holds the chain; every
+ * stats_interval_s it gives the chain back, which asks the driver for fresh
+ * values (it offers the chain again, filled). A new interval asks at once.
+ *
+ * Threads: notify and the timer on the event-loop thread; activate, reset,
+ * config_read and config_write on vCPU threads; balloon_set_target,
+ * balloon_set_stats_interval, balloon_get_info and balloon_quiesce from the
+ * control or API thread. One mutex serialises them; the host callbacks are
+ * called with it held (virtio.h).
+ *
+ * Life cycle: balloon_create before the loop runs; balloon_destroy after it
+ * has stopped. */
+#ifndef FLINT_BALLOON_H
+#define FLINT_BALLOON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/evloop.h"
+#include "core/util.h"
+#include "core/wire.h"
+#include "virtio.h"
+
+/* Largest queue the device takes (Firecracker's balloon queue size). */
+#define BALLOON_QUEUE_MAX 256
+/* The unit of the target and of a page frame number. */
+#define BALLOON_PAGE 4096u
+/* The statistics tags the device knows (VIRTIO_BALLOON_S_*, 0 to 15); the
+ * others are ignored. */
+#define BALLOON_NSTATS 16
+
+struct balloon;
+
+struct balloon_params {
+	uint32_t target_pages;	   /* what the guest should give up */
+	bool deflate_on_oom;	   /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
+	uint32_t stats_interval_s; /* 0: no stats queue */
+	struct evloop *loop;	   /* must outlive the device */
+};
+
+/* What the device knows now. */
+struct balloon_info {
+	uint32_t target_pages, actual_pages;
+	uint32_t stats_interval_s;
+	/* The guest's last statistics, by VIRTIO_BALLOON_S_* tag; have[t]
+	 * false for a tag it has not given. */
+	bool have[BALLOON_NSTATS];
+	uint64_t stat[BALLOON_NSTATS];
+};
+
+/* Counters, cumulative since balloon_create (Firecracker's balloon metrics,
+ * and what flint adds). */
+struct balloon_counters {
+	uint64_t inflate_count;	      /* inflate chains taken */
+	uint64_t deflate_count;	      /* deflate chains taken */
+	uint64_t stats_updates_count; /* statistics chains the guest filled */
+	uint64_t stats_update_fails;  /* of those, malformed */
+	uint64_t event_fails;	      /* bad chains and frames; a broken queue */
+	uint64_t pages_inflated;      /* frames the guest gave, each once per chain */
+	uint64_t pages_deflated;      /* frames it took back */
+	uint64_t discard_fails;	      /* runs gmem_discard refused */
+};
+
+/* Build the device. 0 or -errno (-EINVAL without a loop); *out owned by
+ * the caller (balloon_destroy). */
+int balloon_create(struct balloon **out, const struct balloon_params *p) WARN_UNUSED;
+
+/* Free the device. The loop must have stopped (or never run); if it still
+ * holds the device's timer or poll, the device is leaked, not freed. NULL
+ * ok. */
+void balloon_destroy(struct balloon *b);
+
+/* A new target (PATCH /balloon): the configuration space shows it, and the
+ * driver is told (a configuration interrupt) when it is running. */
+void balloon_set_target(struct balloon *b, uint32_t pages);
+
+/* A new statistics interval (PATCH /balloon/statistics): statistics are
+ * asked for at once, then every `s` seconds. -EINVAL when s is 0 or the
+ * device was made without statistics (they cannot be turned on or off
+ * while the guest runs), and nothing changes. */
+int balloon_set_stats_interval(struct balloon *b, uint32_t s) WARN_UNUSED;
+
+void balloon_get_info(struct balloon *b, struct balloon_info *out);
+void balloon_get_counters(struct balloon *b, struct balloon_counters *out);
+
+/* A snapshot's quiesce: the statistics chain the device holds goes back to
+ * the guest (vq_discard), so that the saved queue offers it again and the
+ * restored device takes it up when the transport kicks the queue. Any
+ * thread but the loop's, with the loop parked or not running. */
+void balloon_quiesce(struct balloon *b);
+
+/* The device's own state for a snapshot: its version, the target, what
+ * the guest holds, the statistics interval and the last statistics.
+ * restore checks everything before it changes anything; a snapshot made
+ * with statistics on restores only into a device with them on, and the
+ * other way round (the guest's driver knows which it has). */
+int balloon_save(const struct balloon *b, struct wbuf *w) WARN_UNUSED;
+int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
+
+/* VIRTIO_ID_BALLOON, three queues of up to BALLOON_QUEUE_MAX (the third
+ * used only with statistics); dev is a struct balloon. */
+extern const struct virtio_dev_ops balloon_ops;
+
+#endif

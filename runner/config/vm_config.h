@@ -212,7 +212,7 @@ struct vmc_balloon {
 	bool deflate_on_oom;		   /* the guest may deflate under pressure */
 	uint32_t stats_polling_interval_s; /* 0: no statistics */
 	bool free_page_hinting;		   /* not supported (VMC_F_BALLOON_HINTING) */
-	bool free_page_reporting;	   /* not supported (VMC_F_BALLOON_REPORTING) */
+	bool free_page_reporting;	   /* the guest reports its free memory */
 };
 
 /* PUT /serial (Firecracker's SerialDevice). */

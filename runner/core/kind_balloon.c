@@ -39,6 +39,7 @@ static int balloon_kind_create(const struct vm_config *c, unsigned i, const char
 	    .target_pages = c->balloon.amount_mib * PAGES_PER_MIB,
 	    .deflate_on_oom = c->balloon.deflate_on_oom,
 	    .stats_interval_s = c->balloon.stats_polling_interval_s,
+	    .free_page_reporting = c->balloon.free_page_reporting,
 	    .loop = env->loop,
 	};
 	struct balloon *b = NULL;
@@ -65,10 +66,12 @@ static void balloon_print_stats(const struct device *d)
 	balloon_get_counters(device_priv(d), &n);
 	balloon_get_info(device_priv(d), &in);
 	pr_info("balloon: target=%u pages actual=%u; inflated=%llu pages in %llu requests, "
-		"deflated=%llu in %llu; statistics=%llu; errors=%llu",
+		"deflated=%llu in %llu; statistics=%llu; free page reports=%llu (%llu bytes); "
+		"errors=%llu",
 		in.target_pages, in.actual_pages, ULL(n.pages_inflated), ULL(n.inflate_count),
 		ULL(n.pages_deflated), ULL(n.deflate_count), ULL(n.stats_updates_count),
-		ULL(n.event_fails));
+		ULL(n.free_page_report_count), ULL(n.free_page_report_freed),
+		ULL(n.event_fails + n.free_page_report_fails));
 }
 
 /* Firecracker's balloon metric names, and flint's page counts. */
@@ -82,6 +85,9 @@ static void balloon_counters(const struct device *d, device_counter_fn emit, voi
 	emit(ctx, "stats_updates_count", n.stats_updates_count);
 	emit(ctx, "stats_update_fails", n.stats_update_fails);
 	emit(ctx, "event_fails", n.event_fails);
+	emit(ctx, "free_page_report_count", n.free_page_report_count);
+	emit(ctx, "free_page_report_freed", n.free_page_report_freed);
+	emit(ctx, "free_page_report_fails", n.free_page_report_fails);
 	emit(ctx, "pages_inflated", n.pages_inflated);
 	emit(ctx, "pages_deflated", n.pages_deflated);
 }

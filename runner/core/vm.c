@@ -529,7 +529,7 @@ const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
     VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
-    VMC_F_NET_MTU | VMC_F_BALLOON;
+    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 

@@ -4,13 +4,15 @@
  * queue size and whether statistics are negotiated, and resets the device
  * in the middle. The device runs for real: its inflate gives the guest's
  * pages back (gmem_discard on the fuzzer's own RAM), its statistics timer
- * and eventfd poll run on a real io_uring event loop, which each input then
+ * and eventfd poll run on a real io_uring event loop, its free page
+ * reports give back the runs the fuzzer names, which each input then
  * stops. ASan and UBSan are the oracle, with the checks below on the
  * counters.
  *
  * Input layout:
  *   0      bit 0 statistics negotiated, bit 1 reset and activate again after
- *          the first round, bit 7 EVENT_IDX
+ *          the first round, bit 2 free page reporting negotiated, bit 7
+ *          EVENT_IDX
  *   1      queue size log2 (mod 5: 1 to 16 entries)
  *   2      configuration write: offset (mod 16) and length (bits 4-5: 1, 2, 4, 8)
  *   3..10  its bytes
@@ -33,12 +35,12 @@
 static struct gmem *g;
 static struct evloop *loop;
 static struct balloon *b;
-static struct vq vqs[3];
+static struct vq vqs[4];
 
 static void host_used(void *t, unsigned q)
 {
 	(void)t;
-	CHECK(q < 3);
+	CHECK(q < 4);
 }
 
 static void host_nothing(void *t)
@@ -51,7 +53,8 @@ static const struct virtio_host host = {
 
 static void setup(void)
 {
-	struct balloon_params p = {.target_pages = 8, .stats_interval_s = 1};
+	struct balloon_params p = {
+	    .target_pages = 8, .stats_interval_s = 1, .free_page_reporting = true};
 
 	log_verbose = 0;
 	if (gmem_create(&g, RAM) || evloop_create(&loop, 64))
@@ -63,7 +66,7 @@ static void setup(void)
 
 static void start(uint32_t qsize, bool event_idx, uint64_t features)
 {
-	for (unsigned q = 0; q < 3; q++) {
+	for (unsigned q = 0; q < 4; q++) {
 		vq_reset(&vqs[q]);
 		CHECK(vq_activate(&vqs[q], g, qsize, q * 0x400, q * 0x400 + 0x100,
 				  q * 0x400 + 0x200, event_idx) == 0);
@@ -73,7 +76,7 @@ static void start(uint32_t qsize, bool event_idx, uint64_t features)
 
 static void round_of_kicks(void)
 {
-	for (unsigned q = 0; q < 3; q++)
+	for (unsigned q = 0; q < 4; q++)
 		balloon_ops.notify(b, q);
 }
 
@@ -91,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!b)
 		setup();
 	qsize = 1u << (data[1] % 5);
-	features = data[0] & 1 ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0;
+	features = (data[0] & 1 ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0) |
+		   (data[0] & 4 ? 1ull << VIRTIO_BALLOON_F_REPORTING : 0);
 	ram = gmem_ptr(g, 0, RAM);
 	img = size - HDR < RAM ? size - HDR : RAM;
 	memset(ram, 0, RAM);
@@ -118,6 +122,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(after.inflate_count - before.inflate_count <= 2u * qsize);
 	CHECK(after.deflate_count - before.deflate_count <= 2u * qsize);
 	CHECK(after.stats_updates_count - before.stats_updates_count <= 2u * qsize);
+	CHECK(after.free_page_report_count - before.free_page_report_count <= 2u * qsize);
+	CHECK(after.free_page_report_freed - before.free_page_report_freed <=
+	      2u * qsize * VQ_MAX_INDIRECT * (uint64_t)RAM);
 	/* A frame is 4 bytes of a buffer the guest described in its RAM. */
 	CHECK(after.pages_inflated - before.pages_inflated <= 2u * qsize * (RAM / 4));
 	return 0;

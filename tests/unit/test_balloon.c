@@ -26,11 +26,13 @@
 #define PFN0  (PAGES / 4096)
 
 static struct gmem *g;
-static struct vq qs[3];
-static struct fake_ring rings[3];
+#define NQ 4
+
+static struct vq qs[NQ];
+static struct fake_ring rings[NQ];
 static struct evloop *loop;
 static struct balloon *b;
-static unsigned used_calls[3], resets, config_changes;
+static unsigned used_calls[NQ], resets, config_changes;
 static unsigned stop_q;
 static uint16_t stop_at;
 
@@ -42,7 +44,7 @@ static void *at(uint64_t gpa, uint64_t len)
 static void host_used(void *t, unsigned q)
 {
 	(void)t;
-	cr_assert_lt(q, 3);
+	cr_assert_lt(q, NQ);
 	used_calls[q]++;
 	if (q == stop_q && fake_used_idx(&rings[q]) >= stop_at)
 		evloop_stop(loop);
@@ -69,7 +71,7 @@ static void setup(void)
 	cr_assert_eq(evloop_create(&loop, 64), 0);
 	memset(used_calls, 0, sizeof(used_calls));
 	resets = config_changes = 0;
-	stop_q = 3;
+	stop_q = NQ;
 }
 
 static void teardown(void)
@@ -88,7 +90,7 @@ static void make_dev(struct balloon_params p)
 {
 	p.loop = loop;
 	cr_assert_eq(balloon_create(&b, &p), 0);
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < NQ; i++) {
 		uint64_t base = 0x1000 + i * 0x4000;
 
 		rings[i] =
@@ -97,7 +99,7 @@ static void make_dev(struct balloon_params p)
 		fake_ring_reset(&rings[i], g, 16);
 		memset(at(base, 0x3000), 0, 0x3000);
 		cr_assert_eq(
-		    vq_activate(&qs[i], g, 16, rings[i].desc, rings[i].avail, rings[i].used, false),
+		    vq_activate(&qs[i], g, 16, rings[i].desc, rings[i].avail, rings[i].used, true),
 		    0);
 	}
 }
@@ -146,6 +148,16 @@ static uint16_t give(unsigned q, const uint32_t *pfn, unsigned n, uint32_t len)
 	return head;
 }
 
+/* Whether the driver's next offer on queue q would kick: with EVENT_IDX
+ * (Linux's way), the avail_event the device left in the used ring is the
+ * avail index the driver published last. */
+static bool next_offer_kicks(unsigned q)
+{
+	uint16_t ev = *(uint16_t *)at(rings[q].used + 4 + 8 * 16, 2);
+
+	return le16toh(ev) == rings[q].avail_idx;
+}
+
 static struct balloon_counters counters(void)
 {
 	struct balloon_counters n;
@@ -169,7 +181,7 @@ Test(balloon, features_follow_the_parameters)
 {
 	open_dev((struct balloon_params){.target_pages = 1}, 0);
 	cr_assert_eq(balloon_ops.device_id, VIRTIO_ID_BALLOON);
-	cr_assert_eq(balloon_ops.num_queues, 3);
+	cr_assert_eq(balloon_ops.num_queues, 4);
 	cr_assert_eq(balloon_ops.features(b), 0);
 	struct balloon *o =
 	    other_dev((struct balloon_params){.deflate_on_oom = true, .stats_interval_s = 2});
@@ -294,7 +306,7 @@ static void run_until(unsigned q, uint16_t k, unsigned ms)
 	stop_at = k;
 	if (fake_used_idx(&rings[q]) < k)
 		loop_run_for(loop, ms);
-	stop_q = 3;
+	stop_q = NQ;
 }
 
 Test(balloon, statistics_are_kept_held_and_asked_for_again)
@@ -310,6 +322,7 @@ Test(balloon, statistics_are_kept_held_and_asked_for_again)
 	head = fake_offer(&rings[2], &s, 1);
 	balloon_ops.notify(b, 2);
 	cr_assert_eq(fake_used_idx(&rings[2]), 0, "held until the interval is over");
+	cr_assert(next_offer_kicks(2), "the driver's next offer must kick");
 	in = info();
 	cr_assert(in.have[VIRTIO_BALLOON_S_MEMFREE] && in.have[VIRTIO_BALLOON_S_MEMTOT]);
 	cr_assert_eq(in.stat[VIRTIO_BALLOON_S_MEMFREE], 1000);
@@ -328,6 +341,7 @@ Test(balloon, statistics_are_kept_held_and_asked_for_again)
 	put_stats(s.gpa, tag, val, 1);
 	balloon_ops.notify(b, 2);
 	cr_assert_eq(info().stat[VIRTIO_BALLOON_S_MEMFREE], 500);
+	cr_assert(next_offer_kicks(2));
 	cr_assert_eq(balloon_set_stats_interval(b, 60), 0);
 	run_until(2, 2, 3000);
 	cr_assert_eq(fake_used_idx(&rings[2]), 2, "asked at once");
@@ -356,6 +370,50 @@ Test(balloon, statistics_offered_before_activation)
 	cr_assert_eq(fake_used_elem(&rings[2], 0).id, head);
 	cr_assert_eq(info().stat[VIRTIO_BALLOON_S_MEMTOT], 4096);
 	cr_assert_eq(counters().stats_updates_count, 1);
+	cr_assert(next_offer_kicks(2));
+}
+
+static const uint64_t REPORTING = 1ull << VIRTIO_BALLOON_F_REPORTING;
+
+/* Free page reports: each buffer's run of memory goes back to the host, on
+ * queue 2, or 3 behind the statistics; a run outside RAM is counted. */
+static void report_on(unsigned q)
+{
+	struct sg s[] = {{PAGES, 2 * 4096, true}, {PAGES + 4 * 4096, 4096, true}};
+	struct balloon_counters n;
+
+	memset(at(PAGES, 6 * 4096), 0xaa, 6 * 4096);
+	fake_offer(&rings[q], s, 2);
+	balloon_ops.notify(b, q);
+	cr_assert_eq(fake_used_idx(&rings[q]), 1);
+	cr_assert_eq(fake_used_elem(&rings[q], 0).len, 0);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(page_byte(i), i < 2 || i == 4 ? 0 : 0xaa, "page %u", i);
+	n = counters();
+	cr_assert_eq(n.free_page_report_count, 1);
+	cr_assert_eq(n.free_page_report_freed, 3 * 4096);
+	cr_assert_eq(n.free_page_report_fails, 0);
+}
+
+Test(balloon, free_page_reports_without_statistics)
+{
+	open_dev((struct balloon_params){.free_page_reporting = true}, REPORTING);
+	cr_assert_eq(balloon_ops.features(b), REPORTING);
+	report_on(2);
+}
+
+Test(balloon, free_page_reports_behind_statistics)
+{
+	open_dev((struct balloon_params){.free_page_reporting = true, .stats_interval_s = 9},
+		 STATS | REPORTING);
+	report_on(3);
+	cr_assert_eq(counters().stats_updates_count, 0, "not taken for statistics");
+	/* Not negotiated: queue 3 is nobody's. */
+	balloon_ops.reset(b);
+	cr_assert_eq(balloon_ops.activate(b, STATS, qs, &host), 0);
+	fake_offer(&rings[3], &(struct sg){PAGES, 4096, true}, 1);
+	balloon_ops.notify(b, 3);
+	cr_assert_eq(counters().free_page_report_count, 1);
 }
 
 Test(balloon, statistics_refusals)

@@ -28,8 +28,10 @@
 
 #define Q_INFLATE 0
 #define Q_DEFLATE 1
-#define Q_STATS	  2
-#define NQUEUES	  3
+/* Then, in this order, those negotiated: statistics, free page reports
+ * (Linux's driver numbers its queues so: no gap for one not there). */
+#define Q_OPTIONAL 2
+#define NQUEUES	   4
 
 /* One statistics entry as the driver lays it out: le16 tag, le64 value. */
 #define STAT_LEN 10u
@@ -43,17 +45,19 @@ struct balloon {
 	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
 	struct __kernel_timespec ts; /* timer_op's; read at the loop's next turn */
 	bool deflate_on_oom;
-	bool stats_on; /* made with statistics: the feature is offered */
+	bool stats_on;	   /* made with statistics: the feature is offered */
+	bool reporting_on; /* made with free page reporting: offered */
 
 	pthread_mutex_t lock; /* everything below */
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: take nothing more */
-	bool stats_negotiated;
-	bool timer_armed; /* timer_op submitted, its done() not yet run */
-	bool timer_rearm; /* timer_op cancelled by a new interval: ask now */
-	bool take_stats;  /* kick_fd: look at the statistics queue */
-	bool ask_now;	  /* kick_fd: give the statistics chain back now */
-	bool stats_held;  /* stats_head is popped, waiting for the timer */
+	bool stats_negotiated, reporting_negotiated;
+	unsigned q_stats, q_reports; /* their queues, once negotiated */
+	bool timer_armed;	     /* timer_op submitted, its done() not yet run */
+	bool timer_rearm;	     /* timer_op cancelled by a new interval: ask now */
+	bool take_stats;	     /* kick_fd: look at the statistics queue */
+	bool ask_now;		     /* kick_fd: give the statistics chain back now */
+	bool stats_held;	     /* stats_head is popped, waiting for the timer */
 	bool logged_ring, logged_frames, logged_discard, logged_stats, logged_timer;
 	uint16_t stats_head;
 	uint32_t target, actual, interval_s;
@@ -255,6 +259,40 @@ static bool read_stats(struct balloon *b, const struct vq_chain *c)
 	}
 }
 
+/* Free page reports: each buffer of a chain is a run of free guest memory
+ * (Linux reports blocks of at least 2 MiB, as device-writable buffers the
+ * device never writes); its pages go back to the host. Lock held. */
+static void process_reports(struct balloon *b, struct after *a)
+{
+	struct vq *vq = &b->vq[b->q_reports];
+	struct vq_chain c;
+	int n;
+
+	while ((n = next_chain(b, vq, &c)) != 0) {
+		if (n < 0) {
+			protocol_error(b, a, b->q_reports, n);
+			return;
+		}
+		b->n.free_page_report_count++;
+		for (uint32_t i = 0; i < c.nseg; i++) {
+			int err = gmem_discard(vq->gmem, c.seg[i].gpa, c.seg[i].len);
+
+			if (err == 0) {
+				b->n.free_page_report_freed += c.seg[i].len;
+				continue;
+			}
+			b->n.free_page_report_fails++;
+			if (!b->logged_discard)
+				pr_err("balloon: a free page report of 0x%llx bytes at 0x%llx: %s; "
+				       "not given back to the host",
+				       (unsigned long long)c.seg[i].len,
+				       (unsigned long long)c.seg[i].gpa, strerror(-err));
+			b->logged_discard = true;
+		}
+		push(b, a, b->q_reports, c.head);
+	}
+}
+
 static void timer_done(struct ev_op *op, int res);
 
 /* Arm timer_op for the interval. Lock held, loop thread. */
@@ -279,7 +317,7 @@ static void arm_timer(struct balloon *b)
  * Lock held, loop thread. */
 static void process_stats(struct balloon *b, struct after *a)
 {
-	struct vq *vq = &b->vq[Q_STATS];
+	struct vq *vq = &b->vq[b->q_stats];
 	struct vq_chain c;
 	int n;
 
@@ -289,7 +327,7 @@ static void process_stats(struct balloon *b, struct after *a)
 	 * ring until the first is given back. */
 	while (!b->stats_held && (n = next_chain(b, vq, &c)) != 0) {
 		if (n < 0) {
-			protocol_error(b, a, Q_STATS, n);
+			protocol_error(b, a, b->q_stats, n);
 			return;
 		}
 		b->n.stats_updates_count++;
@@ -305,6 +343,10 @@ static void process_stats(struct balloon *b, struct after *a)
 		b->stats_head = c.head;
 		arm_timer(b);
 	}
+	/* Holding it, the device pops no more, but the driver's next offer
+	 * must still kick (with EVENT_IDX: avail_event moves up to it). */
+	if (b->stats_held)
+		vq_enable_notify(vq);
 }
 
 /* Ask the guest for fresh statistics: give its chain back. Lock held. */
@@ -313,7 +355,7 @@ static void ask_stats(struct balloon *b, struct after *a)
 	if (!b->active || b->broken || !b->stats_held)
 		return;
 	b->stats_held = false;
-	push(b, a, Q_STATS, b->stats_head);
+	push(b, a, b->q_stats, b->stats_head);
 }
 
 /* The interval is over, or a new one cancelled the timer (res -ECANCELED
@@ -381,7 +423,8 @@ static uint64_t balloon_features(void *dev)
 	struct balloon *b = dev;
 
 	return (b->stats_on ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0) |
-	       (b->deflate_on_oom ? 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM : 0);
+	       (b->deflate_on_oom ? 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM : 0) |
+	       (b->reporting_on ? 1ull << VIRTIO_BALLOON_F_REPORTING : 0);
 }
 
 static void balloon_config_read(void *dev, uint64_t off, void *data, uint32_t len)
@@ -415,19 +458,21 @@ static int balloon_activate(void *dev, uint64_t features, struct vq *queues,
 {
 	struct balloon *b = dev;
 	bool stats = features & (1ull << VIRTIO_BALLOON_F_STATS_VQ);
+	bool reports = features & (1ull << VIRTIO_BALLOON_F_REPORTING);
+	unsigned used = Q_OPTIONAL + stats + reports;
 
-	for (unsigned q = 0; q < NQUEUES; q++) {
-		if (q == Q_STATS && !stats)
-			continue;
+	for (unsigned q = 0; q < used; q++)
 		if (!queues[q].ready || queues[q].size > BALLOON_QUEUE_MAX)
 			return -EINVAL;
-	}
 	pthread_mutex_lock(&b->lock);
 	b->vq = queues;
 	b->host = *host;
 	b->active = true;
 	b->broken = b->stats_held = false;
 	b->stats_negotiated = stats;
+	b->reporting_negotiated = reports;
+	b->q_stats = Q_OPTIONAL;
+	b->q_reports = Q_OPTIONAL + stats;
 	if (stats) {
 		/* The chain the driver offered while it probed. */
 		b->take_stats = true;
@@ -446,7 +491,8 @@ static void balloon_reset(void *dev)
 	struct balloon *b = dev;
 
 	pthread_mutex_lock(&b->lock);
-	b->active = b->broken = b->stats_held = b->stats_negotiated = false;
+	b->active = b->broken = b->stats_held = false;
+	b->stats_negotiated = b->reporting_negotiated = false;
 	b->vq = NULL;
 	b->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&b->lock);
@@ -462,8 +508,10 @@ static void balloon_notify(void *dev, unsigned q)
 		a.host = b->host;
 		if (q == Q_INFLATE || q == Q_DEFLATE)
 			process_frames(b, &a, q);
-		else if (q == Q_STATS)
+		else if (b->stats_negotiated && q == b->q_stats)
 			process_stats(b, &a);
+		else if (b->reporting_negotiated && q == b->q_reports)
+			process_reports(b, &a);
 		run_after(&a);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -497,6 +545,7 @@ int balloon_create(struct balloon **out, const struct balloon_params *p)
 	b->kick_op = (struct ev_op){.done = kick_done};
 	b->deflate_on_oom = p->deflate_on_oom;
 	b->stats_on = p->stats_interval_s > 0;
+	b->reporting_on = p->free_page_reporting;
 	b->interval_s = p->stats_interval_s;
 	b->target = p->target_pages;
 	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -579,7 +628,7 @@ void balloon_quiesce(struct balloon *b)
 {
 	pthread_mutex_lock(&b->lock);
 	if (b->stats_held) {
-		if (vq_discard(&b->vq[Q_STATS], 1) < 0)
+		if (vq_discard(&b->vq[b->q_stats], 1) < 0)
 			pr_err("balloon: cannot give back the statistics request it holds");
 		b->stats_held = false;
 	}

@@ -5,12 +5,12 @@
  * holds. The memory of the pages given is handed back to the host.
  *
  * Queues, in the order Linux's driver finds them on virtio-mmio: inflate
- * (0), deflate (1) and, when statistics are on, stats (2). Features
- * offered: VIRTIO_BALLOON_F_STATS_VQ when stats_interval_s > 0 (it cannot
- * be turned on or off later: the driver asks for the queue once, at probe)
- * and VIRTIO_BALLOON_F_DEFLATE_ON_OOM when asked (the guest may then
- * deflate on its own under memory pressure). No free page hinting or
- * reporting.
+ * (0), deflate (1), then those negotiated without a gap: stats, free page
+ * reports (2 or 3). Features offered: VIRTIO_BALLOON_F_STATS_VQ when
+ * stats_interval_s > 0 (it cannot be turned on or off later: the driver
+ * asks for the queue once, at probe), VIRTIO_BALLOON_F_DEFLATE_ON_OOM when
+ * asked (the guest may then deflate on its own under memory pressure) and
+ * VIRTIO_BALLOON_F_REPORTING when asked. No free page hinting.
  *
  * Configuration space (little-endian): le32 num_pages, the target, written
  * by the host; le32 actual, what the driver holds, written by it. A new
@@ -24,6 +24,10 @@
  * that chain outside RAM is touched. Deflate only counts: the guest's next
  * touch of a page faults it back in, zeroed (or, for memory restored from a
  * file, as the file has it). Chains are given back with nothing written.
+ *
+ * Free page reporting: the guest's driver lists runs of memory that are
+ * free in it (each a device-writable buffer, never written); they go to
+ * gmem_discard as inflated pages do, and the chain is given back.
  *
  * Statistics: the driver offers one chain of (le16 tag, le64 value)
  * entries and waits. The device keeps the values and holds the chain; every
@@ -63,6 +67,7 @@ struct balloon_params {
 	uint32_t target_pages;	   /* what the guest should give up */
 	bool deflate_on_oom;	   /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
 	uint32_t stats_interval_s; /* 0: no stats queue */
+	bool free_page_reporting;  /* offer VIRTIO_BALLOON_F_REPORTING */
 	struct evloop *loop;	   /* must outlive the device */
 };
 
@@ -79,14 +84,17 @@ struct balloon_info {
 /* Counters, cumulative since balloon_create (Firecracker's balloon metrics,
  * and what flint adds). */
 struct balloon_counters {
-	uint64_t inflate_count;	      /* inflate chains taken */
-	uint64_t deflate_count;	      /* deflate chains taken */
-	uint64_t stats_updates_count; /* statistics chains the guest filled */
-	uint64_t stats_update_fails;  /* of those, malformed */
-	uint64_t event_fails;	      /* bad chains and frames; a broken queue */
-	uint64_t pages_inflated;      /* frames the guest gave, each once per chain */
-	uint64_t pages_deflated;      /* frames it took back */
-	uint64_t discard_fails;	      /* runs gmem_discard refused */
+	uint64_t inflate_count;		 /* inflate chains taken */
+	uint64_t deflate_count;		 /* deflate chains taken */
+	uint64_t stats_updates_count;	 /* statistics chains the guest filled */
+	uint64_t stats_update_fails;	 /* of those, malformed */
+	uint64_t event_fails;		 /* bad chains and frames; a broken queue */
+	uint64_t pages_inflated;	 /* frames the guest gave, each once per chain */
+	uint64_t pages_deflated;	 /* frames it took back */
+	uint64_t discard_fails;		 /* runs gmem_discard refused */
+	uint64_t free_page_report_count; /* report chains taken */
+	uint64_t free_page_report_freed; /* bytes given back through them */
+	uint64_t free_page_report_fails; /* buffers gmem_discard refused */
 };
 
 /* Build the device. 0 or -errno (-EINVAL without a loop); *out owned by
@@ -125,8 +133,8 @@ void balloon_quiesce(struct balloon *b);
 int balloon_save(const struct balloon *b, struct wbuf *w) WARN_UNUSED;
 int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
-/* VIRTIO_ID_BALLOON, three queues of up to BALLOON_QUEUE_MAX (the third
- * used only with statistics); dev is a struct balloon. */
+/* VIRTIO_ID_BALLOON, up to four queues of up to BALLOON_QUEUE_MAX (the
+ * last two as negotiated); dev is a struct balloon. */
 extern const struct virtio_dev_ops balloon_ops;
 
 #endif

@@ -2,10 +2,13 @@
 # 256 MiB guest fills and frees 160 MiB, then PATCH /balloon asks it for
 # 128 MiB. The guest's driver gives them (its MemTotal falls by 128 MiB),
 # GET /balloon/statistics shows the target and what it holds beside the
-# guest's own statistics, and flint's resident memory falls: the pages went
+# guest's own statistics, which keep coming (its total follows), and flint's resident memory falls: the pages went
 # back to the host. The interval changes but cannot be turned off. A
 # snapshot taken with the balloon inflated restores with it (GET /balloon,
-# the statistics), and the restored guest's driver deflates it when asked.
+# the statistics), the restored guest's driver deflates it when asked, and
+# its statistics go on.
+# Then a guest with free_page_reporting frees 160 MiB and flint's resident
+# memory falls without any inflation: the guest reported the free memory.
 # timeout: 420
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -76,7 +79,15 @@ expect_resp '"target_mib" *: *128' "the target in MiB"
 expect_resp '"actual_pages" *: *32768' "what the guest holds, in pages"
 expect_resp '"free_memory" *: *[0-9]+' "the guest's free memory"
 expect_resp '"total_memory" *: *[0-9]+' "the guest's total memory"
-sleep 2 # the guest's next MemTotal line
+# The statistics keep coming: total_memory follows the inflation.
+n=40
+while [ $n -gt 0 ]; do
+	api GET /balloon/statistics >/dev/null
+	[ "$(stat total_memory)" -lt $(((total0 - 120000) * 1024)) ] && break
+	sleep 0.5
+	n=$((n - 1))
+done
+[ $n -gt 0 ] || fail "the guest's statistics did not follow the inflation: $(cat "$T/resp")"
 total1=$(memtotal)
 rss1=$(rss_kib)
 echo "guest MemTotal $total0 -> $total1 KiB; flint's RSS $rss0 -> $rss1 KiB"
@@ -142,5 +153,43 @@ EOB
 api PATCH /balloon empty
 expect_code 204 "PATCH /balloon to 0 after the restore"
 wait_actual 0 120
+# The restored device's statistics chain cycles: total_memory comes back.
+n=40
+while [ $n -gt 0 ]; do
+	api GET /balloon/statistics >/dev/null
+	[ "$(stat total_memory)" -gt $(((total0 - 8192) * 1024)) ] && break
+	sleep 0.5
+	n=$((n - 1))
+done
+[ $n -gt 0 ] || fail "the restored guest's statistics did not follow the deflation: $(cat "$T/resp")"
 kill_bg
 echo "the balloon inflated, reported, went through a snapshot and deflated"
+rm -f "$API_SOCK"
+
+# Free page reporting: no target at all.
+start_api
+boot_source 'dd if=/dev/zero of=/fill bs=1M count=160 2>/dev/null; echo guest-filled; sleep 4; rm /fill; echo guest-freed; sleep 400'
+api PUT /boot-source boot
+api PUT /machine-config machine
+body reporting <<EOB
+{"amount_mib": 0, "deflate_on_oom": false, "free_page_reporting": true}
+EOB
+api PUT /balloon reporting
+expect_code 204 "PUT /balloon with free_page_reporting"
+api PUT /actions start
+expect_code 204 "InstanceStart with free page reporting"
+wait_for '^guest-filled' 120 || { kill_bg; fail "the guest did not fill its memory"; }
+full=$(rss_kib)
+wait_for '^guest-freed' 30 || { kill_bg; fail "the guest did not free its memory"; }
+n=60
+while [ $n -gt 0 ] && [ $((full - $(rss_kib))) -lt 65536 ]; do
+	sleep 0.5
+	n=$((n - 1))
+done
+echo "flint's RSS $full KiB with the guest's 160 MiB, $(rss_kib) KiB once it freed them"
+[ $((full - $(rss_kib))) -ge 65536 ] ||
+	fail "flint's RSS fell by $((full - $(rss_kib))) KiB within 30 s of the guest freeing 160 MiB"
+api GET /balloon/statistics
+expect_fault "statistics of a balloon without them"
+kill_bg
+echo "free page reporting gave the guest's freed memory back"

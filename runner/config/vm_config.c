@@ -463,6 +463,11 @@ int vm_config_set_machine(struct vm_config *c, const struct vmc_machine *m, char
 
 	if ((r = vmc_machine_check(m, err, errlen)) < 0)
 		return r;
+	if (c->balloon.enabled && c->balloon.amount_mib > m->mem_size_mib)
+		return err_set(err, errlen, -EINVAL,
+			       "mem_size_mib: The memory size (MiB) is smaller than the previously "
+			       "set balloon device target size (%u MiB).",
+			       c->balloon.amount_mib);
 	c->machine = *m;
 	return 0;
 }

@@ -197,6 +197,11 @@ Test(gmem, discard_gives_whole_pages_back)
 	p = gmem_ptr(g, 0, 1 << 20);
 	memset(p, 0xaa, 8 * 4096);
 	cr_assert_eq(gmem_discard(g, 4096, 2 * 4096), 0);
+	unsigned char in[4];
+	cr_assert_eq(mincore(p, 4 * 4096, in), 0);
+	cr_assert((in[0] & 1) && !(in[1] & 1) && !(in[2] & 1) && (in[3] & 1),
+		  "pages 1 and 2 gone from the process, 0 and 3 kept: %d %d %d %d", in[0], in[1],
+		  in[2], in[3]);
 	cr_assert_eq(p[4095], 0xaa);
 	cr_assert_eq(p[4096], 0);
 	cr_assert_eq(p[3 * 4096 - 1], 0);

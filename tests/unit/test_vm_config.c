@@ -484,6 +484,14 @@ Test(vm_config, balloon)
 	cr_assert_eq(vm_config_set_balloon(&c, &b, err, sizeof(err)), -EINVAL);
 	ERR_HAS("amount_mib: 129 MiB is more than the guest's memory (128 MiB)");
 	cr_assert_eq(vm_config_patch_balloon(&c, 129, err, sizeof(err)), -EINVAL);
+	/* Nor the memory below the target afterwards. */
+	struct vmc_machine m = c.machine;
+	m.mem_size_mib = 64;
+	cr_assert_eq(vm_config_set_machine(&c, &m, err, sizeof(err)), -EINVAL);
+	ERR_HAS("smaller than the previously set balloon device target size (128 MiB)");
+	cr_assert_eq(c.machine.mem_size_mib, 128);
+	m.mem_size_mib = 128;
+	cr_assert_eq(vm_config_set_machine(&c, &m, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(vm_config_patch_balloon(&c, 0, err, sizeof(err)), 0);
 	cr_assert_eq(c.balloon.amount_mib, 0);
 	cr_assert_eq(vm_config_patch_balloon_stats(&c, 0, true, err, sizeof(err)), -EINVAL);

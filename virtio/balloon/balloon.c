@@ -60,6 +60,8 @@ struct balloon {
 	bool stats_held;	     /* stats_head is popped, waiting for the timer */
 	bool logged_ring, logged_frames, logged_discard, logged_stats, logged_timer;
 	uint16_t stats_head;
+	bool requeued; /* quiesce gave requeued_head back to the ring */
+	uint16_t requeued_head;
 	uint32_t target, actual, interval_s;
 	bool have[BALLOON_NSTATS];
 	uint64_t stat[BALLOON_NSTATS];
@@ -151,7 +153,10 @@ static void discard_run(struct balloon *b, uint64_t first, uint64_t count)
 	b->logged_discard = true;
 }
 
-/* One inflate or deflate chain: its frames, in runs. Lock held. */
+/* One inflate or deflate chain: its frames, in runs. A chain of more than
+ * BALLOON_FRAMES_MAX frames is no driver's (Linux's sends at most 256) and
+ * is given back untouched: a hostile one could hold the loop for minutes
+ * of madvise calls. Lock held. */
 static void take_frames(struct balloon *b, const struct vq_chain *c, bool inflate)
 {
 	struct frames f = {.c = c};
@@ -159,6 +164,15 @@ static void take_frames(struct balloon *b, const struct vq_chain *c, bool inflat
 	uint32_t pfn;
 	bool partial = false;
 
+	if (c->readable > BALLOON_FRAMES_MAX * 4u) {
+		b->n.event_fails++;
+		if (!b->logged_frames)
+			pr_err("balloon: an %s request of %u bytes, over %u frames; given back "
+			       "untouched",
+			       inflate ? "inflate" : "deflate", c->readable, BALLOON_FRAMES_MAX);
+		b->logged_frames = true;
+		return;
+	}
 	while (next_frame(&f, &pfn, &partial)) {
 		if (inflate)
 			b->n.pages_inflated++;
@@ -295,13 +309,17 @@ static void process_reports(struct balloon *b, struct after *a)
 
 static void timer_done(struct ev_op *op, int res);
 
-/* Arm timer_op for the interval. Lock held, loop thread. */
+/* Arm timer_op for the interval, and the poll of kick_fd again should a
+ * stopped loop have cancelled it. Lock held, loop thread. */
 static void arm_timer(struct balloon *b)
 {
 	int err;
 
 	if (b->timer_armed)
 		return;
+	if (!evloop_pending(&b->kick_op) &&
+	    (err = evloop_poll(b->loop, &b->kick_op, b->kick_fd, POLLIN)) < 0 && err != -ESHUTDOWN)
+		pr_err("balloon: cannot poll its eventfd: %s", strerror(-err));
 	b->ts = (struct __kernel_timespec){.tv_sec = b->interval_s};
 	err = evloop_timeout(b->loop, &b->timer_op, &b->ts);
 	if (err == 0) {
@@ -330,8 +348,12 @@ static void process_stats(struct balloon *b, struct after *a)
 			protocol_error(b, a, b->q_stats, n);
 			return;
 		}
-		b->n.stats_updates_count++;
-		if (!read_stats(b, &c)) {
+		bool again = b->requeued && c.head == b->requeued_head;
+
+		b->requeued = false;
+		if (!again)
+			b->n.stats_updates_count++;
+		if (!read_stats(b, &c) && !again) {
 			b->n.stats_update_fails++;
 			if (!b->logged_stats)
 				pr_err("balloon: a statistics request that is not whole "
@@ -392,7 +414,9 @@ static void kick_done(struct ev_op *op, int res)
 		pr_err("balloon: reading its eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&b->lock);
 	a.host = b->host;
-	if (b->take_stats && b->active && !b->broken)
+	/* Asked to give the chain back, the device takes one first should it
+	 * wait in the ring unseen. */
+	if ((b->take_stats || b->ask_now) && b->active && !b->broken)
 		process_stats(b, &a);
 	b->take_stats = false;
 	if (b->ask_now && b->timer_armed) {
@@ -631,6 +655,9 @@ void balloon_quiesce(struct balloon *b)
 		if (vq_discard(&b->vq[b->q_stats], 1) < 0)
 			pr_err("balloon: cannot give back the statistics request it holds");
 		b->stats_held = false;
+		/* Taken again when the queue is kicked: not a new update. */
+		b->requeued = true;
+		b->requeued_head = b->stats_head;
 	}
 	pthread_mutex_unlock(&b->lock);
 }

@@ -21,7 +21,8 @@
  * gmem_discard (the queue's guest memory: the one door), which drops the
  * host pages wholly inside them; a frame outside guest RAM, or bytes that
  * are not a whole number of frames, are counted as errors and nothing of
- * that chain outside RAM is touched. Deflate only counts: the guest's next
+ * that chain outside RAM is touched; a chain of more than
+ * BALLOON_FRAMES_MAX frames is given back untouched. Deflate only counts: the guest's next
  * touch of a page faults it back in, zeroed (or, for memory restored from a
  * file, as the file has it). Chains are given back with nothing written.
  *
@@ -57,6 +58,10 @@
 #define BALLOON_QUEUE_MAX 256
 /* The unit of the target and of a page frame number. */
 #define BALLOON_PAGE 4096u
+/* The most frames an inflate or deflate chain may list (Linux's driver
+ * sends at most 256, VIRTIO_BALLOON_ARRAY_PFNS_MAX; Firecracker takes as
+ * many). */
+#define BALLOON_FRAMES_MAX 256u
 /* The statistics tags the device knows (VIRTIO_BALLOON_S_*, 0 to 15); the
  * others are ignored. */
 #define BALLOON_NSTATS 16
@@ -121,8 +126,10 @@ void balloon_get_counters(struct balloon *b, struct balloon_counters *out);
 
 /* A snapshot's quiesce: the statistics chain the device holds goes back to
  * the guest (vq_discard), so that the saved queue offers it again and the
- * restored device takes it up when the transport kicks the queue. Any
- * thread but the loop's, with the loop parked or not running. */
+ * restored device takes it up when the transport kicks the queue (the
+ * device that goes on takes it again without counting an update). With
+ * the loop parked (evloop_call_parked: on the loop thread or the one that
+ * parked it) or not running. */
 void balloon_quiesce(struct balloon *b);
 
 /* The device's own state for a snapshot: its version, the target, what

@@ -1255,7 +1255,9 @@ Test(vsock_mux, held_connects_go_after_a_second_without_the_guests_kick)
 	waited = now_ns() - t0;
 	cr_assert_geq(waited, 950ull * 1000 * 1000, "after %llu ms",
 		      (unsigned long long)waited / 1000000);
-	cr_assert_lt(waited, 1600ull * 1000 * 1000, "after %llu ms",
+	/* Released by the second's timer, not by a kick: generous above it,
+	 * for a loaded machine. */
+	cr_assert_lt(waited, 5000ull * 1000 * 1000, "after %llu ms",
 		     (unsigned long long)waited / 1000000);
 	usleep(1200 * 1000);
 	gsend(guest_hdr(5000, pa, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
@@ -1263,7 +1265,8 @@ Test(vsock_mux, held_connects_go_after_a_second_without_the_guests_kick)
 	t0 = now_ns();
 	b = host_connect(path);
 	(void)host_request(b, 5001, "");
-	cr_assert_lt(now_ns() - t0, 500ull * 1000 * 1000, "no second wait");
+	/* The guest has answered since: not held the second again. */
+	cr_assert_lt(now_ns() - t0, 900ull * 1000 * 1000, "no second wait");
 	close(a);
 	close(b);
 }

@@ -21,8 +21,8 @@
  * gmem_discard (the queue's guest memory: the one door), which drops the
  * host pages wholly inside them; a frame outside guest RAM, or bytes that
  * are not a whole number of frames, are counted as errors and nothing of
- * that chain outside RAM is touched; a chain of more than
- * BALLOON_FRAMES_MAX frames is given back untouched. Deflate only counts: the guest's next
+ * that chain outside RAM is touched; a chain of more than BALLOON_FRAMES_MAX
+ * frames is given back untouched. Deflate only counts: the guest's next
  * touch of a page faults it back in, zeroed (or, for memory restored from a
  * file, as the file has it). Chains are given back with nothing written.
  *
@@ -35,11 +35,14 @@
  * stats_interval_s it gives the chain back, which asks the driver for fresh
  * values (it offers the chain again, filled). A new interval asks at once.
  *
- * Threads: notify and the timer on the event-loop thread; activate, reset,
- * config_read and config_write on vCPU threads; balloon_set_target,
- * balloon_set_stats_interval, balloon_get_info and balloon_quiesce from the
- * control or API thread. One mutex serialises them; the host callbacks are
- * called with it held (virtio.h).
+ * Threads: notify, the timer and the device's eventfd on the event-loop
+ * thread; activate, reset, config_read and config_write on vCPU threads;
+ * balloon_set_target, balloon_set_stats_interval and balloon_get_info from
+ * the control or API thread; balloon_quiesce with the loop parked. One
+ * mutex serialises them; the host callbacks are called with it held
+ * (virtio.h). Work another thread finds for the loop (the statistics chain
+ * offered before activation, a new interval's request) goes to it through
+ * the eventfd.
  *
  * Life cycle: balloon_create before the loop runs; balloon_destroy after it
  * has stopped. */

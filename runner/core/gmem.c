@@ -247,8 +247,6 @@ int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t len)
 
 	if (!p)
 		return -EFAULT;
-	if (g->lazy)
-		return -EOPNOTSUPP;
 	/* Host addresses: regions are page-aligned in both spaces. */
 	start = ((uintptr_t)p + ps - 1) & ~(ps - 1);
 	end = ((uintptr_t)p + len) & ~(ps - 1);

@@ -90,10 +90,11 @@ int gmem_write(struct gmem *g, uint64_t gpa, const void *src, size_t len) WARN_U
  * touch finds a zeroed page, or the memory file's (a File-backed restore).
  * Pages partly inside are kept (with 2 MiB pages, a run of 4 KiB pages
  * frees only the huge pages it covers). Not marked dirty: what the guest
- * gave holds nothing it reads. 0 (also when no whole page is inside);
- * -EFAULT unless the whole range lies in one RAM region; -EOPNOTSUPP for
- * memory a page-fault handler fills (gmem_set_lazy: it would be asked for
- * the page again); -errno from madvise. Any thread. */
+ * gave holds nothing it reads. With memory a page-fault handler fills
+ * (the Uffd backend) the kernel tells the handler (UFFD_EVENT_REMOVE, which
+ * the handler must read before madvise returns), which serves zeros there
+ * from then on. 0 (also when no whole page is inside); -EFAULT unless the
+ * whole range lies in one RAM region; -errno from madvise. Any thread. */
 int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t len) WARN_UNUSED;
 
 /* Total RAM bytes, RAM below the hole, and the regions (for KVM slots). */

@@ -6,7 +6,8 @@
 # back to the host. The interval changes but cannot be turned off. A
 # snapshot taken with the balloon inflated restores with it (GET /balloon,
 # the statistics), the restored guest's driver deflates it when asked, and
-# its statistics go on.
+# its statistics go on; restored with the Uffd backend, its driver gives
+# and takes back pages under flint-uffd.
 # Then a guest with free_page_reporting frees 160 MiB and flint's resident
 # memory falls without any inflation: the guest reported the free memory.
 # timeout: 420
@@ -164,6 +165,32 @@ done
 [ $n -gt 0 ] || fail "the restored guest's statistics did not follow the deflation: $(cat "$T/resp")"
 kill_bg
 echo "the balloon inflated, reported, went through a snapshot and deflated"
+rm -f "$API_SOCK"
+
+# The same snapshot restored with the Uffd backend (flint-uffd, speaking
+# Firecracker's protocol): the pages the guest gives are removed from
+# under the handler, which serves zeros there when the guest takes them
+# back.
+[ -x "$TOOLS/flint-uffd" ] || fail "no $TOOLS/flint-uffd (make test-tools)"
+"$TOOLS/flint-uffd" "$T/handler.sock" "$T/b.mem" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
+upid=$!
+i=0
+while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+[ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
+start_api --restore "$T/b.state" --uffd-sock "$T/handler.sock"
+body more <<EOB
+{"amount_mib": 160}
+EOB
+api PATCH /balloon more
+expect_code 204 "PATCH /balloon to 160 MiB, Uffd-backed"
+wait_actual 160 120
+api PATCH /balloon empty
+expect_code 204 "PATCH /balloon to 0, Uffd-backed"
+wait_actual 0 120
+kill_bg
+wait "$upid" || fail "flint-uffd failed: $(tail -n 3 "$T/uffd.err")"
+grep -q "not given back" "$ERR" && fail "pages not given back: $(grep 'not given back' "$ERR")"
+echo "Uffd-backed: $(tail -n 1 "$T/uffd.err")"
 rm -f "$API_SOCK"
 
 # Free page reporting: no target at all.

@@ -234,6 +234,15 @@ int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e, struct
 	return done_boot(ctl, 0, err);
 }
 
+int api_ctl_put_cpu_config(struct api_ctl *ctl, const struct vmc_cpu_config *t, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	vm_config_set_cpu_config(&ctl->config, t);
+	return done_boot(ctl, 0, err);
+}
+
 int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err)
 {
 	int r = lock_pre_boot(ctl, err);
@@ -668,6 +677,7 @@ static const struct {
     [API_REQ_PUT_ENTROPY] = {"put_api_requests", "entropy"},
     [API_REQ_PUT_SERIAL] = {"put_api_requests", "serial"},
     [API_REQ_PUT_BALLOON] = {"put_api_requests", "balloon"},
+    [API_REQ_PUT_CPU_CONFIG] = {"put_api_requests", "cpu_cfg"},
     [API_REQ_GET_BALLOON] = {"get_api_requests", "balloon"},
     [API_REQ_GET_BALLOON_STATS] = {"get_api_requests", "balloon_stats"},
     [API_REQ_PATCH_DRIVE] = {"patch_api_requests", "drive"},

@@ -100,6 +100,7 @@ enum api_req {
 	API_REQ_PUT_ENTROPY,
 	API_REQ_PUT_SERIAL,
 	API_REQ_PUT_BALLOON,
+	API_REQ_PUT_CPU_CONFIG,
 	API_REQ_GET_BALLOON,
 	API_REQ_GET_BALLOON_STATS,
 	API_REQ_PATCH_DRIVE,
@@ -153,6 +154,8 @@ int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *e
 int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e,
 			struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_cpu_config(struct api_ctl *ctl, const struct vmc_cpu_config *t,
+			   struct vm_err *err) WARN_UNUSED;
 /* Through ops->set_logger / set_metrics first; metrics once only, as
  * Firecracker ("Reinitialization of metrics not allowed."). */
 int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err) WARN_UNUSED;

@@ -31,6 +31,7 @@ enum route_kind {
 	R_BALLOON,
 	R_BALLOON_STATS,
 	R_BALLOON_HINTING,
+	R_CPU_CONFIG,
 	R_VM,
 	R_SNAPSHOT_CREATE,
 	R_SNAPSHOT_LOAD,
@@ -63,7 +64,7 @@ static const struct route {
     {"balloon/hinting/start", M_PATCH, R_BALLOON_HINTING, NULL},
     {"balloon/hinting/status", M_GET, R_BALLOON_HINTING, NULL},
     {"balloon/hinting/stop", M_PATCH, R_BALLOON_HINTING, NULL},
-    {"cpu-config", M_PUT, R_UNSUPPORTED, "custom CPU templates (cpu-config)"},
+    {"cpu-config", M_PUT, R_CPU_CONFIG, NULL},
     {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
     {"mmds", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "MMDS"},
     {"mmds/config", M_PUT, R_UNSUPPORTED, "MMDS"},
@@ -383,6 +384,18 @@ static int do_balloon_hinting(struct req *q)
 	return fault(q->resp, "%s", r < 0 && e.msg[0] ? e.msg : strerror(-r));
 }
 
+static int do_cpu_config(struct req *q)
+{
+	struct vmc_cpu_config *t = malloc(sizeof(*t));
+	struct vm_err e = {0};
+	int r = -ENOMEM;
+
+	if (t && (r = config_json_cpu_config(q->body, q->len, t, ERRBUF(e))) >= 0)
+		r = api_ctl_put_cpu_config(q->ctl, t, &e);
+	free(t);
+	return answer(q, API_REQ_PUT_CPU_CONFIG, r, &e);
+}
+
 static int do_serial(struct req *q)
 {
 	struct vm_err e = {0};
@@ -621,6 +634,8 @@ static int route(struct req *q, const struct route *rt)
 		return do_balloon_stats(q);
 	case R_BALLOON_HINTING:
 		return do_balloon_hinting(q);
+	case R_CPU_CONFIG:
+		return do_cpu_config(q);
 	case R_VM:
 		return do_vm(q);
 	case R_SNAPSHOT_CREATE:

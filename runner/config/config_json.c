@@ -342,6 +342,224 @@ static int parse_balloon(struct jfield *p, json_t *o, struct vmc_balloon *b)
 	return 0;
 }
 
+/* A number as Firecracker's templates write one: "0x1f", "0b101" or
+ * decimal, at most max. */
+static int num_str(struct jfield *p, const char *key, const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned base = 10;
+	uint64_t v = 0;
+	const char *d = s;
+
+	if (!strncmp(s, "0x", 2) || !strncmp(s, "0X", 2))
+		base = 16, d = s + 2;
+	else if (!strncmp(s, "0b", 2) || !strncmp(s, "0B", 2))
+		base = 2, d = s + 2;
+	if (!*d)
+		goto bad;
+	for (; *d; d++) {
+		unsigned x;
+
+		if (*d >= '0' && *d <= '9')
+			x = *d - '0';
+		else if (*d >= 'a' && *d <= 'f')
+			x = *d - 'a' + 10;
+		else if (*d >= 'A' && *d <= 'F')
+			x = *d - 'A' + 10;
+		else
+			goto bad;
+		if (x >= base || v > (max - x) / base)
+			goto bad;
+		v = v * base + x;
+	}
+	*out = v;
+	return 0;
+bad:
+	return jfield_err(p, key,
+			  "'%s' is not a number up to %#llx (hex 0x.., binary 0b.. or decimal)", s,
+			  (unsigned long long)max);
+}
+
+/* A bitmap "0b" then `bits` characters, most significant first: '1' and
+ * '0' set and clear that bit, 'x' leaves it; '_' is ignored. */
+static int bitmap_str(struct jfield *p, const char *key, const char *s, unsigned bits,
+		      uint64_t *mask, uint64_t *value)
+{
+	unsigned n = 0;
+
+	*mask = *value = 0;
+	if (strncmp(s, "0b", 2))
+		goto bad;
+	for (const char *c = s + 2; *c; c++) {
+		if (*c == '_')
+			continue;
+		if ((*c != '0' && *c != '1' && *c != 'x') || n == bits)
+			goto bad;
+		*mask <<= 1;
+		*value <<= 1;
+		if (*c != 'x') {
+			*mask |= 1;
+			*value |= *c == '1';
+		}
+		n++;
+	}
+	if (n == bits)
+		return 0;
+bad:
+	return jfield_err(p, key,
+			  "'%s' is not a %u-bit bitmap: \"0b\" then %u of '0', '1', 'x' ('_' "
+			  "ignored)",
+			  s, bits, bits);
+}
+
+/* A string member read as num_str does. */
+static int num_member(struct jfield *p, json_t *o, const char *key, uint64_t max, uint64_t *out)
+{
+	char *s = NULL;
+	int r;
+
+	if ((r = jfield_str(p, o, key, true, &s)) == 0)
+		r = num_str(p, key, s, max, out);
+	free(s);
+	return r;
+}
+
+static int bitmap_member(struct jfield *p, json_t *o, unsigned bits, uint64_t *mask,
+			 uint64_t *value)
+{
+	char *s = NULL;
+	int r;
+
+	if ((r = jfield_str(p, o, "bitmap", true, &s)) == 0)
+		r = bitmap_str(p, "bitmap", s, bits, mask, value);
+	free(s);
+	return r;
+}
+
+/* The members of array `key` of o, each an object, through fn. */
+static int each_obj(struct jfield *p, json_t *o, const char *key,
+		    int (*fn)(struct jfield *p, json_t *e, void *ctx), void *ctx)
+{
+	json_t *a = jfield_member(o, key), *e;
+	size_t i;
+	int r = 0;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a))
+		return jfield_err(p, key, "expected an array, got %s", jfield_type_name(a));
+	json_array_foreach(a, i, e)
+	{
+		size_t at = jfield_enter(p, key, (int)i);
+
+		r = json_is_object(e)
+			? fn(p, e, ctx)
+			: jfield_obj_err(p, "expected an object, got %s", jfield_type_name(e));
+		jfield_leave(p, at);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int cpuid_register(struct jfield *p, json_t *e, void *ctx)
+{
+	static const char *const keys[] = {"register", "bitmap", NULL};
+	static const char *const regs[] = {"eax", "ebx", "ecx", "edx"};
+	struct vmc_cpuid_mod *m = ctx;
+	uint64_t mask, value;
+	int reg, r;
+
+	if ((r = jfield_only_keys(p, e, keys)) < 0 ||
+	    (r = jfield_enum(p, e, "register", true, regs, 4, false, &reg, NULL)) < 0 ||
+	    (r = bitmap_member(p, e, 32, &mask, &value)) < 0)
+		return r;
+	if (m->regs & (1u << reg))
+		return jfield_err(p, "register", "%s given twice for this leaf", regs[reg]);
+	m->regs |= 1u << reg;
+	m->mask[reg] = (uint32_t)mask;
+	m->value[reg] = (uint32_t)value;
+	return 0;
+}
+
+static int cpuid_modifier(struct jfield *p, json_t *e, void *ctx)
+{
+	static const char *const keys[] = {"leaf", "subleaf", "flags", "modifiers", NULL};
+	struct vmc_cpu_config *t = ctx;
+	struct vmc_cpuid_mod m = {0};
+	uint64_t leaf, subleaf, flags;
+	int r;
+
+	if ((r = jfield_only_keys(p, e, keys)) < 0 ||
+	    (r = num_member(p, e, "leaf", UINT32_MAX, &leaf)) < 0 ||
+	    (r = num_member(p, e, "subleaf", UINT32_MAX, &subleaf)) < 0 ||
+	    (r = jfield_uint(p, e, "flags", true, 0, INT32_MAX, &flags, NULL)) < 0)
+		return r;
+	if (!jfield_member(e, "modifiers"))
+		return jfield_missing(p, "modifiers");
+	m.leaf = (uint32_t)leaf;
+	m.subleaf = (uint32_t)subleaf;
+	m.flags = (uint32_t)flags;
+	if ((r = each_obj(p, e, "modifiers", cpuid_register, &m)) < 0)
+		return r;
+	for (unsigned i = 0; i < t->ncpuid; i++)
+		if (t->cpuid[i].leaf == m.leaf && t->cpuid[i].subleaf == m.subleaf)
+			return jfield_obj_err(p, "leaf %#x subleaf %#x given twice", m.leaf,
+					      m.subleaf);
+	if (t->ncpuid == VMC_MAX_CPUID_MODS)
+		return jfield_obj_err(p, "at most %d CPUID modifiers", VMC_MAX_CPUID_MODS);
+	t->cpuid[t->ncpuid++] = m;
+	return 0;
+}
+
+static int msr_modifier(struct jfield *p, json_t *e, void *ctx)
+{
+	static const char *const keys[] = {"addr", "bitmap", NULL};
+	struct vmc_cpu_config *t = ctx;
+	struct vmc_msr_mod m = {0};
+	uint64_t addr;
+	int r;
+
+	if ((r = jfield_only_keys(p, e, keys)) < 0 ||
+	    (r = num_member(p, e, "addr", UINT32_MAX, &addr)) < 0 ||
+	    (r = bitmap_member(p, e, 64, &m.mask, &m.value)) < 0)
+		return r;
+	m.addr = (uint32_t)addr;
+	for (unsigned i = 0; i < t->nmsr; i++)
+		if (t->msr[i].addr == m.addr)
+			return jfield_obj_err(p, "MSR %#x given twice", m.addr);
+	if (t->nmsr == VMC_MAX_MSR_MODS)
+		return jfield_obj_err(p, "at most %d MSR modifiers", VMC_MAX_MSR_MODS);
+	t->msr[t->nmsr++] = m;
+	return 0;
+}
+
+/* Firecracker's CpuConfig, x86's parts; the others must be empty. */
+static int parse_cpu_config(struct jfield *p, json_t *o, struct vmc_cpu_config *t)
+{
+	static const char *const keys[] = {"kvm_capabilities", "cpuid_modifiers", "msr_modifiers",
+					   "reg_modifiers",    "vcpu_features",	  NULL};
+	static const char *const none[][2] = {
+	    {"kvm_capabilities", "flint takes no KVM capability changes"},
+	    {"reg_modifiers", "register modifiers are for aarch64; flint is x86-64"},
+	    {"vcpu_features", "vCPU features are for aarch64; flint is x86-64"},
+	};
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(none); i++) {
+		json_t *v = jfield_member(o, none[i][0]);
+
+		if (v && !(json_is_array(v) && !json_array_size(v)))
+			return jfield_err(p, none[i][0], "%s", none[i][1]);
+	}
+	if ((r = each_obj(p, o, "cpuid_modifiers", cpuid_modifier, t)) < 0 ||
+	    (r = each_obj(p, o, "msr_modifiers", msr_modifier, t)) < 0)
+		return r;
+	t->enabled = true;
+	return 0;
+}
+
 static int parse_serial(struct jfield *p, json_t *o, struct vmc_serial *s)
 {
 	static const char *const keys[] = {"serial_out_path", "rate_limiter", NULL};
@@ -571,6 +789,22 @@ int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, cha
 	return r;
 }
 
+int config_json_cpu_config(const char *body, size_t len, struct vmc_cpu_config *t, char *err,
+			   size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*t = (struct vmc_cpu_config){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_cpu_config(&p, o, t)) < 0)
+		*t = (struct vmc_cpu_config){0};
+	json_decref(o);
+	return r;
+}
+
 int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, char *err,
 			size_t errlen)
 {
@@ -720,7 +954,6 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 					   "memory-hotplug",
 					   NULL};
 	static const char *const missing_devices[][2] = {
-	    {"cpu-config", "custom CPU templates"},
 	    {"mmds-config", "MMDS (the microVM metadata service)"},
 	    {"pmem", "virtio-pmem devices"},
 	    {"memory-hotplug", "memory hot-plugging"},
@@ -733,23 +966,29 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 	struct vmc_entropy entropy = {0};
 	struct vmc_serial serial = {0};
 	struct vmc_balloon balloon = {0};
+	struct vmc_cpu_config *cpu = calloc(1, sizeof(*cpu));
 	json_t *v;
 	int r;
 
+	if (!cpu)
+		return jfield_oom(p);
 	if ((r = jfield_only_keys(p, root, keys)) < 0)
-		return r;
+		goto out;
 	for (size_t i = 0; i < ARRAY_SIZE(missing_devices); i++) {
 		/* null, or an empty list, asks for no device: Firecracker's own
 		 * GET /vm/config writes them so. */
 		v = jfield_member(root, missing_devices[i][0]);
-		if (v && !(json_is_array(v) && !json_array_size(v)))
-			return jfield_err(p, missing_devices[i][0], "flint does not support %s",
-					  missing_devices[i][1]);
+		if (v && !(json_is_array(v) && !json_array_size(v))) {
+			r = jfield_err(p, missing_devices[i][0], "flint does not support %s",
+				       missing_devices[i][1]);
+			goto out;
+		}
 	}
-	if (!jfield_member(root, "boot-source"))
-		return jfield_missing(p, "boot-source");
-	if (!jfield_member(root, "drives"))
-		return jfield_missing(p, "drives");
+	if (!jfield_member(root, "boot-source") || !jfield_member(root, "drives")) {
+		r = jfield_missing(p,
+				   jfield_member(root, "boot-source") ? "drives" : "boot-source");
+		goto out;
+	}
 
 	/* Firecracker's order: machine, boot source, drives, interfaces,
 	 * vsock, entropy (the logger and metrics before all, here after:
@@ -774,6 +1013,10 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 	if ((r = SECTION(p, root, "balloon", parse_balloon, &balloon)) < 0 ||
 	    (balloon.enabled && (r = vm_config_set_balloon(c, &balloon, p->err, p->errlen)) < 0))
 		goto out;
+	if ((r = SECTION(p, root, "cpu-config", parse_cpu_config, cpu)) < 0)
+		goto out;
+	if (cpu->enabled)
+		vm_config_set_cpu_config(c, cpu);
 	if ((r = SECTION(p, root, "logger", parse_logger, &logger)) < 0)
 		goto out;
 	if (logger.enabled)
@@ -787,6 +1030,7 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 	if (serial.enabled)
 		vm_config_set_serial(c, &serial);
 out:
+	free(cpu);
 	vmc_boot_free(&boot);
 	vmc_vsock_free(&vsock);
 	vmc_logger_free(&logger);
@@ -948,6 +1192,75 @@ static json_t *put_obj(json_t *o, const char *key, bool *ok)
 	return *ok ? v : NULL;
 }
 
+/* "0b" and bits characters, most significant first: '1', '0' where mask
+ * has the bit, 'x' elsewhere (bitmap_str's inverse). */
+static json_t *enc_bitmap(uint64_t mask, uint64_t value, unsigned bits)
+{
+	char s[2 + 64 + 1] = "0b";
+
+	for (unsigned i = 0; i < bits; i++) {
+		uint64_t bit = 1ull << (bits - 1 - i);
+
+		s[2 + i] = !(mask & bit) ? 'x' : value & bit ? '1' : '0';
+	}
+	s[2 + bits] = '\0';
+	return json_string(s);
+}
+
+static json_t *enc_hex(uint64_t v)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%#llx", (unsigned long long)v);
+	return json_string(s);
+}
+
+static json_t *enc_cpu_config(const struct vmc_cpu_config *t, bool *ok)
+{
+	static const char *const regs[] = {"eax", "ebx", "ecx", "edx"};
+	json_t *o = json_object(), *ca = json_array(), *ma = json_array(), *e, *mods, *m;
+
+	if (!o || !ca || !ma) {
+		json_decref(ca);
+		json_decref(ma);
+		*ok = false;
+		return o;
+	}
+	put(o, "cpuid_modifiers", ca, ok);
+	put(o, "msr_modifiers", ma, ok);
+	for (unsigned i = 0; *ok && i < t->ncpuid; i++) {
+		const struct vmc_cpuid_mod *c = &t->cpuid[i];
+
+		if (!(e = json_object()) || json_array_append_new(ca, e) < 0) {
+			*ok = false;
+			break;
+		}
+		put(e, "leaf", enc_hex(c->leaf), ok);
+		put(e, "subleaf", enc_hex(c->subleaf), ok);
+		put_uint(e, "flags", c->flags, ok);
+		put(e, "modifiers", mods = json_array(), ok);
+		for (unsigned r = 0; *ok && r < 4; r++) {
+			if (!(c->regs & (1u << r)))
+				continue;
+			if (!(m = json_object()) || json_array_append_new(mods, m) < 0) {
+				*ok = false;
+				break;
+			}
+			put(m, "register", json_string(regs[r]), ok);
+			put(m, "bitmap", enc_bitmap(c->mask[r], c->value[r], 32), ok);
+		}
+	}
+	for (unsigned i = 0; *ok && i < t->nmsr; i++) {
+		if (!(e = json_object()) || json_array_append_new(ma, e) < 0) {
+			*ok = false;
+			break;
+		}
+		put(e, "addr", enc_hex(t->msr[i].addr), ok);
+		put(e, "bitmap", enc_bitmap(t->msr[i].mask, t->msr[i].value, 64), ok);
+	}
+	return o;
+}
+
 static json_t *enc_balloon(const struct vmc_balloon *b, bool *ok)
 {
 	json_t *o = json_object();
@@ -1004,6 +1317,8 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 		put_rl(o, "rate_limiter", &c->entropy.rate_limiter, ok);
 	if (c->balloon.enabled)
 		put(root, "balloon", enc_balloon(&c->balloon, ok), ok);
+	if (c->cpu_config.enabled)
+		put(root, "cpu-config", enc_cpu_config(&c->cpu_config, ok), ok);
 	/* Firecracker's FullVmConfiguration writes every section: null for
 	 * one not configured (or a device flint does not have), [] for an
 	 * empty list. */

@@ -69,6 +69,10 @@ int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, cha
 			size_t errlen) WARN_UNUSED;
 int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err,
 		       size_t errlen) WARN_UNUSED;
+/* PUT /cpu-config: Firecracker's CpuConfig (x86: cpuid_modifiers,
+ * msr_modifiers; kvm_capabilities and the aarch64 members only empty). */
+int config_json_cpu_config(const char *body, size_t len, struct vmc_cpu_config *t, char *err,
+			   size_t errlen) WARN_UNUSED;
 /* PUT /balloon; PATCH /balloon ({"amount_mib"}); PATCH /balloon/statistics
  * ({"stats_polling_interval_s"}, a u16 as Firecracker's). */
 int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, char *err,

@@ -203,6 +203,27 @@ static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
 	       rl_eq(&a->tx_rate_limiter, &b->tx_rate_limiter);
 }
 
+static bool cpu_config_eq(const struct vmc_cpu_config *a, const struct vmc_cpu_config *b)
+{
+	if (a->enabled != b->enabled || a->ncpuid != b->ncpuid || a->nmsr != b->nmsr)
+		return false;
+	for (unsigned i = 0; i < a->ncpuid; i++) {
+		const struct vmc_cpuid_mod *x = &a->cpuid[i], *y = &b->cpuid[i];
+
+		if (x->leaf != y->leaf || x->subleaf != y->subleaf || x->flags != y->flags ||
+		    x->regs != y->regs)
+			return false;
+		for (unsigned r = 0; r < 4; r++)
+			if (x->mask[r] != y->mask[r] || x->value[r] != y->value[r])
+				return false;
+	}
+	for (unsigned i = 0; i < a->nmsr; i++)
+		if (a->msr[i].addr != b->msr[i].addr || a->msr[i].mask != b->msr[i].mask ||
+		    a->msr[i].value != b->msr[i].value)
+			return false;
+	return true;
+}
+
 bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 {
 	const struct vmc_machine *ma = &a->machine, *mb = &b->machine;
@@ -247,6 +268,8 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	      a->balloon.stats_polling_interval_s != b->balloon.stats_polling_interval_s ||
 	      a->balloon.free_page_hinting != b->balloon.free_page_hinting ||
 	      a->balloon.free_page_reporting != b->balloon.free_page_reporting)))
+		return false;
+	if (!cpu_config_eq(&a->cpu_config, &b->cpu_config))
 		return false;
 	if (a->serial.enabled != b->serial.enabled ||
 	    (a->serial.enabled && (!str_eq(a->serial.serial_out_path, b->serial.serial_out_path) ||
@@ -699,6 +722,12 @@ static int balloon_amount_check(const struct vm_config *c, uint32_t amount_mib, 
 	return 0;
 }
 
+void vm_config_set_cpu_config(struct vm_config *c, const struct vmc_cpu_config *t)
+{
+	c->cpu_config = *t;
+	c->cpu_config.enabled = true;
+}
+
 int vm_config_set_balloon(struct vm_config *c, const struct vmc_balloon *b, char *err,
 			  size_t errlen)
 {
@@ -773,6 +802,7 @@ static unsigned other_features(const struct vm_config *c)
 		    ? VMC_F_SERIAL_RATE_LIMIT
 		    : 0) |
 	       (c->balloon.enabled ? VMC_F_BALLOON : 0) |
+	       (c->cpu_config.enabled ? VMC_F_CPU_CONFIG : 0) |
 	       (c->balloon.enabled && c->balloon.free_page_hinting ? VMC_F_BALLOON_HINTING : 0) |
 	       (c->balloon.enabled && c->balloon.free_page_reporting ? VMC_F_BALLOON_REPORTING : 0);
 }
@@ -826,6 +856,8 @@ static const char *feature_what(unsigned bit)
 		return "a serial console rate limiter (rate_limiter)";
 	case VMC_F_BALLOON:
 		return "the balloon device";
+	case VMC_F_CPU_CONFIG:
+		return "custom CPU templates (cpu-config)";
 	case VMC_F_BALLOON_HINTING:
 		return "balloon free page hinting (free_page_hinting)";
 	case VMC_F_BALLOON_REPORTING:

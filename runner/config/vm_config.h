@@ -205,6 +205,28 @@ struct vmc_entropy {
 	struct ratelimit_cfg rate_limiter;
 };
 
+/* PUT /cpu-config (Firecracker's CpuConfig, a custom CPU template), x86
+ * only: CPUID and MSR modifiers, each naming the bits it sets or clears
+ * (mask) and their values; the other bits are the host's. */
+#define VMC_MAX_CPUID_MODS 64
+#define VMC_MAX_MSR_MODS   64
+struct vmc_cpuid_mod {
+	uint32_t leaf, subleaf;
+	uint32_t flags;		    /* KVM's, for an entry the template adds */
+	uint32_t mask[4], value[4]; /* eax, ebx, ecx, edx */
+	uint8_t regs;		    /* bit r: register r was given */
+};
+struct vmc_msr_mod {
+	uint32_t addr;
+	uint64_t mask, value;
+};
+struct vmc_cpu_config {
+	bool enabled;
+	unsigned ncpuid, nmsr;
+	struct vmc_cpuid_mod cpuid[VMC_MAX_CPUID_MODS];
+	struct vmc_msr_mod msr[VMC_MAX_MSR_MODS];
+};
+
 /* PUT /balloon (Firecracker's Balloon). */
 struct vmc_balloon {
 	bool enabled;
@@ -236,6 +258,7 @@ struct vm_config {
 	struct vmc_entropy entropy;
 	struct vmc_serial serial;
 	struct vmc_balloon balloon;
+	struct vmc_cpu_config cpu_config;
 };
 
 /* Features a vm_config may ask for that the VM layer may not honour (yet).
@@ -261,6 +284,7 @@ enum vmc_feature {
 	VMC_F_BALLOON = 1u << 16,	     /* a balloon device */
 	VMC_F_BALLOON_HINTING = 1u << 17,    /* its free_page_hinting */
 	VMC_F_BALLOON_REPORTING = 1u << 18,  /* its free_page_reporting */
+	VMC_F_CPU_CONFIG = 1u << 19,	     /* a custom CPU template */
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, no huge
@@ -346,6 +370,8 @@ void vm_config_set_logger(struct vm_config *c, struct vmc_logger *l);
 void vm_config_set_metrics(struct vm_config *c, struct vmc_metrics *m);
 void vm_config_set_entropy(struct vm_config *c, const struct vmc_entropy *e);
 void vm_config_set_serial(struct vm_config *c, struct vmc_serial *s);
+/* PUT /cpu-config: replace the template. */
+void vm_config_set_cpu_config(struct vm_config *c, const struct vmc_cpu_config *t);
 /* PUT /balloon: amount_mib at most the machine's memory. */
 int vm_config_set_balloon(struct vm_config *c, const struct vmc_balloon *b, char *err,
 			  size_t errlen) WARN_UNUSED;

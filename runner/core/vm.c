@@ -401,6 +401,42 @@ int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, si
 	return 0;
 }
 
+/* A custom CPU template (PUT /cpu-config): its CPUID modifiers on a vCPU's
+ * table, after flint's own changes. */
+static int apply_cpuid_template(const struct vmc_cpu_config *t, struct kvm_cpuid2 *cpuid,
+				unsigned max)
+{
+	int r;
+
+	for (unsigned k = 0; t->enabled && k < t->ncpuid; k++) {
+		const struct vmc_cpuid_mod *m = &t->cpuid[k];
+
+		if ((r = cpuid_modify(cpuid, max, m->leaf, m->subleaf, m->flags, m->mask,
+				      m->value)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Its MSR modifiers on vCPU i, after the boot values: refused by KVM, the
+ * VM does not start, naming the MSR. */
+static int apply_msr_template(const struct vmc_cpu_config *t, int fd, unsigned i)
+{
+	int r;
+
+	for (unsigned k = 0; t->enabled && k < t->nmsr; k++) {
+		const struct vmc_msr_mod *m = &t->msr[k];
+
+		if ((r = x86_msr_modify(fd, m->addr, m->mask, m->value)) < 0) {
+			pr_err("vCPU %u: cpu-config's MSR %#x: %s", i, m->addr,
+			       r == -EINVAL ? "KVM has no such MSR or refuses the value"
+					    : strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
 /* The kernel command line: boot_args (or flint's default) with the VM's
  * own arguments (the root device, the virtio-mmio slots) before its first
  * "--". */
@@ -501,7 +537,8 @@ int vm_setup_vcpus(struct vm *vm)
 			goto out;
 		}
 		memcpy(cpuid, supported, sz);
-		if ((r = cpuid_setup_smt(cpuid, max, i, n, vm->c.machine.smt)) < 0) {
+		if ((r = cpuid_setup_smt(cpuid, max, i, n, vm->c.machine.smt)) < 0 ||
+		    (r = apply_cpuid_template(&vm->c.cpu_config, cpuid, max)) < 0) {
 			pr_err("CPUID for vCPU %u: %s", i, strerror(-r));
 			goto out;
 		}
@@ -509,6 +546,8 @@ int vm_setup_vcpus(struct vm *vm)
 			pr_err("vCPU %u: %s: %s", i, what, strerror(-r));
 			goto out;
 		}
+		if ((r = apply_msr_template(&vm->c.cpu_config, v->fd, i)) < 0)
+			goto out;
 		if (i == 0 && !(vm->cpuid0 = malloc(sz))) {
 			r = -ENOMEM;
 			goto out;
@@ -529,7 +568,7 @@ const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
     VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
-    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING;
+    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING | VMC_F_CPU_CONFIG;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 

@@ -152,6 +152,24 @@ static int set_msrs(int fd)
 	return (size_t)r == n ? 0 : -EINVAL;
 }
 
+int x86_msr_modify(int fd, uint32_t index, uint64_t mask, uint64_t value)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = {.h = {.nmsrs = 1}, .e = {.index = index}};
+	int r;
+
+	if ((r = ioctl(fd, KVM_GET_MSRS, &m)) < 0)
+		return -errno;
+	if (r != 1)
+		return -EINVAL;
+	m.e.data = (m.e.data & ~mask) | (value & mask);
+	if ((r = ioctl(fd, KVM_SET_MSRS, &m)) < 0)
+		return -errno;
+	return r == 1 ? 0 : -EINVAL;
+}
+
 static void set_lvt(struct kvm_lapic_state *l, unsigned reg, uint32_t mode)
 {
 	uint32_t v;

@@ -18,6 +18,12 @@ int x86_write_boot_tables(struct gmem *g) WARN_UNUSED;
 void x86_boot_sregs(struct kvm_sregs *s);
 void x86_boot_regs(struct kvm_regs *r, const struct boot_info *bi);
 
+/* A custom CPU template's MSR modifier (PUT /cpu-config): MSR `index` of
+ * the vCPU takes `value` in the bits of `mask`, keeping the others (read
+ * with KVM_GET_MSRS first). 0, or -EINVAL when KVM does not have or take
+ * the MSR, or -errno. */
+int x86_msr_modify(int vcpu_fd, uint32_t index, uint64_t mask, uint64_t value) WARN_UNUSED;
+
 /* Configure vCPU `id`: CPUID (from `cpuid`, already patched for it), the
  * MSRs Linux expects, LAPIC LINT0 ExtINT / LINT1 NMI, and for id 0 the boot
  * registers. Returns 0 or -errno; *what names the failed step. */

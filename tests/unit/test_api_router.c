@@ -493,11 +493,9 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	static const struct {
 		const char *method, *url;
 	} paths[] = {
-	    {"PUT", "/cpu-config"},	{"PUT", "/pmem/p0"},
-	    {"PATCH", "/pmem/p0"},	{"GET", "/mmds"},
-	    {"PUT", "/mmds"},		{"PATCH", "/mmds"},
-	    {"PUT", "/mmds/config"},	{"GET", "/hotplug/memory"},
-	    {"PUT", "/hotplug/memory"}, {"PATCH", "/hotplug/memory"},
+	    {"PUT", "/pmem/p0"},	{"PATCH", "/pmem/p0"},	    {"GET", "/mmds"},
+	    {"PUT", "/mmds"},		{"PATCH", "/mmds"},	    {"PUT", "/mmds/config"},
+	    {"GET", "/hotplug/memory"}, {"PUT", "/hotplug/memory"}, {"PATCH", "/hotplug/memory"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		bool get = !strcmp(paths[i].method, "GET");
@@ -599,6 +597,28 @@ Test(api_router, balloon_after_the_start, .init = setup, .fini = teardown)
 		     "Attempting to use hinting when not enabled");
 	cr_assert_eq(counter("get_api_requests.balloon_stats_count"), 1);
 	cr_assert_eq(counter("patch_api_requests.balloon_fails"), 2);
+}
+
+/* PUT /cpu-config before the start: the template is the config's (GET
+ * /vm/config shows it); a bad one is refused naming the member; after the
+ * start the phase rule. */
+Test(api_router, cpu_config, .init = setup, .fini = teardown)
+{
+	expect_fault("PUT", "/cpu-config", "{\"msr_modifiers\": [{\"addr\": \"0x10a\"}]}",
+		     "msr_modifiers[0]: missing required field 'bitmap'");
+	expect_ok("PUT", "/cpu-config",
+		  "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", \"flags\": 0,"
+		  " \"modifiers\": [{\"register\": \"ecx\", \"bitmap\": "
+		  "\"0bxxxxxxxx00xxxxxxxxxxxxxxxxxxxxxx\"}]}]}");
+	json_t *o = get_json("/vm/config");
+	json_t *m =
+	    json_array_get(json_object_get(json_object_get(o, "cpu-config"), "cpuid_modifiers"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(m, "leaf")), "0x1");
+	json_decref(o);
+	boot();
+	expect_fault("PUT", "/cpu-config", "{}", "not supported after starting");
+	cr_assert_eq(counter("put_api_requests.cpu_cfg_count"), 3);
+	cr_assert_eq(counter("put_api_requests.cpu_cfg_fails"), 2);
 }
 
 /* Statistics asked of a balloon without them, and of no balloon. */

@@ -183,6 +183,7 @@ enum kind {
 	METRICS,
 	ENTROPY,
 	SERIAL,
+	CPU,
 };
 
 /* Parse body as kind (path id "x" for drives and interfaces), free what
@@ -267,6 +268,13 @@ static int parse(enum kind k, const char *body)
 		struct vmc_serial s;
 		r = config_json_serial(body, n, &s, err, sizeof(err));
 		vmc_serial_free(&s);
+		break;
+	}
+	case CPU: {
+		struct vmc_cpu_config *t = malloc(sizeof(*t));
+		cr_assert_not_null(t);
+		r = config_json_cpu_config(body, n, t, err, sizeof(err));
+		free(t);
 		break;
 	}
 	}
@@ -519,7 +527,6 @@ Test(config_json, sections_flint_has_no_device_for)
 	static const struct refusal t[] = {
 	    {FILE_, "{" FILEB ", \"mmds-config\": {\"network_interfaces\": []}}",
 	     "mmds-config: flint does not support MMDS"},
-	    {FILE_, "{" FILEB ", \"cpu-config\": \"/t.json\"}", "cpu-config: flint does not"},
 	    {FILE_, "{" FILEB ", \"pmem\": [{\"id\": \"p\", \"path_on_host\": \"/p\"}]}",
 	     "pmem: flint does not support virtio-pmem devices"},
 	    {FILE_, "{" FILEB ", \"memory-hotplug\": {}}", "memory-hotplug: flint does not"},
@@ -527,6 +534,83 @@ Test(config_json, sections_flint_has_no_device_for)
 	check_refusals(t, ARRAY_SIZE(t));
 	/* null, or no pmem device, is not asking for one. */
 	cr_assert_eq(parse(FILE_, "{" FILEB ", \"balloon\": null, \"pmem\": []}"), 0, "%s", err);
+}
+
+static void round_trip(const struct vm_config *c);
+
+/* A custom CPU template (Firecracker's CpuConfig) in PUT /cpu-config and
+ * the config file: numbers in hex, binary or decimal, bitmaps with 'x'
+ * and '_', the x86 members only; and what is refused, by name. */
+Test(config_json, cpu_config)
+{
+	static const char body[] =
+	    "{\"kvm_capabilities\": [], \"vcpu_features\": [],"
+	    " \"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0b0\", \"flags\": 0,"
+	    "   \"modifiers\": [{\"register\": \"ecx\","
+	    "     \"bitmap\": \"0bxxxxxxxx_00xxxxxx_xxxxxxxx_xxxxxxxx\"},"
+	    "    {\"register\": \"edx\", \"bitmap\": \"0bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx01\"}]},"
+	    "  {\"leaf\": \"7\", \"subleaf\": \"0\", \"flags\": 1, \"modifiers\": []}],"
+	    " \"msr_modifiers\": [{\"addr\": \"0x10a\", \"bitmap\": "
+	    "\"0b0000000000000000000000000000000000000000000000000000000000001xx1\"}]}";
+	static const struct refusal t[] = {
+	    {CPU, "{\"kvm_capabilities\": [\"121\"]}", "kvm_capabilities: flint takes no KVM"},
+	    {CPU, "{\"reg_modifiers\": [{}]}", "reg_modifiers: register modifiers are for aarch64"},
+	    {CPU, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0\", \"flags\": 0}]}",
+	     "cpuid_modifiers[0]: missing required field 'modifiers'"},
+	    {CPU,
+	     "{\"cpuid_modifiers\": [{\"leaf\": \"0xg\", \"subleaf\": \"0\", \"flags\": 0,"
+	     " \"modifiers\": []}]}",
+	     "cpuid_modifiers[0].leaf: '0xg' is not a number"},
+	    {CPU,
+	     "{\"cpuid_modifiers\": [{\"leaf\": \"0x100000000\", \"subleaf\": \"0\","
+	     " \"flags\": 0, \"modifiers\": []}]}",
+	     "is not a number up to 0xffffffff"},
+	    {CPU,
+	     "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0\", \"flags\": 0,"
+	     " \"modifiers\": [{\"register\": \"eax\", \"bitmap\": \"0b1\"}]}]}",
+	     "modifiers[0].bitmap: '0b1' is not a 32-bit bitmap"},
+	    {CPU,
+	     "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0\", \"flags\": 0,"
+	     " \"modifiers\": [{\"register\": \"esi\", \"bitmap\": \"0b1\"}]}]}",
+	     "register"},
+	    {CPU,
+	     "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0\", \"flags\": 0,"
+	     " \"modifiers\": []}, {\"leaf\": \"0x1\", \"subleaf\": \"0\", \"flags\": 0,"
+	     " \"modifiers\": []}]}",
+	     "cpuid_modifiers[1]: leaf 0x1 subleaf 0 given twice"},
+	    {CPU, "{\"msr_modifiers\": [{\"addr\": \"0x10a\", \"bitmap\": \"0b2\"}]}",
+	     "msr_modifiers[0].bitmap"},
+	    {CPU, "{\"msr_modifiers\": [{\"addr\": \"-1\", \"bitmap\": \"0b1\"}]}",
+	     "msr_modifiers[0].addr"},
+	};
+	struct vmc_cpu_config *c = calloc(1, sizeof(*c));
+	struct vm_config v;
+
+	cr_assert_eq(config_json_cpu_config(body, strlen(body), c, err, sizeof(err)), 0, "%s", err);
+	cr_assert(c->enabled);
+	cr_assert_eq(c->ncpuid, 2);
+	cr_assert_eq(c->cpuid[0].leaf, 1);
+	cr_assert_eq(c->cpuid[0].regs, (1u << 2) | (1u << 3));
+	cr_assert_eq(c->cpuid[0].mask[2], 3u << 22);
+	cr_assert_eq(c->cpuid[0].value[2], 0);
+	cr_assert_eq(c->cpuid[0].mask[3], 3u);
+	cr_assert_eq(c->cpuid[0].value[3], 1u);
+	cr_assert_eq(c->cpuid[1].leaf, 7);
+	cr_assert_eq(c->cpuid[1].flags, 1);
+	cr_assert_eq(c->cpuid[1].regs, 0);
+	cr_assert_eq(c->nmsr, 1);
+	cr_assert_eq(c->msr[0].addr, 0x10a);
+	cr_assert_eq(c->msr[0].mask, ~0ull & ~6ull);
+	cr_assert_eq(c->msr[0].value, 9);
+	check_refusals(t, ARRAY_SIZE(t));
+
+	/* Through GET /vm/config and back, as a config file. */
+	vm_config_init(&v);
+	v.boot.kernel_image_path = strdup("/k");
+	vm_config_set_cpu_config(&v, c);
+	round_trip(&v);
+	vm_config_free(&v);
+	free(c);
 }
 
 /* The balloon in a config file, checked against its machine's memory

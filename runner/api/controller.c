@@ -240,7 +240,8 @@ int api_ctl_put_cpu_config(struct api_ctl *ctl, const struct vmc_cpu_config *t, 
 	if (r < 0)
 		return r;
 	vm_config_set_cpu_config(&ctl->config, t);
-	return done_boot(ctl, 0, err);
+	/* As Firecracker: not a boot resource, a snapshot may still load. */
+	return done(ctl, 0, err);
 }
 
 int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err)

@@ -379,36 +379,36 @@ bad:
 			  (unsigned long long)max);
 }
 
-/* A bitmap "0b" then `bits` characters, most significant first: '1' and
- * '0' set and clear that bit, 'x' leaves it; '_' is ignored. */
+/* A bitmap as Firecracker's templates write one: an optional "0b", then
+ * at most `bits` characters, the last for bit 0: '1' and '0' set and clear
+ * that bit, 'x' leaves it, '_' is ignored; bits above those given are
+ * left as 'x'. */
 static int bitmap_str(struct jfield *p, const char *key, const char *s, unsigned bits,
 		      uint64_t *mask, uint64_t *value)
 {
+	const char *d = strncmp(s, "0b", 2) ? s : s + 2;
 	unsigned n = 0;
 
 	*mask = *value = 0;
-	if (strncmp(s, "0b", 2))
-		goto bad;
-	for (const char *c = s + 2; *c; c++) {
+	for (const char *c = d + strlen(d); c-- > d;) {
 		if (*c == '_')
 			continue;
 		if ((*c != '0' && *c != '1' && *c != 'x') || n == bits)
 			goto bad;
-		*mask <<= 1;
-		*value <<= 1;
 		if (*c != 'x') {
-			*mask |= 1;
-			*value |= *c == '1';
+			*mask |= 1ull << n;
+			*value |= (uint64_t)(*c == '1') << n;
 		}
 		n++;
 	}
-	if (n == bits)
+	if (n)
 		return 0;
 bad:
-	return jfield_err(p, key,
-			  "'%s' is not a %u-bit bitmap: \"0b\" then %u of '0', '1', 'x' ('_' "
-			  "ignored)",
-			  s, bits, bits);
+	return jfield_err(
+	    p, key,
+	    "'%s' is not a bitmap of up to %u bits: an optional \"0b\", then '0', '1' "
+	    "or 'x' for each bit, the last for bit 0 ('_' ignored)",
+	    s, bits);
 }
 
 /* A string member read as num_str does. */
@@ -473,11 +473,10 @@ static int cpuid_register(struct jfield *p, json_t *e, void *ctx)
 	    (r = jfield_enum(p, e, "register", true, regs, 4, false, &reg, NULL)) < 0 ||
 	    (r = bitmap_member(p, e, 32, &mask, &value)) < 0)
 		return r;
-	if (m->regs & (1u << reg))
-		return jfield_err(p, "register", "%s given twice for this leaf", regs[reg]);
+	/* Given again, as in Firecracker: applied after the first. */
 	m->regs |= 1u << reg;
-	m->mask[reg] = (uint32_t)mask;
-	m->value[reg] = (uint32_t)value;
+	m->value[reg] = (m->value[reg] & ~(uint32_t)mask) | (uint32_t)value;
+	m->mask[reg] |= (uint32_t)mask;
 	return 0;
 }
 
@@ -492,7 +491,7 @@ static int cpuid_modifier(struct jfield *p, json_t *e, void *ctx)
 	if ((r = jfield_only_keys(p, e, keys)) < 0 ||
 	    (r = num_member(p, e, "leaf", UINT32_MAX, &leaf)) < 0 ||
 	    (r = num_member(p, e, "subleaf", UINT32_MAX, &subleaf)) < 0 ||
-	    (r = jfield_uint(p, e, "flags", true, 0, INT32_MAX, &flags, NULL)) < 0)
+	    (r = jfield_uint(p, e, "flags", true, 0, UINT32_MAX, &flags, NULL)) < 0)
 		return r;
 	if (!jfield_member(e, "modifiers"))
 		return jfield_missing(p, "modifiers");
@@ -501,10 +500,7 @@ static int cpuid_modifier(struct jfield *p, json_t *e, void *ctx)
 	m.flags = (uint32_t)flags;
 	if ((r = each_obj(p, e, "modifiers", cpuid_register, &m)) < 0)
 		return r;
-	for (unsigned i = 0; i < t->ncpuid; i++)
-		if (t->cpuid[i].leaf == m.leaf && t->cpuid[i].subleaf == m.subleaf)
-			return jfield_obj_err(p, "leaf %#x subleaf %#x given twice", m.leaf,
-					      m.subleaf);
+	/* A leaf given twice is applied twice, in order, as in Firecracker. */
 	if (t->ncpuid == VMC_MAX_CPUID_MODS)
 		return jfield_obj_err(p, "at most %d CPUID modifiers", VMC_MAX_CPUID_MODS);
 	t->cpuid[t->ncpuid++] = m;
@@ -524,12 +520,42 @@ static int msr_modifier(struct jfield *p, json_t *e, void *ctx)
 	    (r = bitmap_member(p, e, 64, &m.mask, &m.value)) < 0)
 		return r;
 	m.addr = (uint32_t)addr;
-	for (unsigned i = 0; i < t->nmsr; i++)
-		if (t->msr[i].addr == m.addr)
-			return jfield_obj_err(p, "MSR %#x given twice", m.addr);
 	if (t->nmsr == VMC_MAX_MSR_MODS)
 		return jfield_obj_err(p, "at most %d MSR modifiers", VMC_MAX_MSR_MODS);
 	t->msr[t->nmsr++] = m;
+	return 0;
+}
+
+/* kvm_capabilities: "N" asks that KVM have capability N, "!N" that it
+ * not be used. */
+static int kvm_capabilities(struct jfield *p, json_t *o, struct vmc_cpu_config *t)
+{
+	json_t *a = jfield_member(o, "kvm_capabilities"), *e;
+	size_t i;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a))
+		return jfield_err(p, "kvm_capabilities", "expected an array, got %s",
+				  jfield_type_name(a));
+	json_array_foreach(a, i, e)
+	{
+		const char *s = json_string_value(e);
+		struct vmc_kvm_cap c = {0};
+		uint64_t v;
+		int r;
+
+		if (!s)
+			return jfield_err(p, "kvm_capabilities", "expected strings, got %s",
+					  jfield_type_name(e));
+		c.remove = *s == '!';
+		if ((r = num_str(p, "kvm_capabilities", s + c.remove, UINT32_MAX, &v)) < 0)
+			return r;
+		if (t->ncap == VMC_MAX_KVM_CAPS)
+			return jfield_err(p, "kvm_capabilities", "at most %d", VMC_MAX_KVM_CAPS);
+		c.cap = (uint32_t)v;
+		t->cap[t->ncap++] = c;
+	}
 	return 0;
 }
 
@@ -539,7 +565,6 @@ static int parse_cpu_config(struct jfield *p, json_t *o, struct vmc_cpu_config *
 	static const char *const keys[] = {"kvm_capabilities", "cpuid_modifiers", "msr_modifiers",
 					   "reg_modifiers",    "vcpu_features",	  NULL};
 	static const char *const none[][2] = {
-	    {"kvm_capabilities", "flint takes no KVM capability changes"},
 	    {"reg_modifiers", "register modifiers are for aarch64; flint is x86-64"},
 	    {"vcpu_features", "vCPU features are for aarch64; flint is x86-64"},
 	};
@@ -553,7 +578,8 @@ static int parse_cpu_config(struct jfield *p, json_t *o, struct vmc_cpu_config *
 		if (v && !(json_is_array(v) && !json_array_size(v)))
 			return jfield_err(p, none[i][0], "%s", none[i][1]);
 	}
-	if ((r = each_obj(p, o, "cpuid_modifiers", cpuid_modifier, t)) < 0 ||
+	if ((r = kvm_capabilities(p, o, t)) < 0 ||
+	    (r = each_obj(p, o, "cpuid_modifiers", cpuid_modifier, t)) < 0 ||
 	    (r = each_obj(p, o, "msr_modifiers", msr_modifier, t)) < 0)
 		return r;
 	t->enabled = true;
@@ -936,6 +962,58 @@ static int parse_machine_file(struct jfield *p, json_t *o, struct vmc_machine *m
 	return parse_machine(p, o, m, NULL);
 }
 
+/* The config file's "cpu-config": as Firecracker's, the path of a template
+ * file (read here, at most 1 MiB); or, flint's, the template itself, as
+ * GET /vm/config writes it. */
+static int file_cpu_config(struct jfield *p, json_t *v, struct vmc_cpu_config *t)
+{
+	const char *path = json_string_value(v);
+	size_t at;
+	char *text;
+	json_t *o;
+	FILE *f;
+	size_t n;
+	int r;
+
+	if (!v)
+		return 0;
+	if (!path) {
+		if (!json_is_object(v))
+			return jfield_err(p, "cpu-config",
+					  "expected a template file's path or a template, got %s",
+					  jfield_type_name(v));
+		at = jfield_enter(p, "cpu-config", -1);
+		r = parse_cpu_config(p, v, t);
+		jfield_leave(p, at);
+		return r;
+	}
+	if (!(f = fopen(path, "re")))
+		return jfield_err(p, "cpu-config", "%s: %s", path, strerror(errno));
+	if (!(text = malloc(1u << 20))) {
+		fclose(f);
+		return jfield_oom(p);
+	}
+	n = fread(text, 1, 1u << 20, f);
+	r = ferror(f)  ? jfield_err(p, "cpu-config", "%s: %s", path, strerror(errno))
+	    : !feof(f) ? jfield_err(p, "cpu-config", "%s: over 1 MiB", path)
+		       : 0;
+	fclose(f);
+	if (r == 0) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "cpu-config's %s", path);
+		at = jfield_enter(p, "cpu-config", -1);
+		if (!(o = jfield_load(p, text, n, what)))
+			r = -EINVAL;
+		else
+			r = parse_cpu_config(p, o, t);
+		json_decref(o);
+		jfield_leave(p, at);
+	}
+	free(text);
+	return r;
+}
+
 static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 {
 	static const char *const keys[] = {"boot-source",
@@ -1013,7 +1091,7 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 	if ((r = SECTION(p, root, "balloon", parse_balloon, &balloon)) < 0 ||
 	    (balloon.enabled && (r = vm_config_set_balloon(c, &balloon, p->err, p->errlen)) < 0))
 		goto out;
-	if ((r = SECTION(p, root, "cpu-config", parse_cpu_config, cpu)) < 0)
+	if ((r = file_cpu_config(p, jfield_member(root, "cpu-config"), cpu)) < 0)
 		goto out;
 	if (cpu->enabled)
 		vm_config_set_cpu_config(c, cpu);
@@ -1228,6 +1306,17 @@ static json_t *enc_cpu_config(const struct vmc_cpu_config *t, bool *ok)
 	}
 	put(o, "cpuid_modifiers", ca, ok);
 	put(o, "msr_modifiers", ma, ok);
+	if (t->ncap) {
+		json_t *ka = json_array();
+		char s[16];
+
+		put(o, "kvm_capabilities", ka, ok);
+		for (unsigned i = 0; *ok && i < t->ncap; i++) {
+			snprintf(s, sizeof(s), "%s%u", t->cap[i].remove ? "!" : "", t->cap[i].cap);
+			if (json_array_append_new(ka, json_string(s)) < 0)
+				*ok = false;
+		}
+	}
 	for (unsigned i = 0; *ok && i < t->ncpuid; i++) {
 		const struct vmc_cpuid_mod *c = &t->cpuid[i];
 

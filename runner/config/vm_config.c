@@ -205,8 +205,12 @@ static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
 
 static bool cpu_config_eq(const struct vmc_cpu_config *a, const struct vmc_cpu_config *b)
 {
-	if (a->enabled != b->enabled || a->ncpuid != b->ncpuid || a->nmsr != b->nmsr)
+	if (a->enabled != b->enabled || a->ncpuid != b->ncpuid || a->nmsr != b->nmsr ||
+	    a->ncap != b->ncap)
 		return false;
+	for (unsigned i = 0; i < a->ncap; i++)
+		if (a->cap[i].cap != b->cap[i].cap || a->cap[i].remove != b->cap[i].remove)
+			return false;
 	for (unsigned i = 0; i < a->ncpuid; i++) {
 		const struct vmc_cpuid_mod *x = &a->cpuid[i], *y = &b->cpuid[i];
 
@@ -491,6 +495,8 @@ int vm_config_set_machine(struct vm_config *c, const struct vmc_machine *m, char
 			       "mem_size_mib: The memory size (MiB) is smaller than the previously "
 			       "set balloon device target size (%u MiB).",
 			       c->balloon.amount_mib);
+	if (m->cpu_template != VMC_CPU_TEMPLATE_NONE)
+		c->cpu_config.enabled = false; /* the last template set wins */
 	c->machine = *m;
 	return 0;
 }
@@ -515,7 +521,11 @@ int vm_config_patch_machine(struct vm_config *c, const struct vmc_machine_patch 
 		m.cpu_template = p->v.cpu_template;
 	if (p->has_huge_pages)
 		m.huge_pages = p->v.huge_pages;
-	return vm_config_set_machine(c, &m, err, errlen);
+	int r = vm_config_set_machine(c, &m, err, errlen);
+	/* A template named again, even None, replaces a custom one. */
+	if (r == 0 && p->has_cpu_template)
+		c->cpu_config.enabled = false;
+	return r;
 }
 
 int vm_config_set_boot(struct vm_config *c, struct vmc_boot *b, char *err, size_t errlen)
@@ -726,6 +736,8 @@ void vm_config_set_cpu_config(struct vm_config *c, const struct vmc_cpu_config *
 {
 	c->cpu_config = *t;
 	c->cpu_config.enabled = true;
+	/* One template at a time, the last one set (Firecracker's rule). */
+	c->machine.cpu_template = VMC_CPU_TEMPLATE_NONE;
 }
 
 int vm_config_set_balloon(struct vm_config *c, const struct vmc_balloon *b, char *err,

@@ -220,9 +220,15 @@ struct vmc_msr_mod {
 	uint32_t addr;
 	uint64_t mask, value;
 };
+#define VMC_MAX_KVM_CAPS 32
+struct vmc_kvm_cap {
+	uint32_t cap;
+	bool remove; /* "!N": not to be used (flint enables none by list) */
+};
 struct vmc_cpu_config {
 	bool enabled;
-	unsigned ncpuid, nmsr;
+	unsigned ncpuid, nmsr, ncap;
+	struct vmc_kvm_cap cap[VMC_MAX_KVM_CAPS];
 	struct vmc_cpuid_mod cpuid[VMC_MAX_CPUID_MODS];
 	struct vmc_msr_mod msr[VMC_MAX_MSR_MODS];
 };

@@ -401,20 +401,36 @@ int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, si
 	return 0;
 }
 
-/* A custom CPU template (PUT /cpu-config): its CPUID modifiers on a vCPU's
- * table, after flint's own changes. */
+/* A custom CPU template (PUT /cpu-config): its CPUID modifiers on vCPU i's
+ * copy of the host's table, before flint's own changes. A leaf the host
+ * does not list is refused, as Firecracker refuses it. */
 static int apply_cpuid_template(const struct vmc_cpu_config *t, struct kvm_cpuid2 *cpuid,
-				unsigned max)
+				unsigned i)
 {
-	int r;
-
 	for (unsigned k = 0; t->enabled && k < t->ncpuid; k++) {
 		const struct vmc_cpuid_mod *m = &t->cpuid[k];
 
-		if ((r = cpuid_modify(cpuid, max, m->leaf, m->subleaf, m->flags, m->mask,
-				      m->value)) < 0)
-			return r;
+		if (cpuid_modify(cpuid, m->leaf, m->subleaf, m->flags, m->mask, m->value) < 0) {
+			pr_err("vCPU %u: cpu-config's CPUID leaf %#x subleaf %#x: this host's KVM "
+			       "does not have it",
+			       i, m->leaf, m->subleaf);
+			return -ENOENT;
+		}
 	}
+	return 0;
+}
+
+/* Its kvm_capabilities: each one asked for must be this host's KVM's;
+ * one to go unused is so already (flint enables no capability a template
+ * could name). */
+static int check_kvm_caps(const struct vmc_cpu_config *t, int sys_fd)
+{
+	for (unsigned k = 0; t->enabled && k < t->ncap; k++)
+		if (!t->cap[k].remove && ioctl(sys_fd, KVM_CHECK_EXTENSION, t->cap[k].cap) <= 0) {
+			pr_err("cpu-config's kvm_capabilities: this host's KVM lacks capability %u",
+			       t->cap[k].cap);
+			return -EOPNOTSUPP;
+		}
 	return 0;
 }
 
@@ -519,6 +535,10 @@ int vm_setup_vcpus(struct vm *vm)
 		pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		return r;
 	}
+	if ((r = check_kvm_caps(&vm->c.cpu_config, vm->sys_fd)) < 0) {
+		free(supported);
+		return r;
+	}
 	size_t sz = sizeof(*supported) + max * sizeof(supported->entries[0]);
 	cpuid = malloc(sz);
 	unsigned n = vm->c.machine.vcpu_count;
@@ -537,8 +557,11 @@ int vm_setup_vcpus(struct vm *vm)
 			goto out;
 		}
 		memcpy(cpuid, supported, sz);
-		if ((r = cpuid_setup_smt(cpuid, max, i, n, vm->c.machine.smt)) < 0 ||
-		    (r = apply_cpuid_template(&vm->c.cpu_config, cpuid, max)) < 0) {
+		/* The template first, as Firecracker: flint's per-vCPU
+		 * values (APIC IDs, topology) then hold whatever it says. */
+		if ((r = apply_cpuid_template(&vm->c.cpu_config, cpuid, i)) < 0)
+			goto out;
+		if ((r = cpuid_setup_smt(cpuid, max, i, n, vm->c.machine.smt)) < 0) {
 			pr_err("CPUID for vCPU %u: %s", i, strerror(-r));
 			goto out;
 		}

@@ -60,17 +60,14 @@ struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned function, uns
 	return NULL;
 }
 
-int cpuid_modify(struct kvm_cpuid2 *c, unsigned max, uint32_t leaf, uint32_t subleaf,
-		 uint32_t flags, const uint32_t mask[4], const uint32_t value[4])
+int cpuid_modify(struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf, uint32_t flags,
+		 const uint32_t mask[4], const uint32_t value[4])
 {
 	struct kvm_cpuid_entry2 *e = cpuid_find(c, leaf, subleaf);
 
-	if (!e) {
-		if (c->nent >= max)
-			return -ENOSPC;
-		e = &c->entries[c->nent++];
-		*e = (struct kvm_cpuid_entry2){.function = leaf, .index = subleaf, .flags = flags};
-	}
+	if (!e)
+		return -ENOENT;
+	e->flags = flags;
 	e->eax = (e->eax & ~mask[0]) | (value[0] & mask[0]);
 	e->ebx = (e->ebx & ~mask[1]) | (value[1] & mask[1]);
 	e->ecx = (e->ecx & ~mask[2]) | (value[2] & mask[2]);

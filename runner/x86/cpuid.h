@@ -26,13 +26,12 @@ int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus)
 int cpuid_setup_smt(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus,
 		    bool smt) WARN_UNUSED;
 
-/* A custom CPU template's CPUID modifier (PUT /cpu-config): in the entry
- * for (leaf, subleaf), each register r (EAX, EBX, ECX, EDX) takes value[r]
- * in the bits of mask[r] and keeps the others. An entry not there is added
- * (zeros, with flags), as the template describes a leaf the host's KVM does
- * not list. 0, or -ENOSPC when c (room for max entries) is full. */
-int cpuid_modify(struct kvm_cpuid2 *c, unsigned max, uint32_t leaf, uint32_t subleaf,
-		 uint32_t flags, const uint32_t mask[4], const uint32_t value[4]) WARN_UNUSED;
+/* A custom CPU template's CPUID modifier (PUT /cpu-config): the entry for
+ * (leaf, subleaf) takes flags, and each register r (EAX, EBX, ECX, EDX)
+ * value[r] in the bits of mask[r], keeping the others. 0, or -ENOENT when
+ * c has no such entry. */
+int cpuid_modify(struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf, uint32_t flags,
+		 const uint32_t mask[4], const uint32_t value[4]) WARN_UNUSED;
 
 /* The entry for (function, index), or NULL. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned function, unsigned index);

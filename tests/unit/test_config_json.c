@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config_json.h"
 #include "config/vm_config.h"
@@ -544,16 +545,17 @@ static void round_trip(const struct vm_config *c);
 Test(config_json, cpu_config)
 {
 	static const char body[] =
-	    "{\"kvm_capabilities\": [], \"vcpu_features\": [],"
+	    "{\"kvm_capabilities\": [\"121\", \"!56\"], \"vcpu_features\": [],"
 	    " \"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0b0\", \"flags\": 0,"
 	    "   \"modifiers\": [{\"register\": \"ecx\","
 	    "     \"bitmap\": \"0bxxxxxxxx_00xxxxxx_xxxxxxxx_xxxxxxxx\"},"
-	    "    {\"register\": \"edx\", \"bitmap\": \"0bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx01\"}]},"
+	    "    {\"register\": \"edx\", \"bitmap\": \"01\"}]},"
 	    "  {\"leaf\": \"7\", \"subleaf\": \"0\", \"flags\": 1, \"modifiers\": []}],"
 	    " \"msr_modifiers\": [{\"addr\": \"0x10a\", \"bitmap\": "
 	    "\"0b0000000000000000000000000000000000000000000000000000000000001xx1\"}]}";
 	static const struct refusal t[] = {
-	    {CPU, "{\"kvm_capabilities\": [\"121\"]}", "kvm_capabilities: flint takes no KVM"},
+	    {CPU, "{\"kvm_capabilities\": [\"x\"]}", "kvm_capabilities: 'x' is not a number"},
+	    {CPU, "{\"kvm_capabilities\": [121]}", "kvm_capabilities: expected strings"},
 	    {CPU, "{\"reg_modifiers\": [{}]}", "reg_modifiers: register modifiers are for aarch64"},
 	    {CPU, "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0\", \"flags\": 0}]}",
 	     "cpuid_modifiers[0]: missing required field 'modifiers'"},
@@ -567,17 +569,13 @@ Test(config_json, cpu_config)
 	     "is not a number up to 0xffffffff"},
 	    {CPU,
 	     "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0\", \"flags\": 0,"
-	     " \"modifiers\": [{\"register\": \"eax\", \"bitmap\": \"0b1\"}]}]}",
-	     "modifiers[0].bitmap: '0b1' is not a 32-bit bitmap"},
+	     " \"modifiers\": [{\"register\": \"eax\", \"bitmap\": "
+	     "\"0b1111111111111111111111111111111111\"}]}]}",
+	     "is not a bitmap of up to 32 bits"},
 	    {CPU,
 	     "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0\", \"flags\": 0,"
 	     " \"modifiers\": [{\"register\": \"esi\", \"bitmap\": \"0b1\"}]}]}",
 	     "register"},
-	    {CPU,
-	     "{\"cpuid_modifiers\": [{\"leaf\": \"1\", \"subleaf\": \"0\", \"flags\": 0,"
-	     " \"modifiers\": []}, {\"leaf\": \"0x1\", \"subleaf\": \"0\", \"flags\": 0,"
-	     " \"modifiers\": []}]}",
-	     "cpuid_modifiers[1]: leaf 0x1 subleaf 0 given twice"},
 	    {CPU, "{\"msr_modifiers\": [{\"addr\": \"0x10a\", \"bitmap\": \"0b2\"}]}",
 	     "msr_modifiers[0].bitmap"},
 	    {CPU, "{\"msr_modifiers\": [{\"addr\": \"-1\", \"bitmap\": \"0b1\"}]}",
@@ -593,8 +591,11 @@ Test(config_json, cpu_config)
 	cr_assert_eq(c->cpuid[0].regs, (1u << 2) | (1u << 3));
 	cr_assert_eq(c->cpuid[0].mask[2], 3u << 22);
 	cr_assert_eq(c->cpuid[0].value[2], 0);
-	cr_assert_eq(c->cpuid[0].mask[3], 3u);
+	cr_assert_eq(c->cpuid[0].mask[3], 3u, "a short bitmap: the bits above are x");
 	cr_assert_eq(c->cpuid[0].value[3], 1u);
+	cr_assert_eq(c->ncap, 2);
+	cr_assert(c->cap[0].cap == 121 && !c->cap[0].remove);
+	cr_assert(c->cap[1].cap == 56 && c->cap[1].remove);
 	cr_assert_eq(c->cpuid[1].leaf, 7);
 	cr_assert_eq(c->cpuid[1].flags, 1);
 	cr_assert_eq(c->cpuid[1].regs, 0);
@@ -610,6 +611,24 @@ Test(config_json, cpu_config)
 	vm_config_set_cpu_config(&v, c);
 	round_trip(&v);
 	vm_config_free(&v);
+
+	/* Firecracker's config file names a template file. */
+	char path[] = "/tmp/test_cpu_config.XXXXXX", file[512];
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+	close(fd);
+	snprintf(file, sizeof(file), "{" FILEB ", \"cpu-config\": \"%s\"}", path);
+	cr_assert_eq(parse_file(file, &v), 0, "%s", err);
+	cr_assert(v.cpu_config.enabled);
+	cr_assert_eq(v.cpu_config.ncpuid, 2);
+	vm_config_free(&v);
+	unlink(path);
+	cr_assert_eq(parse_file(file, &v), -EINVAL);
+	ERR_HAS("cpu-config: ");
+	ERR_HAS(": No such file or directory");
+	cr_assert_eq(parse_file("{" FILEB ", \"cpu-config\": 3}", &v), -EINVAL);
+	ERR_HAS("cpu-config: expected a template file's path or a template, got an integer");
 	free(c);
 }
 

@@ -518,6 +518,35 @@ Test(vm_config, balloon)
 	vm_config_free(&c);
 }
 
+/* One CPU template at a time, the last one set (Firecracker's rule): a
+ * custom one replaces a static one, and a static one named again, even
+ * None, replaces the custom one. */
+Test(vm_config, the_last_cpu_template_set_wins)
+{
+	struct vmc_cpu_config *t = calloc(1, sizeof(*t));
+	struct vmc_machine_patch p = {.has_cpu_template = true};
+	struct vm_config c;
+
+	vm_config_init(&c);
+	c.machine.cpu_template = VMC_CPU_TEMPLATE_T2;
+	vm_config_set_cpu_config(&c, t);
+	cr_assert(c.cpu_config.enabled);
+	cr_assert_eq(c.machine.cpu_template, VMC_CPU_TEMPLATE_NONE);
+	cr_assert_eq(vm_config_features(&c), VMC_F_CPU_CONFIG);
+	p.v.cpu_template = VMC_CPU_TEMPLATE_NONE;
+	cr_assert_eq(vm_config_patch_machine(&c, &p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(c.cpu_config.enabled);
+	vm_config_set_cpu_config(&c, t);
+	struct vmc_machine m = c.machine;
+	cr_assert_eq(vm_config_set_machine(&c, &m, err, sizeof(err)), 0);
+	cr_assert(c.cpu_config.enabled, "a PUT without a static template keeps it");
+	m.cpu_template = VMC_CPU_TEMPLATE_C3;
+	cr_assert_eq(vm_config_set_machine(&c, &m, err, sizeof(err)), 0);
+	cr_assert_not(c.cpu_config.enabled);
+	vm_config_free(&c);
+	free(t);
+}
+
 Test(vm_config, names_are_firecrackers)
 {
 	cr_assert_str_eq(vmc_cpu_template_name(VMC_CPU_TEMPLATE_T2CL), "T2CL");

@@ -1,8 +1,10 @@
-# A custom CPU template (Firecracker's cpu-config), from a config file: a
-# guest booted with it does not see the CPUID features the template clears
-# (leaf 1 ECX's movbe and popcnt) that the same guest sees without it, on
-# both of its vCPUs; an MSR modifier KVM takes boots, one on an MSR KVM
-# does not have stops the start naming the MSR.
+# A custom CPU template (Firecracker's cpu-config), from a config file
+# naming the template's file, as Firecracker's does: a guest booted with
+# it does not see the CPUID features the template clears (leaf 1 ECX's
+# movbe and popcnt) that the same guest sees without it, on both of its
+# vCPUs; an MSR modifier KVM takes boots; one on an MSR KVM does not have,
+# a leaf the host does not list, or a KVM capability it lacks stop the
+# start, naming it.
 # timeout: 180
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -36,10 +38,12 @@ echo "without a template: movbe on $base_movbe vCPUs, popcnt on $base_popcnt"
 [ $((base_movbe + base_popcnt)) -gt 0 ] ||
 	fail "the host's CPU shows neither movbe nor popcnt: nothing for the template to clear"
 
-vm cleared '{"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0,
+cat >"$T/template.json" <<EOB
+{"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0,
    "modifiers": [{"register": "ecx", "bitmap": "0bxxxxxxxx_00xxxxxx_xxxxxxxx_xxxxxxxx"}]}],
- "msr_modifiers": [{"addr": "0xc0000103",
-   "bitmap": "0bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx_00000000000000000000000000000101"}]}'
+ "msr_modifiers": [{"addr": "0xc0000103", "bitmap": "0b00000000000000000000000000000101"}]}
+EOB
+vm cleared "\"$T/template.json\""
 flint --config-file "$T/cleared.json" --no-api
 expect_status 0 "the guest with the template"
 [ "$(grep -c '^flags' "$OUT")" = 2 ] || fail "not two flags lines: $(cat "$OUT")"
@@ -52,6 +56,16 @@ vm bad_msr '{"msr_modifiers": [{"addr": "0x12345",
 flint --config-file "$T/bad_msr.json" --no-api
 expect_status 125 "a template on an MSR KVM does not have"
 expect_err "cpu-config's MSR 0x12345: KVM has no such MSR" "the MSR named"
+vm bad_leaf '{"cpuid_modifiers": [{"leaf": "0x4ffffff0", "subleaf": "0", "flags": 0,
+   "modifiers": [{"register": "eax", "bitmap": "1"}]}]}'
+flint --config-file "$T/bad_leaf.json" --no-api
+expect_status 125 "a template on a leaf the host does not list"
+expect_err "cpu-config's CPUID leaf 0x4ffffff0 subleaf 0: this host's KVM does not have it" \
+	"the leaf named"
+vm bad_cap '{"kvm_capabilities": ["4000000"]}'
+flint --config-file "$T/bad_cap.json" --no-api
+expect_status 125 "a KVM capability the host lacks"
+expect_err "kvm_capabilities: this host's KVM lacks capability 4000000" "the capability named"
 
 # Through the API: GET /vm/config gives the template back.
 start_api

@@ -584,7 +584,8 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 		return fail(err, errlen, -EINVAL, "config file %s: cannot be read here", path);
 	if ((r = read(ctx, path, PLAN_CONFIG_MAX, &text, &len, why, sizeof(why))) < 0)
 		return fail(err, errlen, r, "config file %s: %s", path, why);
-	r = config_json_parse_file(text, len, &c, why, sizeof(why));
+	/* A template file it names is read as the jail's user too. */
+	r = config_json_parse_file_read(text, len, &c, read, ctx, why, sizeof(why));
 	free(text);
 	if (r < 0)
 		return r == -ENOMEM ? nomem(err, errlen)

@@ -416,6 +416,33 @@ static const struct api_vm_ops vm_ops = {
 
 /* --- the main thread ----------------------------------------------------- */
 
+/* config_json_read_fn for the files a config file names (a CPU template):
+ * a regular file of at most max bytes. */
+static int read_named_file(void *ctx, const char *path, size_t max, char **text, size_t *len,
+			   char *why, size_t whylen)
+{
+	const uint8_t *buf;
+	uint64_t n;
+	int r = map_file(path, max, &buf, &n);
+
+	(void)ctx;
+	if (r < 0)
+		return err_set(why, whylen, r, "%s",
+			       r == -EFBIG    ? "too large"
+			       : r == -EINVAL ? "not a regular file"
+					      : strerror(-r));
+	if (!(*text = malloc(n + 1))) {
+		unmap_file(buf, n);
+		return err_set(why, whylen, -ENOMEM, "out of memory");
+	}
+	if (n)
+		memcpy(*text, buf, n);
+	(*text)[n] = '\0';
+	*len = n;
+	unmap_file(buf, n);
+	return 0;
+}
+
 /* Read and parse --config-file into c. 0 or -errno, logged. */
 static int load_config_file(const char *path, struct vm_config *c)
 {
@@ -431,7 +458,8 @@ static int load_config_file(const char *path, struct vm_config *c)
 				      : strerror(-r));
 		return r;
 	}
-	r = config_json_parse_file((const char *)buf, len, c, err, sizeof(err));
+	r = config_json_parse_file_read((const char *)buf, len, c, read_named_file, NULL, err,
+					sizeof(err));
 	unmap_file(buf, len);
 	if (r < 0)
 		pr_err("config file %s: %s", path, r == -ENOMEM ? "out of memory" : err);

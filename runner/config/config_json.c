@@ -962,17 +962,22 @@ static int parse_machine_file(struct jfield *p, json_t *o, struct vmc_machine *m
 	return parse_machine(p, o, m, NULL);
 }
 
+/* How the config file's other files are read (config_json_read_fn). */
+struct file_reader {
+	config_json_read_fn *read;
+	void *ctx;
+};
+
 /* The config file's "cpu-config": as Firecracker's, the path of a template
- * file (read here, at most 1 MiB); or, flint's, the template itself, as
+ * file (read with rd, at most 1 MiB); or, flint's, the template itself, as
  * GET /vm/config writes it. */
-static int file_cpu_config(struct jfield *p, json_t *v, struct vmc_cpu_config *t)
+static int file_cpu_config(struct jfield *p, json_t *v, struct vmc_cpu_config *t,
+			   const struct file_reader *rd)
 {
 	const char *path = json_string_value(v);
-	size_t at;
-	char *text;
+	char why[256], *text = NULL;
+	size_t at, n = 0;
 	json_t *o;
-	FILE *f;
-	size_t n;
 	int r;
 
 	if (!v)
@@ -987,17 +992,10 @@ static int file_cpu_config(struct jfield *p, json_t *v, struct vmc_cpu_config *t
 		jfield_leave(p, at);
 		return r;
 	}
-	if (!(f = fopen(path, "re")))
-		return jfield_err(p, "cpu-config", "%s: %s", path, strerror(errno));
-	if (!(text = malloc(1u << 20))) {
-		fclose(f);
-		return jfield_oom(p);
-	}
-	n = fread(text, 1, 1u << 20, f);
-	r = ferror(f)  ? jfield_err(p, "cpu-config", "%s: %s", path, strerror(errno))
-	    : !feof(f) ? jfield_err(p, "cpu-config", "%s: over 1 MiB", path)
-		       : 0;
-	fclose(f);
+	if (!rd || !rd->read)
+		return jfield_err(p, "cpu-config", "%s: a template file cannot be read here", path);
+	if ((r = rd->read(rd->ctx, path, 1u << 20, &text, &n, why, sizeof(why))) < 0)
+		r = r == -ENOMEM ? jfield_oom(p) : jfield_err(p, "cpu-config", "%s: %s", path, why);
 	if (r == 0) {
 		char what[300];
 
@@ -1014,7 +1012,8 @@ static int file_cpu_config(struct jfield *p, json_t *v, struct vmc_cpu_config *t
 	return r;
 }
 
-static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
+static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
+		      const struct file_reader *rd)
 {
 	static const char *const keys[] = {"boot-source",
 					   "drives",
@@ -1091,7 +1090,7 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c)
 	if ((r = SECTION(p, root, "balloon", parse_balloon, &balloon)) < 0 ||
 	    (balloon.enabled && (r = vm_config_set_balloon(c, &balloon, p->err, p->errlen)) < 0))
 		goto out;
-	if ((r = file_cpu_config(p, jfield_member(root, "cpu-config"), cpu)) < 0)
+	if ((r = file_cpu_config(p, jfield_member(root, "cpu-config"), cpu, rd)) < 0)
 		goto out;
 	if (cpu->enabled)
 		vm_config_set_cpu_config(c, cpu);
@@ -1117,20 +1116,27 @@ out:
 	return r;
 }
 
-int config_json_parse_file(const char *text, size_t len, struct vm_config *c, char *err,
-			   size_t errlen)
+int config_json_parse_file_read(const char *text, size_t len, struct vm_config *c,
+				config_json_read_fn *read, void *ctx, char *err, size_t errlen)
 {
 	struct jfield p = {.err = err, .errlen = errlen};
+	struct file_reader rd = {.read = read, .ctx = ctx};
 	json_t *root;
 	int r;
 
 	vm_config_init(c);
 	if (!(root = jfield_load(&p, text, len, "the config file")))
 		return -EINVAL;
-	if ((r = parse_file(&p, root, c)) < 0)
+	if ((r = parse_file(&p, root, c, &rd)) < 0)
 		vm_config_free(c);
 	json_decref(root);
 	return r;
+}
+
+int config_json_parse_file(const char *text, size_t len, struct vm_config *c, char *err,
+			   size_t errlen)
+{
+	return config_json_parse_file_read(text, len, c, NULL, NULL, err, errlen);
 }
 
 /* ---- encoding ------------------------------------------------------------ */

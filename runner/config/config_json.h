@@ -22,14 +22,27 @@
 
 /* A whole config file: "boot-source" and "drives" required (as
  * Firecracker's parser has them), "machine-config", "network-interfaces",
- * "vsock", "logger", "metrics", "entropy", and flint's "serial" (PUT
- * /serial's body, which Firecracker's file has no key for). Sections flint
- * has no device for ("balloon", "cpu-config", "mmds-config", "pmem",
+ * "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config", and
+ * flint's "serial" (PUT /serial's body, which Firecracker's file has no key
+ * for). Sections flint has no device for ("mmds-config", "pmem",
  * "memory-hotplug") are refused unless null. Applied in Firecracker's
  * order through the vm_config_* updates, so its rules hold (one root
- * drive, first). c is initialised here; on error it holds nothing. */
+ * drive, first). c is initialised here; on error it holds nothing.
+ *
+ * "cpu-config" is, as in Firecracker, the path of a template file, or the
+ * template itself (as config_json_encode writes it). config_json_parse_file
+ * reads no file (a snapshot's configuration holds the template itself);
+ * config_json_parse_file_read reads one with read(ctx, path, max, &text,
+ * &len, why, whylen): 0 with a malloc'd, NUL-terminated text of at most
+ * max bytes, or -errno with why set. (flint-jail's reader reads as the
+ * jail's user.) */
+typedef int config_json_read_fn(void *ctx, const char *path, size_t max, char **text, size_t *len,
+				char *why, size_t whylen);
 int config_json_parse_file(const char *text, size_t len, struct vm_config *c, char *err,
 			   size_t errlen) WARN_UNUSED;
+int config_json_parse_file_read(const char *text, size_t len, struct vm_config *c,
+				config_json_read_fn *read, void *ctx, char *err,
+				size_t errlen) WARN_UNUSED;
 
 /* The API bodies. Each fills the part from a JSON object body of len
  * bytes and checks its fields (vmc_*_check); the caller applies it with

@@ -539,6 +539,28 @@ Test(config_json, sections_flint_has_no_device_for)
 
 static void round_trip(const struct vm_config *c);
 
+/* config_json_read_fn: the whole file, as flint's reader. */
+static int read_whole(void *ctx, const char *path, size_t max, char **text, size_t *len, char *why,
+		      size_t whylen)
+{
+	FILE *f = fopen(path, "re");
+	char *b = malloc(max + 1);
+
+	(void)ctx;
+	if (!f || !b) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		free(b);
+		if (f)
+			fclose(f);
+		return -ENOENT;
+	}
+	*len = fread(b, 1, max, f);
+	b[*len] = '\0';
+	fclose(f);
+	*text = b;
+	return 0;
+}
+
 /* A custom CPU template (Firecracker's CpuConfig) in PUT /cpu-config and
  * the config file: numbers in hex, binary or decimal, bitmaps with 'x'
  * and '_', the x86 members only; and what is refused, by name. */
@@ -619,12 +641,18 @@ Test(config_json, cpu_config)
 	cr_assert_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
 	close(fd);
 	snprintf(file, sizeof(file), "{" FILEB ", \"cpu-config\": \"%s\"}", path);
-	cr_assert_eq(parse_file(file, &v), 0, "%s", err);
+	cr_assert_eq(
+	    config_json_parse_file_read(file, strlen(file), &v, read_whole, NULL, err, sizeof(err)),
+	    0, "%s", err);
 	cr_assert(v.cpu_config.enabled);
 	cr_assert_eq(v.cpu_config.ncpuid, 2);
 	vm_config_free(&v);
+	cr_assert_eq(parse_file(file, &v), -EINVAL, "no reader: no file read");
+	ERR_HAS("a template file cannot be read here");
 	unlink(path);
-	cr_assert_eq(parse_file(file, &v), -EINVAL);
+	cr_assert_eq(
+	    config_json_parse_file_read(file, strlen(file), &v, read_whole, NULL, err, sizeof(err)),
+	    -EINVAL);
 	ERR_HAS("cpu-config: ");
 	ERR_HAS(": No such file or directory");
 	cr_assert_eq(parse_file("{" FILEB ", \"cpu-config\": 3}", &v), -EINVAL);

@@ -53,6 +53,15 @@ static const struct {
     {"/cfg/self.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
 		       "[{\"drive_id\": \"data\", \"path_on_host\": \"/cfg/self.json\", "
 		       "\"is_root_device\": false}]}"},
+    /* A CPU template named by path, as in Firecracker's file; one that is
+     * not there. */
+    {"/cfg/cpu.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
+		      "\"cpu-config\": \"/cfg/t2.json\"}"},
+    {"/cfg/t2.json",
+     "{\"cpuid_modifiers\": [{\"leaf\": \"0x1\", \"subleaf\": \"0x0\", "
+     "\"flags\": 0, \"modifiers\": [{\"register\": \"ecx\", \"bitmap\": \"0b0x\"}]}]}"},
+    {"/cfg/cpu-gone.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+			   "[], \"cpu-config\": \"/cfg/gone.json\"}"},
 };
 
 /* A state file the tests' reader knows (state_file), at STATE_PATH. */
@@ -840,6 +849,27 @@ Test(jail_plan, config_file_is_staged_rewritten)
 	cr_assert_eq(c.logger.level, VMC_LOG_DEBUG);
 	cr_assert_str_eq(c.metrics.metrics_path, "/logs/metrics.json");
 	vm_config_free(&c);
+}
+
+/* A CPU template the config file names is read as the jail's user (the
+ * plan's reader) and carried in the copy itself: flint in the jail reads
+ * no host path. */
+Test(jail_plan, config_file_cpu_template_read_by_the_reader)
+{
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/cpu.json"), 0, "%s", err);
+	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
+					    sizeof(why)),
+		     0, "%s", why);
+	cr_assert(c.cpu_config.enabled);
+	cr_assert_eq(c.cpu_config.ncpuid, 1);
+	cr_assert_eq(c.cpu_config.cpuid[0].mask[2], 2u);
+	vm_config_free(&c);
+	plan_free(&p);
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/cpu-gone.json"), -EINVAL);
+	cr_assert(strstr(err, "cpu-config: /cfg/gone.json: No such file or directory"), "%s", err);
 }
 
 Test(jail_plan, config_file_errors)

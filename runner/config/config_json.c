@@ -895,53 +895,28 @@ int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char 
 
 /* ---- the config file ----------------------------------------------------- */
 
-static int file_drives(struct jfield *p, json_t *a, struct vm_config *c)
+/* One element of "drives" or "network-interfaces": parsed, then put in c
+ * (each_obj's fn; c is ctx). */
+static int file_drive(struct jfield *p, json_t *e, void *c)
 {
-	size_t i;
-	json_t *v;
-	int r;
+	struct vmc_drive d = {0};
+	int r = parse_drive(p, e, &d);
 
-	if (!json_is_array(a))
-		return jfield_err(p, "drives", "expected an array, got %s", jfield_type_name(a));
-	json_array_foreach(a, i, v)
-	{
-		struct vmc_drive d = {0};
-		size_t at = jfield_enter(p, "drives", i);
-		if (!json_is_object(v))
-			r = jfield_obj_err(p, "expected an object, got %s", jfield_type_name(v));
-		else if ((r = parse_drive(p, v, &d)) == 0)
-			r = jfield_placed(p, vm_config_put_drive(c, &d, p->err, p->errlen));
-		jfield_leave(p, at);
-		vmc_drive_free(&d);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (r == 0)
+		r = jfield_placed(p, vm_config_put_drive(c, &d, p->err, p->errlen));
+	vmc_drive_free(&d);
+	return r;
 }
 
-static int file_nets(struct jfield *p, json_t *a, struct vm_config *c)
+static int file_net(struct jfield *p, json_t *e, void *c)
 {
-	size_t i;
-	json_t *v;
-	int r;
+	struct vmc_net n = {0};
+	int r = parse_net(p, e, &n);
 
-	if (!json_is_array(a))
-		return jfield_err(p, "network-interfaces", "expected an array, got %s",
-				  jfield_type_name(a));
-	json_array_foreach(a, i, v)
-	{
-		struct vmc_net n = {0};
-		size_t at = jfield_enter(p, "network-interfaces", i);
-		if (!json_is_object(v))
-			r = jfield_obj_err(p, "expected an object, got %s", jfield_type_name(v));
-		else if ((r = parse_net(p, v, &n)) == 0)
-			r = jfield_placed(p, vm_config_put_net(c, &n, p->err, p->errlen));
-		jfield_leave(p, at);
-		vmc_net_free(&n);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (r == 0)
+		r = jfield_placed(p, vm_config_put_net(c, &n, p->err, p->errlen));
+	vmc_net_free(&n);
+	return r;
 }
 
 /* One optional object section: parse(p, o, part) within its name. */
@@ -1076,9 +1051,8 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 	if ((r = SECTION(p, root, "boot-source", parse_boot, &boot)) < 0 ||
 	    (r = vm_config_set_boot(c, &boot, p->err, p->errlen)) < 0)
 		goto out;
-	if ((r = file_drives(p, jfield_member(root, "drives"), c)) < 0)
-		goto out;
-	if ((v = jfield_member(root, "network-interfaces")) && (r = file_nets(p, v, c)) < 0)
+	if ((r = each_obj(p, root, "drives", file_drive, c)) < 0 ||
+	    (r = each_obj(p, root, "network-interfaces", file_net, c)) < 0)
 		goto out;
 	if ((r = SECTION(p, root, "vsock", parse_vsock, &vsock)) < 0 ||
 	    (vsock.enabled && (r = vm_config_set_vsock(c, &vsock, p->err, p->errlen)) < 0))

@@ -55,6 +55,7 @@
 #include <stdint.h>
 
 #include "config/cli.h"
+#include "config/config_json.h"
 #include "config/home.h"
 #include "core/util.h"
 
@@ -172,12 +173,12 @@ struct plan {
 	unsigned npasst;
 };
 
-/* Read the file at path for plan_build (the --config-file, a --restore
- * state file), as the jail's user will: its content, NUL-terminated, in a
- * malloc'd *text of *len bytes (at most max). 0 or -errno with a message in
- * err. */
-typedef int plan_read_fn(void *ctx, const char *path, size_t max, char **text, size_t *len,
-			 char *err, size_t errlen);
+/* Read the file at path for plan_build (the --config-file, a CPU template
+ * it names, a --restore state file), as the jail's user will: its content,
+ * NUL-terminated, in a malloc'd *text of *len bytes (at most max). 0 or
+ * -errno with a message in err. The config file's reader, which
+ * config_json_parse_file_read takes. */
+typedef config_json_read_fn plan_read_fn;
 
 /* Build the plan for exec_file (host path) and flint's arguments (the words
  * after flint-jail's "--"). flint run's defaults come from the first of h's

@@ -103,29 +103,38 @@ static void push(struct balloon *b, struct after *a, unsigned q, uint16_t head)
 		a->used[q] = true;
 }
 
-/* The frames of chain c, one at a time, across segment boundaries. */
-struct frames {
+/* A place in chain c's device-readable bytes, read across segment
+ * boundaries (frame lists, statistics entries). */
+struct readable {
 	const struct vq_chain *c;
 	uint32_t seg, off;
 };
 
-/* The next frame into *pfn: 1, or 0 at the end of the readable bytes
- * (*partial set when a frame was cut short). */
-static int next_frame(struct frames *f, uint32_t *pfn, bool *partial)
+/* Up to n of the bytes from where r is into out; how many there were. */
+static unsigned take_bytes(struct readable *r, uint8_t *out, unsigned n)
 {
-	uint8_t le[4];
 	unsigned got = 0;
 
-	while (got < sizeof(le) && f->seg < f->c->nseg && !f->c->seg[f->seg].write) {
-		const struct vq_seg *s = &f->c->seg[f->seg];
+	while (got < n && r->seg < r->c->nseg && !r->c->seg[r->seg].write) {
+		const struct vq_seg *s = &r->c->seg[r->seg];
 
-		if (f->off == s->len) {
-			f->seg++;
-			f->off = 0;
+		if (r->off == s->len) {
+			r->seg++;
+			r->off = 0;
 			continue;
 		}
-		le[got++] = ((const uint8_t *)s->host)[f->off++];
+		out[got++] = ((const uint8_t *)s->host)[r->off++];
 	}
+	return got;
+}
+
+/* The next frame into *pfn: 1, or 0 at the end of the readable bytes
+ * (*partial set when a frame was cut short). */
+static int next_frame(struct readable *f, uint32_t *pfn, bool *partial)
+{
+	uint8_t le[4];
+	unsigned got = take_bytes(f, le, sizeof(le));
+
 	if (got < sizeof(le)) {
 		*partial = got > 0;
 		return 0;
@@ -159,7 +168,7 @@ static void discard_run(struct balloon *b, uint64_t first, uint64_t count)
  * of madvise calls. Lock held. */
 static void take_frames(struct balloon *b, const struct vq_chain *c, bool inflate)
 {
-	struct frames f = {.c = c};
+	struct readable f = {.c = c};
 	uint64_t first = 0, count = 0;
 	uint32_t pfn;
 	bool partial = false;
@@ -237,29 +246,18 @@ static void process_frames(struct balloon *b, struct after *a, unsigned q)
 	}
 }
 
-/* Read the statistics chain's entries; false when it is malformed (the
- * values read so far are kept). */
+/* Read the statistics chain's entries; false, reading nothing, when it is
+ * malformed (not whole entries, or with device-writable bytes): the last
+ * values stand. */
 static bool read_stats(struct balloon *b, const struct vq_chain *c)
 {
+	struct readable r = {.c = c};
 	uint8_t e[STAT_LEN];
-	uint32_t seg = 0, off = 0;
 
 	if (c->writable || c->readable % STAT_LEN)
 		return false;
 	for (;;) {
-		unsigned got = 0;
-
-		while (got < STAT_LEN && seg < c->nseg) {
-			const struct vq_seg *s = &c->seg[seg];
-
-			if (off == s->len) {
-				seg++;
-				off = 0;
-				continue;
-			}
-			e[got++] = ((const uint8_t *)s->host)[off++];
-		}
-		if (got < STAT_LEN)
+		if (take_bytes(&r, e, STAT_LEN) < STAT_LEN)
 			return true;
 		uint16_t tag = (uint16_t)(e[0] | e[1] << 8);
 		uint64_t v = 0;
@@ -357,7 +355,7 @@ static void process_stats(struct balloon *b, struct after *a)
 			b->n.stats_update_fails++;
 			if (!b->logged_stats)
 				pr_err("balloon: a statistics request that is not whole "
-				       "%u-byte entries; values kept as far as they went",
+				       "%u-byte entries; the last values kept",
 				       STAT_LEN);
 			b->logged_stats = true;
 		}

@@ -21,6 +21,7 @@
 #include "core/version.h"
 #include "core/wire.h"
 #include "snapshot/snapfile.h"
+#include "write_file.h"
 
 static char err[1024];
 
@@ -624,15 +625,6 @@ Test(snapfile, read_file_errors, .init = mkdir_tmp, .fini = rm_tmp)
 
 /* --describe-snapshot: the format version from the first bytes, also of a
  * version this flint does not read. */
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, p, n), (ssize_t)n);
-	close(fd);
-}
-
 Test(snapfile, describe_file, .init = mkdir_tmp, .fini = rm_tmp)
 {
 	char path[256], want[400];
@@ -641,26 +633,26 @@ Test(snapfile, describe_file, .init = mkdir_tmp, .fini = rm_tmp)
 
 	test_file(&b);
 	snprintf(path, sizeof(path), "%s/state", dir);
-	write_bytes(path, b.p, b.len);
+	write_file(path, b.p, b.len);
 	cr_assert_eq(snap_describe_file(path, &v, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(v, SNAP_FORMAT_VERSION);
 
 	memcpy(b.p + SNAP_MAGIC_LEN, &two, sizeof(two));
-	write_bytes(path, b.p, b.len);
+	write_file(path, b.p, b.len);
 	cr_assert_eq(snap_describe_file(path, &v, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(v, 2);
 
-	write_bytes(path, b.p, SNAP_MAGIC_LEN + 3);
+	write_file(path, b.p, SNAP_MAGIC_LEN + 3);
 	cr_assert_eq(snap_describe_file(path, &v, err, sizeof(err)), -EBADMSG);
 	snprintf(want, sizeof(want), "snapshot %s: truncated at byte %u (in the %u-byte header)",
 		 path, SNAP_MAGIC_LEN + 3, SNAP_HEADER_LEN);
 	cr_assert_str_eq(err, want);
 
 	b.p[0] ^= 1;
-	write_bytes(path, b.p, b.len);
+	write_file(path, b.p, b.len);
 	cr_assert_eq(snap_describe_file(path, &v, err, sizeof(err)), -EBADMSG);
 	ERR_HAS("not a flint snapshot");
-	write_bytes(path, "", 0);
+	write_file(path, "", 0);
 	cr_assert_eq(snap_describe_file(path, &v, err, sizeof(err)), -EBADMSG);
 	ERR_HAS("not a flint snapshot");
 	wbuf_free(&b);

@@ -29,6 +29,7 @@
 #include "core/gmem_snap.h"
 #include "core/wire.h"
 #include "snapshot/workset.h"
+#include "write_file.h"
 #include "x86/layout.h"
 
 #define PG GMEM_PAGE
@@ -669,15 +670,6 @@ Test(workset, encode_refuses_what_parse_would)
 }
 
 /* --- prefetch's refusals: named, and nothing faulted in ------------------ */
-
-static void write_file(const char *path, const void *p, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, p, n), (ssize_t)n);
-	close(fd);
-}
 
 Test(workset, prefetch_refusals, .init = mkdir_tmp, .fini = rm_tmp)
 {

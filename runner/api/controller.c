@@ -24,6 +24,7 @@ struct api_ctl {
 	char *id;
 	const struct api_vm_ops *ops;
 	void *ops_ctx;
+	struct mmds *mmds; /* set before the API is served; read only after */
 	atomic_uint_fast64_t count[API_REQ_COUNT], fails[API_REQ_COUNT];
 };
 
@@ -242,6 +243,25 @@ int api_ctl_put_cpu_config(struct api_ctl *ctl, const struct vmc_cpu_config *t, 
 	vm_config_set_cpu_config(&ctl->config, t);
 	/* As Firecracker: not a boot resource, a snapshot may still load. */
 	return done(ctl, 0, err);
+}
+
+int api_ctl_put_mmds_config(struct api_ctl *ctl, const struct vmc_mmds_req *q, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_set_mmds(&ctl->config, q, err->msg, sizeof(err->msg));
+	return done_boot(ctl, r, err);
+}
+
+void api_ctl_set_mmds(struct api_ctl *ctl, struct mmds *m)
+{
+	ctl->mmds = m;
+}
+
+struct mmds *api_ctl_mmds(struct api_ctl *ctl)
+{
+	return ctl->mmds;
 }
 
 int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err)
@@ -689,6 +709,9 @@ static const struct {
     [API_REQ_PATCH_BALLOON_STATS] = {"patch_api_requests", "balloon_stats"},
     [API_REQ_PUT_SNAPSHOT_CREATE] = {"put_api_requests", "snapshot_create"},
     [API_REQ_PUT_SNAPSHOT_LOAD] = {"put_api_requests", "snapshot_load"},
+    [API_REQ_GET_MMDS] = {"get_api_requests", "mmds"},
+    [API_REQ_PUT_MMDS] = {"put_api_requests", "mmds"},
+    [API_REQ_PATCH_MMDS] = {"patch_api_requests", "mmds"},
 };
 
 void api_ctl_counters(struct api_ctl *ctl, api_emit_fn emit, void *ctx)

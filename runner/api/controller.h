@@ -24,6 +24,7 @@
 #include "core/mailbox.h"
 #include "core/util.h"
 #include "core/vm.h"
+#include "mmds/mmds.h"
 
 /* The VM as the controller sees it once started. Called with the
  * controller's lock held, on the thread that made the request: under the
@@ -111,6 +112,9 @@ enum api_req {
 	API_REQ_PATCH_BALLOON_STATS,
 	API_REQ_PUT_SNAPSHOT_CREATE,
 	API_REQ_PUT_SNAPSHOT_LOAD,
+	API_REQ_GET_MMDS,
+	API_REQ_PUT_MMDS, /* PUT /mmds and PUT /mmds/config, as Firecracker counts them */
+	API_REQ_PATCH_MMDS,
 	API_REQ_COUNT
 };
 
@@ -156,6 +160,14 @@ int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e,
 int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_cpu_config(struct api_ctl *ctl, const struct vmc_cpu_config *t,
 			   struct vm_err *err) WARN_UNUSED;
+/* PUT /mmds/config, with vm_config_set_mmds's rules. */
+int api_ctl_put_mmds_config(struct api_ctl *ctl, const struct vmc_mmds_req *q,
+			    struct vm_err *err) WARN_UNUSED;
+/* The instance's MMDS data store, which PUT, PATCH and GET /mmds act on
+ * at any time (mmds.h: it has its own lock). Kept, not owned; NULL (the
+ * default): those requests are refused. */
+void api_ctl_set_mmds(struct api_ctl *ctl, struct mmds *m);
+struct mmds *api_ctl_mmds(struct api_ctl *ctl);
 /* Through ops->set_logger / set_metrics first; metrics once only, as
  * Firecracker ("Reinitialization of metrics not allowed."). */
 int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err) WARN_UNUSED;

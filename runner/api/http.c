@@ -126,6 +126,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, struct api_resp *re
 		if (!mr)
 			return MHD_NO;
 	}
+	if (resp->deprecated)
+		MHD_add_response_header(mr, "Deprecation", "true");
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, mr);
 	MHD_destroy_response(mr);
 	return ret;

@@ -32,6 +32,8 @@ enum route_kind {
 	R_BALLOON_STATS,
 	R_BALLOON_HINTING,
 	R_CPU_CONFIG,
+	R_MMDS,
+	R_MMDS_CONFIG,
 	R_VM,
 	R_SNAPSHOT_CREATE,
 	R_SNAPSHOT_LOAD,
@@ -66,8 +68,8 @@ static const struct route {
     {"balloon/hinting/stop", M_PATCH, R_BALLOON_HINTING, NULL},
     {"cpu-config", M_PUT, R_CPU_CONFIG, NULL},
     {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
-    {"mmds", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "MMDS"},
-    {"mmds/config", M_PUT, R_UNSUPPORTED, "MMDS"},
+    {"mmds", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
+    {"mmds/config", M_PUT, R_MMDS_CONFIG, NULL},
     {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "memory hotplug"},
     {"snapshot/create", M_PUT, R_SNAPSHOT_CREATE, NULL},
     {"snapshot/load", M_PUT, R_SNAPSHOT_LOAD, NULL},
@@ -100,16 +102,9 @@ static int set_json(struct api_resp *resp, int status, char *body)
 	return status;
 }
 
-/* 400 {"fault_message": msg}. */
-static int fault(struct api_resp *resp, const char *fmt, ...) PRINTF(2, 3);
-static int fault(struct api_resp *resp, const char *fmt, ...)
+/* status {"fault_message": msg}. */
+static int fault_msg(struct api_resp *resp, int status, char *msg)
 {
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	json_t *s = json_string(msg);
 	if (!s) {
 		printable(msg);
@@ -120,7 +115,20 @@ static int fault(struct api_resp *resp, const char *fmt, ...)
 	json_decref(o);
 	if (!body) /* out of memory: a fixed answer */
 		body = strdup("{\"fault_message\": \"out of memory\"}");
-	return set_json(resp, 400, body);
+	return set_json(resp, status, body);
+}
+
+/* 400 {"fault_message": msg}. */
+static int fault(struct api_resp *resp, const char *fmt, ...) PRINTF(2, 3);
+static int fault(struct api_resp *resp, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return fault_msg(resp, 400, msg);
 }
 
 static int no_content(struct api_resp *resp)
@@ -396,6 +404,55 @@ static int do_cpu_config(struct req *q)
 	return answer(q, API_REQ_PUT_CPU_CONFIG, r, &e);
 }
 
+/* PUT, PATCH, GET /mmds: any JSON value, as Firecracker's data store
+ * takes; 413 for a document over the store's limit. */
+static int do_mmds(struct req *q)
+{
+	static const enum api_req counters[] = {
+	    [M_GET] = API_REQ_GET_MMDS, [M_PUT] = API_REQ_PUT_MMDS, [M_PATCH] = API_REQ_PATCH_MMDS};
+	struct mmds *m = api_ctl_mmds(q->ctl);
+	enum api_req counter = counters[q->method];
+	struct vm_err e = {0};
+	json_error_t je;
+	json_t *v;
+	int r;
+
+	if (!m) {
+		api_ctl_count(q->ctl, counter, true);
+		return fault(q->resp, "this flint has no MMDS data store");
+	}
+	if (q->method == M_GET) {
+		api_ctl_count(q->ctl, counter, false);
+		return ok_json(q->resp, mmds_get_json(m));
+	}
+	if (!(v = json_loadb(q->body, q->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je))) {
+		api_ctl_count(q->ctl, counter, true);
+		return fault(q->resp, "the body is not valid JSON: %s (line %d, column %d)",
+			     je.text, je.line, je.column);
+	}
+	r = q->method == M_PUT ? mmds_put(m, v, ERRBUF(e)) : mmds_patch(m, v, ERRBUF(e));
+	json_decref(v);
+	api_ctl_count(q->ctl, counter, r < 0);
+	if (r == -EFBIG)
+		return fault_msg(q->resp, 413, e.msg);
+	return r < 0 ? fault(q->resp, "%s", e.msg) : no_content(q->resp);
+}
+
+static int do_mmds_config(struct req *q)
+{
+	struct vmc_mmds_req m;
+	struct vm_err e = {0};
+	int r;
+
+	if ((r = config_json_mmds_config(q->body, q->len, &m, ERRBUF(e))) >= 0) {
+		r = api_ctl_put_mmds_config(q->ctl, &m, &e);
+		/* Firecracker marks version 1 deprecated. */
+		q->resp->deprecated = r >= 0 && !m.m.v2;
+		vmc_mmds_req_free(&m);
+	}
+	return answer(q, API_REQ_PUT_MMDS, r, &e);
+}
+
 static int do_serial(struct req *q)
 {
 	struct vm_err e = {0};
@@ -636,6 +693,10 @@ static int route(struct req *q, const struct route *rt)
 		return do_balloon_hinting(q);
 	case R_CPU_CONFIG:
 		return do_cpu_config(q);
+	case R_MMDS:
+		return do_mmds(q);
+	case R_MMDS_CONFIG:
+		return do_mmds_config(q);
 	case R_VM:
 		return do_vm(q);
 	case R_SNAPSHOT_CREATE:

@@ -11,14 +11,18 @@
 #ifndef FLINT_API_ROUTER_H
 #define FLINT_API_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "api/controller.h"
 
 struct api_resp {
-	int status; /* 200, 204 or 400 */
+	int status; /* 200, 204, 400, or 413 (an MMDS document over its limit) */
 	char *body; /* malloc'd JSON, NUL-terminated; NULL for 204 */
 	size_t len; /* strlen(body), 0 without one */
+	/* Firecracker's "Deprecation: true" header goes with the answer (a
+	 * PUT /mmds/config of version 1). */
+	bool deprecated;
 };
 
 /* Handle method ("GET", "PUT", "PATCH"; anything else is refused) on url

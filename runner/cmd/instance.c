@@ -26,6 +26,7 @@
 #include "core/metrics.h"
 #include "core/seccomp.h"
 #include "core/util.h"
+#include "mmds/mmds.h"
 
 /* A config file larger than this is refused (Firecracker's are a few KiB). */
 #define CONFIG_FILE_MAX (1 << 20)
@@ -55,6 +56,7 @@ struct instance {
 	 * --no-api, its VM built), from the jailer's timing arguments, 0
 	 * without them: Firecracker's api_server metrics. Read by flushes. */
 	_Atomic uint64_t startup_us, startup_cpu_us;
+	struct mmds *mmds; /* the MMDS data store, opts.mmds */
 };
 
 int instance_exit_status(const struct vm_exit *how)
@@ -556,6 +558,74 @@ static void fill_api_server(void *ctx, json_t *obj)
 	metrics_put(obj, "process_startup_time_cpu_us", atomic_load(&in->startup_cpu_us));
 }
 
+/* Firecracker's "mmds" section. */
+static void fill_mmds(void *ctx, json_t *obj)
+{
+	struct mmds_stack_stats *s = mmds_stats(ctx);
+
+	metrics_put(obj, "rx_accepted", s->rx_accepted);
+	metrics_put(obj, "rx_accepted_err", s->rx_accepted_err);
+	metrics_put(obj, "rx_accepted_unusual", s->rx_accepted_unusual);
+	metrics_put(obj, "rx_bad_eth", s->rx_bad_eth);
+	metrics_put(obj, "rx_invalid_token", s->rx_invalid_token);
+	metrics_put(obj, "rx_no_token", s->rx_no_token);
+	metrics_put(obj, "rx_count", s->rx_count);
+	metrics_put(obj, "tx_bytes", s->tx_bytes);
+	metrics_put(obj, "tx_count", s->tx_count);
+	metrics_put(obj, "tx_frames", s->tx_count);
+	metrics_put(obj, "connections_created", s->connections_created);
+	metrics_put(obj, "connections_destroyed", s->connections_destroyed);
+}
+
+/* The instance's MMDS data store, limited by --mmds-size-limit or else the
+ * API's body cap, holding --metadata's document: before the config file
+ * and the API, as Firecracker. 0 or -errno, logged. */
+static int setup_mmds(struct instance *in)
+{
+	const struct config *cfg = in->cfg;
+	size_t limit = cfg->mmds_size_limit ? cfg->mmds_size_limit
+		       : cfg->http_max_body ? cfg->http_max_body
+					    : API_MAX_BODY;
+	const uint8_t *buf;
+	json_error_t je;
+	uint64_t len;
+	char err[512];
+	json_t *v;
+	int r;
+
+	if ((r = mmds_create(&in->mmds, limit)) < 0) {
+		pr_err("MMDS: %s", strerror(-r));
+		return r;
+	}
+	in->opts.mmds = in->mmds;
+	if (metrics_add_source(in->opts.metrics, "mmds", fill_mmds, in->mmds) < 0) {
+		pr_err("cannot set up the metrics: out of memory");
+		return -ENOMEM;
+	}
+	if (!cfg->metadata)
+		return 0;
+	if ((r = map_file(cfg->metadata, CLI_MMDS_MAX_LIMIT, &buf, &len)) < 0) {
+		pr_err("--metadata %s: %s", cfg->metadata,
+		       r == -EFBIG    ? "too large"
+		       : r == -EINVAL ? "not a regular file"
+				      : strerror(-r));
+		return r;
+	}
+	v = json_loadb((const char *)buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+	unmap_file(buf, len);
+	if (!v) {
+		pr_err("--metadata %s: not valid JSON: %s (line %d, column %d)", cfg->metadata,
+		       je.text, je.line, je.column);
+		return -EINVAL;
+	}
+	r = mmds_put(in->mmds, v, err, sizeof(err));
+	json_decref(v);
+	if (r < 0)
+		pr_err("--metadata %s: populating MMDS from the file failed: %s", cfg->metadata,
+		       err);
+	return r;
+}
+
 /* As Firecracker reports them, once the API is served (or the VM built
  * without it): wall time since --start-time-us; this process's CPU time
  * since --start-time-cpu-us plus --parent-cpu-time-us. */
@@ -689,6 +759,8 @@ int instance_main(const struct config *cfg)
 		pr_err("cannot set up the metrics: out of memory");
 		goto out;
 	}
+	if (setup_mmds(&in) < 0)
+		goto out;
 	if (cfg->config_file && load_config_file(cfg->config_file, &c) < 0)
 		goto out;
 	if (cfg->kernel) {
@@ -732,6 +804,7 @@ int instance_main(const struct config *cfg)
 		}
 		if (cfg->http_max_body)
 			api_ctl_set_max_body(ctl, cfg->http_max_body);
+		api_ctl_set_mmds(ctl, in.mmds);
 		if (preset)
 			api_ctl_mark_started(ctl);
 		if (metrics_add_source(in.opts.metrics, "get_api_requests", fill_get_api_requests,
@@ -777,6 +850,7 @@ out:
 		metrics_remove_sources(in.opts.metrics, ctl);
 	api_ctl_destroy(ctl);
 	metrics_destroy(in.opts.metrics);
+	mmds_destroy(in.mmds);
 	vm_config_free(&c);
 	if (in.wake_fd >= 0)
 		close(in.wake_fd);

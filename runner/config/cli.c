@@ -776,9 +776,7 @@ static const char *fc_refused(const char *name)
 		       "a Firecracker filter file names Firecracker's threads and calls, not "
 		       "flint's (--no-seccomp turns flint's off, --seccomp-log logs instead "
 		       "of killing)";
-	if (!strcmp(name, "enable-pci"))
-		return "flint's devices are on virtio-mmio only, no PCI";
-	return "flint has no MMDS (the microVM metadata service)";
+	return "flint's devices are on virtio-mmio only, no PCI";
 }
 
 static enum cli_result parse(int argc, char **argv, struct config *cfg, char *err, size_t errlen)
@@ -851,6 +849,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		O_SNAPSHOT_VERSION,
 		O_DESCRIBE_SNAPSHOT,
 		O_FC_REFUSED,
+		O_METADATA,
+		O_MMDS_LIMIT,
 	};
 	static const struct option opts[] = {
 	    {"kernel", required_argument, NULL, O_KERNEL},
@@ -900,8 +900,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	     * (fc_refused). */
 	    {"seccomp-filter", required_argument, NULL, O_FC_REFUSED},
 	    {"enable-pci", no_argument, NULL, O_FC_REFUSED},
-	    {"metadata", required_argument, NULL, O_FC_REFUSED},
-	    {"mmds-size-limit", required_argument, NULL, O_FC_REFUSED},
+	    {"metadata", required_argument, NULL, O_METADATA},
+	    {"mmds-size-limit", required_argument, NULL, O_MMDS_LIMIT},
 	    {"restore", required_argument, NULL, O_RESTORE},
 	    {"mem-file", required_argument, NULL, O_MEM_FILE},
 	    {"uffd-sock", required_argument, NULL, O_UFFD_SOCK},
@@ -1106,6 +1106,18 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_FC_REFUSED:
 			return bad(err, errlen, "--%s: %s", opts[li].name,
 				   fc_refused(opts[li].name));
+		case O_METADATA:
+			cfg->metadata = optarg;
+			break;
+		case O_MMDS_LIMIT: {
+			uint64_t n;
+			if (parse_count(optarg, &n) < 0 || n < 1 || n > CLI_MMDS_MAX_LIMIT)
+				return bad(err, errlen,
+					   "--mmds-size-limit %s: expected bytes, 1 to %u", optarg,
+					   CLI_MMDS_MAX_LIMIT);
+			cfg->mmds_size_limit = n;
+			break;
+		}
 		case O_SECCOMP_TEST:
 			if (seccomp_thread_by_name(optarg) < 0)
 				return bad(err, errlen,

@@ -64,6 +64,8 @@ enum console_mode { CONSOLE_STDIO, CONSOLE_NONE };
 
 /* The largest --http-api-max-payload-size: a body is held in memory. */
 #define CLI_HTTP_MAX_BODY (64u << 20)
+/* --mmds-size-limit's most: the API takes no larger body to fill it. */
+#define CLI_MMDS_MAX_LIMIT CLI_HTTP_MAX_BODY
 
 struct config {
 	const char *kernel;
@@ -111,6 +113,11 @@ struct config {
 	/* --http-api-max-payload-size, 1 to CLI_HTTP_MAX_BODY; 0: the API's
 	 * default, Firecracker's 51200 */
 	size_t http_max_body;
+	/* Firecracker's MMDS options: --metadata FILE, the data store's first
+	 * contents (JSON), as if PUT /mmds; --mmds-size-limit, the store's
+	 * limit in bytes of compact JSON (0: the API's body cap). */
+	const char *metadata;
+	size_t mmds_size_limit;
 	bool has_start_time;	  /* --start-time-us given */
 	bool has_start_time_cpu;  /* --start-time-cpu-us given */
 	bool has_parent_cpu_time; /* --parent-cpu-time-us given */

@@ -1,4 +1,5 @@
 /* config_json: Firecracker's JSON to and from vm_config. See config_json.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -340,6 +341,70 @@ static int parse_balloon(struct jfield *p, json_t *o, struct vmc_balloon *b)
 	b->stats_polling_interval_s = (uint32_t)interval;
 	b->enabled = true;
 	return 0;
+}
+
+/* Firecracker's MmdsConfig: network_interfaces (required, a list of
+ * interface ids), version ("V1", the default, or "V2"), ipv4_address (by
+ * default 169.254.169.254), imds_compat. */
+static int parse_mmds_config(struct jfield *p, json_t *o, struct vmc_mmds_req *q)
+{
+	static const char *const keys[] = {"version", "network_interfaces", "ipv4_address",
+					   "imds_compat", NULL};
+	static const char *const versions[] = {"V1", "V2"};
+	json_t *a, *e;
+	char *ip = NULL;
+	struct in_addr in;
+	int ver = 0, r;
+	size_t i;
+
+	q->m.ipv4 = htonl(VMC_MMDS_DEFAULT_IPV4);
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_enum(p, o, "version", false, versions, ARRAY_SIZE(versions), false, &ver,
+			     NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "imds_compat", false, &q->m.imds_compat, NULL)) < 0 ||
+	    (r = jfield_str(p, o, "ipv4_address", false, &ip)) < 0)
+		goto out;
+	q->m.v2 = ver == 1;
+	if (ip) {
+		if (inet_pton(AF_INET, ip, &in) != 1) {
+			r = jfield_err(p, "ipv4_address", "'%.32s' is not an IPv4 address", ip);
+			goto out;
+		}
+		q->m.ipv4 = in.s_addr;
+	}
+	if (!(a = jfield_member(o, "network_interfaces"))) {
+		r = jfield_missing(p, "network_interfaces");
+		goto out;
+	}
+	if (!json_is_array(a)) {
+		r = jfield_err(p, "network_interfaces", "expected an array, got %s",
+			       jfield_type_name(a));
+		goto out;
+	}
+	json_array_foreach(a, i, e)
+	{
+		if (!json_is_string(e)) {
+			size_t at = jfield_enter(p, "network_interfaces", (int)i);
+			r = jfield_obj_err(p, "expected a string, got %s", jfield_type_name(e));
+			jfield_leave(p, at);
+			goto out;
+		}
+		if (q->nifaces == VMC_MAX_NETS) {
+			r = jfield_err(p, "network_interfaces",
+				       "more than the %d interfaces flint takes", VMC_MAX_NETS);
+			goto out;
+		}
+		if (!(q->ifaces[q->nifaces] = strdup(json_string_value(e)))) {
+			r = jfield_oom(p);
+			goto out;
+		}
+		q->nifaces++;
+	}
+out:
+	free(ip);
+	if (r < 0)
+		vmc_mmds_req_free(q);
+	return r;
 }
 
 /* A number as Firecracker's templates write one: "0x1f", "0b101" or
@@ -847,6 +912,21 @@ int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, cha
 	return r;
 }
 
+int config_json_mmds_config(const char *body, size_t len, struct vmc_mmds_req *q, char *err,
+			    size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*q = (struct vmc_mmds_req){0};
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	r = parse_mmds_config(&p, o, q);
+	json_decref(o);
+	return r;
+}
+
 /* A body of one required unsigned member `key`, at most hi. */
 static int one_uint(const char *body, size_t len, const char *key, uint64_t hi, uint32_t *out,
 		    char *err, size_t errlen)
@@ -1006,7 +1086,6 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 					   "memory-hotplug",
 					   NULL};
 	static const char *const missing_devices[][2] = {
-	    {"mmds-config", "MMDS (the microVM metadata service)"},
 	    {"pmem", "virtio-pmem devices"},
 	    {"memory-hotplug", "memory hot-plugging"},
 	};
@@ -1018,6 +1097,7 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 	struct vmc_entropy entropy = {0};
 	struct vmc_serial serial = {0};
 	struct vmc_balloon balloon = {0};
+	struct vmc_mmds_req mmds = {0};
 	struct vmc_cpu_config *cpu = calloc(1, sizeof(*cpu));
 	json_t *v;
 	int r;
@@ -1054,6 +1134,11 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 	if ((r = each_obj(p, root, "drives", file_drive, c)) < 0 ||
 	    (r = each_obj(p, root, "network-interfaces", file_net, c)) < 0)
 		goto out;
+	/* After the interfaces it names. */
+	if ((r = SECTION(p, root, "mmds-config", parse_mmds_config, &mmds)) < 0 ||
+	    (jfield_member(root, "mmds-config") &&
+	     (r = vm_config_set_mmds(c, &mmds, p->err, p->errlen)) < 0))
+		goto out;
 	if ((r = SECTION(p, root, "vsock", parse_vsock, &vsock)) < 0 ||
 	    (vsock.enabled && (r = vm_config_set_vsock(c, &vsock, p->err, p->errlen)) < 0))
 		goto out;
@@ -1087,6 +1172,7 @@ out:
 	vmc_logger_free(&logger);
 	vmc_metrics_free(&metrics);
 	vmc_serial_free(&serial);
+	vmc_mmds_req_free(&mmds);
 	return r;
 }
 
@@ -1346,6 +1432,28 @@ static json_t *enc_balloon(const struct vmc_balloon *b, bool *ok)
 	return o;
 }
 
+/* Firecracker's MmdsConfig, the interfaces in the configuration's order. */
+static json_t *enc_mmds(const struct vm_config *c, bool *ok)
+{
+	json_t *o = json_object(), *a;
+	char ip[INET_ADDRSTRLEN];
+	struct in_addr in = {.s_addr = c->mmds.ipv4};
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_str(o, "version", c->mmds.v2 ? "V2" : "V1", ok);
+	put(o, "network_interfaces", a = json_array(), ok);
+	for (unsigned i = 0; *ok && i < c->nnets; i++)
+		if (c->nets[i].mmds &&
+		    json_array_append_new(a, json_string(c->nets[i].iface_id)) < 0)
+			*ok = false;
+	put_str(o, "ipv4_address", inet_ntop(AF_INET, &in, ip, sizeof(ip)), ok);
+	put(o, "imds_compat", json_boolean(c->mmds.imds_compat), ok);
+	return o;
+}
+
 static json_t *enc_config(const struct vm_config *c, bool *ok)
 {
 	json_t *root = json_object(), *a, *o;
@@ -1388,6 +1496,8 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 		put(root, "balloon", enc_balloon(&c->balloon, ok), ok);
 	if (c->cpu_config.enabled)
 		put(root, "cpu-config", enc_cpu_config(&c->cpu_config, ok), ok);
+	if (c->mmds.enabled)
+		put(root, "mmds-config", enc_mmds(c, ok), ok);
 	/* Firecracker's FullVmConfiguration writes every section: null for
 	 * one not configured (or a device flint does not have), [] for an
 	 * empty list. */

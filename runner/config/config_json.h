@@ -22,10 +22,10 @@
 
 /* A whole config file: "boot-source" and "drives" required (as
  * Firecracker's parser has them), "machine-config", "network-interfaces",
- * "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config", and
- * flint's "serial" (PUT /serial's body, which Firecracker's file has no key
- * for). Sections flint has no device for ("mmds-config", "pmem",
- * "memory-hotplug") are refused unless null. Applied in Firecracker's
+ * "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
+ * "mmds-config", and flint's "serial" (PUT /serial's body, which
+ * Firecracker's file has no key for). Sections flint has no device for
+ * ("pmem", "memory-hotplug") are refused unless null or empty. Applied in Firecracker's
  * order through the vm_config_* updates, so its rules hold (one root
  * drive, first). c is initialised here; on error it holds nothing.
  *
@@ -86,6 +86,10 @@ int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char 
  * msr_modifiers; kvm_capabilities and the aarch64 members only empty). */
 int config_json_cpu_config(const char *body, size_t len, struct vmc_cpu_config *t, char *err,
 			   size_t errlen) WARN_UNUSED;
+/* PUT /mmds/config: Firecracker's MmdsConfig (the address parsed, not
+ * yet checked: vm_config_set_mmds does). Free *q with vmc_mmds_req_free. */
+int config_json_mmds_config(const char *body, size_t len, struct vmc_mmds_req *q, char *err,
+			    size_t errlen) WARN_UNUSED;
 /* PUT /balloon; PATCH /balloon ({"amount_mib"}); PATCH /balloon/statistics
  * ({"stats_polling_interval_s"}, a u16 as Firecracker's). */
 int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, char *err,

@@ -1,5 +1,6 @@
 /* vm_config: Firecracker's resources, their defaults and rules. See
  * vm_config.h. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -200,7 +201,7 @@ static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
 	       a->user == b->user && a->has_guest_mac == b->has_guest_mac &&
 	       (!a->has_guest_mac || !memcmp(a->guest_mac, b->guest_mac, 6)) && a->mtu == b->mtu &&
 	       rl_eq(&a->rx_rate_limiter, &b->rx_rate_limiter) &&
-	       rl_eq(&a->tx_rate_limiter, &b->tx_rate_limiter);
+	       rl_eq(&a->tx_rate_limiter, &b->tx_rate_limiter) && a->mmds == b->mmds;
 }
 
 static bool cpu_config_eq(const struct vmc_cpu_config *a, const struct vmc_cpu_config *b)
@@ -274,6 +275,11 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	      a->balloon.free_page_reporting != b->balloon.free_page_reporting)))
 		return false;
 	if (!cpu_config_eq(&a->cpu_config, &b->cpu_config))
+		return false;
+	if (a->mmds.enabled != b->mmds.enabled ||
+	    (a->mmds.enabled &&
+	     (a->mmds.v2 != b->mmds.v2 || a->mmds.imds_compat != b->mmds.imds_compat ||
+	      a->mmds.ipv4 != b->mmds.ipv4)))
 		return false;
 	if (a->serial.enabled != b->serial.enabled ||
 	    (a->serial.enabled && (!str_eq(a->serial.serial_out_path, b->serial.serial_out_path) ||
@@ -653,12 +659,47 @@ int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t 
 		     VMC_MAX_NETS);
 	vmc_ratelimit_normalise(&n->rx_rate_limiter);
 	vmc_ratelimit_normalise(&n->tx_rate_limiter);
-	if (at >= 0)
+	if (at >= 0) {
+		n->mmds = c->nets[at].mmds;
 		vmc_net_free(&c->nets[at]);
-	else
+	} else {
 		at = c->nnets++;
+	}
 	c->nets[at] = *n;
 	*n = (struct vmc_net){0};
+	return 0;
+}
+
+void vmc_mmds_req_free(struct vmc_mmds_req *q)
+{
+	for (unsigned i = 0; i < q->nifaces; i++)
+		free(q->ifaces[i]);
+	*q = (struct vmc_mmds_req){0};
+}
+
+/* Firecracker's messages, but for the typo they begin with there
+ * ("MMMDS config error"). */
+int vm_config_set_mmds(struct vm_config *c, const struct vmc_mmds_req *q, char *err, size_t errlen)
+{
+	uint32_t a = ntohl(q->m.ipv4);
+
+	if (a >> 16 != 0xa9fe || ((a >> 8) & 0xff) == 0 || ((a >> 8) & 0xff) == 255)
+		FAIL("MMDS config error: The MMDS IPv4 address is not link local.");
+	if (!q->nifaces)
+		FAIL("MMDS config error: The list of network interface IDs that allow forwarding "
+		     "MMDS requests is empty.");
+	for (unsigned i = 0; i < q->nifaces; i++)
+		if (vm_config_find_net(c, q->ifaces[i]) < 0)
+			FAIL("MMDS config error: The list of network interface IDs provided "
+			     "contains at least one ID that does not correspond to any existing "
+			     "network interface. ('%.*s' is not configured)",
+			     VMC_MAX_ID, q->ifaces[i]);
+	for (unsigned i = 0; i < c->nnets; i++)
+		c->nets[i].mmds = false;
+	for (unsigned i = 0; i < q->nifaces; i++)
+		c->nets[vm_config_find_net(c, q->ifaces[i])].mmds = true;
+	c->mmds = q->m;
+	c->mmds.enabled = true;
 	return 0;
 }
 

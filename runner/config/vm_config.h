@@ -163,6 +163,9 @@ struct vmc_net {
 	uint8_t guest_mac[6];
 	unsigned mtu; /* advertised with VIRTIO_NET_F_MTU; 0: none */
 	struct ratelimit_cfg rx_rate_limiter, tx_rate_limiter;
+	/* Named in the MMDS configuration: the guest reaches MMDS on it. A
+	 * PUT of the interface again keeps it. */
+	bool mmds;
 };
 
 /* PATCH /network-interfaces/{id} (PartialNetworkInterface). */
@@ -243,6 +246,26 @@ struct vmc_balloon {
 	bool free_page_reporting;	   /* the guest reports its free memory */
 };
 
+/* PUT /mmds/config (Firecracker's MmdsConfig), less its list of
+ * interfaces, which is each vmc_net's mmds. */
+struct vmc_mmds {
+	bool enabled;
+	bool v2;	  /* version "V2": the guest's GETs need a session token */
+	bool imds_compat; /* IMDS's text form whatever the guest's Accept */
+	uint32_t ipv4;	  /* network order */
+};
+
+/* Firecracker's default MMDS address, 169.254.169.254, in host order. */
+#define VMC_MMDS_DEFAULT_IPV4 0xa9fea9feu
+
+/* A PUT /mmds/config as parsed, with the interfaces it names. */
+struct vmc_mmds_req {
+	struct vmc_mmds m;
+	char *ifaces[VMC_MAX_NETS];
+	unsigned nifaces;
+};
+void vmc_mmds_req_free(struct vmc_mmds_req *q);
+
 /* PUT /serial (Firecracker's SerialDevice). */
 struct vmc_serial {
 	bool enabled;
@@ -265,6 +288,7 @@ struct vm_config {
 	struct vmc_serial serial;
 	struct vmc_balloon balloon;
 	struct vmc_cpu_config cpu_config;
+	struct vmc_mmds mmds;
 };
 
 /* Features a vm_config may ask for that the VM layer may not honour (yet).
@@ -376,6 +400,11 @@ void vm_config_set_logger(struct vm_config *c, struct vmc_logger *l);
 void vm_config_set_metrics(struct vm_config *c, struct vmc_metrics *m);
 void vm_config_set_entropy(struct vm_config *c, const struct vmc_entropy *e);
 void vm_config_set_serial(struct vm_config *c, struct vmc_serial *s);
+/* PUT /mmds/config: a link-local address (169.254.x.y, x neither 0 nor
+ * 255), and at least one interface, each configured already. MMDS is on
+ * those interfaces from then on, and off on the others. */
+int vm_config_set_mmds(struct vm_config *c, const struct vmc_mmds_req *q, char *err,
+		       size_t errlen) WARN_UNUSED;
 /* PUT /cpu-config: replace the template. */
 void vm_config_set_cpu_config(struct vm_config *c, const struct vmc_cpu_config *t);
 /* PUT /balloon: amount_mib at most the machine's memory. */

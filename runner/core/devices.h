@@ -26,11 +26,13 @@
 #define DEVICES_MAX 32
 
 struct devices;
+struct mmds;
 struct device;
 
 /* What a kind needs to create a device. */
 struct device_env {
 	struct evloop *loop;
+	struct mmds *mmds; /* the instance's MMDS data store; NULL: none */
 };
 
 /* What a kind's create makes: its own device, given back to the other

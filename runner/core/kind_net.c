@@ -1,9 +1,13 @@
 /* The virtio-net interface kind: the configuration's interfaces, eth0 first,
- * each on its tap or, for a user interface, on a passt of its own. */
+ * each on its tap or, for a user interface, on a passt of its own; on those
+ * the MMDS configuration names, MMDS's endpoint sees the guest's frames
+ * first. */
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/device_kinds.h"
+#include "mmds/port.h"
 #include "net/net.h"
 #include "net/tap.h"
 
@@ -48,11 +52,29 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 			       .loop = env->loop,
 			       .rx_rate_limiter = n->rx_rate_limiter,
 			       .tx_rate_limiter = n->tx_rate_limiter};
+	struct mmds_port *port = NULL;
 	struct net *net = NULL;
 	int r;
 
-	if ((r = net_create(&net, &p)) < 0)
+	if (n->mmds && c->mmds.enabled) {
+		if (!env->mmds) {
+			pr_err(
+			    "%s: MMDS is configured on it, but this flint has no MMDS data store",
+			    n->iface_id);
+			return -EINVAL;
+		}
+		if ((r = mmds_port_create(&port, env->mmds, c->mmds.ipv4, c->mmds.v2,
+					  c->mmds.imds_compat)) < 0)
+			return r;
+		p.detour = (struct net_detour){.take = mmds_port_take,
+					       .give = mmds_port_give,
+					       .destroy = mmds_port_destroy,
+					       .ctx = port};
+	}
+	if ((r = net_create(&net, &p)) < 0) {
+		mmds_port_destroy(port);
 		return r;
+	}
 	*out = (struct device_new){.priv = net, .ops = &net_ops, .front = net};
 	return 0;
 }

@@ -347,7 +347,7 @@ int vm_setup_virtio(struct vm *vm)
 	    .vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
 	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
 		return r;
-	env = (struct device_env){.loop = vm->loop};
+	env = (struct device_env){.loop = vm->loop, .mmds = vm->opts.mmds};
 	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, &vm->c, &env)) < 0)
 		return r;
 	if (devices_cmdline(vm->devs, vm->devices, sizeof(vm->devices)) < 0) {

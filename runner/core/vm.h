@@ -15,6 +15,8 @@ struct vm;
 
 /* How the process around the VM wants it run: policy that is not part of
  * the machine (vm_config). */
+struct mmds;
+
 struct vm_opts {
 	/* Where the guest's console output goes: an fd (stdout), or -1 to
 	 * drop it. */
@@ -28,6 +30,10 @@ struct vm_opts {
 	 * its sources (each device, the vCPUs' exits, its latencies), flushes
 	 * on its timer and on VM_ACTION_FLUSH_METRICS. */
 	struct metrics *metrics;
+	/* The instance's MMDS data store (mmds/mmds.h), which the interfaces
+	 * the configuration's MMDS names serve the guest from; NULL: none (a
+	 * configuration with MMDS is then refused). Not owned. */
+	struct mmds *mmds;
 };
 
 /* What the VM layer honours of a vm_config (vm_config.h's vmc_feature

@@ -116,10 +116,10 @@ static int reply(struct mmds_reply *r, const http_parser *p, unsigned code, cons
 		if (reasons[i].code == code)
 			reason = reasons[i].text;
 	n = snprintf(head, sizeof(head),
-		     "HTTP/1.%u %u %s\r\nConnection: keep-alive\r\n%sContent-Type: %s\r\n"
+		     "HTTP/1.%u %u %s\r\nConnection: %s\r\n%sContent-Type: %s\r\n"
 		     "Content-Length: %zu\r\n\r\n",
 		     p->http_major == 1 && p->http_minor == 0 ? 0u : 1u, code, reason,
-		     extra ? extra : "", type, blen);
+		     r->close ? "close" : "keep-alive", extra ? extra : "", type, blen);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -ENOMEM;
 	if (!(r->data = malloc((size_t)n + blen)))
@@ -303,6 +303,9 @@ int mmds_http_serve(void *ctx, const uint8_t *req, size_t len, bool full, struct
 		r->close = true;
 		return text(r, &p, 400, NULL, "Invalid request.") < 0 ? -ENOMEM : (int)used;
 	}
+	/* HTTP/1.0 without keep-alive, or Connection: close: the client
+	 * reads to the end (Firecracker keeps every connection open). */
+	r->close = !http_should_keep_alive(&p);
 	if (p.http_major != 1 || p.http_minor > 1)
 		e = text(r, &p, 501, NULL, "Unsupported HTTP version.");
 	else if (!(path = path_of(&q, pbuf, sizeof(pbuf))))

@@ -10,7 +10,8 @@
  * with version 1 a GET is answered whatever it sends, and only counted.
  * PATCH and DELETE: 405, with Allow: GET, PUT; other methods 501. A
  * request with a body, or that does not parse, gets 400 and the
- * connection is closed. Errors are text/plain, one line. The request's
+ * connection is closed; so does one that asks for it (Connection: close,
+ * or HTTP/1.0 without keep-alive), once answered. Errors are text/plain, one line. The request's
  * parser is Node's http_parser (Debian's libhttp-parser). */
 #ifndef FLINT_MMDS_HTTP_H
 #define FLINT_MMDS_HTTP_H

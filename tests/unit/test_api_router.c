@@ -9,6 +9,7 @@
 #include "api/controller.h"
 #include "api/router.h"
 #include "core/devices.h"
+#include "mmds/mmds.h"
 
 TestSuite(api_router, .timeout = 10);
 
@@ -493,9 +494,8 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	static const struct {
 		const char *method, *url;
 	} paths[] = {
-	    {"PUT", "/pmem/p0"},	{"PATCH", "/pmem/p0"},	    {"GET", "/mmds"},
-	    {"PUT", "/mmds"},		{"PATCH", "/mmds"},	    {"PUT", "/mmds/config"},
-	    {"GET", "/hotplug/memory"}, {"PUT", "/hotplug/memory"}, {"PATCH", "/hotplug/memory"},
+	    {"PUT", "/pmem/p0"},	{"PATCH", "/pmem/p0"},	      {"GET", "/hotplug/memory"},
+	    {"PUT", "/hotplug/memory"}, {"PATCH", "/hotplug/memory"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		bool get = !strcmp(paths[i].method, "GET");
@@ -619,6 +619,85 @@ Test(api_router, cpu_config, .init = setup, .fini = teardown)
 	expect_fault("PUT", "/cpu-config", "{}", "not supported after starting");
 	cr_assert_eq(counter("put_api_requests.cpu_cfg_count"), 3);
 	cr_assert_eq(counter("put_api_requests.cpu_cfg_fails"), 2);
+}
+
+/* The data store: before and after the start, the limit (413), PATCH
+ * before PUT, any JSON value; and a controller without a store. */
+Test(api_router, mmds_data_store, .init = setup, .fini = teardown)
+{
+	struct mmds *m;
+
+	expect_fault("GET", "/mmds", NULL, "no MMDS data store");
+	cr_assert_eq(mmds_create(&m, 60), 0);
+	api_ctl_set_mmds(ctl, m);
+	cr_assert_eq(req("GET", "/mmds", NULL), 200);
+	cr_assert_str_eq(resp.body, "{}");
+	expect_fault("PATCH", "/mmds", "{\"a\": 1}",
+		     "MMDS error: The MMDS data store is not initialized.");
+	expect_ok("PUT", "/mmds", "{\"latest\": {\"meta-data\": {\"id\": \"i-1\"}}}");
+	expect_ok("PATCH", "/mmds", "{\"latest\": {\"meta-data\": {\"zone\": \"z\"}}}");
+	cr_assert_eq(req("GET", "/mmds", NULL), 200);
+	cr_assert_str_eq(resp.body, "{\"latest\":{\"meta-data\":{\"id\":\"i-1\",\"zone\":\"z\"}}}");
+	cr_assert_eq(req("PATCH", "/mmds", "{\"more\": \"0123456789012345\"}"), 413);
+	cr_assert(
+	    strstr(fault_msg(), "MMDS limit exceeded error: The MMDS patch request doesn't fit."));
+	expect_fault("PUT", "/mmds", "{nope", "not valid JSON");
+	boot();
+	expect_ok("PUT", "/mmds", "\"a string will do\"");
+	cr_assert_eq(req("GET", "/mmds", NULL), 200);
+	cr_assert_str_eq(resp.body, "\"a string will do\"");
+	cr_assert_eq(counter("get_api_requests.mmds_count"), 4);
+	cr_assert_eq(counter("put_api_requests.mmds_count"), 3);
+	cr_assert_eq(counter("put_api_requests.mmds_fails"), 1);
+	cr_assert_eq(counter("patch_api_requests.mmds_count"), 3);
+	cr_assert_eq(counter("patch_api_requests.mmds_fails"), 2);
+	api_resp_free(&resp);
+	mmds_destroy(m);
+}
+
+/* PUT /mmds/config: its checks, GET /vm/config, the deprecation header of
+ * version 1, and not after the start. */
+Test(api_router, mmds_config, .init = setup, .fini = teardown)
+{
+	json_t *o, *mc;
+
+	expect_fault("PUT", "/mmds/config", "{\"network_interfaces\": [\"eth0\"]}",
+		     "does not correspond to any existing network interface");
+	expect_ok("PUT", "/network-interfaces/eth0",
+		  "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}");
+	expect_fault("PUT", "/mmds/config", "{\"version\": \"V2\"}",
+		     "missing required field 'network_interfaces'");
+	expect_fault("PUT", "/mmds/config", "{\"network_interfaces\": []}",
+		     "network interface IDs that allow forwarding MMDS requests is empty");
+	expect_fault("PUT", "/mmds/config",
+		     "{\"network_interfaces\": [\"eth0\"], \"ipv4_address\": \"10.0.0.1\"}",
+		     "The MMDS IPv4 address is not link local.");
+	expect_fault("PUT", "/mmds/config",
+		     "{\"network_interfaces\": [\"eth0\"], \"ipv4_address\": \"nope\"}",
+		     "ipv4_address: 'nope' is not an IPv4 address");
+	expect_fault("PUT", "/mmds/config",
+		     "{\"network_interfaces\": [\"eth0\"], \"version\": \"V3\"}", "version");
+	expect_ok("PUT", "/mmds/config", "{\"network_interfaces\": [\"eth0\"]}");
+	cr_assert(resp.deprecated, "version 1 is deprecated");
+	expect_ok("PUT", "/mmds/config",
+		  "{\"network_interfaces\": [\"eth0\"], \"version\": \"V2\", "
+		  "\"ipv4_address\": \"169.254.170.2\", \"imds_compat\": true}");
+	cr_assert_not(resp.deprecated);
+	/* A PUT of the interface again keeps it on MMDS. */
+	expect_ok("PUT", "/network-interfaces/eth0",
+		  "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap1\"}");
+	o = get_json("/vm/config");
+	mc = json_object_get(o, "mmds-config");
+	cr_assert_str_eq(json_string_value(json_object_get(mc, "version")), "V2");
+	cr_assert_str_eq(json_string_value(json_object_get(mc, "ipv4_address")), "169.254.170.2");
+	cr_assert(json_is_true(json_object_get(mc, "imds_compat")));
+	cr_assert_str_eq(
+	    json_string_value(json_array_get(json_object_get(mc, "network_interfaces"), 0)),
+	    "eth0");
+	json_decref(o);
+	boot();
+	expect_fault("PUT", "/mmds/config", "{\"network_interfaces\": [\"eth0\"]}",
+		     "not supported after starting");
 }
 
 /* Statistics asked of a balloon without them, and of no balloon. */

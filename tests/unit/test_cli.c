@@ -392,10 +392,12 @@ Test(cli, firecracker_seccomp_and_snapshot_options)
 	cr_assert_eq(PARSE(&c, err, "--enable-pci"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--enable-pci: flint's devices are on virtio-mmio"), "%s",
 			   err);
-	cr_assert_eq(PARSE(&c, err, "--metadata", "m.json"), CLI_ERROR);
-	cr_assert_not_null(strstr(err, "--metadata: flint has no MMDS"), "%s", err);
-	cr_assert_eq(PARSE(&c, err, "--mmds-size-limit", "100"), CLI_ERROR);
-	cr_assert_not_null(strstr(err, "--mmds-size-limit: flint has no MMDS"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "--metadata", "m.json", "--mmds-size-limit", "100"), CLI_RUN,
+		     "%s", err);
+	cr_assert_str_eq(c.metadata, "m.json");
+	cr_assert_eq(c.mmds_size_limit, 100);
+	cr_assert_eq(PARSE(&c, err, "--mmds-size-limit", "0"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--mmds-size-limit 0: expected bytes"), "%s", err);
 }
 
 /* --restore and its options (PUT /snapshot/load's, from the command line). */

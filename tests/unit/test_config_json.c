@@ -4,6 +4,7 @@
  * refused with a message naming the field; PATCH bodies update only what
  * they name; PUT /drives/{id} with another id in the body is refused; and
  * the encoding parses back to the same vm_config. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
@@ -526,15 +527,49 @@ Test(config_json, not_json_or_not_an_object)
 Test(config_json, sections_flint_has_no_device_for)
 {
 	static const struct refusal t[] = {
-	    {FILE_, "{" FILEB ", \"mmds-config\": {\"network_interfaces\": []}}",
-	     "mmds-config: flint does not support MMDS"},
 	    {FILE_, "{" FILEB ", \"pmem\": [{\"id\": \"p\", \"path_on_host\": \"/p\"}]}",
 	     "pmem: flint does not support virtio-pmem devices"},
 	    {FILE_, "{" FILEB ", \"memory-hotplug\": {}}", "memory-hotplug: flint does not"},
 	};
 	check_refusals(t, ARRAY_SIZE(t));
 	/* null, or no pmem device, is not asking for one. */
+	cr_assert_eq(parse(FILE_, "{" FILEB ", \"mmds-config\": null}"), 0, "%s", err);
 	cr_assert_eq(parse(FILE_, "{" FILEB ", \"balloon\": null, \"pmem\": []}"), 0, "%s", err);
+}
+
+/* "mmds-config": after the interfaces it names; its checks. */
+Test(config_json, mmds_config)
+{
+	struct vm_config c;
+	static const char *nets =
+	    "\"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}, "
+	    "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\"}]";
+	char f[1024];
+
+	snprintf(f, sizeof(f),
+		 "{" FILEB ", %s, \"mmds-config\": {\"network_interfaces\": [\"eth1\"]}}", nets);
+	cr_assert_eq(parse_file(f, &c), 0, "%s", err);
+	cr_assert(c.mmds.enabled);
+	cr_assert_not(c.mmds.v2);
+	cr_assert_eq(ntohl(c.mmds.ipv4), VMC_MMDS_DEFAULT_IPV4);
+	cr_assert_not(c.nets[0].mmds);
+	cr_assert(c.nets[1].mmds);
+	vm_config_free(&c);
+	snprintf(f, sizeof(f),
+		 "{" FILEB ", %s, \"mmds-config\": {\"network_interfaces\": [\"eth2\"]}}", nets);
+	cr_assert_eq(parse_file(f, &c), -EINVAL);
+	cr_assert(strstr(err, "'eth2' is not configured"), "%s", err);
+	snprintf(f, sizeof(f),
+		 "{" FILEB ", %s, \"mmds-config\": {\"network_interfaces\": [\"eth0\"], "
+		 "\"ipv4_address\": \"169.254.255.1\"}}",
+		 nets);
+	cr_assert_eq(parse_file(f, &c), -EINVAL);
+	cr_assert(strstr(err, "not link local"), "%s", err);
+	snprintf(f, sizeof(f),
+		 "{" FILEB ", %s, \"mmds-config\": {\"network_interfaces\": [\"eth0\"], \"x\": 1}}",
+		 nets);
+	cr_assert_eq(parse_file(f, &c), -EINVAL);
+	cr_assert(strstr(err, "mmds-config"), "%s", err);
 }
 
 static void round_trip(const struct vm_config *c);
@@ -848,6 +883,9 @@ Test(config_json, round_trip)
 					 .deflate_on_oom = true,
 					 .stats_polling_interval_s = 7,
 					 .free_page_reporting = true};
+	c.mmds = (struct vmc_mmds){
+	    .enabled = true, .v2 = true, .imds_compat = true, .ipv4 = htonl(0xa9fe0102)};
+	c.nets[c.nnets - 1].mmds = true;
 	round_trip(&c);
 	vm_config_free(&c);
 

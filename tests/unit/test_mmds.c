@@ -292,6 +292,12 @@ Test(mmds_http, requests_are_framed_one_at_a_time)
 	const char *two = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
 
 	cr_assert_eq(serve(two, false), 19, "the first request only");
+	cr_assert_not(r.close);
+	serve("GET /a HTTP/1.1\r\nConnection: close\r\n\r\n", false);
+	expect("HTTP/1.1 404 ", "Connection: close\r\n", "Resource not found: /a.");
+	cr_assert(r.close);
+	serve("GET /a HTTP/1.0\r\n\r\n", false);
+	cr_assert(r.close, "HTTP/1.0 without keep-alive");
 	cr_assert_eq(serve("GET /a HTTP/1.1\r\nAcc", false), 0, "not whole yet");
 	cr_assert_eq(serve("GET /a HTTP/1.1\r\nAcc", true), -EMSGSIZE, "and never will be");
 }

@@ -220,6 +220,12 @@ struct net {
 	struct tx_slot *tx_throttled;
 	int kick_fd;
 	struct ev_op kick_op;
+
+	/* The detour (net.h). detour_owed: TX gave it a frame, so it may
+	 * have an answer for RX. */
+	struct net_detour detour;
+	bool detour_owed;
+	uint8_t detour_buf[NET_DETOUR_FRAME_MAX];
 };
 
 /* Calls to the transport, made after the work, with the lock held (they
@@ -466,11 +472,25 @@ static unsigned rx_gather(struct net *n, uint64_t *room)
  * taken and not copied: rx_process drops it. -EAGAIN: the socket is empty
  * and no frame is whole; -EPIPE: passt closed it; -EMSGSIZE: a length
  * over NET_FRAME_MAX, the stream broken. */
-static ssize_t rx_read_stream(struct net *n, uint64_t *room)
+/* Copy a frame of len bytes into the held chains, from the first, behind
+ * a zeroed header (rx_deliver fills num_buffers): returns its length with
+ * the header, and in *room what the chains take; a frame larger than that
+ * is not copied (rx_process drops it). */
+static ssize_t rx_copy(struct net *n, const uint8_t *f, uint32_t len, uint64_t *room)
 {
 	static const struct virtio_net_hdr_v1 zero;
+	unsigned niov = rx_gather(n, room);
+
+	if (NET_HDR_LEN + (uint64_t)len <= *room) {
+		iov_copy(n->rx_iov, niov, 0, (void *)&zero, NET_HDR_LEN, true);
+		iov_copy(n->rx_iov, niov, NET_HDR_LEN, (void *)f, len, true);
+	}
+	return (ssize_t)(NET_HDR_LEN + len);
+}
+
+static ssize_t rx_read_stream(struct net *n, uint64_t *room)
+{
 	const uint8_t *f;
-	unsigned niov;
 	uint32_t len;
 	int r;
 
@@ -504,12 +524,22 @@ static ssize_t rx_read_stream(struct net *n, uint64_t *room)
 		n->rx_broken = true;
 		return r;
 	}
-	niov = rx_gather(n, room);
-	if (NET_HDR_LEN + (uint64_t)len <= *room) {
-		iov_copy(n->rx_iov, niov, 0, (void *)&zero, NET_HDR_LEN, true);
-		iov_copy(n->rx_iov, niov, NET_HDR_LEN, (void *)f, len, true);
-	}
-	return (ssize_t)(NET_HDR_LEN + len);
+	return rx_copy(n, f, len, room);
+}
+
+/* The detour's next frame, copied as rx_copy does; 0: it has none. It is
+ * asked for no more than the held chains take. */
+static ssize_t rx_read_detour(struct net *n, uint64_t *room)
+{
+	uint64_t cap;
+	size_t len;
+
+	rx_gather(n, &cap);
+	cap = cap > NET_HDR_LEN ? cap - NET_HDR_LEN : 0;
+	if (cap > sizeof(n->detour_buf))
+		cap = sizeof(n->detour_buf);
+	len = cap ? n->detour.give(n->detour.ctx, n->detour_buf, cap) : 0;
+	return len ? rx_copy(n, n->detour_buf, (uint32_t)len, room) : 0;
 }
 
 /* One read into the held chains, from the first: returns its length or
@@ -520,6 +550,8 @@ static ssize_t rx_read(struct net *n, uint64_t *room)
 	unsigned niov;
 	ssize_t r;
 
+	if (n->detour.take && (r = rx_read_detour(n, room)) > 0)
+		return r;
 	if (n->stream)
 		return rx_read_stream(n, room);
 	niov = rx_gather(n, room);
@@ -743,6 +775,15 @@ static void tx_submit(struct net *n, struct after *a, struct tx_slot *s)
 {
 	int r;
 
+	if (n->detour.take && n->detour.take(n->detour.ctx, s->buf + NET_HDR_LEN, s->frame_len)) {
+		n->stats.tx_packets++;
+		n->stats.tx_bytes += s->frame_len;
+		n->stats.tx_detoured++;
+		push(n, a, TXQ, s->head, 0);
+		slot_free(n, s);
+		n->detour_owed = true;
+		return;
+	}
 	if (n->stream) {
 		/* In flight from here: in the queue, the slot's copy is all
 		 * that is written, as for a tap's write. */
@@ -825,7 +866,7 @@ static void tx_start(struct net *n, struct after *a, const struct vq_chain *c)
 
 /* Pop and send TX chains, as blk.c's process(): notifications stay off
  * while writes are in flight, as each completion looks at the ring again. */
-static void tx_process(struct net *n, struct after *a)
+static void tx_pump(struct net *n, struct after *a)
 {
 	struct vq_chain c = {.seg = n->segs, .cap = ARRAY_SIZE(n->segs)};
 	struct vq *q = n->vq[TXQ];
@@ -870,6 +911,16 @@ static void tx_process(struct net *n, struct after *a)
 		tx_start(n, a, &c);
 		if (n->tx_throttled)
 			return;
+	}
+}
+
+/* tx_pump, then RX for what the detour has to answer. */
+static void tx_process(struct net *n, struct after *a)
+{
+	tx_pump(n, a);
+	if (n->detour_owed) {
+		n->detour_owed = false;
+		rx_process(n, a);
 	}
 }
 
@@ -1306,6 +1357,7 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 	n->is_tap = !n->stream && tap_is_tap(fd);
 	n->passt = -1;
 	n->loop = p->loop;
+	n->detour = p->detour;
 	snprintf(n->id, sizeof(n->id), "%s", p->id ? p->id : "net");
 	if (n->stream)
 		snprintf(n->peer, sizeof(n->peer), "the stream socket");
@@ -1384,6 +1436,8 @@ void net_destroy(struct net *n)
 	 * by now, does not wait for it (once flint has exited, init reaps it). */
 	close_fd(&n->fd);
 	close_fd(&n->kick_fd);
+	if (n->detour.destroy)
+		n->detour.destroy(n->detour.ctx);
 	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||
 	    evloop_pending(&n->thr[RXQ].op) || evloop_pending(&n->thr[TXQ].op) ||
 	    evloop_pending(&n->rx_again)) {

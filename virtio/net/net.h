@@ -61,6 +61,25 @@ enum net_backend {
 	NET_BACKEND_USER, /* passt: frames over a stream socket */
 };
 
+/* A local endpoint on the interface (MMDS: mmds/stack.h), which sees the
+ * guest's frames before the backend does and whose frames reach the guest
+ * before the backend's. Called on the event-loop thread with the device's
+ * lock held. take: a TX frame (no virtio-net header); true when it was
+ * for the endpoint, which keeps it, false to send it on. give: the
+ * endpoint's next frame for the guest into buf (cap bytes): its length,
+ * or 0 for none. */
+struct net_detour {
+	bool (*take)(void *ctx, const uint8_t *frame, size_t len);
+	size_t (*give)(void *ctx, uint8_t *buf, size_t cap);
+	/* The device owns ctx once net_create succeeds: net_destroy calls
+	 * this (NULL: nothing to do). */
+	void (*destroy)(void *ctx);
+	void *ctx;
+};
+
+/* The largest frame a detour gives. */
+#define NET_DETOUR_FRAME_MAX 1600
+
 struct net_params {
 	enum net_backend backend;
 	const char *tap; /* TAP: host interface; opened IFF_TAP|IFF_NO_PI|IFF_VNET_HDR */
@@ -81,6 +100,9 @@ struct net_params {
 	 * one op and its bytes (the frame, not the virtio-net header). All
 	 * zero: no limit. */
 	struct ratelimit_cfg rx_rate_limiter, tx_rate_limiter;
+	/* NULL take: none. Both directions' frames count in the statistics
+	 * and pass the limiters, as the backend's do. */
+	struct net_detour detour;
 };
 
 /* Counters for --stats, cumulative since net_create. Any thread. */
@@ -99,6 +121,7 @@ struct net_stats {
 	uint64_t stale_completions; /* writes that finished after a reset */
 	/* Frames the limiters refused (a frame refused again counts again). */
 	uint64_t rx_rate_limiter_throttled, tx_rate_limiter_throttled;
+	uint64_t tx_detoured; /* TX frames the detour kept */
 };
 
 /* Open the tap, or start passt, and build the device. Errors are logged

@@ -67,6 +67,9 @@ FUZZ_LIBS_fuzz_serve_fn := -ljansson
 FUZZ_SRCS_fuzz_serve_request := runner/serve/route.c runner/serve/fn.c runner/config/jfield.c \
 	runner/core/util.c
 FUZZ_LIBS_fuzz_serve_request := -ljansson
+# MMDS's guest side: the TCP endpoint, the HTTP answers, the data store.
+FUZZ_SRCS_fuzz_mmds := runner/mmds/stack.c runner/mmds/http.c runner/mmds/mmds.c runner/core/util.c
+FUZZ_LIBS_fuzz_mmds := -ljansson -lhttp_parser -lnettle -pthread
 # flint bench's phase lines, as a VMM writes them on --phase-fd.
 FUZZ_SRCS_fuzz_bench_phase := runner/bench/phase.c runner/bench/record.c runner/core/util.c
 

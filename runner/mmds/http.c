@@ -69,6 +69,8 @@ static int on_value(http_parser *p, const char *at, size_t len)
 		q->cur->vlen = (size_t)(at + len - q->cur->val);
 		return 0;
 	}
+	if (!q->field)
+		return 0; /* the rest of a value not ours (a folded line) */
 	for (unsigned i = 0; i < H_COUNT; i++)
 		for (unsigned k = 0; k < 2 && names[i][k]; k++)
 			if (strlen(names[i][k]) == q->field_len &&

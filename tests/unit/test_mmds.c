@@ -302,6 +302,17 @@ Test(mmds_http, requests_are_framed_one_at_a_time)
 	cr_assert_eq(serve("GET /a HTTP/1.1\r\nAcc", true), -EMSGSIZE, "and never will be");
 }
 
+/* Found by fuzz_mmds: the folded rest of a header that is not ours. */
+Test(mmds_http, a_folded_header_line)
+{
+	seed();
+	serve("GET /latest/meta-data/ami-id HTTP/1.1\r\nX-Other: a\r\n b\r\n\r\n", false);
+	cr_assert_not_null(r.data);
+	cr_assert(!strncmp((char *)r.data, "HTTP/1.1 ", 9));
+	free(r.data);
+	r = (struct mmds_reply){0};
+}
+
 Test(mmds_http, a_body_or_garbage_gets_400_and_a_close)
 {
 	const char *body = "GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";

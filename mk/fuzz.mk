@@ -29,8 +29,9 @@ FUZZ_SRCS_fuzz_net_stream := virtio/net/stream.c
 # rules behind them (no HTTP: libmicrohttpd parses the request line and
 # headers; the harness hands over what it would).
 FUZZ_SRCS_fuzz_api := runner/api/router.c runner/api/controller.c runner/config/config_json.c \
-	runner/config/jfield.c runner/config/vm_config.c runner/core/mailbox.c runner/core/util.c
-FUZZ_LIBS_fuzz_api := -ljansson -pthread
+	runner/config/jfield.c runner/config/vm_config.c runner/core/mailbox.c runner/core/util.c \
+	runner/mmds/mmds.c
+FUZZ_LIBS_fuzz_api := -ljansson -lnettle -pthread
 # The entropy device on a real io_uring event loop (its rate limiter's timer).
 FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
 	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c

@@ -34,6 +34,7 @@ enum field {
 	F_SAVE_MEM,
 	F_IMAGE,
 	F_SCRATCH,
+	F_METADATA,
 	F_DRIVE0, /* F_DRIVE0 + k: the k-th --drive's path */
 	/* F_OVERRIDE0 + k: the PATH of the k-th --drive-override ID=PATH */
 	F_OVERRIDE0 = F_DRIVE0 + MAX_DRIVES,
@@ -91,6 +92,8 @@ static const char *field_value(const struct config *c, enum field f)
 		return c->rootfs;
 	case F_CONFIG:
 		return c->config_file;
+	case F_METADATA:
+		return c->metadata;
 	case F_API_SOCK:
 		return c->api_sock;
 	case F_LOG:
@@ -1065,6 +1068,11 @@ int plan_build(struct plan *p, const char *exec_file, const struct home *h, plan
 	else if (cfg.kernel || cfg.run)
 		r = from_cli(p, &w, &cfg, h, exec_file, err, errlen);
 	if (r < 0 || (r = plan_passts(p, &w, &cfg, err, errlen)) < 0)
+		goto out;
+	/* --metadata: MMDS's first document, staged read-only as a kernel. */
+	if (cfg.metadata &&
+	    ((r = stage(p, cfg.metadata, PLAN_READ, jailed, err, errlen)) < 0 ||
+	     (r = edit_in_place(&w, F_METADATA, cfg.metadata, jailed, err, errlen)) < 0))
 		goto out;
 	/* flint run --save-snapshot: both written by flint in the jail, for
 	 * the caller to collect from its root once flint has exited. */

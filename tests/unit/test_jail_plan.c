@@ -180,6 +180,17 @@ Test(jail_plan, files_are_staged_and_arguments_rewritten)
 	cr_assert_str_eq(p.vsock_path, "/run/fc/v.sock");
 }
 
+/* --metadata (MMDS's first document) is staged read-only, as a kernel. */
+Test(jail_plan, metadata_is_staged)
+{
+	cr_assert_eq(BUILD(&p, "--metadata", "/etc/fc/meta.json", "--mmds-size-limit", "4096"), 0,
+		     "%s", err);
+	cr_assert_str_eq(joined(), "/flint --metadata /meta.json --mmds-size-limit 4096");
+	cr_assert_eq(p.nfiles, 2);
+	cr_assert_str_eq(p.files[1].src, "/etc/fc/meta.json");
+	cr_assert_eq(p.files[1].access, PLAN_READ);
+}
+
 Test(jail_plan, name_collisions_and_repeats)
 {
 	cr_assert_eq(BUILD(&p, "--kernel", "/a/flint", "--drive", "path=/b/disk", "--drive",

@@ -70,6 +70,8 @@ static const struct route {
     {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
     {"mmds", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
     {"mmds/config", M_PUT, R_MMDS_CONFIG, NULL},
+    /* Firecracker's router reads no further than /mmds. */
+    {"mmds/*", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
     {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "memory hotplug"},
     {"snapshot/create", M_PUT, R_SNAPSHOT_CREATE, NULL},
     {"snapshot/load", M_PUT, R_SNAPSHOT_LOAD, NULL},
@@ -424,6 +426,10 @@ static int do_mmds(struct req *q)
 	if (q->method == M_GET) {
 		api_ctl_count(q->ctl, counter, false);
 		return ok_json(q->resp, mmds_get_json(m));
+	}
+	if (q->method == M_PUT && *q->id) {
+		api_ctl_count(q->ctl, counter, true);
+		return fault(q->resp, "Unrecognized PUT request path `%s`.", q->id);
 	}
 	if (!(v = json_loadb(q->body, q->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je))) {
 		api_ctl_count(q->ctl, counter, true);

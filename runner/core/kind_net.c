@@ -67,7 +67,9 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 					  c->mmds.imds_compat)) < 0)
 			return r;
 		p.detour = (struct net_detour){.take = mmds_port_take,
+					       .owed = mmds_port_owed,
 					       .give = mmds_port_give,
+					       .reset = mmds_port_reset,
 					       .destroy = mmds_port_destroy,
 					       .ctx = port};
 	}

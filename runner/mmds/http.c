@@ -202,7 +202,7 @@ static int put_token(struct mmds_http *m, const struct req *q, const http_parser
 		     const char *path, struct mmds_reply *r)
 {
 	const struct hdr *ttl = &q->h[H_TTL];
-	char clean[1024], val[32], extra[128], tok[MMDS_TOKEN_LEN + 1];
+	char clean[MMDS_STACK_RCV_BUF], val[32], extra[128], tok[MMDS_TOKEN_LEN + 1];
 	unsigned long n;
 	char *end;
 
@@ -243,7 +243,7 @@ static int get(struct mmds_http *m, const struct req *q, const http_parser *p, c
 	const struct hdr *tok = &q->h[H_TOKEN];
 	bool json = !m->imds_compat && q->h[H_ACCEPT].name &&
 		    header_is(&q->h[H_ACCEPT], "application/json");
-	char clean[1024], *out;
+	char clean[MMDS_STACK_RCV_BUF], *out;
 	size_t len;
 	int e;
 
@@ -279,7 +279,7 @@ int mmds_http_serve(void *ctx, const uint8_t *req, size_t len, bool full, struct
 	http_parser_settings s;
 	http_parser p;
 	struct req q = {0};
-	char pbuf[1024];
+	char pbuf[MMDS_STACK_RCV_BUF]; /* a request is no longer */
 	const char *path;
 	size_t used;
 	int e;

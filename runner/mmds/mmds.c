@@ -16,10 +16,16 @@
 #define TOKEN_RAW (8 + MAC_LEN)
 _Static_assert(BASE64_ENCODE_RAW_LENGTH(TOKEN_RAW) == MMDS_TOKEN_LEN, "token length");
 
+/* A document, once installed, is never changed: PUT installs the
+ * caller's, PATCH a new one merged from a copy. So a reader takes a
+ * reference under the lock and renders without it (jansson's reference
+ * counts are atomic), and neither the guest's reads nor a large PATCH
+ * hold the lock over a whole document. */
 struct mmds {
-	pthread_mutex_t lock; /* data, initialised */
+	pthread_mutex_t lock; /* data, initialised, gen */
 	json_t *data;
 	bool initialised;
+	uint64_t gen; /* bumped by each install */
 	size_t limit;
 	uint8_t key[32]; /* drawn once, read only after */
 	struct mmds_stack_stats stats;
@@ -93,12 +99,29 @@ int mmds_put(struct mmds *m, json_t *v, char *err, size_t errlen)
 
 	if (r < 0)
 		return r;
+	json_incref(v);
 	pthread_mutex_lock(&m->lock);
 	json_decref(m->data);
-	m->data = json_incref(v);
+	m->data = v;
 	m->initialised = true;
+	m->gen++;
 	pthread_mutex_unlock(&m->lock);
 	return 0;
+}
+
+/* A reference to the document and its generation (NULL: none). */
+static json_t *current(struct mmds *m, uint64_t *gen, bool *initialised)
+{
+	json_t *v;
+
+	pthread_mutex_lock(&m->lock);
+	v = json_incref(m->data);
+	if (gen)
+		*gen = m->gen;
+	if (initialised)
+		*initialised = m->initialised;
+	pthread_mutex_unlock(&m->lock);
+	return v;
 }
 
 /* RFC 7396: the result of merging patch into target (a new reference;
@@ -136,37 +159,49 @@ static json_t *merge(json_t *target, const json_t *patch)
 
 int mmds_patch(struct mmds *m, const json_t *patch, char *err, size_t errlen)
 {
-	json_t *next;
-	int r;
+	/* The merge and the size check on a copy, outside the lock; installed
+	 * only if no other PUT or PATCH came in between, else done again. */
+	for (;;) {
+		uint64_t gen;
+		bool initialised;
+		json_t *base = current(m, &gen, &initialised), *next;
+		int r;
 
-	pthread_mutex_lock(&m->lock);
-	if (!m->initialised) {
+		if (!initialised) {
+			json_decref(base);
+			snprintf(err, errlen,
+				 "MMDS error: The MMDS data store is not initialized.");
+			return -EPERM;
+		}
+		next = merge(json_deep_copy(base ? base : json_null()), patch);
+		json_decref(base);
+		if (!next) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		if ((r = fits(m, next, err, errlen)) < 0) {
+			json_decref(next);
+			return r;
+		}
+		pthread_mutex_lock(&m->lock);
+		if (gen == m->gen) {
+			json_decref(m->data);
+			m->data = next;
+			m->gen++;
+			pthread_mutex_unlock(&m->lock);
+			return 0;
+		}
 		pthread_mutex_unlock(&m->lock);
-		snprintf(err, errlen, "MMDS error: The MMDS data store is not initialized.");
-		return -EPERM;
+		json_decref(next);
 	}
-	/* On a copy: the store stays as it was if the result does not fit. */
-	next = merge(json_deep_copy(m->data ? m->data : json_null()), patch);
-	if (!next) {
-		r = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-	} else if ((r = fits(m, next, err, errlen)) == 0) {
-		json_decref(m->data);
-		m->data = next;
-		next = NULL;
-	}
-	pthread_mutex_unlock(&m->lock);
-	json_decref(next);
-	return r;
 }
 
 char *mmds_get_json(struct mmds *m)
 {
-	char *s;
+	json_t *v = current(m, NULL, NULL);
+	char *s = v && !json_is_null(v) ? dump(v) : strdup("{}");
 
-	pthread_mutex_lock(&m->lock);
-	s = m->data && !json_is_null(m->data) ? dump(m->data) : strdup("{}");
-	pthread_mutex_unlock(&m->lock);
+	json_decref(v);
 	return s;
 }
 
@@ -204,7 +239,7 @@ static json_t *array_at(json_t *a, const char *s)
 	return json_array_get(a, i);
 }
 
-/* The value at path, or NULL. Lock held. */
+/* The value at path, or NULL. */
 static json_t *walk(json_t *v, const char *path)
 {
 	char seg[512];
@@ -279,13 +314,12 @@ static char *listing(json_t *o, size_t *len)
 
 int mmds_lookup(struct mmds *m, const char *path, bool json, char **out, size_t *len)
 {
-	json_t *v;
+	json_t *doc = current(m, NULL, NULL), *v;
 	int r = 0;
 
 	*out = NULL;
 	*len = 0;
-	pthread_mutex_lock(&m->lock);
-	v = walk(m->data ? m->data : json_null(), path);
+	v = walk(doc ? doc : json_null(), path);
 	if (!v) {
 		r = -ENOENT;
 	} else if (json) {
@@ -302,7 +336,7 @@ int mmds_lookup(struct mmds *m, const char *path, bool json, char **out, size_t 
 	} else {
 		r = -ENOTSUP;
 	}
-	pthread_mutex_unlock(&m->lock);
+	json_decref(doc);
 	if (!r && !*out)
 		r = -ENOMEM;
 	return r;

@@ -48,6 +48,20 @@ bool mmds_port_take(void *port, const uint8_t *frame, size_t len)
 	return mmds_stack_take(p->stack, frame, len, now_ns());
 }
 
+bool mmds_port_owed(void *port, uint64_t *due_ns)
+{
+	struct mmds_port *p = port;
+
+	return mmds_stack_owed(p->stack, now_ns(), due_ns);
+}
+
+void mmds_port_reset(void *port)
+{
+	struct mmds_port *p = port;
+
+	mmds_stack_reset(p->stack);
+}
+
 size_t mmds_port_give(void *port, uint8_t *buf, size_t cap)
 {
 	struct mmds_port *p = port;

@@ -20,6 +20,8 @@ int mmds_port_create(struct mmds_port **out, struct mmds *m, uint32_t ipv4, bool
 void mmds_port_destroy(void *port); /* NULL ok */
 
 bool mmds_port_take(void *port, const uint8_t *frame, size_t len);
+bool mmds_port_owed(void *port, uint64_t *due_ns);
 size_t mmds_port_give(void *port, uint8_t *buf, size_t cap);
+void mmds_port_reset(void *port);
 
 #endif

@@ -24,14 +24,18 @@ struct conn {
 	uint8_t mac[6];	       /* the guest's */
 	uint32_t addr;	       /* the guest's, network order */
 	uint16_t port;	       /* the guest's, network order */
-	uint64_t last;	       /* now of the last segment from the guest */
+	uint64_t last;	       /* now of the last acceptable segment from the guest */
 	uint32_t iss, rcv_nxt; /* ours; the next byte expected */
 	uint32_t snd_una, snd_nxt, snd_max;
-	uint16_t mss, wnd; /* the guest's */
-	uint64_t sent_at;  /* when snd_una's segment (the oldest unacked) went */
-	unsigned rtos;	   /* timeouts in a row */
+	uint16_t mss, wnd;    /* the guest's */
+	uint64_t sent_at;     /* when snd_una's segment (the oldest unacked) went */
+	uint64_t progress_at; /* when the reply began or last moved on */
+	unsigned rtos;	      /* timeouts in a row */
 	bool syn_sent, syn_acked, need_ack;
+	/* Ours: owed (the reply asked for it, or the guest closed), sent
+	 * (at fin_seq, once), acknowledged; the guest's, taken. */
 	bool fin_owed, fin_sent, fin_acked, peer_fin;
+	uint32_t fin_seq;
 	/* The reply being sent: byte i has sequence number tx_seq + i. */
 	struct mmds_reply tx;
 	uint32_t tx_seq;
@@ -130,7 +134,7 @@ static void conn_reset(struct mmds_stack *s, struct conn *c)
 {
 	struct queued e = {.addr = c->addr,
 			   .port = c->port,
-			   .seq = c->snd_nxt,
+			   .seq = c->snd_max,
 			   .ack = c->rcv_nxt,
 			   .flags = TH_RST | TH_ACK};
 
@@ -194,7 +198,7 @@ static void reset_reply(struct mmds_stack *s, const uint8_t *mac, uint32_t addr,
 
 /* Answer what the connection holds, one request at a time: a reply is
  * sent whole before the next request is looked at. */
-static void serve(struct mmds_stack *s, struct conn *c)
+static void serve(struct mmds_stack *s, struct conn *c, uint64_t now)
 {
 	while (c->rlen && !c->tx.data && !c->fin_owed) {
 		struct mmds_reply r = {0};
@@ -211,6 +215,7 @@ static void serve(struct mmds_stack *s, struct conn *c)
 		c->rlen -= (size_t)n;
 		c->tx = r;
 		c->tx_seq = c->snd_una;
+		c->progress_at = now;
 		if (!r.len) {
 			free(r.data);
 			c->tx = (struct mmds_reply){.close = r.close};
@@ -229,8 +234,6 @@ static void acked(struct conn *c, uint32_t ack, bool bare, uint64_t now)
 {
 	if (ack == c->snd_una && bare && c->snd_una != c->snd_max && c->syn_acked) {
 		c->snd_nxt = c->snd_una;
-		if (c->fin_sent && !c->fin_acked)
-			c->fin_sent = false;
 		return;
 	}
 	if (!SEQ_LT(c->snd_una, ack) || SEQ_LT(c->snd_max, ack))
@@ -240,13 +243,36 @@ static void acked(struct conn *c, uint32_t ack, bool bare, uint64_t now)
 	c->snd_una = ack;
 	if (SEQ_LT(c->snd_nxt, ack))
 		c->snd_nxt = ack;
-	c->sent_at = now;
+	c->sent_at = c->progress_at = now;
 	if (c->tx.data && !SEQ_LT(ack, c->tx_seq + (uint32_t)c->tx.len)) {
 		free(c->tx.data);
 		c->tx = (struct mmds_reply){0};
 	}
-	if (c->fin_sent && ack == c->snd_max)
+	if (c->fin_sent && SEQ_LT(c->fin_seq, ack))
 		c->fin_acked = true;
+}
+
+/* A new connection from the guest's SYN t (with its options in opt). */
+static void conn_open(struct mmds_stack *s, struct conn *c, const uint8_t *mac, uint32_t addr,
+		      const struct tcphdr *t, const uint8_t *opt, size_t optlen, uint64_t now)
+{
+	*c = (struct conn){.used = true, .addr = addr, .port = t->th_sport};
+	memcpy(c->mac, mac, 6);
+	if (getrandom(&c->iss, sizeof(c->iss), GRND_NONBLOCK) != sizeof(c->iss))
+		c->iss = (uint32_t)now;
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+	c->rcv_nxt = ntohl(t->th_seq) + 1;
+	c->mss = syn_mss(opt, optlen);
+	if (c->mss < 64)
+		c->mss = 64;
+	c->wnd = ntohs(t->th_win);
+	c->last = c->progress_at = now;
+	s->st->connections_created++;
+}
+
+static uint16_t rcv_wnd(const struct conn *c)
+{
+	return (uint16_t)(sizeof(c->rbuf) - c->rlen);
 }
 
 static void take_tcp(struct mmds_stack *s, const uint8_t *mac, const struct iphdr *ip,
@@ -268,9 +294,13 @@ static void take_tcp(struct mmds_stack *s, const uint8_t *mac, const struct iphd
 		return;
 	}
 	payload = len - hl;
+	seq = ntohl(t.th_seq);
 	s->st->rx_count++;
+	c = conn_find(s, ip->saddr, t.th_sport);
 	if (t.th_flags & TH_RST) {
-		if ((c = conn_find(s, ip->saddr, t.th_sport)))
+		/* Only within the window (RFC 5961): a stale one is no one's. */
+		if (c && SEQ_LE(c->rcv_nxt, seq) &&
+		    SEQ_LT(seq, c->rcv_nxt + (rcv_wnd(c) ? rcv_wnd(c) : 1)))
 			conn_drop(s, c);
 		return;
 	}
@@ -279,36 +309,25 @@ static void take_tcp(struct mmds_stack *s, const uint8_t *mac, const struct iphd
 		reset_reply(s, mac, ip->saddr, &t, payload);
 		return;
 	}
-	seq = ntohl(t.th_seq);
-	c = conn_find(s, ip->saddr, t.th_sport);
-	if (!c) {
-		if ((t.th_flags & (TH_SYN | TH_ACK | TH_FIN)) != TH_SYN) {
-			reset_reply(s, mac, ip->saddr, &t, payload);
-			return;
-		}
-		if (payload || !(c = conn_new(s, now))) {
-			reset_reply(s, mac, ip->saddr, &t, payload);
-			return;
-		}
-		*c = (struct conn){.used = true, .addr = ip->saddr, .port = t.th_sport};
-		memcpy(c->mac, mac, 6);
-		if (getrandom(&c->iss, sizeof(c->iss), GRND_NONBLOCK) != sizeof(c->iss))
-			c->iss = (uint32_t)now;
-		c->snd_una = c->snd_nxt = c->snd_max = c->iss;
-		c->rcv_nxt = seq + 1;
-		c->mss = syn_mss(p + TCP_LEN, hl - TCP_LEN);
-		if (c->mss < 64)
-			c->mss = 64;
-		c->wnd = ntohs(t.th_win);
-		c->last = now;
-		s->st->connections_created++;
-		return;
-	}
-	c->last = now;
-	if (t.th_flags & TH_SYN) {
+	if (c && (t.th_flags & TH_SYN)) {
 		/* The guest sent its SYN again: our SYN-ACK is lost or late. */
-		if (!c->syn_acked && seq + 1 == c->rcv_nxt)
-			c->syn_sent = false, c->snd_nxt = c->iss;
+		if (!c->syn_acked && seq + 1 == c->rcv_nxt) {
+			c->syn_sent = false;
+			c->snd_nxt = c->iss;
+			return;
+		}
+		/* A new connection on a pair of ports the guest no longer
+		 * holds (a guest rolled back, or rebooted): the old one goes. */
+		conn_drop(s, c);
+		c = NULL;
+	}
+	if (!c) {
+		if ((t.th_flags & (TH_SYN | TH_ACK | TH_FIN)) != TH_SYN || payload ||
+		    !(c = conn_new(s, now))) {
+			reset_reply(s, mac, ip->saddr, &t, payload);
+			return;
+		}
+		conn_open(s, c, mac, ip->saddr, &t, p + TCP_LEN, hl - TCP_LEN, now);
 		return;
 	}
 	if (!(t.th_flags & TH_ACK))
@@ -327,14 +346,21 @@ static void take_tcp(struct mmds_stack *s, const uint8_t *mac, const struct iphd
 			memcpy(c->rbuf + c->rlen, p + hl, n);
 			c->rlen += n;
 			c->rcv_nxt += (uint32_t)n;
+			c->last = now;
 			if (n == payload && (t.th_flags & TH_FIN)) {
 				c->rcv_nxt++;
 				c->peer_fin = true;
 			}
 		}
+	} else if (seq != c->rcv_nxt) {
+		/* Not the next byte (a keepalive probe, an old segment): the
+		 * guest is told what is. */
+		c->need_ack = true;
+	} else {
+		c->last = now;
 	}
-	serve(s, c);
-	if (c->fin_acked && c->peer_fin && !c->need_ack)
+	serve(s, c, now);
+	if (c->used && c->fin_acked && c->peer_fin && !c->need_ack)
 		conn_drop(s, c);
 }
 
@@ -463,15 +489,16 @@ static size_t put_tcp(const struct mmds_stack *s, uint8_t *buf, const uint8_t *m
 	return ETH_LEN + IP_LEN + tl;
 }
 
-static uint16_t rcv_wnd(const struct conn *c)
-{
-	return (uint16_t)(sizeof(c->rbuf) - c->rlen);
-}
-
 /* Go back to the oldest unacknowledged byte when it has waited too long;
- * false when it has too often, and c is reset. */
+ * false when it has too often, or the reply has not moved on for
+ * MMDS_STACK_STALL_NS (a guest that takes nothing keeps no reply in
+ * flint's memory), and c is reset. */
 static bool maybe_resend(struct mmds_stack *s, struct conn *c, uint64_t now)
 {
+	if (c->tx.data && now - c->progress_at >= MMDS_STACK_STALL_NS) {
+		conn_reset(s, c);
+		return false;
+	}
 	if (c->snd_una == c->snd_max || now - c->sent_at < MMDS_STACK_RTO_NS)
 		return true;
 	if (++c->rtos > MMDS_STACK_RTO_MAX) {
@@ -481,10 +508,30 @@ static bool maybe_resend(struct mmds_stack *s, struct conn *c, uint64_t now)
 	c->snd_nxt = c->snd_una;
 	if (!c->syn_acked)
 		c->syn_sent = false;
-	if (c->fin_sent && !c->fin_acked)
-		c->fin_sent = false;
 	c->sent_at = now;
 	return true;
+}
+
+/* How much of the reply may go now (from snd_nxt, within the guest's
+ * window). */
+static uint32_t sendable(const struct conn *c)
+{
+	uint32_t end, wnd_end, stop;
+
+	if (!c->tx.data)
+		return 0;
+	end = c->tx_seq + (uint32_t)c->tx.len;
+	wnd_end = c->snd_una + c->wnd;
+	stop = SEQ_LT(wnd_end, end) ? wnd_end : end;
+	return SEQ_LT(c->snd_nxt, stop) ? stop - c->snd_nxt : 0;
+}
+
+/* Whether our FIN goes (again) now: owed, the reply all acknowledged,
+ * and not sent, or gone back to. */
+static bool fin_due(const struct conn *c)
+{
+	return c->fin_owed && !c->tx.data && !c->fin_acked &&
+	       (!c->fin_sent || SEQ_LE(c->snd_nxt, c->fin_seq));
 }
 
 /* The next segment conn c owes, or 0. */
@@ -492,7 +539,7 @@ static size_t conn_give(struct mmds_stack *s, struct conn *c, uint8_t *buf, size
 			uint64_t now)
 {
 	const size_t hdrs = ETH_LEN + IP_LEN + TCP_LEN;
-	size_t len;
+	size_t len, n;
 
 	if (!maybe_resend(s, c, now))
 		return 0;
@@ -507,39 +554,33 @@ static size_t conn_give(struct mmds_stack *s, struct conn *c, uint8_t *buf, size
 	}
 	if (cap < hdrs)
 		return 0;
-	if (c->tx.data) {
-		uint32_t end = c->tx_seq + (uint32_t)c->tx.len;
-		uint32_t wnd_end = c->snd_una + c->wnd;
-		uint32_t stop = SEQ_LT(wnd_end, end) ? wnd_end : end;
-
-		if (SEQ_LT(c->snd_nxt, stop)) {
-			size_t n = stop - c->snd_nxt;
-
-			if (n > c->mss)
-				n = c->mss;
-			if (n > MMDS_STACK_MSS)
-				n = MMDS_STACK_MSS;
-			if (n > cap - hdrs)
-				n = cap - hdrs;
-			if (c->snd_una == c->snd_max)
-				c->sent_at = now;
-			len = put_tcp(s, buf, c->mac, c->addr, c->port, c->snd_nxt, c->rcv_nxt,
-				      TH_ACK | TH_PUSH, rcv_wnd(c),
-				      c->tx.data + (c->snd_nxt - c->tx_seq), n);
-			c->snd_nxt += (uint32_t)n;
-			if (SEQ_LT(c->snd_max, c->snd_nxt))
-				c->snd_max = c->snd_nxt;
-			c->need_ack = false;
-			return len;
-		}
-	}
-	if (c->fin_owed && !c->tx.data && !c->fin_sent) {
+	if ((n = sendable(c)) && cap > hdrs) {
+		if (n > c->mss)
+			n = c->mss;
+		if (n > MMDS_STACK_MSS)
+			n = MMDS_STACK_MSS;
+		if (n > cap - hdrs)
+			n = cap - hdrs;
 		if (c->snd_una == c->snd_max)
 			c->sent_at = now;
-		len = put_tcp(s, buf, c->mac, c->addr, c->port, c->snd_nxt, c->rcv_nxt,
+		len =
+		    put_tcp(s, buf, c->mac, c->addr, c->port, c->snd_nxt, c->rcv_nxt,
+			    TH_ACK | TH_PUSH, rcv_wnd(c), c->tx.data + (c->snd_nxt - c->tx_seq), n);
+		c->snd_nxt += (uint32_t)n;
+		if (SEQ_LT(c->snd_max, c->snd_nxt))
+			c->snd_max = c->snd_nxt;
+		c->need_ack = false;
+		return len;
+	}
+	if (fin_due(c)) {
+		if (!c->fin_sent)
+			c->fin_seq = c->snd_nxt;
+		if (c->snd_una == c->snd_max)
+			c->sent_at = now;
+		len = put_tcp(s, buf, c->mac, c->addr, c->port, c->fin_seq, c->rcv_nxt,
 			      TH_ACK | TH_FIN, rcv_wnd(c), NULL, 0);
 		c->fin_sent = true;
-		c->snd_nxt++;
+		c->snd_nxt = c->fin_seq + 1;
 		if (SEQ_LT(c->snd_max, c->snd_nxt))
 			c->snd_max = c->snd_nxt;
 		c->need_ack = false;
@@ -556,25 +597,73 @@ static size_t conn_give(struct mmds_stack *s, struct conn *c, uint8_t *buf, size
 	return 0;
 }
 
+/* Whether c has a segment to give now, and when it next will by itself
+ * (a retransmission, a stalled reply's end) into *due (0: not). */
+static bool conn_owes(const struct conn *c, uint64_t now, uint64_t *due)
+{
+	uint64_t at = 0;
+
+	if (c->tx.data)
+		at = c->progress_at + MMDS_STACK_STALL_NS;
+	if (c->snd_una != c->snd_max && (!at || c->sent_at + MMDS_STACK_RTO_NS < at))
+		at = c->sent_at + MMDS_STACK_RTO_NS;
+	if (at && (!*due || at < *due))
+		*due = at;
+	if (at && now >= at)
+		return true;
+	if (!c->syn_acked)
+		return !c->syn_sent;
+	return sendable(c) || fin_due(c) || c->need_ack;
+}
+
+bool mmds_stack_owed(const struct mmds_stack *s, uint64_t now, uint64_t *due)
+{
+	bool owed = s->qcount > 0;
+
+	*due = 0;
+	for (unsigned i = 0; i < MMDS_STACK_CONNS; i++)
+		if (s->c[i].used)
+			owed |= conn_owes(&s->c[i], now, due);
+	return owed;
+}
+
+void mmds_stack_reset(struct mmds_stack *s)
+{
+	for (unsigned i = 0; i < MMDS_STACK_CONNS; i++)
+		if (s->c[i].used)
+			conn_drop(s, &s->c[i]);
+	s->qcount = 0;
+}
+
+/* The first queued frame, or 0. */
+static size_t give_queued(struct mmds_stack *s, uint8_t *buf, size_t cap)
+{
+	const struct queued *e = &s->q[s->qfirst];
+	size_t len;
+
+	if (!s->qcount || cap < ETH_LEN + IP_LEN + TCP_LEN)
+		return 0;
+	len = e->flags
+		  ? put_tcp(s, buf, e->mac, e->addr, e->port, e->seq, e->ack, e->flags, 0, NULL, 0)
+		  : put_arp(s, buf, e);
+	s->qfirst = (s->qfirst + 1) % QUEUED_MAX;
+	s->qcount--;
+	return len;
+}
+
 size_t mmds_stack_give(struct mmds_stack *s, uint8_t *buf, size_t cap, uint64_t now)
 {
-	size_t len = 0;
+	size_t len = give_queued(s, buf, cap);
 
-	if (s->qcount && cap >= ETH_LEN + IP_LEN + TCP_LEN) {
-		const struct queued *e = &s->q[s->qfirst];
-
-		len = e->flags ? put_tcp(s, buf, e->mac, e->addr, e->port, e->seq, e->ack, e->flags,
-					 0, NULL, 0)
-			       : put_arp(s, buf, e);
-		s->qfirst = (s->qfirst + 1) % QUEUED_MAX;
-		s->qcount--;
-	}
 	for (unsigned k = 0; !len && k < MMDS_STACK_CONNS; k++) {
 		struct conn *c = &s->c[(s->next + k) % MMDS_STACK_CONNS];
 
 		if (c->used && (len = conn_give(s, c, buf, cap, now)))
 			s->next = (s->next + k + 1) % MMDS_STACK_CONNS;
 	}
+	/* A connection that timed out queued its RST. */
+	if (!len)
+		len = give_queued(s, buf, cap);
 	if (len) {
 		s->st->tx_count++;
 		s->st->tx_bytes += len;

@@ -13,11 +13,11 @@
  * the send window the guest offers, one MSS at a time. Segments are made
  * when the device asks for a frame, from each connection's state, so a
  * frame the guest never acknowledged is made again from it: at once on a
- * duplicate ACK, or after MMDS_STACK_RTO_NS without an ACK, the next time
- * the device asks. There is no timer of its own: the device asks
- * whenever it handles RX or TX. Connections stay open until the guest
- * closes them (HTTP keep-alive); segments to another port, or for no
- * connection, get a RST.
+ * duplicate ACK, or after MMDS_STACK_RTO_NS without an ACK. The stack has
+ * no timer of its own: mmds_stack_owed tells the device when to ask next.
+ * Connections stay open until the guest closes them (HTTP keep-alive); a
+ * SYN on the ports of one the guest has forgotten replaces it; segments
+ * to another port, or for no connection, get a RST.
  * Checksums are written in full (the device gives MMDS's frames to the
  * guest with no offload flags) and not checked on the way in: the frames
  * cross memory, and a guest with checksum offload leaves them partial.
@@ -51,6 +51,10 @@
 /* With every connection taken, a SYN takes the place of one the guest has
  * left idle this long, or is refused. */
 #define MMDS_STACK_IDLE_NS (10ull * 1000 * 1000 * 1000)
+/* A reply the guest has taken nothing more of for this long (a window
+ * kept at 0) is dropped with its connection: the guest cannot hold
+ * flint's memory with replies it does not read. */
+#define MMDS_STACK_STALL_NS (30ull * 1000 * 1000 * 1000)
 /* The largest frame mmds_stack_give makes: Ethernet, IPv4 and TCP headers
  * and one MSS. */
 #define MMDS_STACK_MSS	     1460
@@ -107,5 +111,14 @@ bool mmds_stack_take(struct mmds_stack *s, const uint8_t *frame, size_t len, uin
  * for anything to come): its length, or 0 when there is none. Advances
  * what was sent. */
 size_t mmds_stack_give(struct mmds_stack *s, uint8_t *buf, size_t cap, uint64_t now);
+
+/* Whether mmds_stack_give has a frame at now (cheap: no frame is made),
+ * and in *due when it will next have one by itself, a retransmission or
+ * a timeout (0: not without the guest). */
+bool mmds_stack_owed(const struct mmds_stack *s, uint64_t now, uint64_t *due);
+
+/* Forget every connection and queued frame (the device was reset: the
+ * guest's side is gone or rolled back). */
+void mmds_stack_reset(struct mmds_stack *s);
 
 #endif

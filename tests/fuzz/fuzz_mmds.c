@@ -8,10 +8,12 @@
  *      connections get established and requests answered), and a payload;
  *   2: take up to N frames from MMDS into a buffer of a chosen size;
  *   3: move the clock (retransmission, idle connections);
- *   4: PATCH the store with a small document.
+ *   4: PATCH the store with a small document;
+ *   5: reset the stack (the device was reset).
  * Every frame MMDS gives must fit the buffer it was given and carry a good
- * IPv4 header checksum and a TCP checksum; no more than MMDS_STACK_CONNS
- * connections may be open at once. ASan and UBSan watch the rest. */
+ * IPv4 header checksum and a TCP checksum, and mmds_stack_owed must have
+ * said there was one; no more than MMDS_STACK_CONNS connections may be
+ * open at once. ASan and UBSan watch the rest. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <net/ethernet.h>
@@ -160,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(their_seq, 0, sizeof(their_seq));
 	memset(my_seq, 0, sizeof(my_seq));
 	while (in.left) {
-		switch (u8(&in) % 5) {
+		switch (u8(&in) % 6) {
 		case 0: {
 			size_t n = u16(&in) % sizeof(frame);
 			if (n > in.left)
@@ -198,9 +200,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t cap = 1 + u16(&in) % sizeof(out);
 
 			for (unsigned i = 0; i < count; i++) {
+				uint64_t due;
+				bool owed = mmds_stack_owed(st, now, &due);
 				size_t n = mmds_stack_give(st, out, cap, now);
+
+				CHECK(!due || due > now || owed);
 				if (!n)
 					break;
+				CHECK(owed);
 				check_given(out, n, cap);
 			}
 			break;
@@ -218,6 +225,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json_decref(v);
 			break;
 		}
+		case 5:
+			mmds_stack_reset(st);
+			break;
 		}
 		struct mmds_stack_stats *s = mmds_stats(m);
 		CHECK(s->connections_created - s->connections_destroyed <= MMDS_STACK_CONNS);

@@ -67,6 +67,13 @@ static bool dt_take(void *ctx, const uint8_t *frame, size_t len)
 	return true;
 }
 
+static bool dt_owed(void *ctx, uint64_t *due)
+{
+	(void)ctx;
+	*due = 0;
+	return owed != 0;
+}
+
 static size_t dt_give(void *ctx, uint8_t *buf, size_t cap)
 {
 	size_t len = owed;
@@ -82,7 +89,8 @@ static size_t dt_give(void *ctx, uint8_t *buf, size_t cap)
 
 static void setup(void)
 {
-	struct net_params p = {.id = "fuzz", .detour = {.take = dt_take, .give = dt_give}};
+	struct net_params p = {.id = "fuzz",
+			       .detour = {.take = dt_take, .owed = dt_owed, .give = dt_give}};
 	int sv[2];
 
 	log_verbose = 0;

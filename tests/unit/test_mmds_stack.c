@@ -433,9 +433,9 @@ Test(mmds_stack, a_connection_is_reset_after_too_many_timeouts)
 		cr_assert_eq(s.seq, us);
 	}
 	t += MMDS_STACK_RTO_NS;
-	cr_assert_not(give_tcp(&s, 2048, t), "reset: the RST is queued");
 	cr_assert(give_tcp(&s, 2048, t));
-	cr_assert_eq(s.flags, TH_RST | TH_ACK);
+	cr_assert_eq(s.flags, TH_RST | TH_ACK, "reset");
+	cr_assert_eq(s.seq, us + 5, "past all it sent");
 	cr_assert_eq(ss.connections_destroyed, 1);
 }
 
@@ -466,4 +466,152 @@ Test(mmds_stack, a_full_table_refuses_a_syn_until_a_connection_is_idle)
 	syn_from(2001, MMDS_STACK_IDLE_NS + 1);
 	cr_assert_eq(ss.connections_created, MMDS_STACK_CONNS + 1);
 	cr_assert_eq(ss.connections_destroyed, 1);
+}
+
+/* A SYN on the ports of a connection the stack still holds, not the one
+ * that opened it (the guest rebooted, or was rolled back to a snapshot):
+ * the old connection goes and the new one is answered. */
+Test(mmds_stack, a_new_syn_on_held_ports_replaces_the_connection)
+{
+	struct seg s;
+	uint32_t us = open_conn(1000);
+
+	cr_assert(send_tcp(TH_ACK, 1001, us, "GET / HTTP/1.1\r\n\r\n"));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert(send_tcp(TH_ACK, 1019, us + 5, NULL));
+	cr_assert(send_tcp(TH_SYN, 777777, 0, NULL));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.flags, TH_SYN | TH_ACK);
+	cr_assert_eq(s.ack, 777778);
+	cr_assert_eq(ss.connections_created, 2);
+	cr_assert_eq(ss.connections_destroyed, 1);
+}
+
+/* A keepalive probe (the byte before the next) is answered with an ACK;
+ * an ACK of nothing new, in sequence, is not. */
+Test(mmds_stack, keepalive_probes_are_answered)
+{
+	struct seg s;
+	uint32_t us = open_conn(50);
+
+	cr_assert(send_tcp(TH_ACK, 50, us, NULL));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.flags, TH_ACK);
+	cr_assert_eq(s.ack, 51);
+	cr_assert(send_tcp(TH_ACK, 51, us, NULL));
+	cr_assert_not(give_tcp(&s, 2048, 0));
+}
+
+/* A duplicate ACK and then the ACK of our FIN, before the stack is asked
+ * for a frame: the FIN counts as acknowledged, and no FIN goes at a
+ * sequence number it never had. */
+Test(mmds_stack, the_ack_of_our_fin_counts_after_a_duplicate)
+{
+	struct seg s;
+	uint32_t us = open_conn(10), me = 11, fin;
+
+	reply_close = true;
+	cr_assert(send_tcp(TH_ACK, me, us, "GET / HTTP/1.0\r\n\r\n"));
+	me += 18;
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert(send_tcp(TH_ACK, me, us + 5, NULL));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.flags, TH_ACK | TH_FIN);
+	fin = s.seq;
+	cr_assert(send_tcp(TH_ACK, me, fin, NULL)); /* a duplicate */
+	cr_assert(send_tcp(TH_ACK, me, fin + 1, NULL));
+	while (give_tcp(&s, 2048, 0))
+		cr_assert_not(s.flags & TH_FIN, "a FIN again, at %u (the FIN was %u)", s.seq, fin);
+	cr_assert(send_tcp(TH_ACK | TH_FIN, me, fin + 1, NULL));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.flags, TH_ACK);
+	cr_assert_eq(ss.connections_destroyed, 1);
+}
+
+/* Buffers with room for the headers only get no empty data segments. */
+Test(mmds_stack, no_empty_data_segments)
+{
+	struct seg s;
+	uint32_t us = open_conn(1);
+
+	cr_assert(send_tcp(TH_ACK, 2, us, "GET / HTTP/1.1\r\n\r\n"));
+	cr_assert(give_tcp(&s, 54, 0), "the ACK of the request fits");
+	cr_assert_eq(s.len, 0);
+	cr_assert_eq(s.flags, TH_ACK);
+	cr_assert_not(give_tcp(&s, 54, 0));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.len, 5);
+	cr_assert_eq(s.seq, us);
+}
+
+/* A RST outside the window is no one's: the connection stays. */
+Test(mmds_stack, a_reset_outside_the_window_is_ignored)
+{
+	uint32_t us = open_conn(50);
+
+	cr_assert(send_tcp(TH_RST, 50 + 100000, us, NULL));
+	cr_assert_eq(ss.connections_destroyed, 0);
+	cr_assert(send_tcp(TH_RST, 49, us, NULL));
+	cr_assert_eq(ss.connections_destroyed, 0);
+	cr_assert(send_tcp(TH_RST, 51, us, NULL));
+	cr_assert_eq(ss.connections_destroyed, 1);
+}
+
+/* A guest that shuts its window after asking keeps no reply in flint's
+ * memory past MMDS_STACK_STALL_NS; until then it is retransmitted only
+ * when the window opens. owed() says when to come back. */
+Test(mmds_stack, a_reply_the_guest_never_takes_is_dropped)
+{
+	uint8_t f[256];
+	struct seg s;
+	uint32_t us = open_conn(1);
+	uint64_t due;
+
+	cr_assert(mmds_stack_take(
+	    st, f, tcp_frame(f, mmds_ip, 80, TH_ACK, 2, us, 0, "GET / HTTP/1.1\r\n\r\n", 18), 0));
+	cr_assert(mmds_stack_owed(st, 0, &due), "the ACK of the request");
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.len, 0, "window 0: nothing of the reply");
+	cr_assert_not(mmds_stack_owed(st, 1, &due));
+	cr_assert_eq(due, MMDS_STACK_STALL_NS);
+	cr_assert(mmds_stack_owed(st, MMDS_STACK_STALL_NS, &due));
+	cr_assert(give_tcp(&s, 2048, MMDS_STACK_STALL_NS));
+	cr_assert_eq(s.flags, TH_RST | TH_ACK);
+	cr_assert_eq(ss.connections_destroyed, 1);
+}
+
+/* owed() and give() agree, and due is the retransmission's time. */
+Test(mmds_stack, owed_says_when_to_ask)
+{
+	struct seg s;
+	uint32_t us = open_conn(1);
+	uint64_t due;
+
+	cr_assert_not(mmds_stack_owed(st, 0, &due));
+	cr_assert_eq(due, 0, "an idle connection wants nothing");
+	cr_assert(send_tcp(TH_ACK, 2, us, "GET / HTTP/1.1\r\n\r\n"));
+	cr_assert(mmds_stack_owed(st, 0, &due));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_not(mmds_stack_owed(st, 10, &due));
+	cr_assert_eq(due, MMDS_STACK_RTO_NS);
+	cr_assert(mmds_stack_owed(st, MMDS_STACK_RTO_NS, &due));
+	cr_assert(give_tcp(&s, 2048, MMDS_STACK_RTO_NS));
+	cr_assert_eq(s.seq, us);
+	cr_assert_eq(s.len, 5);
+}
+
+/* A reset forgets every connection and queued frame. */
+Test(mmds_stack, reset_forgets_everything)
+{
+	struct seg s;
+	uint32_t us = open_conn(1);
+
+	cr_assert(send_tcp(TH_ACK, 2, us, "GET / HTTP/1.1\r\n\r\n"));
+	cr_assert(send_tcp(TH_ACK, 99, 99, NULL)); /* a stray: RST queued */
+	mmds_stack_reset(st);
+	cr_assert_not(give_tcp(&s, 2048, 0));
+	cr_assert_eq(ss.connections_destroyed, 1);
+	cr_assert(send_tcp(TH_ACK, 20, us, NULL));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.flags, TH_RST, "a segment of the old connection is no one's");
 }

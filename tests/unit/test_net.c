@@ -1605,8 +1605,9 @@ Test(net_dev, drain_waits_for_tx_writes_in_flight)
 /* ---- the detour (MMDS's way in and out) ------------------------------------ */
 
 static struct {
-	unsigned taken, destroyed;
-	bool owed; /* an answer to give */
+	unsigned taken, destroyed, resets;
+	bool owed;	 /* an answer to give */
+	uint64_t due_at; /* now_ns() from which an answer is owed by itself; 0: none */
 } dt;
 
 /* Takes frames whose first byte is 0xee and answers each with a 70-byte
@@ -1619,6 +1620,24 @@ static bool dt_take(void *ctx, const uint8_t *frame, size_t len)
 	dt.taken++;
 	dt.owed = true;
 	return true;
+}
+
+static bool dt_owed(void *ctx, uint64_t *due)
+{
+	(void)ctx;
+	*due = dt.due_at;
+	if (dt.due_at && now_ns() >= dt.due_at) {
+		dt.due_at = 0;
+		dt.owed = true;
+	}
+	return dt.owed;
+}
+
+static void dt_reset(void *ctx)
+{
+	(void)ctx;
+	dt.resets++;
+	dt.owed = false;
 }
 
 static size_t dt_give(void *ctx, uint8_t *buf, size_t cap)
@@ -1637,15 +1656,38 @@ static void dt_destroy(void *ctx)
 	dt.destroyed++;
 }
 
+/* The device with the detour, limiters as given (NULL: none). */
+static void open_detour(uint64_t features, const struct ratelimit_cfg *tx)
+{
+	struct net_params p = {.id = "net0",
+			       .mac = mac,
+			       .loop = loop,
+			       .detour = {.take = dt_take,
+					  .owed = dt_owed,
+					  .give = dt_give,
+					  .reset = dt_reset,
+					  .destroy = dt_destroy}};
+	int sv[2];
+
+	memset(&dt, 0, sizeof(dt));
+	if (tx)
+		p.tx_rate_limiter = *tx;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+}
+
 /* A frame for the detour never reaches the tap; its answer reaches the
  * guest ahead of what the tap holds, behind a zeroed header; the device
  * ends the detour with itself. */
 Test(net_dev, detour_takes_its_frames_and_answers_first)
 {
-	struct net_params p = {.id = "net0",
-			       .mac = mac,
-			       .loop = loop,
-			       .detour = {.take = dt_take, .give = dt_give, .destroy = dt_destroy}};
+	struct net_params p = {
+	    .id = "net0",
+	    .mac = mac,
+	    .loop = loop,
+	    .detour = {.take = dt_take, .owed = dt_owed, .give = dt_give, .destroy = dt_destroy}};
 	struct virtio_net_hdr_v1 plain = hdr(0, 0, 0, 0, 0, 0);
 	static uint8_t got[NET_HDR_LEN + 200];
 	struct net_stats s;
@@ -1675,9 +1717,52 @@ Test(net_dev, detour_takes_its_frames_and_answers_first)
 	cr_assert(filled(at(BUF + 0x9000 + NET_HDR_LEN, 60), 60, 1, 0));
 	s = stats();
 	cr_assert_eq(s.tx_detoured, 1);
-	cr_assert_eq(s.tx_packets, 2);
+	cr_assert_eq(s.tx_packets, 1, "the backend's only");
 	cr_assert_eq(s.rx_packets, 2);
 	net_destroy(n);
 	n = NULL;
 	cr_assert_eq(dt.destroyed, 1);
+}
+
+/* The detour's frames pass no TX limiter: with the limiter's one token
+ * gone, they are taken at once, and the backend's frame waits. */
+Test(net_dev, detour_frames_pass_the_tx_limiter)
+{
+	struct ratelimit_cfg tx = {.ops = {.size = 1, .refill_time_ms = 100000}};
+	struct virtio_net_hdr_v1 plain = hdr(0, 0, 0, 0, 0, 0);
+
+	open_detour(mrg, &tx);
+	offer_tx(BUF, &plain, 60, 2);	       /* takes the token */
+	offer_tx(BUF + 0x1000, &plain, 60, 3); /* waits */
+	offer_tx(BUF + 0x2000, &plain, 60, 0xee);
+	kick(TX);
+	cr_assert_eq(stats().tx_rate_limiter_throttled, 1, "the second frame waits for a token");
+	cr_assert_eq(dt.taken, 0, "behind it, in order");
+	run_tx_until(1);
+	net_ops.reset(n);
+	cr_assert_eq(dt.resets, 1, "a reset reaches the detour");
+	ring_start(TX, 256);
+	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	offer_tx(BUF + 0x2000, &plain, 60, 0xee);
+	offer_tx(BUF + 0x3000, &plain, 60, 0xee);
+	kick(TX);
+	cr_assert_eq(used_idx(TX), 2, "both the detour's, at once, no token needed");
+	cr_assert_eq(dt.taken, 2);
+	cr_assert_eq(stats().tx_detoured, 2);
+}
+
+/* A frame the detour will have by itself (a retransmission) reaches the
+ * guest with no kick and no traffic: the device's timer asks for it. */
+Test(net_dev, detour_timer_asks_again_on_an_idle_link)
+{
+	uint64_t t0 = now_ns();
+
+	open_detour(mrg, NULL);
+	dt.due_at = t0 + 50 * 1000000ull;
+	offer_rx(BUF + 0x8000, 2048);
+	kick(RX);
+	cr_assert_eq(used_idx(RX), 0, "nothing owed yet");
+	run_rx_until(1);
+	cr_assert_geq(ms_since(t0), 45);
+	cr_assert_eq(used_elem(RX, 0).len, NET_HDR_LEN + 70);
 }

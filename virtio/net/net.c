@@ -222,9 +222,14 @@ struct net {
 	struct ev_op kick_op;
 
 	/* The detour (net.h). detour_owed: TX gave it a frame, so it may
-	 * have an answer for RX. */
+	 * have an answer for RX. detour_timer: a timeout for when it will
+	 * have a frame by itself (a retransmission), due at detour_due, so
+	 * that a frame the guest never took goes again on an idle link. */
 	struct net_detour detour;
-	bool detour_owed;
+	bool detour_owed, logged_detour;
+	struct ev_op detour_timer;
+	struct __kernel_timespec detour_ts;
+	uint64_t detour_due;
 	uint8_t detour_buf[NET_DETOUR_FRAME_MAX];
 };
 
@@ -531,9 +536,11 @@ static ssize_t rx_read_stream(struct net *n, uint64_t *room)
  * asked for no more than the held chains take. */
 static ssize_t rx_read_detour(struct net *n, uint64_t *room)
 {
-	uint64_t cap;
+	uint64_t cap, due;
 	size_t len;
 
+	if (!n->detour.owed(n->detour.ctx, &due))
+		return 0;
 	rx_gather(n, &cap);
 	cap = cap > NET_HDR_LEN ? cap - NET_HDR_LEN : 0;
 	if (cap > sizeof(n->detour_buf))
@@ -552,6 +559,8 @@ static ssize_t rx_read(struct net *n, uint64_t *room)
 
 	if (n->detour.take && (r = rx_read_detour(n, room)) > 0)
 		return r;
+	if (n->rx_stopped)
+		return -ENODATA; /* the detour's frames only (rx_process) */
 	if (n->stream)
 		return rx_read_stream(n, room);
 	niov = rx_gather(n, room);
@@ -622,13 +631,15 @@ static void rx_wait(struct net *n)
 
 /* Lock held, loop thread: read packets into the held chains while the tap
  * has them, the guest has room and the budget lasts. No poll is armed for
- * want of buffers: the RX kick brings the device back. */
-static void rx_process(struct net *n, struct after *a)
+ * want of buffers: the RX kick brings the device back. A backend that
+ * failed (rx_stopped) is not read until the next RX kick; the detour's
+ * frames still go. */
+static void rx_pump(struct net *n, struct after *a)
 {
 	uint64_t room;
 	ssize_t r;
 
-	if (!n->active || n->broken || n->rx_stopped)
+	if (!n->active || n->broken || (n->rx_stopped && !n->detour.take))
 		return;
 	for (unsigned i = 0; i < RX_BUDGET; i++) {
 		if (n->rx_throttled) {
@@ -650,6 +661,8 @@ static void rx_process(struct net *n, struct after *a)
 			rx_wait(n);
 			return;
 		}
+		if (r == -ENODATA)
+			return;
 		if (r < 0) {
 			/* Reading again at once would spin on a tap that is
 			 * gone. (The stream's ends were logged already.) */
@@ -680,6 +693,38 @@ static void rx_process(struct net *n, struct after *a)
 		rx_wait(n);
 }
 
+/* Arm the detour's timer for when it will have a frame by itself, unless
+ * one is armed (it will look again when it goes off). Lock held, loop
+ * thread. */
+static void detour_arm(struct net *n)
+{
+	uint64_t due = 0, now, wait;
+	int r;
+
+	if (!n->detour.take || !n->active || evloop_pending(&n->detour_timer))
+		return;
+	n->detour.owed(n->detour.ctx, &due);
+	if (!due)
+		return;
+	now = now_ns();
+	wait = due > now ? due - now : 1;
+	n->detour_due = due;
+	n->detour_ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
+						  .tv_nsec = (long long)(wait % 1000000000u)};
+	r = evloop_timeout(n->loop, &n->detour_timer, &n->detour_ts);
+	if (r < 0 && r != -ESHUTDOWN && !n->logged_detour) {
+		/* The next RX or TX looks again. */
+		pr_err("%s: cannot arm the detour's timer: %s", n->id, strerror(-r));
+		n->logged_detour = true;
+	}
+}
+
+static void rx_process(struct net *n, struct after *a)
+{
+	rx_pump(n, a);
+	detour_arm(n);
+}
+
 static void rx_on(struct net *n, int res)
 {
 	struct after a = {.reset = false};
@@ -708,6 +753,22 @@ static void rx_ready(struct ev_op *op, int res)
 static void rx_again_done(struct ev_op *op, int res)
 {
 	rx_on(container_of(op, struct net, rx_again), res == -ETIME ? 0 : res);
+}
+
+/* The detour's timer went off (-ETIME); -ECANCELED: the loop stops. */
+static void detour_timer_done(struct ev_op *op, int res)
+{
+	struct net *n = container_of(op, struct net, detour_timer);
+	struct after a = {.reset = false};
+
+	if (res != -ETIME)
+		return;
+	pthread_mutex_lock(&n->lock);
+	a.host = n->host;
+	rx_process(n, &a);
+	defer_used(n, &a);
+	run_after(&a);
+	pthread_mutex_unlock(&n->lock);
 }
 
 /* ---- TX: guest -> tap --------------------------------------------------- */
@@ -775,15 +836,6 @@ static void tx_submit(struct net *n, struct after *a, struct tx_slot *s)
 {
 	int r;
 
-	if (n->detour.take && n->detour.take(n->detour.ctx, s->buf + NET_HDR_LEN, s->frame_len)) {
-		n->stats.tx_packets++;
-		n->stats.tx_bytes += s->frame_len;
-		n->stats.tx_detoured++;
-		push(n, a, TXQ, s->head, 0);
-		slot_free(n, s);
-		n->detour_owed = true;
-		return;
-	}
 	if (n->stream) {
 		/* In flight from here: in the queue, the slot's copy is all
 		 * that is written, as for a tap's write. */
@@ -851,6 +903,15 @@ static void tx_start(struct net *n, struct after *a, const struct vq_chain *c)
 	if (e != NET_HDR_OK) {
 		slot_free(n, s);
 		tx_drop(n, a, c->head, net_hdr_strerror(e));
+		return;
+	}
+	if (n->detour.take &&
+	    n->detour.take(n->detour.ctx, s->buf + NET_HDR_LEN, len - NET_HDR_LEN)) {
+		/* The endpoint's: no limiter, not the backend's traffic. */
+		n->stats.tx_detoured++;
+		slot_free(n, s);
+		push(n, a, TXQ, c->head, 0);
+		n->detour_owed = true;
 		return;
 	}
 	s->head = c->head;
@@ -1155,6 +1216,8 @@ static void net_reset(void *dev)
 	 * generation changed. */
 	pthread_mutex_lock(&n->lock);
 	drop_queue_state(n);
+	if (n->detour.reset)
+		n->detour.reset(n->detour.ctx);
 	n->active = n->broken = false;
 	n->vq[RXQ] = n->vq[TXQ] = NULL;
 	n->host = (struct virtio_host){0};
@@ -1365,6 +1428,7 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		snprintf(n->peer, sizeof(n->peer), "tap %s", p->tap ? p->tap : "(fd)");
 	n->rx_poll = (struct ev_op){.done = rx_ready};
 	n->rx_again = (struct ev_op){.done = rx_again_done};
+	n->detour_timer = (struct ev_op){.done = detour_timer_done};
 	n->used_op = (struct ev_op){.done = used_batch};
 	for (unsigned i = 0; i < TX_SLOTS; i++) {
 		n->slots[i] = (struct tx_slot){.op = {.done = tx_done}, .n = n};
@@ -1440,7 +1504,7 @@ void net_destroy(struct net *n)
 		n->detour.destroy(n->detour.ctx);
 	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||
 	    evloop_pending(&n->thr[RXQ].op) || evloop_pending(&n->thr[TXQ].op) ||
-	    evloop_pending(&n->rx_again)) {
+	    evloop_pending(&n->rx_again) || evloop_pending(&n->detour_timer)) {
 		/* The ring still holds ops of ours, and the kernel may still
 		 * read the writes' buffers: leak rather than free. */
 		pr_err("%s: destroyed with I/O in flight", n->id);

@@ -61,16 +61,24 @@ enum net_backend {
 	NET_BACKEND_USER, /* passt: frames over a stream socket */
 };
 
-/* A local endpoint on the interface (MMDS: mmds/stack.h), which sees the
+/* A local endpoint on the interface (MMDS: mmds/port.h), which sees the
  * guest's frames before the backend does and whose frames reach the guest
  * before the backend's. Called on the event-loop thread with the device's
- * lock held. take: a TX frame (no virtio-net header); true when it was
- * for the endpoint, which keeps it, false to send it on. give: the
- * endpoint's next frame for the guest into buf (cap bytes): its length,
- * or 0 for none. */
+ * lock held (reset and destroy: as the device's). The endpoint's frames
+ * pass the RX limiter and count in rx_*; the frames it takes pass no
+ * limiter and count in tx_detoured only, as Firecracker's MMDS frames. */
 struct net_detour {
+	/* A TX frame (no virtio-net header): true when it was for the
+	 * endpoint, which keeps it, false to send it on. */
 	bool (*take)(void *ctx, const uint8_t *frame, size_t len);
+	/* Whether give has a frame now; *due_ns: when it will by itself
+	 * (now_ns()'s clock; 0: not), for the device's timer. */
+	bool (*owed)(void *ctx, uint64_t *due_ns);
+	/* The next frame for the guest into buf (cap bytes): its length, or
+	 * 0 for none. */
 	size_t (*give)(void *ctx, uint8_t *buf, size_t cap);
+	/* The device was reset (NULL: nothing to do). */
+	void (*reset)(void *ctx);
 	/* The device owns ctx once net_create succeeds: net_destroy calls
 	 * this (NULL: nothing to do). */
 	void (*destroy)(void *ctx);
@@ -100,8 +108,7 @@ struct net_params {
 	 * one op and its bytes (the frame, not the virtio-net header). All
 	 * zero: no limit. */
 	struct ratelimit_cfg rx_rate_limiter, tx_rate_limiter;
-	/* NULL take: none. Both directions' frames count in the statistics
-	 * and pass the limiters, as the backend's do. */
+	/* NULL take: none; else take, owed and give are all given. */
 	struct net_detour detour;
 };
 
@@ -121,7 +128,7 @@ struct net_stats {
 	uint64_t stale_completions; /* writes that finished after a reset */
 	/* Frames the limiters refused (a frame refused again counts again). */
 	uint64_t rx_rate_limiter_throttled, tx_rate_limiter_throttled;
-	uint64_t tx_detoured; /* TX frames the detour kept */
+	uint64_t tx_detoured; /* TX frames the detour kept (not in tx_packets) */
 };
 
 /* Open the tap, or start passt, and build the device. Errors are logged

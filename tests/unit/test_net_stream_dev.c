@@ -4,6 +4,7 @@
  * 32-bit big-endian length, no virtio-net header). Then passt itself
  * (passt.c), when it is installed: started, answering, gone when its socket
  * closes; and the ways it fails to start. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <endian.h>
 #include <errno.h>
@@ -25,6 +26,8 @@
 #include "core/gmem.h"
 #include "fake_driver.h"
 #include "loop_watchdog.h"
+#include "mmds/mmds.h"
+#include "mmds/port.h"
 #include "net/net.h"
 #include "net/net_hdr.h"
 #include "net/passt.h"
@@ -482,6 +485,56 @@ Test(net_stream_dev, tx_frames_go_out_behind_their_length)
 	cr_assert(filled(got, 1514, 2));
 	cr_assert_eq(stats().tx_packets, 2);
 	cr_assert_eq(stats().tx_bytes, 60 + 1514);
+}
+
+/* MMDS on a passt interface, the real endpoint as the detour: the guest's
+ * ARP request for 169.254.169.254 never reaches passt, and MMDS's reply
+ * reaches the guest ahead of the frame passt sent before it. */
+Test(net_stream_dev, mmds_answers_arp_ahead_of_passt)
+{
+	static const uint8_t arp[42] = {
+	    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x06, 0, 0xac, 0x10, 0,	   2,	 0x08, 0x06,
+	    0,	  1,	0x08, 0,    6,	  4,	0,    1, 0x06, 0,    0xac, 0x10, 0,    2,
+	    10,	  0,	2,    15,   0,	  0,	0,    0, 0,    0,    169,  254,	 169,  254};
+	struct net_params p = {.backend = NET_BACKEND_USER, .id = "net0", .mac = mac, .loop = loop};
+	struct mmds_port *port;
+	struct mmds *m;
+	uint16_t k = 0;
+	int sv[2];
+
+	cr_assert_eq(mmds_create(&m, 0), 0);
+	cr_assert_eq(mmds_port_create(&port, m, htonl(0xa9fea9fe), false, false), 0);
+	p.detour = (struct net_detour){.take = mmds_port_take,
+				       .owed = mmds_port_owed,
+				       .give = mmds_port_give,
+				       .reset = mmds_port_reset,
+				       .destroy = mmds_port_destroy,
+				       .ctx = port};
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	peer = sv[1];
+	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	wire_len = 0;
+	wire_frame(60, 7);
+	peer_write(wire, wire_len); /* passt's frame, waiting */
+	offer_rx(20);		    /* room for passt's largest frame */
+	memset(at(TXB, NET_HDR_LEN), 0, NET_HDR_LEN);
+	memcpy(at(TXB + 0x100, sizeof(arp)), arp, sizeof(arp));
+	struct sg tx[] = {{TXB, NET_HDR_LEN, false}, {TXB + 0x100, sizeof(arp), false}};
+	fake_offer(&rings[TX], tx, 2);
+	kick(TX);
+	run_rx_until(2);
+	cr_assert_eq(guest_frame(&k, got), 42, "MMDS's ARP reply first");
+	cr_assert_eq(got[21], 2, "a reply");
+	cr_assert_eq(memcmp(got + 22, (uint8_t[]){0x06, 0x01, 0x23, 0x45, 0x67, 0x01}, 6), 0);
+	cr_assert_eq(guest_frame(&k, got), 60, "then passt's");
+	cr_assert(filled(got, 60, 7));
+	cr_assert_eq(stats().tx_detoured, 1);
+	cr_assert_eq(stats().tx_packets, 0, "nothing went to passt");
+	cr_assert_eq(mmds_stats(m)->rx_accepted, 1);
+	net_destroy(n);
+	n = NULL;
+	mmds_destroy(m);
 }
 
 /* A header asking for a checksum the device never offered is a malformed

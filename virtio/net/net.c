@@ -694,8 +694,10 @@ static void rx_pump(struct net *n, struct after *a)
 }
 
 /* Arm the detour's timer for when it will have a frame by itself, unless
- * one is armed (it will look again when it goes off). Lock held, loop
- * thread. */
+ * one is armed (it will look again when it goes off). A frame due already
+ * waits for what stopped rx_pump (RX buffers: the guest's kick; the RX
+ * limiter: its timer), not for a timer that would go off at once, again
+ * and again. Lock held, loop thread. */
 static void detour_arm(struct net *n)
 {
 	uint64_t due = 0, now, wait;
@@ -704,10 +706,10 @@ static void detour_arm(struct net *n)
 	if (!n->detour.take || !n->active || evloop_pending(&n->detour_timer))
 		return;
 	n->detour.owed(n->detour.ctx, &due);
-	if (!due)
-		return;
 	now = now_ns();
-	wait = due > now ? due - now : 1;
+	if (due <= now)
+		return;
+	wait = due - now;
 	n->detour_due = due;
 	n->detour_ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
 						  .tv_nsec = (long long)(wait % 1000000000u)};

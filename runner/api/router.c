@@ -69,7 +69,7 @@ static const struct route {
     {"cpu-config", M_PUT, R_CPU_CONFIG, NULL},
     {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
     {"mmds", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
-    {"mmds/config", M_PUT, R_MMDS_CONFIG, NULL},
+    {"mmds/config", M_GET | M_PUT | M_PATCH, R_MMDS_CONFIG, NULL},
     /* Firecracker's router reads no further than /mmds. */
     {"mmds/*", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
     {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "memory hotplug"},
@@ -450,6 +450,8 @@ static int do_mmds_config(struct req *q)
 	struct vm_err e = {0};
 	int r;
 
+	if (q->method != M_PUT) /* Firecracker's GET and PATCH of /mmds/... */
+		return do_mmds(q);
 	if ((r = config_json_mmds_config(q->body, q->len, &m, ERRBUF(e))) >= 0) {
 		r = api_ctl_put_mmds_config(q->ctl, &m, &e);
 		/* Firecracker marks version 1 deprecated. */

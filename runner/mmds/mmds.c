@@ -99,13 +99,16 @@ int mmds_put(struct mmds *m, json_t *v, char *err, size_t errlen)
 
 	if (r < 0)
 		return r;
+	json_t *old;
+
 	json_incref(v);
 	pthread_mutex_lock(&m->lock);
-	json_decref(m->data);
+	old = m->data;
 	m->data = v;
 	m->initialised = true;
 	m->gen++;
 	pthread_mutex_unlock(&m->lock);
+	json_decref(old); /* a whole document's free, outside the lock */
 	return 0;
 }
 
@@ -173,8 +176,11 @@ int mmds_patch(struct mmds *m, const json_t *patch, char *err, size_t errlen)
 				 "MMDS error: The MMDS data store is not initialized.");
 			return -EPERM;
 		}
-		next = merge(json_deep_copy(base ? base : json_null()), patch);
+		json_t *copy = base ? json_deep_copy(base) : json_null();
+
 		json_decref(base);
+		/* A copy that failed is out of memory, not an empty store. */
+		next = copy ? merge(copy, patch) : NULL;
 		if (!next) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
@@ -185,10 +191,12 @@ int mmds_patch(struct mmds *m, const json_t *patch, char *err, size_t errlen)
 		}
 		pthread_mutex_lock(&m->lock);
 		if (gen == m->gen) {
-			json_decref(m->data);
+			json_t *old = m->data;
+
 			m->data = next;
 			m->gen++;
 			pthread_mutex_unlock(&m->lock);
+			json_decref(old);
 			return 0;
 		}
 		pthread_mutex_unlock(&m->lock);

@@ -26,6 +26,7 @@ struct conn {
 	uint16_t port;	       /* the guest's, network order */
 	uint64_t last;	       /* now of the last acceptable segment from the guest */
 	uint32_t iss, rcv_nxt; /* ours; the next byte expected */
+	uint32_t irs;	       /* the guest's SYN's sequence number */
 	uint32_t snd_una, snd_nxt, snd_max;
 	uint16_t mss, wnd;    /* the guest's */
 	uint64_t sent_at;     /* when snd_una's segment (the oldest unacked) went */
@@ -60,6 +61,7 @@ struct mmds_stack {
 	unsigned next; /* where give() looks first: connections take turns */
 	struct queued q[QUEUED_MAX];
 	unsigned qfirst, qcount;
+	size_t reply_bytes; /* held in the connections' replies */
 	struct mmds_stack_stats *st;
 };
 
@@ -79,6 +81,7 @@ int mmds_stack_create(struct mmds_stack **out, const struct mmds_stack_params *p
 
 static void conn_drop(struct mmds_stack *s, struct conn *c)
 {
+	s->reply_bytes -= c->tx.len;
 	free(c->tx.data);
 	memset(c, 0, sizeof(*c));
 	s->st->connections_destroyed++;
@@ -211,6 +214,13 @@ static void serve(struct mmds_stack *s, struct conn *c, uint64_t now)
 			conn_reset(s, c); /* what cannot be answered */
 			return;
 		}
+		if (s->reply_bytes && s->reply_bytes + r.len > MMDS_STACK_REPLY_BYTES) {
+			/* Other connections hold all the replies they may: this
+			 * one goes, and the guest asks again. */
+			free(r.data);
+			conn_reset(s, c);
+			return;
+		}
 		memmove(c->rbuf, c->rbuf + n, c->rlen - (size_t)n);
 		c->rlen -= (size_t)n;
 		c->tx = r;
@@ -220,6 +230,7 @@ static void serve(struct mmds_stack *s, struct conn *c, uint64_t now)
 			free(r.data);
 			c->tx = (struct mmds_reply){.close = r.close};
 		}
+		s->reply_bytes += c->tx.len;
 		if (r.close)
 			c->fin_owed = true;
 	}
@@ -230,7 +241,7 @@ static void serve(struct mmds_stack *s, struct conn *c, uint64_t now)
 /* The guest acknowledged up to ack: drop what it has of the reply. A
  * duplicate ACK (nothing new, data outstanding, none sent with it) says a
  * segment went missing: send again from there. */
-static void acked(struct conn *c, uint32_t ack, bool bare, uint64_t now)
+static void acked(struct conn *c, uint32_t ack, bool bare, uint64_t now, size_t *held)
 {
 	if (ack == c->snd_una && bare && c->snd_una != c->snd_max && c->syn_acked) {
 		c->snd_nxt = c->snd_una;
@@ -245,6 +256,7 @@ static void acked(struct conn *c, uint32_t ack, bool bare, uint64_t now)
 		c->snd_nxt = ack;
 	c->sent_at = c->progress_at = now;
 	if (c->tx.data && !SEQ_LT(ack, c->tx_seq + (uint32_t)c->tx.len)) {
+		*held -= c->tx.len;
 		free(c->tx.data);
 		c->tx = (struct mmds_reply){0};
 	}
@@ -261,7 +273,8 @@ static void conn_open(struct mmds_stack *s, struct conn *c, const uint8_t *mac, 
 	if (getrandom(&c->iss, sizeof(c->iss), GRND_NONBLOCK) != sizeof(c->iss))
 		c->iss = (uint32_t)now;
 	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
-	c->rcv_nxt = ntohl(t->th_seq) + 1;
+	c->irs = ntohl(t->th_seq);
+	c->rcv_nxt = c->irs + 1;
 	c->mss = syn_mss(opt, optlen);
 	if (c->mss < 64)
 		c->mss = 64;
@@ -310,10 +323,15 @@ static void take_tcp(struct mmds_stack *s, const uint8_t *mac, const struct iphd
 		return;
 	}
 	if (c && (t.th_flags & TH_SYN)) {
-		/* The guest sent its SYN again: our SYN-ACK is lost or late. */
-		if (!c->syn_acked && seq + 1 == c->rcv_nxt) {
-			c->syn_sent = false;
-			c->snd_nxt = c->iss;
+		/* The guest sent its SYN again: our SYN-ACK is lost or late;
+		 * or, after the handshake, a late copy of it: it gets an ACK. */
+		if (seq == c->irs) {
+			if (!c->syn_acked) {
+				c->syn_sent = false;
+				c->snd_nxt = c->iss;
+			} else {
+				c->need_ack = true;
+			}
 			return;
 		}
 		/* A new connection on a pair of ports the guest no longer
@@ -333,7 +351,7 @@ static void take_tcp(struct mmds_stack *s, const uint8_t *mac, const struct iphd
 	if (!(t.th_flags & TH_ACK))
 		return;
 	acked(c, ntohl(t.th_ack), !payload && !(t.th_flags & TH_FIN) && ntohs(t.th_win) == c->wnd,
-	      now);
+	      now, &s->reply_bytes);
 	if (!c->syn_acked)
 		return;
 	c->wnd = ntohs(t.th_win);
@@ -489,6 +507,13 @@ static size_t put_tcp(const struct mmds_stack *s, uint8_t *buf, const uint8_t *m
 	return ETH_LEN + IP_LEN + tl;
 }
 
+/* The wait before the next retransmission: doubled at each timeout in a
+ * row, to 32 times (a paused guest takes nothing for a while). */
+static uint64_t rto(const struct conn *c)
+{
+	return MMDS_STACK_RTO_NS << (c->rtos < 5 ? c->rtos : 5);
+}
+
 /* Go back to the oldest unacknowledged byte when it has waited too long;
  * false when it has too often, or the reply has not moved on for
  * MMDS_STACK_STALL_NS (a guest that takes nothing keeps no reply in
@@ -499,7 +524,7 @@ static bool maybe_resend(struct mmds_stack *s, struct conn *c, uint64_t now)
 		conn_reset(s, c);
 		return false;
 	}
-	if (c->snd_una == c->snd_max || now - c->sent_at < MMDS_STACK_RTO_NS)
+	if (c->snd_una == c->snd_max || now - c->sent_at < rto(c))
 		return true;
 	if (++c->rtos > MMDS_STACK_RTO_MAX) {
 		conn_reset(s, c);
@@ -605,8 +630,8 @@ static bool conn_owes(const struct conn *c, uint64_t now, uint64_t *due)
 
 	if (c->tx.data)
 		at = c->progress_at + MMDS_STACK_STALL_NS;
-	if (c->snd_una != c->snd_max && (!at || c->sent_at + MMDS_STACK_RTO_NS < at))
-		at = c->sent_at + MMDS_STACK_RTO_NS;
+	if (c->snd_una != c->snd_max && (!at || c->sent_at + rto(c) < at))
+		at = c->sent_at + rto(c);
 	if (at && (!*due || at < *due))
 		*due = at;
 	if (at && now >= at)

@@ -44,8 +44,9 @@
  * Firecracker's: more is not taken (the window closes), and a request
  * that does not fit resets the connection. */
 #define MMDS_STACK_RCV_BUF 2500
-/* Unacknowledged data goes again after this long, at most
- * MMDS_STACK_RTO_MAX times in a row; then the connection is reset. */
+/* Unacknowledged data goes again after this long (doubled at each
+ * timeout in a row, to 32 times), at most MMDS_STACK_RTO_MAX times in a
+ * row; then the connection is reset. */
 #define MMDS_STACK_RTO_NS  (300ull * 1000 * 1000)
 #define MMDS_STACK_RTO_MAX 15
 /* With every connection taken, a SYN takes the place of one the guest has
@@ -55,6 +56,10 @@
  * kept at 0) is dropped with its connection: the guest cannot hold
  * flint's memory with replies it does not read. */
 #define MMDS_STACK_STALL_NS (30ull * 1000 * 1000 * 1000)
+/* The replies an endpoint holds at once, all connections together (one
+ * reply is always let through, however large): a request beyond it has
+ * its connection reset. */
+#define MMDS_STACK_REPLY_BYTES (16u << 20)
 /* The largest frame mmds_stack_give makes: Ethernet, IPv4 and TCP headers
  * and one MSS. */
 #define MMDS_STACK_MSS	     1460

@@ -646,11 +646,12 @@ Test(api_router, mmds_data_store, .init = setup, .fini = teardown)
 	cr_assert_eq(req("GET", "/mmds/latest", NULL), 200);
 	cr_assert_str_eq(resp.body, "{\"latest\":{\"meta-data\":{\"id\":\"i-1\",\"zone\":\"z\"}}}");
 	expect_fault("PUT", "/mmds/latest", "{}", "Unrecognized PUT request path `latest`.");
+	cr_assert_eq(req("GET", "/mmds/config", NULL), 200, "the store, as Firecracker");
 	boot();
 	expect_ok("PUT", "/mmds", "\"a string will do\"");
 	cr_assert_eq(req("GET", "/mmds", NULL), 200);
 	cr_assert_str_eq(resp.body, "\"a string will do\"");
-	cr_assert_eq(counter("get_api_requests.mmds_count"), 5);
+	cr_assert_eq(counter("get_api_requests.mmds_count"), 6);
 	cr_assert_eq(counter("put_api_requests.mmds_count"), 4);
 	cr_assert_eq(counter("put_api_requests.mmds_fails"), 2);
 	cr_assert_eq(counter("patch_api_requests.mmds_count"), 3);

@@ -419,21 +419,31 @@ Test(mmds_stack, a_duplicate_ack_sends_the_data_again)
 	cr_assert_eq(s.len, 536);
 }
 
-Test(mmds_stack, a_connection_is_reset_after_too_many_timeouts)
+/* A reply the guest never acknowledges goes again after 300 ms, then
+ * after twice as long each time (a paused guest takes nothing for a
+ * while); after MMDS_STACK_STALL_NS without progress the connection is
+ * reset, past all it sent. */
+Test(mmds_stack, a_lost_reply_goes_again_ever_more_slowly_then_is_reset)
 {
 	struct seg s;
 	uint32_t us = open_conn(1);
-	uint64_t t = 0;
+	uint64_t t = 0, wait = MMDS_STACK_RTO_NS;
+	unsigned sent = 0;
 
 	cr_assert(send_tcp(TH_ACK, 2, us, "GET / HTTP/1.1\r\n\r\n"));
 	cr_assert(give_tcp(&s, 2048, t));
-	for (unsigned i = 0; i < MMDS_STACK_RTO_MAX; i++) {
-		t += MMDS_STACK_RTO_NS;
+	while (t + wait < MMDS_STACK_STALL_NS) {
+		cr_assert_not(give_tcp(&s, 2048, t + wait - 1), "early, at %llu ns",
+			      (unsigned long long)(t + wait - 1));
+		t += wait;
 		cr_assert(give_tcp(&s, 2048, t));
 		cr_assert_eq(s.seq, us);
+		sent++;
+		if (wait < MMDS_STACK_RTO_NS << 5)
+			wait *= 2;
 	}
-	t += MMDS_STACK_RTO_NS;
-	cr_assert(give_tcp(&s, 2048, t));
+	cr_assert_eq(sent, 7, "after 0.3, 0.6, 1.2, 2.4, 4.8, 9.6 and 9.6 s: at 28.5 s");
+	cr_assert(give_tcp(&s, 2048, MMDS_STACK_STALL_NS));
 	cr_assert_eq(s.flags, TH_RST | TH_ACK, "reset");
 	cr_assert_eq(s.seq, us + 5, "past all it sent");
 	cr_assert_eq(ss.connections_destroyed, 1);
@@ -447,6 +457,46 @@ static void syn_from(uint16_t port, uint64_t now)
 
 	memcpy(f + 34, &p, 2);
 	cr_assert(mmds_stack_take(st, f, n, now));
+}
+
+/* Replies held at once are bounded, all connections together: one
+ * larger than what is left resets its connection (the first always
+ * goes). A duplicate of the opening SYN after the handshake gets an ACK
+ * and changes nothing. */
+Test(mmds_stack, replies_held_are_bounded)
+{
+	uint8_t f[256];
+	struct seg s;
+	uint32_t us;
+
+	reply_size = MMDS_STACK_REPLY_BYTES - 100;
+	us = open_conn(1);
+	cr_assert(mmds_stack_take(
+	    st, f, tcp_frame(f, mmds_ip, 80, TH_ACK, 2, us, 0, "GET / HTTP/1.1\r\n\r\n", 18), 0));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.len, 0, "window 0: the reply is held");
+	cr_assert(send_tcp(TH_SYN, 1, 0, NULL));
+	cr_assert(give_tcp(&s, 2048, 0));
+	cr_assert_eq(s.flags, TH_ACK, "a late copy of the SYN: an ACK");
+	cr_assert_eq(ss.connections_created, 1);
+	/* A second connection's reply does not fit beside it. */
+	reply_size = 200;
+	syn_from(41000, 1);
+	cr_assert(give_tcp(&s, 2048, 1));
+	cr_assert_eq(s.flags, TH_SYN | TH_ACK);
+	{
+		uint8_t g[256];
+		size_t n = tcp_frame(g, mmds_ip, 80, TH_ACK, 2, s.seq + 1, 1000,
+				     "GET / HTTP/1.1\r\n\r\n", 18);
+		uint16_t port = htons(41000);
+
+		memcpy(g + 34, &port, 2);
+		cr_assert(mmds_stack_take(st, g, n, 1));
+	}
+	cr_assert(give_tcp(&s, 2048, 1));
+	cr_assert_eq(s.flags, TH_RST | TH_ACK);
+	cr_assert_eq(s.dport, 41000);
+	cr_assert_eq(ss.connections_destroyed, 1);
 }
 
 Test(mmds_stack, a_full_table_refuses_a_syn_until_a_connection_is_idle)

@@ -223,13 +223,12 @@ struct net {
 
 	/* The detour (net.h). detour_owed: TX gave it a frame, so it may
 	 * have an answer for RX. detour_timer: a timeout for when it will
-	 * have a frame by itself (a retransmission), due at detour_due, so
-	 * that a frame the guest never took goes again on an idle link. */
+	 * have a frame by itself (a retransmission), so that a frame the
+	 * guest never took goes again on an idle link. */
 	struct net_detour detour;
 	bool detour_owed, logged_detour;
 	struct ev_op detour_timer;
 	struct __kernel_timespec detour_ts;
-	uint64_t detour_due;
 	uint8_t detour_buf[NET_DETOUR_FRAME_MAX];
 };
 
@@ -693,6 +692,9 @@ static void rx_pump(struct net *n, struct after *a)
 		rx_wait(n);
 }
 
+/* The longest the detour's timer waits. */
+#define DETOUR_TICK_NS (250ull * 1000 * 1000)
+
 /* Arm the detour's timer for when it will have a frame by itself, unless
  * one is armed (it will look again when it goes off). A frame due already
  * waits for what stopped rx_pump (RX buffers: the guest's kick; the RX
@@ -709,8 +711,9 @@ static void detour_arm(struct net *n)
 	now = now_ns();
 	if (due <= now)
 		return;
-	wait = due - now;
-	n->detour_due = due;
+	/* Never moved earlier (a retransmission due sooner than a stalled
+	 * reply's end): it goes off at least this often instead. */
+	wait = due - now < DETOUR_TICK_NS ? due - now : DETOUR_TICK_NS;
 	n->detour_ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
 						  .tv_nsec = (long long)(wait % 1000000000u)};
 	r = evloop_timeout(n->loop, &n->detour_timer, &n->detour_ts);

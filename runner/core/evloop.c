@@ -209,6 +209,12 @@ int evloop_poll_once(struct evloop *l, struct ev_op *op, int fd, unsigned events
 	return submit(l, op, &sqe, false);
 }
 
+void evloop_ts_ns(struct __kernel_timespec *ts, uint64_t ns)
+{
+	*ts = (struct __kernel_timespec){.tv_sec = (int64_t)(ns / 1000000000u),
+					 .tv_nsec = (long long)(ns % 1000000000u)};
+}
+
 int evloop_timeout(struct evloop *l, struct ev_op *op, const struct __kernel_timespec *ts)
 {
 	struct io_uring_sqe sqe = {0};

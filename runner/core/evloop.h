@@ -154,6 +154,9 @@ int evloop_poll_once(struct evloop *l, struct ev_op *op, int fd, unsigned events
 int evloop_timeout(struct evloop *l, struct ev_op *op,
 		   const struct __kernel_timespec *ts) WARN_UNUSED;
 
+/* *ts = ns nanoseconds, as evloop_timeout takes a wait. */
+void evloop_ts_ns(struct __kernel_timespec *ts, uint64_t ns);
+
 /* pwritev at byte offset off (virtio-net's packets to its tap). iov[] and
  * the buffers must stay valid until done() (the kernel may read the array
  * after this returns). The loop has no read, sync or fallocate: drives do

@@ -262,8 +262,7 @@ static void arm_throttle(struct blk *b)
 		wait = 1; /* passes now: let the loop come round once */
 	if (wait > (uint64_t)INT64_MAX)
 		wait = INT64_MAX;
-	b->rl_ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
-					      .tv_nsec = (long long)(wait % 1000000000u)};
+	evloop_ts_ns(&b->rl_ts, wait);
 	err = evloop_timeout(b->loop, &b->rl_op, &b->rl_ts);
 	if (err < 0 && err != -ESHUTDOWN && !b->rl_unarmed_logged) {
 		/* The next notification or completion tries again. */

@@ -332,8 +332,7 @@ static void arm_throttle(struct net *n, struct throttle *t)
 		wait = 1;
 	if (wait > (uint64_t)INT64_MAX)
 		wait = INT64_MAX;
-	t->ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
-					   .tv_nsec = (long long)(wait % 1000000000u)};
+	evloop_ts_ns(&t->ts, wait);
 	r = evloop_timeout(n->loop, &t->op, &t->ts);
 	if (r < 0 && r != -ESHUTDOWN && !t->logged) {
 		/* The next kick or completion tries again. */
@@ -714,8 +713,7 @@ static void detour_arm(struct net *n)
 	/* Never moved earlier (a retransmission due sooner than a stalled
 	 * reply's end): it goes off at least this often instead. */
 	wait = due - now < DETOUR_TICK_NS ? due - now : DETOUR_TICK_NS;
-	n->detour_ts = (struct __kernel_timespec){.tv_sec = (int64_t)(wait / 1000000000u),
-						  .tv_nsec = (long long)(wait % 1000000000u)};
+	evloop_ts_ns(&n->detour_ts, wait);
 	r = evloop_timeout(n->loop, &n->detour_timer, &n->detour_ts);
 	if (r < 0 && r != -ESHUTDOWN && !n->logged_detour) {
 		/* The next RX or TX looks again. */

@@ -127,8 +127,7 @@ static void arm_timer(struct rng *r, uint64_t wait)
 		if (err < 0 && err != -ESHUTDOWN)
 			pr_err("entropy: cannot poll for new limits: %s", strerror(-err));
 	}
-	r->ts = (struct __kernel_timespec){.tv_sec = (long long)(wait / 1000000000u),
-					   .tv_nsec = (long long)(wait % 1000000000u)};
+	evloop_ts_ns(&r->ts, wait);
 	err = evloop_timeout(r->loop, &r->timer_op, &r->ts);
 	if (err == 0) {
 		r->timer_armed = true;

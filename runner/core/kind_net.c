@@ -52,7 +52,6 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 			       .loop = env->loop,
 			       .rx_rate_limiter = n->rx_rate_limiter,
 			       .tx_rate_limiter = n->tx_rate_limiter};
-	struct mmds_port *port = NULL;
 	struct net *net = NULL;
 	int r;
 
@@ -63,18 +62,13 @@ static int net_kind_create(const struct vm_config *c, unsigned i, const char *id
 			    n->iface_id);
 			return -EINVAL;
 		}
-		if ((r = mmds_port_create(&port, env->mmds, c->mmds.ipv4, c->mmds.v2,
+		if ((r = mmds_port_create(&p.detour, env->mmds, c->mmds.ipv4, c->mmds.v2,
 					  c->mmds.imds_compat)) < 0)
 			return r;
-		p.detour = (struct net_detour){.take = mmds_port_take,
-					       .owed = mmds_port_owed,
-					       .give = mmds_port_give,
-					       .reset = mmds_port_reset,
-					       .destroy = mmds_port_destroy,
-					       .ctx = port};
 	}
 	if ((r = net_create(&net, &p)) < 0) {
-		mmds_port_destroy(port);
+		if (p.detour.destroy)
+			p.detour.destroy(p.detour.ctx);
 		return r;
 	}
 	*out = (struct device_new){.priv = net, .ops = &net_ops, .front = net};

@@ -11,7 +11,45 @@ struct mmds_port {
 	struct mmds_stack *stack;
 };
 
-int mmds_port_create(struct mmds_port **out, struct mmds *m, uint32_t ipv4, bool v2,
+static void port_destroy(void *port)
+{
+	struct mmds_port *p = port;
+
+	if (!p)
+		return;
+	mmds_stack_destroy(p->stack);
+	free(p);
+}
+
+static bool port_take(void *port, const uint8_t *frame, size_t len)
+{
+	struct mmds_port *p = port;
+
+	return mmds_stack_take(p->stack, frame, len, now_ns());
+}
+
+static bool port_owed(void *port, uint64_t *due_ns)
+{
+	struct mmds_port *p = port;
+
+	return mmds_stack_owed(p->stack, now_ns(), due_ns);
+}
+
+static void port_reset(void *port)
+{
+	struct mmds_port *p = port;
+
+	mmds_stack_reset(p->stack);
+}
+
+static size_t port_give(void *port, uint8_t *buf, size_t cap)
+{
+	struct mmds_port *p = port;
+
+	return mmds_stack_give(p->stack, buf, cap, now_ns());
+}
+
+int mmds_port_create(struct net_detour *out, struct mmds *m, uint32_t ipv4, bool v2,
 		     bool imds_compat)
 {
 	struct mmds_port *p = calloc(1, sizeof(*p));
@@ -27,44 +65,11 @@ int mmds_port_create(struct mmds_port **out, struct mmds *m, uint32_t ipv4, bool
 		free(p);
 		return r;
 	}
-	*out = p;
+	*out = (struct net_detour){.take = port_take,
+				   .owed = port_owed,
+				   .give = port_give,
+				   .reset = port_reset,
+				   .destroy = port_destroy,
+				   .ctx = p};
 	return 0;
-}
-
-void mmds_port_destroy(void *port)
-{
-	struct mmds_port *p = port;
-
-	if (!p)
-		return;
-	mmds_stack_destroy(p->stack);
-	free(p);
-}
-
-bool mmds_port_take(void *port, const uint8_t *frame, size_t len)
-{
-	struct mmds_port *p = port;
-
-	return mmds_stack_take(p->stack, frame, len, now_ns());
-}
-
-bool mmds_port_owed(void *port, uint64_t *due_ns)
-{
-	struct mmds_port *p = port;
-
-	return mmds_stack_owed(p->stack, now_ns(), due_ns);
-}
-
-void mmds_port_reset(void *port)
-{
-	struct mmds_port *p = port;
-
-	mmds_stack_reset(p->stack);
-}
-
-size_t mmds_port_give(void *port, uint8_t *buf, size_t cap)
-{
-	struct mmds_port *p = port;
-
-	return mmds_stack_give(p->stack, buf, cap, now_ns());
 }

@@ -309,16 +309,24 @@ static void dev_teardown(void)
 
 TestSuite(net_dev, .init = dev_setup, .fini = dev_teardown, .timeout = 10);
 
-/* The device on one end of a socket pair, activated with features. */
-static void open_dev(uint64_t features)
+/* The device made with p on one end of a socket pair, activated with
+ * features. */
+static void open_with(uint64_t features, const struct net_params *p)
 {
-	struct net_params p = {.id = "net0", .mac = mac, .loop = loop};
 	int sv[2];
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	peer = sv[1];
-	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
+	cr_assert_eq(net_create_fd(&n, p, sv[0]), 0);
 	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+}
+
+/* The device with no limiter and no detour. */
+static void open_dev(uint64_t features)
+{
+	struct net_params p = {.id = "net0", .mac = mac, .loop = loop};
+
+	open_with(features, &p);
 }
 
 static struct net_stats stats(void)
@@ -1246,16 +1254,12 @@ static void open_limited(uint64_t features, const struct ratelimit_cfg *rx,
 			 const struct ratelimit_cfg *tx)
 {
 	struct net_params p = {.id = "net0", .mac = mac, .loop = loop};
-	int sv[2];
 
 	if (rx)
 		p.rx_rate_limiter = *rx;
 	if (tx)
 		p.tx_rate_limiter = *tx;
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	peer = sv[1];
-	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
-	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+	open_with(features, &p);
 }
 
 /* What queue probe_q's used ring held ms into the loop's run, seen from a
@@ -1671,15 +1675,11 @@ static void open_detour(uint64_t features, const struct ratelimit_cfg *tx)
 					  .give = dt_give,
 					  .reset = dt_reset,
 					  .destroy = dt_destroy}};
-	int sv[2];
 
 	memset(&dt, 0, sizeof(dt));
 	if (tx)
 		p.tx_rate_limiter = *tx;
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	peer = sv[1];
-	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
-	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+	open_with(features, &p);
 }
 
 /* A frame for the detour never reaches the tap; its answer reaches the
@@ -1687,21 +1687,11 @@ static void open_detour(uint64_t features, const struct ratelimit_cfg *tx)
  * ends the detour with itself. */
 Test(net_dev, detour_takes_its_frames_and_answers_first)
 {
-	struct net_params p = {
-	    .id = "net0",
-	    .mac = mac,
-	    .loop = loop,
-	    .detour = {.take = dt_take, .owed = dt_owed, .give = dt_give, .destroy = dt_destroy}};
 	struct virtio_net_hdr_v1 plain = hdr(0, 0, 0, 0, 0, 0);
 	static uint8_t got[NET_HDR_LEN + 200];
 	struct net_stats s;
-	int sv[2];
 
-	memset(&dt, 0, sizeof(dt));
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	peer = sv[1];
-	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
-	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	open_detour(mrg, NULL);
 	peer_send(&plain, 60, 1); /* waiting in the tap */
 	offer_rx(BUF + 0x8000, 2048);
 	offer_rx(BUF + 0x9000, 2048);

@@ -156,12 +156,15 @@ TestSuite(net_stream_dev, .init = dev_setup, .fini = dev_teardown, .timeout = 20
 static const uint64_t mrg = F(VIRTIO_NET_F_MRG_RXBUF);
 
 /* The device on one end of a stream socket pair, activated with features;
- * sndbuf, if not 0, shrinks both ends' buffers. */
-static void open_stream(uint64_t features, int sndbuf)
+ * sndbuf, if not 0, shrinks both ends' buffers; detour, if not NULL, is
+ * the device's. */
+static void open_stream_with(uint64_t features, int sndbuf, const struct net_detour *detour)
 {
 	struct net_params p = {.backend = NET_BACKEND_USER, .id = "net0", .mac = mac, .loop = loop};
 	int sv[2];
 
+	if (detour)
+		p.detour = *detour;
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	if (sndbuf)
 		for (int i = 0; i < 2; i++) {
@@ -173,6 +176,11 @@ static void open_stream(uint64_t features, int sndbuf)
 	peer = sv[1];
 	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
 	cr_assert_eq(net_ops.activate(n, features, vqs, &host), 0);
+}
+
+static void open_stream(uint64_t features, int sndbuf)
+{
+	open_stream_with(features, sndbuf, NULL);
 }
 
 static struct net_stats stats(void)
@@ -496,24 +504,13 @@ Test(net_stream_dev, mmds_answers_arp_ahead_of_passt)
 	    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x06, 0, 0xac, 0x10, 0,	   2,	 0x08, 0x06,
 	    0,	  1,	0x08, 0,    6,	  4,	0,    1, 0x06, 0,    0xac, 0x10, 0,    2,
 	    10,	  0,	2,    15,   0,	  0,	0,    0, 0,    0,    169,  254,	 169,  254};
-	struct net_params p = {.backend = NET_BACKEND_USER, .id = "net0", .mac = mac, .loop = loop};
-	struct mmds_port *port;
+	struct net_detour port;
 	struct mmds *m;
 	uint16_t k = 0;
-	int sv[2];
 
 	cr_assert_eq(mmds_create(&m, 0), 0);
 	cr_assert_eq(mmds_port_create(&port, m, htonl(0xa9fea9fe), false, false), 0);
-	p.detour = (struct net_detour){.take = mmds_port_take,
-				       .owed = mmds_port_owed,
-				       .give = mmds_port_give,
-				       .reset = mmds_port_reset,
-				       .destroy = mmds_port_destroy,
-				       .ctx = port};
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-	peer = sv[1];
-	cr_assert_eq(net_create_fd(&n, &p, sv[0]), 0);
-	cr_assert_eq(net_ops.activate(n, mrg, vqs, &host), 0);
+	open_stream_with(mrg, 0, &port);
 	wire_len = 0;
 	wire_frame(60, 7);
 	peer_write(wire, wire_len); /* passt's frame, waiting */

@@ -475,16 +475,15 @@ static unsigned rx_gather(struct net *n, uint64_t *room)
  * taken and not copied: rx_process drops it. -EAGAIN: the socket is empty
  * and no frame is whole; -EPIPE: passt closed it; -EMSGSIZE: a length
  * over NET_FRAME_MAX, the stream broken. */
-/* Copy a frame of len bytes into the held chains, from the first, behind
- * a zeroed header (rx_deliver fills num_buffers): returns its length with
- * the header, and in *room what the chains take; a frame larger than that
- * is not copied (rx_process drops it). */
-static ssize_t rx_copy(struct net *n, const uint8_t *f, uint32_t len, uint64_t *room)
+/* Copy a frame of len bytes into the held chains as rx_gather laid them
+ * out (niov iovecs taking room bytes), behind a zeroed header (rx_deliver
+ * fills num_buffers): returns its length with the header; a frame larger
+ * than room is not copied (rx_process drops it). */
+static ssize_t rx_copy(struct net *n, unsigned niov, uint64_t room, const uint8_t *f, uint32_t len)
 {
 	static const struct virtio_net_hdr_v1 zero;
-	unsigned niov = rx_gather(n, room);
 
-	if (NET_HDR_LEN + (uint64_t)len <= *room) {
+	if (NET_HDR_LEN + (uint64_t)len <= room) {
 		iov_copy(n->rx_iov, niov, 0, (void *)&zero, NET_HDR_LEN, true);
 		iov_copy(n->rx_iov, niov, NET_HDR_LEN, (void *)f, len, true);
 	}
@@ -494,6 +493,7 @@ static ssize_t rx_copy(struct net *n, const uint8_t *f, uint32_t len, uint64_t *
 static ssize_t rx_read_stream(struct net *n, uint64_t *room)
 {
 	const uint8_t *f;
+	unsigned niov;
 	uint32_t len;
 	int r;
 
@@ -527,7 +527,8 @@ static ssize_t rx_read_stream(struct net *n, uint64_t *room)
 		n->rx_broken = true;
 		return r;
 	}
-	return rx_copy(n, f, len, room);
+	niov = rx_gather(n, room);
+	return rx_copy(n, niov, *room, f, len);
 }
 
 /* The detour's next frame, copied as rx_copy does; 0: it has none. It is
@@ -535,16 +536,17 @@ static ssize_t rx_read_stream(struct net *n, uint64_t *room)
 static ssize_t rx_read_detour(struct net *n, uint64_t *room)
 {
 	uint64_t cap, due;
+	unsigned niov;
 	size_t len;
 
 	if (!n->detour.owed(n->detour.ctx, &due))
 		return 0;
-	rx_gather(n, &cap);
-	cap = cap > NET_HDR_LEN ? cap - NET_HDR_LEN : 0;
+	niov = rx_gather(n, room);
+	cap = *room > NET_HDR_LEN ? *room - NET_HDR_LEN : 0;
 	if (cap > sizeof(n->detour_buf))
 		cap = sizeof(n->detour_buf);
 	len = cap ? n->detour.give(n->detour.ctx, n->detour_buf, cap) : 0;
-	return len ? rx_copy(n, n->detour_buf, (uint32_t)len, room) : 0;
+	return len ? rx_copy(n, niov, *room, n->detour_buf, (uint32_t)len) : 0;
 }
 
 /* One read into the held chains, from the first: returns its length or

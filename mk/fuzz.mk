@@ -36,6 +36,12 @@ FUZZ_LIBS_fuzz_api := -ljansson -lnettle -pthread
 FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
 	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_rng := -luring
+# virtio-pmem's flush queue on a real io_uring event loop, its syncs on a
+# ring of its own (blk_ring.c), of a memfd.
+FUZZ_SRCS_fuzz_pmem := virtio/pmem/pmem.c virtio/blk/blk_ring.c virtio/vq.c runner/core/gmem.c \
+	runner/core/study.c runner/core/wire.c runner/core/evloop.c runner/core/uring.c \
+	runner/core/util.c runner/core/ratelimit.c
+FUZZ_LIBS_fuzz_pmem := -luring
 # The balloon on a real io_uring event loop (its statistics timer), its
 # inflate discarding the harness's own RAM.
 FUZZ_SRCS_fuzz_balloon := virtio/balloon/balloon.c virtio/vq.c runner/core/gmem.c runner/core/study.c \

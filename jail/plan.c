@@ -636,6 +636,13 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 		     (r = replace(&d->path_on_host, jailed, err, errlen)) < 0))
 			goto out;
 	}
+	for (unsigned k = 0; k < c.npmem; k++) {
+		struct vmc_pmem *d = &c.pmem[k];
+		if ((r = stage(p, d->path_on_host, d->read_only ? PLAN_READ : PLAN_READ_WRITE,
+			       jailed, err, errlen)) < 0 ||
+		    (r = replace(&d->path_on_host, jailed, err, errlen)) < 0)
+			goto out;
+	}
 	if (c.vsock.enabled && c.vsock.uds_path &&
 	    ((r = socket_path("vsock uds_path ", c.vsock.uds_path, p->vsock_path, err, errlen)) <
 		 0 ||
@@ -781,6 +788,13 @@ static int from_restore(struct plan *p, struct rewrite *w, const struct config *
 			    s.config.drives[i].path_on_host, s.config.drives[i].drive_id);
 			goto out;
 		}
+	if (s.config.npmem) {
+		r = fail(err, errlen, -EOPNOTSUPP,
+			 "--restore %s: the snapshot's pmem device '%s' is the file %s, which "
+			 "flint-jail has no way to bring into the jail",
+			 cfg->restore, s.config.pmem[0].id, s.config.pmem[0].path_on_host);
+		goto out;
+	}
 	/* flint run's vsock socket is its own, in /tmp; flint binds the
 	 * override's or else the one the snapshot recorded, a path inside the
 	 * jail then. */

@@ -202,6 +202,17 @@ int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *e
 	return done_boot(ctl, r, err);
 }
 
+int api_ctl_put_pmem(struct api_ctl *ctl, struct vmc_pmem *p, struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	if ((r = check_file(ctl, "pmem device's", p->path_on_host, !p->read_only, err)) < 0)
+		return done_boot(ctl, r, err);
+	r = vm_config_put_pmem(&ctl->config, p, err->msg, sizeof(err->msg));
+	return done_boot(ctl, r, err);
+}
+
 int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err)
 {
 	struct vm_err why = {0};
@@ -452,59 +463,88 @@ int api_ctl_put_metrics(struct api_ctl *ctl, struct vmc_metrics *m, struct vm_er
 
 /* PATCH after boot: merge the patch into a copy of the config, hand the
  * merged entry to the VM, keep the copy when the VM took it and drop it
- * otherwise, so the config always says what the VM runs. */
-int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p, struct vm_err *err)
+ * otherwise, so the config always says what the VM runs. start_patch:
+ * the lock taken and *merged a copy of the config; 0, or -errno with err
+ * set and the lock released. */
+static int start_patch(struct api_ctl *ctl, struct vm_config *merged, struct vm_err *err)
 {
-	struct vm_config merged;
 	int r = lock_post_boot(ctl, err);
 
 	if (r < 0)
 		return r;
-	if (vm_config_copy(&merged, &ctl->config) < 0)
+	if (vm_config_copy(merged, &ctl->config) < 0)
 		return done(ctl, vm_err_set(err, -ENOMEM, "out of memory"), err);
+	return 0;
+}
+
+/* The patch merged (r, its vm_config_patch_*'s answer) and the VM has an
+ * op for it (has_op, else "flint cannot update WHAT after boot"): 0 with
+ * err cleared for the op; or the copy dropped, the lock released and r. */
+static int check_patch(struct api_ctl *ctl, struct vm_config *merged, int r, bool has_op,
+		       const char *what, struct vm_err *err)
+{
+	if (r >= 0 && !has_op)
+		r = vm_err_set(err, -EOPNOTSUPP, "flint cannot update %s after boot", what);
+	else if (r >= 0)
+		*err = (struct vm_err){0};
+	if (r < 0) {
+		vm_config_free(merged);
+		return done(ctl, r, err);
+	}
+	return 0;
+}
+
+int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p, struct vm_err *err)
+{
+	struct vm_config merged;
+	int r;
+
+	if ((r = start_patch(ctl, &merged, err)) < 0)
+		return r;
 	/* Whether the PATCH named an image (the patch gives its path away
 	 * below): the same path again means "read it anew" (Kata grows a disk
 	 * that way), none means "leave it". */
 	bool new_image = p->path_on_host != NULL;
-	if ((r = vm_config_patch_drive(&merged, p, err->msg, sizeof(err->msg))) < 0)
-		goto err;
-	*err = (struct vm_err){0};
-	if (!ctl->ops || !ctl->ops->update_drive) {
-		r = vm_err_set(err, -EOPNOTSUPP, "flint cannot update a drive after boot");
-		goto err;
-	}
+	r = vm_config_patch_drive(&merged, p, err->msg, sizeof(err->msg));
+	if ((r = check_patch(ctl, &merged, r, ctl->ops && ctl->ops->update_drive, "a drive", err)) <
+	    0)
+		return r;
 	int i = vm_config_find_drive(&merged, p->drive_id);
 	return take_merged(ctl, &merged,
 			   ctl->ops->update_drive(ctl->ops_ctx, &merged.drives[i], new_image, err),
 			   err);
-err:
-	vm_config_free(&merged);
-	return done(ctl, r, err);
 }
 
 int api_ctl_patch_net(struct api_ctl *ctl, struct vmc_net_patch *p, struct vm_err *err)
 {
 	struct vm_config merged;
-	int r = lock_post_boot(ctl, err);
+	int r;
 
-	if (r < 0)
+	if ((r = start_patch(ctl, &merged, err)) < 0)
 		return r;
-	if (vm_config_copy(&merged, &ctl->config) < 0)
-		return done(ctl, vm_err_set(err, -ENOMEM, "out of memory"), err);
-	if ((r = vm_config_patch_net(&merged, p, err->msg, sizeof(err->msg))) < 0)
-		goto err;
-	*err = (struct vm_err){0};
-	if (!ctl->ops || !ctl->ops->update_net) {
-		r = vm_err_set(err, -EOPNOTSUPP,
-			       "flint cannot update a network interface after boot");
-		goto err;
-	}
+	r = vm_config_patch_net(&merged, p, err->msg, sizeof(err->msg));
+	if ((r = check_patch(ctl, &merged, r, ctl->ops && ctl->ops->update_net,
+			     "a network interface", err)) < 0)
+		return r;
 	int i = vm_config_find_net(&merged, p->iface_id);
 	return take_merged(ctl, &merged, ctl->ops->update_net(ctl->ops_ctx, &merged.nets[i], err),
 			   err);
-err:
-	vm_config_free(&merged);
-	return done(ctl, r, err);
+}
+
+int api_ctl_patch_pmem(struct api_ctl *ctl, struct vmc_pmem_patch *p, struct vm_err *err)
+{
+	struct vm_config merged;
+	int r;
+
+	if ((r = start_patch(ctl, &merged, err)) < 0)
+		return r;
+	r = vm_config_patch_pmem(&merged, p, err->msg, sizeof(err->msg));
+	if ((r = check_patch(ctl, &merged, r, ctl->ops && ctl->ops->update_pmem, "a pmem device",
+			     err)) < 0)
+		return r;
+	int i = vm_config_find_pmem(&merged, p->id);
+	return take_merged(ctl, &merged, ctl->ops->update_pmem(ctl->ops_ctx, &merged.pmem[i], err),
+			   err);
 }
 
 int api_ctl_start(struct api_ctl *ctl, struct vm_err *err)
@@ -712,6 +752,8 @@ static const struct {
     [API_REQ_GET_MMDS] = {"get_api_requests", "mmds"},
     [API_REQ_PUT_MMDS] = {"put_api_requests", "mmds"},
     [API_REQ_PATCH_MMDS] = {"patch_api_requests", "mmds"},
+    [API_REQ_PUT_PMEM] = {"put_api_requests", "pmem"},
+    [API_REQ_PATCH_PMEM] = {"patch_api_requests", "pmem"},
 };
 
 void api_ctl_counters(struct api_ctl *ctl, api_emit_fn emit, void *ctx)

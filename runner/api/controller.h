@@ -44,6 +44,7 @@ struct api_vm_ops {
 	int (*update_drive)(void *ctx, const struct vmc_drive *d, bool new_image,
 			    struct vm_err *err);
 	int (*update_net)(void *ctx, const struct vmc_net *n, struct vm_err *err);
+	int (*update_pmem)(void *ctx, const struct vmc_pmem *p, struct vm_err *err);
 	/* PATCH /balloon and /balloon/statistics after boot: the device
 	 * follows b in what changes (enum device_change) names. */
 	int (*update_balloon)(void *ctx, const struct vmc_balloon *b, unsigned changes,
@@ -61,7 +62,7 @@ struct api_vm_ops {
 	int (*snapshot_create)(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err);
 	int (*snapshot_load)(void *ctx, const struct vm_restore_args *a, struct vm_config *loaded,
 			     struct vm_err *err);
-	/* PUT /boot-source and PUT /drives: whether path opens, for reading
+	/* PUT /boot-source, /drives and /pmem: whether path opens, for reading
 	 * or also for writing. Firecracker opens these files at the PUT, so a
 	 * path that does not open is the PUT's 400, not InstanceStart's.
 	 * NULL: checked at InstanceStart only. */
@@ -115,6 +116,8 @@ enum api_req {
 	API_REQ_GET_MMDS,
 	API_REQ_PUT_MMDS, /* PUT /mmds and PUT /mmds/config, as Firecracker counts them */
 	API_REQ_PATCH_MMDS,
+	API_REQ_PUT_PMEM,
+	API_REQ_PATCH_PMEM,
 	API_REQ_COUNT
 };
 
@@ -154,6 +157,7 @@ int api_ctl_patch_machine(struct api_ctl *ctl, const struct vmc_machine_patch *p
 int api_ctl_put_boot(struct api_ctl *ctl, struct vmc_boot *b, struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_drive(struct api_ctl *ctl, struct vmc_drive *d, struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err) WARN_UNUSED;
+int api_ctl_put_pmem(struct api_ctl *ctl, struct vmc_pmem *p, struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_entropy(struct api_ctl *ctl, const struct vmc_entropy *e,
 			struct vm_err *err) WARN_UNUSED;
@@ -173,13 +177,16 @@ struct mmds *api_ctl_mmds(struct api_ctl *ctl);
 int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err) WARN_UNUSED;
 int api_ctl_put_metrics(struct api_ctl *ctl, struct vmc_metrics *m, struct vm_err *err) WARN_UNUSED;
 
-/* PATCH drives and network-interfaces: post-boot only (the swagger's
- * rule). The patch is merged into the config's entry, which is handed to
- * ops->update_drive / update_net; when that fails the entry is restored.
+/* PATCH drives, network-interfaces and pmem: post-boot only (the
+ * swagger's rule). The patch is merged into the config's entry, which is
+ * handed to ops->update_drive / update_net / update_pmem; when that fails
+ * the entry is restored.
  * The patch's strings are taken over on success. */
 int api_ctl_patch_drive(struct api_ctl *ctl, struct vmc_drive_patch *p,
 			struct vm_err *err) WARN_UNUSED;
 int api_ctl_patch_net(struct api_ctl *ctl, struct vmc_net_patch *p, struct vm_err *err) WARN_UNUSED;
+int api_ctl_patch_pmem(struct api_ctl *ctl, struct vmc_pmem_patch *p,
+		       struct vm_err *err) WARN_UNUSED;
 
 /* The balloon, with Firecracker's rules: PUT before the start (amount_mib
  * at most the machine's memory); PATCH /balloon (amount_mib) and PATCH

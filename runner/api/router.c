@@ -23,6 +23,7 @@ enum route_kind {
 	R_BOOT,
 	R_DRIVE,
 	R_NET,
+	R_PMEM,
 	R_LOGGER,
 	R_METRICS,
 	R_VSOCK,
@@ -67,7 +68,7 @@ static const struct route {
     {"balloon/hinting/status", M_GET, R_BALLOON_HINTING, NULL},
     {"balloon/hinting/stop", M_PATCH, R_BALLOON_HINTING, NULL},
     {"cpu-config", M_PUT, R_CPU_CONFIG, NULL},
-    {"pmem/*", M_PUT | M_PATCH, R_UNSUPPORTED, "pmem devices"},
+    {"pmem/*", M_PUT | M_PATCH, R_PMEM, NULL},
     {"mmds", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
     {"mmds/config", M_GET | M_PUT | M_PATCH, R_MMDS_CONFIG, NULL},
     /* Firecracker's router reads no further than /mmds. */
@@ -292,6 +293,27 @@ static int do_net(struct req *q)
 		vmc_net_patch_free(&p);
 	}
 	return answer(q, API_REQ_PATCH_NETWORK, r, &e);
+}
+
+static int do_pmem(struct req *q)
+{
+	struct vm_err e = {0};
+	int r;
+
+	if (q->method == M_PUT) {
+		struct vmc_pmem d;
+		if ((r = config_json_pmem(q->id, q->body, q->len, &d, ERRBUF(e))) >= 0) {
+			r = api_ctl_put_pmem(q->ctl, &d, &e);
+			vmc_pmem_free(&d);
+		}
+		return answer(q, API_REQ_PUT_PMEM, r, &e);
+	}
+	struct vmc_pmem_patch p;
+	if ((r = config_json_pmem_patch(q->id, q->body, q->len, &p, ERRBUF(e))) >= 0) {
+		r = api_ctl_patch_pmem(q->ctl, &p, &e);
+		vmc_pmem_patch_free(&p);
+	}
+	return answer(q, API_REQ_PATCH_PMEM, r, &e);
 }
 
 static int do_logger(struct req *q)
@@ -681,6 +703,8 @@ static int route(struct req *q, const struct route *rt)
 		return do_boot(q);
 	case R_DRIVE:
 		return do_drive(q);
+	case R_PMEM:
+		return do_pmem(q);
 	case R_NET:
 		return do_net(q);
 	case R_LOGGER:

@@ -317,6 +317,18 @@ static int edit_net(struct vm_config *next, const void *arg, struct vm_err *err)
 	return 0;
 }
 
+/* PATCH /pmem/{id}: the entry takes p's rate limiter. */
+static int edit_pmem(struct vm_config *next, const void *arg, struct vm_err *err)
+{
+	const struct vmc_pmem *p = arg;
+	int i = vm_config_find_pmem(next, p->id);
+
+	if (i < 0)
+		return vm_err_set(err, -ENOENT, "no pmem device '%s' in this VM", p->id);
+	next->pmem[i].rate_limiter = p->rate_limiter;
+	return 0;
+}
+
 /* A drive's image is opened anew only when the PATCH named one (even the
  * same path: the file may have grown). */
 static int op_update_drive(void *ctx, const struct vmc_drive *d, bool new_image, struct vm_err *err)
@@ -325,6 +337,14 @@ static int op_update_drive(void *ctx, const struct vmc_drive *d, bool new_image,
 	unsigned changes = DEVICE_CHANGE_LIMITS | (new_image ? DEVICE_CHANGE_BACKING : 0);
 
 	return vm ? vm_update_device(vm, "blk", d->drive_id, changes, edit_drive, d, err)
+		  : err->code;
+}
+
+static int op_update_pmem(void *ctx, const struct vmc_pmem *p, struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+
+	return vm ? vm_update_device(vm, "pmem", p->id, DEVICE_CHANGE_LIMITS, edit_pmem, p, err)
 		  : err->code;
 }
 
@@ -404,6 +424,7 @@ static const struct api_vm_ops vm_ops = {
     .ctrl_alt_del = op_ctrl_alt_del,
     .update_drive = op_update_drive,
     .update_net = op_update_net,
+    .update_pmem = op_update_pmem,
     .update_balloon = op_update_balloon,
     .balloon_report = op_balloon_report,
     .flush_metrics = op_flush_metrics,

@@ -171,6 +171,22 @@ static int parse_drive(struct jfield *p, json_t *o, struct vmc_drive *d)
 	return jfield_placed(p, vmc_drive_check(d, p->err, p->errlen));
 }
 
+static int parse_pmem(struct jfield *p, json_t *o, struct vmc_pmem *d)
+{
+	static const char *const keys[] = {"id",	"path_on_host", "root_device",
+					   "read_only", "rate_limiter", NULL};
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "id", true, &d->id)) < 0 ||
+	    (r = jfield_str(p, o, "path_on_host", true, &d->path_on_host)) < 0 ||
+	    (r = jfield_bool(p, o, "root_device", false, &d->root_device, NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "read_only", false, &d->read_only, NULL)) < 0 ||
+	    (r = parse_rl_cfg(p, o, "rate_limiter", &d->rate_limiter)) < 0)
+		return r;
+	return jfield_placed(p, vmc_pmem_check(d, p->err, p->errlen));
+}
+
 static int hex_digit(char c)
 {
 	return c >= '0' && c <= '9'   ? c - '0'
@@ -769,6 +785,49 @@ int config_json_drive_patch(const char *path_id, const char *body, size_t len,
 	return r;
 }
 
+int config_json_pmem(const char *path_id, const char *body, size_t len, struct vmc_pmem *d,
+		     char *err, size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*d = (struct vmc_pmem){0};
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
+		return r;
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = parse_pmem(&p, o, d)) == 0)
+		r = same_id(&p, "id", path_id, d->id);
+	if (r < 0)
+		vmc_pmem_free(d);
+	json_decref(o);
+	return r;
+}
+
+int config_json_pmem_patch(const char *path_id, const char *body, size_t len,
+			   struct vmc_pmem_patch *d, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"id", "rate_limiter", NULL};
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o;
+	int r;
+
+	*d = (struct vmc_pmem_patch){0};
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
+		return r;
+	if (!(o = jfield_load(&p, body, len, "the body")))
+		return -EINVAL;
+	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
+	    (r = jfield_str(&p, o, "id", true, &d->id)) == 0 &&
+	    (r = parse_rl(&p, o, "rate_limiter", &d->rate_limiter)) == 0)
+		r = same_id(&p, "id", path_id, d->id);
+	if (r < 0)
+		vmc_pmem_patch_free(d);
+	json_decref(o);
+	return r;
+}
+
 int config_json_net(const char *path_id, const char *body, size_t len, struct vmc_net *n, char *err,
 		    size_t errlen)
 {
@@ -975,7 +1034,7 @@ int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char 
 
 /* ---- the config file ----------------------------------------------------- */
 
-/* One element of "drives" or "network-interfaces": parsed, then put in c
+/* One element of "drives", "network-interfaces" or "pmem": parsed, then put in c
  * (each_obj's fn; c is ctx). */
 static int file_drive(struct jfield *p, json_t *e, void *c)
 {
@@ -996,6 +1055,17 @@ static int file_net(struct jfield *p, json_t *e, void *c)
 	if (r == 0)
 		r = jfield_placed(p, vm_config_put_net(c, &n, p->err, p->errlen));
 	vmc_net_free(&n);
+	return r;
+}
+
+static int file_pmem(struct jfield *p, json_t *e, void *c)
+{
+	struct vmc_pmem d = {0};
+	int r = parse_pmem(p, e, &d);
+
+	if (r == 0)
+		r = jfield_placed(p, vm_config_put_pmem(c, &d, p->err, p->errlen));
+	vmc_pmem_free(&d);
 	return r;
 }
 
@@ -1086,7 +1156,6 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 					   "memory-hotplug",
 					   NULL};
 	static const char *const missing_devices[][2] = {
-	    {"pmem", "virtio-pmem devices"},
 	    {"memory-hotplug", "memory hot-plugging"},
 	};
 	struct vmc_machine m = c->machine;
@@ -1132,6 +1201,7 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 	    (r = vm_config_set_boot(c, &boot, p->err, p->errlen)) < 0)
 		goto out;
 	if ((r = each_obj(p, root, "drives", file_drive, c)) < 0 ||
+	    (r = each_obj(p, root, "pmem", file_pmem, c)) < 0 ||
 	    (r = each_obj(p, root, "network-interfaces", file_net, c)) < 0)
 		goto out;
 	/* After the interfaces it names. */
@@ -1298,6 +1368,22 @@ static json_t *enc_drive(const struct vmc_drive *d, bool *ok)
 	put_str(o, "socket", d->socket, ok);
 	if (d->direct)
 		put(o, "flint_direct", json_true(), ok);
+	return o;
+}
+
+static json_t *enc_pmem(const struct vmc_pmem *d, bool *ok)
+{
+	json_t *o = json_object();
+
+	if (!o) {
+		*ok = false;
+		return NULL;
+	}
+	put_str(o, "id", d->id, ok);
+	put_str(o, "path_on_host", d->path_on_host, ok);
+	put(o, "root_device", json_boolean(d->root_device), ok);
+	put(o, "read_only", json_boolean(d->read_only), ok);
+	put_rl(o, "rate_limiter", &d->rate_limiter, ok);
 	return o;
 }
 
@@ -1506,7 +1592,10 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 	for (size_t i = 0; *ok && i < ARRAY_SIZE(nulls); i++)
 		if (!json_object_get(root, nulls[i]))
 			put(root, nulls[i], json_null(), ok);
-	put(root, "pmem", json_array(), ok);
+	put(root, "pmem", a = json_array(), ok);
+	for (unsigned i = 0; *ok && i < c->npmem; i++)
+		if (json_array_append_new(a, enc_pmem(&c->pmem[i], ok)) < 0)
+			*ok = false;
 	if (c->serial.enabled && (o = put_obj(root, "serial", ok))) {
 		put_str(o, "serial_out_path", c->serial.serial_out_path, ok);
 		if (bucket_limits(&c->serial.rate_limiter))

@@ -22,10 +22,10 @@
 
 /* A whole config file: "boot-source" and "drives" required (as
  * Firecracker's parser has them), "machine-config", "network-interfaces",
- * "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
+ * "pmem", "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
  * "mmds-config", and flint's "serial" (PUT /serial's body, which
- * Firecracker's file has no key for). Sections flint has no device for
- * ("pmem", "memory-hotplug") are refused unless null or empty. Applied in Firecracker's
+ * Firecracker's file has no key for). "memory-hotplug", which flint has
+ * no device for, is refused unless null. Applied in Firecracker's
  * order through the vm_config_* updates, so its rules hold (one root
  * drive, first). c is initialised here; on error it holds nothing.
  *
@@ -71,6 +71,11 @@ int config_json_net(const char *path_id, const char *body, size_t len, struct vm
 		    size_t errlen) WARN_UNUSED;
 int config_json_net_patch(const char *path_id, const char *body, size_t len,
 			  struct vmc_net_patch *p, char *err, size_t errlen) WARN_UNUSED;
+/* PUT and PATCH /pmem/{path_id}: Pmem and PartialPmem. */
+int config_json_pmem(const char *path_id, const char *body, size_t len, struct vmc_pmem *p,
+		     char *err, size_t errlen) WARN_UNUSED;
+int config_json_pmem_patch(const char *path_id, const char *body, size_t len,
+			   struct vmc_pmem_patch *p, char *err, size_t errlen) WARN_UNUSED;
 /* PUT /vsock, /logger, /metrics, /entropy, /serial. */
 int config_json_vsock(const char *body, size_t len, struct vmc_vsock *v, char *err,
 		      size_t errlen) WARN_UNUSED;
@@ -100,7 +105,7 @@ int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *int
 				     size_t errlen) WARN_UNUSED;
 
 /* c as a FullVmConfiguration object: "boot-source" (once set), "drives"
- * and "network-interfaces" (possibly empty), "machine-config", and
+ * "network-interfaces" and "pmem" (possibly empty), "machine-config", and
  * "vsock", "logger", "metrics", "entropy", "serial" when configured.
  * Optional fields that are absent are left out rather than null. Returns a
  * malloc'd NUL-terminated string (indented when pretty); NULL when out of

@@ -69,6 +69,23 @@ void vmc_net_patch_free(struct vmc_net_patch *p)
 	*p = (struct vmc_net_patch){0};
 }
 
+void vmc_pmem_free(struct vmc_pmem *p)
+{
+	if (!p)
+		return;
+	free(p->id);
+	free(p->path_on_host);
+	*p = (struct vmc_pmem){0};
+}
+
+void vmc_pmem_patch_free(struct vmc_pmem_patch *p)
+{
+	if (!p)
+		return;
+	free(p->id);
+	*p = (struct vmc_pmem_patch){0};
+}
+
 void vmc_vsock_free(struct vmc_vsock *v)
 {
 	if (!v)
@@ -112,6 +129,8 @@ void vm_config_free(struct vm_config *c)
 		vmc_drive_free(&c->drives[i]);
 	for (unsigned i = 0; i < c->nnets; i++)
 		vmc_net_free(&c->nets[i]);
+	for (unsigned i = 0; i < c->npmem; i++)
+		vmc_pmem_free(&c->pmem[i]);
 	vmc_vsock_free(&c->vsock);
 	vmc_logger_free(&c->logger);
 	vmc_metrics_free(&c->metrics);
@@ -139,6 +158,8 @@ int vm_config_copy(struct vm_config *dst, const struct vm_config *src)
 		    dst->drives[i].partuuid = NULL;
 	for (unsigned i = 0; i < src->nnets; i++)
 		dst->nets[i].iface_id = dst->nets[i].host_dev_name = NULL;
+	for (unsigned i = 0; i < src->npmem; i++)
+		dst->pmem[i].id = dst->pmem[i].path_on_host = NULL;
 	dst->vsock.uds_path = dst->vsock.vsock_id = NULL;
 	dst->logger.log_path = dst->logger.module = NULL;
 	dst->metrics.metrics_path = NULL;
@@ -157,6 +178,9 @@ int vm_config_copy(struct vm_config *dst, const struct vm_config *src)
 	for (unsigned i = 0; ok && i < src->nnets; i++)
 		ok = dup_str(&dst->nets[i].iface_id, src->nets[i].iface_id) &&
 		     dup_str(&dst->nets[i].host_dev_name, src->nets[i].host_dev_name);
+	for (unsigned i = 0; ok && i < src->npmem; i++)
+		ok = dup_str(&dst->pmem[i].id, src->pmem[i].id) &&
+		     dup_str(&dst->pmem[i].path_on_host, src->pmem[i].path_on_host);
 	ok = ok && dup_str(&dst->vsock.uds_path, src->vsock.uds_path) &&
 	     dup_str(&dst->vsock.vsock_id, src->vsock.vsock_id) &&
 	     dup_str(&dst->logger.log_path, src->logger.log_path) &&
@@ -204,6 +228,13 @@ static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
 	       rl_eq(&a->tx_rate_limiter, &b->tx_rate_limiter) && a->mmds == b->mmds;
 }
 
+static bool pmem_eq(const struct vmc_pmem *a, const struct vmc_pmem *b)
+{
+	return str_eq(a->id, b->id) && str_eq(a->path_on_host, b->path_on_host) &&
+	       a->root_device == b->root_device && a->read_only == b->read_only &&
+	       rl_eq(&a->rate_limiter, &b->rate_limiter);
+}
+
 static bool cpu_config_eq(const struct vmc_cpu_config *a, const struct vmc_cpu_config *b)
 {
 	if (a->enabled != b->enabled || a->ncpuid != b->ncpuid || a->nmsr != b->nmsr ||
@@ -241,8 +272,11 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	    !str_eq(a->boot.initrd_path, b->boot.initrd_path) ||
 	    !str_eq(a->boot.boot_args, b->boot.boot_args))
 		return false;
-	if (a->ndrives != b->ndrives || a->nnets != b->nnets)
+	if (a->ndrives != b->ndrives || a->nnets != b->nnets || a->npmem != b->npmem)
 		return false;
+	for (unsigned i = 0; i < a->npmem; i++)
+		if (!pmem_eq(&a->pmem[i], &b->pmem[i]))
+			return false;
 	for (unsigned i = 0; i < a->ndrives; i++)
 		if (!drive_eq(&a->drives[i], &b->drives[i]))
 			return false;
@@ -438,6 +472,16 @@ int vmc_drive_check(const struct vmc_drive *d, char *err, size_t errlen)
 	return rl_check("rate_limiter", &d->rate_limiter, err, errlen);
 }
 
+int vmc_pmem_check(const struct vmc_pmem *p, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = id_check("id", p->id, err, errlen)) < 0 ||
+	    (r = path_check("path_on_host", p->path_on_host, VMC_MAX_PATH, err, errlen)) < 0)
+		return r;
+	return rl_check("rate_limiter", &p->rate_limiter, err, errlen);
+}
+
 int vmc_net_check(const struct vmc_net *n, char *err, size_t errlen)
 {
 	int r;
@@ -562,6 +606,14 @@ int vm_config_find_net(const struct vm_config *c, const char *iface_id)
 	return -1;
 }
 
+int vm_config_find_pmem(const struct vm_config *c, const char *id)
+{
+	for (unsigned i = 0; i < c->npmem; i++)
+		if (!strcmp(c->pmem[i].id, id))
+			return i;
+	return -1;
+}
+
 int vm_config_put_drive(struct vm_config *c, struct vmc_drive *d, char *err, size_t errlen)
 {
 	int r, at = vm_config_find_drive(c, d->drive_id ? d->drive_id : "");
@@ -631,6 +683,43 @@ int vm_config_patch_drive(struct vm_config *c, struct vmc_drive_patch *p, char *
 		p->path_on_host = NULL;
 	}
 	rl_patch(&d->rate_limiter, &p->rate_limiter);
+	return 0;
+}
+
+/* Firecracker keeps the devices in the order they were first put, the
+ * guest's /dev/pmem<N>; a second root device is refused, replacing the
+ * root device itself is not. */
+int vm_config_put_pmem(struct vm_config *c, struct vmc_pmem *p, char *err, size_t errlen)
+{
+	int r, at = vm_config_find_pmem(c, p->id ? p->id : "");
+
+	if ((r = vmc_pmem_check(p, err, errlen)) < 0)
+		return r;
+	for (unsigned i = 0; p->root_device && i < c->npmem; i++)
+		if ((int)i != at && c->pmem[i].root_device)
+			FAIL("pmem '%s': a root pmem device already exists ('%s')", p->id,
+			     c->pmem[i].id);
+	if (at < 0 && c->npmem == VMC_MAX_PMEM)
+		FAIL("pmem '%s': flint takes at most %d pmem devices", p->id, VMC_MAX_PMEM);
+	vmc_ratelimit_normalise(&p->rate_limiter);
+	if (at >= 0)
+		vmc_pmem_free(&c->pmem[at]);
+	else
+		at = c->npmem++;
+	c->pmem[at] = *p;
+	*p = (struct vmc_pmem){0};
+	return 0;
+}
+
+int vm_config_patch_pmem(struct vm_config *c, struct vmc_pmem_patch *p, char *err, size_t errlen)
+{
+	int r, at = vm_config_find_pmem(c, p->id ? p->id : "");
+
+	if (at < 0)
+		FAIL("no pmem device '%.*s' to update", VMC_MAX_ID, p->id ? p->id : "");
+	if ((r = rl_check("rate_limiter", &p->rate_limiter.v, err, errlen)) < 0)
+		return r;
+	rl_patch(&c->pmem[at].rate_limiter, &p->rate_limiter);
 	return 0;
 }
 
@@ -854,7 +943,7 @@ static unsigned other_features(const struct vm_config *c)
 	       (c->serial.enabled && bucket_limits(&c->serial.rate_limiter)
 		    ? VMC_F_SERIAL_RATE_LIMIT
 		    : 0) |
-	       (c->balloon.enabled ? VMC_F_BALLOON : 0) |
+	       (c->balloon.enabled ? VMC_F_BALLOON : 0) | (c->npmem ? VMC_F_PMEM : 0) |
 	       (c->cpu_config.enabled ? VMC_F_CPU_CONFIG : 0) |
 	       (c->balloon.enabled && c->balloon.free_page_hinting ? VMC_F_BALLOON_HINTING : 0) |
 	       (c->balloon.enabled && c->balloon.free_page_reporting ? VMC_F_BALLOON_REPORTING : 0);
@@ -915,6 +1004,8 @@ static const char *feature_what(unsigned bit)
 		return "balloon free page hinting (free_page_hinting)";
 	case VMC_F_BALLOON_REPORTING:
 		return "balloon free page reporting (free_page_reporting)";
+	case VMC_F_PMEM:
+		return "virtio-pmem devices (pmem)";
 	}
 	return "a feature";
 }

@@ -25,9 +25,12 @@
 /* flint's limits (cli.h's MAX_VCPUS, MAX_DRIVES, MAX_NETS and
  * cli_parse_size's 16 MiB to 1 TiB; vm_config.c checks they agree).
  * Firecracker's vCPU limit is 32 as well. */
-#define VMC_MAX_VCPUS	32
-#define VMC_MAX_DRIVES	16
-#define VMC_MAX_NETS	8
+#define VMC_MAX_VCPUS  32
+#define VMC_MAX_DRIVES 16
+#define VMC_MAX_NETS   8
+/* virtio-pmem devices (Firecracker's limit is its IRQ lines, shared with
+ * the other devices). */
+#define VMC_MAX_PMEM	8
 #define VMC_MIN_MEM_MIB 16ULL
 #define VMC_MAX_MEM_MIB (1ULL << 20)
 /* The kernel command line when boot-source has no boot_args. The i8042
@@ -174,6 +177,22 @@ struct vmc_net_patch {
 	struct vmc_rl_patch rx_rate_limiter, tx_rate_limiter;
 };
 
+/* One virtio-pmem device (Firecracker's Pmem): path_on_host mapped into
+ * the guest's physical memory, /dev/pmem<N> in configuration order. */
+struct vmc_pmem {
+	char *id;
+	char *path_on_host;
+	bool root_device;		   /* root=/dev/pmem<N> */
+	bool read_only;			   /* mapped read-only; the guest's writes are dropped */
+	struct ratelimit_cfg rate_limiter; /* its flushes: 1 op, the file's size in bytes */
+};
+
+/* PATCH /pmem/{id} (Firecracker's PartialPmem): the rate limiter. */
+struct vmc_pmem_patch {
+	char *id;
+	struct vmc_rl_patch rate_limiter;
+};
+
 struct vmc_vsock {
 	bool enabled;
 	uint32_t guest_cid; /* 3..2^32-2 */
@@ -281,6 +300,8 @@ struct vm_config {
 	unsigned ndrives;
 	struct vmc_net nets[VMC_MAX_NETS]; /* eth0, eth1, ... */
 	unsigned nnets;
+	struct vmc_pmem pmem[VMC_MAX_PMEM]; /* /dev/pmem0, /dev/pmem1, ... */
+	unsigned npmem;
 	struct vmc_vsock vsock;
 	struct vmc_logger logger;
 	struct vmc_metrics metrics;
@@ -315,6 +336,7 @@ enum vmc_feature {
 	VMC_F_BALLOON_HINTING = 1u << 17,    /* its free_page_hinting */
 	VMC_F_BALLOON_REPORTING = 1u << 18,  /* its free_page_reporting */
 	VMC_F_CPU_CONFIG = 1u << 19,	     /* a custom CPU template */
+	VMC_F_PMEM = 1u << 20,		     /* a virtio-pmem device */
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, no huge
@@ -338,6 +360,7 @@ int vmc_boot_check(const struct vmc_boot *b, char *err, size_t errlen) WARN_UNUS
 int vmc_drive_check(const struct vmc_drive *d, char *err, size_t errlen) WARN_UNUSED;
 int vmc_net_check(const struct vmc_net *n, char *err, size_t errlen) WARN_UNUSED;
 int vmc_vsock_check(const struct vmc_vsock *v, char *err, size_t errlen) WARN_UNUSED;
+int vmc_pmem_check(const struct vmc_pmem *p, char *err, size_t errlen) WARN_UNUSED;
 int vmc_bucket_check(const char *field, const struct ratelimit_bucket_cfg *b, char *err,
 		     size_t errlen) WARN_UNUSED;
 
@@ -355,6 +378,8 @@ void vmc_drive_free(struct vmc_drive *d);
 void vmc_drive_patch_free(struct vmc_drive_patch *p);
 void vmc_net_free(struct vmc_net *n);
 void vmc_net_patch_free(struct vmc_net_patch *p);
+void vmc_pmem_free(struct vmc_pmem *p);
+void vmc_pmem_patch_free(struct vmc_pmem_patch *p);
 void vmc_vsock_free(struct vmc_vsock *v);
 void vmc_logger_free(struct vmc_logger *l);
 void vmc_metrics_free(struct vmc_metrics *m);
@@ -393,6 +418,13 @@ int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t 
  * interface. */
 int vm_config_patch_net(struct vm_config *c, struct vmc_net_patch *p, char *err,
 			size_t errlen) WARN_UNUSED;
+/* PUT /pmem/{id}: a new device, or the one with that id replaced. At most
+ * one root device among them; at most VMC_MAX_PMEM devices. */
+int vm_config_put_pmem(struct vm_config *c, struct vmc_pmem *p, char *err,
+		       size_t errlen) WARN_UNUSED;
+/* PATCH /pmem/{id}: rate limiter buckets of an existing device. */
+int vm_config_patch_pmem(struct vm_config *c, struct vmc_pmem_patch *p, char *err,
+			 size_t errlen) WARN_UNUSED;
 /* PUT /vsock, /logger, /metrics, /entropy, /serial: replace that part. */
 int vm_config_set_vsock(struct vm_config *c, struct vmc_vsock *v, char *err,
 			size_t errlen) WARN_UNUSED;
@@ -420,9 +452,10 @@ int vm_config_patch_balloon(struct vm_config *c, uint32_t amount_mib, char *err,
 int vm_config_patch_balloon_stats(struct vm_config *c, uint32_t interval_s, bool started, char *err,
 				  size_t errlen) WARN_UNUSED;
 
-/* Index of the drive or interface with that id, or -1. */
+/* Index of the drive, interface or pmem device with that id, or -1. */
 int vm_config_find_drive(const struct vm_config *c, const char *drive_id);
 int vm_config_find_net(const struct vm_config *c, const char *iface_id);
+int vm_config_find_pmem(const struct vm_config *c, const char *id);
 
 /* The vmc_feature bits c uses. */
 unsigned vm_config_features(const struct vm_config *c);

@@ -29,10 +29,24 @@ struct devices;
 struct mmds;
 struct device;
 
+/* Guest-physical room for host memory a device puts in the guest's
+ * address space (virtio-pmem's file), above RAM and the MMIO hole. */
+struct device_memmap {
+	/* Map [host, host + size) (size a multiple of DEVICE_MEMMAP_ALIGN)
+	 * at the next free DEVICE_MEMMAP_ALIGN-aligned guest-physical
+	 * address, writable by the guest or not, for as long as the VM
+	 * lives: the same devices mapped in the same order get the same
+	 * addresses (a snapshot's). 0 with *gpa set, or -errno (logged). */
+	int (*map)(void *ctx, void *host, uint64_t size, bool read_only, uint64_t *gpa);
+	void *ctx;
+};
+#define DEVICE_MEMMAP_ALIGN (2ULL << 20)
+
 /* What a kind needs to create a device. */
 struct device_env {
 	struct evloop *loop;
-	struct mmds *mmds; /* the instance's MMDS data store; NULL: none */
+	struct mmds *mmds;		    /* the instance's MMDS data store; NULL: none */
+	const struct device_memmap *memmap; /* NULL: no device may map memory */
 };
 
 /* What a kind's create makes: its own device, given back to the other

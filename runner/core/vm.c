@@ -252,6 +252,44 @@ int vm_map_memory(struct vm *vm)
 	return 0;
 }
 
+/* struct device_memmap's map: KVM slots after RAM's, at addresses that
+ * depend only on RAM's size and the sizes mapped before, so that a restore
+ * finds its devices where the snapshot's guest had them. */
+static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_only, uint64_t *gpa)
+{
+	struct vm *vm = ctx;
+	const struct gmem_region *last = gmem_region(vm->mem, gmem_nregions(vm->mem) - 1);
+	uint64_t top = last->gpa + last->size;
+
+	if (!vm->devmem_next) {
+		top = top > MMIO_GAP_END ? top : MMIO_GAP_END;
+		vm->devmem_next = (top + DEVMEM_BASE_ALIGN - 1) & ~(DEVMEM_BASE_ALIGN - 1);
+	}
+	if (!size || size % DEVICE_MEMMAP_ALIGN || size > DEVMEM_END - vm->devmem_next) {
+		pr_err("device memory of %llu bytes does not fit the guest's address space",
+		       (unsigned long long)size);
+		return -EINVAL;
+	}
+	struct kvm_userspace_memory_region m = {
+	    .slot = GMEM_MAX_REGIONS + vm->devmem_slots,
+	    .guest_phys_addr = vm->devmem_next,
+	    .memory_size = size,
+	    .userspace_addr = (uint64_t)(uintptr_t)host,
+	    /* The guest's writes to a read-only slot exit as MMIO writes,
+	     * which no device claims: dropped. */
+	    .flags = read_only ? KVM_MEM_READONLY : 0,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
+		int r = -errno;
+		pr_err("KVM_SET_USER_MEMORY_REGION for device memory: %s", strerror(errno));
+		return r;
+	}
+	*gpa = vm->devmem_next;
+	vm->devmem_next += size;
+	vm->devmem_slots++;
+	return 0;
+}
+
 int vm_setup_legacy(struct vm *vm)
 {
 	static const struct serial_ops sops = {.out = serial_out, .irq = serial_irq};
@@ -347,7 +385,8 @@ int vm_setup_virtio(struct vm *vm)
 	    .vm_fd = vm->vm_fd, .mmio = vm->mmio, .mem = vm->mem, .loop = vm->loop};
 	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
 		return r;
-	env = (struct device_env){.loop = vm->loop, .mmds = vm->opts.mmds};
+	vm->memmap = (struct device_memmap){.map = map_device_memory, .ctx = vm};
+	env = (struct device_env){.loop = vm->loop, .mmds = vm->opts.mmds, .memmap = &vm->memmap};
 	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, &vm->c, &env)) < 0)
 		return r;
 	if (devices_cmdline(vm->devs, vm->devices, sizeof(vm->devices)) < 0) {
@@ -375,10 +414,30 @@ static int load_file(const char *what, const char *path, uint64_t max, const uin
 int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, size_t errlen)
 {
 	const struct vmc_drive *root = c->ndrives ? &c->drives[0] : NULL;
-	int n;
+	int n, pmem = -1;
 
 	buf[0] = '\0';
-	if (!root || !root->is_root_device)
+	for (unsigned i = 0; i < c->npmem && pmem < 0; i++)
+		if (c->pmem[i].root_device)
+			pmem = (int)i;
+	if (root && !root->is_root_device)
+		root = NULL;
+	if (root && pmem >= 0) {
+		snprintf(err, errlen, "drive %s and pmem device %s are both root devices",
+			 root->drive_id, c->pmem[pmem].id);
+		return -EINVAL;
+	}
+	if (pmem >= 0) {
+		n = snprintf(buf, len, "root=/dev/pmem%d %s ", pmem,
+			     c->pmem[pmem].read_only ? "ro" : "rw");
+		if (n < 0 || (size_t)n >= len) {
+			buf[0] = '\0';
+			snprintf(err, errlen, "no room for the root device's arguments");
+			return -ENOSPC;
+		}
+		return 0;
+	}
+	if (!root)
 		return 0;
 	/* One word of the command line: a space, a quote or "--" would pass
 	 * the rest on as other arguments, or to init. */
@@ -591,7 +650,7 @@ const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
     VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
-    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING | VMC_F_CPU_CONFIG;
+    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING | VMC_F_CPU_CONFIG | VMC_F_PMEM;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 

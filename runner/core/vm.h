@@ -49,10 +49,11 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 
 /* The kernel arguments that name c's root device, as Firecracker adds
  * them: "root=PARTUUID=<partuuid> ro " (or rw, as the drive is) for a root
- * drive with a partuuid, "root=/dev/vda ro " without; "" when no drive is
- * the root device. Into buf[0..len). 0, or -EINVAL (a partuuid that is
- * not one plain word: a space, quote or "--" would add other arguments) or
- * -ENOSPC, with a message in err. */
+ * drive with a partuuid, "root=/dev/vda ro " without, "root=/dev/pmem<N>
+ * ro " for the N-th pmem device; "" when no device is the root device.
+ * Into buf[0..len). 0, or -EINVAL (a partuuid that is not one plain word:
+ * a space, quote or "--" would add other arguments; a root drive and a
+ * root pmem device both) or -ENOSPC, with a message in err. */
 int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err,
 		 size_t errlen) WARN_UNUSED;
 

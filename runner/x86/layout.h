@@ -29,6 +29,13 @@
 #define IOAPIC_ADDR	      0xfec00000ULL
 #define LAPIC_ADDR	      0xfee00000ULL
 
+/* Device memory (virtio-pmem's files) starts at the first 1 GiB boundary
+ * above RAM and the MMIO hole. */
+#define DEVMEM_BASE_ALIGN (1ULL << 30)
+/* And ends below 64 TiB, the physical memory x86-64 Linux addresses with
+ * 4-level page tables (MAX_PHYSMEM_BITS 46). */
+#define DEVMEM_END (1ULL << 46)
+
 /* Legacy I/O ports and ISA IRQs. */
 #define COM1_PORT	0x3f8
 #define COM1_IRQ	4

@@ -20,7 +20,8 @@ static struct fake {
 	unsigned start_vcpus;
 	char drive_path[128];
 	uint64_t drive_bw_size, drive_ops_size;
-	int drive_updates, net_updates;
+	int drive_updates, net_updates, pmem_updates;
+	uint64_t pmem_ops_size, pmem_bw_size;
 	bool drive_new_image;
 	uint64_t net_rx_size, net_tx_size;
 	const char *state;
@@ -135,6 +136,17 @@ static int f_update_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 	return 0;
 }
 
+static int f_update_pmem(void *ctx, const struct vmc_pmem *p, struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake update failed");
+	fake.pmem_updates++;
+	fake.pmem_ops_size = p->rate_limiter.ops.size;
+	fake.pmem_bw_size = p->rate_limiter.bandwidth.size;
+	return 0;
+}
+
 static int f_update_balloon(void *ctx, const struct vmc_balloon *b, unsigned changes,
 			    struct vm_err *err)
 {
@@ -207,6 +219,7 @@ static const struct api_vm_ops ops = {
     .flush_metrics = f_flush,
     .update_drive = f_update_drive,
     .update_net = f_update_net,
+    .update_pmem = f_update_pmem,
     .update_balloon = f_update_balloon,
     .balloon_report = f_balloon_report,
     .set_logger = f_logger,
@@ -494,8 +507,9 @@ Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
 	static const struct {
 		const char *method, *url;
 	} paths[] = {
-	    {"PUT", "/pmem/p0"},	{"PATCH", "/pmem/p0"},	      {"GET", "/hotplug/memory"},
-	    {"PUT", "/hotplug/memory"}, {"PATCH", "/hotplug/memory"},
+	    {"GET", "/hotplug/memory"},
+	    {"PUT", "/hotplug/memory"},
+	    {"PATCH", "/hotplug/memory"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		bool get = !strcmp(paths[i].method, "GET");
@@ -898,6 +912,62 @@ Test(api_router, patch_after_boot_merges_and_reverts, .init = setup, .fini = tea
 		     "{\"drive_id\": \"other\", \"path_on_host\": \"/x\"}", "drive_id");
 	expect_fault("PATCH", "/network-interfaces/eth9", "{\"iface_id\": \"eth9\"}", "eth9");
 	cr_assert_eq(fake.drive_updates, 2);
+}
+
+/* PUT /pmem/{id} before the start (the file must open, for writing unless
+ * read_only), in GET /vm/config; PATCH /pmem/{id} after it, the limiter
+ * merged, kept only when the VM takes it; the counters. */
+Test(api_router, pmem, .init = setup, .fini = teardown)
+{
+	static const char p0[] =
+	    "{\"id\": \"p0\", \"path_on_host\": \"/p0.img\", \"rate_limiter\": "
+	    "{\"ops\": {\"size\": 5, \"refill_time\": 100}}}";
+
+	expect_fault("PATCH", "/pmem/p0", "{\"id\": \"p0\"}", API_ERR_BEFORE_START);
+	expect_fault("PUT", "/pmem/p0", "{\"id\": \"p0\", \"path_on_host\": \"/missing\"}",
+		     "The pmem device's file cannot be opened: /missing: No such file");
+	expect_fault("PUT", "/pmem/p0", "{\"id\": \"p0\", \"path_on_host\": \"/ro-p\"}",
+		     "Permission denied");
+	expect_ok("PUT", "/pmem/ro",
+		  "{\"id\": \"ro\", \"path_on_host\": \"/ro-p\", "
+		  "\"read_only\": true, \"root_device\": true}");
+	expect_ok("PUT", "/pmem/p0", p0);
+	expect_fault("PUT", "/pmem/p1",
+		     "{\"id\": \"p1\", \"path_on_host\": \"/p1\", \"root_device\": true}",
+		     "a root pmem device already exists ('ro')");
+	json_t *o = get_json("/vm/config"), *a = json_object_get(o, "pmem");
+	cr_assert_eq(json_array_size(a), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 0), "id")), "ro");
+	cr_assert(json_is_true(json_object_get(json_array_get(a, 0), "root_device")));
+	json_decref(o);
+
+	expect_ok("PUT", "/boot-source", KERNEL);
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_fault("PUT", "/pmem/p2", "{\"id\": \"p2\", \"path_on_host\": \"/p2\"}",
+		     API_ERR_AFTER_START);
+	expect_ok("PATCH", "/pmem/p0",
+		  "{\"id\": \"p0\", \"rate_limiter\": {\"bandwidth\": {\"size\": 8192, "
+		  "\"refill_time\": 100}}}");
+	cr_assert_eq(fake.pmem_updates, 1);
+	cr_assert_eq(fake.pmem_bw_size, 8192);
+	cr_assert_eq(fake.pmem_ops_size, 5, "the bucket the PATCH left out stays");
+	fake.fail_update = -EIO;
+	expect_fault("PATCH", "/pmem/p0",
+		     "{\"id\": \"p0\", \"rate_limiter\": {\"ops\": {\"size\": 1, "
+		     "\"refill_time\": 1}}}",
+		     "fake update failed");
+	fake.fail_update = 0;
+	struct vm_config c;
+	cr_assert_eq(api_ctl_get_config(ctl, &c), 0);
+	cr_assert_eq(c.pmem[1].rate_limiter.ops.size, 5);
+	cr_assert_eq(c.pmem[1].rate_limiter.bandwidth.size, 8192);
+	vm_config_free(&c);
+	expect_fault("PATCH", "/pmem/nope", "{\"id\": \"nope\"}", "no pmem device 'nope'");
+	expect_fault("PATCH", "/pmem/p0", "{\"id\": \"p9\"}", "does not match");
+	cr_assert_eq(counter("put_api_requests.pmem_count"), 6);
+	cr_assert_eq(counter("put_api_requests.pmem_fails"), 4);
+	cr_assert_eq(counter("patch_api_requests.pmem_count"), 5);
+	cr_assert_eq(counter("patch_api_requests.pmem_fails"), 4);
 }
 
 Test(api_router, started_outside_the_api, .init = setup, .fini = teardown)

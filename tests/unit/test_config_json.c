@@ -527,14 +527,83 @@ Test(config_json, not_json_or_not_an_object)
 Test(config_json, sections_flint_has_no_device_for)
 {
 	static const struct refusal t[] = {
-	    {FILE_, "{" FILEB ", \"pmem\": [{\"id\": \"p\", \"path_on_host\": \"/p\"}]}",
-	     "pmem: flint does not support virtio-pmem devices"},
 	    {FILE_, "{" FILEB ", \"memory-hotplug\": {}}", "memory-hotplug: flint does not"},
 	};
 	check_refusals(t, ARRAY_SIZE(t));
-	/* null, or no pmem device, is not asking for one. */
+	/* null is not asking for one. */
 	cr_assert_eq(parse(FILE_, "{" FILEB ", \"mmds-config\": null}"), 0, "%s", err);
-	cr_assert_eq(parse(FILE_, "{" FILEB ", \"balloon\": null, \"pmem\": []}"), 0, "%s", err);
+	cr_assert_eq(parse(FILE_, "{" FILEB ", \"balloon\": null, \"memory-hotplug\": null}"), 0,
+		     "%s", err);
+}
+
+static void round_trip(const struct vm_config *c);
+
+/* "pmem" in the config file, PUT and PATCH /pmem/{id}: Firecracker's Pmem
+ * and PartialPmem, the ids of path and body, one root device. */
+Test(config_json, pmem)
+{
+	struct vm_config c;
+	struct vmc_pmem d;
+	struct vmc_pmem_patch pp;
+	static const char put[] = "{\"id\": \"p0\", \"path_on_host\": \"/srv/p0.img\", "
+				  "\"root_device\": true, \"read_only\": true, \"rate_limiter\": "
+				  "{\"ops\": {\"size\": 10, \"refill_time\": 1000}}}";
+	static const char patch[] = "{\"id\": \"p0\", \"rate_limiter\": {\"bandwidth\": "
+				    "{\"size\": 4096, \"refill_time\": 100}}}";
+
+	cr_assert_eq(config_json_pmem("p0", put, strlen(put), &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(d.id, "p0");
+	cr_assert_str_eq(d.path_on_host, "/srv/p0.img");
+	cr_assert(d.root_device && d.read_only);
+	cr_assert_eq(d.rate_limiter.ops.size, 10);
+	vmc_pmem_free(&d);
+	cr_assert_eq(config_json_pmem("p1", put, strlen(put), &d, err, sizeof(err)), -EINVAL);
+	ERR_HAS("id 'p0' in the body does not match 'p1' in the path");
+	cr_assert_eq(config_json_pmem("p-0", put, strlen(put), &d, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(config_json_pmem_patch("p0", patch, strlen(patch), &pp, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert(pp.rate_limiter.has_bandwidth && !pp.rate_limiter.has_ops);
+	vmc_pmem_patch_free(&pp);
+	static const struct {
+		const char *body, *msg;
+	} bad[] = {
+	    {"{\"path_on_host\": \"/p\"}", "id"},
+	    {"{\"id\": \"x\"}", "path_on_host"},
+	    {"{\"id\": \"x\", \"path_on_host\": \"/p\", \"is_root_device\": true}",
+	     "is_root_device"},
+	    {"{\"id\": \"x\", \"path_on_host\": \"\"}", "path_on_host"},
+	    {"{\"id\": \"x\", \"path_on_host\": \"/p\", \"read_only\": 1}", "read_only"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		cr_assert_eq(
+		    config_json_pmem("x", bad[i].body, strlen(bad[i].body), &d, err, sizeof(err)),
+		    -EINVAL, "accepted %s", bad[i].body);
+		ERR_HAS(bad[i].msg);
+	}
+	static const char with_path[] = "{\"id\": \"x\", \"path_on_host\": \"/p\"}";
+	cr_assert_eq(
+	    config_json_pmem_patch("x", with_path, strlen(with_path), &pp, err, sizeof(err)),
+	    -EINVAL);
+	ERR_HAS("path_on_host");
+
+	/* The file: in order, /dev/pmem0 first; a second root refused. */
+	cr_assert_eq(
+	    parse_file("{" FILEB ", \"pmem\": [{\"id\": \"a\", \"path_on_host\": \"/a\"}, "
+		       "{\"id\": \"b\", \"path_on_host\": \"/b\", \"root_device\": true}]}",
+		       &c),
+	    0, "%s", err);
+	cr_assert_eq(c.npmem, 2);
+	cr_assert_str_eq(c.pmem[0].id, "a");
+	cr_assert(c.pmem[1].root_device);
+	round_trip(&c);
+	vm_config_free(&c);
+	cr_assert_eq(parse(FILE_,
+			   "{" FILEB ", \"pmem\": [{\"id\": \"a\", \"path_on_host\": \"/a\", "
+			   "\"root_device\": true}, {\"id\": \"b\", \"path_on_host\": \"/b\", "
+			   "\"root_device\": true}]}"),
+		     -EINVAL);
+	ERR_HAS("pmem[1]");
+	ERR_HAS("a root pmem device already exists ('a')");
 }
 
 /* "mmds-config": after the interfaces it names; its checks. */
@@ -571,8 +640,6 @@ Test(config_json, mmds_config)
 	cr_assert_eq(parse_file(f, &c), -EINVAL);
 	cr_assert(strstr(err, "mmds-config"), "%s", err);
 }
-
-static void round_trip(const struct vm_config *c);
 
 /* config_json_read_fn: the whole file, as flint's reader. */
 static int read_whole(void *ctx, const char *path, size_t max, char **text, size_t *len, char *why,

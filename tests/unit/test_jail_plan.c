@@ -43,6 +43,10 @@ static const struct {
     {"/cfg/serial-staged.json",
      "{\"boot-source\": {\"kernel_image_path\": \"/img/vmlinux\"}, \"drives\": [], "
      "\"serial\": {\"serial_out_path\": \"/vmlinux\"}}"},
+    {"/cfg/pmem.json",
+     "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
+     "\"pmem\": [{\"id\": \"root\", \"path_on_host\": \"/img/root.pmem\", \"read_only\": "
+     "true, \"root_device\": true}, {\"id\": \"data\", \"path_on_host\": \"/d/data.pmem\"}]}"},
     /* A drive that names the config file itself. */
     {"/cfg/user.json", "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], "
 		       "\"network-interfaces\": [{\"iface_id\": \"up\", \"backend\": \"user\"}, "
@@ -860,6 +864,41 @@ Test(jail_plan, config_file_is_staged_rewritten)
 	cr_assert_eq(c.logger.level, VMC_LOG_DEBUG);
 	cr_assert_str_eq(c.metrics.metrics_path, "/logs/metrics.json");
 	vm_config_free(&c);
+}
+
+/* A config file's pmem devices: their files staged, read-only or
+ * read-write as the device maps them, and their paths rewritten; a
+ * snapshot with one cannot be restored in a jail, which has no way to
+ * bring the file in. */
+Test(jail_plan, config_file_pmem_is_staged)
+{
+	struct vm_config c;
+	char why[256];
+
+	cr_assert_eq(BUILD(&p, "--config-file", "/cfg/pmem.json"), 0, "%s", err);
+	cr_assert_eq(p.nfiles, 5);
+	cr_assert_str_eq(p.files[3].src, "/img/root.pmem");
+	cr_assert_eq(p.files[3].access, PLAN_READ);
+	cr_assert_str_eq(p.files[4].src, "/d/data.pmem");
+	cr_assert_eq(p.files[4].access, PLAN_READ_WRITE);
+	cr_assert_eq(config_json_parse_file(p.files[1].content, strlen(p.files[1].content), &c, why,
+					    sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(c.npmem, 2);
+	cr_assert_str_eq(c.pmem[0].path_on_host, "/root.pmem");
+	cr_assert(c.pmem[0].root_device && c.pmem[0].read_only);
+	cr_assert_str_eq(c.pmem[1].path_on_host, "/data.pmem");
+	vm_config_free(&c);
+	plan_free(&p);
+
+	static const char with_pmem[] =
+	    "{\"boot-source\": {\"kernel_image_path\": \"/vmlinux\"}, \"drives\": [],"
+	    " \"pmem\": [{\"id\": \"p0\", \"path_on_host\": \"/host/p0.img\"}]}";
+	state_file(with_pmem);
+	cr_assert_lt(BUILD(&p, "--restore", STATE_PATH, "--mem-file", "/s/fn.mem"), 0);
+	cr_assert(strstr(err, "the snapshot's pmem device 'p0' is the file /host/p0.img, which "
+			      "flint-jail has no way to bring into the jail"),
+		  "%s", err);
 }
 
 /* A CPU template the config file names is read as the jail's user (the

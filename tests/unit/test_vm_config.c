@@ -573,3 +573,83 @@ Test(vm_config, partuuid_is_one_word)
 	}
 	vmc_drive_free(&d);
 }
+
+static struct vmc_pmem pmem(const char *id, const char *path, bool root)
+{
+	return (struct vmc_pmem){
+	    .id = strdup(id), .path_on_host = strdup(path), .root_device = root};
+}
+
+/* pmem devices: kept in the order first put (a PUT again replaces in
+ * place), one root device, at most VMC_MAX_PMEM; PATCH of the limiter;
+ * copies and comparisons; the feature the VM layer states it honours. */
+Test(vm_config, pmem_devices)
+{
+	struct vm_config c, d;
+	struct vmc_pmem p;
+
+	vm_config_init(&c);
+	p = pmem("a", "/a", false);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(p.id, "taken over");
+	p = pmem("b", "/b", true);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), 0, "%s", err);
+	p = pmem("c", "/c", true);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), -EINVAL);
+	ERR_HAS("pmem 'c': a root pmem device already exists ('b')");
+	vmc_pmem_free(&p);
+	/* The root device itself may be put again, and another made root
+	 * once it no longer is. */
+	p = pmem("b", "/b2", false);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), 0, "%s", err);
+	p = pmem("a", "/a2", true);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.npmem, 2);
+	cr_assert_str_eq(c.pmem[0].path_on_host, "/a2");
+	cr_assert_str_eq(c.pmem[1].path_on_host, "/b2");
+	cr_assert_eq(vm_config_find_pmem(&c, "b"), 1);
+	cr_assert_eq(vm_config_find_pmem(&c, "z"), -1);
+	p = pmem("", "/x", false);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), -EINVAL);
+	ERR_HAS("id: must not be empty");
+	vmc_pmem_free(&p);
+	p = pmem("x", "", false);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), -EINVAL);
+	ERR_HAS("path_on_host");
+	vmc_pmem_free(&p);
+	for (unsigned i = c.npmem; i < VMC_MAX_PMEM; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "p%u", i);
+		p = pmem(id, "/p", false);
+		cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), 0, "%s", err);
+	}
+	p = pmem("one_more", "/p", false);
+	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), -EINVAL);
+	ERR_HAS("at most 8 pmem devices");
+	vmc_pmem_free(&p);
+
+	struct vmc_pmem_patch pp = {
+	    .id = strdup("b"),
+	    .rate_limiter = {.has_ops = true, .v.ops = {.size = 3, .refill_time_ms = 10}}};
+	cr_assert_eq(vm_config_patch_pmem(&c, &pp, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.pmem[1].rate_limiter.ops.size, 3);
+	vmc_pmem_patch_free(&pp);
+	pp = (struct vmc_pmem_patch){.id = strdup("zz")};
+	cr_assert_eq(vm_config_patch_pmem(&c, &pp, err, sizeof(err)), -EINVAL);
+	ERR_HAS("no pmem device 'zz'");
+	vmc_pmem_patch_free(&pp);
+
+	cr_assert_eq(vm_config_copy(&d, &c), 0);
+	cr_assert(vm_config_equal(&c, &d));
+	cr_assert_neq(c.pmem[0].path_on_host, d.pmem[0].path_on_host, "a deep copy");
+	d.pmem[1].read_only = true;
+	cr_assert_not(vm_config_equal(&c, &d));
+	vm_config_free(&d);
+
+	cr_assert(vm_config_features(&c) & VMC_F_PMEM);
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(vm_config_check_supported(&c, ~VMC_F_PMEM, err, sizeof(err)), -EOPNOTSUPP);
+	ERR_HAS("flint does not support virtio-pmem devices (pmem)");
+	vm_config_free(&c);
+}

@@ -3,6 +3,7 @@
  * root=/dev/vda; ro or rw as the drive is. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config/vm_config.h"
@@ -81,5 +82,36 @@ Test(vm_root, too_small_a_buffer_is_enospc)
 	root_drive(&c, "1a2b3c4d-02", false);
 	cr_assert_eq(vm_root_args(&c, buf, sizeof(buf), err, sizeof(err)), -ENOSPC);
 	cr_assert_str_eq(buf, "");
+	vm_config_free(&c);
+}
+
+/* A root pmem device is /dev/pmem<N>, N its place among the pmem devices;
+ * with a root drive as well, the VM does not start. */
+Test(vm_root, pmem_root_device)
+{
+	struct vm_config c;
+	char buf[64], err[128] = "";
+
+	vm_config_init(&c);
+	for (unsigned i = 0; i < 3; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "p%u", i);
+		struct vmc_pmem p = {.id = strdup(id),
+				     .path_on_host = strdup("/p"),
+				     .root_device = i == 2,
+				     .read_only = true};
+		cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), 0, "%s", err);
+	}
+	cr_assert_str_eq(args(&c, 0), "root=/dev/pmem2 ro ");
+	c.pmem[2].read_only = false;
+	cr_assert_str_eq(args(&c, 0), "root=/dev/pmem2 rw ");
+	cr_assert_eq(vm_root_args(&c, buf, 8, err, sizeof(err)), -ENOSPC);
+	c.ndrives = 1;
+	c.drives[0] = (struct vmc_drive){
+	    .drive_id = strdup("rootfs"), .path_on_host = strdup("/img"), .is_root_device = true};
+	cr_assert_eq(vm_root_args(&c, buf, sizeof(buf), err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "drive rootfs and pmem device p2 are both root devices");
+	c.drives[0].is_root_device = false;
+	cr_assert_str_eq(args(&c, 0), "root=/dev/pmem2 rw ");
 	vm_config_free(&c);
 }

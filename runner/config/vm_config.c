@@ -624,6 +624,10 @@ int vm_config_put_drive(struct vm_config *c, struct vmc_drive *d, char *err, siz
 	if (d->is_root_device && c->ndrives && c->drives[0].is_root_device && at != 0)
 		FAIL("drive '%s': a root device already exists ('%s')", d->drive_id,
 		     c->drives[0].drive_id);
+	for (unsigned i = 0; d->is_root_device && i < c->npmem; i++)
+		if (c->pmem[i].root_device)
+			FAIL("drive '%s': the root device is already pmem device '%s'", d->drive_id,
+			     c->pmem[i].id);
 	if (at < 0 && c->ndrives == VMC_MAX_DRIVES)
 		FAIL("drive '%s': flint takes at most %d drives", d->drive_id, VMC_MAX_DRIVES);
 
@@ -699,6 +703,9 @@ int vm_config_put_pmem(struct vm_config *c, struct vmc_pmem *p, char *err, size_
 		if ((int)i != at && c->pmem[i].root_device)
 			FAIL("pmem '%s': a root pmem device already exists ('%s')", p->id,
 			     c->pmem[i].id);
+	if (p->root_device && c->ndrives && c->drives[0].is_root_device)
+		FAIL("pmem '%s': the root device is already drive '%s'", p->id,
+		     c->drives[0].drive_id);
 	if (at < 0 && c->npmem == VMC_MAX_PMEM)
 		FAIL("pmem '%s': flint takes at most %d pmem devices", p->id, VMC_MAX_PMEM);
 	vmc_ratelimit_normalise(&p->rate_limiter);

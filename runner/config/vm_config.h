@@ -419,7 +419,9 @@ int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t 
 int vm_config_patch_net(struct vm_config *c, struct vmc_net_patch *p, char *err,
 			size_t errlen) WARN_UNUSED;
 /* PUT /pmem/{id}: a new device, or the one with that id replaced. At most
- * one root device among them; at most VMC_MAX_PMEM devices. */
+ * one root device among them and the drives (PUT /drives refuses a root
+ * drive beside a root pmem device, as Firecracker does); at most
+ * VMC_MAX_PMEM devices. */
 int vm_config_put_pmem(struct vm_config *c, struct vmc_pmem *p, char *err,
 		       size_t errlen) WARN_UNUSED;
 /* PATCH /pmem/{id}: rate limiter buckets of an existing device. */

@@ -23,6 +23,7 @@ struct pmem_dev {
 	uint64_t map_len;  /* the file's size rounded up to DEVICE_MEMMAP_ALIGN */
 	uint64_t file_len; /* the file's size when mapped */
 	uint64_t gpa;
+	char id[VMC_MAX_ID + 1];
 };
 
 static unsigned pmem_count(const struct vm_config *c)
@@ -81,14 +82,24 @@ static int map_backing(struct pmem_dev *p, const struct vmc_pmem *c)
 	if (p->file_len > UINT64_MAX - DEVICE_MEMMAP_ALIGN)
 		return -EFBIG;
 	p->map_len = (p->file_len + DEVICE_MEMMAP_ALIGN - 1) & ~(DEVICE_MEMMAP_ALIGN - 1);
-	p->map = mmap(NULL, p->map_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p->map == MAP_FAILED) {
-		p->map = NULL;
+	/* At a 2 MiB boundary of flint's address space too, so that a file
+	 * on hugetlbfs maps and one the host backs with huge pages reaches
+	 * the guest in huge pages: one more block reserved, the slack
+	 * either side given back. */
+	uint8_t *res = mmap(NULL, p->map_len + DEVICE_MEMMAP_ALIGN, prot,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED) {
 		r = -errno;
 		pr_err("pmem %s: cannot reserve %llu bytes: %s", c->id, ULL(p->map_len),
 		       strerror(errno));
 		return r;
 	}
+	uint8_t *at = (uint8_t *)(((uintptr_t)res + DEVICE_MEMMAP_ALIGN - 1) &
+				  ~(uintptr_t)(DEVICE_MEMMAP_ALIGN - 1));
+	if (at > res)
+		munmap(res, (size_t)(at - res));
+	munmap(at + p->map_len, (size_t)(res + DEVICE_MEMMAP_ALIGN - at));
+	p->map = at;
 	if (mmap(p->map, p->file_len, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, p->fd, 0) ==
 	    MAP_FAILED) {
 		r = -errno;
@@ -108,6 +119,7 @@ static int pmem_kind_create(const struct vm_config *c, unsigned i, const char *i
 	if (!p)
 		return -ENOMEM;
 	p->fd = -1;
+	snprintf(p->id, sizeof(p->id), "%s", id);
 	if (!env->memmap) {
 		pr_err("pmem %s: this VM cannot map memory for devices", id);
 		r = -EOPNOTSUPP;
@@ -187,8 +199,13 @@ static int pmem_update(void *dev, const struct vm_config *c, unsigned i, unsigne
  * holds goes back to the guest. */
 static int pmem_kind_drain(void *dev, uint64_t deadline_ns, struct vm_err *err)
 {
-	(void)deadline_ns, (void)err;
-	pmem_drain(((struct pmem_dev *)dev)->q);
+	struct pmem_dev *p = dev;
+
+	if (pmem_drain(p->q, deadline_ns) < 0)
+		return vm_err_set(
+		    err, -ETIMEDOUT,
+		    "pmem device %s: the sync of its file (%llu MiB) did not end in time", p->id,
+		    ULL(p->file_len >> 20));
 	return 0;
 }
 

@@ -564,6 +564,13 @@ static int keep_for_reset(struct vm *vm, struct snap *s, const struct vm_restore
 				 "drive %.64s is writable (what the guest wrote to it would "
 				 "stay, under a guest whose memory forgot it)",
 				 vm->c.drives[i].drive_id);
+	for (unsigned i = 0; i < vm->c.npmem && !vm->reset_refusal[0]; i++)
+		if (!vm->c.pmem[i].read_only)
+			/* Its file is not in the snapshot either. */
+			snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+				 "pmem device %.64s is writable (what the guest wrote to it "
+				 "would stay, under a guest whose memory forgot it)",
+				 vm->c.pmem[i].id);
 	return 0;
 }
 

@@ -935,6 +935,10 @@ Test(api_router, pmem, .init = setup, .fini = teardown)
 	expect_fault("PUT", "/pmem/p1",
 		     "{\"id\": \"p1\", \"path_on_host\": \"/p1\", \"root_device\": true}",
 		     "a root pmem device already exists ('ro')");
+	expect_fault(
+	    "PUT", "/drives/rootfs",
+	    "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r\", \"is_root_device\": true}",
+	    "the root device is already pmem device 'ro'");
 	json_t *o = get_json("/vm/config"), *a = json_object_get(o, "pmem");
 	cr_assert_eq(json_array_size(a), 2);
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 0), "id")), "ro");
@@ -964,6 +968,7 @@ Test(api_router, pmem, .init = setup, .fini = teardown)
 	vm_config_free(&c);
 	expect_fault("PATCH", "/pmem/nope", "{\"id\": \"nope\"}", "no pmem device 'nope'");
 	expect_fault("PATCH", "/pmem/p0", "{\"id\": \"p9\"}", "does not match");
+	cr_assert_eq(counter("put_api_requests.drive_fails"), 1);
 	cr_assert_eq(counter("put_api_requests.pmem_count"), 6);
 	cr_assert_eq(counter("put_api_requests.pmem_fails"), 4);
 	cr_assert_eq(counter("patch_api_requests.pmem_count"), 5);

@@ -1,8 +1,8 @@
 /* virtio-pmem: the flush queue against fake guest memory and a real event
- * loop run in the test thread, whose syncs are real fdatasyncs of a
- * temporary file (io_uring); then the device kind, which maps the file
- * into the guest through a fake struct device_memmap. The helpers play
- * the guest driver. */
+ * loop run in the test thread, whose syncs are real fdatasyncs (io_uring)
+ * of a memfd, which never wait for a disk; then the device kind, which
+ * maps a temporary file into the guest through a fake struct
+ * device_memmap. The helpers play the guest driver. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "blk/blk_ring_test.h"
 
 #include "core/device_kinds.h"
 #include "core/evloop.h"
@@ -35,7 +38,7 @@ static struct vq q;
 static struct fake_ring ring = {.desc = DESC, .avail = AVAIL, .used = USED};
 static struct evloop *loop;
 static struct pmem *d;
-static int fd = -1;
+static int fd = -1, qfd = -1; /* the kind's file, the queue's memfd */
 static char path[64];
 static unsigned used_calls, resets;
 static uint16_t want_used;
@@ -74,6 +77,8 @@ static void setup(void)
 	snprintf(path, sizeof(path), "/tmp/flint-pmem-test-XXXXXX");
 	cr_assert_geq(fd = mkstemp(path), 0);
 	cr_assert_eq(ftruncate(fd, 3 << 20), 0);
+	cr_assert_geq(qfd = memfd_create("pmem-test", MFD_CLOEXEC), 0);
+	cr_assert_eq(ftruncate(qfd, 3 << 20), 0);
 	used_calls = resets = 0;
 	want_used = UINT16_MAX;
 }
@@ -85,7 +90,9 @@ static void teardown(void)
 	d = NULL;
 	gmem_destroy(g);
 	close(fd);
+	close(qfd);
 	unlink(path);
+	blk_ring_fail_submits(0, 0);
 }
 
 TestSuite(pmem, .init = setup, .fini = teardown, .timeout = 10);
@@ -160,7 +167,7 @@ Test(pmem, ops_shape_and_config_space)
 	struct virtio_pmem_config cfg;
 	uint8_t tail[8];
 
-	open_on(fd, NULL);
+	open_on(qfd, NULL);
 	cr_assert_eq(pmem_ops.device_id, VIRTIO_ID_PMEM);
 	cr_assert_eq(pmem_ops.num_queues, 1);
 	cr_assert_eq(pmem_ops.queue_max, PMEM_QUEUE_MAX);
@@ -186,7 +193,7 @@ Test(pmem, ops_shape_and_config_space)
 
 Test(pmem, a_flush_syncs_and_answers_ok)
 {
-	open_on(fd, NULL);
+	open_on(qfd, NULL);
 	uint16_t head = offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
 	kick();
 	run_until(1, 2000);
@@ -204,7 +211,7 @@ Test(pmem, a_flush_syncs_and_answers_ok)
 /* Requests waiting together share one sync. */
 Test(pmem, waiting_requests_share_a_sync)
 {
-	open_on(fd, NULL);
+	open_on(qfd, NULL);
 	for (unsigned k = 0; k < 5; k++)
 		offer_flush(k, VIRTIO_PMEM_REQ_TYPE_FLUSH);
 	kick();
@@ -250,7 +257,7 @@ Test(pmem, a_failed_sync_answers_an_error)
  * answered by its sync and the bad one after. */
 Test(pmem, chains_that_are_no_request_come_back_empty)
 {
-	open_on(fd, NULL);
+	open_on(qfd, NULL);
 	struct sg no_resp = {req_at(1), 4, false};
 	struct sg short_req[2] = {{req_at(2), 2, false}, {req_at(2) + 8, 4, true}};
 	struct sg short_resp[2] = {{req_at(3), 4, false}, {req_at(3) + 8, 2, true}};
@@ -280,7 +287,7 @@ Test(pmem, chains_that_are_no_request_come_back_empty)
 /* A chain vq_pop refuses (a buffer outside RAM) breaks the queue. */
 Test(pmem, a_broken_queue_needs_reset)
 {
-	open_on(fd, NULL);
+	open_on(qfd, NULL);
 	struct sg s[2] = {{RAM + 0x1000, 4, false}, {req_at(0) + 8, 4, true}};
 
 	fake_offer(&ring, s, 2);
@@ -310,7 +317,7 @@ Test(pmem, the_limiter_holds_a_batch)
 {
 	struct ratelimit_cfg cfg = {.ops = {.size = 1, .refill_time_ms = 200}};
 
-	open_on(fd, &cfg);
+	open_on(qfd, &cfg);
 	offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
 	kick();
 	run_until(1, 2000);
@@ -345,7 +352,7 @@ Test(pmem, a_new_limit_frees_a_held_batch)
 	struct ratelimit_cfg slow = {.ops = {.size = 1, .refill_time_ms = 60000}};
 	struct ratelimit_cfg none = {0};
 
-	open_on(fd, &slow);
+	open_on(qfd, &slow);
 	offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
 	kick();
 	run_until(1, 2000);
@@ -360,10 +367,64 @@ Test(pmem, a_new_limit_frees_a_held_batch)
 	cr_assert_eq(pmem_set_ratelimit(d, &huge), -EINVAL);
 }
 
+/* A reset while a sync runs waits for it and answers nothing: the guest
+ * has forgotten the requests. The device works again once activated. */
+Test(pmem, a_reset_during_a_sync)
+{
+	open_on(qfd, NULL);
+	offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
+	kick(); /* the sync is submitted; nothing reaps it until the loop runs */
+	pmem_ops.reset(d);
+	cr_assert_eq(used_idx(), 0);
+	cr_assert_eq(resp(0), 0xeeeeeeee);
+	vq_reset(&q);
+	fake_ring_reset(&ring, g, QSIZE);
+	memset(at(DESC, 0x3000), 0, 0x3000);
+	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
+	cr_assert_eq(pmem_ops.activate(d, 0, &q, &host), 0);
+	offer_flush(1, VIRTIO_PMEM_REQ_TYPE_FLUSH);
+	kick();
+	run_until(1, 2000);
+	cr_assert_eq(resp(1), 0);
+}
+
+/* A snapshot: the drain waits for the loop to answer a sync (here the
+ * loop does not run: the deadline passes), the quiesce answers it itself;
+ * then the drain has nothing to wait for. */
+Test(pmem, drain_and_quiesce_during_a_sync)
+{
+	open_on(qfd, NULL);
+	offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
+	kick();
+	cr_assert_eq(pmem_drain(d, now_ns() + 20 * 1000000ull), -ETIMEDOUT);
+	pmem_quiesce(d);
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(resp(0), 0);
+	cr_assert_eq(used_calls, 1, "the quiesce told the transport");
+	cr_assert_eq(pmem_drain(d, now_ns()), 0);
+	cr_assert_eq(q.last_avail, 1);
+}
+
+/* A submit the kernel refuses (short of memory) stays queued and goes
+ * again from a timer: the loop never waits for the sync. */
+Test(pmem, a_refused_submit_is_retried)
+{
+	open_on(qfd, NULL);
+	blk_ring_fail_submits(2, -EAGAIN);
+	offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
+	kick();
+	cr_assert_eq(used_idx(), 0, "not answered inside notify");
+	run_until(1, 2000);
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(resp(0), 0);
+	cr_assert_eq(blk_ring_fail_submits(0, 0), 0, "both refusals were used");
+	cr_assert_eq(stats().errors, 0);
+}
+
 /* A queue larger than the device takes is refused at activation. */
 Test(pmem, activation_checks_the_queue)
 {
-	struct pmem_params p = {.id = "p", .fd = fd, .loop = loop};
+	struct pmem_params p = {.id = "p", .fd = qfd, .loop = loop};
 	struct vq big = {.ready = true, .size = 512};
 
 	cr_assert_eq(pmem_create(&d, &p), 0);
@@ -503,6 +564,7 @@ Test(pmem_kind, stores_reach_the_file, .init = kind_setup, .fini = kind_teardown
 
 	add("p0", path, false);
 	cr_assert_eq(pmem_kind.create(&kc, 0, "p0", &env, &n), 0);
+	cr_assert_eq((uintptr_t)seen % DEVICE_MEMMAP_ALIGN, 0, "the mapping is 2 MiB aligned");
 	memcpy(seen, "guest", 5);
 	cr_assert_eq(pread(fd, buf, 5, 0), 5);
 	cr_assert_str_eq(buf, "guest");

@@ -609,6 +609,21 @@ Test(vm_config, pmem_devices)
 	cr_assert_str_eq(c.pmem[1].path_on_host, "/b2");
 	cr_assert_eq(vm_config_find_pmem(&c, "b"), 1);
 	cr_assert_eq(vm_config_find_pmem(&c, "z"), -1);
+	/* One root device among drives and pmem devices, as Firecracker's
+	 * AddingSecondRootDevice, whichever came first. */
+	struct vmc_drive rd = drive("rootfs", "/r.ext4", true);
+	cr_assert_eq(vm_config_put_drive(&c, &rd, err, sizeof(err)), -EINVAL);
+	ERR_HAS("drive 'rootfs': the root device is already pmem device 'a'");
+	vmc_drive_free(&rd);
+	vm_config_init(&d);
+	rd = drive("rootfs", "/r.ext4", true);
+	cr_assert_eq(vm_config_put_drive(&d, &rd, err, sizeof(err)), 0, "%s", err);
+	p = pmem("r", "/r", true);
+	cr_assert_eq(vm_config_put_pmem(&d, &p, err, sizeof(err)), -EINVAL);
+	ERR_HAS("pmem 'r': the root device is already drive 'rootfs'");
+	p.root_device = false;
+	cr_assert_eq(vm_config_put_pmem(&d, &p, err, sizeof(err)), 0, "%s", err);
+	vm_config_free(&d);
 	p = pmem("", "/x", false);
 	cr_assert_eq(vm_config_put_pmem(&c, &p, err, sizeof(err)), -EINVAL);
 	ERR_HAS("id: must not be empty");

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blk/blk_ring.h"
@@ -53,13 +54,16 @@ struct pmem {
 	struct ev_op ring_op;	     /* the loop's poll of the ring's fd */
 	struct ev_op timer_op;	     /* the held batch's wait */
 	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
+	struct ev_op retry_op;	     /* a submit the kernel refused, again */
 	struct __kernel_timespec ts; /* timer_op's */
+	struct __kernel_timespec retry_ts;
+	pthread_cond_t idle; /* a sync ended: pmem_drain looks again */
 
 	pthread_mutex_t lock; /* everything below */
 	bool active, broken;
 	bool timer_armed, timer_rearm;
 	bool held_counted; /* the held batch was counted as throttled */
-	bool logged_ring, logged_req, logged_sync, logged_timer;
+	bool logged_ring, logged_req, logged_sync, logged_timer, logged_submit;
 	enum pmem_state state;
 	struct after *after; /* sync_done's, while a caller reaps */
 	struct vq *vq;
@@ -161,20 +165,19 @@ static int take(struct pmem *d, struct after *a)
 	return (int)d->nbatch;
 }
 
-/* The batch's sync ended with res (0 or -errno; -ECANCELED from a drain).
- * Lock held; d->after set by whoever reaps, but for a reset or destroy,
- * after which the guest has forgotten the requests. */
-static void sync_done(struct blk_ring_op *op, int res)
+/* Answer the batch with res (0 or -errno): back to IDLE. Lock held;
+ * d->after set by whoever reaps, but for a reset or destroy, after which
+ * the guest has forgotten the requests. */
+static void answer_batch(struct pmem *d, int res)
 {
-	struct pmem *d = container_of(op, struct pmem, sync_op);
 	uint32_t ret = htole32(res == 0 ? RESP_OK : RESP_EIO);
 
 	d->state = IDLE;
+	pthread_cond_broadcast(&d->idle); /* pmem_drain sees it once we unlock */
 	if (!d->active || d->broken || !d->after) {
 		d->nbatch = 0;
 		return;
 	}
-	d->stats.syncs++;
 	if (res < 0) {
 		d->stats.errors++;
 		if (!d->logged_sync)
@@ -188,6 +191,15 @@ static void sync_done(struct blk_ring_op *op, int res)
 		push(d, d->after, d->batch[i].head, sizeof(ret));
 	}
 	d->nbatch = 0;
+}
+
+/* The batch's sync ended (-ECANCELED from a reset's drain). */
+static void sync_done(struct blk_ring_op *op, int res)
+{
+	struct pmem *d = container_of(op, struct pmem, sync_op);
+
+	d->stats.syncs++;
+	answer_batch(d, res);
 }
 
 static void timer_done(struct ev_op *op, int res);
@@ -219,31 +231,61 @@ static void arm_timer(struct pmem *d, uint64_t wait)
 	vq_enable_notify(d->vq);
 }
 
-/* Start the held batch's sync, and poll the ring while it runs. A sync
- * that cannot be queued fails its requests at once. Lock held, loop thread. */
-static void start_sync(struct pmem *d, struct after *a)
-{
-	int err;
+#define RETRY_NS (10 * 1000000ull)
 
-	d->state = SYNCING;
-	if ((err = blk_ring_fsync(d->ring, &d->sync_op, d->fd, true)) < 0 ||
-	    (err = blk_ring_submit(d->ring)) < 0) {
-		/* A queued sync that did not go stays queued; nothing else
-		 * submits it: drain it, which ends it one way or the other. */
-		struct after *saved = d->after;
-		d->after = a;
-		if (!blk_ring_pending(d->ring))
-			sync_done(&d->sync_op, err);
-		else if ((err = blk_ring_wait(d->ring)) < 0)
-			pr_err("pmem %s: cannot wait for its sync: %s", d->id, strerror(-err));
-		d->after = saved;
-		return;
+/* Hand the queued sync to the kernel and poll the ring for its end. One
+ * the kernel does not take (short of memory) stays queued and is handed
+ * over again from retry_op, as blk.c does: the loop never waits for it.
+ * Lock held, loop thread. */
+static void submit(struct pmem *d)
+{
+	int err = blk_ring_submit(d->ring);
+
+	if (err < 0) {
+		if (!d->logged_submit)
+			pr_err("pmem %s: submitting its sync: %s; retrying", d->id, strerror(-err));
+		d->logged_submit = true;
+		if (!evloop_pending(&d->retry_op)) {
+			evloop_ts_ns(&d->retry_ts, RETRY_NS);
+			err = evloop_timeout(d->loop, &d->retry_op, &d->retry_ts);
+			if (err < 0 && err != -ESHUTDOWN)
+				pr_err("pmem %s: cannot arm its retry: %s", d->id, strerror(-err));
+		}
 	}
 	if (!evloop_pending(&d->ring_op)) {
 		err = evloop_poll(d->loop, &d->ring_op, blk_ring_fd(d->ring), POLLIN);
 		if (err < 0 && err != -ESHUTDOWN)
 			pr_err("pmem %s: polling its I/O ring: %s", d->id, strerror(-err));
 	}
+}
+
+static void retry_done(struct ev_op *op, int res)
+{
+	struct pmem *d = container_of(op, struct pmem, retry_op);
+
+	(void)res;
+	pthread_mutex_lock(&d->lock);
+	if (d->state == SYNCING && blk_ring_pending(d->ring))
+		submit(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Start the held batch's sync. One that cannot even be queued fails its
+ * requests at once. Lock held, loop thread. */
+static void start_sync(struct pmem *d, struct after *a)
+{
+	int err = blk_ring_fsync(d->ring, &d->sync_op, d->fd, true);
+
+	if (err < 0) {
+		struct after *saved = d->after;
+
+		d->after = a;
+		answer_batch(d, err);
+		d->after = saved;
+		return;
+	}
+	d->state = SYNCING;
+	submit(d);
 }
 
 /* Answer requests until the queue is empty, a sync runs or the limiter
@@ -452,6 +494,7 @@ int pmem_create(struct pmem **out, const struct pmem_params *p)
 	d->ring_op = (struct ev_op){.done = ring_ready};
 	d->timer_op = (struct ev_op){.done = timer_done};
 	d->kick_op = (struct ev_op){.done = kick_done};
+	d->retry_op = (struct ev_op){.done = retry_done};
 	if ((err = ratelimit_init(&d->rl, &p->rate_limiter, now_ns())) < 0) {
 		pr_err("pmem %s: rate limiter: a value is over %lld", d->id, (long long)INT64_MAX);
 		goto err;
@@ -466,6 +509,11 @@ int pmem_create(struct pmem **out, const struct pmem_params *p)
 		pr_err("pmem %s: eventfd: %s", d->id, strerror(errno));
 		goto err;
 	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ns()'s, for pmem_drain */
+	pthread_cond_init(&d->idle, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&d->lock, NULL);
 	*out = d;
 	return 0;
@@ -484,7 +532,7 @@ void pmem_destroy(struct pmem *d)
 	if (!d)
 		return;
 	if (evloop_pending(&d->ring_op) || evloop_pending(&d->timer_op) ||
-	    evloop_pending(&d->kick_op)) {
+	    evloop_pending(&d->kick_op) || evloop_pending(&d->retry_op)) {
 		pr_err("pmem %s: destroyed while the event loop holds its timer or polls", d->id);
 		return;
 	}
@@ -499,6 +547,7 @@ void pmem_destroy(struct pmem *d)
 	}
 	blk_ring_destroy(d->ring);
 	close_fd(&d->kick_fd);
+	pthread_cond_destroy(&d->idle);
 	pthread_mutex_destroy(&d->lock);
 	free(d->id);
 	free(d);
@@ -517,7 +566,8 @@ int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg)
 	return err == -EAGAIN ? 0 : err;
 }
 
-/* Wait for the sync under way, answering its requests here. Lock held. */
+/* Wait for the sync under way, answering its requests here: the loop is
+ * parked or gone. Lock held. */
 static void wait_sync(struct pmem *d)
 {
 	struct after a = {.host = d->host};
@@ -532,11 +582,19 @@ static void wait_sync(struct pmem *d)
 	run_after(&a);
 }
 
-void pmem_drain(struct pmem *d)
+int pmem_drain(struct pmem *d, uint64_t deadline_ns)
 {
+	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+				 .tv_nsec = (long)(deadline_ns % 1000000000u)};
+	bool busy;
+
+	/* The loop reaps the sync and answers; answer_batch signals idle. */
 	pthread_mutex_lock(&d->lock);
-	wait_sync(d);
+	while (d->state == SYNCING && now_ns() < deadline_ns)
+		pthread_cond_timedwait(&d->idle, &d->lock, &until);
+	busy = d->state == SYNCING;
 	pthread_mutex_unlock(&d->lock);
+	return busy ? -ETIMEDOUT : 0;
 }
 
 void pmem_quiesce(struct pmem *d)

@@ -82,12 +82,14 @@ void pmem_destroy(struct pmem *d);
  * again on the loop thread. Any thread. 0 or -EINVAL (unchanged). */
 int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg) WARN_UNUSED;
 
-/* Snapshot. pmem_drain: wait for a sync under way and answer its
- * requests (the event loop runs on). pmem_quiesce, with the loop parked or
- * stopped: a sync the loop started since is waited for and answered too,
- * a batch the limiter keeps goes back to the guest (vq_discard), and
- * notifications go back on. Afterwards nothing is popped and unanswered. */
-void pmem_drain(struct pmem *d);
+/* Snapshot. pmem_drain: wait, until deadline_ns (now_ns()'s clock), for a
+ * sync under way to end and be answered by the event loop, which runs
+ * on; 0, or -ETIMEDOUT. pmem_quiesce, with the loop parked or stopped: a
+ * sync still under way (or started since) is waited for and answered
+ * here, a batch the limiter keeps goes back to the guest (vq_discard),
+ * and notifications go back on. Afterwards nothing is popped and
+ * unanswered. */
+int pmem_drain(struct pmem *d, uint64_t deadline_ns) WARN_UNUSED;
 void pmem_quiesce(struct pmem *d);
 
 /* Copy the counters. Any thread. */

@@ -1,16 +1,18 @@
 # virtio-pmem (PUT /pmem/{id}, the config file's "pmem"): the guest sees
 # each file as /dev/pmem<N>, sized to the next 2 MiB; what it writes and
 # syncs is in the host's file, and its sync reaches the device as a flush;
-# a read-only device's file never changes; a PATCH of the rate limiter
-# after boot; a snapshot restores the devices where the guest had them;
-# a root pmem device boots (root=/dev/pmem0), and what it writes is there
-# at the next boot.
+# what it writes to a read-only device is dropped (its file never
+# changes, the VM runs on); a PATCH of the rate limiter after boot; a
+# snapshot restores the devices where the guest had them; a reset in
+# place of a VM with a writable device is refused; a root pmem device
+# boots (root=/dev/pmem0), and what it writes is there at the next boot.
 # timeout: 240
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
 . "$(dirname "$0")/../lib-api.sh"
 need_api
 need_rootfs
+[ -x "$TOOLS/ctlpair" ] || skip "no $TOOLS/ctlpair (make test-tools)"
 
 dd if=/dev/zero of="$T/data.pmem" bs=1M count=3 2>/dev/null
 printf PMEMDATA | dd of="$T/data.pmem" conv=notrunc 2>/dev/null
@@ -19,7 +21,7 @@ printf READONLY | dd of="$T/ro.pmem" conv=notrunc 2>/dev/null
 ro_sum=$(md5sum <"$T/ro.pmem")
 
 start_api
-boot_source 'echo sizes $(cat /sys/block/pmem0/size) $(cat /sys/block/pmem1/size); echo heads $(head -c 8 /dev/pmem0) $(head -c 8 /dev/pmem1); printf GUESTWROTE | dd of=/dev/pmem0 bs=512 seek=2048 conv=notrunc,fsync 2>/dev/null && echo wrote; i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done'
+boot_source 'echo sizes $(cat /sys/block/pmem0/size) $(cat /sys/block/pmem1/size); echo heads $(head -c 8 /dev/pmem0) $(head -c 8 /dev/pmem1); printf XXXXXXXX | dd of=/dev/pmem1 bs=512 seek=10 conv=notrunc,fsync 2>/dev/null; printf GUESTWROTE | dd of=/dev/pmem0 bs=512 seek=2048 conv=notrunc,fsync 2>/dev/null && echo wrote; i=0; while [ $i -lt 600 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done'
 api PUT /boot-source boot
 expect_code 204 "PUT /boot-source"
 body missing <<EOB
@@ -89,7 +91,6 @@ kill_bg
 last=$(grep '^tick' "$OUT" | tail -n 1 | cut -d' ' -f2)
 [ "$(md5sum <"$T/ro.pmem")" = "$ro_sum" ] || fail "the read-only device's file changed"
 rm -f "$API_SOCK"
-printf PMEMNEXT | dd of="$T/data.pmem" conv=notrunc 2>/dev/null
 start_api --restore "$T/p.state" --mem-file "$T/p.mem"
 body resume <<EOB
 {"state": "Resumed"}
@@ -100,6 +101,25 @@ wait_for "^tick $((last + 3))" 30 || { kill_bg; fail "the restored guest does no
 api GET /vm/config
 expect_resp '"path_on_host" *: *"[^"]*data.pmem"' "the restored VM's pmem device"
 kill_bg
+
+# A reset in place (--control-fd's "reset") is refused: the writable
+# device's file keeps what the guest wrote, which its restored memory
+# would not know. The VM runs on; the control socket's end stops it.
+mkfifo "$T/r.ctl"
+"$TOOLS/ctlpair" -- "$FLINT" --restore "$T/p.state" --mem-file "$T/p.mem" --console none \
+	--control-fd 3 <"$T/r.ctl" >"$T/r.ans" 2>"$T/r.err" &
+rpid=$!
+exec 7>"$T/r.ctl"
+echo reset >&7
+n=100
+until [ -s "$T/r.ans" ] || [ $n = 0 ]; do
+	sleep 0.2
+	n=$((n - 1))
+done
+exec 7>&-
+wait "$rpid" || true
+grep -q '^error .*pmem device data is writable' "$T/r.ans" ||
+	fail "the reset of a VM with a writable pmem device was not refused: $(cat "$T/r.ans") $(tail -n 3 "$T/r.err")"
 
 # A snapshot whose device's file has another size is refused, naming it.
 dd if=/dev/zero of="$T/data.pmem" bs=1M count=5 2>/dev/null

@@ -46,6 +46,13 @@ static int f_net(void *ctx, const struct vmc_net *n, struct vm_err *err)
 	return 0;
 }
 
+static int f_pmem(void *ctx, const struct vmc_pmem *p, struct vm_err *err)
+{
+	(void)ctx, (void)err;
+	CHECK(p->id && p->path_on_host);
+	return 0;
+}
+
 static int f_logger(void *ctx, const struct vmc_logger *l, struct vm_err *err)
 {
 	(void)ctx, (void)l, (void)err;
@@ -73,6 +80,7 @@ static const struct api_vm_ops ops = {
     .flush_metrics = f_act,
     .update_drive = f_drive,
     .update_net = f_net,
+    .update_pmem = f_pmem,
     .set_logger = f_logger,
     .set_metrics = f_metrics,
     .state = f_state,

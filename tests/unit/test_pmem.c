@@ -97,6 +97,17 @@ static void teardown(void)
 
 TestSuite(pmem, .init = setup, .fini = teardown, .timeout = 10);
 
+/* Activate the device on a fresh queue, as the driver does at probe and
+ * after a reset. */
+static void activate_fresh(void)
+{
+	vq_reset(&q);
+	fake_ring_reset(&ring, g, QSIZE);
+	memset(at(DESC, 0x3000), 0, 0x3000);
+	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
+	cr_assert_eq(pmem_ops.activate(d, 0, &q, &host), 0);
+}
+
 /* The device on fd (a pipe for a sync that fails) with limiter cfg (NULL:
  * none), activated on a fresh queue. */
 static void open_on(int sync_fd, const struct ratelimit_cfg *cfg)
@@ -111,11 +122,7 @@ static void open_on(int sync_fd, const struct ratelimit_cfg *cfg)
 	if (cfg)
 		p.rate_limiter = *cfg;
 	cr_assert_eq(pmem_create(&d, &p), 0);
-	vq_reset(&q);
-	fake_ring_reset(&ring, g, QSIZE);
-	memset(at(DESC, 0x3000), 0, 0x3000);
-	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
-	cr_assert_eq(pmem_ops.activate(d, 0, &q, &host), 0);
+	activate_fresh();
 }
 
 static struct pmem_stats stats(void)
@@ -299,11 +306,7 @@ Test(pmem, a_broken_queue_needs_reset)
 	cr_assert_eq(used_idx(), 0, "nothing more until reset");
 	/* The driver's reset, then a fresh queue works again. */
 	pmem_ops.reset(d);
-	vq_reset(&q);
-	fake_ring_reset(&ring, g, QSIZE);
-	memset(at(DESC, 0x3000), 0, 0x3000);
-	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
-	cr_assert_eq(pmem_ops.activate(d, 0, &q, &host), 0);
+	activate_fresh();
 	offer_flush(0, VIRTIO_PMEM_REQ_TYPE_FLUSH);
 	kick();
 	run_until(1, 2000);
@@ -377,11 +380,7 @@ Test(pmem, a_reset_during_a_sync)
 	pmem_ops.reset(d);
 	cr_assert_eq(used_idx(), 0);
 	cr_assert_eq(resp(0), 0xeeeeeeee);
-	vq_reset(&q);
-	fake_ring_reset(&ring, g, QSIZE);
-	memset(at(DESC, 0x3000), 0, 0x3000);
-	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
-	cr_assert_eq(pmem_ops.activate(d, 0, &q, &host), 0);
+	activate_fresh();
 	offer_flush(1, VIRTIO_PMEM_REQ_TYPE_FLUSH);
 	kick();
 	run_until(1, 2000);

@@ -85,6 +85,36 @@ else
 	report tls-small "" /dev/null
 fi
 
+# Host only: mk/boot-order.ld took effect. The code a launch runs is in
+# .boot.text, ahead of .text: flint's own functions and the libraries'
+# (matched by archive member), which a launch calls.
+section() { # NAME: "0xADDR 0xSIZE" of flint's section NAME
+	readelf -SW "$FLINT" 2>/dev/null |
+		awk -v n="$1" '{ sub(/^ *\[ *[0-9]+\] */, "") } $1 == n { print "0x" $3, "0x" $5 }'
+}
+read -r bt_at bt_size <<EOF
+$(section .boot.text)
+EOF
+read -r text_at _ <<EOF
+$(section .text)
+EOF
+if [ -z "$bt_at" ] || [ -z "$text_at" ]; then
+	report boot-order "no .boot.text or .text in $FLINT (readelf -SW)" /dev/null
+elif [ $((bt_size)) -lt 131072 ] || [ $((bt_at + bt_size)) -gt $((text_at)) ]; then
+	report boot-order ".boot.text of $((bt_size)) bytes at $bt_at, .text at $text_at" /dev/null
+else
+	out=
+	for sym in main vm_run vcpu_thread evloop_run malloc pthread_create seccomp_load \
+		io_uring_queue_init_params; do
+		a=$(nm "$FLINT" | awk -v s="$sym" '$3 == s && $2 ~ /[TtWw]/ { print "0x" $1; exit }')
+		if [ -z "$a" ] || [ $((a)) -lt $((bt_at)) ] || [ $((a)) -ge $((bt_at + bt_size)) ]; then
+			out="$out $sym(${a:-missing})"
+		fi
+	done
+	[ -z "$out" ] || out="outside .boot.text:$out"
+	report boot-order "$out" /dev/null
+fi
+
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"
 	echo "$pass passed, $fail failed, 1 skipped"

@@ -21,7 +21,7 @@ FUZZ_SRCS_fuzz_vsock := virtio/vsock/vsock_pkt.c virtio/vsock/vsock_conn.c virti
 FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 # The device on a real io_uring event loop, a socket pair for its tap.
 FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/net/stream.c virtio/net/passt.c virtio/vq.c runner/core/ratelimit.c runner/core/wire.c \
-	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
+	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/evwait.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
 # The stream protocol's decoder (--net user's frames from passt).
 FUZZ_SRCS_fuzz_net_stream := virtio/net/stream.c
@@ -34,18 +34,18 @@ FUZZ_SRCS_fuzz_api := runner/api/router.c runner/api/controller.c runner/config/
 FUZZ_LIBS_fuzz_api := -ljansson -lnettle -pthread
 # The entropy device on a real io_uring event loop (its rate limiter's timer).
 FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
-	runner/core/evloop.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
+	runner/core/evloop.c runner/core/evwait.c runner/core/uring.c runner/core/util.c runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_rng := -luring
 # virtio-pmem's flush queue on a real io_uring event loop, its syncs on a
 # ring of its own (blk_ring.c), of a memfd.
 FUZZ_SRCS_fuzz_pmem := virtio/pmem/pmem.c virtio/blk/blk_ring.c virtio/vq.c runner/core/gmem.c \
-	runner/core/study.c runner/core/wire.c runner/core/evloop.c runner/core/uring.c \
+	runner/core/study.c runner/core/wire.c runner/core/evloop.c runner/core/evwait.c runner/core/uring.c \
 	runner/core/util.c runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_pmem := -luring
 # The balloon on a real io_uring event loop (its statistics timer), its
 # inflate discarding the harness's own RAM.
 FUZZ_SRCS_fuzz_balloon := virtio/balloon/balloon.c virtio/vq.c runner/core/gmem.c runner/core/study.c \
-	runner/core/wire.c runner/core/evloop.c runner/core/uring.c runner/core/util.c
+	runner/core/wire.c runner/core/evloop.c runner/core/evwait.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_balloon := -luring
 
 # The snapshot state file's reader (and writer, for the round trip), with

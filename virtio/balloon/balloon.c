@@ -1,13 +1,14 @@
 /* virtio-balloon; see balloon.h. Inflate and deflate chains are taken whole
  * as they come; the statistics chain is held between updates, and one
- * event-loop timer (timer_op) gives it back every interval.
+ * event-loop timer (wait) gives it back every interval.
  *
- * kick_fd, polled by the loop from the device's creation on, brings the
+ * The kick, polled by the loop from the device's creation on, brings the
  * loop work another thread found: the driver offers its first statistics
  * chain while it probes, before DRIVER_OK, when the device does not take
  * it yet, so activation (on a vCPU thread) asks the loop to take it
  * (take_stats); a new interval (any thread) asks it to give the chain back
- * at once (ask_now), cancelling the timer as rng.c does for a new limit.
+ * at once (ask_now), cutting the timer short as rng.c does for a new limit
+ * (core/evwait.h).
  *
  * Threads and locking as rng.c: one mutex over everything that changes;
  * host callbacks are called with it held. Ops are submitted on the loop
@@ -16,15 +17,13 @@
 #include "balloon/balloon.h"
 
 #include <errno.h>
-#include <linux/time_types.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_ids.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+
+#include "core/evwait.h"
 
 #define Q_INFLATE 0
 #define Q_DEFLATE 1
@@ -40,10 +39,7 @@
 
 struct balloon {
 	struct evloop *loop;
-	int kick_fd;		     /* eventfd: a new interval, to the loop */
-	struct ev_op timer_op;	     /* the next statistics request */
-	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
-	struct __kernel_timespec ts; /* timer_op's; read at the loop's next turn */
+	struct ev_kick kick; /* a new interval, to the loop */
 	bool deflate_on_oom;
 	bool stats_on;	   /* made with statistics: the feature is offered */
 	bool reporting_on; /* made with free page reporting: offered */
@@ -53,10 +49,9 @@ struct balloon {
 	bool broken;	      /* needs_reset asked: take nothing more */
 	bool stats_negotiated, reporting_negotiated;
 	unsigned q_stats, q_reports; /* their queues, once negotiated */
-	bool timer_armed;	     /* timer_op submitted, its done() not yet run */
-	bool timer_rearm;	     /* timer_op cancelled by a new interval: ask now */
-	bool take_stats;	     /* kick_fd: look at the statistics queue */
-	bool ask_now;		     /* kick_fd: give the statistics chain back now */
+	struct ev_wait wait;	     /* the next statistics request */
+	bool take_stats;	     /* the kick: look at the statistics queue */
+	bool ask_now;		     /* the kick: give the statistics chain back now */
 	bool stats_held;	     /* stats_head is popped, waiting for the timer */
 	bool logged_ring, logged_frames, logged_discard, logged_stats, logged_timer;
 	uint16_t stats_head;
@@ -307,23 +302,19 @@ static void process_reports(struct balloon *b, struct after *a)
 
 static void timer_done(struct ev_op *op, int res);
 
-/* Arm timer_op for the interval, and the poll of kick_fd again should a
+/* Arm the wait for the interval, and the poll of the kick again should a
  * stopped loop have cancelled it. Lock held, loop thread. */
 static void arm_timer(struct balloon *b)
 {
 	int err;
 
-	if (b->timer_armed)
+	if (ev_wait_armed(&b->wait))
 		return;
-	if (!evloop_pending(&b->kick_op) &&
-	    (err = evloop_poll(b->loop, &b->kick_op, b->kick_fd, POLLIN)) < 0 && err != -ESHUTDOWN)
+	if ((err = ev_kick_arm(&b->kick, b->loop)) < 0 && err != -ESHUTDOWN)
 		pr_err("balloon: cannot poll its eventfd: %s", strerror(-err));
-	b->ts = (struct __kernel_timespec){.tv_sec = b->interval_s};
-	err = evloop_timeout(b->loop, &b->timer_op, &b->ts);
-	if (err == 0) {
-		b->timer_armed = true;
+	err = ev_wait_arm(&b->wait, b->loop, b->interval_s * 1000000000ull);
+	if (err == 0)
 		return;
-	}
 	if (err != -ESHUTDOWN && !b->logged_timer)
 		pr_err("balloon: cannot arm the statistics timer: %s", strerror(-err));
 	b->logged_timer = true;
@@ -378,18 +369,15 @@ static void ask_stats(struct balloon *b, struct after *a)
 	push(b, a, b->q_stats, b->stats_head);
 }
 
-/* The interval is over, or a new one cancelled the timer (res -ECANCELED
- * with timer_rearm set). Any other -ECANCELED: the loop is stopping. */
+/* The interval is over, or a new one cut it short; or the loop is
+ * stopping. */
 static void timer_done(struct ev_op *op, int res)
 {
-	struct balloon *b = container_of(op, struct balloon, timer_op);
+	struct balloon *b = container_of(op, struct balloon, wait.op);
 	struct after a = {.reset = false};
-	bool ask;
 
 	pthread_mutex_lock(&b->lock);
-	ask = res != -ECANCELED || b->timer_rearm;
-	b->timer_armed = b->timer_rearm = false;
-	if (ask) {
+	if (ev_wait_done(&b->wait, res)) {
 		a.host = b->host;
 		ask_stats(b, &a);
 		run_after(&a);
@@ -402,14 +390,14 @@ static void timer_done(struct ev_op *op, int res)
  * interval). */
 static void kick_done(struct ev_op *op, int res)
 {
-	struct balloon *b = container_of(op, struct balloon, kick_op);
+	struct balloon *b = container_of(op, struct balloon, kick.op);
 	struct after a = {.reset = false};
-	uint64_t v;
 
-	if (res < 0)
-		return; /* the loop is stopping */
-	if (read(b->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_err("balloon: reading its eventfd: %s", strerror(errno));
+	if ((res = ev_kick_take(&b->kick, res)) < 0) {
+		if (res != -ECANCELED)
+			pr_err("balloon: polling its eventfd: %s", strerror(-res));
+		return; /* the next timer polls again */
+	}
 	pthread_mutex_lock(&b->lock);
 	a.host = b->host;
 	/* Asked to give the chain back, the device takes one first should it
@@ -417,27 +405,12 @@ static void kick_done(struct ev_op *op, int res)
 	if ((b->take_stats || b->ask_now) && b->active && !b->broken)
 		process_stats(b, &a);
 	b->take_stats = false;
-	if (b->ask_now && b->timer_armed) {
-		/* Its done() runs next, once, and asks. */
-		if (!b->timer_rearm && evloop_cancel(b->loop, &b->timer_op) == 0)
-			b->timer_rearm = true;
-	} else if (b->ask_now) {
+	/* An armed timer's done() runs next, once, and asks. */
+	if (b->ask_now && !ev_wait_recheck(&b->wait, b->loop))
 		ask_stats(b, &a);
-	}
 	b->ask_now = false;
 	run_after(&a);
 	pthread_mutex_unlock(&b->lock);
-}
-
-/* Have the loop run kick_done. Lock held. */
-static int wake_loop(struct balloon *b)
-{
-	static const uint64_t one = 1;
-
-	/* EAGAIN: the counter is full, a wake-up is waiting already. */
-	if (write(b->kick_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
-	return 0;
 }
 
 static uint64_t balloon_features(void *dev)
@@ -482,6 +455,7 @@ static int balloon_activate(void *dev, uint64_t features, struct vq *queues,
 	bool stats = features & (1ull << VIRTIO_BALLOON_F_STATS_VQ);
 	bool reports = features & (1ull << VIRTIO_BALLOON_F_REPORTING);
 	unsigned used = Q_OPTIONAL + stats + reports;
+	int err;
 
 	for (unsigned q = 0; q < used; q++)
 		if (!queues[q].ready || queues[q].size > BALLOON_QUEUE_MAX)
@@ -498,8 +472,8 @@ static int balloon_activate(void *dev, uint64_t features, struct vq *queues,
 	if (stats) {
 		/* The chain the driver offered while it probed. */
 		b->take_stats = true;
-		if (wake_loop(b) < 0)
-			pr_err("balloon: cannot wake the event loop: %s", strerror(errno));
+		if ((err = ev_kick_send(&b->kick)) < 0)
+			pr_err("balloon: cannot wake the event loop: %s", strerror(-err));
 	}
 	pthread_mutex_unlock(&b->lock);
 	return 0;
@@ -563,26 +537,23 @@ int balloon_create(struct balloon **out, const struct balloon_params *p)
 	if (!b)
 		return -ENOMEM;
 	b->loop = p->loop;
-	b->timer_op = (struct ev_op){.done = timer_done};
-	b->kick_op = (struct ev_op){.done = kick_done};
+	ev_wait_init(&b->wait, timer_done);
 	b->deflate_on_oom = p->deflate_on_oom;
 	b->stats_on = p->stats_interval_s > 0;
 	b->reporting_on = p->free_page_reporting;
 	b->interval_s = p->stats_interval_s;
 	b->target = p->target_pages;
-	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->kick_fd < 0) {
-		err = -errno;
-		pr_err("balloon: eventfd: %s", strerror(errno));
+	if ((err = ev_kick_init(&b->kick, kick_done)) < 0) {
+		pr_err("balloon: eventfd: %s", strerror(-err));
 		free(b);
 		return err;
 	}
 	pthread_mutex_init(&b->lock, NULL);
 	/* Made before the loop runs: the set-up thread may submit. */
-	if (b->stats_on && (err = evloop_poll(b->loop, &b->kick_op, b->kick_fd, POLLIN)) < 0) {
+	if (b->stats_on && (err = ev_kick_arm(&b->kick, b->loop)) < 0) {
 		pr_err("balloon: cannot poll its eventfd: %s", strerror(-err));
 		pthread_mutex_destroy(&b->lock);
-		close_fd(&b->kick_fd);
+		ev_kick_close(&b->kick);
 		free(b);
 		return err;
 	}
@@ -594,11 +565,11 @@ void balloon_destroy(struct balloon *b)
 {
 	if (!b)
 		return;
-	if (evloop_pending(&b->timer_op) || evloop_pending(&b->kick_op)) {
+	if (evloop_pending(&b->wait.op) || evloop_pending(&b->kick.op)) {
 		pr_err("balloon: destroyed while the event loop holds its timer or poll");
 		return;
 	}
-	close_fd(&b->kick_fd);
+	ev_kick_close(&b->kick);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 }
@@ -621,7 +592,7 @@ int balloon_set_stats_interval(struct balloon *b, uint32_t s)
 	pthread_mutex_lock(&b->lock);
 	b->interval_s = s;
 	b->ask_now = true;
-	err = wake_loop(b);
+	err = ev_kick_send(&b->kick);
 	pthread_mutex_unlock(&b->lock);
 	return err;
 }

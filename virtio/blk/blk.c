@@ -49,12 +49,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 
 #include "blk/blk_io.h"
 #include "blk/blk_req.h"
 #include "blk/blk_ring.h"
+#include "core/evwait.h"
 
 /* One request at the host. */
 struct slot {
@@ -80,10 +80,9 @@ struct blk {
 	bool read_only, direct, no_flush;
 	uint64_t capacity; /* atomic: blk_set_backing changes it */
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
-	/* Written by another thread (blk_set_ratelimit, blk_set_backing) to
-	 * have the loop look at the queue again: kick_op polls it. */
-	int kick_fd;
-	struct ev_op kick_op;
+	/* Sent by another thread (blk_set_ratelimit, blk_set_backing) to
+	 * have the loop look at the queue again (core/evwait.h). */
+	struct ev_kick kick;
 
 	pthread_mutex_t cfg_lock; /* cfg: read by vCPUs, capacity changed by a swap */
 	struct virtio_blk_config cfg;
@@ -118,15 +117,12 @@ struct blk {
 	struct blk_stats stats;
 
 	/* Rate limiting (see blk.h). throttled: the request the limiter
-	 * refused, popped and parsed, first to go; rl_op: the one timer that
-	 * brings it back; rl_recheck: rl_op was cancelled to be armed again
-	 * for new limits, not because the loop stops. */
+	 * refused, popped and parsed, first to go; rl_wait: the one timer
+	 * that brings it back, cut short by new limits (core/evwait.h). */
 	struct ratelimit rl;
 	bool rl_on;
 	struct slot *throttled;
-	struct ev_op rl_op;
-	struct __kernel_timespec rl_ts;
-	bool rl_recheck;
+	struct ev_wait rl_wait;
 	bool rl_unarmed_logged;
 };
 
@@ -206,14 +202,11 @@ static void retry_submit(struct ev_op *op, int res);
 static void rl_expired(struct ev_op *op, int res);
 static void kicked(struct ev_op *op, int res);
 
-/* Have the loop poll kick_fd, once and for all. Loop thread. */
+/* Have the loop poll the kick, once and for all. Loop thread. */
 static void arm_kick(struct blk *b)
 {
-	int err;
+	int err = ev_kick_arm(&b->kick, b->loop);
 
-	if (evloop_pending(&b->kick_op))
-		return;
-	err = evloop_poll(b->loop, &b->kick_op, b->kick_fd, POLLIN);
 	if (err < 0 && err != -ESHUTDOWN)
 		pr_err("drive %s: polling its eventfd: %s", b->path, strerror(-err));
 }
@@ -221,8 +214,10 @@ static void arm_kick(struct blk *b)
 /* From another thread: have the loop look at the queue again. */
 static void kick(struct blk *b)
 {
-	if (eventfd_write(b->kick_fd, 1) < 0)
-		pr_err("drive %s: waking the event loop: %s", b->path, strerror(errno));
+	int err = ev_kick_send(&b->kick);
+
+	if (err < 0)
+		pr_err("drive %s: waking the event loop: %s", b->path, strerror(-err));
 }
 
 static const enum blk_io_kind io_kind[] = {
@@ -245,25 +240,18 @@ static bool admit(struct blk *b, const struct blk_req *r)
 	return ratelimit_consume(&b->rl, now_ns(), bytes, 1);
 }
 
-/* The limiter refused b->throttled: arm rl_op for when it will not, unless
- * it is armed already. Lock held, loop thread. */
+/* The limiter refused b->throttled: arm rl_wait for when it will not,
+ * unless it is armed already. Lock held, loop thread. */
 static void arm_throttle(struct blk *b)
 {
 	const struct blk_req *r = &b->throttled->req;
 	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->len : 0;
-	uint64_t wait;
 	int err;
 
 	arm_kick(b);
-	if (evloop_pending(&b->rl_op))
+	if (ev_wait_armed(&b->rl_wait))
 		return;
-	wait = ratelimit_wait_ns(&b->rl, now_ns(), bytes, 1);
-	if (!wait)
-		wait = 1; /* passes now: let the loop come round once */
-	if (wait > (uint64_t)INT64_MAX)
-		wait = INT64_MAX;
-	evloop_ts_ns(&b->rl_ts, wait);
-	err = evloop_timeout(b->loop, &b->rl_op, &b->rl_ts);
+	err = ev_wait_arm(&b->rl_wait, b->loop, ratelimit_wait_ns(&b->rl, now_ns(), bytes, 1));
 	if (err < 0 && err != -ESHUTDOWN && !b->rl_unarmed_logged) {
 		/* The next notification or completion tries again. */
 		pr_err("drive %s: cannot arm the rate limiter's timer: %s", b->path,
@@ -537,7 +525,7 @@ static void retry_submit(struct ev_op *op, int res)
 }
 
 /* Process the queue and submit, on the loop thread, outside a completion
- * of the drive's ring: for rl_op and kick_op. */
+ * of the drive's ring: for rl_wait and the kick. */
 static void resume(struct blk *b)
 {
 	struct after a = {.used = false};
@@ -550,20 +538,18 @@ static void resume(struct blk *b)
 	pthread_mutex_unlock(&b->lock);
 }
 
-/* rl_op: the limiter should let the waiting request go now. -ECANCELED:
- * the loop stops, or kicked() cancelled it for new limits (rl_recheck). */
+/* rl_wait: the limiter should let the waiting request go now, or new
+ * limits cut the wait short; or the loop stops. */
 static void rl_expired(struct ev_op *op, int res)
 {
-	struct blk *b = container_of(op, struct blk, rl_op);
-	bool recheck;
+	struct blk *b = container_of(op, struct blk, rl_wait.op);
+	bool again;
 
 	pthread_mutex_lock(&b->lock);
-	recheck = b->rl_recheck;
-	b->rl_recheck = false;
+	again = ev_wait_done(&b->rl_wait, res);
 	pthread_mutex_unlock(&b->lock);
-	if (res == -ECANCELED && !recheck)
-		return;
-	resume(b);
+	if (again)
+		resume(b);
 }
 
 /* Another thread changed the limits or the image: a timer armed for the
@@ -571,28 +557,21 @@ static void rl_expired(struct ev_op *op, int res)
  * looked at (completions that a swap answered may have freed slots). */
 static void kicked(struct ev_op *op, int res)
 {
-	struct blk *b = container_of(op, struct blk, kick_op);
-	eventfd_t v;
-	int err;
+	struct blk *b = container_of(op, struct blk, kick.op);
+	bool later;
 
-	if (res < 0) {
+	if ((res = ev_kick_take(&b->kick, res)) < 0) {
 		if (res != -ECANCELED)
 			pr_err("drive %s: polling its eventfd: %s", b->path, strerror(-res));
 		return;
 	}
-	(void)eventfd_read(b->kick_fd, &v);
+	/* An armed timer: rl_expired resumes, with the timer free to arm
+	 * again. */
 	pthread_mutex_lock(&b->lock);
-	if (evloop_pending(&b->rl_op)) {
-		/* rl_expired resumes, with the timer free to arm again. */
-		err = evloop_cancel(b->loop, &b->rl_op);
-		if (err == 0) {
-			b->rl_recheck = true;
-			pthread_mutex_unlock(&b->lock);
-			return;
-		}
-	}
+	later = ev_wait_recheck(&b->rl_wait, b->loop);
 	pthread_mutex_unlock(&b->lock);
-	resume(b);
+	if (!later)
+		resume(b);
 }
 
 /* After a batch of completions: one interrupt decision for all of them. */
@@ -771,13 +750,12 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	if (!b)
 		return -ENOMEM;
 	b->disk.fd = -1;
-	b->kick_fd = -1;
+	b->kick.fd = -1;
 	b->loop = p->loop;
 	b->used_op = (struct ev_op){.done = used_batch};
 	b->ring_op = (struct ev_op){.done = ring_ready};
 	b->retry_op = (struct ev_op){.done = retry_submit};
-	b->rl_op = (struct ev_op){.done = rl_expired};
-	b->kick_op = (struct ev_op){.done = kicked};
+	ev_wait_init(&b->rl_wait, rl_expired);
 	b->read_only = p->read_only;
 	b->no_flush = p->no_flush;
 	b->direct = p->direct;
@@ -797,9 +775,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 		err = -ENOMEM;
 		goto err_free;
 	}
-	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->kick_fd < 0) {
-		err = -errno;
+	if ((err = ev_kick_init(&b->kick, kicked)) < 0) {
 		pr_err("drive %s: eventfd: %s", p->path, strerror(-err));
 		goto err_pool;
 	}
@@ -831,7 +807,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 err_ring:
 	blk_ring_destroy(b->ring);
 err_pool:
-	close_fd(&b->kick_fd);
+	ev_kick_close(&b->kick);
 	free(b->pool);
 err_free:
 	free(b);
@@ -845,7 +821,7 @@ void blk_destroy(struct blk *b)
 	if (!b)
 		return;
 	if (evloop_pending(&b->ring_op) || evloop_pending(&b->retry_op) ||
-	    evloop_pending(&b->rl_op) || evloop_pending(&b->kick_op)) {
+	    evloop_pending(&b->rl_wait.op) || evloop_pending(&b->kick.op)) {
 		/* The loop still runs, or never ran and still holds the poll
 		 * or the retry timer: leak rather than free what it holds. */
 		pr_err("drive %s: destroyed while the event loop holds its poll or retry", b->path);
@@ -865,7 +841,7 @@ void blk_destroy(struct blk *b)
 	}
 	blk_ring_destroy(b->ring);
 	blk_disk_close(&b->disk);
-	close_fd(&b->kick_fd);
+	ev_kick_close(&b->kick);
 	pthread_mutex_destroy(&b->cfg_lock);
 	pthread_cond_destroy(&b->idle);
 	pthread_mutex_destroy(&b->lock);

@@ -72,11 +72,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/evwait.h"
 #include "net/net_hdr.h"
 #include "net/stream.h"
 #include "net/tap.h"
@@ -137,14 +137,12 @@ struct tx_slot {
 
 /* One direction's limiter and the timer that lets its refused frame go. */
 struct throttle {
-	struct ev_op op;
-	struct __kernel_timespec ts; /* op's; read at the loop's next turn */
+	struct ev_wait wait; /* cut short by new limits (core/evwait.h) */
 	struct net *n;
 	unsigned q;
 	struct ratelimit rl;
 	bool on;	/* rl limits */
-	bool recheck;	/* op cancelled to be armed again for new limits */
-	bool logged;	/* op could not be armed: said once */
+	bool logged;	/* wait could not be armed: said once */
 	uint64_t bytes; /* the refused frame's */
 };
 
@@ -214,12 +212,11 @@ struct net {
 	/* Rate limiting (see net.h). rx_throttled: the length of a packet
 	 * read into the first held chains that the RX limiter refused (0:
 	 * none); tx_throttled: a TX slot, copied and checked, the TX limiter
-	 * refused. kick_fd: written by net_set_ratelimit, polled by kick_op. */
+	 * refused. kick: sent by net_set_ratelimit. */
 	struct throttle thr[NQ];
 	uint32_t rx_throttled;
 	struct tx_slot *tx_throttled;
-	int kick_fd;
-	struct ev_op kick_op;
+	struct ev_kick kick;
 
 	/* The detour (net.h). detour_owed: TX gave it a frame, so it may
 	 * have an answer for RX. detour_timer: a timeout for when it will
@@ -311,9 +308,7 @@ static void arm_kick(struct net *n)
 {
 	int r;
 
-	if (evloop_pending(&n->kick_op))
-		return;
-	if ((r = evloop_poll(n->loop, &n->kick_op, n->kick_fd, POLLIN)) < 0 && r != -ESHUTDOWN)
+	if ((r = ev_kick_arm(&n->kick, n->loop)) < 0 && r != -ESHUTDOWN)
 		pr_err("%s: polling its eventfd: %s", n->id, strerror(-r));
 }
 
@@ -321,19 +316,12 @@ static void arm_kick(struct net *n)
  * Lock held, loop thread. */
 static void arm_throttle(struct net *n, struct throttle *t)
 {
-	uint64_t wait;
 	int r;
 
 	arm_kick(n);
-	if (evloop_pending(&t->op))
+	if (ev_wait_armed(&t->wait))
 		return;
-	wait = ratelimit_wait_ns(&t->rl, now_ns(), t->bytes, 1);
-	if (!wait)
-		wait = 1;
-	if (wait > (uint64_t)INT64_MAX)
-		wait = INT64_MAX;
-	evloop_ts_ns(&t->ts, wait);
-	r = evloop_timeout(n->loop, &t->op, &t->ts);
+	r = ev_wait_arm(&t->wait, n->loop, ratelimit_wait_ns(&t->rl, now_ns(), t->bytes, 1));
 	if (r < 0 && r != -ESHUTDOWN && !t->logged) {
 		/* The next kick or completion tries again. */
 		pr_err("%s: cannot arm the rate limiter's timer: %s", n->id, strerror(-r));
@@ -645,7 +633,7 @@ static void rx_pump(struct net *n, struct after *a)
 		if (n->rx_throttled) {
 			/* The packet read before goes first; until it
 			 * does the tap is not read. */
-			if (evloop_pending(&n->thr[RXQ].op) ||
+			if (ev_wait_armed(&n->thr[RXQ].wait) ||
 			    !admit(n, RXQ, n->rx_throttled - NET_HDR_LEN))
 				return;
 			n->stats.rx_packets++;
@@ -948,7 +936,7 @@ static void tx_pump(struct net *n, struct after *a)
 		/* The queue waits, notifications off, for this frame. */
 		struct tx_slot *s = n->tx_throttled;
 
-		if (evloop_pending(&n->thr[TXQ].op) || !admit(n, TXQ, s->frame_len))
+		if (ev_wait_armed(&n->thr[TXQ].wait) || !admit(n, TXQ, s->frame_len))
 			return;
 		n->tx_throttled = NULL;
 		tx_submit(n, a, s);
@@ -1065,19 +1053,16 @@ static void tx_done(struct ev_op *op, int res)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* A direction's timer: its refused frame should pass now. -ECANCELED: the
- * loop stops, or kicked() cancelled it for new limits (recheck). */
+/* A direction's timer: its refused frame should pass now, or new limits
+ * cut the wait short; or the loop stops. */
 static void throttle_expired(struct ev_op *op, int res)
 {
-	struct throttle *t = container_of(op, struct throttle, op);
+	struct throttle *t = container_of(op, struct throttle, wait.op);
 	struct net *n = t->n;
 	struct after a = {.reset = false};
-	bool recheck;
 
 	pthread_mutex_lock(&n->lock);
-	recheck = t->recheck;
-	t->recheck = false;
-	if (res != -ECANCELED || recheck) {
+	if (ev_wait_done(&t->wait, res)) {
 		a.host = n->host;
 		if (t->q == RXQ)
 			rx_process(n, &a);
@@ -1094,29 +1079,23 @@ static void throttle_expired(struct ev_op *op, int res)
  * timer is looked at now. */
 static void kicked(struct ev_op *op, int res)
 {
-	struct net *n = container_of(op, struct net, kick_op);
+	struct net *n = container_of(op, struct net, kick.op);
 	struct after a = {.reset = false};
-	eventfd_t v;
 
-	if (res < 0) {
+	if ((res = ev_kick_take(&n->kick, res)) < 0) {
 		if (res != -ECANCELED)
 			pr_err("%s: polling its eventfd: %s", n->id, strerror(-res));
 		return;
 	}
-	(void)eventfd_read(n->kick_fd, &v);
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
 	for (unsigned q = 0; q < NQ; q++) {
-		struct throttle *t = &n->thr[q];
-
-		if (evloop_pending(&t->op)) {
-			if (evloop_cancel(n->loop, &t->op) == 0)
-				t->recheck = true;
-		} else if (q == RXQ && n->rx_throttled) {
+		if (ev_wait_recheck(&n->thr[q].wait, n->loop))
+			continue; /* throttle_expired looks */
+		if (q == RXQ && n->rx_throttled)
 			rx_process(n, &a);
-		} else if (q == TXQ && n->tx_throttled) {
+		else if (q == TXQ && n->tx_throttled)
 			tx_process(n, &a);
-		}
 	}
 	defer_used(n, &a);
 	run_after(&a);
@@ -1387,10 +1366,9 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		return -ENOMEM;
 	}
 	n->fd = fd;
-	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (n->kick_fd < 0) {
-		int err = -errno;
+	int err = ev_kick_init(&n->kick, kicked);
 
+	if (err < 0) {
 		pr_err("%s: eventfd: %s", p->id ? p->id : "net", strerror(-err));
 		stream_rx_free(&n->srx);
 		free(n->slots);
@@ -1407,7 +1385,7 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		if (ratelimit_init(&t->rl, c, now_ns()) < 0) {
 			pr_err("%s: %s rate limiter: a value is over %lld", p->id ? p->id : "net",
 			       q == RXQ ? "rx" : "tx", (long long)INT64_MAX);
-			close_fd(&n->kick_fd);
+			ev_kick_close(&n->kick);
 			stream_rx_free(&n->srx);
 			free(n->slots);
 			free(n->held);
@@ -1418,9 +1396,8 @@ int net_create_fd(struct net **out, const struct net_params *p, int fd)
 		t->on = ratelimit_enabled(&t->rl);
 		t->n = n;
 		t->q = q;
-		t->op = (struct ev_op){.done = throttle_expired};
+		ev_wait_init(&t->wait, throttle_expired);
 	}
-	n->kick_op = (struct ev_op){.done = kicked};
 	n->stream = p->backend == NET_BACKEND_USER;
 	n->is_tap = !n->stream && tap_is_tap(fd);
 	n->passt = -1;
@@ -1504,11 +1481,11 @@ void net_destroy(struct net *n)
 	/* passt quits at its socket's end; flint, under its seccomp filter
 	 * by now, does not wait for it (once flint has exited, init reaps it). */
 	close_fd(&n->fd);
-	close_fd(&n->kick_fd);
+	ev_kick_close(&n->kick);
 	if (n->detour.destroy)
 		n->detour.destroy(n->detour.ctx);
-	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick_op) ||
-	    evloop_pending(&n->thr[RXQ].op) || evloop_pending(&n->thr[TXQ].op) ||
+	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick.op) ||
+	    evloop_pending(&n->thr[RXQ].wait.op) || evloop_pending(&n->thr[TXQ].wait.op) ||
 	    evloop_pending(&n->rx_again) || evloop_pending(&n->detour_timer)) {
 		/* The ring still holds ops of ours, and the kernel may still
 		 * read the writes' buffers: leak rather than free. */
@@ -1536,6 +1513,7 @@ int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx, const struc
 	const struct ratelimit_cfg *cfg[NQ] = {[RXQ] = rx, [TXQ] = tx};
 	struct ratelimit rl[NQ];
 	uint64_t now;
+	int err;
 
 	pthread_mutex_lock(&n->lock);
 	now = now_ns();
@@ -1551,8 +1529,8 @@ int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx, const struc
 		n->thr[q].rl = rl[q];
 		n->thr[q].on = ratelimit_enabled(&rl[q]);
 	}
-	if ((n->rx_throttled || n->tx_throttled) && eventfd_write(n->kick_fd, 1) < 0)
-		pr_err("%s: waking the event loop: %s", n->id, strerror(errno));
+	if ((n->rx_throttled || n->tx_throttled) && (err = ev_kick_send(&n->kick)) < 0)
+		pr_err("%s: waking the event loop: %s", n->id, strerror(-err));
 	pthread_mutex_unlock(&n->lock);
 	return 0;
 }

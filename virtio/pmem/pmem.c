@@ -1,7 +1,7 @@
 /* virtio-pmem's request queue; see pmem.h.
  *
  * States. IDLE: nothing popped. HELD: a batch popped, waiting for the
- * limiter, timer_op armed. SYNCING: a batch popped, its fdatasync on the
+ * limiter, its wait armed (core/evwait.h, as rng.c). SYNCING: a batch popped, its fdatasync on the
  * ring, ring_op polling the ring's fd. Nothing is popped outside IDLE, so
  * a request is answered only by a sync that started after it was made.
  *
@@ -19,11 +19,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "blk/blk_ring.h"
+#include "core/evwait.h"
 
 enum pmem_state { IDLE, HELD, SYNCING };
 
@@ -50,19 +49,16 @@ struct pmem {
 	struct evloop *loop;
 	struct blk_ring *ring;
 	struct blk_ring_op sync_op;
-	int kick_fd;		     /* eventfd: a new limit, to the loop */
-	struct ev_op ring_op;	     /* the loop's poll of the ring's fd */
-	struct ev_op timer_op;	     /* the held batch's wait */
-	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
-	struct ev_op retry_op;	     /* a submit the kernel refused, again */
-	struct __kernel_timespec ts; /* timer_op's */
+	struct ev_kick kick;   /* a new limit, to the loop */
+	struct ev_op ring_op;  /* the loop's poll of the ring's fd */
+	struct ev_op retry_op; /* a submit the kernel refused, again */
 	struct __kernel_timespec retry_ts;
 	pthread_cond_t idle; /* a sync ended: pmem_drain looks again */
 
 	pthread_mutex_t lock; /* everything below */
 	bool active, broken;
-	bool timer_armed, timer_rearm;
-	bool held_counted; /* the held batch was counted as throttled */
+	struct ev_wait wait; /* the held batch's */
+	bool held_counted;   /* the held batch was counted as throttled */
 	bool logged_ring, logged_req, logged_sync, logged_timer, logged_submit;
 	enum pmem_state state;
 	struct after *after; /* sync_done's, while a caller reaps */
@@ -202,28 +198,17 @@ static void sync_done(struct blk_ring_op *op, int res)
 	answer_batch(d, res);
 }
 
-static void timer_done(struct ev_op *op, int res);
-
-/* Arm timer_op for wait ns, and the poll that lets a new limit cut the
- * wait short. Lock held, loop thread. When the timer cannot be armed,
- * notifications go back on, so that the guest's next kick tries again. */
-static void arm_timer(struct pmem *d, uint64_t wait)
+/* Arm the wait for ns, and the poll that lets a new limit cut it short.
+ * Lock held, loop thread. When the timer cannot be armed, notifications
+ * go back on, so that the guest's next kick tries again. */
+static void arm_timer(struct pmem *d, uint64_t ns)
 {
 	int err;
 
-	if (d->timer_armed)
+	if ((err = ev_kick_arm(&d->kick, d->loop)) < 0 && err != -ESHUTDOWN)
+		pr_err("pmem %s: cannot poll for new limits: %s", d->id, strerror(-err));
+	if ((err = ev_wait_arm(&d->wait, d->loop, ns)) == 0)
 		return;
-	if (!evloop_pending(&d->kick_op)) {
-		err = evloop_poll(d->loop, &d->kick_op, d->kick_fd, POLLIN);
-		if (err < 0 && err != -ESHUTDOWN)
-			pr_err("pmem %s: cannot poll for new limits: %s", d->id, strerror(-err));
-	}
-	evloop_ts_ns(&d->ts, wait);
-	err = evloop_timeout(d->loop, &d->timer_op, &d->ts);
-	if (err == 0) {
-		d->timer_armed = true;
-		return;
-	}
 	if (err != -ESHUTDOWN && !d->logged_timer) {
 		pr_err("pmem %s: cannot arm the rate limiter's timer: %s", d->id, strerror(-err));
 		d->logged_timer = true;
@@ -296,7 +281,7 @@ static void process(struct pmem *d, struct after *a)
 		uint64_t now;
 		int n;
 
-		if (d->state == HELD && d->timer_armed)
+		if (d->state == HELD && ev_wait_armed(&d->wait))
 			return; /* the timer takes it up */
 		if (d->state == IDLE) {
 			vq_disable_notify(d->vq);
@@ -322,15 +307,12 @@ static void process(struct pmem *d, struct after *a)
 
 static void timer_done(struct ev_op *op, int res)
 {
-	struct pmem *d = container_of(op, struct pmem, timer_op);
+	struct pmem *d = container_of(op, struct pmem, wait.op);
 	struct after a = {.used = false};
-	bool again;
 
 	pthread_mutex_lock(&d->lock);
-	again = res != -ECANCELED || d->timer_rearm;
-	d->timer_armed = d->timer_rearm = false;
 	a.host = d->host;
-	if (again)
+	if (ev_wait_done(&d->wait, res))
 		process(d, &a);
 	else if (d->state == HELD && d->active && !d->broken)
 		vq_enable_notify(d->vq); /* the loop stops: a later kick looks again */
@@ -341,19 +323,17 @@ static void timer_done(struct ev_op *op, int res)
 /* pmem_set_ratelimit changed the limit: a held batch looks again now. */
 static void kick_done(struct ev_op *op, int res)
 {
-	struct pmem *d = container_of(op, struct pmem, kick_op);
+	struct pmem *d = container_of(op, struct pmem, kick.op);
 	struct after a = {.used = false};
-	uint64_t v;
 
-	if (res < 0)
-		return;
-	if (read(d->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_err("pmem %s: reading its eventfd: %s", d->id, strerror(errno));
+	if ((res = ev_kick_take(&d->kick, res)) < 0) {
+		if (res != -ECANCELED)
+			pr_err("pmem %s: polling for new limits: %s", d->id, strerror(-res));
+		return; /* the next timer polls again */
+	}
 	pthread_mutex_lock(&d->lock);
-	if (d->timer_armed) {
-		if (!d->timer_rearm && evloop_cancel(d->loop, &d->timer_op) == 0)
-			d->timer_rearm = true;
-	} else {
+	/* An armed timer's done() runs next, once, and processes. */
+	if (!ev_wait_recheck(&d->wait, d->loop)) {
 		a.host = d->host;
 		process(d, &a);
 		run_after(&a);
@@ -489,11 +469,10 @@ int pmem_create(struct pmem **out, const struct pmem_params *p)
 	d->fd = p->fd;
 	d->file_bytes = p->file_bytes;
 	d->loop = p->loop;
-	d->kick_fd = -1;
+	d->kick.fd = -1;
 	d->sync_op = (struct blk_ring_op){.done = sync_done};
 	d->ring_op = (struct ev_op){.done = ring_ready};
-	d->timer_op = (struct ev_op){.done = timer_done};
-	d->kick_op = (struct ev_op){.done = kick_done};
+	ev_wait_init(&d->wait, timer_done);
 	d->retry_op = (struct ev_op){.done = retry_done};
 	if ((err = ratelimit_init(&d->rl, &p->rate_limiter, now_ns())) < 0) {
 		pr_err("pmem %s: rate limiter: a value is over %lld", d->id, (long long)INT64_MAX);
@@ -504,9 +483,8 @@ int pmem_create(struct pmem **out, const struct pmem_params *p)
 		pr_err("pmem %s: cannot create its I/O ring: %s", d->id, strerror(-err));
 		goto err;
 	}
-	if ((d->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		err = -errno;
-		pr_err("pmem %s: eventfd: %s", d->id, strerror(errno));
+	if ((err = ev_kick_init(&d->kick, kick_done)) < 0) {
+		pr_err("pmem %s: eventfd: %s", d->id, strerror(-err));
 		goto err;
 	}
 	pthread_condattr_t ca;
@@ -531,8 +509,8 @@ void pmem_destroy(struct pmem *d)
 
 	if (!d)
 		return;
-	if (evloop_pending(&d->ring_op) || evloop_pending(&d->timer_op) ||
-	    evloop_pending(&d->kick_op) || evloop_pending(&d->retry_op)) {
+	if (evloop_pending(&d->ring_op) || evloop_pending(&d->wait.op) ||
+	    evloop_pending(&d->kick.op) || evloop_pending(&d->retry_op)) {
 		pr_err("pmem %s: destroyed while the event loop holds its timer or polls", d->id);
 		return;
 	}
@@ -546,7 +524,7 @@ void pmem_destroy(struct pmem *d)
 		return;
 	}
 	blk_ring_destroy(d->ring);
-	close_fd(&d->kick_fd);
+	ev_kick_close(&d->kick);
 	pthread_cond_destroy(&d->idle);
 	pthread_mutex_destroy(&d->lock);
 	free(d->id);
@@ -555,15 +533,14 @@ void pmem_destroy(struct pmem *d)
 
 int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg)
 {
-	static const uint64_t one = 1;
 	int err;
 
 	pthread_mutex_lock(&d->lock);
 	err = ratelimit_update(&d->rl, cfg, now_ns());
-	if (err == 0 && d->state == HELD && write(d->kick_fd, &one, sizeof(one)) < 0)
-		err = -errno; /* the counter is full: a kick is already waiting */
+	if (err == 0 && d->state == HELD)
+		err = ev_kick_send(&d->kick);
 	pthread_mutex_unlock(&d->lock);
-	return err == -EAGAIN ? 0 : err;
+	return err;
 }
 
 /* Wait for the sync under way, answering its requests here: the loop is

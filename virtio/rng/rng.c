@@ -4,11 +4,12 @@
  *
  * Throttling. A request the limiter refuses stays popped in r->chain and
  * the queue stops behind it, with notifications off: the guest's kicks cost
- * no exit meanwhile. One timer (timer_op) is armed for ratelimit_wait_ns();
+ * no exit meanwhile. One timer (wait) is armed for ratelimit_wait_ns();
  * when it fires the loop takes the queue up again. A new limit
  * (rng_set_ratelimit, on another thread) may let the kept request pass
- * sooner: that thread writes kick_fd, which the loop polls once a timer has
- * been armed, and the loop cancels the timer and looks again at once.
+ * sooner: that thread sends the kick, which the loop polls once a timer
+ * has been armed, and the loop cancels the timer and looks again at once
+ * (core/evwait.h).
  *
  * Threads and locking as blk.c: one mutex over everything that changes;
  * host->used and host->needs_reset are called with it held (they take no
@@ -18,31 +19,23 @@
 #include "rng/rng.h"
 
 #include <errno.h>
-#include <linux/time_types.h>
 #include <linux/virtio_ids.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
-#include <unistd.h>
 
+#include "core/evwait.h"
 #include "rng/rng_test.h"
 
 struct rng {
 	struct evloop *loop;
 	uint64_t (*now)(void);
-	int kick_fd;		     /* eventfd: a new limit, to the loop */
-	struct ev_op timer_op;	     /* the kept request's wait */
-	struct ev_op kick_op;	     /* the loop's poll of kick_fd */
-	struct __kernel_timespec ts; /* timer_op's; read at the loop's next turn */
+	struct ev_kick kick; /* a new limit, to the loop */
 
 	pthread_mutex_t lock; /* everything below */
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: pop nothing more */
-	bool timer_armed;     /* timer_op submitted, its done() not yet run */
-	bool timer_rearm;     /* timer_op cancelled by a new limit: look again */
 	bool held;	      /* chain is popped and waits for the limiter */
 	bool held_counted;    /* and was counted as throttled */
 	bool logged_ring, logged_req, logged_host, logged_timer;
@@ -50,6 +43,7 @@ struct rng {
 	struct vq *vq;
 	struct virtio_host host;
 	struct ratelimit rl;
+	struct ev_wait wait; /* the kept request's */
 	struct vq_chain chain;
 	struct vq_seg segs[VQ_MAX_INDIRECT];
 	struct rng_stats stats;
@@ -111,28 +105,17 @@ static int fill(const struct vq_chain *c, uint32_t len)
 	return 0;
 }
 
-static void timer_done(struct ev_op *op, int res);
-
-/* Arm timer_op for wait ns, and the poll that lets a new limit cut the
- * wait short. Lock held, loop thread. When the timer cannot be armed,
- * notifications go back on, so that the guest's next kick tries again. */
-static void arm_timer(struct rng *r, uint64_t wait)
+/* Arm the wait for ns, and the poll that lets a new limit cut it short.
+ * Lock held, loop thread. When the timer cannot be armed, notifications
+ * go back on, so that the guest's next kick tries again. */
+static void arm_timer(struct rng *r, uint64_t ns)
 {
 	int err;
 
-	if (r->timer_armed)
+	if ((err = ev_kick_arm(&r->kick, r->loop)) < 0 && err != -ESHUTDOWN)
+		pr_err("entropy: cannot poll for new limits: %s", strerror(-err));
+	if ((err = ev_wait_arm(&r->wait, r->loop, ns)) == 0)
 		return;
-	if (!evloop_pending(&r->kick_op)) {
-		err = evloop_poll(r->loop, &r->kick_op, r->kick_fd, POLLIN);
-		if (err < 0 && err != -ESHUTDOWN)
-			pr_err("entropy: cannot poll for new limits: %s", strerror(-err));
-	}
-	evloop_ts_ns(&r->ts, wait);
-	err = evloop_timeout(r->loop, &r->timer_op, &r->ts);
-	if (err == 0) {
-		r->timer_armed = true;
-		return;
-	}
 	if (err != -ESHUTDOWN && !r->logged_timer) {
 		pr_err("entropy: cannot arm the rate limiter's timer: %s", strerror(-err));
 		r->logged_timer = true;
@@ -182,7 +165,7 @@ static void process(struct rng *r, struct after *a)
 {
 	if (!r->active || r->broken)
 		return;
-	if (r->held && r->timer_armed)
+	if (r->held && ev_wait_armed(&r->wait))
 		return; /* the timer takes it up */
 	vq_disable_notify(r->vq);
 	for (;;) {
@@ -221,19 +204,15 @@ static void process(struct rng *r, struct after *a)
 	}
 }
 
-/* The kept request's wait is over, or a new limit cancelled the timer
- * (res -ECANCELED with timer_rearm set). Any other -ECANCELED: the loop is
- * stopping and takes no new op. */
+/* The kept request's wait is over, or a new limit cut it short; or the
+ * loop is stopping and takes no new op. */
 static void timer_done(struct ev_op *op, int res)
 {
-	struct rng *r = container_of(op, struct rng, timer_op);
+	struct rng *r = container_of(op, struct rng, wait.op);
 	struct after a = {.used = false};
-	bool again;
 
 	pthread_mutex_lock(&r->lock);
-	again = res != -ECANCELED || r->timer_rearm;
-	r->timer_armed = r->timer_rearm = false;
-	if (again) {
+	if (ev_wait_done(&r->wait, res)) {
 		a.host = r->host;
 		process(r, &a);
 		run_after(&a);
@@ -248,20 +227,17 @@ static void timer_done(struct ev_op *op, int res)
 /* rng_set_ratelimit changed the limit: a kept request looks again now. */
 static void kick_done(struct ev_op *op, int res)
 {
-	struct rng *r = container_of(op, struct rng, kick_op);
+	struct rng *r = container_of(op, struct rng, kick.op);
 	struct after a = {.used = false};
-	uint64_t v;
 
-	if (res < 0)
-		return; /* the loop is stopping; the next timer polls again */
-	if (read(r->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		pr_err("entropy: reading its eventfd: %s", strerror(errno));
+	if ((res = ev_kick_take(&r->kick, res)) < 0) {
+		if (res != -ECANCELED)
+			pr_err("entropy: polling for new limits: %s", strerror(-res));
+		return; /* the next timer polls again */
+	}
 	pthread_mutex_lock(&r->lock);
-	if (r->timer_armed) {
-		/* Its done() runs next, once, and processes. */
-		if (!r->timer_rearm && evloop_cancel(r->loop, &r->timer_op) == 0)
-			r->timer_rearm = true;
-	} else {
+	/* An armed timer's done() runs next, once, and processes. */
+	if (!ev_wait_recheck(&r->wait, r->loop)) {
 		a.host = r->host;
 		process(r, &a);
 		run_after(&a);
@@ -364,17 +340,14 @@ int rng_create(struct rng **out, const struct rng_params *p)
 		return -ENOMEM;
 	r->loop = p->loop;
 	r->now = test_clock ? test_clock : now_ns;
-	r->timer_op = (struct ev_op){.done = timer_done};
-	r->kick_op = (struct ev_op){.done = kick_done};
+	ev_wait_init(&r->wait, timer_done);
 	err = ratelimit_init(&r->rl, &p->rate_limiter, r->now());
 	if (err) {
 		pr_err("entropy: rate limiter: a value is over %lld", (long long)INT64_MAX);
 		goto err_free;
 	}
-	r->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (r->kick_fd < 0) {
-		err = -errno;
-		pr_err("entropy: eventfd: %s", strerror(errno));
+	if ((err = ev_kick_init(&r->kick, kick_done)) < 0) {
+		pr_err("entropy: eventfd: %s", strerror(-err));
 		goto err_free;
 	}
 	pthread_mutex_init(&r->lock, NULL);
@@ -390,27 +363,26 @@ void rng_destroy(struct rng *r)
 {
 	if (!r)
 		return;
-	if (evloop_pending(&r->timer_op) || evloop_pending(&r->kick_op)) {
+	if (evloop_pending(&r->wait.op) || evloop_pending(&r->kick.op)) {
 		/* The loop still runs, or never ran and still holds them. */
 		pr_err("entropy: destroyed while the event loop holds its timer or poll");
 		return;
 	}
-	close_fd(&r->kick_fd);
+	ev_kick_close(&r->kick);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
 int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg)
 {
-	static const uint64_t one = 1;
 	int err;
 
 	pthread_mutex_lock(&r->lock);
 	err = ratelimit_update(&r->rl, cfg, r->now());
-	if (err == 0 && r->held && write(r->kick_fd, &one, sizeof(one)) < 0)
-		err = -errno; /* the counter is full: a kick is already waiting */
+	if (err == 0 && r->held)
+		err = ev_kick_send(&r->kick);
 	pthread_mutex_unlock(&r->lock);
-	return err == -EAGAIN ? 0 : err;
+	return err;
 }
 
 void rng_quiesce(struct rng *r)

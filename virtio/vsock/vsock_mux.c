@@ -12,10 +12,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/evwait.h"
 #include "vsock/vsock.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_table.h"
@@ -78,9 +78,10 @@ struct vsock_mux {
 	uint64_t cid;
 	struct evloop *loop;
 	struct vsock_dev *dev;
-	int listen_fd, wake_fd;
-	struct ev_op listen_op, wake_op; /* multishot polls */
-	struct ev_op kick_op, reap_op;	 /* deferred calls */
+	int listen_fd;
+	struct ev_op listen_op;	       /* multishot poll */
+	struct ev_kick wake;	       /* be_changed, from the device (core/evwait.h) */
+	struct ev_op kick_op, reap_op; /* deferred calls */
 	struct ev_op timer_op;
 	struct __kernel_timespec tick;
 	uint64_t resets_seen; /* vsock_dev_resets() when we last looked */
@@ -869,22 +870,20 @@ static unsigned be_rx(void *be, struct vsock_pkt *p, unsigned n)
 static void be_changed(void *be)
 {
 	struct vsock_mux *m = be;
+	int r = ev_kick_send(&m->wake);
 
-	if (eventfd_write(m->wake_fd, 1) < 0)
-		pr_err("vsock: cannot wake the event loop: %s", strerror(errno));
+	if (r < 0)
+		pr_err("vsock: cannot wake the event loop: %s", strerror(-r));
 }
 
 /* On the loop thread after be_changed: drop what a reset ended, and send
  * what waited for the driver. */
 static void woken(struct ev_op *op, int res)
 {
-	struct vsock_mux *m = container_of(op, struct vsock_mux, wake_op);
-	eventfd_t v;
+	struct vsock_mux *m = container_of(op, struct vsock_mux, wake.op);
 
-	if (res < 0)
+	if (ev_kick_take(&m->wake, res) < 0)
 		return;
-	if (eventfd_read(m->wake_fd, &v) < 0 && errno != EAGAIN)
-		pr_debug("vsock: reading its eventfd: %s", strerror(errno));
 	catch_up(m);
 	kick(m);
 }
@@ -1058,13 +1057,12 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 	m = lazy_zalloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->listen_fd = m->wake_fd = -1;
+	m->listen_fd = m->wake.fd = -1;
 	m->cid = p->guest_cid;
 	m->loop = p->loop;
 	vsock_table_init(&m->t);
 	m->tick = (struct __kernel_timespec){.tv_nsec = TIMER_TICK_NS};
 	m->listen_op = (struct ev_op){.done = accepted};
-	m->wake_op = (struct ev_op){.done = woken};
 	m->kick_op = (struct ev_op){.done = kicked};
 	m->reap_op = (struct ev_op){.done = reap};
 	m->timer_op = (struct ev_op){.done = timer_done};
@@ -1086,21 +1084,19 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 		m->path = NULL; /* not ours to unlink */
 		goto err;
 	}
-	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (m->wake_fd < 0) {
-		r = -errno;
+	if ((r = ev_kick_init(&m->wake, woken)) < 0) {
 		pr_err("vsock %s: eventfd: %s", m->path, strerror(-r));
 		goto err;
 	}
 	if ((r = vsock_dev_create(&m->dev, p->guest_cid, p->loop, &be)) < 0 ||
-	    (r = evloop_poll(p->loop, &m->wake_op, m->wake_fd, POLLIN)) < 0) {
+	    (r = ev_kick_arm(&m->wake, p->loop)) < 0) {
 		pr_err("vsock %s: %s", m->path, strerror(-r));
 		goto err;
 	}
 	m->resets_seen = vsock_dev_resets(m->dev);
 	*out = m;
 	if ((r = evloop_poll(p->loop, &m->listen_op, m->listen_fd, POLLIN)) < 0) {
-		/* wake_op is pending: m must outlive the loop (see the header). */
+		/* The wake is polled: m must outlive the loop (see the header). */
 		pr_err("vsock %s: %s", m->path, strerror(-r));
 		return r;
 	}
@@ -1169,7 +1165,7 @@ void vsock_mux_destroy(struct vsock_mux *m)
 	free_all(&m->conns);
 	free_all(&m->zombies);
 	close_fd(&m->listen_fd);
-	close_fd(&m->wake_fd);
+	ev_kick_close(&m->wake);
 	if (m->path)
 		(void)unlink(m->path);
 	vsock_dev_destroy(m->dev);

@@ -77,9 +77,10 @@ bool ev_wait_recheck(struct ev_wait *w, struct evloop *l)
 {
 	if (!w->armed)
 		return false;
-	/* A cancel that fails finds the timer already run out: its handler
-	 * is on its way with -ETIME and looks again all the same. */
+	/* Armed, the op is pending (even one run out, until its handler
+	 * starts), so a cancel fails only when the loop has no room to take
+	 * it: then the device looks now, and its timer runs out in time. */
 	if (!w->recheck && evloop_cancel(l, &w->op) == 0)
 		w->recheck = true;
-	return true;
+	return w->recheck;
 }

@@ -1,6 +1,6 @@
 /* Two things a device keeps on its event loop so that another thread can
- * cut a wait short, built on evloop.h's primitives; the devices (blk, net,
- * rng, pmem, balloon, the vsock muxer) use them alike.
+ * cut a wait short, built on evloop.h's primitives: the kick for blk, net,
+ * rng, pmem, balloon and the vsock muxer, the wait for all but the muxer.
  *
  * struct ev_kick: an eventfd that any thread writes and the loop polls
  * (multishot), so that the device looks at its queues again: a PATCH gave
@@ -17,7 +17,8 @@
  *
  * Threads: the device's done() callbacks run on the loop thread and make
  * the ev_wait calls under the device's own lock, as do its other loop-
- * thread paths that arm the timer; only ev_kick_send is for any thread.
+ * thread paths that arm the timer (or the set-up thread, before the loop
+ * runs); only ev_kick_send is for any thread.
  * Both structs are plain members of the device's struct; their handlers
  * recover it with container_of on the ev_op. Neither holds state worth a
  * snapshot: a restored device has no request waiting (a quiesce gives the
@@ -33,7 +34,7 @@
 #include "core/util.h"
 
 struct ev_kick {
-	int fd; /* eventfd; -1 until ev_kick_init, and after ev_kick_close */
+	int fd; /* eventfd; -1 after a failed ev_kick_init and after ev_kick_close */
 	struct ev_op op;
 };
 
@@ -43,7 +44,8 @@ int ev_kick_init(struct ev_kick *k, void (*done)(struct ev_op *, int)) WARN_UNUS
 /* Close the eventfd (the loop must no longer poll it). No-op when closed. */
 void ev_kick_close(struct ev_kick *k);
 
-/* Loop thread: have the loop poll k unless it does already. 0 or -errno;
+/* Loop thread (or the set-up thread before the loop runs): have the loop
+ * poll k unless it does already. 0 or -errno;
  * -ESHUTDOWN while the loop stops, which callers need not report. */
 int ev_kick_arm(struct ev_kick *k, struct evloop *l) WARN_UNUSED;
 
@@ -83,7 +85,8 @@ bool ev_wait_done(struct ev_wait *w, int res);
 
 /* New limits, in the kick's handler: when w is armed, cancel it so that
  * its handler looks again at once, and return true (the device leaves it
- * to that handler); false when it is not armed (the device looks now). */
+ * to that handler); false when it is not armed, or the cancel could not
+ * be queued (the device looks now). */
 bool ev_wait_recheck(struct ev_wait *w, struct evloop *l);
 
 #endif

@@ -26,6 +26,7 @@ struct dev {
 	bool later;	      /* ev_wait_recheck's in the kick's handler */
 	bool stop_on_kick;    /* the kick's handler stops the loop */
 	bool recheck_on_kick; /* ... or asks the wait to look again */
+	bool recheck_twice;   /* ... twice */
 };
 
 static void kick_done(struct ev_op *op, int res)
@@ -38,6 +39,8 @@ static void kick_done(struct ev_op *op, int res)
 	d->kicks++;
 	if (d->recheck_on_kick)
 		d->later = ev_wait_recheck(&d->wait, d->l);
+	if (d->recheck_twice)
+		d->later = d->later && ev_wait_recheck(&d->wait, d->l);
 	if (d->stop_on_kick)
 		evloop_stop(d->l);
 }
@@ -164,11 +167,15 @@ Test(evwait, waits_of_zero_and_of_centuries_are_armed)
 	dev_init(&d);
 	/* ratelimit_wait_ns's 0: once round the loop. */
 	cr_assert_eq(ev_wait_arm(&d.wait, d.l, 0), 0);
+	cr_assert_eq(d.wait.ts.tv_sec, 0);
+	cr_assert_eq(d.wait.ts.tv_nsec, 1);
 	dev_run(&d);
 	cr_assert_eq(d.wait_res, -ETIME);
 	/* Its UINT64_MAX is beyond a timespec's signed seconds' reach as
 	 * nanoseconds: armed all the same, then the loop stops. */
 	cr_assert_eq(ev_wait_arm(&d.wait, d.l, UINT64_MAX), 0);
+	cr_assert_eq(d.wait.ts.tv_sec, INT64_MAX / 1000000000);
+	cr_assert_eq(d.wait.ts.tv_nsec, INT64_MAX % 1000000000);
 	evloop_stop(d.l);
 	dev_run(&d);
 	cr_assert_eq(d.waits, 2);
@@ -232,5 +239,39 @@ Test(evwait, a_loop_that_stops_cancels_the_wait_without_a_look)
 	dev_run(&d);
 	cr_assert_eq(d.waits, 2);
 	cr_assert(d.again);
+	dev_fini(&d);
+}
+
+Test(evwait, a_second_recheck_before_the_first_lands_changes_nothing)
+{
+	struct dev d;
+
+	dev_init(&d);
+	d.recheck_on_kick = d.recheck_twice = true;
+	cr_assert_eq(ev_wait_arm(&d.wait, d.l, LONG_NS), 0);
+	cr_assert_eq(ev_kick_arm(&d.kick, d.l), 0);
+	cr_assert_eq(ev_kick_send(&d.kick), 0);
+	dev_run(&d);
+	cr_assert(d.later);
+	cr_assert_eq(d.waits, 1, "one cancel, one call");
+	cr_assert_eq(d.wait_res, -ECANCELED);
+	cr_assert(d.again);
+	dev_fini(&d);
+}
+
+Test(evwait, a_recheck_the_loop_stops_behind_still_looks)
+{
+	struct dev d;
+
+	dev_init(&d);
+	d.recheck_on_kick = d.stop_on_kick = true;
+	cr_assert_eq(ev_wait_arm(&d.wait, d.l, LONG_NS), 0);
+	cr_assert_eq(ev_kick_arm(&d.kick, d.l), 0);
+	cr_assert_eq(ev_kick_send(&d.kick), 0);
+	dev_run(&d);
+	cr_assert_eq(d.waits, 1);
+	cr_assert_eq(d.wait_res, -ECANCELED);
+	cr_assert(d.again, "new limits came first: the device looks (and finds the loop gone)");
+	cr_assert_not(ev_wait_armed(&d.wait));
 	dev_fini(&d);
 }

@@ -300,8 +300,6 @@ static void process_reports(struct balloon *b, struct after *a)
 	}
 }
 
-static void timer_done(struct ev_op *op, int res);
-
 /* Arm the wait for the interval, and the poll of the kick again should a
  * stopped loop have cancelled it. Lock held, loop thread. */
 static void arm_timer(struct balloon *b)
@@ -537,6 +535,7 @@ int balloon_create(struct balloon **out, const struct balloon_params *p)
 	if (!b)
 		return -ENOMEM;
 	b->loop = p->loop;
+	b->kick.fd = -1;
 	ev_wait_init(&b->wait, timer_done);
 	b->deflate_on_oom = p->deflate_on_oom;
 	b->stats_on = p->stats_interval_s > 0;

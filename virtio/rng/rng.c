@@ -339,6 +339,7 @@ int rng_create(struct rng **out, const struct rng_params *p)
 	if (!r)
 		return -ENOMEM;
 	r->loop = p->loop;
+	r->kick.fd = -1;
 	r->now = test_clock ? test_clock : now_ns;
 	ev_wait_init(&r->wait, timer_done);
 	err = ratelimit_init(&r->rl, &p->rate_limiter, r->now());

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,13 @@ static void *thread_main(void *arg)
 	int r;
 
 	logger_thread_name("control");
+	/* An answer to a peer already gone (flint serve asks "where" and
+	 * lets go at once) is EPIPE, not SIGPIPE: this thread may answer
+	 * before vm_run ignores the signal. */
+	sigset_t pipe;
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	if ((r = seccomp_enter(SECCOMP_CONTROL)) < 0) {
 		vm_request_stop(c->vm, EXIT_FLINT_ERROR, "seccomp filter for --control-fd failed");
 		return NULL;

@@ -408,20 +408,21 @@ static void tell_lost(const struct serve_vm *v)
 		line[0] ? (res.err_truncated ? " (past the part kept): " : ": ") : "", line);
 }
 
-/* A stuck VM's flint: its time to say where it was and exit. The manager
- * waits that long at most for each, outside the lock. */
+/* Stuck VMs' flints: their time to say where they were and exit. The
+ * manager asks them all, then waits that long at most for all of them
+ * together, outside the lock. */
 #define STUCK_STOP_MS 2000
 
-/* A VM reset in place or reused whose guest stopped answering: where its
- * vCPUs were, as its flint logs it at the stop (their rip and local
- * APIC), into the log. */
+/* A VM reset in place or reused whose guest stopped answering, once its
+ * flint was asked (worker_ask_where): where its vCPUs were, as its flint
+ * logs it at the stop (their rip and local APIC), into the log. */
 static void tell_stuck(const struct serve_vm *v)
 {
 	static const char where[] = "flint: vCPUs left the guest at:", apic[] = "'s local APIC: ";
 	struct worker_result res;
 	const char *p, *nl;
 
-	if (!v->vmw || worker_stop_saying_where(v->vmw, STUCK_STOP_MS, &res) < 0 || !res.err)
+	if (!v->vmw || worker_wait(v->vmw, &res) < 0 || !res.err)
 		return;
 	pr_warn("flint serve: %s: VM %" PRIu64 ": its guest did not answer a request in time; "
 		"where it was:",
@@ -441,9 +442,15 @@ static void tell_stuck(const struct serve_vm *v)
 static void reap(struct server *s)
 {
 	struct serve_vm *list = s->reap, *v;
+	uint64_t stuck_deadline = now_ns() + STUCK_STOP_MS * 1000000ULL;
 
 	s->reap = NULL;
 	pthread_mutex_unlock(&s->lock);
+	for (v = list; v; v = v->next)
+		if (!v->lost && v->stuck && v->vmw && worker_ask_where(v->vmw, stuck_deadline) < 0)
+			pr_warn("flint serve: %s: VM %" PRIu64
+				": cannot ask its flint where it was",
+				v->fn->cfg.name, v->id);
 	for (v = list; v; v = v->next)
 		if (v->lost)
 			tell_lost(v);

@@ -783,15 +783,14 @@ static int control_line(struct worker *w, uint64_t deadline)
  * w->ctl_line by the deadline. 0, -EPIPE (flint gone: the socket closed),
  * or control_line's error (the socket closed: a late answer can never be
  * taken for the next request's). */
-static int control_request(struct worker *w, const char *req, uint64_t deadline)
+/* Send req on the control socket. 0, or -EPIPE (the socket closed). */
+static int control_send(struct worker *w, const char *req)
 {
 	size_t len = strlen(req);
 	ssize_t sent;
-	int r;
 
 	if (w->ctl_fd < 0)
 		return -EPIPE;
-	w->ctl_len = 0;
 	while ((sent = send(w->ctl_fd, req, len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
 	if (sent != (ssize_t)len) {
@@ -800,6 +799,16 @@ static int control_request(struct worker *w, const char *req, uint64_t deadline)
 		close_fd(&w->ctl_fd);
 		return -EPIPE;
 	}
+	return 0;
+}
+
+static int control_request(struct worker *w, const char *req, uint64_t deadline)
+{
+	int r;
+
+	w->ctl_len = 0;
+	if ((r = control_send(w, req)) < 0)
+		return r;
 	if ((r = control_line(w, deadline)) < 0)
 		close_fd(&w->ctl_fd);
 	w->ctl_len = 0; /* one answer per request: nothing is left over */
@@ -832,18 +841,18 @@ int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 	return -EIO;
 }
 
-int worker_stop_saying_where(struct worker *w, unsigned timeout_ms, struct worker_result *res)
+int worker_ask_where(struct worker *w, uint64_t deadline_ns)
 {
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-
 	if (w->done)
-		return worker_wait(w, res);
+		return 0;
 	if (!w->detached) /* WORKER_VM */
 		return -EINVAL;
 	if (w->control) {
-		/* Whatever the answer, the VM is let go now (worker_wait
-		 * closes the socket); its words come with its stderr. */
-		(void)control_request(w, "where\n", deadline);
+		/* The VM is let go now: the socket's end, after the request,
+		 * stops it; its words come with its stderr. A socket already
+		 * closed: flint is on its way out. */
+		(void)control_send(w, "where\n");
+		close_fd(&w->ctl_fd);
 	} else {
 		/* SIGQUIT does the same: flint stops the VM saying where it
 		 * was. flint only: a leftover of its group keeps the default
@@ -854,8 +863,15 @@ int worker_stop_saying_where(struct worker *w, unsigned timeout_ms, struct worke
 		pthread_mutex_unlock(&w->lock);
 	}
 	/* This, whatever deadline the VM had before: it is being let go. */
-	w->deadline_ns = deadline;
-	return worker_wait(w, res);
+	w->deadline_ns = deadline_ns;
+	return 0;
+}
+
+int worker_stop_saying_where(struct worker *w, unsigned timeout_ms, struct worker_result *res)
+{
+	int r = worker_ask_where(w, now_ns() + (uint64_t)timeout_ms * 1000000ULL);
+
+	return r < 0 ? r : worker_wait(w, res);
 }
 
 bool worker_exited(struct worker *w)

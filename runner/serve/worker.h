@@ -245,12 +245,19 @@ int worker_reset(struct worker *w, unsigned timeout_ms, uint64_t *us, char *err,
 		 size_t errlen) WARN_UNUSED;
 
 /* A WORKER_VM whose guest stopped answering: "where" on its control
- * socket (flint will log where each vCPU was when it stops the VM), then
- * the socket closed (it stops the VM and exits); without control,
- * SIGQUIT to flint, which does both. Waited for timeout_ms at most (the
- * VM's own deadline no longer counts) before the group is killed; reaped
- * into *res, whose err then holds those lines. 0, or as worker_wait;
- * -EINVAL for another kind. */
+ * socket (flint will log where each vCPU was when it stops the VM; the
+ * answer is not waited for), then the socket closed (it stops the VM and
+ * exits); without control, SIGQUIT to flint, which does both. Returns at
+ * once. The VM's deadline becomes deadline_ns (now_ns()'s
+ * clock; its own no longer counts): worker_wait waits until then at most
+ * before it kills the group, and reaps, with those lines in the result's
+ * err. So several stuck VMs are asked first and then waited for, within
+ * one deadline. 0; -EINVAL for another kind; 0 with nothing done when
+ * the worker has ended. */
+int worker_ask_where(struct worker *w, uint64_t deadline_ns) WARN_UNUSED;
+
+/* worker_ask_where with a deadline timeout_ms from now, then worker_wait
+ * into *res. 0, or as those. */
 int worker_stop_saying_where(struct worker *w, unsigned timeout_ms,
 			     struct worker_result *res) WARN_UNUSED;
 

@@ -1265,15 +1265,19 @@ static const char vm_flint[] =
 
 static struct worker *spawn_vm_with(const char *mode, bool control, unsigned deadline_s)
 {
-	char path[128];
+	char path[128], tmp[128];
 	struct worker *w;
 	FILE *f;
 
+	/* Written beside and renamed over: a stand-in still running reads
+	 * its script as it goes, and must not see it rewritten. */
+	snprintf(tmp, sizeof(tmp), "%s/vmflint.new", dir);
 	snprintf(path, sizeof(path), "%s/vmflint", dir);
-	cr_assert_not_null(f = fopen(path, "w"));
+	cr_assert_not_null(f = fopen(tmp, "w"));
 	fputs(vm_flint, f);
 	fclose(f);
-	cr_assert_eq(chmod(path, 0755), 0);
+	cr_assert_eq(chmod(tmp, 0755), 0);
+	cr_assert_eq(rename(tmp, path), 0);
 	struct worker_params p = {.kind = WORKER_VM,
 				  .flint = path,
 				  .state = "fn.state",

@@ -119,8 +119,9 @@ static int parse_machine(struct jfield *p, json_t *o, struct vmc_machine *m,
 	return patch ? 0 : jfield_placed(p, vmc_machine_check(m, p->err, p->errlen));
 }
 
-static int parse_boot(struct jfield *p, json_t *o, struct vmc_boot *b)
+static int parse_boot(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_boot *b = out;
 	static const char *const keys[] = {"kernel_image_path", "initrd_path", "boot_args", NULL};
 	int r;
 
@@ -132,8 +133,9 @@ static int parse_boot(struct jfield *p, json_t *o, struct vmc_boot *b)
 	return jfield_placed(p, vmc_boot_check(b, p->err, p->errlen));
 }
 
-static int parse_drive(struct jfield *p, json_t *o, struct vmc_drive *d)
+static int parse_drive(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_drive *d = out;
 	static const char *const keys[] = {"drive_id",
 					   "partuuid",
 					   "is_root_device",
@@ -171,8 +173,9 @@ static int parse_drive(struct jfield *p, json_t *o, struct vmc_drive *d)
 	return jfield_placed(p, vmc_drive_check(d, p->err, p->errlen));
 }
 
-static int parse_pmem(struct jfield *p, json_t *o, struct vmc_pmem *d)
+static int parse_pmem(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_pmem *d = out;
 	static const char *const keys[] = {"id",	"path_on_host", "root_device",
 					   "read_only", "rate_limiter", NULL};
 	int r;
@@ -210,8 +213,9 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-static int parse_net(struct jfield *p, json_t *o, struct vmc_net *n)
+static int parse_net(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_net *n = out;
 	static const char *const keys[] = {
 	    "iface_id",	       "host_dev_name", "guest_mac", "mtu", "rx_rate_limiter",
 	    "tx_rate_limiter", "backend",	"fd",	     NULL};
@@ -265,8 +269,9 @@ out:
 	return r;
 }
 
-static int parse_vsock(struct jfield *p, json_t *o, struct vmc_vsock *v)
+static int parse_vsock(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_vsock *v = out;
 	static const char *const keys[] = {"guest_cid", "uds_path", "vsock_id", NULL};
 	uint64_t cid = 0;
 	int r;
@@ -286,8 +291,9 @@ static int nonempty(struct jfield *p, const char *key, const char *s)
 	return s && !*s ? jfield_err(p, key, "must not be empty") : 0;
 }
 
-static int parse_logger(struct jfield *p, json_t *o, struct vmc_logger *l)
+static int parse_logger(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_logger *l = out;
 	static const char *const keys[] = {"level",	      "log_path", "show_level",
 					   "show_log_origin", "module",	  NULL};
 	json_t *lv = jfield_member(o, "level");
@@ -311,8 +317,9 @@ static int parse_logger(struct jfield *p, json_t *o, struct vmc_logger *l)
 	return 0;
 }
 
-static int parse_metrics(struct jfield *p, json_t *o, struct vmc_metrics *m)
+static int parse_metrics(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_metrics *m = out;
 	static const char *const keys[] = {"metrics_path", NULL};
 	int r;
 
@@ -322,8 +329,9 @@ static int parse_metrics(struct jfield *p, json_t *o, struct vmc_metrics *m)
 	return nonempty(p, "metrics_path", m->metrics_path);
 }
 
-static int parse_entropy(struct jfield *p, json_t *o, struct vmc_entropy *e)
+static int parse_entropy(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_entropy *e = out;
 	static const char *const keys[] = {"rate_limiter", NULL};
 	int r;
 
@@ -336,8 +344,9 @@ static int parse_entropy(struct jfield *p, json_t *o, struct vmc_entropy *e)
 
 /* Firecracker's Balloon: amount_mib (u32) and deflate_on_oom required,
  * stats_polling_interval_s a u16. */
-static int parse_balloon(struct jfield *p, json_t *o, struct vmc_balloon *b)
+static int parse_balloon(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_balloon *b = out;
 	static const char *const keys[] = {
 	    "amount_mib",	 "deflate_on_oom",	"stats_polling_interval_s",
 	    "free_page_hinting", "free_page_reporting", NULL};
@@ -362,8 +371,9 @@ static int parse_balloon(struct jfield *p, json_t *o, struct vmc_balloon *b)
 /* Firecracker's MmdsConfig: network_interfaces (required, a list of
  * interface ids), version ("V1", the default, or "V2"), ipv4_address (by
  * default 169.254.169.254), imds_compat. */
-static int parse_mmds_config(struct jfield *p, json_t *o, struct vmc_mmds_req *q)
+static int parse_mmds_config(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_mmds_req *q = out;
 	static const char *const keys[] = {"version", "network_interfaces", "ipv4_address",
 					   "imds_compat", NULL};
 	static const char *const versions[] = {"V1", "V2"};
@@ -641,8 +651,9 @@ static int kvm_capabilities(struct jfield *p, json_t *o, struct vmc_cpu_config *
 }
 
 /* Firecracker's CpuConfig, x86's parts; the others must be empty. */
-static int parse_cpu_config(struct jfield *p, json_t *o, struct vmc_cpu_config *t)
+static int parse_cpu_config(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_cpu_config *t = out;
 	static const char *const keys[] = {"kvm_capabilities", "cpuid_modifiers", "msr_modifiers",
 					   "reg_modifiers",    "vcpu_features",	  NULL};
 	static const char *const none[][2] = {
@@ -667,8 +678,9 @@ static int parse_cpu_config(struct jfield *p, json_t *o, struct vmc_cpu_config *
 	return 0;
 }
 
-static int parse_serial(struct jfield *p, json_t *o, struct vmc_serial *s)
+static int parse_serial(struct jfield *p, json_t *o, void *out)
 {
+	struct vmc_serial *s = out;
 	static const char *const keys[] = {"serial_out_path", "rate_limiter", NULL};
 	int r;
 
@@ -684,147 +696,165 @@ static int parse_serial(struct jfield *p, json_t *o, struct vmc_serial *s)
 
 /* ---- API bodies ---------------------------------------------------------- */
 
+/* Parses one API body's object into out, the public function's struct. */
+typedef int (*body_fn)(struct jfield *p, json_t *o, void *out);
+
+/* An API body: loaded (one JSON object) and handed to parse. out was set
+ * to its empty value by the caller, which frees it when this fails. */
+static int parse_body(const char *body, size_t len, body_fn parse, void *out, char *err,
+		      size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	json_t *o = jfield_load(&p, body, len, "the body");
+	int r;
+
+	if (!o)
+		return -EINVAL;
+	r = parse(&p, o, out);
+	json_decref(o);
+	return r;
+}
+
+/* parse_body for PUT and PATCH /drives/{id} and their like: the path's id
+ * must be a valid API id, and the one the body names in field (*body_id,
+ * once parsed) the same. */
+static int parse_id_body(const char *path_id, const char *field, char *const *body_id,
+			 const char *body, size_t len, body_fn parse, void *out, char *err,
+			 size_t errlen)
+{
+	struct jfield p = {.err = err, .errlen = errlen};
+	int r;
+
+	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0 ||
+	    (r = parse_body(body, len, parse, out, err, errlen)) < 0)
+		return r;
+	if (strcmp(path_id, *body_id))
+		return jfield_obj_err(&p, "%s '%.*s' in the body does not match '%.*s' in the path",
+				      field, VMC_MAX_ID, *body_id, VMC_MAX_ID, path_id);
+	return 0;
+}
+
+static int parse_machine_body(struct jfield *p, json_t *o, void *out)
+{
+	return parse_machine(p, o, out, NULL);
+}
+
+static int parse_machine_patch(struct jfield *p, json_t *o, void *out)
+{
+	struct vmc_machine_patch *patch = out;
+
+	return parse_machine(p, o, &patch->v, patch);
+}
+
+static int parse_drive_patch(struct jfield *p, json_t *o, void *out)
+{
+	static const char *const keys[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
+	struct vmc_drive_patch *d = out;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "drive_id", true, &d->drive_id)) < 0 ||
+	    (r = jfield_str(p, o, "path_on_host", false, &d->path_on_host)) < 0 ||
+	    (r = nonempty(p, "path_on_host", d->path_on_host)) < 0)
+		return r;
+	return parse_rl(p, o, "rate_limiter", &d->rate_limiter);
+}
+
+static int parse_pmem_patch(struct jfield *p, json_t *o, void *out)
+{
+	static const char *const keys[] = {"id", "rate_limiter", NULL};
+	struct vmc_pmem_patch *d = out;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "id", true, &d->id)) < 0)
+		return r;
+	return parse_rl(p, o, "rate_limiter", &d->rate_limiter);
+}
+
+static int parse_net_patch(struct jfield *p, json_t *o, void *out)
+{
+	static const char *const keys[] = {"iface_id", "rx_rate_limiter", "tx_rate_limiter", NULL};
+	struct vmc_net_patch *n = out;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_str(p, o, "iface_id", true, &n->iface_id)) < 0 ||
+	    (r = parse_rl(p, o, "rx_rate_limiter", &n->rx_rate_limiter)) < 0)
+		return r;
+	return parse_rl(p, o, "tx_rate_limiter", &n->tx_rate_limiter);
+}
+
 int config_json_machine(const char *body, size_t len, struct vmc_machine *m, char *err,
 			size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
-	int r;
-
 	*m = (struct vmc_machine){.vcpu_count = VMC_DEFAULT_VCPUS,
 				  .mem_size_mib = VMC_DEFAULT_MEM_MIB};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	r = parse_machine(&p, o, m, NULL);
-	json_decref(o);
-	return r;
+	return parse_body(body, len, parse_machine_body, m, err, errlen);
 }
 
 int config_json_machine_patch(const char *body, size_t len, struct vmc_machine_patch *patch,
 			      char *err, size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
-	int r;
-
 	*patch = (struct vmc_machine_patch){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	r = parse_machine(&p, o, &patch->v, patch);
-	json_decref(o);
-	return r;
+	return parse_body(body, len, parse_machine_patch, patch, err, errlen);
 }
 
 int config_json_boot_source(const char *body, size_t len, struct vmc_boot *b, char *err,
 			    size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*b = (struct vmc_boot){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_boot(&p, o, b)) < 0)
+	if ((r = parse_body(body, len, parse_boot, b, err, errlen)) < 0)
 		vmc_boot_free(b);
-	json_decref(o);
 	return r;
-}
-
-/* The body's id must be the path's, which must be a valid API id. */
-static int same_id(struct jfield *p, const char *field, const char *path_id, const char *body_id)
-{
-	if (strcmp(path_id, body_id))
-		return jfield_obj_err(p, "%s '%.*s' in the body does not match '%.*s' in the path",
-				      field, VMC_MAX_ID, body_id, VMC_MAX_ID, path_id);
-	return 0;
 }
 
 int config_json_drive(const char *path_id, const char *body, size_t len, struct vmc_drive *d,
 		      char *err, size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*d = (struct vmc_drive){0};
-	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
-		return r;
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_drive(&p, o, d)) == 0)
-		r = same_id(&p, "drive_id", path_id, d->drive_id);
-	if (r < 0)
+	if ((r = parse_id_body(path_id, "drive_id", &d->drive_id, body, len, parse_drive, d, err,
+			       errlen)) < 0)
 		vmc_drive_free(d);
-	json_decref(o);
 	return r;
 }
 
 int config_json_drive_patch(const char *path_id, const char *body, size_t len,
 			    struct vmc_drive_patch *d, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*d = (struct vmc_drive_patch){0};
-	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
-		return r;
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
-	    (r = jfield_str(&p, o, "drive_id", true, &d->drive_id)) == 0 &&
-	    (r = jfield_str(&p, o, "path_on_host", false, &d->path_on_host)) == 0 &&
-	    (r = nonempty(&p, "path_on_host", d->path_on_host)) == 0 &&
-	    (r = parse_rl(&p, o, "rate_limiter", &d->rate_limiter)) == 0)
-		r = same_id(&p, "drive_id", path_id, d->drive_id);
-	if (r < 0)
+	if ((r = parse_id_body(path_id, "drive_id", &d->drive_id, body, len, parse_drive_patch, d,
+			       err, errlen)) < 0)
 		vmc_drive_patch_free(d);
-	json_decref(o);
 	return r;
 }
 
 int config_json_pmem(const char *path_id, const char *body, size_t len, struct vmc_pmem *d,
 		     char *err, size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*d = (struct vmc_pmem){0};
-	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
-		return r;
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_pmem(&p, o, d)) == 0)
-		r = same_id(&p, "id", path_id, d->id);
-	if (r < 0)
+	if ((r = parse_id_body(path_id, "id", &d->id, body, len, parse_pmem, d, err, errlen)) < 0)
 		vmc_pmem_free(d);
-	json_decref(o);
 	return r;
 }
 
 int config_json_pmem_patch(const char *path_id, const char *body, size_t len,
 			   struct vmc_pmem_patch *d, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"id", "rate_limiter", NULL};
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*d = (struct vmc_pmem_patch){0};
-	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
-		return r;
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
-	    (r = jfield_str(&p, o, "id", true, &d->id)) == 0 &&
-	    (r = parse_rl(&p, o, "rate_limiter", &d->rate_limiter)) == 0)
-		r = same_id(&p, "id", path_id, d->id);
-	if (r < 0)
+	if ((r = parse_id_body(path_id, "id", &d->id, body, len, parse_pmem_patch, d, err,
+			       errlen)) < 0)
 		vmc_pmem_patch_free(d);
-	json_decref(o);
 	return r;
 }
 
@@ -832,16 +862,10 @@ int config_json_net(const char *path_id, const char *body, size_t len, struct vm
 		    size_t errlen)
 {
 	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*n = (struct vmc_net){0};
-	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
-		return r;
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_net(&p, o, n)) == 0)
-		r = same_id(&p, "iface_id", path_id, n->iface_id);
+	r = parse_id_body(path_id, "iface_id", &n->iface_id, body, len, parse_net, n, err, errlen);
 	/* A descriptor is flint's from its start, never the API's to name. */
 	if (r == 0 && n->fd)
 		r = jfield_err(&p, "fd",
@@ -849,141 +873,90 @@ int config_json_net(const char *path_id, const char *body, size_t len, struct vm
 			       "at its start (--net user,fd=N, a config file's \"fd\")");
 	if (r < 0)
 		vmc_net_free(n);
-	json_decref(o);
 	return r;
 }
 
 int config_json_net_patch(const char *path_id, const char *body, size_t len,
 			  struct vmc_net_patch *n, char *err, size_t errlen)
 {
-	static const char *const keys[] = {"iface_id", "rx_rate_limiter", "tx_rate_limiter", NULL};
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*n = (struct vmc_net_patch){0};
-	if ((r = vmc_path_id_check(path_id, err, errlen)) < 0)
-		return r;
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
-	    (r = jfield_str(&p, o, "iface_id", true, &n->iface_id)) == 0 &&
-	    (r = parse_rl(&p, o, "rx_rate_limiter", &n->rx_rate_limiter)) == 0 &&
-	    (r = parse_rl(&p, o, "tx_rate_limiter", &n->tx_rate_limiter)) == 0)
-		r = same_id(&p, "iface_id", path_id, n->iface_id);
-	if (r < 0)
+	if ((r = parse_id_body(path_id, "iface_id", &n->iface_id, body, len, parse_net_patch, n,
+			       err, errlen)) < 0)
 		vmc_net_patch_free(n);
-	json_decref(o);
 	return r;
 }
 
 int config_json_vsock(const char *body, size_t len, struct vmc_vsock *v, char *err, size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*v = (struct vmc_vsock){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_vsock(&p, o, v)) < 0)
+	if ((r = parse_body(body, len, parse_vsock, v, err, errlen)) < 0)
 		vmc_vsock_free(v);
-	json_decref(o);
 	return r;
 }
 
 int config_json_logger(const char *body, size_t len, struct vmc_logger *l, char *err, size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*l = (struct vmc_logger){.level = VMC_LOG_INFO};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_logger(&p, o, l)) < 0)
+	if ((r = parse_body(body, len, parse_logger, l, err, errlen)) < 0)
 		vmc_logger_free(l);
-	json_decref(o);
 	return r;
 }
 
 int config_json_metrics(const char *body, size_t len, struct vmc_metrics *m, char *err,
 			size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*m = (struct vmc_metrics){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_metrics(&p, o, m)) < 0)
+	if ((r = parse_body(body, len, parse_metrics, m, err, errlen)) < 0)
 		vmc_metrics_free(m);
-	json_decref(o);
 	return r;
 }
 
 int config_json_entropy(const char *body, size_t len, struct vmc_entropy *e, char *err,
 			size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*e = (struct vmc_entropy){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_entropy(&p, o, e)) < 0)
+	if ((r = parse_body(body, len, parse_entropy, e, err, errlen)) < 0)
 		*e = (struct vmc_entropy){0};
-	json_decref(o);
 	return r;
 }
 
 int config_json_cpu_config(const char *body, size_t len, struct vmc_cpu_config *t, char *err,
 			   size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*t = (struct vmc_cpu_config){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_cpu_config(&p, o, t)) < 0)
+	if ((r = parse_body(body, len, parse_cpu_config, t, err, errlen)) < 0)
 		*t = (struct vmc_cpu_config){0};
-	json_decref(o);
 	return r;
 }
 
 int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, char *err,
 			size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*b = (struct vmc_balloon){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_balloon(&p, o, b)) < 0)
+	if ((r = parse_body(body, len, parse_balloon, b, err, errlen)) < 0)
 		*b = (struct vmc_balloon){0};
-	json_decref(o);
 	return r;
 }
 
 int config_json_mmds_config(const char *body, size_t len, struct vmc_mmds_req *q, char *err,
 			    size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
-	int r;
-
 	*q = (struct vmc_mmds_req){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	r = parse_mmds_config(&p, o, q);
-	json_decref(o);
-	return r;
+	return parse_body(body, len, parse_mmds_config, q, err, errlen);
 }
 
 /* A body of one required unsigned member `key`, at most hi. */
@@ -1019,16 +992,11 @@ int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *int
 
 int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err, size_t errlen)
 {
-	struct jfield p = {.err = err, .errlen = errlen};
-	json_t *o;
 	int r;
 
 	*s = (struct vmc_serial){0};
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = parse_serial(&p, o, s)) < 0)
+	if ((r = parse_body(body, len, parse_serial, s, err, errlen)) < 0)
 		vmc_serial_free(s);
-	json_decref(o);
 	return r;
 }
 

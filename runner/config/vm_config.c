@@ -614,9 +614,18 @@ int vm_config_find_pmem(const struct vm_config *c, const char *id)
 	return -1;
 }
 
+int vm_config_root_pmem(const struct vm_config *c)
+{
+	for (unsigned i = 0; i < c->npmem; i++)
+		if (c->pmem[i].root_device)
+			return i;
+	return -1;
+}
+
 int vm_config_put_drive(struct vm_config *c, struct vmc_drive *d, char *err, size_t errlen)
 {
-	int r, at = vm_config_find_drive(c, d->drive_id ? d->drive_id : "");
+	int r, at = vm_config_find_drive(c, d->drive_id ? d->drive_id : ""),
+	       root_pmem = vm_config_root_pmem(c);
 
 	if ((r = vmc_drive_check(d, err, errlen)) < 0)
 		return r;
@@ -624,10 +633,9 @@ int vm_config_put_drive(struct vm_config *c, struct vmc_drive *d, char *err, siz
 	if (d->is_root_device && c->ndrives && c->drives[0].is_root_device && at != 0)
 		FAIL("drive '%s': a root device already exists ('%s')", d->drive_id,
 		     c->drives[0].drive_id);
-	for (unsigned i = 0; d->is_root_device && i < c->npmem; i++)
-		if (c->pmem[i].root_device)
-			FAIL("drive '%s': the root device is already pmem device '%s'", d->drive_id,
-			     c->pmem[i].id);
+	if (d->is_root_device && root_pmem >= 0)
+		FAIL("drive '%s': the root device is already pmem device '%s'", d->drive_id,
+		     c->pmem[root_pmem].id);
 	if (at < 0 && c->ndrives == VMC_MAX_DRIVES)
 		FAIL("drive '%s': flint takes at most %d drives", d->drive_id, VMC_MAX_DRIVES);
 
@@ -695,14 +703,13 @@ int vm_config_patch_drive(struct vm_config *c, struct vmc_drive_patch *p, char *
  * root device itself is not. */
 int vm_config_put_pmem(struct vm_config *c, struct vmc_pmem *p, char *err, size_t errlen)
 {
-	int r, at = vm_config_find_pmem(c, p->id ? p->id : "");
+	int r, at = vm_config_find_pmem(c, p->id ? p->id : ""), root = vm_config_root_pmem(c);
 
 	if ((r = vmc_pmem_check(p, err, errlen)) < 0)
 		return r;
-	for (unsigned i = 0; p->root_device && i < c->npmem; i++)
-		if ((int)i != at && c->pmem[i].root_device)
-			FAIL("pmem '%s': a root pmem device already exists ('%s')", p->id,
-			     c->pmem[i].id);
+	if (p->root_device && root >= 0 && root != at)
+		FAIL("pmem '%s': a root pmem device already exists ('%s')", p->id,
+		     c->pmem[root].id);
 	if (p->root_device && c->ndrives && c->drives[0].is_root_device)
 		FAIL("pmem '%s': the root device is already drive '%s'", p->id,
 		     c->drives[0].drive_id);

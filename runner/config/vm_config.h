@@ -458,6 +458,9 @@ int vm_config_patch_balloon_stats(struct vm_config *c, uint32_t interval_s, bool
 int vm_config_find_drive(const struct vm_config *c, const char *drive_id);
 int vm_config_find_net(const struct vm_config *c, const char *iface_id);
 int vm_config_find_pmem(const struct vm_config *c, const char *id);
+/* Index of the root pmem device (vm_config_put_pmem keeps at most one), or
+ * -1. */
+int vm_config_root_pmem(const struct vm_config *c);
 
 /* The vmc_feature bits c uses. */
 unsigned vm_config_features(const struct vm_config *c);

@@ -258,10 +258,11 @@ int vm_map_memory(struct vm *vm)
 static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_only, uint64_t *gpa)
 {
 	struct vm *vm = ctx;
-	const struct gmem_region *last = gmem_region(vm->mem, gmem_nregions(vm->mem) - 1);
-	uint64_t top = last->gpa + last->size;
 
 	if (!vm->devmem_next) {
+		const struct gmem_region *last = gmem_region(vm->mem, gmem_nregions(vm->mem) - 1);
+		uint64_t top = last->gpa + last->size;
+
 		top = top > MMIO_GAP_END ? top : MMIO_GAP_END;
 		vm->devmem_next = (top + DEVMEM_BASE_ALIGN - 1) & ~(DEVMEM_BASE_ALIGN - 1);
 	}
@@ -414,12 +415,9 @@ static int load_file(const char *what, const char *path, uint64_t max, const uin
 int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, size_t errlen)
 {
 	const struct vmc_drive *root = c->ndrives ? &c->drives[0] : NULL;
-	int n, pmem = -1;
+	int n, pmem = vm_config_root_pmem(c);
 
 	buf[0] = '\0';
-	for (unsigned i = 0; i < c->npmem && pmem < 0; i++)
-		if (c->pmem[i].root_device)
-			pmem = (int)i;
 	if (root && !root->is_root_device)
 		root = NULL;
 	if (root && pmem >= 0) {

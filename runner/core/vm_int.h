@@ -39,7 +39,7 @@ struct vm {
 	struct boot_info bi;
 	struct evloop *loop; /* NULL when the VM has no virtio device */
 	struct vdev_env vdev_env;
-	/* Device memory (vm_map_device_memory): the next free address, 0
+	/* Device memory (map_device_memory): the next free address, 0
 	 * before the first, and the KVM slots taken after RAM's. */
 	struct device_memmap memmap;
 	uint64_t devmem_next;

@@ -29,6 +29,22 @@ whole_lines() {
 	if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi | tr -d '\r'
 }
 
+# emulator_loop FILE: succeeds, printing why, when FILE (the stderr of a
+# flint that ran with --stats and has ended) shows its vCPU caught in KVM's
+# instruction emulator with L1's own state resumed as the guest's: a rip in
+# L1's module area (0xffffffffc...; the guest kernel has no modules) and at
+# least 100000 emulated instructions (a healthy guest emulates a handful).
+# That is the rig's emulated nested SVM (tests/vm/README.md), and the line
+# says "emulation error", which run-scenarios retries once in the rig.
+emulator_loop() {
+	em_n=$(sed -n 's/.*insn_emulation=\([0-9]*\).*/\1/p' "$1" | tail -n 1)
+	em_rip=$(sed -n 's/.*left the guest at: .*rip=\(0x[0-9a-f]*\).*/\1/p' "$1" | tail -n 1)
+	[ "${em_n:-0}" -ge 100000 ] || return 1
+	case $em_rip in 0xffffffffc*) ;; *) return 1 ;; esac
+	echo "emulation error: the vCPU looped in KVM's instruction emulator at rip=$em_rip," \
+		"in L1's module area ($em_n emulated instructions): L1's own state resumed as the guest's"
+}
+
 # Centiseconds since boot.
 cs() {
 	read -r up _ </proc/uptime

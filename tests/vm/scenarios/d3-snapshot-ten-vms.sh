@@ -64,7 +64,7 @@ for p in $pids; do
 		wait_gone "$p" 10
 		tail -n 5 "$T/vm$i.out"
 		tail -n 12 "$T/vm$i.err" # --stats: exits, where the vCPU was, devices
-		emulator_loop "$T/vm$i.err"
+		rig_fault "$T/vm$i.err"
 	fi
 	i=$((i + 1))
 done

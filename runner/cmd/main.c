@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -773,6 +774,12 @@ int main(int argc, char **argv)
 		cli_config_free(&cfg);
 		return check_kvm();
 	}
+	/* SIGQUIT (a terminal's ^\, flint serve asking where a stuck VM is)
+	 * before vm_run takes it through its signalfd: there is no guest to
+	 * say anything of yet, and its default action would dump core.
+	 * Ignored until then; vm_run blocks it, so it is queued for the
+	 * signalfd even so (a blocked signal is never discarded). */
+	signal(SIGQUIT, SIG_IGN);
 	if (cfg.run) {
 		/* Read here, not by cli_parse, which flint-jail shares. */
 		if (cli_load_env_files(&cfg, err, sizeof(err)) < 0) {

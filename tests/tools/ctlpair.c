@@ -11,7 +11,9 @@
  * End of stdin closes ctlpair's end of the pair (the program reads EOF:
  * flint stops its VM); ctlpair then waits for the program and exits with
  * its status (128+N for a signal), or when the program ends first. Stdin
- * may be a FIFO that a script keeps open and writes a line to at a time. */
+ * may be a FIFO that a script keeps open and writes a line to at a time.
+ * The program starts with its signals at their defaults, as flint serve
+ * starts a worker. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -67,6 +69,15 @@ int main(int argc, char **argv)
 		 * Its stdin is not ours (the requests): flint's console would
 		 * read them. */
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		/* The program's signals as flint serve gives its workers: each at
+		 * its default, none blocked (a shell starts a background job with
+		 * SIGINT and SIGQUIT ignored; ours ignores SIGPIPE). */
+		static const int dfl[] = {SIGPIPE, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+		sigset_t none;
+		for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
+			signal(dfl[i], SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(sv[1], 3) < 0 ||
 		    dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
 			perror("ctlpair: dup2");

@@ -959,23 +959,32 @@ int config_json_mmds_config(const char *body, size_t len, struct vmc_mmds_req *q
 	return parse_body(body, len, parse_mmds_config, q, err, errlen);
 }
 
-/* A body of one required unsigned member `key`, at most hi. */
+/* A body of one required unsigned member key, at most hi, into *v. */
+struct one_uint {
+	const char *key;
+	uint64_t hi;
+	uint32_t *v;
+};
+
+static int parse_one_uint(struct jfield *p, json_t *o, void *out)
+{
+	const struct one_uint *u = out;
+	const char *const keys[] = {u->key, NULL};
+	uint64_t v = 0;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) == 0 &&
+	    (r = jfield_uint(p, o, u->key, true, 0, u->hi, &v, NULL)) == 0)
+		*u->v = (uint32_t)v;
+	return r;
+}
+
 static int one_uint(const char *body, size_t len, const char *key, uint64_t hi, uint32_t *out,
 		    char *err, size_t errlen)
 {
-	const char *const keys[] = {key, NULL};
-	struct jfield p = {.err = err, .errlen = errlen};
-	uint64_t v = 0;
-	json_t *o;
-	int r;
+	struct one_uint u = {.key = key, .hi = hi, .v = out};
 
-	if (!(o = jfield_load(&p, body, len, "the body")))
-		return -EINVAL;
-	if ((r = jfield_only_keys(&p, o, keys)) == 0 &&
-	    (r = jfield_uint(&p, o, key, true, 0, hi, &v, NULL)) == 0)
-		*out = (uint32_t)v;
-	json_decref(o);
-	return r;
+	return parse_body(body, len, parse_one_uint, &u, err, errlen);
 }
 
 int config_json_balloon_update(const char *body, size_t len, uint32_t *amount_mib, char *err,

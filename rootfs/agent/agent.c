@@ -581,7 +581,7 @@ static void copy_in(struct copy_conn *c, const char *path, uint32_t flags)
 		      (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
 	char err[AGENT_MSG_MAX - 32], none[1];
 	const void *b;
-	int ret = tarcopy_receive(path, tf, &io, err, sizeof(err));
+	int ret = tarcopy_receive(path, tf, NULL, &io, err, sizeof(err));
 
 	/* What follows the archive's end (its padding) up to TAR_END. */
 	while (!c->ended && copy_read(c, &b, none, sizeof(none)) > 0)

@@ -9,12 +9,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define CHUNK (64u << 10)
@@ -426,8 +428,131 @@ static int check_entry(struct archive_entry *e, unsigned count, const char *top,
 	return m;
 }
 
+/* The symlinks a stream made (TARCOPY_LINKS_INSIDE): each one's name
+ * beneath the extraction's directory, its name in the stream, its target. */
+struct links {
+	struct link {
+		char *name, *sent, *target;
+	} * l;
+	size_t n, cap;
+};
+
+static int links_add(struct links *l, const char *name, const char *sent, const char *target)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct link *n = realloc(l->l, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		l->l = n;
+		l->cap = cap;
+	}
+	struct link *k = &l->l[l->n];
+
+	k->name = strdup(name);
+	k->sent = strdup(sent);
+	k->target = strdup(target);
+	l->n++;
+	return k->name && k->sent && k->target ? 0 : -1;
+}
+
+static void links_free(struct links *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->l[i].name);
+		free(l->l[i].sent);
+		free(l->l[i].target);
+	}
+	free(l->l);
+}
+
+/* Whether target, a symlink's at rel (beneath the root), climbs out of the
+ * root by its text: absolute, or more ".." than rel's directory is deep. */
+static bool climbs_out(const char *rel, const char *target)
+{
+	long depth = 0;
+
+	if (target[0] == '/')
+		return true;
+	for (const char *c = rel; (c = strchr(c, '/')); c++)
+		depth++;
+	for (const char *c = target; *c;) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 2 && !memcmp(c, "..", 2)) {
+			if (--depth < 0)
+				return true;
+		} else if (n && !(n == 1 && *c == '.')) {
+			depth++;
+		}
+		c += n + strspn(c + n, "/");
+	}
+	return false;
+}
+
+/* Whether the symlink at rel (beneath rootfd) leads outside the root: the
+ * kernel follows it beneath the root (openat2 RESOLVE_BENEATH, so other
+ * symlinks on the way count as they are); one that leads nowhere (dangling,
+ * a loop), or a kernel without openat2, is judged by its text. */
+static bool leads_out(int rootfd, const char *rel, const char *target)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+
+	if (target[0] == '/')
+		return true;
+	for (int tries = 0; tries < 8; tries++) {
+		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+
+		if (fd >= 0) {
+			close((int)fd);
+			return false;
+		}
+		if (errno == EXDEV)
+			return true;
+		if (errno != EAGAIN)
+			break;
+	}
+	return climbs_out(rel, target);
+}
+
+/* TARCOPY_LINKS_INSIDE, once the stream is in: the links that lead outside
+ * the root (root_name beneath the working directory: "." or the top's new
+ * name; names in l start with prefix, which is dropped) are removed, and
+ * the first is named. */
+static int links_check(const struct links *l, const char *root_name, const char *prefix, char *err,
+		       size_t errlen)
+{
+	int rootfd = open(root_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	size_t pl = strlen(prefix), bad = 0, first = 0;
+	char s[256], t[256];
+
+	if (rootfd < 0)
+		return fail(err, errlen, "%s: %s", root_name, strerror(errno));
+	for (size_t i = 0; i < l->n; i++) {
+		const char *rel = l->l[i].name;
+
+		if (pl && !strncmp(rel, prefix, pl) && rel[pl] == '/')
+			rel += pl + 1;
+		if (!leads_out(rootfd, rel, l->l[i].target))
+			continue;
+		if (!bad++)
+			first = i;
+		unlinkat(rootfd, rel, 0);
+	}
+	close(rootfd);
+	if (!bad)
+		return 0;
+	return fail(err, errlen,
+		    "entry '%s': a symlink to '%s', which leads outside what was copied "
+		    "(removed%s)",
+		    shown(l->l[first].sent, s, sizeof(s)), shown(l->l[first].target, t, sizeof(t)),
+		    bad > 1 ? ", with the others that do" : "");
+}
+
 static int extract(struct archive *a, struct archive *w, struct archive_entry *e, const char *top,
-		   bool top_dir, const char *newtop, char *err, size_t errlen)
+		   bool top_dir, const char *newtop, struct links *links, char *err, size_t errlen)
 {
 	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256];
 	unsigned count = 0;
@@ -450,6 +575,9 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 			archive_read_data_skip(a);
 			continue;
 		}
+		if (links && archive_entry_filetype(e) == AE_IFLNK &&
+		    links_add(links, name, archive_entry_pathname(e), archive_entry_symlink(e)) < 0)
+			return fail(err, errlen, "out of memory");
 		archive_entry_copy_pathname(e, name);
 		if (archive_write_header(w, e) < ARCHIVE_WARN)
 			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
@@ -474,13 +602,36 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 	}
 }
 
-int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *io, char *err,
-		    size_t errlen)
+int tarcopy_top_of(const char *path, char *top)
+{
+	char clean[PATH_MAX];
+	size_t n;
+
+	if (strip_slashes(path, clean) < 0)
+		return -1;
+	n = strlen(clean);
+	while (n >= 2 && !strcmp(clean + n - 2, "/.")) {
+		clean[n - 2] = '\0';
+		if (strip_slashes(clean[0] ? clean : "/", clean) < 0)
+			return -1;
+		n = strlen(clean);
+	}
+	const char *base = last_part(clean);
+
+	if (!one_part(base, strlen(base)) || strlen(base) > NAME_MAX)
+		return -1;
+	strcpy(top, base);
+	return 0;
+}
+
+int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
+		    const struct tarcopy_io *io, char *err, size_t errlen)
 {
 	int opts = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 		   ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_TIME;
 	char top[NAME_MAX + 1], newtop[NAME_MAX + 1], base[PATH_MAX], s[256];
 	struct rctx rc = {.io = io};
+	struct links links = {0};
 	struct archive *a = NULL, *w = NULL;
 	struct archive_entry *e;
 	const char *first;
@@ -523,6 +674,11 @@ int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *i
 		goto out;
 	}
 	snprintf(top, sizeof(top), "%.*s", (int)n, first);
+	if (want_top && strcmp(top, want_top)) {
+		fail(err, errlen, "the stream is of '%s', not of '%s' as asked",
+		     shown(top, s, sizeof(s)), want_top);
+		goto out;
+	}
 	top_dir = archive_entry_filetype(e) == AE_IFDIR;
 	if (resolve(dest, flags, top, top_dir, base, newtop, err, errlen) < 0)
 		goto out;
@@ -531,16 +687,24 @@ int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *i
 		fail(err, errlen, "%s: %s", base, strerror(errno));
 		goto out;
 	}
-	ret = extract(a, w, e, top, top_dir, newtop, err, errlen);
+	ret = extract(a, w, e, top, top_dir, newtop, flags & TARCOPY_LINKS_INSIDE ? &links : NULL,
+		      err, errlen);
 	/* Directories get their modes and times last. */
 	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
 		ret = fail(err, errlen, "%s", archive_error_string(w));
+	/* Links leading out go, also after a failed copy: what it left stays
+	 * on the host. The root: the copied directory, or where a file or a
+	 * link landed. */
+	if (links.n && links_check(&links, top_dir && newtop[0] ? newtop : ".", newtop,
+				   ret < 0 ? NULL : err, ret < 0 ? 0 : errlen) < 0)
+		ret = -1;
 	if (ret < 0 && rc.failed)
 		fail(err, errlen, "%s", rc.msg);
 	if (fchdir(cwd) < 0 && ret == 0)
 		ret = fail(err, errlen, "cannot return to the working directory: %s",
 			   strerror(errno));
 out:
+	links_free(&links);
 	if (cwd >= 0)
 		close(cwd);
 	archive_write_free(w);

@@ -25,7 +25,16 @@
  * target of TARCOPY_NAME_MAX bytes or more ends the copy with a message
  * naming it. libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
  * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
- * through a symlink, one the stream made itself included. */
+ * through a symlink, one the stream made itself included.
+ *
+ * A stream from a guest (--copy-out) is held to more: its top must be the
+ * name that was asked for (a guest cannot send ".git" for "out"), and with
+ * TARCOPY_LINKS_INSIDE every symlink it made must lead inside what it
+ * copied (for a top that is not a directory, inside the directory it landed
+ * in): an absolute target, or one that climbs out with "..", through other
+ * links of the stream included, is removed once the stream is in, and the
+ * copy fails naming it. Nothing on the host is then left pointing at the
+ * host's own files for a later step to follow. */
 #ifndef FLINT_TARCOPY_H
 #define FLINT_TARCOPY_H
 
@@ -36,8 +45,9 @@
 #define TARCOPY_NAME_MAX    4096
 
 /* tarcopy_receive's flags. */
-#define TARCOPY_CONTENTS 1u /* the source was DIR/.: its contents into DEST */
-#define TARCOPY_KEEP_ALL 2u /* owners, set-id bits and times as sent (run as root) */
+#define TARCOPY_CONTENTS     1u /* the source was DIR/.: its contents into DEST */
+#define TARCOPY_KEEP_ALL     2u /* owners, set-id bits and times as sent (run as root) */
+#define TARCOPY_LINKS_INSIDE 4u /* symlinks must lead inside the copy (see above) */
 
 /* How the stream moves. */
 struct tarcopy_io {
@@ -59,12 +69,19 @@ int tarcopy_send(const char *path, const struct tarcopy_io *io, unsigned *skippe
 		 size_t errlen);
 
 /* Extract the tar stream io reads at dest, by the rules above, flags
- * TARCOPY_*. Without TARCOPY_KEEP_ALL files get the modes sent less the
- * umask and set-id bits, the receiver's owner and the time of the copy.
- * The process's working directory is changed while it works and put back.
- * Returns 0, or -1 with a message in err. */
-int tarcopy_receive(const char *dest, unsigned flags, const struct tarcopy_io *io, char *err,
-		    size_t errlen);
+ * TARCOPY_*. top: the stream's top name it must have (tarcopy_top_of the
+ * path asked for), or NULL for any. Without TARCOPY_KEEP_ALL files get the
+ * modes sent less the umask and set-id bits, the receiver's owner and the
+ * time of the copy. The process's working directory is changed while it
+ * works and put back. Returns 0, or -1 with a message in err. */
+int tarcopy_receive(const char *dest, unsigned flags, const char *top, const struct tarcopy_io *io,
+		    char *err, size_t errlen);
+
+/* The top name tarcopy_send gives path's stream, as far as the path's text
+ * tells (trailing slashes and "/." dropped): its last component, in top
+ * (NAME_MAX + 1 bytes). -1 when the text does not tell (".", "..", "/").
+ * For the receiving end of a copy whose source is elsewhere. */
+int tarcopy_top_of(const char *path, char *top);
 
 /* The name an entry of the stream gets beneath the extraction's directory:
  * name (as in the stream, a trailing "/" allowed) must be top or start

@@ -247,9 +247,11 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 {
 	struct tarcopy_io io = {.read = conn_read, .ctx = c};
-	unsigned flags =
-	    (it->contents ? TARCOPY_CONTENTS : 0) | (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
-	char err[MSG_LEN];
+	/* The guest's stream: its top must be what was asked for, its links
+	 * must stay inside the copy (tarcopy.h). */
+	unsigned flags = (it->contents ? TARCOPY_CONTENTS : 0) |
+			 (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) | TARCOPY_LINKS_INSIDE;
+	char err[MSG_LEN], top[NAME_MAX + 1];
 	const void *b;
 	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_OUT, 0, it->src, err,
 				   sizeof(err));
@@ -258,7 +260,8 @@ static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 		return say(msg, "%s", err);
 	if (write_full(c->sock, c->tbuf, (size_t)n) < 0)
 		return io_failed(c, msg, "sending to", errno);
-	if (tarcopy_receive(it->dst, flags, &io, err, sizeof(err)) < 0)
+	if (tarcopy_receive(it->dst, flags, tarcopy_top_of(it->src, top) < 0 ? NULL : top, &io, err,
+			    sizeof(err)) < 0)
 		return say(msg, "%s", c->agent_msg[0] ? c->agent_msg : err);
 	/* The archive's end came; its padding and TAR_END may follow. */
 	while (!c->ended)

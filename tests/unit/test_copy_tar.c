@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,7 @@ static int receive(struct mem *m, const char *dest, unsigned flags, char *err, s
 	struct tarcopy_io io = {.read = mem_read, .ctx = m};
 
 	m->off = 0;
-	return tarcopy_receive(dest, flags, &io, err, errlen);
+	return tarcopy_receive(dest, flags, NULL, &io, err, errlen);
 }
 
 /* src/: a file 0640, an executable 0751, an empty directory 0700, a
@@ -368,6 +369,102 @@ Test(tarcopy, nothing_written_through_a_planted_symlink)
 	cr_assert_eq(receive(&m, at("dst2"), 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(read_text("outside/target"), "safe\n");
 	cr_assert_str_eq(read_text("dst2/f"), "new\n");
+	free(m.buf);
+}
+
+/* A guest's stream on the host (--copy-out): received as runner/cmd/copy.c
+ * does, its top asked for and its links held inside. */
+static int receive_out(struct mem *m, const char *dest, unsigned flags, const char *top, char *err,
+		       size_t errlen)
+{
+	struct tarcopy_io io = {.read = mem_read, .ctx = m};
+
+	m->off = 0;
+	return tarcopy_receive(dest, flags | TARCOPY_LINKS_INSIDE, top, &io, err, errlen);
+}
+
+Test(tarcopy, top_of)
+{
+	char top[NAME_MAX + 1];
+
+	cr_assert_eq(tarcopy_top_of("/work/out", top), 0);
+	cr_assert_str_eq(top, "out");
+	cr_assert_eq(tarcopy_top_of("/work/out//", top), 0);
+	cr_assert_str_eq(top, "out");
+	cr_assert_eq(tarcopy_top_of("/work/out/./.", top), 0);
+	cr_assert_str_eq(top, "out");
+	cr_assert_eq(tarcopy_top_of("/tmp/f.bin", top), 0);
+	cr_assert_str_eq(top, "f.bin");
+	cr_assert_eq(tarcopy_top_of("/", top), -1);
+	cr_assert_eq(tarcopy_top_of("/.", top), -1);
+	cr_assert_eq(tarcopy_top_of("/work/..", top), -1);
+	cr_assert_eq(tarcopy_top_of("", top), -1);
+}
+
+Test(tarcopy, a_guest_sends_only_what_was_asked)
+{
+	struct mem m;
+	char err[512] = "";
+
+	/* Asked for /work/out into ws/: a guest sends .git instead. */
+	cr_assert_eq(mkdir(at("ws"), 0755), 0);
+	build(&m, (struct ent[]){D(".git/"), D(".git/hooks/"), F(".git/hooks/post-checkout", "x")},
+	      3);
+	cr_assert_eq(receive_out(&m, at("ws"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "'.git', not of 'out'"), "%s", err);
+	cr_assert(!exists("ws/.git"), "the guest's .git landed");
+	free(m.buf);
+	/* What was asked for lands. */
+	build(&m, (struct ent[]){D("out/"), F("out/a", "alpha")}, 2);
+	cr_assert_eq(receive_out(&m, at("ws"), 0, "out", err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("ws/out/a"), "alpha");
+	free(m.buf);
+}
+
+Test(tarcopy, a_guests_links_that_lead_out_are_removed)
+{
+	struct mem m;
+	char err[512] = "";
+
+	put_file("victim", "safe\n", 0644);
+	build(&m,
+	      (struct ent[]){D("out/"), F("out/a", "alpha"), D("out/sub/"), L("out/in", "a"),
+			     L("out/sub/up", "../a"), L("out/abs", "/etc/hostname"),
+			     L("out/climb", "../victim"), L("out/dot", "."),
+			     /* by its text inside (dot/dot is out); the kernel finds
+			      * dot/dot/.. is out's parent */
+			     L("out/trick", "dot/dot/../victim"), L("out/dangle", "none/here"),
+			     L("out/dangle_out", "none/../../victim")},
+	      11);
+	cr_assert_eq(receive_out(&m, at("dst"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'out/abs': a symlink to '/etc/hostname', which leads "
+			      "outside what was copied (removed, with the others that do)"),
+		  "%s", err);
+	cr_assert_str_eq(read_text("dst/a"), "alpha");
+	cr_assert(exists("dst/in") && exists("dst/sub/up") && exists("dst/dot") &&
+		  exists("dst/dangle"));
+	cr_assert(!exists("dst/abs") && !exists("dst/climb") && !exists("dst/trick") &&
+		      !exists("dst/dangle_out"),
+		  "a link leading out was kept");
+	cr_assert_str_eq(read_text("victim"), "safe\n");
+	free(m.buf);
+
+	/* A link on its own is held inside the directory it lands in. */
+	cr_assert_eq(mkdir(at("res"), 0755), 0);
+	build(&m, (struct ent[]){L("link", "../victim")}, 1);
+	cr_assert_eq(receive_out(&m, at("res"), 0, "link", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'link': a symlink to '../victim'"), "%s", err);
+	cr_assert(!exists("res/link"));
+	free(m.buf);
+	build(&m, (struct ent[]){L("link", "sibling")}, 1);
+	cr_assert_eq(receive_out(&m, at("res"), 0, "link", err, sizeof(err)), 0, "%s", err);
+	cr_assert(exists("res/link"));
+	free(m.buf);
+
+	/* DIR/.: its contents into an existing directory, held inside it. */
+	build(&m, (struct ent[]){D("out/"), L("out/x", "../victim"), L("out/y", "x")}, 3);
+	cr_assert_eq(receive_out(&m, at("res"), TARCOPY_CONTENTS, "out", err, sizeof(err)), -1);
+	cr_assert(!exists("res/x") && exists("res/y"), "res/x kept or res/y dropped");
 	free(m.buf);
 }
 

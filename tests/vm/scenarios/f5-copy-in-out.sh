@@ -2,7 +2,8 @@
 # and an empty directory arrives intact in the guest's /tmp (a tmpfs: the
 # root is read-only without --image); a file the guest builds comes back
 # with the same checksum, also after a failing command and after --timeout
-# (124); a '..' escape is refused naming it. --user runs the command as the
+# (124); a '..' escape is refused naming it; a copy-out's symlinks that lead
+# outside what it copied are removed and named. --user runs the command as the
 # uid and gid given; --env-file's lines reach it.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
@@ -62,12 +63,25 @@ want=$(cut -d' ' -f1 "$OUT")
 [ -f "$T/res/out.bin" ] || fail "--copy-out left no $T/res/out.bin"
 got=$(sha256sum "$T/res/out.bin" | cut -d' ' -f1)
 [ "$want" = "$got" ] || fail "out.bin's checksum: guest $want, host $got"
-# A whole directory out, modes kept.
+# A whole directory out, modes kept; its absolute symlink (abs ->
+# /etc/hostname) leads outside what was copied: removed, the copy-out
+# fails naming it, the rest is there.
 run --copy-in "$T/src:/tmp/w" --copy-out "/tmp/w:$T/back" -- true
-expect_status 0 "a directory out"
+expect_status 125 "a directory out with a symlink leading out of it"
+expect_err "entry 'w/abs': a symlink to '/etc/hostname', which leads outside" \
+	"the symlink leading out, named"
+[ ! -L "$T/back/abs" ] || fail "the guest's absolute symlink was left on the host"
 [ "$(stat -c %a "$T/back/sub/tool")" = 751 ] || fail "back/sub/tool lost its mode"
 [ -d "$T/back/empty" ] || fail "the empty directory did not come back"
 [ "$(readlink "$T/back/link")" = sub/tool ] || fail "the symlink did not come back"
+# One climbing out with '..' through another link (dot -> .): the kernel's
+# walk finds it; the copy-out's top is the name asked for.
+run --copy-out "/tmp/v:$T/back2" -- sh -c 'mkdir -p /tmp/v && echo x >/tmp/v/f &&
+	ln -s . /tmp/v/dot && ln -s dot/dot/../etc /tmp/v/up && ln -s f /tmp/v/in'
+expect_status 125 "a symlink out through another"
+expect_err "entry 'v/up': a symlink to 'dot/dot/../etc'" "the '..' symlink named"
+[ ! -L "$T/back2/up" ] && [ -L "$T/back2/dot" ] && [ "$(cat "$T/back2/in")" = x ] ||
+	fail "back2: up kept, or dot or in lost"
 
 # 4. After a failing command, and after --timeout: still copied out.
 run --copy-out "/tmp/f:$T/failed" -- sh -c 'echo failed-run >/tmp/f; exit 3'

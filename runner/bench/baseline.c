@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bench/baseline.h"
 #include "bench/report.h"
@@ -250,29 +251,46 @@ int baseline_compare(json_t *base, json_t *cur, const char *name, double max_pct
 	return 0;
 }
 
-int baseline_check(const struct bench_set *s, const char *path, double max_pct, FILE *out,
-		   bool *regressed, char *err, size_t errlen)
+int baseline_load(const char *path, const char *mode, json_t **out, char *err, size_t errlen)
 {
-	json_t *base, *cur;
+	json_t *base;
 	json_error_t je;
 	FILE *f;
 	int r;
 
-	*regressed = false;
+	*out = NULL;
+	struct stat st;
+
 	if (!(f = fopen(path, "re")))
 		return err_set(err, errlen, -errno, "baseline %s: cannot read it: %m", path);
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		return err_set(err, errlen, -EISDIR, "baseline %s: a directory, not a file", path);
+	}
 	base = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
 	fclose(f);
 	if (!base)
 		return err_set(err, errlen, -EINVAL,
 			       "baseline %s: not JSON: %s (line %d, column %d)", path, je.text,
 			       je.line, je.column);
-	if ((r = report_json_build(s, &cur)) < 0) {
+	if ((r = check_base(base, path, mode, err, errlen)) < 0) {
 		json_decref(base);
-		return err_set(err, errlen, r, "baseline %s: %s", path, strerror(-r));
+		return r;
 	}
-	r = baseline_compare(base, cur, path, max_pct, out, regressed, err, errlen);
-	json_decref(base);
+	*out = base;
+	return 0;
+}
+
+int baseline_check(const struct bench_set *s, json_t *base, const char *name, double max_pct,
+		   FILE *out, bool *regressed, char *err, size_t errlen)
+{
+	json_t *cur;
+	int r;
+
+	*regressed = false;
+	if ((r = report_json_build(s, &cur)) < 0)
+		return err_set(err, errlen, r, "baseline %s: %s", name, strerror(-r));
+	r = baseline_compare(base, cur, name, max_pct, out, regressed, err, errlen);
 	json_decref(cur);
 	return r;
 }

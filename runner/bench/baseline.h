@@ -25,15 +25,23 @@
 #include "bench/record.h"
 #include "core/util.h"
 
-/* Compare set s with the baseline file at path, writing the comparison
- * to out and whether flint regressed by more than max_pct to *regressed.
- * 0, or -errno with err saying what is wrong and naming the file: it
- * cannot be read, is not JSON, is not flint bench's (schema), is of
- * another version or mode, has no flint, or a member is missing or of the
- * wrong type (its path, as vmms[0].phases.launch-to-init.p50); -EINVAL
- * for a max_pct below 0 or not a number; -EIO when writing out fails. */
-int baseline_check(const struct bench_set *s, const char *path, double max_pct, FILE *out,
-		   bool *regressed, char *err, size_t errlen) WARN_UNUSED;
+/* Read the baseline file at path for a bench of mode: 0 with the document
+ * in *out (the caller's: json_decref), or -errno with err saying what is
+ * wrong and naming the file: it cannot be read, is not JSON, is not flint
+ * bench's (schema), is of another version or mode, has no flint, or a
+ * member is missing or of the wrong type (its path, as
+ * vmms[0].phases.launch-to-init.p50). Before the runs, so that a bad
+ * baseline costs no bench, and an output written over the file does not
+ * change what the bench is compared with. */
+int baseline_load(const char *path, const char *mode, json_t **out, char *err,
+		  size_t errlen) WARN_UNUSED;
+
+/* Compare set s with the baseline base (baseline_load's, named name in
+ * messages), writing the comparison to out and whether flint regressed by
+ * more than max_pct to *regressed. 0, or -errno with err: -EINVAL for a
+ * max_pct below 0 or not a number; -EIO when writing out fails. */
+int baseline_check(const struct bench_set *s, json_t *base, const char *name, double max_pct,
+		   FILE *out, bool *regressed, char *err, size_t errlen) WARN_UNUSED;
 
 /* The same on documents already parsed: base (named name in messages)
  * against cur (report_json_build()'s, taken as valid). */

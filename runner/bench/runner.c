@@ -26,7 +26,11 @@ int runner_find(const char *name, char *out, size_t len)
 	if (!name || !*name)
 		return -ENOENT;
 	if (strchr(name, '/')) {
-		if (access(name, X_OK) < 0 || (size_t)snprintf(out, len, "%s", name) >= len)
+		struct stat st;
+
+		/* A directory passes access(X_OK): only a file runs. */
+		if (stat(name, &st) < 0 || !S_ISREG(st.st_mode) || access(name, X_OK) < 0 ||
+		    (size_t)snprintf(out, len, "%s", name) >= len)
 			return -ENOENT;
 		return 0;
 	}

@@ -528,6 +528,7 @@ struct bench_ctx {
 	char state[PATH_MAX], mem[PATH_MAX];
 	bool own_output;  /* the default command: the peers' marker finds it */
 	unsigned counter; /* for unique socket names */
+	json_t *base;	  /* --baseline, read before the runs */
 	pthread_mutex_t lock;
 };
 
@@ -893,6 +894,12 @@ static int find_files(struct bench_ctx *c)
 		       strerror(errno));
 		return -ENOENT;
 	}
+	/* What the image is (a directory, a tar, an ext4 image) is flint run's
+	 * to judge on its first run; one that is not there is known now. */
+	if (o->image && access(o->image, R_OK) < 0) {
+		pr_err("flint bench: --image %s: %s", o->image, strerror(errno));
+		return -ENOENT;
+	}
 	if (o->uffd_handler) {
 		snprintf(c->uffd, sizeof(c->uffd), "%s", o->uffd_handler);
 	} else {
@@ -1031,15 +1038,75 @@ static void clean_dir(struct bench_ctx *c)
 
 /* An output file, opened before the bench runs: a path that cannot be
  * written is said before minutes of runs, not after. */
-static FILE *open_output(const char *opt, const char *path)
-{
-	FILE *f;
+/* An output (--json, --csv, --svg): written to a file of its own beside
+ * path and renamed over it once the bench wrote it, so that a bench that
+ * cannot run or is stopped leaves an earlier result in place. A path that
+ * is there and not a regular file (/dev/stdout, a FIFO) is written as it
+ * is. */
+struct output {
+	const char *opt, *path;
+	char tmp[PATH_MAX]; /* "" when writing path itself */
+	int fd;
+	FILE *f; /* --json, --csv: over fd */
+};
 
+static int output_open(struct output *out, const char *opt, const char *path, bool stream)
+{
+	struct stat st;
+	mode_t mask;
+
+	*out = (struct output){.opt = opt, .path = path, .fd = -1};
 	if (!path)
-		return NULL;
-	if (!(f = fopen(path, "we")))
-		pr_err("flint bench: %s %s: %s", opt, path, strerror(errno));
-	return f;
+		return 0;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		out->fd = open(path, O_WRONLY | O_CLOEXEC);
+	} else if ((size_t)snprintf(out->tmp, sizeof(out->tmp), "%s.XXXXXX", path) >=
+		   sizeof(out->tmp)) {
+		errno = ENAMETOOLONG;
+		out->tmp[0] = '\0';
+	} else if ((out->fd = mkostemp(out->tmp, O_CLOEXEC)) < 0) {
+		out->tmp[0] = '\0';
+	} else {
+		/* mkostemp's 0600: the mode a new file gets, as fopen's */
+		mask = umask(0);
+		umask(mask);
+		fchmod(out->fd, 0666 & ~mask);
+	}
+	if (out->fd >= 0 && stream && !(out->f = fdopen(out->fd, "w"))) {
+		close(out->fd);
+		out->fd = -1;
+	}
+	if (out->fd < 0) {
+		int e = errno;
+
+		pr_err("flint bench: %s %s: %s", opt, path, strerror(e));
+		if (out->tmp[0])
+			unlink(out->tmp);
+		out->tmp[0] = '\0';
+		return -e;
+	}
+	return 0;
+}
+
+/* Close the output; with keep, put it in place (0, or -errno said), else
+ * drop what was written. */
+static int output_close(struct output *out, bool keep)
+{
+	int r = 0;
+
+	if (!out->path || out->fd < 0)
+		return 0;
+	if (out->f ? fclose(out->f) == EOF : close(out->fd) < 0)
+		r = -errno;
+	out->f = NULL;
+	out->fd = -1;
+	if (keep && !r && out->tmp[0] && rename(out->tmp, out->path) < 0)
+		r = -errno;
+	if (r && keep)
+		pr_err("flint bench: %s %s: %s", out->opt, out->path, strerror(-r));
+	if ((r || !keep) && out->tmp[0])
+		unlink(out->tmp);
+	return r;
 }
 
 /* VMs/s of each VMM with runs at once (bench_rate), on stdout and in the
@@ -1125,8 +1192,8 @@ static int outputs(struct bench_ctx *c, const struct bench_set *s, const struct 
 		ret = -EIO;
 	}
 	fflush(stdout);
-	if (o->baseline) {
-		if (baseline_check(s, o->baseline, o->max_regress, stdout, regressed, err,
+	if (c->base) {
+		if (baseline_check(s, c->base, o->baseline, o->max_regress, stdout, regressed, err,
 				   sizeof(err)) < 0) {
 			pr_err("flint bench: --baseline: %s", err);
 			ret = -EIO;
@@ -1143,12 +1210,11 @@ int bench_main(int argc, char **argv)
 	struct bench_record *runs = NULL;
 	struct bench_missing missing[BENCH_MAX_VMMS];
 	struct bench_rate rates[BENCH_MAX_VMMS];
-	FILE *json = NULL, *csv = NULL;
-	int svg = -1, status = BENCH_EXIT_ERROR, r;
+	struct output json, csv, svg;
+	int status = BENCH_EXIT_ERROR, r;
 	size_t n = 0, nmissing = 0;
-	unsigned opened = 0;
-	char err[512];
-	bool regressed, unclean = false;
+	char err[512], gnuplot[PATH_MAX];
+	bool regressed, unclean = false, written = false;
 
 	if ((r = bench_parse(argc, argv, &o, err, sizeof(err))) != 0) {
 		if (r < 0)
@@ -1168,24 +1234,32 @@ int bench_main(int argc, char **argv)
 			sigaction(sig, &sa, NULL);
 	}
 	pthread_mutex_init(&c.lock, NULL);
+	output_open(&json, "--json", NULL, true);
+	output_open(&csv, "--csv", NULL, true);
+	output_open(&svg, "--svg", NULL, false);
 	if (find_files(&c) < 0)
 		goto out;
 	if (o.mode == BENCH_SERVE)
 		add_vmm(&c, "flint", VK_FLINT, NULL);
 	else if (plan(&c) < 0)
 		goto out;
-	if ((o.json && !(json = open_output("--json", o.json))) ||
-	    (o.csv && !(csv = open_output("--csv", o.csv))))
-		goto out;
-	if (o.svg && (svg = open(o.svg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-		pr_err("flint bench: --svg %s: %s", o.svg, strerror(errno));
-		goto out;
-	}
-	opened = (json ? 1u : 0) | (csv ? 2u : 0) | (svg >= 0 ? 4u : 0);
-	if (o.baseline && access(o.baseline, R_OK) < 0) {
-		pr_err("flint bench: --baseline %s: %s", o.baseline, strerror(errno));
+	/* What the outputs need, before any run: the baseline read (it may be
+	 * the file --json writes), gnuplot there. */
+	if (o.baseline &&
+	    baseline_load(o.baseline, mode_names[o.mode], &c.base, err, sizeof(err)) < 0) {
+		pr_err("flint bench: --baseline: %s", err);
 		goto out;
 	}
+	if (o.svg && runner_find("gnuplot", gnuplot, sizeof(gnuplot)) < 0) {
+		pr_err("flint bench: --svg %s: gnuplot not found in PATH (Debian: apt-get "
+		       "install gnuplot-nox)",
+		       o.svg);
+		goto out;
+	}
+	if (output_open(&json, "--json", o.json, true) < 0 ||
+	    output_open(&csv, "--csv", o.csv, true) < 0 ||
+	    output_open(&svg, "--svg", o.svg, false) < 0)
+		goto out;
 	const char *tmp = getenv("TMPDIR");
 	snprintf(c.dir, sizeof(c.dir), "%s/flint-bench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	/* Sockets live there: a Unix socket's path holds 107 bytes. */
@@ -1235,32 +1309,25 @@ int bench_main(int argc, char **argv)
 	    .rootfs = c.rootfs,
 	    .cmdline = o.cmdline ? o.cmdline : VMM_DEFAULT_CMDLINE,
 	};
-	if (outputs(&c, &s, rates, json, csv, svg, &regressed) == 0)
+	if (outputs(&c, &s, rates, json.f, csv.f, svg.fd, &regressed) == 0) {
 		status = bench_status(&s, regressed);
+		written = true;
+	}
 	/* serve: a server that did not stop cleanly is flint's failure too */
 	if (unclean && status == BENCH_EXIT_OK)
 		status = BENCH_EXIT_FLINT_FAILED;
 out:
-	if (json && fclose(json) == EOF && status != BENCH_EXIT_ERROR) {
-		pr_err("flint bench: --json %s: %s", o.json, strerror(errno));
+	/* Put in place only what the bench wrote; a stopped bench leaves
+	 * none, and earlier files where they were. */
+	written = written && !stop_sig;
+	if ((output_close(&json, written) | output_close(&csv, written) |
+	     output_close(&svg, written)) < 0)
 		status = BENCH_EXIT_ERROR;
-	}
-	if (csv && fclose(csv) == EOF && status != BENCH_EXIT_ERROR) {
-		pr_err("flint bench: --csv %s: %s", o.csv, strerror(errno));
-		status = BENCH_EXIT_ERROR;
-	}
-	close_fd(&svg);
+	json_decref(c.base);
 	clean_dir(&c);
 	free(runs);
 	pthread_mutex_destroy(&c.lock);
 	if (stop_sig) {
-		/* what was opened for the outputs holds nothing */
-		for (unsigned i = 0; i < 3; i++) {
-			const char *f = i == 0 ? o.json : i == 1 ? o.csv : o.svg;
-
-			if (f && opened & (1u << i))
-				unlink(f);
-		}
 		pr_err("flint bench: stopped by signal %d: the VMMs running killed, no outputs "
 		       "written",
 		       (int)stop_sig);

@@ -88,8 +88,14 @@ static void base_of(const char *flint_phases, const char *qemu_phases)
 /* The comparison's result and its text. */
 static int check(double pct, bool *regressed)
 {
-	int r = baseline_check(&set, path, pct, outf, regressed, err, sizeof(err));
+	json_t *base;
+	int r = baseline_load(path, set.mode, &base, err, sizeof(err));
 
+	*regressed = false;
+	if (r < 0)
+		return r;
+	r = baseline_check(&set, base, path, pct, outf, regressed, err, sizeof(err));
+	json_decref(base);
 	fflush(outf);
 	return r;
 }
@@ -273,6 +279,8 @@ Test(bench_baseline, malformed_or_wrong)
 {
 	snprintf(path, sizeof(path), "/nonexistent/base.json");
 	refused(-ENOENT, "cannot read it: No such file or directory");
+	snprintf(path, sizeof(path), "/tmp");
+	refused(-EISDIR, "a directory, not a file");
 	path[0] = 0;
 
 	base_file("{\"schema\": \"flint-bench\", \"version\": 1,");

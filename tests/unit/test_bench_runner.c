@@ -547,6 +547,8 @@ Test(bench_runner, find)
 	cr_assert_str_eq(p, "/bin/sh");
 	cr_assert_eq(runner_find("surely-not-a-command-here", p, sizeof(p)), -ENOENT);
 	cr_assert_eq(runner_find("/etc/passwd", p, sizeof(p)), -ENOENT, "not executable");
+	cr_assert_eq(runner_find("/tmp", p, sizeof(p)), -ENOENT, "a directory");
+	cr_assert_eq(runner_find("/usr/bin/", p, sizeof(p)), -ENOENT, "a directory");
 	cr_assert_eq(runner_find("", p, sizeof(p)), -ENOENT);
 }
 

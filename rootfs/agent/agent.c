@@ -39,9 +39,11 @@
 #include "proto.h"
 #include "tarcopy.h"
 
-/* Overridden or extended by the request's environment. */
+/* Overridden or extended by the request's environment. PATH as a
+ * container image's default (Docker's): an image made with `docker export`
+ * has lost its own ENV, and its tools are often in /usr/local/bin. */
 static const char *const default_env[] = {
-    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME=/root",
 };
 #define N_DEFAULT_ENV (sizeof(default_env) / sizeof(default_env[0]))

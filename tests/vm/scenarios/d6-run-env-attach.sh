@@ -35,7 +35,7 @@ expect_stdout() {
 	[ "$got" = "$1" ] || fail "$2: stdout is '$(head -c 300 "$OUT" | tr '\n' '|')', expected '$1'"
 }
 
-P='/usr/sbin:/usr/bin:/sbin:/bin'
+P='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 # 1. A prepare command at boot, with --env and --workdir: it runs in /tmp
 # with FOO and a replaced HOME, PATH as the agent sets it, and writes a

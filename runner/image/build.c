@@ -253,12 +253,15 @@ static int gunzip_to(const struct image_builder *b, const char *src, const char 
 				r = err_set(err, errlen, r, "%s: %s", dst, strerror(-r));
 			goto out;
 		}
-	if (n < 0) {
-		int e;
-		r = err_set(err, errlen, -EIO, "%s: gzip data: %s", src, gzerror(gz, &e));
-	} else if (!gzeof(gz)) {
+	/* zlib reads a stream cut short to its end without failing gzread:
+	 * gzerror says so (Z_BUF_ERROR, "unexpected end of file"). */
+	int e;
+	const char *why = gzerror(gz, &e);
+
+	if (n < 0)
+		r = err_set(err, errlen, -EIO, "%s: gzip data: %s", src, why);
+	else if (e == Z_BUF_ERROR || !gzeof(gz))
 		r = err_set(err, errlen, -EIO, "%s: gzip data: truncated", src);
-	}
 out:
 	if (gz)
 		gzclose(gz);

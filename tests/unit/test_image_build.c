@@ -315,6 +315,17 @@ Test(image_build, failures_leave_nothing_and_say_why)
 	cr_assert_not_null(strstr(err, "tar failed"), "%s", err);
 	cr_assert_eq(cache_entries(), 0);
 
+	/* A gzip stream cut short: zlib reads it to its end without an error
+	 * from gzread; it is named truncated. */
+	make_tar("z", tar);
+	struct stat gst;
+	cr_assert_eq(stat(tar, &gst), 0);
+	cr_assert_eq(truncate(tar, gst.st_size - 6), 0); /* its trailer */
+	f = (struct fake){0};
+	cr_assert_lt(prepare(&b, tar, out, &built, err), 0);
+	cr_assert_not_null(strstr(err, "gzip data: truncated"), "%s", err);
+	cr_assert_eq(cache_entries(), 0);
+
 	/* Not an image at all */
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/etc/motd", src);

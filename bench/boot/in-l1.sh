@@ -4,12 +4,17 @@
 #  - launch to the init's marker line on the console (launch-to-marker), and
 #  - VM exits by SVM exit reason up to that line, from KVM's kvm_exit
 #    tracepoint histogram read at the moment the marker appears.
-# Usage: sh in-l1.sh LAUNCH-TO-MARKER RUNS
+# Usage: sh in-l1.sh LAUNCH-TO-MARKER RUNS [SCRUB MIB]
 # Prints one "run vmm=... ms=... total=... npf=..." line per run, then the
 # table (bench/boot/summarize.awk).
+# With SCRUB (bench/boot/scrub, static) and MIB: the runs are made twice, in
+# blocks of 4 rounds that take turns, as above and with `scrub MIB` before
+# each VM (README.md, "What a VM leaves behind in the rig"); a table each.
 set -u
 LTM=$1
 RUNS=${2:-10}
+SCRUB=${3:-}
+SCRUB_MIB=${4:-0}
 MEM=128
 # reboot=t: QEMU microvm has no i8042, and a keyboard-controller reboot
 # there spins through 655k port reads before it gives up; flint's init ends
@@ -27,6 +32,7 @@ exits_setup
 # One run: a fresh histogram, the VMM under launch-to-marker, one result line.
 run_one() {
 	vmm=$1
+	[ "$scrub_now" = 1 ] && "$SCRUB" "$SCRUB_MIB" 2>>/tmp/scrub.log
 	exits_reset
 	if [ "$vmm" = flint ]; then
 		"$LTM" -t 60 -h "$HIST" "$MARKER" -- "$FLINT" --kernel "$KERNEL" \
@@ -45,10 +51,34 @@ run_one() {
 	grep -q '^ms=-1' /tmp/ltm.out && sed 's/^/# stderr: /' /tmp/ltm.err | tail -5
 }
 
-i=1
-while [ $i -le "$RUNS" ]; do
-	# Alternate which goes first so neither always runs on a warm cache.
-	if [ $((i % 2)) = 1 ]; then run_one flint; run_one qemu; else run_one qemu; run_one flint; fi
-	i=$((i + 1))
+# RUNS rounds of both VMMs, alternating which goes first so neither always
+# runs on a warm cache; each line prefixed with $1.
+rounds() {
+	i=1
+	while [ $i -le "$2" ]; do
+		if [ $((i % 2)) = 1 ]; then run_one flint; run_one qemu; else run_one qemu; run_one flint; fi
+		i=$((i + 1))
+	done | sed "s/^/$1/"
+}
+
+scrub_now=0
+if [ -z "$SCRUB" ]; then
+	rounds "" "$RUNS" | tee /tmp/bench-runs.txt
+	awk -f "$DIR/summarize.awk" /tmp/bench-runs.txt
+	exit 0
+fi
+: >/tmp/scrub.log
+left=$RUNS
+while [ "$left" -gt 0 ]; do
+	n=$((left < 4 ? left : 4))
+	for scrub_now in 0 1; do
+		rounds "scrub=$scrub_now " $n
+	done
+	left=$((left - n))
 done | tee /tmp/bench-runs.txt
-awk -f "$DIR/summarize.awk" /tmp/bench-runs.txt
+for m in 0 1; do
+	[ $m = 0 ] && echo "== as they come (the last VM's pages as it left them)" ||
+		echo "== with scrub $SCRUB_MIB before each VM"
+	sed -n "s/^scrub=$m //p" /tmp/bench-runs.txt | awk -f "$DIR/summarize.awk"
+done
+awk '{ n++; s += $5 } END { if (n) printf "scrub: %d times, %.0f ms on average\n", n, s / n }' /tmp/scrub.log

@@ -275,9 +275,10 @@ static int connect_agent(struct session *s)
 	if (r->p.stuck)
 		r->p.stuck(r->p.ctx);
 	snprintf(s->msg, MSG_LEN,
-		 "flint run: the guest agent did not answer on vsock port %u within %u s (%u %s, "
-		 "the last: %s)",
-		 AGENT_VSOCK_PORT, r->p.boot_timeout_s, tries, tries == 1 ? "try" : "tries", last);
+		 "flint run: the guest agent did not answer on vsock port %u through %s within %u "
+		 "s (%u %s, the last: %s)",
+		 AGENT_VSOCK_PORT, r->uds, r->p.boot_timeout_s, tries, tries == 1 ? "try" : "tries",
+		 last);
 	return -2;
 }
 

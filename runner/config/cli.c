@@ -376,8 +376,8 @@ static int run_image_option(struct config *cfg, bool image, const char *val, cha
 		cfg->scratch_file = val;
 	} else if (cli_parse_size(val, &cfg->scratch)) {
 		bad(err, errlen,
-		    "--scratch %.64s: expected a size such as 512M or 4G, at least 16M and a "
-		    "multiple of 4K",
+		    "--scratch %.64s: expected a size such as 512M or 4G (suffix K, M or G), "
+		    "from 16M to 1T and a multiple of 4K",
 		    val);
 		return -EINVAL;
 	}
@@ -490,7 +490,8 @@ static int env_lines(const char *file, char *data, size_t len, char **out, char 
 			nl = data + len;
 		*nl = '\0';
 		line++;
-		if (*c && *c != '#') {
+		/* blank lines (spaces and tabs too) and comments are skipped */
+		if (c[strspn(c, " \t\r")] && *c != '#') {
 			eq = strchr(c, '=');
 			if (!eq || !shell_name(c, eq)) {
 				bad(err, errlen,
@@ -536,12 +537,14 @@ int cli_load_env_files(struct config *cfg, char *err, size_t errlen)
 				fclose(fp);
 			goto out;
 		}
+		errno = 0;
 		got = fread(cfg->env_data[i], 1, ENV_FILE_MAX + 1, fp);
-		ret = ferror(fp) ? -EIO : got > ENV_FILE_MAX ? -EFBIG : 0;
+		ret = ferror(fp) ? (errno ? -errno : -EIO) : got > ENV_FILE_MAX ? -EFBIG : 0;
 		fclose(fp);
 		if (ret < 0) {
+			/* a directory opens, and its read says EISDIR */
 			bad(err, errlen, "--env-file %.200s: %s", f,
-			    ret == -EFBIG ? "larger than 1 MiB" : "read error");
+			    ret == -EFBIG ? "larger than 1 MiB" : strerror(-ret));
 			goto out;
 		}
 		/* At most one entry per two bytes ("A=" and its newline: three). */

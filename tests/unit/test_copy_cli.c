@@ -142,7 +142,8 @@ Test(cli_copy, env_file_lines_and_precedence)
 {
 	struct config cfg;
 	char err[256];
-	char *path = env_file("# a comment\nA=1\n\nB=two words = here\nA=3\nC=\nD=from file\n");
+	char *path =
+	    env_file("# a comment\nA=1\n\n  \t\nB=two words = here\nA=3\nC=\nD=from file\n");
 
 	cr_assert_eq(parse((char *[]){"flint", "run", "--env", "D=from option", "--env-file", path,
 				      "--", "env", NULL},
@@ -186,5 +187,12 @@ Test(cli_copy, env_file_refusals_name_file_and_line)
 	    CLI_RUN);
 	cr_assert_lt(cli_load_env_files(&cfg, err, sizeof(err)), 0);
 	cr_assert(strstr(err, "--env-file /nonexistent/env: No such file"), "%s", err);
+	cli_config_free(&cfg);
+	/* a directory opens; its read is refused, and said so */
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--env-file", "/tmp", "--", "env", NULL}, &cfg, err),
+	    CLI_RUN);
+	cr_assert_lt(cli_load_env_files(&cfg, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "--env-file /tmp: Is a directory"), "%s", err);
 	cli_config_free(&cfg);
 }

@@ -538,6 +538,27 @@ out:
 	return r;
 }
 
+/* Whether the directory dir holds the cache directory cache, or will when
+ * it is made (its nearest ancestor that is there is inside dir). */
+static bool holds_cache(const char *dir, const char *cache)
+{
+	char d[PATH_MAX], c[PATH_MAX], probe[PATH_MAX];
+	size_t n;
+
+	if (!realpath(dir, d) ||
+	    (size_t)snprintf(probe, sizeof(probe), "%s", cache) >= sizeof(probe))
+		return false;
+	while (!realpath(probe, c)) {
+		char *slash = strrchr(probe, '/');
+
+		if (errno != ENOENT || !slash || slash == probe)
+			return false;
+		*slash = '\0';
+	}
+	n = strlen(d);
+	return n == 1 || (!strncmp(c, d, n) && (c[n] == '/' || !c[n]));
+}
+
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
 		  bool *built, char *err, size_t errlen)
 {
@@ -557,6 +578,13 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 			return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
 		return 0;
 	}
+	/* Its key would change with every build, and mke2fs -d would copy the
+	 * image it writes into itself. */
+	if (k == IMAGE_DIR && holds_cache(path, b->cache_dir))
+		return err_set(err, errlen, -EINVAL,
+			       "%s: holds flint's cache directory %s, which an image cannot hold "
+			       "(name a directory without it, or set FLINT_CACHE elsewhere)",
+			       path, b->cache_dir);
 	if ((r = image_key(path, k, key, err, errlen)) < 0)
 		return r;
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", b->cache_dir) >= sizeof(dir) ||

@@ -183,6 +183,30 @@ Test(image_build, directory_built_once_then_reused)
 	cr_assert_eq(cache_entries(), 2);
 }
 
+Test(image_build, a_directory_holding_the_cache_is_refused)
+{
+	struct fake f = {0};
+	char inside[160], deeper[200], out[PATH_MAX], err[512] = "";
+	bool built;
+
+	/* the cache there already, and one not made yet */
+	snprintf(inside, sizeof(inside), "%s/cache", src);
+	cr_assert_eq(mkdir(inside, 0700), 0);
+	snprintf(deeper, sizeof(deeper), "%s/not/yet", inside);
+	const char *caches[] = {inside, deeper};
+	for (size_t i = 0; i < 2; i++) {
+		struct image_builder b = {.cache_dir = caches[i], .run = fake_run, .ctx = &f};
+
+		cr_assert_lt(prepare(&b, src, out, &built, err), 0);
+		cr_assert_not_null(strstr(err, "holds flint's cache directory"), "%s", err);
+		cr_assert_eq(f.n, 0, "built anyway");
+	}
+	cr_assert_eq(rmdir(inside), 0);
+	/* beside it: built */
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+}
+
 Test(image_build, ext4_image_used_as_it_is)
 {
 	struct fake f = {0};

@@ -153,8 +153,74 @@ void gmem_destroy(struct gmem *g)
 		munmap(g->r[i].host, g->r[i].size);
 		free(g->dirty[i]);
 	}
+	if (g->hot.host)
+		munmap(g->hot.host, g->hot.size);
+	free(g->hot.plugged);
 	close_fd(&g->file_fd);
 	free(g);
+}
+
+int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block, void **host)
+{
+	if (g->hot.size)
+		return -EEXIST;
+	if (!size || !block || (block & (block - 1)) || block % HUGE_2M || size % block ||
+	    gpa % HUGE_2M || gpa > (1ULL << 47) || size > (1ULL << 47) - gpa)
+		return -EINVAL;
+	for (size_t i = 0; i < g->nregions; i++)
+		if (gpa < g->r[i].gpa + g->r[i].size && g->r[i].gpa < gpa + size)
+			return -EINVAL;
+	if (!(g->hot.plugged = calloc(gmem_bits_words(size / block), sizeof(unsigned long))))
+		return -ENOMEM;
+	if (!(g->hot.host = map_aligned(size))) {
+		free(g->hot.plugged);
+		g->hot.plugged = NULL;
+		return -ENOMEM;
+	}
+	g->hot.gpa = gpa;
+	g->hot.size = size;
+	g->hot.block = block;
+	*host = g->hot.host;
+	return 0;
+}
+
+int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged)
+{
+	uint64_t b = g->hot.block;
+
+	if (!g->hot.size || !len || gpa < g->hot.gpa || (gpa - g->hot.gpa) % b || len % b ||
+	    len > g->hot.size - (gpa - g->hot.gpa))
+		return -EINVAL;
+	uint64_t first = (gpa - g->hot.gpa) / b, n = len / b;
+	uint8_t *p = g->hot.host + (gpa - g->hot.gpa);
+
+	if (plugged) {
+		gmem_bits_set(g->hot.plugged, first, n);
+		return 0;
+	}
+	for (uint64_t i = first; i < first + n; i++)
+		__atomic_fetch_and(&g->hot.plugged[i / BITS_PER_WORD],
+				   ~(1UL << (i % BITS_PER_WORD)), __ATOMIC_RELAXED);
+	/* Advice: memory that stays is only memory the host keeps longer. */
+	madvise(p, len, MADV_DONTNEED);
+	return 0;
+}
+
+/* [gpa, gpa + len) in the hot-plug region with every block plugged: its
+ * host address; else NULL. */
+static void *hot_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)
+{
+	uint64_t off;
+
+	if (!g->hot.size || gpa < g->hot.gpa || (off = gpa - g->hot.gpa) >= g->hot.size ||
+	    len > g->hot.size - off)
+		return NULL;
+	for (uint64_t i = off / g->hot.block; i <= (off + len - 1) / g->hot.block; i++)
+		if (!((__atomic_load_n(&g->hot.plugged[i / BITS_PER_WORD], __ATOMIC_RELAXED) >>
+		       (i % BITS_PER_WORD)) &
+		      1))
+			return NULL;
+	return g->hot.host + off;
 }
 
 void gmem_bits_set(unsigned long *b, uint64_t first, uint64_t n)
@@ -237,7 +303,7 @@ void *gmem_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)
 			return NULL;
 		return (uint8_t *)r->host + (gpa - r->gpa);
 	}
-	return NULL;
+	return hot_ptr(g, gpa, len);
 }
 
 int gmem_discard(struct gmem *g, uint64_t gpa, uint64_t len)

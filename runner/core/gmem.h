@@ -109,6 +109,22 @@ uint32_t gmem_slot_flags(const struct gmem *g);
 /* The size of the pages backing g: 4 KiB, or 2 MiB with huge_2m. */
 uint64_t gmem_page_size(const struct gmem *g);
 
+/* A memory hot-plug region (virtio-mem): `size` bytes at gpa, outside RAM
+ * (neither in gmem_size, the regions, nor a snapshot's memory), mapped here
+ * (anonymous, MAP_NORESERVE: nothing is used until touched) and given back
+ * in *host (for the VM's KVM slots). Its blocks of `block` bytes are all
+ * unplugged at first: gmem_ptr and the rest reach only plugged ones, so no
+ * device of flint's writes where the guest has no memory. gpa, size and
+ * block multiples of 2 MiB, block a power of two dividing size; at most
+ * one region. 0, -EINVAL, -EEXIST or -ENOMEM. */
+int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block,
+		     void **host) WARN_UNUSED;
+/* Plug or unplug the blocks of [gpa, gpa + len) (block-aligned, inside the
+ * region). Unplugged memory goes back to the host (MADV_DONTNEED): the
+ * guest gives it up, and finds it zeroed when it plugs it again. 0 or
+ * -EINVAL. Any thread. */
+int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged) WARN_UNUSED;
+
 /* Mark g as filled on first touch from outside (the Uffd backend: a page
  * not yet present holds data a handler brings), so that gmem_save_full
  * reads every page, faulting it in, rather than taking a page not present

@@ -23,6 +23,13 @@ struct gmem {
 	int file_fd;
 	/* gmem_set_lazy: pages not present may hold data. */
 	bool lazy;
+	/* The memory hot-plug region (gmem_hotplug_add), size 0 without one:
+	 * one bit per block of plugged, read and written with atomics. */
+	struct {
+		uint64_t gpa, size, block;
+		uint8_t *host;
+		unsigned long *plugged;
+	} hot;
 };
 
 /* Words of a bitmap of nbits bits. */

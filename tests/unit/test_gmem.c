@@ -240,3 +240,50 @@ Test(gmem, dirty_page_tracking_sets_the_slot_flag)
 	cr_assert_eq(gmem_slot_flags(g), 0);
 	gmem_destroy(g);
 }
+
+/* The memory hot-plug region: outside RAM, reached only where plugged,
+ * its memory given back when unplugged. */
+Test(gmem, hotplug_region_reached_only_where_plugged)
+{
+	const uint64_t M2 = 2ULL << 20, base = 4ULL << 30, size = 128ULL << 20;
+	struct gmem *g;
+	void *host;
+	uint8_t *p;
+
+	cr_assert_eq(gmem_create(&g, 64ULL << 20), 0);
+	/* bad geometry, an overlap with RAM */
+	cr_assert_eq(gmem_hotplug_add(g, base, size, 3 * M2, &host), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, base, size + M2, 4 * M2, &host), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, base + 4096, size, M2, &host), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, 32ULL << 20, size, M2, &host), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, base, size, M2, &host), 0);
+	cr_assert_eq(gmem_hotplug_add(g, base + size, size, M2, &host), -EEXIST);
+	cr_assert_eq(gmem_size(g), 64ULL << 20, "RAM's size unchanged");
+	cr_assert_eq(gmem_nregions(g), 1);
+
+	cr_assert_null(gmem_ptr(g, base, 1), "unplugged memory reached");
+	cr_assert_eq(gmem_hotplug_set(g, base + M2, 2 * M2, true), 0);
+	cr_assert_null(gmem_ptr(g, base, 1));
+	p = gmem_ptr(g, base + M2, 2 * M2);
+	cr_assert_eq(p, (uint8_t *)host + M2);
+	cr_assert_null(gmem_ptr(g, base + M2, 2 * M2 + 1), "past the plugged blocks");
+	cr_assert_null(gmem_ptr(g, base + 3 * M2 - 8, 16), "across into an unplugged block");
+	cr_assert_eq(gmem_write(g, base + 2 * M2, "hot", 4), 0);
+	cr_assert_str_eq((char *)host + 2 * M2, "hot");
+	/* unplugged: out of reach, and zeroed when plugged again */
+	cr_assert_eq(gmem_hotplug_set(g, base + 2 * M2, M2, false), 0);
+	cr_assert_null(gmem_ptr(g, base + 2 * M2, 1));
+	cr_assert_not_null(gmem_ptr(g, base + M2, M2), "the other block stays");
+	cr_assert_eq(gmem_hotplug_set(g, base + 2 * M2, M2, true), 0);
+	cr_assert_eq(((uint8_t *)host)[2 * M2], 0);
+	/* ranges refused */
+	cr_assert_eq(gmem_hotplug_set(g, base + 4096, M2, true), -EINVAL);
+	cr_assert_eq(gmem_hotplug_set(g, base, M2 + 4096, true), -EINVAL);
+	cr_assert_eq(gmem_hotplug_set(g, base + size - M2, 2 * M2, true), -EINVAL);
+	cr_assert_eq(gmem_hotplug_set(g, base - M2, M2, true), -EINVAL);
+	cr_assert_eq(gmem_hotplug_set(g, base, 0, true), -EINVAL);
+	/* a guest-physical address past the region */
+	cr_assert_null(gmem_ptr(g, base + size, 1));
+	cr_assert_null(gmem_ptr(g, UINT64_MAX - 4, 8));
+	gmem_destroy(g);
+}

@@ -48,6 +48,12 @@ FUZZ_SRCS_fuzz_balloon := virtio/balloon/balloon.c virtio/vq.c runner/core/gmem.
 	runner/core/wire.c runner/core/evloop.c runner/core/evwait.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_balloon := -luring
 
+# virtio-mem's request queue, its VM glue a mirror of the region that
+# checks every plug and unplug; then its saved state's round trip and
+# the input's rest restored as one.
+FUZZ_SRCS_fuzz_vmem := virtio/mem/mem.c virtio/vq.c runner/core/gmem.c runner/core/study.c \
+	runner/core/wire.c runner/core/util.c
+
 # The snapshot state file's reader (and writer, for the round trip), with
 # the vm_config it parses.
 FUZZ_SRCS_fuzz_snapfile := runner/snapshot/snapfile.c runner/core/wire.c runner/config/config_json.c \

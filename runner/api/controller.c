@@ -426,6 +426,100 @@ char *api_ctl_balloon_stats_json(struct api_ctl *ctl, struct vm_err *err)
 	return s;
 }
 
+/* Firecracker's answer when there is no memory hot-plug device, as its
+ * NO_BALLOON. */
+#define NO_MEMORY_HOTPLUG "No memory hotplug device found."
+
+int api_ctl_put_memory_hotplug(struct api_ctl *ctl, const struct vmc_memory_hotplug *h,
+			       struct vm_err *err)
+{
+	int r = lock_pre_boot(ctl, err);
+	if (r < 0)
+		return r;
+	r = vm_config_set_memory_hotplug(&ctl->config, h, err->msg, sizeof(err->msg));
+	return done_boot(ctl, r, err);
+}
+
+int api_ctl_patch_memory_hotplug(struct api_ctl *ctl, uint32_t requested_size_mib,
+				 struct vm_err *err)
+{
+	const struct vmc_memory_hotplug *h = &ctl->config.memory_hotplug;
+	int r;
+
+	pthread_mutex_lock(&ctl->lock);
+	if (!h->enabled)
+		return done(ctl, vm_err_set(err, -ENOENT, NO_MEMORY_HOTPLUG), err);
+	if (!ctl->started)
+		return done(ctl,
+			    vm_err_set(err, -EPERM,
+				       "%s The memory hot-plug device exists in a running microVM "
+				       "only; it starts with no memory plugged.",
+				       API_ERR_BEFORE_START),
+			    err);
+	if (requested_size_mib % h->block_size_mib)
+		return done(ctl,
+			    vm_err_set(err, -EINVAL,
+				       "requested_size_mib: must be a multiple of block_size_mib "
+				       "(%u MiB), got %u",
+				       h->block_size_mib, requested_size_mib),
+			    err);
+	if (requested_size_mib > h->total_size_mib)
+		return done(ctl,
+			    vm_err_set(err, -EINVAL,
+				       "requested_size_mib: must be at most total_size_mib (%u "
+				       "MiB), got %u",
+				       h->total_size_mib, requested_size_mib),
+			    err);
+	*err = (struct vm_err){0};
+	if (!ctl->ops || !ctl->ops->update_memory_hotplug)
+		return done(ctl,
+			    vm_err_set(err, -EOPNOTSUPP,
+				       "flint cannot update the memory hot-plug device after boot"),
+			    err);
+	if ((r = ctl->ops->update_memory_hotplug(ctl->ops_ctx, requested_size_mib, err)) < 0)
+		r = op_failed(r, err);
+	return done(ctl, r, err);
+}
+
+char *api_ctl_memory_hotplug_json(struct api_ctl *ctl, struct vm_err *err)
+{
+	const struct vmc_memory_hotplug *h = &ctl->config.memory_hotplug;
+	uint32_t plugged = 0, requested = 0;
+	json_t *o = NULL;
+	char *s = NULL;
+	int r;
+
+	pthread_mutex_lock(&ctl->lock);
+	if (!h->enabled) {
+		vm_err_set(err, -ENOENT, NO_MEMORY_HOTPLUG);
+		goto out;
+	}
+	if (ctl->started) {
+		*err = (struct vm_err){0};
+		if (!ctl->ops || !ctl->ops->memory_hotplug_status) {
+			vm_err_set(err, -EOPNOTSUPP,
+				   "flint cannot report on the memory hot-plug device");
+			goto out;
+		}
+		if ((r = ctl->ops->memory_hotplug_status(ctl->ops_ctx, &plugged, &requested, err)) <
+		    0) {
+			op_failed(r, err);
+			goto out;
+		}
+	}
+	/* MemoryHotplugStatus, in the swagger's order. */
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I}", "total_size_mib", (json_int_t)h->total_size_mib,
+		      "slot_size_mib", (json_int_t)h->slot_size_mib, "block_size_mib",
+		      (json_int_t)h->block_size_mib, "plugged_size_mib", (json_int_t)plugged,
+		      "requested_size_mib", (json_int_t)requested);
+	if (!o || !(s = json_dumps(o, JSON_COMPACT)))
+		vm_err_set(err, -ENOMEM, "out of memory");
+out:
+	json_decref(o);
+	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
 int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err *err)
 {
 	int r = lock_pre_boot(ctl, err);
@@ -574,6 +668,14 @@ int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *
 
 	if (r < 0)
 		return r;
+	/* Before the VM pauses or writes anything: flint's snapshots do not
+	 * save the virtio-mem device nor its region yet. */
+	if (ctl->config.memory_hotplug.enabled)
+		return done(ctl,
+			    vm_err_set(err, -EOPNOTSUPP,
+				       "flint cannot snapshot a VM with hot-pluggable memory "
+				       "(memory-hotplug) yet"),
+			    err);
 	*err = (struct vm_err){0};
 	if (!ctl->ops || !ctl->ops->snapshot_create)
 		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot create snapshots here"),
@@ -754,6 +856,9 @@ static const struct {
     [API_REQ_PATCH_MMDS] = {"patch_api_requests", "mmds"},
     [API_REQ_PUT_PMEM] = {"put_api_requests", "pmem"},
     [API_REQ_PATCH_PMEM] = {"patch_api_requests", "pmem"},
+    [API_REQ_PUT_HOTPLUG_MEMORY] = {"put_api_requests", "hotplug_memory"},
+    [API_REQ_PATCH_HOTPLUG_MEMORY] = {"patch_api_requests", "hotplug_memory"},
+    [API_REQ_GET_HOTPLUG_MEMORY] = {"get_api_requests", "hotplug_memory"},
 };
 
 void api_ctl_counters(struct api_ctl *ctl, api_emit_fn emit, void *ctx)

@@ -2,10 +2,10 @@
  * vm_config, the instance's identity (id, app name, version) and its phase,
  * and applies Firecracker's phase rules: resources are configured before
  * InstanceStart (PUT machine-config, boot-source, drives,
- * network-interfaces, vsock, logger, metrics, entropy, serial, balloon;
- * PATCH machine-config); after it only PATCH /vm, PATCH drives,
- * network-interfaces and the balloon, SendCtrlAltDel and FlushMetrics are
- * accepted. Once
+ * network-interfaces, vsock, logger, metrics, entropy, serial, balloon,
+ * hotplug/memory; PATCH machine-config); after it only PATCH /vm, PATCH
+ * drives, network-interfaces, the balloon and hotplug/memory,
+ * SendCtrlAltDel and FlushMetrics are accepted. Once
  * started, it drives the VM through struct api_vm_ops, implemented by the
  * command layer (runner/cmd/).
  *
@@ -52,6 +52,12 @@ struct api_vm_ops {
 	/* GET /balloon/statistics: the device's report, name by name. */
 	int (*balloon_report)(void *ctx, void (*emit)(void *e, const char *name, uint64_t v),
 			      void *e, struct vm_err *err);
+	/* PATCH /hotplug/memory after the start: the device's new target (already
+	 * checked: a multiple of block_size_mib, at most total_size_mib). */
+	int (*update_memory_hotplug)(void *ctx, uint32_t requested_size_mib, struct vm_err *err);
+	/* GET /hotplug/memory after the start: what the device knows now. */
+	int (*memory_hotplug_status)(void *ctx, uint32_t *plugged_size_mib,
+				     uint32_t *requested_size_mib, struct vm_err *err);
 	/* PUT /logger and PUT /metrics take effect at once (pre-boot only, as
 	 * Firecracker). NULL: only recorded in the config. */
 	int (*set_logger)(void *ctx, const struct vmc_logger *l, struct vm_err *err);
@@ -118,6 +124,9 @@ enum api_req {
 	API_REQ_PATCH_MMDS,
 	API_REQ_PUT_PMEM,
 	API_REQ_PATCH_PMEM,
+	API_REQ_PUT_HOTPLUG_MEMORY,
+	API_REQ_PATCH_HOTPLUG_MEMORY,
+	API_REQ_GET_HOTPLUG_MEMORY,
 	API_REQ_COUNT
 };
 
@@ -205,6 +214,22 @@ int api_ctl_balloon_hinting(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED
 char *api_ctl_balloon_json(struct api_ctl *ctl, struct vm_err *err);
 char *api_ctl_balloon_stats_json(struct api_ctl *ctl, struct vm_err *err);
 
+/* Memory hot-plug (a virtio-mem device), with Firecracker's rules: PUT
+ * /hotplug/memory before the start only (a VM a snapshot made has started:
+ * it keeps the snapshot's), with vm_config_set_memory_hotplug's rules;
+ * PATCH (the requested size: a multiple of block_size_mib, at most
+ * total_size_mib) after the start only, through
+ * ops->update_memory_hotplug; GET /hotplug/memory (MemoryHotplugStatus:
+ * the configuration, plugged_size_mib and requested_size_mib, both 0
+ * before the start and ops->memory_hotplug_status's after): malloc'd
+ * JSON, or NULL with err set. PATCH and GET are refused when none is
+ * configured. */
+int api_ctl_put_memory_hotplug(struct api_ctl *ctl, const struct vmc_memory_hotplug *h,
+			       struct vm_err *err) WARN_UNUSED;
+int api_ctl_patch_memory_hotplug(struct api_ctl *ctl, uint32_t requested_size_mib,
+				 struct vm_err *err) WARN_UNUSED;
+char *api_ctl_memory_hotplug_json(struct api_ctl *ctl, struct vm_err *err);
+
 /* Actions. InstanceStart once (needs a boot-source); pause, resume and
  * SendCtrlAltDel once started; FlushMetrics once metrics are configured,
  * before or after the start. */
@@ -215,11 +240,12 @@ int api_ctl_ctrl_alt_del(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
 int api_ctl_flush_metrics(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
 
 /* Snapshots, with Firecracker's phase rules: create once started (the VM
- * must be paused: the VM says so); load before the start and before any
- * boot resource (machine-config, boot-source, drives, network-interfaces,
- * vsock, entropy, serial) was configured; logger and metrics may be. A
- * loaded snapshot counts as the start; its configuration becomes the
- * controller's. */
+ * must be paused: the VM says so; and flint refuses a VM with memory
+ * hot-plug configured, before the VM is asked); load before the start and
+ * before any boot resource (machine-config, boot-source, drives,
+ * network-interfaces, vsock, entropy, serial, balloon, hotplug/memory) was
+ * configured; logger and metrics may be. A loaded snapshot counts as the
+ * start; its configuration becomes the controller's. */
 int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *a,
 			    struct vm_err *err) WARN_UNUSED;
 int api_ctl_snapshot_load(struct api_ctl *ctl, const struct vm_restore_args *a,

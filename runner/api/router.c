@@ -32,6 +32,7 @@ enum route_kind {
 	R_BALLOON,
 	R_BALLOON_STATS,
 	R_BALLOON_HINTING,
+	R_HOTPLUG_MEMORY,
 	R_CPU_CONFIG,
 	R_MMDS,
 	R_MMDS_CONFIG,
@@ -73,7 +74,7 @@ static const struct route {
     {"mmds/config", M_GET | M_PUT | M_PATCH, R_MMDS_CONFIG, NULL},
     /* Firecracker's router reads no further than /mmds. */
     {"mmds/*", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
-    {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_UNSUPPORTED, "memory hotplug"},
+    {"hotplug/memory", M_GET | M_PUT | M_PATCH, R_HOTPLUG_MEMORY, NULL},
     {"snapshot/create", M_PUT, R_SNAPSHOT_CREATE, NULL},
     {"snapshot/load", M_PUT, R_SNAPSHOT_LOAD, NULL},
 };
@@ -416,6 +417,28 @@ static int do_balloon_hinting(struct req *q)
 	return fault(q->resp, "%s", r < 0 && e.msg[0] ? e.msg : strerror(-r));
 }
 
+/* Memory hot-plug: PUT MemoryHotplugConfig, PATCH MemoryHotplugSizeUpdate,
+ * GET MemoryHotplugStatus. */
+static int do_hotplug_memory(struct req *q)
+{
+	struct vm_err e = {0};
+	struct vmc_memory_hotplug h;
+	uint32_t requested;
+	int r;
+
+	if (q->method == M_GET)
+		return got_json(q, API_REQ_GET_HOTPLUG_MEMORY,
+				api_ctl_memory_hotplug_json(q->ctl, &e), &e);
+	if (q->method == M_PUT) {
+		if ((r = config_json_memory_hotplug(q->body, q->len, &h, ERRBUF(e))) >= 0)
+			r = api_ctl_put_memory_hotplug(q->ctl, &h, &e);
+		return answer(q, API_REQ_PUT_HOTPLUG_MEMORY, r, &e);
+	}
+	if ((r = config_json_memory_hotplug_update(q->body, q->len, &requested, ERRBUF(e))) >= 0)
+		r = api_ctl_patch_memory_hotplug(q->ctl, requested, &e);
+	return answer(q, API_REQ_PATCH_HOTPLUG_MEMORY, r, &e);
+}
+
 static int do_cpu_config(struct req *q)
 {
 	struct vmc_cpu_config *t = malloc(sizeof(*t));
@@ -723,6 +746,8 @@ static int route(struct req *q, const struct route *rt)
 		return do_balloon_stats(q);
 	case R_BALLOON_HINTING:
 		return do_balloon_hinting(q);
+	case R_HOTPLUG_MEMORY:
+		return do_hotplug_memory(q);
 	case R_CPU_CONFIG:
 		return do_cpu_config(q);
 	case R_MMDS:

@@ -368,6 +368,30 @@ static int parse_balloon(struct jfield *p, json_t *o, void *out)
 	return 0;
 }
 
+/* Firecracker's MemoryHotplugConfig: total_size_mib required,
+ * slot_size_mib and block_size_mib at their defaults when absent; the
+ * rules between them are vm_config_set_memory_hotplug's. */
+static int parse_memory_hotplug(struct jfield *p, json_t *o, void *out)
+{
+	struct vmc_memory_hotplug *h = out;
+	static const char *const keys[] = {"total_size_mib", "slot_size_mib", "block_size_mib",
+					   NULL};
+	uint64_t total = 0, slot = VMC_HOTPLUG_DEFAULT_SLOT_MIB,
+		 block = VMC_HOTPLUG_DEFAULT_BLOCK_MIB;
+	int r;
+
+	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (r = jfield_uint(p, o, "total_size_mib", true, 0, UINT32_MAX, &total, NULL)) < 0 ||
+	    (r = jfield_uint(p, o, "slot_size_mib", false, 0, UINT32_MAX, &slot, NULL)) < 0 ||
+	    (r = jfield_uint(p, o, "block_size_mib", false, 0, UINT32_MAX, &block, NULL)) < 0)
+		return r;
+	h->total_size_mib = (uint32_t)total;
+	h->slot_size_mib = (uint32_t)slot;
+	h->block_size_mib = (uint32_t)block;
+	h->enabled = true;
+	return 0;
+}
+
 /* Firecracker's MmdsConfig: network_interfaces (required, a list of
  * interface ids), version ("V1", the default, or "V2"), ipv4_address (by
  * default 169.254.169.254), imds_compat. */
@@ -952,6 +976,17 @@ int config_json_balloon(const char *body, size_t len, struct vmc_balloon *b, cha
 	return r;
 }
 
+int config_json_memory_hotplug(const char *body, size_t len, struct vmc_memory_hotplug *h,
+			       char *err, size_t errlen)
+{
+	int r;
+
+	*h = (struct vmc_memory_hotplug){0};
+	if ((r = parse_body(body, len, parse_memory_hotplug, h, err, errlen)) < 0)
+		*h = (struct vmc_memory_hotplug){0};
+	return r;
+}
+
 int config_json_mmds_config(const char *body, size_t len, struct vmc_mmds_req *q, char *err,
 			    size_t errlen)
 {
@@ -997,6 +1032,13 @@ int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *int
 				     size_t errlen)
 {
 	return one_uint(body, len, "stats_polling_interval_s", UINT16_MAX, interval_s, err, errlen);
+}
+
+int config_json_memory_hotplug_update(const char *body, size_t len, uint32_t *requested_size_mib,
+				      char *err, size_t errlen)
+{
+	return one_uint(body, len, "requested_size_mib", UINT32_MAX, requested_size_mib, err,
+			errlen);
 }
 
 int config_json_serial(const char *body, size_t len, struct vmc_serial *s, char *err, size_t errlen)
@@ -1114,6 +1156,18 @@ static int file_cpu_config(struct jfield *p, json_t *v, struct vmc_cpu_config *t
 	return r;
 }
 
+/* The config file's "memory-hotplug", its rules' messages placed in it
+ * ("memory-hotplug: slot_size_mib: ..."). */
+static int file_memory_hotplug(struct jfield *p, struct vm_config *c,
+			       const struct vmc_memory_hotplug *h)
+{
+	size_t at = jfield_enter(p, "memory-hotplug", -1);
+	int r = jfield_placed(p, vm_config_set_memory_hotplug(c, h, p->err, p->errlen));
+
+	jfield_leave(p, at);
+	return r;
+}
+
 static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 		      const struct file_reader *rd)
 {
@@ -1132,9 +1186,6 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 					   "pmem",
 					   "memory-hotplug",
 					   NULL};
-	static const char *const missing_devices[][2] = {
-	    {"memory-hotplug", "memory hot-plugging"},
-	};
 	struct vmc_machine m = c->machine;
 	struct vmc_boot boot = {0};
 	struct vmc_vsock vsock = {0};
@@ -1143,25 +1194,15 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 	struct vmc_entropy entropy = {0};
 	struct vmc_serial serial = {0};
 	struct vmc_balloon balloon = {0};
+	struct vmc_memory_hotplug hotplug = {0};
 	struct vmc_mmds_req mmds = {0};
 	struct vmc_cpu_config *cpu = calloc(1, sizeof(*cpu));
-	json_t *v;
 	int r;
 
 	if (!cpu)
 		return jfield_oom(p);
 	if ((r = jfield_only_keys(p, root, keys)) < 0)
 		goto out;
-	for (size_t i = 0; i < ARRAY_SIZE(missing_devices); i++) {
-		/* null, or an empty list, asks for no device: Firecracker's own
-		 * GET /vm/config writes them so. */
-		v = jfield_member(root, missing_devices[i][0]);
-		if (v && !(json_is_array(v) && !json_array_size(v))) {
-			r = jfield_err(p, missing_devices[i][0], "flint does not support %s",
-				       missing_devices[i][1]);
-			goto out;
-		}
-	}
 	if (!jfield_member(root, "boot-source") || !jfield_member(root, "drives")) {
 		r = jfield_missing(p,
 				   jfield_member(root, "boot-source") ? "drives" : "boot-source");
@@ -1195,6 +1236,9 @@ static int parse_file(struct jfield *p, json_t *root, struct vm_config *c,
 		vm_config_set_entropy(c, &entropy);
 	if ((r = SECTION(p, root, "balloon", parse_balloon, &balloon)) < 0 ||
 	    (balloon.enabled && (r = vm_config_set_balloon(c, &balloon, p->err, p->errlen)) < 0))
+		goto out;
+	if ((r = SECTION(p, root, "memory-hotplug", parse_memory_hotplug, &hotplug)) < 0 ||
+	    (hotplug.enabled && (r = file_memory_hotplug(p, c, &hotplug)) < 0))
 		goto out;
 	if ((r = file_cpu_config(p, jfield_member(root, "cpu-config"), cpu, rd)) < 0)
 		goto out;
@@ -1559,11 +1603,15 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 		put(root, "balloon", enc_balloon(&c->balloon, ok), ok);
 	if (c->cpu_config.enabled)
 		put(root, "cpu-config", enc_cpu_config(&c->cpu_config, ok), ok);
+	if (c->memory_hotplug.enabled && (o = put_obj(root, "memory-hotplug", ok))) {
+		put_uint(o, "total_size_mib", c->memory_hotplug.total_size_mib, ok);
+		put_uint(o, "slot_size_mib", c->memory_hotplug.slot_size_mib, ok);
+		put_uint(o, "block_size_mib", c->memory_hotplug.block_size_mib, ok);
+	}
 	if (c->mmds.enabled)
 		put(root, "mmds-config", enc_mmds(c, ok), ok);
 	/* Firecracker's FullVmConfiguration writes every section: null for
-	 * one not configured (or a device flint does not have), [] for an
-	 * empty list. */
+	 * one not configured, [] for an empty list. */
 	static const char *const nulls[] = {"balloon",	      "cpu-config",  "logger", "metrics",
 					    "memory-hotplug", "mmds-config", "vsock",  "entropy"};
 	for (size_t i = 0; *ok && i < ARRAY_SIZE(nulls); i++)

@@ -23,11 +23,11 @@
 /* A whole config file: "boot-source" and "drives" required (as
  * Firecracker's parser has them), "machine-config", "network-interfaces",
  * "pmem", "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
- * "mmds-config", and flint's "serial" (PUT /serial's body, which
- * Firecracker's file has no key for). "memory-hotplug", which flint has
- * no device for, is refused unless null. Applied in Firecracker's
- * order through the vm_config_* updates, so its rules hold (one root
- * drive, first). c is initialised here; on error it holds nothing.
+ * "mmds-config", "memory-hotplug" (PUT /hotplug/memory's body), and
+ * flint's "serial" (PUT /serial's body, which Firecracker's file has no
+ * key for). Applied in Firecracker's order through the vm_config_*
+ * updates, so its rules hold (one root drive, first). c is initialised
+ * here; on error it holds nothing.
  *
  * "cpu-config" is, as in Firecracker, the path of a template file, or the
  * template itself (as config_json_encode writes it). config_json_parse_file
@@ -103,11 +103,21 @@ int config_json_balloon_update(const char *body, size_t len, uint32_t *amount_mi
 			       size_t errlen) WARN_UNUSED;
 int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *interval_s, char *err,
 				     size_t errlen) WARN_UNUSED;
+/* PUT /hotplug/memory (MemoryHotplugConfig: total_size_mib required,
+ * slot_size_mib 128 and block_size_mib 2 by default; their rules are
+ * vm_config_set_memory_hotplug's); PATCH /hotplug/memory
+ * (MemoryHotplugSizeUpdate: {"requested_size_mib"}, required). */
+int config_json_memory_hotplug(const char *body, size_t len, struct vmc_memory_hotplug *h,
+			       char *err, size_t errlen) WARN_UNUSED;
+int config_json_memory_hotplug_update(const char *body, size_t len, uint32_t *requested_size_mib,
+				      char *err, size_t errlen) WARN_UNUSED;
 
 /* c as a FullVmConfiguration object: "boot-source" (once set), "drives"
  * "network-interfaces" and "pmem" (possibly empty), "machine-config", and
- * "vsock", "logger", "metrics", "entropy", "serial" when configured.
- * Optional fields that are absent are left out rather than null. Returns a
+ * "vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
+ * "mmds-config", "memory-hotplug", "serial" when configured (null when
+ * not, but for "serial", which Firecracker does not have). Optional
+ * fields that are absent are left out rather than null. Returns a
  * malloc'd NUL-terminated string (indented when pretty); NULL when out of
  * memory, or when a string is not UTF-8, which JSON cannot carry (a path
  * from the command line may be so; none parsed from JSON is). */

@@ -308,6 +308,12 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	      a->balloon.free_page_hinting != b->balloon.free_page_hinting ||
 	      a->balloon.free_page_reporting != b->balloon.free_page_reporting)))
 		return false;
+	if (a->memory_hotplug.enabled != b->memory_hotplug.enabled ||
+	    (a->memory_hotplug.enabled &&
+	     (a->memory_hotplug.total_size_mib != b->memory_hotplug.total_size_mib ||
+	      a->memory_hotplug.slot_size_mib != b->memory_hotplug.slot_size_mib ||
+	      a->memory_hotplug.block_size_mib != b->memory_hotplug.block_size_mib)))
+		return false;
 	if (!cpu_config_eq(&a->cpu_config, &b->cpu_config))
 		return false;
 	if (a->mmds.enabled != b->mmds.enabled ||
@@ -922,6 +928,46 @@ int vm_config_patch_balloon_stats(struct vm_config *c, uint32_t interval_s, bool
 	return 0;
 }
 
+/* Firecracker's MemoryHotplugConfig rules, in its order, with flint's
+ * limit on memory for the total. */
+static int memory_hotplug_check(const struct vmc_memory_hotplug *h, char *err, size_t errlen)
+{
+	uint32_t block = h->block_size_mib, slot = h->slot_size_mib, total = h->total_size_mib;
+
+	if (block < VMC_HOTPLUG_DEFAULT_BLOCK_MIB || (block & (block - 1)))
+		FAIL("block_size_mib: must be a power of two, at least %u MiB, got %u",
+		     VMC_HOTPLUG_DEFAULT_BLOCK_MIB, block);
+	if (slot < VMC_HOTPLUG_DEFAULT_SLOT_MIB)
+		FAIL("slot_size_mib: must be at least %u MiB, got %u", VMC_HOTPLUG_DEFAULT_SLOT_MIB,
+		     slot);
+	if (slot % block)
+		FAIL("slot_size_mib: must be a multiple of block_size_mib (%u MiB), got %u", block,
+		     slot);
+	if (total < slot)
+		FAIL("total_size_mib: must be at least slot_size_mib (%u MiB), got %u", slot,
+		     total);
+	if (total % slot)
+		FAIL("total_size_mib: must be a multiple of slot_size_mib (%u MiB), got %u", slot,
+		     total);
+	if (total > VMC_MAX_MEM_MIB)
+		FAIL("total_size_mib: must be at most %llu (1 TiB), got %u", VMC_MAX_MEM_MIB,
+		     total);
+	return 0;
+}
+
+int vm_config_set_memory_hotplug(struct vm_config *c, const struct vmc_memory_hotplug *h, char *err,
+				 size_t errlen)
+{
+	int r = memory_hotplug_check(h, err, errlen);
+
+	if (r < 0)
+		return r;
+	c->memory_hotplug = *h;
+	c->memory_hotplug.enabled = true;
+	c->memory_hotplug.requested_size_mib = 0; /* a new device: nothing asked for yet */
+	return 0;
+}
+
 /* ---- features ------------------------------------------------------------ */
 
 /* What a drive, an interface, and the rest ask for (vmc_feature bits). */
@@ -960,7 +1006,9 @@ static unsigned other_features(const struct vm_config *c)
 	       (c->balloon.enabled ? VMC_F_BALLOON : 0) | (c->npmem ? VMC_F_PMEM : 0) |
 	       (c->cpu_config.enabled ? VMC_F_CPU_CONFIG : 0) |
 	       (c->balloon.enabled && c->balloon.free_page_hinting ? VMC_F_BALLOON_HINTING : 0) |
-	       (c->balloon.enabled && c->balloon.free_page_reporting ? VMC_F_BALLOON_REPORTING : 0);
+	       (c->balloon.enabled && c->balloon.free_page_reporting ? VMC_F_BALLOON_REPORTING
+								     : 0) |
+	       (c->memory_hotplug.enabled ? VMC_F_MEMORY_HOTPLUG : 0);
 }
 
 unsigned vm_config_features(const struct vm_config *c)
@@ -1020,6 +1068,8 @@ static const char *feature_what(unsigned bit)
 		return "balloon free page reporting (free_page_reporting)";
 	case VMC_F_PMEM:
 		return "virtio-pmem devices (pmem)";
+	case VMC_F_MEMORY_HOTPLUG:
+		return "memory hot-plug (memory-hotplug)";
 	}
 	return "a feature";
 }

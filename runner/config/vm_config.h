@@ -265,6 +265,25 @@ struct vmc_balloon {
 	bool free_page_reporting;	   /* the guest reports its free memory */
 };
 
+/* PUT /hotplug/memory (Firecracker's MemoryHotplugConfig): a virtio-mem
+ * device whose region the guest plugs and unplugs blocks of. */
+struct vmc_memory_hotplug {
+	bool enabled;
+	uint32_t total_size_mib; /* required: a non-zero multiple of slot_size_mib, at
+				  * most VMC_MAX_MEM_MIB */
+	uint32_t slot_size_mib;	 /* default 128; at least 128, a multiple of block_size_mib */
+	uint32_t block_size_mib; /* default 2; a power of two, at least 2 */
+	/* The running device's target (PATCH /hotplug/memory), kept by the
+	 * VM layer in its own copy. Not configuration: 0 when set by PUT or
+	 * the config file, neither encoded nor compared (vm_config_equal). */
+	uint32_t requested_size_mib;
+};
+
+/* Firecracker's MemoryHotplugConfig defaults, which are also the least
+ * values it takes. */
+#define VMC_HOTPLUG_DEFAULT_SLOT_MIB  128u
+#define VMC_HOTPLUG_DEFAULT_BLOCK_MIB 2u
+
 /* PUT /mmds/config (Firecracker's MmdsConfig), less its list of
  * interfaces, which is each vmc_net's mmds. */
 struct vmc_mmds {
@@ -308,6 +327,7 @@ struct vm_config {
 	struct vmc_entropy entropy;
 	struct vmc_serial serial;
 	struct vmc_balloon balloon;
+	struct vmc_memory_hotplug memory_hotplug;
 	struct vmc_cpu_config cpu_config;
 	struct vmc_mmds mmds;
 };
@@ -337,6 +357,7 @@ enum vmc_feature {
 	VMC_F_BALLOON_REPORTING = 1u << 18,  /* its free_page_reporting */
 	VMC_F_CPU_CONFIG = 1u << 19,	     /* a custom CPU template */
 	VMC_F_PMEM = 1u << 20,		     /* a virtio-pmem device */
+	VMC_F_MEMORY_HOTPLUG = 1u << 21,     /* a virtio-mem device (memory-hotplug) */
 };
 
 /* Firecracker's defaults: 1 vCPU, 128 MiB, no SMT, no template, no huge
@@ -453,6 +474,12 @@ int vm_config_patch_balloon(struct vm_config *c, uint32_t amount_mib, char *err,
  * queue, or not, at boot); -ENOENT when there is no balloon. */
 int vm_config_patch_balloon_stats(struct vm_config *c, uint32_t interval_s, bool started, char *err,
 				  size_t errlen) WARN_UNUSED;
+/* PUT /hotplug/memory: block_size_mib a power of two, at least 2;
+ * slot_size_mib at least 128 and a multiple of block_size_mib;
+ * total_size_mib a non-zero multiple of slot_size_mib, at most
+ * VMC_MAX_MEM_MIB. No defaults are applied here (the JSON parser does). */
+int vm_config_set_memory_hotplug(struct vm_config *c, const struct vmc_memory_hotplug *h, char *err,
+				 size_t errlen) WARN_UNUSED;
 
 /* Index of the drive, interface or pmem device with that id, or -1. */
 int vm_config_find_drive(const struct vm_config *c, const char *drive_id);

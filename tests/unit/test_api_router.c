@@ -35,6 +35,9 @@ static struct fake {
 	int balloon_updates;
 	unsigned balloon_changes;
 	struct vmc_balloon balloon;
+	/* memory hot-plug: the last target asked for, what the device says */
+	int hotplug_updates, hotplug_reports;
+	uint32_t hotplug_requested, hotplug_plugged;
 } fake;
 
 static int f_create(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err)
@@ -172,6 +175,29 @@ static int f_balloon_report(void *ctx, void (*emit)(void *e, const char *name, u
 	return 0;
 }
 
+static int f_update_memory_hotplug(void *ctx, uint32_t requested_size_mib, struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake update failed");
+	fake.hotplug_updates++;
+	fake.hotplug_requested = requested_size_mib;
+	return 0;
+}
+
+/* The device's figures: the last target, and what the guest plugged. */
+static int f_memory_hotplug_status(void *ctx, uint32_t *plugged_size_mib,
+				   uint32_t *requested_size_mib, struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake status failed");
+	fake.hotplug_reports++;
+	*plugged_size_mib = fake.hotplug_plugged;
+	*requested_size_mib = fake.hotplug_requested;
+	return 0;
+}
+
 static int f_logger(void *ctx, const struct vmc_logger *l, struct vm_err *err)
 {
 	(void)ctx, (void)l, (void)err;
@@ -222,6 +248,8 @@ static const struct api_vm_ops ops = {
     .update_pmem = f_update_pmem,
     .update_balloon = f_update_balloon,
     .balloon_report = f_balloon_report,
+    .update_memory_hotplug = f_update_memory_hotplug,
+    .memory_hotplug_status = f_memory_hotplug_status,
     .set_logger = f_logger,
     .set_metrics = f_metrics,
     .check_file = f_check_file,
@@ -302,7 +330,7 @@ static json_t *get_json(const char *url)
 static struct {
 	char name[96];
 	uint64_t v;
-} counters[64];
+} counters[96];
 static size_t ncounters;
 
 static void collect(void *ctx, const char *name, uint64_t v)
@@ -502,22 +530,218 @@ Test(api_router, methods_paths_and_empty_bodies, .init = setup, .fini = teardown
 	cr_assert_eq(fake.starts, 0);
 }
 
-Test(api_router, unsupported_swagger_paths, .init = setup, .fini = teardown)
+/* A method the swagger does not have on a path is a wrong method. */
+Test(api_router, methods_the_swagger_lacks, .init = setup, .fini = teardown)
 {
-	static const struct {
-		const char *method, *url;
-	} paths[] = {
-	    {"GET", "/hotplug/memory"},
-	    {"PUT", "/hotplug/memory"},
-	    {"PATCH", "/hotplug/memory"},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
-		bool get = !strcmp(paths[i].method, "GET");
-		expect_fault(paths[i].method, paths[i].url, get ? NULL : "{}",
-			     "flint does not support");
-	}
-	/* A method the swagger does not have there is still a wrong method. */
 	expect_fault("GET", "/snapshot/create", NULL, "Invalid request method");
+	expect_fault("PUT", "/balloon/statistics", "{}", "Invalid request method");
+}
+
+/* A MemoryHotplugStatus answer: its five numbers, and nothing else. */
+static void expect_hotplug_status(uint32_t total, uint32_t slot, uint32_t block, uint32_t plugged,
+				  uint32_t requested)
+{
+	json_t *o = get_json("/hotplug/memory");
+	cr_assert_eq(json_object_size(o), 5, "%s", resp.body);
+	cr_assert_eq(json_integer_value(json_object_get(o, "total_size_mib")), total, "%s",
+		     resp.body);
+	cr_assert_eq(json_integer_value(json_object_get(o, "slot_size_mib")), slot, "%s",
+		     resp.body);
+	cr_assert_eq(json_integer_value(json_object_get(o, "block_size_mib")), block, "%s",
+		     resp.body);
+	cr_assert_eq(json_integer_value(json_object_get(o, "plugged_size_mib")), plugged, "%s",
+		     resp.body);
+	cr_assert_eq(json_integer_value(json_object_get(o, "requested_size_mib")), requested, "%s",
+		     resp.body);
+	json_decref(o);
+}
+
+/* Memory hot-plug before the start: PUT (its rules, each limit named, its
+ * body), GET (the configuration, nothing plugged), PATCH refused (the
+ * device exists in a running VM only), GET /vm/config. */
+Test(api_router, memory_hotplug_before_the_start, .init = setup, .fini = teardown)
+{
+	expect_fault("GET", "/hotplug/memory", NULL, "No memory hotplug device found.");
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 2}",
+		     "No memory hotplug device found.");
+	expect_fault("PUT", "/hotplug/memory", "{}", "missing required field 'total_size_mib'");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 500}",
+		     "total_size_mib: must be a multiple of slot_size_mib (128 MiB), got 500");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 64}",
+		     "total_size_mib: must be at least slot_size_mib (128 MiB), got 64");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 2097152}",
+		     "total_size_mib: must be at most 1048576 (1 TiB), got 2097152");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 512, \"block_size_mib\": 3}",
+		     "block_size_mib: must be a power of two, at least 2 MiB, got 3");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 512, \"block_size_mib\": 1}",
+		     "block_size_mib: must be a power of two, at least 2 MiB, got 1");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 512, \"slot_size_mib\": 64}",
+		     "slot_size_mib: must be at least 128 MiB, got 64");
+	expect_fault("PUT", "/hotplug/memory",
+		     "{\"total_size_mib\": 512, \"slot_size_mib\": 128, \"block_size_mib\": 256}",
+		     "slot_size_mib: must be a multiple of block_size_mib (256 MiB), got 128");
+	expect_fault("PUT", "/hotplug/memory",
+		     "{\"total_size_mib\": 512, \"requested_size_mib\": 0}", "requested_size_mib");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": \"512\"}", "total_size_mib");
+	expect_fault("GET", "/hotplug/memory", NULL, "No memory hotplug device found.");
+	json_t *o = get_json("/vm/config");
+	cr_assert(json_is_null(json_object_get(o, "memory-hotplug")));
+	json_decref(o);
+
+	expect_ok("PUT", "/hotplug/memory", "{\"total_size_mib\": 512}");
+	expect_hotplug_status(512, 128, 2, 0, 0);
+	o = get_json("/vm/config");
+	json_t *want = json_loads(
+	    "{\"total_size_mib\": 512, \"slot_size_mib\": 128, \"block_size_mib\": 2}", 0, NULL);
+	cr_assert(json_equal(json_object_get(o, "memory-hotplug"), want), "%s", resp.body);
+	json_decref(want);
+	json_decref(o);
+	/* A PUT again replaces it. */
+	expect_ok("PUT", "/hotplug/memory",
+		  "{\"total_size_mib\": 1024, \"slot_size_mib\": 256, \"block_size_mib\": 4}");
+	expect_hotplug_status(1024, 256, 4, 0, 0);
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 256}",
+		     "not supported before starting the microVM. The memory hot-plug device exists "
+		     "in a running microVM only");
+	expect_fault("PATCH", "/hotplug/memory", "{}",
+		     "missing required field 'requested_size_mib'");
+	expect_fault("PATCH", "/hotplug/memory",
+		     "{\"requested_size_mib\": 2, \"total_size_mib\": 4}", "total_size_mib");
+	cr_assert_eq(fake.hotplug_updates + fake.hotplug_reports, 0, "no VM before the start");
+	cr_assert_eq(counter("put_api_requests.hotplug_memory_count"), 12);
+	cr_assert_eq(counter("put_api_requests.hotplug_memory_fails"), 10);
+	cr_assert_eq(counter("patch_api_requests.hotplug_memory_count"), 4);
+	cr_assert_eq(counter("patch_api_requests.hotplug_memory_fails"), 4);
+	cr_assert_eq(counter("get_api_requests.hotplug_memory_count"), 4);
+}
+
+/* After the start: PUT refused as the other pre-boot PUTs; PATCH within
+ * the device's geometry reaches the VM; GET asks the device. */
+Test(api_router, memory_hotplug_after_the_start, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/hotplug/memory", "{\"total_size_mib\": 512, \"block_size_mib\": 4}");
+	boot();
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 1024}", API_ERR_AFTER_START);
+	expect_hotplug_status(512, 128, 4, 0, 0);
+	cr_assert_eq(fake.hotplug_reports, 1);
+
+	expect_ok("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 256}");
+	cr_assert_eq(fake.hotplug_updates, 1);
+	cr_assert_eq(fake.hotplug_requested, 256);
+	fake.hotplug_plugged = 128; /* the guest's driver on its way */
+	expect_hotplug_status(512, 128, 4, 128, 256);
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 640}",
+		     "requested_size_mib: must be at most total_size_mib (512 MiB), got 640");
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 6}",
+		     "requested_size_mib: must be a multiple of block_size_mib (4 MiB), got 6");
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": -4}",
+		     "requested_size_mib");
+	cr_assert_eq(fake.hotplug_updates, 1, "a refused size reached the VM");
+	/* The whole region, and none. */
+	expect_ok("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 512}");
+	cr_assert_eq(fake.hotplug_requested, 512);
+	expect_ok("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 0}");
+	cr_assert_eq(fake.hotplug_requested, 0);
+	cr_assert_eq(fake.hotplug_updates, 3);
+
+	/* The VM's refusals are the answer. */
+	fake.fail_update = -EIO;
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 8}",
+		     "fake update failed");
+	expect_fault("GET", "/hotplug/memory", NULL, "fake status failed");
+	fake.fail_update = 0;
+	/* GET /vm/config keeps the configuration. */
+	json_t *o = get_json("/vm/config");
+	json_t *h = json_object_get(o, "memory-hotplug");
+	cr_assert_eq(json_integer_value(json_object_get(h, "total_size_mib")), 512);
+	cr_assert_eq(json_integer_value(json_object_get(h, "block_size_mib")), 4);
+	cr_assert_null(json_object_get(h, "requested_size_mib"));
+	json_decref(o);
+	cr_assert_eq(counter("patch_api_requests.hotplug_memory_count"), 7);
+	cr_assert_eq(counter("patch_api_requests.hotplug_memory_fails"), 4);
+}
+
+Test(api_router, no_memory_hotplug_after_the_start, .init = setup, .fini = teardown)
+{
+	boot();
+	expect_fault("GET", "/hotplug/memory", NULL, "No memory hotplug device found.");
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 0}",
+		     "No memory hotplug device found.");
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 512}", API_ERR_AFTER_START);
+	cr_assert_eq(fake.hotplug_updates + fake.hotplug_reports, 0);
+}
+
+/* A VM without the ops: the controller says what it cannot do. */
+Test(api_router, memory_hotplug_without_the_ops, .init = setup, .fini = teardown)
+{
+	static const struct api_vm_ops bare = {.start = f_start};
+
+	api_ctl_destroy(ctl);
+	cr_assert_eq(api_ctl_create(&ctl, NULL, NULL, &bare, NULL), 0);
+	expect_ok("PUT", "/hotplug/memory", "{\"total_size_mib\": 128}");
+	boot();
+	expect_fault("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 2}",
+		     "flint cannot update the memory hot-plug device after boot");
+	expect_fault("GET", "/hotplug/memory", NULL,
+		     "flint cannot report on the memory hot-plug device");
+}
+
+/* A VM with memory hot-plug is not snapshotted: refused before the VM is
+ * asked to do anything. */
+Test(api_router, snapshot_create_with_memory_hotplug, .init = setup, .fini = teardown)
+{
+	const char *body = "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}";
+
+	expect_ok("PUT", "/hotplug/memory", "{\"total_size_mib\": 256}");
+	boot();
+	expect_ok("PATCH", "/vm", "{\"state\": \"Paused\"}");
+	expect_fault("PUT", "/snapshot/create", body,
+		     "flint cannot snapshot a VM with hot-pluggable memory (memory-hotplug) yet");
+	cr_assert_eq(fake.creates, 0, "the VM was asked");
+	cr_assert_eq(counter("put_api_requests.snapshot_create_fails"), 1);
+	/* Before the start it is the phase rule. */
+	api_ctl_destroy(ctl);
+	cr_assert_eq(api_ctl_create(&ctl, NULL, NULL, &ops, NULL), 0);
+	expect_ok("PUT", "/hotplug/memory", "{\"total_size_mib\": 256}");
+	expect_fault("PUT", "/snapshot/create", body, "not supported before starting");
+}
+
+/* A VM a snapshot made has started: PUT /hotplug/memory is refused (it
+ * keeps the snapshot's configuration, as Firecracker's does), and a PUT
+ * before the load is a boot resource that rules the load out. */
+Test(api_router, memory_hotplug_and_snapshot_load, .init = setup, .fini = teardown)
+{
+	const char *load = "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}";
+
+	expect_ok("PUT", "/snapshot/load", load);
+	expect_fault("PUT", "/hotplug/memory", "{\"total_size_mib\": 512}", API_ERR_AFTER_START);
+	expect_fault("GET", "/hotplug/memory", NULL, "No memory hotplug device found.");
+	api_ctl_destroy(ctl);
+	cr_assert_eq(api_ctl_create(&ctl, NULL, NULL, &ops, NULL), 0);
+	expect_ok("PUT", "/hotplug/memory", "{\"total_size_mib\": 512}");
+	expect_fault("PUT", "/snapshot/load", load,
+		     "not allowed after configuring boot-specific resources");
+}
+
+/* A config file's memory hot-plug (the controller starts from it). */
+Test(api_router, memory_hotplug_from_the_initial_config, .init = setup, .fini = teardown)
+{
+	struct vm_config c;
+	struct vmc_memory_hotplug h = {
+	    .total_size_mib = 256, .slot_size_mib = 128, .block_size_mib = 2};
+	char why[256];
+
+	vm_config_init(&c);
+	cr_assert_eq(vm_config_set_memory_hotplug(&c, &h, why, sizeof(why)), 0, "%s", why);
+	api_ctl_destroy(ctl);
+	cr_assert_eq(api_ctl_create(&ctl, NULL, &c, &ops, NULL), 0);
+	vm_config_free(&c);
+	api_ctl_mark_started(ctl);
+	fake.hotplug_plugged = 64;
+	fake.hotplug_requested = 64;
+	expect_hotplug_status(256, 128, 2, 64, 64);
+	expect_ok("PATCH", "/hotplug/memory", "{\"requested_size_mib\": 256}");
+	cr_assert_eq(fake.hotplug_requested, 256);
 }
 
 /* The balloon before the start: PUT (its limits and body), GET, PATCH of

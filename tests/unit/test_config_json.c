@@ -524,19 +524,121 @@ Test(config_json, not_json_or_not_an_object)
 	check_refusals(t, ARRAY_SIZE(t));
 }
 
-Test(config_json, sections_flint_has_no_device_for)
+static void round_trip(const struct vm_config *c);
+
+/* PUT /hotplug/memory's body (MemoryHotplugConfig) and PATCH's
+ * (MemoryHotplugSizeUpdate): the defaults, the required field, unknown
+ * keys, types and ranges. The rules between the sizes are
+ * vm_config_set_memory_hotplug's. */
+Test(config_json, memory_hotplug_bodies)
 {
-	static const struct refusal t[] = {
-	    {FILE_, "{" FILEB ", \"memory-hotplug\": {}}", "memory-hotplug: flint does not"},
+	static const struct {
+		const char *body, *msg;
+	} bad[] = {
+	    {"{}", "missing required field 'total_size_mib'"},
+	    {"{\"total_size_mib\": null}", "missing required field 'total_size_mib'"},
+	    {"{\"total_size_mib\": 1024, \"size\": 1}", "size"},
+	    {"{\"total_size_mib\": 1024, \"requested_size_mib\": 0}", "requested_size_mib"},
+	    {"{\"total_size_mib\": \"1024\"}", "total_size_mib"},
+	    {"{\"total_size_mib\": -128}", "total_size_mib"},
+	    {"{\"total_size_mib\": 4294967296}", "total_size_mib"},
+	    {"{\"total_size_mib\": 1024, \"slot_size_mib\": 128.0}", "slot_size_mib"},
+	    {"{\"total_size_mib\": 1024, \"block_size_mib\": true}", "block_size_mib"},
+	    {"[]", "must be a JSON object"},
 	};
-	check_refusals(t, ARRAY_SIZE(t));
-	/* null is not asking for one. */
-	cr_assert_eq(parse(FILE_, "{" FILEB ", \"mmds-config\": null}"), 0, "%s", err);
-	cr_assert_eq(parse(FILE_, "{" FILEB ", \"balloon\": null, \"memory-hotplug\": null}"), 0,
-		     "%s", err);
+	struct vmc_memory_hotplug h;
+	uint32_t req = 7;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err[0] = '\0';
+		cr_assert_eq(config_json_memory_hotplug(bad[i].body, strlen(bad[i].body), &h, err,
+							sizeof(err)),
+			     -EINVAL, "accepted %s", bad[i].body);
+		ERR_HAS(bad[i].msg);
+		cr_assert_not(h.enabled);
+	}
+	/* Firecracker's defaults: slots of 128 MiB, blocks of 2. */
+	static const char def[] = "{\"total_size_mib\": 1024}";
+	cr_assert_eq(config_json_memory_hotplug(def, strlen(def), &h, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert(h.enabled);
+	cr_assert_eq(h.total_size_mib, 1024);
+	cr_assert_eq(h.slot_size_mib, 128);
+	cr_assert_eq(h.block_size_mib, 2);
+	static const char all[] =
+	    "{\"total_size_mib\": 2048, \"slot_size_mib\": 256, \"block_size_mib\": 4}";
+	cr_assert_eq(config_json_memory_hotplug(all, strlen(all), &h, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(h.total_size_mib, 2048);
+	cr_assert_eq(h.slot_size_mib, 256);
+	cr_assert_eq(h.block_size_mib, 4);
+	/* The parser checks types only: the rules are applied by the PUT. */
+	static const char odd[] = "{\"total_size_mib\": 1000, \"block_size_mib\": 3}";
+	cr_assert_eq(config_json_memory_hotplug(odd, strlen(odd), &h, err, sizeof(err)), 0, "%s",
+		     err);
+
+	static const char patch[] = "{\"requested_size_mib\": 512}";
+	cr_assert_eq(
+	    config_json_memory_hotplug_update(patch, strlen(patch), &req, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(req, 512);
+	static const char *const bad_patch[] = {
+	    "{}", "{\"requested_size_mib\": -2}", "{\"requested_size_mib\": \"2\"}",
+	    "{\"requested_size_mib\": 2, \"total_size_mib\": 4}"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_patch); i++) {
+		cr_assert_eq(config_json_memory_hotplug_update(bad_patch[i], strlen(bad_patch[i]),
+							       &req, err, sizeof(err)),
+			     -EINVAL, "accepted %s", bad_patch[i]);
+		cr_assert_not_null(strstr(err, i == 3 ? "total_size_mib" : "requested_size_mib"),
+				   "%s: %s", bad_patch[i], err);
+	}
 }
 
-static void round_trip(const struct vm_config *c);
+/* "memory-hotplug" in a config file: PUT /hotplug/memory's body, its
+ * defaults, its rules named with their place; null asks for none. */
+Test(config_json, memory_hotplug_section)
+{
+	static const struct refusal t[] = {
+	    {FILE_, "{" FILEB ", \"memory-hotplug\": {}}",
+	     "memory-hotplug: missing required field 'total_size_mib'"},
+	    {FILE_, "{" FILEB ", \"memory-hotplug\": {\"total_size_mib\": 500}}",
+	     "memory-hotplug: total_size_mib: must be a multiple of slot_size_mib (128 MiB), got "
+	     "500"},
+	    {FILE_,
+	     "{" FILEB ", \"memory-hotplug\": {\"total_size_mib\": 512, \"block_size_mib\": 3}}",
+	     "memory-hotplug: block_size_mib: must be a power of two, at least 2 MiB, got 3"},
+	    {FILE_, "{" FILEB ", \"memory-hotplug\": {\"total_size_mib\": 512, \"x\": 1}}",
+	     "memory-hotplug"},
+	    {FILE_, "{" FILEB ", \"memory-hotplug\": []}", "memory-hotplug"},
+	};
+	struct vm_config c;
+
+	check_refusals(t, ARRAY_SIZE(t));
+	cr_assert_eq(parse_file("{" FILEB ", \"memory-hotplug\": null}", &c), 0, "%s", err);
+	cr_assert_not(c.memory_hotplug.enabled, "null is not asking for one");
+	vm_config_free(&c);
+	cr_assert_eq(parse_file("{" FILEB ", \"memory-hotplug\": {\"total_size_mib\": 512}}", &c),
+		     0, "%s", err);
+	cr_assert(c.memory_hotplug.enabled);
+	cr_assert_eq(c.memory_hotplug.total_size_mib, 512);
+	cr_assert_eq(c.memory_hotplug.slot_size_mib, 128);
+	cr_assert_eq(c.memory_hotplug.block_size_mib, 2);
+	cr_assert(vm_config_features(&c) & VMC_F_MEMORY_HOTPLUG);
+
+	/* GET /vm/config shows the section, sizes and all, and it reads back. */
+	char *got = config_json_encode(&c, false);
+	cr_assert_not_null(got);
+	json_t *g = json_loads(got, 0, NULL),
+	       *want = json_loads("{\"total_size_mib\": 512, \"slot_size_mib\": 128, "
+				  "\"block_size_mib\": 2}",
+				  0, NULL);
+	cr_assert(json_equal(json_object_get(g, "memory-hotplug"), want), "got %s", got);
+	json_decref(g);
+	json_decref(want);
+	free(got);
+	round_trip(&c);
+	vm_config_free(&c);
+}
 
 /* "pmem" in the config file, PUT and PATCH /pmem/{id}: Firecracker's Pmem
  * and PartialPmem, the ids of path and body, one root device. */
@@ -953,6 +1055,8 @@ Test(config_json, round_trip)
 	c.mmds = (struct vmc_mmds){
 	    .enabled = true, .v2 = true, .imds_compat = true, .ipv4 = htonl(0xa9fe0102)};
 	c.nets[c.nnets - 1].mmds = true;
+	c.memory_hotplug = (struct vmc_memory_hotplug){
+	    .enabled = true, .total_size_mib = 4096, .slot_size_mib = 512, .block_size_mib = 8};
 	round_trip(&c);
 	vm_config_free(&c);
 

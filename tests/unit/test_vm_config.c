@@ -518,6 +518,95 @@ Test(vm_config, balloon)
 	vm_config_free(&c);
 }
 
+/* Memory hot-plug: Firecracker's rules between the three sizes, each
+ * limit named; no defaults applied here; the feature the VM layer states;
+ * copied and compared, the running target apart. */
+Test(vm_config, memory_hotplug)
+{
+	static const struct {
+		uint32_t total, slot, block;
+		const char *msg;
+	} bad[] = {
+	    {1024, 128, 0, "block_size_mib: must be a power of two, at least 2 MiB, got 0"},
+	    {1024, 128, 1, "block_size_mib: must be a power of two, at least 2 MiB, got 1"},
+	    {1024, 128, 3, "block_size_mib: must be a power of two, at least 2 MiB, got 3"},
+	    {1024, 128, 6, "block_size_mib: must be a power of two"},
+	    {1024, 0, 2, "slot_size_mib: must be at least 128 MiB, got 0"},
+	    {1024, 64, 2, "slot_size_mib: must be at least 128 MiB, got 64"},
+	    {1024, 130, 4, "slot_size_mib: must be a multiple of block_size_mib (4 MiB), got 130"},
+	    {1024, 128, 256, "slot_size_mib: must be a multiple of block_size_mib (256 MiB)"},
+	    {0, 128, 2, "total_size_mib: must be at least slot_size_mib (128 MiB), got 0"},
+	    {64, 128, 2, "total_size_mib: must be at least slot_size_mib (128 MiB), got 64"},
+	    {1000, 128, 2,
+	     "total_size_mib: must be a multiple of slot_size_mib (128 MiB), got 1000"},
+	    {(1u << 20) + 128, 128, 2,
+	     "total_size_mib: must be at most 1048576 (1 TiB), got 1048704"},
+	    {UINT32_MAX - 127, 128, 2, "total_size_mib: must be at most 1048576"},
+	};
+	struct vm_config c, d;
+
+	vm_config_init(&c);
+	cr_assert_not(c.memory_hotplug.enabled, "none by default");
+	cr_assert_eq(vm_config_features(&c) & VMC_F_MEMORY_HOTPLUG, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct vmc_memory_hotplug h = {.total_size_mib = bad[i].total,
+					       .slot_size_mib = bad[i].slot,
+					       .block_size_mib = bad[i].block};
+		err[0] = '\0';
+		cr_assert_eq(vm_config_set_memory_hotplug(&c, &h, err, sizeof(err)), -EINVAL,
+			     "accepted %u/%u/%u", bad[i].total, bad[i].slot, bad[i].block);
+		ERR_HAS(bad[i].msg);
+		cr_assert_not(c.memory_hotplug.enabled, "a refused PUT changed the config");
+	}
+	/* No defaults here: zero sizes are refused (the parser fills them). */
+	struct vmc_memory_hotplug h = {.total_size_mib = 1024};
+	cr_assert_eq(vm_config_set_memory_hotplug(&c, &h, err, sizeof(err)), -EINVAL);
+	ERR_HAS("block_size_mib");
+
+	/* The least sizes, and the largest total. */
+	h = (struct vmc_memory_hotplug){
+	    .total_size_mib = 128, .slot_size_mib = 128, .block_size_mib = 2};
+	cr_assert_eq(vm_config_set_memory_hotplug(&c, &h, err, sizeof(err)), 0, "%s", err);
+	h = (struct vmc_memory_hotplug){
+	    .total_size_mib = 1u << 20, .slot_size_mib = 1024, .block_size_mib = 1024};
+	cr_assert_eq(vm_config_set_memory_hotplug(&c, &h, err, sizeof(err)), 0, "%s", err);
+	/* A PUT again replaces it, enabled whatever h says, nothing requested. */
+	h = (struct vmc_memory_hotplug){.total_size_mib = 512,
+					.slot_size_mib = 256,
+					.block_size_mib = 4,
+					.requested_size_mib = 256};
+	cr_assert_eq(vm_config_set_memory_hotplug(&c, &h, err, sizeof(err)), 0, "%s", err);
+	cr_assert(c.memory_hotplug.enabled);
+	cr_assert_eq(c.memory_hotplug.total_size_mib, 512);
+	cr_assert_eq(c.memory_hotplug.slot_size_mib, 256);
+	cr_assert_eq(c.memory_hotplug.block_size_mib, 4);
+	cr_assert_eq(c.memory_hotplug.requested_size_mib, 0, "a new device has nothing requested");
+
+	cr_assert_eq(vm_config_features(&c), VMC_F_MEMORY_HOTPLUG);
+	cr_assert_eq(vm_config_check_supported(&c, ~VMC_F_MEMORY_HOTPLUG, err, sizeof(err)),
+		     -EOPNOTSUPP);
+	ERR_HAS("flint does not support memory hot-plug (memory-hotplug)");
+	cr_assert_eq(vm_config_check_supported(&c, VMC_F_MEMORY_HOTPLUG, err, sizeof(err)), 0);
+
+	cr_assert_eq(vm_config_copy(&d, &c), 0);
+	cr_assert(vm_config_equal(&c, &d));
+	cr_assert_eq(d.memory_hotplug.total_size_mib, 512);
+	d.memory_hotplug.requested_size_mib = 128;
+	cr_assert(vm_config_equal(&c, &d), "the running target is not configuration");
+	d.memory_hotplug.slot_size_mib = 128;
+	cr_assert_not(vm_config_equal(&c, &d));
+	d.memory_hotplug = c.memory_hotplug;
+	d.memory_hotplug.block_size_mib = 2;
+	cr_assert_not(vm_config_equal(&c, &d));
+	d.memory_hotplug = c.memory_hotplug;
+	d.memory_hotplug.total_size_mib = 1024;
+	cr_assert_not(vm_config_equal(&c, &d));
+	d.memory_hotplug.enabled = false;
+	cr_assert_not(vm_config_equal(&c, &d));
+	vm_config_free(&d);
+	vm_config_free(&c);
+}
+
 /* One CPU template at a time, the last one set (Firecracker's rule): a
  * custom one replaces a static one, and a static one named again, even
  * None, replaces the custom one. */

@@ -382,6 +382,54 @@ static int op_balloon_report(void *ctx, void (*emit)(void *e, const char *name, 
 	return vm ? vm_device_report(vm, "balloon", "balloon", emit, e, err) : err->code;
 }
 
+/* PATCH /hotplug/memory: the device's new target, kept in the config as
+ * the VM's (the controller checked it against the device's geometry). */
+static int edit_hotplug(struct vm_config *next, const void *arg, struct vm_err *err)
+{
+	(void)err;
+	next->memory_hotplug.requested_size_mib = *(const uint32_t *)arg;
+	return 0;
+}
+
+static int op_update_memory_hotplug(void *ctx, uint32_t requested_size_mib, struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+
+	return vm ? vm_update_device(vm, "mem", "memory-hotplug", DEVICE_CHANGE_REQUESTED,
+				     edit_hotplug, &requested_size_mib, err)
+		  : err->code;
+}
+
+struct hotplug_figures {
+	uint32_t plugged, requested;
+};
+
+static void take_hotplug_figure(void *e, const char *name, uint64_t v)
+{
+	struct hotplug_figures *f = e;
+
+	if (!strcmp(name, "plugged_size_mib"))
+		f->plugged = (uint32_t)v;
+	else if (!strcmp(name, "requested_size_mib"))
+		f->requested = (uint32_t)v;
+}
+
+static int op_memory_hotplug_status(void *ctx, uint32_t *plugged_size_mib,
+				    uint32_t *requested_size_mib, struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+	struct hotplug_figures f = {0};
+	int r;
+
+	if (!vm)
+		return err->code;
+	if ((r = vm_device_report(vm, "mem", "memory-hotplug", take_hotplug_figure, &f, err)) < 0)
+		return r;
+	*plugged_size_mib = f.plugged;
+	*requested_size_mib = f.requested;
+	return 0;
+}
+
 static int op_snapshot_create(void *ctx, const struct vm_snapshot_args *a, struct vm_err *err)
 {
 	struct vm *vm = started_vm(ctx, err);
@@ -427,6 +475,8 @@ static const struct api_vm_ops vm_ops = {
     .update_pmem = op_update_pmem,
     .update_balloon = op_update_balloon,
     .balloon_report = op_balloon_report,
+    .update_memory_hotplug = op_update_memory_hotplug,
+    .memory_hotplug_status = op_memory_hotplug_status,
     .flush_metrics = op_flush_metrics,
     .snapshot_create = op_snapshot_create,
     .snapshot_load = op_snapshot_load,

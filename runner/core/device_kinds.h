@@ -10,7 +10,8 @@
 
 #include "core/devices.h"
 
-extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind, balloon_kind, pmem_kind;
+extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind, balloon_kind, pmem_kind,
+    mem_kind;
 
 /* Whether the tap `name` attaches as a network interface would attach it
  * (opened, then closed): for PUT /network-interfaces, which Firecracker
@@ -19,7 +20,7 @@ int net_kind_check_tap(const char *name) WARN_UNUSED;
 
 /* The kinds in guest slot order: drives (/dev/vda first), network
  * interfaces (eth0 first), vsock, entropy, balloon, pmem devices (/dev/pmem0
- * first). */
+ * first), memory hot-plug. */
 extern const struct device_kind *const device_kinds[];
 extern const size_t device_nkinds;
 

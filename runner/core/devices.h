@@ -42,11 +42,31 @@ struct device_memmap {
 };
 #define DEVICE_MEMMAP_ALIGN (2ULL << 20)
 
+/* Guest-physical room for a memory hot-plug region (virtio-mem): host
+ * memory above RAM, the MMIO hole and device memory, which the guest and
+ * flint's devices reach only where it is plugged. */
+struct device_hotmem {
+	/* Reserve the region: size bytes in KVM slots of slot_size (a
+	 * multiple of block_size, which divides size), at an address aligned
+	 * for the guest's memory blocks. At most one. 0 with *gpa set, or
+	 * -errno (logged). */
+	int (*add)(void *ctx, uint64_t size, uint64_t slot_size, uint64_t block_size,
+		   uint64_t *gpa);
+	/* Plug or unplug [gpa, gpa + len) (blocks of the region): gmem lets
+	 * devices reach it or not, a KVM slot is made when its first block is
+	 * plugged and dropped when its last is unplugged, unplugged memory
+	 * goes back to the host. 0, or -errno (logged) with nothing changed.
+	 * On the thread that drives the device (the event loop's). */
+	int (*set)(void *ctx, uint64_t gpa, uint64_t len, bool plugged);
+	void *ctx;
+};
+
 /* What a kind needs to create a device. */
 struct device_env {
 	struct evloop *loop;
 	struct mmds *mmds;		    /* the instance's MMDS data store; NULL: none */
 	const struct device_memmap *memmap; /* NULL: no device may map memory */
+	const struct device_hotmem *hotmem; /* NULL: no memory hot-plug */
 };
 
 /* What a kind's create makes: its own device, given back to the other
@@ -66,6 +86,7 @@ enum device_change {
 	DEVICE_CHANGE_LIMITS = 1u << 1,
 	DEVICE_CHANGE_TARGET = 1u << 2,		/* a balloon's amount_mib */
 	DEVICE_CHANGE_STATS_INTERVAL = 1u << 3, /* its stats_polling_interval_s */
+	DEVICE_CHANGE_REQUESTED = 1u << 4,	/* memory hot-plug's requested_size_mib */
 };
 
 /* Receives one counter of a device: its name (Firecracker's metric name

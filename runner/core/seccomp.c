@@ -163,6 +163,10 @@ static const struct seccomp_rule evloop_rules[] = {
 	ALLOW(shutdown),
 	ALLOW(close),
 	ALLOW(getrandom),	/* the entropy device fills the guest's buffers (rng.c) */
+	/* virtio-mem: a KVM slot of the hot-plug region made or dropped as
+	 * the guest plugs or unplugs its blocks (and madvise, above, gives
+	 * the memory back) */
+	IOCTL(KVM_SET_USER_MEMORY_REGION),
 };
 
 /* flint run's relay thread: the agent's connection, stdin, stdout, stderr. */

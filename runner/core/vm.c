@@ -252,13 +252,9 @@ int vm_map_memory(struct vm *vm)
 	return 0;
 }
 
-/* struct device_memmap's map: KVM slots after RAM's, at addresses that
- * depend only on RAM's size and the sizes mapped before, so that a restore
- * finds its devices where the snapshot's guest had them. */
-static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_only, uint64_t *gpa)
+/* Device memory starts above RAM and the MMIO hole. */
+static void devmem_start(struct vm *vm)
 {
-	struct vm *vm = ctx;
-
 	if (!vm->devmem_next) {
 		const struct gmem_region *last = gmem_region(vm->mem, gmem_nregions(vm->mem) - 1);
 		uint64_t top = last->gpa + last->size;
@@ -266,6 +262,16 @@ static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_onl
 		top = top > MMIO_GAP_END ? top : MMIO_GAP_END;
 		vm->devmem_next = (top + DEVMEM_BASE_ALIGN - 1) & ~(DEVMEM_BASE_ALIGN - 1);
 	}
+}
+
+/* struct device_memmap's map: KVM slots after RAM's, at addresses that
+ * depend only on RAM's size and the sizes mapped before, so that a restore
+ * finds its devices where the snapshot's guest had them. */
+static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_only, uint64_t *gpa)
+{
+	struct vm *vm = ctx;
+
+	devmem_start(vm);
 	if (!size || size % DEVICE_MEMMAP_ALIGN || size > DEVMEM_END - vm->devmem_next) {
 		pr_err("device memory of %llu bytes does not fit the guest's address space",
 		       (unsigned long long)size);
@@ -288,6 +294,123 @@ static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_onl
 	*gpa = vm->devmem_next;
 	vm->devmem_next += size;
 	vm->devmem_slots++;
+	return 0;
+}
+
+/* The memory hot-plug region's KVM slots: after RAM's and device memory's
+ * (at most VMC_MAX_PMEM), one per slot_size of the region. */
+#define HOTMEM_SLOT0 (GMEM_MAX_REGIONS + 16)
+
+/* struct device_hotmem's add: the region after device memory, at a 1 GiB
+ * boundary (the guest adds memory in blocks of 128 MiB), in gmem. */
+static int hotmem_add(void *ctx, uint64_t size, uint64_t slot_size, uint64_t block_size,
+		      uint64_t *gpa)
+{
+	struct vm *vm = ctx;
+	uint64_t nslots = slot_size ? size / slot_size : 0;
+	int max = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS), r;
+	void *host;
+
+	if (vm->hot.size || !nslots || size % slot_size || slot_size % block_size)
+		return -EINVAL;
+	if (max > 0 && nslots > (uint64_t)max - HOTMEM_SLOT0) {
+		pr_err("memory hot-plug: %llu slots of %llu MiB are more than KVM's %d memory "
+		       "slots allow; use a larger slot_size_mib",
+		       (unsigned long long)nslots, (unsigned long long)(slot_size >> 20), max);
+		return -E2BIG;
+	}
+	devmem_start(vm);
+	uint64_t at = (vm->devmem_next + DEVMEM_BASE_ALIGN - 1) & ~(DEVMEM_BASE_ALIGN - 1);
+	if (at >= DEVMEM_END || size > DEVMEM_END - at) {
+		pr_err("memory hot-plug: %llu MiB do not fit the guest's address space",
+		       (unsigned long long)(size >> 20));
+		return -E2BIG;
+	}
+	if (!(vm->hot.count = calloc(nslots, sizeof(*vm->hot.count))))
+		return -ENOMEM;
+	if ((r = gmem_hotplug_add(vm->mem, at, size, block_size, &host)) < 0) {
+		pr_err("memory hot-plug: cannot map %llu MiB: %s", (unsigned long long)(size >> 20),
+		       strerror(-r));
+		free(vm->hot.count);
+		vm->hot.count = NULL;
+		return r;
+	}
+	vm->hot.gpa = at;
+	vm->hot.size = size;
+	vm->hot.slot_size = slot_size;
+	vm->hot.block_size = block_size;
+	vm->hot.host = host;
+	vm->devmem_next = at + size;
+	*gpa = at;
+	return 0;
+}
+
+/* One KVM slot of the region made (size slot_size) or dropped (size 0). */
+static int hotmem_slot(struct vm *vm, uint64_t i, bool make)
+{
+	struct kvm_userspace_memory_region m = {
+	    .slot = (uint32_t)(HOTMEM_SLOT0 + i),
+	    .guest_phys_addr = vm->hot.gpa + i * vm->hot.slot_size,
+	    .memory_size = make ? vm->hot.slot_size : 0,
+	    .userspace_addr = (uint64_t)(uintptr_t)(vm->hot.host + i * vm->hot.slot_size),
+	};
+
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
+		int r = -errno;
+
+		pr_err("memory hot-plug: cannot %s the KVM slot at %#llx: %s",
+		       make ? "make" : "drop", (unsigned long long)m.guest_phys_addr,
+		       strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+/* struct device_hotmem's set: plugged, the slots it touches are made
+ * (those new to it) before gmem lets devices in; unplugged, gmem shuts
+ * devices out and gives the memory back before the slots left empty go. */
+static int hotmem_set(void *ctx, uint64_t gpa, uint64_t len, bool plugged)
+{
+	struct vm *vm = ctx;
+	uint64_t b = vm->hot.block_size, ss = vm->hot.slot_size;
+	int r;
+
+	if (!vm->hot.size || !len || gpa < vm->hot.gpa || gpa - vm->hot.gpa > vm->hot.size ||
+	    len > vm->hot.size - (gpa - vm->hot.gpa) || (gpa - vm->hot.gpa) % b || len % b)
+		return -EINVAL;
+	uint64_t off = gpa - vm->hot.gpa, end = off + len;
+
+	if (plugged) {
+		for (uint64_t i = off / ss; i <= (end - 1) / ss; i++) {
+			if (vm->hot.count[i] || (r = hotmem_slot(vm, i, true)) == 0)
+				continue;
+			/* undo the slots made for this range */
+			for (uint64_t k = off / ss; k < i; k++)
+				if (!vm->hot.count[k])
+					hotmem_slot(vm, k, false);
+			return r;
+		}
+		if ((r = gmem_hotplug_set(vm->mem, gpa, len, true)) < 0)
+			return r;
+	} else if ((r = gmem_hotplug_set(vm->mem, gpa, len, false)) < 0) {
+		return r;
+	}
+	for (uint64_t i = off / ss; i <= (end - 1) / ss; i++) {
+		uint64_t lo = i * ss > off ? i * ss : off,
+			 hi = (i + 1) * ss < end ? (i + 1) * ss : end;
+		uint32_t n = (uint32_t)((hi - lo) / b);
+
+		if (plugged) {
+			vm->hot.count[i] += n;
+		} else {
+			vm->hot.count[i] -= n;
+			/* A slot that could not be dropped stays: the guest can
+			 * reach memory it has given up, as within a slot with
+			 * plugged blocks; the log says so. */
+			if (!vm->hot.count[i])
+				(void)hotmem_slot(vm, i, false);
+		}
+	}
 	return 0;
 }
 
@@ -387,7 +510,9 @@ int vm_setup_virtio(struct vm *vm)
 	if ((r = devices_create(&vm->devs, &devices_vdev_transport, &vm->vdev_env)) < 0)
 		return r;
 	vm->memmap = (struct device_memmap){.map = map_device_memory, .ctx = vm};
-	env = (struct device_env){.loop = vm->loop, .mmds = vm->opts.mmds, .memmap = &vm->memmap};
+	vm->hotmem = (struct device_hotmem){.add = hotmem_add, .set = hotmem_set, .ctx = vm};
+	env = (struct device_env){
+	    .loop = vm->loop, .mmds = vm->opts.mmds, .memmap = &vm->memmap, .hotmem = &vm->hotmem};
 	if ((r = devices_attach_all(vm->devs, device_kinds, device_nkinds, &vm->c, &env)) < 0)
 		return r;
 	if (devices_cmdline(vm->devs, vm->devices, sizeof(vm->devices)) < 0) {
@@ -516,13 +641,20 @@ static int apply_msr_template(const struct vmc_cpu_config *t, int fd, unsigned i
 static char *boot_cmdline(struct vm *vm, char *err, size_t errlen)
 {
 	char root[VMC_MAX_PATH + 32];
-	char args[sizeof(vm->devices) + sizeof(root)];
+	char args[sizeof(vm->devices) + sizeof(root) + 64];
+	const char *base = vm->c.boot.boot_args ? vm->c.boot.boot_args : VMC_DEFAULT_BOOT_ARGS;
 
 	if (vm_root_args(&vm->c, root, sizeof(root), err, errlen) < 0)
 		return NULL;
-	snprintf(args, sizeof(args), "%s%s", root, vm->devices);
+	/* Hot-plugged memory is of no use offline: the guest onlines it as it
+	 * comes, movable so that it can give it back (Firecracker's advice),
+	 * unless the command line says otherwise. */
+	snprintf(args, sizeof(args), "%s%s%s", root, vm->devices,
+		 vm->c.memory_hotplug.enabled && !strstr(base, "memhp_default_state=")
+		     ? " memhp_default_state=online_movable"
+		     : "");
 	struct cmdline_parts p = {
-	    .base = vm->c.boot.boot_args ? vm->c.boot.boot_args : VMC_DEFAULT_BOOT_ARGS,
+	    .base = base,
 	    .devices = args[0] ? args : NULL,
 	};
 	return cmdline_build(&p, CMDLINE_MAX, err, errlen);
@@ -648,7 +780,8 @@ const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
     VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
-    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING | VMC_F_CPU_CONFIG | VMC_F_PMEM;
+    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING | VMC_F_CPU_CONFIG | VMC_F_PMEM |
+    VMC_F_MEMORY_HOTPLUG;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 
@@ -1277,6 +1410,7 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->sys_fd);
 	close_fd(&vm->uffd);
 	free(vm->cpuid0);
+	free(vm->hot.count);
 	free(vm->record_workset);
 	vm_snapshot_forget(vm);
 	mailbox_destroy(vm->mb);

@@ -243,6 +243,14 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 	char why[sizeof(err->msg)];
 	int r;
 
+	/* The hot-plug region's memory and which blocks are plugged are not
+	 * in flint's snapshot format yet: refused before anything stops. */
+	if (vm->c.memory_hotplug.enabled) {
+		vm_err_set(err, -EOPNOTSUPP,
+			   "flint cannot snapshot a VM with hot-pluggable memory (memory-hotplug) "
+			   "yet");
+		return;
+	}
 	if (a->type == VM_SNAPSHOT_DIFF && !vm->c.machine.track_dirty_pages) {
 		vm_err_set(
 		    err, -EINVAL,

@@ -360,13 +360,14 @@ Test(devices, flints_kinds_and_their_ids)
 {
 	char *drive_ids[] = {"drive0", "root"}, *net_ids[] = {"uplink", "net1"};
 
-	cr_assert_eq(device_nkinds, 6);
+	cr_assert_eq(device_nkinds, 7);
 	cr_assert_str_eq(device_kinds[0]->name, "blk");
 	cr_assert_str_eq(device_kinds[1]->name, "net");
 	cr_assert_str_eq(device_kinds[2]->name, "vsock");
 	cr_assert_str_eq(device_kinds[3]->name, "rng");
 	cr_assert_str_eq(device_kinds[4]->name, "balloon");
 	cr_assert_str_eq(device_kinds[5]->name, "pmem");
+	cr_assert_str_eq(device_kinds[6]->name, "mem");
 	cfg.ndrives = 2;
 	cfg.nnets = 2;
 	for (int i = 0; i < 2; i++) {
@@ -379,9 +380,11 @@ Test(devices, flints_kinds_and_their_ids)
 	cfg.npmem = 2;
 	cfg.pmem[0].id = "pmem0";
 	cfg.pmem[1].id = "data";
-	cr_assert_eq(devices_configured(device_kinds, device_nkinds, &cfg), 9);
-	const char *want[][2] = {{"drive0", "root"}, {"uplink", "net1"}, {"vsock", NULL},
-				 {"rng", NULL},	     {"balloon", NULL},	 {"pmem0", "data"}};
+	cfg.memory_hotplug.enabled = true;
+	cr_assert_eq(devices_configured(device_kinds, device_nkinds, &cfg), 10);
+	const char *want[][2] = {{"drive0", "root"},	  {"uplink", "net1"}, {"vsock", NULL},
+				 {"rng", NULL},		  {"balloon", NULL},  {"pmem0", "data"},
+				 {"memory-hotplug", NULL}};
 	for (size_t k = 0; k < device_nkinds; k++)
 		for (unsigned i = 0; i < device_kinds[k]->count(&cfg); i++) {
 			char *id = device_kinds[k]->id(&cfg, i);
@@ -396,6 +399,8 @@ Test(devices, flints_kinds_and_their_ids)
 	cr_assert_eq(device_kinds[4]->count(&cfg), 0);
 	cfg.npmem = 0;
 	cr_assert_eq(device_kinds[5]->count(&cfg), 0);
+	cfg.memory_hotplug.enabled = false;
+	cr_assert_eq(device_kinds[6]->count(&cfg), 0);
 }
 
 /* An update reaches the device of that kind and id, with its index in the

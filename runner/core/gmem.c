@@ -153,16 +153,16 @@ void gmem_destroy(struct gmem *g)
 		munmap(g->r[i].host, g->r[i].size);
 		free(g->dirty[i]);
 	}
-	if (g->hot.host)
-		munmap(g->hot.host, g->hot.size);
+	if (g->hot.r.host)
+		munmap(g->hot.r.host, g->hot.r.size);
 	free(g->hot.plugged);
 	close_fd(&g->file_fd);
 	free(g);
 }
 
-int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block, void **host)
+int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block)
 {
-	if (g->hot.size)
+	if (g->hot.r.size)
 		return -EEXIST;
 	if (!size || !block || (block & (block - 1)) || block % HUGE_2M || size % block ||
 	    gpa % HUGE_2M || gpa > (1ULL << 47) || size > (1ULL << 47) - gpa)
@@ -172,27 +172,31 @@ int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block
 			return -EINVAL;
 	if (!(g->hot.plugged = calloc(gmem_bits_words(size / block), sizeof(unsigned long))))
 		return -ENOMEM;
-	if (!(g->hot.host = map_aligned(size))) {
+	if (!(g->hot.r.host = map_aligned(size))) {
 		free(g->hot.plugged);
 		g->hot.plugged = NULL;
 		return -ENOMEM;
 	}
-	g->hot.gpa = gpa;
-	g->hot.size = size;
+	g->hot.r.gpa = gpa;
+	g->hot.r.size = size;
 	g->hot.block = block;
-	*host = g->hot.host;
 	return 0;
+}
+
+const struct gmem_region *gmem_hotplug_region(const struct gmem *g)
+{
+	return g->hot.r.size ? &g->hot.r : NULL;
 }
 
 int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged)
 {
 	uint64_t b = g->hot.block;
 
-	if (!g->hot.size || !len || gpa < g->hot.gpa || (gpa - g->hot.gpa) % b || len % b ||
-	    len > g->hot.size - (gpa - g->hot.gpa))
+	if (!g->hot.r.size || !len || gpa < g->hot.r.gpa || (gpa - g->hot.r.gpa) % b || len % b ||
+	    len > g->hot.r.size - (gpa - g->hot.r.gpa))
 		return -EINVAL;
-	uint64_t first = (gpa - g->hot.gpa) / b, n = len / b;
-	uint8_t *p = g->hot.host + (gpa - g->hot.gpa);
+	uint64_t first = (gpa - g->hot.r.gpa) / b, n = len / b;
+	uint8_t *p = (uint8_t *)g->hot.r.host + (gpa - g->hot.r.gpa);
 
 	if (plugged) {
 		gmem_bits_set(g->hot.plugged, first, n);
@@ -212,15 +216,15 @@ static void *hot_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)
 {
 	uint64_t off;
 
-	if (!g->hot.size || gpa < g->hot.gpa || (off = gpa - g->hot.gpa) >= g->hot.size ||
-	    len > g->hot.size - off)
+	if (!g->hot.r.size || gpa < g->hot.r.gpa || (off = gpa - g->hot.r.gpa) >= g->hot.r.size ||
+	    len > g->hot.r.size - off)
 		return NULL;
 	for (uint64_t i = off / g->hot.block; i <= (off + len - 1) / g->hot.block; i++)
 		if (!((__atomic_load_n(&g->hot.plugged[i / BITS_PER_WORD], __ATOMIC_RELAXED) >>
 		       (i % BITS_PER_WORD)) &
 		      1))
 			return NULL;
-	return g->hot.host + off;
+	return (uint8_t *)g->hot.r.host + off;
 }
 
 void gmem_bits_set(unsigned long *b, uint64_t first, uint64_t n)

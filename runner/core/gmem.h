@@ -111,14 +111,16 @@ uint64_t gmem_page_size(const struct gmem *g);
 
 /* A memory hot-plug region (virtio-mem): `size` bytes at gpa, outside RAM
  * (neither in gmem_size, the regions, nor a snapshot's memory), mapped here
- * (anonymous, MAP_NORESERVE: nothing is used until touched) and given back
- * in *host (for the VM's KVM slots). Its blocks of `block` bytes are all
+ * (anonymous, MAP_NORESERVE: nothing is used until touched; its host
+ * address for the VM's KVM slots in gmem_hotplug_region). Its blocks of
+ * `block` bytes are all
  * unplugged at first: gmem_ptr and the rest reach only plugged ones, so no
  * device of flint's writes where the guest has no memory. gpa, size and
  * block multiples of 2 MiB, block a power of two dividing size; at most
  * one region. 0, -EINVAL, -EEXIST or -ENOMEM. */
-int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block,
-		     void **host) WARN_UNUSED;
+int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block) WARN_UNUSED;
+/* The hot-plug region, or NULL without one. */
+const struct gmem_region *gmem_hotplug_region(const struct gmem *g);
 /* Plug or unplug the blocks of [gpa, gpa + len) (block-aligned, inside the
  * region). Unplugged memory goes back to the host (MADV_DONTNEED): the
  * guest gives it up, and finds it zeroed when it plugs it again. 0 or

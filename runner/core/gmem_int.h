@@ -26,8 +26,8 @@ struct gmem {
 	/* The memory hot-plug region (gmem_hotplug_add), size 0 without one:
 	 * one bit per block of plugged, read and written with atomics. */
 	struct {
-		uint64_t gpa, size, block;
-		uint8_t *host;
+		struct gmem_region r;
+		uint64_t block;
 		unsigned long *plugged;
 	} hot;
 };

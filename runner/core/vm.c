@@ -309,9 +309,8 @@ static int hotmem_add(void *ctx, uint64_t size, uint64_t slot_size, uint64_t blo
 	struct vm *vm = ctx;
 	uint64_t nslots = slot_size ? size / slot_size : 0;
 	int max = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS), r;
-	void *host;
 
-	if (vm->hot.size || !nslots || size % slot_size || slot_size % block_size)
+	if (vm->hot_plugged || !nslots || size % slot_size || slot_size % block_size)
 		return -EINVAL;
 	if (max > 0 && nslots > (uint64_t)max - HOTMEM_SLOT0) {
 		pr_err("memory hot-plug: %llu slots of %llu MiB are more than KVM's %d memory "
@@ -326,33 +325,30 @@ static int hotmem_add(void *ctx, uint64_t size, uint64_t slot_size, uint64_t blo
 		       (unsigned long long)(size >> 20));
 		return -E2BIG;
 	}
-	if (!(vm->hot.count = calloc(nslots, sizeof(*vm->hot.count))))
+	if (!(vm->hot_plugged = calloc(nslots, sizeof(*vm->hot_plugged))))
 		return -ENOMEM;
-	if ((r = gmem_hotplug_add(vm->mem, at, size, block_size, &host)) < 0) {
+	if ((r = gmem_hotplug_add(vm->mem, at, size, block_size)) < 0) {
 		pr_err("memory hot-plug: cannot map %llu MiB: %s", (unsigned long long)(size >> 20),
 		       strerror(-r));
-		free(vm->hot.count);
-		vm->hot.count = NULL;
+		free(vm->hot_plugged);
+		vm->hot_plugged = NULL;
 		return r;
 	}
-	vm->hot.gpa = at;
-	vm->hot.size = size;
-	vm->hot.slot_size = slot_size;
-	vm->hot.block_size = block_size;
-	vm->hot.host = host;
+	vm->hot_slot_size = slot_size;
 	vm->devmem_next = at + size;
 	*gpa = at;
 	return 0;
 }
 
-/* One KVM slot of the region made (size slot_size) or dropped (size 0). */
-static int hotmem_slot(struct vm *vm, uint64_t i, bool make)
+/* KVM slot i of the region h made (size slot_size) or dropped (size 0). */
+static int hotmem_slot(struct vm *vm, const struct gmem_region *h, uint64_t i, bool make)
 {
+	uint64_t at = i * vm->hot_slot_size;
 	struct kvm_userspace_memory_region m = {
 	    .slot = (uint32_t)(HOTMEM_SLOT0 + i),
-	    .guest_phys_addr = vm->hot.gpa + i * vm->hot.slot_size,
-	    .memory_size = make ? vm->hot.slot_size : 0,
-	    .userspace_addr = (uint64_t)(uintptr_t)(vm->hot.host + i * vm->hot.slot_size),
+	    .guest_phys_addr = h->gpa + at,
+	    .memory_size = make ? vm->hot_slot_size : 0,
+	    .userspace_addr = (uint64_t)(uintptr_t)h->host + at,
 	};
 
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m) < 0) {
@@ -368,47 +364,47 @@ static int hotmem_slot(struct vm *vm, uint64_t i, bool make)
 
 /* struct device_hotmem's set: plugged, the slots it touches are made
  * (those new to it) before gmem lets devices in; unplugged, gmem shuts
- * devices out and gives the memory back before the slots left empty go. */
+ * devices out and gives the memory back before the slots left empty go.
+ * gmem_hotplug_set checks the range's blocks. */
 static int hotmem_set(void *ctx, uint64_t gpa, uint64_t len, bool plugged)
 {
 	struct vm *vm = ctx;
-	uint64_t b = vm->hot.block_size, ss = vm->hot.slot_size;
-	int r;
+	const struct gmem_region *h = gmem_hotplug_region(vm->mem);
+	uint64_t ss = vm->hot_slot_size;
+	int r = 0;
 
-	if (!vm->hot.size || !len || gpa < vm->hot.gpa || gpa - vm->hot.gpa > vm->hot.size ||
-	    len > vm->hot.size - (gpa - vm->hot.gpa) || (gpa - vm->hot.gpa) % b || len % b)
+	if (!h || !len || gpa < h->gpa || gpa - h->gpa >= h->size || len > h->size - (gpa - h->gpa))
 		return -EINVAL;
-	uint64_t off = gpa - vm->hot.gpa, end = off + len;
+	uint64_t off = gpa - h->gpa, end = off + len, i;
 
 	if (plugged) {
-		for (uint64_t i = off / ss; i <= (end - 1) / ss; i++) {
-			if (vm->hot.count[i] || (r = hotmem_slot(vm, i, true)) == 0)
-				continue;
-			/* undo the slots made for this range */
-			for (uint64_t k = off / ss; k < i; k++)
-				if (!vm->hot.count[k])
-					hotmem_slot(vm, k, false);
-			return r;
-		}
-		if ((r = gmem_hotplug_set(vm->mem, gpa, len, true)) < 0)
-			return r;
-	} else if ((r = gmem_hotplug_set(vm->mem, gpa, len, false)) < 0) {
+		for (i = off / ss; i <= (end - 1) / ss; i++)
+			if (!vm->hot_plugged[i] && (r = hotmem_slot(vm, h, i, true)) < 0)
+				break;
+		if (i > (end - 1) / ss && (r = gmem_hotplug_set(vm->mem, gpa, len, true)) == 0)
+			goto count;
+		/* undo the slots made for this range */
+		while (i-- > off / ss)
+			if (!vm->hot_plugged[i])
+				hotmem_slot(vm, h, i, false);
 		return r;
 	}
-	for (uint64_t i = off / ss; i <= (end - 1) / ss; i++) {
+	if ((r = gmem_hotplug_set(vm->mem, gpa, len, false)) < 0)
+		return r;
+count:
+	for (i = off / ss; i <= (end - 1) / ss; i++) {
 		uint64_t lo = i * ss > off ? i * ss : off,
 			 hi = (i + 1) * ss < end ? (i + 1) * ss : end;
-		uint32_t n = (uint32_t)((hi - lo) / b);
 
 		if (plugged) {
-			vm->hot.count[i] += n;
+			vm->hot_plugged[i] += hi - lo;
 		} else {
-			vm->hot.count[i] -= n;
+			vm->hot_plugged[i] -= hi - lo;
 			/* A slot that could not be dropped stays: the guest can
 			 * reach memory it has given up, as within a slot with
 			 * plugged blocks; the log says so. */
-			if (!vm->hot.count[i])
-				(void)hotmem_slot(vm, i, false);
+			if (!vm->hot_plugged[i])
+				(void)hotmem_slot(vm, h, i, false);
 		}
 	}
 	return 0;
@@ -1410,7 +1406,7 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->sys_fd);
 	close_fd(&vm->uffd);
 	free(vm->cpuid0);
-	free(vm->hot.count);
+	free(vm->hot_plugged);
 	free(vm->record_workset);
 	vm_snapshot_forget(vm);
 	mailbox_destroy(vm->mb);

@@ -44,15 +44,13 @@ struct vm {
 	struct device_memmap memmap;
 	uint64_t devmem_next;
 	unsigned devmem_slots;
-	/* The memory hot-plug region (hotmem_add): KVM slots of slot_size
-	 * from HOTMEM_SLOT0, each made while it has a plugged block (count:
-	 * its plugged blocks). Changed on the event-loop thread only. */
+	/* The memory hot-plug region (hotmem_add; where it lies is gmem's,
+	 * gmem_hotplug_region): KVM slots of slot_size from HOTMEM_SLOT0, each
+	 * made while it holds plugged memory (plugged: bytes, per slot).
+	 * Changed on the event-loop thread only. */
 	struct device_hotmem hotmem;
-	struct {
-		uint64_t gpa, size, slot_size, block_size;
-		uint8_t *host;
-		uint32_t *count;
-	} hot;
+	uint64_t hot_slot_size;
+	uint64_t *hot_plugged;
 	struct devices *devs; /* NULL when the VM has no virtio device */
 	char devices[1024];   /* virtio_mmio.device= arguments for the kernel */
 	struct vcpu_env env;

@@ -251,13 +251,19 @@ Test(gmem, hotplug_region_reached_only_where_plugged)
 	uint8_t *p;
 
 	cr_assert_eq(gmem_create(&g, 64ULL << 20), 0);
+	cr_assert_null(gmem_hotplug_region(g), "a region before one was added");
 	/* bad geometry, an overlap with RAM */
-	cr_assert_eq(gmem_hotplug_add(g, base, size, 3 * M2, &host), -EINVAL);
-	cr_assert_eq(gmem_hotplug_add(g, base, size + M2, 4 * M2, &host), -EINVAL);
-	cr_assert_eq(gmem_hotplug_add(g, base + 4096, size, M2, &host), -EINVAL);
-	cr_assert_eq(gmem_hotplug_add(g, 32ULL << 20, size, M2, &host), -EINVAL);
-	cr_assert_eq(gmem_hotplug_add(g, base, size, M2, &host), 0);
-	cr_assert_eq(gmem_hotplug_add(g, base + size, size, M2, &host), -EEXIST);
+	cr_assert_eq(gmem_hotplug_add(g, base, size, 3 * M2), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, base, size + M2, 4 * M2), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, base + 4096, size, M2), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, 32ULL << 20, size, M2), -EINVAL);
+	cr_assert_eq(gmem_hotplug_add(g, base, size, M2), 0);
+	cr_assert_eq(gmem_hotplug_add(g, base + size, size, M2), -EEXIST);
+	const struct gmem_region *hr = gmem_hotplug_region(g);
+	cr_assert_not_null(hr);
+	cr_assert_eq(hr->gpa, base);
+	cr_assert_eq(hr->size, size);
+	host = hr->host;
 	cr_assert_eq(gmem_size(g), 64ULL << 20, "RAM's size unchanged");
 	cr_assert_eq(gmem_nregions(g), 1);
 

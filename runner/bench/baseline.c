@@ -255,12 +255,11 @@ int baseline_load(const char *path, const char *mode, json_t **out, char *err, s
 {
 	json_t *base;
 	json_error_t je;
+	struct stat st;
 	FILE *f;
 	int r;
 
 	*out = NULL;
-	struct stat st;
-
 	if (!(f = fopen(path, "re")))
 		return err_set(err, errlen, -errno, "baseline %s: cannot read it: %m", path);
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -526,9 +526,10 @@ struct bench_ctx {
 	char flint[PATH_MAX], kernel[PATH_MAX], rootfs[PATH_MAX], uffd[PATH_MAX];
 	char dir[PATH_MAX]; /* the bench's private directory */
 	char state[PATH_MAX], mem[PATH_MAX];
-	bool own_output;  /* the default command: the peers' marker finds it */
-	unsigned counter; /* for unique socket names */
-	json_t *base;	  /* --baseline, read before the runs */
+	bool own_output;	/* the default command: the peers' marker finds it */
+	unsigned counter;	/* for unique socket names */
+	json_t *base;		/* --baseline, read before the runs */
+	char gnuplot[PATH_MAX]; /* --svg: the gnuplot found before the runs */
 	pthread_mutex_t lock;
 };
 
@@ -1036,13 +1037,12 @@ static void clean_dir(struct bench_ctx *c)
 
 /* ----- outputs ----- */
 
-/* An output file, opened before the bench runs: a path that cannot be
- * written is said before minutes of runs, not after. */
-/* An output (--json, --csv, --svg): written to a file of its own beside
- * path and renamed over it once the bench wrote it, so that a bench that
- * cannot run or is stopped leaves an earlier result in place. A path that
- * is there and not a regular file (/dev/stdout, a FIFO) is written as it
- * is. */
+/* An output (--json, --csv, --svg), opened before the bench runs (a path
+ * that cannot be written is said before minutes of runs, not after):
+ * written to a file of its own beside path and renamed over it once the
+ * bench wrote it, so that a bench that cannot run or is stopped leaves an
+ * earlier result in place. A path that is there and not a regular file
+ * (/dev/stdout, a FIFO) is written as it is. */
 struct output {
 	const char *opt, *path;
 	char tmp[PATH_MAX]; /* "" when writing path itself */
@@ -1187,7 +1187,7 @@ static int outputs(struct bench_ctx *c, const struct bench_set *s, const struct 
 		pr_err("flint bench: --csv %s: cannot write it", o->csv);
 		ret = -EIO;
 	}
-	if (svg >= 0 && plot_svg(s, svg, NULL, err, sizeof(err)) < 0) {
+	if (svg >= 0 && plot_svg(s, svg, c->gnuplot, err, sizeof(err)) < 0) {
 		pr_err("flint bench: --svg %s: %s", o->svg, err);
 		ret = -EIO;
 	}
@@ -1210,10 +1210,10 @@ int bench_main(int argc, char **argv)
 	struct bench_record *runs = NULL;
 	struct bench_missing missing[BENCH_MAX_VMMS];
 	struct bench_rate rates[BENCH_MAX_VMMS];
-	struct output json, csv, svg;
+	struct output json = {.fd = -1}, csv = {.fd = -1}, svg = {.fd = -1};
 	int status = BENCH_EXIT_ERROR, r;
 	size_t n = 0, nmissing = 0;
-	char err[512], gnuplot[PATH_MAX];
+	char err[512];
 	bool regressed, unclean = false, written = false;
 
 	if ((r = bench_parse(argc, argv, &o, err, sizeof(err))) != 0) {
@@ -1234,9 +1234,6 @@ int bench_main(int argc, char **argv)
 			sigaction(sig, &sa, NULL);
 	}
 	pthread_mutex_init(&c.lock, NULL);
-	output_open(&json, "--json", NULL, true);
-	output_open(&csv, "--csv", NULL, true);
-	output_open(&svg, "--svg", NULL, false);
 	if (find_files(&c) < 0)
 		goto out;
 	if (o.mode == BENCH_SERVE)
@@ -1250,7 +1247,7 @@ int bench_main(int argc, char **argv)
 		pr_err("flint bench: --baseline: %s", err);
 		goto out;
 	}
-	if (o.svg && runner_find("gnuplot", gnuplot, sizeof(gnuplot)) < 0) {
+	if (o.svg && runner_find("gnuplot", c.gnuplot, sizeof(c.gnuplot)) < 0) {
 		pr_err("flint bench: --svg %s: gnuplot not found in PATH (Debian: apt-get "
 		       "install gnuplot-nox)",
 		       o.svg);

@@ -387,17 +387,17 @@ Test(tarcopy, top_of)
 {
 	char top[NAME_MAX + 1];
 
-	cr_assert_eq(tarcopy_top_of("/work/out", top), 0);
+	cr_assert_eq(tarcopy_top_of("/job/out", top), 0);
 	cr_assert_str_eq(top, "out");
-	cr_assert_eq(tarcopy_top_of("/work/out//", top), 0);
+	cr_assert_eq(tarcopy_top_of("/job/out//", top), 0);
 	cr_assert_str_eq(top, "out");
-	cr_assert_eq(tarcopy_top_of("/work/out/./.", top), 0);
+	cr_assert_eq(tarcopy_top_of("/job/out/./.", top), 0);
 	cr_assert_str_eq(top, "out");
 	cr_assert_eq(tarcopy_top_of("/tmp/f.bin", top), 0);
 	cr_assert_str_eq(top, "f.bin");
 	cr_assert_eq(tarcopy_top_of("/", top), -1);
 	cr_assert_eq(tarcopy_top_of("/.", top), -1);
-	cr_assert_eq(tarcopy_top_of("/work/..", top), -1);
+	cr_assert_eq(tarcopy_top_of("/job/..", top), -1);
 	cr_assert_eq(tarcopy_top_of("", top), -1);
 }
 
@@ -406,7 +406,7 @@ Test(tarcopy, a_guest_sends_only_what_was_asked)
 	struct mem m;
 	char err[512] = "";
 
-	/* Asked for /work/out into ws/: a guest sends .git instead. */
+	/* Asked for /job/out into ws/: a guest sends .git instead. */
 	cr_assert_eq(mkdir(at("ws"), 0755), 0);
 	build(&m, (struct ent[]){D(".git/"), D(".git/hooks/"), F(".git/hooks/post-checkout", "x")},
 	      3);

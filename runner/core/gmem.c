@@ -192,8 +192,8 @@ int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged)
 {
 	uint64_t b = g->hot.block;
 
-	if (!g->hot.r.size || !len || gpa < g->hot.r.gpa || (gpa - g->hot.r.gpa) % b || len % b ||
-	    len > g->hot.r.size - (gpa - g->hot.r.gpa))
+	if (!g->hot.r.size || !len || gpa < g->hot.r.gpa || gpa - g->hot.r.gpa >= g->hot.r.size ||
+	    (gpa - g->hot.r.gpa) % b || len % b || len > g->hot.r.size - (gpa - g->hot.r.gpa))
 		return -EINVAL;
 	uint64_t first = (gpa - g->hot.r.gpa) / b, n = len / b;
 	uint8_t *p = (uint8_t *)g->hot.r.host + (gpa - g->hot.r.gpa);

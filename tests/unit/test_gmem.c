@@ -287,6 +287,11 @@ Test(gmem, hotplug_region_reached_only_where_plugged)
 	cr_assert_eq(gmem_hotplug_set(g, base, M2 + 4096, true), -EINVAL);
 	cr_assert_eq(gmem_hotplug_set(g, base + size - M2, 2 * M2, true), -EINVAL);
 	cr_assert_eq(gmem_hotplug_set(g, base - M2, M2, true), -EINVAL);
+	/* At or past the region's end (one block past wrapped the length
+	 * check once, and set a bit past the bitmap). */
+	cr_assert_eq(gmem_hotplug_set(g, base + size, M2, true), -EINVAL);
+	cr_assert_eq(gmem_hotplug_set(g, base + size + M2, M2, true), -EINVAL);
+	cr_assert_eq(gmem_hotplug_set(g, base + 1000 * M2, M2, false), -EINVAL);
 	cr_assert_eq(gmem_hotplug_set(g, base, 0, true), -EINVAL);
 	/* a guest-physical address past the region */
 	cr_assert_null(gmem_ptr(g, base + size, 1));

@@ -50,6 +50,27 @@ expect_resp() {
 	grep -Eq -- "$1" "$T/resp" || fail "$2: the answer lacks /$1/: $(cat "$T/resp")"
 }
 
+# json_num NAME: a number of the last answer ("" when it lacks NAME).
+json_num() {
+	sed -n "s/.*\"$1\" *: *\([0-9]*\).*/\1/p" "$T/resp"
+}
+
+# wait_json PATH NAME VALUE SECONDS WHAT: GET PATH every half second until
+# its NAME is VALUE; else flint is killed and the scenario fails, saying
+# WHAT did not come to VALUE.
+wait_json() {
+	n=$(($4 * 2))
+	while [ $n -gt 0 ]; do
+		api GET "$1" >/dev/null
+		[ "$(json_num "$2")" = "$3" ] && return 0
+		sleep 0.5
+		n=$((n - 1))
+	done
+	api GET "$1"
+	kill_bg
+	fail "$5 did not come to $3 within $4 s"
+}
+
 # expect_fault WHAT: a 400 with Firecracker's {"fault_message": "..."}.
 expect_fault() {
 	expect_code 400 "$1"

@@ -16,22 +16,9 @@
 . "$(dirname "$0")/../lib-api.sh"
 need_api
 
-# stat NAME: a number of the last GET /balloon/statistics answer ("" when
-# it lacks NAME).
-stat() {
-	sed -n "s/.*\"$1\" *: *\([0-9]*\).*/\1/p" "$T/resp"
-}
 # wait_actual MIB SECONDS: until the guest's driver holds MIB MiB.
 wait_actual() {
-	n=$(($2 * 2))
-	while [ $n -gt 0 ]; do
-		api GET /balloon/statistics >/dev/null
-		[ "$(stat actual_mib)" = "$1" ] && return 0
-		sleep 0.5
-		n=$((n - 1))
-	done
-	api GET /balloon/statistics
-	fail "the guest's driver did not come to hold $1 MiB within $2 s"
+	wait_json /balloon/statistics actual_mib "$1" "$2" "what the guest's driver holds (MiB)"
 }
 rss_kib() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
@@ -84,7 +71,7 @@ expect_resp '"total_memory" *: *[0-9]+' "the guest's total memory"
 n=40
 while [ $n -gt 0 ]; do
 	api GET /balloon/statistics >/dev/null
-	[ "$(stat total_memory)" -lt $(((total0 - 120000) * 1024)) ] && break
+	[ "$(json_num total_memory)" -lt $(((total0 - 120000) * 1024)) ] && break
 	sleep 0.5
 	n=$((n - 1))
 done
@@ -166,7 +153,7 @@ wait_actual 0 120
 n=40
 while [ $n -gt 0 ]; do
 	api GET /balloon/statistics >/dev/null
-	[ "$(stat total_memory)" -gt $(((total0 - 8192) * 1024)) ] && break
+	[ "$(json_num total_memory)" -gt $(((total0 - 8192) * 1024)) ] && break
 	sleep 0.5
 	n=$((n - 1))
 done

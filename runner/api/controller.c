@@ -668,14 +668,6 @@ int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *
 
 	if (r < 0)
 		return r;
-	/* Before the VM pauses or writes anything: flint's snapshots do not
-	 * save the virtio-mem device nor its region yet. */
-	if (ctl->config.memory_hotplug.enabled)
-		return done(ctl,
-			    vm_err_set(err, -EOPNOTSUPP,
-				       "flint cannot snapshot a VM with hot-pluggable memory "
-				       "(memory-hotplug) yet"),
-			    err);
 	*err = (struct vm_err){0};
 	if (!ctl->ops || !ctl->ops->snapshot_create)
 		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot create snapshots here"),

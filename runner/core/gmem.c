@@ -156,31 +156,63 @@ void gmem_destroy(struct gmem *g)
 	if (g->hot.r.host)
 		munmap(g->hot.r.host, g->hot.r.size);
 	free(g->hot.plugged);
+	free(g->hot.dirty);
 	close_fd(&g->file_fd);
 	free(g);
 }
 
+int gmem_hotplug_adopt(struct gmem *g, void *host, uint64_t gpa, uint64_t size, uint64_t block)
+{
+	g->hot.plugged = calloc(gmem_bits_words(size / block), sizeof(unsigned long));
+	if (g->hot.plugged && g->opts.track_dirty)
+		g->hot.dirty = calloc(gmem_bits_words(size / GMEM_PAGE), sizeof(unsigned long));
+	if (!g->hot.plugged || (g->opts.track_dirty && !g->hot.dirty)) {
+		free(g->hot.plugged);
+		g->hot.plugged = NULL;
+		return -ENOMEM;
+	}
+	g->hot.r = (struct gmem_region){.gpa = gpa, .size = size, .host = host};
+	g->hot.block = block;
+	return 0;
+}
+
 int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block)
 {
+	void *host;
+	int r;
+
 	if (g->hot.r.size)
-		return -EEXIST;
+		return g->hot.r.gpa == gpa && g->hot.r.size == size && g->hot.block == block
+			   ? 0
+			   : -EEXIST;
 	if (!size || !block || (block & (block - 1)) || block % HUGE_2M || size % block ||
 	    gpa % HUGE_2M || gpa > (1ULL << 47) || size > (1ULL << 47) - gpa)
 		return -EINVAL;
 	for (size_t i = 0; i < g->nregions; i++)
 		if (gpa < g->r[i].gpa + g->r[i].size && g->r[i].gpa < gpa + size)
 			return -EINVAL;
-	if (!(g->hot.plugged = calloc(gmem_bits_words(size / block), sizeof(unsigned long))))
+	if (!(host = map_aligned(size)))
 		return -ENOMEM;
-	if (!(g->hot.r.host = map_aligned(size))) {
-		free(g->hot.plugged);
-		g->hot.plugged = NULL;
-		return -ENOMEM;
+	if ((r = gmem_hotplug_adopt(g, host, gpa, size, block)) < 0)
+		munmap(host, size);
+	return r;
+}
+
+bool gmem_hotplug_next_run(const struct gmem *g, uint64_t *at, uint64_t *first, uint64_t *end)
+{
+	uint64_t n = g->hot.r.size ? g->hot.r.size / g->hot.block : 0, i = *at;
+
+	while (i < n && !gmem_bits_test_atomic(g->hot.plugged, i))
+		i++;
+	if (i >= n) {
+		*at = n;
+		return false;
 	}
-	g->hot.r.gpa = gpa;
-	g->hot.r.size = size;
-	g->hot.block = block;
-	return 0;
+	*first = i;
+	while (i < n && gmem_bits_test_atomic(g->hot.plugged, i))
+		i++;
+	*end = *at = i;
+	return true;
 }
 
 const struct gmem_region *gmem_hotplug_region(const struct gmem *g)
@@ -220,9 +252,7 @@ static void *hot_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)
 	    len > g->hot.r.size - off)
 		return NULL;
 	for (uint64_t i = off / g->hot.block; i <= (off + len - 1) / g->hot.block; i++)
-		if (!((__atomic_load_n(&g->hot.plugged[i / BITS_PER_WORD], __ATOMIC_RELAXED) >>
-		       (i % BITS_PER_WORD)) &
-		      1))
+		if (!gmem_bits_test_atomic(g->hot.plugged, i))
 			return NULL;
 	return (uint8_t *)g->hot.r.host + off;
 }
@@ -251,12 +281,13 @@ void gmem_bits_or(unsigned long *dst, const unsigned long *src, uint64_t nbits)
 		__atomic_fetch_or(&dst[full], src[full] & ((1UL << rest) - 1), __ATOMIC_RELAXED);
 }
 
-/* Mark the pages of [off, off + len) of region i (inside it, len > 0). */
-static void mark_region(struct gmem *g, size_t i, uint64_t off, uint64_t len)
+/* Mark the pages of [off, off + len) of a region's dirty bitmap (inside
+ * it, len > 0). */
+static void mark_bits(unsigned long *dirty, uint64_t off, uint64_t len)
 {
 	uint64_t first = off / GMEM_PAGE, last = (off + len - 1) / GMEM_PAGE;
 
-	gmem_bits_set(g->dirty[i], first, last - first + 1);
+	gmem_bits_set(dirty, first, last - first + 1);
 }
 
 void gmem_mark_dirty(struct gmem *g, uint64_t gpa, uint64_t len)
@@ -273,7 +304,13 @@ void gmem_mark_dirty(struct gmem *g, uint64_t gpa, uint64_t len)
 		if (lo >= r->size || skip >= len)
 			continue;
 		uint64_t n = len - skip < r->size - lo ? len - skip : r->size - lo;
-		mark_region(g, i, lo, n);
+		mark_bits(g->dirty[i], lo, n);
+	}
+	/* Only plugged memory is written (gmem_ptr_w), so in the region. */
+	if (g->hot.dirty && gpa >= g->hot.r.gpa && gpa - g->hot.r.gpa < g->hot.r.size) {
+		uint64_t off = gpa - g->hot.r.gpa;
+
+		mark_bits(g->hot.dirty, off, len < g->hot.r.size - off ? len : g->hot.r.size - off);
 	}
 }
 
@@ -289,8 +326,12 @@ void gmem_mark_dirty_host(struct gmem *g, const void *host, size_t len)
 		if (p < base || p - base >= g->r[i].size)
 			continue;
 		uint64_t off = p - base;
-		mark_region(g, i, off, len < g->r[i].size - off ? len : g->r[i].size - off);
+		mark_bits(g->dirty[i], off, len < g->r[i].size - off ? len : g->r[i].size - off);
 	}
+	uintptr_t hb = (uintptr_t)g->hot.r.host;
+	if (g->hot.dirty && p >= hb && p - hb < g->hot.r.size)
+		mark_bits(g->hot.dirty, p - hb,
+			  len < g->hot.r.size - (p - hb) ? len : g->hot.r.size - (p - hb));
 }
 
 void *gmem_ptr(const struct gmem *g, uint64_t gpa, uint64_t len)

@@ -27,12 +27,18 @@ struct gmem_region {
 /* Where each region lies in guest-physical space and in a memory file (a
  * snapshot's region table; gmem_snap.h encodes it). flint's map is a
  * function of the total size (gmem_layout_for_size) and its file is the
- * regions' concatenation: region 0 at offset 0, region 1 right after it. */
+ * regions' concatenation: region 0 at offset 0, region 1 right after it,
+ * then the memory hot-plug region, if any (its unplugged blocks holes). */
 struct gmem_layout {
 	uint32_t nregions;
 	struct gmem_layout_region {
 		uint64_t gpa, size, offset;
 	} r[GMEM_MAX_REGIONS];
+	/* The hot-plug region (gmem_hotplug_add) with its block size; size 0
+	 * without one (gmem_layout_for_size never makes one). */
+	struct gmem_layout_hot {
+		uint64_t gpa, size, block, offset;
+	} hot;
 };
 
 /* How guest RAM is backed (machine-config's huge_pages and
@@ -110,21 +116,24 @@ uint32_t gmem_slot_flags(const struct gmem *g);
 uint64_t gmem_page_size(const struct gmem *g);
 
 /* A memory hot-plug region (virtio-mem): `size` bytes at gpa, outside RAM
- * (neither in gmem_size, the regions, nor a snapshot's memory), mapped here
- * (anonymous, MAP_NORESERVE: nothing is used until touched; its host
- * address for the VM's KVM slots in gmem_hotplug_region). Its blocks of
- * `block` bytes are all
- * unplugged at first: gmem_ptr and the rest reach only plugged ones, so no
- * device of flint's writes where the guest has no memory. gpa, size and
- * block multiples of 2 MiB, block a power of two dividing size; at most
- * one region. 0, -EINVAL, -EEXIST or -ENOMEM. */
+ * (neither in gmem_size nor the regions; a snapshot's memory file holds
+ * its plugged blocks after RAM), mapped here (anonymous, MAP_NORESERVE:
+ * nothing is used until touched; its host address for the VM's KVM slots
+ * in gmem_hotplug_region). Its blocks of `block` bytes are all unplugged
+ * at first: gmem_ptr and the rest reach only plugged ones, so no device of
+ * flint's writes where the guest has no memory. gpa, size and block
+ * multiples of 2 MiB, block a power of two dividing size; at most one
+ * region. A region g has already, with the same gpa, size and block (one
+ * a restore mapped from its memory file, gmem_create_from_file, or added
+ * before the Uffd backend registered it), is taken as it is: 0. Else 0,
+ * -EINVAL, -EEXIST or -ENOMEM. */
 int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block) WARN_UNUSED;
 /* The hot-plug region, or NULL without one. */
 const struct gmem_region *gmem_hotplug_region(const struct gmem *g);
 /* Plug or unplug the blocks of [gpa, gpa + len) (block-aligned, inside the
  * region). Unplugged memory goes back to the host (MADV_DONTNEED): the
- * guest gives it up, and finds it zeroed when it plugs it again. 0 or
- * -EINVAL. Any thread. */
+ * guest gives it up, and finds it zeroed (or, restored from a file, as the
+ * file has it) when it plugs it again. 0 or -EINVAL. Any thread. */
 int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged) WARN_UNUSED;
 
 /* Mark g as filled on first touch from outside (the Uffd backend: a page

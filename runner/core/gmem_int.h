@@ -24,11 +24,13 @@ struct gmem {
 	/* gmem_set_lazy: pages not present may hold data. */
 	bool lazy;
 	/* The memory hot-plug region (gmem_hotplug_add), size 0 without one:
-	 * one bit per block of plugged, read and written with atomics. */
+	 * one bit per block of plugged, and with track_dirty one per
+	 * GMEM_PAGE of dirty (as RAM's), read and written with atomics. */
 	struct {
 		struct gmem_region r;
 		uint64_t block;
 		unsigned long *plugged;
+		unsigned long *dirty;
 	} hot;
 };
 
@@ -47,6 +49,12 @@ static inline bool gmem_bits_test(const unsigned long *b, uint64_t i)
 {
 	return (b[i / BITS_PER_WORD] >> (i % BITS_PER_WORD)) & 1;
 }
+/* The same for a bitmap other threads change (the hot-plug region's). */
+static inline bool gmem_bits_test_atomic(const unsigned long *b, uint64_t i)
+{
+	return (__atomic_load_n(&b[i / BITS_PER_WORD], __ATOMIC_RELAXED) >> (i % BITS_PER_WORD)) &
+	       1;
+}
 
 /* How gmem_save_full finds the pages that may hold data: AUTO is mincore()
  * when the host has no swap in use, else PAGEMAP (present or swapped in
@@ -57,6 +65,17 @@ int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err,
 
 /* Allocate g's dirty bitmaps (all clear) when g->opts.track_dirty. */
 int gmem_alloc_dirty(struct gmem *g) WARN_UNUSED;
+
+/* Give g a hot-plug region mapped at host (g takes it: gmem_destroy
+ * unmaps it), every block unplugged, with its bitmaps. gmem_hotplug_add's
+ * checks are the caller's. 0 or -ENOMEM (host is then the caller's). */
+int gmem_hotplug_adopt(struct gmem *g, void *host, uint64_t gpa, uint64_t size,
+		       uint64_t block) WARN_UNUSED;
+
+/* The next run of plugged blocks of g's hot-plug region at or after block
+ * *at: false when there is none; else true with blocks [*first, *end), and
+ * *at moved past them. */
+bool gmem_hotplug_next_run(const struct gmem *g, uint64_t *at, uint64_t *first, uint64_t *end);
 
 /* The advice every mapping of guest memory gets: left out of core dumps
  * and out of children (MADV_DONTDUMP, MADV_DONTFORK). */

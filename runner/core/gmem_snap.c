@@ -35,13 +35,57 @@ void gmem_layout_of(const struct gmem *g, struct gmem_layout *l)
 		    .gpa = g->r[i].gpa, .size = g->r[i].size, .offset = off};
 		off += g->r[i].size;
 	}
+	if (g->hot.r.size)
+		l->hot = (struct gmem_layout_hot){.gpa = g->hot.r.gpa,
+						  .size = g->hot.r.size,
+						  .block = g->hot.block,
+						  .offset = off};
 }
 
 uint64_t gmem_layout_file_size(const struct gmem_layout *l)
 {
 	if (l->nregions == 0 || l->nregions > GMEM_MAX_REGIONS)
 		return 0;
+	if (l->hot.size)
+		return l->hot.offset + l->hot.size;
 	return l->r[l->nregions - 1].offset + l->r[l->nregions - 1].size;
+}
+
+/* 0 when l's hot-plug region is one gmem_hotplug_add could have made,
+ * right after RAM in the file (total: RAM's bytes); else -EINVAL. */
+static int hot_check(const struct gmem_layout *l, uint64_t total, char *err, size_t errlen)
+{
+	const struct gmem_layout_hot *h = &l->hot;
+	const uint64_t end = 1ULL << 47;
+
+	if (!h->size)
+		return 0;
+	if (!h->block || (h->block & (h->block - 1)) || h->block % HUGE_2M || h->size % h->block)
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: the hot-plug region's size 0x%llx and block 0x%llx "
+			       "are not a multiple of a power of two of at least 2 MiB",
+			       (unsigned long long)h->size, (unsigned long long)h->block);
+	if (h->size > end)
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: the hot-plug region's size 0x%llx is past 2^47",
+			       (unsigned long long)h->size);
+	if (h->gpa % HUGE_2M || h->gpa > end - h->size)
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: the hot-plug region's gpa 0x%llx is not 2 MiB "
+			       "aligned or ends past 2^47",
+			       (unsigned long long)h->gpa);
+	for (uint32_t i = 0; i < l->nregions; i++)
+		if (h->gpa < l->r[i].gpa + l->r[i].size && l->r[i].gpa < h->gpa + h->size)
+			return err_set(err, errlen, -EINVAL,
+				       "memory layout: the hot-plug region at 0x%llx overlaps "
+				       "region %u",
+				       (unsigned long long)h->gpa, i);
+	if (h->offset != total)
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: the hot-plug region's file offset 0x%llx "
+			       "(flint's file has it at 0x%llx)",
+			       (unsigned long long)h->offset, (unsigned long long)total);
+	return 0;
 }
 
 int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen)
@@ -83,17 +127,24 @@ int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen)
 				    i, field[f], (unsigned long long)got[f],
 				    (unsigned long long)exp[f]);
 	}
-	return 0;
+	return hot_check(l, total, err, errlen);
 }
 
 int gmem_layout_save(const struct gmem_layout *l, struct wbuf *w)
 {
-	wput_u32(w, GMEM_LAYOUT_VERSION);
+	/* Version 1 without a hot-plug region: what flint before it reads. */
+	wput_u32(w, l->hot.size ? GMEM_LAYOUT_VERSION : 1);
 	wput_u32(w, l->nregions);
 	for (uint32_t i = 0; i < l->nregions && i < GMEM_MAX_REGIONS; i++) {
 		wput_u64(w, l->r[i].gpa);
 		wput_u64(w, l->r[i].size);
 		wput_u64(w, l->r[i].offset);
+	}
+	if (l->hot.size) {
+		wput_u64(w, l->hot.gpa);
+		wput_u64(w, l->hot.size);
+		wput_u64(w, l->hot.block);
+		wput_u64(w, l->hot.offset);
 	}
 	return wbuf_err(w);
 }
@@ -109,9 +160,10 @@ int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t
 	t.nregions = rget_u32(r);
 	if (rbuf_err(r))
 		return err_set(err, errlen, -EBADMSG, "memory layout: truncated");
-	if (version != GMEM_LAYOUT_VERSION)
-		return err_set(err, errlen, -EINVAL, "memory layout: version %u (flint reads %u)",
-			       version, GMEM_LAYOUT_VERSION);
+	if (version < 1 || version > GMEM_LAYOUT_VERSION)
+		return err_set(err, errlen, -EINVAL,
+			       "memory layout: version %u (flint reads 1 to %u)", version,
+			       GMEM_LAYOUT_VERSION);
 	if (t.nregions == 0 || t.nregions > GMEM_MAX_REGIONS)
 		return err_set(err, errlen, -EINVAL,
 			       "memory layout: %u regions (flint maps 1 or %d)", t.nregions,
@@ -120,6 +172,15 @@ int gmem_layout_restore(struct gmem_layout *l, struct rbuf *r, char *err, size_t
 		t.r[i].gpa = rget_u64(r);
 		t.r[i].size = rget_u64(r);
 		t.r[i].offset = rget_u64(r);
+	}
+	if (version >= 2) {
+		t.hot.gpa = rget_u64(r);
+		t.hot.size = rget_u64(r);
+		t.hot.block = rget_u64(r);
+		t.hot.offset = rget_u64(r);
+		if (!rbuf_err(r) && !t.hot.size)
+			return err_set(err, errlen, -EINVAL,
+				       "memory layout: an empty hot-plug region");
 	}
 	if (rbuf_err(r))
 		return err_set(err, errlen, -EBADMSG, "memory layout: truncated");
@@ -243,22 +304,23 @@ static int file_data(int fd, uint64_t off, uint64_t n, uint8_t *vec)
 	return 0;
 }
 
-/* vec[j] = whether page base+j of region i may hold data, for n pages. */
-static int candidates(const struct gmem *g, size_t i, uint64_t src_off, uint64_t base, uint64_t n,
-		      enum gmem_scan how, int pm, uint64_t *pmbuf, uint8_t *vec)
+/* vec[j] = whether page base+j of region r may hold data, for n pages. */
+static int candidates(const struct gmem *g, const struct gmem_region *r, uint64_t src_off,
+		      uint64_t base, uint64_t n, enum gmem_scan how, int pm, uint64_t *pmbuf,
+		      uint8_t *vec)
 {
-	int ret = scan(&g->r[i], base, n, how, pm, pmbuf, vec);
+	int ret = scan(r, base, n, how, pm, pmbuf, vec);
 	if (!ret && how != GMEM_SCAN_ALL && g->file_fd >= 0)
 		ret = file_data(g->file_fd, src_off + base * GMEM_PAGE, n, vec);
 	return ret;
 }
 
-/* Write the pages of region i that hold data at file offset off (which is
- * also where a file-backed g's region lies in its own file), in runs. */
-static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enum gmem_scan how,
-		       int pm, uint64_t *pmbuf)
+/* Write the pages of region r (of g's) that hold data at file offset off
+ * (which is also where a file-backed g's region lies in its own file), in
+ * runs. */
+static int full_region(const struct gmem *g, const struct gmem_region *r, uint64_t off, int fd,
+		       enum gmem_scan how, int pm, uint64_t *pmbuf)
 {
-	const struct gmem_region *r = &g->r[i];
 	const uint8_t *host = r->host;
 	uint64_t npages = r->size / GMEM_PAGE, run = UINT64_MAX;
 	uint8_t vec[CHUNK];
@@ -267,7 +329,7 @@ static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enu
 	for (uint64_t base = 0; base < npages; base += CHUNK) {
 		uint64_t n = npages - base < CHUNK ? npages - base : CHUNK;
 
-		ret = candidates(g, i, off, base, n, how, pm, pmbuf, vec);
+		ret = candidates(g, r, off, base, n, how, pm, pmbuf, vec);
 		if (ret)
 			return ret;
 		for (uint64_t j = 0; j < n; j++) {
@@ -291,14 +353,44 @@ static int full_region(const struct gmem *g, size_t i, uint64_t off, int fd, enu
 	return 0;
 }
 
+/* The part of g's hot-plug region from block first to end, as a region. */
+static struct gmem_region hot_part(const struct gmem *g, uint64_t first, uint64_t end)
+{
+	uint64_t b = g->hot.block;
+
+	return (struct gmem_region){.gpa = g->hot.r.gpa + first * b,
+				    .size = (end - first) * b,
+				    .host = (uint8_t *)g->hot.r.host + first * b};
+}
+
+/* The hot-plug region's plugged blocks, as full_region writes RAM's: an
+ * unplugged block is a hole (the guest has nothing there). */
+static int full_hot(const struct gmem *g, uint64_t off, int fd, enum gmem_scan how, int pm,
+		    uint64_t *pmbuf)
+{
+	uint64_t at = 0, first, end;
+	int ret = 0;
+
+	while (!ret && gmem_hotplug_next_run(g, &at, &first, &end)) {
+		struct gmem_region part = hot_part(g, first, end);
+
+		ret = full_region(g, &part, off + first * g->hot.block, fd, how, pm, pmbuf);
+	}
+	return ret;
+}
+
+static void clear_bits(unsigned long *b, uint64_t nbits)
+{
+	for (uint64_t w = 0; w < gmem_bits_words(nbits); w++)
+		__atomic_store_n(&b[w], 0, __ATOMIC_RELAXED);
+}
+
 static void clear_dirty(struct gmem *g)
 {
-	for (size_t i = 0; g->opts.track_dirty && i < g->nregions; i++) {
-		uint64_t words = gmem_bits_words(g->r[i].size / GMEM_PAGE);
-
-		for (uint64_t w = 0; w < words; w++)
-			__atomic_store_n(&g->dirty[i][w], 0, __ATOMIC_RELAXED);
-	}
+	for (size_t i = 0; g->opts.track_dirty && i < g->nregions; i++)
+		clear_bits(g->dirty[i], g->r[i].size / GMEM_PAGE);
+	if (g->hot.dirty)
+		clear_bits(g->hot.dirty, g->hot.r.size / GMEM_PAGE);
 }
 
 int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err, size_t errlen)
@@ -331,7 +423,9 @@ again:
 			how = GMEM_SCAN_ALL; /* no /proc in a jail: read every page */
 	}
 	for (size_t i = 0; i < l.nregions && !ret; i++)
-		ret = full_region(g, i, l.r[i].offset, fd, how, pm, pmbuf);
+		ret = full_region(g, &g->r[i], l.r[i].offset, fd, how, pm, pmbuf);
+	if (!ret && l.hot.size)
+		ret = full_hot(g, l.hot.offset, fd, how, pm, pmbuf);
 	close_fd(&pm);
 	free(pmbuf);
 	pmbuf = NULL;
@@ -362,6 +456,18 @@ int gmem_dirty_merge(struct gmem *g, size_t slot, const unsigned long *kvm_bitma
 	return 0;
 }
 
+int gmem_hotplug_dirty_merge(struct gmem *g, uint64_t off, const unsigned long *kvm_bitmap,
+			     uint64_t nbits)
+{
+	uint64_t first = off / GMEM_PAGE;
+
+	if (!g->hot.dirty || off % GMEM_PAGE || first % BITS_PER_WORD || off >= g->hot.r.size ||
+	    nbits > (g->hot.r.size - off) / GMEM_PAGE)
+		return -EINVAL;
+	gmem_bits_or(g->hot.dirty + first / BITS_PER_WORD, kvm_bitmap, nbits);
+	return 0;
+}
+
 /* Write the pages set in bits (npages of region r) at file offset off. */
 static int diff_region(const struct gmem_region *r, const unsigned long *bits, uint64_t off, int fd)
 {
@@ -389,9 +495,35 @@ static int diff_region(const struct gmem_region *r, const unsigned long *bits, u
 	return 0;
 }
 
+/* The dirty pages of the hot-plug region's plugged blocks (taken: its
+ * dirty bits), as diff_region writes RAM's. A block's first page is at a
+ * word of the bitmap: a block is 2 MiB or more. */
+static int diff_hot(const struct gmem *g, const unsigned long *taken, uint64_t off, int fd)
+{
+	uint64_t at = 0, first, end, words_per_block = g->hot.block / GMEM_PAGE / BITS_PER_WORD;
+	int ret = 0;
+
+	while (!ret && gmem_hotplug_next_run(g, &at, &first, &end)) {
+		struct gmem_region part = hot_part(g, first, end);
+
+		ret = diff_region(&part, taken + first * words_per_block,
+				  off + first * g->hot.block, fd);
+	}
+	return ret;
+}
+
+/* Take bitmap b's nbits bits into t (a page marked meanwhile goes to the
+ * next diff). */
+static void take_bits(unsigned long *t, unsigned long *b, uint64_t nbits)
+{
+	for (uint64_t w = 0; w < gmem_bits_words(nbits); w++)
+		t[w] = __atomic_exchange_n(&b[w], 0, __ATOMIC_RELAXED);
+}
+
 int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 {
-	unsigned long *taken[GMEM_MAX_REGIONS] = {NULL};
+	unsigned long *taken[GMEM_MAX_REGIONS] = {NULL}, *hot = NULL;
+	uint64_t hot_pages = g->hot.r.size / GMEM_PAGE;
 	struct gmem_layout l;
 	struct stat st;
 	uint64_t size;
@@ -417,22 +549,29 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	/* Take the bits (a page marked meanwhile goes to the next diff), and
-	 * give them back if the diff cannot be written. */
-	for (size_t i = 0; i < l.nregions; i++) {
-		uint64_t words = gmem_bits_words(l.r[i].size / GMEM_PAGE);
-
-		for (uint64_t w = 0; w < words; w++)
-			taken[i][w] = __atomic_exchange_n(&g->dirty[i][w], 0, __ATOMIC_RELAXED);
+	if (hot_pages && !(hot = malloc(gmem_bits_words(hot_pages) * sizeof(unsigned long)))) {
+		ret = -ENOMEM;
+		goto out;
 	}
+	/* Take the bits, and give them back if the diff cannot be written. */
+	for (size_t i = 0; i < l.nregions; i++)
+		take_bits(taken[i], g->dirty[i], l.r[i].size / GMEM_PAGE);
+	if (hot)
+		take_bits(hot, g->hot.dirty, hot_pages);
 	for (size_t i = 0; i < l.nregions && !ret; i++)
 		ret = diff_region(&g->r[i], taken[i], l.r[i].offset, fd);
-	if (ret)
+	if (!ret && hot)
+		ret = diff_hot(g, hot, l.hot.offset, fd);
+	if (ret) {
 		for (size_t i = 0; i < l.nregions; i++)
 			gmem_bits_or(g->dirty[i], taken[i], l.r[i].size / GMEM_PAGE);
+		if (hot)
+			gmem_bits_or(g->hot.dirty, hot, hot_pages);
+	}
 out:
 	for (size_t i = 0; i < GMEM_MAX_REGIONS; i++)
 		free(taken[i]);
+	free(hot);
 	if (ret)
 		return err_set(err, errlen, ret, "memory file: writing dirty pages: %s",
 			       strerror(-ret));
@@ -514,6 +653,20 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 	ret = gmem_alloc_dirty(g);
 	if (ret)
 		goto err_destroy;
+	if (l->hot.size) {
+		/* Every block unplugged until the device's state plugs them. */
+		void *p = map_from_file(fd, l->hot.offset, l->hot.size);
+
+		if (!p) {
+			ret = err_set(err, errlen, -errno,
+				      "memory file: mmap the hot-plug region: %s", strerror(errno));
+			goto err_destroy;
+		}
+		if ((ret = gmem_hotplug_adopt(g, p, l->hot.gpa, l->hot.size, l->hot.block)) < 0) {
+			munmap(p, l->hot.size);
+			goto err_destroy;
+		}
+	}
 	*out = g;
 	return 0;
 
@@ -611,6 +764,7 @@ int gmem_drop_private(struct gmem *g)
 	pmbuf = pm >= 0 ? malloc(CHUNK * sizeof(*pmbuf)) : NULL;
 	for (size_t i = 0; i < g->nregions && pmbuf && !ret; i++)
 		ret = reset_copies(&g->r[i], g->file_fd, l.r[i].offset, pm, pmbuf, &budget);
+
 	if (pm >= 0 && (!pmbuf || ret))
 		warn_drop_all("the pages /proc/self/pagemap shows written cannot be put back",
 			      pmbuf ? -ret : ENOMEM);
@@ -691,6 +845,14 @@ static int extent_into_gmem(void *ctx, uint64_t off, uint64_t len)
 			return ret;
 		off += n;
 		len -= n;
+	}
+	/* The hot-plug region's, plugged or not: the device's state, restored
+	 * after, says which blocks the guest may reach. */
+	const struct gmem_layout_hot *h = &c->l.hot;
+	if (len && h->size && off >= h->offset && off - h->offset < h->size) {
+		uint64_t n = h->size - (off - h->offset) < len ? h->size - (off - h->offset) : len;
+
+		return pread_full(c->fd, (uint8_t *)c->g->hot.r.host + (off - h->offset), n, off);
 	}
 	return 0;
 }

@@ -2,8 +2,11 @@
  *
  * The memory file is the guest's RAM regions concatenated in gpa order
  * (struct gmem_layout: region 0, [0, low), at offset 0; region 1, above
- * 4 GiB, at offset low), gmem_layout_file_size bytes long. Its size and the
- * regions go in the state file as the region table (gmem_layout_save).
+ * 4 GiB, at offset low), then the memory hot-plug region if there is one
+ * (its plugged blocks' pages; an unplugged block is a hole), as Firecracker
+ * appends it, gmem_layout_file_size bytes long. Its size and the regions
+ * go in the state file as the region table (gmem_layout_save). Which blocks
+ * are plugged is the virtio-mem device's state.
  *
  * Full: every page that holds data is written at its offset; a page the
  * guest never touched, or that holds only zeros, stays a hole (the file is
@@ -35,8 +38,9 @@
 #include "core/util.h"
 #include "core/wire.h"
 
-/* The region table's section version (gmem_layout_save). */
-#define GMEM_LAYOUT_VERSION 1
+/* The region table's section version (gmem_layout_save): 2 adds the
+ * hot-plug region; a layout without one is written as version 1. */
+#define GMEM_LAYOUT_VERSION 2
 
 /* g's layout (its regions, concatenated in the file). */
 void gmem_layout_of(const struct gmem *g, struct gmem_layout *l);
@@ -48,7 +52,8 @@ uint64_t gmem_layout_file_size(const struct gmem_layout *l);
 int gmem_layout_check(const struct gmem_layout *l, char *err, size_t errlen) WARN_UNUSED;
 
 /* The region table as a state file section: u32 version, u32 nregions, then
- * per region u64 gpa, size, file offset. */
+ * per region u64 gpa, size, file offset; version 2 then the hot-plug
+ * region's u64 gpa, size, block size and file offset. */
 int gmem_layout_save(const struct gmem_layout *l, struct wbuf *w) WARN_UNUSED;
 /* Decode and check (gmem_layout_check) a table into *l, unchanged on error:
  * -EBADMSG when truncated, -EINVAL for another version or a layout flint's
@@ -75,6 +80,12 @@ int gmem_save_full(struct gmem *g, int fd, char *err, size_t errlen) WARN_UNUSED
 int gmem_dirty_merge(struct gmem *g, size_t slot, const unsigned long *kvm_bitmap,
 		     uint64_t nbits) WARN_UNUSED;
 
+/* The same for KVM's log of the hot-plug region's slot at byte offset off
+ * of the region (a multiple of 64 pages), nbits pages long. -EINVAL
+ * without track_dirty or a region, or for a slot not inside it. */
+int gmem_hotplug_dirty_merge(struct gmem *g, uint64_t off, const unsigned long *kvm_bitmap,
+			     uint64_t nbits) WARN_UNUSED;
+
 /* Diff snapshot of g into fd: the dirty pages (zeros included) at their
  * offsets; the file is extended to the layout's size if shorter and
  * nothing else in it is touched, so fd is either a new empty file (opened
@@ -84,11 +95,12 @@ int gmem_dirty_merge(struct gmem *g, size_t slot, const unsigned long *kvm_bitma
 int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen) WARN_UNUSED;
 
 /* Map guest RAM from a memory file of layout l (File backend): each region
- * a private mapping of fd at its offset. l must pass gmem_layout_check, fd
- * be a regular file at least gmem_layout_file_size(l) long (-EINVAL, err
- * says which); o as gmem_create_opts, but huge_2m is refused (hugetlbfs
- * pages cannot map a regular file). fd may be closed afterwards; the file
- * must not be shrunk while g lives (a page past its end is a SIGBUS). */
+ * a private mapping of fd at its offset, the hot-plug region's too (every
+ * block unplugged: gmem_hotplug_set plugs what the device's state says). l must pass
+ * gmem_layout_check, fd be a regular file at least gmem_layout_file_size(l) long (-EINVAL, err says
+ * which); o as gmem_create_opts, but huge_2m is refused (hugetlbfs pages cannot map a regular
+ * file). fd may be closed afterwards; the file must not be shrunk while g lives (a page past its
+ * end is a SIGBUS). */
 int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd,
 			  const struct gmem_opts *o, char *err, size_t errlen) WARN_UNUSED;
 
@@ -110,7 +122,8 @@ bool gmem_from_file(const struct gmem *g);
  * laid a diff over g (gmem_apply_diff) is dropped too. -EOPNOTSUPP for a
  * g that is not a File-backed restore's (anonymous memory would read back
  * zeros); -errno from madvise (then part of g may be dropped already). The
- * vCPUs must be paused and no device writing guest memory. */
+ * vCPUs must be paused and no device writing guest memory. RAM only: a VM
+ * with a hot-plug region is not reset in place. */
 int gmem_drop_private(struct gmem *g) WARN_UNUSED;
 
 /* Read a diff file's pages (its data extents) into g, over what g holds

@@ -155,9 +155,52 @@ static int mem_update(void *dev, const struct vm_config *c, unsigned i, unsigned
 	return 0;
 }
 
-/* No save/restore yet: a VM with memory hot-plug is not snapshotted
- * (vm_snapshot refuses it), so there is nothing to drain or quiesce
- * either: the device answers each request as it takes it. */
+static int mem_kind_save(const void *dev, struct wbuf *w)
+{
+	const struct mem_dev *d = dev;
+
+	return vmem_save(d->m, w);
+}
+
+/* What plugging the device's ranges back did: the first error, and the
+ * range it came from (the later ranges are not tried). */
+struct replug {
+	const struct mem_dev *d;
+	int r;
+	uint64_t gpa, len;
+};
+
+static void replug_range(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct replug *p = ctx;
+	int r = p->r ? 0 : p->d->hot->set(p->d->hot->ctx, gpa, len, true);
+
+	if (r < 0)
+		*p = (struct replug){.d = p->d, .r = r, .gpa = gpa, .len = len};
+}
+
+/* The device's state from the snapshot, then the memory behind it: the
+ * blocks the guest had plugged are plugged again (KVM slots, gmem lets
+ * devices in); their contents are in guest memory already, restored from
+ * the memory file. On a device just created (a VM with memory hot-plug is
+ * not reset in place: vm_snap.c). */
+static int mem_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+{
+	struct mem_dev *d = dev;
+	struct replug p = {.d = d};
+	int e;
+
+	if ((e = vmem_restore(d->m, r, err, errlen)) < 0)
+		return e;
+	vmem_plugged_ranges(d->m, replug_range, &p);
+	if (p.r < 0)
+		return err_set(err, errlen, p.r, "memory hot-plug: plugging %#llx (%llu MiB): %s",
+			       ULL(p.gpa), ULL(p.len / MIB), strerror(-p.r));
+	return 0;
+}
+
+/* Nothing to drain or quiesce: the device answers each request as it
+ * takes it. */
 const struct device_kind mem_kind = {
     .name = "mem",
     .label = "memory hot-plug device",
@@ -170,4 +213,6 @@ const struct device_kind mem_kind = {
     .counters = mem_counters,
     .report = mem_report,
     .update = mem_update,
+    .save = mem_kind_save,
+    .restore = mem_kind_restore,
 };

@@ -297,12 +297,10 @@ static int map_device_memory(void *ctx, void *host, uint64_t size, bool read_onl
 	return 0;
 }
 
-/* The memory hot-plug region's KVM slots: after RAM's and device memory's
- * (at most VMC_MAX_PMEM), one per slot_size of the region. */
-#define HOTMEM_SLOT0 (GMEM_MAX_REGIONS + 16)
-
 /* struct device_hotmem's add: the region after device memory, at a 1 GiB
- * boundary (the guest adds memory in blocks of 128 MiB), in gmem. */
+ * boundary (the guest adds memory in blocks of 128 MiB), in gmem (which
+ * has it already, all unplugged, when a restore mapped it from the
+ * snapshot's memory: the same configuration puts it at the same place). */
 static int hotmem_add(void *ctx, uint64_t size, uint64_t slot_size, uint64_t block_size,
 		      uint64_t *gpa)
 {
@@ -328,8 +326,14 @@ static int hotmem_add(void *ctx, uint64_t size, uint64_t slot_size, uint64_t blo
 	if (!(vm->hot_plugged = calloc(nslots, sizeof(*vm->hot_plugged))))
 		return -ENOMEM;
 	if ((r = gmem_hotplug_add(vm->mem, at, size, block_size)) < 0) {
-		pr_err("memory hot-plug: cannot map %llu MiB: %s", (unsigned long long)(size >> 20),
-		       strerror(-r));
+		if (r == -EEXIST)
+			pr_err("memory hot-plug: the snapshot's region is not the one this "
+			       "configuration places at %#llx (%llu MiB in blocks of %llu MiB)",
+			       (unsigned long long)at, (unsigned long long)(size >> 20),
+			       (unsigned long long)(block_size >> 20));
+		else
+			pr_err("memory hot-plug: cannot map %llu MiB: %s",
+			       (unsigned long long)(size >> 20), strerror(-r));
 		free(vm->hot_plugged);
 		vm->hot_plugged = NULL;
 		return r;
@@ -347,6 +351,7 @@ static int hotmem_slot(struct vm *vm, const struct gmem_region *h, uint64_t i, b
 	struct kvm_userspace_memory_region m = {
 	    .slot = (uint32_t)(HOTMEM_SLOT0 + i),
 	    .guest_phys_addr = h->gpa + at,
+	    .flags = make ? gmem_slot_flags(vm->mem) : 0,
 	    .memory_size = make ? vm->hot_slot_size : 0,
 	    .userspace_addr = (uint64_t)(uintptr_t)h->host + at,
 	};

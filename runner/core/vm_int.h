@@ -20,6 +20,10 @@
 #include "legacy/serial.h"
 #include "x86/loader.h"
 
+/* The memory hot-plug region's KVM slots: after RAM's and device memory's
+ * (at most VMC_MAX_PMEM), one per slot_size of the region. */
+#define HOTMEM_SLOT0 (GMEM_MAX_REGIONS + 16)
+
 struct vm {
 	struct vm_config c; /* the VM's own copy */
 	struct vm_opts opts;
@@ -47,7 +51,8 @@ struct vm {
 	/* The memory hot-plug region (hotmem_add; where it lies is gmem's,
 	 * gmem_hotplug_region): KVM slots of slot_size from HOTMEM_SLOT0, each
 	 * made while it holds plugged memory (plugged: bytes, per slot).
-	 * Changed on the event-loop thread only. */
+	 * Changed on the event-loop thread only (and, restoring, by the
+	 * device's restore before the loop runs). */
 	struct device_hotmem hotmem;
 	uint64_t hot_slot_size;
 	uint64_t *hot_plugged;

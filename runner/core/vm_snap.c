@@ -145,27 +145,42 @@ static int add_part(struct vm *vm, struct snap_writer *w, size_t part, int vcpu,
 	return r;
 }
 
-/* KVM's dirty log of each slot into g's bitmap (which also clears KVM's). */
+/* KVM's dirty log of one slot (pages long) into g's bitmap (which also
+ * clears KVM's): RAM region i, or (hot) the hot-plug region's slot i. */
+static int merge_slot_log(struct vm *vm, bool hot, size_t i, uint64_t pages, char *err,
+			  size_t errlen)
+{
+	unsigned long *bits = calloc((pages + 63) / 64, sizeof(*bits));
+	struct kvm_dirty_log log = {.slot = hot ? HOTMEM_SLOT0 + i : i, .dirty_bitmap = bits};
+	int r;
+
+	if (!bits)
+		return err_set(err, errlen, -ENOMEM, "out of memory");
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		r = err_set(err, errlen, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
+	else if ((r = hot ? gmem_hotplug_dirty_merge(vm->mem, i * vm->hot_slot_size, bits, pages)
+			  : gmem_dirty_merge(vm->mem, i, bits, pages)) < 0)
+		err_set(err, errlen, r, "merging the dirty log: %s", strerror(-r));
+	free(bits);
+	return r;
+}
+
+/* Every slot's: RAM's, and the hot-plug region's that are there (a slot
+ * is made while it has plugged blocks; what a dropped one held was given
+ * up by the guest). */
 static int merge_dirty_log(struct vm *vm, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < gmem_nregions(vm->mem); i++) {
-		uint64_t pages = gmem_region(vm->mem, i)->size / gmem_page_size(vm->mem);
-		size_t words = (pages + 63) / 64;
-		unsigned long *bits = calloc(words, sizeof(*bits));
-		struct kvm_dirty_log log = {.slot = i, .dirty_bitmap = bits};
-		int r;
+	const struct gmem_region *h = gmem_hotplug_region(vm->mem);
+	int r = 0;
 
-		if (!bits)
-			return err_set(err, errlen, -ENOMEM, "out of memory");
-		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-			r = err_set(err, errlen, -errno, "KVM_GET_DIRTY_LOG: %s", strerror(errno));
-		else if ((r = gmem_dirty_merge(vm->mem, i, bits, pages)) < 0)
-			err_set(err, errlen, r, "merging the dirty log: %s", strerror(-r));
-		free(bits);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	for (size_t i = 0; i < gmem_nregions(vm->mem) && !r; i++)
+		r = merge_slot_log(vm, false, i,
+				   gmem_region(vm->mem, i)->size / gmem_page_size(vm->mem), err,
+				   errlen);
+	for (size_t i = 0; h && i < h->size / vm->hot_slot_size && !r; i++)
+		if (vm->hot_plugged[i])
+			r = merge_slot_log(vm, true, i, vm->hot_slot_size / GMEM_PAGE, err, errlen);
+	return r;
 }
 
 /* The memory file: Full (all of RAM, holes for untouched pages) or Diff
@@ -243,14 +258,6 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 	char why[sizeof(err->msg)];
 	int r;
 
-	/* The hot-plug region's memory and which blocks are plugged are not
-	 * in flint's snapshot format yet: refused before anything stops. */
-	if (vm->c.memory_hotplug.enabled) {
-		vm_err_set(err, -EOPNOTSUPP,
-			   "flint cannot snapshot a VM with hot-pluggable memory (memory-hotplug) "
-			   "yet");
-		return;
-	}
 	if (a->type == VM_SNAPSHOT_DIFF && !vm->c.machine.track_dirty_pages) {
 		vm_err_set(
 		    err, -EINVAL,
@@ -388,8 +395,26 @@ err:
 	return -EINVAL;
 }
 
+/* The snapshot's hot-plug region (size 0: none) against its
+ * configuration's memory-hotplug section: 0 or -EINVAL (logged). */
+static int hot_matches(const struct gmem_layout_hot *h, const struct vmc_memory_hotplug *c)
+{
+	if (!h->size && !c->enabled)
+		return 0;
+	if (!h->size != !c->enabled || h->size != (uint64_t)c->total_size_mib << 20 ||
+	    h->block != (uint64_t)c->block_size_mib << 20) {
+		pr_err("memory layout: the hot-plug region (%llu MiB in blocks of %llu MiB) is "
+		       "not the snapshot's memory-hotplug configuration's",
+		       (unsigned long long)(h->size >> 20), (unsigned long long)(h->block >> 20));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Guest RAM from the snapshot's memory: the layout its section gives,
- * which must be the one its configuration makes, mapped from the file. */
+ * which must be the one its configuration makes, mapped from the file
+ * (with the hot-plug region, every block unplugged until the device's
+ * restore plugs what the guest had). */
 static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_restore_args *a)
 {
 	struct gmem_layout l, want;
@@ -406,11 +431,13 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 		return r;
 	}
 	gmem_layout_for_size(vm->c.machine.mem_size_mib << 20, &want);
-	if (memcmp(&l, &want, sizeof(l))) {
+	if (l.nregions != want.nregions || memcmp(l.r, want.r, sizeof(l.r))) {
 		pr_err("memory layout: not the one of the snapshot's %llu MiB machine",
 		       (unsigned long long)vm->c.machine.mem_size_mib);
 		return -EINVAL;
 	}
+	if ((r = hot_matches(&l.hot, &vm->c.memory_hotplug)) < 0)
+		return r;
 	if (a->backend == VM_MEM_UFFD) {
 		/* Anonymous and untouched: every first touch is the handler's. */
 		if (a->mem_diff_path || a->workset_path) {
@@ -418,9 +445,17 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 			       "(the page-fault handler serves and prefetches the memory)");
 			return -EINVAL;
 		}
-		if ((r = gmem_create_opts(&vm->mem, gmem_layout_file_size(&l), &go)) < 0) {
+		if ((r = gmem_create_opts(&vm->mem, vm->c.machine.mem_size_mib << 20, &go)) < 0) {
 			pr_err("cannot map %llu MiB of guest memory: %s",
 			       (unsigned long long)vm->c.machine.mem_size_mib, strerror(-r));
+			return r;
+		}
+		/* The hot-plug region too, for the handler to fill; the
+		 * device's hotmem_add takes it as it is. */
+		if (l.hot.size &&
+		    (r = gmem_hotplug_add(vm->mem, l.hot.gpa, l.hot.size, l.hot.block)) < 0) {
+			pr_err("cannot map the %llu MiB hot-plug region: %s",
+			       (unsigned long long)(l.hot.size >> 20), strerror(-r));
 			return r;
 		}
 		if ((r = uffd_backend_start(vm->mem, &l, a->backend_path, &vm->uffd, why,
@@ -564,6 +599,11 @@ static int keep_for_reset(struct vm *vm, struct snap *s, const struct vm_restore
 	else if (a->track_dirty_pages)
 		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
 			 "it tracks dirty pages (the next diff snapshot's base would be lost)");
+	else if (vm->c.memory_hotplug.enabled)
+		/* Its KVM slots would change on the control thread, whose
+		 * seccomp table has no KVM_SET_USER_MEMORY_REGION. */
+		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+			 "it has hot-pluggable memory (memory-hotplug)");
 	for (unsigned i = 0; i < vm->c.ndrives && !vm->reset_refusal[0]; i++)
 		if (!vm->c.drives[i].is_read_only)
 			/* Its image is not in the snapshot: the guest's memory

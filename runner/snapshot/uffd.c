@@ -52,6 +52,22 @@ int uffd_regions_of(const struct gmem *g, const struct gmem_layout *l, struct uf
 					    .offset = lr->offset,
 					    .page_size = ps};
 	}
+	const struct gmem_region *h = gmem_hotplug_region(g);
+	if (!h != !l->hot.size || (h && (h->gpa != l->hot.gpa || h->size != l->hot.size)))
+		return err_set(err, errlen, -EINVAL,
+			       "uffd: the layout's hot-plug region is not guest memory's");
+	if (h && (l->hot.offset % 4096 || l->hot.offset > UINT64_MAX - h->size))
+		return err_set(err, errlen, -EINVAL,
+			       "uffd: the hot-plug region's file offset 0x%llx is not page-aligned "
+			       "or wraps",
+			       (unsigned long long)l->hot.offset);
+	/* The hot-plug region last, all of it (its unplugged blocks are
+	 * holes in the file), in 4 KiB pages: it is never hugetlbfs. */
+	if (h)
+		r[nr++] = (struct uffd_region){.base = (uintptr_t)h->host,
+					       .size = h->size,
+					       .offset = l->hot.offset,
+					       .page_size = 4096};
 	*n = nr;
 	return 0;
 }
@@ -399,7 +415,7 @@ static int connect_to(const char *path, int *out, char *err, size_t errlen)
 int uffd_backend_open(struct gmem *g, const struct gmem_layout *l, const char *sock_path,
 		      struct uffd_backend *b, char *err, size_t errlen)
 {
-	struct uffd_region r[GMEM_MAX_REGIONS];
+	struct uffd_region r[UFFD_GMEM_REGIONS];
 	char *msg = NULL;
 	size_t n;
 	int e;

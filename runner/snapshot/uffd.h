@@ -38,7 +38,7 @@
 #include "core/util.h"
 
 /* The most regions uffd_regions_parse takes (flint sends at most
- * GMEM_MAX_REGIONS; Firecracker a few more with memory hotplug). */
+ * UFFD_GMEM_REGIONS; Firecracker a few more with memory hotplug). */
 #define UFFD_MAX_REGIONS 32
 /* The largest region list a handler reads (uffd_recv's buffer): 32 regions
  * take about 4 KiB. */
@@ -52,10 +52,17 @@ struct uffd_region {
 	uint64_t page_size; /* bytes */
 };
 
+/* The most regions flint sends: RAM's and the hot-plug region. */
+#define UFFD_GMEM_REGIONS (GMEM_MAX_REGIONS + 1)
+
 /* The regions of g as the list describes them: g's mappings, the file
  * offsets of layout l (which must be g's: the same regions in the same
- * order, else -EINVAL with err saying which differs), g's page size. *n
- * gets the count (at most GMEM_MAX_REGIONS entries of r are written). */
+ * order, and the same hot-plug region, else -EINVAL with err saying which
+ * differs), g's page size; then g's hot-plug region, if any (all of it,
+ * plugged or not, in pages of 4 KiB: a handler serves its unplugged
+ * blocks' holes as zeros, and gets UFFD_EVENT_REMOVE for a block the
+ * guest unplugs). *n gets the count (at most UFFD_GMEM_REGIONS entries of
+ * r are written). */
 int uffd_regions_of(const struct gmem *g, const struct gmem_layout *l, struct uffd_region *r,
 		    size_t *n, char *err, size_t errlen) WARN_UNUSED;
 

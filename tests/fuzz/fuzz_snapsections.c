@@ -224,10 +224,13 @@ static void fuzz_layout(const uint8_t *p, size_t n)
 	CHECK(gmem_layout_check(&l, NULL, 0) == 0);
 	for (uint32_t i = 0; i < l.nregions; i++)
 		total += l.r[i].size;
-	/* flint's own map for that size, concatenated in the file. */
+	/* flint's own map for that size, concatenated in the file, then the
+	 * hot-plug region's, if any, right after RAM. */
 	gmem_layout_for_size(total, &want);
-	CHECK(!memcmp(&want, &l, sizeof(l)));
-	CHECK(gmem_layout_file_size(&l) == total);
+	CHECK(want.nregions == l.nregions && !memcmp(want.r, l.r, sizeof(l.r)));
+	CHECK(gmem_layout_file_size(&l) == (l.hot.size ? total + l.hot.size : total));
+	CHECK(!l.hot.size ||
+	      (l.hot.offset == total && l.hot.block && l.hot.size % l.hot.block == 0));
 
 	wbuf_init(&w);
 	CHECK(gmem_layout_save(&l, &w) == 0);
@@ -765,6 +768,14 @@ static void seed_layout(const char *dir)
 	wbuf_init(&w);
 	CHECK(gmem_layout_save(&l, &w) == 0);
 	put_seed(dir, "layout-two-regions", D_LAYOUT, &w, NULL);
+	wbuf_free(&w);
+	/* A memory hot-plug region of 512 MiB at 1 GiB (version 2). */
+	gmem_layout_for_size(128u << 20, &l);
+	l.hot = (struct gmem_layout_hot){
+	    .gpa = 1ULL << 30, .size = 512ULL << 20, .block = 2ULL << 20, .offset = 128u << 20};
+	wbuf_init(&w);
+	CHECK(gmem_layout_save(&l, &w) == 0);
+	put_seed(dir, "layout-hot-plug", D_LAYOUT, &w, NULL);
 	wbuf_free(&w);
 }
 

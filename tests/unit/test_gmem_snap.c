@@ -366,11 +366,15 @@ Test(gmem_layout, round_trip_truncation_and_version)
 		cr_assert_not_null(strstr(err, "truncated"));
 		cr_assert_eq(memcmp(&back, &keep, sizeof(keep)), 0);
 	}
-	/* Another version; a region moved. */
-	w.p[0] = 2;
+	/* Another version (a newer one; 0); a region moved. */
+	w.p[0] = GMEM_LAYOUT_VERSION + 1;
 	rbuf_init(&r, w.p, w.len);
 	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EINVAL);
-	cr_assert_not_null(strstr(err, "version 2"));
+	cr_assert_not_null(strstr(err, "version 3"), "%s", err);
+	w.p[0] = 0;
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "version 0"), "%s", err);
 	w.p[0] = 1;
 	w.p[8] = 0x10; /* region 0 gpa 0x10 */
 	rbuf_init(&r, w.p, w.len);
@@ -827,4 +831,662 @@ Test(gmem_snap, drop_private_reads_the_file_again)
 	close(fd);
 	close(diff);
 	free(orig);
+}
+
+/* --- the memory hot-plug region -------------------------------------------- */
+
+/* 64 MiB of RAM and a 256 MiB hot-plug region of 2 MiB blocks at 1 GiB: in
+ * the memory file RAM, then the region (block b at HOT_OFF + b * HOT_BLK). */
+#define HOT_RAM (64ULL << 20)
+#define HOT_GPA (1ULL << 30)
+#define HOT_SZ	(256ULL << 20)
+#define HOT_BLK (2ULL << 20)
+#define HOT_OFF HOT_RAM
+#define HOT_NPG ((HOT_RAM + HOT_SZ) / PG) /* the file's pages */
+#define BLK_PG	(HOT_BLK / PG)		  /* a block's pages */
+/* The gpa of page pg of block b, its page in the region and in the file. */
+#define HOT_AT(b, pg)  (HOT_GPA + (b)*HOT_BLK + (pg)*PG)
+#define HOT_PG(b, pg)  ((b)*BLK_PG + (pg))
+#define HOT_FPG(b, pg) (HOT_OFF / PG + HOT_PG(b, pg))
+
+static struct gmem *hot_guest(bool track)
+{
+	struct gmem_opts o = {.track_dirty = track};
+	struct gmem *g;
+
+	cr_assert_eq(gmem_create_opts(&g, HOT_RAM, &o), 0);
+	cr_assert_eq(gmem_hotplug_add(g, HOT_GPA, HOT_SZ, HOT_BLK), 0);
+	return g;
+}
+
+static void plug(struct gmem *g, uint64_t block, bool plugged)
+{
+	cr_assert_eq(gmem_hotplug_set(g, HOT_AT(block, 0), HOT_BLK, plugged), 0, "block %llu",
+		     (unsigned long long)block);
+}
+
+static struct gmem_layout hot_layout(void)
+{
+	struct gmem_layout l;
+
+	gmem_layout_for_size(HOT_RAM, &l);
+	l.hot = (struct gmem_layout_hot){
+	    .gpa = HOT_GPA, .size = HOT_SZ, .block = HOT_BLK, .offset = HOT_OFF};
+	return l;
+}
+
+static bool hot_dirty(const struct gmem *g, uint64_t page)
+{
+	return gmem_bits_test(g->hot.dirty, page);
+}
+
+/* The hot-plug region's dirty pages. */
+static uint64_t hot_dirty_count(const struct gmem *g)
+{
+	uint64_t n = 0;
+
+	for (uint64_t w = 0; w < gmem_bits_words(g->hot.r.size / PG); w++)
+		n += __builtin_popcountl(g->hot.dirty[w]);
+	return n;
+}
+
+static void hot_clear_bits(struct gmem *g)
+{
+	memset(g->hot.dirty, 0, gmem_bits_words(g->hot.r.size / PG) * sizeof(unsigned long));
+}
+
+/* [off, off + len) of fd is a hole: the next data lies past it, or none. */
+static void assert_hole(int fd, uint64_t off, uint64_t len)
+{
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+
+	if (d < 0)
+		cr_assert_eq(errno, ENXIO, "SEEK_DATA: %s", strerror(errno));
+	else
+		cr_assert_geq((uint64_t)d, off + len, "data at %#llx in the hole [%#llx, +%#llx)",
+			      (unsigned long long)d, (unsigned long long)off,
+			      (unsigned long long)len);
+}
+
+/* Page fpg of the file holds v in every byte. */
+static void assert_file_page(int fd, uint64_t fpg, uint8_t v)
+{
+	uint8_t want[PG];
+
+	memset(want, v, sizeof(want));
+	assert_file_is(fd, fpg * PG, want, PG);
+}
+
+/* The page at gpa of g is plugged and holds v in every byte. */
+static void assert_guest_page(const struct gmem *g, uint64_t gpa, uint8_t v)
+{
+	const uint8_t *p = gmem_ptr(g, gpa, PG);
+
+	cr_assert_not_null(p, "gpa %#llx is out of reach", (unsigned long long)gpa);
+	for (uint64_t i = 0; i < PG; i++)
+		cr_assert_eq(p[i], v, "gpa %#llx byte %llu: %#x, expected %#x",
+			     (unsigned long long)gpa, (unsigned long long)i, p[i], v);
+}
+
+Test(gmem_layout, of_a_gmem_with_a_hot_plug_region)
+{
+	const uint64_t two = MMIO_GAP_START + (4 << 20);
+	struct gmem_layout l, want = hot_layout();
+	struct gmem *g;
+	char err[256] = "";
+
+	cr_assert_eq(gmem_create(&g, HOT_RAM), 0);
+	gmem_layout_of(g, &l);
+	cr_assert_eq(l.hot.gpa | l.hot.size | l.hot.block | l.hot.offset, 0, "a region unasked");
+	cr_assert_eq(gmem_layout_file_size(&l), HOT_RAM);
+	cr_assert_eq(gmem_hotplug_add(g, HOT_GPA, HOT_SZ, HOT_BLK), 0);
+	gmem_layout_of(g, &l);
+	cr_assert_eq(memcmp(&l, &want, sizeof(l)), 0);
+	cr_assert_eq(l.hot.offset, HOT_RAM, "right after RAM");
+	cr_assert_eq(gmem_layout_file_size(&l), HOT_RAM + HOT_SZ);
+	cr_assert_eq(gmem_layout_check(&l, err, sizeof(err)), 0, "%s", err);
+	/* Plugging changes nothing of it. */
+	plug(g, 7, true);
+	gmem_layout_of(g, &l);
+	cr_assert_eq(memcmp(&l, &want, sizeof(l)), 0);
+	gmem_destroy(g);
+
+	/* RAM around the MMIO hole: the region after both RAM regions. */
+	cr_assert_eq(gmem_create(&g, two), 0);
+	cr_assert_eq(gmem_hotplug_add(g, 8ULL << 30, HOT_SZ, 4 * HOT_BLK), 0);
+	gmem_layout_of(g, &l);
+	cr_assert_eq(l.nregions, 2);
+	cr_assert_eq(l.r[1].offset, MMIO_GAP_START);
+	cr_assert_eq(l.hot.gpa, 8ULL << 30);
+	cr_assert_eq(l.hot.size, HOT_SZ);
+	cr_assert_eq(l.hot.block, 4 * HOT_BLK);
+	cr_assert_eq(l.hot.offset, two);
+	cr_assert_eq(gmem_layout_file_size(&l), two + HOT_SZ);
+	cr_assert_eq(gmem_layout_check(&l, err, sizeof(err)), 0, "%s", err);
+	gmem_destroy(g);
+}
+
+Test(gmem_layout, check_refuses_a_hot_plug_region_flint_does_not_make)
+{
+	const struct gmem_layout good = hot_layout();
+	struct gmem_layout l;
+	char err[256] = "";
+
+	cr_assert_eq(gmem_layout_check(&good, err, sizeof(err)), 0, "%s", err);
+	/* The block: a power of two of at least 2 MiB dividing the size. */
+	l = good, l.hot.block = 0;
+	assert_refused(&l, "block 0x0 ");
+	l = good, l.hot.block = 3 * HOT_BLK, l.hot.size = 18 * HOT_BLK; /* divides, no power */
+	assert_refused(&l, "block 0x600000 ");
+	l = good, l.hot.block = HOT_BLK / 2; /* a power of two dividing, too small */
+	assert_refused(&l, "block 0x100000 ");
+	l = good, l.hot.block = PG;
+	assert_refused(&l, "block 0x1000 ");
+	l = good, l.hot.block = 4 * HOT_BLK, l.hot.size = HOT_SZ + HOT_BLK; /* not dividing */
+	assert_refused(&l, "size 0x10200000 and block 0x800000");
+	l = good, l.hot.block = 4 * HOT_BLK; /* a bigger block that divides is fine */
+	cr_assert_eq(gmem_layout_check(&l, err, sizeof(err)), 0, "%s", err);
+	/* The gpa: 2 MiB aligned, not past 2^47. */
+	l = good, l.hot.gpa = HOT_GPA + PG;
+	assert_refused(&l, "gpa 0x40001000 is not 2 MiB aligned");
+	l = good, l.hot.gpa = HOT_GPA + HOT_BLK / 2;
+	assert_refused(&l, "gpa 0x40100000");
+	l = good, l.hot.gpa = (1ULL << 47) - HOT_BLK;
+	assert_refused(&l, "ends past 2^47");
+	l = good, l.hot.size = 1ULL << 48;
+	assert_refused(&l, "size 0x1000000000000 is past 2^47");
+	/* No overlap with RAM: inside it, across its end; right after is fine. */
+	l = good, l.hot.gpa = 0;
+	assert_refused(&l, "at 0x0 overlaps region 0");
+	l = good, l.hot.gpa = HOT_RAM - HOT_BLK;
+	assert_refused(&l, "overlaps region 0");
+	l = good, l.hot.gpa = HOT_RAM;
+	cr_assert_eq(gmem_layout_check(&l, err, sizeof(err)), 0, "%s", err);
+	gmem_layout_for_size(MMIO_GAP_START + (4 << 20), &l);
+	l.hot = (struct gmem_layout_hot){.gpa = MMIO_GAP_END + HOT_BLK,
+					 .size = HOT_SZ,
+					 .block = HOT_BLK,
+					 .offset = MMIO_GAP_START + (4 << 20)};
+	assert_refused(&l, "overlaps region 1");
+	l.hot.gpa = MMIO_GAP_END + (4 << 20);
+	cr_assert_eq(gmem_layout_check(&l, err, sizeof(err)), 0, "%s", err);
+	/* The file offset: the end of RAM. */
+	l = good, l.hot.offset = HOT_RAM + PG;
+	assert_refused(&l, "file offset 0x4001000 (flint's file has it at 0x4000000)");
+	l = good, l.hot.offset = 0;
+	assert_refused(&l, "file offset 0x0 ");
+	l = good, l.hot.offset = HOT_RAM + HOT_BLK;
+	assert_refused(&l, "file offset");
+}
+
+Test(gmem_layout, hot_plug_region_round_trip_is_version_2)
+{
+	const struct gmem_layout l = hot_layout();
+	struct gmem_layout back, keep, bad;
+	struct wbuf w;
+	struct rbuf r;
+	char err[256];
+
+	cr_assert_eq(GMEM_LAYOUT_VERSION, 2);
+	wbuf_init(&w);
+	cr_assert_eq(gmem_layout_save(&l, &w), 0);
+	cr_assert_eq(w.len, 8 + 24 + 32);
+	/* u32 version, nregions; the region; the hot-plug region's four u64s. */
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(rget_u32(&r), 2);
+	cr_assert_eq(rget_u32(&r), 1);
+	cr_assert_eq(rget_u64(&r), 0);
+	cr_assert_eq(rget_u64(&r), HOT_RAM);
+	cr_assert_eq(rget_u64(&r), 0);
+	cr_assert_eq(rget_u64(&r), HOT_GPA);
+	cr_assert_eq(rget_u64(&r), HOT_SZ);
+	cr_assert_eq(rget_u64(&r), HOT_BLK);
+	cr_assert_eq(rget_u64(&r), HOT_OFF);
+	cr_assert(rbuf_done(&r));
+	memset(&back, 0x5a, sizeof(back));
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r));
+	cr_assert_eq(memcmp(&l, &back, sizeof(l)), 0);
+	/* Every truncation, the hot-plug region's bytes included: -EBADMSG,
+	 * the destination untouched. */
+	memset(&keep, 0x5a, sizeof(keep));
+	for (size_t n = 0; n < w.len; n++) {
+		back = keep;
+		rbuf_init(&r, w.p, n);
+		cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EBADMSG, "len %zu",
+			     n);
+		cr_assert_not_null(strstr(err, "truncated"), "%s", err);
+		cr_assert_eq(memcmp(&back, &keep, sizeof(keep)), 0);
+	}
+	/* A version 2 table with an empty hot-plug region: a version 1
+	 * writer's table, refused. */
+	memset(w.p + 8 + 24 + 8, 0, 8);
+	back = keep;
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "empty hot-plug region"), "%s", err);
+	cr_assert_eq(memcmp(&back, &keep, sizeof(keep)), 0);
+	/* ...also all zero. */
+	memset(w.p + 8 + 24, 0, 32);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "empty hot-plug region"), "%s", err);
+	wbuf_free(&w);
+	/* A region the check refuses (gmem_layout_save writes what it is given). */
+	bad = l, bad.hot.block = HOT_BLK / 2;
+	wbuf_init(&w);
+	cr_assert_eq(gmem_layout_save(&bad, &w), 0);
+	back = keep;
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "block 0x100000"), "%s", err);
+	cr_assert_eq(memcmp(&back, &keep, sizeof(keep)), 0);
+	wbuf_free(&w);
+}
+
+/* Without a hot-plug region the table is what flint before it wrote and
+ * reads: version 1; read back, no region. */
+Test(gmem_layout, without_a_hot_plug_region_is_version_1)
+{
+	struct gmem_layout l, back;
+	struct wbuf w;
+	struct rbuf r;
+	char err[256];
+
+	gmem_layout_for_size(HOT_RAM, &l);
+	l.hot.gpa = HOT_GPA, l.hot.block = HOT_BLK; /* no size: no region */
+	wbuf_init(&w);
+	cr_assert_eq(gmem_layout_save(&l, &w), 0);
+	cr_assert_eq(w.len, 8 + 24);
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(rget_u32(&r), 1);
+	cr_assert_eq(rget_u32(&r), 1);
+	memset(&back, 0x5a, sizeof(back));
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert(rbuf_done(&r));
+	cr_assert_eq(back.hot.gpa | back.hot.size | back.hot.block | back.hot.offset, 0);
+	gmem_layout_for_size(HOT_RAM, &l);
+	cr_assert_eq(memcmp(&l, &back, sizeof(l)), 0);
+	/* Called version 2, the hot-plug region it lacks is a truncation. */
+	w.p[0] = 2;
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(gmem_layout_restore(&back, &r, err, sizeof(err)), -EBADMSG);
+	cr_assert_not_null(strstr(err, "truncated"), "%s", err);
+	wbuf_free(&w);
+}
+
+/* A guest with RAM page 2 written; hot blocks 0 and 3 plugged and written
+ * (block 3: pages 5 and 511; page 6 written and zeroed again), block 1
+ * plugged and only read, block 5 plugged, written and unplugged again; the
+ * others never plugged. */
+static void hot_fill(struct gmem *g)
+{
+	fill_page(g, 2 * PG, 0x11);
+	cr_assert_eq(gmem_write(g, HOT_AT(0, 0), "x", 1), -EFAULT, "an unplugged block written");
+	plug(g, 0, true);
+	plug(g, 1, true);
+	plug(g, 3, true);
+	plug(g, 5, true);
+	fill_page(g, HOT_AT(0, 0), 0xb0);
+	fill_page(g, HOT_AT(3, 5), 0xb3);
+	fill_page(g, HOT_AT(3, BLK_PG - 1), 0xc3);
+	fill_page(g, HOT_AT(3, 6), 0x66);
+	fill_page(g, HOT_AT(3, 6), 0);
+	fill_page(g, HOT_AT(5, 0), 0xb5);
+	fill_page(g, HOT_AT(5, 100), 0xb5);
+	cr_assert_eq(*(volatile uint8_t *)gmem_ptr(g, HOT_AT(1, 9), 1), 0);
+	plug(g, 5, false);
+	cr_assert_null(gmem_ptr(g, HOT_AT(5, 0), 1));
+}
+
+/* The file pages hot_fill leaves data in. */
+static const uint64_t hot_data_pgs[] = {2, HOT_FPG(0, 0), HOT_FPG(3, 5), HOT_FPG(3, BLK_PG - 1)};
+
+static void assert_hot_full_file(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, HOT_RAM + HOT_SZ);
+	assert_data_pages(fd, HOT_NPG, hot_data_pgs, ARRAY_SIZE(hot_data_pgs));
+	assert_file_page(fd, 2, 0x11);
+	assert_file_page(fd, HOT_FPG(0, 0), 0xb0);
+	assert_file_page(fd, HOT_FPG(3, 5), 0xb3);
+	assert_file_page(fd, HOT_FPG(3, BLK_PG - 1), 0xc3);
+	/* The unplugged blocks are holes: block 5, which held data, and
+	 * those never plugged (2, 4, 6 to the end). */
+	assert_hole(fd, HOT_OFF + 5 * HOT_BLK, HOT_BLK);
+	assert_hole(fd, HOT_OFF + 2 * HOT_BLK, HOT_BLK);
+	assert_hole(fd, HOT_OFF + 4 * HOT_BLK, HOT_BLK);
+	assert_hole(fd, HOT_OFF + 6 * HOT_BLK, HOT_SZ - 6 * HOT_BLK);
+	cr_assert_leq((uint64_t)st.st_blocks * 512, (ARRAY_SIZE(hot_data_pgs) + 4) * PG,
+		      "%llu bytes allocated", (unsigned long long)st.st_blocks * 512);
+}
+
+static void full_save_with_hot(enum gmem_scan how)
+{
+	struct gmem *g = hot_guest(false);
+	int fd = tmp_file();
+	char err[256] = "";
+
+	hot_fill(g);
+	cr_assert_eq(write(fd, "old content", 11), 11);
+	cr_assert_eq(gmem_save_full_scan(g, fd, how, err, sizeof(err)), 0, "%s", err);
+	assert_hot_full_file(fd);
+	close(fd);
+	gmem_destroy(g);
+}
+
+Test(gmem_snap, full_save_with_a_hot_plug_region_mincore)
+{
+	full_save_with_hot(GMEM_SCAN_MINCORE);
+}
+
+Test(gmem_snap, full_save_with_a_hot_plug_region_pagemap)
+{
+	full_save_with_hot(GMEM_SCAN_PAGEMAP);
+}
+
+Test(gmem_snap, full_save_with_a_hot_plug_region_reading_every_page)
+{
+	full_save_with_hot(GMEM_SCAN_ALL);
+}
+
+Test(gmem_snap, full_save_with_a_hot_plug_region_auto)
+{
+	full_save_with_hot(GMEM_SCAN_AUTO);
+}
+
+/* A restore maps the region from the file with every block unplugged, out
+ * of reach until the device's state plugs it; then the file's pages. */
+Test(gmem_snap, restore_maps_the_hot_plug_region_unplugged)
+{
+	struct gmem *g = hot_guest(false), *r;
+	struct gmem_layout l, m;
+	int fd = tmp_file();
+	char err[256] = "";
+	uint8_t buf[PG];
+
+	hot_fill(g);
+	cr_assert_eq(gmem_save_full(g, fd, err, sizeof(err)), 0, "%s", err);
+	gmem_layout_of(g, &l);
+	gmem_destroy(g);
+
+	cr_assert_eq(gmem_create_from_file(&r, &l, fd, NULL, err, sizeof(err)), 0, "%s", err);
+	const struct gmem_region *h = gmem_hotplug_region(r);
+	cr_assert_not_null(h);
+	cr_assert_eq(h->gpa, HOT_GPA);
+	cr_assert_eq(h->size, HOT_SZ);
+	void *host = h->host;
+	gmem_layout_of(r, &m);
+	cr_assert_eq(memcmp(&l, &m, sizeof(l)), 0);
+	cr_assert_eq(gmem_size(r), HOT_RAM);
+	assert_guest_page(r, 2 * PG, 0x11);
+	for (uint64_t b = 0; b < HOT_SZ / HOT_BLK; b++)
+		cr_assert_null(gmem_ptr(r, HOT_AT(b, 0), 1), "block %llu plugged",
+			       (unsigned long long)b);
+	cr_assert_eq(gmem_read(r, HOT_AT(3, 5), buf, sizeof(buf)), -EFAULT);
+	/* The device adding its region again takes this one; another
+	 * geometry is refused and leaves it. */
+	cr_assert_eq(gmem_hotplug_add(r, HOT_GPA, HOT_SZ, HOT_BLK), 0);
+	cr_assert_eq(gmem_hotplug_region(r)->host, host);
+	cr_assert_eq(gmem_hotplug_add(r, HOT_GPA, HOT_SZ, 2 * HOT_BLK), -EEXIST);
+	cr_assert_eq(gmem_hotplug_add(r, HOT_GPA + HOT_BLK, HOT_SZ, HOT_BLK), -EEXIST);
+	cr_assert_eq(gmem_hotplug_add(r, HOT_GPA, HOT_SZ / 2, HOT_BLK), -EEXIST);
+	gmem_layout_of(r, &m);
+	cr_assert_eq(memcmp(&l, &m, sizeof(l)), 0);
+	cr_assert_null(gmem_ptr(r, HOT_AT(3, 5), 1), "taking the region plugged a block");
+
+	plug(r, 3, true);
+	assert_guest_page(r, HOT_AT(3, 5), 0xb3);
+	assert_guest_page(r, HOT_AT(3, BLK_PG - 1), 0xc3);
+	assert_guest_page(r, HOT_AT(3, 6), 0);
+	cr_assert_eq(gmem_read(r, HOT_AT(3, 5), buf, sizeof(buf)), 0);
+	cr_assert_eq(buf[100], 0xb3);
+	cr_assert_null(gmem_ptr(r, HOT_AT(0, 0), 1), "plugging block 3 plugged block 0");
+	cr_assert_null(gmem_ptr(r, HOT_AT(3, BLK_PG - 1), 2 * PG), "across into block 4");
+	plug(r, 0, true);
+	assert_guest_page(r, HOT_AT(0, 0), 0xb0);
+	/* Block 5 was unplugged at the snapshot: plugged now, zeros. */
+	plug(r, 5, true);
+	assert_guest_page(r, HOT_AT(5, 0), 0);
+	assert_guest_page(r, HOT_AT(5, 100), 0);
+	/* Private: a write changes neither the file nor another restore. */
+	fill_page(r, HOT_AT(3, 5), 0xee);
+	assert_guest_page(r, HOT_AT(3, 5), 0xee);
+	assert_file_page(fd, HOT_FPG(3, 5), 0xb3);
+	struct gmem *r2;
+	cr_assert_eq(gmem_create_from_file(&r2, &l, fd, NULL, err, sizeof(err)), 0, "%s", err);
+	plug(r2, 3, true);
+	assert_guest_page(r2, HOT_AT(3, 5), 0xb3);
+	gmem_destroy(r2);
+	/* Unplugged and plugged again, a block reads the file's again. */
+	plug(r, 3, false);
+	cr_assert_null(gmem_ptr(r, HOT_AT(3, 5), 1));
+	plug(r, 3, true);
+	assert_guest_page(r, HOT_AT(3, 5), 0xb3);
+	gmem_destroy(r);
+	close(fd);
+}
+
+/* A restored guest's plugged blocks that nobody touched since (not in
+ * memory, nor in the page cache) still hold the file's data: the next full
+ * snapshot carries them, at the same offsets. */
+Test(gmem_snap, full_save_of_a_file_backed_guest_keeps_untouched_hot_pages)
+{
+	struct gmem *g = hot_guest(false), *r;
+	struct gmem_layout l;
+	int fd = tmp_file(), fd2 = tmp_file();
+	char err[256] = "";
+
+	hot_fill(g);
+	cr_assert_eq(gmem_save_full(g, fd, err, sizeof(err)), 0, "%s", err);
+	gmem_layout_of(g, &l);
+	gmem_destroy(g);
+	cr_assert_eq(fsync(fd), 0);
+	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	cr_assert_eq(gmem_create_from_file(&r, &l, fd, NULL, err, sizeof(err)), 0, "%s", err);
+	plug(r, 0, true);
+	plug(r, 3, true);
+	fill_page(r, HOT_AT(3, 7), 0x37);
+	cr_assert_eq(gmem_save_full_scan(r, fd2, GMEM_SCAN_MINCORE, err, sizeof(err)), 0, "%s",
+		     err);
+	uint64_t want[] = {2, HOT_FPG(0, 0), HOT_FPG(3, 5), HOT_FPG(3, 7), HOT_FPG(3, BLK_PG - 1)};
+	assert_data_pages(fd2, HOT_NPG, want, ARRAY_SIZE(want));
+	assert_file_page(fd2, HOT_FPG(0, 0), 0xb0);
+	assert_file_page(fd2, HOT_FPG(3, 5), 0xb3);
+	assert_file_page(fd2, HOT_FPG(3, 7), 0x37);
+	assert_file_page(fd2, HOT_FPG(3, BLK_PG - 1), 0xc3);
+	gmem_destroy(r);
+	close(fd);
+	close(fd2);
+}
+
+/* flint's writes into plugged hot memory are marked; KVM's log of a slot of
+ * the region merges in at its offset; a slot that is not one is refused. */
+Test(gmem_dirty, hot_plug_region_writes_and_merge)
+{
+	struct gmem_opts o = {.track_dirty = true};
+	const uint64_t npages = HOT_SZ / PG;
+	unsigned long *kvm = malloc(gmem_bits_words(npages + W) * sizeof(unsigned long));
+	struct gmem *g;
+	uint16_t v = 0xabcd;
+
+	cr_assert_not_null(kvm);
+	memset(kvm, 0xff, gmem_bits_words(npages + W) * sizeof(unsigned long));
+	/* Without tracking, or without a region. */
+	g = hot_guest(false);
+	cr_assert_null(g->hot.dirty);
+	plug(g, 0, true);
+	cr_assert_eq(gmem_write(g, HOT_AT(0, 0), &v, sizeof(v)), 0);
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 0, kvm, BLK_PG), -EINVAL);
+	gmem_destroy(g);
+	cr_assert_eq(gmem_create_opts(&g, HOT_RAM, &o), 0);
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 0, kvm, BLK_PG), -EINVAL);
+	gmem_destroy(g);
+
+	g = hot_guest(true);
+	cr_assert_not_null(g->hot.dirty);
+	cr_assert_eq(hot_dirty_count(g), 0);
+	/* Nothing is written into unplugged memory, nor marked. */
+	cr_assert_eq(gmem_write(g, HOT_AT(2, 0), &v, sizeof(v)), -EFAULT);
+	cr_assert_null(gmem_ptr_w(g, HOT_AT(2, 0), PG));
+	cr_assert_eq(hot_dirty_count(g), 0);
+	plug(g, 2, true);
+	/* Two bytes across pages 0 and 1 of block 2. */
+	cr_assert_eq(gmem_write(g, HOT_AT(2, 1) - 1, &v, sizeof(v)), 0);
+	cr_assert(hot_dirty(g, HOT_PG(2, 0)) && hot_dirty(g, HOT_PG(2, 1)));
+	cr_assert_eq(hot_dirty_count(g), 2);
+	cr_assert_not_null(gmem_ptr_w(g, HOT_AT(2, 10) + 8, 2 * PG)); /* pages 10 to 12 */
+	cr_assert(hot_dirty(g, HOT_PG(2, 10)) && hot_dirty(g, HOT_PG(2, 12)));
+	cr_assert_eq(hot_dirty_count(g), 5);
+	cr_assert_not_null(gmem_ptr(g, HOT_AT(2, 20), PG)); /* reading marks nothing */
+	/* Across into unplugged block 3: refused, nothing marked. */
+	cr_assert_eq(gmem_write(g, HOT_AT(3, 0) - 1, &v, sizeof(v)), -EFAULT);
+	cr_assert_not(hot_dirty(g, HOT_PG(2, BLK_PG - 1)));
+	gmem_mark_dirty_host(g, (uint8_t *)gmem_hotplug_region(g)->host + HOT_PG(2, 30) * PG + 1,
+			     PG);
+	cr_assert(hot_dirty(g, HOT_PG(2, 30)) && hot_dirty(g, HOT_PG(2, 31)));
+	cr_assert_eq(hot_dirty_count(g), 7);
+	/* RAM's bitmap is RAM's. */
+	cr_assert_eq(gmem_bits_test(g->dirty[0], 0), 0);
+	hot_clear_bits(g);
+
+	/* Refused: an offset not a page, not at 64 pages (a word of the
+	 * bitmap), at or past the region's end; a log past the end. */
+	const uint64_t bad[][2] = {
+	    {100, 1},
+	    {PG, 1},
+	    {32 * PG, 1},
+	    {HOT_SZ, 1},
+	    {HOT_SZ + 64 * PG, 1},
+	    {~0ULL << 18, 1},
+	    {HOT_SZ - HOT_BLK, BLK_PG + 1},
+	    {0, npages + 1},
+	    {64 * PG, npages - 63},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		cr_assert_eq(gmem_hotplug_dirty_merge(g, bad[i][0], kvm, bad[i][1]), -EINVAL,
+			     "off %#llx nbits %llu", (unsigned long long)bad[i][0],
+			     (unsigned long long)bad[i][1]);
+	cr_assert_eq(hot_dirty_count(g), 0, "a refused log merged");
+
+	/* A slot of 64 pages at 256 KiB: exactly its pages. */
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 64 * PG, kvm, 64), 0);
+	cr_assert_eq(hot_dirty_count(g), 64);
+	cr_assert(hot_dirty(g, 64) && hot_dirty(g, 127) && !hot_dirty(g, 63) && !hot_dirty(g, 128));
+	hot_clear_bits(g);
+	/* Bits past nbits in the log's last word are ignored. */
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, HOT_BLK, kvm, 100), 0);
+	cr_assert_eq(hot_dirty_count(g), 100);
+	cr_assert(hot_dirty(g, BLK_PG + 99) && !hot_dirty(g, BLK_PG + 100));
+	hot_clear_bits(g);
+	/* The last block; the whole region; nothing. */
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, HOT_SZ - HOT_BLK, kvm, BLK_PG), 0);
+	cr_assert_eq(hot_dirty_count(g), BLK_PG);
+	cr_assert(hot_dirty(g, npages - 1) && !hot_dirty(g, npages - BLK_PG - 1));
+	hot_clear_bits(g);
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 0, kvm, npages), 0);
+	cr_assert_eq(hot_dirty_count(g), npages);
+	hot_clear_bits(g);
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 0, kvm, 0), 0);
+	cr_assert_eq(hot_dirty_count(g), 0);
+	/* A sparse log ORs into what is marked. */
+	fill_page(g, HOT_AT(2, 3), 3);
+	memset(kvm, 0, BLK_PG / 8);
+	kvm[0] = 1UL << 5;
+	kvm[BLK_PG / W - 1] = 1UL << (W - 1);
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 2 * HOT_BLK, kvm, BLK_PG), 0);
+	cr_assert_eq(hot_dirty_count(g), 3);
+	cr_assert(hot_dirty(g, HOT_PG(2, 3)) && hot_dirty(g, HOT_PG(2, 5)) &&
+		  hot_dirty(g, HOT_PG(2, BLK_PG - 1)));
+	gmem_destroy(g);
+	free(kvm);
+}
+
+/* A diff carries the dirty pages of plugged blocks at their offsets (flint's
+ * writes and KVM's log), nothing of an unplugged block; laid over a restore
+ * of the full snapshot, the latest memory. */
+Test(gmem_snap, diff_with_a_hot_plug_region)
+{
+	struct gmem *g = hot_guest(true), *r;
+	struct gmem_layout l;
+	int full = tmp_file(), diff = tmp_file();
+	char err[256] = "";
+	unsigned long kvm[BLK_PG / W];
+	struct stat st;
+
+	plug(g, 1, true);
+	plug(g, 2, true);
+	fill_page(g, HOT_AT(1, 0), 0x21);
+	fill_page(g, HOT_AT(1, 3), 0x20);
+	cr_assert(hot_dirty(g, HOT_PG(1, 0)) && hot_dirty(g, HOT_PG(1, 3)));
+	cr_assert_eq(gmem_save_full(g, full, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(hot_dirty_count(g), 0, "a full snapshot starts the next diff afresh");
+	gmem_layout_of(g, &l);
+	uint64_t want_full[] = {HOT_FPG(1, 0), HOT_FPG(1, 3)};
+	assert_data_pages(full, HOT_NPG, want_full, ARRAY_SIZE(want_full));
+
+	/* flint writes page 3 of block 1; the guest (as KVM logs it, in the
+	 * slot of block 1) page 70; KVM's last word has bits past the slot. */
+	fill_page(g, HOT_AT(1, 3), 0x31);
+	memset(gmem_ptr(g, HOT_AT(1, 70), PG), 0x47, PG);
+	memset(kvm, 0, sizeof(kvm));
+	kvm[70 / W] = 1UL << (70 % W);
+	kvm[ARRAY_SIZE(kvm) - 1] = 1UL << (W - 2); /* page 510: past 500 */
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, HOT_BLK, kvm, 500), 0);
+	cr_assert_eq(hot_dirty_count(g), 2);
+	/* A page logged in a block not plugged (4), and one written in a
+	 * block unplugged since (2): not in the diff. */
+	memset(kvm, 0, sizeof(kvm));
+	kvm[0] = 1UL << 1;
+	cr_assert_eq(gmem_hotplug_dirty_merge(g, 4 * HOT_BLK, kvm, BLK_PG), 0);
+	fill_page(g, HOT_AT(2, 9), 0x29);
+	plug(g, 2, false);
+	cr_assert_eq(hot_dirty_count(g), 4);
+
+	cr_assert_eq(gmem_save_diff(g, diff, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fstat(diff, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, HOT_RAM + HOT_SZ);
+	uint64_t want[] = {HOT_FPG(1, 3), HOT_FPG(1, 70)};
+	assert_data_pages(diff, HOT_NPG, want, ARRAY_SIZE(want));
+	assert_file_page(diff, HOT_FPG(1, 3), 0x31);
+	assert_file_page(diff, HOT_FPG(1, 70), 0x47);
+	cr_assert_eq(hot_dirty_count(g), 0);
+	assert_clean(g);
+
+	/* Over a restore of the full snapshot: the blocks the device's state
+	 * plugs hold the latest pages; the full file is not changed. */
+	cr_assert_eq(gmem_create_from_file(&r, &l, full, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gmem_apply_diff(r, diff, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(gmem_ptr(r, HOT_AT(1, 3), 1), "the diff plugged a block");
+	plug(r, 1, true);
+	assert_guest_page(r, HOT_AT(1, 3), 0x31);
+	assert_guest_page(r, HOT_AT(1, 70), 0x47);
+	assert_guest_page(r, HOT_AT(1, 0), 0x21);
+	assert_guest_page(r, HOT_AT(1, 4), 0);
+	plug(r, 2, true);
+	assert_guest_page(r, HOT_AT(2, 9), 0);
+	plug(r, 4, true);
+	assert_guest_page(r, HOT_AT(4, 1), 0);
+	assert_file_page(full, HOT_FPG(1, 3), 0x20);
+	assert_hole(full, HOT_FPG(1, 70) * PG, PG);
+	/* Into a copy of the full file: the same. */
+	int copy = tmp_file();
+	cr_assert_eq(ftruncate(copy, HOT_RAM + HOT_SZ), 0);
+	cr_assert_eq(pwrite(copy, gmem_ptr(g, HOT_AT(1, 0), PG), PG, HOT_FPG(1, 0) * PG),
+		     (ssize_t)PG);
+	cr_assert_eq(gmem_file_apply_diff(copy, diff, &l, err, sizeof(err)), 0, "%s", err);
+	uint64_t want_copy[] = {HOT_FPG(1, 0), HOT_FPG(1, 3), HOT_FPG(1, 70)};
+	assert_data_pages(copy, HOT_NPG, want_copy, ARRAY_SIZE(want_copy));
+	assert_file_page(copy, HOT_FPG(1, 0), 0x21);
+	assert_file_page(copy, HOT_FPG(1, 3), 0x31);
+	assert_file_page(copy, HOT_FPG(1, 70), 0x47);
+	gmem_destroy(r);
+	gmem_destroy(g);
+	close(full);
+	close(diff);
+	close(copy);
 }

@@ -79,7 +79,7 @@ Test(uffd, regions_of_two_region_guest)
 	const uint64_t size = MMIO_GAP_START + (4 << 20);
 	static const char *const keys[] = {"base_host_virt_addr", "size", "offset", "page_size",
 					   "page_size_kib"};
-	struct uffd_region r[GMEM_MAX_REGIONS];
+	struct uffd_region r[UFFD_GMEM_REGIONS];
 	struct gmem_layout l;
 	struct gmem *g;
 	json_error_t je;
@@ -117,14 +117,14 @@ Test(uffd, regions_of_two_region_guest)
 	    uffd_regions_parse(s, strlen(s), back, UFFD_MAX_REGIONS, &nb, err, sizeof(err)), 0,
 	    "%s", err);
 	cr_assert_eq(nb, 2);
-	cr_assert_arr_eq(back, r, sizeof(r));
+	cr_assert_arr_eq(back, r, n * sizeof(r[0]));
 	free(s);
 	gmem_destroy(g);
 }
 
 Test(uffd, regions_of_refuses_another_layout)
 {
-	struct uffd_region r[GMEM_MAX_REGIONS];
+	struct uffd_region r[UFFD_GMEM_REGIONS];
 	struct gmem_layout l;
 	struct gmem *g;
 	size_t n;
@@ -141,6 +141,103 @@ Test(uffd, regions_of_refuses_another_layout)
 	l.r[0].offset = 100;
 	cr_assert_eq(uffd_regions_of(g, &l, r, &n, err, sizeof(err)), -EINVAL);
 	ERR_HAS("offset");
+	gmem_destroy(g);
+}
+
+/* The hot-plug region goes last: all of it, plugged or not, at its offset
+ * in the memory file (right after RAM), in 4 KiB pages. */
+Test(uffd, regions_of_a_guest_with_a_hot_plug_region)
+{
+	const uint64_t ram = 64 << 20, hot = 1ULL << 30, hsz = 256 << 20, blk = 2 << 20;
+	const uint64_t two = MMIO_GAP_START + (4 << 20);
+	struct uffd_region r[UFFD_GMEM_REGIONS], back[UFFD_MAX_REGIONS];
+	struct gmem_layout l;
+	struct gmem *g;
+	size_t n, nb;
+	char *s;
+
+	cr_assert_eq(UFFD_GMEM_REGIONS, GMEM_MAX_REGIONS + 1);
+	cr_assert_eq(gmem_create(&g, ram), 0);
+	cr_assert_eq(gmem_hotplug_add(g, hot, hsz, blk), 0);
+	cr_assert_eq(gmem_hotplug_set(g, hot + 2 * blk, blk, true), 0);
+	gmem_layout_of(g, &l);
+	memset(r, 0xa5, sizeof(r));
+	cr_assert_eq(uffd_regions_of(g, &l, r, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(r[0].base, (uintptr_t)gmem_region(g, 0)->host);
+	cr_assert_eq(r[0].size, ram);
+	cr_assert_eq(r[0].offset, 0);
+	cr_assert_eq(r[0].page_size, PG);
+	cr_assert_eq(r[1].base, (uintptr_t)gmem_hotplug_region(g)->host);
+	cr_assert_eq(r[1].size, hsz);
+	cr_assert_eq(r[1].offset, ram);
+	cr_assert_eq(r[1].page_size, PG);
+	cr_assert_eq(r[2].base, 0xa5a5a5a5a5a5a5a5ULL, "an entry past n written");
+	/* As sent, it parses back the same: apart in memory and in the file. */
+	cr_assert_eq(uffd_regions_encode(r, n, &s), 0);
+	cr_assert_not_null(strstr(s, ",\"size\":268435456,\"offset\":67108864,\"page_size\":4096,"),
+			   "%s", s);
+	cr_assert_eq(
+	    uffd_regions_parse(s, strlen(s), back, UFFD_MAX_REGIONS, &nb, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(nb, 2);
+	cr_assert_arr_eq(back, r, n * sizeof(r[0]));
+	cr_assert_eq(uffd_region_find(back, nb, r[1].base + hsz - 1), &back[1]);
+	free(s);
+	gmem_destroy(g);
+
+	/* RAM around the MMIO hole: three regions, the hot-plug one after both. */
+	cr_assert_eq(gmem_create(&g, two), 0);
+	cr_assert_eq(gmem_hotplug_add(g, 8ULL << 30, hsz, blk), 0);
+	gmem_layout_of(g, &l);
+	cr_assert_eq(uffd_regions_of(g, &l, r, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, UFFD_GMEM_REGIONS);
+	cr_assert_eq(r[1].base, (uintptr_t)gmem_region(g, 1)->host);
+	cr_assert_eq(r[1].offset, MMIO_GAP_START);
+	cr_assert_eq(r[2].base, (uintptr_t)gmem_hotplug_region(g)->host);
+	cr_assert_eq(r[2].size, hsz);
+	cr_assert_eq(r[2].offset, two);
+	cr_assert_eq(r[2].page_size, PG);
+	cr_assert_eq(r[2].offset + r[2].size, gmem_layout_file_size(&l));
+	gmem_destroy(g);
+}
+
+Test(uffd, regions_of_refuses_another_hot_plug_region)
+{
+	const uint64_t ram = 8 << 20, hot = 1ULL << 30, hsz = 64 << 20, blk = 2 << 20;
+	struct uffd_region r[UFFD_GMEM_REGIONS];
+	struct gmem_layout good, l;
+	struct gmem *g;
+	size_t n;
+
+	cr_assert_eq(gmem_create(&g, ram), 0);
+	cr_assert_eq(gmem_hotplug_add(g, hot, hsz, blk), 0);
+	gmem_layout_of(g, &good);
+	/* The layout has none (a version 1 table), guest memory has one. */
+	l = good;
+	memset(&l.hot, 0, sizeof(l.hot));
+	n = 7;
+	err[0] = '\0';
+	cr_assert_eq(uffd_regions_of(g, &l, r, &n, err, sizeof(err)), -EINVAL);
+	ERR_HAS("hot-plug region");
+	cr_assert_eq(n, 0);
+	/* Elsewhere, or another size. */
+	l = good, l.hot.gpa += blk;
+	cr_assert_eq(uffd_regions_of(g, &l, r, &n, err, sizeof(err)), -EINVAL);
+	ERR_HAS("hot-plug region");
+	cr_assert_eq(n, 0);
+	l = good, l.hot.size /= 2;
+	cr_assert_eq(uffd_regions_of(g, &l, r, &n, err, sizeof(err)), -EINVAL);
+	ERR_HAS("hot-plug region");
+	cr_assert_eq(uffd_regions_of(g, &good, r, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 2);
+	gmem_destroy(g);
+	/* The layout has one, guest memory none. */
+	cr_assert_eq(gmem_create(&g, ram), 0);
+	n = 7;
+	cr_assert_eq(uffd_regions_of(g, &good, r, &n, err, sizeof(err)), -EINVAL);
+	ERR_HAS("hot-plug region");
+	cr_assert_eq(n, 0);
 	gmem_destroy(g);
 }
 
@@ -440,7 +537,7 @@ Test(uffd, open_refuses_and_leaves_nothing_registered)
 Test(uffd, open_sends_the_list_and_the_registered_uffd)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	struct uffd_region want[GMEM_MAX_REGIONS], got[UFFD_MAX_REGIONS];
+	struct uffd_region want[UFFD_GMEM_REGIONS], got[UFFD_MAX_REGIONS];
 	struct uffd_backend b;
 	struct gmem_layout l;
 	struct gmem *g;
@@ -484,6 +581,78 @@ Test(uffd, open_sends_the_list_and_the_registered_uffd)
 	cr_assert_eq(read(c, buf, 1), 0);
 	uffd_backend_close(&b);
 	uffd_backend_close(NULL);
+	close(fd);
+	close(c);
+	close(lfd);
+	gmem_destroy(g);
+	unlink(a.sun_path);
+	rmdir(dir);
+}
+
+/* The hot-plug region is registered too and goes last in the list; a page
+ * of it already there is refused as RAM's is. */
+Test(uffd, open_registers_the_hot_plug_region)
+{
+	const uint64_t ram = 8 << 20, hot = 1ULL << 30, hsz = 64 << 20, blk = 2 << 20;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct uffd_region want[UFFD_GMEM_REGIONS], got[UFFD_MAX_REGIONS];
+	struct uffd_backend b;
+	struct gmem_layout l;
+	struct gmem *g;
+	char dir[64], buf[UFFD_MAX_MSG];
+	size_t n, ng, len;
+	int lfd, c, fd;
+
+	need_uffd();
+	scratch(dir);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/h.sock", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+
+	/* A touched page of the region: refused, nothing registered. */
+	cr_assert_eq(gmem_create(&g, ram), 0);
+	cr_assert_eq(gmem_hotplug_add(g, hot, hsz, blk), 0);
+	gmem_layout_of(g, &l);
+	cr_assert_eq(gmem_hotplug_set(g, hot + blk, blk, true), 0);
+	cr_assert_eq(gmem_write(g, hot + blk + 3 * PG, "x", 1), 0);
+	cr_assert_eq(uffd_backend_open(g, &l, a.sun_path, &b, err, sizeof(err)), -EBUSY);
+	ERR_HAS("region 1 already has a page at offset 0x20"); /* 0x200000 with THP */
+	cr_assert_not(registered(gmem_region(g, 0)->host, ram));
+	cr_assert_not(registered(gmem_hotplug_region(g)->host, hsz));
+	gmem_destroy(g);
+
+	cr_assert_eq(gmem_create(&g, ram), 0);
+	cr_assert_eq(gmem_hotplug_add(g, hot, hsz, blk), 0);
+	gmem_layout_of(g, &l);
+	uint8_t *hhost = gmem_hotplug_region(g)->host;
+	cr_assert_eq(uffd_backend_open(g, &l, a.sun_path, &b, err, sizeof(err)), 0, "%s", err);
+	c = accept(lfd, NULL, NULL);
+	cr_assert_geq(c, 0);
+	cr_assert_eq(uffd_recv(c, buf, sizeof(buf), &len, &fd), 0);
+	cr_assert_eq(uffd_regions_parse(buf, len, got, UFFD_MAX_REGIONS, &ng, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(uffd_regions_of(g, &l, want, &n, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(ng, n);
+	cr_assert_arr_eq(got, want, n * sizeof(want[0]));
+	cr_assert_eq(got[1].base, (uintptr_t)hhost);
+	cr_assert_eq(got[1].size, hsz);
+	cr_assert_eq(got[1].offset, ram);
+	cr_assert(registered(gmem_region(g, 0)->host, ram));
+	cr_assert(registered(hhost, hsz));
+
+	/* The received fd serves the region: a page of a plugged block. */
+	static uint8_t page[PG] __attribute__((aligned(PG)));
+	memset(page, 0x6b, sizeof(page));
+	cr_assert_eq(gmem_hotplug_set(g, hot + blk, blk, true), 0);
+	struct uffdio_copy cp = {
+	    .dst = got[1].base + blk + 3 * PG, .src = (uintptr_t)page, .len = PG};
+	cr_assert_eq(ioctl(fd, UFFDIO_COPY, &cp), 0, "%s", strerror(errno));
+	cr_assert_eq(*(uint8_t *)gmem_ptr(g, hot + blk + 3 * PG + 100, 1), 0x6b);
+
+	uffd_backend_close(&b);
+	cr_assert_eq(read(c, buf, 1), 0);
 	close(fd);
 	close(c);
 	close(lfd);
@@ -958,5 +1127,45 @@ Test(uffd, e2e_full_snapshot_holds_untouched_pages, .timeout = 60)
 	uffd_backend_close(&e.b);
 	cr_assert_eq(handler_wait(&e.h, log, sizeof(log)), 0, "%s", log);
 	LOG_HAS(log, "3 pages copied, 253 zero pages");
+	e2e_end(&e);
+}
+
+/* A guest with a hot-plug region restored through flint-uffd: its plugged
+ * blocks' pages come from the memory file after RAM, its holes as zeros; a
+ * block unplugged (UFFD_EVENT_REMOVE) and plugged again reads zeros. */
+Test(uffd, e2e_hot_plug_region, .timeout = 60)
+{
+	const uint64_t ram = 1 << 20, hot = 1ULL << 30, hsz = 8 << 20, blk = 2 << 20;
+	/* RAM's page 0; block 2's page 5, block 3's page 0. */
+	const uint64_t data[] = {0, ram + 2 * blk + 5 * PG, ram + 3 * blk};
+	uint8_t got[4 * PG], want[PG], zero[PG] = {0};
+	char log[512];
+	struct e2e e;
+
+	e2e_start(&e, ram, ram + hsz, data, ARRAY_SIZE(data));
+	cr_assert_eq(gmem_hotplug_add(e.g, hot, hsz, blk), 0);
+	gmem_layout_of(e.g, &e.l);
+	cr_assert_eq(uffd_backend_open(e.g, &e.l, e.h.sock, &e.b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(gmem_hotplug_set(e.g, hot + 2 * blk, 2 * blk, true), 0);
+	uint8_t *p[] = {host_at(e.g, 0), host_at(e.g, hot + 2 * blk + 5 * PG),
+			host_at(e.g, hot + 2 * blk + 6 * PG), host_at(e.g, hot + 3 * blk)};
+	touch(p, 4, got);
+	pattern(want, 0);
+	cr_assert_arr_eq(got, want, PG, "RAM");
+	pattern(want, data[1]);
+	cr_assert_arr_eq(got + PG, want, PG, "block 2 page 5");
+	cr_assert_arr_eq(got + 2 * PG, zero, PG, "block 2 page 6, a hole");
+	pattern(want, data[2]);
+	cr_assert_arr_eq(got + 3 * PG, want, PG, "block 3 page 0");
+	/* Unplugged (returns once the handler has read the event), then
+	 * plugged again: zeros; block 3 keeps its page. */
+	cr_assert_eq(gmem_hotplug_set(e.g, hot + 2 * blk, blk, false), 0);
+	cr_assert_eq(gmem_hotplug_set(e.g, hot + 2 * blk, blk, true), 0);
+	touch(p + 1, 1, got);
+	cr_assert_arr_eq(got, zero, PG, "an unplugged page kept its data");
+	cr_assert_eq(p[3][7], want[7]);
+	uffd_backend_close(&e.b);
+	cr_assert_eq(handler_wait(&e.h, log, sizeof(log)), 0, "%s", log);
+	LOG_HAS(log, "3 pages copied, 2 zero pages");
 	e2e_end(&e);
 }

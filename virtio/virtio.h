@@ -44,6 +44,26 @@ struct virtio_host {
 	void *t;
 };
 
+/* The calls a device owes its transport for a piece of work (a notify, a
+ * completion, a reset's give-back), gathered while it works and made once
+ * at its end, with the device's lock held (the transport takes none), so
+ * that nothing reaches the transport once reset() has the lock. */
+struct virtio_after {
+	struct virtio_host host;
+	uint32_t used; /* bit q: buffers were added to queue q's used ring */
+	bool reset;    /* the guest broke the protocol: needs_reset */
+};
+
+/* needs_reset, if owed, then used for each queue marked, in order. */
+static inline void virtio_after_run(const struct virtio_after *a)
+{
+	if (a->reset && a->host.needs_reset)
+		a->host.needs_reset(a->host.t);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES && a->host.used; q++)
+		if (a->used & 1u << q)
+			a->host.used(a->host.t, q);
+}
+
 struct virtio_dev_ops {
 	uint32_t device_id;  /* VIRTIO_ID_* from <linux/virtio_ids.h> */
 	unsigned num_queues; /* 1..VIRTIO_MAX_QUEUES */

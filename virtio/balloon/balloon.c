@@ -66,23 +66,7 @@ struct balloon {
 	struct balloon_counters n;
 };
 
-/* Calls to the transport, made once per batch, with the lock held. */
-struct after {
-	struct virtio_host host;
-	bool used[NQUEUES];
-	bool reset;
-};
-
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	for (unsigned q = 0; q < NQUEUES; q++)
-		if (a->used[q] && a->host.used)
-			a->host.used(a->host.t, q);
-}
-
-static void protocol_error(struct balloon *b, struct after *a, unsigned q, int err)
+static void protocol_error(struct balloon *b, struct virtio_after *a, unsigned q, int err)
 {
 	b->n.event_fails++;
 	b->broken = true;
@@ -92,10 +76,10 @@ static void protocol_error(struct balloon *b, struct after *a, unsigned q, int e
 	b->logged_ring = true;
 }
 
-static void push(struct balloon *b, struct after *a, unsigned q, uint16_t head)
+static void push(struct balloon *b, struct virtio_after *a, unsigned q, uint16_t head)
 {
 	if (vq_push(&b->vq[q], head, 0) == 0)
-		a->used[q] = true;
+		a->used |= 1u << q;
 }
 
 /* A place in chain c's device-readable bytes, read across segment
@@ -222,7 +206,7 @@ static int next_chain(struct balloon *b, struct vq *vq, struct vq_chain *c)
 }
 
 /* Take every chain of the inflate or deflate queue. Lock held. */
-static void process_frames(struct balloon *b, struct after *a, unsigned q)
+static void process_frames(struct balloon *b, struct virtio_after *a, unsigned q)
 {
 	struct vq_chain c;
 	int n;
@@ -269,7 +253,7 @@ static bool read_stats(struct balloon *b, const struct vq_chain *c)
 /* Free page reports: each buffer of a chain is a run of free guest memory
  * (Linux reports blocks of at least 2 MiB, as device-writable buffers the
  * device never writes); its pages go back to the host. Lock held. */
-static void process_reports(struct balloon *b, struct after *a)
+static void process_reports(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_reports];
 	struct vq_chain c;
@@ -320,7 +304,7 @@ static void arm_timer(struct balloon *b)
 
 /* The guest offered its statistics chain: read it, hold it, arm the timer.
  * Lock held, loop thread. */
-static void process_stats(struct balloon *b, struct after *a)
+static void process_stats(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_stats];
 	struct vq_chain c;
@@ -359,7 +343,7 @@ static void process_stats(struct balloon *b, struct after *a)
 }
 
 /* Ask the guest for fresh statistics: give its chain back. Lock held. */
-static void ask_stats(struct balloon *b, struct after *a)
+static void ask_stats(struct balloon *b, struct virtio_after *a)
 {
 	if (!b->active || b->broken || !b->stats_held)
 		return;
@@ -372,13 +356,13 @@ static void ask_stats(struct balloon *b, struct after *a)
 static void timer_done(struct ev_op *op, int res)
 {
 	struct balloon *b = container_of(op, struct balloon, wait.op);
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&b->lock);
 	if (ev_wait_done(&b->wait, res)) {
 		a.host = b->host;
 		ask_stats(b, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&b->lock);
 }
@@ -389,7 +373,7 @@ static void timer_done(struct ev_op *op, int res)
 static void kick_done(struct ev_op *op, int res)
 {
 	struct balloon *b = container_of(op, struct balloon, kick.op);
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	if ((res = ev_kick_take(&b->kick, res)) < 0) {
 		if (res != -ECANCELED)
@@ -407,7 +391,7 @@ static void kick_done(struct ev_op *op, int res)
 	if (b->ask_now && !ev_wait_recheck(&b->wait, b->loop))
 		ask_stats(b, &a);
 	b->ask_now = false;
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -495,7 +479,7 @@ static void balloon_reset(void *dev)
 static void balloon_notify(void *dev, unsigned q)
 {
 	struct balloon *b = dev;
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&b->lock);
 	if (b->active && !b->broken) {
@@ -506,7 +490,7 @@ static void balloon_notify(void *dev, unsigned q)
 			process_stats(b, &a);
 		else if (b->reporting_negotiated && q == b->q_reports)
 			process_reports(b, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&b->lock);
 }

@@ -101,7 +101,7 @@ struct blk {
 	struct __kernel_timespec retry_ts; /* retry_op's; read at the loop's next turn */
 	uint32_t retry_ms;		   /* next retry's delay; 0: submissions work */
 	bool retry_unarmed_logged;	   /* this failure run could not arm retry_op */
-	struct after *after;		   /* where completions being reaped report */
+	struct virtio_after *after;	   /* where completions being reaped report */
 	struct blk_geom geom;
 	bool sync; /* FLUSH offered but not negotiated: writes stable at completion */
 	/* Slots [fresh, BLK_QUEUE_MAX) were never used and never touched: a
@@ -126,23 +126,7 @@ struct blk {
 	bool rl_unarmed_logged;
 };
 
-/* Calls to the transport, batched: one host->used per notify or completion.
- * Made with the lock held (they take no lock, virtio.h/mmio.c), so once
- * reset() has the lock nothing of ours reaches the transport any more. */
-struct after {
-	struct virtio_host host;
-	bool used, reset;
-};
-
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	if (a->used && a->host.used)
-		a->host.used(a->host.t, 0);
-}
-
-static void protocol_error(struct blk *b, struct after *a, const char *what, int err)
+static void protocol_error(struct blk *b, struct virtio_after *a, const char *what, int err)
 {
 	b->stats.protocol_errors++;
 	b->broken = true;
@@ -153,14 +137,15 @@ static void protocol_error(struct blk *b, struct after *a, const char *what, int
 	b->logged = true;
 }
 
-static void push(struct blk *b, struct after *a, uint16_t head, uint32_t len)
+static void push(struct blk *b, struct virtio_after *a, uint16_t head, uint32_t len)
 {
 	if (vq_push(b->vq, head, len) == 0)
-		a->used = true;
+		a->used = 1; /* queue 0 */
 }
 
 /* Answer a request that needs no I/O and free its slot. */
-static void answer(struct blk *b, struct after *a, struct slot *s, uint8_t status, uint32_t len)
+static void answer(struct blk *b, struct virtio_after *a, struct slot *s, uint8_t status,
+		   uint32_t len)
 {
 	*s->status = status;
 	if (status == VIRTIO_BLK_S_IOERR)
@@ -261,7 +246,7 @@ static void arm_throttle(struct blk *b)
 }
 
 /* Run the parsed request in slot s: answer it at once or start its I/O. */
-static void run(struct blk *b, struct after *a, struct slot *s)
+static void run(struct blk *b, struct virtio_after *a, struct slot *s)
 {
 	const struct blk_req *r = &s->req;
 	size_t n;
@@ -311,7 +296,7 @@ static void run(struct blk *b, struct after *a, struct slot *s)
 
 /* Start the popped chain c in slot s (taken off the free list), or keep it
  * in b->throttled if the limiter says not yet. */
-static void start(struct blk *b, struct after *a, struct slot *s, const struct vq_chain *c)
+static void start(struct blk *b, struct virtio_after *a, struct slot *s, const struct vq_chain *c)
 {
 	int err;
 
@@ -356,7 +341,7 @@ static struct slot *take_slot(struct blk *b)
  * the guest need not kick for requests it adds meanwhile (fewer exits under
  * load). Once idle, they go back on and the ring is checked once more, since
  * the guest may have added a chain before it saw them on. */
-static void process(struct blk *b, struct after *a)
+static void process(struct blk *b, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = b->segs, .cap = ARRAY_SIZE(b->segs)};
 	struct slot *s;
@@ -486,7 +471,7 @@ static void submit(struct blk *b)
 static void ring_ready(struct ev_op *op, int res)
 {
 	struct blk *b = container_of(op, struct blk, ring_op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if (res < 0 && res != -ECANCELED)
 		pr_err("drive %s: polling its I/O ring: %s", b->path, strerror(-res));
@@ -502,12 +487,12 @@ static void ring_ready(struct ev_op *op, int res)
 	submit(b);
 	if (a.used) {
 		/* On the loop thread, where deferring is allowed. */
-		a.used = false;
+		a.used = 0;
 		b->used_pending = true;
 		if (evloop_defer(b->loop, &b->used_op) < 0)
-			a.used = true;
+			a.used = 1; /* queue 0 */
 	}
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -528,13 +513,13 @@ static void retry_submit(struct ev_op *op, int res)
  * of the drive's ring: for rl_wait and the kick. */
 static void resume(struct blk *b)
 {
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	pthread_mutex_lock(&b->lock);
 	a.host = b->host;
 	process(b, &a);
 	submit(b);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -578,14 +563,14 @@ static void kicked(struct ev_op *op, int res)
 static void used_batch(struct ev_op *op, int res)
 {
 	struct blk *b = container_of(op, struct blk, used_op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	(void)res;
 	pthread_mutex_lock(&b->lock);
 	a.host = b->host;
 	a.used = b->used_pending && b->active;
 	b->used_pending = false;
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -677,7 +662,7 @@ static void blk_reset(void *dev)
 static void blk_notify(void *dev, unsigned q)
 {
 	struct blk *b = dev;
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if (q != 0)
 		return;
@@ -685,7 +670,7 @@ static void blk_notify(void *dev, unsigned q)
 	a.host = b->host;
 	process(b, &a);
 	submit(b);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -908,7 +893,7 @@ int blk_drain(struct blk *b, uint64_t deadline_ns, char *err, size_t errlen)
 
 void blk_quiesce(struct blk *b)
 {
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 	int err;
 
 	pthread_mutex_lock(&b->lock);
@@ -936,14 +921,14 @@ void blk_quiesce(struct blk *b)
 	 * limiter's timer, still armed) takes the queue up again. */
 	if (b->active && !b->broken)
 		vq_enable_notify(b->vq);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
 }
 
 int blk_set_backing(struct blk *b, const char *path)
 {
 	struct blk_disk nd = {.fd = -1}, old = {.fd = -1};
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 	uint64_t bytes, cap;
 	bool same;
 	int err;
@@ -976,7 +961,7 @@ int blk_set_backing(struct blk *b, const char *path)
 		err = blk_ring_wait(b->ring);
 		b->after = NULL;
 		if (err < 0) {
-			run_after(&a);
+			virtio_after_run(&a);
 			pthread_mutex_unlock(&b->lock);
 			pr_err("drive %s: cannot wait for its I/O to swap to %s: %s", b->path, path,
 			       strerror(-err));
@@ -994,7 +979,7 @@ int blk_set_backing(struct blk *b, const char *path)
 	b->stats.backing_swaps++;
 	pr_info("drive %s: now %s, %llu sectors", b->path, path, (unsigned long long)cap);
 	snprintf(b->path, sizeof(b->path), "%s", path);
-	run_after(&a);
+	virtio_after_run(&a);
 	if (b->active && b->host.config_changed)
 		b->host.config_changed(b->host.t);
 	/* Completions answered here may have freed slots the queue waits

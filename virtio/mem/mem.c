@@ -47,21 +47,7 @@ struct vmem {
 	struct vmem_counters n;
 };
 
-/* Calls to the transport, made once per batch, with the lock held. */
-struct after {
-	struct virtio_host host;
-	bool used, reset;
-};
-
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	if (a->used && a->host.used)
-		a->host.used(a->host.t, 0);
-}
-
-static void protocol_error(struct vmem *m, struct after *a, int err)
+static void protocol_error(struct vmem *m, struct virtio_after *a, int err)
 {
 	m->n.protocol_errors++;
 	m->broken = true;
@@ -72,10 +58,10 @@ static void protocol_error(struct vmem *m, struct after *a, int err)
 	m->logged_ring = true;
 }
 
-static void push(struct vmem *m, struct after *a, uint16_t head, uint32_t len)
+static void push(struct vmem *m, struct virtio_after *a, uint16_t head, uint32_t len)
 {
 	if (vq_push(m->vq, head, len) == 0)
-		a->used = true;
+		a->used = 1; /* queue 0 */
 }
 
 /* The bitmap. Block numbers are relative to the region's start. */
@@ -287,7 +273,7 @@ static uint16_t do_state(struct vmem *m, uint64_t addr, uint16_t nb, uint16_t *s
 }
 
 /* Answer one chain. Lock held. */
-static void take(struct vmem *m, struct after *a, const struct vq_chain *c)
+static void take(struct vmem *m, struct virtio_after *a, const struct vq_chain *c)
 {
 	struct virtio_mem_req req;
 	struct virtio_mem_resp resp;
@@ -340,7 +326,7 @@ static void take(struct vmem *m, struct after *a, const struct vq_chain *c)
 }
 
 /* Answer every chain available. Lock held. */
-static void process(struct vmem *m, struct after *a)
+static void process(struct vmem *m, struct virtio_after *a)
 {
 	for (;;) {
 		struct vq_chain c = {.seg = m->segs, .cap = ARRAY_SIZE(m->segs)};
@@ -426,7 +412,7 @@ static void vmem_reset(void *dev)
 static void vmem_notify(void *dev, unsigned q)
 {
 	struct vmem *m = dev;
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if (q != 0)
 		return;
@@ -434,7 +420,7 @@ static void vmem_notify(void *dev, unsigned q)
 	if (m->active && !m->broken) {
 		a.host = m->host;
 		process(m, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&m->lock);
 }

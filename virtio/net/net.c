@@ -205,7 +205,7 @@ struct net {
 
 	/* Completions push at once and ask for interrupts once per batch. */
 	struct ev_op used_op;
-	bool used_pending[NQ];
+	uint32_t used_pending; /* bit q: queue q, as struct virtio_after's used */
 	struct vq_seg segs[POP_SEG_MAX];
 	struct net_stats stats;
 
@@ -229,53 +229,30 @@ struct net {
 	uint8_t detour_buf[NET_DETOUR_FRAME_MAX];
 };
 
-/* Calls to the transport, made after the work, with the lock held (they
- * take none), so nothing reaches the transport once reset() has the lock. */
-struct after {
-	struct virtio_host host;
-	bool used[NQ], reset;
-};
-
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	for (unsigned q = 0; q < NQ; q++)
-		if (a->used[q] && a->host.used)
-			a->host.used(a->host.t, q);
-}
-
 /* On the loop thread: leave the interrupt decisions to the end of the
  * event loop's batch. */
-static void defer_used(struct net *n, struct after *a)
+static void defer_used(struct net *n, struct virtio_after *a)
 {
-	bool any = false;
-
-	for (unsigned q = 0; q < NQ; q++) {
-		n->used_pending[q] |= a->used[q];
-		any |= a->used[q];
-	}
-	if (any && evloop_defer(n->loop, &n->used_op) == 0)
-		a->used[RXQ] = a->used[TXQ] = false;
+	n->used_pending |= a->used;
+	if (a->used && evloop_defer(n->loop, &n->used_op) == 0)
+		a->used = 0;
 }
 
 static void used_batch(struct ev_op *op, int res)
 {
 	struct net *n = container_of(op, struct net, used_op);
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	(void)res;
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
-	for (unsigned q = 0; q < NQ; q++) {
-		a.used[q] = n->used_pending[q] && n->active;
-		n->used_pending[q] = false;
-	}
-	run_after(&a);
+	a.used = n->active ? n->used_pending : 0;
+	n->used_pending = 0;
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 
-static void protocol_error(struct net *n, struct after *a, const char *what, int err)
+static void protocol_error(struct net *n, struct virtio_after *a, const char *what, int err)
 {
 	n->stats.protocol_errors++;
 	n->broken = true;
@@ -296,10 +273,10 @@ static void io_error(struct net *n, const char *what, int err)
 	n->logged_io = true;
 }
 
-static void push(struct net *n, struct after *a, unsigned q, uint16_t head, uint32_t len)
+static void push(struct net *n, struct virtio_after *a, unsigned q, uint16_t head, uint32_t len)
 {
 	if (vq_push(n->vq[q], head, len) == 0)
-		a->used[q] = true;
+		a->used |= 1u << q;
 }
 
 /* ---- rate limiting ------------------------------------------------------ */
@@ -383,7 +360,7 @@ static bool rx_has_room(const struct net *n, uint32_t room)
 }
 
 /* Keep a popped RX chain for a read, or give back one no packet can use. */
-static void rx_hold(struct net *n, struct after *a, const struct vq_chain *c)
+static void rx_hold(struct net *n, struct virtio_after *a, const struct vq_chain *c)
 {
 	struct rx_chain *h;
 
@@ -404,7 +381,7 @@ static void rx_hold(struct net *n, struct after *a, const struct vq_chain *c)
 
 /* Pop RX chains until a read has room for any packet. Returns whether it
  * has; if not, RX notifications are on and the device waits for a kick. */
-static bool rx_fill(struct net *n, struct after *a)
+static bool rx_fill(struct net *n, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = n->segs, .cap = ARRAY_SIZE(n->segs)};
 	struct vq *q = n->vq[RXQ];
@@ -561,7 +538,7 @@ static ssize_t rx_read(struct net *n, uint64_t *room)
 }
 
 /* A packet of len bytes (header included) is in the first held chains. */
-static void rx_deliver(struct net *n, struct after *a, uint32_t len)
+static void rx_deliver(struct net *n, struct virtio_after *a, uint32_t len)
 {
 	const struct rx_chain *first = held_at(n, 0);
 	unsigned k = 0;
@@ -622,7 +599,7 @@ static void rx_wait(struct net *n)
  * want of buffers: the RX kick brings the device back. A backend that
  * failed (rx_stopped) is not read until the next RX kick; the detour's
  * frames still go. */
-static void rx_pump(struct net *n, struct after *a)
+static void rx_pump(struct net *n, struct virtio_after *a)
 {
 	uint64_t room;
 	ssize_t r;
@@ -712,7 +689,7 @@ static void detour_arm(struct net *n)
 	}
 }
 
-static void rx_process(struct net *n, struct after *a)
+static void rx_process(struct net *n, struct virtio_after *a)
 {
 	rx_pump(n, a);
 	detour_arm(n);
@@ -720,7 +697,7 @@ static void rx_process(struct net *n, struct after *a)
 
 static void rx_on(struct net *n, int res)
 {
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
@@ -733,7 +710,7 @@ static void rx_on(struct net *n, int res)
 		n->rx_stopped = true;
 	}
 	defer_used(n, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -752,7 +729,7 @@ static void rx_again_done(struct ev_op *op, int res)
 static void detour_timer_done(struct ev_op *op, int res)
 {
 	struct net *n = container_of(op, struct net, detour_timer);
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	if (res != -ETIME)
 		return;
@@ -760,13 +737,13 @@ static void detour_timer_done(struct ev_op *op, int res)
 	a.host = n->host;
 	rx_process(n, &a);
 	defer_used(n, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 
 /* ---- TX: guest -> tap --------------------------------------------------- */
 
-static void tx_drop(struct net *n, struct after *a, uint16_t head, const char *why)
+static void tx_drop(struct net *n, struct virtio_after *a, uint16_t head, const char *why)
 {
 	n->stats.tx_malformed++;
 	if (!n->logged_tx)
@@ -785,7 +762,7 @@ static void slot_free(struct net *n, struct tx_slot *s)
 /* A slot's write is over, whatever became of it (counted by the caller):
  * its chain is used unless a reset or net_quiesce has had it, and the slot
  * is free. */
-static void tx_finish(struct net *n, struct after *a, struct tx_slot *s)
+static void tx_finish(struct net *n, struct virtio_after *a, struct tx_slot *s)
 {
 	n->tx_inflight--;
 	s->inflight = false;
@@ -801,7 +778,7 @@ static void tx_finish(struct net *n, struct after *a, struct tx_slot *s)
  * be queued, finish the slots unsent, in order. A loop on its way out
  * (-ESHUTDOWN) leaves them queued, the stream still framed: a loop run
  * again (the tests') goes on at the next TX kick. */
-static void stream_write_head(struct net *n, struct after *a)
+static void stream_write_head(struct net *n, struct virtio_after *a)
 {
 	struct tx_slot *s;
 	int r;
@@ -825,7 +802,7 @@ static void stream_write_head(struct net *n, struct after *a)
 	n->tx_q_tail = NULL;
 }
 
-static void tx_submit(struct net *n, struct after *a, struct tx_slot *s)
+static void tx_submit(struct net *n, struct virtio_after *a, struct tx_slot *s)
 {
 	int r;
 
@@ -862,7 +839,7 @@ static void tx_submit(struct net *n, struct after *a, struct tx_slot *s)
 
 /* Copy the popped chain c into a slot, check the copy's header and start
  * writing the copy, or drop the chain. */
-static void tx_start(struct net *n, struct after *a, const struct vq_chain *c)
+static void tx_start(struct net *n, struct virtio_after *a, const struct vq_chain *c)
 {
 	struct virtio_net_hdr_v1 h;
 	enum net_hdr_err e;
@@ -920,7 +897,7 @@ static void tx_start(struct net *n, struct after *a, const struct vq_chain *c)
 
 /* Pop and send TX chains, as blk.c's process(): notifications stay off
  * while writes are in flight, as each completion looks at the ring again. */
-static void tx_pump(struct net *n, struct after *a)
+static void tx_pump(struct net *n, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = n->segs, .cap = ARRAY_SIZE(n->segs)};
 	struct vq *q = n->vq[TXQ];
@@ -969,7 +946,7 @@ static void tx_pump(struct net *n, struct after *a)
 }
 
 /* tx_pump, then RX for what the detour has to answer. */
-static void tx_process(struct net *n, struct after *a)
+static void tx_process(struct net *n, struct virtio_after *a)
 {
 	tx_pump(n, a);
 	if (n->detour_owed) {
@@ -981,7 +958,7 @@ static void tx_process(struct net *n, struct after *a)
 /* The stream: a write of the head of tx_q ended. The rest of a frame goes
  * on whatever the generation: a frame cut short would leave the stream
  * unframed. */
-static void stream_tx_done(struct net *n, struct after *a, struct tx_slot *s, int res)
+static void stream_tx_done(struct net *n, struct virtio_after *a, struct tx_slot *s, int res)
 {
 	int r = res > 0 ? stream_out_advance(&s->out, (size_t)res) : -EIO;
 
@@ -1015,7 +992,7 @@ static void tx_done(struct ev_op *op, int res)
 {
 	struct tx_slot *s = container_of(op, struct tx_slot, op);
 	struct net *n = s->n;
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
@@ -1024,7 +1001,7 @@ static void tx_done(struct ev_op *op, int res)
 		if (n->tx_starved || n->tx_polling)
 			tx_process(n, &a);
 		defer_used(n, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 		pthread_mutex_unlock(&n->lock);
 		return;
 	}
@@ -1049,7 +1026,7 @@ static void tx_done(struct ev_op *op, int res)
 	if (n->tx_starved || n->tx_polling)
 		tx_process(n, &a);
 	defer_used(n, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -1059,7 +1036,7 @@ static void throttle_expired(struct ev_op *op, int res)
 {
 	struct throttle *t = container_of(op, struct throttle, wait.op);
 	struct net *n = t->n;
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&n->lock);
 	if (ev_wait_done(&t->wait, res)) {
@@ -1069,7 +1046,7 @@ static void throttle_expired(struct ev_op *op, int res)
 		else
 			tx_process(n, &a);
 		defer_used(n, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&n->lock);
 }
@@ -1080,7 +1057,7 @@ static void throttle_expired(struct ev_op *op, int res)
 static void kicked(struct ev_op *op, int res)
 {
 	struct net *n = container_of(op, struct net, kick.op);
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	if ((res = ev_kick_take(&n->kick, res)) < 0) {
 		if (res != -ECANCELED)
@@ -1098,7 +1075,7 @@ static void kicked(struct ev_op *op, int res)
 			tx_process(n, &a);
 	}
 	defer_used(n, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -1146,7 +1123,7 @@ static void drop_queue_state(struct net *n)
 	n->held_behind = false;
 	n->rx_waiting = n->rx_stopped = false;
 	n->tx_starved = n->tx_polling = false;
-	n->used_pending[RXQ] = n->used_pending[TXQ] = false;
+	n->used_pending = 0;
 	/* Waiting frames: the RX one is in chains just forgotten; the TX one
 	 * is a slot that was never written. A timer left armed finds nothing. */
 	n->rx_throttled = 0;
@@ -1213,7 +1190,7 @@ static void net_reset(void *dev)
 static void net_notify(void *dev, unsigned q)
 {
 	struct net *n = dev;
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
@@ -1223,7 +1200,7 @@ static void net_notify(void *dev, unsigned q)
 	} else if (q == TXQ) {
 		tx_process(n, &a);
 	}
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -1232,7 +1209,7 @@ static void net_notify(void *dev, unsigned q)
 /* Lock held: give the held RX chains back to the guest. They are the last
  * chains popped and none popped after them was used (unless held_behind),
  * so vq_discard rewinds the avail index over exactly them. */
-static void rx_give_back(struct net *n, struct after *a)
+static void rx_give_back(struct net *n, struct virtio_after *a)
 {
 	if (n->rx_throttled) {
 		/* A packet read into the first held chains that the limiter
@@ -1265,7 +1242,7 @@ static void rx_give_back(struct net *n, struct after *a)
  * it again and the device takes it anew after the resume, through the
  * limiter (sending it now would pass the limit, and its write would still
  * be in flight in the state saved). */
-static void tx_give_back(struct net *n, struct after *a)
+static void tx_give_back(struct net *n, struct virtio_after *a)
 {
 	for (unsigned i = 0; i < TX_SLOTS && !n->broken; i++) {
 		struct tx_slot *s = &n->slots[i];
@@ -1285,7 +1262,7 @@ static void tx_give_back(struct net *n, struct after *a)
 
 void net_quiesce(struct net *n)
 {
-	struct after a = {.reset = false};
+	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&n->lock);
 	a.host = n->host;
@@ -1295,11 +1272,9 @@ void net_quiesce(struct net *n)
 	}
 	/* Interrupt decisions left for the end of a batch the loop will
 	 * not finish before the state is saved: now. */
-	for (unsigned q = 0; q < NQ; q++) {
-		a.used[q] = (a.used[q] || n->used_pending[q]) && n->active;
-		n->used_pending[q] = false;
-	}
-	run_after(&a);
+	a.used = n->active ? a.used | n->used_pending : 0;
+	n->used_pending = 0;
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&n->lock);
 }
 

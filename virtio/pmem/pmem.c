@@ -35,12 +35,6 @@ struct pending {
 	uint8_t *resp; /* the chain's first writable segment, at least 4 bytes */
 };
 
-/* Calls to the transport, made once per batch, with the lock held. */
-struct after {
-	struct virtio_host host;
-	bool used, reset;
-};
-
 struct pmem {
 	char *id;
 	struct virtio_pmem_config cfg; /* little-endian, as the guest reads it */
@@ -61,7 +55,7 @@ struct pmem {
 	bool held_counted;   /* the held batch was counted as throttled */
 	bool logged_ring, logged_req, logged_sync, logged_timer, logged_submit;
 	enum pmem_state state;
-	struct after *after; /* sync_done's, while a caller reaps */
+	struct virtio_after *after; /* sync_done's, while a caller reaps */
 	struct vq *vq;
 	struct virtio_host host;
 	struct ratelimit rl;
@@ -71,15 +65,7 @@ struct pmem {
 	struct pmem_stats stats;
 };
 
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	if (a->used && a->host.used)
-		a->host.used(a->host.t, 0);
-}
-
-static void protocol_error(struct pmem *d, struct after *a, int err)
+static void protocol_error(struct pmem *d, struct virtio_after *a, int err)
 {
 	d->stats.protocol_errors++;
 	d->broken = true;
@@ -90,10 +76,10 @@ static void protocol_error(struct pmem *d, struct after *a, int err)
 	d->logged_ring = true;
 }
 
-static void push(struct pmem *d, struct after *a, uint16_t head, uint32_t len)
+static void push(struct pmem *d, struct virtio_after *a, uint16_t head, uint32_t len)
 {
 	if (vq_push(d->vq, head, len) == 0)
-		a->used = true;
+		a->used = 1; /* queue 0 */
 }
 
 /* The request a chain carries, checked: its response's place, or NULL
@@ -124,7 +110,7 @@ static uint8_t *flush_request(const struct vq_chain *c, const char **why)
  * gives them back with vq_discard): a chain that is no request, after
  * some that are, goes back to wait for the next batch, where it is the
  * first and is given back empty. Lock held, state IDLE. */
-static int take(struct pmem *d, struct after *a)
+static int take(struct pmem *d, struct virtio_after *a)
 {
 	d->nbatch = 0;
 	while (d->nbatch < PMEM_QUEUE_MAX) {
@@ -257,12 +243,12 @@ static void retry_done(struct ev_op *op, int res)
 
 /* Start the held batch's sync. One that cannot even be queued fails its
  * requests at once. Lock held, loop thread. */
-static void start_sync(struct pmem *d, struct after *a)
+static void start_sync(struct pmem *d, struct virtio_after *a)
 {
 	int err = blk_ring_fsync(d->ring, &d->sync_op, d->fd, true);
 
 	if (err < 0) {
-		struct after *saved = d->after;
+		struct virtio_after *saved = d->after;
 
 		d->after = a;
 		answer_batch(d, err);
@@ -275,7 +261,7 @@ static void start_sync(struct pmem *d, struct after *a)
 
 /* Answer requests until the queue is empty, a sync runs or the limiter
  * says wait. Lock held, loop thread. */
-static void process(struct pmem *d, struct after *a)
+static void process(struct pmem *d, struct virtio_after *a)
 {
 	while (d->active && !d->broken && d->state != SYNCING) {
 		uint64_t now;
@@ -308,7 +294,7 @@ static void process(struct pmem *d, struct after *a)
 static void timer_done(struct ev_op *op, int res)
 {
 	struct pmem *d = container_of(op, struct pmem, wait.op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	pthread_mutex_lock(&d->lock);
 	a.host = d->host;
@@ -316,7 +302,7 @@ static void timer_done(struct ev_op *op, int res)
 		process(d, &a);
 	else if (d->state == HELD && d->active && !d->broken)
 		vq_enable_notify(d->vq); /* the loop stops: a later kick looks again */
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -324,7 +310,7 @@ static void timer_done(struct ev_op *op, int res)
 static void kick_done(struct ev_op *op, int res)
 {
 	struct pmem *d = container_of(op, struct pmem, kick.op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if ((res = ev_kick_take(&d->kick, res)) < 0) {
 		if (res != -ECANCELED)
@@ -336,7 +322,7 @@ static void kick_done(struct ev_op *op, int res)
 	if (!ev_wait_recheck(&d->wait, d->loop)) {
 		a.host = d->host;
 		process(d, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -345,7 +331,7 @@ static void kick_done(struct ev_op *op, int res)
 static void ring_ready(struct ev_op *op, int res)
 {
 	struct pmem *d = container_of(op, struct pmem, ring_op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if (res < 0 && res != -ECANCELED)
 		pr_err("pmem %s: polling its I/O ring: %s", d->id, strerror(-res));
@@ -357,7 +343,7 @@ static void ring_ready(struct ev_op *op, int res)
 	blk_ring_reap(d->ring);
 	d->after = NULL;
 	process(d, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -430,14 +416,14 @@ static void pmem_reset(void *dev)
 static void pmem_notify(void *dev, unsigned q)
 {
 	struct pmem *d = dev;
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if (q != 0)
 		return;
 	pthread_mutex_lock(&d->lock);
 	a.host = d->host;
 	process(d, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -547,7 +533,7 @@ int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg)
  * parked or gone. Lock held. */
 static void wait_sync(struct pmem *d)
 {
-	struct after a = {.host = d->host};
+	struct virtio_after a = {.host = d->host};
 	int err;
 
 	if (d->state != SYNCING)
@@ -556,7 +542,7 @@ static void wait_sync(struct pmem *d)
 	if ((err = blk_ring_wait(d->ring)) < 0)
 		pr_err("pmem %s: cannot wait for its sync: %s", d->id, strerror(-err));
 	d->after = NULL;
-	run_after(&a);
+	virtio_after_run(&a);
 }
 
 int pmem_drain(struct pmem *d, uint64_t deadline_ns)

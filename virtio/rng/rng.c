@@ -49,21 +49,7 @@ struct rng {
 	struct rng_stats stats;
 };
 
-/* Calls to the transport, made once per batch, with the lock held. */
-struct after {
-	struct virtio_host host;
-	bool used, reset;
-};
-
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	if (a->used && a->host.used)
-		a->host.used(a->host.t, 0);
-}
-
-static void protocol_error(struct rng *r, struct after *a, int err)
+static void protocol_error(struct rng *r, struct virtio_after *a, int err)
 {
 	r->stats.protocol_errors++;
 	r->broken = true;
@@ -73,10 +59,10 @@ static void protocol_error(struct rng *r, struct after *a, int err)
 	r->logged_ring = true;
 }
 
-static void push(struct rng *r, struct after *a, uint16_t head, uint32_t len)
+static void push(struct rng *r, struct virtio_after *a, uint16_t head, uint32_t len)
 {
 	if (vq_push(r->vq, head, len) == 0)
-		a->used = true;
+		a->used = 1; /* queue 0 */
 }
 
 /* Fill the first len writable bytes of c from the host. Returns 0 or
@@ -126,7 +112,7 @@ static void arm_timer(struct rng *r, uint64_t ns)
 /* Take the next chain into r->chain as the kept request. Returns 1, 0 when
  * the queue is empty (notifications back on), or -errno for a broken
  * queue. Chains no request can use are given back empty here. */
-static int take(struct rng *r, struct after *a)
+static int take(struct rng *r, struct virtio_after *a)
 {
 	for (;;) {
 		int n;
@@ -161,7 +147,7 @@ static int take(struct rng *r, struct after *a)
 
 /* Answer requests until the queue is empty or the limiter says wait. Lock
  * held, loop thread. */
-static void process(struct rng *r, struct after *a)
+static void process(struct rng *r, struct virtio_after *a)
 {
 	if (!r->active || r->broken)
 		return;
@@ -209,13 +195,13 @@ static void process(struct rng *r, struct after *a)
 static void timer_done(struct ev_op *op, int res)
 {
 	struct rng *r = container_of(op, struct rng, wait.op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	pthread_mutex_lock(&r->lock);
 	if (ev_wait_done(&r->wait, res)) {
 		a.host = r->host;
 		process(r, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	} else if (r->held && r->active && !r->broken) {
 		/* The loop stops and drops the timer: should it run again,
 		 * the guest's next kick takes the kept request up. */
@@ -228,7 +214,7 @@ static void timer_done(struct ev_op *op, int res)
 static void kick_done(struct ev_op *op, int res)
 {
 	struct rng *r = container_of(op, struct rng, kick.op);
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if ((res = ev_kick_take(&r->kick, res)) < 0) {
 		if (res != -ECANCELED)
@@ -240,7 +226,7 @@ static void kick_done(struct ev_op *op, int res)
 	if (!ev_wait_recheck(&r->wait, r->loop)) {
 		a.host = r->host;
 		process(r, &a);
-		run_after(&a);
+		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&r->lock);
 }
@@ -296,14 +282,14 @@ static void rng_reset(void *dev)
 static void rng_notify(void *dev, unsigned q)
 {
 	struct rng *r = dev;
-	struct after a = {.used = false};
+	struct virtio_after a = {.used = 0};
 
 	if (q != 0)
 		return;
 	pthread_mutex_lock(&r->lock);
 	a.host = r->host;
 	process(r, &a);
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&r->lock);
 }
 

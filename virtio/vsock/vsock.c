@@ -75,35 +75,13 @@ struct vsock_dev {
 	/* Interrupt decisions once per event-loop batch (blk.c does the same):
 	 * queues pushed to since the last one. */
 	struct ev_op used_op;
-	unsigned used_pending;
+	uint32_t used_pending;
 	struct vsock_dev_stats stats;
 	struct vq_seg rx_segs[RX_POOL], tx_segs[SEG_MAX];
 	struct iovec rx_iov[RX_POOL], tx_iov[SEG_MAX];
 };
 
-/* Calls to the transport, made with the lock held once the work is done
- * (they take no lock: virtio.h). */
-struct after {
-	struct virtio_host host;
-	unsigned used; /* bit q: queue q was pushed to */
-	bool reset;
-};
-
-static void signal_used(const struct after *a, unsigned used)
-{
-	for (unsigned q = 0; q < 3 && a->host.used; q++)
-		if (used & 1u << q)
-			a->host.used(a->host.t, q);
-}
-
-static void run_after(const struct after *a)
-{
-	if (a->reset && a->host.needs_reset)
-		a->host.needs_reset(a->host.t);
-	signal_used(a, a->used);
-}
-
-static void protocol_error(struct vsock_dev *d, struct after *a, const char *what, int err)
+static void protocol_error(struct vsock_dev *d, struct virtio_after *a, const char *what, int err)
 {
 	d->stats.protocol_errors++;
 	d->broken = true;
@@ -113,7 +91,8 @@ static void protocol_error(struct vsock_dev *d, struct after *a, const char *wha
 	d->logged = true;
 }
 
-static void push(struct vsock_dev *d, struct after *a, unsigned q, uint16_t head, uint32_t len)
+static void push(struct vsock_dev *d, struct virtio_after *a, unsigned q, uint16_t head,
+		 uint32_t len)
 {
 	struct vq *vq = q == VSOCK_RXQ ? d->rxq : q == VSOCK_TXQ ? d->txq : d->evq;
 
@@ -143,7 +122,7 @@ static void tx_one(struct vsock_dev *d, const struct vq_chain *c)
 /* Take every TX chain there is, notifications off meanwhile; once empty,
  * turn them on and look once more (the guest may have added a chain before
  * it saw them on). */
-static void process_tx(struct vsock_dev *d, struct after *a)
+static void process_tx(struct vsock_dev *d, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = d->tx_segs, .cap = SEG_MAX};
 	int r;
@@ -171,7 +150,7 @@ static void process_tx(struct vsock_dev *d, struct after *a)
  * queue's worth of segments, or the guest has no more. Returns how many are
  * held, 0 when none (notifications are then on: its next buffer kicks us),
  * or -1 after a protocol error. */
-static int rx_fill(struct vsock_dev *d, struct after *a)
+static int rx_fill(struct vsock_dev *d, struct virtio_after *a)
 {
 	int r;
 
@@ -242,7 +221,7 @@ static void rx_drop_first(struct vsock_dev *d, unsigned n)
  * has drained its socket) starts on those while we read the next batches,
  * instead of after the last; one that is still busy has its interrupts
  * off (EVENT_IDX) and gets none. */
-static void process_rx(struct vsock_dev *d, struct after *a)
+static void process_rx(struct vsock_dev *d, struct virtio_after *a)
 {
 	bool first = true;
 
@@ -268,15 +247,18 @@ static void process_rx(struct vsock_dev *d, struct after *a)
 		}
 		rx_drop_first(d, n);
 		if (first && a->used & 1u << VSOCK_RXQ) {
+			struct virtio_after now = {.host = a->host,
+						   .used = a->used | d->used_pending};
+
 			first = false;
-			signal_used(a, a->used | d->used_pending);
+			virtio_after_run(&now);
 			a->used = d->used_pending = 0;
 		}
 	}
 }
 
 /* Interrupts for what was pushed: one decision per event-loop batch. */
-static void finish(struct vsock_dev *d, struct after *a)
+static void finish(struct vsock_dev *d, struct virtio_after *a)
 {
 	if (a->used) {
 		d->used_pending |= a->used;
@@ -284,13 +266,13 @@ static void finish(struct vsock_dev *d, struct after *a)
 		if (evloop_defer(d->loop, &d->used_op) < 0)
 			a->used = d->used_pending;
 	}
-	run_after(a);
+	virtio_after_run(a);
 }
 
 static void used_batch(struct ev_op *op, int res)
 {
 	struct vsock_dev *d = container_of(op, struct vsock_dev, used_op);
-	struct after a = {.used = 0};
+	struct virtio_after a = {.used = 0};
 
 	(void)res;
 	pthread_mutex_lock(&d->lock);
@@ -298,13 +280,13 @@ static void used_batch(struct ev_op *op, int res)
 	if (d->active)
 		a.used = d->used_pending;
 	d->used_pending = 0;
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&d->lock);
 }
 
 static void run(struct vsock_dev *d, bool tx)
 {
-	struct after a = {.used = 0};
+	struct virtio_after a = {.used = 0};
 
 	pthread_mutex_lock(&d->lock);
 	a.host = d->host;
@@ -320,7 +302,7 @@ static void run(struct vsock_dev *d, bool tx)
 
 /* Put a TRANSPORT_RESET event in the guest's next event buffer. Returns
  * whether it went out. */
-static bool send_transport_reset(struct vsock_dev *d, struct after *a)
+static bool send_transport_reset(struct vsock_dev *d, struct virtio_after *a)
 {
 	struct virtio_vsock_event ev = {.id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET)};
 	struct vq_chain c = {.seg = d->tx_segs, .cap = SEG_MAX};
@@ -365,7 +347,7 @@ static bool send_transport_reset(struct vsock_dev *d, struct after *a)
 
 bool vsock_dev_quiesce(struct vsock_dev *d)
 {
-	struct after a = {.used = 0};
+	struct virtio_after a = {.used = 0};
 	bool sent = false;
 
 	pthread_mutex_lock(&d->lock);
@@ -386,7 +368,7 @@ bool vsock_dev_quiesce(struct vsock_dev *d)
 	 * the state is saved before the loop runs again. */
 	a.used |= d->active ? d->used_pending : 0;
 	d->used_pending = 0;
-	run_after(&a);
+	virtio_after_run(&a);
 	pthread_mutex_unlock(&d->lock);
 	return sent;
 }

@@ -239,6 +239,11 @@ int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged)
 				   ~(1UL << (i % BITS_PER_WORD)), __ATOMIC_RELAXED);
 	/* Advice: memory that stays is only memory the host keeps longer. */
 	madvise(p, len, MADV_DONTNEED);
+	/* What the guest finds there if it plugs the blocks again is not
+	 * what they held: the next diff snapshot after that must carry it
+	 * (their KVM slot, and its log, may be gone meanwhile). */
+	if (g->hot.dirty)
+		gmem_bits_set(g->hot.dirty, (gpa - g->hot.r.gpa) / GMEM_PAGE, len / GMEM_PAGE);
 	return 0;
 }
 

@@ -133,7 +133,9 @@ const struct gmem_region *gmem_hotplug_region(const struct gmem *g);
 /* Plug or unplug the blocks of [gpa, gpa + len) (block-aligned, inside the
  * region). Unplugged memory goes back to the host (MADV_DONTNEED): the
  * guest gives it up, and finds it zeroed (or, restored from a file, as the
- * file has it) when it plugs it again. 0 or -EINVAL. Any thread. */
+ * file has it) when it plugs it again; with track_dirty its pages are
+ * marked dirty, so that the diff snapshot after that carries it. 0 or
+ * -EINVAL. Any thread. */
 int gmem_hotplug_set(struct gmem *g, uint64_t gpa, uint64_t len, bool plugged) WARN_UNUSED;
 
 /* Mark g as filled on first touch from outside (the Uffd backend: a page

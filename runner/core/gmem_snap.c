@@ -512,6 +512,19 @@ static int diff_hot(const struct gmem *g, const unsigned long *taken, uint64_t o
 	return ret;
 }
 
+/* Give back to g's hot-plug dirty bitmap the bits taken (taken) of its
+ * unplugged blocks, which diff_hot did not write: their pages go into the
+ * diff after the guest plugs them again. */
+static void keep_unplugged(struct gmem *g, const unsigned long *taken)
+{
+	uint64_t wpb = g->hot.block / GMEM_PAGE / BITS_PER_WORD;
+
+	for (uint64_t b = 0; b < g->hot.r.size / g->hot.block; b++)
+		if (!gmem_bits_test_atomic(g->hot.plugged, b))
+			gmem_bits_or(g->hot.dirty + b * wpb, taken + b * wpb,
+				     g->hot.block / GMEM_PAGE);
+}
+
 /* Take bitmap b's nbits bits into t (a page marked meanwhile goes to the
  * next diff). */
 static void take_bits(unsigned long *t, unsigned long *b, uint64_t nbits)
@@ -562,6 +575,8 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 		ret = diff_region(&g->r[i], taken[i], l.r[i].offset, fd);
 	if (!ret && hot)
 		ret = diff_hot(g, hot, l.hot.offset, fd);
+	if (!ret && hot)
+		keep_unplugged(g, hot);
 	if (ret) {
 		for (size_t i = 0; i < l.nregions; i++)
 			gmem_bits_or(g->dirty[i], taken[i], l.r[i].size / GMEM_PAGE);

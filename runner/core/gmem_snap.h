@@ -12,8 +12,10 @@
  * guest never touched, or that holds only zeros, stays a hole (the file is
  * sparse: a 128 MiB guest that used 20 MiB takes about 20 MiB of disk).
  * Diff: only the pages dirtied since the last snapshot (KVM's log merged in
- * with gmem_dirty_merge, plus flint's own writes) at their offsets, in a
- * file of the same layout: written over a copy of the full file it gives
+ * with gmem_dirty_merge and gmem_hotplug_dirty_merge, plus flint's own
+ * writes; in the hot-plug region, only plugged blocks' pages: an unplugged
+ * block's wait for it to be plugged again, and a block unplugged is all
+ * dirty) at their offsets, in a file of the same layout: written over a copy of the full file it gives
  * the latest memory; kept apart, its data extents are its pages, laid over
  * the full one at load (gmem_apply_diff, gmem_file_apply_diff). Reading a
  * diff's pages back relies on the file system reporting holes (SEEK_DATA)

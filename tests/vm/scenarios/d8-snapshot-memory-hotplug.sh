@@ -9,7 +9,8 @@
 #   PATCH 0 unplugs it all (the restored slots go);
 # - the Full one with the Diff laid over it: 320 MiB plugged, both files
 #   intact;
-# - the Full one with the Uffd backend (flint-uffd): the file intact.
+# - the Full one with the Uffd backend (flint-uffd), loaded through PUT
+#   /snapshot/load: 256 MiB plugged, the file intact.
 # timeout: 420
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -160,7 +161,15 @@ upid=$!
 i=0
 while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 [ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
-start_api --restore "$T/full.state" --uffd-sock "$T/handler.sock"
+start_api
+body load <<EOB
+{"snapshot_path": "$T/full.state", "resume_vm": true,
+ "mem_backend": {"backend_type": "Uffd", "backend_path": "$T/handler.sock"}}
+EOB
+api PUT /snapshot/load load
+expect_code 204 "PUT /snapshot/load, Uffd backend"
+api GET /hotplug/memory
+[ "$(json_num plugged_size_mib)" = 256 ] || fail "loaded through the API: $(cat "$T/resp")"
 restored "Uffd backend" "$sum_f" 90
 kill_bg
 wait "$upid" || fail "flint-uffd failed: $(tail -n 3 "$T/uffd.err")"

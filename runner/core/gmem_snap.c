@@ -779,6 +779,8 @@ int gmem_drop_private(struct gmem *g)
 	pmbuf = pm >= 0 ? malloc(CHUNK * sizeof(*pmbuf)) : NULL;
 	for (size_t i = 0; i < g->nregions && pmbuf && !ret; i++)
 		ret = reset_copies(&g->r[i], g->file_fd, l.r[i].offset, pm, pmbuf, &budget);
+	if (g->hot.r.size && pmbuf && !ret)
+		ret = reset_copies(&g->hot.r, g->file_fd, l.hot.offset, pm, pmbuf, &budget);
 
 	if (pm >= 0 && (!pmbuf || ret))
 		warn_drop_all("the pages /proc/self/pagemap shows written cannot be put back",
@@ -791,6 +793,8 @@ int gmem_drop_private(struct gmem *g)
 	for (size_t i = 0; i < g->nregions; i++)
 		if (madvise(g->r[i].host, g->r[i].size, MADV_DONTNEED) < 0)
 			return -errno;
+	if (g->hot.r.size && madvise(g->hot.r.host, g->hot.r.size, MADV_DONTNEED) < 0)
+		return -errno;
 	return 0;
 }
 

@@ -124,8 +124,9 @@ bool gmem_from_file(const struct gmem *g);
  * laid a diff over g (gmem_apply_diff) is dropped too. -EOPNOTSUPP for a
  * g that is not a File-backed restore's (anonymous memory would read back
  * zeros); -errno from madvise (then part of g may be dropped already). The
- * vCPUs must be paused and no device writing guest memory. RAM only: a VM
- * with a hot-plug region is not reset in place. */
+ * vCPUs must be paused and no device writing guest memory. The hot-plug
+ * region's pages too, plugged or not (which blocks are plugged is not
+ * changed here). */
 int gmem_drop_private(struct gmem *g) WARN_UNUSED;
 
 /* Read a diff file's pages (its data extents) into g, over what g holds

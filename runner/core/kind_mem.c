@@ -4,6 +4,7 @@
  * and unplugs blocks of. The device (virtio/mem) keeps which blocks are
  * plugged; the VM makes the memory reachable or gives it back. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,10 +163,12 @@ static int mem_kind_save(const void *dev, struct wbuf *w)
 	return vmem_save(d->m, w);
 }
 
-/* What plugging the device's ranges back did: the first error, and the
- * range it came from (the later ranges are not tried). */
+/* What plugging the device's ranges back (or taking them away) did: the
+ * first error, and the range it came from (the later ranges are not
+ * tried). */
 struct replug {
 	const struct mem_dev *d;
+	bool plugged;
 	int r;
 	uint64_t gpa, len;
 };
@@ -173,25 +176,34 @@ struct replug {
 static void replug_range(void *ctx, uint64_t gpa, uint64_t len)
 {
 	struct replug *p = ctx;
-	int r = p->r ? 0 : p->d->hot->set(p->d->hot->ctx, gpa, len, true);
+	int r = p->r ? 0 : p->d->hot->set(p->d->hot->ctx, gpa, len, p->plugged);
 
-	if (r < 0)
-		*p = (struct replug){.d = p->d, .r = r, .gpa = gpa, .len = len};
+	if (r < 0) {
+		p->r = r;
+		p->gpa = gpa;
+		p->len = len;
+	}
 }
 
 /* The device's state from the snapshot, then the memory behind it: the
  * blocks the guest had plugged are plugged again (KVM slots, gmem lets
  * devices in); their contents are in guest memory already, restored from
- * the memory file. On a device just created (a VM with memory hot-plug is
- * not reset in place: vm_snap.c). */
+ * the memory file. A VM reset in place has the blocks it plugged since:
+ * they are taken away first (the device still knows them), and a reset
+ * that fails after that stops the VM (vm_reset_execute). */
 static int mem_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 {
 	struct mem_dev *d = dev;
-	struct replug p = {.d = d};
+	struct replug p = {.d = d, .plugged = false};
 	int e;
 
+	vmem_plugged_ranges(d->m, replug_range, &p);
+	if (p.r < 0)
+		return err_set(err, errlen, p.r, "memory hot-plug: unplugging %#llx (%llu MiB): %s",
+			       ULL(p.gpa), ULL(p.len / MIB), strerror(-p.r));
 	if ((e = vmem_restore(d->m, r, err, errlen)) < 0)
 		return e;
+	p = (struct replug){.d = d, .plugged = true};
 	vmem_plugged_ranges(d->m, replug_range, &p);
 	if (p.r < 0)
 		return err_set(err, errlen, p.r, "memory hot-plug: plugging %#llx (%llu MiB): %s",

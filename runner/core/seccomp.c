@@ -125,6 +125,9 @@ static const struct seccomp_rule main_rules[] = {
 	IOCTL(KVM_SET_DEBUGREGS), IOCTL(KVM_SET_LAPIC),
 	IOCTL(KVM_SET_VCPU_EVENTS),	/* vcpu_state.c */
 	IOCTL(TUNSETOFFLOAD),	/* virtio-net's reset and activate */
+	/* and memory hot-plug's blocks unplugged, then those the snapshot
+	 * had plugged again: their KVM slots dropped and made */
+	IOCTL(KVM_SET_USER_MEMORY_REGION),
 };
 
 /* A vCPU thread: KVM_RUN and the exit handlers (serial, virtio-mmio

@@ -599,11 +599,6 @@ static int keep_for_reset(struct vm *vm, struct snap *s, const struct vm_restore
 	else if (a->track_dirty_pages)
 		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
 			 "it tracks dirty pages (the next diff snapshot's base would be lost)");
-	else if (vm->c.memory_hotplug.enabled)
-		/* Its KVM slots would change on the control thread, whose
-		 * seccomp table has no KVM_SET_USER_MEMORY_REGION. */
-		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
-			 "it has hot-pluggable memory (memory-hotplug)");
 	for (unsigned i = 0; i < vm->c.ndrives && !vm->reset_refusal[0]; i++)
 		if (!vm->c.drives[i].is_read_only)
 			/* Its image is not in the snapshot: the guest's memory

@@ -7,6 +7,8 @@
 # - the Full one with the File backend: GET /hotplug/memory shows the 256
 #   MiB plugged, the guest reads its file back with the same checksum, and
 #   PATCH 0 unplugs it all (the restored slots go);
+# - the Full one again, reset in place (--control-fd) after the guest
+#   unplugged it all: 256 MiB plugged again, the file intact;
 # - the Full one with the Diff laid over it: 320 MiB plugged, both files
 #   intact;
 # - the Full one with the Uffd backend (flint-uffd), loaded through PUT
@@ -146,6 +148,48 @@ api PATCH /hotplug/memory none
 expect_code 204 "PATCH /hotplug/memory to 0, restored"
 wait_plugged 0 120
 kill_bg
+rm -f "$API_SOCK"
+
+# Reset in place (--control-fd, under ctlpair: the console and flint's
+# stderr in $T/raw): the guest unplugs everything, the reset plugs back
+# the snapshot's 256 MiB with the file in them.
+[ -x "$TOOLS/ctlpair" ] || fail "no $TOOLS/ctlpair (make test-tools)"
+mkfifo "$T/ctl"
+"$TOOLS/ctlpair" -- "$FLINT" --api-sock "$API_SOCK" --restore "$T/full.state" \
+	--mem-file "$T/full.mem" --control-fd 3 <"$T/ctl" >"$T/ans" 2>"$T/raw" &
+pid=$!
+exec 7>"$T/ctl"
+n=50
+until [ -S "$API_SOCK" ]; do
+	n=$((n - 1))
+	[ $n -gt 0 ] || { kill_bg; fail "the API socket of the VM to reset did not come"; }
+	sleep 0.2
+done
+api PATCH /hotplug/memory none
+expect_code 204 "PATCH /hotplug/memory to 0, before a reset"
+wait_plugged 0 120
+before=$(whole_lines "$T/raw" | grep -c '^sums ')
+echo reset >&7
+n=120
+until grep -q '^ok ' "$T/ans"; do
+	n=$((n - 1))
+	[ $n -gt 0 ] && ! grep -q '^error' "$T/ans" || { kill_bg; fail "the reset: $(cat "$T/ans")"; }
+	sleep 0.5
+done
+api GET /hotplug/memory
+[ "$(json_num plugged_size_mib)" = 256 ] || { kill_bg; fail "after the reset: $(cat "$T/resp")"; }
+n=180
+while [ "$(whole_lines "$T/raw" | grep -c '^sums ')" -lt $((before + 2)) ] && [ $n -gt 0 ]; do
+	sleep 0.5
+	n=$((n - 1))
+done
+got=$(whole_lines "$T/raw" | grep '^sums ' | tail -n 1)
+[ "$got" = "sums $sum_f" ] || { kill_bg; fail "after the reset the guest read '$got', not 'sums $sum_f'"; }
+echo "reset in place ($(cat "$T/ans")): 256 MiB plugged again, the file intact"
+exec 7>&-
+st=0
+wait "$pid" || st=$?
+[ $st = 0 ] || fail "flint (under ctlpair) ended with $st at the control socket's end: $(tail -n 5 "$T/raw")"
 rm -f "$API_SOCK"
 
 start_api --restore "$T/diff.state" --mem-file "$T/full.mem" --mem-diff "$T/diff.mem"

@@ -907,7 +907,7 @@ int vm_alloc(struct vm **out, const struct vm_config *c, const struct vm_opts *o
 	if (!vm)
 		return -ENOMEM;
 	vm->sys_fd = vm->vm_fd = vm->serial_irqfd = vm->i8042_irqfd = vm->serial_out_fd = -1;
-	vm->uffd = -1;
+	vm->uffd = vm->uffd_conn = -1;
 	vm->opts = *o;
 	/* As Firecracker: a console that writes to serial_out_path reads no
 	 * stdin. */
@@ -1199,6 +1199,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	uint8_t in[64];
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = vm->opts.console_in;
+	bool uffd_watch = vm->uffd_conn >= 0; /* until the handler hangs up */
 	int r;
 
 	/* Host signals arrive through a signalfd; vCPU threads inherit the mask. */
@@ -1242,15 +1243,16 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	/* Set-up is over: what its deeper calls touched leaves RSS. */
 	(void)stack_release_below();
 	while (!control_stopping(&vm->ctl)) {
-		struct pollfd p[4] = {
+		struct pollfd p[5] = {
 		    {.fd = mailbox_fd(vm->mb), .events = POLLIN},
 		    {.fd = sfd, .events = POLLIN},
 		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
 		     .events = POLLIN},
+		    {.fd = uffd_watch ? vm->uffd_conn : -1, .events = POLLRDHUP},
 		};
 		/* A pending partial line (a shell prompt) is flushed on the tick. */
-		int n = poll(p, 4, in_off < in_len ? 10 : 100);
+		int n = poll(p, 5, in_off < in_len ? 10 : 100);
 		console_flush(vm->con);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -1271,6 +1273,15 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (p[3].revents & POLLIN)
 			metrics_on_timer(vm->opts.metrics);
+		if (p[4].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			/* Nothing can end the waits that follow (closing the
+			 * userfaultfd would make the guest's missing pages
+			 * zeros): the user learns why the VM hangs, if it does. */
+			uffd_watch = false;
+			pr_warn("the Uffd handler closed its connection: guest memory it has not "
+				"served yet, a balloon inflation and a hot-plug unplug now wait "
+				"forever");
+		}
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 	}
@@ -1410,6 +1421,7 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->sys_fd);
 	close_fd(&vm->uffd);
+	close_fd(&vm->uffd_conn); /* after guest memory, as uffd.h asks */
 	free(vm->cpuid0);
 	free(vm->hot_plugged);
 	free(vm->record_workset);

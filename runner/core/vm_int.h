@@ -74,13 +74,15 @@ struct vm {
 	_Atomic uint64_t pause_us, resume_us;
 	/* Snapshots (vm_snap.c). cpuid0: the CPUID vCPU 0 was given, whose
 	 * feature words a snapshot records. uffd: the Uffd backend's
-	 * userfaultfd, -1 for none. restored_realtime: CLOCK_REALTIME (ns)
+	 * userfaultfd and connection to its handler (kept open: its hang-up
+	 * tells the handler the VM is gone, and the handler's, flint that
+	 * nothing serves guest memory any more), -1 for none. restored_realtime: CLOCK_REALTIME (ns)
 	 * when the snapshot this VM came from was taken, 0 for none: its first
 	 * resume moves the guest's clock on by the time since (the guest's
 	 * wall clock is right again). record_workset: where to write the
 	 * pages the guest touched when it stops, NULL for nowhere. */
 	struct kvm_cpuid2 *cpuid0;
-	int uffd;
+	int uffd, uffd_conn;
 	uint64_t restored_realtime;
 	bool start_paused; /* vm_run starts the vCPUs paused (a restore) */
 	char *record_workset;

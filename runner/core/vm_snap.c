@@ -458,11 +458,15 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 			       (unsigned long long)(l.hot.size >> 20), strerror(-r));
 			return r;
 		}
-		if ((r = uffd_backend_start(vm->mem, &l, a->backend_path, &vm->uffd, why,
-					    sizeof(why))) < 0) {
+		struct uffd_backend b;
+
+		if ((r = uffd_backend_open(vm->mem, &l, a->backend_path, &b, why, sizeof(why))) <
+		    0) {
 			pr_err("Uffd backend %s: %s", a->backend_path, why);
 			return r;
 		}
+		vm->uffd = b.uffd;
+		vm->uffd_conn = b.conn;
 		return vm_map_memory(vm);
 	}
 	if ((fd = open(a->backend_path, O_RDONLY | O_CLOEXEC)) < 0) {

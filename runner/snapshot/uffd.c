@@ -480,15 +480,3 @@ void uffd_backend_close(struct uffd_backend *b)
 	close_fd(&b->conn);
 	close_fd(&b->uffd);
 }
-
-int uffd_backend_start(struct gmem *g, const struct gmem_layout *l, const char *sock_path,
-		       int *uffd, char *err, size_t errlen)
-{
-	struct uffd_backend b;
-	int e = uffd_backend_open(g, l, sock_path, &b, err, errlen);
-
-	*uffd = b.uffd;
-	/* b.conn stays open on purpose until the process exits (see the
-	 * header): its hang-up is how the handler learns the VM is gone. */
-	return e;
-}

@@ -138,11 +138,4 @@ int uffd_backend_open(struct gmem *g, const struct gmem_layout *l, const char *s
  * the connection closes). */
 void uffd_backend_close(struct uffd_backend *b);
 
-/* uffd_backend_open for a VMM that keeps only the userfaultfd (*uffd) and
- * lives one VM long, as Firecracker does: the connection is left open on
- * purpose (close-on-exec) until the process exits, so the handler sees the
- * hang-up then. 0 or -errno with err; *uffd is -1 on failure. */
-int uffd_backend_start(struct gmem *g, const struct gmem_layout *l, const char *sock_path,
-		       int *uffd, char *err, size_t errlen) WARN_UNUSED;
-
 #endif

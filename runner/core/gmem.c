@@ -176,8 +176,36 @@ int gmem_hotplug_adopt(struct gmem *g, void *host, uint64_t gpa, uint64_t size, 
 	return 0;
 }
 
+int gmem_hotplug_check(const struct gmem_layout *ram, uint64_t gpa, uint64_t size, uint64_t block,
+		       char *err, size_t errlen)
+{
+	const uint64_t end = 1ULL << 47;
+
+	if (!size || !block || (block & (block - 1)) || block % HUGE_2M || size % block)
+		return err_set(err, errlen, -EINVAL,
+			       "the hot-plug region's size 0x%llx and block 0x%llx are not a "
+			       "multiple of a power of two of at least 2 MiB",
+			       (unsigned long long)size, (unsigned long long)block);
+	if (size > end)
+		return err_set(err, errlen, -EINVAL,
+			       "the hot-plug region's size 0x%llx is past 2^47",
+			       (unsigned long long)size);
+	if (gpa % HUGE_2M || gpa > end - size)
+		return err_set(err, errlen, -EINVAL,
+			       "the hot-plug region's gpa 0x%llx is not 2 MiB aligned or ends past "
+			       "2^47",
+			       (unsigned long long)gpa);
+	for (uint32_t i = 0; i < ram->nregions; i++)
+		if (gpa < ram->r[i].gpa + ram->r[i].size && ram->r[i].gpa < gpa + size)
+			return err_set(err, errlen, -EINVAL,
+				       "the hot-plug region at 0x%llx overlaps region %u",
+				       (unsigned long long)gpa, i);
+	return 0;
+}
+
 int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block)
 {
+	struct gmem_layout ram;
 	void *host;
 	int r;
 
@@ -185,12 +213,9 @@ int gmem_hotplug_add(struct gmem *g, uint64_t gpa, uint64_t size, uint64_t block
 		return g->hot.r.gpa == gpa && g->hot.r.size == size && g->hot.block == block
 			   ? 0
 			   : -EEXIST;
-	if (!size || !block || (block & (block - 1)) || block % HUGE_2M || size % block ||
-	    gpa % HUGE_2M || gpa > (1ULL << 47) || size > (1ULL << 47) - gpa)
-		return -EINVAL;
-	for (size_t i = 0; i < g->nregions; i++)
-		if (gpa < g->r[i].gpa + g->r[i].size && g->r[i].gpa < gpa + size)
-			return -EINVAL;
+	gmem_layout_for_size(g->size, &ram);
+	if ((r = gmem_hotplug_check(&ram, gpa, size, block, NULL, 0)) < 0)
+		return r;
 	if (!(host = map_aligned(size)))
 		return -ENOMEM;
 	if ((r = gmem_hotplug_adopt(g, host, gpa, size, block)) < 0)

@@ -66,6 +66,13 @@ int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err,
 /* Allocate g's dirty bitmaps (all clear) when g->opts.track_dirty. */
 int gmem_alloc_dirty(struct gmem *g) WARN_UNUSED;
 
+/* The rules gmem_hotplug_add holds a hot-plug region to, against the RAM
+ * regions of ram (its hot part ignored): 0, or -EINVAL with err naming
+ * the rule broken. A snapshot's region is checked by the same rules
+ * (gmem_layout_check). */
+int gmem_hotplug_check(const struct gmem_layout *ram, uint64_t gpa, uint64_t size, uint64_t block,
+		       char *err, size_t errlen) WARN_UNUSED;
+
 /* Give g a hot-plug region mapped at host (g takes it: gmem_destroy
  * unmaps it), every block unplugged, with its bitmaps. gmem_hotplug_add's
  * checks are the caller's. 0 or -ENOMEM (host is then the caller's). */

@@ -56,30 +56,13 @@ uint64_t gmem_layout_file_size(const struct gmem_layout *l)
 static int hot_check(const struct gmem_layout *l, uint64_t total, char *err, size_t errlen)
 {
 	const struct gmem_layout_hot *h = &l->hot;
-	const uint64_t end = 1ULL << 47;
+	char why[160];
+	int r;
 
 	if (!h->size)
 		return 0;
-	if (!h->block || (h->block & (h->block - 1)) || h->block % HUGE_2M || h->size % h->block)
-		return err_set(err, errlen, -EINVAL,
-			       "memory layout: the hot-plug region's size 0x%llx and block 0x%llx "
-			       "are not a multiple of a power of two of at least 2 MiB",
-			       (unsigned long long)h->size, (unsigned long long)h->block);
-	if (h->size > end)
-		return err_set(err, errlen, -EINVAL,
-			       "memory layout: the hot-plug region's size 0x%llx is past 2^47",
-			       (unsigned long long)h->size);
-	if (h->gpa % HUGE_2M || h->gpa > end - h->size)
-		return err_set(err, errlen, -EINVAL,
-			       "memory layout: the hot-plug region's gpa 0x%llx is not 2 MiB "
-			       "aligned or ends past 2^47",
-			       (unsigned long long)h->gpa);
-	for (uint32_t i = 0; i < l->nregions; i++)
-		if (h->gpa < l->r[i].gpa + l->r[i].size && l->r[i].gpa < h->gpa + h->size)
-			return err_set(err, errlen, -EINVAL,
-				       "memory layout: the hot-plug region at 0x%llx overlaps "
-				       "region %u",
-				       (unsigned long long)h->gpa, i);
+	if ((r = gmem_hotplug_check(l, h->gpa, h->size, h->block, why, sizeof(why))) < 0)
+		return err_set(err, errlen, r, "memory layout: %s", why);
 	if (h->offset != total)
 		return err_set(err, errlen, -EINVAL,
 			       "memory layout: the hot-plug region's file offset 0x%llx "
@@ -573,9 +556,7 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 		take_bits(hot, g->hot.dirty, hot_pages);
 	for (size_t i = 0; i < l.nregions && !ret; i++)
 		ret = diff_region(&g->r[i], taken[i], l.r[i].offset, fd);
-	if (!ret && hot)
-		ret = diff_hot(g, hot, l.hot.offset, fd);
-	if (!ret && hot)
+	if (!ret && hot && !(ret = diff_hot(g, hot, l.hot.offset, fd)))
 		keep_unplugged(g, hot);
 	if (ret) {
 		for (size_t i = 0; i < l.nregions; i++)
@@ -781,7 +762,6 @@ int gmem_drop_private(struct gmem *g)
 		ret = reset_copies(&g->r[i], g->file_fd, l.r[i].offset, pm, pmbuf, &budget);
 	if (g->hot.r.size && pmbuf && !ret)
 		ret = reset_copies(&g->hot.r, g->file_fd, l.hot.offset, pm, pmbuf, &budget);
-
 	if (pm >= 0 && (!pmbuf || ret))
 		warn_drop_all("the pages /proc/self/pagemap shows written cannot be put back",
 			      pmbuf ? -ret : ENOMEM);

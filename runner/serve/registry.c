@@ -655,12 +655,18 @@ static int sink(void *ctx, const void *buf, size_t len)
 static int check_path(const char *what, const char *path, char *msg, size_t len)
 {
 	struct stat st;
+	const char *why = NULL;
 
 	if (!path)
 		return 0;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, R_OK) < 0) {
-		snprintf(msg, len, "%s %s: %s", what, path,
-			 errno && !S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+	if (stat(path, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (access(path, R_OK) < 0)
+		why = strerror(errno);
+	if (why) {
+		snprintf(msg, len, "%s %s: %s", what, path, why);
 		return -EINVAL;
 	}
 	return 0;

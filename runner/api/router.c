@@ -212,6 +212,18 @@ static const struct route *match(char **seg, int n, const char **id)
 /* A config_json parse and a controller update, counted as req. */
 #define ERRBUF(e) (e).msg, sizeof((e).msg)
 
+/* Whether the body (parsed already) names member key, not null: for
+ * Firecracker's "Deprecation: true" on a request that uses a deprecated
+ * field, whatever its outcome. */
+static bool names(const struct req *q, const char *key)
+{
+	json_t *o = json_loadb(q->body, q->len, 0, NULL);
+	bool has = o && jfield_member(o, key);
+
+	json_decref(o);
+	return has;
+}
+
 static int answer(struct req *q, enum api_req counter, int r, const struct vm_err *e)
 {
 	api_ctl_count(q->ctl, counter, r < 0);
@@ -231,13 +243,17 @@ static int do_machine(struct req *q)
 	}
 	if (q->method == M_PUT) {
 		struct vmc_machine m;
-		if ((r = config_json_machine(q->body, q->len, &m, ERRBUF(e))) >= 0)
+		if ((r = config_json_machine(q->body, q->len, &m, ERRBUF(e))) >= 0) {
+			q->resp->deprecated = names(q, "cpu_template");
 			r = api_ctl_put_machine(q->ctl, &m, &e);
+		}
 		return answer(q, API_REQ_PUT_MACHINE_CFG, r, &e);
 	}
 	struct vmc_machine_patch p;
-	if ((r = config_json_machine_patch(q->body, q->len, &p, ERRBUF(e))) >= 0)
+	if ((r = config_json_machine_patch(q->body, q->len, &p, ERRBUF(e))) >= 0) {
+		q->resp->deprecated = p.has_cpu_template;
 		r = api_ctl_patch_machine(q->ctl, &p, &e);
+	}
 	return answer(q, API_REQ_PATCH_MACHINE_CFG, r, &e);
 }
 
@@ -350,6 +366,7 @@ static int do_vsock(struct req *q)
 	int r;
 
 	if ((r = config_json_vsock(q->body, q->len, &v, ERRBUF(e))) >= 0) {
+		q->resp->deprecated = v.vsock_id != NULL;
 		r = api_ctl_put_vsock(q->ctl, &v, &e);
 		vmc_vsock_free(&v);
 	}
@@ -695,6 +712,7 @@ static int do_snapshot_load(struct req *q)
 	a.track_dirty_pages = diff || track;
 	a.net_overrides = ov;
 	a.vsock_uds_path = uds;
+	q->resp->deprecated = !mb || diff;
 	r = api_ctl_snapshot_load(q->ctl, &a, &e);
 out:
 	json_decref(o);

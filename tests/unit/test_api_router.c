@@ -942,6 +942,46 @@ Test(api_router, mmds_config, .init = setup, .fini = teardown)
 		     "not supported after starting");
 }
 
+/* Firecracker answers a request that uses a deprecated field with
+ * "Deprecation: true", whatever the request's outcome: machine-config's
+ * cpu_template, vsock's vsock_id, snapshot/load's mem_file_path and
+ * enable_diff_snapshots. */
+Test(api_router, deprecated_fields, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256}");
+	cr_assert_not(resp.deprecated);
+	expect_ok("PUT", "/machine-config",
+		  "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"cpu_template\": \"None\"}");
+	cr_assert(resp.deprecated, "PUT /machine-config: cpu_template");
+	expect_ok("PATCH", "/machine-config", "{\"vcpu_count\": 1}");
+	cr_assert_not(resp.deprecated);
+	expect_ok("PATCH", "/machine-config", "{\"cpu_template\": \"None\"}");
+	cr_assert(resp.deprecated, "PATCH /machine-config: cpu_template");
+	expect_ok("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\"}");
+	cr_assert_not(resp.deprecated);
+	expect_ok("PUT", "/vsock",
+		  "{\"guest_cid\": 3, \"uds_path\": \"/tmp/v.sock\", \"vsock_id\": \"v\"}");
+	cr_assert(resp.deprecated, "PUT /vsock: vsock_id");
+	/* Refused (a boot resource was configured), still marked. */
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}",
+		     "not allowed after configuring");
+	cr_assert(resp.deprecated, "PUT /snapshot/load: mem_file_path");
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"enable_diff_snapshots\": true, "
+		     "\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"/m\"}}",
+		     "not allowed after configuring");
+	cr_assert(resp.deprecated, "PUT /snapshot/load: enable_diff_snapshots");
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"track_dirty_pages\": true, "
+		     "\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"/m\"}}",
+		     "not allowed after configuring");
+	cr_assert_not(resp.deprecated);
+	/* A body that does not parse is not marked. */
+	expect_fault("PUT", "/machine-config", "{\"cpu_template\": \"None\"}", "vcpu_count");
+	cr_assert_not(resp.deprecated);
+}
+
 /* Statistics asked of a balloon without them, and of no balloon. */
 Test(api_router, balloon_statistics_off, .init = setup, .fini = teardown)
 {

@@ -453,6 +453,19 @@ out:
 	return r;
 }
 
+/* Whether a hard link of the file would give the tenant, in a root they
+ * own, more than its content to keep: set-user-ID, or set-group-ID and
+ * executable (what protected_hardlinks refuses to link for them), or, when
+ * they may not write it, executable at all (file capabilities). Such a file
+ * is copied without them, so that the host's replacing it (a security
+ * fix) leaves no old privileged binary in the jail. */
+static bool privileged(const struct stat *st, enum plan_access access)
+{
+	if ((st->st_mode & S_ISUID) || (st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		return true;
+	return access != PLAN_READ_WRITE && (st->st_mode & 0111);
+}
+
 /* Open f's source once, by its path but as uid:gid, check it on that
  * descriptor, and link or copy it through the descriptor. */
 static int stage_file(struct jail_fs *j, const struct plan_file *f)
@@ -503,18 +516,19 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 	/* The exec file is copied, never linked: two tenants' flints then
 	 * share none of its pages, a side channel Firecracker's jailer closes
 	 * the same way. Other files: a hard link costs nothing and shows the
-	 * jail only this one file. ENOENT: no CAP_DAC_READ_SEARCH, or the file
-	 * was unlinked since it was opened; a copy from the descriptor works
-	 * either way. */
+	 * jail only this one file, unless it is privileged. ENOENT: no
+	 * CAP_DAC_READ_SEARCH, or the file was unlinked since it was opened; a
+	 * copy from the descriptor works either way. */
 	if (f->access == PLAN_EXEC) {
 		r = copy_file(j, in, f, &st);
 		goto out;
 	}
-	if (linkat(src, "", root_fd(j), f->name, AT_EMPTY_PATH) == 0) {
+	bool link = !privileged(&st, f->access);
+	if (link && linkat(src, "", root_fd(j), f->name, AT_EMPTY_PATH) == 0) {
 		r = record(j, j->root, f->name, false, false, "stage");
 		goto out;
 	}
-	if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != ENOENT) {
+	if (link && errno != EXDEV && errno != EPERM && errno != EMLINK && errno != ENOENT) {
 		char path[PATH_MAX];
 		r = jail_fail("stage", child_path(j, j->root, f->name, path, sizeof(path)), -errno);
 		goto out;

@@ -75,7 +75,9 @@ const char *fs_root_path(const struct jail_fs *j);
 /* Fill the jail while it is root's alone: stage the plan's files at its
  * top level (each opened once as uid:gid, which must be allowed to use it
  * as flint will; hard-linked through that descriptor when on the same file
- * system, else copied from it with owner, group and mode kept; the exec
+ * system, else copied from it with owner, group and mode kept; a
+ * set-user-ID or executable file the tenant may not write always copied,
+ * without those bits and file capabilities; the exec
  * file always copied, so that no two jails share its pages), make /dev
  * with kvm, net/tun and urandom, /proc (root's, 0555) when the plan wants
  * one, the directories of the API socket, of

@@ -281,6 +281,33 @@ fi
 rm -rf "$BASE/probe/cfg"
 [ -z "$why" ] && ok config-file || bad config-file "$why"
 
+# A file the user may read but could not hard-link themselves, set-user-ID
+# root or with file capabilities, named through their own directory (or
+# their config file): staged as a copy without those, never as the host's
+# inode. A link in a root they own would keep the binary, and its
+# privileges, after the host replaces it (say, for a security fix).
+mkdir -p "$T/own"
+cp /bin/true "$T/files/suid" && chmod 4755 "$T/files/suid"
+cp /bin/true "$T/files/capped" && chmod 755 "$T/files/capped"
+setcap cap_net_raw+ep "$T/files/capped" 2>/dev/null
+ln -sf "$T/files/suid" "$T/own/a.img"
+ln -sf "$T/files/capped" "$T/own/b.img"
+chown -R "$U:$U" "$T/own"
+jail --id suid --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
+	--drive "path=$T/own/a.img,ro" --drive "path=$T/own/b.img,ro"
+R=$BASE/probe/suid/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && has "file=/a.img f 0:0 755" "file=/b.img f 0:0 755"
+[ -z "$why" ] && [ "$(stat -c %i "$R/a.img")" = "$(stat -c %i "$T/files/suid")" ] &&
+	why="the set-user-ID file hard-linked into the jail"
+[ -z "$why" ] && [ "$(stat -c %i "$R/b.img")" = "$(stat -c %i "$T/files/capped")" ] &&
+	why="the file with capabilities hard-linked into the jail"
+[ -z "$why" ] && [ -n "$(getcap "$R/b.img" 2>/dev/null)" ] && why="the copy has capabilities"
+[ -z "$why" ] && ! cmp -s "$R/a.img" "$T/files/suid" && why="the copy differs"
+rm -rf "$BASE/probe/suid"
+[ -z "$why" ] && ok staged-privileged-copied || bad staged-privileged-copied "$why"
+
 # --log-path and --metrics-path: paths in the jail, as --api-sock's.
 jail --id logs --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
 	--log-path log/flint.log --metrics-path=/m/metrics.json

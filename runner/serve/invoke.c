@@ -944,6 +944,12 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 				"X-Flint-Outcome, X-Flint-Exit-Status, X-Flint-Run-Ms, "
 				"X-Flint-Restore-Ms, X-Flint-Stderr-Bytes");
 	start_headers(c->resp, c);
+	/* libmicrohttpd's idle timeout also runs while stream_more waits for
+	 * the command's next output: past it the answer would be cut off and
+	 * the VM killed. The command may be quiet as long as it may run. */
+	unsigned quiet_s = c->fn->cfg.timeout_s + WORKER_MARGIN_S;
+	if (quiet_s > SERVE_IDLE_TIMEOUT_S)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, quiet_s);
 	struct MHD_Response *resp = c->resp;
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);

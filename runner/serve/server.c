@@ -27,7 +27,6 @@
 
 #define SERVE_EXIT_ERROR      125
 #define SERVE_MAX_CONNECTIONS 1024u
-#define SERVE_IDLE_TIMEOUT_S  120u
 
 static void usage(FILE *f)
 {
@@ -576,7 +575,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct body *b = *con_cls;
 
-	(void)cls, (void)c, (void)toe;
+	(void)cls, (void)toe;
+	/* A streamed invocation may have raised it (serve_invoke). */
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S);
 	if (b) {
 		if (b->after)
 			serve_invoke_after(b->after);

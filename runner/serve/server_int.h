@@ -19,6 +19,8 @@
 #include "serve/worker.h"
 
 #define SERVE_MAX_LISTEN 4
+/* A connection idle this long is closed (libmicrohttpd's timeout). */
+#define SERVE_IDLE_TIMEOUT_S 120u
 
 struct serve_opts {
 	const char *listen[SERVE_MAX_LISTEN];

@@ -268,7 +268,7 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 	    {"version", no_argument, NULL, O_VERSION},
 	    {0},
 	};
-	bool have_uid = false, have_gid = false;
+	bool have_uid = false, have_gid = false, have_base = false;
 	int c;
 
 	*o = (struct jail_opts){.base = JAIL_DEFAULT_BASE,
@@ -312,6 +312,9 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 			break;
 		}
 		case O_BASE:
+			if (have_base)
+				once = "--chroot-base-dir";
+			have_base = true;
 			o->base = optarg;
 			if (!clean_absolute(optarg))
 				return bad(
@@ -339,12 +342,16 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 			o->ncgroups++;
 			break;
 		case O_CGVER:
+			if (o->cgroup_version)
+				once = "--cgroup-version";
 			if (strcmp(optarg, "1") && strcmp(optarg, "2"))
 				return bad(err, errlen, "--cgroup-version %s: expected 1 or 2",
 					   optarg);
 			o->cgroup_version = optarg[0] - '0';
 			break;
 		case O_PARENT:
+			if (o->parent_cgroup)
+				once = "--parent-cgroup";
 			o->parent_cgroup = optarg;
 			if (!plain_relative(optarg))
 				return bad(err, errlen,

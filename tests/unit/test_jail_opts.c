@@ -105,6 +105,17 @@ Test(jail_opts, unknown_and_stray)
 	cr_assert(strstr(err, "--netns needs a value"), "%s", err);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--id", "b"), OPTS_ERROR);
 	cr_assert(strstr(err, "--id is given twice"), "%s", err);
+	/* An option with one value never silently takes the last one given,
+	 * as Firecracker's jailer refuses a repeated argument. */
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--chroot-base-dir", "/a", "--chroot-base-dir", "/b"),
+		     OPTS_ERROR);
+	cr_assert(strstr(err, "--chroot-base-dir is given twice"), "%s", err);
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--parent-cgroup", "a", "--parent-cgroup", "b"),
+		     OPTS_ERROR);
+	cr_assert(strstr(err, "--parent-cgroup is given twice"), "%s", err);
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--cgroup-version", "1", "--cgroup-version", "2"),
+		     OPTS_ERROR);
+	cr_assert(strstr(err, "--cgroup-version is given twice"), "%s", err);
 }
 
 Test(jail_opts, uid_gid)

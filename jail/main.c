@@ -72,6 +72,10 @@ static int daemonize(int null_fd)
 /* The Landlock ruleset flint will run under (landlock_prepare), -1 for
  * none. */
 static int landlock_fd = -1;
+/* The exec file's copy in the jail, opened (O_PATH) while the root was
+ * still root's: after the handover the tenant may rename anything in the
+ * root, so flint is exec'd through this, never by its name. */
+static int exec_fd = -1;
 /* When the jailer started (CLOCK_MONOTONIC) and its CPU time then, in
  * microseconds: flint's --start-time-us and --start-time-cpu-us. */
 static uint64_t start_us, start_cpu_us;
@@ -93,7 +97,7 @@ static int become_flint(bool deathsig)
 	if ((r = landlock_enforce(landlock_fd)) < 0)
 		return r;
 	landlock_fd = -1;
-	execve(plan.argv[0], plan.argv, empty_env);
+	execveat(exec_fd, "", plan.argv, empty_env, AT_EMPTY_PATH);
 	return jail_fail("exec", plan.argv[0], -errno);
 }
 
@@ -451,6 +455,10 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	close_fd(&netns_fd);
+	if ((exec_fd = open(plan.argv[0], O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		jail_fail("open the exec file", plan.argv[0], -errno);
+		goto fail;
+	}
 	/* Last before flint: the tenant's entries, then the root. */
 	if (fs_handover(&jfs) < 0)
 		goto fail;
@@ -483,6 +491,7 @@ int main(int argc, char **argv)
 		return EXIT_JAIL;
 	}
 fail:
+	close_fd(&exec_fd);
 	close_fd(&netns_fd);
 	close_fd(&null_fd);
 	close_fd(&landlock_fd);

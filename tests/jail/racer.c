@@ -38,7 +38,8 @@
  *   pid     the staged -j file renamed to NAME.pid
  *   source  -s FILE exchanged with a symlink to FILE (race: back and forth)
  *   exec    in jails whose id starts with "x", the exec file renamed
- *           away: exec fails after everything else and the jailer undoes
+ *           away after the handover: the jailer must exec it all the same
+ *           (through the descriptor it opened before)
  */
 #include <dirent.h>
 #include <errno.h>

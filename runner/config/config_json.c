@@ -1305,6 +1305,13 @@ static void put_str(json_t *o, const char *key, const char *s, bool *ok)
 		put(o, key, json_string(s), ok);
 }
 
+/* Firecracker's optional members: the string, or null when there is
+ * none (its serde writes None as null, not leaving the member out). */
+static void put_str_or_null(json_t *o, const char *key, const char *s, bool *ok)
+{
+	put(o, key, s ? json_string(s) : json_null(), ok);
+}
+
 static void put_uint(json_t *o, const char *key, uint64_t v, bool *ok)
 {
 	/* Parsed values fit; vmc_bucket_check keeps the others in range. */
@@ -1327,25 +1334,29 @@ static json_t *enc_bucket(const struct ratelimit_bucket_cfg *b, bool *ok)
 	put_uint(o, "size", b->size, ok);
 	if (b->one_time_burst)
 		put_uint(o, "one_time_burst", b->one_time_burst, ok);
+	else
+		put(o, "one_time_burst", json_null(), ok);
 	put_uint(o, "refill_time", b->refill_time_ms, ok);
 	return o;
 }
 
-/* The rate limiter as member key of o, when it limits anything. */
+/* The rate limiter as member key of o, null when it limits nothing (and
+ * a bucket that limits nothing null), as Firecracker writes it. */
 static void put_rl(json_t *o, const char *key, const struct ratelimit_cfg *r, bool *ok)
 {
 	json_t *rl;
 
-	if (!bucket_limits(&r->bandwidth) && !bucket_limits(&r->ops))
+	if (!bucket_limits(&r->bandwidth) && !bucket_limits(&r->ops)) {
+		put(o, key, json_null(), ok);
 		return;
+	}
 	if (!(rl = json_object())) {
 		*ok = false;
 		return;
 	}
-	if (bucket_limits(&r->bandwidth))
-		put(rl, "bandwidth", enc_bucket(&r->bandwidth, ok), ok);
-	if (bucket_limits(&r->ops))
-		put(rl, "ops", enc_bucket(&r->ops, ok), ok);
+	put(rl, "bandwidth",
+	    bucket_limits(&r->bandwidth) ? enc_bucket(&r->bandwidth, ok) : json_null(), ok);
+	put(rl, "ops", bucket_limits(&r->ops) ? enc_bucket(&r->ops, ok) : json_null(), ok);
 	put(o, key, rl, ok);
 }
 
@@ -1377,7 +1388,7 @@ static json_t *enc_drive(const struct vmc_drive *d, bool *ok)
 		return NULL;
 	}
 	put_str(o, "drive_id", d->drive_id, ok);
-	put_str(o, "partuuid", d->partuuid, ok);
+	put_str_or_null(o, "partuuid", d->partuuid, ok);
 	put(o, "is_root_device", json_boolean(d->is_root_device), ok);
 	put_str(o, "cache_type", vmc_cache_type_name(d->cache_type), ok);
 	if (d->path_on_host) {
@@ -1385,8 +1396,14 @@ static json_t *enc_drive(const struct vmc_drive *d, bool *ok)
 		put_str(o, "path_on_host", d->path_on_host, ok);
 		put_rl(o, "rate_limiter", &d->rate_limiter, ok);
 		put_str(o, "io_engine", vmc_io_engine_name(d->io_engine), ok);
+	} else {
+		/* vhost-user-blk: none of virtio-blk's members. */
+		static const char *const none[] = {"is_read_only", "path_on_host", "rate_limiter",
+						   "io_engine"};
+		for (size_t i = 0; i < ARRAY_SIZE(none); i++)
+			put(o, none[i], json_null(), ok);
 	}
-	put_str(o, "socket", d->socket, ok);
+	put_str_or_null(o, "socket", d->socket, ok);
 	if (d->direct)
 		put(o, "flint_direct", json_true(), ok);
 	return o;
@@ -1426,9 +1443,13 @@ static json_t *enc_net(const struct vmc_net *n, bool *ok)
 			 n->guest_mac[1], n->guest_mac[2], n->guest_mac[3], n->guest_mac[4],
 			 n->guest_mac[5]);
 		put_str(o, "guest_mac", mac, ok);
+	} else {
+		put(o, "guest_mac", json_null(), ok);
 	}
 	if (n->mtu)
 		put_uint(o, "mtu", n->mtu, ok);
+	else
+		put(o, "mtu", json_null(), ok);
 	put_rl(o, "rx_rate_limiter", &n->rx_rate_limiter, ok);
 	put_rl(o, "tx_rate_limiter", &n->tx_rate_limiter, ok);
 	return o;
@@ -1569,10 +1590,12 @@ static json_t *enc_config(const struct vm_config *c, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	if (c->boot.kernel_image_path && (o = put_obj(root, "boot-source", ok))) {
-		put_str(o, "kernel_image_path", c->boot.kernel_image_path, ok);
-		put_str(o, "initrd_path", c->boot.initrd_path, ok);
-		put_str(o, "boot_args", c->boot.boot_args, ok);
+	/* Firecracker writes a boot-source even before one is set. */
+	if ((o = put_obj(root, "boot-source", ok))) {
+		put_str(o, "kernel_image_path",
+			c->boot.kernel_image_path ? c->boot.kernel_image_path : "", ok);
+		put_str_or_null(o, "initrd_path", c->boot.initrd_path, ok);
+		put_str_or_null(o, "boot_args", c->boot.boot_args, ok);
 	}
 	put(root, "drives", a = json_array(), ok);
 	for (unsigned i = 0; *ok && i < c->ndrives; i++)

@@ -403,6 +403,60 @@ Test(api_router, get_root_version_machine_vm_config, .init = setup, .fini = tear
 	json_decref(get_json("/machine-config/"));
 }
 
+/* member key of o is there and null. */
+static void expect_null(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	cr_assert_not_null(v, "%s missing", key);
+	cr_assert(json_is_null(v), "%s is not null", key);
+}
+
+/* GET /vm/config as Firecracker writes its FullVmConfiguration: a
+ * boot-source always, and an optional member not set as null rather
+ * than left out. */
+Test(api_router, vm_config_writes_nulls, .init = setup, .fini = teardown)
+{
+	json_t *o = get_json("/vm/config"), *x, *rl;
+
+	x = json_object_get(o, "boot-source");
+	cr_assert_str_eq(json_string_value(json_object_get(x, "kernel_image_path")), "");
+	expect_null(x, "initrd_path");
+	expect_null(x, "boot_args");
+	json_decref(o);
+
+	expect_ok("PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok("PUT", "/drives/rootfs", ROOTFS);
+	expect_ok("PUT", "/drives/data",
+		  "{\"drive_id\": \"data\", \"path_on_host\": \"/d.img\", \"is_root_device\": "
+		  "false, \"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": "
+		  "100}}}");
+	expect_ok("PUT", "/network-interfaces/eth0",
+		  "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}");
+	expect_ok("PUT", "/pmem/p0", "{\"id\": \"p0\", \"path_on_host\": \"/p.img\"}");
+	expect_ok("PUT", "/entropy", "{}");
+	o = get_json("/vm/config");
+	x = json_object_get(o, "boot-source");
+	cr_assert_str_eq(json_string_value(json_object_get(x, "kernel_image_path")), "/k");
+	expect_null(x, "initrd_path");
+	expect_null(x, "boot_args");
+	x = json_array_get(json_object_get(o, "drives"), 0);
+	expect_null(x, "partuuid");
+	expect_null(x, "rate_limiter");
+	expect_null(x, "socket");
+	rl = json_object_get(json_array_get(json_object_get(o, "drives"), 1), "rate_limiter");
+	expect_null(rl, "ops");
+	expect_null(json_object_get(rl, "bandwidth"), "one_time_burst");
+	x = json_array_get(json_object_get(o, "network-interfaces"), 0);
+	expect_null(x, "guest_mac");
+	expect_null(x, "mtu");
+	expect_null(x, "rx_rate_limiter");
+	expect_null(x, "tx_rate_limiter");
+	expect_null(json_array_get(json_object_get(o, "pmem"), 0), "rate_limiter");
+	expect_null(json_object_get(o, "entropy"), "rate_limiter");
+	json_decref(o);
+}
+
 Test(api_router, instance_id_and_state_after_start, .init = setup, .fini = teardown)
 {
 	api_ctl_destroy(ctl);
@@ -1395,7 +1449,9 @@ Test(api_router, files_that_do_not_open_are_the_puts_error, .init = setup, .fini
 		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"missing0\"}",
 		     "Could not create the network device: tap missing0: no such device");
 	json_t *o = get_json("/vm/config");
-	cr_assert_null(json_object_get(o, "boot-source"), "a failed PUT configured nothing");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "boot-source"),
+							   "kernel_image_path")),
+			 "", "a failed PUT configured nothing");
 	cr_assert_eq(json_array_size(json_object_get(o, "network-interfaces")), 0);
 	cr_assert_eq(json_array_size(json_object_get(o, "drives")), 0);
 	json_decref(o);

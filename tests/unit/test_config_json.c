@@ -138,21 +138,24 @@ Test(config_json, getting_started_api_bodies)
 	cr_assert_eq(config_json_net("net1", iface, strlen(iface), &n, err, sizeof(err)), 0);
 	cr_assert_eq(vm_config_put_net(&c, &n, err, sizeof(err)), 0);
 
-	/* GET /vm/config: what Firecracker shows: absent optional fields left
-	 * out, a section not configured null. */
+	/* GET /vm/config: what Firecracker shows: an absent optional field
+	 * null, a section not configured null. */
 	char *got = config_json_encode(&c, false);
 	cr_assert_not_null(got);
 	json_t *g = json_loads(got, 0, NULL);
 	json_t *want = json_loads(
-	    "{\"boot-source\": {\"kernel_image_path\": \"./vmlinux\","
+	    "{\"boot-source\": {\"kernel_image_path\": \"./vmlinux\", \"initrd_path\": null,"
 	    "  \"boot_args\": \"console=ttyS0 reboot=k panic=1 pci=off\"},"
-	    " \"drives\": [{\"drive_id\": \"rootfs\", \"is_root_device\": true,"
+	    " \"drives\": [{\"drive_id\": \"rootfs\", \"partuuid\": null, \"is_root_device\": true,"
 	    "  \"cache_type\": \"Unsafe\", \"is_read_only\": false,"
-	    "  \"path_on_host\": \"./rootfs.ext4\", \"io_engine\": \"Sync\"}],"
+	    "  \"path_on_host\": \"./rootfs.ext4\", \"rate_limiter\": null, \"io_engine\": "
+	    "\"Sync\","
+	    "  \"socket\": null}],"
 	    " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 1024, \"smt\": false,"
 	    "  \"track_dirty_pages\": false, \"huge_pages\": \"None\"},"
 	    " \"network-interfaces\": [{\"iface_id\": \"net1\", \"host_dev_name\": \"tap0\","
-	    "  \"guest_mac\": \"06:00:ac:10:00:02\"}],"
+	    "  \"guest_mac\": \"06:00:ac:10:00:02\", \"mtu\": null, \"rx_rate_limiter\": null,"
+	    "  \"tx_rate_limiter\": null}],"
 	    " \"balloon\": null, \"cpu-config\": null, \"logger\": null, \"metrics\": null,"
 	    " \"memory-hotplug\": null, \"mmds-config\": null, \"pmem\": [], \"vsock\": null,"
 	    " \"entropy\": null}",

@@ -335,6 +335,7 @@ static unsigned outcome_status(enum worker_outcome o)
 	case WORKER_CRASH:
 	case WORKER_LOST:
 	case WORKER_KILLED:
+	case WORKER_CLIENT_GONE: /* not sent: nobody to send it to */
 		break;
 	}
 	return 502;

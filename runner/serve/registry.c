@@ -915,7 +915,7 @@ static void metrics_forget(struct server *s, const char *name)
 		serve_ignore(prom_series_remove(s->m.vms, lv));
 		serve_ignore(prom_series_remove(s->m.restore, lw));
 	}
-	for (int o = WORKER_OK; o <= WORKER_KILLED; o++) {
+	for (int o = WORKER_OK; o <= WORKER_CLIENT_GONE; o++) {
 		const char *lo[] = {name, worker_outcome_name((enum worker_outcome)o)};
 		serve_ignore(prom_series_remove(s->m.invocations, lo));
 	}

@@ -55,6 +55,10 @@ struct worker {
 	int st_sent; /* the line's sent=: 0, 1, or -1 when absent */
 	double st_ready_ms, st_command_ms;
 	bool warm, detached, released, discarding, exited, timed_out;
+	/* The HTTP client's connection, watched (-1: none), and whether it
+	 * hung up: the group was killed for it. */
+	int client_fd;
+	bool client_gone;
 	/* WORKER_VM with control: the server's end of the control socket
 	 * (-1 once closed), and an answer's line so far. */
 	bool control;
@@ -269,10 +273,15 @@ const char *worker_flint_said(const struct worker_result *res, char *buf, size_t
 const char *worker_outcome_name(enum worker_outcome o)
 {
 	static const char *const names[] = {
-	    [WORKER_OK] = "ok",		  [WORKER_EXIT] = "exit",
-	    [WORKER_TIMEOUT] = "timeout", [WORKER_CRASH] = "crash",
-	    [WORKER_LOST] = "lost",	  [WORKER_FLINT_ERROR] = "flint_error",
-	    [WORKER_SIGNAL] = "signal",	  [WORKER_KILLED] = "killed",
+	    [WORKER_OK] = "ok",
+	    [WORKER_EXIT] = "exit",
+	    [WORKER_TIMEOUT] = "timeout",
+	    [WORKER_CRASH] = "crash",
+	    [WORKER_LOST] = "lost",
+	    [WORKER_FLINT_ERROR] = "flint_error",
+	    [WORKER_SIGNAL] = "signal",
+	    [WORKER_KILLED] = "killed",
+	    [WORKER_CLIENT_GONE] = "client_gone",
 	};
 
 	return (unsigned)o < ARRAY_SIZE(names) && names[o] ? names[o] : "?";
@@ -499,7 +508,7 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 	if (w->done || (w->warm && !w->released))
 		return -EINVAL;
 	for (;;) {
-		struct pollfd pf[5];
+		struct pollfd pf[6];
 		int n, r;
 
 		if (w->out_fd < 0)
@@ -518,11 +527,20 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 		pf[2] = (struct pollfd){w->in_off < w->in_len ? w->in_fd : -1, POLLOUT, 0};
 		pf[3] = (struct pollfd){w->exited ? -1 : w->pidfd, POLLIN, 0};
 		pf[4] = (struct pollfd){w->st_fd, POLLIN, 0};
+		/* Its hang-up only: bytes from it are the next request. */
+		pf[5] = (struct pollfd){w->client_fd, POLLRDHUP, 0};
 		n = poll(pf, ARRAY_SIZE(pf), wait_ms(w));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
+		if (pf[5].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			/* Nobody takes the answer: the VM's time and slot are
+			 * not spent on it. Ended as at the deadline. */
+			w->client_gone = true;
+			kill_group(w);
+			return -ECONNABORTED;
+		}
 		if (pf[1].revents)
 			read_err(w);
 		if (pf[2].revents)
@@ -547,6 +565,12 @@ ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf, siz
 			}
 		}
 	}
+}
+
+void worker_watch_client(struct worker *w, int fd)
+{
+	if (w)
+		w->client_fd = fd;
 }
 
 int worker_pump(struct worker *w, worker_in_fn in, worker_out_fn out, void *ctx)
@@ -658,6 +682,8 @@ static void fill_result(struct worker *w, int st, int err)
 	if (w->timed_out && (err < 0 || !WIFEXITED(st))) {
 		res->outcome = WORKER_TIMEOUT;
 		res->deadline = true;
+	} else if (w->client_gone && (err < 0 || !WIFEXITED(st))) {
+		res->outcome = WORKER_CLIENT_GONE; /* killed for it, the same way */
 	}
 	w->err[w->err_len] = '\0';
 	res->err = w->err;
@@ -1031,7 +1057,7 @@ int worker_spawn(struct worker **out, const struct worker_params *p)
 	w->gone_ctx = p->gone_ctx;
 	pthread_mutex_init(&w->lock, NULL);
 	w->pidfd = w->in_fd = w->out_fd = w->err_fd = w->go_fd = w->st_fd = w->ctl_fd = -1;
-	w->log_fd = -1;
+	w->log_fd = w->client_fd = -1;
 	w->warm = p->kind == WORKER_WARM;
 	w->control = p->kind == WORKER_VM && p->control;
 	w->early_status = p->early_status && p->kind != WORKER_SAVE && p->kind != WORKER_VM;

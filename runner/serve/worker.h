@@ -129,6 +129,7 @@ enum worker_outcome {
 	WORKER_FLINT_ERROR, /* 125: flint failed (bad snapshot, host trouble) */
 	WORKER_SIGNAL,	    /* 128+N: signal N killed the command */
 	WORKER_KILLED,	    /* flint itself died of a signal (worker_kill, OOM) */
+	WORKER_CLIENT_GONE, /* the HTTP client hung up first: the command was ended */
 };
 
 struct worker_result {
@@ -200,11 +201,19 @@ int worker_release(struct worker *w) WARN_UNUSED;
  * feeding its stdin from in() (NULL: no body) and keeping its stderr.
  * Returns the number of bytes (> 0); 0 at the end of stdout (flint
  * exited, or closed it); -ETIMEDOUT when the deadline passed (the group
- * is killed); in()'s error (the group is killed); -EINVAL for a warm
- * worker not released; another -errno. Call worker_wait after 0 or an
- * error. */
+ * is killed); -ECONNABORTED when the client watched hung up
+ * (worker_watch_client; the group is killed); in()'s error (the group is
+ * killed); -EINVAL for a warm worker not released; another -errno. Call
+ * worker_wait after 0 or an error. */
 ssize_t worker_read(struct worker *w, worker_in_fn in, void *ctx, void *buf,
 		    size_t len) WARN_UNUSED;
+
+/* The HTTP client's connection (fd, -1 for none, the default), watched
+ * by worker_read while it waits: when the client hangs up (POLLRDHUP,
+ * POLLHUP, POLLERR; bytes to read are no hang-up: a next request), the
+ * group is killed and worker_read returns -ECONNABORTED; the outcome is
+ * then WORKER_CLIENT_GONE, unless flint had exited by itself. */
+void worker_watch_client(struct worker *w, int fd);
 
 /* worker_read until the end of stdout, each piece handed to out(). 0, or
  * worker_read's error, or out()'s (the group is killed). */
@@ -274,8 +283,8 @@ void worker_kill(struct worker *w);
 void worker_destroy(struct worker *w);
 
 /* flint run's exit status as an outcome (named "ok", "exit", "timeout",
- * "crash", "lost", "flint_error", "signal", "killed" by worker_outcome_name,
- * as metric labels and headers show them);
+ * "crash", "lost", "flint_error", "signal", "killed", "client_gone" by
+ * worker_outcome_name, as metric labels and headers show them);
  * *detail (may be NULL) gets the status or signal as worker_result.status
  * says. */
 enum worker_outcome worker_outcome_of(int exit_status, int *detail);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -958,6 +959,53 @@ Test(worker, body_error_kills)
 		     res.status, res.err);
 	free(s.data);
 	free(body);
+}
+
+static void *hang_up_later(void *arg)
+{
+	usleep(300 * 1000);
+	close(*(int *)arg);
+	return NULL;
+}
+
+/* The HTTP client hangs up while the command is quiet (a socketpair for
+ * its connection): worker_read ends at once rather than at the deadline,
+ * the whole group killed, and the outcome says why. A next request
+ * pipelined on the connection (bytes to read) is no hang-up. */
+Test(worker, client_hang_up_ends_the_command)
+{
+	char cmd[256], pidfile[128];
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", cmd));
+	struct worker_result res;
+	struct worker *w;
+	pthread_t t;
+	char buf[16];
+	int sv[2];
+
+	snprintf(pidfile, sizeof(pidfile), "%s/grandchild", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >%s; sleep 1000", pidfile);
+	p.timeout_s = 100;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(write(sv[1], "GET / HTTP/1.1\r\n", 16), 16);
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	worker_watch_client(w, sv[0]);
+	double t0 = secs();
+	cr_assert_eq(pthread_create(&t, NULL, hang_up_later, &sv[1]), 0);
+	cr_assert_eq(worker_read(w, NULL, NULL, buf, sizeof(buf)), -ECONNABORTED);
+	double took = secs() - t0;
+	pthread_join(t, NULL);
+	cr_assert(took >= 0.25 && took < 3, "worker_read ended after %.2f s", took);
+	cr_assert_eq(worker_wait(w, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_CLIENT_GONE, "%s", worker_outcome_name(res.outcome));
+	cr_assert_not(res.deadline);
+	cr_assert(WIFSIGNALED(res.wait_status) && WTERMSIG(res.wait_status) == SIGKILL);
+	cr_assert_str_eq(worker_outcome_name(WORKER_CLIENT_GONE), "client_gone");
+	pid_t gc = read_pid(pidfile);
+	cr_assert_gt(gc, 0, "no grandchild pid");
+	cr_assert(process_dies(gc), "the grandchild %d outlived its client", gc);
+	worker_destroy(w);
+	close(sv[0]);
 }
 
 static void *kill_later(void *arg)

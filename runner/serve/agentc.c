@@ -39,6 +39,7 @@ struct agentc {
 	int status;
 	atomic_bool killed; /* agentc_kill, from any thread */
 	bool timed_out;
+	int client_fd; /* the HTTP client's connection, watched; -1 none */
 	char *err;
 	size_t err_cap, err_len, err_total;
 };
@@ -217,7 +218,7 @@ int agentc_start(struct agentc **out, const struct agentc_params *p)
 		return -ENOMEM;
 	}
 	a->err_cap = cap;
-	a->sock = -1;
+	a->sock = a->client_fd = -1;
 	a->tx.cap = AGENT_HDR_SIZE + AGENT_REQUEST_MAX;
 	a->start_ns = now_ns();
 	agent_reader_init(&a->rd, a->rbuf, sizeof(a->rbuf));
@@ -376,15 +377,26 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			if (a->in_open && a->tx.len == a->tx.off)
 				continue;
 		}
-		struct pollfd pf = {a->sock,
-				    (short)(POLLIN | (a->tx.len > a->tx.off ? POLLOUT : 0)), 0};
-		int n = poll(&pf, 1, ms_until(a->deadline_ns));
+		struct pollfd pf[2] = {
+		    {a->sock, (short)(POLLIN | (a->tx.len > a->tx.off ? POLLOUT : 0)), 0},
+		    /* Its hang-up only: bytes from it are the next request. */
+		    {a->client_fd, POLLRDHUP, 0},
+		};
+		int n = poll(pf, ARRAY_SIZE(pf), ms_until(a->deadline_ns));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			r = -errno;
 			end(a, WORKER_LOST, 0);
 			return r;
+		}
+		if (pf[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			/* Nobody takes the answer: the connection's end (as
+			 * agentc_kill's) has the agent kill the command's
+			 * group. */
+			say(a, "flint serve: the client hung up: the command was ended");
+			end(a, WORKER_CLIENT_GONE, 0);
+			return -ECONNABORTED;
 		}
 		if (n == 0) {
 			say(a, "flint serve: no status from the guest agent %u s past the timeout",
@@ -393,9 +405,15 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			end(a, WORKER_TIMEOUT, 0);
 			continue;
 		}
-		if (pf.revents & (POLLIN | POLLHUP | POLLERR))
+		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR))
 			read_frames(a);
 	}
+}
+
+void agentc_watch_client(struct agentc *a, int fd)
+{
+	if (a)
+		a->client_fd = fd;
 }
 
 void agentc_result(struct agentc *a, struct worker_result *res)

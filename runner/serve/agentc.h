@@ -14,7 +14,8 @@
  * OK, EXIT (the command's status, 127 when it could not start), SIGNAL,
  * TIMEOUT (the agent killed it at timeout_s, or the server's deadline
  * passed), LOST (the agent not reached within connect_ms, it refused the
- * request, or the connection broke first), KILLED (agentc_kill). */
+ * request, or the connection broke first), KILLED (agentc_kill),
+ * CLIENT_GONE (agentc_watch_client). */
 #ifndef FLINT_SERVE_AGENTC_H
 #define FLINT_SERVE_AGENTC_H
 
@@ -58,11 +59,19 @@ struct agentc;
 int agentc_start(struct agentc **out, const struct agentc_params *p) WARN_UNUSED;
 
 /* As worker_read: the command's stdout into buf (> 0), 0 at the end
- * (the EXIT frame, or the session over), or in()'s error or another
- * -errno (the session is then over). The request body comes from in()
- * (NULL: none), as STDIN frames, and its end as STDIN_EOF. */
+ * (the EXIT frame, or the session over), -ECONNABORTED when the client
+ * watched hung up, or in()'s error or another -errno (the session is
+ * then over). The request body comes from in() (NULL: none), as STDIN
+ * frames, and its end as STDIN_EOF. */
 ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf,
 		    size_t len) WARN_UNUSED;
+
+/* The HTTP client's connection (fd, -1 for none, the default), watched
+ * by agentc_read while it waits: when the client hangs up (not bytes to
+ * read: a next request), the session ends as WORKER_CLIENT_GONE, the
+ * connection to the agent shut down (the agent kills the command), and
+ * agentc_read returns -ECONNABORTED. */
+void agentc_watch_client(struct agentc *a, int fd);
 
 /* How it ended (call after agentc_read gave 0 or an error). res->err
  * points into a, valid until agentc_destroy. res->unsent: no byte of

@@ -393,6 +393,46 @@ Test(agentc, kill_from_another_thread)
 	fake_end(f);
 }
 
+static void *hang_up_soon(void *arg)
+{
+	usleep(200 * 1000);
+	close(*(int *)arg);
+	return NULL;
+}
+
+/* The HTTP client hangs up (a socketpair for its connection) while the
+ * agent is quiet: the session ends at once with its own outcome, and the
+ * connection to the agent is shut down (the agent kills the command). */
+Test(agentc, client_hang_up_ends_the_session)
+{
+	struct fake *f = fake_start();
+	struct agentc_params p = {.uds = f->path, .argv = ARGV("sleep", "100"), .connect_ms = 2000};
+	struct worker_result res;
+	struct agentc *a;
+	pthread_t t;
+	char buf[16];
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	f->hang = true;
+	fake_go(f);
+	cr_assert_eq(agentc_start(&a, &p), 0);
+	agentc_watch_client(a, sv[0]);
+	uint64_t t0 = now_ns();
+	cr_assert_eq(pthread_create(&t, NULL, hang_up_soon, &sv[1]), 0);
+	cr_assert_eq(agentc_read(a, NULL, NULL, buf, sizeof(buf)), -ECONNABORTED);
+	uint64_t took = now_ns() - t0;
+	pthread_join(t, NULL);
+	cr_assert_lt(took, 1500000000ULL, "%.2f s: not before the agent's answer", took / 1e9);
+	cr_assert_eq(agentc_read(a, NULL, NULL, buf, sizeof(buf)), 0);
+	agentc_result(a, &res);
+	cr_assert_eq(res.outcome, WORKER_CLIENT_GONE, "%s", worker_outcome_name(res.outcome));
+	cr_assert_not(res.deadline);
+	agentc_destroy(a);
+	fake_end(f);
+	close(sv[0]);
+}
+
 /* open_uds: the connection goes to the socket the descriptor holds, not
  * to the name uds spells (here a name where nothing listens); not there
  * yet is tried again; another error ends the session with it. */

@@ -41,6 +41,7 @@ struct call {
 	 * session with the agent of a VM that runs on (reuse, reset). */
 	struct worker *w;
 	struct agentc *ac;
+	int client_fd; /* the client's connection, watched for its hang-up */
 	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
 	bool restarted;	    /* given a second VM (restart) */
@@ -133,7 +134,9 @@ static double secs(uint64_t ns)
 }
 
 /* Whether the VM can take another request (reuse): the command ended and
- * the VM's own flint runs on. */
+ * the VM's own flint runs on. Not after a command cut short (killed, its
+ * client gone, past the deadline): the guest's state is nobody's to
+ * know. */
 static bool reusable(const struct call *c)
 {
 	enum worker_outcome o = c->res.outcome;
@@ -202,6 +205,10 @@ static void finish(struct call *c)
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
+	if (c->res.outcome == WORKER_CLIENT_GONE)
+		pr_info("flint serve: %s: request %" PRIu64 ": the client went away %.1f s in; "
+			"its command was ended",
+			fn, c->req, secs(now_ns() - c->t0));
 	/* (No worker: a restart that found no VM; c->res and c->why are
 	 * the first VM's.) */
 	if (c->w)
@@ -335,7 +342,7 @@ static unsigned outcome_status(enum worker_outcome o)
 	case WORKER_CRASH:
 	case WORKER_LOST:
 	case WORKER_KILLED:
-	case WORKER_CLIENT_GONE: /* not sent: nobody to send it to */
+	case WORKER_CLIENT_GONE: /* never sent: nobody to send it to */
 		break;
 	}
 	return 502;
@@ -526,6 +533,9 @@ static ssize_t stream_more(void *cls, uint64_t pos, char *buf, size_t max)
 		if (n > 0)
 			return n;
 		finish(c);
+		/* No trailers for a client gone: the connection is closed. */
+		if (c->res.outcome == WORKER_CLIENT_GONE)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		end_headers(c->resp, c, MHD_FOOTER_KIND);
 	}
 	return MHD_CONTENT_READER_END_OF_STREAM;
@@ -698,13 +708,19 @@ static int start(struct call *c)
 	return ret;
 }
 
-/* The server may have begun to stop while the request's worker (or
- * session, and its VM) started: it kills what it can see, so let it see
- * them, and if it has begun, kill them here. */
+/* The request's worker (or session, and its VM) started: it watches the
+ * client's connection, so that a client that hangs up ends the command
+ * rather than leave it to run on for nobody (one that shuts only its
+ * sending side counts: libmicrohttpd closes such a connection at its
+ * next read too). The server may have begun to
+ * stop meanwhile: it kills what it can see, so let it see them, and if it
+ * has begun, kill them here. */
 static void show_running(struct call *c)
 {
 	struct server *s = c->s;
 
+	worker_watch_client(c->w, c->client_fd);
+	agentc_watch_client(c->ac, c->client_fd);
 	pthread_mutex_lock(&s->lock);
 	c->vm->run_w = c->w;
 	c->vm->run_ac = c->ac;
@@ -872,6 +888,9 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 	c->inline_err = inline_err;
 	c->t0 = now_ns();
 	c->restore_ms = c->run_ms = -1;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	c->client_fd = ci ? ci->connect_fd : -1;
 	pthread_mutex_lock(&s->lock);
 	c->fn = serve_fn_find(s, name);
 	if (!c->fn || c->fn->state == SFN_REGISTERING) {
@@ -913,7 +932,9 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 			drain(c);
 		finish(c);
 		enum MHD_Result ret;
-		if (inline_err) {
+		if (c->res.outcome == WORKER_CLIENT_GONE) {
+			ret = MHD_NO; /* nobody to answer: the connection is closed */
+		} else if (inline_err) {
 			ret = answer_inline(conn, c);
 		} else if (c->res.outcome == WORKER_OK || c->res.outcome == WORKER_EXIT ||
 			   c->res.outcome == WORKER_SIGNAL) {

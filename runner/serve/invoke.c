@@ -48,6 +48,7 @@ struct call {
 	char why[160];	    /* a crash: flint's reason (worker_flint_said) */
 	bool crashed_first; /* restart_vm found no VM: the first one crashed */
 	bool reset_pending; /* its VM to be reset once the answer is sent */
+	bool abandoned;	    /* its streamed answer given up, the server running */
 	char *body;
 	size_t body_len, body_off;
 	char *out;
@@ -202,6 +203,11 @@ static void finish(struct call *c)
 		if (!early && worker_wait(c->w, &c->res) < 0)
 			c->res.outcome = WORKER_KILLED;
 	}
+	/* Killed for a streamed answer libmicrohttpd gave up (call_free):
+	 * its client went away as it read, the same end as one gone while
+	 * the command was quiet. */
+	if (c->abandoned && c->res.outcome == WORKER_KILLED)
+		c->res.outcome = WORKER_CLIENT_GONE;
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
@@ -309,8 +315,14 @@ static void call_free(struct call *c)
 	if (c->reset_pending)
 		reset_vm(c);
 	if ((c->w || c->ac) && !c->finished) {
+		/* A streamed answer libmicrohttpd gave up: its client went
+		 * away (a write failed, or it hung up), or the server is
+		 * stopping; or none was queued (out of memory). */
 		worker_kill(c->w);
 		agentc_kill(c->ac);
+		pthread_mutex_lock(&s->lock);
+		c->abandoned = c->resp && !s->stopping;
+		pthread_mutex_unlock(&s->lock);
 		finish(c);
 	}
 	worker_destroy(c->w);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/proto.h"
@@ -163,6 +164,22 @@ static int add_run_drive(struct config *cfg, const char *path, bool read_only, c
 	return 0;
 }
 
+/* Whether the directory dir holds flint's init at /init (an executable
+ * file, or a symlink, which is the guest's to resolve): without it the
+ * guest's kernel falls back to a userland's /sbin/init, and flint run
+ * waits for an agent that never comes. */
+static bool holds_flint_init(const char *dir)
+{
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool ok = fd >= 0 && fstatat(fd, "init", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		  (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && (st.st_mode & 0111)));
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 /* --rootfs keeps taking any file as it is (the drive says what is wrong
  * with it); a directory or tar archive is made into an ext4 image in
  * flint's cache as for --image, its path in rootfs. */
@@ -175,6 +192,13 @@ static int run_root_image(const struct config *cfg, char *rootfs, size_t len)
 
 	if (!cfg->rootfs || image_detect(cfg->rootfs, &k, NULL, 0) < 0 || k == IMAGE_EXT4)
 		return 0;
+	if (k == IMAGE_DIR && !holds_flint_init(cfg->rootfs)) {
+		pr_err("flint run: --rootfs %s: no executable /init in it: flint run's root file "
+		       "system holds flint's init and agent (make rootfs-img builds one); to run "
+		       "a command in a userland of your own, name it with --image",
+		       cfg->rootfs);
+		return -EINVAL;
+	}
 	if ((r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0 ||
 	    (r = image_prepare(&b, cfg->rootfs, rootfs, len, NULL, err, sizeof(err))) < 0)
 		pr_err("flint run: --rootfs %s", err);

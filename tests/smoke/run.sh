@@ -115,6 +115,20 @@ else
 	report boot-order "$out" /dev/null
 fi
 
+# Host only: a --rootfs directory without flint's /init is refused before
+# any image is built (the guest would boot a userland's /sbin/init and
+# flint run wait for an agent that never comes).
+mkdir -p "$OUT/no-init/sbin" && : >"$OUT/no-init/sbin/init"
+rm -rf "$OUT/no-init-cache"
+cache_was=${FLINT_CACHE-}
+export FLINT_CACHE="$OUT/no-init-cache"
+check rootfs-dir-no-init 125 "" \
+	"--rootfs $OUT/no-init: no executable /init in it.*name it with --image" -- \
+	run --kernel "$OUT/no-init/sbin/init" --rootfs "$OUT/no-init" -- true
+if [ -n "$cache_was" ]; then FLINT_CACHE=$cache_was; else unset FLINT_CACHE; fi
+[ ! -e "$OUT/no-init-cache/images" ] ||
+	report rootfs-dir-no-init-builds-nothing "an image was built in $OUT/no-init-cache" /dev/null
+
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"
 	echo "$pass passed, $fail failed, 1 skipped"

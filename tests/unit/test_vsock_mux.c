@@ -349,6 +349,25 @@ Test(vsock_mux, garbage_and_overlong_lines_are_closed)
 	close(slow);
 }
 
+/* A CRLF line (what a client writing "CONNECT 5000\r\n" sends) is a
+ * CONNECT, as Firecracker reads it, and only the line is taken. */
+Test(vsock_mux, a_crlf_connect_line_connects)
+{
+	int fd = host_connect(path);
+	char buf[64];
+
+	host_write(fd, "CONNECT 5000\r\nhi");
+	struct virtio_vsock_hdr h = expect(VIRTIO_VSOCK_OP_REQUEST, 0, 5000, NULL, 0);
+	uint32_t local = le32toh(h.src_port);
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	cr_assert_eq(host_read(fd, buf, 3), 3);
+	cr_assert_eq(memcmp(buf, "OK ", 3), 0);
+	h = expect(VIRTIO_VSOCK_OP_RW, local, 5000, buf, sizeof(buf));
+	cr_assert_eq(le32toh(h.len), 2);
+	cr_assert_eq(memcmp(buf, "hi", 2), 0);
+	close(fd);
+}
+
 Test(vsock_mux, host_ports_are_unique)
 {
 	int a = host_connect(path), b = host_connect(path);

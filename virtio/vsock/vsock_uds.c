@@ -21,22 +21,32 @@ ssize_t vsock_uds_line_scan(const char *p, size_t n, size_t have, bool *done)
 	return (ssize_t)take;
 }
 
+/* ASCII white space, where Firecracker's split_whitespace splits. */
+static bool blank(char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 int vsock_uds_parse_connect(const char *line, size_t len, uint32_t *port)
 {
 	static const char word[] = "CONNECT";
-	size_t i = sizeof(word) - 1, digits = 0;
+	size_t i = 0, w = sizeof(word) - 1, digits = 0;
 	uint64_t v = 0;
 
-	if (len <= i || strncasecmp(line, word, i) != 0 || line[i] != ' ')
+	while (i < len && blank(line[i]))
+		i++;
+	if (len - i <= w || strncasecmp(line + i, word, w) != 0 || !blank(line[i + w]))
 		return -EINVAL;
-	while (i < len && line[i] == ' ')
+	for (i += w; i < len && blank(line[i]); i++)
+		;
+	if (i < len && line[i] == '+')
 		i++;
 	for (; i < len && line[i] >= '0' && line[i] <= '9'; i++, digits++) {
 		v = v * 10 + (uint64_t)(line[i] - '0');
 		if (v > UINT32_MAX)
 			return -EINVAL;
 	}
-	if (!digits || i != len)
+	if (!digits || (i < len && !blank(line[i])))
 		return -EINVAL;
 	*port = (uint32_t)v;
 	return 0;

@@ -22,9 +22,11 @@
  * the stream that follows it in the socket. */
 ssize_t vsock_uds_line_scan(const char *p, size_t n, size_t have, bool *done);
 
-/* Parse a line without its "\n": "CONNECT" (any case, as Firecracker
- * takes it), one or more spaces, and a decimal port 0..UINT32_MAX with no
- * sign and nothing after. Returns 0 with *port, or -EINVAL. */
+/* Parse a line without its "\n" as Firecracker does, in words split at
+ * white space (a CRLF line's "\r" is some): the first "CONNECT" (any case),
+ * the second a decimal port 0..UINT32_MAX (a "+" before it allowed, no
+ * other sign), any further words ignored. Returns 0 with *port, or
+ * -EINVAL. */
 int vsock_uds_parse_connect(const char *line, size_t len, uint32_t *port) WARN_UNUSED;
 
 /* The answer to a CONNECT: "OK <port>\n" in buf (size >= VSOCK_UDS_LINE_MAX).

@@ -570,6 +570,8 @@ int balloon_set_stats_interval(struct balloon *b, uint32_t s)
 {
 	int err;
 
+	if (!s && !b->stats_on)
+		return 0; /* off, and staying off */
 	if (!s || !b->stats_on)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);

@@ -121,7 +121,9 @@ void balloon_set_target(struct balloon *b, uint32_t pages);
 /* A new statistics interval (PATCH /balloon/statistics): statistics are
  * asked for at once, then every `s` seconds. -EINVAL when s is 0 or the
  * device was made without statistics (they cannot be turned on or off
- * while the guest runs), and nothing changes. */
+ * while the guest runs), and nothing changes; but 0 for a device without
+ * them is no change, and returns 0 (as Firecracker takes the interval it
+ * has). */
 int balloon_set_stats_interval(struct balloon *b, uint32_t s) WARN_UNUSED;
 
 void balloon_get_info(struct balloon *b, struct balloon_info *out);

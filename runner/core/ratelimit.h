@@ -84,10 +84,12 @@ uint64_t ratelimit_wait_ns(struct ratelimit *rl, uint64_t now, uint64_t bytes, u
 /* Change the limits of a running limiter (PATCH after boot), at time now.
  * cfg is complete: a PATCH that leaves out a bucket passes its current
  * config (rl->bandwidth.cfg, rl->ops.cfg). Each bucket first earns its
- * refill up to now at the old rate; then, as in Firecracker, what it holds
- * is kept, capped by the new limits: tokens at the new size, the burst left
- * at the new one_time_burst (a PATCH grants no new burst), and any debt is
- * still owed, repaid at the new rate. A bucket that did not limit before
+ * refill up to now at the old rate; then what it holds is kept, capped by
+ * the new limits: tokens at the new size, the burst left at the new
+ * one_time_burst (a PATCH grants no new burst), and any debt is still owed,
+ * repaid at the new rate. (Not Firecracker's way: its update_buckets puts a
+ * new bucket in, full and with its whole burst, and calls that a TODO; the
+ * README states flint's.) A bucket that did not limit before
  * starts full with its whole burst; one that no longer limits forgets its
  * state. A bucket whose config is unchanged is left exactly as it was. The
  * throttled count is kept. A caller waiting on a timer computed before the

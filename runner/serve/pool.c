@@ -93,6 +93,7 @@ struct req {
 	uint64_t seq; /* arrival order across the pool */
 	uint64_t submitted, deadline, wait_ns;
 	struct link node; /* f->queue or f->running */
+	uint32_t mem_mib; /* its VM's: its function's, or its registration's */
 	struct vm *vm;
 	bool warm;
 	enum pool_refuse reason;
@@ -109,6 +110,7 @@ struct vm {
 	struct link gnode; /* pool.idle */
 	uint64_t idle_since;
 	uint32_t uses;
+	uint32_t mem_mib; /* counted against max_mem_mib while it lives */
 	enum pool_stop why;
 };
 
@@ -121,6 +123,10 @@ struct pool {
 	struct link fns;  /* struct fnc, in replenishing turn */
 	struct link idle; /* struct vm starting or ready, least recently idle first */
 	struct link acts; /* struct obj with an action pending, oldest first */
+	/* Registrations: a function of no id (never found by one), in fns
+	 * so that its queue takes its turn in arrival order with the
+	 * others', whose requests each carry their VM's size. */
+	struct fnc *reg;
 	struct pool_stats st;
 };
 
@@ -230,10 +236,11 @@ static void act_push(struct pool *p, struct obj *o, enum pool_act_kind k)
 
 /* ---- VMs ----------------------------------------------------------------- */
 
-static bool fits(const struct pool *p, const struct fnc *f, uint32_t free_vms, uint64_t free_mem)
+/* Whether one more VM of mem_mib fits, free_vms VMs of free_mem fewer. */
+static bool fits(const struct pool *p, uint32_t mem_mib, uint32_t free_vms, uint64_t free_mem)
 {
 	return p->st.vms - free_vms + 1 <= p->cfg.max_vms &&
-	       p->st.mem_mib - free_mem + f->cfg.mem_mib <= p->cfg.max_mem_mib;
+	       p->st.mem_mib - free_mem + mem_mib <= p->cfg.max_mem_mib;
 }
 
 /* Take v out of the warm lists, if it is in them. */
@@ -248,17 +255,18 @@ static void idle_unlink(struct pool *p, struct vm *v)
 		GAUGE(p, v->f, starting, -1);
 }
 
-/* v, just allocated, becomes a VM of f alive in state s (starting or
- * busy). */
-static void vm_new(struct pool *p, struct vm *v, struct fnc *f, enum vm_state s)
+/* v, just allocated, becomes a VM of f of mem_mib alive in state s
+ * (starting or busy). */
+static void vm_new(struct pool *p, struct vm *v, struct fnc *f, uint32_t mem_mib, enum vm_state s)
 {
 	obj_init(p, &v->o, OBJ_VM);
 	v->f = f;
 	v->state = s;
+	v->mem_mib = mem_mib;
 	l_init(&v->fnode);
 	l_init(&v->gnode);
 	GAUGE(p, f, vms, 1);
-	GAUGE(p, f, mem_mib, f->cfg.mem_mib);
+	GAUGE(p, f, mem_mib, mem_mib);
 	BUMP(p, f, vms_started);
 	if (s == VM_STARTING) {
 		v->idle_since = p->now;
@@ -284,7 +292,7 @@ static void vm_end(struct pool *p, struct vm *v)
 {
 	idle_unlink(p, v);
 	GAUGE(p, v->f, vms, -1);
-	GAUGE(p, v->f, mem_mib, -(uint64_t)v->f->cfg.mem_mib);
+	GAUGE(p, v->f, mem_mib, -(uint64_t)v->mem_mib);
 	obj_unhash(p, &v->o);
 	v->state = VM_ENDED;
 }
@@ -333,16 +341,16 @@ static bool surplus(const struct fnc *f)
 	return f->draining || f->st.warm > f->cfg.min_warm;
 }
 
-/* Make room for one more VM of f by evicting warm VMs of other functions,
- * surplus ones first, least recently idle first; nothing is evicted unless
- * evicting them all would do. Whether f's VM fits now. */
-static bool make_room(struct pool *p, struct fnc *f)
+/* Make room for one more VM of f of mem_mib by evicting warm VMs of other
+ * functions, surplus ones first, least recently idle first; nothing is
+ * evicted unless evicting them all would do. Whether f's VM fits now. */
+static bool make_room(struct pool *p, struct fnc *f, uint32_t mem_mib)
 {
 	struct link *l, *nx;
 	uint32_t n = 0;
 	uint64_t mem = 0;
 
-	if (fits(p, f, 0, 0))
+	if (fits(p, mem_mib, 0, 0))
 		return true;
 	l_for_each_safe(l, nx, &p->idle)
 	{
@@ -350,10 +358,10 @@ static bool make_room(struct pool *p, struct fnc *f)
 
 		if (v->f != f) {
 			n++;
-			mem += v->f->cfg.mem_mib;
+			mem += v->mem_mib;
 		}
 	}
-	if (!fits(p, f, n, mem))
+	if (!fits(p, mem_mib, n, mem))
 		return false;
 	for (int pass = 0; pass < 2; pass++) {
 		l_for_each_safe(l, nx, &p->idle)
@@ -363,11 +371,11 @@ static bool make_room(struct pool *p, struct fnc *f)
 			if (v->f == f || (pass == 0 && !surplus(v->f)))
 				continue;
 			vm_stop(p, v, POOL_STOP_EVICTED);
-			if (fits(p, f, 0, 0))
+			if (fits(p, mem_mib, 0, 0))
 				return true;
 		}
 	}
-	return fits(p, f, 0, 0);
+	return fits(p, mem_mib, 0, 0);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -441,11 +449,11 @@ static bool place(struct pool *p, struct fnc *f, bool allow_new)
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return false;
-	if (!make_room(p, f)) {
+	if (!make_room(p, f, r->mem_mib)) {
 		free(v);
 		return false;
 	}
-	vm_new(p, v, f, VM_BUSY);
+	vm_new(p, v, f, r->mem_mib, VM_BUSY);
 	admit(p, r, v, false);
 	return true;
 }
@@ -584,7 +592,7 @@ static void replenish(struct pool *p)
 		for (l = p->fns.next; l != &p->fns; l = l->next) {
 			struct fnc *c = l_entry(l, struct fnc, node);
 
-			if (wants_warm(p, c) && fits(p, c, 0, 0)) {
+			if (wants_warm(p, c) && fits(p, c->cfg.mem_mib, 0, 0)) {
 				f = c;
 				break;
 			}
@@ -594,7 +602,7 @@ static void replenish(struct pool *p)
 		v = calloc(1, sizeof(*v));
 		if (!v)
 			return;
-		vm_new(p, v, f, VM_STARTING);
+		vm_new(p, v, f, f->cfg.mem_mib, VM_STARTING);
 		BUMP(p, f, warm_started);
 		act_push(p, &v->o, POOL_ACT_WARM);
 		l_del(&f->node);
@@ -619,6 +627,24 @@ static void settle(struct pool *p)
 
 /* ---- the API ------------------------------------------------------------- */
 
+/* A function of cfg, its lists empty, in no list and with no id yet. */
+static struct fnc *fn_new(const struct pool_fn_cfg *cfg)
+{
+	struct fnc *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->cfg = *cfg;
+	if (f->cfg.isolation == POOL_PER_REQUEST)
+		f->cfg.reuse_max = 1;
+	l_init(&f->queue);
+	l_init(&f->running);
+	l_init(&f->starting);
+	l_init(&f->ready);
+	l_init(&f->o.act);
+	return f;
+}
+
 int pool_create(const struct pool_cfg *cfg, uint64_t now, struct pool **out)
 {
 	struct pool *p;
@@ -641,6 +667,19 @@ int pool_create(const struct pool_cfg *cfg, uint64_t now, struct pool **out)
 	l_init(&p->fns);
 	l_init(&p->idle);
 	l_init(&p->acts);
+	if (!(p->reg = fn_new(&(struct pool_fn_cfg){
+		  /* Bounded by the global limits and queue only. */
+		  .max_concurrency = UINT32_MAX,
+		  .isolation = POOL_PER_REQUEST,
+		  .reuse_max = 1,
+		  .queue_max = cfg->reg_timeout_ns ? UINT32_MAX : 0,
+		  .queue_timeout_ns = cfg->reg_timeout_ns,
+	      }))) {
+		free(p->buckets);
+		free(p);
+		return -ENOMEM;
+	}
+	l_add_tail(&p->fns, &p->reg->node);
 	*out = p;
 	return 0;
 }
@@ -699,17 +738,10 @@ int pool_fn_add(struct pool *p, const struct pool_fn_cfg *cfg, void *ctx, uint64
 		return -EINVAL;
 	if (cfg->mem_mib > p->cfg.max_mem_mib)
 		return -E2BIG;
-	f = calloc(1, sizeof(*f));
+	f = fn_new(cfg);
 	if (!f)
 		return -ENOMEM;
-	f->cfg = *cfg;
-	if (f->cfg.isolation == POOL_PER_REQUEST)
-		f->cfg.reuse_max = 1;
 	f->ctx = ctx;
-	l_init(&f->queue);
-	l_init(&f->running);
-	l_init(&f->starting);
-	l_init(&f->ready);
 	advance(p, now);
 	settle(p);
 	obj_init(p, &f->o, OBJ_FN);
@@ -760,33 +792,16 @@ int pool_fn_remove(struct pool *p, uint64_t fn, uint64_t now)
 	return 0;
 }
 
-int pool_submit(struct pool *p, uint64_t fn, void *ctx, uint64_t now, struct pool_admit *out)
+/* Request r (allocated) for a VM of mem_mib of f, with ctx: it runs now,
+ * waits or is refused (*out), the pool settled. */
+static void submit(struct pool *p, struct fnc *f, struct req *r, uint32_t mem_mib, void *ctx,
+		   struct pool_admit *out)
 {
-	struct req *r = calloc(1, sizeof(*r));
-	struct fnc *f;
-
-	if (!r)
-		return -ENOMEM;
-	memset(out, 0, sizeof(*out));
-	advance(p, now);
-	settle(p);
-	p->st.submitted++;
-	f = find_fn(p, fn);
-	if (!f || f->draining) {
-		out->kind = POOL_REFUSED;
-		out->reason = f ? POOL_REFUSE_DRAINING : POOL_REFUSE_UNKNOWN;
-		p->st.refused[out->reason]++;
-		if (f) {
-			f->st.submitted++;
-			f->st.refused[out->reason]++;
-		}
-		free(r);
-		return 0;
-	}
 	f->st.submitted++;
 	obj_init(p, &r->o, OBJ_REQ);
 	r->f = f;
 	r->ctx = ctx;
+	r->mem_mib = mem_mib;
 	r->state = REQ_QUEUED;
 	r->seq = p->next_seq++;
 	r->submitted = p->now;
@@ -813,6 +828,49 @@ int pool_submit(struct pool *p, uint64_t fn, void *ctx, uint64_t now, struct poo
 		*out = (struct pool_admit){.kind = POOL_QUEUED, .req = r->o.id};
 	}
 	settle(p);
+}
+
+int pool_submit(struct pool *p, uint64_t fn, void *ctx, uint64_t now, struct pool_admit *out)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	struct fnc *f;
+
+	if (!r)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	advance(p, now);
+	settle(p);
+	p->st.submitted++;
+	f = find_fn(p, fn);
+	if (!f || f->draining) {
+		out->kind = POOL_REFUSED;
+		out->reason = f ? POOL_REFUSE_DRAINING : POOL_REFUSE_UNKNOWN;
+		p->st.refused[out->reason]++;
+		if (f) {
+			f->st.submitted++;
+			f->st.refused[out->reason]++;
+		}
+		free(r);
+		return 0;
+	}
+	submit(p, f, r, f->cfg.mem_mib, ctx, out);
+	return 0;
+}
+
+int pool_reg_submit(struct pool *p, uint32_t mem_mib, void *ctx, uint64_t now,
+		    struct pool_admit *out)
+{
+	struct req *r;
+
+	if (!mem_mib || mem_mib > p->cfg.max_mem_mib)
+		return -EINVAL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	advance(p, now);
+	settle(p);
+	p->st.submitted++;
+	submit(p, p->reg, r, mem_mib, ctx, out);
 	return 0;
 }
 
@@ -833,7 +891,7 @@ int pool_complete(struct pool *p, uint64_t req, bool vm_reusable, uint64_t now)
 	GAUGE(p, f, running, -1);
 	BUMP(p, f, completed);
 	req_free(p, r);
-	if (!vm_reusable)
+	if (!vm_reusable || f == p->reg)
 		vm_forget(p, v);
 	else if (f->cfg.isolation == POOL_REUSE && v->uses < f->cfg.reuse_max)
 		vm_to_ready(p, v);

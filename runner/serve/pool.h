@@ -12,6 +12,9 @@
  *
  * - functions, each with its limits (struct pool_fn_cfg);
  * - requests: queued (waiting, with a deadline) or running (on a VM);
+ * - registrations (pool_reg_submit): a function booted to its snapshot
+ *   before it is in the pool, by a VM of its own that counts against the
+ *   global limits as any other; placed as a request of no function is;
  * - VMs, each of one function: starting (a warm VM being restored),
  *   ready (idle: restored and paused, or a reuse VM between requests) or
  *   busy (serving one request; a VM restored for that request counts as
@@ -86,6 +89,8 @@ struct pool_cfg {
 	 * each failure in a row up to warm_retry_max_ns (>= warm_retry_ns).
 	 * 0: replace at once. */
 	uint64_t warm_retry_ns, warm_retry_max_ns;
+	/* The longest a registration waits for room; 0: none waits. */
+	uint64_t reg_timeout_ns;
 };
 
 enum pool_isolation {
@@ -169,9 +174,9 @@ struct pool_admit {
 };
 
 /* Counters since the pool (or function) was added, and gauges. For the
- * pool as a whole, submitted counts requests to unknown functions too, and
- * then: submitted == admitted + all refused + cancelled + queue_len, and
- * admitted == completed + running. */
+ * pool as a whole, submitted counts requests to unknown functions and
+ * registrations too, and then: submitted == admitted + all refused +
+ * cancelled + queue_len, and admitted == completed + running. */
 struct pool_stats {
 	uint64_t submitted;		     /* pool_submit() calls */
 	uint64_t admitted, admitted_warm;    /* given a VM; of them an idle one */
@@ -222,6 +227,20 @@ int pool_fn_remove(struct pool *p, uint64_t fn, uint64_t now) WARN_UNUSED;
  * waits, or is refused. 0 with *out set, or -ENOMEM (nothing changed). */
 int pool_submit(struct pool *p, uint64_t fn, void *ctx, uint64_t now,
 		struct pool_admit *out) WARN_UNUSED;
+
+/* A registration's VM, of mem_mib, with the caller's ctx: placed as a
+ * request of a function of its own with no limit but the global ones
+ * would be (in arrival order with the others' requests, evicting warm VMs
+ * of functions if need be), it runs now (out->vm, never warm), waits up to
+ * reg_timeout_ns in the global queue (its RUN or REFUSE action has fn 0
+ * and fn_ctx NULL), or is refused (POOL_REFUSE_LIMITS). Its VM is always
+ * the caller's to end: report it with pool_complete() (vm_reusable does not
+ * matter) once it has ended, or pool_cancel() it while it waits. The
+ * pool's counters count it as a request; no function's do. 0 with *out
+ * set; -EINVAL (mem_mib 0 or over max_mem_mib); -ENOMEM (nothing
+ * changed). */
+int pool_reg_submit(struct pool *p, uint32_t mem_mib, void *ctx, uint64_t now,
+		    struct pool_admit *out) WARN_UNUSED;
 
 /* Running request req finished (whatever its outcome): its slot frees and
  * its VM either serves again (vm_reusable: the VM is alive and in a state

@@ -4,7 +4,8 @@
  * replaced with a back-off, busy, back to ready under reuse, retired,
  * evicted, stopped when idle or drained), every limit (max_concurrency,
  * the function's and the global queue, VMs, memory), fairness between
- * functions contending for a global limit, draining, and a randomized run
+ * functions contending for a global limit, draining, registrations' VMs
+ * under the same limits and in the same queue, and a randomized run
  * of thousands of operations against a model, with the invariants checked
  * after each. Time is passed in, so every expectation is exact. */
 #include <criterion/criterion.h>
@@ -1237,6 +1238,192 @@ Test(pool, draining_function_last_vm_makes_room_for_others)
 	cr_assert_eq(acts[0].req, rb);
 	cr_assert_eq(acts[1].kind, POOL_ACT_GONE);
 	cr_assert_eq(acts[1].fn, a);
+}
+
+/* ---- registrations -------------------------------------------------------- */
+
+static struct pool_admit reg(uint32_t mem, void *ctx, uint64_t now)
+{
+	struct pool_admit a;
+
+	cr_assert_eq(pool_reg_submit(p, mem, ctx, now, &a), 0);
+	return a;
+}
+
+Test(pool, reg_refuses_bad_sizes)
+{
+	struct pool_admit a;
+
+	mkpool(4, 1024, 4);
+	cr_assert_eq(pool_reg_submit(p, 0, NULL, 0, &a), -EINVAL);
+	cr_assert_eq(pool_reg_submit(p, 1025, NULL, 0, &a), -EINVAL);
+	cr_assert_eq(gstats().submitted, 0);
+}
+
+Test(pool, reg_counts_against_vms_and_memory)
+{
+	struct pool_cfg c = {
+	    .max_vms = 2, .max_mem_mib = 300, .max_queued = 8, .reg_timeout_ns = 1000};
+	struct pool_admit a, b;
+	uint64_t f, r;
+
+	mkpool_cfg(&c);
+	f = addfn(4, 100, 0, 4);
+	a = reg(250, NULL, 0);
+	cr_assert_eq(a.kind, POOL_RUN);
+	cr_assert_not(a.warm);
+	cr_assert_neq(a.vm, 0);
+	cr_assert_eq(gstats().vms, 1);
+	cr_assert_eq(gstats().mem_mib, 250);
+	/* 250 + 100 is over 300: the function's request waits. */
+	r = queued(f, 1);
+	no_acts();
+	/* No function's counters show it. */
+	cr_assert_eq(fstats(f).vms, 0);
+	cr_assert_eq(fstats(f).submitted, 1);
+	/* A second registration: another VM would fit (2) but not its 250. */
+	b = reg(250, NULL, 2);
+	cr_assert_eq(b.kind, POOL_QUEUED);
+	/* Its VM ended (whatever vm_reusable says): the room goes to the
+	 * oldest waiting, the request; the registration waits on. */
+	cr_assert_eq(pool_complete(p, a.req, true, 3), 0);
+	cr_assert_eq(take(), 1, "no STOP for a registration's VM");
+	cr_assert_eq(acts[0].kind, POOL_ACT_RUN);
+	cr_assert_eq(acts[0].req, r);
+	cr_assert_eq(gstats().mem_mib, 100);
+	cr_assert_eq(pool_complete(p, r, false, 4), 0);
+	cr_assert_eq(take(), 1);
+	cr_assert_eq(acts[0].kind, POOL_ACT_RUN);
+	cr_assert_eq(acts[0].req, b.req);
+	cr_assert_eq(acts[0].fn, 0);
+	cr_assert_null(acts[0].fn_ctx);
+	cr_assert_eq(acts[0].wait_ns, 2);
+	cr_assert_eq(pool_complete(p, b.req, false, 5), 0);
+	no_acts();
+	struct pool_stats st = gstats();
+	cr_assert_eq(st.vms, 0);
+	cr_assert_eq(st.mem_mib, 0);
+	cr_assert_eq(st.submitted, 3);
+	cr_assert_eq(st.completed, 3);
+}
+
+Test(pool, reg_waits_in_arrival_order_with_requests)
+{
+	struct pool_cfg c = {
+	    .max_vms = 1, .max_mem_mib = 8192, .max_queued = 8, .reg_timeout_ns = 1000};
+	struct pool_admit g;
+	uint64_t f, r1, r2;
+	int ctx;
+
+	mkpool_cfg(&c);
+	f = addfn(4, 128, 0, 4);
+	r1 = run_new(f, 0);
+	g = reg(128, &ctx, 1);
+	cr_assert_eq(g.kind, POOL_QUEUED);
+	r2 = queued(f, 2);
+	/* The registration came first: it takes the VM freed. */
+	cr_assert_eq(pool_complete(p, r1, false, 3), 0);
+	cr_assert_eq(take(), 1);
+	cr_assert_eq(acts[0].kind, POOL_ACT_RUN);
+	cr_assert_eq(acts[0].req, g.req);
+	cr_assert_eq(acts[0].req_ctx, &ctx);
+	cr_assert_eq(pool_complete(p, g.req, false, 4), 0);
+	cr_assert_eq(take(), 1);
+	cr_assert_eq(acts[0].req, r2);
+}
+
+Test(pool, reg_blocks_warm_vms_and_evicts_them)
+{
+	struct pool_cfg c = {
+	    .max_vms = 2, .max_mem_mib = 8192, .max_queued = 8, .reg_timeout_ns = 1000};
+	struct pool_admit g;
+	uint64_t f, w[2];
+
+	mkpool_cfg(&c);
+	f = addfn(4, 128, 2, 4);
+	warms(f, 2, w);
+	cr_assert_eq(pool_vm_ready(p, w[0], 1), 0);
+	cr_assert_eq(pool_vm_ready(p, w[1], 2), 0);
+	/* Warm VMs are given up for a registration as for a request. */
+	g = reg(128, NULL, 3);
+	cr_assert_eq(g.kind, POOL_RUN);
+	cr_assert_eq(take(), 1);
+	cr_assert_eq(acts[0].kind, POOL_ACT_STOP);
+	cr_assert_eq(acts[0].why, POOL_STOP_EVICTED);
+	cr_assert_eq(acts[0].vm, w[0]);
+	cr_assert_eq(gstats().vms, 2);
+	cr_assert_eq(pool_complete(p, g.req, false, 4), 0);
+	warms(f, 1, NULL);
+}
+
+Test(pool, reg_times_out_or_is_cancelled)
+{
+	struct pool_cfg c = {
+	    .max_vms = 1, .max_mem_mib = 8192, .max_queued = 8, .reg_timeout_ns = 1000};
+	struct pool_admit g, h;
+	uint64_t f, r;
+
+	mkpool_cfg(&c);
+	f = addfn(4, 128, 0, 4);
+	r = run_new(f, 0);
+	g = reg(128, NULL, 10);
+	cr_assert_eq(g.kind, POOL_QUEUED);
+	cr_assert_eq(pool_next_deadline(p), 1010);
+	pool_tick(p, 1010);
+	cr_assert_eq(take(), 1);
+	cr_assert_eq(acts[0].kind, POOL_ACT_REFUSE);
+	cr_assert_eq(acts[0].req, g.req);
+	cr_assert_eq(acts[0].reason, POOL_REFUSE_TIMEOUT);
+	cr_assert_eq(acts[0].fn, 0);
+	h = reg(128, NULL, 1020);
+	cr_assert_eq(h.kind, POOL_QUEUED);
+	cr_assert_eq(pool_cancel(p, h.req, 1030), 0);
+	cr_assert_eq(pool_complete(p, h.req, false, 1040), -ENOENT);
+	cr_assert_eq(pool_complete(p, r, false, 1050), 0);
+	no_acts();
+	struct pool_stats st = gstats();
+	cr_assert_eq(st.refused[POOL_REFUSE_TIMEOUT], 1);
+	cr_assert_eq(st.cancelled, 1);
+	cr_assert_eq(st.queue_len, 0);
+	cr_assert_eq(st.vms, 0);
+}
+
+Test(pool, reg_without_a_wait_is_refused_at_once)
+{
+	struct pool_admit g;
+	uint64_t f;
+
+	mkpool(1, 8192, 8); /* reg_timeout_ns 0 */
+	f = addfn(4, 128, 0, 4);
+	run_new(f, 0);
+	g = reg(128, NULL, 1);
+	cr_assert_eq(g.kind, POOL_REFUSED);
+	cr_assert_eq(g.reason, POOL_REFUSE_LIMITS);
+	cr_assert_eq(g.req, 0);
+	cr_assert_eq(gstats().refused[POOL_REFUSE_LIMITS], 1);
+	/* The global queue bounds registrations too. */
+	pool_destroy(p);
+	struct pool_cfg c = {
+	    .max_vms = 1, .max_mem_mib = 8192, .max_queued = 1, .reg_timeout_ns = 1000};
+	mkpool_cfg(&c);
+	f = addfn(4, 128, 0, 4);
+	run_new(f, 0);
+	cr_assert_eq(reg(128, NULL, 1).kind, POOL_QUEUED);
+	g = reg(128, NULL, 2);
+	cr_assert_eq(g.kind, POOL_REFUSED);
+	cr_assert_eq(g.reason, POOL_REFUSE_LIMITS);
+}
+
+Test(pool, destroy_with_registrations_in_flight)
+{
+	struct pool_cfg c = {
+	    .max_vms = 1, .max_mem_mib = 8192, .max_queued = 8, .reg_timeout_ns = 1000};
+
+	mkpool_cfg(&c);
+	cr_assert_eq(reg(128, NULL, 0).kind, POOL_RUN);
+	cr_assert_eq(reg(128, NULL, 1).kind, POOL_QUEUED);
+	pool_tick(p, 2000); /* its REFUSE not taken */
+	cr_assert_eq(reg(128, NULL, 2001).kind, POOL_QUEUED);
 }
 
 Test(pool, destroy_with_everything_in_flight)

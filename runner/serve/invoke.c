@@ -580,9 +580,7 @@ static void drain(struct call *c)
 		c->out_truncated = true;
 }
 
-/* Waits for the pool's decision on a queued request. false: refused
- * (c->wait_ns and *why set) or the server is stopping. */
-static bool wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why)
+bool serve_wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why)
 {
 	/* Timed: a stop wakes no one here (the server does not list its
 	 * waiters), so the wait looks again now and then. */
@@ -632,7 +630,7 @@ static unsigned place(struct call *c, char *msg, size_t len)
 		w.warm = a.warm;
 	}
 	serve_do_acts(s);
-	run = a.kind == POOL_RUN || (a.kind == POOL_QUEUED && wait_turn(s, &w, &why));
+	run = a.kind == POOL_RUN || (a.kind == POOL_QUEUED && serve_wait_turn(s, &w, &why));
 	if (a.kind == POOL_REFUSED)
 		why = a.reason;
 	pthread_cond_destroy(&w.cv);

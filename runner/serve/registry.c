@@ -3,7 +3,9 @@
  *
  * Registering a function boots its VM once with `flint run
  * --save-snapshot` (its prepare command first, with --save-after) into a
- * directory of its own under --state-dir, then adds it to the pool. The
+ * directory of its own under --state-dir, then adds it to the pool. That VM
+ * takes room in the pool first (pool_reg_submit), as a request's does, so
+ * that --max-vms and --max-mem bound registrations too. The
  * manager thread lets the pool's time pass (queue deadlines, idle warm
  * VMs, retries), notices warm VMs whose flint died, and kills and reaps
  * the VMs the pool stopped, outside the lock. */
@@ -709,6 +711,46 @@ static unsigned jail_defaults(struct serve_fn *fn, char *msg, size_t len)
 	return 0;
 }
 
+/* Room in the pool for fn's registration VM (under the lock, which a wait
+ * lets go of): 0 with *req, its request, to pool_complete() once the VM
+ * has ended; or an HTTP status with msg. */
+static unsigned reg_place(struct server *s, struct serve_fn *fn, uint64_t *req, char *msg,
+			  size_t len)
+{
+	struct serve_wait w = {.decided = false};
+	enum pool_refuse why = POOL_REFUSE_LIMITS;
+	struct pool_admit a;
+	bool run;
+	int r;
+
+	*req = 0;
+	pthread_cond_init(&w.cv, NULL);
+	if ((r = pool_reg_submit(s->pool, fn->cfg.mem_mib, &w, now_ns(), &a)) < 0) {
+		pthread_cond_destroy(&w.cv);
+		snprintf(msg, len, "the pool refused the registration: %s", strerror(-r));
+		return 500;
+	}
+	w.req = a.req;
+	serve_do_acts(s);
+	run = a.kind == POOL_RUN || (a.kind == POOL_QUEUED && serve_wait_turn(s, &w, &why));
+	if (a.kind == POOL_REFUSED)
+		why = a.reason;
+	pthread_cond_destroy(&w.cv);
+	if (run && s->stopping) {
+		/* Given the room of a VM the stop just ended: boot nothing. */
+		serve_ignore(pool_complete(s->pool, w.req, false, now_ns()));
+		serve_do_acts(s);
+		run = false;
+	}
+	if (!run) {
+		snprintf(msg, len, "no room to boot the function's VM to its snapshot: %s",
+			 s->stopping ? "the server is stopping" : serve_refuse_text(why));
+		return s->stopping ? 503 : serve_refuse_status(why);
+	}
+	*req = w.req;
+	return 0;
+}
+
 /* Boots fn to its snapshot. 0, or an HTTP status with msg. */
 static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, size_t len)
 {
@@ -786,6 +828,24 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	return 422;
 }
 
+/* fn's directory (the seq'th registration's), and its snapshot in it. 0,
+ * or an HTTP status with msg. */
+static unsigned make_snapshot(struct server *s, struct serve_fn *fn, uint64_t seq, char *msg,
+			      size_t len)
+{
+	/* --state-dir is short (server.c): these fit. */
+	if (snprintf(fn->dir, sizeof(fn->dir), "%.100s/%s.%" PRIu64, s->o.state_dir, fn->cfg.name,
+		     seq) < 0 ||
+	    snprintf(fn->state_path, sizeof(fn->state_path), "%.200s/state", fn->dir) < 0 ||
+	    snprintf(fn->mem_path, sizeof(fn->mem_path), "%.200s/mem", fn->dir) < 0 ||
+	    mkdir(fn->dir, s->jail ? 0711 : 0700) < 0) {
+		snprintf(msg, len, "cannot make %.300s: %s", fn->dir, strerror(errno));
+		fn->dir[0] = '\0';
+		return 500;
+	}
+	return save_snapshot(s, fn, msg, len);
+}
+
 unsigned serve_fn_register(struct server *s, const char *name, const char *body, size_t len,
 			   char **out)
 {
@@ -846,22 +906,18 @@ unsigned serve_fn_register(struct server *s, const char *name, const char *body,
 	fn->listed = true;
 	fn->next = s->fns;
 	s->fns = fn;
-	uint64_t seq = ++s->dir_seq;
+	uint64_t seq = ++s->dir_seq, req;
+	/* Listed first, so that the same name meanwhile is a 409. */
+	st = reg_place(s, fn, &req, msg, sizeof(msg));
 	pthread_mutex_unlock(&s->lock);
 
-	/* --state-dir is short (server.c): these fit. */
-	if (snprintf(fn->dir, sizeof(fn->dir), "%.100s/%s.%" PRIu64, s->o.state_dir, name, seq) <
-		0 ||
-	    snprintf(fn->state_path, sizeof(fn->state_path), "%.200s/state", fn->dir) < 0 ||
-	    snprintf(fn->mem_path, sizeof(fn->mem_path), "%.200s/mem", fn->dir) < 0 ||
-	    mkdir(fn->dir, s->jail ? 0711 : 0700) < 0) {
-		snprintf(msg, sizeof(msg), "cannot make %.300s: %s", fn->dir, strerror(errno));
-		fn->dir[0] = '\0';
-		st = 500;
-	} else {
-		st = save_snapshot(s, fn, msg, sizeof(msg));
-	}
+	if (!st)
+		st = make_snapshot(s, fn, seq, msg, sizeof(msg));
 	pthread_mutex_lock(&s->lock);
+	/* Its VM has ended (save_snapshot reaped it): its room goes back,
+	 * before the function's own VMs want it. */
+	if (req && pool_complete(s->pool, req, false, now_ns()) < 0)
+		pr_err("flint serve: %s: registration %" PRIu64 " unknown to the pool", name, req);
 	if (!st) {
 		struct pool_fn_cfg pc = {
 		    .max_concurrency = fn->cfg.max_concurrency,
@@ -884,6 +940,7 @@ unsigned serve_fn_register(struct server *s, const char *name, const char *body,
 		}
 	}
 	if (st) {
+		serve_do_acts(s); /* what the room given back let run */
 		fn_unlist(s, fn);
 		serve_fn_put(s, fn);
 		pthread_mutex_unlock(&s->lock);

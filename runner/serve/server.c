@@ -472,6 +472,20 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, char
 	return ret;
 }
 
+struct pool_cfg serve_pool_cfg(const struct serve_opts *o)
+{
+	return (struct pool_cfg){
+	    .max_vms = o->max_vms,
+	    .max_mem_mib = o->max_mem_mib,
+	    .max_queued = o->max_queue,
+	    .idle_ns = (uint64_t)o->idle_s * 1000000000ULL,
+	    .warm_retry_ns = 500000000ULL,
+	    .warm_retry_max_ns = 30000000000ULL,
+	    /* A registration waits as its function's one request would. */
+	    .reg_timeout_ns = o->fn_queue ? (uint64_t)o->queue_timeout_s * 1000000000ULL : 0,
+	};
+}
+
 /* Once the body is in: the endpoint's answer. */
 static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, const char *method,
 				const char *url, struct body *b)
@@ -663,14 +677,7 @@ int serve_main(int argc, char **argv)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->manager_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	struct pool_cfg pc = {
-	    .max_vms = s->o.max_vms,
-	    .max_mem_mib = s->o.max_mem_mib,
-	    .max_queued = s->o.max_queue,
-	    .idle_ns = (uint64_t)s->o.idle_s * 1000000000ULL,
-	    .warm_retry_ns = 500000000ULL,
-	    .warm_retry_max_ns = 30000000000ULL,
-	};
+	struct pool_cfg pc = serve_pool_cfg(&s->o);
 	if ((r = pool_create(&pc, now_ns(), &s->pool)) < 0) {
 		pr_err("flint serve: cannot make the pool: %s", strerror(-r));
 		goto out;

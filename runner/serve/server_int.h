@@ -45,7 +45,9 @@ struct serve_opts {
 };
 
 enum serve_fn_state {
-	SFN_REGISTERING, /* booting to its snapshot: not in the pool yet */
+	/* waiting for room in the pool, then booting to its snapshot (a VM
+	 * the pool counts, but not yet a function of it) */
+	SFN_REGISTERING,
 	SFN_READY,
 	SFN_DRAINING, /* DELETE: no new requests, waiting for the pool's GONE */
 	SFN_GONE,
@@ -158,6 +160,9 @@ struct server {
 	struct serve_metrics m;
 };
 
+/* server.c: the pool's limits and timings for options o. */
+struct pool_cfg serve_pool_cfg(const struct serve_opts *o);
+
 /* registry.c */
 struct serve_fn *serve_fn_find(struct server *s, const char *name);
 void serve_fn_put(struct server *s, struct serve_fn *fn); /* under the lock */
@@ -171,6 +176,11 @@ void serve_vm_free(struct server *s, struct serve_vm *v); /* under the lock */
 bool serve_fn_attached(const struct server *s, const struct serve_fn *fn);
 /* Whether fn's VMs are reset in place after each request. */
 bool serve_fn_resets(const struct server *s, const struct serve_fn *fn);
+
+/* invoke.c: waits (under the lock) for the pool's decision on a queued
+ * request or registration, w its ctx. false: refused (w->wait_ns and *why
+ * set) or the server is stopping. */
+bool serve_wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why);
 
 /* Hand w, whose outcome is known, to the manager to reap (under the
  * lock). */

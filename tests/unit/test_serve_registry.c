@@ -107,12 +107,7 @@ static void mkserver(uint32_t max_vms, uint64_t max_mem_mib, unsigned queue_time
 	srv.o.register_timeout_s = 30;
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.manager_cv, NULL);
-	struct pool_cfg pc = {
-	    .max_vms = max_vms,
-	    .max_mem_mib = max_mem_mib,
-	    .max_queued = srv.o.max_queue,
-	    .idle_ns = 60000000000ULL,
-	};
+	struct pool_cfg pc = serve_pool_cfg(&srv.o);
 	cr_assert_eq(pool_create(&pc, now_ns(), &srv.pool), 0);
 	cr_assert_eq(serve_manager_start(&srv), 0);
 }

@@ -448,6 +448,10 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (allow)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	/* A registration with no room for its VM, or a server stopping: as an
+	 * invocation refused, worth a try again (on another host). */
+	if (status == 503)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;

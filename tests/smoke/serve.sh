@@ -3,7 +3,8 @@
 # is checked without a guest: registration and its refusals, invocations
 # and their statuses and headers (200, 422, 504, 502, 429, 404, 409, 413,
 # 405), stdin and stdout, ?stderr=inline and the kept stderr, a streamed
-# answer past --out-buffer with its trailers, the global VM limit (503),
+# answer past --out-buffer with its trailers, the global VM limit (503, for
+# an invocation and for a registration),
 # DELETE draining, reuse, metrics, and a stop that leaves no process and
 # no state directory; per-request VMs reset in place (the default) and
 # restored per request (--per-request restore). The real thing, VMs and all:
@@ -122,7 +123,24 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 		eval "b$k=\$!"
 		sleep 0.2
 	done
+	# A registration's VM counts too: it waits as long, then 503, and
+	# the name is free again.
+	fn late '{"command": ["true"]}'
+	curl -s --unix-socket "$S/s.sock" -X PUT -o "$S/register-limits.body" \
+		-D "$S/register-limits.hdr" -w '%{http_code}' --data-binary @"$S/fn-late.json" \
+		http://flint/functions/late >"$S/register-limits.code" 2>/dev/null &
+	rl=$!
 	expect limits POST /functions/other/invoke "" 503 'no VM became free' 'retry-after: 1'
+	wait $rl
+	why=
+	[ "$(cat "$S/register-limits.code")" = 503 ] || why="status $(cat "$S/register-limits.code"), expected 503"
+	[ -z "$why" ] && ! grep -q "no room to boot the function's VM to its snapshot: no VM became free" \
+		"$S/register-limits.body" && why="body lacks the reason"
+	[ -z "$why" ] && ! tr -d '\r' <"$S/register-limits.hdr" | grep -qi 'retry-after: 1' &&
+		why="no retry-after"
+	[ -n "$why" ] && cat "$S/register-limits.body" >>"$S/register-limits.hdr"
+	report serve-register-limits "$why" "$S/register-limits.hdr"
+	expect register-limits-gone GET /functions/late "" 404
 	wait $b1 $b2 $b3
 
 	fn keep '{"command": ["sh", "-c", "echo kept"], "isolation": "reuse"}'

@@ -106,7 +106,7 @@ static int find_default(const struct home *h, const char *what, const char *name
 	if (r == -ENOENT) {
 		home_describe(h, where, sizeof(where));
 		pr_err("flint run: no %s %s in %s; set FLINT_HOME to a directory that holds "
-		       "vmlinux and rootfs.ext4, or use %s FILE",
+		       "vmlinux and rootfs.ext4, or use %s",
 		       what, name, where, opt);
 	} else if (r < 0) {
 		pr_err("flint run: cannot look for %s: %s", name, strerror(-r));

@@ -959,7 +959,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			if (cli_parse_size(optarg, &cfg->mem))
 				return bad(err, errlen,
 					   "--mem %s: expected a size such as 128M or 2G, "
-					   "at least 16M and a multiple of 4K",
+					   "from 16M to 1024G and a multiple of 4K",
 					   optarg);
 			break;
 		case O_VCPUS: {

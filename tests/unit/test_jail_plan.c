@@ -767,8 +767,8 @@ Test(jail_plan, memory_sizes)
 	    {"lots", 0, "--mem lots: expected a size"},
 	    {"1T", 0, "--mem 1T: expected a size"},
 	    {"100M5", 0, "--mem 100M5: expected a size"},
-	    {"17K", 0, "at least 16M"},
-	    {"2048G", 0, "--mem 2048G: expected a size"},
+	    {"17K", 0, "from 16M to 1024G"},
+	    {"2048G", 0, "--mem 2048G: expected a size such as 128M or 2G, from 16M to 1024G"},
 	    {"16388K", 0, "--mem: 16388 KiB is not a whole number of MiB"},
 	};
 

@@ -162,7 +162,9 @@ static int parse_rlimit(const char *s, struct jail_opts *o, char *err, size_t er
 		o->nofile = v;
 		return 0;
 	}
-	snprintf(err, errlen, "--resource-limit %s: expected fsize=N or no-file=N (N > 0)", s);
+	snprintf(err, errlen,
+		 "--resource-limit %s: expected fsize=N (bytes, 0 or more) or no-file=N (N > 0)",
+		 s);
 	return -EINVAL;
 }
 

@@ -668,6 +668,10 @@ int api_ctl_snapshot_create(struct api_ctl *ctl, const struct vm_snapshot_args *
 
 	if (r < 0)
 		return r;
+	/* Firecracker checks this first, paused or not, with this message. */
+	if (a->type == VM_SNAPSHOT_DIFF && !ctl->config.machine.track_dirty_pages)
+		return done(
+		    ctl, vm_err_set(err, -EINVAL, "%s", API_ERR_DIFF_WITHOUT_DIRTY_TRACKING), err);
 	*err = (struct vm_err){0};
 	if (!ctl->ops || !ctl->ops->snapshot_create)
 		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot create snapshots here"),

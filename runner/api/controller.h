@@ -88,6 +88,10 @@ struct api_vm_ops {
 /* Firecracker's answers to a request in the wrong phase. */
 #define API_ERR_AFTER_START  "The requested operation is not supported after starting the microVM."
 #define API_ERR_BEFORE_START "The requested operation is not supported before starting the microVM."
+/* Firecracker's answer to a Diff snapshot of a VM without dirty page
+ * tracking (vm_snap.c says the same). */
+#define API_ERR_DIFF_WITHOUT_DIRTY_TRACKING                                                        \
+	"Diff snapshots are not allowed on uVMs with dirty page tracking disabled."
 
 /* The requests counted for metrics, by method and resource, in
  * Firecracker's metric groups (get_api_requests, put_api_requests,

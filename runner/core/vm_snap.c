@@ -259,9 +259,10 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 	int r;
 
 	if (a->type == VM_SNAPSHOT_DIFF && !vm->c.machine.track_dirty_pages) {
-		vm_err_set(
-		    err, -EINVAL,
-		    "a diff snapshot needs track_dirty_pages set in the machine configuration");
+		/* Firecracker's words, as the API controller's own check. */
+		vm_err_set(err, -EINVAL,
+			   "Diff snapshots are not allowed on uVMs with dirty page tracking "
+			   "disabled.");
 		return;
 	}
 	/* Devices come to rest: I/O in flight finishes (the loop runs), then,

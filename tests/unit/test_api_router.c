@@ -70,6 +70,7 @@ static int f_load(void *ctx, const struct vm_restore_args *a, struct vm_config *
 			 a->net_overrides[0].host_dev_name);
 	}
 	loaded->machine.vcpu_count = 3;
+	loaded->machine.track_dirty_pages = a->track_dirty_pages; /* as vm_restore */
 	fake.state = a->resume_vm ? "Running" : "Paused";
 	return 0;
 }
@@ -1332,6 +1333,8 @@ Test(api_router, snapshot_create, .init = setup, .fini = teardown)
 	const char *body = "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}";
 
 	expect_fault("PUT", "/snapshot/create", body, "not supported before starting");
+	expect_ok("PUT", "/machine-config",
+		  "{\"vcpu_count\": 1, \"mem_size_mib\": 64, \"track_dirty_pages\": true}");
 	expect_ok("PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
 	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
 	expect_ok("PUT", "/snapshot/create", body);
@@ -1352,6 +1355,34 @@ Test(api_router, snapshot_create, .init = setup, .fini = teardown)
 		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"version\": \"1\"}",
 		     "version");
 	cr_assert_eq(fake.creates, 2, "a refused body reached the VM");
+}
+
+/* A Diff snapshot of a VM that does not track dirty pages is refused
+ * with Firecracker's message before the VM is asked (Firecracker checks
+ * it first, paused or not); a VM loaded with track_dirty_pages takes one. */
+Test(api_router, snapshot_create_diff_needs_dirty_tracking, .init = setup, .fini = teardown)
+{
+	const char *diff =
+	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Diff\"}";
+
+	expect_ok("PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_fault("PUT", "/snapshot/create", diff,
+		     "Diff snapshots are not allowed on uVMs with dirty page tracking disabled.");
+	cr_assert_eq(fake.creates, 0, "the VM was asked");
+	cr_assert_eq(counter("put_api_requests.snapshot_create_fails"), 1);
+}
+
+Test(api_router, snapshot_create_diff_after_a_tracked_load, .init = setup, .fini = teardown)
+{
+	const char *diff =
+	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"snapshot_type\": \"Diff\"}";
+
+	expect_ok("PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		  "\"track_dirty_pages\": true}");
+	expect_ok("PUT", "/snapshot/create", diff);
+	cr_assert_eq(fake.creates, 1);
 }
 
 /* PUT /snapshot/load: its fields and Firecracker's rules. */

@@ -610,11 +610,11 @@ static int do_snapshot_create(struct req *q)
 }
 
 /* SnapshotLoadParams' network_overrides: an array of {iface_id,
- * host_dev_name}, at most VMC_MAX_NETS. */
+ * host_dev_name}, at most VMC_MAX_NETS. Other members are ignored, as
+ * Firecracker's NetworkOverride (no deny_unknown_fields) ignores them. */
 static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_override *ov, char **strs,
 			      unsigned *n)
 {
-	static const char *const keys[] = {"iface_id", "host_dev_name", NULL};
 	json_t *arr = jfield_member(o, "network_overrides"), *item;
 	size_t i;
 	int r = 0;
@@ -633,8 +633,7 @@ static int load_net_overrides(struct jfield *j, json_t *o, struct vm_net_overrid
 
 		if (!json_is_object(item))
 			r = jfield_obj_err(j, "expected an object, got %s", jfield_type_name(item));
-		else if ((r = jfield_only_keys(j, item, keys)) >= 0 &&
-			 (r = jfield_str(j, item, "iface_id", true, &strs[2 * i])) >= 0 &&
+		else if ((r = jfield_str(j, item, "iface_id", true, &strs[2 * i])) >= 0 &&
 			 (r = jfield_str(j, item, "host_dev_name", true, &strs[2 * i + 1])) >= 0)
 			ov[i] = (struct vm_net_override){strs[2 * i], strs[2 * i + 1]};
 		jfield_leave(j, mark);
@@ -657,7 +656,6 @@ static int do_snapshot_load(struct req *q)
 					   "network_overrides",	    "vsock_override",
 					   "clock_realtime",	    NULL};
 	static const char *const mb_keys[] = {"backend_type", "backend_path", NULL};
-	static const char *const vs_keys[] = {"uds_path", NULL};
 	static const char *const backends[] = {"File", "Uffd"};
 	struct vm_err e = {0};
 	struct jfield j = {.err = e.msg, .errlen = sizeof(e.msg)};
@@ -700,7 +698,7 @@ static int do_snapshot_load(struct req *q)
 		size_t mark = jfield_enter(&j, "vsock_override", -1);
 		if (!json_is_object(vs))
 			r = jfield_obj_err(&j, "expected an object, got %s", jfield_type_name(vs));
-		else if ((r = jfield_only_keys(&j, vs, vs_keys)) >= 0)
+		else /* VsockOverride, as NetworkOverride, ignores other members */
 			r = jfield_str(&j, vs, "uds_path", true, &uds);
 		jfield_leave(&j, mark);
 		if (r < 0)

@@ -1429,6 +1429,26 @@ Test(api_router, snapshot_load, .init = setup, .fini = teardown)
 		     "not supported after starting");
 }
 
+/* Firecracker's NetworkOverride and VsockOverride, unlike the load's body
+ * and MemoryBackend, take members they do not know (serde without
+ * deny_unknown_fields) and ignore them. */
+Test(api_router, snapshot_load_overrides_ignore_unknown_members, .init = setup, .fini = teardown)
+{
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", "
+		     "\"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"/m\", "
+		     "\"x\": 1}}",
+		     "x");
+	expect_ok("PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		  "\"network_overrides\": [{\"iface_id\": \"eth0\", \"host_dev_name\": "
+		  "\"tap7\", \"guest_mac\": \"06:00:00:00:00:01\"}], "
+		  "\"vsock_override\": {\"uds_path\": \"/v.sock\", \"guest_cid\": 3}}");
+	cr_assert_eq(fake.loads, 1);
+	cr_assert_str_eq(fake.load_tap, "tap7");
+	cr_assert_str_eq(fake.load_uds, "/v.sock");
+}
+
 /* No snapshot loads once a boot resource was configured. */
 Test(api_router, snapshot_load_after_boot_resources, .init = setup, .fini = teardown)
 {

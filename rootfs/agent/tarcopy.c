@@ -396,8 +396,9 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 }
 
 /* One entry's checks and its new name. 1: write it, 0: skip it, -1: err. */
-static int check_entry(struct archive_entry *e, unsigned count, const char *top, bool top_dir,
-		       const char *newtop, char *out, size_t outlen, char *err, size_t errlen)
+static int check_entry(struct archive_entry *e, unsigned count, size_t *names, const char *top,
+		       bool top_dir, const char *newtop, char *out, size_t outlen, char *err,
+		       size_t errlen)
 {
 	const char *name = archive_entry_pathname(e), *link = archive_entry_symlink(e);
 	unsigned type = archive_entry_filetype(e);
@@ -418,6 +419,12 @@ static int check_entry(struct archive_entry *e, unsigned count, const char *top,
 	if (type == AE_IFLNK && (!link || strnlen(link, TARCOPY_NAME_MAX) == TARCOPY_NAME_MAX))
 		return fail(err, errlen, "entry '%s': symlink target missing or too long",
 			    shown(name, s, sizeof(s)));
+	/* Each is kept until the end: libarchive's directory fixups, the
+	 * symlinks to check. */
+	*names += strlen(name) + (link ? strlen(link) : 0);
+	if (*names > TARCOPY_NAMES_MAX)
+		return fail(err, errlen, "entry '%s': more than %u MiB of names and link targets",
+			    shown(name, s, sizeof(s)), TARCOPY_NAMES_MAX >> 20);
 	if (count > 1 && !top_dir)
 		return fail(err, errlen, "entry '%s' after '%s', which is not a directory",
 			    shown(name, s, sizeof(s)), top);
@@ -556,6 +563,7 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 {
 	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256];
 	unsigned count = 0;
+	size_t names = 0;
 	int r = ARCHIVE_OK;
 
 	for (;;) {
@@ -568,7 +576,8 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 			if (r < ARCHIVE_WARN)
 				return fail(err, errlen, "%s", archive_error_string(a));
 		}
-		m = check_entry(e, count, top, top_dir, newtop, name, sizeof(name), err, errlen);
+		m = check_entry(e, count, &names, top, top_dir, newtop, name, sizeof(name), err,
+				errlen);
 		if (m < 0)
 			return -1;
 		if (m == 0) {

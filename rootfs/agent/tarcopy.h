@@ -21,9 +21,11 @@
  * The receiving end trusts nothing in the stream: an entry outside T, a
  * name with an empty, "." or ".." component or starting with "/", a hard
  * link, a device, FIFO or socket, an entry under a T that is not a
- * directory, more than TARCOPY_MAX_ENTRIES entries, or a name or link
- * target of TARCOPY_NAME_MAX bytes or more ends the copy with a message
- * naming it. libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
+ * directory, more than TARCOPY_MAX_ENTRIES entries, a name or link
+ * target of TARCOPY_NAME_MAX bytes or more, or names and link targets of
+ * more than TARCOPY_NAMES_MAX bytes together (what the receiver holds in
+ * memory until the end) ends the copy with a message naming it.
+ * libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
  * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
  * through a symlink, one the stream made itself included.
  *
@@ -43,6 +45,8 @@
 
 #define TARCOPY_MAX_ENTRIES (1u << 20)
 #define TARCOPY_NAME_MAX    4096
+/* All the entries' names and symlink targets together, in bytes. */
+#define TARCOPY_NAMES_MAX (128u << 20)
 
 /* tarcopy_receive's flags. */
 #define TARCOPY_CONTENTS     1u /* the source was DIR/.: its contents into DEST */

@@ -518,3 +518,80 @@ Test(tarcopy, map_name)
 	cr_assert_eq(tarcopy_map_name("/t/a", "t", "n", out, sizeof(out)), -1);
 	cr_assert_eq(tarcopy_map_name("t/a", "t", "a-very-long-new-name-for-it", out, 8), -1);
 }
+
+/* A stream made as it is read: n symlinks out/lNNNNNN, each to a target of
+ * TARCOPY_NAME_MAX - 1 bytes (leading nowhere, inside by its text): more
+ * names than a host should hold in memory for a guest. */
+struct gen {
+	struct archive *a;
+	struct archive_entry *ae;
+	struct mem m;
+	unsigned i, n;
+	char target[TARCOPY_NAME_MAX];
+	bool closed;
+};
+
+static la_ssize_t gen_cb(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+	(void)a;
+	mem_write(ctx, buf, len, NULL, 0);
+	return (la_ssize_t)len;
+}
+
+static ssize_t gen_read(void *ctx, const void **buf, char *msg, size_t msglen)
+{
+	struct gen *g = ctx;
+	char name[64];
+
+	(void)msg;
+	(void)msglen;
+	g->m.len = g->m.off = 0;
+	while (!g->m.len && !g->closed) {
+		archive_entry_clear(g->ae);
+		if (g->i == 0) {
+			archive_entry_set_pathname(g->ae, "out/");
+			archive_entry_set_filetype(g->ae, AE_IFDIR);
+			archive_entry_set_perm(g->ae, 0755);
+		} else if (g->i <= g->n) {
+			snprintf(name, sizeof(name), "out/l%06u", g->i);
+			archive_entry_set_pathname(g->ae, name);
+			archive_entry_set_filetype(g->ae, AE_IFLNK);
+			archive_entry_set_perm(g->ae, 0777);
+			archive_entry_set_symlink(g->ae, g->target);
+		} else {
+			cr_assert_eq(archive_write_close(g->a), ARCHIVE_OK);
+			g->closed = true;
+			break;
+		}
+		g->i++;
+		cr_assert_geq(archive_write_header(g->a, g->ae), ARCHIVE_WARN);
+	}
+	*buf = g->m.buf;
+	return (ssize_t)g->m.len;
+}
+
+Test(tarcopy, a_guests_names_are_bounded_together)
+{
+	struct gen *g = calloc(1, sizeof(*g));
+	struct tarcopy_io io = {.read = gen_read, .ctx = g};
+	char err[512] = "";
+
+	cr_assert_not_null(g);
+	memset(g->target, 'x', sizeof(g->target) - 1);
+	/* Each link's target and name, past TARCOPY_NAMES_MAX together (and
+	 * each of them kept in memory three times over, name, name as sent
+	 * and target, for TARCOPY_LINKS_INSIDE's check at the end). */
+	g->n = (unsigned)(TARCOPY_NAMES_MAX / (TARCOPY_NAME_MAX - 1)) + 1;
+	g->a = archive_write_new();
+	g->ae = archive_entry_new();
+	cr_assert_eq(archive_write_set_format_pax_restricted(g->a), ARCHIVE_OK);
+	cr_assert_eq(archive_write_set_bytes_per_block(g->a, 0), ARCHIVE_OK);
+	cr_assert_eq(archive_write_open(g->a, &g->m, NULL, gen_cb, NULL), ARCHIVE_OK);
+	cr_assert_eq(tarcopy_receive(at("dst"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)),
+		     -1, "%u links of %u-byte targets were all taken", g->n, TARCOPY_NAME_MAX - 1);
+	cr_assert(strstr(err, "MiB of names and link targets"), "%s", err);
+	archive_write_free(g->a);
+	archive_entry_free(g->ae);
+	free(g->m.buf);
+	free(g);
+}

@@ -559,7 +559,8 @@ static int links_check(const struct links *l, const char *root_name, const char 
 }
 
 static int extract(struct archive *a, struct archive *w, struct archive_entry *e, const char *top,
-		   bool top_dir, const char *newtop, struct links *links, char *err, size_t errlen)
+		   bool top_dir, const char *newtop, struct links *links,
+		   const struct tarcopy_io *io, char *err, size_t errlen)
 {
 	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256];
 	unsigned count = 0;
@@ -601,6 +602,11 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 				break;
 			if (r < ARCHIVE_WARN)
 				return fail(err, errlen, "%s", archive_error_string(a));
+			if (io->room && size > *io->room)
+				return fail(err, errlen, "%s: more file data than %s allows",
+					    shown(name, s, sizeof(s)), io->room_name);
+			if (io->room)
+				*io->room -= size;
 			if (archive_write_data_block(w, buf, size, off) < ARCHIVE_WARN)
 				return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
 					    archive_error_string(w));
@@ -697,7 +703,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		goto out;
 	}
 	ret = extract(a, w, e, top, top_dir, newtop, flags & TARCOPY_LINKS_INSIDE ? &links : NULL,
-		      err, errlen);
+		      io, err, errlen);
 	/* Directories get their modes and times last. */
 	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
 		ret = fail(err, errlen, "%s", archive_error_string(w));

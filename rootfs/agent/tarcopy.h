@@ -41,6 +41,7 @@
 #define FLINT_TARCOPY_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define TARCOPY_MAX_ENTRIES (1u << 20)
@@ -62,6 +63,13 @@ struct tarcopy_io {
 	/* tarcopy_send: all of len bytes, or -1 with a reason in msg. */
 	int (*write)(void *ctx, const void *buf, size_t len, char *msg, size_t msglen);
 	void *ctx;
+	/* tarcopy_receive, optional: the bytes of file data it may still
+	 * write, lowered as it writes (calls may share it: a bound on several
+	 * streams together). The stream is not trusted to end: an entry's
+	 * data that would pass it ends the copy, the message naming the entry
+	 * and room_name (the bound, as the user knows it). NULL: no bound. */
+	uint64_t *room;
+	const char *room_name;
 };
 
 /* Write the tree at path (a file, a directory with everything under it, or

@@ -45,8 +45,39 @@ struct helper {
 	 * archiver could not start (each is then archived as it is sent). */
 	struct spool *spool;
 	const char **paths;
-	bool ahead; /* archive the copy-ins from the start (copy_start) */
+	bool ahead;	     /* archive the copy-ins from the start (copy_start) */
+	unsigned timeout_ms; /* each phase's, copy_bounds' */
+	/* The file data the copy-outs may still write, and their bound as
+	 * messages show it. */
+	uint64_t out_left;
+	char limit_name[64];
 };
+
+/* The phase's deadline: an interval timer's SIGALRM shuts the copy's
+ * agent connection down, which ends whatever waits on it (a read, a write,
+ * the CONNECT's answer) at once and fails the copy; copies not begun then
+ * fail untried. The guest cannot keep the connection from that, as it can
+ * keep the idle limit from passing with a byte now and then. live_sock:
+ * the connection, once connected, -1 between copies. */
+static volatile sig_atomic_t expired, live_sock = -1;
+
+static void on_alarm(int sig)
+{
+	int err = errno;
+
+	(void)sig;
+	expired = 1;
+	if (live_sock >= 0)
+		shutdown(live_sock, SHUT_RDWR);
+	errno = err;
+}
+
+static void set_deadline(unsigned ms)
+{
+	struct itimerval it = {.it_value = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000}};
+
+	setitimer(ITIMER_REAL, &it, NULL);
+}
 
 /* One copy's agent connection. */
 struct conn {
@@ -82,8 +113,15 @@ static int dial(const char *uds, int *fd, char *msg)
 		return say(msg, "socket path too long: %s", uds);
 	strcpy(sa.sun_path, uds);
 	*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*fd < 0 || connect(*fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write_full(*fd, line, (size_t)n) < 0)
+	if (*fd < 0 || connect(*fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return say(msg, "cannot reach the guest agent through %s: %s", uds,
+			   strerror(errno));
+	/* Connected: from now on the deadline can cut it off (a socket not
+	 * yet connected cannot be shut down). */
+	live_sock = *fd;
+	if (expired)
+		return -1;
+	if (write_full(*fd, line, (size_t)n) < 0)
 		return say(msg, "cannot reach the guest agent through %s: %s", uds,
 			   strerror(errno));
 	while (len < sizeof(a) - 1) {
@@ -243,10 +281,13 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 	return 0;
 }
 
-/* --copy-out: the agent's stream of src extracted at dst. */
-static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
+/* --copy-out: the agent's stream of src extracted at dst, at most *room
+ * bytes of file data (lowered by what it writes; NULL: no bound, named by
+ * room_name). */
+static int copy_out(struct conn *c, const struct copy_item *it, uint64_t *room,
+		    const char *room_name, char *msg)
 {
-	struct tarcopy_io io = {.read = conn_read, .ctx = c};
+	struct tarcopy_io io = {.read = conn_read, .ctx = c, .room = room, .room_name = room_name};
 	/* The guest's stream: its top must be what was asked for, its links
 	 * must stay inside the copy (tarcopy.h). */
 	unsigned flags = (it->contents ? TARCOPY_CONTENTS : 0) |
@@ -270,8 +311,9 @@ static int copy_out(struct conn *c, const struct copy_item *it, char *msg)
 	return 0;
 }
 
+/* sp, i: a copy-in's spooled stream; h: the helper's bounds, or NULL. */
 static int session(int sock, bool out, const struct copy_item *it, struct spool *sp, unsigned i,
-		   char *msg)
+		   struct helper *h, char *msg)
 {
 	/* Two frames' room: not on the stack. */
 	struct conn *c = malloc(sizeof(*c));
@@ -283,14 +325,15 @@ static int session(int sock, bool out, const struct copy_item *it, struct spool 
 	c->ended = false;
 	c->agent_msg[0] = '\0';
 	agent_reader_init(&c->rd, c->rbuf, sizeof(c->rbuf));
-	ret = out ? copy_out(c, it, msg) : copy_in(c, it, sp, i, msg);
+	ret = out ? copy_out(c, it, h ? &h->out_left : NULL, h ? h->limit_name : NULL, msg)
+		  : copy_in(c, it, sp, i, msg);
 	free(c);
 	return ret;
 }
 
 int copy_session(int sock, bool out, const struct copy_item *it, char *msg)
 {
-	return session(sock, out, it, NULL, 0, msg);
+	return session(sock, out, it, NULL, 0, NULL, msg);
 }
 
 /* Copy i of the copy-ins (out false) or copy-outs. */
@@ -300,12 +343,20 @@ static int one_copy(struct helper *h, bool out, unsigned i)
 	char msg[MSG_LEN];
 	int sock = -1, ret;
 
-	ret = dial(h->uds, &sock, msg);
+	bool begun = !expired;
+
+	ret = begun ? dial(h->uds, &sock, msg) : -1;
 	if (ret == 0 && (ret = copy_set_idle(sock, COPY_IDLE_MS)) < 0)
 		ret = say(msg, "cannot set the copy's idle limit: %s", strerror(-ret));
 	if (ret == 0)
-		ret = session(sock, out, it, out ? NULL : h->spool, i, msg);
+		ret = session(sock, out, it, out ? NULL : h->spool, i, h, msg);
+	/* Before the close: the number may be another's after it. */
+	live_sock = -1;
 	close_fd(&sock);
+	/* Whatever the copy said of its connection cut off, this is why. */
+	if (ret < 0 && expired)
+		say(msg, "not %s within --copy-timeout %g s", begun ? "done" : "begun",
+		    h->timeout_ms / 1000.0);
 	if (ret < 0)
 		dprintf(h->err_fd, "flint run: --copy-%s %s%s:%s: %s\n", out ? "out" : "in",
 			it->src, it->contents ? "/." : "", it->dst, msg);
@@ -351,9 +402,12 @@ static void helper_main(struct helper *h)
 		 * never while the archiver walks a tree. */
 		if (b == 'o')
 			end_spool(h);
+		expired = 0;
+		set_deadline(h->timeout_ms);
 		for (unsigned i = 0; i < h->n[b == 'o']; i++)
 			if (one_copy(h, b == 'o', i) < 0 && (failed++, b == 'i'))
 				break;
+		set_deadline(0);
 		uint8_t verdict = (uint8_t)(failed > 255 ? 255 : failed);
 		if (send(h->ctl, &verdict, 1, MSG_NOSIGNAL) != 1)
 			return;
@@ -395,8 +449,25 @@ static const char *absolute(const char *uds, char *buf, size_t len)
 	return n > 0 && (size_t)n < len ? buf : NULL;
 }
 
+/* size as the options take it: "4G", "512M", "64K" or bytes. */
+static void show_size(uint64_t size, char *buf, size_t len)
+{
+	static const char unit[] = "GMK";
+
+	for (unsigned i = 0; i < 3; i++) {
+		unsigned shift = 30 - 10 * i;
+
+		if (size && size % (1ULL << shift) == 0) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(size >> shift), unit[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu bytes", (unsigned long long)size);
+}
+
 int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
-	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd, bool ahead)
+	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd, bool ahead,
+	       const struct copy_bounds *b)
 {
 	struct copier *c;
 	struct stat st;
@@ -435,9 +506,18 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 				   .err_fd = err_fd,
 				   .uds = uds,
 				   .items = {in, outs},
-				   .n = {nin, nout}};
-		char abs[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
+				   .n = {nin, nout},
+				   .timeout_ms = b && b->timeout_ms ? b->timeout_ms
+								    : COPY_TIMEOUT_S_DEFAULT * 1000,
+				   .out_left =
+				       b && b->out_limit ? b->out_limit : COPY_OUT_LIMIT_DEFAULT};
+		char abs[sizeof(((struct sockaddr_un *)NULL)->sun_path)], size[32];
 		const char *a = absolute(uds, abs, sizeof(abs));
+		struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+		sigset_t alrm;
+
+		show_size(h.out_left, size, sizeof(size));
+		snprintf(h.limit_name, sizeof(h.limit_name), "--copy-out-limit %s", size);
 
 		/* Without an absolute socket path, no archiver beside dial(). */
 		h.ahead = ahead && a;
@@ -451,6 +531,11 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 		/* A terminal's ^\ (SIGQUIT) is flint's to take (it says where the guest
 		 * was and stops); this helper ends with it. */
 		signal(SIGQUIT, SIG_IGN);
+		/* The deadline's; whatever flint's mask held back. */
+		sigaction(SIGALRM, &sa, NULL);
+		sigemptyset(&alrm);
+		sigaddset(&alrm, SIGALRM);
+		sigprocmask(SIG_UNBLOCK, &alrm, NULL);
 		close(sv[0]);
 		keep_only(sv[1], err_fd);
 		helper_main(&h);

@@ -21,6 +21,7 @@
 #define FLINT_COPY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/util.h"
 
@@ -34,15 +35,42 @@ struct copy_item {
 
 struct copier;
 
+/* The guest is not trusted to end its side of a copy, nor to send only
+ * what it holds: how long each phase of copies may take, and how much file
+ * data the copy-outs may write to the host. */
+struct copy_bounds {
+	/* All the copy-ins together, and then all the copy-outs together
+	 * (--copy-timeout), from the request: past it the copy in flight is
+	 * cut off and fails, and those not begun fail untried, each naming
+	 * the limit. 0: COPY_TIMEOUT_S_DEFAULT. */
+	unsigned timeout_ms;
+	/* The bytes of file data all the copy-outs of the run together may
+	 * extract (--copy-out-limit): the one that would pass it fails,
+	 * naming it, and what was extracted stays. 0:
+	 * COPY_OUT_LIMIT_DEFAULT. */
+	uint64_t out_limit;
+};
+
+/* Ten minutes: a CI job's workspace and results move in far less, and a
+ * guest that stalls or streams without end holds the run no longer. */
+#define COPY_TIMEOUT_S_DEFAULT 600
+/* A fixed 4 GiB rather than what the guest could hold (its memory and its
+ * disks): that bounds nothing a hostile agent sends (it can make up an
+ * endless stream whatever it holds), would take the sizes of the image,
+ * the scratch disk and the drives to copy.c, and changes with them; a
+ * fixed default is one a user can know and raise. */
+#define COPY_OUT_LIMIT_DEFAULT (4ULL << 30)
+
 /* Check the copy-ins' host sources are there (a message on err_fd naming
  * the first that is not), then fork the helper, which reaches the agent
  * through the vsock device's socket uds. The helper has its own copy of
  * the arrays and strings (a fork's). ahead: start reading the copy-ins now
  * (not where they must be read when asked for, as after a wait for a go
- * byte). Call before any thread starts. Returns 0 or -errno. */
+ * byte). b: the bounds, NULL for the defaults. Call before any thread
+ * starts. Returns 0 or -errno. */
 int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
-	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd,
-	       bool ahead) WARN_UNUSED;
+	       const struct copy_item *outs, unsigned nout, const char *uds, int err_fd, bool ahead,
+	       const struct copy_bounds *b) WARN_UNUSED;
 
 /* The room copy_session's message needs. */
 #define COPY_MSG_LEN 512
@@ -57,9 +85,9 @@ int copy_start(struct copier **out, const struct copy_item *in, unsigned nin,
 int copy_session(int sock, bool out, const struct copy_item *it, char *msg) WARN_UNUSED;
 
 /* How long the helper lets a copy's connection go silent: the guest is
- * not trusted to keep a copy moving, and a copy-out that stalls would
- * otherwise hold `flint run` past --timeout for good. No byte either way
- * for this long fails the copy, naming the limit. */
+ * not trusted to keep a copy moving. No byte either way for this long
+ * fails the copy, naming the limit, sooner than copy_bounds' timeout
+ * would. */
 #define COPY_IDLE_MS 60000
 
 /* Put an idle limit of ms on sock's reads and writes (SO_RCVTIMEO and

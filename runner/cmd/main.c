@@ -68,8 +68,11 @@ static int start_copies(const struct config *cfg, const char *uds, struct copier
 	for (unsigned i = 0; i < cfg->n_copy_out; i++)
 		out[i] = (struct copy_item){cfg->copy_out[i].guest, cfg->copy_out[i].host,
 					    cfg->copy_out[i].contents};
+	struct copy_bounds b = {.timeout_ms = cfg->copy_timeout_s * 1000,
+				.out_limit = cfg->copy_out_limit};
+
 	return copy_start(c, in, cfg->n_copy_in, out, cfg->n_copy_out, uds, STDERR_FILENO,
-			  !cfg->wait_fd);
+			  !cfg->wait_fd, &b);
 }
 
 /* What `flint run` adds to the user's configuration, and cleans up:

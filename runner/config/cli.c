@@ -143,6 +143,10 @@ void cli_usage(void)
 	       "                     contents); owners, modes, symlinks kept\n"
 	       "  --copy-out GUEST:HOST  after COMMAND, however it ended, copy GUEST out\n"
 	       "                     to HOST by the same rules (repeatable)\n"
+	       "  --copy-timeout S   the copy-ins together, and the copy-outs together, must\n"
+	       "                     be done within S seconds (1 to 604800, default 600)\n"
+	       "  --copy-out-limit SIZE  the copy-outs together write at most SIZE of file\n"
+	       "                     data (16M to 1T, suffix K, M or G; default 4G)\n"
 	       "  --env-file FILE    NAME=VALUE lines for the command's environment ('#'\n"
 	       "                     comments; --env wins)\n"
 	       "  --user UID[:GID]   run COMMAND as this user and group (default GID: the\n"
@@ -843,6 +847,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		O_SCRATCH,
 		O_COPY_IN,
 		O_COPY_OUT,
+		O_COPY_TIMEOUT,
+		O_COPY_OUT_LIMIT,
 		O_ENV_FILE,
 		O_USER,
 		O_PHASE_FD,
@@ -930,6 +936,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	    {"scratch", required_argument, NULL, O_SCRATCH},
 	    {"copy-in", required_argument, NULL, O_COPY_IN},
 	    {"copy-out", required_argument, NULL, O_COPY_OUT},
+	    {"copy-timeout", required_argument, NULL, O_COPY_TIMEOUT},
+	    {"copy-out-limit", required_argument, NULL, O_COPY_OUT_LIMIT},
 	    {"env-file", required_argument, NULL, O_ENV_FILE},
 	    {"user", required_argument, NULL, O_USER},
 	    {"help", no_argument, NULL, O_HELP},
@@ -1022,6 +1030,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 		case O_SCRATCH:
 		case O_COPY_IN:
 		case O_COPY_OUT:
+		case O_COPY_TIMEOUT:
+		case O_COPY_OUT_LIMIT:
 		case O_ENV_FILE:
 		case O_USER:
 			/* By its name: argv[optind - 1] may be its value. */
@@ -1046,6 +1056,14 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			} else if (c == O_IMAGE || c == O_SCRATCH) {
 				if (run_image_option(cfg, c == O_IMAGE, optarg, err, errlen) < 0)
 					return CLI_ERROR;
+			} else if (c == O_COPY_OUT_LIMIT) {
+				if (cli_parse_size(optarg, &cfg->copy_out_limit))
+					return bad(
+					    err, errlen,
+					    "--copy-out-limit %.64s: expected a size such as "
+					    "512M or 4G (suffix K, M or G), from 16M to 1T and "
+					    "a multiple of 4K",
+					    optarg);
 			} else if (c == O_SAVE_AFTER)
 				cfg->save_after = true;
 			else if (c == O_ROOTFS)
@@ -1074,11 +1092,13 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 				unsigned long t = strtoul(optarg, &end, 10);
 				if (!isdigit((unsigned char)*optarg) || *end || errno || t == 0 ||
 				    t > 7 * 24 * 3600)
-					return bad(
-					    err, errlen,
-					    "--timeout %s: expected whole seconds, 1 to 604800",
-					    optarg);
-				cfg->timeout_s = t;
+					return bad(err, errlen,
+						   "--%s %s: expected whole seconds, 1 to 604800",
+						   opts[li].name, optarg);
+				if (c == O_COPY_TIMEOUT)
+					cfg->copy_timeout_s = t;
+				else
+					cfg->timeout_s = t;
 			}
 			break;
 		case O_STATS:

@@ -198,6 +198,10 @@ struct config {
 	unsigned n_copy_in;
 	struct copy_cfg copy_out[MAX_COPIES]; /* --copy-out GUEST:HOST */
 	unsigned n_copy_out;
+	/* run: the copies' bounds (cmd/copy.h copy_bounds), 0 for its
+	 * defaults. */
+	unsigned copy_timeout_s; /* --copy-timeout S: each phase of copies */
+	uint64_t copy_out_limit; /* --copy-out-limit SIZE: the copy-outs' file data */
 	/* run: files of NAME=VALUE lines for the command's environment,
 	 * read by cli_load_env_files; what they held (malloc'd). */
 	const char *env_files[MAX_ENV_FILES]; /* --env-file FILE */

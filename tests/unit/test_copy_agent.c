@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/proto.h"
@@ -32,6 +33,25 @@ int copy_agent_main(void);
 static char dir[64], uds[108];
 static int lfd = -1;
 static pthread_t dev;
+/* The guest's agent turned hostile: each connection gets a byte of tar
+ * stream every 100 ms, and its own stream is read a byte at a time as
+ * often, so that the copy's idle limit never passes. */
+static bool trickle;
+
+static void trickling_agent(int fd)
+{
+	uint8_t frm[AGENT_HDR_SIZE + 1], c;
+	struct agent_outbuf o = {.buf = frm, .cap = sizeof(frm)};
+
+	if (agent_out_frame(&o, AGENT_TAR, "a", 1) < 0)
+		return;
+	for (;;) {
+		if (recv(fd, &c, 1, MSG_DONTWAIT) == 0 ||
+		    send(fd, frm, o.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			return;
+		usleep(100000);
+	}
+}
 
 /* The stand-in vsock device: each connection's CONNECT line answered with
  * OK, then served by the agent's code in a child process. */
@@ -52,7 +72,10 @@ static void *device(void *arg)
 		}
 		if (fork() == 0) {
 			signal(SIGCHLD, SIG_DFL); /* the command's exit is waited for */
-			serve(fd);
+			if (trickle)
+				trickling_agent(fd);
+			else
+				serve(fd);
 			_exit(0);
 		}
 		close(fd);
@@ -172,7 +195,7 @@ Test(copy_agent, in_then_out_through_the_agent)
 	snprintf(hostout, sizeof(hostout), "%s", at("results/"));
 	struct copy_item out[] = {{gout, hostout, false}, {gin, at("whole"), false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, out, 2, uds, e, true), 0);
+	cr_assert_eq(copy_start(&c, in, 1, out, 2, uds, e, true, NULL), 0);
 	cr_assert_eq(copy_count(c, false), 1);
 	cr_assert_eq(copy_count(c, true), 2);
 	cr_assert_eq(copies(c, false), 0, "%s", slurp(e));
@@ -207,7 +230,7 @@ Test(copy_agent, failures_are_counted_and_named)
 	struct copy_item in[] = {{at("src"), bad, false}, {at("src"), at("never"), false}};
 	struct copy_item out[] = {{missing, at("res"), false}, {missing, at("res2"), false}};
 
-	cr_assert_eq(copy_start(&c, in, 2, out, 2, uds, e, true), 0);
+	cr_assert_eq(copy_start(&c, in, 2, out, 2, uds, e, true, NULL), 0);
 	/* The copy-ins stop at the first failure; every copy-out is tried. */
 	cr_assert_eq(copies(c, false), 1);
 	cr_assert_null(text("never"));
@@ -235,7 +258,7 @@ Test(copy_agent, without_ahead_the_tree_is_read_when_asked_for)
 	snprintf(gin, sizeof(gin), "%s", at("guest/w"));
 	struct copy_item in[] = {{at("src"), gin, false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, false), 0);
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, false, NULL), 0);
 	usleep(100000);
 	put("src/f", "after\n", 0644);
 	cr_assert_eq(copies(c, false), 0, "%s", slurp(e));
@@ -272,7 +295,7 @@ Test(copy_agent, a_relative_socket_path_with_the_copy_ins_read_ahead)
 
 	cr_assert_eq(chdir(dir), 0);
 	snprintf(rel, sizeof(rel), "%s", strrchr(uds, '/') + 1);
-	cr_assert_eq(copy_start(&c, in, 2, NULL, 0, rel, e, true), 0);
+	cr_assert_eq(copy_start(&c, in, 2, NULL, 0, rel, e, true, NULL), 0);
 	int r = copies(c, false);
 	cr_assert_eq(chdir("/"), 0);
 	cr_assert_eq(r, 0, "%s", slurp(e));
@@ -291,7 +314,7 @@ Test(copy_agent, missing_host_source_refused_before_anything)
 	int e = errfd();
 	struct copy_item in[] = {{at("absent"), "/w", false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, true), -ENOENT);
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, true, NULL), -ENOENT);
 	cr_assert_null(c);
 	cr_assert(strstr(slurp(e), "--copy-in"), "%s", slurp(e));
 	close(e);
@@ -307,9 +330,108 @@ Test(copy_agent, nothing_answers)
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
 	struct copy_item in[] = {{at("src"), "/w", false}};
 
-	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, nowhere, e, true), 0);
+	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, nowhere, e, true, NULL), 0);
 	cr_assert_eq(copies(c, false), 1);
 	cr_assert(strstr(slurp(e), "cannot reach the guest agent"), "%s", slurp(e));
+	copy_stop(c);
+	close(e);
+}
+
+/* ---- copy_bounds: what a hostile guest cannot do ---- */
+
+static uint64_t ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A guest that keeps each copy alive with a byte now and then is cut off
+ * at the phase's deadline; the copy-outs after it fail untried. */
+Test(copy_agent, a_trickling_copy_out_ends_at_the_copy_timeout)
+{
+	struct copy_bounds b = {.timeout_ms = 1000};
+	struct copy_item out[] = {{"/work/out", at("res"), false}, {"/work/log", at("log"), false}};
+	struct copier *c;
+	int e = errfd();
+	uint64_t t0;
+
+	trickle = true;
+	cr_assert_eq(copy_start(&c, NULL, 0, out, 2, uds, e, true, &b), 0);
+	t0 = ms_now();
+	cr_assert_eq(copies(c, true), 2, "%s", slurp(e));
+	cr_assert_lt(ms_now() - t0, 3000);
+	char *msg = slurp(e);
+	cr_assert(strstr(msg, "--copy-out /work/out:"), "%s", msg);
+	cr_assert(strstr(msg, "not done within --copy-timeout 1 s"), "%s", msg);
+	cr_assert(strstr(msg, "not begun within --copy-timeout 1 s"), "%s", msg);
+	copy_stop(c);
+	close(e);
+}
+
+/* The same for a copy-in the guest takes in a byte at a time: the helper,
+ * held up sending, is cut off too, and the next copy-in is not tried. */
+Test(copy_agent, a_copy_in_read_slowly_ends_at_the_copy_timeout)
+{
+	struct copy_bounds b = {.timeout_ms = 1000};
+	struct copier *c;
+	int e = errfd(), fd;
+	uint64_t t0;
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	fd = open(at("src/big"), O_WRONLY | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
+	close(fd);
+	struct copy_item in[] = {{at("src"), "/work", false}, {at("src"), "/w2", false}};
+
+	trickle = true;
+	cr_assert_eq(copy_start(&c, in, 2, NULL, 0, uds, e, true, &b), 0);
+	t0 = ms_now();
+	cr_assert_eq(copies(c, false), 1, "%s", slurp(e));
+	cr_assert_lt(ms_now() - t0, 3000);
+	cr_assert(strstr(slurp(e), "not done within --copy-timeout 1 s"), "%s", slurp(e));
+	copy_stop(c);
+	close(e);
+}
+
+static void put_size(const char *rel, off_t size)
+{
+	int fd = open(at(rel), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	char buf[4096];
+
+	memset(buf, 'x', sizeof(buf));
+	cr_assert_geq(fd, 0);
+	for (off_t n = 0; n < size; n += sizeof(buf))
+		cr_assert_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+}
+
+/* The copy-outs together write at most the limit's file data: the one
+ * that would pass it fails naming it, what came before stays. */
+Test(copy_agent, copy_outs_stop_at_the_limit)
+{
+	struct copy_bounds b = {.out_limit = 64 << 10};
+	struct copier *c;
+	struct stat st;
+	int e = errfd();
+	char ga[200], gb[200];
+
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	put_size("guest/a", 40 << 10);
+	put_size("guest/b", 40 << 10);
+	snprintf(ga, sizeof(ga), "%s", at("guest/a"));
+	snprintf(gb, sizeof(gb), "%s", at("guest/b"));
+	struct copy_item out[] = {{ga, at("ra"), false}, {gb, at("rb"), false}};
+
+	cr_assert_eq(copy_start(&c, NULL, 0, out, 2, uds, e, true, &b), 0);
+	cr_assert_eq(copies(c, true), 1, "%s", slurp(e));
+	char *msg = slurp(e);
+	cr_assert(strstr(msg, "--copy-out ") && strstr(msg, "/guest/b:"), "%s", msg);
+	cr_assert(strstr(msg, "more file data than --copy-out-limit 64K allows"), "%s", msg);
+	cr_assert_eq(stat(at("ra"), &st), 0);
+	cr_assert_eq(st.st_size, 40 << 10);
 	copy_stop(c);
 	close(e);
 }

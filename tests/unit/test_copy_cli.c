@@ -125,6 +125,58 @@ Test(cli_copy, options_parsed_and_need_a_command)
 	cli_config_free(&cfg);
 }
 
+/* --copy-timeout (whole seconds, as --timeout) and --copy-out-limit (a
+ * size, as --scratch); 0 where not given: copy.h's defaults. */
+Test(cli_copy, copy_timeout_and_out_limit)
+{
+	struct config cfg;
+	char err[256];
+
+	cr_assert_eq(parse((char *[]){"flint", "run", "--copy-out", "/w/r:out", "--", "true", NULL},
+			   &cfg, err),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(cfg.copy_timeout_s, 0);
+	cr_assert_eq(cfg.copy_out_limit, 0);
+	cli_config_free(&cfg);
+	cr_assert_eq(parse((char *[]){"flint", "run", "--copy-out", "/w/r:out", "--copy-timeout",
+				      "30", "--copy-out-limit", "512M", "--", "true", NULL},
+			   &cfg, err),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(cfg.copy_timeout_s, 30);
+	cr_assert_eq(cfg.copy_out_limit, 512ULL << 20);
+	cli_config_free(&cfg);
+	cr_assert_eq(parse((char *[]){"flint", "run", "--copy-timeout", "604800",
+				      "--copy-out-limit", "1G", "--", "true", NULL},
+			   &cfg, err),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(cfg.copy_timeout_s, 604800);
+	cr_assert_eq(cfg.copy_out_limit, 1ULL << 30);
+	cli_config_free(&cfg);
+	const char *bad_timeouts[] = {"0", "604801", "1.5", "-3", "10s", ""};
+	for (unsigned i = 0; i < sizeof(bad_timeouts) / sizeof(*bad_timeouts); i++) {
+		cr_assert_eq(parse((char *[]){"flint", "run", "--copy-timeout",
+					      (char *)bad_timeouts[i], "--", "true", NULL},
+				   &cfg, err),
+			     CLI_ERROR, "%s", bad_timeouts[i]);
+		cr_assert(strstr(err, "--copy-timeout") && strstr(err, "1 to 604800"), "%s", err);
+		cli_config_free(&cfg);
+	}
+	const char *bad_limits[] = {"0", "1K", "2T", "12X", "lots", ""};
+	for (unsigned i = 0; i < sizeof(bad_limits) / sizeof(*bad_limits); i++) {
+		cr_assert_eq(parse((char *[]){"flint", "run", "--copy-out-limit",
+					      (char *)bad_limits[i], "--", "true", NULL},
+				   &cfg, err),
+			     CLI_ERROR, "%s", bad_limits[i]);
+		cr_assert(strstr(err, "--copy-out-limit") && strstr(err, "16M to 1T"), "%s", err);
+		cli_config_free(&cfg);
+	}
+	cr_assert_eq(
+	    parse((char *[]){"flint", "--kernel", "k", "--copy-timeout", "5", NULL}, &cfg, err),
+	    CLI_ERROR);
+	cr_assert(strstr(err, "--copy-timeout is an option of flint run"), "%s", err);
+	cli_config_free(&cfg);
+}
+
 static char *env_file(const char *text)
 {
 	static char path[64];

@@ -24,7 +24,9 @@
  * directory, more than TARCOPY_MAX_ENTRIES entries, a name or link
  * target of TARCOPY_NAME_MAX bytes or more, or names and link targets of
  * more than TARCOPY_NAMES_MAX bytes together (what the receiver holds in
- * memory until the end) ends the copy with a message naming it.
+ * memory until the end), or more file data than the receiver's room
+ * (tarcopy_io.room: flint's --copy-out-limit) ends the copy with a
+ * message naming it.
  * libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
  * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
  * through a symlink, one the stream made itself included.

@@ -118,7 +118,9 @@ int jailing_new(struct jailing **out, const struct jailing_opts *o, const char *
 	*out = NULL;
 	if (!o->jailer || o->uid_first == 0 || o->uid_last < o->uid_first)
 		return err_set(err, errlen, -EINVAL, "--jail needs --uid-range FIRST-LAST");
-	/* Each VM holds a uid, and so does a registration. */
+	/* Each VM holds a uid, a registration's too (within --max-vms); the
+	 * one more covers a VM whose uid is not back yet: it is freed at the
+	 * reaping, a little after the pool gave the VM's room to another. */
 	if (n < (uint64_t)max_vms + 1)
 		return err_set(err, errlen, -EINVAL,
 			       "--uid-range %" PRIu32 "-%" PRIu32 " holds %" PRIu64

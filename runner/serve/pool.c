@@ -830,6 +830,16 @@ static void submit(struct pool *p, struct fnc *f, struct req *r, uint32_t mem_mi
 	settle(p);
 }
 
+/* A submission's start: *out cleared, the pool's time let pass and the
+ * pool settled, one more submitted. */
+static void submit_begin(struct pool *p, uint64_t now, struct pool_admit *out)
+{
+	memset(out, 0, sizeof(*out));
+	advance(p, now);
+	settle(p);
+	p->st.submitted++;
+}
+
 int pool_submit(struct pool *p, uint64_t fn, void *ctx, uint64_t now, struct pool_admit *out)
 {
 	struct req *r = calloc(1, sizeof(*r));
@@ -837,10 +847,7 @@ int pool_submit(struct pool *p, uint64_t fn, void *ctx, uint64_t now, struct poo
 
 	if (!r)
 		return -ENOMEM;
-	memset(out, 0, sizeof(*out));
-	advance(p, now);
-	settle(p);
-	p->st.submitted++;
+	submit_begin(p, now, out);
 	f = find_fn(p, fn);
 	if (!f || f->draining) {
 		out->kind = POOL_REFUSED;
@@ -866,10 +873,7 @@ int pool_reg_submit(struct pool *p, uint32_t mem_mib, void *ctx, uint64_t now,
 		return -EINVAL;
 	if (!(r = calloc(1, sizeof(*r))))
 		return -ENOMEM;
-	memset(out, 0, sizeof(*out));
-	advance(p, now);
-	settle(p);
-	p->st.submitted++;
+	submit_begin(p, now, out);
 	submit(p, p->reg, r, mem_mib, ctx, out);
 	return 0;
 }

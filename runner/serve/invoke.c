@@ -580,7 +580,9 @@ static void drain(struct call *c)
 		c->out_truncated = true;
 }
 
-bool serve_wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why)
+/* Waits for the pool's decision on a queued request. false: refused
+ * (w->wait_ns and *why set) or the server is stopping. */
+static bool wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why)
 {
 	/* Timed: a stop wakes no one here (the server does not list its
 	 * waiters), so the wait looks again now and then. */
@@ -607,6 +609,24 @@ bool serve_wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *w
 	return w->run;
 }
 
+bool serve_admitted(struct server *s, struct serve_wait *w, const struct pool_admit *a,
+		    enum pool_refuse *why)
+{
+	bool run;
+
+	w->req = a->req;
+	if (a->kind == POOL_RUN) {
+		w->vm = a->vm;
+		w->warm = a->warm;
+	}
+	serve_do_acts(s);
+	run = a->kind == POOL_RUN || (a->kind == POOL_QUEUED && wait_turn(s, w, why));
+	if (a->kind == POOL_REFUSED)
+		*why = a->reason;
+	pthread_cond_destroy(&w->cv);
+	return run;
+}
+
 /* Places the request (under the lock): 0 with c->vm set, or an HTTP
  * status with msg. */
 static unsigned place(struct call *c, char *msg, size_t len)
@@ -624,16 +644,7 @@ static unsigned place(struct call *c, char *msg, size_t len)
 		snprintf(msg, len, "out of memory");
 		return 503;
 	}
-	w.req = a.req;
-	if (a.kind == POOL_RUN) {
-		w.vm = a.vm;
-		w.warm = a.warm;
-	}
-	serve_do_acts(s);
-	run = a.kind == POOL_RUN || (a.kind == POOL_QUEUED && serve_wait_turn(s, &w, &why));
-	if (a.kind == POOL_REFUSED)
-		why = a.reason;
-	pthread_cond_destroy(&w.cv);
+	run = serve_admitted(s, &w, &a, &why);
 	const char *lv[] = {c->fn->cfg.name, pool_refuse_name(why)};
 	if (!run) {
 		serve_ignore(prom_counter_add(s->m.refused, lv, 1));

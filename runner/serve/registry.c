@@ -730,12 +730,7 @@ static unsigned reg_place(struct server *s, struct serve_fn *fn, uint64_t *req, 
 		snprintf(msg, len, "the pool refused the registration: %s", strerror(-r));
 		return 500;
 	}
-	w.req = a.req;
-	serve_do_acts(s);
-	run = a.kind == POOL_RUN || (a.kind == POOL_QUEUED && serve_wait_turn(s, &w, &why));
-	if (a.kind == POOL_REFUSED)
-		why = a.reason;
-	pthread_cond_destroy(&w.cv);
+	run = serve_admitted(s, &w, &a, &why);
 	if (run && s->stopping) {
 		/* Given the room of a VM the stop just ended: boot nothing. */
 		serve_ignore(pool_complete(s->pool, w.req, false, now_ns()));

@@ -177,10 +177,13 @@ bool serve_fn_attached(const struct server *s, const struct serve_fn *fn);
 /* Whether fn's VMs are reset in place after each request. */
 bool serve_fn_resets(const struct server *s, const struct serve_fn *fn);
 
-/* invoke.c: waits (under the lock) for the pool's decision on a queued
- * request or registration, w its ctx. false: refused (w->wait_ns and *why
+/* invoke.c: the pool's decision (under the lock, which a wait lets go of)
+ * on a request or registration submitted with w as its ctx (its cv
+ * initialised; destroyed here) and placed as a says: whether it runs (w's
+ * req, vm and warm set), waiting for it if queued. false: refused (*why
  * set) or the server is stopping. */
-bool serve_wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why);
+bool serve_admitted(struct server *s, struct serve_wait *w, const struct pool_admit *a,
+		    enum pool_refuse *why);
 
 /* Hand w, whose outcome is known, to the manager to reap (under the
  * lock). */

@@ -368,6 +368,20 @@ static int run_string_option(struct config *cfg, enum run_opt o, const char *val
 
 /* flint run's --image PATH (what PATH holds is judged when the VM is made)
  * and --scratch SIZE. 0 or -EINVAL with err. */
+/* A size of flint run's (--scratch, --copy-out-limit: opt) into *out. 0,
+ * or -EINVAL with err saying what it takes. */
+static int run_size_option(const char *opt, const char *val, uint64_t *out, char *err,
+			   size_t errlen)
+{
+	if (!cli_parse_size(val, out))
+		return 0;
+	bad(err, errlen,
+	    "--%s %.64s: expected a size such as 512M or 4G (suffix K, M or G), "
+	    "from 16M to 1T and a multiple of 4K",
+	    opt, val);
+	return -EINVAL;
+}
+
 static int run_image_option(struct config *cfg, bool image, const char *val, char *err,
 			    size_t errlen)
 {
@@ -382,12 +396,8 @@ static int run_image_option(struct config *cfg, bool image, const char *val, cha
 	} else if (*val == '/') {
 		/* A scratch disk made by the caller (flint-jail), kept. */
 		cfg->scratch_file = val;
-	} else if (cli_parse_size(val, &cfg->scratch)) {
-		bad(err, errlen,
-		    "--scratch %.64s: expected a size such as 512M or 4G (suffix K, M or G), "
-		    "from 16M to 1T and a multiple of 4K",
-		    val);
-		return -EINVAL;
+	} else {
+		return run_size_option("scratch", val, &cfg->scratch, err, errlen);
 	}
 	return 0;
 }
@@ -1057,13 +1067,9 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 				if (run_image_option(cfg, c == O_IMAGE, optarg, err, errlen) < 0)
 					return CLI_ERROR;
 			} else if (c == O_COPY_OUT_LIMIT) {
-				if (cli_parse_size(optarg, &cfg->copy_out_limit))
-					return bad(
-					    err, errlen,
-					    "--copy-out-limit %.64s: expected a size such as "
-					    "512M or 4G (suffix K, M or G), from 16M to 1T and "
-					    "a multiple of 4K",
-					    optarg);
+				if (run_size_option("copy-out-limit", optarg, &cfg->copy_out_limit,
+						    err, errlen) < 0)
+					return CLI_ERROR;
 			} else if (c == O_SAVE_AFTER)
 				cfg->save_after = true;
 			else if (c == O_ROOTFS)

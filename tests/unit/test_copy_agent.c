@@ -352,7 +352,7 @@ static uint64_t ms_now(void)
 Test(copy_agent, a_trickling_copy_out_ends_at_the_copy_timeout)
 {
 	struct copy_bounds b = {.timeout_ms = 1000};
-	struct copy_item out[] = {{"/work/out", at("res"), false}, {"/work/log", at("log"), false}};
+	struct copy_item out[] = {{"/job/out", at("res"), false}, {"/job/log", at("log"), false}};
 	struct copier *c;
 	int e = errfd();
 	uint64_t t0;
@@ -363,7 +363,7 @@ Test(copy_agent, a_trickling_copy_out_ends_at_the_copy_timeout)
 	cr_assert_eq(copies(c, true), 2, "%s", slurp(e));
 	cr_assert_lt(ms_now() - t0, 3000);
 	char *msg = slurp(e);
-	cr_assert(strstr(msg, "--copy-out /work/out:"), "%s", msg);
+	cr_assert(strstr(msg, "--copy-out /job/out:"), "%s", msg);
 	cr_assert(strstr(msg, "not done within --copy-timeout 1 s"), "%s", msg);
 	cr_assert(strstr(msg, "not begun within --copy-timeout 1 s"), "%s", msg);
 	copy_stop(c);
@@ -384,7 +384,7 @@ Test(copy_agent, a_copy_in_read_slowly_ends_at_the_copy_timeout)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
 	close(fd);
-	struct copy_item in[] = {{at("src"), "/work", false}, {at("src"), "/w2", false}};
+	struct copy_item in[] = {{at("src"), "/job", false}, {at("src"), "/w2", false}};
 
 	trickle = true;
 	cr_assert_eq(copy_start(&c, in, 2, NULL, 0, uds, e, true, &b), 0);

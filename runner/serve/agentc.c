@@ -39,7 +39,8 @@ struct agentc {
 	int status;
 	atomic_bool killed; /* agentc_kill, from any thread */
 	bool timed_out;
-	int client_fd; /* the HTTP client's connection, watched; -1 none */
+	int client_fd;	/* the HTTP client's connection, watched; -1 none */
+	char said[160]; /* the session's own last reason (agentc_said) */
 	char *err;
 	size_t err_cap, err_len, err_total;
 };
@@ -70,6 +71,11 @@ static void say(struct agentc *a, const char *fmt, ...)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
 	keep_err(a, line, (size_t)n);
+	/* Its reason, without the prefix every reason has. */
+	const char *tag = "flint serve: ", *r = line;
+	if (!strncmp(r, tag, strlen(tag)))
+		r += strlen(tag);
+	snprintf(a->said, sizeof(a->said), "%.*s", (int)(line + n - 1 - r), r);
 }
 
 /* The session ends with outcome o (status for EXIT and SIGNAL). */
@@ -436,6 +442,11 @@ void agentc_result(struct agentc *a, struct worker_result *res)
 	    .unsent = !a->sending,
 	};
 	a->err[a->err_len] = '\0';
+}
+
+const char *agentc_said(const struct agentc *a)
+{
+	return a->said;
 }
 
 void agentc_kill(struct agentc *a)

@@ -79,6 +79,11 @@ void agentc_watch_client(struct agentc *a, int fd);
  * before), so the command cannot have run. */
 void agentc_result(struct agentc *a, struct worker_result *res);
 
+/* The session's own last reason, such as why the agent was not reached
+ * or the connection was lost ("" if it gave none): what the guest wrote
+ * to stderr is not among them. Valid until agentc_destroy. */
+const char *agentc_said(const struct agentc *a);
+
 /* Ends the session now, from any thread: the connection is shut down. */
 void agentc_kill(struct agentc *a);
 

@@ -45,7 +45,7 @@ struct call {
 	uint64_t req, vm_id, wait_ns, t0;
 	bool warm, inline_err, finished, streamed;
 	bool restarted;	    /* given a second VM (restart) */
-	char why[160];	    /* a crash: flint's reason (worker_flint_said) */
+	char why[160];	    /* a crash or a lost agent: flint's reason */
 	bool crashed_first; /* restart_vm found no VM: the first one crashed */
 	bool reset_pending; /* its VM to be reset once the answer is sent */
 	bool abandoned;	    /* its streamed answer given up, the server running */
@@ -180,6 +180,35 @@ static bool gone_wrong(enum worker_outcome o)
 	return o == WORKER_CRASH || o == WORKER_LOST;
 }
 
+/* What a client is told of a command that did not end by itself. */
+static const char *outcome_text(const struct call *c, char *buf, size_t len)
+{
+	switch (c->res.outcome) {
+	case WORKER_TIMEOUT:
+		snprintf(buf, len, "the function ran past its timeout_s (%u s): its VM was killed",
+			 c->fn->cfg.timeout_s);
+		break;
+	case WORKER_CRASH:
+		snprintf(buf, len,
+			 "the guest crashed (kernel panic, triple fault or KVM error)%s%s",
+			 c->why[0] ? ": " : "", c->why);
+		break;
+	case WORKER_LOST:
+		snprintf(buf, len, "the guest agent was not reached or its connection was lost%s%s",
+			 c->why[0] ? ": " : "", c->why);
+		break;
+	case WORKER_KILLED:
+		snprintf(buf, len, "the VM's flint was killed by signal %d", c->res.status);
+		break;
+	case WORKER_FLINT_ERROR:
+		snprintf(buf, len, "flint could not run the VM (exit status 125); see its stderr");
+		break;
+	default:
+		snprintf(buf, len, "the command exited with status %d", c->res.status);
+	}
+	return buf;
+}
+
 /* The command is over: reap its worker, give the VM back to the pool (or
  * end it), count, keep stderr. Once. */
 static void finish(struct call *c)
@@ -219,11 +248,18 @@ static void finish(struct call *c)
 	 * the first VM's.) */
 	if (c->w)
 		worker_flint_said(&c->res, c->why, sizeof(c->why));
+	else if (c->ac)
+		snprintf(c->why, sizeof(c->why), "%s", agentc_said(c->ac));
 	take_timings(c);
 	crash_of_vm(c);
 	if (c->crashed_first && c->res.outcome == WORKER_LOST)
 		c->res.outcome = WORKER_CRASH;
 	outcome = worker_outcome_name(c->res.outcome);
+	if (gone_wrong(c->res.outcome)) {
+		char text[320];
+		pr_warn("flint serve: %s: request %" PRIu64 ": %s", fn, c->req,
+			outcome_text(c, text, sizeof(text)));
+	}
 
 	/* Counted before the pool hears of it: a DELETE waiting for the
 	 * function's last request removes its series once it has. */
@@ -358,33 +394,6 @@ static unsigned outcome_status(enum worker_outcome o)
 		break;
 	}
 	return 502;
-}
-
-static const char *outcome_text(const struct call *c, char *buf, size_t len)
-{
-	switch (c->res.outcome) {
-	case WORKER_TIMEOUT:
-		snprintf(buf, len, "the function ran past its timeout_s (%u s): its VM was killed",
-			 c->fn->cfg.timeout_s);
-		break;
-	case WORKER_CRASH:
-		snprintf(buf, len,
-			 "the guest crashed (kernel panic, triple fault or KVM error)%s%s",
-			 c->why[0] ? ": " : "", c->why);
-		break;
-	case WORKER_LOST:
-		snprintf(buf, len, "the guest agent was not reached or its connection was lost");
-		break;
-	case WORKER_KILLED:
-		snprintf(buf, len, "the VM's flint was killed by signal %d", c->res.status);
-		break;
-	case WORKER_FLINT_ERROR:
-		snprintf(buf, len, "flint could not run the VM (exit status 125); see its stderr");
-		break;
-	default:
-		snprintf(buf, len, "the command exited with status %d", c->res.status);
-	}
-	return buf;
 }
 
 /* The exit status a client sees: the command's, 128+N for a signal. */

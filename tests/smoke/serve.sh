@@ -147,6 +147,16 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	expect register-reuse PUT /functions/keep "$S/fn-keep.json" 201 '"reuse_max":100'
 	expect reuse POST /functions/keep/invoke "" 200 '^kept$'
 	expect reuse-again POST /functions/keep/invoke "" 200 '^kept$'
+	# A reuse VM that dies under its command: 502 with the reason, told
+	# in the log too.
+	fn lose '{"command": ["sh", "-c", "kill -9 $PPID"], "isolation": "reuse"}'
+	expect register-lose PUT /functions/lose "$S/fn-lose.json" 201
+	expect reuse-lost POST /functions/lose/invoke "" 502 \
+		'connection was lost: lost the connection to the guest agent'
+	why=
+	grep -q "lose: request [0-9]*: the guest agent was not reached or its connection was lost: lost the connection" \
+		"$S/serve.err" || why="no warning naming the lost agent in the log"
+	report serve-reuse-lost-log "$why" "$S/serve.err"
 	# A VM reset in place that crashes before its agent answers (its flint
 	# gone, nothing sent): the request gets a fresh VM and its answer.
 	fn again '{"command": ["sh", "-c", "echo again"], "min_warm": 0}'

@@ -234,6 +234,11 @@ static void ends(void (*script)(struct fake *), enum worker_outcome o, int statu
 	cr_assert_eq(res.status, status);
 	if (err)
 		cr_assert_not_null(strstr(res.err, err), "'%s' not in '%s'", err, res.err);
+	/* A session lost gives its reason apart, for the client's answer. */
+	if (o == WORKER_LOST)
+		cr_assert_not_null(strstr(agentc_said(a), err), "said '%s'", agentc_said(a));
+	if (o == WORKER_OK)
+		cr_assert_str_empty(agentc_said(a));
 	fake_end(f);
 	agentc_destroy(a);
 }
@@ -329,6 +334,7 @@ Test(agentc, nobody_answers)
 	session(NULL, &p, NULL, out, sizeof(out), &res, &a);
 	cr_assert_eq(res.outcome, WORKER_LOST);
 	cr_assert_not_null(strstr(res.err, "did not answer within 300 ms"), "%s", res.err);
+	cr_assert_str_eq(agentc_said(a), "the guest agent did not answer within 300 ms");
 	cr_assert_geq(res.run_ns, 300000000ULL);
 	cr_assert(res.unsent, "nothing was sent, and the result says otherwise");
 	agentc_destroy(a);
@@ -357,6 +363,7 @@ Test(agentc, gives_up_when_the_vm_is_gone)
 	cr_assert_eq(res.outcome, WORKER_LOST);
 	cr_assert_not_null(strstr(res.err, "the VM's flint ended before its guest agent answered"),
 			   "%s", res.err);
+	cr_assert_str_eq(agentc_said(a), "the VM's flint ended before its guest agent answered");
 	cr_assert_lt(res.run_ns, 2000000000ULL);
 	cr_assert_eq(tries, 0);
 	cr_assert(res.unsent);

@@ -209,7 +209,11 @@ register keep "{\"command\": [\"sh\", \"-c\", \"n=\$(cat /tmp/n 2>/dev/null || e
 got=
 for k in 1 2 3; do
 	api POST /functions/keep/invoke
-	[ "$code" = 200 ] || die "reuse invocation $k gave $code $(head -c 200 "$T/body")"
+	if [ "$code" != 200 ]; then
+		echo "reuse invocation $k gave $code $(head -c 300 "$T/body")"
+		tell_invocation keep "$T/hdr"
+		die "reuse invocation $k failed"
+	fi
 	got="$got$(cat "$T/body")"
 done
 echo "reuse counted $got"

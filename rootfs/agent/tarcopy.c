@@ -585,6 +585,20 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 			archive_read_data_skip(a);
 			continue;
 		}
+		/* A file is as long as its header says, whatever data follows:
+		 * libarchive extends one cut short to that size, and a sparse
+		 * one's holes take no data. The size is charged before the file
+		 * is made. */
+		bool reg = archive_entry_filetype(e) == AE_IFREG;
+		la_int64_t fsize = archive_entry_size(e);
+
+		if (reg && fsize < 0)
+			return fail(err, errlen, "%s: a negative size", shown(name, s, sizeof(s)));
+		if (reg && io->room && (uint64_t)fsize > *io->room)
+			return fail(err, errlen, "%s: more file data than %s allows",
+				    shown(name, s, sizeof(s)), io->room_name);
+		if (reg && io->room)
+			*io->room -= (uint64_t)fsize;
 		if (links && archive_entry_filetype(e) == AE_IFLNK &&
 		    links_add(links, name, archive_entry_pathname(e), archive_entry_symlink(e)) < 0)
 			return fail(err, errlen, "out of memory");
@@ -602,10 +616,15 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 				break;
 			if (r < ARCHIVE_WARN)
 				return fail(err, errlen, "%s", archive_error_string(a));
-			if (io->room && size > *io->room)
+			/* A file's data stays within its size (charged above);
+			 * anything else's is charged as it comes. */
+			if (reg && (off < 0 || (uint64_t)off + size > (uint64_t)fsize))
+				return fail(err, errlen, "%s: more data than its size",
+					    shown(name, s, sizeof(s)));
+			if (!reg && io->room && size > *io->room)
 				return fail(err, errlen, "%s: more file data than %s allows",
 					    shown(name, s, sizeof(s)), io->room_name);
-			if (io->room)
+			if (!reg && io->room)
 				*io->room -= size;
 			if (archive_write_data_block(w, buf, size, off) < ARCHIVE_WARN)
 				return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),

@@ -24,8 +24,8 @@
  * directory, more than TARCOPY_MAX_ENTRIES entries, a name or link
  * target of TARCOPY_NAME_MAX bytes or more, or names and link targets of
  * more than TARCOPY_NAMES_MAX bytes together (what the receiver holds in
- * memory until the end), or more file data than the receiver's room
- * (tarcopy_io.room: flint's --copy-out-limit) ends the copy with a
+ * memory until the end), or files longer together than the receiver's
+ * room (tarcopy_io.room: flint's --copy-out-limit) ends the copy with a
  * message naming it.
  * libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
  * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
@@ -67,9 +67,12 @@ struct tarcopy_io {
 	void *ctx;
 	/* tarcopy_receive, optional: the bytes of file data it may still
 	 * write, lowered as it writes (calls may share it: a bound on several
-	 * streams together). The stream is not trusted to end: an entry's
-	 * data that would pass it ends the copy, the message naming the entry
-	 * and room_name (the bound, as the user knows it). NULL: no bound. */
+	 * streams together). Each file is charged the size its header gives,
+	 * before it is made: what lands is that long even when the data is
+	 * cut short or sparse (holes). The stream is not trusted to end: a
+	 * file that would pass the room ends the copy, the message naming the
+	 * entry and room_name (the bound, as the user knows it). NULL: no
+	 * bound. */
 	uint64_t *room;
 	const char *room_name;
 };

@@ -595,3 +595,88 @@ Test(tarcopy, a_guests_names_are_bounded_together)
 	free(g->m.buf);
 	free(g);
 }
+
+/* A stream whose writer stops taking bytes at stop: the archive cut short
+ * after it, as a guest can end its stream in the middle of an entry. */
+struct cut {
+	struct mem m;
+	size_t stop;
+};
+
+static la_ssize_t cut_cb(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+	struct cut *c = ctx;
+
+	(void)a;
+	if (c->m.len + len > c->stop)
+		return -1;
+	mem_write(&c->m, buf, len, NULL, 0);
+	return (la_ssize_t)len;
+}
+
+/* out/ and out/big, whose header says size bytes; sparse: its data one
+ * block of 4 bytes at the start (the rest a hole), else the stream cut 512
+ * bytes into its data. */
+static void big_entry(struct mem *m, la_int64_t size, bool sparse)
+{
+	struct cut c = {.stop = SIZE_MAX};
+	struct archive *a = archive_write_new();
+	struct archive_entry *ae = archive_entry_new();
+	char block[512] = "data";
+
+	cr_assert_eq(archive_write_set_format_pax(a), ARCHIVE_OK);
+	cr_assert_eq(archive_write_set_bytes_per_block(a, 0), ARCHIVE_OK);
+	cr_assert_eq(archive_write_open(a, &c, NULL, cut_cb, NULL), ARCHIVE_OK);
+	archive_entry_set_pathname(ae, "out/");
+	archive_entry_set_filetype(ae, AE_IFDIR);
+	archive_entry_set_perm(ae, 0755);
+	cr_assert_eq(archive_write_header(a, ae), ARCHIVE_OK);
+	archive_entry_clear(ae);
+	archive_entry_set_pathname(ae, "out/big");
+	archive_entry_set_filetype(ae, AE_IFREG);
+	archive_entry_set_perm(ae, 0644);
+	archive_entry_set_size(ae, size);
+	if (sparse)
+		archive_entry_sparse_add_entry(ae, 0, 4);
+	cr_assert_eq(archive_write_header(a, ae), ARCHIVE_OK, "%s", archive_error_string(a));
+	if (sparse) {
+		cr_assert_eq(archive_write_data(a, block, 4), 4);
+		cr_assert_eq(archive_write_close(a), ARCHIVE_OK);
+	} else {
+		cr_assert_eq(archive_write_data(a, block, sizeof(block)),
+			     (la_ssize_t)sizeof(block));
+		c.stop = c.m.len; /* the padding to size is refused */
+	}
+	archive_write_free(a);
+	archive_entry_free(ae);
+	*m = c.m;
+	m->off = 0;
+}
+
+Test(tarcopy, a_files_declared_size_counts_against_the_room)
+{
+	struct mem m;
+	char err[512] = "";
+	uint64_t room = 64 << 10;
+	struct tarcopy_io io = {.read = mem_read, .ctx = &m, .room = &room, .room_name = "ROOM"};
+	struct stat st;
+
+	/* A 1 GiB file of 4 bytes and a hole: its size is what lands. */
+	big_entry(&m, 1 << 30, true);
+	cr_assert_eq(
+	    tarcopy_receive(at("sparse"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), -1,
+	    "a 1 GiB file was taken within 64 KiB of room");
+	cr_assert(strstr(err, "more file data than ROOM allows"), "%s", err);
+	cr_assert(lstat(at("sparse/big"), &st) < 0 || st.st_size <= 64 << 10,
+		  "a file of %lld bytes landed", (long long)st.st_size);
+	free(m.buf);
+
+	/* Its stream cut short: what landed is not made as long as it said. */
+	room = 64 << 10;
+	big_entry(&m, 1 << 30, false);
+	cr_assert_eq(tarcopy_receive(at("cut"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)),
+		     -1);
+	cr_assert(lstat(at("cut/big"), &st) < 0 || st.st_size <= 64 << 10,
+		  "a file of %lld bytes landed", (long long)st.st_size);
+	free(m.buf);
+}

@@ -432,6 +432,11 @@ static int check_entry(struct archive_entry *e, unsigned count, size_t *names, c
 	if (m < 0)
 		return fail(err, errlen, "entry '%s': outside '%s', or a path with '..'",
 			    shown(name, s, sizeof(s)), top);
+	/* The top directory once: sent again as a symlink it would replace
+	 * the directory, empty yet, and the links check could not open the
+	 * copy's root to remove it. */
+	if (m == 1 && count > 1 && !strcmp(out, newtop))
+		return fail(err, errlen, "entry '%s': the top again", shown(name, s, sizeof(s)));
 	return m;
 }
 

@@ -21,7 +21,7 @@
  * The receiving end trusts nothing in the stream: an entry outside T, a
  * name with an empty, "." or ".." component or starting with "/", a hard
  * link, a device, FIFO or socket, an entry under a T that is not a
- * directory, more than TARCOPY_MAX_ENTRIES entries, a name or link
+ * directory, T itself a second time, more than TARCOPY_MAX_ENTRIES entries, a name or link
  * target of TARCOPY_NAME_MAX bytes or more, or names and link targets of
  * more than TARCOPY_NAMES_MAX bytes together (what the receiver holds in
  * memory until the end), or files longer together than the receiver's

@@ -680,3 +680,24 @@ Test(tarcopy, a_files_declared_size_counts_against_the_room)
 		  "a file of %lld bytes landed", (long long)st.st_size);
 	free(m.buf);
 }
+
+/* The top directory sent again as a symlink: libarchive replaces the empty
+ * directory with it, and the links check, which opens the copy's root,
+ * never got to remove it. */
+Test(tarcopy, the_top_is_not_replaced_by_a_link)
+{
+	struct mem m;
+	struct stat st;
+	char err[512] = "";
+
+	cr_assert_eq(mkdir(at("into"), 0755), 0);
+	build(&m, (struct ent[]){D("out/"), L("out", "..")}, 2);
+	cr_assert_eq(receive_out(&m, at("into"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(lstat(at("into/out"), &st) < 0 || !S_ISLNK(st.st_mode), "into/out -> .. kept");
+	cr_assert(strstr(err, "entry 'out': the top again"), "%s", err);
+	free(m.buf);
+	build(&m, (struct ent[]){D("out/"), L("out/", "/etc")}, 2);
+	cr_assert_eq(receive_out(&m, at("made"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(lstat(at("made"), &st) < 0 || !S_ISLNK(st.st_mode), "made -> /etc kept");
+	free(m.buf);
+}

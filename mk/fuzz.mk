@@ -85,14 +85,20 @@ FUZZ_SRCS_fuzz_mmds := runner/mmds/stack.c runner/mmds/http.c runner/mmds/mmds.c
 FUZZ_LIBS_fuzz_mmds := -ljansson -lhttp_parser -lnettle -pthread
 # flint bench's phase lines, as a VMM writes them on --phase-fd.
 FUZZ_SRCS_fuzz_bench_phase := runner/bench/phase.c runner/bench/record.c runner/core/util.c
+# --copy-out's receiving end (a guest's tar stream), with libarchive; its
+# bounds on names and entries small, so that the fuzzer's streams reach
+# them.
+FUZZ_SRCS_fuzz_tarcopy := rootfs/agent/tarcopy.c
+FUZZ_LIBS_fuzz_tarcopy := -larchive
+FUZZ_DEFS_fuzz_tarcopy := -DTARCOPY_NAME_MAX=256 -DTARCOPY_NAMES_MAX=4096u -DTARCOPY_MAX_ENTRIES=64u
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)
 
 define fuzz_rule
-$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) $(wildcard runner/*/*.h virtio/*.h virtio/*/*.h)
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(FUZZ_SRCS_$(1)) $(wildcard runner/*/*.h virtio/*.h virtio/*/*.h rootfs/agent/*.h)
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(CPPFLAGS) $$(FUZZ_CFLAGS) -o $$@ $$< $(FUZZ_SRCS_$(1)) $(FUZZ_LIBS_$(1))
+	$$(FUZZ_CC) $$(CPPFLAGS) $$(FUZZ_CFLAGS) $(FUZZ_DEFS_$(1)) -o $$@ $$< $(FUZZ_SRCS_$(1)) $(FUZZ_LIBS_$(1))
 endef
 $(foreach h,$(FUZZ_HARNESSES),$(eval $(call fuzz_rule,$(h))))
 

@@ -3,14 +3,16 @@
  * three bytes choose where the stream lands (an existing directory, a
  * missing name, one with a trailing '/', an existing file), the flags, the
  * top asked for, the room for file data (small) and the size of the reads;
- * the rest is the tar stream. The build sets the name bounds small
- * (mk/fuzz.mk) so streams reach them.
+ * the rest is the tar stream, its headers' checksums mended (see
+ * mend_sums) unless the flags say not to. The build sets the name bounds
+ * small (mk/fuzz.mk) so streams reach them.
  *
  * Each input is extracted in a fresh box beside a sentinel directory and a
  * victim file. Whatever the stream, after it: nothing appeared beside the
  * box, the sentinel (the working directory) is empty and the victim
  * intact; no descriptor leaked and the working directory is back; the
- * files that landed are no longer together than the room; and with
+ * files that landed are no longer together than the room, and without
+ * TARCOPY_KEEP_ALL owned by the harness with no set-id bits; and with
  * TARCOPY_LINKS_INSIDE no symlink leads out of the copy (none absolute,
  * and the kernel, following each beneath the copy's root, never finds it
  * climbing out). ASan and LSan see the rest. libarchive itself is not
@@ -39,6 +41,7 @@
 #define B_ANY_TOP  0x10u /* no top asked for */
 #define B_NO_LINKS 0x20u /* without TARCOPY_LINKS_INSIDE (no symlink check) */
 #define B_NO_ROOM  0x40u /* no bound on file data */
+#define B_RAW_SUMS 0x80u /* the headers' checksums as they are */
 
 enum dest { EXISTING_DIR, MISSING, MISSING_SLASH, EXISTING_FILE };
 
@@ -51,6 +54,60 @@ struct feed {
 	const uint8_t *p;
 	size_t left, chunk;
 };
+
+/* A header's size field: octal, or base-256 with the top bit set; -1 for
+ * garbage. */
+static int64_t tar_size(const uint8_t *h)
+{
+	const uint8_t *f = h + 124;
+	int64_t v = 0;
+	int i = 0;
+
+	if (f[0] & 0x80) {
+		for (i = 1; i < 12; i++) {
+			if (v >> 55)
+				return -1;
+			v = v << 8 | f[i];
+		}
+		return v;
+	}
+	while (i < 12 && f[i] == ' ')
+		i++;
+	for (; i < 12 && f[i] >= '0' && f[i] <= '7'; i++)
+		v = v * 8 + (f[i] - '0');
+	return i < 12 && f[i] && f[i] != ' ' ? -1 : v;
+}
+
+/* Mends the checksum of each header the walk from the start finds (each
+ * entry's data skipped by its size field), as a writer would have set it:
+ * libarchive drops a header whose sum is wrong, and is not instrumented
+ * for the fuzzer to learn the sum from it. Blocks of zeros (the end) stay
+ * as they are. */
+static void mend_sums(uint8_t *p, size_t len)
+{
+	for (size_t off = 0; off + 512 <= len;) {
+		uint8_t *h = p + off;
+		unsigned sum = 0;
+		int64_t size;
+		size_t i;
+
+		for (i = 0; i < 512 && !h[i]; i++)
+			;
+		if (i == 512) {
+			off += 512;
+			continue;
+		}
+		memset(h + 148, ' ', 8);
+		for (i = 0; i < 512; i++)
+			sum += h[i];
+		snprintf((char *)h + 148, 8, "%06o", sum & 0777777);
+		h[155] = ' ';
+		size = tar_size(h);
+		if (size < 0 || (uint64_t)size > len)
+			return;
+		off += 512 + (((size_t)size + 511) & ~(size_t)511);
+	}
+}
 
 static ssize_t feed_read(void *ctx, const void **buf, char *msg, size_t msglen)
 {
@@ -133,6 +190,7 @@ struct walk {
 	int rootfd;
 	const char *root;
 	uint64_t data;
+	bool keep_all; /* TARCOPY_KEEP_ALL: owners and set-id bits as sent */
 };
 
 /* The symlink at path, under w->root, leads inside it: the kernel follows
@@ -171,6 +229,9 @@ static void walk(struct walk *w, const char *path, bool rm)
 		check_link(w, path);
 	if (S_ISREG(st.st_mode) && !rm)
 		w->data += (uint64_t)st.st_size;
+	/* The box's own owner, no set-id bits (the box has none to pass on). */
+	if (!S_ISLNK(st.st_mode) && !w->keep_all && !rm)
+		CHECK(st.st_uid == geteuid() && !(st.st_mode & (S_ISUID | S_ISGID)));
 	if (!S_ISDIR(st.st_mode)) {
 		CHECK(!rm || unlink(path) == 0);
 		return;
@@ -248,8 +309,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(data[0] & B_NO_LINKS))
 		flags |= TARCOPY_LINKS_INSIDE;
 	room = room0 = (uint64_t)data[1] * 8;
-	struct feed f = {
-	    .p = data + 3, .left = size - 3, .chunk = data[2] ? data[2] * 7u : SIZE_MAX};
+	/* The stream, its own malloc of exactly its length (ASan sees any
+	 * over-read), mended. */
+	uint8_t *stream = malloc(size > 3 ? size - 3 : 1);
+
+	CHECK(stream);
+	memcpy(stream, data + 3, size - 3);
+	if (!(data[0] & B_RAW_SUMS))
+		mend_sums(stream, size - 3);
+	struct feed f = {.p = stream, .left = size - 3, .chunk = data[2] ? data[2] * 7u : SIZE_MAX};
 	struct tarcopy_io io = {.read = feed_read,
 				.ctx = &f,
 				.room = data[0] & B_NO_ROOM ? NULL : &room,
@@ -289,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(room <= room0);
 
 	find_root(box, dst, d, flags & TARCOPY_CONTENTS, root);
-	struct walk w = {.root = root, .rootfd = -1};
+	struct walk w = {.root = root, .rootfd = -1, .keep_all = flags & TARCOPY_KEEP_ALL};
 
 	if (flags & TARCOPY_LINKS_INSIDE) {
 		w.rootfd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -302,5 +370,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(w.data <= room0);
 	walk(&w, box, true);
 	check_parent();
+	free(stream);
 	return 0;
 }

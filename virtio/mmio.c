@@ -58,6 +58,12 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "registers are copied 
 #define S_NEEDS_RST VIRTIO_CONFIG_S_NEEDS_RESET
 #define S_SETUP	    (S_ACK | S_DRIVER | S_FEATURES) /* queue registers writable */
 
+/* DEVICE_NEEDS_RESET lines one transport logs. Each reset lets the device
+ * fail again, so a guest that loops reset, bad set-up and DRIVER_OK (a
+ * dozen register writes) would otherwise write a line for each, without
+ * end, to the host's log; a driver that breaks a few times shows them all. */
+#define NEEDS_RESET_LOGS 8
+
 /* What the driver programmed for one queue, used at DRIVER_OK. */
 struct qreg {
 	uint32_t num;
@@ -89,6 +95,7 @@ struct virtio_mmio {
 	/* Atomics (see the top). */
 	bool running;	  /* activated, not reset */
 	bool needs_reset; /* DEVICE_NEEDS_RESET until the driver resets */
+	unsigned logs;	  /* set_needs_reset lines logged */
 	uint32_t isr;	  /* InterruptStatus */
 	uint32_t config_gen;
 	struct virtio_mmio_queue_stats stats[VIRTIO_MAX_QUEUES];
@@ -115,18 +122,24 @@ static bool interrupt(struct virtio_mmio *t, uint32_t why)
 }
 
 /* Enter DEVICE_NEEDS_RESET: log and interrupt only on the first call until
- * the driver resets, so a guest cannot flood the log. */
+ * the driver resets, and log no more than NEEDS_RESET_LOGS times in all, so
+ * a guest cannot flood the log. */
 static void PRINTF(2, 3) set_needs_reset(struct virtio_mmio *t, const char *fmt, ...)
 {
 	char why[160];
+	unsigned n;
 	va_list ap;
 
 	if (__atomic_exchange_n(&t->needs_reset, true, __ATOMIC_SEQ_CST))
 		return;
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	pr_err("virtio-mmio device %u: %s; device needs reset", t->ops->device_id, why);
+	if (__atomic_load_n(&t->logs, __ATOMIC_RELAXED) < NEEDS_RESET_LOGS &&
+	    (n = __atomic_add_fetch(&t->logs, 1, __ATOMIC_RELAXED)) <= NEEDS_RESET_LOGS) {
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		pr_err("virtio-mmio device %u: %s; device needs reset%s", t->ops->device_id, why,
+		       n == NEEDS_RESET_LOGS ? " (not logged again)" : "");
+	}
 	interrupt(t, VIRTIO_MMIO_INT_CONFIG);
 }
 

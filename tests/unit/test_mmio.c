@@ -9,7 +9,9 @@
 #include <linux/virtio_ring.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/gmem.h"
 #include "mmio.h"
@@ -547,6 +549,40 @@ Test(mmio, second_queue_bad_stops_activation)
 	cr_assert_eq(dev.activates, 1);
 	cr_assert_eq(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK);
 	cr_assert_eq(rd(VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+}
+
+/* A guest that loops reset, a bad queue and DRIVER_OK fails its device
+ * each time, and is told each time; the host's log says so a few times,
+ * not once per loop. */
+Test(mmio, a_guest_looping_needs_reset_does_not_flood_the_log)
+{
+	enum { LOOPS = 1000, LOGGED = 8 /* mmio.c's NEEDS_RESET_LOGS */ };
+	FILE *log = tmpfile();
+	char line[512];
+	unsigned lines = 0;
+	int saved;
+
+	cr_assert_not_null(log);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	cr_assert_eq(dup2(fileno(log), STDERR_FILENO), STDERR_FILENO);
+	for (unsigned i = 0; i < LOOPS; i++) {
+		irqs = 0;
+		negotiate(F_VER1);
+		setup_queue(0, 100, DESC0, AVAIL0, USED0);
+		driver_ok();
+		cr_assert_eq(rd(VIRTIO_MMIO_STATUS), S_ACK | S_DRV | S_FOK | S_DOK | S_NR);
+		cr_assert_eq(irqs, 1, "the driver is told every time");
+	}
+	fflush(stderr);
+	cr_assert_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	rewind(log);
+	while (fgets(line, sizeof(line), log))
+		if (strstr(line, "device needs reset") && ++lines == LOGGED)
+			cr_assert(strstr(line, "(not logged again)"), "%s", line);
+	cr_assert_eq(lines, LOGGED);
+	fclose(log);
 }
 
 Test(mmio, device_activate_error_needs_reset)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -530,6 +531,51 @@ Test(vsock_mux, guest_connect_with_no_listener_is_reset)
 	vsock_mux_get_stats(m, &st);
 	cr_assert_eq(st.conns_guest, 0);
 	cr_assert_eq(st.resets, 2);
+}
+
+/* The lowest free descriptor: every one below it is open. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	return fd;
+}
+
+/* A flint started from a shell has the shell's soft limit on descriptors,
+ * often 1024, below what the guest's 1024 connections would take: they
+ * stop short of the last 256 (vsock_mux.c's FD_RESERVE), which the rest of
+ * flint needs, and the guest is reset for the others. */
+Test(vsock_mux, guest_connections_leave_descriptors_to_the_rest_of_flint)
+{
+	enum { RESERVE = 256, ROOM = 20, TRIES = 2 * ROOM };
+	struct virtio_vsock_hdr h;
+	unsigned answered = 0, reset = 0;
+	struct rlimit rl;
+	int l, cap;
+
+	/* The muxer reads the limit when it is made: make it again, under a
+	 * limit that leaves it room for ROOM descriptors past those it has. */
+	cap = lowest_free_fd() + ROOM;
+	teardown();
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = (rlim_t)cap + RESERVE;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	setup();
+	l = host_listen(6003);
+	for (unsigned i = 0; i < TRIES; i++) {
+		gsend(guest_hdr(1200 + i, 6003, VIRTIO_VSOCK_OP_REQUEST, 0, 65536, 0), NULL, 0);
+		cr_assert(grecv(&h, NULL, 0));
+		if (op_of(&h) == VIRTIO_VSOCK_OP_RESPONSE)
+			answered++;
+		else if (op_of(&h) == VIRTIO_VSOCK_OP_RST)
+			reset++;
+	}
+	cr_assert_gt(answered, 0);
+	cr_assert_eq(answered + reset, TRIES);
+	cr_assert_eq(lowest_free_fd(), cap, "the guest's connections end at the cap");
+	close(l);
 }
 
 Test(vsock_mux, packets_for_unknown_connections_are_reset)

@@ -7,11 +7,13 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/time_types.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +27,14 @@
  * sockets), and host programs still writing their CONNECT line, apart. */
 #define MAX_CONNS 1024
 #define MAX_LINES 128
+/* Descriptors under RLIMIT_NOFILE that guest-initiated connections leave
+ * to the rest of flint: the API's connections, a drive swapped in, a
+ * snapshot's files, host programs (flint run's connection to the agent
+ * among them). The jailer gives 2048, room for MAX_CONNS and these, as
+ * Firecracker's gives its 1023 connections; a flint started from a shell
+ * has the shell's soft limit, often 1024, which MAX_CONNS alone would
+ * let the guest use up. */
+#define FD_RESERVE 256
 /* A connection's receive buffer (buf_alloc), at most: Linux's default for
  * its own vsock sockets, enough to keep a stream going. At least BUF_MIN,
  * a page; BUF_SHARED is shared out above that. BUF_BOUND is flint's
@@ -91,6 +101,7 @@ struct vsock_mux {
 	uint64_t hold_deadline;
 	struct mlist lines, conns, zombies;
 	unsigned nlines, nconns;
+	int fd_cap;	    /* a guest connection's socket below this, or refused */
 	uint32_t buf_extra; /* sum of (buf_alloc - BUF_MIN) over m->conns */
 	struct vsock_table t;
 	/* A read's buffers: the payloads of the packets be_rx fills. */
@@ -649,6 +660,11 @@ static void guest_connect(struct vsock_mux *m, const struct vsock_pkt *p)
 	int fd = -1, r;
 
 	r = m->nconns >= MAX_CONNS ? -EMFILE : vsock_uds_connect(m->path, port, &fd);
+	/* A new descriptor is the lowest free one: all below it are open. */
+	if (r == 0 && fd >= m->fd_cap) {
+		close_fd(&fd);
+		r = -EMFILE;
+	}
 	if (r == 0 && !(mc = new_conn(m, fd, false))) {
 		close_fd(&fd);
 		r = -ENOMEM;
@@ -1050,6 +1066,7 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 				   .rx = be_rx,
 				   .changed = be_changed};
 	struct vsock_mux *m;
+	struct rlimit nofile;
 	int r;
 
 	*out = NULL;
@@ -1058,6 +1075,10 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 	if (!m)
 		return -ENOMEM;
 	m->listen_fd = m->wake.fd = -1;
+	/* Read now: the loop thread's seccomp filter has no getrlimit. */
+	m->fd_cap = INT_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < INT_MAX)
+		m->fd_cap = nofile.rlim_cur > FD_RESERVE ? (int)(nofile.rlim_cur - FD_RESERVE) : 0;
 	m->cid = p->guest_cid;
 	m->loop = p->loop;
 	vsock_table_init(&m->t);

@@ -37,6 +37,10 @@
  *    pending, a new client pushes out the oldest. So clients that connect
  *    and say nothing can neither hold a slot for long nor take one from a
  *    connection, guest- or host-initiated (the agent's port 52 included).
+ *    The guest's own connections also stop 256 descriptors short of
+ *    RLIMIT_NOFILE, which a flint started from a shell may have at 1024:
+ *    the rest of flint (the API, drives, snapshots, host programs) keeps
+ *    room to open what it needs.
  *  - Buffered guest data: what host sockets have not taken is held by flint,
  *    up to 8 MiB per VM (4 KiB for each of the 1024 connections, so that
  *    every one of them can always move, plus 4 MiB shared: 16 streams at

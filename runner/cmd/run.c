@@ -452,7 +452,9 @@ static int relay(struct session *s)
 			continue;
 		if (n < 0)
 			return lost(s, errno);
-		if (n == 0) {
+		/* Past the deadline, whether or not the guest is still
+		 * sending: one that never pauses must not outlast it. */
+		if (n == 0 || (deadline && now_ns() >= deadline)) {
 			if (r->p.stuck)
 				r->p.stuck(r->p.ctx);
 			snprintf(s->msg, MSG_LEN,

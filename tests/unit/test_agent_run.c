@@ -769,6 +769,47 @@ Test(run_fake, guest_silent_past_the_timeout_is_stuck, .timeout = 30)
 	fake_end(f);
 }
 
+/* A guest that never reports the command killed but keeps the connection
+ * busy, faster than flint reads it: a byte of output and an empty frame,
+ * without end. It is given up on all the same, as a silent one is. */
+static void *chatty_agent(void *arg)
+{
+	static uint8_t frames[1000 * (2 * AGENT_HDR_SIZE + 1)];
+	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
+	struct fake *f = arg;
+	struct agent_reader rd;
+
+	f->sock = connect_unix(f->path);
+	if (f->sock < 0)
+		return NULL;
+	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
+	if (agent_read_frame(&rd, f->sock) != 1)
+		return NULL;
+	while (agent_out_frame(&o, AGENT_STDOUT, "x", 1) == 0 &&
+	       agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
+		;
+	while (!atomic_load(&f->quit) && send(f->sock, frames, o.len, MSG_NOSIGNAL) > 0)
+		;
+	return NULL;
+}
+
+Test(run_fake, guest_chatty_past_the_timeout_is_stuck, .timeout = 30)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("sleep", "100"), 2, 1, 5, false);
+	f = fake_start(h.path);
+	cr_assert_eq(pthread_create(&f->thread, NULL, chatty_agent, f), 0);
+	cr_assert_eq(wait_finish(&h, 1 + RUN_GUARD_S + 5), RUN_EXIT_TIMEOUT);
+	cr_assert_str_eq(h.msg,
+			 "flint run: the command timed out after 1 s (the guest did not stop it)");
+	cr_assert_eq(atomic_load(&h.stuck_calls), 1);
+	cr_assert_gt(lseek(h.out, 0, SEEK_END), 0, "its output was relayed");
+	finish(&h);
+	fake_end(f);
+}
+
 Test(run_fake, stale_socket_replaced_other_files_refused)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

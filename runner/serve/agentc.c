@@ -404,7 +404,9 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			end(a, WORKER_CLIENT_GONE, 0);
 			return -ECONNABORTED;
 		}
-		if (n == 0) {
+		/* Past the deadline, whether or not the agent is still
+		 * sending: one that never pauses must not outlast it. */
+		if (n == 0 || (a->deadline_ns && now_ns() >= a->deadline_ns)) {
 			say(a, "flint serve: no status from the guest agent %u s past the timeout",
 			    AGENTC_MARGIN_S);
 			a->timed_out = true;

@@ -440,6 +440,67 @@ Test(agentc, client_hang_up_ends_the_session)
 	close(sv[0]);
 }
 
+/* An agent that never reports the command killed but keeps the
+ * connection busy, faster than the server reads it: a byte of output and
+ * an empty frame, without end, until the server closes the connection. */
+static void *chatty(void *arg)
+{
+	static uint8_t frames[1000 * (2 * AGENT_HDR_SIZE + 1)], payload[AGENT_REQUEST_MAX];
+	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
+	struct fake *f = arg;
+	struct agent_reader rd;
+	char line[32];
+	size_t n = 0;
+	int c = accept(f->lfd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	while (n < sizeof(line) - 1 && read(c, line + n, 1) == 1 && line[n++] != '\n')
+		;
+	cr_assert_eq(write(c, "OK 1073741824\n", 14), 14);
+	agent_reader_init(&rd, payload, sizeof(payload));
+	while (agent_read_frame(&rd, c) == 1 && rd.f.type != AGENT_STDIN_EOF)
+		;
+	while (agent_out_frame(&o, AGENT_STDOUT, "x", 1) == 0 &&
+	       agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
+		;
+	while (send(c, frames, o.len, MSG_NOSIGNAL) > 0)
+		;
+	close(c);
+	return NULL;
+}
+
+/* The server's deadline (timeout_s and AGENTC_MARGIN_S) ends the session
+ * even while the agent keeps sending. */
+Test(agentc, a_chatty_agent_past_the_deadline_is_given_up, .timeout = 40)
+{
+	struct fake *f = fake_start();
+	struct agentc_params p = {
+	    .uds = f->path, .argv = ARGV("yes"), .timeout_s = 1, .connect_ms = 2000};
+	struct worker_result res;
+	struct agentc *a;
+	uint64_t t0 = now_ns(), took;
+	char buf[4096];
+	size_t got = 0;
+	ssize_t n;
+
+	cr_assert_eq(pthread_create(&f->t, NULL, chatty, f), 0);
+	cr_assert_eq(agentc_start(&a, &p), 0);
+	while ((n = agentc_read(a, NULL, NULL, buf, sizeof(buf))) > 0) {
+		got += (size_t)n;
+		cr_assert_lt(now_ns() - t0, (uint64_t)(1 + AGENTC_MARGIN_S + 10) * 1000000000ULL,
+			     "still reading %zu bytes later", got);
+	}
+	took = now_ns() - t0;
+	agentc_result(a, &res);
+	cr_assert_eq(res.outcome, WORKER_TIMEOUT, "%s", worker_outcome_name(res.outcome));
+	cr_assert(res.deadline);
+	cr_assert_gt(got, 0);
+	cr_assert_geq(took, (uint64_t)(1 + AGENTC_MARGIN_S) * 1000000000ULL);
+	agentc_destroy(a);
+	fake_end(f);
+}
+
 /* open_uds: the connection goes to the socket the descriptor holds, not
  * to the name uds spells (here a name where nothing listens); not there
  * yet is tried again; another error ends the session with it. */

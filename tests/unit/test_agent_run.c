@@ -810,6 +810,47 @@ Test(run_fake, guest_chatty_past_the_timeout_is_stuck, .timeout = 30)
 	fake_end(f);
 }
 
+/* The same with empty frames only, which give flint nothing to write
+ * out: sent with a socket buffer of 64 MiB (SO_SNDBUFFORCE: root's, as the
+ * tests run) so that flint's reads never catch up. */
+static void *empty_frames_agent(void *arg)
+{
+	static uint8_t frames[8192 * AGENT_HDR_SIZE];
+	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
+	struct fake *f = arg;
+	struct agent_reader rd;
+	int big = 64 << 20;
+
+	f->sock = connect_unix(f->path);
+	if (f->sock < 0)
+		return NULL;
+	if (setsockopt(f->sock, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
+		(void)setsockopt(f->sock, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
+	if (agent_read_frame(&rd, f->sock) != 1)
+		return NULL;
+	while (agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
+		;
+	while (!atomic_load(&f->quit) && send(f->sock, frames, o.len, MSG_NOSIGNAL) > 0)
+		;
+	return NULL;
+}
+
+Test(run_fake, guest_sending_empty_frames_past_the_timeout_is_stuck, .timeout = 30)
+{
+	struct harness h;
+	struct fake *f;
+
+	start(&h, ARGV("sleep", "100"), 2, 1, 5, false);
+	f = fake_start(h.path);
+	cr_assert_eq(pthread_create(&f->thread, NULL, empty_frames_agent, f), 0);
+	cr_assert_eq(wait_finish(&h, 1 + RUN_GUARD_S + 5), RUN_EXIT_TIMEOUT);
+	cr_assert_str_eq(h.msg,
+			 "flint run: the command timed out after 1 s (the guest did not stop it)");
+	finish(&h);
+	fake_end(f);
+}
+
 Test(run_fake, stale_socket_replaced_other_files_refused)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -501,6 +501,57 @@ Test(agentc, a_chatty_agent_past_the_deadline_is_given_up, .timeout = 40)
 	fake_end(f);
 }
 
+/* The same with stderr frames only, which hand the caller nothing: sent
+ * with a socket buffer of 64 MiB (SO_SNDBUFFORCE: root's, as the tests
+ * run) so that the server's reads never catch up. */
+static void *stderr_only(void *arg)
+{
+	static uint8_t frames[4096 * (AGENT_HDR_SIZE + 1)], payload[AGENT_REQUEST_MAX];
+	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
+	struct fake *f = arg;
+	struct agent_reader rd;
+	int big = 64 << 20;
+	char line[32];
+	size_t n = 0;
+	int c = accept(f->lfd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	if (setsockopt(c, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
+		(void)setsockopt(c, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	while (n < sizeof(line) - 1 && read(c, line + n, 1) == 1 && line[n++] != '\n')
+		;
+	cr_assert_eq(write(c, "OK 1073741824\n", 14), 14);
+	agent_reader_init(&rd, payload, sizeof(payload));
+	while (agent_read_frame(&rd, c) == 1 && rd.f.type != AGENT_STDIN_EOF)
+		;
+	while (agent_out_frame(&o, AGENT_STDERR, "e", 1) == 0)
+		;
+	while (send(c, frames, o.len, MSG_NOSIGNAL) > 0)
+		;
+	close(c);
+	return NULL;
+}
+
+Test(agentc, an_agent_sending_only_stderr_past_the_deadline_is_given_up, .timeout = 40)
+{
+	struct fake *f = fake_start();
+	struct agentc_params p = {
+	    .uds = f->path, .argv = ARGV("yes"), .timeout_s = 1, .connect_ms = 2000};
+	struct worker_result res;
+	struct agentc *a;
+	char buf[16];
+
+	cr_assert_eq(pthread_create(&f->t, NULL, stderr_only, f), 0);
+	cr_assert_eq(agentc_start(&a, &p), 0);
+	cr_assert_eq(agentc_read(a, NULL, NULL, buf, sizeof(buf)), 0);
+	agentc_result(a, &res);
+	cr_assert_eq(res.outcome, WORKER_TIMEOUT, "%s", worker_outcome_name(res.outcome));
+	cr_assert(res.deadline);
+	agentc_destroy(a);
+	fake_end(f);
+}
+
 /* open_uds: the connection goes to the socket the descriptor holds, not
  * to the name uds spells (here a name where nothing listens); not there
  * yet is tried again; another error ends the session with it. */

@@ -12,8 +12,10 @@
  * (exactly PCT is within; from a p50 of 0, any growth is over), or when a
  * figure of its baseline is gone (a phase no longer reached: all its runs
  * failed, or it no longer reports it; refresh the baseline when that is
- * meant). The peers' changes are shown, never counted: they are not the
- * code under test. */
+ * meant). flint's rows are "flint" and "flint-uffd" (restore's Uffd
+ * backend); a row of flint's not run now beside another is a --backend
+ * left out, not gone. The peers' changes are shown, never counted: they
+ * are not the code under test. */
 #ifndef FLINT_BENCH_BASELINE_H
 #define FLINT_BENCH_BASELINE_H
 

@@ -241,6 +241,41 @@ Test(bench_baseline, flint_failed_or_not_run)
 	says("flint", "launch-to-init", "gone  REGRESSED");
 }
 
+/* restore: flint-uffd is a row of flint's (bench_status counts its
+ * failures): its regressions count, and a --backend uffd bench, which has
+ * no "flint" row, is its own baseline. */
+Test(bench_baseline, flint_uffd_counts)
+{
+	bool regressed = false;
+
+	set.mode = "restore";
+	bench_record_init(&runs[0], "flint-uffd");
+	runs[0].ok = true;
+	runs[0].phase_us[BP_FIRST_RESPONSE] = 1000;
+	set.nruns = 1;
+	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"restore\","
+		  " \"vmms\": [{\"name\": \"flint-uffd\", \"status\": \"ok\", \"phases\":"
+		  " {\"launch-to-first-response\": {\"p50\": 500}}}]}");
+	cr_assert_eq(check(10, &regressed), 0, "%s", err);
+	cr_assert(regressed, "flint-uffd doubled: %s", out);
+	says("flint-uffd", "launch-to-first-response", "+100.0%  REGRESSED (limit +10.0%)");
+
+	/* a baseline of both backends against --backend uffd now: flint's
+	 * File row left out, not gone */
+	fclose(outf);
+	free(out);
+	outf = open_memstream(&out, &outlen);
+	unlink(path);
+	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"restore\","
+		  " \"vmms\": [{\"name\": \"flint\", \"status\": \"ok\", \"phases\":"
+		  " {\"launch-to-first-response\": {\"p50\": 900}}},"
+		  " {\"name\": \"flint-uffd\", \"status\": \"ok\", \"phases\":"
+		  " {\"launch-to-first-response\": {\"p50\": 1000}}}]}");
+	cr_assert_eq(check(10, &regressed), 0, "%s", err);
+	cr_assert(!regressed, "%s", out);
+	cr_assert(strstr(out, "flint        (in the baseline, not in this bench)\n"), "%s", out);
+}
+
 /* A bench's own --json output is its own baseline: nothing changed. */
 Test(bench_baseline, own_output_round_trip)
 {

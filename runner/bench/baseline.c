@@ -39,8 +39,10 @@ static int check_stats(json_t *st, const char *name, size_t i, const char *where
 {
 	if (!json_is_object(st))
 		return bad(err, errlen, name, "vmms[%zu].%s is not an object", i, where);
-	if (!json_is_number(json_object_get(st, "p50")))
-		return bad(err, errlen, name, "vmms[%zu].%s.p50 is not a number", i, where);
+	/* a time: a hand-edited negative one made any time now "+inf%" */
+	if (!json_is_number(json_object_get(st, "p50")) ||
+	    json_number_value(json_object_get(st, "p50")) < 0)
+		return bad(err, errlen, name, "vmms[%zu].%s.p50 is not a number >= 0", i, where);
 	return 0;
 }
 

@@ -347,6 +347,11 @@ Test(bench_baseline, malformed_or_wrong)
 	refused(-EINVAL, "vmms[0].phases.launch-to-init.p50 is not a number");
 	unlink(path);
 	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"boot\", \"vmms\": ["
+		  "{\"name\": \"flint\", \"status\": \"ok\","
+		  " \"phases\": {\"launch-to-init\": {\"p50\": -5}}}]}");
+	refused(-EINVAL, "vmms[0].phases.launch-to-init.p50 is not a number >= 0");
+	unlink(path);
+	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"boot\", \"vmms\": ["
 		  "{\"name\": \"flint\", \"status\": \"ok\", \"phases\": {}},"
 		  " {\"name\": \"qemu\", \"status\": \"ok\"}]}");
 	refused(-EINVAL, "vmms[1].phases is not an object");

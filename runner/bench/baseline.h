@@ -30,7 +30,8 @@
 /* Read the baseline file at path for a bench of mode: 0 with the document
  * in *out (the caller's: json_decref), or -errno with err saying what is
  * wrong and naming the file: it cannot be read, is not JSON, is not flint
- * bench's (schema), is of another version or mode, has no flint, or a
+ * bench's (schema), is of another version or mode, has no flint (or
+ * flint without a p50: every run of it failed then), or a
  * member is missing or of the wrong type (its path, as
  * vmms[0].phases.launch-to-init.p50). Before the runs, so that a bad
  * baseline costs no bench, and an output written over the file does not

@@ -351,6 +351,12 @@ Test(bench_baseline, malformed_or_wrong)
 		  " \"phases\": {\"launch-to-init\": {\"p50\": -5}}}]}");
 	refused(-EINVAL, "vmms[0].phases.launch-to-init.p50 is not a number >= 0");
 	unlink(path);
+	/* flint's runs all failed then: nothing to compare with */
+	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"boot\", \"vmms\": ["
+		  "{\"name\": \"flint\", \"status\": \"ok\", \"runs\": 3, \"failed\": 3,"
+		  " \"phases\": {}, \"durations\": {}, \"exits\": {}}]}");
+	refused(-EINVAL, "no results of flint");
+	unlink(path);
 	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"boot\", \"vmms\": ["
 		  "{\"name\": \"flint\", \"status\": \"ok\", \"phases\": {}},"
 		  " {\"name\": \"qemu\", \"status\": \"ok\"}]}");

@@ -376,7 +376,9 @@ static json_t *config_json(const struct bench_set *s)
 	if (!o)
 		return NULL;
 	put_given_count(o, "runs", s->runs_asked, &r);
-	put_given_count(o, "warmup", s->warmup, &r);
+	/* 0 is a --warmup of its own: there whenever the bench's --runs is */
+	if (s->runs_asked)
+		put(o, "warmup", json_integer((json_int_t)s->warmup), &r);
 	put_given_count(o, "concurrency", s->concurrency, &r);
 	put_given_count(o, "vcpus", s->vcpus, &r);
 	put_given_count(o, "mem_mib", s->mem_mib, &r);

@@ -119,7 +119,7 @@ size_t bench_split_missing(struct bench_record *runs, size_t n, struct bench_mis
 			struct bench_missing *m = &missing[(*nmissing)++];
 
 			snprintf(m->vmm, sizeof(m->vmm), "%s", r->vmm);
-			snprintf(m->why, sizeof(m->why), "%.100s not found",
+			snprintf(m->why, sizeof(m->why), "%s",
 				 r->why + strlen(BENCH_MISSING_PREFIX));
 			gone = true;
 		}

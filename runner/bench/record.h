@@ -92,12 +92,13 @@ struct bench_missing {
 };
 
 /* How a record's why starts when its VMM's binary was not there (the
- * runners' "missing: NAME"). */
+ * runners' "missing: NAME not found", or "... is not an executable
+ * file"). */
 #define BENCH_MISSING_PREFIX "missing: "
 
 /* The missing VMMs of runs[0..n), taken out: a VMM every run of which
  * failed with a why starting BENCH_MISSING_PREFIX becomes an entry of
- * missing[] (why: "NAME not found"), and its runs are removed, the others
+ * missing[] (why: the rest of the record's, "NAME not found"), and its runs are removed, the others
  * keeping their order. At most max entries (the VMMs past them stay as
  * failed runs); their count into *nmissing. Returns the runs left. */
 size_t bench_split_missing(struct bench_record *runs, size_t n, struct bench_missing *missing,

@@ -28,11 +28,11 @@ int runner_find(const char *name, char *out, size_t len)
 	if (strchr(name, '/')) {
 		struct stat st;
 
-		/* A directory passes access(X_OK): only a file runs. */
-		if (stat(name, &st) < 0 || !S_ISREG(st.st_mode) || access(name, X_OK) < 0 ||
-		    (size_t)snprintf(out, len, "%s", name) >= len)
+		/* A directory passes access(X_OK): only a file runs. One that
+		 * is there but cannot run is -EACCES: "not found" misleads. */
+		if (stat(name, &st) < 0 || (size_t)snprintf(out, len, "%s", name) >= len)
 			return -ENOENT;
-		return 0;
+		return S_ISREG(st.st_mode) && access(name, X_OK) == 0 ? 0 : -EACCES;
 	}
 	for (const char *p = path ? path : "/usr/local/bin:/usr/bin:/bin"; *p;) {
 		size_t dl = strcspn(p, ":");
@@ -402,11 +402,13 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 	unsigned timeout_ms = l->timeout_ms ? l->timeout_ms : 60000;
 	char path[4096], err[128];
 	struct watch w = {.l = l, .r = r};
-	int ret, pidfd = -1;
+	int ret = -ENOENT, pidfd = -1;
 
 	bench_record_init(r, l->vmm);
-	if (!l->argv || runner_find(l->argv[0], path, sizeof(path)) < 0) {
-		set_why(r, "missing: %s", l->argv && l->argv[0] ? l->argv[0] : "(no binary)");
+	if (!l->argv || (ret = runner_find(l->argv[0], path, sizeof(path))) < 0) {
+		set_why(r, BENCH_MISSING_PREFIX "%s %s",
+			l->argv && l->argv[0] ? l->argv[0] : "(no binary)",
+			ret == -EACCES ? "is not an executable file" : "not found");
 		return 0;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0 || (l->phase_fd && pipe2(ph, O_CLOEXEC) < 0)) {

@@ -73,7 +73,8 @@ int runner_run(const struct runner_launch *l, struct bench_record *r) WARN_UNUSE
 /* --- pieces, exposed for the tests -------------------------------------- */
 
 /* Find name as execvp would: a name with a '/' as it is, else in PATH
- * (its default when unset). 0 with the path in out, or -ENOENT. */
+ * (its default when unset). 0 with the path in out, -EACCES for a name
+ * with a '/' that is there but not an executable file, or -ENOENT. */
 int runner_find(const char *name, char *out, size_t len) WARN_UNUSED;
 
 /* /proc/PID/smaps's text: *total_kib the Rss of every mapping, *guest_kib

@@ -743,10 +743,11 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 		l.drive_ctx = &fb;
 	}
 	if (e->kind == VK_FLINT_UFFD) {
-		if (runner_find(c->uffd, handler, sizeof(handler)) < 0) {
+		if ((ret = runner_find(c->uffd, handler, sizeof(handler))) < 0) {
 			/* missing, as runner_run says of a VMM's binary */
 			bench_record_init(r, e->name);
-			snprintf(r->why, sizeof(r->why), BENCH_MISSING_PREFIX "%.100s", c->uffd);
+			snprintf(r->why, sizeof(r->why), BENCH_MISSING_PREFIX "%.90s %s", c->uffd,
+				 ret == -EACCES ? "is not an executable file" : "not found");
 			return 0;
 		}
 		if (start_uffd(c, handler, sock, &uffd, why, sizeof(why)) < 0) {

@@ -279,11 +279,16 @@ Test(bench_runner_vmm, a_missing_binary_is_missing)
 	launch(&l, argv, "x", 1000);
 	cr_assert_eq(runner_run(&l, &r), 0);
 	cr_assert(!r.ok);
-	cr_assert_str_eq(r.why, "missing: no-such-vmm-in-path");
+	cr_assert_str_eq(r.why, "missing: no-such-vmm-in-path not found");
 	cr_assert_eq(r.phase_us[BP_EXIT], BENCH_NONE, "nothing was launched");
 	launch(&l, abs, "x", 1000);
 	cr_assert_eq(runner_run(&l, &r), 0);
-	cr_assert_str_eq(r.why, "missing: /nonexistent/lkvm");
+	cr_assert_str_eq(r.why, "missing: /nonexistent/lkvm not found");
+	/* there, but no binary (a directory, a file without x): said so */
+	abs[0] = "/tmp";
+	launch(&l, abs, "x", 1000);
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert_str_eq(r.why, "missing: /tmp is not an executable file");
 }
 
 Test(bench_runner_vmm, a_failing_vmm_says_why)
@@ -546,9 +551,9 @@ Test(bench_runner, find)
 	cr_assert_eq(runner_find("/bin/sh", p, sizeof(p)), 0);
 	cr_assert_str_eq(p, "/bin/sh");
 	cr_assert_eq(runner_find("surely-not-a-command-here", p, sizeof(p)), -ENOENT);
-	cr_assert_eq(runner_find("/etc/passwd", p, sizeof(p)), -ENOENT, "not executable");
-	cr_assert_eq(runner_find("/tmp", p, sizeof(p)), -ENOENT, "a directory");
-	cr_assert_eq(runner_find("/usr/bin/", p, sizeof(p)), -ENOENT, "a directory");
+	cr_assert_eq(runner_find("/etc/passwd", p, sizeof(p)), -EACCES, "not executable");
+	cr_assert_eq(runner_find("/tmp", p, sizeof(p)), -EACCES, "a directory");
+	cr_assert_eq(runner_find("/usr/bin/", p, sizeof(p)), -EACCES, "a directory");
 	cr_assert_eq(runner_find("", p, sizeof(p)), -ENOENT);
 }
 

@@ -295,11 +295,11 @@ Test(bench_record, split_missing)
 	struct bench_missing m[4];
 	size_t n, nm;
 
-	snprintf(r[1].why, sizeof(r[1].why), "missing: /opt/fc/firecracker");
-	snprintf(r[3].why, sizeof(r[3].why), "missing: /opt/fc/firecracker");
+	snprintf(r[1].why, sizeof(r[1].why), "missing: /opt/fc/firecracker not found");
+	snprintf(r[3].why, sizeof(r[3].why), "missing: /opt/fc/firecracker not found");
 	/* qemu ran once, then its binary went: a failed run, not a missing peer */
-	snprintf(r[4].why, sizeof(r[4].why), "missing: qemu-system-x86_64");
-	snprintf(r[5].why, sizeof(r[5].why), "missing: lkvm");
+	snprintf(r[4].why, sizeof(r[4].why), "missing: qemu-system-x86_64 not found");
+	snprintf(r[5].why, sizeof(r[5].why), "missing: lkvm not found");
 	memcpy(copy, r, sizeof(r));
 
 	n = bench_split_missing(r, ARRAY_SIZE(r), m, ARRAY_SIZE(m), &nm);

@@ -218,13 +218,20 @@ int plot_script(const struct bench_set *s, FILE *out)
 		"plot",
 		mode, note);
 	for (size_t i = 0, k = 0; i < nv; i++) {
-		char name[32];
+		char name[32], failed[32] = "";
+		size_t nf = 0;
 
 		if (!nok[i])
 			continue;
+		/* the CDF is of the runs that succeeded: the others said, as
+		 * the table's header says them */
+		for (size_t j = 0; j < s->nruns; j++)
+			nf += !strcmp(s->runs[j].vmm, vmm[i]) && !s->runs[j].ok;
+		if (nf)
+			snprintf(failed, sizeof(failed), ", %zu failed", nf);
 		clean_word(name, sizeof(name), vmm[i]);
-		fprintf(out, "%s $cdf%zu using 1:2 with steps lw 2 title \"%s (%zu runs)\"",
-			k++ ? "," : "", i, name, nok[i]);
+		fprintf(out, "%s $cdf%zu using 1:2 with steps lw 2 title \"%s (%zu runs%s)\"",
+			k++ ? "," : "", i, name, nok[i], failed);
 	}
 	fputs("\nunset label 1\n", out);
 	if ((r = bars(s, out, vmm, nv, nok)) < 0)

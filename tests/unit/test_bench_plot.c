@@ -132,8 +132,9 @@ Test(bench_plot, svg_from_records)
 	well_formed_svg(path);
 	svg = slurp(path);
 	unlink(path);
-	cr_assert(strstr(svg, "flint (4 runs)"), "the CDF's key names flint");
-	cr_assert(strstr(svg, "qemu (3 runs)"), "the CDF's key names qemu, its good runs");
+	cr_assert(strstr(svg, "flint (4 runs)<"), "the CDF's key names flint");
+	cr_assert(strstr(svg, "qemu (3 runs, 1 failed)<"),
+		  "the CDF's key names qemu, its good runs and its failed one");
 	cr_assert(strstr(svg, ">flint<") && strstr(svg, ">qemu<"), "the bars name both VMMs");
 	cr_assert(strstr(svg, "lkvm missing (not installed: no lkvm in PATH)"));
 	cr_assert(strstr(svg, "kernel-entry") && strstr(svg, "first-output"), "phases in the key");

@@ -357,8 +357,10 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 		case O_MAX_REGRESS:
 			errno = 0;
 			o->max_regress = strtod(optarg, &end);
+			/* digits and a point only: strtod also takes " 10", "0x10"
+			 * (16) and "-0" (a limit printed "+-0.0%") */
 			if (errno || end == optarg || *end || !(o->max_regress >= 0) ||
-			    o->max_regress > 1e6)
+			    o->max_regress > 1e6 || optarg[strspn(optarg, "0123456789.")])
 				return bad(err, errlen,
 					   "flint bench: --max-regress %s: expected a percentage, "
 					   "0 or more (e.g. 10)",

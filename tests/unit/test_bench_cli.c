@@ -152,6 +152,13 @@ Test(bench_cli, bad_options)
 		"--max-regress -3");
 	refused(PARSE(&o, err, "boot", "--baseline", "b", "--max-regress", "ten"), err,
 		"--max-regress ten");
+	/* strtod's other forms: not a percentage as the help writes one */
+	refused(PARSE(&o, err, "boot", "--baseline", "b", "--max-regress", "0x10"), err,
+		"--max-regress 0x10");
+	refused(PARSE(&o, err, "boot", "--baseline", "b", "--max-regress", "-0"), err,
+		"--max-regress -0");
+	refused(PARSE(&o, err, "boot", "--baseline", "b", "--max-regress", " 10"), err,
+		"--max-regress  10");
 	refused(PARSE(&o, err, "boot", "--frob"), err, "unknown option --frob");
 	refused(PARSE(&o, err, "boot", "--runs"), err, "--runs needs a value");
 	refused(PARSE(&o, err, "boot", "echo", "hi"), err, "unexpected argument echo");

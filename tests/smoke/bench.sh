@@ -4,7 +4,8 @@
 #    runs counted after the warm-up, the JSON's and the CSV's fields, a
 #    missing peer listed with its reason, --svg well-formed (gnuplot),
 #    --baseline's exit status 1 on a regression and 0 within it, restore
-#    with both memory backends from a snapshot made once;
+#    with both memory backends from a snapshot made once, and --backend uffd
+#    its own baseline;
 #  - SIGTERM: the VMMs running killed, 143, no output left;
 #  - options refused with 125 and a message naming them; serve not there;
 #  - with /dev/kvm, the real flint booting the tiny guest: no agent there,
@@ -125,6 +126,18 @@ assert [r["vmm"] for r in d["runs"]] == ["flint", "flint-uffd", "flint-uffd", "f
 	[ -z "$why" ] && [ "$(grep -c -- '--save-snapshot' "$B/log")" != 1 ] && why="not one snapshot"
 	[ -z "$why" ] && [ "$(grep -c -- '--uffd-sock' "$B/log")" != 2 ] && why="not 2 uffd runs"
 	report bench-restore "$why" "$B/bench-restore.err"
+
+	# restore --backend uffd, flint-uffd its only row of flint's: its own
+	# --json is a baseline (once refused: "no results of flint").
+	bench_run bench-restore-uffd 0 restore --flint "$BFAKE" --backend uffd --runs 1 \
+		--warmup 0 --kernel "$B/vmlinux" --rootfs "$B/root.img" --uffd-handler "$B/uffd" \
+		--json "$B/restore-uffd.json"
+	[ -z "$why" ] && bench_run bench-restore-uffd 0 restore --flint "$BFAKE" --backend uffd \
+		--runs 1 --warmup 0 --kernel "$B/vmlinux" --rootfs "$B/root.img" \
+		--uffd-handler "$B/uffd" --baseline "$B/restore-uffd.json" --max-regress 1000
+	[ -z "$why" ] && ! grep -q '^flint-uffd   launch-to-first-response' "$B/bench-restore-uffd.out" &&
+		why="flint-uffd not compared"
+	report bench-restore-uffd "$why" "$B/bench-restore-uffd.err"
 else
 	echo "SKIP flint bench with a stand-in flint: no python3"
 fi

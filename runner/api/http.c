@@ -205,6 +205,15 @@ static void say_ready(struct api_http *h, int r)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* The connections the daemon holds (those closed are cleaned up first). */
+static unsigned connections(struct api_http *h)
+{
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info ? info->num_connections : 0;
+}
+
 /* The API thread: its filter first, then the daemon until stopped. */
 static void *serve(void *arg)
 {
@@ -215,13 +224,13 @@ static void *serve(void *arg)
 	say_ready(h, r);
 	if (r < 0)
 		return NULL;
-	for (;;) {
+	for (bool again = false;;) {
 		struct pollfd p[2] = {{.fd = h->epoll_fd, .events = POLLIN},
 				      {.fd = h->stop_fd, .events = POLLIN}};
 		MHD_UNSIGNED_LONG_LONG ms;
-		int timeout = -1;
+		int timeout = again ? 0 : -1;
 
-		if (MHD_get_timeout(h->daemon, &ms) == MHD_YES)
+		if (!again && MHD_get_timeout(h->daemon, &ms) == MHD_YES)
 			timeout = ms > INT_MAX ? INT_MAX : (int)ms;
 		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
 			pr_err("API: poll: %s", strerror(errno));
@@ -229,7 +238,13 @@ static void *serve(void *arg)
 		}
 		if (p[1].revents)
 			break;
+		unsigned before = connections(h);
 		MHD_run(h->daemon);
+		/* At API_MAX_CONNECTIONS libmicrohttpd takes the listening
+		 * socket out of its epoll set, and puts it back only as it
+		 * next runs: once a connection went, run again now, else
+		 * nothing wakes us and new clients wait for ever. */
+		again = connections(h) < before;
 	}
 	/* The daemon stops here, under this thread's filter, which allows
 	 * what its stop does to a connection still open (shutdown,

@@ -288,3 +288,32 @@ Test(api_http, a_huge_body_is_refused_unread_and_the_socket_is_private, .init = 
 	cr_assert_eq(a.status, 200, "the server goes on");
 	answer_free(&a);
 }
+
+/* Clients that fill every connection slot and then leave: the next one is
+ * answered. libmicrohttpd takes its listening socket out of its epoll set
+ * at the limit and puts it back only as it next runs; nothing woke the API
+ * thread for that, so the API stopped answering for good. */
+Test(api_http, connections_freed_at_the_limit_are_accepted_again, .init = setup, .fini = teardown)
+{
+	const char *get = "GET /version HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct timeval tv = {.tv_sec = 3};
+	int fds[API_MAX_CONNECTIONS];
+
+	start();
+	for (unsigned i = 0; i < API_MAX_CONNECTIONS; i++) {
+		fds[i] = connect_api();
+		send_all(fds[i], get, strlen(get));
+		struct answer a = read_answer(fds[i]);
+		cr_assert_eq(a.status, 200);
+		answer_free(&a);
+	}
+	for (unsigned i = 0; i < API_MAX_CONNECTIONS; i++)
+		close(fds[i]);
+	int fd = connect_api();
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	send_all(fd, get, strlen(get));
+	struct answer a = read_answer(fd);
+	cr_assert_eq(a.status, 200);
+	answer_free(&a);
+	close(fd);
+}

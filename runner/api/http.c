@@ -183,6 +183,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_answer(c, &resp);
 }
 
+/* Paths are taken as sent, as Firecracker's: %-decoding made
+ * /drives/a%00b the drive "a" (the string ends at the NUL). */
+static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls, (void)c;
+	return strlen(s);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -288,7 +296,7 @@ int api_http_start(struct api_http **out, const char *path, struct api_ctl *ctl,
 	    MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK, 0, NULL, NULL, on_request, h,
 	    MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 	    MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    API_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	    API_IDLE_TIMEOUT_S, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
 	if (!h->daemon) {
 		r = err_set(err, errlen, -EIO, "libmicrohttpd could not start on the socket");
 		close_fd(&h->listen_fd);

@@ -317,3 +317,21 @@ Test(api_http, connections_freed_at_the_limit_are_accepted_again, .init = setup,
 	answer_free(&a);
 	close(fd);
 }
+
+/* A path is taken as sent, as Firecracker's: no %-decoding, which made
+ * /drives/a%00b the drive "a" and /%76ersion /version. */
+Test(api_http, paths_are_not_percent_decoded, .init = setup, .fini = teardown)
+{
+	const char *d = "{\"drive_id\": \"a\", \"path_on_host\": \"/dev/null\", "
+			"\"is_root_device\": false, \"is_read_only\": true}";
+
+	start();
+	struct answer a = request("PUT", "/drives/a%00b", d, strlen(d));
+	cr_assert_eq(a.status, 400, "%s%s", a.head, a.body);
+	cr_assert(strstr(a.body, "'a%00b'"), "%s", a.body);
+	answer_free(&a);
+	a = request("GET", "/%76ersion", NULL, 0);
+	cr_assert_eq(a.status, 400, "%s%s", a.head, a.body);
+	cr_assert(strstr(a.body, "GET /%76ersion"), "%s", a.body);
+	answer_free(&a);
+}

@@ -799,6 +799,12 @@ int api_handle(struct api_ctl *ctl, const char *method, const char *url, const c
 		method = q.mname = "";
 	if (!url)
 		url = "";
+	/* An absolute-form target (http://host/path) is its path, as
+	 * Firecracker's server takes it. */
+	if (!strncmp(url, "http://", 7)) {
+		const char *p = strchr(url + 7, '/');
+		url = p ? p : "";
+	}
 	size_t plen = strcspn(url, "?");
 	snprintf(shown, sizeof(shown), "%.*s", (int)(plen < PATH_MAX_LEN ? plen : PATH_MAX_LEN),
 		 url);

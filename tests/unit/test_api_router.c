@@ -402,6 +402,12 @@ Test(api_router, get_root_version_machine_vm_config, .init = setup, .fini = tear
 	/* A query string is ignored; trailing slashes too, as Firecracker. */
 	json_decref(get_json("/version?x=1"));
 	json_decref(get_json("/machine-config/"));
+	/* An absolute-form target is its path, as Firecracker's server
+	 * takes it; one without a path is no route. */
+	json_decref(get_json("http://localhost/version"));
+	expect_ok("PUT", "http://localhost:80/machine-config",
+		  "{\"vcpu_count\": 2, \"mem_size_mib\": 256}");
+	expect_fault("GET", "http://localhost", NULL, "Invalid request method and/or path");
 }
 
 /* member key of o is there and null. */

@@ -435,6 +435,31 @@ static void sweep_stale_builds(const char *dir)
 	closedir(d);
 }
 
+/* Make the cache's images directory dir, and refuse it unless it is this
+ * user's alone: what is in it goes to the guest as its disk, and stale
+ * work directories in it are removed (as root, too). In a directory
+ * another user may write, they could put a symlink to a host file or disk
+ * (or an image of theirs) under a key, or swap a work directory for a
+ * symlink while it is removed. */
+static int images_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+	int r;
+
+	if ((r = mkdir_p(dir, 0700)) < 0)
+		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+	if (lstat(dir, &st) < 0)
+		return err_set(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+		return err_set(err, errlen, -EPERM,
+			       "%s: not a directory that only uid %u may write (owner %u, mode "
+			       "%04o): another user could change the images flint runs; remove "
+			       "it, or set FLINT_CACHE elsewhere",
+			       dir, (unsigned)geteuid(), (unsigned)st.st_uid,
+			       (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
 int image_work_create(const char *cache_dir, const char *prefix, char *out, size_t outlen,
 		      int *lock, char *err, size_t errlen)
 {
@@ -447,9 +472,9 @@ int image_work_create(const char *cache_dir, const char *prefix, char *out, size
 		out[0] = '\0';
 		return err_set(err, errlen, -ENAMETOOLONG, "%s/images: path too long", cache_dir);
 	}
-	if ((r = mkdir_p(dir, 0700)) < 0) {
+	if ((r = images_dir(dir, err, errlen)) < 0) {
 		out[0] = '\0';
-		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+		return r;
 	}
 	if (!mkdtemp(out)) {
 		r = err_set(err, errlen, -errno, "cannot create a directory in %s: %s", dir,
@@ -591,12 +616,14 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	    (size_t)snprintf(final, sizeof(final), "%s/%s.ext4", dir, key) >= sizeof(final) ||
 	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
-	if (stat(final, &st) == 0 && S_ISREG(st.st_mode)) {
+	if ((r = images_dir(dir, err, errlen)) < 0)
+		return r;
+	/* Not followed: a symlink there is no image of flint's (the build's
+	 * rename replaces it). */
+	if (lstat(final, &st) == 0 && S_ISREG(st.st_mode)) {
 		pr_debug("flint run: %s: image %s from the cache", path, final);
 		return 0;
 	}
-	if ((r = mkdir_p(dir, 0700)) < 0)
-		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	sweep_stale_builds(dir);
 	set_limit(b->max_bytes, &was, &was_sig);
 	r = build(b, path, k, final, err, errlen);

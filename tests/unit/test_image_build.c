@@ -183,6 +183,56 @@ Test(image_build, directory_built_once_then_reused)
 	cr_assert_eq(cache_entries(), 2);
 }
 
+/* A symlink under a key (planted in a shared cache, to a host file or
+ * disk) is never the guest's image: it is built and the symlink replaced. */
+Test(image_build, a_symlink_in_the_cache_is_not_an_image)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", secret[160];
+	struct stat st;
+	bool built;
+
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	snprintf(secret, sizeof(secret), "%s/host-secret", top);
+	FILE *o = fopen(secret, "w");
+	cr_assert_not_null(o);
+	fputs("the host's", o);
+	fclose(o);
+	cr_assert_eq(unlink(out), 0);
+	cr_assert_eq(symlink(secret, out), 0);
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert(built, "the symlink was taken for a cached image");
+	cr_assert_str_eq(again, out);
+	cr_assert_eq(lstat(out, &st), 0);
+	cr_assert(S_ISREG(st.st_mode));
+}
+
+/* An images directory others may write (a cache shared between users) is
+ * refused, naming it, before anything in it is used or removed. */
+Test(image_build, an_images_directory_others_may_write_is_refused)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", dir[160];
+	bool built;
+
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	snprintf(dir, sizeof(dir), "%s/images", cache);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s", err);
+	cr_assert_not(built);
+	cr_assert_not_null(strstr(err, dir), "%s", err);
+	cr_assert_not_null(strstr(err, "mode 0777"), "%s", err);
+	if (geteuid() == 0) { /* root's build in a user's cache */
+		cr_assert_eq(chmod(dir, 0700), 0);
+		cr_assert_eq(chown(dir, 65534, 65534), 0);
+		cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s", err);
+		cr_assert_not_null(strstr(err, "owner 65534"), "%s", err);
+	}
+	cr_assert_eq(f.n, 1, "built in it");
+}
+
 Test(image_build, a_directory_holding_the_cache_is_refused)
 {
 	struct fake f = {0};

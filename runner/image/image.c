@@ -142,6 +142,8 @@ typedef int visit_fn(struct walk *w, int parent, const char *name, const struct 
 
 struct walk {
 	visit_fn *visit;
+	const char *top;     /* the image's path: messages name it, not a bare
+			      * "/etc/x" that reads as the host's */
 	char path[PATH_MAX]; /* the entry's path relative to the top, "" for it */
 	char *err;
 	size_t errlen;
@@ -166,8 +168,8 @@ static int read_names(struct walk *w, int fd, char ***out, size_t *count)
 	int r = 0;
 
 	if (!d) {
-		r = err_set(w->err, w->errlen, -errno, "cannot read directory /%s: %s", w->path,
-			    strerror(errno));
+		r = err_set(w->err, w->errlen, -errno, "cannot read directory %s/%s: %s", w->top,
+			    w->path, strerror(errno));
 		close_fd(&dfd);
 		return r;
 	}
@@ -187,8 +189,8 @@ static int read_names(struct walk *w, int fd, char ***out, size_t *count)
 		errno = 0;
 	}
 	if (errno) {
-		r = err_set(w->err, w->errlen, -errno, "cannot read directory /%s: %s", w->path,
-			    strerror(errno));
+		r = err_set(w->err, w->errlen, -errno, "cannot read directory %s/%s: %s", w->top,
+			    w->path, strerror(errno));
 		goto fail;
 	}
 	closedir(d);
@@ -218,12 +220,13 @@ static int walk_dir(struct walk *w, int fd)
 
 		if ((size_t)snprintf(w->path + len, sizeof(w->path) - len, "%s%s", len ? "/" : "",
 				     names[i]) >= sizeof(w->path) - len) {
-			r = err_set(w->err, w->errlen, -ENAMETOOLONG, "a path too long below /%.*s",
-				    (int)len, w->path);
+			r = err_set(w->err, w->errlen, -ENAMETOOLONG,
+				    "a path too long below %s/%.*s", w->top, (int)len, w->path);
 			break;
 		}
 		if (fstatat(fd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = err_set(w->err, w->errlen, -errno, "/%s: %s", w->path, strerror(errno));
+			r = err_set(w->err, w->errlen, -errno, "%s/%s: %s", w->top, w->path,
+				    strerror(errno));
 			break;
 		}
 		if ((r = w->visit(w, fd, names[i], &st)) < 0)
@@ -232,7 +235,7 @@ static int walk_dir(struct walk *w, int fd)
 			int sub =
 			    openat(fd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
-				r = err_set(w->err, w->errlen, -errno, "/%s: %s", w->path,
+				r = err_set(w->err, w->errlen, -errno, "%s/%s: %s", w->top, w->path,
 					    strerror(errno));
 				break;
 			}
@@ -254,6 +257,7 @@ static int walk_tree(struct walk *w, const char *top)
 	int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 	struct stat st;
 
+	w->top = top;
 	w->path[0] = '\0';
 	if (fd < 0)
 		return err_set(w->err, w->errlen, -errno, "%s: %s", top, strerror(errno));
@@ -320,7 +324,7 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 
 		if (n < 0 || (size_t)n == sizeof(target))
 			return err_set(w->err, w->errlen, n < 0 ? -errno : -ENAMETOOLONG,
-				       "/%s: cannot read the symlink: %s", w->path,
+				       "%s/%s: cannot read the symlink: %s", w->top, w->path,
 				       n < 0 ? strerror(errno) : "too long");
 		put_bytes(h, target, (size_t)n);
 	} else if (reg) {
@@ -328,15 +332,16 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 		uint64_t total = 0;
 
 		if (fd < 0)
-			return err_set(w->err, w->errlen, -errno, "/%s: %s", w->path,
+			return err_set(w->err, w->errlen, -errno, "%s/%s: %s", w->top, w->path,
 				       strerror(errno));
 		r = hash_fd(h, fd, &total);
 		close_fd(&fd);
 		if (r < 0)
-			return err_set(w->err, w->errlen, r, "/%s: %s", w->path, strerror(-r));
+			return err_set(w->err, w->errlen, r, "%s/%s: %s", w->top, w->path,
+				       strerror(-r));
 		if (total != (uint64_t)st->st_size)
-			return err_set(w->err, w->errlen, -EAGAIN, "/%s changed while it was read",
-				       w->path);
+			return err_set(w->err, w->errlen, -EAGAIN,
+				       "%s/%s changed while it was read", w->top, w->path);
 	}
 	return 0;
 }

@@ -526,6 +526,16 @@ static void restore_limit(uint64_t max, const struct rlimit *was, const struct s
 	sigaction(SIGXFSZ, was_sig, NULL);
 }
 
+static int sync_file(const char *p)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	close_fd(&fd);
+	return r;
+}
+
 /* image_prepare's build, in the work directory, under its limits. */
 static int build(const struct image_builder *b, const char *path, enum image_kind k,
 		 const char *final, char *err, size_t errlen)
@@ -553,6 +563,10 @@ static int build(const struct image_builder *b, const char *path, enum image_kin
 		r = mke2fs_tree(b, path, img, NULL, path, err, errlen);
 	else if ((r = extract(b, path, k, plain, root, state, err, errlen)) == 0)
 		r = mke2fs_tree(b, root, img, state, path, err, errlen);
+	/* On disk before its name: renamed unsynced, a power cut could leave
+	 * an empty file under the key, taken for the image from then on. */
+	if (r == 0 && (r = sync_file(img)) < 0)
+		r = err_set(err, errlen, r, "%s: %s: %s", path, img, strerror(-r));
 	/* Whole or not at all: a concurrent build of the same content renames
 	 * an identical image over this one, never half of one. */
 	if (r == 0 && rename(img, final) < 0)
@@ -619,8 +633,9 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	if ((r = images_dir(dir, err, errlen)) < 0)
 		return r;
 	/* Not followed: a symlink there is no image of flint's (the build's
-	 * rename replaces it). */
-	if (lstat(final, &st) == 0 && S_ISREG(st.st_mode)) {
+	 * rename replaces it). Nor is a file without ext4's magic (cut short
+	 * by a crash, a full disk): built again, not given to the guest. */
+	if (lstat(final, &st) == 0 && S_ISREG(st.st_mode) && image_is_ext4(final)) {
 		pr_debug("flint run: %s: image %s from the cache", path, final);
 		return 0;
 	}

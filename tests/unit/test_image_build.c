@@ -63,9 +63,12 @@ static int fake_run(void *ctx, char *const argv[], int in_fd, int out_fd)
 		}
 	/* The image path: the word before the size, or last for scratch. */
 	const char *img = argv[argc - 1][0] == '/' ? argv[argc - 1] : argv[argc - 2];
+	/* Enough of one for image_is_ext4: its magic at 1080. */
 	FILE *o = fopen(img, "w");
 	cr_assert_not_null(o, "%s", img);
 	fputs("fake ext4", o);
+	cr_assert_eq(fseek(o, 1080, SEEK_SET), 0);
+	fputs("\x53\xef", o);
 	fclose(o);
 	return 0;
 }
@@ -206,6 +209,25 @@ Test(image_build, a_symlink_in_the_cache_is_not_an_image)
 	cr_assert_str_eq(again, out);
 	cr_assert_eq(lstat(out, &st), 0);
 	cr_assert(S_ISREG(st.st_mode));
+}
+
+/* A file under a key that is not an ext4 image (emptied by a power cut
+ * before the image reached the disk) is built again, not used. */
+Test(image_build, a_cached_file_that_is_no_image_is_built_again)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "";
+	bool built;
+
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_eq(truncate(out, 0), 0);
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert(built, "an empty file was taken for the cached image");
+	cr_assert(image_is_ext4(again));
+	/* and whole, it is used */
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
 }
 
 /* An images directory others may write (a cache shared between users) is

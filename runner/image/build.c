@@ -249,8 +249,9 @@ static int gunzip_to(const struct image_builder *b, const char *src, const char 
 					    "%s: decompressed, over the limit of %" PRIu64
 					    " bytes for a file of the image's build",
 					    src, b->max_bytes);
-			else
-				r = err_set(err, errlen, r, "%s: %s", dst, strerror(-r));
+			else /* a full disk: the archive's name, not the scratch file's */
+				r = err_set(err, errlen, r, "%s: decompressing into %s: %s", src,
+					    dst, strerror(-r));
 			goto out;
 		}
 	/* zlib reads a stream cut short to its end without failing gzread:

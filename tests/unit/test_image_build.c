@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -710,6 +711,28 @@ Test(image_build, a_bomb_is_refused_at_the_byte_limit)
 
 /* An image bigger than max_bytes, though each file fits: refused before
  * mke2fs runs. */
+/* Without a limit of flint's, decompressing stops where the disk does
+ * (here RLIMIT_FSIZE's EFBIG stands for ENOSPC): the error names the
+ * archive, not only the work file it was writing. */
+Test(image_build, a_full_disk_while_decompressing_names_the_archive)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", bomb[PATH_MAX];
+	struct rlimit l;
+	bool built;
+
+	make_bomb("-czf", 64, bomb);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &l), 0);
+	l.rlim_cur = 1 << 20;
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &l), 0);
+	cr_assert_lt(prepare(&b, bomb, out, &built, err), 0);
+	cr_assert_eq(strncmp(err, bomb, strlen(bomb)), 0, "%s", err);
+	cr_assert_not_null(strstr(err, "decompressing into"), "%s", err);
+	cr_assert_eq(cache_entries(), 0);
+}
+
 Test(image_build, an_image_over_the_byte_limit_is_refused)
 {
 	struct fake f = {0};

@@ -71,7 +71,9 @@ int image_detect(const char *path, enum image_kind *kind, char *err, size_t errl
 			     zst[] = {0x28, 0xb5, 0x2f, 0xfd};
 	uint8_t b[EXT4_MAGIC_OFF + 2];
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+	/* O_NONBLOCK: a FIFO (or a device) named as the image is refused
+	 * below, not waited on for a writer forever. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), r = 0;
 	ssize_t n;
 
 	if (fd < 0)

@@ -137,6 +137,14 @@ Test(image, detect_refuses_others)
 	detect_fails(at("null"), "neither a directory, a file nor a block device");
 }
 
+/* A FIFO named as the image: refused at once, not opened waiting for a
+ * writer that never comes (the timeout fails the test that hangs). */
+Test(image, detect_refuses_a_fifo_without_waiting, .timeout = 10)
+{
+	cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
+	detect_fails(at("fifo"), "neither a directory, a file nor a block device");
+}
+
 /* ---- the key ------------------------------------------------------------- */
 
 static void key_of(const char *p, enum image_kind k, char key[IMAGE_KEY_LEN])

@@ -555,6 +555,11 @@ Test(vsock_mux, guest_connections_leave_descriptors_to_the_rest_of_flint)
 	struct rlimit rl;
 	int l, cap;
 
+	/* Descriptors held here so that the limit below is one the whole
+	 * reserve is taken from (a small one is halved instead). */
+	int held[2 * RESERVE], nheld = 0;
+	while (lowest_free_fd() < 2 * RESERVE && nheld < 2 * RESERVE)
+		cr_assert_geq(held[nheld++] = open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
 	/* The muxer reads the limit when it is made: make it again, under a
 	 * limit that leaves it room for ROOM descriptors past those it has. */
 	cap = lowest_free_fd() + ROOM;
@@ -575,6 +580,29 @@ Test(vsock_mux, guest_connections_leave_descriptors_to_the_rest_of_flint)
 	cr_assert_gt(answered, 0);
 	cr_assert_eq(answered + reset, TRIES);
 	cr_assert_eq(lowest_free_fd(), cap, "the guest's connections end at the cap");
+	close(l);
+	while (nheld)
+		close(held[--nheld]);
+}
+
+/* Under a small limit (a jail's no-file of 128, say) the guest can still
+ * connect: the reserve is then half of the limit, not all of it. */
+Test(vsock_mux, a_small_descriptor_limit_still_lets_the_guest_connect)
+{
+	struct virtio_vsock_hdr h;
+	struct rlimit rl;
+	int l;
+
+	teardown();
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = (rlim_t)lowest_free_fd() * 2 + 40;
+	cr_assert_lt(rl.rlim_cur, 512, "the test's limit must be below twice the reserve");
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	setup();
+	l = host_listen(6004);
+	gsend(guest_hdr(1300, 6004, VIRTIO_VSOCK_OP_REQUEST, 0, 65536, 0), NULL, 0);
+	cr_assert(grecv(&h, NULL, 0));
+	cr_assert_eq(op_of(&h), VIRTIO_VSOCK_OP_RESPONSE, "op %u", op_of(&h));
 	close(l);
 }
 

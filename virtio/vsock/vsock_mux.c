@@ -33,7 +33,8 @@
  * among them). The jailer gives 2048, room for MAX_CONNS and these, as
  * Firecracker's gives its 1023 connections; a flint started from a shell
  * has the shell's soft limit, often 1024, which MAX_CONNS alone would
- * let the guest use up. */
+ * let the guest use up. Under a limit below twice it, half the limit is
+ * kept instead: a jail's small no-file must not leave the guest none. */
 #define FD_RESERVE 256
 /* A connection's receive buffer (buf_alloc), at most: Linux's default for
  * its own vsock sockets, enough to keep a stream going. At least BUF_MIN,
@@ -1078,7 +1079,10 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 	/* Read now: the loop thread's seccomp filter has no getrlimit. */
 	m->fd_cap = INT_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < INT_MAX)
-		m->fd_cap = nofile.rlim_cur > FD_RESERVE ? (int)(nofile.rlim_cur - FD_RESERVE) : 0;
+		/* Under a small limit (a jail's --resource-limit no-file),
+		 * half of it: the guest keeps room to connect at all. */
+		m->fd_cap = (int)(nofile.rlim_cur >= 2 * FD_RESERVE ? nofile.rlim_cur - FD_RESERVE
+								    : nofile.rlim_cur / 2);
 	m->cid = p->guest_cid;
 	m->loop = p->loop;
 	vsock_table_init(&m->t);

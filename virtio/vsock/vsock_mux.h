@@ -38,7 +38,8 @@
  *    and say nothing can neither hold a slot for long nor take one from a
  *    connection, guest- or host-initiated (the agent's port 52 included).
  *    The guest's own connections also stop 256 descriptors short of
- *    RLIMIT_NOFILE, which a flint started from a shell may have at 1024:
+ *    RLIMIT_NOFILE (at half of it, under a limit below 512), which a flint
+ *    started from a shell may have at 1024:
  *    the rest of flint (the API, drives, snapshots, host programs) keeps
  *    room to open what it needs.
  *  - Buffered guest data: what host sockets have not taken is held by flint,

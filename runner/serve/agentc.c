@@ -60,27 +60,29 @@ static void keep_err(struct agentc *a, const void *p, size_t len)
 	a->err_total += len;
 }
 
+/* A reason of the session's own, into its stderr as a line of flint
+ * serve's. */
 static void say(struct agentc *a, const char *fmt, ...) PRINTF(2, 3);
 static void say(struct agentc *a, const char *fmt, ...)
 {
-	char line[AGENT_MSG_MAX + 128];
+	static const char tag[] = "flint serve: ";
+	const size_t t = sizeof(tag) - 1;
+	char line[sizeof(tag) + AGENT_MSG_MAX + 128];
 	va_list ap;
 	int n;
 
+	memcpy(line, tag, t);
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	n = vsnprintf(line + t, sizeof(line) - t - 1, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	keep_err(a, line, (size_t)n);
-	/* Its reason, without the prefix every reason has. */
-	const char *tag = "flint serve: ", *r = line;
-	if (!strncmp(r, tag, strlen(tag)))
-		r += strlen(tag);
-	snprintf(a->said, sizeof(a->said), "%.*s", (int)(line + n - 1 - r), r);
+	if ((size_t)n > sizeof(line) - t - 2)
+		n = (int)(sizeof(line) - t - 2);
+	/* The reason alone, for the client's answer (agentc_said). */
+	snprintf(a->said, sizeof(a->said), "%.*s", n, line + t);
+	line[t + (size_t)n] = '\n';
+	keep_err(a, line, t + (size_t)n + 1);
 }
 
 /* The session ends with outcome o (status for EXIT and SIGNAL). */
@@ -124,9 +126,8 @@ static int dial(struct agentc *a, const struct agentc_params *p, uint64_t deadli
 		/* The socket's inode through its descriptor's magic link: no
 		 * name in somebody else's tree is followed. */
 		if ((path = p->open_uds(p->open_ctx, p->uds)) < 0)
-			return path == -ENOENT
-				   ? 0
-				   : (say(a, "flint serve: %s: %s", p->uds, strerror(-path)), -1);
+			return path == -ENOENT ? 0
+					       : (say(a, "%s: %s", p->uds, strerror(-path)), -1);
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", path);
 	} else {
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->uds);
@@ -134,7 +135,7 @@ static int dial(struct agentc *a, const struct agentc_params *p, uint64_t deadli
 	a->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (a->sock < 0) {
 		close_fd(&path);
-		return say(a, "flint serve: socket: %s", strerror(errno)), -1;
+		return say(a, "socket: %s", strerror(errno)), -1;
 	}
 	c = connect(a->sock, (struct sockaddr *)&sa, sizeof(sa));
 	close_fd(&path);
@@ -164,7 +165,7 @@ static int dial(struct agentc *a, const struct agentc_params *p, uint64_t deadli
 			break;
 		if (len == ANSWER_MAX) {
 			close_fd(&a->sock);
-			return say(a, "flint serve: the vsock device's answer is too long"), -1;
+			return say(a, "the vsock device's answer is too long"), -1;
 		}
 	}
 	ans[len - 1] = '\0';
@@ -173,7 +174,7 @@ static int dial(struct agentc *a, const struct agentc_params *p, uint64_t deadli
 			if (ans[i] < 0x20 || ans[i] > 0x7e)
 				ans[i] = '?';
 		close_fd(&a->sock);
-		return say(a, "flint serve: the vsock device answered '%s'", ans), -1;
+		return say(a, "the vsock device answered '%s'", ans), -1;
 	}
 	return 1;
 }
@@ -190,12 +191,12 @@ static bool reach(struct agentc *a, const struct agentc_params *p)
 		if (r == 1)
 			return true;
 		if (r == 0 && p->vm_gone && p->vm_gone(p->gone_ctx)) {
-			say(a, "flint serve: the VM's flint ended before its guest agent answered");
+			say(a, "the VM's flint ended before its guest agent answered");
 			return false;
 		}
 		if (r < 0 || now_ns() >= deadline) {
 			if (r != -1)
-				say(a, "flint serve: the guest agent did not answer within %u ms",
+				say(a, "the guest agent did not answer within %u ms",
 				    p->connect_ms);
 			return false;
 		}
@@ -246,7 +247,7 @@ int agentc_start(struct agentc **out, const struct agentc_params *p)
 	};
 	len = agent_request_encode(&req, a->tx.buf, a->tx.cap, why, sizeof(why));
 	if (len < 0) {
-		say(a, "flint serve: %s", why);
+		say(a, "%s", why);
 		end(a, WORKER_LOST, 0);
 		return 0;
 	}
@@ -271,12 +272,12 @@ static void final_frame(struct agentc *a)
 
 	if (a->rd.f.type == AGENT_ERROR) {
 		agent_msg_copy(msg, sizeof(msg), a->rbuf, a->rd.f.len);
-		say(a, "flint serve: the guest agent refused the command: %s", msg);
+		say(a, "the guest agent refused the command: %s", msg);
 		end(a, WORKER_LOST, 0);
 		return;
 	}
 	if (agent_exit_decode(a->rbuf, a->rd.f.len, &e) < 0) {
-		say(a, "flint serve: a malformed EXIT frame from the guest agent");
+		say(a, "a malformed EXIT frame from the guest agent");
 		end(a, WORKER_LOST, 0);
 		return;
 	}
@@ -291,7 +292,7 @@ static void final_frame(struct agentc *a)
 		end(a, WORKER_TIMEOUT, 124);
 		break;
 	default: /* AGENT_NOT_STARTED */
-		say(a, "flint serve: %s", e.msg[0] ? e.msg : "the command did not start");
+		say(a, "%s", e.msg[0] ? e.msg : "the command did not start");
 		end(a, WORKER_EXIT, 127);
 	}
 }
@@ -306,7 +307,7 @@ static void read_frames(struct agentc *a)
 		if (r == -EAGAIN || r == -EINTR)
 			return;
 		if (r <= 0) {
-			say(a, "flint serve: %s",
+			say(a, "%s",
 			    r == 0 || r == -ECONNRESET ? "lost the connection to the guest agent"
 			    : r == -EPROTO || r == -EMSGSIZE ? "a bad frame from the guest agent"
 							     : strerror(-r));
@@ -326,7 +327,7 @@ static void read_frames(struct agentc *a)
 			final_frame(a);
 			break;
 		default:
-			say(a, "flint serve: a host-to-guest frame from the guest agent");
+			say(a, "a host-to-guest frame from the guest agent");
 			end(a, WORKER_LOST, 0);
 		}
 	}
@@ -368,7 +369,7 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			return 0;
 		int r = fill_tx(a, in, ctx);
 		if (r < 0) {
-			say(a, "flint serve: the request body: %s", strerror(-r));
+			say(a, "the request body: %s", strerror(-r));
 			end(a, WORKER_KILLED, 0);
 			return r;
 		}
@@ -376,7 +377,7 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			a->sending = true;
 			r = agent_out_flush(&a->tx, a->sock);
 			if (r < 0 && r != -EPIPE) {
-				say(a, "flint serve: sending to the guest agent: %s", strerror(-r));
+				say(a, "sending to the guest agent: %s", strerror(-r));
 				end(a, WORKER_LOST, 0);
 				continue;
 			}
@@ -405,14 +406,14 @@ ssize_t agentc_read(struct agentc *a, worker_in_fn in, void *ctx, void *buf, siz
 			/* Nobody takes the answer: the connection's end (as
 			 * agentc_kill's) has the agent kill the command's
 			 * group. */
-			say(a, "flint serve: the client hung up: the command was ended");
+			say(a, "the client hung up: the command was ended");
 			end(a, WORKER_CLIENT_GONE, 0);
 			return -ECONNABORTED;
 		}
 		/* Past the deadline, whether or not the agent is still
 		 * sending: one that never pauses must not outlast it. */
 		if (n == 0 || (a->deadline_ns && now_ns() >= a->deadline_ns)) {
-			say(a, "flint serve: no status from the guest agent %u s past the timeout",
+			say(a, "no status from the guest agent %u s past the timeout",
 			    AGENTC_MARGIN_S);
 			a->timed_out = true;
 			end(a, WORKER_TIMEOUT, 0);

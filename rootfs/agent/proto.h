@@ -185,6 +185,13 @@ void agent_reader_init(struct agent_reader *r, uint8_t *buf, size_t cap);
  * bad header (also when the payload exceeds cap), or read's -errno. */
 int agent_read_frame(struct agent_reader *r, int fd);
 
+/* Frames a host-side reader (flint run's relay, flint serve's agentc)
+ * takes in one go before it looks at its deadline, its stop and its client
+ * again: frames that give it nothing to pass on (empty ones, stderr, or
+ * for an output whose reader is gone), sent faster than it reads them,
+ * would otherwise keep it reading for ever. */
+#define AGENT_READ_BATCH 64
+
 /* Frames waiting to go out on a socket: built in place, sent as the socket
  * takes them. */
 struct agent_outbuf {

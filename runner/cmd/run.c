@@ -40,11 +40,6 @@
 #define ANSWER_MAX   32
 #define RETRY_MIN_MS 2
 #define RETRY_MAX_MS 100
-/* Frames read in one go before relay() looks at its stop and deadline
- * again: frames that give it nothing to write out (empty ones, or for an
- * output whose reader is gone), sent faster than it reads them, would
- * otherwise keep it reading for ever. */
-#define READ_BATCH 64
 
 struct run;
 
@@ -326,10 +321,10 @@ static int handle_exit(struct session *s)
 }
 
 /* Reads the agent's frames while nothing is waiting to be written out, at
- * most READ_BATCH. Returns -1 to go on, or the final status. */
+ * most AGENT_READ_BATCH. Returns -1 to go on, or the final status. */
 static int read_agent(struct session *s)
 {
-	for (unsigned i = 0; i < READ_BATCH && !s->out_pending; i++) {
+	for (unsigned i = 0; i < AGENT_READ_BATCH && !s->out_pending; i++) {
 		int ret = agent_read_frame(&s->rd, s->sock);
 		char msg[AGENT_MSG_MAX + 1];
 

@@ -22,11 +22,6 @@
 #define ANSWER_MAX   32 /* "OK 4294967295\n" is 14 */
 #define RETRY_MIN_MS 2	/* between two tries to reach the agent, doubling */
 #define RETRY_MAX_MS 100
-/* Frames read in one go before agentc_read looks at its deadline and the
- * client again: frames that hand the caller nothing (stderr, empty
- * stdout), sent faster than they are read, would otherwise keep it
- * reading for ever. */
-#define READ_BATCH 64
 
 struct agentc {
 	int sock;
@@ -298,10 +293,10 @@ static void final_frame(struct agentc *a)
 }
 
 /* Reads frames until a STDOUT one waits to be handed out, the socket runs
- * dry, the end, or READ_BATCH of them. */
+ * dry, the end, or AGENT_READ_BATCH of them. */
 static void read_frames(struct agentc *a)
 {
-	for (unsigned i = 0; i < READ_BATCH && !a->out_pending && !a->over; i++) {
+	for (unsigned i = 0; i < AGENT_READ_BATCH && !a->out_pending && !a->over; i++) {
 		int r = agent_read_frame(&a->rd, a->sock);
 
 		if (r == -EAGAIN || r == -EINTR)

@@ -270,6 +270,12 @@ static void set_why(struct bench_record *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+void runner_missing(struct bench_record *r, const char *bin, int err)
+{
+	set_why(r, BENCH_MISSING_PREFIX "%.90s %s", bin,
+		err == -EACCES ? "is not an executable file" : "not found");
+}
+
 /* The last non-empty line of the VMM's output, for a reason. */
 static const char *last_line(char *tail, size_t n)
 {
@@ -406,9 +412,7 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 
 	bench_record_init(r, l->vmm);
 	if (!l->argv || (ret = runner_find(l->argv[0], path, sizeof(path))) < 0) {
-		set_why(r, BENCH_MISSING_PREFIX "%s %s",
-			l->argv && l->argv[0] ? l->argv[0] : "(no binary)",
-			ret == -EACCES ? "is not an executable file" : "not found");
+		runner_missing(r, l->argv && l->argv[0] ? l->argv[0] : "(no binary)", ret);
 		return 0;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0 || (l->phase_fd && pipe2(ph, O_CLOEXEC) < 0)) {

@@ -77,6 +77,11 @@ int runner_run(const struct runner_launch *l, struct bench_record *r) WARN_UNUSE
  * with a '/' that is there but not an executable file, or -ENOENT. */
 int runner_find(const char *name, char *out, size_t len) WARN_UNUSED;
 
+/* r's reason for bin missing, as runner_find's err (-EACCES or -ENOENT)
+ * says: BENCH_MISSING_PREFIX "BIN not found" or "... is not an executable
+ * file". */
+void runner_missing(struct bench_record *r, const char *bin, int err);
+
 /* /proc/PID/smaps's text: *total_kib the Rss of every mapping, *guest_kib
  * the Rss of guest RAM's mapping: of the mappings whose size is
  * guest_mem_kib to guest_mem_kib + RUNNER_GUEST_SLACK_KIB, the one with

@@ -748,8 +748,7 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 		if ((ret = runner_find(c->uffd, handler, sizeof(handler))) < 0) {
 			/* missing, as runner_run says of a VMM's binary */
 			bench_record_init(r, e->name);
-			snprintf(r->why, sizeof(r->why), BENCH_MISSING_PREFIX "%.90s %s", c->uffd,
-				 ret == -EACCES ? "is not an executable file" : "not found");
+			runner_missing(r, c->uffd, ret);
 			return 0;
 		}
 		if (start_uffd(c, handler, sock, &uffd, why, sizeof(why)) < 0) {

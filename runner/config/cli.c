@@ -366,8 +366,6 @@ static int run_string_option(struct config *cfg, enum run_opt o, const char *val
 	return -EINVAL;
 }
 
-/* flint run's --image PATH (what PATH holds is judged when the VM is made)
- * and --scratch SIZE. 0 or -EINVAL with err. */
 /* A size of flint run's (--scratch, --copy-out-limit: opt) into *out. 0,
  * or -EINVAL with err saying what it takes. */
 static int run_size_option(const char *opt, const char *val, uint64_t *out, char *err,
@@ -382,6 +380,8 @@ static int run_size_option(const char *opt, const char *val, uint64_t *out, char
 	return -EINVAL;
 }
 
+/* flint run's --image PATH (what PATH holds is judged when the VM is made)
+ * and --scratch SIZE. 0 or -EINVAL with err. */
 static int run_image_option(struct config *cfg, bool image, const char *val, char *err,
 			    size_t errlen)
 {

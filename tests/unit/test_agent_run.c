@@ -769,6 +769,28 @@ Test(run_fake, guest_silent_past_the_timeout_is_stuck, .timeout = 30)
 	fake_end(f);
 }
 
+/* A fake agent that takes the request, then sends frames[0..len) again
+ * and again until the test ends or flint closes the connection; with big,
+ * from a socket buffer of 64 MiB (SO_SNDBUFFORCE: root's, as the tests
+ * run), so that flint's reads never catch up. */
+static void *flood(struct fake *f, const uint8_t *frames, size_t len, bool big)
+{
+	struct agent_reader rd;
+	int sz = 64 << 20;
+
+	f->sock = connect_unix(f->path);
+	if (f->sock < 0)
+		return NULL;
+	if (big && setsockopt(f->sock, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(f->sock, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
+	if (agent_read_frame(&rd, f->sock) != 1)
+		return NULL;
+	while (!atomic_load(&f->quit) && send(f->sock, frames, len, MSG_NOSIGNAL) > 0)
+		;
+	return NULL;
+}
+
 /* A guest that never reports the command killed but keeps the connection
  * busy, faster than flint reads it: a byte of output and an empty frame,
  * without end. It is given up on all the same, as a silent one is. */
@@ -776,21 +798,11 @@ static void *chatty_agent(void *arg)
 {
 	static uint8_t frames[1000 * (2 * AGENT_HDR_SIZE + 1)];
 	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
-	struct fake *f = arg;
-	struct agent_reader rd;
 
-	f->sock = connect_unix(f->path);
-	if (f->sock < 0)
-		return NULL;
-	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
-	if (agent_read_frame(&rd, f->sock) != 1)
-		return NULL;
 	while (agent_out_frame(&o, AGENT_STDOUT, "x", 1) == 0 &&
 	       agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
 		;
-	while (!atomic_load(&f->quit) && send(f->sock, frames, o.len, MSG_NOSIGNAL) > 0)
-		;
-	return NULL;
+	return flood(arg, frames, o.len, false);
 }
 
 Test(run_fake, guest_chatty_past_the_timeout_is_stuck, .timeout = 30)
@@ -811,29 +823,15 @@ Test(run_fake, guest_chatty_past_the_timeout_is_stuck, .timeout = 30)
 }
 
 /* The same with empty frames only, which give flint nothing to write
- * out: sent with a socket buffer of 64 MiB (SO_SNDBUFFORCE: root's, as the
- * tests run) so that flint's reads never catch up. */
+ * out, from a big socket buffer. */
 static void *empty_frames_agent(void *arg)
 {
 	static uint8_t frames[8192 * AGENT_HDR_SIZE];
 	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
-	struct fake *f = arg;
-	struct agent_reader rd;
-	int big = 64 << 20;
 
-	f->sock = connect_unix(f->path);
-	if (f->sock < 0)
-		return NULL;
-	if (setsockopt(f->sock, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
-		(void)setsockopt(f->sock, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-	agent_reader_init(&rd, f->reqbuf, sizeof(f->reqbuf));
-	if (agent_read_frame(&rd, f->sock) != 1)
-		return NULL;
 	while (agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
 		;
-	while (!atomic_load(&f->quit) && send(f->sock, frames, o.len, MSG_NOSIGNAL) > 0)
-		;
-	return NULL;
+	return flood(arg, frames, o.len, true);
 }
 
 Test(run_fake, guest_sending_empty_frames_past_the_timeout_is_stuck, .timeout = 30)

@@ -440,34 +440,48 @@ Test(agentc, client_hang_up_ends_the_session)
 	close(sv[0]);
 }
 
-/* An agent that never reports the command killed but keeps the
- * connection busy, faster than the server reads it: a byte of output and
- * an empty frame, without end, until the server closes the connection. */
-static void *chatty(void *arg)
+/* A fake agent that answers the CONNECT line, takes the request and its
+ * body, then sends frames[0..len) again and again until the server closes
+ * the connection; with big, from a socket buffer of 64 MiB
+ * (SO_SNDBUFFORCE: root's, as the tests run), so that the server's reads
+ * never catch up. */
+static void *flood(struct fake *f, const uint8_t *frames, size_t len, bool big)
 {
-	static uint8_t frames[1000 * (2 * AGENT_HDR_SIZE + 1)], payload[AGENT_REQUEST_MAX];
-	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
-	struct fake *f = arg;
+	static uint8_t payload[AGENT_REQUEST_MAX];
 	struct agent_reader rd;
+	int sz = 64 << 20;
 	char line[32];
 	size_t n = 0;
 	int c = accept(f->lfd, NULL, NULL);
 
 	if (c < 0)
 		return NULL;
+	if (big && setsockopt(c, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		(void)setsockopt(c, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	while (n < sizeof(line) - 1 && read(c, line + n, 1) == 1 && line[n++] != '\n')
 		;
 	cr_assert_eq(write(c, "OK 1073741824\n", 14), 14);
 	agent_reader_init(&rd, payload, sizeof(payload));
 	while (agent_read_frame(&rd, c) == 1 && rd.f.type != AGENT_STDIN_EOF)
 		;
-	while (agent_out_frame(&o, AGENT_STDOUT, "x", 1) == 0 &&
-	       agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
-		;
-	while (send(c, frames, o.len, MSG_NOSIGNAL) > 0)
+	while (send(c, frames, len, MSG_NOSIGNAL) > 0)
 		;
 	close(c);
 	return NULL;
+}
+
+/* An agent that never reports the command killed but keeps the
+ * connection busy, faster than the server reads it: a byte of output and
+ * an empty frame, without end. */
+static void *chatty(void *arg)
+{
+	static uint8_t frames[1000 * (2 * AGENT_HDR_SIZE + 1)];
+	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
+
+	while (agent_out_frame(&o, AGENT_STDOUT, "x", 1) == 0 &&
+	       agent_out_frame(&o, AGENT_STDOUT, NULL, 0) == 0)
+		;
+	return flood(arg, frames, o.len, false);
 }
 
 /* The server's deadline (timeout_s and AGENTC_MARGIN_S) ends the session
@@ -501,36 +515,16 @@ Test(agentc, a_chatty_agent_past_the_deadline_is_given_up, .timeout = 40)
 	fake_end(f);
 }
 
-/* The same with stderr frames only, which hand the caller nothing: sent
- * with a socket buffer of 64 MiB (SO_SNDBUFFORCE: root's, as the tests
- * run) so that the server's reads never catch up. */
+/* The same with stderr frames only, which hand the caller nothing, from
+ * a big socket buffer. */
 static void *stderr_only(void *arg)
 {
-	static uint8_t frames[4096 * (AGENT_HDR_SIZE + 1)], payload[AGENT_REQUEST_MAX];
+	static uint8_t frames[4096 * (AGENT_HDR_SIZE + 1)];
 	struct agent_outbuf o = {.buf = frames, .cap = sizeof(frames)};
-	struct fake *f = arg;
-	struct agent_reader rd;
-	int big = 64 << 20;
-	char line[32];
-	size_t n = 0;
-	int c = accept(f->lfd, NULL, NULL);
 
-	if (c < 0)
-		return NULL;
-	if (setsockopt(c, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
-		(void)setsockopt(c, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-	while (n < sizeof(line) - 1 && read(c, line + n, 1) == 1 && line[n++] != '\n')
-		;
-	cr_assert_eq(write(c, "OK 1073741824\n", 14), 14);
-	agent_reader_init(&rd, payload, sizeof(payload));
-	while (agent_read_frame(&rd, c) == 1 && rd.f.type != AGENT_STDIN_EOF)
-		;
 	while (agent_out_frame(&o, AGENT_STDERR, "e", 1) == 0)
 		;
-	while (send(c, frames, o.len, MSG_NOSIGNAL) > 0)
-		;
-	close(c);
-	return NULL;
+	return flood(arg, frames, o.len, true);
 }
 
 Test(agentc, an_agent_sending_only_stderr_past_the_deadline_is_given_up, .timeout = 40)

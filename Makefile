@@ -21,7 +21,7 @@ CPPFLAGS += -D_GNU_SOURCE -iquote runner -iquote virtio -iquote rootfs
 # flint's link drops what nothing calls (-Wl,--gc-sections): 375 KB less
 # text, and fewer pages mapped at every launch (the RSS flint bench counts).
 FLINT_CFLAGS := -std=gnu11 $(WARN) -pthread -MMD -MP -ffunction-sections -fdata-sections
-LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz -lxxhash -larchive \
+LDLIBS_FLINT := -pthread -luring -lseccomp -ljansson -lmicrohttpd -lz -larchive \
 	-lhttp_parser -lnettle
 # The static links of libarchive (the guest agent, the static flint):
 # Debian's libarchive.a and what its tar reader, pax writer and disk

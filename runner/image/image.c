@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <nettle/sha2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-#include <xxhash.h>
 #include <zlib.h>
 
 #include "image/image.h"
@@ -20,8 +20,8 @@
 #define TAR_BLOCK      512
 #define BLOCK	       4096ULL
 /* Changes the key of every image when what an image is built from, or
- * how, changes. */
-#define KEY_DOMAIN "flint-image 1"
+ * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128). */
+#define KEY_DOMAIN "flint-image 2 sha256"
 
 const char *image_kind_name(enum image_kind k)
 {
@@ -149,7 +149,7 @@ struct walk {
 	char path[PATH_MAX]; /* the entry's path relative to the top, "" for it */
 	char *err;
 	size_t errlen;
-	XXH3_state_t *hash;	 /* image_key */
+	struct sha256_ctx *hash; /* image_key */
 	struct image_usage *use; /* image_measure */
 };
 
@@ -273,24 +273,24 @@ static int walk_tree(struct walk *w, const char *top)
 
 /* ---- the key ------------------------------------------------------------- */
 
-static void put_u64(XXH3_state_t *h, uint64_t v)
+static void put_u64(struct sha256_ctx *h, uint64_t v)
 {
 	uint8_t b[8];
 
 	for (int i = 0; i < 8; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
-	XXH3_128bits_update(h, b, sizeof(b));
+	sha256_update(h, sizeof(b), b);
 }
 
 /* Length first, so that no two sequences of fields hash the same bytes. */
-static void put_bytes(XXH3_state_t *h, const void *p, size_t n)
+static void put_bytes(struct sha256_ctx *h, const void *p, size_t n)
 {
 	put_u64(h, n);
-	XXH3_128bits_update(h, p, n);
+	sha256_update(h, n, p);
 }
 
 /* Hash fd's bytes to its end; *total: how many there were. */
-static int hash_fd(XXH3_state_t *h, int fd, uint64_t *total)
+static int hash_fd(struct sha256_ctx *h, int fd, uint64_t *total)
 {
 	uint8_t buf[1 << 16]; /* on the stack: a static __thread buffer is in every thread's TLS */
 	ssize_t n;
@@ -302,7 +302,7 @@ static int hash_fd(XXH3_state_t *h, int fd, uint64_t *total)
 				continue;
 			return -errno;
 		}
-		XXH3_128bits_update(h, buf, (size_t)n);
+		sha256_update(h, (size_t)n, buf);
 		*total += (uint64_t)n;
 	}
 	return 0;
@@ -310,7 +310,7 @@ static int hash_fd(XXH3_state_t *h, int fd, uint64_t *total)
 
 static int hash_entry(struct walk *w, int parent, const char *name, const struct stat *st)
 {
-	XXH3_state_t *h = w->hash;
+	struct sha256_ctx *h = w->hash;
 	bool reg = S_ISREG(st->st_mode);
 
 	put_bytes(h, w->path, strlen(w->path));
@@ -348,33 +348,32 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 	return 0;
 }
 
-static void key_text(XXH3_state_t *h, char key[IMAGE_KEY_LEN])
+static void key_text(struct sha256_ctx *h, char key[IMAGE_KEY_LEN])
 {
-	XXH128_canonical_t c;
+	uint8_t d[SHA256_DIGEST_SIZE];
 
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h));
-	for (size_t i = 0; i < sizeof(c.digest); i++)
-		snprintf(key + 2 * i, 3, "%02x", c.digest[i]);
+	sha256_digest(h, sizeof(d), d);
+	for (size_t i = 0; i < sizeof(d); i++)
+		snprintf(key + 2 * i, 3, "%02x", d[i]);
 }
 
 int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], char *err,
 	      size_t errlen)
 {
-	struct walk w = {.visit = hash_entry, .err = err, .errlen = errlen};
+	struct sha256_ctx hash;
+	struct walk w = {.visit = hash_entry, .err = err, .errlen = errlen, .hash = &hash};
 	int r;
 
-	if (!(w.hash = XXH3_createState()))
-		return err_set(err, errlen, -ENOMEM, "out of memory");
-	XXH3_128bits_reset(w.hash);
-	XXH3_128bits_update(w.hash, KEY_DOMAIN, sizeof(KEY_DOMAIN));
+	sha256_init(w.hash);
+	sha256_update(w.hash, sizeof(KEY_DOMAIN), (const uint8_t *)KEY_DOMAIN);
 	if (kind == IMAGE_DIR) {
-		XXH3_128bits_update(w.hash, "dir", 4);
+		sha256_update(w.hash, 4, (const uint8_t *)"dir");
 		r = walk_tree(&w, path);
 	} else {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		uint64_t total;
 
-		XXH3_128bits_update(w.hash, "file", 5);
+		sha256_update(w.hash, 5, (const uint8_t *)"file");
 		r = fd < 0 ? -errno : hash_fd(w.hash, fd, &total);
 		close_fd(&fd);
 		if (r < 0)
@@ -382,7 +381,6 @@ int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], c
 	}
 	if (r == 0)
 		key_text(w.hash, key);
-	XXH3_freeState(w.hash);
 	return r;
 }
 

@@ -20,8 +20,11 @@ enum image_kind {
 	IMAGE_TAR_ZST, /* zstd (28 b5 2f fd), taken to hold a tar archive */
 };
 
-/* The key's text: 32 hex digits of XXH3-128, and the NUL. */
-#define IMAGE_KEY_LEN 33
+/* The key's text: 64 lowercase hex digits of SHA-256, and the NUL. A
+ * cryptographic hash, since a cache may be shared by users who do not
+ * trust each other (flint-jail's, root's, by every tenant): nobody can
+ * make an image whose key is that of another's. */
+#define IMAGE_KEY_LEN 65
 
 /* A kind's name for messages ("directory", "gzip-compressed tar archive"). */
 const char *image_kind_name(enum image_kind k);
@@ -37,7 +40,7 @@ int image_detect(const char *path, enum image_kind *kind, char *err, size_t errl
  * IMAGE_EXT4); false for anything else, or for what cannot be read. */
 bool image_is_ext4(const char *path);
 
-/* The cache key of path's content, as 32 hex digits in key: for a file, a
+/* The cache key of path's content, as 64 hex digits in key: for a file, a
  * hash of its bytes; for a directory, of a walk in sorted name order
  * recording each entry's relative path, type and mode, owner and group,
  * size, device number, symlink target and file contents (not times, not

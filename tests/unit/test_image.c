@@ -250,6 +250,95 @@ Test(image, key_of_a_file_is_its_bytes)
 	cr_assert_str_neq(k1, k3);
 }
 
+/* ---- the key is SHA-256: known answers ------------------------------------
+ * What image_key hashes, written out here to a file whose digest coreutils'
+ * sha256sum takes (not nettle, which image.c uses): image.c's domain string
+ * and its NUL, "file" or "dir" and its NUL, then a file's bytes, or, for
+ * each entry of the walk in sorted order, its relative path (length first),
+ * mode, owner, group, size (a regular file's), device number (a device's),
+ * each a little-endian u64, then a symlink's target (length first) or a
+ * file's bytes. */
+#define KEY_DOMAIN "flint-image 2 sha256"
+
+static void w_u64(FILE *f, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		fputc((int)(v >> (8 * i)) & 0xff, f);
+}
+
+static void w_bytes(FILE *f, const void *p, size_t n)
+{
+	w_u64(f, n);
+	fwrite(p, 1, n, f);
+}
+
+/* An entry's fields, rel its path below the top and p its path here. */
+static void w_entry(FILE *f, const char *rel, const char *p)
+{
+	struct stat st;
+
+	cr_assert_eq(lstat(p, &st), 0, "%s", p);
+	w_bytes(f, rel, strlen(rel));
+	w_u64(f, st.st_mode);
+	w_u64(f, st.st_uid);
+	w_u64(f, st.st_gid);
+	w_u64(f, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
+	w_u64(f, 0); /* no devices in these trees */
+}
+
+static void sha256sum(const char *p, char out[IMAGE_KEY_LEN])
+{
+	char cmd[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "sha256sum %s", p);
+	cr_assert_not_null(f = popen(cmd, "r"));
+	cr_assert_eq(fscanf(f, "%64s", out), 1, "%s", cmd);
+	cr_assert_eq(pclose(f), 0, "%s", cmd);
+}
+
+Test(image, key_of_a_file_is_sha256)
+{
+	char key[IMAGE_KEY_LEN], want[IMAGE_KEY_LEN];
+	FILE *f;
+
+	key_of(put("f", 100000, 777, "flint", 5), IMAGE_TAR, key);
+	cr_assert_not_null(f = fopen(at("stream"), "w"));
+	fwrite(KEY_DOMAIN "\0file", 1, sizeof(KEY_DOMAIN "\0file"), f);
+	char *buf = calloc(1, 100000);
+	memcpy(buf + 777, "flint", 5);
+	fwrite(buf, 1, 100000, f);
+	free(buf);
+	cr_assert_eq(fclose(f), 0);
+	sha256sum(at("stream"), want);
+	cr_assert_str_eq(key, want);
+}
+
+Test(image, key_of_a_directory_is_sha256)
+{
+	char key[IMAGE_KEY_LEN], want[IMAGE_KEY_LEN], cmd[PATH_MAX * 2];
+	FILE *f;
+
+	/* Made in another order than the walk's (b, then a). */
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir %1$s/d; cd %1$s/d; mkdir b; printf 'hello\\n' >b/f; "
+		 "ln -s b/f a; chmod 751 b",
+		 top);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	key_of(at("d"), IMAGE_DIR, key);
+	cr_assert_not_null(f = fopen(at("stream"), "w"));
+	fwrite(KEY_DOMAIN "\0dir", 1, sizeof(KEY_DOMAIN "\0dir"), f);
+	w_entry(f, "", at("d"));
+	w_entry(f, "a", at("d/a"));
+	w_bytes(f, "b/f", 3);
+	w_entry(f, "b", at("d/b"));
+	w_entry(f, "b/f", at("d/b/f"));
+	fwrite("hello\n", 1, 6, f);
+	cr_assert_eq(fclose(f), 0);
+	sha256sum(at("stream"), want);
+	cr_assert_str_eq(key, want);
+}
+
 Test(image, key_names_what_it_cannot_read)
 {
 	char key[IMAGE_KEY_LEN], err[512] = "";

@@ -55,10 +55,15 @@
  * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
 #define CREDIT_ASK_TICKS 2
 /* How long host connections wait for the guest to take up a transport
- * reset (vsock_dev_awaiting_reset), from the first one held: Linux does as
- * soon as its event work item runs; the bound is for a guest that never
- * gives the event buffer back. */
-#define RESET_WAIT_NS (1000ull * 1000 * 1000)
+ * reset (vsock_dev_awaiting_reset), from the first one held, unless the
+ * params say: Linux does as soon as its event work item runs; the bound is
+ * for a guest that never gives the event buffer back. Generous, since
+ * that work item can take long to run: in a VM restored with its memory
+ * from a Uffd handler it waits for every page it touches (200-400 ms in
+ * the rig, up to 1.7 s with a build running beside it: a bound of 1 s
+ * then let 4 restores in 20 lose their agent connection to the late
+ * reset). */
+#define RESET_WAIT_MS_DEFAULT 10000u
 _Static_assert(MAX_CONNS + 64 <= VSOCK_TABLE_RSTS, "a RST for every connection");
 _Static_assert(BUF_BOUND == 8u << 20, "the bound the README states");
 
@@ -100,6 +105,7 @@ struct vsock_mux {
 	 * reset, and when they go anyway (0: none held in this wait yet). */
 	unsigned nheld;
 	uint64_t hold_deadline;
+	uint64_t reset_wait_ns; /* the bound on that wait */
 	struct mlist lines, conns, zombies;
 	unsigned nlines, nconns;
 	int fd_cap;	    /* a guest connection's socket below this, or refused */
@@ -164,9 +170,9 @@ static bool awaiting_guest(struct vsock_mux *m)
 		return false;
 	if (!m->hold_deadline || now_ns() < m->hold_deadline)
 		return true;
-	pr_debug("vsock %s: the guest has not taken up the transport reset in %llu ms; "
-		 "connecting anyway",
-		 m->path, RESET_WAIT_NS / 1000000);
+	pr_warn("vsock %s: the guest has not taken up the transport reset in %llu ms; "
+		"connecting anyway (its late reset may end the connection)",
+		m->path, (unsigned long long)(m->reset_wait_ns / 1000000));
 	vsock_dev_stop_awaiting_reset(m->dev);
 	return false;
 }
@@ -184,7 +190,7 @@ static void rxq_add(struct vsock_mux *m, struct mconn *mc)
 				m->nheld++;
 			}
 			if (!m->hold_deadline)
-				m->hold_deadline = now_ns() + RESET_WAIT_NS;
+				m->hold_deadline = now_ns() + m->reset_wait_ns;
 			arm_timer(m);
 			return;
 		}
@@ -277,6 +283,11 @@ static void release_held(struct vsock_mux *m)
 {
 	if (vsock_dev_awaiting_reset(m->dev))
 		return;
+	if (m->nheld)
+		pr_debug("vsock %s: %u host connection(s) held %llu ms for the guest's reset",
+			 m->path, m->nheld,
+			 (unsigned long long)((now_ns() + m->reset_wait_ns - m->hold_deadline) /
+					      1000000));
 	m->hold_deadline = 0;
 	if (!m->nheld)
 		return;
@@ -1084,6 +1095,8 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 		m->fd_cap = (int)(nofile.rlim_cur >= 2 * FD_RESERVE ? nofile.rlim_cur - FD_RESERVE
 								    : nofile.rlim_cur / 2);
 	m->cid = p->guest_cid;
+	m->reset_wait_ns =
+	    (p->reset_wait_ms ? p->reset_wait_ms : RESET_WAIT_MS_DEFAULT) * 1000000ull;
 	m->loop = p->loop;
 	vsock_table_init(&m->t);
 	m->tick = (struct __kernel_timespec){.tv_nsec = TIMER_TICK_NS};

@@ -76,6 +76,9 @@ struct vsock_mux_params {
 	uint32_t guest_cid;   /* >= 3 */
 	const char *uds_path; /* fits sun_path with "_<port>" appended */
 	struct evloop *loop;  /* must outlive the muxer */
+	/* How long host connections wait at most for the guest to take up a
+	 * transport reset; 0: 10 s. */
+	uint32_t reset_wait_ms;
 };
 
 struct vsock_mux_stats {

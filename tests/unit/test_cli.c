@@ -730,6 +730,33 @@ Test(cli, help_names_env_workdir_save_after_attach, .init = cr_redirect_stdout)
 	cr_assert_not_null(strstr(buf, "flint run --attach UDS [--timeout S]"), "%s", buf);
 }
 
+/* --help names the other commands main() dispatches to, and the bounds
+ * the parser enforces (README.md's tables say the same). */
+Test(cli, help_names_serve_bench_and_bounds, .init = cr_redirect_stdout)
+{
+	struct config c;
+	char err[256];
+	char buf[16384];
+	size_t n;
+	FILE *f;
+
+	cr_assert_eq(PARSE(&c, err, "--help"), CLI_EXIT_OK);
+	fflush(stdout);
+	f = cr_get_redirected_stdout();
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	cr_assert_lt(n, sizeof(buf) - 1);
+	cr_assert_not_null(strstr(buf, "       flint serve --listen ADDR:PORT [options]"), "%s",
+			   buf);
+	cr_assert_not_null(strstr(buf, "       flint bench boot|restore|run|serve [options]"), "%s",
+			   buf);
+	cr_assert_not_null(strstr(buf, "16M to 1024G, a multiple of 4K"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "user[,mac=MAC][,id=NAME]\n                     [,fd=N]"),
+			   "%s", buf);
+	cr_assert_not_null(strstr(buf, "--wait-fd or --stats\n"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "seconds (1 to 604800)"), "%s", buf);
+}
+
 /* flint run --env NAME=VALUE (repeatable) and --workdir DIR: what the
  * agent's request carries besides the command. */
 Test(cli, run_env_and_workdir)

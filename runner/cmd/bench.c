@@ -59,16 +59,17 @@ static void usage(FILE *f)
 	    "  serve    requests through a flint serve of the bench's own, each from its\n"
 	    "           send to its whole answer, --concurrency at once: requests/s\n"
 	    "           (default COMMAND: sh -c 'read l; echo pong $l', with a prepare)\n\n"
-	    "  --runs N           counted runs of each VMM (default 10)\n"
-	    "  --warmup N         runs of each before them, not counted (default 1;\n"
-	    "                     serve: 2 x --concurrency requests)\n"
+	    "  --runs N           counted runs of each VMM (1 to 100000, default 10)\n"
+	    "  --warmup N         runs of each before them, not counted (0 to 100000,\n"
+	    "                     default 1; serve: 2 x --concurrency requests)\n"
 	    "  --concurrency C    C VMs of one VMM launched at once per run: VMs/s too\n"
-	    "                     (default 1)\n"
+	    "                     (1 to 256, default 1)\n"
 	    "  --kernel FILE      guest kernel (default: vmlinux where flint run finds it)\n"
 	    "  --rootfs IMG       root file system (default: rootfs.ext4, likewise)\n"
-	    "  --image PATH       flint run --image PATH (flint only: no --peer)\n"
-	    "  --mem SIZE         guest memory (default 128M)\n"
-	    "  --vcpus N          vCPUs (default 1)\n"
+	    "  --image PATH       flint run --image PATH (flint only: no --peer; not in\n"
+	    "                     restore or serve)\n"
+	    "  --mem SIZE         guest memory, whole MiB (default 128M)\n"
+	    "  --vcpus N          vCPUs, 1 to %d (default 1)\n"
 	    "  --cmdline STR      kernel command line (default \"%s\")\n"
 	    "  --peer qemu[=PATH] QEMU microvm beside flint (default qemu-system-x86_64)\n"
 	    "  --peer firecracker[=PATH], --peer lkvm[=PATH]\n"
@@ -82,7 +83,8 @@ static void usage(FILE *f)
 	    "  --uffd-handler PATH  restore: the page-fault handler (default flint-uffd\n"
 	    "                     beside flint, else in PATH)\n"
 	    "  --flint PATH       the flint benched (default: this one)\n"
-	    "  --timeout S        a run's limit, its VMM killed then (default 60)\n"
+	    "  --timeout S        a run's limit, its VMM killed then (1 to 86400,\n"
+	    "                     default 60)\n"
 	    "  --json FILE, --csv FILE, --svg FILE   outputs beside the table on stdout\n"
 	    "                     (--svg needs gnuplot: Debian's gnuplot-nox)\n"
 	    "  --baseline FILE    an earlier --json of the same mode: compare p50s ...\n"
@@ -91,7 +93,7 @@ static void usage(FILE *f)
 	    "Exit status: 0; 1 flint regressed (--baseline); 2 a run of flint failed\n"
 	    "(the outputs written); 125 bad options, or the bench could not run or\n"
 	    "write an output; 128+N stopped by signal N (the VMMs running killed).\n",
-	    VMM_DEFAULT_CMDLINE);
+	    MAX_VCPUS, VMM_DEFAULT_CMDLINE);
 }
 
 /* ----- options ----- */

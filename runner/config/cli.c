@@ -738,6 +738,17 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 			   "flint run: %s is not an option of flint run, which "
 			   "resumes the VM itself on a vsock socket of its own",
 			   cfg->restore_paused ? "--paused" : "--vsock-override");
+	/* Accepted by the parser for flint alone: flint run would ignore
+	 * them, and run another machine than the one asked for (with
+	 * --restore or --attach, --config-file is a machine option, refused
+	 * below as the others are). */
+	if (cfg->api_sock || cfg->no_api || (cfg->config_file && !cfg->restore && !cfg->attach))
+		return bad(err, errlen,
+			   "flint run: %s is not an option of flint run, which makes its "
+			   "machine from its own options and serves no API",
+			   cfg->config_file ? "--config-file"
+			   : cfg->api_sock  ? "--api-sock"
+					    : "--no-api");
 	if (cfg->attach)
 		return check_attach(cfg, machine, restoring, err, errlen);
 	if (cfg->save_after && (!cfg->save_snapshot || cfg->guest_argc == 0))

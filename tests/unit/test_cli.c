@@ -1039,3 +1039,30 @@ Test(cli, control_fd)
 		cr_assert_not_null(strstr(err, "expected a file descriptor"), "%s", err);
 	}
 }
+
+/* --config-file, --api-sock and --no-api are flint's: flint run, which
+ * would ignore them, refuses them, naming the option. */
+Test(cli, run_refuses_config_file_and_api)
+{
+	struct config c;
+	char err[256];
+
+	cr_assert_eq(PARSE(&c, err, "run", "--config-file", "vm.json", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--config-file is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--api-sock", "/tmp/a.sock", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--api-sock is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--no-api", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--no-api is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--config-file",
+			   "vm.json", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "the snapshot describes the whole machine"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--restore", "s", "--mem-file", "m", "--api-sock", "a",
+			   "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--api-sock is not an option of flint run"), "%s", err);
+	/* what flint-jail passes on to flint run stays accepted */
+	cr_assert_eq(PARSE(&c, err, "run", "--id", "vm-7", "--start-time-us", "1", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cli_config_free(&c);
+}

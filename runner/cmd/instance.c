@@ -713,6 +713,21 @@ static void measure_startup(struct instance *in)
 				 cfg->parent_cpu_time_us);
 }
 
+int instance_cli_logger(const struct config *cfg, char *why, size_t len)
+{
+	struct vmc_logger l = {.enabled = true,
+			       .log_path = (char *)cfg->log_path,
+			       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
+			       .show_level = cfg->show_level,
+			       .show_log_origin = cfg->show_log_origin,
+			       .module = (char *)cfg->module};
+
+	if (!cfg->has_level && !cfg->log_path && !cfg->show_level && !cfg->show_log_origin &&
+	    !cfg->id && !cfg->module)
+		return 0;
+	return logger_configure(&l, cfg->id, why, len);
+}
+
 /* The logger and the metrics file from the command line and the config
  * file (the file's sections win, as they describe this instance). Before
  * any seccomp filter: both open files. */
@@ -722,17 +737,8 @@ static int setup_output(struct instance *in, const struct vm_config *c)
 	char why[256];
 	int r;
 
-	if (cfg->has_level || cfg->log_path || cfg->show_level || cfg->show_log_origin || cfg->id ||
-	    cfg->module) {
-		struct vmc_logger l = {.enabled = true,
-				       .log_path = (char *)cfg->log_path,
-				       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
-				       .show_level = cfg->show_level,
-				       .show_log_origin = cfg->show_log_origin,
-				       .module = (char *)cfg->module};
-		if ((r = logger_configure(&l, cfg->id, why, sizeof(why))) < 0)
-			goto fail;
-	}
+	if ((r = instance_cli_logger(cfg, why, sizeof(why))) < 0)
+		goto fail;
 	if (c->logger.enabled && (r = logger_configure(&c->logger, cfg->id, why, sizeof(why))) < 0)
 		goto fail;
 	const char *path = c->metrics.metrics_path ? c->metrics.metrics_path : cfg->metrics_path;

@@ -562,7 +562,12 @@ static int run_command(struct config *cfg)
 	struct run *r = NULL;
 	struct copier *copy = NULL;
 	int status = EXIT_FLINT_ERROR;
+	char why[256];
 
+	if (instance_cli_logger(cfg, why, sizeof(why)) < 0) {
+		pr_err("flint run: %s", why);
+		goto out;
+	}
 	if ((cfg->wait_fd && check_wait_fd("--wait-fd", cfg->wait_fd) < 0) ||
 	    (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0))
 		goto out;

@@ -741,14 +741,21 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 	/* Accepted by the parser for flint alone: flint run would ignore
 	 * them, and run another machine than the one asked for (with
 	 * --restore or --attach, --config-file is a machine option, refused
-	 * below as the others are). */
-	if (cfg->api_sock || cfg->no_api || (cfg->config_file && !cfg->restore && !cfg->attach))
+	 * below as the others are), or write no metrics and serve no MMDS. */
+	const char *api_only = cfg->config_file && !cfg->restore && !cfg->attach ? "--config-file"
+			       : cfg->api_sock					 ? "--api-sock"
+			       : cfg->no_api					 ? "--no-api"
+			       : cfg->http_max_body   ? "--http-api-max-payload-size"
+			       : cfg->metrics_path    ? "--metrics-path"
+			       : cfg->metadata	      ? "--metadata"
+			       : cfg->mmds_size_limit ? "--mmds-size-limit"
+						      : NULL;
+	if (api_only)
 		return bad(err, errlen,
 			   "flint run: %s is not an option of flint run, which makes its "
-			   "machine from its own options and serves no API",
-			   cfg->config_file ? "--config-file"
-			   : cfg->api_sock  ? "--api-sock"
-					    : "--no-api");
+			   "machine from its own options and serves no API, metrics file or "
+			   "MMDS (--stats prints its counters at the end)",
+			   api_only);
 	if (cfg->attach)
 		return check_attach(cfg, machine, restoring, err, errlen);
 	if (cfg->save_after && (!cfg->save_snapshot || cfg->guest_argc == 0))

@@ -129,6 +129,14 @@ if [ -n "$cache_was" ]; then FLINT_CACHE=$cache_was; else unset FLINT_CACHE; fi
 [ ! -e "$OUT/no-init-cache/images" ] ||
 	report rootfs-dir-no-init-builds-nothing "an image was built in $OUT/no-init-cache" /dev/null
 
+# Host only: flint run takes the logger's options (a log file that is not
+# there is named before anything is booted) and refuses flint's metrics
+# file, naming it, where it ignored it.
+check run-log-path-missing 125 "" "cannot open log_path '$OUT/nope/log'" -- \
+	run --log-path "$OUT/nope/log" --kernel "$OUT/nope/vmlinux" -- true
+check run-metrics-path-refused 125 "" "--metrics-path is not an option of flint run" -- \
+	run --metrics-path "$OUT/metrics" -- true
+
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"
 	echo "$pass passed, $fail failed, 1 skipped"

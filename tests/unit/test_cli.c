@@ -1040,8 +1040,9 @@ Test(cli, control_fd)
 	}
 }
 
-/* --config-file, --api-sock and --no-api are flint's: flint run, which
- * would ignore them, refuses them, naming the option. */
+/* --config-file, --api-sock and --no-api are flint's, and so are the
+ * metrics file, the API's body cap and MMDS: flint run, which would ignore
+ * them, refuses them, naming the option. The logger's options it takes. */
 Test(cli, run_refuses_config_file_and_api)
 {
 	struct config c;
@@ -1061,6 +1062,21 @@ Test(cli, run_refuses_config_file_and_api)
 			   "--", "true"),
 		     CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--api-sock is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--metrics-path", "/tmp/m", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--metrics-path is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--metadata", "md.json", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--metadata is not an option of flint run"), "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--mmds-size-limit", "4096", "--", "true"), CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--mmds-size-limit is not an option of flint run"), "%s",
+			   err);
+	cr_assert_eq(PARSE(&c, err, "run", "--http-api-max-payload-size", "4096", "--", "true"),
+		     CLI_ERROR);
+	cr_assert_not_null(strstr(err, "--http-api-max-payload-size is not an option of flint run"),
+			   "%s", err);
+	cr_assert_eq(PARSE(&c, err, "run", "--level", "debug", "--log-path", "/tmp/l",
+			   "--show-level", "--show-log-origin", "--module", "virtio", "--", "true"),
+		     CLI_RUN, "%s", err);
+	cli_config_free(&c);
 	/* what flint-jail passes on to flint run stays accepted */
 	cr_assert_eq(PARSE(&c, err, "run", "--id", "vm-7", "--start-time-us", "1", "--", "true"),
 		     CLI_RUN, "%s", err);

@@ -32,9 +32,10 @@ void cli_usage(void)
 	       "  --mem SIZE         guest memory: 128M (default), 1G, or MiB as a number;\n"
 	       "                     16M to 1024G, a multiple of 4K\n"
 	       "  --vcpus N          vCPUs, 1-%d (default 1)\n"
-	       "  --cmdline STR      replace the kernel command line (default \"%s\");\n"
+	       "  --cmdline STR      replace the kernel command line (default below);\n"
 	       "                     words after a \"--\" in it go to init, flint's device\n"
-	       "                     arguments before it\n"
+	       "                     arguments before it. The default:\n"
+	       "                     %s\n"
 	       "  --append STR       add to the kernel command line (before its \"--\")\n"
 	       "  --console MODE     stdio (default): guest serial on stdin/stdout; none\n"
 	       "  --drive SPEC       virtio-blk drive: path=FILE[,ro][,id=NAME][,direct]\n"
@@ -64,7 +65,8 @@ void cli_usage(void)
 	       "  --no-api           with --config-file: serve no API\n"
 	       "  --id ID            instance id, 1 to 64 letters, digits, '-' or '_'\n"
 	       "                     (default anonymous-instance)\n"
-	       "  --level LEVEL      log level: Error, Warning, Info (default), Debug, Trace, Off\n"
+	       "  --level LEVEL      log level: Error, Warning, Info (default), Debug, Trace\n"
+	       "                     or Off\n"
 	       "  --log-path PATH    log to this file or named pipe (errors still on stderr)\n"
 	       "  --show-level, --show-log-origin  add the level, the source file and line\n"
 	       "  --metrics-path PATH  write metrics (JSON lines) here every 60 s\n"
@@ -119,7 +121,7 @@ void cli_usage(void)
 	       "                     guest's / is an overlay of it, writable, the image never\n"
 	       "                     written\n"
 	       "  --scratch SIZE     with --image: the overlay's writable layer on a disk of\n"
-	       "                     SIZE (e.g. 4G; 16M to 1T, suffix K, M or G) that flint\n"
+	       "                     SIZE (e.g. 4G; 16M to 1T, suffix K, M, G or T) that flint\n"
 	       "                     makes and removes, not in memory\n"
 	       "  --timeout S        kill the command after S seconds (1 to 604800): exit\n"
 	       "                     status 124\n"
@@ -157,7 +159,7 @@ void cli_usage(void)
 	       "  --copy-timeout S   the copy-ins together, and the copy-outs together, must\n"
 	       "                     be done within S seconds (1 to 604800, default 600)\n"
 	       "  --copy-out-limit SIZE  the copy-outs together write at most SIZE of file\n"
-	       "                     data (16M to 1T, suffix K, M or G; default 4G)\n"
+	       "                     data (16M to 1T, suffix K, M, G or T; default 4G)\n"
 	       "  --env-file FILE    NAME=VALUE lines for the command's environment ('#'\n"
 	       "                     comments; --env wins)\n"
 	       "  --user UID[:GID]   run COMMAND as this user and group (default GID: the\n"
@@ -219,6 +221,9 @@ int cli_parse_size(const char *s, uint64_t *bytes)
 		break;
 	case 'G':
 		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
 		break;
 	default:
 		return -EINVAL;
@@ -386,8 +391,8 @@ static int run_size_option(const char *opt, const char *val, uint64_t *out, char
 	if (!cli_parse_size(val, out))
 		return 0;
 	bad(err, errlen,
-	    "--%s %.64s: expected a size such as 512M or 4G (suffix K, M or G), "
-	    "from 16M to 1T and a multiple of 4K",
+	    "--%s %.64s: expected a size such as 512M or 4G (suffix K, M, G or T; "
+	    "a number alone is MiB), from 16M to 1T and a multiple of 4K",
 	    opt, val);
 	return -EINVAL;
 }

@@ -81,7 +81,9 @@ Test(cli, sizes)
 	cr_assert_eq(cli_parse_size("8M", &b), -EINVAL, "below 16 MiB");
 	cr_assert_eq(cli_parse_size("", &b), -EINVAL);
 	cr_assert_eq(cli_parse_size("-1", &b), -EINVAL);
-	cr_assert_eq(cli_parse_size("2T", &b), -EINVAL);
+	cr_assert_eq(cli_parse_size("1T", &b), 0, "the largest, as the messages name it");
+	cr_assert_eq(b, 1ULL << 40);
+	cr_assert_eq(cli_parse_size("2T", &b), -EINVAL, "over 1 TiB");
 	cr_assert_eq(cli_parse_size("99999999999999999999G", &b), -EINVAL);
 	cr_assert_eq(cli_parse_size("2048G", &b), -EINVAL, "over 1 TiB");
 	cr_assert_eq(cli_parse_size("16386K", &b), -EINVAL, "not whole pages");

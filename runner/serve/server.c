@@ -117,7 +117,7 @@ static int number(const char *opt, const char *s, uint64_t min, uint64_t max, ui
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
+	if (errno || !isdigit((unsigned char)*s) || *end || v < min || v > max) {
 		pr_err("flint serve: %s %s: expected a number from %" PRIu64 " to %" PRIu64, opt, s,
 		       min, max);
 		return -EINVAL;

@@ -244,6 +244,8 @@ serve_refused jail-no-range "--jail needs --uid-range FIRST-LAST" --jail /bin/tr
 serve_refused jail-bad-range "--uid-range 5-4: expected FIRST-LAST" --jail /bin/true --uid-range 5-4
 serve_refused jail-zero-uid "--uid-range 0-9: expected FIRST-LAST" --jail /bin/true --uid-range 0-9
 serve_refused jail-only "--cgroup go with --jail" --uid-range 100-200
+serve_refused max-vms-plus "--max-vms +3: expected a number from 1 to 100000" --max-vms +3
+serve_refused max-vms-space "--max-vms  3: expected a number from 1 to 100000" --max-vms " 3"
 serve_refused jail-cgroup "--cgroup memory: expected FILE=VALUE" --jail /bin/true \
 	--uid-range 100-200 --cgroup memory
 serve_refused jail-small-range "holds 2 uids: one per VM needs --max-vms (64) + 1" \

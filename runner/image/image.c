@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -22,6 +23,11 @@
 /* Changes the key of every image when what an image is built from, or
  * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128). */
 #define KEY_DOMAIN "flint-image 2 sha256"
+/* The fingerprint's, so that no fingerprint is ever a content key. */
+#define FINGERPRINT_DOMAIN "flint-image-index 1 sha256"
+/* image_fingerprint's settled: how much older than the walk every time
+ * must be (image.h). */
+#define SETTLE_S 2
 
 const char *image_kind_name(enum image_kind k)
 {
@@ -149,8 +155,10 @@ struct walk {
 	char path[PATH_MAX]; /* the entry's path relative to the top, "" for it */
 	char *err;
 	size_t errlen;
-	struct sha256_ctx *hash; /* image_key */
-	struct image_usage *use; /* image_measure */
+	struct sha256_ctx *hash;    /* image_key, image_fingerprint */
+	struct image_usage *use;    /* image_measure */
+	struct timespec settled_by; /* image_fingerprint: times after this */
+	bool settled;		    /* ... clear this */
 };
 
 static int cmp_names(const void *a, const void *b)
@@ -308,6 +316,20 @@ static int hash_fd(struct sha256_ctx *h, int fd, uint64_t *total)
 	return 0;
 }
 
+/* The target of the symlink name in parent, hashed. */
+static int put_link(struct walk *w, int parent, const char *name)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(parent, name, target, sizeof(target));
+
+	if (n < 0 || (size_t)n == sizeof(target))
+		return err_set(w->err, w->errlen, n < 0 ? -errno : -ENAMETOOLONG,
+			       "%s/%s: cannot read the symlink: %s", w->top, w->path,
+			       n < 0 ? strerror(errno) : "too long");
+	put_bytes(w->hash, target, (size_t)n);
+	return 0;
+}
+
 static int hash_entry(struct walk *w, int parent, const char *name, const struct stat *st)
 {
 	struct sha256_ctx *h = w->hash;
@@ -320,31 +342,23 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 	/* A directory's size is the file system's business, not the content. */
 	put_u64(h, reg ? (uint64_t)st->st_size : 0);
 	put_u64(h, S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? st->st_rdev : 0);
-	if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(parent, name, target, sizeof(target));
+	if (S_ISLNK(st->st_mode))
+		return put_link(w, parent, name);
+	if (!reg)
+		return 0;
+	int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
+	uint64_t total = 0;
 
-		if (n < 0 || (size_t)n == sizeof(target))
-			return err_set(w->err, w->errlen, n < 0 ? -errno : -ENAMETOOLONG,
-				       "%s/%s: cannot read the symlink: %s", w->top, w->path,
-				       n < 0 ? strerror(errno) : "too long");
-		put_bytes(h, target, (size_t)n);
-	} else if (reg) {
-		int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
-		uint64_t total = 0;
-
-		if (fd < 0)
-			return err_set(w->err, w->errlen, -errno, "%s/%s: %s", w->top, w->path,
-				       strerror(errno));
-		r = hash_fd(h, fd, &total);
-		close_fd(&fd);
-		if (r < 0)
-			return err_set(w->err, w->errlen, r, "%s/%s: %s", w->top, w->path,
-				       strerror(-r));
-		if (total != (uint64_t)st->st_size)
-			return err_set(w->err, w->errlen, -EAGAIN,
-				       "%s/%s changed while it was read", w->top, w->path);
-	}
+	if (fd < 0)
+		return err_set(w->err, w->errlen, -errno, "%s/%s: %s", w->top, w->path,
+			       strerror(errno));
+	r = hash_fd(h, fd, &total);
+	close_fd(&fd);
+	if (r < 0)
+		return err_set(w->err, w->errlen, r, "%s/%s: %s", w->top, w->path, strerror(-r));
+	if (total != (uint64_t)st->st_size)
+		return err_set(w->err, w->errlen, -EAGAIN, "%s/%s changed while it was read",
+			       w->top, w->path);
 	return 0;
 }
 
@@ -381,6 +395,87 @@ int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], c
 	}
 	if (r == 0)
 		key_text(w.hash, key);
+	return r;
+}
+
+/* ---- the fingerprint ----------------------------------------------------- */
+
+static bool later(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec != b->tv_sec ? a->tv_sec > b->tv_sec : a->tv_nsec > b->tv_nsec;
+}
+
+/* What the fingerprint takes of an entry's inode. Sound because of the
+ * ctime: the kernel sets it to the current time on every change to the
+ * inode, its content (a write, a truncate) or its metadata (chmod,
+ * chown, a link, utimensat itself), and no system call sets it to a
+ * value of the caller's choosing: only changing the clock, which takes
+ * root, could bring an old one back. mtime, which utimensat sets, is
+ * there too, and the inode and device numbers, so that a file replaced
+ * by another (a rename over it) is another entry. */
+static void put_inode(struct walk *w, const struct stat *st)
+{
+	struct sha256_ctx *h = w->hash;
+
+	put_u64(h, st->st_mode);
+	put_u64(h, st->st_uid);
+	put_u64(h, st->st_gid);
+	put_u64(h, (uint64_t)st->st_size);
+	put_u64(h, st->st_rdev);
+	put_u64(h, st->st_dev);
+	put_u64(h, st->st_ino);
+	put_u64(h, (uint64_t)st->st_mtim.tv_sec);
+	put_u64(h, (uint64_t)st->st_mtim.tv_nsec);
+	put_u64(h, (uint64_t)st->st_ctim.tv_sec);
+	put_u64(h, (uint64_t)st->st_ctim.tv_nsec);
+	if (later(&st->st_mtim, &w->settled_by) || later(&st->st_ctim, &w->settled_by))
+		w->settled = false;
+}
+
+static int fingerprint_entry(struct walk *w, int parent, const char *name, const struct stat *st)
+{
+	put_bytes(w->hash, w->path, strlen(w->path));
+	put_inode(w, st);
+	return S_ISLNK(st->st_mode) ? put_link(w, parent, name) : 0;
+}
+
+int image_fingerprint(const char *path, enum image_kind kind, char fp[IMAGE_KEY_LEN], bool *settled,
+		      char *err, size_t errlen)
+{
+	struct sha256_ctx hash;
+	struct walk w = {.visit = fingerprint_entry,
+			 .err = err,
+			 .errlen = errlen,
+			 .hash = &hash,
+			 .settled = true};
+	char real[PATH_MAX];
+	struct stat st;
+	int r = 0;
+
+	/* Taken before the walk: a change after this moves a time past it. */
+	clock_gettime(CLOCK_REALTIME, &w.settled_by);
+	w.settled_by.tv_sec -= SETTLE_S;
+	if (!realpath(path, real))
+		return err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
+	sha256_init(w.hash);
+	sha256_update(w.hash, sizeof(FINGERPRINT_DOMAIN), (const uint8_t *)FINGERPRINT_DOMAIN);
+	put_bytes(w.hash, real, strlen(real));
+	if (kind == IMAGE_DIR) {
+		sha256_update(w.hash, 4, (const uint8_t *)"dir");
+		r = walk_tree(&w, real);
+	} else if (stat(real, &st) < 0) {
+		r = err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		/* A block device's content changes no time of its node. */
+		r = err_set(err, errlen, -EINVAL, "%s: not a regular file", path);
+	} else {
+		sha256_update(w.hash, 5, (const uint8_t *)"file");
+		put_inode(&w, &st);
+	}
+	if (r == 0) {
+		key_text(w.hash, fp);
+		*settled = w.settled;
+	}
 	return r;
 }
 

@@ -50,6 +50,22 @@ bool image_is_ext4(const char *path);
 int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], char *err,
 	      size_t errlen) WARN_UNUSED;
 
+/* The fingerprint of path's metadata, as 64 hex digits in fp, for the
+ * cache's index (build.h): a hash of its real path and, for a regular
+ * file, its device and inode numbers, size, mode, owners, and mtime and
+ * ctime to the nanosecond; for a directory, the same of each entry in
+ * image_key's walk (with its relative path, device number and symlink
+ * target). No content is read: a change to it moves the ctime, which is
+ * what makes the fingerprint stand for the content. *settled: whether
+ * every mtime and ctime is at least 2 s older than the walk's start, so
+ * that a change that came just after, within a time's granularity, could
+ * not have left them as they were (git's "racily clean" entries): only a
+ * settled fingerprint may go in the index. 0, or -errno with err (-EINVAL
+ * for a file that is not a regular file, a block device, whose content
+ * moves no time). */
+int image_fingerprint(const char *path, enum image_kind kind, char fp[IMAGE_KEY_LEN], bool *settled,
+		      char *err, size_t errlen) WARN_UNUSED;
+
 /* What a tree needs in an ext4 file system with 4 KiB blocks. */
 struct image_usage {
 	uint64_t bytes;	 /* data and directory blocks, each rounded up to 4 KiB */

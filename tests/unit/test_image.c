@@ -339,24 +339,68 @@ Test(image, key_of_a_directory_is_sha256)
 	cr_assert_str_eq(key, want);
 }
 
+/* Root reads everything: as root, go on as nobody, top made theirs (the
+ * teardown comes back). */
+static void read_as_nobody(void)
+{
+	char cmd[64];
+
+	if (geteuid() != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 %s", top);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(setegid(65534), 0);
+	cr_assert_eq(seteuid(65534), 0);
+}
+
 Test(image, key_names_what_it_cannot_read)
 {
 	char key[IMAGE_KEY_LEN], err[512] = "";
 
 	make_tree(at("t"), 0);
 	cr_assert_eq(chmod(at("t/sub/y/file"), 0), 0);
-	if (geteuid() == 0) { /* root reads everything: read as nobody */
-		char cmd[64];
-		snprintf(cmd, sizeof(cmd), "chown -R 65534:65534 %s", top);
-		cr_assert_eq(system(cmd), 0);
-		cr_assert_eq(setegid(65534), 0);
-		cr_assert_eq(seteuid(65534), 0);
-	}
+	read_as_nobody();
 	cr_assert_lt(image_key(at("t"), IMAGE_DIR, key, err, sizeof(err)), 0);
 	/* the image's path with it: a bare "/sub/y/file" reads as the host's */
 	char want[PATH_MAX];
 	snprintf(want, sizeof(want), "%s/sub/y/file: Permission denied", at("t"));
 	cr_assert_not_null(strstr(err, want), "%s", err);
+}
+
+/* The fingerprint (the image index's, image.h) reads no content: a file
+ * that cannot be read is no obstacle to it; it is not the content key,
+ * is the same twice, moves with a time, and is not settled for a tree
+ * just made; a file that is not a regular one has none. */
+Test(image, fingerprint_reads_no_content)
+{
+	char fp[IMAGE_KEY_LEN], again[IMAGE_KEY_LEN], key[IMAGE_KEY_LEN], err[512] = "";
+	const struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+	bool settled = true;
+
+	make_tree(at("t"), 0);
+	key_of(at("t"), IMAGE_DIR, key);
+	cr_assert_eq(image_fingerprint(at("t"), IMAGE_DIR, fp, &settled, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(strspn(fp, "0123456789abcdef"), 64, "%s", fp);
+	cr_assert_str_neq(fp, key);
+	cr_assert_not(settled, "a tree made just now");
+	cr_assert_eq(image_fingerprint(at("t"), IMAGE_DIR, again, &settled, err, sizeof(err)), 0);
+	cr_assert_str_eq(again, fp);
+	cr_assert_eq(utimensat(AT_FDCWD, at("t/a"), old, 0), 0);
+	cr_assert_eq(image_fingerprint(at("t"), IMAGE_DIR, again, &settled, err, sizeof(err)), 0);
+	cr_assert_str_neq(again, fp, "a time moved");
+
+	cr_assert_eq(chmod(at("t/sub/y/file"), 0), 0);
+	read_as_nobody();
+	cr_assert_lt(image_key(at("t"), IMAGE_DIR, key, err, sizeof(err)), 0);
+	cr_assert_eq(image_fingerprint(at("t"), IMAGE_DIR, fp, &settled, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(image_fingerprint(at("t/a"), IMAGE_TAR, fp, &settled, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
+	cr_assert_eq(image_fingerprint(at("fifo"), IMAGE_TAR, fp, &settled, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
 }
 
 Test(image, measure_and_size)

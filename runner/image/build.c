@@ -112,7 +112,8 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
 			       "no cache directory for images: set FLINT_CACHE (or HOME)");
 	*b = (struct image_builder){.cache_dir = cache,
 				    .run = image_run_cmd,
-				    .fakeroot = geteuid() != 0 && on_path("fakeroot")};
+				    .fakeroot = geteuid() != 0 && on_path("fakeroot"),
+				    .use_index = true};
 	return 0;
 }
 
@@ -599,14 +600,139 @@ static bool holds_cache(const char *dir, const char *cache)
 	return n == 1 || (!strncmp(c, d, n) && (c[n] == '/' || !c[n]));
 }
 
+/* ---- the index ----------------------------------------------------------- */
+
+/* <dir>/<key>.ext4 in final (PATH_MAX bytes); false when too long. */
+static bool image_path(const char *dir, const char *key, char *final)
+{
+	return (size_t)snprintf(final, PATH_MAX, "%s/%s.ext4", dir, key) < PATH_MAX;
+}
+
+/* Whether final is a cached image to use. Not followed: a symlink there
+ * is no image of flint's (the build's rename replaces it). Nor is a file
+ * without ext4's magic (cut short by a crash, a full disk): built again,
+ * not given to the guest. */
+static bool cached_image(const char *final)
+{
+	struct stat st;
+
+	return lstat(final, &st) == 0 && S_ISREG(st.st_mode) && image_is_ext4(final);
+}
+
+/* The index of a source in image_prepare: its fingerprint, and the
+ * directory <cache>/images/index its entry is in. */
+struct index {
+	bool ok; /* the directory is usable and the fingerprint known */
+	bool settled;
+	const char *path; /* the source, for messages */
+	char dir[PATH_MAX];
+	char fp[IMAGE_KEY_LEN];
+};
+
+/* Set ix up for path (of kind k) under the images directory images, if b
+ * keeps an index: an index directory that is not this user's alone (as
+ * images_dir says) is not used, as if there were none. */
+static void index_open(const struct image_builder *b, const char *images, const char *path,
+		       enum image_kind k, struct index *ix)
+{
+	char why[PATH_MAX + 256];
+
+	*ix = (struct index){.path = path};
+	if (!b->use_index)
+		return;
+	if ((size_t)snprintf(ix->dir, sizeof(ix->dir), "%s/index", images) >= sizeof(ix->dir))
+		snprintf(why, sizeof(why), "%s/index: path too long", images);
+	else if (images_dir(ix->dir, why, sizeof(why)) == 0 &&
+		 image_fingerprint(path, k, ix->fp, &ix->settled, why, sizeof(why)) == 0)
+		ix->ok = true;
+	if (!ix->ok)
+		pr_debug("flint run: %s: no image index: %s", path, why);
+}
+
+/* The key ix's entry names, when it is a regular file of this user's
+ * holding 64 lowercase hex digits and a newline, and the image under that
+ * key is there (its path in final): true. Anything else is ignored (the
+ * key is computed again and the entry written again). */
+static bool index_lookup(const struct index *ix, const char *images, char key[IMAGE_KEY_LEN],
+			 char *final)
+{
+	char p[PATH_MAX + IMAGE_KEY_LEN], line[IMAGE_KEY_LEN + 1];
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	if (!ix->ok)
+		return false;
+	snprintf(p, sizeof(p), "%s/%s", ix->dir, ix->fp);
+	/* O_NONBLOCK: a FIFO planted there would wait for a writer. */
+	if ((fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		if (errno != ENOENT)
+			pr_debug("flint run: ignoring the image index entry %s: %s", p,
+				 strerror(errno));
+		return false;
+	}
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+		n = read(fd, line, sizeof(line));
+	close(fd);
+	for (ssize_t i = 0; n == IMAGE_KEY_LEN && i < n - 1; i++)
+		if (!((line[i] >= '0' && line[i] <= '9') || (line[i] >= 'a' && line[i] <= 'f')))
+			n = -1;
+	if (n != IMAGE_KEY_LEN || line[n - 1] != '\n') {
+		pr_debug("flint run: ignoring the image index entry %s: not a file of uid %u "
+			 "holding a key",
+			 p, (unsigned)geteuid());
+		return false;
+	}
+	memcpy(key, line, IMAGE_KEY_LEN - 1);
+	key[IMAGE_KEY_LEN - 1] = '\0';
+	if (image_path(images, key, final) && cached_image(final))
+		return true;
+	pr_debug("flint run: ignoring the image index entry %s: no image %s", p, final);
+	return false;
+}
+
+/* Record key as ix's source's, if its fingerprint is settled: through a
+ * file of its own renamed into place, unsynced (an entry lost in a power
+ * cut only costs a key computed again). */
+static void index_write(const struct index *ix, const char *key)
+{
+	char tmp[PATH_MAX + 16], p[PATH_MAX + IMAGE_KEY_LEN], line[IMAGE_KEY_LEN + 1];
+	int fd, r;
+
+	if (!ix->ok)
+		return;
+	if (!ix->settled) {
+		pr_debug("flint run: %s changed in the last seconds: not put in the image index "
+			 "yet",
+			 ix->path);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.new-XXXXXX", ix->dir);
+	snprintf(p, sizeof(p), "%s/%s", ix->dir, ix->fp);
+	snprintf(line, sizeof(line), "%s\n", key);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		pr_debug("flint run: cannot create a file in %s: %s", ix->dir, strerror(errno));
+		return;
+	}
+	r = write_full(fd, line, IMAGE_KEY_LEN);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, p) < 0)
+		r = -errno;
+	if (r < 0) {
+		pr_debug("flint run: cannot write the image index entry %s: %s", p, strerror(-r));
+		unlink(tmp);
+	}
+}
+
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
 		  bool *built, char *err, size_t errlen)
 {
 	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX];
 	struct sigaction was_sig;
+	struct index ix;
 	struct rlimit was;
 	enum image_kind k;
-	struct stat st;
 	int r;
 
 	if (built)
@@ -625,25 +751,32 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 			       "%s: holds flint's cache directory %s, which an image cannot hold "
 			       "(name a directory without it, or set FLINT_CACHE elsewhere)",
 			       path, b->cache_dir);
-	if ((r = image_key(path, k, key, err, errlen)) < 0)
-		return r;
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", b->cache_dir) >= sizeof(dir) ||
-	    (size_t)snprintf(final, sizeof(final), "%s/%s.ext4", dir, key) >= sizeof(final) ||
-	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", b->cache_dir) >= sizeof(dir))
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
 	if ((r = images_dir(dir, err, errlen)) < 0)
 		return r;
-	/* Not followed: a symlink there is no image of flint's (the build's
-	 * rename replaces it). Nor is a file without ext4's magic (cut short
-	 * by a crash, a full disk): built again, not given to the guest. */
-	if (lstat(final, &st) == 0 && S_ISREG(st.st_mode) && image_is_ext4(final)) {
-		pr_debug("flint run: %s: image %s from the cache", path, final);
+	/* The fingerprint before the content: a change while the content is
+	 * read moves a ctime past what the fingerprint took. */
+	index_open(b, dir, path, k, &ix);
+	bool indexed = index_lookup(&ix, dir, key, final);
+	if (!indexed && (r = image_key(path, k, key, err, errlen)) < 0)
+		return r;
+	if ((!indexed && !image_path(dir, key, final)) ||
+	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
+		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
+	if (indexed || cached_image(final)) {
+		pr_debug("flint run: %s: image %s from the cache%s", path, final,
+			 indexed ? " (index)" : "");
+		if (!indexed)
+			index_write(&ix, key);
 		return 0;
 	}
 	sweep_stale_builds(dir);
 	set_limit(b->max_bytes, &was, &was_sig);
 	r = build(b, path, k, final, err, errlen);
 	restore_limit(b->max_bytes, &was, &was_sig);
+	if (r == 0)
+		index_write(&ix, key);
 	if (r == 0 && built)
 		*built = true;
 	return r;

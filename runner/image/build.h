@@ -38,6 +38,13 @@ struct image_builder {
 	 * Over either, image_prepare fails with -EFBIG, naming the limit. */
 	uint64_t max_bytes;
 	uint64_t max_entries;
+	/* Keep an index of the sources' fingerprints (image_fingerprint) in
+	 * <cache_dir>/images/index/<fingerprint>, each naming the content key
+	 * computed for it, so that a source seen before and unchanged since
+	 * is not read again: flint run's builder. Not flint-jail's, which
+	 * builds from a fresh copy every time (new inodes, new times) in a
+	 * cache its tenants share. */
+	bool use_index;
 };
 
 /* flint's cache directory: $FLINT_CACHE, else $XDG_CACHE_HOME/flint, else
@@ -46,8 +53,9 @@ struct image_builder {
  * -ENAMETOOLONG. */
 int image_cache_dir(char *out, size_t len) WARN_UNUSED;
 
-/* A builder with flint's runner and cache directory; fakeroot when flint
- * is not root and fakeroot is on PATH. 0 or -errno with err. */
+/* A builder with flint's runner and cache directory and the index;
+ * fakeroot when flint is not root and fakeroot is on PATH. 0 or -errno
+ * with err. */
 int image_builder_default(struct image_builder *b, char *cache, size_t len, char *err,
 			  size_t errlen) WARN_UNUSED;
 
@@ -55,7 +63,12 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
  * (its path copied to out); a directory or tar archive is built into
  * <cache>/images/<key>.ext4 unless that is there already, in a private
  * work directory beside it and renamed into place, so that runs building
- * the same image at once each finish with a whole one. *built: whether
+ * the same image at once each finish with a whole one. With b->use_index,
+ * a source whose fingerprint the index has, naming a key whose image is
+ * there, is taken without its content being read; otherwise, once the key
+ * is known and the image there, the fingerprint goes in the index if it is
+ * settled (image.h). The index is an aid: nothing that goes wrong with it
+ * fails the call (it is logged at debug level). *built: whether
  * mke2fs ran (NULL: not wanted). 0, or -errno with err naming path and the
  * step that failed. */
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,

@@ -33,6 +33,18 @@ struct fake {
 	char seen_text[64];
 };
 
+/* Enough of an ext4 image at img for image_is_ext4: its magic at 1080. */
+static void write_fake_ext4(const char *img)
+{
+	FILE *o = fopen(img, "w");
+
+	cr_assert_not_null(o, "%s", img);
+	fputs("fake ext4", o);
+	cr_assert_eq(fseek(o, 1080, SEEK_SET), 0);
+	fputs("\x53\xef", o);
+	fclose(o);
+}
+
 /* Records the command; tar, xz and zstd run for real, mke2fs leaves a
  * small file at its image path and notes what its source tree held. */
 static int fake_run(void *ctx, char *const argv[], int in_fd, int out_fd)
@@ -63,14 +75,7 @@ static int fake_run(void *ctx, char *const argv[], int in_fd, int out_fd)
 			}
 		}
 	/* The image path: the word before the size, or last for scratch. */
-	const char *img = argv[argc - 1][0] == '/' ? argv[argc - 1] : argv[argc - 2];
-	/* Enough of one for image_is_ext4: its magic at 1080. */
-	FILE *o = fopen(img, "w");
-	cr_assert_not_null(o, "%s", img);
-	fputs("fake ext4", o);
-	cr_assert_eq(fseek(o, 1080, SEEK_SET), 0);
-	fputs("\x53\xef", o);
-	fclose(o);
+	write_fake_ext4(argv[argc - 1][0] == '/' ? argv[argc - 1] : argv[argc - 2]);
 	return 0;
 }
 
@@ -101,14 +106,14 @@ static int prepare(struct image_builder *b, const char *path, char *out, bool *b
 	return image_prepare(b, path, out, PATH_MAX, built, err, 512);
 }
 
-/* Nothing but images in the cache: no work directory left behind. */
-static size_t cache_entries(void)
+/* The entries in <cache>/<dir> (0 when it is not there). */
+static size_t entries_in(const char *dir)
 {
 	char pat[PATH_MAX + 16];
 	glob_t g;
 	size_t n;
 
-	snprintf(pat, sizeof(pat), "%s/images/*", cache);
+	snprintf(pat, sizeof(pat), "%s/%s/*", cache, dir);
 	if (glob(pat, GLOB_PERIOD, NULL, &g))
 		return 0;
 	n = 0;
@@ -119,6 +124,12 @@ static size_t cache_entries(void)
 	}
 	globfree(&g);
 	return n;
+}
+
+/* Nothing but images in the cache: no work directory left behind. */
+static size_t cache_entries(void)
+{
+	return entries_in("images");
 }
 
 Test(image_build, cache_dir_from_the_environment)
@@ -774,4 +785,265 @@ Test(image_build, too_many_entries_are_refused_before_extraction)
 	f = (struct fake){0};
 	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
 	cr_assert(built);
+}
+
+/* ---- the index ---------------------------------------------------------- */
+
+/* Until every time in the fixture's tree is 2 s old: settled (image.h),
+ * so that its fingerprint goes in the index. */
+static void settle(void)
+{
+	struct timespec t = {2, 200 * 1000 * 1000};
+
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+static const char *const other_key =
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/* The index entry of fp's path, in p. */
+static const char *entry_path(const char *fp)
+{
+	static char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/images/index/%s", cache, fp);
+	return p;
+}
+
+/* src's fingerprint, as the index names its entry. */
+static void fingerprint_of(const char *path, enum image_kind k, char fp[IMAGE_KEY_LEN],
+			   bool *settled)
+{
+	char err[512] = "";
+
+	cr_assert_eq(image_fingerprint(path, k, fp, settled, err, sizeof(err)), 0, "%s", err);
+}
+
+/* The index entry at p holds key and a newline, in a regular file. */
+static void assert_entry(const char *p, const char *key)
+{
+	char text[128] = "", want[IMAGE_KEY_LEN + 1];
+	struct stat st;
+	FILE *in;
+
+	cr_assert_eq(lstat(p, &st), 0, "%s", p);
+	cr_assert(S_ISREG(st.st_mode), "%s", p);
+	cr_assert_not_null(in = fopen(p, "r"));
+	cr_assert_eq(fread(text, 1, sizeof(text) - 1, in), IMAGE_KEY_LEN);
+	fclose(in);
+	snprintf(want, sizeof(want), "%s\n", key);
+	cr_assert_str_eq(text, want);
+}
+
+static void write_text(const char *p, const char *text)
+{
+	FILE *o = fopen(p, "w");
+
+	cr_assert_not_null(o, "%s", p);
+	fputs(text, o);
+	cr_assert_eq(fclose(o), 0);
+}
+
+/* A settled directory's key goes in the index; the next prepare takes it
+ * from there without reading the content: an entry made to name another
+ * image (there) is taken at its word, which a key computed from the
+ * content would not be. */
+Test(image_build, a_settled_source_is_taken_from_the_index)
+{
+	struct fake f = {0};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .use_index = true};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", key[IMAGE_KEY_LEN], fp[IMAGE_KEY_LEN];
+	char other[PATH_MAX], text[IMAGE_KEY_LEN + 8];
+	bool built, settled;
+
+	settle();
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_eq(image_key(src, IMAGE_DIR, key, err, sizeof(err)), 0, "%s", err);
+	fingerprint_of(src, IMAGE_DIR, fp, &settled);
+	cr_assert(settled);
+	cr_assert_eq(entries_in("images/index"), 1);
+	assert_entry(entry_path(fp), key);
+
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_str_eq(again, out);
+	cr_assert_eq(f.n, 1);
+
+	snprintf(other, sizeof(other), "%s/images/%s.ext4", cache, other_key);
+	write_fake_ext4(other);
+	snprintf(text, sizeof(text), "%s\n", other_key);
+	write_text(entry_path(fp), text);
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_str_eq(again, other, "the key was not the index's");
+
+	/* A tar archive, the same way. */
+	char tar[PATH_MAX];
+	make_tar("z", tar);
+	settle();
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	fingerprint_of(tar, IMAGE_TAR_GZ, fp, &settled);
+	write_text(entry_path(fp), text);
+	cr_assert_eq(prepare(&b, tar, again, &built, err), 0, "%s", err);
+	cr_assert_str_eq(again, other, "the key was not the index's");
+}
+
+/* A file's content changed, its size and mtime as they were: its ctime
+ * moved, so the fingerprint is another, and the image is the content's. */
+Test(image_build, a_changed_file_is_keyed_by_its_content)
+{
+	struct fake f = {0};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .use_index = true};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", key[IMAGE_KEY_LEN], want[PATH_MAX];
+	char fp[IMAGE_KEY_LEN], fp2[IMAGE_KEY_LEN], motd[PATH_MAX];
+	struct timespec t[2];
+	struct stat st;
+	bool built, settled;
+
+	settle();
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	fingerprint_of(src, IMAGE_DIR, fp, &settled);
+	cr_assert(settled);
+	snprintf(motd, sizeof(motd), "%s/etc/motd", src);
+	cr_assert_eq(stat(motd, &st), 0);
+	write_text(motd, "hellO\n");
+	t[0] = st.st_atim;
+	t[1] = st.st_mtim;
+	cr_assert_eq(utimensat(AT_FDCWD, motd, t, 0), 0);
+	fingerprint_of(src, IMAGE_DIR, fp2, &settled);
+	cr_assert_str_neq(fp2, fp, "the same fingerprint for other content");
+	cr_assert_not(settled);
+
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_str_neq(again, out);
+	cr_assert_eq(image_key(src, IMAGE_DIR, key, err, sizeof(err)), 0, "%s", err);
+	snprintf(want, sizeof(want), "%s/images/%s.ext4", cache, key);
+	cr_assert_str_eq(again, want);
+	cr_assert_eq(entries_in("images/index"), 1, "a fingerprint not settled was written");
+}
+
+/* A source changed in the last 2 s is keyed by its content each time,
+ * and nothing goes in the index for it. */
+Test(image_build, a_racy_source_is_not_indexed)
+{
+	struct fake f = {0};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .use_index = true};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX], motd[PATH_MAX];
+	bool built;
+
+	snprintf(motd, sizeof(motd), "%s/etc/motd", src);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(utimensat(AT_FDCWD, motd, NULL, 0), 0); /* changed now */
+		cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+		cr_assert(built == (i == 0));
+		cr_assert_eq(entries_in("images/index"), 0);
+	}
+	make_tar("", tar);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_eq(entries_in("images/index"), 0);
+}
+
+/* An entry that is not a regular file of this user's holding a key and a
+ * newline, or that names a key whose image is not there, is ignored: the
+ * run takes the content's key, and the entry is written again. An index
+ * directory others may write is not used at all. */
+Test(image_build, a_bad_index_entry_is_ignored, .timeout = 30)
+{
+	struct fake f = {0};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .use_index = true};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", key[IMAGE_KEY_LEN], fp[IMAGE_KEY_LEN];
+	char other[PATH_MAX], text[IMAGE_KEY_LEN + 8], upper[IMAGE_KEY_LEN + 8], held[PATH_MAX];
+	const char *p;
+	bool built, settled;
+
+	settle();
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_eq(image_key(src, IMAGE_DIR, key, err, sizeof(err)), 0, "%s", err);
+	fingerprint_of(src, IMAGE_DIR, fp, &settled);
+	p = entry_path(fp);
+	snprintf(other, sizeof(other), "%s/images/%s.ext4", cache, other_key);
+	write_fake_ext4(other);
+	snprintf(text, sizeof(text), "%s\n", other_key);
+	for (size_t i = 0; i < 64; i++)
+		upper[i] = (char)(key[i] >= 'a' ? key[i] - 'a' + 'A' : key[i]);
+	snprintf(upper + 64, sizeof(upper) - 64, "\n");
+	snprintf(held, sizeof(held), "%s/held", top);
+	write_text(held, text);
+
+	for (int i = 0; i < 7; i++) {
+		unlink(p);
+		switch (i) {
+		case 0:
+			write_text(p, "not a key\n");
+			break;
+		case 1:
+			write_text(p, upper);
+			break;
+		case 2: /* no newline */
+			write_text(p, other_key);
+			break;
+		case 3: /* a symlink to a good one */
+			cr_assert_eq(symlink(held, p), 0);
+			break;
+		case 4: /* an image not there */
+			write_text(
+			    p,
+			    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n");
+			break;
+		case 5: /* a FIFO: not waited on */
+			cr_assert_eq(mkfifo(p, 0600), 0);
+			break;
+		case 6: /* another user's (root alone can make one) */
+			if (geteuid() != 0)
+				continue;
+			write_text(p, text);
+			cr_assert_eq(chown(p, 65534, 65534), 0);
+			break;
+		}
+		f = (struct fake){0};
+		cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%d: %s", i, err);
+		cr_assert_not(built, "%d", i);
+		cr_assert_str_eq(again, out, "%d: the entry was taken", i);
+		assert_entry(p, key);
+	}
+
+	/* An index directory others may write: neither read nor written. */
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/images/index", cache);
+	write_text(p, text);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert_str_eq(again, out, "an entry in a directory others may write was taken");
+	assert_entry(p, other_key);
+}
+
+/* flint-jail's builder (no use_index) keeps no index; flint run's
+ * (image_builder_default) does. */
+Test(image_build, a_builder_without_the_index_writes_none)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", dir[PATH_MAX], c[PATH_MAX];
+	bool built;
+
+	settle();
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	snprintf(dir, sizeof(dir), "%s/images/index", cache);
+	cr_assert_neq(access(dir, F_OK), 0, "an index made");
+	cr_assert_eq(cache_entries(), 1);
+
+	setenv("FLINT_CACHE", cache, 1);
+	cr_assert_eq(image_builder_default(&b, c, sizeof(c), err, sizeof(err)), 0, "%s", err);
+	cr_assert(b.use_index);
 }

@@ -353,12 +353,12 @@ Test(jail_plan, run_scratch_is_made_in_the_jail)
 	cr_assert_eq(p.scratch, 1ULL << 30);
 	plan_free(&p);
 
-	cr_assert_eq(BUILD(&p, "run", "--image", "/i/u.ext4", "--scratch", "64M", "--metrics-path",
+	cr_assert_eq(BUILD(&p, "run", "--image", "/i/u.ext4", "--scratch", "64M", "--log-path",
 			   "/scratch.ext4", "--", "true"),
 		     -EINVAL);
-	cr_assert_not_null(strstr(err, "the metrics file /scratch.ext4: /scratch.ext4 is the "
-				       "scratch disk"),
-			   "%s", err);
+	cr_assert_not_null(
+	    strstr(err, "the log file /scratch.ext4: /scratch.ext4 is the scratch disk"), "%s",
+	    err);
 }
 
 /* --net user: a passt for the jailer to start per interface, its socket
@@ -765,7 +765,8 @@ Test(jail_plan, memory_sizes)
 	    {"1gb", 1ULL << 30, NULL},
 	    {"-5", 0, "--mem -5: expected a size"},
 	    {"lots", 0, "--mem lots: expected a size"},
-	    {"1T", 0, "--mem 1T: expected a size"},
+	    {"1T", 1ULL << 40, NULL},
+	    {"2T", 0, "--mem 2T: expected a size"},
 	    {"100M5", 0, "--mem 100M5: expected a size"},
 	    {"17K", 0, "from 16M to 1024G"},
 	    {"2048G", 0, "--mem 2048G: expected a size such as 128M or 2G, from 16M to 1024G"},

@@ -550,8 +550,8 @@ rm -rf "$BASE/flint"
 # flint's message, before making anything.
 check_fails unknown-flint-option "flint-jail: flint arguments: unknown option --frob (see --help)" \
 	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --frob
-check_fails mem-as-flint-reads-it "flint-jail: flint arguments: --mem 1T: expected a size" \
-	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --mem 1T
+check_fails mem-as-flint-reads-it "flint-jail: flint arguments: --mem 2T: expected a size" \
+	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --mem 2T
 check_fails mem-whole-mib "flint-jail: flint arguments: --mem: 16388 KiB is not a whole number" \
 	--id f --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" --mem 16388K
 # The config file is read as the jail's user, as flint would read it.

@@ -1,8 +1,11 @@
 /* flint bench's client of Firecracker's API: HTTP/1.1 over its Unix
  * socket, one request at a time on one connection, to boot a guest the
  * way Firecracker's getting-started does (PUT /boot-source,
- * /machine-config, /drives/rootfs, then /actions InstanceStart). The same
- * client drives flint's own API, which answers as Firecracker's does.
+ * /machine-config, /drives/rootfs, then /actions InstanceStart:
+ * vmm_firecracker_boot, bench/vmm.h). The same client drives flint's own
+ * API, which answers as Firecracker's does, for flint bench's serve mode
+ * and the bench programs (bench/api, bench/snapshot), which link it
+ * statically: it needs only libc, jansson and core/util.
  * Trusts nothing it reads: a status line, headers and a body of bounded
  * length, or an error. */
 #ifndef FLINT_BENCH_FCAPI_H
@@ -13,7 +16,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "bench/vmm.h"
 #include "core/util.h"
 
 #define FCAPI_ANSWER_MAX 4096 /* headers and body of one answer */
@@ -70,18 +72,5 @@ int fcapi_header(const struct fcapi_answer *a, const char *name, char *out, size
 /* What an error answer's body says: its JSON "fault_message" (Firecracker's
  * and flint's errors), else the body itself, into out (cut to fit). */
 void fcapi_fault(const char *body, char *out, size_t len);
-
-/* What fcapi_boot needs: the API socket's path and the guest. */
-struct fcapi_boot {
-	const char *sock;
-	const struct vmm_guest *g;
-};
-
-/* A runner_launch.drive (ctx: a struct fcapi_boot): connect, PUT the
- * guest's boot source (its command line as vmm_qemu_argv's, the root
- * image named by Firecracker's is_root_device), machine, root drive, then
- * InstanceStart. Any answer but 2xx fails, with the request and the
- * answer's fault_message in why. */
-int fcapi_boot(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t whylen) WARN_UNUSED;
 
 #endif

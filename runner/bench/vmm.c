@@ -1,11 +1,15 @@
-/* vmm: the VMMs' command lines for one guest. See vmm.h. */
+/* vmm: the VMMs' command lines for one guest, and Firecracker's API
+ * calls. See vmm.h. */
 #include "bench/vmm.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "bench/fcapi.h"
 #include "bench/runner.h"
 
 /* QEMU microvm's last virtio-mmio slot, where its first device goes
@@ -183,4 +187,70 @@ int vmm_firecracker_argv(struct vmm_argv *a, const char *path, const char *sock)
 	r = vmm_argv_add(a, "%s", path ? path : "firecracker");
 	r |= add_opt(a, "--api-sock", "%s", sock);
 	return r ? -E2BIG : 0;
+}
+
+/* PUT path json; 0 for a 2xx answer, else -EIO with why. */
+static int put(int fd, const char *path, json_t *j, uint64_t deadline_us, char *why, size_t whylen)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char body[512];
+	int status = 0, r;
+
+	json_decref(j);
+	if (!text) {
+		snprintf(why, whylen, "PUT %s: out of memory", path);
+		return -ENOMEM;
+	}
+	r = fcapi_request(fd, "PUT", path, text, deadline_us, &status, body, sizeof(body));
+	free(text);
+	if (r < 0) {
+		snprintf(why, whylen, "PUT %s: %s", path,
+			 r == -EPROTO ? "not an HTTP answer" : strerror(-r));
+		return r;
+	}
+	if (status / 100 == 2)
+		return 0;
+	char fault[sizeof(body)];
+	fcapi_fault(body, fault, sizeof(fault));
+	snprintf(why, whylen, "PUT %s: %d %s", path, status, fault);
+	return -EIO;
+}
+
+int vmm_firecracker_boot(void *ctx, pid_t pid, uint64_t deadline_us, char *why, size_t whylen)
+{
+	const struct vmm_firecracker_boot *b = ctx;
+	const struct vmm_guest *g = b->g;
+	char args[4096];
+	int fd = -1, r;
+
+	(void)pid;
+	/* Firecracker names the root device itself (is_root_device). */
+	if ((r = vmm_peer_cmdline(args, sizeof(args), g, NULL)) < 0) {
+		snprintf(why, whylen, "the guest's command line: %s", strerror(-r));
+		return r;
+	}
+	if ((r = fcapi_connect(b->sock, deadline_us, &fd)) < 0) {
+		snprintf(why, whylen, "API socket %s: %s", b->sock, strerror(-r));
+		return r;
+	}
+	json_t *src = json_pack("{s:s, s:s}", "kernel_image_path", g->kernel, "boot_args", args);
+	if (src && g->initrd)
+		json_object_set_new(src, "initrd_path", json_string(g->initrd));
+	if ((r = put(fd, "/boot-source", src, deadline_us, why, whylen)) < 0 ||
+	    (r = put(fd, "/machine-config",
+		     json_pack("{s:i, s:i}", "vcpu_count", (int)g->vcpus, "mem_size_mib",
+			       (int)g->mem_mib),
+		     deadline_us, why, whylen)) < 0 ||
+	    (g->rootfs &&
+	     (r = put(fd, "/drives/rootfs",
+		      json_pack("{s:s, s:s, s:b, s:b}", "drive_id", "rootfs", "path_on_host",
+				g->rootfs, "is_root_device", 1, "is_read_only", 1),
+		      deadline_us, why, whylen)) < 0) ||
+	    (r = put(fd, "/actions", json_pack("{s:s}", "action_type", "InstanceStart"),
+		     deadline_us, why, whylen)) < 0) {
+		close_fd(&fd);
+		return r;
+	}
+	close_fd(&fd);
+	return 0;
 }

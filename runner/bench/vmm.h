@@ -1,6 +1,7 @@
 /* flint bench's VMM command lines: one guest (kernel, initrd or root
  * image, memory, vCPUs, kernel command line, command), written out for
- * each VMM so that all of them boot the same thing.
+ * each VMM so that all of them boot the same thing (Firecracker's through
+ * its API, after its command line: vmm_firecracker_boot).
  *
  * flint runs the command through `flint run` (its agent, over vsock);
  * a peer has no agent, so its guest init runs the command from the kernel
@@ -87,7 +88,22 @@ int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 
 /* Firecracker (firecracker, or path) serving its API on sock (a path
  * that must not exist yet; the caller removes it after), which
- * fcapi_boot then drives (bench/fcapi.h). */
+ * vmm_firecracker_boot then drives. */
 int vmm_firecracker_argv(struct vmm_argv *a, const char *path, const char *sock) WARN_UNUSED;
+
+/* What vmm_firecracker_boot needs: the API socket's path and the guest. */
+struct vmm_firecracker_boot {
+	const char *sock;
+	const struct vmm_guest *g;
+};
+
+/* A runner_launch.drive (ctx: a struct vmm_firecracker_boot): connect to
+ * the API socket with flint's client (bench/fcapi.h), PUT the guest's boot
+ * source (its command line as vmm_qemu_argv's, the root image named by
+ * Firecracker's is_root_device), machine, root drive, then InstanceStart.
+ * Any answer but 2xx fails, with the request and the answer's
+ * fault_message in why. */
+int vmm_firecracker_boot(void *ctx, pid_t pid, uint64_t deadline_us, char *why,
+			 size_t whylen) WARN_UNUSED;
 
 #endif

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "bench/baseline.h"
-#include "bench/fcapi.h"
 #include "bench/plot.h"
 #include "bench/report.h"
 #include "bench/runner.h"
@@ -708,7 +707,7 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 	    .guest_mem_kib = o->mem_mib * 1024,
 	    .timeout_ms = o->timeout_s * 1000,
 	};
-	struct fcapi_boot fb = {.g = &g};
+	struct vmm_firecracker_boot fb = {.g = &g};
 	char sock[108] = "", why[sizeof(r->why)], handler[PATH_MAX];
 	pid_t uffd = -1;
 	unsigned id;
@@ -743,7 +742,7 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 	}
 	if (e->kind == VK_FIRECRACKER) {
 		fb.sock = sock;
-		l.drive = fcapi_boot;
+		l.drive = vmm_firecracker_boot;
 		l.drive_ctx = &fb;
 	}
 	if (e->kind == VK_FLINT_UFFD) {

@@ -1,7 +1,9 @@
-/* flint bench's Firecracker API client (bench/fcapi.c) against a stand-in
- * server on a thread: answers good and bad, a boot's requests in order,
- * a fault message carried into the reason. (The client against flint's
- * own API, booting the smoke tests' tiny guest, was tried by hand.) */
+/* flint bench's Firecracker API client (bench/fcapi.c), and the boot that
+ * drives Firecracker through it (vmm_firecracker_boot, bench/vmm.c),
+ * against a stand-in server on a thread: answers good and bad, a boot's
+ * requests in order, a fault message carried into the reason. (The client
+ * against flint's own API, booting the smoke tests' tiny guest, was tried
+ * by hand.) */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "bench/fcapi.h"
+#include "bench/vmm.h"
 
 /* The stand-in: for each request read, the next canned answer. */
 struct server {
@@ -285,12 +288,12 @@ static void teardown(void)
 	rmdir(dir);
 }
 
-TestSuite(bench_fcapi_boot, .init = setup, .fini = teardown);
+TestSuite(bench_firecracker_boot, .init = setup, .fini = teardown);
 
 static char *cmd[] = {"echo", "bench-out", NULL};
 
 /* The boot's requests, in order, to a socket that appears late. */
-Test(bench_fcapi_boot, a_boot)
+Test(bench_firecracker_boot, a_boot)
 {
 	char path[96], why[256] = "";
 	struct server s = {.fd = -1, .lfd = -1, .n = 4, .delay_ms = 50, .path = path};
@@ -300,14 +303,14 @@ Test(bench_fcapi_boot, a_boot)
 			      .vcpus = 2,
 			      .command = cmd,
 			      .ncommand = 2};
-	struct fcapi_boot b = {.sock = path, .g = &g};
+	struct vmm_firecracker_boot b = {.sock = path, .g = &g};
 	pthread_t t;
 
 	snprintf(path, sizeof(path), "%s/api.sock", dir);
 	for (int i = 0; i < 4; i++)
 		s.answers[i] = "HTTP/1.1 204 No Content\r\n\r\n";
 	cr_assert_eq(pthread_create(&t, NULL, serve, &s), 0);
-	cr_assert_eq(fcapi_boot(&b, 1, in_ms(5000), why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(vmm_firecracker_boot(&b, 1, in_ms(5000), why, sizeof(why)), 0, "%s", why);
 	pthread_join(t, NULL);
 	close(s.fd);
 	close(s.lfd);
@@ -328,12 +331,12 @@ Test(bench_fcapi_boot, a_boot)
 	cr_assert(strstr(s.seen, "\"action_type\":\"InstanceStart\""), "%s", s.seen);
 }
 
-Test(bench_fcapi_boot, a_refusal_says_why)
+Test(bench_firecracker_boot, a_refusal_says_why)
 {
 	char path[96], why[256] = "";
 	struct server s = {.fd = -1, .lfd = -1, .n = 2, .path = path};
 	struct vmm_guest g = {.kernel = "/k", .mem_mib = 128, .vcpus = 64};
-	struct fcapi_boot b = {.sock = path, .g = &g};
+	struct vmm_firecracker_boot b = {.sock = path, .g = &g};
 	pthread_t t;
 
 	snprintf(path, sizeof(path), "%s/api.sock", dir);
@@ -341,7 +344,7 @@ Test(bench_fcapi_boot, a_refusal_says_why)
 	s.answers[1] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 44\r\n\r\n"
 		       "{\"fault_message\":\"vcpu_count: 1 to 32 (64)\"}";
 	cr_assert_eq(pthread_create(&t, NULL, serve, &s), 0);
-	cr_assert_eq(fcapi_boot(&b, 1, in_ms(5000), why, sizeof(why)), -EIO);
+	cr_assert_eq(vmm_firecracker_boot(&b, 1, in_ms(5000), why, sizeof(why)), -EIO);
 	pthread_join(t, NULL);
 	close(s.fd);
 	close(s.lfd);
@@ -349,18 +352,18 @@ Test(bench_fcapi_boot, a_refusal_says_why)
 	cr_assert_null(strstr(s.seen, "/actions"), "nothing after the refusal");
 }
 
-Test(bench_fcapi_boot, nothing_listens)
+Test(bench_firecracker_boot, nothing_listens)
 {
 	char path[96], why[256] = "";
 	struct vmm_guest g = {.kernel = "/k", .mem_mib = 128, .vcpus = 1};
-	struct fcapi_boot b = {.sock = path, .g = &g};
+	struct vmm_firecracker_boot b = {.sock = path, .g = &g};
 
 	snprintf(path, sizeof(path), "%s/api.sock", dir);
-	cr_assert_eq(fcapi_boot(&b, 1, in_ms(100), why, sizeof(why)), -ETIMEDOUT);
+	cr_assert_eq(vmm_firecracker_boot(&b, 1, in_ms(100), why, sizeof(why)), -ETIMEDOUT);
 	cr_assert(strstr(why, "api.sock: Connection timed out"), "%s", why);
 }
 
-Test(bench_fcapi_boot, firecracker_argv)
+Test(bench_firecracker_boot, firecracker_argv)
 {
 	struct vmm_argv a;
 

@@ -25,14 +25,13 @@
  *       Summarizes the "run mode=M ms=V ..." lines of cli and api runs.
  *
  * cli and api print one "run mode=... ms=..." line (ms=-1 and the reason on
- * stderr when the boot failed; exit status 1). Only libc: the HTTP/1.1 and
- * QMP clients are the few lines below. */
+ * stderr when the boot failed; exit status 1). Built static (bench/api/run)
+ * with flint's own HTTP client of its API (runner/bench/fcapi.c, and
+ * core/util.c, jansson) and bench/vmmctl.c's connect and QMP reads. */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -41,29 +40,16 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../vmmctl.h"
+#include "bench/fcapi.h"
+#include "core/util.h"
+
 #define MAX_RUNS 1000
-#define RETRY_NS 50000ULL /* connect() retry period while the socket is not up */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
 
 /* Fork and exec argv with stdin and stdout on /dev/null and stderr on
  * err_fd (-1: /dev/null too). Returns the pid or -errno. */
@@ -111,157 +97,13 @@ static void kill_reap(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* Connect to the Unix socket at path, retrying every RETRY_NS while it does
- * not exist or does not accept yet. Returns the fd, -ECHILD when pid exited
- * first, -ETIMEDOUT at deadline. */
-static int connect_retry(const char *path, pid_t pid, uint64_t deadline)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const struct timespec pause = {0, RETRY_NS};
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	for (;;) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-			return fd;
-		int e = errno;
-		close(fd);
-		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)
-			return -e;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -ECHILD;
-		if (now_ns() >= deadline)
-			return -ETIMEDOUT;
-		nanosleep(&pause, NULL);
-	}
-}
-
-/* A connection with a read buffer, for line (QMP) and HTTP reads. */
-struct conn {
-	int fd;
-	uint64_t deadline;
-	char buf[16384];
-	size_t len;
-};
-
-static int write_all(struct conn *c, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(c->fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Read more into c->buf; -ETIMEDOUT at the deadline, -EPIPE at EOF,
- * -ENOBUFS when the buffer is full. */
-static int fill(struct conn *c)
-{
-	if (c->len >= sizeof(c->buf) - 1)
-		return -ENOBUFS;
-	for (;;) {
-		uint64_t t = now_ns();
-		if (t >= c->deadline)
-			return -ETIMEDOUT;
-		struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-		int r = poll(&pf, 1, (int)((c->deadline - t) / 1000000 + 1));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			continue;
-		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		c->len += (size_t)n;
-		c->buf[c->len] = '\0';
-		return 0;
-	}
-}
-
-static void consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-	c->buf[c->len] = '\0';
-}
-
-/* One HTTP/1.1 request (body NULL: none) and its answer: the status code
- * in *status and the body, NUL-terminated, in out (cut to outlen). Returns
- * 0 or -errno. */
-static int http(struct conn *c, const char *method, const char *path, const char *body, int *status,
-		char *out, size_t outlen)
-{
-	char req[4096];
-	int n, r;
-
-	if (body)
-		n = snprintf(req, sizeof(req),
-			     "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			     method, path, strlen(body), body);
-	else
-		n = snprintf(
-		    req, sizeof(req),
-		    "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n", method,
-		    path);
-	if (n < 0 || (size_t)n >= sizeof(req))
-		return -E2BIG;
-	if ((r = write_all(c, req, (size_t)n)) < 0)
-		return r;
-	char *end;
-	while (!(end = strstr(c->buf, "\r\n\r\n")))
-		if ((r = fill(c)) < 0)
-			return r;
-	size_t head = (size_t)(end - c->buf) + 4;
-	if (sscanf(c->buf, "HTTP/1.%*d %d", status) != 1)
-		return -EPROTO;
-	size_t clen = 0;
-	for (char *l = strstr(c->buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n"))
-		if (!strncasecmp(l + 2, "Content-Length:", 15))
-			clen = strtoul(l + 17, NULL, 10);
-	if (head + clen >= sizeof(c->buf))
-		return -ENOBUFS;
-	while (c->len < head + clen)
-		if ((r = fill(c)) < 0)
-			return r;
-	size_t keep = clen < outlen ? clen : outlen - 1;
-	memcpy(out, c->buf + head, keep);
-	out[keep] = '\0';
-	consume(c, head + clen);
-	return 0;
-}
-
 /* The next QMP message that is not an event, NUL-terminated in out. */
-static int qmp_line(struct conn *c, char *out, size_t outlen)
+static int qmp_line(struct qmp_conn *c, char *out, size_t outlen)
 {
 	for (;;) {
-		char *nl;
-		int r;
-		while (!(nl = strchr(c->buf, '\n')))
-			if ((r = fill(c)) < 0)
-				return r;
-		size_t n = (size_t)(nl - c->buf) + 1;
-		size_t keep = n < outlen ? n : outlen - 1;
-		memcpy(out, c->buf, keep);
-		out[keep] = '\0';
-		consume(c, n);
-		if (!strstr(out, "\"event\""))
-			return 0;
+		int r = qmp_next(c, out, outlen);
+		if (r < 0 || !strstr(out, "\"event\""))
+			return r;
 	}
 }
 
@@ -358,7 +200,7 @@ static struct series cpu[2] = {{.name = "flint"}, {.name = "qemu"}};
  * Returns 0 or -errno (with the reason printed). */
 static int host_run(int vmm, char *const argv[], const char *sock, double *wall_ms, double *cpu_ms)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	struct qmp_conn *c = calloc(1, sizeof(*c));
 	char out[4096] = "";
 	int r, status = 0;
 
@@ -373,19 +215,20 @@ static int host_run(int vmm, char *const argv[], const char *sock, double *wall_
 		return pid;
 	}
 	c->deadline = t0 + 10000000000ULL;
-	r = c->fd = connect_retry(sock, pid, c->deadline);
+	r = c->fd = vmmctl_connect(sock, pid, c->deadline);
 	if (r < 0)
 		goto out;
 	if (vmm == 0) {
-		r = http(c, "GET", "/", NULL, &status, out, sizeof(out));
+		r = fcapi_request(c->fd, "GET", "/", NULL, c->deadline / 1000, &status, out,
+				  sizeof(out));
 		if (r == 0 && status != 200)
 			r = -EPROTO;
 	} else {
 		/* Greeting, capabilities negotiation, then the measured query. */
 		if ((r = qmp_line(c, out, sizeof(out))) < 0 || !strstr(out, "\"QMP\"") ||
-		    (r = write_all(c, "{\"execute\":\"qmp_capabilities\"}\n", 31)) < 0 ||
+		    (r = write_full(c->fd, "{\"execute\":\"qmp_capabilities\"}\n", 31)) < 0 ||
 		    (r = qmp_line(c, out, sizeof(out))) < 0 || !strstr(out, "\"return\"") ||
-		    (r = write_all(c, "{\"execute\":\"query-status\"}\n", 27)) < 0 ||
+		    (r = write_full(c->fd, "{\"execute\":\"query-status\"}\n", 27)) < 0 ||
 		    (r = qmp_line(c, out, sizeof(out))) < 0)
 			r = r < 0 ? r : -EPROTO;
 		else if (!strstr(out, "\"status\""))
@@ -541,10 +384,12 @@ struct api_opts {
 	int mem_mib, vcpus, timeout_s;
 };
 
-/* Configure the waiting flint through c and start it; *t_send is taken
+/* Configure the waiting flint through its API socket fd (one connection,
+ * kept alive) and start it, each answer before deadline; *t_send is taken
  * just before InstanceStart goes out, *t_answer when its answer is in.
- * Returns 0 or -errno; a refusal is printed with its fault_message. */
-static int api_boot(struct conn *c, const struct api_opts *o, uint64_t *t_send, uint64_t *t_answer)
+ * Returns 0 or -errno; a refusal is printed with its body. */
+static int api_boot(int fd, uint64_t deadline, const struct api_opts *o, uint64_t *t_send,
+		    uint64_t *t_answer)
 {
 	char body[8192], k[2048], i[2048], b[2048], out[2048];
 	int r, status;
@@ -565,7 +410,8 @@ static int api_boot(struct conn *c, const struct api_opts *o, uint64_t *t_send, 
 	for (int s = 0; s < 3; s++) {
 		if (s == 2)
 			*t_send = now_ns();
-		r = http(c, "PUT", steps[s].path, steps[s].body, &status, out, sizeof(out));
+		r = fcapi_request(fd, "PUT", steps[s].path, steps[s].body, deadline / 1000, &status,
+				  out, sizeof(out));
 		if (s == 2)
 			*t_answer = now_ns();
 		if (r < 0) {
@@ -632,23 +478,20 @@ static int api_main(int argc, char **argv)
 		av[n++] = argv[a];
 	av[n] = NULL;
 
-	struct conn *c = calloc(1, sizeof(*c));
 	int err = memfd_create("flint-stderr", MFD_CLOEXEC);
-	if (!c || err < 0)
+	if (err < 0)
 		return 2;
-	c->fd = -1;
 	uint64_t t0 = now_ns(), t_send = 0, t_answer = 0;
 	uint64_t deadline = t0 + (uint64_t)o.timeout_s * 1000000000ULL;
 	pid_t pid = spawn(av, err);
 	if (pid < 0)
 		return 2;
-	c->deadline = deadline;
-	int r = c->fd = connect_retry(sock, pid, deadline);
+	int r, fd = r = vmmctl_connect(sock, pid, deadline);
 	if (r < 0)
 		fprintf(stderr, "apibench: api: cannot connect to %s: %s\n", sock, strerror(-r));
 	else
-		r = api_boot(c, &o, &t_send, &t_answer);
-	close_fd(&c->fd);
+		r = api_boot(fd, deadline, &o, &t_send, &t_answer);
+	close_fd(&fd);
 	if (r < 0)
 		kill(pid, SIGKILL);
 	int status = reap(pid, deadline);
@@ -672,7 +515,6 @@ static int api_main(int argc, char **argv)
 	close(err);
 	unlink(sock);
 	rmdir(dir);
-	free(c);
 	return rc;
 }
 

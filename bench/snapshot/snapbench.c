@@ -38,7 +38,9 @@
  * Each prints one line, "run mode=... vmm=... KEY=VALUE ...", with
  * ms=-1 where something never happened, and the reason on stderr
  * ("snapbench: ..."), with the end of the VMM's stderr; exit status 1 then.
- * Only libc; built static so it runs in the rig's L1. */
+ * Built static so it runs in the rig's L1 (bench/snapshot/run), with
+ * flint's own HTTP client of its API (runner/bench/fcapi.c, and
+ * core/util.c, jansson) and bench/vmmctl.c's connect and QMP reads. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +52,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -58,32 +59,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../vmmctl.h"
+#include "bench/fcapi.h"
+#include "core/util.h"
+
 #define MAX_VMS	 16
 #define MAX_ARGS 128
 #define READY	 "bench-ready"
 #define PONG	 "pong x"
-#define RETRY_NS 50000ULL /* connect() retry period while a socket is not up */
 /* The same while restores run: the retries take CPU from the VMMs. */
 #define QMP_RETRY_NS 200000ULL
 #define REAP_WAIT_S  10
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static double ms_since(uint64_t t0, uint64_t t)
 {
 	return t ? (double)(t - t0) / 1e6 : -1.0;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -635,127 +625,6 @@ static void print_hist(void)
 
 /* ---- flint's API and QEMU's QMP, blocking (create) ---- */
 
-struct conn {
-	int fd;
-	uint64_t deadline;
-	char buf[16384];
-	size_t len;
-};
-
-static int connect_retry(const char *path, pid_t pid, uint64_t deadline)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	const struct timespec pause = {0, (long)RETRY_NS};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	for (;;) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-			return fd;
-		int e = errno;
-		close(fd);
-		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)
-			return -e;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -ECHILD;
-		if (now_ns() >= deadline)
-			return -ETIMEDOUT;
-		nanosleep(&pause, NULL);
-	}
-}
-
-/* Read more into c->buf: -ETIMEDOUT at the deadline, -EPIPE at EOF. */
-static int fill(struct conn *c)
-{
-	if (c->len >= sizeof(c->buf) - 1)
-		return -ENOBUFS;
-	for (;;) {
-		uint64_t t = now_ns();
-		if (t >= c->deadline)
-			return -ETIMEDOUT;
-		struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-		int r = poll(&pf, 1, (int)((c->deadline - t) / 1000000 + 1));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			continue;
-		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		c->len += (size_t)n;
-		c->buf[c->len] = '\0';
-		return 0;
-	}
-}
-
-static void consume(struct conn *c, size_t n)
-{
-	memmove(c->buf, c->buf + n, c->len - n);
-	c->len -= n;
-	c->buf[c->len] = '\0';
-}
-
-/* One HTTP/1.1 request with a JSON body and its answer: the status code in
- * *status, the body in out. 0 or -errno. */
-static int http(struct conn *c, const char *method, const char *path, const char *body, int *status,
-		char *out, size_t outlen)
-{
-	char req[4096];
-	int n = snprintf(req, sizeof(req),
-			 "%s %s HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, strlen(body), body);
-	int r;
-	if (n < 0 || (size_t)n >= sizeof(req))
-		return -E2BIG;
-	if ((r = write_all(c->fd, req, (size_t)n)) < 0)
-		return r;
-	char *end;
-	while (!(end = strstr(c->buf, "\r\n\r\n")))
-		if ((r = fill(c)) < 0)
-			return r;
-	size_t head = (size_t)(end - c->buf) + 4, clen = 0;
-	if (sscanf(c->buf, "HTTP/1.%*d %d", status) != 1)
-		return -EPROTO;
-	for (char *l = strstr(c->buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n"))
-		if (!strncasecmp(l + 2, "Content-Length:", 15))
-			clen = strtoul(l + 17, NULL, 10);
-	if (head + clen >= sizeof(c->buf))
-		return -ENOBUFS;
-	while (c->len < head + clen)
-		if ((r = fill(c)) < 0)
-			return r;
-	size_t keep = clen < outlen ? clen : outlen - 1;
-	memcpy(out, c->buf + head, keep);
-	out[keep] = '\0';
-	consume(c, head + clen);
-	return 0;
-}
-
-/* The next QMP message (event or not), NUL-terminated in out. */
-static int qmp_next(struct conn *c, char *out, size_t outlen)
-{
-	char *nl;
-	int r;
-	while (!(nl = strchr(c->buf, '\n')))
-		if ((r = fill(c)) < 0)
-			return r;
-	size_t n = (size_t)(nl - c->buf) + 1, keep = n < outlen ? n : outlen - 1;
-	memcpy(out, c->buf, keep);
-	out[keep] = '\0';
-	consume(c, n);
-	return 0;
-}
-
 /* What the MIGRATION events so far said: 0 nothing final, 1 completed,
  * -1 failed or cancelled. */
 static int mig_end;
@@ -773,7 +642,7 @@ static void note_event(const char *l)
 /* Send cmd (with fd attached by SCM_RIGHTS when fd >= 0) and read up to its
  * answer, noting the events that pass. 0, -EPROTO for an "error" answer
  * (in out), or -errno. */
-static int qmp_cmd(struct conn *c, const char *cmd, int fd, char *out, size_t outlen)
+static int qmp_cmd(struct qmp_conn *c, const char *cmd, int fd, char *out, size_t outlen)
 {
 	int r;
 	if (fd >= 0) {
@@ -814,18 +683,19 @@ struct create_opts {
 static char *const *cmd_argv;
 
 /* flint: PATCH /vm Paused, then PUT /snapshot/create, timed. */
-static int create_flint(struct vmm *v, const struct create_opts *o, struct conn *c,
+static int create_flint(struct vmm *v, const struct create_opts *o, struct qmp_conn *c,
 			double *pause_ms, double *create_ms)
 {
 	char body[2048], out[2048];
 	int r, status = 0;
 
-	if ((r = c->fd = connect_retry(o->sock, v->pid, c->deadline)) < 0) {
+	if ((r = c->fd = vmmctl_connect(o->sock, v->pid, c->deadline)) < 0) {
 		say("flint's API socket %s: %s", o->sock, strerror(-r));
 		return r;
 	}
 	uint64_t t0 = now_ns();
-	r = http(c, "PATCH", "/vm", "{\"state\":\"Paused\"}", &status, out, sizeof(out));
+	r = fcapi_request(c->fd, "PATCH", "/vm", "{\"state\":\"Paused\"}", c->deadline / 1000,
+			  &status, out, sizeof(out));
 	*pause_ms = ms_since(t0, now_ns());
 	if (r < 0 || status != 204) {
 		say("PATCH /vm Paused: %s", r < 0 ? strerror(-r) : out);
@@ -835,7 +705,8 @@ static int create_flint(struct vmm *v, const struct create_opts *o, struct conn 
 		 "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}",
 		 o->state, o->mem);
 	t0 = now_ns();
-	r = http(c, "PUT", "/snapshot/create", body, &status, out, sizeof(out));
+	r = fcapi_request(c->fd, "PUT", "/snapshot/create", body, c->deadline / 1000, &status, out,
+			  sizeof(out));
 	*create_ms = ms_since(t0, now_ns());
 	if (r < 0 || status != 204) {
 		say("PUT /snapshot/create: %s (HTTP %d)", r < 0 ? strerror(-r) : out, status);
@@ -845,13 +716,13 @@ static int create_flint(struct vmm *v, const struct create_opts *o, struct conn 
 }
 
 /* QEMU: stop, then migrate to a new file until completed, timed. */
-static int create_qemu(struct vmm *v, const struct create_opts *o, struct conn *c, double *pause_ms,
-		       double *create_ms)
+static int create_qemu(struct vmm *v, const struct create_opts *o, struct qmp_conn *c,
+		       double *pause_ms, double *create_ms)
 {
 	char out[4096], cmd[1024];
 	int r, fd = -1;
 
-	if ((r = c->fd = connect_retry(o->sock, v->pid, c->deadline)) < 0) {
+	if ((r = c->fd = vmmctl_connect(o->sock, v->pid, c->deadline)) < 0) {
 		say("QEMU's QMP socket %s: %s", o->sock, strerror(-r));
 		return r;
 	}
@@ -979,7 +850,7 @@ static int create_main(int argc, char **argv, bool boot_only)
 	}
 	cmd_argv = &argv[optind];
 	static struct vmm v;
-	static struct conn c;
+	static struct qmp_conn c;
 	double pause_ms = -1, create_ms = -1;
 	int r;
 

@@ -16,7 +16,8 @@ check() { # NAME EXPECTED-REGEX OUTPUT
 }
 
 # The fake: every POST answered "pong " and its body, or as FAKE says:
-# wrong (pong y), 500, slow (the body 60 ms after the headers). Each
+# wrong (pong y), 500, slow (the body 60 ms after the headers), chunked
+# (as flint serve streams), close (Connection: close, then closed). Each
 # connection and request logged, one line each, in $T/log.
 cat >"$T/fake-serve" <<'EOF'
 #!/usr/bin/env python3
@@ -41,7 +42,14 @@ class H(socketserver.StreamRequestHandler):
             head = b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(out)
             if mode == "slow":
                 self.wfile.write(head); self.wfile.flush(); time.sleep(0.06); head = b""
+            if mode == "chunked":
+                head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                out = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (out[:3], out[3:]))
+                out += b"0\r\nX-Flint-Exit-Status: 0\r\n\r\n"
+            if mode == "close":
+                head = head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
             self.wfile.write(head + out); self.wfile.flush()
+            if mode == "close": return
 class Srv(socketserver.ThreadingUnixStreamServer): daemon_threads = True
 Srv(sys.argv[1], H).serve_forever()
 EOF
@@ -86,6 +94,17 @@ out=$(http -n 3 -e 'pong x
 ')
 check "http: slow answers all answered" 'ok=3 errors=0' "$out"
 check "http: latency runs to the whole answer" ' min_ms=(6[0-9]|[7-9][0-9]|[1-9][0-9][0-9])\.[0-9] ' "$out"
+
+fake chunked
+out=$(http -n 3 -e 'pong x
+')
+check "http: chunked answers read" 'ok=3 errors=0' "$out"
+
+fake close
+out=$(http -n 4 -e 'pong x
+')
+check "http: Connection: close, connected again" 'ok=4 errors=0' "$out"
+check "http: a connection an answer" '^4$' "$(grep -c '^conn$' "$T/log")"
 
 kill $fpid && wait $fpid 2>/dev/null
 fpid=

@@ -16,10 +16,11 @@
  * forked) to its whole answer read (or its process reaped). Prints one
  * line: "mode=... c=C n=N ok=K errors=E wall_s=... rps=... p50_ms=...
  * p90_ms=... p99_ms=... min_ms=... max_ms=...", and the first error on
- * stderr. libc only, static, so that it runs in the rig's L1 (a client
- * library is not there); the HTTP it speaks is the little its own
- * requests need: a Content-Length body back, as flint serve sends when
- * the output fits its buffer. */
+ * stderr. Built static so that it runs in the rig's L1 (bench/serve/run),
+ * with flint's own HTTP client (runner/bench/fcapi.c, and core/util.c,
+ * jansson): an answer's body of Content-Length bytes or chunked (as flint
+ * serve streams output beyond its buffer), up to 1 MiB with its headers,
+ * within REQ_TIMEOUT_US. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -32,15 +33,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "bench/fcapi.h"
+#include "core/util.h"
 
 #define MAX_LANES 64
 #define RESP_MAX  (1 << 20)
+/* A request's answer must be in by then (an error, not a wait for ever). */
+#define REQ_TIMEOUT_US (300 * 1000000ULL)
 
 static const char *sock_path, *url_path, *body = "", *expect;
 static char **cmd;
@@ -54,13 +56,6 @@ static int phase_n, phase_base;
 static bool phase_keep;
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool err_said;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say_error(const char *fmt, ...)
@@ -80,100 +75,50 @@ static void say_error(const char *fmt, ...)
 	pthread_mutex_unlock(&err_lock);
 }
 
-static int dial(void)
+/* One request on *fd (connected again when closed): POST url_path with
+ * body through flint's client (fcapi_exchange), its answer into a (a->body
+ * set by the caller). true when answered 200 with expect. */
+static bool http_one(int *fd, struct fcapi_answer *a)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct fcapi_call c = {.method = "POST",
+			       .path = url_path,
+			       .content_type = "application/octet-stream",
+			       .accept = "*/*",
+			       .body = body,
+			       .body_len = strlen(body),
+			       .deadline_us = now_us() + REQ_TIMEOUT_US,
+			       .max_answer = RESP_MAX};
+	int r;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* One request on *fd (dialled again when closed). true when answered. */
-static bool http_one(int *fd, char *buf)
-{
-	char head[512];
-	size_t len = 0, blen = strlen(body);
-	int n = snprintf(head, sizeof(head),
-			 "POST %s HTTP/1.1\r\nHost: flint\r\nContent-Length: %zu\r\n\r\n", url_path,
-			 blen);
-
-	if (*fd < 0 && (*fd = dial()) < 0) {
-		say_error("cannot connect to %s: %s", sock_path, strerror(errno));
+	/* One try: a socket not there or refusing is -ETIMEDOUT to fcapi. */
+	if (*fd < 0 && (r = fcapi_connect(sock_path, 0, fd)) < 0) {
+		say_error("cannot connect to %s: %s", sock_path,
+			  r == -ETIMEDOUT ? "no socket there, or it refuses" : strerror(-r));
 		return false;
 	}
-	if (!send_all(*fd, head, (size_t)n) || !send_all(*fd, body, blen)) {
-		say_error("send: %s", strerror(errno));
-		goto broken;
+	if ((r = fcapi_exchange(*fd, &c, a)) < 0) {
+		/* Closed before a byte of the answer came, or the answer's fault. */
+		if (r == -EPROTO && !a->first_byte_us)
+			say_error("the server closed the connection");
+		else
+			say_error("POST %s: %s", url_path,
+				  r == -EPROTO
+				      ? "an answer cut short, not HTTP/1.x, over 1 MiB, with a "
+					"bad length or chunk, or with bytes after its end"
+				      : strerror(-r));
+		close_fd(fd);
+		return false;
 	}
-	for (;;) {
-		char *end = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
-		if (end) {
-			size_t hl = (size_t)(end - buf) + 4, want;
-			int status = 0;
-			char *cl = NULL;
-
-			buf[hl - 1] = '\0';
-			sscanf(buf, "HTTP/1.%*d %d", &status);
-			for (char *p = buf; (p = strchr(p, '\n')); p++)
-				if (!strncasecmp(p + 1, "Content-Length:", 15))
-					cl = p + 16;
-			if (!cl) {
-				say_error("an answer without Content-Length (status %d)", status);
-				goto broken;
-			}
-			want = hl + strtoul(cl, NULL, 10);
-			if (want > RESP_MAX) {
-				say_error("an answer of %zu bytes", want);
-				goto broken;
-			}
-			while (len < want) {
-				ssize_t r = recv(*fd, buf + len, want - len, 0);
-				if (r <= 0)
-					goto eof;
-				len += (size_t)r;
-			}
-			if (status != 200 || (expect && (want - hl != strlen(expect) ||
-							 memcmp(buf + hl, expect, want - hl)))) {
-				say_error("status %d, body '%.*s'", status,
-					  (int)(want - hl > 200 ? 200 : want - hl), buf + hl);
-				return false;
-			}
-			return true;
-		}
-		if (len == RESP_MAX) {
-			say_error("headers too long");
-			goto broken;
-		}
-		ssize_t r = recv(*fd, buf + len, RESP_MAX - len, 0);
-		if (r <= 0)
-			goto eof;
-		len += (size_t)r;
+	if (a->close)
+		close_fd(fd);
+	size_t kept = a->body_bytes < a->body_len ? (size_t)a->body_bytes : a->body_len - 1;
+	if (a->status != 200 ||
+	    (expect && (a->body_bytes != strlen(expect) || memcmp(a->body, expect, kept)))) {
+		say_error("status %d, body '%.*s'", a->status, (int)(kept > 200 ? 200 : kept),
+			  a->body);
+		return false;
 	}
-eof:
-	say_error("the server closed the connection");
-broken:
-	close(*fd);
-	*fd = -1;
-	return false;
+	return true;
 }
 
 static bool exec_one(int k, char *buf)
@@ -240,11 +185,17 @@ static bool exec_one(int k, char *buf)
 static void *lane(void *arg)
 {
 	char *buf = malloc(RESP_MAX);
+	struct fcapi_answer *a = malloc(sizeof(*a));
 	int fd = -1;
 
 	(void)arg;
-	if (!buf)
+	if (!buf || !a) {
+		free(buf);
+		free(a);
 		return NULL;
+	}
+	a->body = buf;
+	a->body_len = RESP_MAX;
 	for (;;) {
 		int k = atomic_fetch_add(&next_req, 1);
 		uint64_t t0;
@@ -253,15 +204,15 @@ static void *lane(void *arg)
 		if (k >= phase_n)
 			break;
 		t0 = now_ns();
-		ok = http_mode ? http_one(&fd, buf) : exec_one(phase_base + k, buf);
+		ok = http_mode ? http_one(&fd, a) : exec_one(phase_base + k, buf);
 		if (phase_keep)
 			lat_ms[k] = ok ? (double)(now_ns() - t0) / 1e6 : -1;
 		else if (!ok)
 			fprintf(stderr, "servebench: warm-up request %d failed\n", k);
 	}
-	if (fd >= 0)
-		close(fd);
+	close_fd(&fd);
 	free(buf);
+	free(a);
 	return NULL;
 }
 

@@ -4,8 +4,8 @@
  * /machine-config, /drives/rootfs, then /actions InstanceStart:
  * vmm_firecracker_boot, bench/vmm.h). The same client drives flint's own
  * API, which answers as Firecracker's does, for flint bench's serve mode
- * and the bench programs (bench/api, bench/snapshot), which link it
- * statically: it needs only libc, jansson and core/util.
+ * and the bench programs (bench/api, bench/snapshot, bench/serve), which
+ * link it statically: it needs only libc, jansson and core/util.
  * Trusts nothing it reads: a status line, headers and a body of bounded
  * length, or an error. */
 #ifndef FLINT_BENCH_FCAPI_H

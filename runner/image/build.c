@@ -538,9 +538,14 @@ static int sync_file(const char *p)
 	return r;
 }
 
-/* image_prepare's build, in the work directory, under its limits. */
+struct index;
+static bool index_unchanged(const struct index *ix);
+
+/* image_prepare's build, in the work directory, under its limits; not
+ * renamed to final when ix says the source changed since its fingerprint
+ * was taken (before the key): the image might not be the key's content. */
 static int build(const struct image_builder *b, const char *path, enum image_kind k,
-		 const char *final, char *err, size_t errlen)
+		 const char *final, const struct index *ix, char *err, size_t errlen)
 {
 	char work[PATH_MAX];
 	/* Below work: room for the longest name. */
@@ -569,6 +574,8 @@ static int build(const struct image_builder *b, const char *path, enum image_kin
 	 * an empty file under the key, taken for the image from then on. */
 	if (r == 0 && (r = sync_file(img)) < 0)
 		r = err_set(err, errlen, r, "%s: %s: %s", path, img, strerror(-r));
+	if (r == 0 && !index_unchanged(ix))
+		r = err_set(err, errlen, -EAGAIN, "%s changed while it was read (try again)", path);
 	/* Whole or not at all: a concurrent build of the same content renames
 	 * an identical image over this one, never half of one. */
 	if (r == 0 && rename(img, final) < 0)
@@ -625,28 +632,50 @@ struct index {
 	bool ok; /* the directory is usable and the fingerprint known */
 	bool settled;
 	const char *path; /* the source, for messages */
+	const char *real; /* the source's real path, fingerprinted, keyed and built */
+	enum image_kind kind;
 	char dir[PATH_MAX];
 	char fp[IMAGE_KEY_LEN];
 };
 
-/* Set ix up for path (of kind k) under the images directory images, if b
- * keeps an index: an index directory that is not this user's alone (as
- * images_dir says) is not used, as if there were none. */
+/* Set ix up for path (its real path real, of kind k) under the images
+ * directory images, if b keeps an index: an index directory that is not
+ * this user's alone (as images_dir says) is not used, as if there were
+ * none. */
 static void index_open(const struct image_builder *b, const char *images, const char *path,
-		       enum image_kind k, struct index *ix)
+		       const char *real, enum image_kind k, struct index *ix)
 {
 	char why[PATH_MAX + 256];
 
-	*ix = (struct index){.path = path};
+	*ix = (struct index){.path = path, .real = real, .kind = k};
 	if (!b->use_index)
 		return;
 	if ((size_t)snprintf(ix->dir, sizeof(ix->dir), "%s/index", images) >= sizeof(ix->dir))
 		snprintf(why, sizeof(why), "%s/index: path too long", images);
 	else if (images_dir(ix->dir, why, sizeof(why)) == 0 &&
-		 image_fingerprint(path, k, ix->fp, &ix->settled, why, sizeof(why)) == 0)
+		 image_fingerprint(real, k, ix->fp, &ix->settled, why, sizeof(why)) == 0)
 		ix->ok = true;
 	if (!ix->ok)
 		pr_debug("flint run: %s: no image index: %s", path, why);
+}
+
+/* Whether ix's source has the fingerprint it had before its key was
+ * computed (true when there is none to compare): if not, a directory on
+ * its path was renamed or the content changed while the key was computed
+ * or the image built, and neither the index entry nor the image may be
+ * taken for the key's. */
+static bool index_unchanged(const struct index *ix)
+{
+	char fp[IMAGE_KEY_LEN], why[PATH_MAX + 256];
+	bool settled;
+
+	if (!ix->ok)
+		return true;
+	if (image_fingerprint(ix->real, ix->kind, fp, &settled, why, sizeof(why)) == 0 &&
+	    !strcmp(fp, ix->fp))
+		return true;
+	pr_debug("flint run: %s changed while its key was computed", ix->path);
+	return false;
 }
 
 /* The key ix's entry names, when it is a regular file of this user's
@@ -707,6 +736,8 @@ static void index_write(const struct index *ix, const char *key)
 			 ix->path);
 		return;
 	}
+	if (!index_unchanged(ix))
+		return;
 	snprintf(tmp, sizeof(tmp), "%s/.new-XXXXXX", ix->dir);
 	snprintf(p, sizeof(p), "%s/%s", ix->dir, ix->fp);
 	snprintf(line, sizeof(line), "%s\n", key);
@@ -728,7 +759,7 @@ static void index_write(const struct index *ix, const char *key)
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
 		  bool *built, char *err, size_t errlen)
 {
-	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX];
+	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX], real[PATH_MAX];
 	struct sigaction was_sig;
 	struct index ix;
 	struct rlimit was;
@@ -744,9 +775,15 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 			return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
 		return 0;
 	}
+	/* Resolved once: the fingerprint, the key and the build all read the
+	 * same directory or file, whatever a symlink on path names meanwhile
+	 * (a release switched by ln -sfn would otherwise have its content
+	 * indexed under the fingerprint of the one before). */
+	if (!realpath(path, real))
+		return err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
 	/* Its key would change with every build, and mke2fs -d would copy the
 	 * image it writes into itself. */
-	if (k == IMAGE_DIR && holds_cache(path, b->cache_dir))
+	if (k == IMAGE_DIR && holds_cache(real, b->cache_dir))
 		return err_set(err, errlen, -EINVAL,
 			       "%s: holds flint's cache directory %s, which an image cannot hold "
 			       "(name a directory without it, or set FLINT_CACHE elsewhere)",
@@ -757,9 +794,9 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		return r;
 	/* The fingerprint before the content: a change while the content is
 	 * read moves a ctime past what the fingerprint took. */
-	index_open(b, dir, path, k, &ix);
+	index_open(b, dir, path, real, k, &ix);
 	bool indexed = index_lookup(&ix, dir, key, final);
-	if (!indexed && (r = image_key(path, k, key, err, errlen)) < 0)
+	if (!indexed && (r = image_key(real, k, key, err, errlen)) < 0)
 		return r;
 	if ((!indexed && !image_path(dir, key, final)) ||
 	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
@@ -773,7 +810,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	}
 	sweep_stale_builds(dir);
 	set_limit(b->max_bytes, &was, &was_sig);
-	r = build(b, path, k, final, err, errlen);
+	r = build(b, real, k, final, &ix, err, errlen);
 	restore_limit(b->max_bytes, &was, &was_sig);
 	if (r == 0)
 		index_write(&ix, key);

@@ -67,8 +67,12 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
  * a source whose fingerprint the index has, naming a key whose image is
  * there, is taken without its content being read; otherwise, once the key
  * is known and the image there, the fingerprint goes in the index if it is
- * settled (image.h). The index is an aid: nothing that goes wrong with it
- * fails the call (it is logged at debug level). *built: whether
+ * settled (image.h) and unchanged since its key was computed. The source
+ * is resolved to its real path once, and the fingerprint, the key and the
+ * build all read that; a source whose fingerprint changed by the end of
+ * its build fails with -EAGAIN, its image not cached (it might not be the
+ * key's content). Otherwise the index is an aid: nothing that goes wrong
+ * with it fails the call (it is logged at debug level). *built: whether
  * mke2fs ran (NULL: not wanted). 0, or -errno with err naming path and the
  * step that failed. */
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,

@@ -31,6 +31,7 @@ struct fake {
 	int mke2fs_status;   /* what the fake mke2fs answers */
 	char seen[PATH_MAX]; /* mke2fs -d's tree had this file */
 	char seen_text[64];
+	const char *during; /* a shell command run as mke2fs starts */
 };
 
 /* Enough of an ext4 image at img for image_is_ext4: its magic at 1080. */
@@ -63,6 +64,8 @@ static int fake_run(void *ctx, char *const argv[], int in_fd, int out_fd)
 		return image_run_cmd(NULL, argv, in_fd, out_fd);
 	if (f->mke2fs_status)
 		return f->mke2fs_status;
+	if (f->during)
+		cr_assert_eq(system(f->during), 0, "%s", f->during);
 	for (int j = i; j + 1 < argc; j++)
 		if (!strcmp(argv[j], "-d")) {
 			char p[PATH_MAX * 2];
@@ -949,6 +952,71 @@ Test(image_build, a_racy_source_is_not_indexed)
 	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
 	cr_assert(built);
 	cr_assert_eq(entries_in("images/index"), 0);
+}
+
+/* A source named through a symlink switched to another tree while its
+ * image is made (ln -sfn, as a release is deployed): the key, the build
+ * and the index entry are all of the tree it named at the start, so that
+ * neither the image under that tree's key nor its index entry holds the
+ * other tree. */
+Test(image_build, a_symlink_switched_meanwhile_changes_nothing)
+{
+	char cur[256], other[256], cmd[1024], during[512];
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", key[IMAGE_KEY_LEN], want[PATH_MAX];
+	struct fake f = {.seen = "etc/motd", .during = during};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .use_index = true};
+	bool built;
+
+	snprintf(cur, sizeof(cur), "%s/cur", top);
+	snprintf(other, sizeof(other), "%s/other", top);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir -p %1$s/etc; echo other >%1$s/etc/motd; ln -s src %2$s", other,
+		 cur);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(during, sizeof(during), "ln -sfn other %s", cur);
+	settle();
+	cr_assert_eq(prepare(&b, cur, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_str_eq(f.seen_text, "hello\n", "the build read the tree switched to");
+	cr_assert_eq(image_key(src, IMAGE_DIR, key, err, sizeof(err)), 0, "%s", err);
+	snprintf(want, sizeof(want), "%s/images/%s.ext4", cache, key);
+	cr_assert_str_eq(out, want);
+
+	/* src itself, from the index: its own image. */
+	f = (struct fake){0};
+	cr_assert_eq(prepare(&b, src, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_str_eq(again, want);
+	/* And the symlink, now the other tree's. */
+	f = (struct fake){0};
+	cr_assert_eq(prepare(&b, cur, again, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_str_neq(again, want);
+}
+
+/* A source whose content changes while its image is built: the image
+ * might be of neither content, and is not put under the key computed
+ * before (nor is the source indexed); the run fails, saying why. */
+Test(image_build, a_source_changed_while_built_is_not_cached)
+{
+	char during[512], out[PATH_MAX], err[512] = "";
+	struct fake f = {.during = during};
+	struct image_builder b = {
+	    .cache_dir = cache, .run = fake_run, .ctx = &f, .use_index = true};
+	bool built;
+
+	snprintf(during, sizeof(during), "echo more >>%s/etc/motd", src);
+	settle();
+	cr_assert_eq(prepare(&b, src, out, &built, err), -EAGAIN, "%s", err);
+	cr_assert_not_null(strstr(err, "changed while it was read"), "%s", err);
+	cr_assert_eq(cache_entries(), 1, "an image or a work directory left"); /* index/ */
+	cr_assert_eq(entries_in("images/index"), 0);
+
+	/* Unchanged since, it is built and cached. */
+	f = (struct fake){0};
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert(built);
 }
 
 /* An entry that is not a regular file of this user's holding a key and a

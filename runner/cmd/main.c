@@ -564,13 +564,15 @@ static int run_command(struct config *cfg)
 	int status = EXIT_FLINT_ERROR;
 	char why[256];
 
+	/* The descriptors first: the log file, opened before them, would take
+	 * the number of one that is not open, and pass for it. */
+	if ((cfg->wait_fd && check_wait_fd("--wait-fd", cfg->wait_fd) < 0) ||
+	    (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0))
+		goto out;
 	if (instance_cli_logger(cfg, why, sizeof(why)) < 0) {
 		pr_err("flint run: %s", why);
 		goto out;
 	}
-	if ((cfg->wait_fd && check_wait_fd("--wait-fd", cfg->wait_fd) < 0) ||
-	    (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0))
-		goto out;
 	if (cfg->restore ? private_socket(cfg, &rs) < 0 || restore_for_run(&rc.vm, cfg) < 0
 			 : run_prepare(cfg, &rs) < 0 || create_from_cli(&rc.vm, cfg) < 0)
 		goto out;
@@ -668,11 +670,17 @@ static int attach_command(const struct config *cfg)
 	const char *test = cfg->seccomp_test;
 	struct copier *copy = NULL;
 	struct run *r = NULL;
+	char why[256];
 	eventfd_t v;
 	int err;
 
 	if (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0)
 		return EXIT_FLINT_ERROR;
+	/* As run_command's: before seccomp, which has no open. */
+	if (instance_cli_logger(cfg, why, sizeof(why)) < 0) {
+		pr_err("flint run: %s", why);
+		return EXIT_FLINT_ERROR;
+	}
 	ac.done_fd = eventfd(0, EFD_CLOEXEC);
 	if (ac.done_fd < 0) {
 		pr_err("flint run: eventfd: %s", strerror(errno));

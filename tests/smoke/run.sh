@@ -136,6 +136,18 @@ check run-log-path-missing 125 "" "cannot open log_path '$OUT/nope/log'" -- \
 	run --log-path "$OUT/nope/log" --kernel "$OUT/nope/vmlinux" -- true
 check run-metrics-path-refused 125 "" "--metrics-path is not an option of flint run" -- \
 	run --metrics-path "$OUT/metrics" -- true
+# --attach too (it ignored them), and no log file passes for a --wait-fd
+# that is not open (the lowest free number: the log's, opened first).
+check attach-log-path-missing 125 "" "cannot open log_path '$OUT/nope/log'" -- \
+	run --attach "$OUT/nope.sock" --log-path "$OUT/nope/log" -- true
+: >"$OUT/wait-fd.log"
+timeout 20 "$FLINT" run --restore "$OUT/nope.state" --mem-file "$OUT/nope.mem" --wait-fd 3 \
+	--log-path "$OUT/wait-fd.log" -- true >"$OUT/run-wait-fd-closed.out" \
+	2>"$OUT/run-wait-fd-closed.err" </dev/null 3<&-
+got=$? why=""
+[ "$got" = 125 ] && grep -q -- "--wait-fd 3: Bad file descriptor" "$OUT/run-wait-fd-closed.err" ||
+	why="status $got, expected 125 and --wait-fd 3 refused"
+report run-wait-fd-closed "$why" "$OUT/run-wait-fd-closed.err"
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <nettle/sha2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,7 +160,9 @@ struct walk {
 	struct sha256_ctx *hash;    /* image_key, image_fingerprint */
 	struct image_usage *use;    /* image_measure */
 	struct timespec settled_by; /* image_fingerprint: times after this */
-	bool settled;		    /* ... clear this */
+	bool settled;		    /* ... clear this, as does another st_dev */
+	bool dev_known;		    /* dev: the first entry's (the top's) */
+	dev_t dev;
 };
 
 static int cmp_names(const void *a, const void *b)
@@ -430,6 +434,33 @@ static void put_inode(struct walk *w, const struct stat *st)
 	put_u64(h, (uint64_t)st->st_ctim.tv_nsec);
 	if (later(&st->st_mtim, &w->settled_by) || later(&st->st_ctim, &w->settled_by))
 		w->settled = false;
+	/* A mount inside a tree: its file system may keep times otherwise
+	 * (local_times). */
+	if (w->dev_known && st->st_dev != w->dev)
+		w->settled = false;
+	w->dev = st->st_dev;
+	w->dev_known = true;
+}
+
+bool image_fs_keeps_times(unsigned long f_type)
+{
+	static const unsigned long ok[] = {EXT4_SUPER_MAGIC,  XFS_SUPER_MAGIC,
+					   BTRFS_SUPER_MAGIC, TMPFS_MAGIC,
+					   F2FS_SUPER_MAGIC,  OVERLAYFS_SUPER_MAGIC};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (f_type == ok[i])
+			return true;
+	return false;
+}
+
+/* Whether the file system at path keeps times as put_inode relies on
+ * (image.h). */
+static bool local_times(const char *path)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 && image_fs_keeps_times((unsigned long)sf.f_type);
 }
 
 static int fingerprint_entry(struct walk *w, int parent, const char *name, const struct stat *st)
@@ -474,7 +505,7 @@ int image_fingerprint(const char *path, enum image_kind kind, char fp[IMAGE_KEY_
 	}
 	if (r == 0) {
 		key_text(w.hash, fp);
-		*settled = w.settled;
+		*settled = w.settled && local_times(real);
 	}
 	return r;
 }

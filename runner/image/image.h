@@ -66,6 +66,16 @@ int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], c
 int image_fingerprint(const char *path, enum image_kind kind, char fp[IMAGE_KEY_LEN], bool *settled,
 		      char *err, size_t errlen) WARN_UNUSED;
 
+/* Whether a file system of this type (statfs's f_type) keeps times as the
+ * fingerprint relies on: a local one of Linux's own, where the kernel
+ * itself sets each ctime (ext2/3/4, XFS, Btrfs, tmpfs, F2FS, overlayfs).
+ * Not NFS or SMB, whose attributes a client caches for up to a minute
+ * while another changes the content, nor FUSE, whose ctimes are the
+ * daemon's to make up, nor FAT, which has none: a fingerprint there, or
+ * of a tree that spans file systems, is never settled, and the source is
+ * hashed on every run. */
+bool image_fs_keeps_times(unsigned long f_type);
+
 /* What a tree needs in an ext4 file system with 4 KiB blocks. */
 struct image_usage {
 	uint64_t bytes;	 /* data and directory blocks, each rounded up to 4 KiB */

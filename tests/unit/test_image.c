@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,6 +402,22 @@ Test(image, fingerprint_reads_no_content)
 	cr_assert_eq(image_fingerprint(at("fifo"), IMAGE_TAR, fp, &settled, err, sizeof(err)),
 		     -EINVAL);
 	cr_assert_not_null(strstr(err, "not a regular file"), "%s", err);
+}
+
+/* Only local file systems whose ctimes the kernel sets can settle a
+ * fingerprint (image.h). */
+Test(image, fingerprint_settles_only_on_local_file_systems)
+{
+	cr_assert(image_fs_keeps_times(EXT4_SUPER_MAGIC));
+	cr_assert(image_fs_keeps_times(TMPFS_MAGIC));
+	cr_assert(image_fs_keeps_times(XFS_SUPER_MAGIC));
+	cr_assert(image_fs_keeps_times(OVERLAYFS_SUPER_MAGIC));
+	cr_assert_not(image_fs_keeps_times(NFS_SUPER_MAGIC));
+	cr_assert_not(image_fs_keeps_times(SMB2_SUPER_MAGIC));
+	cr_assert_not(image_fs_keeps_times(FUSE_SUPER_MAGIC));
+	cr_assert_not(image_fs_keeps_times(MSDOS_SUPER_MAGIC));
+	cr_assert_not(image_fs_keeps_times(SYSFS_MAGIC));
+	cr_assert_not(image_fs_keeps_times(PROC_SUPER_MAGIC));
 }
 
 Test(image, measure_and_size)

@@ -478,6 +478,29 @@ static int resume_on_go(void *ctx, char *msg, size_t len)
 	return 0;
 }
 
+/* Whether a descriptor an option names as inherited is not open, said.
+ * Checked before flint opens anything: a log or metrics file opened first
+ * would take that number, and pass for the descriptor (the go byte read
+ * from the log, control lines from the metrics file). */
+static bool inherited_fds_closed(const struct config *cfg)
+{
+	const struct {
+		const char *opt;
+		int fd;
+	} fds[] = {{"--control-fd", cfg->control_fd},
+		   {"--wait-fd", cfg->wait_fd},
+		   {"--status-fd", cfg->status_fd}}; /* --phase-fd: phases_open's */
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (fds[i].fd && fcntl(fds[i].fd, F_GETFD) < 0) {
+			pr_err("%s %d: not an open file descriptor (%s)", fds[i].opt, fds[i].fd,
+			       strerror(errno));
+			return true;
+		}
+	}
+	return false;
+}
+
 /* --wait-fd, --status-fd: whether fd is open (the parent's pipe), made
  * CLOEXEC. */
 static int check_wait_fd(const char *opt, int fd)
@@ -804,6 +827,10 @@ int main(int argc, char **argv)
 	 * to launch_ns + the guest's boot time (--verbose: the logger is not
 	 * configured yet). */
 	pr_debug("launched at monotonic %llu ns", (unsigned long long)launch_ns);
+	if (inherited_fds_closed(&cfg)) {
+		cli_config_free(&cfg);
+		return EXIT_FLINT_ERROR;
+	}
 	int perr = phases_open(cfg.phase_fd, launch_ns);
 	if (perr < 0) {
 		pr_err("--phase-fd %d: %s", cfg.phase_fd, strerror(-perr));

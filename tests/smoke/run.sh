@@ -145,9 +145,18 @@ timeout 20 "$FLINT" run --restore "$OUT/nope.state" --mem-file "$OUT/nope.mem" -
 	--log-path "$OUT/wait-fd.log" -- true >"$OUT/run-wait-fd-closed.out" \
 	2>"$OUT/run-wait-fd-closed.err" </dev/null 3<&-
 got=$? why=""
-[ "$got" = 125 ] && grep -q -- "--wait-fd 3: Bad file descriptor" "$OUT/run-wait-fd-closed.err" ||
+[ "$got" = 125 ] && grep -q -- "--wait-fd 3: not an open file descriptor" "$OUT/run-wait-fd-closed.err" ||
 	why="status $got, expected 125 and --wait-fd 3 refused"
 report run-wait-fd-closed "$why" "$OUT/run-wait-fd-closed.err"
+# And flint's --control-fd, the same way (a metrics or log file opened
+# first would take its number).
+timeout 20 "$FLINT" --restore "$OUT/nope.state" --mem-file "$OUT/nope.mem" --control-fd 3 \
+	--log-path "$OUT/wait-fd.log" >"$OUT/control-fd-closed.out" \
+	2>"$OUT/control-fd-closed.err" </dev/null 3<&-
+got=$? why=""
+[ "$got" = 125 ] && grep -q -- "--control-fd 3: not an open file descriptor" "$OUT/control-fd-closed.err" ||
+	why="status $got, expected 125 and --control-fd 3 refused"
+report control-fd-closed "$why" "$OUT/control-fd-closed.err"
 
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "SKIP the tests with a guest: no usable /dev/kvm on this host"

@@ -1406,23 +1406,32 @@ static void restart_restored(const struct wbuf *w, uint32_t reset_wait_ms)
 		kick(q);
 }
 
-Test(vsock_mux, a_restored_vm_holds_host_connects_until_its_guests_reset)
+/* A snapshot taken while the guest has event buffers (the reset goes out
+ * and is awaited), saved into w and restored with the given bound on the
+ * wait. */
+static void snapshot_awaiting_reset(struct wbuf *w, uint32_t reset_wait_ms)
 {
 	uint32_t evlen = sizeof(struct virtio_vsock_event);
+
+	guest_offer(&gs, 2, &evlen, 1, true);
+	guest_offer(&gs, 2, &evlen, 1, true);
+	wbuf_init(w);
+	cr_assert_eq(evloop_pause(loop), 0);
+	vsock_mux_quiesce(m);
+	cr_assert_eq(vsock_kind.save(m, w), 0);
+	evloop_resume(loop);
+	restart_restored(w, reset_wait_ms);
+}
+
+Test(vsock_mux, a_restored_vm_holds_host_connects_until_its_guests_reset)
+{
 	uint64_t t0;
 	struct wbuf w;
 	int a;
 
 	cr_assert_not_null(vsock_kind.save, "vsock saves the wait");
 	cr_assert_not_null(vsock_kind.restore);
-	guest_offer(&gs, 2, &evlen, 1, true);
-	guest_offer(&gs, 2, &evlen, 1, true);
-	wbuf_init(&w);
-	cr_assert_eq(evloop_pause(loop), 0);
-	vsock_mux_quiesce(m);
-	cr_assert_eq(vsock_kind.save(m, &w), 0);
-	evloop_resume(loop);
-	restart_restored(&w, RESET_WAIT_MS);
+	snapshot_awaiting_reset(&w, RESET_WAIT_MS);
 	a = host_connect(path);
 	host_write(a, "CONNECT 5000\n");
 	t0 = now_ns();
@@ -1441,18 +1450,10 @@ Test(vsock_mux, a_restored_vm_holds_host_connects_until_its_guests_reset)
  * restores' agent connections in 20. */
 Test(vsock_mux, by_default_a_restored_vm_holds_host_connects_past_a_second)
 {
-	uint32_t evlen = sizeof(struct virtio_vsock_event);
 	struct wbuf w;
 	int a;
 
-	guest_offer(&gs, 2, &evlen, 1, true);
-	guest_offer(&gs, 2, &evlen, 1, true);
-	wbuf_init(&w);
-	cr_assert_eq(evloop_pause(loop), 0);
-	vsock_mux_quiesce(m);
-	cr_assert_eq(vsock_kind.save(m, &w), 0);
-	evloop_resume(loop);
-	restart_restored(&w, 0);
+	snapshot_awaiting_reset(&w, 0);
 	a = host_connect(path);
 	host_write(a, "CONNECT 5000\n");
 	quiet_for(1500);

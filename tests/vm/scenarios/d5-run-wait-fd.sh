@@ -138,6 +138,6 @@ status=0
 	</dev/null >"$OUT" 2>"$ERR" || status=$?
 echo "flint run --wait-fd 9 (not open) -> status $status"
 expect_status 125 "--wait-fd on a closed fd"
-expect_err 'wait-fd 9: Bad file descriptor' "the fd named"
+expect_err 'wait-fd 9: not an open file descriptor' "the fd named"
 [ ! -s "$OUT" ] || fail "a command ran: $(head -c 300 "$OUT")"
 echo "warm VMs waited, ran once released, and stopped when given up"

@@ -44,19 +44,23 @@ static int fill(struct qmp_conn *c)
 		if (t >= c->deadline)
 			return -ETIMEDOUT;
 		struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-		int ready = poll(&pf, 1, (int)((c->deadline - t) / 1000000 + 1));
-		/* Not ready yet (0) or a failed poll (-1, errno) as a read's. */
-		ssize_t n =
-		    ready > 0 ? read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len) : ready;
-		if (n > 0) {
-			c->len += (size_t)n;
-			c->buf[c->len] = '\0';
-			return 0;
-		}
-		if (n < 0 && errno != EINTR)
+		int r = poll(&pf, 1, (int)((c->deadline - t) / 1000000 + 1));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
 			return -errno;
-		if (n == 0 && ready > 0)
+		if (r == 0)
+			continue;
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
 			return -EPIPE;
+		c->len += (size_t)n;
+		c->buf[c->len] = '\0';
+		return 0;
 	}
 }
 

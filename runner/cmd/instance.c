@@ -713,32 +713,16 @@ static void measure_startup(struct instance *in)
 				 cfg->parent_cpu_time_us);
 }
 
-int instance_cli_logger(const struct config *cfg, char *why, size_t len)
-{
-	struct vmc_logger l = {.enabled = true,
-			       .log_path = (char *)cfg->log_path,
-			       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
-			       .show_level = cfg->show_level,
-			       .show_log_origin = cfg->show_log_origin,
-			       .module = (char *)cfg->module};
-
-	if (!cfg->has_level && !cfg->log_path && !cfg->show_level && !cfg->show_log_origin &&
-	    !cfg->id && !cfg->module)
-		return 0;
-	return logger_configure(&l, cfg->id, why, len);
-}
-
-/* The logger and the metrics file from the command line and the config
- * file (the file's sections win, as they describe this instance). Before
- * any seccomp filter: both open files. */
+/* The config file's logger and the metrics file (the file's, else the
+ * command line's). Before any seccomp filter: both open files. */
 static int setup_output(struct instance *in, const struct vm_config *c)
 {
 	const struct config *cfg = in->cfg;
 	char why[256];
 	int r;
 
-	if ((r = instance_cli_logger(cfg, why, sizeof(why))) < 0)
-		goto fail;
+	/* The command line's logger is main's (cli_logger); the file's
+	 * section, configured after it, wins. */
 	if (c->logger.enabled && (r = logger_configure(&c->logger, cfg->id, why, sizeof(why))) < 0)
 		goto fail;
 	const char *path = c->metrics.metrics_path ? c->metrics.metrics_path : cfg->metrics_path;

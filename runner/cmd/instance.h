@@ -19,12 +19,6 @@ int instance_exit_status(const struct vm_exit *how);
  * seccomp). */
 void instance_vm_opts(const struct config *cfg, struct vm_opts *o);
 
-/* The logger from the command line's options (--level, --log-path,
- * --show-level, --show-log-origin, --module, --id), when any is given:
- * flint's and flint run's. 0, or -errno with why. Before any seccomp
- * filter: it opens the log file. */
-int instance_cli_logger(const struct config *cfg, char *why, size_t len);
-
 /* What --restore and its options ask of vm_restore (flint and flint run):
  * *a points into *ov for the --net-override and --drive-override pairs, so
  * ov must outlive it.

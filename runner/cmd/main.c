@@ -20,6 +20,7 @@
 #include "config/vm_config_cli.h"
 #include "core/control.h"
 #include "core/kvm.h"
+#include "core/logger.h"
 #include "core/phases.h"
 #include "core/seccomp.h"
 #include "core/util.h"
@@ -478,11 +479,11 @@ static int resume_on_go(void *ctx, char *msg, size_t len)
 	return 0;
 }
 
-/* Whether a descriptor an option names as inherited is not open, said.
- * Checked before flint opens anything: a log or metrics file opened first
- * would take that number, and pass for the descriptor (the go byte read
- * from the log, control lines from the metrics file). */
-static bool inherited_fds_closed(const struct config *cfg)
+/* The descriptors --control-fd, --wait-fd and --status-fd name: open
+ * (else said, and false), made CLOEXEC. Before flint opens anything: a log
+ * or metrics file opened first would take the number of one not open, and
+ * pass for it (the go byte read from the log, control lines from it). */
+static bool take_inherited_fds(const struct config *cfg)
 {
 	const struct {
 		const char *opt;
@@ -492,26 +493,39 @@ static bool inherited_fds_closed(const struct config *cfg)
 		   {"--status-fd", cfg->status_fd}}; /* --phase-fd: phases_open's */
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (fds[i].fd && fcntl(fds[i].fd, F_GETFD) < 0) {
+		int fl = fds[i].fd ? fcntl(fds[i].fd, F_GETFD) : 0;
+
+		if (fl < 0 || (fds[i].fd && fcntl(fds[i].fd, F_SETFD, fl | FD_CLOEXEC) < 0)) {
 			pr_err("%s %d: not an open file descriptor (%s)", fds[i].opt, fds[i].fd,
 			       strerror(errno));
-			return true;
+			return false;
 		}
 	}
-	return false;
+	return true;
 }
 
-/* --wait-fd, --status-fd: whether fd is open (the parent's pipe), made
- * CLOEXEC. */
-static int check_wait_fd(const char *opt, int fd)
+/* The logger from the command line's options (--level, --log-path,
+ * --show-level, --show-log-origin, --module, --id), when any is given, for
+ * flint and flint run alike (a config file's logger section comes after,
+ * and wins). Before any seccomp filter: it opens the log file. 0, or
+ * -errno, said. */
+static int cli_logger(const struct config *cfg)
 {
-	int fl = fcntl(fd, F_GETFD);
+	struct vmc_logger l = {.enabled = true,
+			       .log_path = (char *)cfg->log_path,
+			       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
+			       .show_level = cfg->show_level,
+			       .show_log_origin = cfg->show_log_origin,
+			       .module = (char *)cfg->module};
+	char why[256];
+	int r;
 
-	if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) {
-		pr_err("flint run: %s %d: %s", opt, fd, strerror(errno));
-		return -EBADF;
-	}
-	return 0;
+	if (!cfg->has_level && !cfg->log_path && !cfg->show_level && !cfg->show_log_origin &&
+	    !cfg->id && !cfg->module)
+		return 0;
+	if ((r = logger_configure(&l, cfg->id, why, sizeof(why))) < 0)
+		pr_err("%s", why);
+	return r;
 }
 
 /* --restore --wait-fd: the restore, the wait for the go byte, and from it
@@ -585,17 +599,7 @@ static int run_command(struct config *cfg)
 	struct run *r = NULL;
 	struct copier *copy = NULL;
 	int status = EXIT_FLINT_ERROR;
-	char why[256];
 
-	/* The descriptors first: the log file, opened before them, would take
-	 * the number of one that is not open, and pass for it. */
-	if ((cfg->wait_fd && check_wait_fd("--wait-fd", cfg->wait_fd) < 0) ||
-	    (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0))
-		goto out;
-	if (instance_cli_logger(cfg, why, sizeof(why)) < 0) {
-		pr_err("flint run: %s", why);
-		goto out;
-	}
 	if (cfg->restore ? private_socket(cfg, &rs) < 0 || restore_for_run(&rc.vm, cfg) < 0
 			 : run_prepare(cfg, &rs) < 0 || create_from_cli(&rc.vm, cfg) < 0)
 		goto out;
@@ -693,17 +697,9 @@ static int attach_command(const struct config *cfg)
 	const char *test = cfg->seccomp_test;
 	struct copier *copy = NULL;
 	struct run *r = NULL;
-	char why[256];
 	eventfd_t v;
 	int err;
 
-	if (cfg->status_fd && check_wait_fd("--status-fd", cfg->status_fd) < 0)
-		return EXIT_FLINT_ERROR;
-	/* As run_command's: before seccomp, which has no open. */
-	if (instance_cli_logger(cfg, why, sizeof(why)) < 0) {
-		pr_err("flint run: %s", why);
-		return EXIT_FLINT_ERROR;
-	}
 	ac.done_fd = eventfd(0, EFD_CLOEXEC);
 	if (ac.done_fd < 0) {
 		pr_err("flint run: eventfd: %s", strerror(errno));
@@ -827,7 +823,7 @@ int main(int argc, char **argv)
 	 * to launch_ns + the guest's boot time (--verbose: the logger is not
 	 * configured yet). */
 	pr_debug("launched at monotonic %llu ns", (unsigned long long)launch_ns);
-	if (inherited_fds_closed(&cfg)) {
+	if (!take_inherited_fds(&cfg) || cli_logger(&cfg) < 0) {
 		cli_config_free(&cfg);
 		return EXIT_FLINT_ERROR;
 	}

@@ -720,10 +720,11 @@ static bool index_lookup(const struct index *ix, const char *images, char key[IM
 	return false;
 }
 
-/* Record key as ix's source's, if its fingerprint is settled: through a
- * file of its own renamed into place, unsynced (an entry lost in a power
- * cut only costs a key computed again). */
-static void index_write(const struct index *ix, const char *key)
+/* Record key as ix's source's, if its fingerprint is settled and, when
+ * verify, still the source's (build has just taken it again itself):
+ * through a file of its own renamed into place, unsynced (an entry lost in
+ * a power cut only costs a key computed again). */
+static void index_write(const struct index *ix, const char *key, bool verify)
 {
 	char tmp[PATH_MAX + 16], p[PATH_MAX + IMAGE_KEY_LEN], line[IMAGE_KEY_LEN + 1];
 	int fd, r;
@@ -736,7 +737,7 @@ static void index_write(const struct index *ix, const char *key)
 			 ix->path);
 		return;
 	}
-	if (!index_unchanged(ix))
+	if (verify && !index_unchanged(ix))
 		return;
 	snprintf(tmp, sizeof(tmp), "%s/.new-XXXXXX", ix->dir);
 	snprintf(p, sizeof(p), "%s/%s", ix->dir, ix->fp);
@@ -805,7 +806,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		pr_debug("flint run: %s: image %s from the cache%s", path, final,
 			 indexed ? " (index)" : "");
 		if (!indexed)
-			index_write(&ix, key);
+			index_write(&ix, key, true);
 		return 0;
 	}
 	sweep_stale_builds(dir);
@@ -813,7 +814,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	r = build(b, real, k, final, &ix, err, errlen);
 	restore_limit(b->max_bytes, &was, &was_sig);
 	if (r == 0)
-		index_write(&ix, key);
+		index_write(&ix, key, false);
 	if (r == 0 && built)
 		*built = true;
 	return r;

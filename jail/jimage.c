@@ -137,18 +137,21 @@ static int tar_tree(uid_t uid, gid_t gid, int dir, int out, uint64_t max, const 
 }
 
 int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const struct jimage_limits *lim,
-		   const char *src, bool any, char *out, size_t outlen, char *err, size_t errlen)
+		   const char *src, bool any, char *out, size_t outlen, int *hold, char *err,
+		   size_t errlen)
 {
 	char magic[32], why[2 * PATH_MAX], work[PATH_MAX], copy[PATH_MAX + 16];
 	/* Built as root, bounded: see jimage.h. */
 	struct image_builder b = {.cache_dir = cache,
 				  .run = image_run_cmd,
 				  .max_bytes = lim->bytes,
-				  .max_entries = lim->entries};
+				  .max_entries = lim->entries,
+				  .cache_max = lim->cache};
 	enum image_kind k;
 	int fd = -1, cfd = -1, lock = -1, r;
 
 	out[0] = '\0';
+	*hold = -1;
 	work[0] = copy[0] = '\0';
 	if ((r = fs_open_as(uid, gid, src, &fd, why, sizeof(why))) < 0)
 		return err_set(err, errlen, r, "%s: %s", src, why);
@@ -200,7 +203,7 @@ int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const struct jimage_
 		goto out;
 	/* Built from the copy, root's alone: the image under a key is the
 	 * image of what the key was computed from. */
-	if ((r = image_prepare(&b, copy, out, outlen, NULL, why, sizeof(why))) < 0)
+	if ((r = image_prepare(&b, copy, out, outlen, hold, NULL, why, sizeof(why))) < 0)
 		r = say(err, errlen, r, why, copy, src);
 	else if (!strcmp(out, copy))
 		r = err_set(err, errlen, -EAGAIN, "%s: changed while it was read", src);
@@ -209,8 +212,10 @@ out:
 		snprintf(err + strlen(err), errlen - strlen(err),
 			 " (flint-jail's --image-limit: bytes=%" PRIu64 ", entries=%" PRIu64 ")",
 			 lim->bytes, lim->entries);
-	if (r < 0)
+	if (r < 0) {
 		out[0] = '\0';
+		close_fd(hold);
+	}
 	close_fd(&cfd);
 	close_fd(&fd);
 	image_work_remove(work, &lock);

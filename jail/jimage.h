@@ -50,16 +50,20 @@
  * in the archive. */
 struct jimage_limits {
 	uint64_t bytes, entries;
+	uint64_t cache; /* the cache's limit on disk (image/cache.h), 0: none */
 };
 
 /* Resolve the image at src for a jail of uid:gid: *out "" when src is an
  * ext4 image (staged as it is; with any, so is every file that is not a
  * tar archive: --rootfs takes any file), else the path of the ext4 image built from
  * it (or found) in <cache>/images. cache "" when the jailer has none (no
- * FLINT_CACHE, XDG_CACHE_HOME or HOME): only an ext4 image works then. 0,
- * or -errno with a message in err naming src. */
+ * FLINT_CACHE, XDG_CACHE_HOME or HOME): only an ext4 image works then. An
+ * image built or found is held (image_hold: *hold, -1 for an ext4 image
+ * staged as it is) until the caller has linked it into the jail, so that
+ * a trim of the cache meanwhile leaves it be. 0, or -errno with a message
+ * in err naming src. */
 int jimage_resolve(uid_t uid, gid_t gid, const char *cache, const struct jimage_limits *lim,
-		   const char *src, bool any, char *out, size_t outlen, char *err,
+		   const char *src, bool any, char *out, size_t outlen, int *hold, char *err,
 		   size_t errlen) WARN_UNUSED;
 
 #endif

@@ -44,6 +44,11 @@ static struct home home;
 /* Where the jailer builds images (jimage.h): flint's cache directory as
  * the jailer was started, "" for none. */
 static char image_cache[PATH_MAX];
+/* The images built or found there for this jail, held (image/cache.h) as
+ * long as the jailer runs: a trim by another build leaves them be until
+ * they are linked into the jail, and after that. */
+static int image_holds[PLAN_MAX_FILES];
+static unsigned nimage_holds;
 static pid_t child = -1;
 /* The passts started for flint (plan.passt), -1 for none. */
 static pid_t passt_pids[MAX_NETS] = {-1, -1, -1, -1, -1, -1, -1, -1};
@@ -156,17 +161,19 @@ static int read_as_user(void *ctx, const char *path, size_t max, char **text, si
  * 0 or -errno (printed). */
 static int build_images(struct plan *p)
 {
-	const struct jimage_limits lim = {opts.image_bytes, opts.image_entries};
+	const struct jimage_limits lim = {opts.image_bytes, opts.image_entries, opts.image_cache};
 	char ext4[PATH_MAX], err[2 * PATH_MAX + 256];
-	int r;
+	int r, hold;
 
 	for (unsigned i = 0; i < p->nfiles; i++) {
 		if (!p->files[i].image)
 			continue;
 		r = jimage_resolve(opts.uid, opts.gid, image_cache, &lim, p->files[i].src,
-				   p->files[i].rootfs, ext4, sizeof(ext4), err, sizeof(err));
+				   p->files[i].rootfs, ext4, sizeof(ext4), &hold, err, sizeof(err));
 		if (r < 0)
 			return jail_failf(r, "image", NULL, "%s", err);
+		if (hold >= 0)
+			image_holds[nimage_holds++] = hold;
 		if (ext4[0] && (r = plan_built(p, i, ext4)) < 0)
 			return jail_fail("image", ext4, r);
 	}

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/cache.h"
+
 #ifndef FLINT_VERSION
 #define FLINT_VERSION "0.1.0"
 #endif
@@ -35,10 +37,12 @@ void opts_usage(void)
 	       "                         (default: the exec file's name)\n"
 	       "  --resource-limit fsize=N|no-file=N\n"
 	       "                         rlimits, repeatable (no-file defaults to %d)\n"
-	       "  --image-limit bytes=N|entries=N\n"
+	       "  --image-limit bytes=N|entries=N|cache=N\n"
 	       "                         bounds of an image built from flint run's --image\n"
 	       "                         directory or tar archive: bytes of any file of the\n"
-	       "                         build, entries of the archive; repeatable (defaults\n"
+	       "                         build, entries of the archive; and bytes on disk of\n"
+	       "                         the cache's images, the least recently used removed\n"
+	       "                         past it (0: no limit); repeatable (defaults %llu,\n"
 	       "                         %llu and %llu)\n"
 	       "  --daemonize            new session, standard streams on /dev/null\n"
 	       "  --new-pid-ns           run flint as pid 1 of a new pid namespace\n"
@@ -49,7 +53,7 @@ void opts_usage(void)
 	       "is made in the jail, owned by UID. Exit status: flint's, or 125 when the\n"
 	       "jail could not be set up (nothing is left behind then).\n",
 	       JAIL_ID_MAX, JAIL_DEFAULT_BASE, JAIL_DEFAULT_NOFILE, JAIL_DEFAULT_IMAGE_BYTES,
-	       JAIL_DEFAULT_IMAGE_ENTRIES);
+	       JAIL_DEFAULT_IMAGE_ENTRIES, IMAGE_CACHE_DEFAULT_MAX);
 }
 
 static enum opts_result bad(char *err, size_t errlen, const char *fmt, ...) PRINTF(3, 4);
@@ -180,7 +184,14 @@ static int parse_image_limit(const char *s, struct jail_opts *o, char *err, size
 		o->image_entries = v;
 		return 0;
 	}
-	snprintf(err, errlen, "--image-limit %s: expected bytes=N or entries=N (N > 0)", s);
+	if (!strncmp(s, "cache=", 6) && parse_u64(s + 6, UINT64_MAX, &v) == 0) {
+		o->image_cache = v;
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "--image-limit %s: expected bytes=N or entries=N (N > 0), or cache=N (0: no "
+		 "limit)",
+		 s);
 	return -EINVAL;
 }
 
@@ -276,7 +287,8 @@ enum opts_result opts_parse(int argc, char **argv, struct jail_opts *o, char *er
 	*o = (struct jail_opts){.base = JAIL_DEFAULT_BASE,
 				.nofile = JAIL_DEFAULT_NOFILE,
 				.image_bytes = JAIL_DEFAULT_IMAGE_BYTES,
-				.image_entries = JAIL_DEFAULT_IMAGE_ENTRIES};
+				.image_entries = JAIL_DEFAULT_IMAGE_ENTRIES,
+				.image_cache = IMAGE_CACHE_DEFAULT_MAX};
 	opterr = 0;
 	optind = 1;
 	/* "+": stop at the first word that is not an option; "--" ends ours. */

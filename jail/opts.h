@@ -46,6 +46,7 @@ struct jail_opts {
 	uint64_t fsize;
 	uint64_t nofile;
 	uint64_t image_bytes, image_entries; /* --image-limit */
+	uint64_t image_cache;		     /* --image-limit cache=N, 0: none */
 	bool daemonize;
 	bool new_pid_ns;
 	char **flint_argv; /* the words after "--" */

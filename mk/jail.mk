@@ -17,13 +17,14 @@ JAIL_OBJS := $(JAIL_SRCS:%.c=$(BUILD)/%.o)
 # (jail/plan.c), with what they need (--seccomp-test-forbidden's thread
 # names: seccomp.o and libseccomp; JSON: jansson), and flint's reader of a
 # snapshot's state file (snapfile.o, wire.o; its CRC32: zlib), and flint
-# run's image builder for --image (image.o, build.o: nettle, zlib), and
-# the start of passt for --net user (passt.o, stream.o), no KVM code.
+# run's image builder and its cache for --image (image.o, build.o, cache.o:
+# nettle, zlib), and the start of passt for --net user (passt.o, stream.o),
+# no KVM code.
 # All from Debian's .a files: the jailer stays static.
 JAIL_RUNNER_OBJS := $(addprefix $(BUILD)/runner/,core/util.o core/cgroupfs.o config/home.o \
 	config/cli.o config/cmdline.o config/vm_config.o config/vm_config_cli.o \
 	config/config_json.o config/jfield.o core/ratelimit.o core/seccomp.o \
-	snapshot/snapfile.o core/wire.o image/image.o image/build.o) \
+	snapshot/snapfile.o core/wire.o image/image.o image/build.o image/cache.o) \
 	$(BUILD)/virtio/net/passt.o $(BUILD)/virtio/net/stream.o
 JAIL_LDLIBS_OWN := -lcap -lseccomp -ljansson -lz -lnettle
 # The unit tests link the modules without libcap and main.

@@ -26,6 +26,7 @@
 #include "core/util.h"
 #include "core/vm.h"
 #include "image/build.h"
+#include "image/cache.h"
 #include "image/image.h"
 #include "serve/server.h"
 #include "snapshot/snapfile.h"
@@ -84,6 +85,13 @@ struct run_setup {
 	char *dir;	   /* private directory of the vsock socket */
 	char *listen_path; /* where the agent's connection arrives */
 	char *scratch;	   /* --scratch's disk, removed once opened */
+	/* The cache's images the VM boots from (root image, --image), held
+	 * (image/cache.h) until flint ends, and --save-snapshot's pin of
+	 * them: descriptors, nholds of them. */
+	int holds[3];
+	unsigned nholds;
+	char *cached[2]; /* those images' paths, for the pin */
+	unsigned ncached;
 };
 
 /* The longest kernel command line flint run composes. */
@@ -96,6 +104,10 @@ static void run_setup_free(struct run_setup *rs)
 	free(rs->dir);
 	free(rs->listen_path);
 	free(rs->scratch);
+	for (unsigned i = 0; i < rs->nholds; i++)
+		close(rs->holds[i]);
+	for (unsigned i = 0; i < rs->ncached; i++)
+		free(rs->cached[i]);
 	*rs = (struct run_setup){0};
 }
 
@@ -187,12 +199,50 @@ static bool holds_flint_init(const char *dir)
 /* --rootfs keeps taking any file as it is (the drive says what is wrong
  * with it); a directory or tar archive is made into an ext4 image in
  * flint's cache as for --image, its path in rootfs. */
-static int run_root_image(const struct config *cfg, char *rootfs, size_t len)
+/* flint run's image builder (image/build.h), its cache trimmed to
+ * FLINT_CACHE_MAX (default IMAGE_CACHE_DEFAULT_MAX, 0: no limit). 0, or
+ * -errno with err. */
+static int run_builder(struct image_builder *b, char *cache, size_t len, char *err, size_t errlen)
+{
+	const char *v = getenv("FLINT_CACHE_MAX");
+	int r = image_builder_default(b, cache, len, err, errlen);
+
+	if (r < 0)
+		return r;
+	b->cache_max = IMAGE_CACHE_DEFAULT_MAX;
+	if (!v || !*v)
+		return 0;
+	if (!strcmp(v, "0"))
+		b->cache_max = 0;
+	else if (cli_parse_size(v, &b->cache_max) < 0)
+		return err_set(err, errlen, -EINVAL,
+			       "FLINT_CACHE_MAX=%s: expected the image cache's limit, a size "
+			       "from 16M to 1T (suffix K, M, G or T; a number alone MiB), or 0 "
+			       "for none",
+			       v);
+	return 0;
+}
+
+/* A cached image the VM boots from: held until flint ends, and named for
+ * --save-snapshot's pin. hold is image_prepare's (-1: an ext4 image of
+ * the user's, neither). */
+static int keep_cached(struct run_setup *rs, int hold, const char *path)
+{
+	if (hold < 0)
+		return 0;
+	rs->holds[rs->nholds++] = hold;
+	if (!(rs->cached[rs->ncached] = strdup(path)))
+		return -ENOMEM;
+	rs->ncached++;
+	return 0;
+}
+
+static int run_root_image(const struct config *cfg, struct run_setup *rs, char *rootfs, size_t len)
 {
 	char cache[PATH_MAX], err[PATH_MAX + 256] = "";
 	struct image_builder b;
 	enum image_kind k;
-	int r;
+	int r, hold;
 
 	if (!cfg->rootfs || image_detect(cfg->rootfs, &k, NULL, 0) < 0 || k == IMAGE_EXT4)
 		return 0;
@@ -203,10 +253,12 @@ static int run_root_image(const struct config *cfg, char *rootfs, size_t len)
 		       cfg->rootfs);
 		return -EINVAL;
 	}
-	if ((r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0 ||
-	    (r = image_prepare(&b, cfg->rootfs, rootfs, len, NULL, err, sizeof(err))) < 0)
+	if ((r = run_builder(&b, cache, sizeof(cache), err, sizeof(err))) < 0 ||
+	    (r = image_prepare(&b, cfg->rootfs, rootfs, len, &hold, NULL, err, sizeof(err))) < 0) {
 		pr_err("flint run: --rootfs %s", err);
-	return r;
+		return r;
+	}
+	return keep_cached(rs, hold, rootfs);
 }
 
 /* --image PATH and --scratch SIZE: the image (ext4, or a directory or tar
@@ -220,7 +272,7 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	char cache[PATH_MAX], path[PATH_MAX + 16], err[PATH_MAX + 256] = "", dev[16];
 	char scratch[PATH_MAX];
 	struct image_builder b;
-	int r, n;
+	int r, n, hold = -1;
 
 	args[0] = '\0';
 	if (!cfg->image)
@@ -228,17 +280,19 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	/* An ext4 image needs no cache (flint-jail's flint has none). */
 	bool ext4 = image_is_ext4(cfg->image);
 	if ((!ext4 || cfg->scratch) &&
-	    (r = image_builder_default(&b, cache, sizeof(cache), err, sizeof(err))) < 0) {
+	    (r = run_builder(&b, cache, sizeof(cache), err, sizeof(err))) < 0) {
 		pr_err("flint run: %s %s", ext4 ? "--scratch:" : "--image", err);
 		return r;
 	}
 	if (ext4)
 		snprintf(path, sizeof(path), "%s", cfg->image);
-	else if ((r = image_prepare(&b, cfg->image, path, sizeof(path), NULL, err, sizeof(err))) <
-		 0) {
+	else if ((r = image_prepare(&b, cfg->image, path, sizeof(path), &hold, NULL, err,
+				    sizeof(err))) < 0) {
 		pr_err("flint run: --image %s", err);
 		return r;
 	}
+	if ((r = keep_cached(rs, hold, path)) < 0)
+		return r;
 	if ((r = add_run_drive(cfg, path, true, dev, sizeof(dev))) < 0)
 		return r;
 	n = snprintf(args, len, " flint.image=%s", dev);
@@ -264,6 +318,27 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	if ((r = add_run_drive(cfg, rs->scratch, false, dev, sizeof(dev))) < 0)
 		return r;
 	snprintf(args + n, len - (size_t)n, " flint.scratch=%s", dev);
+	return 0;
+}
+
+/* --save-snapshot of a VM booting from the cache's images: pinned
+ * (image/cache.h) for as long as the snapshot is there, since it names
+ * them by their paths in the cache. */
+static int pin_for_snapshot(const struct config *cfg, struct run_setup *rs)
+{
+	char images[PATH_MAX], err[3 * PATH_MAX];
+	int r, lock;
+
+	if (!cfg->save_snapshot || !rs->ncached)
+		return 0;
+	snprintf(images, sizeof(images), "%s", rs->cached[0]);
+	*strrchr(images, '/') = '\0'; /* <cache>/images/<key>.ext4 */
+	if ((r = image_pin(images, cfg->save_snapshot, (const char *const *)rs->cached, rs->ncached,
+			   &lock, err, sizeof(err))) < 0) {
+		pr_err("flint run: --save-snapshot: %s", err);
+		return r;
+	}
+	rs->holds[rs->nholds++] = lock;
 	return 0;
 }
 
@@ -297,7 +372,7 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 	else if ((r = find_default(&h, "root file system", "rootfs.ext4", "--rootfs IMG", rootfs,
 				   sizeof(rootfs))) < 0)
 		return r;
-	if ((r = run_root_image(cfg, rootfs, sizeof(rootfs))) < 0)
+	if ((r = run_root_image(cfg, rs, rootfs, sizeof(rootfs))) < 0)
 		return r;
 	if (cfg->save_snapshot && realpath(rootfs, abs))
 		snprintf(rootfs, sizeof(rootfs), "%s", abs);
@@ -312,7 +387,8 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 	cfg->ndrives++;
 	if (!cfg->drives[0].path)
 		return -ENOMEM;
-	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0)
+	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0 ||
+	    (r = pin_for_snapshot(cfg, rs)) < 0)
 		return r;
 	/* An ext4 root is named so: the kernel would otherwise try it as ext3
 	 * and ext2 first (ext4 registers those names before its own). */

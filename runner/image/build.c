@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "image/build.h"
+#include "image/cache.h"
 #include "image/image.h"
 
 extern char **environ;
@@ -703,10 +704,7 @@ static bool index_lookup(const struct index *ix, const char *images, char key[IM
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
 		n = read(fd, line, sizeof(line));
 	close(fd);
-	for (ssize_t i = 0; n == IMAGE_KEY_LEN && i < n - 1; i++)
-		if (!((line[i] >= '0' && line[i] <= '9') || (line[i] >= 'a' && line[i] <= 'f')))
-			n = -1;
-	if (n != IMAGE_KEY_LEN || line[n - 1] != '\n') {
+	if (n != IMAGE_KEY_LEN || line[n - 1] != '\n' || !image_key_text(line)) {
 		pr_debug("flint run: ignoring the image index entry %s: not a file of uid %u "
 			 "holding a key",
 			 p, (unsigned)geteuid());
@@ -758,7 +756,7 @@ static void index_write(const struct index *ix, const char *key, bool verify)
 }
 
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
-		  bool *built, char *err, size_t errlen)
+		  int *hold, bool *built, char *err, size_t errlen)
 {
 	char key[IMAGE_KEY_LEN], dir[PATH_MAX], final[PATH_MAX], real[PATH_MAX];
 	struct sigaction was_sig;
@@ -769,6 +767,8 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 
 	if (built)
 		*built = false;
+	if (hold)
+		*hold = -1;
 	if ((r = image_detect(path, &k, err, errlen)) < 0)
 		return r;
 	if (k == IMAGE_EXT4) {
@@ -803,21 +803,32 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
 	if (indexed || cached_image(final)) {
-		pr_debug("flint run: %s: image %s from the cache%s", path, final,
-			 indexed ? " (index)" : "");
-		if (!indexed)
-			index_write(&ix, key, true);
-		return 0;
+		if ((r = image_hold(final, hold)) == 0) {
+			pr_debug("flint run: %s: image %s from the cache%s", path, final,
+				 indexed ? " (index)" : "");
+			if (!indexed)
+				index_write(&ix, key, true);
+			return 0;
+		}
+		if (r != -ENOENT)
+			return err_set(err, errlen, r, "%s: %s", final, strerror(-r));
+		pr_debug("flint run: %s: image %s removed as it was found: building it again", path,
+			 final);
 	}
 	sweep_stale_builds(dir);
 	set_limit(b->max_bytes, &was, &was_sig);
 	r = build(b, real, k, final, &ix, err, errlen);
 	restore_limit(b->max_bytes, &was, &was_sig);
-	if (r == 0)
-		index_write(&ix, key, false);
-	if (r == 0 && built)
+	if (r < 0)
+		return r;
+	index_write(&ix, key, false);
+	/* Held before the trim, which then leaves it be. */
+	if ((r = image_hold(final, hold)) < 0)
+		return err_set(err, errlen, r, "%s: %s, just after its build", final, strerror(-r));
+	image_cache_trim(dir, b->cache_max);
+	if (built)
 		*built = true;
-	return r;
+	return 0;
 }
 
 int image_format_scratch(const struct image_builder *b, const char *path, const char *name,

@@ -45,6 +45,9 @@ struct image_builder {
 	 * builds from a fresh copy every time (new inodes, new times) in a
 	 * cache its tenants share. */
 	bool use_index;
+	/* The cache's limit on disk (cache.h), trimmed to after each build;
+	 * 0: none. */
+	uint64_t cache_max;
 };
 
 /* flint's cache directory: $FLINT_CACHE, else $XDG_CACHE_HOME/flint, else
@@ -72,11 +75,15 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
  * build all read that; a source whose fingerprint changed by the end of
  * its build fails with -EAGAIN, its image not cached (it might not be the
  * key's content). Otherwise the index is an aid: nothing that goes wrong
- * with it fails the call (it is logged at debug level). *built: whether
- * mke2fs ran (NULL: not wanted). 0, or -errno with err naming path and the
- * step that failed. */
+ * with it fails the call (it is logged at debug level). A cached image is
+ * held (image_hold: *hold, the caller's to keep open while it boots from
+ * it, -1 for an ext4 image given; NULL: not held, only marked used); one
+ * trimmed away between the check and the hold is built again. After a
+ * build the cache is trimmed to b->cache_max. *built: whether mke2fs ran
+ * (NULL: not wanted). 0, or -errno with err naming path and the step that
+ * failed. */
 int image_prepare(const struct image_builder *b, const char *path, char *out, size_t outlen,
-		  bool *built, char *err, size_t errlen) WARN_UNUSED;
+		  int *hold, bool *built, char *err, size_t errlen) WARN_UNUSED;
 
 /* A private work directory <cache_dir>/images/<prefix>XXXXXX (prefix
  * ".build-" or ".jail-"), its path in out, holding a lock file that *lock

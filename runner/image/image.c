@@ -366,6 +366,14 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 	return 0;
 }
 
+bool image_key_text(const char *s)
+{
+	for (int i = 0; i < IMAGE_KEY_LEN - 1; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
 static void key_text(struct sha256_ctx *h, char key[IMAGE_KEY_LEN])
 {
 	uint8_t d[SHA256_DIGEST_SIZE];

@@ -26,6 +26,10 @@ enum image_kind {
  * make an image whose key is that of another's. */
 #define IMAGE_KEY_LEN 65
 
+/* Whether s begins with a key's text (or a fingerprint's): IMAGE_KEY_LEN - 1
+ * lowercase hex digits. */
+bool image_key_text(const char *s);
+
 /* A kind's name for messages ("directory", "gzip-compressed tar archive"). */
 const char *image_kind_name(enum image_kind k);
 

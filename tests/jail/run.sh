@@ -1078,6 +1078,25 @@ else
 		why="the image lacks /etc/hi"
 	[ -z "$why" ] && ok image-tar-built || bad image-tar-built "$why"
 
+	# The cache's limit (--image-limit cache=N): a build trims the images
+	# used longest ago, but not one a jail still links (img-dir's, used a
+	# day ago too) nor the one it built.
+	orphan=$CACHE/images/$(printf '%064d' 0).ext4
+	head -c 65536 /dev/zero >"$orphan" && touch -d '-1 day' "$orphan" "$built"
+	mkdir -p "$IMG/tree2/etc" && echo "another image" >"$IMG/tree2/etc/hi"
+	chmod -R a+rX "$IMG/tree2"
+	FLINT_CACHE=$CACHE jail --id img-trim --exec-file "$PROBE" $ID --image-limit cache=1 \
+		-- $RUNARGS --image "$IMG/tree2" -- true
+	R=$BASE/probe/img-trim/root
+	why=
+	[ "$status" = 0 ] || why="status $status"
+	[ -z "$why" ] && [ -e "$orphan" ] && why="the image used longest ago is still there"
+	[ -z "$why" ] && ! grep -q "image cache: removed $orphan" "$ERR" && why="no word of its removal"
+	[ -z "$why" ] && [ ! -e "$built" ] && why="img-dir's image, linked into its jail, was removed"
+	[ -z "$why" ] && [ "$(imgcat "$R/tree2" /etc/hi)" != "another image" ] &&
+		why="the new image lacks /etc/hi"
+	[ -z "$why" ] && ok image-cache-trimmed || bad image-cache-trimmed "$why"
+
 	# Refused, naming why, leaving nothing: a file in the tree uid:gid
 	# cannot read, an unreachable image, no cache, not an image.
 	mkdir -p "$IMG/closed/etc" && echo x >"$IMG/closed/etc/shadow"

@@ -125,6 +125,13 @@ export FLINT_CACHE="$OUT/no-init-cache"
 check rootfs-dir-no-init 125 "" \
 	"--rootfs $OUT/no-init: no executable /init in it.*name it with --image" -- \
 	run --kernel "$OUT/no-init/sbin/init" --rootfs "$OUT/no-init" -- true
+# And a cache limit that is no size is named before any image is built.
+max_was=${FLINT_CACHE_MAX-}
+export FLINT_CACHE_MAX=10X
+check run-cache-max-bad 125 "" "FLINT_CACHE_MAX=10X: expected the image cache's limit" -- \
+	run --kernel "$OUT/no-init/sbin/init" --rootfs "$OUT/no-init/sbin/init" \
+	--image "$OUT/no-init" -- true
+if [ -n "$max_was" ]; then FLINT_CACHE_MAX=$max_was; else unset FLINT_CACHE_MAX; fi
 if [ -n "$cache_was" ]; then FLINT_CACHE=$cache_was; else unset FLINT_CACHE; fi
 [ ! -e "$OUT/no-init-cache/images" ] ||
 	report rootfs-dir-no-init-builds-nothing "an image was built in $OUT/no-init-cache" /dev/null

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "image/build.h"
+#include "image/cache.h"
 #include "image/image.h"
 
 static char top[] = "/tmp/flint-imgb-XXXXXX";
@@ -106,7 +107,7 @@ TestSuite(image_build, .init = setup, .fini = teardown);
 
 static int prepare(struct image_builder *b, const char *path, char *out, bool *built, char *err)
 {
-	return image_prepare(b, path, out, PATH_MAX, built, err, 512);
+	return image_prepare(b, path, out, PATH_MAX, NULL, built, err, 512);
 }
 
 /* The entries in <cache>/<dir> (0 when it is not there). */
@@ -127,6 +128,16 @@ static size_t entries_in(const char *dir)
 	}
 	globfree(&g);
 	return n;
+}
+
+/* The directory path is in (a static copy). */
+static const char *dirname_of(const char *path)
+{
+	static char d[PATH_MAX];
+
+	snprintf(d, sizeof(d), "%s", path);
+	*strrchr(d, '/') = '\0';
+	return d;
 }
 
 /* Nothing but images in the cache: no work directory left behind. */
@@ -1114,4 +1125,53 @@ Test(image_build, a_builder_without_the_index_writes_none)
 	setenv("FLINT_CACHE", cache, 1);
 	cr_assert_eq(image_builder_default(&b, c, sizeof(c), err, sizeof(err)), 0, "%s", err);
 	cr_assert(b.use_index);
+}
+
+/* After a build the cache is trimmed to the builder's limit, the least
+ * recently used image first; the image handed out is held, so a trim
+ * leaves it be for as long as its descriptor is open. A hit marks it used. */
+Test(image_build, a_build_trims_the_cache_and_holds_its_image)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f, .cache_max = 1};
+	char out[PATH_MAX], again[PATH_MAX], err[512] = "", old[PATH_MAX + 80], cmd[PATH_MAX * 3];
+	struct stat st;
+	bool built;
+	int hold, hold2;
+
+	snprintf(old, sizeof(old), "%s/images/%064d.ext4", cache, 0);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/images && head -c 65536 /dev/zero >%s && touch -d '-1 day' %s", cache,
+		 old, old);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(image_prepare(&b, src, out, sizeof(out), &hold, &built, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert(built);
+	cr_assert_geq(hold, 0);
+	cr_assert_neq(access(old, F_OK), 0, "the image used longest ago is trimmed");
+	cr_assert_eq(access(out, F_OK), 0);
+
+	/* Used a day ago, but held. */
+	snprintf(cmd, sizeof(cmd), "touch -d '-1 day' %s", out);
+	cr_assert_eq(system(cmd), 0);
+	image_cache_trim(dirname_of(out), 1);
+	cr_assert_eq(access(out, F_OK), 0, "held");
+
+	/* A hit holds it too, and marks it used now. */
+	cr_assert_eq(image_prepare(&b, src, again, sizeof(again), &hold2, &built, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_geq(hold2, 0);
+	cr_assert_eq(stat(out, &st), 0);
+	cr_assert_geq(st.st_mtime, time(NULL) - 5);
+	close(hold);
+	close(hold2);
+
+	/* Not held, used long ago, trimmed: the next run builds it again. */
+	cr_assert_eq(system(cmd), 0);
+	image_cache_trim(dirname_of(out), 1);
+	cr_assert_neq(access(out, F_OK), 0);
+	cr_assert_eq(image_prepare(&b, src, again, sizeof(again), NULL, &built, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert(built);
 }

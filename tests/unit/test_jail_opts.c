@@ -210,13 +210,19 @@ Test(jail_opts, image_limits)
 	cr_assert_eq(PARSE(&o, err, REQUIRED), OPTS_RUN, "%s", err);
 	cr_assert_eq(o.image_bytes, 8ULL << 30);
 	cr_assert_eq(o.image_entries, 1000000);
+	cr_assert_eq(o.image_cache, 10ULL << 30);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "bytes=1048576", "--image-limit",
-			   "entries=10"),
+			   "entries=10", "--image-limit", "cache=0"),
 		     OPTS_RUN, "%s", err);
 	cr_assert_eq(o.image_bytes, 1048576);
 	cr_assert_eq(o.image_entries, 10);
+	cr_assert_eq(o.image_cache, 0, "0: the cache has no limit");
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "cache=1073741824"), OPTS_RUN);
+	cr_assert_eq(o.image_cache, 1ULL << 30);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "bytes=0"), OPTS_ERROR);
-	cr_assert_str_eq(err, "--image-limit bytes=0: expected bytes=N or entries=N (N > 0)");
+	cr_assert_str_eq(err, "--image-limit bytes=0: expected bytes=N or entries=N (N > 0), or "
+			      "cache=N (0: no limit)");
+	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "cache=1G"), OPTS_ERROR);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "entries=-1"), OPTS_ERROR);
 	cr_assert_eq(PARSE(&o, err, REQUIRED, "--image-limit", "size=1"), OPTS_ERROR);
 }

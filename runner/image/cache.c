@@ -1,0 +1,458 @@
+/* The image cache's upkeep: holds, pins and the trim. See cache.h. */
+#include "image/cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <nettle/sha2.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image/image.h"
+
+/* images/pins/: one directory a snapshot's path, holding PIN_SNAPSHOT (the
+ * path), PIN_LOCK (flocked shared by each flint that will save there, while
+ * it runs) and a hard link to each image. PINS_LOCK, in pins/, is taken
+ * shared while a pin is made and exclusive while pins are swept, so that
+ * a sweep never takes a pin being made for one whose snapshot is gone. */
+#define PINS	     "pins"
+#define PINS_LOCK    ".lock"
+#define PIN_LOCK     "lock"
+#define PIN_SNAPSHOT "snapshot"
+#define INDEX	     "index"
+
+static const char *human(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes >= (1ULL << 30))
+		snprintf(buf, len, "%.1f GiB", (double)bytes / (1ULL << 30));
+	else
+		snprintf(buf, len, "%.1f MiB", (double)bytes / (1ULL << 20));
+	return buf;
+}
+
+static const char *age(time_t s, char *buf, size_t len)
+{
+	if (s >= 2 * 86400)
+		snprintf(buf, len, "%lld days", (long long)(s / 86400));
+	else if (s >= 2 * 3600)
+		snprintf(buf, len, "%lld hours", (long long)(s / 3600));
+	else
+		snprintf(buf, len, "%lld minutes", (long long)(s / 60));
+	return buf;
+}
+
+/* A key's text (or a fingerprint's), then suffix. */
+static bool keyed_name(const char *name, const char *suffix)
+{
+	return image_key_text(name) && !strcmp(name + IMAGE_KEY_LEN - 1, suffix);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* ---- holding an image ---------------------------------------------------- */
+
+int image_hold(const char *path, int *out)
+{
+	const struct timespec used[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+	struct stat held, named;
+	int r = -EAGAIN;
+
+	if (out)
+		*out = -1;
+	/* Opened again only when an identical build was renamed over it
+	 * meanwhile: a few tries are plenty. */
+	for (int tries = 0; tries < 3 && r == -EAGAIN; tries++) {
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0)
+			return -errno;
+		/* A trim holds it exclusive from its check to its unlink:
+		 * after that, the name is gone or another file's. */
+		if (flock(fd, LOCK_SH) < 0 || fstat(fd, &held) < 0 || lstat(path, &named) < 0)
+			r = -errno;
+		else if (same_file(&held, &named))
+			r = 0;
+		if (r == 0) {
+			/* Advice for the trim only: a cache on a read-only
+			 * file system still serves. */
+			(void)futimens(fd, used);
+			if (out)
+				*out = fd;
+			else
+				close(fd);
+		} else
+			close(fd);
+	}
+	return r;
+}
+
+/* ---- sweeping the pins ---------------------------------------------------- */
+
+/* Remove the directory name in dfd and the plain files in it. */
+static void remove_pin(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		close_fd(&fd);
+		return;
+	}
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(fd, e->d_name, 0);
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0)
+		pr_debug("flint run: cannot remove the pin %s: %s", name, strerror(errno));
+}
+
+/* Whether the pin name in dfd still stands: a flint that will save its
+ * snapshot holds its lock, or a file is at the snapshot's path (or its path
+ * cannot be told: kept). */
+static bool pin_stands(int dfd, const char *name)
+{
+	char path[PATH_MAX + 2], lock[NAME_MAX + 8], snap[NAME_MAX + 16];
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(lock, sizeof(lock), "%s/" PIN_LOCK, name);
+	if ((fd = openat(dfd, lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		bool held = flock(fd, LOCK_EX | LOCK_NB) < 0;
+
+		close(fd);
+		if (held)
+			return true;
+	}
+	snprintf(snap, sizeof(snap), "%s/" PIN_SNAPSHOT, name);
+	if ((fd = openat(dfd, snap, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+		n = read(fd, path, sizeof(path) - 1);
+		close(fd);
+	}
+	if (n < 2 || path[0] != '/' || path[n - 1] != '\n')
+		return false; /* not a pin flint made whole */
+	path[n - 1] = '\0';
+	return lstat(path, &st) == 0 || (errno != ENOENT && errno != ENOTDIR);
+}
+
+static void sweep_pins(int images)
+{
+	int dfd = openat(images, PINS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int lock = dfd >= 0 ? openat(dfd, PINS_LOCK, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	DIR *d = NULL;
+	struct dirent *e;
+
+	if (lock < 0 || flock(lock, LOCK_EX) < 0 || !(d = fdopendir(dfd)))
+		goto out;
+	dfd = -1; /* the DIR's now */
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && !pin_stands(dirfd(d), e->d_name)) {
+			pr_info("flint run: image cache: unpinning the images of a snapshot that "
+				"is gone (pin %s)",
+				e->d_name);
+			remove_pin(dirfd(d), e->d_name);
+		}
+out:
+	if (d)
+		closedir(d);
+	close_fd(&dfd);
+	close_fd(&lock);
+}
+
+/* ---- the trim --------------------------------------------------------------- */
+
+struct cached {
+	char name[IMAGE_KEY_LEN + 5]; /* <key>.ext4 */
+	time_t used;
+	uint64_t bytes;
+};
+
+static int by_use(const void *a, const void *b)
+{
+	const struct cached *x = a, *y = b;
+
+	return (x->used > y->used) - (x->used < y->used);
+}
+
+/* Remove the image name in dfd unless it is held, linked elsewhere or
+ * used since now - IMAGE_CACHE_RECENT_S, under an exclusive lock, so that
+ * a holder's check (image_hold) sees it gone. */
+static bool remove_image(int dfd, const char *name, time_t now)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat held, named;
+	bool gone = false;
+
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && held.st_nlink == 1 &&
+	    held.st_mtime <= now - IMAGE_CACHE_RECENT_S &&
+	    fstatat(dfd, name, &named, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&held, &named))
+		gone = unlinkat(dfd, name, 0) == 0;
+	close(fd);
+	return gone;
+}
+
+/* The images in dfd (a readdir of it in d), as a malloc'd array; their
+ * total bytes on disk in *total. */
+static struct cached *list_images(DIR *d, size_t *count, uint64_t *total)
+{
+	struct cached *v = NULL, *grown;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	struct stat st;
+
+	*total = 0;
+	while ((e = readdir(d))) {
+		if (!keyed_name(e->d_name, ".ext4") ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if (!(grown = realloc(v, cap * sizeof(*v))))
+				break;
+			v = grown;
+		}
+		memcpy(v[n].name, e->d_name, sizeof(v[n].name)); /* keyed_name: its length */
+		v[n].used = st.st_mtime;
+		v[n].bytes = (uint64_t)st.st_blocks * 512;
+		*total += v[n++].bytes;
+	}
+	*count = n;
+	return v;
+}
+
+static void trim_images(int images, const char *path, uint64_t max)
+{
+	char a[32], b[32];
+	uint64_t total, freed = 0;
+	size_t n = 0, removed = 0;
+	time_t now = time(NULL);
+	int fd = dup(images);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct cached *v;
+
+	if (!d) {
+		close_fd(&fd);
+		return;
+	}
+	v = list_images(d, &n, &total);
+	closedir(d);
+	if (total <= max) {
+		free(v);
+		return;
+	}
+	qsort(v, n, sizeof(*v), by_use);
+	for (size_t i = 0; i < n && total - freed > max; i++)
+		if (remove_image(images, v[i].name, now)) {
+			freed += v[i].bytes;
+			removed++;
+			pr_info("flint run: image cache: removed %s/%s (%s, last used %s ago)",
+				path, v[i].name, human(v[i].bytes, a, sizeof(a)),
+				age(now - v[i].used, b, sizeof(b)));
+		}
+	if (total - freed > max)
+		pr_warn("flint run: image cache %s: %s of images, over its limit of %s: the rest "
+			"is in use, pinned by a snapshot, or used in the last minute",
+			path, human(total - freed, a, sizeof(a)), human(max, b, sizeof(b)));
+	pr_debug("flint run: image cache %s: %zu of %zu images removed", path, removed, n);
+	free(v);
+}
+
+/* Index entries (build.c) whose image is gone, and the files of writers
+ * that died between their write and their rename. */
+static void sweep_index(int images)
+{
+	int fd = openat(images, INDEX, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	time_t now = time(NULL);
+	struct dirent *e;
+
+	if (!d) {
+		close_fd(&fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char line[IMAGE_KEY_LEN + 1], name[IMAGE_KEY_LEN + 5];
+		struct stat st;
+		ssize_t n = -1;
+		int efd;
+
+		if (!strncmp(e->d_name, ".new-", 5)) {
+			if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    st.st_mtime <= now - IMAGE_CACHE_RECENT_S)
+				unlinkat(fd, e->d_name, 0);
+			continue;
+		}
+		if (!keyed_name(e->d_name, ""))
+			continue;
+		if ((efd = openat(fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >=
+		    0) {
+			n = read(efd, line, sizeof(line));
+			close(efd);
+		}
+		if (n != IMAGE_KEY_LEN || line[n - 1] != '\n' || !image_key_text(line))
+			continue; /* index_lookup's to ignore and write again */
+		snprintf(name, sizeof(name), "%.*s.ext4", IMAGE_KEY_LEN - 1, line);
+		if (fstatat(images, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+			unlinkat(fd, e->d_name, 0);
+	}
+	closedir(d);
+}
+
+void image_cache_trim(const char *images, uint64_t max)
+{
+	int fd = open(images, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	/* Pins first: a snapshot gone frees its images for the trim. */
+	sweep_pins(fd);
+	if (max)
+		trim_images(fd, images, max);
+	sweep_index(fd);
+	close(fd);
+}
+
+/* ---- pinning ------------------------------------------------------------------ */
+
+/* The absolute path of snapshot, which need not be there yet: its
+ * directory's real path and its last name. */
+static int absolute(const char *snapshot, char *out, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(snapshot, '/');
+	const char *base = slash ? slash + 1 : snapshot;
+
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return err_set(err, errlen, -EINVAL, "%s: not a file's path", snapshot);
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - snapshot) : 1,
+		 slash ? (slash == snapshot ? "/" : snapshot) : ".");
+	if (!realpath(dir, real))
+		return err_set(err, errlen, -errno, "%s: %s", dir, strerror(errno));
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") ? real : "", base) >=
+	    PATH_MAX)
+		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", snapshot);
+	return 0;
+}
+
+/* The pin directory's name for the snapshot at abs: SHA-256 of the path. */
+static void pin_name(const char *abs, char name[IMAGE_KEY_LEN])
+{
+	uint8_t d[SHA256_DIGEST_SIZE];
+	struct sha256_ctx h;
+
+	sha256_init(&h);
+	sha256_update(&h, strlen(abs), (const uint8_t *)abs);
+	sha256_digest(&h, sizeof(d), d);
+	for (size_t i = 0; i < sizeof(d); i++)
+		snprintf(name + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The file name in dirfd, created if it is not there, opened and flocked
+ * as op says: the descriptor, or -errno. */
+static int open_locked(int dirfd, const char *name, int op)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, op) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* The directory name in dirfd, made if it is not there, opened: the
+ * descriptor, or -errno. */
+static int open_dir(int dirfd, const char *name)
+{
+	int fd;
+
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Into the pin directory pfd, under name: a file of its own holding text,
+ * or a hard link to the file at link (text NULL), renamed over what is
+ * there (a link to an identical image built again under the same key). */
+static int put(int pfd, const char *name, const char *text, const char *link)
+{
+	char tmp[NAME_MAX + 1];
+	int fd, r = 0;
+
+	snprintf(tmp, sizeof(tmp), ".new-%ld", (long)getpid());
+	unlinkat(pfd, tmp, 0);
+	if (link) {
+		if (linkat(AT_FDCWD, link, pfd, tmp, 0) < 0)
+			return -errno;
+	} else {
+		if ((fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				 0600)) < 0)
+			return -errno;
+		r = write_full(fd, text, strlen(text));
+		if (close(fd) < 0 && r == 0)
+			r = -errno;
+	}
+	if (r == 0 && renameat(pfd, tmp, pfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(pfd, tmp, 0);
+	return r;
+}
+
+int image_pin(const char *images, const char *snapshot, const char *const image[], size_t n,
+	      int *lock, char *err, size_t errlen)
+{
+	char abs[PATH_MAX], name[IMAGE_KEY_LEN], line[PATH_MAX + 1];
+	int ifd = -1, dfd = -1, pfd = -1, glock = -1, r;
+	const char *what = PINS;
+
+	*lock = -1;
+	if ((r = absolute(snapshot, abs, err, errlen)) < 0)
+		return r;
+	pin_name(abs, name);
+	snprintf(line, sizeof(line), "%s\n", abs);
+	if ((ifd = open(images, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		r = -errno;
+	else if ((r = dfd = open_dir(ifd, PINS)) >= 0 &&
+		 (r = glock = open_locked(dfd, PINS_LOCK, LOCK_SH)) >= 0 &&
+		 (r = pfd = open_dir(dfd, name)) >= 0 &&
+		 (r = *lock = open_locked(pfd, PIN_LOCK, LOCK_SH)) >= 0) {
+		what = PIN_SNAPSHOT;
+		r = put(pfd, PIN_SNAPSHOT, line, NULL);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			const char *slash = strrchr(image[i], '/');
+
+			what = image[i];
+			r = put(pfd, slash ? slash + 1 : image[i], NULL, image[i]);
+		}
+	}
+	if (r < 0) {
+		err_set(err, errlen, r,
+			"cannot pin the images of the snapshot %s in %s/" PINS "/%s: %s: %s",
+			snapshot, images, name, what, strerror(-r));
+		close_fd(lock);
+	}
+	close_fd(&pfd);
+	close_fd(&glock);
+	close_fd(&dfd);
+	close_fd(&ifd);
+	return r < 0 ? r : 0;
+}

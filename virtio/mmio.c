@@ -22,7 +22,8 @@
  *    the rings from under it.
  *  - Order: lock, then dev_lock. Nothing that runs under dev_lock takes lock.
  *  - running, needs_reset, isr, config_gen and the stats are atomics, so
- *    host.used, host.needs_reset and virtio_mmio_config_changed take no lock
+ *    host.used, host.needs_reset, host.again and virtio_mmio_config_changed
+ *    take no lock
  *    at all: a device may call them while dev_lock is held (from
  *    ops->notify) or from a thread of its own without deadlock.
  *  - A device that completes work off the notify path (e.g. io_uring
@@ -165,6 +166,17 @@ static void host_needs_reset(void *opaque)
 static void host_config_changed(void *opaque)
 {
 	virtio_mmio_config_changed(opaque);
+}
+
+/* Through the queue's eventfd, as a QueueNotify the bus saw: the device's
+ * thread takes it up after what it has waiting. Without a forward (tests)
+ * nobody would: the device's caller sees virtio_after.again itself. */
+static void host_again(void *opaque, unsigned q)
+{
+	struct virtio_mmio *t = opaque;
+
+	if (t->fwd && q < t->ops->num_queues)
+		t->fwd(t->fwd_ctx, q);
 }
 
 static uint32_t status_get(const struct virtio_mmio *t)
@@ -515,6 +527,7 @@ int virtio_mmio_create(struct virtio_mmio **out, struct gmem *g, const struct vi
 	t->host = (struct virtio_host){.used = host_used,
 				       .needs_reset = host_needs_reset,
 				       .config_changed = host_config_changed,
+				       .again = host_again,
 				       .t = t};
 	t->offered = ops->features(dev) | TRANSPORT_FEATURES;
 	t->queue_max = ops->queue_max > VQ_MAX_SIZE ? VQ_MAX_SIZE : ops->queue_max;

@@ -27,6 +27,14 @@
 
 #define VIRTIO_MAX_QUEUES 8
 
+/* The most chains a device takes from one queue per notification, as
+ * vhost's weights do since CVE-2019-3900: a guest that keeps adding chains
+ * as fast as they are used would otherwise hold the device's thread (and
+ * its lock, which a pause or snapshot waits for) for ever. Past it the
+ * device asks to be notified again (virtio_after.again) and the thread
+ * serves its other work first. A full queue of the largest size. */
+#define VIRTIO_BUDGET 256
+
 /* What a device may ask of its transport, given at activation. */
 struct virtio_host {
 	/* Buffers were added to queue q's used ring: the transport decides,
@@ -41,6 +49,10 @@ struct virtio_host {
 	 * interrupt is raised), which reads the space again. Call it after the
 	 * new values are readable. */
 	void (*config_changed)(void *t);
+	/* The device stopped at its budget with chains left on queue q: notify
+	 * it again, as the guest's kick would, once the thread that serves it
+	 * has served its other work. NULL: never asked (tests). */
+	void (*again)(void *t, unsigned q);
 	void *t;
 };
 
@@ -50,11 +62,13 @@ struct virtio_host {
  * that nothing reaches the transport once reset() has the lock. */
 struct virtio_after {
 	struct virtio_host host;
-	uint32_t used; /* bit q: buffers were added to queue q's used ring */
-	bool reset;    /* the guest broke the protocol: needs_reset */
+	uint32_t used;	/* bit q: buffers were added to queue q's used ring */
+	uint32_t again; /* bit q: queue q has chains left past the budget */
+	bool reset;	/* the guest broke the protocol: needs_reset */
 };
 
-/* needs_reset, if owed, then used for each queue marked, in order. */
+/* needs_reset, if owed, then used for each queue marked, in order; then
+ * again for each queue marked (none after a reset). */
 static inline void virtio_after_run(const struct virtio_after *a)
 {
 	if (a->reset && a->host.needs_reset)
@@ -62,6 +76,9 @@ static inline void virtio_after_run(const struct virtio_after *a)
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES && a->host.used; q++)
 		if (a->used & 1u << q)
 			a->host.used(a->host.t, q);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES && a->host.again && !a->reset; q++)
+		if (a->again & 1u << q)
+			a->host.again(a->host.t, q);
 }
 
 struct virtio_dev_ops {

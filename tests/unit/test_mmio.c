@@ -659,6 +659,23 @@ Test(mmio, queue_notify_write_goes_to_the_forward)
 	cr_assert_eq(dev.notifies[0] + dev.notifies[1], 0, "not on the vCPU thread");
 }
 
+/* A device at its budget asks to be notified again: through the same
+ * forward, to the thread that serves it, never into ops->notify at once
+ * (the device holds its lock). Without a forward nothing is sent. */
+Test(mmio, a_device_asking_again_goes_to_the_forward)
+{
+	memset(forwarded, 0, sizeof(forwarded));
+	bring_up(F_VER1);
+	dev.host.again(dev.host.t, 1);
+	cr_assert_eq(dev.notifies[1], 0);
+	virtio_mmio_set_notify_forward(t, fwd, &forwarded);
+	dev.host.again(dev.host.t, 1);
+	dev.host.again(dev.host.t, 5); /* no such queue */
+	cr_assert_eq(forwarded[1], 1);
+	cr_assert_eq(forwarded[0] + forwarded[2] + forwarded[3], 0);
+	cr_assert_eq(dev.notifies[1], 0);
+}
+
 Test(mmio, needs_reset_stops_notifications_until_reset)
 {
 	bring_up(F_VER1);

@@ -32,12 +32,20 @@ static struct vq q;
 static struct fake_ring ring = {.desc = DESC, .avail = AVAIL, .used = USED};
 static struct evloop *loop;
 static struct rng *r;
-static unsigned used_calls, resets;
+static unsigned used_calls, again_calls, resets;
 static uint16_t want_used;
 static _Atomic uint64_t fake_now;
 
+/* The guest's side of a_guest_refilling_cannot_hold_the_device: a chain
+ * added each time the device reads the clock, which it does once per
+ * request, as a guest that polls the used ring adds one per answer. */
+static bool refill;
+static void refill_one(void);
+
 static uint64_t fake_clock(void)
 {
+	if (refill)
+		refill_one();
 	return atomic_load(&fake_now);
 }
 
@@ -66,7 +74,15 @@ static void host_needs_reset(void *t)
 	resets++;
 }
 
-static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
+static void host_again(void *t, unsigned qi)
+{
+	(void)t;
+	cr_assert_eq(qi, 0);
+	again_calls++;
+}
+
+static const struct virtio_host host = {
+    .used = host_used, .needs_reset = host_needs_reset, .again = host_again};
 
 static void ring_start(void)
 {
@@ -82,7 +98,8 @@ static void setup(void)
 	cr_assert_eq(evloop_create(&loop, 64), 0);
 	atomic_store(&fake_now, 1000 * MS);
 	rng_test_set_clock(fake_clock);
-	used_calls = resets = 0;
+	used_calls = again_calls = resets = 0;
+	refill = false;
 	want_used = UINT16_MAX;
 }
 
@@ -242,6 +259,28 @@ Test(rng, a_request_gets_at_most_64_KiB)
 	cr_assert(random_looking(BUF + RNG_REQ_MAX - 64, 64));
 	cr_assert(all_ee(BUF + RNG_REQ_MAX, 100000 - RNG_REQ_MAX));
 	cr_assert_eq(stats().bytes, RNG_REQ_MAX);
+}
+
+static void refill_one(void)
+{
+	offer_buf(BUF, 16);
+}
+
+/* A guest that adds a request for each one answered cannot hold the
+ * device's thread: it stops at VIRTIO_BUDGET requests and asks to be
+ * notified again, which takes the rest. */
+Test(rng, a_guest_refilling_cannot_hold_the_device)
+{
+	open_dev(NULL);
+	offer_buf(BUF, 16);
+	refill = true;
+	kick();
+	refill = false;
+	cr_assert_eq(stats().requests, VIRTIO_BUDGET);
+	cr_assert_eq(again_calls, 1);
+	kick();
+	cr_assert_eq(stats().requests, VIRTIO_BUDGET + 1, "the last request the guest added");
+	cr_assert_eq(again_calls, 1);
 }
 
 /* A device-readable buffer makes the chain no request: given back empty,

@@ -27,15 +27,22 @@ static struct {
 	unsigned nout, next_out;
 	unsigned dry;		       /* rx() calls to answer "nothing after all" first */
 	unsigned rx_calls, rx_offered; /* rx() calls; buffers the last one had */
+	bool refill;		       /* the guest adds a TX chain for each one taken */
 } be;
+
+static struct guest gs;
 
 static void be_tx(void *b, const struct vsock_pkt *p)
 {
-	struct sent *s = &be.tx[be.ntx++];
+	static struct sent past; /* past the first 16: counted only */
+	struct sent *s = be.ntx < 16 ? &be.tx[be.ntx] : &past;
 	size_t off = 0;
 
 	(void)b;
-	cr_assert_leq(be.ntx, 16);
+	be.ntx++;
+	if (be.refill)
+		guest_send(&gs, guest_hdr(1234, 52, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, 4096, 0),
+			   NULL, 0);
 	s->hdr = p->hdr;
 	for (unsigned i = 0; i < p->niov; i++) {
 		cr_assert_leq(off + p->iov[i].iov_len, sizeof(s->data));
@@ -107,10 +114,9 @@ static void queue_out(uint16_t op, const char *data)
 
 /* ---- the fake transport and the loop ------------------------------------ */
 
-static struct guest gs;
 static struct evloop *loop;
 static struct vsock_dev *d;
-static unsigned used_calls[3], resets_asked;
+static unsigned used_calls[3], again_calls[3], resets_asked;
 
 static void host_used(void *t, unsigned q)
 {
@@ -125,12 +131,21 @@ static void host_needs_reset(void *t)
 	resets_asked++;
 }
 
-static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
+static void host_again(void *t, unsigned q)
+{
+	(void)t;
+	cr_assert_lt(q, 3);
+	again_calls[q]++;
+}
+
+static const struct virtio_host host = {
+    .used = host_used, .needs_reset = host_needs_reset, .again = host_again};
 
 static void setup(void)
 {
 	memset(&be, 0, sizeof(be));
 	memset(used_calls, 0, sizeof(used_calls));
+	memset(again_calls, 0, sizeof(again_calls));
 	resets_asked = 0;
 	guest_start(&gs, false);
 	cr_assert_eq(evloop_create(&loop, 16), 0);
@@ -243,6 +258,25 @@ Test(vsock_dev, tx_packets_reach_the_backend)
 	cr_assert_eq(st.tx_packets, 2);
 	cr_assert_eq(st.tx_bytes, 5);
 	cr_assert_eq(st.bad_packets, 0);
+}
+
+/* A guest that adds a TX chain for each one the device takes (one that
+ * polls the used ring would) cannot hold the device's thread: it stops at
+ * VIRTIO_BUDGET chains, notifications left off, and asks to be notified
+ * again; that notification takes the rest. */
+Test(vsock_dev, a_guest_refilling_tx_cannot_hold_the_device)
+{
+	guest_send(&gs, guest_hdr(1234, 52, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, 4096, 0), NULL, 0);
+	be.refill = true;
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(be.ntx, VIRTIO_BUDGET);
+	cr_assert_eq(again_calls[1], 1);
+	cr_assert(used_flags(1) & VRING_USED_F_NO_NOTIFY, "the again is the kick");
+	be.refill = false;
+	vsock_ops.notify(d, 1);
+	cr_assert_eq(be.ntx, VIRTIO_BUDGET + 1, "the last chain the guest added");
+	cr_assert_eq(again_calls[1], 1);
+	cr_assert_eq(used_flags(1) & VRING_USED_F_NO_NOTIFY, 0);
 }
 
 /* A TX packet (a credit update, say) that lets the backend send: the

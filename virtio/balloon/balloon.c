@@ -205,13 +205,20 @@ static int next_chain(struct balloon *b, struct vq *vq, struct vq_chain *c)
 	}
 }
 
-/* Take every chain of the inflate or deflate queue. Lock held. */
+/* Take every chain of the inflate or deflate queue, up to VIRTIO_BUDGET
+ * (then ask to be notified again). Lock held. */
 static void process_frames(struct balloon *b, struct virtio_after *a, unsigned q)
 {
 	struct vq_chain c;
 	int n;
 
-	while ((n = next_chain(b, &b->vq[q], &c)) != 0) {
+	for (unsigned k = 0;; k++) {
+		if (k == VIRTIO_BUDGET) {
+			a->again |= 1u << q;
+			return;
+		}
+		if ((n = next_chain(b, &b->vq[q], &c)) == 0)
+			return;
 		if (n < 0) {
 			protocol_error(b, a, q, n);
 			return;

@@ -325,12 +325,19 @@ static void take(struct vmem *m, struct virtio_after *a, const struct vq_chain *
 	push(m, a, c->head, sizeof(resp));
 }
 
-/* Answer every chain available. Lock held. */
+/* Answer every chain available, up to VIRTIO_BUDGET (then ask to be
+ * notified again). Lock held. */
 static void process(struct vmem *m, struct virtio_after *a)
 {
-	for (;;) {
+	for (unsigned k = 0;; k++) {
 		struct vq_chain c = {.seg = m->segs, .cap = ARRAY_SIZE(m->segs)};
-		int n = vq_pop(m->vq, &c);
+		int n;
+
+		if (k == VIRTIO_BUDGET) {
+			a->again |= 1u;
+			return;
+		}
+		n = vq_pop(m->vq, &c);
 
 		if (n < 0) {
 			protocol_error(m, a, n);

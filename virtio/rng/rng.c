@@ -109,18 +109,26 @@ static void arm_timer(struct rng *r, uint64_t ns)
 	vq_enable_notify(r->vq);
 }
 
-/* Take the next chain into r->chain as the kept request. Returns 1, 0 when
- * the queue is empty (notifications back on), or -errno for a broken
- * queue. Chains no request can use are given back empty here. */
-static int take(struct rng *r, struct virtio_after *a)
+/* Take the next chain into r->chain as the kept request, *left counting
+ * down the chains taken. Returns 1, 0 when the queue is empty
+ * (notifications back on) or *left is 0 (asked to be notified again), or
+ * -errno for a broken queue. Chains no request can use are given back
+ * empty here. */
+static int take(struct rng *r, struct virtio_after *a, unsigned *left)
 {
 	for (;;) {
 		int n;
 
+		if (!*left) {
+			a->again |= 1u;
+			return 0;
+		}
 		r->chain = (struct vq_chain){.seg = r->segs, .cap = ARRAY_SIZE(r->segs)};
 		n = vq_pop(r->vq, &r->chain);
 		if (n < 0)
 			return n;
+		if (n > 0)
+			(*left)--;
 		if (n == 0) {
 			vq_enable_notify(r->vq);
 			if (!vq_has_work(r->vq))
@@ -145,10 +153,12 @@ static int take(struct rng *r, struct virtio_after *a)
 	}
 }
 
-/* Answer requests until the queue is empty or the limiter says wait. Lock
- * held, loop thread. */
+/* Answer requests until the queue is empty, the limiter says wait, or
+ * VIRTIO_BUDGET chains were taken. Lock held, loop thread. */
 static void process(struct rng *r, struct virtio_after *a)
 {
+	unsigned left = VIRTIO_BUDGET;
+
 	if (!r->active || r->broken)
 		return;
 	if (r->held && ev_wait_armed(&r->wait))
@@ -159,7 +169,7 @@ static void process(struct rng *r, struct virtio_after *a)
 		int err;
 
 		if (!r->held) {
-			err = take(r, a);
+			err = take(r, a, &left);
 			if (err < 0)
 				protocol_error(r, a, err);
 			if (err <= 0)

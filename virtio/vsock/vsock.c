@@ -121,14 +121,19 @@ static void tx_one(struct vsock_dev *d, const struct vq_chain *c)
 
 /* Take every TX chain there is, notifications off meanwhile; once empty,
  * turn them on and look once more (the guest may have added a chain before
- * it saw them on). */
+ * it saw them on). Past VIRTIO_BUDGET chains, notifications still off, ask
+ * to be notified again. */
 static void process_tx(struct vsock_dev *d, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = d->tx_segs, .cap = SEG_MAX};
 	int r;
 
 	vq_disable_notify(d->txq);
-	for (;;) {
+	for (unsigned n = 0;; n++) {
+		if (n == VIRTIO_BUDGET) {
+			a->again |= 1u << VSOCK_TXQ;
+			return;
+		}
 		r = vq_pop(d->txq, &c);
 		if (r < 0) {
 			protocol_error(d, a, "TX queue", r);

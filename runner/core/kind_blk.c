@@ -1,4 +1,5 @@
 /* The virtio-blk drive kind: the configuration's drives, /dev/vda first. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,6 +122,82 @@ static void blk_kind_quiesce(void *dev)
 	blk_quiesce(dev);
 }
 
+/* A drive's state in a snapshot is what its image was, so that a restore
+ * onto another image is refused: the guest's page cache and open files
+ * hold the saved one's blocks, and on another file system (one made again
+ * from the same files, a rebuilt root image, a cache's image trimmed and
+ * built anew) they would read garbage and write corruption. Version 1:
+ * the capacity in sectors (u64), whether a file system UUID follows (u8),
+ * its 16 bytes. A snapshot without it (written before) is taken as it is. */
+#define BLK_STATE_VERSION 1
+
+static int blk_kind_save(const void *dev, struct wbuf *w)
+{
+	uint8_t uuid[16] = {0};
+	int r = blk_fs_uuid(dev, uuid);
+
+	if (r < 0)
+		return r;
+	wput_u32(w, BLK_STATE_VERSION);
+	wput_u64(w, blk_capacity(dev));
+	wput_u8(w, r == 1);
+	wput_bytes(w, uuid, sizeof(uuid));
+	return wbuf_err(w);
+}
+
+static void uuid_text(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
+}
+
+static int blk_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+{
+	uint8_t saved[16], now[16];
+	char a[37], b[37];
+	uint32_t version;
+	uint64_t sectors;
+	bool had, bad = false;
+	int n;
+
+	if (rbuf_done(r))
+		return 0;
+	version = rget_u32(r);
+	sectors = rget_u64(r);
+	had = rget_bool(r, &bad);
+	rget_bytes(r, saved, sizeof(saved));
+	if (rbuf_err(r) < 0 || bad || version != BLK_STATE_VERSION)
+		return err_set(err, errlen, -EBADMSG, "its state is %s",
+			       version != BLK_STATE_VERSION && rbuf_err(r) == 0
+				   ? "of another version"
+				   : "malformed");
+	if (sectors != blk_capacity(dev))
+		return err_set(err, errlen, -EINVAL,
+			       "its image now has %llu sectors, the snapshot's had %llu: a restore "
+			       "needs the image the snapshot was saved with",
+			       ULL(blk_capacity(dev)), ULL(sectors));
+	if (!had)
+		return 0;
+	if ((n = blk_fs_uuid(dev, now)) < 0)
+		return err_set(err, errlen, n, "cannot read its image: %s", strerror(-n));
+	uuid_text(saved, a);
+	if (n == 0)
+		return err_set(err, errlen, -EINVAL,
+			       "its image holds no ext4 file system now; the snapshot's held %s: "
+			       "a restore needs the image the snapshot was saved with",
+			       a);
+	uuid_text(now, b);
+	if (memcmp(saved, now, sizeof(now)))
+		return err_set(err, errlen, -EINVAL,
+			       "its image holds another file system (UUID %s) than the one the "
+			       "snapshot was saved with (%s): the image was made again or "
+			       "replaced since, and the guest's view of the old one would "
+			       "corrupt it; restore with the image the snapshot was saved with",
+			       b, a);
+	return 0;
+}
+
 const struct device_kind blk_kind = {
     .name = "blk",
     .label = "drive",
@@ -134,10 +211,10 @@ const struct device_kind blk_kind = {
     .update = blk_update,
     .drain = blk_kind_drain,
     .quiesce = blk_kind_quiesce,
-    /* No save/restore: a drive has no state of its own beyond its
-     * transport and queue. Its capacity comes from its image (the
-     * configuration names it; the restored configuration space is the
-     * transport's), nothing is in flight or held after quiesce, and the
-     * limiter's buckets start full on restore, as at boot (Firecracker
-     * does not save them either). */
+    /* Besides the transport and the queue, only what the image was:
+     * nothing is in flight or held after quiesce, and the limiter's
+     * buckets start full on restore, as at boot (Firecracker does not
+     * save them either). */
+    .save = blk_kind_save,
+    .restore = blk_kind_restore,
 };

@@ -839,6 +839,11 @@ uint64_t blk_capacity(const struct blk *b)
 	return __atomic_load_n(&b->capacity, __ATOMIC_RELAXED);
 }
 
+int blk_fs_uuid(const struct blk *b, uint8_t uuid[16])
+{
+	return blk_disk_fs_uuid(&b->disk, uuid);
+}
+
 void blk_get_stats(struct blk *b, struct blk_stats *out)
 {
 	pthread_mutex_lock(&b->lock);

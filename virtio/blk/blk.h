@@ -104,6 +104,10 @@ void blk_destroy(struct blk *b);
 /* Capacity in 512-byte sectors (for logs and the VM glue). */
 uint64_t blk_capacity(const struct blk *b);
 
+/* The image's file system UUID (blk_disk_fs_uuid): 1, 0 for none, or
+ * -errno. Not during blk_set_backing. */
+int blk_fs_uuid(const struct blk *b, uint8_t uuid[16]) WARN_UNUSED;
+
 /* Copy the counters. Any thread. */
 void blk_get_stats(struct blk *b, struct blk_stats *out);
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -112,6 +113,33 @@ int blk_disk_same(const struct blk_disk *d, const char *path, uint64_t *bytes)
 void blk_disk_close(struct blk_disk *d)
 {
 	close_fd(&d->fd);
+}
+
+/* ext2/3/4's superblock, 1024 bytes into the image: its magic at 56, its
+ * s_uuid at 104. */
+#define EXT_SB	     1024
+#define EXT_MAGIC    0xEF53
+#define EXT_MAGIC_AT (EXT_SB + 56)
+#define EXT_UUID_AT  (EXT_SB + 104)
+
+int blk_disk_fs_uuid(const struct blk_disk *d, uint8_t uuid[16])
+{
+	/* One aligned block, which an O_DIRECT image reads as well. */
+	uint8_t *block = aligned_alloc(4096, 4096);
+	ssize_t n;
+	int r = 0;
+
+	if (!block)
+		return -ENOMEM;
+	if ((n = pread(d->fd, block, 4096, 0)) < 0)
+		r = -errno;
+	else if (n >= EXT_UUID_AT + 16 &&
+		 (block[EXT_MAGIC_AT] | block[EXT_MAGIC_AT + 1] << 8) == EXT_MAGIC) {
+		memcpy(uuid, block + EXT_UUID_AT, 16);
+		r = 1;
+	}
+	free(block);
+	return r;
 }
 
 static int sync_stage(struct blk_io *io)

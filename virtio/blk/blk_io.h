@@ -29,6 +29,12 @@ struct blk_disk {
 int blk_disk_open(struct blk_disk *d, const char *path, bool read_only, bool direct) WARN_UNUSED;
 void blk_disk_close(struct blk_disk *d); /* closed or never opened: ok */
 
+/* The UUID of the ext2/3/4 file system d holds (its superblock's s_uuid):
+ * 1 with uuid set, 0 when d holds no such file system, or -errno. What a
+ * snapshot records of an image: a file system made again from the same
+ * files gets another UUID, a copy keeps it. */
+int blk_disk_fs_uuid(const struct blk_disk *d, uint8_t uuid[16]) WARN_UNUSED;
+
 /* Whether path names the image d has open (the same inode: the same file,
  * through any name), and if so its size now in *bytes: a drive asked to
  * switch to the image it already has re-reads its size instead of opening

@@ -87,7 +87,7 @@ struct run_setup {
 	char *scratch;	   /* --scratch's disk, removed once opened */
 	/* The cache's images the VM boots from (root image, --image), held
 	 * (image/cache.h) until flint ends, and --save-snapshot's pin of
-	 * them: descriptors, nholds of them. */
+	 * them: descriptors, nholds of them (at most those three). */
 	int holds[3];
 	unsigned nholds;
 	char *cached[2]; /* those images' paths, for the pin */
@@ -217,8 +217,8 @@ static int run_builder(struct image_builder *b, char *cache, size_t len, char *e
 	else if (cli_parse_size(v, &b->cache_max) < 0)
 		return err_set(err, errlen, -EINVAL,
 			       "FLINT_CACHE_MAX=%s: expected the image cache's limit, a size "
-			       "from 16M to 1T (suffix K, M, G or T; a number alone MiB), or 0 "
-			       "for none",
+			       "from 16M to 1T in whole 4 KiB (suffix K, M, G or T; a number "
+			       "alone MiB), or 0 for none",
 			       v);
 	return 0;
 }
@@ -323,23 +323,25 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 
 /* --save-snapshot of a VM booting from the cache's images: pinned
  * (image/cache.h) for as long as the snapshot is there, since it names
- * them by their paths in the cache. */
-static int pin_for_snapshot(const struct config *cfg, struct run_setup *rs)
+ * them by their paths in the cache. A pin that cannot be made (a cache on
+ * a read-only file system) is only said: a trim may then take the image,
+ * and the snapshot's restore is refused rather than run on another. */
+static void pin_for_snapshot(const struct config *cfg, struct run_setup *rs)
 {
 	char images[PATH_MAX], err[3 * PATH_MAX];
-	int r, lock;
+	int lock;
 
 	if (!cfg->save_snapshot || !rs->ncached)
-		return 0;
+		return;
 	snprintf(images, sizeof(images), "%s", rs->cached[0]);
 	*strrchr(images, '/') = '\0'; /* <cache>/images/<key>.ext4 */
-	if ((r = image_pin(images, cfg->save_snapshot, (const char *const *)rs->cached, rs->ncached,
-			   &lock, err, sizeof(err))) < 0) {
-		pr_err("flint run: --save-snapshot: %s", err);
-		return r;
-	}
-	rs->holds[rs->nholds++] = lock;
-	return 0;
+	if (image_pin(images, cfg->save_snapshot, (const char *const *)rs->cached, rs->ncached,
+		      &lock, err, sizeof(err)) < 0)
+		pr_warn("flint run: --save-snapshot: %s; a trim of the cache may remove the "
+			"images the snapshot needs",
+			err);
+	else
+		rs->holds[rs->nholds++] = lock;
 }
 
 /* Fill in flint run's defaults: kernel and root image from FLINT_HOME,
@@ -387,9 +389,9 @@ static __attribute__((noinline)) int run_prepare(struct config *cfg, struct run_
 	cfg->ndrives++;
 	if (!cfg->drives[0].path)
 		return -ENOMEM;
-	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0 ||
-	    (r = pin_for_snapshot(cfg, rs)) < 0)
+	if ((r = run_user_image(cfg, rs, images, sizeof(images))) < 0)
 		return r;
+	pin_for_snapshot(cfg, rs);
 	/* An ext4 root is named so: the kernel would otherwise try it as ext3
 	 * and ext2 first (ext4 registers those names before its own). */
 	bool ext4 = image_is_ext4(rootfs);

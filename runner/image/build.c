@@ -542,17 +542,42 @@ static int sync_file(const char *p)
 struct index;
 static bool index_unchanged(const struct index *ix);
 
+static bool cached_image(const char *final);
+
+/* Rename the built image img to final unless an image is there already
+ * (an identical one another build of the same content put there first):
+ * a name, once given, keeps naming the one file, which a VM booting from
+ * it and a snapshot saved from that VM expect (its UUID is checked at a
+ * restore). What is there and no image (a symlink, a file cut short) is
+ * replaced. 1: renamed; 0: an image was there, img left; -errno. */
+static int rename_new(const char *img, const char *final)
+{
+	if (renameat2(AT_FDCWD, img, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+		return 1;
+	if (errno == EEXIST && cached_image(final))
+		return 0;
+	if (errno != EEXIST && errno != EINVAL && errno != ENOSYS)
+		return -errno;
+	/* Over it; or a file system without RENAME_NOREPLACE: whole or not
+	 * at all still. */
+	return rename(img, final) < 0 ? -errno : 1;
+}
+
 /* image_prepare's build, in the work directory, under its limits; not
  * renamed to final when ix says the source changed since its fingerprint
- * was taken (before the key): the image might not be the key's content. */
+ * was taken (before the key): the image might not be the key's content.
+ * *held: the image renamed to final, opened and held (image/cache.h) from
+ * before its rename, so that no trim takes it in between; -1 when another
+ * build's image was there first (the caller holds that one). */
 static int build(const struct image_builder *b, const char *path, enum image_kind k,
-		 const char *final, const struct index *ix, char *err, size_t errlen)
+		 const char *final, const struct index *ix, int *held, char *err, size_t errlen)
 {
 	char work[PATH_MAX];
 	/* Below work: room for the longest name. */
 	char img[PATH_MAX + 32], root[PATH_MAX + 32], plain[PATH_MAX + 32], state[PATH_MAX + 32];
 	int r, lock;
 
+	*held = -1;
 	if ((r = image_work_create(b->cache_dir, ".build-", work, sizeof(work), &lock, err,
 				   errlen)) < 0)
 		return r;
@@ -577,11 +602,17 @@ static int build(const struct image_builder *b, const char *path, enum image_kin
 		r = err_set(err, errlen, r, "%s: %s: %s", path, img, strerror(-r));
 	if (r == 0 && !index_unchanged(ix))
 		r = err_set(err, errlen, -EAGAIN, "%s changed while it was read (try again)", path);
-	/* Whole or not at all: a concurrent build of the same content renames
-	 * an identical image over this one, never half of one. */
-	if (r == 0 && rename(img, final) < 0)
-		r = err_set(err, errlen, -errno, "cannot rename %s to %s: %s", img, final,
-			    strerror(errno));
+	if (r == 0 && (r = image_hold(img, held)) < 0)
+		r = err_set(err, errlen, r, "%s: %s", img, strerror(-r));
+	/* Whole or not at all, and never over another build's. */
+	if (r == 0 && (r = rename_new(img, final)) <= 0) {
+		close_fd(held);
+		if (r < 0)
+			r = err_set(err, errlen, r, "cannot rename %s to %s: %s", img, final,
+				    strerror(-r));
+	}
+	if (r == 1)
+		r = 0;
 out:
 	image_work_remove(work, &lock);
 	return r;
@@ -763,7 +794,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	struct index ix;
 	struct rlimit was;
 	enum image_kind k;
-	int r;
+	int r, held;
 
 	if (built)
 		*built = false;
@@ -817,15 +848,21 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	}
 	sweep_stale_builds(dir);
 	set_limit(b->max_bytes, &was, &was_sig);
-	r = build(b, real, k, final, &ix, err, errlen);
+	r = build(b, real, k, final, &ix, &held, err, errlen);
 	restore_limit(b->max_bytes, &was, &was_sig);
 	if (r < 0)
 		return r;
 	index_write(&ix, key, false);
-	/* Held before the trim, which then leaves it be. */
-	if ((r = image_hold(final, hold)) < 0)
+	/* Held before the trim, which then leaves it be: ours since before
+	 * its rename, or the one another build put there first (which only a
+	 * trim between its rename and now could have taken). */
+	if (held < 0 && (r = image_hold(final, &held)) < 0)
 		return err_set(err, errlen, r, "%s: %s, just after its build", final, strerror(-r));
 	image_cache_trim(dir, b->cache_max);
+	if (hold)
+		*hold = held;
+	else
+		close(held);
 	if (built)
 		*built = true;
 	return 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,9 +43,9 @@ static const char *age(time_t s, char *buf, size_t len)
 	if (s >= 2 * 86400)
 		snprintf(buf, len, "%lld days", (long long)(s / 86400));
 	else if (s >= 2 * 3600)
-		snprintf(buf, len, "%lld hours", (long long)(s / 3600));
+		snprintf(buf, len, "%lld h", (long long)(s / 3600));
 	else
-		snprintf(buf, len, "%lld minutes", (long long)(s / 60));
+		snprintf(buf, len, "%lld min", (long long)(s / 60));
 	return buf;
 }
 
@@ -69,28 +70,34 @@ int image_hold(const char *path, int *out)
 
 	if (out)
 		*out = -1;
-	/* Opened again only when an identical build was renamed over it
-	 * meanwhile: a few tries are plenty. */
+	/* Opened again only when the name came to name another file between
+	 * the open and the lock (a build renamed over it, on a file system
+	 * without RENAME_NOREPLACE): a few tries are plenty. */
 	for (int tries = 0; tries < 3 && r == -EAGAIN; tries++) {
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (fd < 0)
 			return -errno;
 		/* A trim holds it exclusive from its check to its unlink:
-		 * after that, the name is gone or another file's. */
-		if (flock(fd, LOCK_SH) < 0 || fstat(fd, &held) < 0 || lstat(path, &named) < 0)
+		 * after that, the name is gone or another file's. Where flock
+		 * is not to be had (NFS without its lock daemon) nothing is
+		 * held, and a trim, which cannot lock either, removes nothing. */
+		if (flock(fd, LOCK_SH) < 0 && errno != ENOLCK && errno != EOPNOTSUPP)
+			r = -errno;
+		else if (fstat(fd, &held) < 0 || lstat(path, &named) < 0)
 			r = -errno;
 		else if (same_file(&held, &named))
 			r = 0;
-		if (r == 0) {
-			/* Advice for the trim only: a cache on a read-only
-			 * file system still serves. */
-			(void)futimens(fd, used);
-			if (out)
-				*out = fd;
-			else
-				close(fd);
-		} else
+		if (r < 0) {
+			close(fd);
+			continue;
+		}
+		/* Advice for the trim only: a cache on a read-only file system
+		 * still serves. */
+		(void)futimens(fd, used);
+		if (out)
+			*out = fd;
+		else
 			close(fd);
 	}
 	return r;
@@ -187,7 +194,10 @@ static int by_use(const void *a, const void *b)
 
 /* Remove the image name in dfd unless it is held, linked elsewhere or
  * used since now - IMAGE_CACHE_RECENT_S, under an exclusive lock, so that
- * a holder's check (image_hold) sees it gone. */
+ * a holder's check (image_hold) sees it gone. Between the check and the
+ * unlink no build puts another file under the name: builds rename with
+ * RENAME_NOREPLACE (build.c). Whether it is gone (one another trim removed
+ * first counts: its bytes are free). */
 static bool remove_image(int dfd, const char *name, time_t now)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -195,7 +205,7 @@ static bool remove_image(int dfd, const char *name, time_t now)
 	bool gone = false;
 
 	if (fd < 0)
-		return false;
+		return errno == ENOENT;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && held.st_nlink == 1 &&
 	    held.st_mtime <= now - IMAGE_CACHE_RECENT_S &&
 	    fstatat(dfd, name, &named, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&held, &named))
@@ -265,7 +275,8 @@ static void trim_images(int images, const char *path, uint64_t max)
 		}
 	if (total - freed > max)
 		pr_warn("flint run: image cache %s: %s of images, over its limit of %s: the rest "
-			"is in use, pinned by a snapshot, or used in the last minute",
+			"is in use, pinned by a snapshot, linked into a jail, or used in the last "
+			"minute",
 			path, human(total - freed, a, sizeof(a)), human(max, b, sizeof(b)));
 	pr_debug("flint run: image cache %s: %zu of %zu images removed", path, removed, n);
 	free(v);
@@ -338,8 +349,12 @@ static int absolute(const char *snapshot, char *out, char *err, size_t errlen)
 
 	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
 		return err_set(err, errlen, -EINVAL, "%s: not a file's path", snapshot);
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - snapshot) : 1,
-		 slash ? (slash == snapshot ? "/" : snapshot) : ".");
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == snapshot)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - snapshot), snapshot);
 	if (!realpath(dir, real))
 		return err_set(err, errlen, -errno, "%s: %s", dir, strerror(errno));
 	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") ? real : "", base) >=
@@ -391,14 +406,19 @@ static int open_dir(int dirfd, const char *name)
 
 /* Into the pin directory pfd, under name: a file of its own holding text,
  * or a hard link to the file at link (text NULL), renamed over what is
- * there (a link to an identical image built again under the same key). */
+ * there (the same file, or the image an earlier one under the key was
+ * trimmed for and built again). */
 static int put(int pfd, const char *name, const char *text, const char *link)
 {
 	char tmp[NAME_MAX + 1];
+	uint32_t rnd = 0;
 	int fd, r = 0;
 
-	snprintf(tmp, sizeof(tmp), ".new-%ld", (long)getpid());
-	unlinkat(pfd, tmp, 0);
+	/* Its own: pinners of one snapshot's path may run at once, in pid
+	 * namespaces of their own. */
+	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+		rnd = (uint32_t)now_ns();
+	snprintf(tmp, sizeof(tmp), ".new-%ld-%08x", (long)getpid(), rnd);
 	if (link) {
 		if (linkat(AT_FDCWD, link, pfd, tmp, 0) < 0)
 			return -errno;
@@ -415,6 +435,38 @@ static int put(int pfd, const char *name, const char *text, const char *link)
 	if (r < 0)
 		unlinkat(pfd, tmp, 0);
 	return r;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* The images an earlier snapshot at the same path pinned, which this one
+ * does not boot from, are unpinned: the file there is to be this one's. */
+static void unpin_others(int pfd, const char *const image[], size_t n)
+{
+	int fd = dup(pfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		close_fd(&fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		size_t i = 0;
+
+		if (!keyed_name(e->d_name, ".ext4"))
+			continue;
+		while (i < n && strcmp(base_name(image[i]), e->d_name))
+			i++;
+		if (i == n)
+			unlinkat(pfd, e->d_name, 0);
+	}
+	closedir(d);
 }
 
 int image_pin(const char *images, const char *snapshot, const char *const image[], size_t n,
@@ -438,11 +490,11 @@ int image_pin(const char *images, const char *snapshot, const char *const image[
 		what = PIN_SNAPSHOT;
 		r = put(pfd, PIN_SNAPSHOT, line, NULL);
 		for (size_t i = 0; i < n && r == 0; i++) {
-			const char *slash = strrchr(image[i], '/');
-
 			what = image[i];
-			r = put(pfd, slash ? slash + 1 : image[i], NULL, image[i]);
+			r = put(pfd, base_name(image[i]), NULL, image[i]);
 		}
+		if (r == 0)
+			unpin_others(pfd, image, n);
 	}
 	if (r < 0) {
 		err_set(err, errlen, r,

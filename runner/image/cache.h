@@ -1,8 +1,9 @@
 /* The image cache's upkeep: which images are in use, which a saved
  * snapshot still needs, and the trim that keeps the rest under a size.
  *
- * An image in <cache>/images is held by a process that boots from it: a
- * shared flock on it for as long as that process runs. Its mtime is its
+ * An image in <cache>/images is held by a process that boots from it
+ * (flint run, flint-jail until it ends): a shared flock on it for as long
+ * as that process runs. Its mtime is its
  * last use, moved each time image_prepare hands it out. A snapshot saved
  * from a VM that booted from it pins it: <cache>/images/pins/<hash of the
  * snapshot's path>/ holds a hard link to it and the snapshot's path.
@@ -44,9 +45,12 @@ void image_cache_trim(const char *images, uint64_t max);
  * saved at snapshot (a path, relative or not; the file need not be there
  * yet). *lock (close-on-exec) keeps the pin while the caller runs, so that
  * a trim meanwhile does not take it for one whose snapshot is gone; after
- * that, the pin lasts while a file is at the snapshot's path. Pins for
- * the same path add up: an image an earlier snapshot there used stays
- * pinned. 0 or -errno with err. */
+ * that, the pin lasts while a file is at the snapshot's path. A pin for
+ * the same path replaces the one before: the images an earlier snapshot
+ * there used, and this one does not, are unpinned. Losing a pin (the
+ * snapshot moved, a save that failed after its pin) loses no data: a
+ * trimmed image built again has another file system UUID, and a restore
+ * onto it is refused (kind_blk.c). 0 or -errno with err. */
 int image_pin(const char *images, const char *snapshot, const char *const image[], size_t n,
 	      int *lock, char *err, size_t errlen) WARN_UNUSED;
 

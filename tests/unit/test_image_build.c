@@ -1175,3 +1175,41 @@ Test(image_build, a_build_trims_the_cache_and_holds_its_image)
 		     0, "%s", err);
 	cr_assert(built);
 }
+
+/* Another build of the same content that finishes first keeps its image
+ * under the key: a name, once given, names the one file (a VM booting from
+ * it, and its snapshot, expect that); the later build's own is dropped and
+ * the first one held. */
+Test(image_build, a_later_build_does_not_replace_the_first)
+{
+	char key[IMAGE_KEY_LEN], final[PATH_MAX], first[PATH_MAX], during[3 * PATH_MAX];
+	char out[PATH_MAX], err[512] = "", head[8] = "";
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	struct stat held, named;
+	bool built;
+	int hold;
+	FILE *in;
+
+	cr_assert_eq(image_key(src, IMAGE_DIR, key, err, sizeof(err)), 0, "%s", err);
+	snprintf(final, sizeof(final), "%s/images/%s.ext4", cache, key);
+	snprintf(first, sizeof(first), "%s/first.ext4", top);
+	write_fake_ext4(first);
+	cr_assert_not_null(in = fopen(first, "r+"));
+	fputs("FIRST", in);
+	fclose(in);
+	snprintf(during, sizeof(during), "cp %s %s", first, final);
+	f.during = during;
+	cr_assert_eq(image_prepare(&b, src, out, sizeof(out), &hold, &built, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_str_eq(out, final);
+	cr_assert_not_null(in = fopen(final, "r"));
+	cr_assert_not_null(fgets(head, sizeof(head), in));
+	fclose(in);
+	cr_assert_eq(strncmp(head, "FIRST", 5), 0, "the first build's image was replaced");
+	cr_assert_eq(fstat(hold, &held), 0);
+	cr_assert_eq(stat(final, &named), 0);
+	cr_assert(held.st_ino == named.st_ino, "the image held is not the one under the key");
+	close(hold);
+	cr_assert_eq(cache_entries(), 1, "a work directory was left behind");
+}

@@ -168,20 +168,15 @@ Test(image_cache, index_entries_of_images_gone_are_swept)
 Test(image_cache, a_pin_lasts_while_its_flint_runs_or_its_snapshot_is_there)
 {
 	char p1[PATH_MAX], p2[PATH_MAX], snap[PATH_MAX], err[512];
-	const char *one[] = {image(1, p1)}, *two[] = {image(2, p2)};
-	int lock, lock2;
+	const char *both[] = {image(1, p1), image(2, p2)};
+	int lock;
 	FILE *f;
 
 	make_image(1, 1, 5000);
 	make_image(2, 1, 4000);
 	snprintf(snap, sizeof(snap), "%s/fn.state", top);
-	cr_assert_eq(image_pin(images, snap, one, 1, &lock, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(image_pin(images, snap, both, 2, &lock, err, sizeof(err)), 0, "%s", err);
 	cr_assert_geq(lock, 0);
-	/* Pins for one snapshot's path add up. */
-	cr_assert_eq(image_pin(images, snap, two, 1, &lock2, err, sizeof(err)), 0, "%s", err);
-	close(lock2);
-	used_ago(p1, 5000);
-	used_ago(p2, 4000);
 	/* Not saved yet, but its flint runs. */
 	image_cache_trim(images, 1);
 	cr_assert(image_there(1) && image_there(2), "pinned");
@@ -195,6 +190,31 @@ Test(image_cache, a_pin_lasts_while_its_flint_runs_or_its_snapshot_is_there)
 	cr_assert_eq(unlink(snap), 0);
 	image_cache_trim(images, 1);
 	cr_assert(!image_there(1) && !image_there(2));
+}
+
+/* A snapshot saved again at the same path pins what it boots from, and
+ * the earlier one's other images are unpinned. */
+Test(image_cache, a_pin_for_the_same_path_replaces_the_one_before)
+{
+	char p1[PATH_MAX], p2[PATH_MAX], snap[PATH_MAX], err[512];
+	const char *one[] = {image(1, p1)}, *two[] = {image(2, p2)};
+	int lock;
+	FILE *f;
+
+	make_image(1, 1, 5000);
+	make_image(2, 1, 4000);
+	snprintf(snap, sizeof(snap), "%s/fn.state", top);
+	cr_assert_not_null(f = fopen(snap, "w"));
+	fclose(f);
+	cr_assert_eq(image_pin(images, snap, one, 1, &lock, err, sizeof(err)), 0, "%s", err);
+	close(lock);
+	cr_assert_eq(image_pin(images, snap, two, 1, &lock, err, sizeof(err)), 0, "%s", err);
+	close(lock);
+	used_ago(p1, 5000);
+	used_ago(p2, 4000);
+	image_cache_trim(images, 1);
+	cr_assert(!image_there(1), "the earlier snapshot's, no longer pinned");
+	cr_assert(image_there(2));
 }
 
 Test(image_cache, a_pin_names_the_snapshot_by_its_absolute_path)
@@ -219,6 +239,10 @@ Test(image_cache, a_pin_names_the_snapshot_by_its_absolute_path)
 	used_ago(p, 5000);
 	image_cache_trim(images, 1);
 	cr_assert(image_there(1));
+	/* A snapshot in / (a directory it cannot write here: the pin is
+	 * made all the same). */
+	cr_assert_eq(image_pin(images, "/fn.state", one, 1, &lock, err, sizeof(err)), 0, "%s", err);
+	close(lock);
 	cr_assert_eq(image_pin(images, "/", one, 1, &lock, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, "not a file's path"), "%s", err);
 	cr_assert_eq(image_pin(images, "/no/such/dir/fn.state", one, 1, &lock, err, sizeof(err)),

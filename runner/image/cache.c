@@ -60,6 +60,33 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
+/* The directory name under dirfd ("." for dirfd's own), opened for a
+ * readdir with an offset of its own (not followed); NULL when it cannot
+ * be. */
+static DIR *dir_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d && fd >= 0)
+		close(fd);
+	return d;
+}
+
+/* Up to len bytes of the small file name under dirfd: not followed, and
+ * never waiting (O_NONBLOCK: a FIFO planted there). The count, or -1. */
+static ssize_t read_small(int dirfd, const char *name, void *buf, size_t len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len);
+	close(fd);
+	return n;
+}
+
 /* ---- holding an image ---------------------------------------------------- */
 
 int image_hold(const char *path, int *out)
@@ -108,17 +135,14 @@ int image_hold(const char *path, int *out)
 /* Remove the directory name in dfd and the plain files in it. */
 static void remove_pin(int dfd, const char *name)
 {
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_at(dfd, name);
 	struct dirent *e;
 
-	if (!d) {
-		close_fd(&fd);
+	if (!d)
 		return;
-	}
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(fd, e->d_name, 0);
+			unlinkat(dirfd(d), e->d_name, 0);
 	closedir(d);
 	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0)
 		pr_debug("flint run: cannot remove the pin %s: %s", name, strerror(errno));
@@ -131,7 +155,7 @@ static bool pin_stands(int dfd, const char *name)
 {
 	char path[PATH_MAX + 2], lock[NAME_MAX + 8], snap[NAME_MAX + 16];
 	struct stat st;
-	ssize_t n = -1;
+	ssize_t n;
 	int fd;
 
 	snprintf(lock, sizeof(lock), "%s/" PIN_LOCK, name);
@@ -143,10 +167,7 @@ static bool pin_stands(int dfd, const char *name)
 			return true;
 	}
 	snprintf(snap, sizeof(snap), "%s/" PIN_SNAPSHOT, name);
-	if ((fd = openat(dfd, snap, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >= 0) {
-		n = read(fd, path, sizeof(path) - 1);
-		close(fd);
-	}
+	n = read_small(dfd, snap, path, sizeof(path) - 1);
 	if (n < 2 || path[0] != '/' || path[n - 1] != '\n')
 		return false; /* not a pin flint made whole */
 	path[n - 1] = '\0';
@@ -155,25 +176,21 @@ static bool pin_stands(int dfd, const char *name)
 
 static void sweep_pins(int images)
 {
-	int dfd = openat(images, PINS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int lock = dfd >= 0 ? openat(dfd, PINS_LOCK, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-	DIR *d = NULL;
+	DIR *d = dir_at(images, PINS);
+	int lock = d ? openat(dirfd(d), PINS_LOCK, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	struct dirent *e;
 
-	if (lock < 0 || flock(lock, LOCK_EX) < 0 || !(d = fdopendir(dfd)))
-		goto out;
-	dfd = -1; /* the DIR's now */
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && !pin_stands(dirfd(d), e->d_name)) {
-			pr_info("flint run: image cache: unpinning the images of a snapshot that "
-				"is gone (pin %s)",
-				e->d_name);
-			remove_pin(dirfd(d), e->d_name);
-		}
-out:
+	if (lock >= 0 && flock(lock, LOCK_EX) == 0)
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.' && !pin_stands(dirfd(d), e->d_name)) {
+				pr_info(
+				    "flint run: image cache: unpinning the images of a snapshot "
+				    "that is gone (pin %s)",
+				    e->d_name);
+				remove_pin(dirfd(d), e->d_name);
+			}
 	if (d)
 		closedir(d);
-	close_fd(&dfd);
 	close_fd(&lock);
 }
 
@@ -250,14 +267,11 @@ static void trim_images(int images, const char *path, uint64_t max)
 	uint64_t total, freed = 0;
 	size_t n = 0, removed = 0;
 	time_t now = time(NULL);
-	int fd = dup(images);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_at(images, ".");
 	struct cached *v;
 
-	if (!d) {
-		close_fd(&fd);
+	if (!d)
 		return;
-	}
 	v = list_images(d, &n, &total);
 	closedir(d);
 	if (total <= max) {
@@ -286,20 +300,17 @@ static void trim_images(int images, const char *path, uint64_t max)
  * that died between their write and their rename. */
 static void sweep_index(int images)
 {
-	int fd = openat(images, INDEX, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_at(images, INDEX);
 	time_t now = time(NULL);
 	struct dirent *e;
 
-	if (!d) {
-		close_fd(&fd);
+	if (!d)
 		return;
-	}
 	while ((e = readdir(d))) {
 		char line[IMAGE_KEY_LEN + 1], name[IMAGE_KEY_LEN + 5];
+		int fd = dirfd(d);
 		struct stat st;
-		ssize_t n = -1;
-		int efd;
+		ssize_t n;
 
 		if (!strncmp(e->d_name, ".new-", 5)) {
 			if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -309,11 +320,7 @@ static void sweep_index(int images)
 		}
 		if (!keyed_name(e->d_name, ""))
 			continue;
-		if ((efd = openat(fd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) >=
-		    0) {
-			n = read(efd, line, sizeof(line));
-			close(efd);
-		}
+		n = read_small(fd, e->d_name, line, sizeof(line));
 		if (n != IMAGE_KEY_LEN || line[n - 1] != '\n' || !image_key_text(line))
 			continue; /* index_lookup's to ignore and write again */
 		snprintf(name, sizeof(name), "%.*s.ext4", IMAGE_KEY_LEN - 1, line);
@@ -448,14 +455,11 @@ static const char *base_name(const char *path)
  * does not boot from, are unpinned: the file there is to be this one's. */
 static void unpin_others(int pfd, const char *const image[], size_t n)
 {
-	int fd = dup(pfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_at(pfd, ".");
 	struct dirent *e;
 
-	if (!d) {
-		close_fd(&fd);
+	if (!d)
 		return;
-	}
 	while ((e = readdir(d))) {
 		size_t i = 0;
 

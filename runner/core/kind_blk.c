@@ -136,8 +136,11 @@ static int blk_kind_save(const void *dev, struct wbuf *w)
 	uint8_t uuid[16] = {0};
 	int r = blk_fs_uuid(dev, uuid);
 
+	/* Only a check's loss: the snapshot is saved all the same. */
 	if (r < 0)
-		return r;
+		pr_warn("drive: cannot read its image's file system UUID (%s): a restore will "
+			"not check it",
+			strerror(-r));
 	wput_u32(w, BLK_STATE_VERSION);
 	wput_u64(w, blk_capacity(dev));
 	wput_u8(w, r == 1);

@@ -552,14 +552,19 @@ static bool cached_image(const char *final);
  * replaced. 1: renamed; 0: an image was there, img left; -errno. */
 static int rename_new(const char *img, const char *final)
 {
-	if (renameat2(AT_FDCWD, img, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+	int e;
+
+	/* A hard link never replaces, on every file system that has them
+	 * (NFS has no RENAME_NOREPLACE); the work directory goes after. */
+	if (link(img, final) == 0)
 		return 1;
-	if (errno == EEXIST && cached_image(final))
+	e = errno;
+	if (e == EEXIST && cached_image(final))
 		return 0;
-	if (errno != EEXIST && errno != EINVAL && errno != ENOSYS)
-		return -errno;
-	/* Over it; or a file system without RENAME_NOREPLACE: whole or not
-	 * at all still. */
+	if (e != EEXIST && e != EPERM && e != EOPNOTSUPP && e != EMLINK)
+		return -e;
+	/* Over what is no image; or a file system without hard links: whole
+	 * or not at all still. */
 	return rename(img, final) < 0 ? -errno : 1;
 }
 

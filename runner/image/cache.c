@@ -19,10 +19,16 @@
 #include "image/image.h"
 
 /* images/pins/: one directory a snapshot's path, holding PIN_SNAPSHOT (the
- * path), PIN_LOCK (flocked shared by each flint that will save there, while
- * it runs) and a hard link to each image. PINS_LOCK, in pins/, is taken
- * shared while a pin is made and exclusive while pins are swept, so that
- * a sweep never takes a pin being made for one whose snapshot is gone. */
+ * path) and one directory for each flint run that pinned images for it,
+ * named by when it did (realtime ns, 20 digits) and a random part: its
+ * PIN_LOCK, flocked shared while that flint runs, and a hard link to each
+ * image it boots from. A sweep keeps a run's directory while its flint
+ * runs; after, only the last one made before the file at the snapshot's
+ * path was written (that file is its snapshot: the later ones never
+ * saved, the earlier ones' snapshots were written over), and none once no
+ * file is there. PINS_LOCK, in pins/, is taken shared while a pin is made
+ * and exclusive while pins are swept, so that a sweep never takes a pin
+ * being made. */
 #define PINS	     "pins"
 #define PINS_LOCK    ".lock"
 #define PIN_LOCK     "lock"
@@ -148,30 +154,86 @@ static void remove_pin(int dfd, const char *name)
 		pr_debug("flint run: cannot remove the pin %s: %s", name, strerror(errno));
 }
 
-/* Whether the pin name in dfd still stands: a flint that will save its
- * snapshot holds its lock, or a file is at the snapshot's path (or its path
- * cannot be told: kept). */
-static bool pin_stands(int dfd, const char *name)
+/* One run's directory in a pin (image_pin). */
+struct pin_run {
+	char name[NAME_MAX + 1];
+	uint64_t made; /* realtime ns */
+	bool held;     /* its flint runs */
+};
+
+/* The runs in the pin directory d, up to cap (more are kept unswept). */
+static size_t list_runs(DIR *d, struct pin_run *v, size_t cap)
 {
-	char path[PATH_MAX + 2], lock[NAME_MAX + 8], snap[NAME_MAX + 16];
-	struct stat st;
-	ssize_t n;
+	char lock[NAME_MAX + 8];
+	struct dirent *e;
+	size_t n = 0;
 	int fd;
 
-	snprintf(lock, sizeof(lock), "%s/" PIN_LOCK, name);
-	if ((fd = openat(dfd, lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-		bool held = flock(fd, LOCK_EX | LOCK_NB) < 0;
+	while (n < cap && (e = readdir(d))) {
+		char *end;
+		unsigned long long t = strtoull(e->d_name, &end, 10);
 
-		close(fd);
-		if (held)
-			return true;
+		if (end - e->d_name != 20 || *end != '-')
+			continue;
+		snprintf(v[n].name, sizeof(v[n].name), "%s", e->d_name);
+		v[n].made = t;
+		snprintf(lock, sizeof(lock), "%s/" PIN_LOCK, e->d_name);
+		fd = openat(dirfd(d), lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		v[n].held = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0;
+		close_fd(&fd);
+		n++;
 	}
+	return n;
+}
+
+/* Sweep the pin name in dfd as the layout above says. */
+static void sweep_pin(int dfd, const char *name)
+{
+	char path[PATH_MAX + 2], snap[NAME_MAX + 16];
+	struct pin_run runs[64];
+	const struct pin_run *last = NULL;
+	size_t n, left;
+	uint64_t written = 0;
+	bool gone;
+	struct stat st;
+	DIR *d;
+	ssize_t len;
+
 	snprintf(snap, sizeof(snap), "%s/" PIN_SNAPSHOT, name);
-	n = read_small(dfd, snap, path, sizeof(path) - 1);
-	if (n < 2 || path[0] != '/' || path[n - 1] != '\n')
-		return false; /* not a pin flint made whole */
-	path[n - 1] = '\0';
-	return lstat(path, &st) == 0 || (errno != ENOENT && errno != ENOTDIR);
+	len = read_small(dfd, snap, path, sizeof(path) - 1);
+	if (len < 2 || path[0] != '/' || path[len - 1] != '\n')
+		gone = true; /* not a pin flint made whole */
+	else {
+		path[len - 1] = '\0';
+		if (lstat(path, &st) == 0)
+			written = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+				  (uint64_t)st.st_mtim.tv_nsec;
+		else if (errno != ENOENT && errno != ENOTDIR)
+			return; /* cannot be told: kept */
+		gone = !written;
+	}
+	if (!(d = dir_at(dfd, name)))
+		return;
+	n = list_runs(d, runs, sizeof(runs) / sizeof(runs[0]));
+	for (size_t i = 0; i < n && !gone; i++)
+		if (!runs[i].held && runs[i].made <= written &&
+		    (!last || runs[i].made > last->made))
+			last = &runs[i];
+	left = n;
+	/* With no run older than the file (a copy that kept an old mtime),
+	 * which one saved it cannot be told: all are kept. */
+	for (size_t i = 0; i < n && (gone || last); i++)
+		if (!runs[i].held && &runs[i] != last) {
+			remove_pin(dirfd(d), runs[i].name);
+			left--;
+		}
+	closedir(d);
+	if (!left && n < sizeof(runs) / sizeof(runs[0]) && gone) {
+		pr_info("flint run: image cache: unpinning the images of a snapshot that is gone "
+			"(%s)",
+			len >= 2 ? path : name);
+		remove_pin(dfd, name);
+	}
 }
 
 static void sweep_pins(int images)
@@ -182,13 +244,8 @@ static void sweep_pins(int images)
 
 	if (lock >= 0 && flock(lock, LOCK_EX) == 0)
 		while ((e = readdir(d)))
-			if (e->d_name[0] != '.' && !pin_stands(dirfd(d), e->d_name)) {
-				pr_info(
-				    "flint run: image cache: unpinning the images of a snapshot "
-				    "that is gone (pin %s)",
-				    e->d_name);
-				remove_pin(dirfd(d), e->d_name);
-			}
+			if (e->d_name[0] != '.')
+				sweep_pin(dirfd(d), e->d_name);
 	if (d)
 		closedir(d);
 	close_fd(&lock);
@@ -212,21 +269,22 @@ static int by_use(const void *a, const void *b)
 /* Remove the image name in dfd unless it is held, linked elsewhere or
  * used since now - IMAGE_CACHE_RECENT_S, under an exclusive lock, so that
  * a holder's check (image_hold) sees it gone. Between the check and the
- * unlink no build puts another file under the name: builds rename with
- * RENAME_NOREPLACE (build.c). Whether it is gone (one another trim removed
- * first counts: its bytes are free). */
-static bool remove_image(int dfd, const char *name, time_t now)
+ * unlink no build puts another file under the name: a build never
+ * replaces an image (build.c). REMOVED, GONE (another trim removed it
+ * first: its bytes are free all the same) or KEPT. */
+enum { KEPT, REMOVED, GONE };
+static int remove_image(int dfd, const char *name, time_t now)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat held, named;
-	bool gone = false;
+	int gone = KEPT;
 
 	if (fd < 0)
-		return errno == ENOENT;
+		return errno == ENOENT ? GONE : KEPT;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && held.st_nlink == 1 &&
 	    held.st_mtime <= now - IMAGE_CACHE_RECENT_S &&
 	    fstatat(dfd, name, &named, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&held, &named))
-		gone = unlinkat(dfd, name, 0) == 0;
+		gone = unlinkat(dfd, name, 0) == 0 ? REMOVED : KEPT;
 	close(fd);
 	return gone;
 }
@@ -280,12 +338,15 @@ static void trim_images(int images, const char *path, uint64_t max)
 	}
 	qsort(v, n, sizeof(*v), by_use);
 	for (size_t i = 0; i < n && total - freed > max; i++)
-		if (remove_image(images, v[i].name, now)) {
-			freed += v[i].bytes;
+		switch (remove_image(images, v[i].name, now)) {
+		case REMOVED:
 			removed++;
 			pr_info("flint run: image cache: removed %s/%s (%s, last used %s ago)",
 				path, v[i].name, human(v[i].bytes, a, sizeof(a)),
 				age(now - v[i].used, b, sizeof(b)));
+			/* fall through */
+		case GONE:
+			freed += v[i].bytes;
 		}
 	if (total - freed > max)
 		pr_warn("flint run: image cache %s: %s of images, over its limit of %s: the rest "
@@ -451,54 +512,40 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* The images an earlier snapshot at the same path pinned, which this one
- * does not boot from, are unpinned: the file there is to be this one's. */
-static void unpin_others(int pfd, const char *const image[], size_t n)
-{
-	DIR *d = dir_at(pfd, ".");
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		size_t i = 0;
-
-		if (!keyed_name(e->d_name, ".ext4"))
-			continue;
-		while (i < n && strcmp(base_name(image[i]), e->d_name))
-			i++;
-		if (i == n)
-			unlinkat(pfd, e->d_name, 0);
-	}
-	closedir(d);
-}
-
 int image_pin(const char *images, const char *snapshot, const char *const image[], size_t n,
 	      int *lock, char *err, size_t errlen)
 {
-	char abs[PATH_MAX], name[IMAGE_KEY_LEN], line[PATH_MAX + 1];
-	int ifd = -1, dfd = -1, pfd = -1, glock = -1, r;
+	char abs[PATH_MAX], name[IMAGE_KEY_LEN], line[PATH_MAX + 1], run[NAME_MAX + 1];
+	int ifd = -1, dfd = -1, pfd = -1, rfd = -1, glock = -1, r;
 	const char *what = PINS;
+	struct timespec now;
+	uint32_t rnd = 0;
 
 	*lock = -1;
 	if ((r = absolute(snapshot, abs, err, errlen)) < 0)
 		return r;
 	pin_name(abs, name);
 	snprintf(line, sizeof(line), "%s\n", abs);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+		rnd = (uint32_t)now.tv_nsec;
+	snprintf(run, sizeof(run), "%020llu-%08x",
+		 (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec,
+		 rnd);
 	if ((ifd = open(images, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		r = -errno;
 	else if ((r = dfd = open_dir(ifd, PINS)) >= 0 &&
 		 (r = glock = open_locked(dfd, PINS_LOCK, LOCK_SH)) >= 0 &&
-		 (r = pfd = open_dir(dfd, name)) >= 0 &&
-		 (r = *lock = open_locked(pfd, PIN_LOCK, LOCK_SH)) >= 0) {
+		 (r = pfd = open_dir(dfd, name)) >= 0) {
 		what = PIN_SNAPSHOT;
-		r = put(pfd, PIN_SNAPSHOT, line, NULL);
+		if ((r = put(pfd, PIN_SNAPSHOT, line, NULL)) == 0 &&
+		    (r = rfd = open_dir(pfd, run)) >= 0 &&
+		    (r = *lock = open_locked(rfd, PIN_LOCK, LOCK_SH)) >= 0)
+			r = 0;
 		for (size_t i = 0; i < n && r == 0; i++) {
 			what = image[i];
-			r = put(pfd, base_name(image[i]), NULL, image[i]);
+			r = put(rfd, base_name(image[i]), NULL, image[i]);
 		}
-		if (r == 0)
-			unpin_others(pfd, image, n);
 	}
 	if (r < 0) {
 		err_set(err, errlen, r,
@@ -506,6 +553,7 @@ int image_pin(const char *images, const char *snapshot, const char *const image[
 			snapshot, images, name, what, strerror(-r));
 		close_fd(lock);
 	}
+	close_fd(&rfd);
 	close_fd(&pfd);
 	close_fd(&glock);
 	close_fd(&dfd);

@@ -44,13 +44,13 @@ void image_cache_trim(const char *images, uint64_t max);
 /* Pin the n images (each in images/, the cache's) for the snapshot to be
  * saved at snapshot (a path, relative or not; the file need not be there
  * yet). *lock (close-on-exec) keeps the pin while the caller runs, so that
- * a trim meanwhile does not take it for one whose snapshot is gone; after
- * that, the pin lasts while a file is at the snapshot's path. A pin for
- * the same path replaces the one before: the images an earlier snapshot
- * there used, and this one does not, are unpinned. Losing a pin (the
- * snapshot moved, a save that failed after its pin) loses no data: a
- * trimmed image built again has another file system UUID, and a restore
- * onto it is refused (kind_blk.c). 0 or -errno with err. */
+ * a trim meanwhile does not take it for one whose snapshot is gone or was
+ * never written; after that, it lasts while the file at the snapshot's path
+ * is the one this run wrote (a later run saving there takes over; one that
+ * saved nothing leaves the earlier pin as it was). Losing a pin (the
+ * snapshot moved) loses no data: a trimmed image built again has another
+ * file system UUID, and a restore onto it is refused (kind_blk.c). 0 or
+ * -errno with err. */
 int image_pin(const char *images, const char *snapshot, const char *const image[], size_t n,
 	      int *lock, char *err, size_t errlen) WARN_UNUSED;
 

@@ -266,7 +266,13 @@ static void process_reports(struct balloon *b, struct virtio_after *a)
 	struct vq_chain c;
 	int n;
 
-	while ((n = next_chain(b, vq, &c)) != 0) {
+	for (unsigned k = 0;; k++) {
+		if (k == VIRTIO_BUDGET) {
+			a->again |= 1u << b->q_reports;
+			return;
+		}
+		if ((n = next_chain(b, vq, &c)) == 0)
+			return;
 		if (n < 0) {
 			protocol_error(b, a, b->q_reports, n);
 			return;

@@ -335,8 +335,10 @@ static struct slot *take_slot(struct blk *b)
 	return s;
 }
 
-/* Pop and start requests until the queue is empty or the pool is. Lock
- * held, loop thread. Notifications stay off while draining, and stay off
+/* Pop and start requests until the queue is empty or the pool is, or
+ * VIRTIO_BUDGET were taken (requests answered at once give their slot back
+ * at once: an unsupported type, GET_ID, one out of range), then ask to be
+ * notified again. Lock held, loop thread. Notifications stay off while draining, and stay off
  * while requests are in flight: each completion looks at the ring again, so
  * the guest need not kick for requests it adds meanwhile (fewer exits under
  * load). Once idle, they go back on and the ring is checked once more, since
@@ -362,7 +364,11 @@ static void process(struct blk *b, struct virtio_after *a)
 		b->throttled = NULL;
 		run(b, a, s);
 	}
-	for (;;) {
+	for (unsigned n = 0;; n++) {
+		if (n == VIRTIO_BUDGET) {
+			a->again |= 1u;
+			return;
+		}
 		if (!b->free && b->fresh == BLK_QUEUE_MAX) {
 			b->starved = true; /* a completion resumes us */
 			return;

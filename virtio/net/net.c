@@ -896,7 +896,9 @@ static void tx_start(struct net *n, struct virtio_after *a, const struct vq_chai
 }
 
 /* Pop and send TX chains, as blk.c's process(): notifications stay off
- * while writes are in flight, as each completion looks at the ring again. */
+ * while writes are in flight, as each completion looks at the ring again;
+ * at most VIRTIO_BUDGET per call (frames dropped or detoured take no slot
+ * for long), then ask to be notified again. */
 static void tx_pump(struct net *n, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = n->segs, .cap = ARRAY_SIZE(n->segs)};
@@ -918,7 +920,11 @@ static void tx_pump(struct net *n, struct virtio_after *a)
 		n->tx_throttled = NULL;
 		tx_submit(n, a, s);
 	}
-	for (;;) {
+	for (unsigned k = 0;; k++) {
+		if (k == VIRTIO_BUDGET) {
+			a->again |= 1u << TXQ;
+			return;
+		}
 		if (!n->tx_free) {
 			n->tx_starved = true;
 			return;

@@ -113,11 +113,20 @@ static uint8_t *flush_request(const struct vq_chain *c, const char **why)
 static int take(struct pmem *d, struct virtio_after *a)
 {
 	d->nbatch = 0;
-	while (d->nbatch < PMEM_QUEUE_MAX) {
+	for (unsigned k = 0; d->nbatch < PMEM_QUEUE_MAX; k++) {
 		struct vq_chain c = {.seg = d->segs, .cap = ARRAY_SIZE(d->segs)};
 		const char *why;
 		uint8_t *resp;
-		int n = vq_pop(d->vq, &c);
+		int n;
+
+		/* Chains that are no request, given back at once, end a
+		 * batch of none too: notified again, the device goes on. */
+		if (k == VIRTIO_BUDGET) {
+			if (!d->nbatch)
+				a->again |= 1u;
+			break;
+		}
+		n = vq_pop(d->vq, &c);
 
 		if (n < 0)
 			return n;

@@ -1127,6 +1127,13 @@ static int update_device(struct vm *vm, const struct vm_update *u, struct vm_err
 	}
 	vm_config_free(&vm->c);
 	vm->c = next;
+	/* The snapshot's drive restore checks the image it was saved with
+	 * (kind_blk.c): a reset in place onto another would fail only once
+	 * the guest's memory is gone, stopping the VM. Refused before. */
+	if ((u->changes & DEVICE_CHANGE_BACKING) && vm->snap && !vm->reset_refusal[0])
+		snprintf(vm->reset_refusal, sizeof(vm->reset_refusal),
+			 "drive %.64s had its image changed (PATCH /drives) since the restore",
+			 u->id);
 	return 0;
 }
 

@@ -12,9 +12,10 @@
 cc -std=gnu11 -O2 -Wall -Werror -o "$OUT/ctlpair" "$(dirname "$0")/../tools/ctlpair.c" || exit 1
 
 # ctl_run NAME RESETS FLINT-ARGS...: flint FLINT-ARGS --control-fd 3 with
-# RESETS "reset" lines 0.3 s apart after 0.5 s, each waited for (its
-# answer in $OUT/NAME.ans, the guest's output and flint's stderr in
-# $OUT/NAME.out); then the socket closed. $ctl_status: flint's exit status.
+# RESETS "reset" lines 0.3 s apart after 0.5 s (and $ctl_before, a shell
+# command, if set), each waited for (its answer in $OUT/NAME.ans, the
+# guest's output and flint's stderr in $OUT/NAME.out); then the socket
+# closed. $ctl_status: flint's exit status.
 ctl_run() {
 	name=$1 n=$2
 	shift 2
@@ -25,6 +26,7 @@ ctl_run() {
 	cpid=$!
 	exec 7>"$OUT/$name.fifo"
 	sleep 0.5
+	[ -z "${ctl_before:-}" ] || eval "$ctl_before"
 	i=0
 	while [ $i -lt "$n" ]; do
 		echo reset >&7
@@ -148,6 +150,27 @@ if [ -z "$why" ]; then
 	[ -n "$why" ] || [ "$(times_counted "$OUT/reset-devices.out" "$first")" = 3 ] ||
 		why="tick $first counted $(times_counted "$OUT/reset-devices.out" "$first") times, not 3"
 	report reset-with-devices "$why" "$OUT/reset-devices.out"
+
+	# A drive given another image (PATCH /drives) since the restore:
+	# refused before anything changes, not failed on the drive's check
+	# once the guest's memory is gone (which stops the VM).
+	why=""
+	head -c 1048576 /dev/zero >"$S/drive2.img"
+	SOCK=$OUT/reset-patched.sock
+	rm -f "$SOCK"
+	ctl_before='api_req PATCH /drives/d "{\"drive_id\": \"d\", \"path_on_host\": \"$S/drive2.img\"}"'
+	ctl_run reset-patched 1 --restore "$S/dev.state" --mem-file "$S/dev.mem" \
+		--vsock-override "$S/dp-r.sock" --api-sock "$SOCK"
+	ctl_before=
+	first=$(first_hex "$OUT/reset-patched.out")
+	[ "$code" = 204 ] || why="PATCH /drives/d: $code $(cat "$OUT/api.resp" 2>/dev/null)"
+	[ -n "$why" ] || [ "$ctl_status" = 0 ] || why="status $ctl_status"
+	[ -n "$why" ] ||
+		grep -q '^error .*drive d had its image changed (PATCH /drives) since the restore' \
+			"$OUT/reset-patched.ans" || why="answer: $(cat "$OUT/reset-patched.ans")"
+	[ -n "$why" ] || [ "$(times_counted "$OUT/reset-patched.out" "$first")" = 1 ] ||
+		why="the refused VM counted tick $first again"
+	report reset-refused-patched-drive "$why" "$OUT/reset-patched.out"
 fi
 
 why=""

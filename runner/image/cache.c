@@ -104,8 +104,9 @@ int image_hold(const char *path, int *out)
 	if (out)
 		*out = -1;
 	/* Opened again only when the name came to name another file between
-	 * the open and the lock (a build renamed over it, on a file system
-	 * without RENAME_NOREPLACE): a few tries are plenty. */
+	 * the open and the lock (a build's rename over what was no image, or
+	 * on a file system without hard links: build.c): a few tries are
+	 * plenty. */
 	for (int tries = 0; tries < 3 && r == -EAGAIN; tries++) {
 		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 

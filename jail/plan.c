@@ -755,10 +755,14 @@ static int from_restore(struct plan *p, struct rewrite *w, const struct config *
 		}
 		overridden[i] = true;
 		/* flint opens it as the snapshot says: read-write unless
-		 * is_read_only. */
-		if ((r = stage(p, eq + 1,
-			       s.config.drives[i].is_read_only ? PLAN_READ : PLAN_READ_WRITE,
-			       jailed, err, errlen)) < 0 ||
+		 * is_read_only. A read-only one is taken as flint run takes its
+		 * root image: a directory or tar archive there (a jailed flint
+		 * serve function's rootfs) is made into its ext4 image, found in
+		 * the cache by its key (the image the snapshot's jail booted,
+		 * whose UUID the restore checks), never staged as the disk. */
+		if ((r = s.config.drives[i].is_read_only
+			     ? stage_image(p, eq + 1, true, jailed, err, errlen)
+			     : stage(p, eq + 1, PLAN_READ_WRITE, jailed, err, errlen)) < 0 ||
 		    (r = edit_in_place(w, F_OVERRIDE0 + k, eq + 1, jailed, err, errlen)) < 0)
 			goto out;
 	}

@@ -495,8 +495,11 @@ Test(jail_plan, restore_is_staged_and_rewritten)
 	cr_assert_eq(p.files[2].access, PLAN_READ);
 	cr_assert_str_eq(p.files[3].src, "/img/rootfs.ext4");
 	cr_assert_eq(p.files[3].access, PLAN_READ, "is_read_only in the snapshot");
+	cr_assert(p.files[3].image && p.files[3].rootfs,
+		  "read-only: a directory or tar archive there is made into its image");
 	cr_assert_str_eq(p.files[4].src, "/d/data.img");
 	cr_assert_eq(p.files[4].access, PLAN_READ_WRITE, "writable in the snapshot");
+	cr_assert_not(p.files[4].image, "a writable drive is staged as it is");
 	cr_assert_eq(p.mem, 256ULL << 20, "the snapshot's machine");
 	cr_assert_str_eq(p.vsock_path, "/run/v.sock");
 	cr_assert_str_eq(p.api_sock_path, "", "a restore without --api-sock serves no API");

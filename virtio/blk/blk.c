@@ -338,11 +338,12 @@ static struct slot *take_slot(struct blk *b)
 /* Pop and start requests until the queue is empty or the pool is, or
  * VIRTIO_BUDGET were taken (requests answered at once give their slot back
  * at once: an unsupported type, GET_ID, one out of range), then ask to be
- * notified again. Lock held, loop thread. Notifications stay off while draining, and stay off
- * while requests are in flight: each completion looks at the ring again, so
- * the guest need not kick for requests it adds meanwhile (fewer exits under
- * load). Once idle, they go back on and the ring is checked once more, since
- * the guest may have added a chain before it saw them on. */
+ * notified again. Lock held, loop thread. Notifications stay off while
+ * draining, and stay off while requests are in flight: each completion
+ * looks at the ring again, so the guest need not kick for requests it adds
+ * meanwhile (fewer exits under load). Once idle, they go back on and the
+ * ring is checked once more, since the guest may have added a chain before
+ * it saw them on. */
 static void process(struct blk *b, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = b->segs, .cap = ARRAY_SIZE(b->segs)};

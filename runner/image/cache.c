@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <nettle/sha2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -432,19 +431,6 @@ static int absolute(const char *snapshot, char *out, char *err, size_t errlen)
 	return 0;
 }
 
-/* The pin directory's name for the snapshot at abs: SHA-256 of the path. */
-static void pin_name(const char *abs, char name[IMAGE_KEY_LEN])
-{
-	uint8_t d[SHA256_DIGEST_SIZE];
-	struct sha256_ctx h;
-
-	sha256_init(&h);
-	sha256_update(&h, strlen(abs), (const uint8_t *)abs);
-	sha256_digest(&h, sizeof(d), d);
-	for (size_t i = 0; i < sizeof(d); i++)
-		snprintf(name + 2 * i, 3, "%02x", d[i]);
-}
-
 /* The file name in dirfd, created if it is not there, opened and flocked
  * as op says: the descriptor, or -errno. */
 static int open_locked(int dirfd, const char *name, int op)
@@ -525,7 +511,7 @@ int image_pin(const char *images, const char *snapshot, const char *const image[
 	*lock = -1;
 	if ((r = absolute(snapshot, abs, err, errlen)) < 0)
 		return r;
-	pin_name(abs, name);
+	image_hash_text(abs, strlen(abs), name); /* the pin's directory */
 	snprintf(line, sizeof(line), "%s\n", abs);
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (getrandom(&rnd, sizeof(rnd), 0) < 0)

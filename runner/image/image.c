@@ -383,6 +383,15 @@ static void key_text(struct sha256_ctx *h, char key[IMAGE_KEY_LEN])
 		snprintf(key + 2 * i, 3, "%02x", d[i]);
 }
 
+void image_hash_text(const void *p, size_t n, char out[IMAGE_KEY_LEN])
+{
+	struct sha256_ctx h;
+
+	sha256_init(&h);
+	sha256_update(&h, n, p);
+	key_text(&h, out);
+}
+
 int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], char *err,
 	      size_t errlen)
 {

@@ -26,6 +26,9 @@ enum image_kind {
  * make an image whose key is that of another's. */
 #define IMAGE_KEY_LEN 65
 
+/* SHA-256 of the n bytes at p, as a key's text in out. */
+void image_hash_text(const void *p, size_t n, char out[IMAGE_KEY_LEN]);
+
 /* Whether s begins with a key's text (or a fingerprint's): IMAGE_KEY_LEN - 1
  * lowercase hex digits. */
 bool image_key_text(const char *s);

@@ -5,7 +5,8 @@
 # over vsock to a server in L1; flint must end with the guest's status 0.
 # A client that fails says whether the guest's kernel still answered a
 # ping, and flint, stopped with SIGTERM, reports its open vsock connections
-# (--stats): whether a stall was the guest's or flint's.
+# (--stats): whether a stall was the guest's or flint's, and rig_fault
+# names a guest the rig's emulated nested SVM stopped (retried once).
 # timeout: 240
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -50,6 +51,7 @@ client_failed() {
 	kill_bg
 	cat "$T/clients"
 	grep '^flint: vsock' "$ERR"
+	rig_fault "$ERR"
 	fail "nbench client $1 $2 failed; the guest's kernel $alive a ping"
 }
 

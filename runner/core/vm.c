@@ -844,6 +844,19 @@ static void fill_latencies(void *ctx, json_t *obj)
 	metrics_put(obj, "load_snapshot", atomic_load(&vm->load_us));
 }
 
+/* Firecracker's "uart" section: bytes the console's output took, those it
+ * did not (the rate limiter's, and those lost to a reader that fell behind
+ * or failed), and its failed writes. */
+static void fill_uart(void *ctx, json_t *obj)
+{
+	struct console_counts cc;
+
+	console_counts(ctx, &cc);
+	metrics_put(obj, "write_count", cc.written);
+	metrics_put(obj, "missed_write_count", cc.dropped + cc.lost);
+	metrics_put(obj, "error_count", cc.errors);
+}
+
 /* Firecracker's aggregate sections ("block", "net"): every device of the
  * kind adds its counters to what the others put there. */
 static void add_counter(void *ctx, const char *name, uint64_t v)
@@ -881,6 +894,7 @@ int vm_setup_metrics(struct vm *vm)
 		}
 	}
 	if (metrics_add_source(m, "vcpu", fill_vcpus, vm) < 0 ||
+	    metrics_add_source(m, "uart", fill_uart, vm->con) < 0 ||
 	    metrics_add_gauges(m, "latencies_us", fill_latencies, vm) < 0)
 		return -ENOMEM;
 	return 0;
@@ -895,6 +909,8 @@ static void remove_metrics(struct vm *vm)
 	for (unsigned i = 0; vm->devs && i < devices_count(vm->devs); i++)
 		metrics_remove_sources(m, devices_at(vm->devs, i));
 	metrics_remove_sources(m, vm);
+	if (vm->con)
+		metrics_remove_sources(m, vm->con);
 }
 
 int vm_alloc(struct vm **out, const struct vm_config *c, const struct vm_opts *o)
@@ -1038,6 +1054,15 @@ static void print_stats(struct vm *vm)
 	if (vm->timer.boot_us)
 		pr_info("KVM exits until the boot timer: %llu", (unsigned long long)vm->boot_exits);
 	print_where(vm);
+	struct console_counts cc;
+	console_counts(vm->con, &cc);
+	if (cc.written || cc.dropped || cc.lost)
+		pr_info(
+		    "serial: bytes out=%llu dropped=%llu (the rate limiter) lost=%llu (a reader "
+		    "over %u KiB behind, or %llu failed writes)",
+		    (unsigned long long)cc.written, (unsigned long long)cc.dropped,
+		    (unsigned long long)cc.lost, CONSOLE_BACKLOG >> 10,
+		    (unsigned long long)cc.errors);
 	if (vm->devs)
 		devices_print_stats(vm->devs);
 }
@@ -1250,16 +1275,19 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	/* Set-up is over: what its deeper calls touched leaves RSS. */
 	(void)stack_release_below();
 	while (!control_stopping(&vm->ctl)) {
-		struct pollfd p[5] = {
+		struct pollfd p[6] = {
 		    {.fd = mailbox_fd(vm->mb), .events = POLLIN},
 		    {.fd = sfd, .events = POLLIN},
 		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
 		     .events = POLLIN},
 		    {.fd = uffd_watch ? vm->uffd_conn : -1, .events = POLLRDHUP},
+		    /* Console output its reader has not taken yet goes out
+		     * as soon as it can (a vCPU never waits for it). */
+		    {.fd = console_waiting_fd(vm->con), .events = POLLOUT},
 		};
 		/* A pending partial line (a shell prompt) is flushed on the tick. */
-		int n = poll(p, 5, in_off < in_len ? 10 : 100);
+		int n = poll(p, 6, in_off < in_len ? 10 : 100);
 		console_flush(vm->con);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -1311,7 +1339,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
 	vm->tty_raw = false;
-	console_flush(vm->con);
+	console_drain(vm->con, VM_HAND_OVER_MS);
 	close_fd(&sfd);
 	if (vm->opts.stats)
 		print_stats(vm);

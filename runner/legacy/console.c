@@ -1,10 +1,15 @@
 #include "legacy/console.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* What Linux's panic() prints first, in every version since 2.6. */
@@ -19,12 +24,21 @@
 
 struct console {
 	int fd;
+	bool own_fd;	   /* fd is a description of our own: closed at the end */
+	bool use_send;	   /* a socket: send(MSG_DONTWAIT), its flags left alone */
+	int restore_flags; /* -1, or the shared description's flags to put back */
 	pthread_mutex_t lock;
 	/* Output bytes: one bucket (bandwidth), ops unlimited. */
 	struct ratelimit limit;
 	bool limited;
-	uint64_t dropped;
-	uint8_t buf[4096];
+	uint64_t dropped; /* by the rate limiter */
+	uint64_t lost;	  /* for a reader that did not keep up, or went away */
+	uint64_t written; /* bytes the output took */
+	uint64_t errors;  /* writes that failed for another reason than a full reader */
+	/* Bytes on their way out: a line being put together, and what the
+	 * reader has not taken yet. Pages are touched only as far as output
+	 * waits. */
+	uint8_t *buf;
 	size_t len;
 	char line[256]; /* the current line, for the panic watch */
 	size_t line_len;
@@ -33,37 +47,98 @@ struct console {
 	char panic_line[256];
 };
 
+/* Point c at fd so that no write waits for a reader: a vCPU writes the
+ * guest's output, and one stalled in write() (a log collector that stopped
+ * reading a pipe) could not be paused, nor could the main thread, which
+ * flushes under the same lock, serve the API. A file never waits; a socket
+ * takes send(MSG_DONTWAIT); a pipe or a terminal gets a description of
+ * its own, opened non-blocking through /proc, so that whoever shares the
+ * original (a shell's terminal, other writers of the pipe) keeps it as it
+ * was. Without /proc (a jail that mounts none) the shared description is
+ * made non-blocking, as Firecracker does with its stdout, and given its
+ * flags back at the end. */
+static void attach_output(struct console *c, int fd)
+{
+	struct stat st;
+	char path[32];
+	int flags = fcntl(fd, F_GETFL);
+
+	c->fd = fd;
+	c->restore_flags = -1;
+	if (fd < 0 || flags < 0 || (flags & O_NONBLOCK) || fstat(fd, &st) < 0 ||
+	    S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		c->use_send = true;
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (own >= 0) {
+		c->fd = own;
+		c->own_fd = true;
+	} else if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) {
+		c->restore_flags = flags;
+	}
+}
+
 int console_create(struct console **out, int out_fd)
 {
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->fd = out_fd;
+	if (out_fd >= 0 && !(c->buf = malloc(CONSOLE_BACKLOG))) {
+		free(c);
+		return -ENOMEM;
+	}
+	attach_output(c, out_fd);
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
 }
 
+/* Write what waits, as far as the reader takes it now. What it cannot take
+ * yet stays; a reader that is gone, or an output that fails, loses it. */
 static void flush_locked(struct console *c)
 {
 	size_t off = 0;
 	while (c->fd >= 0 && off < c->len) {
-		ssize_t r = write(c->fd, c->buf + off, c->len - off);
+		ssize_t r = c->use_send ? send(c->fd, c->buf + off, c->len - off,
+					       MSG_DONTWAIT | MSG_NOSIGNAL)
+					: write(c->fd, c->buf + off, c->len - off);
+		if (r > 0) {
+			off += r;
+			c->written += r;
+			continue;
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			break; /* the reader went away; drop output rather than stall */
-		off += r;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		/* EPIPE, EIO, a zero-length write: not worth keeping. */
+		c->errors++;
+		c->lost += c->len - off;
+		off = c->len;
 	}
-	c->len = 0;
+	memmove(c->buf, c->buf + off, c->len - off);
+	c->len -= off;
 }
 
 void console_destroy(struct console *c)
 {
 	if (!c)
 		return;
-	console_flush(c);
+	pthread_mutex_lock(&c->lock);
+	flush_locked(c);
+	c->lost += c->len;
+	c->len = 0;
+	pthread_mutex_unlock(&c->lock);
+	if (c->own_fd)
+		close(c->fd);
+	else if (c->restore_flags >= 0)
+		(void)fcntl(c->fd, F_SETFL, c->restore_flags);
 	pthread_mutex_destroy(&c->lock);
+	free(c->buf);
 	free(c);
 }
 
@@ -121,8 +196,14 @@ void console_output_at(struct console *c, const uint8_t *buf, size_t n, uint64_t
 			c->dropped++;
 			continue;
 		}
+		if (c->len == CONSOLE_BACKLOG)
+			flush_locked(c);
+		if (c->len == CONSOLE_BACKLOG) {
+			c->lost++; /* the reader is that far behind: newest first */
+			continue;
+		}
 		c->buf[c->len++] = buf[i];
-		if (buf[i] == '\n' || c->len == sizeof(c->buf))
+		if (buf[i] == '\n')
 			flush_locked(c);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -135,12 +216,39 @@ void console_flush(struct console *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-uint64_t console_dropped(struct console *c)
+int console_waiting_fd(struct console *c)
 {
 	pthread_mutex_lock(&c->lock);
-	uint64_t d = c->dropped;
+	int fd = c->len ? c->fd : -1;
 	pthread_mutex_unlock(&c->lock);
-	return d;
+	return fd;
+}
+
+void console_drain(struct console *c, int timeout_ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int fd;
+
+	console_flush(c);
+	while ((fd = console_waiting_fd(c)) >= 0) {
+		uint64_t now = now_ns();
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		if (now >= deadline || poll(&p, 1, (int)((deadline - now + 999999) / 1000000)) == 0)
+			break;
+		console_flush(c);
+	}
+}
+
+void console_counts(struct console *c, struct console_counts *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = (struct console_counts){.written = c->written,
+				       .dropped = c->dropped,
+				       .lost = c->lost,
+				       .waiting = c->len,
+				       .errors = c->errors};
+	pthread_mutex_unlock(&c->lock);
 }
 
 bool console_panicked(struct console *c, char *line, size_t len)

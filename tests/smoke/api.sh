@@ -12,13 +12,14 @@ api_req() {
 }
 
 # api_start NAME ARGS...: flint --api-sock $SOCK ARGS in the background, until
-# the socket answers; its stdout and stderr in $OUT/NAME.out and .err.
+# the socket answers; its stdout and stderr in $OUT/NAME.out (or $api_out,
+# when set) and .err.
 api_start() {
 	name=$1
 	shift
 	SOCK=$OUT/$name.sock
 	rm -f "$SOCK"
-	"$FLINT" --api-sock "$SOCK" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" </dev/null &
+	"$FLINT" --api-sock "$SOCK" "$@" >"${api_out:-$OUT/$name.out}" 2>"$OUT/$name.err" </dev/null &
 	api_pid=$!
 	n=0
 	until [ -S "$SOCK" ] && api_req GET / && [ "$code" = 200 ]; do
@@ -175,6 +176,41 @@ time.sleep(5)' "$SOCK" &
 		why="no metrics line at exit after SIGTERM (flint died of the signal?)"
 	[ -n "$why" ] || [ ! -e "$SOCK" ] || why="the API socket was left after SIGTERM"
 	report api-pause-metrics "$why" "$OUT/pause.err"
+
+	# A console whose reader stopped reading (a log collector's full pipe)
+	# stalls neither the guest nor the API: a vCPU never waits in write().
+	# A guest printing as fast as it can fills the pipe, then the console's
+	# backlog; what is beyond both is lost and counted in the metrics'
+	# uart section (missed_write_count), and the pause is answered. Before,
+	# the vCPU blocked in write() and the main thread on the console's lock.
+	why=""
+	rm -f "$OUT/stall.fifo" "$OUT/stall.metrics"
+	mkfifo "$OUT/stall.fifo"
+	sleep 60 <"$OUT/stall.fifo" & # holds the pipe's read end, never reads
+	reader=$!
+	api_out=$OUT/stall.fifo
+	api_start stall --kernel "$OUT/tiny-FLOOD.elf" --metrics-path "$OUT/stall.metrics" ||
+		why="the API socket did not answer"
+	api_out=
+	n=0
+	until [ -n "$why" ] ||
+		grep -q '"uart":{[^}]*"missed_write_count":[1-9]' "$OUT/stall.metrics" 2>/dev/null; do
+		n=$((n + 1))
+		[ $n -le 100 ] || why="no console output lost after 20 s: $(tail -n 1 "$OUT/stall.metrics")"
+		sleep 0.2
+		api_req PUT /actions '{"action_type": "FlushMetrics"}'
+		expect_api 204 "" "FlushMetrics while the console's reader stalls"
+	done
+	api_req PATCH /vm '{"state": "Paused"}'
+	expect_api 204 "" "PATCH /vm Paused while the console's reader stalls"
+	api_req GET /
+	expect_api 200 '"state":"Paused"' "GET / while paused"
+	kill -TERM $api_pid
+	api_wait
+	[ -n "$why" ] || [ "$got" = 143 ] || why="status $got after SIGTERM, expected 143"
+	kill $reader 2>/dev/null
+	wait $reader 2>/dev/null
+	report api-console-reader-stalled "$why" "$OUT/stall.err"
 
 	# SIGTERM while waiting for InstanceStart: an orderly stop too; and
 	# --metrics-path counts as the metrics configuration (PUT /metrics

@@ -11,6 +11,8 @@
  *   COUNT        print "tick N" lines for ever, N counting up (base 16), one
  *                every 16384 turns of a busy loop: output that stops when
  *                the vCPU is paused
+ *   FLOOD        print a 64-byte line for ever, each with one `rep outsb`
+ *                (one exit for the whole line), as fast as flint takes them
  *   HANG (or none of these)  halt for ever */
 	.macro print str
 	lea \str(%rip), %rsi
@@ -57,6 +59,11 @@ _start:
 	movb $10, %al
 	outb %al, %dx
 	jmp 5b
+#elif defined(FLOOD)
+8:	lea flood(%rip), %rsi
+	mov $64, %ecx
+	rep outsb
+	jmp 8b
 #endif
 #if defined(EXIT_STATUS) || defined(PANIC_LINE)
 	movl $42, %eax
@@ -78,6 +85,7 @@ panic_msg:
 	.ascii "[    1.000001] CPU: 0 PID: 1 Comm: swapper/0\r\n"
 	.asciz "[    1.000002] ---[ end Kernel panic - not syncing: tiny guest test panic ]---\r\n"
 tick:	.asciz "tick "
+flood:	.ascii "flood: 64 bytes a line, one rep outsb each, as fast as it goes.\n"
 hex:	.ascii "0123456789abcdef"
 panic_line:
 	.asciz "Kernel panic - not syncing: only a line of text\n"

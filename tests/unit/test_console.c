@@ -1,10 +1,14 @@
 /* The console's panic watch: the panic line, and the line after which a
  * panicked Linux prints nothing more (issue 10: without panic=-1 the guest
- * spun after it and flint waited for ever). */
+ * spun after it and flint waited for ever); its rate limiter; and output
+ * that never waits for its reader. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "legacy/console.h"
@@ -75,6 +79,14 @@ Test(console, markers_without_a_panic_line_stop_nothing)
 #define T0 1000000000ULL /* a time in ns, the limiter's start */
 #define MS 1000000ULL
 
+static uint64_t dropped(struct console *c)
+{
+	struct console_counts n;
+
+	console_counts(c, &n);
+	return n.dropped;
+}
+
 static void out_at(struct console *c, const char *s, uint64_t now)
 {
 	console_output_at(c, (const uint8_t *)s, strlen(s), now);
@@ -110,12 +122,12 @@ Test(console, output_beyond_the_limit_is_dropped_and_counted)
 	out_at(c, "abcdefghijklmnopqrst", T0);
 	console_flush(c);
 	cr_assert_str_eq(drain(p[0]), "abcdefghij", "the bucket's 10 bytes, the rest dropped");
-	cr_assert_eq(console_dropped(c), 10);
+	cr_assert_eq(dropped(c), 10);
 	/* Half the refill time later, half the bucket is back. */
 	out_at(c, "ABCDEFGHIJ", T0 + 500 * MS);
 	console_flush(c);
 	cr_assert_str_eq(drain(p[0]), "ABCDE");
-	cr_assert_eq(console_dropped(c), 15);
+	cr_assert_eq(dropped(c), 15);
 	/* Dropped output still reaches the panic watch. */
 	out_at(c, "Kernel panic - not syncing: lost to the limit\n", T0 + 500 * MS);
 	console_flush(c);
@@ -142,7 +154,7 @@ Test(console, one_time_burst_comes_first)
 	out_at(c, "0123456789ABCDEF", T0);
 	console_flush(c);
 	cr_assert_str_eq(drain(p[0]), "0123456789", "burst 6 then size 4");
-	cr_assert_eq(console_dropped(c), 6);
+	cr_assert_eq(dropped(c), 6);
 	console_destroy(c);
 	close(p[0]);
 	close(p[1]);
@@ -155,7 +167,7 @@ Test(console, a_bucket_of_size_0_limits_nothing)
 
 	out_at(c, "all of it\n", T0);
 	cr_assert_str_eq(drain(p[0]), "all of it\n");
-	cr_assert_eq(console_dropped(c), 0);
+	cr_assert_eq(dropped(c), 0);
 	console_destroy(c);
 	close(p[0]);
 	close(p[1]);
@@ -169,8 +181,162 @@ Test(console, discarded_output_counts_nothing_dropped)
 	cr_assert_eq(console_create(&c, -1), 0);
 	cr_assert_eq(console_set_limit(c, &b, T0), 0);
 	out_at(c, "nowhere\n", T0);
-	cr_assert_eq(console_dropped(c), 0);
+	cr_assert_eq(dropped(c), 0);
 	b.size = 1ULL << 63;
 	cr_assert_eq(console_set_limit(c, &b, T0), -EINVAL);
 	console_destroy(c);
+}
+
+/* --- A reader that falls behind never stalls the writer ------------------- */
+
+/* n bytes of numbered lines: byte i of the stream is pattern(i). */
+static char pattern(size_t i)
+{
+	return i % 64 == 63 ? '\n' : (char)('a' + (i / 64) % 26);
+}
+
+static void out_pattern(struct console *c, size_t from, size_t n)
+{
+	static uint8_t chunk[4096];
+
+	while (n) {
+		size_t k = n < sizeof(chunk) ? n : sizeof(chunk);
+		for (size_t i = 0; i < k; i++)
+			chunk[i] = (uint8_t)pattern(from + i);
+		console_output(c, chunk, k);
+		from += k, n -= k;
+	}
+}
+
+/* Reads what fd holds now (fd non-blocking) and checks it continues the
+ * pattern at *at. */
+static void read_pattern(int fd, size_t *at)
+{
+	char b[4096];
+	ssize_t r;
+
+	while ((r = read(fd, b, sizeof(b))) > 0)
+		for (ssize_t i = 0; i < r; i++, (*at)++)
+			cr_assert_eq(b[i], pattern(*at), "byte %zu out of order", *at);
+}
+
+/* A blocking pipe nobody reads (a log collector that stopped): the writer
+ * (a vCPU) returns at once; the pipe holds what it holds, the backlog
+ * CONSOLE_BACKLOG more, the rest is lost and counted. Once the reader
+ * reads again, the backlog follows in order. The pipe's own description
+ * stays blocking: the console writes through one of its own. */
+Test(console, a_stalled_pipe_never_blocks_the_writer, .timeout = 20)
+{
+	int p[2];
+	struct console *c;
+	struct console_counts n;
+	const size_t total = 2u << 20;
+
+	cr_assert_eq(pipe(p), 0);
+	int cap = fcntl(p[1], F_GETPIPE_SZ);
+	cr_assert_gt(cap, 0);
+	cr_assert_eq(console_create(&c, p[1]), 0);
+	cr_assert_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0,
+		     "the caller's description is left as it was");
+	out_pattern(c, 0, total);
+	console_counts(c, &n);
+	cr_assert_eq(n.written, (uint64_t)cap);
+	cr_assert_eq(n.waiting, CONSOLE_BACKLOG);
+	cr_assert_eq(n.lost, total - cap - CONSOLE_BACKLOG);
+	cr_assert_eq(n.errors, 0);
+	cr_assert_eq(console_waiting_fd(c) >= 0, true);
+
+	cr_assert_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	size_t at = 0;
+	while (console_waiting_fd(c) >= 0) {
+		read_pattern(p[0], &at);
+		console_flush(c);
+	}
+	read_pattern(p[0], &at);
+	cr_assert_eq(at, cap + CONSOLE_BACKLOG, "the pipe's and the backlog's bytes, in order");
+	console_counts(c, &n);
+	cr_assert_eq(n.written, at);
+	console_destroy(c);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* A socket (systemd's stdout) is written with MSG_DONTWAIT: the same. */
+Test(console, a_stalled_socket_never_blocks_the_writer, .timeout = 20)
+{
+	int s[2];
+	struct console *c;
+	struct console_counts n;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+	cr_assert_eq(console_create(&c, s[1]), 0);
+	out_pattern(c, 0, 4u << 20);
+	console_counts(c, &n);
+	cr_assert_gt(n.written, 0);
+	cr_assert_eq(n.waiting, CONSOLE_BACKLOG);
+	cr_assert_eq(n.written + n.waiting + n.lost, 4u << 20);
+	cr_assert_eq(fcntl(s[1], F_GETFL) & O_NONBLOCK, 0);
+	console_destroy(c);
+	close(s[0]);
+	close(s[1]);
+}
+
+/* A reader that is gone: output is lost and counted, nothing kept. */
+Test(console, a_reader_gone_loses_output)
+{
+	int p[2];
+	struct console *c;
+	struct console_counts n;
+
+	signal(SIGPIPE, SIG_IGN); /* as vm_run */
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(console_create(&c, p[1]), 0);
+	close(p[0]);
+	out_pattern(c, 0, 1000);
+	console_flush(c); /* the last line's 40 bytes, no newline yet */
+	console_counts(c, &n);
+	cr_assert_eq(n.written, 0);
+	cr_assert_eq(n.lost, 1000);
+	cr_assert_gt(n.errors, 0);
+	cr_assert_eq(n.waiting, 0);
+	cr_assert_eq(console_waiting_fd(c), -1);
+	console_destroy(c);
+	close(p[1]);
+}
+
+static void *read_later(void *arg)
+{
+	int fd = *(int *)arg;
+	char b[4096];
+
+	usleep(200 * 1000);
+	while (read(fd, b, sizeof(b)) > 0)
+		;
+	return NULL;
+}
+
+/* At the end, a reader slower than the guest still gets all of it: the
+ * drain waits for it (up to its timeout). */
+Test(console, the_drain_waits_for_a_slow_reader, .timeout = 20)
+{
+	int p[2];
+	struct console *c;
+	struct console_counts n;
+	pthread_t t;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(console_create(&c, p[1]), 0);
+	out_pattern(c, 0, 200000);
+	console_counts(c, &n);
+	cr_assert_gt(n.waiting, 0);
+	cr_assert_eq(pthread_create(&t, NULL, read_later, &p[0]), 0);
+	console_drain(c, 10000);
+	console_counts(c, &n);
+	cr_assert_eq(n.waiting, 0);
+	cr_assert_eq(n.lost, 0);
+	cr_assert_eq(n.written, 200000);
+	console_destroy(c);
+	close(p[1]);
+	pthread_join(t, NULL);
+	close(p[0]);
 }

@@ -120,8 +120,10 @@ static void flush_locked(struct console *c)
 		c->lost += c->len - off;
 		off = c->len;
 	}
-	memmove(c->buf, c->buf + off, c->len - off);
-	c->len -= off;
+	if (off) {
+		memmove(c->buf, c->buf + off, c->len - off);
+		c->len -= off;
+	}
 }
 
 void console_destroy(struct console *c)

@@ -197,6 +197,20 @@ void devices_hand_over(struct devices *r, uint64_t deadline_ns)
 			r->list[j]->kind->hand_over(r->list[j]->priv, deadline_ns);
 }
 
+int devices_check(const struct devices *r, char *err, size_t errlen)
+{
+	char why[256];
+	int ret;
+
+	for (unsigned j = 0; j < r->n; j++) {
+		const struct device *d = r->list[j];
+
+		if (d->kind->check && (ret = d->kind->check(d->priv, why, sizeof(why))) < 0)
+			return err_set(err, errlen, ret, "%s %s: %s", d->kind->label, d->id, why);
+	}
+	return 0;
+}
+
 void devices_quiesce(struct devices *r)
 {
 	for (unsigned j = 0; j < r->n; j++)

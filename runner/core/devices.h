@@ -158,6 +158,13 @@ struct device_kind {
 	 * control thread, under its seccomp table (write, poll). NULL: the
 	 * kind holds nothing for the host. */
 	void (*hand_over)(void *dev, uint64_t deadline_ns);
+	/* check: what the guest reaches directly in host memory is still
+	 * whole (a pmem device's file, which a host program may truncate:
+	 * the guest's accesses past the new end cannot be served, and KVM
+	 * retries them for ever). On the control thread, about every 100 ms
+	 * while the VM runs. 0, or -errno with err saying what was lost. NULL:
+	 * the kind maps nothing. */
+	int (*check)(void *dev, char *err, size_t errlen);
 	/* save/restore: the device's own state beyond its transport and
 	 * queues, its own u32 version first (restore: decode and check all
 	 * before changing anything, as wire.h's convention). restore runs on
@@ -247,6 +254,10 @@ void device_metrics_section(const struct device *d, char *buf, size_t len);
 /* Each device's hand_over hook (struct device_kind), in attach order,
  * all within one deadline: after the VM stopped, the event loop ended. */
 void devices_hand_over(struct devices *r, uint64_t deadline_ns);
+
+/* Each device's check hook (struct device_kind), in attach order: the
+ * first failure, err naming the device. */
+int devices_check(const struct devices *r, char *err, size_t errlen) WARN_UNUSED;
 
 /* Each device's --stats lines, in attach order. */
 void devices_print_stats(const struct devices *r);

@@ -19,8 +19,10 @@ struct gmem {
 	 * pages flint wrote (and, after gmem_dirty_merge, the guest) since the
 	 * last snapshot. Words are read and written with atomics. */
 	unsigned long *dirty[GMEM_MAX_REGIONS];
-	/* The memory file a File-backed restore maps (its own dup), or -1. */
+	/* The memory file a File-backed restore maps (its own dup), or -1,
+	 * and the bytes of it the mappings reach. */
 	int file_fd;
+	uint64_t file_need;
 	/* gmem_set_lazy: pages not present may hold data. */
 	bool lazy;
 	/* The memory hot-plug region (gmem_hotplug_add), size 0 without one:

@@ -635,6 +635,7 @@ int gmem_create_from_file(struct gmem **out, const struct gmem_layout *l, int fd
 		ret = err_set(err, errlen, -errno, "memory file: dup: %s", strerror(errno));
 		goto err_destroy;
 	}
+	g->file_need = need;
 	for (uint32_t i = 0; i < l->nregions; i++) {
 		void *p = map_from_file(fd, l->r[i].offset, l->r[i].size);
 		if (!p) {
@@ -674,6 +675,20 @@ err_destroy:
 bool gmem_from_file(const struct gmem *g)
 {
 	return g->file_fd >= 0 && !g->lazy;
+}
+
+int gmem_check_file(const struct gmem *g, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (!gmem_from_file(g) || fstat(g->file_fd, &st) < 0 ||
+	    (uint64_t)st.st_size >= g->file_need)
+		return 0;
+	return err_set(err, errlen, -EIO,
+		       "the memory file shrank to %llu bytes while the guest ran on it (it maps "
+		       "%llu): a host program truncated or rewrote it, and the guest's pages "
+		       "there are gone",
+		       (unsigned long long)st.st_size, (unsigned long long)g->file_need);
 }
 
 /* /proc/self/pagemap's bits (Documentation/admin-guide/mm/pagemap.rst). */

@@ -15,13 +15,13 @@
  * with gmem_dirty_merge and gmem_hotplug_dirty_merge, plus flint's own
  * writes; in the hot-plug region, only plugged blocks' pages: an unplugged
  * block's wait for it to be plugged again, and a block unplugged is all
- * dirty) at their offsets, in a file of the same layout: written over a copy of the full file it gives
- * the latest memory; kept apart, its data extents are its pages, laid over
- * the full one at load (gmem_apply_diff, gmem_file_apply_diff). Reading a
- * diff's pages back relies on the file system reporting holes (SEEK_DATA)
- * at a granularity of at most 4 KiB and keeping written zeros as data:
- * ext4, xfs, btrfs and tmpfs do; a file system with larger blocks is
- * refused at load.
+ * dirty) at their offsets, in a file of the same layout: written over a
+ * copy of the full file it gives the latest memory; kept apart, its data
+ * extents are its pages, laid over the full one at load (gmem_apply_diff,
+ * gmem_file_apply_diff). Reading a diff's pages back relies on the file
+ * system reporting holes (SEEK_DATA) at a granularity of at most 4 KiB and
+ * keeping written zeros as data: ext4, xfs, btrfs and tmpfs do; a file
+ * system with larger blocks is refused at load.
  *
  * File backend: each region is a private mapping of the memory file, so a
  * page is read from it on first touch, VMs restored from one file share its
@@ -113,6 +113,13 @@ bool gmem_maps_file(const struct gmem *g, int fd);
 /* Whether g is a File-backed restore's memory (gmem_create_from_file):
  * the memory gmem_drop_private can take back to the file. */
 bool gmem_from_file(const struct gmem *g);
+
+/* A File-backed restore's memory file still holds all the mappings reach:
+ * 0, or -EIO with err saying how far it shrank (a host program truncated
+ * it; the pages the guest has not written since are gone, and a touch of
+ * one would hang the guest in KVM or kill flint with SIGBUS). 0 for any
+ * other memory. Any thread. */
+int gmem_check_file(const struct gmem *g, char *err, size_t errlen) WARN_UNUSED;
 
 /* Take every page of g the guest or flint wrote since it was mapped back
  * to the memory file's: the private copies (found in /proc/self/pagemap)

@@ -209,6 +209,22 @@ static int pmem_kind_drain(void *dev, uint64_t deadline_ns, struct vm_err *err)
 	return 0;
 }
 
+/* A host program that shrinks the file takes away what the guest maps:
+ * its next touch past the new end would wait in KVM for ever. */
+static int pmem_kind_check(void *dev, char *err, size_t errlen)
+{
+	const struct pmem_dev *p = dev;
+	struct stat st;
+
+	if (fstat(p->fd, &st) < 0 || (uint64_t)st.st_size >= p->file_len)
+		return 0;
+	snprintf(err, errlen,
+		 "its file shrank from %llu to %llu bytes while the guest ran on it: a host "
+		 "program truncated it, and what the guest maps past the new end is gone",
+		 ULL(p->file_len), ULL(st.st_size));
+	return -EIO;
+}
+
 static void pmem_kind_quiesce(void *dev)
 {
 	pmem_quiesce(((struct pmem_dev *)dev)->q);
@@ -268,6 +284,7 @@ const struct device_kind pmem_kind = {
     .update = pmem_update,
     .drain = pmem_kind_drain,
     .quiesce = pmem_kind_quiesce,
+    .check = pmem_kind_check,
     .save = pmem_kind_save,
     .restore = pmem_kind_restore,
 };

@@ -21,6 +21,7 @@
 #include "core/devices.h"
 #include "core/evloop.h"
 #include "core/gmem.h"
+#include "core/gmem_snap.h"
 #include "core/kvm.h"
 #include "core/logger.h"
 #include "core/mailbox.h"
@@ -1225,6 +1226,28 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 	}
 }
 
+#define CHECK_PERIOD_NS (100 * 1000000ull)
+
+/* A file mapped into the guest (a pmem device's, a File-backed restore's
+ * memory file) that a host program shrank, into err; false if none did.
+ * What was cut off is gone: the guest's next touch of it waits in KVM for
+ * ever (a pmem file's shared mapping) or fails KVM_RUN with EFAULT (the
+ * memory file's private one), and a device's kills flint with SIGBUS. */
+static bool mapped_file_lost(struct vm *vm, char *err, size_t len)
+{
+	return (vm->devs && devices_check(vm->devs, err, len) < 0) ||
+	       gmem_check_file(vm->mem, err, len) < 0;
+}
+
+/* Stop the VM as soon as that happens, saying which file: true if so. */
+static bool check_mapped_files(struct vm *vm)
+{
+	char err[256];
+
+	return mapped_file_lost(vm, err, sizeof(err)) &&
+	       control_request_stop(&vm->ctl, STOP_ERROR, 0, "%s", err);
+}
+
 void vm_run(struct vm *vm, struct vm_exit *how)
 {
 	sigset_t sigs;
@@ -1232,6 +1255,9 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = vm->opts.console_in;
 	bool uffd_watch = vm->uffd_conn >= 0; /* until the handler hangs up */
+	uint64_t next_check = 0;
+	bool told_lost = false;
+	char lost[256];
 	int r;
 
 	/* Host signals arrive through a signalfd; vCPU threads inherit the mask. */
@@ -1319,7 +1345,16 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
+		if (now_ns() >= next_check) {
+			told_lost |= check_mapped_files(vm);
+			next_check = now_ns() + CHECK_PERIOD_NS;
+		}
 	}
+	/* A vCPU whose KVM_RUN failed (EFAULT) on memory a host program cut
+	 * off before the check saw it: the cause, before the stop's reason. */
+	if (!told_lost && atomic_load(&vm->ctl.reason) == STOP_ERROR &&
+	    mapped_file_lost(vm, lost, sizeof(lost)))
+		pr_err("%s", lost);
 	/* Whoever waits for an answer gets it now, not after the joins. */
 	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
 	for (unsigned i = 0; i < vm->nvcpus; i++)

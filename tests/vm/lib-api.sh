@@ -40,6 +40,21 @@ api() {
 	echo "$1 $2${3:+ ($3)} -> $code $(head -c 300 "$T/resp" 2>/dev/null)"
 }
 
+# pause_and_snapshot NAME: PATCH /vm Paused, then a full snapshot to
+# $T/NAME.state and $T/NAME.mem; each must answer 204.
+pause_and_snapshot() {
+	body pause <<EOB
+{"state": "Paused"}
+EOB
+	body snap <<EOB
+{"snapshot_path": "$T/$1.state", "mem_file_path": "$T/$1.mem"}
+EOB
+	api PATCH /vm pause
+	expect_code 204 "PATCH /vm Paused"
+	api PUT /snapshot/create snap
+	expect_code 204 "PUT /snapshot/create"
+}
+
 # expect_code CODE WHAT: the last answer's HTTP status.
 expect_code() {
 	[ "$code" = "$1" ] || fail "$2: expected HTTP $1, got $code: $(cat "$T/resp" 2>/dev/null)"

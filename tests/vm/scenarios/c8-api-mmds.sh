@@ -83,16 +83,7 @@ echo "packets on the tap while the guest read MMDS: $((tap1 - tap0))"
 
 # A snapshot: MMDS is on eth0 again after the restore, the store empty
 # until --metadata fills it.
-body pause <<EOB
-{"state": "Paused"}
-EOB
-body snap <<EOB
-{"snapshot_path": "$T/m.state", "mem_file_path": "$T/m.mem"}
-EOB
-api PATCH /vm pause
-expect_code 204 "PATCH /vm Paused"
-api PUT /snapshot/create snap
-expect_code 204 "PUT /snapshot/create"
+pause_and_snapshot m
 kill_bg
 cat >"$T/meta.json" <<EOB
 {"latest": {"meta-data": {"ami-id": "ami-restored", "placement": {"zone": "z2"}}}}

@@ -17,16 +17,7 @@ start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio \
 	--net "tap=fd1a,mac=$GUEST_MAC,id=eth0" --append "$GUEST_IP" -- sh -c \
 	'i=0; while [ $i -lt 2000 ]; do if ping -c 1 -W 1 172.16.0.1 >/dev/null 2>&1; then echo pingok $i; else echo pingfail $i; fi; i=$((i+1)); sleep 0.3; done'
 wait_for '^pingok 3$' 90 || { kill_bg; fail "the guest's pings were not answered before the snapshot"; }
-body pause <<EOB
-{"state": "Paused"}
-EOB
-body snap <<EOB
-{"snapshot_path": "$T/net.state", "mem_file_path": "$T/net.mem"}
-EOB
-api PATCH /vm pause
-expect_code 204 "PATCH /vm Paused"
-api PUT /snapshot/create snap
-expect_code 204 "PUT /snapshot/create"
+pause_and_snapshot net
 sleep 0.5
 # (not $n: wait_for counts down in it)
 saved=$(whole_lines "$T/raw" | grep -E '^ping(ok|fail) [0-9]+$' | tail -n 1 | cut -d' ' -f2)

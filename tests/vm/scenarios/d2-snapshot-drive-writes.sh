@@ -15,16 +15,7 @@ writer='i=0; while [ $i -lt 4000 ]; do printf rec%06d $i | dd of=/dev/vda bs=512
 start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio \
 	--drive "path=$T/data.img,id=data" -- sh -c "$writer"
 wait_for '^acked 50$' 90 || { kill_bg; fail "the guest did not write"; }
-body pause <<EOB
-{"state": "Paused"}
-EOB
-body snap <<EOB
-{"snapshot_path": "$T/w.state", "mem_file_path": "$T/w.mem"}
-EOB
-api PATCH /vm pause
-expect_code 204 "PATCH /vm Paused"
-api PUT /snapshot/create snap
-expect_code 204 "PUT /snapshot/create"
+pause_and_snapshot w
 sleep 0.5
 kill_bg
 cp "$OUT" "$T/before"

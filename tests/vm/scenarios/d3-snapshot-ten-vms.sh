@@ -10,16 +10,7 @@ need_api
 start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio -- sh -c \
 	'dd if=/dev/urandom of=/tmp/fill bs=1M count=24 2>/dev/null; i=0; while [ $i -lt 5000 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done'
 wait_for '^tick 2$' 90 || { kill_bg; fail "the guest did not count"; }
-body pause <<EOB
-{"state": "Paused"}
-EOB
-body snap <<EOB
-{"snapshot_path": "$T/s.state", "mem_file_path": "$T/s.mem"}
-EOB
-api PATCH /vm pause
-expect_code 204 "PATCH /vm Paused"
-api PUT /snapshot/create snap
-expect_code 204 "PUT /snapshot/create"
+pause_and_snapshot s
 kill_bg
 
 pids=""

@@ -13,16 +13,7 @@ need_api
 start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio \
 	-- sh -c 'i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done'
 wait_for '^tick 5$' 90 || { kill_bg; fail "the guest did not tick"; }
-body pause <<EOB
-{"state": "Paused"}
-EOB
-body snap <<EOB
-{"snapshot_path": "$T/s.state", "mem_file_path": "$T/s.mem"}
-EOB
-api PATCH /vm pause
-expect_code 204 "PATCH /vm Paused"
-api PUT /snapshot/create snap
-expect_code 204 "PUT /snapshot/create"
+pause_and_snapshot s
 kill_bg
 last=$(whole_lines "$OUT" | grep '^tick [0-9]*$' | tail -n 1 | cut -d' ' -f2)
 

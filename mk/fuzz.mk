@@ -23,6 +23,10 @@ FUZZ_SRCS_fuzz_agent := rootfs/agent/proto.c
 FUZZ_SRCS_fuzz_net := virtio/net/net.c virtio/net/net_hdr.c virtio/net/tap.c virtio/net/stream.c virtio/net/passt.c virtio/vq.c runner/core/ratelimit.c runner/core/wire.c \
 	runner/core/gmem.c runner/core/study.c runner/core/evloop.c runner/core/evwait.c runner/core/uring.c runner/core/util.c
 FUZZ_LIBS_fuzz_net := -luring
+# The kernel and initrd loader and the zero page (a malformed vmlinux or
+# bzImage), into guest memory of its own.
+FUZZ_SRCS_fuzz_loader := runner/x86/loader.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
+	runner/core/util.c
 # The stream protocol's decoder (--net user's frames from passt).
 FUZZ_SRCS_fuzz_net_stream := virtio/net/stream.c
 # The API's router and controller, with the JSON parsing and the config

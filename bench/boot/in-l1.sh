@@ -4,7 +4,9 @@
 #  - launch to the init's marker line on the console (launch-to-marker), and
 #  - VM exits by SVM exit reason up to that line, from KVM's kvm_exit
 #    tracepoint histogram read at the moment the marker appears.
-# Usage: sh in-l1.sh LAUNCH-TO-MARKER RUNS [SCRUB MIB]
+# Usage: sh in-l1.sh LAUNCH-TO-MARKER RUNS SCRUB MIB [FILES...]
+# (SCRUB "none" for no scrubbing: the rig passes the files it carries into
+# L1 as the arguments that follow, so SCRUB and MIB are always given)
 # Prints one "run vmm=... ms=... total=... npf=..." line per run, then the
 # table (bench/boot/summarize.awk).
 # With SCRUB (bench/boot/scrub, static) and MIB: the runs are made twice, in
@@ -13,8 +15,9 @@
 set -u
 LTM=$1
 RUNS=${2:-10}
-SCRUB=${3:-}
+SCRUB=${3:-none}
 SCRUB_MIB=${4:-0}
+[ "$SCRUB" = none ] && SCRUB=""
 MEM=128
 # reboot=t: QEMU microvm has no i8042, and a keyboard-controller reboot
 # there spins through 655k port reads before it gives up; flint's init ends

@@ -202,4 +202,6 @@ void logger_counts(struct logger_counts *c)
 	pthread_mutex_lock(&lg.lock);
 	*c = lg.counts;
 	pthread_mutex_unlock(&lg.lock);
+	/* Lines stderr's reader did not take (pr_stderr_nonblocking). */
+	c->missed_log_count += pr_stderr_missed();
 }

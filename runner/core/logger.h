@@ -60,8 +60,10 @@ void logger_reset(void);
 void logger_thread_name(const char *name);
 
 /* The logger's counters since start, for the metrics' "logger" section:
- * lines not written (missed_log_count) and, among those, the ones that
- * failed with an error other than a full pipe (log_fails). */
+ * lines not written (missed_log_count: to the log file, or to stderr once
+ * pr_stderr_nonblocking made it drop what its reader does not take) and,
+ * among those to the log file, the ones that failed with an error other
+ * than a full pipe (log_fails). */
 struct logger_counts {
 	uint64_t missed_log_count;
 	uint64_t log_fails;

@@ -5,11 +5,14 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +20,11 @@ int log_verbose;
 uint64_t launch_ns;
 
 static pr_sink_fn *log_sink;
+/* pr_stderr_nonblocking: stderr through an nb_out, set once before the
+ * threads start; the lines it dropped. */
+static struct nb_out err_out = {.fd = -1};
+static bool err_nonblocking;
+static _Atomic uint64_t err_missed;
 
 void pr_set_sink(pr_sink_fn *sink)
 {
@@ -34,8 +42,71 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap)
 	vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	size_t len = strnlen(line, sizeof(line) - 2);
 	line[len++] = '\n';
-	ssize_t r = write(STDERR_FILENO, line, len);
-	(void)r;
+	if (!err_nonblocking) {
+		ssize_t r = write(STDERR_FILENO, line, len);
+		(void)r;
+	} else if (nb_out_write(&err_out, line, len) != (ssize_t)len) {
+		atomic_fetch_add(&err_missed, 1);
+	}
+}
+
+void pr_stderr_nonblocking(void)
+{
+	nb_out_open(&err_out, STDERR_FILENO);
+	err_nonblocking = !err_out.may_block && err_out.fd >= 0;
+}
+
+uint64_t pr_stderr_missed(void)
+{
+	return atomic_load(&err_missed);
+}
+
+void nb_out_open(struct nb_out *o, int fd)
+{
+	struct stat st, own_st;
+	char path[32];
+	int flags = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+
+	*o = (struct nb_out){.fd = -1};
+	if (flags < 0 || fstat(fd, &st) < 0)
+		return;
+	o->fd = fd;
+	if ((flags & O_NONBLOCK) || S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+		return;
+	if (S_ISSOCK(st.st_mode)) {
+		o->use_send = true;
+		return;
+	}
+	o->may_block = true;
+	/* /dev/ptmx (5:2) opened again is another pty, not this one. */
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(5, 2))
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (own < 0)
+		return;
+	if (fstat(own, &own_st) < 0 || own_st.st_dev != st.st_dev || own_st.st_ino != st.st_ino ||
+	    own_st.st_rdev != st.st_rdev) {
+		close(own);
+		return;
+	}
+	*o = (struct nb_out){.fd = own, .own = true};
+}
+
+ssize_t nb_out_write(const struct nb_out *o, const void *p, size_t n)
+{
+	if (o->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	return o->use_send ? send(o->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(o->fd, p, n);
+}
+
+void nb_out_close(struct nb_out *o)
+{
+	if (o->own)
+		close(o->fd);
+	*o = (struct nb_out){.fd = -1};
 }
 
 /* One loop for the three: pos < 0 is write(), else pread/pwrite at pos. */

@@ -84,6 +84,35 @@ void pr_set_sink(pr_sink_fn *sink);
  * to fit flint's 1 KiB line: the default output, and the logger's when it
  * writes to stderr. tag may be "". */
 void pr_stderr(const char *tag, const char *fmt, va_list ap) PRINTF(2, 0);
+/* From now on pr_stderr never waits for stderr's reader (nb_out below): a
+ * line it does not take at once is dropped and counted. For a process
+ * whose vCPUs and control thread log: one stalled in write() could not be
+ * paused, nor stop on SIGTERM. Call before the seccomp filters (it may
+ * open /proc/self/fd/2). */
+void pr_stderr_nonblocking(void);
+/* Lines pr_stderr dropped so far. */
+uint64_t pr_stderr_missed(void);
+
+/* An output that never waits for its reader. nb_out_open points o at fd:
+ * a file as it is (it never waits), as is one already non-blocking; a
+ * socket written with send(MSG_DONTWAIT); a pipe or terminal through a
+ * description of its own, opened non-blocking through /proc/self/fd, so
+ * that whoever shares fd's (a shell's terminal, other writers of the
+ * pipe) keeps its flags. Where that cannot be had (no /proc, as in a jail
+ * that mounts none; a pty master, which /proc would open anew) fd is used
+ * as it is and may_block is set: its writer must poll for POLLOUT first.
+ * fd not open (or -1): o->fd is -1, and nothing is written. */
+struct nb_out {
+	int fd;
+	bool own;	/* fd is ours: nb_out_close closes it */
+	bool use_send;	/* a socket: send(MSG_DONTWAIT | MSG_NOSIGNAL) */
+	bool may_block; /* a write may wait for the reader */
+};
+void nb_out_open(struct nb_out *o, int fd);
+/* write(2), or send(2) for a socket: bytes taken, or -1 with errno
+ * (EAGAIN: the reader is behind). */
+ssize_t nb_out_write(const struct nb_out *o, const void *p, size_t n);
+void nb_out_close(struct nb_out *o);
 
 /* Close *fd if it is >= 0 and set it to -1. Accepts -1. */
 void close_fd(int *fd);

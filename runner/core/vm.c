@@ -423,6 +423,10 @@ int vm_setup_legacy(struct vm *vm)
 
 	if ((r = bus_create(&vm->pio)) < 0 || (r = bus_create(&vm->mmio)) < 0)
 		return r;
+	/* Log lines to stderr, as the console, never wait for its reader: a
+	 * vCPU or the control thread stalled in write() would hold a pause
+	 * or a stop (one pipe often takes both, 2>&1). */
+	pr_stderr_nonblocking();
 	vm->env.pio = vm->pio;
 	vm->env.mmio = vm->mmio;
 	const struct vmc_serial *ser = &vm->c.serial;
@@ -1327,10 +1331,10 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (p[2].revents & (POLLIN | POLLHUP)) {
 			ssize_t got = read(STDIN_FILENO, in, sizeof(in));
-			if (got <= 0)
-				stdin_open = false;
-			else
+			if (got > 0)
 				in_len = got, in_off = 0;
+			else if (got == 0 || (errno != EAGAIN && errno != EINTR))
+				stdin_open = false; /* a terminal's may be non-blocking */
 		}
 		if (p[3].revents & POLLIN)
 			metrics_on_timer(vm->opts.metrics);

@@ -1,15 +1,12 @@
 #include "legacy/console.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* What Linux's panic() prints first, in every version since 2.6. */
@@ -23,10 +20,7 @@
 #define PANIC_REBOOT_MARK "Rebooting in "
 
 struct console {
-	int fd;
-	bool own_fd;	   /* fd is a description of our own: closed at the end */
-	bool use_send;	   /* a socket: send(MSG_DONTWAIT), its flags left alone */
-	int restore_flags; /* -1, or the shared description's flags to put back */
+	struct nb_out out; /* the output; fd -1 discards */
 	pthread_mutex_t lock;
 	/* Output bytes: one bucket (bandwidth), ops unlimited. */
 	struct ratelimit limit;
@@ -35,11 +29,14 @@ struct console {
 	uint64_t lost;	  /* for a reader that did not keep up, or went away */
 	uint64_t written; /* bytes the output took */
 	uint64_t errors;  /* writes that failed for another reason than a full reader */
-	/* Bytes on their way out: a line being put together, and what the
-	 * reader has not taken yet. Pages are touched only as far as output
-	 * waits. */
+	/* Bytes on their way out, a ring of CONSOLE_BACKLOG from buf[head]:
+	 * a line being put together, and what the reader has not taken yet.
+	 * Its pages are touched only as far as output waits. */
 	uint8_t *buf;
-	size_t len;
+	size_t head, len;
+	/* The reader refused the last write (EAGAIN): a vCPU does not try
+	 * again, the control thread does once the output polls writable. */
+	bool behind;
 	char line[256]; /* the current line, for the panic watch */
 	size_t line_len;
 	bool panicked;
@@ -47,83 +44,77 @@ struct console {
 	char panic_line[256];
 };
 
-/* Point c at fd so that no write waits for a reader: a vCPU writes the
- * guest's output, and one stalled in write() (a log collector that stopped
- * reading a pipe) could not be paused, nor could the main thread, which
- * flushes under the same lock, serve the API. A file never waits; a socket
- * takes send(MSG_DONTWAIT); a pipe or a terminal gets a description of
- * its own, opened non-blocking through /proc, so that whoever shares the
- * original (a shell's terminal, other writers of the pipe) keeps it as it
- * was. Without /proc (a jail that mounts none) the shared description is
- * made non-blocking, as Firecracker does with its stdout, and given its
- * flags back at the end. */
-static void attach_output(struct console *c, int fd)
-{
-	struct stat st;
-	char path[32];
-	int flags = fcntl(fd, F_GETFL);
-
-	c->fd = fd;
-	c->restore_flags = -1;
-	if (fd < 0 || flags < 0 || (flags & O_NONBLOCK) || fstat(fd, &st) < 0 ||
-	    S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-		return;
-	if (S_ISSOCK(st.st_mode)) {
-		c->use_send = true;
-		return;
-	}
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	int own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (own >= 0) {
-		c->fd = own;
-		c->own_fd = true;
-	} else if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0) {
-		c->restore_flags = flags;
-	}
-}
-
+/* No write waits for the reader (nb_out, util.h): a vCPU writes the guest's
+ * output, and one stalled in write() (a log collector that stopped reading
+ * a pipe) could not be paused, nor could the control thread, which
+ * flushes under the same lock, serve the API or stop on SIGTERM. */
 int console_create(struct console **out, int out_fd)
 {
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	if (out_fd >= 0 && !(c->buf = malloc(CONSOLE_BACKLOG))) {
+	nb_out_open(&c->out, out_fd);
+	if (c->out.fd >= 0 && !(c->buf = malloc(CONSOLE_BACKLOG))) {
+		nb_out_close(&c->out);
 		free(c);
 		return -ENOMEM;
 	}
-	attach_output(c, out_fd);
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
 }
 
-/* Write what waits, as far as the reader takes it now. What it cannot take
- * yet stays; a reader that is gone, or an output that fails, loses it. */
-static void flush_locked(struct console *c)
+/* One write of what waits, from the ring's head up to its end or the
+ * ring's wrap (writev is not in the vCPUs' seccomp table; the loop in
+ * flush_locked writes the rest). An output that may block (nb_out's
+ * may_block) is written only by the control thread, once poll says it
+ * takes data, and a pipe's PIPE_BUF at a time, which such a pipe then
+ * takes whole without waiting. */
+static ssize_t write_some(struct console *c, bool control)
 {
-	size_t off = 0;
-	while (c->fd >= 0 && off < c->len) {
-		ssize_t r = c->use_send ? send(c->fd, c->buf + off, c->len - off,
-					       MSG_DONTWAIT | MSG_NOSIGNAL)
-					: write(c->fd, c->buf + off, c->len - off);
+	size_t n = c->len < CONSOLE_BACKLOG - c->head ? c->len : CONSOLE_BACKLOG - c->head;
+
+	if (c->out.may_block) {
+		struct pollfd p = {.fd = c->out.fd, .events = POLLOUT};
+
+		if (!control || poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (n > PIPE_BUF)
+			n = PIPE_BUF;
+	}
+	return nb_out_write(&c->out, c->buf + c->head, n);
+}
+
+/* Write what waits, as far as the reader takes it now. What it cannot take
+ * yet stays; a reader that is gone, or an output that fails, loses it.
+ * control: on the control thread (which may poll), not a vCPU's. */
+static void flush_locked(struct console *c, bool control)
+{
+	if (c->behind && !control)
+		return;
+	c->behind = false;
+	while (c->len) {
+		ssize_t r = write_some(c, control);
 		if (r > 0) {
-			off += r;
-			c->written += r;
+			c->head = (c->head + (size_t)r) % CONSOLE_BACKLOG;
+			c->len -= (size_t)r;
+			c->written += (uint64_t)r;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			c->behind = true;
+			return;
+		}
 		/* EPIPE, EIO, a zero-length write: not worth keeping. */
 		c->errors++;
-		c->lost += c->len - off;
-		off = c->len;
+		c->lost += c->len;
+		c->len = 0;
 	}
-	if (off) {
-		memmove(c->buf, c->buf + off, c->len - off);
-		c->len -= off;
-	}
+	c->head = 0; /* empty: the next output starts at the pages in use */
 }
 
 void console_destroy(struct console *c)
@@ -131,14 +122,11 @@ void console_destroy(struct console *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
-	flush_locked(c);
+	flush_locked(c, true);
 	c->lost += c->len;
 	c->len = 0;
 	pthread_mutex_unlock(&c->lock);
-	if (c->own_fd)
-		close(c->fd);
-	else if (c->restore_flags >= 0)
-		(void)fcntl(c->fd, F_SETFL, c->restore_flags);
+	nb_out_close(&c->out);
 	pthread_mutex_destroy(&c->lock);
 	free(c->buf);
 	free(c);
@@ -191,22 +179,20 @@ void console_output_at(struct console *c, const uint8_t *buf, size_t n, uint64_t
 			end_line(c);
 		else if (c->line_len < sizeof(c->line) - 1)
 			c->line[c->line_len++] = buf[i];
-		if (c->fd < 0)
+		if (c->out.fd < 0)
 			continue;
 		/* Byte by byte, as the guest writes them (one per THR write). */
 		if (c->limited && !ratelimit_consume(&c->limit, now, 1, 0)) {
 			c->dropped++;
 			continue;
 		}
-		if (c->len == CONSOLE_BACKLOG)
-			flush_locked(c);
 		if (c->len == CONSOLE_BACKLOG) {
 			c->lost++; /* the reader is that far behind: newest first */
 			continue;
 		}
-		c->buf[c->len++] = buf[i];
-		if (buf[i] == '\n')
-			flush_locked(c);
+		c->buf[(c->head + c->len++) % CONSOLE_BACKLOG] = buf[i];
+		if (buf[i] == '\n' || c->len == CONSOLE_BACKLOG)
+			flush_locked(c, false);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -214,14 +200,14 @@ void console_output_at(struct console *c, const uint8_t *buf, size_t n, uint64_t
 void console_flush(struct console *c)
 {
 	pthread_mutex_lock(&c->lock);
-	flush_locked(c);
+	flush_locked(c, true);
 	pthread_mutex_unlock(&c->lock);
 }
 
 int console_waiting_fd(struct console *c)
 {
 	pthread_mutex_lock(&c->lock);
-	int fd = c->len ? c->fd : -1;
+	int fd = c->len ? c->out.fd : -1;
 	pthread_mutex_unlock(&c->lock);
 	return fd;
 }
@@ -240,6 +226,12 @@ void console_drain(struct console *c, int timeout_ms)
 			break;
 		console_flush(c);
 	}
+	/* What the reader did not take in time is lost now, so that --stats
+	 * and the last metrics line count it. */
+	pthread_mutex_lock(&c->lock);
+	c->lost += c->len;
+	c->len = 0;
+	pthread_mutex_unlock(&c->lock);
 }
 
 void console_counts(struct console *c, struct console_counts *out)

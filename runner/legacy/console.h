@@ -18,9 +18,10 @@ struct console;
 
 #define CONSOLE_BACKLOG (256u << 10)
 
-/* out_fd -1 discards output (--console none) but still watches for panics.
- * A pipe or terminal is written through a non-blocking description of its
- * own (console.c, attach_output); out_fd stays the caller's. */
+/* out_fd -1 (or one not open) discards output (--console none) but still
+ * watches for panics. out_fd is written through an nb_out (util.h): a pipe
+ * or terminal through a non-blocking description of the console's own;
+ * out_fd stays the caller's, its flags as they were. */
 int console_create(struct console **out, int out_fd) WARN_UNUSED;
 /* Writes what the reader takes at once, then frees; NULL ok. */
 void console_destroy(struct console *c);

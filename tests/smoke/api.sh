@@ -212,6 +212,26 @@ time.sleep(5)' "$SOCK" &
 	wait $reader 2>/dev/null
 	report api-console-reader-stalled "$why" "$OUT/stall.err"
 
+	# The same pipe taking stderr too (2>&1, as under docker or journald):
+	# log lines its reader does not take are dropped as well, so flint's
+	# "stopped by signal" line cannot hold it either. Before, with the
+	# pipe full, it waited in write() for ever.
+	why=""
+	sleep 60 <"$OUT/stall.fifo" &
+	reader=$!
+	"$FLINT" --kernel "$OUT/tiny-FLOOD.elf" >"$OUT/stall.fifo" 2>&1 </dev/null &
+	spid=$!
+	sleep 2 # the pipe fills in well under a second
+	kill -TERM $spid
+	wait_gone $spid 10 || why="flint did not end within 10 s of SIGTERM"
+	kill -KILL $spid 2>/dev/null
+	got=0
+	wait $spid || got=$?
+	[ -n "$why" ] || [ "$got" = 143 ] || why="status $got after SIGTERM, expected 143"
+	kill $reader 2>/dev/null
+	wait $reader 2>/dev/null
+	report api-console-and-stderr-stalled "$why" /dev/null
+
 	# SIGTERM while waiting for InstanceStart: an orderly stop too; and
 	# --metrics-path counts as the metrics configuration (PUT /metrics
 	# would be a second one). FlushMetrics waits for the start, as in

@@ -7,8 +7,10 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "legacy/console.h"
@@ -276,6 +278,14 @@ Test(console, a_stalled_socket_never_blocks_the_writer, .timeout = 20)
 	cr_assert_eq(n.waiting, CONSOLE_BACKLOG);
 	cr_assert_eq(n.written + n.waiting + n.lost, 4u << 20);
 	cr_assert_eq(fcntl(s[1], F_GETFL) & O_NONBLOCK, 0);
+	cr_assert_eq(fcntl(s[0], F_SETFL, O_NONBLOCK), 0);
+	size_t at = 0;
+	while (console_waiting_fd(c) >= 0) {
+		read_pattern(s[0], &at);
+		console_flush(c);
+	}
+	read_pattern(s[0], &at);
+	cr_assert_eq(at, n.written + n.waiting, "the socket's and the backlog's bytes, in order");
 	console_destroy(c);
 	close(s[0]);
 	close(s[1]);
@@ -338,5 +348,88 @@ Test(console, the_drain_waits_for_a_slow_reader, .timeout = 20)
 	console_destroy(c);
 	close(p[1]);
 	pthread_join(t, NULL);
+	close(p[0]);
+}
+
+/* A drain that runs out of time loses what waits there and then, so that
+ * the counts read after it (--stats, the last metrics line) have it. */
+Test(console, a_drain_out_of_time_counts_what_waits_as_lost, .timeout = 20)
+{
+	int p[2];
+	struct console *c;
+	struct console_counts n;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(console_create(&c, p[1]), 0);
+	out_pattern(c, 0, 200000);
+	console_counts(c, &n);
+	uint64_t waiting = n.waiting;
+	cr_assert_gt(waiting, 0);
+	console_drain(c, 50);
+	console_counts(c, &n);
+	cr_assert_eq(n.waiting, 0);
+	cr_assert_eq(n.lost, waiting);
+	cr_assert_eq(n.written + n.lost, 200000);
+	console_destroy(c);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* A pty master (a description /proc cannot give again): a vCPU's output
+ * waits in the backlog, and the control thread's flush writes it once
+ * poll says the pty takes it, in order. */
+Test(console, a_pty_master_is_written_by_the_control_thread_only, .timeout = 20)
+{
+	struct console *c;
+	struct console_counts n;
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+
+	if (m < 0)
+		cr_skip_test("no /dev/ptmx here");
+	cr_assert_eq(grantpt(m), 0);
+	cr_assert_eq(unlockpt(m), 0);
+	int s = open(ptsname(m), O_RDWR | O_NOCTTY | O_NONBLOCK);
+	cr_assert_geq(s, 0);
+	struct termios t;
+	cr_assert_eq(tcgetattr(s, &t), 0);
+	cfmakeraw(&t);
+	cr_assert_eq(tcsetattr(s, TCSANOW, &t), 0);
+	cr_assert_eq(console_create(&c, m), 0);
+	out(c, "from the guest\n");
+	console_counts(c, &n);
+	cr_assert_eq(n.written, 0, "a vCPU never writes an output that may block");
+	cr_assert_eq(n.waiting, 15);
+	console_flush(c);
+	console_counts(c, &n);
+	cr_assert_eq(n.written, 15);
+	char b[64];
+	ssize_t r = read(s, b, sizeof(b) - 1);
+	cr_assert_eq(r, 15);
+	b[r] = '\0';
+	cr_assert_str_eq(b, "from the guest\n");
+	console_destroy(c);
+	close(s);
+	close(m);
+}
+
+/* An output fd that is not open discards, and keeps discarding after a
+ * file is opened at its number. */
+Test(console, an_output_not_open_discards)
+{
+	char path[] = "/tmp/flint-console-XXXXXX";
+	struct console *c;
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	close(p[1]);
+	cr_assert_eq(console_create(&c, p[1]), 0);
+	int f = mkstemp(path);
+	cr_assert_eq(f, p[1], "the lowest free number");
+	out(c, "not for this file\n");
+	console_flush(c);
+	cr_assert_eq(lseek(f, 0, SEEK_END), 0);
+	console_destroy(c);
+	close(f);
+	unlink(path);
 	close(p[0]);
 }

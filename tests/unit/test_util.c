@@ -1,9 +1,14 @@
 /* util.h on its own: what every module gets from it without other headers. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/util.h"
 
@@ -86,4 +91,88 @@ Test(util, stack_release_below_gives_back_what_deeper_calls_touched)
 	cr_assert_eq(pthread_create(&t, NULL, release_on_thread, NULL), 0);
 	cr_assert_eq(pthread_join(t, &released), 0);
 	cr_assert_null(released);
+}
+
+/* nb_out: an output that never waits for its reader, whatever fd is. */
+Test(util, nb_out_opens_a_pipe_through_a_description_of_its_own)
+{
+	struct nb_out o;
+	int p[2];
+	char b[8];
+
+	cr_assert_eq(pipe(p), 0);
+	nb_out_open(&o, p[1]);
+	cr_assert(o.own && !o.use_send && !o.may_block);
+	cr_assert_neq(o.fd, p[1]);
+	cr_assert(fcntl(o.fd, F_GETFL) & O_NONBLOCK);
+	cr_assert_eq(fcntl(p[1], F_GETFL) & O_NONBLOCK, 0, "the caller's description as it was");
+	cr_assert_eq(nb_out_write(&o, "abc", 3), 3);
+	cr_assert_eq(read(p[0], b, sizeof(b)), 3, "the same pipe");
+	/* Full: EAGAIN, not a wait. */
+	static char big[1 << 20];
+	while (nb_out_write(&o, big, sizeof(big)) > 0)
+		;
+	cr_assert_eq(errno, EAGAIN);
+	nb_out_close(&o);
+	cr_assert_eq(o.fd, -1);
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(util, nb_out_sends_to_a_socket_and_writes_a_file_as_it_is)
+{
+	struct nb_out o;
+	int s[2];
+	char path[] = "/tmp/flint-nb-XXXXXX";
+	int f = mkstemp(path);
+
+	cr_assert_geq(f, 0);
+	unlink(path);
+	nb_out_open(&o, f);
+	cr_assert(o.fd == f && !o.own && !o.may_block && !o.use_send, "a file never waits");
+	cr_assert_eq(nb_out_write(&o, "x", 1), 1);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+	nb_out_open(&o, s[1]);
+	cr_assert(o.fd == s[1] && o.use_send && !o.may_block);
+	static char big[1 << 20];
+	while (nb_out_write(&o, big, sizeof(big)) > 0)
+		;
+	cr_assert_eq(errno, EAGAIN, "MSG_DONTWAIT");
+	cr_assert_eq(fcntl(s[1], F_GETFL) & O_NONBLOCK, 0);
+	nb_out_close(&o);
+	close(s[0]);
+	close(s[1]);
+	close(f);
+}
+
+/* A pty master opened again through /proc would be another pty: it is
+ * written as it is, and its writer told to poll first. */
+Test(util, nb_out_takes_a_pty_master_as_it_is)
+{
+	struct nb_out o;
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+
+	if (m < 0)
+		cr_skip_test("no /dev/ptmx here");
+	nb_out_open(&o, m);
+	cr_assert(o.fd == m && !o.own && o.may_block);
+	close(m);
+}
+
+/* An fd that is not open is never written: a later open() that reuses its
+ * number must not receive the output. */
+Test(util, nb_out_of_a_closed_fd_writes_nothing)
+{
+	struct nb_out o;
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	close(p[1]);
+	nb_out_open(&o, p[1]);
+	cr_assert_eq(o.fd, -1);
+	cr_assert_eq(nb_out_write(&o, "x", 1), -1);
+	cr_assert_eq(errno, EBADF);
+	nb_out_open(&o, -1);
+	cr_assert_eq(o.fd, -1);
+	close(p[0]);
 }

@@ -48,6 +48,10 @@
  *   futex			mutexes, condition variables (the mailbox's
  *				answers, a parked vCPU), pthread_join
  *   write			log lines (one write each), eventfds, console output
+ *   sendto(MSG_DONTWAIT | MSG_NOSIGNAL, no address)
+ *				the same to a socket (stdout and stderr under
+ *				systemd), never waiting for its reader (util.h's
+ *				nb_out: pr_stderr_nonblocking, the console)
  *   clock_gettime		now_ns(), where the vDSO falls back to the kernel
  *   mmap, mprotect, munmap, brk	malloc and free: the main arena, large
  *				blocks (seccomp_configure keeps every thread
@@ -62,6 +66,7 @@
 #define COMMON_RULES \
 	ALLOW(futex), \
 	ALLOW(write), \
+	ALLOW_IF(sendto, ARG_EQ(3, MSG_DONTWAIT | MSG_NOSIGNAL), ARG_EQ(4, 0)), \
 	ALLOW(clock_gettime), \
 	NO_EXEC(mmap), NO_EXEC(mprotect), ALLOW(munmap), ALLOW(brk), \
 	ALLOW_IF(madvise, ARG_EQ(2, MADV_DONTNEED)), \
@@ -69,18 +74,12 @@
 	ALLOW_IF(tgkill, ARG_EQ(0, THIS_PID), ARG_EQ(2, KICK_SIGNAL)), \
 	ALLOW(exit), ALLOW(exit_group)
 
-/* Console output to a socket (stdout under systemd, say), never waiting
- * for its reader (console.c): the UART's writes on a vCPU, the flushes on
- * the main thread. */
-#define CONSOLE_SEND ALLOW_IF(sendto, ARG_EQ(3, MSG_DONTWAIT | MSG_NOSIGNAL), ARG_EQ(4, 0))
-
 /* The main thread once the other threads run: the wait loop in vm_run and
  * the mailbox's actions it carries out (a pause waits for the vCPUs on
  * condition variables), then teardown and exit. */
 static const struct seccomp_rule main_rules[] = {
 	COMMON_RULES,
 	ALLOW(poll),		/* the mailbox's eventfd, signalfd, stdin, console output */
-	CONSOLE_SEND,
 	ALLOW(read),		/* the same three */
 	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
 	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
@@ -141,7 +140,6 @@ static const struct seccomp_rule main_rules[] = {
 static const struct seccomp_rule vcpu_rules[] = {
 	COMMON_RULES,
 	IOCTL(KVM_RUN),
-	CONSOLE_SEND,
 	IOCTL(KVM_GET_REGS),	/* where the guest was when it crashed */
 	IOCTL(KVM_GET_SREGS),
 	IOCTL(KVM_KVMCLOCK_CTRL), /* a pause: tell the guest's kvmclock (then park: futex) */

@@ -232,6 +232,38 @@ time.sleep(5)' "$SOCK" &
 	wait $reader 2>/dev/null
 	report api-console-and-stderr-stalled "$why" /dev/null
 
+	# stdout and stderr a socket (a service's under systemd, journald's
+	# stream): the console and the log lines go out with
+	# send(MSG_DONTWAIT), which every thread's seccomp table allows; the
+	# guest's line, the vCPU's boot-time line and the main thread's
+	# --stats arrive, and the status is the guest's.
+	why=""
+	if command -v python3 >/dev/null; then
+		got=0
+		python3 - "$FLINT" "$OUT/tiny-EXIT_STATUS.elf" >"$OUT/socket.out" 2>&1 <<'EOPY' || got=$?
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], "--kernel", sys.argv[2], "--stats"],
+                     stdin=subprocess.DEVNULL, stdout=b, stderr=b)
+b.close()
+got = b""
+while True:
+    d = a.recv(65536)
+    if not d:
+        break
+    got += d
+sys.stdout.write(got.decode(errors="replace"))
+sys.exit(p.wait())
+EOPY
+		[ "$got" = 42 ] || why="status $got, expected the guest's 42"
+		for want in "hello from the tiny guest" "guest boot time" "KVM exits"; do
+			[ -n "$why" ] || grep -q "$want" "$OUT/socket.out" || why="the socket lacks '$want'"
+		done
+		report api-output-to-a-socket "$why" "$OUT/socket.out"
+	else
+		echo "SKIP api-output-to-a-socket: no python3"
+	fi
+
 	# SIGTERM while waiting for InstanceStart: an orderly stop too; and
 	# --metrics-path counts as the metrics configuration (PUT /metrics
 	# would be a second one). FlushMetrics waits for the start, as in

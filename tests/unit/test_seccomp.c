@@ -330,6 +330,13 @@ static void call_send(void)
 	expect_errno(syscall(SYS_sendto, -1, "x", 1, MSG_NOSIGNAL, NULL, 0), EBADF);
 }
 
+/* A log line or console output to a socket (stderr under systemd):
+ * every thread may log. */
+static void call_send_nowait(void)
+{
+	expect_errno(syscall(SYS_sendto, -1, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0), EBADF);
+}
+
 static void call_sendto_address(void)
 {
 	struct sockaddr_un to = {.sun_family = AF_UNIX};
@@ -415,6 +422,15 @@ static const struct {
     {SECCOMP_CONTROL, call_tgkill_kick, true, "control: tgkill kick (a stop)"},
     {SECCOMP_CONTROL, call_socket_unix, false, "control: socket"},
     {SECCOMP_CONTROL, call_send, false, "control: send"},
+    {SECCOMP_CONTROL, call_send_nowait, true, "control: a log line to a socket"},
+    {SECCOMP_MAIN, call_send_nowait, true, "main: a log line to a socket"},
+    {SECCOMP_MAIN, call_send, false, "main: a send that may wait"},
+    {SECCOMP_VCPU, call_send_nowait, true, "vcpu: console output to a socket"},
+    {SECCOMP_VCPU, call_send, false, "vcpu: a send that may wait"},
+    {SECCOMP_EVLOOP, call_send_nowait, true, "evloop: a log line to a socket"},
+    {SECCOMP_EVLOOP, call_send, false, "evloop: a send that may wait"},
+    {SECCOMP_RUN, call_send_nowait, true, "run: a log line to a socket"},
+    {SECCOMP_API, call_send_nowait, true, "api: a log line to a socket"},
     {SECCOMP_CONTROL, call_kvm_run, false, "control: KVM_RUN"},
     {SECCOMP_CONTROL, call_openat, false, "control: openat"},
     {SECCOMP_CONTROL, call_execve, false, "control: execve"},

@@ -67,6 +67,17 @@ struct virtio_after {
 	bool reset;	/* the guest broke the protocol: needs_reset */
 };
 
+/* Whether a device that has taken k chains from queue q in this call has
+ * spent its VIRTIO_BUDGET: if so, q is marked to be notified again and the
+ * device stops taking. */
+static inline bool virtio_budget_spent(struct virtio_after *a, unsigned q, unsigned k)
+{
+	if (k < VIRTIO_BUDGET)
+		return false;
+	a->again |= 1u << q;
+	return true;
+}
+
 /* needs_reset, if owed, then used for each queue marked, in order; then
  * again for each queue marked (none after a reset). */
 static inline void virtio_after_run(const struct virtio_after *a)

@@ -213,10 +213,8 @@ static void process_frames(struct balloon *b, struct virtio_after *a, unsigned q
 	int n;
 
 	for (unsigned k = 0;; k++) {
-		if (k == VIRTIO_BUDGET) {
-			a->again |= 1u << q;
+		if (virtio_budget_spent(a, q, k))
 			return;
-		}
 		if ((n = next_chain(b, &b->vq[q], &c)) == 0)
 			return;
 		if (n < 0) {
@@ -267,10 +265,8 @@ static void process_reports(struct balloon *b, struct virtio_after *a)
 	int n;
 
 	for (unsigned k = 0;; k++) {
-		if (k == VIRTIO_BUDGET) {
-			a->again |= 1u << b->q_reports;
+		if (virtio_budget_spent(a, b->q_reports, k))
 			return;
-		}
 		if ((n = next_chain(b, vq, &c)) == 0)
 			return;
 		if (n < 0) {

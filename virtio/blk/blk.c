@@ -366,10 +366,8 @@ static void process(struct blk *b, struct virtio_after *a)
 		run(b, a, s);
 	}
 	for (unsigned n = 0;; n++) {
-		if (n == VIRTIO_BUDGET) {
-			a->again |= 1u;
+		if (virtio_budget_spent(a, 0, n))
 			return;
-		}
 		if (!b->free && b->fresh == BLK_QUEUE_MAX) {
 			b->starved = true; /* a completion resumes us */
 			return;

@@ -333,10 +333,8 @@ static void process(struct vmem *m, struct virtio_after *a)
 		struct vq_chain c = {.seg = m->segs, .cap = ARRAY_SIZE(m->segs)};
 		int n;
 
-		if (k == VIRTIO_BUDGET) {
-			a->again |= 1u;
+		if (virtio_budget_spent(a, 0, k))
 			return;
-		}
 		n = vq_pop(m->vq, &c);
 
 		if (n < 0) {

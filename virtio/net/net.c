@@ -921,10 +921,8 @@ static void tx_pump(struct net *n, struct virtio_after *a)
 		tx_submit(n, a, s);
 	}
 	for (unsigned k = 0;; k++) {
-		if (k == VIRTIO_BUDGET) {
-			a->again |= 1u << TXQ;
+		if (virtio_budget_spent(a, TXQ, k))
 			return;
-		}
 		if (!n->tx_free) {
 			n->tx_starved = true;
 			return;

@@ -130,10 +130,8 @@ static void process_tx(struct vsock_dev *d, struct virtio_after *a)
 
 	vq_disable_notify(d->txq);
 	for (unsigned n = 0;; n++) {
-		if (n == VIRTIO_BUDGET) {
-			a->again |= 1u << VSOCK_TXQ;
+		if (virtio_budget_spent(a, VSOCK_TXQ, n))
 			return;
-		}
 		r = vq_pop(d->txq, &c);
 		if (r < 0) {
 			protocol_error(d, a, "TX queue", r);

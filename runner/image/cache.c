@@ -459,6 +459,15 @@ static int open_dir(int dirfd, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
+/* A random word for a name of one's own (getrandom, or the clock where
+ * it fails). */
+static uint32_t random_word(void)
+{
+	uint32_t w;
+
+	return getrandom(&w, sizeof(w), 0) == sizeof(w) ? w : (uint32_t)now_ns();
+}
+
 /* Into the pin directory pfd, under name: a file of its own holding text,
  * or a hard link to the file at link (text NULL), renamed over what is
  * there (the same file, or the image an earlier one under the key was
@@ -466,14 +475,11 @@ static int open_dir(int dirfd, const char *name)
 static int put(int pfd, const char *name, const char *text, const char *link)
 {
 	char tmp[NAME_MAX + 1];
-	uint32_t rnd = 0;
 	int fd, r = 0;
 
 	/* Its own: pinners of one snapshot's path may run at once, in pid
 	 * namespaces of their own. */
-	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
-		rnd = (uint32_t)now_ns();
-	snprintf(tmp, sizeof(tmp), ".new-%ld-%08x", (long)getpid(), rnd);
+	snprintf(tmp, sizeof(tmp), ".new-%ld-%08x", (long)getpid(), random_word());
 	if (link) {
 		if (linkat(AT_FDCWD, link, pfd, tmp, 0) < 0)
 			return -errno;
@@ -506,7 +512,6 @@ int image_pin(const char *images, const char *snapshot, const char *const image[
 	int ifd = -1, dfd = -1, pfd = -1, rfd = -1, glock = -1, r;
 	const char *what = PINS;
 	struct timespec now;
-	uint32_t rnd = 0;
 
 	*lock = -1;
 	if ((r = absolute(snapshot, abs, err, errlen)) < 0)
@@ -514,11 +519,9 @@ int image_pin(const char *images, const char *snapshot, const char *const image[
 	image_hash_text(abs, strlen(abs), name); /* the pin's directory */
 	snprintf(line, sizeof(line), "%s\n", abs);
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
-		rnd = (uint32_t)now.tv_nsec;
 	snprintf(run, sizeof(run), "%020llu-%08x",
 		 (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec,
-		 rnd);
+		 random_word());
 	if ((ifd = open(images, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		r = -errno;
 	else if ((r = dfd = open_dir(ifd, PINS)) >= 0 &&

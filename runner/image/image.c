@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -23,8 +24,9 @@
 #define TAR_BLOCK      512
 #define BLOCK	       4096ULL
 /* Changes the key of every image when what an image is built from, or
- * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128). */
-#define KEY_DOMAIN "flint-image 2 sha256"
+ * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128; 3: with
+ * the extended attributes, which mke2fs -d copies). */
+#define KEY_DOMAIN "flint-image 3 sha256"
 /* The fingerprint's, so that no fingerprint is ever a content key. */
 #define FINGERPRINT_DOMAIN "flint-image-index 1 sha256"
 /* image_fingerprint's settled: how much older than the walk every time
@@ -334,10 +336,100 @@ static int put_link(struct walk *w, int parent, const char *name)
 	return 0;
 }
 
+/* The extended attributes mke2fs -d would copy into the image (it reads
+ * them as these calls do, by path, without following a symlink), into
+ * *names (malloc'd, each NUL-terminated, *len bytes in all). */
+static int list_xattrs(const char *p, char **names, ssize_t *len)
+{
+	*len = 0;
+	for (int tries = 0; tries < 8; tries++) {
+		ssize_t n = llistxattr(p, NULL, 0);
+
+		if (n < 0)
+			return errno == ENOTSUP ? 0 : -errno; /* a file system without them */
+		if (!(*names = malloc((size_t)n + 1)))
+			return -ENOMEM;
+		if ((*len = llistxattr(p, *names, (size_t)n)) >= 0) {
+			(*names)[*len] = '\0';
+			return 0;
+		}
+		free(*names);
+		*names = NULL;
+		if (errno != ERANGE) /* ERANGE: one was added meanwhile */
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
+/* Hash one attribute's name and value. */
+static int put_xattr(struct walk *w, const char *p, const char *name)
+{
+	char small[256], *v = small;
+	ssize_t n = lgetxattr(p, name, small, sizeof(small));
+	int r = 0;
+
+	if (n < 0 && errno == ERANGE && (n = lgetxattr(p, name, NULL, 0)) >= 0) {
+		if (!(v = malloc((size_t)n + 1)))
+			return -ENOMEM;
+		n = lgetxattr(p, name, v, (size_t)n + 1);
+	}
+	if (n < 0) {
+		/* grew again, or gone: changed while it was read */
+		r = errno == ERANGE || errno == ENODATA ? -EAGAIN : -errno;
+	} else {
+		put_bytes(w->hash, name, strlen(name));
+		put_bytes(w->hash, v, (size_t)n);
+	}
+	if (v != small)
+		free(v);
+	return r;
+}
+
+/* The entry's extended attributes, sorted by name: their count, then
+ * each name and value. */
+static int put_xattrs(struct walk *w)
+{
+	char p[PATH_MAX], *names = NULL, **v = NULL;
+	ssize_t len = 0;
+	size_t count = 0;
+	int r;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s%s", w->top, w->path[0] ? "/" : "", w->path) >=
+	    sizeof(p))
+		return err_set(w->err, w->errlen, -ENAMETOOLONG, "%s/%s: path too long", w->top,
+			       w->path);
+	if ((r = list_xattrs(p, &names, &len)) < 0)
+		goto out;
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(names + i) + 1)
+		count++;
+	if (count && !(v = calloc(count, sizeof(*v)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	count = 0;
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(names + i) + 1)
+		v[count++] = names + i;
+	if (count > 1)
+		qsort(v, count, sizeof(*v), cmp_names);
+	put_u64(w->hash, count);
+	for (size_t i = 0; r == 0 && i < count; i++)
+		r = put_xattr(w, p, v[i]);
+out:
+	free(v);
+	free(names);
+	if (r == -EAGAIN)
+		return err_set(w->err, w->errlen, r, "%s changed while it was read", p);
+	if (r < 0)
+		return err_set(w->err, w->errlen, r, "%s: cannot read its extended attributes: %s",
+			       p, strerror(-r));
+	return 0;
+}
+
 static int hash_entry(struct walk *w, int parent, const char *name, const struct stat *st)
 {
 	struct sha256_ctx *h = w->hash;
 	bool reg = S_ISREG(st->st_mode);
+	int r;
 
 	put_bytes(h, w->path, strlen(w->path));
 	put_u64(h, st->st_mode);
@@ -346,11 +438,13 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 	/* A directory's size is the file system's business, not the content. */
 	put_u64(h, reg ? (uint64_t)st->st_size : 0);
 	put_u64(h, S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? st->st_rdev : 0);
+	if ((r = put_xattrs(w)) < 0)
+		return r;
 	if (S_ISLNK(st->st_mode))
 		return put_link(w, parent, name);
 	if (!reg)
 		return 0;
-	int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
+	int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	uint64_t total = 0;
 
 	if (fd < 0)

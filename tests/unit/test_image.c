@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -146,6 +147,21 @@ Test(image, detect_refuses_a_fifo_without_waiting, .timeout = 10)
 	detect_fails(at("fifo"), "neither a directory, a file nor a block device");
 }
 
+/* Set an extended attribute on p: user.flint, or where the file system
+ * takes no user attributes (tmpfs before Linux 6.6) and we are root,
+ * trusted.flint; its name into name. */
+static void set_xattr(const char *p, const char *value, char name[32])
+{
+	strcpy(name, "user.flint");
+	if (setxattr(p, name, value, strlen(value), 0) == 0)
+		return;
+	int e = errno;
+	strcpy(name, "trusted.flint");
+	cr_assert_eq(setxattr(p, name, value, strlen(value), 0), 0,
+		     "%s: neither user.flint (%s) nor trusted.flint (%s) can be set", p,
+		     strerror(e), strerror(errno));
+}
+
 /* ---- the key ------------------------------------------------------------- */
 
 static void key_of(const char *p, enum image_kind k, char key[IMAGE_KEY_LEN])
@@ -240,6 +256,37 @@ Test(image, key_changes_with_content)
 	}
 }
 
+/* mke2fs -d copies extended attributes into the image (a file's
+ * capabilities, an SELinux label): a tree that differs in one alone is
+ * another image. */
+Test(image, key_changes_with_an_extended_attribute)
+{
+	char base[IMAGE_KEY_LEN], k1[IMAGE_KEY_LEN], k2[IMAGE_KEY_LEN], k3[IMAGE_KEY_LEN],
+	    twin[IMAGE_KEY_LEN], name[32];
+
+	make_tree(at("x"), 0);
+	key_of(at("x"), IMAGE_DIR, base);
+	set_xattr(at("x/a"), "1", name);
+	key_of(at("x"), IMAGE_DIR, k1);
+	cr_assert_str_neq(k1, base, "an attribute set kept the key");
+	set_xattr(at("x/a"), "2", name);
+	key_of(at("x"), IMAGE_DIR, k2);
+	cr_assert_str_neq(k2, k1, "an attribute's value changed kept the key");
+	set_xattr(at("x/sub"), "2", name);
+	key_of(at("x"), IMAGE_DIR, k3);
+	cr_assert_str_neq(k3, k2, "an attribute on a directory kept the key");
+	/* The same attributes on a tree of the same content: the same key. */
+	make_tree(at("y"), 1);
+	set_xattr(at("y/a"), "2", name);
+	set_xattr(at("y/sub"), "2", name);
+	key_of(at("y"), IMAGE_DIR, twin);
+	cr_assert_str_eq(twin, k3);
+	cr_assert_eq(removexattr(at("y/a"), name), 0);
+	cr_assert_eq(removexattr(at("y/sub"), name), 0);
+	key_of(at("y"), IMAGE_DIR, twin);
+	cr_assert_str_eq(twin, base, "the attributes removed: the first key again");
+}
+
 Test(image, key_of_a_file_is_its_bytes)
 {
 	char k1[IMAGE_KEY_LEN], k2[IMAGE_KEY_LEN], k3[IMAGE_KEY_LEN];
@@ -257,9 +304,10 @@ Test(image, key_of_a_file_is_its_bytes)
  * and its NUL, "file" or "dir" and its NUL, then a file's bytes, or, for
  * each entry of the walk in sorted order, its relative path (length first),
  * mode, owner, group, size (a regular file's), device number (a device's),
- * each a little-endian u64, then a symlink's target (length first) or a
- * file's bytes. */
-#define KEY_DOMAIN "flint-image 2 sha256"
+ * the count of its extended attributes, each a little-endian u64, each
+ * attribute's name and value (length first) in the order of their names,
+ * then a symlink's target (length first) or a file's bytes. */
+#define KEY_DOMAIN "flint-image 3 sha256"
 
 static void w_u64(FILE *f, uint64_t v)
 {
@@ -271,6 +319,34 @@ static void w_bytes(FILE *f, const void *p, size_t n)
 {
 	w_u64(f, n);
 	fwrite(p, 1, n, f);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* p's extended attributes: those the file system has of its own (an
+ * SELinux label) too. */
+static void w_xattrs(FILE *f, const char *p)
+{
+	char names[4096], *v[64], value[4096];
+	ssize_t len = llistxattr(p, names, sizeof(names));
+	size_t n = 0;
+
+	if (len < 0 && errno == ENOTSUP)
+		len = 0;
+	cr_assert_geq(len, 0, "%s: %s", p, strerror(errno));
+	for (ssize_t i = 0; i < len && n < 64; i += (ssize_t)strlen(names + i) + 1)
+		v[n++] = names + i;
+	qsort(v, n, sizeof(*v), cmp_str);
+	w_u64(f, n);
+	for (size_t i = 0; i < n; i++) {
+		ssize_t vl = lgetxattr(p, v[i], value, sizeof(value));
+		cr_assert_geq(vl, 0, "%s: %s: %s", p, v[i], strerror(errno));
+		w_bytes(f, v[i], strlen(v[i]));
+		w_bytes(f, value, (size_t)vl);
+	}
 }
 
 /* An entry's fields, rel its path below the top and p its path here. */
@@ -285,6 +361,7 @@ static void w_entry(FILE *f, const char *rel, const char *p)
 	w_u64(f, st.st_gid);
 	w_u64(f, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
 	w_u64(f, 0); /* no devices in these trees */
+	w_xattrs(f, p);
 }
 
 static void sha256sum(const char *p, char out[IMAGE_KEY_LEN])
@@ -326,6 +403,8 @@ Test(image, key_of_a_directory_is_sha256)
 		 "ln -s b/f a; chmod 751 b",
 		 top);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	char name[32];
+	set_xattr(at("d/b/f"), "a value", name);
 	key_of(at("d"), IMAGE_DIR, key);
 	cr_assert_not_null(f = fopen(at("stream"), "w"));
 	fwrite(KEY_DOMAIN "\0dir", 1, sizeof(KEY_DOMAIN "\0dir"), f);

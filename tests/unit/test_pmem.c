@@ -40,8 +40,8 @@ static struct evloop *loop;
 static struct pmem *d;
 static int fd = -1, qfd = -1; /* the kind's file, the queue's memfd */
 static char path[64];
-static unsigned used_calls, resets;
-static uint16_t want_used;
+static unsigned used_calls, resets, again_calls;
+static uint16_t want_used, qsize;
 
 static void *at(uint64_t gpa, uint64_t len)
 {
@@ -68,7 +68,15 @@ static void host_needs_reset(void *t)
 	resets++;
 }
 
-static const struct virtio_host host = {.used = host_used, .needs_reset = host_needs_reset};
+static void host_again(void *t, unsigned qi)
+{
+	(void)t;
+	cr_assert_eq(qi, 0);
+	again_calls++;
+}
+
+static const struct virtio_host host = {
+    .used = host_used, .needs_reset = host_needs_reset, .again = host_again};
 
 static void setup(void)
 {
@@ -79,8 +87,9 @@ static void setup(void)
 	cr_assert_eq(ftruncate(fd, 3 << 20), 0);
 	cr_assert_geq(qfd = memfd_create("pmem-test", MFD_CLOEXEC), 0);
 	cr_assert_eq(ftruncate(qfd, 3 << 20), 0);
-	used_calls = resets = 0;
+	used_calls = resets = again_calls = 0;
 	want_used = UINT16_MAX;
+	qsize = QSIZE;
 }
 
 static void teardown(void)
@@ -102,9 +111,9 @@ TestSuite(pmem, .init = setup, .fini = teardown, .timeout = 10);
 static void activate_fresh(void)
 {
 	vq_reset(&q);
-	fake_ring_reset(&ring, g, QSIZE);
+	fake_ring_reset(&ring, g, qsize);
 	memset(at(DESC, 0x3000), 0, 0x3000);
-	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
+	cr_assert_eq(vq_activate(&q, g, qsize, DESC, AVAIL, USED, false), 0);
 	cr_assert_eq(pmem_ops.activate(d, 0, &q, &host), 0);
 }
 
@@ -288,6 +297,30 @@ Test(pmem, chains_that_are_no_request_come_back_empty)
 	cr_assert_eq(resp(5), 0xeeeeeeee, "an unknown request is not answered");
 	cr_assert_eq(stats().errors, 5);
 	cr_assert_eq(stats().requests, 1);
+	cr_assert_eq(resets, 0);
+}
+
+/* Chains that are no request are given back at once: a notification
+ * takes at most VIRTIO_BUDGET of them, a full queue of the largest size,
+ * and asks to be notified again rather than look for more (a driver adding
+ * chains as fast as they are given back would hold the loop thread); that
+ * notification takes what came since. */
+Test(pmem, a_notification_takes_at_most_the_budget)
+{
+	struct sg only_w = {req_at(0) + 8, 4, true};
+
+	qsize = PMEM_QUEUE_MAX;
+	open_on(qfd, NULL);
+	for (unsigned i = 0; i < PMEM_QUEUE_MAX; i++)
+		fake_offer(&ring, &only_w, 1);
+	kick();
+	cr_assert_eq(stats().errors, VIRTIO_BUDGET);
+	cr_assert_eq(again_calls, 1);
+	fake_offer(&ring, &only_w, 1);
+	kick();
+	cr_assert_eq(stats().errors, VIRTIO_BUDGET + 1);
+	cr_assert_eq(again_calls, 1);
+	cr_assert_eq(used_idx(), VIRTIO_BUDGET + 1);
 	cr_assert_eq(resets, 0);
 }
 

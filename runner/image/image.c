@@ -27,7 +27,9 @@
  * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128; 3: with
  * the extended attributes, which mke2fs -d copies). */
 #define KEY_DOMAIN "flint-image 3 sha256"
-/* The fingerprint's, so that no fingerprint is ever a content key. */
+/* The fingerprint's, so that no fingerprint is ever a content key. The
+ * key's domain is hashed after it: an index entry names a key computed
+ * as today's keys are, or none (a new KEY_DOMAIN forgets the index). */
 #define FINGERPRINT_DOMAIN "flint-image-index 1 sha256"
 /* image_fingerprint's settled: how much older than the walk every time
  * must be (image.h). */
@@ -336,17 +338,21 @@ static int put_link(struct walk *w, int parent, const char *name)
 	return 0;
 }
 
-/* The extended attributes mke2fs -d would copy into the image (it reads
- * them as these calls do, by path, without following a symlink), into
- * *names (malloc'd, each NUL-terminated, *len bytes in all). */
+/* The extended attributes mke2fs -d would copy into the image (those
+ * llistxattr shows, a symlink's own), into *names (malloc'd, each
+ * NUL-terminated, *len bytes in all; NULL and 0 for none). By path, the
+ * image's and the entry's, where the rest of the walk goes by the parent's
+ * fd: no system call reads a symlink's attributes by fd (a directory
+ * swapped for a symlink meanwhile is seen by the index's check of the
+ * times, build.c's index_unchanged). */
 static int list_xattrs(const char *p, char **names, ssize_t *len)
 {
 	*len = 0;
 	for (int tries = 0; tries < 8; tries++) {
 		ssize_t n = llistxattr(p, NULL, 0);
 
-		if (n < 0)
-			return errno == ENOTSUP ? 0 : -errno; /* a file system without them */
+		if (n <= 0) /* none, or a file system without them */
+			return n == 0 || errno == ENOTSUP ? 0 : -errno;
 		if (!(*names = malloc((size_t)n + 1)))
 			return -ENOMEM;
 		if ((*len = llistxattr(p, *names, (size_t)n)) >= 0) {
@@ -601,6 +607,7 @@ int image_fingerprint(const char *path, enum image_kind kind, char fp[IMAGE_KEY_
 		return err_set(err, errlen, -errno, "%s: %s", path, strerror(errno));
 	sha256_init(w.hash);
 	sha256_update(w.hash, sizeof(FINGERPRINT_DOMAIN), (const uint8_t *)FINGERPRINT_DOMAIN);
+	sha256_update(w.hash, sizeof(KEY_DOMAIN), (const uint8_t *)KEY_DOMAIN);
 	put_bytes(w.hash, real, strlen(real));
 	if (kind == IMAGE_DIR) {
 		sha256_update(w.hash, 4, (const uint8_t *)"dir");

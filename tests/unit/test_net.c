@@ -591,7 +591,10 @@ Test(net_dev, tx_malformed_chains_are_dropped_and_counted)
  * the device: a notification takes at most VIRTIO_BUDGET of them, a full
  * queue of the largest size, and asks to be notified again rather than
  * look for more (a driver adding frames as fast as they are used would
- * hold the loop thread); that notification takes what came since. */
+ * hold the loop thread); that notification takes what came since. The
+ * largest queue holds VIRTIO_BUDGET chains, so the budget runs out as the
+ * queue empties: the device asks again without looking, as it does with
+ * chains waiting. */
 Test(net_dev, tx_notification_takes_at_most_the_budget)
 {
 	struct sg short_hdr = {BUF, 11, false};

@@ -304,7 +304,9 @@ Test(pmem, chains_that_are_no_request_come_back_empty)
  * takes at most VIRTIO_BUDGET of them, a full queue of the largest size,
  * and asks to be notified again rather than look for more (a driver adding
  * chains as fast as they are given back would hold the loop thread); that
- * notification takes what came since. */
+ * notification takes what came since. The largest queue holds
+ * VIRTIO_BUDGET chains, so the budget runs out as the queue empties: the
+ * device asks again without looking, as it does with chains waiting. */
 Test(pmem, a_notification_takes_at_most_the_budget)
 {
 	struct sg only_w = {req_at(0) + 8, 4, true};

@@ -55,6 +55,18 @@ EOB
 	expect_code 204 "PUT /snapshot/create"
 }
 
+# ticking_snapshot NAME: a guest (the initrd's shell) printing "tick N"
+# every 0.1 s, snapshotted (pause_and_snapshot NAME) once it has printed
+# tick 5, then killed; $last: the last tick it printed.
+ticking_snapshot() {
+	start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio \
+		-- sh -c 'i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done'
+	wait_for '^tick 5$' 90 || { kill_bg; fail "the guest did not tick"; }
+	pause_and_snapshot "$1"
+	kill_bg
+	last=$(whole_lines "$OUT" | grep '^tick [0-9]*$' | tail -n 1 | cut -d' ' -f2)
+}
+
 # expect_code CODE WHAT: the last answer's HTTP status.
 expect_code() {
 	[ "$code" = "$1" ] || fail "$2: expected HTTP $1, got $code: $(cat "$T/resp" 2>/dev/null)"

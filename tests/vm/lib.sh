@@ -22,6 +22,19 @@ wait_gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
+# start_uffd MEMFILE: flint-uffd serving MEMFILE on $T/handler.sock, in the
+# background ($upid), its output in $T/uffd.out and .err; waits until it
+# listens.
+start_uffd() {
+	[ -x "$TOOLS/flint-uffd" ] || fail "no $TOOLS/flint-uffd (make test-tools)"
+	rm -f "$T/handler.sock"
+	"$TOOLS/flint-uffd" "$T/handler.sock" "$1" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
+	upid=$!
+	i=0
+	while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
+}
+
 # whole_lines FILE: FILE's lines, carriage returns removed, without a last
 # line the guest had not finished. A pause or a snapshot can fall inside a
 # line of the console: a restored guest prints the rest of it.

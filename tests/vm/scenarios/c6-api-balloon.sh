@@ -166,12 +166,7 @@ rm -f "$API_SOCK"
 # Firecracker's protocol): the pages the guest gives are removed from
 # under the handler, which serves zeros there when the guest takes them
 # back.
-[ -x "$TOOLS/flint-uffd" ] || fail "no $TOOLS/flint-uffd (make test-tools)"
-"$TOOLS/flint-uffd" "$T/handler.sock" "$T/b.mem" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
-upid=$!
-i=0
-while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
+start_uffd "$T/b.mem"
 start_api --restore "$T/b.state" --uffd-sock "$T/handler.sock"
 body more <<EOB
 {"amount_mib": 160}

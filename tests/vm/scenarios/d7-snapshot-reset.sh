@@ -151,12 +151,7 @@ grep -i 'seccomp\|bad system call' "$T/main.err" && fail "a seccomp report in fl
 
 # 7. The Uffd backend: refused, the VM serves on as it was.
 if [ -x "$TOOLS/flint-uffd" ]; then
-	rm -f "$T/handler.sock"
-	"$TOOLS/flint-uffd" "$T/handler.sock" "$T/s.mem" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
-	upid=$!
-	i=0
-	while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	[ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
+	start_uffd "$T/s.mem"
 	vm uffd --restore "$T/s.state" --uffd-sock "$T/handler.sock"
 	run --attach "$sock" -- sh -c 'echo u >/tmp/u'
 	expect_status 0 "an attach to the Uffd-backed VM"

@@ -200,12 +200,7 @@ restored "Full and Diff" "$sum_f $sum_g" 90
 kill_bg
 rm -f "$API_SOCK"
 
-[ -x "$TOOLS/flint-uffd" ] || fail "no $TOOLS/flint-uffd (make test-tools)"
-"$TOOLS/flint-uffd" "$T/handler.sock" "$T/full.mem" >"$T/uffd.out" 2>"$T/uffd.err" 7>&- &
-upid=$!
-i=0
-while [ ! -S "$T/handler.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -S "$T/handler.sock" ] || fail "flint-uffd did not listen: $(cat "$T/uffd.err")"
+start_uffd "$T/full.mem"
 start_api
 body load <<EOB
 {"snapshot_path": "$T/full.state", "resume_vm": true,

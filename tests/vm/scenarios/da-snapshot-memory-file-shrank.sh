@@ -10,12 +10,7 @@
 . "$(dirname "$0")/../lib-api.sh"
 need_api
 
-start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio \
-	-- sh -c 'i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done'
-wait_for '^tick 5$' 90 || { kill_bg; fail "the guest did not tick"; }
-pause_and_snapshot s
-kill_bg
-last=$(whole_lines "$OUT" | grep '^tick [0-9]*$' | tail -n 1 | cut -d' ' -f2)
+ticking_snapshot s
 
 start_bg --restore "$T/s.state" --mem-file "$T/s.mem"
 wait_for "^tick $((last + 5))\$" 90 || { kill_bg; fail "the restored guest did not tick on from $last"; }

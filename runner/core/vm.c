@@ -34,6 +34,7 @@
 #include "legacy/console.h"
 #include "legacy/legacy.h"
 #include "legacy/serial.h"
+#include "snapshot/uffd.h"
 #include "x86/cpuid.h"
 #include "x86/layout.h"
 #include "x86/loader.h"
@@ -1252,13 +1253,45 @@ static bool check_mapped_files(struct vm *vm)
 	       control_request_stop(&vm->ctl, STOP_ERROR, 0, "%s", err);
 }
 
+/* The Uffd backend, as the main loop watches it: the handler's
+ * connection for its hang-up; then the userfaultfd, whose events only the
+ * handler read. */
+enum uffd_watch { UFFD_NONE, UFFD_HANDLER, UFFD_ORPHAN };
+
+static enum uffd_watch uffd_watch(struct vm *vm, enum uffd_watch w, short revents)
+{
+	char why[128];
+	int r;
+
+	if (w == UFFD_HANDLER) {
+		if (!(revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return w;
+		pr_warn("the Uffd handler closed its connection: the VM stops if it needs guest "
+			"memory the handler has not served");
+		return UFFD_ORPHAN;
+	}
+	/* A range removed (a balloon's inflation, an unplug) needs no answer:
+	 * its remover goes on once the event is read. A page fault has none:
+	 * closing the userfaultfd would give the guest zeros for its data. */
+	if ((r = uffd_orphan_event(vm->uffd, vm->mem, why, sizeof(why))) < 0) {
+		pr_err("reading the userfaultfd: %s", strerror(-r));
+		return UFFD_NONE;
+	}
+	if (r > 0)
+		control_request_stop(&vm->ctl, STOP_ERROR, 0,
+				     "the guest needs memory the Uffd handler has not served (%s), "
+				     "and the handler has hung up: nothing can bring it",
+				     why);
+	return w;
+}
+
 void vm_run(struct vm *vm, struct vm_exit *how)
 {
 	sigset_t sigs;
 	uint8_t in[64];
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = vm->opts.console_in;
-	bool uffd_watch = vm->uffd_conn >= 0; /* until the handler hangs up */
+	enum uffd_watch uffd = vm->uffd_conn >= 0 ? UFFD_HANDLER : UFFD_NONE;
 	uint64_t next_check = 0;
 	bool told_lost = false;
 	char lost[256];
@@ -1311,7 +1344,10 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
 		     .events = POLLIN},
-		    {.fd = uffd_watch ? vm->uffd_conn : -1, .events = POLLRDHUP},
+		    {.fd = uffd == UFFD_HANDLER	 ? vm->uffd_conn
+			   : uffd == UFFD_ORPHAN ? vm->uffd
+						 : -1,
+		     .events = uffd == UFFD_HANDLER ? POLLRDHUP : POLLIN},
 		    /* Console output its reader has not taken yet goes out
 		     * as soon as it can (a vCPU never waits for it). */
 		    {.fd = console_waiting_fd(vm->con), .events = POLLOUT},
@@ -1338,15 +1374,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (p[3].revents & POLLIN)
 			metrics_on_timer(vm->opts.metrics);
-		if (p[4].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-			/* Nothing can end the waits that follow (closing the
-			 * userfaultfd would make the guest's missing pages
-			 * zeros): the user learns why the VM hangs, if it does. */
-			uffd_watch = false;
-			pr_warn("the Uffd handler closed its connection: guest memory it has not "
-				"served yet, a balloon inflation and a hot-plug unplug now wait "
-				"forever");
-		}
+		if (p[4].revents)
+			uffd = uffd_watch(vm, uffd, p[4].revents);
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 		if (now_ns() >= next_check) {
@@ -1490,11 +1519,15 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(vm->mmio);
 	bus_destroy(vm->pio);
 	gmem_destroy(vm->mem);
+	/* Before the VM's fd: KVM's end waits for its async page faults, and
+	 * one on a page a dead handler never served waits until the
+	 * userfaultfd goes (a live handler holds it: then this changes
+	 * nothing). Guest memory is gone already, so nobody sees that page. */
+	close_fd(&vm->uffd);
 	close_fd(&vm->serial_irqfd);
 	close_fd(&vm->i8042_irqfd);
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->sys_fd);
-	close_fd(&vm->uffd);
 	close_fd(&vm->uffd_conn); /* after guest memory, as uffd.h asks */
 	free(vm->cpuid0);
 	free(vm->hot_plugged);

@@ -203,6 +203,14 @@ static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *er
 			       "memory file %s: it is the file this VM's memory is mapped from",
 			       a->mem_file_path);
 	}
+	/* A Full snapshot reads every page: one the handler has not brought
+	 * would hold this thread for ever. */
+	if (!diff && vm->uffd_conn >= 0 && uffd_handler_gone(vm->uffd_conn)) {
+		close(fd);
+		return err_set(err, errlen, -EPIPE,
+			       "the Uffd handler has hung up: guest memory it has not served "
+			       "cannot be read for a Full snapshot");
+	}
 	why[0] = '\0';
 	if (vm->c.machine.track_dirty_pages && (r = merge_dirty_log(vm, why, sizeof(why))) < 0)
 		goto out;

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -471,6 +473,51 @@ err_close:
 	/* Closing the userfaultfd unregisters its ranges. */
 	uffd_backend_close(b);
 	return e;
+}
+
+bool uffd_handler_gone(int conn)
+{
+	struct pollfd p = {.fd = conn, .events = POLLRDHUP};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* The guest-physical address of host address a in g, or UINT64_MAX. */
+static uint64_t gpa_of(const struct gmem *g, uint64_t a)
+{
+	for (size_t i = 0; i <= gmem_nregions(g); i++) {
+		const struct gmem_region *r =
+		    i < gmem_nregions(g) ? gmem_region(g, i) : gmem_hotplug_region(g);
+		uint64_t base = r ? (uint64_t)(uintptr_t)r->host : 0;
+
+		if (r && a >= base && a - base < r->size)
+			return r->gpa + (a - base);
+	}
+	return UINT64_MAX;
+}
+
+int uffd_orphan_event(int uffd, const struct gmem *g, char *why, size_t len)
+{
+	struct uffd_msg m;
+	ssize_t n = read(uffd, &m, sizeof(m));
+
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n != sizeof(m))
+		return -EIO;
+	if (m.event == UFFD_EVENT_REMOVE)
+		return 0;
+	if (m.event != UFFD_EVENT_PAGEFAULT) {
+		snprintf(why, len, "userfaultfd event %u", m.event);
+		return 1;
+	}
+	uint64_t gpa = gpa_of(g, m.arg.pagefault.address);
+	if (gpa == UINT64_MAX)
+		snprintf(why, len, "host address 0x%llx, outside guest memory",
+			 (unsigned long long)m.arg.pagefault.address);
+	else
+		snprintf(why, len, "guest-physical address 0x%llx", (unsigned long long)gpa);
+	return 1;
 }
 
 void uffd_backend_close(struct uffd_backend *b)

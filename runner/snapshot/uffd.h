@@ -31,6 +31,7 @@
 #ifndef FLINT_UFFD_H
 #define FLINT_UFFD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -133,6 +134,19 @@ struct uffd_backend {
  * handler has the fd: a touch waits until it serves the page. */
 int uffd_backend_open(struct gmem *g, const struct gmem_layout *l, const char *sock_path,
 		      struct uffd_backend *b, char *err, size_t errlen) WARN_UNUSED;
+/* Whether the handler has hung up the connection conn (a poll that does
+ * not wait). */
+bool uffd_handler_gone(int conn);
+
+/* Once the handler has hung up, nobody else reads uffd: read its next
+ * event here (uffd non-blocking). 1 when it is a page fault, on g's guest
+ * memory, that nothing can answer now: the thread that touched the page
+ * (a vCPU, a device) waits for ever; why (len bytes) names the page's
+ * guest-physical address. 0 for no event, or one that needs no answer (a
+ * range removed, UFFD_EVENT_REMOVE: its remover goes on once it is read).
+ * -errno when uffd cannot be read. */
+int uffd_orphan_event(int uffd, const struct gmem *g, char *why, size_t len) WARN_UNUSED;
+
 /* Close both fds (NULL or closed ok): after gmem_destroy, or at least
  * once guest memory is no longer touched (the handler may go as soon as
  * the connection closes). */

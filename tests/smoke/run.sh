@@ -172,7 +172,7 @@ if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	exit
 fi
 
-for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE HANG COUNT FLOOD; do
+for v in EXIT_STATUS RESET TRIPLE PANIC PANIC_LINE HANG COUNT WALK FLOOD; do
 	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none \
 		-D$v -o "$OUT/tiny-$v.elf" "$(dirname "$0")/tiny-guest.S" || exit 1
 done

@@ -11,6 +11,10 @@
  *   COUNT        print "tick N" lines for ever, N counting up (base 16), one
  *                every 16384 turns of a busy loop: output that stops when
  *                the vCPU is paused
+ *   WALK         for each byte B on the UART's input, write to the 4 KiB
+ *                page at 32 MiB + B * 4 KiB and print "walked": memory
+ *                touched when the test says (a restored guest's page that
+ *                no handler has served yet)
  *   FLOOD        print a 64-byte line for ever, each with one `rep outsb`
  *                (one exit for the whole line), as fast as flint takes them
  *   HANG (or none of these)  halt for ever */
@@ -59,6 +63,19 @@ _start:
 	movb $10, %al
 	outb %al, %dx
 	jmp 5b
+#elif defined(WALK)
+10:	mov $0x3fd, %dx
+11:	inb %dx, %al
+	test $1, %al
+	jz 11b
+	mov $0x3f8, %dx
+	inb %dx, %al
+	movzbl %al, %eax
+	shl $12, %rax
+	add $0x2000000, %rax
+	movb %al, (%rax)
+	print walked
+	jmp 10b
 #elif defined(FLOOD)
 8:	lea flood(%rip), %rsi
 	mov $64, %ecx
@@ -85,6 +102,7 @@ panic_msg:
 	.ascii "[    1.000001] CPU: 0 PID: 1 Comm: swapper/0\r\n"
 	.asciz "[    1.000002] ---[ end Kernel panic - not syncing: tiny guest test panic ]---\r\n"
 tick:	.asciz "tick "
+walked:	.asciz "walked\n"
 flood:	.ascii "flood: 64 bytes a line, one rep outsb each, as fast as it goes.\n"
 hex:	.ascii "0123456789abcdef"
 panic_line:

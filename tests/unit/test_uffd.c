@@ -9,7 +9,9 @@
  * both regions, holes as zero pages; two faults on one page (EEXIST) and a
  * range given back (UFFD_EVENT_REMOVE, then zeros) are served; a short
  * memory file and a fault outside the regions are refused; the handler
- * exits when the VMM hangs up. Tests that need a userfaultfd skip, saying
+ * exits when the VMM hangs up. Once a handler is gone, the VMM reads a
+ * fault itself and names its guest-physical address, and reads a removal
+ * so that its remover goes on. Tests that need a userfaultfd skip, saying
  * why, where the host gives none. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -845,6 +847,71 @@ static uint8_t *host_at(struct gmem *g, uint64_t gpa)
 
 	cr_assert_not_null(p);
 	return p;
+}
+
+/* What the main loop reads once the handler has hung up (uffd_orphan_event):
+ * a page fault, named by its guest-physical address, which nothing answers;
+ * a removed range, read so that its remover goes on; nothing at all. */
+static void *touch_one(void *p)
+{
+	return (void *)(uintptr_t) * (volatile uint8_t *)p;
+}
+
+static void *remove_one(void *p)
+{
+	return (void *)(intptr_t)madvise(p, PG, MADV_DONTNEED);
+}
+
+/* Wait up to 5 s for an event on fd. */
+static void event_waits(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	cr_assert_eq(poll(&p, 1, 5000), 1, "no userfaultfd event within 5 s");
+}
+
+Test(uffd, orphan_event_names_a_fault_and_lets_a_removal_go, .timeout = 30)
+{
+	const uint64_t size = MMIO_GAP_START + (4 << 20);
+	struct gmem *g;
+	pthread_t t;
+	char why[128] = "";
+	void *ret;
+	int fd;
+
+	need_uffd();
+	cr_assert_eq(gmem_create(&g, size), 0);
+	cr_assert_eq(uffd_create(&fd, err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; i < gmem_nregions(g); i++) {
+		struct uffdio_register reg = {.range = {.start = (uintptr_t)gmem_region(g, i)->host,
+							.len = gmem_region(g, i)->size},
+					      .mode = UFFDIO_REGISTER_MODE_MISSING};
+		cr_assert_eq(ioctl(fd, UFFDIO_REGISTER, &reg), 0, "%s", strerror(errno));
+	}
+	cr_assert_eq(uffd_orphan_event(fd, g, why, sizeof(why)), 0, "no event: nothing to say");
+
+	/* A fault in the second region, above the MMIO gap. */
+	uint8_t *p = host_at(g, MMIO_GAP_END + 3 * PG);
+	cr_assert_eq(pthread_create(&t, NULL, touch_one, p + 5), 0);
+	event_waits(fd);
+	cr_assert_eq(uffd_orphan_event(fd, g, why, sizeof(why)), 1);
+	char want[64];
+	snprintf(want, sizeof(want), "guest-physical address 0x%llx",
+		 (unsigned long long)(MMIO_GAP_END + 3 * PG));
+	cr_assert_str_eq(why, want);
+	/* The test answers it (the main loop stops the VM instead). */
+	struct uffdio_zeropage z = {.range = {.start = (uintptr_t)p, .len = PG}};
+	cr_assert_eq(ioctl(fd, UFFDIO_ZEROPAGE, &z), 0, "%s", strerror(errno));
+	cr_assert_eq(pthread_join(t, &ret), 0);
+
+	/* A removal waits until its event is read, then goes on. */
+	cr_assert_eq(pthread_create(&t, NULL, remove_one, p), 0);
+	event_waits(fd);
+	cr_assert_eq(uffd_orphan_event(fd, g, why, sizeof(why)), 0);
+	cr_assert_eq(pthread_join(t, &ret), 0);
+	cr_assert_eq((intptr_t)ret, 0, "madvise failed");
+	cr_assert_eq(uffd_orphan_event(fd, g, why, sizeof(why)), 0);
+	close(fd);
+	gmem_destroy(g);
 }
 
 Test(uffd, e2e_pages_and_holes_in_both_regions, .timeout = 60)

@@ -7,6 +7,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
+#include <linux/userfaultfd.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -79,8 +80,9 @@
  * condition variables), then teardown and exit. */
 static const struct seccomp_rule main_rules[] = {
 	COMMON_RULES,
-	ALLOW(poll),		/* the mailbox's eventfd, signalfd, stdin, console output */
-	ALLOW(read),		/* the same three */
+	ALLOW(poll),		/* the mailbox's eventfd, signalfd, stdin, console output, */
+	ALLOW(read),		/* and a dead Uffd handler's userfaultfd (vm.c), */
+	IOCTL(UFFDIO_WAKE),	/* whose waiting faults it wakes to fault anew */
 	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
 	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
 	IOCTL(KVM_GET_CLOCK),	/* a pause keeps the guest's clock, */

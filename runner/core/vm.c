@@ -1253,36 +1253,86 @@ static bool check_mapped_files(struct vm *vm)
 	       control_request_stop(&vm->ctl, STOP_ERROR, 0, "%s", err);
 }
 
-/* The Uffd backend, as the main loop watches it: the handler's
- * connection for its hang-up; then the userfaultfd, whose events only the
- * handler read. */
-enum uffd_watch { UFFD_NONE, UFFD_HANDLER, UFFD_ORPHAN };
+/* The Uffd backend, as the main loop watches it. HANDLER: the handler's
+ * connection, for its hang-up. Then QUIET: the userfaultfd, for an event;
+ * UNREAD: one came, unread, at `due` minus UFFD_UNREAD_NS; if it is still
+ * unread at `due`, nobody reads the userfaultfd (a handler may hang up and
+ * serve on: until then flint reads none of its events), and from then on
+ * ORPHAN: flint reads each event itself. */
+enum uffd_state { UFFD_NONE, UFFD_HANDLER, UFFD_QUIET, UFFD_UNREAD, UFFD_ORPHAN };
+struct uffd_watch {
+	enum uffd_state state;
+	uint64_t due;
+};
+#define UFFD_UNREAD_NS 1000000000ull
 
-static enum uffd_watch uffd_watch(struct vm *vm, enum uffd_watch w, short revents)
+/* The fd and events the main loop polls for w. */
+static struct pollfd uffd_pollfd(const struct vm *vm, const struct uffd_watch *w)
 {
+	if (w->state == UFFD_HANDLER)
+		return (struct pollfd){.fd = vm->uffd_conn, .events = POLLRDHUP};
+	if (w->state == UFFD_QUIET || w->state == UFFD_ORPHAN)
+		return (struct pollfd){.fd = vm->uffd, .events = POLLIN};
+	return (struct pollfd){.fd = -1};
+}
+
+static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
+{
+	struct pollfd p = {.fd = vm->uffd, .events = POLLIN};
 	char why[128];
 	int r;
 
-	if (w == UFFD_HANDLER) {
+	switch (w->state) {
+	case UFFD_HANDLER:
 		if (!(revents & (POLLRDHUP | POLLHUP | POLLERR)))
-			return w;
-		pr_warn("the Uffd handler closed its connection: the VM stops if it needs guest "
-			"memory the handler has not served");
-		return UFFD_ORPHAN;
+			return;
+		pr_warn("the Uffd handler closed its connection: if nobody reads the userfaultfd, "
+			"the VM stops at the first page it needs that the handler has not served");
+		/* A fault the handler read but did not answer before it died
+		 * waits for ever with no event left: woken, it faults anew.
+		 * The handler's O_NONBLOCK is this file's too (poll needs it). */
+		if ((r = uffd_wake_all(vm->uffd, vm->mem)) < 0 ||
+		    fcntl(vm->uffd, F_SETFL, O_NONBLOCK) < 0)
+			pr_err("the Uffd backend's userfaultfd: %s", strerror(r < 0 ? -r : errno));
+		w->state = UFFD_QUIET;
+		return;
+	case UFFD_QUIET:
+		if (revents & (POLLIN | POLLERR)) {
+			w->state = UFFD_UNREAD;
+			w->due = now_ns() + UFFD_UNREAD_NS;
+		}
+		return;
+	case UFFD_UNREAD:
+		if (now_ns() < w->due)
+			return;
+		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) {
+			w->state = UFFD_QUIET; /* read: somebody serves it */
+			return;
+		}
+		pr_warn("nobody has read the userfaultfd for 1 s: flint reads it from now on");
+		w->state = UFFD_ORPHAN;
+		__attribute__((fallthrough)); /* to read that event */
+	case UFFD_ORPHAN:
+		/* A range removed (a balloon's inflation, an unplug) needs no
+		 * answer: its remover goes on once the event is read. A page
+		 * fault has none: closing the userfaultfd would give the guest
+		 * zeros for its data. */
+		if ((r = uffd_orphan_event(vm->uffd, vm->mem, why, sizeof(why))) < 0) {
+			pr_err("reading the userfaultfd: %s; a page the Uffd handler has not "
+			       "served will hang the VM",
+			       strerror(-r));
+			w->state = UFFD_NONE;
+		} else if (r > 0) {
+			control_request_stop(&vm->ctl, STOP_ERROR, 0,
+					     "the guest needs memory the Uffd handler has not "
+					     "served (%s), and the handler is gone: nothing can "
+					     "bring it",
+					     why);
+		}
+		return;
+	case UFFD_NONE:
+		return;
 	}
-	/* A range removed (a balloon's inflation, an unplug) needs no answer:
-	 * its remover goes on once the event is read. A page fault has none:
-	 * closing the userfaultfd would give the guest zeros for its data. */
-	if ((r = uffd_orphan_event(vm->uffd, vm->mem, why, sizeof(why))) < 0) {
-		pr_err("reading the userfaultfd: %s", strerror(-r));
-		return UFFD_NONE;
-	}
-	if (r > 0)
-		control_request_stop(&vm->ctl, STOP_ERROR, 0,
-				     "the guest needs memory the Uffd handler has not served (%s), "
-				     "and the handler has hung up: nothing can bring it",
-				     why);
-	return w;
 }
 
 void vm_run(struct vm *vm, struct vm_exit *how)
@@ -1291,7 +1341,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	uint8_t in[64];
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = vm->opts.console_in;
-	enum uffd_watch uffd = vm->uffd_conn >= 0 ? UFFD_HANDLER : UFFD_NONE;
+	struct uffd_watch uffd = {.state = vm->uffd_conn >= 0 ? UFFD_HANDLER : UFFD_NONE};
 	uint64_t next_check = 0;
 	bool told_lost = false;
 	char lost[256];
@@ -1344,10 +1394,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
 		     .events = POLLIN},
-		    {.fd = uffd == UFFD_HANDLER	 ? vm->uffd_conn
-			   : uffd == UFFD_ORPHAN ? vm->uffd
-						 : -1,
-		     .events = uffd == UFFD_HANDLER ? POLLRDHUP : POLLIN},
+		    uffd_pollfd(vm, &uffd),
 		    /* Console output its reader has not taken yet goes out
 		     * as soon as it can (a vCPU never waits for it). */
 		    {.fd = console_waiting_fd(vm->con), .events = POLLOUT},
@@ -1374,8 +1421,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (p[3].revents & POLLIN)
 			metrics_on_timer(vm->opts.metrics);
-		if (p[4].revents)
-			uffd = uffd_watch(vm, uffd, p[4].revents);
+		if (p[4].revents || uffd.state == UFFD_UNREAD)
+			uffd_step(vm, &uffd, p[4].revents);
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 		if (now_ns() >= next_check) {

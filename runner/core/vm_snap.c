@@ -203,14 +203,6 @@ static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *er
 			       "memory file %s: it is the file this VM's memory is mapped from",
 			       a->mem_file_path);
 	}
-	/* A Full snapshot reads every page: one the handler has not brought
-	 * would hold this thread for ever. */
-	if (!diff && vm->uffd_conn >= 0 && uffd_handler_gone(vm->uffd_conn)) {
-		close(fd);
-		return err_set(err, errlen, -EPIPE,
-			       "the Uffd handler has hung up: guest memory it has not served "
-			       "cannot be read for a Full snapshot");
-	}
 	why[0] = '\0';
 	if (vm->c.machine.track_dirty_pages && (r = merge_dirty_log(vm, why, sizeof(why))) < 0)
 		goto out;
@@ -271,6 +263,16 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 		vm_err_set(err, -EINVAL,
 			   "Diff snapshots are not allowed on uVMs with dirty page tracking "
 			   "disabled.");
+		return;
+	}
+	/* A snapshot reads guest pages on this thread (a Full one every page,
+	 * a Diff one those marked dirty, which a balloon's inflation or an
+	 * unplug may have dropped): one the handler never brought would hold
+	 * it for ever, with nobody reading the userfaultfd. */
+	if (vm->uffd_conn >= 0 && uffd_handler_gone(vm->uffd_conn)) {
+		vm_err_set(err, -EPIPE,
+			   "the Uffd handler has hung up: guest memory it has not served "
+			   "cannot be read for a snapshot");
 		return;
 	}
 	/* Devices come to rest: I/O in flight finishes (the loop runs), then,

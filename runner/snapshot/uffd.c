@@ -482,18 +482,40 @@ bool uffd_handler_gone(int conn)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* The i-th region uffd_backend_open registers: RAM's, then the hot-plug
+ * region; NULL past them. */
+static const struct gmem_region *registered(const struct gmem *g, size_t i)
+{
+	return i < gmem_nregions(g)    ? gmem_region(g, i)
+	       : i == gmem_nregions(g) ? gmem_hotplug_region(g)
+				       : NULL;
+}
+
 /* The guest-physical address of host address a in g, or UINT64_MAX. */
 static uint64_t gpa_of(const struct gmem *g, uint64_t a)
 {
-	for (size_t i = 0; i <= gmem_nregions(g); i++) {
-		const struct gmem_region *r =
-		    i < gmem_nregions(g) ? gmem_region(g, i) : gmem_hotplug_region(g);
-		uint64_t base = r ? (uint64_t)(uintptr_t)r->host : 0;
+	const struct gmem_region *r;
 
-		if (r && a >= base && a - base < r->size)
+	for (size_t i = 0; (r = registered(g, i)) != NULL; i++) {
+		uint64_t base = (uint64_t)(uintptr_t)r->host;
+
+		if (a >= base && a - base < r->size)
 			return r->gpa + (a - base);
 	}
 	return UINT64_MAX;
+}
+
+int uffd_wake_all(int uffd, const struct gmem *g)
+{
+	const struct gmem_region *r;
+
+	for (size_t i = 0; (r = registered(g, i)) != NULL; i++) {
+		struct uffdio_range w = {.start = (uint64_t)(uintptr_t)r->host, .len = r->size};
+
+		if (ioctl(uffd, UFFDIO_WAKE, &w) < 0)
+			return -errno;
+	}
+	return 0;
 }
 
 int uffd_orphan_event(int uffd, const struct gmem *g, char *why, size_t len)

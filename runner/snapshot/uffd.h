@@ -138,8 +138,14 @@ int uffd_backend_open(struct gmem *g, const struct gmem_layout *l, const char *s
  * not wait). */
 bool uffd_handler_gone(int conn);
 
-/* Once the handler has hung up, nobody else reads uffd: read its next
- * event here (uffd non-blocking). 1 when it is a page fault, on g's guest
+/* Wake every thread waiting on a fault in g's regions (the hot-plug one
+ * too): each faults again, a new event, for whoever reads uffd now (a
+ * handler that read the first one may have died before answering it).
+ * 0 or -errno. */
+int uffd_wake_all(int uffd, const struct gmem *g) WARN_UNUSED;
+
+/* Once the handler is gone, nobody else reads uffd: read its next event
+ * here (uffd non-blocking). 1 when it is a page fault, on g's guest
  * memory, that nothing can answer now: the thread that touched the page
  * (a vCPU, a device) waits for ever; why (len bytes) names the page's
  * guest-physical address. 0 for no event, or one that needs no answer (a

@@ -55,12 +55,13 @@ EOB
 	expect_code 204 "PUT /snapshot/create"
 }
 
-# ticking_snapshot NAME: a guest (the initrd's shell) printing "tick N"
-# every 0.1 s, snapshotted (pause_and_snapshot NAME) once it has printed
-# tick 5, then killed; $last: the last tick it printed.
+# ticking_snapshot NAME [CMD]: a guest (the initrd's shell) printing "tick
+# N" every 0.1 s (and running CMD each time), snapshotted
+# (pause_and_snapshot NAME) once it has printed tick 5, then killed;
+# $last: the last tick it printed.
 ticking_snapshot() {
 	start_api --kernel "$KERNEL" --initrd "$INITRD" --mem 128M --console stdio \
-		-- sh -c 'i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done'
+		-- sh -c 'i=0; while [ $i -lt 3000 ]; do echo tick $i; i=$((i+1)); '"${2:-}"' sleep 0.1; done'
 	wait_for '^tick 5$' 90 || { kill_bg; fail "the guest did not tick"; }
 	pause_and_snapshot "$1"
 	kill_bg

@@ -1,15 +1,16 @@
 # A Uffd-backed restore whose page-fault handler dies (SIGKILL) while the
 # guest runs: the guest's next touch of a page the handler had not served
-# (its tick loop forks a `sleep` each turn) waits on a fault nobody reads.
-# flint used to warn and wait for ever; now it reads the fault itself and
-# ends with 125, naming the page's guest-physical address.
+# (its tick loop adds 1 MiB to a file in its tmpfs each turn, in pages it
+# never had) waits on a fault nobody reads. flint used to warn and wait
+# for ever; now, once the fault has stayed unread for a second, it reads
+# it itself and ends with 125, naming the page's guest-physical address.
 # timeout: 180
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
 . "$(dirname "$0")/../lib-api.sh"
 need_api
 
-ticking_snapshot s
+ticking_snapshot s 'dd if=/dev/zero bs=1M count=1 2>/dev/null >>/tmp/fill;'
 
 start_uffd "$T/s.mem"
 start_bg --restore "$T/s.state" --uffd-sock "$T/handler.sock"
@@ -26,5 +27,6 @@ echo "flint after its Uffd handler was killed -> status $status"
 grep 'Uffd' "$ERR" | sed 's/^/  err: /'
 expect_status 125 "flint stops the VM whose Uffd handler is gone"
 grep -q 'closed its connection' "$ERR" || fail "stderr does not say the handler hung up"
+grep -q 'nobody has read the userfaultfd' "$ERR" || fail "stderr does not say nobody read it"
 grep -Eq 'has not served \(guest-physical address 0x[0-9a-f]+\)' "$ERR" ||
 	fail "stderr does not name the page nobody can serve"

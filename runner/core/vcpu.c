@@ -259,6 +259,7 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	sigset_t set;
 
+	atomic_store(&v->tid, (int)gettid());
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -413,6 +414,14 @@ bool vcpu_parked(struct vcpu *v)
 	bool p = v->parked;
 	pthread_mutex_unlock(&v->lock);
 	return p;
+}
+
+bool vcpu_alive(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->lock);
+	bool a = v->started && !v->exited;
+	pthread_mutex_unlock(&v->lock);
+	return a;
 }
 
 void vcpu_join(struct vcpu *v)

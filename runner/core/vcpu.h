@@ -35,6 +35,7 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool started;
+	atomic_int tid; /* the thread's gettid(), 0 until it runs */
 	const struct vcpu_env *env;
 	/* User-space exits by KVM_EXIT_* reason; written by this vCPU's thread
 	 * only, read after it is joined. */
@@ -87,6 +88,8 @@ int vcpu_wait_paused(struct vcpu *v, uint64_t deadline_ns) WARN_UNUSED;
 void vcpu_resume(struct vcpu *v);
 /* True while the vCPU thread is parked. */
 bool vcpu_parked(struct vcpu *v);
+/* True while the vCPU thread runs: started and not out of its loop. */
+bool vcpu_alive(struct vcpu *v);
 /* Wait for the vCPU thread to end (no-op if not started). */
 void vcpu_join(struct vcpu *v);
 /* Join the thread (if started), unmap, close. Safe on a zeroed vcpu with fd -1. */

@@ -1276,9 +1276,53 @@ static struct pollfd uffd_pollfd(const struct vm *vm, const struct uffd_watch *w
 	return (struct pollfd){.fd = -1};
 }
 
+/* A vCPU's fault on a page nobody will serve, the VM stopping: the page
+ * gets zeros, and the vCPU, kicked by the stop before, leaves KVM_RUN
+ * before its guest runs again. Before Linux 6.2 a fault taken in KVM
+ * waits for a fatal signal only: without them the vCPU's join would wait
+ * for ever. A device's fault is left waiting: it would pass the zeros on
+ * (to a disk). */
+static void release_fault(struct vm *vm, const struct uffd_fault *f)
+{
+	int r;
+
+	for (unsigned i = 0; i < vm->nvcpus && f->tid; i++)
+		if (atomic_load(&vm->vcpus[i].tid) == f->tid) {
+			if ((r = uffd_fill_zeros(vm->uffd, vm->mem, f->addr)) < 0)
+				pr_err("freeing vCPU %u from the page nobody serves: %s", i,
+				       strerror(-r));
+			return;
+		}
+}
+
+/* Before the joins, once the handler has hung up: a vCPU may wait on a
+ * page nobody serves now, the fault read before or not yet. */
+static void release_vcpus(struct vm *vm, const struct uffd_watch *w)
+{
+	struct uffd_fault f;
+	char why[128];
+	int r = 0;
+
+	if (w->state != UFFD_QUIET && w->state != UFFD_UNREAD && w->state != UFFD_ORPHAN)
+		return;
+	for (;;) {
+		bool alive = false;
+		struct pollfd p = {.fd = vm->uffd, .events = POLLIN};
+
+		for (unsigned i = 0; i < vm->nvcpus; i++)
+			alive |= vcpu_alive(&vm->vcpus[i]);
+		if (!alive || r < 0)
+			return;
+		if (poll(&p, 1, 20) == 1 &&
+		    (r = uffd_orphan_event(vm->uffd, vm->mem, &f, why, sizeof(why))) > 0)
+			release_fault(vm, &f);
+	}
+}
+
 static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 {
 	struct pollfd p = {.fd = vm->uffd, .events = POLLIN};
+	struct uffd_fault f;
 	char why[128];
 	int r;
 
@@ -1317,7 +1361,7 @@ static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 		 * answer: its remover goes on once the event is read. A page
 		 * fault has none: closing the userfaultfd would give the guest
 		 * zeros for its data. */
-		if ((r = uffd_orphan_event(vm->uffd, vm->mem, why, sizeof(why))) < 0) {
+		if ((r = uffd_orphan_event(vm->uffd, vm->mem, &f, why, sizeof(why))) < 0) {
 			pr_err("reading the userfaultfd: %s; a page the Uffd handler has not "
 			       "served will hang the VM",
 			       strerror(-r));
@@ -1328,6 +1372,7 @@ static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 					     "served (%s), and the handler is gone: nothing can "
 					     "bring it",
 					     why);
+			release_fault(vm, &f);
 		}
 		return;
 	case UFFD_NONE:
@@ -1437,6 +1482,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		pr_err("%s", lost);
 	/* Whoever waits for an answer gets it now, not after the joins. */
 	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
+	release_vcpus(vm, &uffd);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
 	phases_end();

@@ -116,9 +116,7 @@ if command -v curl >/dev/null; then
 
 	# The handler killed while its VM runs: a guest that needs no page it
 	# has not served runs on, and a Full snapshot, which would read every
-	# page, is refused. (That a page it then touches stops flint with 125
-	# is the rig's db-snapshot-uffd-handler-gone: here kvm_pvm's emulator
-	# retries the guest's store for ever once the stop's kick is pending.)
+	# page, is refused; a page it has not served stops flint with 125.
 	why=""
 	api_start snap-walk-src || why="the API socket did not answer"
 	api_req PUT /boot-source "{\"kernel_image_path\": \"$OUT/tiny-WALK.elf\"}"
@@ -185,8 +183,18 @@ if command -v curl >/dev/null; then
 	expect_api 204 "" "PATCH /vm Resumed, the handler gone"
 	feed a # the page it took before: no fault
 	walked 2
+	# A page the handler never served (WALK writes 32 MiB + 'b' pages):
+	# read unanswered for 1 s, it stops the VM, its vCPU freed with zeros.
+	feed b
+	n=0
+	while kill -0 $fpid 2>/dev/null && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
 	kill -KILL $fpid 2>/dev/null
 	wait $fpid 2>/dev/null
+	st=$?
+	[ -n "$why" ] || [ $st = 125 ] ||
+		why="flint's status was $st, not 125, 10 s after the guest touched a page nobody serves"
+	grep -q 'has not served (guest-physical address 0x2062000)' "$OUT/snap-walk.err" ||
+		why=${why:-"flint did not name the page nobody serves, 0x2062000"}
 	exec 8>&-
 	report snapshot-uffd-handler-gone "$why" "$OUT/snap-walk.err"
 

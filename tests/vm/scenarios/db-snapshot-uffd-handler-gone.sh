@@ -21,7 +21,12 @@ wait_for "^tick $((last + 5))\$" 90 || {
 }
 kill -KILL "$upid"
 wait "$upid" 2>/dev/null
-wait_gone $pid 30
+wait_gone $pid 30 || {
+	echo "flint still runs 30 s after its handler was killed; its threads:"
+	for t in /proc/$pid/task/*; do
+		echo "  $(cat "$t/comm") $(cut -d' ' -f3 "$t/stat") $(cat "$t/wchan")"
+	done
+}
 kill_bg
 echo "flint after its Uffd handler was killed -> status $status"
 grep 'Uffd' "$ERR" | sed 's/^/  err: /'

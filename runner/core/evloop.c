@@ -549,6 +549,18 @@ int evloop_join(struct evloop *l)
 	return l->thread_result;
 }
 
+bool evloop_try_join(struct evloop *l, int *result)
+{
+	*result = 0;
+	if (!l->started)
+		return true;
+	if (pthread_tryjoin_np(l->thread, NULL) != 0)
+		return false;
+	l->started = false;
+	*result = l->thread_result;
+	return true;
+}
+
 void evloop_get_stats(const struct evloop *l, struct evloop_stats *out)
 {
 	out->submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed);

@@ -120,6 +120,9 @@ void evloop_resume(struct evloop *l);
 /* Wait for the thread from evloop_start() to finish (call evloop_stop first)
  * and return what its evloop_run() returned; 0 if no thread was started. */
 int evloop_join(struct evloop *l);
+/* evloop_join if the thread has finished (true, its result in *result),
+ * or false at once. */
+bool evloop_try_join(struct evloop *l, int *result);
 
 /* Counters, for --stats. Safe to call from any thread at any time. */
 void evloop_get_stats(const struct evloop *l, struct evloop_stats *out);

@@ -82,8 +82,7 @@ static const struct seccomp_rule main_rules[] = {
 	COMMON_RULES,
 	ALLOW(poll),		/* the mailbox's eventfd, signalfd, stdin, console output, */
 	ALLOW(read),		/* and a dead Uffd handler's userfaultfd (vm.c), */
-	IOCTL(UFFDIO_WAKE),	/* whose waiting faults it wakes to fault anew, */
-	IOCTL(UFFDIO_COPY),	/* and a stopping vCPU's fault it answers with zeros */
+	IOCTL(UFFDIO_WAKE),	/* whose waiting faults it wakes to fault anew */
 	IOCTL(TCSETS),		/* tcsetattr: the terminal gets its settings back; */
 	IOCTL(TCGETS),		/* glibc's tcsetattr reads them before and after */
 	IOCTL(KVM_GET_CLOCK),	/* a pause keeps the guest's clock, */

@@ -259,7 +259,6 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	sigset_t set;
 
-	atomic_store(&v->tid, (int)gettid());
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
@@ -424,8 +423,15 @@ bool vcpu_alive(struct vcpu *v)
 	return a;
 }
 
+void vcpu_abandon(struct vcpu *v)
+{
+	v->abandoned = true;
+}
+
 void vcpu_join(struct vcpu *v)
 {
+	if (v->abandoned)
+		return;
 	if (v->started)
 		pthread_join(v->thread, NULL);
 	pthread_mutex_lock(&v->lock);
@@ -435,6 +441,8 @@ void vcpu_join(struct vcpu *v)
 
 void vcpu_destroy(struct vcpu *v)
 {
+	if (v->abandoned)
+		return;
 	vcpu_join(v);
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->lock);

@@ -35,7 +35,6 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool started;
-	atomic_int tid; /* the thread's gettid(), 0 until it runs */
 	const struct vcpu_env *env;
 	/* User-space exits by KVM_EXIT_* reason; written by this vCPU's thread
 	 * only, read after it is joined. */
@@ -56,6 +55,8 @@ struct vcpu {
 	pthread_cond_t cond; /* on CLOCK_MONOTONIC */
 	atomic_bool pause;
 	bool parked, exited;
+	/* Left in KVM_RUN for good (vcpu_abandon): nothing of it is freed. */
+	bool abandoned;
 	int kvmclock; /* the last KVM_KVMCLOCK_CTRL's result: 0 or -errno */
 };
 
@@ -90,6 +91,12 @@ void vcpu_resume(struct vcpu *v);
 bool vcpu_parked(struct vcpu *v);
 /* True while the vCPU thread runs: started and not out of its loop. */
 bool vcpu_alive(struct vcpu *v);
+/* Give up on a thread that cannot leave KVM_RUN (a fault on a page nobody
+ * will serve, which only a fatal signal ends before Linux 6.2): the
+ * process's exit ends it. vcpu_join and vcpu_destroy leave it alone, its
+ * fd and kvm_run mapping included; nothing may ask its fd for state
+ * (KVM would wait for the thread's KVM_RUN). */
+void vcpu_abandon(struct vcpu *v);
 /* Wait for the vCPU thread to end (no-op if not started). */
 void vcpu_join(struct vcpu *v);
 /* Join the thread (if started), unmap, close. Safe on a zeroed vcpu with fd -1. */

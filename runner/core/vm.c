@@ -1025,7 +1025,7 @@ static void print_where(struct vm *vm)
 			 : snprintf(rips + n, sizeof(rips) - n, " %u:unknown", i);
 	pr_info("%s", rips);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
-		if (vm->vcpus[i].fd >= 0 &&
+		if (vm->vcpus[i].fd >= 0 && !vm->vcpus[i].abandoned &&
 		    vcpu_state_describe_apic(vm->vcpus[i].fd, line, sizeof(line)) == 0)
 			pr_info("vCPU %u's local APIC: %s", i, line);
 }
@@ -1276,53 +1276,9 @@ static struct pollfd uffd_pollfd(const struct vm *vm, const struct uffd_watch *w
 	return (struct pollfd){.fd = -1};
 }
 
-/* A vCPU's fault on a page nobody will serve, the VM stopping: the page
- * gets zeros, and the vCPU, kicked by the stop before, leaves KVM_RUN
- * before its guest runs again. Before Linux 6.2 a fault taken in KVM
- * waits for a fatal signal only: without them the vCPU's join would wait
- * for ever. A device's fault is left waiting: it would pass the zeros on
- * (to a disk). */
-static void release_fault(struct vm *vm, const struct uffd_fault *f)
-{
-	int r;
-
-	for (unsigned i = 0; i < vm->nvcpus && f->tid; i++)
-		if (atomic_load(&vm->vcpus[i].tid) == f->tid) {
-			if ((r = uffd_fill_zeros(vm->uffd, vm->mem, f->addr)) < 0)
-				pr_err("freeing vCPU %u from the page nobody serves: %s", i,
-				       strerror(-r));
-			return;
-		}
-}
-
-/* Before the joins, once the handler has hung up: a vCPU may wait on a
- * page nobody serves now, the fault read before or not yet. */
-static void release_vcpus(struct vm *vm, const struct uffd_watch *w)
-{
-	struct uffd_fault f;
-	char why[128];
-	int r = 0;
-
-	if (w->state != UFFD_QUIET && w->state != UFFD_UNREAD && w->state != UFFD_ORPHAN)
-		return;
-	for (;;) {
-		bool alive = false;
-		struct pollfd p = {.fd = vm->uffd, .events = POLLIN};
-
-		for (unsigned i = 0; i < vm->nvcpus; i++)
-			alive |= vcpu_alive(&vm->vcpus[i]);
-		if (!alive || r < 0)
-			return;
-		if (poll(&p, 1, 20) == 1 &&
-		    (r = uffd_orphan_event(vm->uffd, vm->mem, &f, why, sizeof(why))) > 0)
-			release_fault(vm, &f);
-	}
-}
-
 static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 {
 	struct pollfd p = {.fd = vm->uffd, .events = POLLIN};
-	struct uffd_fault f;
 	char why[128];
 	int r;
 
@@ -1361,7 +1317,7 @@ static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 		 * answer: its remover goes on once the event is read. A page
 		 * fault has none: closing the userfaultfd would give the guest
 		 * zeros for its data. */
-		if ((r = uffd_orphan_event(vm->uffd, vm->mem, &f, why, sizeof(why))) < 0) {
+		if ((r = uffd_orphan_event(vm->uffd, vm->mem, why, sizeof(why))) < 0) {
 			pr_err("reading the userfaultfd: %s; a page the Uffd handler has not "
 			       "served will hang the VM",
 			       strerror(-r));
@@ -1372,12 +1328,86 @@ static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 					     "served (%s), and the handler is gone: nothing can "
 					     "bring it",
 					     why);
-			release_fault(vm, &f);
 		}
 		return;
 	case UFFD_NONE:
 		return;
 	}
+}
+
+/* The VM stopping with its Uffd handler gone: a thread faulting on a page
+ * the handler never served waits for ever (a vCPU's fault taken in KVM
+ * ignores the stop's kick before Linux 6.2; a device's memcpy always),
+ * and only the process's exit ends it: flint gives up on it. Zeros would
+ * free it, but the guest or a device could pass them on (to a disk).
+ * Meanwhile the watch goes on: a handler that hung up and serves on
+ * answers within the unread rule's second, and a removal's event read
+ * lets its remover go. True when everything that ran did end. */
+static bool wait_while_uffd_served(struct vm *vm, struct uffd_watch *w, bool (*done)(struct vm *))
+{
+	const uint64_t since = now_ns();
+
+	if (w->state == UFFD_HANDLER || w->state == UFFD_NONE)
+		return true; /* a live handler serves: the plain join */
+	while (!done(vm)) {
+		if (w->state == UFFD_ORPHAN && now_ns() - since >= UFFD_UNREAD_NS)
+			return false;
+		struct pollfd p = uffd_pollfd(vm, w);
+		int n = poll(&p, 1, 20);
+		if (n > 0 || w->state == UFFD_UNREAD)
+			uffd_step(vm, w, n > 0 ? p.revents : 0);
+		if (w->state == UFFD_NONE)
+			return done(vm); /* the userfaultfd unreadable: join and see */
+	}
+	return true;
+}
+
+static bool vcpus_ended(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vcpu_alive(&vm->vcpus[i]))
+			return false;
+	return true;
+}
+
+static bool loop_joined(struct vm *vm)
+{
+	int r;
+
+	if (!evloop_try_join(vm->loop, &r))
+		return false;
+	if (r < 0)
+		pr_err("event loop: %s", strerror(-r));
+	return true;
+}
+
+static void join_vcpus(struct vm *vm, struct uffd_watch *w)
+{
+	if (!wait_while_uffd_served(vm, w, vcpus_ended))
+		for (unsigned i = 0; i < vm->nvcpus; i++)
+			if (vcpu_alive(&vm->vcpus[i])) {
+				pr_warn("vCPU %u waits on guest memory the Uffd handler never "
+					"served: it ends with flint",
+					i);
+				vcpu_abandon(&vm->vcpus[i]);
+				vm->vcpus_abandoned = true;
+			}
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+}
+
+/* The event loop's thread, as join_vcpus the vCPUs'. */
+static void join_loop(struct vm *vm, struct uffd_watch *w)
+{
+	int r;
+
+	evloop_stop(vm->loop);
+	if (!wait_while_uffd_served(vm, w, loop_joined)) {
+		pr_warn("the devices' event loop waits on guest memory the Uffd handler never "
+			"served: it ends with flint");
+		vm->loop_abandoned = true;
+	} else if ((r = evloop_join(vm->loop)) < 0)
+		pr_err("event loop: %s", strerror(-r));
 }
 
 void vm_run(struct vm *vm, struct vm_exit *how)
@@ -1482,20 +1512,15 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		pr_err("%s", lost);
 	/* Whoever waits for an answer gets it now, not after the joins. */
 	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
-	release_vcpus(vm, &uffd);
-	for (unsigned i = 0; i < vm->nvcpus; i++)
-		vcpu_join(&vm->vcpus[i]);
+	join_vcpus(vm, &uffd);
 	phases_end();
 	atomic_store(&vm->state, VM_STATE_STOPPED);
 	vm_snapshot_on_stop(vm);
-	if (vm->loop) {
-		evloop_stop(vm->loop);
-		if ((r = evloop_join(vm->loop)) < 0)
-			pr_err("event loop: %s", strerror(-r));
-	}
+	if (vm->loop)
+		join_loop(vm, &uffd);
 	/* What the guest sent that a host program had not read yet is still
 	 * delivered: a guest that writes its last output and powers off. */
-	if (vm->devs)
+	if (vm->devs && !vm->loop_abandoned)
 		devices_hand_over(vm->devs, now_ns() + VM_HAND_OVER_MS * 1000000ull);
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
@@ -1600,23 +1625,31 @@ void vm_destroy(struct vm *vm)
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
 	remove_metrics(vm);
+	bool abandoned = vm->vcpus_abandoned || vm->loop_abandoned;
+
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
-	free(vm->vcpus);
+	if (!vm->vcpus_abandoned)
+		free(vm->vcpus);
 	/* The loop first: its pending ops live in the devices. */
-	evloop_destroy(vm->loop);
-	devices_destroy(vm->devs);
+	if (!vm->loop_abandoned) {
+		evloop_destroy(vm->loop);
+		devices_destroy(vm->devs);
+	}
 	serial_destroy(vm->serial);
 	console_destroy(vm->con);
 	close_fd(&vm->serial_out_fd);
 	bus_destroy(vm->mmio);
 	bus_destroy(vm->pio);
-	gmem_destroy(vm->mem);
-	/* Before the VM's fd: KVM's end waits for its async page faults, and
-	 * one on a page a dead handler never served waits until the
-	 * userfaultfd goes (a live handler holds it: then this changes
-	 * nothing). Guest memory is gone already, so nobody sees that page. */
-	close_fd(&vm->uffd);
+	if (!abandoned) {
+		gmem_destroy(vm->mem);
+		/* Before the VM's fd: KVM's end waits for its async page
+		 * faults, and one on a page a dead handler never served waits
+		 * until the userfaultfd goes (a live handler holds it: then
+		 * this changes nothing). Guest memory is gone already, so
+		 * nobody sees that page. */
+		close_fd(&vm->uffd);
+	}
 	close_fd(&vm->serial_irqfd);
 	close_fd(&vm->i8042_irqfd);
 	close_fd(&vm->vm_fd);

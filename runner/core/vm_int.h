@@ -76,11 +76,11 @@ struct vm {
 	 * feature words a snapshot records. uffd: the Uffd backend's
 	 * userfaultfd and connection to its handler (kept open: its hang-up
 	 * tells the handler the VM is gone, and the handler's, flint that
-	 * nothing serves guest memory any more), -1 for none. restored_realtime: CLOCK_REALTIME (ns)
-	 * when the snapshot this VM came from was taken, 0 for none: its first
-	 * resume moves the guest's clock on by the time since (the guest's
-	 * wall clock is right again). record_workset: where to write the
-	 * pages the guest touched when it stops, NULL for nowhere. */
+	 * nothing serves guest memory any more), -1 for none. restored_realtime: CLOCK_REALTIME
+	 * (ns) when the snapshot this VM came from was taken, 0 for none: its first resume moves
+	 * the guest's clock on by the time since (the guest's wall clock is right again).
+	 * record_workset: where to write the pages the guest touched when it stops, NULL for
+	 * nowhere. */
 	struct kvm_cpuid2 *cpuid0;
 	int uffd, uffd_conn;
 	uint64_t restored_realtime;
@@ -96,6 +96,11 @@ struct vm {
 	char reset_refusal[256];
 	_Atomic uint64_t reset_us;
 	atomic_bool describe_at_stop; /* vm_describe_at_stop */
+	/* Threads left waiting on guest memory nobody will serve (vm_run):
+	 * the process's exit ends them, so vm_destroy leaves guest memory,
+	 * the userfaultfd (whose close would hand them zero pages) and, for
+	 * the loop, the devices as they are. */
+	bool vcpus_abandoned, loop_abandoned;
 	struct termios tty;
 	bool tty_raw;
 };

@@ -326,8 +326,7 @@ static int uffd_from_dev(void)
 
 int uffd_create(int *uffd, char *err, size_t errlen)
 {
-	struct uffdio_api api = {.api = UFFD_API,
-				 .features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_THREAD_ID};
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE};
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK), e;
 
 	*uffd = -1;
@@ -346,8 +345,7 @@ int uffd_create(int *uffd, char *err, size_t errlen)
 		e = -errno;
 		close(fd);
 		return err_set(err, errlen, e,
-			       "userfaultfd: UFFDIO_API with UFFD_FEATURE_EVENT_REMOVE and "
-			       "UFFD_FEATURE_THREAD_ID: %s",
+			       "userfaultfd: UFFDIO_API with UFFD_FEATURE_EVENT_REMOVE: %s",
 			       strerror(-e));
 	}
 	*uffd = fd;
@@ -493,21 +491,18 @@ static const struct gmem_region *registered(const struct gmem *g, size_t i)
 				       : NULL;
 }
 
-/* The registered region of g holding host address a, its page size in *ps;
- * NULL if none. The hot-plug region's pages are 4 KiB (uffd_regions_of). */
-static const struct gmem_region *region_of(const struct gmem *g, uint64_t a, uint64_t *ps)
+/* The guest-physical address of host address a in g, or UINT64_MAX. */
+static uint64_t gpa_of(const struct gmem *g, uint64_t a)
 {
 	const struct gmem_region *r;
 
 	for (size_t i = 0; (r = registered(g, i)) != NULL; i++) {
 		uint64_t base = (uint64_t)(uintptr_t)r->host;
 
-		if (a >= base && a - base < r->size) {
-			*ps = i < gmem_nregions(g) ? gmem_page_size(g) : 4096;
-			return r;
-		}
+		if (a >= base && a - base < r->size)
+			return r->gpa + (a - base);
 	}
-	return NULL;
+	return UINT64_MAX;
 }
 
 int uffd_wake_all(int uffd, const struct gmem *g)
@@ -523,12 +518,10 @@ int uffd_wake_all(int uffd, const struct gmem *g)
 	return 0;
 }
 
-int uffd_orphan_event(int uffd, const struct gmem *g, struct uffd_fault *f, char *why, size_t len)
+int uffd_orphan_event(int uffd, const struct gmem *g, char *why, size_t len)
 {
-	const struct gmem_region *r;
 	struct uffd_msg m;
 	ssize_t n = read(uffd, &m, sizeof(m));
-	uint64_t ps;
 
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
@@ -536,43 +529,17 @@ int uffd_orphan_event(int uffd, const struct gmem *g, struct uffd_fault *f, char
 		return -EIO;
 	if (m.event == UFFD_EVENT_REMOVE)
 		return 0;
-	*f = (struct uffd_fault){.addr = UINT64_MAX};
 	if (m.event != UFFD_EVENT_PAGEFAULT) {
 		snprintf(why, len, "userfaultfd event %u", m.event);
 		return 1;
 	}
-	f->addr = m.arg.pagefault.address;
-	f->tid = (int)m.arg.pagefault.feat.ptid;
-	if ((r = region_of(g, f->addr, &ps)) == NULL)
+	uint64_t gpa = gpa_of(g, m.arg.pagefault.address);
+	if (gpa == UINT64_MAX)
 		snprintf(why, len, "host address 0x%llx, outside guest memory",
-			 (unsigned long long)f->addr);
+			 (unsigned long long)m.arg.pagefault.address);
 	else
-		snprintf(why, len, "guest-physical address 0x%llx",
-			 (unsigned long long)(r->gpa + (f->addr - (uintptr_t)r->host)));
+		snprintf(why, len, "guest-physical address 0x%llx", (unsigned long long)gpa);
 	return 1;
-}
-
-int uffd_fill_zeros(int uffd, const struct gmem *g, uint64_t addr)
-{
-	uint64_t ps;
-	const struct gmem_region *r = region_of(g, addr, &ps);
-
-	if (!r)
-		return -EFAULT;
-	uint64_t base = (uintptr_t)r->host, start = base + ((addr - base) & ~(ps - 1));
-	/* UFFDIO_COPY, which hugetlbfs takes where it refuses UFFDIO_ZEROPAGE,
-	 * from pages never written: reading them costs no memory. */
-	void *zeros = mmap(NULL, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (zeros == MAP_FAILED)
-		return -errno;
-	struct uffdio_copy c = {.dst = start, .src = (uintptr_t)zeros, .len = ps};
-	int e = ioctl(uffd, UFFDIO_COPY, &c) < 0 ? -errno : 0;
-	munmap(zeros, ps);
-	if (e == -EEXIST) { /* there already: its waiters may not know */
-		struct uffdio_range w = {.start = start, .len = ps};
-		e = ioctl(uffd, UFFDIO_WAKE, &w) < 0 ? -errno : 0;
-	}
-	return e;
 }
 
 void uffd_backend_close(struct uffd_backend *b)

@@ -144,31 +144,18 @@ bool uffd_handler_gone(int conn);
  * 0 or -errno. */
 int uffd_wake_all(int uffd, const struct gmem *g) WARN_UNUSED;
 
-/* A page fault read from a userfaultfd: the host address touched and the
- * id of the thread that touched it (UFFD_FEATURE_THREAD_ID, as that
- * thread's gettid() reads it; a kernel worker's may be any number). */
-struct uffd_fault {
-	uint64_t addr;
-	int tid;
-};
-
 /* Once the handler is gone, nobody else reads uffd: read its next event
  * here (uffd non-blocking). 1 when it is a page fault, on g's guest
  * memory, that nothing can answer now: the thread that touched the page
- * (a vCPU, a device) waits for ever; *f says where and who, why (len
- * bytes) names the page's guest-physical address. 0 for no event, or one
- * that needs no answer (a range removed, UFFD_EVENT_REMOVE: its remover
- * goes on once it is read). -errno when uffd cannot be read. */
-int uffd_orphan_event(int uffd, const struct gmem *g, struct uffd_fault *f, char *why,
-		      size_t len) WARN_UNUSED;
+ * (a vCPU, a device) waits for ever; why (len bytes) names the page's
+ * guest-physical address. 0 for no event, or one that needs no answer (a
+ * range removed, UFFD_EVENT_REMOVE: its remover goes on once it is read).
+ * -errno when uffd cannot be read. */
+int uffd_orphan_event(int uffd, const struct gmem *g, char *why, size_t len) WARN_UNUSED;
 
-/* Give the page of g holding host address addr zeros (a page already
- * there is left as it is) and wake whoever waits on it. Only for a thread
- * that will not pass the zeros on: a vCPU of a VM that is stopping,
- * kicked first, leaves KVM_RUN before the guest runs again. 0 or -errno
- * (-EFAULT: addr is not in g's registered memory). */
-int uffd_fill_zeros(int uffd, const struct gmem *g, uint64_t addr) WARN_UNUSED;
-
+/* Close both fds (NULL or closed ok): after gmem_destroy, or at least
+ * once guest memory is no longer touched (the handler may go as soon as
+ * the connection closes). */
 void uffd_backend_close(struct uffd_backend *b);
 
 #endif

@@ -184,7 +184,8 @@ if command -v curl >/dev/null; then
 	feed a # the page it took before: no fault
 	walked 2
 	# A page the handler never served (WALK writes 32 MiB + 'b' pages):
-	# read unanswered for 1 s, it stops the VM, its vCPU freed with zeros.
+	# read unanswered for 1 s, it stops the VM (a vCPU still in its fault
+	# 1 s later is left to flint's exit).
 	feed b
 	n=0
 	while kill -0 $fpid 2>/dev/null && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
@@ -195,6 +196,8 @@ if command -v curl >/dev/null; then
 		why="flint's status was $st, not 125, 10 s after the guest touched a page nobody serves"
 	grep -q 'has not served (guest-physical address 0x2062000)' "$OUT/snap-walk.err" ||
 		why=${why:-"flint did not name the page nobody serves, 0x2062000"}
+	[ "$(grep -c walked "$OUT/snap-walk.out")" = 2 ] ||
+		why=${why:-"the guest walked on past the page nobody serves"}
 	exec 8>&-
 	report snapshot-uffd-handler-gone "$why" "$OUT/snap-walk.err"
 

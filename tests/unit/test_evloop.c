@@ -246,6 +246,31 @@ Test(evloop, stop_from_another_thread)
 	close(efd);
 }
 
+/* evloop_try_join: false at once while the thread runs; once it has
+ * ended, the join, with its result; then nothing left to join. */
+Test(evloop, try_join_waits_for_nothing)
+{
+	static struct io quiet;
+	int efd = new_eventfd(), r = -1;
+	struct evloop *l = quiet_loop(&quiet, efd);
+
+	cr_assert(evloop_try_join(l, &r), "no thread: nothing to wait for");
+	cr_assert_eq(r, 0);
+	cr_assert_eq(evloop_start(l), 0);
+	usleep(20 * 1000);
+	cr_assert_not(evloop_try_join(l, &r), "joined a running loop");
+	evloop_stop(l);
+	int n = 0;
+	while (!evloop_try_join(l, &r) && n++ < 500)
+		usleep(10 * 1000);
+	cr_assert_lt(n, 500, "the stopped loop's thread did not end within 5 s");
+	cr_assert_eq(r, 0);
+	assert_cancelled_once(&quiet);
+	cr_assert_eq(evloop_join(l), 0, "joined twice");
+	evloop_destroy(l);
+	close(efd);
+}
+
 Test(evloop, destroy_stops_the_thread_and_cancels)
 {
 	static struct io quiet;

@@ -203,6 +203,30 @@ Test(vcpu_pause, a_pause_waits_for_nothing_once_the_vcpu_has_ended)
 	}
 }
 
+/* vcpu_alive while the thread runs (parked too), not once it has ended; an
+ * abandoned vCPU (vm.c: one stuck on memory nobody serves) is neither
+ * joined nor freed: its thread runs on, its fd and kvm_run stay. */
+Test(vcpu_pause, an_abandoned_vcpu_is_neither_joined_nor_freed)
+{
+	wait_count_past(0);
+	pause_all();
+	cr_assert(vcpu_alive(&k.v[0]));
+	int fd = k.v[0].fd;
+	vcpu_abandon(&k.v[0]);
+	vcpu_join(&k.v[0]); /* at once: the parked thread is not waited for */
+	vcpu_destroy(&k.v[0]);
+	cr_assert(vcpu_alive(&k.v[0]), "joined");
+	cr_assert_eq(k.v[0].fd, fd, "its fd was closed");
+	cr_assert_not_null(k.v[0].run, "its kvm_run was unmapped");
+	/* Taken back, for the teardown. */
+	k.v[0].abandoned = false;
+	control_request_stop(&k.ctl, STOP_REQUESTED, 0, NULL);
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		vcpu_join(&k.v[i]);
+		cr_assert_not(vcpu_alive(&k.v[i]), "vCPU %u", i);
+	}
+}
+
 /* A kick that reaches a vCPU before its thread starts is not lost: its
  * first KVM_RUN returns at once, so the thread looks at the stop and pause
  * flags again. (vm_run starts the vCPUs one by one while a device thread

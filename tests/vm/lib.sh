@@ -22,6 +22,17 @@ wait_gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
+# wait_gone_or_show PID SECONDS WHAT: wait_gone, and if PID still runs,
+# each of its threads' name, state and wait channel (where a hang is).
+wait_gone_or_show() {
+	wait_gone "$1" "$2" && return 0
+	echo "flint still runs $2 s after $3; its threads:"
+	for t in /proc/$1/task/*; do
+		echo "  $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat") $(cat "$t/wchan")"
+	done
+	return 1
+}
+
 # start_uffd MEMFILE: flint-uffd serving MEMFILE on $T/handler.sock, in the
 # background ($upid), its output in $T/uffd.out and .err; waits until it
 # listens.

@@ -25,12 +25,7 @@ wait_for "^tick $((last + 5))\$" 90 || {
 }
 kill -KILL "$upid"
 wait "$upid" 2>/dev/null
-wait_gone $pid 30 || {
-	echo "flint still runs 30 s after its handler was killed; its threads:"
-	for t in /proc/$pid/task/*; do
-		echo "  $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat") $(cat "$t/wchan")"
-	done
-}
+wait_gone_or_show $pid 30 "its handler was killed"
 kill_bg
 echo "flint after its Uffd handler was killed -> status $status"
 grep 'Uffd' "$ERR" | sed 's/^/  err: /'

@@ -35,12 +35,7 @@ kill -KILL "$upid"
 wait "$upid" 2>/dev/null
 sleep 0.5
 printf b >&8 # 32 MiB + 0x62 pages: never served
-wait_gone $pid 30 || {
-	echo "flint still runs 30 s after the guest touched a page nobody serves; its threads:"
-	for t in /proc/$pid/task/*; do
-		echo "  $(cat "$t/comm") $(sed 's/.*) //; s/ .*//' "$t/stat") $(cat "$t/wchan")"
-	done
-}
+wait_gone_or_show $pid 30 "the guest touched a page nobody serves"
 kill_bg
 exec 8>&-
 echo "flint after the guest touched a page nobody serves -> status $status"

@@ -1069,7 +1069,7 @@ static void print_stats(struct vm *vm)
 		    (unsigned long long)cc.written, (unsigned long long)cc.dropped,
 		    (unsigned long long)cc.lost, CONSOLE_BACKLOG >> 10,
 		    (unsigned long long)cc.errors);
-	if (vm->devs)
+	if (vm->devs && !atomic_load(&vm->abandoned))
 		devices_print_stats(vm->devs);
 }
 
@@ -1322,12 +1322,14 @@ static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 			       "served will hang the VM",
 			       strerror(-r));
 			w->state = UFFD_NONE;
-		} else if (r > 0) {
-			control_request_stop(&vm->ctl, STOP_ERROR, 0,
-					     "the guest needs memory the Uffd handler has not "
-					     "served (%s), and the handler is gone: nothing can "
-					     "bring it",
-					     why);
+		} else if (r > 0 && !control_request_stop(
+					&vm->ctl, STOP_ERROR, 0,
+					"the guest needs memory the Uffd handler has not "
+					"served (%s), and the handler is gone: nothing can "
+					"bring it",
+					why)) {
+			/* The VM stops already: one more that waits. */
+			pr_warn("the guest needs memory the Uffd handler has not served (%s)", why);
 		}
 		return;
 	case UFFD_NONE:
@@ -1335,29 +1337,38 @@ static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
 	}
 }
 
-/* The VM stopping with its Uffd handler gone: a thread faulting on a page
- * the handler never served waits for ever (a vCPU's fault taken in KVM
- * ignores the stop's kick before Linux 6.2; a device's memcpy always),
- * and only the process's exit ends it: flint gives up on it. Zeros would
- * free it, but the guest or a device could pass them on (to a disk).
- * Meanwhile the watch goes on: a handler that hung up and serves on
- * answers within the unread rule's second, and a removal's event read
- * lets its remover go. True when everything that ran did end. */
+/* The VM stopping with the Uffd backend: a thread faulting on a page the
+ * handler never served waits for ever once the handler is gone (a vCPU's
+ * fault taken in KVM ignores the stop's kick before Linux 6.2; a device's
+ * memcpy always), and only the process's exit ends it. Zeros would free
+ * it, but the guest or a device could pass them on (to a disk). So the
+ * watch goes on while the threads end: a handler that dies now is seen; one
+ * that hung up and serves on answers within the unread rule's second (a
+ * fault it read and left is woken each second, to come again); a removal's
+ * event is read. False once nobody has read the userfaultfd for a second
+ * (ORPHAN) and a thread still runs: flint then gives up on it. */
 static bool wait_while_uffd_served(struct vm *vm, struct uffd_watch *w, bool (*done)(struct vm *))
 {
-	const uint64_t since = now_ns();
+	uint64_t orphan_at = 0, woke_at = now_ns();
 
-	if (w->state == UFFD_HANDLER || w->state == UFFD_NONE)
-		return true; /* a live handler serves: the plain join */
 	while (!done(vm)) {
-		if (w->state == UFFD_ORPHAN && now_ns() - since >= UFFD_UNREAD_NS)
+		uint64_t now = now_ns();
+
+		if (w->state == UFFD_NONE)
+			return true; /* no Uffd backend, or unreadable: the plain join */
+		if (w->state == UFFD_ORPHAN && !orphan_at)
+			orphan_at = now;
+		if (orphan_at && now - orphan_at >= UFFD_UNREAD_NS)
 			return false;
+		if (w->state == UFFD_QUIET && now - woke_at >= UFFD_UNREAD_NS) {
+			if (uffd_wake_all(vm->uffd, vm->mem) < 0)
+				return true; /* cannot: the plain join */
+			woke_at = now;
+		}
 		struct pollfd p = uffd_pollfd(vm, w);
 		int n = poll(&p, 1, 20);
 		if (n > 0 || w->state == UFFD_UNREAD)
 			uffd_step(vm, w, n > 0 ? p.revents : 0);
-		if (w->state == UFFD_NONE)
-			return done(vm); /* the userfaultfd unreadable: join and see */
 	}
 	return true;
 }
@@ -1381,17 +1392,30 @@ static bool loop_joined(struct vm *vm)
 	return true;
 }
 
+/* Threads left to the process's exit: from now on nothing that may wait
+ * on what they hold (a device's lock, a vCPU's) is touched, the devices'
+ * metrics included; vm_destroy frees nothing. */
+static void abandon(struct vm *vm)
+{
+	struct metrics *m = vm->opts.metrics;
+
+	atomic_store(&vm->abandoned, true);
+	for (unsigned i = 0; m && vm->devs && i < devices_count(vm->devs); i++)
+		metrics_remove_sources(m, devices_at(vm->devs, i));
+}
+
 static void join_vcpus(struct vm *vm, struct uffd_watch *w)
 {
-	if (!wait_while_uffd_served(vm, w, vcpus_ended))
+	if (!wait_while_uffd_served(vm, w, vcpus_ended)) {
 		for (unsigned i = 0; i < vm->nvcpus; i++)
 			if (vcpu_alive(&vm->vcpus[i])) {
 				pr_warn("vCPU %u waits on guest memory the Uffd handler never "
 					"served: it ends with flint",
 					i);
 				vcpu_abandon(&vm->vcpus[i]);
-				vm->vcpus_abandoned = true;
 			}
+		abandon(vm);
+	}
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
 }
@@ -1405,7 +1429,7 @@ static void join_loop(struct vm *vm, struct uffd_watch *w)
 	if (!wait_while_uffd_served(vm, w, loop_joined)) {
 		pr_warn("the devices' event loop waits on guest memory the Uffd handler never "
 			"served: it ends with flint");
-		vm->loop_abandoned = true;
+		abandon(vm);
 	} else if ((r = evloop_join(vm->loop)) < 0)
 		pr_err("event loop: %s", strerror(-r));
 }
@@ -1520,7 +1544,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		join_loop(vm, &uffd);
 	/* What the guest sent that a host program had not read yet is still
 	 * delivered: a guest that writes its last output and powers off. */
-	if (vm->devs && !vm->loop_abandoned)
+	if (vm->devs && !atomic_load(&vm->abandoned))
 		devices_hand_over(vm->devs, now_ns() + VM_HAND_OVER_MS * 1000000ull);
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
@@ -1580,6 +1604,9 @@ int vm_device_report(struct vm *vm, const char *kind, const char *id,
 
 	if (!d)
 		return vm_err_set(err, -ENOENT, "no device '%s' in this VM", id);
+	/* Its thread may hold the device's lock for good (vm_run). */
+	if (atomic_load(&vm->abandoned))
+		return vm_err_set(err, -ESHUTDOWN, "the VM has stopped");
 	if (device_report(d, emit, ctx) < 0)
 		return vm_err_set(err, -EOPNOTSUPP, "device '%s' reports nothing", id);
 	return 0;
@@ -1625,31 +1652,28 @@ void vm_destroy(struct vm *vm)
 	if (vm->tty_raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty);
 	remove_metrics(vm);
-	bool abandoned = vm->vcpus_abandoned || vm->loop_abandoned;
-
+	/* Threads stuck on guest memory (vm_run) use all the rest, and
+	 * closing the userfaultfd would hand them zero pages: the process's
+	 * exit ends them and frees it all. */
+	if (atomic_load(&vm->abandoned))
+		return;
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
-	if (!vm->vcpus_abandoned)
-		free(vm->vcpus);
+	free(vm->vcpus);
 	/* The loop first: its pending ops live in the devices. */
-	if (!vm->loop_abandoned) {
-		evloop_destroy(vm->loop);
-		devices_destroy(vm->devs);
-	}
+	evloop_destroy(vm->loop);
+	devices_destroy(vm->devs);
 	serial_destroy(vm->serial);
 	console_destroy(vm->con);
 	close_fd(&vm->serial_out_fd);
 	bus_destroy(vm->mmio);
 	bus_destroy(vm->pio);
-	if (!abandoned) {
-		gmem_destroy(vm->mem);
-		/* Before the VM's fd: KVM's end waits for its async page
-		 * faults, and one on a page a dead handler never served waits
-		 * until the userfaultfd goes (a live handler holds it: then
-		 * this changes nothing). Guest memory is gone already, so
-		 * nobody sees that page. */
-		close_fd(&vm->uffd);
-	}
+	gmem_destroy(vm->mem);
+	/* Before the VM's fd: KVM's end waits for its async page faults, and
+	 * one on a page a dead handler never served waits until the
+	 * userfaultfd goes (a live handler holds it: then this changes
+	 * nothing). Guest memory is gone already, so nobody sees that page. */
+	close_fd(&vm->uffd);
 	close_fd(&vm->serial_irqfd);
 	close_fd(&vm->i8042_irqfd);
 	close_fd(&vm->vm_fd);

@@ -96,11 +96,10 @@ struct vm {
 	char reset_refusal[256];
 	_Atomic uint64_t reset_us;
 	atomic_bool describe_at_stop; /* vm_describe_at_stop */
-	/* Threads left waiting on guest memory nobody will serve (vm_run):
-	 * the process's exit ends them, so vm_destroy leaves guest memory,
-	 * the userfaultfd (whose close would hand them zero pages) and, for
-	 * the loop, the devices as they are. */
-	bool vcpus_abandoned, loop_abandoned;
+	/* Threads were left waiting on guest memory nobody will serve
+	 * (vm_run): the process's exit ends them; until then nothing may wait
+	 * on what they hold, and vm_destroy frees nothing. */
+	atomic_bool abandoned;
 	struct termios tty;
 	bool tty_raw;
 };

@@ -22,7 +22,10 @@ kill_bg
 
 start_uffd "$T/s.mem"
 mkfifo "$T/in"
-"$FLINT" --restore "$T/s.state" --uffd-sock "$T/handler.sock" <"$T/in" >"$T/raw" 2>"$ERR" &
+# With metrics: their last line, written as flint ends, must not wait on
+# the stuck vCPU either.
+"$FLINT" --restore "$T/s.state" --uffd-sock "$T/handler.sock" --metrics-path "$T/metrics" \
+	<"$T/in" >"$T/raw" 2>"$ERR" &
 pid=$!
 exec 8>"$T/in"
 printf a >&8 # a page the handler serves
@@ -44,6 +47,7 @@ expect_status 125 "flint stops the VM whose Uffd handler is gone"
 grep -q 'has not served (guest-physical address 0x2062000)' "$ERR" ||
 	fail "stderr does not name the page nobody serves, 0x2062000"
 [ "$(grep -c '^walked$' "$OUT")" = 1 ] || fail "the guest walked on past the page nobody serves"
+[ -s "$T/metrics" ] || fail "no metrics line written"
 release=$(uname -r)
 major=${release%%.*}
 minor=${release#*.}

@@ -371,15 +371,42 @@ int api_ctl_patch_balloon_stats(struct api_ctl *ctl, uint32_t interval_s, struct
 			     vm_config_patch_balloon_stats, err);
 }
 
-int api_ctl_balloon_hinting(struct api_ctl *ctl, struct vm_err *err)
+/* A free page hinting request: after the start, on a balloon made with
+ * hinting; the device carries out cmd. The lock is held on return when
+ * 0. */
+static int hint_command(struct api_ctl *ctl, unsigned cmd, uint64_t arg,
+			void (*emit)(void *e, const char *name, uint64_t v), void *e,
+			struct vm_err *err)
 {
 	int r = lock_post_boot(ctl, err);
+
 	if (r < 0)
 		return r;
 	if (!ctl->config.balloon.enabled)
-		return done(ctl, vm_err_set(err, -ENOENT, NO_BALLOON), err);
-	return done(ctl, vm_err_set(err, -EOPNOTSUPP, "Attempting to use hinting when not enabled"),
-		    err);
+		r = vm_err_set(err, -ENOENT, NO_BALLOON);
+	else if (!ctl->config.balloon.free_page_hinting)
+		r = vm_err_set(err, -EINVAL, "Attempting to use hinting when not enabled");
+	else if (!ctl->ops || !ctl->ops->balloon_command)
+		r = vm_err_set(err, -EOPNOTSUPP, "flint cannot reach the balloon");
+	else if ((r = ctl->ops->balloon_command(ctl->ops_ctx, cmd, arg, emit, e, err)) < 0)
+		op_failed(r, err);
+	if (r < 0)
+		pthread_mutex_unlock(&ctl->lock);
+	return r;
+}
+
+int api_ctl_balloon_hint_start(struct api_ctl *ctl, bool ack_on_stop, struct vm_err *err)
+{
+	int r = hint_command(ctl, DEVICE_CMD_HINT_START, ack_on_stop, NULL, NULL, err);
+
+	return r < 0 ? r : done(ctl, 0, err);
+}
+
+int api_ctl_balloon_hint_stop(struct api_ctl *ctl, struct vm_err *err)
+{
+	int r = hint_command(ctl, DEVICE_CMD_HINT_STOP, 0, NULL, NULL, err);
+
+	return r < 0 ? r : done(ctl, 0, err);
 }
 
 char *api_ctl_balloon_json(struct api_ctl *ctl, struct vm_err *err)
@@ -423,6 +450,24 @@ char *api_ctl_balloon_stats_json(struct api_ctl *ctl, struct vm_err *err)
 		vm_err_set(err, -ENOMEM, "out of memory");
 	json_decref(o);
 	pthread_mutex_unlock(&ctl->lock);
+	return s;
+}
+
+char *api_ctl_balloon_hint_status_json(struct api_ctl *ctl, struct vm_err *err)
+{
+	json_t *o = json_object();
+	char *s = NULL;
+
+	if (!o) {
+		vm_err_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (hint_command(ctl, DEVICE_CMD_HINT_STATUS, 0, put_stat, o, err) == 0) {
+		if (!(s = json_dumps(o, JSON_COMPACT)))
+			vm_err_set(err, -ENOMEM, "out of memory");
+		pthread_mutex_unlock(&ctl->lock);
+	}
+	json_decref(o);
 	return s;
 }
 

@@ -52,6 +52,11 @@ struct api_vm_ops {
 	/* GET /balloon/statistics: the device's report, name by name. */
 	int (*balloon_report)(void *ctx, void (*emit)(void *e, const char *name, uint64_t v),
 			      void *e, struct vm_err *err);
+	/* The balloon's free page hinting: the device carries out cmd (enum
+	 * device_command) with arg, reporting through emit. */
+	int (*balloon_command)(void *ctx, unsigned cmd, uint64_t arg,
+			       void (*emit)(void *e, const char *name, uint64_t v), void *e,
+			       struct vm_err *err);
 	/* PATCH /hotplug/memory after the start: the device's new target (already
 	 * checked: a multiple of block_size_mib, at most total_size_mib). */
 	int (*update_memory_hotplug)(void *ctx, uint32_t requested_size_mib, struct vm_err *err);
@@ -205,14 +210,20 @@ int api_ctl_patch_pmem(struct api_ctl *ctl, struct vmc_pmem_patch *p,
  * at most the machine's memory); PATCH /balloon (amount_mib) and PATCH
  * /balloon/statistics (the interval) before or after it (after: through
  * ops->update_balloon; statistics cannot be turned on or off then); GET
- * /balloon/statistics after it. The free page hinting requests are refused:
- * flint's balloon has none. */
+ * /balloon/statistics after it. Free page hinting (PATCH
+ * /balloon/hinting/start with acknowledge_on_stop, PATCH .../stop, GET
+ * .../status: Firecracker's BalloonHintingStatus) after it, on a balloon
+ * made with free_page_hinting. */
 int api_ctl_put_balloon(struct api_ctl *ctl, const struct vmc_balloon *b,
 			struct vm_err *err) WARN_UNUSED;
 int api_ctl_patch_balloon(struct api_ctl *ctl, uint32_t amount_mib, struct vm_err *err) WARN_UNUSED;
 int api_ctl_patch_balloon_stats(struct api_ctl *ctl, uint32_t interval_s,
 				struct vm_err *err) WARN_UNUSED;
-int api_ctl_balloon_hinting(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+int api_ctl_balloon_hint_start(struct api_ctl *ctl, bool ack_on_stop,
+			       struct vm_err *err) WARN_UNUSED;
+int api_ctl_balloon_hint_stop(struct api_ctl *ctl, struct vm_err *err) WARN_UNUSED;
+/* malloc'd JSON, or NULL with err set. */
+char *api_ctl_balloon_hint_status_json(struct api_ctl *ctl, struct vm_err *err);
 /* GET /balloon (Firecracker's Balloon) and GET /balloon/statistics
  * (BalloonStats): malloc'd JSON, or NULL with err set. */
 char *api_ctl_balloon_json(struct api_ctl *ctl, struct vm_err *err);

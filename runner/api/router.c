@@ -31,7 +31,9 @@ enum route_kind {
 	R_SERIAL,
 	R_BALLOON,
 	R_BALLOON_STATS,
-	R_BALLOON_HINTING,
+	R_BALLOON_HINT_START,
+	R_BALLOON_HINT_STATUS,
+	R_BALLOON_HINT_STOP,
 	R_HOTPLUG_MEMORY,
 	R_CPU_CONFIG,
 	R_MMDS,
@@ -65,9 +67,9 @@ static const struct route {
     {"vm", M_PATCH, R_VM, NULL},
     {"balloon", M_GET | M_PUT | M_PATCH, R_BALLOON, NULL},
     {"balloon/statistics", M_GET | M_PATCH, R_BALLOON_STATS, NULL},
-    {"balloon/hinting/start", M_PATCH, R_BALLOON_HINTING, NULL},
-    {"balloon/hinting/status", M_GET, R_BALLOON_HINTING, NULL},
-    {"balloon/hinting/stop", M_PATCH, R_BALLOON_HINTING, NULL},
+    {"balloon/hinting/start", M_PATCH, R_BALLOON_HINT_START, NULL},
+    {"balloon/hinting/status", M_GET, R_BALLOON_HINT_STATUS, NULL},
+    {"balloon/hinting/stop", M_PATCH, R_BALLOON_HINT_STOP, NULL},
     {"cpu-config", M_PUT, R_CPU_CONFIG, NULL},
     {"pmem/*", M_PUT | M_PATCH, R_PMEM, NULL},
     {"mmds", M_GET | M_PUT | M_PATCH, R_MMDS, NULL},
@@ -424,14 +426,24 @@ static int do_balloon_stats(struct req *q)
 	return answer(q, API_REQ_PATCH_BALLOON_STATS, r, &e);
 }
 
-/* Free page hinting: flint's balloon has none, so each request is refused
- * as Firecracker refuses them for a balloon without it. */
-static int do_balloon_hinting(struct req *q)
+/* Free page hinting runs: PATCH start (BalloonStartCmd), PATCH stop, GET
+ * status (BalloonHintingStatus). */
+static int do_balloon_hinting(struct req *q, enum route_kind kind)
 {
 	struct vm_err e = {0};
-	int r = api_ctl_balloon_hinting(q->ctl, &e);
+	bool ack;
+	int r;
 
-	return fault(q->resp, "%s", r < 0 && e.msg[0] ? e.msg : strerror(-r));
+	if (kind == R_BALLOON_HINT_STATUS) {
+		char *body = api_ctl_balloon_hint_status_json(q->ctl, &e);
+
+		return body ? ok_json(q->resp, body) : fault(q->resp, "%s", e.msg);
+	}
+	if (kind == R_BALLOON_HINT_STOP)
+		r = api_ctl_balloon_hint_stop(q->ctl, &e);
+	else if ((r = config_json_balloon_hint_start(q->body, q->len, &ack, ERRBUF(e))) >= 0)
+		r = api_ctl_balloon_hint_start(q->ctl, ack, &e);
+	return r < 0 ? fault(q->resp, "%s", e.msg[0] ? e.msg : strerror(-r)) : no_content(q->resp);
 }
 
 /* Memory hot-plug: PUT MemoryHotplugConfig, PATCH MemoryHotplugSizeUpdate,
@@ -760,8 +772,10 @@ static int route(struct req *q, const struct route *rt)
 		return do_balloon(q);
 	case R_BALLOON_STATS:
 		return do_balloon_stats(q);
-	case R_BALLOON_HINTING:
-		return do_balloon_hinting(q);
+	case R_BALLOON_HINT_START:
+	case R_BALLOON_HINT_STATUS:
+	case R_BALLOON_HINT_STOP:
+		return do_balloon_hinting(q, rt->kind);
 	case R_HOTPLUG_MEMORY:
 		return do_hotplug_memory(q);
 	case R_CPU_CONFIG:
@@ -823,8 +837,6 @@ int api_handle(struct api_ctl *ctl, const char *method, const char *url, const c
 	/* Firecracker's checks before routing. */
 	if (q.method == M_GET && len)
 		return fault(resp, "GET request cannot have a body.");
-	if (q.method != M_GET && !len)
-		return fault(resp, "Empty %s request.", method);
 
 	const struct route *rt = NULL;
 	const char *id = "";
@@ -836,7 +848,14 @@ int api_handle(struct api_ctl *ctl, const char *method, const char *url, const c
 	}
 	if (n >= 0)
 		rt = match(seg, n, &id);
-	if (!rt || !(rt->methods & q.method))
+	if (rt && !(rt->methods & q.method))
+		rt = NULL;
+	/* Firecracker's check before routing, but for a hinting run's start
+	 * and stop, which may come without a body. */
+	if (q.method != M_GET && !len &&
+	    !(rt && (rt->kind == R_BALLOON_HINT_START || rt->kind == R_BALLOON_HINT_STOP)))
+		return fault(resp, "Empty %s request.", method);
+	if (!rt)
 		return fault(resp, "Invalid request method and/or path: %s %s.", method, shown);
 	q.path = shown;
 	q.id = id;

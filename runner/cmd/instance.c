@@ -382,6 +382,15 @@ static int op_balloon_report(void *ctx, void (*emit)(void *e, const char *name, 
 	return vm ? vm_device_report(vm, "balloon", "balloon", emit, e, err) : err->code;
 }
 
+static int op_balloon_command(void *ctx, unsigned cmd, uint64_t arg,
+			      void (*emit)(void *e, const char *name, uint64_t v), void *e,
+			      struct vm_err *err)
+{
+	struct vm *vm = started_vm(ctx, err);
+
+	return vm ? vm_device_command(vm, "balloon", "balloon", cmd, arg, emit, e, err) : err->code;
+}
+
 /* PATCH /hotplug/memory: the device's new target, kept in the config as
  * the VM's (the controller checked it against the device's geometry). */
 static int edit_hotplug(struct vm_config *next, const void *arg, struct vm_err *err)
@@ -475,6 +484,7 @@ static const struct api_vm_ops vm_ops = {
     .update_pmem = op_update_pmem,
     .update_balloon = op_update_balloon,
     .balloon_report = op_balloon_report,
+    .balloon_command = op_balloon_command,
     .update_memory_hotplug = op_update_memory_hotplug,
     .memory_hotplug_status = op_memory_hotplug_status,
     .flush_metrics = op_flush_metrics,

@@ -1034,6 +1034,27 @@ int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *int
 	return one_uint(body, len, "stats_polling_interval_s", UINT16_MAX, interval_s, err, errlen);
 }
 
+static int parse_hint_start(struct jfield *p, json_t *o, void *out)
+{
+	bool *ack = out;
+
+	*ack = true;
+	return jfield_bool(p, o, "acknowledge_on_stop", false, ack, NULL);
+}
+
+int config_json_balloon_hint_start(const char *body, size_t len, bool *ack_on_stop, char *err,
+				   size_t errlen)
+{
+	size_t i = 0;
+
+	while (i < len && strchr(" \t\r\n", body[i]))
+		i++;
+	*ack_on_stop = true;
+	if (i == len)
+		return 0; /* no body: the default */
+	return parse_body(body, len, parse_hint_start, ack_on_stop, err, errlen);
+}
+
 int config_json_memory_hotplug_update(const char *body, size_t len, uint32_t *requested_size_mib,
 				      char *err, size_t errlen)
 {

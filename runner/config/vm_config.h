@@ -261,7 +261,7 @@ struct vmc_balloon {
 	uint32_t amount_mib;		   /* the target: memory the guest gives up */
 	bool deflate_on_oom;		   /* the guest may deflate under pressure */
 	uint32_t stats_polling_interval_s; /* 0: no statistics */
-	bool free_page_hinting;		   /* not supported (VMC_F_BALLOON_HINTING) */
+	bool free_page_hinting;		   /* offer free page hinting runs */
 	bool free_page_reporting;	   /* the guest reports its free memory */
 };
 

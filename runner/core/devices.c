@@ -143,6 +143,14 @@ int device_report(const struct device *d, device_counter_fn emit, void *ctx)
 	return 0;
 }
 
+int device_command(struct device *d, enum device_command cmd, uint64_t arg, device_counter_fn emit,
+		   void *ctx, struct vm_err *err)
+{
+	if (!d->kind->command)
+		return vm_err_set(err, -EOPNOTSUPP, "the %s takes no such request", d->kind->label);
+	return d->kind->command(d->priv, cmd, arg, emit, ctx, err);
+}
+
 struct device *devices_find(const struct devices *r, const char *kind, const char *id)
 {
 	for (unsigned j = 0; j < r->n; j++) {

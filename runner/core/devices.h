@@ -89,6 +89,16 @@ enum device_change {
 	DEVICE_CHANGE_REQUESTED = 1u << 4,	/* memory hot-plug's requested_size_mib */
 };
 
+/* A request to a device beyond its configuration (struct device_kind's
+ * command): a balloon's free page hinting run, started (arg: whether the
+ * guest's end of the run is acknowledged at once), stopped, or reported
+ * on through emit. */
+enum device_command {
+	DEVICE_CMD_HINT_START,
+	DEVICE_CMD_HINT_STOP,
+	DEVICE_CMD_HINT_STATUS,
+};
+
 /* Receives one counter of a device: its name (Firecracker's metric name
  * where it has one, "read_bytes") and its value since the device was made. */
 typedef void (*device_counter_fn)(void *ctx, const char *name, uint64_t value);
@@ -130,6 +140,11 @@ struct device_kind {
 	 * on as before). NULL: the kind cannot change after boot. */
 	int (*update)(void *dev, const struct vm_config *c, unsigned i, unsigned changes,
 		      struct vm_err *err);
+	/* Carry out cmd (enum device_command) with arg, reporting through
+	 * emit what it reports. On the control thread. 0, or -errno with err
+	 * saying why. NULL: the kind takes no command. */
+	int (*command)(void *dev, enum device_command cmd, uint64_t arg, device_counter_fn emit,
+		       void *ctx, struct vm_err *err);
 
 	/* Snapshot (issue 12). On the control thread, the vCPUs paused, in
 	 * this order for every device: drain, then (the event loop parked by
@@ -247,6 +262,11 @@ void device_counters(const struct device *d, device_counter_fn emit, void *ctx);
 /* Device d's report (struct device_kind's report): -EOPNOTSUPP when its
  * kind has none. */
 int device_report(const struct device *d, device_counter_fn emit, void *ctx) WARN_UNUSED;
+
+/* Device d's command hook (struct device_kind): -EOPNOTSUPP, err set, when
+ * its kind takes none. */
+int device_command(struct device *d, enum device_command cmd, uint64_t arg, device_counter_fn emit,
+		   void *ctx, struct vm_err *err) WARN_UNUSED;
 
 /* Device d's section in the metrics file ("block_rootfs", "vsock"). */
 void device_metrics_section(const struct device *d, char *buf, size_t len);

@@ -39,6 +39,7 @@ static int balloon_kind_create(const struct vm_config *c, unsigned i, const char
 	    .target_pages = c->balloon.amount_mib * PAGES_PER_MIB,
 	    .deflate_on_oom = c->balloon.deflate_on_oom,
 	    .stats_interval_s = c->balloon.stats_polling_interval_s,
+	    .free_page_hinting = c->balloon.free_page_hinting,
 	    .free_page_reporting = c->balloon.free_page_reporting,
 	    .loop = env->loop,
 	};
@@ -67,11 +68,12 @@ static void balloon_print_stats(const struct device *d)
 	balloon_get_info(device_priv(d), &in);
 	pr_info("balloon: target=%u pages actual=%u; inflated=%llu pages in %llu requests, "
 		"deflated=%llu in %llu; statistics=%llu; free page reports=%llu (%llu bytes); "
-		"errors=%llu",
+		"free page hints=%llu (%llu bytes); errors=%llu",
 		in.target_pages, in.actual_pages, ULL(n.pages_inflated), ULL(n.inflate_count),
 		ULL(n.pages_deflated), ULL(n.deflate_count), ULL(n.stats_updates_count),
 		ULL(n.free_page_report_count), ULL(n.free_page_report_freed),
-		ULL(n.event_fails + n.free_page_report_fails));
+		ULL(n.free_page_hint_count), ULL(n.free_page_hint_freed),
+		ULL(n.event_fails + n.free_page_report_fails + n.free_page_hint_fails));
 }
 
 /* Firecracker's balloon metric names, and flint's page counts. */
@@ -88,6 +90,9 @@ static void balloon_counters(const struct device *d, device_counter_fn emit, voi
 	emit(ctx, "free_page_report_count", n.free_page_report_count);
 	emit(ctx, "free_page_report_freed", n.free_page_report_freed);
 	emit(ctx, "free_page_report_fails", n.free_page_report_fails);
+	emit(ctx, "free_page_hint_count", n.free_page_hint_count);
+	emit(ctx, "free_page_hint_freed", n.free_page_hint_freed);
+	emit(ctx, "free_page_hint_fails", n.free_page_hint_fails);
 	emit(ctx, "pages_inflated", n.pages_inflated);
 	emit(ctx, "pages_deflated", n.pages_deflated);
 }
@@ -121,6 +126,34 @@ static int balloon_update(void *dev, const struct vm_config *c, unsigned i, unsi
 	return 0;
 }
 
+/* Free page hinting (PATCH /balloon/hinting/start and stop, GET
+ * /balloon/hinting/status: host_cmd, and guest_cmd once the guest sent one). */
+static int balloon_command(void *dev, enum device_command cmd, uint64_t arg, device_counter_fn emit,
+			   void *ctx, struct vm_err *err)
+{
+	struct balloon_hint_status st;
+	int r;
+
+	switch (cmd) {
+	case DEVICE_CMD_HINT_START:
+		r = balloon_hint_start(dev, arg != 0);
+		break;
+	case DEVICE_CMD_HINT_STOP:
+		r = balloon_hint_stop(dev);
+		break;
+	case DEVICE_CMD_HINT_STATUS:
+		if ((r = balloon_hint_status(dev, &st)) < 0)
+			break;
+		emit(ctx, "host_cmd", st.host_cmd);
+		if (st.have_guest_cmd)
+			emit(ctx, "guest_cmd", st.guest_cmd);
+		break;
+	default:
+		return vm_err_set(err, -EOPNOTSUPP, "the balloon takes no command %d", cmd);
+	}
+	return r < 0 ? vm_err_set(err, r, "Attempting to use hinting when not enabled") : 0;
+}
+
 static void balloon_kind_quiesce(void *dev)
 {
 	balloon_quiesce(dev);
@@ -148,6 +181,7 @@ const struct device_kind balloon_kind = {
     .counters = balloon_counters,
     .report = balloon_report,
     .update = balloon_update,
+    .command = balloon_command,
     /* No drain: nothing is ever in flight at a backend. */
     .quiesce = balloon_kind_quiesce,
     .save = balloon_kind_save,

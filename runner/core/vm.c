@@ -787,8 +787,8 @@ const unsigned vm_supported_features =
     VMC_F_LOGGER | VMC_F_LOGGER_MODULE | VMC_F_METRICS | VMC_F_ENTROPY | VMC_F_ENTROPY_RATE_LIMIT |
     VMC_F_DRIVE_RATE_LIMIT | VMC_F_NET_RATE_LIMIT | VMC_F_SMT | VMC_F_HUGE_PAGES |
     VMC_F_DIRTY_PAGES | VMC_F_SERIAL_OUT | VMC_F_SERIAL_RATE_LIMIT | VMC_F_PARTUUID |
-    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_REPORTING | VMC_F_CPU_CONFIG | VMC_F_PMEM |
-    VMC_F_MEMORY_HOTPLUG;
+    VMC_F_NET_MTU | VMC_F_BALLOON | VMC_F_BALLOON_HINTING | VMC_F_BALLOON_REPORTING |
+    VMC_F_CPU_CONFIG | VMC_F_PMEM | VMC_F_MEMORY_HOTPLUG;
 
 /* --- metrics: the VM's sources -------------------------------------------- */
 
@@ -1168,6 +1168,24 @@ static int update_device(struct vm *vm, const struct vm_update *u, struct vm_err
 	return 0;
 }
 
+/* A device's command (VM_ACTION_COMMAND, vm_device_command). */
+struct vm_command {
+	const char *kind, *id;
+	enum device_command cmd;
+	uint64_t arg;
+	device_counter_fn emit;
+	void *ctx;
+};
+
+static int device_command_of(struct vm *vm, const struct vm_command *c, struct vm_err *err)
+{
+	struct device *d = vm->devs ? devices_find(vm->devs, c->kind, c->id) : NULL;
+
+	if (!d)
+		return vm_err_set(err, -ENOENT, "no device '%s' in this VM", c->id);
+	return device_command(d, c->cmd, c->arg, c->emit, c->ctx, err);
+}
+
 /* The control thread's side of the mailbox: one action, in order. */
 static void execute(void *ctx, int action, long arg, struct vm_err *err)
 {
@@ -1211,6 +1229,9 @@ static void execute(void *ctx, int action, long arg, struct vm_err *err)
 	}
 	case VM_ACTION_UPDATE:
 		update_device(vm, (const struct vm_update *)(uintptr_t)arg, err);
+		break;
+	case VM_ACTION_COMMAND:
+		device_command_of(vm, (const struct vm_command *)(uintptr_t)arg, err);
 		break;
 	case VM_ACTION_SNAPSHOT:
 		if (st != VM_STATE_PAUSED)
@@ -1594,6 +1615,19 @@ int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned c
 {
 	struct vm_update u = {.kind = kind, .id = id, .changes = changes, .edit = edit, .arg = arg};
 	return mailbox_call(vm->mb, VM_ACTION_UPDATE, (long)(uintptr_t)&u, err);
+}
+
+int vm_device_command(struct vm *vm, const char *kind, const char *id, unsigned cmd, uint64_t arg,
+		      void (*emit)(void *ctx, const char *name, uint64_t value), void *ctx,
+		      struct vm_err *err)
+{
+	struct vm_command c = {.kind = kind,
+			       .id = id,
+			       .cmd = (enum device_command)cmd,
+			       .arg = arg,
+			       .emit = emit,
+			       .ctx = ctx};
+	return mailbox_call(vm->mb, VM_ACTION_COMMAND, (long)(uintptr_t)&c, err);
 }
 
 int vm_device_report(struct vm *vm, const char *kind, const char *id,

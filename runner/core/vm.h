@@ -97,6 +97,8 @@ enum vm_action {
 	/* A device follows a changed entry of the configuration (use
 	 * vm_update_device). */
 	VM_ACTION_UPDATE,
+	/* A device carries out a command (use vm_device_command). */
+	VM_ACTION_COMMAND,
 	/* Write a line to the metrics file now (FlushMetrics). */
 	VM_ACTION_FLUSH_METRICS,
 	/* Save the paused VM to files (use vm_snapshot). */
@@ -147,6 +149,14 @@ int vm_update_device(struct vm *vm, const char *kind, const char *id, unsigned c
 int vm_device_report(struct vm *vm, const char *kind, const char *id,
 		     void (*emit)(void *ctx, const char *name, uint64_t value), void *ctx,
 		     struct vm_err *err) WARN_UNUSED;
+
+/* The device of kind `kind` known as id carries out cmd (enum
+ * device_command) with arg on the control thread, reporting through emit
+ * (called there, before this returns). 0, or -errno with err saying why
+ * (-ENOENT: no such device). Any thread but the control thread. */
+int vm_device_command(struct vm *vm, const char *kind, const char *id, unsigned cmd, uint64_t arg,
+		      void (*emit)(void *ctx, const char *name, uint64_t value), void *ctx,
+		      struct vm_err *err) WARN_UNUSED;
 
 /* Snapshots (issue 12): a paused VM is saved to a state file and a memory
  * file, and a new flint process resumes it from them (vm_restore).

@@ -35,6 +35,10 @@ static struct fake {
 	int balloon_updates;
 	unsigned balloon_changes;
 	struct vmc_balloon balloon;
+	/* its free page hinting: the last command and argument */
+	int hint_cmds;
+	unsigned hint_cmd;
+	uint64_t hint_arg;
 	/* memory hot-plug: the last target asked for, what the device says */
 	int hotplug_updates, hotplug_reports;
 	uint32_t hotplug_requested, hotplug_plugged;
@@ -176,6 +180,24 @@ static int f_balloon_report(void *ctx, void (*emit)(void *e, const char *name, u
 	return 0;
 }
 
+/* Hinting: the command is recorded; the status is host_cmd 3, guest_cmd 0. */
+static int f_balloon_command(void *ctx, unsigned cmd, uint64_t arg,
+			     void (*emit)(void *e, const char *name, uint64_t v), void *e,
+			     struct vm_err *err)
+{
+	(void)ctx;
+	if (fake.fail_update)
+		return vm_err_set(err, fake.fail_update, "fake command failed");
+	fake.hint_cmds++;
+	fake.hint_cmd = cmd;
+	fake.hint_arg = arg;
+	if (cmd == DEVICE_CMD_HINT_STATUS) {
+		emit(e, "host_cmd", 3);
+		emit(e, "guest_cmd", 0);
+	}
+	return 0;
+}
+
 static int f_update_memory_hotplug(void *ctx, uint32_t requested_size_mib, struct vm_err *err)
 {
 	(void)ctx;
@@ -249,6 +271,7 @@ static const struct api_vm_ops ops = {
     .update_pmem = f_update_pmem,
     .update_balloon = f_update_balloon,
     .balloon_report = f_balloon_report,
+    .balloon_command = f_balloon_command,
     .update_memory_hotplug = f_update_memory_hotplug,
     .memory_hotplug_status = f_memory_hotplug_status,
     .set_logger = f_logger,
@@ -893,8 +916,46 @@ Test(api_router, balloon_after_the_start, .init = setup, .fini = teardown)
 		     "Attempting to use hinting when not enabled");
 	expect_fault("PATCH", "/balloon/hinting/stop", "{}",
 		     "Attempting to use hinting when not enabled");
+	cr_assert_eq(fake.hint_cmds, 0, "not asked of the device");
 	cr_assert_eq(counter("get_api_requests.balloon_stats_count"), 1);
 	cr_assert_eq(counter("patch_api_requests.balloon_fails"), 2);
+}
+
+/* Free page hinting on a balloon made with it: a start with no body or
+ * without acknowledge_on_stop acknowledges (Firecracker's default), one
+ * that says false does not, a body of the wrong kind is refused; stop;
+ * the status as the device tells it. */
+Test(api_router, balloon_hinting, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/balloon",
+		  "{\"amount_mib\": 0, \"deflate_on_oom\": false, \"free_page_hinting\": true}");
+	json_t *o = get_json("/balloon");
+	cr_assert(json_is_true(json_object_get(o, "free_page_hinting")));
+	json_decref(o);
+	expect_fault("PATCH", "/balloon/hinting/start", NULL, "not supported before starting");
+	boot();
+	expect_ok("PATCH", "/balloon/hinting/start", NULL);
+	cr_assert_eq(fake.hint_cmd, DEVICE_CMD_HINT_START);
+	cr_assert_eq(fake.hint_arg, 1, "acknowledged by default");
+	expect_ok("PATCH", "/balloon/hinting/start", "{\"acknowledge_on_stop\": false}");
+	cr_assert_eq(fake.hint_arg, 0);
+	expect_ok("PATCH", "/balloon/hinting/start", "{\"other\": 1}");
+	cr_assert_eq(fake.hint_arg, 1, "other keys ignored, as Firecracker's parser does");
+	expect_fault("PATCH", "/balloon/hinting/start", "{\"acknowledge_on_stop\": \"no\"}",
+		     "acknowledge_on_stop");
+	expect_fault("PATCH", "/balloon/hinting/start", "[", "the body");
+	cr_assert_eq(fake.hint_cmds, 3);
+	expect_ok("PATCH", "/balloon/hinting/stop", NULL);
+	cr_assert_eq(fake.hint_cmd, DEVICE_CMD_HINT_STOP);
+	o = get_json("/balloon/hinting/status");
+	cr_assert_eq(fake.hint_cmd, DEVICE_CMD_HINT_STATUS);
+	cr_assert_eq(json_integer_value(json_object_get(o, "host_cmd")), 3);
+	cr_assert(json_is_integer(json_object_get(o, "guest_cmd")));
+	cr_assert_eq(json_integer_value(json_object_get(o, "guest_cmd")), 0);
+	json_decref(o);
+	fake.fail_update = -EIO;
+	expect_fault("PATCH", "/balloon/hinting/stop", NULL, "fake command failed");
+	expect_fault("GET", "/balloon/hinting/status", NULL, "fake command failed");
 }
 
 /* PUT /cpu-config before the start: the template is the config's (GET

@@ -26,7 +26,7 @@
 #define PFN0  (PAGES / 4096)
 
 static struct gmem *g;
-#define NQ 4
+#define NQ 5
 
 static struct vq qs[NQ];
 static struct fake_ring rings[NQ];
@@ -196,11 +196,14 @@ Test(balloon, features_follow_the_parameters)
 {
 	open_dev((struct balloon_params){.target_pages = 1}, 0);
 	cr_assert_eq(balloon_ops.device_id, VIRTIO_ID_BALLOON);
-	cr_assert_eq(balloon_ops.num_queues, 4);
+	cr_assert_eq(balloon_ops.num_queues, 5);
 	cr_assert_eq(balloon_ops.features(b), 0);
 	struct balloon *o =
 	    other_dev((struct balloon_params){.deflate_on_oom = true, .stats_interval_s = 2});
 	cr_assert_eq(balloon_ops.features(o), STATS | 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	other_free(o);
+	o = other_dev((struct balloon_params){.free_page_hinting = true});
+	cr_assert_eq(balloon_ops.features(o), 1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT);
 	other_free(o);
 	cr_assert_eq(balloon_create(&(struct balloon *){NULL}, &(struct balloon_params){0}),
 		     -EINVAL, "no loop");
@@ -498,6 +501,136 @@ Test(balloon, free_page_reports_behind_statistics)
 	cr_assert_eq(counters().free_page_report_count, 1);
 }
 
+static const uint64_t HINTING = 1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT;
+
+/* The host's hinting command in the configuration space. */
+static uint32_t host_cmd(void)
+{
+	uint32_t cfg[3];
+
+	balloon_ops.config_read(b, 0, cfg, sizeof(cfg));
+	return le32toh(cfg[2]);
+}
+
+/* The guest's driver sends command id on hint queue q (one le32,
+ * device-readable) and kicks. */
+static void guest_cmd(unsigned q, uint32_t id)
+{
+	uint32_t le = htole32(id);
+
+	memcpy(at(BUF + 0x3000, 4), &le, 4);
+	fake_offer(&rings[q], &(struct sg){BUF + 0x3000, 4, false}, 1);
+	balloon_ops.notify(b, q);
+}
+
+/* The guest hints pages 0 and 1 (one device-writable block) on queue q;
+ * whether the host dropped them (they read 0, not 0xaa). */
+static bool hint_dropped(unsigned q)
+{
+	uint16_t used = fake_used_idx(&rings[q]);
+
+	memset(at(PAGES, 2 * 4096), 0xaa, 2 * 4096);
+	fake_offer(&rings[q], &(struct sg){PAGES, 2 * 4096, true}, 1);
+	balloon_ops.notify(b, q);
+	cr_assert_eq(fake_used_idx(&rings[q]), used + 1, "the hint was given back");
+	cr_assert_eq(fake_used_elem(&rings[q], used).len, 0);
+	cr_assert_eq(page_byte(0), page_byte(1));
+	return page_byte(0) == 0;
+}
+
+static struct balloon_hint_status hint_status(void)
+{
+	struct balloon_hint_status st;
+
+	cr_assert_eq(balloon_hint_status(b, &st), 0);
+	return st;
+}
+
+/* A hinting run: hints before any run, and once the host said DONE, are
+ * given back untouched; between the guest's start of the host's run and
+ * its end, they go back to the host; the guest's end of the run gets DONE
+ * at once (ack_on_stop). */
+Test(balloon, free_page_hinting_run)
+{
+	open_dev((struct balloon_params){.free_page_hinting = true}, HINTING);
+	cr_assert_eq(host_cmd(), VIRTIO_BALLOON_CMD_ID_STOP);
+	cr_assert_not(hint_status().have_guest_cmd);
+	cr_assert_not(hint_dropped(2), "no run");
+
+	cr_assert_eq(balloon_hint_start(b, true), 0);
+	cr_assert_eq(config_changes, 1);
+	cr_assert_eq(host_cmd(), 2);
+	cr_assert_not(hint_dropped(2), "a run the guest has not started");
+	guest_cmd(2, 2);
+	cr_assert(hint_status().have_guest_cmd);
+	cr_assert_eq(hint_status().guest_cmd, 2);
+	cr_assert(hint_dropped(2));
+	guest_cmd(2, VIRTIO_BALLOON_CMD_ID_STOP);
+	cr_assert_eq(host_cmd(), VIRTIO_BALLOON_CMD_ID_DONE, "acknowledged at once");
+	cr_assert_eq(config_changes, 2);
+	cr_assert_eq(hint_status().guest_cmd, VIRTIO_BALLOON_CMD_ID_STOP);
+	cr_assert_not(hint_dropped(2), "the guest has its blocks back");
+
+	struct balloon_counters n = counters();
+	cr_assert_eq(n.free_page_hint_count, 6);
+	cr_assert_eq(n.free_page_hint_freed, 2 * 4096);
+	cr_assert_eq(n.free_page_hint_fails, 0);
+	cr_assert_eq(resets, 0);
+}
+
+/* Without ack_on_stop the run stays the host's until it says DONE; a new
+ * run's id is the next one, and a STOP that ends the guest's older run
+ * does not end it; hints of a run the host has moved on from are not
+ * dropped. Hinting sits behind statistics and before reports. */
+Test(balloon, free_page_hinting_stop_and_runs)
+{
+	open_dev((struct balloon_params){.free_page_hinting = true,
+					 .free_page_reporting = true,
+					 .stats_interval_s = 9},
+		 STATS | HINTING | REPORTING);
+	cr_assert_eq(balloon_hint_start(b, false), 0);
+	guest_cmd(3, 2);
+	guest_cmd(3, VIRTIO_BALLOON_CMD_ID_STOP);
+	cr_assert_eq(host_cmd(), 2, "not acknowledged");
+	cr_assert_eq(balloon_hint_stop(b), 0);
+	cr_assert_eq(host_cmd(), VIRTIO_BALLOON_CMD_ID_DONE);
+
+	cr_assert_eq(balloon_hint_start(b, true), 0);
+	cr_assert_eq(host_cmd(), 3);
+	guest_cmd(3, 2); /* a start of the old run, late */
+	cr_assert_not(hint_dropped(3));
+	guest_cmd(3, VIRTIO_BALLOON_CMD_ID_STOP);
+	cr_assert_eq(host_cmd(), 3, "the old run's end is not the new one's");
+	guest_cmd(3, 3);
+	cr_assert(hint_dropped(3));
+	cr_assert_eq(balloon_hint_start(b, true), 0);
+	cr_assert_eq(host_cmd(), 4);
+	cr_assert_not(hint_dropped(3), "the host moved on to run 4");
+	cr_assert_eq(counters().stats_updates_count, 0, "not the statistics queue");
+	cr_assert_eq(counters().free_page_report_count, 0, "nor the reports'");
+	report_on(4);
+}
+
+/* A command that is not one le32 is counted and changes nothing; a device
+ * made without hinting refuses the host's requests. */
+Test(balloon, free_page_hinting_refusals)
+{
+	open_dev((struct balloon_params){.free_page_hinting = true}, HINTING);
+	cr_assert_eq(balloon_hint_start(b, true), 0);
+	fake_offer(&rings[2], &(struct sg){BUF + 0x3000, 3, false}, 1);
+	balloon_ops.notify(b, 2);
+	cr_assert_eq(counters().free_page_hint_fails, 1);
+	cr_assert_not(hint_status().have_guest_cmd);
+	cr_assert_eq(fake_used_idx(&rings[2]), 1);
+
+	struct balloon *o = other_dev((struct balloon_params){0});
+	struct balloon_hint_status st;
+	cr_assert_eq(balloon_hint_start(o, true), -EINVAL);
+	cr_assert_eq(balloon_hint_stop(o), -EINVAL);
+	cr_assert_eq(balloon_hint_status(o, &st), -EINVAL);
+	other_free(o);
+}
+
 Test(balloon, statistics_refusals)
 {
 	struct sg s = {BUF + 0x2000, 15, false};
@@ -578,4 +711,65 @@ Test(balloon, save_and_restore)
 	cr_assert_eq(in.target_pages, 0, "unchanged by the refusals");
 	other_free(other);
 	wbuf_free(&w);
+}
+
+/* Free page hinting's state is saved: the host's command, the last run,
+ * the guest's command and acknowledge_on_stop; the next run after id
+ * 0xffffffff is 2. A version 1 state (no hinting) still restores. */
+Test(balloon, save_and_restore_hinting)
+{
+	struct balloon *other;
+	struct wbuf w;
+	struct rbuf r;
+	char err[256];
+
+	open_dev((struct balloon_params){.free_page_hinting = true}, HINTING);
+	cr_assert_eq(balloon_hint_start(b, true), 0);
+	guest_cmd(2, 2);
+	wbuf_init(&w);
+	cr_assert_eq(balloon_save(b, &w), 0);
+	other = other_dev((struct balloon_params){.free_page_hinting = true});
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), 0, "%s", err);
+	struct balloon_hint_status st;
+	cr_assert_eq(balloon_hint_status(other, &st), 0);
+	cr_assert_eq(st.host_cmd, 2);
+	cr_assert(st.have_guest_cmd);
+	cr_assert_eq(st.guest_cmd, 2);
+	other_free(other);
+	other = other_dev((struct balloon_params){0});
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "balloon: saved with a free page hinting run, configured without "
+			      "hinting");
+	other_free(other);
+	wbuf_free(&w);
+
+	/* Version 2 by hand: the last run 0xffffffff; then version 1. */
+	for (uint32_t version = 2; version >= 1; version--) {
+		wbuf_init(&w);
+		wput_u32(&w, version);
+		wput_u32(&w, 5); /* target */
+		wput_u32(&w, 3); /* actual */
+		wput_u32(&w, 0); /* interval */
+		wput_u16(&w, 0); /* statistics */
+		if (version == 2) {
+			wput_u32(&w, VIRTIO_BALLOON_CMD_ID_DONE);
+			wput_u32(&w, UINT32_MAX);
+			wput_u32(&w, 0);
+			wput_u8(&w, 3);
+		}
+		other = other_dev((struct balloon_params){.free_page_hinting = true});
+		rbuf_init(&r, w.p, w.len);
+		cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), 0, "%s", err);
+		cr_assert(rbuf_done(&r));
+		cr_assert_eq(balloon_hint_status(other, &st), 0);
+		cr_assert_eq(st.host_cmd, version == 2 ? VIRTIO_BALLOON_CMD_ID_DONE : 0);
+		cr_assert_eq(st.have_guest_cmd, version == 2);
+		cr_assert_eq(balloon_hint_start(other, false), 0);
+		cr_assert_eq(balloon_hint_status(other, &st), 0);
+		cr_assert_eq(st.host_cmd, 2, "version %u: the first run after the last", version);
+		other_free(other);
+		wbuf_free(&w);
+	}
 }

@@ -467,7 +467,7 @@ Test(vm_config, what_the_vm_honours)
 
 /* The balloon: its target against the memory, PATCHes of a balloon that
  * is there, statistics that cannot be turned on or off once started, and
- * the hinting the VM does not honour (free page reporting it does). */
+ * free page hinting and reporting, which the VM honours. */
 Test(vm_config, balloon)
 {
 	struct vm_config c, d;
@@ -507,12 +507,12 @@ Test(vm_config, balloon)
 	vm_config_free(&d);
 
 	c.balloon.free_page_hinting = true;
-	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)),
-		     -EOPNOTSUPP);
-	ERR_HAS("flint does not support balloon free page hinting (free_page_hinting)");
-	c.balloon.free_page_hinting = false;
+	cr_assert_eq(vm_config_features(&c), VMC_F_BALLOON | VMC_F_BALLOON_HINTING);
+	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)), 0,
+		     "%s", err);
 	c.balloon.free_page_reporting = true;
-	cr_assert_eq(vm_config_features(&c), VMC_F_BALLOON | VMC_F_BALLOON_REPORTING);
+	cr_assert_eq(vm_config_features(&c),
+		     VMC_F_BALLOON | VMC_F_BALLOON_HINTING | VMC_F_BALLOON_REPORTING);
 	cr_assert_eq(vm_config_check_supported(&c, vm_supported_features, err, sizeof(err)), 0,
 		     "%s", err);
 	vm_config_free(&c);

@@ -27,15 +27,20 @@
 
 #define Q_INFLATE 0
 #define Q_DEFLATE 1
-/* Then, in this order, those negotiated: statistics, free page reports
- * (Linux's driver numbers its queues so: no gap for one not there). */
+/* Then, in this order, those negotiated: statistics, free page hints, free
+ * page reports (Linux's driver numbers its queues so: no gap for one not
+ * there). */
 #define Q_OPTIONAL 2
-#define NQUEUES	   4
+#define NQUEUES	   5
+
+/* A free page hinting run's command ids: 0 and 1 are STOP and DONE. */
+#define HINT_RUN_FIRST 2u
 
 /* One statistics entry as the driver lays it out: le16 tag, le64 value. */
 #define STAT_LEN 10u
 
-#define SAVE_VERSION 1u
+/* 2: free page hinting's state after the statistics. */
+#define SAVE_VERSION 2u
 
 struct balloon {
 	struct evloop *loop;
@@ -43,21 +48,28 @@ struct balloon {
 	bool deflate_on_oom;
 	bool stats_on;	   /* made with statistics: the feature is offered */
 	bool reporting_on; /* made with free page reporting: offered */
+	bool hinting_on;   /* made with free page hinting: offered */
 
 	pthread_mutex_t lock; /* everything below */
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: take nothing more */
-	bool stats_negotiated, reporting_negotiated;
-	unsigned q_stats, q_reports; /* their queues, once negotiated */
-	struct ev_wait wait;	     /* the next statistics request */
-	bool take_stats;	     /* the kick: look at the statistics queue */
-	bool ask_now;		     /* the kick: give the statistics chain back now */
-	bool stats_held;	     /* stats_head is popped, waiting for the timer */
+	bool stats_negotiated, hinting_negotiated, reporting_negotiated;
+	unsigned q_stats, q_hints, q_reports; /* their queues, once negotiated */
+	struct ev_wait wait;		      /* the next statistics request */
+	bool take_stats;		      /* the kick: look at the statistics queue */
+	bool ask_now;			      /* the kick: give the statistics chain back now */
+	bool stats_held;		      /* stats_head is popped, waiting for the timer */
 	bool logged_ring, logged_frames, logged_discard, logged_stats, logged_timer;
 	uint16_t stats_head;
 	bool requeued; /* quiesce gave requeued_head back to the ring */
 	uint16_t requeued_head;
 	uint32_t target, actual, interval_s;
+	/* Free page hinting: host_cmd, what the configuration space shows
+	 * (STOP, DONE or the run's id); last_run, the last run's id;
+	 * guest_cmd, the last id the guest sent (have_guest_cmd: it sent
+	 * one); ack_on_stop: a run the guest ends gets DONE at once. */
+	uint32_t host_cmd, last_run, guest_cmd;
+	bool have_guest_cmd, ack_on_stop, logged_hint;
 	bool have[BALLOON_NSTATS];
 	uint64_t stat[BALLOON_NSTATS];
 	struct vq *vq; /* the transport's queues, NQUEUES of them */
@@ -255,6 +267,27 @@ static bool read_stats(struct balloon *b, const struct vq_chain *c)
 	}
 }
 
+/* The memory of buffer seg of a free page report or hint goes back to the
+ * host: its length added to *freed, or, refused by gmem_discard, one to
+ * *fails (logged once). Lock held. */
+static void give_back(struct balloon *b, struct gmem *g, const struct vq_seg *seg, const char *what,
+		      uint64_t *freed, uint64_t *fails)
+{
+	int err = gmem_discard(g, seg->gpa, seg->len);
+
+	if (err == 0) {
+		*freed += seg->len;
+		return;
+	}
+	++*fails;
+	if (!b->logged_discard)
+		pr_err("balloon: a free page %s of 0x%llx bytes at 0x%llx: %s; not given back to "
+		       "the host",
+		       what, (unsigned long long)seg->len, (unsigned long long)seg->gpa,
+		       strerror(-err));
+	b->logged_discard = true;
+}
+
 /* Free page reports: each buffer of a chain is a run of free guest memory
  * (Linux reports blocks of at least 2 MiB, as device-writable buffers the
  * device never writes); its pages go back to the host. Lock held. */
@@ -274,22 +307,81 @@ static void process_reports(struct balloon *b, struct virtio_after *a)
 			return;
 		}
 		b->n.free_page_report_count++;
-		for (uint32_t i = 0; i < c.nseg; i++) {
-			int err = gmem_discard(vq->gmem, c.seg[i].gpa, c.seg[i].len);
-
-			if (err == 0) {
-				b->n.free_page_report_freed += c.seg[i].len;
-				continue;
-			}
-			b->n.free_page_report_fails++;
-			if (!b->logged_discard)
-				pr_err("balloon: a free page report of 0x%llx bytes at 0x%llx: %s; "
-				       "not given back to the host",
-				       (unsigned long long)c.seg[i].len,
-				       (unsigned long long)c.seg[i].gpa, strerror(-err));
-			b->logged_discard = true;
-		}
+		for (uint32_t i = 0; i < c.nseg; i++)
+			give_back(b, vq->gmem, &c.seg[i], "report", &b->n.free_page_report_freed,
+				  &b->n.free_page_report_fails);
 		push(b, a, b->q_reports, c.head);
+	}
+}
+
+/* Whether hinted memory may go back to the host now: a run is the host's
+ * and the guest has started it. Once the host says DONE (or starts
+ * another run) the guest takes its blocks back, so a hint still in the
+ * ring is given back untouched. Lock held. */
+static bool hint_run_live(const struct balloon *b)
+{
+	return b->host_cmd >= HINT_RUN_FIRST && b->have_guest_cmd && b->guest_cmd == b->host_cmd;
+}
+
+/* A hint chain's command id: the guest starts the host's run with its id
+ * and ends it with STOP; the run it ends gets DONE at once when
+ * ack_on_stop (a STOP that ends an older run does not end the new one).
+ * Lock held. */
+static void take_hint_cmd(struct balloon *b, const struct vq_chain *c)
+{
+	struct readable r = {.c = c};
+	uint8_t le[4];
+
+	if (c->readable != sizeof(le) || take_bytes(&r, le, sizeof(le)) != sizeof(le)) {
+		b->n.free_page_hint_fails++;
+		b->n.event_fails++;
+		if (!b->logged_hint)
+			pr_err("balloon: a free page hint command of %u bytes, not 4; ignored",
+			       c->readable);
+		b->logged_hint = true;
+		return;
+	}
+	uint32_t id =
+	    (uint32_t)le[0] | (uint32_t)le[1] << 8 | (uint32_t)le[2] << 16 | (uint32_t)le[3] << 24;
+	bool ends_run = id == VIRTIO_BALLOON_CMD_ID_STOP && hint_run_live(b);
+
+	b->guest_cmd = id;
+	b->have_guest_cmd = true;
+	if (ends_run && b->ack_on_stop) {
+		b->host_cmd = VIRTIO_BALLOON_CMD_ID_DONE;
+		if (b->host.config_changed)
+			b->host.config_changed(b->host.t);
+	}
+}
+
+/* Free page hinting: a chain's device-readable bytes are a command id
+ * (take_hint_cmd); its device-writable buffers are blocks of memory free
+ * in the guest, held by its driver for the run (Linux: 4 MiB each), which
+ * go back to the host while the run is live. Chains are given back with
+ * nothing written. Lock held. */
+static void process_hints(struct balloon *b, struct virtio_after *a)
+{
+	struct vq *vq = &b->vq[b->q_hints];
+	struct vq_chain c;
+	int n;
+
+	for (unsigned k = 0;; k++) {
+		if (virtio_budget_spent(a, b->q_hints, k))
+			return;
+		if ((n = next_chain(b, vq, &c)) == 0)
+			return;
+		if (n < 0) {
+			protocol_error(b, a, b->q_hints, n);
+			return;
+		}
+		b->n.free_page_hint_count++;
+		if (c.readable)
+			take_hint_cmd(b, &c);
+		for (uint32_t i = 0; i < c.nseg; i++)
+			if (c.seg[i].write && hint_run_live(b))
+				give_back(b, vq->gmem, &c.seg[i], "hint",
+					  &b->n.free_page_hint_freed, &b->n.free_page_hint_fails);
+		push(b, a, b->q_hints, c.head);
 	}
 }
 
@@ -410,17 +502,19 @@ static uint64_t balloon_features(void *dev)
 
 	return (b->stats_on ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0) |
 	       (b->deflate_on_oom ? 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM : 0) |
+	       (b->hinting_on ? 1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT : 0) |
 	       (b->reporting_on ? 1ull << VIRTIO_BALLOON_F_REPORTING : 0);
 }
 
 static void balloon_config_read(void *dev, uint64_t off, void *data, uint32_t len)
 {
 	struct balloon *b = dev;
-	uint32_t cfg[2];
+	uint32_t cfg[3];
 
 	pthread_mutex_lock(&b->lock);
 	cfg[0] = htole32(b->target);
 	cfg[1] = htole32(b->actual);
+	cfg[2] = htole32(b->host_cmd);
 	pthread_mutex_unlock(&b->lock);
 	virtio_config_copy(cfg, sizeof(cfg), off, data, len);
 }
@@ -444,8 +538,9 @@ static int balloon_activate(void *dev, uint64_t features, struct vq *queues,
 {
 	struct balloon *b = dev;
 	bool stats = features & (1ull << VIRTIO_BALLOON_F_STATS_VQ);
+	bool hints = features & (1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT);
 	bool reports = features & (1ull << VIRTIO_BALLOON_F_REPORTING);
-	unsigned used = Q_OPTIONAL + stats + reports;
+	unsigned used = Q_OPTIONAL + stats + hints + reports;
 	int err;
 
 	for (unsigned q = 0; q < used; q++)
@@ -457,9 +552,11 @@ static int balloon_activate(void *dev, uint64_t features, struct vq *queues,
 	b->active = true;
 	b->broken = b->stats_held = false;
 	b->stats_negotiated = stats;
+	b->hinting_negotiated = hints;
 	b->reporting_negotiated = reports;
 	b->q_stats = Q_OPTIONAL;
-	b->q_reports = Q_OPTIONAL + stats;
+	b->q_hints = Q_OPTIONAL + stats;
+	b->q_reports = b->q_hints + hints;
 	if (stats) {
 		/* The chain the driver offered while it probed. */
 		b->take_stats = true;
@@ -479,7 +576,7 @@ static void balloon_reset(void *dev)
 
 	pthread_mutex_lock(&b->lock);
 	b->active = b->broken = b->stats_held = false;
-	b->stats_negotiated = b->reporting_negotiated = false;
+	b->stats_negotiated = b->hinting_negotiated = b->reporting_negotiated = false;
 	b->vq = NULL;
 	b->host = (struct virtio_host){0};
 	pthread_mutex_unlock(&b->lock);
@@ -497,6 +594,8 @@ static void balloon_notify(void *dev, unsigned q)
 			process_frames(b, &a, q);
 		else if (b->stats_negotiated && q == b->q_stats)
 			process_stats(b, &a);
+		else if (b->hinting_negotiated && q == b->q_hints)
+			process_hints(b, &a);
 		else if (b->reporting_negotiated && q == b->q_reports)
 			process_reports(b, &a);
 		virtio_after_run(&a);
@@ -533,6 +632,7 @@ int balloon_create(struct balloon **out, const struct balloon_params *p)
 	b->deflate_on_oom = p->deflate_on_oom;
 	b->stats_on = p->stats_interval_s > 0;
 	b->reporting_on = p->free_page_reporting;
+	b->hinting_on = p->free_page_hinting;
 	b->interval_s = p->stats_interval_s;
 	b->target = p->target_pages;
 	if ((err = ev_kick_init(&b->kick, kick_done)) < 0) {
@@ -591,6 +691,45 @@ int balloon_set_stats_interval(struct balloon *b, uint32_t s)
 	return err;
 }
 
+int balloon_hint_start(struct balloon *b, bool ack_on_stop)
+{
+	if (!b->hinting_on)
+		return -EINVAL;
+	pthread_mutex_lock(&b->lock);
+	b->last_run = b->last_run < HINT_RUN_FIRST || b->last_run == UINT32_MAX ? HINT_RUN_FIRST
+										: b->last_run + 1;
+	b->host_cmd = b->last_run;
+	b->ack_on_stop = ack_on_stop;
+	if (b->active && b->host.config_changed)
+		b->host.config_changed(b->host.t);
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+int balloon_hint_stop(struct balloon *b)
+{
+	if (!b->hinting_on)
+		return -EINVAL;
+	pthread_mutex_lock(&b->lock);
+	b->host_cmd = VIRTIO_BALLOON_CMD_ID_DONE;
+	if (b->active && b->host.config_changed)
+		b->host.config_changed(b->host.t);
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+int balloon_hint_status(struct balloon *b, struct balloon_hint_status *out)
+{
+	if (!b->hinting_on)
+		return -EINVAL;
+	pthread_mutex_lock(&b->lock);
+	*out = (struct balloon_hint_status){.host_cmd = b->host_cmd,
+					    .guest_cmd = b->guest_cmd,
+					    .have_guest_cmd = b->have_guest_cmd};
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
 void balloon_get_info(struct balloon *b, struct balloon_info *out)
 {
 	pthread_mutex_lock(&b->lock);
@@ -644,6 +783,10 @@ int balloon_save(const struct balloon *b, struct wbuf *w)
 		wput_u16(w, (uint16_t)t);
 		wput_u64(w, b->stat[t]);
 	}
+	wput_u32(w, b->host_cmd);
+	wput_u32(w, b->last_run);
+	wput_u32(w, b->guest_cmd);
+	wput_u8(w, (uint8_t)(b->have_guest_cmd | b->ack_on_stop << 1));
 	pthread_mutex_unlock(&m->lock);
 	return wbuf_err(w);
 }
@@ -658,9 +801,9 @@ int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen)
 
 	if (rbuf_err(r) < 0)
 		return err_set(err, errlen, -EBADMSG, "balloon: truncated state");
-	if (version != SAVE_VERSION)
+	if (version < 1 || version > SAVE_VERSION)
 		return err_set(err, errlen, -EPROTONOSUPPORT,
-			       "balloon: state version %u, this flint reads %u", version,
+			       "balloon: state version %u, this flint reads 1 to %u", version,
 			       SAVE_VERSION);
 	if ((interval > 0) != b->stats_on)
 		return err_set(err, errlen, -EINVAL,
@@ -678,7 +821,32 @@ int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen)
 		have[t] = true;
 		stat[t] = v;
 	}
+	/* Version 1 had no hinting: none asked, none running. */
+	uint32_t host_cmd = 0, last_run = 0, guest_cmd = 0;
+	uint8_t flags = 0;
+
+	if (version >= 2) {
+		host_cmd = rget_u32(r);
+		last_run = rget_u32(r);
+		guest_cmd = rget_u32(r);
+		flags = rget_u8(r);
+		if (rbuf_err(r) < 0)
+			return err_set(err, errlen, -EBADMSG,
+				       "balloon: truncated free page hinting state");
+		if (flags > 3)
+			return err_set(err, errlen, -EBADMSG,
+				       "balloon: free page hinting flags 0x%x", flags);
+		if (host_cmd && !b->hinting_on)
+			return err_set(err, errlen, -EINVAL,
+				       "balloon: saved with a free page hinting run, configured "
+				       "without hinting");
+	}
 	pthread_mutex_lock(&b->lock);
+	b->host_cmd = host_cmd;
+	b->last_run = last_run;
+	b->guest_cmd = guest_cmd;
+	b->have_guest_cmd = flags & 1;
+	b->ack_on_stop = flags & 2;
 	b->target = target;
 	b->actual = actual;
 	b->interval_s = interval;

@@ -6,15 +6,17 @@
  *
  * Queues, in the order Linux's driver finds them on virtio-mmio: inflate
  * (0), deflate (1), then those negotiated without a gap: stats, free page
- * reports (2 or 3). Features offered: VIRTIO_BALLOON_F_STATS_VQ when
- * stats_interval_s > 0 (it cannot be turned on or off later: the driver
- * asks for the queue once, at probe), VIRTIO_BALLOON_F_DEFLATE_ON_OOM when
- * asked (the guest may then deflate on its own under memory pressure) and
- * VIRTIO_BALLOON_F_REPORTING when asked. No free page hinting.
+ * hints, free page reports (2 to 4). Features offered:
+ * VIRTIO_BALLOON_F_STATS_VQ when stats_interval_s > 0 (it cannot be turned
+ * on or off later: the driver asks for the queue once, at probe),
+ * VIRTIO_BALLOON_F_DEFLATE_ON_OOM when asked (the guest may then deflate on
+ * its own under memory pressure), VIRTIO_BALLOON_F_FREE_PAGE_HINT and
+ * VIRTIO_BALLOON_F_REPORTING when asked.
  *
  * Configuration space (little-endian): le32 num_pages, the target, written
- * by the host; le32 actual, what the driver holds, written by it. A new
- * target raises a configuration interrupt.
+ * by the host; le32 actual, what the driver holds, written by it; le32
+ * free_page_hint_cmd_id, the host's hinting command. A new target or
+ * command raises a configuration interrupt.
  *
  * Inflate and deflate: each chain's device-readable bytes are le32 page
  * frame numbers of 4 KiB pages. Runs of consecutive frames are given to
@@ -29,6 +31,17 @@
  * Free page reporting: the guest's driver lists runs of memory that are
  * free in it (each a device-writable buffer, never written); they go to
  * gmem_discard as inflated pages do, and the chain is given back.
+ *
+ * Free page hinting (virtio 1.2 section 5.5.6.7, Firecracker's hinting
+ * runs): the host starts a run by showing a new command id (2 and up,
+ * wrapping) and ends it with DONE (1). The guest's driver answers a new id
+ * with a chain holding it (le32, device-readable), then offers blocks of
+ * its free memory, which it holds meanwhile (device-writable buffers,
+ * never written), then a chain holding STOP (0). A block goes to
+ * gmem_discard only while the run is live (the host's id, started by the
+ * guest): after DONE the guest takes its blocks back, and a hint still in
+ * the ring is given back untouched. With ack_on_stop the run the guest
+ * ends gets DONE at once; without it, the host says DONE (hint_stop).
  *
  * Statistics: the driver offers one chain of (le16 tag, le64 value)
  * entries and waits. The device keeps the values and holds the chain; every
@@ -75,6 +88,7 @@ struct balloon_params {
 	uint32_t target_pages;	   /* what the guest should give up */
 	bool deflate_on_oom;	   /* offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
 	uint32_t stats_interval_s; /* 0: no stats queue */
+	bool free_page_hinting;	   /* offer VIRTIO_BALLOON_F_FREE_PAGE_HINT */
 	bool free_page_reporting;  /* offer VIRTIO_BALLOON_F_REPORTING */
 	struct evloop *loop;	   /* must outlive the device */
 };
@@ -103,6 +117,17 @@ struct balloon_counters {
 	uint64_t free_page_report_count; /* report chains taken */
 	uint64_t free_page_report_freed; /* bytes given back through them */
 	uint64_t free_page_report_fails; /* buffers gmem_discard refused */
+	uint64_t free_page_hint_count;	 /* hint chains taken */
+	uint64_t free_page_hint_freed;	 /* bytes given back through them */
+	uint64_t free_page_hint_fails;	 /* bad commands, blocks refused */
+};
+
+/* Free page hinting as GET /balloon/hinting/status tells it: the host's
+ * last command (0 STOP, 1 DONE, or a run's id) and the guest's, if it sent
+ * one. */
+struct balloon_hint_status {
+	uint32_t host_cmd, guest_cmd;
+	bool have_guest_cmd;
 };
 
 /* Build the device. 0 or -errno (-EINVAL without a loop); *out owned by
@@ -126,6 +151,14 @@ void balloon_set_target(struct balloon *b, uint32_t pages);
  * has). */
 int balloon_set_stats_interval(struct balloon *b, uint32_t s) WARN_UNUSED;
 
+/* Free page hinting (PATCH /balloon/hinting/start and stop, GET
+ * /balloon/hinting/status): start a run under a new id (the guest is told
+ * when its driver runs), DONE to the guest (it takes back what it held for
+ * the run), the status. -EINVAL for a device made without hinting. */
+int balloon_hint_start(struct balloon *b, bool ack_on_stop) WARN_UNUSED;
+int balloon_hint_stop(struct balloon *b) WARN_UNUSED;
+int balloon_hint_status(struct balloon *b, struct balloon_hint_status *out) WARN_UNUSED;
+
 void balloon_get_info(struct balloon *b, struct balloon_info *out);
 void balloon_get_counters(struct balloon *b, struct balloon_counters *out);
 
@@ -138,15 +171,16 @@ void balloon_get_counters(struct balloon *b, struct balloon_counters *out);
 void balloon_quiesce(struct balloon *b);
 
 /* The device's own state for a snapshot: its version, the target, what
- * the guest holds, the statistics interval and the last statistics.
+ * the guest holds, the statistics interval, the last statistics and the
+ * free page hinting commands (version 2; version 1's restore as none).
  * restore checks everything before it changes anything; a snapshot made
  * with statistics on restores only into a device with them on, and the
  * other way round (the guest's driver knows which it has). */
 int balloon_save(const struct balloon *b, struct wbuf *w) WARN_UNUSED;
 int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 
-/* VIRTIO_ID_BALLOON, up to four queues of up to BALLOON_QUEUE_MAX (the
- * last two as negotiated); dev is a struct balloon. */
+/* VIRTIO_ID_BALLOON, up to five queues of up to BALLOON_QUEUE_MAX (the
+ * last three as negotiated); dev is a struct balloon. */
 extern const struct virtio_dev_ops balloon_ops;
 
 #endif

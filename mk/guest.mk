@@ -78,7 +78,7 @@ RIG := tests/vm/rig
 RIG_FLAGS ?=
 RIG_ENV := BUILD=$(BUILD)
 GUEST_ARTEFACTS := $(BUILD)/flint $(BUILD)/vmlinux $(BUILD)/initramfs.cpio.gz \
-	$(BUILD)/rootfs.ext4 $(TEST_TOOLS) $(BUILD)/test-initrd.cpio.gz
+	$(BUILD)/rootfs.ext4 $(TEST_TOOLS) $(RIG_GUESTS) $(BUILD)/test-initrd.cpio.gz
 RUN_CMD ?= sh -c 'echo hello from the guest: $$(uname -sr), $$(nproc) vCPUs, $$(grep MemTotal /proc/meminfo); grep ext4 /proc/mounts; echo and this goes to stderr >&2'
 
 .PHONY: rig-shell

@@ -7,12 +7,14 @@ TEST_TOOL_SRCS := $(filter-out tests/tools/flint-uffd.c,$(wildcard tests/tools/*
 TEST_TOOLS := $(TEST_TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 TEST_TOOL_CFLAGS := -std=gnu11 -static -O2 -pthread -D_GNU_SOURCE -Irootfs $(WARN)
 
-.PHONY: test-tools
-test-tools: $(TEST_TOOLS) $(BUILD)/test-initrd.cpio.gz $(BUILD)/tools/tiny-walk
-
 # The smoke tests' tiny WALK guest as a kernel for the rig too (L1 gets
 # $(BUILD)/tools/*): it touches guest memory with interrupts off, where KVM
 # takes a page fault in the vCPU's own thread.
+RIG_GUESTS := $(BUILD)/tools/tiny-walk
+
+.PHONY: test-tools
+test-tools: $(TEST_TOOLS) $(BUILD)/test-initrd.cpio.gz $(RIG_GUESTS)
+
 $(BUILD)/tools/tiny-walk: tests/smoke/tiny-guest.S
 	@mkdir -p $(dir $@)
 	$(CC) -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none -DWALK -o $@ $<

@@ -478,9 +478,13 @@ static void mmio_write(void *opaque, uint64_t off, const void *data, uint32_t le
 	memcpy(&v, data, sizeof(v));
 	if (off == VIRTIO_MMIO_QUEUE_NOTIFY) {
 		/* No ioeventfd caught it: to the device's own thread, as a
-		 * caught one goes; devices only run on that thread. Not under
-		 * lock: see the top. */
-		if (t->fwd) {
+		 * caught one goes; devices only run on that thread, but for
+		 * a queue the device takes in place. Not under lock: see the
+		 * top. */
+		if (v < t->ops->num_queues && (t->ops->exit_queues >> v & 1) &&
+		    t->ops->notify_in_place && t->ops->notify_in_place(t->dev, v)) {
+			virtio_mmio_queue_notify(t, v);
+		} else if (t->fwd) {
 			if (v < t->ops->num_queues)
 				t->fwd(t->fwd_ctx, v);
 		} else {

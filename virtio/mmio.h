@@ -11,6 +11,8 @@
  *     .datamatch = q, .flags = KVM_IOEVENTFD_FLAG_DATAMATCH}; when it fires,
  *     the event loop calls virtio_mmio_queue_notify(t, q). (A write that
  *     matches no ioeventfd reaches the bus and is forwarded the same way.)
+ *     None for the queues in ops->exit_queues: their writes reach the bus,
+ *     where ops->notify_in_place may take them at once;
  *   - the irq callback writes 1 to an irqfd for that line (KVM_IRQFD); it is
  *     called for every interrupt, not only on edges, and may run on any
  *     vCPU thread or the event-loop thread;
@@ -71,8 +73,9 @@ extern const struct bus_ops virtio_mmio_bus_ops;
 /* Where a QueueNotify write that reached the bus (no ioeventfd caught it)
  * goes: fwd(ctx, q) for q in range, on the vCPU thread that wrote it, which
  * must only hand it on (the queue's eventfd, to the thread that serves the
- * device). Unset (tests), the write is virtio_mmio_queue_notify's at once.
- * Set before the guest runs. */
+ * device); but virtio_mmio_queue_notify there and then for a queue of
+ * ops->exit_queues that ops->notify_in_place claims. Unset (tests), the
+ * write is virtio_mmio_queue_notify's at once. Set before the guest runs. */
 void virtio_mmio_set_notify_forward(struct virtio_mmio *t, void (*fwd)(void *ctx, unsigned q),
 				    void *ctx);
 

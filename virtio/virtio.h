@@ -116,6 +116,15 @@ struct virtio_dev_ops {
 	void (*reset)(void *dev);
 	/* The driver notified queue q (only after activate). */
 	void (*notify)(void *dev, unsigned q);
+	/* Queues (bit q) whose QueueNotify write the VM glue lets reach the
+	 * bus (no ioeventfd), for notify_in_place to claim. 0: none. */
+	uint32_t exit_queues;
+	/* Whether the notify of queue q, one of exit_queues, runs at once on
+	 * the vCPU thread that wrote it, the write returning once the device
+	 * has taken the queue (a free page hint must go back to the host
+	 * before the guest's driver can reuse the memory); false: forwarded
+	 * as any other. NULL: never. */
+	bool (*notify_in_place)(void *dev, unsigned q);
 };
 
 /* config_read for a device whose configuration is the fixed struct cfg of

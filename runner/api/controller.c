@@ -463,6 +463,10 @@ char *api_ctl_balloon_hint_status_json(struct api_ctl *ctl, struct vm_err *err)
 		return NULL;
 	}
 	if (hint_command(ctl, DEVICE_CMD_HINT_STATUS, 0, put_stat, o, err) == 0) {
+		/* Firecracker's BalloonHintingStatus: null before the guest's
+		 * first command. */
+		if (!json_object_get(o, "guest_cmd"))
+			json_object_set_new(o, "guest_cmd", json_null());
 		if (!(s = json_dumps(o, JSON_COMPACT)))
 			vm_err_set(err, -ENOMEM, "out of memory");
 		pthread_mutex_unlock(&ctl->lock);

@@ -1045,12 +1045,8 @@ static int parse_hint_start(struct jfield *p, json_t *o, void *out)
 int config_json_balloon_hint_start(const char *body, size_t len, bool *ack_on_stop, char *err,
 				   size_t errlen)
 {
-	size_t i = 0;
-
-	while (i < len && strchr(" \t\r\n", body[i]))
-		i++;
 	*ack_on_stop = true;
-	if (i == len)
+	if (len == 0)
 		return 0; /* no body: the default */
 	return parse_body(body, len, parse_hint_start, ack_on_stop, err, errlen);
 }

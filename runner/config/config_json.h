@@ -103,9 +103,9 @@ int config_json_balloon_update(const char *body, size_t len, uint32_t *amount_mi
 			       size_t errlen) WARN_UNUSED;
 int config_json_balloon_stats_update(const char *body, size_t len, uint32_t *interval_s, char *err,
 				     size_t errlen) WARN_UNUSED;
-/* PATCH /balloon/hinting/start (BalloonStartCmd): no body, or an object
- * whose acknowledge_on_stop (a boolean) is true when absent; other keys
- * are ignored, as Firecracker's parser does. */
+/* PATCH /balloon/hinting/start (BalloonStartCmd): no body (len 0), or an
+ * object whose acknowledge_on_stop (a boolean) is true when absent; other
+ * keys are ignored, as Firecracker's parser does. */
 int config_json_balloon_hint_start(const char *body, size_t len, bool *ack_on_stop, char *err,
 				   size_t errlen) WARN_UNUSED;
 /* PUT /hotplug/memory (MemoryHotplugConfig: total_size_mib required,

@@ -151,6 +151,8 @@ static int balloon_command(void *dev, enum device_command cmd, uint64_t arg, dev
 	default:
 		return vm_err_set(err, -EOPNOTSUPP, "the balloon takes no command %d", cmd);
 	}
+	if (r == -ENODEV) /* Firecracker's words for a driver that has not started it */
+		return vm_err_set(err, r, "Device not activated yet.");
 	return r < 0 ? vm_err_set(err, r, "Attempting to use hinting when not enabled") : 0;
 }
 

@@ -58,8 +58,9 @@
  *				blocks (seccomp_configure keeps every thread
  *				in the main arena)
  *   madvise(MADV_DONTNEED)	glibc dropping the stack of a finished thread;
- *				a balloon's inflate giving guest pages back
- *				(gmem_discard, on the event loop or a vCPU)
+ *				a balloon's inflate or free page hints giving
+ *				guest pages back (gmem_discard, on the event
+ *				loop or a vCPU)
  *   getpid, gettid, rt_sigprocmask, tgkill(this process, kick signal)
  *				pthread_kill(vCPU, kick), from any thread that
  *				stops the VM (glibc blocks signals around it)

@@ -572,7 +572,7 @@ Test(balloon, free_page_hinting_run)
 	cr_assert_not(hint_dropped(2), "the guest has its blocks back");
 
 	struct balloon_counters n = counters();
-	cr_assert_eq(n.free_page_hint_count, 6);
+	cr_assert_eq(n.free_page_hint_count, 4, "the hinted blocks");
 	cr_assert_eq(n.free_page_hint_freed, 2 * 4096);
 	cr_assert_eq(n.free_page_hint_fails, 0);
 	cr_assert_eq(resets, 0);
@@ -628,6 +628,11 @@ Test(balloon, free_page_hinting_refusals)
 	cr_assert_eq(balloon_hint_start(o, true), -EINVAL);
 	cr_assert_eq(balloon_hint_stop(o), -EINVAL);
 	cr_assert_eq(balloon_hint_status(o, &st), -EINVAL);
+	other_free(o);
+	o = other_dev((struct balloon_params){.free_page_hinting = true});
+	cr_assert_eq(balloon_hint_start(o, true), -ENODEV, "not activated");
+	cr_assert_eq(balloon_hint_status(o, &st), 0);
+	cr_assert_eq(st.host_cmd, 0, "nothing changed");
 	other_free(o);
 }
 
@@ -745,7 +750,8 @@ Test(balloon, save_and_restore_hinting)
 	other_free(other);
 	wbuf_free(&w);
 
-	/* Version 2 by hand: the last run 0xffffffff; then version 1. */
+	/* Version 2 by hand (into the running device): the last run
+	 * 0xffffffff; then version 1. */
 	for (uint32_t version = 2; version >= 1; version--) {
 		wbuf_init(&w);
 		wput_u32(&w, version);
@@ -759,17 +765,53 @@ Test(balloon, save_and_restore_hinting)
 			wput_u32(&w, 0);
 			wput_u8(&w, 3);
 		}
-		other = other_dev((struct balloon_params){.free_page_hinting = true});
 		rbuf_init(&r, w.p, w.len);
-		cr_assert_eq(balloon_restore(other, &r, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(balloon_restore(b, &r, err, sizeof(err)), 0, "%s", err);
 		cr_assert(rbuf_done(&r));
-		cr_assert_eq(balloon_hint_status(other, &st), 0);
+		st = hint_status();
 		cr_assert_eq(st.host_cmd, version == 2 ? VIRTIO_BALLOON_CMD_ID_DONE : 0);
 		cr_assert_eq(st.have_guest_cmd, version == 2);
-		cr_assert_eq(balloon_hint_start(other, false), 0);
-		cr_assert_eq(balloon_hint_status(other, &st), 0);
-		cr_assert_eq(st.host_cmd, 2, "version %u: the first run after the last", version);
-		other_free(other);
+		cr_assert_eq(balloon_hint_start(b, false), 0);
+		cr_assert_eq(host_cmd(), 2, "version %u: the first run after the last", version);
 		wbuf_free(&w);
 	}
+}
+
+/* A snapshot that caught a run: its hints are not taken after the restore
+ * (the guest may have reused a block it listed), and the restored device's
+ * first kick ends it (DONE, a configuration interrupt). A run id that is
+ * not the last run's is refused. */
+Test(balloon, restore_ends_a_run)
+{
+	struct wbuf w;
+	struct rbuf r;
+	char err[256];
+
+	open_dev((struct balloon_params){.free_page_hinting = true}, HINTING);
+	for (uint32_t last = 2; last <= 3; last++) {
+		wbuf_init(&w);
+		wput_u32(&w, 2);
+		wput_u32(&w, 0);
+		wput_u32(&w, 0);
+		wput_u32(&w, 0);
+		wput_u16(&w, 0);
+		wput_u32(&w, 2); /* host_cmd: run 2 */
+		wput_u32(&w, last);
+		wput_u32(&w, 2); /* the guest started it */
+		wput_u8(&w, 1);
+		rbuf_init(&r, w.p, w.len);
+		if (last == 3) {
+			cr_assert_eq(balloon_restore(b, &r, err, sizeof(err)), -EBADMSG);
+			cr_assert_str_eq(
+			    err, "balloon: free page hinting run 2, but the last run was 3");
+		} else {
+			cr_assert_eq(balloon_restore(b, &r, err, sizeof(err)), 0, "%s", err);
+		}
+		wbuf_free(&w);
+	}
+	cr_assert_eq(host_cmd(), 2, "until the first kick");
+	unsigned before = config_changes;
+	cr_assert_not(hint_dropped(2), "a run the snapshot caught");
+	cr_assert_eq(host_cmd(), VIRTIO_BALLOON_CMD_ID_DONE);
+	cr_assert_eq(config_changes, before + 1);
 }

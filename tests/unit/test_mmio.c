@@ -659,6 +659,42 @@ Test(mmio, queue_notify_write_goes_to_the_forward)
 	cr_assert_eq(dev.notifies[0] + dev.notifies[1], 0, "not on the vCPU thread");
 }
 
+/* A queue of ops->exit_queues that ops->notify_in_place claims is
+ * notified there and then, on the vCPU thread of the write (a balloon's
+ * free page hints); unclaimed, or not one of exit_queues, it is forwarded. */
+static bool claim_queue_1;
+
+static bool fake_in_place(void *d, unsigned q)
+{
+	(void)d;
+	return claim_queue_1 && q == 1;
+}
+
+Test(mmio, queue_notify_in_place)
+{
+	static struct virtio_dev_ops o;
+
+	o = fake_ops;
+	o.exit_queues = 1u << 1;
+	o.notify_in_place = fake_in_place;
+	virtio_mmio_destroy(t);
+	cr_assert_eq(virtio_mmio_create(&t, g, &o, &dev, fake_irq, &irqs), 0);
+	memset(forwarded, 0, sizeof(forwarded));
+	bring_up(F_VER1);
+	virtio_mmio_set_notify_forward(t, fwd, &forwarded);
+	claim_queue_1 = true;
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	cr_assert_eq(dev.notifies[1], 1, "in place");
+	cr_assert_eq(forwarded[1], 0);
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	cr_assert_eq(forwarded[0], 1, "not an exit queue");
+	cr_assert_eq(dev.notifies[0], 0);
+	claim_queue_1 = false;
+	wr(VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	cr_assert_eq(forwarded[1], 1, "not claimed now");
+	cr_assert_eq(dev.notifies[1], 1);
+}
+
 /* A device at its budget asks to be notified again: through the same
  * forward, to the thread that serves it, never into ops->notify at once
  * (the device holds its lock). Without a forward nothing is sent. */

@@ -70,6 +70,7 @@ struct balloon {
 	 * one); ack_on_stop: a run the guest ends gets DONE at once. */
 	uint32_t host_cmd, last_run, guest_cmd;
 	bool have_guest_cmd, ack_on_stop, logged_hint;
+	bool done_on_kick; /* restored with a run: DONE at the first kick */
 	bool have[BALLOON_NSTATS];
 	uint64_t stat[BALLOON_NSTATS];
 	struct vq *vq; /* the transport's queues, NQUEUES of them */
@@ -320,7 +321,8 @@ static void process_reports(struct balloon *b, struct virtio_after *a)
  * ring is given back untouched. Lock held. */
 static bool hint_run_live(const struct balloon *b)
 {
-	return b->host_cmd >= HINT_RUN_FIRST && b->have_guest_cmd && b->guest_cmd == b->host_cmd;
+	return b->host_cmd >= HINT_RUN_FIRST && b->have_guest_cmd && b->guest_cmd == b->host_cmd &&
+	       !b->done_on_kick;
 }
 
 /* A hint chain's command id: the guest starts the host's run with its id
@@ -358,7 +360,10 @@ static void take_hint_cmd(struct balloon *b, const struct vq_chain *c)
  * (take_hint_cmd); its device-writable buffers are blocks of memory free
  * in the guest, held by its driver for the run (Linux: 4 MiB each), which
  * go back to the host while the run is live. Chains are given back with
- * nothing written. Lock held. */
+ * nothing written. On the vCPU thread of the guest's kick
+ * (balloon_notify_in_place): Linux's driver lists a block, kicks, and only
+ * then lets its shrinker reuse the block, which must not lose what it is
+ * then given. Lock held. */
 static void process_hints(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_hints];
@@ -374,13 +379,16 @@ static void process_hints(struct balloon *b, struct virtio_after *a)
 			protocol_error(b, a, b->q_hints, n);
 			return;
 		}
-		b->n.free_page_hint_count++;
 		if (c.readable)
 			take_hint_cmd(b, &c);
-		for (uint32_t i = 0; i < c.nseg; i++)
-			if (c.seg[i].write && hint_run_live(b))
+		for (uint32_t i = 0; i < c.nseg; i++) {
+			if (!c.seg[i].write)
+				continue;
+			b->n.free_page_hint_count++;
+			if (hint_run_live(b))
 				give_back(b, vq->gmem, &c.seg[i], "hint",
 					  &b->n.free_page_hint_freed, &b->n.free_page_hint_fails);
+		}
 		push(b, a, b->q_hints, c.head);
 	}
 }
@@ -588,6 +596,13 @@ static void balloon_notify(void *dev, unsigned q)
 	struct virtio_after a = {.reset = false};
 
 	pthread_mutex_lock(&b->lock);
+	if (b->active && !b->broken && b->done_on_kick) {
+		/* Restored with a run: it ends, its blocks back to the guest. */
+		b->done_on_kick = false;
+		b->host_cmd = VIRTIO_BALLOON_CMD_ID_DONE;
+		if (b->host.config_changed)
+			b->host.config_changed(b->host.t);
+	}
 	if (b->active && !b->broken) {
 		a.host = b->host;
 		if (q == Q_INFLATE || q == Q_DEFLATE)
@@ -603,6 +618,17 @@ static void balloon_notify(void *dev, unsigned q)
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* The hint queue is notified in place (process_hints). */
+static bool balloon_notify_in_place(void *dev, unsigned q)
+{
+	struct balloon *b = dev;
+
+	pthread_mutex_lock(&b->lock);
+	bool hints = b->active && b->hinting_negotiated && q == b->q_hints;
+	pthread_mutex_unlock(&b->lock);
+	return hints;
+}
+
 const struct virtio_dev_ops balloon_ops = {
     .device_id = VIRTIO_ID_BALLOON,
     .num_queues = NQUEUES,
@@ -613,6 +639,9 @@ const struct virtio_dev_ops balloon_ops = {
     .activate = balloon_activate,
     .reset = balloon_reset,
     .notify = balloon_notify,
+    /* The optional queues, one of which may be the hints'. */
+    .exit_queues = 7u << Q_OPTIONAL,
+    .notify_in_place = balloon_notify_in_place,
 };
 
 int balloon_create(struct balloon **out, const struct balloon_params *p)
@@ -696,6 +725,10 @@ int balloon_hint_start(struct balloon *b, bool ack_on_stop)
 	if (!b->hinting_on)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
+	if (!b->active) {
+		pthread_mutex_unlock(&b->lock);
+		return -ENODEV;
+	}
 	b->last_run = b->last_run < HINT_RUN_FIRST || b->last_run == UINT32_MAX ? HINT_RUN_FIRST
 										: b->last_run + 1;
 	b->host_cmd = b->last_run;
@@ -840,6 +873,10 @@ int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen)
 			return err_set(err, errlen, -EINVAL,
 				       "balloon: saved with a free page hinting run, configured "
 				       "without hinting");
+		if (host_cmd >= HINT_RUN_FIRST && host_cmd != last_run)
+			return err_set(err, errlen, -EBADMSG,
+				       "balloon: free page hinting run %u, but the last run was %u",
+				       host_cmd, last_run);
 	}
 	pthread_mutex_lock(&b->lock);
 	b->host_cmd = host_cmd;
@@ -847,6 +884,11 @@ int balloon_restore(struct balloon *b, struct rbuf *r, char *err, size_t errlen)
 	b->guest_cmd = guest_cmd;
 	b->have_guest_cmd = flags & 1;
 	b->ack_on_stop = flags & 2;
+	/* A run the snapshot caught: the guest's driver may have listed a
+	 * block it went on to reuse since (nothing here knows), so none of
+	 * its hints is taken, and it ends (DONE) at the restored device's
+	 * first kick, as Firecracker's does. */
+	b->done_on_kick = host_cmd >= HINT_RUN_FIRST;
 	b->target = target;
 	b->actual = actual;
 	b->interval_s = interval;

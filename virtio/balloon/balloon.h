@@ -42,6 +42,11 @@
  * guest): after DONE the guest takes its blocks back, and a hint still in
  * the ring is given back untouched. With ack_on_stop the run the guest
  * ends gets DONE at once; without it, the host says DONE (hint_stop).
+ * Linux's driver may reuse a block once its kick returns (its shrinker),
+ * so the hint queue is taken on the vCPU thread of the kick
+ * (virtio_dev_ops.notify_in_place), before the kick returns. A run a
+ * snapshot caught ends (DONE) at the restored device's first kick, none of
+ * its hints taken.
  *
  * Statistics: the driver offers one chain of (le16 tag, le64 value)
  * entries and waits. The device keeps the values and holds the chain; every
@@ -49,13 +54,12 @@
  * values (it offers the chain again, filled). A new interval asks at once.
  *
  * Threads: notify, the timer and the device's eventfd on the event-loop
- * thread; activate, reset, config_read and config_write on vCPU threads;
- * balloon_set_target, balloon_set_stats_interval and balloon_get_info from
- * the control or API thread; balloon_quiesce with the loop parked. One
- * mutex serialises them; the host callbacks are called with it held
- * (virtio.h). Work another thread finds for the loop (the statistics chain
- * offered before activation, a new interval's request) goes to it through
- * the eventfd.
+ * thread (the hint queue's notify on a vCPU thread); activate, reset, config_read and config_write
+ * on vCPU threads; balloon_set_target, balloon_set_stats_interval and balloon_get_info from the
+ * control or API thread; balloon_quiesce with the loop parked. One mutex serialises them; the host
+ * callbacks are called with it held (virtio.h). Work another thread finds for the loop (the
+ * statistics chain offered before activation, a new interval's request) goes to it through the
+ * eventfd.
  *
  * Life cycle: balloon_create before the loop runs; balloon_destroy after it
  * has stopped. */
@@ -152,9 +156,10 @@ void balloon_set_target(struct balloon *b, uint32_t pages);
 int balloon_set_stats_interval(struct balloon *b, uint32_t s) WARN_UNUSED;
 
 /* Free page hinting (PATCH /balloon/hinting/start and stop, GET
- * /balloon/hinting/status): start a run under a new id (the guest is told
- * when its driver runs), DONE to the guest (it takes back what it held for
- * the run), the status. -EINVAL for a device made without hinting. */
+ * /balloon/hinting/status): start a run under a new id (-ENODEV, nothing
+ * changed, before the guest's driver has activated the device), DONE to
+ * the guest (it takes back what it held for the run), the status. -EINVAL
+ * for a device made without hinting. */
 int balloon_hint_start(struct balloon *b, bool ack_on_stop) WARN_UNUSED;
 int balloon_hint_stop(struct balloon *b) WARN_UNUSED;
 int balloon_hint_status(struct balloon *b, struct balloon_hint_status *out) WARN_UNUSED;

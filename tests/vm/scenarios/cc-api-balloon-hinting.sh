@@ -3,10 +3,11 @@
 # 160 MiB; PATCH /balloon/hinting/start (no body: acknowledged on stop)
 # starts a run, the guest's driver hints its free memory and ends the run,
 # GET /balloon/hinting/status shows DONE (host_cmd 1) after the guest's
-# STOP (guest_cmd 0), and flint's resident memory has fallen. The guest,
-# its memory back, writes 32 MiB and reads the same data twice. A second
-# run with acknowledge_on_stop false stays the host's until PATCH
-# /balloon/hinting/stop.
+# STOP (guest_cmd 0), and flint's resident memory has fallen. The guest
+# fills and frees its memory again; a second run, with acknowledge_on_stop
+# false, gives it back too and stays the host's (host_cmd 3) until PATCH
+# /balloon/hinting/stop. The guest, its memory back, writes 32 MiB and
+# reads the same data twice.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -31,7 +32,7 @@ wait_status() {
 }
 
 start_api
-boot_source 'dd if=/dev/zero of=/fill bs=1M count=160 2>/dev/null; rm /fill; echo guest-freed; sleep 20; dd if=/dev/urandom of=/f2 bs=1M count=32 2>/dev/null; a=$(sha256sum </f2 | cut -c1-64); sleep 1; b=$(sha256sum </f2 | cut -c1-64); [ $a = $b ] && echo sums-match; sleep 400'
+boot_source 'dd if=/dev/zero of=/fill bs=1M count=160 2>/dev/null; rm /fill; echo guest-freed; sleep 15; dd if=/dev/zero of=/fill bs=1M count=160 2>/dev/null; rm /fill; echo guest-freed-again; sleep 20; dd if=/dev/urandom of=/f2 bs=1M count=32 2>/dev/null; a=$(sha256sum </f2 | cut -c1-64); sleep 1; b=$(sha256sum </f2 | cut -c1-64); [ $a = $b ] && echo sums-match; sleep 400'
 api PUT /boot-source boot
 expect_code 204 "PUT /boot-source"
 body machine <<EOB
@@ -65,12 +66,24 @@ echo "flint's RSS $full KiB with the guest's 160 MiB freed, $after KiB after the
 [ $((full - after)) -ge 65536 ] ||
 	fail "flint's RSS fell by $((full - after)) KiB: the hinted memory did not go back"
 
+wait_for '^guest-freed-again' 60 || { kill_bg; fail "the guest did not fill and free again"; }
+full=$(rss_kib)
 body noack <<EOB
 {"acknowledge_on_stop": false}
 EOB
 api PATCH /balloon/hinting/start noack
 expect_code 204 "a run without acknowledge_on_stop"
-wait_status 3 0 60
+n=60
+while [ $n -gt 0 ] && [ $((full - $(rss_kib))) -lt 65536 ]; do
+	sleep 0.5
+	n=$((n - 1))
+done
+after=$(rss_kib)
+echo "flint's RSS $full KiB with the guest's memory freed again, $after KiB in the second run"
+[ $((full - after)) -ge 65536 ] ||
+	fail "flint's RSS fell by $((full - after)) KiB in the second run"
+sleep 2 # the guest ends its run: not acknowledged, it stays the host's
+wait_status 3 0 10
 api PATCH /balloon/hinting/stop
 expect_code 204 "PATCH /balloon/hinting/stop"
 wait_status 1 0 10

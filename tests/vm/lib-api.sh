@@ -68,6 +68,24 @@ ticking_snapshot() {
 	last=$(whole_lines "$OUT" | grep '^tick [0-9]*$' | tail -n 1 | cut -d' ' -f2)
 }
 
+# rss_kib: the background flint's resident memory, in KiB.
+rss_kib() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
+}
+
+# wait_rss_fall FROM KIB SECONDS: until flint's resident memory is KIB KiB
+# below FROM (looked at every half second), at most SECONDS; $after is
+# what it was then. 1 if it did not fall that far.
+wait_rss_fall() {
+	n=$(($3 * 2))
+	while [ $n -gt 0 ] && [ $(($1 - $(rss_kib))) -lt "$2" ]; do
+		sleep 0.5
+		n=$((n - 1))
+	done
+	after=$(rss_kib)
+	[ $(($1 - after)) -ge "$2" ]
+}
+
 # expect_code CODE WHAT: the last answer's HTTP status.
 expect_code() {
 	[ "$code" = "$1" ] || fail "$2: expected HTTP $1, got $code: $(cat "$T/resp" 2>/dev/null)"

@@ -20,9 +20,6 @@ need_api
 wait_actual() {
 	wait_json /balloon/statistics actual_mib "$1" "$2" "what the guest's driver holds (MiB)"
 }
-rss_kib() {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
-}
 memtotal() { # the guest's last MemTotal line, in KiB
 	tr -d '\r' <"$T/raw" | sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' | tail -n 1
 }
@@ -198,14 +195,11 @@ expect_code 204 "InstanceStart with free page reporting"
 wait_for '^guest-filled' 120 || { kill_bg; fail "the guest did not fill its memory"; }
 full=$(rss_kib)
 wait_for '^guest-freed' 30 || { kill_bg; fail "the guest did not free its memory"; }
-n=60
-while [ $n -gt 0 ] && [ $((full - $(rss_kib))) -lt 65536 ]; do
-	sleep 0.5
-	n=$((n - 1))
-done
-echo "flint's RSS $full KiB with the guest's 160 MiB, $(rss_kib) KiB once it freed them"
-[ $((full - $(rss_kib))) -ge 65536 ] ||
-	fail "flint's RSS fell by $((full - $(rss_kib))) KiB within 30 s of the guest freeing 160 MiB"
+wait_rss_fall "$full" 65536 30
+fell=$?
+echo "flint's RSS $full KiB with the guest's 160 MiB, $after KiB once it freed them"
+[ $fell = 0 ] ||
+	fail "flint's RSS fell by $((full - after)) KiB within 30 s of the guest freeing 160 MiB"
 api GET /balloon/statistics
 expect_fault "statistics of a balloon without them"
 kill_bg

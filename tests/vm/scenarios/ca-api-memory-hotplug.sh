@@ -32,9 +32,6 @@ wait_memtotal() {
 	kill_bg
 	fail "the guest's MemTotal stayed at $(memtotal) KiB, not $1 $2"
 }
-rss_kib() {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
-}
 
 start_api
 # The guest prints its MemTotal every second; once it has over 300 MiB it

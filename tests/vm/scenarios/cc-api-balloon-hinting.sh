@@ -14,9 +14,6 @@
 . "$(dirname "$0")/../lib-api.sh"
 need_api
 
-rss_kib() {
-	awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"
-}
 # wait_status HOST GUEST SECONDS: until the hinting status is HOST, GUEST.
 wait_status() {
 	n=$(($3 * 2))
@@ -73,15 +70,10 @@ body noack <<EOB
 EOB
 api PATCH /balloon/hinting/start noack
 expect_code 204 "a run without acknowledge_on_stop"
-n=60
-while [ $n -gt 0 ] && [ $((full - $(rss_kib))) -lt 65536 ]; do
-	sleep 0.5
-	n=$((n - 1))
-done
-after=$(rss_kib)
+wait_rss_fall "$full" 65536 30
+fell=$?
 echo "flint's RSS $full KiB with the guest's memory freed again, $after KiB in the second run"
-[ $((full - after)) -ge 65536 ] ||
-	fail "flint's RSS fell by $((full - after)) KiB in the second run"
+[ $fell = 0 ] || fail "flint's RSS fell by $((full - after)) KiB in the second run"
 sleep 2 # the guest ends its run: not acknowledged, it stays the host's
 wait_status 3 0 10
 api PATCH /balloon/hinting/stop

@@ -211,6 +211,19 @@ uint64_t now_us(void)
 	return now_ns() / 1000;
 }
 
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	int r = pthread_attr_init(&a);
+
+	if (r)
+		return r;
+	if (!(r = pthread_attr_setstacksize(&a, THREAD_STACK_SIZE)))
+		r = pthread_create(t, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	return r;
+}
+
 int thread_start_unsignalled(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
 			     void *arg)
 {
@@ -219,7 +232,7 @@ int thread_start_unsignalled(pthread_t *t, const pthread_attr_t *attr, void *(*f
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(t, attr, fn, arg);
+	r = attr ? pthread_create(t, attr, fn, arg) : thread_start(t, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
 }

@@ -120,11 +120,23 @@ void close_fd(int *fd);
 /* CLOCK_MONOTONIC in nanoseconds, and in microseconds. */
 uint64_t now_ns(void);
 uint64_t now_us(void);
-/* pthread_create (attr may be NULL) with every signal blocked in the new
- * thread: host signals are for the main thread's signalfd (one taken by
- * another thread would end flint without its orderly stop), and a write
- * to a closed pipe must give EPIPE. The caller's mask is kept. Returns
- * pthread_create's 0 or error number. */
+/* The stack of each thread flint starts (but the seccomp builder's):
+ * just under 2 MiB, so that no stack can hold a transparent huge page.
+ * glibc's default, 8 MiB, could: a thread started right after guest RAM
+ * was mapped gets the mapping just below it, whose top is then on a 2 MiB
+ * boundary, and with THP "always" (before Linux 6.7, which keeps them
+ * off MAP_STACK mappings) the first touch of that stack made 2 MiB
+ * resident, more than all of flint's own memory. The deepest user, the
+ * API thread's jansson at its nesting limit (2048), needs under 1 MiB. */
+#define THREAD_STACK_SIZE ((2u << 20) - (64u << 10))
+/* pthread_create with THREAD_STACK_SIZE; the new thread keeps the
+ * caller's signal mask. Returns pthread_create's 0 or error number. */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* pthread_create with every signal blocked in the new thread: host
+ * signals are for the main thread's signalfd (one taken by another thread
+ * would end flint without its orderly stop), and a write to a closed pipe
+ * must give EPIPE. The caller's mask is kept. attr NULL: a stack of
+ * THREAD_STACK_SIZE. Returns pthread_create's 0 or error number. */
 int thread_start_unsignalled(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
 			     void *arg);
 /* This process's CPU time (CLOCK_PROCESS_CPUTIME_ID), microseconds. */

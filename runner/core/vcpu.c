@@ -343,7 +343,7 @@ int vcpu_start(struct vcpu *v)
 	 * for its first KVM_RUN. A kick in between was lost before, and the
 	 * vCPU ran on after the VM stopped. */
 	pthread_mutex_lock(&v->lock);
-	int r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	int r = thread_start(&v->thread, vcpu_thread, v);
 	if (!r)
 		v->started = true;
 	pthread_mutex_unlock(&v->lock);

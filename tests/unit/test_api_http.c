@@ -190,6 +190,36 @@ Test(api_http, get_put_and_oversized, .init = setup, .fini = teardown)
 	answer_free(&a);
 }
 
+/* A body nested as deep as jansson parses (2048 levels, ~12 KB): the
+ * API thread's stack (THREAD_STACK_SIZE) holds its parse and its free,
+ * the request is refused and the server answers the next one. */
+Test(api_http, the_deepest_body_jansson_parses_is_refused, .init = setup, .fini = teardown)
+{
+	const int depth = 2047; /* under the top level's object */
+	size_t n = 0, cap = (size_t)depth * 6 + 64;
+	char *b = malloc(cap);
+
+	cr_assert_not_null(b);
+	n += (size_t)snprintf(b, cap, "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"x\": ");
+	for (int i = 1; i < depth; i++)
+		n += (size_t)snprintf(b + n, cap - n, "{\"a\":");
+	b[n++] = '1';
+	for (int i = 0; i < depth; i++)
+		b[n++] = '}';
+	start();
+	struct answer a = request("PUT", "/machine-config", b, n);
+	cr_assert_eq(a.status, 400, "%s%s", a.head, a.body);
+	answer_free(&a);
+	b[n - 1] = ' '; /* one level short of closing: not JSON */
+	a = request("PUT", "/machine-config", b, n);
+	cr_assert_eq(a.status, 400, "%s%s", a.head, a.body);
+	answer_free(&a);
+	free(b);
+	a = request("GET", "/machine-config", NULL, 0);
+	cr_assert_eq(a.status, 200, "%s", a.head);
+	answer_free(&a);
+}
+
 Test(api_http, keep_alive_and_chunked_body, .init = setup, .fini = teardown)
 {
 	start();

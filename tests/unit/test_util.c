@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,47 @@ Test(util, stack_release_below_gives_back_what_deeper_calls_touched)
 	cr_assert_eq(pthread_create(&t, NULL, release_on_thread, NULL), 0);
 	cr_assert_eq(pthread_join(t, &released), 0);
 	cr_assert_null(released);
+}
+
+struct stack_seen {
+	size_t size;
+	bool all_blocked;
+};
+
+static void *see_own_stack(void *arg)
+{
+	struct stack_seen *seen = arg;
+	pthread_attr_t a;
+	sigset_t mask;
+	void *addr;
+
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		pthread_attr_getstack(&a, &addr, &seen->size);
+		pthread_attr_destroy(&a);
+	}
+	pthread_sigmask(SIG_SETMASK, NULL, &mask);
+	seen->all_blocked = sigismember(&mask, SIGTERM) && sigismember(&mask, SIGPIPE);
+	return NULL;
+}
+
+/* Every thread flint starts has a stack under 2 MiB, which no
+ * transparent huge page fits in, wherever it is mapped; the unsignalled
+ * ones have every signal blocked, the others the caller's mask. */
+Test(util, threads_get_stacks_no_huge_page_fits_in)
+{
+	struct stack_seen plain = {0}, unsignalled = {0};
+	pthread_t t;
+
+	cr_assert_lt(THREAD_STACK_SIZE, 2u << 20);
+	cr_assert_geq(THREAD_STACK_SIZE, 1u << 20, "jansson at its nesting limit needs ~1 MiB");
+	cr_assert_eq(thread_start(&t, see_own_stack, &plain), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(thread_start_unsignalled(&t, NULL, see_own_stack, &unsignalled), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(plain.size, THREAD_STACK_SIZE, "stack of %zu bytes", plain.size);
+	cr_assert_eq(unsignalled.size, THREAD_STACK_SIZE, "stack of %zu bytes", unsignalled.size);
+	cr_assert_not(plain.all_blocked);
+	cr_assert(unsignalled.all_blocked);
 }
 
 /* nb_out: an output that never waits for its reader, whatever fd is. */

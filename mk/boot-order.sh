@@ -26,7 +26,8 @@
 #  4. mk/boot-order.py turns the link map and those pages into
 #     mk/boot-order.ld: the sections of tier 1 (flint run with a root file
 #     system, and flint booting an initramfs) first, then those tier 2 adds (a
-#     snapshot restore, a boot from a Firecracker config file).
+#     snapshot restore, a boot from a Firecracker config file, one through
+#     the API socket).
 #
 # The script only orders; a section it names that no longer exists matches
 # nothing, so a stale profile costs pages, never a build. Run it again when
@@ -116,6 +117,10 @@ launch() { # NAME ARGS...
 	: >/tmp/$name.out
 	"$F" "$@" >>/tmp/$name.out 2>&1 &
 	pid=$!
+	profile $name $pid
+}
+profile() { # NAME PID: once the guest's marker is out, sample; then the end
+	name=$1 pid=$2
 	i=0
 	until grep -q flint-profile-ready /tmp/$name.out; do
 		i=$((i + 1)); [ $i -lt 300 ] || { echo "$name: no marker"; cat /tmp/$name.out; exit 1; }
@@ -147,16 +152,34 @@ cat >/tmp/vm.json <<JSON
  "machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}
 JSON
 launch config-file --config-file /tmp/vm.json --no-api
+# Through the API socket: Firecracker's getting-started sequence, by curl.
+put() { # PATH JSON
+	curl -sf --unix-socket /tmp/api.sock -X PUT -H 'Content-Type: application/json' \
+		-d "$2" "http://localhost$1" >/dev/null || { echo "api: PUT $1 failed"; exit 1; }
+}
+: >/tmp/api.out
+"$F" --api-sock /tmp/api.sock >>/tmp/api.out 2>&1 &
+pid=$!
+i=0
+until curl -sf --unix-socket /tmp/api.sock -o /dev/null http://localhost/; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "api: no socket"; cat /tmp/api.out; exit 1; }
+	sleep 0.1
+done
+put /boot-source "{\"kernel_image_path\": \"$KERNEL\", \"boot_args\": \"console=ttyS0 reboot=k panic=-1 quiet -- sh -c \\\"$CMD\\\"\"}"
+put /drives/root "{\"drive_id\": \"root\", \"path_on_host\": \"$ROOTFS\", \"is_root_device\": true, \"is_read_only\": true}"
+put /machine-config '{"vcpu_count": 1, "mem_size_mib": 128}'
+put /actions '{"action_type": "InstanceStart"}'
+profile api $pid
 EOF
 BUILD=$BUILD "$ROOT/tests/vm/rig" exec "$WORK/profile.sh" "$WORK/flint-spread" ||
 	fail "the profile run in the rig failed"
-for s in run-rootfs run-smp run-initrd restore config-file; do
+for s in run-rootfs run-smp run-initrd restore config-file api; do
 	cp "$BUILD/rig/out/$s.pagemap" "$WORK/" || fail "the rig brought back no $s.pagemap"
 done
 
 # 4. The script.
 python3 "$ROOT/mk/boot-order.py" "$WORK/flint.map" "$WORK/obj/" \
 	"$WORK/run-rootfs.pagemap,$WORK/run-smp.pagemap,$WORK/run-initrd.pagemap" \
-	"$WORK/restore.pagemap,$WORK/config-file.pagemap" >"$OUT.tmp"
+	"$WORK/restore.pagemap,$WORK/config-file.pagemap,$WORK/api.pagemap" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "boot-order: wrote $OUT"

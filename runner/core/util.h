@@ -120,8 +120,9 @@ void close_fd(int *fd);
 /* CLOCK_MONOTONIC in nanoseconds, and in microseconds. */
 uint64_t now_ns(void);
 uint64_t now_us(void);
-/* The stack of each thread flint starts (but the seccomp builder's):
- * just under 2 MiB, so that no stack can hold a transparent huge page.
+/* The stack of each thread a VM's flint starts (the seccomp builder maps
+ * its own): just under 2 MiB, so that no stack can hold a transparent
+ * huge page.
  * glibc's default, 8 MiB, could: a thread started right after guest RAM
  * was mapped gets the mapping just below it, whose top is then on a 2 MiB
  * boundary, and with THP "always" (before Linux 6.7, which keeps them

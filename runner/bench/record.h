@@ -118,6 +118,9 @@ struct bench_set {
 	unsigned runs_asked, warmup, concurrency, vcpus; /* --runs N ... */
 	uint64_t mem_mib;
 	const char *kernel, *rootfs, *cmdline;
+	/* boot: how flint was launched, "flint" (as the peers) or "flint run"
+	 * (its agent); NULL in the other modes */
+	const char *flint_launch;
 };
 
 #endif

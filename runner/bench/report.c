@@ -385,6 +385,7 @@ static json_t *config_json(const struct bench_set *s)
 	put_given_str(o, "kernel", s->kernel, &r);
 	put_given_str(o, "rootfs", s->rootfs, &r);
 	put_given_str(o, "cmdline", s->cmdline, &r);
+	put_given_str(o, "flint_launch", s->flint_launch, &r);
 	if (r) {
 		json_decref(o);
 		return NULL;

@@ -91,6 +91,31 @@ int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest 
 	return r ? -E2BIG : 0;
 }
 
+int vmm_flint_boot_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
+{
+	char cmdline[4096];
+	int r;
+
+	vmm_argv_reset(a);
+	if ((r = vmm_peer_cmdline(cmdline, sizeof(cmdline), g,
+				  g->rootfs ? "root=/dev/vda ro" : NULL)) < 0)
+		return r;
+	/* A ',' in the path would start another --drive key. */
+	if (g->rootfs && strchr(g->rootfs, ','))
+		return -EINVAL;
+	r = vmm_argv_add(a, "%s", path);
+	r |= add_opt(a, "--phase-fd", "%d", RUNNER_PHASE_FD);
+	r |= add_opt(a, "--kernel", "%s", g->kernel);
+	if (g->initrd)
+		r |= add_opt(a, "--initrd", "%s", g->initrd);
+	if (g->rootfs)
+		r |= add_opt(a, "--drive", "path=%s,ro", g->rootfs);
+	r |= add_opt(a, "--mem", "%uM", g->mem_mib);
+	r |= add_opt(a, "--vcpus", "%u", g->vcpus);
+	r |= add_opt(a, "--cmdline", "%s", cmdline);
+	return r ? -E2BIG : 0;
+}
+
 int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const char *root)
 {
 	size_t n;

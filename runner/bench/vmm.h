@@ -72,6 +72,16 @@ int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g,
  * Returns 0 or -E2BIG. */
 int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g) WARN_UNUSED;
 
+/* flint booting g (not a restore) as its peers do, for a like-for-like
+ * comparison: no `flint run`, so no agent and no vsock device; the root
+ * image a read-only --drive, the command on the kernel command line
+ * (vmm_peer_cmdline's, root=/dev/vda ro), its output on the console;
+ * --phase-fd RUNNER_PHASE_FD for the phases up to init. Returns 0,
+ * -EINVAL as vmm_qemu_argv (and for a ',' in the root image's path),
+ * -E2BIG. */
+int vmm_flint_boot_argv(struct vmm_argv *a, const char *path,
+			const struct vmm_guest *g) WARN_UNUSED;
+
 /* QEMU microvm (qemu-system-x86_64, or path) as bench/boot and bench/run
  * run it: -M microvm with no ACPI, option ROMs or RTC, -accel kvm -cpu
  * host, the serial console on stdio, -no-reboot; the root image as a

@@ -50,8 +50,9 @@ static void usage(FILE *f)
 	    "       flint bench serve [options] [--isolation reset|restore|reuse] [-- COMMAND...]\n"
 	    "Start-up latency of flint, phase by phase (its --phase-fd events), and of\n"
 	    "its peers booting the same guest, runs interleaved (see README.md).\n"
-	    "  boot     launch to init, agent ready and COMMAND's first output (default\n"
-	    "           COMMAND: echo " BENCH_OUTPUT ")\n"
+	    "  boot     launch to init and COMMAND's first output on the console (default\n"
+	    "           COMMAND: echo " BENCH_OUTPUT "), flint booting the guest as its\n"
+	    "           peers do; with --agent through flint run, agent ready too\n"
 	    "  restore  flint run --restore of a snapshot the bench makes first, to the\n"
 	    "           first response, per memory backend (default COMMAND: true)\n"
 	    "  run      a whole flint run, launch to exit (default COMMAND: true)\n"
@@ -66,7 +67,9 @@ static void usage(FILE *f)
 	    "  --kernel FILE      guest kernel (default: vmlinux where flint run finds it)\n"
 	    "  --rootfs IMG       root file system (default: rootfs.ext4, likewise)\n"
 	    "  --image PATH       flint run --image PATH (flint only: no --peer; not in\n"
-	    "                     restore or serve)\n"
+	    "                     restore or serve; boot: implies --agent)\n"
+	    "  --agent            boot: flint through flint run, its agent on vsock\n"
+	    "                     running COMMAND (no --peer: theirs run none)\n"
 	    "  --mem SIZE         guest memory, whole MiB (default 128M)\n"
 	    "  --vcpus N          vCPUs, 1 to %d (default 1)\n"
 	    "  --cmdline STR      kernel command line (default \"%s\")\n"
@@ -155,6 +158,7 @@ enum {
 	O_KERNEL,
 	O_ROOTFS,
 	O_IMAGE,
+	O_AGENT,
 	O_MEM,
 	O_VCPUS,
 	O_CMDLINE,
@@ -201,6 +205,19 @@ static int check_opts(struct bench_opts *o, bool max_regress, char *err, size_t 
 		return bad(err, errlen,
 			   "flint bench: --image: flint only, the peers cannot boot "
 			   "an --image userland; use --rootfs with --peer");
+	if (o->agent && o->mode != BENCH_BOOT)
+		return bad(err, errlen,
+			   "flint bench %s: --agent is boot's (%s goes through flint run's agent "
+			   "already)",
+			   mode_names[o->mode], mode_names[o->mode]);
+	if (o->agent && o->npeers)
+		return bad(err, errlen,
+			   "flint bench boot: --agent with --peer: the peers boot without an "
+			   "agent; compare them with flint booting as they do (no --agent)");
+	/* --image is flint run's: the guest's command then runs through its
+	 * agent. */
+	if (o->mode == BENCH_BOOT && o->image)
+		o->agent = true;
 	if (o->mode != BENCH_RESTORE && o->backends)
 		return bad(err, errlen, "flint bench %s: --backend is restore's",
 			   mode_names[o->mode]);
@@ -222,6 +239,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 	    {"kernel", required_argument, NULL, O_KERNEL},
 	    {"rootfs", required_argument, NULL, O_ROOTFS},
 	    {"image", required_argument, NULL, O_IMAGE},
+	    {"agent", no_argument, NULL, O_AGENT},
 	    {"mem", required_argument, NULL, O_MEM},
 	    {"vcpus", required_argument, NULL, O_VCPUS},
 	    {"cmdline", required_argument, NULL, O_CMDLINE},
@@ -288,6 +306,9 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 			break;
 		case O_IMAGE:
 			o->image = optarg;
+			break;
+		case O_AGENT:
+			o->agent = true;
 			break;
 		case O_MEM:
 			if (cli_parse_size(optarg, &bytes) < 0)
@@ -560,6 +581,9 @@ static int argv_of(const struct bench_ctx *c, const struct vmm_entry *e, const s
 
 	switch (e->kind) {
 	case VK_FLINT:
+		if (c->o->mode == BENCH_BOOT && !c->o->agent)
+			return vmm_flint_boot_argv(a, c->flint, g);
+		/* fall through */
 	case VK_FLINT_UFFD:
 		if ((r = vmm_flint_argv(a, c->flint, g)) < 0)
 			return r;
@@ -727,7 +751,16 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 	if ((ret = argv_of(c, e, &g, sock, &a)) < 0)
 		return ret; /* checked once before the loop */
 	l.argv = a.v;
-	if (e->kind == VK_FLINT || e->kind == VK_FLINT_UFFD) {
+	if (e->kind == VK_FLINT && o->mode == BENCH_BOOT && !o->agent) {
+		/* Booting as the peers do: its phases up to init on the pipe,
+		 * the command's output on the console, as theirs. */
+		l.phase_fd = true;
+		l.measure_at = BP_INIT;
+		if (c->own_output) {
+			l.markers[0] = (struct runner_marker){BENCH_OUTPUT, BP_FIRST_OUTPUT};
+			l.measure_at = BP_FIRST_OUTPUT;
+		}
+	} else if (e->kind == VK_FLINT || e->kind == VK_FLINT_UFFD) {
 		l.phase_fd = true;
 		l.measure_at = o->mode == BENCH_RESTORE ? BP_FIRST_RESPONSE : BP_FIRST_OUTPUT;
 	} else {
@@ -968,10 +1001,14 @@ static int plan(struct bench_ctx *c)
 		if ((r = argv_of(c, &c->vmm[i], &c->g, "x.sock", &a)) < 0 ||
 		    (c->vmm[i].kind == VK_FIRECRACKER &&
 		     (r = vmm_peer_cmdline(a.buf, sizeof(a.buf), &c->g, NULL)) < 0)) {
-			pr_err("flint bench: %s cannot boot this guest: %s", c->vmm[i].name,
+			pr_err("flint bench: %s cannot boot this guest: %s%s", c->vmm[i].name,
 			       r == -E2BIG ? "its command line is too long"
 					   : "a word of the command has a space, a quote or is "
-					     "--, or the root image's path has a ','");
+					     "--, or the root image's path has a ','",
+			       c->vmm[i].kind == VK_FLINT && r != -E2BIG
+				   ? " (the kernel command line carries it: --agent runs it "
+				     "through flint run's agent)"
+				   : "");
 			return r;
 		}
 	return 0;
@@ -1308,6 +1345,9 @@ int bench_main(int argc, char **argv)
 	    .kernel = c.kernel,
 	    .rootfs = c.rootfs,
 	    .cmdline = o.cmdline ? o.cmdline : VMM_DEFAULT_CMDLINE,
+	    .flint_launch = o.mode != BENCH_BOOT ? NULL
+			    : o.agent		 ? "flint run"
+						 : "flint",
 	};
 	if (outputs(&c, &s, rates, json.f, csv.f, svg.fd, &regressed) == 0) {
 		status = bench_status(&s, regressed);

@@ -62,6 +62,9 @@ struct bench_opts {
 	const char *uffd_handler;	 /* NULL: flint-uffd beside flint, else in PATH */
 	enum bserve_isolation isolation; /* serve: flint serve's (default reset) */
 	bool isolation_set, warmup_set;
+	/* boot: flint boots through `flint run` (its agent over vsock: the
+	 * agent-ready phase), not as its peers do; set by --agent or --image */
+	bool agent;
 	char *const *command; /* after "--"; ncommand 0: the mode's default */
 	int ncommand;
 };

@@ -115,6 +115,23 @@ static void refused(int r, const char *err, const char *what)
 	cr_assert(strstr(err, what), "message '%s' does not hold '%s'", err, what);
 }
 
+/* boot: flint boots as its peers do unless --agent (or --image, flint
+ * run's) sends it through flint run. */
+Test(bench_cli, agent)
+{
+	struct bench_opts o;
+	char err[256] = "";
+
+	cr_assert_eq(PARSE(&o, err, "boot", "--peer", "qemu"), 0, "%s", err);
+	cr_assert_not(o.agent);
+	cr_assert_eq(PARSE(&o, err, "boot", "--agent"), 0, "%s", err);
+	cr_assert(o.agent);
+	cr_assert_eq(PARSE(&o, err, "boot", "--image", "d"), 0, "%s", err);
+	cr_assert(o.agent, "--image is flint run's");
+	cr_assert_eq(PARSE(&o, err, "run", "--image", "d", "--", "true"), 0, "%s", err);
+	cr_assert_not(o.agent, "run goes through flint run anyway");
+}
+
 Test(bench_cli, bad_options)
 {
 	struct bench_opts o;
@@ -146,6 +163,10 @@ Test(bench_cli, bad_options)
 	refused(PARSE(&o, err, "run", "--peer", "lkvm"), err, "only boot has peers");
 	refused(PARSE(&o, err, "restore", "--image", "d"), err, "--image");
 	refused(PARSE(&o, err, "boot", "--image", "d", "--peer", "qemu"), err, "--image");
+	refused(PARSE(&o, err, "run", "--agent"), err, "--agent is boot's");
+	refused(PARSE(&o, err, "serve", "--agent"), err, "--agent is boot's");
+	refused(PARSE(&o, err, "boot", "--agent", "--peer", "qemu"), err,
+		"the peers boot without an agent");
 	refused(PARSE(&o, err, "boot", "--baseline", "b.json"), err, "--max-regress PCT go");
 	refused(PARSE(&o, err, "boot", "--max-regress", "5"), err, "--baseline FILE");
 	refused(PARSE(&o, err, "boot", "--baseline", "b", "--max-regress", "-3"), err,

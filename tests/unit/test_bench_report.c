@@ -248,6 +248,7 @@ Test(bench_report, json)
 	str(doc, "config.cmdline", "console=ttyS0 quiet");
 	cr_assert_null(json_object_get(get(doc, "config"), "kernel"), "not given: left out");
 	cr_assert_null(json_object_get(get(doc, "config"), "concurrency"));
+	cr_assert_null(json_object_get(get(doc, "config"), "flint_launch"), "not boot's");
 	/* --warmup 0 is a value, not one left out */
 	set.warmup = 0;
 	json_decref(doc);
@@ -256,6 +257,15 @@ Test(bench_report, json)
 	doc = json_loads(t, 0, &e);
 	cr_assert_not_null(doc, "%s: %s", e.text, t);
 	num(doc, "config.warmup", 0);
+	/* boot's: how flint was launched */
+	set.flint_launch = "flint run";
+	json_decref(doc);
+	free(t);
+	t = render(report_json);
+	doc = json_loads(t, 0, &e);
+	cr_assert_not_null(doc, "%s: %s", e.text, t);
+	str(doc, "config.flint_launch", "flint run");
+	set.flint_launch = NULL;
 
 	cr_assert_eq(json_array_size(get(doc, "vmms")), 3);
 	str(doc, "vmms.0.name", "flint");

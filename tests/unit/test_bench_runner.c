@@ -623,6 +623,44 @@ Test(bench_vmm, qemu_same_guest_as_flint)
 	cr_assert_str_eq(last(&f), "bench-out");
 }
 
+/* flint booting as its peers do: no flint run, the root a read-only
+ * drive, the command on the kernel command line, phases on fd 3. */
+Test(bench_vmm, flint_boot_as_the_peers)
+{
+	struct vmm_argv f;
+	struct vmm_guest g = {.kernel = "/k/vmlinux",
+			      .rootfs = "/r/rootfs.ext4",
+			      .root_ext4 = true,
+			      .mem_mib = 128,
+			      .vcpus = 2,
+			      .command = words,
+			      .ncommand = 2};
+
+	cr_assert_eq(vmm_flint_boot_argv(&f, "/b/flint", &g), 0);
+	cr_assert_str_eq(f.v[0], "/b/flint");
+	for (int i = 0; i < f.n; i++) {
+		cr_assert_str_neq(f.v[i], "run", "no flint run: no agent, no vsock");
+		cr_assert_str_neq(f.v[i], "--", "the command is on the kernel command line");
+	}
+	cr_assert(has_pair(&f, "--phase-fd", "3"));
+	cr_assert(has_pair(&f, "--kernel", "/k/vmlinux"));
+	cr_assert(has_pair(&f, "--drive", "path=/r/rootfs.ext4,ro"));
+	cr_assert(has_pair(&f, "--mem", "128M"));
+	cr_assert(has_pair(&f, "--vcpus", "2"));
+	cr_assert(has_pair(&f, "--cmdline",
+			   VMM_DEFAULT_CMDLINE
+			   " root=/dev/vda ro rootfstype=ext4 -- echo bench-out"));
+	g.rootfs = "/r/a,b";
+	cr_assert_eq(vmm_flint_boot_argv(&f, "flint", &g), -EINVAL, "a ',' starts a --drive key");
+	g.rootfs = NULL;
+	g.initrd = "/i/initrd";
+	cr_assert_eq(vmm_flint_boot_argv(&f, "flint", &g), 0);
+	cr_assert(has_pair(&f, "--initrd", "/i/initrd"));
+	cr_assert(has_pair(&f, "--cmdline", VMM_DEFAULT_CMDLINE " -- echo bench-out"));
+	g.state = "s";
+	cr_assert_eq(vmm_flint_boot_argv(&f, "flint", &g), -EINVAL, "not a restore");
+}
+
 Test(bench_vmm, flint_restore)
 {
 	struct vmm_argv f, q;

@@ -1,9 +1,10 @@
 # flint bench boot (runner/cmd/bench.c) with QEMU microvm as its peer:
 # `flint bench boot --runs 3 --peer qemu --json OUT --svg OUT.svg`. The
-# JSON: schema flint-bench version 1, mode boot, 3 runs asked; flint's
-# row with 3 successful runs and every boot phase (process, vm-created,
-# vcpus-started, kernel-entry, init, agent-ready, first-output), their
-# p50s in that order; QEMU's row with its runs (launch to init and to the
+# JSON: schema flint-bench version 1, mode boot, 3 runs asked, flint
+# launched as the peers are ("flint_launch": "flint"); flint's row with 3
+# successful runs and every phase of that boot (process, vm-created,
+# vcpus-started, kernel-entry, init, first-output), their p50s in that
+# order; QEMU's row with its runs (launch to init and to the
 # command's output on its console), or "missing" with a reason when L1
 # has no QEMU (`tests/vm/rig --qemu test g1` puts it there); 3 records of
 # each VMM that ran. The SVG (gnuplot-nox, which the rig carries into
@@ -12,7 +13,9 @@
 # `--peer firecracker=$FLINT`: flint stands in for Firecracker, whose
 # command line (--api-sock) and API it serves, so that the bench's
 # Firecracker driver (runner/bench/fcapi.c, vmm.c) boots a guest end to
-# end: its row must hold 3 runs and launch to init.
+# end: its row must hold 3 runs and launch to init. Then `--agent --runs
+# 2`: flint through flint run, "flint_launch": "flint run", agent-ready
+# between init and first-output.
 # timeout: 600
 . "$(dirname "$0")/../lib.sh"
 need_guest
@@ -32,9 +35,13 @@ cat "$OUT"
 [ $status = 2 ] || expect_status 0 "the bench"
 [ -s "$J" ] || fail "no JSON written"
 
-# The JSON as jansson indents it (two spaces a level): each VMM's name,
-# status, runs, why, and its phases' p50s; the runs' vmm names.
-awk '
+# verdict JSON RUNS PHASES LAUNCH PEERS: the JSON as jansson indents it
+# (two spaces a level): each VMM's name, status, runs, why, and its
+# phases' p50s; the runs' vmm names. flint's row has RUNS runs (one may
+# fail) and PHASES in order; with PEERS 1 the qemu and firecracker rows
+# are checked too.
+verdict() {
+	awk -v nruns="$2" -v phases="$3" -v launch="$4" -v peers="$5" '
 	/^    \{$/ { vmm = "" }
 	/^      "name": / { vmm = $2; gsub(/[",]/, "", vmm); names = names " " vmm }
 	/^      "status": / { st = $2; gsub(/[",]/, "", st); status[vmm] = st }
@@ -49,17 +56,19 @@ awk '
 	/^  "schema": "flint-bench",$/ { schema = 1 }
 	/^  "version": 1,$/ { version = 1 }
 	/^  "mode": "boot",$/ { mode = 1 }
-	/^    "runs": 3,$/ { asked = 1 }
+	$0 == "    \"runs\": " nruns "," { asked = 1 }
+	$0 ~ "^    \"flint_launch\": \"" launch "\",?$" { launched = 1 }
 	END {
-		if (!schema || !version || !mode || !asked) { print "header: schema " schema \
-			" version " version " mode " mode " runs " asked; exit 1 }
+		if (!schema || !version || !mode || !asked || !launched) { print "header: schema " \
+			schema " version " version " mode " mode " runs " asked " launch " launched
+			exit 1 }
 		print "vmms:" names
-		if (status["flint"] != "ok" || runs["flint"] != 3 || failed["flint"] > 1) {
+		if (status["flint"] != "ok" || runs["flint"] != nruns || failed["flint"] > 1) {
 			print "flint: status " status["flint"] ", " runs["flint"] " runs, " \
 				failed["flint"] " failed"; exit 1
 		}
-		if (failed["flint"]) print "flint: 1 of 3 runs failed (let pass)"
-		n = split("process vm-created vcpus-started kernel-entry init agent-ready first-output", w, " ")
+		if (failed["flint"]) print "flint: 1 of " nruns " runs failed (let pass)"
+		n = split(phases, w, " ")
 		for (i = 1; i <= n; i++) {
 			k = "launch-to-" w[i]
 			if (!(("flint", k) in p50)) { print "flint: no " k; exit 1 }
@@ -68,7 +77,9 @@ awk '
 				print "flint: " k " before launch-to-" w[i - 1]; exit 1
 			}
 		}
-		if (recs["flint"] != 3) { print "flint: " recs["flint"] + 0 " records"; exit 1 }
+		if (recs["flint"] != nruns) { print "flint: " recs["flint"] + 0 " records"; exit 1 }
+		if (!peers)
+			exit 0
 		if (status["qemu"] == "missing") {
 			if (why["qemu"] !~ /not found/) { print "qemu missing without a reason"; exit 1 }
 			print "qemu missing: " why["qemu"]
@@ -95,10 +106,12 @@ awk '
 		}
 		printf "firecracker (flint through its API) launch-to-init p50 %.3f ms\n",
 			p50["firecracker", "launch-to-init"] / 1000
-	}' "$J" >"$T/verdict"
-v=$?
-cat "$T/verdict"
-[ $v = 0 ] || fail "JSON: $(tail -n 1 "$T/verdict")"
+	}' "$1" >"$T/verdict"
+	v=$?
+	cat "$T/verdict"
+	[ $v = 0 ] || fail "JSON: $(tail -n 1 "$T/verdict")"
+}
+verdict "$J" 3 "process vm-created vcpus-started kernel-entry init first-output" flint 1
 
 # The SVG: an XML declaration, one <svg> root closed at the end, as
 # many <g> opened as closed, tags balanced in count, a path drawn.
@@ -113,3 +126,12 @@ grep -q '<path' "$S" || fail "SVG: nothing drawn"
 grep -q 'flint' "$S" || fail "SVG: flint not in the key"
 echo "SVG: $(wc -c <"$S") bytes, $og groups"
 echo "flint bench boot: flint's phases in order; qemu $(grep -q 'qemu missing' "$T/verdict" && echo missing || echo ran)"
+
+# Through flint run: its agent's phase too.
+status=0
+"$FLINT" bench boot --agent --runs 2 --kernel "$KERNEL" --rootfs "$ROOTFS" --json "$T/agent.json" \
+	</dev/null >"$OUT" 2>"$ERR" || status=$?
+echo "flint bench boot --agent --runs 2 -> status $status"
+[ $status = 2 ] || expect_status 0 "the bench with --agent"
+verdict "$T/agent.json" 2 "process vm-created vcpus-started kernel-entry init agent-ready first-output" \
+	"flint run" 0

@@ -25,7 +25,8 @@
 #     image at a steady point name exactly the sections it touched.
 #  4. mk/boot-order.py turns the link map and those pages into
 #     mk/boot-order.ld: the sections of tier 1 (flint run with a root file
-#     system, and flint booting an initramfs) first, then those tier 2 adds (a
+#     system, flint booting from a drive as flint bench boot launches it,
+#     and flint booting an initramfs) first, then those tier 2 adds (a
 #     snapshot restore, a boot from a Firecracker config file, one through
 #     the API socket).
 #
@@ -140,6 +141,11 @@ launch run-rootfs run --phase-fd 3 --kernel $KERNEL --rootfs $ROOTFS --mem 128M 
 	--cmdline "console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd" \
 	-- sh -c "$CMD" 3>/tmp/phases
 launch run-smp run --kernel $KERNEL --rootfs $ROOTFS --mem 256M --vcpus 2 -- sh -c "$CMD"
+# As flint bench boot launches it beside its peers: no flint run, the root
+# a read-only drive, the command on the kernel command line.
+launch boot-drive --phase-fd 3 --kernel $KERNEL --drive path=$ROOTFS,ro --mem 128M --vcpus 1 \
+	--cmdline "console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd root=/dev/vda ro rootfstype=ext4 -- sh -c \"$CMD\"" \
+	3>/tmp/phases
 launch run-initrd --kernel $KERNEL --initrd $INITRD -- sh -c "$CMD"
 "$F" run --kernel $KERNEL --rootfs $ROOTFS --save-snapshot /tmp/s.state --save-mem /tmp/s.mem ||
 	exit 1
@@ -173,13 +179,13 @@ profile api $pid
 EOF
 BUILD=$BUILD "$ROOT/tests/vm/rig" exec "$WORK/profile.sh" "$WORK/flint-spread" ||
 	fail "the profile run in the rig failed"
-for s in run-rootfs run-smp run-initrd restore config-file api; do
+for s in run-rootfs run-smp boot-drive run-initrd restore config-file api; do
 	cp "$BUILD/rig/out/$s.pagemap" "$WORK/" || fail "the rig brought back no $s.pagemap"
 done
 
 # 4. The script.
 python3 "$ROOT/mk/boot-order.py" "$WORK/flint.map" "$WORK/obj/" \
-	"$WORK/run-rootfs.pagemap,$WORK/run-smp.pagemap,$WORK/run-initrd.pagemap" \
+	"$WORK/run-rootfs.pagemap,$WORK/run-smp.pagemap,$WORK/boot-drive.pagemap,$WORK/run-initrd.pagemap" \
 	"$WORK/restore.pagemap,$WORK/config-file.pagemap,$WORK/api.pagemap" >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "boot-order: wrote $OUT"

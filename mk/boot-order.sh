@@ -135,8 +135,8 @@ profile() { # NAME PID: once the guest's marker is out, sample; then the end
 	wait $pid
 }
 CMD='echo flint-profile-ready; sleep 2'
-# As flint bench boot launches it (its options, the phase pipe), and with
-# 2 vCPUs.
+# As flint bench boot --agent and bench run launch it (flint run, its
+# options, the phase pipe), and with 2 vCPUs.
 launch run-rootfs run --phase-fd 3 --kernel $KERNEL --rootfs $ROOTFS --mem 128M --vcpus 1 \
 	--cmdline "console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd" \
 	-- sh -c "$CMD" 3>/tmp/phases
@@ -158,7 +158,9 @@ cat >/tmp/vm.json <<JSON
  "machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}
 JSON
 launch config-file --config-file /tmp/vm.json --no-api
-# Through the API socket: Firecracker's getting-started sequence, by curl.
+# Through the API socket: Firecracker's getting-started sequence, by curl
+# (the rig carries the host's).
+command -v curl >/dev/null || { echo "api: no curl in L1 (install curl on the host)"; exit 1; }
 put() { # PATH JSON
 	curl -sf --unix-socket /tmp/api.sock -X PUT -H 'Content-Type: application/json' \
 		-d "$2" "http://localhost$1" >/dev/null || { echo "api: PUT $1 failed"; exit 1; }

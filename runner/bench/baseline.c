@@ -92,8 +92,21 @@ static json_t *vmm_in(json_t *doc, const char *vmm)
 	return NULL;
 }
 
-/* base is a flint bench --json output of version 1 and mode, with flint. */
-static int check_base(json_t *base, const char *name, const char *mode, char *err, size_t errlen)
+/* How a boot bench launched flint (its config's flint_launch): a
+ * baseline from before the field is a flint run's, as every boot was
+ * then. NULL for the other modes. */
+static const char *launch_of(json_t *doc, const char *mode)
+{
+	const char *l = str_of(json_object_get(doc, "config"), "flint_launch");
+
+	return strcmp(mode, "boot") ? NULL : l ? l : "flint run";
+}
+
+/* base is a flint bench --json output of version 1 and mode, with flint,
+ * and for a boot flint launched the same way (launch: "flint", as the
+ * peers, or "flint run"): the two have other phases. */
+static int check_base(json_t *base, const char *name, const char *mode, const char *launch,
+		      char *err, size_t errlen)
 {
 	json_t *v, *vm;
 	const char *m;
@@ -118,6 +131,14 @@ static int check_base(json_t *base, const char *name, const char *mode, char *er
 		return bad(err, errlen, name, "\"mode\" is not a string");
 	if (strcmp(m, mode))
 		return bad(err, errlen, name, "a bench of mode %s; this one is %s", m, mode);
+	const char *then = launch_of(base, mode);
+	if (launch && then && strcmp(launch, then))
+		return bad(err, errlen, name,
+			   "flint was launched as \"%s\" then and is as \"%s\" now: their phases "
+			   "differ (%s); make a new baseline",
+			   then, launch,
+			   !strcmp(launch, "flint") ? "the baseline's was with --agent"
+						    : "this bench's is with --agent");
 	v = json_object_get(base, "vmms");
 	if (!json_is_array(v))
 		return bad(err, errlen, name, "\"vmms\" is not an array");
@@ -222,7 +243,8 @@ int baseline_compare(json_t *base, json_t *cur, const char *name, double max_pct
 	if (!(max_pct >= 0))
 		return err_set(err, errlen, -EINVAL, "--max-regress: %g is not a percentage >= 0",
 			       max_pct);
-	if ((r = check_base(base, name, mode ? mode : "", err, errlen)) < 0)
+	if ((r = check_base(base, name, mode ? mode : "", launch_of(cur, mode ? mode : ""), err,
+			    errlen)) < 0)
 		return r;
 	fprintf(out,
 		"baseline %s: p50 then and now in ms, flint's limit +%.1f%%\n"
@@ -272,7 +294,8 @@ int baseline_compare(json_t *base, json_t *cur, const char *name, double max_pct
 	return 0;
 }
 
-int baseline_load(const char *path, const char *mode, json_t **out, char *err, size_t errlen)
+int baseline_load(const char *path, const char *mode, const char *launch, json_t **out, char *err,
+		  size_t errlen)
 {
 	json_t *base;
 	json_error_t je;
@@ -293,7 +316,7 @@ int baseline_load(const char *path, const char *mode, json_t **out, char *err, s
 		return err_set(err, errlen, -EINVAL,
 			       "baseline %s: not JSON: %s (line %d, column %d)", path, je.text,
 			       je.line, je.column);
-	if ((r = check_base(base, path, mode, err, errlen)) < 0) {
+	if ((r = check_base(base, path, mode, launch, err, errlen)) < 0) {
 		json_decref(base);
 		return r;
 	}

@@ -30,13 +30,15 @@
 /* Read the baseline file at path for a bench of mode: 0 with the document
  * in *out (the caller's: json_decref), or -errno with err saying what is
  * wrong and naming the file: it cannot be read, is not JSON, is not flint
- * bench's (schema), is of another version or mode, has no flint (or
- * flint without a p50: every run of it failed then), or a
+ * bench's (schema), is of another version or mode, for a boot launched
+ * flint otherwise than launch ("flint" or "flint run"; a baseline without
+ * config.flint_launch is a flint run's; NULL: not checked), has no flint
+ * (or flint without a p50: every run of it failed then), or a
  * member is missing or of the wrong type (its path, as
  * vmms[0].phases.launch-to-init.p50). Before the runs, so that a bad
  * baseline costs no bench, and an output written over the file does not
  * change what the bench is compared with. */
-int baseline_load(const char *path, const char *mode, json_t **out, char *err,
+int baseline_load(const char *path, const char *mode, const char *launch, json_t **out, char *err,
 		  size_t errlen) WARN_UNUSED;
 
 /* Compare set s with the baseline base (baseline_load's, named name in

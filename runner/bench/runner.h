@@ -43,8 +43,8 @@ struct runner_launch {
 	bool phase_fd;	   /* flint: a pipe at RUNNER_PHASE_FD, parsed as phase lines */
 	struct runner_marker markers[RUNNER_MAX_MARKERS];
 	/* When to read RSS, guest RAM and faults, and the phase a run must
-	 * reach to be ok (flint: first-output or first-response; a peer: its
-	 * last marker's). */
+	 * reach to be ok (flint run: first-output or first-response; a peer,
+	 * or flint booting as one: its last marker's, else init). */
 	enum bench_phase measure_at;
 	uint64_t guest_mem_kib; /* the guest's memory: its mapping in smaps */
 	unsigned timeout_ms;	/* 0: 60 s */

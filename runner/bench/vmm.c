@@ -123,6 +123,10 @@ int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const cha
 
 	if (g->state)
 		return -EINVAL; /* restoring a peer is not this */
+	if (g->ncommand > VMM_COMMAND_WORDS_MAX)
+		return -E2BIG;
+	if (len > VMM_CMDLINE_MAX + 1)
+		len = VMM_CMDLINE_MAX + 1;
 	k = snprintf(out, len, "%s%s%s%s%s", g->cmdline ? g->cmdline : VMM_DEFAULT_CMDLINE,
 		     root ? " " : "", root ? root : "",
 		     g->rootfs && g->root_ext4 ? " rootfstype=ext4" : "", g->ncommand ? " --" : "");

@@ -26,6 +26,13 @@
 #define VMM_DEFAULT_CMDLINE                                                                        \
 	"console=ttyS0 reboot=t panic=-1 quiet noreplace-smp i8042.noaux i8042.nomux i8042.nopnp " \
 	"i8042.dumbkbd"
+/* What a guest's kernel command line may hold here: x86 Linux takes 2048
+ * bytes (COMMAND_LINE_SIZE), of which the VMMs' own words (flint's
+ * virtio-mmio devices, QEMU's slot) need some; and the command's words,
+ * which init gets as its arguments: Linux passes it at most 32
+ * (MAX_INIT_ARGS, and panics beyond). */
+#define VMM_CMDLINE_MAX	      1792
+#define VMM_COMMAND_WORDS_MAX 24
 /* The guest init's line once it runs (rootfs/init.c). */
 #define VMM_INIT_MARKER "flint-init: ready"
 
@@ -62,7 +69,8 @@ int vmm_argv_add(struct vmm_argv *a, const char *fmt, ...) PRINTF(2, 3) WARN_UNU
 /* The kernel command line a peer's init runs the command from: the
  * guest's (or VMM_DEFAULT_CMDLINE), root (NULL: none), "--", the command.
  * Returns 0, -EINVAL for a restore or a word a command line cannot hold,
- * -E2BIG. */
+ * -E2BIG for one over VMM_CMDLINE_MAX bytes or VMM_COMMAND_WORDS_MAX
+ * words of command (len bigger than VMM_CMDLINE_MAX changes nothing). */
 int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g,
 		     const char *root) WARN_UNUSED;
 

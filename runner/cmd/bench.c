@@ -206,10 +206,10 @@ static int check_opts(struct bench_opts *o, bool max_regress, char *err, size_t 
 			   "flint bench: --image: flint only, the peers cannot boot "
 			   "an --image userland; use --rootfs with --peer");
 	if (o->agent && o->mode != BENCH_BOOT)
-		return bad(err, errlen,
-			   "flint bench %s: --agent is boot's (%s goes through flint run's agent "
-			   "already)",
-			   mode_names[o->mode], mode_names[o->mode]);
+		return bad(
+		    err, errlen, "flint bench %s: --agent is boot's (%s)", mode_names[o->mode],
+		    o->mode == BENCH_SERVE ? "serve's VMs are flint serve's"
+					   : "this mode goes through flint run's agent already");
 	if (o->agent && o->npeers)
 		return bad(err, errlen,
 			   "flint bench boot: --agent with --peer: the peers boot without an "
@@ -571,6 +571,13 @@ static int add_image(struct vmm_argv *a, const char *image)
 	a->v[k + 1] = (char *)image;
 	a->n += 2;
 	return 0;
+}
+
+/* How a boot launches flint, for the JSON's config and --baseline:
+ * "flint" (as the peers) or "flint run" (--agent); NULL in other modes. */
+static const char *flint_launch(const struct bench_opts *o)
+{
+	return o->mode != BENCH_BOOT ? NULL : o->agent ? "flint run" : "flint";
 }
 
 /* VMM e's argv for guest g (sock: Firecracker's API socket). */
@@ -959,6 +966,16 @@ static void add_vmm(struct bench_ctx *c, const char *name, enum vmm_kind k, cons
 	e->path = path;
 }
 
+/* What plan() adds when flint, booting as the peers do, cannot take a
+ * command that its kernel command line carries. */
+static const char *flint_hint(const struct bench_ctx *c, unsigned i)
+{
+	return c->vmm[i].kind == VK_FLINT && c->o->mode == BENCH_BOOT && !c->o->agent
+		   ? " (the kernel command line carries the command; without --peer, --agent "
+		     "runs it through flint run's agent)"
+		   : "";
+}
+
 /* The VMMs in the order each iteration runs them, the guest, and each
  * argv tried once so that a guest a VMM cannot take is refused now. */
 static int plan(struct bench_ctx *c)
@@ -1001,14 +1018,18 @@ static int plan(struct bench_ctx *c)
 		if ((r = argv_of(c, &c->vmm[i], &c->g, "x.sock", &a)) < 0 ||
 		    (c->vmm[i].kind == VK_FIRECRACKER &&
 		     (r = vmm_peer_cmdline(a.buf, sizeof(a.buf), &c->g, NULL)) < 0)) {
-			pr_err("flint bench: %s cannot boot this guest: %s%s", c->vmm[i].name,
-			       r == -E2BIG ? "its command line is too long"
-					   : "a word of the command has a space, a quote or is "
-					     "--, or the root image's path has a ','",
-			       c->vmm[i].kind == VK_FLINT && r != -E2BIG
-				   ? " (the kernel command line carries it: --agent runs it "
-				     "through flint run's agent)"
-				   : "");
+			if (r == -E2BIG)
+				pr_err("flint bench: %s cannot boot this guest: its kernel command "
+				       "line "
+				       "would be over %d bytes, or the command over %d words%s",
+				       c->vmm[i].name, VMM_CMDLINE_MAX, VMM_COMMAND_WORDS_MAX,
+				       flint_hint(c, i));
+			else
+				pr_err(
+				    "flint bench: %s cannot boot this guest: a word of the command "
+				    "has a space, a quote or is --, or the root image's path has a "
+				    "','%s",
+				    c->vmm[i].name, flint_hint(c, i));
 			return r;
 		}
 	return 0;
@@ -1282,8 +1303,8 @@ int bench_main(int argc, char **argv)
 		goto out;
 	/* What the outputs need, before any run: the baseline read (it may be
 	 * the file --json writes), gnuplot there. */
-	if (o.baseline &&
-	    baseline_load(o.baseline, mode_names[o.mode], &c.base, err, sizeof(err)) < 0) {
+	if (o.baseline && baseline_load(o.baseline, mode_names[o.mode], flint_launch(&o), &c.base,
+					err, sizeof(err)) < 0) {
 		pr_err("flint bench: --baseline: %s", err);
 		goto out;
 	}
@@ -1345,9 +1366,7 @@ int bench_main(int argc, char **argv)
 	    .kernel = c.kernel,
 	    .rootfs = c.rootfs,
 	    .cmdline = o.cmdline ? o.cmdline : VMM_DEFAULT_CMDLINE,
-	    .flint_launch = o.mode != BENCH_BOOT ? NULL
-			    : o.agent		 ? "flint run"
-						 : "flint",
+	    .flint_launch = flint_launch(&o),
 	};
 	if (outputs(&c, &s, rates, json.f, csv.f, svg.fd, &regressed) == 0) {
 		status = bench_status(&s, regressed);

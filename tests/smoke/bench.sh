@@ -49,27 +49,53 @@ if command -v python3 >/dev/null 2>&1; then
 	[ -z "$why" ] && bench_json bench-boot "$B/boot.json" '
 assert d["schema"] == "flint-bench" and d["version"] == 1 and d["mode"] == "boot", "header"
 assert d["config"]["runs"] == 3 and d["config"]["warmup"] == 2, "config %s" % d["config"]
+assert d["config"]["flint_launch"] == "flint", "config %s" % d["config"]
 names = [v["name"] for v in d["vmms"]]
 assert names == ["flint", "lkvm"], "vmms %s" % names
 f, l = d["vmms"]
 assert f["status"] == "ok" and f["runs"] == 3 and f["failed"] == 0, "flint %s" % f
 assert l["status"] == "missing" and "/nonexistent/lkvm not found" in l["why"], "lkvm %s" % l
 order = ["launch-to-process", "launch-to-vm-created", "launch-to-vcpus-started",
-         "launch-to-kernel-entry", "launch-to-init", "launch-to-agent-ready",
-         "launch-to-first-output"]
+         "launch-to-kernel-entry", "launch-to-init", "launch-to-first-output"]
 p50 = [f["phases"][p]["p50"] for p in order]
 assert all(f["phases"][p]["n"] == 3 for p in order), "not 3 runs of each phase"
 assert p50 == sorted(p50), "phases out of order: %s" % p50
+assert "launch-to-agent-ready" not in f["phases"], "an agent, booting as the peers"
+assert all(r["exits"]["exits"] == 100 for r in d["runs"]), "the exits line at the end"
 assert len(d["runs"]) == 3 and all(r["ok"] and r["vmm"] == "flint" for r in d["runs"]), "runs"
 '
-	# The warm-up's runs ran (2 + 3 launches), their records dropped.
+	# The warm-up's runs ran (2 + 3 launches), their records dropped;
+	# booting as the peers do: no flint run, the command on --cmdline.
 	[ -z "$why" ] && [ "$(grep -c -- '--phase-fd 3' "$B/log")" != 5 ] &&
 		why="$(grep -c -- '--phase-fd 3' "$B/log") launches, expected 5 (2 warm-up + 3)"
+	[ -z "$why" ] && grep -q '^run ' "$B/log" && why="a flint run launch without --agent"
+	[ -z "$why" ] && ! grep -q -- '--drive path=.*root.img,ro .*-- echo flint-bench-output$' \
+		"$B/log" && why="not the peers' launch: $(head -n 1 "$B/log")"
 	[ -z "$why" ] && [ "$(wc -l <"$B/boot.csv")" != 5 ] &&
 		why="$(wc -l <"$B/boot.csv") CSV lines, expected a header, 3 runs and lkvm's"
 	[ -z "$why" ] && ! grep -q '^launch-to-init  *flint  *3 ' "$B/bench-boot.out" &&
 		why="no launch-to-init row of flint's 3 runs in the table"
 	report bench-boot "$why" "$B/bench-boot.err"
+
+	# --agent: through flint run, its agent's phase too.
+	: >"$B/log"
+	FAKE_BENCH_LOG=$B/log bench_run bench-boot-agent 0 boot --flint "$BFAKE" --agent --runs 2 \
+		--warmup 0 --kernel "$B/vmlinux" --rootfs "$B/root.img" --json "$B/agent.json"
+	[ -z "$why" ] && bench_json bench-boot-agent "$B/agent.json" '
+assert d["config"]["flint_launch"] == "flint run", "config %s" % d["config"]
+f = d["vmms"][0]
+order = ["launch-to-init", "launch-to-agent-ready", "launch-to-first-output"]
+p50 = [f["phases"][p]["p50"] for p in order]
+assert p50 == sorted(p50), "phases out of order: %s" % p50
+'
+	[ -z "$why" ] && [ "$(grep -c '^run --phase-fd 3 ' "$B/log")" != 2 ] &&
+		why="not 2 flint run launches: $(head -n 1 "$B/log")"
+	report bench-boot-agent "$why" "$B/bench-boot-agent.err"
+	# A baseline of the other launch has other phases: refused first.
+	check bench-baseline-other-launch 125 "" \
+		"flint was launched as \"flint\" then and is as \"flint run\" now" -- \
+		bench boot --flint "$BFAKE" --agent --runs 1 --kernel "$B/vmlinux" \
+		--rootfs "$B/root.img" --baseline "$B/boot.json" --max-regress 50
 
 	# Interleaved: flint, the peer, flint again (the peer's launches fail
 	# at once: missing), with --concurrency 2 each time twice.
@@ -232,7 +258,8 @@ check bench-no-kernel 125 "" "flint bench: --kernel /nonexistent/vmlinux: No suc
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none -DEXIT_STATUS \
 		-o "$B/tiny.elf" "$(dirname "$0")/tiny-guest.S" || exit 1
-	# The tiny guest has no agent: flint run ends with its status 42.
+	# The tiny guest runs no init: it ends with status 42, before the
+	# command's output.
 	bench_run bench-tiny 2 boot --runs 2 --warmup 1 --kernel "$B/tiny.elf" \
 		--rootfs "$B/root.img" --json "$B/tiny.json" --csv "$B/tiny.csv"
 	if [ -z "$why" ] && command -v python3 >/dev/null 2>&1; then

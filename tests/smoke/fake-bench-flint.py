@@ -2,20 +2,27 @@
 """A stand-in for the flint that `flint bench --flint PATH` launches, for
 tests/smoke/bench.sh: flint bench's logic (options, the interleaved loop,
 warm-up, the outputs, --baseline's exit status) without a guest. It takes
-flint run's options as bench/vmm.c writes them:
+flint's options as bench/vmm.c writes them:
   run --kernel K ... --save-snapshot S --save-mem M   writes S and M, exits 0
-  run --phase-fd 3 --kernel K ... -- COMMAND          a boot's phases on fd 3
+  run --phase-fd 3 --kernel K ... -- COMMAND          a boot's phases on fd 3,
+                                                      the agent's included
   run --phase-fd 3 --restore S --mem-file M|--uffd-sock U -- COMMAND
                                                       a restore's phases
+  --phase-fd 3 --kernel K --drive ... --cmdline "... -- COMMAND"
+                                                      a boot as the peers':
+      its phases to init on fd 3, the command's words on the console
+      (stdout), as real flint's guest init prints them
 Phases come FAKE_BENCH_STEP_MS (default 1) apart, CLOCK_MONOTONIC in
-microseconds as flint's own; then an exits line, the command's words on
-stdout, exit 0. Each call appends its argv to $FAKE_BENCH_LOG if set."""
+microseconds as flint's own; then an exits line (a boot as the peers':
+after the output, at the VM's end), the command's words on stdout, exit 0.
+Each call appends its argv to $FAKE_BENCH_LOG if set."""
 import os
 import sys
 import time
 
 BOOT = ["process", "vm-created", "vcpus-started", "kernel-entry", "init", "agent-ready",
         "first-output"]
+BOOT_AS_PEERS = BOOT[:5]
 RESTORE = ["process", "state-read", "memory-mapped", "resumed", "first-response"]
 
 
@@ -34,15 +41,25 @@ def main():
     if "--phase-fd" not in opts:
         print("fake flint: no --phase-fd", file=sys.stderr)
         return 125
+    as_peers = not args or args[0] != "run"
+    if as_peers:
+        line = opts[opts.index("--cmdline") + 1]
+        cmd = line.split(" -- ", 1)[1].split() if " -- " in line else []
     step = float(os.environ.get("FAKE_BENCH_STEP_MS", "1")) / 1000
-    lines = []
-    for p in RESTORE if "--restore" in opts else BOOT:
+    ph = os.fdopen(int(opts[opts.index("--phase-fd") + 1]), "w")
+    for p in RESTORE if "--restore" in opts else BOOT_AS_PEERS if as_peers else BOOT:
         time.sleep(step)
-        lines.append("phase %s %d\n" % (p, time.monotonic_ns() // 1000))
-    lines.append("exits exits=100 io_exits=40 mmio_exits=30\n")
-    with os.fdopen(int(opts[opts.index("--phase-fd") + 1]), "w") as ph:
-        ph.write("".join(lines))
-    print(" ".join(cmd))
+        ph.write("phase %s %d\n" % (p, time.monotonic_ns() // 1000))
+        ph.flush()
+    exits = "exits exits=100 io_exits=40 mmio_exits=30\n"
+    if not as_peers:
+        ph.write(exits)
+        ph.flush()
+    time.sleep(step)
+    print(" ".join(cmd), flush=True)
+    if as_peers:
+        ph.write(exits)
+    ph.close()
     return 0
 
 

@@ -192,7 +192,8 @@ Test(api_http, get_put_and_oversized, .init = setup, .fini = teardown)
 
 /* A body nested as deep as jansson parses (2048 levels, ~12 KB): the
  * API thread's stack (THREAD_STACK_SIZE) holds its parse and its free,
- * the request is refused and the server answers the next one. */
+ * the request is refused and the server answers the next one; as MMDS
+ * data it is stored and dumped back. */
 Test(api_http, the_deepest_body_jansson_parses_is_refused, .init = setup, .fini = teardown)
 {
 	const int depth = 2047; /* under the top level's object */
@@ -209,15 +210,33 @@ Test(api_http, the_deepest_body_jansson_parses_is_refused, .init = setup, .fini 
 	start();
 	struct answer a = request("PUT", "/machine-config", b, n);
 	cr_assert_eq(a.status, 400, "%s%s", a.head, a.body);
+	cr_assert(strstr(a.body, "'x'"), "parsed to the end, refused for its field: %s", a.body);
 	answer_free(&a);
 	b[n - 1] = ' '; /* one level short of closing: not JSON */
 	a = request("PUT", "/machine-config", b, n);
 	cr_assert_eq(a.status, 400, "%s%s", a.head, a.body);
 	answer_free(&a);
+	b[n - 1] = '}';
+	/* As MMDS data it is taken whole, and written back whole (jansson's
+	 * dump, the deepest recursion on the API thread). */
+	struct mmds *m;
+	cr_assert_eq(mmds_create(&m, API_MAX_BODY), 0);
+	api_ctl_set_mmds(ctl, m);
+	a = request("PUT", "/mmds", b, n);
+	cr_assert_eq(a.status, 204, "%s%s", a.head, a.body);
+	answer_free(&a);
+	a = request("GET", "/mmds", NULL, 0);
+	cr_assert_eq(a.status, 200, "%s", a.head);
+	cr_assert_geq(strlen(a.body), (size_t)depth * 5, "%zu bytes", strlen(a.body));
+	answer_free(&a);
 	free(b);
 	a = request("GET", "/machine-config", NULL, 0);
 	cr_assert_eq(a.status, 200, "%s", a.head);
 	answer_free(&a);
+	api_http_stop(http);
+	http = NULL;
+	api_ctl_set_mmds(ctl, NULL);
+	mmds_destroy(m);
 }
 
 Test(api_http, keep_alive_and_chunked_body, .init = setup, .fini = teardown)

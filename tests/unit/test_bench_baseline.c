@@ -89,7 +89,7 @@ static void base_of(const char *flint_phases, const char *qemu_phases)
 static int check(double pct, bool *regressed)
 {
 	json_t *base;
-	int r = baseline_load(path, set.mode, &base, err, sizeof(err));
+	int r = baseline_load(path, set.mode, set.flint_launch, &base, err, sizeof(err));
 
 	*regressed = false;
 	if (r < 0)
@@ -375,6 +375,42 @@ Test(bench_baseline, malformed_or_wrong)
 		  " {\"name\": \"flint\", \"status\": \"missing\"}]}");
 	refused(-EINVAL, "no results of flint");
 	cr_assert_eq(outlen, 0, "nothing compared: %s", out);
+}
+
+/* A boot baseline whose flint was launched otherwise (flint run, its
+ * agent, against flint booting as the peers do) has other phases: refused
+ * before the runs, and in the comparison; one without config.flint_launch
+ * is a flint run's, as every boot was before the field. */
+Test(bench_baseline, flint_launched_otherwise)
+{
+	static const char *const fmt =
+	    "{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"boot\"%s,"
+	    " \"vmms\": [{\"name\": \"flint\", \"status\": \"ok\","
+	    " \"phases\": {\"launch-to-init\": {\"p50\": 1000}}}], \"runs\": []}";
+	char text[512];
+	bool regressed = true;
+	json_t *base, *cur;
+
+	set.flint_launch = "flint";
+	snprintf(text, sizeof(text), fmt, "");
+	base_file(text);
+	cr_assert_eq(check(10, &regressed), -EINVAL);
+	cr_assert(strstr(err, "launched as \"flint run\" then and is as \"flint\" now"), "%s", err);
+	cr_assert(strstr(err, "make a new baseline"), "%s", err);
+	unlink(path);
+	snprintf(text, sizeof(text), fmt, ", \"config\": {\"flint_launch\": \"flint\"}");
+	base_file(text);
+	cr_assert_eq(check(10, &regressed), 0, "%s", err);
+	cr_assert_not(regressed);
+	/* The comparison checks it too, from this bench's own document. */
+	cr_assert_eq(baseline_load(path, "boot", NULL, &base, err, sizeof(err)), 0, "%s", err);
+	set.flint_launch = "flint run";
+	cr_assert_eq(report_json_build(&set, &cur), 0);
+	cr_assert_eq(baseline_compare(base, cur, path, 10, outf, &regressed, err, sizeof(err)),
+		     -EINVAL);
+	cr_assert(strstr(err, "this bench's is with --agent"), "%s", err);
+	json_decref(cur);
+	json_decref(base);
 }
 
 Test(bench_baseline, bad_limit)

@@ -710,4 +710,38 @@ Test(bench_vmm, too_long)
 	memset(big, 'x', sizeof(big) - 1);
 	cr_assert_eq(vmm_flint_argv(&q, "flint", &g), -E2BIG);
 	cr_assert_eq(vmm_qemu_argv(&q, NULL, &g), -E2BIG);
+	cr_assert_eq(vmm_flint_boot_argv(&q, "flint", &g), -E2BIG);
+}
+
+/* What x86 Linux takes: a command line of at most 2048 bytes, which the
+ * VMMs' own words share (VMM_CMDLINE_MAX for the rest), and at most 32
+ * arguments for init (VMM_COMMAND_WORDS_MAX words of command). */
+Test(bench_vmm, what_a_kernel_command_line_takes)
+{
+	struct vmm_argv q;
+	char out[4096], word[VMM_CMDLINE_MAX];
+	char *w[VMM_COMMAND_WORDS_MAX + 2] = {"echo"};
+	struct vmm_guest g = {.kernel = "k", .mem_mib = 64, .vcpus = 1, .command = w};
+	size_t base;
+
+	for (int i = 1; i <= VMM_COMMAND_WORDS_MAX; i++)
+		w[i] = "a";
+	g.ncommand = VMM_COMMAND_WORDS_MAX;
+	cr_assert_eq(vmm_peer_cmdline(out, sizeof(out), &g, NULL), 0);
+	g.ncommand = VMM_COMMAND_WORDS_MAX + 1;
+	cr_assert_eq(vmm_peer_cmdline(out, sizeof(out), &g, NULL), -E2BIG);
+	cr_assert_eq(vmm_flint_boot_argv(&q, "flint", &g), -E2BIG);
+	cr_assert_eq(vmm_qemu_argv(&q, NULL, &g), -E2BIG);
+	/* Bytes: the default words, " -- ", then one word filling the rest. */
+	base = strlen(VMM_DEFAULT_CMDLINE " -- ");
+	memset(word, 'x', VMM_CMDLINE_MAX - base);
+	word[VMM_CMDLINE_MAX - base] = '\0';
+	w[0] = word;
+	g.ncommand = 1;
+	cr_assert_eq(vmm_peer_cmdline(out, sizeof(out), &g, NULL), 0);
+	cr_assert_eq(strlen(out), VMM_CMDLINE_MAX);
+	word[VMM_CMDLINE_MAX - base] = 'x';
+	word[VMM_CMDLINE_MAX - base + 1] = '\0';
+	cr_assert_eq(vmm_peer_cmdline(out, sizeof(out), &g, NULL), -E2BIG);
+	cr_assert_eq(vmm_flint_boot_argv(&q, "flint", &g), -E2BIG);
 }

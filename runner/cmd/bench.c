@@ -573,6 +573,13 @@ static int add_image(struct vmm_argv *a, const char *image)
 	return 0;
 }
 
+/* Whether e is flint booting the guest as its peers do (boot without
+ * --agent), rather than through flint run. */
+static bool as_peers(const struct bench_opts *o, const struct vmm_entry *e)
+{
+	return e->kind == VK_FLINT && o->mode == BENCH_BOOT && !o->agent;
+}
+
 /* How a boot launches flint, for the JSON's config and --baseline:
  * "flint" (as the peers) or "flint run" (--agent); NULL in other modes. */
 static const char *flint_launch(const struct bench_opts *o)
@@ -588,7 +595,7 @@ static int argv_of(const struct bench_ctx *c, const struct vmm_entry *e, const s
 
 	switch (e->kind) {
 	case VK_FLINT:
-		if (c->o->mode == BENCH_BOOT && !c->o->agent)
+		if (as_peers(c->o, e))
 			return vmm_flint_boot_argv(a, c->flint, g);
 		/* fall through */
 	case VK_FLINT_UFFD:
@@ -758,7 +765,7 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 	if ((ret = argv_of(c, e, &g, sock, &a)) < 0)
 		return ret; /* checked once before the loop */
 	l.argv = a.v;
-	if (e->kind == VK_FLINT && o->mode == BENCH_BOOT && !o->agent) {
+	if (as_peers(o, e)) {
 		/* Booting as the peers do: its phases up to init on the pipe,
 		 * the command's output on the console, as theirs. */
 		l.phase_fd = true;
@@ -970,7 +977,7 @@ static void add_vmm(struct bench_ctx *c, const char *name, enum vmm_kind k, cons
  * command that its kernel command line carries. */
 static const char *flint_hint(const struct bench_ctx *c, unsigned i)
 {
-	return c->vmm[i].kind == VK_FLINT && c->o->mode == BENCH_BOOT && !c->o->agent
+	return as_peers(c->o, &c->vmm[i])
 		   ? " (the kernel command line carries the command; without --peer, --agent "
 		     "runs it through flint run's agent)"
 		   : "";
@@ -1019,17 +1026,16 @@ static int plan(struct bench_ctx *c)
 		    (c->vmm[i].kind == VK_FIRECRACKER &&
 		     (r = vmm_peer_cmdline(a.buf, sizeof(a.buf), &c->g, NULL)) < 0)) {
 			if (r == -E2BIG)
-				pr_err("flint bench: %s cannot boot this guest: its kernel command "
-				       "line "
-				       "would be over %d bytes, or the command over %d words%s",
+				pr_err("flint bench: %s cannot boot this guest: "
+				       "its kernel command line would be over %d bytes, "
+				       "or the command over %d words%s",
 				       c->vmm[i].name, VMM_CMDLINE_MAX, VMM_COMMAND_WORDS_MAX,
 				       flint_hint(c, i));
 			else
-				pr_err(
-				    "flint bench: %s cannot boot this guest: a word of the command "
-				    "has a space, a quote or is --, or the root image's path has a "
-				    "','%s",
-				    c->vmm[i].name, flint_hint(c, i));
+				pr_err("flint bench: %s cannot boot this guest: "
+				       "a word of the command has a space, a quote or is --, "
+				       "or the root image's path has a ','%s",
+				       c->vmm[i].name, flint_hint(c, i));
 			return r;
 		}
 	return 0;

@@ -122,13 +122,12 @@ uint64_t now_ns(void);
 uint64_t now_us(void);
 /* The stack of each thread a VM's flint starts (the seccomp builder maps
  * its own): just under 2 MiB, so that no stack can hold a transparent
- * huge page.
- * glibc's default, 8 MiB, could: a thread started right after guest RAM
- * was mapped gets the mapping just below it, whose top is then on a 2 MiB
- * boundary, and with THP "always" (before Linux 6.7, which keeps them
- * off MAP_STACK mappings) the first touch of that stack made 2 MiB
- * resident, more than all of flint's own memory. The deepest user, the
- * API thread's jansson at its nesting limit (2048), needs under 1 MiB. */
+ * huge page. glibc's default, 8 MiB, could: a thread started right after
+ * guest RAM was mapped gets the mapping just below it, whose top is then
+ * on a 2 MiB boundary, and with THP "always" (before Linux 6.7, which
+ * keeps them off MAP_STACK mappings) the first touch of that stack made
+ * 2 MiB resident, more than all of flint's own memory. The deepest user,
+ * the API thread's jansson at its nesting limit (2048), needs under 1 MiB. */
 #define THREAD_STACK_SIZE ((2u << 20) - (64u << 10))
 /* pthread_create with THREAD_STACK_SIZE; the new thread keeps the
  * caller's signal mask. Returns pthread_create's 0 or error number. */

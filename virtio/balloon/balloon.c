@@ -218,22 +218,30 @@ static int next_chain(struct balloon *b, struct vq *vq, struct vq_chain *c)
 	}
 }
 
+/* The k-th chain of queue q in this pass into *c: true, or false when
+ * the pass ends (VIRTIO_BUDGET taken: notified again; the queue empty; or
+ * a protocol error, reported). Lock held. */
+static bool budgeted_chain(struct balloon *b, struct virtio_after *a, unsigned q, unsigned k,
+			   struct vq_chain *c)
+{
+	int n;
+
+	if (virtio_budget_spent(a, q, k) || (n = next_chain(b, &b->vq[q], c)) == 0)
+		return false;
+	if (n < 0) {
+		protocol_error(b, a, q, n);
+		return false;
+	}
+	return true;
+}
+
 /* Take every chain of the inflate or deflate queue, up to VIRTIO_BUDGET
  * (then ask to be notified again). Lock held. */
 static void process_frames(struct balloon *b, struct virtio_after *a, unsigned q)
 {
 	struct vq_chain c;
-	int n;
 
-	for (unsigned k = 0;; k++) {
-		if (virtio_budget_spent(a, q, k))
-			return;
-		if ((n = next_chain(b, &b->vq[q], &c)) == 0)
-			return;
-		if (n < 0) {
-			protocol_error(b, a, q, n);
-			return;
-		}
+	for (unsigned k = 0; budgeted_chain(b, a, q, k, &c); k++) {
 		if (q == Q_INFLATE)
 			b->n.inflate_count++;
 		else
@@ -296,17 +304,8 @@ static void process_reports(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_reports];
 	struct vq_chain c;
-	int n;
 
-	for (unsigned k = 0;; k++) {
-		if (virtio_budget_spent(a, b->q_reports, k))
-			return;
-		if ((n = next_chain(b, vq, &c)) == 0)
-			return;
-		if (n < 0) {
-			protocol_error(b, a, b->q_reports, n);
-			return;
-		}
+	for (unsigned k = 0; budgeted_chain(b, a, b->q_reports, k, &c); k++) {
 		b->n.free_page_report_count++;
 		for (uint32_t i = 0; i < c.nseg; i++)
 			give_back(b, vq->gmem, &c.seg[i], "report", &b->n.free_page_report_freed,
@@ -368,17 +367,8 @@ static void process_hints(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_hints];
 	struct vq_chain c;
-	int n;
 
-	for (unsigned k = 0;; k++) {
-		if (virtio_budget_spent(a, b->q_hints, k))
-			return;
-		if ((n = next_chain(b, vq, &c)) == 0)
-			return;
-		if (n < 0) {
-			protocol_error(b, a, b->q_hints, n);
-			return;
-		}
+	for (unsigned k = 0; budgeted_chain(b, a, b->q_hints, k, &c); k++) {
 		if (c.readable)
 			take_hint_cmd(b, &c);
 		for (uint32_t i = 0; i < c.nseg; i++) {

@@ -91,18 +91,27 @@ int vmm_flint_argv(struct vmm_argv *a, const char *path, const struct vmm_guest 
 	return r ? -E2BIG : 0;
 }
 
+/* The kernel command line of a VMM given the root image as a drive on
+ * its own command line, root (NULL: none) naming it to the guest:
+ * vmm_peer_cmdline's, or its error, or -EINVAL for a ',' in the image's
+ * path, which would start another key of the VMM's drive option. */
+static int drive_cmdline(char out[VMM_CMDLINE_MAX + 1], const struct vmm_guest *g, const char *root)
+{
+	int r = vmm_peer_cmdline(out, VMM_CMDLINE_MAX + 1, g, g->rootfs ? root : NULL);
+
+	if (r < 0)
+		return r;
+	return g->rootfs && strchr(g->rootfs, ',') ? -EINVAL : 0;
+}
+
 int vmm_flint_boot_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
 {
-	char cmdline[4096];
+	char cmdline[VMM_CMDLINE_MAX + 1];
 	int r;
 
 	vmm_argv_reset(a);
-	if ((r = vmm_peer_cmdline(cmdline, sizeof(cmdline), g,
-				  g->rootfs ? "root=/dev/vda ro" : NULL)) < 0)
+	if ((r = drive_cmdline(cmdline, g, "root=/dev/vda ro")) < 0)
 		return r;
-	/* A ',' in the path would start another --drive key. */
-	if (g->rootfs && strchr(g->rootfs, ','))
-		return -EINVAL;
 	r = vmm_argv_add(a, "%s", path);
 	r |= add_opt(a, "--phase-fd", "%d", RUNNER_PHASE_FD);
 	r |= add_opt(a, "--kernel", "%s", g->kernel);
@@ -148,12 +157,11 @@ int vmm_peer_cmdline(char *out, size_t len, const struct vmm_guest *g, const cha
 
 int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
 {
-	char append[4096];
+	char append[VMM_CMDLINE_MAX + 1];
 	int r;
 
 	vmm_argv_reset(a);
-	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
-				  g->rootfs ? "root=/dev/vda ro " QEMU_MMIO_ROOT : NULL)) < 0)
+	if ((r = drive_cmdline(append, g, "root=/dev/vda ro " QEMU_MMIO_ROOT)) < 0)
 		return r;
 	r = vmm_argv_add(a, "%s", path ? path : "qemu-system-x86_64");
 	static const char *const fixed[] = {
@@ -172,9 +180,6 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 	if (g->initrd)
 		r |= add_opt(a, "-initrd", "%s", g->initrd);
 	if (g->rootfs) {
-		/* A ',' in the path would start another -drive option. */
-		if (strchr(g->rootfs, ','))
-			return -EINVAL;
 		r |= add_opt(a, "-drive", "id=root,file=%s,format=raw,if=none,readonly=on",
 			     g->rootfs);
 		r |= add_opt(a, "-device", "virtio-blk-device,drive=root");
@@ -185,15 +190,12 @@ int vmm_qemu_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *
 
 int vmm_lkvm_argv(struct vmm_argv *a, const char *path, const struct vmm_guest *g)
 {
-	char append[4096];
+	char append[VMM_CMDLINE_MAX + 1];
 	int r;
 
 	vmm_argv_reset(a);
-	if ((r = vmm_peer_cmdline(append, sizeof(append), g,
-				  g->rootfs ? "root=/dev/vda ro" : NULL)) < 0)
+	if ((r = drive_cmdline(append, g, "root=/dev/vda ro")) < 0)
 		return r;
-	if (g->rootfs && strchr(g->rootfs, ','))
-		return -EINVAL;
 	r = vmm_argv_add(a, "%s", path ? path : "lkvm");
 	r |= vmm_argv_add(a, "run");
 	r |= add_opt(a, "--kernel", "%s", g->kernel);

@@ -56,6 +56,14 @@ struct virtio_host {
 	void *t;
 };
 
+/* Tell the transport that the device's configuration space changed
+ * (host->config_changed, when set). */
+static inline void virtio_config_changed(const struct virtio_host *host)
+{
+	if (host->config_changed)
+		host->config_changed(host->t);
+}
+
 /* The calls a device owes its transport for a piece of work (a notify, a
  * completion, a reset's give-back), gathered while it works and made once
  * at its end, with the device's lock held (the transport takes none), so

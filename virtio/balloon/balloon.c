@@ -350,8 +350,7 @@ static void take_hint_cmd(struct balloon *b, const struct vq_chain *c)
 	b->have_guest_cmd = true;
 	if (ends_run && b->ack_on_stop) {
 		b->host_cmd = VIRTIO_BALLOON_CMD_ID_DONE;
-		if (b->host.config_changed)
-			b->host.config_changed(b->host.t);
+		virtio_config_changed(&b->host);
 	}
 }
 
@@ -590,8 +589,7 @@ static void balloon_notify(void *dev, unsigned q)
 		/* Restored with a run: it ends, its blocks back to the guest. */
 		b->done_on_kick = false;
 		b->host_cmd = VIRTIO_BALLOON_CMD_ID_DONE;
-		if (b->host.config_changed)
-			b->host.config_changed(b->host.t);
+		virtio_config_changed(&b->host);
 	}
 	if (b->active && !b->broken) {
 		a.host = b->host;
@@ -689,8 +687,8 @@ void balloon_set_target(struct balloon *b, uint32_t pages)
 {
 	pthread_mutex_lock(&b->lock);
 	b->target = pages;
-	if (b->active && b->host.config_changed)
-		b->host.config_changed(b->host.t);
+	if (b->active)
+		virtio_config_changed(&b->host);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -723,8 +721,8 @@ int balloon_hint_start(struct balloon *b, bool ack_on_stop)
 										: b->last_run + 1;
 	b->host_cmd = b->last_run;
 	b->ack_on_stop = ack_on_stop;
-	if (b->active && b->host.config_changed)
-		b->host.config_changed(b->host.t);
+	if (b->active)
+		virtio_config_changed(&b->host);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
 }
@@ -735,8 +733,8 @@ int balloon_hint_stop(struct balloon *b)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
 	b->host_cmd = VIRTIO_BALLOON_CMD_ID_DONE;
-	if (b->active && b->host.config_changed)
-		b->host.config_changed(b->host.t);
+	if (b->active)
+		virtio_config_changed(&b->host);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
 }

@@ -990,8 +990,8 @@ int blk_set_backing(struct blk *b, const char *path)
 	pr_info("drive %s: now %s, %llu sectors", b->path, path, (unsigned long long)cap);
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	virtio_after_run(&a);
-	if (b->active && b->host.config_changed)
-		b->host.config_changed(b->host.t);
+	if (b->active)
+		virtio_config_changed(&b->host);
 	/* Completions answered here may have freed slots the queue waits
 	 * for; the loop looks again. */
 	kick(b);

@@ -486,8 +486,8 @@ int vmem_set_requested(struct vmem *m, uint64_t bytes)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	m->requested = bytes;
-	if (m->active && m->host.config_changed)
-		m->host.config_changed(m->host.t);
+	if (m->active)
+		virtio_config_changed(&m->host);
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }

@@ -25,8 +25,9 @@
 #define BLOCK	       4096ULL
 /* Changes the key of every image when what an image is built from, or
  * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128; 3: with
- * the extended attributes, which mke2fs -d copies). */
-#define KEY_DOMAIN "flint-image 3 sha256"
+ * a directory's extended attributes, which mke2fs -d copies; 4: with a
+ * tar archive's, which a build as root now extracts). */
+#define KEY_DOMAIN "flint-image 4 sha256"
 /* The fingerprint's, so that no fingerprint is ever a content key. The
  * key's domain is hashed after it: an index entry names a key computed
  * as today's keys are, or none (a new KEY_DOMAIN forgets the index). */

@@ -342,7 +342,7 @@ Test(image, key_of_a_file_is_its_bytes)
  * the count of its extended attributes, each a little-endian u64, each
  * attribute's name and value (length first) in the order of their names,
  * then a symlink's target (length first) or a file's bytes. */
-#define KEY_DOMAIN "flint-image 3 sha256"
+#define KEY_DOMAIN "flint-image 4 sha256"
 
 static void w_u64(FILE *f, uint64_t v)
 {

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,7 +353,7 @@ static void tar_kind(const char *how, const char *decompress)
 	cr_assert(built);
 	if (decompress)
 		cr_assert_str_eq(f.cmds[c++], decompress);
-	snprintf(want, sizeof(want), "tar -x --numeric-owner -f %s",
+	snprintf(want, sizeof(want), "tar -x --numeric-owner --xattrs --xattrs-include=* -f %s",
 		 decompress || how[0] == 'z' ? cache : tar);
 	cr_assert_eq(strncmp(f.cmds[c], want, strlen(want)), 0, "%s", f.cmds[c]);
 	cr_assert_not_null(strstr(f.cmds[c++], "/root"), "extracted into the work directory");
@@ -408,7 +409,7 @@ Test(image_build, fakeroot_without_root)
 	cr_assert_eq(sscanf(f.cmds[0], "fakeroot -s %s", s0), 1);
 	cr_assert_eq(sscanf(f.cmds[1], "fakeroot -i %s", s1), 1);
 	cr_assert_str_eq(s0, s1);
-	cr_assert_not_null(strstr(f.cmds[0], " -- tar -x "));
+	cr_assert_not_null(strstr(f.cmds[0], " -- tar -x --numeric-owner -f "), "%s", f.cmds[0]);
 	cr_assert_not_null(strstr(f.cmds[1], " -- mke2fs "));
 }
 
@@ -520,6 +521,40 @@ Test(image_build, real_mke2fs_from_a_directory_and_a_tar)
 	cr_assert(built);
 	check_image(out);
 	cr_assert_eq(cache_entries(), 2);
+}
+
+/* As root, a tar archive's extended attributes reach the image: a file's
+ * capabilities (security.*, as `docker export` writes them) and a user.*
+ * one. */
+Test(image_build, a_tars_extended_attributes_reach_the_image_as_root)
+{
+	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX], cmd[PATH_MAX * 3], p[PATH_MAX];
+	bool built;
+	static const uint8_t cap[20] = {1, 0, 0, 2, 0, 0x20}; /* v2, cap_net_raw permitted */
+
+	need_e2fsprogs();
+	if (geteuid() != 0)
+		cr_skip_test("not root: flint builds under fakeroot, which keeps no attributes");
+	snprintf(p, sizeof(p), "%s/etc/motd", src);
+	if (setxattr(p, "security.capability", cap, sizeof(cap), 0) < 0 ||
+	    setxattr(p, "user.flint", "yes", 3, 0) < 0)
+		cr_skip_test("%s: no extended attributes here: %s", p, strerror(errno));
+	snprintf(tar, sizeof(tar), "%s/attrs.tar", top);
+	snprintf(cmd, sizeof(cmd), "tar --xattrs --xattrs-include='*' -C %s -cf %s .", src, tar);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	check_image(out);
+	snprintf(cmd, sizeof(cmd), "debugfs -R 'ea_list /etc/motd' %s 2>/dev/null", out);
+	FILE *f = popen(cmd, "r");
+	char list[1024] = "";
+	cr_assert_not_null(f);
+	size_t n = fread(list, 1, sizeof(list) - 1, f);
+	list[n] = '\0';
+	pclose(f);
+	cr_assert_not_null(strstr(list, "security.capability"), "%s", list);
+	cr_assert_not_null(strstr(list, "user.flint (3) = \"yes\""), "%s", list);
 }
 
 /* Four processes build the same image at once: each ends with a whole

@@ -355,15 +355,19 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 	const char *words[] = {"tar", "-x", "--numeric-owner"};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		add(&c, words[i]);
-	/* And, as root, the extended attributes of every namespace (a file's
-	 * capabilities, as `docker export` writes them), which mke2fs -d
-	 * copies. Not under fakeroot: fakeroot 1.31 records a file whose
-	 * attribute tar set as one of no type, and mke2fs -d then stops at
-	 * it ("ignoring entry"). An attribute the work directory's file
-	 * system cannot hold is dropped, with no message, as tar does. */
+	/* And, as root, a file's capabilities (as `docker export` writes
+	 * them) and user attributes, which mke2fs -d copies. No other
+	 * namespace: the tree is on the host while it is built, from an
+	 * archive flint-jail's tenant may have written, and security labels
+	 * or trusted.* attributes there are the host's business. Not under
+	 * fakeroot: fakeroot 1.31 records a file whose attribute tar set as
+	 * one of no type, and mke2fs -d then stops at it ("ignoring entry").
+	 * An attribute the work directory's file system cannot hold is
+	 * dropped without a word, as tar does. */
 	if (!b->fakeroot) {
 		add(&c, "--xattrs");
-		add(&c, "--xattrs-include=*");
+		add(&c, "--xattrs-include=security.capability");
+		add(&c, "--xattrs-include=user.*");
 	}
 	const char *where[] = {"-f", tar, "-C", root};
 	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)

@@ -90,11 +90,12 @@ FUZZ_LIBS_fuzz_mmds := -ljansson -lhttp_parser -lnettle -pthread
 # flint bench's phase lines, as a VMM writes them on --phase-fd.
 FUZZ_SRCS_fuzz_bench_phase := runner/bench/phase.c runner/bench/record.c runner/core/util.c
 # --copy-out's receiving end (a guest's tar stream), with libarchive; its
-# bounds on names and entries small, so that the fuzzer's streams reach
+# bounds on names, entries and headers small, so that the fuzzer's streams reach
 # them.
 FUZZ_SRCS_fuzz_tarcopy := rootfs/agent/tarcopy.c
 FUZZ_LIBS_fuzz_tarcopy := -larchive
-FUZZ_DEFS_fuzz_tarcopy := -DTARCOPY_NAME_MAX=256 -DTARCOPY_NAMES_MAX=4096u -DTARCOPY_MAX_ENTRIES=64u
+FUZZ_DEFS_fuzz_tarcopy := -DTARCOPY_NAME_MAX=256 -DTARCOPY_NAMES_MAX=4096u -DTARCOPY_MAX_ENTRIES=64u \
+	-DTARCOPY_HEADER_MAX=65536u
 
 .PHONY: fuzz fuzz-smoke fuzz-build
 fuzz-build: $(FUZZ_BINS)

@@ -266,6 +266,10 @@ struct rctx {
 	const struct tarcopy_io *io;
 	char msg[256];
 	bool failed; /* the stream's reader gave up: its message is the reason */
+	/* Bytes read while libarchive reads one entry's header (and what
+	 * comes with it: a sparse file's map), in_header while it does. */
+	uint64_t header_bytes;
+	bool in_header;
 };
 
 static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
@@ -278,7 +282,40 @@ static la_ssize_t read_cb(struct archive *a, void *ctx, const void **buf)
 		archive_set_error(a, EIO, "%s", r->msg);
 		return -1;
 	}
+	/* libarchive holds what a header says in memory, a GNU sparse map
+	 * at about twelve times its size in the stream: a header that runs
+	 * on is cut off here rather than let grow the receiver. */
+	if (r->in_header && (r->header_bytes += (uint64_t)n) > TARCOPY_HEADER_MAX) {
+		r->failed = true;
+		snprintf(r->msg, sizeof(r->msg), "an entry's header runs past %u MiB",
+			 TARCOPY_HEADER_MAX >> 20);
+		archive_set_error(a, EFBIG, "%s", r->msg);
+		return -1;
+	}
 	return n;
+}
+
+/* The stream's next header, read within TARCOPY_HEADER_MAX. */
+static int next_header(struct archive *a, struct rctx *rc, struct archive_entry **e)
+{
+	int r;
+
+	rc->in_header = true;
+	rc->header_bytes = 0;
+	r = archive_read_next_header(a, e);
+	rc->in_header = false;
+	return r;
+}
+
+/* Why libarchive failed, fit to print: its message names what the other
+ * end sent (a path, a link target), which may hold any byte. */
+static const char *la_why(struct archive *a, const struct rctx *rc, char *buf, size_t len)
+{
+	const char *why = archive_error_string(a);
+
+	if (rc && rc->failed)
+		why = rc->msg;
+	return why ? shown(why, buf, len) : "the stream broke off or is not a tar archive";
 }
 
 /* name is one clean component: not empty, ".", ".." or with a '/'. */
@@ -479,25 +516,14 @@ static void links_free(struct links *l)
 	free(l->l);
 }
 
-/* Whether target, a symlink's at rel (beneath the root), climbs out of the
- * root by its text: absolute, or more ".." than rel's directory is deep. */
-static bool climbs_out(const char *rel, const char *target)
+/* Whether a symlink's target has a ".." component. */
+static bool has_dotdot(const char *target)
 {
-	long depth = 0;
-
-	if (target[0] == '/')
-		return true;
-	for (const char *c = rel; (c = strchr(c, '/')); c++)
-		depth++;
 	for (const char *c = target; *c;) {
 		size_t n = strcspn(c, "/");
 
-		if (n == 2 && !memcmp(c, "..", 2)) {
-			if (--depth < 0)
-				return true;
-		} else if (n && !(n == 1 && *c == '.')) {
-			depth++;
-		}
+		if (n == 2 && !memcmp(c, "..", 2))
+			return true;
 		c += n + strspn(c + n, "/");
 	}
 	return false;
@@ -505,8 +531,11 @@ static bool climbs_out(const char *rel, const char *target)
 
 /* Whether the symlink at rel (beneath rootfd) leads outside the root: the
  * kernel follows it beneath the root (openat2 RESOLVE_BENEATH, so other
- * symlinks on the way count as they are); one that leads nowhere (dangling,
- * a loop), or a kernel without openat2, is judged by its text. */
+ * symlinks on the way count as they are). One the kernel cannot follow to
+ * its end (dangling, a loop, a directory on the way it may not search, no
+ * openat2) is kept only if its target has no "..": counting them by the
+ * text is no answer, since a link on the way (to ".", say) or one made
+ * later can stand for any depth. */
 static bool leads_out(int rootfd, const char *rel, const char *target)
 {
 	struct open_how how = {.flags = O_PATH | O_CLOEXEC,
@@ -526,48 +555,81 @@ static bool leads_out(int rootfd, const char *rel, const char *target)
 		if (errno != EAGAIN)
 			break;
 	}
-	return climbs_out(rel, target);
+	return has_dotdot(target);
 }
 
-/* TARCOPY_LINKS_INSIDE, once the stream is in: the links that lead outside
- * the root (root_name beneath the working directory: "." or the top's new
- * name; names in l start with prefix, which is dropped) are removed, and
- * the first is named. */
-static int links_check(const struct links *l, const char *root_name, const char *prefix, char *err,
-		       size_t errlen)
+/* TARCOPY_LINKS_INSIDE, once the stream is in and before libarchive gives
+ * directories their modes (so that a directory the stream made read-only
+ * cannot keep a link in it): the links that lead outside the root
+ * (root_name beneath the working directory: "." or the top's new name;
+ * names in l start with prefix, which is dropped) are removed, and the
+ * first is named. Past io's deadline the links not yet checked are
+ * removed unchecked: a stream of links that are slow to follow cannot hold
+ * the copy past it. */
+static int links_check(const struct links *l, const char *root_name, const char *prefix,
+		       const struct tarcopy_io *io, char *err, size_t errlen)
 {
 	int rootfd = open(root_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	size_t pl = strlen(prefix), bad = 0, first = 0;
+	size_t pl = strlen(prefix), bad = 0, first = 0, unchecked = 0, kept = 0, kept_i = 0;
+	bool kept_late = false;
+	int kept_errno = 0;
 	char s[256], t[256];
 
 	if (rootfd < 0)
 		return fail(err, errlen, "%s: %s", root_name, strerror(errno));
 	for (size_t i = 0; i < l->n; i++) {
 		const char *rel = l->l[i].name;
+		bool late = io->expired && io->expired(io->ctx);
 
 		if (pl && !strncmp(rel, prefix, pl) && rel[pl] == '/')
 			rel += pl + 1;
-		if (!leads_out(rootfd, rel, l->l[i].target))
+		if (!late && !leads_out(rootfd, rel, l->l[i].target))
 			continue;
-		if (!bad++)
+		if (late)
+			unchecked++;
+		else if (!bad++)
 			first = i;
-		unlinkat(rootfd, rel, 0);
+		/* Gone already (a later entry replaced it) is as good. */
+		if (unlinkat(rootfd, rel, 0) < 0 && errno != ENOENT && !kept++) {
+			kept_i = i;
+			kept_late = late;
+			kept_errno = errno;
+		}
 	}
 	close(rootfd);
-	if (!bad)
-		return 0;
-	return fail(err, errlen,
-		    "entry '%s': a symlink to '%s', which leads outside what was copied "
-		    "(removed%s)",
-		    shown(l->l[first].sent, s, sizeof(s)), shown(l->l[first].target, t, sizeof(t)),
-		    bad > 1 ? ", with the others that do" : "");
+	if (kept)
+		return fail(err, errlen,
+			    "entry '%s': a symlink to '%s', which %s, could not be removed: %s "
+			    "(%zu such link%s left on the host)",
+			    shown(l->l[kept_i].sent, s, sizeof(s)),
+			    shown(l->l[kept_i].target, t, sizeof(t)),
+			    kept_late ? "was not checked in time" : "leads outside what was copied",
+			    strerror(kept_errno), kept, kept > 1 ? "s" : "");
+	char also[96] = "";
+
+	if (unchecked)
+		snprintf(also, sizeof(also), "; the %zu not checked in time went too", unchecked);
+	if (bad)
+		return fail(err, errlen,
+			    "entry '%s': a symlink to '%s', which leads outside what was copied "
+			    "(removed%s%s)",
+			    shown(l->l[first].sent, s, sizeof(s)),
+			    shown(l->l[first].target, t, sizeof(t)),
+			    bad > 1 ? ", with the others that do" : "", also);
+	if (unchecked)
+		return fail(
+		    err, errlen,
+		    "the time for the copy ran out while its symlinks were checked: the %zu "
+		    "not checked were removed",
+		    unchecked);
+	return 0;
 }
 
-static int extract(struct archive *a, struct archive *w, struct archive_entry *e, const char *top,
-		   bool top_dir, const char *newtop, struct links *links,
-		   const struct tarcopy_io *io, char *err, size_t errlen)
+static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct archive_entry *e,
+		   const char *top, bool top_dir, const char *newtop, unsigned flags,
+		   struct links *links, const struct tarcopy_io *io, char *err, size_t errlen)
 {
-	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256];
+	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256], why[256];
 	unsigned count = 0;
 	size_t names = 0;
 	int r = ARCHIVE_OK;
@@ -576,11 +638,11 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 		int m;
 
 		if (count++ > 0) {
-			r = archive_read_next_header(a, &e);
+			r = next_header(a, rc, &e);
 			if (r == ARCHIVE_EOF)
 				return 0;
 			if (r < ARCHIVE_WARN)
-				return fail(err, errlen, "%s", archive_error_string(a));
+				return fail(err, errlen, "%s", la_why(a, rc, why, sizeof(why)));
 		}
 		m = check_entry(e, count, &names, top, top_dir, newtop, name, sizeof(name), err,
 				errlen);
@@ -608,9 +670,12 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 		    links_add(links, name, archive_entry_pathname(e), archive_entry_symlink(e)) < 0)
 			return fail(err, errlen, "out of memory");
 		archive_entry_copy_pathname(e, name);
+		if (flags & TARCOPY_NO_SET_ID)
+			archive_entry_set_perm(e, archive_entry_perm(e) &
+						      ~(mode_t)(S_ISUID | S_ISGID));
 		if (archive_write_header(w, e) < ARCHIVE_WARN)
 			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
-				    archive_error_string(w));
+				    la_why(w, NULL, why, sizeof(why)));
 		for (;;) {
 			const void *buf;
 			size_t size;
@@ -620,7 +685,7 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 			if (r == ARCHIVE_EOF)
 				break;
 			if (r < ARCHIVE_WARN)
-				return fail(err, errlen, "%s", archive_error_string(a));
+				return fail(err, errlen, "%s", la_why(a, rc, why, sizeof(why)));
 			/* A file's data stays within its size (charged above);
 			 * anything else's is charged as it comes. */
 			if (reg && (off < 0 || (uint64_t)off + size > (uint64_t)fsize))
@@ -633,11 +698,11 @@ static int extract(struct archive *a, struct archive *w, struct archive_entry *e
 				*io->room -= size;
 			if (archive_write_data_block(w, buf, size, off) < ARCHIVE_WARN)
 				return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
-					    archive_error_string(w));
+					    la_why(w, NULL, why, sizeof(why)));
 		}
 		if (archive_write_finish_entry(w) < ARCHIVE_WARN)
 			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
-				    archive_error_string(w));
+				    la_why(w, NULL, why, sizeof(why)));
 	}
 }
 
@@ -668,7 +733,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 {
 	int opts = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 		   ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_TIME;
-	char top[NAME_MAX + 1], newtop[NAME_MAX + 1], base[PATH_MAX], s[256];
+	char top[NAME_MAX + 1], newtop[NAME_MAX + 1], base[PATH_MAX], s[256], why[256];
 	struct rctx rc = {.io = io};
 	struct links links = {0};
 	struct archive *a = NULL, *w = NULL;
@@ -689,16 +754,16 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		goto out;
 	}
 	if (archive_read_open(a, &rc, NULL, read_cb, NULL) != ARCHIVE_OK) {
-		fail(err, errlen, "%s", rc.failed ? rc.msg : archive_error_string(a));
+		fail(err, errlen, "%s", la_why(a, &rc, why, sizeof(why)));
 		goto out;
 	}
-	r = archive_read_next_header(a, &e);
+	r = next_header(a, &rc, &e);
 	if (r == ARCHIVE_EOF) {
 		fail(err, errlen, "nothing was sent");
 		goto out;
 	}
 	if (r < ARCHIVE_WARN) {
-		fail(err, errlen, "%s", rc.failed ? rc.msg : archive_error_string(a));
+		fail(err, errlen, "%s", la_why(a, &rc, why, sizeof(why)));
 		goto out;
 	}
 	/* The first entry names the stream's top. */
@@ -726,17 +791,17 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		fail(err, errlen, "%s: %s", base, strerror(errno));
 		goto out;
 	}
-	ret = extract(a, w, e, top, top_dir, newtop, flags & TARCOPY_LINKS_INSIDE ? &links : NULL,
-		      io, err, errlen);
-	/* Directories get their modes and times last. */
-	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
-		ret = fail(err, errlen, "%s", archive_error_string(w));
+	ret = extract(a, &rc, w, e, top, top_dir, newtop, flags,
+		      flags & TARCOPY_LINKS_INSIDE ? &links : NULL, io, err, errlen);
 	/* Links leading out go, also after a failed copy: what it left stays
 	 * on the host. The root: the copied directory, or where a file or a
 	 * link landed. */
-	if (links.n && links_check(&links, top_dir && newtop[0] ? newtop : ".", newtop,
+	if (links.n && links_check(&links, top_dir && newtop[0] ? newtop : ".", newtop, io,
 				   ret < 0 ? NULL : err, ret < 0 ? 0 : errlen) < 0)
 		ret = -1;
+	/* Directories get their modes and times last. */
+	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
+		ret = fail(err, errlen, "%s", la_why(w, NULL, why, sizeof(why)));
 	if (ret < 0 && rc.failed)
 		fail(err, errlen, "%s", rc.msg);
 	if (fchdir(cwd) < 0 && ret == 0)

@@ -22,7 +22,8 @@
  * name with an empty, "." or ".." component or starting with "/", a hard
  * link, a device, FIFO or socket, an entry under a T that is not a
  * directory, T itself a second time, more than TARCOPY_MAX_ENTRIES entries, a name or link
- * target of TARCOPY_NAME_MAX bytes or more, or names and link targets of
+ * target of TARCOPY_NAME_MAX bytes or more, a header (with a sparse file's
+ * map) of more than TARCOPY_HEADER_MAX bytes, or names and link targets of
  * more than TARCOPY_NAMES_MAX bytes together (what the receiver holds in
  * memory until the end), or files longer together than the receiver's
  * room (tarcopy_io.room: flint's --copy-out-limit) ends the copy with a
@@ -37,11 +38,13 @@
  * copied (for a top that is not a directory, inside the directory it landed
  * in): an absolute target, or one that climbs out with "..", through other
  * links of the stream included, is removed once the stream is in, and the
- * copy fails naming it. Nothing on the host is then left pointing at the
- * host's own files for a later step to follow. */
+ * copy fails naming it; so is one that leads nowhere yet but has a "..".
+ * Nothing on the host is then left pointing at the host's own files for a
+ * later step to follow. */
 #ifndef FLINT_TARCOPY_H
 #define FLINT_TARCOPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -59,10 +62,17 @@
 #define TARCOPY_NAMES_MAX (128u << 20)
 #endif
 
+/* The bytes libarchive may read for one entry's header (pax records, long
+ * names, a GNU sparse file's map), which it holds in memory. */
+#ifndef TARCOPY_HEADER_MAX
+#define TARCOPY_HEADER_MAX (4u << 20)
+#endif
+
 /* tarcopy_receive's flags. */
 #define TARCOPY_CONTENTS     1u /* the source was DIR/.: its contents into DEST */
 #define TARCOPY_KEEP_ALL     2u /* owners, set-id bits and times as sent (run as root) */
 #define TARCOPY_LINKS_INSIDE 4u /* symlinks must lead inside the copy (see above) */
+#define TARCOPY_NO_SET_ID    8u /* set-id bits dropped, TARCOPY_KEEP_ALL or not */
 
 /* How the stream moves. */
 struct tarcopy_io {
@@ -83,6 +93,11 @@ struct tarcopy_io {
 	 * bound. */
 	uint64_t *room;
 	const char *room_name;
+	/* tarcopy_receive, optional: whether the copy's time is up. The
+	 * symlink check (TARCOPY_LINKS_INSIDE), which reads nothing the
+	 * reader could cut off, asks before each link, and removes those
+	 * left unchecked once it is. */
+	bool (*expired)(void *ctx);
 };
 
 /* Write the tree at path (a file, a directory with everything under it, or

@@ -72,6 +72,13 @@ static void on_alarm(int sig)
 	errno = err;
 }
 
+/* tarcopy_io.expired. */
+static bool past_deadline(void *ctx)
+{
+	(void)ctx;
+	return expired;
+}
+
 static void set_deadline(unsigned ms)
 {
 	struct itimerval it = {.it_value = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000}};
@@ -287,11 +294,18 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 static int copy_out(struct conn *c, const struct copy_item *it, uint64_t *room,
 		    const char *room_name, char *msg)
 {
-	struct tarcopy_io io = {.read = conn_read, .ctx = c, .room = room, .room_name = room_name};
+	struct tarcopy_io io = {.read = conn_read,
+				.ctx = c,
+				.room = room,
+				.room_name = room_name,
+				.expired = past_deadline};
 	/* The guest's stream: its top must be what was asked for, its links
-	 * must stay inside the copy (tarcopy.h). */
+	 * must stay inside the copy (tarcopy.h). As root its owners are kept,
+	 * but no set-id bit: a guest's file is never a set-user-ID program
+	 * on the host. */
 	unsigned flags = (it->contents ? TARCOPY_CONTENTS : 0) |
-			 (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) | TARCOPY_LINKS_INSIDE;
+			 (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) | TARCOPY_LINKS_INSIDE |
+			 TARCOPY_NO_SET_ID;
 	char err[MSG_LEN], top[NAME_MAX + 1];
 	const void *b;
 	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_OUT, 0, it->src, err,

@@ -7,11 +7,14 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/tarcopy.h"
@@ -246,27 +249,36 @@ struct ent {
 	const char *name;
 	const char *target; /* symlink or hard link */
 	const char *data;
+	mode_t perm; /* 0: 0644, a directory's 0755 */
 };
 
 #define D(n)                                                                                       \
 	{                                                                                          \
-		DIR_, n, NULL, NULL                                                                \
+		.k = DIR_, .name = n                                                               \
+	}
+#define DM(n, mode)                                                                                \
+	{                                                                                          \
+		.k = DIR_, .name = n, .perm = mode                                                 \
 	}
 #define F(n, d)                                                                                    \
 	{                                                                                          \
-		REG, n, NULL, d                                                                    \
+		.k = REG, .name = n, .data = d                                                     \
+	}
+#define FM(n, d, mode)                                                                             \
+	{                                                                                          \
+		.k = REG, .name = n, .data = d, .perm = mode                                       \
 	}
 #define L(n, t)                                                                                    \
 	{                                                                                          \
-		SYMLINK, n, t, NULL                                                                \
+		.k = SYMLINK, .name = n, .target = t                                               \
 	}
 #define H(n, t, d)                                                                                 \
 	{                                                                                          \
-		HARDLINK, n, t, d                                                                  \
+		.k = HARDLINK, .name = n, .target = t, .data = d                                   \
 	}
 #define P(n)                                                                                       \
 	{                                                                                          \
-		FIFO, n, NULL, NULL                                                                \
+		.k = FIFO, .name = n                                                               \
 	}
 
 /* A pax stream of ents, made with libarchive as a hostile agent could. */
@@ -308,6 +320,8 @@ static void build(struct mem *m, const struct ent *e, size_t n)
 			archive_entry_set_filetype(ae, AE_IFIFO);
 			break;
 		}
+		if (e[i].perm)
+			archive_entry_set_perm(ae, e[i].perm);
 		cr_assert_geq(archive_write_header(a, ae), ARCHIVE_WARN, "%s",
 			      archive_error_string(a));
 		if (e[i].data)
@@ -434,8 +448,14 @@ Test(tarcopy, a_guests_links_that_lead_out_are_removed)
 			     /* by its text inside (dot/dot is out); the kernel finds
 			      * dot/dot/.. is out's parent */
 			     L("out/trick", "dot/dot/../victim"), L("out/dangle", "none/here"),
-			     L("out/dangle_out", "none/../../victim")},
-	      11);
+			     L("out/dangle_out", "none/../../victim"),
+			     /* leading nowhere yet, with "..": by its text
+			      * inside, but dot/dot/... is out itself, so once
+			      * later/ is made (say by the next copy-out into the
+			      * same place) it is out's parent's victim */
+			     L("out/sneak", "dot/dot/dot/later/../../victim"),
+			     L("out/dangle_up", "none/../a")},
+	      13);
 	cr_assert_eq(receive_out(&m, at("dst"), 0, "out", err, sizeof(err)), -1);
 	cr_assert(strstr(err, "entry 'out/abs': a symlink to '/etc/hostname', which leads "
 			      "outside what was copied (removed, with the others that do)"),
@@ -444,8 +464,8 @@ Test(tarcopy, a_guests_links_that_lead_out_are_removed)
 	cr_assert(exists("dst/in") && exists("dst/sub/up") && exists("dst/dot") &&
 		  exists("dst/dangle"));
 	cr_assert(!exists("dst/abs") && !exists("dst/climb") && !exists("dst/trick") &&
-		      !exists("dst/dangle_out"),
-		  "a link leading out was kept");
+		      !exists("dst/dangle_out") && !exists("dst/sneak") && !exists("dst/dangle_up"),
+		  "a link leading out, or nowhere with '..', was kept");
 	cr_assert_str_eq(read_text("victim"), "safe\n");
 	free(m.buf);
 
@@ -699,5 +719,173 @@ Test(tarcopy, the_top_is_not_replaced_by_a_link)
 	build(&m, (struct ent[]){D("out/"), L("out/", "/etc")}, 2);
 	cr_assert_eq(receive_out(&m, at("made"), 0, "out", err, sizeof(err)), -1);
 	cr_assert(lstat(at("made"), &st) < 0 || !S_ISLNK(st.st_mode), "made -> /etc kept");
+	free(m.buf);
+}
+
+/* A directory the stream makes read-only cannot keep a link leading out:
+ * the links are checked before libarchive gives directories their modes.
+ * As a user, where the mode would stop the removal: a child as nobody
+ * when the test runs as root. */
+Test(tarcopy, a_read_only_directory_keeps_no_link_leading_out)
+{
+	struct mem m;
+	char err[512] = "";
+	int status;
+
+	put_file("victim", "safe\n", 0644);
+	cr_assert_eq(mkdir(at("ro"), 0755), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chmod(root, 0755), 0); /* for nobody to reach ro */
+		cr_assert_eq(chown(at("ro"), 65534, 65534), 0);
+	}
+	build(&m,
+	      (struct ent[]){D("out/"), DM("out/locked/", 0555), L("out/locked/x", "../../victim")},
+	      3);
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(3);
+		int r = receive_out(&m, at("ro"), 0, "out", err, sizeof(err));
+		/* The removal named, not a failure to remove. */
+		_exit(r == -1 && strstr(err, "entry 'out/locked/x': a symlink to '../../victim', "
+					     "which leads outside what was copied (removed)")
+			  ? 0
+			  : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert(!exists("ro/out/locked/x"), "the link leading out was kept");
+	cr_assert_eq(mode_of("ro/out/locked") & 07777, 0555, "the directory's mode as sent");
+	free(m.buf);
+}
+
+/* Past the copy's deadline, the links not checked yet are removed
+ * unchecked, named as such: following links can take long (each may
+ * climb through 40 others), and the deadline must hold. */
+static bool always(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+Test(tarcopy, links_left_unchecked_at_the_deadline_are_removed)
+{
+	struct mem m;
+	char err[512] = "";
+	struct tarcopy_io io = {.read = mem_read, .ctx = &m, .expired = always};
+
+	build(&m, (struct ent[]){D("out/"), F("out/a", "alpha"), L("out/in", "a")}, 3);
+	cr_assert_eq(
+	    tarcopy_receive(at("late"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "the time for the copy ran out while its symlinks were checked: "
+			      "the 1 not checked were removed"),
+		  "%s", err);
+	cr_assert(!exists("late/in") && exists("late/a"));
+	free(m.buf);
+}
+
+/* libarchive's messages name what the stream sent: no control byte of it
+ * reaches the terminal. */
+Test(tarcopy, a_guests_control_bytes_stay_out_of_messages)
+{
+	struct mem m;
+	char err[512] = "";
+
+	build(&m,
+	      (struct ent[]){D("out/"), D("out/sub/"), L("out/l", "sub"),
+			     F("out/l/\033[2J\007x", "x")},
+	      4);
+	cr_assert_eq(receive_out(&m, at("esc"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(err[0]);
+	for (const char *c = err; *c; c++)
+		cr_assert((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f, "byte %#x in '%s'",
+			  (unsigned char)*c, err);
+	free(m.buf);
+}
+
+/* A guest's set-user-ID program lands without the bit, even as root with
+ * the owners kept. */
+Test(tarcopy, no_set_id_bits_from_a_guest)
+{
+	struct mem m;
+	char err[512] = "";
+
+	if (geteuid() != 0)
+		cr_skip_test("not root: set-id bits are dropped for a user anyway");
+	build(&m, (struct ent[]){D("out/"), FM("out/su", "x", 06755), FM("out/plain", "x", 0751)},
+	      3);
+	cr_assert_eq(receive_out(&m, at("kept"), TARCOPY_KEEP_ALL, "out", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(mode_of("kept/su") & 07777, 06755, "KEEP_ALL alone keeps them");
+	cr_assert_eq(receive_out(&m, at("safe"), TARCOPY_KEEP_ALL | TARCOPY_NO_SET_ID, "out", err,
+				 sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(mode_of("safe/su") & 07777, 0755);
+	cr_assert_eq(mode_of("safe/plain") & 07777, 0751);
+	free(m.buf);
+}
+
+/* A ustar header (name, size, type) with its checksum. */
+static void ustar(char h[512], const char *name, uint64_t size, char type)
+{
+	unsigned sum = 0;
+
+	memset(h, 0, 512);
+	snprintf(h, 100, "%s", name);
+	snprintf(h + 100, 8, "%07o", 0644);
+	snprintf(h + 108, 8, "%07o", 0);
+	snprintf(h + 116, 8, "%07o", 0);
+	snprintf(h + 124, 12, "%011llo", (unsigned long long)size);
+	snprintf(h + 136, 12, "%011o", 0);
+	h[156] = type;
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	memset(h + 148, ' ', 8);
+	for (int i = 0; i < 512; i++)
+		sum += (unsigned char)h[i];
+	snprintf(h + 148, 8, "%06o", sum);
+}
+
+/* One pax record, "LEN key=value\n", its length counting itself. */
+static size_t pax_record(char *out, const char *kv)
+{
+	size_t n = strlen(kv) + 3; /* ' ', '\n', one digit */
+
+	while ((size_t)snprintf(NULL, 0, "%zu %s\n", n, kv) != n)
+		n++;
+	return (size_t)sprintf(out, "%zu %s\n", n, kv);
+}
+
+/* A GNU sparse 1.0 file whose map, at the start of its data, lists 2e9
+ * blocks: libarchive reads the map with the header and holds twelve bytes
+ * for each four of it. Cut off at TARCOPY_HEADER_MAX. */
+Test(tarcopy, a_sparse_maps_size_is_bounded)
+{
+	size_t n_pairs = (TARCOPY_HEADER_MAX + (1u << 20)) / 4;
+	size_t body = 11 + 4 * n_pairs + 1024, plen = 0;
+	char pax[512] = "", err[512] = "";
+	struct mem m = {0};
+
+	plen += pax_record(pax + plen, "GNU.sparse.major=1");
+	plen += pax_record(pax + plen, "GNU.sparse.minor=0");
+	plen += pax_record(pax + plen, "GNU.sparse.name=out");
+	plen += pax_record(pax + plen, "GNU.sparse.realsize=0");
+	char size_kv[64];
+	snprintf(size_kv, sizeof(size_kv), "size=%zu", body);
+	plen += pax_record(pax + plen, size_kv);
+	m.cap = 2048 + body + 1024;
+	cr_assert_not_null(m.buf = calloc(1, m.cap));
+	ustar(m.buf, "PaxHeaders/out", plen, 'x');
+	memcpy(m.buf + 512, pax, plen);
+	ustar(m.buf + 1024, "GNUSparseFile.0/out", 0, '0');
+	m.len = 1536;
+	m.len += (size_t)sprintf(m.buf + m.len, "2000000000\n");
+	for (size_t i = 0; i < n_pairs; i++, m.len += 4)
+		memcpy(m.buf + m.len, "0\n0\n", 4);
+	cr_assert_eq(receive_out(&m, at("sparse"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "an entry's header runs past 4 MiB"), "%s", err);
 	free(m.buf);
 }

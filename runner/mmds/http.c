@@ -87,6 +87,16 @@ static int on_headers(http_parser *p)
 {
 	struct req *q = p->data;
 
+	/* Values without the blanks around them, as Firecracker takes them
+	 * (http_parser keeps the trailing ones). */
+	for (unsigned i = 0; i < H_COUNT; i++) {
+		struct hdr *h = &q->h[i];
+
+		while (h->vlen && (*h->val == ' ' || *h->val == '\t'))
+			h->val++, h->vlen--;
+		while (h->vlen && (h->val[h->vlen - 1] == ' ' || h->val[h->vlen - 1] == '\t'))
+			h->vlen--;
+	}
 	q->body = p->content_length > 0 && p->content_length != UINT64_MAX;
 	q->body |= (p->flags & F_CHUNKED) != 0;
 	return 0;
@@ -188,14 +198,7 @@ static void squeeze(const char *path, char *out)
 
 static bool header_is(const struct hdr *h, const char *v)
 {
-	const char *s = h->val;
-	size_t n = h->vlen;
-
-	while (n && (*s == ' ' || *s == '\t'))
-		s++, n--;
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	return n == strlen(v) && !strncasecmp(s, v, n);
+	return h->vlen == strlen(v) && !strncasecmp(h->val, v, h->vlen);
 }
 
 static int put_token(struct mmds_http *m, const struct req *q, const http_parser *p,
@@ -219,10 +222,16 @@ static int put_token(struct mmds_http *m, const struct req *q, const http_parser
 		    "Token time to live value not found. Use `X-metadata-token-ttl-seconds` "
 		    "or `X-aws-ec2-metadata-token-ttl-seconds` header to specify the token's "
 		    "lifetime.");
-	snprintf(val, sizeof(val), "%.*s", (int)(ttl->vlen < 31 ? ttl->vlen : 31), ttl->val);
+	/* Its digits whole (leading zeros dropped), or too many for any TTL. */
+	size_t skip = 0;
+
+	while (skip + 1 < ttl->vlen && ttl->val[skip] == '0')
+		skip++;
+	snprintf(val, sizeof(val), "%.*s", (int)(ttl->vlen - skip), ttl->val + skip);
 	errno = 0;
 	n = strtoul(val, &end, 10);
-	if (!val[0] || *end || errno || val[0] == '-' || val[0] == '+' || n > UINT32_MAX)
+	if (!val[0] || ttl->vlen - skip >= sizeof(val) || *end || errno || val[0] == '-' ||
+	    val[0] == '+' || n > UINT32_MAX)
 		return text(r, p, 400, NULL,
 			    "Invalid header. Reason: Invalid value. Key:%.*s; Value:%.*s",
 			    (int)ttl->nlen, ttl->name, (int)ttl->vlen, ttl->val);

@@ -244,6 +244,15 @@ Test(mmds_http, v2_needs_a_token_from_put)
 		 tok);
 	serve(req, false);
 	expect("HTTP/1.1 200 OK\r\n", NULL, "ami-1");
+	/* Blanks after a value are not part of it, as Firecracker trims
+	 * them. */
+	snprintf(req, sizeof(req),
+		 "GET /latest/meta-data/ami-id HTTP/1.1\r\nX-metadata-token: %s \t\r\n\r\n", tok);
+	serve(req, false);
+	expect("HTTP/1.1 200 OK\r\n", NULL, "ami-1");
+	serve("PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60  \r\n\r\n",
+	      false);
+	cr_assert(!strncmp((char *)r.data, "HTTP/1.1 200 OK\r\n", 17), "%s", (char *)r.data);
 }
 
 Test(mmds_http, token_requests_are_checked)
@@ -260,6 +269,24 @@ Test(mmds_http, token_requests_are_checked)
 	      false);
 	expect("HTTP/1.1 400 ", NULL,
 	       "Invalid time to live value provided for token: 21601. Please provide a value "
+	       "between 1 and 21600.");
+	/* The whole number, however many zeros lead it: not its first 31
+	 * characters (21600, which would pass). */
+	serve("PUT /latest/api/token HTTP/1.1\r\n"
+	      "X-metadata-token-ttl-seconds: 00000000000000000000000000216000\r\n\r\n",
+	      false);
+	expect("HTTP/1.1 400 ", NULL,
+	       "Invalid time to live value provided for token: 216000. Please provide a value "
+	       "between 1 and 21600.");
+	serve("PUT /latest/api/token HTTP/1.1\r\n"
+	      "X-metadata-token-ttl-seconds: 12345678901234567890123456789012345\r\n\r\n",
+	      false);
+	expect("HTTP/1.1 400 ", NULL,
+	       "Invalid header. Reason: Invalid value. Key:X-metadata-token-ttl-seconds; "
+	       "Value:12345678901234567890123456789012345");
+	serve("PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 0\r\n\r\n", false);
+	expect("HTTP/1.1 400 ", NULL,
+	       "Invalid time to live value provided for token: 0. Please provide a value "
 	       "between 1 and 21600.");
 	serve("PUT /latest/api/token HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\n"
 	      "X-metadata-token-ttl-seconds: 5\r\n\r\n",

@@ -1461,16 +1461,17 @@ void net_destroy(struct net *n)
 	 * by now, does not wait for it (once flint has exited, init reaps it). */
 	close_fd(&n->fd);
 	ev_kick_close(&n->kick);
-	if (n->detour.destroy)
-		n->detour.destroy(n->detour.ctx);
 	if (tx_ops_pending(n) || evloop_pending(&n->rx_poll) || evloop_pending(&n->kick.op) ||
 	    evloop_pending(&n->thr[RXQ].wait.op) || evloop_pending(&n->thr[TXQ].wait.op) ||
 	    evloop_pending(&n->rx_again) || evloop_pending(&n->detour_timer)) {
 		/* The ring still holds ops of ours, and the kernel may still
-		 * read the writes' buffers: leak rather than free. */
+		 * read the writes' buffers: leak rather than free (the
+		 * detour's too, which the timer's handler would use). */
 		pr_err("%s: destroyed with I/O in flight", n->id);
 		return;
 	}
+	if (n->detour.destroy)
+		n->detour.destroy(n->detour.ctx);
 	pthread_mutex_destroy(&n->lock);
 	stream_rx_free(&n->srx);
 	free(n->slots);

@@ -50,6 +50,20 @@ Test(console, panic_is_over_at_the_end_marker)
 	console_destroy(c);
 }
 
+/* The panic line goes into flint's own message: the guest's control bytes
+ * (a terminal's escape sequences) do not. */
+Test(console, a_panic_line_is_fit_to_print)
+{
+	struct console *c;
+	char line[128];
+
+	cr_assert_eq(console_create(&c, -1), 0);
+	out(c, "\033[2K\033]0;owned\007Kernel panic - not syncing: x\x80\r\n");
+	cr_assert(console_panicked(c, line, sizeof(line)));
+	cr_assert_str_eq(line, "?[2K?]0;owned?Kernel panic - not syncing: x?");
+	console_destroy(c);
+}
+
 Test(console, panic_with_a_reboot_delay_is_over_at_its_announcement)
 {
 	struct console *c;

@@ -75,6 +75,11 @@ struct run {
 	/* The request's sending has begun: from here on the command may
 	 * run in the guest (the status line's sent=1). */
 	atomic_bool sending;
+	/* The status the command itself ended with (its exit status, or 128
+	 * and its signal), as the agent's EXIT said; -1 before, or when the
+	 * agent's verdict was another (a timeout, a command that did not
+	 * start). */
+	atomic_int cmd_status;
 	pthread_mutex_t lock; /* guards t */
 	struct run_timings t;
 	struct agent_outbuf tx; /* the request, then STDIN frames */
@@ -307,8 +312,10 @@ static int handle_exit(struct session *s)
 	set_time(s->r, &s->r->t.cmd_end_us);
 	switch (e.kind) {
 	case AGENT_EXITED:
+		atomic_store(&s->r->cmd_status, (int)e.value);
 		return e.value;
 	case AGENT_SIGNALED:
+		atomic_store(&s->r->cmd_status, 128 + (int)e.value);
 		return 128 + e.value;
 	case AGENT_TIMED_OUT:
 		snprintf(s->msg, MSG_LEN, "flint run: the command timed out after %u s", t);
@@ -632,7 +639,7 @@ static int session_run(struct session *s)
 static void say_status(struct run *r, int status)
 {
 	struct run_timings t;
-	char line[96];
+	char line[112];
 	double ready = -1, cmd = -1;
 	int n;
 
@@ -641,8 +648,12 @@ static void say_status(struct run *r, int status)
 		ready = (double)(t.agent_ready_us - t.go_us) / 1000.0;
 	if (t.cmd_end_us && t.cmd_start_us)
 		cmd = (double)(t.cmd_end_us - t.cmd_start_us) / 1000.0;
-	n = snprintf(line, sizeof(line), "status=%d ready_ms=%.1f command_ms=%.1f sent=%d\n",
-		     status, ready, cmd, atomic_load(&r->sending) ? 1 : 0);
+	/* command=1: the command's own status, whatever its number (its 122
+	 * to 125 are none of flint run's). */
+	n = snprintf(line, sizeof(line),
+		     "status=%d ready_ms=%.1f command_ms=%.1f sent=%d command=%d\n", status, ready,
+		     cmd, atomic_load(&r->sending) ? 1 : 0,
+		     atomic_load(&r->cmd_status) == status ? 1 : 0);
 	if (write_full(r->p.status_fd, line, (size_t)n) < 0)
 		pr_warn("flint run: cannot write the status line: %s", strerror(errno));
 }
@@ -773,6 +784,7 @@ int run_start(struct run **out, const struct run_params *p)
 		return -ENOMEM;
 	r->p = *p;
 	r->lfd = r->stop_fd = -1;
+	atomic_init(&r->cmd_status, -1);
 	r->s.r = r;
 	r->s.sock = -1;
 	pthread_mutex_init(&r->lock, NULL);

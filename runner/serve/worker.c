@@ -52,7 +52,8 @@ struct worker {
 	size_t st_len;
 	bool early_status, status_known;
 	int st_status;
-	int st_sent; /* the line's sent=: 0, 1, or -1 when absent */
+	int st_by_command; /* the line's command=1: st_status is the command's own */
+	int st_sent;	   /* the line's sent=: 0, 1, or -1 when absent */
 	double st_ready_ms, st_command_ms;
 	bool warm, detached, released, discarding, exited, timed_out;
 	/* The HTTP client's connection, watched (-1: none), and whether it
@@ -251,6 +252,20 @@ enum worker_outcome worker_outcome_of(int st, int *detail)
 	return o;
 }
 
+/* flint run's status st: the command's own when the status line said so
+ * and flint run ended with it (a copy-out's failure makes it 125), so
+ * that a command's own 122 to 125 are no crash, lost agent, timeout or
+ * flint error. */
+static enum worker_outcome outcome_for(const struct worker *w, int st, int *detail)
+{
+	if (w->status_known && w->st_by_command == 1 && st == w->st_status && st >= 122 &&
+	    st <= 125) {
+		*detail = st;
+		return WORKER_EXIT;
+	}
+	return worker_outcome_of(st, detail);
+}
+
 const char *worker_flint_said(const struct worker_result *res, char *buf, size_t len)
 {
 	static const char tag[] = "flint: ";
@@ -267,6 +282,11 @@ const char *worker_flint_said(const struct worker_result *res, char *buf, size_t
 		line = end;
 	eol = memchr(line, '\n', (size_t)(end - line));
 	snprintf(buf, len, "%.*s", (int)((eol ? eol : end) - line), line);
+	/* Logged and answered: the guest's output shares the stream, so no
+	 * control byte of it gets through. */
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+			*c = '?';
 	return buf;
 }
 
@@ -423,8 +443,10 @@ static void read_status(struct worker *w)
 		return;
 	}
 	w->st_sent = -1;
-	if (sscanf(w->st_line, "status=%d ready_ms=%lf command_ms=%lf sent=%d", &w->st_status,
-		   &w->st_ready_ms, &w->st_command_ms, &w->st_sent) >= 3 &&
+	w->st_by_command = 0;
+	if (sscanf(w->st_line, "status=%d ready_ms=%lf command_ms=%lf sent=%d command=%d",
+		   &w->st_status, &w->st_ready_ms, &w->st_command_ms, &w->st_sent,
+		   &w->st_by_command) >= 3 &&
 	    w->st_status >= 0 && w->st_status <= 255)
 		w->status_known = true;
 	close_fd(&w->st_fd);
@@ -673,7 +695,7 @@ static void fill_result(struct worker *w, int st, int err)
 	if (err < 0) {
 		res->outcome = WORKER_KILLED;
 	} else if (WIFEXITED(st)) {
-		res->outcome = worker_outcome_of(WEXITSTATUS(st), &res->status);
+		res->outcome = outcome_for(w, WEXITSTATUS(st), &res->status);
 	} else {
 		res->outcome = WORKER_KILLED;
 		res->status = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
@@ -707,7 +729,7 @@ bool worker_early(struct worker *w, struct worker_result *res)
 	if (!w->status_known || w->out_fd >= 0)
 		return false;
 	*res = (struct worker_result){.early = true};
-	res->outcome = worker_outcome_of(w->st_status, &res->status);
+	res->outcome = outcome_for(w, w->st_status, &res->status);
 	w->err[w->err_len] = '\0';
 	res->err = w->err;
 	res->err_len = w->err_len;

@@ -485,7 +485,7 @@ Test(run_fake, status_line_before_finish)
 	struct fake *f;
 	int sp[2];
 	char line[128] = "";
-	int st, sent;
+	int st, sent, by;
 	double ready, cmd;
 
 	start_status(&h, RUN_ACCEPT, sp);
@@ -495,10 +495,11 @@ Test(run_fake, status_line_before_finish)
 	fake_go(f);
 	cr_assert_eq(wait_finish(&h, 5), 7);
 	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
-	cr_assert_eq(sscanf(line, "status=%d ready_ms=%lf command_ms=%lf sent=%d\n", &st, &ready,
-			    &cmd, &sent),
-		     4, "%s", line);
+	cr_assert_eq(sscanf(line, "status=%d ready_ms=%lf command_ms=%lf sent=%d command=%d\n", &st,
+			    &ready, &cmd, &sent, &by),
+		     5, "%s", line);
 	cr_assert_eq(st, 7);
+	cr_assert_eq(by, 1, "the command's own status");
 	cr_assert_geq(ready, 0);
 	cr_assert_geq(cmd, 0);
 	cr_assert_eq(sent, 1);
@@ -515,6 +516,41 @@ Test(run_fake, status_line_before_finish)
 	fake_end(f);
 }
 
+/* A command that exits 122 itself: its status, said to be its own, so
+ * that flint serve does not take it for flint run's crash; the agent's
+ * timeout (124) is flint run's verdict, not the command's. */
+Test(run_fake, status_line_says_whose_status_it_is)
+{
+	static const struct {
+		unsigned kind, value;
+		int status;
+		const char *tail;
+	} cases[] = {
+	    {AGENT_EXITED, 122, 122, " command=1\n"},
+	    {AGENT_SIGNALED, 9, 137, " command=1\n"},
+	    {AGENT_TIMED_OUT, 0, 124, " command=0\n"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct harness h;
+		struct fake *f;
+		int sp[2];
+		char line[128] = "";
+
+		start_status(&h, RUN_ACCEPT, sp);
+		f = fake_start(h.path);
+		script_exit(f, cases[i].kind, cases[i].value, NULL);
+		fake_go(f);
+		cr_assert_eq(wait_finish(&h, 5), cases[i].status);
+		cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
+		cr_assert_not_null(strstr(line, cases[i].tail), "case %zu: %s", i, line);
+		close(sp[0]);
+		close(sp[1]);
+		finish(&h);
+		fake_end(f);
+	}
+}
+
 /* The VM ends (a crash) before the agent is reached: run_vm_ended writes
  * the line with the VM's status, no agent, no command, sent=0: a caller
  * knows the command never ran. */
@@ -528,7 +564,7 @@ Test(run_fake, status_line_when_the_vm_ends_first)
 	usleep(100000);
 	run_vm_ended(h.run, 122);
 	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
-	cr_assert_str_eq(line, "status=122 ready_ms=-1.0 command_ms=-1.0 sent=0\n");
+	cr_assert_str_eq(line, "status=122 ready_ms=-1.0 command_ms=-1.0 sent=0 command=0\n");
 	cr_assert_eq(h.calls, 0, "finish() called for a run the VM's end stopped");
 	close(sp[0]);
 	close(sp[1]);
@@ -560,7 +596,7 @@ Test(run_fake, status_line_when_the_vm_ends_after_the_request)
 	run_vm_ended(h.run, 122);
 	cr_assert_gt(read(sp[0], line, sizeof(line) - 1), 0);
 	cr_assert_not_null(strstr(line, "status=122 "), "%s", line);
-	cr_assert_not_null(strstr(line, " sent=1\n"), "%s", line);
+	cr_assert_not_null(strstr(line, " sent=1 command=0\n"), "%s", line);
 	cr_assert_eq(h.calls, 0);
 	close(sp[0]);
 	close(sp[1]);

@@ -53,7 +53,7 @@ static const char fake_flint[] =
     "if [ -n \"$sfd\" ]; then\n"
     "\t\"$@\" 3<&- 4>&-\n"
     "\tst=$?\n"
-    "\tsent=${FAKE_SENT:+ sent=$FAKE_SENT}\n"
+    "\tsent=\"${FAKE_SENT:+ sent=$FAKE_SENT}${FAKE_BY:+ command=$FAKE_BY}\"\n"
     "\teval \"printf 'status=%d ready_ms=1.5 command_ms=2.5%s\\\\n' $st \\\"$sent\\\" >&$sfd\"\n"
     "\teval \"exec $sfd>&-\"\n"
     "\tsleep \"${FAKE_TEARDOWN:-0}\"\n"
@@ -620,6 +620,46 @@ Test(worker, status_line_sent)
 		worker_destroy(last);
 		last = NULL;
 	}
+}
+
+/* A command's own exit status of 122 to 125, which the status line says
+ * is the command's (command=1), is its exit, not flint run's crash, lost
+ * agent, timeout or error: before the VM is torn down and once reaped. */
+Test(worker, a_commands_own_122_to_125_are_its_exit)
+{
+	char env_by[] = "FAKE_BY=1", env_sent[] = "FAKE_SENT=1";
+	char *env[] = {env_args, env_sent, env_by, "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	struct worker_result res;
+	char buf[16], cmd[16];
+
+	for (int st = 122; st <= 125; st++) {
+		snprintf(cmd, sizeof(cmd), "exit %d", st);
+		struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", cmd));
+
+		p.early_status = true;
+		p.envp = env;
+		cr_assert_eq(worker_spawn(&last, &p), 0);
+		while (worker_read(last, NULL, NULL, buf, sizeof(buf)) > 0)
+			;
+		cr_assert(worker_early(last, &res));
+		cr_assert_eq(res.outcome, WORKER_EXIT, "status %d", st);
+		cr_assert_eq(res.status, st);
+		cr_assert_eq(worker_wait(last, &res), 0);
+		cr_assert_eq(res.outcome, WORKER_EXIT, "status %d, reaped", st);
+		cr_assert_eq(res.status, st);
+		worker_destroy(last);
+		last = NULL;
+	}
+	/* command=0: flint run's own 122. */
+	env_by[sizeof(env_by) - 2] = '0';
+	struct worker_params p = params(WORKER_RESTORE, ARGV("sh", "-c", "exit 122"));
+
+	p.envp = env;
+	cr_assert_eq(worker_spawn(&last, &p), 0);
+	while (worker_read(last, NULL, NULL, buf, sizeof(buf)) > 0)
+		;
+	cr_assert_eq(worker_wait(last, &res), 0);
+	cr_assert_eq(res.outcome, WORKER_CRASH);
 }
 
 /* The fake flint exits with each of flint run's statuses. */
@@ -1616,6 +1656,10 @@ Test(worker, flint_said_takes_flints_last_line)
 	r.err = NULL;
 	r.err_len = 0;
 	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "");
+	/* No control byte a guest's output could put in it. */
+	r.err = "flint: \033]0;owned\007\033[2K forged\n";
+	r.err_len = strlen(r.err);
+	cr_assert_str_eq(worker_flint_said(&r, buf, sizeof(buf)), "?]0;owned??[2K forged");
 }
 
 Test(worker, reset_without_control_is_einval)

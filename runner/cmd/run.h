@@ -101,10 +101,11 @@ struct run_params {
 	int go_fd;
 	/* Optional (> 0; 0 or -1: none): the moment the status is known, and so
 	 * all the command's output written, "status=S ready_ms=R
-	 * command_ms=C sent=B\n" goes here (R: from the go byte, or from
-	 * launch, to the agent ready; C: the command; -1 when not reached;
-	 * B: 1 once the request's sending began, 0 when the command cannot
-	 * have run), before finish(): a caller learns the outcome without
+	 * command_ms=C sent=B command=K\n" goes here (R: from the go byte,
+	 * or from launch, to the agent ready; C: the command; -1 when not
+	 * reached; B: 1 once the request's sending began, 0 when the command
+	 * cannot have run; K: 1 when S is the command's own exit status, or
+	 * 128 and its signal, 0 when it is flint run's), before finish(): a caller learns the outcome without
 	 * waiting for the VM's teardown. When the VM ends first, run_vm_ended
 	 * writes the line instead, with the VM's status. The fd is the
 	 * caller's. */

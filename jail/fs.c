@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/sendfile.h>
@@ -312,23 +313,55 @@ static int check_static(int fd, const char *path)
 	return 0;
 }
 
+/* The effective capabilities while as the tenant: only the two that give
+ * the ids back (as_tenant), or all the jailer has again. setfsuid takes out
+ * only the file-system ones, and the kernel asks CAP_SYS_PTRACE, not the
+ * fsuid, before it follows /proc/PID/root, cwd or exe: with it a path of
+ * the tenant's would lead into any process's files. */
+static int effective_caps(bool as_tenant)
+{
+	static const cap_value_t keep[] = {CAP_SETUID, CAP_SETGID};
+	cap_t c = cap_get_proc();
+	int r = c ? 0 : -1;
+
+	if (!r && as_tenant)
+		r = cap_clear_flag(c, CAP_EFFECTIVE) ||
+		    cap_set_flag(c, CAP_EFFECTIVE, 2, keep, CAP_SET);
+	for (cap_value_t v = 0; !r && !as_tenant && v <= CAP_LAST_CAP; v++) {
+		cap_flag_value_t has;
+
+		r = cap_get_flag(c, v, CAP_PERMITTED, &has) ||
+		    cap_set_flag(c, CAP_EFFECTIVE, 1, &v, has);
+	}
+	if (!r)
+		r = cap_set_proc(c);
+	r = r ? -errno : 0;
+	cap_free(c);
+	return r;
+}
+
 /* Take (as_tenant) or give back the jail user's file-system identity. With
  * fsuid and fsgid set to uid:gid (and no supplementary groups, as flint
- * will have) every permission check of a path walk is theirs and root's
- * file capabilities are out of the effective set; fsuid 0 puts them back.
- * Both calls are per thread, and the jailer has one. */
+ * will have) every permission check of a path walk is theirs, and no
+ * capability but CAP_SETUID and CAP_SETGID is effective; the ids and the
+ * capabilities are put back after. All per thread, and the jailer has
+ * one. */
 static int fs_ids(const struct jail_fs *j, bool as_tenant)
 {
 	uid_t u = as_tenant ? j->uid : 0;
 	gid_t g = as_tenant ? j->gid : 0;
+	int r;
 
-	/* (CAP_SETUID and CAP_SETGID are no file capabilities: they stay.) */
+	if (!as_tenant && (r = effective_caps(false)) < 0)
+		return jail_failf(r, "stage", NULL, "cannot take back the capabilities");
 	setfsgid(g);
 	setfsuid(u);
 	/* setfsuid reports no error: an invalid id returns the current one. */
 	if ((uid_t)setfsuid(-1) != u || (gid_t)setfsgid(-1) != g)
 		return jail_failf(-EPERM, "stage", NULL, "cannot %s the file-system ids %u:%u",
 				  as_tenant ? "take" : "give back", (unsigned)u, (unsigned)g);
+	if (as_tenant && (r = effective_caps(true)) < 0)
+		return jail_failf(r, "stage", NULL, "cannot lower the capabilities");
 	return 0;
 }
 

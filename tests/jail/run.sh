@@ -531,6 +531,19 @@ echo kernel >"$T/closed/vmlinux"
 chmod 644 "$T/closed/vmlinux"
 check_fails unreachable "flint-jail: stage: $T/closed/vmlinux: uid $U gid $U cannot reach it" \
 	--id c --exec-file "$PROBE" $ID -- --kernel "$T/closed/vmlinux"
+# A searchable directory in that one, through a root process's
+# /proc/PID/cwd there: the kernel asks CAP_SYS_PTRACE, not the fsuid,
+# before it follows that link past the closed directory, so the jailer
+# keeps no such capability while it walks the user's paths.
+mkdir -m 755 "$T/closed/open"
+cp "$T/closed/vmlinux" "$T/closed/open/vmlinux"
+(cd "$T/closed/open" && exec sleep 120) &
+holder=$!
+check_fails unreachable-proc-link \
+	"flint-jail: stage: /proc/$holder/cwd/vmlinux: uid $U gid $U cannot reach it" \
+	--id cp --exec-file "$PROBE" $ID -- --kernel "/proc/$holder/cwd/vmlinux"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
 check_fails api-sock-in-dev "flint-jail: API socket directory: $BASE/probe/a/root/dev: \
 already in the jail" --id a --exec-file "$PROBE" $ID -- --api-sock /dev/api.sock
 rm -rf "$BASE/probe/a"

@@ -27,7 +27,8 @@ JAIL_RUNNER_OBJS := $(addprefix $(BUILD)/runner/,core/util.o core/cgroupfs.o con
 	snapshot/snapfile.o core/wire.o image/image.o image/build.o image/cache.o) \
 	$(BUILD)/virtio/net/passt.o $(BUILD)/virtio/net/stream.o
 JAIL_LDLIBS_OWN := -lcap -lseccomp -ljansson -lz -lnettle
-# The unit tests link the modules without libcap and main.
+# The unit tests link the modules without main and the privilege drop
+# (libcap: fs.c lowers the capabilities while it walks a user's path).
 JAIL_LIB_OBJS := $(filter-out $(BUILD)/jail/main.o $(BUILD)/jail/privs.o $(BUILD)/jail/jimage.o,\
 	$(JAIL_OBJS))
 JAIL_RIG_BINS := $(BUILD)/tools/flint-jail $(BUILD)/tools/flint
@@ -70,6 +71,7 @@ $(BUILD)/tools/flint: $(BUILD)/jail/flint
 	strip -o $@ $<
 
 $(BUILD)/unit-tests: $(JAIL_LIB_OBJS)
+$(BUILD)/unit-tests: LDLIBS_FLINT += -lcap
 $(BUILD)/tests/unit/test_jail%.o: CPPFLAGS += -iquote jail
 
 vm-test: $(JAIL_RIG_BINS)

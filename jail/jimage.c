@@ -86,8 +86,12 @@ static int tar_tree(uid_t uid, gid_t gid, int dir, int out, uint64_t max, const 
 	}
 	if (pid == 0) {
 		/* Nothing of the jailer's but the stream: not the descriptors
-		 * kept for flint either. */
-		if (dup2(p[1], STDOUT_FILENO) < 0 || fchdir(dir) < 0 ||
+		 * kept for flint either, nor its terminal (as the tenant, tar
+		 * could be made to push input into it with TIOCSTI). */
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (setsid() < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+		    dup2(p[1], STDOUT_FILENO) < 0 || fchdir(dir) < 0 ||
 		    close_range(3, ~0U, 0) < 0 || privs_drop(uid, gid) < 0 ||
 		    prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 			_exit(126);

@@ -166,7 +166,12 @@ static void child(pid_t parent, int sock, int errfd, char *const *argv, const st
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(126);
-	setpgid(0, 0);
+	/* A session of its own: no controlling terminal (under flint-jail
+	 * passt runs as the tenant, who could otherwise have it push input
+	 * into the caller's terminal with TIOCSTI), nor the signals of
+	 * flint's process group. */
+	if (setsid() < 0)
+		setpgid(0, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int sig = 1; sig < NSIG; sig++)

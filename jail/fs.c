@@ -458,7 +458,7 @@ static int copy_file(struct jail_fs *j, int in, const struct plan_file *f, const
 {
 	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
 	int out = openat(root_fd(j), f->name, flags, 0600), i, r = 0;
-	off_t left = st->st_size;
+	off_t size = st->st_size;
 	char path[PATH_MAX];
 
 	if (out < 0)
@@ -468,15 +468,35 @@ static int copy_file(struct jail_fs *j, int in, const struct plan_file *f, const
 		close(out);
 		return i;
 	}
-	while (left > 0) {
-		ssize_t n = sendfile(out, in, NULL, left > (1 << 30) ? (1 << 30) : left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = jail_fail("stage", j->made[i].path, n < 0 ? -errno : -EIO);
+	/* Its data only, its holes left holes: a sparse file of the tenant's
+	 * (truncate -s 16T) must not become terabytes written as root. */
+	for (off_t data = 0, hole; data < size; data = hole) {
+		if ((data = lseek(in, data, SEEK_DATA)) < 0) {
+			if (errno == ENXIO) /* no data past it */
+				break;
+			r = jail_fail("stage", j->made[i].path, -errno);
 			goto out;
 		}
-		left -= n;
+		if ((hole = lseek(in, data, SEEK_HOLE)) < 0 || hole > size)
+			hole = size;
+		if (lseek(out, data, SEEK_SET) < 0) {
+			r = jail_fail("stage", j->made[i].path, -errno);
+			goto out;
+		}
+		for (off_t at = data; at < hole;) {
+			ssize_t n = sendfile(
+			    out, in, &at, hole - at > (1 << 30) ? (1 << 30) : (size_t)(hole - at));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				r = jail_fail("stage", j->made[i].path, n < 0 ? -errno : -EIO);
+				goto out;
+			}
+		}
+	}
+	if (ftruncate(out, size) < 0) {
+		r = jail_fail("stage", j->made[i].path, -errno);
+		goto out;
 	}
 	/* A copy keeps the original's owner and mode, like a hard link. */
 	if (fchown(out, st->st_uid, st->st_gid) < 0 || fchmod(out, st->st_mode & 0777) < 0)

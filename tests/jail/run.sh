@@ -308,6 +308,27 @@ why=
 rm -rf "$BASE/probe/suid"
 [ -z "$why" ] && ok staged-privileged-copied || bad staged-privileged-copied "$why"
 
+# A sparse file of the user's that is copied (executable, so never linked):
+# its holes stay holes, where a whole copy would write 64 GiB as root.
+truncate -s 64G "$T/own/sparse.img"
+printf data | dd of="$T/own/sparse.img" bs=1 seek=$((1 << 30)) conv=notrunc 2>/dev/null
+chmod 755 "$T/own/sparse.img"
+chown "$U:$U" "$T/own/sparse.img"
+jail --id sparse --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
+	--drive "path=$T/own/sparse.img,ro"
+R=$BASE/probe/sparse/root
+why=
+[ "$status" = 0 ] || why="status $status"
+[ -z "$why" ] && [ "$(stat -c %i "$R/sparse.img")" = "$(stat -c %i "$T/own/sparse.img")" ] &&
+	why="linked, not copied: the test shows nothing"
+[ -z "$why" ] && [ "$(stat -c %s "$R/sparse.img")" != $((64 << 30)) ] && why="the copy's size"
+[ -z "$why" ] && [ "$(du -k "$R/sparse.img" | cut -f1)" -gt 1024 ] &&
+	why="the copy takes $(du -k "$R/sparse.img" | cut -f1) KiB"
+[ -z "$why" ] && [ "$(dd if="$R/sparse.img" bs=1 skip=$((1 << 30)) count=4 2>/dev/null)" != data ] &&
+	why="the copy's data"
+rm -rf "$BASE/probe/sparse" "$T/own/sparse.img"
+[ -z "$why" ] && ok staged-sparse-copy-stays-sparse || bad staged-sparse-copy-stays-sparse "$why"
+
 # --log-path and --metrics-path: paths in the jail, as --api-sock's.
 jail --id logs --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
 	--log-path log/flint.log --metrics-path=/m/metrics.json

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,6 +341,22 @@ static int effective_caps(bool as_tenant)
 	return r;
 }
 
+/* Open a user's path as them (fs_ids): no magic link on the way. The
+ * kernel lets a process into its own /proc entries without asking any
+ * capability, so /proc/self/cwd or /proc/self/fd/N would lead past
+ * directories uid:gid may not search, to the jailer's own working
+ * directory and descriptors. Other symlinks are followed, as them. */
+#define LOOP_WHY                                                                                   \
+	"a /proc link (such as /proc/self/cwd) or a loop of symlinks on its path: the "            \
+	"jailer follows no /proc link for a user"
+static int open_as_user(const char *path, int flags)
+{
+	struct open_how how = {.flags = (uint64_t)flags, .resolve = RESOLVE_NO_MAGICLINKS};
+	long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+
+	return fd < 0 ? -1 : (int)fd;
+}
+
 /* Take (as_tenant) or give back the jail user's file-system identity. With
  * fsuid and fsgid set to uid:gid (and no supplementary groups, as flint
  * will have) every permission check of a path walk is theirs, and no
@@ -378,7 +395,7 @@ int fs_open_as(uid_t uid, gid_t gid, const char *path, int *fd, char *err, size_
 	}
 	if ((r = fs_ids(&as, true)) < 0)
 		return r;
-	if ((*fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0)
+	if ((*fd = open_as_user(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) < 0)
 		e = -errno;
 	if ((r = fs_ids(&as, false)) < 0) {
 		close_fd(fd);
@@ -386,6 +403,8 @@ int fs_open_as(uid_t uid, gid_t gid, const char *path, int *fd, char *err, size_
 	}
 	if (e == -EACCES)
 		snprintf(err, errlen, "uid %u gid %u cannot read it", (unsigned)uid, (unsigned)gid);
+	else if (e == -ELOOP)
+		snprintf(err, errlen, "%s", LOOP_WHY);
 	else if (e)
 		snprintf(err, errlen, "%s", strerror(-e));
 	return e;
@@ -539,7 +558,8 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 		goto out;
 	/* The last name may be a symlink: followed as uid:gid, it leads only
 	 * where they could go themselves. */
-	if (!f->built && ((src = open(f->src, O_PATH | O_CLOEXEC)) < 0 || fstat(src, &st) < 0))
+	if (!f->built &&
+	    ((src = open_as_user(f->src, O_PATH | O_CLOEXEC)) < 0 || fstat(src, &st) < 0))
 		e = -errno;
 	else if (S_ISREG(st.st_mode) &&
 		 faccessat(src, "", want[f->access], AT_EACCESS | AT_EMPTY_PATH) < 0)
@@ -551,6 +571,8 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 			       "uid %u gid %u cannot reach it (every directory on its path must "
 			       "let them search it)",
 			       (unsigned)j->uid, (unsigned)j->gid);
+	else if (e == -ELOOP)
+		r = jail_failf(e, "stage", f->src, "%s", LOOP_WHY);
 	else if (e)
 		r = jail_fail("stage", f->src, e);
 	else if (!S_ISREG(st.st_mode))

@@ -8,7 +8,8 @@
 # SKIP. Usage: run.sh BUILD-DIR
 set -u
 BUILD=$1
-JAIL=$BUILD/flint-jail
+# Absolute: one check runs the jailer from another working directory.
+JAIL=$(cd "$BUILD" && pwd)/flint-jail
 pass=0 fail=0 skipped=0
 
 if [ "$(id -u)" != 0 ]; then
@@ -565,6 +566,13 @@ check_fails unreachable-proc-link \
 	--id cp --exec-file "$PROBE" $ID -- --kernel "/proc/$holder/cwd/vmlinux"
 kill "$holder"
 wait "$holder" 2>/dev/null || true
+# And through the jailer's own /proc/self/cwd, which the kernel lets a
+# process follow with no capability at all: no /proc link is followed.
+cd "$T/closed/open"
+check_fails unreachable-self-link \
+	"flint-jail: stage: /proc/self/cwd/vmlinux: a /proc link (such as /proc/self/cwd)" \
+	--id cs --exec-file "$PROBE" $ID -- --kernel /proc/self/cwd/vmlinux
+cd - >/dev/null
 check_fails api-sock-in-dev "flint-jail: API socket directory: $BASE/probe/a/root/dev: \
 already in the jail" --id a --exec-file "$PROBE" $ID -- --api-sock /dev/api.sock
 rm -rf "$BASE/probe/a"

@@ -308,14 +308,18 @@ static int next_header(struct archive *a, struct rctx *rc, struct archive_entry 
 }
 
 /* Why libarchive failed, fit to print: its message names what the other
- * end sent (a path, a link target), which may hold any byte. */
+ * end sent (a path, a link target), which may hold any byte. rc: the
+ * reading side's (its reader's own reason first), NULL for the writing
+ * side. */
 static const char *la_why(struct archive *a, const struct rctx *rc, char *buf, size_t len)
 {
 	const char *why = archive_error_string(a);
 
 	if (rc && rc->failed)
 		why = rc->msg;
-	return why ? shown(why, buf, len) : "the stream broke off or is not a tar archive";
+	if (why)
+		return shown(why, buf, len);
+	return rc ? "the stream broke off or is not a tar archive" : "libarchive gave no reason";
 }
 
 /* name is one clean component: not empty, ".", ".." or with a '/'. */
@@ -589,8 +593,9 @@ static int links_check(const struct links *l, const char *root_name, const char 
 			unchecked++;
 		else if (!bad++)
 			first = i;
-		/* Gone already (a later entry replaced it) is as good. */
-		if (unlinkat(rootfd, rel, 0) < 0 && errno != ENOENT && !kept++) {
+		/* Gone already (a later entry replaced it, a directory now) is
+		 * as good. */
+		if (unlinkat(rootfd, rel, 0) < 0 && errno != ENOENT && errno != EISDIR && !kept++) {
 			kept_i = i;
 			kept_late = late;
 			kept_errno = errno;
@@ -666,6 +671,17 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 				    shown(name, s, sizeof(s)), io->room_name);
 		if (reg && io->room)
 			*io->room -= (uint64_t)fsize;
+		/* A link in place of a directory already there (libarchive
+		 * removes an empty one) would change where every path through
+		 * it leads, links kept before included: x -> d/e/../../f, kept
+		 * as inside, leads out once the next copy-out makes d/e -> ".". */
+		struct stat was;
+
+		if (links && archive_entry_filetype(e) == AE_IFLNK && lstat(name, &was) == 0 &&
+		    S_ISDIR(was.st_mode))
+			return fail(err, errlen,
+				    "entry '%s': a symlink in place of the directory already there",
+				    shown(archive_entry_pathname(e), s, sizeof(s)));
 		if (links && archive_entry_filetype(e) == AE_IFLNK &&
 		    links_add(links, name, archive_entry_pathname(e), archive_entry_symlink(e)) < 0)
 			return fail(err, errlen, "out of memory");

@@ -889,3 +889,46 @@ Test(tarcopy, a_sparse_maps_size_is_bounded)
 	cr_assert(strstr(err, "an entry's header runs past 4 MiB"), "%s", err);
 	free(m.buf);
 }
+
+/* Two copy-outs into one place: the first keeps x -> d/e/../../f, inside
+ * as it stands; the second may not make d/e a link to ".", which would
+ * lead x out. A link where a directory is, is refused. */
+Test(tarcopy, a_link_may_not_replace_a_directory_already_there)
+{
+	struct mem m;
+	char err[512] = "";
+
+	put_file("f", "host's\n", 0644);
+	cr_assert_eq(mkdir(at("dst"), 0755), 0);
+	build(&m,
+	      (struct ent[]){D("out/"), D("out/d/"), D("out/d/e/"), F("out/f", "copied"),
+			     L("out/x", "d/e/../../f")},
+	      5);
+	cr_assert_eq(receive_out(&m, at("dst"), TARCOPY_CONTENTS, "out", err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_str_eq(read_text("dst/x"), "copied");
+	free(m.buf);
+	build(&m, (struct ent[]){D("out/"), D("out/d/"), L("out/d/e", ".")}, 3);
+	cr_assert_eq(receive_out(&m, at("dst"), TARCOPY_CONTENTS, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'out/d/e': a symlink in place of the directory already there"),
+		  "%s", err);
+	cr_assert_eq(mode_of("dst/d/e") & S_IFMT, S_IFDIR);
+	cr_assert_str_eq(read_text("dst/x"), "copied");
+	free(m.buf);
+}
+
+/* A link leading out that a later entry replaced with a directory is gone:
+ * no message says it was left on the host. */
+Test(tarcopy, a_link_replaced_by_a_directory_is_not_named_as_left)
+{
+	struct mem m;
+	char err[512] = "";
+
+	build(&m, (struct ent[]){D("out/"), L("out/x", "/etc"), D("out/x/")}, 3);
+	cr_assert_eq(receive_out(&m, at("rep"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'out/x': a symlink to '/etc', which leads outside what was "
+			      "copied (removed)"),
+		  "%s", err);
+	cr_assert_eq(mode_of("rep/x") & S_IFMT, S_IFDIR);
+	free(m.buf);
+}

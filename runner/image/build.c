@@ -355,7 +355,8 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 	const char *words[] = {"tar", "-x", "--numeric-owner"};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		add(&c, words[i]);
-	/* And, as root, a file's capabilities (as `docker export` writes
+	/* And, unless under fakeroot (as root; a user without fakeroot gets
+	 * what tar may set), a file's capabilities (as `docker export` writes
 	 * them) and user attributes, which mke2fs -d copies. No other
 	 * namespace: the tree is on the host while it is built, from an
 	 * archive flint-jail's tenant may have written, and security labels

@@ -91,15 +91,6 @@ void api_resp_free(struct api_resp *resp)
 	resp->len = 0;
 }
 
-/* JSON cannot carry bytes that are not UTF-8, and a message may quote the
- * request's path: anything but printable ASCII becomes '?'. */
-static void printable(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			*s = '?';
-}
-
 static int set_json(struct api_resp *resp, int status, char *body)
 {
 	resp->status = status;
@@ -113,7 +104,8 @@ static int fault_msg(struct api_resp *resp, int status, char *msg)
 {
 	json_t *s = json_string(msg);
 	if (!s) {
-		printable(msg);
+		/* Not UTF-8: a message may quote the request's path. */
+		ascii_printable(msg);
 		s = json_string(msg);
 	}
 	json_t *o = s ? json_pack("{s:o}", "fault_message", s) : NULL;
@@ -822,7 +814,7 @@ int api_handle(struct api_ctl *ctl, const char *method, const char *url, const c
 	size_t plen = strcspn(url, "?");
 	snprintf(shown, sizeof(shown), "%.*s", (int)(plen < PATH_MAX_LEN ? plen : PATH_MAX_LEN),
 		 url);
-	printable(shown);
+	ascii_printable(shown);
 	if (!strcmp(method, "GET"))
 		q.method = M_GET;
 	else if (!strcmp(method, "PUT"))
@@ -831,7 +823,7 @@ int api_handle(struct api_ctl *ctl, const char *method, const char *url, const c
 		q.method = M_PATCH;
 	char mshown[16];
 	snprintf(mshown, sizeof(mshown), "%s", method);
-	printable(mshown);
+	ascii_printable(mshown);
 	if (!q.method)
 		return fault(resp, "Invalid request method and/or path: %s %s.", mshown, shown);
 	/* Firecracker's checks before routing. */

@@ -160,6 +160,14 @@ int err_set(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
+char *ascii_printable(char *s)
+{
+	for (char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	return s;
+}
+
 /* This thread's capture of its last error (pr_capture). */
 static __thread char *capture_buf;
 static __thread size_t capture_len;

@@ -64,6 +64,11 @@ int mkdir_p(const char *path, mode_t mode) WARN_UNUSED;
  * of every function that answers -errno with a message. */
 int err_set(char *err, size_t errlen, int r, const char *fmt, ...) PRINTF(4, 5);
 
+/* s in place with every byte but printable ASCII (0x20 to 0x7e) made '?':
+ * text a guest or a request chose, fit for a terminal, a log and JSON (no
+ * control byte, no UTF-8 sequence cut short). Returns s. */
+char *ascii_printable(char *s);
+
 void pr_log(enum pr_level level, const char *file, int line, const char *fmt, ...) PRINTF(4, 5);
 #define pr_err(...)   pr_log(PR_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define pr_warn(...)  pr_log(PR_WARN, __FILE__, __LINE__, __VA_ARGS__)

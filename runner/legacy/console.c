@@ -144,14 +144,8 @@ static void end_line(struct console *c)
 		/* Drop the trailing \r the kernel's console adds; flint's own
 		 * message carries the rest, so no byte the guest chose may
 		 * steer the terminal or the log it lands in. */
-		size_t n = strcspn(c->line, "\r");
-		c->line[n] = '\0';
-		for (size_t i = 0; i < n; i++) {
-			unsigned char b = (unsigned char)c->line[i];
-
-			c->panic_line[i] = b >= 0x20 && b < 0x7f ? (char)b : '?';
-		}
-		c->panic_line[n] = '\0';
+		c->line[strcspn(c->line, "\r")] = '\0';
+		ascii_printable(strcpy(c->panic_line, c->line));
 	}
 }
 

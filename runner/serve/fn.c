@@ -102,11 +102,8 @@ static bool var_name(const char *s)
  * short) nor a control character. */
 static void printable(char *out, size_t size, const char *s)
 {
-	size_t i = 0;
-
-	for (; s[i] && i < 32 && i + 1 < size; i++)
-		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	out[i] = '\0';
+	snprintf(out, size, "%.32s", s);
+	ascii_printable(out);
 }
 
 /* Member "env", an object {NAME: value}, into c->env as "NAME=value"

@@ -282,13 +282,8 @@ const char *worker_flint_said(const struct worker_result *res, char *buf, size_t
 		line = end;
 	eol = memchr(line, '\n', (size_t)(end - line));
 	snprintf(buf, len, "%.*s", (int)((eol ? eol : end) - line), line);
-	/* Logged and answered: the guest's output shares the stream, so no
-	 * control byte of it gets through (nor C1's, 0x80 on: ASCII only, as
-	 * flint's own messages are). */
-	for (char *c = buf; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
-	return buf;
+	/* Logged and answered: the guest's output shares the stream. */
+	return ascii_printable(buf);
 }
 
 const char *worker_outcome_name(enum worker_outcome o)

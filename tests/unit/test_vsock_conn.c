@@ -369,6 +369,29 @@ Test(vsock_conn, host_eof_first_then_guest_close)
 	cr_assert_eq(vsock_conn_next(&c, &flags), 0);
 }
 
+/* The host program half-closes, later closes: a second SHUTDOWN, now
+ * with both flags, once; nothing for a connection not open. */
+Test(vsock_conn, host_gone_after_a_half_close_says_so_again)
+{
+	uint32_t flags;
+
+	open_conn(1000);
+	vsock_conn_eof(&c);
+	cr_assert_eq(vsock_conn_next(&c, &flags), VIRTIO_VSOCK_OP_SHUTDOWN);
+	cr_assert_eq(flags, VIRTIO_VSOCK_SHUTDOWN_SEND);
+	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_SHUTDOWN);
+	cr_assert_eq(vsock_conn_next(&c, &flags), 0);
+	vsock_conn_host_gone(&c);
+	cr_assert_eq(vsock_conn_next(&c, &flags), VIRTIO_VSOCK_OP_SHUTDOWN);
+	cr_assert_eq(flags, VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV);
+	cr_assert_eq(send_next(0, NULL), VIRTIO_VSOCK_OP_SHUTDOWN);
+	vsock_conn_host_gone(&c);
+	cr_assert_eq(vsock_conn_next(&c, &flags), 0, "said once");
+	cr_assert_eq(recv_op(VIRTIO_VSOCK_OP_RST, 0, 0), VSOCK_CONN_GONE);
+	vsock_conn_host_gone(&c);
+	cr_assert_eq(vsock_conn_next(&c, &flags), 0, "nothing after the guest's reset");
+}
+
 Test(vsock_conn, guest_stops_receiving)
 {
 	open_conn(1000);

@@ -274,6 +274,16 @@ static uint32_t host_request(int fd, uint32_t port, const char *extra)
 	return le32toh(h.src_port);
 }
 
+/* The host program's OK line for its connection from local. */
+static void expect_ok(int fd, uint32_t local)
+{
+	char buf[32], want[32];
+
+	snprintf(want, sizeof(want), "OK %u\n", local);
+	cr_assert_eq(host_read(fd, buf, strlen(want)), strlen(want));
+	cr_assert_eq(memcmp(buf, want, strlen(want)), 0, "got \"%.*s\"", (int)strlen(want), buf);
+}
+
 Test(vsock_mux, host_initiated_stream_and_orderly_close)
 {
 	int fd = host_connect(path);
@@ -644,11 +654,97 @@ Test(vsock_mux, host_program_gone_resets_the_guest)
 	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
 	struct virtio_vsock_hdr h;
 
+	/* Closed, not half-closed: the guest hears that neither end sends or
+	 * reads. */
 	close(a);
 	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
-	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV);
 	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "lost", 4);
 	expect(VIRTIO_VSOCK_OP_RST, 6000, 1111, NULL, 0);
+	expect_quiet();
+	close(l);
+}
+
+/* The connection's end, with the host program gone and the guest silent:
+ * its RST about LINGER_NS (2 s) after the SHUTDOWN, and left connections
+ * still open. */
+static void expect_reset_after_linger(uint32_t src, uint32_t dst, uint64_t left)
+{
+	uint64_t t0 = now_ns();
+	struct vsock_mux_stats st;
+
+	expect(VIRTIO_VSOCK_OP_RST, src, dst, NULL, 0);
+	cr_assert_geq(now_ns() - t0, 1700ull * 1000 * 1000, "reset after %llu ms",
+		      (unsigned long long)((now_ns() - t0) / 1000000));
+	expect_quiet();
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, left);
+}
+
+/* A guest that never closes its end after the host program closed the
+ * socket: reset after 2 s, as Firecracker's kill timer does, rather than
+ * held until the VM ends. */
+Test(vsock_mux, a_silent_guest_is_reset_after_the_host_program_closed)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	int fd = host_connect(path);
+	uint32_t local = host_request(fd, 5000, "");
+	struct virtio_vsock_hdr h;
+
+	gsend(guest_hdr(5000, local, VIRTIO_VSOCK_OP_RESPONSE, 0, 65536, 0), NULL, 0);
+	expect_ok(fd, local);
+	/* Both ways: a host program that connected, and one the guest
+	 * connected to. */
+	close(fd);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, local, 5000, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV);
+	expect_reset_after_linger(local, 5000, 1);
+	close(a);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV);
+	expect_reset_after_linger(6000, 1111, 0);
+	close(l);
+}
+
+/* A host program that half-closes waits for the guest's answer as long as
+ * it takes (flint run's copies do); once it closes the socket too, the
+ * guest hears so and has 2 s to close its end. */
+Test(vsock_mux, a_half_close_waits_for_the_guest_until_the_host_program_closes)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	struct virtio_vsock_hdr h;
+	char buf[8];
+
+	cr_assert_eq(shutdown(a, SHUT_WR), 0);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND);
+	usleep(2500 * 1000);
+	expect_quiet();
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RW, 0, 65536, 0), "late", 4);
+	cr_assert_eq(host_read(a, buf, 4), 4);
+	cr_assert_eq(memcmp(buf, "late", 4), 0);
+	close(a);
+	h = expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
+	cr_assert_eq(le32toh(h.flags), VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV);
+	expect_reset_after_linger(6000, 1111, 0);
+	close(l);
+}
+
+/* The guest answers the host program's close with its RST, as Linux does
+ * when its reader has taken everything: closed at once, nothing sent back. */
+Test(vsock_mux, the_guests_reset_after_the_host_program_closed_ends_it)
+{
+	int l = host_listen(6000), a = guest_connects(l, 1111, 6000, 65536);
+	struct vsock_mux_stats st;
+
+	host_write(a, "bye");
+	close(a);
+	expect(VIRTIO_VSOCK_OP_RW, 6000, 1111, NULL, 0);
+	expect(VIRTIO_VSOCK_OP_SHUTDOWN, 6000, 1111, NULL, 0);
+	gsend(guest_hdr(1111, 6000, VIRTIO_VSOCK_OP_RST, 0, 65536, 0), NULL, 0);
+	usleep(50 * 1000);
+	vsock_mux_get_stats(m, &st);
+	cr_assert_eq(st.conns_open, 0);
 	expect_quiet();
 	close(l);
 }
@@ -1286,15 +1382,6 @@ static void quiet_for(unsigned ms)
 		cr_assert_not(guest_recv(&gs, &h, data, sizeof(data)), "op %u after %u ms",
 			      op_of(&h), i);
 	}
-}
-
-static void expect_ok(int fd, uint32_t local)
-{
-	char buf[32], want[32];
-
-	snprintf(want, sizeof(want), "OK %u\n", local);
-	cr_assert_eq(host_read(fd, buf, strlen(want)), strlen(want));
-	cr_assert_eq(memcmp(buf, want, strlen(want)), 0, "got \"%.*s\"", (int)strlen(want), buf);
 }
 
 /* The bug in the rig: a host program that connects right after a snapshot

@@ -150,6 +150,8 @@ uint16_t vsock_conn_next(struct vsock_conn *c, uint32_t *flags)
 	}
 	if (c->pending & VSOCK_CONN_SHUTDOWN) {
 		*flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
+		if (c->host_gone)
+			*flags |= VIRTIO_VSOCK_SHUTDOWN_RCV;
 		return VIRTIO_VSOCK_OP_SHUTDOWN;
 	}
 	if (c->pending & VSOCK_CONN_CREDIT_UPDATE)
@@ -208,6 +210,14 @@ void vsock_conn_eof(struct vsock_conn *c)
 {
 	c->local_eof = true;
 	c->pending &= ~(unsigned)VSOCK_CONN_DATA;
+	c->pending |= VSOCK_CONN_SHUTDOWN;
+}
+
+void vsock_conn_host_gone(struct vsock_conn *c)
+{
+	if (c->host_gone || c->state != VSOCK_CONN_OPEN)
+		return;
+	c->host_gone = true;
 	c->pending |= VSOCK_CONN_SHUTDOWN;
 }
 

@@ -65,6 +65,7 @@ struct vsock_conn {
 	bool request_sent;
 	bool peer_no_send, peer_no_recv; /* the guest's SHUTDOWN SEND / RCV */
 	bool local_eof;			 /* the Unix socket's EOF was read */
+	bool host_gone;			 /* and the host program closed it altogether */
 	bool shut_wr;			 /* shutdown(SHUT_WR) done on the socket */
 	bool want_credit, credit_asked;	 /* out of guest credit; asked for more */
 	/* Guest to host. */
@@ -131,6 +132,13 @@ void vsock_conn_emit(struct vsock_conn *c, struct virtio_vsock_hdr *h, uint64_t 
  * EOF (a SHUTDOWN is owed). */
 void vsock_conn_drained(struct vsock_conn *c);
 void vsock_conn_eof(struct vsock_conn *c);
+
+/* After its EOF, the host program turned out to have closed the socket
+ * altogether: it will read nothing more either. A SHUTDOWN with both
+ * flags is owed (again, if one with SEND alone went out): a Linux guest
+ * resets the connection on it at once when its reader has taken
+ * everything, or when its program closes. */
+void vsock_conn_host_gone(struct vsock_conn *c);
 
 /* The socket may have data again (it polled readable). */
 void vsock_conn_readable(struct vsock_conn *c);

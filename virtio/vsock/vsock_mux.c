@@ -50,7 +50,12 @@
  * in pieces, for as long as the guest gets to answer). */
 #define CONNECT_TIMEOUT_NS (2000ull * 1000 * 1000)
 #define LINE_TIMEOUT_NS	   CONNECT_TIMEOUT_NS
-#define TIMER_TICK_NS	   (250ull * 1000 * 1000)
+/* How long the guest has to close its end once the host program has closed
+ * its socket altogether, before the connection is reset (Firecracker's
+ * kill timer is 2 s too). A host program that only half-closed is still
+ * waiting for the guest's data: no bound then. */
+#define LINGER_NS     CONNECT_TIMEOUT_NS
+#define TIMER_TICK_NS (250ull * 1000 * 1000)
 /* Ticks a connection waits for the guest's credit before asking for it:
  * 250 to 500 ms, far longer than a Linux reader takes to send it unasked. */
 #define CREDIT_ASK_TICKS 2
@@ -456,7 +461,47 @@ static void established(struct vsock_mux *m, struct mconn *mc)
 static void arm_timer(struct vsock_mux *m)
 {
 	if (!evloop_pending(&m->timer_op) && evloop_timeout(m->loop, &m->timer_op, &m->tick) < 0)
-		pr_err("vsock: cannot arm its timer (connect deadlines, credit waits)");
+		pr_err("vsock: cannot arm its timer (connect deadlines, credit waits, closes)");
+}
+
+/* ---- the host program's close ------------------------------------------ */
+
+/* After the socket's EOF: whether the host program has closed it altogether
+ * and will read nothing more, rather than shut its write side down: a send
+ * of nothing fails with EPIPE then, and succeeds after a half-close. (Our
+ * own shutdown(SHUT_WR) makes it fail too; such a connection ends as soon
+ * as its SHUTDOWN is out, so it is not asked.) */
+static bool host_closed(struct mconn *mc)
+{
+	return !mc->c.shut_wr && send_iov(mc->fd, NULL, 0) == -EPIPE;
+}
+
+/* The socket's EOF was read. If the host program closed the socket, the
+ * guest hears that neither end will send or read, and has LINGER_NS to
+ * close its end (deadline_tick resets it then); if it only half-closed,
+ * each tick looks again (close_tick). Whether the guest's reader has taken
+ * everything or not, the data went out before the EOF was read. */
+static void watch_close(struct vsock_mux *m, struct mconn *mc)
+{
+	if (host_closed(mc)) {
+		vsock_conn_host_gone(&mc->c);
+		mc->deadline = now_ns() + LINGER_NS;
+	}
+	arm_timer(m);
+}
+
+/* A connection whose host program half-closed: whether to keep ticking for
+ * it, until the program closes the socket or the guest the connection. */
+static bool close_tick(struct vsock_mux *m, struct mconn *mc)
+{
+	if (!mc->c.local_eof || mc->c.host_gone || mc->c.shut_wr)
+		return false;
+	watch_close(m, mc);
+	if (mc->c.host_gone) {
+		rxq_add(m, mc);
+		kick(m);
+	}
+	return true;
 }
 
 /* A connection waiting for the guest's credit: whether to keep ticking for
@@ -476,7 +521,8 @@ static bool credit_tick(struct vsock_mux *m, struct mconn *mc)
 
 /* A connection with a deadline: whether it is still to come (keep
  * ticking). Past it, close the connection: a host program that has not
- * finished its CONNECT line, or a REQUEST the guest has not answered. */
+ * finished its CONNECT line, a REQUEST the guest has not answered, or a
+ * guest that has not closed its end since the host program closed. */
 static bool deadline_tick(struct vsock_mux *m, struct mconn *mc, uint64_t now)
 {
 	if (!mc->deadline)
@@ -486,6 +532,11 @@ static bool deadline_tick(struct vsock_mux *m, struct mconn *mc, uint64_t now)
 	if (mc->line) {
 		pr_debug("vsock %s: a host program sent no CONNECT line in time", m->path);
 		conn_close(m, mc, false);
+	} else if (mc->c.host_gone) {
+		pr_debug("vsock: guest port %u kept its end open after the host program "
+			 "closed; resetting it",
+			 mc->c.peer_port);
+		conn_close(m, mc, true);
 	} else {
 		pr_debug("vsock: guest port %u did not answer in time", mc->c.peer_port);
 		conn_close(m, mc, true);
@@ -493,8 +544,8 @@ static bool deadline_tick(struct vsock_mux *m, struct mconn *mc, uint64_t now)
 	return false;
 }
 
-/* Close what has passed its deadline, and ask for credit the guest has kept
- * us waiting for. */
+/* Close what has passed its deadline, ask for credit the guest has kept us
+ * waiting for, and look for host programs that closed after a half-close. */
 static void timer_done(struct ev_op *op, int res)
 {
 	struct vsock_mux *m = container_of(op, struct vsock_mux, timer_op);
@@ -513,6 +564,8 @@ static void timer_done(struct ev_op *op, int res)
 	for (mc = m->conns.head; mc; mc = next) {
 		next = mc->next;
 		if (credit_tick(m, mc))
+			waiting = true;
+		if (close_tick(m, mc))
 			waiting = true;
 		if (deadline_tick(m, mc, now))
 			waiting = true;
@@ -837,6 +890,7 @@ static unsigned conn_rx(struct vsock_mux *m, struct mconn *mc, struct vsock_pkt 
 			break;
 		if (got == 0) {
 			vsock_conn_eof(&mc->c);
+			watch_close(m, mc);
 		} else if (got == -EAGAIN) {
 			vsock_conn_drained(&mc->c);
 			if (arm(m, &mc->rd_op, mc->fd, POLLIN) < 0) {

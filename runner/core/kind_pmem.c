@@ -55,20 +55,17 @@ static int map_backing(struct pmem_dev *p, const struct vmc_pmem *c)
 	struct stat st;
 	int holder, r;
 
-	p->fd = open(c->path_on_host, (c->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (p->fd < 0) {
-		r = -errno;
-		pr_err("pmem %s: cannot open %s: %s", c->id, c->path_on_host, strerror(errno));
+	if ((r = open_regular(c->path_on_host, c->read_only ? O_RDONLY : O_RDWR, &st)) == -EINVAL) {
+		pr_err("pmem %s: %s is not a regular file", c->id, c->path_on_host);
 		return r;
 	}
-	if (fstat(p->fd, &st) < 0) {
-		r = -errno;
-		pr_err("pmem %s: %s: %s", c->id, c->path_on_host, strerror(errno));
+	if (r < 0) {
+		pr_err("pmem %s: cannot open %s: %s", c->id, c->path_on_host, strerror(-r));
 		return r;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-		pr_err("pmem %s: %s is %s", c->id, c->path_on_host,
-		       S_ISREG(st.st_mode) ? "empty" : "not a regular file");
+	p->fd = r;
+	if (st.st_size == 0) {
+		pr_err("pmem %s: %s is empty", c->id, c->path_on_host);
 		return -EINVAL;
 	}
 	if ((r = lock_file(p->fd, !c->read_only, &holder)) == -EAGAIN) {

@@ -296,21 +296,43 @@ uint64_t us_since_launch(void)
 	return (now_ns() - launch_ns) / 1000;
 }
 
+int open_regular(const char *path, int flags, struct stat *st)
+{
+	struct stat own;
+	int fd, fl;
+
+	if (!st)
+		st = &own;
+	if (stat(path, st) < 0)
+		return -errno;
+	if (!S_ISREG(st->st_mode))
+		return -EINVAL;
+	if ((fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(fd, st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
 int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular(path, O_RDONLY, &st);
 	int ret = 0;
 
 	*buf = NULL;
 	*len = 0;
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		ret = -errno;
-	else if (!S_ISREG(st.st_mode))
-		ret = -EINVAL;
-	else if ((uint64_t)st.st_size > max)
+		return fd;
+	if ((uint64_t)st.st_size > max)
 		ret = -EFBIG;
 	else if (st.st_size > 0) {
 		/* Read-only and private: the loader copies straight from the page

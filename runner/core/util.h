@@ -172,6 +172,16 @@ bool stack_release_below(void);
 extern uint64_t launch_ns;
 uint64_t us_since_launch(void);
 
+/* Open path as a regular file with flags (O_RDONLY or O_RDWR, and any of
+ * O_NOFOLLOW and the like; O_CLOEXEC is added), filling *st when st is not
+ * NULL. Anything else named there (a FIFO, which would hold open() until a
+ * writer came, or a device, whose open alone may act) is refused by its
+ * type before it is opened, and the open itself is non-blocking should it
+ * have been swapped in meanwhile. Returns the descriptor, in blocking mode,
+ * or -errno: -EINVAL when not a regular file. */
+struct stat;
+int open_regular(const char *path, int flags, struct stat *st) WARN_UNUSED;
+
 /* Map a whole regular file read-only, refusing files over max bytes. An
  * empty file gives *buf NULL and *len 0. Returns 0 or -errno (-EFBIG when
  * over max, -EINVAL when not a regular file). Release with unmap_file. */

@@ -480,10 +480,10 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 		vm->uffd_conn = b.conn;
 		return vm_map_memory(vm);
 	}
-	if ((fd = open(a->backend_path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
-		pr_err("memory file %s: %s", a->backend_path, strerror(errno));
-		return r;
+	if ((fd = open_regular(a->backend_path, O_RDONLY, NULL)) < 0) {
+		pr_err("memory file %s: %s", a->backend_path,
+		       fd == -EINVAL ? "not a regular file" : strerror(-fd));
+		return fd;
 	}
 	r = gmem_create_from_file(&vm->mem, &l, fd, &go, why, sizeof(why));
 	close(fd);
@@ -492,10 +492,10 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 		return r;
 	}
 	if (a->mem_diff_path) {
-		if ((fd = open(a->mem_diff_path, O_RDONLY | O_CLOEXEC)) < 0) {
-			r = -errno;
-			pr_err("diff memory file %s: %s", a->mem_diff_path, strerror(errno));
-			return r;
+		if ((fd = open_regular(a->mem_diff_path, O_RDONLY, NULL)) < 0) {
+			pr_err("diff memory file %s: %s", a->mem_diff_path,
+			       fd == -EINVAL ? "not a regular file" : strerror(-fd));
+			return fd;
 		}
 		r = gmem_apply_diff(vm->mem, fd, why, sizeof(why));
 		close(fd);

@@ -417,14 +417,27 @@ int snap_read(const uint8_t *buf, size_t len, struct snap *out, char *err, size_
 	return read_buf((uint8_t *)buf, len, false, out, err, errlen);
 }
 
+/* The state file at path, opened for reading: a regular file (open_regular),
+ * or an error naming it. */
+static int open_snapshot(const char *path, struct stat *st, char *err, size_t errlen)
+{
+	int fd = open_regular(path, O_RDONLY, st);
+
+	if (fd == -EINVAL)
+		return err_set(err, errlen, fd, "snapshot %s: not a regular file", path);
+	if (fd < 0)
+		return err_set(err, errlen, fd, "snapshot %s: %s", path, strerror(-fd));
+	return fd;
+}
+
 int snap_describe_file(const char *path, uint32_t *version, char *err, size_t errlen)
 {
 	uint8_t head[OFF_FORMAT + 4];
 	size_t len = 0;
 	int fd, r = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return err_set(err, errlen, -errno, "snapshot %s: %m", path);
+	if ((fd = open_snapshot(path, NULL, err, errlen)) < 0)
+		return fd;
 	while (len < sizeof(head)) {
 		ssize_t k = read(fd, head + len, sizeof(head) - len);
 
@@ -459,16 +472,8 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
 
 	*out = (struct snap){0};
 	vm_config_init(&out->config);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return err_set(err, errlen, -errno, "snapshot %s: %m", path);
-	if (fstat(fd, &st) < 0) {
-		r = err_set(err, errlen, -errno, "snapshot %s: %m", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = err_set(err, errlen, -EINVAL, "snapshot %s: not a regular file", path);
-		goto out;
-	}
+	if ((fd = open_snapshot(path, &st, err, errlen)) < 0)
+		return fd;
 	if ((uint64_t)st.st_size > SNAP_MAX_FILE) {
 		r = err_set(err, errlen, -EFBIG, "snapshot %s: over %u MiB", path,
 			    SNAP_MAX_FILE >> 20);

@@ -460,17 +460,11 @@ static int read_set(const char *path, uint8_t **buf, size_t *len, char *err, siz
 
 	*buf = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, O_RDONLY, &st);
+	if (fd == -EINVAL)
+		return err_set(err, errlen, fd, "loading set %s: not a regular file", path);
 	if (fd < 0)
-		return err_set(err, errlen, -errno, "loading set %s: %m", path);
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(err, errlen, -errno, "loading set %s: %m", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = err_set(err, errlen, -EINVAL, "loading set %s: not a regular file", path);
-		goto out;
-	}
+		return err_set(err, errlen, fd, "loading set %s: %s", path, strerror(-fd));
 	if ((uint64_t)st.st_size > WORKSET_MAX_FILE) {
 		ret = err_set(err, errlen, -EFBIG, "loading set %s: over %llu bytes", path,
 			      (unsigned long long)WORKSET_MAX_FILE);

@@ -591,6 +591,14 @@ Test(snapfile, read_file_errors, .init = mkdir_tmp, .fini = rm_tmp)
 	ERR_HAS(path);
 	cr_assert_eq(snap_read_file(dir, &s, err, sizeof(err)), -EINVAL);
 	ERR_HAS("not a regular file");
+	/* A FIFO nobody writes to held open() for ever. */
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(snap_read_file(path, &s, err, sizeof(err)), -EINVAL);
+	ERR_HAS("not a regular file");
+	uint32_t version;
+	cr_assert_eq(snap_describe_file(path, &version, err, sizeof(err)), -EINVAL);
+	ERR_HAS("not a regular file");
 
 	/* Over the cap (sparse). */
 	snprintf(path, sizeof(path), "%s/big", dir);

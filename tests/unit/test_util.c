@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -217,4 +218,38 @@ Test(util, nb_out_of_a_closed_fd_writes_nothing)
 	nb_out_open(&o, -1);
 	cr_assert_eq(o.fd, -1);
 	close(p[0]);
+}
+
+/* open_regular opens a regular file, blocking again once open, and refuses
+ * anything else without blocking: a FIFO nobody writes to, a directory, a
+ * device. */
+Test(util, open_regular_refuses_what_is_not_a_regular_file)
+{
+	char dir[] = "/tmp/flint-util-XXXXXX", path[64];
+	struct stat st;
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "abc", 3), 3);
+	close(fd);
+	fd = open_regular(path, O_RDONLY, &st);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(st.st_size, 3);
+	cr_assert_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(open_regular(path, O_RDONLY, &st), -EINVAL);
+	cr_assert_eq(open_regular(path, O_RDWR, NULL), -EINVAL);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(open_regular(dir, O_RDONLY, NULL), -EINVAL);
+	cr_assert_eq(open_regular("/dev/null", O_RDONLY, NULL), -EINVAL);
+	cr_assert_eq(open_regular(path, O_RDONLY, NULL), -ENOENT);
+	snprintf(path, sizeof(path), "%s/f", dir);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(rmdir(dir), 0);
 }

@@ -866,6 +866,29 @@ Test(net_dev, rx_chains_no_packet_can_use_are_given_back)
 	cr_assert_eq(resets, 0);
 }
 
+/* A guest offering RX chains no packet can use as fast as they are given
+ * back held the device's thread and lock for as long as it kept on: no
+ * more than VIRTIO_BUDGET per notification, then the queue is notified
+ * again, and a good chain after them still gets the packet. */
+Test(net_dev, rx_notification_takes_at_most_the_budget)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+
+	open_dev(F(VIRTIO_NET_F_GUEST_CSUM));
+	for (unsigned i = 0; i < 256; i++)
+		offer_rx(BUF, NET_HDR_LEN - 1);
+	peer_send(&h, 60, 1);
+	kick(RX);
+	cr_assert_eq(stats().rx_bad_buffers, VIRTIO_BUDGET);
+	cr_assert_eq(again_calls[RX], 1);
+	offer_rx(BUF + 0x1000, 2000);
+	kick(RX);
+	run_rx_until(VIRTIO_BUDGET + 1);
+	cr_assert_eq(used_elem(RX, VIRTIO_BUDGET).len, NET_HDR_LEN + 60);
+	cr_assert_eq(stats().rx_packets, 1);
+	cr_assert_eq(resets, 0);
+}
+
 Test(net_dev, rx_broken_ring_needs_reset)
 {
 	open_dev(mrg);

@@ -380,14 +380,19 @@ static void rx_hold(struct net *n, struct virtio_after *a, const struct vq_chain
 }
 
 /* Pop RX chains until a read has room for any packet. Returns whether it
- * has; if not, RX notifications are on and the device waits for a kick. */
+ * has; if not, RX notifications are on and the device waits for a kick, or
+ * it took VIRTIO_BUDGET chains (a guest offering chains no packet can use,
+ * each given back at once, as fast as they go) and is notified again. */
 static bool rx_fill(struct net *n, struct virtio_after *a)
 {
 	struct vq_chain c = {.seg = n->segs, .cap = ARRAY_SIZE(n->segs)};
 	struct vq *q = n->vq[RXQ];
 	int r;
 
-	while (n->held_count < NET_QUEUE_MAX && !rx_has_room(n, n->rx_room_want)) {
+	for (unsigned k = 0; n->held_count < NET_QUEUE_MAX && !rx_has_room(n, n->rx_room_want);
+	     k++) {
+		if (virtio_budget_spent(a, RXQ, k))
+			return false;
 		r = vq_pop(q, &c);
 		if (r < 0) {
 			protocol_error(n, a, "RX queue", r);

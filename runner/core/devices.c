@@ -250,15 +250,24 @@ void devices_reset(struct devices *r)
 
 #define DEVICE_SECTION_VERSION 1u
 
-static void section_id(const struct device *d, char *buf, size_t len)
+static void section_id(const struct device *d, char buf[DEVICE_SECTION_ID_MAX + 1])
 {
-	snprintf(buf, len, "%s:%s", d->kind->name, d->id);
+	int n = snprintf(buf, DEVICE_SECTION_ID_MAX + 1, "%.15s:", d->kind->name);
+
+	for (const unsigned char *s = (const unsigned char *)d->id;
+	     *s && n + 3 <= DEVICE_SECTION_ID_MAX; s++) {
+		if (*s > ' ' && *s < 0x7f && *s != '%')
+			buf[n++] = (char)*s;
+		else
+			n += snprintf(buf + n, 4, "%%%02X", *s);
+	}
+	buf[n] = '\0';
 }
 
 int devices_save(const struct devices *r, device_section_fn emit, void *ctx, char *err,
 		 size_t errlen)
 {
-	char id[128];
+	char id[DEVICE_SECTION_ID_MAX + 1];
 	int ret = 0;
 
 	if (!r->t->save)
@@ -269,7 +278,7 @@ int devices_save(const struct devices *r, device_section_fn emit, void *ctx, cha
 
 		wbuf_init(&w);
 		wput_u32(&w, DEVICE_SECTION_VERSION);
-		section_id(d, id, sizeof(id));
+		section_id(d, id);
 		if (!d->slot)
 			ret = err_set(err, errlen, -EINVAL, "%s: not attached", id);
 		else if ((ret = r->t->save(d->slot, &w)) < 0 ||
@@ -285,7 +294,7 @@ int devices_save(const struct devices *r, device_section_fn emit, void *ctx, cha
 
 int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err, size_t errlen)
 {
-	char id[128], why[256];
+	char id[DEVICE_SECTION_ID_MAX + 1], why[256];
 	const uint8_t *data;
 	size_t len;
 	int ret;
@@ -297,7 +306,7 @@ int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char 
 		struct device *d = r->list[j];
 		struct rbuf rb;
 
-		section_id(d, id, sizeof(id));
+		section_id(d, id);
 		if (!d->slot)
 			return err_set(err, errlen, -EINVAL, "%s: not attached", id);
 		if (lookup(ctx, id, &data, &len) < 0)

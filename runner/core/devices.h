@@ -294,7 +294,12 @@ int devices_drain(struct devices *r, uint64_t deadline_ns, struct vm_err *err) W
 void devices_quiesce(struct devices *r);
 void devices_kick(struct devices *r);
 
-/* Receives one device's section: id is "<kind>:<device id>" ("blk:rootfs"). */
+/* A device's section id: "<kind>:<device id>" ("blk:rootfs"), the id's
+ * bytes outside printable ASCII, space and '%' written %XX (a config
+ * file's ids may hold any), at most this long (a kind's name is at most 15
+ * bytes). */
+#define DEVICE_SECTION_ID_MAX (15 + 1 + 3 * VMC_MAX_ID)
+/* Receives one device's section. */
 typedef int (*device_section_fn)(void *ctx, const char *id, const void *data, size_t len);
 /* Finds one: 0 with *data and *len set, or -ENOENT. */
 typedef int (*device_lookup_fn)(void *ctx, const char *id, const uint8_t **data, size_t *len);

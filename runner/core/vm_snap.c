@@ -32,6 +32,7 @@
 #include "x86/vm_state.h"
 
 #define TIME_SECTION_VERSION 1u
+_Static_assert(DEVICE_SECTION_ID_MAX <= SNAP_MAX_ID, "every device's section id fits the file's");
 /* How long devices get to finish their I/O in flight before a snapshot. */
 #define SNAPSHOT_DRAIN_MS 5000
 

@@ -37,7 +37,7 @@
 #define SNAP_MAX_FILE	   (64u << 20) /* snap_read_file's cap */
 #define SNAP_MAX_CPU_WORDS 128u
 #define SNAP_MAX_SECTIONS  1024u
-#define SNAP_MAX_ID	   63u	      /* a section id's bytes */
+#define SNAP_MAX_ID	   255u	      /* a section id's bytes */
 #define SNAP_MAX_VERSION   63u	      /* the flint version string's bytes */
 #define SNAP_MAX_CONFIG	   (1u << 20) /* the vm_config JSON's bytes */
 

@@ -11,6 +11,7 @@
 #include "config/vm_config.h"
 #include "core/device_kinds.h"
 #include "core/devices.h"
+#include "snapshot/snapfile.h"
 
 static char trace[4096];
 
@@ -494,5 +495,89 @@ Test(devices, reset_reaches_every_transport_in_order)
 	fail_slot = 1;
 	cr_assert_neq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
 	cr_assert_not(devices_can_reset(r));
+	devices_destroy(r);
+}
+
+/* ---- sections ---- */
+
+static int t_save(const void *handle, struct wbuf *w)
+{
+	wput_u32(w, (uint32_t)(uintptr_t)handle);
+	return 0;
+}
+static int t_restore(void *handle, struct rbuf *r, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	return rget_u32(r) == (uint32_t)(uintptr_t)handle ? 0 : -EINVAL;
+}
+
+static struct section {
+	char id[DEVICE_SECTION_ID_MAX + 1];
+	uint8_t data[16];
+	size_t len;
+} sections[4];
+static unsigned nsections;
+
+static int emit(void *ctx, const char *id, const void *data, size_t len)
+{
+	struct section *x = &sections[nsections++];
+
+	cr_assert_leq(nsections, 4);
+	cr_assert_leq(len, sizeof(x->data));
+	cr_assert_eq(snap_writer_add(ctx, id, data, len), 0, "the file takes '%s'", id);
+	snprintf(x->id, sizeof(x->id), "%s", id);
+	memcpy(x->data, data, len);
+	x->len = len;
+	return 0;
+}
+
+static int lookup(void *ctx, const char *id, const uint8_t **data, size_t *len)
+{
+	(void)ctx;
+	for (unsigned i = 0; i < nsections; i++)
+		if (!strcmp(sections[i].id, id)) {
+			*data = sections[i].data;
+			*len = sections[i].len;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+/* A config file's ids may hold any bytes and be 64 long: every device gets
+ * a section id the snapshot file takes, told apart from the others, and
+ * found again on restore (they made the snapshot fail). */
+Test(devices, any_id_has_a_section_the_file_takes)
+{
+	static const struct device_transport saving = {
+	    .attach = t_attach,
+	    .detach = t_detach,
+	    .num_queues = t_num_queues,
+	    .queue_stats = t_queue_stats,
+	    .cmdline = t_cmdline,
+	    .save = t_save,
+	    .restore = t_restore,
+	};
+	char long_id[VMC_MAX_ID + 1], *ids[] = {"root fs", "100%", "\xc3\xbc", long_id};
+	struct snap_writer w = {0};
+	struct devices *r;
+	char err[256];
+
+	memset(long_id, 0xff, VMC_MAX_ID);
+	long_id[VMC_MAX_ID] = '\0';
+	cr_assert_eq(devices_create(&r, &saving, NULL), 0);
+	cfg.ndrives = 4;
+	for (int i = 0; i < 4; i++)
+		cfg.drives[i].drive_id = ids[i];
+	cr_assert_eq(devices_attach_all(r, kinds, 2, &cfg, &env), 0);
+	nsections = 0;
+	cr_assert_eq(devices_save(r, emit, &w, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(nsections, 4);
+	cr_assert_str_eq(sections[0].id, "a:root%20fs");
+	cr_assert_str_eq(sections[1].id, "a:100%25");
+	cr_assert_str_eq(sections[2].id, "a:%C3%BC");
+	cr_assert_eq(strlen(sections[3].id), 2 + 3 * VMC_MAX_ID);
+	cr_assert_eq(strncmp(sections[3].id, "a:%FF%FF", 8), 0);
+	cr_assert_eq(devices_restore(r, lookup, NULL, err, sizeof(err)), 0, "%s", err);
+	snap_writer_free(&w);
 	devices_destroy(r);
 }

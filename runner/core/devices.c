@@ -292,41 +292,51 @@ int devices_save(const struct devices *r, device_section_fn emit, void *ctx, cha
 	return ret;
 }
 
-int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err, size_t errlen)
+/* Restore device d from its section (devices_restore). */
+static int restore_one(struct devices *r, struct device *d, device_lookup_fn lookup, void *ctx,
+		       char *err, size_t errlen)
 {
 	char id[DEVICE_SECTION_ID_MAX + 1], why[256];
 	const uint8_t *data;
 	size_t len;
+	struct rbuf rb;
+	int ret;
+
+	section_id(d, id);
+	if (!d->slot)
+		return err_set(err, errlen, -EINVAL, "%s: not attached", id);
+	if (lookup(ctx, id, &data, &len) < 0)
+		return err_set(err, errlen, -EBADMSG, "no state for device %s", id);
+	rbuf_init(&rb, data, len);
+	uint32_t v = rget_u32(&rb);
+	if (rbuf_err(&rb) < 0 || v != DEVICE_SECTION_VERSION)
+		return err_set(err, errlen, -EBADMSG,
+			       "device %s: section version %u, this flint reads %u", id, v,
+			       DEVICE_SECTION_VERSION);
+	why[0] = '\0';
+	if ((ret = r->t->restore(d->slot, &rb, why, sizeof(why))) < 0 ||
+	    (d->kind->restore && (ret = d->kind->restore(d->priv, &rb, why, sizeof(why))) < 0))
+		return err_set(err, errlen, ret, "device %s: %s", id,
+			       why[0] ? why : strerror(-ret));
+	if (!rbuf_done(&rb))
+		return err_set(err, errlen, -EBADMSG, "device %s: %zu bytes left over", id,
+			       rb.len - rb.off);
+	return 0;
+}
+
+int devices_restore(struct devices *r, device_lookup_fn lookup, void *ctx, char *err, size_t errlen)
+{
 	int ret;
 
 	if (!r->t->restore)
 		return err_set(err, errlen, -EOPNOTSUPP,
 			       "the devices' transport cannot be restored");
-	for (unsigned j = 0; j < r->n; j++) {
-		struct device *d = r->list[j];
-		struct rbuf rb;
-
-		section_id(d, id);
-		if (!d->slot)
-			return err_set(err, errlen, -EINVAL, "%s: not attached", id);
-		if (lookup(ctx, id, &data, &len) < 0)
-			return err_set(err, errlen, -EBADMSG, "no state for device %s", id);
-		rbuf_init(&rb, data, len);
-		uint32_t v = rget_u32(&rb);
-		if (rbuf_err(&rb) < 0 || v != DEVICE_SECTION_VERSION)
-			return err_set(err, errlen, -EBADMSG,
-				       "device %s: section version %u, this flint reads %u", id, v,
-				       DEVICE_SECTION_VERSION);
-		why[0] = '\0';
-		if ((ret = r->t->restore(d->slot, &rb, why, sizeof(why))) < 0 ||
-		    (d->kind->restore &&
-		     (ret = d->kind->restore(d->priv, &rb, why, sizeof(why))) < 0))
-			return err_set(err, errlen, ret, "device %s: %s", id,
-				       why[0] ? why : strerror(-ret));
-		if (!rbuf_done(&rb))
-			return err_set(err, errlen, -EBADMSG, "device %s: %zu bytes left over", id,
-				       rb.len - rb.off);
-	}
+	/* The kinds that plug guest memory first, then the rest. */
+	for (int first = 1; first >= 0; first--)
+		for (unsigned j = 0; j < r->n; j++)
+			if (r->list[j]->kind->restore_first == first &&
+			    (ret = restore_one(r, r->list[j], lookup, ctx, err, errlen)) < 0)
+				return ret;
 	return 0;
 }
 

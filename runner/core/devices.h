@@ -188,6 +188,10 @@ struct device_kind {
 	 * NULL: the kind has no state of its own (none is written). */
 	int (*save)(const void *dev, struct wbuf *w);
 	int (*restore)(void *dev, struct rbuf *r, char *err, size_t errlen);
+	/* The kind's restore plugs guest memory (memory hot-plug): its devices
+	 * are restored before the others, whose rings and buffers may lie in
+	 * that memory (a transport's restore finds its rings there). */
+	bool restore_first;
 };
 
 /* How a device reaches the guest. attach puts device `dev` (with `ops`) in
@@ -309,6 +313,7 @@ typedef int (*device_lookup_fn)(void *ctx, const char *id, const uint8_t **data,
 int devices_save(const struct devices *r, device_section_fn emit, void *ctx, char *err,
 		 size_t errlen) WARN_UNUSED;
 /* Restore every attached device (made from the snapshot's configuration,
+ * those of a restore_first kind first, then the others in attach order,
  * the event loop not started) from its section found with lookup: a
  * missing section, one with bytes left over, or one its transport or kind
  * refuses fails, err naming the device. A device restored before the

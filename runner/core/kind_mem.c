@@ -227,4 +227,5 @@ const struct device_kind mem_kind = {
     .update = mem_update,
     .save = mem_kind_save,
     .restore = mem_kind_restore,
+    .restore_first = true,
 };

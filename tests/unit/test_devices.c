@@ -508,6 +508,7 @@ static int t_save(const void *handle, struct wbuf *w)
 static int t_restore(void *handle, struct rbuf *r, char *err, size_t errlen)
 {
 	(void)err, (void)errlen;
+	note("restore @%u;", (unsigned)(uintptr_t)handle - 1);
 	return rget_u32(r) == (uint32_t)(uintptr_t)handle ? 0 : -EINVAL;
 }
 
@@ -543,20 +544,21 @@ static int lookup(void *ctx, const char *id, const uint8_t **data, size_t *len)
 	return -ENOENT;
 }
 
+static const struct device_transport saving = {
+    .attach = t_attach,
+    .detach = t_detach,
+    .num_queues = t_num_queues,
+    .queue_stats = t_queue_stats,
+    .cmdline = t_cmdline,
+    .save = t_save,
+    .restore = t_restore,
+};
+
 /* A config file's ids may hold any bytes and be 64 long: every device gets
  * a section id the snapshot file takes, told apart from the others, and
  * found again on restore (they made the snapshot fail). */
 Test(devices, any_id_has_a_section_the_file_takes)
 {
-	static const struct device_transport saving = {
-	    .attach = t_attach,
-	    .detach = t_detach,
-	    .num_queues = t_num_queues,
-	    .queue_stats = t_queue_stats,
-	    .cmdline = t_cmdline,
-	    .save = t_save,
-	    .restore = t_restore,
-	};
 	char long_id[VMC_MAX_ID + 1], *ids[] = {"root fs", "100%", "\xc3\xbc", long_id};
 	struct snap_writer w = {0};
 	struct devices *r;
@@ -578,6 +580,30 @@ Test(devices, any_id_has_a_section_the_file_takes)
 	cr_assert_eq(strlen(sections[3].id), 2 + 3 * VMC_MAX_ID);
 	cr_assert_eq(strncmp(sections[3].id, "a:%FF%FF", 8), 0);
 	cr_assert_eq(devices_restore(r, lookup, NULL, err, sizeof(err)), 0, "%s", err);
+	snap_writer_free(&w);
+	devices_destroy(r);
+}
+
+/* A kind that plugs guest memory (memory hot-plug) is restored before the
+ * others, whose rings may lie in that memory; the rest in attach order. */
+Test(devices, a_kind_that_plugs_memory_is_restored_first)
+{
+	struct device_kind plugs = kind_b;
+	const struct device_kind *const order[] = {&kind_a, &plugs};
+	struct snap_writer w = {0};
+	struct devices *r;
+	char err[256];
+
+	plugs.restore_first = true;
+	cr_assert_eq(devices_create(&r, &saving, NULL), 0);
+	cfg.ndrives = 2;
+	cfg.nnets = 1;
+	cr_assert_eq(devices_attach_all(r, order, 2, &cfg, &env), 0);
+	nsections = 0;
+	cr_assert_eq(devices_save(r, emit, &w, err, sizeof(err)), 0, "%s", err);
+	trace[0] = '\0';
+	cr_assert_eq(devices_restore(r, lookup, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(trace, "restore @2;restore @0;restore @1;");
 	snap_writer_free(&w);
 	devices_destroy(r);
 }

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -529,19 +530,25 @@ int vm_setup_virtio(struct vm *vm)
 	return 0;
 }
 
-/* Read a boot file, naming it in every error. */
-static int load_file(const char *what, const char *path, uint64_t max, const uint8_t **buf,
-		     uint64_t *len)
+/* Open a boot file of at most max bytes, naming it in every error: its
+ * descriptor and *len, or -errno. */
+static int open_boot_file(const char *what, const char *path, uint64_t max, uint64_t *len)
 {
-	int r = map_file(path, max, buf, len);
-	if (r == -EFBIG)
+	struct stat st;
+	int fd = open_regular(path, O_RDONLY, &st);
+
+	if (fd == -EINVAL)
+		pr_err("%s %s is not a regular file", what, path);
+	else if (fd < 0)
+		pr_err("cannot read %s %s: %s", what, path, strerror(-fd));
+	else if ((uint64_t)st.st_size > max) {
 		pr_err("%s %s is larger than guest memory (%llu MiB); try a larger --mem", what,
 		       path, (unsigned long long)(max >> 20));
-	else if (r == -EINVAL)
-		pr_err("%s %s is not a regular file", what, path);
-	else if (r < 0)
-		pr_err("cannot read %s %s: %s", what, path, strerror(-r));
-	return r;
+		close(fd);
+		return -EFBIG;
+	}
+	*len = fd < 0 ? 0 : (uint64_t)st.st_size;
+	return fd;
 }
 
 int vm_root_args(const struct vm_config *c, char *buf, size_t len, char *err, size_t errlen)
@@ -671,25 +678,24 @@ static int vm_setup_boot(struct vm *vm)
 {
 	const struct vmc_boot *b = &vm->c.boot;
 	uint64_t mem = vm->c.machine.mem_size_mib << 20;
-	const uint8_t *buf = NULL;
 	uint64_t len;
 	const char *why = "";
 	char err[256];
-	int r;
+	int fd, r;
 
-	if ((r = load_file("kernel", b->kernel_image_path, mem, &buf, &len)) < 0)
-		return r;
-	r = loader_load_kernel(vm->mem, buf, len, &vm->bi, &why);
-	unmap_file(buf, len);
+	if ((fd = open_boot_file("kernel", b->kernel_image_path, mem, &len)) < 0)
+		return fd;
+	r = loader_load_kernel_fd(vm->mem, fd, len, &vm->bi, &why);
+	close(fd);
 	if (r < 0) {
 		pr_err("kernel %s: %s", b->kernel_image_path, why);
 		return r;
 	}
 	if (b->initrd_path) {
-		if ((r = load_file("initrd", b->initrd_path, mem, &buf, &len)) < 0)
-			return r;
-		r = loader_load_initrd(vm->mem, buf, len, &vm->bi, &why);
-		unmap_file(buf, len);
+		if ((fd = open_boot_file("initrd", b->initrd_path, mem, &len)) < 0)
+			return fd;
+		r = loader_load_initrd_fd(vm->mem, fd, len, &vm->bi, &why);
+		close(fd);
 		if (r < 0) {
 			pr_err("initrd %s: %s", b->initrd_path, why);
 			return r;

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "x86/layout.h"
 
@@ -38,6 +40,44 @@ static int fail(const char **why, int err, const char *fmt, ...)
 	return err;
 }
 
+/* The image being loaded: len bytes in memory, or in the file fd (mem
+ * NULL), read with pread. */
+struct image {
+	const uint8_t *mem;
+	int fd;
+	uint64_t len;
+};
+
+/* Copy the n bytes at off, which the caller checked lie in the image, to
+ * buf. A file read short (cut meanwhile, by whoever can write it) is an
+ * error naming that, never a SIGBUS as a mapping of it would be. */
+static int image_read(const struct image *im, uint64_t off, void *buf, uint64_t n, const char **why)
+{
+	uint8_t *p = buf;
+
+	if (im->mem) {
+		memcpy(buf, im->mem + off, n);
+		return 0;
+	}
+	while (n) {
+		ssize_t r = pread(im->fd, p, n < (1u << 30) ? n : (1u << 30), (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return fail(why, -errno, "reading byte %llu: %s", (unsigned long long)off,
+				    strerror(errno));
+		if (r == 0)
+			return fail(why, -EIO,
+				    "the file shrank to %llu of its %llu bytes while read",
+				    (unsigned long long)off, (unsigned long long)im->len);
+		p += r;
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
 /* [off, off + n) lies inside a file of len bytes, without computing off + n. */
 static bool in_file(uint64_t len, uint64_t off, uint64_t n)
 {
@@ -67,31 +107,28 @@ static int check_segment(const struct gmem *g, const Elf64_Phdr *ph, uint64_t le
 		return fail(why, -EINVAL, "ELF segment is below 1 MiB");
 	if (ph->p_paddr < MMIO_GAP_END && ph->p_paddr + ph->p_memsz > MMIO_GAP_START)
 		return fail(why, -EINVAL, "ELF segment overlaps the MMIO hole");
+	if (ph->p_paddr >= MMIO_GAP_END)
+		return fail(why, -EINVAL,
+			    "ELF segment is above 4 GiB, which the boot page tables do not map");
 	if (!gmem_ptr(g, ph->p_paddr, ph->p_memsz))
 		return fail(why, -EFBIG, "kernel does not fit in guest memory");
 	return 0;
 }
 
-static void read_phdr(const uint8_t *img, const Elf64_Ehdr *eh, unsigned i, Elf64_Phdr *ph)
-{
-	memcpy(ph, img + eh->e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
-}
-
 /* e_entry of x86-64 vmlinux is startup_64's physical address; accept a
  * virtual one too by translating through the segment that holds it. */
-static int find_entry(const uint8_t *img, const Elf64_Ehdr *eh, uint64_t *entry)
+static int find_entry(const Elf64_Phdr *phs, const Elf64_Ehdr *eh, uint64_t *entry)
 {
 	bool virt = eh->e_entry >= KERNEL_VIRT_BASE;
 
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		Elf64_Phdr ph;
-		uint64_t base;
+		const Elf64_Phdr *ph = &phs[i];
+		uint64_t base = virt ? ph->p_vaddr : ph->p_paddr;
 
-		read_phdr(img, eh, i, &ph);
-		base = virt ? ph.p_vaddr : ph.p_paddr;
-		if (ph.p_type != PT_LOAD || eh->e_entry < base || eh->e_entry - base >= ph.p_memsz)
+		if (ph->p_type != PT_LOAD || eh->e_entry < base ||
+		    eh->e_entry - base >= ph->p_memsz)
 			continue;
-		*entry = ph.p_paddr + (eh->e_entry - base);
+		*entry = ph->p_paddr + (eh->e_entry - base);
 		return 0;
 	}
 	return -EINVAL;
@@ -129,55 +166,65 @@ static void synthesize_header(struct setup_header *h)
 	h->initrd_addr_max = ELF_INITRD_ADDR_MAX;
 }
 
-static int load_elf(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
-		    const char **why)
+static int load_elf(struct gmem *g, const struct image *im, struct boot_info *bi, const char **why)
 {
 	Elf64_Ehdr eh;
+	Elf64_Phdr *phs;
 	uint64_t start = UINT64_MAX, end = 0;
 	int ret;
 
-	if (len < sizeof(eh))
+	if (im->len < sizeof(eh))
 		return fail(why, -EINVAL, "truncated ELF header");
-	memcpy(&eh, img, sizeof(eh));
-	ret = check_elf_header(&eh, len, why);
-	if (ret)
+	if ((ret = image_read(im, 0, &eh, sizeof(eh), why)) ||
+	    (ret = check_elf_header(&eh, im->len, why)))
 		return ret;
+	/* At most 65534 entries of 56 bytes. */
+	if (!(phs = malloc((size_t)eh.e_phnum * sizeof(*phs))))
+		return fail(why, -ENOMEM, "out of memory for the ELF program headers");
+	if ((ret = image_read(im, eh.e_phoff, phs, (uint64_t)eh.e_phnum * sizeof(*phs), why)))
+		goto out;
 	/* Check every segment before copying any, so a bad file leaves the
 	 * guest untouched. */
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
+		const Elf64_Phdr *ph = &phs[i];
 
-		read_phdr(img, &eh, i, &ph);
-		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+		if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
 			continue;
-		ret = check_segment(g, &ph, len, why);
-		if (ret)
-			return ret;
-		if (ph.p_paddr < start)
-			start = ph.p_paddr;
-		if (ph.p_paddr + ph.p_memsz > end)
-			end = ph.p_paddr + ph.p_memsz;
+		if ((ret = check_segment(g, ph, im->len, why)))
+			goto out;
+		if (ph->p_paddr < start)
+			start = ph->p_paddr;
+		if (ph->p_paddr + ph->p_memsz > end)
+			end = ph->p_paddr + ph->p_memsz;
 	}
-	if (end == 0)
-		return fail(why, -EINVAL, "ELF file has no loadable segments");
-	if (find_entry(img, &eh, &bi->entry))
-		return fail(why, -EINVAL, "ELF entry point is outside the loadable segments");
+	ret = -EINVAL;
+	if (end == 0) {
+		fail(why, ret, "ELF file has no loadable segments");
+		goto out;
+	}
+	if (find_entry(phs, &eh, &bi->entry)) {
+		fail(why, ret, "ELF entry point is outside the loadable segments");
+		goto out;
+	}
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
+		const Elf64_Phdr *ph = &phs[i];
 		uint8_t *dst;
 
-		read_phdr(img, &eh, i, &ph);
-		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+		if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
 			continue;
-		dst = gmem_ptr_w(g, ph.p_paddr, ph.p_memsz);
-		memcpy(dst, img + ph.p_offset, ph.p_filesz);
-		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
+		dst = gmem_ptr_w(g, ph->p_paddr, ph->p_memsz);
+		if ((ret = image_read(im, ph->p_offset, dst, ph->p_filesz, why)))
+			goto out;
+		memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	}
 	bi->kind = KERNEL_ELF;
 	bi->kernel_start = start;
 	bi->kernel_end = end;
 	synthesize_header(&bi->hdr);
-	return 0;
+	ret = 0;
+out:
+	free(phs);
+	return ret;
 }
 
 static int check_bzimage_header(const struct setup_header *h, const char **why)
@@ -210,15 +257,14 @@ static uint64_t runtime_start(const struct setup_header *h, uint64_t load)
 
 /* Load the protected-mode part at HIMEM_START, as QEMU and Firecracker's
  * linux-loader do, and enter it at +0x200. */
-static int load_bzimage(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
-			const char **why)
+static int load_bzimage(struct gmem *g, const struct image *im, const struct setup_header *hdr,
+			struct boot_info *bi, const char **why)
 {
-	struct setup_header h;
-	uint64_t setup_sects, pm_off, pm_len, run, need;
+	struct setup_header h = *hdr;
+	uint64_t setup_sects, pm_off, pm_len, run, need, len = im->len;
 	const uint64_t load = HIMEM_START;
 	int ret;
 
-	memcpy(&h, img + SETUP_HDR_OFF, sizeof(h));
 	ret = check_bzimage_header(&h, why);
 	if (ret)
 		return ret;
@@ -239,9 +285,9 @@ static int load_bzimage(struct gmem *g, const uint8_t *img, uint64_t len, struct
 	if (!gmem_ptr(g, load, need - load))
 		return fail(why, -EFBIG, "kernel needs %llu MiB of memory",
 			    (unsigned long long)mib_up(need));
-	ret = gmem_write(g, load, img + pm_off, pm_len);
+	ret = image_read(im, pm_off, gmem_ptr_w(g, load, pm_len), pm_len, why);
 	if (ret)
-		return fail(why, ret, "kernel does not fit in guest memory");
+		return ret;
 	h.code32_start = load;
 	bi->kind = KERNEL_BZIMAGE;
 	bi->entry = load + ENTRY64_OFF;
@@ -252,53 +298,102 @@ static int load_bzimage(struct gmem *g, const uint8_t *img, uint64_t len, struct
 	return 0;
 }
 
-int loader_load_kernel(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
+static int load_kernel(struct gmem *g, const struct image *im, struct boot_info *bi,
 		       const char **why)
 {
 	struct setup_header h;
+	uint8_t magic[SELFMAG];
+	int ret;
 
 	memset(bi, 0, sizeof(*bi));
-	if (len == 0)
+	if (im->len == 0)
 		return fail(why, -EINVAL, "kernel image is empty");
-	if (len >= SELFMAG && memcmp(img, ELFMAG, SELFMAG) == 0)
-		return load_elf(g, img, len, bi, why);
-	if (len >= SETUP_HDR_OFF + sizeof(h)) {
-		memcpy(&h, img + SETUP_HDR_OFF, sizeof(h));
+	if (im->len >= SELFMAG) {
+		if ((ret = image_read(im, 0, magic, SELFMAG, why)))
+			return ret;
+		if (memcmp(magic, ELFMAG, SELFMAG) == 0)
+			return load_elf(g, im, bi, why);
+	}
+	if (im->len >= SETUP_HDR_OFF + sizeof(h)) {
+		if ((ret = image_read(im, SETUP_HDR_OFF, &h, sizeof(h), why)))
+			return ret;
 		if (h.header == HDRS_MAGIC)
-			return load_bzimage(g, img, len, bi, why);
+			return load_bzimage(g, im, &h, bi, why);
 	}
 	return fail(why, -EINVAL, "not an ELF or bzImage file");
 }
 
-static uint64_t initrd_limit(const struct gmem *g, const struct boot_info *bi)
+int loader_load_kernel(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
+		       const char **why)
+{
+	const struct image im = {.mem = img, .len = len};
+
+	return load_kernel(g, &im, bi, why);
+}
+
+int loader_load_kernel_fd(struct gmem *g, int fd, uint64_t len, struct boot_info *bi,
+			  const char **why)
+{
+	const struct image im = {.fd = fd, .len = len};
+
+	return load_kernel(g, &im, bi, why);
+}
+
+/* The top of where the initrd may go: below the hole and the end of low
+ * RAM, and at most the kernel's initrd_addr_max (*capped then). */
+static uint64_t initrd_limit(const struct gmem *g, const struct boot_info *bi, bool *capped)
 {
 	uint64_t addr_max = bi->has_setup_header ? bi->hdr.initrd_addr_max : ELF_INITRD_ADDR_MAX;
 	uint64_t limit = gmem_low_end(g);
 
-	return addr_max + 1 < limit ? addr_max + 1 : limit;
+	*capped = addr_max + 1 < limit;
+	return *capped ? addr_max + 1 : limit;
+}
+
+static int load_initrd(struct gmem *g, const struct image *im, struct boot_info *bi,
+		       const char **why)
+{
+	bool capped;
+	uint64_t limit = initrd_limit(g, bi, &capped), len = im->len;
+	uint64_t floor = align_up(bi->kernel_end, PAGE_SIZE);
+	uint64_t addr;
+	int ret;
+
+	if (len == 0)
+		return fail(why, -EINVAL, "initrd is empty");
+	if (len > limit || ((limit - len) & ~(PAGE_SIZE - 1)) < floor) {
+		if (capped)
+			return fail(why, -EFBIG,
+				    "initrd (%llu MiB) does not fit between the kernel's end "
+				    "(%#llx) and its initrd_addr_max (%#llx)",
+				    (unsigned long long)mib_up(len), (unsigned long long)floor,
+				    (unsigned long long)(limit - 1));
+		return fail(why, -EFBIG,
+			    "initrd does not fit in guest memory (%llu MiB; try a larger --mem)",
+			    (unsigned long long)mib_up(len));
+	}
+	addr = (limit - len) & ~(PAGE_SIZE - 1);
+	if ((ret = image_read(im, 0, gmem_ptr_w(g, addr, len), len, why)))
+		return ret;
+	bi->initrd_addr = addr;
+	bi->initrd_size = len;
+	return 0;
 }
 
 int loader_load_initrd(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
 		       const char **why)
 {
-	uint64_t limit = initrd_limit(g, bi);
-	uint64_t floor = align_up(bi->kernel_end, PAGE_SIZE);
-	uint64_t addr;
+	const struct image im = {.mem = img, .len = len};
 
-	if (len == 0)
-		return fail(why, -EINVAL, "initrd is empty");
-	if (len > limit || ((limit - len) & ~(PAGE_SIZE - 1)) < floor)
-		goto too_big;
-	addr = (limit - len) & ~(PAGE_SIZE - 1);
-	if (gmem_write(g, addr, img, len))
-		goto too_big;
-	bi->initrd_addr = addr;
-	bi->initrd_size = len;
-	return 0;
-too_big:
-	return fail(why, -EFBIG,
-		    "initrd does not fit in guest memory (%llu MiB; try a larger --mem)",
-		    (unsigned long long)mib_up(len));
+	return load_initrd(g, &im, bi, why);
+}
+
+int loader_load_initrd_fd(struct gmem *g, int fd, uint64_t len, struct boot_info *bi,
+			  const char **why)
+{
+	const struct image im = {.fd = fd, .len = len};
+
+	return load_initrd(g, &im, bi, why);
 }
 
 static void add_e820(struct boot_params *bp, uint64_t addr, uint64_t end, uint32_t type)

@@ -33,12 +33,19 @@ struct boot_info {
  * loader call. The caller adds the file name. The image stays the caller's. */
 int loader_load_kernel(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
 		       const char **why) WARN_UNUSED;
+/* The same from the file fd of len bytes (its size when opened), read with
+ * pread straight into guest memory: a file cut short meanwhile fails the
+ * load (-EIO, "the file shrank ..."), as a mapping of it could not. */
+int loader_load_kernel_fd(struct gmem *g, int fd, uint64_t len, struct boot_info *bi,
+			  const char **why) WARN_UNUSED;
 
 /* Place the initrd page aligned, as high as allowed (below the hole and, for
  * a bzImage, at most hdr.initrd_addr_max) but above bi->kernel_end, and
  * record it in bi. Same error convention. */
 int loader_load_initrd(struct gmem *g, const uint8_t *img, uint64_t len, struct boot_info *bi,
 		       const char **why) WARN_UNUSED;
+int loader_load_initrd_fd(struct gmem *g, int fd, uint64_t len, struct boot_info *bi,
+			  const char **why) WARN_UNUSED;
 
 /* Write the command line to CMDLINE_ADDR and the zero page to ZERO_PAGE_ADDR:
  * bi->hdr (copied for bzImage, synthesized for ELF), loader type 0xff,

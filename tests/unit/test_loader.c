@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/gmem.h"
 #include "x86/layout.h"
@@ -254,6 +256,12 @@ static const struct bad_image bad_elves[] = {
      5 * GiB,
      -EINVAL,
      "ELF segment overlaps the MMIO hole"},
+    /* RAM there, but the boot page tables map the first 4 GiB only: the
+     * guest would triple-fault at its first instruction. */
+    {{{PH(1, p_paddr), MMIO_GAP_END + 16 * MiB}},
+     5 * GiB,
+     -EINVAL,
+     "ELF segment is above 4 GiB, which the boot page tables do not map"},
     {{{PH(1, p_paddr), 0x8000}}, 128 * MiB, -EINVAL, "ELF segment is below 1 MiB"},
     {{{PH(1, p_memsz), UINT64_MAX - 0x1000}},
      128 * MiB,
@@ -623,5 +631,66 @@ Test(loader, cmdline_length_limits)
 	cmd[255] = '\0';
 	cr_assert_eq(loader_write_zero_page(g, &bi, cmd, &why), 0, "%s", why);
 	free(cmd);
+	gmem_destroy(g);
+}
+
+/* A file holding len bytes of img (a memfd). */
+static int image_file(const uint8_t *img, uint64_t len)
+{
+	int fd = memfd_create("image", MFD_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, img, len), (ssize_t)len);
+	return fd;
+}
+
+/* From a file, the kernel and the initrd land as from memory; a file cut
+ * short after its size was taken (whoever can write it) fails the load with
+ * a message, where a mapping of it would have killed flint with SIGBUS. */
+Test(loader, kernel_and_initrd_from_a_file_and_one_cut_short)
+{
+	struct gmem *g = mkgmem(128 * MiB);
+	struct boot_info bi;
+	const char *why = NULL;
+	uint64_t len, rdlen = 0x5000;
+	uint8_t *img = make_elf(&len, two_segs, 2, 0x1000000), *rd = make_initrd(rdlen);
+	int fd = image_file(img, len), rfd = image_file(rd, rdlen);
+
+	cr_assert_eq(loader_load_kernel_fd(g, fd, len, &bi, &why), 0, "%s", why);
+	cr_assert_eq(bi.kernel_end, 0x1205000);
+	cr_assert_eq(memcmp(gmem_ptr(g, 0x1000000, 0x2000), img + 0x1000, 0x2000), 0);
+	cr_assert_eq(memcmp(gmem_ptr(g, 0x1200000, 0x800), img + 0x3000, 0x800), 0);
+	cr_assert_eq(loader_load_initrd_fd(g, rfd, rdlen, &bi, &why), 0, "%s", why);
+	cr_assert_eq(memcmp(gmem_ptr(g, bi.initrd_addr, rdlen), rd, rdlen), 0);
+
+	cr_assert_eq(ftruncate(fd, 0x2000), 0);
+	cr_assert_eq(loader_load_kernel_fd(g, fd, len, &bi, &why), -EIO);
+	cr_assert_str_eq(why, "the file shrank to 8192 of its 14336 bytes while read");
+	cr_assert_eq(ftruncate(rfd, 0), 0);
+	load_kernel(g, &bi, false, 0);
+	cr_assert_eq(loader_load_initrd_fd(g, rfd, rdlen, &bi, &why), -EIO);
+	cr_assert_str_eq(why, "the file shrank to 0 of its 20480 bytes while read");
+	close(fd);
+	close(rfd);
+	free(img);
+	free(rd);
+	gmem_destroy(g);
+}
+
+/* Below the kernel's initrd_addr_max there is no room above the kernel:
+ * more guest memory would not help, and the message says what would. */
+Test(loader, initrd_above_the_kernels_initrd_addr_max)
+{
+	struct gmem *g = mkgmem(128 * MiB);
+	struct boot_info bi;
+	const char *why = NULL;
+	uint8_t *rd = make_initrd(0x3000);
+
+	load_kernel(g, &bi, true, 2047);
+	bi.hdr.initrd_addr_max = 0x17fffff; /* the kernel needs up to 24 MiB */
+	cr_assert_eq(loader_load_initrd(g, rd, 0x3000, &bi, &why), -EFBIG);
+	cr_assert_str_eq(why, "initrd (1 MiB) does not fit between the kernel's end (0x1800000) "
+			      "and its initrd_addr_max (0x17fffff)");
+	free(rd);
 	gmem_destroy(g);
 }

@@ -9,7 +9,9 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_mem.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/gmem.h"
 #include "core/wire.h"
@@ -891,4 +893,36 @@ Test(vmem, save_and_restore)
 	cr_assert_eq(state_of(1, 3), VIRTIO_MEM_STATE_PLUGGED);
 	vmem_destroy(o);
 	wbuf_free(&w);
+}
+
+/* A driver without UNPLUGGED_INACCESSIBLE that resets and tries again as
+ * often as it likes is refused each time, and named in the log once. */
+Test(vmem, a_driver_without_the_feature_is_logged_once)
+{
+	struct vmem_params p = params();
+	FILE *log = tmpfile();
+	char line[512];
+	unsigned lines = 0;
+	int saved;
+
+	cr_assert_not_null(log);
+	cr_assert_eq(vmem_create(&m, &p), 0);
+	vq_reset(&q);
+	fake_ring_reset(&ring, g, QSIZE);
+	cr_assert_eq(vq_activate(&q, g, QSIZE, DESC, AVAIL, USED, false), 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	cr_assert_eq(dup2(fileno(log), STDERR_FILENO), STDERR_FILENO);
+	for (unsigned i = 0; i < 100; i++) {
+		cr_assert_eq(vmem_ops.activate(m, 0, &q, &host), -EINVAL);
+		vmem_ops.reset(m);
+	}
+	fflush(stderr);
+	cr_assert_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	rewind(log);
+	while (fgets(line, sizeof(line), log))
+		lines += strstr(line, "UNPLUGGED_INACCESSIBLE") != NULL;
+	cr_assert_eq(lines, 1);
+	fclose(log);
 }

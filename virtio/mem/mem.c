@@ -38,9 +38,10 @@ struct vmem {
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: take nothing more */
 	bool logged_ring, logged_req, logged_host;
-	uint64_t *map;	    /* nblocks bits: plugged */
-	uint64_t plugged;   /* bits set in map */
-	uint64_t requested; /* bytes */
+	bool logged_features; /* activate's, which the transport serializes */
+	uint64_t *map;	      /* nblocks bits: plugged */
+	uint64_t plugged;     /* bits set in map */
+	uint64_t requested;   /* bytes */
 	struct vq *vq;
 	struct virtio_host host;
 	struct vq_seg segs[VQ_MAX_INDIRECT];
@@ -389,8 +390,11 @@ static int vmem_activate(void *dev, uint64_t features, struct vq *queues,
 	if (!queues[0].ready || queues[0].size > VMEM_QUEUE_MAX)
 		return -EINVAL;
 	if (!(features & 1ull << VIRTIO_MEM_F_UNPLUGGED_INACCESSIBLE)) {
-		pr_err("virtio-mem: the driver does not accept UNPLUGGED_INACCESSIBLE (Linux "
-		       "before 5.16?); device needs reset");
+		/* Once: a driver resets and tries again as often as it likes. */
+		if (!m->logged_features)
+			pr_err("virtio-mem: the driver does not accept UNPLUGGED_INACCESSIBLE "
+			       "(Linux before 5.16?); device needs reset");
+		m->logged_features = true;
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&m->lock);

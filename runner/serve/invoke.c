@@ -61,6 +61,15 @@ struct call {
 	struct MHD_Response *resp; /* streamed: for the trailers */
 };
 
+/* Free the request body, its bytes no longer held against --max-bodies. */
+static void free_body(struct call *c)
+{
+	if (c->body)
+		serve_bodies_give(c->s, c->body_len);
+	free(c->body);
+	c->body = NULL;
+}
+
 static ssize_t body_in(void *ctx, void *buf, size_t len)
 {
 	struct call *c = ctx;
@@ -368,7 +377,7 @@ static void call_free(struct call *c)
 		serve_vm_free(s, c->vm);
 	serve_fn_put(s, c->fn);
 	pthread_mutex_unlock(&s->lock);
-	free(c->body);
+	free_body(c);
 	free(c->out);
 	free(c->err_text);
 	free(c);
@@ -910,6 +919,7 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 
 	if (!c) {
 		free(body);
+		serve_bodies_give(s, body ? len : 0);
 		return MHD_NO;
 	}
 	c->s = s;
@@ -929,7 +939,7 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 		snprintf(msg, sizeof(msg),
 			 c->fn ? "function %s is still being registered" : "no function %s", name);
 		c->fn = NULL;
-		free(c->body);
+		free_body(c);
 		free(c);
 		return fault(conn, st, NULL, msg);
 	}

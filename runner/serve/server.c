@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"                       2592000, default 60)\n"
 		"  --max-body SIZE      a request body's cap (0 to 4G, default 16M): 413\n"
 		"                       beyond\n"
+		"  --max-bodies SIZE    request bodies held at once, queued ones included\n"
+		"                       (default 256M, or --max-body if larger): 503 beyond\n"
 		"  --out-buffer SIZE    stdout held to choose the status (4K to 1G, default\n"
 		"                       1M); more streams with status 200 and trailers\n"
 		"  --stderr-keep N      invocations whose stderr is kept (0 to 1000000,\n"
@@ -95,6 +97,7 @@ enum {
 	O_QUEUE_TIMEOUT,
 	O_IDLE,
 	O_MAX_BODY,
+	O_MAX_BODIES,
 	O_OUT_BUFFER,
 	O_STDERR_KEEP,
 	O_STDERR_TTL,
@@ -187,6 +190,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	    {"queue-timeout", required_argument, NULL, O_QUEUE_TIMEOUT},
 	    {"idle", required_argument, NULL, O_IDLE},
 	    {"max-body", required_argument, NULL, O_MAX_BODY},
+	    {"max-bodies", required_argument, NULL, O_MAX_BODIES},
 	    {"out-buffer", required_argument, NULL, O_OUT_BUFFER},
 	    {"stderr-keep", required_argument, NULL, O_STDERR_KEEP},
 	    {"stderr-ttl", required_argument, NULL, O_STDERR_TTL},
@@ -213,6 +217,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	    .queue_timeout_s = 30,
 	    .idle_s = 60,
 	    .max_body = 16 << 20,
+	    .max_bodies = SIZE_MAX, /* the default, once --max-body is known */
 	    .out_buffer = 1 << 20,
 	    .stderr_keep_n = 1024,
 	    .stderr_keep_s = 600,
@@ -270,6 +275,10 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case O_MAX_BODY:
 			r = size_opt("--max-body", optarg, 0, 1ULL << 32, &v);
 			o->max_body = (size_t)v;
+			break;
+		case O_MAX_BODIES:
+			r = size_opt("--max-bodies", optarg, 0, 1ULL << 40, &v);
+			o->max_bodies = (size_t)v;
 			break;
 		case O_OUT_BUFFER:
 			r = size_opt("--out-buffer", optarg, 4096, 1ULL << 30, &v);
@@ -348,6 +357,14 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	}
 	if (!o->nlisten) {
 		pr_err("flint serve: --listen ADDR:PORT or --listen unix:PATH is needed");
+		return -EINVAL;
+	}
+	if (o->max_bodies == SIZE_MAX)
+		o->max_bodies = o->max_body > SERVE_MAX_BODIES ? o->max_body : SERVE_MAX_BODIES;
+	if (o->max_bodies < o->max_body) {
+		pr_err("flint serve: --max-bodies %zu is below --max-body %zu: no body that large "
+		       "would be taken",
+		       o->max_bodies, o->max_body);
 		return -EINVAL;
 	}
 	if (!o->jail.jailer && (o->jail.uid_first || o->jail.gid >= 0 || o->jail.base ||
@@ -438,8 +455,35 @@ static int listen_on(const char *spec)
 struct body {
 	char *buf;
 	size_t len, total;
-	void *after; /* serve_invoke's work for once the answer is sent */
+	bool over_bodies; /* past --max-bodies: dropped, answered 503 */
+	void *after;	  /* serve_invoke's work for once the answer is sent */
 };
+
+bool serve_bodies_take(struct server *s, size_t n)
+{
+	size_t held = atomic_load(&s->bodies_held);
+
+	do
+		if (n > s->o.max_bodies - held)
+			return false;
+	while (!atomic_compare_exchange_weak(&s->bodies_held, &held, held + n));
+	return true;
+}
+
+void serve_bodies_give(struct server *s, size_t n)
+{
+	atomic_fetch_sub(&s->bodies_held, n);
+}
+
+/* Drop what b holds (its bytes no longer counted). */
+static void body_drop(struct server *s, struct body *b)
+{
+	if (b->buf)
+		serve_bodies_give(s, b->len);
+	free(b->buf);
+	b->buf = NULL;
+	b->len = 0;
+}
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *body,
 				 const char *allow)
@@ -517,6 +561,12 @@ static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, cons
 		    c, 413,
 		    serve_fault("the request body is over --max-body (%zu bytes)", s->o.max_body),
 		    NULL);
+	if (b->over_bodies)
+		return send_json(c, 503,
+				 serve_fault("the request bodies the server holds are at "
+					     "--max-bodies (%zu bytes); try again",
+					     s->o.max_bodies),
+				 NULL);
 	if (rt.ep != SERVE_EP_INVOKE && rt.ep != SERVE_EP_FN_PUT && b->total)
 		return send_json(c, 400, serve_fault("%s %s takes no body", method, url), NULL);
 	switch (rt.ep) {
@@ -526,7 +576,7 @@ static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, cons
 		if (e && strcmp(e, "inline") != 0)
 			return send_json(c, 400, serve_fault("stderr=%s: only stderr=inline", e),
 					 NULL);
-		b->buf = NULL;
+		b->buf = NULL; /* its bytes stay counted until the call frees it */
 		return serve_invoke(s, c, rt.name, body, b->len, e != NULL, &b->after);
 	}
 	case SERVE_EP_FN_PUT:
@@ -582,13 +632,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (*size) {
 		size_t n = *size;
 		b->total = b->total > SIZE_MAX - n ? SIZE_MAX : b->total + n;
-		if (b->total <= s->o.max_body) {
-			if (b->len + n + 1 > (b->buf ? b->len + 1 : 0)) {
-				char *nb = realloc(b->buf, b->len + n + 1);
-				if (!nb)
-					return MHD_NO;
-				b->buf = nb;
+		if (b->total <= s->o.max_body && !b->over_bodies && !serve_bodies_take(s, n)) {
+			b->over_bodies = true;
+			body_drop(s, b);
+		}
+		if (b->total <= s->o.max_body && !b->over_bodies) {
+			char *nb = realloc(b->buf, b->len + n + 1);
+			if (!nb) {
+				serve_bodies_give(s, n);
+				return MHD_NO;
 			}
+			b->buf = nb;
 			memcpy(b->buf + b->len, data, n);
 			b->len += n;
 			b->buf[b->len] = '\0';
@@ -602,15 +656,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct server *s = cls;
 	struct body *b = *con_cls;
 
-	(void)cls, (void)toe;
+	(void)toe;
 	/* A streamed invocation may have raised it (serve_invoke). */
 	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, SERVE_IDLE_TIMEOUT_S);
 	if (b) {
 		if (b->after)
 			serve_invoke_after(b->after);
-		free(b->buf);
+		body_drop(s, b);
 		free(b);
 		*con_cls = NULL;
 	}

@@ -8,7 +8,9 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,6 +21,8 @@
 #include "serve/worker.h"
 
 #define SERVE_MAX_LISTEN 4
+/* --max-bodies' default (unless --max-body is larger). */
+#define SERVE_MAX_BODIES (256u << 20)
 /* A connection idle this long is closed (libmicrohttpd's timeout). */
 #define SERVE_IDLE_TIMEOUT_S 120u
 
@@ -33,6 +37,7 @@ struct serve_opts {
 	uint32_t max_queue, fn_queue;
 	unsigned queue_timeout_s, idle_s;
 	size_t max_body;   /* a request body's cap */
+	size_t max_bodies; /* the bodies held at once, queued ones' included */
 	size_t out_buffer; /* stdout held to choose the status; then streamed */
 	unsigned stderr_keep_s, stderr_keep_n;
 	unsigned register_timeout_s; /* boot, prepare, snapshot */
@@ -158,7 +163,15 @@ struct server {
 	pthread_t manager;
 	bool manager_started;
 	struct serve_metrics m;
+	/* Bytes of request bodies held: taken as they arrive, given back when
+	 * the request (or the call it became) frees its body. */
+	_Atomic size_t bodies_held;
 };
+
+/* Count n more bytes of request bodies against --max-bodies: false (none
+ * counted) past it. */
+bool serve_bodies_take(struct server *s, size_t n);
+void serve_bodies_give(struct server *s, size_t n);
 
 /* server.c: the pool's limits and timings for options o. */
 struct pool_cfg serve_pool_cfg(const struct serve_opts *o);

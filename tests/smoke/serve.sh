@@ -2,7 +2,7 @@
 # each "VM" runs its command in the host's shell), so that its own logic
 # is checked without a guest: registration and its refusals, invocations
 # and their statuses and headers (200, 422, 504, 502, 429, 404, 409, 413,
-# 405), stdin and stdout, ?stderr=inline and the kept stderr, a streamed
+# 405, 503 past --max-bodies), stdin and stdout, ?stderr=inline and the kept stderr, a streamed
 # answer past --out-buffer with its trailers, the global VM limit (503, for
 # an invocation and for a registration),
 # DELETE draining, reuse, metrics, and a stop that leaves no process and
@@ -15,7 +15,7 @@ rm -rf "$S"
 mkdir -p "$S"
 FAKE=$(cd "$(dirname "$0")" && pwd)/fake-flint.sh
 FAKE_TEARDOWN=1 FAKE_CRASH_ONCE=$S/crash-once "$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
-	--fn-queue 1 --max-vms 3 --out-buffer 4K --max-body 1M --queue-timeout 2 --idle 1 \
+	--fn-queue 1 --max-vms 3 --out-buffer 4K --max-body 1M --max-bodies 1500K --queue-timeout 2 --idle 1 \
 	>"$S/serve.out" 2>"$S/serve.err" &
 serve_pid=$!
 i=0
@@ -68,6 +68,18 @@ else
 	expect method GET /functions/echo/invoke "" 405 '' 'allow: POST'
 	head -c 2000000 /dev/zero >"$S/big"
 	expect too-big POST /functions/echo/invoke "$S/big" 413
+	# --max-bodies (1500K): a request's body is held until it is answered;
+	# a second of 1 MB meanwhile is refused, and taken once the first is.
+	fn sit '{"command": ["sleep", "1"], "max_concurrency": 2}'
+	expect register-sit PUT /functions/sit "$S/fn-sit.json" 201
+	head -c 1000000 /dev/zero >"$S/mb"
+	curl -s --unix-socket "$S/s.sock" -X POST -o /dev/null --data-binary @"$S/mb" \
+		http://flint/functions/sit/invoke &
+	sit=$!
+	sleep 0.5
+	expect bodies-full POST /functions/sit/invoke "$S/mb" 503 'max-bodies' 'retry-after: 1'
+	wait $sit
+	expect bodies-given-back POST /functions/sit/invoke "$S/mb" 200
 
 	fn fail '{"command": ["sh", "-c", "echo out; exit 3"]}'
 	expect register-fail PUT /functions/fail "$S/fn-fail.json" 201

@@ -48,6 +48,8 @@ struct call {
 	char why[160];	    /* a crash or a lost agent: flint's reason */
 	bool crashed_first; /* restart_vm found no VM: the first one crashed */
 	bool reset_pending; /* its VM to be reset once the answer is sent */
+	bool reset_started; /* on reset_tid, which call_free joins */
+	pthread_t reset_tid;
 	bool abandoned;	    /* its streamed answer given up, the server running */
 	char *body;
 	size_t body_len, body_off;
@@ -353,11 +355,33 @@ static void reset_vm(struct call *c)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static void *reset_thread(void *arg)
+{
+	reset_vm(arg);
+	return NULL;
+}
+
+/* An answer held whole is queued: reset its VM now, on a thread of its own,
+ * rather than once the client has read it all (call_free): a client slow
+ * to read would hold the VM and its place in the pool for as long as it
+ * liked. */
+static void reset_now(struct call *c)
+{
+	int r = thread_start_unsignalled(&c->reset_tid, NULL, reset_thread, c);
+
+	if (r)
+		pr_warn("flint serve: no thread for a reset (%s); it waits for the answer's end",
+			strerror(r));
+	c->reset_started = !r;
+}
+
 static void call_free(struct call *c)
 {
 	struct server *s = c->s;
 
-	if (c->reset_pending)
+	if (c->reset_started)
+		pthread_join(c->reset_tid, NULL);
+	else if (c->reset_pending)
 		reset_vm(c);
 	if ((c->w || c->ac) && !c->finished) {
 		/* A streamed answer libmicrohttpd gave up: its client went
@@ -986,11 +1010,13 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 			ret = fault(conn, outcome_status(c->res.outcome), c,
 				    outcome_text(c, msg, sizeof(msg)));
 		}
-		/* A reset waits until the answer is sent. */
-		if (c->reset_pending)
+		if (c->reset_pending) {
+			if (ret == MHD_YES)
+				reset_now(c);
 			*after = c;
-		else
+		} else {
 			call_free(c);
+		}
 		return ret;
 	}
 	/* More than the buffer: stream it. */

@@ -236,6 +236,32 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	why=
 	[ -z "$(pgrep -f "$FAKE" || true)" ] || why="processes left"
 	report serve-restore-stop "$why" "$S/serve2.err"
+
+	# A client that never reads its answer (held whole: 3 MB under an
+	# --out-buffer of 8M, more than the socket takes) holds neither the VM
+	# nor its place: with max_concurrency 1 the next request is answered
+	# meanwhile, its VM reset while the first answer waits to be read.
+	"$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st" --flint "$FAKE" \
+		--out-buffer 8M --queue-timeout 5 >"$S/serve3.out" 2>"$S/serve3.err" &
+	serve_pid=$!
+	i=0
+	while [ ! -S "$S/s.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	fn bulk '{"command": ["head", "-c", "3000000", "/dev/zero"], "max_concurrency": 1}'
+	expect slow-register PUT /functions/bulk "$S/fn-bulk.json" 201
+	python3 - "$S/s.sock" <<'EOF' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(sys.argv[1])
+s.sendall(b"POST /functions/bulk/invoke HTTP/1.1\r\nHost: flint\r\nContent-Length: 0\r\n\r\n")
+time.sleep(30)
+EOF
+	slow=$!
+	sleep 1
+	expect slow-reader-holds-no-vm POST /functions/bulk/invoke "" 200
+	kill "$slow"
+	kill "$serve_pid"
+	wait "$serve_pid" "$slow"
 fi
 
 # --jail's options: refused, naming the problem, before anything starts.

@@ -50,7 +50,7 @@ struct call {
 	bool reset_pending; /* its VM to be reset once the answer is sent */
 	bool reset_started; /* on reset_tid, which call_free joins */
 	pthread_t reset_tid;
-	bool abandoned;	    /* its streamed answer given up, the server running */
+	bool abandoned; /* its streamed answer given up, the server running */
 	char *body;
 	size_t body_len, body_off;
 	char *out;
@@ -98,7 +98,7 @@ static int spawn(struct call *c, enum worker_kind kind)
 	char **opts = serve_worker_opts(c->s, fn, false);
 	struct worker_params p = serve_worker_params(c->s, fn, kind, opts);
 	struct jail_slot *jail;
-	int r = !opts ? -ENOMEM : serve_jail_params(c->s, fn, &p, &jail);
+	int r = !opts ? -ENOMEM : serve_jail_params(c->s, fn, &p, serve_uid_deadline(c->s), &jail);
 
 	if (r == 0)
 		r = worker_spawn(&c->w, &p);
@@ -737,7 +737,7 @@ static int start(struct call *c)
 	int ret;
 
 	if (serve_fn_attached(c->s, c->fn)) {
-		if (!vm->vmw && (ret = serve_vm_spawn(c->s, vm)) < 0)
+		if (!vm->vmw && (ret = serve_vm_spawn(c->s, vm, serve_uid_deadline(c->s))) < 0)
 			return ret;
 		struct agentc_params ap = {
 		    .uds = vm->uds,
@@ -977,13 +977,21 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 
 	c->out_cap = s->o.out_buffer;
 	if (!(c->out = malloc(c->out_cap)) || (r = start(c)) < 0) {
-		snprintf(msg, sizeof(msg), "cannot start the function's VM: %s",
-			 strerror(c->out ? -r : ENOMEM));
+		/* Every uid of --uid-range held still past --queue-timeout (VMs
+		 * that ended, not reaped yet): busy, as a full queue. */
+		bool busy = c->out && r == -EAGAIN && s->jail;
+		if (busy)
+			snprintf(msg, sizeof(msg),
+				 "no uid of --uid-range came free within --queue-timeout (%u s)",
+				 s->o.queue_timeout_s);
+		else
+			snprintf(msg, sizeof(msg), "cannot start the function's VM: %s",
+				 strerror(c->out ? -r : ENOMEM));
 		pthread_mutex_lock(&s->lock);
 		if (pool_complete(s->pool, c->req, false, now_ns()) == 0)
 			serve_do_acts(s);
 		pthread_mutex_unlock(&s->lock);
-		enum MHD_Result ret = fault(conn, 500, NULL, msg);
+		enum MHD_Result ret = fault(conn, busy ? 503 : 500, NULL, msg);
 		call_free(c);
 		return ret;
 	}

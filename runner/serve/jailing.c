@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/logger.h"
@@ -23,6 +24,7 @@
 
 struct jailing {
 	pthread_mutex_t lock;
+	pthread_cond_t freed; /* a uid given back (CLOCK_MONOTONIC) */
 	char jailer[PATH_MAX], flint[PATH_MAX], base[PATH_MAX], parent[128];
 	char exec_name[NAME_MAX + 1];
 	char *cgroups[JAILING_MAX_CGROUPS];
@@ -131,6 +133,11 @@ int jailing_new(struct jailing **out, const struct jailing_opts *o, const char *
 	if (!(j = calloc(1, sizeof(*j))) || !(j->used = calloc(n, 1)))
 		goto nomem;
 	pthread_mutex_init(&j->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->freed, &ca);
+	pthread_condattr_destroy(&ca);
 	j->first = o->uid_first;
 	j->n = (uint32_t)n;
 	j->gid = o->gid;
@@ -221,6 +228,7 @@ void jailing_free(struct jailing *j)
 		free(j->mounts[i]);
 	free(j->used);
 	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->freed);
 	free(j);
 }
 
@@ -270,7 +278,8 @@ static int make_launcher(struct jail_slot *sl, unsigned mem_mib)
 	return 0;
 }
 
-int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, struct jail_slot **out)
+int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, uint64_t deadline_ns,
+	      struct jail_slot **out)
 {
 	struct jail_slot *sl = calloc(1, sizeof(*sl));
 	uint32_t i, seq;
@@ -280,13 +289,20 @@ int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, struct jail_s
 	if (!sl)
 		return -ENOMEM;
 	pthread_mutex_lock(&j->lock);
-	/* The uid least recently given back: round the range. */
-	for (i = 0; i < j->n && j->used[(j->cursor + i) % j->n]; i++)
-		;
-	if (i == j->n) {
-		pthread_mutex_unlock(&j->lock);
-		free(sl);
-		return -EAGAIN;
+	for (;;) {
+		/* The uid least recently given back: round the range. */
+		for (i = 0; i < j->n && j->used[(j->cursor + i) % j->n]; i++)
+			;
+		if (i < j->n)
+			break;
+		if (now_ns() >= deadline_ns) {
+			pthread_mutex_unlock(&j->lock);
+			free(sl);
+			return -EAGAIN;
+		}
+		struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+				      .tv_nsec = (long)(deadline_ns % 1000000000u)};
+		(void)pthread_cond_timedwait(&j->freed, &j->lock, &ts);
 	}
 	i = (j->cursor + i) % j->n;
 	j->used[i] = 1;
@@ -342,6 +358,7 @@ void jail_give(void *slot)
 	pthread_mutex_lock(&j->lock);
 	j->used[sl->uid - j->first] = 0;
 	j->taken--;
+	pthread_cond_broadcast(&j->freed);
 	pthread_mutex_unlock(&j->lock);
 	slot_free(sl);
 }

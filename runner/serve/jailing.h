@@ -70,9 +70,12 @@ int jailing_new(struct jailing **out, const struct jailing_opts *o, const char *
 void jailing_free(struct jailing *j); /* NULL ok; every slot given back */
 
 /* A jail for a VM of function fn with mem_mib of guest memory: a free
- * uid, a new id, the launcher. 0, -EAGAIN when every uid is taken,
- * -ENOMEM. Thread-safe. */
-int jail_take(struct jailing *j, const char *fn, unsigned mem_mib,
+ * uid, a new id, the launcher. When every uid is taken, waits for one to be
+ * given back until deadline_ns (now_ns()'s clock; 0: not at all): a VM's
+ * uid comes back when its flint is reaped, a little after the pool gave
+ * its place to another. 0, -EAGAIN when none came, -ENOMEM. Thread-safe;
+ * never wait holding a lock the reaping takes. */
+int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, uint64_t deadline_ns,
 	      struct jail_slot **out) WARN_UNUSED;
 /* The VM's flint is reaped (or never started): its jail directory and
  * cgroup removed, its uid free. Takes a struct jail_slot * (a worker's

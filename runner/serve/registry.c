@@ -200,15 +200,20 @@ oom:
 	return NULL;
 }
 
+uint64_t serve_uid_deadline(const struct server *s)
+{
+	return now_ns() + (uint64_t)s->o.queue_timeout_s * 1000000000u;
+}
+
 int serve_jail_params(struct server *s, const struct serve_fn *fn, struct worker_params *p,
-		      struct jail_slot **slot)
+		      uint64_t deadline_ns, struct jail_slot **slot)
 {
 	int r;
 
 	*slot = NULL;
 	if (!s->jail)
 		return 0;
-	if ((r = jail_take(s->jail, fn->cfg.name, fn->cfg.mem_mib, slot)) < 0)
+	if ((r = jail_take(s->jail, fn->cfg.name, fn->cfg.mem_mib, deadline_ns, slot)) < 0)
 		return r;
 	p->launcher = (*slot)->launcher;
 	p->launcher_runs_flint = true;
@@ -258,7 +263,7 @@ bool serve_fn_attached(const struct server *s, const struct serve_fn *fn)
 	return fn->cfg.isolation == FN_REUSE || serve_fn_resets(s, fn);
 }
 
-int serve_vm_spawn(struct server *s, struct serve_vm *v)
+int serve_vm_spawn(struct server *s, struct serve_vm *v, uint64_t deadline_ns)
 {
 	struct serve_fn *fn = v->fn;
 	char **opts = serve_worker_opts(s, fn, false);
@@ -268,9 +273,10 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v)
 
 	if (!opts)
 		return -ENOMEM;
-	if ((r = serve_jail_params(s, fn, &p, &jail)) < 0) {
+	if ((r = serve_jail_params(s, fn, &p, deadline_ns, &jail)) < 0) {
 		serve_strv_free(opts);
-		pr_err("flint serve: %s: cannot jail a VM: %s", fn->cfg.name, strerror(-r));
+		pr_err("flint serve: %s: cannot jail a VM: %s", fn->cfg.name,
+		       r == -EAGAIN ? "no uid of --uid-range free" : strerror(-r));
 		return r;
 	}
 	if (serve_fn_attached(s, fn)) {
@@ -320,7 +326,7 @@ static void start_warm(struct server *s, const struct pool_act *a)
 	struct serve_vm *v = calloc(1, sizeof(*v));
 	struct serve_fn *fn = a->fn_ctx;
 
-	if (!v || (v->id = a->vm, v->fn = fn, fn->refs++, serve_vm_spawn(s, v) < 0)) {
+	if (!v || (v->id = a->vm, v->fn = fn, fn->refs++, serve_vm_spawn(s, v, 0) < 0)) {
 		if (v) {
 			v->fn = NULL;
 			fn->refs--;
@@ -775,9 +781,10 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	if (!(opts = serve_worker_opts(s, fn, true)))
 		return snprintf(msg, len, "out of memory"), 500;
 	p.opts = opts;
-	if ((r = serve_jail_params(s, fn, &p, &jail)) < 0) {
+	if ((r = serve_jail_params(s, fn, &p, 0, &jail)) < 0) {
 		serve_strv_free(opts);
-		snprintf(msg, len, "cannot jail the function's VM: %s", strerror(-r));
+		snprintf(msg, len, "cannot jail the function's VM: %s",
+			 r == -EAGAIN ? "no uid of --uid-range free" : strerror(-r));
 		return r == -EAGAIN ? 503 : 500;
 	}
 	if (jail) {

@@ -201,8 +201,9 @@ bool serve_admitted(struct server *s, struct serve_wait *w, const struct pool_ad
 /* Hand w, whose outcome is known, to the manager to reap (under the
  * lock). */
 void serve_exiting_add(struct server *s, struct worker *w);
-/* Start v's flint: a warm VM (per-request) or the reuse VM. 0 or -errno. */
-int serve_vm_spawn(struct server *s, struct serve_vm *v) WARN_UNUSED;
+/* Start v's flint: a warm VM (per-request) or the reuse VM, waiting for a
+ * jail's uid until deadline_ns (serve_jail_params). 0 or -errno. */
+int serve_vm_spawn(struct server *s, struct serve_vm *v, uint64_t deadline_ns) WARN_UNUSED;
 int serve_manager_start(struct server *s) WARN_UNUSED;
 void serve_manager_stop(struct server *s);
 /* Every VM killed and reaped, every function freed (no connection left). */
@@ -216,10 +217,14 @@ char **serve_worker_opts(const struct server *s, const struct serve_fn *fn, bool
 struct worker_params serve_worker_params(const struct server *s, const struct serve_fn *fn,
 					 enum worker_kind kind, char *const *opts);
 /* --jail: p's flint in a jail of its own for fn, which the worker removes
- * when it is over (*slot: the jail, for paths in it). Without --jail,
- * nothing (*slot NULL). 0, or -errno (-EAGAIN: no uid free). */
+ * when it is over (*slot: the jail, for paths in it), waiting for a free
+ * uid until deadline_ns (0: not at all; never under the server's lock,
+ * which the reaping that frees one takes). Without --jail, nothing (*slot
+ * NULL). 0, or -errno (-EAGAIN: no uid free). */
 int serve_jail_params(struct server *s, const struct serve_fn *fn, struct worker_params *p,
-		      struct jail_slot **slot) WARN_UNUSED;
+		      uint64_t deadline_ns, struct jail_slot **slot) WARN_UNUSED;
+/* How long a request waits for a jail's uid: --queue-timeout from now. */
+uint64_t serve_uid_deadline(const struct server *s);
 /* agentc's open_uds for a jailed VM's socket (ctx: its jail_slot). */
 int serve_jail_open_uds(void *ctx, const char *uds);
 void serve_strv_free(char **v);

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,37 @@ Test(jailing, the_range_must_hold_a_uid_per_vm)
 	cr_assert_eq(jailing_new(&j, &o, "/f", 1, err, sizeof(err)), -EINVAL);
 }
 
+static void *give_later(void *slot)
+{
+	usleep(200 * 1000);
+	jail_give(slot);
+	return NULL;
+}
+
+/* With every uid held, a take waits for one to be given back (a VM reaped
+ * a little after the pool gave its place away) until its deadline, and
+ * gets it; with none given back, -EAGAIN at the deadline. */
+Test(jailing, a_take_waits_for_a_uid_given_back)
+{
+	struct jailing *j = make(2000, 2001, -1, 1, NULL);
+	struct jail_slot *s[2], *late;
+	pthread_t t;
+	uint64_t t0;
+
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(jail_take(j, "fn", 128, 0, &s[i]), 0);
+	t0 = now_ns();
+	cr_assert_eq(jail_take(j, "fn", 128, t0 + 300 * 1000000ull, &late), -EAGAIN);
+	cr_assert_geq(now_ns() - t0, 300 * 1000000ull, "waited until the deadline");
+	cr_assert_eq(pthread_create(&t, NULL, give_later, s[1]), 0);
+	cr_assert_eq(jail_take(j, "fn", 128, now_ns() + 10 * 1000000000ull, &late), 0);
+	cr_assert_eq(late->uid, 2001);
+	pthread_join(t, NULL);
+	jail_give(late);
+	jail_give(s[0]);
+	jailing_free(j);
+}
+
 /* Each live jail holds a uid of its own; the range runs out; a uid given
  * back is the last to be taken again. */
 Test(jailing, uids_distinct_exhausted_and_rotated)
@@ -114,12 +146,12 @@ Test(jailing, uids_distinct_exhausted_and_rotated)
 	unsigned total, taken;
 
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(jail_take(j, "fn", 128, &s[i]), 0);
+		cr_assert_eq(jail_take(j, "fn", 128, 0, &s[i]), 0);
 		cr_assert_eq(s[i]->uid, 2000u + (unsigned)i);
 		cr_assert_eq(s[i]->gid, s[i]->uid, "the gid is the uid by default");
 	}
 	cr_assert_str_neq(s[0]->id, s[1]->id);
-	cr_assert_eq(jail_take(j, "fn", 128, &extra), -EAGAIN);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &extra), -EAGAIN);
 	cr_assert_null(extra);
 	jailing_counts(j, &total, &taken);
 	cr_assert_eq(total, 3);
@@ -127,9 +159,9 @@ Test(jailing, uids_distinct_exhausted_and_rotated)
 	jail_give(s[1]);
 	jail_give(s[0]);
 	/* The cursor is past 2002: 2000 is next, then 2001. */
-	cr_assert_eq(jail_take(j, "fn", 128, &s[0]), 0);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &s[0]), 0);
 	cr_assert_eq(s[0]->uid, 2000);
-	cr_assert_eq(jail_take(j, "fn", 128, &s[1]), 0);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &s[1]), 0);
 	cr_assert_eq(s[1]->uid, 2001);
 	for (int i = 0; i < 3; i++)
 		jail_give(s[i]);
@@ -145,7 +177,7 @@ Test(jailing, launcher_words)
 	struct jail_slot *sl;
 	char want_root[PATH_MAX + 64];
 
-	cr_assert_eq(jail_take(j, "hello", 256, &sl), 0);
+	cr_assert_eq(jail_take(j, "hello", 256, 0, &sl), 0);
 	char **v = sl->launcher;
 	const char *want[] = {"/usr/sbin/flint-jail",
 			      "--id",
@@ -186,7 +218,7 @@ Test(jailing, default_memory_limit)
 	char want[64];
 	bool found = false;
 
-	cr_assert_eq(jail_take(j, "hello", 256, &sl), 0);
+	cr_assert_eq(jail_take(j, "hello", 256, 0, &sl), 0);
 	snprintf(want, sizeof(want), "=%llu", (256ULL + JAILING_OVERHEAD_MIB) << 20);
 	for (char **p = sl->launcher; *p; p++)
 		if (!strcmp(*p, "--cgroup")) {
@@ -209,7 +241,7 @@ Test(jailing, give_removes_the_tree_and_follows_no_symlink)
 	struct jail_slot *sl;
 	char path[PATH_MAX + 64], kept[PATH_MAX + 64], jail_dir[PATH_MAX + 64];
 
-	cr_assert_eq(jail_take(j, "fn", 128, &sl), 0);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &sl), 0);
 	make_root(sl);
 	snprintf(kept, sizeof(kept), "%s/precious", outside);
 	write_file(kept, "keep me");
@@ -239,7 +271,7 @@ Test(jailing, open_beneath_stays_in_the_jail)
 	char path[PATH_MAX + 64];
 	int fd;
 
-	cr_assert_eq(jail_take(j, "fn", 128, &sl), 0);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &sl), 0);
 	make_root(sl);
 	snprintf(path, sizeof(path), "%s/inside", sl->root);
 	write_file(path, "in");
@@ -276,7 +308,7 @@ Test(jailing, collect_takes_only_the_tenants_own_file)
 
 	if (geteuid() != 0)
 		cr_assert_fail("needs root to give files to the jail's uid");
-	cr_assert_eq(jail_take(j, "fn", 128, &sl), 0);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &sl), 0);
 	make_root(sl);
 	snprintf(src, sizeof(src), "%s/mem", sl->root);
 	cr_assert_geq(fd = open(src, O_WRONLY | O_CREAT, 0600), 0);

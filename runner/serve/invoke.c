@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -622,13 +623,23 @@ static void drain(struct call *c)
 		c->out_truncated = true;
 }
 
+/* Whether the client on fd (-1: none) has hung up, as the workers tell. */
+static bool client_gone(int fd)
+{
+	struct pollfd pf = {fd, POLLRDHUP, 0};
+
+	return fd >= 0 && poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* Waits for the pool's decision on a queued request. false: refused
- * (w->wait_ns and *why set) or the server is stopping. */
+ * (w->wait_ns and *why set), the client gone (w->client_gone) or the
+ * server stopping. */
 static bool wait_turn(struct server *s, struct serve_wait *w, enum pool_refuse *why)
 {
 	/* Timed: a stop wakes no one here (the server does not list its
-	 * waiters), so the wait looks again now and then. */
-	while (!w->decided && !s->stopping) {
+	 * waiters), nor does a client's hang-up, so the wait looks again now
+	 * and then. */
+	while (!w->decided && !s->stopping && !(w->client_gone = client_gone(w->client_fd))) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 200000000L;
@@ -674,7 +685,7 @@ bool serve_admitted(struct server *s, struct serve_wait *w, const struct pool_ad
 static unsigned place(struct call *c, char *msg, size_t len)
 {
 	struct server *s = c->s;
-	struct serve_wait w = {.decided = false};
+	struct serve_wait w = {.decided = false, .client_fd = c->client_fd};
 	struct pool_admit a;
 	enum pool_refuse why = POOL_REFUSE_UNKNOWN;
 	struct serve_vm *vm;
@@ -688,6 +699,11 @@ static unsigned place(struct call *c, char *msg, size_t len)
 	}
 	run = serve_admitted(s, &w, &a, &why);
 	const char *lv[] = {c->fn->cfg.name, pool_refuse_name(why)};
+	if (!run && w.client_gone) {
+		/* Its place given up: nobody to answer. */
+		snprintf(msg, len, "the client went away while its request waited");
+		return 503;
+	}
 	if (!run) {
 		serve_ignore(prom_counter_add(s->m.refused, lv, 1));
 		snprintf(msg, len, "%s",

@@ -723,7 +723,7 @@ static unsigned jail_defaults(struct serve_fn *fn, char *msg, size_t len)
 static unsigned reg_place(struct server *s, struct serve_fn *fn, uint64_t *req, char *msg,
 			  size_t len)
 {
-	struct serve_wait w = {.decided = false};
+	struct serve_wait w = {.decided = false, .client_fd = -1};
 	enum pool_refuse why = POOL_REFUSE_LIMITS;
 	struct pool_admit a;
 	bool run;

@@ -116,6 +116,10 @@ struct serve_vm {
 struct serve_wait {
 	pthread_cond_t cv;
 	bool decided, run;
+	/* An invocation's HTTP connection, watched while it waits (-1 for a
+	 * registration): a client gone gives its place up (client_gone). */
+	int client_fd;
+	bool client_gone;
 	uint64_t req, vm, wait_ns;
 	bool warm;
 	enum pool_refuse reason;

@@ -914,6 +914,9 @@ out:
 	in.closing = true;
 	pthread_cond_broadcast(&in.cond);
 	pthread_mutex_unlock(&in.lock);
+	/* A VM that never ran (--control-fd's thread did not start) answers
+	 * the API's calls queued for it, or the thread's join would wait. */
+	vm_refuse_actions(atomic_load(&in.vm));
 	api_http_stop(http);
 	ctlfd_stop(control);
 	vm_destroy(atomic_load(&in.vm));

@@ -1685,6 +1685,12 @@ uint64_t vm_boot_us(const struct vm *vm)
 	return vm->timer.boot_us;
 }
 
+void vm_refuse_actions(struct vm *vm)
+{
+	if (vm)
+		mailbox_close(vm->mb, -ESHUTDOWN, "the VM did not start");
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)

@@ -269,6 +269,11 @@ const char *vm_state_name(enum vm_state s);
 /* Microseconds from launch to the guest init's boot-timer signal; 0 before. */
 uint64_t vm_boot_us(const struct vm *vm);
 
+/* A VM made that will not run (what was to follow its creation failed):
+ * the actions queued for it, and every later one, are refused, so that a
+ * thread waiting for an answer (the API's) gets one. After vm_run, nothing
+ * changes. NULL ok. */
+void vm_refuse_actions(struct vm *vm);
 void vm_destroy(struct vm *vm); /* NULL ok */
 
 #endif

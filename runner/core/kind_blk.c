@@ -55,10 +55,11 @@ static void blk_print_stats(const struct device *d)
 
 	device_queue_stats(d, 0, &q);
 	blk_get_stats(device_priv(d), &b);
-	pr_info("vd%c: reads=%llu writes=%llu flushes=%llu discards=%llu errors=%llu "
-		"in-flight-max=%llu; queue: notifications=%llu interrupts=%llu "
+	pr_info("vd%c: reads=%llu writes=%llu (synced=%llu) flushes=%llu discards=%llu "
+		"errors=%llu in-flight-max=%llu; queue: notifications=%llu interrupts=%llu "
 		"suppressed=%llu merged=%llu",
-		'a' + device_index(d), ULL(b.reads), ULL(b.writes), ULL(b.flushes), ULL(b.discards),
+		'a' + device_index(d), ULL(b.reads), ULL(b.writes), ULL(b.write_syncs),
+		ULL(b.flushes), ULL(b.discards),
 		ULL(b.io_errors + b.protocol_errors + b.unsupported), ULL(b.inflight_max),
 		ULL(q.notifications), ULL(q.interrupts), ULL(q.interrupts_suppressed),
 		ULL(q.interrupts_merged));

@@ -613,14 +613,24 @@ Test(blk_dev, a_fifo_is_refused_without_blocking)
 }
 
 /* cache_type "Unsafe" (Firecracker's default for an API drive): no
- * VIRTIO_BLK_F_FLUSH, so the guest sends none; "Writeback" offers it. */
-Test(blk_dev, unsafe_cache_offers_no_flush)
+ * VIRTIO_BLK_F_FLUSH, so the guest sends none, and writes are not made
+ * stable either (each was synced: the guest's writes as slow as
+ * write-through, the opposite of what Unsafe asks); "Writeback" offers it. */
+Test(blk_dev, unsafe_cache_offers_no_flush_and_syncs_nothing)
 {
 	struct blk_params p = {.path = path, .loop = loop, .no_flush = true};
+	struct blk_stats st;
 
 	cr_assert_eq(blk_create(&b, &p), 0);
 	cr_assert_not(blk_ops.features(b) & 1ull << VIRTIO_BLK_F_FLUSH);
 	cr_assert(blk_ops.features(b) & 1ull << VIRTIO_BLK_F_DISCARD);
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host), 0);
+	offer_rw(VIRTIO_BLK_T_OUT, 0, BUF, 512, status_at(BUF + 0x9000));
+	kick_and_wait(1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.writes, 1);
+	cr_assert_eq(st.write_syncs, 0);
 }
 
 Test(blk_dev, ops_and_config)
@@ -793,6 +803,9 @@ Test(blk_dev, write_without_flush_negotiated)
 	kick_and_wait(2);
 	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
 	cr_assert_eq(*byte_at(BUF + 0x200), VIRTIO_BLK_S_UNSUPP);
+	struct blk_stats st;
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.write_syncs, 1);
 }
 
 /* A big allocated range, then a discard of most of it: blocks go back. */

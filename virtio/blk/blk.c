@@ -290,6 +290,7 @@ static void run(struct blk *b, struct virtio_after *a, struct slot *s)
 		answer(b, a, s, VIRTIO_BLK_S_IOERR, 1);
 		return;
 	}
+	b->stats.write_syncs += s->io.sync;
 	if (++b->stats.inflight > b->stats.inflight_max)
 		b->stats.inflight_max = b->stats.inflight;
 }
@@ -630,8 +631,9 @@ static int blk_activate(void *dev, uint64_t features, struct vq *queues,
 	    .max_write_zeroes_sectors = BLK_MAX_DWZ_SECTORS,
 	};
 	/* 5.2.6.2: FLUSH offered and not negotiated means every completed
-	 * write is stable. */
-	b->sync = !b->geom.flush;
+	 * write is stable. Not offered (cache_type Unsafe), nothing is made
+	 * stable, as in Firecracker: that is what Unsafe asks. */
+	b->sync = !b->no_flush && !b->geom.flush;
 	b->active = true;
 	b->broken = b->starved = b->polling = false;
 	pthread_mutex_unlock(&b->lock);

@@ -80,6 +80,8 @@ struct blk_params {
 /* Counters for --stats, cumulative since blk_create. */
 struct blk_stats {
 	uint64_t reads, writes, flushes, get_ids, discards, write_zeroes;
+	uint64_t write_syncs;	  /* writes made stable before completing (FLUSH
+				   * offered and not negotiated) */
 	uint64_t unsupported;	  /* requests answered VIRTIO_BLK_S_UNSUPP */
 	uint64_t io_errors;	  /* requests answered VIRTIO_BLK_S_IOERR */
 	uint64_t protocol_errors; /* broken chains: DEVICE_NEEDS_RESET */

@@ -28,6 +28,7 @@ static struct {
 	unsigned dry;		       /* rx() calls to answer "nothing after all" first */
 	unsigned rx_calls, rx_offered; /* rx() calls; buffers the last one had */
 	bool refill;		       /* the guest adds a TX chain for each one taken */
+	bool endless;		       /* data for ever, and the guest gives RX back at once */
 } be;
 
 static struct guest gs;
@@ -61,7 +62,16 @@ static void be_tx_bad(void *b, const struct vsock_pkt *p)
 
 static bool be_rx_pending(void *b)
 {
+	struct vring_used_elem e;
+
 	(void)b;
+	if (be.endless) {
+		/* A guest on another vCPU taking each packet and giving its
+		 * buffer back as soon as it is used. */
+		while (guest_used(&gs, 0, &e))
+			guest_give_rx(&gs, 1, G_RXBUF);
+		return true;
+	}
 	return be.next_out < be.nout;
 }
 
@@ -73,6 +83,13 @@ static unsigned be_rx(void *b, struct vsock_pkt *p, unsigned n)
 	cr_assert_geq(n, 1);
 	be.rx_calls++;
 	be.rx_offered = n;
+	if (be.endless) {
+		for (; k < n; k++) {
+			vsock_pkt_init(&p[k].hdr, G_CID, 52, 1234, VIRTIO_VSOCK_OP_RW, 0);
+			p[k].hdr.len = htole32(1);
+		}
+		return k;
+	}
 	if (be.dry) {
 		be.dry--;
 		be.next_out = be.nout; /* nothing after all: the socket was empty */
@@ -277,6 +294,23 @@ Test(vsock_dev, a_guest_refilling_tx_cannot_hold_the_device)
 	cr_assert_eq(be.ntx, VIRTIO_BUDGET + 1, "the last chain the guest added");
 	cr_assert_eq(again_calls[1], 1);
 	cr_assert_eq(used_flags(1) & VRING_USED_F_NO_NOTIFY, 0);
+}
+
+/* A guest that gives its RX buffers back as fast as they are used, with a
+ * host program that always has data, held the device (and the event loop)
+ * for as long as it kept on: at most VIRTIO_BUDGET packets a call, then
+ * the queue is notified again. */
+Test(vsock_dev, a_guest_refilling_rx_cannot_hold_the_device)
+{
+	struct vsock_dev_stats st;
+
+	be.endless = true;
+	guest_give_rx(&gs, 8, G_RXBUF);
+	vsock_ops.notify(d, 0);
+	vsock_dev_get_stats(d, &st);
+	cr_assert_eq(st.rx_packets, VIRTIO_BUDGET);
+	cr_assert_eq(again_calls[0], 1);
+	be.endless = false;
 }
 
 /* A TX packet (a credit update, say) that lets the backend send: the

@@ -228,10 +228,15 @@ static void process_rx(struct vsock_dev *d, struct virtio_after *a)
 {
 	bool first = true;
 
-	for (;;) {
+	/* At most VIRTIO_BUDGET chains a call: a guest that keeps giving RX
+	 * buffers back with credit to match (buf_alloc 4 GiB) would hold the
+	 * loop and d->lock for as long as a host program has data. */
+	for (unsigned pushed = 0;;) {
 		unsigned n;
 		int held;
 
+		if (virtio_budget_spent(a, VSOCK_RXQ, pushed))
+			return;
 		if (!d->be.rx_pending(d->be.be)) {
 			vq_disable_notify(d->rxq);
 			return;
@@ -248,6 +253,7 @@ static void process_rx(struct vsock_dev *d, struct virtio_after *a)
 			d->stats.rx_bytes += len;
 			push(d, a, VSOCK_RXQ, d->rx_chain[i].head, VSOCK_PKT_HDR_SIZE + len);
 		}
+		pushed += n;
 		rx_drop_first(d, n);
 		if (first && a->used & 1u << VSOCK_RXQ) {
 			struct virtio_after now = {.host = a->host,

@@ -280,9 +280,33 @@ Test(blk_parse, flush)
 {
 	cr_assert_eq(parse_simple(VIRTIO_BLK_T_FLUSH, 0, 0, false), 0);
 	cr_assert_eq(r.op, BLK_OP_FLUSH);
+	/* A read-only drive has nothing to make stable: OK, no I/O (an
+	 * fdatasync would still flush the host disk's cache). */
+	geom.read_only = true;
+	cr_assert_eq(parse_simple(VIRTIO_BLK_T_FLUSH, 0, 0, false), 0);
+	assert_answer(VIRTIO_BLK_S_OK);
 	geom.flush = false;
 	cr_assert_eq(parse_simple(VIRTIO_BLK_T_FLUSH, 0, 0, false), 0);
 	assert_answer(VIRTIO_BLK_S_UNSUPP);
+}
+
+/* A chain may name one guest buffer again and again: a request's data is
+ * held to what seg_max and size_max let a driver send (max_rw_bytes), or a
+ * little RAM would make a read of 4 GiB. */
+Test(blk_parse, data_over_max_rw_bytes_is_ioerr)
+{
+	struct sg s[] = {{BUF, 16, false},
+			 {BUF + 0x1000, 4096, true},
+			 {BUF + 0x1000, 4096, true},
+			 {BUF + 0x8000, 1, true}};
+
+	geom.max_rw_bytes = 8192;
+	put_hdr(BUF, VIRTIO_BLK_T_IN, 0);
+	cr_assert_eq(parse(s, 4), 0);
+	cr_assert_eq(r.op, BLK_OP_READ);
+	geom.max_rw_bytes = 4096;
+	cr_assert_eq(parse(s, 4), 0);
+	assert_answer(VIRTIO_BLK_S_IOERR);
 }
 
 Test(blk_parse, get_id)
@@ -1618,6 +1642,26 @@ Test(blk_dev, throttled_request_waits_for_its_token)
 	blk_get_stats(b, &st);
 	cr_assert_eq(st.reads, 2);
 	cr_assert_eq(st.rate_limiter_throttled, 1, "one timer, not a retry per loop turn");
+}
+
+/* A write-zeroes that may not unmap is bytes the host writes where it cannot
+ * punch a hole: it takes them from the bandwidth bucket as a write does
+ * (it cost nothing, so the bucket bounded none of them). */
+Test(blk_dev, bandwidth_counts_write_zeroes)
+{
+	struct ratelimit_cfg rl = {.bandwidth = {.size = SECT, .refill_time_ms = 100}};
+	uint64_t t0;
+
+	open_limited(&rl);
+	offer_dwz(VIRTIO_BLK_T_WRITE_ZEROES, 4, 1, 0, status_at(BUF + 0x9000));
+	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	t0 = now_ns();
+	blk_ops.notify(b, 0);
+	probe_at(50);
+	run_until_used(2, 2000);
+	cr_assert_eq(probe_used, 1, "%u used at 50 ms", probe_used);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert_geq(ms_since(t0), 90);
 }
 
 /* Bandwidth: 512 bytes per 100 ms. A read takes the bucket; a flush costs

@@ -214,11 +214,16 @@ static const enum blk_io_kind io_kind[] = {
 };
 
 /* Whether the limiter lets request r go now: one op, and a read's or a
- * write's data bytes (as Firecracker counts). Requests answered without
- * I/O because they are malformed cost nothing. Lock held. */
+ * write's data bytes (as Firecracker counts), and a write-zeroes' bytes
+ * unless it may unmap (the host writes them where it cannot punch).
+ * Requests answered without I/O because they are malformed cost nothing.
+ * Lock held. */
 static bool admit(struct blk *b, const struct blk_req *r)
 {
-	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->len : 0;
+	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ||
+				 (r->op == BLK_OP_WRITE_ZEROES && !r->unmap)
+			     ? r->len
+			     : 0;
 
 	if (!b->rl_on || r->op == BLK_OP_NONE)
 		return true;
@@ -629,6 +634,7 @@ static int blk_activate(void *dev, uint64_t features, struct vq *queues,
 	    .write_zeroes = features & 1ull << VIRTIO_BLK_F_WRITE_ZEROES,
 	    .max_discard_sectors = BLK_MAX_DWZ_SECTORS,
 	    .max_write_zeroes_sectors = BLK_MAX_DWZ_SECTORS,
+	    .max_rw_bytes = (uint64_t)BLK_SEG_MAX * BLK_SIZE_MAX,
 	};
 	/* 5.2.6.2: FLUSH offered and not negotiated means every completed
 	 * write is stable. Not offered (cache_type Unsafe), nothing is made

@@ -47,8 +47,9 @@
  * status, as Linux assumes. A chain with more segments than BLK_QUEUE_MAX
  * breaks the queue (DEVICE_NEEDS_RESET). */
 #define BLK_SEG_MAX (BLK_QUEUE_MAX - 2)
-/* Advertised size_max (largest single segment). Not enforced: the iovec
- * path takes segments of any size. */
+/* Advertised size_max (largest single segment). A request's data is held
+ * to BLK_SEG_MAX of them (blk_geom.max_rw_bytes); a single segment may be
+ * larger, the iovec path takes any. */
 #define BLK_SIZE_MAX (1u << 20)
 /* Advertised discard/write-zeroes limits, in 512-byte sectors. */
 #define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per request */

@@ -102,7 +102,8 @@ static int parse_rw(const struct blk_geom *g, const struct vq_chain *c, struct b
 	if (in ? c->readable != HDR_SIZE : c->writable != 1)
 		return answer(r, VIRTIO_BLK_S_IOERR);
 	len = in ? c->writable - 1u : c->readable - HDR_SIZE;
-	if (len % BLK_SECTOR_SIZE || !in_range(g, sector, len))
+	if (len % BLK_SECTOR_SIZE || !in_range(g, sector, len) ||
+	    (g->max_rw_bytes && len > g->max_rw_bytes))
 		return answer(r, VIRTIO_BLK_S_IOERR);
 	if (len == 0)
 		return answer(r, VIRTIO_BLK_S_OK);
@@ -176,6 +177,10 @@ int blk_parse(const struct blk_geom *g, const struct vq_chain *c, struct blk_req
 		 * driver that sends either anyway still gets its flush. */
 		if (!g->flush)
 			return answer(r, VIRTIO_BLK_S_UNSUPP);
+		/* Nothing written to a read-only drive: nothing to make stable
+		 * (an fdatasync would still flush the host disk's cache). */
+		if (g->read_only)
+			return answer(r, VIRTIO_BLK_S_OK);
 		r->op = BLK_OP_FLUSH;
 		return 0;
 	case VIRTIO_BLK_T_GET_ID:

@@ -30,6 +30,10 @@ struct blk_geom {
 	/* Negotiated: a request type whose feature is not gets UNSUPP. */
 	bool flush, discard, write_zeroes;
 	uint32_t max_discard_sectors, max_write_zeroes_sectors;
+	/* A read's or a write's data at most (0: no bound): what seg_max and
+	 * size_max let a driver send; a chain may name one guest buffer
+	 * again and again, and make a request of 4 GiB from a little RAM. */
+	uint64_t max_rw_bytes;
 };
 
 enum blk_op {

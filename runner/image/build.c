@@ -272,6 +272,19 @@ out:
 	return r;
 }
 
+/* The tar archive tar (plain: decompressed already), for tar's stdin. tar
+ * reads its archive there, never with -f FILE: given a file, GNU tar
+ * decompresses what it finds compressed by itself, through a program whose
+ * output no limit of ours sees, so that an xz archive holding a zstd one
+ * would extract past every bound. From stdin it refuses ("Archive is
+ * compressed"). */
+static int open_tar(const char *tar, char *err, size_t errlen)
+{
+	int fd = open(tar, O_RDONLY | O_CLOEXEC);
+
+	return fd < 0 ? err_set(err, errlen, -errno, "%s: %s", tar, strerror(errno)) : fd;
+}
+
 /* The entries of the tar archive tar (path's, for messages) counted by
  * `tar -t` into the file list, refused over b->max_entries: before
  * extraction, where each directory would take a block. */
@@ -282,14 +295,20 @@ static int count_entries(const struct image_builder *b, const char *tar, const c
 	struct cmd c = {0};
 	uint64_t n = 0;
 	ssize_t got;
-	int fd, r;
+	int fd, in, r;
 
 	if ((fd = open(list, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
 		return err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
-	const char *words[] = {"tar", "-t", "-f", tar};
+	if ((in = open_tar(tar, err, errlen)) < 0) {
+		r = in;
+		goto out;
+	}
+	const char *words[] = {"tar", "-t", "-f", "-"};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		add(&c, words[i]);
-	if ((r = run(b, &c, -1, fd, path, err, errlen)) < 0)
+	r = run(b, &c, in, fd, path, err, errlen);
+	close(in);
+	if (r < 0)
 		goto out;
 	if (lseek(fd, 0, SEEK_SET) < 0) {
 		r = err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
@@ -370,10 +389,14 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 		add(&c, "--xattrs-include=security.capability");
 		add(&c, "--xattrs-include=user.*");
 	}
-	const char *where[] = {"-f", tar, "-C", root};
+	const char *where[] = {"-f", "-", "-C", root};
 	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)
 		add(&c, where[i]);
-	r = run(b, &c, -1, -1, path, err, errlen);
+	int in = open_tar(tar, err, errlen);
+	if (in < 0)
+		return in;
+	r = run(b, &c, in, -1, path, err, errlen);
+	close(in);
 	if (r == 0 && tar == plain)
 		unlink(plain);
 	return r;

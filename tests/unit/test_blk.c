@@ -1646,22 +1646,28 @@ Test(blk_dev, throttled_request_waits_for_its_token)
 
 /* A write-zeroes that may not unmap is bytes the host writes where it cannot
  * punch a hole: it takes them from the bandwidth bucket as a write does
- * (it cost nothing, so the bucket bounded none of them). */
+ * (it cost nothing, so the bucket bounded none of them), and one the bucket
+ * holds back waits on one timer for its bytes, as a read does. */
 Test(blk_dev, bandwidth_counts_write_zeroes)
 {
 	struct ratelimit_cfg rl = {.bandwidth = {.size = SECT, .refill_time_ms = 100}};
+	struct blk_stats st;
 	uint64_t t0;
 
 	open_limited(&rl);
 	offer_dwz(VIRTIO_BLK_T_WRITE_ZEROES, 4, 1, 0, status_at(BUF + 0x9000));
 	offer_rw(VIRTIO_BLK_T_IN, 2, BUF + 0x1000, SECT, status_at(BUF + 0x9200));
+	offer_dwz(VIRTIO_BLK_T_WRITE_ZEROES, 6, 1, 0, status_at(BUF + 0x9400));
 	t0 = now_ns();
 	blk_ops.notify(b, 0);
 	probe_at(50);
-	run_until_used(2, 2000);
+	run_until_used(3, 2000);
 	cr_assert_eq(probe_used, 1, "%u used at 50 ms", probe_used);
 	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
-	cr_assert_geq(ms_since(t0), 90);
+	cr_assert_eq(*byte_at(BUF + 0x9400), VIRTIO_BLK_S_OK);
+	cr_assert_geq(ms_since(t0), 190);
+	blk_get_stats(b, &st);
+	cr_assert_eq(st.rate_limiter_throttled, 2, "one timer a wait, not a retry per loop turn");
 }
 
 /* Bandwidth: 512 bytes per 100 ms. A read takes the bucket; a flush costs

@@ -213,21 +213,25 @@ static const enum blk_io_kind io_kind[] = {
     [BLK_OP_WRITE_ZEROES] = BLK_IO_WRITE_ZEROES,
 };
 
-/* Whether the limiter lets request r go now: one op, and a read's or a
- * write's data bytes (as Firecracker counts), and a write-zeroes' bytes
- * unless it may unmap (the host writes them where it cannot punch).
+/* The bytes request r costs the limiter: a read's or a write's data (as
+ * Firecracker counts), and a write-zeroes' unless it may unmap (the host
+ * writes them where it cannot punch). */
+static uint64_t req_bytes(const struct blk_req *r)
+{
+	bool data = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ||
+		    (r->op == BLK_OP_WRITE_ZEROES && !r->unmap);
+
+	return data ? r->len : 0;
+}
+
+/* Whether the limiter lets request r go now: one op and req_bytes.
  * Requests answered without I/O because they are malformed cost nothing.
  * Lock held. */
 static bool admit(struct blk *b, const struct blk_req *r)
 {
-	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ||
-				 (r->op == BLK_OP_WRITE_ZEROES && !r->unmap)
-			     ? r->len
-			     : 0;
-
 	if (!b->rl_on || r->op == BLK_OP_NONE)
 		return true;
-	return ratelimit_consume(&b->rl, now_ns(), bytes, 1);
+	return ratelimit_consume(&b->rl, now_ns(), req_bytes(r), 1);
 }
 
 /* The limiter refused b->throttled: arm rl_wait for when it will not,
@@ -235,13 +239,13 @@ static bool admit(struct blk *b, const struct blk_req *r)
 static void arm_throttle(struct blk *b)
 {
 	const struct blk_req *r = &b->throttled->req;
-	uint64_t bytes = r->op == BLK_OP_READ || r->op == BLK_OP_WRITE ? r->len : 0;
 	int err;
 
 	arm_kick(b);
 	if (ev_wait_armed(&b->rl_wait))
 		return;
-	err = ev_wait_arm(&b->rl_wait, b->loop, ratelimit_wait_ns(&b->rl, now_ns(), bytes, 1));
+	err =
+	    ev_wait_arm(&b->rl_wait, b->loop, ratelimit_wait_ns(&b->rl, now_ns(), req_bytes(r), 1));
 	if (err < 0 && err != -ESHUTDOWN && !b->rl_unarmed_logged) {
 		/* The next notification or completion tries again. */
 		pr_err("drive %s: cannot arm the rate limiter's timer: %s", b->path,

@@ -24,7 +24,8 @@
 
 struct jailing {
 	pthread_mutex_t lock;
-	pthread_cond_t freed; /* a uid given back (CLOCK_MONOTONIC) */
+	pthread_cond_t freed; /* a uid given back, or a stop (CLOCK_MONOTONIC) */
+	bool stopping;
 	char jailer[PATH_MAX], flint[PATH_MAX], base[PATH_MAX], parent[128];
 	char exec_name[NAME_MAX + 1];
 	char *cgroups[JAILING_MAX_CGROUPS];
@@ -293,12 +294,13 @@ int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, uint64_t dead
 		/* The uid least recently given back: round the range. */
 		for (i = 0; i < j->n && j->used[(j->cursor + i) % j->n]; i++)
 			;
-		if (i < j->n)
+		if (i < j->n && !j->stopping)
 			break;
-		if (now_ns() >= deadline_ns) {
+		if (j->stopping || now_ns() >= deadline_ns) {
+			r = j->stopping ? -ESHUTDOWN : deadline_ns ? -ETIMEDOUT : -EAGAIN;
 			pthread_mutex_unlock(&j->lock);
 			free(sl);
-			return -EAGAIN;
+			return r;
 		}
 		struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
 				      .tv_nsec = (long)(deadline_ns % 1000000000u)};
@@ -327,6 +329,16 @@ int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, uint64_t dead
 err:
 	jail_give(sl);
 	return r;
+}
+
+void jailing_stop(struct jailing *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->stopping = true;
+	pthread_cond_broadcast(&j->freed);
+	pthread_mutex_unlock(&j->lock);
 }
 
 void jail_give(void *slot)

@@ -73,10 +73,13 @@ void jailing_free(struct jailing *j); /* NULL ok; every slot given back */
  * uid, a new id, the launcher. When every uid is taken, waits for one to be
  * given back until deadline_ns (now_ns()'s clock; 0: not at all): a VM's
  * uid comes back when its flint is reaped, a little after the pool gave
- * its place to another. 0, -EAGAIN when none came, -ENOMEM. Thread-safe;
- * never wait holding a lock the reaping takes. */
+ * its place to another. 0; -EAGAIN when none was free and deadline_ns was
+ * 0, -ETIMEDOUT when none came by it, -ESHUTDOWN after jailing_stop;
+ * -ENOMEM. Thread-safe; never wait holding a lock the reaping takes. */
 int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, uint64_t deadline_ns,
 	      struct jail_slot **out) WARN_UNUSED;
+/* The server stops: no more jails, and whoever waits in jail_take returns. */
+void jailing_stop(struct jailing *j); /* NULL ok */
 /* The VM's flint is reaped (or never started): its jail directory and
  * cgroup removed, its uid free. Takes a struct jail_slot * (a worker's
  * gone callback); NULL ok. */

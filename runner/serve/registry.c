@@ -200,9 +200,9 @@ oom:
 	return NULL;
 }
 
-uint64_t serve_uid_deadline(const struct server *s)
+uint64_t serve_uid_deadline(const struct server *s, uint64_t since_ns)
 {
-	return now_ns() + (uint64_t)s->o.queue_timeout_s * 1000000000u;
+	return since_ns + (uint64_t)s->o.queue_timeout_s * 1000000000u;
 }
 
 int serve_jail_params(struct server *s, const struct serve_fn *fn, struct worker_params *p,
@@ -276,7 +276,8 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v, uint64_t deadline_ns)
 	if ((r = serve_jail_params(s, fn, &p, deadline_ns, &jail)) < 0) {
 		serve_strv_free(opts);
 		pr_err("flint serve: %s: cannot jail a VM: %s", fn->cfg.name,
-		       r == -EAGAIN ? "no uid of --uid-range free" : strerror(-r));
+		       r == -EAGAIN || r == -ETIMEDOUT ? "no uid of --uid-range free"
+						       : strerror(-r));
 		return r;
 	}
 	if (serve_fn_attached(s, fn)) {
@@ -607,6 +608,7 @@ void serve_manager_stop(struct server *s)
 {
 	struct serve_vm *v;
 
+	jailing_stop(s->jail); /* a request waiting for a uid gives up */
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->manager_cv);

@@ -227,8 +227,9 @@ struct worker_params serve_worker_params(const struct server *s, const struct se
  * NULL). 0, or -errno (-EAGAIN: no uid free). */
 int serve_jail_params(struct server *s, const struct serve_fn *fn, struct worker_params *p,
 		      uint64_t deadline_ns, struct jail_slot **slot) WARN_UNUSED;
-/* How long a request waits for a jail's uid: --queue-timeout from now. */
-uint64_t serve_uid_deadline(const struct server *s);
+/* Until when a request that came at since_ns waits for a jail's uid:
+ * --queue-timeout from then, its wait in the queue included. */
+uint64_t serve_uid_deadline(const struct server *s, uint64_t since_ns);
 /* agentc's open_uds for a jailed VM's socket (ctx: its jail_slot). */
 int serve_jail_open_uds(void *ctx, const char *uds);
 void serve_strv_free(char **v);

@@ -126,13 +126,43 @@ Test(jailing, a_take_waits_for_a_uid_given_back)
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(jail_take(j, "fn", 128, 0, &s[i]), 0);
 	t0 = now_ns();
-	cr_assert_eq(jail_take(j, "fn", 128, t0 + 300 * 1000000ull, &late), -EAGAIN);
+	cr_assert_eq(jail_take(j, "fn", 128, t0 + 300 * 1000000ull, &late), -ETIMEDOUT);
 	cr_assert_geq(now_ns() - t0, 300 * 1000000ull, "waited until the deadline");
 	cr_assert_eq(pthread_create(&t, NULL, give_later, s[1]), 0);
 	cr_assert_eq(jail_take(j, "fn", 128, now_ns() + 10 * 1000000000ull, &late), 0);
 	cr_assert_eq(late->uid, 2001);
 	pthread_join(t, NULL);
 	jail_give(late);
+	jail_give(s[0]);
+	jailing_free(j);
+}
+
+static void *stop_later(void *j)
+{
+	usleep(200 * 1000);
+	jailing_stop(j);
+	return NULL;
+}
+
+/* A stopping server's waiters return at once (a connection thread waiting
+ * for a uid held the stop up to --queue-timeout), and no jail is taken
+ * after the stop. */
+Test(jailing, a_stop_ends_the_wait_for_a_uid)
+{
+	struct jailing *j = make(2000, 2001, -1, 1, NULL);
+	struct jail_slot *s[2], *late;
+	pthread_t t;
+	uint64_t t0;
+
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(jail_take(j, "fn", 128, 0, &s[i]), 0);
+	cr_assert_eq(pthread_create(&t, NULL, stop_later, j), 0);
+	t0 = now_ns();
+	cr_assert_eq(jail_take(j, "fn", 128, t0 + 30 * 1000000000ull, &late), -ESHUTDOWN);
+	cr_assert_lt(now_ns() - t0, 10 * 1000000000ull);
+	pthread_join(t, NULL);
+	jail_give(s[1]);
+	cr_assert_eq(jail_take(j, "fn", 128, 0, &late), -ESHUTDOWN, "none after the stop");
 	jail_give(s[0]);
 	jailing_free(j);
 }

@@ -99,7 +99,8 @@ static int spawn(struct call *c, enum worker_kind kind)
 	char **opts = serve_worker_opts(c->s, fn, false);
 	struct worker_params p = serve_worker_params(c->s, fn, kind, opts);
 	struct jail_slot *jail;
-	int r = !opts ? -ENOMEM : serve_jail_params(c->s, fn, &p, serve_uid_deadline(c->s), &jail);
+	int r = !opts ? -ENOMEM
+		      : serve_jail_params(c->s, fn, &p, serve_uid_deadline(c->s, c->t0), &jail);
 
 	if (r == 0)
 		r = worker_spawn(&c->w, &p);
@@ -232,6 +233,9 @@ static void finish(struct call *c)
 	if (c->finished)
 		return;
 	c->finished = true;
+	/* The command is over: its stdin goes back to --max-bodies now, not
+	 * once a client slow to read the answer has it all. */
+	free_body(c);
 	/* Its status line came with the end of its output: the answer need
 	 * not wait for flint to tear the VM down; the manager reaps it. */
 	bool early = false;
@@ -753,7 +757,8 @@ static int start(struct call *c)
 	int ret;
 
 	if (serve_fn_attached(c->s, c->fn)) {
-		if (!vm->vmw && (ret = serve_vm_spawn(c->s, vm, serve_uid_deadline(c->s))) < 0)
+		if (!vm->vmw &&
+		    (ret = serve_vm_spawn(c->s, vm, serve_uid_deadline(c->s, c->t0))) < 0)
 			return ret;
 		struct agentc_params ap = {
 		    .uds = vm->uds,
@@ -995,7 +1000,7 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 	if (!(c->out = malloc(c->out_cap)) || (r = start(c)) < 0) {
 		/* Every uid of --uid-range held still past --queue-timeout (VMs
 		 * that ended, not reaped yet): busy, as a full queue. */
-		bool busy = c->out && r == -EAGAIN && s->jail;
+		bool busy = c->out && r == -ETIMEDOUT && s->jail;
 		if (busy)
 			snprintf(msg, sizeof(msg),
 				 "no uid of --uid-range came free within --queue-timeout (%u s)",

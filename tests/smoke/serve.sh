@@ -125,14 +125,14 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 
 	# A queued request whose client hangs up gives its place up: with one
 	# running and --fn-queue 1, the next request waits (not 429).
-	fn one '{"command": ["sh", "-c", "sleep 1.5; echo one"], "max_concurrency": 1}'
+	fn one '{"command": ["sh", "-c", "sleep 2.5; echo one"], "max_concurrency": 1}'
 	expect register-one PUT /functions/one "$S/fn-one.json" 201
 	curl -s --unix-socket "$S/s.sock" -X POST -o /dev/null http://flint/functions/one/invoke &
 	o1=$!
 	sleep 0.3
 	curl -s --max-time 0.4 --unix-socket "$S/s.sock" -X POST -o /dev/null \
 		http://flint/functions/one/invoke
-	sleep 0.4
+	sleep 0.8
 	expect queued-client-gone POST /functions/one/invoke "" 200 '^one$'
 	wait $o1
 

@@ -305,8 +305,14 @@ static int restore_one(struct devices *r, struct device *d, device_lookup_fn loo
 	section_id(d, id);
 	if (!d->slot)
 		return err_set(err, errlen, -EINVAL, "%s: not attached", id);
-	if (lookup(ctx, id, &data, &len) < 0)
-		return err_set(err, errlen, -EBADMSG, "no state for device %s", id);
+	if (lookup(ctx, id, &data, &len) < 0) {
+		/* A snapshot from before ids were escaped holds a '%' as it is. */
+		char raw[DEVICE_SECTION_ID_MAX + 1];
+
+		snprintf(raw, sizeof(raw), "%s:%s", d->kind->name, d->id);
+		if (!strcmp(raw, id) || lookup(ctx, raw, &data, &len) < 0)
+			return err_set(err, errlen, -EBADMSG, "no state for device %s", id);
+	}
 	rbuf_init(&rb, data, len);
 	uint32_t v = rget_u32(&rb);
 	if (rbuf_err(&rb) < 0 || v != DEVICE_SECTION_VERSION)

@@ -580,6 +580,9 @@ Test(devices, any_id_has_a_section_the_file_takes)
 	cr_assert_eq(strlen(sections[3].id), 2 + 3 * VMC_MAX_ID);
 	cr_assert_eq(strncmp(sections[3].id, "a:%FF%FF", 8), 0);
 	cr_assert_eq(devices_restore(r, lookup, NULL, err, sizeof(err)), 0, "%s", err);
+	/* A snapshot from before the escaping named "100%" as it is. */
+	snprintf(sections[1].id, sizeof(sections[1].id), "a:100%%");
+	cr_assert_eq(devices_restore(r, lookup, NULL, err, sizeof(err)), 0, "%s", err);
 	snap_writer_free(&w);
 	devices_destroy(r);
 }

@@ -43,14 +43,21 @@ ctl_run() {
 	ctl_status=$?
 }
 
+# whole_ticks FILE: the "tick N" the guest printed whole: a reset cuts the
+# line it was printing ("tick 1" of "tick 10", then the snapshot's count
+# again), which would read as a count below the snapshot's.
+whole_ticks() {
+	grep -a -o 'tick [0-9a-f]*$' "$1"
+}
+
 # first_hex FILE: the first whole tick's count as the guest printed it.
 first_hex() {
-	grep -a -o 'tick [0-9a-f]*' "$1" | head -1 | cut -d' ' -f2
+	whole_ticks "$1" | head -1 | cut -d' ' -f2
 }
 
 # times_counted FILE HEX: how often the guest printed tick HEX.
 times_counted() {
-	grep -a -o 'tick [0-9a-f]*' "$1" | grep -c -x "tick $2"
+	whole_ticks "$1" | grep -c -x "tick $2"
 }
 
 # Three resets: each answered ok, the count back to the snapshot's each
@@ -65,7 +72,7 @@ first=$(first_hex "$OUT/reset-in-place.out")
 	why="the restored guest counted from ${first:-nothing}, the snapshot was at $t_full"
 [ -n "$why" ] || [ "$(times_counted "$OUT/reset-in-place.out" "$first")" = 4 ] ||
 	why="tick $first counted $(times_counted "$OUT/reset-in-place.out" "$first") times, not 4 (once, then after each of 3 resets)"
-for h in $(grep -a -o 'tick [0-9a-f]*' "$OUT/reset-in-place.out" | cut -d' ' -f2); do
+for h in $(whole_ticks "$OUT/reset-in-place.out" | cut -d' ' -f2); do
 	[ -n "$why" ] || [ $((0x$h)) -ge $((0x${first:-0})) ] ||
 		why="the guest counted $h, below the snapshot's $first"
 done

@@ -303,7 +303,7 @@ int open_regular(const char *path, int flags, struct stat *st)
 
 	if (!st)
 		st = &own;
-	if (stat(path, st) < 0)
+	if ((flags & O_NOFOLLOW ? lstat(path, st) : stat(path, st)) < 0)
 		return -errno;
 	if (!S_ISREG(st->st_mode))
 		return -EINVAL;
@@ -335,8 +335,8 @@ int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len)
 	if ((uint64_t)st.st_size > max)
 		ret = -EFBIG;
 	else if (st.st_size > 0) {
-		/* Read-only and private: the loader copies straight from the page
-		 * cache into guest memory, with no buffer in between. */
+		/* Read-only and private: the caller reads the page cache's pages
+		 * themselves, with no buffer in between. */
 		void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED)
 			ret = -errno;

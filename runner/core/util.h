@@ -173,7 +173,8 @@ extern uint64_t launch_ns;
 uint64_t us_since_launch(void);
 
 /* Open path as a regular file with flags (O_RDONLY or O_RDWR, and any of
- * O_NOFOLLOW and the like; O_CLOEXEC is added), filling *st when st is not
+ * O_NOFOLLOW (a symlink is then not a regular file: -EINVAL) and the like;
+ * O_CLOEXEC is added), filling *st when st is not
  * NULL. Anything else named there (a FIFO, which would hold open() until a
  * writer came, or a device, whose open alone may act) is refused by its
  * type before it is opened, and the open itself is non-blocking should it

@@ -285,16 +285,83 @@ static int open_tar(const char *tar, char *err, size_t errlen)
 	return fd < 0 ? err_set(err, errlen, -errno, "%s: %s", tar, strerror(errno)) : fd;
 }
 
+/* The names a tar archive makes, counted once each (64-bit FNV-1a hashes
+ * in an open-addressed table; 0 marks a free slot, so a name hashing to 0
+ * counts as one hashing to 1; a collision undercounts by one in 2^64). */
+struct name_set {
+	uint64_t *h;
+	size_t cap, n;
+};
+
+static uint64_t name_hash(const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+/* Adds s[0..len): 1 when it was new, 0 when counted already, -ENOMEM. */
+static int name_set_add(struct name_set *set, const char *s, size_t len)
+{
+	uint64_t h = name_hash(s, len);
+	size_t i;
+
+	if (2 * (set->n + 1) > set->cap) {
+		size_t cap = set->cap ? 2 * set->cap : 1024;
+		uint64_t *t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		for (size_t k = 0; k < set->cap; k++) {
+			if (!set->h[k])
+				continue;
+			for (i = set->h[k] & (cap - 1); t[i]; i = (i + 1) & (cap - 1))
+				;
+			t[i] = set->h[k];
+		}
+		free(set->h);
+		set->h = t;
+		set->cap = cap;
+	}
+	for (i = h & (set->cap - 1); set->h[i]; i = (i + 1) & (set->cap - 1))
+		if (set->h[i] == h)
+			return 0;
+	set->h[i] = h;
+	set->n++;
+	return 1;
+}
+
+/* Counts into set one name `tar -t` listed (its newline cut) and every
+ * directory above it, which tar makes for it unlisted: an archive of a
+ * few deep names (a/a/.../a/f, 2000 levels each) would make thousands of
+ * directories for every entry counted. */
+static int count_name(struct name_set *set, char *name, size_t len)
+{
+	int r;
+
+	while (len > 1 && name[len - 1] == '/')
+		len--;
+	for (size_t i = 1; i < len; i++)
+		if (name[i] == '/' && name[i - 1] != '/' && (r = name_set_add(set, name, i)) < 0)
+			return r;
+	return len ? name_set_add(set, name, len) : 0;
+}
+
 /* The entries of the tar archive tar (path's, for messages) counted by
- * `tar -t` into the file list, refused over b->max_entries: before
- * extraction, where each directory would take a block. */
+ * `tar -t` into the file list, the directories their names imply
+ * included, and refused over b->max_entries: before extraction, where
+ * each would take an inode and each directory a block. */
 static int count_entries(const struct image_builder *b, const char *tar, const char *list,
 			 const char *path, char *err, size_t errlen)
 {
-	char buf[1 << 12];
+	struct name_set set = {0};
 	struct cmd c = {0};
-	uint64_t n = 0;
+	char *line = NULL;
+	size_t cap = 0;
 	ssize_t got;
+	FILE *f = NULL;
 	int fd, in, r;
 
 	if ((fd = open(list, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
@@ -310,22 +377,36 @@ static int count_entries(const struct image_builder *b, const char *tar, const c
 	close(in);
 	if (r < 0)
 		goto out;
-	if (lseek(fd, 0, SEEK_SET) < 0) {
+	if (lseek(fd, 0, SEEK_SET) < 0 || !(f = fdopen(fd, "r"))) {
 		r = err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
 		goto out;
 	}
+	fd = -1; /* f's now */
 	/* One line a name: GNU tar escapes a newline in one. */
-	while ((got = read(fd, buf, sizeof(buf))) > 0)
-		for (ssize_t i = 0; i < got; i++)
-			n += buf[i] == '\n';
-	if (got < 0)
-		r = err_set(err, errlen, -errno, "%s: %s", list, strerror(errno));
-	else if (n > b->max_entries)
+	while ((got = getline(&line, &cap, f)) > 0 && set.n <= b->max_entries) {
+		if (line[got - 1] == '\n')
+			got--;
+		if ((r = count_name(&set, line, (size_t)got)) < 0) {
+			r = err_set(err, errlen, r, "%s: counting its entries: %s", path,
+				    strerror(-r));
+			goto out;
+		}
+	}
+	r = 0;
+	if (ferror(f))
+		r = err_set(err, errlen, -EIO, "%s: reading it", list);
+	else if (set.n > b->max_entries)
 		r = err_set(err, errlen, -EFBIG,
-			    "%s: %" PRIu64 " entries, over the limit of %" PRIu64, path, n,
-			    b->max_entries);
+			    "%s: %s%zu entries, the directories their names imply included: over "
+			    "the limit of %" PRIu64,
+			    path, got > 0 ? "at least " : "", set.n, b->max_entries);
 out:
-	close(fd);
+	free(line);
+	free(set.h);
+	if (f)
+		fclose(f);
+	else if (fd >= 0)
+		close(fd);
 	unlink(list);
 	return r;
 }

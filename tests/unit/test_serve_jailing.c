@@ -113,18 +113,26 @@ static void *give_later(void *slot)
 	return NULL;
 }
 
-/* With every uid held, a take waits for one to be given back (a VM reaped
- * a little after the pool gave its place away) until its deadline, and
- * gets it; with none given back, -EAGAIN at the deadline. */
-Test(jailing, a_take_waits_for_a_uid_given_back)
+/* A jailing of two uids (one VM), both held in s. */
+static struct jailing *full(struct jail_slot *s[2])
 {
 	struct jailing *j = make(2000, 2001, -1, 1, NULL);
-	struct jail_slot *s[2], *late;
-	pthread_t t;
-	uint64_t t0;
 
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(jail_take(j, "fn", 128, 0, &s[i]), 0);
+	return j;
+}
+
+/* With every uid held, a take waits for one to be given back (a VM reaped
+ * a little after the pool gave its place away) until its deadline, and
+ * gets it; with none given back, -ETIMEDOUT at the deadline. */
+Test(jailing, a_take_waits_for_a_uid_given_back)
+{
+	struct jail_slot *s[2], *late;
+	struct jailing *j = full(s);
+	pthread_t t;
+	uint64_t t0;
+
 	t0 = now_ns();
 	cr_assert_eq(jail_take(j, "fn", 128, t0 + 300 * 1000000ull, &late), -ETIMEDOUT);
 	cr_assert_geq(now_ns() - t0, 300 * 1000000ull, "waited until the deadline");
@@ -149,13 +157,11 @@ static void *stop_later(void *j)
  * after the stop. */
 Test(jailing, a_stop_ends_the_wait_for_a_uid)
 {
-	struct jailing *j = make(2000, 2001, -1, 1, NULL);
 	struct jail_slot *s[2], *late;
+	struct jailing *j = full(s);
 	pthread_t t;
 	uint64_t t0;
 
-	for (int i = 0; i < 2; i++)
-		cr_assert_eq(jail_take(j, "fn", 128, 0, &s[i]), 0);
 	cr_assert_eq(pthread_create(&t, NULL, stop_later, j), 0);
 	t0 = now_ns();
 	cr_assert_eq(jail_take(j, "fn", 128, t0 + 30 * 1000000000ull, &late), -ESHUTDOWN);

@@ -1174,7 +1174,7 @@ else
 	L="limit of 1048576 bytes"
 	H="(flint-jail's --image-limit: bytes="
 	for c in "bomb:$IMG/bomb.tar.gz:bytes=1048576:decompressed, over the $L.*${H}1048576," \
-		"many:$IMG/many.tar:entries=10:21 entries, over the limit of 10 ${H}8589934592, entries=10)" \
+		"many:$IMG/many.tar:entries=10:at least 11 entries, the directories their names imply included: over the limit of 10 ${H}8589934592, entries=10)" \
 		"bigdir:$IMG/bigdir:bytes=1048576:over the $L for its copy ${H}1048576,"; do
 		name=${c%%:*} rest=${c#*:}
 		src=${rest%%:*} rest=${rest#*:}

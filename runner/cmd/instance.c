@@ -580,7 +580,13 @@ static int wait_for_start(struct instance *in)
 		}
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (read(sfd, &si, sizeof(si)) != sizeof(si)) {
+				/* nothing read */
+			} else if (si.ssi_signo == SIGQUIT) {
+				/* Where the guest is: there is none yet (as
+				 * before vm_run on the command line). */
+				pr_info("SIGQUIT: no microVM has started yet");
+			} else {
 				pr_info("stopped by signal %u before the microVM started",
 					si.ssi_signo);
 				status = 128 + (int)si.ssi_signo;

@@ -510,10 +510,7 @@ static int read_named_file(void *ctx, const char *path, size_t max, char **text,
 
 	(void)ctx;
 	if (r < 0)
-		return err_set(why, whylen, r, "%s",
-			       r == -EFBIG    ? "too large"
-			       : r == -EINVAL ? "not a regular file"
-					      : strerror(-r));
+		return err_set(why, whylen, r, "%s", r == -EFBIG ? "too large" : file_strerror(r));
 	if (!(*text = malloc(n + 1))) {
 		unmap_file(buf, n);
 		return err_set(why, whylen, -ENOMEM, "out of memory");
@@ -536,9 +533,7 @@ static int load_config_file(const char *path, struct vm_config *c)
 
 	if (r < 0) {
 		pr_err("config file %s: %s", path,
-		       r == -EFBIG    ? "larger than 1 MiB"
-		       : r == -EINVAL ? "not a regular file"
-				      : strerror(-r));
+		       r == -EFBIG ? "larger than 1 MiB" : file_strerror(r));
 		return r;
 	}
 	r = config_json_parse_file_read((const char *)buf, len, c, read_named_file, NULL, err,
@@ -693,9 +688,7 @@ static int setup_mmds(struct instance *in)
 		return 0;
 	if ((r = map_file(cfg->metadata, CLI_MMDS_MAX_LIMIT, &buf, &len)) < 0) {
 		pr_err("--metadata %s: %s", cfg->metadata,
-		       r == -EFBIG    ? "too large"
-		       : r == -EINVAL ? "not a regular file"
-				      : strerror(-r));
+		       r == -EFBIG ? "too large" : file_strerror(r));
 		return r;
 	}
 	v = json_loadb((const char *)buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);

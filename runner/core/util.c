@@ -296,6 +296,24 @@ uint64_t us_since_launch(void)
 	return (now_ns() - launch_ns) / 1000;
 }
 
+void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+			      .tv_nsec = (long)(deadline_ns % 1000000000u)};
+
+	return pthread_cond_timedwait(c, m, &ts);
+}
+
 int open_regular(const char *path, int flags, struct stat *st)
 {
 	struct stat own;
@@ -320,6 +338,11 @@ int open_regular(const char *path, int flags, struct stat *st)
 		return -EINVAL;
 	}
 	return fd;
+}
+
+const char *file_strerror(int r)
+{
+	return r == -EINVAL ? "not a regular file" : strerror(-r);
 }
 
 int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len)

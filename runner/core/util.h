@@ -144,6 +144,11 @@ int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
  * THREAD_STACK_SIZE. Returns pthread_create's 0 or error number. */
 int thread_start_unsignalled(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
 			     void *arg);
+/* c made to wait on CLOCK_MONOTONIC, now_ns()'s clock (cond_wait_until). */
+void cond_init_monotonic(pthread_cond_t *c);
+/* pthread_cond_timedwait on c (made by cond_init_monotonic) with m held,
+ * until deadline_ns of now_ns()'s clock: 0, ETIMEDOUT, as it returns. */
+int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns);
 /* This process's CPU time (CLOCK_PROCESS_CPUTIME_ID), microseconds. */
 uint64_t process_cpu_us(void);
 /* CLOCK_REALTIME (the wall clock) in nanoseconds since the epoch. */
@@ -182,6 +187,9 @@ uint64_t us_since_launch(void);
  * or -errno: -EINVAL when not a regular file. */
 struct stat;
 int open_regular(const char *path, int flags, struct stat *st) WARN_UNUSED;
+/* What open_regular's (or map_file's) -errno r says, for a message: "not a
+ * regular file" for -EINVAL, strerror's words otherwise. */
+const char *file_strerror(int r);
 
 /* Map a whole regular file read-only, refusing files over max bytes. An
  * empty file gives *buf NULL and *len 0. Returns 0 or -errno (-EFBIG when

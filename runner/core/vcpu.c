@@ -309,15 +309,10 @@ void vcpu_block_kick(void)
 
 int vcpu_create(struct vcpu *v, int sys_fd, int vm_fd, unsigned id, const struct vcpu_env *env)
 {
-	pthread_condattr_t ca;
-
 	memset(v, 0, sizeof(*v));
 	v->fd = v->stats_fd = -1;
 	pthread_mutex_init(&v->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&v->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&v->cond);
 	v->id = id;
 	v->env = env;
 	int size = ioctl(sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -383,15 +378,13 @@ void vcpu_pause(struct vcpu *v)
 
 int vcpu_wait_paused(struct vcpu *v, uint64_t deadline_ns)
 {
-	struct timespec ts = {.tv_sec = deadline_ns / 1000000000ULL,
-			      .tv_nsec = deadline_ns % 1000000000ULL};
 	int r = 0;
 
 	if (!v->started)
 		return 0;
 	pthread_mutex_lock(&v->lock);
 	while (!v->parked && !v->exited && r != ETIMEDOUT)
-		r = pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+		r = cond_wait_until(&v->cond, &v->lock, deadline_ns);
 	r = v->parked || v->exited ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&v->lock);
 	return r;

@@ -482,8 +482,7 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 		return vm_map_memory(vm);
 	}
 	if ((fd = open_regular(a->backend_path, O_RDONLY, NULL)) < 0) {
-		pr_err("memory file %s: %s", a->backend_path,
-		       fd == -EINVAL ? "not a regular file" : strerror(-fd));
+		pr_err("memory file %s: %s", a->backend_path, file_strerror(fd));
 		return fd;
 	}
 	r = gmem_create_from_file(&vm->mem, &l, fd, &go, why, sizeof(why));
@@ -494,8 +493,7 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 	}
 	if (a->mem_diff_path) {
 		if ((fd = open_regular(a->mem_diff_path, O_RDONLY, NULL)) < 0) {
-			pr_err("diff memory file %s: %s", a->mem_diff_path,
-			       fd == -EINVAL ? "not a regular file" : strerror(-fd));
+			pr_err("diff memory file %s: %s", a->mem_diff_path, file_strerror(fd));
 			return fd;
 		}
 		r = gmem_apply_diff(vm->mem, fd, why, sizeof(why));

@@ -134,11 +134,7 @@ int jailing_new(struct jailing **out, const struct jailing_opts *o, const char *
 	if (!(j = calloc(1, sizeof(*j))) || !(j->used = calloc(n, 1)))
 		goto nomem;
 	pthread_mutex_init(&j->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->freed, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&j->freed);
 	j->first = o->uid_first;
 	j->n = (uint32_t)n;
 	j->gid = o->gid;
@@ -302,9 +298,7 @@ int jail_take(struct jailing *j, const char *fn, unsigned mem_mib, uint64_t dead
 			free(sl);
 			return r;
 		}
-		struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-				      .tv_nsec = (long)(deadline_ns % 1000000000u)};
-		(void)pthread_cond_timedwait(&j->freed, &j->lock, &ts);
+		(void)cond_wait_until(&j->freed, &j->lock, deadline_ns);
 	}
 	i = (j->cursor + i) % j->n;
 	j->used[i] = 1;

@@ -575,7 +575,6 @@ static void *manager(void *arg)
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
 		uint64_t now = now_ns(), next;
-		struct timespec ts;
 
 		pool_tick(s->pool, now);
 		check_warm(s);
@@ -586,10 +585,8 @@ static void *manager(void *arg)
 		next = pool_next_deadline(s->pool);
 		if (next > now + MANAGER_TICK_NS)
 			next = now + MANAGER_TICK_NS;
-		ts.tv_sec = (time_t)(next / 1000000000ULL);
-		ts.tv_nsec = (long)(next % 1000000000ULL);
 		if (!s->reap)
-			pthread_cond_timedwait(&s->manager_cv, &s->lock, &ts);
+			cond_wait_until(&s->manager_cv, &s->lock, next);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;

@@ -723,7 +723,6 @@ int serve_main(int argc, char **argv)
 	struct server *s = &srv;
 	struct MHD_Daemon *d[SERVE_MAX_LISTEN] = {NULL};
 	int fds[SERVE_MAX_LISTEN], status = SERVE_EXIT_ERROR, sig = 0;
-	pthread_condattr_t ca;
 	sigset_t set;
 	unsigned i;
 	int r;
@@ -743,10 +742,7 @@ int serve_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->manager_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&s->manager_cv);
 	struct pool_cfg pc = serve_pool_cfg(&s->o);
 	if ((r = pool_create(&pc, now_ns(), &s->pool)) < 0) {
 		pr_err("flint serve: cannot make the pool: %s", strerror(-r));

@@ -423,11 +423,7 @@ static int open_snapshot(const char *path, struct stat *st, char *err, size_t er
 {
 	int fd = open_regular(path, O_RDONLY, st);
 
-	if (fd == -EINVAL)
-		return err_set(err, errlen, fd, "snapshot %s: not a regular file", path);
-	if (fd < 0)
-		return err_set(err, errlen, fd, "snapshot %s: %s", path, strerror(-fd));
-	return fd;
+	return fd < 0 ? err_set(err, errlen, fd, "snapshot %s: %s", path, file_strerror(fd)) : fd;
 }
 
 int snap_describe_file(const char *path, uint32_t *version, char *err, size_t errlen)

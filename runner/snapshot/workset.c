@@ -461,10 +461,8 @@ static int read_set(const char *path, uint8_t **buf, size_t *len, char *err, siz
 	*buf = NULL;
 	*len = 0;
 	fd = open_regular(path, O_RDONLY, &st);
-	if (fd == -EINVAL)
-		return err_set(err, errlen, fd, "loading set %s: not a regular file", path);
 	if (fd < 0)
-		return err_set(err, errlen, fd, "loading set %s: %s", path, strerror(-fd));
+		return err_set(err, errlen, fd, "loading set %s: %s", path, file_strerror(fd));
 	if ((uint64_t)st.st_size > WORKSET_MAX_FILE) {
 		ret = err_set(err, errlen, -EFBIG, "loading set %s: over %llu bytes", path,
 			      (unsigned long long)WORKSET_MAX_FILE);

@@ -736,7 +736,6 @@ static void fill_config(struct blk *b)
 int blk_create(struct blk **out, const struct blk_params *p)
 {
 	size_t idlen = p->id ? strlen(p->id) : 0;
-	pthread_condattr_t ca;
 	struct blk *b;
 	int err;
 
@@ -799,10 +798,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->cfg_lock, NULL);
 	/* blk_drain's deadline is now_ns()'s clock. */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&b->idle, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&b->idle);
 	*out = b;
 	return 0;
 
@@ -894,15 +890,12 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out)
 int blk_drain(struct blk *b, uint64_t deadline_ns, char *err, size_t errlen)
 {
 	uint64_t t0 = now_ns(), left = 0;
-	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-				 .tv_nsec = (long)(deadline_ns % 1000000000u)};
-
 	pthread_mutex_lock(&b->lock);
 	/* io_done signals idle when the last one is reaped; the wait ends
 	 * early on that or at the deadline (a timed futex wait: every thread's
 	 * seccomp filter allows futex). */
 	while (b->stats.inflight && now_ns() < deadline_ns)
-		pthread_cond_timedwait(&b->idle, &b->lock, &until);
+		cond_wait_until(&b->idle, &b->lock, deadline_ns);
 	left = b->stats.inflight;
 	pthread_mutex_unlock(&b->lock);
 	if (!left)

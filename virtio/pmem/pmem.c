@@ -482,11 +482,7 @@ int pmem_create(struct pmem **out, const struct pmem_params *p)
 		pr_err("pmem %s: eventfd: %s", d->id, strerror(-err));
 		goto err;
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* now_ns()'s, for pmem_drain */
-	pthread_cond_init(&d->idle, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&d->idle); /* for pmem_drain */
 	pthread_mutex_init(&d->lock, NULL);
 	*out = d;
 	return 0;
@@ -556,14 +552,12 @@ static void wait_sync(struct pmem *d)
 
 int pmem_drain(struct pmem *d, uint64_t deadline_ns)
 {
-	struct timespec until = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
-				 .tv_nsec = (long)(deadline_ns % 1000000000u)};
 	bool busy;
 
 	/* The loop reaps the sync and answers; answer_batch signals idle. */
 	pthread_mutex_lock(&d->lock);
 	while (d->state == SYNCING && now_ns() < deadline_ns)
-		pthread_cond_timedwait(&d->idle, &d->lock, &until);
+		cond_wait_until(&d->idle, &d->lock, deadline_ns);
 	busy = d->state == SYNCING;
 	pthread_mutex_unlock(&d->lock);
 	return busy ? -ETIMEDOUT : 0;

@@ -30,7 +30,11 @@ pid=
 n=100
 while :; do
 	[ -n "$pid" ] || pid=$(cat "/proc/$pair/task/$pair/children" 2>/dev/null | cut -d' ' -f1)
-	[ -n "$pid" ] && [ -S "$T/api.sock" ] && break
+	# Its socket is there, and SIGQUIT blocked for the signalfd of its
+	# wait (SigBlk bit 3): sent before, it would be ignored unsaid.
+	blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/${pid:-none}/status" 2>/dev/null)
+	[ -n "$pid" ] && [ -S "$T/api.sock" ] && [ -n "$blk" ] &&
+		[ $((0x$blk & 4)) -ne 0 ] && break
 	kill -0 "$pair" 2>/dev/null || fail "flint ended before its API socket was there"
 	n=$((n - 1))
 	[ $n -gt 0 ] || {

@@ -4,7 +4,9 @@
  * of a core being consecutive APIC IDs (bit 0 the thread). Every leaf that
  * states topology is made to agree with that (leaf 1, 4, 0xb, 0x1f and
  * AMD's 0x80000001/8/1d/1e), so Linux's topology code, the MP table and the
- * local APICs tell one story. Everything else is left as
+ * local APICs tell one story. Nested virtualization is hidden (VMX, SVM):
+ * flint saves no nested state in a snapshot, and the host's nested VMX/SVM
+ * emulation is code a guest need not reach. Everything else is left as
  * KVM_GET_SUPPORTED_CPUID reported it. */
 #include "x86/cpuid.h"
 
@@ -19,6 +21,7 @@
 
 #define LEAF1_EBX_NLOGICAL_SHIFT 16
 #define LEAF1_EBX_APIC_ID_SHIFT	 24
+#define LEAF1_ECX_VMX		 (1u << 5)
 #define LEAF1_ECX_HYPERVISOR	 (1u << 31)
 #define LEAF1_EDX_HTT		 (1u << 28)
 
@@ -36,6 +39,7 @@
 #define TOPO_ECX_TYPE_SHIFT 8
 
 #define AMD_EXT_ECX_CMP_LEGACY		(1u << 1) /* 0x80000001 */
+#define AMD_EXT_ECX_SVM			(1u << 2) /* 0x80000001 */
 #define AMD_SIZE_ECX_APIC_ID_SIZE_SHIFT 12	  /* 0x80000008 ECX[15:12] */
 
 static unsigned order_base_2(unsigned n)
@@ -107,6 +111,7 @@ static void patch_leaf1(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 	e->ebx |= id << LEAF1_EBX_APIC_ID_SHIFT;
 	e->ebx |= (1u << order_base_2(ncpus)) << LEAF1_EBX_NLOGICAL_SHIFT;
 	e->ecx |= LEAF1_ECX_HYPERVISOR;
+	e->ecx &= ~LEAF1_ECX_VMX;
 	if (ncpus > 1)
 		e->edx |= LEAF1_EDX_HTT;
 	else
@@ -229,6 +234,9 @@ int cpuid_setup_smt(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned nc
 	}
 
 	patch_leaf1(c, id, ncpus);
+	struct kvm_cpuid_entry2 *ext = cpuid_find(c, 0x80000001, 0);
+	if (ext)
+		ext->ecx &= ~AMD_EXT_ECX_SVM;
 	patch_cache_leaf(c, 4, ncpus, threads, true);
 	patch_topology(c, 0xb, id, ncpus, threads);
 	patch_topology(c, 0x1f, id, ncpus, threads);

@@ -246,6 +246,25 @@ Test(cpuid, amd_patches_skipped_on_intel)
 	free(c);
 }
 
+/* KVM reports VMX (Intel) or SVM (AMD) when its module's nested=1: the
+ * guest gets neither, whatever the template said before. */
+Test(cpuid, nested_virtualization_hidden)
+{
+	struct kvm_cpuid2 *c = intel_table();
+	get(c, 1, 0)->ecx |= 1u << 5;
+	cr_assert_eq(cpuid_setup(c, ROOM, 0, 1), 0);
+	cr_expect_eq(get(c, 1, 0)->ecx & (1u << 5), 0, "VMX");
+	cr_expect(get(c, 1, 0)->ecx & (1u << 31), "hypervisor bit");
+	free(c);
+	c = amd_table();
+	get(c, 0x80000001, 0)->ecx |= 1u << 2;
+	cr_assert_eq(cpuid_setup_smt(c, ROOM, 1, 2, true), 0);
+	cr_expect_eq(get(c, 0x80000001, 0)->ecx & (1u << 2), 0, "SVM");
+	cr_expect_eq(get(c, 0x80000001, 0)->ecx & ~(1u << 2),
+		     (0x75c237ffu | (1u << 1)) & ~(1u << 2), "the other bits kept");
+	free(c);
+}
+
 Test(cpuid, kvm_signature_kept)
 {
 	struct kvm_cpuid2 *c = amd_table();

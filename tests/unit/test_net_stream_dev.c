@@ -495,6 +495,26 @@ Test(net_stream_dev, tx_frames_go_out_behind_their_length)
 	cr_assert_eq(stats().tx_bytes, 60 + 1514);
 }
 
+/* passt resets its connection on a frame over 65535 bytes (it would take
+ * the guest's networking down for good): such a frame, which virtio-net
+ * allows, is dropped and counted; the largest one passt takes, and those
+ * after, go out. */
+Test(net_stream_dev, tx_a_frame_over_65535_bytes_is_dropped)
+{
+	open_stream(mrg, 0);
+	offer_tx(TXB, STREAM_FRAME_MAX, 1);
+	offer_tx(TXB + 0x20000, STREAM_FRAME_MAX + 1, 2);
+	offer_tx(TXB + 0x40000, 60, 3);
+	kick(TX);
+	run_tx_until(3);
+	cr_assert_eq(peer_frame(got, sizeof(got)), STREAM_FRAME_MAX);
+	cr_assert(filled(got, STREAM_FRAME_MAX, 1));
+	cr_assert_eq(peer_frame(got, sizeof(got)), 60);
+	cr_assert(filled(got, 60, 3));
+	cr_assert_eq(stats().tx_packets, 2);
+	cr_assert_eq(stats().tx_malformed, 1);
+}
+
 /* MMDS on a passt interface, the real endpoint as the detour: the guest's
  * ARP request for 169.254.169.254 never reaches passt, and MMDS's reply
  * reaches the guest ahead of the frame passt sent before it. */

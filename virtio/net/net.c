@@ -102,6 +102,8 @@ enum { RXQ, TXQ, NQ };
 /* The stream's read buffer: two of the largest frames, so that reads stay
  * large when a frame is split across them. */
 #define STREAM_RX_BUF (2 * (STREAM_PREFIX + NET_FRAME_MAX))
+/* Reads of the stream for one frame, at most (rx_read_stream). */
+#define STREAM_RX_READS 4
 /* passt's start: it answers in milliseconds; an emulated host is slower. */
 #define PASST_TIMEOUT_MS 10000
 /* Packets read in one go; then the loop serves its other completions (TX,
@@ -470,10 +472,18 @@ static ssize_t rx_read_stream(struct net *n, uint64_t *room)
 	*room = 0;
 	if (n->rx_broken)
 		return -EPIPE;
-	while ((r = stream_rx_next(&n->srx, &f, &len)) == 0) {
+	for (unsigned reads = 0; (r = stream_rx_next(&n->srx, &f, &len)) == 0; reads++) {
 		uint8_t *at;
-		size_t space = stream_rx_space(&n->srx, &at);
-		ssize_t got = read(n->fd, at, space);
+		size_t space;
+		ssize_t got;
+
+		/* A peer sending nothing but empty frames (which the decoder
+		 * skips) would hold the loop here: after a few reads, back to
+		 * the loop, which comes again when the socket is readable. */
+		if (reads == STREAM_RX_READS)
+			return -EAGAIN;
+		space = stream_rx_space(&n->srx, &at);
+		got = read(n->fd, at, space);
 
 		if (got < 0)
 			return -errno;
@@ -798,6 +808,10 @@ static void stream_write_head(struct net *n, struct virtio_after *a)
 				return;
 			n->stats.tx_errors++;
 			io_error(n, "queueing a write", r);
+			/* Part of this frame is out: the next one's length
+			 * would land inside it. */
+			if (s->out.left != STREAM_PREFIX + s->frame_len)
+				n->tx_broken = true;
 		} else {
 			n->stats.tx_errors++;
 		}
@@ -887,6 +901,11 @@ static void tx_start(struct net *n, struct virtio_after *a, const struct vq_chai
 		slot_free(n, s);
 		push(n, a, TXQ, c->head, 0);
 		n->detour_owed = true;
+		return;
+	}
+	if (n->stream && len - NET_HDR_LEN > STREAM_FRAME_MAX) {
+		slot_free(n, s);
+		tx_drop(n, a, c->head, "over 65535 bytes, more than passt takes");
 		return;
 	}
 	s->head = c->head;

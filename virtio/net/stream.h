@@ -18,6 +18,9 @@
 
 /* The length prefix. */
 #define STREAM_PREFIX 4u
+/* The longest frame the far end takes: passt resets the connection on a
+ * longer one (Linux's ETH_MAX_MTU). */
+#define STREAM_FRAME_MAX 65535u
 
 /* Write len as the 4-byte big-endian prefix at out. */
 void stream_put_len(uint8_t *out, uint32_t len);

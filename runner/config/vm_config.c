@@ -509,6 +509,10 @@ int vmc_net_check(const struct vmc_net *n, char *err, size_t errlen)
 		     n->guest_mac[4], n->guest_mac[5]);
 	if (n->mtu && (n->mtu < VMC_MIN_MTU || n->mtu > VMC_MAX_MTU))
 		FAIL("mtu: must be from %d to %d, got %u", VMC_MIN_MTU, VMC_MAX_MTU, n->mtu);
+	if (n->user && n->mtu > VMC_MAX_MTU_USER)
+		FAIL("mtu: at most %d on a user interface (passt takes frames of up to 65535 "
+		     "bytes), got %u",
+		     VMC_MAX_MTU_USER, n->mtu);
 	if ((r = rl_check("rx_rate_limiter", &n->rx_rate_limiter, err, errlen)) < 0)
 		return r;
 	return rl_check("tx_rate_limiter", &n->tx_rate_limiter, err, errlen);

@@ -72,6 +72,9 @@
 /* Network MTU range (swagger: 68 to 65535). */
 #define VMC_MIN_MTU 68
 #define VMC_MAX_MTU 65535
+/* A user interface's: its frames (the MTU and an Ethernet header) go to
+ * passt, which takes none over 65535 bytes. */
+#define VMC_MAX_MTU_USER (65535 - 14)
 
 /* Rate limiters are ratelimit.h's struct ratelimit_cfg (Firecracker's
  * RateLimiter: a bandwidth and an ops token bucket). A bucket with size 0 or

@@ -489,6 +489,8 @@ Test(config_json, out_of_range_and_bad_values)
 	    {NET, "{" NETB ", \"guest_mac\": \"01:00:5e:00:00:01\"}",
 	     "guest_mac: 01:00:5e:00:00:01 is a multicast address"},
 	    {NET, "{" NETB ", \"mtu\": 67}", "mtu: must be from 68 to 65535, got 67"},
+	    {NET, "{\"iface_id\": \"x\", \"backend\": \"user\", \"mtu\": 65522}",
+	     "mtu: at most 65521 on a user interface"},
 	    {NET, "{\"iface_id\": \"x\", \"host_dev_name\": \"tap/0\"}",
 	     "host_dev_name: 'tap/0' is not an interface name"},
 	    {VSOCK, "{\"guest_cid\": 2, \"uds_path\": \"/v\"}",

@@ -146,8 +146,9 @@ static int add_part(struct vm *vm, struct snap_writer *w, size_t part, int vcpu,
 	return r;
 }
 
-/* KVM's dirty log of one slot (pages long) into g's bitmap (which also
- * clears KVM's): RAM region i, or (hot) the hot-plug region's slot i. */
+/* KVM's dirty log of one slot (pages long, in GMEM_PAGE pages whatever
+ * backs the slot) into g's bitmap (which also clears KVM's): RAM region i,
+ * or (hot) the hot-plug region's slot i. */
 static int merge_slot_log(struct vm *vm, bool hot, size_t i, uint64_t pages, char *err,
 			  size_t errlen)
 {
@@ -175,8 +176,7 @@ static int merge_dirty_log(struct vm *vm, char *err, size_t errlen)
 	int r = 0;
 
 	for (size_t i = 0; i < gmem_nregions(vm->mem) && !r; i++)
-		r = merge_slot_log(vm, false, i,
-				   gmem_region(vm->mem, i)->size / gmem_page_size(vm->mem), err,
+		r = merge_slot_log(vm, false, i, gmem_region(vm->mem, i)->size / GMEM_PAGE, err,
 				   errlen);
 	for (size_t i = 0; h && i < h->size / vm->hot_slot_size && !r; i++)
 		if (vm->hot_plugged[i])

@@ -114,6 +114,8 @@ static int phase_line(struct phase_parser *p, const char *s, const char *end, ch
 	if (!number(sp + 1, end, &us))
 		return fail(p, err, errlen, "phase %s: '%.*s' is not a time in microseconds",
 			    wire_names[k], (int)(end - sp - 1), sp + 1);
+	if (p->skip & (1u << k))
+		return 0;
 	if (r->phase_us[k] != BENCH_NONE)
 		return fail(p, err, errlen, "phase %s given twice", wire_names[k]);
 	if (us < p->base_us)

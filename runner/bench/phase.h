@@ -54,6 +54,9 @@ struct phase_parser {
 	unsigned line;	  /* lines seen, for messages */
 	bool exits_seen;
 	bool failed; /* an error was returned: later feeds refuse */
+	/* Phases (1u << enum bench_phase) taken from elsewhere: their lines
+	 * are checked, then left out of r. */
+	uint32_t skip;
 	char part[PHASE_LINE_MAX];
 	size_t plen;
 };

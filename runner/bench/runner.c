@@ -146,6 +146,7 @@ void runner_scan_init(struct runner_scan *s, const struct runner_marker *m, unsi
 	memset(s, 0, sizeof(*s));
 	s->m = m;
 	s->nm = nm;
+	s->win[s->wl++] = '\n'; /* the stream begins a line */
 }
 
 unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n)
@@ -153,17 +154,19 @@ unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n)
 	unsigned now = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		/* Keep the last 255 bytes at least: a marker's longest. */
+		/* Keep the last 256 bytes at least: a marker's longest and
+		 * the line's end before it. */
 		if (s->wl == sizeof(s->win) - 1) {
-			memmove(s->win, s->win + 256, s->wl - 256);
-			s->wl -= 256;
+			memmove(s->win, s->win + 255, s->wl - 255);
+			s->wl -= 255;
 		}
 		s->win[s->wl++] = buf[i];
 		for (unsigned k = 0; k < s->nm; k++) {
 			size_t ml = s->m[k].text ? strlen(s->m[k].text) : 0;
 
-			if (!ml || ml > 255 || (s->found & (1u << k)) || s->wl < ml ||
-			    memcmp(s->win + s->wl - ml, s->m[k].text, ml))
+			if (!ml || ml > 255 || (s->found & (1u << k)) || s->wl <= ml ||
+			    memcmp(s->win + s->wl - ml, s->m[k].text, ml) ||
+			    !strchr("\r\n", s->win[s->wl - ml - 1]))
 				continue;
 			s->found |= 1u << k;
 			now |= 1u << k;
@@ -425,6 +428,7 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 	runner_scan_init(&w.scan, l->markers, nm);
 	w.t0 = now_us();
 	phase_parser_init(&w.pp, r, w.t0);
+	w.pp.skip = l->phase_skip;
 	w.pid = fork();
 	if (w.pid < 0) {
 		ret = -errno;
@@ -454,7 +458,8 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 		/* killed once measured, as asked: its status says nothing */
 	} else if (WIFSIGNALED(status)) {
 		set_why(r, "killed by signal %d: %s", WTERMSIG(status), last_line(w.tail, w.tl));
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+		   !(l->status_is_guests && r->phase_us[l->measure_at] != BENCH_NONE)) {
 		set_why(r, "exit status %d: %s", WEXITSTATUS(status), last_line(w.tail, w.tl));
 	}
 	if (l->phase_fd && !w.phase_bad && phase_finish(&w.pp, err, sizeof(err)) < 0)

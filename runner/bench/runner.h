@@ -30,8 +30,10 @@
  * guest's memory (alignment, a neighbour the kernel merged it with). */
 #define RUNNER_GUEST_SLACK_KIB 4096
 
-/* A console marker: the first time text appears (anywhere, across reads)
- * on the VMM's stdout or stderr, phase happened. */
+/* A console marker: the first time text begins a line (across reads) on
+ * the VMM's stdout or stderr, phase happened. Not elsewhere in a line: a
+ * kernel without "quiet" echoes its command line, which holds the
+ * command that prints the marker. */
 struct runner_marker {
 	const char *text; /* NULL: unused */
 	enum bench_phase phase;
@@ -42,6 +44,15 @@ struct runner_launch {
 	char *const *argv; /* argv[0]: a path, or a name looked up in PATH */
 	bool phase_fd;	   /* flint: a pipe at RUNNER_PHASE_FD, parsed as phase lines */
 	struct runner_marker markers[RUNNER_MAX_MARKERS];
+	/* Phases the pipe's lines may not give (1u << enum bench_phase):
+	 * flint booting as the peers takes init from the console's marker,
+	 * as theirs, not from its boot timer, which init writes before it
+	 * prints the marker. */
+	uint32_t phase_skip;
+	/* flint booting as the peers: its exit status is the guest command's,
+	 * which no peer reports; once measure_at is reached only a signal
+	 * fails the run. */
+	bool status_is_guests;
 	/* When to read RSS, guest RAM and faults, and the phase a run must
 	 * reach to be ok (flint run: first-output or first-response; a peer,
 	 * or flint booting as one: its last marker's, else init). */

@@ -766,12 +766,17 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 		return ret; /* checked once before the loop */
 	l.argv = a.v;
 	if (as_peers(o, e)) {
-		/* Booting as the peers do: its phases up to init on the pipe,
-		 * the command's output on the console, as theirs. */
+		/* Booting as the peers do: its phases before init on the
+		 * pipe, init and the command's output on the console, as
+		 * theirs (init's boot timer write comes before its line). Its
+		 * exit status is the command's, which no peer gives. */
 		l.phase_fd = true;
+		l.phase_skip = 1u << BP_INIT;
+		l.status_is_guests = true;
+		l.markers[0] = (struct runner_marker){VMM_INIT_MARKER, BP_INIT};
 		l.measure_at = BP_INIT;
 		if (c->own_output) {
-			l.markers[0] = (struct runner_marker){BENCH_OUTPUT, BP_FIRST_OUTPUT};
+			l.markers[1] = (struct runner_marker){BENCH_OUTPUT, BP_FIRST_OUTPUT};
 			l.measure_at = BP_FIRST_OUTPUT;
 		}
 	} else if (e->kind == VK_FLINT || e->kind == VK_FLINT_UFFD) {

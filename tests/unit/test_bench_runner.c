@@ -130,11 +130,30 @@ Test(bench_runner, scan_a_long_stream)
 	char junk[1000];
 
 	memset(junk, 'x', sizeof(junk));
+	junk[sizeof(junk) - 1] = '\n';
 	runner_scan_init(&s, m, 1);
 	for (int i = 0; i < 50; i++)
 		cr_assert_eq(runner_scan_feed(&s, junk, sizeof(junk)), 0);
 	cr_assert_eq(runner_scan_feed(&s, "MA", 2), 0);
 	cr_assert_eq(runner_scan_feed(&s, "RK", 2), 1);
+}
+
+/* A marker counts where it begins a line (or the stream), not inside one:
+ * a kernel without "quiet" echoes the command line, and with it the
+ * command that prints the marker, long before the command runs. */
+Test(bench_runner, scan_only_at_a_line_start)
+{
+	static const struct runner_marker m[] = {{"flint-bench-output", BP_FIRST_OUTPUT},
+						 {"flint-init: ready", BP_INIT}};
+	struct runner_scan s;
+
+	runner_scan_init(&s, m, 2);
+	cr_assert_eq(runner_scan_feed(&s, "flint-init: ready\r\n", 19), 2, "the stream's start");
+	cr_assert_eq(
+	    runner_scan_feed(&s, "Kernel command line: quiet -- echo flint-bench-output\r\n", 55),
+	    0);
+	cr_assert_eq(runner_scan_feed(&s, "sh: flint-bench-output", 22), 0);
+	cr_assert_eq(runner_scan_feed(&s, "\r\nflint-bench-output\r\n", 22), 1);
 }
 
 /* ---- whole runs of stand-in VMMs ---------------------------------------- */
@@ -506,6 +525,46 @@ Test(bench_runner_vmm, flint_phases)
 	cr_assert_eq(r.exits[BE_TOTAL], 1389);
 	cr_assert_eq(r.exits[BE_IO], 140);
 	cr_assert_neq(r.minor_faults, BENCH_NONE, "measured at first-output");
+}
+
+/* flint booting as the peers: init from its console line, as theirs, not
+ * its earlier boot-timer event (0.1 s before it here); the command's exit
+ * status (1: the guest's `false`) fails no run that reached the output. */
+Test(bench_runner_vmm, flint_as_the_peers_init_from_its_console)
+{
+	char path[128];
+	struct runner_launch l;
+	struct bench_record r;
+
+	if (access("/usr/bin/python3", X_OK) != 0)
+		cr_skip_test("no /usr/bin/python3");
+	fake_flint(path, sizeof(path),
+		   "put('phase process %d\\n' % now())\n"
+		   "put('phase init %d\\n' % now())\n"
+		   "time.sleep(0.1)\n"
+		   "print('flint-init: ready', flush=True)\n"
+		   "print('flint-bench-output', flush=True)\n"
+		   "sys.exit(1)\n");
+	char *argv[] = {path, "--phase-fd", "3", NULL};
+	flint_launch(&l, argv);
+	l.phase_skip = 1u << BP_INIT;
+	l.status_is_guests = true;
+	l.markers[0] = (struct runner_marker){"flint-init: ready", BP_INIT};
+	l.markers[1] = (struct runner_marker){"flint-bench-output", BP_FIRST_OUTPUT};
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert(r.ok, "%s", r.why);
+	cr_assert_geq(r.phase_us[BP_INIT], r.phase_us[BP_PROCESS] + 100000, "%llu %llu",
+		      (unsigned long long)r.phase_us[BP_INIT],
+		      (unsigned long long)r.phase_us[BP_PROCESS]);
+	cr_assert_geq(r.phase_us[BP_FIRST_OUTPUT], r.phase_us[BP_INIT]);
+	/* Without the output: the status fails it, as any run's. */
+	fake_flint(path, sizeof(path),
+		   "put('phase process %d\\n' % now())\n"
+		   "print('flint-init: ready', flush=True)\n"
+		   "sys.exit(1)\n");
+	cr_assert_eq(runner_run(&l, &r), 0);
+	cr_assert(!r.ok);
+	cr_assert(strstr(r.why, "exit status 1"), "%s", r.why);
 }
 
 Test(bench_runner_vmm, flint_with_a_bad_line)

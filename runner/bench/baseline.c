@@ -230,6 +230,49 @@ static size_t compare_vmm(FILE *out, const char *vmm, json_t *bvm, json_t *cvm, 
 	return n;
 }
 
+/* The settings a bench's figures depend on, of those its config holds:
+ * each that both base and cur give must be the same (an older baseline
+ * without one is not held to it). Not the runs, the warm-ups or the
+ * files' paths, which a CI machine's checkout moves. */
+static int same_config(json_t *base, json_t *cur, const char *name, char *err, size_t errlen)
+{
+	static const char *const keys[] = {"concurrency", "vcpus", "mem_mib", "cmdline",
+					   "isolation"};
+	json_t *bc = json_object_get(base, "config"), *cc = json_object_get(cur, "config");
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *b = json_object_get(bc, keys[i]), *c = json_object_get(cc, keys[i]);
+		char *bs, *cs;
+		int r;
+
+		if (!b || !c || json_equal(b, c))
+			continue;
+		bs = json_dumps(b, JSON_ENCODE_ANY);
+		cs = json_dumps(c, JSON_ENCODE_ANY);
+		r = bad(err, errlen, name,
+			"made with %s %.200s; this bench has %.200s: its figures do not compare; "
+			"make a new baseline",
+			keys[i], bs ? bs : "?", cs ? cs : "?");
+		free(bs);
+		free(cs);
+		return r;
+	}
+	return 0;
+}
+
+int baseline_check_config(json_t *base, const char *name, const struct bench_set *s, char *err,
+			  size_t errlen)
+{
+	json_t *cur;
+	int r;
+
+	if ((r = report_json_build(s, &cur)) < 0)
+		return err_set(err, errlen, r, "baseline %s: %s", name, strerror(-r));
+	r = same_config(base, cur, name, err, errlen);
+	json_decref(cur);
+	return r;
+}
+
 int baseline_compare(json_t *base, json_t *cur, const char *name, double max_pct, FILE *out,
 		     bool *regressed, char *err, size_t errlen)
 {
@@ -244,7 +287,8 @@ int baseline_compare(json_t *base, json_t *cur, const char *name, double max_pct
 		return err_set(err, errlen, -EINVAL, "--max-regress: %g is not a percentage >= 0",
 			       max_pct);
 	if ((r = check_base(base, name, mode ? mode : "", launch_of(cur, mode ? mode : ""), err,
-			    errlen)) < 0)
+			    errlen)) < 0 ||
+	    (r = same_config(base, cur, name, err, errlen)) < 0)
 		return r;
 	fprintf(out,
 		"baseline %s: p50 then and now in ms, flint's limit +%.1f%%\n"

@@ -41,6 +41,14 @@
 int baseline_load(const char *path, const char *mode, const char *launch, json_t **out, char *err,
 		  size_t errlen) WARN_UNUSED;
 
+/* Whether the baseline base (named name) was made with the settings of
+ * set s (its runs not looked at) that the figures depend on: --concurrency,
+ * --vcpus, --mem, the kernel command line and serve's --isolation, each
+ * where both give it. 0, or -EINVAL with err naming the first that
+ * differs. Before the runs; baseline_compare checks it again. */
+int baseline_check_config(json_t *base, const char *name, const struct bench_set *s, char *err,
+			  size_t errlen) WARN_UNUSED;
+
 /* Compare set s with the baseline base (baseline_load's, named name in
  * messages), writing the comparison to out and whether flint regressed by
  * more than max_pct to *regressed. 0, or -errno with err: -EINVAL for a

@@ -121,6 +121,8 @@ struct bench_set {
 	/* boot: how flint was launched, "flint" (as the peers) or "flint run"
 	 * (its agent); NULL in the other modes */
 	const char *flint_launch;
+	/* serve: the isolation, "reset", "restore" or "reuse"; else NULL */
+	const char *isolation;
 };
 
 #endif

@@ -386,6 +386,7 @@ static json_t *config_json(const struct bench_set *s)
 	put_given_str(o, "rootfs", s->rootfs, &r);
 	put_given_str(o, "cmdline", s->cmdline, &r);
 	put_given_str(o, "flint_launch", s->flint_launch, &r);
+	put_given_str(o, "isolation", s->isolation, &r);
 	if (r) {
 		json_decref(o);
 		return NULL;

@@ -587,6 +587,26 @@ static const char *flint_launch(const struct bench_opts *o)
 	return o->mode != BENCH_BOOT ? NULL : o->agent ? "flint run" : "flint";
 }
 
+/* The bench's settings, as its outputs give them; no runs yet. */
+static struct bench_set settings(const struct bench_ctx *c)
+{
+	const struct bench_opts *o = c->o;
+
+	return (struct bench_set){
+	    .mode = mode_names[o->mode],
+	    .runs_asked = o->runs,
+	    .warmup = o->warmup,
+	    .concurrency = o->concurrency,
+	    .vcpus = o->vcpus,
+	    .mem_mib = o->mem_mib,
+	    .kernel = c->kernel,
+	    .rootfs = c->rootfs,
+	    .cmdline = o->cmdline ? o->cmdline : VMM_DEFAULT_CMDLINE,
+	    .flint_launch = flint_launch(o),
+	    .isolation = o->mode == BENCH_SERVE ? bserve_isolation_name(o->isolation) : NULL,
+	};
+}
+
 /* VMM e's argv for guest g (sock: Firecracker's API socket). */
 static int argv_of(const struct bench_ctx *c, const struct vmm_entry *e, const struct vmm_guest *g,
 		   const char *sock, struct vmm_argv *a)
@@ -1222,9 +1242,6 @@ static void throughput(const struct bench_ctx *c, const struct bench_rate *rates
 	}
 	if (t)
 		json_object_set_new(doc, "throughput", t);
-	if (doc && serve)
-		json_object_set_new(json_object_get(doc, "config"), "isolation",
-				    json_string(bserve_isolation_name(c->o->isolation)));
 }
 
 /* Every output asked for; 0, or -EIO when one could not be written (each
@@ -1314,10 +1331,15 @@ int bench_main(int argc, char **argv)
 		goto out;
 	/* What the outputs need, before any run: the baseline read (it may be
 	 * the file --json writes), gnuplot there. */
-	if (o.baseline && baseline_load(o.baseline, mode_names[o.mode], flint_launch(&o), &c.base,
-					err, sizeof(err)) < 0) {
-		pr_err("flint bench: --baseline: %s", err);
-		goto out;
+	if (o.baseline) {
+		struct bench_set now = settings(&c);
+
+		if (baseline_load(o.baseline, now.mode, now.flint_launch, &c.base, err,
+				  sizeof(err)) < 0 ||
+		    baseline_check_config(c.base, o.baseline, &now, err, sizeof(err)) < 0) {
+			pr_err("flint bench: --baseline: %s", err);
+			goto out;
+		}
 	}
 	if (o.svg && runner_find("gnuplot", c.gnuplot, sizeof(c.gnuplot)) < 0) {
 		pr_err("flint bench: --svg %s: gnuplot not found in PATH (Debian: apt-get "
@@ -1363,22 +1385,11 @@ int bench_main(int argc, char **argv)
 	} else {
 		n = bench_split_missing(runs, n, missing, ARRAY_SIZE(missing), &nmissing);
 	}
-	struct bench_set s = {
-	    .mode = mode_names[o.mode],
-	    .runs = runs,
-	    .nruns = n,
-	    .missing = missing,
-	    .nmissing = nmissing,
-	    .runs_asked = o.runs,
-	    .warmup = o.warmup,
-	    .concurrency = o.concurrency,
-	    .vcpus = o.vcpus,
-	    .mem_mib = o.mem_mib,
-	    .kernel = c.kernel,
-	    .rootfs = c.rootfs,
-	    .cmdline = o.cmdline ? o.cmdline : VMM_DEFAULT_CMDLINE,
-	    .flint_launch = flint_launch(&o),
-	};
+	struct bench_set s = settings(&c);
+	s.runs = runs;
+	s.nruns = n;
+	s.missing = missing;
+	s.nmissing = nmissing;
 	if (outputs(&c, &s, rates, json.f, csv.f, svg.fd, &regressed) == 0) {
 		status = bench_status(&s, regressed);
 		written = true;

@@ -413,6 +413,50 @@ Test(bench_baseline, flint_launched_otherwise)
 	json_decref(base);
 }
 
+/* A baseline made with other settings the figures depend on is refused,
+ * before the runs (baseline_check_config) and at the comparison; one from
+ * an older flint without a setting is not held to it, and a different
+ * number of runs or kernel path is no difference. */
+Test(bench_baseline, made_with_other_settings)
+{
+	static const char *const fmt =
+	    "{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"serve\","
+	    " \"config\": {%s},"
+	    " \"vmms\": [{\"name\": \"flint\", \"status\": \"ok\","
+	    " \"phases\": {\"launch-to-init\": {\"p50\": 1000}}}], \"runs\": []}";
+	char text[512];
+	bool regressed = true;
+	json_t *base;
+
+	set.mode = "serve";
+	set.concurrency = 4;
+	set.mem_mib = 128;
+	set.runs_asked = 10;
+	set.kernel = "/here/vmlinux";
+	set.isolation = "reset";
+	snprintf(text, sizeof(text), fmt,
+		 "\"concurrency\": 4, \"mem_mib\": 128, \"runs\": 200, "
+		 "\"kernel\": \"/there/vmlinux\", \"isolation\": \"restore\"");
+	base_file(text);
+	cr_assert_eq(baseline_load(path, "serve", NULL, &base, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(baseline_check_config(base, path, &set, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "made with isolation \"restore\"; this bench has \"reset\""), "%s",
+		  err);
+	cr_assert(strstr(err, "make a new baseline"), "%s", err);
+	cr_assert_eq(check(10, &regressed), -EINVAL, "at the comparison too");
+	set.isolation = "restore";
+	cr_assert_eq(baseline_check_config(base, path, &set, err, sizeof(err)), 0, "%s", err);
+	set.concurrency = 8;
+	cr_assert_eq(baseline_check_config(base, path, &set, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "made with concurrency 4; this bench has 8"), "%s", err);
+	json_decref(base);
+	unlink(path);
+	/* An older baseline: no config at all. */
+	snprintf(text, sizeof(text), fmt, "");
+	base_file(text);
+	cr_assert_eq(check(10, &regressed), 0, "%s", err);
+}
+
 Test(bench_baseline, bad_limit)
 {
 	bool regressed = true;

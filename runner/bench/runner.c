@@ -241,7 +241,8 @@ static void measure(pid_t pid, uint64_t guest_mem_kib, struct bench_record *r)
  * from /dev/null, stdout and stderr to out, the phase pipe at
  * RUNNER_PHASE_FD. Both pipes are first moved above the descriptors they
  * become (the bench's own 0-2 may have been closed, and a pipe got one of
- * those numbers). Only async-signal-safe calls. */
+ * those numbers). Nothing else the bench inherited goes on (a CI
+ * runner's descriptors, make's jobserver). Only async-signal-safe calls. */
 static void child(const char *path, char *const *argv, int out, int phase)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -257,6 +258,7 @@ static void child(const char *path, char *const *argv, int out, int phase)
 	if (out < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
 	    dup2(out, STDERR_FILENO) < 0 || (phase >= 0 && dup2(phase, RUNNER_PHASE_FD) < 0))
 		_exit(126);
+	close_range(phase >= 0 ? RUNNER_PHASE_FD + 1 : STDERR_FILENO + 1, ~0U, 0);
 	execv(path, argv);
 	_exit(127);
 }

@@ -685,6 +685,7 @@ static int start_uffd(const struct bench_ctx *c, const char *path, const char *s
 		if (setpgid(0, 0) < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 ||
 		    dup2(null, STDOUT_FILENO) < 0)
 			_exit(126);
+		close_range(STDERR_FILENO + 1, ~0U, 0); /* nothing else inherited */
 		execv(path, argv);
 		_exit(127);
 	}

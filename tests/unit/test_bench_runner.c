@@ -4,6 +4,7 @@
  * map "guest RAM", fail, or hang). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -220,6 +221,28 @@ Test(bench_runner_vmm, a_peer_that_prints_its_marker)
 	cr_assert_eq(r.exits[BE_TOTAL], BENCH_NONE, "a peer's exits are not counted");
 	cr_assert_neq(r.minor_faults, BENCH_NONE, "faults read at the marker");
 	cr_assert_eq(r.guest_touched_kib, BENCH_NONE, "a shell has no guest RAM");
+}
+
+/* A descriptor the bench inherited without close-on-exec (a CI runner's,
+ * make's jobserver) does not reach the VMM. */
+Test(bench_runner_vmm, a_peer_inherits_no_descriptor_of_the_bench)
+{
+	char path[128], text[256];
+	struct runner_launch l;
+	struct bench_record r;
+	int fd = open("/dev/null", O_RDONLY);
+
+	cr_assert_geq(fd, 3);
+	snprintf(text, sizeof(text),
+		 "#!/bin/sh\n[ -e /proc/$$/fd/%d ] && { echo 'fd %d is open'; exit 3; }\n"
+		 "echo 'flint-init: ready'\n",
+		 fd, fd);
+	script("vmm", text, path, sizeof(path));
+	char *argv[] = {path, NULL};
+	launch(&l, argv, "flint-init: ready", 5000);
+	cr_assert_eq(runner_run(&l, &r), 0);
+	close(fd);
+	cr_assert(r.ok, "%s", r.why);
 }
 
 /* "Guest RAM": 64 MiB mapped, 8 MiB of it touched; 0.3 s of its own CPU

@@ -104,31 +104,46 @@ static void write_file(enum pr_level level, const char *file, int line, const ch
 	}
 }
 
+/* A line on stderr, "[<LEVEL>:<file>:<line>] " before it when show_level
+ * or show_log_origin ask for either part. */
+static void write_stderr(enum pr_level level, const char *file, int line, const char *fmt,
+			 va_list ap)
+{
+	char tag[256];
+	size_t n = 0;
+
+	if (!lg.show_level && !lg.show_origin) {
+		pr_stderr("", fmt, ap);
+		return;
+	}
+	put(tag, sizeof(tag), &n, "[%s", lg.show_level ? level_tags[level] : "");
+	if (lg.show_origin)
+		put(tag, sizeof(tag), &n, "%s%s:%d", lg.show_level ? ":" : "", file ? file : "?",
+		    line);
+	put(tag, sizeof(tag), &n, "] ");
+	pr_stderr(tag, fmt, ap);
+}
+
+/* The level and the module filter choose what is logged; an error line
+ * reaches stderr whatever they say, so that a flint that fails says why
+ * where it was started (Firecracker prints its fatal error on stderr
+ * besides logging it, at any level). */
 static void sink(enum pr_level level, const char *file, int line, const char *fmt, va_list ap)
 {
 	pthread_mutex_lock(&lg.lock);
-	if (!passes(level, file))
-		goto out;
+	bool pass = passes(level, file);
 	if (lg.fd >= 0) {
-		va_list copy;
-		va_copy(copy, ap);
-		write_file(level, file, line, fmt, copy);
-		va_end(copy);
+		if (pass) {
+			va_list copy;
+			va_copy(copy, ap);
+			write_file(level, file, line, fmt, copy);
+			va_end(copy);
+		}
 		if (level == PR_ERROR)
 			pr_stderr("", fmt, ap);
-	} else if (lg.show_level || lg.show_origin) {
-		char tag[256];
-		size_t n = 0;
-		put(tag, sizeof(tag), &n, "[%s", lg.show_level ? level_tags[level] : "");
-		if (lg.show_origin)
-			put(tag, sizeof(tag), &n, "%s%s:%d", lg.show_level ? ":" : "",
-			    file ? file : "?", line);
-		put(tag, sizeof(tag), &n, "] ");
-		pr_stderr(tag, fmt, ap);
-	} else {
-		pr_stderr("", fmt, ap);
+	} else if (pass || level == PR_ERROR) {
+		write_stderr(level, file, line, fmt, ap);
 	}
-out:
 	pthread_mutex_unlock(&lg.lock);
 }
 

@@ -7,14 +7,15 @@
  *  - a line passes when its level is within the configured level (Error <
  *    Warning < Info < Debug < Trace; Off passes none; --verbose lifts Info
  *    to Debug) and, with a module filter, when its source file's path
- *    starts with the module ("virtio/blk", "runner/core/vcpu");
+ *    starts with the module ("virtio/blk", "runner/core/vcpu"); an error
+ *    line reaches stderr whether it passes or not;
  *  - with a log_path, it is written there in Firecracker's format:
  *        <local time, ns> [<instance id>:<thread>[:<LEVEL>][:<file>:<line>]] <message>
  *    e.g. "2025-01-30T10:02:03.123456789 [anonymous-instance:main:WARN] ...",
  *    LEVEL one of ERROR WARN INFO DEBUG TRACE as Firecracker prints them.
- *    Error lines are also printed on stderr as before, so that a flint that
- *    fails still says why where it was started (Firecracker, too, prints
- *    its fatal error on stderr besides logging it);
+ *    Error lines, passed or not, are also printed on stderr as before, so
+ *    that a flint that fails still says why where it was started
+ *    (Firecracker, too, prints its fatal error on stderr at any level);
  *  - without a log_path, lines stay on stderr, "flint: <message>", with
  *    "[<LEVEL>:<file>:<line>] " before the message when show_level or
  *    show_log_origin ask for either part.

@@ -229,10 +229,34 @@ Test(logger, level_alone_filters_stderr)
 	pr_err("boom %d", 1);
 	cr_assert_str_eq(slurp(errpath), "flint: boom 1\n");
 
+	/* Off silences all but errors, which stderr still gets. */
 	l.level = VMC_LOG_OFF;
 	configure(&l, NULL);
-	pr_err("silenced");
-	cr_assert_str_eq(slurp(errpath), "flint: boom 1\n");
+	pr_warn("silenced");
+	pr_err("fatal");
+	cr_assert_str_eq(slurp(errpath), "flint: boom 1\nflint: fatal\n");
+}
+
+/* Neither the level nor the module filter keeps an error from stderr (a
+ * bad config file at level Off, or with --module, exited 125 unsaid); they
+ * choose only what the log file gets. */
+Test(logger, errors_reach_stderr_past_level_and_module)
+{
+	struct vmc_logger l = cfg(VMC_LOG_OFF, logpath);
+
+	configure(&l, NULL);
+	pr_err("off %d", 1);
+	l = cfg(VMC_LOG_INFO, logpath);
+	l.module = "virtio/blk";
+	configure(&l, NULL);
+	pr_err("filtered %d", 2);
+	pr_info("not shown");
+	l.log_path = NULL;
+	configure(&l, NULL);
+	pr_err("filtered %d", 3);
+	pr_warn("not shown either");
+	cr_assert_str_eq(slurp(errpath), "flint: off 1\nflint: filtered 2\nflint: filtered 3\n");
+	cr_assert_str_eq(slurp(logpath), "", "the filters still hold for the log file");
 }
 
 Test(logger, stderr_tag_when_asked)

@@ -580,7 +580,7 @@ int api_ctl_put_logger(struct api_ctl *ctl, struct vmc_logger *l, struct vm_err 
 		pthread_mutex_unlock(&ctl->lock);
 		return op_failed(r, err);
 	}
-	vm_config_set_logger(&ctl->config, l);
+	vm_config_update_logger(&ctl->config, l);
 	return done(ctl, 0, err);
 }
 

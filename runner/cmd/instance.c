@@ -731,7 +731,7 @@ static int setup_output(struct instance *in, const struct vm_config *c)
 	int r;
 
 	/* The command line's logger is main's (cli_logger); the file's
-	 * section, configured after it, wins. */
+	 * section updates it: the level, and the members the section gives. */
 	if (c->logger.enabled && (r = logger_configure(&c->logger, cfg->id, why, sizeof(why))) < 0)
 		goto fail;
 	const char *path = c->metrics.metrics_path ? c->metrics.metrics_path : cfg->metrics_path;

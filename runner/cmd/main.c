@@ -584,9 +584,10 @@ static bool take_inherited_fds(const struct config *cfg)
 
 /* The logger from the command line's options (--level, --log-path,
  * --show-level, --show-log-origin, --module, --id), when any is given, for
- * flint and flint run alike (a config file's logger section comes after,
- * and wins). Before any seccomp filter: it opens the log file. 0, or
- * -errno, said. */
+ * flint and flint run alike (a config file's logger section comes after
+ * and updates it, as Firecracker's: its level wins, Info when it gives
+ * none; what it leaves out stays the command line's, --log-path too). Before any seccomp filter: it
+ * opens the log file. 0, or -errno, said. */
 static int cli_logger(const struct config *cfg)
 {
 	struct vmc_logger l = {.enabled = true,
@@ -594,6 +595,8 @@ static int cli_logger(const struct config *cfg)
 			       .level = cfg->has_level ? cfg->level : VMC_LOG_INFO,
 			       .show_level = cfg->show_level,
 			       .show_log_origin = cfg->show_log_origin,
+			       .has_show_level = cfg->show_level,
+			       .has_show_log_origin = cfg->show_log_origin,
 			       .module = (char *)cfg->module};
 	char why[256];
 	int r;

@@ -309,8 +309,9 @@ static int parse_logger(struct jfield *p, json_t *o, void *out)
 	l->level = level;
 	if ((r = jfield_str(p, o, "log_path", false, &l->log_path)) < 0 ||
 	    (r = nonempty(p, "log_path", l->log_path)) < 0 ||
-	    (r = jfield_bool(p, o, "show_level", false, &l->show_level, NULL)) < 0 ||
-	    (r = jfield_bool(p, o, "show_log_origin", false, &l->show_log_origin, NULL)) < 0 ||
+	    (r = jfield_bool(p, o, "show_level", false, &l->show_level, &l->has_show_level)) < 0 ||
+	    (r = jfield_bool(p, o, "show_log_origin", false, &l->show_log_origin,
+			     &l->has_show_log_origin)) < 0 ||
 	    (r = jfield_str(p, o, "module", false, &l->module)) < 0)
 		return r;
 	l->enabled = true;

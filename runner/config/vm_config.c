@@ -852,6 +852,33 @@ void vm_config_set_logger(struct vm_config *c, struct vmc_logger *l)
 	*l = (struct vmc_logger){.level = VMC_LOG_INFO};
 }
 
+void vm_config_update_logger(struct vm_config *c, struct vmc_logger *l)
+{
+	struct vmc_logger *o = &c->logger;
+
+	o->enabled = true;
+	o->level = l->level;
+	if (l->log_path) {
+		free(o->log_path);
+		o->log_path = l->log_path;
+		l->log_path = NULL;
+	}
+	if (l->has_show_level) {
+		o->show_level = l->show_level;
+		o->has_show_level = true;
+	}
+	if (l->has_show_log_origin) {
+		o->show_log_origin = l->show_log_origin;
+		o->has_show_log_origin = true;
+	}
+	if (l->module) {
+		free(o->module);
+		o->module = l->module;
+		l->module = NULL;
+	}
+	vmc_logger_free(l);
+}
+
 void vm_config_set_metrics(struct vm_config *c, struct vmc_metrics *m)
 {
 	vmc_metrics_free(&c->metrics);

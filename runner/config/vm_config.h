@@ -212,13 +212,18 @@ enum vmc_log_level {
 	VMC_LOG_OFF,
 };
 
+/* A logger configuration, as Firecracker's LoggerConfig: applied to the
+ * logger (logger_configure) and merged into the instance's
+ * (vm_config_update_logger), it sets the level every time (Info when not
+ * given) and each other member only when given, the rest kept. */
 struct vmc_logger {
 	bool enabled;
 	char *log_path; /* NULL: none given */
 	enum vmc_log_level level;
 	bool show_level;
 	bool show_log_origin;
-	char *module; /* filter on a module path, NULL for none */
+	bool has_show_level, has_show_log_origin; /* given */
+	char *module; /* filter on a module path ("": none), NULL: none given */
 };
 
 struct vmc_metrics {
@@ -455,6 +460,10 @@ int vm_config_patch_pmem(struct vm_config *c, struct vmc_pmem_patch *p, char *er
 int vm_config_set_vsock(struct vm_config *c, struct vmc_vsock *v, char *err,
 			size_t errlen) WARN_UNUSED;
 void vm_config_set_logger(struct vm_config *c, struct vmc_logger *l);
+/* PUT /logger: l's level, and the members l gives, into c's logger, as
+ * the logger itself takes them (struct vmc_logger). Takes l's strings; *l
+ * is emptied. */
+void vm_config_update_logger(struct vm_config *c, struct vmc_logger *l);
 void vm_config_set_metrics(struct vm_config *c, struct vmc_metrics *m);
 void vm_config_set_entropy(struct vm_config *c, const struct vmc_entropy *e);
 void vm_config_set_serial(struct vm_config *c, struct vmc_serial *s);

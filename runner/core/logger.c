@@ -179,14 +179,22 @@ int logger_configure(const struct vmc_logger *l, const char *instance_id, char *
 	 * /etc/localtime, under a seccomp filter that has no open. */
 	tzset();
 
+	/* As Firecracker's Logger::update: the level every time, the rest
+	 * only when given. */
 	pthread_mutex_lock(&lg.lock);
-	close_fd(&lg.fd);
-	lg.fd = fd;
 	lg.level = l->level;
-	lg.show_level = l->show_level;
-	lg.show_origin = l->show_log_origin;
-	free(lg.module);
-	lg.module = module;
+	if (l->log_path) {
+		close_fd(&lg.fd);
+		lg.fd = fd;
+	}
+	if (l->has_show_level)
+		lg.show_level = l->show_level;
+	if (l->has_show_log_origin)
+		lg.show_origin = l->show_log_origin;
+	if (l->module) {
+		free(lg.module);
+		lg.module = module;
+	}
 	snprintf(lg.id, sizeof(lg.id), "%s",
 		 instance_id && instance_id[0] ? instance_id : LOGGER_DEFAULT_ID);
 	pthread_mutex_unlock(&lg.lock);

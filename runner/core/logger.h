@@ -37,9 +37,11 @@
 /* Firecracker's instance id when none is given (--id). */
 #define LOGGER_DEFAULT_ID "anonymous-instance"
 
-/* Apply l (level, show_level, show_log_origin, module, log_path) and the
- * instance id (NULL: LOGGER_DEFAULT_ID; cut to 64 bytes) to every later
- * line, replacing an earlier configuration. log_path must exist, a regular
+/* Apply l and the instance id (NULL: LOGGER_DEFAULT_ID; cut to 64 bytes)
+ * to every later line, updating the configuration as Firecracker's
+ * Logger::update does: the level every time, log_path, show_level,
+ * show_log_origin and module only when l gives them (a module of "": no
+ * filter), the earlier ones kept otherwise. log_path must exist, a regular
  * file or a named pipe (mkfifo): it is opened read-write (so that a pipe
  * with no reader yet opens at once and never raises SIGPIPE), appending,
  * non-blocking and close-on-exec, and never created, as Firecracker's.

@@ -544,6 +544,18 @@ Test(api_router, every_pre_boot_put, .init = setup, .fini = teardown)
 	cr_assert_str_eq(c.serial.serial_out_path, "/tmp/serial");
 	vm_config_free(&c);
 
+	/* A second PUT /logger updates the first, as Firecracker's: the
+	 * level always (Info when not given), the rest only when given. */
+	expect_ok("PUT", "/logger", "{\"show_level\": true, \"module\": \"virtio\"}");
+	expect_ok("PUT", "/logger", "{\"level\": \"Trace\"}");
+	cr_assert_eq(fake.loggers, 3);
+	cr_assert_eq(api_ctl_get_config(ctl, &c), 0);
+	cr_assert_str_eq(c.logger.log_path, "/tmp/log");
+	cr_assert_eq(c.logger.level, VMC_LOG_TRACE);
+	cr_assert(c.logger.show_level && !c.logger.show_log_origin);
+	cr_assert_str_eq(c.logger.module, "virtio");
+	vm_config_free(&c);
+
 	/* Metrics once only, as Firecracker. */
 	expect_fault("PUT", "/metrics", "{\"metrics_path\": \"/tmp/m2\"}", "Reinitialization");
 	/* FlushMetrics is for after the start, metrics configured or not. */

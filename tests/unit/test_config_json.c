@@ -1093,7 +1093,14 @@ Test(config_json, logger_levels_and_defaults)
 	cr_assert(l.enabled);
 	cr_assert_eq(l.level, VMC_LOG_INFO, "the swagger's default");
 	cr_assert(!l.show_level && !l.show_log_origin);
+	cr_assert(!l.has_show_level && !l.has_show_log_origin,
+		  "not given: the logger keeps its own");
 	cr_assert_null(l.log_path);
+	cr_assert_null(l.module);
+	vmc_logger_free(&l);
+	const char *both = "{\"show_level\": false, \"show_log_origin\": true}";
+	cr_assert_eq(config_json_logger(both, strlen(both), &l, err, sizeof(err)), 0);
+	cr_assert(l.has_show_level && !l.show_level && l.has_show_log_origin && l.show_log_origin);
 	vmc_logger_free(&l);
 }
 

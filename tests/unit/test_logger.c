@@ -80,7 +80,12 @@ static void matches(const char *text, const char *re)
 
 static struct vmc_logger cfg(enum vmc_log_level level, const char *path)
 {
-	return (struct vmc_logger){.enabled = true, .log_path = (char *)path, .level = level};
+	/* show_level and show_log_origin given (false unless a test sets them). */
+	return (struct vmc_logger){.enabled = true,
+				   .log_path = (char *)path,
+				   .level = level,
+				   .has_show_level = true,
+				   .has_show_log_origin = true};
 }
 
 static void configure(const struct vmc_logger *l, const char *id)
@@ -251,12 +256,44 @@ Test(logger, errors_reach_stderr_past_level_and_module)
 	configure(&l, NULL);
 	pr_err("filtered %d", 2);
 	pr_info("not shown");
+	cr_assert_str_eq(slurp(logpath), "", "the filters still hold for the log file");
+	logger_reset();
 	l.log_path = NULL;
 	configure(&l, NULL);
 	pr_err("filtered %d", 3);
 	pr_warn("not shown either");
 	cr_assert_str_eq(slurp(errpath), "flint: off 1\nflint: filtered 2\nflint: filtered 3\n");
-	cr_assert_str_eq(slurp(logpath), "", "the filters still hold for the log file");
+}
+
+/* A second configuration updates the first, as Firecracker's
+ * Logger::update: the level is set every time (Info when not given), the
+ * log file, show_level, show_log_origin and the module filter stay unless
+ * given (PUT /logger {"log_path"} then {"level": "Debug"} went back to
+ * stderr; --log-path lost to a config file's logger that gave only a
+ * level). */
+Test(logger, a_later_configuration_keeps_what_it_leaves_out)
+{
+	struct vmc_logger l = cfg(VMC_LOG_WARNING, logpath);
+
+	l.show_level = true;
+	l.module = "tests/unit";
+	configure(&l, "vm");
+	l = (struct vmc_logger){.enabled = true, .level = VMC_LOG_DEBUG};
+	configure(&l, "vm");
+	pr_debug("kept");
+	pr_log(PR_INFO, "virtio/blk/blk.c", 1, "still filtered");
+	l = (struct vmc_logger){.enabled = true,
+				.level = VMC_LOG_INFO,
+				.show_log_origin = true,
+				.has_show_log_origin = true,
+				.module = ""};
+	configure(&l, "vm");
+	pr_debug("not at Info");
+	pr_log(PR_INFO, "virtio/blk/blk.c", 2, "no filter now");
+
+	cr_assert_str_eq(slurp(errpath), "", "nothing went to stderr");
+	matches(slurp(logpath), "^" TS " \\[vm:-:DEBUG\\] kept\n" TS
+				" \\[vm:-:INFO:virtio/blk/blk\\.c:2\\] no filter now\n$");
 }
 
 Test(logger, stderr_tag_when_asked)

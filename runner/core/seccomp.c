@@ -49,6 +49,8 @@
  *   futex			mutexes, condition variables (the mailbox's
  *				answers, a parked vCPU), pthread_join
  *   write			log lines (one write each), eventfds, console output
+ *   poll(timeout 0)		whether stderr takes a log line now, where it
+ *				could not be made non-blocking (pr_stderr)
  *   sendto(MSG_DONTWAIT | MSG_NOSIGNAL, no address)
  *				the same to a socket (stdout and stderr under
  *				systemd), never waiting for its reader (util.h's
@@ -68,6 +70,7 @@
 #define COMMON_RULES \
 	ALLOW(futex), \
 	ALLOW(write), \
+	ALLOW_IF(poll, ARG_EQ(2, 0)), \
 	ALLOW_IF(sendto, ARG_EQ(3, MSG_DONTWAIT | MSG_NOSIGNAL), ARG_EQ(4, 0)), \
 	ALLOW(clock_gettime), \
 	NO_EXEC(mmap), NO_EXEC(mprotect), ALLOW(munmap), ALLOW(brk), \

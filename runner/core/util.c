@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +32,15 @@ void pr_set_sink(pr_sink_fn *sink)
 	__atomic_store_n(&log_sink, sink, __ATOMIC_RELEASE);
 }
 
+/* Whether fd takes data now. For a pipe, which then has a free buffer, a
+ * write of a line (under PIPE_BUF) does not wait. */
+static bool writable_now(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
 void pr_stderr(const char *tag, const char *fmt, va_list ap)
 {
 	char line[1024];
@@ -45,6 +55,8 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap)
 	if (!err_nonblocking) {
 		ssize_t r = write(STDERR_FILENO, line, len);
 		(void)r;
+	} else if (err_out.may_block && !writable_now(err_out.fd)) {
+		atomic_fetch_add(&err_missed, 1);
 	} else if (nb_out_write(&err_out, line, len) != (ssize_t)len) {
 		atomic_fetch_add(&err_missed, 1);
 	}
@@ -53,7 +65,7 @@ void pr_stderr(const char *tag, const char *fmt, va_list ap)
 void pr_stderr_nonblocking(void)
 {
 	nb_out_open(&err_out, STDERR_FILENO);
-	err_nonblocking = !err_out.may_block && err_out.fd >= 0;
+	err_nonblocking = err_out.fd >= 0;
 }
 
 uint64_t pr_stderr_missed(void)

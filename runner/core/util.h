@@ -90,10 +90,14 @@ void pr_set_sink(pr_sink_fn *sink);
  * writes to stderr. tag may be "". */
 void pr_stderr(const char *tag, const char *fmt, va_list ap) PRINTF(2, 0);
 /* From now on pr_stderr never waits for stderr's reader (nb_out below): a
- * line it does not take at once is dropped and counted. For a process
- * whose vCPUs and control thread log: one stalled in write() could not be
- * paused, nor stop on SIGTERM. Call before the seccomp filters (it may
- * open /proc/self/fd/2). */
+ * line it does not take at once is dropped and counted. Where stderr
+ * could not be had non-blocking (nb_out's may_block: no /proc in a jail, a
+ * pty master), a line is written only when poll says stderr takes data,
+ * which for a pipe means the whole line (1 KiB, under PIPE_BUF), and
+ * dropped otherwise. For a process whose vCPUs and control thread log:
+ * one stalled in write() could not be paused, nor stop on SIGTERM. Call
+ * before the seccomp filters (it may open /proc/self/fd/2); every thread's
+ * filter lets poll through with a zero timeout. */
 void pr_stderr_nonblocking(void);
 /* Lines pr_stderr dropped so far. */
 uint64_t pr_stderr_missed(void);

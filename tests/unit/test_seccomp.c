@@ -141,6 +141,12 @@ Test(seccomp, conditions_guard_ioctl_mmap_mprotect_tgkill_socket)
 					      (c->datum_a == F_OFD_SETLK ||
 					       c->datum_a == F_OFD_GETLK || c->datum_a == F_SETFL),
 					  "%s: fcntl beyond the image lock", name);
+			} else if (t[i].nr == SCMP_SYS(poll) && t[i].nconds) {
+				/* Every thread: whether stderr takes a line now. */
+				c = cond_on(&t[i], 2);
+				cr_assert(c && t[i].nconds == 1 && c->op == SCMP_CMP_EQ &&
+					      c->datum_a == 0,
+					  "%s: poll that may wait", name);
 			} else if (t[i].nr == SCMP_SYS(madvise)) {
 				c = cond_on(&t[i], 2);
 				cr_assert(c && c->op == SCMP_CMP_EQ && c->datum_a == MADV_DONTNEED);
@@ -375,6 +381,13 @@ static void call_poll(void)
 		_exit(CHILD_WRONG_RESULT);
 }
 
+/* A poll that may wait: only the threads that wait on fds. */
+static void call_poll_wait(void)
+{
+	if (syscall(SYS_poll, NULL, 0, 1) != 0)
+		_exit(CHILD_WRONG_RESULT);
+}
+
 /* What each filter must allow (exit 0) and kill (SIGSYS). */
 static const struct {
 	enum seccomp_thread kind;
@@ -427,6 +440,11 @@ static const struct {
     {SECCOMP_MAIN, call_send, false, "main: a send that may wait"},
     {SECCOMP_VCPU, call_send_nowait, true, "vcpu: console output to a socket"},
     {SECCOMP_VCPU, call_send, false, "vcpu: a send that may wait"},
+    {SECCOMP_VCPU, call_poll, true, "vcpu: whether stderr takes a log line (poll, timeout 0)"},
+    {SECCOMP_VCPU, call_poll_wait, false, "vcpu: a poll that may wait"},
+    {SECCOMP_EVLOOP, call_poll, true, "evloop: poll, timeout 0"},
+    {SECCOMP_EVLOOP, call_poll_wait, false, "evloop: a poll that may wait"},
+    {SECCOMP_MAIN, call_poll_wait, true, "main: a poll that waits"},
     {SECCOMP_EVLOOP, call_send_nowait, true, "evloop: a log line to a socket"},
     {SECCOMP_EVLOOP, call_send, false, "evloop: a send that may wait"},
     {SECCOMP_RUN, call_send_nowait, true, "run: a log line to a socket"},

@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -199,6 +201,60 @@ Test(util, nb_out_takes_a_pty_master_as_it_is)
 		cr_skip_test("no /dev/ptmx here");
 	nb_out_open(&o, m);
 	cr_assert(o.fd == m && !o.own && o.may_block);
+	close(m);
+}
+
+static void say(const char *fmt, ...) PRINTF(1, 2);
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pr_stderr("", fmt, ap);
+	va_end(ap);
+}
+
+/* Stderr that cannot be had non-blocking (here a pty master; in a jail
+ * without /proc, a pipe too) and whose reader has stopped: a line is
+ * dropped and counted, never waited for (a vCPU held in write() under the
+ * logger's lock held every thread that logs). */
+Test(util, stderr_without_a_description_of_its_own_drops_a_line_it_would_wait_for, .timeout = 20)
+{
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+		cr_skip_test("no /dev/ptmx here");
+	int sl = open(ptsname(m), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(sl, 0);
+	/* Raw: a canonical line discipline takes (and drops) past a full line. */
+	struct termios t;
+	cr_assert_eq(tcgetattr(sl, &t), 0);
+	cfmakeraw(&t);
+	cr_assert_eq(tcsetattr(sl, TCSANOW, &t), 0);
+	/* Fill the slave's input until it takes nothing more, then make the
+	 * master blocking again, as a terminal handed to flint is. */
+	int fl = fcntl(m, F_GETFL);
+	cr_assert_eq(fcntl(m, F_SETFL, fl | O_NONBLOCK), 0);
+	static char big[4096];
+	memset(big, 'x', sizeof(big));
+	for (int quiet = 0; quiet < 5;) {
+		if (write(m, big, sizeof(big)) > 0) {
+			quiet = 0;
+			continue;
+		}
+		cr_assert_eq(errno, EAGAIN);
+		quiet++;
+		usleep(20000); /* the tty's worker may move some on */
+	}
+	cr_assert_eq(fcntl(m, F_SETFL, fl), 0);
+	cr_assert_geq(dup2(m, STDERR_FILENO), 0);
+
+	pr_stderr_nonblocking();
+	uint64_t before = pr_stderr_missed();
+	say("a line stderr cannot take %d", 1);
+	say("nor this one");
+	cr_assert_eq(pr_stderr_missed() - before, 2);
+	close(sl);
 	close(m);
 }
 

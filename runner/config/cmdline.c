@@ -1,5 +1,6 @@
 #include "config/cmdline.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,30 @@ static bool open_quote(const char *s)
 	for (; *s; s++)
 		open ^= *s == '"';
 	return open;
+}
+
+int cmdline_check(const char *field, const char *s, size_t max, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return err_set(err, errlen, -EINVAL,
+				       "%s: the kernel command line is invalid: byte 0x%02x at "
+				       "offset %zu is not printable ASCII",
+				       field, (unsigned char)s[i], i);
+	if (n >= max)
+		return err_set(err, errlen, -EINVAL,
+			       "%s: the kernel command line is invalid: %zu bytes, longer than "
+			       "the %zu the kernel takes",
+			       field, n, max - 1);
+	if (open_quote(s))
+		return err_set(err, errlen, -EINVAL,
+			       "%s: the kernel command line is invalid: it leaves a double quote "
+			       "open, and the kernel would read flint's device arguments as part "
+			       "of its last word",
+			       field);
+	return 0;
 }
 
 char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t errlen)

@@ -39,4 +39,12 @@ size_t cmdline_split(const char *s, const char **init);
  * never truncates). */
 char *cmdline_build(const struct cmdline_parts *p, size_t max, char *err, size_t errlen);
 
+/* Whether s can start a kernel command line, as Firecracker checks
+ * boot_args when they are set: printable ASCII only (0x20 to 0x7e, as
+ * linux-loader's Cmdline), at most max - 1 bytes (max counts the NUL), and
+ * no double quote left open (what flint adds after it would join its last
+ * word). 0, or -EINVAL with err naming field and the reason. */
+int cmdline_check(const char *field, const char *s, size_t max, char *err,
+		  size_t errlen) WARN_UNUSED;
+
 #endif

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "config/cli.h"
+#include "config/cmdline.h"
 #include "config/vm_config.h"
+#include "x86/layout.h"
 
 _Static_assert(VMC_MAX_VCPUS == MAX_VCPUS, "vm_config and cli agree on vCPUs");
 _Static_assert(VMC_MAX_DRIVES == MAX_DRIVES, "vm_config and cli agree on drives");
@@ -386,6 +388,11 @@ int vmc_boot_check(const struct vmc_boot *b, char *err, size_t errlen)
 		return r;
 	if (b->initrd_path &&
 	    (r = path_check("initrd_path", b->initrd_path, VMC_MAX_PATH, err, errlen)) < 0)
+		return r;
+	/* When set, as Firecracker (PUT /boot-source, a config file), not
+	 * at InstanceStart. */
+	if (b->boot_args &&
+	    (r = cmdline_check("boot_args", b->boot_args, CMDLINE_MAX, err, errlen)) < 0)
 		return r;
 	return 0;
 }

@@ -333,6 +333,39 @@ Test(config_json, minimal_bodies_pass)
 		cr_assert_eq(parse(ok[i].kind, ok[i].body), 0, "%s: %s", ok[i].body, err);
 }
 
+/* boot_args are checked when set (PUT /boot-source, a config file), as
+ * Firecracker does, not at InstanceStart: printable ASCII, under the
+ * kernel's 2048 bytes, no double quote left open. */
+Test(config_json, boot_args_refused_when_set)
+{
+	static char longer[2100];
+	static const struct refusal t[] = {
+	    {BOOT, "{" BOOTB ", \"boot_args\": \"console=ttyS0\\tquiet\"}",
+	     "boot_args: the kernel command line is invalid: byte 0x09 at offset 13 is not "
+	     "printable ASCII"},
+	    {BOOT, "{" BOOTB ", \"boot_args\": \"init=/sbin/\u00e9\"}",
+	     "byte 0xc3 at offset 11 is not printable ASCII"},
+	    {BOOT, "{" BOOTB ", \"boot_args\": \"a=\\\"b c\"}", "leaves a double quote open"},
+	    {FILE_, "{\"boot-source\": {" BOOTB ", \"boot_args\": \"x\\n\"}, \"drives\": []}",
+	     "boot-source: boot_args: the kernel command line is invalid"},
+	};
+
+	check_refusals(t, ARRAY_SIZE(t));
+	for (size_t len = 2046; len <= 2048; len++) {
+		int n = snprintf(longer, sizeof(longer), "{" BOOTB ", \"boot_args\": \"");
+		memset(longer + n, 'a', len);
+		strcpy(longer + n + len, "\"}");
+		if (len <= 2047) {
+			cr_assert_eq(parse(BOOT, longer), 0, "%zu bytes: %s", len, err);
+		} else {
+			cr_assert_eq(parse(BOOT, longer), -EINVAL, "%zu bytes", len);
+			cr_assert_not_null(strstr(err, "2048 bytes, longer than the 2047"), "%s",
+					   err);
+		}
+	}
+	cr_assert_eq(parse(BOOT, "{" BOOTB ", \"boot_args\": \"a=\\\"b c\\\" ~\"}"), 0, "%s", err);
+}
+
 Test(config_json, each_required_field_missing)
 {
 	static const struct refusal t[] = {

@@ -314,7 +314,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 			if (cli_parse_size(optarg, &bytes) < 0)
 				return bad(err, errlen,
 					   "flint bench: --mem %s: expected a size such as 128M or "
-					   "1G (at least 16M, a multiple of 4K)",
+					   "1G (at least 16M, in whole MiB)",
 					   optarg);
 			o->mem_mib = bytes >> 20;
 			if (bytes & ((1u << 20) - 1))

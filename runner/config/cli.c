@@ -30,7 +30,7 @@ void cli_usage(void)
 	       "  --kernel FILE      guest kernel: uncompressed ELF vmlinux or bzImage\n"
 	       "  --initrd FILE      initramfs (cpio, optionally compressed)\n"
 	       "  --mem SIZE         guest memory: 128M (default), 1G, or MiB as a number;\n"
-	       "                     16M to 1024G, a multiple of 4K\n"
+	       "                     16M to 1024G, in whole MiB\n"
 	       "  --vcpus N          vCPUs, 1-%d (default 1)\n"
 	       "  --cmdline STR      replace the kernel command line (default below);\n"
 	       "                     words after a \"--\" in it go to init, flint's device\n"
@@ -1014,7 +1014,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			if (cli_parse_size(optarg, &cfg->mem))
 				return bad(err, errlen,
 					   "--mem %s: expected a size such as 128M or 2G, "
-					   "from 16M to 1024G and a multiple of 4K",
+					   "from 16M to 1024G in whole MiB",
 					   optarg);
 			break;
 		case O_VCPUS: {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,7 +21,9 @@
 
 struct ctlfd {
 	int fd, stop_fd;
-	struct vm *vm;
+	struct nb_out out; /* fd, written without waiting for the peer */
+	const struct ctlfd_ops *ops;
+	void *ctx;
 	pthread_t thread;
 	bool started;
 };
@@ -61,17 +64,55 @@ static void where_vm(void *ctx)
 	vm_describe_at_stop(ctx);
 }
 
-static const struct ctlfd_ops vm_ops = {.reset = reset_vm, .where = where_vm};
+static void stop_vm(void *ctx, int status, const char *why)
+{
+	vm_request_stop(ctx, status, why);
+}
 
-static int write_all(int fd, const char *s, size_t n)
+static const struct ctlfd_ops vm_ops = {.reset = reset_vm, .where = where_vm, .stop = stop_vm};
+
+/* Wait until the fd takes data or ctlfd_stop asks: 0, or -ECANCELED. */
+static int wait_writable(struct ctlfd *c)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = c->out.fd, .events = POLLOUT},
+				      {.fd = c->stop_fd, .events = POLLIN}};
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (p[1].revents)
+			return -ECANCELED;
+		return 0;
+	}
+}
+
+/* An answer, whole, however slowly the peer reads it, but never past a
+ * ctlfd_stop: a peer that sends requests and reads no answers would
+ * otherwise hold this thread in write(), and flint's exit in the join.
+ * 0, or -errno (-ECANCELED: stopped). */
+static int answer(struct ctlfd *c, const char *s, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, s, n);
-
+		int r;
+		/* A description that may block (nb_out's may_block) is
+		 * written once poll says it takes data, a pipe's PIPE_BUF at
+		 * most, which it then takes without waiting. */
+		if (c->out.may_block && (r = wait_writable(c)) < 0)
+			return r;
+		ssize_t w =
+		    nb_out_write(&c->out, s, c->out.may_block && n > PIPE_BUF ? PIPE_BUF : n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			if ((r = wait_writable(c)) < 0)
+				return r;
+			continue;
+		}
 		if (w <= 0)
-			return -errno;
+			return w < 0 ? -errno : -EIO;
 		s += w;
 		n -= (size_t)w;
 	}
@@ -117,12 +158,15 @@ static void serve(struct ctlfd *c)
 				snprintf(ans, sizeof(ans), "error request longer than %d bytes\n",
 					 LINE_MAX_LEN);
 			else
-				ctlfd_answer(buf, &vm_ops, c->vm, ans, sizeof(ans));
+				ctlfd_answer(buf, c->ops, c->ctx, ans, sizeof(ans));
 			skipping = false;
 			memmove(buf, nl + 1, have - len - 1);
 			have -= len + 1;
-			if (write_all(c->fd, ans, strlen(ans)) < 0)
-				pr_debug("--control-fd: answer not written: %s", strerror(errno));
+			int r = answer(c, ans, strlen(ans));
+			if (r == -ECANCELED)
+				return;
+			if (r < 0)
+				pr_debug("--control-fd: answer not written: %s", strerror(-r));
 		}
 		if (have == sizeof(buf) - 1) {
 			skipping = true;
@@ -130,7 +174,7 @@ static void serve(struct ctlfd *c)
 		}
 	}
 	pr_debug("--control-fd closed: stopping the VM");
-	vm_request_stop(c->vm, 0, NULL);
+	c->ops->stop(c->ctx, 0, NULL);
 }
 
 static void *thread_main(void *arg)
@@ -147,7 +191,7 @@ static void *thread_main(void *arg)
 	sigaddset(&pipe, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	if ((r = seccomp_enter(SECCOMP_CONTROL)) < 0) {
-		vm_request_stop(c->vm, EXIT_FLINT_ERROR, "seccomp filter for --control-fd failed");
+		c->ops->stop(c->ctx, EXIT_FLINT_ERROR, "seccomp filter for --control-fd failed");
 		return NULL;
 	}
 	serve(c);
@@ -155,6 +199,11 @@ static void *thread_main(void *arg)
 }
 
 int ctlfd_start(struct ctlfd **out, int fd, struct vm *vm)
+{
+	return ctlfd_start_ops(out, fd, &vm_ops, vm);
+}
+
+int ctlfd_start_ops(struct ctlfd **out, int fd, const struct ctlfd_ops *ops, void *ctx)
 {
 	struct ctlfd *c;
 	int r, flags;
@@ -173,7 +222,11 @@ int ctlfd_start(struct ctlfd **out, int fd, struct vm *vm)
 	}
 	c->fd = fd;
 	c->stop_fd = -1;
-	c->vm = vm;
+	c->ops = ops;
+	c->ctx = ctx;
+	/* The answers never wait for the peer outside the poll that
+	 * ctlfd_stop ends (a socket: send(MSG_DONTWAIT)). */
+	nb_out_open(&c->out, fd);
 	if ((c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = -errno;
 		pr_err("eventfd: %s", strerror(errno));
@@ -201,6 +254,7 @@ void ctlfd_stop(struct ctlfd *c)
 		pthread_join(c->thread, NULL);
 	}
 	close_fd(&c->stop_fd);
+	nb_out_close(&c->out);
 	close_fd(&c->fd);
 	free(c);
 }

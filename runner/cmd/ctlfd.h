@@ -11,8 +11,10 @@
  *   other      -> "error unknown request ...\n"
  *
  * The fd's end (EOF, or an error reading it) stops the VM, as if asked,
- * with status 0: the supervisor has gone or let the VM go. The thread
- * applies the "control" seccomp filter (seccomp.h) before it reads. */
+ * with status 0: the supervisor has gone or let the VM go. An answer the
+ * peer does not read yet waits in poll, with ctlfd_stop, never in
+ * write(). The thread applies the "control" seccomp filter (seccomp.h)
+ * before it reads. */
 #ifndef FLINT_CTLFD_H
 #define FLINT_CTLFD_H
 
@@ -32,11 +34,16 @@ int ctlfd_start(struct ctlfd **out, int fd, struct vm *vm) WARN_UNUSED;
 void ctlfd_stop(struct ctlfd *c);
 
 /* What a request does to the VM: vm_reset and vm_describe_at_stop in
- * flint, stand-ins in tests. */
+ * flint, stand-ins in tests; stop is vm_request_stop (the fd's end, a
+ * filter that failed). */
 struct ctlfd_ops {
 	int (*reset)(void *ctx, struct vm_err *err);
 	void (*where)(void *ctx);
+	void (*stop)(void *ctx, int status, const char *why);
 };
+
+/* ctlfd_start with ops on ctx in place of the VM's. For tests. */
+int ctlfd_start_ops(struct ctlfd **out, int fd, const struct ctlfd_ops *ops, void *ctx) WARN_UNUSED;
 
 /* One request line (without its newline) answered into ans (a line with
  * its newline): what the thread does with each, through ops on ctx.

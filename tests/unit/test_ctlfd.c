@@ -1,10 +1,13 @@
 /* flint --control-fd's requests (runner/cmd/ctlfd.c): each line's answer,
- * with a stand-in for vm_reset. The thread and the fd are exercised by the
- * smoke test (tests/smoke/reset.sh) against a real restored VM. */
+ * with a stand-in for vm_reset; the thread on a socketpair with stand-ins
+ * for the VM. The thread and the fd are exercised by the smoke test
+ * (tests/smoke/reset.sh) against a real restored VM. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cmd/ctlfd.h"
 
@@ -31,7 +34,15 @@ static void fake_where(void *ctx)
 	f->wheres++;
 }
 
-static const struct ctlfd_ops fake_ops = {.reset = fake_reset, .where = fake_where};
+static void fake_stop(void *ctx, int status, const char *why)
+{
+	(void)ctx;
+	(void)status;
+	(void)why;
+}
+
+static const struct ctlfd_ops fake_ops = {
+    .reset = fake_reset, .where = fake_where, .stop = fake_stop};
 
 Test(ctlfd, reset_ok_gives_the_time)
 {
@@ -83,4 +94,32 @@ Test(ctlfd, where_asks_for_the_vcpus_at_the_stop)
 	cr_assert_str_eq(ans, "ok\n");
 	cr_assert_eq(f.wheres, 1);
 	cr_assert_eq(f.calls, 0);
+}
+
+/* A peer that sends requests and reads no answer: the thread, its answers
+ * refused, still ends at ctlfd_stop (it waited in write(), and flint's
+ * exit in the join, for good). */
+Test(ctlfd, a_peer_that_reads_no_answer_does_not_hold_the_stop, .timeout = 20)
+{
+	struct fake f = {0};
+	struct ctlfd *c;
+	int s[2];
+	static const char req[] = "where\n";
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+	cr_assert_eq(ctlfd_start_ops(&c, s[1], &fake_ops, &f), 0);
+	/* Requests until the thread, stuck on answers nobody reads, takes no
+	 * more of them. */
+	for (int quiet = 0; quiet < 20;) {
+		if (send(s[0], req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+			quiet = 0;
+			continue;
+		}
+		cr_assert_eq(errno, EAGAIN);
+		quiet++;
+		usleep(10000);
+	}
+	cr_assert_gt(f.wheres, 0);
+	ctlfd_stop(c);
+	close(s[0]);
 }

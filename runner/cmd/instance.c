@@ -500,45 +500,34 @@ static const struct api_vm_ops vm_ops = {
 /* --- the main thread ----------------------------------------------------- */
 
 /* config_json_read_fn for the files a config file names (a CPU template):
- * a regular file of at most max bytes. */
+ * of at most max bytes, a named pipe's too, as the config file's. */
 static int read_named_file(void *ctx, const char *path, size_t max, char **text, size_t *len,
 			   char *why, size_t whylen)
 {
-	const uint8_t *buf;
-	uint64_t n;
-	int r = map_file(path, max, &buf, &n);
+	int r = read_named_file_max(path, max, text, len);
 
 	(void)ctx;
 	if (r < 0)
-		return err_set(why, whylen, r, "%s", r == -EFBIG ? "too large" : file_strerror(r));
-	if (!(*text = malloc(n + 1))) {
-		unmap_file(buf, n);
-		return err_set(why, whylen, -ENOMEM, "out of memory");
-	}
-	if (n)
-		memcpy(*text, buf, n);
-	(*text)[n] = '\0';
-	*len = n;
-	unmap_file(buf, n);
+		return err_set(why, whylen, r, "%s", r == -EFBIG ? "too large" : strerror(-r));
 	return 0;
 }
 
-/* Read and parse --config-file into c. 0 or -errno, logged. */
+/* Read and parse --config-file into c: a file, a named pipe or /dev/stdin
+ * (the operator's own path; Firecracker reads it with read_to_string).
+ * 0 or -errno, logged. */
 static int load_config_file(const char *path, struct vm_config *c)
 {
-	const uint8_t *buf;
-	uint64_t len;
-	char err[512];
-	int r = map_file(path, CONFIG_FILE_MAX, &buf, &len);
+	char *buf, err[512];
+	size_t len;
+	int r = read_named_file_max(path, CONFIG_FILE_MAX, &buf, &len);
 
 	if (r < 0) {
 		pr_err("config file %s: %s", path,
-		       r == -EFBIG ? "larger than 1 MiB" : file_strerror(r));
+		       r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
 		return r;
 	}
-	r = config_json_parse_file_read((const char *)buf, len, c, read_named_file, NULL, err,
-					sizeof(err));
-	unmap_file(buf, len);
+	r = config_json_parse_file_read(buf, len, c, read_named_file, NULL, err, sizeof(err));
+	free(buf);
 	if (r < 0)
 		pr_err("config file %s: %s", path, r == -ENOMEM ? "out of memory" : err);
 	return r;
@@ -668,9 +657,9 @@ static int setup_mmds(struct instance *in)
 	size_t limit = cfg->mmds_size_limit ? cfg->mmds_size_limit
 		       : cfg->http_max_body ? cfg->http_max_body
 					    : API_MAX_BODY;
-	const uint8_t *buf;
+	char *buf;
 	json_error_t je;
-	uint64_t len;
+	size_t len;
 	char err[512];
 	json_t *v;
 	int r;
@@ -686,13 +675,14 @@ static int setup_mmds(struct instance *in)
 	}
 	if (!cfg->metadata)
 		return 0;
-	if ((r = map_file(cfg->metadata, CLI_MMDS_MAX_LIMIT, &buf, &len)) < 0) {
+	/* The operator's own path, read as --config-file is. */
+	if ((r = read_named_file_max(cfg->metadata, CLI_MMDS_MAX_LIMIT, &buf, &len)) < 0) {
 		pr_err("--metadata %s: %s", cfg->metadata,
-		       r == -EFBIG ? "too large" : file_strerror(r));
+		       r == -EFBIG ? "too large" : strerror(-r));
 		return r;
 	}
-	v = json_loadb((const char *)buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-	unmap_file(buf, len);
+	v = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+	free(buf);
 	if (!v) {
 		pr_err("--metadata %s: not valid JSON: %s (line %d, column %d)", cfg->metadata,
 		       je.text, je.line, je.column);

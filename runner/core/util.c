@@ -390,6 +390,51 @@ void unmap_file(const uint8_t *buf, uint64_t len)
 		munmap((void *)buf, len);
 }
 
+int read_named_file_max(const char *path, size_t max, char **text, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = NULL;
+	int fd, r = 0;
+
+	*text = NULL;
+	*len = 0;
+	if ((fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0)
+		return -errno;
+	for (;;) {
+		if (n + 1 >= cap || !buf) {
+			char *p = realloc(buf, cap *= 2);
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			buf = p;
+		}
+		ssize_t k = read(fd, buf + n, cap - 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = -errno;
+			break;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n > max) {
+			r = -EFBIG;
+			break;
+		}
+	}
+	close(fd);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
 int lock_file(int fd, bool exclusive, int *holder)
 {
 	struct flock l = {.l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET};

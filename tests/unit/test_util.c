@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -274,6 +275,52 @@ Test(util, nb_out_of_a_closed_fd_writes_nothing)
 	nb_out_open(&o, -1);
 	cr_assert_eq(o.fd, -1);
 	close(p[0]);
+}
+
+/* What the operator names on the command line is read as Firecracker's
+ * read_to_string reads it: a named pipe too (--config-file <(envsubst <
+ * vm.json) was refused as "not a regular file"), up to the cap. */
+Test(util, read_named_file_max_reads_a_pipe_and_a_file_to_the_cap)
+{
+	char dir[] = "/tmp/flint-named-XXXXXX", fifo[64], file[64], *text;
+	size_t len;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	const uint8_t *m;
+	uint64_t mlen;
+	cr_assert_eq(map_file(fifo, 1 << 20, &m, &mlen), -EINVAL, "a request's path: refused");
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(fifo, O_WRONLY);
+		_exit(fd >= 0 && write(fd, "{\"a\": 1}", 8) == 8 ? 0 : 1);
+	}
+	cr_assert_eq(read_named_file_max(fifo, 1 << 20, &text, &len), 0);
+	cr_assert_eq(len, 8);
+	cr_assert_str_eq(text, "{\"a\": 1}");
+	free(text);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+
+	int fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	static char big[10000];
+	memset(big, 'x', sizeof(big));
+	cr_assert_eq(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+	close(fd);
+	cr_assert_eq(read_named_file_max(file, sizeof(big), &text, &len), 0);
+	cr_assert_eq(len, sizeof(big));
+	cr_assert_eq(text[len], '\0');
+	free(text);
+	cr_assert_eq(read_named_file_max(file, sizeof(big) - 1, &text, &len), -EFBIG);
+	cr_assert_null(text);
+	cr_assert_eq(read_named_file_max(dir, 100, &text, &len), -EISDIR);
+	cr_assert_eq(read_named_file_max(file + 1, 100, &text, &len), -ENOENT);
+	unlink(fifo);
+	unlink(file);
+	rmdir(dir);
 }
 
 /* open_regular opens a regular file, blocking again once open, and refuses

@@ -387,6 +387,9 @@ int gmem_save_full_scan(struct gmem *g, int fd, enum gmem_scan how, char *err, s
 	ret = regular_file(fd, &st, "memory file", err, errlen);
 	if (!ret)
 		ret = not_own_file(g, &st, err, errlen);
+	/* A page past a shrunk file's end would be read with SIGBUS. */
+	if (!ret)
+		ret = gmem_check_file(g, err, errlen);
 	if (ret)
 		return ret;
 	gmem_layout_of(g, &l);
@@ -530,6 +533,8 @@ int gmem_save_diff(struct gmem *g, int fd, char *err, size_t errlen)
 	ret = regular_file(fd, &st, "memory file", err, errlen);
 	if (!ret)
 		ret = not_own_file(g, &st, err, errlen);
+	if (!ret)
+		ret = gmem_check_file(g, err, errlen); /* as gmem_save_full_scan */
 	if (ret)
 		return ret;
 	gmem_layout_of(g, &l);

@@ -431,6 +431,10 @@ static long fault_in_ws(struct gmem *g, const struct gmem_layout *l, const struc
 			       (unsigned long long)ws->file_size,
 			       (unsigned long long)gmem_layout_file_size(l));
 	ret = check_runs(ws, err, errlen);
+	/* touch() would die of SIGBUS past a shrunk file's end (a populate
+	 * fails with EFAULT). */
+	if (!ret)
+		ret = gmem_check_file(g, err, errlen);
 	if (ret)
 		return ret;
 	(void)for_each_piece(g, l, ws, willneed, NULL);

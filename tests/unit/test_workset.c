@@ -379,6 +379,23 @@ Test(workset, fault_in_by_touching, .init = mkdir_tmp, .fini = rm_tmp)
 	close(fd);
 }
 
+/* A memory file that shrank after the restore is refused before a page is
+ * touched: touching one past its end would kill flint with SIGBUS. */
+Test(workset, fault_in_refuses_a_shrunk_memory_file, .init = mkdir_tmp, .fini = rm_tmp)
+{
+	int fd = prefetch_setup(in_dir("ws"));
+	struct gmem_layout l;
+	struct gmem *g = restore(fd, PF_SIZE, &l);
+	struct workset ws = read_back(in_dir("ws"));
+
+	cr_assert_eq(ftruncate(fd, PG), 0);
+	cr_assert_eq(workset_fault_in(g, &l, &ws, WORKSET_FAULT_TOUCH, err, sizeof(err)), -EIO);
+	cr_assert_not_null(strstr(err, "shrank"), "%s", err);
+	workset_free(&ws);
+	gmem_destroy(g);
+	close(fd);
+}
+
 /* A run crossing from region 0 into region 1 is faulted in both. */
 Test(workset, prefetch_across_the_regions, .init = mkdir_tmp, .fini = rm_tmp)
 {

@@ -36,6 +36,7 @@
 #include "legacy/legacy.h"
 #include "legacy/serial.h"
 #include "snapshot/uffd.h"
+#include "snapshot/uffd_watch.h"
 #include "x86/cpuid.h"
 #include "x86/layout.h"
 #include "x86/loader.h"
@@ -1280,136 +1281,33 @@ static bool check_mapped_files(struct vm *vm)
 	       control_request_stop(&vm->ctl, STOP_ERROR, 0, "%s", err);
 }
 
-/* The Uffd backend, as the main loop watches it. HANDLER: the handler's
- * connection, for its hang-up. Then QUIET: the userfaultfd, for an event;
- * UNREAD: one came, unread, at `due` minus UFFD_UNREAD_NS; if it is still
- * unread at `due`, nobody reads the userfaultfd (a handler may hang up and
- * serve on: until then flint reads none of its events), and from then on
- * ORPHAN: flint reads each event itself. */
-enum uffd_state { UFFD_NONE, UFFD_HANDLER, UFFD_QUIET, UFFD_UNREAD, UFFD_ORPHAN };
-struct uffd_watch {
-	enum uffd_state state;
-	uint64_t due;
-};
-#define UFFD_UNREAD_NS 1000000000ull
-
-/* The fd and events the main loop polls for w. */
-static struct pollfd uffd_pollfd(const struct vm *vm, const struct uffd_watch *w)
+/* A thread waits on a page fault nothing can answer (uffd_watch). */
+static void uffd_lost(void *ctx, const char *why)
 {
-	if (w->state == UFFD_HANDLER)
-		return (struct pollfd){.fd = vm->uffd_conn, .events = POLLRDHUP};
-	if (w->state == UFFD_QUIET || w->state == UFFD_ORPHAN)
-		return (struct pollfd){.fd = vm->uffd, .events = POLLIN};
-	return (struct pollfd){.fd = -1};
+	struct vm *vm = ctx;
+
+	if (!control_request_stop(
+		&vm->ctl, STOP_ERROR, 0,
+		"the guest needs memory the Uffd handler has not served (%s), and "
+		"the handler is gone: nothing can bring it",
+		why))
+		/* The VM stops already: one more that waits. */
+		pr_warn("the guest needs memory the Uffd handler has not served (%s)", why);
 }
 
-static void uffd_step(struct vm *vm, struct uffd_watch *w, short revents)
+static bool vcpus_ended(void *ctx)
 {
-	struct pollfd p = {.fd = vm->uffd, .events = POLLIN};
-	char why[128];
-	int r;
+	struct vm *vm = ctx;
 
-	switch (w->state) {
-	case UFFD_HANDLER:
-		if (!(revents & (POLLRDHUP | POLLHUP | POLLERR)))
-			return;
-		pr_warn("the Uffd handler closed its connection: if nobody reads the userfaultfd, "
-			"the VM stops at the first page it needs that the handler has not served");
-		/* A fault the handler read but did not answer before it died
-		 * waits for ever with no event left: woken, it faults anew.
-		 * The handler's O_NONBLOCK is this file's too (poll needs it). */
-		if ((r = uffd_wake_all(vm->uffd, vm->mem)) < 0 ||
-		    fcntl(vm->uffd, F_SETFL, O_NONBLOCK) < 0)
-			pr_err("the Uffd backend's userfaultfd: %s", strerror(r < 0 ? -r : errno));
-		w->state = UFFD_QUIET;
-		return;
-	case UFFD_QUIET:
-		if (revents & (POLLIN | POLLERR)) {
-			w->state = UFFD_UNREAD;
-			w->due = now_ns() + UFFD_UNREAD_NS;
-		}
-		return;
-	case UFFD_UNREAD:
-		if (now_ns() < w->due)
-			return;
-		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) {
-			w->state = UFFD_QUIET; /* read: somebody serves it */
-			return;
-		}
-		pr_warn("nobody has read the userfaultfd for 1 s: flint reads it from now on");
-		w->state = UFFD_ORPHAN;
-		__attribute__((fallthrough)); /* to read that event */
-	case UFFD_ORPHAN:
-		/* A range removed (a balloon's inflation, an unplug) needs no
-		 * answer: its remover goes on once the event is read. A page
-		 * fault has none: closing the userfaultfd would give the guest
-		 * zeros for its data. */
-		if ((r = uffd_orphan_event(vm->uffd, vm->mem, why, sizeof(why))) < 0) {
-			pr_err("reading the userfaultfd: %s; a page the Uffd handler has not "
-			       "served will hang the VM",
-			       strerror(-r));
-			w->state = UFFD_NONE;
-		} else if (r > 0 && !control_request_stop(
-					&vm->ctl, STOP_ERROR, 0,
-					"the guest needs memory the Uffd handler has not "
-					"served (%s), and the handler is gone: nothing can "
-					"bring it",
-					why)) {
-			/* The VM stops already: one more that waits. */
-			pr_warn("the guest needs memory the Uffd handler has not served (%s)", why);
-		}
-		return;
-	case UFFD_NONE:
-		return;
-	}
-}
-
-/* The VM stopping with the Uffd backend: a thread faulting on a page the
- * handler never served waits for ever once the handler is gone (a vCPU's
- * fault taken in KVM ignores the stop's kick before Linux 6.2; a device's
- * memcpy always), and only the process's exit ends it. Zeros would free
- * it, but the guest or a device could pass them on (to a disk). So the
- * watch goes on while the threads end: a handler that dies now is seen; one
- * that hung up and serves on answers within the unread rule's second (a
- * fault it read and left is woken each second, to come again); a removal's
- * event is read. False once nobody has read the userfaultfd for a second
- * (ORPHAN) and a thread still runs: flint then gives up on it. */
-static bool wait_while_uffd_served(struct vm *vm, struct uffd_watch *w, bool (*done)(struct vm *))
-{
-	uint64_t orphan_at = 0, woke_at = now_ns();
-
-	while (!done(vm)) {
-		uint64_t now = now_ns();
-
-		if (w->state == UFFD_NONE)
-			return true; /* no Uffd backend, or unreadable: the plain join */
-		if (w->state == UFFD_ORPHAN && !orphan_at)
-			orphan_at = now;
-		if (orphan_at && now - orphan_at >= UFFD_UNREAD_NS)
-			return false;
-		if (w->state == UFFD_QUIET && now - woke_at >= UFFD_UNREAD_NS) {
-			if (uffd_wake_all(vm->uffd, vm->mem) < 0)
-				return true; /* cannot: the plain join */
-			woke_at = now;
-		}
-		struct pollfd p = uffd_pollfd(vm, w);
-		int n = poll(&p, 1, 20);
-		if (n > 0 || w->state == UFFD_UNREAD)
-			uffd_step(vm, w, n > 0 ? p.revents : 0);
-	}
-	return true;
-}
-
-static bool vcpus_ended(struct vm *vm)
-{
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if (vcpu_alive(&vm->vcpus[i]))
 			return false;
 	return true;
 }
 
-static bool loop_joined(struct vm *vm)
+static bool loop_joined(void *ctx)
 {
+	struct vm *vm = ctx;
 	int r;
 
 	if (!evloop_try_join(vm->loop, &r))
@@ -1433,7 +1331,7 @@ static void abandon(struct vm *vm)
 
 static void join_vcpus(struct vm *vm, struct uffd_watch *w)
 {
-	if (!wait_while_uffd_served(vm, w, vcpus_ended)) {
+	if (!uffd_watch_wait(w, vcpus_ended, vm)) {
 		for (unsigned i = 0; i < vm->nvcpus; i++)
 			if (vcpu_alive(&vm->vcpus[i])) {
 				pr_warn("vCPU %u waits on guest memory the Uffd handler never "
@@ -1453,7 +1351,7 @@ static void join_loop(struct vm *vm, struct uffd_watch *w)
 	int r;
 
 	evloop_stop(vm->loop);
-	if (!wait_while_uffd_served(vm, w, loop_joined)) {
+	if (!uffd_watch_wait(w, loop_joined, vm)) {
 		pr_warn("the devices' event loop waits on guest memory the Uffd handler never "
 			"served: it ends with flint");
 		abandon(vm);
@@ -1467,12 +1365,13 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	uint8_t in[64];
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = vm->opts.console_in;
-	struct uffd_watch uffd = {.state = vm->uffd_conn >= 0 ? UFFD_HANDLER : UFFD_NONE};
+	struct uffd_watch uffd;
 	uint64_t next_check = 0;
 	bool told_lost = false;
 	char lost[256];
 	int r;
 
+	uffd_watch_init(&uffd, vm->uffd, vm->uffd_conn, vm->mem, uffd_lost, vm);
 	/* Host signals arrive through a signalfd; vCPU threads inherit the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -1520,7 +1419,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
 		     .events = POLLIN},
-		    uffd_pollfd(vm, &uffd),
+		    uffd_watch_pollfd(&uffd),
 		    /* Console output its reader has not taken yet goes out
 		     * as soon as it can (a vCPU never waits for it). */
 		    {.fd = console_waiting_fd(vm->con), .events = POLLOUT},
@@ -1547,8 +1446,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (p[3].revents & POLLIN)
 			metrics_on_timer(vm->opts.metrics);
-		if (p[4].revents || uffd.state == UFFD_UNREAD)
-			uffd_step(vm, &uffd, p[4].revents);
+		if (p[4].revents || uffd_watch_due(&uffd))
+			uffd_watch_step(&uffd, p[4].revents);
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 		if (now_ns() >= next_check) {

@@ -518,11 +518,20 @@ int uffd_wake_all(int uffd, const struct gmem *g)
 	return 0;
 }
 
+int uffd_nonblock(int uffd)
+{
+	return fcntl(uffd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+}
+
 int uffd_orphan_event(int uffd, const struct gmem *g, char *why, size_t len)
 {
 	struct uffd_msg m;
-	ssize_t n = read(uffd, &m, sizeof(m));
+	ssize_t n;
+	int r;
 
+	if ((r = uffd_nonblock(uffd)) < 0)
+		return r;
+	n = read(uffd, &m, sizeof(m));
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	if (n != sizeof(m))

@@ -144,8 +144,14 @@ bool uffd_handler_gone(int conn);
  * 0 or -errno. */
 int uffd_wake_all(int uffd, const struct gmem *g) WARN_UNUSED;
 
+/* Make uffd non-blocking again: the flag belongs to the open file, which
+ * the handler shares and may have changed (a blocking userfaultfd's poll
+ * says POLLERR at once, and its read waits for an event). F_SETFL also
+ * drops O_ASYNC. 0 or -errno. */
+int uffd_nonblock(int uffd) WARN_UNUSED;
+
 /* Once the handler is gone, nobody else reads uffd: read its next event
- * here (uffd non-blocking). 1 when it is a page fault, on g's guest
+ * here (made non-blocking first: uffd_nonblock). 1 when it is a page fault, on g's guest
  * memory, that nothing can answer now: the thread that touched the page
  * (a vCPU, a device) waits for ever; why (len bytes) names the page's
  * guest-physical address. 0 for no event, or one that needs no answer (a

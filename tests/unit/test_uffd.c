@@ -914,6 +914,24 @@ Test(uffd, orphan_event_names_a_fault_and_lets_a_removal_go, .timeout = 30)
 	gmem_destroy(g);
 }
 
+/* A handler may clear O_NONBLOCK on the file it shares: reading an
+ * orphaned userfaultfd with no event still does not wait. */
+Test(uffd, orphan_event_does_not_wait_on_a_blocking_uffd, .timeout = 10)
+{
+	struct gmem *g;
+	char why[128];
+	int fd;
+
+	need_uffd();
+	cr_assert_eq(gmem_create(&g, 4 << 20), 0);
+	cr_assert_eq(uffd_create(&fd, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fcntl(fd, F_SETFL, 0), 0);
+	cr_assert_eq(uffd_orphan_event(fd, g, why, sizeof(why)), 0);
+	cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	close(fd);
+	gmem_destroy(g);
+}
+
 Test(uffd, e2e_pages_and_holes_in_both_regions, .timeout = 60)
 {
 	const uint64_t size = MMIO_GAP_START + (4 << 20);

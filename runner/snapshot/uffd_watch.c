@@ -106,7 +106,8 @@ void uffd_watch_step(struct uffd_watch *w, short revents)
 
 bool uffd_watch_wait(struct uffd_watch *w, bool (*done)(void *ctx), void *ctx)
 {
-	uint64_t orphan_at = 0, woke_at = now_ns();
+	uint64_t start = now_ns(), orphan_at = 0, woke_at = start, unread_at = 0;
+	bool pending = false; /* an event seen unread since the start */
 
 	while (!done(ctx)) {
 		uint64_t now = now_ns();
@@ -117,15 +118,45 @@ bool uffd_watch_wait(struct uffd_watch *w, bool (*done)(void *ctx), void *ctx)
 			orphan_at = now;
 		if (orphan_at && now - orphan_at >= UFFD_UNREAD_NS)
 			return false;
-		if (w->state == UFFD_QUIET && now - woke_at >= UFFD_UNREAD_NS) {
+		if (pending && now - start >= UFFD_STOP_MAX_NS) {
+			pr_warn("the VM's threads have not ended in %llu s, and page faults came "
+				"meanwhile: the Uffd handler reads them and does not answer",
+				(unsigned long long)(UFFD_STOP_MAX_NS / UFFD_UNREAD_NS));
+			return false;
+		}
+		if (w->state != UFFD_ORPHAN && now - woke_at >= UFFD_UNREAD_NS) {
 			if (uffd_wake_all(w->uffd, w->mem) < 0)
 				return true; /* cannot: the plain join */
 			woke_at = now;
 		}
-		struct pollfd p = uffd_watch_pollfd(w);
-		int n = poll(&p, 1, 20);
-		if (n > 0 || uffd_watch_due(w))
-			uffd_watch_step(w, n > 0 ? p.revents : 0);
+		/* Connected, the handler reads the userfaultfd; the watch only
+		 * looks whether an event waits (p[1]). */
+		struct pollfd p[2] = {
+		    uffd_watch_pollfd(w),
+		    {.fd = w->state == UFFD_HANDLER ? w->uffd : -1, .events = POLLIN}};
+		int n = poll(p, 2, 20);
+
+		if (n > 0 && p[0].fd == w->uffd && (p[0].revents & POLLIN))
+			pending = true;
+		if ((p[1].revents & POLLERR) && !nonblock_again(w))
+			continue;
+		if (p[1].revents & POLLIN) {
+			pending = true;
+			if (!unread_at)
+				unread_at = now;
+		} else {
+			unread_at = 0;
+		}
+		if (unread_at && now - unread_at >= UFFD_HANDLER_UNREAD_NS) {
+			pr_warn("the Uffd handler has left an event unread for %llu s while the VM "
+				"stops: flint reads the userfaultfd from now on",
+				(unsigned long long)(UFFD_HANDLER_UNREAD_NS / UFFD_UNREAD_NS));
+			w->state = UFFD_ORPHAN;
+			uffd_watch_step(w, POLLIN);
+			continue;
+		}
+		if ((n > 0 && p[0].revents) || uffd_watch_due(w))
+			uffd_watch_step(w, p[0].revents);
 	}
 	return true;
 }

@@ -23,6 +23,16 @@
 
 /* An event nobody has read for this long: nobody reads the userfaultfd. */
 #define UFFD_UNREAD_NS 1000000000ull
+/* While the threads end (uffd_watch_wait): an event a connected handler
+ * leaves unread this long is one it will not read (a few seconds: a
+ * handler that serves reads at once, what it answers may take longer). */
+#define UFFD_HANDLER_UNREAD_NS (3 * UFFD_UNREAD_NS)
+/* The threads' end, once page faults came meanwhile: a handler that reads
+ * them and never answers keeps them waiting for ever, though each second
+ * they are woken to come again; one that serves answers within
+ * milliseconds. */
+#define UFFD_STOP_MAX_NS (10 * UFFD_UNREAD_NS)
+
 enum uffd_state { UFFD_NONE, UFFD_HANDLER, UFFD_QUIET, UFFD_UNREAD, UFFD_ORPHAN };
 
 struct uffd_watch {
@@ -59,11 +69,15 @@ void uffd_watch_step(struct uffd_watch *w, short revents);
  * it. Zeros would free it, but the guest or a device could pass them on
  * (to a disk). So the watch goes on while the threads end: a handler that
  * dies now is seen; one that hung up and serves on answers within the
- * unread rule's second (a fault it read and left is woken each second, to
- * come again); a removal's event is read. False once nobody has read the
- * userfaultfd for a second (ORPHAN) and a thread still runs: the caller
- * then gives up on it. True when done, or at once for NONE or a
- * userfaultfd that cannot be woken (a plain join then). */
+ * unread rule's second; each second the faults are woken, so that one the
+ * handler read and left comes again; a removal's event is read. A
+ * connected handler is not read for, but an event it leaves unread for
+ * UFFD_HANDLER_UNREAD_NS makes the watch ORPHAN. False, and the caller
+ * gives the threads still running up, once ORPHAN for a second, or once
+ * UFFD_STOP_MAX_NS passed with an event seen unread meanwhile (a fault
+ * read and left each time; the threads held up elsewhere are waited for as
+ * by a plain join). True when done, or at once for NONE or a userfaultfd
+ * that cannot be woken (a plain join then). */
 bool uffd_watch_wait(struct uffd_watch *w, bool (*done)(void *ctx), void *ctx);
 
 #endif

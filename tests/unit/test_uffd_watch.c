@@ -152,3 +152,134 @@ Test(uffd_watch, a_handler_that_makes_the_uffd_blocking)
 	cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
 	end_touch(&t);
 }
+
+/* ---- the threads' end (uffd_watch_wait) ----------------------------------- */
+
+static bool touched(void *ctx)
+{
+	return atomic_load(&((struct toucher *)ctx)->done);
+}
+
+/* The handler's part, on a thread of its own: from read_after_ms on, it
+ * reads each event; a page fault it answers with zeros answer_after_ms
+ * after the first (or never, with answer false). */
+struct handler {
+	pthread_t t;
+	unsigned read_after_ms, answer_after_ms;
+	bool answer;
+	uint64_t page; /* the first fault's */
+	atomic_bool stop;
+	atomic_uint faults;
+};
+
+static void *handle(void *arg)
+{
+	struct handler *h = arg;
+	uint64_t answer_at = 0;
+
+	usleep(h->read_after_ms * 1000);
+	while (!atomic_load(&h->stop)) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct uffd_msg m;
+
+		if (poll(&p, 1, 10) == 1 && read(fd, &m, sizeof(m)) == sizeof(m) &&
+		    m.event == UFFD_EVENT_PAGEFAULT && !atomic_fetch_add(&h->faults, 1)) {
+			answer_at = now_ns() + h->answer_after_ms * 1000000ull;
+			h->page = m.arg.pagefault.address & ~(PG - 1);
+		}
+		if (h->answer && answer_at && now_ns() >= answer_at) {
+			struct uffdio_zeropage z = {.range = {.start = h->page, .len = PG}};
+			if (ioctl(fd, UFFDIO_ZEROPAGE, &z) < 0)
+				cr_assert_eq(errno, EEXIST, "%s", strerror(errno));
+			answer_at = 0;
+		}
+	}
+	return NULL;
+}
+
+static void start_handler(struct handler *h)
+{
+	atomic_store(&h->stop, false);
+	atomic_store(&h->faults, 0);
+	cr_assert_eq(pthread_create(&h->t, NULL, handle, h), 0);
+}
+
+static void stop_handler(struct handler *h)
+{
+	atomic_store(&h->stop, true);
+	cr_assert_eq(pthread_join(h->t, NULL), 0);
+}
+
+/* uffd_watch_wait for t, with how long it took in *ns. */
+static bool wait_for(struct toucher *t, uint64_t *ns)
+{
+	uint64_t t0 = now_ns();
+	bool r = uffd_watch_wait(&w, touched, t);
+
+	*ns = now_ns() - t0;
+	return r;
+}
+
+/* A handler that took the connection and never reads: the VM's stop gave
+ * up on nothing and waited for ever. An event it leaves unread for the
+ * rule's seconds makes the watch read the userfaultfd, and name the fault
+ * nothing answers; a second later the thread is given up. */
+Test(uffd_watch, the_stop_gives_up_on_a_handler_that_never_reads)
+{
+	struct toucher t;
+	uint64_t ns;
+
+	start_touch(&t, 3 * PG);
+	cr_assert_not(wait_for(&t, &ns));
+	expect_lost(3 * PG);
+	cr_assert_geq(ns, UFFD_HANDLER_UNREAD_NS);
+	cr_assert_lt(ns, UFFD_HANDLER_UNREAD_NS + 3 * SECOND, "%llu ms",
+		     (unsigned long long)(ns / 1000000));
+	end_touch(&t);
+}
+
+/* A handler that reads each fault and never answers: woken each second,
+ * the fault comes again and is read again. The stop gives up after
+ * UFFD_STOP_MAX_NS. */
+Test(uffd_watch, the_stop_gives_up_on_a_handler_that_never_answers)
+{
+	struct handler h = {.answer = false};
+	struct toucher t;
+	uint64_t ns;
+
+	start_handler(&h);
+	start_touch(&t, 0);
+	cr_assert_not(wait_for(&t, &ns));
+	cr_assert_eq(lost_calls, 0);
+	cr_assert_geq(ns, UFFD_STOP_MAX_NS);
+	cr_assert_lt(ns, UFFD_STOP_MAX_NS + 2 * SECOND);
+	cr_assert_gt(atomic_load(&h.faults), 1, "the fault did not come again");
+	stop_handler(&h);
+	end_touch(&t);
+}
+
+/* A slow handler that serves is waited for: one that reads a fault only
+ * after two seconds, and one that answers it after five. */
+Test(uffd_watch, the_stop_waits_for_a_slow_handler_that_serves)
+{
+	struct handler late = {.read_after_ms = 2000, .answer = true},
+		       slow = {.answer_after_ms = 5000, .answer = true};
+	struct toucher t;
+	uint64_t ns;
+
+	start_handler(&late);
+	start_touch(&t, 0);
+	cr_assert(wait_for(&t, &ns));
+	cr_assert_geq(ns, 1900000000ull);
+	stop_handler(&late);
+	cr_assert_eq(pthread_join(t.t, NULL), 0);
+
+	start_handler(&slow);
+	start_touch(&t, PG);
+	cr_assert(wait_for(&t, &ns));
+	cr_assert_geq(ns, 4900000000ull);
+	stop_handler(&slow);
+	cr_assert_eq(pthread_join(t.t, NULL), 0);
+	cr_assert_eq(lost_calls, 0);
+	cr_assert_eq(w.state, UFFD_HANDLER);
+}

@@ -4,12 +4,16 @@
  * driver. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <linux/userfaultfd.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_ids.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "balloon/balloon.h"
@@ -18,6 +22,7 @@
 #include "core/wire.h"
 #include "fake_driver.h"
 #include "loop_watchdog.h"
+#include "snapshot/uffd.h"
 #include "vq.h"
 
 #define RAM   (4u << 20)
@@ -814,4 +819,87 @@ Test(balloon, restore_ends_a_run)
 	cr_assert_not(hint_dropped(2), "a run the snapshot caught");
 	cr_assert_eq(host_cmd(), VIRTIO_BALLOON_CMD_ID_DONE);
 	cr_assert_eq(config_changes, before + 1);
+}
+
+/* ---- with the Uffd backend ---------------------------------------------- */
+
+/* Giving memory back under the Uffd backend: madvise(MADV_DONTNEED) waits
+ * until somebody reads its UFFD_EVENT_REMOVE, which, once the handler is
+ * gone, is the main thread; the main thread meanwhile takes the device's
+ * lock for the metrics and the API, and a vCPU for the configuration
+ * space. The wait holds that lock no longer (it deadlocked the VM). */
+static void *inflate_two(void *arg)
+{
+	uint32_t pfn[] = {PFN0, PFN0 + 1};
+
+	(void)arg;
+	give(0, pfn, 2, sizeof(pfn));
+	return NULL;
+}
+
+static void *report_two(void *arg)
+{
+	(void)arg;
+	fake_offer(&rings[2], &(struct sg){PAGES, 2 * 4096, true}, 1);
+	balloon_ops.notify(b, 2);
+	return NULL;
+}
+
+static void *read_counters(void *arg)
+{
+	uint32_t cfg[3];
+
+	balloon_get_counters(b, arg);
+	balloon_ops.config_read(b, 0, cfg, sizeof(cfg));
+	return NULL;
+}
+
+static void discard_waits_unlocked(void *(*guest)(void *))
+{
+	struct balloon_counters n;
+	struct uffd_msg m;
+	struct timespec ts;
+	pthread_t gt, rt;
+	char err[256];
+	int fd, e;
+
+	e = uffd_create(&fd, err, sizeof(err));
+	if (e == -EPERM || e == -ENOSYS || e == -EACCES)
+		cr_skip_test("%s", err);
+	cr_assert_eq(e, 0, "%s", err);
+	struct uffdio_register reg = {
+	    .range = {.start = (uintptr_t)at(PAGES, 2 * 4096), .len = 2 * 4096},
+	    .mode = UFFDIO_REGISTER_MODE_MISSING};
+	cr_assert_eq(ioctl(fd, UFFDIO_REGISTER, &reg), 0, "%s", strerror(errno));
+	cr_assert_eq(pthread_create(&gt, NULL, guest, NULL), 0);
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	cr_assert_eq(poll(&p, 1, 5000), 1, "no UFFD_EVENT_REMOVE");
+	cr_assert_eq(pthread_create(&rt, NULL, read_counters, &n), 0);
+	cr_assert_eq(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	ts.tv_sec += 2;
+	int waited = pthread_timedjoin_np(rt, NULL, &ts);
+	/* The event read, the discard goes on. */
+	cr_assert_eq(read(fd, &m, sizeof(m)), sizeof(m));
+	cr_assert_eq(m.event, UFFD_EVENT_REMOVE);
+	cr_assert_eq(pthread_join(gt, NULL), 0);
+	if (waited)
+		cr_assert_eq(pthread_join(rt, NULL), 0);
+	cr_assert_eq(waited, 0, "the counters waited for the discard: %s", strerror(waited));
+	close(fd);
+}
+
+Test(balloon, an_inflate_waiting_on_the_uffd_holds_no_lock)
+{
+	open_dev((struct balloon_params){.target_pages = 2}, 0);
+	discard_waits_unlocked(inflate_two);
+	cr_assert_eq(fake_used_idx(&rings[0]), 1);
+	cr_assert_eq(counters().pages_inflated, 2);
+}
+
+Test(balloon, a_free_page_report_waiting_on_the_uffd_holds_no_lock)
+{
+	open_dev((struct balloon_params){.free_page_reporting = true}, REPORTING);
+	discard_waits_unlocked(report_two);
+	cr_assert_eq(fake_used_idx(&rings[2]), 1);
+	cr_assert_eq(counters().free_page_report_freed, 2 * 4096);
 }

@@ -10,10 +10,18 @@
  * at once (ask_now), cutting the timer short as rng.c does for a new limit
  * (core/evwait.h).
  *
- * Threads and locking as rng.c: one mutex over everything that changes;
- * host callbacks are called with it held. Ops are submitted on the loop
- * thread only; a reset on a vCPU thread leaves the timer to fire into
- * nothing. */
+ * Threads and locking as rng.c: one mutex (lock) over everything that
+ * changes; host callbacks are called with it held. Ops are submitted on
+ * the loop thread only; a reset on a vCPU thread leaves the timer to fire
+ * into nothing. But memory goes back to the host (gmem_discard) with lock
+ * let go: with the Uffd backend, madvise(MADV_DONTNEED) waits until
+ * somebody reads its UFFD_EVENT_REMOVE, and once the handler is gone that
+ * is the main thread, which takes lock for the metrics and the API. A
+ * second mutex, work, taken before lock by whoever processes a queue (the
+ * loop, a vCPU's kick in place) and held throughout, keeps the rings and
+ * the chain being taken (segs) that thread's meanwhile; a reset cannot
+ * come either (the transport runs it and notify under its dev_lock). A
+ * range is given back before its chain is pushed, as before. */
 #include "balloon/balloon.h"
 
 #include <errno.h>
@@ -50,6 +58,7 @@ struct balloon {
 	bool reporting_on; /* made with free page reporting: offered */
 	bool hinting_on;   /* made with free page hinting: offered */
 
+	pthread_mutex_t work; /* the rings and segs: a queue's processing */
 	pthread_mutex_t lock; /* everything below */
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: take nothing more */
@@ -136,11 +145,22 @@ static int next_frame(struct readable *f, uint32_t *pfn, bool *partial)
 	return 1;
 }
 
-/* Give a run of frames back to the host (inflate). Lock held. */
+/* gmem_discard with lock let go (see the top). work and lock held. */
+static int discard(struct balloon *b, struct gmem *g, uint64_t gpa, uint64_t len)
+{
+	int err;
+
+	pthread_mutex_unlock(&b->lock);
+	err = gmem_discard(g, gpa, len);
+	pthread_mutex_lock(&b->lock);
+	return err;
+}
+
+/* Give a run of frames back to the host (inflate). work and lock held. */
 static void discard_run(struct balloon *b, uint64_t first, uint64_t count)
 {
 	struct gmem *g = b->vq[Q_INFLATE].gmem;
-	int err = gmem_discard(g, first * BALLOON_PAGE, count * BALLOON_PAGE);
+	int err = discard(b, g, first * BALLOON_PAGE, count * BALLOON_PAGE);
 
 	if (err == 0)
 		return;
@@ -157,7 +177,7 @@ static void discard_run(struct balloon *b, uint64_t first, uint64_t count)
 /* One inflate or deflate chain: its frames, in runs. A chain of more than
  * BALLOON_FRAMES_MAX frames is no driver's (Linux's sends at most 256) and
  * is given back untouched: a hostile one could hold the loop for minutes
- * of madvise calls. Lock held. */
+ * of madvise calls. work and lock held (lock let go meanwhile). */
 static void take_frames(struct balloon *b, const struct vq_chain *c, bool inflate)
 {
 	struct readable f = {.c = c};
@@ -236,7 +256,8 @@ static bool budgeted_chain(struct balloon *b, struct virtio_after *a, unsigned q
 }
 
 /* Take every chain of the inflate or deflate queue, up to VIRTIO_BUDGET
- * (then ask to be notified again). Lock held. */
+ * (then ask to be notified again). work and lock held (lock let go
+ * while memory goes back). */
 static void process_frames(struct balloon *b, struct virtio_after *a, unsigned q)
 {
 	struct vq_chain c;
@@ -278,11 +299,11 @@ static bool read_stats(struct balloon *b, const struct vq_chain *c)
 
 /* The memory of buffer seg of a free page report or hint goes back to the
  * host: its length added to *freed, or, refused by gmem_discard, one to
- * *fails (logged once). Lock held. */
+ * *fails (logged once). work and lock held. */
 static void give_back(struct balloon *b, struct gmem *g, const struct vq_seg *seg, const char *what,
 		      uint64_t *freed, uint64_t *fails)
 {
-	int err = gmem_discard(g, seg->gpa, seg->len);
+	int err = discard(b, g, seg->gpa, seg->len);
 
 	if (err == 0) {
 		*freed += seg->len;
@@ -299,7 +320,8 @@ static void give_back(struct balloon *b, struct gmem *g, const struct vq_seg *se
 
 /* Free page reports: each buffer of a chain is a run of free guest memory
  * (Linux reports blocks of at least 2 MiB, as device-writable buffers the
- * device never writes); its pages go back to the host. Lock held. */
+ * device never writes); its pages go back to the host. work and lock
+ * held (lock let go meanwhile). */
 static void process_reports(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_reports];
@@ -361,7 +383,8 @@ static void take_hint_cmd(struct balloon *b, const struct vq_chain *c)
  * nothing written. On the vCPU thread of the guest's kick
  * (balloon_notify_in_place): Linux's driver lists a block, kicks, and only
  * then lets its shrinker reuse the block, which must not lose what it is
- * then given. Lock held. */
+ * then given. work and lock held (lock let go meanwhile: the kick still
+ * returns only once the memory is back). */
 static void process_hints(struct balloon *b, struct virtio_after *a)
 {
 	struct vq *vq = &b->vq[b->q_hints];
@@ -456,6 +479,7 @@ static void timer_done(struct ev_op *op, int res)
 	struct balloon *b = container_of(op, struct balloon, wait.op);
 	struct virtio_after a = {.reset = false};
 
+	pthread_mutex_lock(&b->work);
 	pthread_mutex_lock(&b->lock);
 	if (ev_wait_done(&b->wait, res)) {
 		a.host = b->host;
@@ -463,6 +487,7 @@ static void timer_done(struct ev_op *op, int res)
 		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->work);
 }
 
 /* Work another thread left for the loop: the statistics chain the driver
@@ -478,6 +503,7 @@ static void kick_done(struct ev_op *op, int res)
 			pr_err("balloon: polling its eventfd: %s", strerror(-res));
 		return; /* the next timer polls again */
 	}
+	pthread_mutex_lock(&b->work);
 	pthread_mutex_lock(&b->lock);
 	a.host = b->host;
 	/* Asked to give the chain back, the device takes one first should it
@@ -491,6 +517,7 @@ static void kick_done(struct ev_op *op, int res)
 	b->ask_now = false;
 	virtio_after_run(&a);
 	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->work);
 }
 
 static uint64_t balloon_features(void *dev)
@@ -584,6 +611,7 @@ static void balloon_notify(void *dev, unsigned q)
 	struct balloon *b = dev;
 	struct virtio_after a = {.reset = false};
 
+	pthread_mutex_lock(&b->work);
 	pthread_mutex_lock(&b->lock);
 	if (b->active && !b->broken && b->done_on_kick) {
 		/* Restored with a run: it ends, its blocks back to the guest. */
@@ -604,6 +632,7 @@ static void balloon_notify(void *dev, unsigned q)
 		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->work);
 }
 
 /* The hint queue is notified in place (process_hints). */
@@ -657,11 +686,13 @@ int balloon_create(struct balloon **out, const struct balloon_params *p)
 		free(b);
 		return err;
 	}
+	pthread_mutex_init(&b->work, NULL);
 	pthread_mutex_init(&b->lock, NULL);
 	/* Made before the loop runs: the set-up thread may submit. */
 	if (b->stats_on && (err = ev_kick_arm(&b->kick, b->loop)) < 0) {
 		pr_err("balloon: cannot poll its eventfd: %s", strerror(-err));
 		pthread_mutex_destroy(&b->lock);
+		pthread_mutex_destroy(&b->work);
 		ev_kick_close(&b->kick);
 		free(b);
 		return err;
@@ -680,6 +711,7 @@ void balloon_destroy(struct balloon *b)
 	}
 	ev_kick_close(&b->kick);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->work);
 	free(b);
 }
 
@@ -773,6 +805,7 @@ void balloon_get_counters(struct balloon *b, struct balloon_counters *out)
 
 void balloon_quiesce(struct balloon *b)
 {
+	pthread_mutex_lock(&b->work);
 	pthread_mutex_lock(&b->lock);
 	if (b->stats_held) {
 		if (vq_discard(&b->vq[b->q_stats], 1) < 0)
@@ -783,6 +816,7 @@ void balloon_quiesce(struct balloon *b)
 		b->requeued_head = b->stats_head;
 	}
 	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->work);
 }
 
 int balloon_save(const struct balloon *b, struct wbuf *w)

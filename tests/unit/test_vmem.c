@@ -8,9 +8,12 @@
 #include <errno.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_mem.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/gmem.h"
@@ -71,9 +74,21 @@ static int vm_plug(void *ctx, uint64_t gpa, uint64_t len)
 	return record(true, gpa, len);
 }
 
+/* An unplug held up (the Uffd backend's removal, nobody reading it): the
+ * fake says on entered[1] that it waits, and waits for a byte on
+ * release[0]. */
+static bool hold_unplug;
+static int entered[2] = {-1, -1}, release[2] = {-1, -1};
+
 static int vm_unplug(void *ctx, uint64_t gpa, uint64_t len)
 {
+	char c = 0;
+
 	cr_assert_eq(ctx, &calls);
+	if (hold_unplug) {
+		cr_assert_eq(write(entered[1], &c, 1), 1);
+		cr_assert_eq(read(release[0], &c, 1), 1);
+	}
 	return record(false, gpa, len);
 }
 
@@ -114,6 +129,7 @@ static void setup(void)
 	cr_assert_eq(gmem_create(&g, RAM), 0);
 	used_calls = resets = config_changes = ncalls = next_req = 0;
 	fail_at = -1;
+	hold_unplug = false;
 }
 
 static void teardown(void)
@@ -925,4 +941,58 @@ Test(vmem, a_driver_without_the_feature_is_logged_once)
 		lines += strstr(line, "UNPLUGGED_INACCESSIBLE") != NULL;
 	cr_assert_eq(lines, 1);
 	fclose(log);
+}
+
+/* An unplug whose memory goes back slowly (with the Uffd backend, its
+ * removal waits until somebody reads the userfaultfd: once the handler is
+ * gone, the main thread) holds no lock the main thread takes for the
+ * metrics and the API, nor a vCPU for the configuration space: that
+ * deadlocked the VM. */
+static void *unplug_two(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(unplug(0, 2), VIRTIO_MEM_RESP_ACK);
+	return NULL;
+}
+
+static void *read_figures(void *arg)
+{
+	struct virtio_mem_config *cfg = arg;
+
+	(void)counters();
+	(void)info();
+	*cfg = config();
+	return NULL;
+}
+
+Test(vmem, an_unplug_held_up_holds_no_lock)
+{
+	struct virtio_mem_config cfg;
+	struct timespec ts;
+	pthread_t ut, rt;
+	char c = 0;
+
+	open_dev(4 * BLOCK);
+	cr_assert_eq(plug(0, 2), VIRTIO_MEM_RESP_ACK);
+	cr_assert_eq(pipe(entered), 0);
+	cr_assert_eq(pipe(release), 0);
+	hold_unplug = true;
+	cr_assert_eq(pthread_create(&ut, NULL, unplug_two, NULL), 0);
+	struct pollfd p = {.fd = entered[0], .events = POLLIN};
+	cr_assert_eq(poll(&p, 1, 5000), 1, "the unplug never came");
+	cr_assert_eq(pthread_create(&rt, NULL, read_figures, &cfg), 0);
+	cr_assert_eq(clock_gettime(CLOCK_REALTIME, &ts), 0);
+	ts.tv_sec += 2;
+	int waited = pthread_timedjoin_np(rt, NULL, &ts);
+	cr_assert_eq(write(release[1], &c, 1), 1);
+	cr_assert_eq(pthread_join(ut, NULL), 0);
+	if (waited)
+		cr_assert_eq(pthread_join(rt, NULL), 0);
+	cr_assert_eq(waited, 0, "the figures waited for the unplug: %s", strerror(waited));
+	cr_assert_eq(le64toh(cfg.plugged_size), 2 * BLOCK, "plugged until it is done");
+	cr_assert_eq(info().plugged, 0);
+	for (int i = 0; i < 2; i++) {
+		close(entered[i]);
+		close(release[i]);
+	}
 }

@@ -4,10 +4,17 @@
  * once, checked against the bitmap, carried out through the host, and
  * answered.
  *
- * Threads and locking as balloon.c: one mutex over everything that
+ * Threads and locking as balloon.c: one mutex (lock) over everything that
  * changes; the vmem_host callbacks and host->used, host->needs_reset and
  * host->config_changed are called with it held (they take no lock of the
- * device's, virtio.h). */
+ * device's, virtio.h), but for an unplug: the host gives the memory back
+ * (madvise(MADV_DONTNEED)), which with the Uffd backend waits until
+ * somebody reads its UFFD_EVENT_REMOVE, once the handler is gone the main
+ * thread, which takes lock for the metrics and the API. So an unplug runs
+ * with lock let go and work held: work, taken before lock by whoever
+ * processes the queue or calls the host, keeps the queue, the chain being
+ * taken (segs) and the bitmap that thread's meanwhile (a reset cannot come
+ * either: the transport runs it and notify under its dev_lock). */
 #include "mem/mem.h"
 
 #include <endian.h>
@@ -34,6 +41,7 @@ struct vmem {
 	uint64_t nblocks; /* region_size / block_size */
 	struct vmem_host mh;
 
+	pthread_mutex_t work; /* the queue, segs and map: their processing */
 	pthread_mutex_t lock; /* everything below */
 	bool active;	      /* activated, not reset */
 	bool broken;	      /* needs_reset asked: take nothing more */
@@ -217,6 +225,17 @@ static uint16_t do_plug(struct vmem *m, uint64_t addr, uint16_t nb)
 	return VIRTIO_MEM_RESP_ACK;
 }
 
+/* The host's unplug, with lock let go (see the top). work and lock held. */
+static int host_unplug(struct vmem *m, uint64_t gpa, uint64_t len)
+{
+	int err;
+
+	pthread_mutex_unlock(&m->lock);
+	err = m->mh.unplug(m->mh.ctx, gpa, len);
+	pthread_mutex_lock(&m->lock);
+	return err;
+}
+
 static uint16_t do_unplug(struct vmem *m, uint64_t addr, uint16_t nb)
 {
 	uint64_t first, len = (uint64_t)nb << m->block_shift;
@@ -229,7 +248,7 @@ static uint16_t do_unplug(struct vmem *m, uint64_t addr, uint16_t nb)
 		request_error(m, "an unplug request with an unplugged block", addr, nb);
 		return VIRTIO_MEM_RESP_ERROR;
 	}
-	if ((err = m->mh.unplug(m->mh.ctx, addr, len)) < 0) {
+	if ((err = host_unplug(m, addr, len)) < 0) {
 		host_error(m, "unplug", addr, len, err);
 		return VIRTIO_MEM_RESP_ERROR;
 	}
@@ -246,7 +265,7 @@ static uint16_t do_unplug_all(struct vmem *m)
 	while ((i = find_bit(m->map, m->nblocks, i, true)) < m->nblocks) {
 		uint64_t end = find_bit(m->map, m->nblocks, i, false);
 		uint64_t gpa = block_gpa(m, i), len = (end - i) << m->block_shift;
-		int err = m->mh.unplug(m->mh.ctx, gpa, len);
+		int err = host_unplug(m, gpa, len);
 
 		if (err < 0) {
 			host_error(m, "unplug", gpa, len, err);
@@ -273,7 +292,7 @@ static uint16_t do_state(struct vmem *m, uint64_t addr, uint16_t nb, uint16_t *s
 	return VIRTIO_MEM_RESP_ACK;
 }
 
-/* Answer one chain. Lock held. */
+/* Answer one chain. work and lock held. */
 static void take(struct vmem *m, struct virtio_after *a, const struct vq_chain *c)
 {
 	struct virtio_mem_req req;
@@ -327,7 +346,7 @@ static void take(struct vmem *m, struct virtio_after *a, const struct vq_chain *
 }
 
 /* Answer every chain available, up to VIRTIO_BUDGET (then ask to be
- * notified again). Lock held. */
+ * notified again). work and lock held. */
 static void process(struct vmem *m, struct virtio_after *a)
 {
 	for (unsigned k = 0;; k++) {
@@ -425,6 +444,7 @@ static void vmem_notify(void *dev, unsigned q)
 
 	if (q != 0)
 		return;
+	pthread_mutex_lock(&m->work);
 	pthread_mutex_lock(&m->lock);
 	if (m->active && !m->broken) {
 		a.host = m->host;
@@ -432,6 +452,7 @@ static void vmem_notify(void *dev, unsigned q)
 		virtio_after_run(&a);
 	}
 	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->work);
 }
 
 const struct virtio_dev_ops vmem_ops = {
@@ -470,6 +491,7 @@ int vmem_create(struct vmem **out, const struct vmem_params *p)
 		free(m);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&m->work, NULL);
 	pthread_mutex_init(&m->lock, NULL);
 	*out = m;
 	return 0;
@@ -480,6 +502,7 @@ void vmem_destroy(struct vmem *m)
 	if (!m)
 		return;
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->work);
 	free(m->map);
 	free(m);
 }
@@ -521,6 +544,7 @@ void vmem_plugged_ranges(struct vmem *m, void (*fn)(void *ctx, uint64_t gpa, uin
 {
 	uint64_t i = 0;
 
+	pthread_mutex_lock(&m->work);
 	pthread_mutex_lock(&m->lock);
 	while ((i = find_bit(m->map, m->nblocks, i, true)) < m->nblocks) {
 		uint64_t end = find_bit(m->map, m->nblocks, i, false);
@@ -529,6 +553,7 @@ void vmem_plugged_ranges(struct vmem *m, void (*fn)(void *ctx, uint64_t gpa, uin
 		i = end;
 	}
 	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->work);
 }
 
 /* The state: u32 version; u64 addr, region_size, block_size (checked
@@ -615,11 +640,13 @@ int vmem_restore(struct vmem *m, struct rbuf *r, char *err, size_t errlen)
 		plugged += count;
 		next = first + count;
 	}
+	pthread_mutex_lock(&m->work);
 	pthread_mutex_lock(&m->lock);
 	free(m->map);
 	m->map = map;
 	m->plugged = plugged;
 	m->requested = requested;
 	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->work);
 	return 0;
 }

@@ -69,7 +69,10 @@ struct vmem;
 /* What plugging does to the VM (the VM's glue implements it): make the
  * block-aligned range [gpa, gpa + len) inside the region usable by the
  * guest (plug) or give it back (unplug: its contents are lost). Called on
- * the thread that handles the queue, with the device's lock held. 0, or
+ * the thread that handles the queue, with the device's lock held (unplug
+ * with its state's lock let go, so that the metrics and the API do not
+ * wait on a removal the Uffd backend holds up; the device's other calls
+ * still wait). 0, or
  * -errno: the request is answered VIRTIO_MEM_RESP_ERROR and the device's
  * state does not change. */
 struct vmem_host {

@@ -94,7 +94,7 @@ int evloop_create(struct evloop **out, unsigned entries)
 		return -ENOMEM;
 	l->wake_op = (struct ev_op){.done = woken};
 	pthread_mutex_init(&l->park_lock, NULL);
-	pthread_cond_init(&l->park_cond, NULL);
+	cond_init_monotonic(&l->park_cond); /* evloop_pause_until */
 	l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (l->wake_fd < 0) {
 		r = -errno;
@@ -480,6 +480,11 @@ void evloop_stop(struct evloop *l)
 
 int evloop_pause(struct evloop *l)
 {
+	return evloop_pause_until(l, UINT64_MAX);
+}
+
+int evloop_pause_until(struct evloop *l, uint64_t deadline_ns)
+{
 	uint64_t one = 1;
 	int r = 0;
 
@@ -498,8 +503,11 @@ int evloop_pause(struct evloop *l)
 		atomic_store_explicit(&l->pause, false, memory_order_relaxed);
 		goto out;
 	}
-	while (!l->parked && l->active)
-		pthread_cond_wait(&l->park_cond, &l->park_lock);
+	while (!l->parked && l->active && !r)
+		if (deadline_ns == UINT64_MAX)
+			pthread_cond_wait(&l->park_cond, &l->park_lock);
+		else if (cond_wait_until(&l->park_cond, &l->park_lock, deadline_ns) == ETIMEDOUT)
+			r = -ETIMEDOUT;
 out:
 	pthread_mutex_unlock(&l->park_lock);
 	return r;

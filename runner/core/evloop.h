@@ -103,6 +103,12 @@ void evloop_stop(struct evloop *l);
  * usual, running their done()), so evloop_join returns. Returns 0 or
  * -errno. */
 int evloop_pause(struct evloop *l) WARN_UNUSED;
+/* evloop_pause, waiting until deadline_ns (now_ns()'s clock) at most:
+ * -ETIMEDOUT then, the loop still asked to pause (it parks when it can;
+ * call again to wait on, or evloop_resume to take the request back). A
+ * loop held up in a done() (a device's copy from guest memory the Uffd
+ * handler does not serve) would keep evloop_pause waiting for ever. */
+int evloop_pause_until(struct evloop *l, uint64_t deadline_ns) WARN_UNUSED;
 
 /* Have the parked loop thread run fn(ctx) and wait until it has: code that
  * must run on the loop's thread (a snapshot's device quiesce: the syscalls

@@ -1365,13 +1365,13 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 	uint8_t in[64];
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = vm->opts.console_in;
-	struct uffd_watch uffd;
+	struct uffd_watch *uffd = &vm->uffd_watch;
 	uint64_t next_check = 0;
 	bool told_lost = false;
 	char lost[256];
 	int r;
 
-	uffd_watch_init(&uffd, vm->uffd, vm->uffd_conn, vm->mem, uffd_lost, vm);
+	uffd_watch_init(uffd, vm->uffd, vm->uffd_conn, vm->mem, uffd_lost, vm);
 	/* Host signals arrive through a signalfd; vCPU threads inherit the mask. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -1419,7 +1419,7 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		    {.fd = stdin_open && in_off == in_len ? STDIN_FILENO : -1, .events = POLLIN},
 		    {.fd = vm->opts.metrics ? metrics_timer_fd(vm->opts.metrics) : -1,
 		     .events = POLLIN},
-		    uffd_watch_pollfd(&uffd),
+		    uffd_watch_pollfd(uffd),
 		    /* Console output its reader has not taken yet goes out
 		     * as soon as it can (a vCPU never waits for it). */
 		    {.fd = console_waiting_fd(vm->con), .events = POLLOUT},
@@ -1446,8 +1446,8 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		}
 		if (p[3].revents & POLLIN)
 			metrics_on_timer(vm->opts.metrics);
-		if (p[4].revents || uffd_watch_due(&uffd))
-			uffd_watch_step(&uffd, p[4].revents);
+		if (p[4].revents || uffd_watch_due(uffd))
+			uffd_watch_step(uffd, p[4].revents);
 		if (in_off < in_len)
 			in_off += serial_input(vm->serial, in + in_off, in_len - in_off);
 		if (now_ns() >= next_check) {
@@ -1462,12 +1462,12 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		pr_err("%s", lost);
 	/* Whoever waits for an answer gets it now, not after the joins. */
 	mailbox_close(vm->mb, -ESHUTDOWN, "the VM has stopped");
-	join_vcpus(vm, &uffd);
+	join_vcpus(vm, uffd);
 	phases_end();
 	atomic_store(&vm->state, VM_STATE_STOPPED);
 	vm_snapshot_on_stop(vm);
 	if (vm->loop)
-		join_loop(vm, &uffd);
+		join_loop(vm, uffd);
 	/* What the guest sent that a host program had not read yet is still
 	 * delivered: a guest that writes its last output and powers off. */
 	if (vm->devs && !atomic_load(&vm->abandoned))

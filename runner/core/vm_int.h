@@ -18,6 +18,7 @@
 #include "legacy/ioapic.h"
 #include "legacy/legacy.h"
 #include "legacy/serial.h"
+#include "snapshot/uffd_watch.h"
 #include "x86/loader.h"
 
 /* The memory hot-plug region's KVM slots: after RAM's and device memory's
@@ -83,6 +84,9 @@ struct vm {
 	 * nowhere. */
 	struct kvm_cpuid2 *cpuid0;
 	int uffd, uffd_conn;
+	/* The main thread's watch over them (vm_run's loop, and a snapshot's
+	 * or reset's pause of the event loop meanwhile). */
+	struct uffd_watch uffd_watch;
 	uint64_t restored_realtime;
 	bool start_paused; /* vm_run starts the vCPUs paused (a restore) */
 	char *record_workset;

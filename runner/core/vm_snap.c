@@ -35,6 +35,8 @@
 _Static_assert(DEVICE_SECTION_ID_MAX <= SNAP_MAX_ID, "every device's section id fits the file's");
 /* How long devices get to finish their I/O in flight before a snapshot. */
 #define SNAPSHOT_DRAIN_MS 5000
+/* The event loop's pause, with the Uffd backend (pause_loop). */
+#define SNAPSHOT_PAUSE_MS 5000
 
 /* CPUID words whose bits are features a restored guest may rely on: leaf
  * 1 ECX/EDX, leaf 7 EBX/ECX/EDX, XSAVE's leaf 0xD.1 EAX, the extended
@@ -248,6 +250,41 @@ static int write_snapshot(struct vm *vm, const struct vm_snapshot_args *a, char 
 	return r;
 }
 
+/* The event loop paused, as evloop_pause. With the Uffd backend, a
+ * device's done() may wait on guest memory the handler does not serve, or
+ * a balloon's discard on its UFFD_EVENT_REMOVE, which this thread reads
+ * once the handler is gone: the watch goes on meanwhile, and after
+ * SNAPSHOT_PAUSE_MS the pause is taken back (-ETIMEDOUT) rather than
+ * waited for with nothing else answered (signals, the API, the watch). */
+static int pause_loop(struct vm *vm)
+{
+	uint64_t end = now_ns() + SNAPSHOT_PAUSE_MS * 1000000ull;
+	int r;
+
+	if (vm->uffd_watch.state == UFFD_NONE)
+		return evloop_pause(vm->loop);
+	while ((r = evloop_pause_until(vm->loop, now_ns() + 10000000ull)) == -ETIMEDOUT) {
+		if (now_ns() >= end) {
+			evloop_resume(vm->loop);
+			return r;
+		}
+		uffd_watch_poll(&vm->uffd_watch, 10);
+	}
+	return r;
+}
+
+/* pause_loop's -errno, said. */
+static void pause_failed(struct vm_err *err, int r)
+{
+	if (r == -ETIMEDOUT)
+		vm_err_set(err, r,
+			   "the event loop did not pause within %d s: a device waits on guest "
+			   "memory the Uffd handler does not serve",
+			   SNAPSHOT_PAUSE_MS / 1000);
+	else
+		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
+}
+
 static void quiesce_devices(void *devs)
 {
 	devices_quiesce(devs);
@@ -269,7 +306,10 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 	/* A snapshot reads guest pages on this thread (a Full one every page,
 	 * a Diff one those marked dirty, which a balloon's inflation or an
 	 * unplug may have dropped): one the handler never brought would hold
-	 * it for ever, with nobody reading the userfaultfd. */
+	 * it for ever, with nobody reading the userfaultfd. A handler that
+	 * stalls or dies during the read still holds it so: the read would
+	 * need a thread of its own, made before the seccomp filter, with this
+	 * one watching. */
 	if (vm->uffd_conn >= 0 && uffd_handler_gone(vm->uffd_conn)) {
 		vm_err_set(err, -EPIPE,
 			   "the Uffd handler has hung up: guest memory it has not served "
@@ -280,8 +320,8 @@ void vm_snapshot_execute(struct vm *vm, const struct vm_snapshot_args *a, struct
 	 * with the loop parked, they give back what they hold. */
 	if (vm->devs && devices_drain(vm->devs, now_ns() + SNAPSHOT_DRAIN_MS * 1000000ull, err) < 0)
 		return;
-	if (vm->loop && (r = evloop_pause(vm->loop)) < 0) {
-		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
+	if (vm->loop && (r = pause_loop(vm)) < 0) {
+		pause_failed(err, r);
 		return;
 	}
 	/* On the loop's thread, parked: what the devices do to come to rest
@@ -786,8 +826,8 @@ void vm_reset_execute(struct vm *vm, struct vm_err *err)
 	 * the VM as a snapshot does: it runs on. */
 	if (vm->devs && devices_drain(vm->devs, now_ns() + RESET_DRAIN_MS * 1000000ull, err) < 0)
 		goto resume;
-	if (vm->loop && (r = evloop_pause(vm->loop)) < 0) {
-		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));
+	if (vm->loop && (r = pause_loop(vm)) < 0) {
+		pause_failed(err, r);
 		goto resume;
 	}
 	if (vm->devs && (r = evloop_call_parked(vm->loop, quiesce_devices, vm->devs)) < 0) {

@@ -104,6 +104,15 @@ void uffd_watch_step(struct uffd_watch *w, short revents)
 	}
 }
 
+void uffd_watch_poll(struct uffd_watch *w, int ms)
+{
+	struct pollfd p = uffd_watch_pollfd(w);
+	int n = poll(&p, 1, ms);
+
+	if (n > 0 || uffd_watch_due(w))
+		uffd_watch_step(w, n > 0 ? p.revents : 0);
+}
+
 bool uffd_watch_wait(struct uffd_watch *w, bool (*done)(void *ctx), void *ctx)
 {
 	uint64_t start = now_ns(), orphan_at = 0, woke_at = start, unread_at = 0;

@@ -62,6 +62,10 @@ bool uffd_watch_due(const struct uffd_watch *w);
 /* Take what that poll said (revents, 0 for nothing). */
 void uffd_watch_step(struct uffd_watch *w, short revents);
 
+/* That poll, waiting up to ms milliseconds, and its step: for a thread
+ * that waits on another in slices (a pause of the event loop). */
+void uffd_watch_poll(struct uffd_watch *w, int ms);
+
 /* The VM's threads ending with the Uffd backend: wait until done(ctx),
  * watching on. A thread faulting on a page the handler never serves waits
  * for ever (a vCPU's fault taken in KVM ignores the stop's kick before

@@ -1029,3 +1029,44 @@ Test(evloop, a_call_runs_on_the_parked_loop_thread)
 	evloop_destroy(l);
 	close(c.efd);
 }
+
+/* A done() held up (a device's copy from guest memory the Uffd handler
+ * does not serve): evloop_pause_until gives up at its deadline, the
+ * request standing, and a later call finds the loop parked once the
+ * done() returns. */
+static atomic_bool held, release_held;
+
+static void held_done(struct ev_op *op, int res)
+{
+	(void)op;
+	if (res < 0)
+		return;
+	atomic_store(&held, true);
+	while (!atomic_load(&release_held))
+		usleep(1000);
+}
+
+Test(evloop, pause_until_gives_up_on_a_loop_held_up)
+{
+	static struct ev_op op = {.done = held_done};
+	struct evloop *l = new_loop(8);
+	int efd = new_eventfd();
+
+	atomic_store(&held, false);
+	atomic_store(&release_held, false);
+	cr_assert_eq(evloop_poll_once(l, &op, efd, POLLIN), 0);
+	cr_assert_eq(evloop_start(l), 0);
+	kick(efd);
+	while (!atomic_load(&held))
+		usleep(1000);
+	uint64_t t0 = now_ns();
+	cr_assert_eq(evloop_pause_until(l, t0 + 200000000ull), -ETIMEDOUT);
+	cr_assert_geq(now_ns() - t0, 200000000ull);
+	atomic_store(&release_held, true);
+	cr_assert_eq(evloop_pause_until(l, now_ns() + 2000000000ull), 0);
+	evloop_resume(l);
+	evloop_stop(l);
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(efd);
+}

@@ -5,7 +5,6 @@
 # hung up, so nothing gave up on it); now an event the connected handler
 # leaves unread for 3 s while the threads end makes flint read the
 # userfaultfd itself, name the page, and give the vCPU up a second later.
-# Written with the fix (wt-uffd), not yet run in the rig.
 # timeout: 120
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"

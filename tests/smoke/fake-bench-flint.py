@@ -10,11 +10,12 @@ flint's options as bench/vmm.c writes them:
                                                       a restore's phases
   --phase-fd 3 --kernel K --drive ... --cmdline "... -- COMMAND"
                                                       a boot as the peers':
-      its phases to init on fd 3, the command's words on the console
-      (stdout), as real flint's guest init prints them
+      its phases to init on fd 3, then init's line and the command's
+      words on the console (stdout), as real flint's guest init prints them
 Phases come FAKE_BENCH_STEP_MS (default 1) apart, CLOCK_MONOTONIC in
 microseconds as flint's own; then an exits line (a boot as the peers':
-after the output, at the VM's end), the command's words on stdout, exit 0.
+after the output, at the VM's end), the command's output on stdout (echo's
+words, any other command's own words), exit 0.
 Each call appends its argv to $FAKE_BENCH_LOG if set."""
 import os
 import sys
@@ -55,8 +56,11 @@ def main():
     if not as_peers:
         ph.write(exits)
         ph.flush()
+    if as_peers:
+        print("flint-init: ready", flush=True)
     time.sleep(step)
-    print(" ".join(cmd), flush=True)
+    # What the command prints: echo's words, else the words themselves.
+    print(" ".join(cmd[1:] if cmd[:1] == ["echo"] else cmd), flush=True)
     if as_peers:
         ph.write(exits)
     ph.close()

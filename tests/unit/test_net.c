@@ -818,6 +818,32 @@ Test(net_dev, rx_out_of_buffers_mid_burst_waits_for_a_kick)
 	cr_assert_eq(stats().rx_packets, 3);
 }
 
+/* An interface with mtu 9000 and no guest GSO: the device waits for room
+ * for a frame that long (with its header and a VLAN tag) before it reads,
+ * as it waits for 1530 bytes without an mtu; it read into less and dropped
+ * a jumbo frame the guest's next buffers would have taken. */
+Test(net_dev, rx_waits_for_room_for_the_mtu)
+{
+	struct virtio_net_hdr_v1 h = hdr(0, 0, 0, 0, 0, 0);
+	struct net_params p = {.id = "net0", .mac = mac, .loop = loop, .mtu = 9000};
+
+	open_with(mrg, &p);
+	offer_rx(BUF, 4096);
+	offer_rx(BUF + 0x1000, 4096);
+	peer_send(&h, 9014, 7);
+	kick(RX);
+	run(NULL, 50);
+	cr_assert_eq(used_idx(RX), 0, "read into 8 KiB");
+	cr_assert_eq(stats().rx_no_buffers, 1);
+	offer_rx(BUF + 0x2000, 4096);
+	kick(RX);
+	run_rx_until(3);
+	cr_assert_eq(le16toh(((struct virtio_net_hdr_v1 *)at(BUF, 12))->num_buffers), 3);
+	cr_assert(filled(at(BUF + NET_HDR_LEN, 4096 - NET_HDR_LEN), 4096 - NET_HDR_LEN, 7, 0));
+	cr_assert_eq(stats().rx_dropped, 0);
+	cr_assert_eq(stats().rx_packets, 1);
+}
+
 /* A packet exactly as large as the chain is delivered whole; one byte more
  * and it is dropped, not delivered cut short, and the chain takes the next
  * packet. */

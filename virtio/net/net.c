@@ -1185,8 +1185,11 @@ static int net_activate(void *dev, uint64_t features, struct vq *queues,
 	n->host = *host;
 	n->rx_room_want = RX_ROOM_GSO;
 	/* A stream's frames are as long as passt's MTU (65520 by default),
-	 * with no GSO to say so. */
+	 * with no GSO to say so; a tap's as the mtu offered, if larger than
+	 * Ethernet's. */
 	n->rx_room_min = gso || n->stream ? RX_ROOM_GSO : RX_ROOM_PLAIN;
+	if (!gso && !n->stream && n->has_mtu && le16toh(n->cfg.mtu) > ETH_DATA_LEN)
+		n->rx_room_min = RX_ROOM_PLAIN - ETH_DATA_LEN + le16toh(n->cfg.mtu);
 	n->active = true;
 	n->broken = false;
 	pthread_mutex_unlock(&n->lock);

@@ -44,22 +44,13 @@ expect_code 204 "InstanceStart"
 wait_for '^f-written ' 90 || { kill_bg; fail "the guest did not write its file"; }
 sum_f=$(whole_lines "$T/raw" | grep '^f-written ' | cut -d' ' -f2)
 
-body pause <<EOB
-{"state": "Paused"}
-EOB
+pause_and_snapshot full # Full: $T/full.state and .mem
 body resume <<EOB
 {"state": "Resumed"}
-EOB
-body full <<EOB
-{"snapshot_type": "Full", "snapshot_path": "$T/full.state", "mem_file_path": "$T/full.mem"}
 EOB
 body diff <<EOB
 {"snapshot_type": "Diff", "snapshot_path": "$T/diff.state", "mem_file_path": "$T/diff.mem"}
 EOB
-api PATCH /vm pause
-expect_code 204 "PATCH /vm Paused"
-api PUT /snapshot/create full
-expect_code 204 "PUT /snapshot/create Full"
 api PATCH /vm resume
 expect_code 204 "PATCH /vm Resumed"
 wait_for '^g-written ' 90 || { kill_bg; fail "the guest did not write its second file"; }

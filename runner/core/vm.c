@@ -849,7 +849,7 @@ static void fill_latencies(void *ctx, json_t *obj)
 {
 	struct vm *vm = ctx;
 
-	metrics_put(obj, "boot_us", vm->timer.boot_us);
+	metrics_put(obj, "boot_us", __atomic_load_n(&vm->timer.boot_us, __ATOMIC_ACQUIRE));
 	metrics_put(obj, "pause_vm", atomic_load(&vm->pause_us));
 	metrics_put(obj, "resume_vm", atomic_load(&vm->resume_us));
 	metrics_put(obj, "full_create_snapshot", atomic_load(&vm->snap_full_us));
@@ -1581,7 +1581,7 @@ const char *vm_state_name(enum vm_state s)
 
 uint64_t vm_boot_us(const struct vm *vm)
 {
-	return vm->timer.boot_us;
+	return __atomic_load_n(&vm->timer.boot_us, __ATOMIC_ACQUIRE);
 }
 
 void vm_refuse_actions(struct vm *vm)

@@ -476,13 +476,19 @@ const struct bus_ops i8042_cmd_ops = {.read = i8042_status_read, .write = i8042_
 static void boot_timer_write(void *opaque, uint64_t off, const void *data, uint32_t len)
 {
 	struct boot_timer *t = opaque;
-	if (off != 0 || len != 1 || *(const uint8_t *)data != BOOT_TIMER_MAGIC || t->boot_us)
+	uint64_t none = 0, us;
+
+	if (off != 0 || len != 1 || *(const uint8_t *)data != BOOT_TIMER_MAGIC ||
+	    __atomic_load_n(&t->boot_us, __ATOMIC_ACQUIRE))
 		return;
-	t->boot_us = us_since_launch();
-	pr_info("guest boot time: %llu us (%llu ms) since launch", (unsigned long long)t->boot_us,
-		(unsigned long long)t->boot_us / 1000);
+	us = us_since_launch();
+	if (!__atomic_compare_exchange_n(&t->boot_us, &none, us, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return; /* another vCPU's write came first */
+	pr_info("guest boot time: %llu us (%llu ms) since launch", (unsigned long long)us,
+		(unsigned long long)us / 1000);
 	if (t->fired)
-		t->fired(t->ctx, t->boot_us);
+		t->fired(t->ctx, us);
 }
 
 const struct bus_ops boot_timer_ops = {.write = boot_timer_write};

@@ -82,7 +82,9 @@ int i8042_restore(struct i8042 *k, struct rbuf *r, char *err, size_t errlen) WAR
  * the time since launch (Firecracker's contract) and logs it. */
 #define BOOT_TIMER_MAGIC 123
 struct boot_timer {
-	uint64_t boot_us;		       /* 0 until the guest signals */
+	/* 0 until the guest signals; set once (two vCPUs may race to), read
+	 * with __atomic_load_n by other threads (the metrics). */
+	uint64_t boot_us;
 	void (*fired)(void *ctx, uint64_t us); /* optional */
 	void *ctx;
 };

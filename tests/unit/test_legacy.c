@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -513,6 +515,48 @@ Test(boot_timer, records_only_the_magic_byte_once)
 	launch_ns -= 5000; /* at least 5 us have passed */
 	boot_timer_ops.write(&t, 0, &v, 1);
 	cr_assert_geq(t.boot_us, 5);
+}
+
+/* Two vCPUs signalling at once: the time is recorded, and fired() called,
+ * once (a check then a store let both through: fired twice, the boot's
+ * exit count written by two threads). */
+static atomic_uint fired_calls;
+static pthread_barrier_t both;
+
+static void count_fired(void *ctx, uint64_t us)
+{
+	(void)ctx;
+	(void)us;
+	atomic_fetch_add(&fired_calls, 1);
+	usleep(100); /* as a log line takes */
+}
+
+static void *signal_timer(void *t)
+{
+	uint8_t v = BOOT_TIMER_MAGIC;
+
+	pthread_barrier_wait(&both);
+	boot_timer_ops.write(t, 0, &v, 1);
+	return NULL;
+}
+
+Test(boot_timer, two_vcpus_at_once_fire_it_once)
+{
+	launch_ns = now_ns() - 1000000;
+	cr_assert_eq(pthread_barrier_init(&both, NULL, 2), 0);
+	for (unsigned round = 0; round < 300; round++) {
+		struct boot_timer t = {.fired = count_fired};
+		pthread_t a, b;
+
+		atomic_store(&fired_calls, 0);
+		cr_assert_eq(pthread_create(&a, NULL, signal_timer, &t), 0);
+		cr_assert_eq(pthread_create(&b, NULL, signal_timer, &t), 0);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		cr_assert_eq(atomic_load(&fired_calls), 1, "round %u", round);
+		cr_assert_gt(t.boot_us, 0);
+	}
+	pthread_barrier_destroy(&both);
 }
 
 Test(exit_dev, write_stops_with_the_status)

@@ -85,16 +85,16 @@ static void handle_io(struct vcpu *v, struct kvm_run *run)
 
 	if (v->run_size &&
 	    ((uint64_t)run->io.data_offset + (uint64_t)size * run->io.count > v->run_size)) {
-		v->unhandled++;
+		vcpu_count(&v->unhandled);
 		return;
 	}
-	v->pio_exits++;
+	vcpu_count(&v->pio_exits);
 	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
 		bool ok = run->io.direction == KVM_EXIT_IO_OUT
 			      ? bus_write(v->env->pio, run->io.port, data, size)
 			      : bus_read(v->env->pio, run->io.port, data, size);
 		if (!ok)
-			v->unhandled++;
+			vcpu_count(&v->unhandled);
 	}
 }
 
@@ -104,14 +104,14 @@ static void handle_mmio(struct vcpu *v, struct kvm_run *run)
 	bool ok;
 
 	if (len > sizeof(run->mmio.data)) {
-		v->unhandled++;
+		vcpu_count(&v->unhandled);
 		return;
 	}
-	v->mmio_exits++;
+	vcpu_count(&v->mmio_exits);
 	ok = run->mmio.is_write ? bus_write(v->env->mmio, run->mmio.phys_addr, run->mmio.data, len)
 				: bus_read(v->env->mmio, run->mmio.phys_addr, run->mmio.data, len);
 	if (!ok)
-		v->unhandled++;
+		vcpu_count(&v->unhandled);
 }
 
 static enum vcpu_action handle_system_event(struct vcpu *v, struct kvm_run *run)
@@ -135,7 +135,7 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 	enum vcpu_action act = VCPU_CONTINUE;
 	uint32_t reason = run->exit_reason;
 
-	v->exits[reason < VCPU_EXIT_REASONS ? reason : KVM_EXIT_UNKNOWN]++;
+	vcpu_count(&v->exits[reason < VCPU_EXIT_REASONS ? reason : KVM_EXIT_UNKNOWN]);
 	switch (reason) {
 	case KVM_EXIT_IO:
 		handle_io(v, run);
@@ -233,7 +233,7 @@ static void run_loop(struct vcpu *v)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
-				v->exits[KVM_EXIT_INTR]++;
+				vcpu_count(&v->exits[KVM_EXIT_INTR]);
 				continue;
 			}
 			control_request_stop(v->env->ctl, STOP_ERROR, 0, "KVM_RUN on vCPU %u: %s",

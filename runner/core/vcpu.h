@@ -37,7 +37,8 @@ struct vcpu {
 	bool started;
 	const struct vcpu_env *env;
 	/* User-space exits by KVM_EXIT_* reason; written by this vCPU's thread
-	 * only, read after it is joined. */
+	 * only (vcpu_count), read with vcpu_counter while it runs (the
+	 * metrics) or after it is joined. */
 	uint64_t exits[VCPU_EXIT_REASONS];
 	uint64_t pio_exits, mmio_exits, unhandled;
 	char fatal[320]; /* why the handler returned VCPU_FATAL, and where */
@@ -59,6 +60,18 @@ struct vcpu {
 	bool abandoned;
 	int kvmclock; /* the last KVM_KVMCLOCK_CTRL's result: 0 or -errno */
 };
+
+/* A vCPU's exit counters: one writer (its thread), readers on other
+ * threads while it runs. Relaxed atomics, a plain load and store. */
+static inline void vcpu_count(uint64_t *c)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t vcpu_counter(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
 
 /* Handle one exit: dispatch port and MMIO accesses to the buses, turn guest
  * shutdowns and KVM errors into stop requests. Returns what the run loop

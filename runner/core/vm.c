@@ -820,11 +820,13 @@ static void sum_exits(const struct vm *vm, struct vm_exits *e)
 {
 	memset(e, 0, sizeof(*e));
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		const struct vcpu *v = &vm->vcpus[i];
+
 		for (unsigned r = 0; r < VCPU_EXIT_REASONS; r++)
-			e->by_reason[r] += vm->vcpus[i].exits[r];
-		e->pio += vm->vcpus[i].pio_exits;
-		e->mmio += vm->vcpus[i].mmio_exits;
-		e->unhandled += vm->vcpus[i].unhandled;
+			e->by_reason[r] += vcpu_counter(&v->exits[r]);
+		e->pio += vcpu_counter(&v->pio_exits);
+		e->mmio += vcpu_counter(&v->mmio_exits);
+		e->unhandled += vcpu_counter(&v->unhandled);
 	}
 }
 

@@ -106,10 +106,13 @@ static void patch_leaf1(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus)
 	if (!e)
 		return;
 	/* The count of addressable IDs rounds up to a power of two: APIC IDs
-	 * are carved into bit fields (Firecracker does the same). */
+	 * are carved into bit fields (Firecracker does the same). Its field
+	 * is 8 bits: 256 (129 CPUs or more) is 255 there. */
+	unsigned nlogical = 1u << order_base_2(ncpus);
+
 	e->ebx &= 0xffffu;
 	e->ebx |= id << LEAF1_EBX_APIC_ID_SHIFT;
-	e->ebx |= (1u << order_base_2(ncpus)) << LEAF1_EBX_NLOGICAL_SHIFT;
+	e->ebx |= (nlogical > 0xff ? 0xff : nlogical) << LEAF1_EBX_NLOGICAL_SHIFT;
 	e->ecx |= LEAF1_ECX_HYPERVISOR;
 	e->ecx &= ~LEAF1_ECX_VMX;
 	if (ncpus > 1)

@@ -265,6 +265,17 @@ Test(cpuid, nested_virtualization_hidden)
 	free(c);
 }
 
+/* 129 to 255 CPUs: 256 addressable IDs do not fit the 8-bit field, which
+ * says 255, and the APIC ID above it is the vCPU's. */
+Test(cpuid, leaf1_logical_count_fits_its_byte)
+{
+	struct kvm_cpuid2 *c = intel_table();
+	cr_assert_eq(cpuid_setup(c, ROOM, 200, 255), 0);
+	cr_expect_eq((get(c, 1, 0)->ebx >> 16) & 0xff, 0xff);
+	cr_expect_eq(get(c, 1, 0)->ebx >> 24, 200);
+	free(c);
+}
+
 Test(cpuid, kvm_signature_kept)
 {
 	struct kvm_cpuid2 *c = amd_table();

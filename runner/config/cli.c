@@ -1003,6 +1003,14 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 	}
 	/* "+" stops at the first non-option so guest words are never parsed. */
 	while ((c = getopt_long(argc, argv, "+:", opts, &li)) != -1) {
+		/* getopt takes the next word as a value, "--" too: an option
+		 * left without one before the guest's words. */
+		if (optarg && !strcmp(optarg, "--") && optind >= 2 &&
+		    !strcmp(argv[optind - 1], "--"))
+			return bad(err, errlen,
+				   "%s needs a value (it took '--', which starts the "
+				   "guest's words)",
+				   argv[optind - 2]);
 		switch (c) {
 		case O_KERNEL:
 			cfg->kernel = optarg;

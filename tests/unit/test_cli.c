@@ -61,6 +61,9 @@ Test(cli, errors_name_the_option)
 	cr_assert_not_null(strstr(err, "--frobnicate"));
 	cr_assert_eq(PARSE(&c, err, "--kernel"), CLI_ERROR);
 	cr_assert_not_null(strstr(err, "--kernel needs a value"));
+	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "--cmdline", "--", "sh", "-c", "x"), CLI_ERROR,
+		     "--cmdline's value forgotten");
+	cr_assert_not_null(strstr(err, "--cmdline needs a value (it took '--'"), "%s", err);
 	cr_assert_eq(PARSE(&c, err, "--mem", "64M"), CLI_ERROR, "no kernel");
 	cr_assert_not_null(strstr(err, "no kernel"));
 	cr_assert_eq(PARSE(&c, err, "--kernel", "k", "stray"), CLI_ERROR);

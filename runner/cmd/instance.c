@@ -724,6 +724,14 @@ static int setup_output(struct instance *in, const struct vm_config *c)
 	 * section updates it: the level, and the members the section gives. */
 	if (c->logger.enabled && (r = logger_configure(&c->logger, cfg->id, why, sizeof(why))) < 0)
 		goto fail;
+	/* Firecracker initialises its metrics once: the file's section after
+	 * --metrics-path is a reinitialisation, which it refuses. */
+	if (c->metrics.metrics_path && cfg->metrics_path) {
+		pr_err("--metrics-path %s and the config file's metrics (%s): metrics are "
+		       "configured once",
+		       cfg->metrics_path, c->metrics.metrics_path);
+		return -EINVAL;
+	}
 	const char *path = c->metrics.metrics_path ? c->metrics.metrics_path : cfg->metrics_path;
 	if (path) {
 		struct vmc_metrics m = {.metrics_path = (char *)path};

@@ -375,4 +375,10 @@ EOPY
 	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [], "balloon": {}}\n' \
 		"$TINY" >"$OUT/bad.json"
 	check api-config-file-bad 125 "" "balloon" -- --config-file "$OUT/bad.json" --no-api
+	# Metrics are configured once, as in Firecracker: the file's after
+	# --metrics-path is refused, naming both.
+	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [],
+	  "metrics": {"metrics_path": "%s"}}\n' "$TINY" "$OUT/file.metrics" >"$OUT/metrics.json"
+	check api-metrics-twice 125 "" "metrics are configured once" -- \
+		--config-file "$OUT/metrics.json" --no-api --metrics-path "$OUT/cli.metrics"
 fi

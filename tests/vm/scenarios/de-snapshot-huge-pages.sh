@@ -11,9 +11,11 @@
 . "$(dirname "$0")/../lib-api.sh"
 need_api
 
-# 128 MiB of guest RAM: 64 huge pages, and a few over.
+# 128 MiB of guest RAM: 64 huge pages, and a few over; the pool goes back
+# as it was at the end (L1's memory serves the scenarios after this one).
 want=72
 have=$(cat /proc/sys/vm/nr_hugepages)
+trap 'echo $have >/proc/sys/vm/nr_hugepages; rm -rf "$T"' EXIT
 [ "$have" -ge $want ] || echo $want >/proc/sys/vm/nr_hugepages 2>/dev/null ||
 	skip "cannot set vm.nr_hugepages"
 free=$(awk '/^HugePages_Free/ { print $2 }' /proc/meminfo)

@@ -528,8 +528,14 @@ static int load_config_file(const char *path, struct vm_config *c)
 	}
 	r = config_json_parse_file_read(buf, len, c, read_named_file, NULL, err, sizeof(err));
 	free(buf);
-	if (r < 0)
+	if (r < 0) {
 		pr_err("config file %s: %s", path, r == -ENOMEM ? "out of memory" : err);
+		return r;
+	}
+	if ((r = vmc_boot_args_check(&c->boot, err, sizeof(err))) < 0) {
+		pr_err("config file %s: boot-source: %s", path, err);
+		vm_config_free(c);
+	}
 	return r;
 }
 

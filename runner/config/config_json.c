@@ -831,7 +831,8 @@ int config_json_boot_source(const char *body, size_t len, struct vmc_boot *b, ch
 	int r;
 
 	*b = (struct vmc_boot){0};
-	if ((r = parse_body(body, len, parse_boot, b, err, errlen)) < 0)
+	if ((r = parse_body(body, len, parse_boot, b, err, errlen)) < 0 ||
+	    (r = vmc_boot_args_check(b, err, errlen)) < 0)
 		vmc_boot_free(b);
 	return r;
 }

@@ -389,12 +389,13 @@ int vmc_boot_check(const struct vmc_boot *b, char *err, size_t errlen)
 	if (b->initrd_path &&
 	    (r = path_check("initrd_path", b->initrd_path, VMC_MAX_PATH, err, errlen)) < 0)
 		return r;
-	/* When set, as Firecracker (PUT /boot-source, a config file), not
-	 * at InstanceStart. */
-	if (b->boot_args &&
-	    (r = cmdline_check("boot_args", b->boot_args, CMDLINE_MAX, err, errlen)) < 0)
-		return r;
 	return 0;
+}
+
+int vmc_boot_args_check(const struct vmc_boot *b, char *err, size_t errlen)
+{
+	return b->boot_args ? cmdline_check("boot_args", b->boot_args, CMDLINE_MAX, err, errlen)
+			    : 0;
 }
 
 static int id_check(const char *field, const char *id, char *err, size_t errlen)

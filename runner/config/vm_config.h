@@ -386,6 +386,13 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b);
  * Firecracker's JSON does ("vcpu_count: ..."). 0 or -EINVAL with err set. */
 int vmc_machine_check(const struct vmc_machine *m, char *err, size_t errlen) WARN_UNUSED;
 int vmc_boot_check(const struct vmc_boot *b, char *err, size_t errlen) WARN_UNUSED;
+/* boot_args as a user gives them (PUT /boot-source, --config-file), as
+ * Firecracker checks them when they are set, not at InstanceStart:
+ * cmdline_check's printable ASCII, length and quotes. Not a check of every
+ * configuration: a command line flint built from its own command line
+ * (guest words with a tab, a newline or UTF-8, quoted) is saved in a
+ * snapshot and must load again. */
+int vmc_boot_args_check(const struct vmc_boot *b, char *err, size_t errlen) WARN_UNUSED;
 int vmc_drive_check(const struct vmc_drive *d, char *err, size_t errlen) WARN_UNUSED;
 int vmc_net_check(const struct vmc_net *n, char *err, size_t errlen) WARN_UNUSED;
 int vmc_vsock_check(const struct vmc_vsock *v, char *err, size_t errlen) WARN_UNUSED;

@@ -375,6 +375,12 @@ EOPY
 	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [], "balloon": {}}\n' \
 		"$TINY" >"$OUT/bad.json"
 	check api-config-file-bad 125 "" "balloon" -- --config-file "$OUT/bad.json" --no-api
+	# boot_args a config file gives are checked at its load, as Firecracker
+	# does: printable ASCII.
+	printf '{"boot-source": {"kernel_image_path": "%s", "boot_args": "quiet\\tx"},
+	  "drives": []}\n' "$TINY" >"$OUT/tab.json"
+	check api-config-file-boot-args 125 "" "boot-source: boot_args: .*byte 0x09" -- \
+		--config-file "$OUT/tab.json" --no-api
 	# Metrics are configured once, as in Firecracker: the file's after
 	# --metrics-path is refused, naming both.
 	printf '{"boot-source": {"kernel_image_path": "%s"}, "drives": [],

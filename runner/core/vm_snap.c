@@ -570,7 +570,14 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 	int r;
 
 	cpu_of(vm->cpuid0, &host);
-	if ((r = snap_cpu_compatible(&s->cpu, &host, why, sizeof(why))) < 0) {
+	/* An older flint gave its guests VMX or SVM where KVM had them: they
+	 * are not asked of this host, which hides them now (nested state was
+	 * never saved, so the guest used neither). */
+	struct snap_cpu saved = s->cpu;
+	for (unsigned i = 0; i < saved.n && i < SNAP_MAX_CPU_WORDS; i++)
+		saved.w[i].value &=
+		    ~cpuid_hidden(saved.w[i].leaf, saved.w[i].subleaf, saved.w[i].reg);
+	if ((r = snap_cpu_compatible(&saved, &host, why, sizeof(why))) < 0) {
 		pr_err("the snapshot was taken on another CPU: %s", why);
 		return r;
 	}

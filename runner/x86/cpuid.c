@@ -207,6 +207,15 @@ static void patch_amd(struct kvm_cpuid2 *c, unsigned id, unsigned ncpus, unsigne
 	}
 }
 
+uint32_t cpuid_hidden(unsigned leaf, unsigned subleaf, unsigned reg)
+{
+	if (leaf == 1 && subleaf == 0 && reg == 2)
+		return LEAF1_ECX_VMX;
+	if (leaf == 0x80000001 && subleaf == 0 && reg == 2)
+		return AMD_EXT_ECX_SVM;
+	return 0;
+}
+
 int cpuid_setup(struct kvm_cpuid2 *c, unsigned max, unsigned id, unsigned ncpus)
 {
 	return cpuid_setup_smt(c, max, id, ncpus, false);

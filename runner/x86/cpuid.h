@@ -36,4 +36,9 @@ int cpuid_modify(struct kvm_cpuid2 *c, uint32_t leaf, uint32_t subleaf, uint32_t
 /* The entry for (function, index), or NULL. */
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, unsigned function, unsigned index);
 
+/* The bits of a leaf's register (0 EAX, 1 EBX, 2 ECX, 3 EDX) that
+ * cpuid_setup hides whatever KVM reports: nested virtualization's, VMX
+ * (leaf 1 ECX) and SVM (0x80000001 ECX). */
+uint32_t cpuid_hidden(unsigned leaf, unsigned subleaf, unsigned reg);
+
 #endif

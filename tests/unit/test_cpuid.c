@@ -265,6 +265,14 @@ Test(cpuid, nested_virtualization_hidden)
 	free(c);
 }
 
+Test(cpuid, hidden_bits_are_nested_virtualizations)
+{
+	cr_expect_eq(cpuid_hidden(1, 0, 2), 1u << 5, "VMX");
+	cr_expect_eq(cpuid_hidden(0x80000001, 0, 2), 1u << 2, "SVM");
+	cr_expect_eq(cpuid_hidden(1, 0, 3), 0);
+	cr_expect_eq(cpuid_hidden(7, 0, 2), 0);
+}
+
 /* 129 to 255 CPUs: 256 addressable IDs do not fit the 8-bit field, which
  * says 255, and the APIC ID above it is the vCPU's. */
 Test(cpuid, leaf1_logical_count_fits_its_byte)

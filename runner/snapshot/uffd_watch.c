@@ -133,7 +133,13 @@ bool uffd_watch_wait(struct uffd_watch *w, bool (*done)(void *ctx), void *ctx)
 				(unsigned long long)(UFFD_STOP_MAX_NS / UFFD_UNREAD_NS));
 			return false;
 		}
-		if (w->state != UFFD_ORPHAN && now - woke_at >= UFFD_UNREAD_NS) {
+		/* Each second the faults are woken, so that one a handler read
+		 * and left comes again: not while one waits unread (the rule
+		 * below times it, and a wake would take it back), nor in a
+		 * connected handler's first seconds, in which one that serves
+		 * answers what comes (a wake would hand it each fault twice). */
+		if (w->state != UFFD_ORPHAN && !unread_at && now - woke_at >= UFFD_UNREAD_NS &&
+		    (w->state != UFFD_HANDLER || now - start >= UFFD_HANDLER_UNREAD_NS)) {
 			if (uffd_wake_all(w->uffd, w->mem) < 0)
 				return true; /* cannot: the plain join */
 			woke_at = now;

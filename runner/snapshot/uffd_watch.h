@@ -73,15 +73,18 @@ void uffd_watch_poll(struct uffd_watch *w, int ms);
  * it. Zeros would free it, but the guest or a device could pass them on
  * (to a disk). So the watch goes on while the threads end: a handler that
  * dies now is seen; one that hung up and serves on answers within the
- * unread rule's second; each second the faults are woken, so that one the
- * handler read and left comes again; a removal's event is read. A
- * connected handler is not read for, but an event it leaves unread for
- * UFFD_HANDLER_UNREAD_NS makes the watch ORPHAN. False, and the caller
- * gives the threads still running up, once ORPHAN for a second, or once
- * UFFD_STOP_MAX_NS passed with an event seen unread meanwhile (a fault
- * read and left each time; the threads held up elsewhere are waited for as
- * by a plain join). True when done, or at once for NONE or a userfaultfd
- * that cannot be woken (a plain join then). */
+ * unread rule's second; each second the faults are woken (a connected
+ * handler's from UFFD_HANDLER_UNREAD_NS on, and not while an event waits
+ * unread), so that one the handler read and left comes again; a removal's
+ * event is read. A connected handler is not read for, but an event it
+ * leaves unread for UFFD_HANDLER_UNREAD_NS makes the watch ORPHAN. False,
+ * and the caller gives the threads still running up, once ORPHAN for a
+ * second, or once UFFD_STOP_MAX_NS passed since the stop began with an
+ * event seen unread at any time meanwhile (a fault read and left each
+ * time; a thread then held up by other work too is given up with them);
+ * threads held up elsewhere with no fault seen are waited for as by a
+ * plain join. True when done, or at once for NONE or a userfaultfd that
+ * cannot be woken (a plain join then). */
 bool uffd_watch_wait(struct uffd_watch *w, bool (*done)(void *ctx), void *ctx);
 
 #endif

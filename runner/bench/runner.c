@@ -166,7 +166,7 @@ unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n)
 
 			if (!ml || ml > 255 || (s->found & (1u << k)) || s->wl <= ml ||
 			    memcmp(s->win + s->wl - ml, s->m[k].text, ml) ||
-			    !strchr("\r\n", s->win[s->wl - ml - 1]))
+			    (s->win[s->wl - ml - 1] != '\n' && s->win[s->wl - ml - 1] != '\r'))
 				continue;
 			s->found |= 1u << k;
 			now |= 1u << k;

@@ -441,12 +441,6 @@ static unsigned rx_gather(struct net *n, uint64_t *room)
 	return niov;
 }
 
-/* The stream backend's rx_read: the next frame from the decoder, reading
- * the socket until one is whole, copied into the chains behind a zeroed
- * header (rx_deliver fills num_buffers). A frame larger than the room is
- * taken and not copied: rx_process drops it. -EAGAIN: the socket is empty
- * and no frame is whole; -EPIPE: passt closed it; -EMSGSIZE: a length
- * over NET_FRAME_MAX, the stream broken. */
 /* Copy a frame of len bytes into the held chains as rx_gather laid them
  * out (niov iovecs taking room bytes), behind a zeroed header (rx_deliver
  * fills num_buffers): returns its length with the header; a frame larger
@@ -462,6 +456,12 @@ static ssize_t rx_copy(struct net *n, unsigned niov, uint64_t room, const uint8_
 	return (ssize_t)(NET_HDR_LEN + len);
 }
 
+/* The stream backend's rx_read: the next frame from the decoder, reading
+ * the socket until one is whole, copied into the chains behind a zeroed
+ * header (rx_deliver fills num_buffers). A frame larger than the room is
+ * taken and not copied: rx_process drops it. -EAGAIN: no frame is whole,
+ * the socket empty or STREAM_RX_READS read; -EPIPE: passt closed it;
+ * -EMSGSIZE: a length over NET_FRAME_MAX, the stream broken. */
 static ssize_t rx_read_stream(struct net *n, uint64_t *room)
 {
 	const uint8_t *f;

@@ -31,7 +31,13 @@ wait_for '^walked$' 30 || {
 }
 kill -STOP "$upid"
 printf b >&8 # 32 MiB + 0x62 pages: never served
-sleep 1
+# Until a thread of flint's waits on that page (its wchan), at most 10 s.
+n=100
+until grep -qs handle_userfault /proc/$pid/task/*/wchan || [ $n = 0 ]; do
+	n=$((n - 1))
+	sleep 0.1
+done
+[ $n -gt 0 ] || echo "no thread of flint's seen waiting on the page: SIGTERM all the same"
 kill -TERM $pid
 wait_gone_or_show $pid 30 "SIGTERM with a stalled Uffd handler"
 kill_bg

@@ -139,3 +139,28 @@ boot_source() {
  "boot_args": "console=ttyS0 reboot=k panic=-1 ${3:-}-- sh -c \"$1\""}
 EOB
 }
+
+# walk_restored [ARGS...]: the tiny WALK guest (a byte on its UART names
+# the page it writes) snapshotted, then restored with the Uffd backend
+# (flint-uffd, $upid) and ARGS, its UART fed from fd 8 (a FIFO), flint's
+# pid in $pid; it has walked one page the handler served.
+walk_restored() {
+	WALK=$TOOLS/tiny-walk
+	[ -f "$WALK" ] || fail "no $WALK (make test-tools)"
+	start_api --kernel "$WALK" --mem 64M
+	sleep 0.5
+	pause_and_snapshot s
+	kill_bg
+	start_uffd "$T/s.mem"
+	mkfifo "$T/in"
+	"$FLINT" --restore "$T/s.state" --uffd-sock "$T/handler.sock" "$@" \
+		<"$T/in" >"$T/raw" 2>"$ERR" &
+	pid=$!
+	exec 8>"$T/in"
+	printf a >&8 # a page the handler serves
+	wait_for '^walked$' 30 || {
+		kill_bg
+		kill "$upid"
+		fail "the restored guest did not walk with its handler there"
+	}
+}

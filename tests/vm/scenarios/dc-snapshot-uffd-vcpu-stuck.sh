@@ -12,28 +12,9 @@
 . "$(dirname "$0")/../lib-blk.sh"
 . "$(dirname "$0")/../lib-api.sh"
 need_api
-WALK=$TOOLS/tiny-walk
-[ -f "$WALK" ] || fail "no $WALK (make test-tools)"
-
-start_api --kernel "$WALK" --mem 64M
-sleep 0.5
-pause_and_snapshot s
-kill_bg
-
-start_uffd "$T/s.mem"
-mkfifo "$T/in"
 # With metrics: their last line, written as flint ends, must not wait on
 # the stuck vCPU either.
-"$FLINT" --restore "$T/s.state" --uffd-sock "$T/handler.sock" --metrics-path "$T/metrics" \
-	<"$T/in" >"$T/raw" 2>"$ERR" &
-pid=$!
-exec 8>"$T/in"
-printf a >&8 # a page the handler serves
-wait_for '^walked$' 30 || {
-	kill_bg
-	kill "$upid"
-	fail "the restored guest did not walk with its handler there"
-}
+walk_restored --metrics-path "$T/metrics"
 kill -KILL "$upid"
 wait "$upid" 2>/dev/null
 sleep 0.5

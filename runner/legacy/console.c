@@ -132,14 +132,29 @@ void console_destroy(struct console *c)
 	free(c);
 }
 
+/* Whether line starts with mark as the kernel prints it: at the line's
+ * start, after its printk time ("[    1.234567] ") if it has one. Not
+ * anywhere in a line: a guest program may print the words (a log it shows). */
+static bool kernel_says(const char *line, const char *mark)
+{
+	if (*line == '[') {
+		const char *end = strchr(line, ']');
+
+		if (!end || end[1] != ' ')
+			return false;
+		line = end + 2;
+	}
+	return !strncmp(line, mark, strlen(mark));
+}
+
 static void end_line(struct console *c)
 {
 	c->line[c->line_len] = '\0';
 	c->line_len = 0;
 	if (c->panicked) {
-		if (strstr(c->line, PANIC_END_MARK) || strstr(c->line, PANIC_REBOOT_MARK))
+		if (kernel_says(c->line, PANIC_END_MARK) || kernel_says(c->line, PANIC_REBOOT_MARK))
 			atomic_store(&c->panic_over, true);
-	} else if (strstr(c->line, PANIC_MARK) && !strstr(c->line, PANIC_END_MARK)) {
+	} else if (kernel_says(c->line, PANIC_MARK)) {
 		c->panicked = true;
 		/* Drop the trailing \r the kernel's console adds; flint's own
 		 * message carries the rest, so no byte the guest chose may

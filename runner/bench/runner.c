@@ -457,7 +457,10 @@ int runner_run(const struct runner_launch *l, struct bench_record *r)
 		r->phase_us[BP_EXIT] = now_us() - w.t0;
 		set_why(r, "timeout after %u ms", timeout_ms);
 	} else if (w.stopped) {
-		/* killed once measured, as asked: its status says nothing */
+		/* Killed once measured, as asked: its status says nothing,
+		 * and its end was the kill, no launch to exit to set beside
+		 * a VMM's own (the table's row then has no ratio). */
+		r->phase_us[BP_EXIT] = BENCH_NONE;
 	} else if (WIFSIGNALED(status)) {
 		set_why(r, "killed by signal %d: %s", WTERMSIG(status), last_line(w.tail, w.tl));
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&

@@ -278,8 +278,8 @@ static void pause_failed(struct vm_err *err, int r)
 {
 	if (r == -ETIMEDOUT)
 		vm_err_set(err, r,
-			   "the event loop did not pause within %d s: a device waits on guest "
-			   "memory the Uffd handler does not serve",
+			   "the event loop did not pause within %d s: a device may wait on "
+			   "guest memory the Uffd handler has not served",
 			   SNAPSHOT_PAUSE_MS / 1000);
 	else
 		vm_err_set(err, r, "cannot pause the event loop: %s", strerror(-r));

@@ -14,7 +14,9 @@
  * with lock let go and work held: work, taken before lock by whoever
  * processes the queue or calls the host, keeps the queue, the chain being
  * taken (segs) and the bitmap that thread's meanwhile (a reset cannot come
- * either: the transport runs it and notify under its dev_lock). */
+ * either: the transport runs it and notify under its dev_lock). A save
+ * takes lock only: it runs with the loop parked and the vCPUs paused, so
+ * no queue is being processed. */
 #include "mem/mem.h"
 
 #include <endian.h>

@@ -175,43 +175,14 @@ unsigned runner_scan_feed(struct runner_scan *s, const char *buf, size_t n)
 	return now;
 }
 
-/* The whole of a /proc file (up to max bytes), NUL-terminated, malloc'd. */
+/* The whole of a /proc file (up to max bytes), NUL-terminated, malloc'd;
+ * NULL if it cannot be read. */
 static char *read_proc(pid_t pid, const char *what, size_t max, size_t *len)
 {
-	char path[64], *buf = NULL;
-	size_t cap = 0, n = 0;
-	int fd;
+	char path[64], *text;
 
 	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return NULL;
-	for (;;) {
-		if (cap - n < 4096) {
-			char *nb = cap * 2 + 8192 > max ? NULL : realloc(buf, cap * 2 + 8192);
-
-			if (!nb)
-				goto fail;
-			buf = nb;
-			cap = cap * 2 + 8192;
-		}
-		ssize_t got = read(fd, buf + n, cap - n - 1);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			goto fail;
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	close(fd);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-fail:
-	close(fd);
-	free(buf);
-	return NULL;
+	return read_named_file_max(path, max, &text, len) < 0 ? NULL : text;
 }
 
 /* RSS outside guest RAM, guest RAM resident, faults, CPU time: at

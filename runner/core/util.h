@@ -201,14 +201,13 @@ const char *file_strerror(int r);
 int map_file(const char *path, uint64_t max, const uint8_t **buf, uint64_t *len) WARN_UNUSED;
 void unmap_file(const uint8_t *buf, uint64_t len);
 
-/* Read a whole file the operator named on flint's command line
- * (--config-file, a CPU template it names, --metadata), as Firecracker's
- * read_to_string: a regular file, or what a named pipe or /dev/stdin gives
- * (--config-file <(envsubst < vm.json)) until its end, waiting for it as
- * asked. Not for a path a request names: there map_file refuses all but a
- * regular file, unopened. *text is malloc'd and NUL-terminated, *len its
- * length. Returns 0 or -errno (-EFBIG past max bytes, -EISDIR for a
- * directory). */
+/* Read a whole file to its end, as Firecracker's read_to_string: a file
+ * the operator named on flint's command line (--config-file, a CPU
+ * template it names, --metadata), a named pipe or /dev/stdin too
+ * (--config-file <(envsubst < vm.json)), waiting for it as asked; or a
+ * /proc file, whose size says nothing. Not for a path a request names:
+ * there map_file refuses all but a regular file, unopened. *text is malloc'd and NUL-terminated,
+ * *len its length. Returns 0 or -errno (-EFBIG past max bytes, -EISDIR for a directory). */
 int read_named_file_max(const char *path, size_t max, char **text, size_t *len) WARN_UNUSED;
 
 /* Lock the whole file behind fd for this open file description (an OFD

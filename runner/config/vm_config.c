@@ -201,24 +201,13 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
-static bool bucket_eq(const struct ratelimit_bucket_cfg *a, const struct ratelimit_bucket_cfg *b)
-{
-	return a->size == b->size && a->one_time_burst == b->one_time_burst &&
-	       a->refill_time_ms == b->refill_time_ms;
-}
-
-static bool rl_eq(const struct ratelimit_cfg *a, const struct ratelimit_cfg *b)
-{
-	return bucket_eq(&a->bandwidth, &b->bandwidth) && bucket_eq(&a->ops, &b->ops);
-}
-
 static bool drive_eq(const struct vmc_drive *a, const struct vmc_drive *b)
 {
 	return str_eq(a->drive_id, b->drive_id) && str_eq(a->path_on_host, b->path_on_host) &&
 	       str_eq(a->socket, b->socket) && str_eq(a->partuuid, b->partuuid) &&
 	       a->is_root_device == b->is_root_device && a->is_read_only == b->is_read_only &&
 	       a->cache_type == b->cache_type && a->io_engine == b->io_engine &&
-	       rl_eq(&a->rate_limiter, &b->rate_limiter) && a->direct == b->direct;
+	       ratelimit_cfg_eq(&a->rate_limiter, &b->rate_limiter) && a->direct == b->direct;
 }
 
 static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
@@ -226,15 +215,15 @@ static bool net_eq(const struct vmc_net *a, const struct vmc_net *b)
 	return str_eq(a->iface_id, b->iface_id) && str_eq(a->host_dev_name, b->host_dev_name) &&
 	       a->user == b->user && a->has_guest_mac == b->has_guest_mac &&
 	       (!a->has_guest_mac || !memcmp(a->guest_mac, b->guest_mac, 6)) && a->mtu == b->mtu &&
-	       rl_eq(&a->rx_rate_limiter, &b->rx_rate_limiter) &&
-	       rl_eq(&a->tx_rate_limiter, &b->tx_rate_limiter) && a->mmds == b->mmds;
+	       ratelimit_cfg_eq(&a->rx_rate_limiter, &b->rx_rate_limiter) &&
+	       ratelimit_cfg_eq(&a->tx_rate_limiter, &b->tx_rate_limiter) && a->mmds == b->mmds;
 }
 
 static bool pmem_eq(const struct vmc_pmem *a, const struct vmc_pmem *b)
 {
 	return str_eq(a->id, b->id) && str_eq(a->path_on_host, b->path_on_host) &&
 	       a->root_device == b->root_device && a->read_only == b->read_only &&
-	       rl_eq(&a->rate_limiter, &b->rate_limiter);
+	       ratelimit_cfg_eq(&a->rate_limiter, &b->rate_limiter);
 }
 
 static bool cpu_config_eq(const struct vmc_cpu_config *a, const struct vmc_cpu_config *b)
@@ -300,7 +289,8 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	if (!str_eq(a->metrics.metrics_path, b->metrics.metrics_path))
 		return false;
 	if (a->entropy.enabled != b->entropy.enabled ||
-	    (a->entropy.enabled && !rl_eq(&a->entropy.rate_limiter, &b->entropy.rate_limiter)))
+	    (a->entropy.enabled &&
+	     !ratelimit_cfg_eq(&a->entropy.rate_limiter, &b->entropy.rate_limiter)))
 		return false;
 	if (a->balloon.enabled != b->balloon.enabled ||
 	    (a->balloon.enabled &&
@@ -324,8 +314,9 @@ bool vm_config_equal(const struct vm_config *a, const struct vm_config *b)
 	      a->mmds.ipv4 != b->mmds.ipv4)))
 		return false;
 	if (a->serial.enabled != b->serial.enabled ||
-	    (a->serial.enabled && (!str_eq(a->serial.serial_out_path, b->serial.serial_out_path) ||
-				   !bucket_eq(&a->serial.rate_limiter, &b->serial.rate_limiter))))
+	    (a->serial.enabled &&
+	     (!str_eq(a->serial.serial_out_path, b->serial.serial_out_path) ||
+	      !ratelimit_bucket_cfg_eq(&a->serial.rate_limiter, &b->serial.rate_limiter))))
 		return false;
 	return true;
 }

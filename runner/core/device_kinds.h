@@ -18,6 +18,21 @@ extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind, balloo
  * answers by opening the tap. 0 or -errno, why logged naming the tap. */
 int net_kind_check_tap(const char *name) WARN_UNUSED;
 
+/* The state of a kind whose own state is only its rate limiters' (n of
+ * them): version 1, then each one's (ratelimit_state_put). save: 0 or
+ * wbuf_err's. load: 1 with st[0..n) read, 0 for a section without it (a
+ * snapshot from before limiters were saved: the buckets start full), or
+ * -EBADMSG with err set. */
+#define KIND_LIMITS_VERSION 1
+int kind_limits_save(struct wbuf *w, const struct ratelimit_state *st, unsigned n) WARN_UNUSED;
+int kind_limits_load(struct rbuf *r, struct ratelimit_state *st, unsigned n, char *err,
+		     size_t errlen) WARN_UNUSED;
+
+/* What a kind's restore says of its device's rate limiter state: r from
+ * the device's restore of it (ratelimit_resume's 0 or -EINVAL), which
+ * naming the limiter ("its rate limiter"). 0, or -EBADMSG with err set. */
+int kind_limits_restored(int r, const char *which, char *err, size_t errlen) WARN_UNUSED;
+
 /* The kinds in guest slot order: drives (/dev/vda first), network
  * interfaces (eth0 first), vsock, entropy, balloon, pmem devices (/dev/pmem0
  * first), memory hot-plug. */

@@ -129,11 +129,15 @@ static void blk_kind_quiesce(void *dev)
  * from the same files, a rebuilt root image, a cache's image trimmed and
  * built anew) they would read garbage and write corruption. Version 1:
  * the capacity in sectors (u64), whether a file system UUID follows (u8),
- * its 16 bytes. A snapshot without it (written before) is taken as it is. */
-#define BLK_STATE_VERSION 1
+ * its 16 bytes. Version 2 adds the rate limiter's state
+ * (ratelimit_state_put), so that a restored drive goes on with what its
+ * buckets held, as Firecracker's does; a version 1 drive's buckets start
+ * full. A snapshot without any (written before) is taken as it is. */
+#define BLK_STATE_VERSION 2
 
 static int blk_kind_save(const void *dev, struct wbuf *w)
 {
+	struct ratelimit_state rl;
 	uint8_t uuid[16] = {0};
 	int r = blk_fs_uuid(dev, uuid);
 
@@ -142,10 +146,12 @@ static int blk_kind_save(const void *dev, struct wbuf *w)
 		pr_warn("drive: cannot read its image's file system UUID (%s): a restore will "
 			"not check it",
 			strerror(-r));
+	blk_save_limits(dev, &rl);
 	wput_u32(w, BLK_STATE_VERSION);
 	wput_u64(w, blk_capacity(dev));
 	wput_u8(w, r == 1);
 	wput_bytes(w, uuid, sizeof(uuid));
+	ratelimit_state_put(w, &rl);
 	return wbuf_err(w);
 }
 
@@ -156,26 +162,14 @@ static void uuid_text(const uint8_t u[16], char out[37])
 		 u[13], u[14], u[15]);
 }
 
-static int blk_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+/* The image's checks: it is the one the snapshot was saved with. */
+static int same_image(const struct blk *dev, uint64_t sectors, bool had, const uint8_t saved[16],
+		      char *err, size_t errlen)
 {
-	uint8_t saved[16], now[16];
+	uint8_t now[16];
 	char a[37], b[37];
-	uint32_t version;
-	uint64_t sectors;
-	bool had, bad = false;
 	int n;
 
-	if (rbuf_done(r))
-		return 0;
-	version = rget_u32(r);
-	sectors = rget_u64(r);
-	had = rget_bool(r, &bad);
-	rget_bytes(r, saved, sizeof(saved));
-	if (rbuf_err(r) < 0 || bad || version != BLK_STATE_VERSION)
-		return err_set(err, errlen, -EBADMSG, "its state is %s",
-			       version != BLK_STATE_VERSION && rbuf_err(r) == 0
-				   ? "of another version"
-				   : "malformed");
 	if (sectors != blk_capacity(dev))
 		return err_set(err, errlen, -EINVAL,
 			       "its image now has %llu sectors, the snapshot's had %llu: a restore "
@@ -202,6 +196,32 @@ static int blk_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 	return 0;
 }
 
+static int blk_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+{
+	struct ratelimit_state rl;
+	uint8_t saved[16];
+	uint32_t version;
+	uint64_t sectors;
+	bool had, bad = false;
+	int n;
+
+	if (rbuf_done(r))
+		return 0;
+	version = rget_u32(r);
+	if (rbuf_err(r) == 0 && (version < 1 || version > BLK_STATE_VERSION))
+		return err_set(err, errlen, -EBADMSG, "its state is of another version");
+	sectors = rget_u64(r);
+	had = rget_bool(r, &bad);
+	rget_bytes(r, saved, sizeof(saved));
+	if (version >= 2)
+		ratelimit_state_get(r, &rl);
+	if (rbuf_err(r) < 0 || bad)
+		return err_set(err, errlen, -EBADMSG, "its state is malformed");
+	if ((n = same_image(dev, sectors, had, saved, err, errlen)) < 0 || version < 2)
+		return n;
+	return kind_limits_restored(blk_restore_limits(dev, &rl), "its rate limiter", err, errlen);
+}
+
 const struct device_kind blk_kind = {
     .name = "blk",
     .label = "drive",
@@ -215,10 +235,8 @@ const struct device_kind blk_kind = {
     .update = blk_update,
     .drain = blk_kind_drain,
     .quiesce = blk_kind_quiesce,
-    /* Besides the transport and the queue, only what the image was:
-     * nothing is in flight or held after quiesce, and the limiter's
-     * buckets start full on restore, as at boot (Firecracker does not
-     * save them either). */
+    /* Besides the transport and the queue, what the image was and the
+     * limiter's buckets: nothing is in flight or held after quiesce. */
     .save = blk_kind_save,
     .restore = blk_kind_restore,
 };

@@ -156,6 +156,25 @@ static void net_kind_quiesce(void *dev)
 	net_quiesce(dev);
 }
 
+static int net_kind_save(const void *dev, struct wbuf *w)
+{
+	struct ratelimit_state st[2];
+
+	net_save_limits(dev, &st[0], &st[1]);
+	return kind_limits_save(w, st, 2);
+}
+
+static int net_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+{
+	struct ratelimit_state st[2];
+	int n = kind_limits_load(r, st, 2, err, errlen);
+
+	if (n <= 0)
+		return n;
+	return kind_limits_restored(net_restore_limits(dev, &st[0], &st[1]),
+				    "its RX or TX rate limiter", err, errlen);
+}
+
 const struct device_kind net_kind = {
     .name = "net",
     .label = "network interface",
@@ -169,15 +188,16 @@ const struct device_kind net_kind = {
     .update = net_update,
     .drain = net_kind_drain,
     .quiesce = net_kind_quiesce,
-    /* No save/restore: the device has no state of its own beyond its
-     * transport and queues. The MAC, MTU, tap and limits come from the
+    /* Beyond its transport and queues, the device's own state is what its
+     * RX and TX limiters' buckets hold (a snapshot from before they were
+     * saved starts them full). The MAC, MTU, tap and limits come from the
      * configuration (a restore may name another tap), the offloads and RX
      * room from the features the restored transport activates it with;
-     * quiesce left nothing held. The limiters' buckets start full. A user
+     * quiesce left nothing held. A user
      * interface gets a new passt, on the same fixed addresses: the guest's
      * configuration holds, its connections through the old passt are gone
      * (as a tap's clone's are), and the frames the old stream held (read,
      * not delivered) are not in the snapshot, as a tap's queue is not. */
-    .save = NULL,
-    .restore = NULL,
+    .save = net_kind_save,
+    .restore = net_kind_restore,
 };

@@ -227,32 +227,41 @@ static void pmem_kind_quiesce(void *dev)
 	pmem_quiesce(((struct pmem_dev *)dev)->q);
 }
 
-#define PMEM_STATE_VERSION 1
+#define PMEM_STATE_VERSION 2
 
 /* Where the guest found the device: a restore must put it at the same
  * place with the same size, or the guest's page tables and its driver
- * point at the wrong memory. The file's contents are the file's. */
+ * point at the wrong memory. The file's contents are the file's. Version
+ * 2 adds the rate limiter's state (ratelimit_state_put); a version 1
+ * device's buckets start full. */
 static int pmem_kind_save(const void *dev, struct wbuf *w)
 {
 	const struct pmem_dev *p = dev;
+	struct ratelimit_state rl;
 
+	pmem_save_limits(p->q, &rl);
 	wput_u32(w, PMEM_STATE_VERSION);
 	wput_u64(w, p->gpa);
 	wput_u64(w, p->map_len);
+	ratelimit_state_put(w, &rl);
 	return wbuf_err(w);
 }
 
 static int pmem_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 {
 	const struct pmem_dev *p = dev;
+	struct ratelimit_state rl;
 	uint32_t version = rget_u32(r);
-	uint64_t gpa = rget_u64(r), size = rget_u64(r);
+	uint64_t gpa, size;
 
-	if (rbuf_err(r) < 0 || version != PMEM_STATE_VERSION) {
-		snprintf(err, errlen, "its state is %s",
-			 rbuf_err(r) < 0 ? "truncated" : "of another version");
-		return -EBADMSG;
-	}
+	if (rbuf_err(r) == 0 && (version < 1 || version > PMEM_STATE_VERSION))
+		return err_set(err, errlen, -EBADMSG, "its state is of another version");
+	gpa = rget_u64(r);
+	size = rget_u64(r);
+	if (version >= 2)
+		ratelimit_state_get(r, &rl);
+	if (rbuf_err(r) < 0)
+		return err_set(err, errlen, -EBADMSG, "its state is truncated");
 	if (size != p->map_len) {
 		snprintf(err, errlen,
 			 "its file now maps %llu bytes, the snapshot's %llu: it must be the "
@@ -265,7 +274,10 @@ static int pmem_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen
 			 ULL(gpa));
 		return -EINVAL;
 	}
-	return 0;
+	if (version < 2)
+		return 0;
+	return kind_limits_restored(pmem_restore_limits(p->q, &rl), "its rate limiter", err,
+				    errlen);
 }
 
 const struct device_kind pmem_kind = {

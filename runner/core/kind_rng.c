@@ -72,6 +72,24 @@ static void rng_kind_quiesce(void *dev)
 	rng_quiesce(dev);
 }
 
+static int rng_kind_save(const void *dev, struct wbuf *w)
+{
+	struct ratelimit_state st;
+
+	rng_save_limits(dev, &st);
+	return kind_limits_save(w, &st, 1);
+}
+
+static int rng_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
+{
+	struct ratelimit_state st;
+	int n = kind_limits_load(r, &st, 1, err, errlen);
+
+	if (n <= 0)
+		return n;
+	return kind_limits_restored(rng_restore_limits(dev, &st), "its rate limiter", err, errlen);
+}
+
 /* Firecracker has no PATCH /entropy: no update hook. rng_set_ratelimit is
  * there for when one comes. */
 const struct device_kind rng_kind = {
@@ -85,8 +103,9 @@ const struct device_kind rng_kind = {
     .print_stats = rng_print_stats,
     .counters = rng_counters,
     /* No drain: getrandom fills a request at once, nothing is ever in
-     * flight at a backend. No save/restore: no state beyond the transport
-     * and the queue once quiesced, and the limiter's buckets start full on
-     * restore, as at boot (Firecracker does not save them either). */
+     * flight at a backend. Beyond the transport and the queue once
+     * quiesced, the device's state is what its limiter's buckets hold. */
     .quiesce = rng_kind_quiesce,
+    .save = rng_kind_save,
+    .restore = rng_kind_restore,
 };

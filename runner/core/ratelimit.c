@@ -270,3 +270,60 @@ int ratelimit_restore(struct ratelimit *rl, const struct ratelimit_state *st, ui
 	rl->throttled = st->throttled;
 	return 0;
 }
+
+bool ratelimit_bucket_cfg_eq(const struct ratelimit_bucket_cfg *a,
+			     const struct ratelimit_bucket_cfg *b)
+{
+	return a->size == b->size && a->one_time_burst == b->one_time_burst &&
+	       a->refill_time_ms == b->refill_time_ms;
+}
+
+bool ratelimit_cfg_eq(const struct ratelimit_cfg *a, const struct ratelimit_cfg *b)
+{
+	return ratelimit_bucket_cfg_eq(&a->bandwidth, &b->bandwidth) &&
+	       ratelimit_bucket_cfg_eq(&a->ops, &b->ops);
+}
+
+int ratelimit_resume(struct ratelimit *rl, const struct ratelimit_state *st, uint64_t now)
+{
+	const struct ratelimit_cfg own = {.bandwidth = rl->bandwidth.cfg, .ops = rl->ops.cfg};
+	struct ratelimit next;
+
+	if (ratelimit_restore(&next, st, now) < 0 || ratelimit_update(&next, &own, now) < 0)
+		return -EINVAL;
+	*rl = next;
+	return 0;
+}
+
+static void put_bucket(struct wbuf *w, const struct ratelimit_bucket_cfg *c,
+		       const struct ratelimit_bucket_state *s)
+{
+	const uint64_t v[] = {c->size, c->one_time_burst, c->refill_time_ms, s->tokens,
+			      s->debt, s->burst,	  s->frac_hi,	     s->frac_lo};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(v); i++)
+		wput_u64(w, v[i]);
+}
+
+static void get_bucket(struct rbuf *r, struct ratelimit_bucket_cfg *c,
+		       struct ratelimit_bucket_state *s)
+{
+	uint64_t *v[] = {&c->size, &c->one_time_burst, &c->refill_time_ms, &s->tokens,
+			 &s->debt, &s->burst,	       &s->frac_hi,	   &s->frac_lo};
+
+	for (unsigned i = 0; i < ARRAY_SIZE(v); i++)
+		*v[i] = rget_u64(r);
+}
+
+void ratelimit_state_put(struct wbuf *w, const struct ratelimit_state *st)
+{
+	put_bucket(w, &st->cfg.bandwidth, &st->bandwidth);
+	put_bucket(w, &st->cfg.ops, &st->ops);
+}
+
+void ratelimit_state_get(struct rbuf *r, struct ratelimit_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	get_bucket(r, &st->cfg.bandwidth, &st->bandwidth);
+	get_bucket(r, &st->cfg.ops, &st->ops);
+}

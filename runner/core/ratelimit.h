@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/util.h"
+#include "core/wire.h"
 
 /* One bucket as the API gives it (TokenBucket: size, one_time_burst,
  * refill_time). Each field is at most INT64_MAX, the API's int64. */
@@ -125,5 +126,25 @@ void ratelimit_save(struct ratelimit *rl, uint64_t now, struct ratelimit_state *
  * limit ignores its state. Returns 0 otherwise. */
 int ratelimit_restore(struct ratelimit *rl, const struct ratelimit_state *st,
 		      uint64_t now) WARN_UNUSED;
+
+/* ratelimit_restore for a device restored from a snapshot, keeping the
+ * limits rl has: where st was saved under others (a device PATCHed since,
+ * then reset in place to the snapshot), what st's buckets held is brought
+ * to rl's limits as ratelimit_update does. 0, or -EINVAL (rl untouched)
+ * as ratelimit_restore. */
+int ratelimit_resume(struct ratelimit *rl, const struct ratelimit_state *st,
+		     uint64_t now) WARN_UNUSED;
+
+/* Whether two configs set the same limits, field by field. */
+bool ratelimit_bucket_cfg_eq(const struct ratelimit_bucket_cfg *a,
+			     const struct ratelimit_bucket_cfg *b);
+bool ratelimit_cfg_eq(const struct ratelimit_cfg *a, const struct ratelimit_cfg *b);
+
+/* A state in a snapshot: its config and both buckets, 16 u64s.
+ * The throttled count is not written: a restored device's counters start
+ * at 0, as all its metrics do. get reads into *st (throttled 0) and leaves
+ * the checks to ratelimit_restore; a short input is the reader's error. */
+void ratelimit_state_put(struct wbuf *w, const struct ratelimit_state *st);
+void ratelimit_state_get(struct rbuf *r, struct ratelimit_state *st);
 
 #endif

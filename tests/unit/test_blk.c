@@ -2025,6 +2025,55 @@ Test(blk_dev, kind_restore_refuses_another_image)
 	wbuf_free(&w);
 }
 
+/* The limiter's buckets go with the drive (version 2); a drive whose
+ * limits changed since (PATCHed, then reset in place) keeps its own; a
+ * version 1 section (before limiters were saved) leaves them full. */
+Test(blk_dev, kind_restore_takes_the_limiter)
+{
+	const struct ratelimit_cfg one = {.ops = {.size = 1, .refill_time_ms = 100000}};
+	char err[512] = "";
+	struct wbuf w;
+	struct ratelimit_state st;
+
+	set_fs_uuid(0x11);
+	open_dev(false, "rootfs");
+	cr_assert_eq(blk_set_ratelimit(b, &one), 0);
+	blk_save_limits(b, &st);
+	cr_assert_eq(st.ops.tokens, 1);
+	wbuf_init(&w);
+	cr_assert_eq(blk_kind.save(b, &w), 0);
+	cr_assert_eq(w.len, 4 + 8 + 1 + 16 + 16 * 8);
+
+	/* Saved with its one token spent: restored so. */
+	w.p[4 + 8 + 1 + 16 + 8 * 8 + 3 * 8] = 0; /* ops tokens: 0 */
+	cr_assert_eq(kind_restore(&w, err, sizeof(err)), 0, "%s", err);
+	blk_save_limits(b, &st);
+	cr_assert_eq(st.ops.tokens, 0);
+
+	/* A drive without the limit now: it stays without. */
+	cr_assert_eq(blk_set_ratelimit(b, &(struct ratelimit_cfg){0}), 0);
+	cr_assert_eq(kind_restore(&w, err, sizeof(err)), 0, "%s", err);
+	blk_save_limits(b, &st);
+	cr_assert_eq(st.cfg.ops.size, 0);
+
+	/* A state no limiter can be in: refused. */
+	cr_assert_eq(blk_set_ratelimit(b, &one), 0);
+	w.p[4 + 8 + 1 + 16 + 8 * 8 + 3 * 8] = 2; /* ops tokens: 2 of 1 */
+	cr_assert_eq(kind_restore(&w, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "its rate limiter is in a state no limiter can be in"), "%s", err);
+
+	/* Version 1: the image's checks only. */
+	w.p[0] = 1;
+	w.len = 4 + 8 + 1 + 16;
+	cr_assert_eq(kind_restore(&w, err, sizeof(err)), 0, "%s", err);
+	blk_save_limits(b, &st);
+	cr_assert_eq(st.ops.tokens, 1);
+	w.p[0] = 3;
+	cr_assert_eq(kind_restore(&w, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "of another version"), "%s", err);
+	wbuf_free(&w);
+}
+
 /* ---- snapshot: drain and quiesce --------------------------------------- */
 
 struct write_later {

@@ -557,6 +557,17 @@ Test(pmem_kind, maps_the_file, .init = kind_setup, .fini = kind_teardown, .timeo
 	cr_assert(strstr(err, "in the snapshot at"), "%s", err);
 	rbuf_init(&r, w.p, 6);
 	cr_assert_eq(pmem_kind.restore(n.priv, &r, err, sizeof(err)), -EBADMSG);
+	/* Version 2 holds the limiter's state; version 1 (before it was
+	 * saved), the place and size only, is taken as it is. */
+	bytes[4] ^= 0x01;
+	cr_assert_eq(w.len, 4 + 8 + 8 + 16 * 8);
+	bytes[0] = 1;
+	rbuf_init(&r, w.p, 4 + 8 + 8);
+	cr_assert_eq(pmem_kind.restore(n.priv, &r, err, sizeof(err)), 0, "%s", err);
+	bytes[0] = 3;
+	rbuf_init(&r, w.p, w.len);
+	cr_assert_eq(pmem_kind.restore(n.priv, &r, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "of another version"), "%s", err);
 	wbuf_free(&w);
 
 	/* A second device lands after the first. */

@@ -532,3 +532,68 @@ Test(ratelimit, restore_refuses_impossible_states)
 	cr_assert_eq(ratelimit_restore(&rl, &bad, 1), 0);
 	cr_assert(ratelimit_consume(&rl, 1, 0, UINT64_MAX));
 }
+
+/* A snapshot's bytes: the state comes back as it went, all but the
+ * throttled count (a restored device's counters start at 0); a short input
+ * is the reader's error. */
+Test(ratelimit, state_through_the_wire)
+{
+	struct ratelimit_state st, back;
+	struct wbuf w;
+	struct rbuf r;
+
+	setup(3, 10, 7, 2, 0, 5, 0);
+	cr_assert(ratelimit_consume(&rl, 0, 5, 2));
+	cr_assert(ratelimit_consume(&rl, 1 * MS, 0, 6));
+	cr_assert_not(ratelimit_consume(&rl, 1 * MS, 0, 1));
+	ratelimit_save(&rl, 6 * MS, &st);
+	wbuf_init(&w);
+	ratelimit_state_put(&w, &st);
+	cr_assert_eq(wbuf_err(&w), 0);
+	cr_assert_eq(w.len, 16 * 8);
+	rbuf_init(&r, w.p, w.len);
+	ratelimit_state_get(&r, &back);
+	cr_assert(rbuf_done(&r));
+	cr_assert_eq(back.throttled, 0);
+	back.throttled = st.throttled;
+	cr_assert_eq(memcmp(&back, &st, sizeof(st)), 0);
+
+	rbuf_init(&r, w.p, w.len - 1);
+	ratelimit_state_get(&r, &back);
+	cr_assert_eq(rbuf_err(&r), -EBADMSG);
+	wbuf_free(&w);
+}
+
+/* resume keeps the limiter's own limits: the state's buckets as saved
+ * under the same ones; under others, brought to them as a PATCH would (what
+ * they held, capped; a debt still owed); an impossible state is refused. */
+Test(ratelimit, resume_keeps_the_limits_it_has)
+{
+	const struct ratelimit_cfg half = {.bandwidth = {40, 0, 1000}, .ops = {10, 0, 2000}};
+	struct ratelimit_state st, bad;
+	struct ratelimit other, before;
+
+	setup(100, 50, 1000, 10, 0, 1000, 0);
+	cr_assert(ratelimit_consume(&rl, 0, 60, 11));
+	ratelimit_save(&rl, 1, &st);
+	cr_assert_eq(st.bandwidth.tokens, 90);
+	cr_assert_eq(ratelimit_init(&other, &st.cfg, 5), 0);
+	cr_assert_eq(ratelimit_resume(&other, &st, 5), 0);
+	cr_assert_eq(other.ops.debt, 1);
+	cr_assert_eq(other.bandwidth.tokens, 90);
+	cr_assert_not(ratelimit_consume(&other, 5, 0, 1));
+
+	cr_assert_eq(ratelimit_init(&other, &half, 5), 0);
+	cr_assert_eq(ratelimit_resume(&other, &st, 5), 0);
+	cr_assert_eq(other.bandwidth.cfg.size, 40);
+	cr_assert_eq(other.bandwidth.tokens, 40, "capped at the limiter's size");
+	cr_assert_eq(other.bandwidth.burst, 0);
+	cr_assert_eq(other.ops.cfg.refill_time_ms, 2000);
+	cr_assert_eq(other.ops.debt, 1, "the debt is still owed");
+
+	bad = st;
+	bad.bandwidth.tokens = 101;
+	memcpy(&before, &other, sizeof(other));
+	cr_assert_eq(ratelimit_resume(&other, &bad, 5), -EINVAL);
+	cr_assert_eq(memcmp(&before, &other, sizeof(other)), 0);
+}

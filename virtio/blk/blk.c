@@ -887,6 +887,24 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out)
 	pthread_mutex_unlock(&b->lock);
 }
 
+void blk_save_limits(const struct blk *b, struct ratelimit_state *st)
+{
+	struct ratelimit rl = b->rl;
+
+	ratelimit_save(&rl, now_ns(), st);
+}
+
+int blk_restore_limits(struct blk *b, const struct ratelimit_state *st)
+{
+	int err;
+
+	pthread_mutex_lock(&b->lock);
+	if ((err = ratelimit_resume(&b->rl, st, now_ns())) == 0)
+		b->rl_on = ratelimit_enabled(&b->rl);
+	pthread_mutex_unlock(&b->lock);
+	return err;
+}
+
 int blk_drain(struct blk *b, uint64_t deadline_ns, char *err, size_t errlen)
 {
 	uint64_t t0 = now_ns(), left = 0;

@@ -125,6 +125,13 @@ int blk_set_ratelimit(struct blk *b, const struct ratelimit_cfg *cfg) WARN_UNUSE
 /* The limiter's config now (for GET /vm/config and PATCH merges). */
 void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out);
 
+/* The limiter's state for a snapshot (the loop parked and the vCPUs
+ * paused: no lock taken), and back into a drive restored from one or reset
+ * in place to it (its loop parked or not yet started): 0, or -EINVAL
+ * (nothing changed) as ratelimit_resume says. */
+void blk_save_limits(const struct blk *b, struct ratelimit_state *st);
+int blk_restore_limits(struct blk *b, const struct ratelimit_state *st) WARN_UNUSED;
+
 /* Point the drive at the image path instead (PATCH /drives after boot with
  * a new path_on_host): open it as blk_create does (same read-only and
  * O_DIRECT mode, same checks, the same lock on the image), wait for the I/O

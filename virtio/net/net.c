@@ -1542,6 +1542,38 @@ int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx, const struc
 	return 0;
 }
 
+void net_save_limits(const struct net *n, struct ratelimit_state *rx, struct ratelimit_state *tx)
+{
+	struct ratelimit rl[NQ] = {n->thr[RXQ].rl, n->thr[TXQ].rl};
+	uint64_t now = now_ns();
+
+	ratelimit_save(&rl[RXQ], now, rx);
+	ratelimit_save(&rl[TXQ], now, tx);
+}
+
+int net_restore_limits(struct net *n, const struct ratelimit_state *rx,
+		       const struct ratelimit_state *tx)
+{
+	const struct ratelimit_state *st[NQ] = {[RXQ] = rx, [TXQ] = tx};
+	struct ratelimit rl[NQ];
+	uint64_t now;
+	int err = 0;
+
+	pthread_mutex_lock(&n->lock);
+	now = now_ns();
+	/* Both checked before either changes. */
+	for (unsigned q = 0; q < NQ && !err; q++) {
+		rl[q] = n->thr[q].rl;
+		err = ratelimit_resume(&rl[q], st[q], now);
+	}
+	for (unsigned q = 0; q < NQ && !err; q++) {
+		n->thr[q].rl = rl[q];
+		n->thr[q].on = ratelimit_enabled(&rl[q]);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return err;
+}
+
 void net_get_ratelimit(struct net *n, struct ratelimit_cfg *rx, struct ratelimit_cfg *tx)
 {
 	pthread_mutex_lock(&n->lock);

@@ -163,6 +163,14 @@ int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx,
 /* The limiters' configs now; NULL: not wanted. */
 void net_get_ratelimit(struct net *n, struct ratelimit_cfg *rx, struct ratelimit_cfg *tx);
 
+/* The RX and TX limiters' states for a snapshot (the loop parked and the
+ * vCPUs paused: no lock taken), and back into an interface restored from
+ * one or reset in place to it (its loop parked or not yet started): 0, or
+ * -EINVAL (both unchanged) as ratelimit_resume says. */
+void net_save_limits(const struct net *n, struct ratelimit_state *rx, struct ratelimit_state *tx);
+int net_restore_limits(struct net *n, const struct ratelimit_state *rx,
+		       const struct ratelimit_state *tx) WARN_UNUSED;
+
 /* Snapshot, first step (devices.h's drain), with the event loop running:
  * wait, until deadline_ns (now_ns()'s clock), for the TX writes in flight
  * to finish and their chains to be used. Control thread. 0, or -ETIMEDOUT

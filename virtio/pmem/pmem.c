@@ -534,6 +534,23 @@ int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg)
 	return err;
 }
 
+void pmem_save_limits(const struct pmem *d, struct ratelimit_state *st)
+{
+	struct ratelimit rl = d->rl;
+
+	ratelimit_save(&rl, now_ns(), st);
+}
+
+int pmem_restore_limits(struct pmem *d, const struct ratelimit_state *st)
+{
+	int err;
+
+	pthread_mutex_lock(&d->lock);
+	err = ratelimit_resume(&d->rl, st, now_ns());
+	pthread_mutex_unlock(&d->lock);
+	return err;
+}
+
 /* Wait for the sync under way, answering its requests here: the loop is
  * parked or gone. Lock held. */
 static void wait_sync(struct pmem *d)

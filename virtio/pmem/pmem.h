@@ -82,6 +82,13 @@ void pmem_destroy(struct pmem *d);
  * again on the loop thread. Any thread. 0 or -EINVAL (unchanged). */
 int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg) WARN_UNUSED;
 
+/* The limiter's state for a snapshot (the loop parked and the vCPUs
+ * paused: no lock taken), and back into a device restored from one or reset
+ * in place to it (its loop parked or not yet started): 0, or -EINVAL
+ * (nothing changed) as ratelimit_resume says. */
+void pmem_save_limits(const struct pmem *d, struct ratelimit_state *st);
+int pmem_restore_limits(struct pmem *d, const struct ratelimit_state *st) WARN_UNUSED;
+
 /* Snapshot. pmem_drain: wait, until deadline_ns (now_ns()'s clock), for a
  * sync under way to end and be answered by the event loop, which runs
  * on; 0, or -ETIMEDOUT. pmem_quiesce, with the loop parked or stopped: a

@@ -382,6 +382,23 @@ int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg)
 	return err;
 }
 
+void rng_save_limits(const struct rng *r, struct ratelimit_state *st)
+{
+	struct ratelimit rl = r->rl;
+
+	ratelimit_save(&rl, r->now(), st);
+}
+
+int rng_restore_limits(struct rng *r, const struct ratelimit_state *st)
+{
+	int err;
+
+	pthread_mutex_lock(&r->lock);
+	err = ratelimit_resume(&r->rl, st, r->now());
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
 void rng_quiesce(struct rng *r)
 {
 	pthread_mutex_lock(&r->lock);

@@ -70,6 +70,13 @@ void rng_destroy(struct rng *r);
  * -EINVAL (the limiter unchanged). */
 int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg) WARN_UNUSED;
 
+/* The limiter's state for a snapshot (the loop parked and the vCPUs
+ * paused: no lock taken), and back into a device restored from one or reset
+ * in place to it (its loop parked or not yet started): 0, or -EINVAL
+ * (nothing changed) as ratelimit_resume says. */
+void rng_save_limits(const struct rng *r, struct ratelimit_state *st);
+int rng_restore_limits(struct rng *r, const struct ratelimit_state *st) WARN_UNUSED;
+
 /* A snapshot's quiesce: the request the limiter keeps goes back to the
  * guest (vq_discard: the available ring offers it again, and a snapshot
  * records it as not yet taken) and notifications go back on. The timer, if

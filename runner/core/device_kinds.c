@@ -32,10 +32,11 @@ int kind_limits_load(struct rbuf *r, struct ratelimit_state *st, unsigned n, cha
 	if (rbuf_done(r))
 		return 0;
 	version = rget_u32(r);
+	if (rbuf_err(r) == 0 && version != KIND_LIMITS_VERSION)
+		return err_set(err, errlen, -EBADMSG, "its state is of another version");
 	for (unsigned i = 0; i < n; i++)
 		ratelimit_state_get(r, &st[i]);
-	if (rbuf_err(r) < 0 || version != KIND_LIMITS_VERSION)
-		return err_set(err, errlen, -EBADMSG, "its state is %s",
-			       rbuf_err(r) < 0 ? "malformed" : "of another version");
+	if (rbuf_err(r) < 0)
+		return err_set(err, errlen, -EBADMSG, "its state is malformed");
 	return 1;
 }

@@ -21,8 +21,8 @@ int net_kind_check_tap(const char *name) WARN_UNUSED;
 /* The state of a kind whose own state is only its rate limiters' (n of
  * them): version 1, then each one's (ratelimit_state_put). save: 0 or
  * wbuf_err's. load: 1 with st[0..n) read, 0 for a section without it (a
- * snapshot from before limiters were saved: the buckets start full), or
- * -EBADMSG with err set. */
+ * snapshot from before limiters were saved: the kind restores the buckets
+ * full, X_restore_limits(dev, NULL)), or -EBADMSG with err set. */
 #define KIND_LIMITS_VERSION 1
 int kind_limits_save(struct wbuf *w, const struct ratelimit_state *st, unsigned n) WARN_UNUSED;
 int kind_limits_load(struct rbuf *r, struct ratelimit_state *st, unsigned n, char *err,

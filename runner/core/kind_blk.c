@@ -132,7 +132,8 @@ static void blk_kind_quiesce(void *dev)
  * its 16 bytes. Version 2 adds the rate limiter's state
  * (ratelimit_state_put), so that a restored drive goes on with what its
  * buckets held, as Firecracker's does; a version 1 drive's buckets start
- * full. A snapshot without any (written before) is taken as it is. */
+ * full. A snapshot without any (written before) is taken as it is, its
+ * buckets full. */
 #define BLK_STATE_VERSION 2
 
 static int blk_kind_save(const void *dev, struct wbuf *w)
@@ -205,8 +206,9 @@ static int blk_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 	bool had, bad = false;
 	int n;
 
-	if (rbuf_done(r))
-		return 0;
+	if (rbuf_done(r)) /* written before drives kept any state */
+		return kind_limits_restored(blk_restore_limits(dev, NULL), "its rate limiter", err,
+					    errlen);
 	version = rget_u32(r);
 	if (rbuf_err(r) == 0 && (version < 1 || version > BLK_STATE_VERSION))
 		return err_set(err, errlen, -EBADMSG, "its state is of another version");
@@ -217,9 +219,10 @@ static int blk_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 		ratelimit_state_get(r, &rl);
 	if (rbuf_err(r) < 0 || bad)
 		return err_set(err, errlen, -EBADMSG, "its state is malformed");
-	if ((n = same_image(dev, sectors, had, saved, err, errlen)) < 0 || version < 2)
+	if ((n = same_image(dev, sectors, had, saved, err, errlen)) < 0)
 		return n;
-	return kind_limits_restored(blk_restore_limits(dev, &rl), "its rate limiter", err, errlen);
+	return kind_limits_restored(blk_restore_limits(dev, version < 2 ? NULL : &rl),
+				    "its rate limiter", err, errlen);
 }
 
 const struct device_kind blk_kind = {

@@ -169,9 +169,9 @@ static int net_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 	struct ratelimit_state st[2];
 	int n = kind_limits_load(r, st, 2, err, errlen);
 
-	if (n <= 0)
+	if (n < 0)
 		return n;
-	return kind_limits_restored(net_restore_limits(dev, &st[0], &st[1]),
+	return kind_limits_restored(net_restore_limits(dev, n ? &st[0] : NULL, n ? &st[1] : NULL),
 				    "its RX or TX rate limiter", err, errlen);
 }
 

@@ -274,10 +274,8 @@ static int pmem_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen
 			 ULL(gpa));
 		return -EINVAL;
 	}
-	if (version < 2)
-		return 0;
-	return kind_limits_restored(pmem_restore_limits(p->q, &rl), "its rate limiter", err,
-				    errlen);
+	return kind_limits_restored(pmem_restore_limits(p->q, version < 2 ? NULL : &rl),
+				    "its rate limiter", err, errlen);
 }
 
 const struct device_kind pmem_kind = {

@@ -85,9 +85,10 @@ static int rng_kind_restore(void *dev, struct rbuf *r, char *err, size_t errlen)
 	struct ratelimit_state st;
 	int n = kind_limits_load(r, &st, 1, err, errlen);
 
-	if (n <= 0)
+	if (n < 0)
 		return n;
-	return kind_limits_restored(rng_restore_limits(dev, &st), "its rate limiter", err, errlen);
+	return kind_limits_restored(rng_restore_limits(dev, n ? &st : NULL), "its rate limiter",
+				    err, errlen);
 }
 
 /* Firecracker has no PATCH /entropy: no update hook. rng_set_ratelimit is

@@ -243,9 +243,10 @@ static bool state_valid(const struct ratelimit_bucket_cfg *c,
 
 	if (!limits(c))
 		return true;
+	/* A burst left beside a bucket that is not full is a state: a PATCH
+	 * that raised the size keeps the tokens (ratelimit_update). */
 	return s->tokens <= c->size && s->burst <= c->one_time_burst && !(s->debt && s->tokens) &&
-	       !(s->burst && (s->debt || s->tokens != c->size)) &&
-	       frac < (u128)c->refill_time_ms * NS_PER_MS;
+	       !(s->burst && s->debt) && frac < (u128)c->refill_time_ms * NS_PER_MS;
 }
 
 static void bucket_restore(struct ratelimit_bucket *b, const struct ratelimit_bucket_cfg *c,
@@ -289,8 +290,14 @@ int ratelimit_resume(struct ratelimit *rl, const struct ratelimit_state *st, uin
 	const struct ratelimit_cfg own = {.bandwidth = rl->bandwidth.cfg, .ops = rl->ops.cfg};
 	struct ratelimit next;
 
-	if (ratelimit_restore(&next, st, now) < 0 || ratelimit_update(&next, &own, now) < 0)
+	if (!st) {
+		if (ratelimit_init(&next, &own, now) < 0)
+			return -EINVAL;
+	} else if (ratelimit_restore(&next, st, now) < 0 ||
+		   ratelimit_update(&next, &own, now) < 0) {
 		return -EINVAL;
+	}
+	next.throttled = rl->throttled;
 	*rl = next;
 	return 0;
 }

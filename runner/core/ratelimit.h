@@ -48,7 +48,7 @@ struct ratelimit_bucket {
 	struct ratelimit_bucket_cfg cfg;
 	uint64_t tokens; /* in the bucket: <= cfg.size */
 	uint64_t debt;	 /* owed by an oversized request; tokens is 0 while > 0 */
-	uint64_t burst;	 /* one_time_burst not yet spent; the bucket is full while > 0 */
+	uint64_t burst;	 /* one_time_burst not yet spent; no debt while > 0 */
 	uint64_t last;	 /* when the tokens were last brought up to date */
 	/* Refill progress towards the next token, in token-nanoseconds
 	 * (tokens = elapsed * size / refill_ns): < refill_time_ms * 1e6. */
@@ -102,7 +102,8 @@ int ratelimit_update(struct ratelimit *rl, const struct ratelimit_cfg *cfg,
 /* A limiter's state for a snapshot: its config and what its buckets held at
  * the time of the save. No timestamps: the buckets are brought up to date
  * when saved, and a restored limiter goes on from the time it is restored,
- * so the time in between earns nothing (as with a paused VM). */
+ * so the time in between earns nothing (a paused VM's buckets, whose time
+ * goes on, refill meanwhile). */
 struct ratelimit_bucket_state {
 	uint64_t tokens, debt, burst;
 	uint64_t frac_hi, frac_lo; /* struct ratelimit_bucket's frac */
@@ -121,17 +122,19 @@ void ratelimit_save(struct ratelimit *rl, uint64_t now, struct ratelimit_state *
 /* Set rl to the saved state *st, going on from time now. A snapshot is
  * input from outside: returns -EINVAL (rl untouched) unless the config is
  * valid and each limiting bucket's state is one a limiter can be in (tokens
- * within size, burst within one_time_burst, no tokens while in debt, full
- * while burst is left, frac below the refill time); a bucket that does not
+ * within size, burst within one_time_burst, no tokens while in debt, no
+ * debt while burst is left, frac below the refill time); a bucket that does not
  * limit ignores its state. Returns 0 otherwise. */
 int ratelimit_restore(struct ratelimit *rl, const struct ratelimit_state *st,
 		      uint64_t now) WARN_UNUSED;
 
 /* ratelimit_restore for a device restored from a snapshot, keeping the
- * limits rl has: where st was saved under others (a device PATCHed since,
- * then reset in place to the snapshot), what st's buckets held is brought
- * to rl's limits as ratelimit_update does. 0, or -EINVAL (rl untouched)
- * as ratelimit_restore. */
+ * limits and the throttled count rl has: where st was saved under other
+ * limits (a device PATCHed since, then reset in place to the snapshot),
+ * what st's buckets held is brought to rl's limits as ratelimit_update
+ * does. st NULL (a snapshot that holds no limiter state): the buckets full,
+ * with their whole burst, as at boot. 0, or -EINVAL (rl untouched) as
+ * ratelimit_restore. */
 int ratelimit_resume(struct ratelimit *rl, const struct ratelimit_state *st,
 		     uint64_t now) WARN_UNUSED;
 
@@ -141,8 +144,9 @@ bool ratelimit_bucket_cfg_eq(const struct ratelimit_bucket_cfg *a,
 bool ratelimit_cfg_eq(const struct ratelimit_cfg *a, const struct ratelimit_cfg *b);
 
 /* A state in a snapshot: its config and both buckets, 16 u64s.
- * The throttled count is not written: a restored device's counters start
- * at 0, as all its metrics do. get reads into *st (throttled 0) and leaves
+ * The throttled count is not written: a device restored in a new process
+ * counts from 0, as all its metrics do, and one reset in place keeps its
+ * count (ratelimit_resume). get reads into *st (throttled 0) and leaves
  * the checks to ratelimit_restore; a short input is the reader's error. */
 void ratelimit_state_put(struct wbuf *w, const struct ratelimit_state *st);
 void ratelimit_state_get(struct rbuf *r, struct ratelimit_state *st);

@@ -514,8 +514,8 @@ Test(ratelimit, restore_refuses_impossible_states)
 	cr_assert_eq(ratelimit_restore(&rl, &bad, 1), -EINVAL);
 	bad = st;
 	bad.bandwidth.burst = 10;
-	bad.cfg.bandwidth.one_time_burst = 50;
-	bad.bandwidth.tokens = 99; /* burst left but not full */
+	bad.bandwidth.tokens = 0;
+	bad.bandwidth.debt = 5; /* burst left beside a debt */
 	cr_assert_eq(ratelimit_restore(&rl, &bad, 1), -EINVAL);
 	bad = st;
 	bad.ops.frac_lo = 1000 * MS; /* a whole token's progress */
@@ -596,4 +596,47 @@ Test(ratelimit, resume_keeps_the_limits_it_has)
 	memcpy(&before, &other, sizeof(other));
 	cr_assert_eq(ratelimit_resume(&other, &bad, 5), -EINVAL);
 	cr_assert_eq(memcmp(&before, &other, sizeof(other)), 0);
+}
+
+/* A PATCH that raises a bucket's size while its burst is left keeps the
+ * tokens (no refill): a state a snapshot must take back. Found by a review:
+ * such a VM's snapshot was refused as corrupt. */
+Test(ratelimit, a_patched_size_with_burst_left_restores)
+{
+	const struct ratelimit_cfg bigger = {.bandwidth = {200, 50, 1000}};
+	struct ratelimit_state st;
+	struct ratelimit copy;
+
+	setup(100, 50, 1000, 0, 0, 0, 0);
+	cr_assert_eq(ratelimit_update(&rl, &bigger, 0), 0);
+	ratelimit_save(&rl, 100 * MS, &st);
+	cr_assert_eq(st.bandwidth.burst, 50);
+	cr_assert_eq(st.bandwidth.tokens, 120, "100 kept, 20 earned in 100 ms");
+	cr_assert_eq(ratelimit_restore(&copy, &st, 0), 0);
+	cr_assert_eq(ratelimit_init(&copy, &bigger, 0), 0);
+	cr_assert_eq(ratelimit_resume(&copy, &st, 0), 0);
+	cr_assert(ratelimit_consume(&copy, 0, 170, 0), "burst and tokens both there");
+	cr_assert_not(ratelimit_consume(&copy, 0, 1, 0));
+}
+
+/* resume keeps the limiter's throttled count (a reset in place: the
+ * device's metrics go on); NULL (a snapshot without limiter state) fills
+ * the buckets, with their whole burst. */
+Test(ratelimit, resume_keeps_the_count_and_null_fills)
+{
+	struct ratelimit_state st;
+
+	setup(10, 5, 1000, 0, 0, 0, 0);
+	cr_assert(ratelimit_consume(&rl, 0, 15, 0));
+	cr_assert_not(ratelimit_consume(&rl, 0, 1, 0));
+	ratelimit_save(&rl, 0, &st);
+	st.throttled = 0; /* as ratelimit_state_get gives it */
+	cr_assert_not(ratelimit_consume(&rl, 0, 1, 0));
+	cr_assert_eq(rl.throttled, 2);
+	cr_assert_eq(ratelimit_resume(&rl, &st, 0), 0);
+	cr_assert_eq(rl.throttled, 2);
+	cr_assert_eq(ratelimit_resume(&rl, NULL, 0), 0);
+	cr_assert_eq(rl.throttled, 2);
+	cr_assert_eq(rl.bandwidth.tokens, 10);
+	cr_assert_eq(rl.bandwidth.burst, 5);
 }

@@ -675,3 +675,21 @@ Test(rng, a_snapshot_without_or_with_a_bad_bucket)
 	cr_assert(strstr(err, "of another version"), "%s", err);
 	wbuf_free(&w);
 }
+
+/* Restored limits (a reset in place) reach a request already waiting on a
+ * timer armed for the buckets before: a token restored lets it go now,
+ * not when the old timer would have gone off (100 s). Found by a review. */
+Test(rng, restored_limits_cut_an_armed_wait_short)
+{
+	const struct ratelimit_cfg slow = {.ops = {.size = 1, .refill_time_ms = 100000}};
+	const struct ratelimit_state st = {.cfg = slow, .ops = {.tokens = 1}};
+
+	open_dev(&slow);
+	offer_buf(BUF, 64);
+	offer_buf(BUF + 0x1000, 64);
+	kick();
+	cr_assert_eq(used_idx(), 1);
+	cr_assert_eq(rng_restore_limits(r, &st), 0);
+	run_until(2, 2000);
+	cr_assert_eq(used_idx(), 2, "the old timer held the restored token");
+}

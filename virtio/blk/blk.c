@@ -899,8 +899,12 @@ int blk_restore_limits(struct blk *b, const struct ratelimit_state *st)
 	int err;
 
 	pthread_mutex_lock(&b->lock);
-	if ((err = ratelimit_resume(&b->rl, st, now_ns())) == 0)
+	if ((err = ratelimit_resume(&b->rl, st, now_ns())) == 0) {
 		b->rl_on = ratelimit_enabled(&b->rl);
+		/* A reset in place: a timer armed for the buckets before. */
+		if (ev_wait_armed(&b->rl_wait))
+			kick(b);
+	}
 	pthread_mutex_unlock(&b->lock);
 	return err;
 }

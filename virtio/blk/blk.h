@@ -128,7 +128,8 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out);
 /* The limiter's state for a snapshot (the loop parked and the vCPUs
  * paused: no lock taken), and back into a drive restored from one or reset
  * in place to it (its loop parked or not yet started): 0, or -EINVAL
- * (nothing changed) as ratelimit_resume says. */
+ * (nothing changed) as ratelimit_resume says
+ * (NULL: the buckets full, as at boot). */
 void blk_save_limits(const struct blk *b, struct ratelimit_state *st);
 int blk_restore_limits(struct blk *b, const struct ratelimit_state *st) WARN_UNUSED;
 

@@ -1570,6 +1570,10 @@ int net_restore_limits(struct net *n, const struct ratelimit_state *rx,
 		n->thr[q].rl = rl[q];
 		n->thr[q].on = ratelimit_enabled(&rl[q]);
 	}
+	/* A reset in place: a timer armed for the buckets before. */
+	if (!err && (ev_wait_armed(&n->thr[RXQ].wait) || ev_wait_armed(&n->thr[TXQ].wait)) &&
+	    ev_kick_send(&n->kick) < 0)
+		pr_err("%s: cannot wake the event loop for the restored limits", n->id);
 	pthread_mutex_unlock(&n->lock);
 	return err;
 }

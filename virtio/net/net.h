@@ -166,7 +166,8 @@ void net_get_ratelimit(struct net *n, struct ratelimit_cfg *rx, struct ratelimit
 /* The RX and TX limiters' states for a snapshot (the loop parked and the
  * vCPUs paused: no lock taken), and back into an interface restored from
  * one or reset in place to it (its loop parked or not yet started): 0, or
- * -EINVAL (both unchanged) as ratelimit_resume says. */
+ * -EINVAL (both unchanged) as ratelimit_resume says
+ * (NULL: the buckets full, as at boot). */
 void net_save_limits(const struct net *n, struct ratelimit_state *rx, struct ratelimit_state *tx);
 int net_restore_limits(struct net *n, const struct ratelimit_state *rx,
 		       const struct ratelimit_state *tx) WARN_UNUSED;

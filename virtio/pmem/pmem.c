@@ -547,6 +547,9 @@ int pmem_restore_limits(struct pmem *d, const struct ratelimit_state *st)
 
 	pthread_mutex_lock(&d->lock);
 	err = ratelimit_resume(&d->rl, st, now_ns());
+	/* A reset in place: a timer armed for the buckets before. */
+	if (err == 0 && ev_wait_armed(&d->wait) && ev_kick_send(&d->kick) < 0)
+		pr_err("pmem %s: cannot wake the event loop for the restored limits", d->id);
 	pthread_mutex_unlock(&d->lock);
 	return err;
 }

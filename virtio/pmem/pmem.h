@@ -85,7 +85,8 @@ int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg) WARN_UNU
 /* The limiter's state for a snapshot (the loop parked and the vCPUs
  * paused: no lock taken), and back into a device restored from one or reset
  * in place to it (its loop parked or not yet started): 0, or -EINVAL
- * (nothing changed) as ratelimit_resume says. */
+ * (nothing changed) as ratelimit_resume says
+ * (NULL: the buckets full, as at boot). */
 void pmem_save_limits(const struct pmem *d, struct ratelimit_state *st);
 int pmem_restore_limits(struct pmem *d, const struct ratelimit_state *st) WARN_UNUSED;
 

@@ -395,6 +395,9 @@ int rng_restore_limits(struct rng *r, const struct ratelimit_state *st)
 
 	pthread_mutex_lock(&r->lock);
 	err = ratelimit_resume(&r->rl, st, r->now());
+	/* A reset in place: a timer armed for the buckets before. */
+	if (err == 0 && ev_wait_armed(&r->wait) && ev_kick_send(&r->kick) < 0)
+		pr_err("entropy: cannot wake the event loop for the restored limits");
 	pthread_mutex_unlock(&r->lock);
 	return err;
 }

@@ -73,7 +73,8 @@ int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg) WARN_UNUSE
 /* The limiter's state for a snapshot (the loop parked and the vCPUs
  * paused: no lock taken), and back into a device restored from one or reset
  * in place to it (its loop parked or not yet started): 0, or -EINVAL
- * (nothing changed) as ratelimit_resume says. */
+ * (nothing changed) as ratelimit_resume says
+ * (NULL: the buckets full, as at boot). */
 void rng_save_limits(const struct rng *r, struct ratelimit_state *st);
 int rng_restore_limits(struct rng *r, const struct ratelimit_state *st) WARN_UNUSED;
 

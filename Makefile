@@ -2,8 +2,8 @@
 #   make            build the runner (build/flint)
 #   make run        boot the default guest and run a demo command
 #   make test       unit tests, host smoke tests, a short sanitized fuzz run,
-#                   then the VM scenarios (in the rig on hosts whose KVM
-#                   cannot run a stock kernel)
+#                   the jail tests (as root), then the VM scenarios (in the
+#                   rig on hosts whose KVM cannot run a stock kernel)
 #   make install    flint, flint-jail, the guest kernel and root file system
 #                   under $(PREFIX) (default /usr/local; DESTDIR for staging);
 #                   make uninstall removes them

@@ -47,11 +47,13 @@ void opts_usage(void)
 	       "  --daemonize            new session, standard streams on /dev/null\n"
 	       "  --new-pid-ns           run flint as pid 1 of a new pid namespace\n"
 	       "  --help, --version\n\n"
-	       "Files flint's arguments name (--kernel, --initrd, --drive path=, --rootfs;\n"
-	       "flint run's default kernel and root image) are hard-linked, or copied,\n"
-	       "into the jail and the arguments rewritten; the --vsock socket's directory\n"
-	       "is made in the jail, owned by UID. Exit status: flint's, or 125 when the\n"
-	       "jail could not be set up (nothing is left behind then).\n",
+	       "Files flint's arguments name (--kernel, --initrd, --drive path=, --rootfs,\n"
+	       "--image, --metadata, --config-file and the files it names, --restore's\n"
+	       "state and memory files; flint run's default kernel and root image) are\n"
+	       "hard-linked, or copied, into the jail and the arguments rewritten; the\n"
+	       "--vsock socket's directory is made in the jail, owned by UID. Exit\n"
+	       "status: flint's, or 125 when the jail could not be set up (nothing is\n"
+	       "left behind then).\n",
 	       JAIL_ID_MAX, JAIL_DEFAULT_BASE, JAIL_DEFAULT_NOFILE, JAIL_DEFAULT_IMAGE_BYTES,
 	       JAIL_DEFAULT_IMAGE_ENTRIES, IMAGE_CACHE_DEFAULT_MAX);
 }

@@ -23,7 +23,7 @@ void cli_usage(void)
 	       "       flint run --restore FILE --mem-file FILE --wait-fd N [options] -- COMMAND\n"
 	       "       flint run --save-snapshot FILE --save-mem FILE --save-after [options]\n"
 	       "                 -- COMMAND ARGS...\n"
-	       "       flint run --attach UDS [--timeout S] [--env K=V] [--workdir D] -- COMMAND\n"
+	       "       flint run --attach UDS [options] -- COMMAND ARGS...\n"
 	       "       flint serve --listen ADDR:PORT [options]     (see flint serve --help)\n"
 	       "       flint bench boot|restore|run|serve [options] (see flint bench --help)\n"
 	       "Boot a Linux microVM with KVM.\n\n"
@@ -102,7 +102,9 @@ void cli_usage(void)
 	       "  --record-workset FILE  write the pages the guest touched when flint ends\n"
 	       "  --control-fd N     read lines on inherited fd N: \"reset\" takes the VM back\n"
 	       "                     to the snapshot in place (answer \"ok <us>\" or \"error\n"
-	       "                     <message>\"; File backend only); its end stops the VM\n"
+	       "                     <message>\"; File backend only), \"where\" has flint\n"
+	       "                     log where each vCPU was when the VM stops; its end\n"
+	       "                     stops the VM\n"
 	       "  --help, --version\n\n"
 	       "Words after -- are passed to the guest init, which runs them as a command.\n"
 	       "Exit status: the guest command's status; 0 on a guest reboot; 122 when the\n"
@@ -1200,7 +1202,7 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			if (seccomp_thread_by_name(optarg) < 0)
 				return bad(err, errlen,
 					   "--seccomp-test-forbidden %s: expected main, vcpu, "
-					   "evloop or run",
+					   "evloop, api, control or run",
 					   optarg);
 			cfg->seccomp_test = optarg;
 			break;

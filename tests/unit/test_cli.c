@@ -732,7 +732,7 @@ Test(cli, help_names_env_workdir_save_after_attach, .init = cr_redirect_stdout)
 	cr_assert_not_null(strstr(buf, "  --workdir DIR      the command's working"), "%s", buf);
 	cr_assert_not_null(strstr(buf, "  --save-after       with --save-snapshot"), "%s", buf);
 	cr_assert_not_null(strstr(buf, "  --attach UDS       no VM of its own"), "%s", buf);
-	cr_assert_not_null(strstr(buf, "flint run --attach UDS [--timeout S]"), "%s", buf);
+	cr_assert_not_null(strstr(buf, "flint run --attach UDS [options] -- COMMAND"), "%s", buf);
 }
 
 /* --help names the other commands main() dispatches to, and the bounds

@@ -34,7 +34,7 @@ FUZZ_SRCS_fuzz_net_stream := virtio/net/stream.c
 # headers; the harness hands over what it would).
 FUZZ_SRCS_fuzz_api := runner/api/router.c runner/api/controller.c runner/config/config_json.c \
 	runner/config/jfield.c runner/config/vm_config.c runner/config/cmdline.c runner/core/mailbox.c \
-	runner/core/util.c runner/mmds/mmds.c
+	runner/core/util.c runner/core/ratelimit.c runner/core/wire.c runner/mmds/mmds.c
 FUZZ_LIBS_fuzz_api := -ljansson -lnettle -pthread
 # The entropy device on a real io_uring event loop (its rate limiter's timer).
 FUZZ_SRCS_fuzz_rng := virtio/rng/rng.c virtio/vq.c runner/core/gmem.c runner/core/study.c runner/core/wire.c \
@@ -61,7 +61,8 @@ FUZZ_SRCS_fuzz_vmem := virtio/mem/mem.c virtio/vq.c runner/core/gmem.c runner/co
 # The snapshot state file's reader (and writer, for the round trip), with
 # the vm_config it parses.
 FUZZ_SRCS_fuzz_snapfile := runner/snapshot/snapfile.c runner/core/wire.c runner/config/config_json.c \
-	runner/config/jfield.c runner/config/vm_config.c runner/config/cmdline.c runner/core/util.c
+	runner/config/jfield.c runner/config/vm_config.c runner/config/cmdline.c runner/core/util.c \
+	runner/core/ratelimit.c
 FUZZ_LIBS_fuzz_snapfile := -ljansson -lz
 # The loading set's reader and writer, and its faulting in (on anonymous
 # memory of two regions).

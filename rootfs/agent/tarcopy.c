@@ -457,6 +457,9 @@ static int check_entry(struct archive_entry *e, unsigned count, size_t *names, c
 	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
 		return fail(err, errlen, "entry '%s': not a file, directory or symlink (type %#o)",
 			    shown(name, s, sizeof(s)), type);
+	if (type != AE_IFLNK && link)
+		return fail(err, errlen, "entry '%s': a link target on a non-symlink",
+			    shown(name, s, sizeof(s)));
 	if (type == AE_IFLNK && (!link || strnlen(link, TARCOPY_NAME_MAX) == TARCOPY_NAME_MAX))
 		return fail(err, errlen, "entry '%s': symlink target missing or too long",
 			    shown(name, s, sizeof(s)));
@@ -481,17 +484,25 @@ static int check_entry(struct archive_entry *e, unsigned count, size_t *names, c
 	return m;
 }
 
-/* The symlinks a stream made (TARCOPY_LINKS_INSIDE): each one's name
- * beneath the extraction's directory, its name in the stream, its target. */
+/* The symlinks a stream sends (TARCOPY_LINKS_INSIDE), made only once the
+ * stream is in (links_make): each one's name beneath the extraction's
+ * directory, its name in the stream, its target, its owner and time, and
+ * whether it was made. */
 struct links {
 	struct link {
 		char *name, *sent, *target;
+		uid_t uid;
+		gid_t gid;
+		struct timespec mtime;
+		bool made;
 	} * l;
 	size_t n, cap;
 };
 
-static int links_add(struct links *l, const char *name, const char *sent, const char *target)
+static int links_add(struct links *l, const char *name, struct archive_entry *e)
 {
+	const char *sent = archive_entry_pathname(e), *target = archive_entry_symlink(e);
+
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 16;
 		struct link *n = realloc(l->l, cap * sizeof(*n));
@@ -506,6 +517,10 @@ static int links_add(struct links *l, const char *name, const char *sent, const 
 	k->name = strdup(name);
 	k->sent = strdup(sent);
 	k->target = strdup(target);
+	k->uid = (uid_t)archive_entry_uid(e);
+	k->gid = (gid_t)archive_entry_gid(e);
+	k->mtime = (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+	k->made = false;
 	l->n++;
 	return k->name && k->sent && k->target ? 0 : -1;
 }
@@ -562,6 +577,113 @@ static bool leads_out(int rootfd, const char *rel, const char *target)
 	return has_dotdot(target);
 }
 
+/* Whether the symlink at rel, with target, would lead outside the root
+ * were it made: its target followed from rel's directory, as leads_out
+ * follows a link that is there. */
+static bool would_lead_out(int rootfd, const char *rel, const char *target)
+{
+	const char *slash = strrchr(rel, '/');
+	char path[2 * TARCOPY_NAME_MAX + 2];
+
+	if (target[0] == '/')
+		return true;
+	if ((size_t)snprintf(path, sizeof(path), "%.*s%s%s", slash ? (int)(slash - rel) : 0, rel,
+			     slash ? "/" : "", target) >= sizeof(path))
+		return true;
+	return leads_out(rootfd, path, target);
+}
+
+/* Make one link (cwd: the extraction's directory): what is at its name goes
+ * unless it is a directory, or a symlink to another target (an earlier
+ * copy's, which links kept before may lead through: replaced, it could
+ * make them lead out). One to the same target is left as it is. */
+static int link_make(struct link *k, unsigned flags, char *err, size_t errlen)
+{
+	char s[256], was[TARCOPY_NAME_MAX + 1];
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(k->name, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return fail(err, errlen,
+				    "entry '%s': a symlink in place of the directory already there",
+				    shown(k->sent, s, sizeof(s)));
+		if (S_ISLNK(st.st_mode)) {
+			n = readlink(k->name, was, sizeof(was) - 1);
+			if (n >= 0 && (size_t)n == strlen(k->target) &&
+			    !memcmp(was, k->target, (size_t)n)) {
+				k->made = true; /* as it was: still checked */
+				return 0;
+			}
+			return fail(err, errlen,
+				    "entry '%s': a symlink already there (from before this copy) "
+				    "points elsewhere; remove it first",
+				    shown(k->sent, s, sizeof(s)));
+		}
+		if (unlink(k->name) < 0)
+			return fail(err, errlen, "%s: %s", shown(k->sent, s, sizeof(s)),
+				    strerror(errno));
+	} else if (errno != ENOENT) {
+		return fail(err, errlen, "%s: %s", shown(k->sent, s, sizeof(s)), strerror(errno));
+	}
+	if (symlink(k->target, k->name) < 0)
+		return fail(err, errlen, "%s: %s", shown(k->sent, s, sizeof(s)), strerror(errno));
+	k->made = true;
+	/* As libarchive would (owners only when it keeps them); a failure
+	 * loses an owner or a time, as libarchive's warnings do. */
+	if (flags & TARCOPY_KEEP_ALL)
+		(void)!lchown(k->name, k->uid, k->gid);
+	const struct timespec ts[2] = {k->mtime, k->mtime};
+
+	(void)!utimensat(AT_FDCWD, k->name, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+/* TARCOPY_LINKS_INSIDE, once the stream is in: make its links, none of
+ * which existed while the guest was sending (a flint killed meanwhile
+ * leaves none behind). First those with no ".." in their target, then
+ * those with one; each only if, followed from where it goes, it would not
+ * lead outside the root (root_name and prefix as links_check's). A link
+ * made earlier, or one of the host's, can still make a later one lead
+ * out: links_check then removes it. One that cannot be made ends the
+ * making; those leading out are left unmade, the first named. */
+static int links_make(struct links *l, const char *root_name, const char *prefix, unsigned flags,
+		      char *err, size_t errlen)
+{
+	int rootfd = open(root_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	size_t pl = strlen(prefix), out = 0, first = 0;
+	char s[256], t[256];
+
+	if (rootfd < 0)
+		return fail(err, errlen, "%s: %s", root_name, strerror(errno));
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < l->n; i++) {
+			struct link *k = &l->l[i];
+			const char *rel = k->name;
+
+			if (has_dotdot(k->target) != (pass == 1))
+				continue;
+			if (pl && !strncmp(rel, prefix, pl) && rel[pl] == '/')
+				rel += pl + 1;
+			if (would_lead_out(rootfd, rel, k->target)) {
+				if (!out++ || i < first)
+					first = i;
+			} else if (link_make(k, flags, err, errlen) < 0) {
+				close(rootfd);
+				return -1;
+			}
+		}
+	close(rootfd);
+	if (out)
+		return fail(err, errlen,
+			    "entry '%s': a symlink to '%s', which leads outside what was copied "
+			    "(not made%s)",
+			    shown(l->l[first].sent, s, sizeof(s)),
+			    shown(l->l[first].target, t, sizeof(t)),
+			    out > 1 ? ", nor the others that do" : "");
+	return 0;
+}
+
 /* TARCOPY_LINKS_INSIDE, once the stream is in and before libarchive gives
  * directories their modes (so that a directory the stream made read-only
  * cannot keep a link in it): the links that lead outside the root
@@ -585,6 +707,8 @@ static int links_check(const struct links *l, const char *root_name, const char 
 		const char *rel = l->l[i].name;
 		bool late = io->expired && io->expired(io->ctx);
 
+		if (!l->l[i].made)
+			continue;
 		if (pl && !strncmp(rel, prefix, pl) && rel[pl] == '/')
 			rel += pl + 1;
 		if (!late && !leads_out(rootfd, rel, l->l[i].target))
@@ -630,6 +754,36 @@ static int links_check(const struct links *l, const char *root_name, const char 
 	return 0;
 }
 
+/* TARCOPY_LINKS_INSIDE, before an entry is written: a symlink is only
+ * noted (0), to be made once the stream is in (links_make), one to an
+ * absolute path refused at once; no entry goes where a symlink is already
+ * (an earlier copy's: replaced, it could make links kept before lead out,
+ * x -> m/../../f once m is "."), but a link to the same target. 1: write
+ * it; -1: refused, err says why. */
+static int link_entry(struct archive_entry *e, const char *name, struct links *links, char *err,
+		      size_t errlen)
+{
+	const char *target = archive_entry_symlink(e);
+	char s[256], t[256];
+	struct stat was;
+
+	if (archive_entry_filetype(e) == AE_IFLNK) {
+		if (target[0] == '/')
+			return fail(err, errlen,
+				    "entry '%s': a symlink to '%s', which leads outside what was "
+				    "copied",
+				    shown(archive_entry_pathname(e), s, sizeof(s)),
+				    shown(target, t, sizeof(t)));
+		return links_add(links, name, e) < 0 ? fail(err, errlen, "out of memory") : 0;
+	}
+	if (lstat(name, &was) == 0 && S_ISLNK(was.st_mode))
+		return fail(err, errlen,
+			    "entry '%s': a symlink already there (from before this copy); remove "
+			    "it first",
+			    shown(archive_entry_pathname(e), s, sizeof(s)));
+	return 1;
+}
+
 static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct archive_entry *e,
 		   const char *top, bool top_dir, const char *newtop, unsigned flags,
 		   struct links *links, const struct tarcopy_io *io, char *err, size_t errlen)
@@ -664,27 +818,24 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 		bool reg = archive_entry_filetype(e) == AE_IFREG;
 		la_int64_t fsize = archive_entry_size(e);
 
+		/* Each entry costs the room TARCOPY_ENTRY_COST besides its
+		 * data (an inode and a block on the host): a stream of empty
+		 * entries is bounded too. */
+		uint64_t cost = TARCOPY_ENTRY_COST + (reg ? (uint64_t)fsize : 0);
+
 		if (reg && fsize < 0)
 			return fail(err, errlen, "%s: a negative size", shown(name, s, sizeof(s)));
-		if (reg && io->room && (uint64_t)fsize > *io->room)
+		if (io->room && (cost < TARCOPY_ENTRY_COST || cost > *io->room))
 			return fail(err, errlen, "%s: more file data than %s allows",
 				    shown(name, s, sizeof(s)), io->room_name);
-		if (reg && io->room)
-			*io->room -= (uint64_t)fsize;
-		/* A link in place of a directory already there (libarchive
-		 * removes an empty one) would change where every path through
-		 * it leads, links kept before included: x -> d/e/../../f, kept
-		 * as inside, leads out once the next copy-out makes d/e -> ".". */
-		struct stat was;
-
-		if (links && archive_entry_filetype(e) == AE_IFLNK && lstat(name, &was) == 0 &&
-		    S_ISDIR(was.st_mode))
-			return fail(err, errlen,
-				    "entry '%s': a symlink in place of the directory already there",
-				    shown(archive_entry_pathname(e), s, sizeof(s)));
-		if (links && archive_entry_filetype(e) == AE_IFLNK &&
-		    links_add(links, name, archive_entry_pathname(e), archive_entry_symlink(e)) < 0)
-			return fail(err, errlen, "out of memory");
+		if (io->room)
+			*io->room -= cost;
+		if (links && (m = link_entry(e, name, links, err, errlen)) <= 0) {
+			if (m < 0)
+				return -1;
+			archive_read_data_skip(a);
+			continue;
+		}
 		archive_entry_copy_pathname(e, name);
 		if (flags & TARCOPY_NO_SET_ID)
 			archive_entry_set_perm(e, archive_entry_perm(e) &
@@ -754,12 +905,16 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	struct links links = {0};
 	struct archive *a = NULL, *w = NULL;
 	struct archive_entry *e;
-	const char *first;
+	const char *first, *root;
 	int cwd = -1, ret = -1, r;
 	bool top_dir;
 
 	if (flags & TARCOPY_KEEP_ALL)
 		opts |= ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER;
+	/* A sender of ours sends each directory before what is in it: one
+	 * that does not makes no directories by the way (uncharged). */
+	if (flags & TARCOPY_LINKS_INSIDE)
+		opts |= ARCHIVE_EXTRACT_NO_AUTODIR;
 	if (!(a = archive_read_new()) || !(w = archive_write_disk_new())) {
 		fail(err, errlen, "out of memory");
 		goto out;
@@ -809,11 +964,14 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	}
 	ret = extract(a, &rc, w, e, top, top_dir, newtop, flags,
 		      flags & TARCOPY_LINKS_INSIDE ? &links : NULL, io, err, errlen);
-	/* Links leading out go, also after a failed copy: what it left stays
-	 * on the host. The root: the copied directory, or where a file or a
-	 * link landed. */
-	if (links.n && links_check(&links, top_dir && newtop[0] ? newtop : ".", newtop, io,
-				   ret < 0 ? NULL : err, ret < 0 ? 0 : errlen) < 0)
+	/* The root: the copied directory, or where a file or a link landed.
+	 * The links are made only for a stream that came in whole; any that
+	 * leads out then goes (what a failed copy left stays on the host). */
+	root = top_dir && newtop[0] ? newtop : ".";
+	if (ret == 0 && links.n && links_make(&links, root, newtop, flags, err, errlen) < 0)
+		ret = -1;
+	if (links.n &&
+	    links_check(&links, root, newtop, io, ret < 0 ? NULL : err, ret < 0 ? 0 : errlen) < 0)
 		ret = -1;
 	/* Directories get their modes and times last. */
 	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)

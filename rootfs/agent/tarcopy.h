@@ -25,9 +25,10 @@
  * target of TARCOPY_NAME_MAX bytes or more, a header (with a sparse file's
  * map) of more than TARCOPY_HEADER_MAX bytes, or names and link targets of
  * more than TARCOPY_NAMES_MAX bytes together (what the receiver holds in
- * memory until the end), or files longer together than the receiver's
- * room (tarcopy_io.room: flint's --copy-out-limit) ends the copy with a
- * message naming it.
+ * memory until the end), a link target on an entry that is not a symlink,
+ * or files longer together than the receiver's room (tarcopy_io.room:
+ * flint's --copy-out-limit; each entry also costs TARCOPY_ENTRY_COST)
+ * ends the copy with a message naming it.
  * libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
  * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
  * through a symlink, one the stream made itself included.
@@ -36,11 +37,18 @@
  * name that was asked for (a guest cannot send ".git" for "out"), and with
  * TARCOPY_LINKS_INSIDE every symlink it made must lead inside what it
  * copied (for a top that is not a directory, inside the directory it landed
- * in): an absolute target, or one that climbs out with "..", through other
- * links of the stream included, is removed once the stream is in, and the
- * copy fails naming it; so is one that leads nowhere yet but has a "..".
- * Nothing on the host is then left pointing at the host's own files for a
- * later step to follow. */
+ * in). Its symlinks are made only once the whole stream is in (none exists
+ * while the guest sends, so a flint killed meanwhile leaves none), each
+ * only where it would lead inside; an absolute target is refused as it
+ * comes; one that climbs out with "..", through other links of the stream
+ * included, is not made or is removed, and the copy fails naming it; so
+ * is one that leads nowhere yet but has a "..". No entry replaces a
+ * symlink already there (an earlier copy's, which links kept then may lead
+ * through) but a link to the same target, no directory is made that the
+ * stream did not send (ARCHIVE_EXTRACT_NO_AUTODIR). Nothing on the host is
+ * then left pointing at the host's own files for a later step to follow.
+ * What is already in DEST is the host's: a copy of DIR/. into a directory
+ * may overwrite its files, and a link may lead to one of them (inside). */
 #ifndef FLINT_TARCOPY_H
 #define FLINT_TARCOPY_H
 
@@ -67,6 +75,9 @@
 #ifndef TARCOPY_HEADER_MAX
 #define TARCOPY_HEADER_MAX (4u << 20)
 #endif
+/* What each entry costs the room (tarcopy_io.room) besides a file's data:
+ * about an inode and a block of the host's file system. */
+#define TARCOPY_ENTRY_COST 4096u
 
 /* tarcopy_receive's flags. */
 #define TARCOPY_CONTENTS     1u /* the source was DIR/.: its contents into DEST */

@@ -443,8 +443,8 @@ Test(tarcopy, a_guests_links_that_lead_out_are_removed)
 	put_file("victim", "safe\n", 0644);
 	build(&m,
 	      (struct ent[]){D("out/"), F("out/a", "alpha"), D("out/sub/"), L("out/in", "a"),
-			     L("out/sub/up", "../a"), L("out/abs", "/etc/hostname"),
-			     L("out/climb", "../victim"), L("out/dot", "."),
+			     L("out/sub/up", "../a"), L("out/climb", "../victim"),
+			     L("out/dot", "."),
 			     /* by its text inside (dot/dot is out); the kernel finds
 			      * dot/dot/.. is out's parent */
 			     L("out/trick", "dot/dot/../victim"), L("out/dangle", "none/here"),
@@ -455,18 +455,31 @@ Test(tarcopy, a_guests_links_that_lead_out_are_removed)
 			      * same place) it is out's parent's victim */
 			     L("out/sneak", "dot/dot/dot/later/../../victim"),
 			     L("out/dangle_up", "none/../a")},
-	      13);
+	      12);
 	cr_assert_eq(receive_out(&m, at("dst"), 0, "out", err, sizeof(err)), -1);
-	cr_assert(strstr(err, "entry 'out/abs': a symlink to '/etc/hostname', which leads "
-			      "outside what was copied (removed, with the others that do)"),
+	cr_assert(strstr(err, "entry 'out/climb': a symlink to '../victim', which leads "
+			      "outside what was copied (not made, nor the others that do)"),
 		  "%s", err);
 	cr_assert_str_eq(read_text("dst/a"), "alpha");
 	cr_assert(exists("dst/in") && exists("dst/sub/up") && exists("dst/dot") &&
 		  exists("dst/dangle"));
-	cr_assert(!exists("dst/abs") && !exists("dst/climb") && !exists("dst/trick") &&
-		      !exists("dst/dangle_out") && !exists("dst/sneak") && !exists("dst/dangle_up"),
+	cr_assert(!exists("dst/climb") && !exists("dst/trick") && !exists("dst/dangle_out") &&
+		      !exists("dst/sneak") && !exists("dst/dangle_up"),
 		  "a link leading out, or nowhere with '..', was kept");
 	cr_assert_str_eq(read_text("victim"), "safe\n");
+	free(m.buf);
+
+	/* An absolute one is refused as it comes: nothing after it, and no
+	 * link of the stream, is made. */
+	build(&m,
+	      (struct ent[]){D("out/"), L("out/in", "a"), L("out/abs", "/etc/hostname"),
+			     F("out/after", "x")},
+	      4);
+	cr_assert_eq(receive_out(&m, at("abs"), 0, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'out/abs': a symlink to '/etc/hostname', which leads "
+			      "outside what was copied"),
+		  "%s", err);
+	cr_assert(!exists("abs/abs") && !exists("abs/in") && !exists("abs/after"));
 	free(m.buf);
 
 	/* A link on its own is held inside the directory it lands in. */
@@ -751,7 +764,7 @@ Test(tarcopy, a_read_only_directory_keeps_no_link_leading_out)
 		int r = receive_out(&m, at("ro"), 0, "out", err, sizeof(err));
 		/* The removal named, not a failure to remove. */
 		_exit(r == -1 && strstr(err, "entry 'out/locked/x': a symlink to '../../victim', "
-					     "which leads outside what was copied (removed)")
+					     "which leads outside what was copied (not made)")
 			  ? 0
 			  : 1);
 	}
@@ -917,18 +930,114 @@ Test(tarcopy, a_link_may_not_replace_a_directory_already_there)
 	free(m.buf);
 }
 
-/* A link leading out that a later entry replaced with a directory is gone:
- * no message says it was left on the host. */
-Test(tarcopy, a_link_replaced_by_a_directory_is_not_named_as_left)
+/* A link and then a directory of the same name: the link, made last, finds
+ * the directory and is refused; nothing leads out. */
+Test(tarcopy, a_link_sent_before_a_directory_of_its_name)
 {
 	struct mem m;
 	char err[512] = "";
 
-	build(&m, (struct ent[]){D("out/"), L("out/x", "/etc"), D("out/x/")}, 3);
+	build(&m, (struct ent[]){D("out/"), L("out/x", "d"), D("out/x/")}, 3);
 	cr_assert_eq(receive_out(&m, at("rep"), 0, "out", err, sizeof(err)), -1);
-	cr_assert(strstr(err, "entry 'out/x': a symlink to '/etc', which leads outside what was "
-			      "copied (removed)"),
+	cr_assert(strstr(err, "entry 'out/x': a symlink in place of the directory already there"),
 		  "%s", err);
 	cr_assert_eq(mode_of("rep/x") & S_IFMT, S_IFDIR);
+	free(m.buf);
+}
+
+/* A later copy-out may not change a link an earlier one kept (found by an
+ * audit): x -> m/../../f is inside while m -> d1/d2, and leads out once m
+ * is "." or a directory; such a stream is refused. The same link again (a
+ * job run twice into the same place) is taken. */
+Test(tarcopy, an_earlier_copys_link_is_not_replaced)
+{
+	struct mem m;
+	char err[512] = "";
+
+	put_file("victim", "safe\n", 0644);
+	cr_assert_eq(mkdir(at("res"), 0755), 0);
+	build(&m,
+	      (struct ent[]){D("out/"), D("out/d1/"), D("out/d1/d2/"), F("out/f", "copied"),
+			     L("out/m", "d1/d2"), L("out/x", "m/../../f")},
+	      6);
+	cr_assert_eq(receive_out(&m, at("res"), TARCOPY_CONTENTS, "out", err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_str_eq(read_text("res/x"), "copied");
+	cr_assert_eq(receive_out(&m, at("res"), TARCOPY_CONTENTS, "out", err, sizeof(err)), 0,
+		     "the same links again: %s", err);
+	free(m.buf);
+	build(&m, (struct ent[]){D("out/"), L("out/m", ".")}, 2);
+	cr_assert_eq(receive_out(&m, at("res"), TARCOPY_CONTENTS, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'out/m': a symlink already there (from before this copy) "
+			      "points elsewhere"),
+		  "%s", err);
+	free(m.buf);
+	build(&m, (struct ent[]){D("out/"), D("out/m/")}, 2);
+	cr_assert_eq(receive_out(&m, at("res"), TARCOPY_CONTENTS, "out", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'out/m/': a symlink already there (from before this copy)"),
+		  "%s", err);
+	cr_assert_str_eq(read_text("res/x"), "copied");
+	cr_assert_str_eq(read_text("victim"), "safe\n");
+	free(m.buf);
+}
+
+/* No link is on the host while the guest sends (found by an audit: one
+ * leading out was there until the stream ended, and a flint killed
+ * meanwhile left it): each read of the stream looks. */
+static bool link_seen;
+
+static ssize_t watching_read(void *ctx, const void **buf, char *msg, size_t msglen)
+{
+	struct mem *m = ctx;
+	struct stat st;
+	size_t n = m->len - m->off < 512 ? m->len - m->off : 512;
+
+	(void)msg;
+	(void)msglen;
+	if (lstat(at("watch/l"), &st) == 0)
+		link_seen = true;
+	*buf = m->buf + m->off;
+	m->off += n;
+	return (ssize_t)n;
+}
+
+Test(tarcopy, no_link_is_made_while_the_stream_comes)
+{
+	struct mem m;
+	char err[512] = "";
+	struct tarcopy_io io = {.read = watching_read, .ctx = &m};
+
+	build(&m, (struct ent[]){D("out/"), L("out/l", "a"), F("out/a", "alpha"), D("out/z/")}, 4);
+	link_seen = false;
+	cr_assert_eq(
+	    tarcopy_receive(at("watch"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_not(link_seen, "the link was made while the stream came");
+	cr_assert_str_eq(read_text("watch/l"), "alpha");
+	free(m.buf);
+}
+
+/* Each entry costs the room 4 KiB (found by an audit: empty files and
+ * directories cost nothing, and libarchive made every missing parent), and
+ * a guest's stream makes no directory it did not send. */
+Test(tarcopy, entries_cost_the_room_and_no_directory_comes_unsent)
+{
+	struct mem m;
+	char err[512] = "";
+	uint64_t room = 3 * TARCOPY_ENTRY_COST;
+	struct tarcopy_io io = {.read = mem_read, .ctx = &m, .room = &room, .room_name = "ROOM"};
+
+	build(&m, (struct ent[]){D("out/"), F("out/a", ""), F("out/b", ""), F("out/c", "")}, 4);
+	cr_assert_eq(
+	    tarcopy_receive(at("cost"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "c: more file data than ROOM allows"), "%s", err);
+	free(m.buf);
+
+	room = 1 << 20;
+	m.off = 0;
+	build(&m, (struct ent[]){D("out/"), F("out/a/b/c", "x")}, 2);
+	cr_assert_eq(
+	    tarcopy_receive(at("auto"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), -1);
+	cr_assert(!exists("auto/a"), "a directory the stream did not send was made");
 	free(m.buf);
 }

@@ -755,27 +755,19 @@ static int links_check(const struct links *l, const char *root_name, const char 
 }
 
 /* TARCOPY_LINKS_INSIDE, before an entry is written: a symlink is only
- * noted (0), to be made once the stream is in (links_make), one to an
- * absolute path refused at once; no entry goes where a symlink is already
- * (an earlier copy's: replaced, it could make links kept before lead out,
- * x -> m/../../f once m is "."), but a link to the same target. 1: write
- * it; -1: refused, err says why. */
+ * noted (0), to be made once the stream is in if it leads inside
+ * (links_make); no entry goes where a symlink is already (an earlier
+ * copy's: replaced, it could make links kept before lead out, x ->
+ * m/../../f once m is "."), but a link to the same target. 1: write it;
+ * -1: refused, err says why. */
 static int link_entry(struct archive_entry *e, const char *name, struct links *links, char *err,
 		      size_t errlen)
 {
-	const char *target = archive_entry_symlink(e);
-	char s[256], t[256];
+	char s[256];
 	struct stat was;
 
-	if (archive_entry_filetype(e) == AE_IFLNK) {
-		if (target[0] == '/')
-			return fail(err, errlen,
-				    "entry '%s': a symlink to '%s', which leads outside what was "
-				    "copied",
-				    shown(archive_entry_pathname(e), s, sizeof(s)),
-				    shown(target, t, sizeof(t)));
+	if (archive_entry_filetype(e) == AE_IFLNK)
 		return links_add(links, name, e) < 0 ? fail(err, errlen, "out of memory") : 0;
-	}
 	if (lstat(name, &was) == 0 && S_ISLNK(was.st_mode))
 		return fail(err, errlen,
 			    "entry '%s': a symlink already there (from before this copy); remove "

@@ -39,9 +39,9 @@
  * copied (for a top that is not a directory, inside the directory it landed
  * in). Its symlinks are made only once the whole stream is in (none exists
  * while the guest sends, so a flint killed meanwhile leaves none), each
- * only where it would lead inside; an absolute target is refused as it
- * comes; one that climbs out with "..", through other links of the stream
- * included, is not made or is removed, and the copy fails naming it; so
+ * only where it would lead inside: one with an absolute target, or one that
+ * climbs out with "..", through other links of the stream included, is not
+ * made (or is removed), and the copy fails naming it; so
  * is one that leads nowhere yet but has a "..". No entry replaces a
  * symlink already there (an earlier copy's, which links kept then may lead
  * through) but a link to the same target, no directory is made that the

@@ -577,6 +577,28 @@ static bool leads_out(int rootfd, const char *rel, const char *target)
 	return has_dotdot(target);
 }
 
+/* k's name beneath the root: without the prefix (and its '/') that names
+ * the root beneath the extraction's directory. */
+static const char *link_rel(const struct link *k, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+
+	if (pl && !strncmp(k->name, prefix, pl) && k->name[pl] == '/')
+		return k->name + pl + 1;
+	return k->name;
+}
+
+/* The message for k, which leads outside the root: what became of it
+ * (how, with those like it), -1. */
+static int link_out_fail(const struct link *k, const char *how, char *err, size_t errlen)
+{
+	char s[256], t[256];
+
+	return fail(err, errlen,
+		    "entry '%s': a symlink to '%s', which leads outside what was copied (%s)",
+		    shown(k->sent, s, sizeof(s)), shown(k->target, t, sizeof(t)), how);
+}
+
 /* Whether the symlink at rel, with target, would lead outside the root
  * were it made: its target followed from rel's directory, as leads_out
  * follows a link that is there. */
@@ -651,21 +673,17 @@ static int links_make(struct links *l, const char *root_name, const char *prefix
 		      char *err, size_t errlen)
 {
 	int rootfd = open(root_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	size_t pl = strlen(prefix), out = 0, first = 0;
-	char s[256], t[256];
+	size_t out = 0, first = 0;
 
 	if (rootfd < 0)
 		return fail(err, errlen, "%s: %s", root_name, strerror(errno));
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < l->n; i++) {
 			struct link *k = &l->l[i];
-			const char *rel = k->name;
 
 			if (has_dotdot(k->target) != (pass == 1))
 				continue;
-			if (pl && !strncmp(rel, prefix, pl) && rel[pl] == '/')
-				rel += pl + 1;
-			if (would_lead_out(rootfd, rel, k->target)) {
+			if (would_lead_out(rootfd, link_rel(k, prefix), k->target)) {
 				if (!out++ || i < first)
 					first = i;
 			} else if (link_make(k, flags, err, errlen) < 0) {
@@ -675,12 +693,9 @@ static int links_make(struct links *l, const char *root_name, const char *prefix
 		}
 	close(rootfd);
 	if (out)
-		return fail(err, errlen,
-			    "entry '%s': a symlink to '%s', which leads outside what was copied "
-			    "(not made%s)",
-			    shown(l->l[first].sent, s, sizeof(s)),
-			    shown(l->l[first].target, t, sizeof(t)),
-			    out > 1 ? ", nor the others that do" : "");
+		return link_out_fail(&l->l[first],
+				     out > 1 ? "not made, nor the others that do" : "not made", err,
+				     errlen);
 	return 0;
 }
 
@@ -696,7 +711,7 @@ static int links_check(const struct links *l, const char *root_name, const char 
 		       const struct tarcopy_io *io, char *err, size_t errlen)
 {
 	int rootfd = open(root_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	size_t pl = strlen(prefix), bad = 0, first = 0, unchecked = 0, kept = 0, kept_i = 0;
+	size_t bad = 0, first = 0, unchecked = 0, kept = 0, kept_i = 0;
 	bool kept_late = false;
 	int kept_errno = 0;
 	char s[256], t[256];
@@ -704,13 +719,11 @@ static int links_check(const struct links *l, const char *root_name, const char 
 	if (rootfd < 0)
 		return fail(err, errlen, "%s: %s", root_name, strerror(errno));
 	for (size_t i = 0; i < l->n; i++) {
-		const char *rel = l->l[i].name;
+		const char *rel = link_rel(&l->l[i], prefix);
 		bool late = io->expired && io->expired(io->ctx);
 
 		if (!l->l[i].made)
 			continue;
-		if (pl && !strncmp(rel, prefix, pl) && rel[pl] == '/')
-			rel += pl + 1;
 		if (!late && !leads_out(rootfd, rel, l->l[i].target))
 			continue;
 		if (late)
@@ -738,13 +751,13 @@ static int links_check(const struct links *l, const char *root_name, const char 
 
 	if (unchecked)
 		snprintf(also, sizeof(also), "; the %zu not checked in time went too", unchecked);
-	if (bad)
-		return fail(err, errlen,
-			    "entry '%s': a symlink to '%s', which leads outside what was copied "
-			    "(removed%s%s)",
-			    shown(l->l[first].sent, s, sizeof(s)),
-			    shown(l->l[first].target, t, sizeof(t)),
-			    bad > 1 ? ", with the others that do" : "", also);
+	if (bad) {
+		char how[160];
+
+		snprintf(how, sizeof(how), "removed%s%s",
+			 bad > 1 ? ", with the others that do" : "", also);
+		return link_out_fail(&l->l[first], how, err, errlen);
+	}
 	if (unchecked)
 		return fail(
 		    err, errlen,

@@ -770,7 +770,7 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	struct worker_result res;
 	struct worker *w = NULL;
 	struct jail_slot *jail = NULL;
-	char line[300];
+	char line[300], why[256];
 	uint64_t t0 = now_ns();
 	unsigned st;
 	int r;
@@ -823,6 +823,12 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	if (res.outcome == WORKER_EXIT || res.outcome == WORKER_SIGNAL)
 		snprintf(msg, len, "the prepare command failed (flint run exit status %d): %s",
 			 res.outcome == WORKER_SIGNAL ? 128 + res.status : res.status, line);
+	else if (res.outcome == WORKER_CRASH)
+		/* flint's reason, not its stderr's last line (the timings). */
+		snprintf(msg, len,
+			 "booting the function's VM to its snapshot failed: the guest crashed "
+			 "(kernel panic, triple fault or KVM error)%s%.250s",
+			 worker_flint_said(&res, why, sizeof(why))[0] ? ": " : "", why);
 	else
 		snprintf(msg, len, "booting the function's VM to its snapshot failed (%s): %s",
 			 worker_outcome_name(res.outcome), line);

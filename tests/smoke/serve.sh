@@ -56,6 +56,12 @@ else
 	expect register-bad-field PUT /functions/bad "$S/fn-bad.json" 400 'mem_mib'
 	fn badprep '{"command": ["true"], "prepare": ["false"]}'
 	expect register-bad-prepare PUT /functions/badprep "$S/fn-badprep.json" 422 'prepare command failed'
+	# A guest that crashes while the function's VM boots to its snapshot
+	# (the stand-in's status 122): the message names flint's reason, not
+	# the timings line flint prints after it.
+	fn crashprep '{"command": ["true"], "prepare": ["sh", "-c", "echo \"flint: guest triple fault on vCPU 0 (KVM_EXIT_SHUTDOWN)\" >&2; echo \"flint run: launch to init 0.0 ms\" >&2; exit 122"]}'
+	expect register-crash-prepare PUT /functions/crashprep "$S/fn-crashprep.json" 422 \
+		'the guest crashed (kernel panic, triple fault or KVM error): guest triple fault on vCPU 0'
 	expect register-bad-name PUT /functions/a.b "$S/fn-echo2.json" 400
 	printf 'hello\n' >"$S/in"
 	expect invoke POST /functions/echo/invoke "$S/in" 200 '^got:hello$' 'x-flint-exit-status: 0'

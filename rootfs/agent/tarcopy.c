@@ -607,8 +607,6 @@ static bool would_lead_out(int rootfd, const char *rel, const char *target)
 	const char *slash = strrchr(rel, '/');
 	char path[2 * TARCOPY_NAME_MAX + 2];
 
-	if (target[0] == '/')
-		return true;
 	if ((size_t)snprintf(path, sizeof(path), "%.*s%s%s", slash ? (int)(slash - rel) : 0, rel,
 			     slash ? "/" : "", target) >= sizeof(path))
 		return true;

@@ -224,15 +224,17 @@ static void bucket_save(const struct ratelimit_bucket *b, struct ratelimit_bucke
 	s->frac_lo = (uint64_t)b->frac;
 }
 
-void ratelimit_save(struct ratelimit *rl, uint64_t now, struct ratelimit_state *st)
+void ratelimit_save(const struct ratelimit *rl, uint64_t now, struct ratelimit_state *st)
 {
+	struct ratelimit at = *rl;
+
 	memset(st, 0, sizeof(*st));
-	refill_all(rl, now);
-	st->cfg.bandwidth = rl->bandwidth.cfg;
-	st->cfg.ops = rl->ops.cfg;
-	bucket_save(&rl->bandwidth, &st->bandwidth);
-	bucket_save(&rl->ops, &st->ops);
-	st->throttled = rl->throttled;
+	refill_all(&at, now);
+	st->cfg.bandwidth = at.bandwidth.cfg;
+	st->cfg.ops = at.ops.cfg;
+	bucket_save(&at.bandwidth, &st->bandwidth);
+	bucket_save(&at.ops, &st->ops);
+	st->throttled = at.throttled;
 }
 
 /* Whether s is a state a bucket configured as c can be in. */

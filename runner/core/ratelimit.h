@@ -115,9 +115,10 @@ struct ratelimit_state {
 	uint64_t throttled;
 };
 
-/* Fill *st with rl's state at time now (bringing rl's buckets up to now,
- * which changes nothing it would do). */
-void ratelimit_save(struct ratelimit *rl, uint64_t now, struct ratelimit_state *st);
+/* Fill *st with rl's state as of time now (its buckets brought up to now
+ * in the state; rl itself is left as it is, so a device's save needs no
+ * lock on a limiter nothing else uses meanwhile). */
+void ratelimit_save(const struct ratelimit *rl, uint64_t now, struct ratelimit_state *st);
 
 /* Set rl to the saved state *st, going on from time now. A snapshot is
  * input from outside: returns -EINVAL (rl untouched) unless the config is

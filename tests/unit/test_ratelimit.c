@@ -469,7 +469,9 @@ Test(ratelimit, save_restore)
 	cr_assert(ratelimit_consume(&rl, 0, 5, 2));
 	cr_assert(ratelimit_consume(&rl, 1 * MS, 0, 6));
 	cr_assert_not(ratelimit_consume(&rl, 1 * MS, 0, 1));
+	memcpy(&copy, &rl, sizeof(rl));
 	ratelimit_save(&rl, 6 * MS, &st);
+	cr_assert_eq(memcmp(&copy, &rl, sizeof(rl)), 0, "the save changed the limiter");
 	cr_assert_eq(st.bandwidth.burst, 5);
 	cr_assert_eq(st.ops.debt, 4);
 	cr_assert_neq(st.ops.frac_lo, 0);
@@ -497,8 +499,8 @@ Test(ratelimit, restore_refuses_impossible_states)
 	setup(100, 50, 1000, 10, 0, 1000, 0);
 	cr_assert(ratelimit_consume(&rl, 0, 60, 11));
 	ratelimit_save(&rl, 1, &st);
-	memcpy(&before, &rl, sizeof(rl));
 	cr_assert_eq(ratelimit_restore(&rl, &st, 1), 0);
+	memcpy(&before, &rl, sizeof(rl)); /* what each refused one must leave */
 
 	bad = st;
 	bad.cfg.ops.size = I64 + 1;

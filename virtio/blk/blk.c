@@ -889,9 +889,7 @@ void blk_get_ratelimit(struct blk *b, struct ratelimit_cfg *out)
 
 void blk_save_limits(const struct blk *b, struct ratelimit_state *st)
 {
-	struct ratelimit rl = b->rl;
-
-	ratelimit_save(&rl, now_ns(), st);
+	ratelimit_save(&b->rl, now_ns(), st);
 }
 
 int blk_restore_limits(struct blk *b, const struct ratelimit_state *st)

@@ -1544,11 +1544,10 @@ int net_set_ratelimit(struct net *n, const struct ratelimit_cfg *rx, const struc
 
 void net_save_limits(const struct net *n, struct ratelimit_state *rx, struct ratelimit_state *tx)
 {
-	struct ratelimit rl[NQ] = {n->thr[RXQ].rl, n->thr[TXQ].rl};
 	uint64_t now = now_ns();
 
-	ratelimit_save(&rl[RXQ], now, rx);
-	ratelimit_save(&rl[TXQ], now, tx);
+	ratelimit_save(&n->thr[RXQ].rl, now, rx);
+	ratelimit_save(&n->thr[TXQ].rl, now, tx);
 }
 
 int net_restore_limits(struct net *n, const struct ratelimit_state *rx,

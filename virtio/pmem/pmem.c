@@ -536,9 +536,7 @@ int pmem_set_ratelimit(struct pmem *d, const struct ratelimit_cfg *cfg)
 
 void pmem_save_limits(const struct pmem *d, struct ratelimit_state *st)
 {
-	struct ratelimit rl = d->rl;
-
-	ratelimit_save(&rl, now_ns(), st);
+	ratelimit_save(&d->rl, now_ns(), st);
 }
 
 int pmem_restore_limits(struct pmem *d, const struct ratelimit_state *st)

@@ -384,9 +384,7 @@ int rng_set_ratelimit(struct rng *r, const struct ratelimit_cfg *cfg)
 
 void rng_save_limits(const struct rng *r, struct ratelimit_state *st)
 {
-	struct ratelimit rl = r->rl;
-
-	ratelimit_save(&rl, r->now(), st);
+	ratelimit_save(&r->rl, r->now(), st);
 }
 
 int rng_restore_limits(struct rng *r, const struct ratelimit_state *st)

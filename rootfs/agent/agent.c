@@ -2,8 +2,9 @@
  * flint-agent: the guest end of `flint run`, installed as /sbin/flint-agent
  * and started by /init when the kernel command line holds `flint.agent`.
  *
- * It listens on vsock port AGENT_VSOCK_PORT and serves each connection in a
- * child process of its own: one request (argv, environment, working
+ * It listens on vsock port AGENT_VSOCK_PORT and serves each connection from
+ * the host (CID 2; one from inside the guest, through the vsock loopback,
+ * is closed unanswered) in a child process of its own: one request (argv, environment, working
  * directory, optional stdin, timeout, optional user; see proto.h), the
  * command's stdout and stderr streamed back separately, and its exit status
  * or signal; or one copy, a tar stream into or out of the guest
@@ -690,6 +691,21 @@ static void spawn_server(int sock, int lfd)
 	close(sock);
 }
 
+/* A connection from anyone but the host: from inside the guest, through
+ * the vsock loopback (CID 1, or the guest's own CID). The agent runs as
+ * root and runs what it is asked to as root: a --user job must not reach
+ * it. Closed unanswered; the first is told on the console. */
+static void refuse(int sock, unsigned cid)
+{
+	static bool told;
+
+	if (!told)
+		say("refused a connection from CID %u: the agent serves the host (CID 2) only",
+		    cid);
+	told = true;
+	close(sock);
+}
+
 /* The local CID, VMADDR_CID_ANY without a vsock device. */
 static unsigned local_cid(void)
 {
@@ -761,8 +777,14 @@ int main(void)
 	lfd = listen_vsock();
 	connect_host(lfd);
 	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_vm peer = {0};
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 
+		if (fd >= 0 && peer.svm_cid != VMADDR_CID_HOST) {
+			refuse(fd, peer.svm_cid);
+			continue;
+		}
 		if (fd >= 0) {
 			spawn_server(fd, lfd);
 			continue;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -239,6 +240,14 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
 
 /* Starts the command. 0, or -errno with why set (the command did not
  * start: the host is told so). */
+/* Whether a command was ever started in this guest, in memory the agent's
+ * processes share (set before the first one's fork). Until then nothing
+ * but the agent writes in the guest: a copy-in may leave out libarchive's
+ * symlink checks beneath a directory it makes (TARCOPY_SOLE_WRITER).
+ * main maps it; a connection server run without it (the unit tests)
+ * knows only its own commands. */
+static bool started_here, *command_started = &started_here;
+
 static int start_child(const struct agent_request *req, struct child *c, char *why, size_t len)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
@@ -262,6 +271,7 @@ static int start_child(const struct agent_request *req, struct child *c, char *w
 		snprintf(why, len, "cannot set up the command: %s", strerror(-ret));
 		goto out;
 	}
+	__atomic_store_n(command_started, true, __ATOMIC_SEQ_CST);
 	c->pid = fork();
 	if (c->pid < 0) {
 		ret = -errno;
@@ -580,8 +590,10 @@ static int copy_write(void *ctx, const void *buf, size_t len, char *msg, size_t 
 static void copy_in(struct copy_conn *c, const char *path, uint32_t flags)
 {
 	struct tarcopy_io io = {.read = copy_read, .ctx = c};
-	unsigned tf = (flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
-		      (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0);
+	unsigned tf =
+	    (flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
+	    (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) |
+	    (__atomic_load_n(command_started, __ATOMIC_SEQ_CST) ? 0 : TARCOPY_SOLE_WRITER);
 	char err[AGENT_MSG_MAX - 32], none[1];
 	const void *b;
 	int ret = tarcopy_receive(path, tf, NULL, &io, err, sizeof(err));
@@ -774,6 +786,13 @@ int main(void)
 		say("no vsock device; not serving");
 		return 0;
 	}
+	bool *shared =
+	    mmap(NULL, sizeof(bool), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (shared == MAP_FAILED)
+		started_here = true; /* cannot tell: the checks stay */
+	else
+		command_started = shared;
 	lfd = listen_vsock();
 	connect_host(lfd);
 	for (;;) {

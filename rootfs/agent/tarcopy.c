@@ -697,6 +697,16 @@ static int links_make(struct links *l, const char *root_name, const char *prefix
 	return 0;
 }
 
+/* TARCOPY_SOLE_WRITER into a new top, once the stream is in: make its
+ * links, wherever they lead (in the guest, as the host's user made them). */
+static int links_make_all(struct links *l, unsigned flags, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (link_make(&l->l[i], flags, err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
 /* TARCOPY_LINKS_INSIDE, once the stream is in and before libarchive gives
  * directories their modes (so that a directory the stream made read-only
  * cannot keep a link in it): the links that lead outside the root
@@ -765,21 +775,22 @@ static int links_check(const struct links *l, const char *root_name, const char 
 	return 0;
 }
 
-/* TARCOPY_LINKS_INSIDE, before an entry is written: a symlink is only
- * noted (0), to be made once the stream is in if it leads inside
- * (links_make); no entry goes where a symlink is already (an earlier
- * copy's: replaced, it could make links kept before lead out, x ->
+/* Before an entry is written, when links wait for the end: a symlink is
+ * only noted (0), to be made once the stream is in (links_make, or
+ * links_make_all for a TARCOPY_SOLE_WRITER copy). With
+ * TARCOPY_LINKS_INSIDE no entry goes where a symlink is already (an
+ * earlier copy's: replaced, it could make links kept before lead out, x ->
  * m/../../f once m is "."), but a link to the same target. 1: write it;
  * -1: refused, err says why. */
-static int link_entry(struct archive_entry *e, const char *name, struct links *links, char *err,
-		      size_t errlen)
+static int link_entry(struct archive_entry *e, const char *name, unsigned flags,
+		      struct links *links, char *err, size_t errlen)
 {
 	char s[256];
 	struct stat was;
 
 	if (archive_entry_filetype(e) == AE_IFLNK)
 		return links_add(links, name, e) < 0 ? fail(err, errlen, "out of memory") : 0;
-	if (lstat(name, &was) == 0 && S_ISLNK(was.st_mode))
+	if ((flags & TARCOPY_LINKS_INSIDE) && lstat(name, &was) == 0 && S_ISLNK(was.st_mode))
 		return fail(err, errlen,
 			    "entry '%s': a symlink already there (from before this copy); remove "
 			    "it first",
@@ -833,7 +844,7 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 				    shown(name, s, sizeof(s)), io->room_name);
 		if (io->room)
 			*io->room -= cost;
-		if (links && (m = link_entry(e, name, links, err, errlen)) <= 0) {
+		if (links && (m = link_entry(e, name, flags, links, err, errlen)) <= 0) {
 			if (m < 0)
 				return -1;
 			archive_read_data_skip(a);
@@ -901,8 +912,8 @@ int tarcopy_top_of(const char *path, char *top)
 int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		    const struct tarcopy_io *io, char *err, size_t errlen)
 {
-	int opts = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-		   ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_TIME;
+	int opts = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
+		   ARCHIVE_EXTRACT_TIME;
 	char top[NAME_MAX + 1], newtop[NAME_MAX + 1], base[PATH_MAX], s[256], why[256];
 	struct rctx rc = {.io = io};
 	struct links links = {0};
@@ -910,7 +921,8 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	struct archive_entry *e;
 	const char *first, *root;
 	int cwd = -1, ret = -1, r;
-	bool top_dir;
+	bool top_dir, sole = false;
+	struct stat st;
 
 	if (flags & TARCOPY_KEEP_ALL)
 		opts |= ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER;
@@ -922,8 +934,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
-	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_write_disk_set_options(w, opts) != ARCHIVE_OK) {
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK) {
 		fail(err, errlen, "libarchive: %s", archive_error_string(a));
 		goto out;
 	}
@@ -965,17 +976,32 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		fail(err, errlen, "%s: %s", base, strerror(errno));
 		goto out;
 	}
+	/* A new top, and nobody else writing: nothing beneath it is older
+	 * than the stream (TARCOPY_SOLE_WRITER). */
+	sole =
+	    (flags & TARCOPY_SOLE_WRITER) && newtop[0] && lstat(newtop, &st) < 0 && errno == ENOENT;
+	if (!sole)
+		opts |= ARCHIVE_EXTRACT_SECURE_SYMLINKS;
+	if (archive_write_disk_set_options(w, opts) != ARCHIVE_OK) {
+		fail(err, errlen, "libarchive: %s", archive_error_string(w));
+		goto out;
+	}
 	ret = extract(a, &rc, w, e, top, top_dir, newtop, flags,
-		      flags & TARCOPY_LINKS_INSIDE ? &links : NULL, io, err, errlen);
+		      flags & TARCOPY_LINKS_INSIDE || sole ? &links : NULL, io, err, errlen);
 	/* The root: the copied directory, or where a file or a link landed.
 	 * The links are made only for a stream that came in whole; any that
 	 * leads out then goes (what a failed copy left stays on the host). */
 	root = top_dir && newtop[0] ? newtop : ".";
-	if (ret == 0 && links.n && links_make(&links, root, newtop, flags, err, errlen) < 0)
-		ret = -1;
-	if (links.n &&
-	    links_check(&links, root, newtop, io, ret < 0 ? NULL : err, ret < 0 ? 0 : errlen) < 0)
-		ret = -1;
+	if (!(flags & TARCOPY_LINKS_INSIDE)) {
+		if (ret == 0 && links.n && links_make_all(&links, flags, err, errlen) < 0)
+			ret = -1;
+	} else {
+		if (ret == 0 && links.n && links_make(&links, root, newtop, flags, err, errlen) < 0)
+			ret = -1;
+		if (links.n && links_check(&links, root, newtop, io, ret < 0 ? NULL : err,
+					   ret < 0 ? 0 : errlen) < 0)
+			ret = -1;
+	}
 	/* Directories get their modes and times last. */
 	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
 		ret = fail(err, errlen, "%s", la_why(w, NULL, why, sizeof(why)));

@@ -31,7 +31,9 @@
  * ends the copy with a message naming it.
  * libarchive extracts with ARCHIVE_EXTRACT_SECURE_NODOTDOT,
  * _SECURE_SYMLINKS and _SECURE_NOABSOLUTEPATHS on top: nothing is written
- * through a symlink, one the stream made itself included.
+ * through a symlink, one the stream made itself included (with
+ * TARCOPY_SOLE_WRITER into a new top, by the order of the making instead:
+ * see there).
  *
  * A stream from a guest (--copy-out) is held to more: its top must be the
  * name that was asked for (a guest cannot send ".git" for "out"), and with
@@ -84,6 +86,15 @@
 #define TARCOPY_KEEP_ALL     2u /* owners, set-id bits and times as sent (run as root) */
 #define TARCOPY_LINKS_INSIDE 4u /* symlinks must lead inside the copy (see above) */
 #define TARCOPY_NO_SET_ID    8u /* set-id bits dropped, TARCOPY_KEEP_ALL or not */
+/* The receiver is the only writer where the copy goes (the guest agent
+ * before any command has run in the guest). A top the copy makes itself,
+ * not there before, then holds nothing older than the stream: beneath it
+ * libarchive's symlink check (_SECURE_SYMLINKS, an lstat, open and close
+ * of each directory on each entry's way: half of the receiver's system
+ * calls for a source tree) is left out, and the stream's own symlinks are
+ * made once its other entries are in, so that none is written through. A
+ * top that was there already keeps the check. */
+#define TARCOPY_SOLE_WRITER 16u
 
 /* How the stream moves. */
 struct tarcopy_io {

@@ -3,7 +3,8 @@
  * three bytes choose where the stream lands (an existing directory, a
  * missing name, one with a trailing '/', an existing file), the flags, the
  * top asked for, the room for file data (small) and the size of the reads;
- * the rest is the tar stream, its headers' checksums mended (see
+ * the rest is the tar stream (without TARCOPY_LINKS_INSIDE the second
+ * byte's low bit sets TARCOPY_SOLE_WRITER), its headers' checksums mended (see
  * mend_sums) unless the flags say not to. The build sets the name bounds
  * small (mk/fuzz.mk) so streams reach them.
  *
@@ -308,6 +309,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		flags |= TARCOPY_KEEP_ALL;
 	if (!(data[0] & B_NO_LINKS))
 		flags |= TARCOPY_LINKS_INSIDE;
+	/* Without it, as the guest agent's copy-in: an odd second byte makes
+	 * the receiver the sole writer (no libarchive symlink check beneath
+	 * a new top), which must keep the stream out of the sentinel too. */
+	else if (data[1] & 1)
+		flags |= TARCOPY_SOLE_WRITER;
 	room = room0 = (uint64_t)data[1] * 8;
 	/* The stream, its own malloc of exactly its length (ASan sees any
 	 * over-read), mended. */

@@ -154,30 +154,62 @@ static mode_t mode_of(const char *rel)
 
 TestSuite(tarcopy, .init = make_root, .fini = remove_root);
 
+/* make_tree's tree arrived whole at dir (beneath the root). */
+static void check_tree(const char *dir)
+{
+	char rel[128], link[64];
+	ssize_t n;
+
+#define AT(name) (snprintf(rel, sizeof(rel), "%s/%s", dir, name), rel)
+	cr_assert_str_eq(read_text(AT("a.txt")), "alpha\n");
+	cr_assert_eq(mode_of(AT("a.txt")) & 07777, 0640);
+	cr_assert_eq(mode_of(AT("sub/run.sh")) & 07777, 0751);
+	cr_assert_eq(mode_of(AT("sub")) & 07777, 0750);
+	cr_assert(S_ISDIR(mode_of(AT("empty"))));
+	cr_assert_eq(mode_of(AT("empty")) & 07777, 0700);
+	cr_assert(S_ISLNK(mode_of(AT("link"))));
+	n = readlink(at(AT("link")), link, sizeof(link) - 1);
+	cr_assert_gt(n, 0);
+	link[n] = '\0';
+	cr_assert_str_eq(link, "sub/run.sh");
+	n = readlink(at(AT("abs")), link, sizeof(link) - 1);
+	cr_assert_gt(n, 0);
+	link[n] = '\0';
+	cr_assert_str_eq(link, "/etc/hostname");
+#undef AT
+}
+
 Test(tarcopy, tree_round_trip_keeps_modes_symlinks_empty_dirs)
 {
 	struct mem m = {0};
-	char err[256], link[64];
-	ssize_t n;
+	char err[256];
 
 	make_tree();
 	send_to(&m, "src");
 	/* Missing destination: the tree becomes it. */
 	cr_assert_eq(receive(&m, at("dst"), TARCOPY_KEEP_ALL, err, sizeof(err)), 0, "%s", err);
-	cr_assert_str_eq(read_text("dst/a.txt"), "alpha\n");
-	cr_assert_eq(mode_of("dst/a.txt") & 07777, 0640);
-	cr_assert_eq(mode_of("dst/sub/run.sh") & 07777, 0751);
-	cr_assert_eq(mode_of("dst/sub") & 07777, 0750);
-	cr_assert(S_ISDIR(mode_of("dst/empty")));
-	cr_assert_eq(mode_of("dst/empty") & 07777, 0700);
-	cr_assert(S_ISLNK(mode_of("dst/link")));
-	n = readlink(at("dst/link"), link, sizeof(link) - 1);
-	cr_assert_gt(n, 0);
-	link[n] = '\0';
-	cr_assert_str_eq(link, "sub/run.sh");
-	n = readlink(at("dst/abs"), link, sizeof(link) - 1);
-	link[n] = '\0';
-	cr_assert_str_eq(link, "/etc/hostname");
+	check_tree("dst");
+	free(m.buf);
+}
+
+/* The guest agent's copy-in before any command (TARCOPY_SOLE_WRITER): a new
+ * top gets the same tree, its links made last; into a directory already
+ * there, in it under a new name, too. */
+Test(tarcopy, a_sole_writers_copy_keeps_the_tree)
+{
+	struct mem m = {0};
+	char err[256];
+
+	make_tree();
+	send_to(&m, "src");
+	cr_assert_eq(
+	    receive(&m, at("dst"), TARCOPY_KEEP_ALL | TARCOPY_SOLE_WRITER, err, sizeof(err)), 0,
+	    "%s", err);
+	check_tree("dst");
+	cr_assert_eq(mkdir(at("into"), 0755), 0);
+	cr_assert_eq(receive(&m, at("into"), TARCOPY_SOLE_WRITER, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("into/src/a.txt"), "alpha\n");
+	cr_assert(S_ISLNK(mode_of("into/src/link")));
 	free(m.buf);
 }
 
@@ -383,6 +415,35 @@ Test(tarcopy, nothing_written_through_a_planted_symlink)
 	cr_assert_eq(receive(&m, at("dst2"), 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(read_text("outside/target"), "safe\n");
 	cr_assert_str_eq(read_text("dst2/f"), "new\n");
+	free(m.buf);
+}
+
+/* Without libarchive's symlink check, the order keeps a stream from writing
+ * through its own links; a top that was there already keeps the check,
+ * since what is in it may be a link of someone else's. */
+Test(tarcopy, a_sole_writer_writes_through_no_link)
+{
+	char out[300], err[512];
+	struct mem m;
+
+	cr_assert_eq(mkdir(at("outside"), 0755), 0);
+	snprintf(out, sizeof(out), "%s", at("outside"));
+	build(&m, (struct ent[]){D("t/"), L("t/a", out), F("t/a/passwd", "x")}, 3);
+	cr_assert_eq(
+	    receive(&m, at("dst"), TARCOPY_KEEP_ALL | TARCOPY_SOLE_WRITER, err, sizeof(err)), -1,
+	    "a link over a directory of the stream was taken");
+	cr_assert(strstr(err, "in place of the directory"), "%s", err);
+	cr_assert(!exists("outside/passwd"), "written through the stream's own symlink");
+	free(m.buf);
+
+	cr_assert_eq(mkdir(at("pre"), 0755), 0);
+	cr_assert_eq(mkdir(at("pre/t"), 0755), 0);
+	cr_assert_eq(symlink(out, at("pre/t/a")), 0);
+	build(&m, (struct ent[]){D("t/"), F("t/a/passwd", "x")}, 2);
+	cr_assert_eq(
+	    receive(&m, at("pre"), TARCOPY_KEEP_ALL | TARCOPY_SOLE_WRITER, err, sizeof(err)), -1,
+	    "written through a link in a top already there");
+	cr_assert(!exists("outside/passwd"), "written through a symlink already there");
 	free(m.buf);
 }
 

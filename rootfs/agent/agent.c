@@ -143,14 +143,14 @@ struct user {
 	char home[256];
 };
 
-static void lookup_user(const struct agent_request *req, struct user *u)
+static void lookup_user(uint32_t uid, uint32_t gid, struct user *u)
 {
 	char line[1024];
 	FILE *f = fopen("/etc/passwd", "re");
 	bool found = false;
 
-	u->uid = req->uid;
-	u->gid = req->gid == AGENT_GID_DEFAULT ? req->uid : req->gid;
+	u->uid = uid;
+	u->gid = gid == AGENT_GID_DEFAULT ? uid : gid;
 	snprintf(u->home, sizeof(u->home), "/");
 	while (f && !found && fgets(line, sizeof(line), f)) {
 		char *field[7], *c = line;
@@ -160,16 +160,23 @@ static void lookup_user(const struct agent_request *req, struct user *u)
 		/* strsep, not strtok: empty fields count. */
 		while (n < 7 && (field[n] = strsep(&c, ":")))
 			n++;
-		if (n < 6 || !*field[2] || strtoul(field[2], NULL, 10) != req->uid)
+		if (n < 6 || !*field[2] || strtoul(field[2], NULL, 10) != uid)
 			continue;
 		found = true;
-		if (req->gid == AGENT_GID_DEFAULT && *field[3])
+		if (gid == AGENT_GID_DEFAULT && *field[3])
 			u->gid = (gid_t)strtoul(field[3], NULL, 10);
 		if (field[5][0] == '/')
 			snprintf(u->home, sizeof(u->home), "%s", field[5]);
 	}
 	if (f)
 		fclose(f);
+}
+
+/* Become u for good: its group alone first, while we may still change
+ * groups, then its uid. 0 or -1 (errno). */
+static int become(const struct user *u)
+{
+	return setgroups(1, &u->gid) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0 ? -1 : 0;
 }
 
 /* The default environment, minus what the request overrides, then the
@@ -221,9 +228,8 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
 	/* dup2 leaves 0-2 without O_CLOEXEC; every other fd has it. */
 	if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(127);
-	/* The groups first, while we may still change them; then chdir as
-	 * the user, whose permissions count. */
-	if (u && (setgroups(1, &u->gid) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)) {
+	/* The user first; then chdir as the user, whose permissions count. */
+	if (u && become(u) < 0) {
 		f = (struct start_failure){IN_USER, errno};
 	} else if (chdir(cwd) < 0) {
 		f = (struct start_failure){IN_CHDIR, errno};
@@ -238,8 +244,6 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
 	_exit(127);
 }
 
-/* Starts the command. 0, or -errno with why set (the command did not
- * start: the host is told so). */
 /* Whether a command was ever started in this guest, in memory the agent's
  * processes share (set before the first one's fork). Until then nothing
  * but the agent writes in the guest: a copy-in may leave out libarchive's
@@ -247,6 +251,9 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
  * main maps it; a connection server run without it (the unit tests)
  * knows only its own commands. */
 static bool started_here, *command_started = &started_here;
+
+/* Starts the command. 0, or -errno with why set (the command did not
+ * start: the host is told so). */
 
 static int start_child(const struct agent_request *req, struct child *c, char *why, size_t len)
 {
@@ -259,7 +266,7 @@ static int start_child(const struct agent_request *req, struct child *c, char *w
 	ssize_t n;
 
 	if (req->flags & AGENT_REQ_USER) {
-		lookup_user(req, &user);
+		lookup_user(req->uid, req->gid, &user);
 		u = &user;
 	}
 	env = make_env(req, u, home, sizeof(home));
@@ -587,15 +594,28 @@ static int copy_write(void *ctx, const void *buf, size_t len, char *msg, size_t 
 /* COPY_IN: extract the stream at path; EXIT (exited, 0) once it is all in
  * place, else ERROR, after the rest of the stream (so that the host, still
  * sending, reads the reason). */
-static void copy_in(struct copy_conn *c, const char *path, uint32_t flags)
+static void copy_in(struct copy_conn *c, const char *path, const struct agent_copy *cp)
 {
 	struct tarcopy_io io = {.read = copy_read, .ctx = c};
+	struct tarcopy_owner owner;
 	unsigned tf =
-	    (flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
+	    (cp->flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
 	    (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) |
 	    (__atomic_load_n(command_started, __ATOMIC_SEQ_CST) ? 0 : TARCOPY_SOLE_WRITER);
 	char err[AGENT_MSG_MAX - 32], none[1];
 	const void *b;
+
+	/* The run's user gets what it works on: the entries are its, with
+	 * no set-id bits (a set-user-ID file of the host's would be one of
+	 * root's here). */
+	if (cp->flags & AGENT_COPY_USER) {
+		struct user u;
+
+		lookup_user(cp->uid, cp->gid, &u);
+		owner = (struct tarcopy_owner){u.uid, u.gid};
+		io.owner = &owner;
+		tf |= TARCOPY_NO_SET_ID;
+	}
 	int ret = tarcopy_receive(path, tf, NULL, &io, err, sizeof(err));
 
 	/* What follows the archive's end (its padding) up to TAR_END. */
@@ -610,11 +630,25 @@ static void copy_in(struct copy_conn *c, const char *path, uint32_t flags)
 	send_frame(c->sock, &c->tx);
 }
 
-/* COPY_OUT: the stream of path, then TAR_END; or ERROR, also midway. */
-static void copy_out(struct copy_conn *c, const char *path)
+/* COPY_OUT: the stream of path, then TAR_END; or ERROR, also midway. For
+ * a run's user, read as that user: a job cannot have root read for it
+ * what it may not (a directory it swaps for a symlink to /root while the
+ * stream is sent, say). */
+static void copy_out(struct copy_conn *c, const char *path, const struct agent_copy *cp)
 {
 	struct tarcopy_io io = {.write = copy_write, .ctx = c};
 	char err[AGENT_MSG_MAX - 32];
+
+	if (cp->flags & AGENT_COPY_USER) {
+		struct user u;
+
+		lookup_user(cp->uid, cp->gid, &u);
+		if (become(&u) < 0) {
+			reply_error(c->sock, "cannot become uid %u, gid %u: %s", (unsigned)u.uid,
+				    (unsigned)u.gid, strerror(errno));
+			return;
+		}
+	}
 
 	if (tarcopy_send(path, &io, NULL, err, sizeof(err)) < 0) {
 		reply_error(c->sock, "%s", err);
@@ -628,28 +662,26 @@ static void copy_out(struct copy_conn *c, const char *path)
 static void serve_copy(int sock, struct agent_reader *rd)
 {
 	static struct copy_conn c;
-	const char *path;
-	uint32_t flags;
+	struct agent_copy cp;
 	char err[AGENT_MSG_MAX];
 
-	if (agent_copy_decode(rd->f.type, rd->buf, rd->f.len, &flags, &path, err, sizeof(err)) <
-	    0) {
+	if (agent_copy_decode(rd->f.type, rd->buf, rd->f.len, &cp, err, sizeof(err)) < 0) {
 		reply_error(sock, "malformed copy request: %s", err);
 		return;
 	}
 	c = (struct copy_conn){.sock = sock, .rd = rd};
 	c.tx = (struct agent_outbuf){.buf = c.txbuf, .cap = sizeof(c.txbuf)};
 	/* The path points into rd's buffer, which the stream reuses. */
-	char *p = strdup(path);
+	char *p = strdup(cp.path);
 
 	if (!p) {
 		reply_error(sock, "out of memory");
 		return;
 	}
 	if (rd->f.type == AGENT_COPY_IN)
-		copy_in(&c, p, flags);
+		copy_in(&c, p, &cp);
 	else
-		copy_out(&c, p);
+		copy_out(&c, p, &cp);
 	free(p);
 }
 

@@ -75,7 +75,7 @@ int agent_hdr_get(const uint8_t *hdr, struct agent_frame *f)
 	case AGENT_COPY_IN:
 	case AGENT_COPY_OUT:
 		min = AGENT_COPY_FIXED + 2; /* "/" and its NUL at least */
-		max = AGENT_COPY_FIXED + AGENT_PATH_MAX;
+		max = AGENT_COPY_USER_FIXED + AGENT_PATH_MAX;
 		break;
 	case AGENT_EXIT:
 		min = AGENT_EXIT_FIXED;
@@ -290,13 +290,12 @@ bool agent_path_has_dots(const char *path)
 	return false;
 }
 
-long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, uint32_t flags, const char *path,
+long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, const struct agent_copy *c,
 		       char *err, size_t errlen)
 {
-	size_t n = strnlen(path, AGENT_PATH_MAX), size = AGENT_COPY_FIXED + n + 1;
-	const char *p;
-	uint32_t f;
-	int ret;
+	size_t fixed = c->flags & AGENT_COPY_USER ? AGENT_COPY_USER_FIXED : AGENT_COPY_FIXED;
+	size_t n = strnlen(c->path, AGENT_PATH_MAX), size = fixed + n + 1;
+	struct agent_copy back;
 
 	if (n == AGENT_PATH_MAX)
 		return fail(err, errlen, "the guest path is too long (at most %u bytes)",
@@ -304,34 +303,50 @@ long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, uint32_t flags, c
 	if (AGENT_HDR_SIZE + size > cap)
 		return -E2BIG;
 	agent_hdr_put(buf, type, (uint32_t)size);
-	put32(buf + AGENT_HDR_SIZE, flags);
-	memcpy(buf + AGENT_HDR_SIZE + AGENT_COPY_FIXED, path, n + 1);
-	ret = agent_copy_decode(type, buf + AGENT_HDR_SIZE, size, &f, &p, err, errlen);
+	put32(buf + AGENT_HDR_SIZE, c->flags);
+	if (c->flags & AGENT_COPY_USER) {
+		put32(buf + AGENT_HDR_SIZE + 4, c->uid);
+		put32(buf + AGENT_HDR_SIZE + 8, c->gid);
+	}
+	memcpy(buf + AGENT_HDR_SIZE + fixed, c->path, n + 1);
+	int ret = agent_copy_decode(type, buf + AGENT_HDR_SIZE, size, &back, err, errlen);
+
 	return ret < 0 ? ret : (long)(AGENT_HDR_SIZE + size);
 }
 
-int agent_copy_decode(uint8_t type, const uint8_t *payload, size_t len, uint32_t *flags,
-		      const char **path, char *err, size_t errlen)
+int agent_copy_decode(uint8_t type, const uint8_t *payload, size_t len, struct agent_copy *c,
+		      char *err, size_t errlen)
 {
-	const char *p = (const char *)payload + AGENT_COPY_FIXED;
-	uint32_t known = type == AGENT_COPY_IN ? AGENT_COPY_FLAGS : 0;
+	uint32_t known = type == AGENT_COPY_IN ? AGENT_COPY_FLAGS : AGENT_COPY_USER;
+	size_t fixed;
+	const char *p;
 
-	*path = NULL;
+	*c = (struct agent_copy){0};
 	if (type != AGENT_COPY_IN && type != AGENT_COPY_OUT)
 		return fail(err, errlen, "frame type %u is not a copy", type);
-	if (len < AGENT_COPY_FIXED + 2 || len > AGENT_COPY_FIXED + AGENT_PATH_MAX)
+	if (len < AGENT_COPY_FIXED)
 		return fail(err, errlen, "copy request of %zu bytes", len);
-	*flags = get32(payload);
-	if (*flags & ~known)
-		return fail(err, errlen, "unknown copy flags %#x", *flags);
+	c->flags = get32(payload);
+	if (c->flags & ~known)
+		return fail(err, errlen, "unknown copy flags %#x", c->flags);
+	fixed = c->flags & AGENT_COPY_USER ? AGENT_COPY_USER_FIXED : AGENT_COPY_FIXED;
+	if (len < fixed + 2 || len > fixed + AGENT_PATH_MAX)
+		return fail(err, errlen, "copy request of %zu bytes", len);
+	if (c->flags & AGENT_COPY_USER) {
+		c->uid = get32(payload + 4);
+		c->gid = get32(payload + 8);
+		if (c->uid == UINT32_MAX)
+			return fail(err, errlen, "uid %u is not a user", c->uid);
+	}
+	p = (const char *)payload + fixed;
 	/* Exactly one string, its NUL the payload's last byte. */
-	if (memchr(p, '\0', len - AGENT_COPY_FIXED) != (const void *)(payload + len - 1))
+	if (memchr(p, '\0', len - fixed) != (const void *)(payload + len - 1))
 		return fail(err, errlen, "the path is not one NUL-terminated string");
 	if (p[0] != '/')
 		return fail(err, errlen, "the path is not absolute");
 	if (agent_path_has_dots(p))
 		return fail(err, errlen, "the path has a '.' or '..' component");
-	*path = p;
+	c->path = p;
 	return 0;
 }
 

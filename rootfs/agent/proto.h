@@ -41,10 +41,11 @@
 #define AGENT_PATH_MAX	  4096	       /* a COPY_IN or COPY_OUT path, NUL included */
 /* The fixed part of a request (24 bytes with AGENT_REQ_USER), of an EXIT
  * payload and of a COPY_IN or COPY_OUT payload. */
-#define AGENT_REQ_FIXED	     16
-#define AGENT_REQ_USER_FIXED 24
-#define AGENT_EXIT_FIXED     8
-#define AGENT_COPY_FIXED     4
+#define AGENT_REQ_FIXED	      16
+#define AGENT_REQ_USER_FIXED  24
+#define AGENT_EXIT_FIXED      8
+#define AGENT_COPY_FIXED      4
+#define AGENT_COPY_USER_FIXED 12
 
 enum agent_type {
 	/* host -> agent */
@@ -79,9 +80,13 @@ enum agent_exit_kind {
  * the uid's own number when it has no entry. */
 #define AGENT_GID_DEFAULT 0xffffffffu
 
-/* COPY_IN flags. */
-#define AGENT_COPY_CONTENTS 1u /* the source was DIR/.: its contents go into the path */
-#define AGENT_COPY_FLAGS    AGENT_COPY_CONTENTS
+/* COPY_IN and COPY_OUT flags. */
+#define AGENT_COPY_CONTENTS 1u /* COPY_IN: the source was DIR/.: its contents go into the path */
+/* The run's --user (uid, gid: the fixed part is AGENT_COPY_USER_FIXED
+ * bytes): a COPY_IN's entries become the user's (no set-id bits), a
+ * COPY_OUT reads as the user. gid as AGENT_REQ_USER's. */
+#define AGENT_COPY_USER	 2u
+#define AGENT_COPY_FLAGS (AGENT_COPY_CONTENTS | AGENT_COPY_USER)
 
 /* A decoded frame header. */
 struct agent_frame {
@@ -102,6 +107,15 @@ struct agent_request {
 	char *const *argv; /* argc strings, then NULL */
 	char *const *envp; /* envc strings, then NULL */
 	const char *cwd;   /* absolute, or "" for "/" */
+};
+
+/* A COPY_IN or COPY_OUT. Encoded as u32 flags, with AGENT_COPY_USER u32
+ * uid and u32 gid, then the guest path, NUL-terminated, nothing after
+ * it. */
+struct agent_copy {
+	uint32_t flags;	   /* AGENT_COPY_* */
+	uint32_t uid, gid; /* AGENT_COPY_USER: as agent_request's */
+	const char *path;
 };
 
 /* An EXIT frame's contents. */
@@ -134,19 +148,19 @@ int agent_request_decode(const uint8_t *payload, size_t len, struct agent_reques
 
 void agent_request_free(struct agent_request *req);
 
-/* Build a whole COPY_IN or COPY_OUT frame (header included) into buf of
- * cap bytes: u32 flags (AGENT_COPY_*, COPY_IN only), then the guest path,
- * NUL-terminated, nothing after it. Returns the frame's length, or -EINVAL
- * (msg in err) for what agent_copy_decode would refuse, -E2BIG when it
- * does not fit cap. */
-long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, uint32_t flags, const char *path,
+/* Build a whole COPY_IN or COPY_OUT frame (header included) of c into buf
+ * of cap bytes. Returns the frame's length, or -EINVAL (msg in err) for
+ * what agent_copy_decode would refuse, -E2BIG when it does not fit cap. */
+long agent_copy_encode(uint8_t *buf, size_t cap, uint8_t type, const struct agent_copy *c,
 		       char *err, size_t errlen);
 
-/* Decode a COPY_IN or COPY_OUT payload: known flags, a path that is
- * absolute, under AGENT_PATH_MAX bytes, with no "." or ".." component (a
- * trailing "/" allowed). *path points into payload. 0 or -EINVAL with err. */
-int agent_copy_decode(uint8_t type, const uint8_t *payload, size_t len, uint32_t *flags,
-		      const char **path, char *err, size_t errlen);
+/* Decode a COPY_IN or COPY_OUT payload into c: flags known for the type
+ * (AGENT_COPY_CONTENTS only on COPY_IN), a uid below 2^32-1, a path that
+ * is absolute, under AGENT_PATH_MAX bytes, with no "." or ".." component
+ * (a trailing "/" allowed). c->path points into payload. 0 or -EINVAL
+ * with err. */
+int agent_copy_decode(uint8_t type, const uint8_t *payload, size_t len, struct agent_copy *c,
+		      char *err, size_t errlen);
 
 /* Whether path (absolute) has a "." or ".." component. */
 bool agent_path_has_dots(const char *path);

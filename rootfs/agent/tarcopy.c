@@ -844,6 +844,10 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 				    shown(name, s, sizeof(s)), io->room_name);
 		if (io->room)
 			*io->room -= cost;
+		if (io->owner) {
+			archive_entry_set_uid(e, io->owner->uid);
+			archive_entry_set_gid(e, io->owner->gid);
+		}
 		if (links && (m = link_entry(e, name, flags, links, err, errlen)) <= 0) {
 			if (m < 0)
 				return -1;

@@ -120,6 +120,12 @@ struct tarcopy_io {
 	 * reader could cut off, asks before each link, and removes those
 	 * left unchecked once it is. */
 	bool (*expired)(void *ctx);
+	/* tarcopy_receive with TARCOPY_KEEP_ALL, optional: the owner every
+	 * entry gets in place of the stream's (the guest's --user). */
+	const struct tarcopy_owner {
+		uid_t uid;
+		gid_t gid;
+	} * owner;
 };
 
 /* Write the tree at path (a file, a directory with everything under it, or

@@ -252,6 +252,20 @@ static ssize_t conn_read(void *ctx, const void **buf, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The COPY_IN or COPY_OUT (type) of it's guest path, with flags and the
+ * run's user, in c->tbuf: its length, or -errno with err (MSG_LEN bytes)
+ * saying why. */
+static long request_frame(struct conn *c, uint8_t type, const struct copy_item *it, uint32_t flags,
+			  const char *path, char *err)
+{
+	struct agent_copy cp = {.flags = flags | (it->user ? AGENT_COPY_USER : 0),
+				.uid = it->uid,
+				.gid = it->gid,
+				.path = path};
+
+	return agent_copy_encode(c->tbuf, sizeof(c->tbuf), type, &cp, err, MSG_LEN);
+}
+
 /* --copy-in: the stream of src (stream i of sp, or archived now) to the
  * agent, then its verdict. */
 static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp, unsigned i,
@@ -260,9 +274,8 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 	struct tarcopy_io io = {.write = conn_write, .ctx = c};
 	char err[MSG_LEN];
 	struct agent_exit e;
-	long n =
-	    agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_IN,
-			      it->contents ? AGENT_COPY_CONTENTS : 0, it->dst, err, sizeof(err));
+	long n = request_frame(c, AGENT_COPY_IN, it, it->contents ? AGENT_COPY_CONTENTS : 0,
+			       it->dst, err);
 	int sent;
 
 	if (n < 0)
@@ -308,8 +321,7 @@ static int copy_out(struct conn *c, const struct copy_item *it, uint64_t *room,
 			 TARCOPY_NO_SET_ID;
 	char err[MSG_LEN], top[NAME_MAX + 1];
 	const void *b;
-	long n = agent_copy_encode(c->tbuf, sizeof(c->tbuf), AGENT_COPY_OUT, 0, it->src, err,
-				   sizeof(err));
+	long n = request_frame(c, AGENT_COPY_OUT, it, 0, it->src, err);
 
 	if (n < 0)
 		return say(msg, "%s", err);

@@ -31,6 +31,11 @@
 struct copy_item {
 	const char *src, *dst;
 	bool contents; /* the source's contents, not the source, into dst */
+	/* The run's --user (gid: AGENT_GID_DEFAULT for the user's own): a
+	 * copy-in's files become the user's, a copy-out reads as the user
+	 * (rootfs/agent/proto.h, AGENT_COPY_USER). */
+	bool user;
+	uint32_t uid, gid;
 };
 
 struct copier;

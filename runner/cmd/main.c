@@ -65,11 +65,19 @@ static int start_copies(const struct config *cfg, const char *uds, struct copier
 	if (!cfg->n_copy_in && !cfg->n_copy_out)
 		return 0;
 	for (unsigned i = 0; i < cfg->n_copy_in; i++)
-		in[i] = (struct copy_item){cfg->copy_in[i].host, cfg->copy_in[i].guest,
-					   cfg->copy_in[i].contents};
+		in[i] = (struct copy_item){.src = cfg->copy_in[i].host,
+					   .dst = cfg->copy_in[i].guest,
+					   .contents = cfg->copy_in[i].contents,
+					   .user = cfg->user,
+					   .uid = cfg->uid,
+					   .gid = cfg->gid};
 	for (unsigned i = 0; i < cfg->n_copy_out; i++)
-		out[i] = (struct copy_item){cfg->copy_out[i].guest, cfg->copy_out[i].host,
-					    cfg->copy_out[i].contents};
+		out[i] = (struct copy_item){.src = cfg->copy_out[i].guest,
+					    .dst = cfg->copy_out[i].host,
+					    .contents = cfg->copy_out[i].contents,
+					    .user = cfg->user,
+					    .uid = cfg->uid,
+					    .gid = cfg->gid};
 	struct copy_bounds b = {.timeout_ms = cfg->copy_timeout_s * 1000,
 				.out_limit = cfg->copy_out_limit};
 

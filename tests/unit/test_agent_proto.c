@@ -630,26 +630,45 @@ Test(agent_request, user_round_trip_and_old_layout_unchanged)
 
 Test(agent_copy, round_trip_and_header_limits)
 {
-	uint8_t b[AGENT_HDR_SIZE + AGENT_COPY_FIXED + AGENT_PATH_MAX];
+	uint8_t b[AGENT_HDR_SIZE + AGENT_COPY_USER_FIXED + AGENT_PATH_MAX];
 	struct agent_frame f;
-	const char *path;
-	uint32_t flags;
+	struct agent_copy c;
 	char err[256];
-	long n = agent_copy_encode(b, sizeof(b), AGENT_COPY_IN, AGENT_COPY_CONTENTS, "/tmp/w/", err,
-				   sizeof(err));
+	long n =
+	    agent_copy_encode(b, sizeof(b), AGENT_COPY_IN,
+			      &(struct agent_copy){.flags = AGENT_COPY_CONTENTS, .path = "/tmp/w/"},
+			      err, sizeof(err));
 
 	cr_assert_eq(n, AGENT_HDR_SIZE + 4 + 8, "%s", err);
 	cr_assert_eq(agent_hdr_get(b, &f), 0);
 	cr_assert_eq(f.type, AGENT_COPY_IN);
-	cr_assert_eq(agent_copy_decode(AGENT_COPY_IN, b + AGENT_HDR_SIZE, f.len, &flags, &path, err,
-				       sizeof(err)),
-		     0, "%s", err);
-	cr_assert_eq(flags, AGENT_COPY_CONTENTS);
-	cr_assert_str_eq(path, "/tmp/w/");
-	n = agent_copy_encode(b, sizeof(b), AGENT_COPY_OUT, 0, "/out", err, sizeof(err));
+	cr_assert_eq(
+	    agent_copy_decode(AGENT_COPY_IN, b + AGENT_HDR_SIZE, f.len, &c, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(c.flags, AGENT_COPY_CONTENTS);
+	cr_assert_str_eq(c.path, "/tmp/w/");
+	n = agent_copy_encode(b, sizeof(b), AGENT_COPY_OUT, &(struct agent_copy){.path = "/out"},
+			      err, sizeof(err));
 	cr_assert_gt(n, 0);
 	cr_assert_eq(agent_hdr_get(b, &f), 0);
 	cr_assert_eq(f.type, AGENT_COPY_OUT);
+	/* With the run's user, either way: uid and gid after the flags. */
+	for (uint8_t t = AGENT_COPY_IN; t <= AGENT_COPY_OUT; t++) {
+		n = agent_copy_encode(b, sizeof(b), t,
+				      &(struct agent_copy){.flags = AGENT_COPY_USER,
+							   .uid = 1000,
+							   .gid = AGENT_GID_DEFAULT,
+							   .path = "/w"},
+				      err, sizeof(err));
+		cr_assert_eq(n, AGENT_HDR_SIZE + AGENT_COPY_USER_FIXED + 3, "%s", err);
+		cr_assert_eq(agent_hdr_get(b, &f), 0);
+		cr_assert_eq(agent_copy_decode(t, b + AGENT_HDR_SIZE, f.len, &c, err, sizeof(err)),
+			     0, "%s", err);
+		cr_assert_eq(c.flags, AGENT_COPY_USER);
+		cr_assert_eq(c.uid, 1000);
+		cr_assert_eq(c.gid, AGENT_GID_DEFAULT);
+		cr_assert_str_eq(c.path, "/w");
+	}
 	/* TAR up to AGENT_DATA_MAX, TAR_END empty, copies within their cap. */
 	agent_hdr_put(b, AGENT_TAR, AGENT_DATA_MAX);
 	cr_assert_eq(agent_hdr_get(b, &f), 0);
@@ -659,58 +678,70 @@ Test(agent_copy, round_trip_and_header_limits)
 	cr_assert_eq(agent_hdr_get(b, &f), 0);
 	agent_hdr_put(b, AGENT_TAR_END, 1);
 	cr_assert_eq(agent_hdr_get(b, &f), -EMSGSIZE);
-	agent_hdr_put(b, AGENT_COPY_IN, AGENT_COPY_FIXED + AGENT_PATH_MAX + 1);
+	agent_hdr_put(b, AGENT_COPY_IN, AGENT_COPY_USER_FIXED + AGENT_PATH_MAX + 1);
 	cr_assert_eq(agent_hdr_get(b, &f), -EMSGSIZE);
 	agent_hdr_put(b, AGENT_COPY_OUT, AGENT_COPY_FIXED + 1);
 	cr_assert_eq(agent_hdr_get(b, &f), -EPROTO);
 }
 
-/* A copy payload from its parts: flags, then len bytes of s. */
-static size_t copy_payload(uint8_t *p, uint32_t flags, const char *s, size_t len)
+/* A copy payload from its parts: flags, with AGENT_COPY_USER uid and gid
+ * (uid's bytes all u, gid 0), then len bytes of s. */
+static size_t copy_payload(uint8_t *p, uint32_t flags, uint8_t u, const char *s, size_t len)
 {
+	size_t fixed = flags & AGENT_COPY_USER ? AGENT_COPY_USER_FIXED : AGENT_COPY_FIXED;
+
+	memset(p, 0, fixed);
 	p[0] = (uint8_t)flags;
-	p[1] = p[2] = p[3] = 0;
-	memcpy(p + 4, s, len);
-	return 4 + len;
+	if (flags & AGENT_COPY_USER)
+		memset(p + 4, u, 4);
+	memcpy(p + fixed, s, len);
+	return fixed + len;
 }
 
 Test(agent_copy, malformed)
 {
-	static uint8_t p[AGENT_COPY_FIXED + AGENT_PATH_MAX + 16];
+	static uint8_t p[AGENT_COPY_USER_FIXED + AGENT_PATH_MAX + 16];
 	static char big[AGENT_PATH_MAX + 8];
-	const char *path;
-	uint32_t flags;
+	struct agent_copy c;
 	char err[256];
 	struct {
 		uint8_t type;
 		uint32_t flags;
+		uint8_t uid; /* each of its bytes */
 		const char *s;
 		size_t len;
 		const char *needle;
 	} bad[] = {
-	    {AGENT_COPY_IN, 2, "/a", 3, "unknown copy flags"},
-	    {AGENT_COPY_OUT, AGENT_COPY_CONTENTS, "/a", 3, "unknown copy flags"},
-	    {AGENT_COPY_IN, 0, "/a", 2, "not one NUL-terminated string"},
-	    {AGENT_COPY_IN, 0, "/a\0b", 5, "not one NUL-terminated string"},
-	    {AGENT_COPY_IN, 0, "a/b", 4, "not absolute"},
-	    {AGENT_COPY_IN, 0, "/a/../etc", 10, "'..' component"},
-	    {AGENT_COPY_IN, 0, "/a/./b", 7, "'..' component"},
-	    {AGENT_COPY_OUT, 0, "/..", 4, "'..' component"},
-	    {AGENT_REQUEST, 0, "/a", 3, "not a copy"},
+	    {AGENT_COPY_IN, 4, 0, "/a", 3, "unknown copy flags"},
+	    {AGENT_COPY_OUT, AGENT_COPY_CONTENTS, 0, "/a", 3, "unknown copy flags"},
+	    {AGENT_COPY_IN, 0, 0, "/a", 2, "not one NUL-terminated string"},
+	    {AGENT_COPY_IN, 0, 0, "/a\0b", 5, "not one NUL-terminated string"},
+	    {AGENT_COPY_IN, 0, 0, "a/b", 4, "not absolute"},
+	    {AGENT_COPY_IN, 0, 0, "/a/../etc", 10, "'..' component"},
+	    {AGENT_COPY_IN, 0, 0, "/a/./b", 7, "'..' component"},
+	    {AGENT_COPY_OUT, 0, 0, "/..", 4, "'..' component"},
+	    {AGENT_REQUEST, 0, 0, "/a", 3, "not a copy"},
+	    /* (uid_t)-1 is "unchanged" to setuid. */
+	    {AGENT_COPY_OUT, AGENT_COPY_USER, 0xff, "/a", 3, "not a user"},
+	    /* The user's 8 bytes missing: read as the path, no room left. */
+	    {AGENT_COPY_IN, AGENT_COPY_USER, 0, "", 0, "copy request of"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		size_t n = copy_payload(p, bad[i].flags, bad[i].s, bad[i].len);
+		size_t n = copy_payload(p, bad[i].flags, bad[i].uid, bad[i].s, bad[i].len);
 
-		cr_assert_eq(agent_copy_decode(bad[i].type, p, n, &flags, &path, err, sizeof(err)),
-			     -EINVAL, "case %zu taken", i);
+		if (!bad[i].len && bad[i].flags & AGENT_COPY_USER)
+			n = AGENT_COPY_FIXED + 3; /* flags and "/a" */
+		cr_assert_eq(agent_copy_decode(bad[i].type, p, n, &c, err, sizeof(err)), -EINVAL,
+			     "case %zu taken", i);
 		cr_assert(strstr(err, bad[i].needle), "case %zu: '%s' lacks '%s'", i, err,
 			  bad[i].needle);
-		cr_assert_null(path);
+		cr_assert_null(c.path);
 	}
 	memset(big, 'a', sizeof(big) - 1);
 	big[0] = '/';
-	cr_assert_eq(agent_copy_encode(p, sizeof(p), AGENT_COPY_IN, 0, big, err, sizeof(err)),
+	cr_assert_eq(agent_copy_encode(p, sizeof(p), AGENT_COPY_IN,
+				       &(struct agent_copy){.path = big}, err, sizeof(err)),
 		     -EINVAL);
 	cr_assert(strstr(err, "too long"), "%s", err);
 	cr_assert(agent_path_has_dots("/a/.."));

@@ -190,10 +190,10 @@ Test(copy_agent, in_then_out_through_the_agent)
 	char gin[200], gout[200];
 	snprintf(gin, sizeof(gin), "%s", at("guest/job"));
 	snprintf(gout, sizeof(gout), "%s", at("guest/job/tool"));
-	struct copy_item in[] = {{at("src"), gin, false}};
+	struct copy_item in[] = {{.src = at("src"), .dst = gin}};
 	char hostout[200];
 	snprintf(hostout, sizeof(hostout), "%s", at("results/"));
-	struct copy_item out[] = {{gout, hostout, false}, {gin, at("whole"), false}};
+	struct copy_item out[] = {{.src = gout, .dst = hostout}, {.src = gin, .dst = at("whole")}};
 
 	cr_assert_eq(copy_start(&c, in, 1, out, 2, uds, e, true, NULL), 0);
 	cr_assert_eq(copy_count(c, false), 1);
@@ -227,8 +227,10 @@ Test(copy_agent, failures_are_counted_and_named)
 	put("afile", "x\n", 0644);
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
 	snprintf(bad, sizeof(bad), "%s/", at("afile"));
-	struct copy_item in[] = {{at("src"), bad, false}, {at("src"), at("never"), false}};
-	struct copy_item out[] = {{missing, at("res"), false}, {missing, at("res2"), false}};
+	struct copy_item in[] = {{.src = at("src"), .dst = bad},
+				 {.src = at("src"), .dst = at("never")}};
+	struct copy_item out[] = {{.src = missing, .dst = at("res")},
+				  {.src = missing, .dst = at("res2")}};
 
 	cr_assert_eq(copy_start(&c, in, 2, out, 2, uds, e, true, NULL), 0);
 	/* The copy-ins stop at the first failure; every copy-out is tried. */
@@ -256,7 +258,7 @@ Test(copy_agent, without_ahead_the_tree_is_read_when_asked_for)
 	cr_assert_eq(mkdir(at("guest"), 0755), 0);
 	put("src/f", "before\n", 0644);
 	snprintf(gin, sizeof(gin), "%s", at("guest/w"));
-	struct copy_item in[] = {{at("src"), gin, false}};
+	struct copy_item in[] = {{.src = at("src"), .dst = gin}};
 
 	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, false, NULL), 0);
 	usleep(100000);
@@ -291,7 +293,7 @@ Test(copy_agent, a_relative_socket_path_with_the_copy_ins_read_ahead)
 	cr_assert_eq(mkdir(at("guest"), 0755), 0);
 	snprintf(gin, sizeof(gin), "%s", at("guest/w"));
 	snprintf(gin2, sizeof(gin2), "%s", at("guest/x"));
-	struct copy_item in[] = {{"src", gin, false}, {"src/a", gin2, false}};
+	struct copy_item in[] = {{.src = "src", .dst = gin}, {.src = "src/a", .dst = gin2}};
 
 	cr_assert_eq(chdir(dir), 0);
 	snprintf(rel, sizeof(rel), "%s", strrchr(uds, '/') + 1);
@@ -312,7 +314,7 @@ Test(copy_agent, missing_host_source_refused_before_anything)
 {
 	struct copier *c = (struct copier *)1;
 	int e = errfd();
-	struct copy_item in[] = {{at("absent"), "/w", false}};
+	struct copy_item in[] = {{.src = at("absent"), .dst = "/w"}};
 
 	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, true, NULL), -ENOENT);
 	cr_assert_null(c);
@@ -328,7 +330,7 @@ Test(copy_agent, nothing_answers)
 
 	snprintf(nowhere, sizeof(nowhere), "%s", at("no-socket"));
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
-	struct copy_item in[] = {{at("src"), "/w", false}};
+	struct copy_item in[] = {{.src = at("src"), .dst = "/w"}};
 
 	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, nowhere, e, true, NULL), 0);
 	cr_assert_eq(copies(c, false), 1);
@@ -352,7 +354,8 @@ static uint64_t ms_now(void)
 Test(copy_agent, a_trickling_copy_out_ends_at_the_copy_timeout)
 {
 	struct copy_bounds b = {.timeout_ms = 1000};
-	struct copy_item out[] = {{"/job/out", at("res"), false}, {"/job/log", at("log"), false}};
+	struct copy_item out[] = {{.src = "/job/out", .dst = at("res")},
+				  {.src = "/job/log", .dst = at("log")}};
 	struct copier *c;
 	int e = errfd();
 	uint64_t t0;
@@ -384,7 +387,8 @@ Test(copy_agent, a_copy_in_read_slowly_ends_at_the_copy_timeout)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(ftruncate(fd, 16 << 20), 0);
 	close(fd);
-	struct copy_item in[] = {{at("src"), "/job", false}, {at("src"), "/w2", false}};
+	struct copy_item in[] = {{.src = at("src"), .dst = "/job"},
+				 {.src = at("src"), .dst = "/w2"}};
 
 	trickle = true;
 	cr_assert_eq(copy_start(&c, in, 2, NULL, 0, uds, e, true, &b), 0);
@@ -423,7 +427,7 @@ Test(copy_agent, copy_outs_stop_at_the_limit)
 	put_size("guest/b", 40 << 10);
 	snprintf(ga, sizeof(ga), "%s", at("guest/a"));
 	snprintf(gb, sizeof(gb), "%s", at("guest/b"));
-	struct copy_item out[] = {{ga, at("ra"), false}, {gb, at("rb"), false}};
+	struct copy_item out[] = {{.src = ga, .dst = at("ra")}, {.src = gb, .dst = at("rb")}};
 
 	cr_assert_eq(copy_start(&c, NULL, 0, out, 2, uds, e, true, &b), 0);
 	cr_assert_eq(copies(c, true), 1, "%s", slurp(e));

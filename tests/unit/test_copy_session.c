@@ -115,7 +115,7 @@ Test(copy_session, a_tree_in_and_back_out)
 	cr_assert_eq(mkdir(at("guest"), 0755), 0);
 	/* "guest" stands for the guest's file system. */
 	snprintf(gin, sizeof(gin), "%s", at("guest/job"));
-	struct copy_item in = {at("src"), gin, false};
+	struct copy_item in = {.src = at("src"), .dst = gin};
 
 	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
 	cr_assert_str_eq(text("guest/job/a"), "alpha\n");
@@ -125,7 +125,7 @@ Test(copy_session, a_tree_in_and_back_out)
 
 	put("guest/job/sub/b", "changed\n", 0700);
 	snprintf(back, sizeof(back), "%s", at("back"));
-	struct copy_item out = {gin, back, false};
+	struct copy_item out = {.src = gin, .dst = back};
 
 	cr_assert_eq(session(true, &out, msg), 0, "%s", msg);
 	cr_assert_str_eq(text("back/a"), "alpha\n");
@@ -139,7 +139,7 @@ Test(copy_session, the_agents_refusal_is_the_message)
 	char msg[COPY_MSG_LEN], missing[200];
 
 	snprintf(missing, sizeof(missing), "%s", at("guest/nothing"));
-	struct copy_item out = {missing, at("res"), false};
+	struct copy_item out = {.src = missing, .dst = at("res")};
 
 	cr_assert_eq(session(true, &out, msg), -1);
 	cr_assert(strstr(msg, "the guest agent: "), "%s", msg);
@@ -151,7 +151,7 @@ Test(copy_session, the_agents_refusal_is_the_message)
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
 	char bad[200];
 	snprintf(bad, sizeof(bad), "%s/", at("afile"));
-	struct copy_item in = {at("src"), bad, false};
+	struct copy_item in = {.src = at("src"), .dst = bad};
 
 	cr_assert_eq(session(false, &in, msg), -1);
 	cr_assert(strstr(msg, "not a directory"), "%s", msg);
@@ -169,7 +169,7 @@ Test(copy_session, a_silent_agent_fails_at_the_idle_limit)
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(copy_set_idle(sv[0], 200), 0);
-	struct copy_item out = {"/job/out", at("res"), false};
+	struct copy_item out = {.src = "/job/out", .dst = at("res")};
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_assert_eq(copy_session(sv[0], true, &out, msg), -1);
@@ -184,10 +184,58 @@ Test(copy_session, a_silent_agent_fails_at_the_idle_limit)
 	for (int i = 0; i < 64; i++)
 		cr_assert_eq(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
 	close(fd);
-	struct copy_item in = {at("big"), "/job/big", false};
+	struct copy_item in = {.src = at("big"), .dst = "/job/big"};
 
 	cr_assert_eq(copy_session(sv[0], false, &in, msg), -1);
 	cr_assert(strstr(msg, "idle for 0.2 s"), "%s", msg);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* The run's --user: what it copies in becomes its own, with no set-id
+ * bits; a copy-out reads as the user, so a file only root may read is
+ * refused, naming it, where a root run's copy-out takes it. */
+Test(copy_session, a_users_copies_are_its_own)
+{
+	char msg[COPY_MSG_LEN], gin[200], back[200];
+	struct stat st;
+
+	cr_assert_eq(geteuid(), 0, "needs root to change users");
+	cr_assert_eq(chmod(dir, 0755), 0); /* the user may reach the guest's paths */
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	put("src/a", "alpha\n", 0640);
+	put("src/suid", "x\n", 04755);
+	cr_assert_eq(symlink("a", at("src/l")), 0);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	snprintf(gin, sizeof(gin), "%s", at("guest/job"));
+	struct copy_item in = {
+	    .src = at("src"), .dst = gin, .user = true, .uid = 4242, .gid = 4343};
+
+	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
+	const char *mine[] = {"guest/job", "guest/job/a", "guest/job/suid", "guest/job/l"};
+
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++) {
+		cr_assert_eq(lstat(at(mine[i]), &st), 0, "%s", mine[i]);
+		cr_assert(st.st_uid == 4242 && st.st_gid == 4343, "%s: %u:%u", mine[i],
+			  (unsigned)st.st_uid, (unsigned)st.st_gid);
+	}
+	cr_assert_eq(stat(at("guest/job/suid"), &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0755, "set-id bits kept: %o", st.st_mode & 07777);
+
+	put("guest/job/secret", "root's\n", 0600);
+	snprintf(back, sizeof(back), "%s", at("back"));
+	struct copy_item out = {.src = gin, .dst = back, .user = true, .uid = 4242, .gid = 4343};
+
+	cr_assert_eq(session(true, &out, msg), -1, "a file only root may read was copied out");
+	cr_assert(strstr(msg, "secret"), "%s", msg);
+	cr_assert_null(text("back/secret"), "root's file came out");
+	cr_assert_eq(chmod(at("guest/job/secret"), 0644), 0);
+	snprintf(back, sizeof(back), "%s", at("back2"));
+	cr_assert_eq(session(true, &out, msg), 0, "%s", msg);
+	cr_assert_str_eq(text("back2/secret"), "root's\n");
+	out.user = false;
+	cr_assert_eq(chmod(at("guest/job/secret"), 0600), 0);
+	snprintf(back, sizeof(back), "%s", at("back3"));
+	cr_assert_eq(session(true, &out, msg), 0, "%s", msg);
+	cr_assert_str_eq(text("back3/secret"), "root's\n");
 }

@@ -4,7 +4,8 @@
 # with the same checksum, also after a failing command and after --timeout
 # (124); a '..' escape is refused naming it; a copy-out's symlinks that lead
 # outside what it copied are removed and named. --user runs the command as the
-# uid and gid given; --env-file's lines reach it.
+# uid and gid given, owns what it copied in and copies out as itself;
+# --env-file's lines reach it.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
 need_guest
@@ -109,8 +110,23 @@ run --user 1000:1001 -- sh -c 'id -u; id -g'
 expect_status 0 "--user"
 [ "$(cat "$OUT")" = "1000
 1001" ] || fail "--user 1000:1001: the command said '$(cat "$OUT")'"
-run --user 1000 --copy-in "$T/src:/tmp/w" -- sh -c 'echo x >/tmp/w/a.txt'
-expect_failure "uid 1000 writing root's 0640 file"
+# What a --user run copies in is the user's (no set-id bits), so that it
+# may work on it; its copy-out reads as the user: a file only root may
+# read is refused, where a root run's copy-out takes it.
+chmod 4751 "$T/src/sub/tool"
+run --user 1000:1001 --copy-in "$T/src:/tmp/w" --copy-out "/tmp/w/a.txt:$T/a-user" -- \
+	sh -c 'echo x >/tmp/w/a.txt && cd /tmp/w && stat -c "%n %a %u:%g" . a.txt sub/tool'
+expect_status 0 "uid 1000 writing its copied-in a.txt, and copying it out"
+expect_line ". 755 1000:1001"
+expect_line "a.txt 640 1000:1001"
+expect_line "sub/tool 751 1000:1001"
+[ "$(cat "$T/a-user")" = x ] || fail "the --user copy-out of the job's own file"
+chmod 0751 "$T/src/sub/tool"
+run --user 1000 --copy-out "/proc/1/environ:$T/env-user" -- true
+expect_status 125 "a --user copy-out of a file only root may read"
+expect_err "--copy-out /proc/1/environ.*Permission denied" "the refused --copy-out named"
+run --copy-out "/proc/1/environ:$T/env-root" -- true
+expect_status 0 "a root run's copy-out of the same file"
 
 # 7. --env-file.
 printf '# a comment\nA=1\n\nB=two words\nC=from file\n' >"$T/env"

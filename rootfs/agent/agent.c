@@ -247,7 +247,9 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
 /* Whether a command was ever started in this guest, in memory the agent's
  * processes share (set before the first one's fork). Until then nothing
  * but the agent writes in the guest: a copy-in may leave out libarchive's
- * symlink checks beneath a directory it makes (TARCOPY_SOLE_WRITER).
+ * symlink checks beneath a directory it makes (TARCOPY_SOLE_WRITER); after
+ * it, a copy-in follows no symlink to its destination, which a job may
+ * have put there (TARCOPY_DEST_NO_LINKS).
  * main maps it; a connection server run without it (the unit tests)
  * knows only its own commands. */
 static bool started_here, *command_started = &started_here;
@@ -598,10 +600,10 @@ static void copy_in(struct copy_conn *c, const char *path, const struct agent_co
 {
 	struct tarcopy_io io = {.read = copy_read, .ctx = c};
 	struct tarcopy_owner owner;
-	unsigned tf =
-	    (cp->flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
-	    (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) |
-	    (__atomic_load_n(command_started, __ATOMIC_SEQ_CST) ? 0 : TARCOPY_SOLE_WRITER);
+	unsigned tf = (cp->flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
+		      (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) |
+		      (__atomic_load_n(command_started, __ATOMIC_SEQ_CST) ? TARCOPY_DEST_NO_LINKS
+									  : TARCOPY_SOLE_WRITER);
 	char err[AGENT_MSG_MAX - 32], none[1];
 	const void *b;
 

@@ -362,8 +362,66 @@ int tarcopy_map_name(const char *name, const char *top, const char *newtop, char
 	return 1;
 }
 
-static int mkdir_p(const char *path, char *err, size_t errlen)
+/* An O_PATH descriptor of the directory name beneath dirfd, reached
+ * through no symlink (TARCOPY_DEST_NO_LINKS), or -1 (errno; ELOOP: a
+ * symlink on the way). */
+static int open_dir_nolinks(int dirfd, const char *name)
 {
+	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	long fd;
+
+	do
+		fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN);
+	return (int)fd;
+}
+
+static int nolinks_fail(const char *path, char *err, size_t errlen)
+{
+	return fail(err, errlen, "%s: %s", path,
+		    errno == ELOOP ? "a symlink on the way, which this copy does not follow (a "
+				     "command has run in the guest)"
+				   : strerror(errno));
+}
+
+/* mkdir -p path, each directory made beneath the one before through no
+ * symlink (TARCOPY_DEST_NO_LINKS). */
+static int mkdir_p_nolinks(const char *path, char *err, size_t errlen)
+{
+	char p[PATH_MAX];
+	int dfd = open_dir_nolinks(AT_FDCWD, path[0] == '/' ? "/" : ".");
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *c = p + strspn(p, "/"); dfd >= 0 && *c;) {
+		size_t n = strcspn(c, "/");
+		char was = c[n];
+		int nfd;
+
+		c[n] = '\0';
+		if (mkdirat(dfd, c, 0755) < 0 && errno != EEXIST) {
+			close(dfd);
+			return fail(err, errlen, "cannot make %s: %s", p, strerror(errno));
+		}
+		nfd = open_dir_nolinks(dfd, c);
+		close(dfd);
+		if (nfd < 0)
+			return nolinks_fail(p, err, errlen);
+		dfd = nfd;
+		c[n] = was;
+		c += n + strspn(c + n, "/");
+	}
+	if (dfd < 0)
+		return nolinks_fail(path, err, errlen);
+	close(dfd);
+	return 0;
+}
+
+static int mkdir_p(const char *path, unsigned flags, char *err, size_t errlen)
+{
+	if (flags & TARCOPY_DEST_NO_LINKS)
+		return mkdir_p_nolinks(path, err, errlen);
+
 	char p[PATH_MAX];
 	struct stat st;
 
@@ -397,10 +455,14 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 	if (strip_slashes(dest, clean) < 0)
 		return fail(err, errlen, "%s: not a path", dest);
 	slash = dest[strlen(dest) - 1] == '/' && strcmp(clean, "/");
-	exists = stat(clean, &st) == 0;
+	exists = (flags & TARCOPY_DEST_NO_LINKS ? lstat : stat)(clean, &st) == 0;
 	isdir = exists && S_ISDIR(st.st_mode);
 	if (!exists && errno != ENOENT)
 		return fail(err, errlen, "%s: %s", clean, strerror(errno));
+	if (exists && S_ISLNK(st.st_mode)) {
+		errno = ELOOP;
+		return nolinks_fail(clean, err, errlen);
+	}
 	if (flags & TARCOPY_CONTENTS) {
 		if (!top_dir)
 			return fail(err, errlen, "%s/.: not a directory", top);
@@ -408,14 +470,14 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 			return fail(err, errlen, "%s: not a directory", clean);
 		strcpy(base, clean);
 		newtop[0] = '\0';
-		return isdir ? 0 : mkdir_p(clean, err, errlen);
+		return isdir ? 0 : mkdir_p(clean, flags, err, errlen);
 	}
 	if (isdir || slash) {
 		if (exists && !isdir)
 			return fail(err, errlen, "%s: not a directory", clean);
 		strcpy(base, clean);
 		strcpy(newtop, top);
-		return isdir ? 0 : mkdir_p(clean, err, errlen);
+		return isdir ? 0 : mkdir_p(clean, flags, err, errlen);
 	}
 	if (exists && top_dir)
 		return fail(err, errlen, "%s: cannot copy directory %s over a file", clean, top);
@@ -433,7 +495,7 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 		return 0;
 	}
 	snprintf(base, PATH_MAX, "%.*s", (int)(name - 1 - clean), clean);
-	return mkdir_p(base, err, errlen);
+	return mkdir_p(base, flags, err, errlen);
 }
 
 /* One entry's checks and its new name. 1: write it, 0: skip it, -1: err. */
@@ -976,7 +1038,21 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	if (resolve(dest, flags, top, top_dir, base, newtop, err, errlen) < 0)
 		goto out;
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cwd < 0 || chdir(base) < 0) {
+	if (cwd < 0) {
+		fail(err, errlen, "%s: %s", base, strerror(errno));
+		goto out;
+	}
+	if (flags & TARCOPY_DEST_NO_LINKS) {
+		int bfd = open_dir_nolinks(AT_FDCWD, base);
+
+		r = bfd < 0 ? -1 : fchdir(bfd);
+		if (bfd >= 0)
+			close(bfd);
+		if (r < 0) {
+			nolinks_fail(base, err, errlen);
+			goto out;
+		}
+	} else if (chdir(base) < 0) {
 		fail(err, errlen, "%s: %s", base, strerror(errno));
 		goto out;
 	}

@@ -95,6 +95,11 @@
  * made once its other entries are in, so that none is written through. A
  * top that was there already keeps the check. */
 #define TARCOPY_SOLE_WRITER 16u
+/* The destination's path is followed through no symlink, nor are missing
+ * directories made through one (the guest agent once a command has run:
+ * a job could have put one in the path to have root write where it may
+ * not). */
+#define TARCOPY_DEST_NO_LINKS 32u
 
 /* How the stream moves. */
 struct tarcopy_io {

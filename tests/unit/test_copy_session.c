@@ -239,3 +239,28 @@ Test(copy_session, a_users_copies_are_its_own)
 	cr_assert_eq(session(true, &out, msg), 0, "%s", msg);
 	cr_assert_str_eq(text("back3/secret"), "root's\n");
 }
+
+/* Once a command has run in the guest (as after one here: the agent's
+ * flag in this process), a copy-in follows no symlink to its destination:
+ * a job's link in the path cannot have root write where it leads. Before
+ * any, it does. */
+Test(copy_session, after_a_command_a_copy_in_follows_no_link)
+{
+	char msg[COPY_MSG_LEN], gin[200];
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	put("src/a", "alpha\n", 0644);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	cr_assert_eq(mkdir(at("guest/usr-local-sbin"), 0755), 0);
+	cr_assert_eq(symlink("usr-local-sbin", at("guest/bin")), 0);
+	snprintf(gin, sizeof(gin), "%s", at("guest/bin"));
+	struct copy_item in = {.src = at("src"), .dst = gin};
+
+	started_here = true;
+	cr_assert_eq(session(false, &in, msg), -1, "copied in through the job's symlink");
+	cr_assert(strstr(msg, "a symlink on the way"), "%s", msg);
+	cr_assert_null(text("guest/usr-local-sbin/src/a"));
+	started_here = false;
+	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
+	cr_assert_str_eq(text("guest/usr-local-sbin/src/a"), "alpha\n");
+}

@@ -447,6 +447,41 @@ Test(tarcopy, a_sole_writer_writes_through_no_link)
 	free(m.buf);
 }
 
+/* TARCOPY_DEST_NO_LINKS (the agent's copy-in once a command has run): no
+ * symlink in the destination's path is followed, whether it names the
+ * destination, a directory on the way or one a missing path is made
+ * through; nothing lands where one leads. Without it they are followed. */
+Test(tarcopy, a_destination_through_a_link_is_refused)
+{
+	struct mem m = {0};
+	char err[512], dest[300];
+
+	make_tree();
+	send_to(&m, "src");
+	cr_assert_eq(mkdir(at("target"), 0755), 0);
+	cr_assert_eq(mkdir(at("w"), 0755), 0);
+	cr_assert_eq(symlink(at("target"), at("w/bin")), 0);
+	const char *through[] = {"w/bin", "w/bin/", "w/bin/new", "w/bin/new/deeper/x"};
+
+	for (size_t i = 0; i < sizeof(through) / sizeof(through[0]); i++) {
+		snprintf(dest, sizeof(dest), "%s", at(through[i]));
+		err[0] = '\0';
+		cr_assert_eq(receive(&m, dest, TARCOPY_DEST_NO_LINKS, err, sizeof(err)), -1,
+			     "%s: taken through a symlink", through[i]);
+		cr_assert(strstr(err, "a symlink on the way"), "%s: %s", through[i], err);
+		cr_assert(!exists("target/src") && !exists("target/new") && !exists("target/a.txt"),
+			  "%s: something landed through the link", through[i]);
+	}
+	/* A real path still works, missing directories made. */
+	cr_assert_eq(receive(&m, at("w/real/dst"), TARCOPY_DEST_NO_LINKS, err, sizeof(err)), 0,
+		     "%s", err);
+	check_tree("w/real/dst");
+	/* Without the flag the link is followed. */
+	cr_assert_eq(receive(&m, at("w/bin"), 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(read_text("target/src/a.txt"), "alpha\n");
+	free(m.buf);
+}
+
 /* A guest's stream on the host (--copy-out): received as runner/cmd/copy.c
  * does, its top asked for and its links held inside. */
 static int receive_out(struct mem *m, const char *dest, unsigned flags, const char *top, char *err,

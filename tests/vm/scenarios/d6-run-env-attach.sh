@@ -6,7 +6,8 @@
 # files. --attach: a VM restored by plain `flint --restore ...
 # --vsock-override UDS` in the background runs several --attach commands
 # in turn (the second sees the file the first wrote in /tmp; stdin, the
-# status, --timeout), and runs on after each; an --attach to a socket
+# status, --timeout; a copy-in through a job's symlink refused), and runs
+# on after each; an --attach to a socket
 # nobody serves exits 123 within its 10 s bound and a little more.
 # timeout: 400
 . "$(dirname "$0")/../lib.sh"
@@ -112,6 +113,19 @@ run --attach "$T/vm.sock" --timeout 1 -- sleep 30
 [ "$status" = 124 ] || stop_vm
 expect_status 124 "--attach --timeout 1 of 'sleep 30'"
 expect_quick 15
+
+# A copy-in after commands follows no symlink to its destination: a job's
+# link in the path cannot have root write where it leads.
+mkdir -p "$T/ws" && echo ws >"$T/ws/f"
+run --attach "$T/vm.sock" -- sh -c 'mkdir -p /tmp/job /tmp/elsewhere && ln -s /tmp/elsewhere /tmp/job/bin'
+run --attach "$T/vm.sock" --copy-in "$T/ws:/tmp/job/bin/ws" -- sh -c 'ls /tmp/elsewhere'
+[ "$status" = 125 ] || stop_vm
+expect_status 125 "an --attach copy-in through a job's symlink"
+expect_err "a symlink on the way" "the refusal"
+run --attach "$T/vm.sock" --copy-in "$T/ws:/tmp/job/real/ws" -- cat /tmp/job/real/ws/f
+[ "$status" = 0 ] || stop_vm
+expect_status 0 "an --attach copy-in to a real path"
+expect_stdout "ws|" "the file copied in"
 
 kill -0 "$vmpid" 2>/dev/null || fail "the VM ended during the --attach commands: $(tail -3 "$T/vm.err")"
 stop_vm

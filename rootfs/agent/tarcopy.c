@@ -362,91 +362,77 @@ int tarcopy_map_name(const char *name, const char *top, const char *newtop, char
 	return 1;
 }
 
-/* An O_PATH descriptor of the directory name beneath dirfd, reached
- * through no symlink (TARCOPY_DEST_NO_LINKS), or -1 (errno; ELOOP: a
- * symlink on the way). */
-static int open_dir_nolinks(int dirfd, const char *name)
+/* An O_PATH descriptor of the directory name beneath dirfd, with
+ * TARCOPY_DEST_NO_LINKS reached through no symlink, or -1 (errno; ELOOP:
+ * a symlink on the way). */
+static int open_dir(int dirfd, const char *name, unsigned flags)
 {
 	struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	long fd;
 
+	if (!(flags & TARCOPY_DEST_NO_LINKS))
+		return openat(dirfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	do
 		fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
 	while (fd < 0 && errno == EAGAIN);
 	return (int)fd;
 }
 
-static int nolinks_fail(const char *path, char *err, size_t errlen)
+/* The message for path, which open_dir or mkdir_p could not open: -1. */
+static int dir_fail(const char *path, unsigned flags, char *err, size_t errlen)
 {
 	return fail(err, errlen, "%s: %s", path,
-		    errno == ELOOP ? "a symlink on the way, which this copy does not follow (a "
-				     "command has run in the guest)"
-				   : strerror(errno));
+		    errno == ELOOP && (flags & TARCOPY_DEST_NO_LINKS)
+			? "a symlink on the way, which this copy does not follow (a command has "
+			  "run in the guest)"
+			: strerror(errno));
 }
 
-/* mkdir -p path, each directory made beneath the one before through no
- * symlink (TARCOPY_DEST_NO_LINKS). */
-static int mkdir_p_nolinks(const char *path, char *err, size_t errlen)
+/* mkdir -p path, a directory at a time beneath the one before (through no
+ * symlink with TARCOPY_DEST_NO_LINKS); those it makes are owner's, when
+ * given. */
+static int mkdir_p(const char *path, unsigned flags, const struct tarcopy_owner *owner, char *err,
+		   size_t errlen)
 {
 	char p[PATH_MAX];
-	int dfd = open_dir_nolinks(AT_FDCWD, path[0] == '/' ? "/" : ".");
+	int dfd;
 
 	snprintf(p, sizeof(p), "%s", path);
+	dfd = open_dir(AT_FDCWD, p[0] == '/' ? "/" : ".", flags);
 	for (char *c = p + strspn(p, "/"); dfd >= 0 && *c;) {
 		size_t n = strcspn(c, "/");
 		char was = c[n];
-		int nfd;
+		int made, nfd;
 
 		c[n] = '\0';
-		if (mkdirat(dfd, c, 0755) < 0 && errno != EEXIST) {
+		made = mkdirat(dfd, c, 0755) == 0;
+		if (!made && errno != EEXIST) {
 			close(dfd);
 			return fail(err, errlen, "cannot make %s: %s", p, strerror(errno));
 		}
-		nfd = open_dir_nolinks(dfd, c);
+		if (made && owner)
+			(void)!fchownat(dfd, c, owner->uid, owner->gid, AT_SYMLINK_NOFOLLOW);
+		nfd = open_dir(dfd, c, flags);
 		close(dfd);
 		if (nfd < 0)
-			return nolinks_fail(p, err, errlen);
+			return dir_fail(p, flags, err, errlen);
 		dfd = nfd;
 		c[n] = was;
 		c += n + strspn(c + n, "/");
 	}
 	if (dfd < 0)
-		return nolinks_fail(path, err, errlen);
+		return dir_fail(path, flags, err, errlen);
 	close(dfd);
 	return 0;
 }
 
-static int mkdir_p(const char *path, unsigned flags, char *err, size_t errlen)
-{
-	if (flags & TARCOPY_DEST_NO_LINKS)
-		return mkdir_p_nolinks(path, err, errlen);
-
-	char p[PATH_MAX];
-	struct stat st;
-
-	snprintf(p, sizeof(p), "%s", path);
-	for (char *c = p + 1;; c++) {
-		if (*c != '/' && *c)
-			continue;
-		char was = *c;
-
-		*c = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			return fail(err, errlen, "cannot make %s: %s", p, strerror(errno));
-		*c = was;
-		if (!was)
-			break;
-	}
-	if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
-		return fail(err, errlen, "%s: not a directory", p);
-	return 0;
-}
-
 /* Where the stream goes: the directory to extract in (base) and top's new
- * name there (newtop; "" to drop it), by the rules of tarcopy.h. */
-static int resolve(const char *dest, unsigned flags, const char *top, bool top_dir, char *base,
-		   char *newtop, char *err, size_t errlen)
+ * name there (newtop; "" to drop it), by the rules of tarcopy.h; missing
+ * directories made, owner's when given. */
+static int resolve(const char *dest, unsigned flags, const struct tarcopy_owner *owner,
+		   const char *top, bool top_dir, char *base, char *newtop, char *err,
+		   size_t errlen)
 {
 	char clean[PATH_MAX];
 	bool slash, exists, isdir;
@@ -461,7 +447,7 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 		return fail(err, errlen, "%s: %s", clean, strerror(errno));
 	if (exists && S_ISLNK(st.st_mode)) {
 		errno = ELOOP;
-		return nolinks_fail(clean, err, errlen);
+		return dir_fail(clean, flags, err, errlen);
 	}
 	if (flags & TARCOPY_CONTENTS) {
 		if (!top_dir)
@@ -470,14 +456,14 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 			return fail(err, errlen, "%s: not a directory", clean);
 		strcpy(base, clean);
 		newtop[0] = '\0';
-		return isdir ? 0 : mkdir_p(clean, flags, err, errlen);
+		return isdir ? 0 : mkdir_p(clean, flags, owner, err, errlen);
 	}
 	if (isdir || slash) {
 		if (exists && !isdir)
 			return fail(err, errlen, "%s: not a directory", clean);
 		strcpy(base, clean);
 		strcpy(newtop, top);
-		return isdir ? 0 : mkdir_p(clean, flags, err, errlen);
+		return isdir ? 0 : mkdir_p(clean, flags, owner, err, errlen);
 	}
 	if (exists && top_dir)
 		return fail(err, errlen, "%s: cannot copy directory %s over a file", clean, top);
@@ -495,7 +481,7 @@ static int resolve(const char *dest, unsigned flags, const char *top, bool top_d
 		return 0;
 	}
 	snprintf(base, PATH_MAX, "%.*s", (int)(name - 1 - clean), clean);
-	return mkdir_p(base, flags, err, errlen);
+	return mkdir_p(base, flags, owner, err, errlen);
 }
 
 /* One entry's checks and its new name. 1: write it, 0: skip it, -1: err. */
@@ -986,7 +972,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	struct archive *a = NULL, *w = NULL;
 	struct archive_entry *e;
 	const char *first, *root;
-	int cwd = -1, ret = -1, r;
+	int cwd = -1, ret = -1, r, bfd;
 	bool top_dir, sole = false;
 	struct stat st;
 
@@ -1035,25 +1021,19 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		goto out;
 	}
 	top_dir = archive_entry_filetype(e) == AE_IFDIR;
-	if (resolve(dest, flags, top, top_dir, base, newtop, err, errlen) < 0)
+	if (resolve(dest, flags, io->owner, top, top_dir, base, newtop, err, errlen) < 0)
 		goto out;
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (cwd < 0) {
 		fail(err, errlen, "%s: %s", base, strerror(errno));
 		goto out;
 	}
-	if (flags & TARCOPY_DEST_NO_LINKS) {
-		int bfd = open_dir_nolinks(AT_FDCWD, base);
-
-		r = bfd < 0 ? -1 : fchdir(bfd);
-		if (bfd >= 0)
-			close(bfd);
-		if (r < 0) {
-			nolinks_fail(base, err, errlen);
-			goto out;
-		}
-	} else if (chdir(base) < 0) {
-		fail(err, errlen, "%s: %s", base, strerror(errno));
+	bfd = open_dir(AT_FDCWD, base, flags);
+	r = bfd < 0 ? -1 : fchdir(bfd);
+	if (bfd >= 0)
+		close(bfd);
+	if (r < 0) {
+		dir_fail(base, flags, err, errlen);
 		goto out;
 	}
 	/* A new top, and nobody else writing: nothing beneath it is older

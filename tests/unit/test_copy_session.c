@@ -221,6 +221,29 @@ Test(copy_session, a_users_copies_are_its_own)
 	}
 	cr_assert_eq(stat(at("guest/job/suid"), &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0755, "set-id bits kept: %o", st.st_mode & 07777);
+	/* The directories a copy makes on the way are the user's too (DIR/.
+	 * into /work: the job may write in /work itself). */
+	char deep[200];
+
+	snprintf(deep, sizeof(deep), "%s", at("guest/work/deep"));
+	struct copy_item flat = {.src = at("src"),
+				 .dst = deep,
+				 .contents = true,
+				 .user = true,
+				 .uid = 4242,
+				 .gid = 4343};
+
+	cr_assert_eq(session(false, &flat, msg), 0, "%s", msg);
+	cr_assert_str_eq(text("guest/work/deep/a"), "alpha\n");
+	const char *made[] = {"guest/work", "guest/work/deep"};
+
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		cr_assert_eq(lstat(at(made[i]), &st), 0, "%s", made[i]);
+		cr_assert(st.st_uid == 4242 && st.st_gid == 4343, "%s: %u:%u", made[i],
+			  (unsigned)st.st_uid, (unsigned)st.st_gid);
+	}
+	cr_assert_eq(lstat(at("guest"), &st), 0);
+	cr_assert_eq(st.st_uid, 0, "a directory there before changed hands");
 
 	put("guest/job/secret", "root's\n", 0600);
 	snprintf(back, sizeof(back), "%s", at("back"));

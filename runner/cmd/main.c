@@ -53,6 +53,18 @@ static int check_kvm(void)
 	return 0;
 }
 
+/* One --copy-in (out false) or --copy-out for the helper: from where to
+ * where, and the run's --user. */
+static struct copy_item copy_item_of(const struct config *cfg, const struct copy_cfg *c, bool out)
+{
+	return (struct copy_item){.src = out ? c->guest : c->host,
+				  .dst = out ? c->host : c->guest,
+				  .contents = c->contents,
+				  .user = cfg->user,
+				  .uid = cfg->uid,
+				  .gid = cfg->gid};
+}
+
 /* --copy-in and --copy-out: the helper process that does them, started
  * here, before any thread (copy.h); *c stays NULL without copies. The
  * copy-ins are read from now on, while the guest boots, except where the
@@ -65,19 +77,9 @@ static int start_copies(const struct config *cfg, const char *uds, struct copier
 	if (!cfg->n_copy_in && !cfg->n_copy_out)
 		return 0;
 	for (unsigned i = 0; i < cfg->n_copy_in; i++)
-		in[i] = (struct copy_item){.src = cfg->copy_in[i].host,
-					   .dst = cfg->copy_in[i].guest,
-					   .contents = cfg->copy_in[i].contents,
-					   .user = cfg->user,
-					   .uid = cfg->uid,
-					   .gid = cfg->gid};
+		in[i] = copy_item_of(cfg, &cfg->copy_in[i], false);
 	for (unsigned i = 0; i < cfg->n_copy_out; i++)
-		out[i] = (struct copy_item){.src = cfg->copy_out[i].guest,
-					    .dst = cfg->copy_out[i].host,
-					    .contents = cfg->copy_out[i].contents,
-					    .user = cfg->user,
-					    .uid = cfg->uid,
-					    .gid = cfg->gid};
+		out[i] = copy_item_of(cfg, &cfg->copy_out[i], true);
 	struct copy_bounds b = {.timeout_ms = cfg->copy_timeout_s * 1000,
 				.out_limit = cfg->copy_out_limit};
 

@@ -244,19 +244,50 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
 	_exit(127);
 }
 
-/* Whether a command was ever started in this guest, in memory the agent's
- * processes share (set before the first one's fork). Until then nothing
- * but the agent writes in the guest: a copy-in may leave out libarchive's
- * symlink checks beneath a directory it makes (TARCOPY_SOLE_WRITER); after
- * it, a copy-in follows no symlink to its destination, which a job may
- * have put there (TARCOPY_DEST_NO_LINKS).
- * main maps it; a connection server run without it (the unit tests)
- * knows only its own commands. */
-static bool started_here, *command_started = &started_here;
+/* What the agent's processes share (main maps it; a connection server
+ * run without it, as in the unit tests, knows only its own commands):
+ * whether a command was ever started in this guest, and how many copy-ins
+ * run as its sole writer. Until a command starts nothing but the agent
+ * writes in the guest: a copy-in may leave out libarchive's symlink
+ * checks beneath a directory it makes (TARCOPY_SOLE_WRITER), and the
+ * first command waits for such copies to end. Once one has started, a
+ * copy-in follows no symlink to its destination, which a job may have put
+ * there (TARCOPY_DEST_NO_LINKS), and a --user copy-in is made by the user
+ * itself: a job of the user's still running could otherwise swap a
+ * directory root writes in for a symlink. */
+struct shared {
+	bool command_started;
+	unsigned sole_copies;
+};
+static struct shared here, *shared = &here;
+
+/* A copy-in as the guest's sole writer, if no command has started: true,
+ * and sole_end must follow; commands wait until then. */
+static bool sole_begin(void)
+{
+	__atomic_add_fetch(&shared->sole_copies, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&shared->command_started, __ATOMIC_SEQ_CST))
+		return true;
+	__atomic_sub_fetch(&shared->sole_copies, 1, __ATOMIC_SEQ_CST);
+	return false;
+}
+
+static void sole_end(void)
+{
+	__atomic_sub_fetch(&shared->sole_copies, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Before a command's fork: no copy-in is its sole writer from now on, and
+ * those that were have ended. */
+static void command_begins(void)
+{
+	__atomic_store_n(&shared->command_started, true, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&shared->sole_copies, __ATOMIC_SEQ_CST))
+		usleep(1000);
+}
 
 /* Starts the command. 0, or -errno with why set (the command did not
  * start: the host is told so). */
-
 static int start_child(const struct agent_request *req, struct child *c, char *why, size_t len)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
@@ -280,7 +311,7 @@ static int start_child(const struct agent_request *req, struct child *c, char *w
 		snprintf(why, len, "cannot set up the command: %s", strerror(-ret));
 		goto out;
 	}
-	__atomic_store_n(command_started, true, __ATOMIC_SEQ_CST);
+	command_begins();
 	c->pid = fork();
 	if (c->pid < 0) {
 		ret = -errno;
@@ -600,25 +631,36 @@ static void copy_in(struct copy_conn *c, const char *path, const struct agent_co
 {
 	struct tarcopy_io io = {.read = copy_read, .ctx = c};
 	struct tarcopy_owner owner;
+	bool sole = sole_begin();
 	unsigned tf = (cp->flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
-		      (geteuid() == 0 ? TARCOPY_KEEP_ALL : 0) |
-		      (__atomic_load_n(command_started, __ATOMIC_SEQ_CST) ? TARCOPY_DEST_NO_LINKS
-									  : TARCOPY_SOLE_WRITER);
+		      (sole ? TARCOPY_SOLE_WRITER : TARCOPY_DEST_NO_LINKS);
 	char err[AGENT_MSG_MAX - 32], none[1];
 	const void *b;
+	int ret = 0;
 
-	/* The run's user gets what it works on: the entries are its, with
-	 * no set-id bits (a set-user-ID file of the host's would be one of
-	 * root's here). */
+	/* The run's user gets what it works on, with no set-id bits (a
+	 * set-user-ID file of the host's would be one of root's here): made
+	 * by root and given to the user while nothing else runs, by the user
+	 * itself once a command has (see struct shared). */
 	if (cp->flags & AGENT_COPY_USER) {
 		struct user u;
 
 		lookup_user(cp->uid, cp->gid, &u);
 		owner = (struct tarcopy_owner){u.uid, u.gid};
-		io.owner = &owner;
+		io.owner = sole ? &owner : NULL;
 		tf |= TARCOPY_NO_SET_ID;
+		if (!sole && become(&u) < 0) {
+			snprintf(err, sizeof(err), "cannot become uid %u, gid %u: %s",
+				 (unsigned)u.uid, (unsigned)u.gid, strerror(errno));
+			ret = -1;
+		}
 	}
-	int ret = tarcopy_receive(path, tf, NULL, &io, err, sizeof(err));
+	if (geteuid() == 0)
+		tf |= TARCOPY_KEEP_ALL;
+	if (ret == 0)
+		ret = tarcopy_receive(path, tf, NULL, &io, err, sizeof(err));
+	if (sole)
+		sole_end();
 
 	/* What follows the archive's end (its padding) up to TAR_END. */
 	while (!c->ended && copy_read(c, &b, none, sizeof(none)) > 0)
@@ -820,13 +862,13 @@ int main(void)
 		say("no vsock device; not serving");
 		return 0;
 	}
-	bool *shared =
-	    mmap(NULL, sizeof(bool), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct shared *m =
+	    mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	if (shared == MAP_FAILED)
-		started_here = true; /* cannot tell: the checks stay */
+	if (m == MAP_FAILED)
+		here.command_started = true; /* cannot tell: the checks stay */
 	else
-		command_started = shared;
+		shared = m;
 	lfd = listen_vsock();
 	connect_host(lfd);
 	for (;;) {

@@ -414,7 +414,10 @@ static int mkdir_p(const char *path, unsigned flags, const struct tarcopy_owner 
 		if (made && owner)
 			(void)!fchownat(dfd, c, owner->uid, owner->gid, AT_SYMLINK_NOFOLLOW);
 		nfd = open_dir(dfd, c, flags);
+		int e = errno;
+
 		close(dfd);
+		errno = e;
 		if (nfd < 0)
 			return dir_fail(p, flags, err, errlen);
 		dfd = nfd;
@@ -532,8 +535,9 @@ static int check_entry(struct archive_entry *e, unsigned count, size_t *names, c
 	return m;
 }
 
-/* The symlinks a stream sends (TARCOPY_LINKS_INSIDE), made only once the
- * stream is in (links_make): each one's name beneath the extraction's
+/* The symlinks a stream sends (TARCOPY_LINKS_INSIDE, or a
+ * TARCOPY_SOLE_WRITER copy into a new top), made only once the stream is
+ * in (links_make, links_make_all): each one's name beneath the extraction's
  * directory, its name in the stream, its target, its owner and time, and
  * whether it was made. */
 struct links {
@@ -1030,12 +1034,12 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	}
 	bfd = open_dir(AT_FDCWD, base, flags);
 	r = bfd < 0 ? -1 : fchdir(bfd);
+	if (r < 0)
+		dir_fail(base, flags, err, errlen);
 	if (bfd >= 0)
 		close(bfd);
-	if (r < 0) {
-		dir_fail(base, flags, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	/* A new top, and nobody else writing: nothing beneath it is older
 	 * than the stream (TARCOPY_SOLE_WRITER). */
 	sole =
@@ -1049,8 +1053,9 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	ret = extract(a, &rc, w, e, top, top_dir, newtop, flags,
 		      flags & TARCOPY_LINKS_INSIDE || sole ? &links : NULL, io, err, errlen);
 	/* The root: the copied directory, or where a file or a link landed.
-	 * The links are made only for a stream that came in whole; any that
-	 * leads out then goes (what a failed copy left stays on the host). */
+	 * The links are made only for a stream that came in whole; with
+	 * TARCOPY_LINKS_INSIDE any that leads out then goes (what a failed
+	 * copy left stays on the host). */
 	root = top_dir && newtop[0] ? newtop : ".";
 	if (!(flags & TARCOPY_LINKS_INSIDE)) {
 		if (ret == 0 && links.n && links_make_all(&links, flags, err, errlen) < 0)

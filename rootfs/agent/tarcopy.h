@@ -125,8 +125,10 @@ struct tarcopy_io {
 	 * reader could cut off, asks before each link, and removes those
 	 * left unchecked once it is. */
 	bool (*expired)(void *ctx);
-	/* tarcopy_receive with TARCOPY_KEEP_ALL, optional: the owner every
-	 * entry gets in place of the stream's (the guest's --user). */
+	/* tarcopy_receive as root, optional: the owner every entry (with
+	 * TARCOPY_KEEP_ALL) and every directory made on the way to the
+	 * destination get, in place of the stream's and root's (the guest's
+	 * --user). */
 	const struct tarcopy_owner {
 		uid_t uid;
 		gid_t gid;

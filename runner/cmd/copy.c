@@ -252,7 +252,7 @@ static ssize_t conn_read(void *ctx, const void **buf, char *msg, size_t msglen)
 	return 0;
 }
 
-/* The COPY_IN or COPY_OUT (type) of it's guest path, with flags and the
+/* The COPY_IN or COPY_OUT (type) of its guest path, with flags and the
  * run's user, in c->tbuf: its length, or -errno with err (MSG_LEN bytes)
  * saying why. */
 static long request_frame(struct conn *c, uint8_t type, const struct copy_item *it, uint32_t flags,

@@ -9,7 +9,7 @@
  * what the command wrote to its stdout and the agent's answer on stderr,
  * and exits with the command's status; 3 when the agent closed the
  * connection without answering, 4 when the connection could not be made,
- * 5 for an answer that is not the protocol's. Rig scenario 86 runs it as
+ * 5 for an answer that is not the protocol's. Rig scenario 8a runs it as
  * a --user job: the agent must serve only the host. */
 #include <errno.h>
 #include <stdio.h>

@@ -5,6 +5,7 @@
  * a tree in, the same tree out, and the agent's refusal as the message. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,11 +280,67 @@ Test(copy_session, after_a_command_a_copy_in_follows_no_link)
 	snprintf(gin, sizeof(gin), "%s", at("guest/bin"));
 	struct copy_item in = {.src = at("src"), .dst = gin};
 
-	started_here = true;
+	here.command_started = true;
 	cr_assert_eq(session(false, &in, msg), -1, "copied in through the job's symlink");
 	cr_assert(strstr(msg, "a symlink on the way"), "%s", msg);
 	cr_assert_null(text("guest/usr-local-sbin/src/a"));
-	started_here = false;
+	here.command_started = false;
 	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
 	cr_assert_str_eq(text("guest/usr-local-sbin/src/a"), "alpha\n");
+}
+
+/* Once a command has run, a --user copy-in is made by the user itself (a
+ * job of the user's still running could swap a directory root writes in):
+ * into the user's own directory it goes, the files the user's; where only
+ * root may write, it is refused. */
+Test(copy_session, after_a_command_a_users_copy_in_is_made_as_the_user)
+{
+	char msg[COPY_MSG_LEN], gin[200];
+	struct stat st;
+
+	cr_assert_eq(geteuid(), 0, "needs root to change users");
+	cr_assert_eq(chmod(dir, 0755), 0);
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	put("src/a", "alpha\n", 04755);
+	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	cr_assert_eq(mkdir(at("guest/work"), 0755), 0);
+	cr_assert_eq(chown(at("guest/work"), 4242, 4343), 0);
+	here.command_started = true;
+	snprintf(gin, sizeof(gin), "%s", at("guest/work/src"));
+	struct copy_item in = {
+	    .src = at("src"), .dst = gin, .user = true, .uid = 4242, .gid = 4343};
+
+	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
+	cr_assert_eq(stat(at("guest/work/src/a"), &st), 0);
+	cr_assert(st.st_uid == 4242 && st.st_gid == 4343, "%u:%u", (unsigned)st.st_uid,
+		  (unsigned)st.st_gid);
+	cr_assert_eq(st.st_mode & 07000, 0, "set-id bits kept: %o", st.st_mode & 07777);
+	snprintf(gin, sizeof(gin), "%s", at("guest/roots"));
+	cr_assert_eq(session(false, &in, msg), -1, "made where only root may write");
+	cr_assert(strstr(msg, "Can't create"), "%s", msg);
+	cr_assert_eq(lstat(at("guest/roots"), &st), -1);
+}
+
+static void *first_command(void *done)
+{
+	command_begins();
+	__atomic_store_n((bool *)done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* A copy-in as the guest's sole writer holds off the first command until
+ * it ends, and none begins as one once a command is on its way. */
+Test(copy_session, a_first_command_waits_for_a_sole_copy)
+{
+	bool done = false;
+	pthread_t t;
+
+	cr_assert(sole_begin(), "no command yet: the sole writer");
+	cr_assert_eq(pthread_create(&t, NULL, first_command, &done), 0);
+	usleep(100000);
+	cr_assert_not(__atomic_load_n(&done, __ATOMIC_SEQ_CST), "a command began during the copy");
+	cr_assert_not(sole_begin(), "a sole copy began with a command on its way");
+	sole_end();
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert(done);
 }

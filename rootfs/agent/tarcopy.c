@@ -411,8 +411,6 @@ static int mkdir_p(const char *path, unsigned flags, const struct tarcopy_owner 
 			close(dfd);
 			return fail(err, errlen, "cannot make %s: %s", p, strerror(errno));
 		}
-		if (made && owner)
-			(void)!fchownat(dfd, c, owner->uid, owner->gid, AT_SYMLINK_NOFOLLOW);
 		nfd = open_dir(dfd, c, flags);
 		int e = errno;
 
@@ -420,6 +418,10 @@ static int mkdir_p(const char *path, unsigned flags, const struct tarcopy_owner 
 		errno = e;
 		if (nfd < 0)
 			return dir_fail(p, flags, err, errlen);
+		/* Through the descriptor: the directory opened, whatever its
+		 * name holds by now. */
+		if (made && owner)
+			(void)!fchownat(nfd, "", owner->uid, owner->gid, AT_EMPTY_PATH);
 		dfd = nfd;
 		c[n] = was;
 		c += n + strspn(c + n, "/");

@@ -434,9 +434,10 @@ static int mkdir_p(const char *path, unsigned flags, const struct tarcopy_owner 
 
 /* Where the stream goes: the directory to extract in (base) and top's new
  * name there (newtop; "" to drop it), by the rules of tarcopy.h; missing
- * directories made, owner's when given. */
+ * directories made, owner's when given. *made: base is one of them, into
+ * which the contents go (DIR/.). */
 static int resolve(const char *dest, unsigned flags, const struct tarcopy_owner *owner,
-		   const char *top, bool top_dir, char *base, char *newtop, char *err,
+		   const char *top, bool top_dir, char *base, char *newtop, bool *made, char *err,
 		   size_t errlen)
 {
 	char clean[PATH_MAX];
@@ -461,6 +462,7 @@ static int resolve(const char *dest, unsigned flags, const struct tarcopy_owner 
 			return fail(err, errlen, "%s: not a directory", clean);
 		strcpy(base, clean);
 		newtop[0] = '\0';
+		*made = !isdir;
 		return isdir ? 0 : mkdir_p(clean, flags, owner, err, errlen);
 	}
 	if (isdir || slash) {
@@ -979,7 +981,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	struct archive_entry *e;
 	const char *first, *root;
 	int cwd = -1, ret = -1, r, bfd;
-	bool top_dir, sole = false;
+	bool top_dir, sole = false, made = false;
 	struct stat st;
 
 	if (flags & TARCOPY_KEEP_ALL)
@@ -1027,7 +1029,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		goto out;
 	}
 	top_dir = archive_entry_filetype(e) == AE_IFDIR;
-	if (resolve(dest, flags, io->owner, top, top_dir, base, newtop, err, errlen) < 0)
+	if (resolve(dest, flags, io->owner, top, top_dir, base, newtop, &made, err, errlen) < 0)
 		goto out;
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (cwd < 0) {
@@ -1042,10 +1044,11 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		close(bfd);
 	if (r < 0)
 		goto out;
-	/* A new top, and nobody else writing: nothing beneath it is older
-	 * than the stream (TARCOPY_SOLE_WRITER). */
-	sole =
-	    (flags & TARCOPY_SOLE_WRITER) && newtop[0] && lstat(newtop, &st) < 0 && errno == ENOENT;
+	/* A new top (or a new directory for DIR/.'s contents), and nobody
+	 * else writing: nothing beneath it is older than the stream
+	 * (TARCOPY_SOLE_WRITER). */
+	sole = (flags & TARCOPY_SOLE_WRITER) &&
+	       (made || (newtop[0] && lstat(newtop, &st) < 0 && errno == ENOENT));
 	if (!sole)
 		opts |= ARCHIVE_EXTRACT_SECURE_SYMLINKS;
 	if (archive_write_disk_set_options(w, opts) != ARCHIVE_OK) {

@@ -88,7 +88,8 @@
 #define TARCOPY_NO_SET_ID    8u /* set-id bits dropped, TARCOPY_KEEP_ALL or not */
 /* The receiver is the only writer where the copy goes (the guest agent
  * before any command has run in the guest). A top the copy makes itself,
- * not there before, then holds nothing older than the stream: beneath it
+ * not there before (or the directory it makes for DIR/.'s contents), then
+ * holds nothing older than the stream: beneath it
  * libarchive's symlink check (_SECURE_SYMLINKS, an lstat, open and close
  * of each directory on each entry's way: half of the receiver's system
  * calls for a source tree) is left out, and the stream's own symlinks are

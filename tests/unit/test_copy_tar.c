@@ -210,6 +210,12 @@ Test(tarcopy, a_sole_writers_copy_keeps_the_tree)
 	cr_assert_eq(receive(&m, at("into"), TARCOPY_SOLE_WRITER, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(read_text("into/src/a.txt"), "alpha\n");
 	cr_assert(S_ISLNK(mode_of("into/src/link")));
+	/* DIR/. into a directory the copy makes. */
+	cr_assert_eq(receive(&m, at("flat"),
+			     TARCOPY_KEEP_ALL | TARCOPY_CONTENTS | TARCOPY_SOLE_WRITER, err,
+			     sizeof(err)),
+		     0, "%s", err);
+	check_tree("flat");
 	free(m.buf);
 }
 
@@ -443,6 +449,11 @@ Test(tarcopy, a_sole_writer_writes_through_no_link)
 	cr_assert_eq(
 	    receive(&m, at("pre"), TARCOPY_KEEP_ALL | TARCOPY_SOLE_WRITER, err, sizeof(err)), -1,
 	    "written through a link in a top already there");
+	cr_assert(!exists("outside/passwd"), "written through a symlink already there");
+	/* DIR/. into a directory already there: the same. */
+	cr_assert_eq(
+	    receive(&m, at("pre/t"), TARCOPY_CONTENTS | TARCOPY_SOLE_WRITER, err, sizeof(err)), -1,
+	    "DIR/. written through a link in a directory already there");
 	cr_assert(!exists("outside/passwd"), "written through a symlink already there");
 	free(m.buf);
 }

@@ -6,7 +6,8 @@
 # files. --attach: a VM restored by plain `flint --restore ...
 # --vsock-override UDS` in the background runs several --attach commands
 # in turn (the second sees the file the first wrote in /tmp; stdin, the
-# status, --timeout; a copy-in through a job's symlink refused), and runs
+# status, --timeout; a copy-in through a job's symlink refused, a --user
+# one made as the user), and runs
 # on after each; an --attach to a socket
 # nobody serves exits 123 within its 10 s bound and a little more.
 # timeout: 400
@@ -126,6 +127,16 @@ run --attach "$T/vm.sock" --copy-in "$T/ws:/tmp/job/real/ws" -- cat /tmp/job/rea
 [ "$status" = 0 ] || stop_vm
 expect_status 0 "an --attach copy-in to a real path"
 expect_stdout "ws|" "the file copied in"
+# After commands a --user copy-in is made by the user: into /tmp (1777)
+# its own files, into /run (root's 0755) nothing.
+run --attach "$T/vm.sock" --user 1000 --copy-in "$T/ws:/tmp/u/ws" -- stat -c '%u %n' /tmp/u /tmp/u/ws/f
+[ "$status" = 0 ] || stop_vm
+expect_status 0 "an --attach --user copy-in into /tmp"
+expect_stdout "1000 /tmp/u|1000 /tmp/u/ws/f|" "the user's copy-in, its own"
+run --attach "$T/vm.sock" --user 1000 --copy-in "$T/ws:/run/ws" -- true
+[ "$status" = 125 ] || stop_vm
+expect_status 125 "an --attach --user copy-in where only root may write"
+expect_err "Can't create" "the refusal"
 
 kill -0 "$vmpid" 2>/dev/null || fail "the VM ended during the --attach commands: $(tail -3 "$T/vm.err")"
 stop_vm

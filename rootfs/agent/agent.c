@@ -4,8 +4,9 @@
  *
  * It listens on vsock port AGENT_VSOCK_PORT and serves each connection from
  * the host (CID 2; one from inside the guest, through the vsock loopback,
- * is closed unanswered) in a child process of its own: one request (argv, environment, working
- * directory, optional stdin, timeout, optional user; see proto.h), the
+ * is closed unanswered) in a child process of its own: one request (argv,
+ * environment, working directory, optional stdin, timeout, optional user;
+ * see proto.h), the
  * command's stdout and stderr streamed back separately, and its exit status
  * or signal; or one copy, a tar stream into or out of the guest
  * (tarcopy.h). At start
@@ -244,46 +245,54 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
 	_exit(127);
 }
 
-/* What the agent's processes share (main maps it; a connection server
- * run without it, as in the unit tests, knows only its own commands):
- * whether a command was ever started in this guest, and how many copy-ins
- * run as its sole writer. Until a command starts nothing but the agent
- * writes in the guest: a copy-in may leave out libarchive's symlink
- * checks beneath a directory it makes (TARCOPY_SOLE_WRITER), and the
- * first command waits for such copies to end. Once one has started, a
- * copy-in follows no symlink to its destination, which a job may have put
- * there (TARCOPY_DEST_NO_LINKS), and a --user copy-in is made by the user
- * itself: a job of the user's still running could otherwise swap a
- * directory root writes in for a symlink. */
-struct shared {
-	bool command_started;
-	unsigned sole_copies;
-};
-static struct shared here, *shared = &here;
+/* Whether a command was ever started in this guest, in memory the agent's
+ * processes share (main maps it; a connection server run without it, as
+ * in the unit tests, knows only its own commands). Until one starts
+ * nothing but the agent writes in the guest: a copy-in may leave out
+ * libarchive's symlink checks beneath a directory it makes
+ * (TARCOPY_SOLE_WRITER), holding a read lock on sole_lock_path that the
+ * first command waits to take for writing (an open file description's
+ * lock: the kernel drops it with a copy killed midway). Once one has
+ * started, a copy-in follows no symlink to its destination, which a job
+ * may have put there (TARCOPY_DEST_NO_LINKS), and a --user copy-in is
+ * made by the user itself: a job of the user's still running could
+ * otherwise swap a directory root writes in for a symlink. */
+static bool started_here, *command_started = &started_here;
+static const char *sole_lock_path; /* main's; NULL: no copy is the sole writer */
 
-/* A copy-in as the guest's sole writer, if no command has started: true,
- * and sole_end must follow; commands wait until then. */
-static bool sole_begin(void)
+/* Lock sole_lock_path (F_RDLCK or F_WRLCK, waiting or not): its
+ * descriptor, to close to unlock, or -1. */
+static int sole_lock(short type, bool wait)
 {
-	__atomic_add_fetch(&shared->sole_copies, 1, __ATOMIC_SEQ_CST);
-	if (!__atomic_load_n(&shared->command_started, __ATOMIC_SEQ_CST))
-		return true;
-	__atomic_sub_fetch(&shared->sole_copies, 1, __ATOMIC_SEQ_CST);
-	return false;
+	struct flock l = {.l_type = type, .l_whence = SEEK_SET};
+	int fd = sole_lock_path ? open(sole_lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+
+	if (fd >= 0 && fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l) < 0)
+		close_fd(&fd);
+	return fd;
 }
 
-static void sole_end(void)
+/* A copy-in as the guest's sole writer, if no command has started: the
+ * lock's descriptor, to close when the copy is done, or -1. */
+static int sole_begin(void)
 {
-	__atomic_sub_fetch(&shared->sole_copies, 1, __ATOMIC_SEQ_CST);
+	int fd = sole_lock(F_RDLCK, false);
+
+	if (fd >= 0 && __atomic_load_n(command_started, __ATOMIC_SEQ_CST))
+		close_fd(&fd);
+	return fd;
 }
 
-/* Before a command's fork: no copy-in is its sole writer from now on, and
+/* Before a command's fork: no copy-in is the sole writer from now on, and
  * those that were have ended. */
 static void command_begins(void)
 {
-	__atomic_store_n(&shared->command_started, true, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&shared->sole_copies, __ATOMIC_SEQ_CST))
-		usleep(1000);
+	int fd;
+
+	__atomic_store_n(command_started, true, __ATOMIC_SEQ_CST);
+	while ((fd = sole_lock(F_WRLCK, true)) < 0 && errno == EINTR)
+		;
+	close_fd(&fd);
 }
 
 /* Starts the command. 0, or -errno with why set (the command did not
@@ -631,7 +640,8 @@ static void copy_in(struct copy_conn *c, const char *path, const struct agent_co
 {
 	struct tarcopy_io io = {.read = copy_read, .ctx = c};
 	struct tarcopy_owner owner;
-	bool sole = sole_begin();
+	int sole_fd = sole_begin();
+	bool sole = sole_fd >= 0;
 	unsigned tf = (cp->flags & AGENT_COPY_CONTENTS ? TARCOPY_CONTENTS : 0) |
 		      (sole ? TARCOPY_SOLE_WRITER : TARCOPY_DEST_NO_LINKS);
 	char err[AGENT_MSG_MAX - 32], none[1];
@@ -659,8 +669,7 @@ static void copy_in(struct copy_conn *c, const char *path, const struct agent_co
 		tf |= TARCOPY_KEEP_ALL;
 	if (ret == 0)
 		ret = tarcopy_receive(path, tf, NULL, &io, err, sizeof(err));
-	if (sole)
-		sole_end();
+	close_fd(&sole_fd);
 
 	/* What follows the archive's end (its padding) up to TAR_END. */
 	while (!c->ended && copy_read(c, &b, none, sizeof(none)) > 0)
@@ -862,13 +871,15 @@ int main(void)
 		say("no vsock device; not serving");
 		return 0;
 	}
-	struct shared *m =
-	    mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	bool *shared =
+	    mmap(NULL, sizeof(bool), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	if (m == MAP_FAILED)
-		here.command_started = true; /* cannot tell: the checks stay */
-	else
-		shared = m;
+	if (shared == MAP_FAILED) {
+		started_here = true; /* cannot tell: the checks stay */
+	} else {
+		command_started = shared;
+		sole_lock_path = "/run/flint-agent.lock";
+	}
 	lfd = listen_vsock();
 	connect_host(lfd);
 	for (;;) {

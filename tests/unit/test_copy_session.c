@@ -30,9 +30,14 @@ static char dir[64];
 
 static void setup(void)
 {
+	static char lock[96];
+
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(dir, sizeof(dir), "/tmp/flint-unit-cps-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
+	/* The agent's sole-writer lock, the test's own. */
+	snprintf(lock, sizeof(lock), "%s/agent.lock", dir);
+	sole_lock_path = lock;
 }
 
 static void teardown(void)
@@ -280,11 +285,11 @@ Test(copy_session, after_a_command_a_copy_in_follows_no_link)
 	snprintf(gin, sizeof(gin), "%s", at("guest/bin"));
 	struct copy_item in = {.src = at("src"), .dst = gin};
 
-	here.command_started = true;
+	started_here = true;
 	cr_assert_eq(session(false, &in, msg), -1, "copied in through the job's symlink");
 	cr_assert(strstr(msg, "a symlink on the way"), "%s", msg);
 	cr_assert_null(text("guest/usr-local-sbin/src/a"));
-	here.command_started = false;
+	started_here = false;
 	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
 	cr_assert_str_eq(text("guest/usr-local-sbin/src/a"), "alpha\n");
 }
@@ -305,7 +310,7 @@ Test(copy_session, after_a_command_a_users_copy_in_is_made_as_the_user)
 	cr_assert_eq(mkdir(at("guest"), 0755), 0);
 	cr_assert_eq(mkdir(at("guest/work"), 0755), 0);
 	cr_assert_eq(chown(at("guest/work"), 4242, 4343), 0);
-	here.command_started = true;
+	started_here = true;
 	snprintf(gin, sizeof(gin), "%s", at("guest/work/src"));
 	struct copy_item in = {
 	    .src = at("src"), .dst = gin, .user = true, .uid = 4242, .gid = 4343};
@@ -335,12 +340,39 @@ Test(copy_session, a_first_command_waits_for_a_sole_copy)
 	bool done = false;
 	pthread_t t;
 
-	cr_assert(sole_begin(), "no command yet: the sole writer");
+	int fd = sole_begin();
+
+	cr_assert_geq(fd, 0, "no command yet: the sole writer");
 	cr_assert_eq(pthread_create(&t, NULL, first_command, &done), 0);
 	usleep(100000);
 	cr_assert_not(__atomic_load_n(&done, __ATOMIC_SEQ_CST), "a command began during the copy");
-	cr_assert_not(sole_begin(), "a sole copy began with a command on its way");
-	sole_end();
+	cr_assert_lt(sole_begin(), 0, "a sole copy began with a command on its way");
+	close(fd);
 	cr_assert_eq(pthread_join(t, NULL), 0);
 	cr_assert(done);
+}
+
+/* A sole copy killed midway (the guest's OOM killer, say) holds off no
+ * command: the kernel drops its lock. */
+Test(copy_session, a_sole_copy_killed_holds_nothing)
+{
+	int st, p[2];
+	pid_t pid;
+	char c;
+
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		if (sole_begin() < 0)
+			_exit(1);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	cr_assert_eq(read(p[0], &c, 1), 1, "the child did not begin a sole copy");
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	command_begins();
+	cr_assert(started_here);
 }

@@ -20,6 +20,7 @@
 
 #include <linux/vm_sockets.h>
 
+/* The agent's own frame code, built in: each test tool is one file. */
 #include "agent/proto.c"
 
 int main(int argc, char **argv)

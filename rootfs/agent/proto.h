@@ -83,8 +83,9 @@ enum agent_exit_kind {
 /* COPY_IN and COPY_OUT flags. */
 #define AGENT_COPY_CONTENTS 1u /* COPY_IN: the source was DIR/.: its contents go into the path */
 /* The run's --user (uid, gid: the fixed part is AGENT_COPY_USER_FIXED
- * bytes): a COPY_IN's entries become the user's (no set-id bits), a
- * COPY_OUT reads as the user. gid as AGENT_REQ_USER's. */
+ * bytes): a COPY_IN's entries and the directories it makes become the
+ * user's, without set-id bits (made by the user itself once a command has
+ * run), a COPY_OUT reads as the user. gid as AGENT_REQ_USER's. */
 #define AGENT_COPY_USER	 2u
 #define AGENT_COPY_FLAGS (AGENT_COPY_CONTENTS | AGENT_COPY_USER)
 

@@ -202,9 +202,7 @@ static const char *outcome_text(const struct call *c, char *buf, size_t len)
 			 c->fn->cfg.timeout_s);
 		break;
 	case WORKER_CRASH:
-		snprintf(buf, len,
-			 "the guest crashed (kernel panic, triple fault or KVM error)%s%s",
-			 c->why[0] ? ": " : "", c->why);
+		snprintf(buf, len, WORKER_CRASH_TEXT "%s%s", c->why[0] ? ": " : "", c->why);
 		break;
 	case WORKER_LOST:
 		snprintf(buf, len, "the guest agent was not reached or its connection was lost%s%s",

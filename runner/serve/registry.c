@@ -826,8 +826,8 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 	else if (res.outcome == WORKER_CRASH)
 		/* flint's reason, not its stderr's last line (the timings). */
 		snprintf(msg, len,
-			 "booting the function's VM to its snapshot failed: the guest crashed "
-			 "(kernel panic, triple fault or KVM error)%s%.250s",
+			 "booting the function's VM to its snapshot failed: " WORKER_CRASH_TEXT
+			 "%s%.250s",
 			 worker_flint_said(&res, why, sizeof(why))[0] ? ": " : "", why);
 	else
 		snprintf(msg, len, "booting the function's VM to its snapshot failed (%s): %s",

@@ -119,6 +119,10 @@ struct worker_params {
 	void *gone_ctx;
 };
 
+/* What a request's client and a registration are told of WORKER_CRASH,
+ * before flint's own reason (the rig's runner knows these words). */
+#define WORKER_CRASH_TEXT "the guest crashed (kernel panic, triple fault or KVM error)"
+
 /* How a worker ended, from flint run's exit status (runner/cmd/run.h). */
 enum worker_outcome {
 	WORKER_OK,	    /* 0 */

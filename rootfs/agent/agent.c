@@ -253,7 +253,7 @@ static void exec_child(const struct agent_request *req, const struct user *u, ch
  * (TARCOPY_SOLE_WRITER), holding a read lock on sole_lock_path that the
  * first command waits to take for writing (an open file description's
  * lock: the kernel drops it with a copy killed midway). Once one has
- * started, a copy-in follows no symlink to its destination, which a job
+ * started, a copy-in follows no symlink to its destination which a job
  * may have put there (TARCOPY_DEST_NO_LINKS), and a --user copy-in is
  * made by the user itself: a job of the user's still running could
  * otherwise swap a directory root writes in for a symlink. */

@@ -379,14 +379,154 @@ static int open_dir(int dirfd, const char *name, unsigned flags)
 	return (int)fd;
 }
 
-/* The message for path, which open_dir or mkdir_p could not open: -1. */
+/* The message for path, which open_dir, mkdir_p or trusted_path could not
+ * open: -1. */
 static int dir_fail(const char *path, unsigned flags, char *err, size_t errlen)
 {
 	return fail(err, errlen, "%s: %s", path,
 		    errno == ELOOP && (flags & TARCOPY_DEST_NO_LINKS)
-			? "a symlink on the way, which this copy does not follow (a command has "
-			  "run in the guest)"
+			? "a symlink on the way that another user could have made or changed, "
+			  "which a copy after a command has run in the guest does not follow"
 			: strerror(errno));
+}
+
+/* Whether the symlink name in the directory dirfd (dir: its stat) is one
+ * that only root, or the user this copy runs as, can have made or can
+ * change: its owner and the directory's are theirs, and nobody else may
+ * write the directory, or its sticky bit keeps them from the link. */
+static bool link_trusted(int dirfd, const char *name, const struct stat *dir)
+{
+	uid_t me = geteuid();
+	struct stat l;
+
+	if (fstatat(dirfd, name, &l, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(l.st_mode))
+		return false;
+	return (l.st_uid == 0 || l.st_uid == me) && (dir->st_uid == 0 || dir->st_uid == me) &&
+	       (!(dir->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & S_ISVTX));
+}
+
+/* Appends "/name" (n bytes of it) to the path out of *len bytes. */
+static int path_add(char *out, size_t *len, const char *name, size_t n)
+{
+	if (*len + 1 + n >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	out[(*len)++] = '/';
+	memcpy(out + *len, name, n);
+	*len += n;
+	out[*len] = '\0';
+	return 0;
+}
+
+/* Drops the last part of the path out (*len bytes; all of them with
+ * to_root) and opens what is left through no symlink: its descriptor, or
+ * -1. */
+static int path_up(char *out, size_t *len, bool to_root)
+{
+	while (*len && out[--*len] != '/')
+		;
+	if (to_root)
+		*len = 0;
+	out[*len] = '\0';
+	return open_dir(AT_FDCWD, *len ? out : "/", TARCOPY_DEST_NO_LINKS);
+}
+
+/* TARCOPY_DEST_NO_LINKS: the absolute path with the symlinks on its way
+ * that link_trusted allows followed (a merged /usr's /bin -> usr/bin),
+ * into out (PATH_MAX bytes): a path through no symlink, as far as it
+ * goes; what is missing is kept as it is (made later through no symlink).
+ * -1 with errno, ELOOP with out the path of a symlink not followed. A
+ * relative path is left as it is (followed through no symlink at all). */
+static int trusted_path(const char *path, char *out)
+{
+	char todo[PATH_MAX], next[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1];
+	const char *c = todo;
+	size_t len = 0;
+	int dfd, nfd, links = 0;
+
+	if (snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (path[0] != '/') {
+		strcpy(out, path);
+		return 0;
+	}
+	out[0] = '\0';
+	if ((dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	for (;;) {
+		struct stat dir;
+		size_t n;
+		ssize_t t;
+
+		c += strspn(c, "/");
+		if (!*c)
+			break;
+		n = strcspn(c, "/");
+		if (n > NAME_MAX) {
+			errno = ENAMETOOLONG;
+			goto err;
+		}
+		memcpy(name, c, n);
+		name[n] = '\0';
+		c += n;
+		if (!strcmp(name, "."))
+			continue;
+		if (!strcmp(name, "..")) {
+			/* out has no symlink: its parent is the path's. */
+			if ((nfd = path_up(out, &len, false)) < 0)
+				goto err;
+			close(dfd);
+			dfd = nfd;
+			continue;
+		}
+		if (path_add(out, &len, name, n) < 0)
+			goto err;
+		if ((nfd = open_dir(dfd, name, TARCOPY_DEST_NO_LINKS)) >= 0) {
+			close(dfd);
+			dfd = nfd;
+			continue;
+		}
+		/* Missing, or not a directory: the rest is taken as it is,
+		 * and whoever uses it next says what is wrong with it. */
+		if (errno == ENOENT || errno == ENOTDIR) {
+			if (*c && path_add(out, &len, c + 1, strlen(c + 1)) < 0)
+				goto err;
+			break;
+		}
+		if (errno != ELOOP)
+			goto err;
+		if (fstat(dfd, &dir) < 0 || !link_trusted(dfd, name, &dir) || ++links > 40) {
+			errno = ELOOP;
+			goto err;
+		}
+		if ((t = readlinkat(dfd, name, target, sizeof(target) - 1)) <= 0)
+			goto err;
+		target[t] = '\0';
+		if (snprintf(next, sizeof(next), "%s%s", target, c) >= (int)sizeof(next)) {
+			errno = ENAMETOOLONG;
+			goto err;
+		}
+		strcpy(todo, next);
+		c = todo;
+		/* On from the link's directory, or from / for an absolute
+		 * target. */
+		if ((nfd = path_up(out, &len, target[0] == '/')) < 0)
+			goto err;
+		close(dfd);
+		dfd = nfd;
+	}
+	close(dfd);
+	if (!len)
+		strcpy(out, "/");
+	return 0;
+err:
+	nfd = errno;
+	close(dfd);
+	errno = nfd;
+	return -1;
 }
 
 /* mkdir -p path, a directory at a time beneath the one before (through no
@@ -440,12 +580,16 @@ static int resolve(const char *dest, unsigned flags, const struct tarcopy_owner 
 		   const char *top, bool top_dir, char *base, char *newtop, bool *made, char *err,
 		   size_t errlen)
 {
-	char clean[PATH_MAX];
+	char given[PATH_MAX], clean[PATH_MAX];
 	bool slash, exists, isdir;
 	struct stat st;
 
-	if (strip_slashes(dest, clean) < 0)
+	if (strip_slashes(dest, given) < 0)
 		return fail(err, errlen, "%s: not a path", dest);
+	if (!(flags & TARCOPY_DEST_NO_LINKS))
+		strcpy(clean, given);
+	else if (trusted_path(given, clean) < 0)
+		return dir_fail(errno == ELOOP ? clean : given, flags, err, errlen);
 	slash = dest[strlen(dest) - 1] == '/' && strcmp(clean, "/");
 	exists = (flags & TARCOPY_DEST_NO_LINKS ? lstat : stat)(clean, &st) == 0;
 	isdir = exists && S_ISDIR(st.st_mode);

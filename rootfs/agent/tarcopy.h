@@ -96,10 +96,12 @@
  * made once its other entries are in, so that none is written through. A
  * top that was there already keeps the check. */
 #define TARCOPY_SOLE_WRITER 16u
-/* The destination's path is followed through no symlink, nor are missing
- * directories made through one (the guest agent once a command has run:
- * a job could have put one in the path to have root write where it may
- * not). */
+/* The destination's path is followed through no symlink that someone but
+ * root or the user the receiver runs as could have made or changed (one of
+ * theirs in a directory of theirs that nobody else may write, as a merged
+ * /usr's /bin -> usr/bin, is followed), nor are missing directories made
+ * through one (the guest agent once a command has run: a job could have
+ * put one in the path to have root write where it may not). */
 #define TARCOPY_DEST_NO_LINKS 32u
 
 /* How the stream moves. */

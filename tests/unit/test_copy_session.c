@@ -270,9 +270,10 @@ Test(copy_session, a_users_copies_are_its_own)
 }
 
 /* Once a command has run in the guest (as after one here: the agent's
- * flag in this process), a copy-in follows no symlink to its destination:
- * a job's link in the path cannot have root write where it leads. Before
- * any, it does. */
+ * flag in this process), a copy-in follows no symlink to its destination
+ * that another user could have made (here: in a directory anyone may
+ * write): a job's link in the path cannot have root write where it leads.
+ * Before any, it does. */
 Test(copy_session, after_a_command_a_copy_in_follows_no_link)
 {
 	char msg[COPY_MSG_LEN], gin[200];
@@ -280,6 +281,7 @@ Test(copy_session, after_a_command_a_copy_in_follows_no_link)
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
 	put("src/a", "alpha\n", 0644);
 	cr_assert_eq(mkdir(at("guest"), 0755), 0);
+	cr_assert_eq(chmod(at("guest"), 0777), 0);
 	cr_assert_eq(mkdir(at("guest/usr-local-sbin"), 0755), 0);
 	cr_assert_eq(symlink("usr-local-sbin", at("guest/bin")), 0);
 	snprintf(gin, sizeof(gin), "%s", at("guest/bin"));

@@ -459,7 +459,8 @@ Test(tarcopy, a_sole_writer_writes_through_no_link)
 }
 
 /* TARCOPY_DEST_NO_LINKS (the agent's copy-in once a command has run): no
- * symlink in the destination's path is followed, whether it names the
+ * symlink in the destination's path that someone else could have put there
+ * (here: in a directory anyone may write) is followed, whether it names the
  * destination, a directory on the way or one a missing path is made
  * through; nothing lands where one leads. Without it they are followed. */
 Test(tarcopy, a_destination_through_a_link_is_refused)
@@ -471,6 +472,7 @@ Test(tarcopy, a_destination_through_a_link_is_refused)
 	send_to(&m, "src");
 	cr_assert_eq(mkdir(at("target"), 0755), 0);
 	cr_assert_eq(mkdir(at("w"), 0755), 0);
+	cr_assert_eq(chmod(at("w"), 0777), 0);
 	cr_assert_eq(symlink(at("target"), at("w/bin")), 0);
 	const char *through[] = {"w/bin", "w/bin/", "w/bin/new", "w/bin/new/deeper/x"};
 
@@ -490,6 +492,63 @@ Test(tarcopy, a_destination_through_a_link_is_refused)
 	/* Without the flag the link is followed. */
 	cr_assert_eq(receive(&m, at("w/bin"), 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(read_text("target/src/a.txt"), "alpha\n");
+	free(m.buf);
+}
+
+/* TARCOPY_DEST_NO_LINKS follows a symlink only the receiver's user (or
+ * root) can have made or changed: its own, in a directory of its own that
+ * nobody else may write or that is sticky (a merged /usr's /bin ->
+ * usr/bin), relative, absolute, with "..", one through another; a link of
+ * that kind that leads to one anybody could have made is refused there,
+ * and so is a loop. */
+Test(tarcopy, a_destination_through_a_trusted_link_is_followed)
+{
+	struct mem m = {0};
+	char err[512], dest[300];
+	const struct {
+		const char *dest, *landed;
+	} ok[] = {
+	    {"w/bin/new", "target/new/a.txt"},	  /* absolute */
+	    {"w/bin", "target/src/a.txt"},	  /* the destination itself */
+	    {"w/up/up2", "target/up2/a.txt"},	  /* ../target */
+	    {"w/chain/c/", "target/c/src/a.txt"}, /* chain -> bin -> target */
+	    {"w/sticky/s", "target/s/a.txt"},	  /* a link of ours in a sticky directory */
+	};
+
+	make_tree();
+	send_to(&m, "src");
+	cr_assert_eq(mkdir(at("target"), 0755), 0);
+	cr_assert_eq(mkdir(at("w"), 0755), 0);
+	cr_assert_eq(symlink(at("target"), at("w/bin")), 0);
+	cr_assert_eq(symlink("../target", at("w/up")), 0);
+	cr_assert_eq(symlink("bin", at("w/chain")), 0);
+	cr_assert_eq(mkdir(at("tmp"), 0755), 0);
+	cr_assert_eq(chmod(at("tmp"), 01777), 0);
+	cr_assert_eq(symlink(at("target"), at("tmp/ours")), 0);
+	cr_assert_eq(symlink(at("tmp/ours"), at("w/sticky")), 0);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(dest, sizeof(dest), "%s", at(ok[i].dest));
+		cr_assert_eq(receive(&m, dest, TARCOPY_DEST_NO_LINKS, err, sizeof(err)), 0,
+			     "%s: %s", ok[i].dest, err);
+		cr_assert_str_eq(read_text(ok[i].landed), "alpha\n", "%s", ok[i].dest);
+	}
+	/* A trusted link to a directory anyone may write, and there a link
+	 * anyone could have made: refused, naming it. */
+	cr_assert_eq(mkdir(at("pub"), 0755), 0);
+	cr_assert_eq(chmod(at("pub"), 0777), 0);
+	cr_assert_eq(symlink(at("target"), at("pub/l")), 0);
+	cr_assert_eq(symlink(at("pub"), at("w/pub")), 0);
+	snprintf(dest, sizeof(dest), "%s", at("w/pub/l/z"));
+	cr_assert_eq(receive(&m, dest, TARCOPY_DEST_NO_LINKS, err, sizeof(err)), -1,
+		     "taken through pub/l");
+	cr_assert(strstr(err, "/pub/l: a symlink on the way"), "%s", err);
+	cr_assert(!exists("target/z"));
+	/* A loop. */
+	cr_assert_eq(symlink("loop", at("w/loop")), 0);
+	snprintf(dest, sizeof(dest), "%s", at("w/loop/x"));
+	cr_assert_eq(receive(&m, dest, TARCOPY_DEST_NO_LINKS, err, sizeof(err)), -1,
+		     "a loop taken");
+	cr_assert(strstr(err, "a symlink on the way"), "%s", err);
 	free(m.buf);
 }
 

@@ -115,14 +115,21 @@ run --attach "$T/vm.sock" --timeout 1 -- sleep 30
 expect_status 124 "--attach --timeout 1 of 'sleep 30'"
 expect_quick 15
 
-# A copy-in after commands follows no symlink to its destination: a job's
-# link in the path cannot have root write where it leads.
+# A copy-in after commands follows no symlink to its destination that a
+# user other than root could have made: a --user job's link in the path
+# cannot have root write where it leads; root's own link is followed.
 mkdir -p "$T/ws" && echo ws >"$T/ws/f"
-run --attach "$T/vm.sock" -- sh -c 'mkdir -p /tmp/job /tmp/elsewhere && ln -s /tmp/elsewhere /tmp/job/bin'
+run --attach "$T/vm.sock" --user 1000 -- sh -c 'mkdir -p /tmp/job /tmp/elsewhere && ln -s /tmp/elsewhere /tmp/job/bin'
+[ "$status" = 0 ] || stop_vm
 run --attach "$T/vm.sock" --copy-in "$T/ws:/tmp/job/bin/ws" -- sh -c 'ls /tmp/elsewhere'
 [ "$status" = 125 ] || stop_vm
-expect_status 125 "an --attach copy-in through a job's symlink"
-expect_err "a symlink on the way" "the refusal"
+expect_status 125 "an --attach copy-in through a --user job's symlink"
+expect_err "/tmp/job/bin: a symlink on the way" "the refusal"
+run --attach "$T/vm.sock" -- sh -c 'mkdir -p /tmp/rootjob/real && ln -s real /tmp/rootjob/bin'
+run --attach "$T/vm.sock" --copy-in "$T/ws:/tmp/rootjob/bin/ws" -- cat /tmp/rootjob/real/ws/f
+[ "$status" = 0 ] || stop_vm
+expect_status 0 "an --attach copy-in through root's own symlink"
+expect_stdout "ws|" "the file copied in through root's link"
 run --attach "$T/vm.sock" --copy-in "$T/ws:/tmp/job/real/ws" -- cat /tmp/job/real/ws/f
 [ "$status" = 0 ] || stop_vm
 expect_status 0 "an --attach copy-in to a real path"

@@ -560,17 +560,83 @@ static void sweep_stale_builds(const char *dir)
 	closedir(d);
 }
 
-/* Make the cache's images directory dir, and refuse it unless it is this
- * user's alone: what is in it goes to the guest as its disk, and stale
- * work directories in it are removed (as root, too). In a directory
- * another user may write, they could put a symlink to a host file or disk
- * (or an image of theirs) under a key, or swap a work directory for a
- * symlink while it is removed. */
-static int images_dir(const char *dir, char *err, size_t errlen)
+/* For chain_owned: part, a directory or symlink on the path to p, is root's
+ * or this user's and, a directory, written by nobody else unless sticky. */
+static int part_owned(const char *p, const char *part, char *err, size_t errlen)
 {
+	uid_t me = geteuid();
 	struct stat st;
+
+	if (lstat(part, &st) < 0)
+		return err_set(err, errlen, -errno, "%s: %s", part, strerror(errno));
+	if ((st.st_uid == 0 || st.st_uid == me) &&
+	    !(S_ISDIR(st.st_mode) && (st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+		return 0;
+	return err_set(err, errlen, -EPERM,
+		       "%s: %s on its way (owner %u, mode %04o) may be changed by a user other "
+		       "than %u and root, who could put other files in its place; set "
+		       "FLINT_CACHE elsewhere",
+		       p, part, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)me);
+}
+
+/* Whether what the path p names can be changed by nobody but root and
+ * this user: 0, or -EPERM with what another user may change in err (for
+ * dir, what p is the start of). Each
+ * directory on p, as given and as resolved (realpath), is root's or this
+ * user's, and nobody else may write it unless it is sticky (/tmp); each
+ * symlink on p is root's or this user's; so nobody else can put another
+ * directory in p's place, by a rename above it or a link on the way. */
+static int chain_owned(const char *dir, const char *p, char *err, size_t errlen)
+{
+	char real[PATH_MAX], q[PATH_MAX];
+	const char *paths[] = {p, real};
+	int r = 0;
+
+	if (!realpath(p, real))
+		return err_set(err, errlen, -errno, "%s: %s", p, strerror(errno));
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && !r; i++) {
+		size_t n = strlen(paths[i]);
+
+		memcpy(q, paths[i], n + 1);
+		if (q[0] == '/')
+			r = part_owned(dir, "/", err, errlen);
+		for (size_t end = 1; end <= n && !r; end++) {
+			if (end < n && q[end] != '/')
+				continue;
+			q[end] = '\0';
+			r = part_owned(dir, q, err, errlen);
+			q[end] = paths[i][end];
+		}
+	}
+	return r;
+}
+
+/* Make the cache's directory dir (its images or its scratch disks), and
+ * refuse it unless it is this user's alone: what is in it goes to the
+ * guest as its disk, and stale work directories in it are removed (as
+ * root, too). In a directory another user may write, or below one, they
+ * could put a symlink to a host file or disk (or an image of theirs)
+ * under a key, or swap a work directory or a scratch file for a symlink
+ * while it is removed or formatted. */
+static int private_dir(const char *dir, char *err, size_t errlen)
+{
+	char up[PATH_MAX];
+	struct stat st;
+	char *slash;
 	int r;
 
+	/* Nothing made where another user could have it made elsewhere: what
+	 * is there of dir's path first. */
+	snprintf(up, sizeof(up), "%s", dir);
+	while (stat(up, &st) < 0 && errno == ENOENT) {
+		if (!(slash = strrchr(up, '/'))) {
+			strcpy(up, ".");
+			break;
+		}
+		slash[slash == up] = '\0';
+	}
+	if ((r = chain_owned(dir, up, err, errlen)) < 0)
+		return r;
 	if ((r = mkdir_p(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	if (lstat(dir, &st) < 0)
@@ -582,7 +648,7 @@ static int images_dir(const char *dir, char *err, size_t errlen)
 			       "it, or set FLINT_CACHE elsewhere",
 			       dir, (unsigned)geteuid(), (unsigned)st.st_uid,
 			       (unsigned)(st.st_mode & 07777));
-	return 0;
+	return chain_owned(dir, dir, err, errlen);
 }
 
 int image_work_create(const char *cache_dir, const char *prefix, char *out, size_t outlen,
@@ -597,7 +663,7 @@ int image_work_create(const char *cache_dir, const char *prefix, char *out, size
 		out[0] = '\0';
 		return err_set(err, errlen, -ENAMETOOLONG, "%s/images: path too long", cache_dir);
 	}
-	if ((r = images_dir(dir, err, errlen)) < 0) {
+	if ((r = private_dir(dir, err, errlen)) < 0) {
 		out[0] = '\0';
 		return r;
 	}
@@ -719,6 +785,10 @@ static int build(const struct image_builder *b, const char *path, enum image_kin
 	}
 	close(r);
 	pr_info("flint run: building an ext4 image from the %s %s", image_kind_name(k), path);
+	if (k != IMAGE_DIR && !b->fakeroot && geteuid() != 0)
+		pr_warn("flint run: %s: unpacked without root or fakeroot, its files become uid "
+			"%u's and lose their set-id bits (install fakeroot to keep its owners)",
+			path, (unsigned)geteuid());
 	if (k == IMAGE_DIR)
 		r = mke2fs_tree(b, path, img, NULL, path, err, errlen);
 	else if ((r = extract(b, path, k, plain, root, state, err, errlen)) == 0)
@@ -788,6 +858,7 @@ static bool cached_image(const char *final)
 /* The index of a source in image_prepare: its fingerprint, and the
  * directory <cache>/images/index its entry is in. */
 struct index {
+	const struct image_builder *b;
 	bool ok; /* the directory is usable and the fingerprint known */
 	bool settled;
 	const char *path; /* the source, for messages */
@@ -799,21 +870,41 @@ struct index {
 
 /* Set ix up for path (its real path real, of kind k) under the images
  * directory images, if b keeps an index: an index directory that is not
- * this user's alone (as images_dir says) is not used, as if there were
+ * this user's alone (as private_dir says) is not used, as if there were
  * none. */
+/* A tar archive unpacked under fakeroot, or without root and fakeroot
+ * (its files then this user's, without set-id bits), is another image
+ * than root's build makes of it: its key (and its index entry's
+ * fingerprint) text is that of the build's way and the content's, so
+ * that an image built one way is never taken for one built another (a
+ * user's first build before fakeroot was installed, say). */
+static void keyed_by_way(const struct image_builder *b, enum image_kind k, char text[IMAGE_KEY_LEN])
+{
+	const char *way = b->fakeroot ? "fakeroot" : geteuid() ? "no fakeroot" : NULL;
+	char both[IMAGE_KEY_LEN + 16];
+	int n;
+
+	if (k == IMAGE_DIR || !way)
+		return;
+	n = snprintf(both, sizeof(both), "%s %s", way, text);
+	image_hash_text(both, (size_t)n, text);
+}
+
 static void index_open(const struct image_builder *b, const char *images, const char *path,
 		       const char *real, enum image_kind k, struct index *ix)
 {
 	char why[PATH_MAX + 256];
 
-	*ix = (struct index){.path = path, .real = real, .kind = k};
+	*ix = (struct index){.b = b, .path = path, .real = real, .kind = k};
 	if (!b->use_index)
 		return;
 	if ((size_t)snprintf(ix->dir, sizeof(ix->dir), "%s/index", images) >= sizeof(ix->dir))
 		snprintf(why, sizeof(why), "%s/index: path too long", images);
-	else if (images_dir(ix->dir, why, sizeof(why)) == 0 &&
-		 image_fingerprint(real, k, ix->fp, &ix->settled, why, sizeof(why)) == 0)
+	else if (private_dir(ix->dir, why, sizeof(why)) == 0 &&
+		 image_fingerprint(real, k, ix->fp, &ix->settled, why, sizeof(why)) == 0) {
+		keyed_by_way(b, k, ix->fp);
 		ix->ok = true;
+	}
 	if (!ix->ok)
 		pr_debug("flint run: %s: no image index: %s", path, why);
 }
@@ -831,7 +922,7 @@ static bool index_unchanged(const struct index *ix)
 	if (!ix->ok)
 		return true;
 	if (image_fingerprint(ix->real, ix->kind, fp, &settled, why, sizeof(why)) == 0 &&
-	    !strcmp(fp, ix->fp))
+	    (keyed_by_way(ix->b, ix->kind, fp), !strcmp(fp, ix->fp)))
 		return true;
 	pr_debug("flint run: %s changed while its key was computed", ix->path);
 	return false;
@@ -949,7 +1040,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 			       path, b->cache_dir);
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/images", b->cache_dir) >= sizeof(dir))
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
-	if ((r = images_dir(dir, err, errlen)) < 0)
+	if ((r = private_dir(dir, err, errlen)) < 0)
 		return r;
 	/* The fingerprint before the content: a change while the content is
 	 * read moves a ctime past what the fingerprint took. */
@@ -957,6 +1048,8 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	bool indexed = index_lookup(&ix, dir, key, final);
 	if (!indexed && (r = image_key(real, k, key, err, errlen)) < 0)
 		return r;
+	if (!indexed)
+		keyed_by_way(b, k, key);
 	if ((!indexed && !image_path(dir, key, final)) ||
 	    (size_t)snprintf(out, outlen, "%s", final) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: cache path too long", dir);
@@ -1012,8 +1105,8 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 {
 	int fd, r;
 
-	if ((r = mkdir_p(dir, 0700)) < 0)
-		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
+	if ((r = private_dir(dir, err, errlen)) < 0)
+		return r;
 	if ((size_t)snprintf(out, outlen, "%s/scratch-XXXXXX.ext4", dir) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", dir);
 	if ((fd = mkostemps(out, 5, O_CLOEXEC)) < 0)

@@ -282,6 +282,48 @@ Test(image_build, an_images_directory_others_may_write_is_refused)
 	cr_assert_eq(f.n, 1, "built in it");
 }
 
+/* A cache below a directory others may write (not sticky), by its path or
+ * by where a symlink on it leads, is refused before anything in it is
+ * made or used, naming that directory, for images and scratch disks
+ * alike: another user could rename the cache's directories there. Below a
+ * sticky one (/tmp) it is used. */
+Test(image_build, a_cache_below_a_directory_others_may_write_is_refused)
+{
+	struct fake f = {0};
+	char open[160], below[200], scratch[220], link[200], out[PATH_MAX], err[512] = "",
+									    want[260];
+	bool built;
+
+	snprintf(open, sizeof(open), "%s/open", top);
+	snprintf(below, sizeof(below), "%s/cache", open);
+	snprintf(scratch, sizeof(scratch), "%s/scratch", below);
+	snprintf(link, sizeof(link), "%s/to-open", top);
+	cr_assert_eq(mkdir(open, 0755), 0);
+	cr_assert_eq(chmod(open, 0777), 0);
+	cr_assert_eq(symlink(below, link), 0);
+	cr_assert_eq(mkdir(below, 0700), 0);
+	snprintf(want, sizeof(want), "%s on its way (owner %u, mode 0777) may be changed", open,
+		 (unsigned)geteuid());
+	const char *caches[] = {scratch, link};
+	for (size_t i = 0; i < 2; i++) {
+		struct image_builder b = {.cache_dir = caches[i], .run = fake_run, .ctx = &f};
+
+		cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s: %s", caches[i], err);
+		cr_assert_not_null(strstr(err, want), "%s", err);
+		cr_assert_eq(f.n, 0, "built anyway");
+	}
+	struct image_builder b = {.cache_dir = below, .run = fake_run, .ctx = &f};
+	cr_assert_eq(image_make_scratch(&b, scratch, 16 << 20, out, sizeof(out), err, sizeof(err)),
+		     -EPERM, "%s", err);
+	cr_assert_not_null(strstr(err, want), "%s", err);
+	cr_assert_eq(f.n, 0, "formatted anyway");
+	cr_assert_eq(chmod(open, 01777), 0);
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_eq(image_make_scratch(&b, scratch, 16 << 20, out, sizeof(out), err, sizeof(err)),
+		     0, "%s", err);
+}
+
 Test(image_build, a_directory_holding_the_cache_is_refused)
 {
 	struct fake f = {0};
@@ -998,6 +1040,37 @@ Test(image_build, a_settled_source_is_taken_from_the_index)
 
 /* A file's content changed, its size and mtime as they were: its ctime
  * moved, so the fingerprint is another, and the image is the content's. */
+/* An archive built under fakeroot is another image than one built as
+ * root (or without either): kept under another key, and found again by
+ * the way it was built, through the index too. */
+Test(image_build, an_archive_is_keyed_by_the_way_it_is_built)
+{
+	struct fake f = {.seen = "etc/motd"};
+	struct image_builder plain = {.cache_dir = cache,
+				      .run = fake_run,
+				      .ctx = &f,
+				      .use_index = true},
+			     fr = plain;
+	char tar[PATH_MAX], a[PATH_MAX], b[PATH_MAX], again[PATH_MAX], err[512] = "";
+	bool built;
+
+	fr.fakeroot = true;
+	make_tar("", tar);
+	settle();
+	cr_assert_eq(prepare(&plain, tar, a, &built, err), 0, "%s", err);
+	cr_assert(built);
+	cr_assert_eq(prepare(&fr, tar, b, &built, err), 0, "%s", err);
+	cr_assert(built, "root's image taken for a build under fakeroot");
+	cr_assert_str_neq(a, b);
+	cr_assert_eq(entries_in("images/index"), 2);
+	cr_assert_eq(prepare(&plain, tar, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_str_eq(again, a);
+	cr_assert_eq(prepare(&fr, tar, again, &built, err), 0, "%s", err);
+	cr_assert_not(built);
+	cr_assert_str_eq(again, b);
+}
+
 Test(image_build, a_changed_file_is_keyed_by_its_content)
 {
 	struct fake f = {0};

@@ -636,10 +636,39 @@ static uint64_t blocks_of(uint64_t bytes)
 	return (bytes + BLOCK - 1) / BLOCK * BLOCK;
 }
 
+/* Room for extended attributes in a 256-byte inode beside its fixed
+ * fields (ext4's i_extra_isize of 32 and the header): what does not fit
+ * takes a block of its own. */
+#define INODE_XATTR_ROOM 96u
+
+/* The bytes the entry's extended attributes take beyond its inode: each
+ * name and value and an entry header, in blocks when they do not all fit
+ * there (mke2fs -d copies them; a tree with a large attribute on each
+ * file did not fit the image sized without them). */
+static uint64_t xattr_bytes(struct walk *w)
+{
+	char p[PATH_MAX], *names = NULL;
+	uint64_t total = 0;
+	ssize_t len = 0;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s%s%s", w->top, w->path[0] ? "/" : "", w->path) >=
+		sizeof(p) ||
+	    list_xattrs(p, &names, &len) < 0)
+		return 0;
+	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(names + i) + 1) {
+		ssize_t n = lgetxattr(p, names + i, NULL, 0);
+
+		total += 16 + strlen(names + i) + (n > 0 ? (uint64_t)n : 0);
+	}
+	free(names);
+	return total > INODE_XATTR_ROOM ? blocks_of(total) : 0;
+}
+
 static int measure_entry(struct walk *w, int parent, const char *name, const struct stat *st)
 {
 	(void)parent, (void)name;
 	w->use->inodes++;
+	w->use->bytes += xattr_bytes(w);
 	if (S_ISREG(st->st_mode))
 		w->use->bytes += blocks_of((uint64_t)st->st_size);
 	else if (S_ISDIR(st->st_mode))

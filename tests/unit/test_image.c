@@ -580,6 +580,27 @@ Test(image, fingerprint_settles_only_on_local_file_systems)
 	cr_assert_not(image_fs_keeps_times(PROC_SUPER_MAGIC));
 }
 
+/* Extended attributes that do not fit a file's inode take a block of
+ * their own in the image (mke2fs -d copies them): counted. */
+Test(image, measure_counts_attributes_beyond_the_inode)
+{
+	struct image_usage u;
+	char err[256] = "", value[200] = {0};
+	uint64_t was;
+
+	cr_assert_eq(mkdir(at("m"), 0755), 0);
+	put("m/f", 1, 0, "x", 1);
+	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
+	was = u.bytes;
+	if (setxattr(at("m/f"), "user.small", value, 8, 0) < 0)
+		cr_skip_test("no user attributes in %s: %s", at("m"), strerror(errno));
+	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(u.bytes, was, "an attribute the inode holds counted");
+	cr_assert_eq(setxattr(at("m/f"), "user.big", value, sizeof(value), 0), 0);
+	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(u.bytes, was + 4096);
+}
+
 Test(image, measure_and_size)
 {
 	struct image_usage u;

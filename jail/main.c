@@ -365,6 +365,9 @@ int main(int argc, char **argv)
 
 	start_us = now_us();
 	start_cpu_us = process_cpu_us();
+	/* SIGCHLD ignored by a parent would have the kernel reap the jailed
+	 * flint, passt and the image builds before waitpid saw them end. */
+	signal(SIGCHLD, SIG_DFL);
 	fs_init(&jfs); /* fs_undo may run before fs_create */
 	switch (opts_parse(argc, argv, &opts, err, sizeof(err))) {
 	case OPTS_EXIT_OK:

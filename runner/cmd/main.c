@@ -880,6 +880,11 @@ int main(int argc, char **argv)
 	char err[256];
 
 	launch_ns = now_ns();
+	/* A parent that ignores SIGCHLD hands that on through exec, and the
+	 * kernel would then reap flint's children (passt, the copy helper, an
+	 * image's tar and mke2fs, the bench's VMMs) before a waitpid could
+	 * say how they ended. */
+	signal(SIGCHLD, SIG_DFL);
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
 		return serve_main(argc - 1, argv + 1);
 	/* Before any seccomp filter: the bench forks VMMs and gnuplot. */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -780,6 +781,22 @@ Test(net_stream_dev, an_inherited_passt_socket)
 	close(pfd[1]);
 	p.user_fd = 1000;
 	cr_assert_eq(net_create(&n, &p), -EBADF);
+	/* A Unix stream socket that is no pair's end: unconnected, or
+	 * listening. */
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	cr_assert_geq(s, 0);
+	p.user_fd = s;
+	cr_assert_eq(net_create(&n, &p), -ENOTCONN, "an unconnected socket taken");
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/flint-unit-passt-%d", (int)getpid());
+	unlink(a.sun_path);
+	cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(s, 1), 0);
+	cr_assert_eq(net_create(&n, &p), -ENOTCONN, "a listening socket taken");
+	cr_assert_null(n);
+	close(s);
+	unlink(a.sun_path);
 	unsetenv("FLINT_PASST");
 }
 
@@ -885,6 +902,9 @@ Test(passt, its_arguments)
 	cr_assert_not_null(strstr(line, "--address 10.0.2.15 --netmask 24 --gateway 10.0.2.2"),
 			   "%s", line);
 	cr_assert_not_null(strstr(line, "--dns-forward 10.0.2.3"), "%s", line);
+	/* Not --dns: Debian 12's passt then forwarded the guest's queries to
+	 * 0.0.0.0 (the host's resolver is resolv.conf's, not 10.0.2.3). */
+	cr_assert_null(strstr(line, "--dns "), "%s", line);
 	if (geteuid() == 0)
 		cr_assert_not_null(strstr(line, "--runas 65534:65534"), "%s", line);
 	unlink(p);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -213,6 +214,20 @@ int passt_adopt(const char *id, int fd)
 		       id, fd, fd);
 		return -ENOTSOCK;
 	}
+	/* A listening or unconnected socket would fail only at the first
+	 * frame ("read: Invalid argument"). */
+	struct sockaddr_un peer;
+	int listening = 0;
+	socklen_t plen = sizeof(peer);
+
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || listening ||
+	    getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) {
+		pr_err("%s: --net user,fd=%d: descriptor %d is not a connected socket (passt's end "
+		       "of a socket pair)",
+		       id, fd, fd);
+		return -ENOTCONN;
+	}
 	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
 		int r = -errno;
@@ -234,6 +249,10 @@ int passt_start_as(const char *id, const struct passt_net *net, unsigned timeout
 	static const struct passt_child plain;
 	char bin[PATH_MAX], prefix[12];
 	uint8_t probe[STREAM_PREFIX + ARP_LEN];
+	/* The guest's queries to its DNS address go to the host's resolver
+	 * (resolv.conf's first), --dns-forward. Not --dns too: passt
+	 * 0.0~git20230309 (Debian 12) then takes that address for the host's
+	 * resolver, and sent the guest's queries to 0.0.0.0, unanswered. */
 	char *argv[] = {bin,
 			"--foreground",
 			"--quiet",
@@ -245,15 +264,13 @@ int passt_start_as(const char *id, const struct passt_net *net, unsigned timeout
 			prefix,
 			"--gateway",
 			(char *)net->gateway,
-			"--dns",
-			(char *)net->dns,
 			"--dns-forward",
 			(char *)net->dns,
 			NULL,
 			NULL,
 			NULL};
 	pid_t parent = getpid();
-	int sv[2] = {-1, -1}, errfd = -1, st, r;
+	int sv[2] = {-1, -1}, errfd = -1, st = 0, r;
 	size_t plen;
 
 	*fd = -1;

@@ -3,7 +3,8 @@
 # adds) fetches a small file and 1 MiB of random bytes from passt's gateway
 # address 10.0.2.2, which passt maps to the host's loopback, and their
 # contents match. The guest's address, route and DNS server are the ones
-# flint gave. passt is gone once flint has exited; a passt flint cannot find
+# flint gave, and a name it looks up is answered through passt (which
+# forwards its DNS address to the host's resolver), then fetched by name. passt is gone once flint has exited; a passt flint cannot find
 # is an error naming it.
 # passt needs a host interface with a default route to take as its template,
 # and L1 has none: a tap with an address and a default route stands in (no
@@ -24,6 +25,17 @@ serve_www user-net
 # tmpfs root moved over / (lib-net.sh's moved_root).
 moved_root /f0-root
 
+# L1 has no resolver: a DNS server with one answer (tests/tools/dnsone,
+# every name is 10.0.2.2) on its loopback, named by a resolv.conf bound
+# over the moved root's only, stands in for the host's. passt forwards the
+# guest's queries to 10.0.2.3 to it.
+[ -x "${TOOLS:-}/dnsone" ] || fail "no dnsone in \$TOOLS (make test-tools)"
+echo "nameserver 127.0.0.1" >"$T/resolv.conf"
+[ -e /f0-root/etc/resolv.conf ] || : >/f0-root/etc/resolv.conf
+mount --bind "$T/resolv.conf" /f0-root/etc/resolv.conf || fail "cannot bind a resolv.conf for passt"
+"$TOOLS/dnsone" 127.0.0.1 10.0.2.2 2>"$T/dns.log" &
+bg $!
+
 run() {
 	status=0
 	in_moved_root "$FLINT" run --kernel "$KERNEL" --rootfs "$ROOTFS" "$@" \
@@ -31,9 +43,13 @@ run() {
 	echo "flint run $* -> status $status"
 }
 
-run --net user --stats -- sh -c 'ip -4 addr show eth0; ip route; cat /proc/net/pnp; wget -q -O - http://10.0.2.2:8080/hello.txt; echo big=$(wget -q -O - http://10.0.2.2:8080/big | sha256sum)'
+run --net user --stats -- sh -c 'ip -4 addr show eth0; ip route; cat /proc/net/pnp; wget -q -O - http://10.0.2.2:8080/hello.txt; echo big=$(wget -q -O - http://10.0.2.2:8080/big | sha256sum); nslookup www.flint.test; wget -q -O - http://www.flint.test:8080/hello.txt | sed s/^/byname:/'
 keep_logs net-f0
+cat "$T/dns.log"
 expect_status 0 "the guest's fetches succeeded"
+grep -q "^dnsone: www.flint.test" "$T/dns.log" || fail "the guest's DNS query did not reach the host's resolver through passt"
+grep -q "^Address: *10\.0\.2\.2" "$OUT" || fail "the guest's nslookup got no answer through passt"
+grep -q "^byname:$marker\$" "$OUT" || fail "the guest did not fetch hello.txt by name"
 grep -q "^$marker\$" "$OUT" || fail "the guest did not get hello.txt ($marker)"
 got_big=$(sed -n 's/^big=\([0-9a-f]\{64\}\).*/\1/p' "$OUT")
 [ "$got_big" = "$want_big" ] || fail "1 MiB from the host: sha256 $got_big in the guest, $want_big sent"
@@ -65,4 +81,17 @@ run --net user -- true
 unset FLINT_PASST
 expect_failure "no passt"
 expect_err 'passt' "a message naming passt"
+
+# A passt that fails says how, even under a parent that ignores SIGCHLD
+# (which exec hands on: the kernel would reap passt before flint's
+# waitpid, and flint said "killed by signal 32").
+printf '#!/bin/sh\nexit 1\n' >"$T/passt-fails" && chmod +x "$T/passt-fails"
+export FLINT_PASST="$T/passt-fails"
+status=0
+in_moved_root sh -c 'trap "" CHLD; exec "$0" run --kernel "$1" --rootfs "$2" --net user -- true' \
+	"$FLINT" "$KERNEL" "$ROOTFS" </dev/null >"$OUT" 2>"$ERR" || status=$?
+unset FLINT_PASST
+echo "flint run --net user with SIGCHLD ignored and a passt that exits 1 -> status $status"
+expect_failure "a passt that exits at once"
+expect_err 'passt exited with status 1 before it was ready' "passt's status"
 echo "hello.txt and 1 MiB fetched through passt from L1's loopback; ${stats:-no --stats line}"

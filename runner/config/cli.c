@@ -438,6 +438,35 @@ static bool has_dots(const char *p)
 	return false;
 }
 
+/* Whether two options name one inherited descriptor (--phase-fd,
+ * --wait-fd, --status-fd, --control-fd, --net user,fd=N): a message in err
+ * then. Each reads or writes its own: two sharing one would each take
+ * half of what comes, or mix their writes. */
+static bool fds_shared(const struct config *cfg, char *err, size_t errlen)
+{
+	struct {
+		const char *opt;
+		int fd;
+	} v[4 + MAX_NETS];
+	size_t n = 0;
+
+	v[n++] = (typeof(v[0])){"--phase-fd", cfg->phase_fd};
+	v[n++] = (typeof(v[0])){"--wait-fd", cfg->wait_fd};
+	v[n++] = (typeof(v[0])){"--status-fd", cfg->status_fd};
+	v[n++] = (typeof(v[0])){"--control-fd", cfg->control_fd};
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (cfg->nets[i].user)
+			v[n++] = (typeof(v[0])){"--net user,fd", cfg->nets[i].fd};
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (v[i].fd > 0 && v[i].fd == v[j].fd) {
+				bad(err, errlen, "%s %d: that descriptor is %s's too", v[j].opt,
+				    v[j].fd, v[i].opt);
+				return true;
+			}
+	return false;
+}
+
 int cli_parse_copy(const char *s, bool out, struct copy_cfg *c, char *err, size_t errlen)
 {
 	const char *opt = out ? "--copy-out" : "--copy-in",
@@ -811,11 +840,10 @@ static enum cli_result check_run(const struct config *cfg, char *err, size_t err
 		return bad(err, errlen,
 			   "flint run: no command; usage: flint run [options] -- "
 			   "COMMAND ARGS...");
-	if (cfg->status_fd && (cfg->guest_argc == 0 || cfg->status_fd == cfg->wait_fd))
-		return bad(err, errlen, "flint run: --status-fd %s",
-			   cfg->guest_argc == 0
-			       ? "is for the command's status, and there is no command"
-			       : "and --wait-fd must be two fds");
+	if (cfg->status_fd && cfg->guest_argc == 0)
+		return bad(err, errlen,
+			   "flint run: --status-fd is for the command's status, and there is no "
+			   "command");
 	if (cfg->guest_argc == 0 && (cfg->nenv || cfg->workdir || cfg->n_env_files || cfg->user ||
 				     cfg->n_copy_in || cfg->n_copy_out))
 		return bad(err, errlen, "flint run: %s is for the command, and there is none",
@@ -1354,10 +1382,8 @@ static enum cli_result parse(int argc, char **argv, struct config *cfg, char *er
 			   argv[optind]);
 	cfg->guest_argv = &argv[optind];
 	cfg->guest_argc = argc - optind;
-	if (cfg->phase_fd && (cfg->phase_fd == cfg->wait_fd || cfg->phase_fd == cfg->status_fd ||
-			      cfg->phase_fd == cfg->control_fd))
-		return bad(err, errlen, "--phase-fd %d: that descriptor is another option's",
-			   cfg->phase_fd);
+	if (fds_shared(cfg, err, errlen))
+		return CLI_ERROR;
 	if (cfg->run)
 		return check_run(cfg, err, errlen);
 	bool machine = cfg->kernel || cfg->initrd || cfg->cmdline || cfg->append || cfg->ndrives ||

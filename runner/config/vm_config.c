@@ -760,6 +760,11 @@ int vm_config_put_net(struct vm_config *c, struct vmc_net *n, char *err, size_t 
 		    !strcmp(o->host_dev_name, n->host_dev_name))
 			FAIL("host_dev_name: '%s' is already used by interface '%s'",
 			     n->host_dev_name, o->iface_id);
+		/* One socket, two interfaces: each would read half of passt's
+		 * stream and write frames into the other's. */
+		if (n->user && o->user && n->fd && n->fd == o->fd)
+			FAIL("fd: descriptor %d is already interface '%s''s passt socket", n->fd,
+			     o->iface_id);
 		if (n->has_guest_mac && o->has_guest_mac && !memcmp(o->guest_mac, n->guest_mac, 6))
 			FAIL("guest_mac: %02x:%02x:%02x:%02x:%02x:%02x is already used by "
 			     "interface '%s'",

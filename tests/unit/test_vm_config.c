@@ -238,6 +238,29 @@ Test(vm_config, at_most_16_drives_and_8_interfaces)
 	vm_config_free(&c);
 }
 
+/* One passt socket is one interface's (--net user,fd=N twice): two
+ * would each read half of its stream. Interfaces whose passt flint starts
+ * (no fd) are any number. */
+Test(vm_config, interfaces_share_no_passt_socket)
+{
+	struct vm_config c;
+	struct vmc_net u = {.iface_id = strdup("u0"), .user = true, .fd = 5};
+
+	vm_config_init(&c);
+	cr_assert_eq(vm_config_put_net(&c, &u, err, sizeof(err)), 0, "%s", err);
+	u = (struct vmc_net){.iface_id = strdup("u1"), .user = true, .fd = 5};
+	cr_assert_eq(vm_config_put_net(&c, &u, err, sizeof(err)), -EINVAL);
+	ERR_HAS("fd: descriptor 5 is already interface 'u0''s passt socket");
+	u.fd = 6;
+	cr_assert_eq(vm_config_put_net(&c, &u, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 2; i++) {
+		u = (struct vmc_net){.iface_id = strdup(i ? "u3" : "u2"), .user = true};
+		cr_assert_eq(vm_config_put_net(&c, &u, err, sizeof(err)), 0, "%s", err);
+	}
+	cr_assert_eq(c.nnets, 4);
+	vm_config_free(&c);
+}
+
 Test(vm_config, interfaces_share_no_tap_or_mac)
 {
 	struct vm_config c;

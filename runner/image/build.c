@@ -1100,6 +1100,37 @@ int image_format_scratch(const struct image_builder *b, const char *path, const 
 	return run(b, &c, -1, -1, name, err, errlen);
 }
 
+/* A scratch file lives under its name only from its making to the VM's
+ * opening it, seconds: one an hour old is a killed flint's (sparse, but
+ * its ext4's metadata written), removed, saying so. */
+#define SCRATCH_STALE_S 3600
+
+static void sweep_stale_scratch(const char *dir)
+{
+	time_t now = time(NULL);
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		struct stat st;
+
+		if (strncmp(e->d_name, "scratch-", 8) || n < 13 ||
+		    strcmp(e->d_name + n - 5, ".ext4") ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+		    st.st_mtime > now - SCRATCH_STALE_S)
+			continue;
+		pr_info("flint run: removing %s/%s, a scratch disk left by a flint that did not "
+			"start its VM",
+			dir, e->d_name);
+		(void)unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
 		       size_t outlen, char *err, size_t errlen)
 {
@@ -1107,6 +1138,7 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 
 	if ((r = private_dir(dir, err, errlen)) < 0)
 		return r;
+	sweep_stale_scratch(dir);
 	if ((size_t)snprintf(out, outlen, "%s/scratch-XXXXXX.ext4", dir) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", dir);
 	if ((fd = mkostemps(out, 5, O_CLOEXEC)) < 0)

@@ -543,6 +543,34 @@ Test(image_build, scratch)
 	cr_assert_neq(stat(out, &st), 0, "a failed scratch file was left");
 }
 
+/* A scratch file a killed flint left (an hour old) goes with the next
+ * one's making; a newer one, or another file, stays. */
+Test(image_build, a_scratch_file_left_behind_goes)
+{
+	struct fake f = {0};
+	struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+	char out[PATH_MAX], err[512] = "", old[200], fresh[200], other[200];
+	const struct timespec ago[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+
+	snprintf(old, sizeof(old), "%s/scratch-AAAAAA.ext4", top);
+	snprintf(fresh, sizeof(fresh), "%s/scratch-BBBBBB.ext4", top);
+	snprintf(other, sizeof(other), "%s/scratch-notes.txt", top);
+	const char *files[] = {old, fresh, other};
+	for (size_t i = 0; i < 3; i++) {
+		int fd = open(files[i], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		cr_assert_geq(fd, 0);
+		close(fd);
+	}
+	cr_assert_eq(utimensat(AT_FDCWD, old, ago, 0), 0);
+	cr_assert_eq(utimensat(AT_FDCWD, other, ago, 0), 0);
+	cr_assert_eq(image_make_scratch(&b, top, 16 << 20, out, sizeof(out), err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_neq(access(old, F_OK), 0, "the old scratch file stayed");
+	cr_assert_eq(access(fresh, F_OK), 0, "a newer scratch file went");
+	cr_assert_eq(access(other, F_OK), 0, "another file went");
+	cr_assert_eq(unlink(out), 0);
+}
+
 /* ---- the real mke2fs ---------------------------------------------------- */
 
 static void need_e2fsprogs(void)

@@ -537,9 +537,13 @@ static bool is_work(const char *name)
 	return false;
 }
 
-/* Remove the work directories builds that died left in dir (the cache's
- * images/), saying so; best effort. */
-static void sweep_stale_builds(const char *dir)
+/* Whether the entry name of a directory (at path) is what a flint or
+ * flint-jail that died left there (at the time now). */
+typedef bool left_fn(const char *path, const char *name, time_t now);
+
+/* Remove what left says is left over in dir, saying so with what it is;
+ * best effort. */
+static void sweep(const char *dir, left_fn *left, const char *what)
 {
 	time_t now = time(NULL);
 	struct dirent *e;
@@ -550,14 +554,19 @@ static void sweep_stale_builds(const char *dir)
 	while ((e = readdir(d))) {
 		char p[PATH_MAX];
 
-		if (!is_work(e->d_name) ||
-		    (size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p) ||
-		    !work_is_stale(p, now))
+		if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) >= sizeof(p) ||
+		    !left(p, e->d_name, now))
 			continue;
-		pr_info("flint run: removing %s, left by a build that did not finish", p);
+		pr_info("flint run: removing %s, %s", p, what);
 		remove_tree(p);
 	}
 	closedir(d);
+}
+
+/* A work directory of a build that died (the cache's images/). */
+static bool build_left(const char *path, const char *name, time_t now)
+{
+	return is_work(name) && work_is_stale(path, now);
 }
 
 /* For chain_owned: part, a directory or symlink on the path to p, is root's
@@ -1066,7 +1075,7 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 		pr_debug("flint run: %s: image %s removed as it was found: building it again", path,
 			 final);
 	}
-	sweep_stale_builds(dir);
+	sweep(dir, build_left, "left by a build that did not finish");
 	set_limit(b->max_bytes, &was, &was_sig);
 	r = build(b, real, k, final, &ix, &held, err, errlen);
 	restore_limit(b->max_bytes, &was, &was_sig);
@@ -1102,33 +1111,17 @@ int image_format_scratch(const struct image_builder *b, const char *path, const 
 
 /* A scratch file lives under its name only from its making to the VM's
  * opening it, seconds: one an hour old is a killed flint's (sparse, but
- * its ext4's metadata written), removed, saying so. */
+ * its ext4's metadata written). */
 #define SCRATCH_STALE_S 3600
 
-static void sweep_stale_scratch(const char *dir)
+static bool scratch_left(const char *path, const char *name, time_t now)
 {
-	time_t now = time(NULL);
-	struct dirent *e;
-	DIR *d = opendir(dir);
+	size_t n = strlen(name);
+	struct stat st;
 
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-		struct stat st;
-
-		if (strncmp(e->d_name, "scratch-", 8) || n < 13 ||
-		    strcmp(e->d_name + n - 5, ".ext4") ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-		    st.st_mtime > now - SCRATCH_STALE_S)
-			continue;
-		pr_info("flint run: removing %s/%s, a scratch disk left by a flint that did not "
-			"start its VM",
-			dir, e->d_name);
-		(void)unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
+	return !strncmp(name, "scratch-", 8) && n >= 13 && !strcmp(name + n - 5, ".ext4") &&
+	       lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	       st.st_mtime <= now - SCRATCH_STALE_S;
 }
 
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
@@ -1138,7 +1131,7 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 
 	if ((r = private_dir(dir, err, errlen)) < 0)
 		return r;
-	sweep_stale_scratch(dir);
+	sweep(dir, scratch_left, "a scratch disk left by a flint that did not start its VM");
 	if ((size_t)snprintf(out, outlen, "%s/scratch-XXXXXX.ext4", dir) >= outlen)
 		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", dir);
 	if ((fd = mkostemps(out, 5, O_CLOEXEC)) < 0)

@@ -570,16 +570,21 @@ static bool build_left(const char *path, const char *name, time_t now)
 }
 
 /* For chain_owned: part, a directory or symlink on the path to p, is root's
- * or this user's and, a directory, written by nobody else unless sticky. */
+ * or this user's and, a directory, written by nobody else unless sticky
+ * (its group may write it when that is this user's own group, as a user
+ * private group's umask 002 leaves ~/.cache). */
 static int part_owned(const char *p, const char *part, char *err, size_t errlen)
 {
 	uid_t me = geteuid();
 	struct stat st;
+	mode_t others = S_IWOTH;
 
 	if (lstat(part, &st) < 0)
 		return err_set(err, errlen, -errno, "%s: %s", part, strerror(errno));
+	if (st.st_gid != getegid())
+		others |= S_IWGRP;
 	if ((st.st_uid == 0 || st.st_uid == me) &&
-	    !(S_ISDIR(st.st_mode) && (st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+	    !(S_ISDIR(st.st_mode) && (st.st_mode & others) && !(st.st_mode & S_ISVTX)))
 		return 0;
 	return err_set(err, errlen, -EPERM,
 		       "%s: %s on its way (owner %u, mode %04o) may be changed by a user other "

@@ -317,11 +317,23 @@ Test(image_build, a_cache_below_a_directory_others_may_write_is_refused)
 		     -EPERM, "%s", err);
 	cr_assert_not_null(strstr(err, want), "%s", err);
 	cr_assert_eq(f.n, 0, "formatted anyway");
-	cr_assert_eq(chmod(open, 01777), 0);
+	/* Written by this user's own group only: used. */
+	cr_assert_eq(chown(open, (uid_t)-1, getegid()), 0);
+	cr_assert_eq(chmod(open, 0775), 0);
 	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
 	cr_assert(built);
+	/* Sticky (/tmp): used. */
+	cr_assert_eq(chmod(open, 01777), 0);
+	cr_assert_eq(prepare(&b, src, out, &built, err), 0, "%s", err);
+	cr_assert_not(built, "the image built just before");
 	cr_assert_eq(image_make_scratch(&b, scratch, 16 << 20, out, sizeof(out), err, sizeof(err)),
 		     0, "%s", err);
+	/* Written by another group (root may give it one): refused. */
+	if (geteuid() == 0 && getegid() != 65534) {
+		cr_assert_eq(chown(open, (uid_t)-1, 65534), 0);
+		cr_assert_eq(chmod(open, 0775), 0);
+		cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s", err);
+	}
 }
 
 Test(image_build, a_directory_holding_the_cache_is_refused)

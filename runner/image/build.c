@@ -570,36 +570,37 @@ static bool build_left(const char *path, const char *name, time_t now)
 }
 
 /* For chain_owned: part, a directory or symlink on the path to p, is root's
- * or this user's and, a directory, written by nobody else unless sticky
- * (its group may write it when that is this user's own group, as a user
- * private group's umask 002 leaves ~/.cache). */
-static int part_owned(const char *p, const char *part, char *err, size_t errlen)
+ * or this user's and, a directory, written by nobody else unless sticky;
+ * a symlink, in a directory nobody else may write (*shared: the one before
+ * is sticky and others may write it, where a link's owner is no proof: a
+ * hard link to root's could be put there). */
+static int part_owned(const char *p, const char *part, bool *shared, char *err, size_t errlen)
 {
 	uid_t me = geteuid();
 	struct stat st;
-	mode_t others = S_IWOTH;
 
 	if (lstat(part, &st) < 0)
 		return err_set(err, errlen, -errno, "%s: %s", part, strerror(errno));
-	if (st.st_gid != getegid())
-		others |= S_IWGRP;
-	if ((st.st_uid == 0 || st.st_uid == me) &&
-	    !(S_ISDIR(st.st_mode) && (st.st_mode & others) && !(st.st_mode & S_ISVTX)))
+	if ((st.st_uid == 0 || st.st_uid == me) && !(S_ISLNK(st.st_mode) && *shared) &&
+	    !(S_ISDIR(st.st_mode) && (st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+		*shared = S_ISDIR(st.st_mode) && (st.st_mode & 022);
 		return 0;
+	}
 	return err_set(err, errlen, -EPERM,
 		       "%s: %s on its way (owner %u, mode %04o) may be changed by a user other "
-		       "than %u and root, who could put other files in its place; set "
-		       "FLINT_CACHE elsewhere",
+		       "than %u and root, who could put other files in its place; make it "
+		       "written by nobody else (chmod go-w), or set FLINT_CACHE elsewhere",
 		       p, part, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)me);
 }
 
 /* Whether what the path p names can be changed by nobody but root and
  * this user: 0, or -EPERM with what another user may change in err (for
- * dir, what p is the start of). Each
- * directory on p, as given and as resolved (realpath), is root's or this
- * user's, and nobody else may write it unless it is sticky (/tmp); each
- * symlink on p is root's or this user's; so nobody else can put another
- * directory in p's place, by a rename above it or a link on the way. */
+ * dir, what p is the start of). Each directory on p, as given and as
+ * resolved (realpath), is root's or this user's, and nobody else may write
+ * it unless it is sticky (/tmp); each symlink on p is root's or this
+ * user's, in a directory nobody else may write; so nobody else can put
+ * another directory in p's place, by a rename above it or a link on the
+ * way. */
 static int chain_owned(const char *dir, const char *p, char *err, size_t errlen)
 {
 	char real[PATH_MAX], q[PATH_MAX];
@@ -610,15 +611,16 @@ static int chain_owned(const char *dir, const char *p, char *err, size_t errlen)
 		return err_set(err, errlen, -errno, "%s: %s", p, strerror(errno));
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && !r; i++) {
 		size_t n = strlen(paths[i]);
+		bool shared = false;
 
 		memcpy(q, paths[i], n + 1);
 		if (q[0] == '/')
-			r = part_owned(dir, "/", err, errlen);
+			r = part_owned(dir, "/", &shared, err, errlen);
 		for (size_t end = 1; end <= n && !r; end++) {
 			if (end < n && q[end] != '/')
 				continue;
 			q[end] = '\0';
-			r = part_owned(dir, q, err, errlen);
+			r = part_owned(dir, q, &shared, err, errlen);
 			q[end] = paths[i][end];
 		}
 	}

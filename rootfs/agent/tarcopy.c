@@ -393,7 +393,8 @@ static int dir_fail(const char *path, unsigned flags, char *err, size_t errlen)
 /* Whether the symlink name in the directory dirfd (dir: its stat) is one
  * that only root, or the user this copy runs as, can have made or can
  * change: its owner and the directory's are theirs, and nobody else may
- * write the directory, or its sticky bit keeps them from the link. */
+ * write the directory. Not a sticky one's (/tmp): a link's owner is no
+ * proof there, where another user may put a hard link to root's. */
 static bool link_trusted(int dirfd, const char *name, const struct stat *dir)
 {
 	uid_t me = geteuid();
@@ -402,7 +403,7 @@ static bool link_trusted(int dirfd, const char *name, const struct stat *dir)
 	if (fstatat(dirfd, name, &l, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(l.st_mode))
 		return false;
 	return (l.st_uid == 0 || l.st_uid == me) && (dir->st_uid == 0 || dir->st_uid == me) &&
-	       (!(dir->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & S_ISVTX));
+	       !(dir->st_mode & (S_IWGRP | S_IWOTH));
 }
 
 /* Appends "/name" (n bytes of it) to the path out of *len bytes. */
@@ -436,11 +437,15 @@ static int path_up(char *out, size_t *len, bool to_root)
  * that link_trusted allows followed (a merged /usr's /bin -> usr/bin),
  * into out (PATH_MAX bytes): a path through no symlink, as far as it
  * goes; what is missing is kept as it is (made later through no symlink).
- * -1 with errno, ELOOP with out the path of a symlink not followed. A
- * relative path is left as it is (followed through no symlink at all). */
+ * The path's last part is followed only to a directory (a file copied to a
+ * link to a file would write the file it names, where the copy's rules
+ * replace the link). -1 with errno, ELOOP with out the path of a symlink
+ * not followed. A relative path is left as it is (followed through no
+ * symlink at all). */
 static int trusted_path(const char *path, char *out)
 {
 	char todo[PATH_MAX], next[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1];
+	char last_link[PATH_MAX] = "";
 	const char *c = todo;
 	size_t len = 0;
 	int dfd, nfd, links = 0;
@@ -490,8 +495,14 @@ static int trusted_path(const char *path, char *out)
 			continue;
 		}
 		/* Missing, or not a directory: the rest is taken as it is,
-		 * and whoever uses it next says what is wrong with it. */
+		 * and whoever uses it next says what is wrong with it; but
+		 * not where the path's last part, a link, leads. */
 		if (errno == ENOENT || errno == ENOTDIR) {
+			if (last_link[0]) {
+				strcpy(out, last_link);
+				errno = ELOOP;
+				goto err;
+			}
 			if (*c && path_add(out, &len, c + 1, strlen(c + 1)) < 0)
 				goto err;
 			break;
@@ -502,6 +513,8 @@ static int trusted_path(const char *path, char *out)
 			errno = ELOOP;
 			goto err;
 		}
+		if (!c[strspn(c, "/")] && !last_link[0])
+			strcpy(last_link, out);
 		if ((t = readlinkat(dfd, name, target, sizeof(target) - 1)) <= 0)
 			goto err;
 		target[t] = '\0';

@@ -497,10 +497,13 @@ Test(tarcopy, a_destination_through_a_link_is_refused)
 
 /* TARCOPY_DEST_NO_LINKS follows a symlink only the receiver's user (or
  * root) can have made or changed: its own, in a directory of its own that
- * nobody else may write or that is sticky (a merged /usr's /bin ->
- * usr/bin), relative, absolute, with "..", one through another; a link of
- * that kind that leads to one anybody could have made is refused there,
- * and so is a loop. */
+ * nobody else may write (a merged /usr's /bin -> usr/bin), relative,
+ * absolute, with "..", one through another; a link of that kind that
+ * leads to one anybody could have made is refused there, and so are one of
+ * its own in a sticky directory (another user could have hard-linked it
+ * there), a loop, and a last part that leads to no directory (a file
+ * copied there replaces the link before any command, and must not write
+ * what it names after one). */
 Test(tarcopy, a_destination_through_a_trusted_link_is_followed)
 {
 	struct mem m = {0};
@@ -512,7 +515,6 @@ Test(tarcopy, a_destination_through_a_trusted_link_is_followed)
 	    {"w/bin", "target/src/a.txt"},	  /* the destination itself */
 	    {"w/up/up2", "target/up2/a.txt"},	  /* ../target */
 	    {"w/chain/c/", "target/c/src/a.txt"}, /* chain -> bin -> target */
-	    {"w/sticky/s", "target/s/a.txt"},	  /* a link of ours in a sticky directory */
 	};
 
 	make_tree();
@@ -543,12 +545,22 @@ Test(tarcopy, a_destination_through_a_trusted_link_is_followed)
 		     "taken through pub/l");
 	cr_assert(strstr(err, "/pub/l: a symlink on the way"), "%s", err);
 	cr_assert(!exists("target/z"));
-	/* A loop. */
+	/* Ours, in a sticky directory; a loop; the last part a link to a
+	 * file, or to nothing. */
 	cr_assert_eq(symlink("loop", at("w/loop")), 0);
-	snprintf(dest, sizeof(dest), "%s", at("w/loop/x"));
-	cr_assert_eq(receive(&m, dest, TARCOPY_DEST_NO_LINKS, err, sizeof(err)), -1,
-		     "a loop taken");
-	cr_assert(strstr(err, "a symlink on the way"), "%s", err);
+	put_file("target/file", "old\n", 0644);
+	cr_assert_eq(symlink(at("target/file"), at("w/to-file")), 0);
+	cr_assert_eq(symlink(at("target/none"), at("w/to-none")), 0);
+	const char *refused[] = {"w/sticky/s", "w/loop/x", "w/to-file", "w/to-none"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(dest, sizeof(dest), "%s", at(refused[i]));
+		err[0] = '\0';
+		cr_assert_eq(receive(&m, dest, TARCOPY_DEST_NO_LINKS, err, sizeof(err)), -1,
+			     "%s taken", refused[i]);
+		cr_assert(strstr(err, "a symlink on the way"), "%s: %s", refused[i], err);
+	}
+	cr_assert_str_eq(read_text("target/file"), "old\n", "written through w/to-file");
+	cr_assert(!exists("target/none"));
 	free(m.buf);
 }
 

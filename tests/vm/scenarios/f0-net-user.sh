@@ -26,9 +26,11 @@ serve_www user-net
 moved_root /f0-root
 
 # L1 has no resolver: a DNS server with one answer (tests/tools/dnsone,
-# every name is 10.0.2.2) on its loopback, named by a resolv.conf bound
-# over the moved root's only, stands in for the host's. passt forwards the
-# guest's queries to 10.0.2.3 to it.
+# every name is 10.0.2.2) on its loopback stands in for the host's, named
+# by a resolv.conf bound over the moved root's /etc/resolv.conf (L1's own
+# is left as it was, or made empty if it had none: the bind needs a file
+# there; L1's mounts are private, so the bind stays in the moved root).
+# passt forwards the guest's queries to 10.0.2.3 to it.
 [ -x "${TOOLS:-}/dnsone" ] || fail "no dnsone in \$TOOLS (make test-tools)"
 echo "nameserver 127.0.0.1" >"$T/resolv.conf"
 [ -e /f0-root/etc/resolv.conf ] || : >/f0-root/etc/resolv.conf

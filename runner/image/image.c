@@ -637,28 +637,39 @@ static uint64_t blocks_of(uint64_t bytes)
 }
 
 /* Room for extended attributes in a 256-byte inode beside its fixed
- * fields (ext4's i_extra_isize of 32 and the header): what does not fit
- * takes a block of its own. */
+ * fields (ext4's i_extra_isize of 32): what does not fit there takes a
+ * block of its own. */
 #define INODE_XATTR_ROOM 96u
 
-/* The bytes the entry's extended attributes take beyond its inode: each
- * name and value and an entry header, in blocks when they do not all fit
- * there (mke2fs -d copies them; a tree with a large attribute on each
+static uint64_t round4(uint64_t n)
+{
+	return (n + 3) & ~(uint64_t)3;
+}
+
+/* The bytes the entry's extended attributes take beyond its inode, as ext4
+ * lays them out: a header and an end marker, and for each a 16-byte entry,
+ * its name without its namespace's prefix ("user.", "security.", ...) and
+ * its value, each rounded to 4 bytes; in blocks when they do not all fit
+ * the inode (mke2fs -d copies them; a tree with a large attribute on each
  * file did not fit the image sized without them). */
 static uint64_t xattr_bytes(struct walk *w)
 {
 	char p[PATH_MAX], *names = NULL;
-	uint64_t total = 0;
+	uint64_t total = 8;
 	ssize_t len = 0;
 
 	if ((size_t)snprintf(p, sizeof(p), "%s%s%s", w->top, w->path[0] ? "/" : "", w->path) >=
 		sizeof(p) ||
-	    list_xattrs(p, &names, &len) < 0)
+	    list_xattrs(p, &names, &len) < 0 || !len) {
+		free(names);
 		return 0;
+	}
 	for (ssize_t i = 0; i < len; i += (ssize_t)strlen(names + i) + 1) {
+		const char *dot = strchr(names + i, '.');
 		ssize_t n = lgetxattr(p, names + i, NULL, 0);
 
-		total += 16 + strlen(names + i) + (n > 0 ? (uint64_t)n : 0);
+		total += 16 + round4(strlen(dot ? dot + 1 : names + i)) +
+			 round4(n > 0 ? (uint64_t)n : 0);
 	}
 	free(names);
 	return total > INODE_XATTR_ROOM ? blocks_of(total) : 0;

@@ -592,7 +592,9 @@ Test(image, measure_counts_attributes_beyond_the_inode)
 	put("m/f", 1, 0, "x", 1);
 	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
 	was = u.bytes;
-	if (setxattr(at("m/f"), "user.small", value, 8, 0) < 0)
+	/* 24 bytes of the inode's 96 (with 60 of an SELinux label, which some
+	 * hosts give every file, still in it). */
+	if (setxattr(at("m/f"), "user.s", value, 1, 0) < 0)
 		cr_skip_test("no user attributes in %s: %s", at("m"), strerror(errno));
 	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(u.bytes, was, "an attribute the inode holds counted");

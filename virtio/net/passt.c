@@ -214,15 +214,12 @@ int passt_adopt(const char *id, int fd)
 		       id, fd, fd);
 		return -ENOTSOCK;
 	}
-	/* A listening or unconnected socket would fail only at the first
-	 * frame ("read: Invalid argument"). */
+	/* A listening or unconnected socket (no peer) would fail only at the
+	 * first frame ("read: Invalid argument"). */
 	struct sockaddr_un peer;
-	int listening = 0;
 	socklen_t plen = sizeof(peer);
 
-	len = sizeof(int);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || listening ||
-	    getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) {
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0) {
 		pr_err("%s: --net user,fd=%d: descriptor %d is not a connected socket (passt's end "
 		       "of a socket pair)",
 		       id, fd, fd);

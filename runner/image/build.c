@@ -569,62 +569,110 @@ static bool build_left(const char *path, const char *name, time_t now)
 	return is_work(name) && work_is_stale(path, now);
 }
 
-/* For chain_owned: part, a directory or symlink on the path to p, is root's
- * or this user's and, a directory, written by nobody else unless sticky;
- * a symlink, in a directory nobody else may write (*shared: the one before
- * is sticky and others may write it, where a link's owner is no proof: a
- * hard link to root's could be put there). */
-static int part_owned(const char *p, const char *part, bool *shared, char *err, size_t errlen)
+/* For chain_owned: cur, a part of the path to dir, is a directory root's
+ * or this user's that nobody else may write unless it is sticky (0;
+ * *shared: others may write it), or a symlink root's or this user's in a
+ * directory nobody else may write (1; *shared: that directory's, as it
+ * came). Else -EPERM, or -errno, with a message in err. */
+static int part_state(const char *dir, const char *cur, bool *shared, char *err, size_t errlen)
 {
 	uid_t me = geteuid();
 	struct stat st;
 
-	if (lstat(part, &st) < 0)
-		return err_set(err, errlen, -errno, "%s: %s", part, strerror(errno));
-	if ((st.st_uid == 0 || st.st_uid == me) && !(S_ISLNK(st.st_mode) && *shared) &&
-	    !(S_ISDIR(st.st_mode) && (st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
-		*shared = S_ISDIR(st.st_mode) && (st.st_mode & 022);
-		return 0;
-	}
-	return err_set(err, errlen, -EPERM,
-		       "%s: %s on its way (owner %u, mode %04o) may be changed by a user other "
-		       "than %u and root, who could put other files in its place; make it "
-		       "written by nobody else (chmod go-w), or set FLINT_CACHE elsewhere",
-		       p, part, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)me);
+	if (lstat(cur, &st) < 0)
+		return err_set(err, errlen, -errno, "%s: %s", cur, strerror(errno));
+	if ((st.st_uid != 0 && st.st_uid != me) ||
+	    (S_ISDIR(st.st_mode) && (st.st_mode & 022) && !(st.st_mode & S_ISVTX)) ||
+	    (S_ISLNK(st.st_mode) && *shared))
+		return err_set(err, errlen, -EPERM,
+			       "%s: %s on its way (owner %u, mode %04o) may be changed by a user "
+			       "other than %u and root, who could put other files in its place; "
+			       "make it written by nobody else (chmod go-w), or set FLINT_CACHE "
+			       "elsewhere",
+			       dir, cur, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			       (unsigned)me);
+	if (S_ISLNK(st.st_mode))
+		return 1;
+	if (!S_ISDIR(st.st_mode))
+		return err_set(err, errlen, -ENOTDIR, "%s: not a directory", cur);
+	*shared = st.st_mode & 022;
+	return 0;
+}
+
+/* The absolute path cur without its last part (/ stays /). */
+static void drop_last(char *cur)
+{
+	char *slash = strrchr(cur, '/');
+
+	slash[slash == cur] = '\0';
 }
 
 /* Whether what the path p names can be changed by nobody but root and
  * this user: 0, or -EPERM with what another user may change in err (for
- * dir, what p is the start of). Each directory on p, as given and as
- * resolved (realpath), is root's or this user's, and nobody else may write
- * it unless it is sticky (/tmp); each symlink on p is root's or this
- * user's, in a directory nobody else may write; so nobody else can put
- * another directory in p's place, by a rename above it or a link on the
- * way. */
+ * dir, what p is the start of). p is walked as the kernel resolves it, a
+ * part at a time from / (or the working directory), each symlink's target
+ * put in its place, and each part must pass part_state: so nobody else
+ * can put another directory in p's place, by a rename or a link anywhere
+ * on the way. */
 static int chain_owned(const char *dir, const char *p, char *err, size_t errlen)
 {
-	char real[PATH_MAX], q[PATH_MAX];
-	const char *paths[] = {p, real};
-	int r = 0;
+	char todo[PATH_MAX], next[PATH_MAX], target[PATH_MAX], cur[PATH_MAX];
+	const char *c = todo;
+	bool shared = false;
+	int links = 0, r;
 
-	if (!realpath(p, real))
+	if (p[0] == '/' ? !strcpy(cur, "/") : !getcwd(cur, sizeof(cur)))
 		return err_set(err, errlen, -errno, "%s: %s", p, strerror(errno));
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && !r; i++) {
-		size_t n = strlen(paths[i]);
-		bool shared = false;
+	if ((size_t)snprintf(todo, sizeof(todo), "%s", p) >= sizeof(todo))
+		return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", p);
+	if ((r = part_state(dir, cur, &shared, err, errlen)) < 0)
+		return r;
+	for (;;) {
+		size_t n, len = strlen(cur);
+		ssize_t t;
 
-		memcpy(q, paths[i], n + 1);
-		if (q[0] == '/')
-			r = part_owned(dir, "/", &shared, err, errlen);
-		for (size_t end = 1; end <= n && !r; end++) {
-			if (end < n && q[end] != '/')
-				continue;
-			q[end] = '\0';
-			r = part_owned(dir, q, &shared, err, errlen);
-			q[end] = paths[i][end];
+		c += strspn(c, "/");
+		if (!*c)
+			return 0;
+		n = strcspn(c, "/");
+		if (n == 1 && c[0] == '.') {
+			c += n;
+			continue;
+		}
+		if (n == 2 && !strncmp(c, "..", 2)) {
+			/* cur has no link in it: its parent is the path's. */
+			drop_last(cur);
+			c += n;
+			if ((r = part_state(dir, cur, &shared, err, errlen)) < 0)
+				return r;
+			continue;
+		}
+		if (len + 1 + n >= sizeof(cur))
+			return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", p);
+		snprintf(cur + len, sizeof(cur) - len, "%s%.*s", len > 1 ? "/" : "", (int)n, c);
+		c += n;
+		if ((r = part_state(dir, cur, &shared, err, errlen)) <= 0) {
+			if (r < 0)
+				return r;
+			continue;
+		}
+		/* A link: its target in its place, on from its directory (whose
+		 * state shared still is) or from /. */
+		if ((t = readlink(cur, target, sizeof(target) - 1)) <= 0 || ++links > 40)
+			return err_set(err, errlen, t <= 0 ? -errno : -ELOOP, "%s: %s", cur,
+				       t <= 0 ? strerror(errno) : "too many symlinks");
+		target[t] = '\0';
+		if ((size_t)snprintf(next, sizeof(next), "%s%s", target, c) >= sizeof(next))
+			return err_set(err, errlen, -ENAMETOOLONG, "%s: path too long", p);
+		strcpy(todo, next);
+		c = todo;
+		drop_last(cur);
+		if (target[0] == '/') {
+			strcpy(cur, "/");
+			if ((r = part_state(dir, cur, &shared, err, errlen)) < 0)
+				return r;
 		}
 	}
-	return r;
 }
 
 /* Make the cache's directory dir (its images or its scratch disks), and

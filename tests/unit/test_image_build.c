@@ -330,6 +330,20 @@ Test(image_build, a_cache_below_a_directory_others_may_write_is_refused)
 	b.cache_dir = in_sticky;
 	cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s", err);
 	cr_assert_not_null(strstr(err, in_sticky), "%s", err);
+	/* Nor reached through a link to that directory, nor by a path
+	 * relative to it. */
+	char to_open[200], via[240];
+	snprintf(to_open, sizeof(to_open), "%s/to-sticky", top);
+	snprintf(via, sizeof(via), "%s/link", to_open);
+	cr_assert_eq(symlink(open, to_open), 0);
+	b.cache_dir = via;
+	cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s", err);
+	cr_assert_not_null(strstr(err, in_sticky), "%s", err);
+	cr_assert_eq(chdir(open), 0);
+	b.cache_dir = "link";
+	cr_assert_eq(prepare(&b, src, out, &built, err), -EPERM, "%s", err);
+	cr_assert_not_null(strstr(err, in_sticky), "%s", err);
+	cr_assert_eq(chdir("/"), 0);
 }
 
 Test(image_build, a_directory_holding_the_cache_is_refused)

@@ -44,6 +44,14 @@ stop_server() {
 die() {
 	echo "--- flint serve stderr (last 20 lines):"
 	tail -n 20 "$T/serve.err"
+	# A VM of the server's that stopped in L1's module area (the guest
+	# kernel has none): the rig's emulated nested SVM resumed L1's own
+	# state as the guest's (lib.sh's rig_fault), which run-scenarios
+	# retries once on these words.
+	rf_rip=$(sed -n 's/.*vCPUs left the guest at: .*rip=\(0xffffffffc[0-9a-f]*\).*/\1/p' \
+		"$T/serve.err" | head -n 1)
+	[ -z "$rf_rip" ] || echo "emulation error: a VM of flint serve's left the guest at" \
+		"rip=$rf_rip, in L1's module area: L1's own state resumed as the guest's"
 	stop_server
 	fail "$*"
 }

@@ -651,7 +651,7 @@ static void copy_in(struct copy_conn *c, const char *path, const struct agent_co
 	/* The run's user gets what it works on, with no set-id bits (a
 	 * set-user-ID file of the host's would be one of root's here): made
 	 * by root and given to the user while nothing else runs, by the user
-	 * itself once a command has (see struct shared). */
+	 * itself once a command has (see command_started). */
 	if (cp->flags & AGENT_COPY_USER) {
 		struct user u;
 

@@ -701,7 +701,9 @@ static int private_dir(const char *dir, char *err, size_t errlen)
 	}
 	if ((r = chain_owned(dir, up, err, errlen)) < 0)
 		return r;
-	if ((r = mkdir_p(dir, 0700)) < 0)
+	bool made = strcmp(up, dir) != 0;
+
+	if (made && (r = mkdir_p(dir, 0700)) < 0)
 		return err_set(err, errlen, r, "cannot create %s: %s", dir, strerror(-r));
 	if (lstat(dir, &st) < 0)
 		return err_set(err, errlen, -errno, "%s: %s", dir, strerror(errno));
@@ -712,7 +714,8 @@ static int private_dir(const char *dir, char *err, size_t errlen)
 			       "it, or set FLINT_CACHE elsewhere",
 			       dir, (unsigned)geteuid(), (unsigned)st.st_uid,
 			       (unsigned)(st.st_mode & 07777));
-	return chain_owned(dir, dir, err, errlen);
+	/* What was made is walked again; a dir that was there, just now. */
+	return made ? chain_owned(dir, dir, err, errlen) : 0;
 }
 
 int image_work_create(const char *cache_dir, const char *prefix, char *out, size_t outlen,

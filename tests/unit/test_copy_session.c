@@ -18,6 +18,7 @@
 
 #include "agent/proto.h"
 #include "cmd/copy.h"
+#include "tmpdir.h"
 
 int copy_session_agent_main(void);
 #define main	 copy_session_agent_main
@@ -26,14 +27,15 @@ int copy_session_agent_main(void);
 #undef main
 #undef close_fd
 
-static char dir[64];
+static char dir[160];
 
 static void setup(void)
 {
-	static char lock[96];
+	static char lock[192];
 
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(dir, sizeof(dir), "/tmp/flint-unit-cps-XXXXXX");
+	cr_assert_lt((size_t)snprintf(dir, sizeof(dir), "%s/flint-unit-cps-XXXXXX", test_tmpdir()),
+		     sizeof(dir), "$TMPDIR too long");
 	cr_assert_not_null(mkdtemp(dir));
 	/* The agent's sole-writer lock, the test's own. */
 	snprintf(lock, sizeof(lock), "%s/agent.lock", dir);
@@ -42,7 +44,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
+	char cmd[192];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -33,6 +33,7 @@
 #include "net/net_hdr.h"
 #include "net/passt.h"
 #include "net/stream.h"
+#include "tmpdir.h"
 #include "vq.h"
 
 #define F(bit) (1ull << (bit))
@@ -789,7 +790,9 @@ Test(net_stream_dev, an_inherited_passt_socket)
 	cr_assert_geq(s, 0);
 	p.user_fd = s;
 	cr_assert_eq(net_create(&n, &p), -ENOTCONN, "an unconnected socket taken");
-	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/flint-unit-passt-%d", (int)getpid());
+	cr_assert_lt((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/flint-unit-passt-%d",
+				      test_tmpdir(), (int)getpid()),
+		     sizeof(a.sun_path), "$TMPDIR too long for a socket's path");
 	unlink(a.sun_path);
 	cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
 	cr_assert_eq(listen(s, 1), 0);

@@ -648,9 +648,9 @@ static int write_content(struct jail_fs *j, const struct plan_file *f)
 	return r;
 }
 
-/* flint run --scratch's disk: a new sparse file of size bytes at the
- * jail's top level, made and formatted (mke2fs, as flint formats its own,
- * image/build.h) while the jail is root's alone, through the held
+/* flint run --scratch's disk: a new file of size bytes at the
+ * jail's top level, made, formatted and its blocks reserved (as flint
+ * makes its own, image/build.h) while the jail is root's alone, through the held
  * descriptor; uid:gid's, 0600, at the handover. In the jail, it goes with
  * the jail. */
 static int make_scratch(struct jail_fs *j, const char *name, uint64_t size)
@@ -672,8 +672,12 @@ static int make_scratch(struct jail_fs *j, const char *name, uint64_t size)
 		return jail_fail("scratch disk", j->made[i].path, -errno);
 	/* mke2fs, a child, reaches the file through this process's descriptor. */
 	snprintf(dev, sizeof(dev), "/proc/%d/fd/%d", (int)getpid(), fd);
-	if ((r = image_format_scratch(&b, dev, j->made[i].path, err, sizeof(err))) < 0)
-		return jail_failf(r, "scratch disk", NULL, "%s", err);
+	if ((r = image_format_scratch(&b, dev, j->made[i].path, err, sizeof(err))) < 0 ||
+	    (r = image_reserve_scratch(fd, size, j->made[i].path, err, sizeof(err))) < 0)
+		return jail_failf(r, "scratch disk", NULL, "%s%s", err,
+				  r == -ENOSPC ? " (a smaller --scratch, or --chroot-base-dir on a "
+						 "larger disk)"
+					       : "");
 	jail_test_pause("made %s", j->made[i].path);
 	return 0;
 }

@@ -318,7 +318,9 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 	snprintf(path, sizeof(path), "%s/scratch", cache);
 	if ((r = image_make_scratch(&b, path, cfg->scratch, scratch, sizeof(scratch), err,
 				    sizeof(err))) < 0) {
-		pr_err("flint run: --scratch: %s", err);
+		pr_err("flint run: --scratch: %s%s", err,
+		       r == -ENOSPC ? " (a smaller --scratch, or FLINT_CACHE on a larger disk)"
+				    : "");
 		return r;
 	}
 	if (!(rs->scratch = strdup(scratch))) {

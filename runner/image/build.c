@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1182,6 +1183,30 @@ static bool scratch_left(const char *path, const char *name, time_t now)
 	       st.st_mtime <= now - SCRATCH_STALE_S;
 }
 
+int image_reserve_scratch(int fd, uint64_t size, const char *name, char *err, size_t errlen)
+{
+	struct statvfs vfs;
+	struct stat st;
+	uint64_t free_b;
+
+	if (fstatvfs(fd, &vfs) < 0 || fstat(fd, &st) < 0)
+		return err_set(err, errlen, -errno, "%s: %s", name, strerror(errno));
+	/* Looked at first: a fallocate that fails for want of room has
+	 * filled the file system by then, for a moment. */
+	free_b = (uint64_t)vfs.f_bavail * vfs.f_frsize + (uint64_t)st.st_blocks * 512;
+	if (free_b >= size && fallocate(fd, 0, 0, (off_t)size) == 0)
+		return 0;
+	if (free_b >= size && errno == EOPNOTSUPP)
+		return 0; /* a file system without fallocate (some FUSE ones): checked only */
+	if (free_b >= size && errno != ENOSPC)
+		return err_set(err, errlen, -errno, "%s: cannot reserve its %" PRIu64 " MiB: %s",
+			       name, size >> 20, strerror(errno));
+	return err_set(err, errlen, -ENOSPC,
+		       "%s: its file system has %" PRIu64 " MiB free, less than the disk's %" PRIu64
+		       " MiB",
+		       name, free_b >> 20, size >> 20);
+}
+
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
 		       size_t outlen, char *err, size_t errlen)
 {
@@ -1199,9 +1224,10 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 		r = err_set(err, errlen, -errno, "%s: %s", out, strerror(errno));
 		goto fail;
 	}
-	close_fd(&fd);
-	if ((r = image_format_scratch(b, out, out, err, errlen)) < 0)
+	if ((r = image_format_scratch(b, out, out, err, errlen)) < 0 ||
+	    (r = image_reserve_scratch(fd, size, out, err, errlen)) < 0)
 		goto fail;
+	close_fd(&fd);
 	return 0;
 fail:
 	close_fd(&fd);

@@ -98,11 +98,20 @@ int image_work_create(const char *cache_dir, const char *prefix, char *out, size
  * *lock becomes -1. */
 void image_work_remove(const char *work, int *lock);
 
-/* A fresh sparse file of size bytes in dir, formatted ext4 (no journal:
- * it is thrown away), for the guest's writable layer. Its path in out; the
- * caller removes it. 0 or -errno with err. */
+/* A fresh file of size bytes in dir, formatted ext4 (no journal: it is
+ * thrown away) and its blocks reserved (image_reserve_scratch), for the
+ * guest's writable layer. Its path in out; the caller removes it. 0 or
+ * -errno with err. */
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
 		       size_t outlen, char *err, size_t errlen) WARN_UNUSED;
+
+/* Reserve the blocks of fd's file of size bytes, formatted and sparse
+ * (fallocate; mke2fs's discard leaves it holes but for its metadata): a
+ * guest that fills the disk meets its own ext4's ENOSPC, never the host's
+ * full file system. Where the file system has no fallocate, only a check
+ * of its free space. name for messages. 0 or -errno with err. */
+int image_reserve_scratch(int fd, uint64_t size, const char *name, char *err,
+			  size_t errlen) WARN_UNUSED;
 
 /* Format the file at path (its size set) as image_make_scratch's disk:
  * ext4, no journal, no reserved blocks. name is path for messages

@@ -1046,6 +1046,14 @@ ln -s "$T/secret" "$IMG/tree/etc/secret"
 chmod -R a+rX "$IMG/tree"
 RUNARGS="run --kernel $T/files/vmlinux --rootfs $T/files/vmlinux"
 # imgcat FILE PATH: PATH's content in the ext4 image FILE.
+# Whether the file system of directory $1 has fallocate (tmpfs and ext4 do).
+falloc_ok() {
+	fallocate -l 4096 "$1/.falloc-probe" 2>/dev/null
+	set -- $? "$1/.falloc-probe"
+	rm -f "$2"
+	return "$1"
+}
+
 imgcat() {
 	debugfs -R "cat $2" "$1" 2>/dev/null
 }
@@ -1185,7 +1193,8 @@ else
 		image_refused "image-limit-$name" "img-$name" "^flint-jail: image: $src: $want" "$before"
 	done
 	# --scratch: made in the jail by the jailer (flint there has no
-	# mke2fs), sparse ext4 of the size asked, uid:gid's, 0600; flint gets
+	# mke2fs), ext4 of the size asked with its blocks reserved (where the
+	# base's file system has fallocate), uid:gid's, 0600; flint gets
 	# its in-jail path. A launch failing later removes it with the rest.
 	jail --id img-scratch --exec-file "$PROBE" $ID -- $RUNARGS --image "$IMG/u.ext4" \
 		--scratch 64M -- true
@@ -1194,7 +1203,8 @@ else
 	[ "$status" = 0 ] || why="status $status"
 	[ -z "$why" ] && has "arg=--scratch" "arg=/scratch.ext4" "file=/scratch.ext4 f $U:$U 600"
 	[ -z "$why" ] && [ "$(stat -c %s "$S")" != 67108864 ] && why="size $(stat -c %s "$S")"
-	[ -z "$why" ] && [ "$(stat -c %b "$S")" -ge 131072 ] && why="not sparse"
+	[ -z "$why" ] && falloc_ok "$BASE" && [ $(($(stat -c '%b * %B' "$S"))) -lt 67108864 ] &&
+		why="its blocks not reserved: $(($(stat -c '%b * %B' "$S"))) bytes held"
 	[ -z "$why" ] && ! dumpe2fs -h "$S" 2>/dev/null | grep -q "^Filesystem magic number" &&
 		why="not an ext4 file system"
 	[ -z "$why" ] && ok scratch-made-in-jail || bad scratch-made-in-jail "$why"

@@ -886,6 +886,47 @@ Test(passt, one_that_never_answers_is_killed)
 	unsetenv("FLINT_PASST");
 }
 
+/* What a passt that started said on its stderr before it answered is
+ * shown as warnings ("Couldn't get any nameserver address": a guest
+ * without DNS), its syslog complaints not. */
+Test(passt, its_warnings_at_start_are_shown)
+{
+	/* The probe read, an ARP reply (42 bytes behind its length) written. */
+	const char *p = fake_passt(
+	    "echo 'Failed to send 3 bytes to syslog' >&2; "
+	    "echo \"Couldn't get any nameserver address\" >&2; "
+	    "head -c 46 <&3 >/dev/null; "
+	    "printf '\\000\\000\\000\\052\\377\\377\\377\\377\\377\\377\\002\\000"
+	    "\\000\\000\\000\\001\\010\\006\\000\\001\\010\\000\\006\\004\\000\\002' >&3; "
+	    "head -c 20 /dev/zero >&3; exec sleep 30");
+	char path[4096], out[1024] = "";
+	int fd = -1, err, saved = dup(STDERR_FILENO);
+	ssize_t said;
+	pid_t pid = -1;
+
+	snprintf(path, sizeof(path), "%s/flint-passt-err-XXXXXX", test_tmpdir());
+	cr_assert_geq(err = mkstemp(path), 0, "%s", path);
+	unlink(path);
+	dup2(err, STDERR_FILENO);
+	int r = passt_start("eth0", &user, 5000, &fd, &pid);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	said = pread(err, out, sizeof(out) - 1, 0);
+	close(err);
+	out[said > 0 ? said : 0] = '\0';
+	cr_assert_eq(r, 0, "%s", out);
+	cr_assert_geq(fd, 0);
+	cr_assert_gt(pid, 0);
+	cr_assert_not_null(strstr(out, "eth0: passt: Couldn't get any nameserver address"), "%s",
+			   out);
+	cr_assert_null(strstr(out, "syslog"), "%s", out);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(fd);
+	unlink(p);
+	unsetenv("FLINT_PASST");
+}
+
 /* It gets the socket as fd 3 and the arguments flint means. */
 Test(passt, its_arguments)
 {

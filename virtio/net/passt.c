@@ -142,8 +142,9 @@ static int wait_ready(int fd, uint64_t deadline_ns)
 }
 
 /* What passt printed on its stderr (the memfd errfd), a line at a time,
- * without its complaints that there is no syslog to write to. */
-static void print_output(const char *id, int errfd)
+ * as errors or (from one that started) warnings, without its complaints
+ * that there is no syslog to write to. */
+static void print_output(const char *id, int errfd, bool started)
 {
 	char buf[4096], *save = NULL;
 	ssize_t n = pread(errfd, buf, sizeof(buf) - 1, 0);
@@ -152,7 +153,11 @@ static void print_output(const char *id, int errfd)
 		return;
 	buf[n] = '\0';
 	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-		if (*l && strncmp(l, "Failed to send", 14) != 0)
+		if (!*l || !strncmp(l, "Failed to send", 14))
+			continue;
+		else if (started)
+			pr_warn("%s: passt: %s", id, l);
+		else
 			pr_err("%s: passt: %s", id, l);
 }
 
@@ -321,6 +326,9 @@ int passt_start_as(const char *id, const struct passt_net *net, unsigned timeout
 		r = -errno;
 		goto err_kill;
 	}
+	/* Its warnings at start ("Couldn't get any nameserver address"); what
+	 * it says later (--quiet: warnings and errors) is not read. */
+	print_output(id, errfd, true);
 	close_fd(&errfd);
 	*fd = sv[0];
 	pr_debug("%s: passt %s (pid %d) ready", id, bin, (int)*pid);
@@ -332,7 +340,7 @@ err_kill:
 		kill(*pid, SIGKILL);
 	while (waitpid(*pid, &st, 0) < 0 && errno == EINTR)
 		;
-	print_output(id, errfd);
+	print_output(id, errfd, false);
 	if (r == -EPIPE && WIFEXITED(st) && WEXITSTATUS(st) == 127)
 		pr_err("%s: passt: cannot run %s", id, bin);
 	else if (r == -EPIPE && WIFEXITED(st))

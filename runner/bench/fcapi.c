@@ -12,9 +12,23 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+/* Whether the child pid has ended (left for its waiter to reap). */
+static bool child_ended(pid_t pid)
+{
+	siginfo_t si = {0};
+
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
 int fcapi_connect(const char *path, uint64_t deadline_us, int *fd)
+{
+	return fcapi_connect_child(path, 0, deadline_us, fd);
+}
+
+int fcapi_connect_child(const char *path, pid_t pid, uint64_t deadline_us, int *fd)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
@@ -35,6 +49,8 @@ int fcapi_connect(const char *path, uint64_t deadline_us, int *fd)
 		close(s);
 		if (e != ENOENT && e != ECONNREFUSED)
 			return -e;
+		if (pid > 0 && child_ended(pid))
+			return -ECHILD;
 		if (now_us() >= deadline_us)
 			return -ETIMEDOUT;
 		usleep(1000);

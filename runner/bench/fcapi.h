@@ -26,6 +26,10 @@
  * (CLOCK_MONOTONIC). 0 with *fd, or -errno (-ETIMEDOUT). */
 int fcapi_connect(const char *path, uint64_t deadline_us, int *fd) WARN_UNUSED;
 
+/* fcapi_connect to the socket of the child process pid, which it stops
+ * waiting for once pid has ended (left unreaped): -ECHILD. */
+int fcapi_connect_child(const char *path, pid_t pid, uint64_t deadline_us, int *fd) WARN_UNUSED;
+
 /* One request: method, path, a JSON body (NULL: none). *status is the
  * answer's; body (len bytes, NUL-terminated, cut to fit) its body.
  * Returns 0, -EPROTO for an answer that is not HTTP/1.x or too long,

@@ -254,14 +254,15 @@ int vmm_firecracker_boot(void *ctx, pid_t pid, uint64_t deadline_us, char *why, 
 	char args[4096];
 	int fd = -1, r;
 
-	(void)pid;
 	/* Firecracker names the root device itself (is_root_device). */
 	if ((r = vmm_peer_cmdline(args, sizeof(args), g, NULL)) < 0) {
 		snprintf(why, whylen, "the guest's command line: %s", strerror(-r));
 		return r;
 	}
-	if ((r = fcapi_connect(b->sock, deadline_us, &fd)) < 0) {
-		snprintf(why, whylen, "API socket %s: %s", b->sock, strerror(-r));
+	if ((r = fcapi_connect_child(b->sock, pid, deadline_us, &fd)) < 0) {
+		snprintf(why, whylen, "API socket %s: %s", b->sock,
+			 r == -ECHILD ? "firecracker ended before it listened there"
+				      : strerror(-r));
 		return r;
 	}
 	json_t *src = json_pack("{s:s, s:s}", "kernel_image_path", g->kernel, "boot_args", args);

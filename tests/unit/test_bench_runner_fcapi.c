@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/fcapi.h"
@@ -361,6 +362,28 @@ Test(bench_firecracker_boot, nothing_listens)
 	snprintf(path, sizeof(path), "%s/api.sock", dir);
 	cr_assert_eq(vmm_firecracker_boot(&b, 1, in_ms(100), why, sizeof(why)), -ETIMEDOUT);
 	cr_assert(strstr(why, "api.sock: Connection timed out"), "%s", why);
+}
+
+/* A Firecracker that ended before it listened is not waited for until
+ * the deadline; its exit is left for its waiter to reap. */
+Test(bench_firecracker_boot, it_ended_first)
+{
+	char path[96], why[256] = "";
+	struct vmm_guest g = {.kernel = "/k", .mem_mib = 128, .vcpus = 1};
+	struct vmm_firecracker_boot b = {.sock = path, .g = &g};
+	uint64_t t0 = now_us();
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (!pid)
+		_exit(3);
+	snprintf(path, sizeof(path), "%s/api.sock", dir);
+	cr_assert_eq(vmm_firecracker_boot(&b, pid, in_ms(20000), why, sizeof(why)), -ECHILD);
+	cr_assert_lt(now_us() - t0, 10000000, "waited for the deadline");
+	cr_assert(strstr(why, "firecracker ended before it listened there"), "%s", why);
+	cr_assert_eq(waitpid(pid, &st, 0), pid, "reaped already");
+	cr_assert_eq(WEXITSTATUS(st), 3);
 }
 
 Test(bench_firecracker_boot, firecracker_argv)

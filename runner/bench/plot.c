@@ -68,14 +68,7 @@ static int startups(const struct bench_set *s, const char *vmm, double **v, size
 			return -ENOMEM;
 		(*v)[(*n)++] = (double)x / 1000;
 	}
-	/* few values: insertion sort */
-	for (size_t i = 1; i < *n; i++)
-		for (size_t j = i; j > 0 && (*v)[j - 1] > (*v)[j]; j--) {
-			double t = (*v)[j];
-
-			(*v)[j] = (*v)[j - 1];
-			(*v)[j - 1] = t;
-		}
+	stats_sort(*v, *n);
 	return 0;
 }
 
@@ -119,18 +112,22 @@ static void note_line(const struct bench_set *s, const char **vmm, size_t nv, co
 }
 
 /* The stacked bars: datablock $bars (a row per VMM with successful runs,
- * a column per start-up phase some of them reached: its mean duration in
- * ms) and its plot command. */
+ * a column per start-up phase some of them reached, the exit too where
+ * start-up ends there: its mean duration in ms) and its plot command. */
 static int bars(const struct bench_set *s, FILE *out, const char **vmm, size_t nv,
 		const size_t *nok)
 {
-	double mean[BENCH_MAX_VMMS][BENCH_STARTUP_PHASES];
-	bool col[BENCH_STARTUP_PHASES] = {false};
+	double mean[BENCH_MAX_VMMS][BP_COUNT];
+	bool col[BP_COUNT] = {false};
+	unsigned np = BENCH_STARTUP_PHASES;
 	size_t c = 2;
 	int r;
 
+	for (size_t i = 0; i < s->nruns; i++)
+		if (s->runs[i].to_exit)
+			np = BP_EXIT + 1;
 	for (size_t i = 0; i < nv; i++) {
-		for (unsigned p = 0; p < BENCH_STARTUP_PHASES && nok[i]; p++) {
+		for (unsigned p = 0; p < np && nok[i]; p++) {
 			struct bench_stats st;
 
 			if ((r = stats_of(s->runs, s->nruns, vmm[i],
@@ -148,7 +145,7 @@ static int bars(const struct bench_set *s, FILE *out, const char **vmm, size_t n
 			continue;
 		clean_word(name, sizeof(name), vmm[i]);
 		fputs(name, out);
-		for (unsigned p = 0; p < BENCH_STARTUP_PHASES; p++)
+		for (unsigned p = 0; p < np; p++)
 			if (col[p])
 				fprintf(out, " %.3f", mean[i][p]);
 		fputc('\n', out);
@@ -162,7 +159,7 @@ static int bars(const struct bench_set *s, FILE *out, const char **vmm, size_t n
 	      "set key outside right top vertical reverse Left invert\n"
 	      "plot",
 	      out);
-	for (unsigned p = 0; p < BENCH_STARTUP_PHASES; p++) {
+	for (unsigned p = 0; p < np; p++) {
 		if (!col[p])
 			continue;
 		/* a duration is named by the phase that ends it */

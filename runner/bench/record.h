@@ -67,6 +67,9 @@ struct bench_record {
 	uint64_t minor_faults, major_faults; /* the VMM process's */
 	uint64_t cpu_us; /* the VMM process's CPU time, user and system, all its threads: a
 			  * guest's own execution counts in its vCPU threads */
+	/* Its start-up is the whole process, launch to exit (bench run: a
+	 * whole flint run), not launch to the last start-up phase. */
+	bool to_exit;
 };
 
 /* The phase's and the exit counter's names, as the reports print them
@@ -123,6 +126,9 @@ struct bench_set {
 	const char *flint_launch;
 	/* serve: the isolation, "reset", "restore" or "reuse"; else NULL */
 	const char *isolation;
+	const char *image;    /* --image, or NULL */
+	char *const *command; /* the command after "--", or NULL: the mode's own */
+	size_t ncommand;
 };
 
 #endif

@@ -70,6 +70,28 @@ static bool has_runs(const struct bench_set *s, const char *vmm)
 	return false;
 }
 
+/* Each run's number among its VMM's (1, 2, ...), in one pass: a malloc'd
+ * array of s->nruns (NULL when there are none, or on -ENOMEM in *r). */
+static size_t *run_numbers(const struct bench_set *s, int *r)
+{
+	const char *vmm[BENCH_MAX_VMMS];
+	size_t count[BENCH_MAX_VMMS] = {0}, nv, *num;
+
+	if ((*r = vmms_of(s, vmm, &nv)) < 0 || !s->nruns)
+		return NULL;
+	if (!(num = malloc(s->nruns * sizeof(*num)))) {
+		*r = -ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < s->nruns; i++)
+		for (size_t k = 0; k < nv; k++)
+			if (!strcmp(s->runs[i].vmm, vmm[k])) {
+				num[i] = ++count[k];
+				break;
+			}
+	return num;
+}
+
 /* 0 when everything written to out so far reached its file, else -EIO. */
 static int flushed(FILE *out)
 {
@@ -290,7 +312,8 @@ static int vmm_json(const struct bench_set *s, const char *vmm, json_t **out)
 		put(o, "why", json_string(m->why), &r);
 		goto done;
 	}
-	put(o, "status", json_string("ok"), &r);
+	/* "failed": not one of its runs succeeded (each run's why says how) */
+	put(o, "status", json_string(n && failed == n ? "failed" : "ok"), &r);
 	put(o, "runs", json_integer((json_int_t)n), &r);
 	put(o, "failed", json_integer((json_int_t)failed), &r);
 	/* The groups exist even when empty: a reader finds "phases" always. */
@@ -315,16 +338,13 @@ done:
 	return 0;
 }
 
-/* Record i of s as an entry of "runs". */
-static json_t *run_json(const struct bench_set *s, size_t i)
+/* Record i of s, its VMM's run-th, as an entry of "runs". */
+static json_t *run_json(const struct bench_set *s, size_t i, size_t run)
 {
 	const struct bench_record *rec = &s->runs[i];
 	json_t *o = json_object(), *ph = json_object(), *ex = json_object();
-	size_t run = 1;
 	int r = 0;
 
-	for (size_t j = 0; j < i; j++)
-		run += !strcmp(s->runs[j].vmm, rec->vmm);
 	if (!o || !ph || !ex) {
 		json_decref(o);
 		json_decref(ph);
@@ -387,6 +407,15 @@ static json_t *config_json(const struct bench_set *s)
 	put_given_str(o, "cmdline", s->cmdline, &r);
 	put_given_str(o, "flint_launch", s->flint_launch, &r);
 	put_given_str(o, "isolation", s->isolation, &r);
+	put_given_str(o, "image", s->image, &r);
+	if (s->ncommand) {
+		json_t *cmd = json_array();
+
+		for (size_t i = 0; cmd && i < s->ncommand; i++)
+			if (json_array_append_new(cmd, json_string(s->command[i])))
+				r = -ENOMEM;
+		put(o, "command", cmd, &r);
+	}
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -420,9 +449,12 @@ int report_json_build(const struct bench_set *s, json_t **out)
 		if ((r = vmm_json(s, vmm[i], &v)) == 0 && json_array_append_new(vmms, v))
 			r = -ENOMEM;
 	}
+	size_t *num = r ? NULL : run_numbers(s, &r);
+
 	for (size_t i = 0; i < s->nruns && !r; i++)
-		if (json_array_append_new(runs, run_json(s, i)))
+		if (json_array_append_new(runs, run_json(s, i, num[i])))
 			r = -ENOMEM;
+	free(num);
 	if (r) {
 		json_decref(doc);
 		return r;
@@ -481,13 +513,10 @@ static void csv_header(FILE *out)
 	fputs(",rss_overhead_kib,guest_touched_kib,minor_faults,major_faults,cpu_us\n", out);
 }
 
-static void csv_run(const struct bench_set *s, size_t i, FILE *out)
+static void csv_run(const struct bench_set *s, size_t i, size_t run, FILE *out)
 {
 	const struct bench_record *rec = &s->runs[i];
-	size_t run = 1;
 
-	for (size_t j = 0; j < i; j++)
-		run += !strcmp(s->runs[j].vmm, rec->vmm);
 	fprintf(out, "%zu,", i);
 	csv_field(out, rec->vmm);
 	fprintf(out, ",%zu,%s,", run, rec->ok ? "ok" : "failed");
@@ -525,9 +554,15 @@ static void csv_missing(const struct bench_missing *m, FILE *out)
 
 int report_csv(const struct bench_set *s, FILE *out)
 {
+	int r;
+	size_t *num = run_numbers(s, &r);
+
+	if (r < 0)
+		return r;
 	csv_header(out);
 	for (size_t i = 0; i < s->nruns; i++)
-		csv_run(s, i, out);
+		csv_run(s, i, num[i], out);
+	free(num);
 	for (size_t i = 0; i < s->nmissing; i++)
 		if (!has_runs(s, s->missing[i].vmm))
 			csv_missing(&s->missing[i], out);

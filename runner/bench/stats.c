@@ -9,6 +9,8 @@ uint64_t stats_startup_us(const struct bench_record *r)
 {
 	uint64_t last = BENCH_NONE;
 
+	if (r->to_exit)
+		return r->phase_us[BP_EXIT];
 	for (int p = 0; p < BENCH_STARTUP_PHASES; p++)
 		if (r->phase_us[p] != BENCH_NONE && (last == BENCH_NONE || r->phase_us[p] > last))
 			last = r->phase_us[p];
@@ -131,6 +133,12 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+void stats_sort(double *v, size_t n)
+{
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_double);
+}
+
 int stats_of(const struct bench_record *runs, size_t n, const char *vmm, struct bench_fig f,
 	     struct bench_stats *st)
 {
@@ -159,7 +167,7 @@ int stats_of(const struct bench_record *runs, size_t n, const char *vmm, struct 
 	}
 	st->n = k;
 	if (k) {
-		qsort(v, k, sizeof(*v), cmp_double);
+		stats_sort(v, k);
 		st->p50 = stats_percentile(v, k, 50);
 		st->p90 = stats_percentile(v, k, 90);
 		st->p99 = stats_percentile(v, k, 99);

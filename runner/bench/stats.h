@@ -53,7 +53,7 @@ struct bench_fig {
 #define BENCH_STARTUP_PHASES BP_EXIT
 
 /* Run r's time of its last start-up phase reached (the largest of them),
- * or BENCH_NONE when it reached none. */
+ * or BENCH_NONE when it reached none; with r->to_exit its BP_EXIT. */
 uint64_t stats_startup_us(const struct bench_record *r);
 
 /* Phase p's duration in run r: its time minus the time of the phase
@@ -85,6 +85,9 @@ struct bench_stats {
 	size_t n, n_failed, n_none;
 	double p50, p90, p99, min, max, mean;
 };
+
+/* Sort v[0..n) ascending. */
+void stats_sort(double *v, size_t n);
 
 /* The p-th percentile (0 to 100) of sorted[0..n) as above; 0 when n is 0. */
 double stats_percentile(const double *sorted, size_t n, double p);

@@ -52,11 +52,12 @@ struct vmm_guest {
 };
 
 /* An argv and the bytes it points into. */
-#define VMM_ARGV_MAX 48
+#define VMM_ARGV_MAX   1024
+#define VMM_ARGV_BYTES (128 * 1024)
 struct vmm_argv {
 	char *v[VMM_ARGV_MAX + 1]; /* NULL-terminated */
 	int n;
-	char buf[8192];
+	char buf[VMM_ARGV_BYTES];
 	size_t used;
 };
 

@@ -46,7 +46,7 @@ static void usage(FILE *f)
 	    f,
 	    "usage: flint bench boot [options] [-- COMMAND ARGS...]\n"
 	    "       flint bench restore [options] [--backend file|uffd|both] [-- COMMAND...]\n"
-	    "       flint bench run [options] -- COMMAND ARGS...\n"
+	    "       flint bench run [options] [-- COMMAND ARGS...]\n"
 	    "       flint bench serve [options] [--isolation reset|restore|reuse] [-- COMMAND...]\n"
 	    "Start-up latency of flint, phase by phase (its --phase-fd events), and of\n"
 	    "its peers booting the same guest, runs interleaved (see README.md).\n"
@@ -75,9 +75,9 @@ static void usage(FILE *f)
 	    "  --cmdline STR      kernel command line (default \"%s\")\n"
 	    "  --peer qemu[=PATH] QEMU microvm beside flint (default qemu-system-x86_64)\n"
 	    "  --peer firecracker[=PATH], --peer lkvm[=PATH]\n"
-	    "                     (boot only; repeatable; one not installed is reported\n"
+	    "                     (boot; repeatable; one not installed is reported\n"
 	    "                     missing, with its reason; serve: each reported missing,\n"
-	    "                     no peer has a serve mode)\n"
+	    "                     no peer has a serve mode; not restore or run)\n"
 	    "  --backend MODE     restore: file, uffd or both (default), rows flint and\n"
 	    "                     flint-uffd\n"
 	    "  --isolation MODE   serve: reset (flint serve's default), restore (its\n"
@@ -314,7 +314,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, char *err, size_t e
 			if (cli_parse_size(optarg, &bytes) < 0)
 				return bad(err, errlen,
 					   "flint bench: --mem %s: expected a size such as 128M or "
-					   "1G (at least 16M, in whole MiB)",
+					   "1G (16M to 1024G, in whole MiB)",
 					   optarg);
 			o->mem_mib = bytes >> 20;
 			if (bytes & ((1u << 20) - 1))
@@ -601,7 +601,15 @@ static struct bench_set settings(const struct bench_ctx *c)
 	    .mem_mib = o->mem_mib,
 	    .kernel = c->kernel,
 	    .rootfs = c->rootfs,
-	    .cmdline = o->cmdline ? o->cmdline : VMM_DEFAULT_CMDLINE,
+	    /* a serve's functions boot from flint serve's own (no --cmdline) */
+	    .cmdline = o->mode == BENCH_SERVE ? NULL
+		       : o->cmdline	      ? o->cmdline
+					      : VMM_DEFAULT_CMDLINE,
+	    .image = o->image,
+	    /* the command run: the mode's default when none was given (plan
+	     * chose it), but serve's (its function's, bench/serve.h) */
+	    .command = o->mode == BENCH_SERVE ? o->command : c->g.command,
+	    .ncommand = (size_t)(o->mode == BENCH_SERVE ? o->ncommand : c->g.ncommand),
 	    .flint_launch = flint_launch(o),
 	    .isolation = o->mode == BENCH_SERVE ? bserve_isolation_name(o->isolation) : NULL,
 	};
@@ -834,6 +842,7 @@ static int run_vmm(void *ctx, unsigned v, unsigned slot, struct bench_record *r)
 		}
 	}
 	ret = tracked_run(&l, slot, r);
+	r->to_exit = o->mode == BENCH_RUN;
 	stop_child(&uffd);
 	if (sock[0])
 		unlink(sock);
@@ -1051,7 +1060,13 @@ static int plan(struct bench_ctx *c)
 		if ((r = argv_of(c, &c->vmm[i], &c->g, "x.sock", &a)) < 0 ||
 		    (c->vmm[i].kind == VK_FIRECRACKER &&
 		     (r = vmm_peer_cmdline(a.buf, sizeof(a.buf), &c->g, NULL)) < 0)) {
-			if (r == -E2BIG)
+			if (r == -E2BIG && !as_peers(o, &c->vmm[i]) &&
+			    c->vmm[i].kind != VK_FIRECRACKER)
+				pr_err(
+				    "flint bench: the command is too long for flint bench to pass "
+				    "to %s: over %d words or %d KiB with flint's own arguments",
+				    c->vmm[i].name, VMM_ARGV_MAX, VMM_ARGV_BYTES / 1024);
+			else if (r == -E2BIG)
 				pr_err("flint bench: %s cannot boot this guest: "
 				       "its kernel command line would be over %d bytes, "
 				       "or the command over %d words%s",

@@ -276,6 +276,26 @@ Test(bench_baseline, flint_uffd_counts)
 	cr_assert(strstr(out, "flint        (in the baseline, not in this bench)\n"), "%s", out);
 }
 
+/* A bench none of whose flint rows is in the baseline (a restore with
+ * --backend file against one made with uffd) compared nothing: refused,
+ * not passed. */
+Test(bench_baseline, no_flint_row_in_common)
+{
+	bool regressed = false;
+
+	set.mode = "restore";
+	bench_record_init(&runs[0], "flint-uffd");
+	runs[0].ok = true;
+	runs[0].phase_us[BP_FIRST_RESPONSE] = 10000;
+	set.nruns = 1;
+	base_file("{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"restore\","
+		  " \"vmms\": [{\"name\": \"flint\", \"status\": \"ok\", \"phases\":"
+		  " {\"launch-to-first-response\": {\"p50\": 1000}}}]}");
+	cr_assert_eq(check(10, &regressed), -EINVAL, "%s", out);
+	cr_assert(strstr(err, "none of flint's rows in this bench is in it"), "%s", err);
+	cr_assert(strstr(out, "flint-uffd   (not in the baseline)\n"), "%s", out);
+}
+
 /* A bench's own --json output is its own baseline: nothing changed. */
 Test(bench_baseline, own_output_round_trip)
 {

@@ -195,6 +195,36 @@ Test(bench_plot, script_carries_no_quotes)
 	free(script);
 }
 
+/* The script for set, as a malloc'd string. */
+static char *script_of(void)
+{
+	char *script = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&script, &len);
+
+	cr_assert_eq(plot_script(&set, f), 0);
+	fclose(f);
+	return script;
+}
+
+/* A bench run's start-up is launch to exit: its bars end with the exit
+ * (the teardown after the first output), a boot's not. */
+Test(bench_plot, bars_to_the_exit_in_run)
+{
+	char *script = script_of();
+
+	cr_assert_null(strstr(script, "title \"exit\""), "%s", script);
+	free(script);
+	set.mode = "run";
+	for (size_t i = 0; i < ARRAY_SIZE(runs); i++)
+		runs[i].to_exit = true;
+	script = script_of();
+	cr_assert(strstr(script, "title \"exit\""), "%s", script);
+	/* flint's CDF ends at its exits (30000 + 12 * 130 * i us, i 0 to 6) */
+	cr_assert(strstr(script, "\n39.360 1.000000\n"), "%s", script);
+	free(script);
+}
+
 /* gnuplot missing, failing, or writing something that is not an SVG:
  * an error, and the output file left empty. */
 static void refused(const char *prog, int want, const char *says)

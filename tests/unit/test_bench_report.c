@@ -266,6 +266,28 @@ Test(bench_report, json)
 	cr_assert_not_null(doc, "%s: %s", e.text, t);
 	str(doc, "config.flint_launch", "flint run");
 	set.flint_launch = NULL;
+	cr_assert_null(json_object_get(get(doc, "config"), "command"), "not given: left out");
+	cr_assert_null(json_object_get(get(doc, "config"), "image"));
+	/* what was run: a dashboard, and --baseline, tell benches apart */
+	{
+		char *words[] = {"make", "-C", "/src", NULL};
+		json_t *d;
+
+		set.command = words;
+		set.ncommand = 3;
+		set.image = "/img/debian.tar";
+		free(t);
+		t = render(report_json);
+		cr_assert_not_null(d = json_loads(t, 0, &e), "%s: %s", e.text, t);
+		str(d, "config.command.0", "make");
+		str(d, "config.command.2", "/src");
+		cr_assert_eq(json_array_size(get(d, "config.command")), 3);
+		str(d, "config.image", "/img/debian.tar");
+		json_decref(d);
+		set.command = NULL;
+		set.ncommand = 0;
+		set.image = NULL;
+	}
 
 	cr_assert_eq(json_array_size(get(doc, "vmms")), 3);
 	str(doc, "vmms.0.name", "flint");
@@ -304,6 +326,24 @@ Test(bench_report, json)
 	num(doc, "vmms.1.exits.exits.ratio", 1.489209); /* 2070 / 1390 to 1/10^6 */
 	cr_assert_null(json_object_get(get(doc, "vmms.1"), "minor_faults"));
 	num(doc, "vmms.1.cpu.ratio", 1.941176); /* 1650 / 850 to 1/10^6 */
+
+	/* a VMM none of whose runs succeeded: "failed", not "ok" */
+	{
+		struct bench_record was = runs[1], was3 = runs[3];
+		json_t *d;
+
+		runs[1].ok = runs[3].ok = false;
+		free(t);
+		t = render(report_json);
+		cr_assert_not_null(d = json_loads(t, 0, &e), "%s: %s", e.text, t);
+		str(d, "vmms.1.name", "qemu");
+		str(d, "vmms.1.status", "failed");
+		num(d, "vmms.1.failed", 2);
+		str(d, "vmms.0.status", "ok");
+		json_decref(d);
+		runs[1] = was;
+		runs[3] = was3;
+	}
 
 	str(doc, "vmms.2.name", "firecracker");
 	str(doc, "vmms.2.status", "missing");

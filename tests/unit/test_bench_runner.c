@@ -785,8 +785,9 @@ Test(bench_vmm, words_a_kernel_command_line_cannot_hold)
 
 Test(bench_vmm, too_long)
 {
-	struct vmm_argv q;
-	static char big[9000];
+	static struct vmm_argv q;
+	static char big[VMM_ARGV_BYTES + 1];
+	static char *many[VMM_ARGV_MAX + 1];
 	char *w[] = {big, NULL};
 	struct vmm_guest g = {
 	    .kernel = "k", .mem_mib = 64, .vcpus = 1, .command = w, .ncommand = 1};
@@ -795,6 +796,18 @@ Test(bench_vmm, too_long)
 	cr_assert_eq(vmm_flint_argv(&q, "flint", &g), -E2BIG);
 	cr_assert_eq(vmm_qemu_argv(&q, NULL, &g), -E2BIG);
 	cr_assert_eq(vmm_flint_boot_argv(&q, "flint", &g), -E2BIG);
+	/* flint run's command goes through its agent: a long one fits */
+	big[9000] = '\0';
+	cr_assert_eq(vmm_flint_argv(&q, "flint", &g), 0);
+	for (int i = 0; i < 40; i++)
+		many[i] = "w";
+	g.command = many, g.ncommand = 40;
+	cr_assert_eq(vmm_flint_argv(&q, "flint", &g), 0);
+	cr_assert_str_eq(q.v[q.n - 1], "w");
+	for (int i = 0; i < VMM_ARGV_MAX; i++)
+		many[i] = "w";
+	g.ncommand = VMM_ARGV_MAX;
+	cr_assert_eq(vmm_flint_argv(&q, "flint", &g), -E2BIG);
 }
 
 /* What x86 Linux takes: a command line of at most 2048 bytes, which the

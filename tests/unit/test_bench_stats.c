@@ -209,6 +209,11 @@ Test(bench_stats, startup_and_durations_boot)
 		if (stats_duration_us(&r, p) != BENCH_NONE)
 			sum += stats_duration_us(&r, p);
 	cr_assert_eq(sum, stats_startup_us(&r));
+	/* bench run's: the whole process, launch to exit */
+	r.to_exit = true;
+	cr_assert_eq(stats_startup_us(&r), 6000);
+	cr_assert_eq(stats_fig_value(&r, (struct bench_fig){BF_STARTUP, 0}), 6000);
+	r.to_exit = false;
 
 	/* the figure selectors */
 	cr_assert_eq(stats_fig_value(&r, (struct bench_fig){BF_STARTUP, 0}), 5000);

@@ -121,12 +121,22 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
 
 /* ---- removing a work directory ------------------------------------------ */
 
-static int make_removable(const char *p, const struct stat *st, int type, struct FTW *f)
+/* For nftw over a tree this user unpacked: what reading and removing it
+ * takes, u+rwx on directories and u+r on files, where an archive's modes
+ * left it out (a 0000 /etc/shadow, as every Red Hat-like image has, or a
+ * read-only directory, unpacked without root). A directory nftw could not
+ * read is walked once it can be. Under fakeroot the modes its state
+ * recorded stay what the image gets. */
+static int owner_access(const char *p, const struct stat *st, int type, struct FTW *f)
 {
+	mode_t want = type == FTW_F ? S_IRUSR : S_IRWXU;
+
 	(void)f;
-	/* An archive's read-only directories, extracted without root. */
-	if (type == FTW_D && (st->st_mode & 0700) != 0700)
-		chmod(p, (st->st_mode & 07777) | 0700);
+	if (!(type == FTW_F && S_ISREG(st->st_mode)) && type != FTW_D && type != FTW_DNR)
+		return 0;
+	if ((st->st_mode & want) != want && chmod(p, (st->st_mode & 07777) | want) == 0 &&
+	    type == FTW_DNR)
+		nftw(p, owner_access, 16, FTW_PHYS | FTW_MOUNT);
 	return 0;
 }
 
@@ -140,7 +150,7 @@ static int remove_one(const char *p, const struct stat *st, int type, struct FTW
 
 static void remove_tree(const char *dir)
 {
-	nftw(dir, make_removable, 16, FTW_PHYS | FTW_MOUNT);
+	nftw(dir, owner_access, 16, FTW_PHYS | FTW_MOUNT);
 	nftw(dir, remove_one, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
@@ -430,6 +440,10 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 
 		add(&c, k == IMAGE_TAR_XZ ? "xz" : "zstd");
 		add(&c, "-dc");
+		/* An archive made with zstd --long needs it to unpack (the
+		 * window it allows, no more memory for others). */
+		if (k == IMAGE_TAR_ZST)
+			add(&c, "--long=31");
 		if (in < 0 || out < 0)
 			r = err_set(err, errlen, -errno, "%s: %s", in < 0 ? path : plain,
 				    strerror(errno));
@@ -479,8 +493,16 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 		return in;
 	r = run(b, &c, in, -1, path, err, errlen);
 	close(in);
+	if (r < 0 && !b->fakeroot && geteuid() != 0 && strlen(err) + 1 < errlen)
+		snprintf(
+		    err + strlen(err), errlen - strlen(err),
+		    " (unpacked without root or fakeroot, which cannot make what only root may, "
+		    "such as device nodes: install fakeroot)");
 	if (r == 0 && tar == plain)
 		unlink(plain);
+	/* mke2fs -d, as this user, reads every file */
+	if (r == 0 && geteuid() != 0)
+		nftw(root, owner_access, 16, FTW_PHYS | FTW_MOUNT);
 	return r;
 }
 

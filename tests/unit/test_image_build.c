@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "image/build.h"
 #include "image/cache.h"
 #include "image/image.h"
+#include "tmpdir.h"
 
 static char top[] = "/tmp/flint-imgb-XXXXXX";
 static char cache[128], src[128];
@@ -453,7 +455,7 @@ Test(image_build, tar_zstd)
 {
 	if (system("command -v zstd >/dev/null"))
 		cr_skip_test("no zstd");
-	tar_kind("--zstd", "zstd -dc");
+	tar_kind("--zstd", "zstd -dc --long=31");
 }
 
 /* An archive inside another: GNU tar given a file decompresses what it
@@ -655,6 +657,25 @@ Test(image_build, real_mke2fs_from_a_directory_and_a_tar)
 	cr_assert_eq(cache_entries(), 2);
 }
 
+/* An archive zstd --long compressed from a pipe (its frame asks for a
+ * 2 GiB window, which plain zstd -d refuses) unpacks. */
+Test(image_build, real_zstd_long_window)
+{
+	struct image_builder b = {.cache_dir = cache, .run = image_run_cmd};
+	char out[PATH_MAX], err[512] = "", tar[PATH_MAX], cmd[PATH_MAX * 3];
+	bool built;
+
+	need_e2fsprogs();
+	if (system("command -v zstd >/dev/null"))
+		cr_skip_test("no zstd");
+	snprintf(tar, sizeof(tar), "%s/long.tar.zst", top);
+	snprintf(cmd, sizeof(cmd), "tar -C %s -cf - . | zstd -q --long=31 >%s", src, tar);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	cr_assert_eq(prepare(&b, tar, out, &built, err), 0, "%s", err);
+	cr_assert(built);
+	check_image(out);
+}
+
 /* As root, a tar archive's extended attributes reach the image: a file's
  * capabilities (as `docker export` writes them) and a user.* one; a
  * trusted.* one does not (nor touches the host's tree while built). */
@@ -689,6 +710,80 @@ Test(image_build, a_tars_extended_attributes_reach_the_image_as_root)
 	cr_assert_not_null(strstr(list, "security.capability"), "%s", list);
 	cr_assert_not_null(strstr(list, "user.flint (3) = \"yes\""), "%s", list);
 	cr_assert_null(strstr(list, "trusted.flint"), "%s", list);
+}
+
+/* debugfs's word for path in img ("stat" or "cat"), as a static string. */
+static const char *debugfs_of(const char *img, const char *req, const char *path)
+{
+	static char text[2048];
+	char cmd[PATH_MAX * 2];
+	FILE *f;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "debugfs -R '%s %s' %s 2>/dev/null", req, path, img);
+	cr_assert_not_null(f = popen(cmd, "r"));
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	pclose(f);
+	return text;
+}
+
+/* As a user under fakeroot, an archive's files and directories of mode
+ * 0000 (every Red Hat-like image's /etc/shadow) reach the image with
+ * their modes, root's, and their bytes: mke2fs -d, not root, reads them. */
+Test(image_build, a_user_reads_an_archives_unreadable_files)
+{
+	char dir[PATH_MAX], cmd[PATH_MAX * 3], tar[PATH_MAX + 16], ucache[PATH_MAX + 16];
+	glob_t g;
+	int st;
+	pid_t pid;
+
+	need_e2fsprogs();
+	if (geteuid() != 0)
+		cr_skip_test("not root: cannot become another user");
+	if (system("command -v fakeroot >/dev/null"))
+		cr_skip_test("no fakeroot");
+	snprintf(dir, sizeof(dir), "%s/flint-imgu-XXXXXX", test_tmpdir());
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(tar, sizeof(tar), "%s/s.tar", dir);
+	snprintf(ucache, sizeof(ucache), "%s/cache", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; cd %1$s; mkdir -p t/etc t/d0; echo secret >t/etc/shadow; echo x >t/d0/f; "
+		 "chmod 000 t/etc/shadow t/d0; tar -C t -cf s.tar .; chmod 644 s.tar; "
+		 "chmod 755 t/d0; rm -rf t; mkdir cache; chown 65534:65534 cache; chmod 755 .",
+		 dir);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	if ((pid = fork()) == 0) {
+		struct image_builder b = {
+		    .cache_dir = ucache, .run = image_run_cmd, .fakeroot = true};
+		char out[PATH_MAX], err[512] = "";
+		bool built;
+
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(2);
+		if (image_prepare(&b, tar, out, sizeof(out), NULL, &built, err, sizeof(err)) < 0) {
+			fprintf(stderr, "image_prepare: %s\n", err);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the build as uid 65534 failed (%d)", st);
+	snprintf(cmd, sizeof(cmd), "%s/images/*.ext4", ucache);
+	cr_assert_eq(glob(cmd, 0, NULL, &g), 0, "no image");
+	const char *img = g.gl_pathv[0];
+
+	cr_assert_not_null(strstr(debugfs_of(img, "stat", "/etc/shadow"), "Mode:  0000"), "%s",
+			   debugfs_of(img, "stat", "/etc/shadow"));
+	cr_assert_not_null(strstr(debugfs_of(img, "stat", "/etc/shadow"), "User:     0"));
+	cr_assert_str_eq(debugfs_of(img, "cat", "/etc/shadow"), "secret\n");
+	cr_assert_not_null(strstr(debugfs_of(img, "stat", "/d0"), "Mode:  0000"));
+	cr_assert_str_eq(debugfs_of(img, "cat", "/d0/f"), "x\n");
+	globfree(&g);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
 }
 
 /* Four processes build the same image at once: each ends with a whole

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <nettle/sha2.h>
+#include <search.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,11 @@
 /* Changes the key of every image when what an image is built from, or
  * how, or the hash, changes (2: SHA-256, where 1 was XXH3-128; 3: with
  * a directory's extended attributes, which mke2fs -d copies; 4: with a
- * tar archive's, which a build as root now extracts). */
-#define KEY_DOMAIN "flint-image 4 sha256"
+ * tar archive's, which a build as root now extracts; 5: with a
+ * directory's hard links, which mke2fs -d keeps). Not the times: a tree
+ * made again with new ones is the same image (whose files keep the
+ * times of the tree it was first built from). */
+#define KEY_DOMAIN "flint-image 5 sha256"
 /* The fingerprint's, so that no fingerprint is ever a content key. The
  * key's domain is hashed after it: an index entry names a key computed
  * as today's keys are, or none (a new KEY_DOMAIN forgets the index). */
@@ -168,7 +172,49 @@ struct walk {
 	bool settled;		    /* ... clear this, as does another st_dev */
 	bool dev_known;		    /* dev: the first entry's (the top's) */
 	dev_t dev;
+	void *links; /* image_key: the files of more than one name met (tsearch) */
 };
+
+/* A file of more than one name (hard links) and the first met. */
+struct link_seen {
+	dev_t dev;
+	ino_t ino;
+	char path[];
+};
+
+static int cmp_link(const void *a, const void *b)
+{
+	const struct link_seen *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* The name a file of st met under another name first, or NULL (and it
+ * is noted under w->path): mke2fs -d keeps hard links, so they are part
+ * of the content. -ENOMEM. */
+static int first_name(struct walk *w, const struct stat *st, const char **first)
+{
+	size_t n = strlen(w->path) + 1;
+	struct link_seen *l = malloc(sizeof(*l) + n), **at;
+
+	*first = NULL;
+	if (!l)
+		return -ENOMEM;
+	l->dev = st->st_dev;
+	l->ino = st->st_ino;
+	memcpy(l->path, w->path, n);
+	if (!(at = tsearch(l, &w->links, cmp_link))) {
+		free(l);
+		return -ENOMEM;
+	}
+	if (*at != l) {
+		free(l);
+		*first = (*at)->path;
+	}
+	return 0;
+}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -449,6 +495,18 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 		return r;
 	if (S_ISLNK(st->st_mode))
 		return put_link(w, parent, name);
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+		const char *first;
+
+		if ((r = first_name(w, st, &first)) < 0)
+			return err_set(w->err, w->errlen, r, "%s: %s", w->top, strerror(-r));
+		/* the same file as first: its name, not its bytes again */
+		put_u64(h, first ? 1 : 0);
+		if (first) {
+			put_bytes(h, first, strlen(first));
+			return 0;
+		}
+	}
 	if (!reg)
 		return 0;
 	int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -505,6 +563,7 @@ int image_key(const char *path, enum image_kind kind, char key[IMAGE_KEY_LEN], c
 	if (kind == IMAGE_DIR) {
 		sha256_update(w.hash, 4, (const uint8_t *)"dir");
 		r = walk_tree(&w, path);
+		tdestroy(w.links, free);
 	} else {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		uint64_t total;

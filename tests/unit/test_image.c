@@ -257,6 +257,24 @@ Test(image, key_changes_with_content)
 	}
 }
 
+/* mke2fs -d keeps hard links: two names of one file are another image
+ * than two files of the same bytes, and the key of either is stable. */
+Test(image, key_changes_with_hard_links)
+{
+	char copies[IMAGE_KEY_LEN], links[IMAGE_KEY_LEN], again[IMAGE_KEY_LEN], cmd[PATH_MAX * 2];
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir %1$s/c %1$s/l; echo same >%1$s/c/a; cp -p %1$s/c/a %1$s/c/b; "
+		 "echo same >%1$s/l/a; ln %1$s/l/a %1$s/l/b",
+		 top);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	key_of(at("c"), IMAGE_DIR, copies);
+	key_of(at("l"), IMAGE_DIR, links);
+	key_of(at("l"), IMAGE_DIR, again);
+	cr_assert_str_neq(copies, links, "hard links kept the key of copies");
+	cr_assert_str_eq(links, again);
+}
+
 /* mke2fs -d copies extended attributes into the image (a file's
  * capabilities, an SELinux label): a tree that differs in one alone is
  * another image. */
@@ -341,8 +359,10 @@ Test(image, key_of_a_file_is_its_bytes)
  * mode, owner, group, size (a regular file's), device number (a device's),
  * the count of its extended attributes, each a little-endian u64, each
  * attribute's name and value (length first) in the order of their names,
- * then a symlink's target (length first) or a file's bytes. */
-#define KEY_DOMAIN "flint-image 4 sha256"
+ * then a symlink's target (length first) or a file's bytes; a file of
+ * more than one name, before its bytes, a u64 0, or 1 and the name it was
+ * met under first (length first) instead of them. */
+#define KEY_DOMAIN "flint-image 5 sha256"
 
 static void w_u64(FILE *f, uint64_t v)
 {

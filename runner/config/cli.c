@@ -335,6 +335,17 @@ static int drive_override(struct config *cfg, const char *val, char *err, size_t
 
 enum run_opt { RUN_OPT_ENV, RUN_OPT_WORKDIR, RUN_OPT_ATTACH };
 
+/* Whether entry e's name is that of one of list's n. */
+static bool same_name(const char *e, char *const *list, size_t n)
+{
+	size_t k = strcspn(e, "=") + 1;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(list[i], e, k))
+			return true;
+	return false;
+}
+
 /* flint run's --env NAME=VALUE (repeatable), --workdir DIR and --attach
  * UDS. argc bounds how many --env there can be. 0 or -EINVAL with err. */
 static int run_string_option(struct config *cfg, enum run_opt o, const char *val, int argc,
@@ -359,6 +370,13 @@ static int run_string_option(struct config *cfg, enum run_opt o, const char *val
 			bad(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
+		/* The last of one name's entries wins, as for --env-file (the
+		 * guest's programs would otherwise read one or another). */
+		for (unsigned i = 0; i < cfg->nenv; i++)
+			if (same_name(val, &cfg->env[i], 1)) {
+				cfg->env[i] = (char *)val;
+				return 0;
+			}
 		/* Each --env takes at least one of the argc words. */
 		cfg->env[cfg->nenv++] = (char *)val;
 		return 0;
@@ -546,20 +564,29 @@ int cli_parse_user(const char *s, uint32_t *uid, uint32_t *gid)
 }
 
 /* One --env-file's lines into out (their NAME=VALUE strings, pointing into
- * data, which the lines are cut in). Returns how many, or -errno. */
+ * data, which the lines are cut in), as Docker reads one: a UTF-8 byte
+ * order mark, a line's leading blanks and its CR before the newline (a
+ * file saved on Windows) left out; blank lines and comments ('#' first)
+ * skipped; a value as it stands, quotes too. Returns how many, or
+ * -errno. */
 static int env_lines(const char *file, char *data, size_t len, char **out, char *err, size_t errlen)
 {
 	int n = 0, line = 0;
+	char *c = data;
 
-	for (char *c = data; c < data + len;) {
+	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3))
+		c += 3;
+	while (c < data + len) {
 		char *nl = memchr(c, '\n', (size_t)(data + len - c)), *eq;
 
 		if (!nl)
 			nl = data + len;
 		*nl = '\0';
+		if (nl > c && nl[-1] == '\r')
+			nl[-1] = '\0';
 		line++;
-		/* blank lines (spaces and tabs too) and comments are skipped */
-		if (c[strspn(c, " \t\r")] && *c != '#') {
+		c += strspn(c, " \t");
+		if (*c && *c != '#') {
 			eq = strchr(c, '=');
 			if (!eq || !shell_name(c, eq)) {
 				bad(err, errlen,
@@ -568,6 +595,14 @@ static int env_lines(const char *file, char *data, size_t len, char **out, char 
 				    file, line);
 				return -EINVAL;
 			}
+			if (strlen(c) >= AGENT_STR_MAX) {
+				bad(err, errlen,
+				    "--env-file %.200s: line %d: %.*s is longer than the guest "
+				    "agent "
+				    "takes (%u bytes)",
+				    file, line, (int)(eq - c), c, AGENT_STR_MAX - 1);
+				return -E2BIG;
+			}
 			out[n++] = c;
 		}
 		c = nl + 1;
@@ -575,16 +610,7 @@ static int env_lines(const char *file, char *data, size_t len, char **out, char 
 	return n;
 }
 
-/* Whether entry e's name is that of one of list's n. */
-static bool same_name(const char *e, char *const *list, size_t n)
-{
-	size_t k = strcspn(e, "=") + 1;
-
-	for (size_t i = 0; i < n; i++)
-		if (!strncmp(list[i], e, k))
-			return true;
-	return false;
-}
+static enum cli_result check_request(const struct config *cfg, char *err, size_t errlen);
 
 int cli_load_env_files(struct config *cfg, char *err, size_t errlen)
 {
@@ -650,6 +676,9 @@ int cli_load_env_files(struct config *cfg, char *err, size_t errlen)
 	free(cfg->env);
 	cfg->env = env;
 	cfg->nenv = (unsigned)n;
+	/* All of them with the command and --workdir in one agent request. */
+	if (check_request(cfg, err, errlen) != CLI_RUN)
+		ret = -E2BIG;
 out:
 	free(lines);
 	return ret;
@@ -708,6 +737,8 @@ static enum cli_result check_request(const struct config *cfg, char *err, size_t
 	if (cfg->guest_argc > (int)AGENT_ARGC_MAX)
 		return bad(err, errlen, "flint run: at most %u words in the command",
 			   AGENT_ARGC_MAX);
+	if (cfg->guest_argc && !cfg->guest_argv[0][0])
+		return bad(err, errlen, "flint run: the command's name is empty");
 	for (int i = 0; i < cfg->guest_argc; i++)
 		total += strlen(cfg->guest_argv[i]) + 1;
 	for (unsigned i = 0; i < cfg->nenv; i++) {

@@ -880,7 +880,8 @@ Test(cli, run_request_size)
 
 	for (int i = 0; i < 12; i++) {
 		memset(big[i], 'v', sizeof(big[i]) - 1);
-		memcpy(big[i], "V=", 2);
+		memcpy(big[i], "V_=", 3); /* V_A, V_B...: one entry each */
+		big[i][1] = (char)('A' + i);
 		big[i][sizeof(big[i]) - 1] = '\0';
 	}
 	argv[n++] = "flint";

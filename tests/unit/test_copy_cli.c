@@ -212,6 +212,87 @@ Test(cli_copy, env_file_lines_and_precedence)
 	unlink(path);
 }
 
+/* As Docker reads one: a byte order mark, CRs of a file saved on
+ * Windows and a line's leading blanks left out, an indented comment
+ * skipped, a value's quotes kept; and one --env name twice, the last. */
+Test(cli_copy, env_file_as_docker_reads_one)
+{
+	struct config cfg;
+	char err[256];
+	char *path = env_file("\xef\xbb\xbf"
+			      "A=1\r\n  # indented\r\n\tB=\"x y\"\r\nC=3");
+
+	cr_assert_eq(parse((char *[]){"flint", "run", "--env", "E=1", "--env", "F=2", "--env",
+				      "E=3", "--env-file", path, "--", "env", NULL},
+			   &cfg, err),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(cli_load_env_files(&cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cfg.nenv, 5);
+	cr_assert_str_eq(cfg.env[0], "A=1");
+	cr_assert_str_eq(cfg.env[1], "B=\"x y\"");
+	cr_assert_str_eq(cfg.env[2], "C=3");
+	cr_assert_str_eq(cfg.env[3], "E=3", "the last --env E");
+	cr_assert_str_eq(cfg.env[4], "F=2");
+	cli_config_free(&cfg);
+	unlink(path);
+}
+
+/* An --env-file value the agent cannot take is refused when the file is
+ * read, naming the file, the line and the variable; and all of them with
+ * the command over one request, too. */
+Test(cli_copy, env_file_too_long)
+{
+	static char text[1000000];
+	struct config cfg;
+	char err[512];
+	char *path;
+
+	memcpy(text, "OK=1\nHUGE=", 10);
+	memset(text + 10, 'x', 200000);
+	path = env_file(text);
+	cr_assert_eq(
+	    parse((char *[]){"flint", "run", "--env-file", path, "--", "env", NULL}, &cfg, err),
+	    CLI_RUN, "%s", err);
+	cr_assert_eq(cli_load_env_files(&cfg, err, sizeof(err)), -E2BIG);
+	cr_assert(strstr(err, "line 2: HUGE is longer than the guest agent takes"), "%s", err);
+	cr_assert(strstr(err, path), "%s", err);
+	cli_config_free(&cfg);
+	/* 9 values of 100 kB in the file, 2 more given with --env: each
+	 * fits, not all of them */
+	static char x[100010], y[100010];
+	memset(text, 0, sizeof(text));
+	for (int i = 0, at = 0; i < 9; i++) {
+		at += sprintf(text + at, "V%d=", i);
+		memset(text + at, 'v', 100000);
+		at += 100000;
+		text[at++] = '\n';
+	}
+	memcpy(x, "X=", 2);
+	memset(x + 2, 'x', 100000);
+	memcpy(y, "Y=", 2);
+	memset(y + 2, 'y', 100000);
+	path = env_file(text);
+	cr_assert_eq(parse((char *[]){"flint", "run", "--env", x, "--env", y, "--env-file", path,
+				      "--", "env", NULL},
+			   &cfg, err),
+		     CLI_RUN, "%s", err);
+	cr_assert_eq(cli_load_env_files(&cfg, err, sizeof(err)), -E2BIG);
+	cr_assert(strstr(err, "the guest agent takes at most"), "%s", err);
+	cli_config_free(&cfg);
+	unlink(path);
+}
+
+/* An empty command name is refused as the options are read. */
+Test(cli_copy, empty_command_name)
+{
+	struct config cfg;
+	char err[256];
+
+	cr_assert_eq(parse((char *[]){"flint", "run", "--", "", NULL}, &cfg, err), CLI_ERROR);
+	cr_assert(strstr(err, "the command's name is empty"), "%s", err);
+	cli_config_free(&cfg);
+}
+
 Test(cli_copy, env_file_refusals_name_file_and_line)
 {
 	struct config cfg;

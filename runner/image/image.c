@@ -172,7 +172,8 @@ struct walk {
 	bool settled;		    /* ... clear this, as does another st_dev */
 	bool dev_known;		    /* dev: the first entry's (the top's) */
 	dev_t dev;
-	void *links; /* image_key: the files of more than one name met (tsearch) */
+	void *links;	       /* image_key: the files of more than one name met (tsearch) */
+	uint64_t dirent_bytes; /* image_measure: the entries' in their directories */
 };
 
 /* A file of more than one name (hard links) and the first met. */
@@ -736,13 +737,17 @@ static uint64_t xattr_bytes(struct walk *w)
 
 static int measure_entry(struct walk *w, int parent, const char *name, const struct stat *st)
 {
-	(void)parent, (void)name;
+	(void)parent;
 	w->use->inodes++;
 	w->use->bytes += xattr_bytes(w);
+	/* Its entry in its directory, as ext4 lays one out: not the host's
+	 * size of the directory (tmpfs says 20 bytes an entry). */
+	if (w->path[0])
+		w->dirent_bytes += 8 + round4(strlen(name));
 	if (S_ISREG(st->st_mode))
 		w->use->bytes += blocks_of((uint64_t)st->st_size);
 	else if (S_ISDIR(st->st_mode))
-		w->use->bytes += blocks_of((uint64_t)st->st_size ? (uint64_t)st->st_size : 1);
+		w->use->bytes += BLOCK;			    /* . and .. */
 	else if (S_ISLNK(st->st_mode) && st->st_size >= 60) /* longer ones fit the inode */
 		w->use->bytes += BLOCK;
 	return 0;
@@ -751,9 +756,13 @@ static int measure_entry(struct walk *w, int parent, const char *name, const str
 int image_measure(const char *dir, struct image_usage *u, char *err, size_t errlen)
 {
 	struct walk w = {.visit = measure_entry, .err = err, .errlen = errlen, .use = u};
+	int r;
 
 	*u = (struct image_usage){0};
-	return walk_tree(&w, dir);
+	r = walk_tree(&w, dir);
+	/* Half as much again: blocks not full, a large directory's index. */
+	u->bytes += blocks_of(w.dirent_bytes + w.dirent_bytes / 2);
+	return r;
 }
 
 void image_size_for(const struct image_usage *u, uint64_t *bytes, uint64_t *inodes)

@@ -623,6 +623,33 @@ Test(image, measure_counts_attributes_beyond_the_inode)
 	cr_assert_eq(u.bytes, was + 4096);
 }
 
+/* A directory's entries are counted as ext4 lays them out (8 bytes and
+ * the name, rounded to 4), whatever size the host's file system gives the
+ * directory: tmpfs says 20 bytes an entry, whatever the name's length (a
+ * tree of long names there did not fit its image). */
+Test(image, measure_counts_long_names)
+{
+	char shm[] = "/dev/shm/flint-measure-XXXXXX", p[PATH_MAX], cmd[64], err[256];
+	const char *dir = mkdtemp(shm) ? shm : at("");
+	struct image_usage u;
+	int fd;
+
+	if (dir != shm)
+		cr_log_info("no /dev/shm: measured on %s", dir);
+	for (int i = 0; i < 300; i++) {
+		snprintf(p, sizeof(p), "%s/%0250d", dir, i);
+		cr_assert_geq(fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), 0, "%s", p);
+		close(fd);
+	}
+	cr_assert_eq(image_measure(dir, &u, err, sizeof(err)), 0, "%s", err);
+	if (dir == shm) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", shm);
+		cr_assert_eq(system(cmd), 0);
+	}
+	cr_assert_geq(u.inodes, 301);
+	cr_assert_geq(u.bytes, 300 * (8 + 252) + 4096, "%llu", (unsigned long long)u.bytes);
+}
+
 Test(image, measure_and_size)
 {
 	struct image_usage u;
@@ -635,8 +662,9 @@ Test(image, measure_and_size)
 	cr_assert_eq(symlink("short", at("m/l")), 0);
 	cr_assert_eq(image_measure(at("m"), &u, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(u.inodes, 4);
-	/* 12 KiB, 4 KiB, the directory's block; the short symlink in its inode */
-	cr_assert_eq(u.bytes, 3 * 4096 + 4096 + 4096);
+	/* 12 KiB, 4 KiB, the directory's block, a block for the three names'
+	 * entries; the short symlink in its inode */
+	cr_assert_eq(u.bytes, 3 * 4096 + 4096 + 4096 + 4096);
 	image_size_for(&u, &bytes, &inodes);
 	cr_assert_eq(bytes % (1 << 20), 0);
 	cr_assert_geq(bytes, u.bytes + (16 << 20));

@@ -280,7 +280,7 @@ static int run_root_image(const struct config *cfg, struct run_setup *rs, char *
 static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, size_t len)
 {
 	char cache[PATH_MAX], path[PATH_MAX + 16], err[PATH_MAX + 256] = "", dev[16];
-	char scratch[PATH_MAX];
+	char scratch[PATH_MAX], abs[PATH_MAX];
 	struct image_builder b;
 	int r, n, hold = -1;
 
@@ -301,6 +301,10 @@ static int run_user_image(struct config *cfg, struct run_setup *rs, char *args, 
 		pr_err("flint run: --image %s", err);
 		return r;
 	}
+	/* A snapshot names it, and a restore may run in another directory
+	 * (a relative --image, or FLINT_CACHE), as the root image's below. */
+	if (cfg->save_snapshot && realpath(path, abs))
+		snprintf(path, sizeof(path), "%s", abs);
 	if ((r = keep_cached(rs, hold, path)) < 0)
 		return r;
 	if ((r = add_run_drive(cfg, path, true, dev, sizeof(dev))) < 0)

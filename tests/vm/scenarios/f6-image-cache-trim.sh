@@ -2,7 +2,8 @@
 # used longest ago, but never one a saved snapshot boots from (pinned while
 # the snapshot is there): the snapshot still restores after the trim. Once
 # the snapshot is removed, the next build's trim takes its image too, and
-# a run of that directory builds it again.
+# a run of that directory builds it again. A snapshot of a VM booted
+# from a relative --image restores from another directory.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-image.sh"
@@ -69,3 +70,16 @@ expect_status 0 "a job on a's directory after its image was trimmed"
 grep -qx image-a "$OUT" || fail "the job did not see a's marker"
 expect_err "building an ext4 image from the directory" "a's image built again"
 echo "cache now: $(ls "$FLINT_CACHE/images" | tr '\n' ' ')"
+
+# A relative --image with --save-snapshot: the snapshot names the image
+# by its absolute path, so a restore run from another directory boots it.
+img=$(ls -t "$FLINT_CACHE"/images/*.ext4 | head -n 1)
+cp "$img" "$T/rel.ext4" || fail "cannot copy $img"
+cd "$T" || fail "cannot enter $T"
+run --image rel.ext4 --save-snapshot rel.state --save-mem rel.mem
+cd - >/dev/null || fail "cannot leave $T"
+expect_status 0 "saving a snapshot of a VM booted from a relative --image"
+(cd / && "$FLINT" run --restore "$T/rel.state" --mem-file "$T/rel.mem" -- cat /etc/marker \
+	</dev/null >"$OUT" 2>"$ERR") || fail "the restore from / failed: $(tail -n 3 "$ERR")"
+grep -qx image-a "$OUT" || fail "the VM restored from / did not see a's marker"
+echo "a relative --image's snapshot restored from another directory"

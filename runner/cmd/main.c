@@ -182,8 +182,9 @@ static int add_run_drive(struct config *cfg, const char *path, bool read_only, c
 		pr_err("flint run: at most %d drives with --image and --scratch", MAX_DRIVES);
 		return -EINVAL;
 	}
-	cfg->drives[cfg->ndrives] =
-	    (struct drive_cfg){.path = strdup(path), .read_only = read_only};
+	/* the writable one is the scratch disk, whose blocks it keeps */
+	cfg->drives[cfg->ndrives] = (struct drive_cfg){
+	    .path = strdup(path), .read_only = read_only, .keep_blocks = !read_only};
 	if (!cfg->drives[cfg->ndrives].path)
 		return -ENOMEM;
 	snprintf(dev, len, "/dev/vd%c", 'a' + cfg->ndrives++);

@@ -35,6 +35,9 @@ struct drive_cfg {
 	char *id;   /* GET_ID serial, NULL for none */
 	bool read_only;
 	bool direct; /* O_DIRECT: bypass the host page cache */
+	/* flint run's scratch disk, its blocks reserved: no discard offered
+	 * (a guest's fstrim would hand them back to the host) */
+	bool keep_blocks;
 };
 
 struct net_cfg {

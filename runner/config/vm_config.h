@@ -142,7 +142,8 @@ struct vmc_drive {
 	enum vmc_cache_type cache_type;	   /* default Unsafe */
 	enum vmc_io_engine io_engine;	   /* default Sync; virtio-blk only */
 	struct ratelimit_cfg rate_limiter; /* virtio-blk only */
-	bool direct; /* flint's own "flint_direct" (--drive direct): O_DIRECT */
+	bool direct;	  /* flint's own "flint_direct" (--drive direct): O_DIRECT */
+	bool keep_blocks; /* flint run's scratch disk: no discard (blk_params) */
 };
 
 /* PATCH /drives/{id} (Firecracker's PartialDrive): a new image and rate

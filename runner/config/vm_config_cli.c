@@ -90,6 +90,7 @@ int vm_config_from_cli(struct vm_config *c, const struct config *cfg, char *err,
 		 * where Firecracker's API defaults to Unsafe. */
 		struct vmc_drive d = {.is_read_only = s->read_only,
 				      .direct = s->direct,
+				      .keep_blocks = s->keep_blocks,
 				      .cache_type = VMC_CACHE_WRITEBACK};
 		if (!(d.drive_id = dup_or_numbered(s->id, "drive", i)) ||
 		    !(d.path_on_host = strdup(s->path))) {

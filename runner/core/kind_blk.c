@@ -29,6 +29,7 @@ static int blk_kind_create(const struct vm_config *c, unsigned i, const char *id
 			       .name = id,
 			       .read_only = d->is_read_only,
 			       .direct = d->direct,
+			       .keep_blocks = d->keep_blocks,
 			       .no_flush = d->cache_type == VMC_CACHE_UNSAFE,
 			       .id = serial,
 			       .loop = env->loop,

@@ -1191,8 +1191,8 @@ int image_format_scratch(const struct image_builder *b, const char *path, const 
 }
 
 /* A scratch file lives under its name only from its making to the VM's
- * opening it, seconds: one an hour old is a killed flint's (sparse, but
- * its ext4's metadata written). */
+ * opening it, seconds: one an hour old is a killed flint's (its SIZE held
+ * on the disk until this sweep). */
 #define SCRATCH_STALE_S 3600
 
 static bool scratch_left(const char *path, const char *name, time_t now)
@@ -1205,7 +1205,8 @@ static bool scratch_left(const char *path, const char *name, time_t now)
 	       st.st_mtime <= now - SCRATCH_STALE_S;
 }
 
-int image_reserve_scratch(int fd, uint64_t size, const char *name, char *err, size_t errlen)
+int image_reserve_scratch(int fd, uint64_t size, bool check_only, const char *name, char *err,
+			  size_t errlen)
 {
 	struct statvfs vfs;
 	struct stat st;
@@ -1214,8 +1215,11 @@ int image_reserve_scratch(int fd, uint64_t size, const char *name, char *err, si
 	if (fstatvfs(fd, &vfs) < 0 || fstat(fd, &st) < 0)
 		return err_set(err, errlen, -errno, "%s: %s", name, strerror(errno));
 	/* Looked at first: a fallocate that fails for want of room has
-	 * filled the file system by then, for a moment. */
+	 * filled the file system by then, for a moment. What a user may have
+	 * (f_bavail), for root too: the reserve is the system's. */
 	free_b = (uint64_t)vfs.f_bavail * vfs.f_frsize + (uint64_t)st.st_blocks * 512;
+	if (free_b >= size && check_only)
+		return 0;
 	if (free_b >= size && fallocate(fd, 0, 0, (off_t)size) == 0)
 		return 0;
 	if (free_b >= size && errno == EOPNOTSUPP)
@@ -1246,8 +1250,11 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 		r = err_set(err, errlen, -errno, "%s: %s", out, strerror(errno));
 		goto fail;
 	}
-	if ((r = image_format_scratch(b, out, out, err, errlen)) < 0 ||
-	    (r = image_reserve_scratch(fd, size, out, err, errlen)) < 0)
+	/* Room looked for before mke2fs writes its metadata, the blocks
+	 * reserved after it (its discard would free them). */
+	if ((r = image_reserve_scratch(fd, size, true, out, err, errlen)) < 0 ||
+	    (r = image_format_scratch(b, out, out, err, errlen)) < 0 ||
+	    (r = image_reserve_scratch(fd, size, false, out, err, errlen)) < 0)
 		goto fail;
 	close_fd(&fd);
 	return 0;

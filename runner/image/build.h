@@ -108,9 +108,11 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 /* Reserve the blocks of fd's file of size bytes, formatted and sparse
  * (fallocate; mke2fs's discard leaves it holes but for its metadata): a
  * guest that fills the disk meets its own ext4's ENOSPC, never the host's
- * full file system. Where the file system has no fallocate, only a check
- * of its free space. name for messages. 0 or -errno with err. */
-int image_reserve_scratch(int fd, uint64_t size, const char *name, char *err,
+ * full file system. -ENOSPC, naming both sizes, when the file system has
+ * less room; with check_only (before formatting), or where the file
+ * system has no fallocate, only that check. name for messages. 0 or
+ * -errno with err. */
+int image_reserve_scratch(int fd, uint64_t size, bool check_only, const char *name, char *err,
 			  size_t errlen) WARN_UNUSED;
 
 /* Format the file at path (its size set) as image_make_scratch's disk:

@@ -858,6 +858,77 @@ Test(blk_dev, discard_frees_space)
 	cr_assert_eq(edge[0], 0x33);
 }
 
+/* A drive that keeps its blocks (flint run's reserved scratch disk):
+ * no discard offered, a discard answered UNSUPP, and a write-zeroes that
+ * allows unmapping zeroes without giving the blocks back. */
+Test(blk_dev, keep_blocks_gives_none_back)
+{
+	enum { BIG = 2048 }; /* 1 MiB */
+	static uint8_t data[BIG * SECT];
+	struct blk_params p = {.path = path, .loop = loop, .keep_blocks = true};
+	struct virtio_blk_config c;
+	struct stat before, after;
+	uint8_t f[SECT];
+	uint64_t feat;
+
+	memset(data, 0x33, sizeof(data));
+	cr_assert_eq(pwrite(img, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	cr_assert_eq(fsync(img), 0);
+	cr_assert_eq(fstat(img, &before), 0);
+	cr_assert_eq(blk_create(&b, &p), 0);
+	feat = blk_ops.features(b);
+	cr_assert_not(feat & 1ull << VIRTIO_BLK_F_DISCARD);
+	cr_assert(feat & 1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+	blk_ops.config_read(b, 0, &c, sizeof(c));
+	cr_assert_eq(c.write_zeroes_may_unmap, 0);
+	cr_assert_eq(c.max_discard_sectors, 0);
+	cr_assert_eq(blk_ops.activate(b, feat, &q, &host), 0);
+	offer_dwz(VIRTIO_BLK_T_DISCARD, 8, BIG - 16, 0, status_at(BUF + 0x9000));
+	offer_dwz(VIRTIO_BLK_T_WRITE_ZEROES, 8, BIG - 16, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+		  status_at(BUF + 0x9400));
+	kick_and_wait(2);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_UNSUPP);
+	cr_assert_eq(*byte_at(BUF + 0x9400), VIRTIO_BLK_S_OK);
+	cr_assert_eq(pread(img, f, SECT, 100 * SECT), SECT);
+	cr_assert_eq(f[0], 0, "zeroed");
+	cr_assert_eq(fstat(img, &after), 0);
+	cr_assert_geq(after.st_blocks, before.st_blocks, "blocks %ld -> %ld",
+		      (long)before.st_blocks, (long)after.st_blocks);
+}
+
+/* The same on tmpfs, which has no ZERO_RANGE: the hole a write-zeroes
+ * punches there is allocated again. */
+Test(blk_dev, keep_blocks_on_tmpfs)
+{
+	enum { BIG = 256 };
+	static uint8_t data[BIG * SECT];
+	char shm[] = "/dev/shm/flint-blk-keep-XXXXXX";
+	struct blk_params p = {.path = shm, .loop = loop, .keep_blocks = true};
+	struct stat before, after;
+	uint8_t f[SECT];
+	int fd = mkstemp(shm);
+
+	if (fd < 0)
+		cr_skip_test("no /dev/shm");
+	memset(data, 0x44, sizeof(data));
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	cr_assert_eq(fstat(fd, &before), 0);
+	cr_assert_eq(blk_create(&b, &p), 0);
+	cr_assert_eq(blk_ops.activate(b, blk_ops.features(b), &q, &host), 0);
+	offer_dwz(VIRTIO_BLK_T_WRITE_ZEROES, 8, BIG - 16, 0, status_at(BUF + 0x9000));
+	kick_and_wait(1);
+	cr_assert_eq(*byte_at(BUF + 0x9000), VIRTIO_BLK_S_OK);
+	cr_assert_eq(pread(fd, f, SECT, 100 * SECT), SECT);
+	cr_assert_eq(f[0], 0, "zeroed");
+	cr_assert_eq(pread(fd, f, SECT, 7 * SECT), SECT);
+	cr_assert_eq(f[0], 0x44, "the edge untouched");
+	cr_assert_eq(fstat(fd, &after), 0);
+	cr_assert_geq(after.st_blocks, before.st_blocks, "blocks %ld -> %ld",
+		      (long)before.st_blocks, (long)after.st_blocks);
+	close(fd);
+	unlink(shm);
+}
+
 Test(blk_dev, write_zeroes_reads_back_zeros)
 {
 	uint8_t f[3 * SECT];

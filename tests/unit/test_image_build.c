@@ -845,13 +845,24 @@ Test(image_build, scratch_beyond_free_space)
 	cr_assert_geq(fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600), 0);
 	cr_assert_eq(fstatvfs(fd, &vfs), 0);
 	size = (uint64_t)vfs.f_bavail * vfs.f_frsize + (1ULL << 30);
-	cr_assert_eq(image_reserve_scratch(fd, size, p, err, sizeof(err)), -ENOSPC);
+	cr_assert_eq(image_reserve_scratch(fd, size, false, p, err, sizeof(err)), -ENOSPC);
 	cr_assert_not_null(strstr(err, "MiB free, less than the disk's"), "%s", err);
 	cr_assert_not_null(strstr(err, p), "%s", err);
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(st.st_blocks, 0, "%lld blocks allocated", (long long)st.st_blocks);
+	/* image_make_scratch refuses it before mke2fs writes anything */
+	{
+		struct fake f = {0};
+		struct image_builder b = {.cache_dir = cache, .run = fake_run, .ctx = &f};
+		char out[PATH_MAX];
+
+		cr_assert_eq(image_make_scratch(&b, top, size, out, sizeof(out), err, sizeof(err)),
+			     -ENOSPC);
+		cr_assert_eq(f.n, 0, "mke2fs ran: %s", f.cmds[0]);
+		cr_assert_neq(access(out, F_OK), 0, "the file stayed");
+	}
 	/* One that fits is held. */
-	cr_assert_eq(image_reserve_scratch(fd, 1 << 20, p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(image_reserve_scratch(fd, 1 << 20, false, p, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(fstat(fd, &st), 0);
 	cr_assert_eq(st.st_size, 1 << 20);
 	close(fd);

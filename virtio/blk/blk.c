@@ -77,7 +77,7 @@ struct blk {
 	struct ev_op retry_op; /* the timer that submits again after a failure */
 	char path[64];	       /* for messages, possibly truncated */
 	char name[64];	       /* the drive's id (or path), for the drain's error */
-	bool read_only, direct, no_flush;
+	bool read_only, direct, no_flush, keep_blocks;
 	uint64_t capacity; /* atomic: blk_set_backing changes it */
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
 	/* Sent by another thread (blk_set_ratelimit, blk_set_backing) to
@@ -287,7 +287,8 @@ static void run(struct blk *b, struct virtio_after *a, struct slot *s)
 	    .len = r->len,
 	    .iov = r->iov,
 	    .niov = r->niov,
-	    .unmap = r->unmap,
+	    .unmap = r->unmap && !b->keep_blocks,
+	    .keep = b->keep_blocks,
 	    .sync = b->sync && (r->op == BLK_OP_WRITE || r->op == BLK_OP_WRITE_ZEROES),
 	    .done = io_done,
 	};
@@ -600,6 +601,8 @@ static uint64_t blk_features(void *dev)
 
 	if (b->read_only)
 		return f | 1ull << VIRTIO_BLK_F_RO;
+	if (b->keep_blocks)
+		return f | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	return f | 1ull << VIRTIO_BLK_F_DISCARD | 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 }
 
@@ -725,12 +728,14 @@ static void fill_config(struct blk *b)
 	c->blk_size = block_size(&b->disk);
 	if (b->read_only)
 		return;
-	c->max_discard_sectors = BLK_MAX_DWZ_SECTORS;
-	c->max_discard_seg = 1;
-	c->discard_sector_alignment = BLK_DISCARD_ALIGN;
+	if (!b->keep_blocks) {
+		c->max_discard_sectors = BLK_MAX_DWZ_SECTORS;
+		c->max_discard_seg = 1;
+		c->discard_sector_alignment = BLK_DISCARD_ALIGN;
+	}
 	c->max_write_zeroes_sectors = BLK_MAX_DWZ_SECTORS;
 	c->max_write_zeroes_seg = 1;
-	c->write_zeroes_may_unmap = 1;
+	c->write_zeroes_may_unmap = !b->keep_blocks;
 }
 
 int blk_create(struct blk **out, const struct blk_params *p)
@@ -758,6 +763,7 @@ int blk_create(struct blk **out, const struct blk_params *p)
 	b->retry_op = (struct ev_op){.done = retry_submit};
 	ev_wait_init(&b->rl_wait, rl_expired);
 	b->read_only = p->read_only;
+	b->keep_blocks = p->keep_blocks;
 	b->no_flush = p->no_flush;
 	b->direct = p->direct;
 	err = ratelimit_init(&b->rl, &p->rate_limiter, now_ns());

@@ -64,6 +64,10 @@ struct blk_params {
 	const char *name;
 	bool read_only; /* open O_RDONLY, offer VIRTIO_BLK_F_RO, no discard */
 	bool direct;	/* open O_DIRECT (bypass the host page cache) */
+	/* Its blocks are the guest's for good (flint run's scratch disk,
+	 * reserved on the host): no discard offered, and a write-zeroes never
+	 * deallocates, so no guest gives them back for the host to fill. */
+	bool keep_blocks;
 	/* Firecracker's cache_type "Unsafe": VIRTIO_BLK_F_FLUSH is not offered,
 	 * so the guest never asks for its writes to reach the disk. false is
 	 * "Writeback": flushes are offered and done (fdatasync). */

@@ -15,7 +15,7 @@
 /* KEEP_SIZE: block devices want it, and the range is within the file. */
 #define ZERO (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
 
-enum { STAGE_MAIN, STAGE_ZERO_BY_PUNCH, STAGE_SYNC };
+enum { STAGE_MAIN, STAGE_ZERO_BY_PUNCH, STAGE_REALLOCATE, STAGE_SYNC };
 
 /* O_DIRECT offset alignment, from statx (Linux 6.1+ file systems that
  * report it) or the logical sector size of a block device; 0 if unknown. */
@@ -161,11 +161,19 @@ static void step_done(struct blk_ring_op *op, int res)
 	else if (io->stage == STAGE_MAIN && io->kind == BLK_IO_WRITE_ZEROES && !io->unmap &&
 		 res == -EOPNOTSUPP) {
 		/* No ZERO_RANGE here (tmpfs, some block devices): a hole reads
-		 * back zeros too; the guest loses only the preallocation. */
+		 * back zeros too; the guest loses only the preallocation (but
+		 * for io->keep: allocated again). */
 		io->stage = STAGE_ZERO_BY_PUNCH;
 		res = blk_ring_fallocate(io->ring, &io->op, io->fd, PUNCH, io->off, io->len);
 		if (res == 0)
 			return;
+	} else if (io->stage == STAGE_ZERO_BY_PUNCH && io->keep && res >= 0) {
+		io->stage = STAGE_REALLOCATE;
+		res = blk_ring_fallocate(io->ring, &io->op, io->fd, 0, io->off, io->len);
+		if (res == 0)
+			return;
+	} else if (io->stage == STAGE_REALLOCATE && res == -EOPNOTSUPP) {
+		res = 0; /* zeros all the same */
 	}
 	if (res > 0)
 		res = 0;

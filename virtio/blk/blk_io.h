@@ -59,7 +59,11 @@ struct blk_io {
 	const struct iovec *iov; /* READ/WRITE: must stay valid until done() */
 	unsigned niov;
 	bool unmap; /* WRITE_ZEROES: deallocating is fine (punch a hole) */
-	bool sync;  /* WRITE/WRITE_ZEROES: fdatasync before done() */
+	/* WRITE_ZEROES without unmap: the range stays allocated even where
+	 * the file system has no ZERO_RANGE (tmpfs: a hole punched is
+	 * allocated again) */
+	bool keep;
+	bool sync; /* WRITE/WRITE_ZEROES: fdatasync before done() */
 	/* Result: 0, or -errno. A short read or write is -EIO: within the
 	 * image's size it only happens if the file shrank under us. A discard
 	 * the file system cannot do is 0 (discard is a hint). */

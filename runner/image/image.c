@@ -496,12 +496,15 @@ static int hash_entry(struct walk *w, int parent, const char *name, const struct
 		return r;
 	if (S_ISLNK(st->st_mode))
 		return put_link(w, parent, name);
-	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
-		const char *first;
+	if (!S_ISDIR(st->st_mode)) {
+		const char *first = NULL;
 
-		if ((r = first_name(w, st, &first)) < 0)
+		if (st->st_nlink > 1 && (r = first_name(w, st, &first)) < 0)
 			return err_set(w->err, w->errlen, r, "%s: %s", w->top, strerror(-r));
-		/* the same file as first: its name, not its bytes again */
+		/* Whether it is a file met before, for every one (else a
+		 * file's bytes could read as another's reference): then the
+		 * name it was met under, not its bytes again. A name outside
+		 * the tree is no part of it. */
 		put_u64(h, first ? 1 : 0);
 		if (first) {
 			put_bytes(h, first, strlen(first));

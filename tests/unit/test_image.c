@@ -273,6 +273,30 @@ Test(image, key_changes_with_hard_links)
 	key_of(at("l"), IMAGE_DIR, again);
 	cr_assert_str_neq(copies, links, "hard links kept the key of copies");
 	cr_assert_str_eq(links, again);
+	/* a name outside the tree is no part of it */
+	snprintf(cmd, sizeof(cmd), "ln %1$s/c/a %1$s/outside", top);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	key_of(at("c"), IMAGE_DIR, again);
+	cr_assert_str_eq(copies, again, "a link outside the tree changed its key");
+	/* nor can a file's bytes stand for a reference to another: c's b
+	 * made to hold what l's b is hashed as, with c's a linked outside */
+	{
+		static const uint8_t ref[17] = {1, 0, 0, 0, 0, 0, 0, 0,	 1,
+						0, 0, 0, 0, 0, 0, 0, 'a'};
+		FILE *f = fopen(at("c/b"), "w");
+
+		cr_assert_not_null(f);
+		cr_assert_eq(fwrite(ref, 1, sizeof(ref), f), sizeof(ref));
+		cr_assert_eq(fclose(f), 0);
+		snprintf(cmd, sizeof(cmd),
+			 "printf 'same-as-a-17-byte' >%1$s/c/a; "
+			 "printf 'same-as-a-17-byte' >%1$s/l/a; touch -r %1$s/l/a %1$s/c/b",
+			 top);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+		key_of(at("c"), IMAGE_DIR, copies);
+		key_of(at("l"), IMAGE_DIR, links);
+		cr_assert_str_neq(copies, links, "a file's bytes read as a hard link");
+	}
 }
 
 /* mke2fs -d copies extended attributes into the image (a file's
@@ -359,9 +383,9 @@ Test(image, key_of_a_file_is_its_bytes)
  * mode, owner, group, size (a regular file's), device number (a device's),
  * the count of its extended attributes, each a little-endian u64, each
  * attribute's name and value (length first) in the order of their names,
- * then a symlink's target (length first) or a file's bytes; a file of
- * more than one name, before its bytes, a u64 0, or 1 and the name it was
- * met under first (length first) instead of them. */
+ * then a symlink's target (length first), or for any other entry a u64
+ * 0 and its bytes (a regular file's), or 1 and the name the same file
+ * (a hard link) was met under first (length first). */
 #define KEY_DOMAIN "flint-image 5 sha256"
 
 static void w_u64(FILE *f, uint64_t v)
@@ -470,6 +494,7 @@ Test(image, key_of_a_directory_is_sha256)
 	w_bytes(f, "b/f", 3);
 	w_entry(f, "b", at("d/b"));
 	w_entry(f, "b/f", at("d/b/f"));
+	w_u64(f, 0); /* not met before */
 	fwrite("hello\n", 1, 6, f);
 	cr_assert_eq(fclose(f), 0);
 	sha256sum(at("stream"), want);

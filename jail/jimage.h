@@ -27,7 +27,10 @@
  * at most `bytes` (RLIMIT_FSIZE, SIGXFSZ killing tar or xz), so the data
  * extracted is at most the plain archive's size, at most `bytes` too; the
  * entries are counted before extraction, each taking at most a block. At
- * its peak a build holds about 3 x `bytes` plus 4 KiB per entry.
+ * its peak a build holds about 3 x `bytes` plus 4 KiB per entry. Memory
+ * is bounded only by the formats: zstd's window at most 2 GiB (--long=31,
+ * for an archive made with zstd --long from a pipe), xz's dictionary by
+ * what the archive asks (xz's default: no limit on decompression).
  * The build stays root's, not the tenant's: run as uid:gid (under
  * fakeroot, to keep the archive's owners for mke2fs -d) it would be open
  * to the tenant's other processes of that uid, which could ptrace tar or

@@ -121,23 +121,40 @@ int image_builder_default(struct image_builder *b, char *cache, size_t len, char
 
 /* ---- removing a work directory ------------------------------------------ */
 
-/* For nftw over a tree this user unpacked: what reading and removing it
- * takes, u+rwx on directories and u+r on files, where an archive's modes
- * left it out (a 0000 /etc/shadow, as every Red Hat-like image has, or a
- * read-only directory, unpacked without root). A directory nftw could not
- * read is walked once it can be. Under fakeroot the modes its state
+/* For nftw over a tree this user unpacked: give a file u+r, and a
+ * directory dir_want, where an archive's modes left them out (a 0000
+ * /etc/shadow, as every Red Hat-like image has, or a read-only
+ * directory, unpacked without root); a directory nftw could not read is
+ * walked (by self) once it can be. Under fakeroot the modes its state
  * recorded stay what the image gets. */
-static int owner_access(const char *p, const struct stat *st, int type, struct FTW *f)
-{
-	mode_t want = type == FTW_F ? S_IRUSR : S_IRWXU;
+typedef int nftw_fn(const char *, const struct stat *, int, struct FTW *);
 
-	(void)f;
+static int give_access(const char *p, const struct stat *st, int type, mode_t dir_want,
+		       nftw_fn *self)
+{
+	mode_t want = type == FTW_F ? S_IRUSR : dir_want;
+
 	if (!(type == FTW_F && S_ISREG(st->st_mode)) && type != FTW_D && type != FTW_DNR)
 		return 0;
 	if ((st->st_mode & want) != want && chmod(p, (st->st_mode & 07777) | want) == 0 &&
 	    type == FTW_DNR)
-		nftw(p, owner_access, 16, FTW_PHYS | FTW_MOUNT);
+		nftw(p, self, 16, FTW_PHYS | FTW_MOUNT);
 	return 0;
+}
+
+/* What mke2fs -d needs to read the tree: directories u+rx (not u+w: the
+ * modes of a build without fakeroot are the image's). */
+static int owner_reads(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+	(void)f;
+	return give_access(p, st, type, S_IRUSR | S_IXUSR, owner_reads);
+}
+
+/* What removing it needs: directories u+rwx. */
+static int owner_removes(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+	(void)f;
+	return give_access(p, st, type, S_IRWXU, owner_removes);
 }
 
 static int remove_one(const char *p, const struct stat *st, int type, struct FTW *f)
@@ -150,7 +167,7 @@ static int remove_one(const char *p, const struct stat *st, int type, struct FTW
 
 static void remove_tree(const char *dir)
 {
-	nftw(dir, owner_access, 16, FTW_PHYS | FTW_MOUNT);
+	nftw(dir, owner_removes, 16, FTW_PHYS | FTW_MOUNT);
 	nftw(dir, remove_one, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
@@ -493,16 +510,16 @@ static int extract(const struct image_builder *b, const char *path, enum image_k
 		return in;
 	r = run(b, &c, in, -1, path, err, errlen);
 	close(in);
-	if (r < 0 && !b->fakeroot && geteuid() != 0 && strlen(err) + 1 < errlen)
-		snprintf(
-		    err + strlen(err), errlen - strlen(err),
-		    " (unpacked without root or fakeroot, which cannot make what only root may, "
-		    "such as device nodes: install fakeroot)");
+	/* tar's own failure (its messages on stderr), not a limit's */
+	if (r == -EIO && !b->fakeroot && geteuid() != 0 && strlen(err) + 1 < errlen)
+		snprintf(err + strlen(err), errlen - strlen(err),
+			 " (unpacked without root or fakeroot: if the archive holds device nodes "
+			 "or other files only root may make, install fakeroot)");
 	if (r == 0 && tar == plain)
 		unlink(plain);
 	/* mke2fs -d, as this user, reads every file */
 	if (r == 0 && geteuid() != 0)
-		nftw(root, owner_access, 16, FTW_PHYS | FTW_MOUNT);
+		nftw(root, owner_reads, 16, FTW_PHYS | FTW_MOUNT);
 	return r;
 }
 

@@ -1045,7 +1045,6 @@ echo "root only" >"$T/secret" && chmod 600 "$T/secret"
 ln -s "$T/secret" "$IMG/tree/etc/secret"
 chmod -R a+rX "$IMG/tree"
 RUNARGS="run --kernel $T/files/vmlinux --rootfs $T/files/vmlinux"
-# imgcat FILE PATH: PATH's content in the ext4 image FILE.
 # Whether the file system of directory $1 has fallocate (tmpfs and ext4 do).
 falloc_ok() {
 	fallocate -l 4096 "$1/.falloc-probe" 2>/dev/null
@@ -1054,6 +1053,7 @@ falloc_ok() {
 	return "$1"
 }
 
+# imgcat FILE PATH: PATH's content in the ext4 image FILE.
 imgcat() {
 	debugfs -R "cat $2" "$1" 2>/dev/null
 }

@@ -477,6 +477,37 @@ Test(bench_baseline, made_with_other_settings)
 	cr_assert_eq(check(10, &regressed), 0, "%s", err);
 }
 
+/* A run bench's baseline made before its start-up counted to the exit
+ * (no config.command then): refused, not compared with longer figures;
+ * one with the command, held to it. */
+Test(bench_baseline, an_older_run_baseline)
+{
+	static const char *const fmt =
+	    "{\"schema\": \"flint-bench\", \"version\": 1, \"mode\": \"run\","
+	    " \"config\": {%s},"
+	    " \"vmms\": [{\"name\": \"flint\", \"status\": \"ok\","
+	    " \"phases\": {\"launch-to-exit\": {\"p50\": 1000}}}], \"runs\": []}";
+	char *words[] = {"true", NULL};
+	char text[512];
+	json_t *base;
+
+	set.mode = "run";
+	set.command = words;
+	set.ncommand = 1;
+	snprintf(text, sizeof(text), fmt, "\"runs\": 3");
+	base_file(text);
+	cr_assert_eq(baseline_load(path, "run", NULL, &base, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(baseline_check_config(base, path, &set, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "run start-up ended at the first output"), "%s", err);
+	json_decref(base);
+	unlink(path);
+	snprintf(text, sizeof(text), fmt, "\"command\": [\"true\"]");
+	base_file(text);
+	cr_assert_eq(baseline_load(path, "run", NULL, &base, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(baseline_check_config(base, path, &set, err, sizeof(err)), 0, "%s", err);
+	json_decref(base);
+}
+
 Test(bench_baseline, bad_limit)
 {
 	bool regressed = true;

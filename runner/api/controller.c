@@ -281,7 +281,9 @@ int api_ctl_put_serial(struct api_ctl *ctl, struct vmc_serial *s, struct vm_err 
 	if (r < 0)
 		return r;
 	vm_config_set_serial(&ctl->config, s);
-	return done_boot(ctl, 0, err);
+	/* As Firecracker: not a boot resource; a snapshot loaded next has
+	 * its console there. */
+	return done(ctl, 0, err);
 }
 
 /* An op's failure: its code (-EIO when it said none) and its message, or
@@ -748,7 +750,10 @@ int api_ctl_snapshot_load(struct api_ctl *ctl, const struct vm_restore_args *a, 
 		return done(ctl, vm_err_set(err, -EOPNOTSUPP, "flint cannot load snapshots here"),
 			    err);
 	vm_config_init(&loaded);
-	if ((r = ctl->ops->snapshot_load(ctl->ops_ctx, a, &loaded, err)) < 0) {
+	struct vm_restore_args with_serial = *a;
+
+	with_serial.serial = &ctl->config.serial;
+	if ((r = ctl->ops->snapshot_load(ctl->ops_ctx, &with_serial, &loaded, err)) < 0) {
 		vm_config_free(&loaded);
 		return done(ctl, op_failed(r, err), err);
 	}

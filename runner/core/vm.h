@@ -218,6 +218,9 @@ struct vm_restore_args {
 	const struct vm_net_override *net_overrides;
 	unsigned n_net_overrides;
 	const char *vsock_uds_path; /* vsock_override's uds_path; NULL keeps it */
+	/* PUT /serial before the load: the restored VM's console (NULL, or
+	 * not enabled: the snapshot's) */
+	const struct vmc_serial *serial;
 	const struct vm_drive_override *drive_overrides;
 	unsigned n_drive_overrides;
 	/* A loading set (workset.h) to fault in before the guest runs, and

@@ -440,6 +440,13 @@ int vm_restore_config(const struct vm_config *saved, const struct vm_restore_arg
 		free(c->vsock.uds_path);
 		c->vsock.uds_path = p;
 	}
+	if (a->serial && a->serial->enabled) {
+		struct vmc_serial s = *a->serial;
+
+		if (s.serial_out_path && !(s.serial_out_path = strdup(s.serial_out_path)))
+			goto err;
+		vm_config_set_serial(c, &s);
+	}
 	c->machine.track_dirty_pages = a->track_dirty_pages;
 	return 0;
 err:

@@ -30,7 +30,8 @@ static struct fake {
 	struct vm_snapshot_args create;
 	char create_state[128], create_mem[128];
 	struct vm_restore_args load;
-	char load_state[128], load_backend[128], load_uds[128], load_iface[64], load_tap[64];
+	char load_state[128], load_backend[128], load_uds[128], load_serial[128], load_iface[64],
+	    load_tap[64];
 	/* the balloon */
 	int balloon_updates;
 	unsigned balloon_changes;
@@ -67,6 +68,10 @@ static int f_load(void *ctx, const struct vm_restore_args *a, struct vm_config *
 	snprintf(fake.load_backend, sizeof(fake.load_backend), "%s", a->backend_path);
 	snprintf(fake.load_uds, sizeof(fake.load_uds), "%s",
 		 a->vsock_uds_path ? a->vsock_uds_path : "");
+	snprintf(fake.load_serial, sizeof(fake.load_serial), "%s",
+		 a->serial && a->serial->enabled && a->serial->serial_out_path
+		     ? a->serial->serial_out_path
+		     : "");
 	if (a->n_net_overrides) {
 		snprintf(fake.load_iface, sizeof(fake.load_iface), "%s",
 			 a->net_overrides[0].iface_id);
@@ -1537,6 +1542,17 @@ Test(api_router, snapshot_load_after_boot_resources, .init = setup, .fini = tear
 	    "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"clock_realtime\": false}",
 	    "not allowed after configuring boot-specific resources");
 	cr_assert_eq(fake.loads, 0);
+}
+
+/* PUT /serial is no boot resource, as in Firecracker: a snapshot loads
+ * after it, and its console goes to serial_out_path. */
+Test(api_router, snapshot_load_after_serial, .init = setup, .fini = teardown)
+{
+	expect_ok("PUT", "/serial", "{\"serial_out_path\": \"/tmp/restored-console\"}");
+	expect_ok("PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}");
+	cr_assert_eq(fake.loads, 1);
+	cr_assert_str_eq(fake.load_serial, "/tmp/restored-console");
 }
 
 /* A boot resource asked for and refused still rules a snapshot out, as in

@@ -102,3 +102,28 @@ Test(restore_overrides, unknown_drive_is_refused, .init = cr_redirect_stderr)
 	fread(got, 1, sizeof(got) - 1, f);
 	cr_assert(strstr(got, "--drive-override: the snapshot has no drive 'scratch'"), "%s", got);
 }
+
+/* A PUT /serial before PUT /snapshot/load: the restored console's
+ * serial_out_path and rate limiter, the snapshot's own replaced; without
+ * one the snapshot's stays. */
+Test(restore_overrides, serial_before_the_load)
+{
+	struct vmc_serial s = {.enabled = true,
+			       .serial_out_path = "/run/console.out",
+			       .rate_limiter = {.size = 4096, .refill_time_ms = 100}};
+	struct vm_restore_args a = {.serial = &s};
+	struct vm_config saved, c;
+
+	saved_config(&saved);
+	cr_assert_eq(vm_restore_config(&saved, &a, &c), 0);
+	cr_assert(c.serial.enabled);
+	cr_assert_str_eq(c.serial.serial_out_path, "/run/console.out");
+	cr_assert_neq(c.serial.serial_out_path, s.serial_out_path, "a copy");
+	cr_assert_eq(c.serial.rate_limiter.size, 4096);
+	vm_config_free(&c);
+	s.enabled = false;
+	cr_assert_eq(vm_restore_config(&saved, &a, &c), 0);
+	cr_assert_not(c.serial.enabled, "the snapshot's: none");
+	vm_config_free(&c);
+	vm_config_free(&saved);
+}

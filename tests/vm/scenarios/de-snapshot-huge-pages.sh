@@ -1,8 +1,9 @@
 # Snapshots of a VM on 2 MiB huge pages with dirty-page tracking, both of
 # Firecracker's machine-config options at once: a Full snapshot, then a
 # Diff one after the guest wrote a second file (it holds that file's pages,
-# not all of RAM); the Full one restored (Uffd backend, flint-uffd) reads
-# its file intact. KVM's
+# not all of RAM); the Full one restored (Uffd backend, flint-uffd; PUT
+# /serial before PUT /snapshot/load, its console to that file) reads its
+# file intact. KVM's
 # dirty log counts 4 KiB pages whatever backs a slot (a log sized in 2 MiB
 # pages overran its buffer and failed every snapshot).
 # timeout: 300
@@ -73,22 +74,29 @@ echo "memory files on disk: full $full_k KiB, diff $diff_k KiB"
 
 # Memory on huge pages is restored through a page-fault handler (the File
 # backend's private file mapping cannot be hugetlbfs, as in Firecracker).
+# PUT /serial first, as in Firecracker no boot resource: the restored
+# guest's console goes to its file.
 start_uffd "$T/full.mem"
 start_api
+body ser <<EOB
+{"serial_out_path": "$T/loaded-console"}
+EOB
+api PUT /serial ser
+expect_code 204 "PUT /serial before the load"
 body load <<EOB
 {"snapshot_path": "$T/full.state", "resume_vm": true,
  "mem_backend": {"backend_type": "Uffd", "backend_path": "$T/handler.sock"}}
 EOB
 api PUT /snapshot/load load
-expect_code 204 "PUT /snapshot/load, Uffd backend"
+expect_code 204 "PUT /snapshot/load after PUT /serial, Uffd backend"
 n=120
 while [ $n -gt 0 ]; do
-	[ "$(whole_lines "$T/raw" | grep -c '^sums ')" -ge 2 ] && break
+	[ "$(whole_lines "$T/loaded-console" | grep -c '^sums ')" -ge 2 ] && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.5
 	n=$((n - 1))
 done
-got=$(whole_lines "$T/raw" | grep '^sums ' | sed -n 2p)
+got=$(whole_lines "$T/loaded-console" | grep '^sums ' | sed -n 2p)
 kill_bg
 kill "$upid" 2>/dev/null
 [ "$got" = "sums $sum_f" ] ||

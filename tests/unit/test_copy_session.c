@@ -230,10 +230,10 @@ Test(copy_session, a_users_copies_are_its_own)
 	cr_assert_eq(stat(at("guest/job/suid"), &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0755, "set-id bits kept: %o", st.st_mode & 07777);
 	/* The directories a copy makes on the way are the user's too (DIR/.
-	 * into /work: the job may write in /work itself). */
+	 * into /ws: the job may write in /ws itself). */
 	char deep[200];
 
-	snprintf(deep, sizeof(deep), "%s", at("guest/work/deep"));
+	snprintf(deep, sizeof(deep), "%s", at("guest/ws/deep"));
 	struct copy_item flat = {.src = at("src"),
 				 .dst = deep,
 				 .contents = true,
@@ -242,8 +242,8 @@ Test(copy_session, a_users_copies_are_its_own)
 				 .gid = 4343};
 
 	cr_assert_eq(session(false, &flat, msg), 0, "%s", msg);
-	cr_assert_str_eq(text("guest/work/deep/a"), "alpha\n");
-	const char *made[] = {"guest/work", "guest/work/deep"};
+	cr_assert_str_eq(text("guest/ws/deep/a"), "alpha\n");
+	const char *made[] = {"guest/ws", "guest/ws/deep"};
 
 	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
 		cr_assert_eq(lstat(at(made[i]), &st), 0, "%s", made[i]);
@@ -312,15 +312,15 @@ Test(copy_session, after_a_command_a_users_copy_in_is_made_as_the_user)
 	cr_assert_eq(mkdir(at("src"), 0755), 0);
 	put("src/a", "alpha\n", 04755);
 	cr_assert_eq(mkdir(at("guest"), 0755), 0);
-	cr_assert_eq(mkdir(at("guest/work"), 0755), 0);
-	cr_assert_eq(chown(at("guest/work"), 4242, 4343), 0);
+	cr_assert_eq(mkdir(at("guest/ws"), 0755), 0);
+	cr_assert_eq(chown(at("guest/ws"), 4242, 4343), 0);
 	started_here = true;
-	snprintf(gin, sizeof(gin), "%s", at("guest/work/src"));
+	snprintf(gin, sizeof(gin), "%s", at("guest/ws/src"));
 	struct copy_item in = {
 	    .src = at("src"), .dst = gin, .user = true, .uid = 4242, .gid = 4343};
 
 	cr_assert_eq(session(false, &in, msg), 0, "%s", msg);
-	cr_assert_eq(stat(at("guest/work/src/a"), &st), 0);
+	cr_assert_eq(stat(at("guest/ws/src/a"), &st), 0);
 	cr_assert(st.st_uid == 4242 && st.st_gid == 4343, "%u:%u", (unsigned)st.st_uid,
 		  (unsigned)st.st_gid);
 	cr_assert_eq(st.st_mode & 07000, 0, "set-id bits kept: %o", st.st_mode & 07777);

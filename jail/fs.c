@@ -672,9 +672,7 @@ static int make_scratch(struct jail_fs *j, const char *name, uint64_t size)
 		return jail_fail("scratch disk", j->made[i].path, -errno);
 	/* mke2fs, a child, reaches the file through this process's descriptor. */
 	snprintf(dev, sizeof(dev), "/proc/%d/fd/%d", (int)getpid(), fd);
-	if ((r = image_reserve_scratch(fd, size, true, j->made[i].path, err, sizeof(err))) < 0 ||
-	    (r = image_format_scratch(&b, dev, j->made[i].path, err, sizeof(err))) < 0 ||
-	    (r = image_reserve_scratch(fd, size, false, j->made[i].path, err, sizeof(err))) < 0)
+	if ((r = image_format_scratch(&b, fd, dev, size, j->made[i].path, err, sizeof(err))) < 0)
 		return jail_failf(r, "scratch disk", NULL, "%s%s", err,
 				  r == -ENOSPC ? " (a smaller --scratch, or --chroot-base-dir on a "
 						 "larger disk)"

@@ -1195,18 +1195,6 @@ int image_prepare(const struct image_builder *b, const char *path, char *out, si
 	return 0;
 }
 
-int image_format_scratch(const struct image_builder *b, const char *path, const char *name,
-			 char *err, size_t errlen)
-{
-	struct cmd c = {0};
-	const char *words[] = {"mke2fs", "-q", "-F", "-t",	     "ext4",
-			       "-m",	 "0",  "-O", "^has_journal", path};
-
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		add(&c, words[i]);
-	return run(b, &c, -1, -1, name, err, errlen);
-}
-
 /* A scratch file lives under its name only from its making to the VM's
  * opening it, seconds: one an hour old is a killed flint's (its SIZE held
  * on the disk until this sweep). */
@@ -1250,6 +1238,24 @@ int image_reserve_scratch(int fd, uint64_t size, bool check_only, const char *na
 		       name, free_b >> 20, size >> 20);
 }
 
+int image_format_scratch(const struct image_builder *b, int fd, const char *path, uint64_t size,
+			 const char *name, char *err, size_t errlen)
+{
+	struct cmd c = {0};
+	const char *words[] = {"mke2fs", "-q", "-F", "-t",	     "ext4",
+			       "-m",	 "0",  "-O", "^has_journal", path};
+	int r;
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		add(&c, words[i]);
+	/* Room looked for before mke2fs writes its metadata, the blocks
+	 * reserved after it (its discard would free them). */
+	if ((r = image_reserve_scratch(fd, size, true, name, err, errlen)) < 0 ||
+	    (r = run(b, &c, -1, -1, name, err, errlen)) < 0)
+		return r;
+	return image_reserve_scratch(fd, size, false, name, err, errlen);
+}
+
 int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t size, char *out,
 		       size_t outlen, char *err, size_t errlen)
 {
@@ -1267,11 +1273,7 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 		r = err_set(err, errlen, -errno, "%s: %s", out, strerror(errno));
 		goto fail;
 	}
-	/* Room looked for before mke2fs writes its metadata, the blocks
-	 * reserved after it (its discard would free them). */
-	if ((r = image_reserve_scratch(fd, size, true, out, err, errlen)) < 0 ||
-	    (r = image_format_scratch(b, out, out, err, errlen)) < 0 ||
-	    (r = image_reserve_scratch(fd, size, false, out, err, errlen)) < 0)
+	if ((r = image_format_scratch(b, fd, out, size, out, err, errlen)) < 0)
 		goto fail;
 	close_fd(&fd);
 	return 0;

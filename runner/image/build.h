@@ -115,10 +115,12 @@ int image_make_scratch(const struct image_builder *b, const char *dir, uint64_t 
 int image_reserve_scratch(int fd, uint64_t size, bool check_only, const char *name, char *err,
 			  size_t errlen) WARN_UNUSED;
 
-/* Format the file at path (its size set) as image_make_scratch's disk:
- * ext4, no journal, no reserved blocks. name is path for messages
- * (flint-jail formats through /proc/PID/fd/N). 0 or -errno with err. */
-int image_format_scratch(const struct image_builder *b, const char *path, const char *name,
-			 char *err, size_t errlen) WARN_UNUSED;
+/* Format the file at path, open as fd, of size bytes (its size set), as
+ * image_make_scratch's disk: its room checked, then ext4, no journal, no
+ * reserved blocks, then its blocks reserved (image_reserve_scratch). name
+ * is path for messages (flint-jail formats through /proc/PID/fd/N). 0 or
+ * -errno with err. */
+int image_format_scratch(const struct image_builder *b, int fd, const char *path, uint64_t size,
+			 const char *name, char *err, size_t errlen) WARN_UNUSED;
 
 #endif

@@ -287,7 +287,7 @@ static void run(struct blk *b, struct virtio_after *a, struct slot *s)
 	    .len = r->len,
 	    .iov = r->iov,
 	    .niov = r->niov,
-	    .unmap = r->unmap && !b->keep_blocks,
+	    .unmap = r->unmap,
 	    .keep = b->keep_blocks,
 	    .sync = b->sync && (r->op == BLK_OP_WRITE || r->op == BLK_OP_WRITE_ZEROES),
 	    .done = io_done,

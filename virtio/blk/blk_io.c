@@ -158,8 +158,8 @@ static void step_done(struct blk_ring_op *op, int res)
 		res = -EIO;
 	else if (io->stage == STAGE_MAIN && io->kind == BLK_IO_DISCARD && res == -EOPNOTSUPP)
 		res = 0;
-	else if (io->stage == STAGE_MAIN && io->kind == BLK_IO_WRITE_ZEROES && !io->unmap &&
-		 res == -EOPNOTSUPP) {
+	else if (io->stage == STAGE_MAIN && io->kind == BLK_IO_WRITE_ZEROES &&
+		 (!io->unmap || io->keep) && res == -EOPNOTSUPP) {
 		/* No ZERO_RANGE here (tmpfs, some block devices): a hole reads
 		 * back zeros too; the guest loses only the preallocation (but
 		 * for io->keep: allocated again). */
@@ -201,8 +201,8 @@ int blk_io_submit(struct blk_ring *r, int fd, struct blk_io *io)
 	case BLK_IO_DISCARD:
 		return blk_ring_fallocate(r, &io->op, fd, PUNCH, io->off, io->len);
 	case BLK_IO_WRITE_ZEROES:
-		return blk_ring_fallocate(r, &io->op, fd, io->unmap ? PUNCH : ZERO, io->off,
-					  io->len);
+		return blk_ring_fallocate(r, &io->op, fd, io->unmap && !io->keep ? PUNCH : ZERO,
+					  io->off, io->len);
 	}
 	return -EINVAL;
 }

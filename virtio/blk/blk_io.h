@@ -59,7 +59,7 @@ struct blk_io {
 	const struct iovec *iov; /* READ/WRITE: must stay valid until done() */
 	unsigned niov;
 	bool unmap; /* WRITE_ZEROES: deallocating is fine (punch a hole) */
-	/* WRITE_ZEROES without unmap: the range stays allocated even where
+	/* WRITE_ZEROES: the range stays allocated, unmap or not, even where
 	 * the file system has no ZERO_RANGE (tmpfs: a hole punched is
 	 * allocated again) */
 	bool keep;

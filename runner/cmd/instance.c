@@ -46,6 +46,7 @@ struct instance {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int wake_fd;	 /* eventfd: a call is waiting */
+	int sig_fd;	 /* signalfd of the signals that end the wait for a VM */
 	main_fn call;	 /* the waiting call, NULL for none */
 	const void *arg; /* its argument */
 	bool call_done;
@@ -539,13 +540,15 @@ static int load_config_file(const char *path, struct vm_config *c)
 	return r;
 }
 
-/* Carry out the API thread's calls until one of them (InstanceStart) has
- * built the VM. Returns 0 with in->vm set, or 128+N for a signal that ends
- * the wait. */
-static int wait_for_start(struct instance *in)
+/* The signals that end (or, SIGQUIT, are answered in) the wait for
+ * InstanceStart, blocked and taken through a signalfd. Opened before the
+ * API thread starts and its socket is there: while that thread is started
+ * with every signal blocked, a SIGQUIT sent then would otherwise stay
+ * pending only until the mask came back, and go to its SIG_IGN unsaid. */
+static int open_wait_signals(void)
 {
 	sigset_t sigs;
-	int sfd, status = 0;
+	int sfd;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -553,10 +556,18 @@ static int wait_for_start(struct instance *in)
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0) {
+	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0)
 		pr_err("signalfd: %s", strerror(errno));
-		return EXIT_FLINT_ERROR;
-	}
+	return sfd;
+}
+
+/* Carry out the API thread's calls until one of them (InstanceStart) has
+ * built the VM. Returns 0 with in->vm set, or 128+N for a signal that ends
+ * the wait. */
+static int wait_for_start(struct instance *in)
+{
+	int sfd = in->sig_fd, status = 0;
+
 	while (!atomic_load(&in->vm)) {
 		struct pollfd p[3] = {{.fd = in->wake_fd, .events = POLLIN},
 				      {.fd = sfd, .events = POLLIN},
@@ -598,7 +609,6 @@ static int wait_for_start(struct instance *in)
 		}
 		pthread_mutex_unlock(&in->lock);
 	}
-	close(sfd);
 	return status;
 }
 
@@ -809,7 +819,7 @@ static int restore_from_cli(const struct config *cfg, const struct vm_opts *o, s
 
 int instance_main(const struct config *cfg)
 {
-	struct instance in = {.cfg = cfg, .wake_fd = -1};
+	struct instance in = {.cfg = cfg, .wake_fd = -1, .sig_fd = -1};
 	struct api_ctl *ctl = NULL;
 	struct api_http *http = NULL;
 	struct ctlfd *control = NULL;
@@ -870,6 +880,8 @@ int instance_main(const struct config *cfg)
 			goto out;
 		atomic_store(&in.vm, vm);
 	}
+	if (!vm && (in.sig_fd = open_wait_signals()) < 0)
+		goto out;
 	if (serve) {
 		const char *sock = cfg->api_sock ? cfg->api_sock : API_DEFAULT_SOCK;
 		if (api_ctl_create(&ctl, cfg->id, &c, &vm_ops, &in) < 0) {
@@ -900,6 +912,11 @@ int instance_main(const struct config *cfg)
 	measure_startup(&in);
 	if (!vm && (status = wait_for_start(&in)) != 0)
 		goto out;
+	if (in.sig_fd >= 0) {
+		/* vm_run takes the signals through its own. */
+		close(in.sig_fd);
+		in.sig_fd = -1;
+	}
 	vm = atomic_load(&in.vm);
 	/* Before vm_run's seccomp filter: the thread gets none from this one. */
 	if (cfg->control_fd && ctlfd_start(&control, cfg->control_fd, vm) < 0)
@@ -931,6 +948,8 @@ out:
 	vm_config_free(&c);
 	if (in.wake_fd >= 0)
 		close(in.wake_fd);
+	if (in.sig_fd >= 0)
+		close(in.sig_fd);
 	pthread_cond_destroy(&in.cond);
 	pthread_mutex_destroy(&in.lock);
 	return status;

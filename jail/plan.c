@@ -593,6 +593,8 @@ static int from_file(struct plan *p, struct rewrite *w, const char *path, plan_r
 	if (r < 0)
 		return r == -ENOMEM ? nomem(err, errlen)
 				    : fail(err, errlen, r, "config file %s: %s", path, why);
+	if (r > 0)
+		fprintf(stderr, "flint-jail: warning: config file %s: %s\n", path, why);
 	p->mem = c.machine.mem_size_mib << 20;
 	/* A user interface gets a passt the jailer starts, its descriptor in
 	 * the copy's "fd". The file itself may name none: it is read as the

@@ -856,7 +856,7 @@ char *api_ctl_machine_json(struct api_ctl *ctl)
 char *api_ctl_vm_config_json(struct api_ctl *ctl)
 {
 	pthread_mutex_lock(&ctl->lock);
-	char *s = config_json_encode(&ctl->config, false);
+	char *s = config_json_encode_api(&ctl->config);
 	pthread_mutex_unlock(&ctl->lock);
 	return s;
 }

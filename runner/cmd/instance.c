@@ -533,6 +533,8 @@ static int load_config_file(const char *path, struct vm_config *c)
 		pr_err("config file %s: %s", path, r == -ENOMEM ? "out of memory" : err);
 		return r;
 	}
+	if (r > 0)
+		pr_warn("config file %s: %s", path, err);
 	if ((r = vmc_boot_args_check(&c->boot, err, sizeof(err))) < 0) {
 		pr_err("config file %s: boot-source: %s", path, err);
 		vm_config_free(c);

@@ -27,7 +27,9 @@
  * flint's "serial" (PUT /serial's body, which Firecracker's file has no
  * key for). Applied in Firecracker's order through the vm_config_*
  * updates, so its rules hold (one root drive, first). c is initialised
- * here; on error it holds nothing.
+ * here; on error it holds nothing. Other top-level members are passed
+ * over, as Firecracker's parser does: the return is then 1, not 0, and err
+ * names them for a warning.
  *
  * "cpu-config" is, as in Firecracker, the path of a template file, or the
  * template itself (as config_json_encode writes it). config_json_parse_file
@@ -127,6 +129,9 @@ int config_json_memory_hotplug_update(const char *body, size_t len, uint32_t *re
  * memory, or when a string is not UTF-8, which JSON cannot carry (a path
  * from the command line may be so; none parsed from JSON is). */
 char *config_json_encode(const struct vm_config *c, bool pretty);
+/* GET /vm/config's answer: config_json_encode's, less what Firecracker's
+ * leaves out ("logger" and "metrics" null, no "serial"), compact. */
+char *config_json_encode_api(const struct vm_config *c);
 
 /* m as GET /machine-config returns it. malloc'd, NULL when out of memory. */
 char *config_json_encode_machine(const struct vmc_machine *m);

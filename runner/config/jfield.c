@@ -120,6 +120,14 @@ static void list(char *out, size_t size, const char *const *names, size_t n)
 		len += snprintf(out + len, size - len, "%s%s", i ? ", " : "", names[i]);
 }
 
+static bool is_key(const char *key, const char *const *keys)
+{
+	for (size_t i = 0; keys[i]; i++)
+		if (!strcmp(key, keys[i]))
+			return true;
+	return false;
+}
+
 int jfield_only_keys(struct jfield *j, json_t *o, const char *const *keys)
 {
 	const char *key;
@@ -130,17 +138,33 @@ int jfield_only_keys(struct jfield *j, json_t *o, const char *const *keys)
 		n++;
 	json_object_foreach(o, key, v)
 	{
-		bool known = false;
 		char expected[256];
-		for (size_t i = 0; i < n && !known; i++)
-			known = !strcmp(key, keys[i]);
-		if (known)
+		if (is_key(key, keys))
 			continue;
 		list(expected, sizeof(expected), keys, n);
 		return jfield_obj_err(j, "unknown field '%.64s' (expected one of: %s)", key,
 				      expected);
 	}
 	return 0;
+}
+
+size_t jfield_other_keys(json_t *o, const char *const *keys, char *out, size_t size)
+{
+	const char *key;
+	json_t *v;
+	size_t n = 0, len = 0;
+
+	if (size)
+		out[0] = '\0';
+	json_object_foreach(o, key, v)
+	{
+		if (is_key(key, keys))
+			continue;
+		if (len < size)
+			len += snprintf(out + len, size - len, "%s'%.64s'", n ? ", " : "", key);
+		n++;
+	}
+	return n;
 }
 
 json_t *jfield_member(json_t *o, const char *key)

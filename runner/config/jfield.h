@@ -52,6 +52,10 @@ const char *jfield_type_name(const json_t *v);
  * listing keys. */
 int jfield_only_keys(struct jfield *j, json_t *o, const char *const *keys) WARN_UNUSED;
 
+/* How many members of o are not in keys (NULL-terminated); their names,
+ * quoted, as "'a', 'b'" into out (cut short if it does not fit). */
+size_t jfield_other_keys(json_t *o, const char *const *keys, char *out, size_t size);
+
 /* Member key of o, NULL when absent or null. */
 json_t *jfield_member(json_t *o, const char *key);
 

@@ -230,9 +230,15 @@ int api_ctl_put_net(struct api_ctl *ctl, struct vmc_net *n, struct vm_err *err)
 
 int api_ctl_put_vsock(struct api_ctl *ctl, struct vmc_vsock *v, struct vm_err *err)
 {
+	struct vm_err why = {0};
 	int r = lock_pre_boot(ctl, err);
 	if (r < 0)
 		return r;
+	if (v->uds_path && ctl->ops && ctl->ops->check_uds &&
+	    (r = ctl->ops->check_uds(ctl->ops_ctx, v->uds_path, &why)) < 0)
+		return done_boot(
+		    ctl, vm_err_set(err, r, "Cannot create backend for vsock device: %s", why.msg),
+		    err);
 	r = vm_config_set_vsock(&ctl->config, v, err->msg, sizeof(err->msg));
 	return done_boot(ctl, r, err);
 }

@@ -81,6 +81,9 @@ struct api_vm_ops {
 	/* PUT /network-interfaces: whether the tap attaches (Firecracker opens
 	 * it at the PUT). NULL: checked at InstanceStart only. */
 	int (*check_tap)(void *ctx, const char *name, struct vm_err *err);
+	/* PUT /vsock: whether a socket can listen at uds_path (Firecracker
+	 * binds it at the PUT). NULL: checked at InstanceStart only. */
+	int (*check_uds)(void *ctx, const char *path, struct vm_err *err);
 	/* "Running" / "Paused" once started (vm_state_name) */
 	const char *(*state)(void *ctx);
 };

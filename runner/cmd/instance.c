@@ -240,21 +240,38 @@ static int op_check_file(void *ctx, const char *path, bool write, struct vm_err 
 	return run_on_main(ctx, do_check_file, &c, err);
 }
 
-static int do_check_tap(struct instance *in, const void *arg, struct vm_err *err)
+/* check(name), what it logs as the answer's message. */
+static int check_captured(int (*check)(const char *), const char *name, struct vm_err *err)
 {
 	char why[256] = "";
 	int r;
 
-	(void)in;
 	pr_capture(why, sizeof(why));
-	r = net_kind_check_tap(arg);
+	r = check(name);
 	pr_capture(NULL, 0);
 	return r < 0 ? vm_err_set(err, r, "%s", why[0] ? why : strerror(-r)) : 0;
+}
+
+static int do_check_tap(struct instance *in, const void *arg, struct vm_err *err)
+{
+	(void)in;
+	return check_captured(net_kind_check_tap, arg, err);
 }
 
 static int op_check_tap(void *ctx, const char *name, struct vm_err *err)
 {
 	return run_on_main(ctx, do_check_tap, name, err);
+}
+
+static int do_check_uds(struct instance *in, const void *arg, struct vm_err *err)
+{
+	(void)in;
+	return check_captured(vsock_kind_check_uds, arg, err);
+}
+
+static int op_check_uds(void *ctx, const char *path, struct vm_err *err)
+{
+	return run_on_main(ctx, do_check_uds, path, err);
 }
 
 static struct vm *started_vm(struct instance *in, struct vm_err *err)
@@ -495,6 +512,7 @@ static const struct api_vm_ops vm_ops = {
     .set_metrics = op_set_metrics,
     .check_file = op_check_file,
     .check_tap = op_check_tap,
+    .check_uds = op_check_uds,
     .state = op_state,
 };
 

@@ -18,6 +18,11 @@ extern const struct device_kind blk_kind, net_kind, vsock_kind, rng_kind, balloo
  * answers by opening the tap. 0 or -errno, why logged naming the tap. */
 int net_kind_check_tap(const char *name) WARN_UNUSED;
 
+/* Whether the vsock device's socket could listen at path (nothing made
+ * there): for PUT /vsock, at which Firecracker binds it. 0 or -errno, why
+ * logged naming the path. */
+int vsock_kind_check_uds(const char *path) WARN_UNUSED;
+
 /* The state of a kind whose own state is only its rate limiters' (n of
  * them): version 1, then each one's (ratelimit_state_put). save: 0 or
  * wbuf_err's. load: 1 with st[0..n) read, 0 for a section without it (a

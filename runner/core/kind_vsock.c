@@ -3,8 +3,18 @@
 
 #include "core/device_kinds.h"
 #include "vsock/vsock_mux.h"
+#include "vsock/vsock_uds.h"
 
 #define ULL(x) ((unsigned long long)(x))
+
+int vsock_kind_check_uds(const char *path)
+{
+	int r = vsock_uds_check(path);
+
+	if (r < 0)
+		pr_err("vsock socket %s: %s", path, vsock_uds_why(r));
+	return r;
+}
 
 static unsigned vsock_count(const struct vm_config *c)
 {

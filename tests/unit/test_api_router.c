@@ -259,6 +259,14 @@ static int f_check_tap(void *ctx, const char *name, struct vm_err *err)
 				       : 0;
 }
 
+static int f_check_uds(void *ctx, const char *path, struct vm_err *err)
+{
+	(void)ctx;
+	return strstr(path, "missing")
+		   ? vm_err_set(err, -ENOENT, "vsock socket %s: No such file or directory", path)
+		   : 0;
+}
+
 static const char *f_state(void *ctx)
 {
 	(void)ctx;
@@ -283,6 +291,7 @@ static const struct api_vm_ops ops = {
     .set_metrics = f_metrics,
     .check_file = f_check_file,
     .check_tap = f_check_tap,
+    .check_uds = f_check_uds,
     .state = f_state,
     .snapshot_create = f_create,
     .snapshot_load = f_load,
@@ -1577,8 +1586,9 @@ Test(api_router, snapshot_load_clock_realtime, .init = setup, .fini = teardown)
 	cr_assert(fake.load.clock_realtime);
 }
 
-/* A kernel, an initrd or a drive's file that does not open, or a tap that
- * does not attach, is the PUT's 400, naming it, and changes nothing; a drive is opened as it will
+/* A kernel, an initrd or a drive's file that does not open, a tap that
+ * does not attach, or a vsock socket that cannot be made, is the PUT's
+ * 400, naming it, and changes nothing; a drive is opened as it will
  * be used (read-write unless is_read_only). */
 Test(api_router, files_that_do_not_open_are_the_puts_error, .init = setup, .fini = teardown)
 {
@@ -1594,12 +1604,16 @@ Test(api_router, files_that_do_not_open_are_the_puts_error, .init = setup, .fini
 	expect_fault("PUT", "/network-interfaces/eth0",
 		     "{\"iface_id\": \"eth0\", \"host_dev_name\": \"missing0\"}",
 		     "Could not create the network device: tap missing0: no such device");
+	expect_fault("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"/missing/v.sock\"}",
+		     "Cannot create backend for vsock device: vsock socket /missing/v.sock: No "
+		     "such file");
 	json_t *o = get_json("/vm/config");
 	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "boot-source"),
 							   "kernel_image_path")),
 			 "", "a failed PUT configured nothing");
 	cr_assert_eq(json_array_size(json_object_get(o, "network-interfaces")), 0);
 	cr_assert_eq(json_array_size(json_object_get(o, "drives")), 0);
+	cr_assert(json_is_null(json_object_get(o, "vsock")));
 	json_decref(o);
 	expect_ok("PUT", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/ro-disk\", "

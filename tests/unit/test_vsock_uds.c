@@ -185,6 +185,46 @@ Test(vsock_uds_sock, listen_refuses_a_regular_file)
 	cr_assert(S_ISREG(st.st_mode), "left in place");
 }
 
+/* PUT /vsock's check: what listen would refuse, and a directory the
+ * socket cannot be made in, without making anything. */
+Test(vsock_uds_sock, check_says_what_listen_would_without_listening)
+{
+	char p[192];
+	int fd, l;
+
+	cr_assert_eq(vsock_uds_check(path), 0);
+	cr_assert(!is_socket(path), "nothing made");
+	snprintf(p, sizeof(p), "%s/no-such-dir/v.sock", dir);
+	cr_assert_eq(vsock_uds_check(p), -ENOENT);
+	cr_assert_str_eq(vsock_uds_why(-ENOENT), "No such file or directory");
+	/* A regular file where its directory would be. */
+	snprintf(p, sizeof(p), "%s/file", dir);
+	cr_assert_geq(fd = open(p, O_CREAT | O_WRONLY, 0600), 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/file/v.sock", dir);
+	cr_assert_eq(vsock_uds_check(p), -ENOTDIR);
+	/* listen's refusals. */
+	snprintf(p, sizeof(p), "%s/file", dir);
+	cr_assert_eq(vsock_uds_check(p), -EEXIST);
+	cr_assert_eq(vsock_uds_listen(path, &l), 0);
+	cr_assert_eq(vsock_uds_check(path), -EADDRINUSE);
+	cr_assert_str_eq(vsock_uds_why(-EADDRINUSE), "another program is listening on it");
+	close(l);
+	/* Stale: free, and left there (listen replaces it). */
+	cr_assert_eq(vsock_uds_check(path), 0);
+	cr_assert(is_socket(path));
+	/* A directory this process may not write in (root may: not checked). */
+	if (geteuid() != 0) {
+		snprintf(p, sizeof(p), "%s/ro", dir);
+		cr_assert_eq(mkdir(p, 0500), 0);
+		snprintf(p, sizeof(p), "%s/ro/v.sock", dir);
+		cr_assert_eq(vsock_uds_check(p), -EACCES);
+	}
+	memset(p, 'a', sizeof(p) - 1);
+	p[sizeof(p) - 1] = 0;
+	cr_assert_eq(vsock_uds_check(p), -ENAMETOOLONG);
+}
+
 Test(vsock_uds_sock, connect_to_path_underscore_port)
 {
 	char p52[160];

@@ -1164,14 +1164,8 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 		r = -ENOMEM;
 		goto err;
 	}
-	r = vsock_uds_listen(m->path, &m->listen_fd);
-	if (r == -EEXIST)
-		pr_err("vsock %s: the file exists and is not a socket; not replacing it", m->path);
-	else if (r == -EADDRINUSE)
-		pr_err("vsock %s: another program is listening on it", m->path);
-	else if (r < 0)
-		pr_err("vsock %s: cannot listen: %s", m->path, strerror(-r));
-	if (r < 0) {
+	if ((r = vsock_uds_listen(m->path, &m->listen_fd)) < 0) {
+		pr_err("vsock %s: cannot listen: %s", m->path, vsock_uds_why(r));
 		free(m->path);
 		m->path = NULL; /* not ours to unlink */
 		goto err;

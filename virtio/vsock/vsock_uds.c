@@ -73,40 +73,40 @@ static int new_socket(int *fd)
 	return *fd < 0 ? -errno : 0;
 }
 
-/* A socket file at path: -EADDRINUSE if something accepts connections on
- * it, else remove it. */
-static int remove_stale(const char *path, const struct sockaddr_un *a)
+/* What is at path, for a listener to come: 0 for nothing, or a socket
+ * file nothing accepts connections on (stale: *stale set); -EADDRINUSE
+ * if something does, -EEXIST for a file of another kind, or -errno. */
+static int path_free(const char *path, const struct sockaddr_un *a, bool *stale)
 {
+	struct stat st;
 	int fd, r;
 
+	*stale = false;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
 	if ((r = new_socket(&fd)) < 0)
 		return r;
 	r = connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0 || errno == EAGAIN
 		? -EADDRINUSE
 		: 0;
 	close_fd(&fd);
-	if (r == 0 && unlink(path) < 0 && errno != ENOENT)
-		r = -errno;
+	*stale = r == 0;
 	return r;
 }
 
 int vsock_uds_listen(const char *path, int *fd)
 {
 	struct sockaddr_un a;
-	struct stat st;
+	bool stale;
 	int r;
 
 	*fd = -1;
-	if ((r = set_path(&a, path)) < 0)
+	if ((r = set_path(&a, path)) < 0 || (r = path_free(path, &a, &stale)) < 0)
 		return r;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST;
-		if ((r = remove_stale(path, &a)) < 0)
-			return r;
-	} else if (errno != ENOENT) {
+	if (stale && unlink(path) < 0 && errno != ENOENT)
 		return -errno;
-	}
 	if ((r = new_socket(fd)) < 0)
 		return r;
 	if (bind(*fd, (const struct sockaddr *)&a, sizeof(a)) < 0 || listen(*fd, 128) < 0) {
@@ -115,6 +115,42 @@ int vsock_uds_listen(const char *path, int *fd)
 		return r;
 	}
 	return 0;
+}
+
+int vsock_uds_check(const char *path)
+{
+	struct sockaddr_un a;
+	char dir[sizeof(a.sun_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	bool stale;
+	int r;
+
+	if ((r = set_path(&a, path)) < 0 || (r = path_free(path, &a, &stale)) < 0)
+		return r;
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return access(dir, W_OK | X_OK) < 0 ? -errno : 0;
+}
+
+const char *vsock_uds_why(int r)
+{
+	switch (r) {
+	case -EEXIST:
+		return "the file exists and is not a socket; not replacing it";
+	case -EADDRINUSE:
+		return "another program is listening on it";
+	case -ENAMETOOLONG:
+		return "longer than a Unix socket's path can be";
+	default:
+		return strerror(-r);
+	}
 }
 
 int vsock_uds_connect(const char *path, uint32_t port, int *fd)

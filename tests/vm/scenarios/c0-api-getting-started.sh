@@ -1,5 +1,6 @@
 # Firecracker's getting-started sequence over the API with curl: boot-source,
-# a drive, machine-config, InstanceStart; the guest runs. Then the wrong calls
+# a drive, machine-config (a vsock in a missing directory refused at its
+# PUT), InstanceStart; the guest runs. Then the wrong calls
 # (boot-source after the start, vcpu_count 0, an unknown field, an unknown
 # path, an oversized body) each get 400 with a fault_message, and flint runs on.
 # timeout: 120
@@ -31,6 +32,15 @@ body machine <<EOB
 EOB
 api PUT /machine-config machine
 expect_code 204 "PUT /machine-config"
+# A vsock socket that cannot be made there is the PUT's 400, as in
+# Firecracker (which binds it at the PUT), not InstanceStart's.
+body vsock <<EOB
+{"guest_cid": 3, "uds_path": "$T/no-such-dir/v.sock"}
+EOB
+api PUT /vsock vsock
+expect_fault "PUT /vsock in a missing directory"
+expect_resp "Cannot create backend for vsock device: .*no-such-dir/v.sock: No such file" \
+	"the vsock fault names the directory"
 api GET /machine-config
 expect_resp '"vcpu_count" *: *2' "GET /machine-config shows 2 vCPUs"
 body start <<EOB

@@ -93,6 +93,9 @@ static int parse_machine(struct jfield *p, json_t *o, struct vmc_machine *m,
 	static const char *const keys[] = {
 	    "vcpu_count",	 "mem_size_mib", "smt", "cpu_template",
 	    "track_dirty_pages", "huge_pages",	 NULL};
+	/* Firecracker's PUT takes these absent, not null (a PATCH's
+	 * MachineConfigUpdate has every field an Option). */
+	static const char *const not_null[] = {"smt", "track_dirty_pages", "huge_pages", NULL};
 	struct vmc_machine_patch dummy = {0};
 	struct vmc_machine_patch *h = patch ? patch : &dummy;
 	uint64_t vcpus = m->vcpu_count;
@@ -100,6 +103,7 @@ static int parse_machine(struct jfield *p, json_t *o, struct vmc_machine *m,
 	bool required = !patch;
 
 	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	    (!patch && (r = jfield_not_null(p, o, not_null)) < 0) ||
 	    (r = jfield_uint(p, o, "vcpu_count", required, 1, VMC_MAX_VCPUS, &vcpus,
 			     &h->has_vcpu_count)) < 0 ||
 	    (r = jfield_uint(p, o, "mem_size_mib", required, VMC_MIN_MEM_MIB, VMC_MAX_MEM_MIB,
@@ -147,10 +151,11 @@ static int parse_drive(struct jfield *p, json_t *o, void *out)
 					   "socket",
 					   "flint_direct",
 					   NULL};
+	static const char *const not_null[] = {"cache_type", NULL};
 	int cache = VMC_CACHE_UNSAFE, engine = VMC_IO_ENGINE_SYNC, r;
 	bool has_ro, has_engine;
 
-	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	if ((r = jfield_only_keys(p, o, keys)) < 0 || (r = jfield_not_null(p, o, not_null)) < 0 ||
 	    (r = jfield_str(p, o, "drive_id", true, &d->drive_id)) < 0 ||
 	    (r = jfield_str(p, o, "partuuid", false, &d->partuuid)) < 0 ||
 	    (r = jfield_bool(p, o, "is_root_device", true, &d->is_root_device, NULL)) < 0 ||
@@ -351,10 +356,12 @@ static int parse_balloon(struct jfield *p, json_t *o, void *out)
 	static const char *const keys[] = {
 	    "amount_mib",	 "deflate_on_oom",	"stats_polling_interval_s",
 	    "free_page_hinting", "free_page_reporting", NULL};
+	static const char *const not_null[] = {"stats_polling_interval_s", "free_page_hinting",
+					       "free_page_reporting", NULL};
 	uint64_t amount = 0, interval = 0;
 	int r;
 
-	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	if ((r = jfield_only_keys(p, o, keys)) < 0 || (r = jfield_not_null(p, o, not_null)) < 0 ||
 	    (r = jfield_uint(p, o, "amount_mib", true, 0, UINT32_MAX, &amount, NULL)) < 0 ||
 	    (r = jfield_bool(p, o, "deflate_on_oom", true, &b->deflate_on_oom, NULL)) < 0 ||
 	    (r = jfield_uint(p, o, "stats_polling_interval_s", false, 0, UINT16_MAX, &interval,
@@ -377,11 +384,12 @@ static int parse_memory_hotplug(struct jfield *p, json_t *o, void *out)
 	struct vmc_memory_hotplug *h = out;
 	static const char *const keys[] = {"total_size_mib", "slot_size_mib", "block_size_mib",
 					   NULL};
+	static const char *const not_null[] = {"slot_size_mib", "block_size_mib", NULL};
 	uint64_t total = 0, slot = VMC_HOTPLUG_DEFAULT_SLOT_MIB,
 		 block = VMC_HOTPLUG_DEFAULT_BLOCK_MIB;
 	int r;
 
-	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	if ((r = jfield_only_keys(p, o, keys)) < 0 || (r = jfield_not_null(p, o, not_null)) < 0 ||
 	    (r = jfield_uint(p, o, "total_size_mib", true, 0, UINT32_MAX, &total, NULL)) < 0 ||
 	    (r = jfield_uint(p, o, "slot_size_mib", false, 0, UINT32_MAX, &slot, NULL)) < 0 ||
 	    (r = jfield_uint(p, o, "block_size_mib", false, 0, UINT32_MAX, &block, NULL)) < 0)
@@ -402,6 +410,7 @@ static int parse_mmds_config(struct jfield *p, json_t *o, void *out)
 	static const char *const keys[] = {"version", "network_interfaces", "ipv4_address",
 					   "imds_compat", NULL};
 	static const char *const versions[] = {"V1", "V2"};
+	static const char *const not_null[] = {"version", "imds_compat", NULL};
 	json_t *a, *e;
 	char *ip = NULL;
 	struct in_addr in;
@@ -409,7 +418,7 @@ static int parse_mmds_config(struct jfield *p, json_t *o, void *out)
 	size_t i;
 
 	q->m.ipv4 = htonl(VMC_MMDS_DEFAULT_IPV4);
-	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	if ((r = jfield_only_keys(p, o, keys)) < 0 || (r = jfield_not_null(p, o, not_null)) < 0 ||
 	    (r = jfield_enum(p, o, "version", false, versions, ARRAY_SIZE(versions), false, &ver,
 			     NULL)) < 0 ||
 	    (r = jfield_bool(p, o, "imds_compat", false, &q->m.imds_compat, NULL)) < 0 ||

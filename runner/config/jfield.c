@@ -167,6 +167,15 @@ size_t jfield_other_keys(json_t *o, const char *const *keys, char *out, size_t s
 	return n;
 }
 
+int jfield_not_null(struct jfield *j, json_t *o, const char *const *keys)
+{
+	for (size_t i = 0; keys[i]; i++)
+		if (json_is_null(json_object_get(o, keys[i])))
+			return jfield_err(
+			    j, keys[i], "null is not a value here (leave it out for its default)");
+	return 0;
+}
+
 json_t *jfield_member(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);

@@ -56,6 +56,11 @@ int jfield_only_keys(struct jfield *j, json_t *o, const char *const *keys) WARN_
  * quoted, as "'a', 'b'" into out (cut short if it does not fit). */
 size_t jfield_other_keys(json_t *o, const char *const *keys, char *out, size_t size);
 
+/* -EINVAL naming the first of keys (NULL-terminated) that o has as null:
+ * for members serde gives a default when absent but not an Option, which
+ * take no null. */
+int jfield_not_null(struct jfield *j, json_t *o, const char *const *keys) WARN_UNUSED;
+
 /* Member key of o, NULL when absent or null. */
 json_t *jfield_member(json_t *o, const char *key);
 

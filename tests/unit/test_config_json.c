@@ -422,6 +422,41 @@ Test(config_json, each_required_field_missing)
 	check_refusals(t, ARRAY_SIZE(t));
 }
 
+/* null is taken where Firecracker's field is an Option (absent, then), and
+ * refused where serde gives a default for an absent member but has no
+ * null to read (bool, u16, an enum): on PUT /machine-config (not its
+ * PATCH, all Options), a drive's cache_type, the balloon's, the MMDS's
+ * and memory hot-plug's defaulted fields. */
+Test(config_json, null_only_where_firecracker_takes_it)
+{
+#define MACH "\"vcpu_count\": 1, \"mem_size_mib\": 128"
+	static const struct refusal t[] = {
+	    {MACHINE, "{" MACH ", \"smt\": null}", "smt: null is not a value here"},
+	    {MACHINE, "{" MACH ", \"track_dirty_pages\": null}", "track_dirty_pages: null is not"},
+	    {MACHINE, "{" MACH ", \"huge_pages\": null}", "huge_pages: null is not"},
+	    {DRIVE, "{" DRV ", \"cache_type\": null}", "cache_type: null is not"},
+	    {FILE_,
+	     "{" FILEB ", \"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": false, "
+	     "\"free_page_hinting\": null}}",
+	     "balloon.free_page_hinting: null is not"},
+	    {FILE_,
+	     "{" FILEB ", \"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": false, "
+	     "\"stats_polling_interval_s\": null}}",
+	     "stats_polling_interval_s: null is not"},
+	    {FILE_, "{" FILEB ", \"mmds-config\": {\"version\": null, \"network_interfaces\": []}}",
+	     "mmds-config.version: null is not"},
+	    {FILE_,
+	     "{" FILEB ", \"memory-hotplug\": {\"total_size_mib\": 1024, \"slot_size_mib\": null}}",
+	     "slot_size_mib: null is not"},
+	};
+	check_refusals(t, ARRAY_SIZE(t));
+	cr_assert_eq(parse(MACHINE_PATCH, "{\"smt\": null}"), 0, "%s", err);
+	cr_assert_eq(parse(MACHINE, "{" MACH ", \"cpu_template\": null}"), 0, "%s", err);
+	cr_assert_eq(parse(DRIVE, "{" DRV ", \"is_read_only\": null, \"partuuid\": null}"), 0, "%s",
+		     err);
+#undef MACH
+}
+
 /* Firecracker's file parser passes over a top-level member it has no
  * field for (its struct takes unknown keys); flint's does too, and says
  * which, for a warning. Inside a section an unknown field is refused, as

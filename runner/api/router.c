@@ -591,6 +591,7 @@ static int do_snapshot_create(struct req *q)
 {
 	static const char *const keys[] = {"mem_file_path", "snapshot_path", "snapshot_type", NULL};
 	static const char *const types[] = {"Full", "Diff"};
+	static const char *const not_null[] = {"snapshot_type", NULL};
 	struct vm_err e = {0};
 	struct jfield j = {.err = e.msg, .errlen = sizeof(e.msg)};
 	char *mem = NULL, *state = NULL;
@@ -598,6 +599,7 @@ static int do_snapshot_create(struct req *q)
 	json_t *o = jfield_load(&j, q->body, q->len, "the body");
 
 	if (o && (r = jfield_only_keys(&j, o, keys)) >= 0 &&
+	    (r = jfield_not_null(&j, o, not_null)) >= 0 &&
 	    (r = jfield_str(&j, o, "mem_file_path", true, &mem)) >= 0 &&
 	    (r = jfield_str(&j, o, "snapshot_path", true, &state)) >= 0 &&
 	    (r = jfield_enum(&j, o, "snapshot_type", false, types, ARRAY_SIZE(types), false, &type,
@@ -659,6 +661,10 @@ static int do_snapshot_load(struct req *q)
 					   "snapshot_path",	    "resume_vm",
 					   "network_overrides",	    "vsock_override",
 					   "clock_realtime",	    NULL};
+	/* Firecracker's serde defaults, which take no null. */
+	static const char *const not_null[] = {
+	    "enable_diff_snapshots", "track_dirty_pages", "resume_vm",
+	    "network_overrides",     "clock_realtime",	  NULL};
 	static const char *const mb_keys[] = {"backend_type", "backend_path", NULL};
 	static const char *const backends[] = {"File", "Uffd"};
 	struct vm_err e = {0};
@@ -671,6 +677,7 @@ static int do_snapshot_load(struct req *q)
 	json_t *o = jfield_load(&j, q->body, q->len, "the body"), *mb, *vs;
 
 	if (!o || (r = jfield_only_keys(&j, o, keys)) < 0 ||
+	    (r = jfield_not_null(&j, o, not_null)) < 0 ||
 	    (r = jfield_str(&j, o, "snapshot_path", true, &state)) < 0 ||
 	    (r = jfield_bool(&j, o, "enable_diff_snapshots", false, &diff, NULL)) < 0 ||
 	    (r = jfield_bool(&j, o, "track_dirty_pages", false, &track, NULL)) < 0 ||

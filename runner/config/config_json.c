@@ -183,9 +183,10 @@ static int parse_pmem(struct jfield *p, json_t *o, void *out)
 	struct vmc_pmem *d = out;
 	static const char *const keys[] = {"id",	"path_on_host", "root_device",
 					   "read_only", "rate_limiter", NULL};
+	static const char *const not_null[] = {"root_device", "read_only", NULL};
 	int r;
 
-	if ((r = jfield_only_keys(p, o, keys)) < 0 ||
+	if ((r = jfield_only_keys(p, o, keys)) < 0 || (r = jfield_not_null(p, o, not_null)) < 0 ||
 	    (r = jfield_str(p, o, "id", true, &d->id)) < 0 ||
 	    (r = jfield_str(p, o, "path_on_host", true, &d->path_on_host)) < 0 ||
 	    (r = jfield_bool(p, o, "root_device", false, &d->root_device, NULL)) < 0 ||

@@ -5,12 +5,15 @@
  * saves: config_json_parse_file(config_json_encode(c)) gives c back) and
  * the machine configuration (GET /machine-config).
  *
- * As Firecracker's serde does: unknown fields are refused, types are
- * checked, required fields must be there, a JSON null counts as absent.
+ * As Firecracker's serde does: unknown fields are refused (but for the
+ * config file's top level, passed over), types are checked, required
+ * fields must be there, a JSON null counts as absent where Firecracker's
+ * field is an Option and is refused where it has a default instead.
  * Error messages are what the API returns as fault_message: they name the
  * field (with its place in a config file, "drives[1].path_on_host") and
  * the problem. The 51200-byte body limit is the HTTP layer's. Pure: no
- * I/O. Every function returns 0, -EINVAL with err set, or -ENOMEM. */
+ * I/O. Every function returns 0, -EINVAL with err set, or -ENOMEM (and
+ * the config file's parsers 1 for members passed over, below). */
 #ifndef FLINT_CONFIG_JSON_H
 #define FLINT_CONFIG_JSON_H
 

@@ -373,6 +373,12 @@ static int decode(struct snap *out, char *err, size_t errlen)
 		return err_set(err, errlen, -EBADMSG, "corrupt: %zu bytes after the last section",
 			       r.len - r.off);
 	ret = config_json_parse_file((const char *)json, json_len, &out->config, why, sizeof(why));
+	/* A member this flint does not know (a newer flint's section) would be
+	 * dropped unsaid: refused, as a config file's is not. */
+	if (ret > 0) {
+		vm_config_free(&out->config);
+		ret = -EINVAL;
+	}
 	if (ret < 0)
 		return err_set(err, errlen, ret, "vm_config: %s", why);
 	/* A descriptor of the saving flint's means nothing here. */

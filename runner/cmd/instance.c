@@ -562,9 +562,11 @@ static int load_config_file(const char *path, struct vm_config *c)
 
 /* The signals that end (or, SIGQUIT, are answered in) the wait for
  * InstanceStart, blocked and taken through a signalfd. Opened before the
- * API thread starts and its socket is there: while that thread is started
- * with every signal blocked, a SIGQUIT sent then would otherwise stay
- * pending only until the mask came back, and go to its SIG_IGN unsaid. */
+ * API socket is there and its thread starts: a SIGQUIT sent once the
+ * socket is there (which is how a client knows flint waits) must be
+ * answered, not go to main.c's SIG_IGN, even while the thread's start
+ * briefly blocks every signal (a blocked signal stays pending until
+ * unblocked). */
 static int open_wait_signals(void)
 {
 	sigset_t sigs;

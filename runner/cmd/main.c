@@ -943,8 +943,9 @@ int main(int argc, char **argv)
 	/* SIGQUIT (a terminal's ^\, flint serve asking where a stuck VM is)
 	 * before vm_run takes it through its signalfd: there is no guest to
 	 * say anything of yet, and its default action would dump core.
-	 * Ignored until then; vm_run blocks it, so it is queued for the
-	 * signalfd even so (a blocked signal is never discarded). */
+	 * Ignored until then; the wait for InstanceStart (instance.c) and
+	 * vm_run block it, so it is queued for their signalfd even so (a
+	 * blocked signal is never discarded). */
 	signal(SIGQUIT, SIG_IGN);
 	if (cfg.run) {
 		/* Read here, not by cli_parse, which flint-jail shares. */

@@ -2,6 +2,7 @@
 #include "vsock/vsock_uds.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -122,7 +123,6 @@ int vsock_uds_check(const char *path)
 	struct sockaddr_un a;
 	char dir[sizeof(a.sun_path)];
 	const char *slash = strrchr(path, '/');
-	struct stat st;
 	bool stale;
 	int r;
 
@@ -132,11 +132,9 @@ int vsock_uds_check(const char *path)
 		snprintf(dir, sizeof(dir), ".");
 	else
 		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-	if (stat(dir, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	return access(dir, W_OK | X_OK) < 0 ? -errno : 0;
+	/* As bind will: with the effective ids. (A directory that is not one
+	 * made path_free's lstat fail already.) */
+	return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0 ? -errno : 0;
 }
 
 const char *vsock_uds_why(int r)

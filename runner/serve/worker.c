@@ -1161,6 +1161,7 @@ void worker_destroy(struct worker *w)
 	close_fd(&w->out_fd);
 	close_fd(&w->err_fd);
 	close_fd(&w->go_fd);
+	close_fd(&w->st_fd); /* a warm VM's, destroyed unwaited */
 	close_fd(&w->ctl_fd);
 	close_fd(&w->pidfd);
 	close_fd(&w->log_fd);

@@ -1242,6 +1242,11 @@ Test(worker, no_fd_leaks)
 	worker_destroy(w);
 	cr_assert_eq(worker_spawn(&w, &p), 0);
 	worker_destroy(w);
+	/* A warm one with its status pipe (flint run --status-fd), destroyed
+	 * unwaited, as the pool drops a warm VM it evicts. */
+	p.early_status = true;
+	cr_assert_eq(worker_spawn(&w, &p), 0);
+	worker_destroy(w);
 	free(body);
 	cr_assert_eq(count_fds(), before);
 	close(leak);

@@ -21,6 +21,7 @@
 #include "api/router.h"
 #include "core/logger.h"
 #include "core/seccomp.h"
+#include "core/usock.h"
 
 struct api_http {
 	struct api_ctl *ctl;
@@ -29,8 +30,7 @@ struct api_http {
 	int epoll_fd;  /* the daemon's */
 	int stop_fd;   /* eventfd: written by api_http_stop */
 	char *path;
-	dev_t dev; /* the socket file we made, so that stop removes only it */
-	ino_t ino;
+	struct usock_made made; /* the socket file, so that stop removes only it */
 	pthread_t thread;
 	bool thread_started;
 	/* The thread's start-up answer: 0 or -errno, once ready. */
@@ -47,66 +47,16 @@ struct body {
 	size_t total; /* bytes received (saturating): over the cap, refused */
 };
 
-/* Bind path as a listening Unix socket, replacing a stale one. */
+/* Bind path as a listening Unix socket, replacing a stale one. The API is
+ * the VM's owner's: no one else may connect (the umask decided before). */
 static int bind_socket(struct api_http *h, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd = -1, r;
+	int fd = usock_listen(path, SOCK_NONBLOCK, 64, 0600, &h->made);
 
-	if (!*path || strlen(path) >= sizeof(sa.sun_path))
-		return err_set(err, errlen, -ENAMETOOLONG, "a socket path has 1 to %zu bytes",
-			       sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, path, strlen(path));
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return err_set(err, errlen, -EEXIST, "the path exists and is not a socket");
-		/* A socket someone answers on is in use; one nobody answers on
-		 * is what a flint that died left: replace it. */
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return err_set(err, errlen, -errno, "socket: %s", strerror(errno));
-		r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		close_fd(&fd);
-		if (r == 0)
-			return err_set(err, errlen, -EADDRINUSE,
-				       "another program is listening on it");
-		if (unlink(path) < 0 && errno != ENOENT)
-			return err_set(err, errlen, -errno, "cannot remove the stale socket: %s",
-				       strerror(errno));
-	} else if (errno != ENOENT) {
-		return err_set(err, errlen, -errno, "%s", strerror(errno));
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return err_set(err, errlen, -errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = err_set(err, errlen, -errno, "cannot bind: %s", strerror(errno));
-		goto err_close;
-	}
-	/* The API is the VM's owner's: no one else may connect (the umask
-	 * decided before). Before listen, so no one connects in between. */
-	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0 || listen(fd, 64) < 0) {
-		r = err_set(err, errlen, -errno, "cannot listen: %s", strerror(errno));
-		unlink(path);
-		goto err_close;
-	}
-	h->dev = st.st_dev;
-	h->ino = st.st_ino;
+		return err_set(err, errlen, fd, "%s", usock_why(fd));
 	h->listen_fd = fd;
 	return 0;
-err_close:
-	close_fd(&fd);
-	return r;
-}
-
-/* Remove the socket file if it is still the one we bound. */
-static void remove_socket(struct api_http *h)
-{
-	struct stat st;
-
-	if (h->path && lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino)
-		unlink(h->path);
 }
 
 static enum MHD_Result send_answer(struct MHD_Connection *c, struct api_resp *resp)
@@ -329,7 +279,8 @@ err_daemon:
 	api_http_stop(h);
 	return r;
 err_socket:
-	remove_socket(h);
+	if (h->path)
+		usock_remove(h->path, &h->made);
 err:
 	api_http_stop(h);
 	return r;
@@ -350,7 +301,8 @@ void api_http_stop(struct api_http *h)
 		h->listen_fd = -1;
 	}
 	close_fd(&h->listen_fd);
-	remove_socket(h);
+	if (h->path)
+		usock_remove(h->path, &h->made);
 	close_fd(&h->stop_fd);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);

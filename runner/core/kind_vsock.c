@@ -2,17 +2,17 @@
 #include <string.h>
 
 #include "core/device_kinds.h"
+#include "core/usock.h"
 #include "vsock/vsock_mux.h"
-#include "vsock/vsock_uds.h"
 
 #define ULL(x) ((unsigned long long)(x))
 
 int vsock_kind_check_uds(const char *path)
 {
-	int r = vsock_uds_check(path);
+	int r = usock_check(path);
 
 	if (r < 0)
-		pr_err("vsock socket %s: %s", path, vsock_uds_why(r));
+		pr_err("vsock socket %s: %s", path, usock_why(r));
 	return r;
 }
 

@@ -17,10 +17,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/logger.h"
+#include "core/usock.h"
 #include "serve/invoke.h"
 #include "serve/route.h"
 #include "serve/server_int.h"
@@ -381,38 +381,17 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	return 0;
 }
 
-/* A listening socket for spec: "unix:PATH" or "HOST:PORT" ("[V6]:PORT"). */
-static int listen_on(const char *spec)
+/* A listening socket for spec: "unix:PATH" or "HOST:PORT" ("[V6]:PORT").
+ * A Unix socket's file goes to *made (dev 0 for none), which alone is
+ * removed at the end. */
+static int listen_on(const char *spec, struct usock_made *made)
 {
 	int fd = -1, r;
 
+	*made = (struct usock_made){0};
 	if (!strncmp(spec, "unix:", 5)) {
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		const char *path = spec + 5;
-		struct stat st;
-
-		if (!*path || strlen(path) >= sizeof(sa.sun_path)) {
-			pr_err("flint serve: --listen %s: a socket path of 1 to %zu bytes", spec,
-			       sizeof(sa.sun_path) - 1);
-			return -EINVAL;
-		}
-		strcpy(sa.sun_path, path);
-		if (lstat(path, &st) == 0) {
-			if (!S_ISSOCK(st.st_mode)) {
-				pr_err("flint serve: --listen %s: exists and is not a socket",
-				       spec);
-				return -EEXIST;
-			}
-			unlink(path);
-		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-		    listen(fd, 128) < 0) {
-			r = -errno;
-			pr_err("flint serve: --listen %s: %s", spec, strerror(errno));
-			close_fd(&fd);
-			return r;
-		}
+		if ((fd = usock_listen(spec + 5, 0, 128, 0, made)) < 0)
+			pr_err("flint serve: --listen %s: %s", spec, usock_why(fd));
 		return fd;
 	}
 
@@ -723,6 +702,7 @@ int serve_main(int argc, char **argv)
 	static struct server srv;
 	struct server *s = &srv;
 	struct MHD_Daemon *d[SERVE_MAX_LISTEN] = {NULL};
+	struct usock_made made[SERVE_MAX_LISTEN] = {{0}};
 	int fds[SERVE_MAX_LISTEN], status = SERVE_EXIT_ERROR, sig = 0;
 	sigset_t set;
 	unsigned i;
@@ -768,7 +748,7 @@ int serve_main(int argc, char **argv)
 		}
 	}
 	for (i = 0; i < s->o.nlisten; i++)
-		if ((fds[i] = listen_on(s->o.listen[i])) < 0)
+		if ((fds[i] = listen_on(s->o.listen[i], &made[i])) < 0)
 			goto out;
 	if ((r = serve_manager_start(s)) < 0) {
 		pr_err("flint serve: cannot start a thread: %s", strerror(-r));
@@ -802,9 +782,11 @@ out:
 		close_fd(&fds[i]);
 	}
 	serve_registry_free(s);
+	/* Only the sockets made here: not a file --listen named that was
+	 * refused, nor another server's socket. */
 	for (i = 0; i < s->o.nlisten; i++)
-		if (!strncmp(s->o.listen[i], "unix:", 5))
-			unlink(s->o.listen[i] + 5);
+		if (made[i].dev || made[i].ino)
+			usock_remove(s->o.listen[i] + 5, &made[i]);
 	if (s->o.state_dir_made && rmdir(s->o.state_dir) < 0)
 		pr_err("flint serve: cannot remove %s: %s", s->o.state_dir, strerror(errno));
 	jailing_free(s->jail);

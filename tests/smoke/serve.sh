@@ -283,6 +283,44 @@ EOF
 	wait "$serve_pid" "$slow"
 fi
 
+# --listen where something else is: a file is refused and kept; a live
+# server's socket is neither replaced by a second server nor removed by
+# one that fails before it listens (--jail missing), and its own server
+# removes it when it stops.
+listen_refused() { # NAME MESSAGE ARGS...: exit 125 with MESSAGE
+	name=$1 msg=$2
+	shift 2
+	st=0
+	"$FLINT" serve --state-dir "$S/lst" --flint "$FAKE" "$@" >/dev/null 2>"$S/l.err" || st=$?
+	why=
+	[ "$st" = 125 ] || why="exit $st, expected 125"
+	[ -z "$why" ] && ! grep -qF -- "$msg" "$S/l.err" && why="stderr lacks '$msg'"
+}
+echo keep >"$S/notes.txt"
+listen_refused file "notes.txt: the file exists and is not a socket" --listen "unix:$S/notes.txt"
+[ -z "$why" ] && [ "$(cat "$S/notes.txt" 2>/dev/null)" != keep ] && why="the file was removed"
+report serve-listen-file-kept "$why" "$S/l.err"
+"$FLINT" serve --listen "unix:$S/a.sock" --state-dir "$S/ast" --flint "$FAKE" \
+	>/dev/null 2>"$S/a.err" &
+a_pid=$!
+i=0
+while [ ! -S "$S/a.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+listen_refused live "a.sock: another program is listening on it" --listen "unix:$S/a.sock"
+[ -z "$why" ] && [ ! -S "$S/a.sock" ] && why="the live server's socket went"
+report serve-listen-live-kept "$why" "$S/l.err"
+listen_refused failed-start "--jail /nonexistent/flint-jail" --listen "unix:$S/a.sock" \
+	--jail /nonexistent/flint-jail --uid-range 100-200
+[ -z "$why" ] && [ ! -S "$S/a.sock" ] && why="a server that never listened removed the socket"
+[ -z "$why" ] && command -v curl >/dev/null &&
+	! curl -s --unix-socket "$S/a.sock" -o /dev/null http://flint/functions &&
+	why="the live server no longer answers"
+report serve-listen-failed-start-kept "$why" "$S/l.err"
+kill "$a_pid"
+wait "$a_pid"
+why=
+[ -e "$S/a.sock" ] && why="the server left its socket"
+report serve-listen-own-removed "$why" "$S/a.err"
+
 # --jail's options: refused, naming the problem, before anything starts.
 # serve_refused NAME MESSAGE ARGS...: exit 125 with MESSAGE on stderr.
 serve_refused() {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/usock.h"
 #include "vsock/vsock_uds.h"
 
 static int parse(const char *s, uint32_t *port)
@@ -150,81 +151,6 @@ static void dir_teardown(void)
 
 TestSuite(vsock_uds_sock, .init = dir_setup, .fini = dir_teardown);
 
-static bool is_socket(const char *p)
-{
-	struct stat st;
-	return lstat(p, &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-Test(vsock_uds_sock, listen_replaces_a_stale_socket_only)
-{
-	int fd, fd2;
-
-	cr_assert_eq(vsock_uds_listen(path, &fd), 0);
-	cr_assert(is_socket(path));
-	cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
-	cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-	/* Someone listens there: refused, and the socket file stays. */
-	cr_assert_eq(vsock_uds_listen(path, &fd2), -EADDRINUSE);
-	cr_assert_eq(fd2, -1);
-	close(fd);
-	/* Stale now (nobody listens): replaced. */
-	cr_assert_eq(vsock_uds_listen(path, &fd2), 0);
-	close(fd2);
-}
-
-Test(vsock_uds_sock, listen_refuses_a_regular_file)
-{
-	int fd = open(path, O_CREAT | O_WRONLY, 0600);
-
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(vsock_uds_listen(path, &fd), -EEXIST);
-	struct stat st;
-	cr_assert_eq(lstat(path, &st), 0);
-	cr_assert(S_ISREG(st.st_mode), "left in place");
-}
-
-/* PUT /vsock's check: what listen would refuse, and a directory the
- * socket cannot be made in, without making anything. */
-Test(vsock_uds_sock, check_says_what_listen_would_without_listening)
-{
-	char p[192];
-	int fd, l;
-
-	cr_assert_eq(vsock_uds_check(path), 0);
-	cr_assert(!is_socket(path), "nothing made");
-	snprintf(p, sizeof(p), "%s/no-such-dir/v.sock", dir);
-	cr_assert_eq(vsock_uds_check(p), -ENOENT);
-	cr_assert_str_eq(vsock_uds_why(-ENOENT), "No such file or directory");
-	/* A regular file where its directory would be. */
-	snprintf(p, sizeof(p), "%s/file", dir);
-	cr_assert_geq(fd = open(p, O_CREAT | O_WRONLY, 0600), 0);
-	close(fd);
-	snprintf(p, sizeof(p), "%s/file/v.sock", dir);
-	cr_assert_eq(vsock_uds_check(p), -ENOTDIR);
-	/* listen's refusals. */
-	snprintf(p, sizeof(p), "%s/file", dir);
-	cr_assert_eq(vsock_uds_check(p), -EEXIST);
-	cr_assert_eq(vsock_uds_listen(path, &l), 0);
-	cr_assert_eq(vsock_uds_check(path), -EADDRINUSE);
-	cr_assert_str_eq(vsock_uds_why(-EADDRINUSE), "another program is listening on it");
-	close(l);
-	/* Stale: free, and left there (listen replaces it). */
-	cr_assert_eq(vsock_uds_check(path), 0);
-	cr_assert(is_socket(path));
-	/* A directory this process may not write in (root may: not checked). */
-	if (geteuid() != 0) {
-		snprintf(p, sizeof(p), "%s/ro", dir);
-		cr_assert_eq(mkdir(p, 0500), 0);
-		snprintf(p, sizeof(p), "%s/ro/v.sock", dir);
-		cr_assert_eq(vsock_uds_check(p), -EACCES);
-	}
-	memset(p, 'a', sizeof(p) - 1);
-	p[sizeof(p) - 1] = 0;
-	cr_assert_eq(vsock_uds_check(p), -ENAMETOOLONG);
-}
-
 Test(vsock_uds_sock, connect_to_path_underscore_port)
 {
 	char p52[160];
@@ -233,7 +159,7 @@ Test(vsock_uds_sock, connect_to_path_underscore_port)
 	snprintf(p52, sizeof(p52), "%s_52", path);
 	cr_assert_eq(vsock_uds_connect(path, 52, &c), -ENOENT);
 	cr_assert_eq(c, -1);
-	cr_assert_eq(vsock_uds_listen(p52, &l), 0);
+	cr_assert_geq(l = usock_listen(p52, SOCK_NONBLOCK, 8, 0, NULL), 0);
 	cr_assert_eq(vsock_uds_connect(path, 52, &c), 0);
 	cr_assert(fcntl(c, F_GETFL) & O_NONBLOCK);
 	a = accept(l, NULL, NULL);
@@ -256,7 +182,6 @@ Test(vsock_uds_sock, paths_too_long)
 
 	memset(longp, 'a', sizeof(longp) - 1);
 	longp[sizeof(longp) - 1] = 0;
-	cr_assert_eq(vsock_uds_listen(longp, &fd), -ENAMETOOLONG);
 	longp[100] = 0; /* fits, but not with "_4294967295" after it */
 	cr_assert_eq(vsock_uds_connect(longp, UINT32_MAX, &fd), -ENAMETOOLONG);
 }

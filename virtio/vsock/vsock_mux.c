@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/evwait.h"
+#include "core/usock.h"
 #include "vsock/vsock.h"
 #include "vsock/vsock_conn.h"
 #include "vsock/vsock_table.h"
@@ -1164,8 +1165,9 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 		r = -ENOMEM;
 		goto err;
 	}
-	if ((r = vsock_uds_listen(m->path, &m->listen_fd)) < 0) {
-		pr_err("vsock %s: cannot listen: %s", m->path, vsock_uds_why(r));
+	if ((r = m->listen_fd = usock_listen(m->path, SOCK_NONBLOCK, 128, 0, NULL)) < 0) {
+		m->listen_fd = -1;
+		pr_err("vsock %s: cannot listen: %s", m->path, usock_why(r));
 		free(m->path);
 		m->path = NULL; /* not ours to unlink */
 		goto err;

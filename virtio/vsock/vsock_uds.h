@@ -33,23 +33,6 @@ int vsock_uds_parse_connect(const char *line, size_t len, uint32_t *port) WARN_U
  * Returns its length. */
 size_t vsock_uds_ok_line(char *buf, size_t size, uint32_t port);
 
-/* Listen on path: a stale socket file left there is removed first, but not
- * one something still listens on (-EADDRINUSE), nor a file of another kind
- * (-EEXIST). The socket is non-blocking and close-on-exec. Returns 0 with
- * *fd, or -errno. */
-int vsock_uds_listen(const char *path, int *fd) WARN_UNUSED;
-
-/* Whether vsock_uds_listen(path) would listen, without doing it (PUT
- * /vsock's check, where Firecracker binds): its refusals, and the
- * directory path is in must be one this process may create the socket in
- * (-ENOENT, -ENOTDIR, -EACCES, ...). A stale socket file counts as free
- * and is left there. Returns 0 or -errno. */
-int vsock_uds_check(const char *path) WARN_UNUSED;
-
-/* What a -errno of vsock_uds_listen or vsock_uds_check means, for a
- * message after the path. */
-const char *vsock_uds_why(int r);
-
 /* Connect, without blocking, to "<path>_<port>" (a guest connection to host
  * port `port`). A listener whose backlog is full counts as refused (an
  * AF_UNIX connect does not complete later). Returns 0 with *fd

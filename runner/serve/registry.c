@@ -840,16 +840,20 @@ static unsigned save_snapshot(struct server *s, struct serve_fn *fn, char *msg, 
 static unsigned make_snapshot(struct server *s, struct serve_fn *fn, uint64_t seq, char *msg,
 			      size_t len)
 {
-	/* --state-dir is short (server.c): these fit. */
-	if (snprintf(fn->dir, sizeof(fn->dir), "%.100s/%s.%" PRIu64, s->o.state_dir, fn->cfg.name,
-		     seq) < 0 ||
-	    snprintf(fn->state_path, sizeof(fn->state_path), "%.200s/state", fn->dir) < 0 ||
-	    snprintf(fn->mem_path, sizeof(fn->mem_path), "%.200s/mem", fn->dir) < 0 ||
-	    mkdir(fn->dir, s->jail ? 0711 : 0700) < 0) {
+	/* --state-dir is short (server.c): these fit. A unique suffix: a
+	 * reused --state-dir may hold what a server that was killed left. */
+	snprintf(fn->dir, sizeof(fn->dir), "%.100s/%s.%" PRIu64 ".XXXXXX", s->o.state_dir,
+		 fn->cfg.name, seq);
+	bool made = mkdtemp(fn->dir);
+	if (!made || (s->jail && chmod(fn->dir, 0711) < 0)) {
 		snprintf(msg, len, "cannot make %.300s: %s", fn->dir, strerror(errno));
+		if (made)
+			rmdir(fn->dir);
 		fn->dir[0] = '\0';
 		return 500;
 	}
+	snprintf(fn->state_path, sizeof(fn->state_path), "%.200s/state", fn->dir);
+	snprintf(fn->mem_path, sizeof(fn->mem_path), "%.200s/mem", fn->dir);
 	return save_snapshot(s, fn, msg, len);
 }
 

@@ -294,7 +294,10 @@ int serve_vm_spawn(struct server *s, struct serve_vm *v, uint64_t deadline_ns)
 		}
 		p.kind = WORKER_VM;
 		p.uds = v->uds;
-		p.control = serve_fn_resets(s, fn);
+		/* Every VM a control socket: its reset, when it resets, and
+		 * its end when the server's end closes, so that a server that
+		 * dies (killed, out of memory) leaves no VM running. */
+		p.control = true;
 		p.early_status = false;
 		/* flint itself takes none of flint run's options but the
 		 * jail's root image override. */

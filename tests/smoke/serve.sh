@@ -284,6 +284,28 @@ EOF
 	kill "$slow"
 	kill "$serve_pid"
 	wait "$serve_pid" "$slow"
+
+	# A server killed outright (SIGKILL, the OOM killer) leaves no VM
+	# running: a reuse VM too ends when its control socket's other end
+	# goes.
+	"$FLINT" serve --listen "unix:$S/s.sock" --state-dir "$S/st4" --flint "$FAKE" \
+		>"$S/serve4.out" 2>"$S/serve4.err" &
+	serve_pid=$!
+	i=0
+	while [ ! -S "$S/s.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	expect killed-register PUT /functions/keep "$S/fn-keep.json" 201
+	expect killed-reuse POST /functions/keep/invoke "" 200 '^kept$'
+	kill -KILL "$serve_pid"
+	wait "$serve_pid" 2>/dev/null
+	i=0
+	while pgrep -f "$S/st4/" >/dev/null && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	why=
+	pgrep -f "$S/st4/" >/dev/null && why="VMs left running: $(pgrep -af "$S/st4/")"
+	pkill -KILL -f "$S/st4/"
+	report serve-killed-leaves-no-vm "$why" "$S/serve4.err"
 fi
 
 # --listen where something else is: a file is refused and kept; a live

@@ -147,18 +147,22 @@ static double secs(uint64_t ns)
 	return (double)ns / 1e9;
 }
 
-/* Whether the VM can take another request (reuse): the command ended and
- * the VM's own flint runs on. Not after a command cut short (killed, its
- * client gone, past the deadline): the guest's state is nobody's to
- * know. */
+/* Whether the VM can take another request (reuse, or a reset in place):
+ * the command ended and the VM's own flint runs on. Not after a command
+ * cut short (killed, its client gone, past the deadline): the guest's
+ * state is nobody's to know. A command the agent ended at timeout_s is
+ * one a reset undoes, but not a reuse VM, whose files and processes live
+ * on: what escaped the command's process group would run into the next
+ * request. */
 static bool reusable(const struct call *c)
 {
 	enum worker_outcome o = c->res.outcome;
 
 	if (!serve_fn_attached(c->s, c->fn) || !c->vm->vmw || worker_exited(c->vm->vmw))
 		return false;
-	return o == WORKER_OK || o == WORKER_EXIT || o == WORKER_SIGNAL ||
-	       (o == WORKER_TIMEOUT && !c->res.deadline);
+	if (o == WORKER_TIMEOUT)
+		return !c->res.deadline && serve_fn_resets(c->s, c->fn);
+	return o == WORKER_OK || o == WORKER_EXIT || o == WORKER_SIGNAL;
 }
 
 #define CRASH_WAIT_MS 1000 /* a VM whose agent connection broke: its flint's end */

@@ -178,6 +178,19 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	expect register-reuse PUT /functions/keep "$S/fn-keep.json" 201 '"reuse_max":100'
 	expect reuse POST /functions/keep/invoke "" 200 '^kept$'
 	expect reuse-again POST /functions/keep/invoke "" 200 '^kept$'
+	# A reuse VM whose command timed out serves no more requests: what
+	# escaped the command (here the sleep its shell left) would run on
+	# into the next one. The next request gets another VM.
+	fn reto "{\"command\": [\"sh\", \"-c\", \"if [ ! -e $S/reto-once ]; then touch $S/reto-once; sleep 30; fi; echo ok\"], \"isolation\": \"reuse\", \"timeout_s\": 1}"
+	expect register-reuse-timeout PUT /functions/reto "$S/fn-reto.json" 201
+	expect reuse-timeout POST /functions/reto/invoke "" 504 'timeout_s (1 s)'
+	vm1=$(tr -d '\r' <"$S/reuse-timeout.hdr" | sed -n 's/^x-flint-vm-id: *//Ip')
+	expect reuse-after-timeout POST /functions/reto/invoke "" 200 '^ok$'
+	vm2=$(tr -d '\r' <"$S/reuse-after-timeout.hdr" | sed -n 's/^x-flint-vm-id: *//Ip')
+	why=
+	[ -n "$vm1" ] && [ -n "$vm2" ] || why="no X-Flint-VM-Id ('$vm1', '$vm2')"
+	[ -z "$why" ] && [ "$vm1" = "$vm2" ] && why="VM $vm1, whose command timed out, served the next request"
+	report serve-reuse-timeout-retires "$why" "$S/reuse-after-timeout.hdr"
 	# A reuse VM that dies under its command: 502 with the reason, told
 	# in the log too.
 	fn lose '{"command": ["sh", "-c", "kill -9 $PPID"], "isolation": "reuse"}'

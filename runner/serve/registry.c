@@ -472,11 +472,17 @@ static void reap(struct server *s)
 		worker_kill(v->w);
 		worker_kill(v->vmw);
 	}
+	/* Reaped, and their jails removed, outside the lock: a flint that
+	 * cannot die at once (in uninterruptible sleep in the kernel) holds
+	 * up this thread only, not every request. */
+	for (v = list; v; v = v->next) {
+		worker_destroy(v->w);
+		worker_destroy(v->vmw);
+		v->w = v->vmw = NULL;
+	}
 	pthread_mutex_lock(&s->lock);
 	while ((v = list)) {
 		list = v->next;
-		/* worker_destroy reaps: outside the lock would be kinder, but a
-		 * killed process exits at once. */
 		serve_vm_free(s, v);
 	}
 }

@@ -27,6 +27,7 @@
 #include "core/logger.h"
 #include "core/phases.h"
 #include "core/seccomp.h"
+#include "core/usock.h"
 
 /* Output is written in pieces a pipe takes whole once poll() calls it
  * writable (PIPE_BUF), so that the thread never blocks outside poll() and
@@ -686,34 +687,16 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
-/* Binds and listens on path, replacing a stale socket (never another kind
- * of file). */
+/* Listens on path (core/usock.h: a stale socket replaced, nothing else). */
 static int listen_on(struct run *r)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
+	int fd = usock_listen(r->path, SOCK_NONBLOCK, 1, 0, NULL);
 
-	if (strlen(r->path) >= sizeof(sa.sun_path)) {
-		pr_err("flint run: socket path too long: %s", r->path);
-		return -ENAMETOOLONG;
+	if (fd < 0) {
+		pr_err("flint run: cannot listen on %s: %s", r->path, usock_why(fd));
+		return fd;
 	}
-	strcpy(sa.sun_path, r->path);
-	if (lstat(r->path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			pr_err("flint run: %s exists and is not a socket", r->path);
-			return -EEXIST;
-		}
-		unlink(r->path);
-	}
-	r->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(r->lfd, 1) < 0) {
-		int err = errno;
-
-		pr_err("flint run: cannot listen on %s: %s", r->path, strerror(err));
-		close_fd(&r->lfd);
-		return -err;
-	}
+	r->lfd = fd;
 	return 0;
 }
 

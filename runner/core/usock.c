@@ -22,8 +22,10 @@ static int set_path(struct sockaddr_un *a, const char *path)
 }
 
 /* What is at path, for a listener to come: 0 for nothing, or a socket file
- * nothing accepts connections on (stale: *stale set); -EADDRINUSE if
- * something does, -EEXIST for a file of another kind, or -errno. */
+ * nothing accepts connections on (stale: *stale set, the connection
+ * refused); -EADDRINUSE if something does, -EEXIST for a file of another
+ * kind, or -errno (-EACCES: another user's socket, which may be live, is
+ * not ours to replace). */
 static int path_free(const char *path, const struct sockaddr_un *a, bool *stale)
 {
 	struct stat st;
@@ -37,9 +39,10 @@ static int path_free(const char *path, const struct sockaddr_un *a, bool *stale)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	/* EAGAIN: a listener whose backlog is full, alive. */
-	r = connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0 || errno == EAGAIN
-		? -EADDRINUSE
-		: 0;
+	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0 || errno == EAGAIN)
+		r = -EADDRINUSE;
+	else
+		r = errno == ECONNREFUSED ? 0 : -errno;
 	close(fd);
 	*stale = r == 0;
 	return r;

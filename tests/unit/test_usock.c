@@ -140,6 +140,33 @@ static int check_as_nobody(const char *p)
 	return -WEXITSTATUS(st);
 }
 
+/* Another user's socket (0600: its connect refused with EACCES, whether
+ * or not it is live) is not ours to replace, even in a directory we may
+ * write in. Needs root, to be two users. */
+Test(usock, another_users_socket_is_left)
+{
+	int fd, st;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("not root: cannot make another user's socket");
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_geq(fd = usock_listen(path, 0, 8, 0600, NULL), 0);
+	close(fd); /* stale, but the other user cannot tell */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(255);
+		int r = usock_listen(path, 0, 8, 0, NULL);
+		_exit(r >= 0 ? 0 : -r);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	cr_assert_eq(WEXITSTATUS(st), EACCES, "status %d", WEXITSTATUS(st));
+	cr_assert(is_socket(path), "the other user's socket was replaced");
+}
+
 /* PUT /vsock's check: what listen would refuse, and a directory the
  * socket cannot be made in, without making anything. */
 Test(usock, check_says_what_listen_would_without_listening)

@@ -97,6 +97,7 @@ struct mlist {
 
 struct vsock_mux {
 	char *path;
+	struct usock_made made; /* its socket file, which alone destroy removes */
 	uint64_t cid;
 	struct evloop *loop;
 	struct vsock_dev *dev;
@@ -1165,7 +1166,7 @@ int vsock_mux_create(struct vsock_mux **out, const struct vsock_mux_params *p)
 		r = -ENOMEM;
 		goto err;
 	}
-	if ((r = m->listen_fd = usock_listen(m->path, SOCK_NONBLOCK, 128, 0, NULL)) < 0) {
+	if ((r = m->listen_fd = usock_listen(m->path, SOCK_NONBLOCK, 128, 0, &m->made)) < 0) {
 		m->listen_fd = -1;
 		pr_err("vsock %s: cannot listen: %s", m->path, usock_why(r));
 		free(m->path);
@@ -1255,7 +1256,7 @@ void vsock_mux_destroy(struct vsock_mux *m)
 	close_fd(&m->listen_fd);
 	ev_kick_close(&m->wake);
 	if (m->path)
-		(void)unlink(m->path);
+		usock_remove(m->path, &m->made);
 	vsock_dev_destroy(m->dev);
 	pthread_mutex_destroy(&m->stats_lock);
 	free(m->path);

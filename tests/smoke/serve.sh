@@ -181,7 +181,9 @@ held" ] || why="the drained function's requests answered '$(cat "$S/h1" "$S/h2" 
 	# A reuse VM whose command timed out serves no more requests: what
 	# escaped the command (here the sleep its shell left) would run on
 	# into the next one. The next request gets another VM.
-	fn reto "{\"command\": [\"sh\", \"-c\", \"if [ ! -e $S/reto-once ]; then touch $S/reto-once; sleep 30; fi; echo ok\"], \"isolation\": \"reuse\", \"timeout_s\": 1}"
+	# (An absolute path: the stand-in agent runs commands in /.)
+	once=$(cd "$S" && pwd)/reto-once
+	fn reto "{\"command\": [\"sh\", \"-c\", \"if [ ! -e $once ]; then touch $once; sleep 30; fi; echo ok\"], \"isolation\": \"reuse\", \"timeout_s\": 1}"
 	expect register-reuse-timeout PUT /functions/reto "$S/fn-reto.json" 201
 	expect reuse-timeout POST /functions/reto/invoke "" 504 'timeout_s (1 s)'
 	vm1=$(tr -d '\r' <"$S/reuse-timeout.hdr" | sed -n 's/^x-flint-vm-id: *//Ip')

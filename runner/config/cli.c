@@ -335,15 +335,19 @@ static int drive_override(struct config *cfg, const char *val, char *err, size_t
 
 enum run_opt { RUN_OPT_ENV, RUN_OPT_WORKDIR, RUN_OPT_ATTACH };
 
-/* Whether entry e's name is that of one of list's n. */
+/* The first of list's n whose name is entry e's, or n for none. */
+static size_t name_index(const char *e, char *const *list, size_t n)
+{
+	size_t k = strcspn(e, "=") + 1, i;
+
+	for (i = 0; i < n && strncmp(list[i], e, k); i++)
+		;
+	return i;
+}
+
 static bool same_name(const char *e, char *const *list, size_t n)
 {
-	size_t k = strcspn(e, "=") + 1;
-
-	for (size_t i = 0; i < n; i++)
-		if (!strncmp(list[i], e, k))
-			return true;
-	return false;
+	return name_index(e, list, n) < n;
 }
 
 /* flint run's --env NAME=VALUE (repeatable), --workdir DIR and --attach
@@ -372,11 +376,11 @@ static int run_string_option(struct config *cfg, enum run_opt o, const char *val
 		}
 		/* The last of one name's entries wins, as for --env-file (the
 		 * guest's programs would otherwise read one or another). */
-		for (unsigned i = 0; i < cfg->nenv; i++)
-			if (same_name(val, &cfg->env[i], 1)) {
-				cfg->env[i] = (char *)val;
-				return 0;
-			}
+		size_t i = name_index(val, cfg->env, cfg->nenv);
+		if (i < cfg->nenv) {
+			cfg->env[i] = (char *)val;
+			return 0;
+		}
 		/* Each --env takes at least one of the argc words. */
 		cfg->env[cfg->nenv++] = (char *)val;
 		return 0;

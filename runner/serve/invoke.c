@@ -5,7 +5,9 @@
  * - its stdout is held up to --out-buffer bytes, so that the status can say
  *   how the command ended (200, 422, 504, 502, 500) with the headers;
  * - beyond that it streams (200, chunked), and how the command ended comes
- *   in trailers (X-Flint-Exit-Status, X-Flint-Outcome);
+ *   in trailers (X-Flint-Exit-Status, X-Flint-Outcome); a client too slow
+ *   to take it by the command's start + timeout_s + WORKER_MARGIN_S is cut
+ *   off (struct serve_stream);
  * - ?stderr=inline answers a JSON object with stdout and stderr instead.
  *
  * Per-request isolation: a warm VM (restored paused) is released, or a VM
@@ -16,6 +18,7 @@
  * answer is sent, the VM is reset in place to its snapshot (worker_reset)
  * before it takes another request; one that cannot be is given up. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -44,6 +47,9 @@ struct call {
 	struct agentc *ac;
 	int client_fd; /* the client's connection, watched for its hang-up */
 	uint64_t req, vm_id, wait_ns, t0;
+	uint64_t run_t0; /* its VM's command started (show_running) */
+	/* Streamed: its deadline, listed in server.streams (fd >= 0). */
+	struct serve_stream stream;
 	bool warm, inline_err, finished, streamed;
 	bool restarted;	    /* given a second VM (restart) */
 	char why[160];	    /* a crash or a lost agent: flint's reason */
@@ -258,7 +264,19 @@ static void finish(struct call *c)
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
-	if (c->res.outcome == WORKER_CLIENT_GONE)
+	/* Over: what is left of a streamed answer holds no VM, and is not
+	 * cut off. */
+	pthread_mutex_lock(&s->lock);
+	if (c->stream.fd >= 0)
+		serve_stream_del(s, &c->stream);
+	bool cut = c->stream.cut;
+	pthread_mutex_unlock(&s->lock);
+	if (c->res.outcome == WORKER_CLIENT_GONE && cut)
+		pr_warn("flint serve: %s: request %" PRIu64 ": its client had not taken the "
+			"streamed answer %u s after the command's start (timeout_s + %u s): cut "
+			"off, its command ended",
+			fn, c->req, c->fn->cfg.timeout_s + WORKER_MARGIN_S, WORKER_MARGIN_S);
+	else if (c->res.outcome == WORKER_CLIENT_GONE)
 		pr_info("flint serve: %s: request %" PRIu64 ": the client went away %.1f s in; "
 			"its command was ended",
 			fn, c->req, secs(now_ns() - c->t0));
@@ -386,6 +404,11 @@ static void call_free(struct call *c)
 {
 	struct server *s = c->s;
 
+	if (c->stream.fd >= 0) { /* (finish has, if it ran) */
+		pthread_mutex_lock(&s->lock);
+		serve_stream_del(s, &c->stream);
+		pthread_mutex_unlock(&s->lock);
+	}
 	if (c->reset_started)
 		pthread_join(c->reset_tid, NULL);
 	else if (c->reset_pending)
@@ -411,6 +434,7 @@ static void call_free(struct call *c)
 	free_body(c);
 	free(c->out);
 	free(c->err_text);
+	close_fd(&c->stream.fd);
 	free(c);
 }
 
@@ -600,6 +624,25 @@ static ssize_t stream_more(void *cls, uint64_t pos, char *buf, size_t max)
 		end_headers(c->resp, c, MHD_FOOTER_KIND);
 	}
 	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* A streamed answer is given up at its deadline, however slowly its
+ * client goes on reading (struct serve_stream). */
+static void watch_stream(struct call *c)
+{
+	if (c->client_fd < 0)
+		return;
+	if ((c->stream.fd = fcntl(c->client_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		pr_warn("flint serve: %s: request %" PRIu64 ": no deadline for its streamed "
+			"answer: %s",
+			c->fn->cfg.name, c->req, strerror(errno));
+		return;
+	}
+	c->stream.deadline_ns =
+	    c->run_t0 + (uint64_t)(c->fn->cfg.timeout_s + WORKER_MARGIN_S) * 1000000000ULL;
+	pthread_mutex_lock(&c->s->lock);
+	serve_stream_add(c->s, &c->stream);
+	pthread_mutex_unlock(&c->s->lock);
 }
 
 static void stream_free(void *cls)
@@ -805,6 +848,7 @@ static void show_running(struct call *c)
 {
 	struct server *s = c->s;
 
+	c->run_t0 = now_ns();
 	worker_watch_client(c->w, c->client_fd);
 	agentc_watch_client(c->ac, c->client_fd);
 	pthread_mutex_lock(&s->lock);
@@ -975,6 +1019,7 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 	c->inline_err = inline_err;
 	c->t0 = now_ns();
 	c->restore_ms = c->run_ms = -1;
+	c->stream.fd = -1;
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	c->client_fd = ci ? ci->connect_fd : -1;
@@ -1069,6 +1114,7 @@ enum MHD_Result serve_invoke(struct server *s, struct MHD_Connection *conn, cons
 	unsigned quiet_s = c->fn->cfg.timeout_s + WORKER_MARGIN_S;
 	if (quiet_s > SERVE_IDLE_TIMEOUT_S)
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, quiet_s);
+	watch_stream(c);
 	struct MHD_Response *resp = c->resp;
 	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -575,6 +576,37 @@ static void expire_errs(struct server *s, uint64_t now)
 	}
 }
 
+void serve_stream_add(struct server *s, struct serve_stream *st)
+{
+	st->next = s->streams;
+	s->streams = st;
+}
+
+void serve_stream_del(struct server *s, struct serve_stream *st)
+{
+	struct serve_stream **p;
+
+	for (p = &s->streams; *p; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			return;
+		}
+}
+
+/* Shut down the connections of streamed answers past their deadline (the
+ * manager's tick bounds how late). */
+static void cut_slow_streams(struct server *s, uint64_t now)
+{
+	for (struct serve_stream *st = s->streams; st; st = st->next) {
+		if (st->cut || now < st->deadline_ns)
+			continue;
+		st->cut = true;
+		if (shutdown(st->fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+			pr_warn("flint serve: cannot shut a slow client's connection down: %s",
+				strerror(errno));
+	}
+}
+
 #define MANAGER_TICK_NS 100000000ULL /* warm VMs checked this often */
 
 static void *manager(void *arg)
@@ -591,6 +623,7 @@ static void *manager(void *arg)
 		reap(s);
 		reap_exiting(s, false);
 		expire_errs(s, now);
+		cut_slow_streams(s, now);
 		next = pool_next_deadline(s->pool);
 		if (next > now + MANAGER_TICK_NS)
 			next = now + MANAGER_TICK_NS;

@@ -142,6 +142,21 @@ struct serve_metrics {
 	struct prom_family *vms, *queued, *vms_alive, *guest_mem, *rss, *functions;
 };
 
+/* A streamed answer whose command's output is not all read by
+ * deadline_ns (its start + timeout_s + WORKER_MARGIN_S), as its client
+ * takes the answer slowly (every byte taken restarts libmicrohttpd's idle
+ * timeout): the call would hold the VM. The manager then shuts the connection down (cut), and
+ * the connection's thread gives the answer up as for a client gone. fd is
+ * the call's own dup of the connection, so that no number closed and
+ * reused meanwhile is shut down. Listed in server.streams, under the lock,
+ * until the command ends. */
+struct serve_stream {
+	struct serve_stream *next;
+	int fd;
+	uint64_t deadline_ns;
+	bool cut;
+};
+
 /* A flint that answered early (worker_early) and is still tearing its VM
  * down: reaped by the manager once it exits, killed at kill_ns. */
 struct serve_exiting {
@@ -158,6 +173,7 @@ struct server {
 	struct serve_vm *vms;
 	struct serve_vm *reap; /* stopped VMs for the manager to kill and reap */
 	struct serve_exiting *exiting;
+	struct serve_stream *streams;
 	struct serve_err *errs;
 	unsigned nerrs;
 	uint64_t dir_seq;
@@ -201,6 +217,11 @@ bool serve_fn_resets(const struct server *s, const struct serve_fn *fn);
  * set) or the server is stopping. */
 bool serve_admitted(struct server *s, struct serve_wait *w, const struct pool_admit *a,
 		    enum pool_refuse *why);
+
+/* List st (its fd and deadline_ns set) for the manager to watch, or take
+ * it off the list again (under the lock). */
+void serve_stream_add(struct server *s, struct serve_stream *st);
+void serve_stream_del(struct server *s, struct serve_stream *st);
 
 /* Hand w, whose outcome is known, to the manager to reap (under the
  * lock). */

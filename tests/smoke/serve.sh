@@ -106,6 +106,32 @@ else
 	[ -z "$why" ] && ! tr -d '\r' <"$S/stream.hdr" | grep -qi 'transfer-encoding: chunked' && why="not chunked"
 	[ -z "$why" ] && ! tr -d '\r' <"$S/stream.hdr" | grep -qi 'x-flint-exit-status: 5' && why="no exit-status trailer"
 	report serve-stream "$why" "$S/stream.hdr"
+	# A client that reads a streamed answer slower than it comes (256
+	# bytes each 0.2 s, what the sockets hold taking minutes) would hold
+	# the VM: its connection is cut at the command's start + timeout_s +
+	# 15 s, and with max_concurrency 1 the next request runs then (held,
+	# it would wait out --queue-timeout's 2 s and be refused).
+	fn trickle '{"command": ["head", "-c", "3000000", "/dev/zero"], "timeout_s": 1, "max_concurrency": 1}'
+	expect register-trickle PUT /functions/trickle "$S/fn-trickle.json" 201
+	python3 - "$S/s.sock" <<'EOF' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(sys.argv[1])
+s.sendall(b"POST /functions/trickle/invoke HTTP/1.1\r\nHost: flint\r\nContent-Length: 0\r\n\r\n")
+t0 = time.monotonic()
+while time.monotonic() - t0 < 40 and s.recv(256):
+    time.sleep(0.2)
+EOF
+	trickle=$!
+	sleep 17
+	expect stream-slow-client-cut POST /functions/trickle/invoke "" 200
+	kill "$trickle" 2>/dev/null
+	wait "$trickle"
+	why=
+	grep -q 'request [0-9]*: its client had not taken the streamed answer 16 s after' \
+		"$S/serve.err" || why="no message"
+	report serve-stream-slow-client-said "$why" "$S/serve.err"
 
 	# One at a time, one waiting: a third is refused. DELETE drains: the
 	# running and the queued one answer, a new one meanwhile gets 409.

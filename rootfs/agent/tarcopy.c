@@ -1011,11 +1011,17 @@ static int link_entry(struct archive_entry *e, const char *name, unsigned flags,
 	return 1;
 }
 
+/* An entry's path where the copy lands (relative to it). */
+#define ENTRY_PATH_MAX (TARCOPY_NAME_MAX + NAME_MAX + 2)
+
+/* partial: the file being written when it failed ("" for none), which
+ * archive_write_close would finish as long as its header said. */
 static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct archive_entry *e,
 		   const char *top, bool top_dir, const char *newtop, unsigned flags,
-		   struct links *links, const struct tarcopy_io *io, char *err, size_t errlen)
+		   struct links *links, const struct tarcopy_io *io, char partial[ENTRY_PATH_MAX],
+		   char *err, size_t errlen)
 {
-	char name[TARCOPY_NAME_MAX + NAME_MAX + 2], s[256], why[256];
+	char name[ENTRY_PATH_MAX], s[256], why[256];
 	unsigned count = 0;
 	size_t names = 0;
 	int r = ARCHIVE_OK;
@@ -1074,6 +1080,8 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 		if (archive_write_header(w, e) < ARCHIVE_WARN)
 			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
 				    la_why(w, NULL, why, sizeof(why)));
+		if (reg)
+			memcpy(partial, name, strlen(name) + 1);
 		for (;;) {
 			const void *buf;
 			size_t size;
@@ -1101,6 +1109,7 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 		if (archive_write_finish_entry(w) < ARCHIVE_WARN)
 			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
 				    la_why(w, NULL, why, sizeof(why)));
+		partial[0] = '\0';
 	}
 }
 
@@ -1132,6 +1141,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	int opts = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
 		   ARCHIVE_EXTRACT_TIME;
 	char top[NAME_MAX + 1], newtop[NAME_MAX + 1], base[PATH_MAX], s[256], why[256];
+	char partial[ENTRY_PATH_MAX] = "";
 	struct rctx rc = {.io = io};
 	struct links links = {0};
 	struct archive *a = NULL, *w = NULL;
@@ -1212,8 +1222,9 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		fail(err, errlen, "libarchive: %s", archive_error_string(w));
 		goto out;
 	}
-	ret = extract(a, &rc, w, e, top, top_dir, newtop, flags,
-		      flags & TARCOPY_LINKS_INSIDE || sole ? &links : NULL, io, err, errlen);
+	ret =
+	    extract(a, &rc, w, e, top, top_dir, newtop, flags,
+		    flags & TARCOPY_LINKS_INSIDE || sole ? &links : NULL, io, partial, err, errlen);
 	/* The root: the copied directory, or where a file or a link landed.
 	 * The links are made only for a stream that came in whole; with
 	 * TARCOPY_LINKS_INSIDE any that leads out then goes (what a failed
@@ -1232,6 +1243,11 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	/* Directories get their modes and times last. */
 	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
 		ret = fail(err, errlen, "%s", la_why(w, NULL, why, sizeof(why)));
+	/* A file cut short (the stream broken, the time or room run out) is
+	 * no result: the close made it as long as its header said, holes
+	 * and all, with the sender's mode and time, as if whole. */
+	if (partial[0])
+		unlink(partial);
 	if (ret < 0 && rc.failed)
 		fail(err, errlen, "%s", rc.msg);
 	if (fchdir(cwd) < 0 && ret == 0)

@@ -891,6 +891,28 @@ Test(tarcopy, a_files_declared_size_counts_against_the_room)
 	free(m.buf);
 }
 
+/* A file whose stream breaks within its data does not land: closing the
+ * extraction would make it as long as its header says, zeros after what
+ * came, with the sender's mode and time, looking whole where the user's
+ * earlier file of that name was. */
+Test(tarcopy, a_file_cut_short_does_not_land)
+{
+	struct mem m;
+	char err[512] = "";
+	struct tarcopy_io io = {.read = mem_read, .ctx = &m};
+	struct stat st;
+
+	cr_assert_eq(mkdir(at("have"), 0755), 0);
+	cr_assert_eq(mkdir(at("have/out"), 0755), 0);
+	put_file("have/out/big", "the earlier one\n", 0644);
+	big_entry(&m, 1 << 20, false);
+	cr_assert_eq(
+	    tarcopy_receive(at("have"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), -1);
+	cr_assert(lstat(at("have/out/big"), &st) < 0,
+		  "a file of %lld bytes (%lld of them sent) landed", (long long)st.st_size, 512LL);
+	free(m.buf);
+}
+
 /* The top directory sent again as a symlink: libarchive replaces the empty
  * directory with it, and the links check, which opens the copy's root,
  * never got to remove it. */

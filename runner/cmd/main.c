@@ -747,6 +747,22 @@ static int run_command(struct config *cfg)
 	if (!run_finished(r) && status == 0) {
 		pr_err("flint run: the guest stopped before the command finished");
 		status = RUN_EXIT_NO_AGENT;
+	} else if (!run_finished(r) && how.reason == STOP_GUEST_EXIT) {
+		/* flint's init gave up before the agent ran (an image it could
+		 * not mount): its message is on the console, shown only with
+		 * --verbose. */
+		struct run_timings t;
+		char said[256];
+
+		run_get_timings(r, &t);
+		if (!t.agent_ready_us && vm_init_said(rc.vm, said, sizeof(said)))
+			pr_err("flint run: the guest's init stopped with status %d before the "
+			       "command ran: %s",
+			       status, said);
+		else
+			pr_err("flint run: the guest stopped with status %d before the command "
+			       "finished (--verbose shows its console)",
+			       status);
 	}
 	run_vm_ended(r, status);
 	if (cfg->timings)

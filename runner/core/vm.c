@@ -1553,6 +1553,11 @@ int vm_device_report(struct vm *vm, const char *kind, const char *id,
 	return 0;
 }
 
+bool vm_init_said(struct vm *vm, char *line, size_t len)
+{
+	return vm->con && console_init_said(vm->con, line, len);
+}
+
 const struct vm_config *vm_get_config(const struct vm *vm)
 {
 	return &vm->c;

@@ -260,6 +260,9 @@ int vm_reset(struct vm *vm, struct vm_err *err) WARN_UNUSED;
  * to the vCPUs running again (microseconds); 0 before one. Any thread. */
 uint64_t vm_last_reset_us(const struct vm *vm);
 
+/* console_init_said (legacy/console.h) of the VM's console. */
+bool vm_init_said(struct vm *vm, char *line, size_t len);
+
 /* The VM's configuration (its own copy). Read it on the control thread, or
  * from another thread while no update runs. */
 const struct vm_config *vm_get_config(const struct vm *vm);

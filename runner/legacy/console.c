@@ -18,6 +18,9 @@
  * after which it waits N seconds and resets. */
 #define PANIC_END_MARK	  "---[ end " PANIC_MARK
 #define PANIC_REBOOT_MARK "Rebooting in "
+/* What flint's own init begins its messages with (rootfs/init.c). */
+#define INIT_MARK  "flint-init: "
+#define INIT_READY INIT_MARK "ready"
 
 struct console {
 	struct nb_out out; /* the output; fd -1 discards */
@@ -42,6 +45,7 @@ struct console {
 	bool panicked;
 	atomic_bool panic_over; /* the end marker followed the panic line */
 	char panic_line[256];
+	char init_line[256]; /* the last of init's messages but its ready */
 };
 
 /* No write waits for the reader (nb_out, util.h): a vCPU writes the guest's
@@ -154,6 +158,10 @@ static void end_line(struct console *c)
 	if (c->panicked) {
 		if (kernel_says(c->line, PANIC_END_MARK) || kernel_says(c->line, PANIC_REBOOT_MARK))
 			atomic_store(&c->panic_over, true);
+	} else if (!strncmp(c->line, INIT_MARK, strlen(INIT_MARK)) &&
+		   strncmp(c->line, INIT_READY, strlen(INIT_READY))) {
+		c->line[strcspn(c->line, "\r")] = '\0';
+		ascii_printable(strcpy(c->init_line, c->line));
 	} else if (kernel_says(c->line, PANIC_MARK)) {
 		c->panicked = true;
 		/* Drop the trailing \r the kernel's console adds; flint's own
@@ -271,6 +279,18 @@ bool console_panicked(struct console *c, char *line, size_t len)
 	}
 	pthread_mutex_unlock(&c->lock);
 	return p;
+}
+
+bool console_init_said(struct console *c, char *line, size_t len)
+{
+	pthread_mutex_lock(&c->lock);
+	bool said = c->init_line[0];
+	if (said && len) {
+		strncpy(line, c->init_line, len - 1);
+		line[len - 1] = '\0';
+	}
+	pthread_mutex_unlock(&c->lock);
+	return said;
 }
 
 bool console_panic_over(struct console *c)

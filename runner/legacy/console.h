@@ -62,6 +62,12 @@ void console_drain(struct console *c, int timeout_ms);
  * (without the newline) to line[0..len). */
 bool console_panicked(struct console *c, char *line, size_t len);
 
+/* True once flint's init (rootfs/init.c) said something besides that it
+ * is ready, a line beginning "flint-init: " (why it could not mount an
+ * image, say); copies the last such line, made printable, to line[0..len).
+ * A guest program could print one too: ask only before any ran. */
+bool console_init_said(struct console *c, char *line, size_t len);
+
 /* True once, after the panic line, the guest printed the line Linux's
  * panic() ends its output with when it does not reset at once: "---[ end
  * Kernel panic - not syncing: ..." (no panic=: it then spins for ever) or

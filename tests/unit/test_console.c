@@ -50,6 +50,28 @@ Test(console, panic_is_over_at_the_end_marker)
 	console_destroy(c);
 }
 
+/* flint's init's last message but its ready line, for flint run to name
+ * why init gave up (an image it could not mount), fit to print. */
+Test(console, init_said_its_last_message)
+{
+	struct console *c;
+	char line[128] = "";
+
+	cr_assert_eq(console_create(&c, -1), 0);
+	out(c, "flint-init: ready\r\n");
+	cr_assert_not(console_init_said(c, line, sizeof(line)), "ready is no message");
+	out(c, "[    0.9] EXT4-fs (vdb): VFS: Can't find ext4 filesystem\r\n");
+	out(c, "flint-init: mount /dev/vdb on /mnt/lower: Invalid \x1b[2Jargument\r\n");
+	out(c, "[    1.0] reboot: Power down\r\n");
+	cr_assert(console_init_said(c, line, sizeof(line)));
+	cr_assert_str_eq(line, "flint-init: mount /dev/vdb on /mnt/lower: Invalid ?[2Jargument");
+	/* Only at a line's start. */
+	out(c, "job: flint-init: not init\r\n");
+	cr_assert(console_init_said(c, line, sizeof(line)));
+	cr_assert_str_eq(line, "flint-init: mount /dev/vdb on /mnt/lower: Invalid ?[2Jargument");
+	console_destroy(c);
+}
+
 /* The panic line goes into flint's own message: the guest's control bytes
  * (a terminal's escape sequences) do not. */
 Test(console, a_panic_line_is_fit_to_print)

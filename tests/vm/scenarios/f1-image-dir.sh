@@ -36,3 +36,13 @@ grep -qx fresh "$OUT" || fail "the last run's write was still there"
 ! grep -q "building an ext4 image" "$ERR" || fail "the image was built again"
 [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$sum" ] || fail "the image file changed"
 echo "image $1 unchanged ($sum)"
+
+# An ext4 image the guest cannot mount (the superblock's magic and nothing
+# else): 125, with init's reason on stderr, not a bare status.
+bad=$T/bad.ext4
+head -c 1048576 /dev/zero >"$bad"
+printf '\123\357' | dd of="$bad" bs=1 seek=1080 conv=notrunc 2>/dev/null
+run --image "$bad" -- true
+expect_status 125 "an image the guest cannot mount"
+expect_err "the guest's init stopped with status 125 before the command ran: flint-init: mount /dev/vd" \
+	"init's reason"

@@ -175,6 +175,14 @@ int tarcopy_send(const char *path, const struct tarcopy_io *io, unsigned *skippe
 		return fail(err, errlen, "/: name a directory under /, not / itself");
 	if (lstat(clean, &st) < 0)
 		return fail(err, errlen, "%s: %s", clean, strerror(errno));
+	/* Left out beneath it, as the walk below does, but not sent as
+	 * nothing at all, which the other end could only call an empty
+	 * stream. */
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		return fail(err, errlen,
+			    "%s: not a file, directory or symlink (devices, FIFOs and sockets are "
+			    "not copied)",
+			    clean);
 	if (top_name(clean, top, err, errlen) < 0)
 		return -1;
 	plen = strlen(clean);
@@ -210,7 +218,13 @@ int tarcopy_send(const char *path, const struct tarcopy_io *io, unsigned *skippe
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r < ARCHIVE_WARN) {
-			fail(err, errlen, "%s", archive_error_string(d));
+			/* Its own words name the file only as within its
+			 * directory ("Can't open `f'"): the path and errno too. */
+			const char *at = archive_entry_pathname(e);
+			int en = archive_errno(d);
+
+			fail(err, errlen, "%s: %s%s%s", at ? at : clean, archive_error_string(d),
+			     en > 0 ? ": " : "", en > 0 ? strerror(en) : "");
 			goto out;
 		}
 		p = archive_entry_pathname(e);

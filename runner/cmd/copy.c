@@ -93,6 +93,7 @@ struct conn {
 	uint8_t rbuf[AGENT_DATA_MAX];
 	uint8_t tbuf[AGENT_HDR_SIZE + AGENT_DATA_MAX];
 	bool ended;		 /* TAR_END came */
+	bool send_failed;	 /* a frame to the agent could not be sent */
 	char agent_msg[MSG_LEN]; /* the agent's ERROR, if one came */
 };
 
@@ -184,8 +185,10 @@ static int send_frame(struct conn *c, uint8_t type, const void *p, size_t len, c
 
 	agent_out_frame(&o, type, p, len);
 	/* 1: the socket stayed full for SO_SNDTIMEO (the idle limit). */
-	if ((ret = agent_out_flush(&o, c->sock)) != 0)
+	if ((ret = agent_out_flush(&o, c->sock)) != 0) {
+		c->send_failed = true;
 		return io_failed(c, msg, "sending to", ret == 1 ? EAGAIN : -ret);
+	}
 	return 0;
 }
 
@@ -290,9 +293,12 @@ static int copy_in(struct conn *c, const struct copy_item *it, struct spool *sp,
 	 * now and answers, rather than at the idle limit. */
 	if (sent < 0)
 		shutdown(c->sock, SHUT_WR);
-	/* Even when sending failed: the agent may have said why first. */
+	/* Even when sending failed: the agent may have said why first, if it
+	 * stopped taking the stream. A failure here (a file this host could
+	 * not read) is the cause, and what the agent says of the stream's
+	 * early end only its consequence. */
 	if (next_frame(c, msg) < 0)
-		return sent < 0 && !c->agent_msg[0] ? say(msg, "%s", err) : -1;
+		return sent < 0 && (!c->send_failed || !c->agent_msg[0]) ? say(msg, "%s", err) : -1;
 	if (sent < 0)
 		return say(msg, "%s", err);
 	if (c->rd.f.type != AGENT_EXIT || agent_exit_decode(c->rbuf, c->rd.f.len, &e) < 0 ||
@@ -349,6 +355,7 @@ static int session(int sock, bool out, const struct copy_item *it, struct spool 
 		return say(msg, "out of memory");
 	c->sock = sock;
 	c->ended = false;
+	c->send_failed = false;
 	c->agent_msg[0] = '\0';
 	agent_reader_init(&c->rd, c->rbuf, sizeof(c->rbuf));
 	ret = out ? copy_out(c, it, h ? &h->out_left : NULL, h ? h->limit_name : NULL, msg)

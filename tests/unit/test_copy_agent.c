@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -319,6 +320,66 @@ Test(copy_agent, missing_host_source_refused_before_anything)
 	cr_assert_eq(copy_start(&c, in, 1, NULL, 0, uds, e, true, NULL), -ENOENT);
 	cr_assert_null(c);
 	cr_assert(strstr(slurp(e), "--copy-in"), "%s", slurp(e));
+	close(e);
+}
+
+/* A copy-in that fails on this host names the host's own cause, not
+ * what the agent says of the stream's early end ("the stream did not
+ * end", "nothing was sent"): a FIFO as the source, and a file flint may
+ * not read (as nobody, in a child, when the test runs as root). */
+static int copy_in_fails(const char *src, const char *why, const char *why2, int e)
+{
+	struct copier *c;
+	struct copy_item in[] = {{.src = src, .dst = at("guest/w")}};
+	struct pollfd pf;
+	int r;
+
+	if (copy_start(&c, in, 1, NULL, 0, uds, e, false, NULL) < 0 || copy_request(c, false) < 0)
+		return 2;
+	pf = (struct pollfd){copy_fd(c), POLLIN, 0};
+	do
+		if (poll(&pf, 1, 15000) != 1)
+			return 3;
+	while ((r = copy_result(c)) == -EAGAIN);
+	copy_stop(c);
+	return r == 1 && strstr(slurp(e), why) && (!why2 || strstr(slurp(e), why2)) ? 0 : 1;
+}
+
+Test(copy_agent, a_copy_in_failing_here_names_the_host_cause)
+{
+	int e = errfd(), p[2];
+	unsigned char res = 9;
+
+	cr_assert_eq(mkdir(at("guest"), 0777), 0);
+	cr_assert_eq(mkfifo(at("fifo"), 0644), 0);
+	cr_assert_eq(copy_in_fails(at("fifo"), "fifo: not a file, directory or symlink", NULL, e),
+		     0, "%s", slurp(e));
+	close(e);
+	e = errfd();
+
+	cr_assert_eq(mkdir(at("src"), 0755), 0);
+	put("src/a", "a\n", 0644);
+	put("src/secret", "s\n", 0);
+	if (geteuid() == 0) /* for nobody to reach src and the socket */
+		cr_assert(chmod(dir, 0755) == 0 && chmod(uds, 0777) == 0);
+	/* The child's verdict comes through a pipe: SIGCHLD is ignored here
+	 * (the stand-in agents reap themselves), so it cannot be waited for. */
+	cr_assert_eq(pipe(p), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		res = 4;
+		if (geteuid() != 0 ||
+		    (setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0))
+			res = (unsigned char)copy_in_fails(at("src"),
+							   "src/secret: ", "Permission denied", e);
+		_exit(write(p[1], &res, 1) == 1 ? 0 : 1);
+	}
+	close(p[1]);
+	cr_assert_eq(read(p[0], &res, 1), 1);
+	close(p[0]);
+	cr_assert_eq(res, 0, "verdict %u: %s", res, slurp(e));
 	close(e);
 }
 

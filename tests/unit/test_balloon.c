@@ -669,6 +669,24 @@ Test(balloon, statistics_refusals)
 	cr_assert_eq(fake_used_idx(&rings[2]), 0);
 }
 
+/* A statistics chain of 20 MiB (whole entries, the guest's RAM five
+ * times) is refused unread: it was read a byte at a time on the event
+ * loop under the device's locks, and one of 4 GiB held them seconds. */
+Test(balloon, an_oversized_statistics_chain_is_refused_unread)
+{
+	struct sg s[5];
+
+	for (int i = 0; i < 5; i++)
+		s[i] = (struct sg){0, RAM, false};
+	open_dev((struct balloon_params){.stats_interval_s = 1}, STATS);
+	fake_offer(&rings[2], s, 5);
+	balloon_ops.notify(b, 2);
+	cr_assert_eq(counters().stats_update_fails, 1);
+	struct balloon_info in = info();
+	for (int t = 0; t < BALLOON_NSTATS; t++)
+		cr_assert_not(in.have[t], "tag %d taken from guest RAM", t);
+}
+
 Test(balloon, save_and_restore)
 {
 	uint16_t tag[] = {VIRTIO_BALLOON_S_AVAIL};

@@ -46,6 +46,10 @@
 
 /* One statistics entry as the driver lays it out: le16 tag, le64 value. */
 #define STAT_LEN 10u
+/* The most a statistics chain may hold: Linux sends one entry of each tag
+ * it knows. A longer one is refused unread: it is read a byte at a time on
+ * the event loop, under the device's locks (4 GiB would hold it seconds). */
+#define STATS_MAX_BYTES (4u * BALLOON_NSTATS * STAT_LEN)
 
 /* 2: free page hinting's state after the statistics. */
 #define SAVE_VERSION 2u
@@ -273,14 +277,14 @@ static void process_frames(struct balloon *b, struct virtio_after *a, unsigned q
 }
 
 /* Read the statistics chain's entries; false, reading nothing, when it is
- * malformed (not whole entries, or with device-writable bytes): the last
- * values stand. */
+ * malformed (not whole entries, over STATS_MAX_BYTES, or with
+ * device-writable bytes): the last values stand. */
 static bool read_stats(struct balloon *b, const struct vq_chain *c)
 {
 	struct readable r = {.c = c};
 	uint8_t e[STAT_LEN];
 
-	if (c->writable || c->readable % STAT_LEN)
+	if (c->writable || c->readable % STAT_LEN || c->readable > STATS_MAX_BYTES)
 		return false;
 	for (;;) {
 		if (take_bytes(&r, e, STAT_LEN) < STAT_LEN)

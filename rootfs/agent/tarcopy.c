@@ -6,6 +6,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -724,7 +725,139 @@ struct links {
 		bool made;
 	} * l;
 	size_t n, cap;
+	/* TARCOPY_LINKS_INSIDE: what the copy wrote, by inode (merged: a
+	 * directory that was there before, which the stream sent too), which
+	 * is all a link may lead to (made_only): one to a file of the host's
+	 * beside the copy (a workspace's .git/config) would have an artefact
+	 * upload that follows links take it. */
+	struct made_id {
+		dev_t dev;
+		ino_t ino;
+		bool merged;
+	} * ids;
+	size_t nids, capids;
+	/* Merged directories walked already (made_only): their verdicts. */
+	struct made_id *seen;
+	size_t nseen, capseen;
 };
+
+static int ids_push(struct made_id **v, size_t *n, size_t *cap, struct made_id id)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 64;
+		struct made_id *m = realloc(*v, c * sizeof(*m));
+
+		if (!m)
+			return -1;
+		*v = m;
+		*cap = c;
+	}
+	(*v)[(*n)++] = id;
+	return 0;
+}
+
+/* Note that the copy wrote what is at name now (merged: a directory that
+ * was there before). 0, or -1 with err set. */
+static int made_add(struct links *l, const char *name, bool merged, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(name, &st) < 0)
+		return fail(err, errlen, "%s: %s", name, strerror(errno));
+	if (ids_push(&l->ids, &l->nids, &l->capids,
+		     (struct made_id){st.st_dev, st.st_ino, merged}) < 0)
+		return fail(err, errlen, "out of memory");
+	return 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	const struct made_id *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Sort the ids for made_find, each once: a directory the copy both made
+ * and wrote again (its top made for DIR/., a name sent twice) is made. */
+static void made_sort(struct links *l)
+{
+	size_t n = 0;
+
+	if (!l->nids)
+		return;
+	qsort(l->ids, l->nids, sizeof(*l->ids), id_cmp);
+	for (size_t i = 1; i < l->nids; i++)
+		if (!id_cmp(&l->ids[n], &l->ids[i]))
+			l->ids[n].merged &= l->ids[i].merged;
+		else
+			l->ids[++n] = l->ids[i];
+	l->nids = n + 1;
+}
+
+static const struct made_id *made_find(const struct links *l, const struct stat *st)
+{
+	struct made_id k = {st->st_dev, st->st_ino, false};
+
+	return bsearch(&k, l->ids, l->nids, sizeof(*l->ids), id_cmp);
+}
+
+/* Whether everything beneath directory fd (closed here) is the copy's: at
+ * most *budget entries are looked at (the ids' count: more can only mean
+ * one that is not), depth levels deep. */
+static bool only_made_in(const struct links *l, int fd, size_t *budget, unsigned depth)
+{
+	DIR *d = depth ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	bool ok = d != NULL;
+
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while (ok && (de = readdir(d))) {
+		const struct made_id *id;
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!(*budget)-- || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(id = made_find(l, &st)))
+			ok = false;
+		else if (S_ISDIR(st.st_mode) && id->merged)
+			ok = only_made_in(l,
+					  openat(dirfd(d), de->d_name,
+						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+					  budget, depth - 1);
+	}
+	closedir(d);
+	return ok;
+}
+
+/* Whether what fd (O_PATH, a link's end) is the copy's: something it
+ * made, or a directory it merged into that holds nothing else (walked
+ * once, its verdict kept). */
+static bool made_only(struct links *l, int fd)
+{
+	const struct made_id *id;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !(id = made_find(l, &st)))
+		return false;
+	if (!S_ISDIR(st.st_mode) || !id->merged)
+		return true;
+	for (size_t i = 0; i < l->nseen; i++)
+		if (!id_cmp(&l->seen[i], id))
+			return l->seen[i].merged;
+	size_t budget = l->nids;
+	bool ok = only_made_in(l, openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), &budget,
+			       TARCOPY_NAME_MAX / 2);
+	/* (Unkept for want of memory: walked again if asked again.) */
+	(void)ids_push(&l->seen, &l->nseen, &l->capseen,
+		       (struct made_id){st.st_dev, st.st_ino, ok});
+	return ok;
+}
 
 static int links_add(struct links *l, const char *name, struct archive_entry *e)
 {
@@ -760,6 +893,8 @@ static void links_free(struct links *l)
 		free(l->l[i].target);
 	}
 	free(l->l);
+	free(l->ids);
+	free(l->seen);
 }
 
 /* Whether a symlink's target has a ".." component. */
@@ -781,8 +916,9 @@ static bool has_dotdot(const char *target)
  * its end (dangling, a loop, a directory on the way it may not search, no
  * openat2) is kept only if its target has no "..": counting them by the
  * text is no answer, since a link on the way (to ".", say) or one made
- * later can stand for any depth. */
-static bool leads_out(int rootfd, const char *rel, const char *target)
+ * later can stand for any depth. With made (its ids sorted), one that
+ * leads to what is not the copy's (made_only) leads out too. */
+static bool leads_out(int rootfd, const char *rel, const char *target, struct links *made)
 {
 	struct open_how how = {.flags = O_PATH | O_CLOEXEC,
 			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
@@ -793,8 +929,10 @@ static bool leads_out(int rootfd, const char *rel, const char *target)
 		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
 
 		if (fd >= 0) {
+			bool out = made && !made_only(made, (int)fd);
+
 			close((int)fd);
-			return false;
+			return out;
 		}
 		if (errno == EXDEV)
 			return true;
@@ -837,7 +975,7 @@ static bool would_lead_out(int rootfd, const char *rel, const char *target)
 	if ((size_t)snprintf(path, sizeof(path), "%.*s%s%s", slash ? (int)(slash - rel) : 0, rel,
 			     slash ? "/" : "", target) >= sizeof(path))
 		return true;
-	return leads_out(rootfd, path, target);
+	return leads_out(rootfd, path, target, NULL);
 }
 
 /* Make one link (cwd: the extraction's directory): what is at its name goes
@@ -911,7 +1049,8 @@ static int links_make(struct links *l, const char *root_name, const char *prefix
 			if (would_lead_out(rootfd, link_rel(k, prefix), k->target)) {
 				if (!out++ || i < first)
 					first = i;
-			} else if (link_make(k, flags, err, errlen) < 0) {
+			} else if (link_make(k, flags, err, errlen) < 0 ||
+				   made_add(l, k->name, false, err, errlen) < 0) {
 				close(rootfd);
 				return -1;
 			}
@@ -942,7 +1081,7 @@ static int links_make_all(struct links *l, unsigned flags, char *err, size_t err
  * first is named. Past io's deadline the links not yet checked are
  * removed unchecked: a stream of links that are slow to follow cannot hold
  * the copy past it. */
-static int links_check(const struct links *l, const char *root_name, const char *prefix,
+static int links_check(struct links *l, const char *root_name, const char *prefix,
 		       const struct tarcopy_io *io, char *err, size_t errlen)
 {
 	int rootfd = open(root_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -953,13 +1092,14 @@ static int links_check(const struct links *l, const char *root_name, const char 
 
 	if (rootfd < 0)
 		return fail(err, errlen, "%s: %s", root_name, strerror(errno));
+	made_sort(l);
 	for (size_t i = 0; i < l->n; i++) {
 		const char *rel = link_rel(&l->l[i], prefix);
 		bool late = io->expired && io->expired(io->ctx);
 
 		if (!l->l[i].made)
 			continue;
-		if (!late && !leads_out(rootfd, rel, l->l[i].target))
+		if (!late && !leads_out(rootfd, rel, l->l[i].target, l))
 			continue;
 		if (late)
 			unchecked++;
@@ -1036,6 +1176,7 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 		   char *err, size_t errlen)
 {
 	char name[ENTRY_PATH_MAX], s[256], why[256];
+	struct stat was;
 	unsigned count = 0;
 	size_t names = 0;
 	int r = ARCHIVE_OK;
@@ -1088,6 +1229,10 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 			continue;
 		}
 		archive_entry_copy_pathname(e, name);
+		/* A directory there before holds what was there too. */
+		bool had_dir = (flags & TARCOPY_LINKS_INSIDE) &&
+			       archive_entry_filetype(e) == AE_IFDIR && lstat(name, &was) == 0 &&
+			       S_ISDIR(was.st_mode);
 		if (flags & TARCOPY_NO_SET_ID)
 			archive_entry_set_perm(e, archive_entry_perm(e) &
 						      ~(mode_t)(S_ISUID | S_ISGID));
@@ -1124,6 +1269,9 @@ static int extract(struct archive *a, struct rctx *rc, struct archive *w, struct
 			return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)),
 				    la_why(w, NULL, why, sizeof(why)));
 		partial[0] = '\0';
+		if ((flags & TARCOPY_LINKS_INSIDE) &&
+		    made_add(links, name, had_dir, err, errlen) < 0)
+			return -1;
 	}
 }
 
@@ -1230,6 +1378,9 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	 * (TARCOPY_SOLE_WRITER). */
 	sole = (flags & TARCOPY_SOLE_WRITER) &&
 	       (made || (newtop[0] && lstat(newtop, &st) < 0 && errno == ENOENT));
+	/* The directory made for DIR/.'s contents is the stream's too. */
+	if ((flags & TARCOPY_LINKS_INSIDE) && made && made_add(&links, ".", false, err, errlen) < 0)
+		goto out;
 	if (!sole)
 		opts |= ARCHIVE_EXTRACT_SECURE_SYMLINKS;
 	if (archive_write_disk_set_options(w, opts) != ARCHIVE_OK) {

@@ -50,7 +50,10 @@
  * stream did not send (ARCHIVE_EXTRACT_NO_AUTODIR). Nothing on the host is
  * then left pointing at the host's own files for a later step to follow.
  * What is already in DEST is the host's: a copy of DIR/. into a directory
- * may overwrite its files, and a link may lead to one of them (inside). */
+ * may overwrite its files, but with TARCOPY_LINKS_INSIDE a link may lead
+ * only to what the copy wrote (a file or link it made, a directory it made,
+ * or one it sent that was there before and holds nothing else), not to a
+ * file of the host's beside it (a checkout's .git/config). */
 #ifndef FLINT_TARCOPY_H
 #define FLINT_TARCOPY_H
 

@@ -891,6 +891,51 @@ Test(tarcopy, a_files_declared_size_counts_against_the_room)
 	free(m.buf);
 }
 
+/* A link may lead only to what the copy wrote (found by an audit): in a
+ * workspace holding a checkout's .git/config (a token), a job's artefact
+ * sent as a link to it, within the landing directory, would have an
+ * upload step that follows links take the token. A directory the stream
+ * merged into counts only if it holds nothing else. */
+Test(tarcopy, a_link_leads_only_to_what_the_copy_wrote)
+{
+	struct mem m;
+	char err[512] = "";
+
+	cr_assert_eq(mkdir(at("ws"), 0755), 0);
+	cr_assert_eq(mkdir(at("ws/.git"), 0755), 0);
+	put_file("ws/.git/config", "token\n", 0600);
+
+	build(&m, (struct ent[]){L("report.html", ".git/config")}, 1);
+	cr_assert_eq(receive_out(&m, at("ws"), 0, "report.html", err, sizeof(err)), -1);
+	cr_assert(strstr(err, "entry 'report.html': a symlink to '.git/config', which leads "
+			      "outside what was copied (removed)"),
+		  "%s", err);
+	cr_assert_not(exists("ws/report.html"));
+	free(m.buf);
+
+	/* The contents of out into ws: .git sent as a directory too. */
+	build(&m, (struct ent[]){D("out/"), D("out/.git/"), L("out/g", ".git"), L("out/r", ".")},
+	      4);
+	cr_assert_eq(receive_out(&m, at("ws"), TARCOPY_CONTENTS, "out", err, sizeof(err)), -1);
+	cr_assert_not(exists("ws/g"), "a link to .git, which holds what was not copied");
+	cr_assert_not(exists("ws/r"), "a link to the workspace");
+	free(m.buf);
+
+	/* What the copy wrote, and a directory it merged into holding only
+	 * that, may be linked to. */
+	cr_assert_eq(mkdir(at("ws/dist"), 0755), 0);
+	build(&m,
+	      (struct ent[]){D("out/"), D("out/dist/"), F("out/dist/app", "built"),
+			     L("out/latest", "dist/app"), L("out/d", "dist")},
+	      5);
+	cr_assert_eq(receive_out(&m, at("ws"), TARCOPY_CONTENTS, "out", err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_str_eq(read_text("ws/latest"), "built");
+	cr_assert_str_eq(read_text("ws/d/app"), "built");
+	cr_assert_str_eq(read_text("ws/.git/config"), "token\n");
+	free(m.buf);
+}
+
 /* A file whose stream breaks within its data does not land: closing the
  * extraction would make it as long as its header says, zeros after what
  * came, with the sender's mode and time, looking whole where the user's

@@ -725,48 +725,44 @@ struct links {
 		bool made;
 	} * l;
 	size_t n, cap;
-	/* TARCOPY_LINKS_INSIDE: what the copy wrote, by inode (merged: a
-	 * directory that was there before, which the stream sent too), which
-	 * is all a link may lead to (made_only): one to a file of the host's
-	 * beside the copy (a workspace's .git/config) would have an artefact
-	 * upload that follows links take it. */
+	/* TARCOPY_LINKS_INSIDE: what the copy wrote, by inode, which is all
+	 * a link may lead to (made_only): one to a file of the host's beside
+	 * the copy (a workspace's .git/config) would have an artefact upload
+	 * that follows links take it. merged: a directory that was there
+	 * before, which the stream sent too; verdict: made_only's on it, once
+	 * walked (0 not yet, 1 it holds only the copy's, -1 not). */
 	struct made_id {
 		dev_t dev;
 		ino_t ino;
 		bool merged;
+		signed char verdict;
 	} * ids;
 	size_t nids, capids;
-	/* Merged directories walked already (made_only): their verdicts. */
-	struct made_id *seen;
-	size_t nseen, capseen;
 };
 
-static int ids_push(struct made_id **v, size_t *n, size_t *cap, struct made_id id)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? 2 * *cap : 64;
-		struct made_id *m = realloc(*v, c * sizeof(*m));
-
-		if (!m)
-			return -1;
-		*v = m;
-		*cap = c;
-	}
-	(*v)[(*n)++] = id;
-	return 0;
-}
+/* The deepest a merged directory is walked (made_only): each level holds a
+ * directory open. Deeper ones count as holding what is not the copy's. */
+#define MERGED_DEPTH_MAX 64
 
 /* Note that the copy wrote what is at name now (merged: a directory that
  * was there before). 0, or -1 with err set. */
 static int made_add(struct links *l, const char *name, bool merged, char *err, size_t errlen)
 {
 	struct stat st;
+	char s[256];
 
 	if (lstat(name, &st) < 0)
-		return fail(err, errlen, "%s: %s", name, strerror(errno));
-	if (ids_push(&l->ids, &l->nids, &l->capids,
-		     (struct made_id){st.st_dev, st.st_ino, merged}) < 0)
-		return fail(err, errlen, "out of memory");
+		return fail(err, errlen, "%s: %s", shown(name, s, sizeof(s)), strerror(errno));
+	if (l->nids == l->capids) {
+		size_t cap = l->capids ? 2 * l->capids : 64;
+		struct made_id *n = realloc(l->ids, cap * sizeof(*n));
+
+		if (!n)
+			return fail(err, errlen, "out of memory");
+		l->ids = n;
+		l->capids = cap;
+	}
+	l->ids[l->nids++] = (struct made_id){st.st_dev, st.st_ino, merged, 0};
 	return 0;
 }
 
@@ -796,67 +792,66 @@ static void made_sort(struct links *l)
 	l->nids = n + 1;
 }
 
-static const struct made_id *made_find(const struct links *l, const struct stat *st)
+static struct made_id *made_find(const struct links *l, const struct stat *st)
 {
-	struct made_id k = {st->st_dev, st->st_ino, false};
+	struct made_id k = {st->st_dev, st->st_ino, false, 0};
 
-	return bsearch(&k, l->ids, l->nids, sizeof(*l->ids), id_cmp);
+	return l->nids ? bsearch(&k, l->ids, l->nids, sizeof(*l->ids), id_cmp) : NULL;
 }
 
-/* Whether everything beneath directory fd (closed here) is the copy's: at
- * most *budget entries are looked at (the ids' count: more can only mean
- * one that is not), depth levels deep. */
-static bool only_made_in(const struct links *l, int fd, size_t *budget, unsigned depth)
+/* Whether directory fd (closed here), merged into as id, holds only the
+ * copy's, beneath it too, depth levels deep at most; each merged
+ * directory's verdict is kept, so that no directory is walked twice. */
+static bool only_made_in(const struct links *l, struct made_id *id, int fd, unsigned depth)
 {
-	DIR *d = depth ? fdopendir(fd) : NULL;
+	DIR *d = fd >= 0 && depth ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	bool ok = d != NULL;
 
-	if (!d) {
-		close(fd);
-		return false;
+	if (id->verdict) {
+		if (d)
+			closedir(d);
+		else if (fd >= 0)
+			close(fd);
+		return id->verdict > 0;
 	}
+	if (!d && fd >= 0)
+		close(fd);
 	while (ok && (de = readdir(d))) {
-		const struct made_id *id;
+		struct made_id *sub;
 		struct stat st;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (!(*budget)-- || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !(id = made_find(l, &st)))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !(sub = made_find(l, &st)))
 			ok = false;
-		else if (S_ISDIR(st.st_mode) && id->merged)
-			ok = only_made_in(l,
+		else if (S_ISDIR(st.st_mode) && sub->merged)
+			ok = only_made_in(l, sub,
 					  openat(dirfd(d), de->d_name,
 						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
-					  budget, depth - 1);
+					  depth - 1);
 	}
-	closedir(d);
+	if (d)
+		closedir(d);
+	id->verdict = ok ? 1 : -1;
 	return ok;
 }
 
-/* Whether what fd (O_PATH, a link's end) is the copy's: something it
- * made, or a directory it merged into that holds nothing else (walked
- * once, its verdict kept). */
+/* Whether what fd (O_PATH, a link's end) stands for is the copy's:
+ * something it made, or a directory it merged into that holds nothing
+ * else. */
 static bool made_only(struct links *l, int fd)
 {
-	const struct made_id *id;
+	struct made_id *id;
 	struct stat st;
 
 	if (fstat(fd, &st) < 0 || !(id = made_find(l, &st)))
 		return false;
 	if (!S_ISDIR(st.st_mode) || !id->merged)
 		return true;
-	for (size_t i = 0; i < l->nseen; i++)
-		if (!id_cmp(&l->seen[i], id))
-			return l->seen[i].merged;
-	size_t budget = l->nids;
-	bool ok = only_made_in(l, openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), &budget,
-			       TARCOPY_NAME_MAX / 2);
-	/* (Unkept for want of memory: walked again if asked again.) */
-	(void)ids_push(&l->seen, &l->nseen, &l->capseen,
-		       (struct made_id){st.st_dev, st.st_ino, ok});
-	return ok;
+	return only_made_in(l, id, openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+			    MERGED_DEPTH_MAX);
 }
 
 static int links_add(struct links *l, const char *name, struct archive_entry *e)
@@ -894,7 +889,6 @@ static void links_free(struct links *l)
 	}
 	free(l->l);
 	free(l->ids);
-	free(l->seen);
 }
 
 /* Whether a symlink's target has a ".." component. */
@@ -1310,7 +1304,7 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	struct archive_entry *e;
 	const char *first, *root;
 	int cwd = -1, ret = -1, r, bfd;
-	bool top_dir, sole = false, made = false;
+	bool top_dir, sole = false, made = false, moved = false;
 	struct stat st;
 
 	if (flags & TARCOPY_KEEP_ALL)
@@ -1373,13 +1367,16 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 		close(bfd);
 	if (r < 0)
 		goto out;
+	moved = true;
 	/* A new top (or a new directory for DIR/.'s contents), and nobody
 	 * else writing: nothing beneath it is older than the stream
 	 * (TARCOPY_SOLE_WRITER). */
 	sole = (flags & TARCOPY_SOLE_WRITER) &&
 	       (made || (newtop[0] && lstat(newtop, &st) < 0 && errno == ENOENT));
-	/* The directory made for DIR/.'s contents is the stream's too. */
-	if ((flags & TARCOPY_LINKS_INSIDE) && made && made_add(&links, ".", false, err, errlen) < 0)
+	/* DIR/.'s contents: the directory they go into stands for the top,
+	 * which is not written (made for them, or merged into). */
+	if ((flags & TARCOPY_LINKS_INSIDE) && (flags & TARCOPY_CONTENTS) &&
+	    made_add(&links, ".", !made, err, errlen) < 0)
 		goto out;
 	if (!sole)
 		opts |= ARCHIVE_EXTRACT_SECURE_SYMLINKS;
@@ -1390,6 +1387,11 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	ret =
 	    extract(a, &rc, w, e, top, top_dir, newtop, flags,
 		    flags & TARCOPY_LINKS_INSIDE || sole ? &links : NULL, io, partial, err, errlen);
+	/* A file cut short (the stream broken, the time or room run out) is
+	 * no result: the close would make it as long as its header said,
+	 * holes and all, with the sender's mode and time, as if whole. It
+	 * goes before the close, which may make its directory read-only. */
+	int partial_errno = partial[0] && unlink(partial) < 0 && errno != ENOENT ? errno : 0;
 	/* The root: the copied directory, or where a file or a link landed.
 	 * The links are made only for a stream that came in whole; with
 	 * TARCOPY_LINKS_INSIDE any that leads out then goes (what a failed
@@ -1408,17 +1410,18 @@ int tarcopy_receive(const char *dest, unsigned flags, const char *want_top,
 	/* Directories get their modes and times last. */
 	if (archive_write_close(w) != ARCHIVE_OK && ret == 0)
 		ret = fail(err, errlen, "%s", la_why(w, NULL, why, sizeof(why)));
-	/* A file cut short (the stream broken, the time or room run out) is
-	 * no result: the close made it as long as its header said, holes
-	 * and all, with the sender's mode and time, as if whole. */
-	if (partial[0])
-		unlink(partial);
 	if (ret < 0 && rc.failed)
 		fail(err, errlen, "%s", rc.msg);
-	if (fchdir(cwd) < 0 && ret == 0)
+	if (partial_errno && errlen) {
+		size_t at = strnlen(err, errlen);
+
+		snprintf(err + at, errlen - at, "; %s, cut short, was left: %s",
+			 shown(partial, s, sizeof(s)), strerror(partial_errno));
+	}
+out:
+	if (moved && fchdir(cwd) < 0 && ret == 0)
 		ret = fail(err, errlen, "cannot return to the working directory: %s",
 			   strerror(errno));
-out:
 	links_free(&links);
 	if (cwd >= 0)
 		close(cwd);

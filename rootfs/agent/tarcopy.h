@@ -39,7 +39,7 @@
  * name that was asked for (a guest cannot send ".git" for "out"), and with
  * TARCOPY_LINKS_INSIDE every symlink it made must lead inside what it
  * copied (for a top that is not a directory, inside the directory it landed
- * in). Its symlinks are made only once the whole stream is in (none exists
+ * in), and to nothing but what it wrote (see the end). Its symlinks are made only once the whole stream is in (none exists
  * while the guest sends, so a flint killed meanwhile leaves none), each
  * only where it would lead inside: one with an absolute target, or one that
  * climbs out with "..", through other links of the stream included, is not

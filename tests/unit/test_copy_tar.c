@@ -827,7 +827,15 @@ static la_ssize_t cut_cb(struct archive *a, void *ctx, const void *buf, size_t l
 /* out/ and out/big, whose header says size bytes; sparse: its data one
  * block of 4 bytes at the start (the rest a hole), else the stream cut 512
  * bytes into its data. */
+static void big_entry_in(struct mem *m, la_int64_t size, bool sparse, mode_t dir_mode);
+
 static void big_entry(struct mem *m, la_int64_t size, bool sparse)
+{
+	big_entry_in(m, size, sparse, 0755);
+}
+
+/* The same with out/ of dir_mode. */
+static void big_entry_in(struct mem *m, la_int64_t size, bool sparse, mode_t dir_mode)
 {
 	struct cut c = {.stop = SIZE_MAX};
 	struct archive *a = archive_write_new();
@@ -839,7 +847,7 @@ static void big_entry(struct mem *m, la_int64_t size, bool sparse)
 	cr_assert_eq(archive_write_open(a, &c, NULL, cut_cb, NULL), ARCHIVE_OK);
 	archive_entry_set_pathname(ae, "out/");
 	archive_entry_set_filetype(ae, AE_IFDIR);
-	archive_entry_set_perm(ae, 0755);
+	archive_entry_set_perm(ae, dir_mode);
 	cr_assert_eq(archive_write_header(a, ae), ARCHIVE_OK);
 	archive_entry_clear(ae);
 	archive_entry_set_pathname(ae, "out/big");
@@ -934,6 +942,20 @@ Test(tarcopy, a_link_leads_only_to_what_the_copy_wrote)
 	cr_assert_str_eq(read_text("ws/d/app"), "built");
 	cr_assert_str_eq(read_text("ws/.git/config"), "token\n");
 	free(m.buf);
+
+	/* DIR/. into an empty directory already there, twice: a link to it
+	 * (up -> .., cur -> .) is to the copy's. */
+	cr_assert_eq(mkdir(at("empty"), 0755), 0);
+	build(&m,
+	      (struct ent[]){D("out/"), D("out/lib/"), F("out/lib/a", "a"), L("out/lib/up", ".."),
+			     L("out/cur", ".")},
+	      5);
+	for (int run = 0; run < 2; run++)
+		cr_assert_eq(
+		    receive_out(&m, at("empty"), TARCOPY_CONTENTS, "out", err, sizeof(err)), 0,
+		    "run %d: %s", run, err);
+	cr_assert_str_eq(read_text("empty/cur/lib/up/lib/a"), "a");
+	free(m.buf);
 }
 
 /* A file whose stream breaks within its data does not land: closing the
@@ -955,6 +977,32 @@ Test(tarcopy, a_file_cut_short_does_not_land)
 	    tarcopy_receive(at("have"), TARCOPY_LINKS_INSIDE, "out", &io, err, sizeof(err)), -1);
 	cr_assert(lstat(at("have/out/big"), &st) < 0,
 		  "a file of %lld bytes (%lld of them sent) landed", (long long)st.st_size, 512LL);
+	free(m.buf);
+
+	/* In a directory the stream makes read-only, which the close does
+	 * (as a user, who cannot then remove it: nobody, when root). */
+	big_entry_in(&m, 1 << 20, false, 0555);
+	cr_assert_eq(mkdir(at("nb"), 0755), 0);
+	if (geteuid() == 0)
+		cr_assert(chmod(root, 0755) == 0 && chown(at("nb"), 65534, 65534) == 0);
+	pid_t pid = fork();
+	int status;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(3);
+		_exit(tarcopy_receive(at("nb/got"), TARCOPY_LINKS_INSIDE, "out", &io, err,
+				      sizeof(err)) == -1
+			  ? 0
+			  : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert(lstat(at("nb/got/big"), &st) < 0, "a file of %lld bytes landed",
+		  (long long)st.st_size);
+	cr_assert_eq(mode_of("nb/got") & 07777, 0555);
 	free(m.buf);
 }
 

@@ -804,19 +804,17 @@ static struct made_id *made_find(const struct links *l, const struct stat *st)
  * directory's verdict is kept, so that no directory is walked twice. */
 static bool only_made_in(const struct links *l, struct made_id *id, int fd, unsigned depth)
 {
-	DIR *d = fd >= 0 && depth ? fdopendir(fd) : NULL;
+	DIR *d = !id->verdict && fd >= 0 && depth ? fdopendir(fd) : NULL;
 	struct dirent *de;
-	bool ok = d != NULL;
+	bool ok = true;
 
-	if (id->verdict) {
-		if (d)
-			closedir(d);
-		else if (fd >= 0)
+	if (!d) {
+		if (fd >= 0)
 			close(fd);
+		/* Not walked (too deep, out of descriptors): no verdict kept,
+		 * as a way in from nearer the top may walk it. */
 		return id->verdict > 0;
 	}
-	if (!d && fd >= 0)
-		close(fd);
 	while (ok && (de = readdir(d))) {
 		struct made_id *sub;
 		struct stat st;
@@ -832,8 +830,7 @@ static bool only_made_in(const struct links *l, struct made_id *id, int fd, unsi
 						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
 					  depth - 1);
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
 	id->verdict = ok ? 1 : -1;
 	return ok;
 }

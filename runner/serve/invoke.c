@@ -264,13 +264,15 @@ static void finish(struct call *c)
 	pr_debug("flint serve: %s: request %" PRIu64 " ended (%s) %.1f ms after its VM's start%s",
 		 fn, c->req, worker_outcome_name(c->res.outcome), (double)c->res.run_ns / 1e6,
 		 early ? ", before its flint's exit" : "");
-	/* Over: what is left of a streamed answer holds no VM, and is not
-	 * cut off. */
+	/* Cut off: however the command ended, its answer did not arrive
+	 * (its flint may have exited by itself just before, or the cut
+	 * raced the command's end). */
 	pthread_mutex_lock(&s->lock);
-	if (c->stream.fd >= 0)
-		serve_stream_del(s, &c->stream);
 	bool cut = c->stream.cut;
 	pthread_mutex_unlock(&s->lock);
+	if (cut && (c->res.outcome == WORKER_OK || c->res.outcome == WORKER_EXIT ||
+		    c->res.outcome == WORKER_SIGNAL || c->res.outcome == WORKER_KILLED))
+		c->res.outcome = WORKER_CLIENT_GONE;
 	if (c->res.outcome == WORKER_CLIENT_GONE && cut)
 		pr_warn("flint serve: %s: request %" PRIu64 ": its client had not taken the "
 			"streamed answer %u s after the command's start (timeout_s + %u s): cut "
@@ -325,6 +327,10 @@ static void finish(struct call *c)
 	} else if (pool_complete(s->pool, c->req, again, now_ns()) < 0) {
 		pr_err("flint serve: request %" PRIu64 " was not running", c->req);
 	}
+	/* What is left of a streamed answer holds no VM now, and is not cut
+	 * off, but for one whose VM is reset once it is sent. */
+	if (c->stream.fd >= 0 && !c->reset_pending)
+		serve_stream_del(s, &c->stream);
 	if (c->reset_pending) {
 		/* nothing more until the reset */
 	} else if (!again) {
@@ -404,10 +410,15 @@ static void call_free(struct call *c)
 {
 	struct server *s = c->s;
 
-	if (c->stream.fd >= 0) { /* (finish has, if it ran) */
+	if (c->stream.fd >= 0) { /* (finish has, if it ran, but for a reset) */
 		pthread_mutex_lock(&s->lock);
 		serve_stream_del(s, &c->stream);
+		bool cut = c->stream.cut;
 		pthread_mutex_unlock(&s->lock);
+		if (cut && c->finished && c->res.outcome != WORKER_CLIENT_GONE)
+			pr_warn("flint serve: %s: request %" PRIu64 ": its client had not taken "
+				"the rest of the streamed answer by timeout_s + %u s: cut off",
+				c->fn->cfg.name, c->req, WORKER_MARGIN_S);
 	}
 	if (c->reset_started)
 		pthread_join(c->reset_tid, NULL);

@@ -107,7 +107,7 @@ static const struct seccomp_rule main_rules[] = {
 	ALLOW_IF(openat, ARG_WITHOUT(2, O_TRUNC | O_PATH | O_TMPFILE_ONLY)),
 	ALLOW_IF(fcntl, ARG_EQ(1, F_OFD_SETLK)),	/* its lock, */
 	ALLOW_IF(fcntl, ARG_EQ(1, F_OFD_GETLK)),	/* and who holds it if refused */
-	ALLOW_IF(fcntl, ARG_EQ(1, F_SETFL)),	/* its O_NONBLOCK off once it is a disk */
+	ALLOW_IF(fcntl, ARG_EQ(1, F_SETFL)),	/* O_NONBLOCK off: a disk, a memory file */
 	IOCTL(BLKGETSIZE64),	/* a block device's size */
 	IOCTL(BLKSSZGET),	/* and sector size, and with O_DIRECT */
 	ALLOW(statx),		/* a file's direct-I/O alignment */

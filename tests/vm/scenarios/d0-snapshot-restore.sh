@@ -2,7 +2,8 @@
 # on, and is saved again as a Diff; flint is SIGKILLed. A new flint restores
 # each (--restore): the count goes on from where it was saved, the file it
 # wrote in its tmpfs is there, and its wall clock is right although seconds
-# passed. A corrupt state file is refused with a message.
+# passed. A corrupt state file is refused with a message, a FIFO as the
+# memory file at once.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -48,6 +49,15 @@ api PUT /snapshot/create full
 expect_fault "PUT /snapshot/create while running"
 api PATCH /vm pause
 expect_code 204 "PATCH /vm Paused"
+# A FIFO as the memory file is refused at once, not opened: the open
+# would wait for a reader with the VM paused and the API held.
+mkfifo "$T/fifo.mem"
+body fifo <<EOB
+{"snapshot_type": "Full", "snapshot_path": "$T/fifo.state", "mem_file_path": "$T/fifo.mem"}
+EOB
+api PUT /snapshot/create fifo
+expect_fault "PUT /snapshot/create to a FIFO"
+expect_resp "fifo.mem: not a regular file" "PUT /snapshot/create to a FIFO"
 api PUT /snapshot/create full
 expect_code 204 "PUT /snapshot/create Full"
 sleep 0.5 # the console's last line

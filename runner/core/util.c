@@ -329,18 +329,22 @@ int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, uint64_t deadline_ns)
 int open_regular(const char *path, int flags, struct stat *st)
 {
 	struct stat own;
-	int fd, fl;
+	int fd;
 
 	if (!st)
 		st = &own;
-	if ((flags & O_NOFOLLOW ? lstat(path, st) : stat(path, st)) < 0)
-		return -errno;
-	if (!S_ISREG(st->st_mode))
+	if ((flags & O_NOFOLLOW ? lstat(path, st) : stat(path, st)) < 0) {
+		if (!(flags & O_CREAT) || errno != ENOENT)
+			return -errno;
+	} else if (!S_ISREG(st->st_mode)) {
 		return -EINVAL;
-	if ((fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0)
+	}
+	if ((fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600)) < 0)
 		return -errno;
-	if (fstat(fd, st) < 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+	/* Its status flags as opened, O_NONBLOCK off (without F_GETFL, which
+	 * the seccomp tables need not allow). */
+	if (fstat(fd, st) < 0 ||
+	    fcntl(fd, F_SETFL, flags & (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0) {
 		int r = -errno;
 		close(fd);
 		return r;

@@ -181,9 +181,10 @@ bool stack_release_below(void);
 extern uint64_t launch_ns;
 uint64_t us_since_launch(void);
 
-/* Open path as a regular file with flags (O_RDONLY or O_RDWR, and any of
- * O_NOFOLLOW (a symlink is then not a regular file: -EINVAL) and the like;
- * O_CLOEXEC is added), filling *st when st is not
+/* Open path as a regular file with flags (O_RDONLY, O_WRONLY or O_RDWR,
+ * and any of O_NOFOLLOW (a symlink is then not a regular file: -EINVAL),
+ * O_CREAT (a missing file made, mode 0600) and the like; O_CLOEXEC is
+ * added), filling *st when st is not
  * NULL. Anything else named there (a FIFO, which would hold open() until a
  * writer came, or a device, whose open alone may act) is refused by its
  * type before it is opened, and the open itself is non-blocking should it

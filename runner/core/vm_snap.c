@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/gmem_snap.h"
@@ -193,35 +192,17 @@ static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *er
 {
 	bool diff = a->type == VM_SNAPSHOT_DIFF;
 	char why[256];
-	struct stat st;
 	int r;
 	/* Not O_TRUNC: the file may be the one this VM's memory is mapped
 	 * from, which must then be refused, not emptied. Nothing but a
-	 * regular file: a FIFO would hold the open, and with it the paused
-	 * VM and the API, until a reader came (O_NONBLOCK: ENXIO instead),
-	 * and a device's open alone may act. */
-	if (lstat(a->mem_file_path, &st) == 0 && !S_ISREG(st.st_mode))
-		return err_set(err, errlen, -EINVAL, "memory file %s: not a regular file",
-			       a->mem_file_path);
-	int fd = open(a->mem_file_path,
-		      O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
+	 * regular file (open_regular): a FIFO would hold the open, and with
+	 * it the paused VM and the API, until a reader came, and a device's
+	 * open alone may act. */
+	int fd = open_regular(a->mem_file_path, O_WRONLY | O_CREAT | O_NOFOLLOW, NULL);
 
 	if (fd < 0)
-		return err_set(err, errlen, -errno, "memory file %s: %s", a->mem_file_path,
-			       errno == ENXIO ? "not a regular file" : strerror(errno));
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = -EINVAL;
-	else if (fcntl(fd, F_SETFL, 0) < 0) /* O_NONBLOCK off (seccomp: no F_GETFL) */
-		r = -errno;
-	else
-		r = 0;
-	if (r < 0) {
-		close(fd);
-		return err_set(err, errlen, r, "memory file %s: %s", a->mem_file_path,
-			       file_strerror(r));
-	}
+		return err_set(err, errlen, fd, "memory file %s: %s", a->mem_file_path,
+			       file_strerror(fd));
 	if (gmem_maps_file(vm->mem, fd)) {
 		close(fd);
 		return err_set(err, errlen, -EINVAL,

@@ -352,6 +352,16 @@ Test(util, open_regular_refuses_what_is_not_a_regular_file)
 	cr_assert_eq(open_regular(dir, O_RDONLY, NULL), -EINVAL);
 	cr_assert_eq(open_regular("/dev/null", O_RDONLY, NULL), -EINVAL);
 	cr_assert_eq(open_regular(path, O_RDONLY, NULL), -ENOENT);
+	/* O_CREAT: a missing file is made (0600), a FIFO still refused. */
+	fd = open_regular(path, O_WRONLY | O_CREAT | O_NOFOLLOW, &st);
+	cr_assert_geq(fd, 0);
+	cr_assert(S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600, "mode %o", st.st_mode);
+	cr_assert_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	close(fd);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(open_regular(path, O_WRONLY | O_CREAT | O_NOFOLLOW, NULL), -EINVAL);
+	cr_assert_eq(unlink(path), 0);
 	snprintf(path, sizeof(path), "%s/f", dir);
 	cr_assert_eq(unlink(path), 0);
 	cr_assert_eq(rmdir(dir), 0);

@@ -21,7 +21,10 @@ $(BUILD)/tools/tiny-walk: tests/smoke/tiny-guest.S
 
 $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_TOOL_CFLAGS) -o $@ $<
+	$(CC) $(TEST_TOOL_CFLAGS) -o $@ $< $(TOOL_LIBS)
+
+# snapedit rewrites a state file's CRCs (zlib's, as snapfile.c's).
+$(BUILD)/tools/snapedit: TOOL_LIBS := -lz
 
 $(BUILD)/test-initrd.cpio.gz: $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs/gen_init_cpio $(TEST_TOOLS)
 	for t in $(abspath $(TEST_TOOLS)); do echo "file /bin/$${t##*/} $$t 0755 0 0"; done >$@.list

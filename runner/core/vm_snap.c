@@ -369,7 +369,7 @@ void vm_snapshot_on_stop(struct vm *vm)
 /* ---- restoring ----------------------------------------------------------- */
 
 /* A section that must be there, as an rbuf. */
-static int section(const struct snap *s, const char *id, struct rbuf *r)
+static int section(struct snap *s, const char *id, struct rbuf *r)
 {
 	const uint8_t *data;
 	size_t len;
@@ -380,6 +380,16 @@ static int section(const struct snap *s, const char *id, struct rbuf *r)
 	}
 	rbuf_init(r, data, len);
 	return 0;
+}
+
+/* A section its component has restored from: bytes after what it read
+ * are a file not written as this flint writes that state. */
+static int section_end(const char *id, const struct rbuf *r)
+{
+	if (rbuf_done(r))
+		return 0;
+	pr_err("%s: %zu bytes left over after its state", id, r->len - r->off);
+	return -EBADMSG;
 }
 
 static int lookup_section(void *ctx, const char *id, const uint8_t **data, size_t *len)
@@ -477,7 +487,7 @@ static int hot_matches(const struct gmem_layout_hot *h, const struct vmc_memory_
  * which must be the one its configuration makes, mapped from the file
  * (with the hot-plug region, every block unplugged until the device's
  * restore plugs what the guest had). */
-static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_restore_args *a)
+static int restore_memory(struct vm *vm, struct snap *s, const struct vm_restore_args *a)
 {
 	struct gmem_layout l, want;
 	struct gmem_opts go = {.huge_2m = vm->c.machine.huge_pages == VMC_HUGE_PAGES_2M,
@@ -492,6 +502,8 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
 		pr_err("memory layout: %s", why);
 		return r;
 	}
+	if ((r = section_end("memory", &rb)) < 0)
+		return r;
 	gmem_layout_for_size(vm->c.machine.mem_size_mib << 20, &want);
 	if (l.nregions != want.nregions || memcmp(l.r, want.r, sizeof(l.r))) {
 		pr_err("memory layout: not the one of the snapshot's %llu MiB machine",
@@ -571,7 +583,7 @@ static int restore_memory(struct vm *vm, const struct snap *s, const struct vm_r
  * is put; then the guest's clock as the load asks. in_place: a reset of
  * vCPUs that have run (vm_reset), whose park told the guest's kvmclock
  * they stopped already. */
-static int restore_state(struct vm *vm, const struct snap *s, const struct vm_restore_args *a,
+static int restore_state(struct vm *vm, struct snap *s, const struct vm_restore_args *a,
 			 bool in_place)
 {
 	struct snap_cpu host;
@@ -605,6 +617,8 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 		pr_err("VM state: %s", why);
 		return r;
 	}
+	if ((r = section_end("vm", &rb)) < 0)
+		return r;
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		snprintf(id, sizeof(id), "vcpu%u", i);
 		if ((r = section(s, id, &rb)) < 0)
@@ -614,6 +628,8 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 			pr_err("vCPU %u: %s", i, why);
 			return r;
 		}
+		if ((r = section_end(id, &rb)) < 0)
+			return r;
 	}
 	if ((r = section(s, "serial", &rb)) < 0)
 		return r;
@@ -621,12 +637,16 @@ static int restore_state(struct vm *vm, const struct snap *s, const struct vm_re
 		pr_err("serial: %s", why);
 		return r;
 	}
+	if ((r = section_end("serial", &rb)) < 0)
+		return r;
 	if ((r = section(s, "i8042", &rb)) < 0)
 		return r;
 	if ((r = i8042_restore(&vm->i8042, &rb, why, sizeof(why))) < 0) {
 		pr_err("i8042: %s", why);
 		return r;
 	}
+	if ((r = section_end("i8042", &rb)) < 0)
+		return r;
 	if (vm->devs &&
 	    (r = devices_restore(vm->devs, lookup_section, (void *)s, why, sizeof(why))) < 0) {
 		pr_err("%s", why);
@@ -760,6 +780,16 @@ int vm_restore(struct vm **out, const struct vm_restore_args *a, const struct vm
 			phases_mark(BP_MEMORY_MAPPED);
 		pr_debug("%s restored in %llu us", step_name[i],
 			 (unsigned long long)(now_ns() - ts) / 1000);
+	}
+	const char *unread = snap_unread(&s);
+	if (unread) {
+		/* A vcpu2 of a 2-vCPU machine, a device the configuration
+		 * does not have: state that would be dropped unsaid. */
+		pr_err("the snapshot holds state for %s, which nothing in its configuration "
+		       "restores",
+		       unread);
+		r = -EBADMSG;
+		goto out;
 	}
 	if (a->record_workset_path && !(vm->record_workset = strdup(a->record_workset_path))) {
 		r = -ENOMEM;

@@ -527,15 +527,24 @@ out:
 	return r;
 }
 
-int snap_section(const struct snap *s, const char *id, const uint8_t **data, size_t *len)
+int snap_section(struct snap *s, const char *id, const uint8_t **data, size_t *len)
 {
 	for (unsigned i = 0; i < s->n; i++)
 		if (!strcmp(s->s[i].id, id)) {
 			*data = s->s[i].data;
 			*len = s->s[i].len;
+			s->s[i].looked_up = true;
 			return 0;
 		}
 	return -ENOENT;
+}
+
+const char *snap_unread(const struct snap *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (!s->s[i].looked_up)
+			return s->s[i].id;
+	return NULL;
 }
 
 void snap_free(struct snap *s)

@@ -120,6 +120,7 @@ struct snap_section {
 	char id[SNAP_MAX_ID + 1];
 	const uint8_t *data; /* into the snap's own copy of the file */
 	size_t len;
+	bool looked_up; /* snap_section found it */
 };
 
 struct snap {
@@ -156,9 +157,14 @@ int snap_read_file(const char *path, struct snap *out, char *err, size_t errlen)
  * -errno from open/read. err starts with the path. */
 int snap_describe_file(const char *path, uint32_t *version, char *err, size_t errlen) WARN_UNUSED;
 
-/* Section id's bytes: 0 with *data and *len set, or -ENOENT. */
-int snap_section(const struct snap *s, const char *id, const uint8_t **data,
-		 size_t *len) WARN_UNUSED;
+/* Section id's bytes: 0 with *data and *len set (the section noted as
+ * looked up), or -ENOENT. */
+int snap_section(struct snap *s, const char *id, const uint8_t **data, size_t *len) WARN_UNUSED;
+
+/* The id of the first section no snap_section call has found, or NULL:
+ * once a restore has taken what it knows, state it left is a file that
+ * was not written for this configuration. */
+const char *snap_unread(const struct snap *s);
 
 /* Release what snap_read filled; s may be empty (zeroed) or NULL. */
 void snap_free(struct snap *s);

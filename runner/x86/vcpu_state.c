@@ -415,6 +415,24 @@ static int put_msrs(int vcpu_fd, const struct vcpu_state *s, char *err, size_t e
 	return r;
 }
 
+/* KVM_SET_XSAVE's refusal (r), with what in the area it checks: the
+ * components present (XSTATE_BV, each of which the guest's XCR0 must
+ * allow), XCOMP_BV (0 in the standard form) and MXCSR's reserved bits. */
+static void xsave_refused(const struct kvm_xsave *x, int r, char *err, size_t errlen)
+{
+	uint64_t bv, comp;
+	uint32_t mxcsr;
+
+	memcpy(&mxcsr, (const uint8_t *)x->region + 24, sizeof(mxcsr));
+	memcpy(&bv, (const uint8_t *)x->region + 512, sizeof(bv));
+	memcpy(&comp, (const uint8_t *)x->region + 520, sizeof(comp));
+	fail(err, errlen, r,
+	     "KVM_SET_XSAVE: %s: the saved area's XSTATE_BV %#llx, XCOMP_BV %#llx, MXCSR %#x "
+	     "(a state component the guest's CPU lacks on this host, a compacted area or "
+	     "MXCSR's reserved bits)",
+	     strerror(-r), (unsigned long long)bv, (unsigned long long)comp, mxcsr);
+}
+
 /* Whether the vCPU's TSC must be set to s->tsc_khz: 0 (no), 1 (yes, and
  * the host can), or -errno with err saying why it cannot. */
 static int tsc_needs_setting(int vcpu_fd, int sys_fd, const struct vcpu_state *s, char *err,
@@ -466,7 +484,11 @@ int vcpu_state_put(int vcpu_fd, int sys_fd, const struct vcpu_state *s, char *er
 
 	r = -1;
 	if (set_tsc && ioctl(vcpu_fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0) {
-		r = fail_ioctl(err, errlen, "KVM_SET_TSC_KHZ");
+		r = -errno;
+		fail(err, errlen, r,
+		     "KVM_SET_TSC_KHZ: %s: this host's KVM cannot give the guest "
+		     "the snapshot's TSC frequency, %u kHz",
+		     strerror(-r), s->tsc_khz);
 		goto out;
 	}
 	if (ioctl(vcpu_fd, KVM_SET_MP_STATE, &s->mp) < 0) {
@@ -482,7 +504,8 @@ int vcpu_state_put(int vcpu_fd, int sys_fd, const struct vcpu_state *s, char *er
 		goto out;
 	}
 	if (ioctl(vcpu_fd, KVM_SET_XSAVE, xsave) < 0) {
-		r = fail_ioctl(err, errlen, "KVM_SET_XSAVE");
+		r = -errno;
+		xsave_refused(xsave, r, err, errlen);
 		goto out;
 	}
 	if (ioctl(vcpu_fd, KVM_SET_XCRS, &s->xcrs) < 0) {

@@ -20,7 +20,7 @@
 #include "fuzz.h"
 #include "snapshot/snapfile.h"
 
-static void check_accepted(const struct snap *s)
+static void check_accepted(struct snap *s)
 {
 	struct snap_writer w;
 	struct snap again;

@@ -75,7 +75,7 @@ static void test_file(struct wbuf *b)
 	snap_writer_free(&w);
 }
 
-static void check_test_snap(const struct snap *s)
+static void check_test_snap(struct snap *s)
 {
 	struct snap_cpu cpu;
 	struct vm_config c;
@@ -121,6 +121,27 @@ Test(snapfile, round_trip)
 	check_test_snap(&s);
 	snap_free(&s);
 	snap_free(&s); /* twice is fine: empty */
+}
+
+/* What no lookup found is named, the first in file order. */
+Test(snapfile, unread_sections)
+{
+	struct wbuf b;
+	struct snap s;
+	const uint8_t *p;
+	size_t n;
+
+	test_file(&b);
+	cr_assert_eq(snap_read(b.p, b.len, &s, err, sizeof(err)), 0, "%s", err);
+	wbuf_free(&b);
+	cr_assert_str_eq(snap_unread(&s), "vcpu0");
+	cr_assert_eq(snap_section(&s, "serial", &p, &n), 0);
+	cr_assert_eq(snap_section(&s, "vcpu0", &p, &n), 0);
+	cr_assert_eq(snap_section(&s, "vcpu1", &p, &n), -ENOENT);
+	cr_assert_str_eq(snap_unread(&s), "block_rootfs");
+	cr_assert_eq(snap_section(&s, "block_rootfs", &p, &n), 0);
+	cr_assert_null(snap_unread(&s));
+	snap_free(&s);
 }
 
 /* ---- the frame: magic, version, truncation, checksum ---------------------- */

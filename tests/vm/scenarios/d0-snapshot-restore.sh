@@ -2,7 +2,8 @@
 # on, and is saved again as a Diff; flint is SIGKILLed. A new flint restores
 # each (--restore): the count goes on from where it was saved, the file it
 # wrote in its tmpfs is there, and its wall clock is right although seconds
-# passed. A corrupt state file is refused with a message, a FIFO as the
+# passed. A corrupt state file is refused with a message, as are state
+# left over in a section and a section nothing restores; a FIFO as the
 # memory file at once.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
@@ -116,3 +117,17 @@ printf 'X' | dd of="$T/corrupt.state" bs=1 seek=200 conv=notrunc 2>/dev/null
 flint --restore "$T/corrupt.state" --mem-file "$T/full.mem"
 expect_status 125 "a corrupt state file"
 expect_err "corrupt" "the reason: corrupt"
+
+# Checksums that hold over state this flint did not write: a vCPU's
+# section a byte longer than its state, a section for a vCPU the machine
+# does not have. Each is named, not restored around.
+[ -x "$TOOLS/snapedit" ] || fail "no $TOOLS/snapedit (make test-tools)"
+"$TOOLS/snapedit" "$T/full.state" "$T/padded.state" pad vcpu0 || fail "snapedit pad"
+flint --restore "$T/padded.state" --mem-file "$T/full.mem"
+expect_status 125 "a vCPU section with a byte after its state"
+expect_err "vcpu0: 1 bytes left over after its state" "the section and the bytes left over"
+"$TOOLS/snapedit" "$T/full.state" "$T/extra.state" add vcpu7 || fail "snapedit add"
+flint --restore "$T/extra.state" --mem-file "$T/full.mem"
+expect_status 125 "a section for a vCPU the machine has not"
+expect_err "holds state for vcpu7, which nothing in its configuration restores" \
+	"the section nothing restores"

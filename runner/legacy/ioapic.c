@@ -60,50 +60,69 @@ static struct ioapic_msi message(unsigned pin, uint64_t e)
 	return m;
 }
 
-/* A guest-made change's turn under the rate limit, waited for on the
- * writing vCPU's thread. */
-static void throttle(struct ioapic *io)
+/* A guest-made change's turn under the rate limit (take_turn). */
+enum turn {
+	TURN_NOW,    /* taken, the lock held throughout */
+	TURN_WAITED, /* waited for without the lock: look again, then ask again */
+	TURN_KICKED, /* the wait cut short by a signal: look again, then install */
+};
+
+/* Whether a guest-made change may be installed now. If not, the writing
+ * vCPU's thread waits for its turn without the lock, so that other vCPUs
+ * read and write the chip meanwhile (which may change what to install).
+ * A wait cut short by a signal is a pause's kick, which wants this vCPU
+ * out of its exit: the change then goes in at once. Under the lock. */
+static enum turn take_turn(struct ioapic *io)
 {
 	uint64_t now = io->now();
 
 	if (ratelimit_consume(&io->rl, now, 0, 1))
-		return;
+		return TURN_NOW;
 	if (!io->throttle_told) {
 		io->throttle_told = true;
 		pr_warn("IOAPIC: the guest changes its interrupt routes more than %u times a "
 			"second; each change now waits its turn",
 			IOAPIC_ROUTE_RATE);
 	}
-	do {
-		io->sleep_ns(ratelimit_wait_ns(&io->rl, now, 0, 1));
-		now = io->now();
-	} while (!ratelimit_consume(&io->rl, now, 0, 1));
+	uint64_t wait = ratelimit_wait_ns(&io->rl, now, 0, 1);
+	pthread_mutex_unlock(&io->lock);
+	bool slept = io->sleep_ns(wait);
+	pthread_mutex_lock(&io->lock);
+	return slept ? TURN_WAITED : TURN_KICKED;
 }
 
-static void sleep_mono(uint64_t ns)
+static bool sleep_mono(uint64_t ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
 			      .tv_nsec = (long)(ns % 1000000000u)};
 
-	/* Woken early (the kick of a pause): throttle() asks again. */
-	clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	return clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL) == 0;
 }
 
 /* Recompute the messages; hand them over if they differ from the set
- * installed (a guest's change: rate-limited), or in any case with `force`
- * (a load, not limited). Under the lock. */
+ * installed (a guest's change: rate-limited, see take_turn), or in any case
+ * with `force` (a load, not limited). Under the lock. */
 static int sync_routes(struct ioapic *io, bool force)
 {
 	struct ioapic_msi next[IOAPIC_MAX_PINS];
-	unsigned n = 0;
+	bool ask = !force; /* for a turn */
+	unsigned n;
 
-	for (unsigned p = 0; p < io->s.npins; p++)
-		if (routable(io->s.redir[p]))
-			next[n++] = message(p, io->s.redir[p]);
-	if (!force && n == io->ninstalled && !memcmp(next, io->installed, n * sizeof(next[0])))
-		return 0;
-	if (!force)
-		throttle(io);
+	for (;;) {
+		n = 0;
+		for (unsigned p = 0; p < io->s.npins; p++)
+			if (routable(io->s.redir[p]))
+				next[n++] = message(p, io->s.redir[p]);
+		if (!force && n == io->ninstalled &&
+		    !memcmp(next, io->installed, n * sizeof(next[0])))
+			return 0;
+		if (!ask)
+			break;
+		enum turn turn = take_turn(io);
+		if (turn == TURN_NOW)
+			break;
+		ask = turn == TURN_WAITED;
+	}
 	int r = io->routes ? io->routes(io->ctx, next, n) : 0;
 	if (r < 0)
 		return r;

@@ -76,10 +76,11 @@ struct ioapic {
 	bool route_error_told;
 	/* The guest's route changes, rate-limited (not saved: a restored VM
 	 * starts with a full bucket). now and sleep_ns are now_ns and a
-	 * CLOCK_MONOTONIC sleep; a test may set its own after ioapic_init. */
+	 * CLOCK_MONOTONIC sleep (false: cut short by a signal); a test may set
+	 * its own after ioapic_init. */
 	struct ratelimit rl;
 	uint64_t (*now)(void);
-	void (*sleep_ns)(uint64_t ns);
+	bool (*sleep_ns)(uint64_t ns);
 	bool throttle_told;
 };
 

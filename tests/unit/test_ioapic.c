@@ -2,6 +2,7 @@
  * exits would: its registers, and the MSI routes it hands over. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -249,11 +250,26 @@ static uint64_t fake_now(void)
 	return fake_ns;
 }
 
-static void fake_sleep(uint64_t ns)
+/* The chip a sleep is for, and what happens while it sleeps. */
+static struct ioapic *sleeper;
+static bool lock_was_free, kick;
+static void (*meanwhile)(struct ioapic *io);
+
+static bool fake_sleep(uint64_t ns)
 {
 	sleeps++;
 	slept_ns += ns;
+	if (sleeper) {
+		lock_was_free = pthread_mutex_trylock(&sleeper->lock) == 0;
+		if (lock_was_free)
+			pthread_mutex_unlock(&sleeper->lock);
+		if (meanwhile)
+			meanwhile(sleeper);
+	}
+	if (kick)
+		return false; /* cut short: the clock has not moved on */
 	fake_ns += ns;
+	return true;
 }
 
 /* A guest toggling a mask bit: the first IOAPIC_ROUTE_BURST changes go in
@@ -302,4 +318,59 @@ Test(ioapic, a_guest_changing_its_routes_in_a_loop_waits_its_turn)
 	cr_assert_eq(ioapic_load(&io, &s, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(f.calls, calls + 1);
 	cr_expect_eq(sleeps, before);
+}
+
+/* Another vCPU's write, while the first waits: pin 2 masked again. */
+static void other_vcpu_masks_pin2(struct ioapic *io)
+{
+	meanwhile = NULL; /* its own wait is a plain one */
+	set_reg(io, 0x10 + 2 * 2, 0x10031);
+}
+
+/* A change waiting its turn holds no lock, so the other vCPUs reach the
+ * chip; it installs what the chip holds once its turn comes (nothing, if
+ * another vCPU undid it meanwhile); a wait cut short by a signal (a
+ * pause's kick) installs at once. */
+Test(ioapic, a_change_waiting_its_turn_holds_no_lock_and_a_kick_ends_the_wait)
+{
+	struct ioapic io;
+	struct fake f = {0};
+
+	cr_assert_eq(ioapic_init(&io, 6, fake_routes, &f), 0);
+	fake_ns = now_ns();
+	sleeps = 0;
+	slept_ns = 0;
+	io.now = fake_now;
+	io.sleep_ns = fake_sleep;
+	for (unsigned i = 0; i < IOAPIC_ROUTE_BURST; i++)
+		set_reg(&io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+	cr_assert_eq(sleeps, 0);
+	sleeper = &io;
+
+	/* Waits, unlocked; installs the change after its turn. */
+	set_reg(&io, 0x10 + 2 * 2, 0x31);
+	cr_expect_eq(sleeps, 1);
+	cr_expect(lock_was_free, "the lock was held through the wait");
+	cr_expect_eq(f.calls, IOAPIC_ROUTE_BURST + 1);
+	cr_expect_eq(f.n, 1);
+
+	/* Kicked: installed at once, after one wait. */
+	kick = true;
+	unsigned before = sleeps;
+	set_reg(&io, 0x10 + 2 * 2, 0x33);
+	kick = false;
+	cr_expect_eq(sleeps, before + 1, "one wait, cut short");
+	cr_expect_eq(f.calls, IOAPIC_ROUTE_BURST + 2);
+	cr_expect_eq(f.n, 1);
+	cr_expect_eq(f.msi[0].data & 0xff, 0x33);
+
+	/* Undone by another vCPU while it waited (which waits its own turn):
+	 * the first installs nothing, the chip as the last writer left it. */
+	unsigned calls = f.calls;
+	meanwhile = other_vcpu_masks_pin2;
+	set_reg(&io, 0x10 + 2 * 2, 0x32);
+	cr_expect_eq(reg(&io, 0x10 + 2 * 2), 0x10031);
+	cr_expect_eq(f.calls, calls + 1, "the mask, installed by the other vCPU");
+	cr_expect_eq(f.n, 0);
+	sleeper = NULL;
 }

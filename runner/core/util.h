@@ -103,7 +103,9 @@ void pr_stderr_nonblocking(void);
 uint64_t pr_stderr_missed(void);
 
 /* An output that never waits for its reader. nb_out_open points o at fd:
- * a file as it is (it never waits), as is one already non-blocking; a
+ * a file as it is (it has no reader; its writes wait only for the disk or
+ * a network file system's server, which may hold them), as is one
+ * already non-blocking; a
  * socket written with send(MSG_DONTWAIT); a pipe or terminal through a
  * description of its own, opened non-blocking through /proc/self/fd, so
  * that whoever shares fd's (a shell's terminal, other writers of the

@@ -173,6 +173,17 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *v, struct kvm_run *run)
 	return act;
 }
 
+/* immediate_exit cleared, then a full fence: the checks of stop and pause
+ * that follow must not be read before the clear is seen by a kicker, or a
+ * kick landing in between (its immediate_exit overwritten by this 0, its
+ * signal spent in user space) would be lost, and an idle guest's vCPU
+ * would stay in KVM_RUN with a stop or pause waiting (vcpu_kick pairs). */
+static void clear_immediate_exit(struct vcpu *v)
+{
+	v->run->immediate_exit = 0;
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
 /* Out of KVM_RUN on a pause request: tell the guest, say so, and wait
  * for resume or stop. */
 static void park(struct vcpu *v)
@@ -189,7 +200,7 @@ static void park(struct vcpu *v)
 	pthread_mutex_unlock(&v->lock);
 	/* The pause's kick may not have been used up; the loop checks stop
 	 * and pause again before KVM_RUN, and a later kick sets it anew. */
-	v->run->immediate_exit = 0;
+	clear_immediate_exit(v);
 }
 
 /* An I/O exit's instruction is finished only when KVM_RUN is entered
@@ -210,7 +221,7 @@ static enum vcpu_action complete_io(struct vcpu *v)
 			break; /* EINTR: done (exit_reason is KVM_EXIT_INTR) */
 		a = vcpu_handle_exit(v, v->run);
 	}
-	v->run->immediate_exit = 0;
+	clear_immediate_exit(v);
 	return a;
 }
 
@@ -232,7 +243,7 @@ static void run_loop(struct vcpu *v)
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				v->run->immediate_exit = 0;
+				clear_immediate_exit(v);
 				vcpu_count(&v->exits[KVM_EXIT_INTR]);
 				continue;
 			}
@@ -352,7 +363,10 @@ void vcpu_kick(struct vcpu *v)
 	if (!v->run)
 		return;
 	/* immediate_exit covers a kick that lands just before KVM_RUN, and
-	 * one before the thread starts (its first KVM_RUN returns at once). */
+	 * one before the thread starts (its first KVM_RUN returns at once).
+	 * Set after the flag the kick is for, seen in that order (the fence;
+	 * clear_immediate_exit's is the other half). */
+	atomic_thread_fence(memory_order_seq_cst);
 	v->run->immediate_exit = 1;
 	pthread_mutex_lock(&v->lock);
 	if (v->started)

@@ -394,8 +394,8 @@ static void park(struct evloop *l)
 		pthread_cond_wait(&l->park_cond, &l->park_lock);
 	}
 	l->parked = false;
-	/* A call asked of a loop that stops instead is the caller's. */
-	l->call_fn = NULL;
+	/* A call asked of a loop that stops instead stays set: its caller
+	 * sees it not run, clears it and says so (-ESHUTDOWN). */
 	pthread_cond_broadcast(&l->park_cond);
 	pthread_mutex_unlock(&l->park_lock);
 }

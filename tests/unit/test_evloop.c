@@ -1030,6 +1030,27 @@ Test(evloop, a_call_runs_on_the_parked_loop_thread)
 	close(c.efd);
 }
 
+/* A stop that ends the park before the call runs: the call says so
+ * (-ESHUTDOWN, or -EINVAL when the loop had left its park first), never
+ * 0 for a function that did not run. */
+Test(evloop, a_call_the_stop_overtakes_is_not_reported_done)
+{
+	static struct counter c;
+	struct evloop *l = counting_loop(&c);
+	struct parked_call pc = {.c = &c};
+
+	cr_assert_not_null(l);
+	cr_assert_eq(evloop_start(l), 0);
+	cr_assert_eq(evloop_pause(l), 0);
+	evloop_stop(l);
+	int r = evloop_call_parked(l, on_parked, &pc);
+	cr_assert(r == -ESHUTDOWN || r == -EINVAL, "%d", r);
+	cr_assert_eq(pc.runs, 0, "the stopped loop ran the call");
+	cr_assert_eq(evloop_join(l), 0);
+	evloop_destroy(l);
+	close(c.efd);
+}
+
 /* A done() held up (a device's copy from guest memory the Uffd handler
  * does not serve): evloop_pause_until gives up at its deadline, the
  * request standing, and a later call finds the loop parked once the

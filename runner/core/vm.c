@@ -1429,8 +1429,12 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		/* A pending partial line (a shell prompt) is flushed on the tick. */
 		int n = poll(p, 6, in_off < in_len ? 10 : 100);
 		console_flush(vm->con);
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR) {
+			/* Stopped as any error stops it: the vCPUs kicked
+			 * out, not left running for join_vcpus to wait on. */
+			control_request_stop(&vm->ctl, STOP_ERROR, 0, "poll: %s", strerror(errno));
 			break;
+		}
 		if (p[0].revents & POLLIN)
 			mailbox_run(vm->mb, execute, vm);
 		if (p[1].revents & POLLIN) {

@@ -605,11 +605,12 @@ void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
 /* Snapshot state, version 1 (see virtio_mmio_save). */
 #define MMIO_STATE_V1 1
 
-int virtio_mmio_save(const struct virtio_mmio *ct, struct wbuf *w)
+int virtio_mmio_save(const struct virtio_mmio *ct, struct wbuf *w, char *err, size_t errlen)
 {
 	/* The locks are not part of the state: taking them changes nothing. */
 	struct virtio_mmio *t = (struct virtio_mmio *)ct;
 	uint8_t cfg[VIRTIO_MMIO_CONFIG_SAVED];
+	int r = 0;
 
 	pthread_mutex_lock(&t->lock);
 	pthread_mutex_lock(&t->dev_lock);
@@ -634,10 +635,21 @@ int virtio_mmio_save(const struct virtio_mmio *ct, struct wbuf *w)
 		wput_u64(w, qr->desc);
 		wput_u64(w, qr->avail);
 		wput_u64(w, qr->used);
+		if (!vq_in_memory(&t->queues[q])) {
+			r = err_set(err, errlen, -EFAULT,
+				    "queue %u's rings lie in memory the guest unplugged after it "
+				    "placed them there (a snapshot of it could not be restored)",
+				    q);
+			break;
+		}
 		if (vq_save(&t->queues[q], w))
 			break; /* w's error, returned below */
 	}
 	pthread_mutex_unlock(&t->dev_lock);
+	if (r < 0) {
+		pthread_mutex_unlock(&t->lock);
+		return r;
+	}
 	/* As the guest reads it, 8 bytes at a time, under lock as mmio_read. */
 	memset(cfg, 0, sizeof(cfg));
 	if (t->ops->config_read)

@@ -109,8 +109,11 @@ void virtio_mmio_get_stats(const struct virtio_mmio *t, unsigned q,
  * device's own state (requests in flight, buffers held, connections) is
  * not in it: each device saves that itself. Call with the vCPUs paused and
  * the device quiet (no completions arriving off the notify path). Returns
- * 0 or w's error (-ENOMEM). */
-int virtio_mmio_save(const struct virtio_mmio *t, struct wbuf *w) WARN_UNUSED;
+ * 0, w's error (-ENOMEM), or -EFAULT with err saying which queue's rings
+ * lie in memory the guest has unplugged since it placed them there (a
+ * state no restore would take: vq_in_memory). */
+int virtio_mmio_save(const struct virtio_mmio *t, struct wbuf *w, char *err,
+		     size_t errlen) WARN_UNUSED;
 
 /* Read state written by virtio_mmio_save from r and make it t's. t must be
  * in its reset state, as created (-EBUSY otherwise), for the same kind of

@@ -20,18 +20,31 @@ static bool is_pow2(uint32_t x)
 	return x && !(x & (x - 1));
 }
 
+/* The bytes of a queue's three rings (descriptors, available, used) of
+ * size entries; with event_idx each of the last two has one more u16. */
+struct ring_lens {
+	uint64_t desc, avail, used;
+};
+
+static struct ring_lens ring_lens(uint32_t size, bool event_idx)
+{
+	uint64_t ev = event_idx ? sizeof(uint16_t) : 0;
+
+	return (struct ring_lens){
+	    .desc = (uint64_t)size * sizeof(struct vring_desc),
+	    .avail = sizeof(struct vring_avail) + (uint64_t)size * sizeof(uint16_t) + ev,
+	    .used =
+		sizeof(struct vring_used) + (uint64_t)size * sizeof(struct vring_used_elem) + ev,
+	};
+}
+
 /* The checks a queue's placement must pass, whoever gives it (the guest's
  * set-up, a restored snapshot): q is reset, then set up and ready, or left
  * reset with *why saying what failed. */
 static int place(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uint64_t avail,
 		 uint64_t used, bool event_idx, const char **why)
 {
-	/* Each ring's bytes; the event field is one more u16 at the end. */
-	uint64_t ev = event_idx ? sizeof(uint16_t) : 0;
-	uint64_t desc_len = (uint64_t)size * sizeof(struct vring_desc);
-	uint64_t avail_len = sizeof(struct vring_avail) + (uint64_t)size * sizeof(uint16_t) + ev;
-	uint64_t used_len =
-	    sizeof(struct vring_used) + (uint64_t)size * sizeof(struct vring_used_elem) + ev;
+	struct ring_lens len = ring_lens(size, event_idx);
 
 	vq_reset(q);
 	*why = "size not a power of two in 1..32768";
@@ -43,9 +56,9 @@ static int place(struct vq *q, struct gmem *g, uint32_t size, uint64_t desc, uin
 		return -EINVAL;
 	/* Guest RAM regions are page aligned on the host too, so a ring aligned
 	 * in guest-physical space is aligned for the host loads below. */
-	q->desc = gmem_ptr(g, desc, desc_len);
-	q->avail = gmem_ptr(g, avail, avail_len);
-	q->used = gmem_ptr(g, used, used_len);
+	q->desc = gmem_ptr(g, desc, len.desc);
+	q->avail = gmem_ptr(g, avail, len.avail);
+	q->used = gmem_ptr(g, used, len.used);
 	if (!q->desc || !q->avail || !q->used) {
 		vq_reset(q);
 		*why = "a ring not wholly in guest memory";
@@ -323,6 +336,15 @@ uint16_t vq_notify_next(struct vq *q)
  * the indexes and the EVENT_IDX decision state. The counters are stats and
  * are not saved. */
 #define VQ_STATE_V1 1
+
+bool vq_in_memory(const struct vq *q)
+{
+	struct ring_lens len = ring_lens(q->size, q->event_idx);
+
+	return !q->ready || (gmem_ptr(q->gmem, q->desc_gpa, len.desc) &&
+			     gmem_ptr(q->gmem, q->avail_gpa, len.avail) &&
+			     gmem_ptr(q->gmem, q->used_gpa, len.used));
+}
 
 int vq_save(const struct vq *q, struct wbuf *w)
 {

@@ -152,6 +152,13 @@ uint16_t vq_avail_idx(const struct vq *q);
  * without a kick, which the caller sees by comparing the index. */
 uint16_t vq_notify_next(struct vq *q);
 
+/* Whether q, if ready, still has its rings wholly in guest memory: memory
+ * hot-plug's blocks may be unplugged under rings the guest placed there
+ * (the device goes on using what it mapped, inside flint's own mapping),
+ * and a snapshot of such a queue could not be restored (vq_restore places
+ * rings as vq_activate does). True for a queue not ready. */
+bool vq_in_memory(const struct vq *q);
+
 /* Snapshot: append q's state to w, its own u32 version first: whether it
  * is ready and, if so, its size and ring addresses, event_idx, broken, the
  * indexes (last_avail, the used idx) and the EVENT_IDX interrupt state. The

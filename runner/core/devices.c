@@ -267,7 +267,7 @@ static void section_id(const struct device *d, char buf[DEVICE_SECTION_ID_MAX + 
 int devices_save(const struct devices *r, device_section_fn emit, void *ctx, char *err,
 		 size_t errlen)
 {
-	char id[DEVICE_SECTION_ID_MAX + 1];
+	char id[DEVICE_SECTION_ID_MAX + 1], why[256];
 	int ret = 0;
 
 	if (!r->t->save)
@@ -279,12 +279,13 @@ int devices_save(const struct devices *r, device_section_fn emit, void *ctx, cha
 		wbuf_init(&w);
 		wput_u32(&w, DEVICE_SECTION_VERSION);
 		section_id(d, id);
+		why[0] = '\0';
 		if (!d->slot)
 			ret = err_set(err, errlen, -EINVAL, "%s: not attached", id);
-		else if ((ret = r->t->save(d->slot, &w)) < 0 ||
+		else if ((ret = r->t->save(d->slot, &w, why, sizeof(why))) < 0 ||
 			 (d->kind->save && (ret = d->kind->save(d->priv, &w)) < 0) ||
 			 (ret = wbuf_err(&w)) < 0)
-			err_set(err, errlen, ret, "%s: %s", id, strerror(-ret));
+			err_set(err, errlen, ret, "%s: %s", id, why[0] ? why : strerror(-ret));
 		else if ((ret = emit(ctx, id, w.p, w.len)) < 0)
 			err_set(err, errlen, ret, "%s: %s", id, strerror(-ret));
 		wbuf_free(&w);
@@ -430,9 +431,9 @@ static int vdev_slot_cmdline(const void *handle, char *buf, size_t len)
 	return vdev_cmdline(handle, buf, len);
 }
 
-static int vdev_slot_save(const void *handle, struct wbuf *w)
+static int vdev_slot_save(const void *handle, struct wbuf *w, char *err, size_t errlen)
 {
-	return vdev_save(handle, w);
+	return vdev_save(handle, w, err, errlen);
 }
 
 static int vdev_slot_restore(void *handle, struct rbuf *r, char *err, size_t errlen)

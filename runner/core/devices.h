@@ -206,11 +206,12 @@ struct device_transport {
 	void (*queue_stats)(const void *handle, unsigned q, struct virtio_mmio_queue_stats *s);
 	/* Append the slot's kernel command-line argument: 0 or -ENOSPC. */
 	int (*cmdline)(const void *handle, char *buf, size_t len);
-	/* Snapshot: the slot's transport state (registers, queues) into w;
-	 * restore it into a fresh slot (0 or -errno, err says why); kick:
+	/* Snapshot: the slot's transport state (registers, queues) into w
+	 * (0 or -errno, err saying why when it can: a state no restore would
+	 * take); restore it into a fresh slot (0 or -errno, err says why); kick:
 	 * have the device look at every queue (a notify, through the event
 	 * loop). NULL: the transport has no snapshot support. */
-	int (*save)(const void *handle, struct wbuf *w);
+	int (*save)(const void *handle, struct wbuf *w, char *err, size_t errlen);
 	int (*restore)(void *handle, struct rbuf *r, char *err, size_t errlen);
 	void (*kick)(void *handle);
 	/* Back to a fresh slot's state (the driver's reset), so that restore

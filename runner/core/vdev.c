@@ -165,9 +165,9 @@ void vdev_queue_stats(const struct vdev *d, unsigned q, struct virtio_mmio_queue
 	virtio_mmio_get_stats(d->t, q, s);
 }
 
-int vdev_save(const struct vdev *d, struct wbuf *w)
+int vdev_save(const struct vdev *d, struct wbuf *w, char *err, size_t errlen)
 {
-	return virtio_mmio_save(d->t, w);
+	return virtio_mmio_save(d->t, w, err, errlen);
 }
 
 int vdev_restore(struct vdev *d, struct rbuf *r, char *err, size_t errlen)

@@ -53,7 +53,7 @@ int vdev_cmdline(const struct vdev *d, char *buf, size_t len) WARN_UNUSED;
  * fresh slot (virtio_mmio_restore: checked, then the device activated).
  * vdev_kick: notify every queue through its eventfd, as a guest's kick
  * would (the event loop, started or resumed, takes it up). */
-int vdev_save(const struct vdev *d, struct wbuf *w) WARN_UNUSED;
+int vdev_save(const struct vdev *d, struct wbuf *w, char *err, size_t errlen) WARN_UNUSED;
 int vdev_restore(struct vdev *d, struct rbuf *r, char *err, size_t errlen) WARN_UNUSED;
 void vdev_kick(struct vdev *d);
 /* Back to a fresh slot's state, as the driver's reset (virtio_mmio_reset),

@@ -560,7 +560,7 @@ static void mmio_wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
 static void mmio_state(const struct virtio_mmio *t, struct wbuf *w)
 {
 	wbuf_init(w);
-	CHECK(virtio_mmio_save(t, w) == 0);
+	CHECK(virtio_mmio_save(t, w, NULL, 0) == 0);
 }
 
 static void fuzz_mmio(const uint8_t *p, size_t n, bool refuse_activation)
@@ -891,7 +891,7 @@ static void seed_mmio(const char *dir)
 	mmio_wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, SEED_USED);
 	mmio_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
 	wbuf_init(&w);
-	CHECK(virtio_mmio_save(t, &w) == 0);
+	CHECK(virtio_mmio_save(t, &w, NULL, 0) == 0);
 	/* After it, the driver's DRIVER_OK, then a chain on queue 0. */
 	wbuf_init(&tail);
 	wput_u8(&tail, 1);
@@ -909,7 +909,7 @@ static void seed_mmio(const char *dir)
 	fake.queues[0].next_used = 1;
 	virtio_mmio_config_changed(t); /* InterruptStatus pending */
 	wbuf_init(&w);
-	CHECK(virtio_mmio_save(t, &w) == 0);
+	CHECK(virtio_mmio_save(t, &w, NULL, 0) == 0);
 	wbuf_init(&tail);
 	wput_u8(&tail, 0); /* no register accesses */
 	put_ring(&tail, fake.queues[0].last_avail);

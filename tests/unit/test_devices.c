@@ -500,8 +500,9 @@ Test(devices, reset_reaches_every_transport_in_order)
 
 /* ---- sections ---- */
 
-static int t_save(const void *handle, struct wbuf *w)
+static int t_save(const void *handle, struct wbuf *w, char *err, size_t errlen)
 {
+	(void)err, (void)errlen;
 	wput_u32(w, (uint32_t)(uintptr_t)handle);
 	return 0;
 }

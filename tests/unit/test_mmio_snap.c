@@ -230,7 +230,7 @@ static void bring_up_busy(void)
 static void save1(void)
 {
 	wbuf_free(&w);
-	cr_assert_eq(virtio_mmio_save(t1, &w), 0);
+	cr_assert_eq(virtio_mmio_save(t1, &w, NULL, 0), 0);
 }
 
 static int restore2(const struct wbuf *from, char *err, size_t errlen)
@@ -713,4 +713,26 @@ Test(mmio_snap, reset_in_place_then_restore_into_the_same_transport)
 		cr_assert_eq(u->idx, 3);
 		cr_assert_eq(u->ring[2].id, 9);
 	}
+}
+
+/* A queue whose rings the guest placed in a hot-plugged block it then
+ * unplugged: the save says so, naming the queue, rather than writing a
+ * state its restore would refuse. */
+Test(mmio_snap, rings_in_unplugged_memory_are_refused_at_save)
+{
+	const uint64_t hot = 1ull << 30, block = 2ull << 20;
+	char err[200] = "";
+
+	cr_assert_eq(gmem_hotplug_add(g, hot, block, block), 0);
+	cr_assert_eq(gmem_hotplug_set(g, hot, block, true), 0);
+	negotiate(t1, F_VER1 | F_EVIDX | F_DEV_B);
+	setup_queue(t1, 0, 16, DESC0, AVAIL0, USED0);
+	setup_queue(t1, 1, 8, hot + DESC1, hot + AVAIL1, hot + USED1);
+	wr(t1, VIRTIO_MMIO_STATUS, S_RUN);
+	cr_assert_eq(d1.activates, 1);
+	save1();
+	cr_assert_eq(gmem_hotplug_set(g, hot, block, false), 0);
+	wbuf_free(&w);
+	cr_assert_eq(virtio_mmio_save(t1, &w, err, sizeof(err)), -EFAULT);
+	cr_assert(strstr(err, "queue 1's rings lie in memory the guest unplugged"), "%s", err);
 }

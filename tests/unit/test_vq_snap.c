@@ -313,3 +313,21 @@ Test(vq_snap, more_chains_in_flight_than_the_ring_holds_refused)
 	cr_assert_eq(q2.last_avail, 5);
 	cr_assert_eq(q2.next_used, 65525);
 }
+
+/* Rings the guest placed in a hot-plugged block it then unplugged: the
+ * queue runs on (inside flint's mapping), but a snapshot of it could not
+ * be restored, which vq_in_memory tells before one is written. */
+Test(vq_snap, rings_in_an_unplugged_block_are_not_in_memory)
+{
+	const uint64_t hot = 1ull << 30, block = 2ull << 20;
+
+	cr_assert(vq_in_memory(&q), "a queue not ready");
+	cr_assert_eq(gmem_hotplug_add(g, hot, 2 * block, block), 0);
+	cr_assert_eq(gmem_hotplug_set(g, hot, block, true), 0);
+	cr_assert_eq(vq_activate(&q, g, 16, hot + DESC, hot + AVAIL, hot + USED, true), 0);
+	cr_assert(vq_in_memory(&q));
+	cr_assert_eq(gmem_hotplug_set(g, hot, block, false), 0);
+	cr_assert_not(vq_in_memory(&q));
+	cr_assert_eq(gmem_hotplug_set(g, hot, block, true), 0);
+	cr_assert(vq_in_memory(&q), "plugged again");
+}

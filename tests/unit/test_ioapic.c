@@ -272,6 +272,20 @@ static bool fake_sleep(uint64_t ns)
 	return true;
 }
 
+/* A chip of 6 pins on the fake clock, pin 2's mask toggled through the
+ * whole burst of route changes. */
+static void init_and_spend_burst(struct ioapic *io, struct fake *f)
+{
+	cr_assert_eq(ioapic_init(io, 6, fake_routes, f), 0);
+	fake_ns = now_ns(); /* the limiter was set up on the real clock */
+	sleeps = 0;
+	slept_ns = 0;
+	io->now = fake_now;
+	io->sleep_ns = fake_sleep;
+	for (unsigned i = 0; i < IOAPIC_ROUTE_BURST; i++)
+		set_reg(io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+}
+
 /* A guest toggling a mask bit: the first IOAPIC_ROUTE_BURST changes go in
  * at once, each one after that waits 1/IOAPIC_ROUTE_RATE s for its turn;
  * every change is still installed, writes that change nothing cost
@@ -284,14 +298,7 @@ Test(ioapic, a_guest_changing_its_routes_in_a_loop_waits_its_turn)
 	struct ioapic_state s;
 	char err[160];
 
-	cr_assert_eq(ioapic_init(&io, 6, fake_routes, &f), 0);
-	fake_ns = now_ns(); /* the limiter was set up on the real clock */
-	sleeps = 0;
-	slept_ns = 0;
-	io.now = fake_now;
-	io.sleep_ns = fake_sleep;
-	for (unsigned i = 0; i < IOAPIC_ROUTE_BURST; i++)
-		set_reg(&io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+	init_and_spend_burst(&io, &f);
 	cr_expect_eq(f.calls, IOAPIC_ROUTE_BURST);
 	cr_expect_eq(sleeps, 0, "the burst waits for nothing");
 	/* The same entry again: no change, no turn taken. */
@@ -336,14 +343,7 @@ Test(ioapic, a_change_waiting_its_turn_holds_no_lock_and_a_kick_ends_the_wait)
 	struct ioapic io;
 	struct fake f = {0};
 
-	cr_assert_eq(ioapic_init(&io, 6, fake_routes, &f), 0);
-	fake_ns = now_ns();
-	sleeps = 0;
-	slept_ns = 0;
-	io.now = fake_now;
-	io.sleep_ns = fake_sleep;
-	for (unsigned i = 0; i < IOAPIC_ROUTE_BURST; i++)
-		set_reg(&io, 0x10 + 2 * 2, (i & 1) ? 0x10031 : 0x31);
+	init_and_spend_burst(&io, &f);
 	cr_assert_eq(sleeps, 0);
 	sleeper = &io;
 

@@ -274,7 +274,13 @@ int fs_create(struct jail_fs *j, const char *dir, uid_t uid, gid_t gid)
 	*slash = '\0';
 	if ((r = open_parents(j, *parent ? parent : "/", &p)) < 0)
 		return r;
-	if ((id = make_dir(j, p, slash + 1, 0755, false, "create jail",
+	/* <id> root's and 0700 for good: flint never walks through it (its
+	 * root is `root`), and the tenant's own processes on the host, which
+	 * share its uid, cannot either: the root, theirs from the handover,
+	 * holds device nodes made theirs (/dev/kvm, /dev/userfaultfd) that
+	 * they could otherwise open, loosen or hard-link to keep, and files
+	 * the jailer wrote there for flint (the rewritten config file). */
+	if ((id = make_dir(j, p, slash + 1, 0700, false, "create jail",
 			   "already exists: a jail is never reused; remove it or pick another "
 			   "--id")) < 0)
 		return id;

@@ -513,8 +513,14 @@ static int copy_file(struct jail_fs *j, int in, const struct plan_file *f, const
 			    out, in, &at, hole - at > (1 << 30) ? (1 << 30) : (size_t)(hole - at));
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n <= 0) {
-				r = jail_fail("stage", j->made[i].path, n < 0 ? -errno : -EIO);
+			if (n < 0) {
+				r = jail_fail("stage", j->made[i].path, -errno);
+				goto out;
+			}
+			if (n == 0) { /* cut short since, or sysfs's view of it */
+				r = jail_failf(-EIO, "stage", f->src,
+					       "it ended at byte %lld of the %lld its size says",
+					       (long long)at, (long long)size);
 				goto out;
 			}
 		}
@@ -552,7 +558,7 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 	    [PLAN_READ] = "read", [PLAN_READ_WRITE] = "read and write", [PLAN_EXEC] = "execute"};
 	static const int want[] = {
 	    [PLAN_READ] = R_OK, [PLAN_READ_WRITE] = R_OK | W_OK, [PLAN_EXEC] = X_OK};
-	int src = -1, in = -1, r, e = 0, access_e = 0;
+	int src = -1, in = -1, r, e = 0, access_e = 0, in_e = 0;
 	struct stat st;
 
 	/* The jailer's own image build, in its cache, is opened as root; its
@@ -570,6 +576,14 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 	else if (S_ISREG(st.st_mode) &&
 		 faccessat(src, "", want[f->access], AT_EACCESS | AT_EMPTY_PATH) < 0)
 		access_e = -errno;
+	/* What a copy reads is opened as uid:gid too, without the jailer's
+	 * capabilities: a file whose contents depend on its opener (sysfs's
+	 * PCI config space, procfs) gives what they would read themselves.
+	 * Not the exec file, which they need only run, nor the jailer's own
+	 * image. */
+	else if (!f->built && S_ISREG(st.st_mode) && f->access != PLAN_EXEC &&
+		 (in = reopen(src, &st, f->src)) < 0)
+		in_e = in;
 	if ((r = fs_ids(j, false)) < 0)
 		goto out;
 	if (e == -EACCES)
@@ -588,6 +602,8 @@ static int stage_file(struct jail_fs *j, const struct plan_file *f)
 			       (unsigned)j->uid, (unsigned)j->gid, verbs[f->access]);
 	else if (access_e)
 		r = jail_fail("stage", f->src, access_e);
+	else if (in_e)
+		r = in_e; /* reopen said why */
 	if (r < 0)
 		goto out;
 	jail_test_pause("opened %s", f->src);

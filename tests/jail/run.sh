@@ -309,6 +309,25 @@ why=
 rm -rf "$BASE/probe/suid"
 [ -z "$why" ] && ok staged-privileged-copied || bad staged-privileged-copied "$why"
 
+# A file whose contents depend on its opener, staged from another file
+# system (a copy): sysfs's PCI config space, 64 bytes to a user and 256 or
+# 4096 to root. The copy is read as the user: the jail never holds root's
+# view (the launch is refused, as the file ends before its size).
+pci=$(ls -d /sys/bus/pci/devices/* 2>/dev/null | head -1)
+if [ -z "$pci" ] || [ "$(wc -c <"$pci/config")" -le 64 ]; then
+	skip staged-copy-read-as-user "no PCI device in /sys whose config root reads whole"
+else
+	jail --id pci --exec-file "$PROBE" $ID -- --kernel "$T/files/vmlinux" \
+		--drive "path=$pci/config,ro"
+	why=
+	got=$(wc -c <"$BASE/probe/pci/root/config" 2>/dev/null || echo 0)
+	[ "$got" -gt 64 ] && why="$got bytes of the config space staged, the user reads 64"
+	[ -z "$why" ] && [ "$status" != 125 ] && why="status $status"
+	[ -z "$why" ] && ! grep -q "it ended at byte 64 of the" "$ERR" && why="no message"
+	rm -rf "$BASE/probe/pci"
+	[ -z "$why" ] && ok staged-copy-read-as-user || bad staged-copy-read-as-user "$why"
+fi
+
 # A sparse file of the user's that is copied (executable, so never linked):
 # its holes stay holes, where a whole copy would write 64 GiB as root.
 truncate -s 64G "$T/own/sparse.img"

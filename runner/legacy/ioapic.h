@@ -19,10 +19,11 @@
  * guest that toggles a mask bit in a loop is held to IOAPIC_ROUTE_RATE
  * changes a second after a burst of IOAPIC_ROUTE_BURST (Linux makes a few
  * dozen at boot): the writing vCPU waits for its turn (said once in the
- * log), so only that guest is slowed. It waits holding `lock`: another
- * vCPU writing the chip waits too, so such a guest can stretch a pause,
- * a snapshot or a reset by 10 ms per vCPU (a kick wakes the sleep, which
- * then takes what is left of the turn). QEMU and Cloud Hypervisor
+ * log), so only that guest is slowed. It waits without `lock`, so other
+ * vCPUs read and write the chip meanwhile (and may take the turn first),
+ * and it installs what the chip holds once its turn comes; a kick (a
+ * pause, a snapshot, a reset) ends the wait and the change goes in at
+ * once, so none of them waits on a guest's turn. QEMU and Cloud Hypervisor
  * reinstall on every entry write, changed or not, without a limit.
  *
  * No knowledge of KVM; bus device at IOAPIC_ADDR, one page, opaque = the

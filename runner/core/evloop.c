@@ -518,6 +518,12 @@ int evloop_call_parked(struct evloop *l, void (*fn)(void *ctx), void *ctx)
 	int r = 0;
 
 	pthread_mutex_lock(&l->park_lock);
+	/* A loop stopping, or started and ended since: fn is never run, not
+	 * even here, on a thread of another seccomp table. */
+	if (atomic_load_explicit(&l->stop, memory_order_acquire) || (l->started && !l->active)) {
+		pthread_mutex_unlock(&l->park_lock);
+		return -ESHUTDOWN;
+	}
 	if (!l->active) {
 		pthread_mutex_unlock(&l->park_lock);
 		fn(ctx); /* no loop thread: nothing runs beside the caller */

@@ -114,9 +114,10 @@ int evloop_pause_until(struct evloop *l, uint64_t deadline_ns) WARN_UNUSED;
  * must run on the loop's thread (a snapshot's device quiesce: the syscalls
  * it makes are that thread's, under its seccomp table) while the loop
  * stays parked, no done() around it. Call between evloop_pause and
- * evloop_resume, from the pausing thread. When no loop runs, fn runs on
- * the caller's thread. 0; -EINVAL when the loop is not parked; -ESHUTDOWN
- * when it stopped before running fn (fn has not run). */
+ * evloop_resume, from the pausing thread. When no loop was started, fn
+ * runs on the caller's thread. 0; -EINVAL when the loop is not parked;
+ * -ESHUTDOWN when it is stopping, has ended since it was started, or
+ * stopped before running fn (fn has not run). */
 int evloop_call_parked(struct evloop *l, void (*fn)(void *ctx), void *ctx) WARN_UNUSED;
 
 /* Let a paused loop run on (and forget a pause asked of a loop that has

@@ -1427,12 +1427,13 @@ void vm_run(struct vm *vm, struct vm_exit *how)
 		    {.fd = console_waiting_fd(vm->con), .events = POLLOUT},
 		};
 		/* A pending partial line (a shell prompt) is flushed on the tick. */
-		int n = poll(p, 6, in_off < in_len ? 10 : 100);
+		int n = poll(p, 6, in_off < in_len ? 10 : 100), poll_errno = errno;
 		console_flush(vm->con);
-		if (n < 0 && errno != EINTR) {
+		if (n < 0 && poll_errno != EINTR) {
 			/* Stopped as any error stops it: the vCPUs kicked
 			 * out, not left running for join_vcpus to wait on. */
-			control_request_stop(&vm->ctl, STOP_ERROR, 0, "poll: %s", strerror(errno));
+			control_request_stop(&vm->ctl, STOP_ERROR, 0, "poll: %s",
+					     strerror(poll_errno));
 			break;
 		}
 		if (p[0].revents & POLLIN)

@@ -461,8 +461,10 @@ out:
 	return r;
 }
 
-/* A readable descriptor of what fd (O_PATH) holds, opened as root through
- * /proc/self/fd: the same inode, found through no name anyone can change. */
+/* A readable descriptor of what fd (O_PATH) holds, opened through
+ * /proc/self/fd with the caller's credentials (uid:gid's for what a copy
+ * reads, root's for the exec file and the jailer's own image): the same
+ * inode, found through no name anyone can change. */
 static int reopen(int fd, const struct stat *st, const char *src)
 {
 	char magic[64];

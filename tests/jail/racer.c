@@ -46,12 +46,15 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -248,10 +251,21 @@ static void attack(unsigned attacks, bool race)
 	closedir(d);
 }
 
+/* UID:GID, keeping CAP_DAC_READ_SEARCH alone: flint-jail's <id> is root's
+ * and 0700, and what a process of the jail's uid has past it is a running
+ * flint's /proc/PID/root, which this stands in for (from the handover on,
+ * a little earlier than flint's exec makes it reachable). It lets the
+ * racer read and search, never write, so nothing of root's it may rename
+ * or plant in. */
 static void become_user(void)
 {
-	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(uid, uid, uid) < 0) {
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct c[2] = {
+	    {.effective = 1u << CAP_DAC_READ_SEARCH, .permitted = 1u << CAP_DAC_READ_SEARCH}};
+
+	if (prctl(PR_SET_KEEPCAPS, 1) < 0 || setgroups(0, NULL) < 0 ||
+	    setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0 ||
+	    syscall(SYS_capset, &h, c) < 0) {
 		perror("racer: drop to the jail's user");
 		exit(2);
 	}

@@ -164,6 +164,9 @@ want="/dev d 0:0 755;/dev/kvm c $U:$U 600;/dev/net d 0:0 755;/dev/net/tun c $U:$
 # The root is the tenant's and closed to other users, as Firecracker's.
 [ -z "$why" ] && [ "$(stat -c %u:%g:%a "$R")" != "$U:$U:700" ] &&
 	why="the jail's root is $(stat -c %u:%g:%a "$R")"
+# Its path is root's alone: the tenant's other processes cannot walk to it.
+[ -z "$why" ] && [ "$(stat -c %u:%g:%a "${R%/root}")" != "0:0:700" ] &&
+	why="the jail's <id> is $(stat -c %u:%g:%a "${R%/root}")"
 # Landlock (ABI 4+): the probe may not bind a TCP socket, which it could
 # in the host's network namespace otherwise.
 abi=$(sed -n 's/^landlock_abi=//p' "$OUT")

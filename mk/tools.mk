@@ -5,6 +5,8 @@
 # flint-uffd.c is a host tool built by the Makefile ($(BUILD)/flint-uffd).
 TEST_TOOL_SRCS := $(filter-out tests/tools/flint-uffd.c,$(wildcard tests/tools/*.c))
 TEST_TOOLS := $(TEST_TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
+# Those the guest runs: snapedit is L1's alone (it edits state files).
+GUEST_TEST_TOOLS := $(filter-out %/snapedit,$(TEST_TOOLS))
 TEST_TOOL_CFLAGS := -std=gnu11 -static -O2 -pthread -D_GNU_SOURCE -Irootfs $(WARN)
 
 # The smoke tests' tiny WALK guest as a kernel for the rig too (L1 gets
@@ -23,11 +25,12 @@ $(BUILD)/tools/%: tests/tools/%.c $(wildcard tests/tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_TOOL_CFLAGS) -o $@ $< $(TOOL_LIBS)
 
-# snapedit rewrites a state file's CRCs (zlib's, as snapfile.c's).
+# snapedit rewrites a state file's CRCs (zlib's, as snapfile.c's; the
+# layout it walks is snapfile.c's too).
 $(BUILD)/tools/snapedit: TOOL_LIBS := -lz
 
 $(BUILD)/test-initrd.cpio.gz: $(BUILD)/initramfs.cpio.gz $(BUILD)/rootfs/gen_init_cpio $(TEST_TOOLS)
-	for t in $(abspath $(TEST_TOOLS)); do echo "file /bin/$${t##*/} $$t 0755 0 0"; done >$@.list
+	for t in $(abspath $(GUEST_TEST_TOOLS)); do echo "file /bin/$${t##*/} $$t 0755 0 0"; done >$@.list
 	$(BUILD)/rootfs/gen_init_cpio -t 0 $@.list >$@.cpio
 	{ cat $(BUILD)/initramfs.cpio.gz; gzip -n <$@.cpio; } >$@.tmp
 	rm -f $@.cpio

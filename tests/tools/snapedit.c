@@ -14,6 +14,9 @@
 #include <string.h>
 #include <zlib.h>
 
+/* runner/snapshot/snapfile.c's layout (SNAP_HEADER_LEN, OFF_LENGTH,
+ * OFF_HCRC), written out here so that the tool stays one static file: a
+ * change there must be made here too. */
 #define HEADER_LEN 24u /* magic, u32 format, u64 length, u32 header CRC */
 
 static uint8_t *in;

@@ -382,14 +382,15 @@ static int section(struct snap *s, const char *id, struct rbuf *r)
 	return 0;
 }
 
-/* A section its component has restored from: bytes after what it read
- * are a file not written as this flint writes that state. */
-static int section_end(const char *id, const struct rbuf *r)
+/* Section id decoded (r read up to its state's end): bytes after it are a
+ * file not written as this flint writes that state, -EBADMSG with why
+ * saying so; else 0. */
+static int leftover(const char *id, const struct rbuf *r, char *why, size_t n)
 {
 	if (rbuf_done(r))
 		return 0;
-	pr_err("%s: %zu bytes left over after its state", id, r->len - r->off);
-	return -EBADMSG;
+	return err_set(why, n, -EBADMSG, "section %s: %zu bytes left over after its state", id,
+		       r->len - r->off);
 }
 
 static int lookup_section(void *ctx, const char *id, const uint8_t **data, size_t *len)
@@ -498,12 +499,11 @@ static int restore_memory(struct vm *vm, struct snap *s, const struct vm_restore
 
 	if ((r = section(s, "memory", &rb)) < 0)
 		return r;
-	if ((r = gmem_layout_restore(&l, &rb, why, sizeof(why))) < 0) {
+	if ((r = gmem_layout_restore(&l, &rb, why, sizeof(why))) < 0 ||
+	    (r = leftover("memory", &rb, why, sizeof(why))) < 0) {
 		pr_err("memory layout: %s", why);
 		return r;
 	}
-	if ((r = section_end("memory", &rb)) < 0)
-		return r;
 	gmem_layout_for_size(vm->c.machine.mem_size_mib << 20, &want);
 	if (l.nregions != want.nregions || memcmp(l.r, want.r, sizeof(l.r))) {
 		pr_err("memory layout: not the one of the snapshot's %llu MiB machine",
@@ -579,6 +579,72 @@ static int restore_memory(struct vm *vm, struct snap *s, const struct vm_restore
 	return vm_map_memory(vm);
 }
 
+/* One component's section put into the VM (vCPU i's for put_vcpu): each
+ * put decodes and checks its state, its length included (leftover), before
+ * any of it reaches KVM or the device. 0 or -errno with why set. */
+typedef int part_put_fn(struct vm *vm, unsigned i, const char *id, struct rbuf *rb, char *why,
+			size_t n);
+
+static int put_vm(struct vm *vm, unsigned i, const char *id, struct rbuf *rb, char *why, size_t n)
+{
+	struct vm_kvm_state ks;
+	int r;
+
+	(void)i;
+	if ((r = vm_state_decode(rb, &ks, why, n)) < 0 || (r = leftover(id, rb, why, n)) < 0)
+		return r;
+	return vm_state_put(vm->vm_fd, &vm->ioapic, &ks, why, n);
+}
+
+static int put_vcpu(struct vm *vm, unsigned i, const char *id, struct rbuf *rb, char *why, size_t n)
+{
+	struct vcpu_state vs;
+	int r;
+
+	if ((r = vcpu_state_decode(rb, &vs, why, n)) < 0)
+		return r;
+	if ((r = leftover(id, rb, why, n)) == 0)
+		r = vcpu_state_put(vm->vcpus[i].fd, vm->sys_fd, &vs, why, n);
+	vcpu_state_free(&vs);
+	return r;
+}
+
+/* The UART's and the i8042's restores check all before they change
+ * anything; what is left over after them is refused before the VM runs. */
+static int put_serial(struct vm *vm, unsigned i, const char *id, struct rbuf *rb, char *why,
+		      size_t n)
+{
+	int r = serial_restore(vm->serial, rb, why, n);
+
+	(void)i;
+	return r < 0 ? r : leftover(id, rb, why, n);
+}
+
+static int put_i8042(struct vm *vm, unsigned i, const char *id, struct rbuf *rb, char *why,
+		     size_t n)
+{
+	int r = i8042_restore(&vm->i8042, rb, why, n);
+
+	(void)i;
+	return r < 0 ? r : leftover(id, rb, why, n);
+}
+
+/* Section id, which must be there, through put; its refusal logged as
+ * "label: why". */
+static int restore_part(struct vm *vm, struct snap *s, const char *id, const char *label,
+			unsigned i, part_put_fn *put)
+{
+	char why[512] = "";
+	struct rbuf rb;
+	int r;
+
+	if ((r = section(s, id, &rb)) < 0)
+		return r;
+	if ((r = put(vm, i, id, &rb, why, sizeof(why))) < 0)
+		pr_err("%s: %s", label, why[0] ? why : strerror(-r));
+	return r;
+}
+
 /* KVM, vCPU and device state from the sections, each checked before it
  * is put; then the guest's clock as the load asks. in_place: a reset of
  * vCPUs that have run (vm_reset), whose park told the guest's kvmclock
@@ -611,41 +677,18 @@ static int restore_state(struct vm *vm, struct snap *s, const struct vm_restore_
 		pr_err("time: a corrupt section or another version (%u)", tv);
 		return -EBADMSG;
 	}
-	if ((r = section(s, "vm", &rb)) < 0)
-		return r;
-	if ((r = vm_state_restore(vm->vm_fd, &vm->ioapic, &rb, why, sizeof(why))) < 0) {
-		pr_err("VM state: %s", why);
-		return r;
-	}
-	if ((r = section_end("vm", &rb)) < 0)
+	if ((r = restore_part(vm, s, "vm", "VM state", 0, put_vm)) < 0)
 		return r;
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		char label[24];
+
 		snprintf(id, sizeof(id), "vcpu%u", i);
-		if ((r = section(s, id, &rb)) < 0)
-			return r;
-		if ((r = vcpu_state_restore(vm->vcpus[i].fd, vm->sys_fd, &rb, why, sizeof(why))) <
-		    0) {
-			pr_err("vCPU %u: %s", i, why);
-			return r;
-		}
-		if ((r = section_end(id, &rb)) < 0)
+		snprintf(label, sizeof(label), "vCPU %u", i);
+		if ((r = restore_part(vm, s, id, label, i, put_vcpu)) < 0)
 			return r;
 	}
-	if ((r = section(s, "serial", &rb)) < 0)
-		return r;
-	if ((r = serial_restore(vm->serial, &rb, why, sizeof(why))) < 0) {
-		pr_err("serial: %s", why);
-		return r;
-	}
-	if ((r = section_end("serial", &rb)) < 0)
-		return r;
-	if ((r = section(s, "i8042", &rb)) < 0)
-		return r;
-	if ((r = i8042_restore(&vm->i8042, &rb, why, sizeof(why))) < 0) {
-		pr_err("i8042: %s", why);
-		return r;
-	}
-	if ((r = section_end("i8042", &rb)) < 0)
+	if ((r = restore_part(vm, s, "serial", "serial", 0, put_serial)) < 0 ||
+	    (r = restore_part(vm, s, "i8042", "i8042", 0, put_i8042)) < 0)
 		return r;
 	if (vm->devs &&
 	    (r = devices_restore(vm->devs, lookup_section, (void *)s, why, sizeof(why))) < 0) {

@@ -228,7 +228,7 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 	};
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", longs, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case O_LISTEN:
@@ -344,6 +344,9 @@ static int parse_opts(int argc, char **argv, struct serve_opts *o)
 		case O_HELP:
 			usage(stdout);
 			return 1;
+		case ':':
+			pr_err("flint serve: %s needs a value", argv[optind - 1]);
+			return -EINVAL;
 		default:
 			pr_err("flint serve: unknown option %s (see flint serve --help)",
 			       argv[optind - 1]);
@@ -413,6 +416,16 @@ static int listen_on(const char *spec, struct usock_made *made)
 	}
 	memcpy(host, h, hl);
 	host[hl] = '\0';
+	/* A port by number, 0 to 65535 (getaddrinfo would take 99999 as
+	 * 34463); 0: one the kernel picks, which "listening on" names. */
+	char *end;
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || errno || port > 65535 || !isdigit((unsigned char)colon[1])) {
+		pr_err("flint serve: --listen %s: the port is a number from 0 to 65535", spec);
+		return -EINVAL;
+	}
+	hints.ai_flags |= AI_NUMERICSERV;
 	if ((r = getaddrinfo(host, colon + 1, &hints, &ai)) != 0) {
 		pr_err("flint serve: --listen %s: %s", spec, gai_strerror(r));
 		return -EINVAL;
@@ -429,6 +442,21 @@ static int listen_on(const char *spec, struct usock_made *made)
 	}
 	freeaddrinfo(ai);
 	return fd;
+}
+
+/* What a --listen socket is bound to, for the log: ADDR:PORT as the kernel
+ * has it (the port it picked for 0), else the spec as given. */
+static void bound_name(int fd, const char *spec, char *out, size_t len)
+{
+	struct sockaddr_storage a;
+	socklen_t al = sizeof(a);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	snprintf(out, len, "%s", spec);
+	if (strncmp(spec, "unix:", 5) && getsockname(fd, (struct sockaddr *)&a, &al) == 0 &&
+	    getnameinfo((struct sockaddr *)&a, al, host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(out, len, a.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
 }
 
 /* A request's body as it comes; past the cap it is counted, not kept. */
@@ -678,11 +706,16 @@ static int make_state_dir(struct serve_opts *o)
 	mode_t mode = o->jail.jailer ? 0711 : 0700;
 
 	if (o->state_dir[0]) {
+		struct stat st;
+
 		if (mkdir(o->state_dir, mode) == 0)
 			o->state_dir_made = true;
 		else if (errno != EEXIST) {
 			pr_err("flint serve: --state-dir %s: %s", o->state_dir, strerror(errno));
 			return -errno;
+		} else if (stat(o->state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			pr_err("flint serve: --state-dir %s: not a directory", o->state_dir);
+			return -ENOTDIR;
 		}
 		return 0;
 	}
@@ -765,8 +798,10 @@ int serve_main(int argc, char **argv)
 			pr_err("flint serve: cannot serve HTTP on %s", s->o.listen[i]);
 			goto out;
 		}
+		char where[NI_MAXHOST + NI_MAXSERV + 8];
+		bound_name(fds[i], s->o.listen[i], where, sizeof(where));
 		fds[i] = -1; /* the daemon's now */
-		pr_info("flint serve: listening on %s", s->o.listen[i]);
+		pr_info("flint serve: listening on %s", where);
 	}
 	fprintf(stderr, "flint serve: ready (state in %s)\n", s->o.state_dir);
 	if (sigwait(&set, &sig) == 0)

@@ -381,6 +381,17 @@ listen_refused failed-start "--jail /nonexistent/flint-jail" --listen "unix:$S/a
 	! curl -s --unix-socket "$S/a.sock" -o /dev/null http://flint/functions &&
 	why="the live server no longer answers"
 report serve-listen-failed-start-kept "$why" "$S/l.err"
+# A port out of range (getaddrinfo took 99999 for 34463, and the log said
+# 99999), an option at the end without its value (called unknown), a
+# state directory that is a file (accepted, every registration failed).
+listen_refused port "--listen 127.0.0.1:99999: the port is a number from 0 to 65535" \
+	--listen 127.0.0.1:99999
+report serve-listen-port-out-of-range "$why" "$S/l.err"
+listen_refused novalue "flint serve: --listen needs a value" --listen
+report serve-option-needs-a-value "$why" "$S/l.err"
+listen_refused statefile "--state-dir $S/notes.txt: not a directory" --listen "unix:$S/b.sock" \
+	--state-dir "$S/notes.txt"
+report serve-state-dir-not-a-directory "$why" "$S/l.err"
 kill "$a_pid"
 wait "$a_pid"
 why=

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/gmem_snap.h"
@@ -208,6 +209,15 @@ static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *er
 		return err_set(err, errlen, -EINVAL,
 			       "memory file %s: it is the file this VM's memory is mapped from",
 			       a->mem_file_path);
+	}
+	struct stat ms, ss;
+	if (fstat(fd, &ms) == 0 && stat(a->snapshot_path, &ss) == 0 && ms.st_dev == ss.st_dev &&
+	    ms.st_ino == ss.st_ino) {
+		close(fd);
+		return err_set(err, errlen, -EINVAL,
+			       "memory file %s: it is the snapshot's state file too (%s), which "
+			       "would replace it",
+			       a->mem_file_path, a->snapshot_path);
 	}
 	why[0] = '\0';
 	if (vm->c.machine.track_dirty_pages && (r = merge_dirty_log(vm, why, sizeof(why))) < 0)

@@ -4,7 +4,7 @@
 # wrote in its tmpfs is there, and its wall clock is right although seconds
 # passed. A corrupt state file is refused with a message, as are state
 # left over in a section and a section nothing restores; a FIFO as the
-# memory file at once.
+# memory file, or one path for both files, at once.
 # timeout: 300
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../lib-blk.sh"
@@ -59,6 +59,15 @@ EOB
 api PUT /snapshot/create fifo
 expect_fault "PUT /snapshot/create to a FIFO"
 expect_resp "fifo.mem: not a regular file" "PUT /snapshot/create to a FIFO"
+# One path for both files: the state file's rename would replace the
+# memory it was saved with; refused before anything is written.
+body same <<EOB
+{"snapshot_type": "Full", "snapshot_path": "$T/same", "mem_file_path": "$T/same"}
+EOB
+api PUT /snapshot/create same
+expect_fault "PUT /snapshot/create with one path for both files"
+expect_resp "it is the snapshot's state file too" "PUT /snapshot/create with one path for both"
+[ -s "$T/same" ] && fail "the refused snapshot wrote $T/same"
 api PUT /snapshot/create full
 expect_code 204 "PUT /snapshot/create Full"
 sleep 0.5 # the console's last line

@@ -1,8 +1,11 @@
 /* baseline: flint bench --baseline's comparison. See baseline.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench/baseline.h"
 #include "bench/report.h"
@@ -367,8 +370,17 @@ int baseline_load(const char *path, const char *mode, const char *launch, json_t
 	int r;
 
 	*out = NULL;
-	if (!(f = fopen(path, "re")))
-		return err_set(err, errlen, -errno, "baseline %s: cannot read it: %m", path);
+	/* Non-blocking: a FIFO nobody writes gives no JSON at once rather
+	 * than hold the bench, which takes no signal yet; a pipe's writer is
+	 * then waited for as usual. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fcntl(fd, F_SETFL, 0) < 0 || !(f = fdopen(fd, "r"))) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err_set(err, errlen, r, "baseline %s: cannot read it: %s", path,
+			       strerror(-r));
+	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
 		fclose(f);
 		return err_set(err, errlen, -EISDIR, "baseline %s: a directory, not a file", path);

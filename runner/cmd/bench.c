@@ -1150,7 +1150,9 @@ static void clean_dir(struct bench_ctx *c)
  * written to a file of its own beside path and renamed over it once the
  * bench wrote it, so that a bench that cannot run or is stopped leaves an
  * earlier result in place. A path that is there and not a regular file
- * (/dev/stdout, a FIFO) is written as it is. */
+ * (/dev/stdout, a FIFO) is written as it is; a FIFO nobody reads yet is
+ * refused at once, not waited on (the bench takes its signals only once
+ * it runs, so a blocked open could only be killed). */
 struct output {
 	const char *opt, *path;
 	char tmp[PATH_MAX]; /* "" when writing path itself */
@@ -1167,7 +1169,17 @@ static int output_open(struct output *out, const char *opt, const char *path, bo
 	if (!path)
 		return 0;
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		out->fd = open(path, O_WRONLY | O_CLOEXEC);
+		out->fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (out->fd < 0 && errno == ENXIO) {
+			pr_err("flint bench: %s %s: a FIFO with no reader (start its reader "
+			       "first)",
+			       opt, path);
+			return -ENXIO;
+		}
+		if (out->fd >= 0 && fcntl(out->fd, F_SETFL, 0) < 0) {
+			close(out->fd);
+			out->fd = -1;
+		}
 	} else if ((size_t)snprintf(out->tmp, sizeof(out->tmp), "%s.XXXXXX", path) >=
 		   sizeof(out->tmp)) {
 		errno = ENAMETOOLONG;

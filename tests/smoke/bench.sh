@@ -254,6 +254,14 @@ check bench-serve-image 125 "" "flint bench serve: --image: flint serve's functi
 	bench serve --image /tmp
 check bench-no-kernel 125 "" "flint bench: --kernel /nonexistent/vmlinux: No such file" -- \
 	bench boot --kernel /nonexistent/vmlinux --rootfs /dev/null
+# A FIFO nobody reads as an output, nobody writes as the baseline: said at
+# once (the open waited for ever, and the bench took no signal yet).
+rm -f "$B/fifo" && mkfifo "$B/fifo"
+check bench-json-fifo-no-reader 125 "" "flint bench: --json $B/fifo: a FIFO with no reader" -- \
+	bench boot --kernel "$B/vmlinux" --rootfs "$B/root.img" --json "$B/fifo"
+check bench-baseline-fifo-no-writer 125 "" "baseline $B/fifo: not JSON" -- \
+	bench boot --kernel "$B/vmlinux" --rootfs "$B/root.img" --baseline "$B/fifo" \
+	--max-regress 10
 
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	cc -nostdlib -static -no-pie -Wl,-Ttext=0x1000000 -Wl,--build-id=none -DEXIT_STATUS \

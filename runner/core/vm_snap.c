@@ -199,7 +199,8 @@ static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *er
 	 * regular file (open_regular): a FIFO would hold the open, and with
 	 * it the paused VM and the API, until a reader came, and a device's
 	 * open alone may act. */
-	int fd = open_regular(a->mem_file_path, O_WRONLY | O_CREAT | O_NOFOLLOW, NULL);
+	struct stat ms, ss;
+	int fd = open_regular(a->mem_file_path, O_WRONLY | O_CREAT | O_NOFOLLOW, &ms);
 
 	if (fd < 0)
 		return err_set(err, errlen, fd, "memory file %s: %s", a->mem_file_path,
@@ -210,9 +211,7 @@ static int save_memory(struct vm *vm, const struct vm_snapshot_args *a, char *er
 			       "memory file %s: it is the file this VM's memory is mapped from",
 			       a->mem_file_path);
 	}
-	struct stat ms, ss;
-	if (fstat(fd, &ms) == 0 && stat(a->snapshot_path, &ss) == 0 && ms.st_dev == ss.st_dev &&
-	    ms.st_ino == ss.st_ino) {
+	if (stat(a->snapshot_path, &ss) == 0 && ms.st_dev == ss.st_dev && ms.st_ino == ss.st_ino) {
 		close(fd);
 		return err_set(err, errlen, -EINVAL,
 			       "memory file %s: it is the snapshot's state file too (%s), which "
